@@ -1,0 +1,164 @@
+/**
+ * The one catalog of denial and failure codes, with the HTTP status each maps to.
+ *
+ * A deny is a result, not an exception (see {@link Deny}); {@link FailclosedError} exists for
+ * hostile or unusable input detected deep inside a parser, and is turned into a deny at the
+ * role's edge. Callers' own programming mistakes are plain `TypeError`s. Tests assert codes,
+ * never message text. `docs/denial-codes.md` renders this table. (FC-INV-4, OE-INV-003)
+ */
+
+/** Every code failclosed can deny or fail with, with its HTTP status and a one-line meaning. */
+export const DENIAL_CODES = {
+  // Strict JSON (kernel/json): anything signed or hashed is parsed by the strict parser.
+  ERR_JSON_SYNTAX: { status: 400, meaning: 'input is not well-formed JSON (RFC 8259)' },
+  ERR_JSON_DUPLICATE_KEY: { status: 400, meaning: 'an object repeats a member name' },
+  ERR_JSON_UNSAFE_NUMBER: {
+    status: 400,
+    meaning: 'a number is outside the exactly representable range or not finite',
+  },
+  ERR_JSON_LONE_SURROGATE: { status: 400, meaning: 'a string holds an unpaired UTF-16 surrogate' },
+  ERR_JSON_INVALID_UTF8: { status: 400, meaning: 'input bytes are not valid UTF-8' },
+  ERR_JSON_TOO_DEEP: { status: 400, meaning: 'nesting exceeds the depth limit' },
+  ERR_JSON_TOO_LARGE: { status: 413, meaning: 'input exceeds the size limit' },
+
+  // Keys.
+  ERR_KEY_INVALID: { status: 400, meaning: 'a public key is malformed, small-order or non-canonical' },
+
+  // Approval envelope verification (SPEC §3), in verification order.
+  ERR_ENVELOPE_MISSING: { status: 403, meaning: 'no approval envelope was presented' },
+  ERR_ENVELOPE_MALFORMED: { status: 403, meaning: 'the envelope is not a well-formed compact JWS' },
+  ERR_ENVELOPE_ALG: { status: 403, meaning: 'the header alg is not exactly EdDSA' },
+  ERR_ENVELOPE_TYP: { status: 403, meaning: 'the header typ is not the envelope type' },
+  ERR_ENVELOPE_HEADER_FORBIDDEN: {
+    status: 403,
+    meaning: 'the header holds a forbidden or unknown parameter (crit, jku, x5u, jwk, b64, ...)',
+  },
+  ERR_ENVELOPE_KID_UNKNOWN: { status: 403, meaning: 'the kid names no pinned issuer key' },
+  ERR_ENVELOPE_KID_REVOKED: { status: 403, meaning: 'the kid names a revoked issuer key' },
+  ERR_ENVELOPE_SIGNATURE: { status: 403, meaning: 'the envelope signature does not verify' },
+  ERR_ENVELOPE_NONCANONICAL: {
+    status: 403,
+    meaning: 'the header or payload bytes are not the canonical encoding (duplicate keys, alternate spellings)',
+  },
+  ERR_ENVELOPE_CLAIMS: { status: 403, meaning: 'a claim is missing, unexpected or of the wrong type' },
+  ERR_ENVELOPE_AUDIENCE: { status: 403, meaning: 'the envelope is for another executor' },
+  ERR_ENVELOPE_NOT_YET_VALID: { status: 403, meaning: 'iat is in the future beyond clock tolerance' },
+  ERR_ENVELOPE_EXPIRED: { status: 403, meaning: 'exp has passed beyond clock tolerance' },
+  ERR_ENVELOPE_LIFETIME: { status: 403, meaning: 'exp - iat exceeds the maximum envelope lifetime' },
+  ERR_ENVELOPE_TOOL_MISMATCH: { status: 403, meaning: 'the envelope is for another tool' },
+  ERR_ENVELOPE_TENANT_MISMATCH: { status: 403, meaning: 'the envelope is for another tenant' },
+  ERR_ENVELOPE_PARAMS_MISMATCH: { status: 403, meaning: 'the parameters differ from the approved ones' },
+  ERR_ENVELOPE_POLICY_UNKNOWN: { status: 403, meaning: 'the envelope names an unknown policy bundle' },
+  ERR_ENVELOPE_LEDGER_UNCONFIRMED: {
+    status: 403,
+    meaning: 'no confirmed ledger entry with the envelope’s index and hash',
+  },
+  ERR_NONCE_REPLAYED: { status: 409, meaning: 'the envelope nonce was already consumed' },
+  ERR_NONCE_STORE_UNAVAILABLE: { status: 503, meaning: 'the nonce store cannot confirm single use' },
+
+  // Signed requests at the Gate (SPEC §2, FC-INV-3).
+  ERR_REQUEST_MALFORMED: { status: 400, meaning: 'the request is not a well-formed signed request' },
+  ERR_REQUEST_TOO_LARGE: { status: 413, meaning: 'the request exceeds a size limit' },
+  ERR_CLIENT_UNKNOWN: { status: 401, meaning: 'the identity names no registered client' },
+  ERR_CLIENT_REVOKED: { status: 401, meaning: 'the client key is revoked' },
+  ERR_REQUEST_SIGNATURE: { status: 401, meaning: 'the request signature does not verify' },
+  ERR_REQUEST_TIMESTAMP: { status: 401, meaning: 'the request timestamp is outside the tolerance window' },
+  ERR_REQUEST_REPLAYED: { status: 409, meaning: 'the request nonce or request id was already used' },
+  ERR_REQUEST_TENANT: { status: 403, meaning: 'the client is not registered for the request tenant' },
+  ERR_UNAUTHENTICATED: { status: 401, meaning: 'no valid credentials' },
+
+  // Control Plane (SPEC §2 step 3, §6).
+  ERR_CONTROL_PLANE_UNAVAILABLE: { status: 503, meaning: 'the Control Plane did not answer in time' },
+  ERR_KILL_SWITCH: { status: 403, meaning: 'the kill switch is engaged' },
+  ERR_TENANT_LOCKDOWN: { status: 403, meaning: 'the tenant is locked down' },
+  ERR_SESSION_QUARANTINED: { status: 403, meaning: 'the agent session is quarantined' },
+  ERR_CIRCUIT_OPEN: { status: 429, meaning: 'a circuit breaker is open' },
+  ERR_TOOL_UNKNOWN: { status: 403, meaning: 'the tool is not in the active catalog' },
+  ERR_PARAMS_INVALID: { status: 400, meaning: 'the parameters fail the tool’s JSON Schema' },
+  ERR_POLICY_DENY: { status: 403, meaning: 'the policy denied the call' },
+  ERR_POLICY_ERROR: { status: 403, meaning: 'policy evaluation reported an error' },
+  ERR_POLICY_UNAVAILABLE: { status: 503, meaning: 'no verified active policy bundle is available' },
+  ERR_POLICY_BUNDLE_INVALID: { status: 403, meaning: 'a policy bundle is unknown, malformed or tampered' },
+  ERR_APPROVAL_REQUIRED: { status: 403, meaning: 'the decision requires human approval' },
+  ERR_APPROVAL_PENDING: { status: 202, meaning: 'approval is pending' },
+  ERR_APPROVAL_REJECTED: { status: 403, meaning: 'a required approver rejected the call' },
+  ERR_APPROVAL_EXPIRED: { status: 403, meaning: 'the approval window expired' },
+  ERR_APPROVAL_INVALID: { status: 403, meaning: 'an approval is forged, reused, expired or not allowed' },
+  ERR_BREAK_GLASS_DENIED: { status: 403, meaning: 'break-glass was requested without role, reason or TTL' },
+
+  // Audit System.
+  ERR_LEDGER_UNAVAILABLE: { status: 503, meaning: 'the ledger could not durably confirm the write' },
+  ERR_LEDGER_PAYLOAD_FIELD: { status: 500, meaning: 'a ledger payload holds a field not on its allowlist' },
+  ERR_CHECKPOINT_MALFORMED: {
+    status: 400,
+    meaning: 'a signed note or checkpoint is malformed (C2SP signed-note, tlog-checkpoint)',
+  },
+  ERR_CHECKPOINT_SIGNATURE: {
+    status: 403,
+    meaning: 'no trusted key for the expected log verified the signed note, or a trusted key’s signature failed',
+  },
+
+  // Execution Layer.
+  ERR_EXECUTION_UNAVAILABLE: { status: 503, meaning: 'the Execution Layer did not answer in time' },
+  ERR_ADAPTER_UNAVAILABLE: { status: 503, meaning: 'the tool adapter is missing or misconfigured' },
+  ERR_SANDBOX_UNAVAILABLE: { status: 503, meaning: 'the sandbox could not be established' },
+  ERR_TOOL_TIMEOUT: { status: 504, meaning: 'the tool exceeded its time limit' },
+  ERR_TOOL_OUTPUT_LIMIT: { status: 502, meaning: 'the tool exceeded its output limit' },
+  ERR_TOOL_FAILED: { status: 502, meaning: 'the tool ran and failed' },
+
+  ERR_INTERNAL: { status: 500, meaning: 'an unexpected failure; denied' },
+} as const satisfies Record<string, { status: number; meaning: string }>;
+
+/** A code from {@link DENIAL_CODES}. */
+export type DenialCode = keyof typeof DENIAL_CODES;
+
+/** A deny: the only shape a refusal takes on the enforcement path. */
+export interface Deny {
+  readonly outcome: 'deny';
+  readonly code: DenialCode;
+  readonly reason: string;
+}
+
+/** Builds a frozen {@link Deny}. */
+export function deny(code: DenialCode, reason: string): Deny {
+  return Object.freeze({ outcome: 'deny', code, reason });
+}
+
+/** True when `value` is a {@link Deny}. */
+export function isDeny(value: unknown): value is Deny {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { outcome?: unknown }).outcome === 'deny' &&
+    typeof (value as { code?: unknown }).code === 'string'
+  );
+}
+
+/** HTTP status for a code. */
+export function statusOf(code: DenialCode): number {
+  return DENIAL_CODES[code].status;
+}
+
+/** True when `code` is a known denial code. */
+export function isDenialCode(code: unknown): code is DenialCode {
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(DENIAL_CODES, code);
+}
+
+/**
+ * Error for hostile or unusable input found inside a parser or store. Caught at the role's
+ * edge and turned into a {@link Deny} with the same code; `cause` never leaves the process.
+ */
+export class FailclosedError extends Error {
+  readonly code: DenialCode;
+  constructor(code: DenialCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'FailclosedError';
+    this.code = code;
+  }
+}
+
+/** Turns any thrown value into a deny: a {@link FailclosedError} keeps its code, anything else is `fallback`. */
+export function denyFromError(err: unknown, fallback: DenialCode = 'ERR_INTERNAL'): Deny {
+  if (err instanceof FailclosedError) return deny(err.code, err.message);
+  return deny(fallback, DENIAL_CODES[fallback].meaning);
+}
