@@ -1,0 +1,79 @@
+/**
+ * Hash-addressed, immutable policy bundles. A bundle is one JSON document; its hash is the
+ * lower-hex SHA-256 of its RFC 8785 canonical bytes, so any edit, however small, is another
+ * bundle. Loading checks everything once: strict JSON, exact members, hash, Cedar schema and
+ * policies (strict validation), annotations, and every tool's closed JSON Schema.
+ * (SPEC §6 "Policy as code", §7 scenario 13, OE-INV-005/014/023, L7 policy tampering)
+ */
+import { canonicalBytes, deny, FailclosedError, hexDigestEquals, parseJson, sha256Hex } from '../kernel/index.js';
+import type { Deny, JsonValue } from '../kernel/index.js';
+import { parseBundleShape } from './bundle-shape.js';
+import { compileCedar } from './cedar.js';
+import type { CedarCompiled } from './cedar.js';
+import { compileParamsSchema } from './json-schema.js';
+import type { ParamsValidator } from './json-schema.js';
+import type { LoadedBundle } from './types.js';
+
+/** Size limit of a bundle document. */
+export const MAX_BUNDLE_BYTES = 4 * 1024 * 1024;
+
+/** What loading compiled, kept beside each {@link LoadedBundle} for the catalog and engine. */
+export interface CompiledBundle {
+  readonly cedar: CedarCompiled;
+  readonly validators: ReadonlyMap<string, ParamsValidator>;
+}
+
+const compiled = new WeakMap<LoadedBundle, CompiledBundle>();
+
+/** Internal: the compiled parts of a bundle made by {@link loadBundle}; a `TypeError` for anything else. */
+export function compiledOf(bundle: LoadedBundle): CompiledBundle {
+  const c = compiled.get(bundle);
+  if (c === undefined) throw new TypeError('not a bundle returned by loadBundle');
+  return c;
+}
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const child of Object.values(v)) deepFreeze(child);
+  }
+  return v;
+}
+
+/** Lower-hex SHA-256 of the canonical bytes of a bundle document. (OE-INV-014 "policy bundle hash") */
+export function hashBundle(document: JsonValue): string {
+  return sha256Hex(canonicalBytes(document));
+}
+
+/**
+ * Parses and verifies a bundle. With `expectedHash`, the document must hash to it (compared in
+ * constant time). Denies with `ERR_POLICY_BUNDLE_INVALID` on malformed JSON, a hash mismatch,
+ * an unknown or missing field, invalid Cedar, an invalid Cedar schema, policies that do not
+ * validate against it, bad annotations, or a tool whose parameter schema is invalid or not closed
+ * to unknown properties. Never throws. (SPEC §6, §7 scenario 13, OE-INV-005)
+ */
+export function loadBundle(text: string | Uint8Array, expectedHash?: string): LoadedBundle | Deny {
+  try {
+    // Attacker-controlled bytes: strict JSON with a size limit before anything else.
+    const value = deepFreeze(parseJson(text, { maxBytes: MAX_BUNDLE_BYTES }));
+    const hash = hashBundle(value);
+    if (expectedHash !== undefined && !hexDigestEquals(hash, expectedHash))
+      return deny('ERR_POLICY_BUNDLE_INVALID', 'bundle hash does not match');
+    const document = deepFreeze(parseBundleShape(value));
+    const validators = new Map<string, ParamsValidator>();
+    for (const tool of document.tools) {
+      try {
+        validators.set(tool.name, compileParamsSchema(tool.parameters));
+      } catch (err) {
+        return deny('ERR_POLICY_BUNDLE_INVALID', `tool ${tool.name}: ${(err as Error).message}`);
+      }
+    }
+    const cedar = compileCedar(document);
+    const bundle: LoadedBundle = Object.freeze({ hash, document });
+    compiled.set(bundle, { cedar, validators });
+    return bundle;
+  } catch (err) {
+    const reason = err instanceof FailclosedError || err instanceof Error ? err.message : 'bundle rejected';
+    return deny('ERR_POLICY_BUNDLE_INVALID', reason);
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * The policy layer: hash-addressed policy bundles, the tool catalog (JSON Schema via ajv) and
+ * the Cedar policy engine. Imports the kernel only. See docs/policy.md.
+ * (SPEC §2 step 3, §6 "Policy as code", OE-INV-004/005/014)
+ */
+export { BUNDLE_FORMAT, RISK_CLASSES } from './types.js';
+export type {
+  AdapterConfig,
+  BundleSettings,
+  EvaluationInput,
+  LoadedBundle,
+  Obligations,
+  PolicyBundleDocument,
+  PolicyDecision,
+  PolicyDecisionFields,
+  PolicyDenial,
+  PolicyPermit,
+  PrincipalInput,
+  RiskClass,
+  ToolPreviewSpec,
+  ToolSpec,
+} from './types.js';
+export { loadBundle, hashBundle, MAX_BUNDLE_BYTES } from './bundle.js';
+export { buildBundleFromDir } from './build-from-dir.js';
+export type { BuiltBundle } from './build-from-dir.js';
+export { createToolCatalog } from './catalog.js';
+export type { ToolCatalog } from './catalog.js';
+export { createPolicyEngine, isPermit } from './engine.js';
+export type { PolicyEngine } from './engine.js';
+export { ANNOTATION_KEYS, MAX_APPROVALS } from './annotations.js';
+export { toCedarDecimal } from './cedar-values.js';

@@ -1,0 +1,111 @@
+/**
+ * Tool parameter schemas: JSON Schema draft 2020-12 (default) or draft-07, compiled once per
+ * bundle with ajv in strict mode, and required to be closed to unknown properties at every level.
+ * Validation never changes the value: no coercion, no defaults, no removal (the parameters are
+ * hashed as received). (OE-INV-004, SPEC §3 params_sha256)
+ */
+import { Ajv } from 'ajv';
+import type { ValidateFunction } from 'ajv';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { JsonObject, JsonValue } from '../kernel/index.js';
+
+const DRAFT_2020 = 'https://json-schema.org/draft/2020-12/schema';
+const DRAFT_07 = 'http://json-schema.org/draft-07/schema#';
+
+/** A compiled parameter validator. */
+export type ParamsValidator = (params: JsonValue) => boolean;
+
+/** Keywords whose value is a map of subschemas. */
+const MAP_KEYWORDS = ['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas'] as const;
+/** Keywords whose value is one subschema. */
+const ONE_KEYWORDS = [
+  'additionalProperties',
+  'unevaluatedProperties',
+  'items',
+  'additionalItems',
+  'unevaluatedItems',
+  'contains',
+  'propertyNames',
+  'not',
+  'if',
+  'then',
+  'else',
+] as const;
+/** Keywords whose value is a list of subschemas. */
+const LIST_KEYWORDS = ['allOf', 'anyOf', 'oneOf', 'prefixItems', 'items'] as const;
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describesObject(schema: JsonObject): boolean {
+  const t = schema['type'];
+  if (t === 'object') return true;
+  if (Array.isArray(t) && t.includes('object')) return true;
+  return 'properties' in schema || 'patternProperties' in schema || 'required' in schema;
+}
+
+/**
+ * Returns a reason when some subschema that describes an object is not closed to unknown
+ * properties (`additionalProperties: false` or `unevaluatedProperties: false`), else null.
+ */
+export function findOpenObject(schema: JsonValue, path = '#'): string | null {
+  if (typeof schema === 'boolean') return null;
+  if (!isObject(schema)) return `${path} is not a schema object`;
+  if (describesObject(schema)) {
+    if (schema['additionalProperties'] !== false && schema['unevaluatedProperties'] !== false)
+      return `${path} must set additionalProperties: false`;
+  }
+  for (const k of MAP_KEYWORDS) {
+    const m = schema[k];
+    if (m === undefined) continue;
+    if (!isObject(m)) return `${path}/${k} is not an object`;
+    for (const [name, sub] of Object.entries(m)) {
+      const r = findOpenObject(sub, `${path}/${k}/${name}`);
+      if (r !== null) return r;
+    }
+  }
+  for (const k of ONE_KEYWORDS) {
+    const sub = schema[k];
+    if (sub === undefined || Array.isArray(sub)) continue;
+    const r = findOpenObject(sub, `${path}/${k}`);
+    if (r !== null) return r;
+  }
+  for (const k of LIST_KEYWORDS) {
+    const list = schema[k];
+    if (!Array.isArray(list)) continue;
+    for (const [i, sub] of (list as readonly JsonValue[]).entries()) {
+      const r = findOpenObject(sub, `${path}/${k}/${i}`);
+      if (r !== null) return r;
+    }
+  }
+  return null;
+}
+
+/**
+ * Compiles a tool's parameter schema. Throws (a plain `Error` with a reason) when the schema is
+ * not a closed object schema, names an unsupported draft, or fails ajv's strict compilation;
+ * the bundle loader turns that into `ERR_POLICY_BUNDLE_INVALID`.
+ */
+export function compileParamsSchema(schema: JsonObject): ParamsValidator {
+  if (schema['type'] !== 'object') throw new Error('parameters must be a schema with type "object"');
+  if (schema['additionalProperties'] !== false)
+    throw new Error('parameters must set additionalProperties: false at the top level');
+  const open = findOpenObject(schema);
+  if (open !== null) throw new Error(open);
+  const draft = schema['$schema'];
+  const options = {
+    strict: true,
+    allErrors: false,
+    coerceTypes: false,
+    useDefaults: false,
+    removeAdditional: false,
+    validateFormats: true,
+  } as const;
+  let validate: ValidateFunction;
+  // A fresh instance per tool: no `$id` of one tool can collide with or be referenced by another.
+  if (draft === undefined || draft === DRAFT_2020) validate = new Ajv2020(options).compile(schema);
+  else if (draft === DRAFT_07) validate = new Ajv(options).compile(schema);
+  else throw new Error('unsupported $schema: use draft 2020-12 or draft-07');
+  return (params: JsonValue): boolean => validate(params) === true;
+}
