@@ -1,0 +1,326 @@
+/**
+ * The executor: the Execution Layer's enforcement path (SPEC §2 step 7, §3 verification order).
+ * It reads as a checklist: verify the envelope → confirm the decision in the ledger → consume the
+ * nonce → run the adapter with the envelope's constraints → redact → append the receipt → return.
+ * Every failure, timeout or malformed answer is a deny, ledgered as a `denial` entry (best
+ * effort), and the adapter is never called unless every check before it passed (FC-INV-4,
+ * OE-INV-003, SPEC §7 scenarios 3, 6, 8, 9).
+ */
+import {
+  canonicalize,
+  computeParamsSha256,
+  deny,
+  hexDigestEquals,
+  sha256Hex,
+  verifyEnvelope,
+} from '../kernel/index.js';
+import type { Clock, Deny, EnvelopeClaims, JsonValue, KeyRing } from '../kernel/index.js';
+import type { ToolAdapter, ToolExecutionSpec } from './adapters/types.js';
+import type { ExecutionLedger, LedgerRef } from './ledger.js';
+import type { NonceStore } from './nonce-store.js';
+import { countRedactions, deepFreeze, parseAdapterOutput, parseLedgerRef } from './outcome-checks.js';
+import type { Redactor } from './redaction.js';
+import type { SecretResolver } from './secrets.js';
+import { callWithTimeout } from './timeout.js';
+
+/** Everything the executor depends on; injected at composition. Public keys only (SPEC §1). */
+export interface ExecutorDeps {
+  /** This executor's identity: the envelopes' `aud`, and the actor of its ledger entries. */
+  readonly audience: string;
+  /** Pinned issuer public keys with revocations. */
+  readonly keys: KeyRing;
+  readonly now: Clock;
+  readonly clockToleranceSec: number;
+  readonly maxLifetimeSec: number;
+  readonly isKnownPolicyBundle: (hash: string) => boolean;
+  readonly ledger: ExecutionLedger;
+  readonly nonces: NonceStore;
+  /** How the tool named by an envelope runs, as pinned by the approving policy bundle. */
+  readonly resolveTool: (policyBundleHash: string, toolName: string) => ToolExecutionSpec | undefined;
+  /** Adapters by spec `type` (`builtin`, `command`, ...). */
+  readonly adapters: Readonly<Record<string, ToolAdapter>>;
+  readonly redactor: Redactor;
+  readonly secrets?: SecretResolver;
+  /** Deadlines (ms) for every dependency call; the adapter gets `timeout_ms + adapterGraceMs`. */
+  readonly timeouts: {
+    readonly ledgerMs: number;
+    readonly nonceMs: number;
+    readonly adapterGraceMs?: number;
+  };
+}
+
+/** One call presented to the Execution Layer (from the Gate, or anyone trying to bypass it). */
+export interface ExecutionInput {
+  readonly envelope: unknown;
+  readonly tool: string;
+  readonly tenant: string;
+  readonly params: JsonValue;
+  readonly trace_id?: string;
+  readonly request_id?: string;
+}
+
+/** A completed execution: the redacted result and the receipt's ledger reference. */
+export interface Executed {
+  readonly outcome: 'executed';
+  readonly result: JsonValue;
+  readonly receipt: LedgerRef;
+  readonly decision_id: string;
+  readonly jti: string;
+  readonly trace_id: string;
+  readonly request_id: string;
+  readonly adapter: string;
+  readonly duration_ms: number;
+  readonly redactions: number;
+}
+
+/** What {@link Executor.execute} answers: an execution or a deny. */
+export type ExecutionOutcome = Executed | Deny;
+
+/** The Execution Layer's entry point. */
+export interface Executor {
+  /**
+   * Runs one call if and only if every check passes; never throws. Denies with the envelope
+   * codes of `verifyEnvelope`, then `ERR_ENVELOPE_LEDGER_UNCONFIRMED` / `ERR_LEDGER_UNAVAILABLE`,
+   * `ERR_ADAPTER_UNAVAILABLE`, `ERR_NONCE_REPLAYED` / `ERR_NONCE_STORE_UNAVAILABLE`, the
+   * adapter's `ERR_TOOL_*` / `ERR_SANDBOX_UNAVAILABLE` / `ERR_PARAMS_INVALID`, and
+   * `ERR_LEDGER_UNAVAILABLE` when the receipt cannot be appended (the result is withheld).
+   */
+  execute(input: ExecutionInput): Promise<ExecutionOutcome>;
+}
+
+/** What is known about a call when it is denied, for its `denial` ledger entry. */
+interface Trail {
+  tenant: string;
+  tool: string;
+  trace_id: string;
+  request_id: string;
+  claims?: EnvelopeClaims;
+}
+
+const str = (v: unknown): string => (typeof v === 'string' ? v.slice(0, 256) : '');
+
+/** Creates the {@link Executor} (SPEC §2 step 7, OE-INV-015, OE-INV-017). */
+export function createExecutor(deps: ExecutorDeps): Executor {
+  const actor = Object.freeze({ id: deps.audience, role: 'executor' });
+  const graceMs = deps.timeouts.adapterGraceMs ?? 1000;
+
+  const append = async (
+    trail: Trail,
+    type: 'execution.receipt' | 'denial',
+    payload: Record<string, JsonValue>,
+  ) => {
+    const entry = {
+      type,
+      trace_id: trail.trace_id,
+      request_id: trail.request_id,
+      tenant: trail.tenant,
+      actor,
+      payload,
+    };
+    const r = await callWithTimeout(() => deps.ledger.append(entry), deps.timeouts.ledgerMs);
+    return r.status === 'ok' ? parseLedgerRef(r.value) : undefined;
+  };
+
+  const recordDenial = async (denied: Deny, trail: Trail): Promise<void> => {
+    const c = trail.claims;
+    // Best effort: the deny stands whether or not this write lands.
+    await append(trail, 'denial', {
+      code: denied.code,
+      stage: 'execution',
+      reason: denied.reason,
+      tool: trail.tool,
+      ...(c === undefined ? {} : { decision_id: c.decision_id, params_sha256: c.params_sha256 }),
+    });
+  };
+
+  const appendReceipt = async (
+    trail: Trail,
+    c: EnvelopeClaims,
+    fields: { status: 'succeeded' | 'failed'; adapter: string; started: number } & Record<string, JsonValue>,
+  ): Promise<LedgerRef | undefined> => {
+    const { started, ...rest } = fields;
+    return append(trail, 'execution.receipt', {
+      decision_id: c.decision_id,
+      jti: c.jti,
+      params_sha256: c.params_sha256,
+      tool: c.tool,
+      decision_ref: { index: c.ledger.index, entry_hash: c.ledger.entry_hash },
+      duration_ms: Math.max(0, deps.now() - started),
+      ...rest,
+    });
+  };
+
+  const pipeline = async (input: ExecutionInput, trail: Trail): Promise<ExecutionOutcome> => {
+    const started = deps.now();
+
+    // 1. The envelope, in SPEC §3 order up to the policy bundle (public keys only).
+    const verified = verifyEnvelope(input.envelope, {
+      keys: deps.keys,
+      audience: deps.audience,
+      now: deps.now,
+      clockToleranceSec: deps.clockToleranceSec,
+      maxLifetimeSec: deps.maxLifetimeSec,
+      call: { tool: input.tool, tenant: input.tenant, params: input.params },
+      isKnownPolicyBundle: deps.isKnownPolicyBundle,
+    });
+    if (verified.outcome !== 'allow') return verified;
+    const c = verified.claims;
+    Object.assign(trail, {
+      claims: c,
+      tenant: c.tenant,
+      tool: c.tool,
+      trace_id: c.trace_id,
+      request_id: c.request_id,
+    });
+
+    // Re-hash exactly the parameters that will run: a private frozen copy, so nothing can change
+    // them between the check and the adapter (SPEC §2 step 7).
+    const params = deepFreeze(JSON.parse(canonicalize(input.params)) as JsonValue);
+    if (!hexDigestEquals(computeParamsSha256(params), c.params_sha256)) {
+      return deny('ERR_ENVELOPE_PARAMS_MISMATCH', 'parameters differ from the approved ones');
+    }
+
+    // 2. The decision is confirmed in the ledger (L7 Boundary B).
+    const confirmed = await callWithTimeout(
+      () =>
+        deps.ledger.hasEntry(c.ledger, { type: 'decision', decision_id: c.decision_id, tenant: c.tenant }),
+      deps.timeouts.ledgerMs,
+    );
+    if (confirmed.status !== 'ok' || typeof confirmed.value !== 'boolean') {
+      return deny('ERR_LEDGER_UNAVAILABLE', 'ledger confirmation could not be obtained');
+    }
+    if (!confirmed.value) return deny('ERR_ENVELOPE_LEDGER_UNCONFIRMED', 'no confirmed decision entry');
+
+    // 3. The adapter exists (checked before the nonce is burnt; no side effect).
+    let spec: ToolExecutionSpec | undefined;
+    try {
+      spec = deps.resolveTool(c.policy_bundle, c.tool);
+    } catch {
+      spec = undefined;
+    }
+    const adapterType =
+      typeof spec === 'object' && spec !== null && typeof spec.type === 'string' ? spec.type : undefined;
+    const adapter =
+      adapterType !== undefined && Object.prototype.hasOwnProperty.call(deps.adapters, adapterType)
+        ? deps.adapters[adapterType]
+        : undefined;
+    if (spec === undefined || adapterType === undefined || adapter === undefined) {
+      return deny('ERR_ADAPTER_UNAVAILABLE', 'no adapter for this tool');
+    }
+
+    // 4. Single use: one atomic consumption (SPEC §8).
+    const consumed = await callWithTimeout(
+      () => deps.nonces.consume({ jti: c.jti, tenant: c.tenant, exp: c.exp, decision_id: c.decision_id }),
+      deps.timeouts.nonceMs,
+    );
+    if (consumed.status === 'ok' && consumed.value === 'replayed') {
+      return deny('ERR_NONCE_REPLAYED', 'envelope already used');
+    }
+    if (consumed.status !== 'ok' || consumed.value !== 'fresh') {
+      return deny('ERR_NONCE_STORE_UNAVAILABLE', 'single use could not be confirmed');
+    }
+
+    // 5-6. Run with the envelope's constraints, then redact. From here on a receipt is owed.
+    const ran = await runAdapter(adapter, spec, c, params);
+    if ('outcome' in ran) {
+      const ref = await appendReceipt(trail, c, {
+        status: 'failed',
+        code: ran.code,
+        adapter: adapterType,
+        started,
+      });
+      return ref === undefined ? deny('ERR_LEDGER_UNAVAILABLE', 'execution receipt not confirmed') : ran;
+    }
+
+    // 7. The receipt is durable before the result leaves (OE-INV-015).
+    const resultSha256 = sha256Hex(ran.canonical);
+    const redactions = countRedactions(ran.canonical);
+    const receipt = await appendReceipt(trail, c, {
+      status: 'succeeded',
+      result_sha256: resultSha256,
+      redactions,
+      adapter: adapterType,
+      started,
+    });
+    if (receipt === undefined)
+      return deny('ERR_LEDGER_UNAVAILABLE', 'execution receipt not confirmed; result withheld');
+    return Object.freeze({
+      outcome: 'executed',
+      result: ran.result,
+      receipt,
+      decision_id: c.decision_id,
+      jti: c.jti,
+      trace_id: c.trace_id,
+      request_id: c.request_id,
+      adapter: adapterType,
+      duration_ms: Math.max(0, deps.now() - started),
+      redactions,
+    });
+  };
+
+  const runAdapter = async (
+    adapter: ToolAdapter,
+    spec: ToolExecutionSpec,
+    c: EnvelopeClaims,
+    params: JsonValue,
+  ): Promise<{ readonly result: JsonValue; readonly canonical: string } | Deny> => {
+    const k = c.constraints;
+    if (k.timeout_ms <= 0) return deny('ERR_TOOL_TIMEOUT', 'no time granted');
+    const ran = await callWithTimeout(
+      (signal) =>
+        adapter.run({
+          tool: c.tool,
+          spec,
+          params,
+          constraints: k,
+          signal,
+          ...(deps.secrets === undefined ? {} : { secrets: deps.secrets }),
+        }),
+      k.timeout_ms + graceMs,
+    );
+    if (ran.status === 'timeout') return deny('ERR_TOOL_TIMEOUT', 'the tool exceeded its time limit');
+    if (ran.status === 'error') return deny('ERR_TOOL_FAILED', 'the tool adapter failed');
+    const output = parseAdapterOutput(ran.value);
+    if ('outcome' in output) return output;
+    let raw: string;
+    try {
+      raw = canonicalize(output.result);
+    } catch {
+      return deny('ERR_TOOL_FAILED', 'the tool returned a value that is not strict JSON');
+    }
+    if (Buffer.byteLength(raw, 'utf8') > k.max_output_bytes)
+      return deny('ERR_TOOL_OUTPUT_LIMIT', 'output limit exceeded');
+    // Redaction happens here, before anything (receipt hash included) sees the result (OE-INV-010).
+    try {
+      const result = deps.redactor.redact(JSON.parse(raw) as JsonValue);
+      return { result, canonical: canonicalize(result) };
+    } catch {
+      return deny('ERR_INTERNAL', 'redaction failed; result withheld');
+    }
+  };
+
+  return {
+    async execute(input) {
+      const trail: Trail = {
+        tenant: str(input?.tenant),
+        tool: str(input?.tool),
+        trace_id: str(input?.trace_id),
+        request_id: str(input?.request_id),
+      };
+      let outcome: ExecutionOutcome;
+      try {
+        outcome = await pipeline(input, trail);
+      } catch {
+        outcome = deny('ERR_INTERNAL', 'execution failed unexpectedly');
+      }
+      if (outcome.outcome === 'deny') {
+        try {
+          await recordDenial(outcome, trail);
+        } catch {
+          // Best effort; the deny stands.
+        }
+      }
+      return outcome;
+    },
+  };
+}

@@ -1,0 +1,46 @@
+/**
+ * The Execution Layer: verifies approval envelopes with issuer public keys only, consumes their
+ * nonces, runs tools through adapters inside a sandbox, redacts output and appends execution
+ * receipts (SPEC §1, §2 step 7). It never imports the signing face of the kernel or the Control
+ * Plane (GEI: "The signing key never leaves the trust boundary").
+ */
+export { callWithTimeout } from './timeout.js';
+export type { Bounded } from './timeout.js';
+export { createMemoryNonceStore, assertNonceConsumption } from './nonce-store.js';
+export type { NonceStore, NonceConsumption, NonceVerdict } from './nonce-store.js';
+export { createSqliteNonceStore } from './sqlite-nonce-store.js';
+export type { SqliteNonceStoreOptions } from './sqlite-nonce-store.js';
+export { createEnvSecretResolver, SECRET_NAME, SECRET_ENV_PREFIX } from './secrets.js';
+export type { SecretResolver, EnvSecretResolverOptions } from './secrets.js';
+export {
+  createRedactor,
+  secretForms,
+  REDACTION_PATTERNS,
+  DEFAULT_REDACTION_PATTERNS,
+  REDACTED_SECRET,
+} from './redaction.js';
+export type { Redactor, RedactorOptions, RedactionPatternName } from './redaction.js';
+export type {
+  ToolAdapter,
+  ToolCall,
+  ToolOutput,
+  ToolExecutionSpec,
+  ExecutionConstraints,
+  BuiltinContext,
+  BuiltinFunction,
+} from './adapters/types.js';
+export {
+  createBuiltinAdapter,
+  createDefaultBuiltins,
+  createDefaultBuiltinAdapter,
+} from './adapters/builtin.js';
+export type { BuiltinAdapterOptions } from './adapters/builtin.js';
+export { parseArgvTemplate, renderArgv } from './adapters/argv-template.js';
+export type { ArgvTemplate } from './adapters/argv-template.js';
+export { createCommandAdapter } from './adapters/command.js';
+export type { CommandAdapterOptions } from './adapters/command.js';
+export { createBwrapSandbox, buildSandboxArgv } from './sandbox/bwrap.js';
+export type { Sandbox, SandboxRequest, SandboxExit, BwrapSandboxOptions } from './sandbox/bwrap.js';
+export type { ExecutionLedger, ExecutionEntry, ExecutionEntryType, LedgerRef } from './ledger.js';
+export { createExecutor } from './executor.js';
+export type { Executor, ExecutorDeps, ExecutionInput, ExecutionOutcome, Executed } from './executor.js';

@@ -1,0 +1,55 @@
+/**
+ * Parsers for what dependencies answer on the enforcement path. A dependency's answer is
+ * untrusted input: anything other than the exact expected shape is treated as a failure of
+ * that dependency (FC-INV-4, OE-INV-003).
+ */
+import { deny, isDenialCode } from '../kernel/index.js';
+import type { DenialCode, Deny, JsonValue } from '../kernel/index.js';
+import type { LedgerRef } from './ledger.js';
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** Codes an adapter may answer with; any other code from an adapter becomes `ERR_TOOL_FAILED`. */
+export const ADAPTER_CODES: ReadonlySet<DenialCode> = new Set<DenialCode>([
+  'ERR_TOOL_FAILED',
+  'ERR_TOOL_TIMEOUT',
+  'ERR_TOOL_OUTPUT_LIMIT',
+  'ERR_SANDBOX_UNAVAILABLE',
+  'ERR_ADAPTER_UNAVAILABLE',
+  'ERR_PARAMS_INVALID',
+]);
+
+/** The ledger reference in an append answer, or `undefined` when it is malformed. */
+export function parseLedgerRef(value: unknown): LedgerRef | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { index, entry_hash } = value as { index?: unknown; entry_hash?: unknown };
+  if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0) return undefined;
+  if (typeof entry_hash !== 'string' || !HEX64.test(entry_hash)) return undefined;
+  return Object.freeze({ index, entry_hash });
+}
+
+/** An adapter's answer as `{ result }` or a deny with an adapter code. */
+export function parseAdapterOutput(value: unknown): { readonly result: JsonValue } | Deny {
+  if (typeof value !== 'object' || value === null) return deny('ERR_TOOL_FAILED', 'adapter answered garbage');
+  const v = value as { outcome?: unknown; result?: unknown; code?: unknown };
+  if (v.outcome === 'deny') {
+    const code = isDenialCode(v.code) && ADAPTER_CODES.has(v.code) ? v.code : 'ERR_TOOL_FAILED';
+    return deny(code, 'the tool adapter denied');
+  }
+  if (v.outcome !== 'ok' || !('result' in v)) return deny('ERR_TOOL_FAILED', 'adapter answered garbage');
+  return { result: v.result as JsonValue };
+}
+
+/** Deep-freezes a JSON value parsed from our own canonical text. */
+export function deepFreeze<T extends JsonValue>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Occurrences of the redaction marker in `text`. */
+export function countRedactions(text: string): number {
+  return text.split('[REDACTED').length - 1;
+}

@@ -1,0 +1,303 @@
+/**
+ * The bubblewrap sandbox for command tools (SPEC §6 Shell and sandbox, OE-INV-012/024,
+ * OE-INV-006, §7 scenario 17, §8 sandbox row).
+ *
+ * Profile: every namespace unshared (user, pid, net, ipc, uts, cgroup, mount), unprivileged uid
+ * 65534 inside, no capabilities, no nested user namespaces, a new session (no TTY injection),
+ * killed with its parent. The root is an empty tmpfs: only `/usr` (and the merged-usr symlinks
+ * `/bin`, `/lib`, `/lib64`, `/sbin`) is bound read-only, `/etc` holds only
+ * `/etc/alternatives` (plus resolver files when network is granted), `/tmp` is a private tmpfs,
+ * and `/dev`, `/proc` are the sandbox's own. Host secrets (`/etc/shadow`, `/root`, `/home`,
+ * the data directory, the repository) are simply absent. Granted paths are bound at the same
+ * location: `fs_read` read-only, `fs_write` read-write. Network only when `constraints.network`
+ * and the egress list is empty: bubblewrap cannot allowlist destinations, so a non-empty egress
+ * list is denied (fail closed). Resource limits by `prlimit` inside: address space, CPU
+ * seconds, processes, file size, open files, no core dumps.
+ *
+ * Denies: `ERR_SANDBOX_UNAVAILABLE` (bwrap missing, fails to set up, profile not enforceable),
+ * `ERR_TOOL_TIMEOUT` (wall clock; the process group is killed), `ERR_TOOL_OUTPUT_LIMIT`
+ * (stdout + stderr over `max_output_bytes`; killed). Never runs anything outside the sandbox.
+ */
+import { spawn } from 'node:child_process';
+import { posix } from 'node:path';
+import type { Readable } from 'node:stream';
+import { deny } from '../../kernel/index.js';
+import type { Deny } from '../../kernel/index.js';
+import type { ExecutionConstraints } from '../adapters/types.js';
+
+/** What to run in the sandbox. */
+export interface SandboxRequest {
+  /** `argv[0]` is an absolute path inside the sandbox; never a shell string. */
+  readonly argv: readonly string[];
+  /** Extra environment (e.g. resolved secrets); names `[A-Z_][A-Z0-9_]*`, no `LD_*`, no `PATH`. */
+  readonly env?: Readonly<Record<string, string>>;
+  readonly constraints: ExecutionConstraints;
+  /** Aborting kills the sandbox and yields `ERR_TOOL_TIMEOUT`. */
+  readonly signal: AbortSignal;
+}
+
+/** A process that ran to completion inside the sandbox. */
+export interface SandboxExit {
+  readonly outcome: 'exited';
+  /** Exit code, or `null` when killed by a signal. */
+  readonly exit_code: number | null;
+  readonly stdout: Buffer;
+  readonly stderr: Buffer;
+}
+
+/** An OS sandbox for command tools. */
+export interface Sandbox {
+  /** Checks at start-up (and for `/readyz`) that a sandbox can be established. */
+  probe(): Promise<{ readonly outcome: 'ok' } | Deny>;
+  /** Runs `request` inside the sandbox, or denies; never runs it bare. */
+  run(request: SandboxRequest): Promise<SandboxExit | Deny>;
+}
+
+/** Options for {@link createBwrapSandbox}. */
+export interface BwrapSandboxOptions {
+  readonly bwrapPath?: string;
+  /** `prlimit` path inside the sandbox (it lives under `/usr`). */
+  readonly prlimitPath?: string;
+  /** Unprivileged uid/gid inside the sandbox. Default 65534 (nobody). */
+  readonly uid?: number;
+  /** RLIMIT_NPROC inside. Default 64. */
+  readonly maxProcesses?: number;
+  /** RLIMIT_FSIZE inside (bytes). Default 64 MiB. */
+  readonly maxFileBytes?: number;
+  /** Probe deadline (ms). Default 5000. */
+  readonly probeTimeoutMs?: number;
+}
+
+const ENV_NAME = /^[A-Z_][A-Z0-9_]{0,63}$/;
+const RESERVED_ENV = new Set(['PATH', 'HOME', 'LANG', 'TMPDIR']);
+const NETWORK_ETC = [
+  '/etc/resolv.conf',
+  '/etc/hosts',
+  '/etc/nsswitch.conf',
+  '/etc/ssl',
+  '/etc/ca-certificates',
+];
+const WORKDIR = '/tmp/work';
+
+function isGrantablePath(p: string): boolean {
+  return (
+    typeof p === 'string' &&
+    p.startsWith('/') &&
+    p !== '/' &&
+    !p.includes('\0') &&
+    posix.normalize(p) === p &&
+    !p.endsWith('/')
+  );
+}
+
+/**
+ * The bwrap + prlimit argv for `constraints`, or a deny when the profile cannot be enforced.
+ * Exported so the profile can be inspected and documented; {@link createBwrapSandbox} is the
+ * only runner.
+ */
+export function buildSandboxArgv(
+  command: readonly string[],
+  constraints: ExecutionConstraints,
+  options: BwrapSandboxOptions = {},
+): { readonly outcome: 'ok'; readonly argv: readonly string[] } | Deny {
+  const c = constraints;
+  const positive = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n > 0;
+  if (!positive(c.timeout_ms) || !positive(c.memory_bytes) || !positive(c.max_output_bytes)) {
+    return deny('ERR_SANDBOX_UNAVAILABLE', 'constraints lack positive limits');
+  }
+  if (c.network !== true && c.network !== false)
+    return deny('ERR_SANDBOX_UNAVAILABLE', 'network grant is not a boolean');
+  if (c.network && c.egress.length > 0) {
+    return deny('ERR_SANDBOX_UNAVAILABLE', 'egress allowlisting is not enforceable by this sandbox');
+  }
+  for (const p of [...c.fs_read, ...c.fs_write]) {
+    if (!isGrantablePath(p))
+      return deny('ERR_SANDBOX_UNAVAILABLE', 'a granted path is not an absolute normalized path');
+  }
+  const [program] = command;
+  if (program === undefined || !program.startsWith('/') || command.some((a) => a.includes('\0'))) {
+    return deny('ERR_ADAPTER_UNAVAILABLE', 'command must start with an absolute program path');
+  }
+  const uid = String(options.uid ?? 65534);
+  // prettier-ignore
+  const args = [
+    '--unshare-all',
+    '--unshare-user',
+    '--uid', uid,
+    '--gid', uid,
+    '--die-with-parent',
+    '--new-session',
+    '--cap-drop', 'ALL',
+    '--disable-userns',
+    '--hostname', 'sandbox',
+    '--ro-bind', '/usr', '/usr',
+    '--symlink', 'usr/bin', '/bin',
+    '--symlink', 'usr/lib', '/lib',
+    '--symlink', 'usr/lib64', '/lib64',
+    '--symlink', 'usr/sbin', '/sbin',
+    '--dir', '/etc',
+    '--ro-bind-try', '/etc/alternatives', '/etc/alternatives',
+    '--tmpfs', '/tmp',
+    '--dev', '/dev',
+    '--proc', '/proc',
+    '--dir', WORKDIR,
+    '--chdir', WORKDIR,
+  ];
+  if (c.network) {
+    args.push('--share-net');
+    for (const p of NETWORK_ETC) args.push('--ro-bind-try', p, p);
+  }
+  for (const p of c.fs_read) args.push('--ro-bind', p, p);
+  for (const p of c.fs_write) args.push('--bind', p, p);
+  args.push('--json-status-fd', '3');
+  const limits = [
+    `--as=${c.memory_bytes}`,
+    `--cpu=${Math.max(1, Math.ceil(c.timeout_ms / 1000))}`,
+    `--nproc=${options.maxProcesses ?? 64}`,
+    `--fsize=${options.maxFileBytes ?? 64 * 1024 * 1024}`,
+    '--nofile=256',
+    '--core=0',
+  ];
+  return {
+    outcome: 'ok',
+    argv: Object.freeze([
+      ...args,
+      '--',
+      options.prlimitPath ?? '/usr/bin/prlimit',
+      ...limits,
+      '--',
+      ...command,
+    ]),
+  };
+}
+
+/**
+ * Creates the bubblewrap {@link Sandbox}. Each run spawns bwrap in its own process group with
+ * an explicit minimal environment (the host environment, which may hold `FC_SECRET_*`, is never
+ * inherited), and knows the sandbox was established only when bwrap reports on
+ * its status fd that the program inside ran (`exit-code`).
+ */
+export function createBwrapSandbox(options: BwrapSandboxOptions = {}): Sandbox {
+  const bwrap = options.bwrapPath ?? '/usr/bin/bwrap';
+
+  const run = (request: SandboxRequest): Promise<SandboxExit | Deny> => {
+    const built = buildSandboxArgv(request.argv, request.constraints, options);
+    if (built.outcome === 'deny') return Promise.resolve(built);
+    const env: Record<string, string> = {
+      PATH: '/usr/bin:/bin',
+      HOME: WORKDIR,
+      TMPDIR: '/tmp',
+      LANG: 'C.UTF-8',
+    };
+    for (const [name, value] of Object.entries(request.env ?? {})) {
+      if (!ENV_NAME.test(name) || name.startsWith('LD_') || RESERVED_ENV.has(name) || value.includes('\0')) {
+        return Promise.resolve(deny('ERR_ADAPTER_UNAVAILABLE', 'tool environment name is not allowed'));
+      }
+      env[name] = value;
+    }
+    if (request.signal.aborted) return Promise.resolve(deny('ERR_TOOL_TIMEOUT', 'aborted before start'));
+    const cap = request.constraints.max_output_bytes;
+
+    return new Promise((resolve) => {
+      let settled: SandboxExit | Deny | undefined;
+      let status = '';
+      let used = 0;
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let child: ReturnType<typeof spawn>;
+      try {
+        child = spawn(bwrap, built.argv, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+      } catch {
+        resolve(deny('ERR_SANDBOX_UNAVAILABLE', 'bwrap could not be started'));
+        return;
+      }
+      const kill = (): void => {
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      };
+      const finish = (result: SandboxExit | Deny): void => {
+        settled ??= result;
+      };
+      const timer = setTimeout(() => {
+        finish(
+          deny(
+            status.includes('"child-pid"') ? 'ERR_TOOL_TIMEOUT' : 'ERR_SANDBOX_UNAVAILABLE',
+            'time limit exceeded',
+          ),
+        );
+        kill();
+      }, request.constraints.timeout_ms);
+      const onAbort = (): void => {
+        finish(deny('ERR_TOOL_TIMEOUT', 'aborted'));
+        kill();
+      };
+      request.signal.addEventListener('abort', onAbort, { once: true });
+      const collect = (stream: Readable | null, sink: Buffer[]): void => {
+        stream?.on('data', (chunk: Buffer) => {
+          if (settled !== undefined) return;
+          used += chunk.length;
+          if (used > cap) {
+            finish(deny('ERR_TOOL_OUTPUT_LIMIT', 'output limit exceeded'));
+            kill();
+            return;
+          }
+          sink.push(chunk);
+        });
+      };
+      collect(child.stdout, out);
+      collect(child.stderr, err);
+      const statusStream = child.stdio[3] as Readable | null | undefined;
+      statusStream?.on('data', (chunk: Buffer) => {
+        if (status.length < 4096) status += chunk.toString('utf8');
+      });
+      child.on('error', () => {
+        finish(deny('ERR_SANDBOX_UNAVAILABLE', 'bwrap could not be started'));
+      });
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        request.signal.removeEventListener('abort', onAbort);
+        // bwrap reports "exit-code" only when the program it started inside (prlimit) ran; without
+        // it, bwrap failed to set the sandbox up or to start prlimit.
+        if (!status.includes('"exit-code"'))
+          finish(deny('ERR_SANDBOX_UNAVAILABLE', 'the sandbox could not be established'));
+        finish({
+          outcome: 'exited',
+          exit_code: code,
+          stdout: Buffer.concat(out),
+          stderr: Buffer.concat(err),
+        });
+        resolve(settled!);
+      });
+    });
+  };
+
+  return {
+    run,
+    async probe() {
+      const controller = new AbortController();
+      const result = await run({
+        argv: ['/usr/bin/id', '-u'],
+        constraints: {
+          timeout_ms: options.probeTimeoutMs ?? 5000,
+          max_output_bytes: 1024,
+          memory_bytes: 256 * 1024 * 1024,
+          network: false,
+          egress: [],
+          fs_read: [],
+          fs_write: [],
+          max_cost_cents: 0,
+        },
+        signal: controller.signal,
+      });
+      if (result.outcome === 'deny') return deny('ERR_SANDBOX_UNAVAILABLE', 'sandbox probe failed');
+      const uid = String(options.uid ?? 65534);
+      if (result.exit_code !== 0 || result.stdout.toString('utf8').trim() !== uid) {
+        return deny('ERR_SANDBOX_UNAVAILABLE', 'sandbox probe did not run unprivileged');
+      }
+      return { outcome: 'ok' };
+    },
+  };
+}

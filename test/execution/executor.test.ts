@@ -1,0 +1,389 @@
+/**
+ * The executor's enforcement path with real components (real signing keys, real SQLite nonce
+ * store, real redactor) and an in-memory ExecutionLedger: SPEC §2 step 7, §3 verification
+ * order, §7 scenarios 3, 6, 8, 9, 16; fault injection for every dependency (throws, hangs,
+ * garbage) → deny with the right code, and the adapter is never called.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  createDefaultBuiltinAdapter,
+  createEnvSecretResolver,
+  createExecutor,
+  createRedactor,
+  createSqliteNonceStore,
+} from '../../src/execution/index.js';
+import type {
+  ExecutorDeps,
+  LedgerRef,
+  NonceStore,
+  ToolAdapter,
+  ToolExecutionSpec,
+} from '../../src/execution/index.js';
+import { canonicalize, computeParamsSha256, createKeyRing, sha256Hex } from '../../src/kernel/index.js';
+import type { EnvelopeClaims, JsonValue } from '../../src/kernel/index.js';
+import { generateSigningKey, signEnvelope } from '../../src/kernel/signing/index.js';
+import { constraints, MemoryLedger, never, spyAdapter } from './support.js';
+
+const NOW_MS = 1_750_000_000_000;
+const NOW = NOW_MS / 1000;
+const AUD = 'executor-1';
+const BUNDLE = sha256Hex('bundle-1');
+const SECRET = 'sk_live_0123456789abcdef';
+
+const dir = mkdtempSync(join(tmpdir(), 'fc-executor-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const key = generateSigningKey();
+const keys = createKeyRing();
+keys.add(key.publicJwk);
+let seq = 0;
+
+interface World {
+  ledger: MemoryLedger;
+  nonces: NonceStore;
+  spy: ReturnType<typeof spyAdapter>;
+  deps: ExecutorDeps;
+  envelope: (over?: Partial<EnvelopeClaims>, params?: JsonValue) => string;
+}
+
+function world(over: Partial<ExecutorDeps> = {}, spy = spyAdapter()): World {
+  const ledger = new MemoryLedger();
+  const nonces = createSqliteNonceStore({ path: join(dir, `n${++seq}.db`), now: () => NOW_MS });
+  const secrets = createEnvSecretResolver({ env: { FC_SECRET_API_KEY: SECRET } });
+  const specs: Record<string, ToolExecutionSpec> = {
+    echo: { type: 'spy' },
+    transfer_funds: { type: 'builtin' },
+    leak_secret: { type: 'builtin' },
+    exotic: { type: 'mcp' },
+  };
+  const builtins = createDefaultBuiltinAdapter({ now: () => NOW_MS });
+  const deps: ExecutorDeps = {
+    audience: AUD,
+    keys,
+    now: () => NOW_MS,
+    clockToleranceSec: 30,
+    maxLifetimeSec: 300,
+    isKnownPolicyBundle: (h) => h === BUNDLE,
+    ledger,
+    nonces,
+    resolveTool: (bundle, tool) => (bundle === BUNDLE ? specs[tool] : undefined),
+    adapters: { spy: spy.adapter, builtin: builtins },
+    redactor: createRedactor({ secrets: () => secrets.knownValues() }),
+    secrets,
+    timeouts: { ledgerMs: 100, nonceMs: 100, adapterGraceMs: 50 },
+    ...over,
+  };
+  const envelope = (o: Partial<EnvelopeClaims> = {}, params: JsonValue = { message: 'hi' }): string => {
+    const decision_id = o.decision_id ?? `dec-${++seq}`;
+    const tenant = o.tenant ?? 'acme';
+    const claims: EnvelopeClaims = {
+      iss: 'control-plane',
+      aud: AUD,
+      sub: 'agent-7',
+      tenant,
+      tool: 'echo',
+      params_sha256: computeParamsSha256(params),
+      jti: `jti-${++seq}`,
+      iat: NOW,
+      exp: NOW + 60,
+      decision_id,
+      request_id: `req-${seq}`,
+      trace_id: `trace-${seq}`,
+      policy_bundle: BUNDLE,
+      ledger: ledger.addDecision(decision_id, tenant),
+      approvals: [],
+      constraints: constraints({ timeout_ms: 200 }),
+      ...o,
+    };
+    return signEnvelope(claims, key);
+  };
+  return { ledger, nonces, spy, deps, envelope };
+}
+
+const call = (envelope: unknown, params: JsonValue = { message: 'hi' }, tool = 'echo') => ({
+  envelope,
+  tool,
+  tenant: 'acme',
+  params,
+  trace_id: 'gate-trace',
+});
+
+describe('executor: the governed path', () => {
+  it('executes, appends the receipt before returning, and returns the redacted result', async () => {
+    const w = world();
+    const out = await createExecutor(w.deps).execute(call(w.envelope()));
+    expect(out).toMatchObject({ outcome: 'executed', result: { message: 'hi' }, adapter: 'spy' });
+    expect(w.spy.calls).toHaveLength(1);
+    const receipts = w.ledger.ofType('execution.receipt');
+    expect(receipts).toHaveLength(1);
+    const p = receipts[0]!.payload;
+    expect(p).toMatchObject({
+      status: 'succeeded',
+      adapter: 'spy',
+      params_sha256: computeParamsSha256({ message: 'hi' }),
+    });
+    expect(p.result_sha256).toBe(sha256Hex(canonicalize({ message: 'hi' })));
+    expect(Object.keys(p).sort()).toEqual(
+      [
+        'adapter',
+        'decision_id',
+        'decision_ref',
+        'duration_ms',
+        'jti',
+        'params_sha256',
+        'redactions',
+        'result_sha256',
+        'status',
+        'tool',
+      ].sort(),
+    );
+    if (out.outcome === 'executed') expect(out.receipt.index).toBeGreaterThanOrEqual(0);
+  });
+
+  it('hands the adapter a frozen copy of the verified parameters and the envelope constraints', async () => {
+    const w = world();
+    await createExecutor(w.deps).execute(call(w.envelope()));
+    const c = w.spy.calls[0]!;
+    expect(Object.isFrozen(c.params)).toBe(true);
+    expect(c.constraints.timeout_ms).toBe(200);
+    expect(c.spec).toEqual({ type: 'spy' });
+  });
+});
+
+describe('executor: denials before the adapter (the adapter is never called)', () => {
+  const cases: [string, (w: World) => unknown, string, Partial<ExecutorDeps>?][] = [
+    ['no envelope (scenario 3)', () => undefined, 'ERR_ENVELOPE_MISSING'],
+    ['garbage envelope', () => 'not.a.jws', 'ERR_ENVELOPE_MALFORMED'],
+    ['forged signature (scenario 1)', (w) => w.envelope().slice(0, -4) + 'AAAA', 'ERR_ENVELOPE_SIGNATURE'],
+    ['expired (scenario 4)', (w) => w.envelope({ iat: NOW - 200, exp: NOW - 100 }), 'ERR_ENVELOPE_EXPIRED'],
+    ['other tenant (scenario 7)', (w) => w.envelope({ tenant: 'globex' }), 'ERR_ENVELOPE_TENANT_MISMATCH'],
+    ['other tool (scenario 7)', (w) => w.envelope({ tool: 'transfer_funds' }), 'ERR_ENVELOPE_TOOL_MISMATCH'],
+    ['other audience', (w) => w.envelope({ aud: 'executor-2' }), 'ERR_ENVELOPE_AUDIENCE'],
+    [
+      'unknown bundle',
+      (w) => w.envelope({ policy_bundle: sha256Hex('other') }),
+      'ERR_ENVELOPE_POLICY_UNKNOWN',
+    ],
+    [
+      'unconfirmed ledger entry',
+      (w) => w.envelope({ ledger: { index: 9999, entry_hash: sha256Hex('x') } }),
+      'ERR_ENVELOPE_LEDGER_UNCONFIRMED',
+    ],
+  ];
+  for (const [name, make, code] of cases) {
+    it(`${name} → ${code}`, async () => {
+      const w = world();
+      const out = await createExecutor(w.deps).execute(call(make(w)));
+      expect(out).toMatchObject({ outcome: 'deny', code });
+      expect(w.spy.calls).toHaveLength(0);
+      expect(w.ledger.ofType('denial').map((e) => e.payload.code)).toEqual([code]);
+      expect(w.ledger.ofType('execution.receipt')).toHaveLength(0);
+    });
+  }
+
+  it('parameters changed after approval (scenario 2) → ERR_ENVELOPE_PARAMS_MISMATCH', async () => {
+    const w = world();
+    const out = await createExecutor(w.deps).execute(call(w.envelope(), { message: 'changed' }));
+    expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_ENVELOPE_PARAMS_MISMATCH' });
+    expect(w.spy.calls).toHaveLength(0);
+  });
+
+  it('a decision entry of another tenant does not confirm', async () => {
+    const w = world();
+    const foreign = w.ledger.addDecision('dec-x', 'globex');
+    const out = await createExecutor(w.deps).execute(
+      call(w.envelope({ decision_id: 'dec-x', ledger: foreign })),
+    );
+    expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_ENVELOPE_LEDGER_UNCONFIRMED' });
+  });
+
+  it('unknown adapter type or tool spec → ERR_ADAPTER_UNAVAILABLE, nonce not burnt', async () => {
+    const w = world({ resolveTool: () => ({ type: 'mcp' }) });
+    const env = w.envelope();
+    expect(await createExecutor(w.deps).execute(call(env))).toMatchObject({
+      code: 'ERR_ADAPTER_UNAVAILABLE',
+    });
+    expect(
+      await createExecutor({ ...w.deps, resolveTool: () => undefined }).execute(call(env)),
+    ).toMatchObject({ code: 'ERR_ADAPTER_UNAVAILABLE' });
+    expect(
+      await createExecutor({
+        ...w.deps,
+        resolveTool: () => {
+          throw new Error('x');
+        },
+      }).execute(call(env)),
+    ).toMatchObject({ code: 'ERR_ADAPTER_UNAVAILABLE' });
+    expect(w.spy.calls).toHaveLength(0);
+    // The same envelope still runs once the adapter is there.
+    expect(
+      await createExecutor({ ...w.deps, resolveTool: () => ({ type: 'spy' }) }).execute(call(env)),
+    ).toMatchObject({ outcome: 'executed' });
+  });
+});
+
+describe('executor: single use (scenario 6)', () => {
+  it('a replayed envelope → ERR_NONCE_REPLAYED', async () => {
+    const w = world();
+    const ex = createExecutor(w.deps);
+    const env = w.envelope();
+    expect(await ex.execute(call(env))).toMatchObject({ outcome: 'executed' });
+    expect(await ex.execute(call(env))).toMatchObject({ outcome: 'deny', code: 'ERR_NONCE_REPLAYED' });
+    expect(w.spy.calls).toHaveLength(1);
+  });
+
+  it('32 concurrent replays through two executors sharing the store file → exactly one execution', async () => {
+    const w = world();
+    const path = join(dir, 'shared.db');
+    const a = createExecutor({ ...w.deps, nonces: createSqliteNonceStore({ path, now: () => NOW_MS }) });
+    const b = createExecutor({ ...w.deps, nonces: createSqliteNonceStore({ path, now: () => NOW_MS }) });
+    const env = w.envelope();
+    const outs = await Promise.all(Array.from({ length: 32 }, (_, i) => (i % 2 ? a : b).execute(call(env))));
+    expect(outs.filter((o) => o.outcome === 'executed')).toHaveLength(1);
+    expect(outs.filter((o) => o.outcome === 'deny' && o.code === 'ERR_NONCE_REPLAYED')).toHaveLength(31);
+    expect(w.spy.calls).toHaveLength(1);
+  });
+});
+
+describe('executor: fault injection (scenarios 8, 9)', () => {
+  const broken = <T>(kind: 'throws' | 'hangs' | 'garbage', garbage: unknown): (() => Promise<T>) => {
+    if (kind === 'throws') return () => Promise.reject(new Error('down'));
+    if (kind === 'hangs') return () => never<T>();
+    return () => Promise.resolve(garbage as T);
+  };
+
+  for (const kind of ['throws', 'hangs', 'garbage'] as const) {
+    it(`nonce store ${kind} → ERR_NONCE_STORE_UNAVAILABLE, adapter never called`, async () => {
+      const w = world();
+      const nonces: NonceStore = { ...w.nonces, consume: broken(kind, 'yes') };
+      const out = await createExecutor({ ...w.deps, nonces }).execute(call(w.envelope()));
+      expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_NONCE_STORE_UNAVAILABLE' });
+      expect(w.spy.calls).toHaveLength(0);
+      expect(w.ledger.ofType('denial').map((e) => e.payload.code)).toEqual(['ERR_NONCE_STORE_UNAVAILABLE']);
+    });
+
+    it(`ledger lookup ${kind} → ERR_LEDGER_UNAVAILABLE, adapter never called, nonce not burnt`, async () => {
+      const w = world();
+      const lookup = broken<boolean>(kind, 'true');
+      const ledger = { hasEntry: lookup, append: w.ledger.append.bind(w.ledger) };
+      const env = w.envelope();
+      const out = await createExecutor({ ...w.deps, ledger }).execute(call(env));
+      expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' });
+      expect(w.spy.calls).toHaveLength(0);
+      expect(await createExecutor(w.deps).execute(call(env))).toMatchObject({ outcome: 'executed' });
+    });
+
+    it(`receipt append ${kind} → ERR_LEDGER_UNAVAILABLE and the result is withheld`, async () => {
+      const w = world();
+      const ledger = {
+        hasEntry: w.ledger.hasEntry.bind(w.ledger),
+        append: broken<LedgerRef>(kind, { index: -1, entry_hash: 'zz' }),
+      };
+      const out = await createExecutor({ ...w.deps, ledger }).execute(call(w.envelope()));
+      expect(out).toEqual(expect.objectContaining({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' }));
+      expect(out).not.toHaveProperty('result');
+      expect(w.spy.calls).toHaveLength(1);
+    });
+  }
+
+  const adapterFaults: [string, ToolAdapter['run'], string][] = [
+    ['throws', () => Promise.reject(new Error('boom')), 'ERR_TOOL_FAILED'],
+    ['hangs past timeout_ms', () => never(), 'ERR_TOOL_TIMEOUT'],
+    ['answers garbage', () => Promise.resolve({ outcome: 'maybe' } as never), 'ERR_TOOL_FAILED'],
+    [
+      'returns a non-JSON result',
+      () => Promise.resolve({ outcome: 'ok', result: Number.NaN }),
+      'ERR_TOOL_FAILED',
+    ],
+    [
+      'denies with a code it may not use',
+      () => Promise.resolve({ outcome: 'deny', code: 'ERR_ENVELOPE_SIGNATURE', reason: 'x' } as never),
+      'ERR_TOOL_FAILED',
+    ],
+    [
+      'returns more than max_output_bytes',
+      () => Promise.resolve({ outcome: 'ok', result: 'x'.repeat(70 * 1024) }),
+      'ERR_TOOL_OUTPUT_LIMIT',
+    ],
+  ];
+  for (const [name, run, code] of adapterFaults) {
+    it(`adapter ${name} → ${code}, with a failed receipt`, async () => {
+      const w = world({}, spyAdapter(run));
+      const out = await createExecutor(w.deps).execute(call(w.envelope()));
+      expect(out).toMatchObject({ outcome: 'deny', code });
+      expect(w.ledger.ofType('execution.receipt').map((e) => [e.payload.status, e.payload.code])).toEqual([
+        ['failed', code],
+      ]);
+    });
+  }
+
+  it('the deny stands when the denial write itself fails', async () => {
+    const w = world();
+    const ledger = {
+      hasEntry: () => Promise.reject(new Error('down')),
+      append: () => Promise.reject(new Error('down')),
+    };
+    expect(await createExecutor({ ...w.deps, ledger }).execute(call(w.envelope()))).toMatchObject({
+      code: 'ERR_LEDGER_UNAVAILABLE',
+    });
+  });
+
+  it('any unexpected exception is a deny (ERR_INTERNAL), adapter never called', async () => {
+    const w = world({
+      isKnownPolicyBundle: () => {
+        throw new Error('x');
+      },
+    });
+    const out = await createExecutor(w.deps).execute(call(w.envelope()));
+    expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL' });
+    expect(w.spy.calls).toHaveLength(0);
+    expect(await createExecutor(w.deps).execute(null as never)).toMatchObject({ outcome: 'deny' });
+  });
+});
+
+describe('executor: secrets never leave in plaintext (scenario 16, OE-INV-009/010)', () => {
+  beforeEach(() => undefined);
+
+  it('redacts a secret the tool puts in its output, and the ledger never sees it', async () => {
+    const leaky = spyAdapter((c) =>
+      Promise.resolve({
+        outcome: 'ok',
+        result: { token: c.secrets!.resolve('API_KEY'), b64: Buffer.from(SECRET).toString('base64') },
+      }),
+    );
+    const w = world({}, leaky);
+    const out = await createExecutor(w.deps).execute(call(w.envelope()));
+    expect(out.outcome).toBe('executed');
+    expect(JSON.stringify(out)).not.toContain(SECRET);
+    expect(JSON.stringify(out)).not.toContain(Buffer.from(SECRET).toString('base64'));
+    expect(JSON.stringify(w.ledger.appended)).not.toContain(SECRET);
+    expect(w.ledger.ofType('execution.receipt')[0]!.payload.redactions).toBe(2);
+  });
+
+  it('a secret placed in parameters is redacted from the result and absent from the ledger', async () => {
+    const w = world();
+    const params = { message: `please use ${SECRET}` };
+    const out = await createExecutor(w.deps).execute(call(w.envelope({}, params), params));
+    expect(out.outcome).toBe('executed');
+    expect(JSON.stringify(out)).not.toContain(SECRET);
+    expect(JSON.stringify(w.ledger.appended)).not.toContain(SECRET);
+  });
+});
+
+describe('executor with the default builtins', () => {
+  it('runs transfer_funds through the builtin adapter', async () => {
+    const w = world();
+    const params = { from_account: 'A', to_account: 'B', amount_cents: 100, currency: 'EUR' };
+    const out = await createExecutor(w.deps).execute(
+      call(w.envelope({ tool: 'transfer_funds' }, params), params, 'transfer_funds'),
+    );
+    expect(out).toMatchObject({
+      outcome: 'executed',
+      adapter: 'builtin',
+      result: { status: 'completed', amount_cents: 100 },
+    });
+  });
+});

@@ -1,0 +1,94 @@
+/**
+ * SPEC §7 scenario 6 and §8 nonce store row: N concurrent replays across separate connections
+ * in separate threads, each opening the same SQLite file, yield exactly one 'fresh'.
+ *
+ * The workers load the real `src/execution/sqlite-nonce-store.ts`, transpiled on the fly (it has
+ * no runtime imports besides better-sqlite3), so the statement under test is the shipped one.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import ts from 'typescript';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../support/paths.js';
+
+const WORKERS = 32;
+let dir: string;
+let workerFile: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'fc-nonce-race-'));
+  const source = readFileSync(resolve(REPO_ROOT, 'src/execution/sqlite-nonce-store.ts'), 'utf8');
+  const js = ts.transpileModule(source, {
+    compilerOptions: {
+      module: ts.ModuleKind.ESNext,
+      target: ts.ScriptTarget.ES2022,
+      verbatimModuleSyntax: true,
+    },
+  }).outputText;
+  const sqliteUrl = pathToFileURL(createRequire(import.meta.url).resolve('better-sqlite3')).href;
+  const rewritten = js.replace(/from 'better-sqlite3'/, `from '${sqliteUrl}'`);
+  expect(rewritten).toContain(sqliteUrl);
+  writeFileSync(join(dir, 'store.mjs'), rewritten);
+  workerFile = join(dir, 'worker.mjs');
+  writeFileSync(
+    workerFile,
+    `import { parentPort, workerData } from 'node:worker_threads';
+import { createSqliteNonceStore } from './store.mjs';
+const store = createSqliteNonceStore({ path: workerData.path, now: () => 0, busyTimeoutMs: 10000 });
+const gate = new Int32Array(workerData.gate);
+Atomics.add(gate, 1, 1);
+Atomics.notify(gate, 1);
+Atomics.wait(gate, 0, 0);
+try {
+  const verdict = await store.consume({ jti: workerData.jti, tenant: 'acme', exp: 2000000000, decision_id: 'd' });
+  parentPort.postMessage(verdict);
+} catch (err) {
+  parentPort.postMessage('error:' + String(err));
+} finally {
+  await store.close();
+}
+`,
+  );
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function race(jti: string, path: string): Promise<string[]> {
+  const gate = new SharedArrayBuffer(8);
+  const flags = new Int32Array(gate);
+  const results: Promise<string>[] = [];
+  for (let i = 0; i < WORKERS; i++) {
+    const w = new Worker(workerFile, { workerData: { path, jti, gate } });
+    results.push(
+      new Promise<string>((res, rej) => {
+        w.once('message', (m: string) => res(m));
+        w.once('error', rej);
+      }),
+    );
+  }
+  // Release every worker at once after all have opened their own connection.
+  while (Atomics.load(flags, 1) < WORKERS) {
+    await new Promise<void>((r) => setImmediate(r));
+  }
+  Atomics.store(flags, 0, 1);
+  Atomics.notify(flags, 0);
+  return Promise.all(results);
+}
+
+describe('SQLite nonce store under cross-thread concurrency (scenario 6)', () => {
+  it('lets exactly one of 32 workers with separate connections consume a jti', async () => {
+    const path = join(dir, 'race.db');
+    for (const jti of ['r1', 'r2', 'r3']) {
+      const verdicts = await race(jti, path);
+      expect(verdicts.filter((v) => v.startsWith('error:'))).toEqual([]);
+      expect(verdicts.filter((v) => v === 'fresh')).toHaveLength(1);
+      expect(verdicts.filter((v) => v === 'replayed')).toHaveLength(WORKERS - 1);
+    }
+  });
+});

@@ -1,0 +1,104 @@
+/**
+ * The one contract suite every NonceStore backend must pass (memory, SQLite, later
+ * PostgreSQL): single use whatever the tenant, atomic under concurrency, pruning only after
+ * exp + tolerance (SPEC §7 scenario 6, §8 nonce store row, OE-INV-017).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { NonceStore } from '../../src/execution/index.js';
+
+/** A backend under test: `open` may be called several times and every call shares one backing store. */
+export interface NonceStoreBackend {
+  /** Opens a new connection to the same backing store. */
+  open(): Promise<NonceStore>;
+  /** Drops the backing store after a test. */
+  destroy(): Promise<void>;
+}
+
+/** Registers the contract suite for one backend. `factory` is called once per test. */
+export function runNonceStoreContract(name: string, factory: () => Promise<NonceStoreBackend>): void {
+  describe(`NonceStore contract: ${name}`, () => {
+    const opened: NonceStore[] = [];
+    let backend: NonceStoreBackend | undefined;
+
+    const setup = async (): Promise<NonceStoreBackend> => {
+      backend = await factory();
+      return backend;
+    };
+    const open = async (b: NonceStoreBackend): Promise<NonceStore> => {
+      const s = await b.open();
+      opened.push(s);
+      return s;
+    };
+
+    afterEach(async () => {
+      for (const s of opened.splice(0)) await s.close();
+      await backend?.destroy();
+      backend = undefined;
+    });
+
+    const n = (jti: string, exp = 2_000_000_000, tenant = 'acme') => ({
+      jti,
+      tenant,
+      exp,
+      decision_id: `d-${jti}`,
+    });
+
+    it('answers fresh for the first consumption and replayed for every later one', async () => {
+      const store = await open(await setup());
+      expect(await store.consume(n('j1'))).toBe('fresh');
+      expect(await store.consume(n('j1'))).toBe('replayed');
+      expect(await store.consume(n('j1'))).toBe('replayed');
+      expect(await store.consume(n('j2'))).toBe('fresh');
+    });
+
+    it('treats a jti as consumed across tenants (OE-INV-008: no cross-tenant reuse)', async () => {
+      const store = await open(await setup());
+      expect(await store.consume(n('shared', 2_000_000_000, 'acme'))).toBe('fresh');
+      expect(await store.consume(n('shared', 2_000_000_000, 'globex'))).toBe('replayed');
+    });
+
+    it('sees a consumption made through another connection', async () => {
+      const b = await setup();
+      const a = await open(b);
+      const c = await open(b);
+      expect(await a.consume(n('x'))).toBe('fresh');
+      expect(await c.consume(n('x'))).toBe('replayed');
+    });
+
+    it('lets exactly one of 32 concurrent consumers of one jti through (scenario 6)', async () => {
+      const b = await setup();
+      const stores = await Promise.all(Array.from({ length: 4 }, () => open(b)));
+      const verdicts = await Promise.all(
+        Array.from({ length: 32 }, (_, i) => stores[i % stores.length]!.consume(n('race'))),
+      );
+      expect(verdicts.filter((v) => v === 'fresh')).toHaveLength(1);
+      expect(verdicts.filter((v) => v === 'replayed')).toHaveLength(31);
+    });
+
+    it('rejects malformed consumptions instead of answering', async () => {
+      const store = await open(await setup());
+      await expect(store.consume({ jti: '', tenant: 'acme', exp: 1, decision_id: 'd' })).rejects.toThrow();
+      await expect(store.consume({ jti: 'a', tenant: '', exp: 1, decision_id: 'd' })).rejects.toThrow();
+      await expect(store.consume({ jti: 'a', tenant: 'acme', exp: 1.5, decision_id: 'd' })).rejects.toThrow();
+    });
+
+    it('rejects after close (unavailable, never fresh)', async () => {
+      const b = await setup();
+      const store = await b.open();
+      await store.close();
+      await expect(store.consume(n('late'))).rejects.toThrow();
+    });
+
+    it('prunes only rows whose exp + tolerance has passed', async () => {
+      const store = await open(await setup());
+      await store.consume(n('old', 1000));
+      await store.consume(n('edge', 1030));
+      await store.consume(n('new', 5000));
+      // now 1060, tolerance 30: 'old' (1030 < 1060) goes, 'edge' (1060 < 1060 is false) stays.
+      expect(await store.prune({ nowSec: 1060, toleranceSec: 30 })).toBe(1);
+      expect(await store.consume(n('edge', 1030))).toBe('replayed');
+      expect(await store.consume(n('new', 5000))).toBe('replayed');
+      expect(await store.consume(n('old', 1000))).toBe('fresh');
+    });
+  });
+}
