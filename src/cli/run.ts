@@ -1,0 +1,253 @@
+/**
+ * The `failclosed` command line: argv → calls, no logic (STYLE.md). Exit codes: 0 ok, 1 denied
+ * or failed, 2 usage. Operator commands go through the Gate's operator endpoints of the running
+ * server, or of an in-process instance when none runs (see `src/embedded/connect.ts`).
+ * See docs/cli.md.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createClient } from '../client/index.js';
+import {
+  announceServer,
+  connect,
+  getJson,
+  initDataDir,
+  operatorAction,
+  readClientFile,
+  startEmbedded,
+  withdrawServer,
+  writeClientFile,
+  DEMO_CLIENT,
+} from '../embedded/index.js';
+import type { Connection, HttpAnswer } from '../embedded/index.js';
+import { parseJson } from '../kernel/index.js';
+import type { JsonObject, JsonValue } from '../kernel/index.js';
+import { exportSigningKeyJwk, generateSigningKey } from '../kernel/signing/index.js';
+import { buildBundleFromDir } from '../policy/index.js';
+import { runVerifyCli } from '../verify/index.js';
+import { isDeny } from '../kernel/index.js';
+
+/** Where the CLI writes. */
+export interface CliIo {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Aborting it stops `up` (the process wires SIGINT/SIGTERM to it). */
+  readonly signal?: AbortSignal;
+}
+
+/** Exit codes. */
+export const EXIT = Object.freeze({ ok: 0, failed: 1, usage: 2 });
+
+export const USAGE = `usage: failclosed <command> [options]
+
+  init [DIR]                                  create a data directory (default ./.failclosed or $FAILCLOSED_HOME)
+  up [--port N]                               run all four roles on 127.0.0.1 (initialises on first run)
+  call TOOL --params JSON [--session S] [--client NAME]
+  requests show ID                            the evidence view of one request
+  clients add NAME --tenant T                 register a client; writes its private key (0600)
+  clients list
+  ledger export --out FILE [--trace ID] [--from N --to M]
+  verify FILE [...]                           verify an audit bundle offline
+  policy build DIR --out FILE
+  policy activate FILE
+  admin kill-switch on|off
+  admin lockdown TENANT on|off
+  jwks                                        the issuer public keys
+  demo                                        the guided demo
+
+  global option: --data DIR
+`;
+
+class UsageError extends Error {}
+
+const OPTIONS = {
+  data: { type: 'string' },
+  port: { type: 'string' },
+  params: { type: 'string' },
+  session: { type: 'string' },
+  client: { type: 'string' },
+  tenant: { type: 'string' },
+  out: { type: 'string' },
+  trace: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function intOption(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(value)) throw new UsageError(`--${name} must be a non-negative integer`);
+  return Number(value);
+}
+
+function onOff(value: string | undefined): boolean {
+  if (value === 'on') return true;
+  if (value === 'off') return false;
+  throw new UsageError('expected on or off');
+}
+
+function print(io: CliIo, value: JsonValue): void {
+  io.out(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Prints an answer; exit 0 for 2xx, 1 otherwise. */
+function report(io: CliIo, a: HttpAnswer): number {
+  if (a.status >= 200 && a.status < 300) {
+    print(io, a.body);
+    return EXIT.ok;
+  }
+  io.err(`${JSON.stringify(a.body)}\n`);
+  return EXIT.failed;
+}
+
+async function withConnection(dir: string, fn: (c: Connection) => Promise<number>): Promise<number> {
+  const conn = await connect(dir);
+  try {
+    return await fn(conn);
+  } finally {
+    await conn.close();
+  }
+}
+
+async function up(io: CliIo, dir: string, port: number | undefined): Promise<number> {
+  const init = await initDataDir(dir);
+  if (init.created) io.out(`initialised ${init.dir}\n`);
+  const instance = await startEmbedded(dir, port === undefined ? {} : { port });
+  announceServer(dir, instance.url);
+  io.out(`failclosed gate listening on ${instance.url}\n`);
+  await new Promise<void>((done) => {
+    if (io.signal === undefined) return;
+    if (io.signal.aborted) done();
+    else io.signal.addEventListener('abort', () => done(), { once: true });
+  });
+  withdrawServer(dir);
+  await instance.close();
+  io.out('stopped\n');
+  return EXIT.ok;
+}
+
+async function call(io: CliIo, dir: string, tool: string, v: { params?: string; session?: string; client?: string }): Promise<number> {
+  if (v.params === undefined) throw new UsageError('--params JSON is required');
+  let params: JsonValue;
+  try {
+    params = parseJson(v.params);
+  } catch {
+    throw new UsageError('--params is not valid JSON');
+  }
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) throw new UsageError('--params must be a JSON object');
+  const file = readClientFile(dir, v.client ?? DEMO_CLIENT.identity);
+  return withConnection(dir, async (conn) => {
+    const client = createClient({ url: conn.url, identity: file.identity, tenant: file.tenant, key: file.key });
+    const r = await client.call(tool, params as JsonObject, v.session === undefined ? {} : { session: v.session });
+    print(io, r);
+    return r.outcome === 'executed' ? EXIT.ok : EXIT.failed;
+  });
+}
+
+async function addClient(io: CliIo, dir: string, name: string, tenant: string | undefined): Promise<number> {
+  if (tenant === undefined) throw new UsageError('--tenant is required');
+  const key = generateSigningKey();
+  return withConnection(dir, async (conn) => {
+    const a = await operatorAction(conn, 'clients-add', { name, tenant, public_jwk: { ...key.publicJwk } });
+    if (a.status !== 201) return report(io, a);
+    const path = writeClientFile(dir, name, { identity: name, tenant, key: exportSigningKeyJwk(key) as unknown as JsonObject });
+    print(io, { ...(a.body as JsonObject), key_file: path });
+    return EXIT.ok;
+  });
+}
+
+async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
+  const { values: v, positionals: pos } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  const [cmd, sub, arg1, arg2] = pos;
+  if (v.help === true || cmd === undefined || cmd === 'help') {
+    io.out(USAGE);
+    return cmd === undefined && v.help !== true ? EXIT.usage : EXIT.ok;
+  }
+  const dir = resolve(v.data ?? (cmd === 'init' ? sub : undefined) ?? io.env['FAILCLOSED_HOME'] ?? '.failclosed');
+  const op = (fn: (c: Connection) => Promise<HttpAnswer>): Promise<number> => withConnection(dir, async (c) => report(io, await fn(c)));
+  switch (cmd) {
+    case 'init': {
+      const r = await initDataDir(dir);
+      io.out(r.created ? `initialised ${r.dir}\n` : `${r.dir} is already initialised\n`);
+      return EXIT.ok;
+    }
+    case 'up':
+      return up(io, dir, intOption(v.port, 'port'));
+    case 'call':
+      if (sub === undefined) throw new UsageError('call TOOL --params JSON');
+      return call(io, dir, sub, v);
+    case 'requests':
+      if (sub !== 'show' || arg1 === undefined) throw new UsageError('requests show ID');
+      return op((c) => getJson(c, `/v1/requests/${encodeURIComponent(arg1)}`, true));
+    case 'clients':
+      if (sub === 'add' && arg1 !== undefined) return addClient(io, dir, arg1, v.tenant);
+      if (sub === 'list') return op((c) => operatorAction(c, 'clients-list', {}));
+      throw new UsageError('clients add NAME --tenant T | clients list');
+    case 'ledger': {
+      if (sub !== 'export' || v.out === undefined) throw new UsageError('ledger export --out FILE [--trace ID] [--from N --to M]');
+      const from = intOption(v.from, 'from');
+      const to = intOption(v.to, 'to');
+      const body: JsonObject = { ...(v.trace === undefined ? {} : { trace_id: v.trace }), ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) };
+      const out = v.out;
+      return withConnection(dir, async (c) => {
+        const a = await operatorAction(c, 'ledger-export', body);
+        const text = (a.body as { text?: unknown }).text;
+        if (a.status !== 200 || typeof text !== 'string') return report(io, a);
+        writeFileSync(out, text);
+        io.out(`wrote ${out}\n`);
+        return EXIT.ok;
+      });
+    }
+    case 'verify':
+      return runVerifyCli(argv.slice(argv.indexOf('verify') + 1), { out: io.out, err: io.err, readFile: (p) => readFileSync(p) });
+    case 'policy':
+      if (sub === 'build' && arg1 !== undefined && v.out !== undefined) {
+        const built = await buildBundleFromDir(arg1);
+        if (isDeny(built)) {
+          io.err(`${built.code}: ${built.reason}\n`);
+          return EXIT.failed;
+        }
+        writeFileSync(v.out, built.text);
+        print(io, { hash: built.hash, out: v.out });
+        return EXIT.ok;
+      }
+      if (sub === 'activate' && arg1 !== undefined) {
+        const bundle = readFileSync(arg1, 'utf8');
+        return op((c) => operatorAction(c, 'policy-activate', { bundle }));
+      }
+      throw new UsageError('policy build DIR --out FILE | policy activate FILE');
+    case 'admin':
+      if (sub === 'kill-switch') {
+        const on = onOff(arg1);
+        return op((c) => operatorAction(c, 'kill-switch', { on }));
+      }
+      if (sub === 'lockdown' && arg1 !== undefined) {
+        const on = onOff(arg2);
+        return op((c) => operatorAction(c, 'lockdown', { tenant: arg1, on }));
+      }
+      throw new UsageError('admin kill-switch on|off | admin lockdown TENANT on|off');
+    case 'jwks':
+      return op((c) => getJson(c, '/v1/jwks', false));
+    case 'demo':
+      io.err('demo: not available in this build yet\n');
+      return EXIT.failed;
+    default:
+      throw new UsageError(`unknown command ${cmd}`);
+  }
+}
+
+/** Runs one CLI invocation; never throws. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  try {
+    return await dispatch(io, argv);
+  } catch (err) {
+    if (err instanceof UsageError || (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
+      io.err(`failclosed: ${err.message}\n\n${USAGE}`);
+      return EXIT.usage;
+    }
+    io.err(`failclosed: ${err instanceof Error ? err.message : 'failed'}\n`);
+    return EXIT.failed;
+  }
+}

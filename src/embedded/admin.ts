@@ -1,0 +1,126 @@
+/**
+ * Operator actions of the embedded deployment, served by the Gate under `POST /v1/admin/{action}`
+ * behind the operator token (OE-INV-025, SPEC §5, §6). Every change is ledgered first and applied
+ * only once the ledger confirmed it; a ledger failure changes nothing.
+ */
+import { canonicalize, deny, isDeny, keyRingFromJwks, parsePublicJwk, sha256Hex, statusOf } from '../kernel/index.js';
+import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
+import { exportBundle } from '../ledger/index.js';
+import type { Ledger } from '../ledger/index.js';
+import { GLOBAL_TENANT } from '../control-plane/index.js';
+import type { BundleStore, ControlPlaneService } from '../control-plane/index.js';
+import type { GateStateStore, OperatorActions } from '../gate/index.js';
+
+/** What the operator actions need. */
+export interface OperatorDeps {
+  readonly clock: Clock;
+  readonly ledger: Ledger;
+  readonly ledgerPort: Pick<Ledger, 'append'>;
+  readonly state: GateStateStore;
+  readonly controlPlane: ControlPlaneService;
+  readonly bundles: BundleStore;
+}
+
+/** The operator recorded as actor of admin entries. */
+export const OPERATOR_ACTOR = Object.freeze({ id: 'operator', role: 'operator' });
+
+type Answer = { status: number; body: JsonValue };
+
+const NAME = /^[A-Za-z0-9._:@-]{1,128}$/;
+const TENANT = /^[A-Za-z0-9._-]{1,128}$/;
+
+function denied(d: Deny): Answer {
+  return { status: statusOf(d.code), body: { outcome: 'deny', code: d.code, reason: d.reason } };
+}
+
+function usage(reason: string): Answer {
+  return denied(deny('ERR_REQUEST_MALFORMED', reason));
+}
+
+function obj(body: JsonValue): JsonObject {
+  return typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as JsonObject) : {};
+}
+
+function reasonOf(o: JsonObject): string {
+  return typeof o['reason'] === 'string' ? o['reason'].slice(0, 500) : 'operator action';
+}
+
+/** Creates the operator actions. Unknown action → 404. */
+export function createOperatorActions(deps: OperatorDeps): OperatorActions {
+  const adminId = (type: string, payload: JsonObject): string =>
+    sha256Hex(canonicalize({ type, payload, at: deps.clock() })).slice(0, 32);
+
+  const actions: Record<string, (o: JsonObject) => Promise<Answer>> = {
+    'clients-add': async (o) => {
+      const name = o['name'];
+      const tenant = o['tenant'];
+      if (typeof name !== 'string' || !NAME.test(name)) return usage('name is malformed');
+      if (typeof tenant !== 'string' || !TENANT.test(tenant)) return usage('tenant is malformed');
+      let key;
+      try {
+        key = parsePublicJwk(o['public_jwk']);
+      } catch {
+        return denied(deny('ERR_KEY_INVALID', 'public_jwk is not a valid Ed25519 public key'));
+      }
+      if (deps.state.lookup(name) !== undefined) return { status: 409, body: { error: 'exists', client: name } };
+      const payload: JsonObject = { client: name, kid: key.kid, key_use: 'request', public_jwk: { ...key.jwk }, auth_method: 'signature' };
+      const id = adminId('admin.client_registered', payload);
+      try {
+        await deps.ledgerPort.append({ type: 'admin.client_registered', trace_id: id, request_id: id, tenant, actor: OPERATOR_ACTOR, payload });
+      } catch {
+        return denied(deny('ERR_LEDGER_UNAVAILABLE', 'client registration not recorded'));
+      }
+      const rec = deps.state.registerClient({ identity: name, tenant, jwk: key.jwk, atMs: deps.clock() });
+      return { status: 201, body: { ...rec } };
+    },
+    'clients-list': () => Promise.resolve({ status: 200, body: { clients: deps.state.listClients().map((c) => ({ ...c })) } }),
+    'policy-activate': async (o) => {
+      if (typeof o['bundle'] !== 'string') return usage('bundle must be the bundle document text');
+      const put = deps.bundles.put(o['bundle']);
+      if (isDeny(put)) return denied(put);
+      const r = await deps.controlPlane.activateBundle(put.hash, OPERATOR_ACTOR, reasonOf(o));
+      return isDeny(r) ? denied(r) : { status: 200, body: { outcome: 'ok', hash: r.hash, previous: r.previous, ledger: { ...r.ledger } } };
+    },
+    'kill-switch': async (o) => {
+      if (typeof o['on'] !== 'boolean') return usage('on must be a boolean');
+      const r = await deps.controlPlane.admin.setKillSwitch(o['on'], OPERATOR_ACTOR, reasonOf(o));
+      return isDeny(r) ? denied(r) : { status: 200, body: { outcome: 'ok', engaged: o['on'], ledger: { ...r.ledger } } };
+    },
+    lockdown: async (o) => {
+      const tenant = o['tenant'];
+      if (typeof tenant !== 'string' || !TENANT.test(tenant) || typeof o['on'] !== 'boolean') return usage('tenant and on are required');
+      const r = await deps.controlPlane.admin.setTenantLockdown(tenant, o['on'], OPERATOR_ACTOR, reasonOf(o));
+      return isDeny(r) ? denied(r) : { status: 200, body: { outcome: 'ok', tenant, engaged: o['on'], ledger: { ...r.ledger } } };
+    },
+    'ledger-export': async (o) => {
+      const traceId = o['trace_id'];
+      const from = o['from'];
+      const to = o['to'];
+      if (traceId !== undefined && typeof traceId !== 'string') return usage('trace_id must be a string');
+      if ((from !== undefined && !Number.isSafeInteger(from)) || (to !== undefined && !Number.isSafeInteger(to))) return usage('from/to must be integers');
+      try {
+        const exported = await exportBundle({
+          ledger: deps.ledger,
+          actor: OPERATOR_ACTOR,
+          tenant: GLOBAL_TENANT,
+          publicKeys: { issuer: keyRingFromJwks(deps.controlPlane.issuerJwks()).toJwks(), clients: deps.state.clientJwks() },
+          ...(typeof traceId === 'string' ? { traceId } : {}),
+          ...(typeof from === 'number' ? { from } : {}),
+          ...(typeof to === 'number' ? { to } : {}),
+        });
+        return { status: 200, body: { text: exported.text } };
+      } catch (err) {
+        if (err instanceof TypeError) return usage('invalid export range');
+        return denied(deny('ERR_LEDGER_UNAVAILABLE', 'export failed'));
+      }
+    },
+  };
+
+  return {
+    async run(action, body) {
+      const fn = actions[action];
+      if (fn === undefined) return { status: 404, body: { error: 'unknown_action', action } };
+      return fn(obj(body));
+    },
+  };
+}

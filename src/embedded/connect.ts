@@ -1,0 +1,89 @@
+/**
+ * How operator tools reach a deployment: the running server announced in `server.json`, or, when
+ * none answers, an in-process instance started for the duration of one command. Either way every
+ * operator action takes the same path (the Gate's `/v1/admin/` routes behind the operator token),
+ * so the ledger has exactly one writer at a time.
+ */
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { parseJson } from '../kernel/index.js';
+import type { JsonValue } from '../kernel/index.js';
+import { dataPaths, readOperatorToken } from './data-dir.js';
+import { startEmbedded } from './embedded.js';
+
+/** A reachable Gate and the operator token for it. */
+export interface Connection {
+  readonly url: string;
+  readonly token: string;
+  /** True when this command started its own instance. */
+  readonly inProcess: boolean;
+  close(): Promise<void>;
+}
+
+/** Records the running server's URL and pid in `server.json` (mode 0600). */
+export function announceServer(dir: string, url: string): void {
+  writeFileSync(dataPaths(dir).server, `${JSON.stringify({ url, pid: process.pid })}\n`, { mode: 0o600 });
+}
+
+/** Removes `server.json` when it names this process. */
+export function withdrawServer(dir: string): void {
+  const path = dataPaths(dir).server;
+  try {
+    const v = parseJson(readFileSync(path), { maxBytes: 4096 }) as { pid?: unknown };
+    if (v.pid === process.pid) rmSync(path, { force: true });
+  } catch {
+    // Nothing announced, or not by us.
+  }
+}
+
+async function answers(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(new URL('/healthz', url), { signal: AbortSignal.timeout(1000) });
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/** The URL of the server announced for `dir`, if it answers. */
+export async function runningServer(dir: string): Promise<string | undefined> {
+  const path = dataPaths(dir).server;
+  if (!existsSync(path)) return undefined;
+  try {
+    const v = parseJson(readFileSync(path), { maxBytes: 4096 }) as { url?: unknown };
+    if (typeof v.url === 'string' && (await answers(v.url))) return v.url;
+  } catch {
+    // A stale or malformed announcement: start in-process instead.
+  }
+  return undefined;
+}
+
+/** Connects to the running server for `dir`, or starts one in-process on free loopback ports. */
+export async function connect(dir: string): Promise<Connection> {
+  const token = readOperatorToken(dir);
+  const url = await runningServer(dir);
+  if (url !== undefined) return { url, token, inProcess: false, close: () => Promise.resolve() };
+  const instance = await startEmbedded(dir, { port: 0, executionPort: 0 });
+  return { url: instance.url, token, inProcess: true, close: () => instance.close() };
+}
+
+/** A JSON answer from the Gate. */
+export interface HttpAnswer {
+  readonly status: number;
+  readonly body: JsonValue;
+}
+
+/** `GET path` (with the operator token when given); transport failures reject. */
+export async function getJson(conn: Connection, path: string, withToken: boolean): Promise<HttpAnswer> {
+  const res = await fetch(new URL(path, conn.url), withToken ? { headers: { authorization: `Bearer ${conn.token}` } } : {});
+  return { status: res.status, body: parseJson(new Uint8Array(await res.arrayBuffer())) };
+}
+
+/** `POST /v1/admin/{action}` with the operator token. */
+export async function operatorAction(conn: Connection, action: string, body: JsonValue): Promise<HttpAnswer> {
+  const res = await fetch(new URL(`/v1/admin/${action}`, conn.url), {
+    method: 'POST',
+    headers: { authorization: `Bearer ${conn.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: parseJson(new Uint8Array(await res.arrayBuffer())) };
+}

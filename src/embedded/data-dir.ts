@@ -1,0 +1,192 @@
+/**
+ * The embedded data directory: configuration, keys and SQLite files of a one-process deployment
+ * (SPEC §1 "Embedded"). Private keys and the operator token are written with mode 0600 in a 0700
+ * directory; configuration is parsed strictly like any other untrusted input (STYLE.md).
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseJson, sha256Hex } from '../kernel/index.js';
+import type { JsonObject } from '../kernel/index.js';
+import { exportSigningKeyJwk, generateSigningKey, importSigningKeyJwk } from '../kernel/signing/index.js';
+import type { SigningKey } from '../kernel/signing/index.js';
+
+/** `failclosed.json`: the deployment's settings. */
+export interface EmbeddedConfig {
+  readonly version: 1;
+  /** Listen address of the Gate; loopback by default. */
+  readonly host: string;
+  /** Gate port (0 = any free port). */
+  readonly port: number;
+  /** Port of the Execution Layer's own listener (0 = any free port). */
+  readonly execution_port: number;
+  /** The envelopes' `aud`: this Execution Layer. */
+  readonly audience: string;
+  /** The envelopes' `iss`. */
+  readonly issuer: string;
+  /** The ledger's checkpoint origin line. */
+  readonly origin: string;
+  readonly envelope_ttl_sec: number;
+  /** Accepted skew of signed request timestamps (FC-INV-3, scenario 18). */
+  readonly timestamp_tolerance_ms: number;
+  /** Accepted skew for envelope `iat`/`exp` at the Execution Layer. */
+  readonly clock_tolerance_sec: number;
+  readonly max_envelope_lifetime_sec: number;
+}
+
+/** A client key file under `clients/NAME.json`. */
+export interface ClientFile {
+  readonly identity: string;
+  readonly tenant: string;
+  /** Private JWK: a secret. */
+  readonly key: JsonObject;
+}
+
+/** Paths inside a data directory. */
+export function dataPaths(dir: string) {
+  const root = resolve(dir);
+  return {
+    root,
+    config: join(root, 'failclosed.json'),
+    issuerKey: join(root, 'keys', 'issuer.jwk'),
+    ledgerKey: join(root, 'keys', 'ledger.jwk'),
+    derivationKey: join(root, 'keys', 'derivation.key'),
+    operatorToken: join(root, 'operator.token'),
+    clients: join(root, 'clients'),
+    bundles: join(root, 'bundles'),
+    ledgerDb: join(root, 'ledger.db'),
+    stateDb: join(root, 'state.db'),
+    noncesDb: join(root, 'nonces.db'),
+    server: join(root, 'server.json'),
+  } as const;
+}
+
+/** The demo client registered by `init`. */
+export const DEMO_CLIENT = Object.freeze({ identity: 'demo-agent', tenant: 'acme' });
+
+/** The default settings of a fresh data directory. */
+export function defaultConfig(): EmbeddedConfig {
+  return {
+    version: 1,
+    host: '127.0.0.1',
+    port: 7070,
+    execution_port: 0,
+    audience: 'failclosed-executor',
+    issuer: 'failclosed-control-plane',
+    origin: `failclosed.local/${randomBytes(8).toString('hex')}`,
+    envelope_ttl_sec: 60,
+    timestamp_tolerance_ms: 120_000,
+    clock_tolerance_sec: 30,
+    max_envelope_lifetime_sec: 300,
+  };
+}
+
+const CONFIG_FIELDS = Object.keys(defaultConfig());
+
+function bad(message: string): TypeError {
+  return new TypeError(`failclosed.json: ${message}`);
+}
+
+/** Parses `failclosed.json` strictly: every field present with its type, nothing else. */
+export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
+  const v = parseJson(bytes, { maxBytes: 64 * 1024, maxDepth: 4 });
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad('not an object');
+  const o = v as JsonObject;
+  for (const k of Object.keys(o)) if (!CONFIG_FIELDS.includes(k)) throw bad(`unknown field ${k}`);
+  for (const k of CONFIG_FIELDS) if (!(k in o)) throw bad(`missing field ${k}`);
+  if (o.version !== 1) throw bad('version must be 1');
+  for (const k of ['host', 'audience', 'issuer', 'origin'] as const)
+    if (typeof o[k] !== 'string' || (o[k]).length === 0) throw bad(`${k} must be a non-empty string`);
+  for (const k of ['port', 'execution_port'] as const) {
+    const n = o[k];
+    if (!Number.isSafeInteger(n) || (n as number) < 0 || (n as number) > 65535) throw bad(`${k} must be a port number`);
+  }
+  for (const k of ['envelope_ttl_sec', 'timestamp_tolerance_ms', 'clock_tolerance_sec', 'max_envelope_lifetime_sec'] as const) {
+    const n = o[k];
+    if (!Number.isSafeInteger(n) || (n as number) <= 0) throw bad(`${k} must be a positive integer`);
+  }
+  return Object.freeze(o as unknown as EmbeddedConfig);
+}
+
+/** Writes `text` with mode 0600 (secrets). */
+export function writeSecret(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileSync(path, text, { mode: 0o600 });
+  chmodSync(path, 0o600);
+}
+
+/** Reads the config of an initialised data directory; `TypeError` when there is none. */
+export function readConfig(dir: string): EmbeddedConfig {
+  const p = dataPaths(dir);
+  if (!existsSync(p.config)) throw new TypeError(`${p.root} is not an initialised failclosed data directory (run: failclosed init)`);
+  return parseConfig(readFileSync(p.config));
+}
+
+/** Reads a private signing key file. */
+export function readSigningKey(path: string): SigningKey {
+  return importSigningKeyJwk(parseJson(readFileSync(path), { maxBytes: 4096 }));
+}
+
+/** Writes a private signing key file (0600). */
+export function writeSigningKey(path: string, key: SigningKey): void {
+  writeSecret(path, `${JSON.stringify(exportSigningKeyJwk(key), null, 2)}\n`);
+}
+
+/** Reads the client file `clients/NAME.json`. */
+export function readClientFile(dir: string, name: string): ClientFile {
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(name) || name.startsWith('.')) throw new TypeError('client name is malformed');
+  const v = parseJson(readFileSync(join(dataPaths(dir).clients, `${name}.json`)), { maxBytes: 8192 });
+  const o = v as Record<string, unknown>;
+  if (typeof o !== 'object' || o === null || typeof o.identity !== 'string' || typeof o.tenant !== 'string' || typeof o.key !== 'object')
+    throw new TypeError(`client file ${name} is malformed`);
+  return o as unknown as ClientFile;
+}
+
+/** Writes `clients/NAME.json` (0600): identity, tenant and the private key. */
+export function writeClientFile(dir: string, name: string, file: ClientFile): string {
+  const path = join(dataPaths(dir).clients, `${name}.json`);
+  writeSecret(path, `${JSON.stringify(file, null, 2)}\n`);
+  return path;
+}
+
+/** Lower-case hex SHA-256 of the operator token. */
+export function operatorTokenSha256(dir: string): string {
+  return sha256Hex(readFileSync(dataPaths(dir).operatorToken, 'utf8').trim());
+}
+
+/** The operator bearer token (a secret). */
+export function readOperatorToken(dir: string): string {
+  return readFileSync(dataPaths(dir).operatorToken, 'utf8').trim();
+}
+
+/**
+ * Writes configuration and fresh key material into `dir` when it holds none: issuer key, ledger
+ * checkpoint key, derivation key, operator token, and the demo client's key. Returns false when
+ * the directory was already initialised (nothing is overwritten).
+ */
+export function writeFreshDataDir(dir: string): boolean {
+  const p = dataPaths(dir);
+  if (existsSync(p.config)) return false;
+  mkdirSync(p.root, { recursive: true, mode: 0o700 });
+  writeSigningKey(p.issuerKey, generateSigningKey());
+  writeSigningKey(p.ledgerKey, generateSigningKey());
+  writeSecret(p.derivationKey, `${randomBytes(32).toString('hex')}\n`);
+  writeSecret(p.operatorToken, `${randomBytes(32).toString('base64url')}\n`);
+  const demo = generateSigningKey();
+  writeClientFile(dir, DEMO_CLIENT.identity, { ...DEMO_CLIENT, key: exportSigningKeyJwk(demo) as unknown as JsonObject });
+  // The config is written last: its presence marks a complete directory.
+  writeFileSync(p.config, `${JSON.stringify(defaultConfig(), null, 2)}\n`, { mode: 0o600 });
+  return true;
+}
+
+/** Finds `examples/demo-policy` by walking up from this module (works from `src/` and `dist/src/`). */
+export function demoPolicyDir(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i += 1) {
+    const candidate = join(d, 'examples', 'demo-policy');
+    if (existsSync(join(candidate, 'bundle.json'))) return candidate;
+    d = dirname(d);
+  }
+  throw new TypeError('examples/demo-policy not found');
+}

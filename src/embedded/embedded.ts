@@ -1,0 +1,105 @@
+/**
+ * `initDataDir` and `startEmbedded`: the one-command deployment (SPEC §1 "Embedded"). All four
+ * roles in one process, listening on loopback: the Gate for clients and operators, and the
+ * Execution Layer's own endpoint (reachable only to show that a direct call is denied).
+ */
+import { buildBundleFromDir } from '../policy/index.js';
+import { isDeny } from '../kernel/index.js';
+import type { Clock } from '../kernel/index.js';
+import { importSigningKeyJwk } from '../kernel/signing/index.js';
+import { createGateServer } from '../gate/index.js';
+import { openCore, noFaults } from './core.js';
+import type { Core, EmbeddedFaults } from './core.js';
+import { DEMO_CLIENT, demoPolicyDir, readClientFile, readOperatorToken, writeFreshDataDir, dataPaths } from './data-dir.js';
+import { createExecutionServer } from './execution-server.js';
+
+/** What {@link initDataDir} did. */
+export interface InitResult {
+  readonly dir: string;
+  /** False when the directory was already initialised (nothing was changed). */
+  readonly created: boolean;
+}
+
+/**
+ * Initialises a data directory once: keys (issuer, ledger checkpoint, derivation), operator
+ * token, `failclosed.json`, the demo policy bundle built from `examples/demo-policy/` and
+ * activated (ledgered `admin.policy_activated`), and the demo client `demo-agent` in tenant
+ * `acme` (ledgered `admin.client_registered`, private key saved 0600). Idempotent.
+ */
+export async function initDataDir(dir: string, options: { clock?: Clock; policyDir?: string } = {}): Promise<InitResult> {
+  const root = dataPaths(dir).root;
+  if (!writeFreshDataDir(dir)) return { dir: root, created: false };
+  const core = await openCore(dir, options.clock === undefined ? {} : { clock: options.clock });
+  try {
+    const auth = `Bearer ${readOperatorToken(dir)}`;
+    const built = await buildBundleFromDir(options.policyDir ?? demoPolicyDir());
+    if (isDeny(built)) throw new Error(`demo policy bundle: ${built.code}`);
+    const activated = await core.gate.admin('policy-activate', { bundle: built.text, reason: 'init: demo policy' }, auth);
+    if (activated.status !== 200) throw new Error(`policy activation failed: ${JSON.stringify(activated.body)}`);
+    const demo = importSigningKeyJwk(readClientFile(dir, DEMO_CLIENT.identity).key);
+    const added = await core.gate.admin(
+      'clients-add',
+      { name: DEMO_CLIENT.identity, tenant: DEMO_CLIENT.tenant, public_jwk: { ...demo.publicJwk } },
+      auth,
+    );
+    if (added.status !== 201) throw new Error(`demo client registration failed: ${JSON.stringify(added.body)}`);
+  } finally {
+    await core.close();
+  }
+  return { dir: root, created: true };
+}
+
+/** Options of {@link startEmbedded}. */
+export interface EmbeddedOptions {
+  /** Gate port; default from `failclosed.json`; 0 = any free port. */
+  readonly port?: number;
+  /** Execution Layer port; default from `failclosed.json`. */
+  readonly executionPort?: number;
+  /** Fault switches (tests, demo); they can only cause denies. */
+  readonly faults?: EmbeddedFaults;
+  readonly clock?: Clock;
+}
+
+/** A running embedded deployment. */
+export interface EmbeddedInstance {
+  /** The Gate's base URL. */
+  readonly url: string;
+  /** The Execution Layer's base URL (`POST /v1/execute`). */
+  readonly executionUrl: string;
+  /** The live fault switches. */
+  readonly faults: EmbeddedFaults;
+  /** The composed roles, for tests and tools. */
+  readonly core: Core;
+  close(): Promise<void>;
+}
+
+/** Starts all four roles over an initialised data directory, on 127.0.0.1 (or the configured host). */
+export async function startEmbedded(dir: string, options: EmbeddedOptions = {}): Promise<EmbeddedInstance> {
+  const faults = options.faults ?? noFaults();
+  const core = await openCore(dir, { faults, ...(options.clock === undefined ? {} : { clock: options.clock }) });
+  let gateServer;
+  let execServer;
+  try {
+    gateServer = await createGateServer(core.gate, { host: core.config.host, port: options.port ?? core.config.port });
+    execServer = await createExecutionServer(core.executor, { host: '127.0.0.1', port: options.executionPort ?? core.config.execution_port });
+  } catch (err) {
+    await gateServer?.close();
+    await core.close();
+    throw err;
+  }
+  const gs = gateServer;
+  const es = execServer;
+  let closed = false;
+  return {
+    url: gs.url,
+    executionUrl: es.url,
+    faults,
+    core,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.allSettled([gs.close(), es.close()]);
+      await core.close();
+    },
+  };
+}

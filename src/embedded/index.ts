@@ -1,0 +1,27 @@
+/**
+ * The embedded deployment: all four roles in one process over SQLite files in a data directory
+ * (SPEC §1). The composition root: it may import every role.
+ */
+export { initDataDir, startEmbedded } from './embedded.js';
+export type { EmbeddedInstance, EmbeddedOptions, InitResult } from './embedded.js';
+export { noFaults, openCore } from './core.js';
+export type { Core, CoreOptions, EmbeddedFaults } from './core.js';
+export { createExecutionServer } from './execution-server.js';
+export type { ExecutionServer } from './execution-server.js';
+export { createOperatorActions, OPERATOR_ACTOR } from './admin.js';
+export type { OperatorDeps } from './admin.js';
+export {
+  DEMO_CLIENT,
+  dataPaths,
+  defaultConfig,
+  parseConfig,
+  readConfig,
+  readClientFile,
+  writeClientFile,
+  readOperatorToken,
+  readSigningKey,
+  demoPolicyDir,
+} from './data-dir.js';
+export type { ClientFile, EmbeddedConfig } from './data-dir.js';
+export { announceServer, withdrawServer, runningServer, connect, getJson, operatorAction } from './connect.js';
+export type { Connection, HttpAnswer } from './connect.js';

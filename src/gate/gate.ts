@@ -1,0 +1,301 @@
+/**
+ * The Gate (SPEC §1, §2 steps 1, 2, 6, 8): authenticates signed requests, records them, asks the
+ * Control Plane for a decision and forwards allowed calls with their envelope to the Execution
+ * Layer. It never executes a tool and never signs anything; every failure is a deny with a code
+ * and a ledger record (FC-INV-3, FC-INV-4, FC-INV-5, FC-INV-6).
+ */
+import { deny, denyFromError, hexDigestEquals, isDeny, sha256Hex, statusOf, canonicalize, verifyEd25519 } from '../kernel/index.js';
+import type { DenialCode, Deny, JsonObject, JsonValue } from '../kernel/index.js';
+import { parseDecisionAnswer, parseExecutionAnswer } from './answers.js';
+import type { DenyAnswer } from './answers.js';
+import { withDeadline } from './deadline.js';
+import { buildEvidenceView } from './evidence.js';
+import { MAX_REQUEST_BYTES, parseSignedRequest, requestSigningInput } from './request.js';
+import type { ParsedRequest } from './request.js';
+import type { CallResponse, GateDeps, GatewayEvent, RegisteredClient } from './types.js';
+
+/** An HTTP-neutral answer: status and JSON body. */
+export interface GateAnswer<B = JsonValue> {
+  readonly status: number;
+  readonly body: B;
+}
+
+/** The Gate's operations, independent of the transport. */
+export interface Gate {
+  /**
+   * `POST /v1/calls`: one governed call from raw body bytes (FC-INV-3, FC-INV-6); `null` means
+   * the transport stopped reading a body over the size limit (`ERR_REQUEST_TOO_LARGE`).
+   */
+  call(body: Uint8Array | null): Promise<GateAnswer<CallResponse>>;
+  /** `GET /v1/requests/{id}`: the operator evidence view (SPEC §5, FC-INV-5). */
+  evidence(requestId: string, authorization: string | undefined): Promise<GateAnswer>;
+  /** `GET /v1/jwks`: issuer public keys. */
+  jwks(): Promise<GateAnswer>;
+  /** `GET /readyz`: 200 only when the Control Plane and every injected readiness check answer true. */
+  ready(): Promise<GateAnswer>;
+  /** `POST /v1/admin/{action}`: operator actions behind the operator token. */
+  admin(action: string, body: JsonValue, authorization: string | undefined): Promise<GateAnswer>;
+  /** True when `authorization` is `Bearer <operator token>`. */
+  isOperator(authorization: string | undefined): boolean;
+}
+
+const INGRESS = 'ingress';
+
+/** Creates the Gate from its injected dependencies. See docs/request-format.md. */
+export function createGate(deps: GateDeps): Gate {
+  const tolerance = deps.timestampToleranceMs ?? 120_000;
+  const cpMs = deps.timeouts?.controlPlaneMs ?? 5_000;
+  const execMs = deps.timeouts?.executionMs ?? 30_000;
+  const ledgerMs = deps.timeouts?.ledgerMs ?? 5_000;
+  const budget = deps.unauthenticatedRecordsPerSecond ?? 50;
+  if (!/^[0-9a-f]{64}$/.test(deps.operatorTokenSha256)) throw new TypeError('operatorTokenSha256 must be hex SHA-256');
+  let window = -1;
+  let windowCount = 0;
+  let suppressed = 0;
+  let oversized = 0;
+
+  const record = async (event: GatewayEvent): Promise<boolean> => {
+    const r = await withDeadline(() => deps.ledger.appendGatewayEvent(event), ledgerMs);
+    return r.status === 'ok';
+  };
+
+  const answer = (d: DenyAnswer, requestId: string | null, traceId: string): GateAnswer<CallResponse> => ({
+    status: statusOf(d.code),
+    body: {
+      outcome: 'deny',
+      code: d.code,
+      reason: d.reason,
+      request_id: requestId,
+      trace_id: traceId,
+      ...(d.decision_id === undefined ? {} : { decision_id: d.decision_id }),
+    },
+  });
+
+  /** Denial before authentication: hash only, and at most `budget` records per second. */
+  const failUnauthenticated = async (d: Deny, rawSha: string, parsed: ParsedRequest | undefined): Promise<GateAnswer<CallResponse>> => {
+    const traceId = parsed?.trace_id ?? rawSha.slice(0, 32);
+    const second = Math.floor(deps.clock() / 1000);
+    if (second !== window) {
+      window = second;
+      windowCount = 0;
+    }
+    if (windowCount < budget) {
+      windowCount += 1;
+      await record({
+        type: 'gateway.failed',
+        trace_id: traceId,
+        request_id: null,
+        tenant: null,
+        identity: null,
+        payload: { code: d.code, status: INGRESS, outcome: 'deny', auth_method: 'none', request_sha256: rawSha },
+      });
+    } else {
+      // Over budget: counted (visible on /readyz), not recorded, so a flood cannot fill the ledger.
+      suppressed += 1;
+    }
+    return answer(d, parsed?.request.request_id ?? null, traceId);
+  };
+
+  /** Denial of an authenticated request before acceptance: attributable to the client. */
+  const failAuthenticated = async (d: Deny, rawSha: string, p: ParsedRequest, client: RegisteredClient): Promise<GateAnswer<CallResponse>> => {
+    await record({
+      type: 'gateway.failed',
+      trace_id: p.trace_id,
+      request_id: p.request.request_id,
+      tenant: client.tenant,
+      identity: client.identity,
+      payload: { code: d.code, status: INGRESS, outcome: 'deny', auth_method: 'signature', request_sha256: rawSha, client: client.identity },
+    });
+    return answer(d, p.request.request_id, p.trace_id);
+  };
+
+  const authenticate = async (body: Uint8Array, rawSha: string): Promise<{ p: ParsedRequest; client: RegisteredClient } | GateAnswer<CallResponse>> => {
+    const p = parseSignedRequest(body);
+    if (isDeny(p)) return failUnauthenticated(p, rawSha, undefined);
+    const { request } = p;
+    const found = await withDeadline(() => deps.clients.lookup(request.identity), ledgerMs);
+    if (found.status !== 'ok') return failUnauthenticated(deny('ERR_INTERNAL', 'client registry unavailable'), rawSha, p);
+    const client = found.value;
+    if (client === undefined) return failUnauthenticated(deny('ERR_CLIENT_UNKNOWN', 'unknown client'), rawSha, p);
+    if (client.status !== 'active') return failUnauthenticated(deny('ERR_CLIENT_REVOKED', 'client revoked'), rawSha, p);
+    if (!verifyEd25519(client.publicKey, requestSigningInput(request), p.signatureBytes))
+      return failUnauthenticated(deny('ERR_REQUEST_SIGNATURE', 'request signature does not verify'), rawSha, p);
+    // Authenticated from here on: denials are attributable to the client.
+    if (client.tenant !== request.tenant)
+      return failAuthenticated(deny('ERR_REQUEST_TENANT', 'client not registered for this tenant'), rawSha, p, client);
+    const now = deps.clock();
+    if (Math.abs(p.timestampMs - now) > tolerance)
+      return failAuthenticated(deny('ERR_REQUEST_TIMESTAMP', 'request timestamp outside tolerance'), rawSha, p, client);
+    const claimed = await withDeadline(
+      () => deps.replay.claim({ identity: client.identity, nonce: request.nonce, requestId: request.request_id, atMs: now }),
+      ledgerMs,
+    );
+    if (claimed.status !== 'ok' || (claimed.value !== 'fresh' && claimed.value !== 'replayed'))
+      return failAuthenticated(deny('ERR_NONCE_STORE_UNAVAILABLE', 'request nonce store unavailable'), rawSha, p, client);
+    if (claimed.value === 'replayed')
+      return failAuthenticated(deny('ERR_REQUEST_REPLAYED', 'request nonce or id already used'), rawSha, p, client);
+    return { p, client };
+  };
+
+  const call = async (body: Uint8Array): Promise<GateAnswer<CallResponse>> => {
+    const rawSha = sha256Hex(body);
+    const auth = await authenticate(body, rawSha);
+    if ('status' in auth) return auth;
+    const { p, client } = auth;
+    const { request } = p;
+    const base = { trace_id: p.trace_id, request_id: request.request_id, tenant: client.tenant, identity: client.identity };
+    const failAccepted = async (d: DenyAnswer, stage: string): Promise<GateAnswer<CallResponse>> => {
+      const payload: JsonObject = {
+        code: d.code,
+        status: stage,
+        outcome: 'deny',
+        tool: request.action,
+        client: client.identity,
+        ...(d.decision_id === undefined ? {} : { decision_id: d.decision_id }),
+      };
+      await record({ ...base, type: 'gateway.failed', payload });
+      return answer(d, request.request_id, p.trace_id);
+    };
+
+    // Step 2: raw bytes as evidence, then gateway.accepted, both confirmed before the Control Plane.
+    const stored = await withDeadline(() => deps.ledger.putEvidence(body, 'application/json'), ledgerMs);
+    if (stored.status !== 'ok' || stored.value !== rawSha)
+      return failAccepted(deny('ERR_LEDGER_UNAVAILABLE', 'request evidence not confirmed'), 'ledger');
+    const accepted = await record({
+      ...base,
+      type: 'gateway.accepted',
+      payload: { request_sha256: rawSha, tool: request.action, session: request.session, client: client.identity, auth_method: 'signature' },
+    });
+    if (!accepted) return failAccepted(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.accepted not confirmed'), 'ledger');
+
+    // Step 3-5: the Control Plane decides (and ledgers the decision) within the deadline.
+    const decided = await withDeadline(
+      () =>
+        deps.controlPlane.decide({
+          request_id: request.request_id,
+          trace_id: p.trace_id,
+          identity: client.identity,
+          tenant: client.tenant,
+          tool: request.action,
+          params: request.parameters,
+          timestamp: p.timestampMs,
+          session: request.session,
+          request_sha256: rawSha,
+        }),
+      cpMs,
+    );
+    const decision =
+      decided.status === 'ok'
+        ? parseDecisionAnswer(decided.value)
+        : deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the Control Plane did not answer in time');
+    if (decision.outcome === 'deny') return failAccepted(decision, 'control-plane');
+
+    // Step 6-7: the Execution Layer verifies the envelope itself and runs the tool.
+    const executed = await withDeadline(
+      () =>
+        deps.executor.execute({
+          envelope: decision.envelope,
+          tool: request.action,
+          tenant: client.tenant,
+          params: request.parameters,
+          trace_id: p.trace_id,
+          request_id: request.request_id,
+        }),
+      execMs,
+    );
+    const outcome =
+      executed.status === 'ok'
+        ? parseExecutionAnswer(executed.value)
+        : deny('ERR_EXECUTION_UNAVAILABLE', 'the Execution Layer did not answer in time');
+    if (outcome.outcome === 'deny') return failAccepted({ ...outcome, decision_id: decision.decision_id }, 'execution');
+
+    // Step 8: gateway.completed confirmed before the result leaves; otherwise the result is withheld.
+    const completed = await record({
+      ...base,
+      type: 'gateway.completed',
+      payload: {
+        decision_id: decision.decision_id,
+        outcome: 'executed',
+        tool: request.action,
+        client: client.identity,
+        result_sha256: sha256Hex(canonicalize(outcome.result)),
+      },
+    });
+    if (!completed)
+      return answer({ ...deny('ERR_LEDGER_UNAVAILABLE', 'gateway.completed not confirmed'), decision_id: decision.decision_id }, request.request_id, p.trace_id);
+    return {
+      status: 200,
+      body: {
+        outcome: 'executed',
+        request_id: request.request_id,
+        trace_id: p.trace_id,
+        decision_id: decision.decision_id,
+        result: outcome.result,
+        receipt: outcome.receipt,
+      },
+    };
+  };
+
+  const isOperator = (authorization: string | undefined): boolean => {
+    if (authorization === undefined || !authorization.startsWith('Bearer ')) return false;
+    const token = authorization.slice('Bearer '.length).trim();
+    return token.length > 0 && hexDigestEquals(sha256Hex(token), deps.operatorTokenSha256);
+  };
+
+  const unauthenticated = (): GateAnswer => ({ status: statusOf('ERR_UNAUTHENTICATED'), body: denyBody('ERR_UNAUTHENTICATED') });
+
+  return Object.freeze({
+    call: async (body: Uint8Array | null) => {
+      const bytes = body ?? Buffer.from(`oversized:${deps.clock()}:${(oversized += 1)}`);
+      try {
+        if (body === null || body.byteLength > MAX_REQUEST_BYTES)
+          return await failUnauthenticated(deny('ERR_REQUEST_TOO_LARGE', 'request body too large'), sha256Hex(bytes), undefined);
+        return await call(body);
+      } catch (err) {
+        // Fail closed by construction: nothing thrown past this point can become an allow.
+        const d = denyFromError(err);
+        return answer(deny(d.code, d.reason), null, sha256Hex(bytes).slice(0, 32));
+      }
+    },
+    async evidence(requestId: string, authorization: string | undefined) {
+      if (!isOperator(authorization)) return unauthenticated();
+      const r = await withDeadline(() => buildEvidenceView(deps.ledger, requestId), ledgerMs);
+      if (r.status !== 'ok') return { status: 503, body: denyBody('ERR_LEDGER_UNAVAILABLE') };
+      return r.value === null ? { status: 404, body: { error: 'not_found', request_id: requestId } } : { status: 200, body: r.value };
+    },
+    async jwks() {
+      const r = await withDeadline(() => deps.controlPlane.issuerJwks(), cpMs);
+      if (r.status !== 'ok') return { status: 503, body: denyBody('ERR_CONTROL_PLANE_UNAVAILABLE') };
+      return { status: 200, body: JSON.parse(JSON.stringify(r.value)) as JsonValue };
+    },
+    async ready() {
+      const checks: Record<string, boolean> = {};
+      const cp = await withDeadline(() => deps.controlPlane.ready(), cpMs);
+      checks['control_plane'] = cp.status === 'ok' && isReady(cp.value);
+      for (const c of deps.readiness ?? []) {
+        const r = await withDeadline(() => c.check(), ledgerMs);
+        checks[c.name] = r.status === 'ok' && r.value === true;
+      }
+      const ok = Object.values(checks).every((v) => v);
+      return { status: ok ? 200 : 503, body: { ready: ok, checks, suppressed_ingress_records: suppressed } };
+    },
+    async admin(action: string, body: JsonValue, authorization: string | undefined) {
+      if (!isOperator(authorization)) return unauthenticated();
+      if (deps.operator === undefined) return { status: 404, body: { error: 'not_found' } };
+      const op = deps.operator;
+      const r = await withDeadline(() => op.run(action, body), execMs);
+      if (r.status !== 'ok') return { status: 500, body: denyBody('ERR_INTERNAL') };
+      return r.value;
+    },
+    isOperator,
+  });
+}
+
+function denyBody(code: DenialCode): JsonValue {
+  return { outcome: 'deny', code, reason: code };
+}
+
+function isReady(v: unknown): boolean {
+  if (v === true) return true;
+  return typeof v === 'object' && v !== null && (v as { ready?: unknown }).ready === true;
+}

@@ -1,0 +1,42 @@
+/**
+ * The Gate: HTTP ingress, client authentication, routing (SPEC §1, §2 steps 1, 2, 6, 8). Its
+ * run-time imports stop at the kernel's verifying face; the Control Plane, the Execution Layer and
+ * the ledger reach it only as injected interfaces (FC-INV-6, test/layering.test.ts).
+ */
+export { createGate } from './gate.js';
+export type { Gate, GateAnswer } from './gate.js';
+export { createGateServer, MAX_HEADER_BYTES } from './server.js';
+export type { GateServer, GateServerOptions } from './server.js';
+export {
+  REQUEST_SIGNING_CONTEXT,
+  MAX_REQUEST_BYTES,
+  MAX_REQUEST_DEPTH,
+  parseSignedRequest,
+  parseRequestValue,
+  parseRequestTimestamp,
+  requestSigningInput,
+  traceIdOf,
+} from './request.js';
+export type { SignedRequest, ParsedRequest } from './request.js';
+export { createSqliteGateState } from './sqlite-state.js';
+export type { ClientRecord, GateStateStore, SqliteGateStateOptions } from './sqlite-state.js';
+export { buildEvidenceView, decodeEnvelopeClaims } from './evidence.js';
+export type {
+  CallResponse,
+  CheckpointView,
+  ClientRegistry,
+  ExecutionCall,
+  ExecutionResult,
+  GateControlPlane,
+  GateDeps,
+  GateExecutor,
+  GateLedger,
+  GateTimeouts,
+  GatewayEvent,
+  LedgerEntryView,
+  LedgerRef,
+  OperatorActions,
+  ReadinessCheck,
+  RegisteredClient,
+  RequestReplayStore,
+} from './types.js';

@@ -1,0 +1,142 @@
+/**
+ * The signed request format (docs/request-format.md, SPEC §2 step 1, FC-INV-3): parsing the
+ * untrusted body into a frozen {@link SignedRequest} and rebuilding the exact bytes the client
+ * signed. Everything here runs before the client is even looked up.
+ */
+import { canonicalBytes, canonicalize, decodeBase64url, deny, FailclosedError, parseJson, sha256Hex } from '../kernel/index.js';
+import type { Deny, JsonObject, JsonValue } from '../kernel/index.js';
+
+/** Domain separator prefixed to the canonical fields before signing. */
+export const REQUEST_SIGNING_CONTEXT = 'failclosed-request-v1\n';
+
+/** Largest accepted request body in bytes, checked before parsing (256 KiB). */
+export const MAX_REQUEST_BYTES = 256 * 1024;
+
+/** Deepest accepted nesting of the body (the request object is level 1). */
+export const MAX_REQUEST_DEPTH = 32;
+
+/** A signed request as parsed from the wire: every field present, exactly typed, nothing else. */
+export interface SignedRequest {
+  readonly request_id: string;
+  readonly identity: string;
+  readonly tenant: string;
+  readonly action: string;
+  readonly parameters: JsonObject;
+  readonly timestamp: string;
+  readonly nonce: string;
+  readonly session: string | null;
+  readonly signature: string;
+}
+
+/** A parsed request with the values the Gate derives from it. */
+export interface ParsedRequest {
+  readonly request: SignedRequest;
+  /** `timestamp` as milliseconds since the epoch. */
+  readonly timestampMs: number;
+  /** The raw signature bytes (64). */
+  readonly signatureBytes: Buffer;
+  /** First 32 hex characters of SHA-256 over the canonical signed request (signature included). */
+  readonly trace_id: string;
+}
+
+const FIELDS = ['request_id', 'identity', 'tenant', 'action', 'parameters', 'timestamp', 'nonce', 'session', 'signature'] as const;
+const FIELD_SET: ReadonlySet<string> = new Set(FIELDS);
+
+const ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const IDENTITY = /^[A-Za-z0-9._:@-]{1,128}$/;
+const NAME = /^[A-Za-z0-9._-]{1,128}$/;
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const MIN_NONCE_BYTES = 16;
+const MAX_NONCE_BYTES = 64;
+const SIGNATURE_BYTES = 64;
+
+/** The bytes a client signs: the context string followed by the canonical fields (all but `signature`). */
+export function requestSigningInput(fields: Omit<SignedRequest, 'signature'>): Buffer {
+  const unsigned: Record<string, JsonValue> = {
+    request_id: fields.request_id,
+    identity: fields.identity,
+    tenant: fields.tenant,
+    action: fields.action,
+    parameters: fields.parameters,
+    timestamp: fields.timestamp,
+    nonce: fields.nonce,
+    session: fields.session,
+  };
+  return Buffer.concat([Buffer.from(REQUEST_SIGNING_CONTEXT, 'utf8'), canonicalBytes(unsigned)]);
+}
+
+/** `trace_id` of a request: the first 32 hex characters of SHA-256 over its canonical form (signature included). */
+export function traceIdOf(request: SignedRequest): string {
+  return sha256Hex(canonicalize(request as unknown as JsonValue)).slice(0, 32);
+}
+
+/** Parses an RFC 3339 UTC timestamp with exactly three fractional digits and `Z`; undefined otherwise. */
+export function parseRequestTimestamp(text: string): number | undefined {
+  if (!TIMESTAMP.test(text)) return undefined;
+  const ms = Date.parse(text);
+  // Round-trip so that 2024-02-30 and 24:00:00 are refused rather than normalised.
+  if (!Number.isFinite(ms) || new Date(ms).toISOString() !== text) return undefined;
+  return ms;
+}
+
+/**
+ * Parses an untrusted request body. Denies with `ERR_REQUEST_TOO_LARGE` (over
+ * {@link MAX_REQUEST_BYTES}), the strict parser's `ERR_JSON_*` codes (duplicate keys, unsafe
+ * numbers, invalid UTF-8, depth), and `ERR_REQUEST_MALFORMED` for a missing, extra or mistyped
+ * field (FC-INV-3). Signature, client and freshness are checked by the Gate afterwards.
+ */
+export function parseSignedRequest(body: Uint8Array): ParsedRequest | Deny {
+  if (body.byteLength > MAX_REQUEST_BYTES) return deny('ERR_REQUEST_TOO_LARGE', 'request body too large');
+  let value: JsonValue;
+  try {
+    // Attacker-controlled bytes: the strict parser rejects duplicate keys and ambiguous numbers.
+    value = parseJson(body, { maxBytes: MAX_REQUEST_BYTES, maxDepth: MAX_REQUEST_DEPTH });
+  } catch (err) {
+    if (err instanceof FailclosedError) {
+      return err.code === 'ERR_JSON_TOO_LARGE' ? deny('ERR_REQUEST_TOO_LARGE', 'request body too large') : deny(err.code, err.message);
+    }
+    return deny('ERR_REQUEST_MALFORMED', 'request body could not be parsed');
+  }
+  return parseRequestValue(value);
+}
+
+function malformed(reason: string): Deny {
+  return deny('ERR_REQUEST_MALFORMED', reason);
+}
+
+/** Checks the shape of an already strictly parsed body. Denies with `ERR_REQUEST_MALFORMED` (FC-INV-3). */
+export function parseRequestValue(value: JsonValue): ParsedRequest | Deny {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return malformed('request is not an object');
+  const obj = value as JsonObject;
+  for (const key of Object.keys(obj)) if (!FIELD_SET.has(key)) return malformed('request holds an unknown field');
+  for (const key of FIELDS) if (!Object.prototype.hasOwnProperty.call(obj, key)) return malformed(`request lacks ${key}`);
+  const { request_id, identity, tenant, action, parameters, timestamp, nonce, session, signature } = obj;
+  if (typeof request_id !== 'string' || !ID.test(request_id)) return malformed('request_id is malformed');
+  if (typeof identity !== 'string' || !IDENTITY.test(identity)) return malformed('identity is malformed');
+  if (typeof tenant !== 'string' || !NAME.test(tenant)) return malformed('tenant is malformed');
+  if (typeof action !== 'string' || !NAME.test(action)) return malformed('action is malformed');
+  if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters)) return malformed('parameters is not an object');
+  if (typeof timestamp !== 'string') return malformed('timestamp is not a string');
+  const timestampMs = parseRequestTimestamp(timestamp);
+  if (timestampMs === undefined) return malformed('timestamp is not RFC 3339 UTC with milliseconds');
+  if (typeof nonce !== 'string') return malformed('nonce is not a string');
+  const nonceBytes = decodeBase64url(nonce);
+  if (nonceBytes === undefined || nonceBytes.length < MIN_NONCE_BYTES || nonceBytes.length > MAX_NONCE_BYTES)
+    return malformed('nonce is not base64url of 16 to 64 bytes');
+  if (session !== null && (typeof session !== 'string' || !ID.test(session))) return malformed('session is malformed');
+  if (typeof signature !== 'string') return malformed('signature is not a string');
+  const signatureBytes = decodeBase64url(signature);
+  if (signatureBytes === undefined || signatureBytes.length !== SIGNATURE_BYTES) return malformed('signature is not base64url of 64 bytes');
+  const request: SignedRequest = Object.freeze({
+    request_id,
+    identity,
+    tenant,
+    action,
+    parameters: parameters as JsonObject,
+    timestamp,
+    nonce,
+    session,
+    signature,
+  });
+  return Object.freeze({ request, timestampMs, signatureBytes, trace_id: traceIdOf(request) });
+}

@@ -1,0 +1,164 @@
+/**
+ * The Gate's HTTP listener on bare `node:http` (SPEC §8 HTTP: keep hops few). Limits apply before
+ * anything is parsed: header size, body size, time. Errors never carry stacks or causes
+ * (STYLE.md, hono's default handler).
+ */
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { FailclosedError, parseJson } from '../kernel/index.js';
+import type { JsonValue } from '../kernel/index.js';
+import type { Gate } from './gate.js';
+import { MAX_REQUEST_BYTES } from './request.js';
+
+/** Where {@link createGateServer} listens. Port 0 picks a free port. */
+export interface GateServerOptions {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A listening Gate. */
+export interface GateServer {
+  readonly server: Server;
+  /** `http://host:port`. */
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Largest accepted header block (bytes). */
+export const MAX_HEADER_BYTES = 16 * 1024;
+
+type Body = { readonly bytes: Buffer; readonly overflow: boolean };
+
+/** Reads at most `limit + 1` bytes; stops reading once over the limit. */
+function readBody(req: IncomingMessage, limit: number): Promise<Body> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? '0');
+    if (Number.isFinite(declared) && declared > limit) {
+      resolve({ bytes: Buffer.alloc(0), overflow: true });
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off('data', onData);
+        req.pause();
+        resolve({ bytes: Buffer.alloc(0), overflow: true });
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve({ bytes: Buffer.concat(chunks, size), overflow: false }));
+    req.once('error', reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: JsonValue, close = false): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...(close ? { connection: 'close' } : {}),
+  });
+  res.end(text);
+}
+
+const REQUEST_PATH = /^\/v1\/requests\/([A-Za-z0-9._:-]{1,128})$/;
+const ADMIN_PATH = /^\/v1\/admin\/([a-z][a-z0-9-]{0,63})$/;
+
+async function route(gate: Gate, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0] ?? '/';
+  const method = req.method ?? 'GET';
+  if (method === 'POST' && path === '/v1/calls') {
+    const body = await readBody(req, MAX_REQUEST_BYTES);
+    // An oversized body reaches the Gate as null, so it is denied and recorded there.
+    const a = await gate.call(body.overflow ? null : body.bytes);
+    send(res, a.status, a.body as unknown as JsonValue, body.overflow);
+    return;
+  }
+  if (method === 'GET' && path === '/healthz') return send(res, 200, { ok: true });
+  if (method === 'GET' && path === '/readyz') {
+    const a = await gate.ready();
+    return send(res, a.status, a.body);
+  }
+  if (method === 'GET' && path === '/v1/jwks') {
+    const a = await gate.jwks();
+    return send(res, a.status, a.body);
+  }
+  const requestMatch = method === 'GET' ? REQUEST_PATH.exec(path) : null;
+  if (requestMatch?.[1] !== undefined) {
+    const a = await gate.evidence(requestMatch[1], req.headers.authorization);
+    return send(res, a.status, a.body);
+  }
+  const adminMatch = method === 'POST' ? ADMIN_PATH.exec(path) : null;
+  if (adminMatch?.[1] !== undefined) {
+    if (!gate.isOperator(req.headers.authorization)) {
+      req.resume();
+      return send(res, 401, { outcome: 'deny', code: 'ERR_UNAUTHENTICATED', reason: 'operator token required' });
+    }
+    const body = await readBody(req, MAX_REQUEST_BYTES);
+    if (body.overflow) return send(res, 413, { outcome: 'deny', code: 'ERR_REQUEST_TOO_LARGE', reason: 'too large' }, true);
+    let value: JsonValue;
+    try {
+      value = body.bytes.length === 0 ? {} : parseJson(body.bytes, { maxBytes: MAX_REQUEST_BYTES, maxDepth: 32 });
+    } catch (err) {
+      const code = err instanceof FailclosedError ? err.code : 'ERR_REQUEST_MALFORMED';
+      return send(res, 400, { outcome: 'deny', code, reason: 'malformed JSON' });
+    }
+    const a = await gate.admin(adminMatch[1], value, req.headers.authorization);
+    return send(res, a.status, a.body);
+  }
+  req.resume();
+  send(res, 404, { error: 'not_found' });
+}
+
+/**
+ * Starts the Gate's HTTP listener: `POST /v1/calls`, `GET /v1/requests/{id}`, `GET /v1/jwks`,
+ * `GET /healthz`, `GET /readyz`, `POST /v1/admin/{action}`. Any unexpected failure answers 500
+ * `ERR_INTERNAL` without details (FC-INV-4).
+ */
+export async function createGateServer(gate: Gate, options: GateServerOptions): Promise<GateServer> {
+  const server = createServer(
+    { maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 120_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 },
+    (req, res) => {
+      route(gate, req, res)
+        .catch(() => {
+          if (!res.headersSent) send(res, 500, { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'internal failure' }, true);
+          else res.destroy();
+        })
+        .finally(() => {
+          // A body left unread after an early answer must not hold the socket open.
+          if (!req.complete && res.getHeader('connection') === 'close') res.once('finish', () => req.destroy());
+        });
+    },
+  );
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  return Object.freeze({
+    server,
+    url: `http://${host}:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      }),
+  });
+}

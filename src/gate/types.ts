@@ -1,0 +1,169 @@
+/**
+ * What the Gate needs from the other roles, as interfaces the composition root implements
+ * (SPEC §1, FC-INV-6). The Gate never imports the Control Plane, the Execution Layer or the
+ * ledger at run time: it only sees these shapes, so its run-time closure can never reach signing
+ * code (test/layering.test.ts).
+ */
+import type { KeyObject } from 'node:crypto';
+import type { Clock, DenialCode, Deny, JsonObject, JsonValue } from '../kernel/index.js';
+import type { ControlPlane, ControlPlaneResult, GovernedRequest } from '../control-plane/index.js';
+
+export type { ControlPlaneResult, GovernedRequest };
+
+/** The slice of the Control Plane the Gate calls (decide, readiness, issuer keys). */
+export type GateControlPlane = Pick<ControlPlane, 'decide' | 'ready' | 'issuerJwks'>;
+
+/** The call the Gate forwards to the Execution Layer with the envelope (SPEC §2 step 6). */
+export interface ExecutionCall {
+  readonly envelope: string;
+  readonly tool: string;
+  readonly tenant: string;
+  readonly params: JsonObject;
+  readonly trace_id: string;
+  readonly request_id: string;
+}
+
+/** Reference to a confirmed ledger entry. */
+export interface LedgerRef {
+  readonly index: number;
+  readonly entry_hash: string;
+}
+
+/** What the Execution Layer answers. */
+export type ExecutionResult =
+  | { readonly outcome: 'executed'; readonly result: JsonValue; readonly receipt: LedgerRef }
+  | Deny;
+
+/** The Execution Layer as the Gate sees it. */
+export interface GateExecutor {
+  execute(call: ExecutionCall): Promise<ExecutionResult>;
+}
+
+/** A gateway event appended by the Gate (SPEC §2 steps 2 and 8, FC-INV-5). */
+export interface GatewayEvent {
+  readonly type: 'gateway.accepted' | 'gateway.completed' | 'gateway.failed';
+  readonly trace_id: string;
+  /** Null when the request never authenticated (its fields cannot be trusted). */
+  readonly request_id: string | null;
+  readonly tenant: string | null;
+  /** The authenticated client identity, or null. */
+  readonly identity: string | null;
+  readonly payload: JsonObject;
+}
+
+/** A ledger entry as read back for the evidence view (SPEC §4 fields). */
+export interface LedgerEntryView {
+  readonly index: number;
+  readonly type: string;
+  readonly entry_hash: string;
+  readonly [field: string]: JsonValue;
+}
+
+/** The latest signed checkpoint. */
+export interface CheckpointView {
+  readonly size: number;
+  readonly root_hash: string;
+  /** The C2SP signed note text. */
+  readonly note: string;
+}
+
+/** The Audit System as the Gate sees it. Every write resolves only once durable (SPEC §4). */
+export interface GateLedger {
+  /** Stores raw bytes as evidence; resolves to their lower-case hex SHA-256. */
+  putEvidence(bytes: Uint8Array, mediaType: string): Promise<string>;
+  /** Appends a gateway event; resolves once confirmed. */
+  appendGatewayEvent(event: GatewayEvent): Promise<LedgerRef>;
+  /** Every entry whose `request_id` is `requestId`, in index order. */
+  entriesForRequest(requestId: string): Promise<readonly LedgerEntryView[]>;
+  /** The latest signed checkpoint, or null before the first. */
+  latestCheckpoint(): Promise<CheckpointView | null>;
+  /** RFC 6962 inclusion proof (hex node hashes) of `index` in the tree of `treeSize` entries. */
+  proveInclusion(index: number, treeSize: number): Promise<readonly string[]>;
+}
+
+/** A registered client (FC-INV-3). */
+export interface RegisteredClient {
+  readonly identity: string;
+  readonly tenant: string;
+  readonly kid: string;
+  readonly status: 'active' | 'revoked';
+  /** Checked Ed25519 public key. */
+  readonly publicKey: KeyObject;
+}
+
+/** Client identities known to the Gate. */
+export interface ClientRegistry {
+  lookup(identity: string): RegisteredClient | undefined | Promise<RegisteredClient | undefined>;
+}
+
+/** Single use of request nonces and request ids per client (FC-INV-3). */
+export interface RequestReplayStore {
+  /**
+   * Atomically records `nonce` and `requestId` for `identity`. `'fresh'` only when neither was
+   * seen before; throws or rejects when the store cannot confirm.
+   */
+  claim(input: { identity: string; nonce: string; requestId: string; atMs: number }): 'fresh' | 'replayed' | Promise<'fresh' | 'replayed'>;
+}
+
+/** A named readiness check for `/readyz`. */
+export interface ReadinessCheck {
+  readonly name: string;
+  check(): boolean | Promise<boolean>;
+}
+
+/** Operator actions the Gate routes under `/v1/admin/` after checking the operator token. */
+export interface OperatorActions {
+  run(action: string, body: JsonValue): Promise<{ status: number; body: JsonValue }>;
+}
+
+/** Deadlines and tolerances for the Gate. */
+export interface GateTimeouts {
+  /** Deadline for `decide` (ms). Default 5000. */
+  readonly controlPlaneMs?: number;
+  /** Deadline for `execute` (ms). Default 30000. */
+  readonly executionMs?: number;
+  /** Deadline for each ledger write (ms). Default 5000. */
+  readonly ledgerMs?: number;
+}
+
+/** Everything {@link createGate} needs. */
+export interface GateDeps {
+  readonly clock: Clock;
+  readonly clients: ClientRegistry;
+  readonly replay: RequestReplayStore;
+  readonly ledger: GateLedger;
+  readonly controlPlane: GateControlPlane;
+  readonly executor: GateExecutor;
+  /** Accepted clock skew either way for request timestamps (ms). Default 120000. */
+  readonly timestampToleranceMs?: number;
+  readonly timeouts?: GateTimeouts;
+  /** Lower-case hex SHA-256 of the operator bearer token (evidence view, admin). */
+  readonly operatorTokenSha256: string;
+  /** `/readyz` checks besides the Control Plane's own (ledger, nonce store, sandbox probe, ...). */
+  readonly readiness?: readonly ReadinessCheck[];
+  readonly operator?: OperatorActions;
+  /**
+   * At most this many `gateway.failed` records per second for requests that never
+   * authenticated; the rest are counted and summarised (bounded flood, FC-INV-5). Default 50.
+   */
+  readonly unauthenticatedRecordsPerSecond?: number;
+}
+
+/** The response body the Gate sends for a call. */
+export type CallResponse =
+  | {
+      readonly outcome: 'executed';
+      readonly request_id: string;
+      readonly trace_id: string;
+      readonly decision_id: string;
+      readonly result: JsonValue;
+      readonly receipt: LedgerRef;
+    }
+  | {
+      readonly outcome: 'deny';
+      readonly code: DenialCode;
+      readonly reason: string;
+      readonly request_id: string | null;
+      readonly trace_id: string;
+      readonly decision_id?: string;
+    };

@@ -1,0 +1,123 @@
+/**
+ * CLI smoke test (docs/cli.md): `init` into a temp dir, `up` on port 0 in-process, `call echo`
+ * through the running server, operator commands, usage errors (exit 2) and denials (exit 1).
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXIT, runCli } from '../../src/cli/run.js';
+import type { CliIo } from '../../src/cli/run.js';
+
+let dir: string;
+let controller: AbortController;
+let upDone: Promise<number>;
+
+function capture(extra: Partial<CliIo> = {}): { io: CliIo; out: () => string; err: () => string } {
+  let out = '';
+  let err = '';
+  return {
+    io: { out: (t) => (out += t), err: (t) => (err += t), env: {}, ...extra },
+    out: () => out,
+    err: () => err,
+  };
+}
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const c = capture();
+  const code = await runCli([...argv, '--data', dir], c.io);
+  return { code, out: c.out(), err: c.err() };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'fc-cli-'));
+  const init = capture();
+  expect(await runCli(['init', dir], init.io)).toBe(EXIT.ok);
+  controller = new AbortController();
+  let listening!: () => void;
+  const started = new Promise<void>((r) => (listening = r));
+  let out = '';
+  upDone = runCli(['up', '--data', dir, '--port', '0'], {
+    out: (t) => {
+      out += t;
+      if (out.includes('listening on')) listening();
+    },
+    err: () => undefined,
+    env: {},
+    signal: controller.signal,
+  });
+  await Promise.race([started, upDone]);
+}, 60_000);
+
+afterAll(async () => {
+  controller.abort();
+  expect(await upDone).toBe(EXIT.ok);
+  expect(existsSync(join(dir, 'server.json'))).toBe(false);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('failclosed CLI', () => {
+  it('up announces the running server', () => {
+    expect(existsSync(join(dir, 'server.json'))).toBe(true);
+  });
+
+  it('call echo executes through the running server and requests show finds it', async () => {
+    const r = await run('call', 'echo', '--params', '{"message":"hi"}');
+    expect(r.code).toBe(EXIT.ok);
+    const result = JSON.parse(r.out) as { outcome: string; request_id: string };
+    expect(result.outcome).toBe('executed');
+    const shown = await run('requests', 'show', result.request_id);
+    expect(shown.code).toBe(EXIT.ok);
+    expect((JSON.parse(shown.out) as { outcome: string }).outcome).toBe('executed');
+  });
+
+  it('a denied call exits 1', async () => {
+    const r = await run('call', 'no_such_tool', '--params', '{}');
+    expect(r.code).toBe(EXIT.failed);
+    expect((JSON.parse(r.out) as { code: string }).code).toBe('ERR_TOOL_UNKNOWN');
+  });
+
+  it('clients add registers a key, writes it 0600, and the new client can call', async () => {
+    const r = await run('clients', 'add', 'ops-bot', '--tenant', 'acme');
+    expect(r.code).toBe(EXIT.ok);
+    expect(statSync(join(dir, 'clients', 'ops-bot.json')).mode & 0o777).toBe(0o600);
+    const list = await run('clients', 'list');
+    expect(list.out).toContain('ops-bot');
+    const c = await run('call', 'echo', '--params', '{"message":"x"}', '--client', 'ops-bot');
+    expect(c.code).toBe(EXIT.ok);
+    expect((await run('clients', 'add', 'ops-bot', '--tenant', 'acme')).code).toBe(EXIT.failed);
+  });
+
+  it('kill switch on denies calls, off restores them (scenario 15)', async () => {
+    expect((await run('admin', 'kill-switch', 'on')).code).toBe(EXIT.ok);
+    const denied = await run('call', 'echo', '--params', '{"message":"x"}');
+    expect(JSON.parse(denied.out)).toMatchObject({ code: 'ERR_KILL_SWITCH' });
+    expect((await run('admin', 'kill-switch', 'off')).code).toBe(EXIT.ok);
+    expect((await run('call', 'echo', '--params', '{"message":"y"}')).code).toBe(EXIT.ok);
+  });
+
+  it('jwks prints the issuer keys', async () => {
+    const r = await run('jwks');
+    expect(r.code).toBe(EXIT.ok);
+    expect((JSON.parse(r.out) as { keys: unknown[] }).keys.length).toBeGreaterThan(0);
+  });
+
+  it('ledger export writes an audit bundle', async () => {
+    const out = join(dir, 'audit.json');
+    const r = await run('ledger', 'export', '--out', out);
+    expect(r.code).toBe(EXIT.ok);
+    expect(readFileSync(out, 'utf8').length).toBeGreaterThan(100);
+  });
+
+  it('usage errors exit 2', async () => {
+    expect((await run('call', 'echo')).code).toBe(EXIT.usage);
+    expect((await run('nonsense')).code).toBe(EXIT.usage);
+    expect((await run('admin', 'kill-switch', 'maybe')).code).toBe(EXIT.usage);
+    expect((await run('call', 'echo', '--params', '[1]')).code).toBe(EXIT.usage);
+    expect((await run('--bogus')).code).toBe(EXIT.usage);
+  });
+
+  it('demo is registered and says it is not there yet', async () => {
+    expect((await run('demo')).code).toBe(EXIT.failed);
+  });
+});
