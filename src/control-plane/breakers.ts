@@ -1,0 +1,175 @@
+/**
+ * Circuit breakers (SPEC §6, OE-INV-021): rate limits per session and per tenant over a sliding
+ * window, loop detection (the same tool and parameters hash repeated in a window), a lifetime
+ * cap on calls per session, a per-call spend cap from the policy obligations and a spend limit
+ * per tenant per UTC day. A tripped breaker stays open for its session (the Control Plane also
+ * quarantines it). State is in memory, driven only by the injected clock, so a replay of the same
+ * sequence trips at the same call (GEI Determinism).
+ */
+
+/** Breaker limits. Every limit is a positive integer; see {@link DEFAULT_BREAKERS}. */
+export interface BreakerConfig {
+  /** Sliding window for the rate and loop limits, in milliseconds. */
+  readonly windowMs: number;
+  /** Most calls one session (or sessionless client) may attempt per window. */
+  readonly maxCallsPerSessionWindow: number;
+  /** Most calls one tenant may attempt per window. */
+  readonly maxCallsPerTenantWindow: number;
+  /** A call whose tool and `params_sha256` were already attempted this many times in the window trips. */
+  readonly loopThreshold: number;
+  /** Most calls one session may attempt in its lifetime (max retries, runaway agents). */
+  readonly maxCallsPerSession: number;
+  /** Most declared spend, in cents, one tenant may be allowed per UTC day. */
+  readonly maxSpendCentsPerTenantDay: number;
+  /** Top-level parameter holding a call's declared cost in cents (a non-negative integer). */
+  readonly costParam: string;
+}
+
+/** Default limits: generous for interactive agents, tight enough to stop a loop within seconds. */
+export const DEFAULT_BREAKERS: BreakerConfig = Object.freeze({
+  windowMs: 60_000,
+  maxCallsPerSessionWindow: 120,
+  maxCallsPerTenantWindow: 6_000,
+  loopThreshold: 5,
+  maxCallsPerSession: 10_000,
+  maxSpendCentsPerTenantDay: 100_000_00,
+  costParam: 'amount_cents',
+});
+
+/** Which breaker tripped; recorded in the `admin.quarantine` entry. */
+export type BreakerName = 'session_rate' | 'tenant_rate' | 'loop' | 'session_calls' | 'call_spend' | 'tenant_spend';
+
+/** A breaker verdict: `ok`, or the breaker that tripped. */
+export type BreakerVerdict = { readonly tripped: false } | { readonly tripped: true; readonly breaker: BreakerName };
+
+/** One attempted call, as the breakers see it. */
+export interface BreakerCall {
+  /** The session, or `client:<identity>` for a sessionless client. */
+  readonly sessionKey: string;
+  readonly tenant: string;
+  readonly tool: string;
+  readonly paramsSha256: string;
+  readonly now: number;
+}
+
+/** The breaker state of one Control Plane. */
+export interface CircuitBreakers {
+  /** Counts the attempt, then says whether any rate, loop or lifetime breaker is open. */
+  admit(call: BreakerCall): BreakerVerdict;
+  /**
+   * Checks the spend of a call the policy allowed and reserves it against the tenant's day.
+   * `maxCallCents` is the per-call cap from the obligations (null: none). Returns a release
+   * function to undo the reservation when the call is denied later, or the tripped breaker.
+   */
+  reserveSpend(call: BreakerCall, costCents: number | null, maxCallCents: number | null): SpendVerdict;
+}
+
+/** A spend verdict: reserved (with a release function), or the breaker that tripped. */
+export type SpendVerdict =
+  | { readonly tripped: false; readonly release: () => void }
+  | { readonly tripped: true; readonly breaker: BreakerName };
+
+const DAY_MS = 86_400_000;
+const MAX_TRACKED = 100_000;
+
+/** Throws `TypeError` for a config with a limit that is not a positive safe integer. */
+export function assertBreakerConfig(config: BreakerConfig): void {
+  for (const [name, value] of Object.entries(config)) {
+    if (name === 'costParam') {
+      if (typeof value !== 'string' || value.length === 0) throw new TypeError('costParam must be a non-empty string');
+    } else if (!Number.isSafeInteger(value) || (value as number) <= 0) {
+      throw new TypeError(`${name} must be a positive integer`);
+    }
+  }
+}
+
+/** Creates the breakers with `config` (OE-INV-021). */
+export function createCircuitBreakers(config: BreakerConfig = DEFAULT_BREAKERS): CircuitBreakers {
+  assertBreakerConfig(config);
+  const sessionWindows = new Map<string, number[]>();
+  const tenantWindows = new Map<string, number[]>();
+  const callWindows = new Map<string, number[]>();
+  const sessionTotals = new Map<string, number>();
+  const open = new Map<string, BreakerName>();
+  const spend = new Map<string, number>();
+
+  function hit(map: Map<string, number[]>, key: string, now: number): number {
+    const cutoff = now - config.windowMs;
+    const times = (map.get(key) ?? []).filter((t) => t > cutoff);
+    times.push(now);
+    bounded(map).set(key, times);
+    return times.length;
+  }
+
+  function trip(sessionKey: string, breaker: BreakerName): { readonly tripped: true; readonly breaker: BreakerName } {
+    bounded(open).set(sessionKey, breaker);
+    return { tripped: true, breaker };
+  }
+
+  return Object.freeze({
+    admit(call: BreakerCall): BreakerVerdict {
+      const already = open.get(call.sessionKey);
+      if (already !== undefined) return { tripped: true, breaker: already };
+      const total = (sessionTotals.get(call.sessionKey) ?? 0) + 1;
+      bounded(sessionTotals).set(call.sessionKey, total);
+      const inSession = hit(sessionWindows, call.sessionKey, call.now);
+      const inTenant = hit(tenantWindows, call.tenant, call.now);
+      const sameCall = hit(callWindows, `${call.sessionKey}\u0000${call.tool}\u0000${call.paramsSha256}`, call.now);
+      if (total > config.maxCallsPerSession) return trip(call.sessionKey, 'session_calls');
+      if (sameCall > config.loopThreshold) return trip(call.sessionKey, 'loop');
+      if (inSession > config.maxCallsPerSessionWindow) return trip(call.sessionKey, 'session_rate');
+      // A tenant-wide rate limit denies but does not open the breaker for this one session.
+      if (inTenant > config.maxCallsPerTenantWindow) return { tripped: true, breaker: 'tenant_rate' };
+      return { tripped: false };
+    },
+    reserveSpend(call: BreakerCall, costCents: number | null, maxCallCents: number | null): SpendVerdict {
+      if (costCents === null || costCents === 0) return { tripped: false, release: () => undefined };
+      if (maxCallCents !== null && costCents > maxCallCents) return trip(call.sessionKey, 'call_spend');
+      const key = `${call.tenant}\u0000${Math.floor(call.now / DAY_MS)}`;
+      const spent = spend.get(key) ?? 0;
+      if (spent + costCents > config.maxSpendCentsPerTenantDay) return trip(call.sessionKey, 'tenant_spend');
+      bounded(spend).set(key, spent + costCents);
+      let released = false;
+      return {
+        tripped: false,
+        release: () => {
+          if (released) return;
+          released = true;
+          spend.set(key, Math.max(0, (spend.get(key) ?? 0) - costCents));
+        },
+      };
+    },
+  });
+}
+
+/** Caps memory: the oldest key is dropped past {@link MAX_TRACKED} keys. */
+function bounded<K, V>(map: Map<K, V>): Map<K, V> {
+  if (map.size >= MAX_TRACKED) {
+    const first = map.keys().next();
+    if (first.done !== true) map.delete(first.value);
+  }
+  return map;
+}
+
+/**
+ * The declared cost of a call in cents: the top-level `costParam` member of an object `params`
+ * when it is a non-negative safe integer; `null` when absent; `NaN` when present but not a
+ * valid amount (the caller denies). (OE-INV-021 spend limits)
+ */
+export function declaredCostCents(params: unknown, costParam: string): number | null {
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) return null;
+  if (!Object.prototype.hasOwnProperty.call(params, costParam)) return null;
+  const value = (params as Record<string, unknown>)[costParam];
+  return Number.isSafeInteger(value) && (value as number) >= 0 ? (value as number) : Number.NaN;
+}
+
+/**
+ * Converts a decimal USD string (`"12"`, `"12.5"`, `"12.50"`) to whole cents; `null` stays
+ * `null`; anything else (more than two decimals, signs, exponents) is `NaN` (the caller denies).
+ */
+export function usdToCents(usd: string | null): number | null {
+  if (usd === null) return null;
+  const m = /^(\d{1,13})(?:\.(\d{1,2}))?$/.exec(usd);
+  if (m === null) return Number.NaN;
+  return Number(m[1]) * 100 + Number((m[2] ?? '').padEnd(2, '0'));
+}

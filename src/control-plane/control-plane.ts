@@ -1,0 +1,293 @@
+/**
+ * The Control Plane (SPEC §1, §2 steps 3–5, GEI Issuer): decides each governed request, records
+ * the decision in the ledger and waits for confirmation, and only then signs an approval
+ * envelope. Every failure is a deny with a code and, where the ledger still answers, a ledger
+ * record (FC-INV-4, FC-INV-5, OE-INV-003, OE-INV-014). `decide` never throws.
+ */
+import { computeParamsSha256, deny, isDeny } from '../kernel/index.js';
+import type { Clock, Deny, JsonValue } from '../kernel/index.js';
+import type { SigningKey } from '../kernel/signing/index.js';
+import type { ToolSpec } from '../policy/index.js';
+import { createCircuitBreakers, declaredCostCents, DEFAULT_BREAKERS, type BreakerConfig } from './breakers.js';
+import type { ActivationResult, BundleStore } from './bundle-store.js';
+import { withDeadline } from './deadline.js';
+import { constraintsFor, decisionPayload, type DecisionFacts } from './decision-record.js';
+import { deriveDecisionId, deriveJti, MIN_DERIVATION_KEY_BYTES } from './derive.js';
+import { createGovernanceAdmin, type GovernanceAdmin } from './governance-admin.js';
+import type { GovernanceState } from './governance-state.js';
+import { createIssuer, type IssuerConfig, type KeyChangeResult } from './issuer.js';
+import { appendConfirmed, CONTROL_PLANE_ACTOR, type Actor, type LedgerAppender, type LedgerRef } from './ledger-port.js';
+import { parsePolicyAnswer } from './policy-decision.js';
+import type { PolicyRuntime } from './ports.js';
+import type { ControlPlane, ControlPlaneResult, GovernedRequest } from './types.js';
+
+/** Deadlines, in milliseconds, for each dependency on the decision path (SPEC §7 scenario 5). */
+export interface ControlPlaneDeadlines {
+  readonly ledgerMs: number;
+  readonly policyMs: number;
+  readonly stateMs: number;
+}
+
+/** Default deadlines. */
+export const DEFAULT_DEADLINES: ControlPlaneDeadlines = Object.freeze({ ledgerMs: 2_000, policyMs: 500, stateMs: 500 });
+
+/** Dependencies of {@link createControlPlane}. */
+export interface ControlPlaneDeps {
+  readonly ledger: LedgerAppender;
+  readonly now: Clock;
+  readonly issuer: IssuerConfig;
+  readonly bundles: BundleStore;
+  readonly state: GovernanceState;
+  /** Breaker limits over {@link DEFAULT_BREAKERS}. */
+  readonly breakers?: Partial<BreakerConfig>;
+  /** Secret of at least 32 bytes for `decision_id` and `jti` (GEI Determinism). */
+  readonly derivationKey: Uint8Array;
+  readonly deadlines?: Partial<ControlPlaneDeadlines>;
+}
+
+/** The Control Plane with its operator functions (SPEC §6, OE-INV-025). */
+export interface ControlPlaneService extends ControlPlane {
+  /** Kill switch, tenant lockdown, session quarantine: ledgered, then applied. */
+  readonly admin: GovernanceAdmin;
+  /** New issuer key; ledgers `admin.key_rotated` first. */
+  rotateIssuerKey(actor: Actor, reason: string, newKey?: SigningKey): Promise<KeyChangeResult>;
+  /** Revokes an earlier issuer key; ledgers `admin.key_revoked` first. */
+  revokeIssuerKey(kid: string, actor: Actor, reason: string): Promise<KeyChangeResult>;
+  /** Activates a stored bundle; ledgers `admin.policy_activated` first. */
+  activateBundle(hash: string, actor: Actor, reason: string): Promise<ActivationResult>;
+}
+
+interface Ctx {
+  readonly req: GovernedRequest;
+  readonly at: number;
+  readonly decisionId: string;
+  readonly paramsSha256: string;
+  runtime?: PolicyRuntime;
+}
+
+const withId = (d: Deny, decision_id: string | null): ControlPlaneResult =>
+  Object.freeze({ outcome: 'deny', code: d.code, reason: d.reason, decision_id });
+
+const isRequestString = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 256;
+
+/**
+ * Creates the Control Plane. Throws `TypeError` for a malformed configuration (short derivation
+ * key, bad issuer settings or breaker limits). (SPEC §2 steps 3–5, GEI)
+ */
+export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService {
+  const { ledger, now, bundles, state, derivationKey } = deps;
+  if (!(derivationKey instanceof Uint8Array) || derivationKey.length < MIN_DERIVATION_KEY_BYTES) {
+    throw new TypeError('derivationKey must be at least 32 bytes');
+  }
+  const deadlines = { ...DEFAULT_DEADLINES, ...deps.deadlines };
+  const breakerConfig: BreakerConfig = { ...DEFAULT_BREAKERS, ...deps.breakers };
+  const breakers = createCircuitBreakers(breakerConfig);
+  const issuer = createIssuer({ config: deps.issuer, ledger, now, ledgerTimeoutMs: deadlines.ledgerMs });
+  const admin = createGovernanceAdmin({ ledger, state, now, ledgerTimeoutMs: deadlines.ledgerMs, stateTimeoutMs: deadlines.stateMs });
+
+  function facts(ctx: Ctx, over: Partial<DecisionFacts> & Pick<DecisionFacts, 'outcome' | 'code' | 'rationale'>): DecisionFacts {
+    return {
+      decision_id: ctx.decisionId,
+      policy_bundle: ctx.runtime?.hash ?? null,
+      constitution_version: ctx.runtime?.constitutionVersion ?? null,
+      rules_fired: [],
+      risk: null,
+      obligations: null,
+      params_sha256: ctx.paramsSha256,
+      tool: ctx.req.tool,
+      client: ctx.req.identity,
+      session: ctx.req.session,
+      request_sha256: ctx.req.request_sha256,
+      ...over,
+    };
+  }
+
+  function append(ctx: Ctx, type: 'decision' | 'denial' | 'envelope.issued', payload: DecisionFacts | Record<string, JsonValue>) {
+    const body = type === 'decision' ? decisionPayload(payload as DecisionFacts) : (payload as Record<string, JsonValue>);
+    const { trace_id, request_id, tenant } = ctx.req;
+    return appendConfirmed(ledger, { type, trace_id, request_id, tenant, actor: CONTROL_PLANE_ACTOR, payload: body }, deadlines.ledgerMs);
+  }
+
+  /** Records a deny as the request's decision (FC-INV-5); a ledger failure still denies. */
+  async function refuse(ctx: Ctx, d: Deny, over: Partial<DecisionFacts> = {}): Promise<ControlPlaneResult> {
+    const ref = await append(ctx, 'decision', facts(ctx, { outcome: 'deny', code: d.code, rationale: d.reason, ...over }));
+    return withId(isDeny(ref) ? ref : d, ctx.decisionId);
+  }
+
+  /** Records a deny after the decision was recorded (signing failed, say); best effort. */
+  async function abandon(ctx: Ctx, stage: string, d: Deny): Promise<ControlPlaneResult> {
+    const { tool, identity, session, request_sha256 } = ctx.req;
+    await append(ctx, 'denial', {
+      code: d.code, stage, reason: d.reason, tool, client: identity, session,
+      params_sha256: ctx.paramsSha256, decision_id: ctx.decisionId, request_sha256,
+    });
+    return withId(d, ctx.decisionId);
+  }
+
+  /** A breaker tripped: quarantine the session (ledgered first), then deny (OE-INV-021). */
+  async function trip(ctx: Ctx, breaker: string): Promise<ControlPlaneResult> {
+    const { req } = ctx;
+    if (req.session !== null && breaker !== 'tenant_rate') {
+      await admin.setSessionQuarantine(req.session, true, CONTROL_PLANE_ACTOR, `circuit breaker ${breaker} tripped`, {
+        trace_id: req.trace_id, request_id: req.request_id, tenant: req.tenant, client: req.identity, breaker,
+      });
+    }
+    return refuse(ctx, deny('ERR_CIRCUIT_OPEN', `circuit breaker ${breaker} is open`));
+  }
+
+  async function governance(ctx: Ctx): Promise<Deny | undefined> {
+    const g = await withDeadline(() => state.check(ctx.req.tenant, ctx.req.session), deadlines.stateMs);
+    if (g.status !== 'ok') return deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the governance state did not answer');
+    // Only an explicit `false` clears each check: a missing or malformed answer denies.
+    const v = g.value as unknown as Partial<Record<string, unknown>> | null;
+    if (typeof v !== 'object' || v === null) return deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the governance state answer is malformed');
+    if (v.kill_switch !== false) return deny('ERR_KILL_SWITCH', 'the kill switch is engaged');
+    if (v.tenant_locked !== false) return deny('ERR_TENANT_LOCKDOWN', 'the tenant is locked down');
+    if (v.session_quarantined !== false) return deny('ERR_SESSION_QUARANTINED', 'the agent session is quarantined');
+    return undefined;
+  }
+
+  async function pipeline(req: GovernedRequest): Promise<ControlPlaneResult> {
+    const at = now();
+    if (![req.request_id, req.trace_id, req.identity, req.tenant, req.tool].every(isRequestString) ||
+        !Number.isSafeInteger(req.timestamp) || !/^[0-9a-f]{64}$/.test(String(req.request_sha256)) ||
+        (req.session !== null && !isRequestString(req.session))) {
+      return withId(deny('ERR_REQUEST_MALFORMED', 'the governed request is malformed'), null);
+    }
+    let paramsSha256: string;
+    try {
+      paramsSha256 = computeParamsSha256(req.params);
+    } catch {
+      return withId(deny('ERR_PARAMS_INVALID', 'the parameters cannot be canonically encoded'), null);
+    }
+    const ctx: Ctx = { req, at, paramsSha256, decisionId: deriveDecisionId(derivationKey, req, paramsSha256) };
+
+    // 1. Incident response: kill switch → tenant lockdown → session quarantine (OE-INV-025).
+    const halted = await governance(ctx);
+    if (halted !== undefined) return refuse(ctx, halted);
+
+    // 2. Circuit breakers: rate, loop, lifetime (OE-INV-021).
+    const call = { sessionKey: req.session ?? `client:${req.identity}`, tenant: req.tenant, tool: req.tool, paramsSha256, now: at };
+    const admitted = breakers.admit(call);
+    if (admitted.tripped) return trip(ctx, admitted.breaker);
+
+    // 3. The verified active bundle; never a fallback (SPEC §6, scenario 13).
+    const active = bundles.active();
+    if (isDeny(active)) return refuse(ctx, deny('ERR_POLICY_UNAVAILABLE', 'no verified active policy bundle'));
+    const runtime = active;
+    ctx.runtime = runtime;
+
+    // 4. Known tool (OE-INV-005), 5. parameters match its schema (OE-INV-004).
+    const tool: ToolSpec | undefined = runtime.getTool(req.tool);
+    if (tool === undefined) return refuse(ctx, deny('ERR_TOOL_UNKNOWN', 'the tool is not in the active catalog'));
+    const valid = runtime.validateParams(req.tool, req.params);
+    if (valid.outcome !== 'ok') return refuse(ctx, deny('ERR_PARAMS_INVALID', 'the parameters fail the tool schema'));
+
+    // 6. Policy evaluation, bounded and checked (SPEC §2 step 3).
+    const evaluated = await withDeadline(
+      () => runtime.evaluate({ principal: { id: req.identity, tenant: req.tenant }, tenant: req.tenant, tool: req.tool, params: req.params, tainted: false }),
+      deadlines.policyMs,
+    );
+    if (evaluated.status === 'timeout') return refuse(ctx, deny('ERR_POLICY_UNAVAILABLE', 'policy evaluation timed out'));
+    if (evaluated.status === 'error') return refuse(ctx, deny('ERR_POLICY_ERROR', 'policy evaluation failed'));
+    const decision = parsePolicyAnswer(evaluated.value, runtime.hash);
+    if (!('rules_fired' in decision)) return refuse(ctx, decision);
+    const policyFacts = { rules_fired: decision.rules_fired, risk: decision.risk, obligations: decision.obligations };
+    if (decision.outcome === 'deny') return refuse(ctx, decision, { ...policyFacts, rationale: decision.rationale });
+
+    // 7. Constraints and spend (allow only; an approved escalation re-checks at issuance).
+    const constraints = constraintsFor(tool, decision.obligations);
+    if (isDeny(constraints)) return refuse(ctx, constraints, policyFacts);
+    let release = (): void => undefined;
+    if (decision.outcome === 'allow') {
+      const cost = declaredCostCents(req.params, breakerConfig.costParam);
+      if (Number.isNaN(cost)) return refuse(ctx, deny('ERR_PARAMS_INVALID', 'the declared cost is not an amount'), policyFacts);
+      const spend = breakers.reserveSpend(call, cost, constraints.max_cost_cents);
+      if (spend.tripped) return trip(ctx, spend.breaker);
+      release = spend.release;
+    }
+
+    // 8. The decision record, confirmed before anything else happens (GEI, SPEC §2 step 4).
+    const escalate = decision.outcome === 'escalate';
+    const recorded = await append(ctx, 'decision', facts(ctx, {
+      ...policyFacts, outcome: decision.outcome, code: escalate ? 'ERR_APPROVAL_REQUIRED' : null, rationale: decision.rationale,
+    }));
+    if (isDeny(recorded)) {
+      release();
+      return withId(recorded, ctx.decisionId);
+    }
+
+    // 9. Approvals: the slot between decision and issuance (OE-INV-019/020).
+    const approvals = awaitApprovals(escalate);
+    if (isDeny(approvals)) return withId(approvals, ctx.decisionId);
+
+    // 10. Sign, 11. record the issuance and wait, 12. allow (SPEC §2 step 5).
+    return issue(ctx, runtime.hash, recorded, approvals, constraints, release);
+  }
+
+  async function issue(ctx: Ctx, bundleHash: string, decisionRef: LedgerRef, approvals: readonly string[],
+    constraints: Exclude<ReturnType<typeof constraintsFor>, Deny>, release: () => void): Promise<ControlPlaneResult> {
+    const { req } = ctx;
+    const jti = deriveJti(derivationKey, req, ctx.paramsSha256);
+    let issued;
+    try {
+      issued = issuer.issue({
+        sub: req.identity, tenant: req.tenant, tool: req.tool, params_sha256: ctx.paramsSha256, jti,
+        decision_id: ctx.decisionId, request_id: req.request_id, trace_id: req.trace_id, policy_bundle: bundleHash,
+        ledger: { index: decisionRef.index, entry_hash: decisionRef.entry_hash }, approvals: [...approvals], constraints,
+      }, ctx.at);
+    } catch {
+      release();
+      return abandon(ctx, 'issue', deny('ERR_INTERNAL', 'the envelope could not be signed'));
+    }
+    const confirmed = await append(ctx, 'envelope.issued', {
+      decision_id: ctx.decisionId, jti, envelope: issued.envelope, kid: issued.kid, exp: issued.exp,
+      ledger_ref: { index: decisionRef.index, entry_hash: decisionRef.entry_hash }, params_sha256: ctx.paramsSha256, tool: req.tool,
+    });
+    if (isDeny(confirmed)) {
+      release();
+      return withId(confirmed, ctx.decisionId);
+    }
+    return Object.freeze({
+      outcome: 'allow', decision_id: ctx.decisionId, envelope: issued.envelope,
+      decision_ref: Object.freeze({ index: decisionRef.index, entry_hash: decisionRef.entry_hash }), policy_bundle: bundleHash,
+    });
+  }
+
+  return Object.freeze({
+    async decide(req: GovernedRequest): Promise<ControlPlaneResult> {
+      try {
+        return await pipeline(req);
+      } catch {
+        // The role's edge: any exception is a deny (FC-INV-4, STYLE "Errors and denials").
+        return withId(deny('ERR_INTERNAL', 'the decision failed'), null);
+      }
+    },
+    async ready(): Promise<{ ready: boolean; reason?: string }> {
+      const active = bundles.active();
+      if (isDeny(active)) return { ready: false, reason: active.code };
+      const g = await withDeadline(() => state.check('*', null), deadlines.stateMs);
+      return g.status === 'ok' ? { ready: true } : { ready: false, reason: 'ERR_CONTROL_PLANE_UNAVAILABLE' };
+    },
+    issuerJwks: (): JsonValue => {
+      const { keys, revoked } = issuer.jwks();
+      return { keys: keys.map((k) => ({ ...k })), revoked: [...revoked] };
+    },
+    activeBundle() {
+      const active = bundles.active();
+      return isDeny(active) ? undefined : { hash: active.hash, bundle: active.bundle };
+    },
+    admin,
+    rotateIssuerKey: (actor: Actor, reason: string, newKey?: SigningKey) => issuer.rotate(actor, reason, newKey),
+    revokeIssuerKey: (kid: string, actor: Actor, reason: string) => issuer.revoke(kid, actor, reason),
+    activateBundle: (hash: string, actor: Actor, reason: string) => bundles.activate(hash, actor, reason),
+  });
+}
+
+/**
+ * The approval step. An escalated decision is refused with `ERR_APPROVAL_REQUIRED` until the
+ * approval flow (OE-INV-019/020) supplies approval references here; an allow needs none.
+ */
+function awaitApprovals(escalate: boolean): readonly string[] | Deny {
+  return escalate ? deny('ERR_APPROVAL_REQUIRED', 'the decision requires human approval') : [];
+}

@@ -1,0 +1,57 @@
+/**
+ * Deterministic identifiers (GEI Determinism, SPEC §3): `decision_id` and `jti` are keyed hashes
+ * of the canonical request fields, so an identical request under identical keys yields identical
+ * identifiers and therefore byte-identical decision records and envelopes. The key is secret, so
+ * nobody outside the Control Plane can predict a `jti` before it is issued.
+ */
+import { createHmac } from 'node:crypto';
+import { canonicalBytes, encodeBase64url } from '../kernel/index.js';
+import type { JsonValue } from '../kernel/index.js';
+import type { GovernedRequest } from './types.js';
+
+/** Domain separators: one per derived value, so a `decision_id` can never equal a `jti`. */
+export type DerivationDomain = 'decision' | 'jti' | 'admin';
+
+/** Minimum length of the derivation key in bytes (256 bits). */
+export const MIN_DERIVATION_KEY_BYTES = 32;
+
+/**
+ * HMAC-SHA256 under `key` of `"<domain>:"` followed by the RFC 8785 canonical bytes of `value`,
+ * as unpadded base64url (43 characters). A key shorter than 32 bytes is a caller error
+ * (`TypeError`). (GEI Determinism)
+ */
+export function deriveId(key: Uint8Array, domain: DerivationDomain, value: JsonValue): string {
+  if (key.length < MIN_DERIVATION_KEY_BYTES) throw new TypeError('derivation key must be at least 32 bytes');
+  const mac = createHmac('sha256', key);
+  mac.update(`${domain}:`, 'utf8');
+  mac.update(canonicalBytes(value));
+  return encodeBase64url(mac.digest());
+}
+
+/**
+ * The canonical request fields every derived identifier covers: all fields of the
+ * {@link GovernedRequest} except the parameters themselves, which enter through their hash.
+ */
+export function requestFields(req: GovernedRequest, paramsSha256: string): JsonValue {
+  return {
+    request_id: req.request_id,
+    trace_id: req.trace_id,
+    identity: req.identity,
+    tenant: req.tenant,
+    tool: req.tool,
+    params_sha256: paramsSha256,
+    timestamp: req.timestamp,
+    session: req.session,
+    request_sha256: req.request_sha256,
+  };
+}
+
+/** `decision_id` of a request (GEI Determinism, OE-INV-014). */
+export function deriveDecisionId(key: Uint8Array, req: GovernedRequest, paramsSha256: string): string {
+  return deriveId(key, 'decision', requestFields(req, paramsSha256));
+}
+
+/** `jti` (the single-use envelope nonce) of a request (GEI Determinism, OE-INV-017). */
+export function deriveJti(key: Uint8Array, req: GovernedRequest, paramsSha256: string): string {
+  return deriveId(key, 'jti', requestFields(req, paramsSha256));
+}

@@ -1,0 +1,94 @@
+/**
+ * SQLite {@link GovernanceState} (embedded deployment, SPEC §1): one small database file, every
+ * write committed with `synchronous=FULL` before it returns, every read straight from the file so
+ * several processes sharing it see one state (OE-INV-025).
+ */
+import Database from 'better-sqlite3';
+import {
+  assertGovernanceChange,
+  type GovernanceChange,
+  type GovernanceCheck,
+  type GovernanceSnapshot,
+  type GovernanceState,
+} from './governance-state.js';
+
+/** A {@link GovernanceState} backed by a SQLite file, with `close()`. */
+export interface SqliteGovernanceState extends GovernanceState {
+  /** Closes the database; later calls reject. */
+  close(): void;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS kill_switch (id INTEGER PRIMARY KEY CHECK (id = 1), engaged INTEGER NOT NULL CHECK (engaged IN (0, 1)));
+INSERT OR IGNORE INTO kill_switch (id, engaged) VALUES (1, 0);
+CREATE TABLE IF NOT EXISTS tenant_lockdown (tenant TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS session_quarantine (session TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;
+`;
+
+/**
+ * Opens (creating if needed) the governance state at `path` (`':memory:'` for a private
+ * in-memory database). A missing or malformed kill-switch row reads as engaged: an unreadable
+ * state never reads as "all clear". (OE-INV-025, FC-INV-4)
+ */
+export function createSqliteGovernanceState(path: string): SqliteGovernanceState {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 2000');
+  db.exec(SCHEMA);
+
+  const readKill = db.prepare<[], { engaged: unknown }>('SELECT engaged FROM kill_switch WHERE id = 1');
+  const readTenant = db.prepare<[string], { one: number }>('SELECT 1 AS one FROM tenant_lockdown WHERE tenant = ?');
+  const readSession = db.prepare<[string], { one: number }>('SELECT 1 AS one FROM session_quarantine WHERE session = ?');
+  const setKill = db.prepare<[number]>('UPDATE kill_switch SET engaged = ? WHERE id = 1');
+  const lockTenant = db.prepare<[string]>('INSERT OR IGNORE INTO tenant_lockdown (tenant) VALUES (?)');
+  const unlockTenant = db.prepare<[string]>('DELETE FROM tenant_lockdown WHERE tenant = ?');
+  const quarantine = db.prepare<[string]>('INSERT OR IGNORE INTO session_quarantine (session) VALUES (?)');
+  const release = db.prepare<[string]>('DELETE FROM session_quarantine WHERE session = ?');
+  const listTenants = db.prepare<[], { tenant: string }>('SELECT tenant FROM tenant_lockdown ORDER BY tenant');
+  const listSessions = db.prepare<[], { session: string }>('SELECT session FROM session_quarantine ORDER BY session');
+
+  // Database row: anything but exactly 0 reads as engaged.
+  const killEngaged = (): boolean => readKill.get()?.engaged !== 0;
+
+  const check = db.transaction((tenant: string, session: string | null): GovernanceCheck => ({
+    kill_switch: killEngaged(),
+    tenant_locked: readTenant.get(tenant) !== undefined,
+    session_quarantined: session !== null && readSession.get(session) !== undefined,
+  }));
+  const snapshot = db.transaction(
+    (): GovernanceSnapshot => ({
+      kill_switch: killEngaged(),
+      locked_tenants: listTenants.all().map((r) => r.tenant),
+      quarantined_sessions: listSessions.all().map((r) => r.session),
+    }),
+  );
+
+  return Object.freeze({
+    check(tenant: string, session: string | null): Promise<GovernanceCheck> {
+      return attempt(() => check(tenant, session));
+    },
+    apply(change: GovernanceChange): Promise<void> {
+      return attempt(() => {
+        assertGovernanceChange(change);
+        if (change.kind === 'kill_switch') setKill.run(change.on ? 1 : 0);
+        else if (change.kind === 'lockdown') (change.on ? lockTenant : unlockTenant).run(change.tenant);
+        else (change.on ? quarantine : release).run(change.session);
+      });
+    },
+    snapshot(): Promise<GovernanceSnapshot> {
+      return attempt(() => snapshot());
+    },
+    close(): void {
+      db.close();
+    },
+  });
+}
+
+function attempt<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error('governance state failure'));
+  }
+}

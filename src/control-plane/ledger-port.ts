@@ -1,0 +1,88 @@
+/**
+ * The part of the ledger the Control Plane writes to, and the one helper that writes with a
+ * deadline. The ledger acknowledges an append only once it is durable; anything else (rejection,
+ * timeout, malformed acknowledgement) is `ERR_LEDGER_UNAVAILABLE` (GEI "If the ledger write
+ * fails, the tool does not run", L7 degraded mode: deny, SPEC §7 scenario 9).
+ */
+import { deny, sha256Hex, canonicalize, isDeny } from '../kernel/index.js';
+import type { Deny, JsonObject } from '../kernel/index.js';
+import { withDeadline } from './deadline.js';
+
+/** Entry types the Control Plane appends (a subset of the ledger's types, SPEC §4). */
+export type ControlPlaneEntryType =
+  | 'decision'
+  | 'denial'
+  | 'envelope.issued'
+  | 'admin.policy_activated'
+  | 'admin.kill_switch'
+  | 'admin.lockdown'
+  | 'admin.quarantine'
+  | 'admin.key_rotated'
+  | 'admin.key_revoked';
+
+/** Who caused an entry. */
+export interface Actor {
+  readonly id: string;
+  readonly role: string;
+}
+
+/** One append, as the ledger's `append` takes it. */
+export interface LedgerAppend {
+  readonly type: ControlPlaneEntryType;
+  readonly trace_id: string;
+  readonly request_id: string;
+  readonly tenant: string;
+  readonly actor: Actor;
+  readonly payload: JsonObject;
+}
+
+/** A confirmed entry: its index and hash (the envelope's `ledger` claim, L7 Boundary B). */
+export interface LedgerRef {
+  readonly index: number;
+  readonly entry_hash: string;
+}
+
+/** The ledger as the Control Plane needs it: a durable, acknowledged append. */
+export interface LedgerAppender {
+  append(entry: LedgerAppend): Promise<LedgerRef>;
+}
+
+/** The tenant recorded on entries that concern the whole deployment (kill switch, keys, policy). */
+export const GLOBAL_TENANT = '*';
+
+/** The actor the Control Plane records for its own entries (decisions, envelopes, breakers). */
+export const CONTROL_PLANE_ACTOR: Actor = Object.freeze({ id: 'control-plane', role: 'control-plane' });
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/**
+ * Appends `entry` and waits for the ledger's confirmation for at most `timeoutMs`. Resolves to
+ * the confirmed {@link LedgerRef}, or to a deny `ERR_LEDGER_UNAVAILABLE` on rejection, timeout or
+ * an acknowledgement that is not `{index, entry_hash}`. Never rejects. (GEI, SPEC §2 step 4)
+ */
+export async function appendConfirmed(
+  ledger: LedgerAppender,
+  entry: LedgerAppend,
+  timeoutMs: number,
+): Promise<LedgerRef | Deny> {
+  const settled = await withDeadline(() => ledger.append(entry), timeoutMs);
+  if (settled.status === 'ok' && isLedgerRef(settled.value)) {
+    return Object.freeze({ index: settled.value.index, entry_hash: settled.value.entry_hash });
+  }
+  return deny('ERR_LEDGER_UNAVAILABLE', 'the ledger did not confirm the write');
+}
+
+/** True when `ref` is a confirmed {@link LedgerRef}. */
+export function isLedgerRef(ref: unknown): ref is LedgerRef {
+  if (typeof ref !== 'object' || ref === null || isDeny(ref)) return false;
+  const r = ref as Record<string, unknown>;
+  return Number.isSafeInteger(r.index) && (r.index as number) >= 0 && typeof r.entry_hash === 'string' && HEX64.test(r.entry_hash);
+}
+
+/**
+ * Deterministic `request_id`/`trace_id` for an admin action that no request carries: a hash of
+ * the action's type, payload, tenant and time, prefixed `admin-`. (GEI Determinism)
+ */
+export function adminRequestId(type: ControlPlaneEntryType, tenant: string, payload: JsonObject, at: number): string {
+  return `admin-${sha256Hex(canonicalize({ type, tenant, payload, at })).slice(0, 32)}`;
+}

@@ -1,0 +1,29 @@
+/**
+ * The default {@link CompileBundle}: the policy layer's loader, catalog and pre-parsed Cedar
+ * engine behind the {@link PolicyRuntime} port (SPEC §6, §8 "Pre-parse per bundle",
+ * OE-INV-004/005/014).
+ */
+import { FailclosedError, isDeny } from '../kernel/index.js';
+import { createPolicyEngine, loadBundle } from '../policy/index.js';
+import type { CompileBundle, PolicyRuntime } from './ports.js';
+
+/**
+ * Loads and verifies bundle bytes against `expectedHash`, pre-parses its engine and returns the
+ * runtime. Throws `FailclosedError('ERR_POLICY_BUNDLE_INVALID')` for a malformed or tampered
+ * bundle and `ERR_POLICY_UNAVAILABLE` when the engine cannot be prepared. (SPEC §7 scenario 13)
+ */
+export const compilePolicyBundle: CompileBundle = (bytes: Uint8Array, expectedHash: string): PolicyRuntime => {
+  const bundle = loadBundle(bytes, expectedHash);
+  if (isDeny(bundle)) throw new FailclosedError('ERR_POLICY_BUNDLE_INVALID', bundle.reason);
+  const engine = createPolicyEngine(bundle);
+  if (isDeny(engine)) throw new FailclosedError(engine.code, engine.reason);
+  const { catalog } = engine;
+  return Object.freeze({
+    hash: bundle.hash,
+    constitutionVersion: bundle.document.name,
+    bundle,
+    getTool: (name: string) => catalog.getTool(name),
+    validateParams: (tool: string, params: Parameters<typeof catalog.validateParams>[1]) => catalog.validateParams(tool, params),
+    evaluate: (input: Parameters<typeof engine.evaluate>[0]) => engine.evaluate(input),
+  });
+};

@@ -1,0 +1,56 @@
+/**
+ * The Control Plane's contract with the Gate (SPEC §2 steps 3–5, FC-INV-6): what the Gate hands
+ * in after authenticating and parsing a signed request, and what it gets back.
+ */
+import type { Deny, JsonValue } from '../kernel/index.js';
+import type { PolicyBundleLike } from './ports.js';
+
+/** A request the Gate authenticated and parsed (SPEC §2 steps 1–2, FC-INV-3). */
+export interface GovernedRequest {
+  readonly request_id: string;
+  readonly trace_id: string;
+  /** Client (agent) id. */
+  readonly identity: string;
+  readonly tenant: string;
+  readonly tool: string;
+  readonly params: JsonValue;
+  /** Milliseconds since the epoch, from the signed request. */
+  readonly timestamp: number;
+  /** Agent session id, for quarantine and circuit breakers (OE-INV-021). */
+  readonly session: string | null;
+  /** Lower-case hex SHA-256 of the raw signed request (evidence reference). */
+  readonly request_sha256: string;
+}
+
+/**
+ * The Control Plane's answer: an allow carries the signed envelope and the confirmed ledger
+ * reference of its decision record; anything else is a {@link Deny} with the decision id when
+ * one was derived (FC-INV-4, FC-INV-5).
+ */
+export type ControlPlaneResult =
+  | {
+      readonly outcome: 'allow';
+      readonly decision_id: string;
+      readonly envelope: string;
+      readonly decision_ref: { readonly index: number; readonly entry_hash: string };
+      readonly policy_bundle: string;
+    }
+  | (Deny & { readonly decision_id: string | null });
+
+/** The allow branch of {@link ControlPlaneResult}. */
+export type ControlPlaneAllow = Extract<ControlPlaneResult, { outcome: 'allow' }>;
+
+/** The Control Plane as the Gate sees it (SPEC §1, §2). */
+export interface ControlPlane {
+  /**
+   * Decides one request: governance state, circuit breakers, bundle, tool, parameters, policy,
+   * decision record (confirmed), envelope. Never throws; every failure is a deny (FC-INV-4).
+   */
+  decide(req: GovernedRequest): Promise<ControlPlaneResult>;
+  /** Ready when a verified active bundle is loaded and the governance state answers. */
+  ready(): Promise<{ ready: boolean; reason?: string }>;
+  /** The issuer's public keys with the revocation list (`{keys, revoked}`), never a private key. */
+  issuerJwks(): JsonValue;
+  /** The verified active bundle, or `undefined` when none is (SPEC §6, scenario 13). */
+  activeBundle(): { readonly hash: string; readonly bundle: PolicyBundleLike } | undefined;
+}

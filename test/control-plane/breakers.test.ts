@@ -1,0 +1,155 @@
+/** Circuit breakers: rate, loop, lifetime and spend limits; tripping quarantines the session (OE-INV-021). */
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  createCircuitBreakers,
+  declaredCostCents,
+  DEFAULT_BREAKERS,
+  usdToCents,
+  type ControlPlaneResult,
+} from '../../src/control-plane/index.js';
+import { entriesOf, request, rig, type Rig } from './support.js';
+
+const opened: Rig[] = [];
+async function open(...args: Parameters<typeof rig>): Promise<Rig> {
+  const r = await rig(...args);
+  opened.push(r);
+  return r;
+}
+afterEach(async () => {
+  for (const r of opened.splice(0)) await r.close();
+});
+
+const code = (res: ControlPlaneResult): string => (res.outcome === 'deny' ? res.code : 'ALLOWED');
+let n = 0;
+const req = (...args: Parameters<typeof request>) => request(args[0], args[1], { request_id: `req-${++n}`, ...args[2] });
+
+describe('breakers in the pipeline (OE-INV-021)', () => {
+  it('loop detection: the same call repeated past the threshold trips, quarantines the session (ledgered first)', async () => {
+    const r = await open({ breakers: { loopThreshold: 3 } });
+    for (let i = 0; i < 3; i++) expect(code(await r.cp.decide(req('echo', { message: 'again' })))).toBe('ALLOWED');
+    expect(code(await r.cp.decide(req('echo', { message: 'again' })))).toBe('ERR_CIRCUIT_OPEN');
+    const entries = await entriesOf(r.ledger);
+    const q = entries.find((e) => e.type === 'admin.quarantine');
+    expect(q?.payload).toMatchObject({ engaged: true, session: 'sess-1', breaker: 'loop', client: 'agent-1' });
+    expect(entries.at(-1)).toMatchObject({ type: 'decision', payload: { outcome: 'deny', code: 'ERR_CIRCUIT_OPEN' } });
+    expect(entries.indexOf(q!)).toBeLessThan(entries.length - 1);
+    expect((await r.state.snapshot()).quarantined_sessions).toEqual(['sess-1']);
+    // A different call in the same session is now refused by the quarantine.
+    expect(code(await r.cp.decide(req('echo', { message: 'other' })))).toBe('ERR_SESSION_QUARANTINED');
+    // Other sessions are unaffected.
+    expect(code(await r.cp.decide(req('echo', { message: 'again' }, { session: 'sess-2' })))).toBe('ALLOWED');
+  });
+
+  it('session rate limit over the window trips; a new window does not reopen a tripped session', async () => {
+    const r = await open({ breakers: { maxCallsPerSessionWindow: 2, windowMs: 1000 } });
+    expect(code(await r.cp.decide(req('echo', { message: 'a' })))).toBe('ALLOWED');
+    expect(code(await r.cp.decide(req('echo', { message: 'b' })))).toBe('ALLOWED');
+    expect(code(await r.cp.decide(req('echo', { message: 'c' })))).toBe('ERR_CIRCUIT_OPEN');
+    r.clock.advance(5000);
+    expect(code(await r.cp.decide(req('echo', { message: 'd' }, { session: 'sess-2' })))).toBe('ALLOWED');
+  });
+
+  it('calls spread over windows stay under the rate limit', async () => {
+    const r = await open({ breakers: { maxCallsPerSessionWindow: 2, windowMs: 1000 } });
+    for (const m of ['a', 'b', 'c', 'd']) {
+      expect(code(await r.cp.decide(req('echo', { message: m })))).toBe('ALLOWED');
+      r.clock.advance(600);
+    }
+  });
+
+  it('max calls per session (lifetime) trips', async () => {
+    const r = await open({ breakers: { maxCallsPerSession: 2 } });
+    await r.cp.decide(req('echo', { message: 'a' }));
+    await r.cp.decide(req('echo', { message: 'b' }));
+    expect(code(await r.cp.decide(req('echo', { message: 'c' })))).toBe('ERR_CIRCUIT_OPEN');
+  });
+
+  it('tenant rate limit denies without quarantining the session', async () => {
+    const r = await open({ breakers: { maxCallsPerTenantWindow: 2 } });
+    await r.cp.decide(req('echo', { message: 'a' }, { session: 's-a' }));
+    await r.cp.decide(req('echo', { message: 'b' }, { session: 's-b' }));
+    expect(code(await r.cp.decide(req('echo', { message: 'c' }, { session: 's-c' })))).toBe('ERR_CIRCUIT_OPEN');
+    expect((await r.state.snapshot()).quarantined_sessions).toEqual([]);
+  });
+
+  it('a sessionless client is limited by identity; nothing to quarantine', async () => {
+    const r = await open({ breakers: { loopThreshold: 1 } });
+    await r.cp.decide(req('echo', { message: 'x' }, { session: null }));
+    expect(code(await r.cp.decide(req('echo', { message: 'x' }, { session: null })))).toBe('ERR_CIRCUIT_OPEN');
+    expect((await entriesOf(r.ledger)).some((e) => e.type === 'admin.quarantine')).toBe(false);
+    expect(code(await r.cp.decide(req('echo', { message: 'x' }, { session: null, identity: 'agent-2' })))).toBe('ALLOWED');
+  });
+
+  it('per-call spend above the obligation max_cost_usd trips (pay is capped at $50)', async () => {
+    const r = await open();
+    expect(code(await r.cp.decide(req('pay', { amount_cents: 5000 })))).toBe('ALLOWED');
+    expect(code(await r.cp.decide(req('pay', { amount_cents: 5001 }, { session: 'sess-2' })))).toBe('ERR_CIRCUIT_OPEN');
+    expect((await r.state.snapshot()).quarantined_sessions).toEqual(['sess-2']);
+  });
+
+  it('the envelope carries the cost cap as max_cost_cents', async () => {
+    const r = await open();
+    const res = await r.cp.decide(req('pay', { amount_cents: 10 }));
+    if (res.outcome !== 'allow') throw new Error('expected allow');
+    const claims = JSON.parse(Buffer.from(res.envelope.split('.')[1]!, 'base64url').toString('utf8'));
+    expect(claims.constraints.max_cost_cents).toBe(5000);
+  });
+
+  it('tenant spend per UTC day trips, and a new day starts from zero', async () => {
+    const r = await open({ breakers: { maxSpendCentsPerTenantDay: 10_000 } });
+    expect(code(await r.cp.decide(req('pay', { amount_cents: 4000 }, { session: 's1' })))).toBe('ALLOWED');
+    expect(code(await r.cp.decide(req('pay', { amount_cents: 4000 }, { session: 's2' })))).toBe('ALLOWED');
+    expect(code(await r.cp.decide(req('pay', { amount_cents: 4000 }, { session: 's3' })))).toBe('ERR_CIRCUIT_OPEN');
+    r.clock.advance(86_400_000);
+    expect(code(await r.cp.decide(req('pay', { amount_cents: 4000 }, { session: 's4' })))).toBe('ALLOWED');
+  });
+
+  it('spend of a call whose decision was not recorded is released', async () => {
+    const r = await open({ breakers: { maxSpendCentsPerTenantDay: 5_000 } });
+    r.faulty.mode = 'fail';
+    expect(code(await r.cp.decide(req('pay', { amount_cents: 5000 }, { session: 's1' })))).toBe('ERR_LEDGER_UNAVAILABLE');
+    r.faulty.mode = 'ok';
+    expect(code(await r.cp.decide(req('pay', { amount_cents: 5000 }, { session: 's2' })))).toBe('ALLOWED');
+  });
+});
+
+describe('breaker units', () => {
+  const call = (over: Partial<Parameters<ReturnType<typeof createCircuitBreakers>['admit']>[0]> = {}) => ({
+    sessionKey: 's', tenant: 't', tool: 'echo', paramsSha256: 'a'.repeat(64), now: 0, ...over,
+  });
+
+  it('rejects non-positive limits', () => {
+    expect(() => createCircuitBreakers({ ...DEFAULT_BREAKERS, loopThreshold: 0 })).toThrow(TypeError);
+    expect(() => createCircuitBreakers({ ...DEFAULT_BREAKERS, windowMs: 1.5 })).toThrow(TypeError);
+  });
+
+  it('loop detection is per session and per exact parameters hash', () => {
+    const b = createCircuitBreakers({ ...DEFAULT_BREAKERS, loopThreshold: 2 });
+    expect(b.admit(call()).tripped).toBe(false);
+    expect(b.admit(call()).tripped).toBe(false);
+    expect(b.admit(call({ paramsSha256: 'b'.repeat(64) })).tripped).toBe(false);
+    expect(b.admit(call({ sessionKey: 'other' })).tripped).toBe(false);
+    expect(b.admit(call())).toEqual({ tripped: true, breaker: 'loop' });
+    // Open for the session from now on, whatever the call.
+    expect(b.admit(call({ paramsSha256: 'c'.repeat(64), now: 10 ** 9 }))).toEqual({ tripped: true, breaker: 'loop' });
+  });
+
+  it('declared cost and USD conversion', () => {
+    expect(declaredCostCents({ amount_cents: 12 }, 'amount_cents')).toBe(12);
+    expect(declaredCostCents({ other: 1 }, 'amount_cents')).toBeNull();
+    expect(declaredCostCents(['amount_cents'], 'amount_cents')).toBeNull();
+    expect(declaredCostCents({ amount_cents: -1 }, 'amount_cents')).toBeNaN();
+    expect(declaredCostCents({ amount_cents: '5' }, 'amount_cents')).toBeNaN();
+    expect(usdToCents('50')).toBe(5000);
+    expect(usdToCents('0.5')).toBe(50);
+    expect(usdToCents('12.34')).toBe(1234);
+    expect(usdToCents(null)).toBeNull();
+    for (const bad of ['1.234', '-1', '1e3', '', ' 1']) expect(usdToCents(bad)).toBeNaN();
+  });
+
+  it('an invalid declared cost is ERR_PARAMS_INVALID in the pipeline', async () => {
+    const r = await open();
+    // The schema requires an integer ≥ 0, so the schema refuses first; both are denies.
+    expect(code(await r.cp.decide(req('pay', { amount_cents: -5 })))).toBe('ERR_PARAMS_INVALID');
+  });
+});
