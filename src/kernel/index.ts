@@ -1,0 +1,74 @@
+/**
+ * The kernel: canonical JSON, hashing, keys, envelope verification, Merkle proofs, signed notes
+ * and the denial-code catalog. No I/O. Signing lives behind `./signing/index.js`, a separate face
+ * that the Execution Layer and the offline verifier can never import (SPEC §1, GEI).
+ */
+export { DENIAL_CODES, deny, isDeny, statusOf, isDenialCode, FailclosedError, denyFromError } from './errors.js';
+export type { DenialCode, Deny } from './errors.js';
+export { parseJson, JSON_DEFAULT_MAX_BYTES, JSON_DEFAULT_MAX_DEPTH, JSON_MAX_DEPTH_CEILING } from './json.js';
+export type { JsonValue, JsonObject, JsonLimits } from './json.js';
+export { canonicalize, canonicalBytes } from './canonical.js';
+export { sha256, sha256Hex, digestEquals, hexDigestEquals } from './hash.js';
+export { encodeBase64url, decodeBase64url } from './base64url.js';
+export { systemClock, fixedClock } from './clock.js';
+export type { Clock } from './clock.js';
+export {
+  jwkThumbprint,
+  parsePublicJwk,
+  publicKeyFromRaw,
+  publicKeyFromKeyObject,
+  verifyEd25519,
+  createKeyRing,
+  keyRingFromJwks,
+} from './keys.js';
+export type { Ed25519PublicJwk, Ed25519Jwks, PublicKey, KeyRing, KeyLookup } from './keys.js';
+export {
+  ENVELOPE_TYP,
+  ENVELOPE_ALG,
+  ENVELOPE_MAX_LENGTH,
+  CLAIM_MAX_STRING,
+  CLAIM_MAX_ITEMS,
+  computeParamsSha256,
+  encodeEnvelopeClaims,
+  envelopeHeaderText,
+  isEnvelopeClaims,
+  parseEnvelopeClaims,
+} from './envelope/claims.js';
+export type {
+  EnvelopeClaims,
+  EnvelopeConstraints,
+  EnvelopeHeader,
+  EnvelopeLedgerRef,
+} from './envelope/claims.js';
+export { verifyEnvelope } from './envelope/verify.js';
+export type { VerifyEnvelopeContext, VerifiedEnvelope } from './envelope/verify.js';
+export {
+  HASH_SIZE,
+  EMPTY_ROOT,
+  leafHash,
+  nodeHash,
+  rootOf,
+  createMerkleTree,
+  rootFromInclusionProof,
+  verifyInclusion,
+  verifyConsistency,
+} from './merkle.js';
+export type { MerkleTree } from './merkle.js';
+export {
+  NOTE_ALG_ED25519,
+  NOTE_MAX_BYTES,
+  NOTE_MAX_SIGNATURES,
+  isValidKeyName,
+  isValidNoteText,
+  noteKeyId,
+  formatNoteSignature,
+  parseNote,
+  noteVerifierFromVkey,
+  noteVerifierFor,
+  vkeyFor,
+  verifyNote,
+  formatCheckpoint,
+  parseCheckpoint,
+  verifyCheckpoint,
+} from './note.js';
+export type { Note, NoteSignature, NoteVerifier, VerifiedNote, Checkpoint, VerifiedCheckpoint } from './note.js';
