@@ -1,0 +1,109 @@
+/**
+ * Signed checkpoints in the C2SP `tlog-checkpoint` signed-note format (SPEC §4, L7 ledger
+ * protection): origin line, decimal tree size, base64 root, then an Ed25519 note signature.
+ * Signed on a cadence (entries / elapsed time, checked on commit) and on demand; every
+ * checkpoint is stored.
+ */
+import { createPublicKey } from 'node:crypto';
+import {
+  FailclosedError,
+  formatCheckpoint,
+  publicKeyFromKeyObject,
+  vkeyFor,
+  type Clock,
+  type Ed25519PublicJwk,
+  type MerkleTree,
+} from '../kernel/index.js';
+import { signNote, type NoteSigner } from '../kernel/signing/index.js';
+import type { LedgerStore, StoredCheckpoint } from './store.js';
+
+/**
+ * The checkpoint signer: a kernel `NoteSigner` (`noteSignerFor(name, privateKey)`); its name is
+ * conventionally the ledger origin.
+ */
+export type CheckpointSigner = NoteSigner;
+
+/** The ledger's public checkpoint key, as exported in audit bundles. */
+export interface LedgerKey {
+  /** C2SP signed-note verifier key: `name+keyid+base64(0x01||pubkey)`. */
+  readonly vkey: string;
+  /** The same key as a public JWK (RFC 8037), `kid` the RFC 7638 thumbprint. */
+  readonly jwk: Ed25519PublicJwk;
+}
+
+/** Internal: the writer's checkpoint scheduler. */
+export interface Checkpointer {
+  readonly ledgerKey: LedgerKey;
+  /** Signs and stores a checkpoint when the cadence says so; never throws (entries are already durable). */
+  afterCommit(size: number): Promise<void>;
+  /** Signs and stores a checkpoint at `size` (or returns the stored one at that size). */
+  checkpoint(size: number): Promise<StoredCheckpoint>;
+}
+
+interface CheckpointerOptions {
+  readonly store: LedgerStore;
+  readonly clock: Clock;
+  readonly tree: MerkleTree;
+  readonly signer: CheckpointSigner;
+  readonly origin: string;
+  readonly every: { readonly entries?: number; readonly ms?: number } | undefined;
+}
+
+const ORIGIN = /^[\x21-\x7e]{1,255}$/;
+
+/** Creates the checkpointer and checks the latest stored checkpoint against the rebuilt tree. */
+export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkpointer> {
+  if (!ORIGIN.test(o.origin)) throw new TypeError('origin must be printable ASCII without spaces');
+  const publicKey = createPublicKey(o.signer.privateKey);
+  const ledgerKey: LedgerKey = Object.freeze({
+    vkey: vkeyFor(o.signer.name, publicKey),
+    jwk: publicKeyFromKeyObject(publicKey).jwk,
+  });
+  let latest: StoredCheckpoint | undefined;
+  try {
+    latest = await o.store.latestCheckpoint();
+  } catch (err) {
+    throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'checkpoints cannot be read', { cause: err });
+  }
+  if (latest !== undefined) {
+    // A checkpoint beyond the entries, or over a different root, means rollback or rewrite: refuse.
+    if (latest.size > o.tree.size || o.tree.root(latest.size).toString('hex') !== latest.root_hash)
+      throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', `ledger does not match its checkpoint at size ${latest.size}`);
+  }
+  let lastSize = latest?.size ?? 0;
+  let lastAt = o.clock();
+  const everyEntries = o.every?.entries;
+  const everyMs = o.every?.ms;
+
+  async function checkpoint(size: number): Promise<StoredCheckpoint> {
+    if (latest !== undefined && latest.size === size) return latest;
+    const root = o.tree.root(size);
+    const note = signNote(formatCheckpoint({ origin: o.origin, size, rootHash: root }), o.signer);
+    const cp: StoredCheckpoint = Object.freeze({ size, root_hash: root.toString('hex'), note, at: new Date(o.clock()).toISOString() });
+    try {
+      await o.store.putCheckpoint(cp);
+    } catch (err) {
+      throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'checkpoint write not confirmed', { cause: err });
+    }
+    if (latest === undefined || size > latest.size) latest = cp;
+    lastSize = Math.max(lastSize, size);
+    lastAt = o.clock();
+    return cp;
+  }
+
+  return {
+    ledgerKey,
+    checkpoint,
+    async afterCommit(size) {
+      if (size <= lastSize) return;
+      const dueByCount = everyEntries !== undefined && size - lastSize >= everyEntries;
+      const dueByTime = everyMs !== undefined && o.clock() - lastAt >= everyMs;
+      if (!dueByCount && !dueByTime) return;
+      try {
+        await checkpoint(size);
+      } catch {
+        // The entries are durable; the next commit retries the checkpoint.
+      }
+    },
+  };
+}

@@ -1,0 +1,17 @@
+/**
+ * The Audit System's ledger (SPEC §4): entries, the single group-commit writer, signed
+ * checkpoints, proofs, evidence, the `LedgerStore` interface and the audit-bundle export.
+ * Backends live in their own folders (`./sqlite/index.js`).
+ */
+export { ENTRY_TYPES, PAYLOAD_ALLOWLIST, isEntryType, disallowedPayloadFields } from './entry-types.js';
+export type { EntryType } from './entry-types.js';
+export { GENESIS_PREV_HASH, computeEntryHash, entryLeafHash, entryJson, parseEntryInput } from './entry.js';
+export type { Actor, EntryInput, EntryRef, LedgerEntry } from './entry.js';
+export type { LedgerStore, StoredCheckpoint, EvidenceBlob, StoreHead } from './store.js';
+export { createLedger } from './writer.js';
+export type { Ledger, LedgerOptions, AppendReceipt } from './writer.js';
+export type { CheckpointSigner, LedgerKey } from './checkpoint.js';
+export { exportBundle, AUDIT_BUNDLE_FORMAT } from './export.js';
+export type { ExportOptions, ExportedBundle, BundlePublicKeys } from './export.js';
+export { createSqliteLedgerStore } from './sqlite/index.js';
+export type { SqliteLedgerStore, SqliteLedgerStoreOptions } from './sqlite/index.js';

@@ -1,0 +1,178 @@
+/**
+ * SQLite {@link LedgerStore} (the embedded default, SPEC §1/§4): better-sqlite3, WAL,
+ * `synchronous=FULL` (a commit returns only after fsync: "writes are durable before they are
+ * acknowledged", SPEC §4), a busy timeout, and append-only triggers (L7 write path controls).
+ */
+import Database from 'better-sqlite3';
+import { FailclosedError, parseJson, sha256Hex } from '../../kernel/index.js';
+import { entryJson, parseStoredEntry, type LedgerEntry } from '../entry.js';
+import type { EvidenceBlob, LedgerStore, StoreHead, StoredCheckpoint } from '../store.js';
+
+/** Options for {@link createSqliteLedgerStore}. */
+export interface SqliteLedgerStoreOptions {
+  /** Database file path (`:memory:` only for tests that need no durability). */
+  readonly path: string;
+  /** How long a write waits for another connection's lock before failing. Default 5000 ms. */
+  readonly busyTimeoutMs?: number;
+  /** Open read-only (export and inspection tools). Default false. */
+  readonly readonly?: boolean;
+}
+
+/** The SQLite store; `database` is the underlying handle, exposed for operations tooling and fault-injection tests only. */
+export interface SqliteLedgerStore extends LedgerStore {
+  readonly database: Database.Database;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS entries (
+  idx INTEGER PRIMARY KEY,
+  entry_hash TEXT NOT NULL,
+  type TEXT NOT NULL,
+  trace_id TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  tenant TEXT NOT NULL,
+  body TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS entries_trace ON entries(trace_id, idx);
+CREATE INDEX IF NOT EXISTS entries_request ON entries(request_id, idx);
+CREATE INDEX IF NOT EXISTS entries_tenant ON entries(tenant, idx);
+CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+  BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+  BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+CREATE TABLE IF NOT EXISTS checkpoints (
+  size INTEGER PRIMARY KEY,
+  root_hash TEXT NOT NULL,
+  note TEXT NOT NULL,
+  at TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS evidence (
+  sha256 TEXT PRIMARY KEY,
+  media_type TEXT NOT NULL,
+  body BLOB NOT NULL
+) STRICT;
+`;
+
+interface EntryRow {
+  readonly idx: number;
+  readonly body: string;
+}
+interface CheckpointRow {
+  readonly size: number;
+  readonly root_hash: string;
+  readonly note: string;
+  readonly at: string;
+}
+interface EvidenceRow {
+  readonly sha256: string;
+  readonly media_type: string;
+  readonly body: Buffer;
+}
+
+// Database rows are a trust boundary: parse and re-hash every row read.
+function toEntry(row: EntryRow): LedgerEntry {
+  return parseStoredEntry(parseJson(row.body, { maxBytes: 16 * 1024 * 1024 }), row.idx);
+}
+
+function toCheckpoint(row: CheckpointRow): StoredCheckpoint {
+  if (
+    typeof row.size !== 'number' ||
+    typeof row.root_hash !== 'string' ||
+    typeof row.note !== 'string' ||
+    typeof row.at !== 'string'
+  )
+    throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'stored checkpoint is malformed');
+  return Object.freeze({ size: row.size, root_hash: row.root_hash, note: row.note, at: row.at });
+}
+
+function toEvidence(row: EvidenceRow): EvidenceBlob {
+  const body = Buffer.from(row.body);
+  if (sha256Hex(body) !== row.sha256) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'stored evidence is altered');
+  return Object.freeze({ sha256: row.sha256, media_type: row.media_type, body });
+}
+
+/**
+ * Opens (creating if needed) a SQLite ledger store. Throws when the file cannot be opened or
+ * configured; the ledger writer maps that to `ERR_LEDGER_UNAVAILABLE`.
+ */
+export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteLedgerStore {
+  const ro = opts.readonly === true;
+  const db = new Database(opts.path, { readonly: ro, fileMustExist: ro });
+  db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(opts.busyTimeoutMs ?? 5000))}`);
+  if (!ro) {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec(SCHEMA);
+  }
+  const insert = db.prepare('INSERT INTO entries (idx, entry_hash, type, trace_id, request_id, tenant, body) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const count = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM entries');
+  const maxIdx = db.prepare<[], { m: number | null }>('SELECT MAX(idx) AS m FROM entries');
+  const byIdx = db.prepare<[number], EntryRow>('SELECT idx, body FROM entries WHERE idx = ?');
+  const range = db.prepare<[number, number], EntryRow>('SELECT idx, body FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx');
+  const byTrace = db.prepare<[string], EntryRow>('SELECT idx, body FROM entries WHERE trace_id = ? ORDER BY idx');
+  const byRequest = db.prepare<[string], EntryRow>('SELECT idx, body FROM entries WHERE request_id = ? ORDER BY idx');
+  const byTenant = db.prepare<[string, number, number], EntryRow>(
+    'SELECT idx, body FROM entries WHERE tenant = ? AND idx >= ? ORDER BY idx LIMIT ?',
+  );
+  const putCp = db.prepare('INSERT INTO checkpoints (size, root_hash, note, at) VALUES (?, ?, ?, ?) ON CONFLICT(size) DO NOTHING');
+  const allCp = db.prepare<[], CheckpointRow>('SELECT size, root_hash, note, at FROM checkpoints ORDER BY size');
+  const lastCp = db.prepare<[], CheckpointRow>('SELECT size, root_hash, note, at FROM checkpoints ORDER BY size DESC LIMIT 1');
+  const putEv = db.prepare('INSERT INTO evidence (sha256, media_type, body) VALUES (?, ?, ?) ON CONFLICT(sha256) DO NOTHING');
+  const getEv = db.prepare<[string], EvidenceRow>('SELECT sha256, media_type, body FROM evidence WHERE sha256 = ?');
+
+  const appendTx = db.transaction((entries: readonly LedgerEntry[]) => {
+    const next = (maxIdx.get()?.m ?? -1) + 1;
+    entries.forEach((e, i) => {
+      // Stores never assign indices; they refuse anything but the next contiguous ones.
+      if (e.index !== next + i) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'batch does not continue the ledger head');
+      insert.run(e.index, e.entry_hash, e.type, e.trace_id, e.request_id, e.tenant, entryJson(e));
+    });
+  });
+  // IMMEDIATE takes the write lock up front, so a locked database fails before any insert.
+  const appendImmediate = (entries: readonly LedgerEntry[]): void => appendTx.immediate(entries);
+
+  // better-sqlite3 is synchronous: run each call so that a throw becomes a rejection.
+  const later = <T>(fn: () => T): Promise<T> => new Promise<T>((resolve) => resolve(fn()));
+
+  return {
+    backend: 'sqlite',
+    database: db,
+    appendBatch: (entries) => later(() => (entries.length === 0 ? undefined : appendImmediate(entries))),
+    head: () =>
+      later((): StoreHead => {
+        const size = (maxIdx.get()?.m ?? -1) + 1;
+        if ((count.get()?.n ?? 0) !== size) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'ledger has a gap');
+        const last = size === 0 ? undefined : byIdx.get(size - 1);
+        return { size, last: last === undefined ? undefined : toEntry(last) };
+      }),
+    readRange: (from, to) => later(() => range.all(from, to).map(toEntry)),
+    entry: (index) =>
+      later(() => {
+        const row = byIdx.get(index);
+        return row === undefined ? undefined : toEntry(row);
+      }),
+    readByTrace: (traceId) => later(() => byTrace.all(traceId).map(toEntry)),
+    readByRequest: (requestId) => later(() => byRequest.all(requestId).map(toEntry)),
+    readByTenant: (tenant, o) => later(() => byTenant.all(tenant, o?.from ?? 0, o?.limit ?? 1000).map(toEntry)),
+    putCheckpoint: (cp) =>
+      later(() => {
+        putCp.run(cp.size, cp.root_hash, cp.note, cp.at);
+      }),
+    checkpoints: () => later(() => allCp.all().map(toCheckpoint)),
+    latestCheckpoint: () =>
+      later(() => {
+        const row = lastCp.get();
+        return row === undefined ? undefined : toCheckpoint(row);
+      }),
+    putEvidence: (blob) =>
+      later(() => {
+        putEv.run(blob.sha256, blob.media_type, blob.body);
+      }),
+    getEvidence: (sha) =>
+      later(() => {
+        const row = getEv.get(sha);
+        return row === undefined ? undefined : toEvidence(row);
+      }),
+    close: () => later(() => void db.close()),
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * The storage interface behind the ledger writer (SPEC §4 "Backends: SQLite and PostgreSQL.
+ * Both pass one shared contract test suite"). Small on purpose, kysely style: one folder per
+ * backend (`sqlite/`, `postgres/`), every backend run through `test/ledger/store.contract.ts`.
+ *
+ * Stores are dumb and durable: they never assign indices or hashes (the single writer does), but
+ * they refuse anything that would break append-only contiguity, and they parse every row they
+ * read (a database row is a trust boundary).
+ */
+import type { LedgerEntry } from './entry.js';
+
+/** A signed checkpoint as stored: every checkpoint is kept (SPEC §4). */
+export interface StoredCheckpoint {
+  /** Tree size the checkpoint commits to. */
+  readonly size: number;
+  /** Lower-hex RFC 6962 root hash of the first `size` entries. */
+  readonly root_hash: string;
+  /** The C2SP signed note (tlog-checkpoint body plus signature lines). */
+  readonly note: string;
+  /** ISO-8601 UTC time the checkpoint was signed, from the injected clock. */
+  readonly at: string;
+}
+
+/** A content-addressed evidence blob (raw signed request, exports) referenced by hash from entries. */
+export interface EvidenceBlob {
+  /** Lower-hex SHA-256 of `body`; the primary key. */
+  readonly sha256: string;
+  readonly media_type: string;
+  readonly body: Buffer;
+}
+
+/** The head of a store: its size and its last entry (undefined when empty). */
+export interface StoreHead {
+  readonly size: number;
+  readonly last: LedgerEntry | undefined;
+}
+
+/**
+ * A durable ledger backend. Every method that writes resolves only after the data is durable
+ * (SQLite `synchronous=FULL`, PostgreSQL commit); any failure rejects, and callers map it to
+ * `ERR_LEDGER_UNAVAILABLE` (L7 degraded mode: deny).
+ */
+export interface LedgerStore {
+  /** Backend name, e.g. `sqlite`. */
+  readonly backend: string;
+  /**
+   * Appends `entries` (consecutive indices, the first equal to the current size) in one
+   * transaction: all or nothing. Rejects on any conflict or I/O failure.
+   */
+  appendBatch(entries: readonly LedgerEntry[]): Promise<void>;
+  /** Current size and last entry. */
+  head(): Promise<StoreHead>;
+  /** Entries with `from <= index < to`, ascending. */
+  readRange(from: number, to: number): Promise<LedgerEntry[]>;
+  /** The entry at `index`, or undefined. */
+  entry(index: number): Promise<LedgerEntry | undefined>;
+  /** Entries of one trace, ascending by index. */
+  readByTrace(traceId: string): Promise<LedgerEntry[]>;
+  /** Entries of one request, ascending by index. */
+  readByRequest(requestId: string): Promise<LedgerEntry[]>;
+  /** Entries of one tenant, ascending by index, starting at `from` (default 0), at most `limit` (default 1000). */
+  readByTenant(tenant: string, opts?: { readonly from?: number; readonly limit?: number }): Promise<LedgerEntry[]>;
+  /** Stores a checkpoint; storing the same size twice is a no-op. */
+  putCheckpoint(cp: StoredCheckpoint): Promise<void>;
+  /** Every stored checkpoint, ascending by size. */
+  checkpoints(): Promise<StoredCheckpoint[]>;
+  /** The checkpoint with the largest size, or undefined. */
+  latestCheckpoint(): Promise<StoredCheckpoint | undefined>;
+  /** Stores an evidence blob durably; idempotent by hash. */
+  putEvidence(blob: EvidenceBlob): Promise<void>;
+  /** The evidence blob with that hash, or undefined. */
+  getEvidence(sha256: string): Promise<EvidenceBlob | undefined>;
+  /** Releases the backend. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,248 @@
+/**
+ * The single ledger writer with group commit (SPEC §4, §8 "durable writes"): callers' appends
+ * are queued; the writer assigns `index` and `prev_hash` in memory, commits a batch in one
+ * transaction, and resolves each caller only after the commit. A failed commit rejects every
+ * caller of the batch with `ERR_LEDGER_UNAVAILABLE` and the in-memory head stays at the last
+ * confirmed entry (no gaps, no phantom entries): GEI "If the ledger write fails, the tool does
+ * not run", L7 degraded mode: deny.
+ */
+import { FailclosedError, hexDigestEquals, sha256Hex, type Clock, type JsonValue } from '../kernel/index.js';
+import { createMerkleTree, type MerkleTree } from '../kernel/index.js';
+import { GENESIS_PREV_HASH, entryLeafHash, parseEntryInput, sealEntry } from './entry.js';
+import type { EntryInput, EntryRef, LedgerEntry } from './entry.js';
+import type { EntryType } from './entry-types.js';
+import type { LedgerStore } from './store.js';
+import { createCheckpointer, type CheckpointSigner, type Checkpointer, type LedgerKey } from './checkpoint.js';
+import type { StoredCheckpoint } from './store.js';
+
+/** Options for {@link createLedger}. */
+export interface LedgerOptions {
+  readonly store: LedgerStore;
+  readonly clock: Clock;
+  /** Signs checkpoints; its key name is the checkpoint origin's signer. */
+  readonly checkpointSigner: CheckpointSigner;
+  /** The checkpoint origin line, naming this ledger, e.g. `failclosed.local/<ledger id>`. */
+  readonly origin: string;
+  /** Sign a checkpoint after this many new entries or this much time with new entries (checked on commit). */
+  readonly checkpointEvery?: { readonly entries?: number; readonly ms?: number };
+  /** Largest batch per transaction. Default 1024. */
+  readonly maxBatch?: number;
+}
+
+/** What {@link Ledger.append} resolves with, once the entry is durable: the envelope's `ledger` claim. */
+export type AppendReceipt = EntryRef;
+
+/**
+ * The ledger: append (group commit), evidence, confirmation lookups, checkpoints and proofs.
+ * It satisfies the Execution Layer's `ExecutionLedger` (`hasEntry`, `append`) structurally.
+ */
+export interface Ledger {
+  readonly origin: string;
+  readonly store: LedgerStore;
+  /** The checkpoint key, as a C2SP vkey and a public JWK (exported in bundles). */
+  readonly ledgerKey: LedgerKey;
+  /**
+   * Appends one entry; resolves after its batch is durably committed. Rejects with
+   * `ERR_LEDGER_PAYLOAD_FIELD` (payload not allowlisted or not strict JSON) or
+   * `ERR_LEDGER_UNAVAILABLE` (not confirmed: treat as not written). (SPEC §4, OE-INV-009)
+   */
+  append(input: EntryInput): Promise<AppendReceipt>;
+  /** Stores an evidence blob durably and resolves with its lower-hex SHA-256; rejects with `ERR_LEDGER_UNAVAILABLE`. */
+  putEvidence(body: Uint8Array, mediaType: string): Promise<string>;
+  /** The committed entry at `index` if its hash is `entryHash`, else undefined; rejects with `ERR_LEDGER_UNAVAILABLE`. */
+  lookup(index: number, entryHash: string): Promise<LedgerEntry | undefined>;
+  /**
+   * True only when the committed entry at `ref.index` has hash `ref.entry_hash`, type
+   * `expect.type`, `payload.decision_id === expect.decision_id` and tenant `expect.tenant`
+   * (L7 Boundary B ledger confirmation). Rejects with `ERR_LEDGER_UNAVAILABLE` when the store fails.
+   */
+  hasEntry(
+    ref: EntryRef,
+    expect: { readonly type: EntryType; readonly decision_id: string; readonly tenant: string },
+  ): Promise<boolean>;
+  /** Number of committed entries. */
+  size(): number;
+  /** Signs (or returns the existing) checkpoint at the committed size and stores it (SPEC §4). */
+  checkpoint(): Promise<StoredCheckpoint>;
+  /** Inclusion proof (hex hashes, leaf level first) for `index` in the tree of `size` entries (default: committed size). */
+  proveInclusion(index: number, size?: number): string[];
+  /** Consistency proof (hex hashes) from `size1` to `size2` entries (default: committed size). */
+  proveConsistency(size1: number, size2?: number): string[];
+  /** Lower-hex root of the first `size` entries (default: committed size). */
+  rootHash(size?: number): string;
+  /** Waits for queued appends, then closes the store. */
+  close(): Promise<void>;
+}
+
+interface Pending {
+  readonly input: EntryInput;
+  readonly atMs: number;
+  readonly resolve: (r: AppendReceipt) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+const RECOVERY_PAGE = 10_000;
+
+function unavailable(message: string, cause?: unknown): FailclosedError {
+  return new FailclosedError('ERR_LEDGER_UNAVAILABLE', message, { cause });
+}
+
+/** Reads entries [from, to) from the store and checks index, prev_hash and hash continuity from `prevHash`. */
+async function loadVerified(store: LedgerStore, from: number, to: number, prevHash: string, onEntry: (e: LedgerEntry) => void): Promise<string> {
+  let prev = prevHash;
+  for (let start = from; start < to; start += RECOVERY_PAGE) {
+    const end = Math.min(to, start + RECOVERY_PAGE);
+    const page = await store.readRange(start, end);
+    if (page.length !== end - start) throw unavailable(`ledger has a gap in [${start}, ${end})`);
+    for (const [i, e] of page.entries()) {
+      // Rows already passed parseStoredEntry (own hash); here the chain links are checked.
+      if (e.index !== start + i || !hexDigestEquals(e.prev_hash, prev)) throw unavailable(`ledger chain is broken at entry ${start + i}`);
+      prev = e.entry_hash;
+      onEntry(e);
+    }
+  }
+  return prev;
+}
+
+/**
+ * Opens the ledger over `store`: reads every entry, verifies the hash chain and rebuilds the
+ * Merkle tree, and refuses a broken ledger (rejects with `ERR_LEDGER_UNAVAILABLE`: fail closed,
+ * L7 ledger protection). The latest stored checkpoint must match the recomputed root.
+ */
+export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
+  const { store, clock } = opts;
+  const maxBatch = Math.max(1, opts.maxBatch ?? 1024);
+  const tree: MerkleTree = createMerkleTree();
+  let size = 0;
+  let lastHash = GENESIS_PREV_HASH;
+  try {
+    const head = await store.head();
+    lastHash = await loadVerified(store, 0, head.size, GENESIS_PREV_HASH, (e) => tree.append(entryLeafHash(e.entry_hash)));
+    size = head.size;
+  } catch (err) {
+    throw err instanceof FailclosedError ? err : unavailable('ledger store cannot be read', err);
+  }
+  const checkpointer: Checkpointer = await createCheckpointer({
+    store,
+    clock,
+    tree,
+    signer: opts.checkpointSigner,
+    origin: opts.origin,
+    every: opts.checkpointEvery,
+  });
+
+  const queue: Pending[] = [];
+  let flushing = false;
+  let needsResync = false;
+  let idle: Promise<void> = Promise.resolve();
+
+  /** After a failed commit the store may hold more than memory knows (an ambiguous commit): re-read it. */
+  async function resync(): Promise<void> {
+    const head = await store.head();
+    if (head.size < size) throw unavailable('ledger store lost committed entries');
+    if (head.size > size) {
+      lastHash = await loadVerified(store, size, head.size, lastHash, (e) => tree.append(entryLeafHash(e.entry_hash)));
+      size = head.size;
+    } else if (head.last !== undefined && !hexDigestEquals(head.last.entry_hash, lastHash)) {
+      throw unavailable('ledger store head differs from the confirmed head');
+    }
+    needsResync = false;
+  }
+
+  async function commitOne(batch: Pending[]): Promise<void> {
+    const entries: LedgerEntry[] = [];
+    try {
+      if (needsResync) await resync();
+      let prev = lastHash;
+      for (const [i, p] of batch.entries()) {
+        const e = sealEntry(p.input, size + i, prev, p.atMs);
+        entries.push(e);
+        prev = e.entry_hash;
+      }
+      await store.appendBatch(entries);
+    } catch (err) {
+      needsResync = true;
+      const e = unavailable('ledger write not confirmed', err);
+      for (const p of batch) p.reject(e);
+      return;
+    }
+    // Confirmed: only now does the in-memory head advance and do callers hear success.
+    for (const e of entries) tree.append(entryLeafHash(e.entry_hash));
+    size += entries.length;
+    lastHash = entries[entries.length - 1]?.entry_hash ?? lastHash;
+    for (const [i, p] of batch.entries()) {
+      const e = entries[i] as LedgerEntry;
+      p.resolve({ index: e.index, entry_hash: e.entry_hash });
+    }
+    await checkpointer.afterCommit(size);
+  }
+
+  async function flush(): Promise<void> {
+    while (queue.length > 0) await commitOne(queue.splice(0, maxBatch));
+    flushing = false;
+  }
+
+  function schedule(): void {
+    if (flushing) return;
+    flushing = true;
+    // setImmediate lets every caller resumed by the previous commit enqueue first: that is the group.
+    idle = new Promise<void>((resolve) => setImmediate(resolve)).then(flush);
+  }
+
+  const ledger: Ledger = {
+    origin: opts.origin,
+    store,
+    ledgerKey: checkpointer.ledgerKey,
+    append(input) {
+      let checked: EntryInput;
+      try {
+        checked = parseEntryInput(input);
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new TypeError('invalid entry input'));
+      }
+      const atMs = clock();
+      return new Promise<AppendReceipt>((resolve, reject) => {
+        queue.push({ input: checked, atMs, resolve, reject });
+        schedule();
+      });
+    },
+    async putEvidence(body, mediaType) {
+      if (!(body instanceof Uint8Array)) throw new TypeError('evidence body must be bytes');
+      if (typeof mediaType !== 'string' || mediaType.length === 0 || mediaType.length > 128) throw new TypeError('media type must be a short string');
+      const bytes = Buffer.from(body);
+      const sha = sha256Hex(bytes);
+      try {
+        await store.putEvidence({ sha256: sha, media_type: mediaType, body: bytes });
+      } catch (err) {
+        throw unavailable('evidence write not confirmed', err);
+      }
+      return sha;
+    },
+    async lookup(index, entryHash) {
+      if (!Number.isSafeInteger(index) || index < 0 || typeof entryHash !== 'string') return undefined;
+      let e: LedgerEntry | undefined;
+      try {
+        e = await store.entry(index);
+      } catch (err) {
+        throw unavailable('ledger lookup failed', err);
+      }
+      return e !== undefined && hexDigestEquals(e.entry_hash, entryHash) ? e : undefined;
+    },
+    async hasEntry(ref, expect) {
+      const e = await ledger.lookup(ref.index, ref.entry_hash);
+      if (e === undefined) return false;
+      const decisionId: JsonValue | undefined = e.payload['decision_id'];
+      return e.type === expect.type && e.tenant === expect.tenant && typeof decisionId === 'string' && decisionId === expect.decision_id;
+    },
+    size: () => size,
+    checkpoint: () => checkpointer.checkpoint(size),
+    proveInclusion: (index, at = size) => tree.inclusionProof(index, at).map((h) => h.toString('hex')),
+    proveConsistency: (size1, size2 = size) => tree.consistencyProof(size1, size2).map((h) => h.toString('hex')),
+    rootHash: (at = size) => tree.root(at).toString('hex'),
+    async close() {
+      await idle;
+      await store.close();
+    },
+  };
+  return ledger;
+}

@@ -1,0 +1,66 @@
+/**
+ * Hash-chain continuity (GEI "any modification — deletion, insertion, reordering — is
+ * detectable", L7 ledger protection): indices ascend (and are contiguous over the scope of a
+ * range export), each prev_hash is the hash of the entry before it, entry 0 links to 64 zeros,
+ * and a predecessor outside the bundle is given as an anchor (checked by `inclusion-proofs`).
+ */
+import { hexDigestEquals } from '../../kernel/index.js';
+import { GENESIS_PREV_HASH, type BundleEntry } from '../entry-format.js';
+import type { Finding, VerifyCheck } from '../types.js';
+import type { VerifyContext } from '../context.js';
+import { entryFinding, isHex64 } from './util.js';
+
+function anchorsOf(ctx: VerifyContext): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const a of ctx.bundle.anchors) {
+    if (typeof a !== 'object' || a === null || Array.isArray(a)) continue;
+    const { index, entry_hash: hash } = a as { index?: unknown; entry_hash?: unknown };
+    if (typeof index === 'number' && Number.isSafeInteger(index) && index >= 0 && isHex64(hash)) out.set(index, hash);
+  }
+  return out;
+}
+
+/** Chain continuity check. */
+export const chainContinuityCheck: VerifyCheck = {
+  id: 'chain-continuity',
+  title: 'entries are in order without gaps, duplicates or breaks in the hash chain',
+  requirements: ['GEI-audit-chain', 'L7-ledger-protection'],
+  run: (ctx) => {
+    const out: Finding[] = [];
+    const anchors = anchorsOf(ctx);
+    const scope = ctx.bundle.scope;
+    const range = scope.kind === 'range';
+    let expected = range ? scope.from : 0;
+    let prev: BundleEntry | undefined;
+    for (const v of ctx.views) {
+      const e = v.entry;
+      if (e === undefined) {
+        prev = undefined;
+        expected++;
+        continue;
+      }
+      if (range && e.index !== expected) {
+        const what = e.index > expected ? `entries ${expected}..${e.index - 1} are missing` : `index ${e.index} repeats or is out of order`;
+        out.push(entryFinding(v, 'CHAIN_INDEX', `expected index ${expected}: ${what}`));
+      } else if (!range && prev !== undefined && e.index <= prev.index) {
+        out.push(entryFinding(v, 'CHAIN_INDEX', `index ${e.index} repeats or is out of order`));
+      }
+      expected = e.index + 1;
+      if (e.index === 0) {
+        if (e.prev_hash !== GENESIS_PREV_HASH) out.push(entryFinding(v, 'CHAIN_PREV_HASH', 'entry 0 must link to 64 zeros'));
+      } else if (prev !== undefined && prev.index === e.index - 1) {
+        if (!hexDigestEquals(e.prev_hash, prev.entry_hash))
+          out.push(entryFinding(v, 'CHAIN_PREV_HASH', `prev_hash is not the hash of entry ${prev.index} (entry ${prev.index} or ${e.index} was altered)`));
+      } else {
+        const anchor = anchors.get(e.index - 1);
+        if (anchor === undefined) out.push(entryFinding(v, 'CHAIN_ANCHOR_MISSING', `predecessor ${e.index - 1} is neither in the bundle nor anchored`));
+        else if (!hexDigestEquals(e.prev_hash, anchor)) out.push(entryFinding(v, 'CHAIN_PREV_HASH', `prev_hash is not the anchored hash of entry ${e.index - 1}`));
+      }
+      prev = e;
+    }
+    if (range && ctx.views.length > 0 && expected <= scope.to) {
+      out.push({ code: 'CHAIN_INDEX', message: `entries ${expected}..${scope.to} of the export scope are missing (tail cut)`, index: expected, position: ctx.views.length });
+    }
+    return out;
+  },
+};

@@ -1,0 +1,137 @@
+/**
+ * What the checks share: the bundle's entries parsed into typed values (or the reason they are
+ * malformed), the checkpoint key (pinned or the bundle's own), the verified checkpoint, and
+ * memoized entry hashes. Built once per verification; checks stay small and independent.
+ */
+import {
+  noteVerifierFromVkey,
+  parsePublicJwk,
+  verifyCheckpoint,
+  type Checkpoint,
+  type JsonObject,
+  type JsonValue,
+  type NoteVerifier,
+} from '../kernel/index.js';
+import type { Bundle } from './bundle.js';
+import { computeEntryHash, entryLeaf, isEntryType, type BundleEntry } from './entry-format.js';
+import type { Finding, VerifyOptions } from './types.js';
+
+/** One element of `entries`: parsed, or why not. */
+export interface EntryView {
+  readonly position: number;
+  readonly entry?: BundleEntry;
+  readonly problem?: string;
+}
+
+/** Shared, lazily computed facts about one bundle. */
+export interface VerifyContext {
+  readonly bundle: Bundle;
+  readonly options: VerifyOptions;
+  readonly views: readonly EntryView[];
+  /** The checkpoint verifier: the pinned key, else the bundle's own; or the finding why there is none. */
+  readonly key: { readonly verifier?: NoteVerifier; readonly pinned: boolean; readonly problem?: Finding };
+  /** The bundle checkpoint, verified against `key` and the bundle origin; or the finding why not. */
+  readonly checkpoint: { readonly verified?: Checkpoint; readonly problem?: Finding };
+  /** True for a range export from index 0 without inclusion proofs: the root is recomputed from every entry. */
+  readonly complete: boolean;
+  /** Merkle leaf of every entry in bundle order (from the claimed entry_hash), or undefined if one is malformed (memoized). */
+  leaves(): readonly Buffer[] | undefined;
+  /** Entry hash recomputed from the entry's fields (memoized). */
+  computedHash(view: EntryView & { readonly entry: BundleEntry }): string;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const MAX_ID = 256;
+const ENTRY_MEMBERS = 10;
+
+function isObject(v: JsonValue | undefined): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+type WellFormed = { isWellFormed(): boolean };
+const isId = (v: JsonValue | undefined): v is string =>
+  typeof v === 'string' && v.length <= MAX_ID && (v as unknown as WellFormed).isWellFormed();
+
+/** Checks one bundle entry's shape (docs/ledger.md "Entry"); returns the typed entry or the problem. */
+export function parseBundleEntry(v: JsonValue | undefined): BundleEntry | string {
+  // Attacker-controlled: every member of an exported entry.
+  if (!isObject(v)) return 'not an object';
+  if (Object.keys(v).length !== ENTRY_MEMBERS) return 'has missing or unknown members';
+  const { index, prev_hash, type, at, trace_id, request_id, tenant, actor, payload, entry_hash } = v;
+  if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0) return 'index is not a non-negative integer';
+  if (typeof prev_hash !== 'string' || !HEX64.test(prev_hash)) return 'prev_hash is not 64 lower-hex digits';
+  if (typeof entry_hash !== 'string' || !HEX64.test(entry_hash)) return 'entry_hash is not 64 lower-hex digits';
+  if (!isEntryType(type)) return 'type is not a known entry type';
+  if (typeof at !== 'string' || !ISO_MS.test(at) || Number.isNaN(Date.parse(at))) return 'at is not ISO-8601 UTC with milliseconds';
+  if (!isId(trace_id) || !isId(request_id) || !isId(tenant)) return 'trace_id, request_id or tenant is not a short string';
+  if (!isObject(actor) || Object.keys(actor).length !== 2 || !isId(actor['id']) || !isId(actor['role'])) return 'actor is not { id, role }';
+  if (!isObject(payload)) return 'payload is not an object';
+  return { index, prev_hash, type, at, trace_id, request_id, tenant, actor: { id: actor['id'], role: actor['role'] }, payload, entry_hash };
+}
+
+function keyOf(bundle: Bundle, options: VerifyOptions): VerifyContext['key'] {
+  const pinned = options.trustedKey !== undefined;
+  const vkey = options.trustedKey ?? bundle.ledgerKey.vkey;
+  let verifier: NoteVerifier;
+  try {
+    verifier = noteVerifierFromVkey(typeof vkey === 'string' ? vkey : '');
+  } catch {
+    const what = pinned ? 'the pinned --trusted-key is not a valid vkey' : 'ledger_key.vkey is not a valid vkey';
+    return { pinned, problem: { code: 'LEDGER_KEY', message: what } };
+  }
+  // The JWK and the vkey must be the same key; otherwise the bundle names two ledger keys.
+  try {
+    const jwk = parsePublicJwk(bundle.ledgerKey.jwk);
+    const material = typeof bundle.ledgerKey.vkey === 'string' ? bundle.ledgerKey.vkey.split('+').slice(2).join('+') : '';
+    const raw = Buffer.from(material, 'base64').subarray(1);
+    if (!raw.equals(jwk.raw)) throw new Error('mismatch');
+  } catch {
+    return { verifier, pinned, problem: { code: 'LEDGER_KEY', message: 'ledger_key.jwk is not the key named by ledger_key.vkey' } };
+  }
+  return { verifier, pinned };
+}
+
+function checkpointOf(bundle: Bundle, key: VerifyContext['key']): VerifyContext['checkpoint'] {
+  if (key.verifier === undefined) return { problem: { code: 'CHECKPOINT_UNVERIFIED', message: 'no usable ledger key' } };
+  if (typeof bundle.checkpoint !== 'string') return { problem: { code: 'CHECKPOINT_MALFORMED', message: 'checkpoint is not a signed note' } };
+  const r = verifyCheckpoint(bundle.checkpoint, [key.verifier]);
+  if (r.outcome === 'deny') {
+    const code = r.code === 'ERR_CHECKPOINT_MALFORMED' ? 'CHECKPOINT_MALFORMED' : 'CHECKPOINT_SIGNATURE';
+    return { problem: { code, message: `checkpoint: ${r.reason}` } };
+  }
+  if (r.checkpoint.origin !== bundle.origin)
+    return { problem: { code: 'CHECKPOINT_ORIGIN', message: `checkpoint origin ${JSON.stringify(r.checkpoint.origin)} is not the bundle origin` } };
+  return { verified: r.checkpoint };
+}
+
+/** Builds the shared context for one bundle. */
+export function createContext(bundle: Bundle, options: VerifyOptions): VerifyContext {
+  const views: EntryView[] = bundle.entries.map((raw, position) => {
+    const parsed = parseBundleEntry(raw);
+    return typeof parsed === 'string' ? { position, problem: parsed } : { position, entry: parsed };
+  });
+  const key = keyOf(bundle, options);
+  const hashes = new Map<number, string>();
+  let leaves: readonly Buffer[] | undefined | null = null;
+  return {
+    bundle,
+    options,
+    views,
+    key,
+    checkpoint: checkpointOf(bundle, key),
+    complete: bundle.scope.kind === 'range' && bundle.scope.from === 0 && bundle.inclusion.length === 0,
+    leaves() {
+      if (leaves === null) leaves = views.every((v) => v.entry !== undefined) ? views.map((v) => entryLeaf(v.entry?.entry_hash ?? '')) : undefined;
+      return leaves;
+    },
+    computedHash(view) {
+      let h = hashes.get(view.position);
+      if (h === undefined) {
+        h = computeEntryHash(view.entry);
+        hashes.set(view.position, h);
+      }
+      return h;
+    },
+  };
+}

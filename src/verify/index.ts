@@ -1,0 +1,18 @@
+/**
+ * The offline audit-bundle verifier (SPEC §5): depends on the kernel only, holds no key, opens
+ * no database. `verifyBundle` runs the named checks of `VERIFY_CHECKS`; `runVerifyCli` is the
+ * `verify` command.
+ */
+export { verifyBundle } from './verify-bundle.js';
+export { runVerifyCli } from './run-cli.js';
+export type { VerifyCliIo } from './run-cli.js';
+export { formatReport } from './report.js';
+export { VERIFY_CHECKS } from './checks.js';
+export { BUNDLE_FORMAT, BUNDLE_MAX_BYTES, parseBundle } from './bundle.js';
+export type { Bundle, BundleScope } from './bundle.js';
+export { createContext, parseBundleEntry } from './context.js';
+export type { VerifyContext, EntryView } from './context.js';
+export { ENTRY_TYPES, PAYLOAD_ALLOWLIST, GENESIS_PREV_HASH, computeEntryHash, entryLeaf } from './entry-format.js';
+export type { BundleEntry, EntryType } from './entry-format.js';
+export { MAX_FINDINGS_PER_CHECK } from './types.js';
+export type { VerifyCheck, VerifyOptions, VerifyReport, CheckResult, Finding, FindingCode, VerifyExitCode } from './types.js';

@@ -1,0 +1,102 @@
+/**
+ * The verifier's vocabulary: findings, checks and the report (SPEC §5 "reports pass/fail per
+ * invariant ID"). A check is a small named step tagged with the requirement IDs it serves; the
+ * checklist is the array in `checks.ts`, so later work adds a file and a line, never a reshape.
+ */
+import type { Bundle } from './bundle.js';
+import type { VerifyContext } from './context.js';
+
+/** What a finding says went wrong; tests assert these, never message text. */
+export type FindingCode =
+  | 'ENTRY_MALFORMED'
+  | 'ENTRY_HASH_MISMATCH'
+  | 'CHAIN_INDEX'
+  | 'CHAIN_PREV_HASH'
+  | 'CHAIN_ANCHOR_MISSING'
+  | 'PAYLOAD_FIELD'
+  | 'LEDGER_KEY'
+  | 'CHECKPOINT_MALFORMED'
+  | 'CHECKPOINT_SIGNATURE'
+  | 'CHECKPOINT_ORIGIN'
+  | 'CHECKPOINT_UNVERIFIED'
+  | 'MERKLE_ROOT'
+  | 'ENTRIES_MISSING'
+  | 'INCLUSION_PROOF'
+  | 'CONSISTENCY'
+  | 'ROLLBACK'
+  | 'FORK'
+  | 'EVIDENCE_HASH'
+  | 'EVIDENCE_MISSING'
+  /** A check threw: counted as a violation (fail closed). */
+  | 'CHECK_ERROR';
+
+/** One violation. `position` is the entry's place in the bundle's `entries` array; `index` its ledger index. */
+export interface Finding {
+  readonly code: FindingCode;
+  readonly message: string;
+  readonly index?: number;
+  readonly position?: number;
+}
+
+/** A named verification step (sigstore style). `run` returns its findings: empty means it holds. */
+export interface VerifyCheck {
+  /** Stable kebab-case id, e.g. `entry-hash`. */
+  readonly id: string;
+  /** One line: what the check proves. */
+  readonly title: string;
+  /** Requirement IDs (SPEC.md) this check serves; `--invariant ID` runs the checks tagged with ID. */
+  readonly requirements: readonly string[];
+  /** When false for a bundle the check is reported as skipped (e.g. no `--since`). Default: applies. */
+  readonly applies?: (ctx: VerifyContext) => boolean;
+  readonly run: (ctx: VerifyContext) => readonly Finding[];
+}
+
+/** Options of {@link VerifyCheck}s and `verifyBundle`. */
+export interface VerifyOptions {
+  /** Run only the checks tagged with this requirement ID (e.g. `L7-ledger-protection`). */
+  readonly invariant?: string;
+  /** A checkpoint note the auditor trusts from before: the bundle must be consistent with it (rollback, fork). */
+  readonly since?: string;
+  /** A C2SP vkey pinned out of band; without it the bundle's own ledger key is used and the report says so. */
+  readonly trustedKey?: string;
+  /** Largest bundle accepted, in bytes. Default 512 MiB. */
+  readonly maxBytes?: number;
+}
+
+/** Outcome of one check. */
+export interface CheckResult {
+  readonly id: string;
+  readonly title: string;
+  readonly requirements: readonly string[];
+  readonly status: 'pass' | 'fail' | 'skip';
+  /** At most {@link MAX_FINDINGS_PER_CHECK}; `more` counts the rest. */
+  readonly findings: readonly Finding[];
+  readonly more: number;
+}
+
+/** Findings listed per check; the rest are counted. */
+export const MAX_FINDINGS_PER_CHECK = 20;
+
+/** Exit codes: 0 every check holds, 1 a violation, 2 unusable input. */
+export type VerifyExitCode = 0 | 1 | 2;
+
+/** The verifier's report (SPEC §5). */
+export interface VerifyReport {
+  readonly ok: boolean;
+  readonly exitCode: VerifyExitCode;
+  /** Set when the input could not be used at all (exit 2). */
+  readonly unusable?: string;
+  readonly origin?: string;
+  /** Entries in the bundle and the ledger indices they cover. */
+  readonly coverage?: { readonly entries: number; readonly first?: number; readonly last?: number; readonly checkpointSize?: number; readonly complete: boolean };
+  /** True when the checkpoint key was pinned with `--trusted-key`. */
+  readonly keyPinned: boolean;
+  readonly notes: readonly string[];
+  readonly checks: readonly CheckResult[];
+  /** Requirement ID → pass/fail over the checks that ran. */
+  readonly requirements: Readonly<Record<string, 'pass' | 'fail'>>;
+  /** The first violation, naming the entry where there is one. */
+  readonly firstViolation?: Finding & { readonly check: string };
+}
+
+export type { Bundle };

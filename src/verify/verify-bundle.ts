@@ -1,0 +1,93 @@
+/**
+ * `verifyBundle`: the offline audit-bundle verifier (SPEC §5 "checks it without trusting the
+ * system"). It reads as a checklist: parse the bundle, build the shared context, run each named
+ * check of `VERIFY_CHECKS` (or those serving `--invariant`), and report pass/fail per check and
+ * per requirement ID, naming the first bad entry. Kernel only: no database, no server.
+ */
+import { parseCheckpoint, parseNote } from '../kernel/index.js';
+import { parseBundle } from './bundle.js';
+import { VERIFY_CHECKS } from './checks.js';
+import { createContext, type VerifyContext } from './context.js';
+import { MAX_FINDINGS_PER_CHECK, type CheckResult, type Finding, type VerifyCheck, type VerifyOptions, type VerifyReport } from './types.js';
+
+function unusable(reason: string, opts: VerifyOptions): VerifyReport {
+  return { ok: false, exitCode: 2, unusable: reason, keyPinned: opts.trustedKey !== undefined, notes: [], checks: [], requirements: {} };
+}
+
+function runCheck(check: VerifyCheck, ctx: VerifyContext): CheckResult {
+  const base = { id: check.id, title: check.title, requirements: check.requirements };
+  let findings: readonly Finding[];
+  try {
+    if (check.applies !== undefined && !check.applies(ctx)) return { ...base, status: 'skip', findings: [], more: 0 };
+    findings = check.run(ctx);
+  } catch {
+    // A check that cannot finish has not shown the property holds: fail closed.
+    findings = [{ code: 'CHECK_ERROR', message: `check ${check.id} could not complete` }];
+  }
+  return {
+    ...base,
+    status: findings.length === 0 ? 'pass' : 'fail',
+    findings: findings.slice(0, MAX_FINDINGS_PER_CHECK),
+    more: Math.max(0, findings.length - MAX_FINDINGS_PER_CHECK),
+  };
+}
+
+/** True when `since` is at least shaped like a signed checkpoint note (else the auditor's input is unusable). */
+function sinceIsUsable(since: string): boolean {
+  try {
+    parseCheckpoint(parseNote(since).text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Verifies an audit bundle (text, bytes or parsed JSON). Exit code 0 when every check that ran
+ * holds, 1 on any violation, 2 when the input (bundle, `since`, `invariant`) is unusable. Never
+ * throws on hostile input. (SPEC §5, §7 scenario 12; requirement IDs per check in docs/ledger.md)
+ */
+export function verifyBundle(input: unknown, opts: VerifyOptions = {}): VerifyReport {
+  const bundle = parseBundle(input, opts.maxBytes);
+  if (typeof bundle === 'string') return unusable(`bundle unusable: ${bundle}`, opts);
+  if (opts.since !== undefined && !sinceIsUsable(opts.since)) return unusable('the --since file is not a signed checkpoint note', opts);
+  const checks = opts.invariant === undefined ? VERIFY_CHECKS : VERIFY_CHECKS.filter((c) => c.requirements.includes(opts.invariant ?? ''));
+  if (checks.length === 0) return unusable(`no check serves requirement ${opts.invariant ?? ''}`, opts);
+
+  const ctx = createContext(bundle, opts);
+  const results = checks.map((c) => runCheck(c, ctx));
+
+  const requirements: Record<string, 'pass' | 'fail'> = {};
+  for (const r of results) {
+    if (r.status === 'skip') continue;
+    for (const id of r.requirements) if (requirements[id] !== 'fail') requirements[id] = r.status === 'fail' ? 'fail' : 'pass';
+  }
+  const failed = results.filter((r) => r.status === 'fail');
+  const firstFinding = failed
+    .flatMap((r) => r.findings.map((f) => ({ ...f, check: r.id })))
+    .sort((a, b) => (a.position ?? Number.MAX_SAFE_INTEGER) - (b.position ?? Number.MAX_SAFE_INTEGER))[0];
+  const notes: string[] = [];
+  if (!ctx.key.pinned) notes.push("checkpoint key NOT pinned: verified against the bundle's own ledger key; pass --trusted-key VKEY to pin it out of band");
+  const first = ctx.views[0]?.entry?.index;
+  const last = ctx.views[ctx.views.length - 1]?.entry?.index;
+  const size = ctx.checkpoint.verified?.size;
+  const complete = ctx.complete && size !== undefined && ctx.views.length === size;
+  if (!complete) notes.push('partial export: the bundle does not hold every entry of its checkpoint');
+  return {
+    ok: failed.length === 0,
+    exitCode: failed.length === 0 ? 0 : 1,
+    origin: bundle.origin,
+    coverage: {
+      entries: ctx.views.length,
+      ...(first !== undefined ? { first } : {}),
+      ...(last !== undefined ? { last } : {}),
+      ...(size !== undefined ? { checkpointSize: size } : {}),
+      complete,
+    },
+    keyPinned: ctx.key.pinned,
+    notes,
+    checks: results,
+    requirements,
+    ...(firstFinding !== undefined ? { firstViolation: firstFinding } : {}),
+  };
+}
