@@ -158,7 +158,19 @@ async function addClient(io: CliIo, dir: string, name: string, tenant: string | 
   });
 }
 
+/** Index of the command word: the first argument that is neither an option nor `--data`'s value. */
+function commandIndex(argv: readonly string[]): number {
+  let i = 0;
+  while (i < argv.length && argv[i]!.startsWith('-')) i += argv[i] === '--data' ? 2 : 1;
+  return i;
+}
+
 async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
+  // `verify` is offline and has options of its own: hand it everything after the word.
+  const verifyAt = commandIndex(argv);
+  if (argv[verifyAt] === 'verify') {
+    return runVerifyCli(argv.slice(verifyAt + 1), { out: io.out, err: io.err, readFile: (p) => readFileSync(p) });
+  }
   const { values: v, positionals: pos } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
   const [cmd, sub, arg1, arg2] = pos;
   if (v.help === true || cmd === undefined || cmd === 'help') {
@@ -200,8 +212,6 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
         return EXIT.ok;
       });
     }
-    case 'verify':
-      return runVerifyCli(argv.slice(argv.indexOf('verify') + 1), { out: io.out, err: io.err, readFile: (p) => readFileSync(p) });
     case 'policy':
       if (sub === 'build' && arg1 !== undefined && v.out !== undefined) {
         const built = await buildBundleFromDir(arg1);
