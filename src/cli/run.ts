@@ -27,6 +27,8 @@ import { exportSigningKeyJwk, generateSigningKey } from '../kernel/signing/index
 import { buildBundleFromDir } from '../policy/index.js';
 import { runVerifyCli } from '../verify/index.js';
 import { isDeny } from '../kernel/index.js';
+import { runDemo } from './demo.js';
+import { APPROVAL_OPTIONS, APPROVAL_USAGE, isApprovalCommand, runApprovalCommand } from './approvals.js';
 
 /** Where the CLI writes. */
 export interface CliIo {
@@ -44,10 +46,11 @@ export const USAGE = `usage: failclosed <command> [options]
 
   init [DIR]                                  create a data directory (default ./.failclosed or $FAILCLOSED_HOME)
   up [--port N]                               run all four roles on 127.0.0.1 (initialises on first run)
-  call TOOL --params JSON [--session S] [--client NAME]
+  call TOOL --params JSON [--session S] [--client NAME] [--wait SEC] [--request-id ID]
   requests show ID                            the evidence view of one request
-  clients add NAME --tenant T                 register a client; writes its private key (0600)
+  clients add NAME --tenant T [--owner HUMAN] register a client; writes its private key (0600)
   clients list
+${APPROVAL_USAGE.trimEnd()}
   ledger export --out FILE [--trace ID] [--from N --to M]
   verify FILE [...]                           verify an audit bundle offline
   policy build DIR --out FILE
@@ -55,7 +58,7 @@ export const USAGE = `usage: failclosed <command> [options]
   admin kill-switch on|off
   admin lockdown TENANT on|off
   jwks                                        the issuer public keys
-  demo                                        the guided demo
+  demo [--data DIR]                           the guided SPEC §7 walkthrough against a real gate
 
   global option: --data DIR
 `;
@@ -74,6 +77,10 @@ const OPTIONS = {
   from: { type: 'string' },
   to: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
+  owner: { type: 'string' },
+  wait: { type: 'string' },
+  'request-id': { type: 'string' },
+  ...APPROVAL_OPTIONS,
 } as const;
 
 function intOption(value: string | undefined, name: string): number | undefined {
@@ -128,7 +135,7 @@ async function up(io: CliIo, dir: string, port: number | undefined): Promise<num
   return EXIT.ok;
 }
 
-async function call(io: CliIo, dir: string, tool: string, v: { params?: string; session?: string; client?: string }): Promise<number> {
+async function call(io: CliIo, dir: string, tool: string, v: { params?: string; session?: string; client?: string; wait?: string; 'request-id'?: string }): Promise<number> {
   if (v.params === undefined) throw new UsageError('--params JSON is required');
   let params: JsonValue;
   try {
@@ -140,17 +147,22 @@ async function call(io: CliIo, dir: string, tool: string, v: { params?: string; 
   const file = readClientFile(dir, v.client ?? DEMO_CLIENT.identity);
   return withConnection(dir, async (conn) => {
     const client = createClient({ url: conn.url, identity: file.identity, tenant: file.tenant, key: file.key });
-    const r = await client.call(tool, params as JsonObject, v.session === undefined ? {} : { session: v.session });
+    const wait = intOption(v.wait, 'wait');
+    const r = await client.call(tool, params as JsonObject, {
+      ...(v.session === undefined ? {} : { session: v.session }),
+      ...(v['request-id'] === undefined ? {} : { requestId: v['request-id'] }),
+      ...(wait === undefined ? {} : { waitSec: wait }),
+    });
     print(io, r);
     return r.outcome === 'executed' ? EXIT.ok : EXIT.failed;
   });
 }
 
-async function addClient(io: CliIo, dir: string, name: string, tenant: string | undefined): Promise<number> {
+async function addClient(io: CliIo, dir: string, name: string, tenant: string | undefined, owner?: string): Promise<number> {
   if (tenant === undefined) throw new UsageError('--tenant is required');
   const key = generateSigningKey();
   return withConnection(dir, async (conn) => {
-    const a = await operatorAction(conn, 'clients-add', { name, tenant, public_jwk: { ...key.publicJwk } });
+    const a = await operatorAction(conn, 'clients-add', { name, tenant, public_jwk: { ...key.publicJwk }, ...(owner === undefined ? {} : { owner }) });
     if (a.status !== 201) return report(io, a);
     const path = writeClientFile(dir, name, { identity: name, tenant, key: exportSigningKeyJwk(key) as unknown as JsonObject });
     print(io, { ...(a.body as JsonObject), key_file: path });
@@ -179,6 +191,7 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
   }
   const dir = resolve(v.data ?? (cmd === 'init' ? sub : undefined) ?? io.env['FAILCLOSED_HOME'] ?? '.failclosed');
   const op = (fn: (c: Connection) => Promise<HttpAnswer>): Promise<number> => withConnection(dir, async (c) => report(io, await fn(c)));
+  if (isApprovalCommand(cmd)) return runApprovalCommand(io, dir, pos, v);
   switch (cmd) {
     case 'init': {
       const r = await initDataDir(dir);
@@ -194,7 +207,7 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
       if (sub !== 'show' || arg1 === undefined) throw new UsageError('requests show ID');
       return op((c) => getJson(c, `/v1/requests/${encodeURIComponent(arg1)}`, true));
     case 'clients':
-      if (sub === 'add' && arg1 !== undefined) return addClient(io, dir, arg1, v.tenant);
+      if (sub === 'add' && arg1 !== undefined) return addClient(io, dir, arg1, v.tenant, v.owner);
       if (sub === 'list') return op((c) => operatorAction(c, 'clients-list', {}));
       throw new UsageError('clients add NAME --tenant T | clients list');
     case 'ledger': {
@@ -241,8 +254,7 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
     case 'jwks':
       return op((c) => getJson(c, '/v1/jwks', false));
     case 'demo':
-      io.err('demo: not available in this build yet\n');
-      return EXIT.failed;
+      return runDemo(io.out, v.data === undefined ? {} : { dataDir: dir });
     default:
       throw new UsageError(`unknown command ${cmd}`);
   }

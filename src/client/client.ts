@@ -26,7 +26,10 @@ export interface ClientOptions {
 /** Options of one call. */
 export interface CallOptions {
   readonly session?: string | null;
+  /** Reuse a request id to retry an escalated call once approved (docs/approvals.md "Retries"). */
   readonly requestId?: string;
+  /** Seconds the Gate may hold the call waiting for approvals (`Prefer: wait=N`). */
+  readonly waitSec?: number;
 }
 
 /** What a call returns: the Gate's answer. */
@@ -47,6 +50,16 @@ export type CallResult =
       readonly trace_id: string | null;
       readonly decision_id?: string;
       /** HTTP status of the answer (0 when the Gate could not be reached). */
+      readonly status: number;
+    }
+  | {
+      /** 202: nothing ran; approvals are pending. Retry with the same `request_id`. */
+      readonly outcome: 'pending';
+      readonly code: 'ERR_APPROVAL_PENDING';
+      readonly reason: string;
+      readonly request_id: string;
+      readonly trace_id: string | null;
+      readonly decision_id: string;
       readonly status: number;
     };
 
@@ -80,6 +93,17 @@ export function parseCallResult(status: number, body: unknown, requestId: string
       decision_id: b.decision_id,
       result: (b.result ?? null) as JsonValue,
       receipt: { index: receipt.index, entry_hash: receipt.entry_hash },
+    };
+  }
+  if (status === 202 && b.outcome === 'pending' && b.code === 'ERR_APPROVAL_PENDING' && typeof b.decision_id === 'string') {
+    return {
+      outcome: 'pending',
+      code: 'ERR_APPROVAL_PENDING',
+      reason: typeof b.reason === 'string' ? b.reason : b.code,
+      request_id: typeof b.request_id === 'string' ? b.request_id : requestId,
+      trace_id: typeof b.trace_id === 'string' ? b.trace_id : null,
+      decision_id: b.decision_id,
+      status,
     };
   }
   if (b.outcome === 'deny' && isDenialCode(b.code)) {
@@ -121,7 +145,10 @@ export function createClient(options: ClientOptions): FailclosedClient {
       try {
         res = await doFetch(endpoint, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: {
+            'content-type': 'application/json',
+            ...(callOptions?.waitSec !== undefined && Number.isSafeInteger(callOptions.waitSec) && callOptions.waitSec > 0 ? { prefer: `wait=${callOptions.waitSec}` } : {}),
+          },
           body: JSON.stringify(body),
         });
       } catch {

@@ -6,3 +6,5 @@ export { createClient, parseCallResult } from './client.js';
 export type { CallOptions, CallResult, ClientOptions, FailclosedClient } from './client.js';
 export { REQUEST_CONTEXT, buildSignedRequest, newRequestId, requestSigningBytes } from './request.js';
 export type { BuildRequestInput, SignedRequestBody } from './request.js';
+export { createApproverClient, signApproval, signBreakGlass, signReview } from './approver.js';
+export type { ApproverAnswer, ApproverClient, ApproverClientOptions, BreakGlassRequest } from './approver.js';

@@ -31,6 +31,12 @@ export type ActivationResult =
   | { readonly outcome: 'ok'; readonly hash: string; readonly previous: string | null; readonly ledger: LedgerRef }
   | Deny;
 
+/** The approved decision behind an activation that needed multi-party approval (OE-INV-020). */
+export interface ActivationApproval {
+  readonly decision_id: string;
+  readonly approvals: readonly string[];
+}
+
 /** Hash-addressed bundles and the active pointer (SPEC §6). */
 export interface BundleStore {
   /** The verified active runtime; `ERR_POLICY_UNAVAILABLE` when none is set or it failed to load. */
@@ -42,9 +48,10 @@ export interface BundleStore {
   /**
    * Verifies the bundle `hash` loads, ledgers `admin.policy_activated` (bundle, previous bundle,
    * actor) and only then moves the pointer. Ledger failure → `ERR_LEDGER_UNAVAILABLE`, nothing
-   * changes. Multi-party approval of activation (OE-INV-020) is enforced by the caller.
+   * changes. Multi-party approval of activation (OE-INV-020) is enforced by the caller, which
+   * passes the approved decision and its approval references to be ledgered with it.
    */
-  activate(hash: string, actor: Actor, reason: string): Promise<ActivationResult>;
+  activate(hash: string, actor: Actor, reason: string, approval?: ActivationApproval): Promise<ActivationResult>;
   /** Drops the cache and re-reads and re-verifies the pointer and the active bundle from disk. */
   reload(): void;
 }
@@ -145,7 +152,7 @@ export function createBundleStore(deps: BundleStoreDeps): BundleStore {
         return denyFromError(err, 'ERR_POLICY_BUNDLE_INVALID');
       }
     },
-    activate(hash: string, actor: Actor, reason: string): Promise<ActivationResult> {
+    activate(hash: string, actor: Actor, reason: string, approval?: ActivationApproval): Promise<ActivationResult> {
       const run = queue.then(async (): Promise<ActivationResult> => {
         cache.delete(hash); // re-verify from disk at activation
         const runtime = get(hash);
@@ -156,6 +163,7 @@ export function createBundleStore(deps: BundleStoreDeps): BundleStore {
           previous_bundle: previous,
           constitution_version: runtime.constitutionVersion,
           reason,
+          ...(approval === undefined ? {} : { decision_id: approval.decision_id, approvals: [...approval.approvals] }),
         };
         const at = now();
         const id = adminRequestId('admin.policy_activated', GLOBAL_TENANT, payload, at);

@@ -19,7 +19,11 @@ import { createIssuer, type IssuerConfig, type KeyChangeResult } from './issuer.
 import { appendConfirmed, CONTROL_PLANE_ACTOR, type Actor, type LedgerAppender, type LedgerRef } from './ledger-port.js';
 import { parsePolicyAnswer } from './policy-decision.js';
 import type { PolicyRuntime } from './ports.js';
-import type { ControlPlane, ControlPlaneResult, GovernedRequest } from './types.js';
+import type { ControlPlane, ControlPlaneResult, DecideOptions, GovernedRequest } from './types.js';
+import type { ApprovalService, PendingRecord, PreviewProvider } from './approvals/index.js';
+import { describePreview } from './approvals/index.js';
+import { activateWithApprovals, issueApproved, openApproval } from './approval-step.js';
+import type { ActivationApproval } from './bundle-store.js';
 
 /** Deadlines, in milliseconds, for each dependency on the decision path (SPEC §7 scenario 5). */
 export interface ControlPlaneDeadlines {
@@ -43,6 +47,10 @@ export interface ControlPlaneDeps {
   /** Secret of at least 32 bytes for `decision_id` and `jti` (GEI Determinism). */
   readonly derivationKey: Uint8Array;
   readonly deadlines?: Partial<ControlPlaneDeadlines>;
+  /** Human approvals (OE-INV-019/020); without it every escalation is refused `ERR_APPROVAL_REQUIRED`. */
+  readonly approvals?: ApprovalService;
+  /** Preview provider for decisions that oblige one (OE-INV-018). Default: `describePreview`. */
+  readonly preview?: PreviewProvider;
 }
 
 /** The Control Plane with its operator functions (SPEC §6, OE-INV-025). */
@@ -54,10 +62,19 @@ export interface ControlPlaneService extends ControlPlane {
   /** Revokes an earlier issuer key; ledgers `admin.key_revoked` first. */
   revokeIssuerKey(kid: string, actor: Actor, reason: string): Promise<KeyChangeResult>;
   /** Activates a stored bundle; ledgers `admin.policy_activated` first. */
-  activateBundle(hash: string, actor: Actor, reason: string): Promise<ActivationResult>;
+  activateBundle(hash: string, actor: Actor, reason: string): Promise<ActivationResult | (Deny & { readonly decision_id: string })>;
+  /** The approval service, when configured. */
+  readonly approvals?: ApprovalService;
+  /**
+   * True when `req` is a retry of an escalated call: a decision for the same client, request id,
+   * tenant, tool, session and parameters is pending or finalised but not yet issued. The Gate
+   * lets a reused request id through only then (docs/approvals.md "Retries").
+   */
+  isRetry(req: Pick<GovernedRequest, 'request_id' | 'identity' | 'tenant' | 'tool' | 'params' | 'session'>): Promise<boolean>;
 }
 
-interface Ctx {
+/** The per-request context of the pipeline (shared with `approval-step.ts`). */
+export interface Ctx {
   readonly req: GovernedRequest;
   readonly at: number;
   readonly decisionId: string;
@@ -147,7 +164,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     return undefined;
   }
 
-  async function pipeline(req: GovernedRequest): Promise<ControlPlaneResult> {
+  async function pipeline(req: GovernedRequest, waitMs: number): Promise<ControlPlaneResult> {
     const at = now();
     if (![req.request_id, req.trace_id, req.identity, req.tenant, req.tool].every(isRequestString) ||
         !Number.isSafeInteger(req.timestamp) || !/^[0-9a-f]{64}$/.test(String(req.request_sha256)) ||
@@ -161,6 +178,9 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       return withId(deny('ERR_PARAMS_INVALID', 'the parameters cannot be canonically encoded'), null);
     }
     const ctx: Ctx = { req, at, paramsSha256, decisionId: deriveDecisionId(derivationKey, req, paramsSha256) };
+    // A retry of an escalated call resumes its decision instead of deciding again.
+    const existing = await deps.approvals?.get(ctx.decisionId);
+    if (existing !== undefined) return resume(ctx, existing, waitMs);
 
     // 1. Incident response: kill switch → tenant lockdown → session quarantine (OE-INV-025).
     const halted = await governance(ctx);
@@ -207,8 +227,16 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       release = spend.release;
     }
 
-    // 8. The decision record, confirmed before anything else happens (GEI, SPEC §2 step 4).
+    // 7b. A preview the policy requires, computed before the decision is recorded (OE-INV-018).
     const escalate = decision.outcome === 'escalate';
+    let preview = null;
+    if (escalate && decision.obligations.preview) {
+      const made = await withDeadline(() => (deps.preview ?? describePreview)({ tool, tenant: req.tenant, params: req.params, params_sha256: paramsSha256 }), deadlines.policyMs);
+      if (made.status !== 'ok' || isDeny(made.value)) return refuse(ctx, deny('ERR_PREVIEW_UNAVAILABLE', 'the required preview cannot be produced'), policyFacts);
+      preview = made.value;
+    }
+
+    // 8. The decision record, confirmed before anything else happens (GEI, SPEC §2 step 4).
     const recorded = await append(ctx, 'decision', facts(ctx, {
       ...policyFacts, outcome: decision.outcome, code: escalate ? 'ERR_APPROVAL_REQUIRED' : null, rationale: decision.rationale,
     }));
@@ -217,12 +245,34 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       return withId(recorded, ctx.decisionId);
     }
 
-    // 9. Approvals: the slot between decision and issuance (OE-INV-019/020).
-    const approvals = awaitApprovals(escalate);
-    if (isDeny(approvals)) return withId(approvals, ctx.decisionId);
+    // 9. Approvals: an escalation waits for humans (OE-INV-019/020); see approval-step.ts.
+    if (escalate) {
+      if (deps.approvals === undefined) return withId(deny('ERR_APPROVAL_REQUIRED', 'the decision requires human approval'), ctx.decisionId);
+      const opened = await openApproval(deps.approvals, ctx, {
+        decision, preview, constraints, decisionRef: recorded, ttlSec: runtime.bundle.document.settings?.approval_ttl_seconds,
+      });
+      if (isDeny(opened)) return withId(opened, ctx.decisionId);
+      return resume(ctx, opened, waitMs);
+    }
 
     // 10. Sign, 11. record the issuance and wait, 12. allow (SPEC §2 step 5).
-    return issue(ctx, runtime.hash, recorded, approvals, constraints, release);
+    return issue(ctx, runtime.hash, recorded, [], constraints, release);
+  }
+
+  /** Resumes an escalated decision: break-glass, long-poll, then issuance once approved. */
+  async function resume(ctx: Ctx, pending: PendingRecord, waitMs: number): Promise<ControlPlaneResult> {
+    const approvals = deps.approvals;
+    if (approvals === undefined) return withId(deny('ERR_APPROVAL_REQUIRED', 'the decision requires human approval'), ctx.decisionId);
+    const halted = await governance(ctx);
+    if (halted !== undefined) return abandon(ctx, 'approval', halted);
+    return issueApproved(approvals, ctx, pending, waitMs, {
+      now,
+      abandon: (d) => abandon(ctx, 'approval', d),
+      active: () => bundles.active(),
+      reserve: (cost, cap) => breakers.reserveSpend({ sessionKey: ctx.req.session ?? `client:${ctx.req.identity}`, tenant: ctx.req.tenant, tool: ctx.req.tool, paramsSha256: ctx.paramsSha256, now: now() }, cost, cap),
+      costOf: (params) => declaredCostCents(params, breakerConfig.costParam),
+      issue: (bundleHash, ref, refs, constraints, release) => issue(ctx, bundleHash, ref, refs, constraints, release),
+    });
   }
 
   async function issue(ctx: Ctx, bundleHash: string, decisionRef: LedgerRef, approvals: readonly string[],
@@ -255,9 +305,10 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
   }
 
   return Object.freeze({
-    async decide(req: GovernedRequest): Promise<ControlPlaneResult> {
+    async decide(req: GovernedRequest, options?: DecideOptions): Promise<ControlPlaneResult> {
       try {
-        return await pipeline(req);
+        const wait = Math.max(0, Math.min(options?.waitMs ?? 0, deps.approvals?.settings.maxWaitMs ?? 0));
+        return await pipeline(req, Number.isFinite(wait) ? wait : 0);
       } catch {
         // The role's edge: any exception is a deny (FC-INV-4, STYLE "Errors and denials").
         return withId(deny('ERR_INTERNAL', 'the decision failed'), null);
@@ -280,14 +331,18 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     admin,
     rotateIssuerKey: (actor: Actor, reason: string, newKey?: SigningKey) => issuer.rotate(actor, reason, newKey),
     revokeIssuerKey: (kid: string, actor: Actor, reason: string) => issuer.revoke(kid, actor, reason),
-    activateBundle: (hash: string, actor: Actor, reason: string) => bundles.activate(hash, actor, reason),
+    activateBundle: (hash: string, actor: Actor, reason: string) =>
+      activateWithApprovals({ approvals: deps.approvals, bundles, derivationKey, now }, hash, actor, reason, (a?: ActivationApproval) => bundles.activate(hash, actor, reason, a)),
+    ...(deps.approvals === undefined ? {} : { approvals: deps.approvals }),
+    async isRetry(r: Pick<GovernedRequest, 'request_id' | 'identity' | 'tenant' | 'tool' | 'params' | 'session'>): Promise<boolean> {
+      if (deps.approvals === undefined) return false;
+      try {
+        const id = deriveDecisionId(derivationKey, { ...r, trace_id: '', timestamp: 0, request_sha256: '' }, computeParamsSha256(r.params));
+        const p = await deps.approvals.get(id);
+        return p !== undefined && p.status !== 'issued';
+      } catch {
+        return false;
+      }
+    },
   });
-}
-
-/**
- * The approval step. An escalated decision is refused with `ERR_APPROVAL_REQUIRED` until the
- * approval flow (OE-INV-019/020) supplies approval references here; an allow needs none.
- */
-function awaitApprovals(escalate: boolean): readonly string[] | Deny {
-  return escalate ? deny('ERR_APPROVAL_REQUIRED', 'the decision requires human approval') : [];
 }

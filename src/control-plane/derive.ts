@@ -29,20 +29,22 @@ export function deriveId(key: Uint8Array, domain: DerivationDomain, value: JsonV
 }
 
 /**
- * The canonical request fields every derived identifier covers: all fields of the
- * {@link GovernedRequest} except the parameters themselves, which enter through their hash.
+ * The canonical request fields every derived identifier covers: who asks (`identity`, `tenant`,
+ * `session`), under which request id, for which call (`tool`, `params_sha256`). Nonce,
+ * timestamp, trace id and the raw request hash are left out on purpose: a retry of an escalated
+ * call is a new signed request (fresh nonce and timestamp) with the same request id and intent,
+ * and must map to the same decision (docs/approvals.md "Retries"). Request ids are unique per
+ * client (the Gate refuses a reused one unless it is such a retry), so distinct calls still get
+ * distinct identifiers.
  */
 export function requestFields(req: GovernedRequest, paramsSha256: string): JsonValue {
   return {
     request_id: req.request_id,
-    trace_id: req.trace_id,
     identity: req.identity,
     tenant: req.tenant,
     tool: req.tool,
     params_sha256: paramsSha256,
-    timestamp: req.timestamp,
     session: req.session,
-    request_sha256: req.request_sha256,
   };
 }
 

@@ -4,7 +4,7 @@
  * kernel (and its signing face), the ledger and the policy layer. See docs/control-plane.md.
  * (SPEC §1, §2 steps 3–5, §3, §6; GEI; OE-INV-004/005/014/021/025)
  */
-export type { ControlPlane, ControlPlaneAllow, ControlPlaneResult, GovernedRequest } from './types.js';
+export type { ControlPlane, ControlPlaneAllow, ControlPlaneResult, DecideOptions, GovernedRequest } from './types.js';
 export { createControlPlane, DEFAULT_DEADLINES } from './control-plane.js';
 export type { ControlPlaneDeadlines, ControlPlaneDeps, ControlPlaneService } from './control-plane.js';
 export { createMemoryGovernanceState } from './governance-state.js';
@@ -16,7 +16,7 @@ export type { AdminResult, GovernanceAdmin, GovernanceAdminDeps, QuarantineConte
 export { createCircuitBreakers, DEFAULT_BREAKERS, declaredCostCents, usdToCents } from './breakers.js';
 export type { BreakerCall, BreakerConfig, BreakerName, BreakerVerdict, CircuitBreakers, SpendVerdict } from './breakers.js';
 export { createBundleStore, ACTIVE_POINTER } from './bundle-store.js';
-export type { ActivationResult, BundleStore, BundleStoreDeps } from './bundle-store.js';
+export type { ActivationApproval, ActivationResult, BundleStore, BundleStoreDeps } from './bundle-store.js';
 export { compilePolicyBundle } from './policy-runtime.js';
 export type { CompileBundle, PolicyBundleLike, PolicyRuntime } from './ports.js';
 export { createIssuer, MAX_ENVELOPE_TTL_SEC } from './issuer.js';
@@ -27,3 +27,47 @@ export { deriveDecisionId, deriveId, deriveJti, MIN_DERIVATION_KEY_BYTES } from 
 export type { DerivationDomain } from './derive.js';
 export { CONTROL_PLANE_ACTOR, GLOBAL_TENANT } from './ledger-port.js';
 export type { Actor, ControlPlaneEntryType, LedgerAppend, LedgerAppender, LedgerRef } from './ledger-port.js';
+export {
+  createApprovalService,
+  createApprovalApi,
+  pendingView,
+  createSqliteApprovalStore,
+  checkApproval,
+  tallyApprovals,
+  describePreview,
+  previewDigest,
+  redactedParams,
+  createOidcVerifier,
+  parseApprovalConfig,
+  DEFAULT_APPROVAL_SETTINGS,
+} from './approvals/index.js';
+export type {
+  ApiAnswer,
+  ApprovalApi,
+  ApprovalCandidate,
+  ApprovalConfig,
+  ApprovalRules,
+  ApprovalService,
+  ApprovalServiceDeps,
+  ApprovalSettings,
+  ApprovalStore,
+  ApproverKey,
+  ApproverRecord,
+  BreakGlassGrant,
+  CountedApproval,
+  OidcConfig,
+  OidcIdentity,
+  OidcVerifier,
+  OpenInput,
+  PendingKind,
+  PendingRecord,
+  PendingStatus,
+  Preview,
+  PreviewProvider,
+  ReviewRecord,
+  SignedStatement,
+  Submission,
+  SubmitAccepted,
+  Tally,
+  VoteRecord,
+} from './approvals/index.js';

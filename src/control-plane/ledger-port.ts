@@ -18,7 +18,15 @@ export type ControlPlaneEntryType =
   | 'admin.lockdown'
   | 'admin.quarantine'
   | 'admin.key_rotated'
-  | 'admin.key_revoked';
+  | 'admin.key_revoked'
+  | 'admin.client_registered'
+  | 'approval.requested'
+  | 'approval.added'
+  | 'approval.rejected'
+  | 'approval.finalized'
+  | 'break_glass.used'
+  | 'review.opened'
+  | 'review.closed';
 
 /** Who caused an entry. */
 export interface Actor {

@@ -40,13 +40,22 @@ export type ControlPlaneResult =
 /** The allow branch of {@link ControlPlaneResult}. */
 export type ControlPlaneAllow = Extract<ControlPlaneResult, { outcome: 'allow' }>;
 
+/** Options of one decision. */
+export interface DecideOptions {
+  /**
+   * How long an escalated decision may wait for its approvals before answering
+   * `ERR_APPROVAL_PENDING` (long-poll, ms; capped by the approval settings). Default 0.
+   */
+  readonly waitMs?: number;
+}
+
 /** The Control Plane as the Gate sees it (SPEC §1, §2). */
 export interface ControlPlane {
   /**
    * Decides one request: governance state, circuit breakers, bundle, tool, parameters, policy,
    * decision record (confirmed), envelope. Never throws; every failure is a deny (FC-INV-4).
    */
-  decide(req: GovernedRequest): Promise<ControlPlaneResult>;
+  decide(req: GovernedRequest, options?: DecideOptions): Promise<ControlPlaneResult>;
   /** Ready when a verified active bundle is loaded and the governance state answers. */
   ready(): Promise<{ ready: boolean; reason?: string }>;
   /** The issuer's public keys with the revocation list (`{keys, revoked}`), never a private key. */

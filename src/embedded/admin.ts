@@ -6,9 +6,9 @@
 import { canonicalize, deny, isDeny, keyRingFromJwks, parsePublicJwk, sha256Hex, statusOf } from '../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import { exportBundle } from '../ledger/index.js';
-import type { Ledger } from '../ledger/index.js';
+import type { BundleExecutor, Ledger } from '../ledger/index.js';
 import { GLOBAL_TENANT } from '../control-plane/index.js';
-import type { BundleStore, ControlPlaneService } from '../control-plane/index.js';
+import type { ApprovalService, BundleStore, ControlPlaneService } from '../control-plane/index.js';
 import type { GateStateStore, OperatorActions } from '../gate/index.js';
 
 /** What the operator actions need. */
@@ -19,6 +19,10 @@ export interface OperatorDeps {
   readonly state: GateStateStore;
   readonly controlPlane: ControlPlaneService;
   readonly bundles: BundleStore;
+  /** Approver registry and client owners (OE-INV-002, OE-INV-019); absent: no approver actions. */
+  readonly approvals?: ApprovalService;
+  /** What the Execution Layer enforces, declared in audit bundles for the envelope checks (SPEC §3, §5). */
+  readonly executor?: BundleExecutor;
 }
 
 /** The operator recorded as actor of admin entries. */
@@ -29,8 +33,9 @@ type Answer = { status: number; body: JsonValue };
 const NAME = /^[A-Za-z0-9._:@-]{1,128}$/;
 const TENANT = /^[A-Za-z0-9._-]{1,128}$/;
 
-function denied(d: Deny): Answer {
-  return { status: statusOf(d.code), body: { outcome: 'deny', code: d.code, reason: d.reason } };
+function denied(d: Deny & { readonly decision_id?: string }): Answer {
+  const id = d.decision_id === undefined ? {} : { decision_id: d.decision_id };
+  return { status: statusOf(d.code), body: { outcome: d.code === 'ERR_APPROVAL_PENDING' ? 'pending' : 'deny', code: d.code, reason: d.reason, ...id } };
 }
 
 function usage(reason: string): Answer {
@@ -63,6 +68,10 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
         return denied(deny('ERR_KEY_INVALID', 'public_jwk is not a valid Ed25519 public key'));
       }
       if (deps.state.lookup(name) !== undefined) return { status: 409, body: { error: 'exists', client: name } };
+      // Approvers and clients are separate namespaces: an approver name can never become an agent (OE-INV-002).
+      if (deps.approvals?.isApprover(name) === true) return denied(deny('ERR_APPROVER_AGENT', 'the name is a registered approver'));
+      const owner = o['owner'] ?? 'operator';
+      if (typeof owner !== 'string' || !NAME.test(owner) || owner === name) return usage('owner is malformed');
       const payload: JsonObject = { client: name, kid: key.kid, key_use: 'request', public_jwk: { ...key.jwk }, auth_method: 'signature' };
       const id = adminId('admin.client_registered', payload);
       try {
@@ -71,8 +80,19 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
         return denied(deny('ERR_LEDGER_UNAVAILABLE', 'client registration not recorded'));
       }
       const rec = deps.state.registerClient({ identity: name, tenant, jwk: key.jwk, atMs: deps.clock() });
-      return { status: 201, body: { ...rec } };
+      deps.approvals?.setOwner(name, owner);
+      return { status: 201, body: { ...rec, owner } };
     },
+    'approvers-add': async (o) => {
+      if (deps.approvals === undefined) return { status: 404, body: { error: 'unknown_action', action: 'approvers-add' } };
+      const roles = o['roles'];
+      const r = await deps.approvals.registerApprover(
+        { name: typeof o['name'] === 'string' ? o['name'] : '', roles: Array.isArray(roles) ? roles.filter((x): x is string => typeof x === 'string') : [], public_jwk: o['public_jwk'] },
+        OPERATOR_ACTOR,
+      );
+      return isDeny(r) ? denied(r) : { status: 201, body: { ...r, roles: [...r.roles] } };
+    },
+    'approvers-list': () => Promise.resolve({ status: 200, body: { approvers: (deps.approvals?.listApprovers() ?? []).map((a) => ({ ...a, roles: [...a.roles] })) } }),
     'clients-list': () => Promise.resolve({ status: 200, body: { clients: deps.state.listClients().map((c) => ({ ...c })) } }),
     'policy-activate': async (o) => {
       if (typeof o['bundle'] !== 'string') return usage('bundle must be the bundle document text');
@@ -103,7 +123,18 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
           ledger: deps.ledger,
           actor: OPERATOR_ACTOR,
           tenant: GLOBAL_TENANT,
-          publicKeys: { issuer: keyRingFromJwks(deps.controlPlane.issuerJwks()).toJwks(), clients: deps.state.clientJwks() },
+          publicKeys: {
+            issuer: keyRingFromJwks(deps.controlPlane.issuerJwks()).toJwks(),
+            clients: deps.state.clientJwks(),
+            clientIdentities: deps.state.listClients().map((c) => ({ kid: c.kid, identity: c.identity, tenant: c.tenant })),
+            ...(deps.approvals === undefined ? {} : { approvers: deps.approvals.approverJwks() }),
+          },
+          ...(deps.executor === undefined ? {} : { executor: deps.executor }),
+          policyBundle: (hash) => {
+            const runtime = deps.bundles.get(hash);
+            // The document is strict JSON as loaded; it hashes to `hash` (checked offline by the verifier).
+            return isDeny(runtime) ? undefined : (runtime.bundle.document as unknown as JsonValue);
+          },
           ...(typeof traceId === 'string' ? { traceId } : {}),
           ...(typeof from === 'number' ? { from } : {}),
           ...(typeof to === 'number' ? { to } : {}),

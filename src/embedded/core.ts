@@ -5,18 +5,18 @@
  * The Execution Layer gets the issuer's PUBLIC keys only and verifies every envelope itself.
  */
 import { readFileSync } from 'node:fs';
-import { isDeny, keyRingFromJwks, systemClock } from '../kernel/index.js';
+import { isDeny, systemClock } from '../kernel/index.js';
 import type { Clock } from '../kernel/index.js';
 import { noteSignerFor } from '../kernel/signing/index.js';
 import { createLedger, createSqliteLedgerStore } from '../ledger/index.js';
-import type { EntryInput, Ledger } from '../ledger/index.js';
+import type { Ledger } from '../ledger/index.js';
 import {
   compilePolicyBundle,
   createBundleStore,
   createControlPlane,
   createSqliteGovernanceState,
 } from '../control-plane/index.js';
-import type { BundleStore, ControlPlaneService, SqliteGovernanceState } from '../control-plane/index.js';
+import type { BreakerConfig, BundleStore, ControlPlaneDeadlines, ControlPlaneService, SqliteGovernanceState } from '../control-plane/index.js';
 import {
   createCommandAdapter,
   createDefaultBuiltinAdapter,
@@ -27,28 +27,23 @@ import {
 } from '../execution/index.js';
 import type { Executor, NonceStore, Sandbox } from '../execution/index.js';
 import { createGate, createSqliteGateState } from '../gate/index.js';
-import type { Gate, GateLedger, GateStateStore, LedgerEntryView } from '../gate/index.js';
+import type { Gate, GateLedger, GateStateStore, GateTimeouts, LedgerEntryView } from '../gate/index.js';
 import { dataPaths, operatorTokenSha256, readConfig, readSigningKey } from './data-dir.js';
 import type { EmbeddedConfig } from './data-dir.js';
 import { createOperatorActions } from './admin.js';
-
-/**
- * Fault switches for tests and the demo (SPEC §7 scenarios 5, 8, 9). Each only makes a
- * dependency fail, so by construction it can only ever cause denies.
- */
-export interface EmbeddedFaults {
-  /** The Control Plane rejects every decision. */
-  controlPlaneDown: boolean;
-  /** The Execution Layer's nonce store rejects every consumption. */
-  nonceStoreDown: boolean;
-  /** Every ledger write rejects. */
-  ledgerDown: boolean;
-}
-
-/** A fresh set of {@link EmbeddedFaults}, all off. */
-export function noFaults(): EmbeddedFaults {
-  return { controlPlaneDown: false, nonceStoreDown: false, ledgerDown: false };
-}
+import { openApprovals } from './approvals.js';
+import type { EmbeddedApprovals } from './approvals.js';
+import {
+  faultMode,
+  faultyLedgerPort,
+  faultyNonceStore,
+  faultyPolicyRuntime,
+  followIssuerKeys,
+  misbehave,
+  noFaults,
+  observedAdapters,
+} from './faults.js';
+import type { EmbeddedFaults, ToolRunObserver } from './faults.js';
 
 /** The opened roles and stores. */
 export interface Core {
@@ -67,16 +62,28 @@ export interface Core {
   readonly nonces: NonceStore;
   readonly sandbox: Sandbox;
   readonly gate: Gate;
+  /** Human approvals, break-glass and reviews (OE-INV-019/020, L7). */
+  readonly approvals: EmbeddedApprovals;
   close(): Promise<void>;
+}
+
+/** Deadlines (ms) of the roles' dependency calls; shorter ones make hang faults quick to observe. */
+export interface EmbeddedDeadlines {
+  readonly gate?: GateTimeouts;
+  readonly controlPlane?: Partial<ControlPlaneDeadlines>;
+  readonly executor?: { readonly ledgerMs?: number; readonly nonceMs?: number };
 }
 
 /** Options of {@link openCore}. */
 export interface CoreOptions {
   readonly faults?: EmbeddedFaults;
   readonly clock?: Clock;
+  /** Sees every tool run just before its adapter starts (tests, demo: "the tool never ran"). */
+  readonly onToolRun?: ToolRunObserver;
+  readonly deadlines?: EmbeddedDeadlines;
+  /** Circuit breaker limits over the defaults (OE-INV-021), e.g. for load tests. */
+  readonly breakers?: Partial<BreakerConfig>;
 }
-
-const down = (what: string): Promise<never> => Promise.reject(new Error(`${what} unavailable (fault injected)`));
 
 function gateLedgerOver(ledger: Ledger, port: Core['ledgerPort']): GateLedger {
   return {
@@ -112,14 +119,17 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     origin: config.origin,
     checkpointEvery: { entries: 256, ms: 10_000 },
   });
-  const ledgerPort: Core['ledgerPort'] = {
-    append: (e: EntryInput) => (faults.ledgerDown ? down('ledger') : ledger.append(e)),
-    putEvidence: (b, m) => (faults.ledgerDown ? down('ledger') : ledger.putEvidence(b, m)),
-    hasEntry: (ref, expect) => (faults.ledgerDown ? down('ledger') : ledger.hasEntry(ref, expect)),
-  };
+  const ledgerPort: Core['ledgerPort'] = faultyLedgerPort(ledger, faults);
   const state = createSqliteGateState({ path: p.stateDb, replayRetentionMs: Math.max(7 * 86_400_000, 2 * config.timestamp_tolerance_ms) });
   const governance = createSqliteGovernanceState(p.stateDb);
-  const bundles = createBundleStore({ dir: p.bundles, compile: compilePolicyBundle, ledger: ledgerPort, now: clock, ledgerTimeoutMs: 2000 });
+  const bundles = createBundleStore({
+    dir: p.bundles,
+    compile: (bytes, hash) => faultyPolicyRuntime(compilePolicyBundle(bytes, hash), faults),
+    ledger: ledgerPort,
+    now: clock,
+    ledgerTimeoutMs: 2000,
+  });
+  const approvals = openApprovals(dir, { ledgerPort, clock, state });
   const controlPlane = createControlPlane({
     ledger: ledgerPort,
     now: clock,
@@ -127,18 +137,17 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     bundles,
     state: governance,
     derivationKey: Buffer.from(readFileSync(p.derivationKey, 'utf8').trim(), 'hex'),
+    approvals: approvals.service,
+    ...(options.deadlines?.controlPlane === undefined ? {} : { deadlines: options.deadlines.controlPlane }),
+    ...(options.breakers === undefined ? {} : { breakers: options.breakers }),
   });
   const sqliteNonces = createSqliteNonceStore({ path: p.noncesDb, now: clock });
-  const nonces: NonceStore = {
-    consume: (input) => (faults.nonceStoreDown ? down('nonce store') : sqliteNonces.consume(input)),
-    prune: (input) => sqliteNonces.prune(input),
-    close: () => sqliteNonces.close(),
-  };
+  const nonces: NonceStore = faultyNonceStore(sqliteNonces, faults);
   const sandbox = createBwrapSandbox();
   const executor = createExecutor({
     audience: config.audience,
     // Public keys only: the Execution Layer never sees the issuer's private key (SPEC §1, GEI).
-    keys: keyRingFromJwks(controlPlane.issuerJwks()),
+    keys: followIssuerKeys(() => controlPlane.issuerJwks()),
     now: clock,
     clockToleranceSec: config.clock_tolerance_sec,
     maxLifetimeSec: config.max_envelope_lifetime_sec,
@@ -150,9 +159,12 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       if (isDeny(runtime)) return undefined;
       return runtime.getTool(name)?.adapter;
     },
-    adapters: { builtin: createDefaultBuiltinAdapter({ now: clock }), command: createCommandAdapter({ sandbox }) },
+    adapters: observedAdapters(
+      { builtin: createDefaultBuiltinAdapter({ now: clock }), command: createCommandAdapter({ sandbox }) },
+      options.onToolRun,
+    ),
     redactor: createRedactor({ secrets: () => [] }),
-    timeouts: { ledgerMs: 2000, nonceMs: 1000 },
+    timeouts: { ledgerMs: options.deadlines?.executor?.ledgerMs ?? 2000, nonceMs: options.deadlines?.executor?.nonceMs ?? 1000 },
   });
   const gate = createGate({
     clock,
@@ -160,18 +172,27 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     replay: state,
     ledger: gateLedgerOver(ledger, ledgerPort),
     controlPlane: {
-      decide: (req) => (faults.controlPlaneDown ? down('control plane') : controlPlane.decide(req)),
-      ready: () => (faults.controlPlaneDown ? Promise.resolve({ ready: false }) : controlPlane.ready()),
+      decide: (req, decideOptions) => {
+        const m = faultMode(faults.controlPlaneDown, faults.controlPlane);
+        return m === 'off' ? controlPlane.decide(req, decideOptions) : misbehave(m, 'control plane', { outcome: 'allow' });
+      },
+      ready: () => (faultMode(faults.controlPlaneDown, faults.controlPlane) !== 'off' ? Promise.resolve({ ready: false }) : controlPlane.ready()),
       issuerJwks: () => controlPlane.issuerJwks(),
+      isRetry: (r) => controlPlane.isRetry(r),
     },
     executor: { execute: (call) => executor.execute(call) },
     timestampToleranceMs: config.timestamp_tolerance_ms,
+    ...(options.deadlines?.gate === undefined ? {} : { timeouts: options.deadlines.gate }),
     operatorTokenSha256: operatorTokenSha256(dir),
-    operator: createOperatorActions({ clock, ledger, ledgerPort, state, controlPlane, bundles }),
+    operator: createOperatorActions({
+      clock, ledger, ledgerPort, state, controlPlane, bundles, approvals: approvals.service,
+      executor: { audience: config.audience, clockToleranceSec: config.clock_tolerance_sec, maxLifetimeSec: config.max_envelope_lifetime_sec },
+    }),
+    approvals: approvals.api,
     readiness: [
-      { name: 'ledger', check: async () => !faults.ledgerDown && (await ledger.store.head()).size >= 0 },
+      { name: 'ledger', check: async () => faultMode(faults.ledgerDown, faults.ledger) === 'off' && (await ledger.store.head()).size >= 0 },
       { name: 'state', check: () => state.ping() },
-      { name: 'nonce_store', check: () => !faults.nonceStoreDown },
+      { name: 'nonce_store', check: () => faultMode(faults.nonceStoreDown, faults.nonceStore) === 'off' },
       { name: 'policy', check: () => !isDeny(bundles.active()) },
       { name: 'sandbox', check: async () => (await sandbox.probe()).outcome === 'ok' },
     ],
@@ -191,11 +212,13 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     nonces,
     sandbox,
     gate,
+    approvals,
     async close() {
       await ledger.close();
       await sqliteNonces.close();
       state.close();
       governance.close();
+      approvals.close();
     },
   };
 }

@@ -8,8 +8,10 @@ import { isDeny } from '../kernel/index.js';
 import type { Clock } from '../kernel/index.js';
 import { importSigningKeyJwk } from '../kernel/signing/index.js';
 import { createGateServer } from '../gate/index.js';
-import { openCore, noFaults } from './core.js';
-import type { Core, EmbeddedFaults } from './core.js';
+import { openCore } from './core.js';
+import type { Core, CoreOptions } from './core.js';
+import { noFaults } from './faults.js';
+import type { EmbeddedFaults } from './faults.js';
 import { DEMO_CLIENT, demoPolicyDir, readClientFile, readOperatorToken, writeFreshDataDir, dataPaths } from './data-dir.js';
 import { createExecutionServer } from './execution-server.js';
 
@@ -58,6 +60,12 @@ export interface EmbeddedOptions {
   /** Fault switches (tests, demo); they can only cause denies. */
   readonly faults?: EmbeddedFaults;
   readonly clock?: Clock;
+  /** Sees every tool run just before its adapter starts (tests, demo, benchmarks). */
+  readonly onToolRun?: CoreOptions['onToolRun'];
+  /** Shorter dependency deadlines (tests: hang faults). */
+  readonly deadlines?: CoreOptions['deadlines'];
+  /** Circuit breaker limits over the defaults (load tests). */
+  readonly breakers?: CoreOptions['breakers'];
 }
 
 /** A running embedded deployment. */
@@ -76,7 +84,13 @@ export interface EmbeddedInstance {
 /** Starts all four roles over an initialised data directory, on 127.0.0.1 (or the configured host). */
 export async function startEmbedded(dir: string, options: EmbeddedOptions = {}): Promise<EmbeddedInstance> {
   const faults = options.faults ?? noFaults();
-  const core = await openCore(dir, { faults, ...(options.clock === undefined ? {} : { clock: options.clock }) });
+  const core = await openCore(dir, {
+    faults,
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.onToolRun === undefined ? {} : { onToolRun: options.onToolRun }),
+    ...(options.deadlines === undefined ? {} : { deadlines: options.deadlines }),
+    ...(options.breakers === undefined ? {} : { breakers: options.breakers }),
+  });
   let gateServer;
   let execServer;
   try {

@@ -4,8 +4,10 @@
  */
 export { initDataDir, startEmbedded } from './embedded.js';
 export type { EmbeddedInstance, EmbeddedOptions, InitResult } from './embedded.js';
-export { noFaults, openCore } from './core.js';
-export type { Core, CoreOptions, EmbeddedFaults } from './core.js';
+export { openCore } from './core.js';
+export type { Core, CoreOptions, EmbeddedDeadlines } from './core.js';
+export { noFaults, followIssuerKeys } from './faults.js';
+export type { EmbeddedFaults, FaultMode, ToolRunObserver } from './faults.js';
 export { createExecutionServer } from './execution-server.js';
 export type { ExecutionServer } from './execution-server.js';
 export { createOperatorActions, OPERATOR_ACTOR } from './admin.js';
@@ -25,3 +27,5 @@ export {
 export type { ClientFile, EmbeddedConfig } from './data-dir.js';
 export { announceServer, withdrawServer, runningServer, connect, getJson, operatorAction } from './connect.js';
 export type { Connection, HttpAnswer } from './connect.js';
+export { approvalConfigPath, openApprovals, readApproverFile, writeApproverFile } from './approvals.js';
+export type { ApproverFile, EmbeddedApprovals } from './approvals.js';

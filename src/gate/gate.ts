@@ -13,6 +13,7 @@ import { buildEvidenceView } from './evidence.js';
 import { MAX_REQUEST_BYTES, parseSignedRequest, requestSigningInput } from './request.js';
 import type { ParsedRequest } from './request.js';
 import type { CallResponse, GateDeps, GatewayEvent, RegisteredClient } from './types.js';
+import { routeApprovals } from './approval-routes.js';
 
 /** An HTTP-neutral answer: status and JSON body. */
 export interface GateAnswer<B = JsonValue> {
@@ -26,7 +27,12 @@ export interface Gate {
    * `POST /v1/calls`: one governed call from raw body bytes (FC-INV-3, FC-INV-6); `null` means
    * the transport stopped reading a body over the size limit (`ERR_REQUEST_TOO_LARGE`).
    */
-  call(body: Uint8Array | null): Promise<GateAnswer<CallResponse>>;
+  call(body: Uint8Array | null, options?: CallOptions): Promise<GateAnswer<CallResponse>>;
+  /**
+   * The approval API (`/v1/approvals`, `/v1/break-glass`, `/v1/reviews`, see
+   * docs/approvals.md); undefined when `method` and `path` name no approval route.
+   */
+  approvalRoute(method: string, path: string, body: JsonValue, authorization: string | undefined): Promise<GateAnswer> | undefined;
   /** `GET /v1/requests/{id}`: the operator evidence view (SPEC §5, FC-INV-5). */
   evidence(requestId: string, authorization: string | undefined): Promise<GateAnswer>;
   /** `GET /v1/jwks`: issuer public keys. */
@@ -38,6 +44,15 @@ export interface Gate {
   /** True when `authorization` is `Bearer <operator token>`. */
   isOperator(authorization: string | undefined): boolean;
 }
+
+/** Options of one call. */
+export interface CallOptions {
+  /** How long an escalated call may wait for approvals (ms, `Prefer: wait=N`); capped by the Control Plane. */
+  readonly waitMs?: number;
+}
+
+/** Longest wait a client may ask for (ms); the Control Plane caps it further. */
+export const MAX_CALL_WAIT_MS = 120_000;
 
 const INGRESS = 'ingress';
 
@@ -59,7 +74,12 @@ export function createGate(deps: GateDeps): Gate {
     return r.status === 'ok';
   };
 
-  const answer = (d: DenyAnswer, requestId: string | null, traceId: string): GateAnswer<CallResponse> => ({
+  const answer = (d: DenyAnswer, requestId: string | null, traceId: string): GateAnswer<CallResponse> => {
+    if (d.code === 'ERR_APPROVAL_PENDING' && d.decision_id !== undefined && requestId !== null) {
+      // 202: nothing ran; the client retries with the same request id once approved.
+      return { status: 202, body: { outcome: 'pending', code: d.code, reason: d.reason, request_id: requestId, trace_id: traceId, decision_id: d.decision_id } };
+    }
+    return {
     status: statusOf(d.code),
     body: {
       outcome: 'deny',
@@ -69,7 +89,8 @@ export function createGate(deps: GateDeps): Gate {
       trace_id: traceId,
       ...(d.decision_id === undefined ? {} : { decision_id: d.decision_id }),
     },
-  });
+    };
+  };
 
   /** Denial before authentication: hash only, and at most `budget` records per second. */
   const failUnauthenticated = async (d: Deny, rawSha: string, parsed: ParsedRequest | undefined): Promise<GateAnswer<CallResponse>> => {
@@ -109,6 +130,25 @@ export function createGate(deps: GateDeps): Gate {
     return answer(d, p.request.request_id, p.trace_id);
   };
 
+  /**
+   * A reused request id passes only as a retry of an escalated call the Control Plane still holds
+   * for the same client, tenant, tool, session and parameters, and only with a fresh nonce.
+   */
+  const isRetry = async (p: ParsedRequest, client: RegisteredClient, now: number): Promise<boolean> => {
+    const { request } = p;
+    const cp = deps.controlPlane;
+    const claimNonce = deps.replay.claimNonce?.bind(deps.replay);
+    if (cp.isRetry === undefined || claimNonce === undefined) return false;
+    const check = cp.isRetry.bind(cp);
+    const retry = await withDeadline(
+      () => check({ request_id: request.request_id, identity: client.identity, tenant: client.tenant, tool: request.action, params: request.parameters, session: request.session }),
+      cpMs,
+    );
+    if (retry.status !== 'ok' || retry.value !== true) return false;
+    const fresh = await withDeadline(() => claimNonce({ identity: client.identity, nonce: request.nonce, atMs: now }), ledgerMs);
+    return fresh.status === 'ok' && fresh.value === 'fresh';
+  };
+
   const authenticate = async (body: Uint8Array, rawSha: string): Promise<{ p: ParsedRequest; client: RegisteredClient } | GateAnswer<CallResponse>> => {
     const p = parseSignedRequest(body);
     if (isDeny(p)) return failUnauthenticated(p, rawSha, undefined);
@@ -132,12 +172,12 @@ export function createGate(deps: GateDeps): Gate {
     );
     if (claimed.status !== 'ok' || (claimed.value !== 'fresh' && claimed.value !== 'replayed'))
       return failAuthenticated(deny('ERR_NONCE_STORE_UNAVAILABLE', 'request nonce store unavailable'), rawSha, p, client);
-    if (claimed.value === 'replayed')
+    if (claimed.value === 'replayed' && !(await isRetry(p, client, now)))
       return failAuthenticated(deny('ERR_REQUEST_REPLAYED', 'request nonce or id already used'), rawSha, p, client);
     return { p, client };
   };
 
-  const call = async (body: Uint8Array): Promise<GateAnswer<CallResponse>> => {
+  const call = async (body: Uint8Array, waitMs: number): Promise<GateAnswer<CallResponse>> => {
     const rawSha = sha256Hex(body);
     const auth = await authenticate(body, rawSha);
     if ('status' in auth) return auth;
@@ -148,7 +188,7 @@ export function createGate(deps: GateDeps): Gate {
       const payload: JsonObject = {
         code: d.code,
         status: stage,
-        outcome: 'deny',
+        outcome: d.code === 'ERR_APPROVAL_PENDING' ? 'pending' : 'deny',
         tool: request.action,
         client: client.identity,
         ...(d.decision_id === undefined ? {} : { decision_id: d.decision_id }),
@@ -181,8 +221,8 @@ export function createGate(deps: GateDeps): Gate {
           timestamp: p.timestampMs,
           session: request.session,
           request_sha256: rawSha,
-        }),
-      cpMs,
+        }, waitMs > 0 ? { waitMs } : undefined),
+      cpMs + waitMs,
     );
     const decision =
       decided.status === 'ok'
@@ -245,12 +285,14 @@ export function createGate(deps: GateDeps): Gate {
   const unauthenticated = (): GateAnswer => ({ status: statusOf('ERR_UNAUTHENTICATED'), body: denyBody('ERR_UNAUTHENTICATED') });
 
   return Object.freeze({
-    call: async (body: Uint8Array | null) => {
+    call: async (body: Uint8Array | null, options?: CallOptions) => {
+      const w = options?.waitMs ?? 0;
+      const waitMs = Number.isSafeInteger(w) && w > 0 ? Math.min(w, MAX_CALL_WAIT_MS) : 0;
       const bytes = body ?? Buffer.from(`oversized:${deps.clock()}:${(oversized += 1)}`);
       try {
         if (body === null || body.byteLength > MAX_REQUEST_BYTES)
           return await failUnauthenticated(deny('ERR_REQUEST_TOO_LARGE', 'request body too large'), sha256Hex(bytes), undefined);
-        return await call(body);
+        return await call(body, waitMs);
       } catch (err) {
         // Fail closed by construction: nothing thrown past this point can become an allow.
         const d = denyFromError(err);
@@ -288,6 +330,8 @@ export function createGate(deps: GateDeps): Gate {
       return r.value;
     },
     isOperator,
+    approvalRoute: (method: string, path: string, body: JsonValue, authorization: string | undefined) =>
+      routeApprovals({ approvals: deps.approvals, isOperator, timeoutMs: cpMs }, method, path, body, authorization),
   });
 }
 

@@ -4,7 +4,9 @@
  * the ledger reach it only as injected interfaces (FC-INV-6, test/layering.test.ts).
  */
 export { createGate } from './gate.js';
-export type { Gate, GateAnswer } from './gate.js';
+export type { CallOptions, Gate, GateAnswer } from './gate.js';
+export { MAX_CALL_WAIT_MS } from './gate.js';
+export { isApprovalPath, routeApprovals } from './approval-routes.js';
 export { createGateServer, MAX_HEADER_BYTES } from './server.js';
 export type { GateServer, GateServerOptions } from './server.js';
 export {
@@ -29,6 +31,7 @@ export type {
   ExecutionResult,
   GateControlPlane,
   GateDeps,
+  GateApprovals,
   GateExecutor,
   GateLedger,
   GateTimeouts,
@@ -39,4 +42,5 @@ export type {
   ReadinessCheck,
   RegisteredClient,
   RequestReplayStore,
+  RouteAnswer,
 } from './types.js';

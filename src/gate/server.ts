@@ -10,6 +10,25 @@ import { FailclosedError, parseJson } from '../kernel/index.js';
 import type { JsonValue } from '../kernel/index.js';
 import type { Gate } from './gate.js';
 import { MAX_REQUEST_BYTES } from './request.js';
+import { isApprovalPath } from './approval-routes.js';
+
+/** `Prefer: wait=N` (RFC 7240): seconds an escalated call may wait for its approvals. */
+function preferWaitMs(header: string | string[] | undefined): number {
+  const text = Array.isArray(header) ? header.join(',') : header ?? '';
+  const m = /(?:^|[,;\s])wait=(\d{1,4})(?:$|[,;\s])/.exec(text);
+  return m?.[1] === undefined ? 0 : Number(m[1]) * 1000;
+}
+
+async function readJsonBody(req: IncomingMessage): Promise<{ value: JsonValue } | { status: number; body: JsonValue; close?: boolean }> {
+  const body = await readBody(req, MAX_REQUEST_BYTES);
+  if (body.overflow) return { status: 413, body: { outcome: 'deny', code: 'ERR_REQUEST_TOO_LARGE', reason: 'too large' }, close: true };
+  try {
+    return { value: body.bytes.length === 0 ? {} : parseJson(body.bytes, { maxBytes: MAX_REQUEST_BYTES, maxDepth: 32 }) };
+  } catch (err) {
+    const code = err instanceof FailclosedError ? err.code : 'ERR_REQUEST_MALFORMED';
+    return { status: 400, body: { outcome: 'deny', code, reason: 'malformed JSON' } };
+  }
+}
 
 /** Where {@link createGateServer} listens. Port 0 picks a free port. */
 export interface GateServerOptions {
@@ -78,7 +97,7 @@ async function route(gate: Gate, req: IncomingMessage, res: ServerResponse): Pro
   if (method === 'POST' && path === '/v1/calls') {
     const body = await readBody(req, MAX_REQUEST_BYTES);
     // An oversized body reaches the Gate as null, so it is denied and recorded there.
-    const a = await gate.call(body.overflow ? null : body.bytes);
+    const a = await gate.call(body.overflow ? null : body.bytes, { waitMs: preferWaitMs(req.headers.prefer) });
     send(res, a.status, a.body as unknown as JsonValue, body.overflow);
     return;
   }
@@ -90,6 +109,16 @@ async function route(gate: Gate, req: IncomingMessage, res: ServerResponse): Pro
   if (method === 'GET' && path === '/v1/jwks') {
     const a = await gate.jwks();
     return send(res, a.status, a.body);
+  }
+  if (isApprovalPath(path) && (method === 'GET' || method === 'POST')) {
+    let value: JsonValue = {};
+    if (method === 'POST') {
+      const read = await readJsonBody(req);
+      if (!('value' in read)) return send(res, read.status, read.body, read.close === true);
+      value = read.value;
+    } else req.resume();
+    const a = await gate.approvalRoute(method, path, value, req.headers.authorization);
+    return send(res, a?.status ?? 404, a?.body ?? { error: 'not_found' });
   }
   const requestMatch = method === 'GET' ? REQUEST_PATH.exec(path) : null;
   if (requestMatch?.[1] !== undefined) {
@@ -120,7 +149,9 @@ async function route(gate: Gate, req: IncomingMessage, res: ServerResponse): Pro
 
 /**
  * Starts the Gate's HTTP listener: `POST /v1/calls`, `GET /v1/requests/{id}`, `GET /v1/jwks`,
- * `GET /healthz`, `GET /readyz`, `POST /v1/admin/{action}`. Any unexpected failure answers 500
+ * `GET /healthz`, `GET /readyz`, `POST /v1/admin/{action}`, and the approval API
+ * (`/v1/approvals`, `/v1/break-glass`, `/v1/reviews`, docs/approvals.md). `POST /v1/calls` honours
+ * `Prefer: wait=N` (long-poll for approvals). Any unexpected failure answers 500
  * `ERR_INTERNAL` without details (FC-INV-4).
  */
 export async function createGateServer(gate: Gate, options: GateServerOptions): Promise<GateServer> {

@@ -42,6 +42,7 @@ export interface ClientRecord {
 export interface GateStateStore extends ClientRegistry, RequestReplayStore {
   lookup(identity: string): RegisteredClient | undefined;
   claim(input: { identity: string; nonce: string; requestId: string; atMs: number }): 'fresh' | 'replayed';
+  claimNonce(input: { identity: string; nonce: string; atMs: number }): 'fresh' | 'replayed';
   /** Registers a client's public JWK (checked: canonical, not small-order). `TypeError` if the identity exists. */
   registerClient(input: { identity: string; tenant: string; jwk: unknown; atMs: number }): ClientRecord;
   /** Marks a client revoked; false when unknown. */
@@ -139,6 +140,10 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
         prune.run(Math.trunc(atMs - retention));
       }
       return verdict;
+    },
+    claimNonce({ identity, nonce, atMs }) {
+      // One atomic statement: "one row changed" is the only fresh nonce (SPEC §8).
+      return insertSeen.run(identity, 'nonce', nonce, Math.trunc(atMs)).changes === 1 ? 'fresh' : 'replayed';
     },
     registerClient({ identity, tenant, jwk, atMs }) {
       const key = parsePublicJwk(jwk);

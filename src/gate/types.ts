@@ -10,8 +10,15 @@ import type { ControlPlane, ControlPlaneResult, GovernedRequest } from '../contr
 
 export type { ControlPlaneResult, GovernedRequest };
 
-/** The slice of the Control Plane the Gate calls (decide, readiness, issuer keys). */
-export type GateControlPlane = Pick<ControlPlane, 'decide' | 'ready' | 'issuerJwks'>;
+/** The slice of the Control Plane the Gate calls (decide, readiness, issuer keys, retries of escalated calls). */
+export type GateControlPlane = Pick<ControlPlane, 'decide' | 'ready' | 'issuerJwks'> & {
+  /**
+   * True when a request with a reused request id is a retry of an escalated call with the same
+   * client, tenant, tool, session and parameters that has not been issued yet
+   * (docs/approvals.md "Retries"). Absent: every reused request id is a replay.
+   */
+  isRetry?(req: Pick<GovernedRequest, 'request_id' | 'identity' | 'tenant' | 'tool' | 'params' | 'session'>): Promise<boolean>;
+};
 
 /** The call the Gate forwards to the Execution Layer with the envelope (SPEC §2 step 6). */
 export interface ExecutionCall {
@@ -103,6 +110,34 @@ export interface RequestReplayStore {
    * seen before; throws or rejects when the store cannot confirm.
    */
   claim(input: { identity: string; nonce: string; requestId: string; atMs: number }): 'fresh' | 'replayed' | Promise<'fresh' | 'replayed'>;
+  /**
+   * Atomically records only `nonce` for `identity` (a retry reuses its request id, never its
+   * nonce). `'fresh'` only when the nonce was not seen before.
+   */
+  claimNonce?(input: { identity: string; nonce: string; atMs: number }): 'fresh' | 'replayed' | Promise<'fresh' | 'replayed'>;
+}
+
+/** An HTTP answer from an injected component. */
+export interface RouteAnswer {
+  readonly status: number;
+  readonly body: JsonValue;
+}
+
+/**
+ * The approval API the Gate serves (OE-INV-019/020, L7 Break-glass): implemented by the
+ * composition root over the Control Plane's approval service. Submissions carry their own proof
+ * (an approver signature, or an OIDC bearer token bound to the statement); listing needs the
+ * operator token or a valid approver token.
+ */
+export interface GateApprovals {
+  list(): Promise<RouteAnswer>;
+  show(decisionId: string): Promise<RouteAnswer>;
+  submit(decisionId: string, verdict: 'approve' | 'reject', body: JsonValue, bearer: string | undefined): Promise<RouteAnswer>;
+  breakGlass(body: JsonValue): Promise<RouteAnswer>;
+  reviews(): Promise<RouteAnswer>;
+  closeReview(reviewId: string, body: JsonValue): Promise<RouteAnswer>;
+  /** True when `bearer` is a valid approver token (OIDC). */
+  isApprover(bearer: string): Promise<boolean>;
 }
 
 /** A named readiness check for `/readyz`. */
@@ -142,6 +177,8 @@ export interface GateDeps {
   /** `/readyz` checks besides the Control Plane's own (ledger, nonce store, sandbox probe, ...). */
   readonly readiness?: readonly ReadinessCheck[];
   readonly operator?: OperatorActions;
+  /** The approval API; absent, its routes answer 404. */
+  readonly approvals?: GateApprovals;
   /**
    * At most this many `gateway.failed` records per second for requests that never
    * authenticated; the rest are counted and summarised (bounded flood, FC-INV-5). Default 50.
@@ -166,4 +203,13 @@ export type CallResponse =
       readonly request_id: string | null;
       readonly trace_id: string;
       readonly decision_id?: string;
+    }
+  | {
+      /** 202: the call waits for approvals; retry with the same request id (docs/approvals.md). */
+      readonly outcome: 'pending';
+      readonly code: 'ERR_APPROVAL_PENDING';
+      readonly reason: string;
+      readonly request_id: string;
+      readonly trace_id: string;
+      readonly decision_id: string;
     };

@@ -85,6 +85,15 @@ export const DENIAL_CODES = {
   ERR_APPROVAL_EXPIRED: { status: 403, meaning: 'the approval window expired' },
   ERR_APPROVAL_INVALID: { status: 403, meaning: 'an approval is forged, reused, expired or not allowed' },
   ERR_BREAK_GLASS_DENIED: { status: 403, meaning: 'break-glass was requested without role, reason or TTL' },
+  ERR_APPROVAL_UNKNOWN: { status: 404, meaning: 'no pending approval, break-glass grant or review has this id' },
+  ERR_APPROVAL_SIGNATURE: { status: 403, meaning: 'the approval signature or approver token does not verify' },
+  ERR_APPROVAL_SELF: { status: 403, meaning: 'the requester or its owner cannot approve or review its own call' },
+  ERR_APPROVAL_DUPLICATE: { status: 409, meaning: 'this approver already decided on this request' },
+  ERR_APPROVAL_REPLAYED: { status: 409, meaning: 'this signed approval was already used' },
+  ERR_APPROVER_UNKNOWN: { status: 401, meaning: 'the approver is not registered or is revoked' },
+  ERR_APPROVER_AGENT: { status: 403, meaning: 'an agent (client) identity can never approve' },
+  ERR_APPROVER_ROLE: { status: 403, meaning: 'the approver holds none of the required roles' },
+  ERR_PREVIEW_UNAVAILABLE: { status: 403, meaning: 'the policy requires a preview the tool cannot produce' },
 
   // Audit System.
   ERR_LEDGER_UNAVAILABLE: { status: 503, meaning: 'the ledger could not durably confirm the write' },

@@ -72,3 +72,18 @@ export {
   verifyCheckpoint,
 } from './note.js';
 export type { Note, NoteSignature, NoteVerifier, VerifiedNote, Checkpoint, VerifiedCheckpoint } from './note.js';
+export {
+  APPROVAL_SIGNING_CONTEXT,
+  BREAK_GLASS_SIGNING_CONTEXT,
+  REVIEW_SIGNING_CONTEXT,
+  STATEMENT_TEXT_MAX,
+  intentSha256,
+  approvalSigningInput,
+  breakGlassSigningInput,
+  reviewSigningInput,
+  parseStatementTimestamp,
+  parseApprovalStatement,
+  parseBreakGlassStatement,
+  parseReviewStatement,
+} from './approval.js';
+export type { ApprovalStatement, ApprovalVerdict, BreakGlassStatement, ReviewStatement } from './approval.js';

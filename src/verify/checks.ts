@@ -4,6 +4,7 @@
  * checks: envelope binding (SPEC §3), execution receipts with a prior allow and a unique nonce,
  * trace linkage (FC-INV-6), attributable outcomes (FC-INV-5), approvals (OE-INV-019/020).
  */
+import { approvalsCheck } from './checks/approvals.js';
 import { chainContinuityCheck } from './checks/chain-continuity.js';
 import { checkpointSignatureCheck } from './checks/checkpoint-signature.js';
 import { consistencyCheck } from './checks/consistency.js';
@@ -26,4 +27,5 @@ export const VERIFY_CHECKS: readonly VerifyCheck[] = [
   inclusionProofsCheck,
   consistencyCheck,
   evidenceCheck,
+  approvalsCheck,
 ];

@@ -27,6 +27,42 @@ export type FindingCode =
   | 'FORK'
   | 'EVIDENCE_HASH'
   | 'EVIDENCE_MISSING'
+  /** Approvals (checks/approvals.ts, OE-INV-019/020). */
+  | 'APPROVAL_MISSING'
+  | 'APPROVAL_SIGNATURE'
+  | 'APPROVAL_BINDING'
+  | 'APPROVAL_DISTINCT'
+  | 'APPROVAL_ROLE'
+  | 'APPROVAL_AGENT'
+  | 'APPROVAL_EXPIRED'
+  | 'APPROVAL_ORDER'
+  /** Envelope binding (checks/envelope-binding.ts, SPEC §3, OE-INV-017). */
+  | 'EXECUTOR_UNDECLARED'
+  | 'ENVELOPE_MALFORMED'
+  | 'ENVELOPE_KEY'
+  | 'ENVELOPE_SIGNATURE'
+  | 'ENVELOPE_BINDING'
+  | 'ENVELOPE_LEDGER'
+  | 'ENVELOPE_PARAMS'
+  | 'ENVELOPE_AUDIENCE'
+  | 'ENVELOPE_LIFETIME'
+  | 'ENVELOPE_POLICY'
+  /** Receipt linkage (checks/receipt-linkage.ts, OE-INV-015, FC-INV-4). */
+  | 'RECEIPT_NO_DECISION'
+  | 'RECEIPT_DENIED'
+  | 'RECEIPT_NO_ENVELOPE'
+  | 'RECEIPT_BINDING'
+  | 'RECEIPT_OUTSIDE_VALIDITY'
+  | 'NONCE_REUSED'
+  /** Trace linkage (checks/trace-linkage.ts, FC-INV-6). */
+  | 'TRACE_GATE_MISSING'
+  | 'TRACE_CONTROL_PLANE_MISSING'
+  | 'TRACE_COMPLETION_MISSING'
+  /** Attributable outcomes (checks/attributable-outcome.ts, FC-INV-5, FC-INV-3). */
+  | 'OUTCOME_MISSING'
+  | 'OUTCOME_MALFORMED'
+  | 'REQUEST_EVIDENCE'
+  | 'REQUEST_SIGNATURE'
   /** A check threw: counted as a violation (fail closed). */
   | 'CHECK_ERROR';
 
@@ -36,6 +72,11 @@ export interface Finding {
   readonly message: string;
   readonly index?: number;
   readonly position?: number;
+  /**
+   * Set when the link lies outside a partial bundle (a range or trace export may cut a request):
+   * reported as not decidable from this bundle, never as a violation, and never for a complete export.
+   */
+  readonly partial?: true;
 }
 
 /** A named verification step (sigstore style). `run` returns its findings: empty means it holds. */
@@ -72,6 +113,8 @@ export interface CheckResult {
   /** At most {@link MAX_FINDINGS_PER_CHECK}; `more` counts the rest. */
   readonly findings: readonly Finding[];
   readonly more: number;
+  /** Links this partial bundle cannot decide (findings marked `partial`), at most {@link MAX_FINDINGS_PER_CHECK}; absent when none. */
+  readonly undecided?: readonly Finding[];
 }
 
 /** Findings listed per check; the rest are counted. */

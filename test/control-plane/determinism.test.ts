@@ -49,8 +49,17 @@ describe('determinism (GEI)', () => {
     expect(() => deriveId(Buffer.alloc(16), 'decision', {})).toThrow(TypeError);
   });
 
+  it('a retry (new nonce, timestamp, trace and raw hash; same request id and intent) maps to the same decision', () => {
+    const base = request('echo', { message: 'hi' });
+    const sha = 'c'.repeat(64);
+    const retry = { ...base, trace_id: 'f'.repeat(32), timestamp: base.timestamp + 5000, request_sha256: 'd'.repeat(64) };
+    expect(deriveDecisionId(DERIVATION_KEY, retry, sha)).toBe(deriveDecisionId(DERIVATION_KEY, base, sha));
+    expect(deriveJti(DERIVATION_KEY, retry, sha)).toBe(deriveJti(DERIVATION_KEY, base, sha));
+    expect(deriveDecisionId(DERIVATION_KEY, base, 'e'.repeat(64))).not.toBe(deriveDecisionId(DERIVATION_KEY, base, sha));
+  });
+
   it('distinct request fields never share a decision_id or jti (property)', () => {
-    const field = fc.constantFrom('request_id', 'trace_id', 'identity', 'tenant', 'tool', 'request_sha256');
+    const field = fc.constantFrom('request_id', 'identity', 'tenant', 'tool', 'session');
     fc.assert(
       fc.property(field, fc.string({ minLength: 1, maxLength: 20 }), (name, value) => {
         const base = request('echo', { message: 'hi' });

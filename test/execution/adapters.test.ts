@@ -196,7 +196,7 @@ describe('default builtins (the demo bundle contract)', () => {
   });
 
   it('transfer_funds gives deterministic receipts per adapter instance', async () => {
-    const p = { from_account: 'A-1', to_account: 'B-2', amount_cents: 500, currency: 'EUR', memo: 'rent' };
+    const p = { from_account: 'A-1', to_account: 'B-2', amount: 5, currency: 'EUR', memo: 'rent' };
     const first = await run('transfer_funds', p);
     const second = await run('transfer_funds', p);
     const fresh = createDefaultBuiltinAdapter({ now: () => NOW });
@@ -209,12 +209,12 @@ describe('default builtins (the demo bundle contract)', () => {
     });
     expect(first).toMatchObject({
       outcome: 'ok',
-      result: { status: 'completed', sequence: 1, amount_cents: 500 },
+      result: { status: 'completed', sequence: 1, amount: 5 },
     });
     expect(again).toEqual(first);
     expect(second).not.toEqual(first);
     for (const bad of [
-      { ...p, amount_cents: 0 },
+      { ...p, amount: 0 },
       { ...p, currency: 'euro' },
       { ...p, from_account: 3 },
     ]) {
@@ -223,11 +223,11 @@ describe('default builtins (the demo bundle contract)', () => {
   });
 
   it('delete_records, send_email and get_time (injected clock)', async () => {
-    expect(await run('delete_records', { table: 'users', where: { id: 1 }, limit: 10 })).toMatchObject({
+    expect(await run('delete_records', { table: 'users', ids: ['a', 'b', 'a'] })).toMatchObject({
       outcome: 'ok',
-      result: { table: 'users', deleted: 10, simulated: true },
+      result: { table: 'users', deleted: 2, simulated: true },
     });
-    expect(await run('delete_records', { table: 'users', where: 'id=1', limit: 10 })).toMatchObject({
+    expect(await run('delete_records', { table: 'users', ids: [] })).toMatchObject({
       code: 'ERR_PARAMS_INVALID',
     });
     expect(await run('send_email', { to: 'a@example.com', subject: 's', body: 'b' })).toMatchObject({

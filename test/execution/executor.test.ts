@@ -376,14 +376,14 @@ describe('executor: secrets never leave in plaintext (scenario 16, OE-INV-009/01
 describe('executor with the default builtins', () => {
   it('runs transfer_funds through the builtin adapter', async () => {
     const w = world();
-    const params = { from_account: 'A', to_account: 'B', amount_cents: 100, currency: 'EUR' };
+    const params = { from_account: 'A', to_account: 'B', amount: 100, currency: 'EUR' };
     const out = await createExecutor(w.deps).execute(
       call(w.envelope({ tool: 'transfer_funds' }, params), params, 'transfer_funds'),
     );
     expect(out).toMatchObject({
       outcome: 'executed',
       adapter: 'builtin',
-      result: { status: 'completed', amount_cents: 100 },
+      result: { status: 'completed', amount: 100 },
     });
   });
 });

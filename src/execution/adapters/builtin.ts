@@ -92,18 +92,29 @@ function str(o: JsonObject, key: string, optional = false): string | undefined {
   return v;
 }
 
-function posInt(o: JsonObject, key: string): number {
+function positiveAmount(o: JsonObject, key: string): number {
   const v = o[key];
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
-    throw new FailclosedError('ERR_PARAMS_INVALID', `${key} must be a positive integer`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
+    throw new FailclosedError('ERR_PARAMS_INVALID', `${key} must be a positive number`);
   }
   return v;
 }
 
+function idList(o: JsonObject, key: string): readonly string[] {
+  const v = o[key];
+  if (!Array.isArray(v) || v.length === 0 || v.some((id) => typeof id !== 'string' || id.length === 0)) {
+    throw new FailclosedError('ERR_PARAMS_INVALID', `${key} must be a non-empty list of ids`);
+  }
+  return v as string[];
+}
+
 /**
  * The default builtin set, with its own in-memory state (one call per adapter instance). Names
- * are a contract with the demo policy bundle: `echo`, `add`, `transfer_funds`,
- * `delete_records`, `send_email`, `get_time`. Every side effect is simulated.
+ * and parameters are a contract with the demo policy bundle (`examples/demo-policy/tools`):
+ * `echo` (any object, returned), `add` `{a, b}`, `transfer_funds` `{from_account, to_account,
+ * amount, currency, memo?}`, `delete_records` `{table, ids}`, `send_email` `{to, subject, body}`,
+ * `get_time` `{}`. Every side effect is simulated. The bundle's JSON Schema is the real check;
+ * these functions re-check what they rely on and deny `ERR_PARAMS_INVALID` otherwise.
  */
 export function createDefaultBuiltins(): Record<string, BuiltinFunction> {
   const transfers: JsonObject[] = [];
@@ -127,13 +138,13 @@ export function createDefaultBuiltins(): Record<string, BuiltinFunction> {
       const o = asObject(params);
       const from_account = str(o, 'from_account')!;
       const to_account = str(o, 'to_account')!;
-      const amount_cents = posInt(o, 'amount_cents');
+      const amount = positiveAmount(o, 'amount');
       const currency = str(o, 'currency')!;
       if (!/^[A-Z]{3}$/.test(currency))
         throw new FailclosedError('ERR_PARAMS_INVALID', 'currency must be ISO 4217');
       const memo = str(o, 'memo', true);
       const sequence = transfers.length + 1;
-      const core = { sequence, from_account, to_account, amount_cents, currency };
+      const core = { sequence, from_account, to_account, amount, currency };
       const receipt_id = `tr_${sha256Hex(canonicalize(core)).slice(0, 24)}`;
       const record: JsonObject = {
         receipt_id,
@@ -147,16 +158,12 @@ export function createDefaultBuiltins(): Record<string, BuiltinFunction> {
     delete_records: (params) => {
       const o = asObject(params);
       const table = str(o, 'table')!;
-      const where = o.where;
-      if (typeof where !== 'object' || where === null || Array.isArray(where)) {
-        throw new FailclosedError('ERR_PARAMS_INVALID', 'where must be an object');
-      }
-      const limit = posInt(o, 'limit');
+      const ids = idList(o, 'ids');
       deletions += 1;
       return Promise.resolve({
         table,
-        deleted: limit,
-        where_sha256: sha256Hex(canonicalize(where)),
+        deleted: new Set(ids).size,
+        ids_sha256: sha256Hex(canonicalize([...ids])),
         operation: deletions,
         simulated: true,
       });

@@ -1,0 +1,116 @@
+/**
+ * The approval API as JSON answers (docs/approvals.md "HTTP API"): what the Gate's approval
+ * routes call. Bodies are untrusted: each member is checked here or by the service; every
+ * refusal is a deny with its code and HTTP status (OE-INV-019/020, L7 Break-glass).
+ */
+import { isDeny, statusOf } from '../../kernel/index.js';
+import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
+import type { ApprovalService } from './service.js';
+import type { PendingRecord, ReviewRecord } from './store.js';
+
+/** An HTTP answer. */
+export interface ApiAnswer {
+  readonly status: number;
+  readonly body: JsonValue;
+}
+
+/** The approval API (structurally the Gate's `GateApprovals`). */
+export interface ApprovalApi {
+  list(): Promise<ApiAnswer>;
+  show(decisionId: string): Promise<ApiAnswer>;
+  submit(decisionId: string, verdict: 'approve' | 'reject', body: JsonValue, bearer: string | undefined): Promise<ApiAnswer>;
+  breakGlass(body: JsonValue): Promise<ApiAnswer>;
+  reviews(): Promise<ApiAnswer>;
+  closeReview(reviewId: string, body: JsonValue): Promise<ApiAnswer>;
+  isApprover(bearer: string): Promise<boolean>;
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+function refused(d: Deny): ApiAnswer {
+  return { status: statusOf(d.code), body: { outcome: 'deny', code: d.code, reason: d.reason } };
+}
+
+function obj(v: JsonValue): JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as JsonObject) : {};
+}
+
+/** The view approvers see of a pending approval: redacted parameters, preview, requirements, votes. */
+export function pendingView(service: ApprovalService, p: PendingRecord, withVotes: boolean): JsonObject {
+  return {
+    decision_id: p.decision_id,
+    kind: p.kind,
+    status: p.status,
+    request_id: p.request_id,
+    requester: p.identity,
+    owner: p.owner,
+    tenant: p.tenant,
+    tool: p.tool,
+    session: p.session,
+    params: p.params_view,
+    params_sha256: p.params_sha256,
+    intent_sha256: p.intent_sha256,
+    preview: p.preview,
+    preview_sha256: p.preview_sha256,
+    risk: p.risk,
+    required: p.required,
+    roles: [...p.roles],
+    created_at: iso(p.created_at),
+    expires_at: iso(p.expires_at),
+    approvals: [...p.approvals],
+    ...(withVotes
+      ? { votes: service.votes(p.decision_id).map((v) => ({ approver: v.approver, verdict: v.verdict, role: v.role, method: v.method, approval_sha256: v.approval_sha256, ledger_index: v.ledger_index })) }
+      : {}),
+  };
+}
+
+function reviewView(r: ReviewRecord): JsonObject {
+  return { ...r, opened_at: iso(r.opened_at), closed_at: iso(r.closed_at) };
+}
+
+/** Builds the API over `service`. */
+export function createApprovalApi(service: ApprovalService): ApprovalApi {
+  return Object.freeze({
+    async list() {
+      const items = service.list();
+      const views: JsonValue[] = [];
+      // Reading through `get` applies expiry, so the list never shows a closed window as pending.
+      for (const p of items) views.push(pendingView(service, (await service.get(p.decision_id)) ?? p, false));
+      return { status: 200, body: { approvals: views } };
+    },
+    async show(id: string) {
+      const p = await service.get(id);
+      if (p === undefined) return { status: 404, body: { outcome: 'deny', code: 'ERR_APPROVAL_UNKNOWN', reason: 'no pending approval has this id' } };
+      return { status: 200, body: pendingView(service, p, true) };
+    },
+    async submit(id: string, verdict: 'approve' | 'reject', body: JsonValue, bearer: string | undefined) {
+      const b = obj(body);
+      const statement = b['statement'];
+      if ((obj(statement ?? null)['verdict'] ?? verdict) !== verdict) {
+        return { status: 400, body: { outcome: 'deny', code: 'ERR_APPROVAL_INVALID', reason: 'the statement verdict differs from the route' } };
+      }
+      const signature = b['signature'];
+      const r = await service.submit(id, {
+        statement,
+        ...(typeof signature === 'string' ? { signature } : {}),
+        ...(typeof signature !== 'string' && bearer !== undefined ? { token: bearer } : {}),
+      });
+      if (isDeny(r)) return refused(r);
+      return { status: 200, body: { ...r, ledger: { ...r.ledger } } };
+    },
+    async breakGlass(body: JsonValue) {
+      const b = obj(body);
+      const r = await service.breakGlass({ statement: b['statement'], signature: b['signature'] });
+      if (isDeny(r)) return refused(r);
+      return { status: 201, body: { outcome: 'ok', grant: { ...r.grant, created_at: iso(r.grant.created_at), expires_at: iso(r.grant.expires_at) }, ledger: { ...r.ledger } } };
+    },
+    reviews: () => Promise.resolve({ status: 200, body: { reviews: service.listReviews().map(reviewView) } }),
+    async closeReview(id: string, body: JsonValue) {
+      const b = obj(body);
+      const r = await service.closeReview(id, { statement: b['statement'], signature: b['signature'] });
+      if (isDeny(r)) return refused(r);
+      return { status: 200, body: { outcome: 'ok', review: reviewView(r.review), ledger: { ...r.ledger } } };
+    },
+    isApprover: (bearer: string) => service.isApproverToken(bearer),
+  });
+}

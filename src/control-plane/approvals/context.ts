@@ -1,0 +1,157 @@
+/**
+ * What the approval service's parts share: settings, dependencies, the serial queue that keeps
+ * ledger order equal to state order, waiters for long-polling, and the ledger helpers. Every
+ * state change is appended to the ledger and confirmed first, and applied only then (GEI, L7
+ * "Break-glass does not mean bypassing the ledger").
+ */
+import { canonicalize, deny, sha256Hex } from '../../kernel/index.js';
+import type { Clock, Deny, JsonObject, JsonValue } from '../../kernel/index.js';
+import { appendConfirmed, type Actor, type ControlPlaneEntryType, type LedgerAppender, type LedgerRef } from '../ledger-port.js';
+import type { OidcVerifier } from './oidc.js';
+import type { ApprovalStore, PendingRecord } from './store.js';
+import type { ApprovalRules } from './threshold.js';
+
+/** Approval settings (docs/approvals.md). */
+export interface ApprovalSettings {
+  /** Approval window when the bundle sets no `approval_ttl_seconds`. */
+  readonly defaultTtlSec: number;
+  /** How long a signed statement stays usable after its timestamp (the approval TTL). */
+  readonly statementMaxAgeSec: number;
+  /** Accepted clock skew of statement timestamps (ms). */
+  readonly statementSkewMs: number;
+  /** Longest a call may wait for approvals (`Prefer: wait=N`, long-poll), ms. */
+  readonly maxWaitMs: number;
+  /** Roles that may use break-glass (L7: L4 security, L5 executive). */
+  readonly breakGlassRoles: readonly string[];
+  /** Longest break-glass grant, seconds ("short TTL"). */
+  readonly breakGlassMaxTtlSec: number;
+  /** When a review item opened by break-glass is due, seconds after the use. */
+  readonly reviewDueSec: number;
+  /** Multi-party approval of policy activation (OE-INV-020); 0 approvals: not required. */
+  readonly policyActivation: { readonly approvals: number; readonly roles: readonly string[] };
+}
+
+/** Defaults. */
+export const DEFAULT_APPROVAL_SETTINGS: ApprovalSettings = Object.freeze({
+  defaultTtlSec: 3600,
+  statementMaxAgeSec: 900,
+  statementSkewMs: 120_000,
+  maxWaitMs: 25_000,
+  breakGlassRoles: Object.freeze(['L4', 'L5']),
+  breakGlassMaxTtlSec: 3600,
+  reviewDueSec: 7 * 86_400,
+  policyActivation: Object.freeze({ approvals: 0, roles: Object.freeze([]) }),
+});
+
+/** Dependencies of the approval service. */
+export interface ApprovalServiceDeps {
+  readonly store: ApprovalStore;
+  readonly ledger: LedgerAppender;
+  /** Stores evidence bytes durably; resolves to their lower-hex SHA-256. */
+  putEvidence(bytes: Uint8Array, mediaType: string): Promise<string>;
+  readonly now: Clock;
+  /** True when `name` is a registered client (agent) identity. */
+  isClient(name: string): boolean;
+  readonly oidc?: OidcVerifier;
+  readonly settings?: Partial<ApprovalSettings>;
+  readonly ledgerTimeoutMs?: number;
+}
+
+/** The shared internals. */
+export interface ApprovalCtx {
+  readonly deps: ApprovalServiceDeps;
+  readonly settings: ApprovalSettings;
+  serial<T>(fn: () => Promise<T>): Promise<T>;
+  notify(decisionId: string): void;
+  waitFor(decisionId: string, ms: number): Promise<void>;
+  append(type: ControlPlaneEntryType, on: { trace_id: string; request_id: string; tenant: string }, actor: Actor, payload: JsonObject): Promise<LedgerRef | Deny>;
+  /** Stores `doc` as canonical JSON evidence; resolves to its hash or a deny. */
+  evidence(doc: JsonValue): Promise<string | Deny>;
+  rules(p: PendingRecord): ApprovalRules;
+  /**
+   * True while fewer than {@link REFUSAL_RECORDS_PER_SECOND} refused submissions were recorded in
+   * the current second: anyone can post a forged approval, so a flood is counted, not recorded.
+   */
+  recordRefusal(): boolean;
+}
+
+/** Refused approval submissions recorded per second at most (the rest are only answered). */
+export const REFUSAL_RECORDS_PER_SECOND = 20;
+
+/** Builds the shared internals. */
+export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
+  const settings: ApprovalSettings = { ...DEFAULT_APPROVAL_SETTINGS, ...deps.settings };
+  const ledgerMs = deps.ledgerTimeoutMs ?? 2000;
+  let queue: Promise<unknown> = Promise.resolve();
+  const waiters = new Map<string, Set<() => void>>();
+  let second = -1;
+  let recorded = 0;
+  return {
+    recordRefusal() {
+      const s = Math.floor(deps.now() / 1000);
+      if (s !== second) {
+        second = s;
+        recorded = 0;
+      }
+      recorded += 1;
+      return recorded <= REFUSAL_RECORDS_PER_SECOND;
+    },
+    deps,
+    settings,
+    serial<T>(fn: () => Promise<T>): Promise<T> {
+      const run = queue.then(fn, fn);
+      queue = run.catch(() => undefined);
+      return run;
+    },
+    notify(decisionId) {
+      const set = waiters.get(decisionId);
+      waiters.delete(decisionId);
+      for (const w of set ?? []) w();
+    },
+    waitFor(decisionId, ms) {
+      if (!(ms > 0)) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const set = waiters.get(decisionId) ?? new Set<() => void>();
+        waiters.set(decisionId, set);
+        const done = (): void => {
+          clearTimeout(timer);
+          set.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.min(ms, settings.maxWaitMs));
+        set.add(done);
+      });
+    },
+    append: (type, on, actor, payload) =>
+      appendConfirmed(deps.ledger, { type, trace_id: on.trace_id, request_id: on.request_id, tenant: on.tenant, actor, payload }, ledgerMs),
+    async evidence(doc) {
+      const bytes = Buffer.from(canonicalize(doc), 'utf8');
+      const sha = sha256Hex(bytes);
+      try {
+        const stored = await deps.putEvidence(bytes, 'application/json');
+        if (stored === sha) return sha;
+      } catch {
+        // Falls through to the deny.
+      }
+      return deny('ERR_LEDGER_UNAVAILABLE', 'approval evidence not confirmed');
+    },
+    rules(p) {
+      return {
+        decision_id: p.decision_id,
+        intent_sha256: p.intent_sha256,
+        preview_sha256: p.preview_sha256,
+        required: Math.max(1, p.required),
+        roles: p.roles,
+        requester: p.identity,
+        owner: p.owner,
+        created_at: p.created_at,
+        expires_at: p.expires_at,
+        now: deps.now(),
+        skewMs: settings.statementSkewMs,
+        maxAgeMs: settings.statementMaxAgeSec * 1000,
+        approver: (name) => deps.store.approver(name),
+        isClient: (name) => deps.isClient(name),
+      };
+    },
+  };
+}

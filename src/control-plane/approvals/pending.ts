@@ -1,0 +1,222 @@
+/**
+ * Pending approvals (OE-INV-019/020): opening one for an escalated decision, expiring it, and
+ * submitting signed approvals and rejections until the threshold is met or a required approver
+ * rejects. Every step is ledgered and confirmed before it takes effect: `approval.requested`,
+ * `approval.added` / `approval.rejected` (with identity and justification), `approval.finalized`.
+ * Refused submissions are ledgered as `denial` (stage `approval`) with their code.
+ */
+import { approvalSigningInput, deny, intentSha256, isDeny, parseApprovalStatement, sha256Hex } from '../../kernel/index.js';
+import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
+import { CONTROL_PLANE_ACTOR, type LedgerRef } from '../ledger-port.js';
+import type { ApprovalCtx } from './context.js';
+import { previewDigest, redactedParams, type Preview } from './preview.js';
+import type { PendingKind, PendingRecord, PendingStatus } from './store.js';
+import { checkApproval, tallyApprovals, type ApprovalCandidate } from './threshold.js';
+
+/** What opening a pending approval needs: the escalated decision's facts. */
+export interface OpenInput {
+  readonly decision_id: string;
+  readonly kind: PendingKind;
+  readonly request_id: string;
+  readonly trace_id: string;
+  readonly identity: string;
+  /** The requester's owner; by default looked up among client owners. */
+  readonly owner?: string;
+  readonly tenant: string;
+  readonly tool: string;
+  readonly session: string | null;
+  readonly params: JsonValue;
+  readonly params_sha256: string;
+  readonly preview: Preview | null;
+  readonly risk: string;
+  readonly required: number;
+  readonly roles: readonly string[];
+  readonly policy_bundle: string | null;
+  readonly decision_ref: LedgerRef | null;
+  readonly constraints: JsonObject | null;
+  readonly ttlSec?: number;
+}
+
+/** An approval or rejection as submitted over the API. */
+export interface Submission {
+  readonly statement: unknown;
+  /** base64url Ed25519 signature (registered approver key). */
+  readonly signature?: string;
+  /** OIDC bearer token bound to the statement (`approval_sha256` claim). */
+  readonly token?: string;
+}
+
+/** The state after a counted submission. */
+export interface SubmitAccepted {
+  readonly outcome: 'ok';
+  readonly decision_id: string;
+  readonly status: PendingStatus;
+  readonly approvals: number;
+  readonly required: number;
+  readonly ledger: LedgerRef;
+}
+
+const on = (p: PendingRecord) => ({ trace_id: p.trace_id, request_id: p.request_id, tenant: p.tenant });
+
+/** Opens (or returns the existing) pending approval; ledgers `approval.requested` first. */
+export async function openPending(ctx: ApprovalCtx, input: OpenInput): Promise<PendingRecord | Deny> {
+  const { store, now } = ctx.deps;
+  const existing = store.pending(input.decision_id);
+  if (existing !== undefined) return existing;
+  let preview_sha256: string | null = null;
+  if (input.preview !== null) {
+    const stored = await ctx.evidence(JSON.parse(previewDigest(input.preview).bytes.toString('utf8')) as JsonValue);
+    if (isDeny(stored)) return stored;
+    preview_sha256 = stored;
+  }
+  const created_at = now();
+  const ttl = input.ttlSec ?? ctx.settings.defaultTtlSec;
+  const rec: PendingRecord = {
+    decision_id: input.decision_id,
+    kind: input.kind,
+    request_id: input.request_id,
+    trace_id: input.trace_id,
+    identity: input.identity,
+    owner: input.owner ?? store.ownerOf(input.identity) ?? null,
+    tenant: input.tenant,
+    tool: input.tool,
+    session: input.session,
+    params_sha256: input.params_sha256,
+    intent_sha256: intentSha256({ tool: input.tool, tenant: input.tenant, params_sha256: input.params_sha256 }),
+    params_view: redactedParams(input.params),
+    preview: input.preview === null ? null : { ...input.preview, changes: [...input.preview.changes] },
+    preview_sha256,
+    risk: input.risk,
+    required: Math.max(1, input.required),
+    roles: Object.freeze([...input.roles].sort()),
+    policy_bundle: input.policy_bundle,
+    decision_ref: input.decision_ref,
+    constraints: input.constraints,
+    created_at,
+    expires_at: created_at + ttl * 1000,
+    status: 'pending',
+    approvals: [],
+    grant_id: null,
+  };
+  const ref = await ctx.append('approval.requested', on(rec), CONTROL_PLANE_ACTOR, {
+    decision_id: rec.decision_id,
+    intent_sha256: rec.intent_sha256,
+    preview_sha256: rec.preview_sha256,
+    required: rec.required,
+    roles: [...rec.roles],
+    expires_at: new Date(rec.expires_at).toISOString(),
+    code: 'ERR_APPROVAL_REQUIRED',
+  });
+  if (isDeny(ref)) return ref;
+  store.insertPending(rec);
+  return store.pending(rec.decision_id) ?? deny('ERR_INTERNAL', 'pending approval not stored');
+}
+
+/** The pending approval, expired (ledgered `approval.finalized` with `ERR_APPROVAL_EXPIRED`) once its window closed. */
+export async function readPending(ctx: ApprovalCtx, decisionId: string): Promise<PendingRecord | undefined> {
+  const p = ctx.deps.store.pending(decisionId);
+  if (p === undefined || p.status !== 'pending' || ctx.deps.now() < p.expires_at) return p;
+  const ref = await ctx.append('approval.finalized', on(p), CONTROL_PLANE_ACTOR, {
+    decision_id: p.decision_id, verdict: 'expired', code: 'ERR_APPROVAL_EXPIRED', count: 0, required: p.required, approvers: [],
+  });
+  // Expired either way: an unrecorded expiry still never lets the call run.
+  if (!isDeny(ref)) ctx.deps.store.finalize(p.decision_id, 'expired', []);
+  ctx.notify(p.decision_id);
+  return { ...p, status: 'expired' };
+}
+
+async function candidateOf(ctx: ApprovalCtx, s: Submission): Promise<ApprovalCandidate | Deny> {
+  if (s.token !== undefined && s.signature === undefined) {
+    const statement = parseApprovalStatement(s.statement);
+    if (statement === undefined) return deny('ERR_APPROVAL_INVALID', 'the approval statement is malformed');
+    if (ctx.deps.oidc === undefined) return deny('ERR_APPROVER_UNKNOWN', 'no OIDC issuer is configured');
+    const id = await ctx.deps.oidc.verify(s.token, ctx.deps.now());
+    if ('outcome' in id) return id;
+    if (id.approval_sha256 !== sha256Hex(approvalSigningInput(statement))) {
+      return deny('ERR_APPROVAL_SIGNATURE', 'the token is not bound to this approval statement');
+    }
+    return { statement: s.statement, oidc: { subject: id.subject, roles: id.roles } };
+  }
+  if (typeof s.signature === 'string' && s.token === undefined) return { statement: s.statement, signature: s.signature };
+  return deny('ERR_APPROVAL_INVALID', 'an approval carries exactly one of signature or token');
+}
+
+async function refuse(ctx: ApprovalCtx, p: PendingRecord, who: unknown, d: Deny): Promise<Deny> {
+  const approver = typeof who === 'string' && /^[A-Za-z0-9._:@-]{1,128}$/.test(who) ? who : 'unknown';
+  if (!ctx.recordRefusal()) return d;
+  await ctx.append('denial', on(p), { id: approver, role: 'approver' }, {
+    code: d.code, stage: 'approval', reason: d.reason, tool: p.tool, client: p.identity, decision_id: p.decision_id, params_sha256: p.params_sha256,
+  });
+  return d;
+}
+
+/**
+ * Submits an approval or rejection for `decisionId`. Denies with the codes of `checkApproval`,
+ * `ERR_APPROVAL_UNKNOWN`, `ERR_APPROVAL_EXPIRED`, `ERR_APPROVAL_INVALID` (already finalised),
+ * `ERR_APPROVAL_DUPLICATE`, `ERR_APPROVAL_REPLAYED`, `ERR_LEDGER_UNAVAILABLE`. (OE-INV-019/020)
+ */
+export function submitApproval(ctx: ApprovalCtx, decisionId: string, s: Submission): Promise<SubmitAccepted | Deny> {
+  return ctx.serial(async () => {
+    const { store } = ctx.deps;
+    const p = await readPending(ctx, decisionId);
+    if (p === undefined) return deny('ERR_APPROVAL_UNKNOWN', 'no pending approval has this id');
+    const claimed = (s.statement as { approver?: unknown } | null)?.approver;
+    if (p.status === 'expired') return refuse(ctx, p, claimed, deny('ERR_APPROVAL_EXPIRED', 'the approval window expired'));
+    if (p.status !== 'pending') return refuse(ctx, p, claimed, deny('ERR_APPROVAL_INVALID', 'the decision is already finalised'));
+    const candidate = await candidateOf(ctx, s);
+    if ('outcome' in candidate) return refuse(ctx, p, claimed, candidate);
+    const checked = checkApproval(ctx.rules(p), candidate);
+    if ('outcome' in checked) return refuse(ctx, p, claimed, checked);
+    const votes = store.votes(p.decision_id);
+    if (votes.some((v) => v.approver === checked.approver)) return refuse(ctx, p, claimed, deny('ERR_APPROVAL_DUPLICATE', 'this approver already decided'));
+    const proof: JsonObject = candidate.oidc === undefined ? { signature: candidate.signature ?? '' } : { token: s.token ?? '' };
+    const kid = candidate.oidc === undefined ? store.approver(checked.approver)?.kid ?? null : null;
+    const sha = await ctx.evidence({ format: 'failclosed.approval/v1', method: checked.method, kid, statement: { ...checked.statement }, ...proof });
+    if (isDeny(sha)) return sha;
+    const count = votes.filter((v) => v.verdict === 'approve').length + (checked.verdict === 'approve' ? 1 : 0);
+    const type = checked.verdict === 'approve' ? 'approval.added' : 'approval.rejected';
+    const ref = await ctx.append(type, on(p), { id: checked.approver, role: checked.role }, {
+      decision_id: p.decision_id, approver: checked.approver, role: checked.role, verdict: checked.verdict,
+      justification: checked.statement.justification, approval_sha256: sha, intent_sha256: p.intent_sha256,
+      preview_sha256: p.preview_sha256, signature: candidate.signature ?? sha256Hex(s.token ?? ''), count, required: p.required,
+    });
+    if (isDeny(ref)) return ref;
+    const stored = store.addVote({
+      decision_id: p.decision_id, approver: checked.approver, verdict: checked.verdict, role: checked.role, method: checked.method,
+      approval_sha256: sha, at: ctx.deps.now(), ledger_index: ref.index,
+      candidate: { statement: { ...checked.statement }, ...(candidate.oidc === undefined ? { signature: candidate.signature ?? '' } : { oidc: { subject: candidate.oidc.subject, roles: [...candidate.oidc.roles] } }) },
+    });
+    if (stored !== 'ok') return deny(stored === 'duplicate' ? 'ERR_APPROVAL_DUPLICATE' : 'ERR_APPROVAL_REPLAYED', 'the approval was already used');
+    const status = await finalizeIfDone(ctx, p);
+    return { outcome: 'ok', decision_id: p.decision_id, status, approvals: count, required: p.required, ledger: ref };
+  });
+}
+
+/** Re-counts every stored vote with the pure rules and finalises when the threshold is met or a rejection counts. */
+async function finalizeIfDone(ctx: ApprovalCtx, p: PendingRecord): Promise<PendingStatus> {
+  const { store } = ctx.deps;
+  const votes = store.votes(p.decision_id);
+  const candidates = votes.map((v) => v.candidate as unknown as ApprovalCandidate);
+  const tally = tallyApprovals(ctx.rules(p), candidates);
+  if (!tally.met && !tally.rejected) return 'pending';
+  const refs = votes.filter((v) => tally.approvers.includes(v.approver)).map((v) => v.approval_sha256);
+  const verdict = tally.rejected ? 'reject' : 'approve';
+  const ref = await ctx.append('approval.finalized', on(p), CONTROL_PLANE_ACTOR, {
+    decision_id: p.decision_id, verdict, code: tally.rejected ? 'ERR_APPROVAL_REJECTED' : null, count: tally.approvers.length,
+    required: p.required, roles: [...p.roles], approvers: [...tally.approvers],
+  });
+  if (isDeny(ref)) return 'pending';
+  store.finalize(p.decision_id, tally.rejected ? 'rejected' : 'approved', tally.rejected ? [] : refs);
+  ctx.notify(p.decision_id);
+  return tally.rejected ? 'rejected' : 'approved';
+}
+
+/** Reads a pending approval and finalises it when its stored votes already decide it (a finalisation that failed to ledger earlier). */
+export function settlePending(ctx: ApprovalCtx, decisionId: string): Promise<PendingRecord | undefined> {
+  return ctx.serial(async () => {
+    const p = await readPending(ctx, decisionId);
+    if (p === undefined || p.status !== 'pending' || ctx.deps.store.votes(decisionId).length === 0) return p;
+    await finalizeIfDone(ctx, p);
+    return ctx.deps.store.pending(decisionId);
+  });
+}

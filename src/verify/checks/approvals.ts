@@ -1,0 +1,221 @@
+/**
+ * Approvals (OE-INV-019/020, L7 Identity & Signing, L7 Break-glass; docs/approvals.md
+ * "Verification"): proves offline who approved what before it ran. For every recorded approval
+ * or rejection, the signed statement in the bundle evidence verifies under the approver's key
+ * from the bundle's `jwks.approvers`, is bound to the decision's intent and preview and signed
+ * within the approval window, by the approver the entry names, under a required role held, and
+ * never by a client identity. Every envelope issued for an escalated decision follows a
+ * finalisation by enough distinct approvers (or a break-glass use with its review item), its
+ * `approvals` claim names exactly those approvals, and its execution receipt comes after it.
+ */
+import {
+  approvalSigningInput,
+  breakGlassSigningInput,
+  decodeBase64url,
+  intentSha256,
+  parseApprovalStatement,
+  parseBreakGlassStatement,
+  parseJson,
+  parsePublicJwk,
+  parseStatementTimestamp,
+  verifyEd25519,
+} from '../../kernel/index.js';
+import type { JsonObject, JsonValue } from '../../kernel/index.js';
+import type { KeyObject } from 'node:crypto';
+import type { BundleEntry } from '../entry-format.js';
+import type { EntryView } from '../context.js';
+import type { Finding, FindingCode, VerifyCheck } from '../types.js';
+import { entryFinding, parsedViews } from './util.js';
+
+type View = EntryView & { readonly entry: BundleEntry };
+
+/** Accepted skew between a statement timestamp and the approval window (ms), as at run time. */
+const SKEW_MS = 120_000;
+
+const isObj = (v: JsonValue | undefined): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: JsonValue | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
+const strList = (v: JsonValue | undefined): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+
+function approverKeys(jwks: JsonValue | undefined): Map<string, KeyObject> {
+  const out = new Map<string, KeyObject>();
+  // Attacker-controlled: the bundle's approver JWKS; each key passes the kernel's point checks.
+  const keys = isObj(jwks) && Array.isArray(jwks['keys']) ? jwks['keys'] : [];
+  for (const k of keys) {
+    try {
+      const key = parsePublicJwk(k);
+      out.set(key.kid, key.keyObject);
+    } catch {
+      // An unusable key verifies nothing.
+    }
+  }
+  return out;
+}
+
+function evidenceDoc(evidence: JsonObject, sha: JsonValue | undefined): JsonObject | undefined {
+  const blob = typeof sha === 'string' ? evidence[sha] : undefined;
+  const b64 = isObj(blob) ? blob['body_b64'] : undefined;
+  if (typeof b64 !== 'string') return undefined;
+  try {
+    const doc = parseJson(Buffer.from(b64, 'base64'), { maxBytes: 64 * 1024 });
+    return isObj(doc) ? doc : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function signatureOk(keys: Map<string, KeyObject>, doc: JsonObject, input: Buffer): boolean {
+  const key = typeof doc['kid'] === 'string' ? keys.get(doc['kid']) : undefined;
+  const sig = typeof doc['signature'] === 'string' ? decodeBase64url(doc['signature']) : undefined;
+  return doc['method'] === 'key' && key !== undefined && sig !== undefined && sig.length === 64 && verifyEd25519(key, input, sig);
+}
+
+function envelopeClaims(jws: JsonValue | undefined): JsonObject | undefined {
+  const part = typeof jws === 'string' ? jws.split('.')[1] : undefined;
+  const bytes = part === undefined ? undefined : decodeBase64url(part);
+  if (bytes === undefined) return undefined;
+  try {
+    const v = parseJson(bytes, { maxBytes: 64 * 1024 });
+    return isObj(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Indexes the entries the check needs, by decision id. */
+function indexEntries(views: readonly View[]) {
+  const first = new Map<string, View>();
+  const many = new Map<string, View[]>();
+  const approverRoles = new Map<string, { roles: string[]; kid: string | undefined }>();
+  const clients = new Set<string>();
+  for (const v of views) {
+    const p = v.entry.payload;
+    const id = str(p['decision_id']);
+    if (v.entry.type === 'admin.client_registered') {
+      const name = str(p['client']);
+      if (name !== undefined && p['key_use'] === 'approval') approverRoles.set(name, { roles: strList(p['roles']), kid: str(p['kid']) });
+      else if (name !== undefined) clients.add(name);
+    }
+    if (id === undefined) continue;
+    const key = `${v.entry.type}:${id}`;
+    if (!first.has(key)) first.set(key, v);
+    const list = many.get(key) ?? [];
+    list.push(v);
+    many.set(key, list);
+  }
+  return { first, many, approverRoles, clients, get: (type: string, id: string) => first.get(`${type}:${id}`), all: (type: string, id: string) => many.get(`${type}:${id}`) ?? [] };
+}
+
+/** Approvals check. */
+export const approvalsCheck: VerifyCheck = {
+  id: 'approvals',
+  title: 'approvals are signed, bound, distinct, role-qualified, within their window and precede execution',
+  requirements: ['OE-INV-019', 'OE-INV-020', 'OE-INV-002', 'L7-identity-signing', 'L7-break-glass'],
+  run: (ctx) => {
+    const out: Finding[] = [];
+    const views = parsedViews(ctx.views);
+    const ix = indexEntries(views);
+    const keys = approverKeys(ctx.bundle.jwks['approvers']);
+    const bad = (v: View, code: FindingCode, message: string): void => void out.push(entryFinding(v, code, message));
+    const valid = new Map<string, View>(); // approval_sha256 → its counted approval.added entry
+
+    for (const v of views) {
+      if (v.entry.type !== 'approval.added' && v.entry.type !== 'approval.rejected') continue;
+      const p = v.entry.payload;
+      const id = str(p['decision_id']) ?? '';
+      const doc = evidenceDoc(ctx.bundle.evidence, p['approval_sha256']);
+      const s = doc === undefined ? undefined : parseApprovalStatement(doc['statement']);
+      if (doc === undefined || s === undefined) {
+        bad(v, 'APPROVAL_MISSING', 'the signed approval is not in the bundle evidence');
+        continue;
+      }
+      if (!signatureOk(keys, doc, approvalSigningInput(s))) bad(v, 'APPROVAL_SIGNATURE', `the approval by ${s.approver} does not verify under an exported approver key`);
+      const verdict = v.entry.type === 'approval.added' ? 'approve' : 'reject';
+      if (s.decision_id !== id || s.approver !== p['approver'] || s.approver !== v.entry.actor.id || s.verdict !== verdict || s.justification !== p['justification']) {
+        bad(v, 'APPROVAL_BINDING', 'the entry does not match its signed statement');
+      }
+      const requested = ix.get('approval.requested', id);
+      const decision = ix.get('decision', id);
+      if (requested === undefined || requested.entry.index > v.entry.index) bad(v, 'APPROVAL_ORDER', 'no earlier approval.requested for this decision');
+      const rp = requested?.entry.payload ?? {};
+      if (s.intent_sha256 !== rp['intent_sha256'] || s.preview_sha256 !== (rp['preview_sha256'] ?? null)) bad(v, 'APPROVAL_BINDING', 'the approval is bound to another intent or preview');
+      if (decision !== undefined) {
+        const dp = decision.entry.payload;
+        const intent = intentSha256({ tool: str(dp['tool']) ?? '', tenant: decision.entry.tenant, params_sha256: str(dp['params_sha256']) ?? '' });
+        if (intent !== s.intent_sha256) bad(v, 'APPROVAL_BINDING', 'the approval intent is not the decision’s tool, tenant and parameters');
+        if (s.approver === dp['client']) bad(v, 'APPROVAL_AGENT', 'the requesting agent approved its own call');
+      }
+      if (ix.clients.has(s.approver)) bad(v, 'APPROVAL_AGENT', `${s.approver} is a client (agent) identity`);
+      const at = parseStatementTimestamp(s.timestamp) ?? Number.NaN;
+      const expires = Date.parse(str(rp['expires_at']) ?? '');
+      const opened = requested === undefined ? Number.NaN : Date.parse(requested.entry.at);
+      if (!(at >= opened - SKEW_MS && at <= expires && Date.parse(v.entry.at) < expires)) bad(v, 'APPROVAL_EXPIRED', 'the approval lies outside its approval window');
+      const roles = strList(rp['roles']);
+      const held = ix.approverRoles.get(s.approver);
+      if (p['role'] !== v.entry.actor.role || (roles.length > 0 && !roles.includes(String(p['role']))) || (held !== undefined && (!held.roles.includes(String(p['role'])) || held.kid !== doc['kid']))) {
+        bad(v, 'APPROVAL_ROLE', `the approver ${s.approver} does not hold a required role with this key`);
+      }
+      if (verdict === 'approve' && typeof p['approval_sha256'] === 'string') valid.set(p['approval_sha256'], v);
+    }
+
+    for (const v of views) {
+      if (v.entry.type !== 'envelope.issued') continue;
+      const id = str(v.entry.payload['decision_id']) ?? '';
+      const decision = ix.get('decision', id);
+      const claims = envelopeClaims(v.entry.payload['envelope']);
+      const refs = strList(claims?.['approvals']);
+      if (decision === undefined || (decision.entry.payload['outcome'] !== 'escalate' && refs.length === 0)) continue;
+      const fin = ix.all('approval.finalized', id).find((f) => f.entry.payload['verdict'] === 'approve' || f.entry.payload['verdict'] === 'break_glass');
+      if (fin === undefined || fin.entry.index > v.entry.index) {
+        bad(v, 'APPROVAL_MISSING', 'an envelope was issued for an escalated decision without a prior finalised approval');
+        continue;
+      }
+      const fp = fin.entry.payload;
+      const required = typeof fp['required'] === 'number' ? fp['required'] : Number.POSITIVE_INFINITY;
+      if (fp['verdict'] === 'break_glass') {
+        checkBreakGlass(ctx.bundle.evidence, keys, ix, fin, v, refs, bad);
+      } else {
+        const approvers = refs.map((r) => valid.get(r));
+        const names = approvers.map((a) => a?.entry.payload['approver']);
+        if (approvers.some((a) => a === undefined || a.entry.index > fin.entry.index || str(a.entry.payload['decision_id']) !== id)) {
+          bad(v, 'APPROVAL_MISSING', 'the envelope names an approval that is not a valid earlier approval of this decision');
+        }
+        if (new Set(names).size !== names.length || names.length < required) bad(v, 'APPROVAL_DISTINCT', `the envelope carries ${new Set(names).size} distinct approvals, ${required} required`);
+        if (ix.all('approval.rejected', id).some((r) => r.entry.index < v.entry.index)) bad(v, 'APPROVAL_BINDING', 'an envelope was issued after a rejection');
+      }
+      const jti = str(v.entry.payload['jti']);
+      for (const r of views) {
+        if (r.entry.type === 'execution.receipt' && jti !== undefined && r.entry.payload['jti'] === jti && r.entry.index < v.entry.index) {
+          bad(r, 'APPROVAL_ORDER', 'the execution receipt precedes its envelope');
+        }
+      }
+    }
+    return out;
+  },
+};
+
+function checkBreakGlass(
+  evidence: JsonObject,
+  keys: Map<string, KeyObject>,
+  ix: ReturnType<typeof indexEntries>,
+  fin: View,
+  envelope: View,
+  refs: readonly string[],
+  bad: (v: View, code: FindingCode, message: string) => void,
+): void {
+  const id = str(fin.entry.payload['decision_id']) ?? '';
+  const sha = fin.entry.payload['approval_sha256'];
+  const doc = evidenceDoc(evidence, sha);
+  const s = doc === undefined ? undefined : parseBreakGlassStatement(doc['statement']);
+  const used = ix.get('break_glass.used', id);
+  const review = ix.get('review.opened', id);
+  if (doc === undefined || s === undefined || used === undefined || review === undefined || used.entry.index > fin.entry.index) {
+    bad(envelope, 'APPROVAL_MISSING', 'break-glass stood in without its signed grant, use record or review item');
+    return;
+  }
+  if (!signatureOk(keys, doc, breakGlassSigningInput(s))) bad(fin, 'APPROVAL_SIGNATURE', 'the break-glass grant does not verify under an exported approver key');
+  const decision = ix.get('decision', id);
+  if (s.tenant !== envelope.entry.tenant || (decision !== undefined && s.tool !== decision.entry.payload['tool'])) bad(fin, 'APPROVAL_BINDING', 'the break-glass grant is for another target or action class');
+  if (refs.length !== 1 || refs[0] !== sha || strList(fin.entry.payload['approvers'])[0] !== s.approver) bad(envelope, 'APPROVAL_BINDING', 'the envelope does not name the break-glass grant');
+  const held = ix.approverRoles.get(s.approver);
+  if (held !== undefined && !held.roles.includes(used.entry.actor.role)) bad(used, 'APPROVAL_ROLE', 'break-glass was used without an L4/L5 role');
+}

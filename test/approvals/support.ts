@@ -1,0 +1,82 @@
+/**
+ * Shared fixtures for approval tests: a real embedded deployment in a temp directory (real
+ * SQLite ledger and state, real HTTP on loopback) with an injected, adjustable clock, approvers
+ * registered through the operator endpoint, and the CLI bound to that deployment.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createApproverClient, createClient } from '../../src/client/index.js';
+import type { ApproverClient, FailclosedClient } from '../../src/client/index.js';
+import { runCli } from '../../src/cli/run.js';
+import { announceServer, DEMO_CLIENT, initDataDir, readApproverFile, readClientFile, readOperatorToken, startEmbedded, withdrawServer } from '../../src/embedded/index.js';
+import type { EmbeddedInstance } from '../../src/embedded/index.js';
+import type { JsonValue } from '../../src/kernel/index.js';
+import { generateSigningKey } from '../../src/kernel/signing/index.js';
+import type { SigningKey } from '../../src/kernel/signing/index.js';
+
+/** A deployment under test. */
+export interface Rig {
+  readonly dir: string;
+  readonly instance: EmbeddedInstance;
+  /** Moves the injected clock (ms offset from real time). */
+  advance(ms: number): void;
+  readonly now: () => number;
+  agent(name?: string): FailclosedClient;
+  /** Registers an approver through the operator endpoint; returns its key. */
+  addApprover(name: string, roles: readonly string[]): Promise<{ status: number; body: JsonValue; key: SigningKey }>;
+  approver(name: string, key: SigningKey): ApproverClient;
+  /** Runs the CLI against this deployment. */
+  cli(...argv: string[]): Promise<{ code: number; out: string; err: string }>;
+  operator(action: string, body: JsonValue): Promise<{ status: number; body: JsonValue }>;
+  close(): Promise<void>;
+}
+
+/** Starts a deployment over a fresh data directory; `approvalsJson` is written as `approvals.json` before start. */
+export async function startRig(approvalsJson?: JsonValue): Promise<Rig> {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-approvals-'));
+  let offset = 0;
+  const now = (): number => Date.now() + offset;
+  await initDataDir(dir, { clock: now });
+  if (approvalsJson !== undefined) writeFileSync(join(dir, 'approvals.json'), JSON.stringify(approvalsJson));
+  const instance = await startEmbedded(dir, { port: 0, executionPort: 0, clock: now });
+  announceServer(dir, instance.url);
+  const token = readOperatorToken(dir);
+  const operator = async (action: string, body: JsonValue) => {
+    const a = await instance.core.gate.admin(action, body, `Bearer ${token}`);
+    return { status: a.status, body: a.body };
+  };
+  return {
+    dir,
+    instance,
+    advance: (ms) => void (offset += ms),
+    now,
+    agent(name = DEMO_CLIENT.identity) {
+      const f = readClientFile(dir, name);
+      return createClient({ url: instance.url, identity: f.identity, tenant: f.tenant, key: f.key, now });
+    },
+    async addApprover(name, roles) {
+      const key = generateSigningKey();
+      const a = await operator('approvers-add', { name, roles: [...roles], public_jwk: { ...key.publicJwk } });
+      return { ...a, key };
+    },
+    approver: (name, key) => createApproverClient({ url: instance.url, name, key, authorization: `Bearer ${token}`, now }),
+    async cli(...argv) {
+      let out = '';
+      let err = '';
+      const code = await runCli([...argv, '--data', dir], { out: (t) => (out += t), err: (t) => (err += t), env: {} });
+      return { code, out, err };
+    },
+    operator,
+    async close() {
+      withdrawServer(dir);
+      await instance.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The approver key written by `failclosed approvers add`. */
+export function cliApproverKey(dir: string, name: string): Readonly<Record<string, unknown>> {
+  return readApproverFile(dir, name).key;
+}

@@ -1,0 +1,208 @@
+/**
+ * End-to-end harness (SPEC §7): one real embedded deployment per test file (real SQLite, real
+ * bubblewrap, real HTTP on loopback), the real signing client, an adjustable injected clock, a
+ * tool-run counter (the only way to observe that a tool ran) and helpers to obtain real
+ * envelopes from the ledger's evidence view and present them to the Execution Layer's listener.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { createClient } from '../../src/client/index.js';
+import type { CallResult, FailclosedClient } from '../../src/client/index.js';
+import {
+  DEMO_CLIENT,
+  dataPaths,
+  initDataDir,
+  readClientFile,
+  readOperatorToken,
+  readSigningKey,
+  startEmbedded,
+} from '../../src/embedded/index.js';
+import type { EmbeddedInstance, EmbeddedOptions } from '../../src/embedded/index.js';
+import { parseJson } from '../../src/kernel/index.js';
+import type { JsonObject, JsonValue } from '../../src/kernel/index.js';
+import { generateSigningKey } from '../../src/kernel/signing/index.js';
+import type { SigningKey } from '../../src/kernel/signing/index.js';
+
+/** A clock the test moves: real time plus an offset. */
+export interface TestClock {
+  readonly now: () => number;
+  /** Sets the offset from real time (ms). */
+  set(offsetMs: number): void;
+}
+
+/** Creates a {@link TestClock} at offset 0. */
+export function testClock(): TestClock {
+  let offset = 0;
+  return { now: () => Date.now() + offset, set: (ms) => void (offset = ms) };
+}
+
+/** An HTTP answer: status and parsed JSON body. */
+export interface Answer {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+}
+
+/** One running deployment and its observation points. */
+export interface E2e {
+  readonly dir: string;
+  readonly instance: EmbeddedInstance;
+  readonly clock: TestClock;
+  /** Tool runs seen so far, by tool name. */
+  readonly runs: Map<string, number>;
+  /** Total tool runs so far. */
+  totalRuns(): number;
+  /** The demo client (`demo-agent`, tenant `acme`) on the test clock, or another registered one. */
+  client(options?: { name?: string; now?: () => number }): FailclosedClient;
+  /** Registers a new client in `tenant` through the operator endpoint; returns its key. */
+  addClient(name: string, tenant: string): Promise<SigningKey>;
+  /** The evidence view of a request (operator token). */
+  evidence(requestId: string): Promise<Answer>;
+  /** The envelope issued for a request, read from its `envelope.issued` ledger record. */
+  envelopeOf(requestId: string): Promise<string>;
+  /** `POST /v1/execute` on the Execution Layer's own listener, bypassing the Gate. */
+  execute(body: JsonValue | string): Promise<Answer>;
+  /**
+   * A real envelope for `tool`/`params` that was issued and ledgered but never used: the call
+   * is made while the nonce store refuses, so the executor denies before consuming the nonce.
+   */
+  unusedEnvelope(tool: string, params: JsonObject): Promise<{ envelope: string; requestId: string }>;
+  /** The issuer's signing key, read from the data directory (to forge well-signed attacks). */
+  issuerKey(): SigningKey;
+  close(): Promise<void>;
+}
+
+let sessionCounter = 0;
+
+/** A fresh session id: keeps the per-session circuit breakers out of unrelated tests. */
+export function session(): string {
+  sessionCounter += 1;
+  return `e2e-${process.pid}-${sessionCounter}-${Date.now()}`;
+}
+
+async function answer(res: Response): Promise<Answer> {
+  const body = parseJson(new Uint8Array(await res.arrayBuffer())) as Record<string, unknown>;
+  return { status: res.status, body };
+}
+
+/** Starts a deployment over a fresh data directory (built from `policyDir` when given). */
+export async function startE2e(
+  options: {
+    policyDir?: string;
+    embedded?: Omit<EmbeddedOptions, 'clock' | 'onToolRun' | 'port' | 'executionPort'>;
+  } = {},
+): Promise<E2e> {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-e2e-'));
+  const clock = testClock();
+  await initDataDir(dir, options.policyDir === undefined ? {} : { policyDir: options.policyDir });
+  const runs = new Map<string, number>();
+  const instance = await startEmbedded(dir, {
+    ...options.embedded,
+    port: 0,
+    executionPort: 0,
+    clock: clock.now,
+    onToolRun: ({ tool }) => runs.set(tool, (runs.get(tool) ?? 0) + 1),
+  });
+  const token = readOperatorToken(dir);
+  const keys = new Map<string, { key: SigningKey; tenant: string }>();
+  const e2e: E2e = {
+    dir,
+    instance,
+    clock,
+    runs,
+    totalRuns: () => [...runs.values()].reduce((a, b) => a + b, 0),
+    client(o = {}) {
+      const now = o.now ?? clock.now;
+      const extra = o.name === undefined ? undefined : keys.get(o.name);
+      if (o.name !== undefined && extra === undefined) throw new TypeError(`unknown test client ${o.name}`);
+      if (extra !== undefined && o.name !== undefined) {
+        return createClient({
+          url: instance.url,
+          identity: o.name,
+          tenant: extra.tenant,
+          key: extra.key,
+          now,
+        });
+      }
+      const file = readClientFile(dir, DEMO_CLIENT.identity);
+      return createClient({
+        url: instance.url,
+        identity: file.identity,
+        tenant: file.tenant,
+        key: file.key,
+        now,
+      });
+    },
+    async addClient(name, tenant) {
+      const key = generateSigningKey();
+      const res = await fetch(`${instance.url}/v1/admin/clients-add`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name, tenant, public_jwk: { ...key.publicJwk } }),
+      });
+      expect(res.status).toBe(201);
+      keys.set(name, { key, tenant });
+      return key;
+    },
+    async evidence(requestId) {
+      return answer(
+        await fetch(`${instance.url}/v1/requests/${encodeURIComponent(requestId)}`, {
+          headers: { authorization: `Bearer ${token}` },
+        }),
+      );
+    },
+    async envelopeOf(requestId) {
+      const view = await e2e.evidence(requestId);
+      expect(view.status).toBe(200);
+      const records = view.body['records'] as { entry: { type: string; payload: { envelope?: unknown } } }[];
+      const issued = records.find((r) => r.entry.type === 'envelope.issued');
+      const envelope = issued?.entry.payload.envelope;
+      if (typeof envelope !== 'string') throw new Error(`no envelope recorded for ${requestId}`);
+      return envelope;
+    },
+    async execute(body) {
+      return answer(
+        await fetch(`${instance.executionUrl}/v1/execute`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: typeof body === 'string' ? body : JSON.stringify(body),
+        }),
+      );
+    },
+    async unusedEnvelope(tool, params) {
+      const before = e2e.totalRuns();
+      instance.faults.nonceStore = 'throw';
+      let r: CallResult;
+      try {
+        r = await e2e.client().call(tool, params, { session: session() });
+      } finally {
+        instance.faults.nonceStore = 'off';
+      }
+      expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_NONCE_STORE_UNAVAILABLE' });
+      expect(e2e.totalRuns()).toBe(before);
+      const requestId = r.request_id ?? '';
+      return { envelope: await e2e.envelopeOf(requestId), requestId };
+    },
+    issuerKey: () => readSigningKey(dataPaths(dir).issuerKey),
+    async close() {
+      await instance.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return e2e;
+}
+
+/** Asserts a deny with `code`, and that no tool ran while `act` ran. */
+export async function expectDenied<T extends { outcome?: unknown; code?: unknown } | Answer>(
+  e2e: E2e,
+  code: string,
+  act: () => Promise<T>,
+): Promise<T> {
+  const before = e2e.totalRuns();
+  const r = await act();
+  const body = 'body' in r && typeof r.body === 'object' ? r.body : r;
+  expect(body).toMatchObject({ outcome: 'deny', code });
+  expect(e2e.totalRuns()).toBe(before);
+  return r;
+}
