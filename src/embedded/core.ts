@@ -4,8 +4,9 @@
  * `state.db` for clients, request nonces and governance; `nonces.db` for the Execution Layer).
  * The Execution Layer gets the issuer's PUBLIC keys only and verifies every envelope itself.
  */
-import { readFileSync } from 'node:fs';
-import { isDeny, systemClock } from '../kernel/index.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { canonicalize, isDeny, systemClock } from '../kernel/index.js';
 import type { Clock } from '../kernel/index.js';
 import { noteSignerFor } from '../kernel/signing/index.js';
 import { createLedger, createSqliteLedgerStore } from '../ledger/index.js';
@@ -22,6 +23,7 @@ import {
   createDefaultBuiltinAdapter,
   createBwrapSandbox,
   createExecutor,
+  createEnvSecretResolver,
   createRedactor,
   createSqliteNonceStore,
 } from '../execution/index.js';
@@ -141,6 +143,12 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ...(options.deadlines?.controlPlane === undefined ? {} : { deadlines: options.deadlines.controlPlane }),
     ...(options.breakers === undefined ? {} : { breakers: options.breakers }),
   });
+  // Secrets by reference only: FC_SECRET_<NAME> variables and <data>/secrets.json, resolved in
+  // the Execution Layer; their values and the secret patterns are redacted from every result and
+  // refused in parameters at the Gate (OE-INV-009/010, scenario 16).
+  const secretsFile = join(p.root, 'secrets.json');
+  const secrets = createEnvSecretResolver({ env: process.env, ...(existsSync(secretsFile) ? { file: secretsFile } : {}) });
+  const redactor = createRedactor({ secrets: () => secrets.knownValues() });
   const sqliteNonces = createSqliteNonceStore({ path: p.noncesDb, now: clock });
   const nonces: NonceStore = faultyNonceStore(sqliteNonces, faults);
   const sandbox = createBwrapSandbox();
@@ -163,7 +171,8 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       { builtin: createDefaultBuiltinAdapter({ now: clock }), command: createCommandAdapter({ sandbox }) },
       options.onToolRun,
     ),
-    redactor: createRedactor({ secrets: () => [] }),
+    redactor,
+    secrets,
     timeouts: { ledgerMs: options.deadlines?.executor?.ledgerMs ?? 2000, nonceMs: options.deadlines?.executor?.nonceMs ?? 1000 },
   });
   const gate = createGate({
@@ -181,6 +190,10 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       isRetry: (r) => controlPlane.isRetry(r),
     },
     executor: { execute: (call) => executor.execute(call) },
+    secretScanner: (params) => {
+      const text = canonicalize(params);
+      return redactor.redactText(text) !== text;
+    },
     timestampToleranceMs: config.timestamp_tolerance_ms,
     ...(options.deadlines?.gate === undefined ? {} : { timeouts: options.deadlines.gate }),
     operatorTokenSha256: operatorTokenSha256(dir),

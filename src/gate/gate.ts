@@ -166,6 +166,17 @@ export function createGate(deps: GateDeps): Gate {
     const now = deps.clock();
     if (Math.abs(p.timestampMs - now) > tolerance)
       return failAuthenticated(deny('ERR_REQUEST_TIMESTAMP', 'request timestamp outside tolerance'), rawSha, p, client);
+    // Secrets travel by reference only (secret_ref): a request carrying one is refused before its
+    // bytes are stored anywhere, and recorded by hash only (SPEC §7 scenario 16, OE-INV-009).
+    if (deps.secretScanner !== undefined) {
+      let found = true;
+      try {
+        found = deps.secretScanner(request.parameters);
+      } catch {
+        found = true;
+      }
+      if (found) return failAuthenticated(deny('ERR_PARAMS_SECRET', 'parameters carry a secret value'), rawSha, p, client);
+    }
     const claimed = await withDeadline(
       () => deps.replay.claim({ identity: client.identity, nonce: request.nonce, requestId: request.request_id, atMs: now }),
       ledgerMs,

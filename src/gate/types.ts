@@ -177,6 +177,11 @@ export interface GateDeps {
   /** `/readyz` checks besides the Control Plane's own (ledger, nonce store, sandbox probe, ...). */
   readonly readiness?: readonly ReadinessCheck[];
   readonly operator?: OperatorActions;
+  /**
+   * True when parameters carry a secret value or secret pattern; such a request is refused with
+   * `ERR_PARAMS_SECRET` before its bytes are stored (scenario 16). A throw counts as true.
+   */
+  readonly secretScanner?: (params: JsonValue) => boolean;
   /** The approval API; absent, its routes answer 404. */
   readonly approvals?: GateApprovals;
   /**

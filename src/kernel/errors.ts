@@ -74,6 +74,10 @@ export const DENIAL_CODES = {
   ERR_SESSION_QUARANTINED: { status: 403, meaning: 'the agent session is quarantined' },
   ERR_CIRCUIT_OPEN: { status: 429, meaning: 'a circuit breaker is open' },
   ERR_TOOL_UNKNOWN: { status: 403, meaning: 'the tool is not in the active catalog' },
+  ERR_PARAMS_SECRET: {
+    status: 400,
+    meaning: 'the parameters carry a secret value; pass secrets by reference (secret_ref)',
+  },
   ERR_PARAMS_INVALID: { status: 400, meaning: 'the parameters fail the tool’s JSON Schema' },
   ERR_POLICY_DENY: { status: 403, meaning: 'the policy denied the call' },
   ERR_POLICY_ERROR: { status: 403, meaning: 'policy evaluation reported an error' },
