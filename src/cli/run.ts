@@ -57,6 +57,7 @@ ${APPROVAL_USAGE.trimEnd()}
   policy activate FILE
   admin kill-switch on|off
   admin lockdown TENANT on|off
+  admin quarantine SESSION on|off
   jwks                                        the issuer public keys
   demo [--data DIR]                           the guided SPEC §7 walkthrough against a real gate
 
@@ -250,7 +251,11 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
         const on = onOff(arg2);
         return op((c) => operatorAction(c, 'lockdown', { tenant: arg1, on }));
       }
-      throw new UsageError('admin kill-switch on|off | admin lockdown TENANT on|off');
+      if (sub === 'quarantine' && arg1 !== undefined) {
+        const on = onOff(arg2);
+        return op((c) => operatorAction(c, 'quarantine', { session: arg1, on }));
+      }
+      throw new UsageError('admin kill-switch on|off | admin lockdown TENANT on|off | admin quarantine SESSION on|off');
     case 'jwks':
       return op((c) => getJson(c, '/v1/jwks', false));
     case 'demo':

@@ -112,6 +112,12 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       const r = await deps.controlPlane.admin.setTenantLockdown(tenant, o['on'], OPERATOR_ACTOR, reasonOf(o));
       return isDeny(r) ? denied(r) : { status: 200, body: { outcome: 'ok', tenant, engaged: o['on'], ledger: { ...r.ledger } } };
     },
+    quarantine: async (o) => {
+      const session = o['session'];
+      if (typeof session !== 'string' || !TENANT.test(session) || typeof o['on'] !== 'boolean') return usage('session and on are required');
+      const r = await deps.controlPlane.admin.setSessionQuarantine(session, o['on'], OPERATOR_ACTOR, reasonOf(o));
+      return isDeny(r) ? denied(r) : { status: 200, body: { outcome: 'ok', session, engaged: o['on'], ledger: { ...r.ledger } } };
+    },
     'ledger-export': async (o) => {
       const traceId = o['trace_id'];
       const from = o['from'];

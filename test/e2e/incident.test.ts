@@ -89,4 +89,12 @@ describe('scenario 15: incident response denies and is recorded', () => {
     expect(await recordedDecision(q.request_id ?? '')).toMatchObject({ outcome: 'deny', code: 'ERR_SESSION_QUARANTINED' });
     expect(await c.call('math.add', { a: 1, b: 2 }, { session: session() })).toMatchObject({ outcome: 'executed' });
   });
+
+  it('scenario 15: an operator quarantines a session → ERR_SESSION_QUARANTINED; release restores it', async () => {
+    const s = session();
+    expect(await admin('quarantine', { session: s, on: true })).toBe(200);
+    await expectDenied(e2e, 'ERR_SESSION_QUARANTINED', () => e2e.client().call('echo', { message: 'q' }, { session: s }));
+    expect(await admin('quarantine', { session: s, on: false })).toBe(200);
+    expect(await e2e.client().call('echo', { message: 'q' }, { session: s })).toMatchObject({ outcome: 'executed' });
+  });
 });
