@@ -3,7 +3,7 @@ import { hash, timingSafeEqual } from 'node:crypto';
 /** SHA-256 of `data` (strings are UTF-8). */
 export function sha256(data: Uint8Array | string): Buffer {
   // One-shot crypto.hash (Node ≥ 20.12): cheaper than a createHash object per call.
-  return hash('sha256', data, 'buffer') as unknown as Buffer;
+  return hash('sha256', data, 'buffer');
 }
 
 /** Lower-case hex SHA-256 of `data`. */

@@ -29,12 +29,12 @@ const EMPTY = Buffer.from(EMPTY_ROOT);
 /** Leaf hash: SHA-256(0x00 || data) (RFC 9162 §2.1.1). */
 export function leafHash(data: Uint8Array): Buffer {
   // One-shot crypto.hash is ~40% cheaper than a createHash object per call (hot in verify).
-  return hash('sha256', Buffer.concat([LEAF_PREFIX, data]), 'buffer') as unknown as Buffer;
+  return hash('sha256', Buffer.concat([LEAF_PREFIX, data]), 'buffer');
 }
 
 /** Interior node hash: SHA-256(0x01 || left || right) (RFC 9162 §2.1.1). */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  return hash('sha256', Buffer.concat([NODE_PREFIX, left, right]), 'buffer') as unknown as Buffer;
+  return hash('sha256', Buffer.concat([NODE_PREFIX, left, right]), 'buffer');
 }
 
 function isHash(value: unknown): value is Uint8Array {
