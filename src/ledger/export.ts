@@ -6,17 +6,40 @@
  */
 import { FailclosedError, canonicalize, type Ed25519Jwks, type JsonObject, type JsonValue } from '../kernel/index.js';
 import { entryJson, type Actor, type LedgerEntry } from './entry.js';
+import { clientIdentities, executorJson, policyBundles, requestIndex } from './export-linkage.js';
 import type { Ledger } from './writer.js';
 import type { StoredCheckpoint } from './store.js';
 
 /** The bundle format tag. */
 export const AUDIT_BUNDLE_FORMAT = 'failclosed.audit-bundle/v1';
 
-/** Public keys to embed for offline verification of later checks (placeholders until those land). */
+/** A client key's owner: which identity and tenant signed requests under `kid` (FC-INV-3 evidence). */
+export interface BundleClientIdentity {
+  readonly kid: string;
+  readonly identity: string;
+  readonly tenant: string;
+}
+
+/**
+ * Public keys to embed for offline verification: the issuer JWKS (every key, rotated and revoked
+ * ones included, with the `revoked` list), the client JWKS and who owns each client key, and the
+ * approver JWKS (SPEC §5 "issuer and ledger public keys (JWKS)").
+ */
 export interface BundlePublicKeys {
   readonly issuer?: Ed25519Jwks;
   readonly clients?: Ed25519Jwks;
+  readonly clientIdentities?: readonly BundleClientIdentity[];
   readonly approvers?: Ed25519Jwks;
+}
+
+/** What the Execution Layer enforces, declared so the verifier can check envelopes against it (SPEC §3). */
+export interface BundleExecutor {
+  /** The `aud` the executor requires. */
+  readonly audience: string;
+  /** Clock tolerance for `iat`/`exp`, whole seconds. */
+  readonly clockToleranceSec: number;
+  /** Longest accepted `exp − iat`, whole seconds. */
+  readonly maxLifetimeSec: number;
 }
 
 /** Options for {@link exportBundle}. Give `traceId`, or a range `from`..`to` (inclusive, default the whole ledger). */
@@ -26,6 +49,13 @@ export interface ExportOptions {
   readonly to?: number;
   readonly traceId?: string;
   readonly publicKeys?: BundlePublicKeys;
+  /** The executor's audience and time limits; exported as `executor` (null when not given). */
+  readonly executor?: BundleExecutor;
+  /**
+   * Resolves a policy bundle hash to its document; every bundle referenced by an exported entry
+   * (`policy_bundle`, `previous_bundle`) is then exported under `policy_bundles` (SPEC §5).
+   */
+  readonly policyBundle?: (hash: string) => JsonValue | undefined;
   /** Who exports: recorded in the `audit.export` entry (L7 access logging). */
   readonly actor: Actor;
   readonly tenant?: string;
@@ -130,9 +160,15 @@ async function assemble(o: ExportOptions, checkpoint: StoredCheckpoint): Promise
     proofs: { inclusion },
     older_checkpoints: older,
     evidence: await collectEvidence(o, entries),
-    jwks: { issuer: jwksJson(o.publicKeys?.issuer), clients: jwksJson(o.publicKeys?.clients), approvers: jwksJson(o.publicKeys?.approvers) },
-    policy_bundles: {},
-    exports: { requests: [], envelopes: [], receipts: [] },
+    jwks: {
+      issuer: jwksJson(o.publicKeys?.issuer),
+      clients: jwksJson(o.publicKeys?.clients),
+      client_identities: clientIdentities(o.publicKeys?.clientIdentities),
+      approvers: jwksJson(o.publicKeys?.approvers),
+    },
+    executor: executorJson(o.executor),
+    policy_bundles: policyBundles(o, entries),
+    exports: requestIndex(entries),
   };
   return { bundle, text: `${canonicalize(bundle)}\n` };
 }

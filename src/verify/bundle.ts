@@ -32,6 +32,8 @@ export interface Bundle {
   readonly jwks: JsonObject;
   readonly policyBundles: JsonObject;
   readonly exports: JsonObject;
+  /** The declared executor (`audience`, `clock_tolerance_sec`, `max_lifetime_sec`), unchecked; null when absent (checked by the envelope checks). */
+  readonly executor: JsonValue;
 }
 
 const REQUIRED = [
@@ -113,5 +115,6 @@ export function parseBundle(input: unknown, maxBytes = BUNDLE_MAX_BYTES): Bundle
     jwks,
     policyBundles: value['policy_bundles'],
     exports: value['exports'],
+    executor: value['executor'] ?? null,
   });
 }

@@ -15,6 +15,7 @@ export function formatReport(r: VerifyReport): string {
     lines.push(`${check.status.toUpperCase().padEnd(4)} ${check.id.padEnd(22)} ${check.requirements.join(' ')}`);
     for (const f of check.findings) lines.push(`       ${f.code}: ${f.message}`);
     if (check.more > 0) lines.push(`       … and ${check.more} more`);
+    for (const f of check.undecided ?? []) lines.push(`       not decidable in this partial bundle: ${f.message}`);
   }
   lines.push('', 'requirements:');
   for (const [id, status] of Object.entries(r.requirements)) lines.push(`  ${status.toUpperCase().padEnd(4)} ${id}`);

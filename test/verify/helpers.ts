@@ -2,21 +2,26 @@
 import { canonicalize, rootOf, formatCheckpoint, type JsonValue } from '../../src/kernel/index.js';
 import { signNote, type NoteSigner } from '../../src/kernel/signing/index.js';
 import { computeEntryHash, entryLeafHash, exportBundle, type ExportedBundle } from '../../src/ledger/index.js';
-import { AUDITOR, ledgerWith, tempSqliteStore } from '../ledger/fixtures.js';
+import { AUDITOR, openLedger, tempSqliteStore } from '../ledger/fixtures.js';
+import { appendRealistic, LINKAGE_EXPORT } from './realistic.js';
 
 /** A mutable bundle as parsed by JSON.parse (tests poke at it freely). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type MutableBundle = Record<string, any>;
 
-/** Exports a bundle of a fresh ledger with `n` sample entries (plus the audit.export entry). */
+/**
+ * Exports a bundle of a fresh ledger with `n` entries (plus the audit.export entry): whole,
+ * linkage-complete call traces of five entries each (see realistic.ts), then `audit.read` records.
+ */
 export async function makeBundle(
   n: number,
   opts: { checkpointEvery?: number; scope?: { from?: number; to?: number; traceId?: string } } = {},
 ): Promise<ExportedBundle & { vkey: string; checkpoints: string[] }> {
   const t = tempSqliteStore();
   try {
-    const ledger = await ledgerWith(t.store, n, opts.checkpointEvery !== undefined ? { entries: opts.checkpointEvery } : undefined);
-    const exported = await exportBundle({ ledger, actor: AUDITOR, ...opts.scope });
+    const ledger = await openLedger(t.store, opts.checkpointEvery !== undefined ? { checkpointEvery: { entries: opts.checkpointEvery } } : {});
+    await appendRealistic(ledger, n);
+    const exported = await exportBundle({ ledger, actor: AUDITOR, ...LINKAGE_EXPORT, ...opts.scope });
     const checkpoints = (await t.store.checkpoints()).map((c) => c.note);
     const vkey = ledger.ledgerKey.vkey;
     await ledger.close();

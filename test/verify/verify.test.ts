@@ -10,6 +10,7 @@ import { noteSignerFor, signingKeyFromSeed } from '../../src/kernel/signing/inde
 import { verifyBundle, type FindingCode, type VerifyReport } from '../../src/verify/index.js';
 import { ORIGIN } from '../ledger/fixtures.js';
 import { makeBundle, mutable, rechain, rehash, resign, text } from './helpers.js';
+import { CLIENT_KEY, POLICY_HASH, requestOf, traceIdOf } from './realistic.js';
 
 function codes(r: VerifyReport): FindingCode[] {
   return r.checks.flatMap((c) => c.findings.map((f) => f.code));
@@ -33,15 +34,21 @@ describe('an untampered export verifies (SPEC §5)', () => {
     const b = await makeBundle(6);
     const m = mutable(b.text);
     expect(m['format']).toBe('failclosed.audit-bundle/v1');
-    expect(Object.keys(m['jwks'])).toEqual(['approvers', 'clients', 'issuer']);
-    expect(m['policy_bundles']).toEqual({});
-    expect(m['exports']).toEqual({ envelopes: [], receipts: [], requests: [] });
+    expect(Object.keys(m['jwks'])).toEqual(['approvers', 'client_identities', 'clients', 'issuer']);
+    expect(m['jwks'].client_identities).toEqual({ [CLIENT_KEY.kid]: { identity: 'agent-1', tenant: 'acme' } });
+    expect(m['executor']).toEqual({ audience: 'test-executor', clock_tolerance_sec: 30, max_lifetime_sec: 300 });
+    expect(Object.keys(m['policy_bundles'])).toEqual([POLICY_HASH]);
+    expect(m['exports'].requests).toEqual([
+      { accepted: 0, decision: 1, envelope: 2, outcome: 4, receipt: 3, request_id: 'r-0', request_sha256: m['entries'][0].payload.request_sha256, tenant: 'acme', trace_id: traceIdOf(0) },
+    ]);
+    expect(m['exports'].envelopes).toEqual([{ decision_id: 'd-0', index: 2, jti: 'j-0' }]);
+    expect(m['exports'].receipts).toEqual([{ decision_id: 'd-0', index: 3, jti: 'j-0' }]);
     expect(Object.keys(m['evidence'])).toHaveLength(1);
     expect(m['entries'].at(-1).type).toBe('audit.export');
   });
 
   it('range and trace exports verify through inclusion proofs and anchors', async () => {
-    for (const scope of [{ from: 5, to: 14 }, { traceId: 't-2' }, { from: 0, to: 3 }]) {
+    for (const scope of [{ from: 5, to: 14 }, { traceId: traceIdOf(2) }, { from: 0, to: 3 }]) {
       const b = await makeBundle(30, { scope });
       const r = verifyBundle(b.text);
       expect(r.exitCode).toBe(0);
@@ -82,8 +89,9 @@ describe('tampering with the exported bundle is detected and named (SPEC §7 sce
   it('rewrite history from an entry on (re-chain): the signed root no longer matches', async () => {
     const b = await makeBundle(20);
     const m = mutable(b.text);
-    m['entries'][10].actor.id = 'someone-else';
-    rechain(m['entries'], 10);
+    // Entry 19 onward holds no decision, so no envelope's signed ledger claim pins the old hashes.
+    m['entries'][19].at = new Date(Date.parse(m['entries'][19].at) + 1).toISOString();
+    rechain(m['entries'], 19);
     const r = verifyBundle(text(m));
     expect(r.exitCode).toBe(1);
     expect(codes(r)).toEqual(['MERKLE_ROOT']);
@@ -95,7 +103,9 @@ describe('tampering with the exported bundle is detected and named (SPEC §7 sce
     m['entries'].splice(9, 1);
     const r = verifyBundle(text(m));
     expect(r.exitCode).toBe(1);
-    expect(r.firstViolation).toMatchObject({ code: 'CHAIN_INDEX', position: 9, index: 10 });
+    expect(r.checks.find((c) => c.id === 'chain-continuity')?.findings[0]).toMatchObject({ code: 'CHAIN_INDEX', position: 9, index: 10 });
+    // Entry 9 was the outcome of the request accepted at entry 5 (FC-INV-5).
+    expect(r.firstViolation).toMatchObject({ code: 'OUTCOME_MISSING', index: 5 });
   });
 
   it('duplicate an entry: the repeat is named', async () => {
@@ -145,8 +155,8 @@ describe('tampering with the exported bundle is detected and named (SPEC §7 sce
   it('a re-signed bundle under an attacker key passes unpinned, fails pinned', async () => {
     const b = await makeBundle(10);
     const m = mutable(b.text);
-    m['entries'][1].payload.outcome = 'deny';
-    rechain(m['entries'], 1);
+    m['entries'][9].at = new Date(Date.parse(m['entries'][9].at) + 1).toISOString();
+    rechain(m['entries'], 9);
     const evil = signingKeyFromSeed(Buffer.alloc(32, 99));
     const signer = noteSignerFor(ORIGIN, evil.privateKey);
     const pub = createPublicKey(evil.privateKey);
@@ -176,13 +186,14 @@ describe('tampering with the exported bundle is detected and named (SPEC §7 sce
   it('altered or missing evidence is detected', async () => {
     const b = await makeBundle(10);
     const m = mutable(b.text);
-    const sha = Object.keys(m['evidence'])[0]!;
+    const sha = m['entries'][0].payload.request_sha256 as string;
+    expect(sha).toBe(sha256Hex(Buffer.from(JSON.stringify(requestOf(0)))));
     m['evidence'][sha].body_b64 = Buffer.from('forged').toString('base64');
     expect(codes(verifyBundle(text(m)))).toContain('EVIDENCE_HASH');
     delete m['evidence'][sha];
     const r = verifyBundle(text(m));
     expect(r.firstViolation).toMatchObject({ code: 'EVIDENCE_MISSING', index: 0 });
-    expect(sha).toBe(sha256Hex(Buffer.from('{"action":"echo","parameters":{"text":"hi"}}')));
+    expect(codes(r)).toContain('REQUEST_EVIDENCE');
   });
 
   it('partial export: a bad inclusion proof or a missing anchor is named', async () => {

@@ -1,0 +1,78 @@
+/**
+ * The raw signed request as the offline verifier reads it from bundle evidence (docs/request-format.md,
+ * FC-INV-3): its fields, the exact bytes the client signed and the trace id the Gate derives from
+ * it. An independent copy of the Gate's definitions, because the verifier may import the kernel
+ * only (SPEC §5); `test/verify/request-sync.test.ts` fails when the copies differ.
+ */
+import { canonicalBytes, canonicalize, decodeBase64url, parseJson, sha256Hex, type JsonObject, type JsonValue } from '../kernel/index.js';
+
+/** Domain separator the client prefixes to the canonical fields before signing (same as the Gate's). */
+export const REQUEST_SIGNING_CONTEXT = 'failclosed-request-v1\n';
+
+/** Largest raw request the Gate accepts (256 KiB); larger evidence cannot be a request it accepted. */
+const MAX_REQUEST_BYTES = 256 * 1024;
+const FIELDS = ['request_id', 'identity', 'tenant', 'action', 'parameters', 'timestamp', 'nonce', 'session', 'signature'] as const;
+
+/** A signed request from evidence: every field present and typed. */
+export interface EvidenceRequest {
+  readonly request_id: string;
+  readonly identity: string;
+  readonly tenant: string;
+  readonly action: string;
+  readonly parameters: JsonObject;
+  readonly timestamp: string;
+  readonly nonce: string;
+  readonly session: string | null;
+  readonly signature: string;
+}
+
+/**
+ * Parses raw request bytes (strict JSON, exactly the nine fields, typed) or returns the reason
+ * they are not a signed request. Syntax details the Gate also checks (identifier patterns) are
+ * not repeated: the signature binds whatever the fields hold.
+ */
+export function parseEvidenceRequest(body: Buffer): EvidenceRequest | string {
+  if (body.length > MAX_REQUEST_BYTES) return 'larger than any request the Gate accepts';
+  let v: JsonValue;
+  try {
+    // Attacker-controlled: evidence bytes from the bundle.
+    v = parseJson(body, { maxBytes: MAX_REQUEST_BYTES, maxDepth: 32 });
+  } catch {
+    return 'not strict JSON';
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'not a JSON object';
+  const o = v as JsonObject;
+  if (Object.keys(o).length !== FIELDS.length || !FIELDS.every((f) => f in o)) return 'does not hold exactly the signed request fields';
+  const { request_id, identity, tenant, action, parameters, timestamp, nonce, session, signature } = o;
+  if (typeof request_id !== 'string' || typeof identity !== 'string' || typeof tenant !== 'string' || typeof action !== 'string') return 'a field is mistyped';
+  if (typeof timestamp !== 'string' || typeof nonce !== 'string' || typeof signature !== 'string') return 'a field is mistyped';
+  if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters)) return 'parameters is not an object';
+  if (session !== null && typeof session !== 'string') return 'session is mistyped';
+  return { request_id, identity, tenant, action, parameters: parameters as JsonObject, timestamp, nonce, session, signature };
+}
+
+/** The bytes the client signed: the context string followed by the canonical fields (all but `signature`). */
+export function requestSigningInput(r: Omit<EvidenceRequest, 'signature'>): Buffer {
+  const unsigned: Record<string, JsonValue> = {
+    request_id: r.request_id,
+    identity: r.identity,
+    tenant: r.tenant,
+    action: r.action,
+    parameters: r.parameters,
+    timestamp: r.timestamp,
+    nonce: r.nonce,
+    session: r.session,
+  };
+  return Buffer.concat([Buffer.from(REQUEST_SIGNING_CONTEXT, 'utf8'), canonicalBytes(unsigned)]);
+}
+
+/** The 64 signature bytes, or undefined when `signature` is not strict base64url of 64 bytes. */
+export function requestSignatureBytes(r: EvidenceRequest): Buffer | undefined {
+  const sig = decodeBase64url(r.signature);
+  return sig !== undefined && sig.length === 64 ? sig : undefined;
+}
+
+/** The trace id the Gate derives: the first 32 hex characters of SHA-256 over the canonical signed request. */
+export function requestTraceId(r: EvidenceRequest): string {
+  return sha256Hex(canonicalize(r as unknown as JsonValue)).slice(0, 32);
+}
