@@ -189,20 +189,23 @@ async function ledgerPerCall(dir: string): Promise<{ append: number; evidence: n
   return { append, evidence };
 }
 
-/** µs per single-use check of the request nonce (Gate) and the envelope nonce (Execution Layer), each a durable commit. */
+/** Amortised µs per single-use check of the request nonce (Gate) and the envelope nonce (Execution Layer), `CLIENTS` concurrent callers, each a durable group commit. */
 async function singleUseStores(dir: string): Promise<{ claim: number; consume: number }> {
   const state = createSqliteGateState({ path: join(dir, 'prim-state.db'), replayRetentionMs: 86_400_000 });
   const nonces = createSqliteNonceStore({ path: join(dir, 'prim-nonces.db'), now: () => Date.now() });
-  let i = 0;
-  const claim = perOp(() =>
-    state.claim({ identity: 'bench', nonce: `n${i}`, requestId: `r${i++}`, atMs: Date.now() }),
-  );
+  const time = async (fn: (i: number) => Promise<unknown>): Promise<number> => {
+    let next = 0;
+    const start = performance.now();
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async () => {
+        while (performance.now() - start < 1_000) await fn(next++);
+      }),
+    );
+    return ((performance.now() - start) * 1000) / next;
+  };
+  const claim = await time((i) => state.claim({ identity: 'bench', nonce: `n${i}`, requestId: `r${i}`, atMs: Date.now() }));
   const exp = Math.floor(Date.now() / 1000) + 60;
-  let consumed = 0;
-  const start = performance.now();
-  while (performance.now() - start < 1_000)
-    await nonces.consume({ jti: `j${consumed++}`, tenant: 'acme', exp, decision_id: 'd' });
-  const consume = ((performance.now() - start) * 1000) / consumed;
+  const consume = await time((i) => nonces.consume({ jti: `j${i}`, tenant: 'acme', exp, decision_id: 'd' }));
   state.close();
   await nonces.close();
   return { claim, consume };

@@ -10,6 +10,8 @@ export { createMemoryNonceStore, assertNonceConsumption } from './nonce-store.js
 export type { NonceStore, NonceConsumption, NonceVerdict } from './nonce-store.js';
 export { createSqliteNonceStore } from './sqlite-nonce-store.js';
 export type { SqliteNonceStoreOptions } from './sqlite-nonce-store.js';
+export { createGroupCommit } from './group-commit.js';
+export type { GroupCommit, GroupCommitOptions } from './group-commit.js';
 export { createEnvSecretResolver, SECRET_NAME, SECRET_ENV_PREFIX } from './secrets.js';
 export type { SecretResolver, EnvSecretResolverOptions } from './secrets.js';
 export {

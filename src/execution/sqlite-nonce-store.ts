@@ -4,12 +4,18 @@
  * with `synchronous=FULL`: a consumption is durable before it is acknowledged, and several
  * processes may share the file.
  *
- * This file has no runtime imports besides better-sqlite3 so that it can be loaded on its own
- * (the cross-process concurrency test does so).
+ * Group commit: consumptions arriving in the same event-loop turn run as individual statements
+ * inside ONE `BEGIN IMMEDIATE` transaction (one fsync for the batch). Each caller's verdict is
+ * its own statement's change count, released only after the COMMIT returned; a failed
+ * transaction rejects every caller in it (SPEC §8 durable writes, OE-INV-017).
+ *
+ * This file has no runtime imports besides better-sqlite3 and the import-free
+ * `group-commit.ts`, so that the cross-process concurrency test can load the two on their own.
  */
 import Database from 'better-sqlite3';
 import type { Clock } from '../kernel/index.js';
-import type { NonceConsumption, NonceStore, NonceVerdict } from './nonce-store.js';
+import { createGroupCommit } from './group-commit.js';
+import type { NonceConsumption, NonceStore } from './nonce-store.js';
 
 /** Options for {@link createSqliteNonceStore}. */
 export interface SqliteNonceStoreOptions {
@@ -29,6 +35,9 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS envelope_nonces (
   consumed_at INTEGER NOT NULL
 ) STRICT`;
 
+/** One row of `envelope_nonces`: jti, tenant, exp, decision_id, consumed_at. */
+type NonceRow = readonly [string, string, number, string, number];
+
 /**
  * Opens (creating if needed) a SQLite nonce store at `options.path`. `consume` rejects when the
  * database is locked past the busy timeout, closed or failing: the executor turns that into
@@ -47,7 +56,7 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
   );
   const prune = db.prepare('DELETE FROM envelope_nonces WHERE exp + ? < ?');
 
-  const consumeSync = (input: NonceConsumption): NonceVerdict => {
+  const validate = (input: NonceConsumption): void => {
     if (typeof input.jti !== 'string' || input.jti.length === 0 || input.jti.length > 512) {
       throw new TypeError('jti must be a non-empty string of at most 512 characters');
     }
@@ -55,26 +64,29 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
       throw new TypeError('tenant must be a non-empty string');
     if (!Number.isSafeInteger(input.exp)) throw new TypeError('exp must be an integer');
     if (typeof input.decision_id !== 'string') throw new TypeError('decision_id must be a string');
-    // consumed_at is informational only; the decision is the primary key.
-    const info = insert.run(
-      input.jti,
-      input.tenant,
-      input.exp,
-      input.decision_id,
-      Math.floor(options.now() / 1000),
-    );
-    if (info.changes === 1) return 'fresh';
-    if (info.changes === 0) return 'replayed';
-    throw new Error('unexpected change count');
   };
 
+  // One transaction per batch, one statement per consumption; the transaction function returns
+  // each statement's change count and better-sqlite3 commits when it returns (throws otherwise).
+  const insertAll = db.transaction((rows: readonly NonceRow[]) => rows.map((r) => insert.run(...r).changes));
+  const group = createGroupCommit((rows: readonly NonceRow[]) => insertAll.immediate(rows));
+  let closed = false;
+
   return {
-    consume(input) {
-      try {
-        return Promise.resolve(consumeSync(input));
-      } catch (err) {
-        return Promise.reject(err instanceof Error ? err : new Error('nonce store failure'));
-      }
+    async consume(input) {
+      if (closed) throw new Error('nonce store closed');
+      validate(input);
+      // consumed_at is informational only; the decision is the primary key.
+      const changes = await group.submit([
+        input.jti,
+        input.tenant,
+        input.exp,
+        input.decision_id,
+        Math.floor(options.now() / 1000),
+      ]);
+      if (changes === 1) return 'fresh';
+      if (changes === 0) return 'replayed';
+      throw new Error('unexpected change count');
     },
     prune({ nowSec, toleranceSec }) {
       try {
@@ -83,9 +95,11 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
         return Promise.reject(err instanceof Error ? err : new Error('nonce store failure'));
       }
     },
-    close() {
+    async close() {
+      closed = true;
+      // Queued consumptions commit (or reject) before the connection goes.
+      await group.drain();
       db.close();
-      return Promise.resolve();
     },
   };
 }

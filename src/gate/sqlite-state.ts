@@ -3,9 +3,14 @@
  * request replay store (FC-INV-3). Several processes may share the file (WAL, busy timeout):
  * `failclosed clients add` writes while the server reads, and every lookup reads the row, so a
  * revocation takes effect on the next request.
+ *
+ * Replay claims are group-committed (SPEC §8 durable writes): the claims arriving in one
+ * event-loop turn run in ONE `BEGIN IMMEDIATE` transaction, each in its own savepoint, and each
+ * caller hears its verdict only after the COMMIT returned; a failed transaction rejects all.
  */
 import Database from 'better-sqlite3';
 import type { KeyObject } from 'node:crypto';
+import { createGroupCommit } from '../execution/index.js';
 import { parsePublicJwk } from '../kernel/index.js';
 import type { Ed25519Jwks } from '../kernel/index.js';
 import type { ClientRegistry, RegisteredClient, RequestReplayStore } from './types.js';
@@ -41,8 +46,10 @@ export interface ClientRecord {
 /** The Gate's SQLite state: a {@link ClientRegistry} and a {@link RequestReplayStore} plus administration. */
 export interface GateStateStore extends ClientRegistry, RequestReplayStore {
   lookup(identity: string): RegisteredClient | undefined;
-  claim(input: { identity: string; nonce: string; requestId: string; atMs: number }): 'fresh' | 'replayed';
-  claimNonce(input: { identity: string; nonce: string; atMs: number }): 'fresh' | 'replayed';
+  /** Group-committed; resolves after the COMMIT, rejects when the batch fails (the Gate denies `ERR_NONCE_STORE_UNAVAILABLE`). */
+  claim(input: { identity: string; nonce: string; requestId: string; atMs: number }): Promise<'fresh' | 'replayed'>;
+  /** Group-committed like {@link GateStateStore.claim}. */
+  claimNonce(input: { identity: string; nonce: string; atMs: number }): Promise<'fresh' | 'replayed'>;
   /** Registers a client's public JWK (checked: canonical, not small-order). `TypeError` if the identity exists. */
   registerClient(input: { identity: string; tenant: string; jwk: unknown; atMs: number }): ClientRecord;
   /** Marks a client revoked; false when unknown. */
@@ -54,6 +61,7 @@ export interface GateStateStore extends ClientRegistry, RequestReplayStore {
   pruneReplay(beforeMs: number): number;
   /** True when the database answers. */
   ping(): boolean;
+  /** Closes the database; claims still queued then reject (fail closed). */
   close(): void;
 }
 
@@ -78,10 +86,19 @@ interface ClientRow {
   registered_at: number;
 }
 
+/** One queued replay claim: a nonce with its request id, or a retry's nonce alone. */
+interface ReplayClaim {
+  readonly identity: string;
+  readonly nonce: string;
+  readonly requestId: string | undefined;
+  readonly atMs: number;
+}
+
 /**
  * Opens (creating if needed) the Gate state at `options.path`. `claim` inserts the nonce and the
- * request id in one transaction with `INSERT OR IGNORE`; "one row changed" for both is the only
- * `'fresh'` (SPEC §8 nonce store pitfall). Failures throw: the Gate denies.
+ * request id with `INSERT OR IGNORE` in one savepoint; "one row changed" for both is the only
+ * `'fresh'` (SPEC §8 nonce store pitfall), and a replay rolls its savepoint back so it never
+ * consumes the other half of a fresh pair. Failures reject: the Gate denies.
  */
 export function createSqliteGateState(options: SqliteGateStateOptions): GateStateStore {
   const db = new Database(options.path);
@@ -103,13 +120,32 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
   const keyCache = new Map<string, KeyObject>();
   let claimsSincePrune = 0;
 
-  const claimTx = db.transaction((identity: string, nonce: string, requestId: string, atMs: number): 'fresh' | 'replayed' => {
-    const a = insertSeen.run(identity, 'nonce', nonce, atMs).changes;
-    const b = insertSeen.run(identity, 'request_id', requestId, atMs).changes;
+  // Nested inside the batch transaction, better-sqlite3 runs this in a SAVEPOINT.
+  const claimTx = db.transaction((c: ReplayClaim): 'fresh' => {
+    const a = insertSeen.run(c.identity, 'nonce', c.nonce, c.atMs).changes;
+    const b = c.requestId === undefined ? 1 : insertSeen.run(c.identity, 'request_id', c.requestId, c.atMs).changes;
     if (a === 1 && b === 1) return 'fresh';
     // Roll back so a replay never consumes the other half of a fresh pair.
     throw new ReplayDetected();
   });
+  const batchTx = db.transaction((claims: readonly ReplayClaim[]): ('fresh' | 'replayed')[] => {
+    const verdicts = claims.map((c): 'fresh' | 'replayed' => {
+      try {
+        return claimTx(c);
+      } catch (err) {
+        if (err instanceof ReplayDetected) return 'replayed';
+        throw err;
+      }
+    });
+    claimsSincePrune += claims.length;
+    const last = claims[claims.length - 1];
+    if (claimsSincePrune >= 1000 && last !== undefined) {
+      claimsSincePrune = 0;
+      prune.run(Math.trunc(last.atMs - retention));
+    }
+    return verdicts;
+  });
+  const group = createGroupCommit((claims: readonly ReplayClaim[]) => batchTx.immediate(claims));
 
   const toRecord = (row: ClientRow): ClientRecord =>
     Object.freeze({ identity: row.identity, tenant: row.tenant, kid: row.kid, status: row.status, registered_at: row.registered_at });
@@ -127,23 +163,11 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
       return Object.freeze({ identity: row.identity, tenant: row.tenant, kid: row.kid, status: row.status, publicKey: key });
     },
     claim({ identity, nonce, requestId, atMs }) {
-      let verdict: 'fresh' | 'replayed';
-      try {
-        verdict = claimTx(identity, nonce, requestId, Math.trunc(atMs));
-      } catch (err) {
-        if (err instanceof ReplayDetected) verdict = 'replayed';
-        else throw err;
-      }
-      claimsSincePrune += 1;
-      if (claimsSincePrune >= 1000) {
-        claimsSincePrune = 0;
-        prune.run(Math.trunc(atMs - retention));
-      }
-      return verdict;
+      return group.submit({ identity, nonce, requestId, atMs: Math.trunc(atMs) });
     },
     claimNonce({ identity, nonce, atMs }) {
-      // One atomic statement: "one row changed" is the only fresh nonce (SPEC §8).
-      return insertSeen.run(identity, 'nonce', nonce, Math.trunc(atMs)).changes === 1 ? 'fresh' : 'replayed';
+      // The nonce alone (a retry reuses its request id): "one row changed" is the only fresh nonce (SPEC §8).
+      return group.submit({ identity, nonce, requestId: undefined, atMs: Math.trunc(atMs) });
     },
     registerClient({ identity, tenant, jwk, atMs }) {
       const key = parsePublicJwk(jwk);

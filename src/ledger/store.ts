@@ -44,10 +44,12 @@ export interface LedgerStore {
   /** Backend name, e.g. `sqlite`. */
   readonly backend: string;
   /**
-   * Appends `entries` (consecutive indices, the first equal to the current size) in one
-   * transaction: all or nothing. Rejects on any conflict or I/O failure.
+   * Appends `entries` (consecutive indices, the first equal to the current size; may be empty)
+   * and stores `evidence` blobs (idempotent by hash) in ONE transaction: all or nothing, one
+   * durable commit for the whole group (SPEC §8 durable writes). Rejects on any conflict or I/O
+   * failure; then neither the entries nor the blobs of the call are stored.
    */
-  appendBatch(entries: readonly LedgerEntry[]): Promise<void>;
+  appendBatch(entries: readonly LedgerEntry[], evidence?: readonly EvidenceBlob[]): Promise<void>;
   /** Current size and last entry. */
   head(): Promise<StoreHead>;
   /** Entries with `from <= index < to`, ascending. */
@@ -66,7 +68,7 @@ export interface LedgerStore {
   checkpoints(): Promise<StoredCheckpoint[]>;
   /** The checkpoint with the largest size, or undefined. */
   latestCheckpoint(): Promise<StoredCheckpoint | undefined>;
-  /** Stores an evidence blob durably; idempotent by hash. */
+  /** Stores an evidence blob durably on its own; idempotent by hash. The writer batches blobs through `appendBatch`. */
   putEvidence(blob: EvidenceBlob): Promise<void>;
   /** The evidence blob with that hash, or undefined. */
   getEvidence(sha256: string): Promise<EvidenceBlob | undefined>;

@@ -13,7 +13,7 @@ import type { EntryInput, EntryRef, LedgerEntry } from './entry.js';
 import type { EntryType } from './entry-types.js';
 import type { LedgerStore } from './store.js';
 import { createCheckpointer, type CheckpointSigner, type Checkpointer, type LedgerKey } from './checkpoint.js';
-import type { StoredCheckpoint } from './store.js';
+import type { EvidenceBlob, StoredCheckpoint } from './store.js';
 
 /** Options for {@link createLedger}. */
 export interface LedgerOptions {
@@ -47,7 +47,12 @@ export interface Ledger {
    * `ERR_LEDGER_UNAVAILABLE` (not confirmed: treat as not written). (SPEC §4, OE-INV-009)
    */
   append(input: EntryInput): Promise<AppendReceipt>;
-  /** Stores an evidence blob durably and resolves with its lower-hex SHA-256; rejects with `ERR_LEDGER_UNAVAILABLE`. */
+  /**
+   * Stores an evidence blob and resolves with its lower-hex SHA-256 once durable: the blob joins
+   * the writer's next batch and commits in the same transaction as that batch's entries (SPEC §8
+   * durable writes). Rejects with `ERR_LEDGER_UNAVAILABLE` when the batch is not confirmed, and
+   * with `TypeError` for a malformed call.
+   */
   putEvidence(body: Uint8Array, mediaType: string): Promise<string>;
   /** The committed entry at `index` if its hash is `entryHash`, else undefined; rejects with `ERR_LEDGER_UNAVAILABLE`. */
   lookup(index: number, entryHash: string): Promise<LedgerEntry | undefined>;
@@ -74,12 +79,24 @@ export interface Ledger {
   close(): Promise<void>;
 }
 
-interface Pending {
+/** A queued append: sealed with `index` and `prev_hash` when its batch is committed. */
+interface PendingEntry {
+  readonly kind: 'entry';
   readonly input: EntryInput;
   readonly atMs: number;
   readonly resolve: (r: AppendReceipt) => void;
   readonly reject: (e: unknown) => void;
 }
+
+/** A queued evidence blob: committed in the same transaction as the entries of its batch. */
+interface PendingEvidence {
+  readonly kind: 'evidence';
+  readonly blob: EvidenceBlob;
+  readonly resolve: (sha256: string) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+type Pending = PendingEntry | PendingEvidence;
 
 const RECOVERY_PAGE = 10_000;
 
@@ -150,16 +167,19 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
   }
 
   async function commitOne(batch: Pending[]): Promise<void> {
+    const appends = batch.filter((p): p is PendingEntry => p.kind === 'entry');
+    const blobs = batch.flatMap((p) => (p.kind === 'evidence' ? [p.blob] : []));
     const entries: LedgerEntry[] = [];
     try {
       if (needsResync) await resync();
       let prev = lastHash;
-      for (const [i, p] of batch.entries()) {
+      for (const [i, p] of appends.entries()) {
         const e = sealEntry(p.input, size + i, prev, p.atMs);
         entries.push(e);
         prev = e.entry_hash;
       }
-      await store.appendBatch(entries);
+      // Entries and evidence of the batch: one transaction, one durable commit.
+      await store.appendBatch(entries, blobs);
     } catch (err) {
       needsResync = true;
       const e = unavailable('ledger write not confirmed', err);
@@ -170,11 +190,12 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     for (const e of entries) tree.append(entryLeafHash(e.entry_hash));
     size += entries.length;
     lastHash = entries[entries.length - 1]?.entry_hash ?? lastHash;
-    for (const [i, p] of batch.entries()) {
+    for (const [i, p] of appends.entries()) {
       const e = entries[i] as LedgerEntry;
       p.resolve({ index: e.index, entry_hash: e.entry_hash });
     }
-    await checkpointer.afterCommit(size);
+    for (const p of batch) if (p.kind === 'evidence') p.resolve(p.blob.sha256);
+    if (entries.length > 0) await checkpointer.afterCommit(size);
   }
 
   async function flush(): Promise<void> {
@@ -202,21 +223,22 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
       }
       const atMs = clock();
       return new Promise<AppendReceipt>((resolve, reject) => {
-        queue.push({ input: checked, atMs, resolve, reject });
+        queue.push({ kind: 'entry', input: checked, atMs, resolve, reject });
         schedule();
       });
     },
-    async putEvidence(body, mediaType) {
-      if (!(body instanceof Uint8Array)) throw new TypeError('evidence body must be bytes');
-      if (typeof mediaType !== 'string' || mediaType.length === 0 || mediaType.length > 128) throw new TypeError('media type must be a short string');
+    putEvidence(body, mediaType) {
+      if (!(body instanceof Uint8Array)) return Promise.reject(new TypeError('evidence body must be bytes'));
+      if (typeof mediaType !== 'string' || mediaType.length === 0 || mediaType.length > 128)
+        return Promise.reject(new TypeError('media type must be a short string'));
+      // A private copy: the caller's buffer may change before the batch commits.
       const bytes = Buffer.from(body);
-      const sha = sha256Hex(bytes);
-      try {
-        await store.putEvidence({ sha256: sha, media_type: mediaType, body: bytes });
-      } catch (err) {
-        throw unavailable('evidence write not confirmed', err);
-      }
-      return sha;
+      const blob: EvidenceBlob = { sha256: sha256Hex(bytes), media_type: mediaType, body: bytes };
+      // Joins the writer's next batch: durable, in the same transaction as its entries, before it resolves.
+      return new Promise<string>((resolve, reject) => {
+        queue.push({ kind: 'evidence', blob, resolve, reject });
+        schedule();
+      });
     },
     async lookup(index, entryHash) {
       if (!Number.isSafeInteger(index) || index < 0 || typeof entryHash !== 'string') return undefined;

@@ -2,8 +2,8 @@
  * SPEC §7 scenario 6 and §8 nonce store row: N concurrent replays across separate connections
  * in separate threads, each opening the same SQLite file, yield exactly one 'fresh'.
  *
- * The workers load the real `src/execution/sqlite-nonce-store.ts`, transpiled on the fly (it has
- * no runtime imports besides better-sqlite3), so the statement under test is the shipped one.
+ * The workers load the real `src/execution/sqlite-nonce-store.ts` and its import-free
+ * `group-commit.ts`, transpiled on the fly, so the statement under test is the shipped one.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -21,18 +21,22 @@ let workerFile: string;
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'fc-nonce-race-'));
-  const source = readFileSync(resolve(REPO_ROOT, 'src/execution/sqlite-nonce-store.ts'), 'utf8');
-  const js = ts.transpileModule(source, {
-    compilerOptions: {
-      module: ts.ModuleKind.ESNext,
-      target: ts.ScriptTarget.ES2022,
-      verbatimModuleSyntax: true,
-    },
-  }).outputText;
+  const transpile = (file: string): string =>
+    ts.transpileModule(readFileSync(resolve(REPO_ROOT, file), 'utf8'), {
+      compilerOptions: {
+        module: ts.ModuleKind.ESNext,
+        target: ts.ScriptTarget.ES2022,
+        verbatimModuleSyntax: true,
+      },
+    }).outputText;
   const sqliteUrl = pathToFileURL(createRequire(import.meta.url).resolve('better-sqlite3')).href;
-  const rewritten = js.replace(/from 'better-sqlite3'/, `from '${sqliteUrl}'`);
+  const rewritten = transpile('src/execution/sqlite-nonce-store.ts')
+    .replace(/from 'better-sqlite3'/, `from '${sqliteUrl}'`)
+    .replace(/from '\.\/group-commit\.js'/, `from './group-commit.mjs'`);
   expect(rewritten).toContain(sqliteUrl);
+  expect(rewritten).toContain('./group-commit.mjs');
   writeFileSync(join(dir, 'store.mjs'), rewritten);
+  writeFileSync(join(dir, 'group-commit.mjs'), transpile('src/execution/group-commit.ts'));
   workerFile = join(dir, 'worker.mjs');
   writeFileSync(
     workerFile,

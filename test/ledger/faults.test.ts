@@ -7,7 +7,7 @@
  */
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { GENESIS_PREV_HASH, type AppendReceipt, type Ledger, type LedgerEntry, type LedgerStore } from '../../src/ledger/index.js';
+import { GENESIS_PREV_HASH, type AppendReceipt, type Ledger, type EvidenceBlob, type LedgerEntry, type LedgerStore } from '../../src/ledger/index.js';
 import { openLedger, sampleInput, tempSqliteStore, wrapStore } from './fixtures.js';
 
 type Settled = { ok: true; r: AppendReceipt } | { ok: false; code: unknown };
@@ -60,9 +60,9 @@ describe('ledger write failures deny (SPEC §7 scenario 9, L7 degraded mode)', (
     try {
       let failing = false;
       const wrapped: LedgerStore = wrapStore(t.store, {
-        appendBatch: async (entries: readonly LedgerEntry[]) => {
+        appendBatch: async (entries: readonly LedgerEntry[], evidence?: readonly EvidenceBlob[]) => {
           if (failing) throw new Error('injected commit failure');
-          await t.store.appendBatch(entries);
+          await t.store.appendBatch(entries, evidence);
         },
       });
       const ledger = await openLedger(wrapped);
@@ -85,8 +85,8 @@ describe('ledger write failures deny (SPEC §7 scenario 9, L7 degraded mode)', (
     try {
       let lieOnce = false;
       const wrapped: LedgerStore = wrapStore(t.store, {
-        appendBatch: async (entries: readonly LedgerEntry[]) => {
-          await t.store.appendBatch(entries);
+        appendBatch: async (entries: readonly LedgerEntry[], evidence?: readonly EvidenceBlob[]) => {
+          await t.store.appendBatch(entries, evidence);
           if (lieOnce) {
             lieOnce = false;
             throw new Error('connection lost after commit');

@@ -117,6 +117,29 @@ export function runLedgerStoreContract(name: string, factory: StoreFactory): voi
       expect(await store.getEvidence(sha256Hex('other'))).toBeUndefined();
     });
 
+    it('commits evidence with the entries of a batch in one transaction (SPEC §8 durable writes)', async () => {
+      const { store } = await fresh();
+      const blob = (text: string) => {
+        const body = Buffer.from(text);
+        return { sha256: sha256Hex(body), media_type: 'application/json', body };
+      };
+      const entries = chain(4);
+      await store.appendBatch(entries.slice(0, 2), [blob('a'), blob('b'), blob('a')]);
+      expect((await store.getEvidence(blob('a').sha256))?.body.toString()).toBe('a');
+      expect((await store.getEvidence(blob('b').sha256))?.body.toString()).toBe('b');
+      expect((await store.head()).size).toBe(2);
+      // Evidence only, and evidence already stored: both fine, the head does not move.
+      await store.appendBatch([], [blob('c'), blob('b')]);
+      expect((await store.getEvidence(blob('c').sha256))?.body.toString()).toBe('c');
+      expect((await store.head()).size).toBe(2);
+      // A batch that does not continue the head is refused whole: its evidence is not stored either.
+      await expect(store.appendBatch(entries.slice(3), [blob('lost')])).rejects.toBeDefined();
+      expect(await store.getEvidence(blob('lost').sha256)).toBeUndefined();
+      await store.appendBatch(entries.slice(2), [blob('d')]);
+      expect(await store.readRange(0, 4)).toEqual(entries);
+      expect((await store.getEvidence(blob('d').sha256))?.body.toString()).toBe('d');
+    });
+
     it('is durable across reopen', async () => {
       const made = await fresh();
       if (made.reopen === undefined) return;

@@ -5,15 +5,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { verifyCheckpoint, noteVerifierFromVkey, verifyInclusion, verifyConsistency } from '../../src/kernel/index.js';
-import { GENESIS_PREV_HASH, entryLeafHash, type LedgerEntry, type LedgerStore } from '../../src/ledger/index.js';
+import { GENESIS_PREV_HASH, entryLeafHash, type EvidenceBlob, type LedgerEntry, type LedgerStore } from '../../src/ledger/index.js';
 import { ORIGIN, openLedger, sampleInput, steppingClock, tempSqliteStore, wrapStore } from './fixtures.js';
 
 /** Wraps a store, recording the size of every committed batch. */
 function countingStore(inner: LedgerStore): LedgerStore & { commits: number[] } {
   const commits: number[] = [];
   const store = wrapStore(inner, {
-    appendBatch: async (entries: readonly LedgerEntry[]) => {
-      await inner.appendBatch(entries);
+    appendBatch: async (entries: readonly LedgerEntry[], evidence?: readonly EvidenceBlob[]) => {
+      await inner.appendBatch(entries, evidence);
       commits.push(entries.length);
     },
   });
@@ -45,8 +45,8 @@ describe('group commit (SPEC §8 durable writes)', () => {
     try {
       const committed = new Set<number>();
       const spying: LedgerStore = wrapStore(store, {
-        appendBatch: async (entries: readonly LedgerEntry[]) => {
-          await store.appendBatch(entries);
+        appendBatch: async (entries: readonly LedgerEntry[], evidence?: readonly EvidenceBlob[]) => {
+          await store.appendBatch(entries, evidence);
           for (const e of entries) committed.add(e.index);
         },
       });
@@ -252,6 +252,67 @@ describe('ledger confirmation for the Execution Layer (L7 Boundary B, SPEC §3 l
       expect(await ledger.hasEntry(ref, { ...expectOk, decision_id: 'd-2' })).toBe(false);
       expect(await ledger.hasEntry(ref, { ...expectOk, tenant: 'globex' })).toBe(false);
       expect((await ledger.lookup(ref.index, ref.entry_hash))?.type).toBe('decision');
+      await ledger.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('commits evidence in the same batch as concurrent appends and resolves it only after that commit', async () => {
+    const { store, cleanup } = tempSqliteStore();
+    try {
+      const commits: { entries: number; evidence: number }[] = [];
+      let committed = false;
+      const spying: LedgerStore = wrapStore(store, {
+        appendBatch: async (entries: readonly LedgerEntry[], evidence?: readonly EvidenceBlob[]) => {
+          await store.appendBatch(entries, evidence);
+          committed = true;
+          commits.push({ entries: entries.length, evidence: evidence?.length ?? 0 });
+        },
+        putEvidence: () => Promise.reject(new Error('the writer must batch evidence')),
+      });
+      const ledger = await openLedger(spying);
+      let beforeCommit = false;
+      const [shas] = await Promise.all([
+        Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            ledger.putEvidence(Buffer.from(`raw ${i}`), 'application/json').then((sha) => {
+              if (!committed) beforeCommit = true;
+              return sha;
+            }),
+          ),
+        ),
+        Promise.all(Array.from({ length: 20 }, (_, i) => ledger.append(sampleInput(i)))),
+      ]);
+      expect(beforeCommit).toBe(false);
+      expect(commits).toEqual([{ entries: 20, evidence: 20 }]);
+      for (const [i, sha] of shas.entries()) expect((await store.getEvidence(sha))?.body.toString()).toBe(`raw ${i}`);
+      await ledger.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('rejects the evidence and the entries of a failed batch alike (ERR_LEDGER_UNAVAILABLE), then recovers', async () => {
+    const { store, cleanup } = tempSqliteStore();
+    try {
+      let failing = true;
+      const flaky: LedgerStore = wrapStore(store, {
+        appendBatch: async (entries: readonly LedgerEntry[], evidence?: readonly EvidenceBlob[]) => {
+          if (failing) throw new Error('injected commit failure');
+          await store.appendBatch(entries, evidence);
+        },
+      });
+      const ledger = await openLedger(flaky);
+      const settled = await Promise.allSettled([ledger.putEvidence(Buffer.from('x'), 'text/plain'), ledger.append(sampleInput(0))]);
+      expect(settled.map((r) => (r.status === 'rejected' ? (r.reason as { code?: string }).code : 'ok'))).toEqual([
+        'ERR_LEDGER_UNAVAILABLE',
+        'ERR_LEDGER_UNAVAILABLE',
+      ]);
+      failing = false;
+      const sha = await ledger.putEvidence(Buffer.from('x'), 'text/plain');
+      expect((await store.getEvidence(sha))?.body.toString()).toBe('x');
+      expect((await ledger.append(sampleInput(0))).index).toBe(0);
       await ledger.close();
     } finally {
       cleanup();

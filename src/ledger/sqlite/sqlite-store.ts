@@ -120,7 +120,9 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
   const putEv = db.prepare('INSERT INTO evidence (sha256, media_type, body) VALUES (?, ?, ?) ON CONFLICT(sha256) DO NOTHING');
   const getEv = db.prepare<[string], EvidenceRow>('SELECT sha256, media_type, body FROM evidence WHERE sha256 = ?');
 
-  const appendTx = db.transaction((entries: readonly LedgerEntry[]) => {
+  const appendTx = db.transaction((entries: readonly LedgerEntry[], evidence: readonly EvidenceBlob[]) => {
+    for (const b of evidence) putEv.run(b.sha256, b.media_type, b.body);
+    if (entries.length === 0) return;
     const next = (maxIdx.get()?.m ?? -1) + 1;
     entries.forEach((e, i) => {
       // Stores never assign indices; they refuse anything but the next contiguous ones.
@@ -129,7 +131,8 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
     });
   });
   // IMMEDIATE takes the write lock up front, so a locked database fails before any insert.
-  const appendImmediate = (entries: readonly LedgerEntry[]): void => appendTx.immediate(entries);
+  const appendImmediate = (entries: readonly LedgerEntry[], evidence: readonly EvidenceBlob[]): void =>
+    appendTx.immediate(entries, evidence);
 
   // better-sqlite3 is synchronous: run each call so that a throw becomes a rejection.
   const later = <T>(fn: () => T): Promise<T> => new Promise<T>((resolve) => resolve(fn()));
@@ -137,7 +140,8 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
   return {
     backend: 'sqlite',
     database: db,
-    appendBatch: (entries) => later(() => (entries.length === 0 ? undefined : appendImmediate(entries))),
+    appendBatch: (entries, evidence = []) =>
+      later(() => (entries.length === 0 && evidence.length === 0 ? undefined : appendImmediate(entries, evidence))),
     head: () =>
       later((): StoreHead => {
         const size = (maxIdx.get()?.m ?? -1) + 1;
