@@ -208,15 +208,18 @@ export function createGate(deps: GateDeps): Gate {
       return answer(d, request.request_id, p.trace_id);
     };
 
-    // Step 2: raw bytes as evidence, then gateway.accepted, both confirmed before the Control Plane.
-    const stored = await withDeadline(() => deps.ledger.putEvidence(body, 'application/json'), ledgerMs);
+    // Step 2: raw bytes as evidence and gateway.accepted, both confirmed before the Control Plane.
+    // Issued together, they join the same group commit: one durable round instead of two.
+    const [stored, accepted] = await Promise.all([
+      withDeadline(() => deps.ledger.putEvidence(body, 'application/json'), ledgerMs),
+      record({
+        ...base,
+        type: 'gateway.accepted',
+        payload: { request_sha256: rawSha, tool: request.action, session: request.session, client: client.identity, auth_method: 'signature' },
+      }),
+    ]);
     if (stored.status !== 'ok' || stored.value !== rawSha)
       return failAccepted(deny('ERR_LEDGER_UNAVAILABLE', 'request evidence not confirmed'), 'ledger');
-    const accepted = await record({
-      ...base,
-      type: 'gateway.accepted',
-      payload: { request_sha256: rawSha, tool: request.action, session: request.session, client: client.identity, auth_method: 'signature' },
-    });
     if (!accepted) return failAccepted(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.accepted not confirmed'), 'ledger');
 
     // Step 3-5: the Control Plane decides (and ledgers the decision) within the deadline.
