@@ -334,6 +334,11 @@ async function main(): Promise<void> {
     const gov = PHASES.has('governed')
       ? summarise('governed call (echo)', await inWorker<LoadResult>({ ...job, kind: 'governed', client }))
       : undefined;
+    // With N clients each waiting for its answer, p50 ≈ N / throughput: latency is measured alone too.
+    const solo = PHASES.has('governed')
+      ? // One client is sequential anyway: run it on the server's thread (a further worker trips a V8 fault of Node 20.20).
+        summarise('governed call (echo), 1 client', await runLoad({ ...job, clients: 1, kind: 'governed', client }))
+      : undefined;
     if (!PHASES.has('primitives')) return;
     console.log(
       '\nprimitives per governed call (µs, in a worker thread; stores amortised over the same concurrency):',
@@ -360,9 +365,10 @@ async function main(): Promise<void> {
     console.log(
       `  wall µs per governed call / primitives   ${(1e6 / gov.rate / sum).toFixed(2)}×  (${(1e6 / gov.rate).toFixed(0)} µs per call)`,
     );
-    const ok = gov.rate >= 1000 && gov.p50 <= 3;
+    const p50 = solo?.p50 ?? gov.p50;
+    const ok = gov.rate >= 1000 && p50 <= 3;
     console.log(
-      `\ntarget ≥ 1000 calls/s and p50 ≤ 3 ms: ${ok ? 'met' : 'MISSED'} (${gov.rate.toFixed(0)} /s, p50 ${gov.p50.toFixed(2)} ms)`,
+      `\ntarget ≥ 1000 calls/s (${CLIENTS} clients) and p50 ≤ 3 ms (1 client): ${ok ? 'met' : 'MISSED'} (${gov.rate.toFixed(0)} /s, p50 ${p50.toFixed(2)} ms)`,
     );
   } finally {
     await instance.close();
