@@ -4,13 +4,13 @@
  * RFC 8785 canonical JSON of every field except `signature`; the signature is Ed25519, base64url.
  */
 import { randomBytes } from 'node:crypto';
-import { canonicalBytes, encodeBase64url } from '../kernel/index.js';
-import type { JsonObject, JsonValue } from '../kernel/index.js';
+import { encodeBase64url, REQUEST_SIGNING_CONTEXT, requestSigningInput } from '../kernel/index.js';
+import type { JsonObject } from '../kernel/index.js';
 import { signEd25519 } from '../kernel/signing/index.js';
 import type { SigningKey } from '../kernel/signing/index.js';
 
 /** Domain separator prefixed to the canonical fields before signing (same as the Gate's). */
-export const REQUEST_CONTEXT = 'failclosed-request-v1\n';
+export const REQUEST_CONTEXT = REQUEST_SIGNING_CONTEXT;
 
 /** A signed request body as sent to `POST /v1/calls`. */
 export interface SignedRequestBody {
@@ -41,17 +41,7 @@ export interface BuildRequestInput {
 
 /** The exact bytes a client signs for `fields` (all request fields but `signature`). */
 export function requestSigningBytes(fields: Omit<SignedRequestBody, 'signature'>): Buffer {
-  const unsigned: Record<string, JsonValue> = {
-    request_id: fields.request_id,
-    identity: fields.identity,
-    tenant: fields.tenant,
-    action: fields.action,
-    parameters: fields.parameters,
-    timestamp: fields.timestamp,
-    nonce: fields.nonce,
-    session: fields.session,
-  };
-  return Buffer.concat([Buffer.from(REQUEST_CONTEXT, 'utf8'), canonicalBytes(unsigned)]);
+  return requestSigningInput(fields);
 }
 
 /** A fresh request id: `req_` and 16 random bytes in base64url. */

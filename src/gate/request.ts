@@ -3,11 +3,20 @@
  * untrusted body into a frozen {@link SignedRequest} and rebuilding the exact bytes the client
  * signed. Everything here runs before the client is even looked up.
  */
-import { canonicalBytes, canonicalize, decodeBase64url, deny, FailclosedError, parseJson, sha256Hex } from '../kernel/index.js';
-import type { Deny, JsonObject, JsonValue } from '../kernel/index.js';
+import {
+  decodeBase64url,
+  deny,
+  FailclosedError,
+  parseJson,
+  REQUEST_FIELDS,
+  REQUEST_SIGNING_CONTEXT,
+  requestSigningInput,
+  requestTraceId,
+} from '../kernel/index.js';
+import type { Deny, JsonObject, JsonValue, SignedRequest } from '../kernel/index.js';
 
-/** Domain separator prefixed to the canonical fields before signing. */
-export const REQUEST_SIGNING_CONTEXT = 'failclosed-request-v1\n';
+/** Re-exported: the one request format (src/kernel/request.ts). */
+export { REQUEST_SIGNING_CONTEXT, requestSigningInput };
 
 /** Largest accepted request body in bytes, checked before parsing (256 KiB). */
 export const MAX_REQUEST_BYTES = 256 * 1024;
@@ -16,17 +25,7 @@ export const MAX_REQUEST_BYTES = 256 * 1024;
 export const MAX_REQUEST_DEPTH = 32;
 
 /** A signed request as parsed from the wire: every field present, exactly typed, nothing else. */
-export interface SignedRequest {
-  readonly request_id: string;
-  readonly identity: string;
-  readonly tenant: string;
-  readonly action: string;
-  readonly parameters: JsonObject;
-  readonly timestamp: string;
-  readonly nonce: string;
-  readonly session: string | null;
-  readonly signature: string;
-}
+export type { SignedRequest };
 
 /** A parsed request with the values the Gate derives from it. */
 export interface ParsedRequest {
@@ -39,7 +38,7 @@ export interface ParsedRequest {
   readonly trace_id: string;
 }
 
-const FIELDS = ['request_id', 'identity', 'tenant', 'action', 'parameters', 'timestamp', 'nonce', 'session', 'signature'] as const;
+const FIELDS = REQUEST_FIELDS;
 const FIELD_SET: ReadonlySet<string> = new Set(FIELDS);
 
 const ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -50,24 +49,9 @@ const MIN_NONCE_BYTES = 16;
 const MAX_NONCE_BYTES = 64;
 const SIGNATURE_BYTES = 64;
 
-/** The bytes a client signs: the context string followed by the canonical fields (all but `signature`). */
-export function requestSigningInput(fields: Omit<SignedRequest, 'signature'>): Buffer {
-  const unsigned: Record<string, JsonValue> = {
-    request_id: fields.request_id,
-    identity: fields.identity,
-    tenant: fields.tenant,
-    action: fields.action,
-    parameters: fields.parameters,
-    timestamp: fields.timestamp,
-    nonce: fields.nonce,
-    session: fields.session,
-  };
-  return Buffer.concat([Buffer.from(REQUEST_SIGNING_CONTEXT, 'utf8'), canonicalBytes(unsigned)]);
-}
-
 /** `trace_id` of a request: the first 32 hex characters of SHA-256 over its canonical form (signature included). */
 export function traceIdOf(request: SignedRequest): string {
-  return sha256Hex(canonicalize(request as unknown as JsonValue)).slice(0, 32);
+  return requestTraceId(request);
 }
 
 /** Parses an RFC 3339 UTC timestamp with exactly three fractional digits and `Z`; undefined otherwise. */

@@ -11,6 +11,10 @@ export { canonicalize, canonicalBytes } from './canonical.js';
 export { sha256, sha256Hex, digestEquals, hexDigestEquals } from './hash.js';
 export { encodeBase64url, decodeBase64url } from './base64url.js';
 export { systemClock, fixedClock } from './clock.js';
+export { withDeadline, isLedgerRef } from './deadline.js';
+export type { Settled } from './deadline.js';
+export { REQUEST_SIGNING_CONTEXT, REQUEST_FIELDS, requestSigningInput, requestTraceId } from './request.js';
+export type { SignedRequest } from './request.js';
 export type { Clock } from './clock.js';
 export {
   jwkThumbprint,
@@ -87,3 +91,14 @@ export {
   parseReviewStatement,
 } from './approval.js';
 export type { ApprovalStatement, ApprovalVerdict, BreakGlassStatement, ReviewStatement } from './approval.js';
+export {
+  ENTRY_TYPES,
+  PAYLOAD_ALLOWLIST,
+  GENESIS_PREV_HASH,
+  isEntryType,
+  disallowedPayloadFields,
+  canonicalEntryBody,
+  computeEntryHash,
+  entryLeafHash,
+} from './ledger-format.js';
+export type { EntryType, EntryBody } from './ledger-format.js';

@@ -4,17 +4,18 @@
  */
 import {
   FailclosedError,
+  canonicalEntryBody,
   canonicalize,
+  computeEntryHash,
   hexDigestEquals,
-  leafHash,
   sha256Hex,
   type JsonObject,
   type JsonValue,
 } from '../kernel/index.js';
 import { disallowedPayloadFields, isEntryType, type EntryType } from './entry-types.js';
 
-/** `prev_hash` of entry 0: 64 zeros. */
-export const GENESIS_PREV_HASH = '0'.repeat(64);
+// The genesis hash, entry hash and Merkle leaf are the kernel's, shared with the offline verifier.
+export { GENESIS_PREV_HASH, computeEntryHash, entryLeafHash } from '../kernel/index.js';
 
 /** Who caused an entry: an identity and its role. */
 export interface Actor {
@@ -100,55 +101,25 @@ export function parseEntryInput(input: EntryInput): EntryInput {
   return checked;
 }
 
-/**
- * RFC 8785 text of the entry without `entry_hash`. The top level has fixed members, so it is
- * written in JCS member order directly (actor, at, index, payload, prev_hash, request_id,
- * tenant, trace_id, type); strings are well-formed, so `JSON.stringify` escapes them exactly as
- * JCS does; the payload is canonicalized. `test/verify/allowlist-sync.test.ts` checks it
- * against `canonicalize` of the whole object.
- */
-function canonicalBody(e: Omit<LedgerEntry, 'entry_hash'>, canonicalPayload?: string): string {
-  const q = JSON.stringify;
-  return (
-    `{"actor":{"id":${q(e.actor.id)},"role":${q(e.actor.role)}},"at":${q(e.at)},"index":${e.index},` +
-    `"payload":${canonicalPayload ?? canonicalize(e.payload)},"prev_hash":${q(e.prev_hash)},` +
-    `"request_id":${q(e.request_id)},"tenant":${q(e.tenant)},"trace_id":${q(e.trace_id)},"type":${q(e.type)}}`
-  );
-}
-
 /** Inserts `entry_hash` (which sorts between `at` and `index`) into a canonical body. */
 function withEntryHash(body: string, entryHash: string): string {
   const at = body.indexOf(',"index":');
   return `${body.slice(0, at)},"entry_hash":"${entryHash}"${body.slice(at)}`;
 }
 
-/** `entry_hash`: lower-hex SHA-256 of the RFC 8785 canonical encoding of the entry without `entry_hash` (OE-INV-016). */
-export function computeEntryHash(e: Omit<LedgerEntry, 'entry_hash'>): string {
-  return sha256Hex(canonicalBody(e));
-}
-
 /** Seals a checked input (from {@link parseEntryInput}) into a frozen entry at `index` after `prevHash`. */
 export function sealEntry(input: EntryInput, index: number, prevHash: string, atMs: number): LedgerEntry {
   const body = { ...input, index, prev_hash: prevHash, at: new Date(atMs).toISOString() };
-  const text = canonicalBody(body, canonicalPayloads.get(input));
+  const text = canonicalEntryBody(body, canonicalPayloads.get(input));
   const entryHash = sha256Hex(text);
   const entry: LedgerEntry = Object.freeze({ ...body, entry_hash: entryHash });
   canonicalEntries.set(entry, withEntryHash(text, entryHash));
   return entry;
 }
 
-/**
- * The RFC 6962 leaf hash of an entry: `leafHash(bytes of entry_hash)`. The entry hash commits to
- * the canonical encoding of every other field, so the leaf commits to the whole entry; and a
- * proof for an entry the bundle does not carry needs only its hash (docs/ledger.md).
- */
-export function entryLeafHash(entryHash: string): Buffer {
-  return leafHash(Buffer.from(entryHash, 'hex'));
-}
-
 /** The canonical JSON text of a whole entry (with `entry_hash`): what is stored and exported. */
 export function entryJson(e: LedgerEntry): string {
-  return canonicalEntries.get(e) ?? withEntryHash(canonicalBody(e), e.entry_hash);
+  return canonicalEntries.get(e) ?? withEntryHash(canonicalEntryBody(e), e.entry_hash);
 }
 
 /**

@@ -1,201 +1,23 @@
 /**
  * The ledger entry format as the offline verifier knows it: entry types, the per-type payload
- * allowlist, the entry hash and the Merkle leaf (docs/ledger.md). An independent copy of the
- * ledger's own definitions, because the verifier may import the kernel only (SPEC §5 "without
- * trusting the system"); `test/verify/allowlist-sync.test.ts` fails when the copies differ.
+ * allowlist, the entry hash and the Merkle leaf (docs/ledger.md, OE-INV-016, OE-INV-009). The
+ * definitions are the kernel's (`src/kernel/ledger-format.ts`), the same the ledger writer uses;
+ * the verifier imports the kernel only (SPEC §5 "without trusting the system").
  */
-import { canonicalize, leafHash, sha256Hex, type JsonValue } from '../kernel/index.js';
+import type { EntryBody } from '../kernel/index.js';
 
-/** Every entry type, covering the whole life of a request (SPEC §4, FC-INV-5, L7 event types). */
-export const ENTRY_TYPES = [
-  'gateway.accepted',
-  'gateway.completed',
-  'gateway.failed',
-  'decision',
-  'denial',
-  'envelope.issued',
-  'execution.receipt',
-  'approval.requested',
-  'approval.added',
-  'approval.rejected',
-  'approval.finalized',
-  'break_glass.used',
-  'review.opened',
-  'review.closed',
-  'admin.policy_activated',
-  'admin.key_rotated',
-  'admin.key_revoked',
-  'admin.kill_switch',
-  'admin.lockdown',
-  'admin.quarantine',
-  'admin.client_registered',
-  'audit.export',
-  'audit.read',
-] as const;
-
-/** A ledger entry type. */
-export type EntryType = (typeof ENTRY_TYPES)[number];
-
-const GATEWAY = [
-  'request_sha256',
-  'tool',
-  'client',
-  'session',
-  'code',
-  'status',
-  'outcome',
-  'decision_id',
-  'result_sha256',
-  'duration_ms',
-  'auth_method',
-] as const;
-
-const APPROVAL = [
-  'decision_id',
-  'approver',
-  'role',
-  'verdict',
-  'justification',
-  'justification_sha256',
-  'approval_sha256',
-  'signature',
-  'intent_sha256',
-  'expires_at',
-  'count',
-  'required',
-  'roles',
-  'approvers',
-  'preview_sha256',
-  'code',
-] as const;
-
-/**
- * Payload field allowlist per entry type. Values are hashes, identifiers, codes and references;
- * raw requests and other large or sensitive artefacts go to the evidence table and are named
- * here by SHA-256 (L7 Secret Handling, OE-INV-009). `justification` and `rationale` are
- * human-written text that policy authors and approvers know is ledgered.
- */
-export const PAYLOAD_ALLOWLIST = {
-  'gateway.accepted': GATEWAY,
-  'gateway.completed': GATEWAY,
-  'gateway.failed': GATEWAY,
-  decision: [
-    'decision_id',
-    'outcome',
-    'code',
-    'policy_bundle',
-    'constitution_version',
-    'rules_fired',
-    'rationale',
-    'risk',
-    'obligations',
-    'params_sha256',
-    'tool',
-    'client',
-    'session',
-    'taint',
-    'approvals_required',
-    'request_sha256',
-  ],
-  denial: ['code', 'stage', 'reason', 'tool', 'client', 'session', 'params_sha256', 'decision_id', 'request_sha256'],
-  'envelope.issued': ['decision_id', 'jti', 'envelope', 'kid', 'exp', 'ledger_ref', 'params_sha256', 'tool'],
-  'execution.receipt': [
-    'decision_id',
-    'jti',
-    'params_sha256',
-    'result_sha256',
-    'status',
-    'code',
-    'duration_ms',
-    'adapter',
-    'decision_ref',
-    'tool',
-    'redactions',
-  ],
-  'approval.requested': APPROVAL,
-  'approval.added': APPROVAL,
-  'approval.rejected': APPROVAL,
-  'approval.finalized': APPROVAL,
-  'break_glass.used': [
-    'decision_id',
-    'role',
-    'reason',
-    'ttl_ms',
-    'expires_at',
-    'scope',
-    'target',
-    'action_class',
-    'review_id',
-  ],
-  'review.opened': ['review_id', 'decision_id', 'reason', 'due_at', 'break_glass_ref'],
-  'review.closed': ['review_id', 'decision_id', 'outcome', 'reviewer', 'justification', 'justification_sha256'],
-  'admin.policy_activated': [
-    'policy_bundle',
-    'previous_bundle',
-    'constitution_version',
-    'decision_id',
-    'approvals',
-    'reason',
-  ],
-  'admin.key_rotated': ['kid', 'previous_kid', 'key_use', 'public_jwk', 'reason'],
-  'admin.key_revoked': ['kid', 'key_use', 'reason', 'revoked_at'],
-  'admin.kill_switch': ['engaged', 'scope', 'reason'],
-  'admin.lockdown': ['engaged', 'reason'],
-  'admin.quarantine': ['engaged', 'session', 'client', 'breaker', 'reason'],
-  'admin.client_registered': ['client', 'kid', 'key_use', 'roles', 'public_jwk', 'auth_method'],
-  'audit.export': ['scope', 'from', 'to', 'trace_id', 'checkpoint_size', 'reason'],
-  'audit.read': ['target_index', 'trace_id', 'request_id', 'evidence_sha256', 'scope', 'reason'],
-} as const satisfies Record<EntryType, readonly string[]>;
-
-/** `prev_hash` of entry 0: 64 zeros. */
-export const GENESIS_PREV_HASH = '0'.repeat(64);
-
-const TYPE_SET: ReadonlySet<string> = new Set(ENTRY_TYPES);
-const ALLOWED: ReadonlyMap<string, ReadonlySet<string>> = new Map(
-  Object.entries(PAYLOAD_ALLOWLIST).map(([type, fields]) => [type, new Set<string>(fields)]),
-);
-
-/** True when `value` names an entry type. */
-export function isEntryType(value: unknown): value is EntryType {
-  return typeof value === 'string' && TYPE_SET.has(value);
-}
-
-/** Payload keys not on `type`'s allowlist. */
-export function disallowedPayloadFields(type: EntryType, payload: object): string[] {
-  const allowed = ALLOWED.get(type);
-  return Object.keys(payload).filter((k) => allowed === undefined || !allowed.has(k));
-}
+export {
+  ENTRY_TYPES,
+  PAYLOAD_ALLOWLIST,
+  GENESIS_PREV_HASH,
+  isEntryType,
+  disallowedPayloadFields,
+  computeEntryHash,
+  entryLeafHash as entryLeaf,
+} from '../kernel/index.js';
+export type { EntryType } from '../kernel/index.js';
 
 /** A ledger entry as it appears in a bundle, after the entry-format check. */
-export interface BundleEntry {
-  readonly index: number;
-  readonly prev_hash: string;
-  readonly type: EntryType;
-  readonly at: string;
-  readonly trace_id: string;
-  readonly request_id: string;
-  readonly tenant: string;
-  readonly actor: { readonly id: string; readonly role: string };
-  readonly payload: { readonly [key: string]: JsonValue };
+export interface BundleEntry extends EntryBody {
   readonly entry_hash: string;
-}
-
-/**
- * Lower-hex SHA-256 of the RFC 8785 encoding of the entry without `entry_hash` (OE-INV-016).
- * The top level has fixed members, written in JCS order (actor, at, index, payload, prev_hash,
- * request_id, tenant, trace_id, type); strings must be well-formed (checked by the entry-format
- * parse), so `JSON.stringify` escapes them as JCS does; the payload goes through `canonicalize`.
- */
-export function computeEntryHash(e: BundleEntry): string {
-  const q = JSON.stringify;
-  return sha256Hex(
-    `{"actor":{"id":${q(e.actor.id)},"role":${q(e.actor.role)}},"at":${q(e.at)},"index":${e.index},` +
-      `"payload":${canonicalize(e.payload)},"prev_hash":${q(e.prev_hash)},` +
-      `"request_id":${q(e.request_id)},"tenant":${q(e.tenant)},"trace_id":${q(e.trace_id)},"type":${q(e.type)}}`,
-  );
-}
-
-/** The RFC 6962 leaf of an entry: leafHash(the 32 bytes of its entry_hash). */
-export function entryLeaf(entryHash: string): Buffer {
-  return leafHash(Buffer.from(entryHash, 'hex'));
 }

@@ -1,30 +1,29 @@
 /**
  * The raw signed request as the offline verifier reads it from bundle evidence (docs/request-format.md,
  * FC-INV-3): its fields, the exact bytes the client signed and the trace id the Gate derives from
- * it. An independent copy of the Gate's definitions, because the verifier may import the kernel
- * only (SPEC §5); `test/verify/request-sync.test.ts` fails when the copies differ.
+ * it, from the kernel's one definition of the request format (src/kernel/request.ts).
  */
-import { canonicalBytes, canonicalize, decodeBase64url, parseJson, sha256Hex, type JsonObject, type JsonValue } from '../kernel/index.js';
+import {
+  decodeBase64url,
+  parseJson,
+  REQUEST_FIELDS,
+  REQUEST_SIGNING_CONTEXT,
+  requestSigningInput as kernelSigningInput,
+  requestTraceId as kernelTraceId,
+  type JsonObject,
+  type JsonValue,
+  type SignedRequest,
+} from '../kernel/index.js';
 
 /** Domain separator the client prefixes to the canonical fields before signing (same as the Gate's). */
-export const REQUEST_SIGNING_CONTEXT = 'failclosed-request-v1\n';
+export { REQUEST_SIGNING_CONTEXT };
 
 /** Largest raw request the Gate accepts (256 KiB); larger evidence cannot be a request it accepted. */
 const MAX_REQUEST_BYTES = 256 * 1024;
-const FIELDS = ['request_id', 'identity', 'tenant', 'action', 'parameters', 'timestamp', 'nonce', 'session', 'signature'] as const;
+const FIELDS = REQUEST_FIELDS;
 
 /** A signed request from evidence: every field present and typed. */
-export interface EvidenceRequest {
-  readonly request_id: string;
-  readonly identity: string;
-  readonly tenant: string;
-  readonly action: string;
-  readonly parameters: JsonObject;
-  readonly timestamp: string;
-  readonly nonce: string;
-  readonly session: string | null;
-  readonly signature: string;
-}
+export type EvidenceRequest = SignedRequest;
 
 /**
  * Parses raw request bytes (strict JSON, exactly the nine fields, typed) or returns the reason
@@ -51,19 +50,9 @@ export function parseEvidenceRequest(body: Buffer): EvidenceRequest | string {
   return { request_id, identity, tenant, action, parameters: parameters as JsonObject, timestamp, nonce, session, signature };
 }
 
-/** The bytes the client signed: the context string followed by the canonical fields (all but `signature`). */
+/** The bytes the client signed (the kernel's one definition of the request format). */
 export function requestSigningInput(r: Omit<EvidenceRequest, 'signature'>): Buffer {
-  const unsigned: Record<string, JsonValue> = {
-    request_id: r.request_id,
-    identity: r.identity,
-    tenant: r.tenant,
-    action: r.action,
-    parameters: r.parameters,
-    timestamp: r.timestamp,
-    nonce: r.nonce,
-    session: r.session,
-  };
-  return Buffer.concat([Buffer.from(REQUEST_SIGNING_CONTEXT, 'utf8'), canonicalBytes(unsigned)]);
+  return kernelSigningInput(r);
 }
 
 /** The 64 signature bytes, or undefined when `signature` is not strict base64url of 64 bytes. */
@@ -74,5 +63,5 @@ export function requestSignatureBytes(r: EvidenceRequest): Buffer | undefined {
 
 /** The trace id the Gate derives: the first 32 hex characters of SHA-256 over the canonical signed request. */
 export function requestTraceId(r: EvidenceRequest): string {
-  return sha256Hex(canonicalize(r as unknown as JsonValue)).slice(0, 32);
+  return kernelTraceId(r);
 }

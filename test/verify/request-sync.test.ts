@@ -1,6 +1,6 @@
 /**
- * The verifier keeps its own copy of the signed request format (it may import the kernel only,
- * SPEC §5); this test fails when the copy and the Gate's differ: the same signing bytes, the same
+ * The client, the Gate and the verifier share the kernel's one request format (src/kernel/request.ts;
+ * the verifier may import the kernel only, SPEC §5); this test fails if they drift apart: the same signing bytes, the same
  * trace id, and a request the Gate accepts parses as evidence (FC-INV-3, FC-INV-5).
  */
 import { describe, expect, it } from 'vitest';
