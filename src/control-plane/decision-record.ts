@@ -77,6 +77,8 @@ function obligationsJson(o: Obligations): JsonObject {
 
 const LIST_LIMITS = ['egress', 'fs_read', 'fs_write'] as const;
 const COUNT_LIMITS = ['timeout_ms', 'max_output_bytes', 'memory_bytes'] as const;
+/** Longest tool run an envelope may grant: inside the Gate's 30 s wait for the Execution Layer. */
+export const MAX_TOOL_TIMEOUT_MS = 25_000;
 const KNOWN_LIMITS: ReadonlySet<string> = new Set([...LIST_LIMITS, ...COUNT_LIMITS, 'network']);
 
 /**
@@ -118,6 +120,9 @@ function parseLimits(limits: JsonValue, maxCost: number | null): EnvelopeConstra
   const fs_read = list('fs_read');
   const fs_write = list('fs_write');
   if (timeout_ms === undefined || max_output_bytes === undefined || memory_bytes === undefined) return bad;
+  // The Gate waits 30 s for the Execution Layer; a longer tool could finish after the caller was
+  // told "denied". Tools are bounded well inside that window (docs/adapters.md).
+  if (timeout_ms > MAX_TOOL_TIMEOUT_MS) return bad;
   if (egress === undefined || fs_read === undefined || fs_write === undefined || typeof network !== 'boolean') return bad;
   return Object.freeze({ timeout_ms, max_output_bytes, memory_bytes, network, egress, fs_read, fs_write, max_cost_cents: maxCost });
 }

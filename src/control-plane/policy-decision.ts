@@ -55,6 +55,8 @@ export function parsePolicyAnswer(answer: unknown, bundleHash: string): PolicyDe
     rationale,
     risk: risk as RiskClass,
   };
+  // Defence in depth: an "allow" that still carries approval or preview obligations is an escalation.
+  if (outcome === 'allow' && (obligations.approvals > 0 || obligations.preview)) return Object.freeze({ ...fields, outcome: 'escalate' });
   if (outcome !== 'deny') return Object.freeze({ ...fields, outcome });
   const code = answer.code === 'ERR_POLICY_DENY' ? 'ERR_POLICY_DENY' : 'ERR_POLICY_ERROR';
   return Object.freeze({ ...fields, outcome, code, reason: rationale });

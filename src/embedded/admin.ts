@@ -3,7 +3,7 @@
  * behind the operator token (OE-INV-025, SPEC §5, §6). Every change is ledgered first and applied
  * only once the ledger confirmed it; a ledger failure changes nothing.
  */
-import { canonicalize, deny, isDeny, keyRingFromJwks, parsePublicJwk, sha256Hex, statusOf } from '../kernel/index.js';
+import { canonicalize, deny, isDeny, isLedgerRef, keyRingFromJwks, parsePublicJwk, sha256Hex, statusOf, withDeadline } from '../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import { exportBundle } from '../ledger/index.js';
 import type { BundleExecutor, Ledger } from '../ledger/index.js';
@@ -74,11 +74,12 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       if (typeof owner !== 'string' || !NAME.test(owner) || owner === name) return usage('owner is malformed');
       const payload: JsonObject = { client: name, kid: key.kid, key_use: 'request', public_jwk: { ...key.jwk }, auth_method: 'signature' };
       const id = adminId('admin.client_registered', payload);
-      try {
-        await deps.ledgerPort.append({ type: 'admin.client_registered', trace_id: id, request_id: id, tenant, actor: OPERATOR_ACTOR, payload });
-      } catch {
-        return denied(deny('ERR_LEDGER_UNAVAILABLE', 'client registration not recorded'));
-      }
+      // Registered only once the ledger confirmed the record with a well-formed reference, in time.
+      const recorded = await withDeadline(
+        () => deps.ledgerPort.append({ type: 'admin.client_registered', trace_id: id, request_id: id, tenant, actor: OPERATOR_ACTOR, payload }),
+        5_000,
+      );
+      if (recorded.status !== 'ok' || !isLedgerRef(recorded.value)) return denied(deny('ERR_LEDGER_UNAVAILABLE', 'client registration not recorded'));
       const rec = deps.state.registerClient({ identity: name, tenant, jwk: key.jwk, atMs: deps.clock() });
       deps.approvals?.setOwner(name, owner);
       return { status: 201, body: { ...rec, owner } };

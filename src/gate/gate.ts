@@ -4,7 +4,7 @@
  * Layer. It never executes a tool and never signs anything; every failure is a deny with a code
  * and a ledger record (FC-INV-3, FC-INV-4, FC-INV-5, FC-INV-6).
  */
-import { deny, denyFromError, hexDigestEquals, isDeny, sha256Hex, statusOf, canonicalize, verifyEd25519 } from '../kernel/index.js';
+import { deny, denyFromError, hexDigestEquals, isDeny, isLedgerRef, sha256Hex, statusOf, canonicalize, verifyEd25519 } from '../kernel/index.js';
 import type { DenialCode, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import { parseDecisionAnswer, parseExecutionAnswer } from './answers.js';
 import type { DenyAnswer } from './answers.js';
@@ -69,9 +69,10 @@ export function createGate(deps: GateDeps): Gate {
   let suppressed = 0;
   let oversized = 0;
 
+  /** True only when the ledger confirmed the event in time with a well-formed reference: anything else is unconfirmed. */
   const record = async (event: GatewayEvent): Promise<boolean> => {
     const r = await withDeadline(() => deps.ledger.appendGatewayEvent(event), ledgerMs);
-    return r.status === 'ok';
+    return r.status === 'ok' && isLedgerRef(r.value);
   };
 
   const answer = (d: DenyAnswer, requestId: string | null, traceId: string): GateAnswer<CallResponse> => {

@@ -102,4 +102,12 @@ describe('OIDC approvers', () => {
     expect(await service.isApproverToken(await token(ok, { key: otherKey }))).toBe(false);
     expect((await service.get(p.decision_id))?.status).toBe('pending');
   });
+
+  it('the requester’s owner is the same human through an IdP token: no self-approval (ERR_APPROVAL_SELF)', async () => {
+    const p = await open('oidc-self');
+    const o = statement(p, 'oidc:owner');
+    const r = await submit(p, o, await token({ approval_sha256: bound(o), groups: ['treasury'] }, { sub: 'owner' }));
+    expect(r).toMatchObject({ code: 'ERR_APPROVAL_SELF' });
+    expect((await service.get(p.decision_id))?.status).toBe('pending');
+  });
 });

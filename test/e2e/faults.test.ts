@@ -117,6 +117,16 @@ describe('scenario 9: ledger write fails', () => {
     },
   );
 
+  it.each(MODES)(
+    'scenario 9: only the gateway.accepted write %s → ERR_LEDGER_UNAVAILABLE, tool never ran',
+    async (mode) => {
+      e2e.instance.faults.ledger = mode;
+      e2e.instance.faults.ledgerTypes = ['gateway.accepted'];
+      await expectDenied(e2e, 'ERR_LEDGER_UNAVAILABLE', echo);
+      await recovers();
+    },
+  );
+
   it('scenario 9: the envelope issuance record fails → ERR_LEDGER_UNAVAILABLE, tool never ran', async () => {
     e2e.instance.faults.ledger = 'throw';
     e2e.instance.faults.ledgerTypes = ['envelope.issued'];

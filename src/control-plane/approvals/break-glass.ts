@@ -96,6 +96,10 @@ export function useBreakGlass(ctx: ApprovalCtx, p: PendingRecord): Promise<strin
     if (p.kind !== 'call') return undefined;
     const g = store.activeGrant(p.tenant, p.tool, now());
     if (g === undefined) return undefined;
+    // A grant never lets its holder finalise their own agent's call, and dies with its grantor's key.
+    const grantor = store.approver(g.approver);
+    if (grantor === undefined || grantor.status !== 'active') return undefined;
+    if (g.approver === p.owner || g.approver === p.identity || p.owner === null) return undefined;
     const where = { trace_id: p.trace_id, request_id: p.request_id, tenant: p.tenant };
     const review_id = `rv_${sha256Hex(`${g.grant_id}:${p.decision_id}`).slice(0, 32)}`;
     const reason = { category: g.reason_category, text: g.reason };

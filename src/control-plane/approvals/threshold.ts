@@ -69,13 +69,22 @@ export interface CountedApproval {
  * identity does not verify), `ERR_APPROVAL_SELF` (the requester's owner, or the owner unknown),
  * `ERR_APPROVAL_EXPIRED` (outside the approval window or older than its TTL), `ERR_APPROVER_ROLE`.
  */
+/**
+ * The human behind an approver name: an OIDC approver `oidc:<sub>` and a registered key named
+ * `<sub>` are the same person for self-approval, agent and distinctness checks (L7 identity).
+ */
+export function humanOf(approver: string): string {
+  return approver.startsWith('oidc:') ? approver.slice('oidc:'.length) : approver;
+}
+
 export function checkApproval(rules: ApprovalRules, c: ApprovalCandidate): CountedApproval | Deny {
   const s = parseApprovalStatement(c.statement);
   if (s === undefined) return deny('ERR_APPROVAL_INVALID', 'the approval statement is malformed');
   if (s.decision_id !== rules.decision_id || s.intent_sha256 !== rules.intent_sha256 || s.preview_sha256 !== rules.preview_sha256) {
     return deny('ERR_APPROVAL_INVALID', 'the approval is bound to another decision, intent or preview');
   }
-  if (s.approver === rules.requester || rules.isClient(s.approver)) {
+  const human = humanOf(s.approver);
+  if (s.approver === rules.requester || human === rules.requester || rules.isClient(s.approver) || rules.isClient(human)) {
     return deny('ERR_APPROVER_AGENT', 'an agent identity can never approve');
   }
   let roles: readonly string[];
@@ -96,7 +105,7 @@ export function checkApproval(rules: ApprovalRules, c: ApprovalCandidate): Count
   } else {
     return deny('ERR_APPROVAL_INVALID', 'an approval needs exactly one of a signature or a verified token');
   }
-  if (rules.owner === null || s.approver === rules.owner) return deny('ERR_APPROVAL_SELF', 'the requester’s owner cannot approve its own call');
+  if (rules.owner === null || s.approver === rules.owner || human === humanOf(rules.owner)) return deny('ERR_APPROVAL_SELF', 'the requester’s owner cannot approve its own call');
   const at = parseStatementTimestamp(s.timestamp) ?? Number.NaN;
   if (!(at >= rules.created_at - rules.skewMs && at <= rules.now + rules.skewMs && rules.now - at <= rules.maxAgeMs && rules.now < rules.expires_at)) {
     return deny('ERR_APPROVAL_EXPIRED', 'the approval lies outside the approval window or its TTL');
@@ -132,8 +141,11 @@ export function tallyApprovals(rules: ApprovalRules, candidates: readonly Approv
   const counted: CountedApproval[] = [];
   for (const c of candidates) {
     const r = checkApproval(rules, c);
-    if ('outcome' in r || seen.has(r.approver)) continue;
-    seen.add(r.approver);
+    if ('outcome' in r) continue;
+    // Distinct humans: a key and an OIDC identity of the same person count once.
+    const human = humanOf(r.approver);
+    if (seen.has(human)) continue;
+    seen.add(human);
     counted.push(r);
   }
   const rejected = counted.some((c) => c.verdict === 'reject');
