@@ -4,6 +4,7 @@
  * `@cedar-policy/cedar-wasm/nodejs` entry loads on Node 20 (SPEC §8 Cedar row).
  * (SPEC §6 "Policy as code", OE-INV-005/014)
  */
+import './v8-flags.js';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { JsonObject } from '../kernel/index.js';
 import { parseAnnotations } from './annotations.js';
