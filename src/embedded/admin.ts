@@ -72,7 +72,8 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       if (deps.approvals?.isApprover(name) === true) return denied(deny('ERR_APPROVER_AGENT', 'the name is a registered approver'));
       const owner = o['owner'] ?? 'operator';
       if (typeof owner !== 'string' || !NAME.test(owner) || owner === name) return usage('owner is malformed');
-      const payload: JsonObject = { client: name, kid: key.kid, key_use: 'request', public_jwk: { ...key.jwk }, auth_method: 'signature' };
+      // The owner is ledgered so an auditor can re-check "no self-approval" offline (OE-INV-002).
+      const payload: JsonObject = { client: name, kid: key.kid, key_use: 'request', public_jwk: { ...key.jwk }, auth_method: 'signature', owner };
       const id = adminId('admin.client_registered', payload);
       // Registered only once the ledger confirmed the record with a well-formed reference, in time.
       const recorded = await withDeadline(

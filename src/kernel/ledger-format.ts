@@ -148,7 +148,7 @@ export const PAYLOAD_ALLOWLIST = {
   'admin.kill_switch': ['engaged', 'scope', 'reason'],
   'admin.lockdown': ['engaged', 'reason'],
   'admin.quarantine': ['engaged', 'session', 'client', 'breaker', 'reason'],
-  'admin.client_registered': ['client', 'kid', 'key_use', 'roles', 'public_jwk', 'auth_method'],
+  'admin.client_registered': ['client', 'kid', 'key_use', 'roles', 'public_jwk', 'auth_method', 'owner'],
   'audit.export': ['scope', 'from', 'to', 'trace_id', 'checkpoint_size', 'reason'],
   'audit.read': ['target_index', 'trace_id', 'request_id', 'evidence_sha256', 'scope', 'reason'],
 } as const satisfies Record<EntryType, readonly string[]>;

@@ -34,6 +34,7 @@ export type FindingCode =
   | 'APPROVAL_DISTINCT'
   | 'APPROVAL_ROLE'
   | 'APPROVAL_AGENT'
+  | 'APPROVAL_SELF'
   | 'APPROVAL_EXPIRED'
   | 'APPROVAL_ORDER'
   /** Envelope binding (checks/envelope-binding.ts, SPEC §3, OE-INV-017). */

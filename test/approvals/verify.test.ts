@@ -60,6 +60,15 @@ describe('verify: approvals', () => {
     expect(report.requirements['OE-INV-019']).toBe('pass');
   });
 
+  it('an approval by the requesting agent’s owner is named (OE-INV-002, re-checked offline)', () => {
+    const b = fresh();
+    const reg = entries(b, 'admin.client_registered').find((e) => e['payload']['client'] === 'demo-agent');
+    expect(reg?.['payload']['owner']).toBe('operator');
+    expect(codes(b)).not.toContain('APPROVAL_SELF');
+    reg!['payload']['owner'] = 'alice';
+    expect(codes(b)).toContain('APPROVAL_SELF');
+  });
+
   it('names each forgery', () => {
     let b = fresh();
     b['jwks']['approvers'] = { keys: [{ ...generateSigningKey().publicJwk }], revoked: [] };

@@ -87,13 +87,18 @@ function indexEntries(views: readonly View[]) {
   const many = new Map<string, View[]>();
   const approverRoles = new Map<string, { roles: string[]; kid: string | undefined }>();
   const clients = new Set<string>();
+  const owners = new Map<string, string>();
   for (const v of views) {
     const p = v.entry.payload;
     const id = str(p['decision_id']);
     if (v.entry.type === 'admin.client_registered') {
       const name = str(p['client']);
       if (name !== undefined && p['key_use'] === 'approval') approverRoles.set(name, { roles: strList(p['roles']), kid: str(p['kid']) });
-      else if (name !== undefined) clients.add(name);
+      else if (name !== undefined) {
+        clients.add(name);
+        const owner = str(p['owner']);
+        if (owner !== undefined) owners.set(name, owner);
+      }
     }
     if (id === undefined) continue;
     const key = `${v.entry.type}:${id}`;
@@ -102,7 +107,7 @@ function indexEntries(views: readonly View[]) {
     list.push(v);
     many.set(key, list);
   }
-  return { first, many, approverRoles, clients, get: (type: string, id: string) => first.get(`${type}:${id}`), all: (type: string, id: string) => many.get(`${type}:${id}`) ?? [] };
+  return { first, many, approverRoles, clients, owners, get: (type: string, id: string) => first.get(`${type}:${id}`), all: (type: string, id: string) => many.get(`${type}:${id}`) ?? [] };
 }
 
 /** Approvals check. */
@@ -143,6 +148,10 @@ export const approvalsCheck: VerifyCheck = {
         const intent = intentSha256({ tool: str(dp['tool']) ?? '', tenant: decision.entry.tenant, params_sha256: str(dp['params_sha256']) ?? '' });
         if (intent !== s.intent_sha256) bad(v, 'APPROVAL_BINDING', 'the approval intent is not the decision’s tool, tenant and parameters');
         if (s.approver === dp['client']) bad(v, 'APPROVAL_AGENT', 'the requesting agent approved its own call');
+        // An OIDC approver `oidc:x` and a key named `x` are the same human (as at run time).
+        const owner = ix.owners.get(str(dp['client']) ?? '');
+        const human = s.approver.startsWith('oidc:') ? s.approver.slice('oidc:'.length) : s.approver;
+        if (owner !== undefined && human === owner) bad(v, 'APPROVAL_SELF', `${s.approver} owns the requesting agent and cannot approve its call`);
       }
       if (ix.clients.has(s.approver)) bad(v, 'APPROVAL_AGENT', `${s.approver} is a client (agent) identity`);
       const at = parseStatementTimestamp(s.timestamp) ?? Number.NaN;
