@@ -58,6 +58,8 @@ ${APPROVAL_USAGE.trimEnd()}
   admin kill-switch on|off
   admin lockdown TENANT on|off
   admin quarantine SESSION on|off
+  admin rotate-issuer-key                     new envelope signing key (ledgered; old key stays published)
+  admin revoke-issuer-key KID                 revoke a retired issuer key (its envelopes are refused)
   jwks                                        the issuer public keys
   demo [--data DIR]                           the guided SPEC §7 walkthrough against a real gate
 
@@ -251,6 +253,8 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
         const on = onOff(arg2);
         return op((c) => operatorAction(c, 'lockdown', { tenant: arg1, on }));
       }
+      if (sub === 'rotate-issuer-key') return op((c) => operatorAction(c, 'issuer-rotate', {}));
+      if (sub === 'revoke-issuer-key' && arg1 !== undefined) return op((c) => operatorAction(c, 'issuer-revoke', { kid: arg1 }));
       if (sub === 'quarantine' && arg1 !== undefined) {
         const on = onOff(arg2);
         return op((c) => operatorAction(c, 'quarantine', { session: arg1, on }));

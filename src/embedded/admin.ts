@@ -5,6 +5,8 @@
  */
 import { canonicalize, deny, isDeny, isLedgerRef, keyRingFromJwks, parsePublicJwk, sha256Hex, statusOf, withDeadline } from '../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
+import { generateSigningKey } from '../kernel/signing/index.js';
+import type { SigningKey } from '../kernel/signing/index.js';
 import { exportBundle } from '../ledger/index.js';
 import type { BundleExecutor, Ledger } from '../ledger/index.js';
 import { GLOBAL_TENANT } from '../control-plane/index.js';
@@ -23,6 +25,18 @@ export interface OperatorDeps {
   readonly approvals?: ApprovalService;
   /** What the Execution Layer enforces, declared in audit bundles for the envelope checks (SPEC §3, §5). */
   readonly executor?: BundleExecutor;
+  /**
+   * Makes an issuer key change survive a restart: `stage` writes the new private key aside before
+   * the change, `commit` installs it and the published JWKS after the ledger confirmed it.
+   */
+  readonly issuerKeys?: IssuerKeyFiles;
+}
+
+/** Files that hold the issuer's keys across restarts (OE-INV-025 key rotation). */
+export interface IssuerKeyFiles {
+  stage(key: SigningKey): void;
+  commit(rotated: boolean, jwks: JsonValue): void;
+  discard(): void;
 }
 
 /** The operator recorded as actor of admin entries. */
@@ -119,6 +133,31 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       if (typeof session !== 'string' || !TENANT.test(session) || typeof o['on'] !== 'boolean') return usage('session and on are required');
       const r = await deps.controlPlane.admin.setSessionQuarantine(session, o['on'], OPERATOR_ACTOR, reasonOf(o));
       return isDeny(r) ? denied(r) : { status: 200, body: { outcome: 'ok', session, engaged: o['on'], ledger: { ...r.ledger } } };
+    },
+    'issuer-rotate': async (o) => {
+      const files = deps.issuerKeys;
+      const next = generateSigningKey();
+      files?.stage(next);
+      const r = await deps.controlPlane.rotateIssuerKey(OPERATOR_ACTOR, reasonOf(o), next);
+      if (isDeny(r)) {
+        files?.discard();
+        return denied(r);
+      }
+      files?.commit(true, deps.controlPlane.issuerJwks());
+      return { status: 200, body: { outcome: 'ok', kid: r.kid, previous_kid: r.previous_kid ?? null, ledger: { ...r.ledger } } };
+    },
+    'issuer-revoke': async (o) => {
+      const kid = o['kid'];
+      if (typeof kid !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(kid)) return usage('kid is required');
+      let r;
+      try {
+        r = await deps.controlPlane.revokeIssuerKey(kid, OPERATOR_ACTOR, reasonOf(o));
+      } catch {
+        return usage('the current issuer key cannot be revoked: rotate first');
+      }
+      if (isDeny(r)) return denied(r);
+      deps.issuerKeys?.commit(false, deps.controlPlane.issuerJwks());
+      return { status: 200, body: { outcome: 'ok', kid: r.kid, ledger: { ...r.ledger } } };
     },
     'ledger-export': async (o) => {
       const traceId = o['trace_id'];

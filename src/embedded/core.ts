@@ -4,11 +4,11 @@
  * `state.db` for clients, request nonces and governance; `nonces.db` for the Execution Layer).
  * The Execution Layer gets the issuer's PUBLIC keys only and verifies every envelope itself.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { canonicalize, isDeny, systemClock } from '../kernel/index.js';
+import { canonicalize, isDeny, parseJson, systemClock } from '../kernel/index.js';
 import type { Clock } from '../kernel/index.js';
-import { noteSignerFor } from '../kernel/signing/index.js';
+import { exportSigningKeyJwk, noteSignerFor } from '../kernel/signing/index.js';
 import { createLedger, createSqliteLedgerStore } from '../ledger/index.js';
 import type { Ledger } from '../ledger/index.js';
 import {
@@ -30,9 +30,10 @@ import {
 import type { Executor, NonceStore, Sandbox } from '../execution/index.js';
 import { createGate, createSqliteGateState } from '../gate/index.js';
 import type { Gate, GateLedger, GateStateStore, GateTimeouts, LedgerEntryView } from '../gate/index.js';
-import { dataPaths, operatorTokenSha256, readConfig, readSigningKey } from './data-dir.js';
+import { dataPaths, operatorTokenSha256, readConfig, readSigningKey, writeSecret } from './data-dir.js';
 import type { EmbeddedConfig } from './data-dir.js';
 import { createOperatorActions } from './admin.js';
+import type { IssuerKeyFiles } from './admin.js';
 import { openApprovals } from './approvals.js';
 import type { EmbeddedApprovals } from './approvals.js';
 import {
@@ -135,7 +136,14 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const controlPlane = createControlPlane({
     ledger: ledgerPort,
     now: clock,
-    issuer: { key: readSigningKey(p.issuerKey), iss: config.issuer, audience: config.audience, envelopeTtlSec: config.envelope_ttl_sec },
+    issuer: {
+      key: readSigningKey(p.issuerKey),
+      iss: config.issuer,
+      audience: config.audience,
+      envelopeTtlSec: config.envelope_ttl_sec,
+      // Earlier and revoked issuer keys survive restarts: a revoked key is never trusted again.
+      ...(existsSync(p.issuerJwks) ? { retired: parseJson(readFileSync(p.issuerJwks), { maxBytes: 1 << 20 }) } : {}),
+    },
     bundles,
     state: governance,
     derivationKey: Buffer.from(readFileSync(p.derivationKey, 'utf8').trim(), 'hex'),
@@ -200,6 +208,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     operator: createOperatorActions({
       clock, ledger, ledgerPort, state, controlPlane, bundles, approvals: approvals.service,
       executor: { audience: config.audience, clockToleranceSec: config.clock_tolerance_sec, maxLifetimeSec: config.max_envelope_lifetime_sec },
+      issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
     }),
     approvals: approvals.api,
     readiness: [
@@ -233,5 +242,23 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       governance.close();
       approvals.close();
     },
+  };
+}
+
+/**
+ * The issuer's key files: a rotation stages the new private key beside the current one, and only
+ * once the ledger confirmed the rotation is it renamed into place (atomic on one file system);
+ * the published JWKS (public keys and revocations) is rewritten after every change.
+ */
+function issuerKeyFiles(keyPath: string, jwksPath: string): IssuerKeyFiles {
+  const staged = `${keyPath}.next`;
+  return {
+    stage: (key) => writeSecret(staged, `${JSON.stringify(exportSigningKeyJwk(key))}\n`),
+    commit(rotated, jwks) {
+      writeSecret(`${jwksPath}.next`, `${JSON.stringify(jwks)}\n`);
+      renameSync(`${jwksPath}.next`, jwksPath);
+      if (rotated) renameSync(staged, keyPath);
+    },
+    discard: () => rmSync(staged, { force: true }),
   };
 }

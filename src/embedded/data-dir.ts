@@ -50,6 +50,7 @@ export function dataPaths(dir: string) {
     root,
     config: join(root, 'failclosed.json'),
     issuerKey: join(root, 'keys', 'issuer.jwk'),
+    issuerJwks: join(root, 'keys', 'issuer-jwks.json'),
     ledgerKey: join(root, 'keys', 'ledger.jwk'),
     derivationKey: join(root, 'keys', 'derivation.key'),
     operatorToken: join(root, 'operator.token'),
