@@ -186,7 +186,15 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
   if (argv[verifyAt] === 'verify') {
     return runVerifyCli(argv.slice(verifyAt + 1), { out: io.out, err: io.err, readFile: (p) => readFileSync(p) });
   }
-  const { values: v, positionals: pos } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  // Identifiers (kids, ids) may start with '-': anything that is not one of our options is a value.
+  const MARK = '\u0000';
+  const args = argv.map((a) => (/^-[^-h]/.test(a) ? `${MARK}${a}` : a));
+  const parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+  const unmark = (a: string): string => (a.startsWith(MARK) ? a.slice(1) : a);
+  const pos = parsed.positionals.map(unmark);
+  const v = Object.fromEntries(
+    Object.entries(parsed.values).map(([k, x]) => [k, typeof x === 'string' ? unmark(x) : x]),
+  ) as typeof parsed.values;
   const [cmd, sub, arg1, arg2] = pos;
   if (v.help === true || cmd === undefined || cmd === 'help') {
     io.out(USAGE);

@@ -48,9 +48,12 @@ export function requestFields(req: GovernedRequest, paramsSha256: string): JsonV
   };
 }
 
-/** `decision_id` of a request (GEI Determinism, OE-INV-014). */
+/**
+ * `decision_id` of a request (GEI Determinism, OE-INV-014): `dec_` and the derived id, so it never
+ * starts with `-` (approvers type it on command lines).
+ */
 export function deriveDecisionId(key: Uint8Array, req: GovernedRequest, paramsSha256: string): string {
-  return deriveId(key, 'decision', requestFields(req, paramsSha256));
+  return `dec_${deriveId(key, 'decision', requestFields(req, paramsSha256))}`;
 }
 
 /** `jti` (the single-use envelope nonce) of a request (GEI Determinism, OE-INV-017). */

@@ -77,6 +77,13 @@ describe('failclosed CLI', () => {
     expect((JSON.parse(r.out) as { code: string }).code).toBe('ERR_TOOL_UNKNOWN');
   });
 
+  it('identifiers that start with "-" are values, not options (base64url ids and kids can)', async () => {
+    const r = await run('requests', 'show', '-Zx9_unknown');
+    expect(r.code).toBe(EXIT.failed);
+    expect(r.err).not.toContain('usage');
+    expect((await run('requests', 'show', '--bogus')).code).toBe(EXIT.usage);
+  });
+
   it('clients add registers a key, writes it 0600, and the new client can call', async () => {
     const r = await run('clients', 'add', 'ops-bot', '--tenant', 'acme');
     expect(r.code).toBe(EXIT.ok);
