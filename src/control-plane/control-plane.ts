@@ -80,7 +80,12 @@ export interface Ctx {
   readonly decisionId: string;
   readonly paramsSha256: string;
   runtime?: PolicyRuntime;
+  /** The session (or, without one, the client) has received untrusted tool output (OE-INV-013). */
+  tainted?: boolean;
 }
+
+/** Whose taint a call carries: its session, or the client itself when it names none. */
+const taintKey = (req: GovernedRequest): string => req.session ?? `client:${req.identity}`;
 
 const withId = (d: Deny, decision_id: string | null): ControlPlaneResult =>
   Object.freeze({ outcome: 'deny', code: d.code, reason: d.reason, decision_id });
@@ -161,6 +166,13 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     if (v.kill_switch !== false) return deny('ERR_KILL_SWITCH', 'the kill switch is engaged');
     if (v.tenant_locked !== false) return deny('ERR_TENANT_LOCKDOWN', 'the tenant is locked down');
     if (v.session_quarantined !== false) return deny('ERR_SESSION_QUARANTINED', 'the agent session is quarantined');
+    // Anything but an explicit false counts as tainted: more scrutiny, never less.
+    let tainted = v.session_tainted !== false;
+    if (ctx.req.session === null && !tainted) {
+      const c = await withDeadline(() => state.check(ctx.req.tenant, taintKey(ctx.req)), deadlines.stateMs);
+      tainted = c.status !== 'ok' || (c.value as unknown as Partial<Record<string, unknown>>).session_tainted !== false;
+    }
+    ctx.tainted = tainted;
     return undefined;
   }
 
@@ -205,7 +217,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
 
     // 6. Policy evaluation, bounded and checked (SPEC §2 step 3).
     const evaluated = await withDeadline(
-      () => runtime.evaluate({ principal: { id: req.identity, tenant: req.tenant }, tenant: req.tenant, tool: req.tool, params: req.params, tainted: false }),
+      () => runtime.evaluate({ principal: { id: req.identity, tenant: req.tenant }, tenant: req.tenant, tool: req.tool, params: req.params, tainted: ctx.tainted !== false }),
       deadlines.policyMs,
     );
     if (evaluated.status === 'timeout') return refuse(ctx, deny('ERR_POLICY_UNAVAILABLE', 'policy evaluation timed out'));
@@ -279,6 +291,21 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     constraints: Exclude<ReturnType<typeof constraintsFor>, Deny>, release: () => void): Promise<ControlPlaneResult> {
     const { req } = ctx;
     const jti = deriveJti(derivationKey, req, ctx.paramsSha256);
+    // Untrusted output is about to reach this session: taint it first, confirmed, or issue nothing.
+    const runtime = ctx.runtime ?? bundles.get(bundleHash);
+    if (isDeny(runtime)) {
+      release();
+      return withId(deny('ERR_POLICY_UNAVAILABLE', 'the decision’s policy bundle is not available'), ctx.decisionId);
+    }
+    if (runtime.getTool(req.tool)?.untrusted_output === true) {
+      const tainted = await admin.taintSession(taintKey(req), CONTROL_PLANE_ACTOR, {
+        trace_id: req.trace_id, request_id: req.request_id, tenant: req.tenant, client: req.identity, tool: req.tool, decision_id: ctx.decisionId,
+      });
+      if (isDeny(tainted)) {
+        release();
+        return withId(tainted, ctx.decisionId);
+      }
+    }
     let issued;
     try {
       issued = issuer.issue({

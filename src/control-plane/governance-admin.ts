@@ -30,6 +30,16 @@ export interface QuarantineContext {
   readonly breaker: string;
 }
 
+/** What a taint is recorded with: the call that brought untrusted output into the session. */
+export interface TaintContext {
+  readonly trace_id: string;
+  readonly request_id: string;
+  readonly tenant: string;
+  readonly client: string;
+  readonly tool: string;
+  readonly decision_id: string;
+}
+
 /** The admin functions over a {@link GovernanceState}. */
 export interface GovernanceAdmin {
   /** Engages (`on`) or releases the kill switch: every decision then denies `ERR_KILL_SWITCH`. */
@@ -44,6 +54,11 @@ export interface GovernanceAdmin {
     reason: string,
     context?: QuarantineContext,
   ): Promise<AdminResult>;
+  /**
+   * Marks a session tainted (OE-INV-013): it received output from a tool marked
+   * `untrusted_output`, so policy sees `context.tainted` on its later calls. Ledgered first.
+   */
+  taintSession(session: string, actor: Actor, context: TaintContext): Promise<AdminResult>;
 }
 
 /** Dependencies of {@link createGovernanceAdmin}. */
@@ -109,6 +124,16 @@ export function createGovernanceAdmin(deps: GovernanceAdminDeps): GovernanceAdmi
         { kind: 'quarantine', session, on },
         context,
       );
+    },
+    taintSession(session: string, actor: Actor, context: TaintContext): Promise<AdminResult> {
+      const payload: JsonObject = {
+        session,
+        client: context.client,
+        tool: context.tool,
+        decision_id: context.decision_id,
+        reason: 'untrusted tool output',
+      };
+      return change('session.tainted', context.tenant, actor, payload, { kind: 'taint', session, on: true }, context);
     },
   });
 }

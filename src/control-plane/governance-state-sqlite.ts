@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS kill_switch (id INTEGER PRIMARY KEY CHECK (id = 1), e
 INSERT OR IGNORE INTO kill_switch (id, engaged) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS tenant_lockdown (tenant TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS session_quarantine (session TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS session_taint (session TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;
 `;
 
 /**
@@ -45,6 +46,9 @@ export function createSqliteGovernanceState(path: string): SqliteGovernanceState
   const unlockTenant = db.prepare<[string]>('DELETE FROM tenant_lockdown WHERE tenant = ?');
   const quarantine = db.prepare<[string]>('INSERT OR IGNORE INTO session_quarantine (session) VALUES (?)');
   const release = db.prepare<[string]>('DELETE FROM session_quarantine WHERE session = ?');
+  const readTaint = db.prepare<[string], { one: number }>('SELECT 1 AS one FROM session_taint WHERE session = ?');
+  const taint = db.prepare<[string]>('INSERT OR IGNORE INTO session_taint (session) VALUES (?)');
+  const untaint = db.prepare<[string]>('DELETE FROM session_taint WHERE session = ?');
   const listTenants = db.prepare<[], { tenant: string }>('SELECT tenant FROM tenant_lockdown ORDER BY tenant');
   const listSessions = db.prepare<[], { session: string }>('SELECT session FROM session_quarantine ORDER BY session');
 
@@ -55,6 +59,7 @@ export function createSqliteGovernanceState(path: string): SqliteGovernanceState
     kill_switch: killEngaged(),
     tenant_locked: readTenant.get(tenant) !== undefined,
     session_quarantined: session !== null && readSession.get(session) !== undefined,
+    session_tainted: session !== null && readTaint.get(session) !== undefined,
   }));
   const snapshot = db.transaction(
     (): GovernanceSnapshot => ({
@@ -73,6 +78,7 @@ export function createSqliteGovernanceState(path: string): SqliteGovernanceState
         assertGovernanceChange(change);
         if (change.kind === 'kill_switch') setKill.run(change.on ? 1 : 0);
         else if (change.kind === 'lockdown') (change.on ? lockTenant : unlockTenant).run(change.tenant);
+        else if (change.kind === 'taint') (change.on ? taint : untaint).run(change.session);
         else (change.on ? quarantine : release).run(change.session);
       });
     },

@@ -10,6 +10,8 @@ export interface GovernanceCheck {
   readonly kill_switch: boolean;
   readonly tenant_locked: boolean;
   readonly session_quarantined: boolean;
+  /** The session has received output from a tool marked `untrusted_output` (OE-INV-013). */
+  readonly session_tainted: boolean;
 }
 
 /** The whole state, for operators and the console. Lists are sorted. */
@@ -23,7 +25,8 @@ export interface GovernanceSnapshot {
 export type GovernanceChange =
   | { readonly kind: 'kill_switch'; readonly on: boolean }
   | { readonly kind: 'lockdown'; readonly tenant: string; readonly on: boolean }
-  | { readonly kind: 'quarantine'; readonly session: string; readonly on: boolean };
+  | { readonly kind: 'quarantine'; readonly session: string; readonly on: boolean }
+  | { readonly kind: 'taint'; readonly session: string; readonly on: boolean };
 
 /**
  * The governance state store. Implementations: {@link createMemoryGovernanceState} and
@@ -43,7 +46,8 @@ export interface GovernanceState {
 export function assertGovernanceChange(change: GovernanceChange): void {
   if (typeof change.on !== 'boolean') throw new TypeError('change.on must be a boolean');
   if (change.kind === 'lockdown' && !isName(change.tenant)) throw new TypeError('tenant must be a non-empty string');
-  if (change.kind === 'quarantine' && !isName(change.session)) throw new TypeError('session must be a non-empty string');
+  if ((change.kind === 'quarantine' || change.kind === 'taint') && !isName(change.session))
+    throw new TypeError('session must be a non-empty string');
 }
 
 function isName(v: unknown): v is string {
@@ -55,12 +59,14 @@ export function createMemoryGovernanceState(): GovernanceState {
   let killSwitch = false;
   const tenants = new Set<string>();
   const sessions = new Set<string>();
+  const tainted = new Set<string>();
   return Object.freeze({
     check(tenant: string, session: string | null): Promise<GovernanceCheck> {
       return Promise.resolve({
         kill_switch: killSwitch,
         tenant_locked: tenants.has(tenant),
         session_quarantined: session !== null && sessions.has(session),
+        session_tainted: session !== null && tainted.has(session),
       });
     },
     apply(change: GovernanceChange): Promise<void> {
@@ -71,6 +77,7 @@ export function createMemoryGovernanceState(): GovernanceState {
       }
       if (change.kind === 'kill_switch') killSwitch = change.on;
       else if (change.kind === 'lockdown') toggle(tenants, change.tenant, change.on);
+      else if (change.kind === 'taint') toggle(tainted, change.session, change.on);
       else toggle(sessions, change.session, change.on);
       return Promise.resolve();
     },

@@ -17,6 +17,7 @@ export type ControlPlaneEntryType =
   | 'admin.kill_switch'
   | 'admin.lockdown'
   | 'admin.quarantine'
+  | 'session.tainted'
   | 'admin.key_rotated'
   | 'admin.key_revoked'
   | 'admin.client_registered'

@@ -35,6 +35,7 @@ export const ENTRY_TYPES = [
   'admin.lockdown',
   'admin.quarantine',
   'admin.client_registered',
+  'session.tainted',
   'audit.export',
   'audit.read',
 ] as const;
@@ -148,6 +149,7 @@ export const PAYLOAD_ALLOWLIST = {
   'admin.kill_switch': ['engaged', 'scope', 'reason'],
   'admin.lockdown': ['engaged', 'reason'],
   'admin.quarantine': ['engaged', 'session', 'client', 'breaker', 'reason'],
+  'session.tainted': ['session', 'client', 'tool', 'decision_id', 'reason'],
   'admin.client_registered': ['client', 'kid', 'key_use', 'roles', 'public_jwk', 'auth_method', 'owner'],
   'audit.export': ['scope', 'from', 'to', 'trace_id', 'checkpoint_size', 'reason'],
   'audit.read': ['target_index', 'trace_id', 'request_id', 'evidence_sha256', 'scope', 'reason'],

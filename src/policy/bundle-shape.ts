@@ -55,7 +55,9 @@ function preview(v: JsonValue | undefined, what: string): ToolPreviewSpec {
 function tool(v: JsonValue, i: number): ToolSpec {
   const what = `tools[${i}]`;
   const o = object(v, what);
-  members(o, what, ['name', 'description', 'parameters', 'risk', 'adapter'], ['preview']);
+  members(o, what, ['name', 'description', 'parameters', 'risk', 'adapter'], ['preview', 'untrusted_output']);
+  const untrusted = o['untrusted_output'];
+  if (untrusted !== undefined && typeof untrusted !== 'boolean') fail(`${what}.untrusted_output must be a boolean`);
   const name = o['name'];
   if (typeof name !== 'string' || !TOOL_NAME_RE.test(name)) fail(`${what}.name must match ${TOOL_NAME_RE.source}`);
   const risk = RISK_CLASSES.find((r): r is RiskClass => r === o['risk']);
@@ -67,6 +69,7 @@ function tool(v: JsonValue, i: number): ToolSpec {
     risk,
     adapter: adapter(o['adapter'], `${what}.adapter`),
     ...(o['preview'] === undefined ? {} : { preview: preview(o['preview'], `${what}.preview`) }),
+    ...(typeof untrusted === 'boolean' ? { untrusted_output: untrusted } : {}),
   };
   return spec;
 }

@@ -38,6 +38,11 @@ export interface ToolSpec {
   readonly risk: RiskClass;
   readonly adapter: AdapterConfig;
   readonly preview?: ToolPreviewSpec;
+  /**
+   * The tool returns text from outside (web pages, mail, files others wrote): a session that
+   * receives it is marked tainted, and policy sees `context.tainted` on its later calls (OE-INV-013).
+   */
+  readonly untrusted_output?: boolean;
 }
 
 /** Bundle-wide settings: a closed set of members. */

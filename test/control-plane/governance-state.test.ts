@@ -34,7 +34,7 @@ const backends: [string, () => GovernanceState][] = [
 describe.each(backends)('GovernanceState contract: %s', (_name, make) => {
   it('starts all clear', async () => {
     const s = make();
-    expect(await s.check('acme', 'sess-1')).toEqual({ kill_switch: false, tenant_locked: false, session_quarantined: false });
+    expect(await s.check('acme', 'sess-1')).toEqual({ kill_switch: false, tenant_locked: false, session_quarantined: false, session_tainted: false });
     expect(await s.snapshot()).toEqual({ kill_switch: false, locked_tenants: [], quarantined_sessions: [] });
   });
 
@@ -42,9 +42,9 @@ describe.each(backends)('GovernanceState contract: %s', (_name, make) => {
     const s = make();
     await s.apply({ kind: 'lockdown', tenant: 'acme', on: true });
     await s.apply({ kind: 'quarantine', session: 'sess-1', on: true });
-    expect(await s.check('acme', 'sess-1')).toEqual({ kill_switch: false, tenant_locked: true, session_quarantined: true });
-    expect(await s.check('other', 'sess-2')).toEqual({ kill_switch: false, tenant_locked: false, session_quarantined: false });
-    expect(await s.check('other', null)).toMatchObject({ session_quarantined: false });
+    expect(await s.check('acme', 'sess-1')).toEqual({ kill_switch: false, tenant_locked: true, session_quarantined: true, session_tainted: false });
+    expect(await s.check('other', 'sess-2')).toEqual({ kill_switch: false, tenant_locked: false, session_quarantined: false, session_tainted: false });
+    expect(await s.check('other', null)).toMatchObject({ session_quarantined: false, session_tainted: false });
     await s.apply({ kind: 'kill_switch', on: true });
     expect((await s.check('other', null)).kill_switch).toBe(true);
     await s.apply({ kind: 'lockdown', tenant: 'acme', on: false });
@@ -67,9 +67,11 @@ describe('SQLite governance state', () => {
     const a = createSqliteGovernanceState(path);
     await a.apply({ kind: 'kill_switch', on: true });
     await a.apply({ kind: 'quarantine', session: 's', on: true });
+    await a.apply({ kind: 'taint', session: 's', on: true });
     a.close();
     const b = createSqliteGovernanceState(path);
-    expect(await b.check('t', 's')).toEqual({ kill_switch: true, tenant_locked: false, session_quarantined: true });
+    expect(await b.check('t', 's')).toEqual({ kill_switch: true, tenant_locked: false, session_quarantined: true, session_tainted: true });
+    expect(await b.check('t', 'other')).toMatchObject({ session_tainted: false });
     b.close();
   });
 

@@ -180,9 +180,9 @@ describe('default builtins (the demo bundle contract)', () => {
       signal: new AbortController().signal,
     });
 
-  it('offers echo, add, transfer_funds, delete_records, send_email and get_time', () => {
+  it('offers echo, add, transfer_funds, delete_records, send_email, get_time and read_inbox', () => {
     expect(Object.keys(createDefaultBuiltins()).sort()).toEqual(
-      ['add', 'delete_records', 'echo', 'get_time', 'send_email', 'transfer_funds'].sort(),
+      ['add', 'delete_records', 'echo', 'get_time', 'read_inbox', 'send_email', 'transfer_funds'].sort(),
     );
   });
 

@@ -38,6 +38,7 @@ describe('demo bundle (examples/demo-policy)', () => {
       'get_time',
       'list_files',
       'math.add',
+      'read_inbox',
       'send_email',
       'transfer_funds',
     ]);
