@@ -5,25 +5,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { encodeBase64url, REQUEST_SIGNING_CONTEXT, requestSigningInput } from '../kernel/index.js';
-import type { JsonObject } from '../kernel/index.js';
+import type { JsonObject, SignedRequest } from '../kernel/index.js';
 import { signEd25519 } from '../kernel/signing/index.js';
 import type { SigningKey } from '../kernel/signing/index.js';
 
 /** Domain separator prefixed to the canonical fields before signing (same as the Gate's). */
 export const REQUEST_CONTEXT = REQUEST_SIGNING_CONTEXT;
 
-/** A signed request body as sent to `POST /v1/calls`. */
-export interface SignedRequestBody {
-  readonly request_id: string;
-  readonly identity: string;
-  readonly tenant: string;
-  readonly action: string;
-  readonly parameters: JsonObject;
-  readonly timestamp: string;
-  readonly nonce: string;
-  readonly session: string | null;
-  readonly signature: string;
-}
+/** A signed request body as sent to `POST /v1/calls` (the kernel's one request format). */
+export type SignedRequestBody = SignedRequest;
 
 /** Input of {@link buildSignedRequest}; `requestId`, `nonce` and `timestampMs` default to fresh values. */
 export interface BuildRequestInput {
