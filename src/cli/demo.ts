@@ -200,7 +200,7 @@ export const DEMO_STEPS: readonly DemoStep[] = [
     run: (ctx) =>
       withFault(
         ctx,
-        (on) => void (ctx.instance.faults.controlPlaneDown = on),
+        (on) => void (ctx.instance.faults.controlPlane = on ? 'throw' : 'off'),
         () => governed(ctx, 'echo', { message: 'cp down' }),
       ),
   },
@@ -211,7 +211,7 @@ export const DEMO_STEPS: readonly DemoStep[] = [
     run: (ctx) =>
       withFault(
         ctx,
-        (on) => void (ctx.instance.faults.nonceStoreDown = on),
+        (on) => void (ctx.instance.faults.nonceStore = on ? 'throw' : 'off'),
         () => governed(ctx, 'echo', { message: 'nonce store down' }),
       ),
   },
@@ -222,7 +222,7 @@ export const DEMO_STEPS: readonly DemoStep[] = [
     run: (ctx) =>
       withFault(
         ctx,
-        (on) => void (ctx.instance.faults.ledgerDown = on),
+        (on) => void (ctx.instance.faults.ledger = on ? 'throw' : 'off'),
         () => governed(ctx, 'echo', { message: 'ledger down' }),
       ),
   },

@@ -37,7 +37,6 @@ import type { IssuerKeyFiles } from './admin.js';
 import { openApprovals } from './approvals.js';
 import type { EmbeddedApprovals } from './approvals.js';
 import {
-  faultMode,
   faultyLedgerPort,
   faultyNonceStore,
   faultyPolicyRuntime,
@@ -55,7 +54,7 @@ export interface Core {
   readonly clock: Clock;
   readonly faults: EmbeddedFaults;
   readonly ledger: Ledger;
-  /** The ledger as every role writes to it (honours `faults.ledgerDown`). */
+  /** The ledger as every role writes to it (honours `faults.ledger`). */
   readonly ledgerPort: Pick<Ledger, 'append' | 'putEvidence' | 'hasEntry'>;
   readonly state: GateStateStore;
   readonly governance: SqliteGovernanceState;
@@ -190,10 +189,10 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ledger: gateLedgerOver(ledger, ledgerPort),
     controlPlane: {
       decide: (req, decideOptions) => {
-        const m = faultMode(faults.controlPlaneDown, faults.controlPlane);
+        const m = faults.controlPlane;
         return m === 'off' ? controlPlane.decide(req, decideOptions) : misbehave(m, 'control plane', { outcome: 'allow' });
       },
-      ready: () => (faultMode(faults.controlPlaneDown, faults.controlPlane) !== 'off' ? Promise.resolve({ ready: false }) : controlPlane.ready()),
+      ready: () => (faults.controlPlane !== 'off' ? Promise.resolve({ ready: false }) : controlPlane.ready()),
       issuerJwks: () => controlPlane.issuerJwks(),
       isRetry: (r) => controlPlane.isRetry(r),
     },
@@ -212,9 +211,9 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     }),
     approvals: approvals.api,
     readiness: [
-      { name: 'ledger', check: async () => faultMode(faults.ledgerDown, faults.ledger) === 'off' && (await ledger.store.head()).size >= 0 },
+      { name: 'ledger', check: async () => faults.ledger === 'off' && (await ledger.store.head()).size >= 0 },
       { name: 'state', check: () => state.ping() },
-      { name: 'nonce_store', check: () => faultMode(faults.nonceStoreDown, faults.nonceStore) === 'off' },
+      { name: 'nonce_store', check: () => faults.nonceStore === 'off' },
       { name: 'policy', check: () => !isDeny(bundles.active()) },
       { name: 'sandbox', check: async () => (await sandbox.probe()).outcome === 'ok' },
     ],

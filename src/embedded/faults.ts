@@ -14,17 +14,8 @@ import type { NonceStore, ToolAdapter } from '../execution/index.js';
 /** How a faulty dependency misbehaves: `off` is healthy. */
 export type FaultMode = 'off' | 'throw' | 'hang' | 'garbage';
 
-/**
- * Fault switches for tests and the demo, read on every call (flip them on a running instance).
- * The `*Down` booleans are shorthands for mode `throw`.
- */
+/** Fault switches for tests and the demo, read on every call (flip them on a running instance). */
 export interface EmbeddedFaults {
-  /** The Control Plane rejects every decision. */
-  controlPlaneDown: boolean;
-  /** The Execution Layer's nonce store rejects every consumption. */
-  nonceStoreDown: boolean;
-  /** Every ledger write rejects. */
-  ledgerDown: boolean;
   /** `decide` throws, never answers, or answers something that is not a decision. */
   controlPlane: FaultMode;
   /** `consume` rejects, never answers, or answers neither `fresh` nor `replayed`. */
@@ -40,9 +31,6 @@ export interface EmbeddedFaults {
 /** A fresh set of {@link EmbeddedFaults}, all off. */
 export function noFaults(): EmbeddedFaults {
   return {
-    controlPlaneDown: false,
-    nonceStoreDown: false,
-    ledgerDown: false,
     controlPlane: 'off',
     nonceStore: 'off',
     ledger: 'off',
@@ -53,11 +41,6 @@ export function noFaults(): EmbeddedFaults {
 
 const injected = (what: string): Error => new Error(`${what} unavailable (fault injected)`);
 const never = <T>(): Promise<T> => new Promise<T>(() => undefined);
-
-/** The effective mode of a dependency: a `*Down` switch wins as `throw`. */
-export function faultMode(down: boolean, mode: FaultMode): FaultMode {
-  return down ? 'throw' : mode;
-}
 
 /** Rejects, hangs or resolves `garbage`, per `mode` (never `off`). */
 export function misbehave<T>(mode: Exclude<FaultMode, 'off'>, what: string, garbage: unknown): Promise<T> {
@@ -72,8 +55,8 @@ export function faultyLedgerPort(
   faults: EmbeddedFaults,
 ): Pick<Ledger, 'append' | 'putEvidence' | 'hasEntry'> {
   const mode = (type: string | null): FaultMode => {
-    const m = faultMode(faults.ledgerDown, faults.ledger);
-    if (m === 'off' || faults.ledgerDown || faults.ledgerTypes === null) return m;
+    const m = faults.ledger;
+    if (m === 'off' || faults.ledgerTypes === null) return m;
     return type !== null && faults.ledgerTypes.includes(type) ? m : 'off';
   };
   return {
@@ -96,7 +79,7 @@ export function faultyLedgerPort(
 export function faultyNonceStore(store: NonceStore, faults: EmbeddedFaults): NonceStore {
   return {
     consume: (input) => {
-      const m = faultMode(faults.nonceStoreDown, faults.nonceStore);
+      const m = faults.nonceStore;
       return m === 'off' ? store.consume(input) : misbehave(m, 'nonce store', 'maybe');
     },
     prune: (input) => store.prune(input),

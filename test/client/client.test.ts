@@ -66,32 +66,32 @@ describe('client → embedded deployment', () => {
   });
 
   it('the Control Plane switched off → ERR_CONTROL_PLANE_UNAVAILABLE (scenario 5)', async () => {
-    instance.faults.controlPlaneDown = true;
+    instance.faults.controlPlane = 'throw';
     try {
       const r = await demoClient().call('echo', { message: 'x' });
       expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_CONTROL_PLANE_UNAVAILABLE' });
     } finally {
-      instance.faults.controlPlaneDown = false;
+      instance.faults.controlPlane = 'off';
     }
   });
 
   it('the nonce store failing → deny, nothing executed (scenario 8)', async () => {
-    instance.faults.nonceStoreDown = true;
+    instance.faults.nonceStore = 'throw';
     try {
       const r = await demoClient().call('echo', { message: 'x' });
       expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_NONCE_STORE_UNAVAILABLE' });
     } finally {
-      instance.faults.nonceStoreDown = false;
+      instance.faults.nonceStore = 'off';
     }
   });
 
   it('the ledger failing → ERR_LEDGER_UNAVAILABLE (scenario 9)', async () => {
-    instance.faults.ledgerDown = true;
+    instance.faults.ledger = 'throw';
     try {
       const r = await demoClient().call('echo', { message: 'x' });
       expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' });
     } finally {
-      instance.faults.ledgerDown = false;
+      instance.faults.ledger = 'off';
     }
   });
 
