@@ -347,10 +347,8 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       const g = await withDeadline(() => state.check('*', null), deadlines.stateMs);
       return g.status === 'ok' ? { ready: true } : { ready: false, reason: 'ERR_CONTROL_PLANE_UNAVAILABLE' };
     },
-    issuerJwks: (): JsonValue => {
-      const { keys, revoked } = issuer.jwks();
-      return { keys: keys.map((k) => ({ ...k })), revoked: [...revoked] };
-    },
+    // Frozen, and the same object until a rotation or revocation: followers compare by reference.
+    issuerJwks: (): JsonValue => issuer.jwks() as unknown as JsonValue,
     activeBundle() {
       const active = bundles.active();
       return isDeny(active) ? undefined : { hash: active.hash, bundle: active.bundle };

@@ -132,14 +132,14 @@ export function observedAdapters(
  * (SPEC §3 "kid is a pinned, unrevoked issuer key", OE-INV-025 key revocation). Read-only.
  */
 export function followIssuerKeys(jwks: () => unknown): KeyRing {
-  let seen = '';
-  let ring = keyRingFromJwks(jwks());
+  // The issuer publishes a new frozen JWKS object on every change: rebuild only then.
+  let seen = jwks();
+  let ring = keyRingFromJwks(seen);
   const current = (): KeyRing => {
     const value = jwks();
-    const text = JSON.stringify(value);
-    if (text !== seen) {
+    if (value !== seen) {
       ring = keyRingFromJwks(value);
-      seen = text;
+      seen = value;
     }
     return ring;
   };

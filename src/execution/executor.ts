@@ -8,7 +8,6 @@
  */
 import {
   canonicalize,
-  computeParamsSha256,
   deny,
   hexDigestEquals,
   sha256Hex,
@@ -175,8 +174,10 @@ export function createExecutor(deps: ExecutorDeps): Executor {
 
     // Re-hash exactly the parameters that will run: a private frozen copy, so nothing can change
     // them between the check and the adapter (SPEC §2 step 7).
-    const params = deepFreeze(JSON.parse(canonicalize(input.params)) as JsonValue);
-    if (!hexDigestEquals(computeParamsSha256(params), c.params_sha256)) {
+    // One canonical text serves both: the copy is parsed from exactly the bytes that are hashed.
+    const text = canonicalize(input.params);
+    const params = deepFreeze(JSON.parse(text) as JsonValue);
+    if (!hexDigestEquals(sha256Hex(text), c.params_sha256)) {
       return deny('ERR_ENVELOPE_PARAMS_MISMATCH', 'parameters differ from the approved ones');
     }
 

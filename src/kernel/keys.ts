@@ -182,16 +182,20 @@ export function verifyEd25519(publicKey: KeyObject, data: Uint8Array, signature:
 export function createKeyRing(): KeyRing {
   const keys = new Map<string, PublicKey>();
   const revoked = new Set<string>();
+  // The published JWKS, rebuilt only when the ring changes: a new object means a new key set.
+  let published: Ed25519Jwks | undefined;
   return Object.freeze({
     add(input: unknown): PublicKey {
       const key = parsePublicJwk(input);
       keys.set(key.kid, key);
+      published = undefined;
       return key;
     },
     revoke(kid: string): void {
       if (typeof kid !== 'string' || !KID_PATTERN.test(kid))
         throw new TypeError('kid must be a JWK thumbprint');
       revoked.add(kid);
+      published = undefined;
     },
     lookup(kid: unknown): KeyLookup {
       if (typeof kid !== 'string') return { status: 'unknown' };
@@ -202,11 +206,14 @@ export function createKeyRing(): KeyRing {
         : { status: 'active', key: key.keyObject, publicKey: key };
     },
     toJwks(): Ed25519Jwks {
-      const sorted = [...keys.keys()].sort();
-      return Object.freeze({
-        keys: Object.freeze(sorted.map((kid) => (keys.get(kid) as PublicKey).jwk)),
-        revoked: Object.freeze([...revoked].sort()),
-      });
+      if (published === undefined) {
+        const sorted = [...keys.keys()].sort();
+        published = Object.freeze({
+          keys: Object.freeze(sorted.map((kid) => (keys.get(kid) as PublicKey).jwk)),
+          revoked: Object.freeze([...revoked].sort()),
+        });
+      }
+      return published;
     },
   });
 }
