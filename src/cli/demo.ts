@@ -76,7 +76,6 @@ async function direct(ctx: DemoContext, body: JsonObject): Promise<DemoObservati
 }
 
 async function withFault(
-  ctx: DemoContext,
   set: (on: boolean) => void,
   fn: () => Promise<DemoObservation>,
 ): Promise<DemoObservation> {
@@ -199,7 +198,6 @@ export const DEMO_STEPS: readonly DemoStep[] = [
     expect: 'ERR_CONTROL_PLANE_UNAVAILABLE',
     run: (ctx) =>
       withFault(
-        ctx,
         (on) => void (ctx.instance.faults.controlPlane = on ? 'throw' : 'off'),
         () => governed(ctx, 'echo', { message: 'cp down' }),
       ),
@@ -210,7 +208,6 @@ export const DEMO_STEPS: readonly DemoStep[] = [
     expect: 'ERR_NONCE_STORE_UNAVAILABLE',
     run: (ctx) =>
       withFault(
-        ctx,
         (on) => void (ctx.instance.faults.nonceStore = on ? 'throw' : 'off'),
         () => governed(ctx, 'echo', { message: 'nonce store down' }),
       ),
@@ -221,7 +218,6 @@ export const DEMO_STEPS: readonly DemoStep[] = [
     expect: 'ERR_LEDGER_UNAVAILABLE',
     run: (ctx) =>
       withFault(
-        ctx,
         (on) => void (ctx.instance.faults.ledger = on ? 'throw' : 'off'),
         () => governed(ctx, 'echo', { message: 'ledger down' }),
       ),

@@ -118,7 +118,6 @@ export async function activateWithApprovals(
   deps: { readonly approvals: ApprovalService | undefined; readonly bundles: BundleStore; readonly derivationKey: Uint8Array; readonly now: () => number },
   hash: string,
   actor: Actor,
-  reason: string,
   activate: (approval?: ActivationApproval) => Promise<ActivationResult>,
 ): Promise<ActivationResult | (Deny & { readonly decision_id: string })> {
   const { approvals, bundles } = deps;

@@ -357,7 +357,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     rotateIssuerKey: (actor: Actor, reason: string, newKey?: SigningKey) => issuer.rotate(actor, reason, newKey),
     revokeIssuerKey: (kid: string, actor: Actor, reason: string) => issuer.revoke(kid, actor, reason),
     activateBundle: (hash: string, actor: Actor, reason: string) =>
-      activateWithApprovals({ approvals: deps.approvals, bundles, derivationKey, now }, hash, actor, reason, (a?: ActivationApproval) => bundles.activate(hash, actor, reason, a)),
+      activateWithApprovals({ approvals: deps.approvals, bundles, derivationKey, now }, hash, actor, (a?: ActivationApproval) => bundles.activate(hash, actor, reason, a)),
     ...(deps.approvals === undefined ? {} : { approvals: deps.approvals }),
     async isRetry(r: Pick<GovernedRequest, 'request_id' | 'identity' | 'tenant' | 'tool' | 'params' | 'session'>): Promise<boolean> {
       if (deps.approvals === undefined) return false;

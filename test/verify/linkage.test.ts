@@ -106,6 +106,7 @@ describe('a real export passes the linkage checks (SPEC §5)', () => {
     expect(b['jwks'].issuer.keys).toHaveLength(1);
     expect(Object.values(b['jwks'].client_identities)).toContainEqual({ identity: DEMO_CLIENT.identity, tenant: 'acme' });
     const hashes = (b['entries'] as MutableBundle[]).filter((e) => e['type'] === 'decision').map((e) => e['payload'].policy_bundle as string);
+    expect(hashes.length).toBeGreaterThan(0);
     for (const h of hashes) expect(Object.keys(b['policy_bundles'])).toContain(h);
     const echo = (b['exports'].requests as MutableBundle[]).find((q) => q['trace_id'] === echoTrace)!;
     expect(echo).toMatchObject({ accepted: at(b, 'gateway.accepted'), envelope: at(b, 'envelope.issued'), receipt: at(b, 'execution.receipt'), outcome: at(b, 'gateway.completed') });
