@@ -158,7 +158,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
   }
 
   async function governance(ctx: Ctx): Promise<Deny | undefined> {
-    const g = await withDeadline(() => state.check(ctx.req.tenant, ctx.req.session), deadlines.stateMs);
+    const g = await withDeadline(() => state.check(ctx.req.tenant, ctx.req.session, taintKey(ctx.req)), deadlines.stateMs);
     if (g.status !== 'ok') return deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the governance state did not answer');
     // Only an explicit `false` clears each check: a missing or malformed answer denies.
     const v = g.value as unknown as Partial<Record<string, unknown>> | null;
@@ -167,12 +167,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     if (v.tenant_locked !== false) return deny('ERR_TENANT_LOCKDOWN', 'the tenant is locked down');
     if (v.session_quarantined !== false) return deny('ERR_SESSION_QUARANTINED', 'the agent session is quarantined');
     // Anything but an explicit false counts as tainted: more scrutiny, never less.
-    let tainted = v.session_tainted !== false;
-    if (ctx.req.session === null && !tainted) {
-      const c = await withDeadline(() => state.check(ctx.req.tenant, taintKey(ctx.req)), deadlines.stateMs);
-      tainted = c.status !== 'ok' || (c.value as unknown as Partial<Record<string, unknown>>).session_tainted !== false;
-    }
-    ctx.tainted = tainted;
+    ctx.tainted = v.session_tainted !== false;
     return undefined;
   }
 

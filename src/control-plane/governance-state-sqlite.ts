@@ -55,11 +55,11 @@ export function createSqliteGovernanceState(path: string): SqliteGovernanceState
   // Database row: anything but exactly 0 reads as engaged.
   const killEngaged = (): boolean => readKill.get()?.engaged !== 0;
 
-  const check = db.transaction((tenant: string, session: string | null): GovernanceCheck => ({
+  const check = db.transaction((tenant: string, session: string | null, taintKey: string | null): GovernanceCheck => ({
     kill_switch: killEngaged(),
     tenant_locked: readTenant.get(tenant) !== undefined,
     session_quarantined: session !== null && readSession.get(session) !== undefined,
-    session_tainted: session !== null && readTaint.get(session) !== undefined,
+    session_tainted: taintKey !== null && readTaint.get(taintKey) !== undefined,
   }));
   const snapshot = db.transaction(
     (): GovernanceSnapshot => ({
@@ -70,8 +70,8 @@ export function createSqliteGovernanceState(path: string): SqliteGovernanceState
   );
 
   return Object.freeze({
-    check(tenant: string, session: string | null): Promise<GovernanceCheck> {
-      return attempt(() => check(tenant, session));
+    check(tenant: string, session: string | null, taintKey: string | null = session): Promise<GovernanceCheck> {
+      return attempt(() => check(tenant, session, taintKey));
     },
     apply(change: GovernanceChange): Promise<void> {
       return attempt(() => {

@@ -34,8 +34,11 @@ export type GovernanceChange =
  * (OE-INV-025, SPEC §7 scenario 15)
  */
 export interface GovernanceState {
-  /** Reads the kill switch, the tenant's lockdown and the session's quarantine together. */
-  check(tenant: string, session: string | null): Promise<GovernanceCheck>;
+  /**
+   * Reads the kill switch, the tenant's lockdown, the session's quarantine and the taint of
+   * `taintKey` (default: the session) together.
+   */
+  check(tenant: string, session: string | null, taintKey?: string | null): Promise<GovernanceCheck>;
   /** Applies a change durably. Only the admin functions call it, after ledgering the change. */
   apply(change: GovernanceChange): Promise<void>;
   /** The whole state. */
@@ -61,12 +64,12 @@ export function createMemoryGovernanceState(): GovernanceState {
   const sessions = new Set<string>();
   const tainted = new Set<string>();
   return Object.freeze({
-    check(tenant: string, session: string | null): Promise<GovernanceCheck> {
+    check(tenant: string, session: string | null, taintKey: string | null = session): Promise<GovernanceCheck> {
       return Promise.resolve({
         kill_switch: killSwitch,
         tenant_locked: tenants.has(tenant),
         session_quarantined: session !== null && sessions.has(session),
-        session_tainted: session !== null && tainted.has(session),
+        session_tainted: taintKey !== null && tainted.has(taintKey),
       });
     },
     apply(change: GovernanceChange): Promise<void> {

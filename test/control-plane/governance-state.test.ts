@@ -45,6 +45,13 @@ describe.each(backends)('GovernanceState contract: %s', (_name, make) => {
     expect(await s.check('acme', 'sess-1')).toEqual({ kill_switch: false, tenant_locked: true, session_quarantined: true, session_tainted: false });
     expect(await s.check('other', 'sess-2')).toEqual({ kill_switch: false, tenant_locked: false, session_quarantined: false, session_tainted: false });
     expect(await s.check('other', null)).toMatchObject({ session_quarantined: false, session_tainted: false });
+    await s.apply({ kind: 'taint', session: 'sess-2', on: true });
+    expect(await s.check('other', 'sess-2')).toMatchObject({ session_quarantined: false, session_tainted: true });
+    expect(await s.check('other', 'sess-1')).toMatchObject({ session_tainted: false });
+    // A call without a session carries its client's taint, read in the same check.
+    await s.apply({ kind: 'taint', session: 'client:bot', on: true });
+    expect(await s.check('other', null, 'client:bot')).toMatchObject({ session_quarantined: false, session_tainted: true });
+    expect(await s.check('other', null, 'client:other')).toMatchObject({ session_tainted: false });
     await s.apply({ kind: 'kill_switch', on: true });
     expect((await s.check('other', null)).kill_switch).toBe(true);
     await s.apply({ kind: 'lockdown', tenant: 'acme', on: false });
