@@ -83,13 +83,15 @@ describe('import layering (SPEC §1, GEI, FC-INV-6)', () => {
       for (const imp of importsOf(file)) {
         if (imp.spec.startsWith('node:')) continue;
         if (!imp.spec.startsWith('.')) {
-          if (NO_PACKAGES.has(from) && !imp.typeOnly) violations.push(`${relative(SRC, file)} imports package ${imp.spec}`);
+          if (NO_PACKAGES.has(from) && !imp.typeOnly)
+            violations.push(`${relative(SRC, file)} imports package ${imp.spec}`);
           continue;
         }
         const target = resolveLocal(file, imp.spec);
         const to = layerOf(target);
         if (to === from || imp.typeOnly || allowed === undefined) continue;
-        if (!allowed.includes(to)) violations.push(`${relative(SRC, file)} (${from}) imports ${relative(SRC, target)} (${to})`);
+        if (!allowed.includes(to))
+          violations.push(`${relative(SRC, file)} (${from}) imports ${relative(SRC, target)} (${to})`);
       }
     }
     expect(violations).toEqual([]);
@@ -121,7 +123,8 @@ describe('import layering (SPEC §1, GEI, FC-INV-6)', () => {
       if (seen.has(file)) continue;
       seen.add(file);
       const l = layerOf(file);
-      if (l === 'kernel/signing' || l === 'control-plane' || l === 'client') reached.push(relative(SRC, file));
+      if (l === 'kernel/signing' || l === 'control-plane' || l === 'client')
+        reached.push(relative(SRC, file));
       for (const imp of importsOf(file)) {
         if (imp.typeOnly || !imp.spec.startsWith('.')) continue;
         stack.push(resolveLocal(file, imp.spec));

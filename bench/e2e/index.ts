@@ -203,7 +203,9 @@ async function singleUseStores(dir: string): Promise<{ claim: number; consume: n
     );
     return ((performance.now() - start) * 1000) / next;
   };
-  const claim = await time((i) => state.claim({ identity: 'bench', nonce: `n${i}`, requestId: `r${i}`, atMs: Date.now() }));
+  const claim = await time((i) =>
+    state.claim({ identity: 'bench', nonce: `n${i}`, requestId: `r${i}`, atMs: Date.now() }),
+  );
   const exp = Math.floor(Date.now() / 1000) + 60;
   const consume = await time((i) => nonces.consume({ jti: `j${i}`, tenant: 'acme', exp, decision_id: 'd' }));
   state.close();
@@ -337,7 +339,10 @@ async function main(): Promise<void> {
     // With N clients each waiting for its answer, p50 ≈ N / throughput: latency is measured alone too.
     const solo = PHASES.has('governed')
       ? // One client is sequential anyway: run it on the server's thread (a further worker trips a V8 fault of Node 20.20).
-        summarise('governed call (echo), 1 client', await runLoad({ ...job, clients: 1, kind: 'governed', client }))
+        summarise(
+          'governed call (echo), 1 client',
+          await runLoad({ ...job, clients: 1, kind: 'governed', client }),
+        )
       : undefined;
     if (!PHASES.has('primitives')) return;
     console.log(

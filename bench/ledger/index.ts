@@ -12,7 +12,13 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { noteSignerFor, signingKeyFromSeed } from '../../src/kernel/signing/index.js';
-import { createLedger, createSqliteLedgerStore, exportBundle, type EntryInput, type Ledger } from '../../src/ledger/index.js';
+import {
+  createLedger,
+  createSqliteLedgerStore,
+  exportBundle,
+  type EntryInput,
+  type Ledger,
+} from '../../src/ledger/index.js';
 import { verifyBundle } from '../../src/verify/index.js';
 
 const ORIGIN = 'failclosed.local/bench';
@@ -26,7 +32,13 @@ function input(i: number): EntryInput {
     request_id: `r-${i}`,
     tenant: 'acme',
     actor: { id: 'control-plane', role: 'control-plane' },
-    payload: { decision_id: `d-${i}`, outcome: 'allow', policy_bundle: 'ab'.repeat(32), rules_fired: ['p1'], risk: 'low' },
+    payload: {
+      decision_id: `d-${i}`,
+      outcome: 'allow',
+      policy_bundle: 'ab'.repeat(32),
+      rules_fired: ['p1'],
+      risk: 'low',
+    },
   };
 }
 
@@ -47,7 +59,12 @@ function rawSingleRowRate(dir: string, ms: number): number {
 
 async function openBenchLedger(path: string): Promise<Ledger> {
   let t = Date.UTC(2025, 0, 1);
-  return createLedger({ store: createSqliteLedgerStore({ path }), clock: () => t++, checkpointSigner: signer, origin: ORIGIN });
+  return createLedger({
+    store: createSqliteLedgerStore({ path }),
+    clock: () => t++,
+    checkpointSigner: signer,
+    origin: ORIGIN,
+  });
 }
 
 async function groupCommitRate(dir: string, writers: number, total: number): Promise<number> {
@@ -64,7 +81,9 @@ async function groupCommitRate(dir: string, writers: number, total: number): Pro
   return rate;
 }
 
-async function verifyRate(dir: string): Promise<{ parseAndVerify: number; verifyOnly: number; chainOnly: number; ok: boolean }> {
+async function verifyRate(
+  dir: string,
+): Promise<{ parseAndVerify: number; verifyOnly: number; chainOnly: number; ok: boolean }> {
   const ledger = await openBenchLedger(join(dir, 'verify.db'));
   let next = 0;
   await Promise.all(
@@ -96,15 +115,27 @@ async function main(): Promise<void> {
   try {
     const raw = rawSingleRowRate(dir, 1500);
     console.log(`raw better-sqlite3 single-row commits (synchronous=FULL): ${fmt(raw)} rows/s  (baseline)`);
-    for (const [writers, total] of [[1, 1500], [8, 8000], [64, 40000]] as const) {
+    for (const [writers, total] of [
+      [1, 1500],
+      [8, 8000],
+      [64, 40000],
+    ] as const) {
       const rate = await groupCommitRate(dir, writers, total);
       const target = writers === 64 ? `  target ≥ 10×: ${rate / raw >= 10 ? 'MET' : 'MISSED'}` : '';
-      console.log(`group-commit ledger, ${String(writers).padStart(2)} writers:                  ${fmt(rate)} entries/s  ${(rate / raw).toFixed(1)}× baseline${target}`);
+      console.log(
+        `group-commit ledger, ${String(writers).padStart(2)} writers:                  ${fmt(rate)} entries/s  ${(rate / raw).toFixed(1)}× baseline${target}`,
+      );
     }
     const v = await verifyRate(dir);
-    console.log(`verify ${VERIFY_ENTRIES.toLocaleString('en-US')} entries (strict parse + checks):      ${fmt(v.parseAndVerify)} entries/s`);
-    console.log(`verify ${VERIFY_ENTRIES.toLocaleString('en-US')} entries (all checks, parsed bundle): ${fmt(v.verifyOnly)} entries/s`);
-    console.log(`verify ${VERIFY_ENTRIES.toLocaleString('en-US')} entries (chain + Merkle, parsed):    ${fmt(v.chainOnly)} entries/s  target ≥ 100,000: ${v.chainOnly >= 100_000 ? 'MET' : 'MISSED'}${v.ok ? '' : '  (REPORT NOT OK)'}`);
+    console.log(
+      `verify ${VERIFY_ENTRIES.toLocaleString('en-US')} entries (strict parse + checks):      ${fmt(v.parseAndVerify)} entries/s`,
+    );
+    console.log(
+      `verify ${VERIFY_ENTRIES.toLocaleString('en-US')} entries (all checks, parsed bundle): ${fmt(v.verifyOnly)} entries/s`,
+    );
+    console.log(
+      `verify ${VERIFY_ENTRIES.toLocaleString('en-US')} entries (chain + Merkle, parsed):    ${fmt(v.chainOnly)} entries/s  target ≥ 100,000: ${v.chainOnly >= 100_000 ? 'MET' : 'MISSED'}${v.ok ? '' : '  (REPORT NOT OK)'}`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

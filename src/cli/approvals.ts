@@ -60,22 +60,50 @@ function print(io: ApprovalCliIo, a: ApproverAnswer): number {
 
 function approver(conn: Connection, dir: string, name: string) {
   const file = readApproverFile(dir, name);
-  return createApproverClient({ url: conn.url, name: file.name, key: file.key, authorization: `Bearer ${conn.token}` });
+  return createApproverClient({
+    url: conn.url,
+    name: file.name,
+    key: file.key,
+    authorization: `Bearer ${conn.token}`,
+  });
 }
 
-async function run(io: ApprovalCliIo, dir: string, conn: Connection, pos: readonly string[], v: ApprovalCliOptions): Promise<number> {
+async function run(
+  io: ApprovalCliIo,
+  dir: string,
+  conn: Connection,
+  pos: readonly string[],
+  v: ApprovalCliOptions,
+): Promise<number> {
   const [cmd, sub, id] = pos;
   // Reading needs no approver key: any operator may list; `--as` picks the key for signing.
-  const reader = createApproverClient({ url: conn.url, name: 'operator', key: generateSigningKey(), authorization: `Bearer ${conn.token}` });
+  const reader = createApproverClient({
+    url: conn.url,
+    name: 'operator',
+    key: generateSigningKey(),
+    authorization: `Bearer ${conn.token}`,
+  });
   switch (cmd) {
     case 'approvers': {
       if (sub === 'list') return print(io, await operatorAction(conn, 'approvers-list', {}));
-      if (sub !== 'add' || id === undefined) throw new Usage('approvers add NAME --role ROLE | approvers list');
-      const roles = need(v, 'role').split(',').map((r) => r.trim()).filter((r) => r.length > 0);
+      if (sub !== 'add' || id === undefined)
+        throw new Usage('approvers add NAME --role ROLE | approvers list');
+      const roles = need(v, 'role')
+        .split(',')
+        .map((r) => r.trim())
+        .filter((r) => r.length > 0);
       const key = generateSigningKey();
-      const a = await operatorAction(conn, 'approvers-add', { name: id, roles, public_jwk: { ...key.publicJwk } });
+      const a = await operatorAction(conn, 'approvers-add', {
+        name: id,
+        roles,
+        public_jwk: { ...key.publicJwk },
+      });
       if (a.status !== 201) return print(io, a);
-      const path = writeApproverFile(dir, { name: id, roles, key: exportSigningKeyJwk(key) as unknown as JsonObject });
+      const path = writeApproverFile(dir, {
+        name: id,
+        roles,
+        key: exportSigningKeyJwk(key) as unknown as JsonObject,
+      });
       return print(io, { status: 201, body: { ...(a.body as JsonObject), key_file: path } });
     }
     case 'approvals':
@@ -88,13 +116,21 @@ async function run(io: ApprovalCliIo, dir: string, conn: Connection, pos: readon
     case 'break-glass': {
       const ttl = need(v, 'ttl');
       if (!/^\d{1,7}$/.test(ttl)) throw new Usage('--ttl must be a number of seconds');
-      return print(io, await approver(conn, dir, need(v, 'as')).breakGlass({
-        tenant: need(v, 'tenant'), tool: need(v, 'tool'), reason_category: need(v, 'reason-category'), reason: need(v, 'reason'), ttl_sec: Number(ttl),
-      }));
+      return print(
+        io,
+        await approver(conn, dir, need(v, 'as')).breakGlass({
+          tenant: need(v, 'tenant'),
+          tool: need(v, 'tool'),
+          reason_category: need(v, 'reason-category'),
+          reason: need(v, 'reason'),
+          ttl_sec: Number(ttl),
+        }),
+      );
     }
     case 'reviews':
       if (sub === 'list') return print(io, await reader.reviews());
-      if (sub === 'close' && id !== undefined) return print(io, await approver(conn, dir, need(v, 'as')).closeReview(id, need(v, 'notes')));
+      if (sub === 'close' && id !== undefined)
+        return print(io, await approver(conn, dir, need(v, 'as')).closeReview(id, need(v, 'notes')));
       throw new Usage('reviews list | close ID --as NAME --notes TEXT');
     default:
       throw new Usage(`unknown command ${String(cmd)}`);
@@ -107,7 +143,12 @@ export function isApprovalCommand(cmd: string | undefined): boolean {
 }
 
 /** Runs one approval command against the running server (or an in-process one). Exit 0 ok, 1 denied or failed, 2 usage. */
-export async function runApprovalCommand(io: ApprovalCliIo, dir: string, positionals: readonly string[], values: ApprovalCliOptions): Promise<number> {
+export async function runApprovalCommand(
+  io: ApprovalCliIo,
+  dir: string,
+  positionals: readonly string[],
+  values: ApprovalCliOptions,
+): Promise<number> {
   let conn: Connection | undefined;
   try {
     conn = await connect(dir);
@@ -123,4 +164,3 @@ export async function runApprovalCommand(io: ApprovalCliIo, dir: string, positio
     await conn?.close();
   }
 }
-

@@ -9,7 +9,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createApproverClient } from '../client/index.js';
-import { announceServer, DEMO_CLIENT, readApproverFile, readClientFile, readOperatorToken, withdrawServer } from '../embedded/index.js';
+import {
+  announceServer,
+  DEMO_CLIENT,
+  readApproverFile,
+  readClientFile,
+  readOperatorToken,
+  withdrawServer,
+} from '../embedded/index.js';
 import { parseJson } from '../kernel/index.js';
 import type { JsonObject } from '../kernel/index.js';
 import { generateSigningKey } from '../kernel/signing/index.js';
@@ -17,7 +24,8 @@ import { verifyBundle } from '../verify/index.js';
 import { runApprovalCommand } from './approvals.js';
 import type { DemoContext, DemoObservation, DemoStep } from './demo.js';
 
-const positionals = (argv: readonly string[]): string[] => argv.filter((a, i) => !a.startsWith('--') && !(argv[i - 1] ?? '').startsWith('--'));
+const positionals = (argv: readonly string[]): string[] =>
+  argv.filter((a, i) => !a.startsWith('--') && !(argv[i - 1] ?? '').startsWith('--'));
 
 /** Runs `failclosed <argv>` (an approval command) against the demo instance; exit code and output. */
 async function cli(ctx: DemoContext, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -25,7 +33,12 @@ async function cli(ctx: DemoContext, ...argv: string[]): Promise<{ code: number;
   let err = '';
   announceServer(ctx.dir, ctx.instance.url);
   try {
-    const code = await runApprovalCommand({ out: (t) => (out += t), err: (t) => (err += t) }, ctx.dir, positionals(argv), parseFlags(argv));
+    const code = await runApprovalCommand(
+      { out: (t) => (out += t), err: (t) => (err += t) },
+      ctx.dir,
+      positionals(argv),
+      parseFlags(argv),
+    );
     return { code, out, err };
   } finally {
     withdrawServer(ctx.dir);
@@ -52,8 +65,18 @@ async function approver(ctx: DemoContext, name: string, roles: string): Promise<
 }
 
 /** Submits an approval the way an attacker would: a statement signed with `key` in the name of `as`. */
-async function forged(ctx: DemoContext, decisionId: string, as: string, key: Readonly<Record<string, unknown>> | ReturnType<typeof generateSigningKey>): Promise<string> {
-  const c = createApproverClient({ url: ctx.instance.url, name: as, key, authorization: `Bearer ${readOperatorToken(ctx.dir)}` });
+async function forged(
+  ctx: DemoContext,
+  decisionId: string,
+  as: string,
+  key: Readonly<Record<string, unknown>> | ReturnType<typeof generateSigningKey>,
+): Promise<string> {
+  const c = createApproverClient({
+    url: ctx.instance.url,
+    name: as,
+    key,
+    authorization: `Bearer ${readOperatorToken(ctx.dir)}`,
+  });
   const a = await c.decide(decisionId, 'approve', 'looks fine to me');
   const code = (a.body as JsonObject)['code'];
   return typeof code === 'string' ? code : `HTTP ${a.status}`;
@@ -77,17 +100,50 @@ async function approvalStep(ctx: DemoContext): Promise<DemoObservation> {
   await approver(ctx, 'bob', 'treasury');
   const s = session();
   const first = await ctx.client.call('transfer_funds', TRANSFER, { session: s });
-  if (first.outcome !== 'pending') return { observed: first.outcome === 'deny' ? first.code : 'executed without approval' };
+  if (first.outcome !== 'pending')
+    return { observed: first.outcome === 'deny' ? first.code : 'executed without approval' };
   const id = first.decision_id;
-  const agentCode = await forged(ctx, id, DEMO_CLIENT.identity, readClientFile(ctx.dir, DEMO_CLIENT.identity).key);
+  const agentCode = await forged(
+    ctx,
+    id,
+    DEMO_CLIENT.identity,
+    readClientFile(ctx.dir, DEMO_CLIENT.identity).key,
+  );
   const forgedCode = await forged(ctx, id, 'alice', generateSigningKey());
-  const a = await cli(ctx, 'approvals', 'approve', id, '--as', 'alice', '--justification', 'invoice 42 matches the order');
-  const twice = codeOf(await cli(ctx, 'approvals', 'approve', id, '--as', 'alice', '--justification', 'again'));
-  const early = await ctx.client.call('transfer_funds', TRANSFER, { session: s, requestId: first.request_id });
-  const b = await cli(ctx, 'approvals', 'approve', id, '--as', 'bob', '--justification', 'vendor verified by phone');
+  const a = await cli(
+    ctx,
+    'approvals',
+    'approve',
+    id,
+    '--as',
+    'alice',
+    '--justification',
+    'invoice 42 matches the order',
+  );
+  const twice = codeOf(
+    await cli(ctx, 'approvals', 'approve', id, '--as', 'alice', '--justification', 'again'),
+  );
+  const early = await ctx.client.call('transfer_funds', TRANSFER, {
+    session: s,
+    requestId: first.request_id,
+  });
+  const b = await cli(
+    ctx,
+    'approvals',
+    'approve',
+    id,
+    '--as',
+    'bob',
+    '--justification',
+    'vendor verified by phone',
+  );
   const ran = await ctx.client.call('transfer_funds', TRANSFER, { session: s, requestId: first.request_id });
   const detail = `202 pending ${id.slice(0, 12)}…; agent as approver ${agentCode}; forged signature ${forgedCode}; alice ${a.code === 0 ? 'ok' : codeOf(a)}; alice again ${twice}; retry ${early.outcome}; bob ${b.code === 0 ? 'ok' : codeOf(b)}; retry ${ran.outcome}`;
-  const refusals = agentCode === 'ERR_APPROVER_AGENT' && forgedCode === 'ERR_APPROVAL_SIGNATURE' && twice === 'ERR_APPROVAL_DUPLICATE' && early.outcome === 'pending';
+  const refusals =
+    agentCode === 'ERR_APPROVER_AGENT' &&
+    forgedCode === 'ERR_APPROVAL_SIGNATURE' &&
+    twice === 'ERR_APPROVAL_DUPLICATE' &&
+    early.outcome === 'pending';
   if (!refusals) return { observed: 'a forged or early approval was not refused as expected', detail };
   return { observed: ran.outcome === 'executed' ? 'executed' : ran.code, detail };
 }
@@ -97,19 +153,52 @@ async function breakGlassStep(ctx: DemoContext): Promise<DemoObservation> {
   await approver(ctx, 'erin', 'L5');
   await approver(ctx, 'carol', 'finance');
   const grant = (as: string, ttl: string, reason = 'payroll outage INC-7') =>
-    cli(ctx, 'break-glass', '--as', as, '--tool', 'transfer_funds', '--tenant', DEMO_CLIENT.tenant, '--reason-category', 'incident', '--reason', reason, '--ttl', ttl);
+    cli(
+      ctx,
+      'break-glass',
+      '--as',
+      as,
+      '--tool',
+      'transfer_funds',
+      '--tenant',
+      DEMO_CLIENT.tenant,
+      '--reason-category',
+      'incident',
+      '--reason',
+      reason,
+      '--ttl',
+      ttl,
+    );
   const noRole = codeOf(await grant('carol', '600'));
   const longTtl = codeOf(await grant('dave', '999999'));
   const ok = await grant('dave', '600');
   if (ok.code !== 0) return { observed: `break-glass refused: ${codeOf(ok)}` };
   const ran = await ctx.client.call('transfer_funds', { ...TRANSFER, amount: 4000 }, { session: session() });
-  const reviews = (parseJson((await cli(ctx, 'reviews', 'list')).out) as { reviews: JsonObject[] }).reviews.filter((r) => r['status'] === 'open');
+  const reviews = (
+    parseJson((await cli(ctx, 'reviews', 'list')).out) as { reviews: JsonObject[] }
+  ).reviews.filter((r) => r['status'] === 'open');
   const reviewId = reviews.at(-1)?.['review_id'];
   if (typeof reviewId !== 'string') return { observed: 'no review item was opened' };
-  const own = codeOf(await cli(ctx, 'reviews', 'close', reviewId, '--as', 'dave', '--notes', 'closing my own'));
-  const closed = await cli(ctx, 'reviews', 'close', reviewId, '--as', 'erin', '--notes', 'justified: payroll restored');
+  const own = codeOf(
+    await cli(ctx, 'reviews', 'close', reviewId, '--as', 'dave', '--notes', 'closing my own'),
+  );
+  const closed = await cli(
+    ctx,
+    'reviews',
+    'close',
+    reviewId,
+    '--as',
+    'erin',
+    '--notes',
+    'justified: payroll restored',
+  );
   const detail = `finance role ${noRole}; TTL 999999 s ${longTtl}; L4 grant ok; transfer ${ran.outcome}; review ${reviewId.slice(0, 12)}… by dave ${own}, by erin ${closed.code === 0 ? 'closed' : codeOf(closed)}`;
-  if (noRole !== 'ERR_BREAK_GLASS_DENIED' || longTtl !== 'ERR_BREAK_GLASS_DENIED' || own !== 'ERR_APPROVAL_SELF' || closed.code !== 0) {
+  if (
+    noRole !== 'ERR_BREAK_GLASS_DENIED' ||
+    longTtl !== 'ERR_BREAK_GLASS_DENIED' ||
+    own !== 'ERR_APPROVAL_SELF' ||
+    closed.code !== 0
+  ) {
     return { observed: 'break-glass was not refused or reviewed as expected', detail };
   }
   return { observed: ran.outcome === 'executed' ? 'executed' : ran.code, detail };
@@ -128,9 +217,14 @@ async function evidenceStep(ctx: DemoContext): Promise<DemoObservation> {
   const report = verifyBundle(readFileSync(path));
   const check = report.checks.find((c) => c.id === 'approvals');
   const bundle = parseJson(text) as { entries: { type: string; actor: { id: string } }[] };
-  const who = [...new Set(bundle.entries.filter((e) => e.type === 'approval.added').map((e) => e.actor.id))].join(', ');
+  const who = [
+    ...new Set(bundle.entries.filter((e) => e.type === 'approval.added').map((e) => e.actor.id)),
+  ].join(', ');
   return {
-    observed: report.ok && check?.status === 'pass' ? 'verified' : `verify: ${check?.status ?? 'no approvals check'}, ok=${String(report.ok)}`,
+    observed:
+      report.ok && check?.status === 'pass'
+        ? 'verified'
+        : `verify: ${check?.status ?? 'no approvals check'}, ok=${String(report.ok)}`,
     detail: `approvals by ${who || 'nobody'} precede their envelopes and receipts; break-glass use with its review`,
   };
 }
@@ -139,13 +233,15 @@ async function evidenceStep(ctx: DemoContext): Promise<DemoObservation> {
 export const APPROVAL_DEMO_STEPS: readonly DemoStep[] = [
   {
     scenario: 11,
-    title: 'approval: transfer 5000 USD waits; agent and forged approvals refused; two treasury approvers approve from the CLI; the retry runs',
+    title:
+      'approval: transfer 5000 USD waits; agent and forged approvals refused; two treasury approvers approve from the CLI; the retry runs',
     expect: 'executed',
     run: approvalStep,
   },
   {
     scenario: 14,
-    title: 'break-glass: refused without L4/L5 role or with a long TTL; an L4 grant lets a transfer run, flagged; another person closes the review',
+    title:
+      'break-glass: refused without L4/L5 role or with a long TTL; an L4 grant lets a transfer run, flagged; another person closes the review',
     expect: 'executed',
     run: breakGlassStep,
   },

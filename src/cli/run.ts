@@ -138,7 +138,12 @@ async function up(io: CliIo, dir: string, port: number | undefined): Promise<num
   return EXIT.ok;
 }
 
-async function call(io: CliIo, dir: string, tool: string, v: { params?: string; session?: string; client?: string; wait?: string; 'request-id'?: string }): Promise<number> {
+async function call(
+  io: CliIo,
+  dir: string,
+  tool: string,
+  v: { params?: string; session?: string; client?: string; wait?: string; 'request-id'?: string },
+): Promise<number> {
   if (v.params === undefined) throw new UsageError('--params JSON is required');
   let params: JsonValue;
   try {
@@ -146,10 +151,16 @@ async function call(io: CliIo, dir: string, tool: string, v: { params?: string; 
   } catch {
     throw new UsageError('--params is not valid JSON');
   }
-  if (typeof params !== 'object' || params === null || Array.isArray(params)) throw new UsageError('--params must be a JSON object');
+  if (typeof params !== 'object' || params === null || Array.isArray(params))
+    throw new UsageError('--params must be a JSON object');
   const file = readClientFile(dir, v.client ?? DEMO_CLIENT.identity);
   return withConnection(dir, async (conn) => {
-    const client = createClient({ url: conn.url, identity: file.identity, tenant: file.tenant, key: file.key });
+    const client = createClient({
+      url: conn.url,
+      identity: file.identity,
+      tenant: file.tenant,
+      key: file.key,
+    });
     const wait = intOption(v.wait, 'wait');
     const r = await client.call(tool, params as JsonObject, {
       ...(v.session === undefined ? {} : { session: v.session }),
@@ -161,13 +172,28 @@ async function call(io: CliIo, dir: string, tool: string, v: { params?: string; 
   });
 }
 
-async function addClient(io: CliIo, dir: string, name: string, tenant: string | undefined, owner?: string): Promise<number> {
+async function addClient(
+  io: CliIo,
+  dir: string,
+  name: string,
+  tenant: string | undefined,
+  owner?: string,
+): Promise<number> {
   if (tenant === undefined) throw new UsageError('--tenant is required');
   const key = generateSigningKey();
   return withConnection(dir, async (conn) => {
-    const a = await operatorAction(conn, 'clients-add', { name, tenant, public_jwk: { ...key.publicJwk }, ...(owner === undefined ? {} : { owner }) });
+    const a = await operatorAction(conn, 'clients-add', {
+      name,
+      tenant,
+      public_jwk: { ...key.publicJwk },
+      ...(owner === undefined ? {} : { owner }),
+    });
     if (a.status !== 201) return report(io, a);
-    const path = writeClientFile(dir, name, { identity: name, tenant, key: exportSigningKeyJwk(key) as unknown as JsonObject });
+    const path = writeClientFile(dir, name, {
+      identity: name,
+      tenant,
+      key: exportSigningKeyJwk(key) as unknown as JsonObject,
+    });
     print(io, { ...(a.body as JsonObject), key_file: path });
     return EXIT.ok;
   });
@@ -184,7 +210,11 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
   // `verify` is offline and has options of its own: hand it everything after the word.
   const verifyAt = commandIndex(argv);
   if (argv[verifyAt] === 'verify') {
-    return runVerifyCli(argv.slice(verifyAt + 1), { out: io.out, err: io.err, readFile: (p) => readFileSync(p) });
+    return runVerifyCli(argv.slice(verifyAt + 1), {
+      out: io.out,
+      err: io.err,
+      readFile: (p) => readFileSync(p),
+    });
   }
   // Identifiers (kids, ids) may start with '-': anything that is not one of our options is a value.
   const MARK = '\u0000';
@@ -200,8 +230,11 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
     io.out(USAGE);
     return cmd === undefined && v.help !== true ? EXIT.usage : EXIT.ok;
   }
-  const dir = resolve(v.data ?? (cmd === 'init' ? sub : undefined) ?? io.env['FAILCLOSED_HOME'] ?? '.failclosed');
-  const op = (fn: (c: Connection) => Promise<HttpAnswer>): Promise<number> => withConnection(dir, async (c) => report(io, await fn(c)));
+  const dir = resolve(
+    v.data ?? (cmd === 'init' ? sub : undefined) ?? io.env['FAILCLOSED_HOME'] ?? '.failclosed',
+  );
+  const op = (fn: (c: Connection) => Promise<HttpAnswer>): Promise<number> =>
+    withConnection(dir, async (c) => report(io, await fn(c)));
   if (isApprovalCommand(cmd)) return runApprovalCommand(io, dir, pos, v);
   switch (cmd) {
     case 'init': {
@@ -222,10 +255,15 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
       if (sub === 'list') return op((c) => operatorAction(c, 'clients-list', {}));
       throw new UsageError('clients add NAME --tenant T | clients list');
     case 'ledger': {
-      if (sub !== 'export' || v.out === undefined) throw new UsageError('ledger export --out FILE [--trace ID] [--from N --to M]');
+      if (sub !== 'export' || v.out === undefined)
+        throw new UsageError('ledger export --out FILE [--trace ID] [--from N --to M]');
       const from = intOption(v.from, 'from');
       const to = intOption(v.to, 'to');
-      const body: JsonObject = { ...(v.trace === undefined ? {} : { trace_id: v.trace }), ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) };
+      const body: JsonObject = {
+        ...(v.trace === undefined ? {} : { trace_id: v.trace }),
+        ...(from === undefined ? {} : { from }),
+        ...(to === undefined ? {} : { to }),
+      };
       const out = v.out;
       return withConnection(dir, async (c) => {
         const a = await operatorAction(c, 'ledger-export', body);
@@ -262,12 +300,15 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
         return op((c) => operatorAction(c, 'lockdown', { tenant: arg1, on }));
       }
       if (sub === 'rotate-issuer-key') return op((c) => operatorAction(c, 'issuer-rotate', {}));
-      if (sub === 'revoke-issuer-key' && arg1 !== undefined) return op((c) => operatorAction(c, 'issuer-revoke', { kid: arg1 }));
+      if (sub === 'revoke-issuer-key' && arg1 !== undefined)
+        return op((c) => operatorAction(c, 'issuer-revoke', { kid: arg1 }));
       if (sub === 'quarantine' && arg1 !== undefined) {
         const on = onOff(arg2);
         return op((c) => operatorAction(c, 'quarantine', { session: arg1, on }));
       }
-      throw new UsageError('admin kill-switch on|off | admin lockdown TENANT on|off | admin quarantine SESSION on|off');
+      throw new UsageError(
+        'admin kill-switch on|off | admin lockdown TENANT on|off | admin quarantine SESSION on|off',
+      );
     case 'jwks':
       return op((c) => getJson(c, '/v1/jwks', false));
     case 'demo':
@@ -282,7 +323,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   try {
     return await dispatch(io, argv);
   } catch (err) {
-    if (err instanceof UsageError || (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
+    if (
+      err instanceof UsageError ||
+      (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))
+    ) {
       io.err(`failclosed: ${err.message}\n\n${USAGE}`);
       return EXIT.usage;
     }

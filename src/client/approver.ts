@@ -5,8 +5,22 @@
  * are separate identities (OE-INV-002). Transport failures and uninterpretable answers are
  * reported as denies.
  */
-import { approvalSigningInput, breakGlassSigningInput, encodeBase64url, parseJson, reviewSigningInput } from '../kernel/index.js';
-import type { ApprovalStatement, ApprovalVerdict, BreakGlassStatement, Clock, JsonObject, JsonValue, ReviewStatement } from '../kernel/index.js';
+import {
+  approvalSigningInput,
+  breakGlassSigningInput,
+  encodeBase64url,
+  parseJson,
+  reviewSigningInput,
+} from '../kernel/index.js';
+import type {
+  ApprovalStatement,
+  ApprovalVerdict,
+  BreakGlassStatement,
+  Clock,
+  JsonObject,
+  JsonValue,
+  ReviewStatement,
+} from '../kernel/index.js';
 import { importSigningKeyJwk, signEd25519 } from '../kernel/signing/index.js';
 import type { SigningKey } from '../kernel/signing/index.js';
 
@@ -88,12 +102,18 @@ export function createApproverClient(options: ApproverClientOptions): ApproverCl
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
     } catch {
-      return { status: 0, body: { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'the Gate could not be reached' } };
+      return {
+        status: 0,
+        body: { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'the Gate could not be reached' },
+      };
     }
     try {
       return { status: res.status, body: parseJson(new Uint8Array(await res.arrayBuffer())) };
     } catch {
-      return { status: res.status, body: { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'the Gate answer could not be interpreted' } };
+      return {
+        status: res.status,
+        body: { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'the Gate answer could not be interpreted' },
+      };
     }
   }
 
@@ -114,16 +134,25 @@ export function createApproverClient(options: ApproverClientOptions): ApproverCl
         timestamp: stamp(),
         approver: options.name,
       };
-      return send('POST', `/v1/approvals/${enc(id)}/${verdict}`, { statement: { ...statement }, signature: signApproval(key, statement) });
+      return send('POST', `/v1/approvals/${enc(id)}/${verdict}`, {
+        statement: { ...statement },
+        signature: signApproval(key, statement),
+      });
     },
     breakGlass(r: BreakGlassRequest): Promise<ApproverAnswer> {
       const statement: BreakGlassStatement = { approver: options.name, ...r, timestamp: stamp() };
-      return send('POST', '/v1/break-glass', { statement: { ...statement }, signature: signBreakGlass(key, statement) });
+      return send('POST', '/v1/break-glass', {
+        statement: { ...statement },
+        signature: signBreakGlass(key, statement),
+      });
     },
     reviews: () => send('GET', '/v1/reviews'),
     closeReview(id: string, notes: string): Promise<ApproverAnswer> {
       const statement: ReviewStatement = { review_id: id, reviewer: options.name, notes, timestamp: stamp() };
-      return send('POST', `/v1/reviews/${enc(id)}/close`, { statement: { ...statement }, signature: signReview(key, statement) });
+      return send('POST', `/v1/reviews/${enc(id)}/close`, {
+        statement: { ...statement },
+        signature: signReview(key, statement),
+      });
     },
   });
 }

@@ -74,7 +74,10 @@ function isSigningKey(k: unknown): k is SigningKey {
 }
 
 function unreachable(code: DenialCode, status: number, requestId: string): CallResult {
-  const d = deny(code, status === 0 ? 'the Gate could not be reached' : 'the Gate answer could not be interpreted');
+  const d = deny(
+    code,
+    status === 0 ? 'the Gate could not be reached' : 'the Gate answer could not be interpreted',
+  );
   return { ...d, request_id: requestId, trace_id: null, status };
 }
 
@@ -82,9 +85,19 @@ function unreachable(code: DenialCode, status: number, requestId: string): CallR
 export function parseCallResult(status: number, body: unknown, requestId: string): CallResult {
   if (typeof body !== 'object' || body === null) return unreachable('ERR_INTERNAL', status, requestId);
   const b = body as Record<string, unknown>;
-  if (status === 200 && b.outcome === 'executed' && typeof b.trace_id === 'string' && typeof b.decision_id === 'string') {
+  if (
+    status === 200 &&
+    b.outcome === 'executed' &&
+    typeof b.trace_id === 'string' &&
+    typeof b.decision_id === 'string'
+  ) {
     const receipt = b.receipt as { index?: unknown; entry_hash?: unknown } | null;
-    if (typeof receipt !== 'object' || receipt === null || typeof receipt.index !== 'number' || typeof receipt.entry_hash !== 'string')
+    if (
+      typeof receipt !== 'object' ||
+      receipt === null ||
+      typeof receipt.index !== 'number' ||
+      typeof receipt.entry_hash !== 'string'
+    )
       return unreachable('ERR_INTERNAL', status, requestId);
     return {
       outcome: 'executed',
@@ -95,7 +108,12 @@ export function parseCallResult(status: number, body: unknown, requestId: string
       receipt: { index: receipt.index, entry_hash: receipt.entry_hash },
     };
   }
-  if (status === 202 && b.outcome === 'pending' && b.code === 'ERR_APPROVAL_PENDING' && typeof b.decision_id === 'string') {
+  if (
+    status === 202 &&
+    b.outcome === 'pending' &&
+    b.code === 'ERR_APPROVAL_PENDING' &&
+    typeof b.decision_id === 'string'
+  ) {
     return {
       outcome: 'pending',
       code: 'ERR_APPROVAL_PENDING',
@@ -147,7 +165,11 @@ export function createClient(options: ClientOptions): FailclosedClient {
           method: 'POST',
           headers: {
             'content-type': 'application/json',
-            ...(callOptions?.waitSec !== undefined && Number.isSafeInteger(callOptions.waitSec) && callOptions.waitSec > 0 ? { prefer: `wait=${callOptions.waitSec}` } : {}),
+            ...(callOptions?.waitSec !== undefined &&
+            Number.isSafeInteger(callOptions.waitSec) &&
+            callOptions.waitSec > 0
+              ? { prefer: `wait=${callOptions.waitSec}` }
+              : {}),
           },
           body: JSON.stringify(body),
         });

@@ -51,7 +51,12 @@ export function openApproval(
     roles: decision.obligations.approver_roles,
     policy_bundle: ctx.runtime?.hash ?? null,
     decision_ref: input.decisionRef,
-    constraints: { ...input.constraints, egress: [...input.constraints.egress], fs_read: [...input.constraints.fs_read], fs_write: [...input.constraints.fs_write] },
+    constraints: {
+      ...input.constraints,
+      egress: [...input.constraints.egress],
+      fs_read: [...input.constraints.fs_read],
+      fs_write: [...input.constraints.fs_write],
+    },
     ...(input.ttlSec === undefined ? {} : { ttlSec: input.ttlSec }),
   });
 }
@@ -64,8 +69,17 @@ export interface IssueHooks {
   active(): PolicyRuntime | Deny;
   /** Declared cost in cents; null when none, NaN when malformed. */
   costOf(params: JsonValue): number | null;
-  reserve(cost: number | null, cap: number | null): { tripped: true; breaker: string } | { tripped: false; release: () => void };
-  issue(bundleHash: string, ref: LedgerRef, approvals: readonly string[], constraints: EnvelopeConstraints, release: () => void): Promise<ControlPlaneResult>;
+  reserve(
+    cost: number | null,
+    cap: number | null,
+  ): { tripped: true; breaker: string } | { tripped: false; release: () => void };
+  issue(
+    bundleHash: string,
+    ref: LedgerRef,
+    approvals: readonly string[],
+    constraints: EnvelopeConstraints,
+    release: () => void,
+  ): Promise<ControlPlaneResult>;
 }
 
 /**
@@ -74,7 +88,13 @@ export interface IssueHooks {
  * `ERR_APPROVAL_EXPIRED`, `ERR_REQUEST_REPLAYED` (already issued), `ERR_POLICY_UNAVAILABLE` (the
  * active bundle changed since the decision), `ERR_CIRCUIT_OPEN` (spend) are recorded denials.
  */
-export async function issueApproved(approvals: ApprovalService, ctx: Ctx, pending: PendingRecord, waitMs: number, hooks: IssueHooks): Promise<ControlPlaneResult> {
+export async function issueApproved(
+  approvals: ApprovalService,
+  ctx: Ctx,
+  pending: PendingRecord,
+  waitMs: number,
+  hooks: IssueHooks,
+): Promise<ControlPlaneResult> {
   const id = ctx.decisionId;
   let p = (await approvals.settle(id)) ?? pending;
   if (p.status === 'pending') {
@@ -87,19 +107,25 @@ export async function issueApproved(approvals: ApprovalService, ctx: Ctx, pendin
     p = (await approvals.settle(id)) ?? p;
   }
   if (p.status === 'pending') return withId(deny('ERR_APPROVAL_PENDING', 'waiting for approvals'), id);
-  if (p.status === 'rejected') return hooks.abandon(deny('ERR_APPROVAL_REJECTED', 'a required approver rejected the call'));
-  if (p.status === 'expired' || hooks.now() >= p.expires_at) return hooks.abandon(deny('ERR_APPROVAL_EXPIRED', 'the approval window expired'));
-  if (p.status === 'issued') return hooks.abandon(deny('ERR_REQUEST_REPLAYED', 'the approved call was already issued'));
+  if (p.status === 'rejected')
+    return hooks.abandon(deny('ERR_APPROVAL_REJECTED', 'a required approver rejected the call'));
+  if (p.status === 'expired' || hooks.now() >= p.expires_at)
+    return hooks.abandon(deny('ERR_APPROVAL_EXPIRED', 'the approval window expired'));
+  if (p.status === 'issued')
+    return hooks.abandon(deny('ERR_REQUEST_REPLAYED', 'the approved call was already issued'));
   if (p.kind !== 'call' || p.decision_ref === null || p.constraints === null || p.policy_bundle === null) {
     return hooks.abandon(deny('ERR_APPROVAL_INVALID', 'the approved decision is not a call'));
   }
   const active = hooks.active();
-  if (isDeny(active) || active.hash !== p.policy_bundle) return hooks.abandon(deny('ERR_POLICY_UNAVAILABLE', 'the active policy changed since the decision'));
+  if (isDeny(active) || active.hash !== p.policy_bundle)
+    return hooks.abandon(deny('ERR_POLICY_UNAVAILABLE', 'the active policy changed since the decision'));
   const constraints = p.constraints as unknown as EnvelopeConstraints;
   const cost = hooks.costOf(ctx.req.params);
-  if (cost !== null && Number.isNaN(cost)) return hooks.abandon(deny('ERR_PARAMS_INVALID', 'the declared cost is not an amount'));
+  if (cost !== null && Number.isNaN(cost))
+    return hooks.abandon(deny('ERR_PARAMS_INVALID', 'the declared cost is not an amount'));
   const spend = hooks.reserve(cost, constraints.max_cost_cents);
-  if (spend.tripped) return hooks.abandon(deny('ERR_CIRCUIT_OPEN', `circuit breaker ${spend.breaker} is open`));
+  if (spend.tripped)
+    return hooks.abandon(deny('ERR_CIRCUIT_OPEN', `circuit breaker ${spend.breaker} is open`));
   // Single issuance: only the call that moves `approved` to `issued` signs an envelope.
   if (!approvals.markIssued(id)) {
     spend.release();
@@ -115,7 +141,12 @@ export async function issueApproved(approvals: ApprovalService, ctx: Ctx, pendin
  * approvals in `admin.policy_activated`.
  */
 export async function activateWithApprovals(
-  deps: { readonly approvals: ApprovalService | undefined; readonly bundles: BundleStore; readonly derivationKey: Uint8Array; readonly now: () => number },
+  deps: {
+    readonly approvals: ApprovalService | undefined;
+    readonly bundles: BundleStore;
+    readonly derivationKey: Uint8Array;
+    readonly now: () => number;
+  },
   hash: string,
   actor: Actor,
   activate: (approval?: ActivationApproval) => Promise<ActivationResult>,
@@ -132,16 +163,35 @@ export async function activateWithApprovals(
   if (p === undefined) {
     const rid = `activation-${decision_id.slice(0, 32)}`;
     const opened = await approvals.open({
-      decision_id, kind: 'policy_activation', request_id: rid, trace_id: rid, identity: actor.id, owner: actor.id,
-      tenant: GLOBAL_TENANT, tool: 'policy.activate', session: null, params, params_sha256: computeParamsSha256(params),
-      preview: null, risk: 'critical', required: pa.approvals, roles: pa.roles, policy_bundle: hash, decision_ref: null, constraints: null,
+      decision_id,
+      kind: 'policy_activation',
+      request_id: rid,
+      trace_id: rid,
+      identity: actor.id,
+      owner: actor.id,
+      tenant: GLOBAL_TENANT,
+      tool: 'policy.activate',
+      session: null,
+      params,
+      params_sha256: computeParamsSha256(params),
+      preview: null,
+      risk: 'critical',
+      required: pa.approvals,
+      roles: pa.roles,
+      policy_bundle: hash,
+      decision_ref: null,
+      constraints: null,
     });
     if (isDeny(opened)) return opened;
     p = opened;
   }
-  if (p.status === 'pending') return withId(deny('ERR_APPROVAL_PENDING', 'the activation waits for approvals'), decision_id);
-  if (p.status === 'rejected') return withId(deny('ERR_APPROVAL_REJECTED', 'an approver rejected the activation'), decision_id);
-  if (p.status === 'expired' || deps.now() >= p.expires_at) return withId(deny('ERR_APPROVAL_EXPIRED', 'the approval window expired'), decision_id);
-  if (!approvals.markIssued(decision_id)) return withId(deny('ERR_REQUEST_REPLAYED', 'the activation was already carried out'), decision_id);
+  if (p.status === 'pending')
+    return withId(deny('ERR_APPROVAL_PENDING', 'the activation waits for approvals'), decision_id);
+  if (p.status === 'rejected')
+    return withId(deny('ERR_APPROVAL_REJECTED', 'an approver rejected the activation'), decision_id);
+  if (p.status === 'expired' || deps.now() >= p.expires_at)
+    return withId(deny('ERR_APPROVAL_EXPIRED', 'the approval window expired'), decision_id);
+  if (!approvals.markIssued(decision_id))
+    return withId(deny('ERR_REQUEST_REPLAYED', 'the activation was already carried out'), decision_id);
   return activate({ decision_id, approvals: p.approvals });
 }

@@ -37,10 +37,12 @@ export const DEFAULT_BREAKERS: BreakerConfig = Object.freeze({
 });
 
 /** Which breaker tripped; recorded in the `admin.quarantine` entry. */
-export type BreakerName = 'session_rate' | 'tenant_rate' | 'loop' | 'session_calls' | 'call_spend' | 'tenant_spend';
+export type BreakerName =
+  'session_rate' | 'tenant_rate' | 'loop' | 'session_calls' | 'call_spend' | 'tenant_spend';
 
 /** A breaker verdict: `ok`, or the breaker that tripped. */
-export type BreakerVerdict = { readonly tripped: false } | { readonly tripped: true; readonly breaker: BreakerName };
+export type BreakerVerdict =
+  { readonly tripped: false } | { readonly tripped: true; readonly breaker: BreakerName };
 
 /** One attempted call, as the breakers see it. */
 export interface BreakerCall {
@@ -76,7 +78,8 @@ const MAX_TRACKED = 100_000;
 export function assertBreakerConfig(config: BreakerConfig): void {
   for (const [name, value] of Object.entries(config)) {
     if (name === 'costParam') {
-      if (typeof value !== 'string' || value.length === 0) throw new TypeError('costParam must be a non-empty string');
+      if (typeof value !== 'string' || value.length === 0)
+        throw new TypeError('costParam must be a non-empty string');
     } else if (!Number.isSafeInteger(value) || (value as number) <= 0) {
       throw new TypeError(`${name} must be a positive integer`);
     }
@@ -101,7 +104,10 @@ export function createCircuitBreakers(config: BreakerConfig = DEFAULT_BREAKERS):
     return times.length;
   }
 
-  function trip(sessionKey: string, breaker: BreakerName): { readonly tripped: true; readonly breaker: BreakerName } {
+  function trip(
+    sessionKey: string,
+    breaker: BreakerName,
+  ): { readonly tripped: true; readonly breaker: BreakerName } {
     bounded(open).set(sessionKey, breaker);
     return { tripped: true, breaker };
   }
@@ -114,7 +120,11 @@ export function createCircuitBreakers(config: BreakerConfig = DEFAULT_BREAKERS):
       bounded(sessionTotals).set(call.sessionKey, total);
       const inSession = hit(sessionWindows, call.sessionKey, call.now);
       const inTenant = hit(tenantWindows, call.tenant, call.now);
-      const sameCall = hit(callWindows, `${call.sessionKey}\u0000${call.tool}\u0000${call.paramsSha256}`, call.now);
+      const sameCall = hit(
+        callWindows,
+        `${call.sessionKey}\u0000${call.tool}\u0000${call.paramsSha256}`,
+        call.now,
+      );
       if (total > config.maxCallsPerSession) return trip(call.sessionKey, 'session_calls');
       if (sameCall > config.loopThreshold) return trip(call.sessionKey, 'loop');
       if (inSession > config.maxCallsPerSessionWindow) return trip(call.sessionKey, 'session_rate');

@@ -6,9 +6,26 @@
  * `ERR_POLICY_UNAVAILABLE`, never falling back to another bundle. Each verified bundle is
  * compiled once and cached by hash.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+  existsSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { canonicalBytes, deny, denyFromError, hexDigestEquals, isDeny, parseJson, sha256Hex } from '../kernel/index.js';
+import {
+  canonicalBytes,
+  deny,
+  denyFromError,
+  hexDigestEquals,
+  isDeny,
+  parseJson,
+  sha256Hex,
+} from '../kernel/index.js';
 import type { Clock, Deny } from '../kernel/index.js';
 import {
   adminRequestId,
@@ -28,7 +45,12 @@ const HASH_RE = /^[0-9a-f]{64}$/;
 
 /** The result of an activation. */
 export type ActivationResult =
-  | { readonly outcome: 'ok'; readonly hash: string; readonly previous: string | null; readonly ledger: LedgerRef }
+  | {
+      readonly outcome: 'ok';
+      readonly hash: string;
+      readonly previous: string | null;
+      readonly ledger: LedgerRef;
+    }
   | Deny;
 
 /** The approved decision behind an activation that needed multi-party approval (OE-INV-020). */
@@ -51,7 +73,12 @@ export interface BundleStore {
    * changes. Multi-party approval of activation (OE-INV-020) is enforced by the caller, which
    * passes the approved decision and its approval references to be ledgered with it.
    */
-  activate(hash: string, actor: Actor, reason: string, approval?: ActivationApproval): Promise<ActivationResult>;
+  activate(
+    hash: string,
+    actor: Actor,
+    reason: string,
+    approval?: ActivationApproval,
+  ): Promise<ActivationResult>;
   /** Drops the cache and re-reads and re-verifies the pointer and the active bundle from disk. */
   reload(): void;
 }
@@ -75,7 +102,8 @@ export function createBundleStore(deps: BundleStoreDeps): BundleStore {
   let queue: Promise<unknown> = Promise.resolve();
 
   function get(hash: string): PolicyRuntime | Deny {
-    if (typeof hash !== 'string' || !HASH_RE.test(hash)) return deny('ERR_POLICY_BUNDLE_INVALID', 'not a bundle hash');
+    if (typeof hash !== 'string' || !HASH_RE.test(hash))
+      return deny('ERR_POLICY_BUNDLE_INVALID', 'not a bundle hash');
     const cached = cache.get(hash);
     if (cached !== undefined) return cached;
     try {
@@ -84,9 +112,11 @@ export function createBundleStore(deps: BundleStoreDeps): BundleStore {
       // Bundle file from disk: treated as hostile until it hashes to its name and compiles.
       const bytes = readFileSync(path);
       if (bytes.length > MAX_BUNDLE_BYTES) return deny('ERR_POLICY_BUNDLE_INVALID', 'bundle file too large');
-      if (!hexDigestEquals(sha256Hex(bytes), hash)) return deny('ERR_POLICY_BUNDLE_INVALID', 'bundle file does not match its hash');
+      if (!hexDigestEquals(sha256Hex(bytes), hash))
+        return deny('ERR_POLICY_BUNDLE_INVALID', 'bundle file does not match its hash');
       const runtime = compile(bytes, hash);
-      if (!hexDigestEquals(runtime.hash, hash)) return deny('ERR_POLICY_BUNDLE_INVALID', 'compiled bundle hash differs');
+      if (!hexDigestEquals(runtime.hash, hash))
+        return deny('ERR_POLICY_BUNDLE_INVALID', 'compiled bundle hash differs');
       cache.set(hash, runtime);
       return runtime;
     } catch (err) {
@@ -115,7 +145,9 @@ export function createBundleStore(deps: BundleStoreDeps): BundleStore {
     activeHash = pointer;
     const runtime = get(pointer);
     // A tampered or unloadable active bundle leaves no bundle active: never a fallback.
-    activeRuntime = isDeny(runtime) ? deny('ERR_POLICY_UNAVAILABLE', 'the active policy bundle failed verification') : runtime;
+    activeRuntime = isDeny(runtime)
+      ? deny('ERR_POLICY_UNAVAILABLE', 'the active policy bundle failed verification')
+      : runtime;
   }
 
   function writePointer(hash: string): void {
@@ -137,7 +169,8 @@ export function createBundleStore(deps: BundleStoreDeps): BundleStore {
         const bytes = canonicalBytes(parseJson(bundle, { maxBytes: MAX_BUNDLE_BYTES }));
         const hash = sha256Hex(bytes);
         const runtime = compile(bytes, hash);
-        if (!hexDigestEquals(runtime.hash, hash)) return deny('ERR_POLICY_BUNDLE_INVALID', 'compiled bundle hash differs');
+        if (!hexDigestEquals(runtime.hash, hash))
+          return deny('ERR_POLICY_BUNDLE_INVALID', 'compiled bundle hash differs');
         const path = join(dir, `${hash}.json`);
         if (!existsSync(path)) {
           const tmp = `${path}.tmp`;
@@ -152,7 +185,12 @@ export function createBundleStore(deps: BundleStoreDeps): BundleStore {
         return denyFromError(err, 'ERR_POLICY_BUNDLE_INVALID');
       }
     },
-    activate(hash: string, actor: Actor, reason: string, approval?: ActivationApproval): Promise<ActivationResult> {
+    activate(
+      hash: string,
+      actor: Actor,
+      reason: string,
+      approval?: ActivationApproval,
+    ): Promise<ActivationResult> {
       const run = queue.then(async (): Promise<ActivationResult> => {
         cache.delete(hash); // re-verify from disk at activation
         const runtime = get(hash);
@@ -163,13 +201,22 @@ export function createBundleStore(deps: BundleStoreDeps): BundleStore {
           previous_bundle: previous,
           constitution_version: runtime.constitutionVersion,
           reason,
-          ...(approval === undefined ? {} : { decision_id: approval.decision_id, approvals: [...approval.approvals] }),
+          ...(approval === undefined
+            ? {}
+            : { decision_id: approval.decision_id, approvals: [...approval.approvals] }),
         };
         const at = now();
         const id = adminRequestId('admin.policy_activated', GLOBAL_TENANT, payload, at);
         const ref = await appendConfirmed(
           ledger,
-          { type: 'admin.policy_activated', trace_id: id, request_id: id, tenant: GLOBAL_TENANT, actor, payload },
+          {
+            type: 'admin.policy_activated',
+            trace_id: id,
+            request_id: id,
+            tenant: GLOBAL_TENANT,
+            actor,
+            payload,
+          },
           ledgerTimeoutMs,
         );
         if (isDeny(ref)) return ref;

@@ -8,7 +8,12 @@ import { computeParamsSha256, deny, isDeny } from '../kernel/index.js';
 import type { Clock, Deny, JsonValue } from '../kernel/index.js';
 import type { SigningKey } from '../kernel/signing/index.js';
 import type { ToolSpec } from '../policy/index.js';
-import { createCircuitBreakers, declaredCostCents, DEFAULT_BREAKERS, type BreakerConfig } from './breakers.js';
+import {
+  createCircuitBreakers,
+  declaredCostCents,
+  DEFAULT_BREAKERS,
+  type BreakerConfig,
+} from './breakers.js';
 import type { ActivationResult, BundleStore } from './bundle-store.js';
 import { withDeadline } from './deadline.js';
 import { constraintsFor, decisionPayload, type DecisionFacts } from './decision-record.js';
@@ -16,7 +21,13 @@ import { deriveDecisionId, deriveJti, MIN_DERIVATION_KEY_BYTES } from './derive.
 import { createGovernanceAdmin, type GovernanceAdmin } from './governance-admin.js';
 import type { GovernanceState } from './governance-state.js';
 import { createIssuer, type IssuerConfig, type KeyChangeResult } from './issuer.js';
-import { appendConfirmed, CONTROL_PLANE_ACTOR, type Actor, type LedgerAppender, type LedgerRef } from './ledger-port.js';
+import {
+  appendConfirmed,
+  CONTROL_PLANE_ACTOR,
+  type Actor,
+  type LedgerAppender,
+  type LedgerRef,
+} from './ledger-port.js';
 import { parsePolicyAnswer } from './policy-decision.js';
 import type { PolicyRuntime } from './ports.js';
 import type { ControlPlane, ControlPlaneResult, DecideOptions, GovernedRequest } from './types.js';
@@ -33,7 +44,11 @@ export interface ControlPlaneDeadlines {
 }
 
 /** Default deadlines. */
-export const DEFAULT_DEADLINES: ControlPlaneDeadlines = Object.freeze({ ledgerMs: 2_000, policyMs: 500, stateMs: 500 });
+export const DEFAULT_DEADLINES: ControlPlaneDeadlines = Object.freeze({
+  ledgerMs: 2_000,
+  policyMs: 500,
+  stateMs: 500,
+});
 
 /** Dependencies of {@link createControlPlane}. */
 export interface ControlPlaneDeps {
@@ -62,7 +77,11 @@ export interface ControlPlaneService extends ControlPlane {
   /** Revokes an earlier issuer key; ledgers `admin.key_revoked` first. */
   revokeIssuerKey(kid: string, actor: Actor, reason: string): Promise<KeyChangeResult>;
   /** Activates a stored bundle; ledgers `admin.policy_activated` first. */
-  activateBundle(hash: string, actor: Actor, reason: string): Promise<ActivationResult | (Deny & { readonly decision_id: string })>;
+  activateBundle(
+    hash: string,
+    actor: Actor,
+    reason: string,
+  ): Promise<ActivationResult | (Deny & { readonly decision_id: string })>;
   /** The approval service, when configured. */
   readonly approvals?: ApprovalService;
   /**
@@ -70,7 +89,9 @@ export interface ControlPlaneService extends ControlPlane {
    * tenant, tool, session and parameters is pending or finalised but not yet issued. The Gate
    * lets a reused request id through only then (docs/approvals.md "Retries").
    */
-  isRetry(req: Pick<GovernedRequest, 'request_id' | 'identity' | 'tenant' | 'tool' | 'params' | 'session'>): Promise<boolean>;
+  isRetry(
+    req: Pick<GovernedRequest, 'request_id' | 'identity' | 'tenant' | 'tool' | 'params' | 'session'>,
+  ): Promise<boolean>;
 }
 
 /** The per-request context of the pipeline (shared with `approval-step.ts`). */
@@ -105,9 +126,18 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
   const breakerConfig: BreakerConfig = { ...DEFAULT_BREAKERS, ...deps.breakers };
   const breakers = createCircuitBreakers(breakerConfig);
   const issuer = createIssuer({ config: deps.issuer, ledger, now, ledgerTimeoutMs: deadlines.ledgerMs });
-  const admin = createGovernanceAdmin({ ledger, state, now, ledgerTimeoutMs: deadlines.ledgerMs, stateTimeoutMs: deadlines.stateMs });
+  const admin = createGovernanceAdmin({
+    ledger,
+    state,
+    now,
+    ledgerTimeoutMs: deadlines.ledgerMs,
+    stateTimeoutMs: deadlines.stateMs,
+  });
 
-  function facts(ctx: Ctx, over: Partial<DecisionFacts> & Pick<DecisionFacts, 'outcome' | 'code' | 'rationale'>): DecisionFacts {
+  function facts(
+    ctx: Ctx,
+    over: Partial<DecisionFacts> & Pick<DecisionFacts, 'outcome' | 'code' | 'rationale'>,
+  ): DecisionFacts {
     return {
       decision_id: ctx.decisionId,
       policy_bundle: ctx.runtime?.hash ?? null,
@@ -124,15 +154,30 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     };
   }
 
-  function append(ctx: Ctx, type: 'decision' | 'denial' | 'envelope.issued', payload: DecisionFacts | Record<string, JsonValue>) {
-    const body = type === 'decision' ? decisionPayload(payload as DecisionFacts) : (payload as Record<string, JsonValue>);
+  function append(
+    ctx: Ctx,
+    type: 'decision' | 'denial' | 'envelope.issued',
+    payload: DecisionFacts | Record<string, JsonValue>,
+  ) {
+    const body =
+      type === 'decision'
+        ? decisionPayload(payload as DecisionFacts)
+        : (payload as Record<string, JsonValue>);
     const { trace_id, request_id, tenant } = ctx.req;
-    return appendConfirmed(ledger, { type, trace_id, request_id, tenant, actor: CONTROL_PLANE_ACTOR, payload: body }, deadlines.ledgerMs);
+    return appendConfirmed(
+      ledger,
+      { type, trace_id, request_id, tenant, actor: CONTROL_PLANE_ACTOR, payload: body },
+      deadlines.ledgerMs,
+    );
   }
 
   /** Records a deny as the request's decision (FC-INV-5); a ledger failure still denies. */
   async function refuse(ctx: Ctx, d: Deny, over: Partial<DecisionFacts> = {}): Promise<ControlPlaneResult> {
-    const ref = await append(ctx, 'decision', facts(ctx, { outcome: 'deny', code: d.code, rationale: d.reason, ...over }));
+    const ref = await append(
+      ctx,
+      'decision',
+      facts(ctx, { outcome: 'deny', code: d.code, rationale: d.reason, ...over }),
+    );
     return withId(isDeny(ref) ? ref : d, ctx.decisionId);
   }
 
@@ -140,8 +185,15 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
   async function abandon(ctx: Ctx, stage: string, d: Deny): Promise<ControlPlaneResult> {
     const { tool, identity, session, request_sha256 } = ctx.req;
     await append(ctx, 'denial', {
-      code: d.code, stage, reason: d.reason, tool, client: identity, session,
-      params_sha256: ctx.paramsSha256, decision_id: ctx.decisionId, request_sha256,
+      code: d.code,
+      stage,
+      reason: d.reason,
+      tool,
+      client: identity,
+      session,
+      params_sha256: ctx.paramsSha256,
+      decision_id: ctx.decisionId,
+      request_sha256,
     });
     return withId(d, ctx.decisionId);
   }
@@ -150,22 +202,38 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
   async function trip(ctx: Ctx, breaker: string): Promise<ControlPlaneResult> {
     const { req } = ctx;
     if (req.session !== null && breaker !== 'tenant_rate') {
-      await admin.setSessionQuarantine(req.session, true, CONTROL_PLANE_ACTOR, `circuit breaker ${breaker} tripped`, {
-        trace_id: req.trace_id, request_id: req.request_id, tenant: req.tenant, client: req.identity, breaker,
-      });
+      await admin.setSessionQuarantine(
+        req.session,
+        true,
+        CONTROL_PLANE_ACTOR,
+        `circuit breaker ${breaker} tripped`,
+        {
+          trace_id: req.trace_id,
+          request_id: req.request_id,
+          tenant: req.tenant,
+          client: req.identity,
+          breaker,
+        },
+      );
     }
     return refuse(ctx, deny('ERR_CIRCUIT_OPEN', `circuit breaker ${breaker} is open`));
   }
 
   async function governance(ctx: Ctx): Promise<Deny | undefined> {
-    const g = await withDeadline(() => state.check(ctx.req.tenant, ctx.req.session, taintKey(ctx.req)), deadlines.stateMs);
-    if (g.status !== 'ok') return deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the governance state did not answer');
+    const g = await withDeadline(
+      () => state.check(ctx.req.tenant, ctx.req.session, taintKey(ctx.req)),
+      deadlines.stateMs,
+    );
+    if (g.status !== 'ok')
+      return deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the governance state did not answer');
     // Only an explicit `false` clears each check: a missing or malformed answer denies.
     const v = g.value as unknown as Partial<Record<string, unknown>> | null;
-    if (typeof v !== 'object' || v === null) return deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the governance state answer is malformed');
+    if (typeof v !== 'object' || v === null)
+      return deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the governance state answer is malformed');
     if (v.kill_switch !== false) return deny('ERR_KILL_SWITCH', 'the kill switch is engaged');
     if (v.tenant_locked !== false) return deny('ERR_TENANT_LOCKDOWN', 'the tenant is locked down');
-    if (v.session_quarantined !== false) return deny('ERR_SESSION_QUARANTINED', 'the agent session is quarantined');
+    if (v.session_quarantined !== false)
+      return deny('ERR_SESSION_QUARANTINED', 'the agent session is quarantined');
     // Anything but an explicit false counts as tainted: more scrutiny, never less.
     ctx.tainted = v.session_tainted !== false;
     return undefined;
@@ -173,9 +241,12 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
 
   async function pipeline(req: GovernedRequest, waitMs: number): Promise<ControlPlaneResult> {
     const at = now();
-    if (![req.request_id, req.trace_id, req.identity, req.tenant, req.tool].every(isRequestString) ||
-        !Number.isSafeInteger(req.timestamp) || !/^[0-9a-f]{64}$/.test(String(req.request_sha256)) ||
-        (req.session !== null && !isRequestString(req.session))) {
+    if (
+      ![req.request_id, req.trace_id, req.identity, req.tenant, req.tool].every(isRequestString) ||
+      !Number.isSafeInteger(req.timestamp) ||
+      !/^[0-9a-f]{64}$/.test(String(req.request_sha256)) ||
+      (req.session !== null && !isRequestString(req.session))
+    ) {
       return withId(deny('ERR_REQUEST_MALFORMED', 'the governed request is malformed'), null);
     }
     let paramsSha256: string;
@@ -184,7 +255,12 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     } catch {
       return withId(deny('ERR_PARAMS_INVALID', 'the parameters cannot be canonically encoded'), null);
     }
-    const ctx: Ctx = { req, at, paramsSha256, decisionId: deriveDecisionId(derivationKey, req, paramsSha256) };
+    const ctx: Ctx = {
+      req,
+      at,
+      paramsSha256,
+      decisionId: deriveDecisionId(derivationKey, req, paramsSha256),
+    };
     // A retry of an escalated call resumes its decision instead of deciding again.
     const existing = await deps.approvals?.get(ctx.decisionId);
     if (existing !== undefined) return resume(ctx, existing, waitMs);
@@ -194,33 +270,56 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     if (halted !== undefined) return refuse(ctx, halted);
 
     // 2. Circuit breakers: rate, loop, lifetime (OE-INV-021).
-    const call = { sessionKey: req.session ?? `client:${req.identity}`, tenant: req.tenant, tool: req.tool, paramsSha256, now: at };
+    const call = {
+      sessionKey: req.session ?? `client:${req.identity}`,
+      tenant: req.tenant,
+      tool: req.tool,
+      paramsSha256,
+      now: at,
+    };
     const admitted = breakers.admit(call);
     if (admitted.tripped) return trip(ctx, admitted.breaker);
 
     // 3. The verified active bundle; never a fallback (SPEC §6, scenario 13).
     const active = bundles.active();
-    if (isDeny(active)) return refuse(ctx, deny('ERR_POLICY_UNAVAILABLE', 'no verified active policy bundle'));
+    if (isDeny(active))
+      return refuse(ctx, deny('ERR_POLICY_UNAVAILABLE', 'no verified active policy bundle'));
     const runtime = active;
     ctx.runtime = runtime;
 
     // 4. Known tool (OE-INV-005), 5. parameters match its schema (OE-INV-004).
     const tool: ToolSpec | undefined = runtime.getTool(req.tool);
-    if (tool === undefined) return refuse(ctx, deny('ERR_TOOL_UNKNOWN', 'the tool is not in the active catalog'));
+    if (tool === undefined)
+      return refuse(ctx, deny('ERR_TOOL_UNKNOWN', 'the tool is not in the active catalog'));
     const valid = runtime.validateParams(req.tool, req.params);
-    if (valid.outcome !== 'ok') return refuse(ctx, deny('ERR_PARAMS_INVALID', 'the parameters fail the tool schema'));
+    if (valid.outcome !== 'ok')
+      return refuse(ctx, deny('ERR_PARAMS_INVALID', 'the parameters fail the tool schema'));
 
     // 6. Policy evaluation, bounded and checked (SPEC §2 step 3).
     const evaluated = await withDeadline(
-      () => runtime.evaluate({ principal: { id: req.identity, tenant: req.tenant }, tenant: req.tenant, tool: req.tool, params: req.params, tainted: ctx.tainted !== false }),
+      () =>
+        runtime.evaluate({
+          principal: { id: req.identity, tenant: req.tenant },
+          tenant: req.tenant,
+          tool: req.tool,
+          params: req.params,
+          tainted: ctx.tainted !== false,
+        }),
       deadlines.policyMs,
     );
-    if (evaluated.status === 'timeout') return refuse(ctx, deny('ERR_POLICY_UNAVAILABLE', 'policy evaluation timed out'));
-    if (evaluated.status === 'error') return refuse(ctx, deny('ERR_POLICY_ERROR', 'policy evaluation failed'));
+    if (evaluated.status === 'timeout')
+      return refuse(ctx, deny('ERR_POLICY_UNAVAILABLE', 'policy evaluation timed out'));
+    if (evaluated.status === 'error')
+      return refuse(ctx, deny('ERR_POLICY_ERROR', 'policy evaluation failed'));
     const decision = parsePolicyAnswer(evaluated.value, runtime.hash);
     if (!('rules_fired' in decision)) return refuse(ctx, decision);
-    const policyFacts = { rules_fired: decision.rules_fired, risk: decision.risk, obligations: decision.obligations };
-    if (decision.outcome === 'deny') return refuse(ctx, decision, { ...policyFacts, rationale: decision.rationale });
+    const policyFacts = {
+      rules_fired: decision.rules_fired,
+      risk: decision.risk,
+      obligations: decision.obligations,
+    };
+    if (decision.outcome === 'deny')
+      return refuse(ctx, decision, { ...policyFacts, rationale: decision.rationale });
 
     // 7. Constraints and spend (allow only; an approved escalation re-checks at issuance).
     const constraints = constraintsFor(tool, decision.obligations);
@@ -228,7 +327,8 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     let release = (): void => undefined;
     if (decision.outcome === 'allow') {
       const cost = declaredCostCents(req.params, breakerConfig.costParam);
-      if (Number.isNaN(cost)) return refuse(ctx, deny('ERR_PARAMS_INVALID', 'the declared cost is not an amount'), policyFacts);
+      if (Number.isNaN(cost))
+        return refuse(ctx, deny('ERR_PARAMS_INVALID', 'the declared cost is not an amount'), policyFacts);
       const spend = breakers.reserveSpend(call, cost, constraints.max_cost_cents);
       if (spend.tripped) return trip(ctx, spend.breaker);
       release = spend.release;
@@ -238,15 +338,36 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     const escalate = decision.outcome === 'escalate';
     let preview = null;
     if (escalate && decision.obligations.preview) {
-      const made = await withDeadline(() => (deps.preview ?? describePreview)({ tool, tenant: req.tenant, params: req.params, params_sha256: paramsSha256 }), deadlines.policyMs);
-      if (made.status !== 'ok' || isDeny(made.value)) return refuse(ctx, deny('ERR_PREVIEW_UNAVAILABLE', 'the required preview cannot be produced'), policyFacts);
+      const made = await withDeadline(
+        () =>
+          (deps.preview ?? describePreview)({
+            tool,
+            tenant: req.tenant,
+            params: req.params,
+            params_sha256: paramsSha256,
+          }),
+        deadlines.policyMs,
+      );
+      if (made.status !== 'ok' || isDeny(made.value))
+        return refuse(
+          ctx,
+          deny('ERR_PREVIEW_UNAVAILABLE', 'the required preview cannot be produced'),
+          policyFacts,
+        );
       preview = made.value;
     }
 
     // 8. The decision record, confirmed before anything else happens (GEI, SPEC §2 step 4).
-    const recorded = await append(ctx, 'decision', facts(ctx, {
-      ...policyFacts, outcome: decision.outcome, code: escalate ? 'ERR_APPROVAL_REQUIRED' : null, rationale: decision.rationale,
-    }));
+    const recorded = await append(
+      ctx,
+      'decision',
+      facts(ctx, {
+        ...policyFacts,
+        outcome: decision.outcome,
+        code: escalate ? 'ERR_APPROVAL_REQUIRED' : null,
+        rationale: decision.rationale,
+      }),
+    );
     if (isDeny(recorded)) {
       release();
       return withId(recorded, ctx.decisionId);
@@ -254,9 +375,14 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
 
     // 9. Approvals: an escalation waits for humans (OE-INV-019/020); see approval-step.ts.
     if (escalate) {
-      if (deps.approvals === undefined) return withId(deny('ERR_APPROVAL_REQUIRED', 'the decision requires human approval'), ctx.decisionId);
+      if (deps.approvals === undefined)
+        return withId(deny('ERR_APPROVAL_REQUIRED', 'the decision requires human approval'), ctx.decisionId);
       const opened = await openApproval(deps.approvals, ctx, {
-        decision, preview, constraints, decisionRef: recorded, ttlSec: runtime.bundle.document.settings?.approval_ttl_seconds,
+        decision,
+        preview,
+        constraints,
+        decisionRef: recorded,
+        ttlSec: runtime.bundle.document.settings?.approval_ttl_seconds,
       });
       if (isDeny(opened)) return withId(opened, ctx.decisionId);
       return resume(ctx, opened, waitMs);
@@ -269,32 +395,59 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
   /** Resumes an escalated decision: break-glass, long-poll, then issuance once approved. */
   async function resume(ctx: Ctx, pending: PendingRecord, waitMs: number): Promise<ControlPlaneResult> {
     const approvals = deps.approvals;
-    if (approvals === undefined) return withId(deny('ERR_APPROVAL_REQUIRED', 'the decision requires human approval'), ctx.decisionId);
+    if (approvals === undefined)
+      return withId(deny('ERR_APPROVAL_REQUIRED', 'the decision requires human approval'), ctx.decisionId);
     const halted = await governance(ctx);
     if (halted !== undefined) return abandon(ctx, 'approval', halted);
     return issueApproved(approvals, ctx, pending, waitMs, {
       now,
       abandon: (d) => abandon(ctx, 'approval', d),
       active: () => bundles.active(),
-      reserve: (cost, cap) => breakers.reserveSpend({ sessionKey: ctx.req.session ?? `client:${ctx.req.identity}`, tenant: ctx.req.tenant, tool: ctx.req.tool, paramsSha256: ctx.paramsSha256, now: now() }, cost, cap),
+      reserve: (cost, cap) =>
+        breakers.reserveSpend(
+          {
+            sessionKey: ctx.req.session ?? `client:${ctx.req.identity}`,
+            tenant: ctx.req.tenant,
+            tool: ctx.req.tool,
+            paramsSha256: ctx.paramsSha256,
+            now: now(),
+          },
+          cost,
+          cap,
+        ),
       costOf: (params) => declaredCostCents(params, breakerConfig.costParam),
-      issue: (bundleHash, ref, refs, constraints, release) => issue(ctx, bundleHash, ref, refs, constraints, release),
+      issue: (bundleHash, ref, refs, constraints, release) =>
+        issue(ctx, bundleHash, ref, refs, constraints, release),
     });
   }
 
-  async function issue(ctx: Ctx, bundleHash: string, decisionRef: LedgerRef, approvals: readonly string[],
-    constraints: Exclude<ReturnType<typeof constraintsFor>, Deny>, release: () => void): Promise<ControlPlaneResult> {
+  async function issue(
+    ctx: Ctx,
+    bundleHash: string,
+    decisionRef: LedgerRef,
+    approvals: readonly string[],
+    constraints: Exclude<ReturnType<typeof constraintsFor>, Deny>,
+    release: () => void,
+  ): Promise<ControlPlaneResult> {
     const { req } = ctx;
     const jti = deriveJti(derivationKey, req, ctx.paramsSha256);
     // Untrusted output is about to reach this session: taint it first, confirmed, or issue nothing.
     const runtime = ctx.runtime ?? bundles.get(bundleHash);
     if (isDeny(runtime)) {
       release();
-      return withId(deny('ERR_POLICY_UNAVAILABLE', 'the decision’s policy bundle is not available'), ctx.decisionId);
+      return withId(
+        deny('ERR_POLICY_UNAVAILABLE', 'the decision’s policy bundle is not available'),
+        ctx.decisionId,
+      );
     }
     if (runtime.getTool(req.tool)?.untrusted_output === true) {
       const tainted = await admin.taintSession(taintKey(req), CONTROL_PLANE_ACTOR, {
-        trace_id: req.trace_id, request_id: req.request_id, tenant: req.tenant, client: req.identity, tool: req.tool, decision_id: ctx.decisionId,
+        trace_id: req.trace_id,
+        request_id: req.request_id,
+        tenant: req.tenant,
+        client: req.identity,
+        tool: req.tool,
+        decision_id: ctx.decisionId,
       });
       if (isDeny(tainted)) {
         release();
@@ -303,26 +456,47 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     }
     let issued;
     try {
-      issued = issuer.issue({
-        sub: req.identity, tenant: req.tenant, tool: req.tool, params_sha256: ctx.paramsSha256, jti,
-        decision_id: ctx.decisionId, request_id: req.request_id, trace_id: req.trace_id, policy_bundle: bundleHash,
-        ledger: { index: decisionRef.index, entry_hash: decisionRef.entry_hash }, approvals: [...approvals], constraints,
-      }, ctx.at);
+      issued = issuer.issue(
+        {
+          sub: req.identity,
+          tenant: req.tenant,
+          tool: req.tool,
+          params_sha256: ctx.paramsSha256,
+          jti,
+          decision_id: ctx.decisionId,
+          request_id: req.request_id,
+          trace_id: req.trace_id,
+          policy_bundle: bundleHash,
+          ledger: { index: decisionRef.index, entry_hash: decisionRef.entry_hash },
+          approvals: [...approvals],
+          constraints,
+        },
+        ctx.at,
+      );
     } catch {
       release();
       return abandon(ctx, 'issue', deny('ERR_INTERNAL', 'the envelope could not be signed'));
     }
     const confirmed = await append(ctx, 'envelope.issued', {
-      decision_id: ctx.decisionId, jti, envelope: issued.envelope, kid: issued.kid, exp: issued.exp,
-      ledger_ref: { index: decisionRef.index, entry_hash: decisionRef.entry_hash }, params_sha256: ctx.paramsSha256, tool: req.tool,
+      decision_id: ctx.decisionId,
+      jti,
+      envelope: issued.envelope,
+      kid: issued.kid,
+      exp: issued.exp,
+      ledger_ref: { index: decisionRef.index, entry_hash: decisionRef.entry_hash },
+      params_sha256: ctx.paramsSha256,
+      tool: req.tool,
     });
     if (isDeny(confirmed)) {
       release();
       return withId(confirmed, ctx.decisionId);
     }
     return Object.freeze({
-      outcome: 'allow', decision_id: ctx.decisionId, envelope: issued.envelope,
-      decision_ref: Object.freeze({ index: decisionRef.index, entry_hash: decisionRef.entry_hash }), policy_bundle: bundleHash,
+      outcome: 'allow',
+      decision_id: ctx.decisionId,
+      envelope: issued.envelope,
+      decision_ref: Object.freeze({ index: decisionRef.index, entry_hash: decisionRef.entry_hash }),
+      policy_bundle: bundleHash,
     });
   }
 
@@ -349,15 +523,27 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       return isDeny(active) ? undefined : { hash: active.hash, bundle: active.bundle };
     },
     admin,
-    rotateIssuerKey: (actor: Actor, reason: string, newKey?: SigningKey) => issuer.rotate(actor, reason, newKey),
+    rotateIssuerKey: (actor: Actor, reason: string, newKey?: SigningKey) =>
+      issuer.rotate(actor, reason, newKey),
     revokeIssuerKey: (kid: string, actor: Actor, reason: string) => issuer.revoke(kid, actor, reason),
     activateBundle: (hash: string, actor: Actor, reason: string) =>
-      activateWithApprovals({ approvals: deps.approvals, bundles, derivationKey, now }, hash, actor, (a?: ActivationApproval) => bundles.activate(hash, actor, reason, a)),
+      activateWithApprovals(
+        { approvals: deps.approvals, bundles, derivationKey, now },
+        hash,
+        actor,
+        (a?: ActivationApproval) => bundles.activate(hash, actor, reason, a),
+      ),
     ...(deps.approvals === undefined ? {} : { approvals: deps.approvals }),
-    async isRetry(r: Pick<GovernedRequest, 'request_id' | 'identity' | 'tenant' | 'tool' | 'params' | 'session'>): Promise<boolean> {
+    async isRetry(
+      r: Pick<GovernedRequest, 'request_id' | 'identity' | 'tenant' | 'tool' | 'params' | 'session'>,
+    ): Promise<boolean> {
       if (deps.approvals === undefined) return false;
       try {
-        const id = deriveDecisionId(derivationKey, { ...r, trace_id: '', timestamp: 0, request_sha256: '' }, computeParamsSha256(r.params));
+        const id = deriveDecisionId(
+          derivationKey,
+          { ...r, trace_id: '', timestamp: 0, request_sha256: '' },
+          computeParamsSha256(r.params),
+        );
         const p = await deps.approvals.get(id);
         return p !== undefined && p.status !== 'issued';
       } catch {

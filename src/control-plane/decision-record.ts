@@ -90,7 +90,8 @@ const KNOWN_LIMITS: ReadonlySet<string> = new Set([...LIST_LIMITS, ...COUNT_LIMI
  */
 export function constraintsFor(tool: ToolSpec, obligations: Obligations): EnvelopeConstraints | Deny {
   const maxCost = usdToCents(obligations.max_cost_usd);
-  if (Number.isNaN(maxCost)) return deny('ERR_POLICY_ERROR', 'the max_cost_usd obligation is not a decimal amount');
+  if (Number.isNaN(maxCost))
+    return deny('ERR_POLICY_ERROR', 'the max_cost_usd obligation is not a decimal amount');
   const limits: JsonValue | undefined = tool.adapter['limits'];
   if (limits === undefined) return Object.freeze({ ...DEFAULT_CONSTRAINTS, max_cost_cents: maxCost });
   return parseLimits(limits, maxCost);
@@ -123,6 +124,16 @@ function parseLimits(limits: JsonValue, maxCost: number | null): EnvelopeConstra
   // The Gate waits 30 s for the Execution Layer; a longer tool could finish after the caller was
   // told "denied". Tools are bounded well inside that window (docs/adapters.md).
   if (timeout_ms > MAX_TOOL_TIMEOUT_MS) return bad;
-  if (egress === undefined || fs_read === undefined || fs_write === undefined || typeof network !== 'boolean') return bad;
-  return Object.freeze({ timeout_ms, max_output_bytes, memory_bytes, network, egress, fs_read, fs_write, max_cost_cents: maxCost });
+  if (egress === undefined || fs_read === undefined || fs_write === undefined || typeof network !== 'boolean')
+    return bad;
+  return Object.freeze({
+    timeout_ms,
+    max_output_bytes,
+    memory_bytes,
+    network,
+    egress,
+    fs_read,
+    fs_write,
+    max_cost_cents: maxCost,
+  });
 }

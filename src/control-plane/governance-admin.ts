@@ -94,16 +94,29 @@ export function createGovernanceAdmin(deps: GovernanceAdminDeps): GovernanceAdmi
     );
     if (isDeny(ref)) return ref;
     const settled = await withDeadline(() => state.apply(applied), stateTimeoutMs);
-    if (settled.status !== 'ok') return deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the governance state did not apply the change');
+    if (settled.status !== 'ok')
+      return deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the governance state did not apply the change');
     return { outcome: 'ok', ledger: ref };
   }
 
   return Object.freeze({
     setKillSwitch(on: boolean, actor: Actor, reason: string): Promise<AdminResult> {
-      return change('admin.kill_switch', GLOBAL_TENANT, actor, { engaged: on, scope: 'global', reason }, { kind: 'kill_switch', on });
+      return change(
+        'admin.kill_switch',
+        GLOBAL_TENANT,
+        actor,
+        { engaged: on, scope: 'global', reason },
+        { kind: 'kill_switch', on },
+      );
     },
     setTenantLockdown(tenant: string, on: boolean, actor: Actor, reason: string): Promise<AdminResult> {
-      return change('admin.lockdown', tenant, actor, { engaged: on, reason }, { kind: 'lockdown', tenant, on });
+      return change(
+        'admin.lockdown',
+        tenant,
+        actor,
+        { engaged: on, reason },
+        { kind: 'lockdown', tenant, on },
+      );
     },
     setSessionQuarantine(
       session: string,
@@ -133,7 +146,14 @@ export function createGovernanceAdmin(deps: GovernanceAdminDeps): GovernanceAdmi
         decision_id: context.decision_id,
         reason: 'untrusted tool output',
       };
-      return change('session.tainted', context.tenant, actor, payload, { kind: 'taint', session, on: true }, context);
+      return change(
+        'session.tainted',
+        context.tenant,
+        actor,
+        payload,
+        { kind: 'taint', session, on: true },
+        context,
+      );
     },
   });
 }

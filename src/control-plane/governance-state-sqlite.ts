@@ -39,38 +39,52 @@ export function createSqliteGovernanceState(path: string): SqliteGovernanceState
   db.exec(SCHEMA);
 
   const readKill = db.prepare<[], { engaged: unknown }>('SELECT engaged FROM kill_switch WHERE id = 1');
-  const readTenant = db.prepare<[string], { one: number }>('SELECT 1 AS one FROM tenant_lockdown WHERE tenant = ?');
-  const readSession = db.prepare<[string], { one: number }>('SELECT 1 AS one FROM session_quarantine WHERE session = ?');
+  const readTenant = db.prepare<[string], { one: number }>(
+    'SELECT 1 AS one FROM tenant_lockdown WHERE tenant = ?',
+  );
+  const readSession = db.prepare<[string], { one: number }>(
+    'SELECT 1 AS one FROM session_quarantine WHERE session = ?',
+  );
   const setKill = db.prepare<[number]>('UPDATE kill_switch SET engaged = ? WHERE id = 1');
   const lockTenant = db.prepare<[string]>('INSERT OR IGNORE INTO tenant_lockdown (tenant) VALUES (?)');
   const unlockTenant = db.prepare<[string]>('DELETE FROM tenant_lockdown WHERE tenant = ?');
   const quarantine = db.prepare<[string]>('INSERT OR IGNORE INTO session_quarantine (session) VALUES (?)');
   const release = db.prepare<[string]>('DELETE FROM session_quarantine WHERE session = ?');
-  const readTaint = db.prepare<[string], { one: number }>('SELECT 1 AS one FROM session_taint WHERE session = ?');
+  const readTaint = db.prepare<[string], { one: number }>(
+    'SELECT 1 AS one FROM session_taint WHERE session = ?',
+  );
   const taint = db.prepare<[string]>('INSERT OR IGNORE INTO session_taint (session) VALUES (?)');
   const untaint = db.prepare<[string]>('DELETE FROM session_taint WHERE session = ?');
-  const listTenants = db.prepare<[], { tenant: string }>('SELECT tenant FROM tenant_lockdown ORDER BY tenant');
-  const listSessions = db.prepare<[], { session: string }>('SELECT session FROM session_quarantine ORDER BY session');
+  const listTenants = db.prepare<[], { tenant: string }>(
+    'SELECT tenant FROM tenant_lockdown ORDER BY tenant',
+  );
+  const listSessions = db.prepare<[], { session: string }>(
+    'SELECT session FROM session_quarantine ORDER BY session',
+  );
 
   // Database row: anything but exactly 0 reads as engaged.
   const killEngaged = (): boolean => readKill.get()?.engaged !== 0;
 
-  const check = db.transaction((tenant: string, session: string | null, taintKey: string | null): GovernanceCheck => ({
-    kill_switch: killEngaged(),
-    tenant_locked: readTenant.get(tenant) !== undefined,
-    session_quarantined: session !== null && readSession.get(session) !== undefined,
-    session_tainted: taintKey !== null && readTaint.get(taintKey) !== undefined,
-  }));
-  const snapshot = db.transaction(
-    (): GovernanceSnapshot => ({
+  const check = db.transaction(
+    (tenant: string, session: string | null, taintKey: string | null): GovernanceCheck => ({
       kill_switch: killEngaged(),
-      locked_tenants: listTenants.all().map((r) => r.tenant),
-      quarantined_sessions: listSessions.all().map((r) => r.session),
+      tenant_locked: readTenant.get(tenant) !== undefined,
+      session_quarantined: session !== null && readSession.get(session) !== undefined,
+      session_tainted: taintKey !== null && readTaint.get(taintKey) !== undefined,
     }),
   );
+  const snapshot = db.transaction((): GovernanceSnapshot => ({
+    kill_switch: killEngaged(),
+    locked_tenants: listTenants.all().map((r) => r.tenant),
+    quarantined_sessions: listSessions.all().map((r) => r.session),
+  }));
 
   return Object.freeze({
-    check(tenant: string, session: string | null, taintKey: string | null = session): Promise<GovernanceCheck> {
+    check(
+      tenant: string,
+      session: string | null,
+      taintKey: string | null = session,
+    ): Promise<GovernanceCheck> {
       return attempt(() => check(tenant, session, taintKey));
     },
     apply(change: GovernanceChange): Promise<void> {

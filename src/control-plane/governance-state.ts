@@ -48,7 +48,8 @@ export interface GovernanceState {
 /** Throws `TypeError` for a change that is not well formed (a caller error). */
 export function assertGovernanceChange(change: GovernanceChange): void {
   if (typeof change.on !== 'boolean') throw new TypeError('change.on must be a boolean');
-  if (change.kind === 'lockdown' && !isName(change.tenant)) throw new TypeError('tenant must be a non-empty string');
+  if (change.kind === 'lockdown' && !isName(change.tenant))
+    throw new TypeError('tenant must be a non-empty string');
   if ((change.kind === 'quarantine' || change.kind === 'taint') && !isName(change.session))
     throw new TypeError('session must be a non-empty string');
 }
@@ -64,7 +65,11 @@ export function createMemoryGovernanceState(): GovernanceState {
   const sessions = new Set<string>();
   const tainted = new Set<string>();
   return Object.freeze({
-    check(tenant: string, session: string | null, taintKey: string | null = session): Promise<GovernanceCheck> {
+    check(
+      tenant: string,
+      session: string | null,
+      taintKey: string | null = session,
+    ): Promise<GovernanceCheck> {
       return Promise.resolve({
         kill_switch: killSwitch,
         tenant_locked: tenants.has(tenant),

@@ -4,23 +4,53 @@
  * kernel (and its signing face), the ledger and the policy layer. See docs/control-plane.md.
  * (SPEC §1, §2 steps 3–5, §3, §6; GEI; OE-INV-004/005/014/021/025)
  */
-export type { ControlPlane, ControlPlaneAllow, ControlPlaneResult, DecideOptions, GovernedRequest } from './types.js';
+export type {
+  ControlPlane,
+  ControlPlaneAllow,
+  ControlPlaneResult,
+  DecideOptions,
+  GovernedRequest,
+} from './types.js';
 export { createControlPlane, DEFAULT_DEADLINES } from './control-plane.js';
 export type { ControlPlaneDeadlines, ControlPlaneDeps, ControlPlaneService } from './control-plane.js';
 export { createMemoryGovernanceState } from './governance-state.js';
-export type { GovernanceChange, GovernanceCheck, GovernanceSnapshot, GovernanceState } from './governance-state.js';
+export type {
+  GovernanceChange,
+  GovernanceCheck,
+  GovernanceSnapshot,
+  GovernanceState,
+} from './governance-state.js';
 export { createSqliteGovernanceState } from './governance-state-sqlite.js';
 export type { SqliteGovernanceState } from './governance-state-sqlite.js';
 export { createGovernanceAdmin } from './governance-admin.js';
-export type { AdminResult, GovernanceAdmin, GovernanceAdminDeps, QuarantineContext } from './governance-admin.js';
+export type {
+  AdminResult,
+  GovernanceAdmin,
+  GovernanceAdminDeps,
+  QuarantineContext,
+} from './governance-admin.js';
 export { createCircuitBreakers, DEFAULT_BREAKERS, declaredCostCents, usdToCents } from './breakers.js';
-export type { BreakerCall, BreakerConfig, BreakerName, BreakerVerdict, CircuitBreakers, SpendVerdict } from './breakers.js';
+export type {
+  BreakerCall,
+  BreakerConfig,
+  BreakerName,
+  BreakerVerdict,
+  CircuitBreakers,
+  SpendVerdict,
+} from './breakers.js';
 export { createBundleStore, ACTIVE_POINTER } from './bundle-store.js';
 export type { ActivationApproval, ActivationResult, BundleStore, BundleStoreDeps } from './bundle-store.js';
 export { compilePolicyBundle } from './policy-runtime.js';
 export type { CompileBundle, PolicyBundleLike, PolicyRuntime } from './ports.js';
 export { createIssuer, MAX_ENVELOPE_TTL_SEC } from './issuer.js';
-export type { EnvelopeRequestClaims, IssuedEnvelope, Issuer, IssuerConfig, IssuerDeps, KeyChangeResult } from './issuer.js';
+export type {
+  EnvelopeRequestClaims,
+  IssuedEnvelope,
+  Issuer,
+  IssuerConfig,
+  IssuerDeps,
+  KeyChangeResult,
+} from './issuer.js';
 export { constraintsFor, decisionPayload, DEFAULT_CONSTRAINTS } from './decision-record.js';
 export type { DecisionFacts, RecordedOutcome } from './decision-record.js';
 export { deriveDecisionId, deriveId, deriveJti, MIN_DERIVATION_KEY_BYTES } from './derive.js';

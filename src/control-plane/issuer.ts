@@ -47,7 +47,12 @@ export interface IssuedEnvelope {
 
 /** The result of a key change: the ledger entry that recorded it, or a deny. */
 export type KeyChangeResult =
-  | { readonly outcome: 'ok'; readonly kid: string; readonly previous_kid?: string; readonly ledger: LedgerRef }
+  | {
+      readonly outcome: 'ok';
+      readonly kid: string;
+      readonly previous_kid?: string;
+      readonly ledger: LedgerRef;
+    }
   | Deny;
 
 /** The issuer (GEI Issuer). */
@@ -144,7 +149,8 @@ export function createIssuer(deps: IssuerDeps): Issuer {
     revoke(kid: string, actor: Actor, reason: string): Promise<KeyChangeResult> {
       return serial(async () => {
         if (kid === current.kid) throw new TypeError('rotate before revoking the current issuer key');
-        if (ring.lookup(kid).status === 'unknown') return deny('ERR_ENVELOPE_KID_UNKNOWN', 'no such issuer key');
+        if (ring.lookup(kid).status === 'unknown')
+          return deny('ERR_ENVELOPE_KID_UNKNOWN', 'no such issuer key');
         const payload = { kid, key_use: 'envelope', reason, revoked_at: new Date(now()).toISOString() };
         const ref = await record('admin.key_revoked', actor, payload);
         if ('outcome' in ref) return ref;
@@ -156,7 +162,8 @@ export function createIssuer(deps: IssuerDeps): Issuer {
 }
 
 function assertIssuerConfig(config: IssuerConfig): void {
-  if (typeof config.iss !== 'string' || config.iss.length === 0) throw new TypeError('issuer.iss must be a non-empty string');
+  if (typeof config.iss !== 'string' || config.iss.length === 0)
+    throw new TypeError('issuer.iss must be a non-empty string');
   if (typeof config.audience !== 'string' || config.audience.length === 0) {
     throw new TypeError('issuer.audience must be a non-empty string');
   }

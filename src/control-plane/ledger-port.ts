@@ -85,13 +85,23 @@ export async function appendConfirmed(
 export function isLedgerRef(ref: unknown): ref is LedgerRef {
   if (typeof ref !== 'object' || ref === null || isDeny(ref)) return false;
   const r = ref as Record<string, unknown>;
-  return Number.isSafeInteger(r.index) && (r.index as number) >= 0 && typeof r.entry_hash === 'string' && HEX64.test(r.entry_hash);
+  return (
+    Number.isSafeInteger(r.index) &&
+    (r.index as number) >= 0 &&
+    typeof r.entry_hash === 'string' &&
+    HEX64.test(r.entry_hash)
+  );
 }
 
 /**
  * Deterministic `request_id`/`trace_id` for an admin action that no request carries: a hash of
  * the action's type, payload, tenant and time, prefixed `admin-`. (GEI Determinism)
  */
-export function adminRequestId(type: ControlPlaneEntryType, tenant: string, payload: JsonObject, at: number): string {
+export function adminRequestId(
+  type: ControlPlaneEntryType,
+  tenant: string,
+  payload: JsonObject,
+  at: number,
+): string {
   return `admin-${sha256Hex(canonicalize({ type, tenant, payload, at })).slice(0, 32)}`;
 }

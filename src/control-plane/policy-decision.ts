@@ -41,12 +41,16 @@ export function parsePolicyAnswer(answer: unknown, bundleHash: string): PolicyDe
   if (outcome === 'deny' && !('rules_fired' in answer)) {
     // A plain deny (tool unknown, parameters invalid, evaluation error).
     if (!isDeny(answer) || !isDenialCode(answer.code)) return garbage;
-    return deny(answer.code, typeof answer.reason === 'string' ? answer.reason : 'denied by the policy engine');
+    return deny(
+      answer.code,
+      typeof answer.reason === 'string' ? answer.reason : 'denied by the policy engine',
+    );
   }
   const { bundle_hash, rules_fired, rationale, risk } = answer;
   const obligations = parseObligations(answer.obligations);
   if (bundle_hash !== bundleHash) return deny('ERR_POLICY_ERROR', 'the decision names another policy bundle');
-  if (!isStringList(rules_fired) || typeof rationale !== 'string' || obligations === undefined) return garbage;
+  if (!isStringList(rules_fired) || typeof rationale !== 'string' || obligations === undefined)
+    return garbage;
   if (typeof risk !== 'string' || !(RISK_CLASSES as readonly string[]).includes(risk)) return garbage;
   const fields = {
     bundle_hash,
@@ -56,7 +60,8 @@ export function parsePolicyAnswer(answer: unknown, bundleHash: string): PolicyDe
     risk: risk as RiskClass,
   };
   // Defence in depth: an "allow" that still carries approval or preview obligations is an escalation.
-  if (outcome === 'allow' && (obligations.approvals > 0 || obligations.preview)) return Object.freeze({ ...fields, outcome: 'escalate' });
+  if (outcome === 'allow' && (obligations.approvals > 0 || obligations.preview))
+    return Object.freeze({ ...fields, outcome: 'escalate' });
   if (outcome !== 'deny') return Object.freeze({ ...fields, outcome });
   const code = answer.code === 'ERR_POLICY_DENY' ? 'ERR_POLICY_DENY' : 'ERR_POLICY_ERROR';
   return Object.freeze({ ...fields, outcome, code, reason: rationale });

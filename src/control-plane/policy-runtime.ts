@@ -12,7 +12,10 @@ import type { CompileBundle, PolicyRuntime } from './ports.js';
  * runtime. Throws `FailclosedError('ERR_POLICY_BUNDLE_INVALID')` for a malformed or tampered
  * bundle and `ERR_POLICY_UNAVAILABLE` when the engine cannot be prepared. (SPEC §7 scenario 13)
  */
-export const compilePolicyBundle: CompileBundle = (bytes: Uint8Array, expectedHash: string): PolicyRuntime => {
+export const compilePolicyBundle: CompileBundle = (
+  bytes: Uint8Array,
+  expectedHash: string,
+): PolicyRuntime => {
   const bundle = loadBundle(bytes, expectedHash);
   if (isDeny(bundle)) throw new FailclosedError('ERR_POLICY_BUNDLE_INVALID', bundle.reason);
   const engine = createPolicyEngine(bundle);
@@ -23,7 +26,8 @@ export const compilePolicyBundle: CompileBundle = (bytes: Uint8Array, expectedHa
     constitutionVersion: bundle.document.name,
     bundle,
     getTool: (name: string) => catalog.getTool(name),
-    validateParams: (tool: string, params: Parameters<typeof catalog.validateParams>[1]) => catalog.validateParams(tool, params),
+    validateParams: (tool: string, params: Parameters<typeof catalog.validateParams>[1]) =>
+      catalog.validateParams(tool, params),
     evaluate: (input: Parameters<typeof engine.evaluate>[0]) => engine.evaluate(input),
   });
 };

@@ -3,7 +3,17 @@
  * behind the operator token (OE-INV-025, SPEC §5, §6). Every change is ledgered first and applied
  * only once the ledger confirmed it; a ledger failure changes nothing.
  */
-import { canonicalize, deny, isDeny, isLedgerRef, keyRingFromJwks, parsePublicJwk, sha256Hex, statusOf, withDeadline } from '../kernel/index.js';
+import {
+  canonicalize,
+  deny,
+  isDeny,
+  isLedgerRef,
+  keyRingFromJwks,
+  parsePublicJwk,
+  sha256Hex,
+  statusOf,
+  withDeadline,
+} from '../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import { generateSigningKey } from '../kernel/signing/index.js';
 import type { SigningKey } from '../kernel/signing/index.js';
@@ -49,7 +59,15 @@ const TENANT = /^[A-Za-z0-9._-]{1,128}$/;
 
 function denied(d: Deny & { readonly decision_id?: string }): Answer {
   const id = d.decision_id === undefined ? {} : { decision_id: d.decision_id };
-  return { status: statusOf(d.code), body: { outcome: d.code === 'ERR_APPROVAL_PENDING' ? 'pending' : 'deny', code: d.code, reason: d.reason, ...id } };
+  return {
+    status: statusOf(d.code),
+    body: {
+      outcome: d.code === 'ERR_APPROVAL_PENDING' ? 'pending' : 'deny',
+      code: d.code,
+      reason: d.reason,
+      ...id,
+    },
+  };
 }
 
 function usage(reason: string): Answer {
@@ -81,58 +99,107 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       } catch {
         return denied(deny('ERR_KEY_INVALID', 'public_jwk is not a valid Ed25519 public key'));
       }
-      if (deps.state.lookup(name) !== undefined) return { status: 409, body: { error: 'exists', client: name } };
+      if (deps.state.lookup(name) !== undefined)
+        return { status: 409, body: { error: 'exists', client: name } };
       // Approvers and clients are separate namespaces: an approver name can never become an agent (OE-INV-002).
-      if (deps.approvals?.isApprover(name) === true) return denied(deny('ERR_APPROVER_AGENT', 'the name is a registered approver'));
+      if (deps.approvals?.isApprover(name) === true)
+        return denied(deny('ERR_APPROVER_AGENT', 'the name is a registered approver'));
       const owner = o['owner'] ?? 'operator';
-      if (typeof owner !== 'string' || !NAME.test(owner) || owner === name) return usage('owner is malformed');
+      if (typeof owner !== 'string' || !NAME.test(owner) || owner === name)
+        return usage('owner is malformed');
       // The owner is ledgered so an auditor can re-check "no self-approval" offline (OE-INV-002).
-      const payload: JsonObject = { client: name, kid: key.kid, key_use: 'request', public_jwk: { ...key.jwk }, auth_method: 'signature', owner };
+      const payload: JsonObject = {
+        client: name,
+        kid: key.kid,
+        key_use: 'request',
+        public_jwk: { ...key.jwk },
+        auth_method: 'signature',
+        owner,
+      };
       const id = adminId('admin.client_registered', payload);
       // Registered only once the ledger confirmed the record with a well-formed reference, in time.
       const recorded = await withDeadline(
-        () => deps.ledgerPort.append({ type: 'admin.client_registered', trace_id: id, request_id: id, tenant, actor: OPERATOR_ACTOR, payload }),
+        () =>
+          deps.ledgerPort.append({
+            type: 'admin.client_registered',
+            trace_id: id,
+            request_id: id,
+            tenant,
+            actor: OPERATOR_ACTOR,
+            payload,
+          }),
         5_000,
       );
-      if (recorded.status !== 'ok' || !isLedgerRef(recorded.value)) return denied(deny('ERR_LEDGER_UNAVAILABLE', 'client registration not recorded'));
+      if (recorded.status !== 'ok' || !isLedgerRef(recorded.value))
+        return denied(deny('ERR_LEDGER_UNAVAILABLE', 'client registration not recorded'));
       const rec = deps.state.registerClient({ identity: name, tenant, jwk: key.jwk, atMs: deps.clock() });
       deps.approvals?.setOwner(name, owner);
       return { status: 201, body: { ...rec, owner } };
     },
     'approvers-add': async (o) => {
-      if (deps.approvals === undefined) return { status: 404, body: { error: 'unknown_action', action: 'approvers-add' } };
+      if (deps.approvals === undefined)
+        return { status: 404, body: { error: 'unknown_action', action: 'approvers-add' } };
       const roles = o['roles'];
       const r = await deps.approvals.registerApprover(
-        { name: typeof o['name'] === 'string' ? o['name'] : '', roles: Array.isArray(roles) ? roles.filter((x): x is string => typeof x === 'string') : [], public_jwk: o['public_jwk'] },
+        {
+          name: typeof o['name'] === 'string' ? o['name'] : '',
+          roles: Array.isArray(roles) ? roles.filter((x): x is string => typeof x === 'string') : [],
+          public_jwk: o['public_jwk'],
+        },
         OPERATOR_ACTOR,
       );
       return isDeny(r) ? denied(r) : { status: 201, body: { ...r, roles: [...r.roles] } };
     },
-    'approvers-list': () => Promise.resolve({ status: 200, body: { approvers: (deps.approvals?.listApprovers() ?? []).map((a) => ({ ...a, roles: [...a.roles] })) } }),
-    'clients-list': () => Promise.resolve({ status: 200, body: { clients: deps.state.listClients().map((c) => ({ ...c })) } }),
+    'approvers-list': () =>
+      Promise.resolve({
+        status: 200,
+        body: {
+          approvers: (deps.approvals?.listApprovers() ?? []).map((a) => ({ ...a, roles: [...a.roles] })),
+        },
+      }),
+    'clients-list': () =>
+      Promise.resolve({ status: 200, body: { clients: deps.state.listClients().map((c) => ({ ...c })) } }),
     'policy-activate': async (o) => {
       if (typeof o['bundle'] !== 'string') return usage('bundle must be the bundle document text');
       const put = deps.bundles.put(o['bundle']);
       if (isDeny(put)) return denied(put);
       const r = await deps.controlPlane.activateBundle(put.hash, OPERATOR_ACTOR, reasonOf(o));
-      return isDeny(r) ? denied(r) : { status: 200, body: { outcome: 'ok', hash: r.hash, previous: r.previous, ledger: { ...r.ledger } } };
+      return isDeny(r)
+        ? denied(r)
+        : {
+            status: 200,
+            body: { outcome: 'ok', hash: r.hash, previous: r.previous, ledger: { ...r.ledger } },
+          };
     },
     'kill-switch': async (o) => {
       if (typeof o['on'] !== 'boolean') return usage('on must be a boolean');
       const r = await deps.controlPlane.admin.setKillSwitch(o['on'], OPERATOR_ACTOR, reasonOf(o));
-      return isDeny(r) ? denied(r) : { status: 200, body: { outcome: 'ok', engaged: o['on'], ledger: { ...r.ledger } } };
+      return isDeny(r)
+        ? denied(r)
+        : { status: 200, body: { outcome: 'ok', engaged: o['on'], ledger: { ...r.ledger } } };
     },
     lockdown: async (o) => {
       const tenant = o['tenant'];
-      if (typeof tenant !== 'string' || !TENANT.test(tenant) || typeof o['on'] !== 'boolean') return usage('tenant and on are required');
+      if (typeof tenant !== 'string' || !TENANT.test(tenant) || typeof o['on'] !== 'boolean')
+        return usage('tenant and on are required');
       const r = await deps.controlPlane.admin.setTenantLockdown(tenant, o['on'], OPERATOR_ACTOR, reasonOf(o));
-      return isDeny(r) ? denied(r) : { status: 200, body: { outcome: 'ok', tenant, engaged: o['on'], ledger: { ...r.ledger } } };
+      return isDeny(r)
+        ? denied(r)
+        : { status: 200, body: { outcome: 'ok', tenant, engaged: o['on'], ledger: { ...r.ledger } } };
     },
     quarantine: async (o) => {
       const session = o['session'];
-      if (typeof session !== 'string' || !TENANT.test(session) || typeof o['on'] !== 'boolean') return usage('session and on are required');
-      const r = await deps.controlPlane.admin.setSessionQuarantine(session, o['on'], OPERATOR_ACTOR, reasonOf(o));
-      return isDeny(r) ? denied(r) : { status: 200, body: { outcome: 'ok', session, engaged: o['on'], ledger: { ...r.ledger } } };
+      if (typeof session !== 'string' || !TENANT.test(session) || typeof o['on'] !== 'boolean')
+        return usage('session and on are required');
+      const r = await deps.controlPlane.admin.setSessionQuarantine(
+        session,
+        o['on'],
+        OPERATOR_ACTOR,
+        reasonOf(o),
+      );
+      return isDeny(r)
+        ? denied(r)
+        : { status: 200, body: { outcome: 'ok', session, engaged: o['on'], ledger: { ...r.ledger } } };
     },
     'issuer-rotate': async (o) => {
       const files = deps.issuerKeys;
@@ -144,7 +211,10 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
         return denied(r);
       }
       files?.commit(true, deps.controlPlane.issuerJwks());
-      return { status: 200, body: { outcome: 'ok', kid: r.kid, previous_kid: r.previous_kid ?? null, ledger: { ...r.ledger } } };
+      return {
+        status: 200,
+        body: { outcome: 'ok', kid: r.kid, previous_kid: r.previous_kid ?? null, ledger: { ...r.ledger } },
+      };
     },
     'issuer-revoke': async (o) => {
       const kid = o['kid'];
@@ -164,7 +234,11 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       const from = o['from'];
       const to = o['to'];
       if (traceId !== undefined && typeof traceId !== 'string') return usage('trace_id must be a string');
-      if ((from !== undefined && !Number.isSafeInteger(from)) || (to !== undefined && !Number.isSafeInteger(to))) return usage('from/to must be integers');
+      if (
+        (from !== undefined && !Number.isSafeInteger(from)) ||
+        (to !== undefined && !Number.isSafeInteger(to))
+      )
+        return usage('from/to must be integers');
       try {
         const exported = await exportBundle({
           ledger: deps.ledger,
@@ -173,7 +247,9 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
           publicKeys: {
             issuer: keyRingFromJwks(deps.controlPlane.issuerJwks()).toJwks(),
             clients: deps.state.clientJwks(),
-            clientIdentities: deps.state.listClients().map((c) => ({ kid: c.kid, identity: c.identity, tenant: c.tenant })),
+            clientIdentities: deps.state
+              .listClients()
+              .map((c) => ({ kid: c.kid, identity: c.identity, tenant: c.tenant })),
             ...(deps.approvals === undefined ? {} : { approvers: deps.approvals.approverJwks() }),
           },
           ...(deps.executor === undefined ? {} : { executor: deps.executor }),

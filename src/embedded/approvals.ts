@@ -36,7 +36,11 @@ export function approvalConfigPath(dir: string): string {
 /** Opens the approval state over `state.db` and reads `approvals.json` when present (strict; `TypeError` when malformed). */
 export function openApprovals(
   dir: string,
-  deps: { readonly ledgerPort: Pick<Ledger, 'append' | 'putEvidence'>; readonly clock: Clock; readonly state: Pick<GateStateStore, 'lookup'> },
+  deps: {
+    readonly ledgerPort: Pick<Ledger, 'append' | 'putEvidence'>;
+    readonly clock: Clock;
+    readonly state: Pick<GateStateStore, 'lookup'>;
+  },
 ): EmbeddedApprovals {
   const p = dataPaths(dir);
   const configPath = approvalConfigPath(dir);
@@ -76,9 +80,17 @@ export function writeApproverFile(dir: string, file: ApproverFile): string {
 export function readApproverFile(dir: string, name: string): ApproverFile {
   if (!FILE_NAME.test(name)) throw new TypeError('approver name is malformed');
   const path = join(dataPaths(dir).root, 'approvers', `${name}.json`);
-  if (!existsSync(path)) throw new TypeError(`no approver key file for ${name} (failclosed approvers add ${name} --role ROLE)`);
+  if (!existsSync(path))
+    throw new TypeError(`no approver key file for ${name} (failclosed approvers add ${name} --role ROLE)`);
   const o = parseJson(readFileSync(path), { maxBytes: 8192 }) as Record<string, unknown>;
-  if (typeof o !== 'object' || o === null || o.name !== name || !Array.isArray(o.roles) || typeof o.key !== 'object' || o.key === null) {
+  if (
+    typeof o !== 'object' ||
+    o === null ||
+    o.name !== name ||
+    !Array.isArray(o.roles) ||
+    typeof o.key !== 'object' ||
+    o.key === null
+  ) {
     throw new TypeError(`approver file ${name} is malformed`);
   }
   return o as unknown as ApproverFile;

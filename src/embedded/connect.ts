@@ -74,7 +74,10 @@ export interface HttpAnswer {
 
 /** `GET path` (with the operator token when given); transport failures reject. */
 export async function getJson(conn: Connection, path: string, withToken: boolean): Promise<HttpAnswer> {
-  const res = await fetch(new URL(path, conn.url), withToken ? { headers: { authorization: `Bearer ${conn.token}` } } : {});
+  const res = await fetch(
+    new URL(path, conn.url),
+    withToken ? { headers: { authorization: `Bearer ${conn.token}` } } : {},
+  );
   return { status: res.status, body: parseJson(new Uint8Array(await res.arrayBuffer())) };
 }
 

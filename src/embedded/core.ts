@@ -17,7 +17,13 @@ import {
   createControlPlane,
   createSqliteGovernanceState,
 } from '../control-plane/index.js';
-import type { BreakerConfig, BundleStore, ControlPlaneDeadlines, ControlPlaneService, SqliteGovernanceState } from '../control-plane/index.js';
+import type {
+  BreakerConfig,
+  BundleStore,
+  ControlPlaneDeadlines,
+  ControlPlaneService,
+  SqliteGovernanceState,
+} from '../control-plane/index.js';
 import {
   createCommandAdapter,
   createDefaultBuiltinAdapter,
@@ -122,7 +128,10 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     checkpointEvery: { entries: 256, ms: 10_000 },
   });
   const ledgerPort: Core['ledgerPort'] = faultyLedgerPort(ledger, faults);
-  const state = createSqliteGateState({ path: p.stateDb, replayRetentionMs: Math.max(7 * 86_400_000, 2 * config.timestamp_tolerance_ms) });
+  const state = createSqliteGateState({
+    path: p.stateDb,
+    replayRetentionMs: Math.max(7 * 86_400_000, 2 * config.timestamp_tolerance_ms),
+  });
   const governance = createSqliteGovernanceState(p.stateDb);
   const bundles = createBundleStore({
     dir: p.bundles,
@@ -141,7 +150,9 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       audience: config.audience,
       envelopeTtlSec: config.envelope_ttl_sec,
       // Earlier and revoked issuer keys survive restarts: a revoked key is never trusted again.
-      ...(existsSync(p.issuerJwks) ? { retired: parseJson(readFileSync(p.issuerJwks), { maxBytes: 1 << 20 }) } : {}),
+      ...(existsSync(p.issuerJwks)
+        ? { retired: parseJson(readFileSync(p.issuerJwks), { maxBytes: 1 << 20 }) }
+        : {}),
     },
     bundles,
     state: governance,
@@ -154,7 +165,10 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   // the Execution Layer; their values and the secret patterns are redacted from every result and
   // refused in parameters at the Gate (OE-INV-009/010, scenario 16).
   const secretsFile = join(p.root, 'secrets.json');
-  const secrets = createEnvSecretResolver({ env: process.env, ...(existsSync(secretsFile) ? { file: secretsFile } : {}) });
+  const secrets = createEnvSecretResolver({
+    env: process.env,
+    ...(existsSync(secretsFile) ? { file: secretsFile } : {}),
+  });
   const redactor = createRedactor({ secrets: () => secrets.knownValues() });
   const sqliteNonces = createSqliteNonceStore({ path: p.noncesDb, now: clock });
   const nonces: NonceStore = faultyNonceStore(sqliteNonces, faults);
@@ -180,7 +194,10 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ),
     redactor,
     secrets,
-    timeouts: { ledgerMs: options.deadlines?.executor?.ledgerMs ?? 2000, nonceMs: options.deadlines?.executor?.nonceMs ?? 1000 },
+    timeouts: {
+      ledgerMs: options.deadlines?.executor?.ledgerMs ?? 2000,
+      nonceMs: options.deadlines?.executor?.nonceMs ?? 1000,
+    },
   });
   const gate = createGate({
     clock,
@@ -190,7 +207,9 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     controlPlane: {
       decide: (req, decideOptions) => {
         const m = faults.controlPlane;
-        return m === 'off' ? controlPlane.decide(req, decideOptions) : misbehave(m, 'control plane', { outcome: 'allow' });
+        return m === 'off'
+          ? controlPlane.decide(req, decideOptions)
+          : misbehave(m, 'control plane', { outcome: 'allow' });
       },
       ready: () => (faults.controlPlane !== 'off' ? Promise.resolve({ ready: false }) : controlPlane.ready()),
       issuerJwks: () => controlPlane.issuerJwks(),
@@ -205,8 +224,18 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ...(options.deadlines?.gate === undefined ? {} : { timeouts: options.deadlines.gate }),
     operatorTokenSha256: operatorTokenSha256(dir),
     operator: createOperatorActions({
-      clock, ledger, ledgerPort, state, controlPlane, bundles, approvals: approvals.service,
-      executor: { audience: config.audience, clockToleranceSec: config.clock_tolerance_sec, maxLifetimeSec: config.max_envelope_lifetime_sec },
+      clock,
+      ledger,
+      ledgerPort,
+      state,
+      controlPlane,
+      bundles,
+      approvals: approvals.service,
+      executor: {
+        audience: config.audience,
+        clockToleranceSec: config.clock_tolerance_sec,
+        maxLifetimeSec: config.max_envelope_lifetime_sec,
+      },
       issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
     }),
     approvals: approvals.api,

@@ -98,12 +98,18 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
   for (const k of CONFIG_FIELDS) if (!(k in o)) throw bad(`missing field ${k}`);
   if (o.version !== 1) throw bad('version must be 1');
   for (const k of ['host', 'audience', 'issuer', 'origin'] as const)
-    if (typeof o[k] !== 'string' || (o[k]).length === 0) throw bad(`${k} must be a non-empty string`);
+    if (typeof o[k] !== 'string' || o[k].length === 0) throw bad(`${k} must be a non-empty string`);
   for (const k of ['port', 'execution_port'] as const) {
     const n = o[k];
-    if (!Number.isSafeInteger(n) || (n as number) < 0 || (n as number) > 65535) throw bad(`${k} must be a port number`);
+    if (!Number.isSafeInteger(n) || (n as number) < 0 || (n as number) > 65535)
+      throw bad(`${k} must be a port number`);
   }
-  for (const k of ['envelope_ttl_sec', 'timestamp_tolerance_ms', 'clock_tolerance_sec', 'max_envelope_lifetime_sec'] as const) {
+  for (const k of [
+    'envelope_ttl_sec',
+    'timestamp_tolerance_ms',
+    'clock_tolerance_sec',
+    'max_envelope_lifetime_sec',
+  ] as const) {
     const n = o[k];
     if (!Number.isSafeInteger(n) || (n as number) <= 0) throw bad(`${k} must be a positive integer`);
   }
@@ -120,7 +126,8 @@ export function writeSecret(path: string, text: string): void {
 /** Reads the config of an initialised data directory; `TypeError` when there is none. */
 export function readConfig(dir: string): EmbeddedConfig {
   const p = dataPaths(dir);
-  if (!existsSync(p.config)) throw new TypeError(`${p.root} is not an initialised failclosed data directory (run: failclosed init)`);
+  if (!existsSync(p.config))
+    throw new TypeError(`${p.root} is not an initialised failclosed data directory (run: failclosed init)`);
   return parseConfig(readFileSync(p.config));
 }
 
@@ -136,10 +143,17 @@ export function writeSigningKey(path: string, key: SigningKey): void {
 
 /** Reads the client file `clients/NAME.json`. */
 export function readClientFile(dir: string, name: string): ClientFile {
-  if (!/^[A-Za-z0-9._-]{1,128}$/.test(name) || name.startsWith('.')) throw new TypeError('client name is malformed');
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(name) || name.startsWith('.'))
+    throw new TypeError('client name is malformed');
   const v = parseJson(readFileSync(join(dataPaths(dir).clients, `${name}.json`)), { maxBytes: 8192 });
   const o = v as Record<string, unknown>;
-  if (typeof o !== 'object' || o === null || typeof o.identity !== 'string' || typeof o.tenant !== 'string' || typeof o.key !== 'object')
+  if (
+    typeof o !== 'object' ||
+    o === null ||
+    typeof o.identity !== 'string' ||
+    typeof o.tenant !== 'string' ||
+    typeof o.key !== 'object'
+  )
     throw new TypeError(`client file ${name} is malformed`);
   return o as unknown as ClientFile;
 }
@@ -175,7 +189,10 @@ export function writeFreshDataDir(dir: string): boolean {
   writeSecret(p.derivationKey, `${randomBytes(32).toString('hex')}\n`);
   writeSecret(p.operatorToken, `${randomBytes(32).toString('base64url')}\n`);
   const demo = generateSigningKey();
-  writeClientFile(dir, DEMO_CLIENT.identity, { ...DEMO_CLIENT, key: exportSigningKeyJwk(demo) as unknown as JsonObject });
+  writeClientFile(dir, DEMO_CLIENT.identity, {
+    ...DEMO_CLIENT,
+    key: exportSigningKeyJwk(demo) as unknown as JsonObject,
+  });
   // The config is written last: its presence marks a complete directory.
   writeFileSync(p.config, `${JSON.stringify(defaultConfig(), null, 2)}\n`, { mode: 0o600 });
   return true;

@@ -12,7 +12,14 @@ import { openCore } from './core.js';
 import type { Core, CoreOptions } from './core.js';
 import { noFaults } from './faults.js';
 import type { EmbeddedFaults } from './faults.js';
-import { DEMO_CLIENT, demoPolicyDir, readClientFile, readOperatorToken, writeFreshDataDir, dataPaths } from './data-dir.js';
+import {
+  DEMO_CLIENT,
+  demoPolicyDir,
+  readClientFile,
+  readOperatorToken,
+  writeFreshDataDir,
+  dataPaths,
+} from './data-dir.js';
 import { createExecutionServer } from './execution-server.js';
 
 /** What {@link initDataDir} did. */
@@ -28,7 +35,10 @@ export interface InitResult {
  * activated (ledgered `admin.policy_activated`), and the demo client `demo-agent` in tenant
  * `acme` (ledgered `admin.client_registered`, private key saved 0600). Idempotent.
  */
-export async function initDataDir(dir: string, options: { clock?: Clock; policyDir?: string } = {}): Promise<InitResult> {
+export async function initDataDir(
+  dir: string,
+  options: { clock?: Clock; policyDir?: string } = {},
+): Promise<InitResult> {
   const root = dataPaths(dir).root;
   if (!writeFreshDataDir(dir)) return { dir: root, created: false };
   const core = await openCore(dir, options.clock === undefined ? {} : { clock: options.clock });
@@ -36,15 +46,21 @@ export async function initDataDir(dir: string, options: { clock?: Clock; policyD
     const auth = `Bearer ${readOperatorToken(dir)}`;
     const built = await buildBundleFromDir(options.policyDir ?? demoPolicyDir());
     if (isDeny(built)) throw new Error(`demo policy bundle: ${built.code}`);
-    const activated = await core.gate.admin('policy-activate', { bundle: built.text, reason: 'init: demo policy' }, auth);
-    if (activated.status !== 200) throw new Error(`policy activation failed: ${JSON.stringify(activated.body)}`);
+    const activated = await core.gate.admin(
+      'policy-activate',
+      { bundle: built.text, reason: 'init: demo policy' },
+      auth,
+    );
+    if (activated.status !== 200)
+      throw new Error(`policy activation failed: ${JSON.stringify(activated.body)}`);
     const demo = importSigningKeyJwk(readClientFile(dir, DEMO_CLIENT.identity).key);
     const added = await core.gate.admin(
       'clients-add',
       { name: DEMO_CLIENT.identity, tenant: DEMO_CLIENT.tenant, public_jwk: { ...demo.publicJwk } },
       auth,
     );
-    if (added.status !== 201) throw new Error(`demo client registration failed: ${JSON.stringify(added.body)}`);
+    if (added.status !== 201)
+      throw new Error(`demo client registration failed: ${JSON.stringify(added.body)}`);
   } finally {
     await core.close();
   }
@@ -94,8 +110,14 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
   let gateServer;
   let execServer;
   try {
-    gateServer = await createGateServer(core.gate, { host: core.config.host, port: options.port ?? core.config.port });
-    execServer = await createExecutionServer(core.executor, { host: '127.0.0.1', port: options.executionPort ?? core.config.execution_port });
+    gateServer = await createGateServer(core.gate, {
+      host: core.config.host,
+      port: options.port ?? core.config.port,
+    });
+    execServer = await createExecutionServer(core.executor, {
+      host: '127.0.0.1',
+      port: options.executionPort ?? core.config.execution_port,
+    });
   } catch (err) {
     await gateServer?.close();
     await core.close();

@@ -39,11 +39,17 @@ export interface ExecutionServer {
 }
 
 /** Starts `POST /v1/execute` on `host:port` over `executor`. Every failure answers a deny. */
-export async function createExecutionServer(executor: Executor, options: { host: string; port: number }): Promise<ExecutionServer> {
+export async function createExecutionServer(
+  executor: Executor,
+  options: { host: string; port: number },
+): Promise<ExecutionServer> {
   const server = createServer((req, res) => {
     const send = (status: number, body: JsonValue): void => {
       const text = JSON.stringify(body);
-      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+      res.writeHead(status, {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': Buffer.byteLength(text),
+      });
       res.end(text);
     };
     const handle = async (): Promise<void> => {
@@ -52,7 +58,8 @@ export async function createExecutionServer(executor: Executor, options: { host:
         return send(404, { error: 'not_found' });
       }
       const body = await readBody(req);
-      if (body === null) return send(413, { outcome: 'deny', code: 'ERR_REQUEST_TOO_LARGE', reason: 'too large' });
+      if (body === null)
+        return send(413, { outcome: 'deny', code: 'ERR_REQUEST_TOO_LARGE', reason: 'too large' });
       let v: JsonValue;
       try {
         v = parseJson(body, { maxBytes: MAX_BODY, maxDepth: 32 });
@@ -69,7 +76,8 @@ export async function createExecutionServer(executor: Executor, options: { host:
         ...(typeof o['trace_id'] === 'string' ? { trace_id: o['trace_id'] } : {}),
         ...(typeof o['request_id'] === 'string' ? { request_id: o['request_id'] } : {}),
       });
-      if (r.outcome === 'deny') return send(statusOf(r.code), { outcome: 'deny', code: r.code, reason: r.reason });
+      if (r.outcome === 'deny')
+        return send(statusOf(r.code), { outcome: 'deny', code: r.code, reason: r.reason });
       return send(200, { outcome: 'executed', result: r.result, receipt: { ...r.receipt } });
     };
     handle().catch(() => {

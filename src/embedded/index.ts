@@ -25,7 +25,14 @@ export {
   demoPolicyDir,
 } from './data-dir.js';
 export type { ClientFile, EmbeddedConfig } from './data-dir.js';
-export { announceServer, withdrawServer, runningServer, connect, getJson, operatorAction } from './connect.js';
+export {
+  announceServer,
+  withdrawServer,
+  runningServer,
+  connect,
+  getJson,
+  operatorAction,
+} from './connect.js';
 export type { Connection, HttpAnswer } from './connect.js';
 export { approvalConfigPath, openApprovals, readApproverFile, writeApproverFile } from './approvals.js';
 export type { ApproverFile, EmbeddedApprovals } from './approvals.js';

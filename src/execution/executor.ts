@@ -6,13 +6,7 @@
  * effort), and the adapter is never called unless every check before it passed (FC-INV-4,
  * OE-INV-003, SPEC §7 scenarios 3, 6, 8, 9).
  */
-import {
-  canonicalize,
-  deny,
-  hexDigestEquals,
-  sha256Hex,
-  verifyEnvelope,
-} from '../kernel/index.js';
+import { canonicalize, deny, hexDigestEquals, sha256Hex, verifyEnvelope } from '../kernel/index.js';
 import type { Clock, Deny, EnvelopeClaims, JsonValue, KeyRing } from '../kernel/index.js';
 import type { ToolAdapter, ToolExecutionSpec } from './adapters/types.js';
 import type { ExecutionLedger, LedgerRef } from './ledger.js';

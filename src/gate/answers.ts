@@ -56,7 +56,12 @@ export function parseDecisionAnswer(v: unknown): AllowAnswer | DenyAnswer {
   const ref = parseLedgerRef(v.decision_ref);
   if (typeof v.decision_id !== 'string' || v.decision_id.length === 0) return garbage;
   if (typeof v.envelope !== 'string' || !COMPACT_JWS.test(v.envelope) || ref === undefined) return garbage;
-  return Object.freeze({ outcome: 'allow', decision_id: v.decision_id, envelope: v.envelope, decision_ref: ref });
+  return Object.freeze({
+    outcome: 'allow',
+    decision_id: v.decision_id,
+    envelope: v.envelope,
+    decision_ref: ref,
+  });
 }
 
 /** Parses an Execution Layer answer; anything uninterpretable → `ERR_EXECUTION_UNAVAILABLE`. */

@@ -23,7 +23,13 @@ const REVIEW = new RegExp(`^/v1/reviews/${ID}/close$`);
 
 /** True when `path` belongs to the approval API (the server reads a body for its POST routes). */
 export function isApprovalPath(path: string): boolean {
-  return path === '/v1/approvals' || path === '/v1/break-glass' || path === '/v1/reviews' || path.startsWith('/v1/approvals/') || path.startsWith('/v1/reviews/');
+  return (
+    path === '/v1/approvals' ||
+    path === '/v1/break-glass' ||
+    path === '/v1/reviews' ||
+    path.startsWith('/v1/approvals/') ||
+    path.startsWith('/v1/reviews/')
+  );
 }
 
 function refused(code: DenialCode, reason: string): RouteAnswer {
@@ -39,7 +45,11 @@ function bearerOf(authorization: string | undefined): string | undefined {
 
 /** Routes one approval API request; undefined when no route matches. Never rejects. */
 export function routeApprovals(
-  deps: { readonly approvals: GateApprovals | undefined; readonly isOperator: (authorization: string | undefined) => boolean; readonly timeoutMs: number },
+  deps: {
+    readonly approvals: GateApprovals | undefined;
+    readonly isOperator: (authorization: string | undefined) => boolean;
+    readonly timeoutMs: number;
+  },
   method: string,
   path: string,
   body: JsonValue,
@@ -50,7 +60,9 @@ export function routeApprovals(
   if (api === undefined) return Promise.resolve({ status: 404, body: { error: 'not_found' } });
   const bounded = async (fn: () => Promise<RouteAnswer>): Promise<RouteAnswer> => {
     const r = await withDeadline(fn, deps.timeoutMs);
-    return r.status === 'ok' ? r.value : refused('ERR_CONTROL_PLANE_UNAVAILABLE', 'the approval service did not answer in time');
+    return r.status === 'ok'
+      ? r.value
+      : refused('ERR_CONTROL_PLANE_UNAVAILABLE', 'the approval service did not answer in time');
   };
   const viewer = async (fn: () => Promise<RouteAnswer>): Promise<RouteAnswer> => {
     if (deps.isOperator(authorization)) return fn();

@@ -61,13 +61,18 @@ export async function buildEvidenceView(ledger: GateLedger, requestId: string): 
     }
     records.push({ entry, inclusion });
   }
-  const traceIds = [...new Set(entries.map((e) => e.trace_id).filter((t): t is string => typeof t === 'string'))];
+  const traceIds = [
+    ...new Set(entries.map((e) => e.trace_id).filter((t): t is string => typeof t === 'string')),
+  ];
   return {
     request_id: requestId,
     trace_ids: traceIds,
     outcome: outcomeOf(entries.map((e) => e.type)),
     records,
     envelope_claims: envelopes,
-    checkpoint: checkpoint === null ? null : { size: checkpoint.size, root_hash: checkpoint.root_hash, note: checkpoint.note },
+    checkpoint:
+      checkpoint === null
+        ? null
+        : { size: checkpoint.size, root_hash: checkpoint.root_hash, note: checkpoint.note },
   };
 }

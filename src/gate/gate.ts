@@ -4,7 +4,17 @@
  * Layer. It never executes a tool and never signs anything; every failure is a deny with a code
  * and a ledger record (FC-INV-3, FC-INV-4, FC-INV-5, FC-INV-6).
  */
-import { deny, denyFromError, hexDigestEquals, isDeny, isLedgerRef, sha256Hex, statusOf, canonicalize, verifyEd25519 } from '../kernel/index.js';
+import {
+  deny,
+  denyFromError,
+  hexDigestEquals,
+  isDeny,
+  isLedgerRef,
+  sha256Hex,
+  statusOf,
+  canonicalize,
+  verifyEd25519,
+} from '../kernel/index.js';
 import type { DenialCode, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import { parseDecisionAnswer, parseExecutionAnswer } from './answers.js';
 import type { DenyAnswer } from './answers.js';
@@ -32,7 +42,12 @@ export interface Gate {
    * The approval API (`/v1/approvals`, `/v1/break-glass`, `/v1/reviews`, see
    * docs/approvals.md); undefined when `method` and `path` name no approval route.
    */
-  approvalRoute(method: string, path: string, body: JsonValue, authorization: string | undefined): Promise<GateAnswer> | undefined;
+  approvalRoute(
+    method: string,
+    path: string,
+    body: JsonValue,
+    authorization: string | undefined,
+  ): Promise<GateAnswer> | undefined;
   /** `GET /v1/requests/{id}`: the operator evidence view (SPEC §5, FC-INV-5). */
   evidence(requestId: string, authorization: string | undefined): Promise<GateAnswer>;
   /** `GET /v1/jwks`: issuer public keys. */
@@ -63,7 +78,8 @@ export function createGate(deps: GateDeps): Gate {
   const execMs = deps.timeouts?.executionMs ?? 30_000;
   const ledgerMs = deps.timeouts?.ledgerMs ?? 5_000;
   const budget = deps.unauthenticatedRecordsPerSecond ?? 50;
-  if (!/^[0-9a-f]{64}$/.test(deps.operatorTokenSha256)) throw new TypeError('operatorTokenSha256 must be hex SHA-256');
+  if (!/^[0-9a-f]{64}$/.test(deps.operatorTokenSha256))
+    throw new TypeError('operatorTokenSha256 must be hex SHA-256');
   let window = -1;
   let windowCount = 0;
   let suppressed = 0;
@@ -78,23 +94,37 @@ export function createGate(deps: GateDeps): Gate {
   const answer = (d: DenyAnswer, requestId: string | null, traceId: string): GateAnswer<CallResponse> => {
     if (d.code === 'ERR_APPROVAL_PENDING' && d.decision_id !== undefined && requestId !== null) {
       // 202: nothing ran; the client retries with the same request id once approved.
-      return { status: 202, body: { outcome: 'pending', code: d.code, reason: d.reason, request_id: requestId, trace_id: traceId, decision_id: d.decision_id } };
+      return {
+        status: 202,
+        body: {
+          outcome: 'pending',
+          code: d.code,
+          reason: d.reason,
+          request_id: requestId,
+          trace_id: traceId,
+          decision_id: d.decision_id,
+        },
+      };
     }
     return {
-    status: statusOf(d.code),
-    body: {
-      outcome: 'deny',
-      code: d.code,
-      reason: d.reason,
-      request_id: requestId,
-      trace_id: traceId,
-      ...(d.decision_id === undefined ? {} : { decision_id: d.decision_id }),
-    },
+      status: statusOf(d.code),
+      body: {
+        outcome: 'deny',
+        code: d.code,
+        reason: d.reason,
+        request_id: requestId,
+        trace_id: traceId,
+        ...(d.decision_id === undefined ? {} : { decision_id: d.decision_id }),
+      },
     };
   };
 
   /** Denial before authentication: hash only, and at most `budget` records per second. */
-  const failUnauthenticated = async (d: Deny, rawSha: string, parsed: ParsedRequest | undefined): Promise<GateAnswer<CallResponse>> => {
+  const failUnauthenticated = async (
+    d: Deny,
+    rawSha: string,
+    parsed: ParsedRequest | undefined,
+  ): Promise<GateAnswer<CallResponse>> => {
     const traceId = parsed?.trace_id ?? rawSha.slice(0, 32);
     const second = Math.floor(deps.clock() / 1000);
     if (second !== window) {
@@ -109,7 +139,13 @@ export function createGate(deps: GateDeps): Gate {
         request_id: null,
         tenant: null,
         identity: null,
-        payload: { code: d.code, status: INGRESS, outcome: 'deny', auth_method: 'none', request_sha256: rawSha },
+        payload: {
+          code: d.code,
+          status: INGRESS,
+          outcome: 'deny',
+          auth_method: 'none',
+          request_sha256: rawSha,
+        },
       });
     } else {
       // Over budget: counted (visible on /readyz), not recorded, so a flood cannot fill the ledger.
@@ -119,14 +155,26 @@ export function createGate(deps: GateDeps): Gate {
   };
 
   /** Denial of an authenticated request before acceptance: attributable to the client. */
-  const failAuthenticated = async (d: Deny, rawSha: string, p: ParsedRequest, client: RegisteredClient): Promise<GateAnswer<CallResponse>> => {
+  const failAuthenticated = async (
+    d: Deny,
+    rawSha: string,
+    p: ParsedRequest,
+    client: RegisteredClient,
+  ): Promise<GateAnswer<CallResponse>> => {
     await record({
       type: 'gateway.failed',
       trace_id: p.trace_id,
       request_id: p.request.request_id,
       tenant: client.tenant,
       identity: client.identity,
-      payload: { code: d.code, status: INGRESS, outcome: 'deny', auth_method: 'signature', request_sha256: rawSha, client: client.identity },
+      payload: {
+        code: d.code,
+        status: INGRESS,
+        outcome: 'deny',
+        auth_method: 'signature',
+        request_sha256: rawSha,
+        client: client.identity,
+      },
     });
     return answer(d, p.request.request_id, p.trace_id);
   };
@@ -142,31 +190,62 @@ export function createGate(deps: GateDeps): Gate {
     if (cp.isRetry === undefined || claimNonce === undefined) return false;
     const check = cp.isRetry.bind(cp);
     const retry = await withDeadline(
-      () => check({ request_id: request.request_id, identity: client.identity, tenant: client.tenant, tool: request.action, params: request.parameters, session: request.session }),
+      () =>
+        check({
+          request_id: request.request_id,
+          identity: client.identity,
+          tenant: client.tenant,
+          tool: request.action,
+          params: request.parameters,
+          session: request.session,
+        }),
       cpMs,
     );
     if (retry.status !== 'ok' || retry.value !== true) return false;
-    const fresh = await withDeadline(() => claimNonce({ identity: client.identity, nonce: request.nonce, atMs: now }), ledgerMs);
+    const fresh = await withDeadline(
+      () => claimNonce({ identity: client.identity, nonce: request.nonce, atMs: now }),
+      ledgerMs,
+    );
     return fresh.status === 'ok' && fresh.value === 'fresh';
   };
 
-  const authenticate = async (body: Uint8Array, rawSha: string): Promise<{ p: ParsedRequest; client: RegisteredClient } | GateAnswer<CallResponse>> => {
+  const authenticate = async (
+    body: Uint8Array,
+    rawSha: string,
+  ): Promise<{ p: ParsedRequest; client: RegisteredClient } | GateAnswer<CallResponse>> => {
     const p = parseSignedRequest(body);
     if (isDeny(p)) return failUnauthenticated(p, rawSha, undefined);
     const { request } = p;
     const found = await withDeadline(() => deps.clients.lookup(request.identity), ledgerMs);
-    if (found.status !== 'ok') return failUnauthenticated(deny('ERR_INTERNAL', 'client registry unavailable'), rawSha, p);
+    if (found.status !== 'ok')
+      return failUnauthenticated(deny('ERR_INTERNAL', 'client registry unavailable'), rawSha, p);
     const client = found.value;
-    if (client === undefined) return failUnauthenticated(deny('ERR_CLIENT_UNKNOWN', 'unknown client'), rawSha, p);
-    if (client.status !== 'active') return failUnauthenticated(deny('ERR_CLIENT_REVOKED', 'client revoked'), rawSha, p);
+    if (client === undefined)
+      return failUnauthenticated(deny('ERR_CLIENT_UNKNOWN', 'unknown client'), rawSha, p);
+    if (client.status !== 'active')
+      return failUnauthenticated(deny('ERR_CLIENT_REVOKED', 'client revoked'), rawSha, p);
     if (!verifyEd25519(client.publicKey, requestSigningInput(request), p.signatureBytes))
-      return failUnauthenticated(deny('ERR_REQUEST_SIGNATURE', 'request signature does not verify'), rawSha, p);
+      return failUnauthenticated(
+        deny('ERR_REQUEST_SIGNATURE', 'request signature does not verify'),
+        rawSha,
+        p,
+      );
     // Authenticated from here on: denials are attributable to the client.
     if (client.tenant !== request.tenant)
-      return failAuthenticated(deny('ERR_REQUEST_TENANT', 'client not registered for this tenant'), rawSha, p, client);
+      return failAuthenticated(
+        deny('ERR_REQUEST_TENANT', 'client not registered for this tenant'),
+        rawSha,
+        p,
+        client,
+      );
     const now = deps.clock();
     if (Math.abs(p.timestampMs - now) > tolerance)
-      return failAuthenticated(deny('ERR_REQUEST_TIMESTAMP', 'request timestamp outside tolerance'), rawSha, p, client);
+      return failAuthenticated(
+        deny('ERR_REQUEST_TIMESTAMP', 'request timestamp outside tolerance'),
+        rawSha,
+        p,
+        client,
+      );
     // Secrets travel by reference only (secret_ref): a request carrying one is refused before its
     // bytes are stored anywhere, and recorded by hash only (SPEC §7 scenario 16, OE-INV-009).
     if (deps.secretScanner !== undefined) {
@@ -176,16 +255,38 @@ export function createGate(deps: GateDeps): Gate {
       } catch {
         found = true;
       }
-      if (found) return failAuthenticated(deny('ERR_PARAMS_SECRET', 'parameters carry a secret value'), rawSha, p, client);
+      if (found)
+        return failAuthenticated(
+          deny('ERR_PARAMS_SECRET', 'parameters carry a secret value'),
+          rawSha,
+          p,
+          client,
+        );
     }
     const claimed = await withDeadline(
-      () => deps.replay.claim({ identity: client.identity, nonce: request.nonce, requestId: request.request_id, atMs: now }),
+      () =>
+        deps.replay.claim({
+          identity: client.identity,
+          nonce: request.nonce,
+          requestId: request.request_id,
+          atMs: now,
+        }),
       ledgerMs,
     );
     if (claimed.status !== 'ok' || (claimed.value !== 'fresh' && claimed.value !== 'replayed'))
-      return failAuthenticated(deny('ERR_NONCE_STORE_UNAVAILABLE', 'request nonce store unavailable'), rawSha, p, client);
+      return failAuthenticated(
+        deny('ERR_NONCE_STORE_UNAVAILABLE', 'request nonce store unavailable'),
+        rawSha,
+        p,
+        client,
+      );
     if (claimed.value === 'replayed' && !(await isRetry(p, client, now)))
-      return failAuthenticated(deny('ERR_REQUEST_REPLAYED', 'request nonce or id already used'), rawSha, p, client);
+      return failAuthenticated(
+        deny('ERR_REQUEST_REPLAYED', 'request nonce or id already used'),
+        rawSha,
+        p,
+        client,
+      );
     return { p, client };
   };
 
@@ -195,7 +296,12 @@ export function createGate(deps: GateDeps): Gate {
     if ('status' in auth) return auth;
     const { p, client } = auth;
     const { request } = p;
-    const base = { trace_id: p.trace_id, request_id: request.request_id, tenant: client.tenant, identity: client.identity };
+    const base = {
+      trace_id: p.trace_id,
+      request_id: request.request_id,
+      tenant: client.tenant,
+      identity: client.identity,
+    };
     const failAccepted = async (d: DenyAnswer, stage: string): Promise<GateAnswer<CallResponse>> => {
       const payload: JsonObject = {
         code: d.code,
@@ -216,27 +322,37 @@ export function createGate(deps: GateDeps): Gate {
       record({
         ...base,
         type: 'gateway.accepted',
-        payload: { request_sha256: rawSha, tool: request.action, session: request.session, client: client.identity, auth_method: 'signature' },
+        payload: {
+          request_sha256: rawSha,
+          tool: request.action,
+          session: request.session,
+          client: client.identity,
+          auth_method: 'signature',
+        },
       }),
     ]);
     if (stored.status !== 'ok' || stored.value !== rawSha)
       return failAccepted(deny('ERR_LEDGER_UNAVAILABLE', 'request evidence not confirmed'), 'ledger');
-    if (!accepted) return failAccepted(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.accepted not confirmed'), 'ledger');
+    if (!accepted)
+      return failAccepted(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.accepted not confirmed'), 'ledger');
 
     // Step 3-5: the Control Plane decides (and ledgers the decision) within the deadline.
     const decided = await withDeadline(
       () =>
-        deps.controlPlane.decide({
-          request_id: request.request_id,
-          trace_id: p.trace_id,
-          identity: client.identity,
-          tenant: client.tenant,
-          tool: request.action,
-          params: request.parameters,
-          timestamp: p.timestampMs,
-          session: request.session,
-          request_sha256: rawSha,
-        }, waitMs > 0 ? { waitMs } : undefined),
+        deps.controlPlane.decide(
+          {
+            request_id: request.request_id,
+            trace_id: p.trace_id,
+            identity: client.identity,
+            tenant: client.tenant,
+            tool: request.action,
+            params: request.parameters,
+            timestamp: p.timestampMs,
+            session: request.session,
+            request_sha256: rawSha,
+          },
+          waitMs > 0 ? { waitMs } : undefined,
+        ),
       cpMs + waitMs,
     );
     const decision =
@@ -262,7 +378,8 @@ export function createGate(deps: GateDeps): Gate {
       executed.status === 'ok'
         ? parseExecutionAnswer(executed.value)
         : deny('ERR_EXECUTION_UNAVAILABLE', 'the Execution Layer did not answer in time');
-    if (outcome.outcome === 'deny') return failAccepted({ ...outcome, decision_id: decision.decision_id }, 'execution');
+    if (outcome.outcome === 'deny')
+      return failAccepted({ ...outcome, decision_id: decision.decision_id }, 'execution');
 
     // Step 8: gateway.completed confirmed before the result leaves; otherwise the result is withheld.
     const completed = await record({
@@ -277,7 +394,14 @@ export function createGate(deps: GateDeps): Gate {
       },
     });
     if (!completed)
-      return answer({ ...deny('ERR_LEDGER_UNAVAILABLE', 'gateway.completed not confirmed'), decision_id: decision.decision_id }, request.request_id, p.trace_id);
+      return answer(
+        {
+          ...deny('ERR_LEDGER_UNAVAILABLE', 'gateway.completed not confirmed'),
+          decision_id: decision.decision_id,
+        },
+        request.request_id,
+        p.trace_id,
+      );
     return {
       status: 200,
       body: {
@@ -297,7 +421,10 @@ export function createGate(deps: GateDeps): Gate {
     return token.length > 0 && hexDigestEquals(sha256Hex(token), deps.operatorTokenSha256);
   };
 
-  const unauthenticated = (): GateAnswer => ({ status: statusOf('ERR_UNAUTHENTICATED'), body: denyBody('ERR_UNAUTHENTICATED') });
+  const unauthenticated = (): GateAnswer => ({
+    status: statusOf('ERR_UNAUTHENTICATED'),
+    body: denyBody('ERR_UNAUTHENTICATED'),
+  });
 
   return Object.freeze({
     call: async (body: Uint8Array | null, options?: CallOptions) => {
@@ -306,7 +433,11 @@ export function createGate(deps: GateDeps): Gate {
       const bytes = body ?? Buffer.from(`oversized:${deps.clock()}:${(oversized += 1)}`);
       try {
         if (body === null || body.byteLength > MAX_REQUEST_BYTES)
-          return await failUnauthenticated(deny('ERR_REQUEST_TOO_LARGE', 'request body too large'), sha256Hex(bytes), undefined);
+          return await failUnauthenticated(
+            deny('ERR_REQUEST_TOO_LARGE', 'request body too large'),
+            sha256Hex(bytes),
+            undefined,
+          );
         return await call(body, waitMs);
       } catch (err) {
         // Fail closed by construction: nothing thrown past this point can become an allow.
@@ -318,7 +449,9 @@ export function createGate(deps: GateDeps): Gate {
       if (!isOperator(authorization)) return unauthenticated();
       const r = await withDeadline(() => buildEvidenceView(deps.ledger, requestId), ledgerMs);
       if (r.status !== 'ok') return { status: 503, body: denyBody('ERR_LEDGER_UNAVAILABLE') };
-      return r.value === null ? { status: 404, body: { error: 'not_found', request_id: requestId } } : { status: 200, body: r.value };
+      return r.value === null
+        ? { status: 404, body: { error: 'not_found', request_id: requestId } }
+        : { status: 200, body: r.value };
     },
     async jwks() {
       const r = await withDeadline(() => deps.controlPlane.issuerJwks(), cpMs);
@@ -346,7 +479,13 @@ export function createGate(deps: GateDeps): Gate {
     },
     isOperator,
     approvalRoute: (method: string, path: string, body: JsonValue, authorization: string | undefined) =>
-      routeApprovals({ approvals: deps.approvals, isOperator, timeoutMs: cpMs }, method, path, body, authorization),
+      routeApprovals(
+        { approvals: deps.approvals, isOperator, timeoutMs: cpMs },
+        method,
+        path,
+        body,
+        authorization,
+      ),
   });
 }
 

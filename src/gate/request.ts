@@ -77,7 +77,9 @@ export function parseSignedRequest(body: Uint8Array): ParsedRequest | Deny {
     value = parseJson(body, { maxBytes: MAX_REQUEST_BYTES, maxDepth: MAX_REQUEST_DEPTH });
   } catch (err) {
     if (err instanceof FailclosedError) {
-      return err.code === 'ERR_JSON_TOO_LARGE' ? deny('ERR_REQUEST_TOO_LARGE', 'request body too large') : deny(err.code, err.message);
+      return err.code === 'ERR_JSON_TOO_LARGE'
+        ? deny('ERR_REQUEST_TOO_LARGE', 'request body too large')
+        : deny(err.code, err.message);
     }
     return deny('ERR_REQUEST_MALFORMED', 'request body could not be parsed');
   }
@@ -90,16 +92,20 @@ function malformed(reason: string): Deny {
 
 /** Checks the shape of an already strictly parsed body. Denies with `ERR_REQUEST_MALFORMED` (FC-INV-3). */
 export function parseRequestValue(value: JsonValue): ParsedRequest | Deny {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return malformed('request is not an object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return malformed('request is not an object');
   const obj = value as JsonObject;
-  for (const key of Object.keys(obj)) if (!FIELD_SET.has(key)) return malformed('request holds an unknown field');
-  for (const key of FIELDS) if (!Object.prototype.hasOwnProperty.call(obj, key)) return malformed(`request lacks ${key}`);
+  for (const key of Object.keys(obj))
+    if (!FIELD_SET.has(key)) return malformed('request holds an unknown field');
+  for (const key of FIELDS)
+    if (!Object.prototype.hasOwnProperty.call(obj, key)) return malformed(`request lacks ${key}`);
   const { request_id, identity, tenant, action, parameters, timestamp, nonce, session, signature } = obj;
   if (typeof request_id !== 'string' || !ID.test(request_id)) return malformed('request_id is malformed');
   if (typeof identity !== 'string' || !IDENTITY.test(identity)) return malformed('identity is malformed');
   if (typeof tenant !== 'string' || !NAME.test(tenant)) return malformed('tenant is malformed');
   if (typeof action !== 'string' || !NAME.test(action)) return malformed('action is malformed');
-  if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters)) return malformed('parameters is not an object');
+  if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters))
+    return malformed('parameters is not an object');
   if (typeof timestamp !== 'string') return malformed('timestamp is not a string');
   const timestampMs = parseRequestTimestamp(timestamp);
   if (timestampMs === undefined) return malformed('timestamp is not RFC 3339 UTC with milliseconds');
@@ -107,10 +113,12 @@ export function parseRequestValue(value: JsonValue): ParsedRequest | Deny {
   const nonceBytes = decodeBase64url(nonce);
   if (nonceBytes === undefined || nonceBytes.length < MIN_NONCE_BYTES || nonceBytes.length > MAX_NONCE_BYTES)
     return malformed('nonce is not base64url of 16 to 64 bytes');
-  if (session !== null && (typeof session !== 'string' || !ID.test(session))) return malformed('session is malformed');
+  if (session !== null && (typeof session !== 'string' || !ID.test(session)))
+    return malformed('session is malformed');
   if (typeof signature !== 'string') return malformed('signature is not a string');
   const signatureBytes = decodeBase64url(signature);
-  if (signatureBytes === undefined || signatureBytes.length !== SIGNATURE_BYTES) return malformed('signature is not base64url of 64 bytes');
+  if (signatureBytes === undefined || signatureBytes.length !== SIGNATURE_BYTES)
+    return malformed('signature is not base64url of 64 bytes');
   const request: SignedRequest = Object.freeze({
     request_id,
     identity,

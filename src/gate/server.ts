@@ -14,16 +14,26 @@ import { isApprovalPath } from './approval-routes.js';
 
 /** `Prefer: wait=N` (RFC 7240): seconds an escalated call may wait for its approvals. */
 function preferWaitMs(header: string | string[] | undefined): number {
-  const text = Array.isArray(header) ? header.join(',') : header ?? '';
+  const text = Array.isArray(header) ? header.join(',') : (header ?? '');
   const m = /(?:^|[,;\s])wait=(\d{1,4})(?:$|[,;\s])/.exec(text);
   return m?.[1] === undefined ? 0 : Number(m[1]) * 1000;
 }
 
-async function readJsonBody(req: IncomingMessage): Promise<{ value: JsonValue } | { status: number; body: JsonValue; close?: boolean }> {
+async function readJsonBody(
+  req: IncomingMessage,
+): Promise<{ value: JsonValue } | { status: number; body: JsonValue; close?: boolean }> {
   const body = await readBody(req, MAX_REQUEST_BYTES);
-  if (body.overflow) return { status: 413, body: { outcome: 'deny', code: 'ERR_REQUEST_TOO_LARGE', reason: 'too large' }, close: true };
+  if (body.overflow)
+    return {
+      status: 413,
+      body: { outcome: 'deny', code: 'ERR_REQUEST_TOO_LARGE', reason: 'too large' },
+      close: true,
+    };
   try {
-    return { value: body.bytes.length === 0 ? {} : parseJson(body.bytes, { maxBytes: MAX_REQUEST_BYTES, maxDepth: 32 }) };
+    return {
+      value:
+        body.bytes.length === 0 ? {} : parseJson(body.bytes, { maxBytes: MAX_REQUEST_BYTES, maxDepth: 32 }),
+    };
   } catch (err) {
     const code = err instanceof FailclosedError ? err.code : 'ERR_REQUEST_MALFORMED';
     return { status: 400, body: { outcome: 'deny', code, reason: 'malformed JSON' } };
@@ -97,7 +107,9 @@ async function route(gate: Gate, req: IncomingMessage, res: ServerResponse): Pro
   if (method === 'POST' && path === '/v1/calls') {
     const body = await readBody(req, MAX_REQUEST_BYTES);
     // An oversized body reaches the Gate as null, so it is denied and recorded there.
-    const a = await gate.call(body.overflow ? null : body.bytes, { waitMs: preferWaitMs(req.headers.prefer) });
+    const a = await gate.call(body.overflow ? null : body.bytes, {
+      waitMs: preferWaitMs(req.headers.prefer),
+    });
     send(res, a.status, a.body as unknown as JsonValue, body.overflow);
     return;
   }
@@ -129,13 +141,19 @@ async function route(gate: Gate, req: IncomingMessage, res: ServerResponse): Pro
   if (adminMatch?.[1] !== undefined) {
     if (!gate.isOperator(req.headers.authorization)) {
       req.resume();
-      return send(res, 401, { outcome: 'deny', code: 'ERR_UNAUTHENTICATED', reason: 'operator token required' });
+      return send(res, 401, {
+        outcome: 'deny',
+        code: 'ERR_UNAUTHENTICATED',
+        reason: 'operator token required',
+      });
     }
     const body = await readBody(req, MAX_REQUEST_BYTES);
-    if (body.overflow) return send(res, 413, { outcome: 'deny', code: 'ERR_REQUEST_TOO_LARGE', reason: 'too large' }, true);
+    if (body.overflow)
+      return send(res, 413, { outcome: 'deny', code: 'ERR_REQUEST_TOO_LARGE', reason: 'too large' }, true);
     let value: JsonValue;
     try {
-      value = body.bytes.length === 0 ? {} : parseJson(body.bytes, { maxBytes: MAX_REQUEST_BYTES, maxDepth: 32 });
+      value =
+        body.bytes.length === 0 ? {} : parseJson(body.bytes, { maxBytes: MAX_REQUEST_BYTES, maxDepth: 32 });
     } catch (err) {
       const code = err instanceof FailclosedError ? err.code : 'ERR_REQUEST_MALFORMED';
       return send(res, 400, { outcome: 'deny', code, reason: 'malformed JSON' });
@@ -156,21 +174,29 @@ async function route(gate: Gate, req: IncomingMessage, res: ServerResponse): Pro
  */
 export async function createGateServer(gate: Gate, options: GateServerOptions): Promise<GateServer> {
   const server = createServer(
-    { maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 120_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 },
+    {
+      maxHeaderSize: MAX_HEADER_BYTES,
+      requestTimeout: 120_000,
+      headersTimeout: 10_000,
+      keepAliveTimeout: 5_000,
+    },
     (req, res) => {
       route(gate, req, res)
         .catch(() => {
-          if (!res.headersSent) send(res, 500, { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'internal failure' }, true);
+          if (!res.headersSent)
+            send(res, 500, { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'internal failure' }, true);
           else res.destroy();
         })
         .finally(() => {
           // A body left unread after an early answer must not hold the socket open.
-          if (!req.complete && res.getHeader('connection') === 'close') res.once('finish', () => req.destroy());
+          if (!req.complete && res.getHeader('connection') === 'close')
+            res.once('finish', () => req.destroy());
         });
     },
   );
   server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    if (socket.writable)
+      socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     else socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {

@@ -47,7 +47,12 @@ export interface ClientRecord {
 export interface GateStateStore extends ClientRegistry, RequestReplayStore {
   lookup(identity: string): RegisteredClient | undefined;
   /** Group-committed; resolves after the COMMIT, rejects when the batch fails (the Gate denies `ERR_NONCE_STORE_UNAVAILABLE`). */
-  claim(input: { identity: string; nonce: string; requestId: string; atMs: number }): Promise<'fresh' | 'replayed'>;
+  claim(input: {
+    identity: string;
+    nonce: string;
+    requestId: string;
+    atMs: number;
+  }): Promise<'fresh' | 'replayed'>;
   /** Group-committed like {@link GateStateStore.claim}. */
   claimNonce(input: { identity: string; nonce: string; atMs: number }): Promise<'fresh' | 'replayed'>;
   /** Registers a client's public JWK (checked: canonical, not small-order). `TypeError` if the identity exists. */
@@ -123,7 +128,8 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
   // Nested inside the batch transaction, better-sqlite3 runs this in a SAVEPOINT.
   const claimTx = db.transaction((c: ReplayClaim): 'fresh' => {
     const a = insertSeen.run(c.identity, 'nonce', c.nonce, c.atMs).changes;
-    const b = c.requestId === undefined ? 1 : insertSeen.run(c.identity, 'request_id', c.requestId, c.atMs).changes;
+    const b =
+      c.requestId === undefined ? 1 : insertSeen.run(c.identity, 'request_id', c.requestId, c.atMs).changes;
     if (a === 1 && b === 1) return 'fresh';
     // Roll back so a replay never consumes the other half of a fresh pair.
     throw new ReplayDetected();
@@ -148,7 +154,13 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
   const group = createGroupCommit((claims: readonly ReplayClaim[]) => batchTx.immediate(claims));
 
   const toRecord = (row: ClientRow): ClientRecord =>
-    Object.freeze({ identity: row.identity, tenant: row.tenant, kid: row.kid, status: row.status, registered_at: row.registered_at });
+    Object.freeze({
+      identity: row.identity,
+      tenant: row.tenant,
+      kid: row.kid,
+      status: row.status,
+      registered_at: row.registered_at,
+    });
 
   return {
     lookup(identity) {
@@ -160,7 +172,13 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
         key = parsePublicJwk(JSON.parse(row.jwk)).keyObject;
         keyCache.set(row.jwk, key);
       }
-      return Object.freeze({ identity: row.identity, tenant: row.tenant, kid: row.kid, status: row.status, publicKey: key });
+      return Object.freeze({
+        identity: row.identity,
+        tenant: row.tenant,
+        kid: row.kid,
+        status: row.status,
+        publicKey: key,
+      });
     },
     claim({ identity, nonce, requestId, atMs }) {
       return group.submit({ identity, nonce, requestId, atMs: Math.trunc(atMs) });
@@ -174,7 +192,14 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
       if (selectClient.get(identity) !== undefined) throw new TypeError(`client ${identity} already exists`);
       const text = JSON.stringify(key.jwk);
       insertClient.run(identity, tenant, key.kid, text, 'active', Math.trunc(atMs));
-      return toRecord({ identity, tenant, kid: key.kid, jwk: text, status: 'active', registered_at: Math.trunc(atMs) });
+      return toRecord({
+        identity,
+        tenant,
+        kid: key.kid,
+        jwk: text,
+        status: 'active',
+        registered_at: Math.trunc(atMs),
+      });
     },
     revokeClient(identity) {
       return revoke.run(identity).changes === 1;
@@ -187,7 +212,10 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
       const keys = rows
         .map((r) => parsePublicJwk(JSON.parse(r.jwk)).jwk)
         .sort((a, b) => (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0));
-      const revoked = rows.filter((r) => r.status === 'revoked').map((r) => r.kid).sort();
+      const revoked = rows
+        .filter((r) => r.status === 'revoked')
+        .map((r) => r.kid)
+        .sort();
       return Object.freeze({ keys: Object.freeze(keys), revoked: Object.freeze([...new Set(revoked)]) });
     },
     pruneReplay(beforeMs) {

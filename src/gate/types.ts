@@ -17,7 +17,9 @@ export type GateControlPlane = Pick<ControlPlane, 'decide' | 'ready' | 'issuerJw
    * client, tenant, tool, session and parameters that has not been issued yet
    * (docs/approvals.md "Retries"). Absent: every reused request id is a replay.
    */
-  isRetry?(req: Pick<GovernedRequest, 'request_id' | 'identity' | 'tenant' | 'tool' | 'params' | 'session'>): Promise<boolean>;
+  isRetry?(
+    req: Pick<GovernedRequest, 'request_id' | 'identity' | 'tenant' | 'tool' | 'params' | 'session'>,
+  ): Promise<boolean>;
 };
 
 /** The call the Gate forwards to the Execution Layer with the envelope (SPEC §2 step 6). */
@@ -38,8 +40,7 @@ export interface LedgerRef {
 
 /** What the Execution Layer answers. */
 export type ExecutionResult =
-  | { readonly outcome: 'executed'; readonly result: JsonValue; readonly receipt: LedgerRef }
-  | Deny;
+  { readonly outcome: 'executed'; readonly result: JsonValue; readonly receipt: LedgerRef } | Deny;
 
 /** The Execution Layer as the Gate sees it. */
 export interface GateExecutor {
@@ -109,12 +110,21 @@ export interface RequestReplayStore {
    * Atomically records `nonce` and `requestId` for `identity`. `'fresh'` only when neither was
    * seen before; throws or rejects when the store cannot confirm.
    */
-  claim(input: { identity: string; nonce: string; requestId: string; atMs: number }): 'fresh' | 'replayed' | Promise<'fresh' | 'replayed'>;
+  claim(input: {
+    identity: string;
+    nonce: string;
+    requestId: string;
+    atMs: number;
+  }): 'fresh' | 'replayed' | Promise<'fresh' | 'replayed'>;
   /**
    * Atomically records only `nonce` for `identity` (a retry reuses its request id, never its
    * nonce). `'fresh'` only when the nonce was not seen before.
    */
-  claimNonce?(input: { identity: string; nonce: string; atMs: number }): 'fresh' | 'replayed' | Promise<'fresh' | 'replayed'>;
+  claimNonce?(input: {
+    identity: string;
+    nonce: string;
+    atMs: number;
+  }): 'fresh' | 'replayed' | Promise<'fresh' | 'replayed'>;
 }
 
 /** An HTTP answer from an injected component. */
@@ -132,7 +142,12 @@ export interface RouteAnswer {
 export interface GateApprovals {
   list(): Promise<RouteAnswer>;
   show(decisionId: string): Promise<RouteAnswer>;
-  submit(decisionId: string, verdict: 'approve' | 'reject', body: JsonValue, bearer: string | undefined): Promise<RouteAnswer>;
+  submit(
+    decisionId: string,
+    verdict: 'approve' | 'reject',
+    body: JsonValue,
+    bearer: string | undefined,
+  ): Promise<RouteAnswer>;
   breakGlass(body: JsonValue): Promise<RouteAnswer>;
   reviews(): Promise<RouteAnswer>;
   closeReview(reviewId: string, body: JsonValue): Promise<RouteAnswer>;

@@ -68,8 +68,14 @@ const ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * SHA-256 (lower hex) of the canonical `{tool, tenant, params_sha256}`: what an approval binds
  * to, so an approval for one call can never count for another tool, tenant or parameter set.
  */
-export function intentSha256(intent: { readonly tool: string; readonly tenant: string; readonly params_sha256: string }): string {
-  return sha256Hex(canonicalize({ tool: intent.tool, tenant: intent.tenant, params_sha256: intent.params_sha256 }));
+export function intentSha256(intent: {
+  readonly tool: string;
+  readonly tenant: string;
+  readonly params_sha256: string;
+}): string {
+  return sha256Hex(
+    canonicalize({ tool: intent.tool, tenant: intent.tenant, params_sha256: intent.params_sha256 }),
+  );
 }
 
 function input(context: string, value: JsonValue): Buffer {
@@ -107,34 +113,69 @@ function exactly(o: JsonObject, names: readonly string[]): boolean {
   return keys.length === names.length && names.every((n) => Object.hasOwn(o, n));
 }
 
-const text = (v: unknown): v is string => typeof v === 'string' && v.trim().length > 0 && v.length <= STATEMENT_TEXT_MAX;
+const text = (v: unknown): v is string =>
+  typeof v === 'string' && v.trim().length > 0 && v.length <= STATEMENT_TEXT_MAX;
 
 /** Parses an untrusted approval statement: exactly its members, each well formed; undefined otherwise. */
 export function parseApprovalStatement(v: unknown): ApprovalStatement | undefined {
   // Attacker-controlled: the body of an approval submission or a bundle's evidence.
-  if (!isObject(v) || !exactly(v, ['decision_id', 'intent_sha256', 'preview_sha256', 'verdict', 'justification', 'timestamp', 'approver'])) {
+  if (
+    !isObject(v) ||
+    !exactly(v, [
+      'decision_id',
+      'intent_sha256',
+      'preview_sha256',
+      'verdict',
+      'justification',
+      'timestamp',
+      'approver',
+    ])
+  ) {
     return undefined;
   }
   const { decision_id, intent_sha256, preview_sha256, verdict, justification, timestamp, approver } = v;
   if (typeof decision_id !== 'string' || !ID.test(decision_id)) return undefined;
   if (typeof intent_sha256 !== 'string' || !HEX64.test(intent_sha256)) return undefined;
-  if (preview_sha256 !== null && (typeof preview_sha256 !== 'string' || !HEX64.test(preview_sha256))) return undefined;
+  if (preview_sha256 !== null && (typeof preview_sha256 !== 'string' || !HEX64.test(preview_sha256)))
+    return undefined;
   if (verdict !== 'approve' && verdict !== 'reject') return undefined;
   if (!text(justification) || parseStatementTimestamp(timestamp) === undefined) return undefined;
   if (typeof approver !== 'string' || !NAME.test(approver)) return undefined;
-  return Object.freeze({ decision_id, intent_sha256, preview_sha256, verdict, justification, timestamp: timestamp as string, approver });
+  return Object.freeze({
+    decision_id,
+    intent_sha256,
+    preview_sha256,
+    verdict,
+    justification,
+    timestamp: timestamp as string,
+    approver,
+  });
 }
 
 /** Parses an untrusted break-glass statement; undefined when a member is missing, extra or malformed. */
 export function parseBreakGlassStatement(v: unknown): BreakGlassStatement | undefined {
-  if (!isObject(v) || !exactly(v, ['approver', 'tenant', 'tool', 'reason_category', 'reason', 'ttl_sec', 'timestamp'])) return undefined;
+  if (
+    !isObject(v) ||
+    !exactly(v, ['approver', 'tenant', 'tool', 'reason_category', 'reason', 'ttl_sec', 'timestamp'])
+  )
+    return undefined;
   const { approver, tenant, tool, reason_category, reason, ttl_sec, timestamp } = v;
   if (typeof approver !== 'string' || !NAME.test(approver)) return undefined;
-  if (typeof tenant !== 'string' || !ID.test(tenant) || typeof tool !== 'string' || !ID.test(tool)) return undefined;
-  if (typeof reason_category !== 'string' || !/^[a-z][a-z0-9_-]{0,63}$/.test(reason_category)) return undefined;
+  if (typeof tenant !== 'string' || !ID.test(tenant) || typeof tool !== 'string' || !ID.test(tool))
+    return undefined;
+  if (typeof reason_category !== 'string' || !/^[a-z][a-z0-9_-]{0,63}$/.test(reason_category))
+    return undefined;
   if (!text(reason) || typeof ttl_sec !== 'number' || !Number.isSafeInteger(ttl_sec)) return undefined;
   if (parseStatementTimestamp(timestamp) === undefined) return undefined;
-  return Object.freeze({ approver, tenant, tool, reason_category, reason, ttl_sec, timestamp: timestamp as string });
+  return Object.freeze({
+    approver,
+    tenant,
+    tool,
+    reason_category,
+    reason,
+    ttl_sec,
+    timestamp: timestamp as string,
+  });
 }
 
 /** Parses an untrusted review statement. */

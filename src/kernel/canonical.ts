@@ -58,7 +58,8 @@ function encode(value: unknown, depth: number): string {
     case 'string':
       return encodeString(value);
     case 'number':
-      if (!Number.isFinite(value)) throw new FailclosedError('ERR_JSON_UNSAFE_NUMBER', 'number is not finite');
+      if (!Number.isFinite(value))
+        throw new FailclosedError('ERR_JSON_UNSAFE_NUMBER', 'number is not finite');
       // Below 1e21 an integral value is written as an integer: past 2^53−1 that text would not
       // read back as the same integer in other parsers, so it is never hashed or signed.
       if ((value > MAX_SAFE || value < -MAX_SAFE) && value < 1e21 && value > -1e21) {

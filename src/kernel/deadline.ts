@@ -17,8 +17,12 @@ export type Settled<T> =
  * `AbortSignal` handed to `fn` is aborted when the deadline passes, so a cooperative callee can
  * stop its work. A non-positive or non-finite `ms` is a programming error: `TypeError`.
  */
-export async function withDeadline<T>(fn: (signal: AbortSignal) => T | Promise<T>, ms: number): Promise<Settled<T>> {
-  if (!Number.isFinite(ms) || ms <= 0) throw new TypeError('deadline must be a positive number of milliseconds');
+export async function withDeadline<T>(
+  fn: (signal: AbortSignal) => T | Promise<T>,
+  ms: number,
+): Promise<Settled<T>> {
+  if (!Number.isFinite(ms) || ms <= 0)
+    throw new TypeError('deadline must be a positive number of milliseconds');
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<Settled<T>>((resolve) => {
@@ -45,7 +49,9 @@ export async function withDeadline<T>(fn: (signal: AbortSignal) => T | Promise<T
  * True when `value` is a ledger confirmation `{ index, entry_hash }` (safe non-negative integer,
  * lower-hex SHA-256): what every caller must see before it treats a write as durable.
  */
-export function isLedgerRef(value: unknown): value is { readonly index: number; readonly entry_hash: string } {
+export function isLedgerRef(
+  value: unknown,
+): value is { readonly index: number; readonly entry_hash: string } {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as { index?: unknown; entry_hash?: unknown };
   return (

@@ -38,7 +38,8 @@ export const DENIAL_CODES = {
   ERR_ENVELOPE_SIGNATURE: { status: 403, meaning: 'the envelope signature does not verify' },
   ERR_ENVELOPE_NONCANONICAL: {
     status: 403,
-    meaning: 'the header or payload bytes are not the canonical encoding (duplicate keys, alternate spellings)',
+    meaning:
+      'the header or payload bytes are not the canonical encoding (duplicate keys, alternate spellings)',
   },
   ERR_ENVELOPE_CLAIMS: { status: 403, meaning: 'a claim is missing, unexpected or of the wrong type' },
   ERR_ENVELOPE_AUDIENCE: { status: 403, meaning: 'the envelope is for another executor' },
@@ -89,9 +90,18 @@ export const DENIAL_CODES = {
   ERR_APPROVAL_EXPIRED: { status: 403, meaning: 'the approval window expired' },
   ERR_APPROVAL_INVALID: { status: 403, meaning: 'an approval is forged, reused, expired or not allowed' },
   ERR_BREAK_GLASS_DENIED: { status: 403, meaning: 'break-glass was requested without role, reason or TTL' },
-  ERR_APPROVAL_UNKNOWN: { status: 404, meaning: 'no pending approval, break-glass grant or review has this id' },
-  ERR_APPROVAL_SIGNATURE: { status: 403, meaning: 'the approval signature or approver token does not verify' },
-  ERR_APPROVAL_SELF: { status: 403, meaning: 'the requester or its owner cannot approve or review its own call' },
+  ERR_APPROVAL_UNKNOWN: {
+    status: 404,
+    meaning: 'no pending approval, break-glass grant or review has this id',
+  },
+  ERR_APPROVAL_SIGNATURE: {
+    status: 403,
+    meaning: 'the approval signature or approver token does not verify',
+  },
+  ERR_APPROVAL_SELF: {
+    status: 403,
+    meaning: 'the requester or its owner cannot approve or review its own call',
+  },
   ERR_APPROVAL_DUPLICATE: { status: 409, meaning: 'this approver already decided on this request' },
   ERR_APPROVAL_REPLAYED: { status: 409, meaning: 'this signed approval was already used' },
   ERR_APPROVER_UNKNOWN: { status: 401, meaning: 'the approver is not registered or is revoked' },
@@ -108,7 +118,8 @@ export const DENIAL_CODES = {
   },
   ERR_CHECKPOINT_SIGNATURE: {
     status: 403,
-    meaning: 'no trusted key for the expected log verified the signed note, or a trusted key’s signature failed',
+    meaning:
+      'no trusted key for the expected log verified the signed note, or a trusted key’s signature failed',
   },
 
   // Execution Layer.

@@ -3,7 +3,15 @@
  * and the denial-code catalog. No I/O. Signing lives behind `./signing/index.js`, a separate face
  * that the Execution Layer and the offline verifier can never import (SPEC §1, GEI).
  */
-export { DENIAL_CODES, deny, isDeny, statusOf, isDenialCode, FailclosedError, denyFromError } from './errors.js';
+export {
+  DENIAL_CODES,
+  deny,
+  isDeny,
+  statusOf,
+  isDenialCode,
+  FailclosedError,
+  denyFromError,
+} from './errors.js';
 export type { DenialCode, Deny } from './errors.js';
 export { parseJson, JSON_DEFAULT_MAX_BYTES, JSON_DEFAULT_MAX_DEPTH, JSON_MAX_DEPTH_CEILING } from './json.js';
 export type { JsonValue, JsonObject, JsonLimits } from './json.js';
@@ -75,7 +83,14 @@ export {
   parseCheckpoint,
   verifyCheckpoint,
 } from './note.js';
-export type { Note, NoteSignature, NoteVerifier, VerifiedNote, Checkpoint, VerifiedCheckpoint } from './note.js';
+export type {
+  Note,
+  NoteSignature,
+  NoteVerifier,
+  VerifiedNote,
+  Checkpoint,
+  VerifiedCheckpoint,
+} from './note.js';
 export {
   APPROVAL_SIGNING_CONTEXT,
   BREAK_GLASS_SIGNING_CONTEXT,

@@ -68,7 +68,10 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
   if (latest !== undefined) {
     // A checkpoint beyond the entries, or over a different root, means rollback or rewrite: refuse.
     if (latest.size > o.tree.size || o.tree.root(latest.size).toString('hex') !== latest.root_hash)
-      throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', `ledger does not match its checkpoint at size ${latest.size}`);
+      throw new FailclosedError(
+        'ERR_LEDGER_UNAVAILABLE',
+        `ledger does not match its checkpoint at size ${latest.size}`,
+      );
   }
   let lastSize = latest?.size ?? 0;
   let lastAt = o.clock();
@@ -79,7 +82,12 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
     if (latest !== undefined && latest.size === size) return latest;
     const root = o.tree.root(size);
     const note = signNote(formatCheckpoint({ origin: o.origin, size, rootHash: root }), o.signer);
-    const cp: StoredCheckpoint = Object.freeze({ size, root_hash: root.toString('hex'), note, at: new Date(o.clock()).toISOString() });
+    const cp: StoredCheckpoint = Object.freeze({
+      size,
+      root_hash: root.toString('hex'),
+      note,
+      at: new Date(o.clock()).toISOString(),
+    });
     try {
       await o.store.putCheckpoint(cp);
     } catch (err) {

@@ -81,7 +81,11 @@ export function parseEntryInput(input: EntryInput): EntryInput {
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload))
     throw new FailclosedError('ERR_LEDGER_PAYLOAD_FIELD', 'payload must be a JSON object');
   const bad = disallowedPayloadFields(input.type, payload);
-  if (bad.length > 0) throw new FailclosedError('ERR_LEDGER_PAYLOAD_FIELD', `payload field not allowed for ${input.type}: ${bad.join(', ')}`);
+  if (bad.length > 0)
+    throw new FailclosedError(
+      'ERR_LEDGER_PAYLOAD_FIELD',
+      `payload field not allowed for ${input.type}: ${bad.join(', ')}`,
+    );
   let canonicalPayload: string;
   try {
     // Values must be strict JSON (no unsafe numbers, no undefined, no lone surrogates).
@@ -169,6 +173,7 @@ export function parseStoredEntry(value: JsonValue, expectedIndex: number): Ledge
     payload: payload as JsonObject,
     entry_hash: o['entry_hash'],
   });
-  if (!hexDigestEquals(computeEntryHash(entry), entry.entry_hash)) return fail('altered (entry_hash mismatch)');
+  if (!hexDigestEquals(computeEntryHash(entry), entry.entry_hash))
+    return fail('altered (entry_hash mismatch)');
   return entry;
 }

@@ -23,11 +23,18 @@ export function clientIdentities(list: readonly BundleClientIdentity[] | undefin
 /** `executor`: the audience and time limits the Execution Layer enforces, or null when not declared. */
 export function executorJson(e: BundleExecutor | undefined): JsonValue {
   if (e === undefined) return null;
-  return { audience: e.audience, clock_tolerance_sec: e.clockToleranceSec, max_lifetime_sec: e.maxLifetimeSec };
+  return {
+    audience: e.audience,
+    clock_tolerance_sec: e.clockToleranceSec,
+    max_lifetime_sec: e.maxLifetimeSec,
+  };
 }
 
 /** `policy_bundles`: every policy bundle document an exported entry names by hash (when a resolver is given). */
-export function policyBundles(o: Pick<ExportOptions, 'policyBundle'>, entries: readonly LedgerEntry[]): JsonObject {
+export function policyBundles(
+  o: Pick<ExportOptions, 'policyBundle'>,
+  entries: readonly LedgerEntry[],
+): JsonObject {
   const out: Record<string, JsonValue> = {};
   const resolve = o.policyBundle;
   if (resolve === undefined) return out;
@@ -59,12 +66,24 @@ export function requestIndex(entries: readonly LedgerEntry[]): JsonObject {
   const receipts: JsonValue[] = [];
   for (const e of entries) {
     const id = str(e.payload['decision_id']);
-    if (e.type === 'envelope.issued') envelopes.push({ index: e.index, decision_id: id ?? null, jti: str(e.payload['jti']) ?? null });
-    if (e.type === 'execution.receipt') receipts.push({ index: e.index, decision_id: id ?? null, jti: str(e.payload['jti']) ?? null });
+    if (e.type === 'envelope.issued')
+      envelopes.push({ index: e.index, decision_id: id ?? null, jti: str(e.payload['jti']) ?? null });
+    if (e.type === 'execution.receipt')
+      receipts.push({ index: e.index, decision_id: id ?? null, jti: str(e.payload['jti']) ?? null });
     if (e.trace_id === '') continue;
     let t = traces.get(e.trace_id);
     if (t === undefined && e.type.startsWith('gateway.')) {
-      t = { trace_id: e.trace_id, request_id: e.request_id, tenant: e.tenant, request_sha256: null, accepted: null, decision: null, envelope: null, receipt: null, outcome: null };
+      t = {
+        trace_id: e.trace_id,
+        request_id: e.request_id,
+        tenant: e.tenant,
+        request_sha256: null,
+        accepted: null,
+        decision: null,
+        envelope: null,
+        receipt: null,
+        outcome: null,
+      };
       traces.set(e.trace_id, t);
     }
     if (t === undefined) continue;
@@ -76,7 +95,8 @@ export function requestIndex(entries: readonly LedgerEntry[]): JsonObject {
       if (t['request_sha256'] === null) t['request_sha256'] = str(e.payload['request_sha256']) ?? null;
     } else if (e.type === 'envelope.issued') t['envelope'] = e.index;
     else if (e.type === 'execution.receipt') t['receipt'] = e.index;
-    if (id !== undefined && t['decision'] === null && decisions.has(id)) t['decision'] = decisions.get(id) ?? null;
+    if (id !== undefined && t['decision'] === null && decisions.has(id))
+      t['decision'] = decisions.get(id) ?? null;
   }
   return { requests: [...traces.values()], envelopes, receipts };
 }

@@ -4,7 +4,13 @@
  * `audit.export` before anything is read, then a checkpoint covering it is signed, and the bundle
  * is assembled. Format: docs/ledger.md "Audit bundle".
  */
-import { FailclosedError, canonicalize, type Ed25519Jwks, type JsonObject, type JsonValue } from '../kernel/index.js';
+import {
+  FailclosedError,
+  canonicalize,
+  type Ed25519Jwks,
+  type JsonObject,
+  type JsonValue,
+} from '../kernel/index.js';
 import { entryJson, type Actor, type LedgerEntry } from './entry.js';
 import { clientIdentities, executorJson, policyBundles, requestIndex } from './export-linkage.js';
 import type { Ledger } from './writer.js';
@@ -85,20 +91,26 @@ function jwksJson(j: Ed25519Jwks | undefined): JsonValue {
 }
 
 async function readScope(o: ExportOptions, size: number): Promise<LedgerEntry[]> {
-  if (o.traceId !== undefined) return (await o.ledger.store.readByTrace(o.traceId)).filter((e) => e.index < size);
+  if (o.traceId !== undefined)
+    return (await o.ledger.store.readByTrace(o.traceId)).filter((e) => e.index < size);
   const from = o.from ?? 0;
   const to = Math.min(o.to ?? size - 1, size - 1);
-  if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to < from) throw new TypeError('invalid export range');
+  if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to < from)
+    throw new TypeError('invalid export range');
   return o.ledger.store.readRange(from, to + 1);
 }
 
-async function collectEvidence(o: ExportOptions, entries: readonly LedgerEntry[]): Promise<Record<string, JsonValue>> {
+async function collectEvidence(
+  o: ExportOptions,
+  entries: readonly LedgerEntry[],
+): Promise<Record<string, JsonValue>> {
   const out: Record<string, JsonValue> = {};
   for (const e of entries) {
     for (const [k, v] of Object.entries(e.payload)) {
       if (!SHA_FIELD.test(k) || typeof v !== 'string' || !HEX64.test(v) || v in out) continue;
       const blob = await o.ledger.store.getEvidence(v);
-      if (blob !== undefined) out[v] = { media_type: blob.media_type, body_b64: blob.body.toString('base64') };
+      if (blob !== undefined)
+        out[v] = { media_type: blob.media_type, body_b64: blob.body.toString('base64') };
     }
   }
   return out;
@@ -110,9 +122,12 @@ async function collectEvidence(o: ExportOptions, entries: readonly LedgerEntry[]
  * recorded or the store cannot be read: no unrecorded export (L7 read path controls).
  */
 export async function exportBundle(o: ExportOptions): Promise<ExportedBundle> {
-  if (o.traceId !== undefined && (o.from !== undefined || o.to !== undefined)) throw new TypeError('export either a trace or a range');
+  if (o.traceId !== undefined && (o.from !== undefined || o.to !== undefined))
+    throw new TypeError('export either a trace or a range');
   const payload: Record<string, JsonValue> =
-    o.traceId !== undefined ? { scope: 'trace', trace_id: o.traceId } : { scope: 'range', from: o.from ?? 0, ...(o.to !== undefined ? { to: o.to } : {}) };
+    o.traceId !== undefined
+      ? { scope: 'trace', trace_id: o.traceId }
+      : { scope: 'range', from: o.from ?? 0, ...(o.to !== undefined ? { to: o.to } : {}) };
   if (o.reason !== undefined) payload['reason'] = o.reason;
   const exportEntry = await o.ledger.append({
     type: 'audit.export',
@@ -130,7 +145,10 @@ export async function exportBundle(o: ExportOptions): Promise<ExportedBundle> {
   }
 }
 
-async function assemble(o: ExportOptions, checkpoint: StoredCheckpoint): Promise<{ bundle: JsonObject; text: string }> {
+async function assemble(
+  o: ExportOptions,
+  checkpoint: StoredCheckpoint,
+): Promise<{ bundle: JsonObject; text: string }> {
   const { ledger } = o;
   const size = checkpoint.size;
   const entries = await readScope(o, size);
@@ -138,12 +156,16 @@ async function assemble(o: ExportOptions, checkpoint: StoredCheckpoint): Promise
   const anchors: JsonValue[] = [];
   for (const e of entries) {
     // A predecessor outside the bundle is anchored by its hash and an inclusion proof.
-    if (e.index > 0 && !present.has(e.index - 1)) anchors.push({ index: e.index - 1, entry_hash: e.prev_hash });
+    if (e.index > 0 && !present.has(e.index - 1))
+      anchors.push({ index: e.index - 1, entry_hash: e.prev_hash });
   }
   const whole = entries.length === size && (entries[0]?.index ?? 0) === 0;
   const inclusion: JsonValue[] = [];
   if (!whole) {
-    const indices = [...anchors.map((a) => (a as { index: number }).index), ...entries.map((e) => e.index)].sort((a, b) => a - b);
+    const indices = [
+      ...anchors.map((a) => (a as { index: number }).index),
+      ...entries.map((e) => e.index),
+    ].sort((a, b) => a - b);
     for (const i of indices) inclusion.push({ index: i, hashes: ledger.proveInclusion(i, size) });
   }
   const older: JsonValue[] = (await ledger.store.checkpoints())
@@ -153,7 +175,10 @@ async function assemble(o: ExportOptions, checkpoint: StoredCheckpoint): Promise
     format: AUDIT_BUNDLE_FORMAT,
     origin: ledger.origin,
     ledger_key: { vkey: ledger.ledgerKey.vkey, jwk: { ...ledger.ledgerKey.jwk } },
-    scope: o.traceId !== undefined ? { kind: 'trace', trace_id: o.traceId } : { kind: 'range', from: entries[0]?.index ?? 0, to: entries[entries.length - 1]?.index ?? -1 },
+    scope:
+      o.traceId !== undefined
+        ? { kind: 'trace', trace_id: o.traceId }
+        : { kind: 'range', from: entries[0]?.index ?? 0, to: entries[entries.length - 1]?.index ?? -1 },
     checkpoint: checkpoint.note,
     entries: entries.map(toJson),
     anchors,

@@ -12,6 +12,12 @@ export { createLedger } from './writer.js';
 export type { Ledger, LedgerOptions, AppendReceipt } from './writer.js';
 export type { CheckpointSigner, LedgerKey } from './checkpoint.js';
 export { exportBundle, AUDIT_BUNDLE_FORMAT } from './export.js';
-export type { ExportOptions, ExportedBundle, BundlePublicKeys, BundleClientIdentity, BundleExecutor } from './export.js';
+export type {
+  ExportOptions,
+  ExportedBundle,
+  BundlePublicKeys,
+  BundleClientIdentity,
+  BundleExecutor,
+} from './export.js';
 export { createSqliteLedgerStore } from './sqlite/index.js';
 export type { SqliteLedgerStore, SqliteLedgerStoreOptions } from './sqlite/index.js';

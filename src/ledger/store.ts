@@ -61,7 +61,10 @@ export interface LedgerStore {
   /** Entries of one request, ascending by index. */
   readByRequest(requestId: string): Promise<LedgerEntry[]>;
   /** Entries of one tenant, ascending by index, starting at `from` (default 0), at most `limit` (default 1000). */
-  readByTenant(tenant: string, opts?: { readonly from?: number; readonly limit?: number }): Promise<LedgerEntry[]>;
+  readByTenant(
+    tenant: string,
+    opts?: { readonly from?: number; readonly limit?: number },
+  ): Promise<LedgerEntry[]>;
   /** Stores a checkpoint; storing the same size twice is a no-op. */
   putCheckpoint(cp: StoredCheckpoint): Promise<void>;
   /** Every stored checkpoint, ascending by size. */

@@ -12,7 +12,12 @@ import { GENESIS_PREV_HASH, entryLeafHash, parseEntryInput, sealEntry } from './
 import type { EntryInput, EntryRef, LedgerEntry } from './entry.js';
 import type { EntryType } from './entry-types.js';
 import type { LedgerStore } from './store.js';
-import { createCheckpointer, type CheckpointSigner, type Checkpointer, type LedgerKey } from './checkpoint.js';
+import {
+  createCheckpointer,
+  type CheckpointSigner,
+  type Checkpointer,
+  type LedgerKey,
+} from './checkpoint.js';
 import type { EvidenceBlob, StoredCheckpoint } from './store.js';
 
 /** Options for {@link createLedger}. */
@@ -105,7 +110,13 @@ function unavailable(message: string, cause?: unknown): FailclosedError {
 }
 
 /** Reads entries [from, to) from the store and checks index, prev_hash and hash continuity from `prevHash`. */
-async function loadVerified(store: LedgerStore, from: number, to: number, prevHash: string, onEntry: (e: LedgerEntry) => void): Promise<string> {
+async function loadVerified(
+  store: LedgerStore,
+  from: number,
+  to: number,
+  prevHash: string,
+  onEntry: (e: LedgerEntry) => void,
+): Promise<string> {
   let prev = prevHash;
   for (let start = from; start < to; start += RECOVERY_PAGE) {
     const end = Math.min(to, start + RECOVERY_PAGE);
@@ -113,7 +124,8 @@ async function loadVerified(store: LedgerStore, from: number, to: number, prevHa
     if (page.length !== end - start) throw unavailable(`ledger has a gap in [${start}, ${end})`);
     for (const [i, e] of page.entries()) {
       // Rows already passed parseStoredEntry (own hash); here the chain links are checked.
-      if (e.index !== start + i || !hexDigestEquals(e.prev_hash, prev)) throw unavailable(`ledger chain is broken at entry ${start + i}`);
+      if (e.index !== start + i || !hexDigestEquals(e.prev_hash, prev))
+        throw unavailable(`ledger chain is broken at entry ${start + i}`);
       prev = e.entry_hash;
       onEntry(e);
     }
@@ -134,7 +146,9 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
   let lastHash = GENESIS_PREV_HASH;
   try {
     const head = await store.head();
-    lastHash = await loadVerified(store, 0, head.size, GENESIS_PREV_HASH, (e) => tree.append(entryLeafHash(e.entry_hash)));
+    lastHash = await loadVerified(store, 0, head.size, GENESIS_PREV_HASH, (e) =>
+      tree.append(entryLeafHash(e.entry_hash)),
+    );
     size = head.size;
   } catch (err) {
     throw err instanceof FailclosedError ? err : unavailable('ledger store cannot be read', err);
@@ -158,7 +172,9 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     const head = await store.head();
     if (head.size < size) throw unavailable('ledger store lost committed entries');
     if (head.size > size) {
-      lastHash = await loadVerified(store, size, head.size, lastHash, (e) => tree.append(entryLeafHash(e.entry_hash)));
+      lastHash = await loadVerified(store, size, head.size, lastHash, (e) =>
+        tree.append(entryLeafHash(e.entry_hash)),
+      );
       size = head.size;
     } else if (head.last !== undefined && !hexDigestEquals(head.last.entry_hash, lastHash)) {
       throw unavailable('ledger store head differs from the confirmed head');
@@ -254,12 +270,18 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
       const e = await ledger.lookup(ref.index, ref.entry_hash);
       if (e === undefined) return false;
       const decisionId: JsonValue | undefined = e.payload['decision_id'];
-      return e.type === expect.type && e.tenant === expect.tenant && typeof decisionId === 'string' && decisionId === expect.decision_id;
+      return (
+        e.type === expect.type &&
+        e.tenant === expect.tenant &&
+        typeof decisionId === 'string' &&
+        decisionId === expect.decision_id
+      );
     },
     size: () => size,
     checkpoint: () => checkpointer.checkpoint(size),
     proveInclusion: (index, at = size) => tree.inclusionProof(index, at).map((h) => h.toString('hex')),
-    proveConsistency: (size1, size2 = size) => tree.consistencyProof(size1, size2).map((h) => h.toString('hex')),
+    proveConsistency: (size1, size2 = size) =>
+      tree.consistencyProof(size1, size2).map((h) => h.toString('hex')),
     rootHash: (at = size) => tree.root(at).toString('hex'),
     async close() {
       await idle;

@@ -8,7 +8,14 @@ import { RISK_CLASSES } from './types.js';
 import type { Obligations, RiskClass } from './types.js';
 
 /** The annotations a policy may carry. */
-export const ANNOTATION_KEYS = ['reason', 'risk', 'approvals', 'approver_role', 'preview', 'max_cost_usd'] as const;
+export const ANNOTATION_KEYS = [
+  'reason',
+  'risk',
+  'approvals',
+  'approver_role',
+  'preview',
+  'max_cost_usd',
+] as const;
 
 /** Upper bound on `@approvals`. */
 export const MAX_APPROVALS = 10;
@@ -70,7 +77,8 @@ export function parseAnnotations(
   let roles: string[] = [];
   if (rolesText !== undefined) {
     roles = rolesText.split(',').map((r) => r.trim());
-    if (roles.some((r) => !ROLE_RE.test(r))) throw new Error('@approver_role must be a comma list of role names');
+    if (roles.some((r) => !ROLE_RE.test(r)))
+      throw new Error('@approver_role must be a comma list of role names');
     if (approvals === 0) throw new Error('@approver_role needs @approvals of at least 1');
     roles = [...new Set(roles)].sort();
   }
@@ -78,7 +86,8 @@ export function parseAnnotations(
   if (previewText !== undefined && previewText !== 'true' && previewText !== 'false')
     throw new Error('@preview must be "true" or "false"');
   const cost = a['max_cost_usd'] ?? null;
-  if (cost !== null && !COST_RE.test(cost)) throw new Error('@max_cost_usd must be a decimal with at most 4 fraction digits');
+  if (cost !== null && !COST_RE.test(cost))
+    throw new Error('@max_cost_usd must be a decimal with at most 4 fraction digits');
   const obligations = approvals > 0 || previewText !== undefined || cost !== null;
   if (effect === 'forbid' && (obligations || risk !== null))
     throw new Error('a forbid policy may carry only @reason');

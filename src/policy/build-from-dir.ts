@@ -69,7 +69,8 @@ async function readTools(dir: string): Promise<JsonValue[]> {
     for (const f of files ?? []) tools.push(await readJson(join(dir, 'tools', f)));
   }
   const nameOf = (t: JsonValue): string => {
-    const n = typeof t === 'object' && t !== null && !Array.isArray(t) ? (t as JsonObject)['name'] : undefined;
+    const n =
+      typeof t === 'object' && t !== null && !Array.isArray(t) ? (t as JsonObject)['name'] : undefined;
     return typeof n === 'string' ? n : '';
   };
   return tools.sort((a, b) => (nameOf(a) < nameOf(b) ? -1 : nameOf(a) > nameOf(b) ? 1 : 0));
@@ -84,12 +85,15 @@ async function readTools(dir: string): Promise<JsonValue[]> {
 export async function buildBundleFromDir(dir: string): Promise<BuiltBundle | Deny> {
   try {
     const meta = await readJson(join(dir, 'bundle.json'));
-    if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) throw new Error('bundle.json must be an object');
+    if (typeof meta !== 'object' || meta === null || Array.isArray(meta))
+      throw new Error('bundle.json must be an object');
     const m = meta as JsonObject;
-    for (const k of Object.keys(m)) if (k !== 'name' && k !== 'settings') throw new Error(`bundle.json: unknown field "${k}"`);
+    for (const k of Object.keys(m))
+      if (k !== 'name' && k !== 'settings') throw new Error(`bundle.json: unknown field "${k}"`);
     const policyFiles = await list(join(dir, 'policies'), '.cedar');
     const policies: Record<string, string> = {};
-    for (const f of policyFiles ?? []) policies[f.slice(0, -'.cedar'.length)] = await readText(join(dir, 'policies', f));
+    for (const f of policyFiles ?? [])
+      policies[f.slice(0, -'.cedar'.length)] = await readText(join(dir, 'policies', f));
     const document: Record<string, JsonValue> = {
       format: BUNDLE_FORMAT,
       name: m['name'] ?? null,

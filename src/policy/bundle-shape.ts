@@ -5,7 +5,14 @@
  */
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import { BUNDLE_FORMAT, RISK_CLASSES } from './types.js';
-import type { AdapterConfig, BundleSettings, PolicyBundleDocument, RiskClass, ToolPreviewSpec, ToolSpec } from './types.js';
+import type {
+  AdapterConfig,
+  BundleSettings,
+  PolicyBundleDocument,
+  RiskClass,
+  ToolPreviewSpec,
+  ToolSpec,
+} from './types.js';
 
 /** Tool names: also Cedar action ids. */
 export const TOOL_NAME_RE = /^[a-z][a-z0-9_.-]{0,63}$/;
@@ -23,7 +30,12 @@ function object(v: JsonValue | undefined, what: string): JsonObject {
   return v as JsonObject;
 }
 
-function members(o: JsonObject, what: string, required: readonly string[], optional: readonly string[]): void {
+function members(
+  o: JsonObject,
+  what: string,
+  required: readonly string[],
+  optional: readonly string[],
+): void {
   for (const k of Object.keys(o)) {
     if (!required.includes(k) && !optional.includes(k)) fail(`${what}: unknown field "${k}"`);
   }
@@ -31,14 +43,16 @@ function members(o: JsonObject, what: string, required: readonly string[], optio
 }
 
 function text(v: JsonValue | undefined, what: string, max: number): string {
-  if (typeof v !== 'string' || v.length === 0 || v.length > max) fail(`${what} must be a string of 1..${max} characters`);
+  if (typeof v !== 'string' || v.length === 0 || v.length > max)
+    fail(`${what} must be a string of 1..${max} characters`);
   return v;
 }
 
 function adapter(v: JsonValue | undefined, what: string): AdapterConfig {
   const o = object(v, what);
   const type = o['type'];
-  if (typeof type !== 'string' || !ADAPTER_TYPE_RE.test(type)) fail(`${what}.type must be an adapter type name`);
+  if (typeof type !== 'string' || !ADAPTER_TYPE_RE.test(type))
+    fail(`${what}.type must be an adapter type name`);
   return o as AdapterConfig;
 }
 
@@ -46,7 +60,9 @@ function preview(v: JsonValue | undefined, what: string): ToolPreviewSpec {
   const o = object(v, what);
   members(o, what, ['irreversible'], ['summary', 'dry_run']);
   if (typeof o['irreversible'] !== 'boolean') fail(`${what}.irreversible must be a boolean`);
-  const out: { irreversible: boolean; summary?: string; dry_run?: AdapterConfig } = { irreversible: o['irreversible'] };
+  const out: { irreversible: boolean; summary?: string; dry_run?: AdapterConfig } = {
+    irreversible: o['irreversible'],
+  };
   if (o['summary'] !== undefined) out.summary = text(o['summary'], `${what}.summary`, 1000);
   if (o['dry_run'] !== undefined) out.dry_run = adapter(o['dry_run'], `${what}.dry_run`);
   return out;
@@ -57,9 +73,11 @@ function tool(v: JsonValue, i: number): ToolSpec {
   const o = object(v, what);
   members(o, what, ['name', 'description', 'parameters', 'risk', 'adapter'], ['preview', 'untrusted_output']);
   const untrusted = o['untrusted_output'];
-  if (untrusted !== undefined && typeof untrusted !== 'boolean') fail(`${what}.untrusted_output must be a boolean`);
+  if (untrusted !== undefined && typeof untrusted !== 'boolean')
+    fail(`${what}.untrusted_output must be a boolean`);
   const name = o['name'];
-  if (typeof name !== 'string' || !TOOL_NAME_RE.test(name)) fail(`${what}.name must match ${TOOL_NAME_RE.source}`);
+  if (typeof name !== 'string' || !TOOL_NAME_RE.test(name))
+    fail(`${what}.name must match ${TOOL_NAME_RE.source}`);
   const risk = RISK_CLASSES.find((r): r is RiskClass => r === o['risk']);
   if (risk === undefined) fail(`${what}.risk must be low, medium, high or critical`);
   const spec: ToolSpec = {
@@ -100,12 +118,14 @@ export function parseBundleShape(value: JsonValue): PolicyBundleDocument {
   const name = text(o['name'], 'bundle.name', 200);
   const policiesIn = object(o['policies'], 'bundle.policies');
   const entries = Object.entries(policiesIn);
-  if (entries.length === 0 || entries.length > MAX_POLICIES) fail(`bundle.policies must hold 1..${MAX_POLICIES} policies`);
+  if (entries.length === 0 || entries.length > MAX_POLICIES)
+    fail(`bundle.policies must hold 1..${MAX_POLICIES} policies`);
   const policies: Record<string, string> = {};
   for (const [id, p] of entries) policies[id] = text(p, `policies.${id}`, 100_000);
   const schema = text(o['schema'], 'bundle.schema', 1_000_000);
   const toolsIn = o['tools'];
-  if (!Array.isArray(toolsIn) || toolsIn.length > MAX_TOOLS) fail(`bundle.tools must be an array of at most ${MAX_TOOLS}`);
+  if (!Array.isArray(toolsIn) || toolsIn.length > MAX_TOOLS)
+    fail(`bundle.tools must be an array of at most ${MAX_TOOLS}`);
   const tools = (toolsIn as readonly JsonValue[]).map(tool);
   const seen = new Set<string>();
   for (const t of tools) {

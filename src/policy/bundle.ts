@@ -5,7 +5,14 @@
  * policies (strict validation), annotations, and every tool's closed JSON Schema.
  * (SPEC §6 "Policy as code", §7 scenario 13, OE-INV-005/014/023, L7 policy tampering)
  */
-import { canonicalBytes, deny, FailclosedError, hexDigestEquals, parseJson, sha256Hex } from '../kernel/index.js';
+import {
+  canonicalBytes,
+  deny,
+  FailclosedError,
+  hexDigestEquals,
+  parseJson,
+  sha256Hex,
+} from '../kernel/index.js';
 import type { Deny, JsonValue } from '../kernel/index.js';
 import { parseBundleShape } from './bundle-shape.js';
 import { compileCedar } from './cedar.js';

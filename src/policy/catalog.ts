@@ -42,7 +42,9 @@ export function createToolCatalog(bundle: LoadedBundle): ToolCatalog {
       const validate = validators.get(name);
       if (validate === undefined) return deny('ERR_TOOL_UNKNOWN', 'the tool is not in the active catalog');
       try {
-        return validate(params) ? OK : deny('ERR_PARAMS_INVALID', `parameters do not match the schema of ${name}`);
+        return validate(params)
+          ? OK
+          : deny('ERR_PARAMS_INVALID', `parameters do not match the schema of ${name}`);
       } catch {
         return deny('ERR_PARAMS_INVALID', `parameters could not be validated for ${name}`);
       }

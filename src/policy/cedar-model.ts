@@ -54,7 +54,10 @@ export function resolveCedarType(t: JsonValue | undefined, common: JsonObject, d
   if (name === 'Record') {
     const attrs = new Map<string, CedarAttr>();
     for (const [k, v] of Object.entries(obj(o['attributes']) ?? {})) {
-      attrs.set(k, { type: resolveCedarType(v, common, depth + 1), required: obj(v)?.['required'] !== false });
+      attrs.set(k, {
+        type: resolveCedarType(v, common, depth + 1),
+        required: obj(v)?.['required'] !== false,
+      });
     }
     return { kind: 'record', attrs };
   }
@@ -86,7 +89,8 @@ export function checkCedarModel(
 ): CedarModel {
   const names = Object.keys(schemaJson);
   const ns = obj(schemaJson['']);
-  if (names.length !== 1 || ns === undefined) throw new Error('the Cedar schema must use the empty namespace only');
+  if (names.length !== 1 || ns === undefined)
+    throw new Error('the Cedar schema must use the empty namespace only');
   const common = obj(ns['commonTypes']) ?? {};
   const entities = obj(ns['entityTypes']) ?? {};
   const actions = obj(ns['actions']) ?? {};
@@ -113,13 +117,20 @@ export function checkCedarModel(
     if (!sameList(applies['principalTypes'], 'Agent') || !sameList(applies['resourceTypes'], 'Tenant'))
       throw new Error(`action "${tool.name}" must apply to principal Agent and resource Tenant`);
     const ctx = resolveCedarType(applies['context'], common);
-    if (ctx.kind !== 'record' || ctx.attrs.size !== 3) throw new Error(`action "${tool.name}": bad context shape`);
+    if (ctx.kind !== 'record' || ctx.attrs.size !== 3)
+      throw new Error(`action "${tool.name}": bad context shape`);
     const p = ctx.attrs.get('params');
     const risk = ctx.attrs.get('risk');
     const tainted = ctx.attrs.get('tainted');
-    if (p?.type.kind !== 'record' || !p.required || risk?.type.kind !== 'string' || tainted?.type.kind !== 'bool')
+    if (
+      p?.type.kind !== 'record' ||
+      !p.required ||
+      risk?.type.kind !== 'string' ||
+      tainted?.type.kind !== 'bool'
+    )
       throw new Error(`action "${tool.name}": context must be { params: {…}, risk: String, tainted: Bool }`);
-    if (!risk.required || !tainted.required) throw new Error(`action "${tool.name}": risk and tainted are required`);
+    if (!risk.required || !tainted.required)
+      throw new Error(`action "${tool.name}": risk and tainted are required`);
     checkParamsMirror(tool.name, p.type.attrs, tool.parameters);
     params.set(tool.name, p.type);
   }

@@ -65,7 +65,8 @@ export function compileCedar(doc: PolicyBundleDocument): CedarCompiled {
   if (result.type !== 'success') throw new Error(`Cedar validation: ${firstMessage(result.errors)}`);
   const problem = result.validationErrors[0] ?? result.validationWarnings[0];
   if (problem !== undefined) throw new Error(`policy ${problem.policyId}: ${problem.error.message}`);
-  if (result.otherWarnings.length > 0) throw new Error(`Cedar validation: ${firstMessage(result.otherWarnings)}`);
+  if (result.otherWarnings.length > 0)
+    throw new Error(`Cedar validation: ${firstMessage(result.otherWarnings)}`);
   return { annotations, model };
 }
 

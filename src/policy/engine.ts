@@ -15,7 +15,13 @@ import { createToolCatalog } from './catalog.js';
 import type { ToolCatalog } from './catalog.js';
 import { preparseBundle, preparsedName } from './cedar.js';
 import { toCedarValue } from './cedar-values.js';
-import type { EvaluationInput, LoadedBundle, PolicyDecision, PolicyDecisionFields, RiskClass } from './types.js';
+import type {
+  EvaluationInput,
+  LoadedBundle,
+  PolicyDecision,
+  PolicyDecisionFields,
+  RiskClass,
+} from './types.js';
 
 /** Evaluates calls against one bundle. (SPEC §2 step 3) */
 export interface PolicyEngine {
@@ -36,7 +42,11 @@ function validId(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= MAX_ID_LENGTH;
 }
 
-function rationaleOf(ids: readonly string[], ann: ReadonlyMap<string, PolicyAnnotations>, fallback: string): string {
+function rationaleOf(
+  ids: readonly string[],
+  ann: ReadonlyMap<string, PolicyAnnotations>,
+  fallback: string,
+): string {
   const reasons = ids.map((id) => ann.get(id)?.reason ?? id);
   return reasons.length === 0 ? fallback : reasons.join('; ');
 }
@@ -70,11 +80,18 @@ export function createPolicyEngine(bundle: LoadedBundle): PolicyEngine | Deny {
 
   function decide(input: EvaluationInput): PolicyDecision | Deny {
     const { principal, tenant } = input;
-    if (typeof principal !== 'object' || principal === null || !validId(principal.id) || !validId(principal.tenant))
+    if (
+      typeof principal !== 'object' ||
+      principal === null ||
+      !validId(principal.id) ||
+      !validId(principal.tenant)
+    )
       return deny('ERR_POLICY_ERROR', 'malformed principal');
-    if (!validId(tenant) || typeof input.tainted !== 'boolean') return deny('ERR_POLICY_ERROR', 'malformed request');
+    if (!validId(tenant) || typeof input.tainted !== 'boolean')
+      return deny('ERR_POLICY_ERROR', 'malformed request');
     const roles = principal.roles ?? [];
-    if (!Array.isArray(roles) || !roles.every(validId)) return deny('ERR_POLICY_ERROR', 'malformed principal roles');
+    if (!Array.isArray(roles) || !roles.every(validId))
+      return deny('ERR_POLICY_ERROR', 'malformed principal roles');
     const tool = catalog.getTool(input.tool);
     if (tool === undefined) return deny('ERR_TOOL_UNKNOWN', 'the tool is not in the active catalog');
     const valid = catalog.validateParams(tool, input.params);
@@ -89,7 +106,8 @@ export function createPolicyEngine(bundle: LoadedBundle): PolicyEngine | Deny {
       },
       { uid: { type: 'Tenant', id: principal.tenant }, attrs: {}, parents: [] },
     ];
-    if (tenant !== principal.tenant) entities.push({ uid: { type: 'Tenant', id: tenant }, attrs: {}, parents: [] });
+    if (tenant !== principal.tenant)
+      entities.push({ uid: { type: 'Tenant', id: tenant }, attrs: {}, parents: [] });
     const answer = cedar.statefulIsAuthorized({
       principal: { type: 'Agent', id: principal.id },
       action: { type: 'Action', id: tool.name },
@@ -101,7 +119,8 @@ export function createPolicyEngine(bundle: LoadedBundle): PolicyEngine | Deny {
       entities,
     });
     // A request that fails schema validation (e.g. a parameter typed differently in the Cedar schema).
-    if (answer.type !== 'success') return deny('ERR_POLICY_ERROR', 'the request does not match the Cedar schema');
+    if (answer.type !== 'success')
+      return deny('ERR_POLICY_ERROR', 'the request does not match the Cedar schema');
     const { decision, diagnostics } = answer.response;
     // An erroring policy is skipped by Cedar and the answer can still be allow (SPEC §8): deny.
     if (diagnostics.errors.length > 0) {
@@ -137,7 +156,8 @@ export function createPolicyEngine(bundle: LoadedBundle): PolicyEngine | Deny {
       try {
         return decide(input);
       } catch (err) {
-        if (err instanceof FailclosedError && err.code === 'ERR_PARAMS_INVALID') return deny(err.code, err.message);
+        if (err instanceof FailclosedError && err.code === 'ERR_PARAMS_INVALID')
+          return deny(err.code, err.message);
         return deny('ERR_POLICY_ERROR', 'policy evaluation failed');
       }
     },
@@ -145,6 +165,8 @@ export function createPolicyEngine(bundle: LoadedBundle): PolicyEngine | Deny {
 }
 
 /** True when a result permits the call, outright (`allow`) or once obligations are met (`escalate`). */
-export function isPermit(result: PolicyDecision | Deny): result is PolicyDecision & { outcome: 'allow' | 'escalate' } {
+export function isPermit(
+  result: PolicyDecision | Deny,
+): result is PolicyDecision & { outcome: 'allow' | 'escalate' } {
   return result.outcome === 'allow' || result.outcome === 'escalate';
 }

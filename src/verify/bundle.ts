@@ -62,7 +62,8 @@ function isIndex(v: JsonValue | undefined): v is number {
 
 function parseScope(v: JsonValue | undefined): BundleScope | undefined {
   if (!isObject(v)) return undefined;
-  if (v['kind'] === 'trace' && typeof v['trace_id'] === 'string') return { kind: 'trace', trace_id: v['trace_id'] };
+  if (v['kind'] === 'trace' && typeof v['trace_id'] === 'string')
+    return { kind: 'trace', trace_id: v['trace_id'] };
   const from = v['from'];
   const to = v['to'];
   if (v['kind'] === 'range' && isIndex(from) && isIndex(to) && from >= 0) return { kind: 'range', from, to };
@@ -90,7 +91,17 @@ export function parseBundle(input: unknown, maxBytes = BUNDLE_MAX_BYTES): Bundle
   if (value['format'] !== BUNDLE_FORMAT) return `format is not ${BUNDLE_FORMAT}`;
   const missing = REQUIRED.filter((k) => !(k in value));
   if (missing.length > 0) return `missing member(s): ${missing.join(', ')}`;
-  const { origin, ledger_key: key, checkpoint, entries, anchors, proofs, older_checkpoints: older, evidence, jwks } = value;
+  const {
+    origin,
+    ledger_key: key,
+    checkpoint,
+    entries,
+    anchors,
+    proofs,
+    older_checkpoints: older,
+    evidence,
+    jwks,
+  } = value;
   const scope = parseScope(value['scope']);
   const inclusion = isObject(proofs) ? proofs['inclusion'] : undefined;
   if (typeof origin !== 'string' || origin.length === 0) return 'origin is not a string';
@@ -100,7 +111,12 @@ export function parseBundle(input: unknown, maxBytes = BUNDLE_MAX_BYTES): Bundle
   if (!Array.isArray(anchors)) return 'anchors is not an array';
   if (!Array.isArray(inclusion)) return 'proofs.inclusion is not an array';
   if (!Array.isArray(older)) return 'older_checkpoints is not an array';
-  if (!isObject(evidence) || !isObject(jwks) || !isObject(value['policy_bundles']) || !isObject(value['exports']))
+  if (
+    !isObject(evidence) ||
+    !isObject(jwks) ||
+    !isObject(value['policy_bundles']) ||
+    !isObject(value['exports'])
+  )
     return 'evidence, jwks, policy_bundles or exports is not an object';
   return Object.freeze({
     origin,

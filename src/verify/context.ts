@@ -59,15 +59,31 @@ export function parseBundleEntry(v: JsonValue | undefined): BundleEntry | string
   if (!isObject(v)) return 'not an object';
   if (Object.keys(v).length !== ENTRY_MEMBERS) return 'has missing or unknown members';
   const { index, prev_hash, type, at, trace_id, request_id, tenant, actor, payload, entry_hash } = v;
-  if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0) return 'index is not a non-negative integer';
+  if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0)
+    return 'index is not a non-negative integer';
   if (typeof prev_hash !== 'string' || !HEX64.test(prev_hash)) return 'prev_hash is not 64 lower-hex digits';
-  if (typeof entry_hash !== 'string' || !HEX64.test(entry_hash)) return 'entry_hash is not 64 lower-hex digits';
+  if (typeof entry_hash !== 'string' || !HEX64.test(entry_hash))
+    return 'entry_hash is not 64 lower-hex digits';
   if (!isEntryType(type)) return 'type is not a known entry type';
-  if (typeof at !== 'string' || !ISO_MS.test(at) || Number.isNaN(Date.parse(at))) return 'at is not ISO-8601 UTC with milliseconds';
-  if (!isId(trace_id) || !isId(request_id) || !isId(tenant)) return 'trace_id, request_id or tenant is not a short string';
-  if (!isObject(actor) || Object.keys(actor).length !== 2 || !isId(actor['id']) || !isId(actor['role'])) return 'actor is not { id, role }';
+  if (typeof at !== 'string' || !ISO_MS.test(at) || Number.isNaN(Date.parse(at)))
+    return 'at is not ISO-8601 UTC with milliseconds';
+  if (!isId(trace_id) || !isId(request_id) || !isId(tenant))
+    return 'trace_id, request_id or tenant is not a short string';
+  if (!isObject(actor) || Object.keys(actor).length !== 2 || !isId(actor['id']) || !isId(actor['role']))
+    return 'actor is not { id, role }';
   if (!isObject(payload)) return 'payload is not an object';
-  return { index, prev_hash, type, at, trace_id, request_id, tenant, actor: { id: actor['id'], role: actor['role'] }, payload, entry_hash };
+  return {
+    index,
+    prev_hash,
+    type,
+    at,
+    trace_id,
+    request_id,
+    tenant,
+    actor: { id: actor['id'], role: actor['role'] },
+    payload,
+    entry_hash,
+  };
 }
 
 function keyOf(bundle: Bundle, options: VerifyOptions): VerifyContext['key'] {
@@ -77,31 +93,45 @@ function keyOf(bundle: Bundle, options: VerifyOptions): VerifyContext['key'] {
   try {
     verifier = noteVerifierFromVkey(typeof vkey === 'string' ? vkey : '');
   } catch {
-    const what = pinned ? 'the pinned --trusted-key is not a valid vkey' : 'ledger_key.vkey is not a valid vkey';
+    const what = pinned
+      ? 'the pinned --trusted-key is not a valid vkey'
+      : 'ledger_key.vkey is not a valid vkey';
     return { pinned, problem: { code: 'LEDGER_KEY', message: what } };
   }
   // The JWK and the vkey must be the same key; otherwise the bundle names two ledger keys.
   try {
     const jwk = parsePublicJwk(bundle.ledgerKey.jwk);
-    const material = typeof bundle.ledgerKey.vkey === 'string' ? bundle.ledgerKey.vkey.split('+').slice(2).join('+') : '';
+    const material =
+      typeof bundle.ledgerKey.vkey === 'string' ? bundle.ledgerKey.vkey.split('+').slice(2).join('+') : '';
     const raw = Buffer.from(material, 'base64').subarray(1);
     if (!raw.equals(jwk.raw)) throw new Error('mismatch');
   } catch {
-    return { verifier, pinned, problem: { code: 'LEDGER_KEY', message: 'ledger_key.jwk is not the key named by ledger_key.vkey' } };
+    return {
+      verifier,
+      pinned,
+      problem: { code: 'LEDGER_KEY', message: 'ledger_key.jwk is not the key named by ledger_key.vkey' },
+    };
   }
   return { verifier, pinned };
 }
 
 function checkpointOf(bundle: Bundle, key: VerifyContext['key']): VerifyContext['checkpoint'] {
-  if (key.verifier === undefined) return { problem: { code: 'CHECKPOINT_UNVERIFIED', message: 'no usable ledger key' } };
-  if (typeof bundle.checkpoint !== 'string') return { problem: { code: 'CHECKPOINT_MALFORMED', message: 'checkpoint is not a signed note' } };
+  if (key.verifier === undefined)
+    return { problem: { code: 'CHECKPOINT_UNVERIFIED', message: 'no usable ledger key' } };
+  if (typeof bundle.checkpoint !== 'string')
+    return { problem: { code: 'CHECKPOINT_MALFORMED', message: 'checkpoint is not a signed note' } };
   const r = verifyCheckpoint(bundle.checkpoint, [key.verifier]);
   if (r.outcome === 'deny') {
     const code = r.code === 'ERR_CHECKPOINT_MALFORMED' ? 'CHECKPOINT_MALFORMED' : 'CHECKPOINT_SIGNATURE';
     return { problem: { code, message: `checkpoint: ${r.reason}` } };
   }
   if (r.checkpoint.origin !== bundle.origin)
-    return { problem: { code: 'CHECKPOINT_ORIGIN', message: `checkpoint origin ${JSON.stringify(r.checkpoint.origin)} is not the bundle origin` } };
+    return {
+      problem: {
+        code: 'CHECKPOINT_ORIGIN',
+        message: `checkpoint origin ${JSON.stringify(r.checkpoint.origin)} is not the bundle origin`,
+      },
+    };
   return { verified: r.checkpoint };
 }
 
@@ -122,7 +152,10 @@ export function createContext(bundle: Bundle, options: VerifyOptions): VerifyCon
     checkpoint: checkpointOf(bundle, key),
     complete: bundle.scope.kind === 'range' && bundle.scope.from === 0 && bundle.inclusion.length === 0,
     leaves() {
-      if (leaves === null) leaves = views.every((v) => v.entry !== undefined) ? views.map((v) => entryLeaf(v.entry?.entry_hash ?? '')) : undefined;
+      if (leaves === null)
+        leaves = views.every((v) => v.entry !== undefined)
+          ? views.map((v) => entryLeaf(v.entry?.entry_hash ?? ''))
+          : undefined;
       return leaves;
     },
     computedHash(view) {

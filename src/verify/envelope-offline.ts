@@ -37,15 +37,20 @@ export function decodeEnvelope(token: unknown): DecodedEnvelope | string {
   if (parts.length !== 3) return 'not three compact JWS segments';
   // Attacker-controlled: strict base64url, one spelling per value.
   const [h, p, s] = parts.map((x) => decodeBase64url(x ?? ''));
-  if (h === undefined || p === undefined || s === undefined || h.length === 0 || p.length === 0) return 'a segment is not strict base64url';
+  if (h === undefined || p === undefined || s === undefined || h.length === 0 || p.length === 0)
+    return 'a segment is not strict base64url';
   let kid: unknown;
   try {
     const header = parseJson(h, { maxBytes: 1024, maxDepth: 2 });
-    kid = typeof header === 'object' && header !== null && !Array.isArray(header) ? (header as { readonly kid?: unknown }).kid : undefined;
+    kid =
+      typeof header === 'object' && header !== null && !Array.isArray(header)
+        ? (header as { readonly kid?: unknown }).kid
+        : undefined;
   } catch {
     return 'the header is not strict JSON';
   }
-  if (typeof kid !== 'string' || !h.equals(Buffer.from(envelopeHeaderText(kid), 'utf8'))) return 'the header is not exactly alg EdDSA, kid, typ fc-envelope+jwt';
+  if (typeof kid !== 'string' || !h.equals(Buffer.from(envelopeHeaderText(kid), 'utf8')))
+    return 'the header is not exactly alg EdDSA, kid, typ fc-envelope+jwt';
   let claims: unknown;
   try {
     claims = parseJson(p, { maxBytes: ENVELOPE_MAX_LENGTH, maxDepth: 8 });
@@ -53,7 +58,8 @@ export function decodeEnvelope(token: unknown): DecodedEnvelope | string {
     return 'the payload is not strict JSON';
   }
   if (!isEnvelopeClaims(claims)) return 'the claims are missing, unexpected or mistyped';
-  if (!p.equals(Buffer.from(encodeEnvelopeClaims(claims), 'utf8'))) return 'the payload bytes are not canonical';
+  if (!p.equals(Buffer.from(encodeEnvelopeClaims(claims), 'utf8')))
+    return 'the payload bytes are not canonical';
   const dot = token.lastIndexOf('.');
   return { kid, claims, signingInput: Buffer.from(token.slice(0, dot), 'latin1'), signature: s };
 }

@@ -12,7 +12,21 @@ export { BUNDLE_FORMAT, BUNDLE_MAX_BYTES, parseBundle } from './bundle.js';
 export type { Bundle, BundleScope } from './bundle.js';
 export { createContext, parseBundleEntry } from './context.js';
 export type { VerifyContext, EntryView } from './context.js';
-export { ENTRY_TYPES, PAYLOAD_ALLOWLIST, GENESIS_PREV_HASH, computeEntryHash, entryLeaf } from './entry-format.js';
+export {
+  ENTRY_TYPES,
+  PAYLOAD_ALLOWLIST,
+  GENESIS_PREV_HASH,
+  computeEntryHash,
+  entryLeaf,
+} from './entry-format.js';
 export type { BundleEntry, EntryType } from './entry-format.js';
 export { MAX_FINDINGS_PER_CHECK } from './types.js';
-export type { VerifyCheck, VerifyOptions, VerifyReport, CheckResult, Finding, FindingCode, VerifyExitCode } from './types.js';
+export type {
+  VerifyCheck,
+  VerifyOptions,
+  VerifyReport,
+  CheckResult,
+  Finding,
+  FindingCode,
+  VerifyExitCode,
+} from './types.js';

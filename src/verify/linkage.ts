@@ -4,7 +4,13 @@
  * the ledger's own records of them, and memoized envelope and request-evidence decoding. Built
  * once per verification (memoized on the context). Kernel only.
  */
-import { keyRingFromJwks, parsePublicJwk, type JsonObject, type JsonValue, type PublicKey } from '../kernel/index.js';
+import {
+  keyRingFromJwks,
+  parsePublicJwk,
+  type JsonObject,
+  type JsonValue,
+  type PublicKey,
+} from '../kernel/index.js';
 import type { EntryView, VerifyContext } from './context.js';
 import { decodeEnvelope, type DecodedEnvelope } from './envelope-offline.js';
 import type { BundleEntry } from './entry-format.js';
@@ -15,7 +21,11 @@ import { parsedViews } from './checks/util.js';
 export type View = EntryView & { readonly entry: BundleEntry };
 
 /** Entry types the linkage index is keyed by, and the payload field each is keyed on. */
-export const INDEXED = { 'approval.finalized': 'decision_id', 'envelope.issued': 'jti', 'admin.key_rotated': 'kid' } as const;
+export const INDEXED = {
+  'approval.finalized': 'decision_id',
+  'envelope.issued': 'jti',
+  'admin.key_rotated': 'kid',
+} as const;
 /** An indexed entry type. */
 export type IndexedType = keyof typeof INDEXED;
 const INDEXED_FIELD: ReadonlyMap<string, string> = new Map(Object.entries(INDEXED));
@@ -45,7 +55,10 @@ export interface Linkage {
   /** Index of the ledgered revocation of each issuer kid (`admin.key_revoked`). */
   readonly issuerRevokedAt: ReadonlyMap<string, number>;
   /** Client keys by identity: from ledgered registrations and from the bundle's client JWKS. */
-  clientKeys(identity: string): { readonly keys: readonly PublicKey[]; readonly tenants: ReadonlySet<string> };
+  clientKeys(identity: string): {
+    readonly keys: readonly PublicKey[];
+    readonly tenants: ReadonlySet<string>;
+  };
   /** The decoded envelope of an `envelope.issued` entry (memoized). */
   envelope(v: View): DecodedEnvelope | string;
   /** The signed request stored as evidence under `sha` (memoized); undefined when not in the bundle. */
@@ -54,24 +67,32 @@ export interface Linkage {
   inScope(i: number): boolean;
 }
 
-const isObj = (v: JsonValue | undefined): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObj = (v: JsonValue | undefined): v is JsonObject =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 /** A string payload field, or undefined. */
 export const str = (v: JsonValue | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
 
 /** True when `ref` is exactly `{ index, entry_hash }` naming the given entry. */
 export function refNames(ref: JsonValue | undefined, index: number, entryHash: string): boolean {
-  return isObj(ref) && Object.keys(ref).length === 2 && ref['index'] === index && ref['entry_hash'] === entryHash;
+  return (
+    isObj(ref) && Object.keys(ref).length === 2 && ref['index'] === index && ref['entry_hash'] === entryHash
+  );
 }
 
 function parseExecutor(v: JsonValue): DeclaredExecutor | string {
   if (!isObj(v)) return 'the bundle declares no executor (audience, clock tolerance, maximum lifetime)';
   const { audience, clock_tolerance_sec: tol, max_lifetime_sec: max } = v;
-  const count = (n: JsonValue | undefined): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
-  if (typeof audience !== 'string' || audience.length === 0 || !count(tol) || !count(max) || max === 0) return 'the declared executor is malformed';
+  const count = (n: JsonValue | undefined): n is number =>
+    typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+  if (typeof audience !== 'string' || audience.length === 0 || !count(tol) || !count(max) || max === 0)
+    return 'the declared executor is malformed';
   return { audience, clockToleranceSec: tol, maxLifetimeSec: max };
 }
 
-function issuerKeysOf(jwks: JsonValue | undefined): { keys: Map<string, PublicKey> | string; revoked: Set<string> } {
+function issuerKeysOf(jwks: JsonValue | undefined): {
+  keys: Map<string, PublicKey> | string;
+  revoked: Set<string>;
+} {
   try {
     // Attacker-controlled: the bundle's issuer JWKS, parsed strictly by the kernel (bad key → unusable).
     const ring = keyRingFromJwks(jwks);
@@ -85,7 +106,10 @@ function issuerKeysOf(jwks: JsonValue | undefined): { keys: Map<string, PublicKe
 function clientIndex(ctx: VerifyContext, views: readonly View[]): Linkage['clientKeys'] {
   const byIdentity = new Map<string, { keys: Map<string, PublicKey>; tenants: Set<string> }>();
   const add = (identity: string, tenant: string, key: PublicKey): void => {
-    const slot = byIdentity.get(identity) ?? { keys: new Map<string, PublicKey>(), tenants: new Set<string>() };
+    const slot = byIdentity.get(identity) ?? {
+      keys: new Map<string, PublicKey>(),
+      tenants: new Set<string>(),
+    };
     slot.keys.set(key.kid, key);
     slot.tenants.add(tenant);
     byIdentity.set(identity, slot);
@@ -93,7 +117,12 @@ function clientIndex(ctx: VerifyContext, views: readonly View[]): Linkage['clien
   // Ledgered registrations are covered by the signed checkpoint: the stronger source.
   for (const v of views) {
     const p = v.entry.payload;
-    if (v.entry.type !== 'admin.client_registered' || p['key_use'] !== 'request' || typeof p['client'] !== 'string') continue;
+    if (
+      v.entry.type !== 'admin.client_registered' ||
+      p['key_use'] !== 'request' ||
+      typeof p['client'] !== 'string'
+    )
+      continue;
     try {
       add(p['client'], v.entry.tenant, parsePublicJwk(p['public_jwk']));
     } catch {
@@ -156,7 +185,13 @@ function build(ctx: VerifyContext): Linkage {
       else list.push(v);
     }
     const kid = str(e.payload['kid']);
-    if (e.type === 'admin.key_revoked' && e.payload['key_use'] === 'envelope' && kid !== undefined && !issuerRevokedAt.has(kid)) issuerRevokedAt.set(kid, e.index);
+    if (
+      e.type === 'admin.key_revoked' &&
+      e.payload['key_use'] === 'envelope' &&
+      kid !== undefined &&
+      !issuerRevokedAt.has(kid)
+    )
+      issuerRevokedAt.set(kid, e.index);
   }
   const issuer = issuerKeysOf(ctx.bundle.jwks['issuer']);
   const envelopes = new Map<number, DecodedEnvelope | string>();

@@ -41,13 +41,32 @@ export function parseEvidenceRequest(body: Buffer): EvidenceRequest | string {
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'not a JSON object';
   const o = v as JsonObject;
-  if (Object.keys(o).length !== FIELDS.length || !FIELDS.every((f) => f in o)) return 'does not hold exactly the signed request fields';
+  if (Object.keys(o).length !== FIELDS.length || !FIELDS.every((f) => f in o))
+    return 'does not hold exactly the signed request fields';
   const { request_id, identity, tenant, action, parameters, timestamp, nonce, session, signature } = o;
-  if (typeof request_id !== 'string' || typeof identity !== 'string' || typeof tenant !== 'string' || typeof action !== 'string') return 'a field is mistyped';
-  if (typeof timestamp !== 'string' || typeof nonce !== 'string' || typeof signature !== 'string') return 'a field is mistyped';
-  if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters)) return 'parameters is not an object';
+  if (
+    typeof request_id !== 'string' ||
+    typeof identity !== 'string' ||
+    typeof tenant !== 'string' ||
+    typeof action !== 'string'
+  )
+    return 'a field is mistyped';
+  if (typeof timestamp !== 'string' || typeof nonce !== 'string' || typeof signature !== 'string')
+    return 'a field is mistyped';
+  if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters))
+    return 'parameters is not an object';
   if (session !== null && typeof session !== 'string') return 'session is mistyped';
-  return { request_id, identity, tenant, action, parameters: parameters as JsonObject, timestamp, nonce, session, signature };
+  return {
+    request_id,
+    identity,
+    tenant,
+    action,
+    parameters: parameters as JsonObject,
+    timestamp,
+    nonce,
+    session,
+    signature,
+  };
 }
 
 /** The bytes the client signed (the kernel's one definition of the request format). */

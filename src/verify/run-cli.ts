@@ -47,7 +47,8 @@ function parseArgs(argv: readonly string[]): Args | string {
     else return 'only one bundle file';
   }
   if (file === undefined) return 'no bundle file';
-  const pick = (k: string): Record<string, string> => (flags[`--${k}`] !== undefined ? { [k === 'trusted-key' ? 'trustedKey' : k]: flags[`--${k}`] ?? '' } : {});
+  const pick = (k: string): Record<string, string> =>
+    flags[`--${k}`] !== undefined ? { [k === 'trusted-key' ? 'trustedKey' : k]: flags[`--${k}`] ?? '' } : {};
   return { file, json, ...pick('invariant'), ...pick('since'), ...pick('trusted-key') };
 }
 

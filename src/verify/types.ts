@@ -133,7 +133,13 @@ export interface VerifyReport {
   readonly unusable?: string;
   readonly origin?: string;
   /** Entries in the bundle and the ledger indices they cover. */
-  readonly coverage?: { readonly entries: number; readonly first?: number; readonly last?: number; readonly checkpointSize?: number; readonly complete: boolean };
+  readonly coverage?: {
+    readonly entries: number;
+    readonly first?: number;
+    readonly last?: number;
+    readonly checkpointSize?: number;
+    readonly complete: boolean;
+  };
   /** True when the checkpoint key was pinned with `--trusted-key`. */
   readonly keyPinned: boolean;
   readonly notes: readonly string[];

@@ -8,17 +8,33 @@ import { parseCheckpoint, parseNote } from '../kernel/index.js';
 import { parseBundle } from './bundle.js';
 import { VERIFY_CHECKS } from './checks.js';
 import { createContext, type VerifyContext } from './context.js';
-import { MAX_FINDINGS_PER_CHECK, type CheckResult, type Finding, type VerifyCheck, type VerifyOptions, type VerifyReport } from './types.js';
+import {
+  MAX_FINDINGS_PER_CHECK,
+  type CheckResult,
+  type Finding,
+  type VerifyCheck,
+  type VerifyOptions,
+  type VerifyReport,
+} from './types.js';
 
 function unusable(reason: string, opts: VerifyOptions): VerifyReport {
-  return { ok: false, exitCode: 2, unusable: reason, keyPinned: opts.trustedKey !== undefined, notes: [], checks: [], requirements: {} };
+  return {
+    ok: false,
+    exitCode: 2,
+    unusable: reason,
+    keyPinned: opts.trustedKey !== undefined,
+    notes: [],
+    checks: [],
+    requirements: {},
+  };
 }
 
 function runCheck(check: VerifyCheck, ctx: VerifyContext): CheckResult {
   const base = { id: check.id, title: check.title, requirements: check.requirements };
   let all: readonly Finding[];
   try {
-    if (check.applies !== undefined && !check.applies(ctx)) return { ...base, status: 'skip', findings: [], more: 0 };
+    if (check.applies !== undefined && !check.applies(ctx))
+      return { ...base, status: 'skip', findings: [], more: 0 };
     all = check.run(ctx);
   } catch {
     // A check that cannot finish has not shown the property holds: fail closed.
@@ -26,7 +42,9 @@ function runCheck(check: VerifyCheck, ctx: VerifyContext): CheckResult {
   }
   // Only a partial bundle may leave a link undecided; in a complete one a missing link is a violation.
   const undecided = ctx.complete ? [] : all.filter((f) => f.partial === true);
-  const findings = ctx.complete ? all.map(({ partial: _p, ...f }) => f) : all.filter((f) => f.partial !== true);
+  const findings = ctx.complete
+    ? all.map(({ partial: _p, ...f }) => f)
+    : all.filter((f) => f.partial !== true);
   return {
     ...base,
     status: findings.length === 0 ? 'pass' : 'fail',
@@ -59,9 +77,11 @@ function sinceIsUsable(since: string): boolean {
 export function verifyBundle(input: unknown, opts: VerifyOptions = {}): VerifyReport {
   const bundle = parseBundle(input, opts.maxBytes);
   if (typeof bundle === 'string') return unusable(`bundle unusable: ${bundle}`, opts);
-  if (opts.since !== undefined && !sinceIsUsable(opts.since)) return unusable('the --since file is not a signed checkpoint note', opts);
+  if (opts.since !== undefined && !sinceIsUsable(opts.since))
+    return unusable('the --since file is not a signed checkpoint note', opts);
   const wanted = opts.invariant === undefined ? undefined : invariantId(opts.invariant);
-  const checks = wanted === undefined ? VERIFY_CHECKS : VERIFY_CHECKS.filter((c) => c.requirements.includes(wanted));
+  const checks =
+    wanted === undefined ? VERIFY_CHECKS : VERIFY_CHECKS.filter((c) => c.requirements.includes(wanted));
   if (checks.length === 0) return unusable(`no check serves requirement ${opts.invariant ?? ''}`, opts);
 
   const ctx = createContext(bundle, opts);
@@ -70,21 +90,28 @@ export function verifyBundle(input: unknown, opts: VerifyOptions = {}): VerifyRe
   const requirements: Record<string, 'pass' | 'fail'> = {};
   for (const r of results) {
     if (r.status === 'skip') continue;
-    for (const id of r.requirements) if (requirements[id] !== 'fail') requirements[id] = r.status === 'fail' ? 'fail' : 'pass';
+    for (const id of r.requirements)
+      if (requirements[id] !== 'fail') requirements[id] = r.status === 'fail' ? 'fail' : 'pass';
   }
   const failed = results.filter((r) => r.status === 'fail');
   const firstFinding = failed
     .flatMap((r) => r.findings.map((f) => ({ ...f, check: r.id })))
     .sort((a, b) => (a.position ?? Number.MAX_SAFE_INTEGER) - (b.position ?? Number.MAX_SAFE_INTEGER))[0];
   const notes: string[] = [];
-  if (!ctx.key.pinned) notes.push("checkpoint key NOT pinned: verified against the bundle's own ledger key; pass --trusted-key VKEY to pin it out of band");
+  if (!ctx.key.pinned)
+    notes.push(
+      "checkpoint key NOT pinned: verified against the bundle's own ledger key; pass --trusted-key VKEY to pin it out of band",
+    );
   const first = ctx.views[0]?.entry?.index;
   const last = ctx.views[ctx.views.length - 1]?.entry?.index;
   const size = ctx.checkpoint.verified?.size;
   const complete = ctx.complete && size !== undefined && ctx.views.length === size;
   if (!complete) notes.push('partial export: the bundle does not hold every entry of its checkpoint');
   const undecided = results.reduce((n, r) => n + (r.undecided?.length ?? 0), 0);
-  if (undecided > 0) notes.push(`partial export: ${undecided} link(s) lie outside this bundle and were not decided (listed per check); export the whole ledger to decide them`);
+  if (undecided > 0)
+    notes.push(
+      `partial export: ${undecided} link(s) lie outside this bundle and were not decided (listed per check); export the whole ledger to decide them`,
+    );
   return {
     ok: failed.length === 0,
     exitCode: failed.length === 0 ? 0 : 1,

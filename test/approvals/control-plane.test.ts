@@ -21,7 +21,11 @@ interface Setup {
   readonly r: Rig;
   readonly approvals: ApprovalService;
   readonly keys: Map<string, SigningKey>;
-  readonly sign: (decisionId: string, approver: string, over?: Partial<ApprovalStatement>) => Promise<unknown>;
+  readonly sign: (
+    decisionId: string,
+    approver: string,
+    over?: Partial<ApprovalStatement>,
+  ) => Promise<unknown>;
 }
 
 async function setup(settings: Partial<ApprovalSettings> = {}): Promise<Setup> {
@@ -43,7 +47,10 @@ async function setup(settings: Partial<ApprovalSettings> = {}): Promise<Setup> {
   for (const name of ['ann', 'ben', 'olga']) {
     const key = generateSigningKey();
     keys.set(name, key);
-    const reg = await approvals.registerApprover({ name, roles: ['ops'], public_jwk: { ...key.publicJwk } }, OPERATOR);
+    const reg = await approvals.registerApprover(
+      { name, roles: ['ops'], public_jwk: { ...key.publicJwk } },
+      OPERATOR,
+    );
     expect(isDeny(reg)).toBe(false);
   }
   return {
@@ -53,15 +60,29 @@ async function setup(settings: Partial<ApprovalSettings> = {}): Promise<Setup> {
     sign: async (decisionId, approver, over = {}) => {
       const p = await approvals.get(decisionId);
       const s: ApprovalStatement = {
-        decision_id: decisionId, intent_sha256: p?.intent_sha256 ?? '', preview_sha256: p?.preview_sha256 ?? null, verdict: 'approve',
-        justification: 'fine', timestamp: new Date(r.clock()).toISOString(), approver, ...over,
+        decision_id: decisionId,
+        intent_sha256: p?.intent_sha256 ?? '',
+        preview_sha256: p?.preview_sha256 ?? null,
+        verdict: 'approve',
+        justification: 'fine',
+        timestamp: new Date(r.clock()).toISOString(),
+        approver,
+        ...over,
       };
-      return approvals.submit(decisionId, { statement: { ...s }, signature: encodeBase64url(signEd25519(keys.get(approver)!, approvalSigningInput(s))) });
+      return approvals.submit(decisionId, {
+        statement: { ...s },
+        signature: encodeBase64url(signEd25519(keys.get(approver)!, approvalSigningInput(s))),
+      });
     },
   };
 }
 
-const retry = (tool: string, params: JsonValue) => request(tool, params, { trace_id: 'trace-retry', timestamp: Date.UTC(2025, 5, 1, 12, 0, 5), request_sha256: 'b'.repeat(64) });
+const retry = (tool: string, params: JsonValue) =>
+  request(tool, params, {
+    trace_id: 'trace-retry',
+    timestamp: Date.UTC(2025, 5, 1, 12, 0, 5),
+    request_sha256: 'b'.repeat(64),
+  });
 
 describe('Control Plane approval step', () => {
   it('an escalation is pending, a retry resumes the same decision, and it issues once approved', async () => {
@@ -73,17 +94,25 @@ describe('Control Plane approval step', () => {
     expect(await r.cp.isRetry(request('wire', { amount_cents: 101 }))).toBe(false);
     expect(await sign(id, 'olga')).toMatchObject({ code: 'ERR_APPROVAL_SELF' });
     expect(await sign(id, 'ann')).toMatchObject({ outcome: 'ok', status: 'pending' });
-    expect(await r.cp.decide(retry('wire', { amount_cents: 100 }))).toMatchObject({ code: 'ERR_APPROVAL_PENDING', decision_id: id });
+    expect(await r.cp.decide(retry('wire', { amount_cents: 100 }))).toMatchObject({
+      code: 'ERR_APPROVAL_PENDING',
+      decision_id: id,
+    });
     expect(await sign(id, 'ben')).toMatchObject({ outcome: 'ok', status: 'approved' });
     const allowed = await r.cp.decide(retry('wire', { amount_cents: 100 }));
     expect(allowed.outcome).toBe('allow');
     if (allowed.outcome !== 'allow') throw new Error('expected allow');
     expect(allowed.decision_id).toBe(id);
-    const claims = JSON.parse(Buffer.from(allowed.envelope.split('.')[1]!, 'base64url').toString()) as { approvals: string[]; trace_id: string };
+    const claims = JSON.parse(Buffer.from(allowed.envelope.split('.')[1]!, 'base64url').toString()) as {
+      approvals: string[];
+      trace_id: string;
+    };
     expect(claims.approvals).toEqual([...((await approvals.get(id))?.approvals ?? ['missing'])]);
     expect(claims.approvals).toHaveLength(2);
     expect(claims.trace_id).toBe('trace-retry');
-    expect(await r.cp.decide(retry('wire', { amount_cents: 100 }))).toMatchObject({ code: 'ERR_REQUEST_REPLAYED' });
+    expect(await r.cp.decide(retry('wire', { amount_cents: 100 }))).toMatchObject({
+      code: 'ERR_REQUEST_REPLAYED',
+    });
     expect(await r.cp.isRetry(request('wire', { amount_cents: 100 }))).toBe(false);
     const types = (await entriesOf(r.ledger)).map((e) => e.type);
     expect(types.indexOf('approval.finalized')).toBeLessThan(types.indexOf('envelope.issued'));
@@ -113,7 +142,9 @@ describe('Control Plane approval step', () => {
     const other = r.bundles.put(JSON.stringify(bundleDoc('cp-test-2')));
     if (other.outcome !== 'ok') throw new Error('bundle');
     await r.bundles.activate(other.hash, OPERATOR, 'switch');
-    expect(await r.cp.decide(retry('wire', { amount_cents: 9 }))).toMatchObject({ code: 'ERR_POLICY_UNAVAILABLE' });
+    expect(await r.cp.decide(retry('wire', { amount_cents: 9 }))).toMatchObject({
+      code: 'ERR_POLICY_UNAVAILABLE',
+    });
   });
 
   it('preview: computed, ledgered by hash, shown and bound into approvals; missing preview denies', async () => {
@@ -127,7 +158,9 @@ describe('Control Plane approval step', () => {
     expect(await sign(id, 'ann', { preview_sha256: null })).toMatchObject({ code: 'ERR_APPROVAL_INVALID' });
     expect(await sign(id, 'ann')).toMatchObject({ status: 'approved' });
     expect((await r.cp.decide(retry('purge', { ids: ['a', 'b', 'c'] }))).outcome).toBe('allow');
-    expect(await r.cp.decide(request('blind', { ids: ['a'] }, { request_id: 'req-blind' }))).toMatchObject({ code: 'ERR_PREVIEW_UNAVAILABLE' });
+    expect(await r.cp.decide(request('blind', { ids: ['a'] }, { request_id: 'req-blind' }))).toMatchObject({
+      code: 'ERR_PREVIEW_UNAVAILABLE',
+    });
   });
 
   it('policy activation needs multi-party approval when configured (OE-INV-020)', async () => {
@@ -139,8 +172,19 @@ describe('Control Plane approval step', () => {
     const id = (first as { decision_id: string }).decision_id;
     for (const name of ['ann', 'ben']) {
       const p = await approvals.get(id);
-      const s: ApprovalStatement = { decision_id: id, intent_sha256: p!.intent_sha256, preview_sha256: null, verdict: 'approve', justification: 'reviewed', timestamp: new Date(r.clock()).toISOString(), approver: name };
-      await approvals.submit(id, { statement: { ...s }, signature: encodeBase64url(signEd25519(keys.get(name)!, approvalSigningInput(s))) });
+      const s: ApprovalStatement = {
+        decision_id: id,
+        intent_sha256: p!.intent_sha256,
+        preview_sha256: null,
+        verdict: 'approve',
+        justification: 'reviewed',
+        timestamp: new Date(r.clock()).toISOString(),
+        approver: name,
+      };
+      await approvals.submit(id, {
+        statement: { ...s },
+        signature: encodeBase64url(signEd25519(keys.get(name)!, approvalSigningInput(s))),
+      });
     }
     const done = await r.cp.activateBundle(next.hash, OPERATOR, 'roll out');
     expect(done).toMatchObject({ outcome: 'ok', hash: next.hash });

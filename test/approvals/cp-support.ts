@@ -5,10 +5,33 @@
  */
 import { join } from 'node:path';
 import type { JsonValue } from '../../src/kernel/index.js';
-import { compilePolicyBundle, createBundleStore, createControlPlane, createMemoryGovernanceState } from '../../src/control-plane/index.js';
-import type { BundleStore, ControlPlaneDeps, ControlPlaneService, LedgerAppender } from '../../src/control-plane/index.js';
+import {
+  compilePolicyBundle,
+  createBundleStore,
+  createControlPlane,
+  createMemoryGovernanceState,
+} from '../../src/control-plane/index.js';
+import type {
+  BundleStore,
+  ControlPlaneDeps,
+  ControlPlaneService,
+  LedgerAppender,
+} from '../../src/control-plane/index.js';
 import type { Ledger } from '../../src/ledger/index.js';
-import { AUD, bundleDoc as baseDoc, DERIVATION_KEY, entriesOf, faultyLedger, ISS, issuerKey, OPERATOR, openLedger, request, settableClock, tempDir } from '../control-plane/support.js';
+import {
+  AUD,
+  bundleDoc as baseDoc,
+  DERIVATION_KEY,
+  entriesOf,
+  faultyLedger,
+  ISS,
+  issuerKey,
+  OPERATOR,
+  openLedger,
+  request,
+  settableClock,
+  tempDir,
+} from '../control-plane/support.js';
 
 export { entriesOf, OPERATOR, request };
 
@@ -25,13 +48,32 @@ export function bundleDoc(name = 'cp-approvals'): Record<string, JsonValue> {
     schema: `${doc['schema'] as string}\n${action('purge')}\n${action('blind')}\n`,
     policies: {
       ...(doc['policies'] as Record<string, JsonValue>),
-      'purge-review': '@reason("purges need a look") @approvals("1") @preview("true") permit (principal, action == Action::"purge", resource);',
-      'blind-review': '@reason("blind needs a preview") @preview("true") permit (principal, action == Action::"blind", resource);',
+      'purge-review':
+        '@reason("purges need a look") @approvals("1") @preview("true") permit (principal, action == Action::"purge", resource);',
+      'blind-review':
+        '@reason("blind needs a preview") @preview("true") permit (principal, action == Action::"blind", resource);',
     },
     tools: [
       ...(doc['tools'] as JsonValue[]),
-      { name: 'purge', description: 'Purge.', risk: 'high', adapter: { type: 'builtin', name: 'purge' }, parameters: params, preview: { irreversible: true, summary: 'Deletes the ids.', dry_run: { type: 'describe', objects: 'ids' } } },
-      { name: 'blind', description: 'Blind.', risk: 'high', adapter: { type: 'builtin', name: 'blind' }, parameters: params },
+      {
+        name: 'purge',
+        description: 'Purge.',
+        risk: 'high',
+        adapter: { type: 'builtin', name: 'purge' },
+        parameters: params,
+        preview: {
+          irreversible: true,
+          summary: 'Deletes the ids.',
+          dry_run: { type: 'describe', objects: 'ids' },
+        },
+      },
+      {
+        name: 'blind',
+        description: 'Blind.',
+        risk: 'high',
+        adapter: { type: 'builtin', name: 'blind' },
+        parameters: params,
+      },
     ],
   };
 }
@@ -52,12 +94,20 @@ export interface Rig {
 }
 
 /** Builds a rig; `extra` supplies further dependencies (the approval service) over the rig's ledger and clock. */
-export async function rig(extra: (d: { ledger: LedgerAppender; rawLedger: Ledger; now: () => number }) => Partial<ControlPlaneDeps>): Promise<Rig> {
+export async function rig(
+  extra: (d: { ledger: LedgerAppender; rawLedger: Ledger; now: () => number }) => Partial<ControlPlaneDeps>,
+): Promise<Rig> {
   const { dir, cleanup } = tempDir();
   const clock = settableClock();
   const ledger = await openLedger(dir, clock);
   const faulty = faultyLedger(ledger);
-  const bundles = createBundleStore({ dir: join(dir, 'bundles'), compile: compilePolicyBundle, ledger: faulty, now: clock, ledgerTimeoutMs: 1000 });
+  const bundles = createBundleStore({
+    dir: join(dir, 'bundles'),
+    compile: compilePolicyBundle,
+    ledger: faulty,
+    now: clock,
+    ledgerTimeoutMs: 1000,
+  });
   const put = bundles.put(compile('cp-approvals'));
   if (put.outcome !== 'ok') throw new Error(`bundle rejected: ${put.code}`);
   const act = await bundles.activate(put.hash, OPERATOR, 'initial');

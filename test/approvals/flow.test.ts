@@ -41,7 +41,10 @@ describe('approval flow (demo policy: transfer above 1000 USD needs two treasury
     expect(view['roles']).toEqual(['treasury']);
 
     // Still pending after one approval: a retry gets 202 again and nothing runs.
-    expect((await rig.cli('approvals', 'approve', id, '--as', 'alice', '--justification', 'invoice 42 checked')).code).toBe(0);
+    expect(
+      (await rig.cli('approvals', 'approve', id, '--as', 'alice', '--justification', 'invoice 42 checked'))
+        .code,
+    ).toBe(0);
     const early = await agent.call('transfer_funds', BIG, { requestId: first.request_id });
     expect(early.outcome).toBe('pending');
 
@@ -50,7 +53,10 @@ describe('approval flow (demo policy: transfer above 1000 USD needs two treasury
     expect(again.code).toBe(1);
     expect(again.err).toContain('ERR_APPROVAL_DUPLICATE');
 
-    expect((await rig.cli('approvals', 'approve', id, '--as', 'bob', '--justification', 'second pair of eyes')).code).toBe(0);
+    expect(
+      (await rig.cli('approvals', 'approve', id, '--as', 'bob', '--justification', 'second pair of eyes'))
+        .code,
+    ).toBe(0);
     const ran = await agent.call('transfer_funds', BIG, { requestId: first.request_id });
     expect(ran.outcome).toBe('executed');
 
@@ -59,7 +65,9 @@ describe('approval flow (demo policy: transfer above 1000 USD needs two treasury
     expect(replay.outcome === 'deny' && replay.code).toBe('ERR_REQUEST_REPLAYED');
 
     // A retry with other parameters under the same request id is a replay, never a new decision.
-    const changed = await rig.agent().call('transfer_funds', { ...BIG, amount: 4999 }, { requestId: first.request_id });
+    const changed = await rig
+      .agent()
+      .call('transfer_funds', { ...BIG, amount: 4999 }, { requestId: first.request_id });
     expect(changed.outcome === 'deny' && changed.code).toBe('ERR_REQUEST_REPLAYED');
 
     const out = join(rig.dir, 'audit.json');
@@ -74,9 +82,21 @@ describe('approval flow (demo policy: transfer above 1000 USD needs two treasury
     const agent = rig.agent();
     const first = await agent.call('transfer_funds', { ...BIG, amount: 2500 });
     if (first.outcome !== 'pending') throw new Error('expected pending');
-    const r = await rig.cli('approvals', 'reject', first.decision_id, '--as', 'bob', '--justification', 'unknown vendor');
+    const r = await rig.cli(
+      'approvals',
+      'reject',
+      first.decision_id,
+      '--as',
+      'bob',
+      '--justification',
+      'unknown vendor',
+    );
     expect(r.code).toBe(0);
-    const retry = await agent.call('transfer_funds', { ...BIG, amount: 2500 }, { requestId: first.request_id });
+    const retry = await agent.call(
+      'transfer_funds',
+      { ...BIG, amount: 2500 },
+      { requestId: first.request_id },
+    );
     expect(retry.outcome === 'deny' && retry.code).toBe('ERR_APPROVAL_REJECTED');
   }, 30_000);
 
@@ -85,9 +105,19 @@ describe('approval flow (demo policy: transfer above 1000 USD needs two treasury
     const first = await agent.call('transfer_funds', { ...BIG, amount: 3000 });
     if (first.outcome !== 'pending') throw new Error('expected pending');
     rig.advance(3601_000);
-    const late = await rig.cli('approvals', 'approve', first.decision_id, '--as', 'alice', '--justification', 'late');
+    const late = await rig.cli(
+      'approvals',
+      'approve',
+      first.decision_id,
+      '--as',
+      'alice',
+      '--justification',
+      'late',
+    );
     expect(late.err).toContain('ERR_APPROVAL_EXPIRED');
-    const retry = await rig.agent().call('transfer_funds', { ...BIG, amount: 3000 }, { requestId: first.request_id });
+    const retry = await rig
+      .agent()
+      .call('transfer_funds', { ...BIG, amount: 3000 }, { requestId: first.request_id });
     expect(retry.outcome === 'deny' && retry.code).toBe('ERR_APPROVAL_EXPIRED');
     rig.advance(-3601_000);
   }, 30_000);
@@ -99,9 +129,20 @@ describe('retries at the Gate', () => {
     const { readClientFile, DEMO_CLIENT } = await import('../../src/embedded/index.js');
     const { importSigningKeyJwk } = await import('../../src/kernel/signing/index.js');
     const key = importSigningKeyJwk(readClientFile(rig.dir, DEMO_CLIENT.identity).key);
-    const body = buildSignedRequest({ key, identity: DEMO_CLIENT.identity, tenant: DEMO_CLIENT.tenant, action: 'transfer_funds', parameters: { ...BIG, amount: 1500 }, timestampMs: rig.now() });
+    const body = buildSignedRequest({
+      key,
+      identity: DEMO_CLIENT.identity,
+      tenant: DEMO_CLIENT.tenant,
+      action: 'transfer_funds',
+      parameters: { ...BIG, amount: 1500 },
+      timestampMs: rig.now(),
+    });
     const post = async () => {
-      const res = await fetch(new URL('/v1/calls', rig.instance.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const res = await fetch(new URL('/v1/calls', rig.instance.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     };
     expect((await post()).status).toBe(202);

@@ -9,7 +9,11 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approvalSigningInput, sha256Hex } from '../../src/kernel/index.js';
 import type { ApprovalStatement } from '../../src/kernel/index.js';
-import { createApprovalService, createOidcVerifier, createSqliteApprovalStore } from '../../src/control-plane/index.js';
+import {
+  createApprovalService,
+  createOidcVerifier,
+  createSqliteApprovalStore,
+} from '../../src/control-plane/index.js';
 import type { ApprovalService, LedgerAppend, PendingRecord } from '../../src/control-plane/index.js';
 
 type Key = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
@@ -33,11 +37,21 @@ beforeAll(async () => {
   jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
   service = createApprovalService({
     store: createSqliteApprovalStore(':memory:'),
-    ledger: { append: (e) => (entries.push(e), Promise.resolve({ index: entries.length - 1, entry_hash: sha256Hex(String(entries.length)) })) },
+    ledger: {
+      append: (e) => (
+        entries.push(e),
+        Promise.resolve({ index: entries.length - 1, entry_hash: sha256Hex(String(entries.length)) })
+      ),
+    },
     putEvidence: (bytes) => Promise.resolve(sha256Hex(bytes)),
     now: () => Date.now(),
     isClient: (name) => name === 'bot' || name === 'oidc:bot',
-    oidc: createOidcVerifier({ issuer: 'https://idp.example', audience: 'failclosed', jwksUri: jwksUrl, rolesClaim: 'groups' }),
+    oidc: createOidcVerifier({
+      issuer: 'https://idp.example',
+      audience: 'failclosed',
+      jwksUri: jwksUrl,
+      rolesClaim: 'groups',
+    }),
   });
 });
 
@@ -47,19 +61,45 @@ afterAll(async () => {
 
 async function open(id: string): Promise<PendingRecord> {
   const p = await service.open({
-    decision_id: id, kind: 'call', request_id: `req-${id}`, trace_id: `trace-${id}`, identity: 'bot', owner: 'owner', tenant: 'acme',
-    tool: 'transfer_funds', session: null, params: { amount: 5000 }, params_sha256: 'c'.repeat(64), preview: null, risk: 'critical',
-    required: 2, roles: ['treasury'], policy_bundle: 'd'.repeat(64), decision_ref: { index: 0, entry_hash: 'e'.repeat(64) }, constraints: null,
+    decision_id: id,
+    kind: 'call',
+    request_id: `req-${id}`,
+    trace_id: `trace-${id}`,
+    identity: 'bot',
+    owner: 'owner',
+    tenant: 'acme',
+    tool: 'transfer_funds',
+    session: null,
+    params: { amount: 5000 },
+    params_sha256: 'c'.repeat(64),
+    preview: null,
+    risk: 'critical',
+    required: 2,
+    roles: ['treasury'],
+    policy_bundle: 'd'.repeat(64),
+    decision_ref: { index: 0, entry_hash: 'e'.repeat(64) },
+    constraints: null,
   });
   if ('outcome' in p) throw new Error(p.code);
   return p;
 }
 
 function statement(p: PendingRecord, approver: string): ApprovalStatement {
-  return { decision_id: p.decision_id, intent_sha256: p.intent_sha256, preview_sha256: null, verdict: 'approve', justification: 'ok', timestamp: new Date().toISOString(), approver };
+  return {
+    decision_id: p.decision_id,
+    intent_sha256: p.intent_sha256,
+    preview_sha256: null,
+    verdict: 'approve',
+    justification: 'ok',
+    timestamp: new Date().toISOString(),
+    approver,
+  };
 }
 
-async function token(claims: Record<string, unknown>, opts: { key?: Key; aud?: string; sub?: string; exp?: string } = {}): Promise<string> {
+async function token(
+  claims: Record<string, unknown>,
+  opts: { key?: Key; aud?: string; sub?: string; exp?: string } = {},
+): Promise<string> {
   return new SignJWT(claims)
     .setProtectedHeader({ alg: 'EdDSA', kid: 'idp-1' })
     .setIssuer('https://idp.example')
@@ -71,17 +111,26 @@ async function token(claims: Record<string, unknown>, opts: { key?: Key; aud?: s
 }
 
 const bound = (s: ApprovalStatement): string => sha256Hex(approvalSigningInput(s));
-const submit = (p: PendingRecord, s: ApprovalStatement, t: string) => service.submit(p.decision_id, { statement: { ...s }, token: t });
+const submit = (p: PendingRecord, s: ApprovalStatement, t: string) =>
+  service.submit(p.decision_id, { statement: { ...s }, token: t });
 
 describe('OIDC approvers', () => {
   it('two distinct OIDC approvers with the role, tokens bound to their statements, approve', async () => {
     const p = await open('oidc-ok');
     const a = statement(p, 'oidc:alice');
-    expect(await submit(p, a, await token({ approval_sha256: bound(a), groups: ['treasury'] }))).toMatchObject({ outcome: 'ok', status: 'pending' });
+    expect(
+      await submit(p, a, await token({ approval_sha256: bound(a), groups: ['treasury'] })),
+    ).toMatchObject({ outcome: 'ok', status: 'pending' });
     const b = statement(p, 'oidc:bob');
-    const r = await submit(p, b, await token({ approval_sha256: bound(b), groups: 'treasury ops' }, { sub: 'bob' }));
+    const r = await submit(
+      p,
+      b,
+      await token({ approval_sha256: bound(b), groups: 'treasury ops' }, { sub: 'bob' }),
+    );
     expect(r).toMatchObject({ outcome: 'ok', status: 'approved' });
-    expect(entries.some((e) => e.type === 'approval.finalized' && e.payload['verdict'] === 'approve')).toBe(true);
+    expect(entries.some((e) => e.type === 'approval.finalized' && e.payload['verdict'] === 'approve')).toBe(
+      true,
+    );
     expect(await service.isApproverToken(await token({ groups: ['treasury'] }))).toBe(true);
   });
 
@@ -89,15 +138,35 @@ describe('OIDC approvers', () => {
     const p = await open('oidc-bad');
     const a = statement(p, 'oidc:alice');
     const ok = { approval_sha256: bound(a), groups: ['treasury'] };
-    expect(await submit(p, a, await token(ok, { key: otherKey }))).toMatchObject({ code: 'ERR_APPROVER_UNKNOWN' });
-    expect(await submit(p, a, await token(ok, { aud: 'someone-else' }))).toMatchObject({ code: 'ERR_APPROVER_UNKNOWN' });
-    expect(await submit(p, a, await token(ok, { exp: '-1m' }))).toMatchObject({ code: 'ERR_APPROVER_UNKNOWN' });
-    expect(await submit(p, a, await token({ approval_sha256: 'f'.repeat(64), groups: ['treasury'] }))).toMatchObject({ code: 'ERR_APPROVAL_SIGNATURE' });
-    expect(await submit(p, a, await token({ approval_sha256: bound(a) }))).toMatchObject({ code: 'ERR_APPROVER_UNKNOWN' });
-    expect(await submit(p, a, await token({ approval_sha256: bound(a), groups: ['finance'] }))).toMatchObject({ code: 'ERR_APPROVER_ROLE' });
-    expect(await submit(p, a, await token(ok, { sub: 'mallory' }))).toMatchObject({ code: 'ERR_APPROVAL_SIGNATURE' });
+    expect(await submit(p, a, await token(ok, { key: otherKey }))).toMatchObject({
+      code: 'ERR_APPROVER_UNKNOWN',
+    });
+    expect(await submit(p, a, await token(ok, { aud: 'someone-else' }))).toMatchObject({
+      code: 'ERR_APPROVER_UNKNOWN',
+    });
+    expect(await submit(p, a, await token(ok, { exp: '-1m' }))).toMatchObject({
+      code: 'ERR_APPROVER_UNKNOWN',
+    });
+    expect(
+      await submit(p, a, await token({ approval_sha256: 'f'.repeat(64), groups: ['treasury'] })),
+    ).toMatchObject({ code: 'ERR_APPROVAL_SIGNATURE' });
+    expect(await submit(p, a, await token({ approval_sha256: bound(a) }))).toMatchObject({
+      code: 'ERR_APPROVER_UNKNOWN',
+    });
+    expect(await submit(p, a, await token({ approval_sha256: bound(a), groups: ['finance'] }))).toMatchObject(
+      { code: 'ERR_APPROVER_ROLE' },
+    );
+    expect(await submit(p, a, await token(ok, { sub: 'mallory' }))).toMatchObject({
+      code: 'ERR_APPROVAL_SIGNATURE',
+    });
     const botStatement = statement(p, 'oidc:bot');
-    expect(await submit(p, botStatement, await token({ approval_sha256: bound(botStatement), groups: ['treasury'] }, { sub: 'bot' }))).toMatchObject({ code: 'ERR_APPROVER_AGENT' });
+    expect(
+      await submit(
+        p,
+        botStatement,
+        await token({ approval_sha256: bound(botStatement), groups: ['treasury'] }, { sub: 'bot' }),
+      ),
+    ).toMatchObject({ code: 'ERR_APPROVER_AGENT' });
     expect(await submit(p, a, 'not-a-jwt')).toMatchObject({ code: 'ERR_APPROVER_UNKNOWN' });
     expect(await service.isApproverToken(await token(ok, { key: otherKey }))).toBe(false);
     expect((await service.get(p.decision_id))?.status).toBe('pending');
@@ -106,7 +175,11 @@ describe('OIDC approvers', () => {
   it('the requester’s owner is the same human through an IdP token: no self-approval (ERR_APPROVAL_SELF)', async () => {
     const p = await open('oidc-self');
     const o = statement(p, 'oidc:owner');
-    const r = await submit(p, o, await token({ approval_sha256: bound(o), groups: ['treasury'] }, { sub: 'owner' }));
+    const r = await submit(
+      p,
+      o,
+      await token({ approval_sha256: bound(o), groups: ['treasury'] }, { sub: 'owner' }),
+    );
     expect(r).toMatchObject({ code: 'ERR_APPROVAL_SELF' });
     expect((await service.get(p.decision_id))?.status).toBe('pending');
   });

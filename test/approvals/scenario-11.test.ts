@@ -19,14 +19,24 @@ const PARAMS = { from_account: 'acct_a', to_account: 'acct_b', amount: 7000, cur
 
 beforeAll(async () => {
   rig = await startRig();
-  for (const [name, roles] of [['alice', ['treasury']], ['bob', ['treasury']], ['carol', ['finance']], ['mallory', ['treasury']]] as const) {
+  for (const [name, roles] of [
+    ['alice', ['treasury']],
+    ['bob', ['treasury']],
+    ['carol', ['finance']],
+    ['mallory', ['treasury']],
+  ] as const) {
     const a = await rig.addApprover(name, roles);
     expect(a.status).toBe(201);
     keys.set(name, a.key);
   }
   // mallory owns agent-m: she may not approve its calls.
   const agentKey = generateSigningKey();
-  const added = await rig.operator('clients-add', { name: 'agent-m', tenant: 'acme', owner: 'mallory', public_jwk: { ...agentKey.publicJwk } });
+  const added = await rig.operator('clients-add', {
+    name: 'agent-m',
+    tenant: 'acme',
+    owner: 'mallory',
+    public_jwk: { ...agentKey.publicJwk },
+  });
   expect(added.status).toBe(201);
   keys.set('agent-m', agentKey);
 }, 60_000);
@@ -35,16 +45,26 @@ afterAll(async () => {
   await rig.close();
 });
 
-async function pending(identity: string = DEMO_CLIENT.identity, key?: SigningKey): Promise<{ id: string; requestId: string; view: JsonObject }> {
+async function pending(
+  identity: string = DEMO_CLIENT.identity,
+  key?: SigningKey,
+): Promise<{ id: string; requestId: string; view: JsonObject }> {
   const { createClient } = await import('../../src/client/index.js');
-  const client = key === undefined ? rig.agent() : createClient({ url: rig.instance.url, identity, tenant: 'acme', key, now: rig.now });
+  const client =
+    key === undefined
+      ? rig.agent()
+      : createClient({ url: rig.instance.url, identity, tenant: 'acme', key, now: rig.now });
   const r = await client.call('transfer_funds', PARAMS);
   if (r.outcome !== 'pending') throw new Error(`expected pending, got ${JSON.stringify(r)}`);
   const shown = await rig.approver('alice', keys.get('alice')!).show(r.decision_id);
   return { id: r.decision_id, requestId: r.request_id, view: shown.body as JsonObject };
 }
 
-function statement(view: JsonObject, approver: string, over: Partial<ApprovalStatement> = {}): ApprovalStatement {
+function statement(
+  view: JsonObject,
+  approver: string,
+  over: Partial<ApprovalStatement> = {},
+): ApprovalStatement {
   return {
     decision_id: view['decision_id'] as string,
     intent_sha256: view['intent_sha256'] as string,
@@ -61,7 +81,10 @@ async function submit(s: ApprovalStatement, key: SigningKey): Promise<{ status: 
   const res = await fetch(new URL(`/v1/approvals/${s.decision_id}/${s.verdict}`, rig.instance.url), {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ statement: s, signature: encodeBase64url(signEd25519(key, approvalSigningInput(s))) }),
+    body: JSON.stringify({
+      statement: s,
+      signature: encodeBase64url(signEd25519(key, approvalSigningInput(s))),
+    }),
   });
   return { status: res.status, body: (await res.json()) as JsonObject };
 }
@@ -100,16 +123,26 @@ describe('SPEC §7 scenario 11: no forged, self, agent or insufficient approval 
     expect(other.body['code']).toBe('ERR_APPROVER_AGENT');
     const asApprover = await rig.addApprover(DEMO_CLIENT.identity, ['treasury']);
     expect((asApprover.body as JsonObject)['code']).toBe('ERR_APPROVER_AGENT');
-    const asClient = await rig.operator('clients-add', { name: 'alice', tenant: 'acme', public_jwk: { ...generateSigningKey().publicJwk } });
+    const asClient = await rig.operator('clients-add', {
+      name: 'alice',
+      tenant: 'acme',
+      public_jwk: { ...generateSigningKey().publicJwk },
+    });
     expect((asClient.body as JsonObject)['code']).toBe('ERR_APPROVER_AGENT');
   });
 
   it('wrong role, unknown approver, expired statement, another intent: each refused with its code', async () => {
     const p = await pending();
-    expect((await submit(statement(p.view, 'carol'), keys.get('carol')!)).body['code']).toBe('ERR_APPROVER_ROLE');
-    expect((await submit(statement(p.view, 'zed'), generateSigningKey())).body['code']).toBe('ERR_APPROVER_UNKNOWN');
+    expect((await submit(statement(p.view, 'carol'), keys.get('carol')!)).body['code']).toBe(
+      'ERR_APPROVER_ROLE',
+    );
+    expect((await submit(statement(p.view, 'zed'), generateSigningKey())).body['code']).toBe(
+      'ERR_APPROVER_UNKNOWN',
+    );
     const stale = new Date(rig.now() - 3600_000).toISOString();
-    expect((await submit(statement(p.view, 'bob', { timestamp: stale }), keys.get('bob')!)).body['code']).toBe('ERR_APPROVAL_EXPIRED');
+    expect(
+      (await submit(statement(p.view, 'bob', { timestamp: stale }), keys.get('bob')!)).body['code'],
+    ).toBe('ERR_APPROVAL_EXPIRED');
     const other = statement(p.view, 'bob', { intent_sha256: 'a'.repeat(64) });
     expect((await submit(other, keys.get('bob')!)).body['code']).toBe('ERR_APPROVAL_INVALID');
     const unknown = statement(p.view, 'bob', { decision_id: 'no-such-decision' });

@@ -9,7 +9,16 @@ import { join } from 'node:path';
 import { createApproverClient, createClient } from '../../src/client/index.js';
 import type { ApproverClient, FailclosedClient } from '../../src/client/index.js';
 import { runCli } from '../../src/cli/run.js';
-import { announceServer, DEMO_CLIENT, initDataDir, readApproverFile, readClientFile, readOperatorToken, startEmbedded, withdrawServer } from '../../src/embedded/index.js';
+import {
+  announceServer,
+  DEMO_CLIENT,
+  initDataDir,
+  readApproverFile,
+  readClientFile,
+  readOperatorToken,
+  startEmbedded,
+  withdrawServer,
+} from '../../src/embedded/index.js';
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
 import type { JsonValue } from '../../src/kernel/index.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
@@ -24,7 +33,10 @@ export interface Rig {
   readonly now: () => number;
   agent(name?: string): FailclosedClient;
   /** Registers an approver through the operator endpoint; returns its key. */
-  addApprover(name: string, roles: readonly string[]): Promise<{ status: number; body: JsonValue; key: SigningKey }>;
+  addApprover(
+    name: string,
+    roles: readonly string[],
+  ): Promise<{ status: number; body: JsonValue; key: SigningKey }>;
   approver(name: string, key: SigningKey): ApproverClient;
   /** Runs the CLI against this deployment. */
   cli(...argv: string[]): Promise<{ code: number; out: string; err: string }>;
@@ -57,14 +69,23 @@ export async function startRig(approvalsJson?: JsonValue): Promise<Rig> {
     },
     async addApprover(name, roles) {
       const key = generateSigningKey();
-      const a = await operator('approvers-add', { name, roles: [...roles], public_jwk: { ...key.publicJwk } });
+      const a = await operator('approvers-add', {
+        name,
+        roles: [...roles],
+        public_jwk: { ...key.publicJwk },
+      });
       return { ...a, key };
     },
-    approver: (name, key) => createApproverClient({ url: instance.url, name, key, authorization: `Bearer ${token}`, now }),
+    approver: (name, key) =>
+      createApproverClient({ url: instance.url, name, key, authorization: `Bearer ${token}`, now }),
     async cli(...argv) {
       let out = '';
       let err = '';
-      const code = await runCli([...argv, '--data', dir], { out: (t) => (out += t), err: (t) => (err += t), env: {} });
+      const code = await runCli([...argv, '--data', dir], {
+        out: (t) => (out += t),
+        err: (t) => (err += t),
+        env: {},
+      });
       return { code, out, err };
     },
     operator,

@@ -16,7 +16,10 @@ import type { ApprovalCandidate, ApprovalRules } from '../../src/control-plane/i
 const NOW = Date.UTC(2025, 5, 1, 12, 0, 0);
 const VALID = ['a1', 'a2', 'a3', 'a4', 'a5'];
 const people = new Map<string, { key: SigningKey; roles: string[] }>([
-  ...VALID.map((n): [string, { key: SigningKey; roles: string[] }] => [n, { key: generateSigningKey(), roles: ['treasury'] }]),
+  ...VALID.map((n): [string, { key: SigningKey; roles: string[] }] => [
+    n,
+    { key: generateSigningKey(), roles: ['treasury'] },
+  ]),
   ['owner', { key: generateSigningKey(), roles: ['treasury'] }],
   ['agent', { key: generateSigningKey(), roles: ['treasury'] }],
   ['fin', { key: generateSigningKey(), roles: ['finance'] }],
@@ -24,8 +27,18 @@ const people = new Map<string, { key: SigningKey; roles: string[] }>([
 
 function rules(required: number): ApprovalRules {
   return {
-    decision_id: 'dec-1', intent_sha256: 'a'.repeat(64), preview_sha256: null, required, roles: ['treasury'],
-    requester: 'bot', owner: 'owner', created_at: NOW - 60_000, expires_at: NOW + 3600_000, now: NOW, skewMs: 120_000, maxAgeMs: 900_000,
+    decision_id: 'dec-1',
+    intent_sha256: 'a'.repeat(64),
+    preview_sha256: null,
+    required,
+    roles: ['treasury'],
+    requester: 'bot',
+    owner: 'owner',
+    created_at: NOW - 60_000,
+    expires_at: NOW + 3600_000,
+    now: NOW,
+    skewMs: 120_000,
+    maxAgeMs: 900_000,
     approver: (name) => {
       const p = people.get(name);
       return p === undefined ? undefined : { roles: p.roles, publicKey: p.key.publicKey, status: 'active' };
@@ -37,7 +50,16 @@ function rules(required: number): ApprovalRules {
 type Kind = 'valid' | 'reject' | 'self' | 'agent' | 'role' | 'expired' | 'forged' | 'unknown' | 'intent';
 
 function candidate(kind: Kind, who: string): ApprovalCandidate {
-  const name = kind === 'self' ? 'owner' : kind === 'agent' ? 'agent' : kind === 'role' ? 'fin' : kind === 'unknown' ? 'nobody' : who;
+  const name =
+    kind === 'self'
+      ? 'owner'
+      : kind === 'agent'
+        ? 'agent'
+        : kind === 'role'
+          ? 'fin'
+          : kind === 'unknown'
+            ? 'nobody'
+            : who;
   const s: ApprovalStatement = {
     decision_id: 'dec-1',
     intent_sha256: kind === 'intent' ? 'b'.repeat(64) : 'a'.repeat(64),
@@ -60,25 +82,40 @@ const arbCandidate = fc.record({
 describe('tallyApprovals (property)', () => {
   it('meets the threshold iff distinct valid approvals ≥ required (no rejections in the set)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 4 }), fc.array(arbCandidate, { maxLength: 12 }), (required, list) => {
-        const t = tallyApprovals(rules(required), list.map((c) => candidate(c.kind, c.who)));
-        const distinctValid = new Set(list.filter((c) => c.kind === 'valid').map((c) => c.who)).size;
-        expect(t.met).toBe(distinctValid >= required);
-        expect(new Set(t.approvers).size).toBe(t.approvers.length);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 4 }),
+        fc.array(arbCandidate, { maxLength: 12 }),
+        (required, list) => {
+          const t = tallyApprovals(
+            rules(required),
+            list.map((c) => candidate(c.kind, c.who)),
+          );
+          const distinctValid = new Set(list.filter((c) => c.kind === 'valid').map((c) => c.who)).size;
+          expect(t.met).toBe(distinctValid >= required);
+          expect(new Set(t.approvers).size).toBe(t.approvers.length);
+        },
+      ),
       { numRuns: 150 },
     );
   });
 
   it('invalid approvals and duplicates added to an insufficient set never meet the threshold', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 2, max: 5 }), fc.array(fc.constantFrom(...BAD), { minLength: 1, maxLength: 10 }), (required, bad) => {
-        const valid = VALID.slice(0, required - 1).map((w) => candidate('valid', w));
-        const duplicates = valid.map((_, i) => candidate('valid', VALID[i]!));
-        const t = tallyApprovals(rules(required), [...valid, ...duplicates, ...bad.map((k) => candidate(k, 'a1'))]);
-        expect(t.met).toBe(false);
-        expect(t.approvers.length).toBe(required - 1);
-      }),
+      fc.property(
+        fc.integer({ min: 2, max: 5 }),
+        fc.array(fc.constantFrom(...BAD), { minLength: 1, maxLength: 10 }),
+        (required, bad) => {
+          const valid = VALID.slice(0, required - 1).map((w) => candidate('valid', w));
+          const duplicates = valid.map((_, i) => candidate('valid', VALID[i]!));
+          const t = tallyApprovals(rules(required), [
+            ...valid,
+            ...duplicates,
+            ...bad.map((k) => candidate(k, 'a1')),
+          ]);
+          expect(t.met).toBe(false);
+          expect(t.approvers.length).toBe(required - 1);
+        },
+      ),
       { numRuns: 100 },
     );
   });
@@ -108,8 +145,12 @@ describe('tallyApprovals (property)', () => {
     expect(code('forged')).toBe('ERR_APPROVAL_SIGNATURE');
     expect(code('unknown')).toBe('ERR_APPROVER_UNKNOWN');
     expect(code('intent')).toBe('ERR_APPROVAL_INVALID');
-    expect(checkApproval({ ...rules(1), owner: null }, candidate('valid', 'a1'))).toMatchObject({ code: 'ERR_APPROVAL_SELF' });
-    expect(checkApproval(rules(1), { statement: { nope: true }, signature: 'x' })).toMatchObject({ code: 'ERR_APPROVAL_INVALID' });
+    expect(checkApproval({ ...rules(1), owner: null }, candidate('valid', 'a1'))).toMatchObject({
+      code: 'ERR_APPROVAL_SELF',
+    });
+    expect(checkApproval(rules(1), { statement: { nope: true }, signature: 'x' })).toMatchObject({
+      code: 'ERR_APPROVAL_INVALID',
+    });
     expect(() => tallyApprovals(rules(0), [])).toThrow(TypeError);
   });
 });

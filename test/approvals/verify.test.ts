@@ -21,13 +21,35 @@ let original: string;
 
 beforeAll(async () => {
   rig = await startRig();
-  for (const [n, r] of [['alice', 'treasury'], ['bob', 'treasury'], ['dave', 'L4']] as const) expect((await rig.cli('approvers', 'add', n, '--role', r)).code).toBe(0);
+  for (const [n, r] of [
+    ['alice', 'treasury'],
+    ['bob', 'treasury'],
+    ['dave', 'L4'],
+  ] as const)
+    expect((await rig.cli('approvers', 'add', n, '--role', r)).code).toBe(0);
   const params = { from_account: 'acct_a', to_account: 'acct_b', amount: 5000, currency: 'USD' };
   const first = await rig.agent().call('transfer_funds', params);
   if (first.outcome !== 'pending') throw new Error('expected pending');
-  for (const n of ['alice', 'bob']) await rig.cli('approvals', 'approve', first.decision_id, '--as', n, '--justification', 'ok');
-  expect((await rig.agent().call('transfer_funds', params, { requestId: first.request_id })).outcome).toBe('executed');
-  await rig.cli('break-glass', '--as', 'dave', '--tool', 'transfer_funds', '--tenant', 'acme', '--reason-category', 'incident', '--reason', 'outage', '--ttl', '300');
+  for (const n of ['alice', 'bob'])
+    await rig.cli('approvals', 'approve', first.decision_id, '--as', n, '--justification', 'ok');
+  expect((await rig.agent().call('transfer_funds', params, { requestId: first.request_id })).outcome).toBe(
+    'executed',
+  );
+  await rig.cli(
+    'break-glass',
+    '--as',
+    'dave',
+    '--tool',
+    'transfer_funds',
+    '--tenant',
+    'acme',
+    '--reason-category',
+    'incident',
+    '--reason',
+    'outage',
+    '--ttl',
+    '300',
+  );
   expect((await rig.agent().call('transfer_funds', { ...params, amount: 6000 })).outcome).toBe('executed');
   const out = join(rig.dir, 'bundle.json');
   expect((await rig.cli('ledger', 'export', '--out', out)).code).toBe(0);
@@ -43,7 +65,8 @@ const codes = (b: Mutable): string[] => {
   return [...new Set(r.checks.flatMap((c) => c.findings.map((f) => f.code)))].sort();
 };
 const fresh = (): Mutable => JSON.parse(original) as Mutable;
-const entries = (b: Mutable, type: string): Mutable[] => (b['entries'] as Mutable[]).filter((e) => e['type'] === type);
+const entries = (b: Mutable, type: string): Mutable[] =>
+  (b['entries'] as Mutable[]).filter((e) => e['type'] === type);
 
 function rewriteEnvelope(e: Mutable, change: (claims: Mutable) => void): void {
   const [h, p, s] = String(e['payload']['envelope']).split('.');
@@ -84,7 +107,9 @@ describe('verify: approvals', () => {
     expect(codes(b)).toContain('APPROVAL_MISSING');
 
     b = fresh();
-    const issued = entries(b, 'envelope.issued').find((e) => entries(b, 'approval.added').some((a) => a['payload']['decision_id'] === e['payload']['decision_id']))!;
+    const issued = entries(b, 'envelope.issued').find((e) =>
+      entries(b, 'approval.added').some((a) => a['payload']['decision_id'] === e['payload']['decision_id']),
+    )!;
     rewriteEnvelope(issued, (c) => (c['approvals'] = [c['approvals'][0], c['approvals'][0]]));
     expect(codes(b)).toContain('APPROVAL_DISTINCT');
 
@@ -106,7 +131,13 @@ describe('verify: approvals', () => {
     expect(codes(b)).toContain('APPROVAL_AGENT');
 
     b = fresh();
-    const receipt = entries(b, 'execution.receipt').find((r) => r['payload']['jti'] === JSON.parse(Buffer.from(String(issued['payload']['envelope']).split('.')[1]!, 'base64url').toString())['jti'])!;
+    const receipt = entries(b, 'execution.receipt').find(
+      (r) =>
+        r['payload']['jti'] ===
+        JSON.parse(Buffer.from(String(issued['payload']['envelope']).split('.')[1]!, 'base64url').toString())[
+          'jti'
+        ],
+    )!;
     receipt['index'] = 0;
     expect(codes(b)).toContain('APPROVAL_ORDER');
 

@@ -8,7 +8,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/index.js';
 import { buildSignedRequest, parseCallResult } from '../../src/client/index.js';
-import { DEMO_CLIENT, initDataDir, readClientFile, readOperatorToken, startEmbedded } from '../../src/embedded/index.js';
+import {
+  DEMO_CLIENT,
+  initDataDir,
+  readClientFile,
+  readOperatorToken,
+  startEmbedded,
+} from '../../src/embedded/index.js';
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
 import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
 
@@ -29,7 +35,13 @@ afterAll(async () => {
 
 function demoClient(overrides: { now?: () => number } = {}) {
   const file = readClientFile(dir, DEMO_CLIENT.identity);
-  return createClient({ url: instance.url, identity: file.identity, tenant: file.tenant, key: file.key, ...overrides });
+  return createClient({
+    url: instance.url,
+    identity: file.identity,
+    tenant: file.tenant,
+    key: file.key,
+    ...overrides,
+  });
 }
 
 describe('client → embedded deployment', () => {
@@ -43,9 +55,14 @@ describe('client → embedded deployment', () => {
     const r = await demoClient().call('echo', { message: 'hello' });
     expect(r).toMatchObject({ outcome: 'executed' });
     if (r.outcome !== 'executed') return;
-    const res = await fetch(`${instance.url}/v1/requests/${r.request_id}`, { headers: { authorization: `Bearer ${readOperatorToken(dir)}` } });
+    const res = await fetch(`${instance.url}/v1/requests/${r.request_id}`, {
+      headers: { authorization: `Bearer ${readOperatorToken(dir)}` },
+    });
     expect(res.status).toBe(200);
-    const view = (await res.json()) as { outcome: string; records: { entry: { type: string }; inclusion: unknown }[] };
+    const view = (await res.json()) as {
+      outcome: string;
+      records: { entry: { type: string }; inclusion: unknown }[];
+    };
     expect(view.outcome).toBe('executed');
     const types = view.records.map((x) => x.entry.type);
     expect(types).toContain('gateway.accepted');
@@ -108,24 +125,44 @@ describe('client → embedded deployment', () => {
   it('a tampered request is denied and a replay of a good one too', async () => {
     const file = readClientFile(dir, DEMO_CLIENT.identity);
     const key = importSigningKeyJwk(file.key);
-    const req = buildSignedRequest({ key, identity: file.identity, tenant: file.tenant, action: 'echo', parameters: { message: 'a' }, timestampMs: Date.now() });
+    const req = buildSignedRequest({
+      key,
+      identity: file.identity,
+      tenant: file.tenant,
+      action: 'echo',
+      parameters: { message: 'a' },
+      timestampMs: Date.now(),
+    });
     const post = async (body: unknown) => {
-      const res = await fetch(`${instance.url}/v1/calls`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const res = await fetch(`${instance.url}/v1/calls`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       return parseCallResult(res.status, await res.json(), req.request_id);
     };
-    expect(await post({ ...req, parameters: { message: 'b' } })).toMatchObject({ code: 'ERR_REQUEST_SIGNATURE' });
+    expect(await post({ ...req, parameters: { message: 'b' } })).toMatchObject({
+      code: 'ERR_REQUEST_SIGNATURE',
+    });
     expect(await post(req)).toMatchObject({ outcome: 'executed' });
     expect(await post(req)).toMatchObject({ code: 'ERR_REQUEST_REPLAYED' });
   });
 
   it('an unreachable Gate is a deny, never a success', async () => {
     const file = readClientFile(dir, DEMO_CLIENT.identity);
-    const client = createClient({ url: 'http://127.0.0.1:1', identity: file.identity, tenant: file.tenant, key: file.key });
+    const client = createClient({
+      url: 'http://127.0.0.1:1',
+      identity: file.identity,
+      tenant: file.tenant,
+      key: file.key,
+    });
     const r = await client.call('echo', { message: 'x' });
     expect(r).toMatchObject({ outcome: 'deny', status: 0 });
   });
 
   it('parseCallResult refuses an executed answer without a receipt', () => {
-    expect(parseCallResult(200, { outcome: 'executed', trace_id: 't', decision_id: 'd', result: 1 }, 'r')).toMatchObject({ outcome: 'deny' });
+    expect(
+      parseCallResult(200, { outcome: 'executed', trace_id: 't', decision_id: 'd', result: 1 }, 'r'),
+    ).toMatchObject({ outcome: 'deny' });
   });
 });

@@ -21,17 +21,27 @@ afterEach(async () => {
 
 const code = (res: ControlPlaneResult): string => (res.outcome === 'deny' ? res.code : 'ALLOWED');
 let n = 0;
-const req = (...args: Parameters<typeof request>) => request(args[0], args[1], { request_id: `req-${++n}`, ...args[2] });
+const req = (...args: Parameters<typeof request>) =>
+  request(args[0], args[1], { request_id: `req-${++n}`, ...args[2] });
 
 describe('breakers in the pipeline (OE-INV-021)', () => {
   it('loop detection: the same call repeated past the threshold trips, quarantines the session (ledgered first)', async () => {
     const r = await open({ breakers: { loopThreshold: 3 } });
-    for (let i = 0; i < 3; i++) expect(code(await r.cp.decide(req('echo', { message: 'again' })))).toBe('ALLOWED');
+    for (let i = 0; i < 3; i++)
+      expect(code(await r.cp.decide(req('echo', { message: 'again' })))).toBe('ALLOWED');
     expect(code(await r.cp.decide(req('echo', { message: 'again' })))).toBe('ERR_CIRCUIT_OPEN');
     const entries = await entriesOf(r.ledger);
     const q = entries.find((e) => e.type === 'admin.quarantine');
-    expect(q?.payload).toMatchObject({ engaged: true, session: 'sess-1', breaker: 'loop', client: 'agent-1' });
-    expect(entries.at(-1)).toMatchObject({ type: 'decision', payload: { outcome: 'deny', code: 'ERR_CIRCUIT_OPEN' } });
+    expect(q?.payload).toMatchObject({
+      engaged: true,
+      session: 'sess-1',
+      breaker: 'loop',
+      client: 'agent-1',
+    });
+    expect(entries.at(-1)).toMatchObject({
+      type: 'decision',
+      payload: { outcome: 'deny', code: 'ERR_CIRCUIT_OPEN' },
+    });
     expect(entries.indexOf(q!)).toBeLessThan(entries.length - 1);
     expect((await r.state.snapshot()).quarantined_sessions).toEqual(['sess-1']);
     // A different call in the same session is now refused by the quarantine.
@@ -68,22 +78,30 @@ describe('breakers in the pipeline (OE-INV-021)', () => {
     const r = await open({ breakers: { maxCallsPerTenantWindow: 2 } });
     await r.cp.decide(req('echo', { message: 'a' }, { session: 's-a' }));
     await r.cp.decide(req('echo', { message: 'b' }, { session: 's-b' }));
-    expect(code(await r.cp.decide(req('echo', { message: 'c' }, { session: 's-c' })))).toBe('ERR_CIRCUIT_OPEN');
+    expect(code(await r.cp.decide(req('echo', { message: 'c' }, { session: 's-c' })))).toBe(
+      'ERR_CIRCUIT_OPEN',
+    );
     expect((await r.state.snapshot()).quarantined_sessions).toEqual([]);
   });
 
   it('a sessionless client is limited by identity; nothing to quarantine', async () => {
     const r = await open({ breakers: { loopThreshold: 1 } });
     await r.cp.decide(req('echo', { message: 'x' }, { session: null }));
-    expect(code(await r.cp.decide(req('echo', { message: 'x' }, { session: null })))).toBe('ERR_CIRCUIT_OPEN');
+    expect(code(await r.cp.decide(req('echo', { message: 'x' }, { session: null })))).toBe(
+      'ERR_CIRCUIT_OPEN',
+    );
     expect((await entriesOf(r.ledger)).some((e) => e.type === 'admin.quarantine')).toBe(false);
-    expect(code(await r.cp.decide(req('echo', { message: 'x' }, { session: null, identity: 'agent-2' })))).toBe('ALLOWED');
+    expect(
+      code(await r.cp.decide(req('echo', { message: 'x' }, { session: null, identity: 'agent-2' }))),
+    ).toBe('ALLOWED');
   });
 
   it('per-call spend above the obligation max_cost_usd trips (pay is capped at $50)', async () => {
     const r = await open();
     expect(code(await r.cp.decide(req('pay', { amount_cents: 5000 })))).toBe('ALLOWED');
-    expect(code(await r.cp.decide(req('pay', { amount_cents: 5001 }, { session: 'sess-2' })))).toBe('ERR_CIRCUIT_OPEN');
+    expect(code(await r.cp.decide(req('pay', { amount_cents: 5001 }, { session: 'sess-2' })))).toBe(
+      'ERR_CIRCUIT_OPEN',
+    );
     expect((await r.state.snapshot()).quarantined_sessions).toEqual(['sess-2']);
   });
 
@@ -99,7 +117,9 @@ describe('breakers in the pipeline (OE-INV-021)', () => {
     const r = await open({ breakers: { maxSpendCentsPerTenantDay: 10_000 } });
     expect(code(await r.cp.decide(req('pay', { amount_cents: 4000 }, { session: 's1' })))).toBe('ALLOWED');
     expect(code(await r.cp.decide(req('pay', { amount_cents: 4000 }, { session: 's2' })))).toBe('ALLOWED');
-    expect(code(await r.cp.decide(req('pay', { amount_cents: 4000 }, { session: 's3' })))).toBe('ERR_CIRCUIT_OPEN');
+    expect(code(await r.cp.decide(req('pay', { amount_cents: 4000 }, { session: 's3' })))).toBe(
+      'ERR_CIRCUIT_OPEN',
+    );
     r.clock.advance(86_400_000);
     expect(code(await r.cp.decide(req('pay', { amount_cents: 4000 }, { session: 's4' })))).toBe('ALLOWED');
   });
@@ -107,7 +127,9 @@ describe('breakers in the pipeline (OE-INV-021)', () => {
   it('spend of a call whose decision was not recorded is released', async () => {
     const r = await open({ breakers: { maxSpendCentsPerTenantDay: 5_000 } });
     r.faulty.mode = 'fail';
-    expect(code(await r.cp.decide(req('pay', { amount_cents: 5000 }, { session: 's1' })))).toBe('ERR_LEDGER_UNAVAILABLE');
+    expect(code(await r.cp.decide(req('pay', { amount_cents: 5000 }, { session: 's1' })))).toBe(
+      'ERR_LEDGER_UNAVAILABLE',
+    );
     r.faulty.mode = 'ok';
     expect(code(await r.cp.decide(req('pay', { amount_cents: 5000 }, { session: 's2' })))).toBe('ALLOWED');
   });
@@ -115,7 +137,12 @@ describe('breakers in the pipeline (OE-INV-021)', () => {
 
 describe('breaker units', () => {
   const call = (over: Partial<Parameters<ReturnType<typeof createCircuitBreakers>['admit']>[0]> = {}) => ({
-    sessionKey: 's', tenant: 't', tool: 'echo', paramsSha256: 'a'.repeat(64), now: 0, ...over,
+    sessionKey: 's',
+    tenant: 't',
+    tool: 'echo',
+    paramsSha256: 'a'.repeat(64),
+    now: 0,
+    ...over,
   });
 
   it('rejects non-positive limits', () => {
@@ -131,7 +158,10 @@ describe('breaker units', () => {
     expect(b.admit(call({ sessionKey: 'other' })).tripped).toBe(false);
     expect(b.admit(call())).toEqual({ tripped: true, breaker: 'loop' });
     // Open for the session from now on, whatever the call.
-    expect(b.admit(call({ paramsSha256: 'c'.repeat(64), now: 10 ** 9 }))).toEqual({ tripped: true, breaker: 'loop' });
+    expect(b.admit(call({ paramsSha256: 'c'.repeat(64), now: 10 ** 9 }))).toEqual({
+      tripped: true,
+      breaker: 'loop',
+    });
   });
 
   it('declared cost and USD conversion', () => {

@@ -22,7 +22,13 @@ afterEach(async () => {
 });
 
 function reopen(r: Rig, compile: CompileBundle = compilePolicyBundle) {
-  return createBundleStore({ dir: join(r.dir, 'bundles'), compile, ledger: r.faulty, now: settableClock(), ledgerTimeoutMs: 200 });
+  return createBundleStore({
+    dir: join(r.dir, 'bundles'),
+    compile,
+    ledger: r.faulty,
+    now: settableClock(),
+    ledgerTimeoutMs: 200,
+  });
 }
 
 function tamper(r: Rig): void {
@@ -51,7 +57,11 @@ describe('bundle store (SPEC §6)', () => {
     const last = (await entriesOf(r.ledger)).at(-1)!;
     expect(last.type).toBe('admin.policy_activated');
     expect(last.actor).toEqual(OPERATOR);
-    expect(last.payload).toMatchObject({ policy_bundle: second.hash, previous_bundle: r.bundleHash, constitution_version: 'cp-test-2' });
+    expect(last.payload).toMatchObject({
+      policy_bundle: second.hash,
+      previous_bundle: r.bundleHash,
+      constitution_version: 'cp-test-2',
+    });
     const res = await r.cp.decide(request('echo', { message: 'hi' }));
     expect(res.outcome === 'allow' && res.policy_bundle).toBe(second.hash);
   });
@@ -61,7 +71,9 @@ describe('bundle store (SPEC §6)', () => {
     const second = r.bundles.put(JSON.stringify(bundleDoc('cp-test-2')));
     if (second.outcome !== 'ok') throw new Error('put failed');
     r.faulty.mode = 'fail';
-    expect(await r.cp.activateBundle(second.hash, OPERATOR, 'upgrade')).toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
+    expect(await r.cp.activateBundle(second.hash, OPERATOR, 'upgrade')).toMatchObject({
+      code: 'ERR_LEDGER_UNAVAILABLE',
+    });
     expect(r.cp.activeBundle()?.hash).toBe(r.bundleHash);
     expect(readFileSync(join(r.dir, 'bundles', ACTIVE_POINTER), 'utf8').trim()).toBe(r.bundleHash);
   });
@@ -69,15 +81,22 @@ describe('bundle store (SPEC §6)', () => {
   it('activating an unknown hash is ERR_POLICY_BUNDLE_INVALID and ledgers nothing', async () => {
     const r = await open();
     const before = r.faulty.attempts.length;
-    expect(await r.cp.activateBundle('e'.repeat(64), OPERATOR, 'x')).toMatchObject({ code: 'ERR_POLICY_BUNDLE_INVALID' });
-    expect(await r.cp.activateBundle('../../etc/passwd', OPERATOR, 'x')).toMatchObject({ code: 'ERR_POLICY_BUNDLE_INVALID' });
+    expect(await r.cp.activateBundle('e'.repeat(64), OPERATOR, 'x')).toMatchObject({
+      code: 'ERR_POLICY_BUNDLE_INVALID',
+    });
+    expect(await r.cp.activateBundle('../../etc/passwd', OPERATOR, 'x')).toMatchObject({
+      code: 'ERR_POLICY_BUNDLE_INVALID',
+    });
     expect(r.faulty.attempts.length).toBe(before);
   });
 
   it('put refuses a document the policy layer refuses', async () => {
     const r = await open();
     const doc = { ...bundleDoc(), unexpected: true };
-    expect(r.bundles.put(JSON.stringify(doc))).toMatchObject({ outcome: 'deny', code: 'ERR_POLICY_BUNDLE_INVALID' });
+    expect(r.bundles.put(JSON.stringify(doc))).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_POLICY_BUNDLE_INVALID',
+    });
     expect(r.bundles.put('{"a":1,"a":2}')).toMatchObject({ outcome: 'deny' });
   });
 
@@ -103,7 +122,10 @@ describe('tampered or unknown bundle → deny (SPEC §7 scenario 13)', () => {
     expect(store.get(base.bundleHash)).toMatchObject({ code: 'ERR_POLICY_BUNDLE_INVALID' });
     expect(store.active()).toMatchObject({ code: 'ERR_POLICY_UNAVAILABLE' });
     const r = await open({ bundles: store });
-    expect(await r.cp.decide(request('echo', { message: 'hi' }))).toMatchObject({ outcome: 'deny', code: 'ERR_POLICY_UNAVAILABLE' });
+    expect(await r.cp.decide(request('echo', { message: 'hi' }))).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_POLICY_UNAVAILABLE',
+    });
     expect((await r.cp.ready()).ready).toBe(false);
     expect(r.cp.activeBundle()).toBeUndefined();
   });

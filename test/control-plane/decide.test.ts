@@ -4,7 +4,12 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { keyRingFromJwks, verifyEnvelope, type JsonValue } from '../../src/kernel/index.js';
-import type { BundleStore, ControlPlaneResult, GovernanceState, PolicyRuntime } from '../../src/control-plane/index.js';
+import type {
+  BundleStore,
+  ControlPlaneResult,
+  GovernanceState,
+  PolicyRuntime,
+} from '../../src/control-plane/index.js';
 import { AUD, entriesOf, OPERATOR, request, rig, type Rig } from './support.js';
 
 const opened: Rig[] = [];
@@ -61,7 +66,12 @@ describe('allow path (SPEC §2 steps 3–5)', () => {
     expect(v.claims.exp - v.claims.iat).toBe(60);
     expect(v.claims.iat).toBe(Math.floor(r.clock() / 1000));
     // Constraints from adapter.limits over the defaults.
-    expect(v.claims.constraints).toMatchObject({ timeout_ms: 2000, egress: ['api.example.com'], network: false, max_cost_cents: null });
+    expect(v.claims.constraints).toMatchObject({
+      timeout_ms: 2000,
+      egress: ['api.example.com'],
+      network: false,
+      max_cost_cents: null,
+    });
     expect(verify(r, res.envelope, 'echo', { message: 'changed' }).outcome).toBe('deny');
   });
 
@@ -75,23 +85,44 @@ describe('allow path (SPEC §2 steps 3–5)', () => {
     expect(decision!.index).toBe(res.decision_ref.index);
     expect(decision!.entry_hash).toBe(res.decision_ref.entry_hash);
     expect(decision!.payload).toMatchObject({
-      decision_id: res.decision_id, outcome: 'allow', code: null, policy_bundle: r.bundleHash,
-      constitution_version: 'cp-test', rules_fired: ['echo-ok'], risk: 'low', tool: 'echo', client: 'agent-1', session: 'sess-1',
+      decision_id: res.decision_id,
+      outcome: 'allow',
+      code: null,
+      policy_bundle: r.bundleHash,
+      constitution_version: 'cp-test',
+      rules_fired: ['echo-ok'],
+      risk: 'low',
+      tool: 'echo',
+      client: 'agent-1',
+      session: 'sess-1',
     });
-    expect(issued!.payload).toMatchObject({ decision_id: res.decision_id, envelope: res.envelope, ledger_ref: res.decision_ref });
-    expect(await r.ledger.hasEntry(res.decision_ref, { type: 'decision', decision_id: res.decision_id, tenant: 'acme' })).toBe(true);
+    expect(issued!.payload).toMatchObject({
+      decision_id: res.decision_id,
+      envelope: res.envelope,
+      ledger_ref: res.decision_ref,
+    });
+    expect(
+      await r.ledger.hasEntry(res.decision_ref, {
+        type: 'decision',
+        decision_id: res.decision_id,
+        tenant: 'acme',
+      }),
+    ).toBe(true);
   });
 });
 
 describe('ledger failure → deny, no envelope (GEI, SPEC §7 scenario 9)', () => {
-  it.each(['fail', 'hang', 'garbage'] as const)('decision append %s → ERR_LEDGER_UNAVAILABLE, nothing issued', async (mode) => {
-    const r = await open();
-    r.faulty.mode = mode;
-    const res = await r.cp.decide(request('echo', { message: 'hi' }));
-    expect(denyCode(res)).toBe('ERR_LEDGER_UNAVAILABLE');
-    expect(res).not.toHaveProperty('envelope');
-    expect(r.faulty.attempts.map((a) => a.type)).not.toContain('envelope.issued');
-  });
+  it.each(['fail', 'hang', 'garbage'] as const)(
+    'decision append %s → ERR_LEDGER_UNAVAILABLE, nothing issued',
+    async (mode) => {
+      const r = await open();
+      r.faulty.mode = mode;
+      const res = await r.cp.decide(request('echo', { message: 'hi' }));
+      expect(denyCode(res)).toBe('ERR_LEDGER_UNAVAILABLE');
+      expect(res).not.toHaveProperty('envelope');
+      expect(r.faulty.attempts.map((a) => a.type)).not.toContain('envelope.issued');
+    },
+  );
 
   it('envelope.issued append fails → ERR_LEDGER_UNAVAILABLE and the envelope is withheld', async () => {
     const r = await open();
@@ -114,12 +145,22 @@ describe('ledger failure → deny, no envelope (GEI, SPEC §7 scenario 9)', () =
 
 describe('policy engine faults → deny (FC-INV-4)', () => {
   const cases: [string, string, PolicyRuntime['evaluate']][] = [
-    ['throws', 'ERR_POLICY_ERROR', () => { throw new Error('boom'); }],
+    [
+      'throws',
+      'ERR_POLICY_ERROR',
+      () => {
+        throw new Error('boom');
+      },
+    ],
     ['rejects', 'ERR_POLICY_ERROR', () => Promise.reject(new Error('boom'))],
     ['hangs', 'ERR_POLICY_UNAVAILABLE', () => new Promise(() => undefined)],
     ['returns garbage', 'ERR_POLICY_ERROR', () => ({ outcome: 'allow' }) as never],
     ['returns null', 'ERR_POLICY_ERROR', () => null as never],
-    ['returns a deny with an unknown code', 'ERR_POLICY_ERROR', () => ({ outcome: 'deny', code: 'ERR_NOPE', reason: 'x' }) as never],
+    [
+      'returns a deny with an unknown code',
+      'ERR_POLICY_ERROR',
+      () => ({ outcome: 'deny', code: 'ERR_NOPE', reason: 'x' }) as never,
+    ],
   ];
   it.each(cases)('evaluate %s → %s, recorded, no envelope', async (_name, code, evaluate) => {
     const base = await open();
@@ -128,13 +169,22 @@ describe('policy engine faults → deny (FC-INV-4)', () => {
     expect(denyCode(res)).toBe(code);
     const types = base.faulty.attempts.map((a) => a.type);
     expect(types).not.toContain('envelope.issued');
-    expect(base.faulty.attempts.find((a) => a.type === 'decision')?.payload).toMatchObject({ outcome: 'deny', code });
+    expect(base.faulty.attempts.find((a) => a.type === 'decision')?.payload).toMatchObject({
+      outcome: 'deny',
+      code,
+    });
   });
 
   it('an allow for another bundle → ERR_POLICY_ERROR', async () => {
     const base = await open();
-    const forged = { outcome: 'allow', bundle_hash: 'f'.repeat(64), rules_fired: [], rationale: '', risk: 'low',
-      obligations: { approvals: 0, approver_roles: [], preview: false, max_cost_usd: null } } as const;
+    const forged = {
+      outcome: 'allow',
+      bundle_hash: 'f'.repeat(64),
+      rules_fired: [],
+      rationale: '',
+      risk: 'low',
+      obligations: { approvals: 0, approver_roles: [], preview: false, max_cost_usd: null },
+    } as const;
     const r = await open({ bundles: withEvaluate(base.bundles, () => forged), ledger: base.faulty });
     expect(denyCode(await r.cp.decide(request('echo', { message: 'hi' })))).toBe('ERR_POLICY_ERROR');
   });
@@ -152,7 +202,11 @@ describe('pipeline denials, each recorded as the decision (FC-INV-5)', () => {
     expect(denyCode(res)).toBe(code);
     const entries = await entriesOf(r.ledger);
     expect(entries.map((e) => e.type)).toEqual(['admin.policy_activated', 'decision']);
-    expect(entries[1]!.payload).toMatchObject({ decision_id: res.decision_id, code, policy_bundle: r.bundleHash });
+    expect(entries[1]!.payload).toMatchObject({
+      decision_id: res.decision_id,
+      code,
+      policy_bundle: r.bundleHash,
+    });
     expect(entries[1]!.payload['outcome']).toBe(code === 'ERR_APPROVAL_REQUIRED' ? 'escalate' : 'deny');
   });
 
@@ -171,7 +225,12 @@ describe('pipeline denials, each recorded as the decision (FC-INV-5)', () => {
 
   it('decide never throws: a failing dependency becomes ERR_INTERNAL', async () => {
     const base = await open();
-    const broken: BundleStore = { ...base.bundles, active: () => { throw new Error('disk'); } };
+    const broken: BundleStore = {
+      ...base.bundles,
+      active: () => {
+        throw new Error('disk');
+      },
+    };
     const r = await open({ bundles: broken, ledger: base.faulty });
     expect(denyCode(await r.cp.decide(request('echo', { message: 'hi' })))).toBe('ERR_INTERNAL');
   });
@@ -179,9 +238,24 @@ describe('pipeline denials, each recorded as the decision (FC-INV-5)', () => {
 
 describe('incident response (OE-INV-025, SPEC §7 scenario 15)', () => {
   it.each([
-    ['kill switch', 'ERR_KILL_SWITCH', 'admin.kill_switch', (r: Rig) => r.cp.admin.setKillSwitch(true, OPERATOR, 'incident')],
-    ['tenant lockdown', 'ERR_TENANT_LOCKDOWN', 'admin.lockdown', (r: Rig) => r.cp.admin.setTenantLockdown('acme', true, OPERATOR, 'breach')],
-    ['session quarantine', 'ERR_SESSION_QUARANTINED', 'admin.quarantine', (r: Rig) => r.cp.admin.setSessionQuarantine('sess-1', true, OPERATOR, 'odd')],
+    [
+      'kill switch',
+      'ERR_KILL_SWITCH',
+      'admin.kill_switch',
+      (r: Rig) => r.cp.admin.setKillSwitch(true, OPERATOR, 'incident'),
+    ],
+    [
+      'tenant lockdown',
+      'ERR_TENANT_LOCKDOWN',
+      'admin.lockdown',
+      (r: Rig) => r.cp.admin.setTenantLockdown('acme', true, OPERATOR, 'breach'),
+    ],
+    [
+      'session quarantine',
+      'ERR_SESSION_QUARANTINED',
+      'admin.quarantine',
+      (r: Rig) => r.cp.admin.setSessionQuarantine('sess-1', true, OPERATOR, 'odd'),
+    ],
   ])('%s → %s, ledgered as %s, and lifting it restores allow', async (_name, code, type, engage) => {
     const r = await open();
     expect((await engage(r)).outcome).toBe('ok');
@@ -194,7 +268,9 @@ describe('incident response (OE-INV-025, SPEC §7 scenario 15)', () => {
     if (type === 'admin.kill_switch') await r.cp.admin.setKillSwitch(false, OPERATOR, 'over');
     else if (type === 'admin.lockdown') await r.cp.admin.setTenantLockdown('acme', false, OPERATOR, 'over');
     else await r.cp.admin.setSessionQuarantine('sess-1', false, OPERATOR, 'over');
-    expect((await r.cp.decide(request('echo', { message: 'hi' }, { request_id: 'req-2' }))).outcome).toBe('allow');
+    expect((await r.cp.decide(request('echo', { message: 'hi' }, { request_id: 'req-2' }))).outcome).toBe(
+      'allow',
+    );
   });
 
   it('the kill switch wins over lockdown and quarantine', async () => {
@@ -206,21 +282,39 @@ describe('incident response (OE-INV-025, SPEC §7 scenario 15)', () => {
   });
 
   const badStates: [string, string, GovernanceState['check']][] = [
-    ['throws', 'ERR_CONTROL_PLANE_UNAVAILABLE', () => { throw new Error('db'); }],
+    [
+      'throws',
+      'ERR_CONTROL_PLANE_UNAVAILABLE',
+      () => {
+        throw new Error('db');
+      },
+    ],
     ['hangs', 'ERR_CONTROL_PLANE_UNAVAILABLE', () => new Promise(() => undefined)],
     ['answers null', 'ERR_CONTROL_PLANE_UNAVAILABLE', () => Promise.resolve(null as never)],
-    ['answers a missing kill switch', 'ERR_KILL_SWITCH', () => Promise.resolve({ tenant_locked: false, session_quarantined: false } as never)],
-    ['answers 0 for the lockdown', 'ERR_TENANT_LOCKDOWN', () => Promise.resolve({ kill_switch: false, tenant_locked: 0, session_quarantined: false } as never)],
+    [
+      'answers a missing kill switch',
+      'ERR_KILL_SWITCH',
+      () => Promise.resolve({ tenant_locked: false, session_quarantined: false } as never),
+    ],
+    [
+      'answers 0 for the lockdown',
+      'ERR_TENANT_LOCKDOWN',
+      () => Promise.resolve({ kill_switch: false, tenant_locked: 0, session_quarantined: false } as never),
+    ],
   ];
   it.each(badStates)('governance state %s → %s (fail closed)', async (_name, code, check) => {
-    const r = await open({ state: { check, apply: () => Promise.resolve(), snapshot: () => Promise.reject(new Error('x')) } });
+    const r = await open({
+      state: { check, apply: () => Promise.resolve(), snapshot: () => Promise.reject(new Error('x')) },
+    });
     expect(denyCode(await r.cp.decide(request('echo', { message: 'hi' })))).toBe(code);
   });
 
   it('a state change the ledger does not confirm is not applied', async () => {
     const r = await open();
     r.faulty.mode = 'fail';
-    expect(await r.cp.admin.setKillSwitch(true, OPERATOR, 'incident')).toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
+    expect(await r.cp.admin.setKillSwitch(true, OPERATOR, 'incident')).toMatchObject({
+      code: 'ERR_LEDGER_UNAVAILABLE',
+    });
     expect((await r.state.snapshot()).kill_switch).toBe(false);
   });
 });

@@ -4,7 +4,12 @@
  */
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { deriveDecisionId, deriveId, deriveJti, type GovernedRequest } from '../../src/control-plane/index.js';
+import {
+  deriveDecisionId,
+  deriveId,
+  deriveJti,
+  type GovernedRequest,
+} from '../../src/control-plane/index.js';
 import { DERIVATION_KEY, entriesOf, request, rig, type Rig } from './support.js';
 
 const opened: Rig[] = [];
@@ -44,18 +49,29 @@ describe('determinism (GEI)', () => {
     const sha = 'a'.repeat(64);
     expect(deriveDecisionId(DERIVATION_KEY, base, sha)).toBe(deriveDecisionId(DERIVATION_KEY, base, sha));
     expect(deriveDecisionId(DERIVATION_KEY, base, sha)).not.toBe(deriveJti(DERIVATION_KEY, base, sha));
-    expect(deriveDecisionId(Buffer.alloc(32, 1), base, sha)).not.toBe(deriveDecisionId(DERIVATION_KEY, base, sha));
-    expect(deriveDecisionId(DERIVATION_KEY, { ...base, session: null }, sha)).not.toBe(deriveDecisionId(DERIVATION_KEY, base, sha));
+    expect(deriveDecisionId(Buffer.alloc(32, 1), base, sha)).not.toBe(
+      deriveDecisionId(DERIVATION_KEY, base, sha),
+    );
+    expect(deriveDecisionId(DERIVATION_KEY, { ...base, session: null }, sha)).not.toBe(
+      deriveDecisionId(DERIVATION_KEY, base, sha),
+    );
     expect(() => deriveId(Buffer.alloc(16), 'decision', {})).toThrow(TypeError);
   });
 
   it('a retry (new nonce, timestamp, trace and raw hash; same request id and intent) maps to the same decision', () => {
     const base = request('echo', { message: 'hi' });
     const sha = 'c'.repeat(64);
-    const retry = { ...base, trace_id: 'f'.repeat(32), timestamp: base.timestamp + 5000, request_sha256: 'd'.repeat(64) };
+    const retry = {
+      ...base,
+      trace_id: 'f'.repeat(32),
+      timestamp: base.timestamp + 5000,
+      request_sha256: 'd'.repeat(64),
+    };
     expect(deriveDecisionId(DERIVATION_KEY, retry, sha)).toBe(deriveDecisionId(DERIVATION_KEY, base, sha));
     expect(deriveJti(DERIVATION_KEY, retry, sha)).toBe(deriveJti(DERIVATION_KEY, base, sha));
-    expect(deriveDecisionId(DERIVATION_KEY, base, 'e'.repeat(64))).not.toBe(deriveDecisionId(DERIVATION_KEY, base, sha));
+    expect(deriveDecisionId(DERIVATION_KEY, base, 'e'.repeat(64))).not.toBe(
+      deriveDecisionId(DERIVATION_KEY, base, sha),
+    );
   });
 
   it('distinct request fields never share a decision_id or jti (property)', () => {

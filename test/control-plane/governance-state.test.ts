@@ -34,7 +34,12 @@ const backends: [string, () => GovernanceState][] = [
 describe.each(backends)('GovernanceState contract: %s', (_name, make) => {
   it('starts all clear', async () => {
     const s = make();
-    expect(await s.check('acme', 'sess-1')).toEqual({ kill_switch: false, tenant_locked: false, session_quarantined: false, session_tainted: false });
+    expect(await s.check('acme', 'sess-1')).toEqual({
+      kill_switch: false,
+      tenant_locked: false,
+      session_quarantined: false,
+      session_tainted: false,
+    });
     expect(await s.snapshot()).toEqual({ kill_switch: false, locked_tenants: [], quarantined_sessions: [] });
   });
 
@@ -42,21 +47,44 @@ describe.each(backends)('GovernanceState contract: %s', (_name, make) => {
     const s = make();
     await s.apply({ kind: 'lockdown', tenant: 'acme', on: true });
     await s.apply({ kind: 'quarantine', session: 'sess-1', on: true });
-    expect(await s.check('acme', 'sess-1')).toEqual({ kill_switch: false, tenant_locked: true, session_quarantined: true, session_tainted: false });
-    expect(await s.check('other', 'sess-2')).toEqual({ kill_switch: false, tenant_locked: false, session_quarantined: false, session_tainted: false });
-    expect(await s.check('other', null)).toMatchObject({ session_quarantined: false, session_tainted: false });
+    expect(await s.check('acme', 'sess-1')).toEqual({
+      kill_switch: false,
+      tenant_locked: true,
+      session_quarantined: true,
+      session_tainted: false,
+    });
+    expect(await s.check('other', 'sess-2')).toEqual({
+      kill_switch: false,
+      tenant_locked: false,
+      session_quarantined: false,
+      session_tainted: false,
+    });
+    expect(await s.check('other', null)).toMatchObject({
+      session_quarantined: false,
+      session_tainted: false,
+    });
     await s.apply({ kind: 'taint', session: 'sess-2', on: true });
-    expect(await s.check('other', 'sess-2')).toMatchObject({ session_quarantined: false, session_tainted: true });
+    expect(await s.check('other', 'sess-2')).toMatchObject({
+      session_quarantined: false,
+      session_tainted: true,
+    });
     expect(await s.check('other', 'sess-1')).toMatchObject({ session_tainted: false });
     // A call without a session carries its client's taint, read in the same check.
     await s.apply({ kind: 'taint', session: 'client:bot', on: true });
-    expect(await s.check('other', null, 'client:bot')).toMatchObject({ session_quarantined: false, session_tainted: true });
+    expect(await s.check('other', null, 'client:bot')).toMatchObject({
+      session_quarantined: false,
+      session_tainted: true,
+    });
     expect(await s.check('other', null, 'client:other')).toMatchObject({ session_tainted: false });
     await s.apply({ kind: 'kill_switch', on: true });
     expect((await s.check('other', null)).kill_switch).toBe(true);
     await s.apply({ kind: 'lockdown', tenant: 'acme', on: false });
     await s.apply({ kind: 'kill_switch', on: false });
-    expect(await s.snapshot()).toEqual({ kill_switch: false, locked_tenants: [], quarantined_sessions: ['sess-1'] });
+    expect(await s.snapshot()).toEqual({
+      kill_switch: false,
+      locked_tenants: [],
+      quarantined_sessions: ['sess-1'],
+    });
   });
 
   it('refuses malformed changes', async () => {
@@ -77,7 +105,12 @@ describe('SQLite governance state', () => {
     await a.apply({ kind: 'taint', session: 's', on: true });
     a.close();
     const b = createSqliteGovernanceState(path);
-    expect(await b.check('t', 's')).toEqual({ kill_switch: true, tenant_locked: false, session_quarantined: true, session_tainted: true });
+    expect(await b.check('t', 's')).toEqual({
+      kill_switch: true,
+      tenant_locked: false,
+      session_quarantined: true,
+      session_tainted: true,
+    });
     expect(await b.check('t', 'other')).toMatchObject({ session_tainted: false });
     b.close();
   });
@@ -102,7 +135,13 @@ describe('governance admin: ledger first, then apply (OE-INV-025)', () => {
     };
     const ledger = faultyLedger(inner);
     const state = createMemoryGovernanceState();
-    const admin = createGovernanceAdmin({ ledger, state, now: settableClock(), ledgerTimeoutMs: 100, stateTimeoutMs: 100 });
+    const admin = createGovernanceAdmin({
+      ledger,
+      state,
+      now: settableClock(),
+      ledgerTimeoutMs: 100,
+      stateTimeoutMs: 100,
+    });
     return { recorded, ledger, state, admin };
   }
 
@@ -119,10 +158,15 @@ describe('governance admin: ledger first, then apply (OE-INV-025)', () => {
     expect(recorded.every((e) => e.actor === OPERATOR)).toBe(true);
   });
 
-  it.each(['fail', 'hang', 'garbage'] as const)('ledger %s → ERR_LEDGER_UNAVAILABLE and the state is unchanged', async (mode) => {
-    const { ledger, state, admin } = setup();
-    ledger.mode = mode;
-    expect(await admin.setTenantLockdown('acme', true, OPERATOR, 'x')).toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
-    expect((await state.snapshot()).locked_tenants).toEqual([]);
-  });
+  it.each(['fail', 'hang', 'garbage'] as const)(
+    'ledger %s → ERR_LEDGER_UNAVAILABLE and the state is unchanged',
+    async (mode) => {
+      const { ledger, state, admin } = setup();
+      ledger.mode = mode;
+      expect(await admin.setTenantLockdown('acme', true, OPERATOR, 'x')).toMatchObject({
+        code: 'ERR_LEDGER_UNAVAILABLE',
+      });
+      expect((await state.snapshot()).locked_tenants).toEqual([]);
+    },
+  );
 });

@@ -2,7 +2,18 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { keyRingFromJwks, verifyEnvelope, type JsonValue } from '../../src/kernel/index.js';
 import { createIssuer, type LedgerAppend } from '../../src/control-plane/index.js';
-import { AUD, entriesOf, faultyLedger, ISS, issuerKey, OPERATOR, request, rig, settableClock, type Rig } from './support.js';
+import {
+  AUD,
+  entriesOf,
+  faultyLedger,
+  ISS,
+  issuerKey,
+  OPERATOR,
+  request,
+  rig,
+  settableClock,
+  type Rig,
+} from './support.js';
 
 const opened: Rig[] = [];
 async function open(): Promise<Rig> {
@@ -53,7 +64,11 @@ describe('issuer keys (OE-INV-025)', () => {
     const entry = (await entriesOf(r.ledger)).at(-1)!;
     expect(entry.type).toBe('admin.key_rotated');
     expect(entry.actor).toEqual(OPERATOR);
-    expect(entry.payload).toMatchObject({ kid: next.kid, previous_kid: issuerKey().kid, key_use: 'envelope' });
+    expect(entry.payload).toMatchObject({
+      kid: next.kid,
+      previous_kid: issuerKey().kid,
+      key_use: 'envelope',
+    });
     expect(entry.payload['public_jwk']).not.toHaveProperty('d');
 
     const after = await allow(r, 'r-new');
@@ -81,28 +96,50 @@ describe('issuer keys (OE-INV-025)', () => {
   it('the current key cannot be revoked; an unknown kid is refused', async () => {
     const r = await open();
     await expect(r.cp.revokeIssuerKey(issuerKey().kid, OPERATOR, 'x')).rejects.toThrow(TypeError);
-    expect(await r.cp.revokeIssuerKey('A'.repeat(43), OPERATOR, 'x')).toMatchObject({ code: 'ERR_ENVELOPE_KID_UNKNOWN' });
+    expect(await r.cp.revokeIssuerKey('A'.repeat(43), OPERATOR, 'x')).toMatchObject({
+      code: 'ERR_ENVELOPE_KID_UNKNOWN',
+    });
   });
 
   it('a key change the ledger does not confirm changes nothing', async () => {
     const r = await open();
     r.faulty.mode = 'fail';
-    expect(await r.cp.rotateIssuerKey(OPERATOR, 'x', issuerKey(2))).toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
+    expect(await r.cp.rotateIssuerKey(OPERATOR, 'x', issuerKey(2))).toMatchObject({
+      code: 'ERR_LEDGER_UNAVAILABLE',
+    });
     r.faulty.mode = 'ok';
     const envelope = await allow(r, 'r-1');
-    expect(JSON.parse(Buffer.from(envelope.split('.')[0]!, 'base64url').toString()).kid).toBe(issuerKey().kid);
+    expect(JSON.parse(Buffer.from(envelope.split('.')[0]!, 'base64url').toString()).kid).toBe(
+      issuerKey().kid,
+    );
     expect((r.cp.issuerJwks() as { keys: unknown[] }).keys).toHaveLength(1);
   });
 
   it('restores retired and revoked keys from configuration; refuses a revoked current key', () => {
-    const ledger = faultyLedger({ append: (_e: LedgerAppend) => Promise.resolve({ index: 0, entry_hash: 'a'.repeat(64) }) });
+    const ledger = faultyLedger({
+      append: (_e: LedgerAppend) => Promise.resolve({ index: 0, entry_hash: 'a'.repeat(64) }),
+    });
     const retired = { keys: [issuerKey(3).publicJwk], revoked: [issuerKey(3).kid] };
     const config = { key: issuerKey(), iss: ISS, audience: AUD, envelopeTtlSec: 60, retired };
     const issuer = createIssuer({ config, ledger, now: settableClock(), ledgerTimeoutMs: 100 });
     expect(issuer.jwks().revoked).toEqual([issuerKey(3).kid]);
-    expect(issuer.jwks().keys.map((k) => k.kid).sort()).toEqual([issuerKey().kid, issuerKey(3).kid].sort());
+    expect(
+      issuer
+        .jwks()
+        .keys.map((k) => k.kid)
+        .sort(),
+    ).toEqual([issuerKey().kid, issuerKey(3).kid].sort());
     const bad = { ...config, retired: { keys: [], revoked: [issuerKey().kid] } };
-    expect(() => createIssuer({ config: bad, ledger, now: settableClock(), ledgerTimeoutMs: 100 })).toThrow(TypeError);
-    expect(() => createIssuer({ config: { ...config, envelopeTtlSec: 0 }, ledger, now: settableClock(), ledgerTimeoutMs: 100 })).toThrow(TypeError);
+    expect(() => createIssuer({ config: bad, ledger, now: settableClock(), ledgerTimeoutMs: 100 })).toThrow(
+      TypeError,
+    );
+    expect(() =>
+      createIssuer({
+        config: { ...config, envelopeTtlSec: 0 },
+        ledger,
+        now: settableClock(),
+        ledgerTimeoutMs: 100,
+      }),
+    ).toThrow(TypeError);
   });
 });

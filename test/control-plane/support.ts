@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256Hex, type Clock, type JsonValue } from '../../src/kernel/index.js';
 import { signingKeyFromSeed, noteSignerFor, type SigningKey } from '../../src/kernel/signing/index.js';
-import { createLedger, createSqliteLedgerStore, type Ledger, type LedgerEntry } from '../../src/ledger/index.js';
+import {
+  createLedger,
+  createSqliteLedgerStore,
+  type Ledger,
+  type LedgerEntry,
+} from '../../src/ledger/index.js';
 import {
   compilePolicyBundle,
   createBundleStore,
@@ -55,9 +60,12 @@ export function bundleDoc(name = 'cp-test'): Record<string, JsonValue> {
       'echo-ok': '@reason("echo is fine") permit (principal, action == Action::"echo", resource);',
       'echo-no-forbidden': `@reason("forbidden word") forbid (principal, action == Action::"echo", resource)
         when { context.params.message == "forbidden" };`,
-      'pay-ok': '@reason("payments") @max_cost_usd("50") permit (principal, action == Action::"pay", resource);',
-      'wire-approve': '@reason("wires need approval") @approvals("2") permit (principal, action == Action::"wire", resource);',
-      isolation: '@reason("own tenant only") forbid (principal, action, resource) unless { principal in resource };',
+      'pay-ok':
+        '@reason("payments") @max_cost_usd("50") permit (principal, action == Action::"pay", resource);',
+      'wire-approve':
+        '@reason("wires need approval") @approvals("2") permit (principal, action == Action::"wire", resource);',
+      isolation:
+        '@reason("own tenant only") forbid (principal, action, resource) unless { principal in resource };',
     },
     tools: [
       {
@@ -67,8 +75,20 @@ export function bundleDoc(name = 'cp-test'): Record<string, JsonValue> {
         adapter: { type: 'builtin', name: 'echo', limits: { timeout_ms: 2000, egress: ['api.example.com'] } },
         parameters: object({ message: { type: 'string', maxLength: 100 } }, ['message']),
       },
-      { name: 'pay', description: 'Pay.', risk: 'medium', adapter: { type: 'builtin', name: 'pay' }, parameters: amount },
-      { name: 'wire', description: 'Wire.', risk: 'high', adapter: { type: 'builtin', name: 'wire' }, parameters: amount },
+      {
+        name: 'pay',
+        description: 'Pay.',
+        risk: 'medium',
+        adapter: { type: 'builtin', name: 'pay' },
+        parameters: amount,
+      },
+      {
+        name: 'wire',
+        description: 'Wire.',
+        risk: 'high',
+        adapter: { type: 'builtin', name: 'wire' },
+        parameters: amount,
+      },
     ],
   };
 }
@@ -123,7 +143,10 @@ export async function openLedger(dir: string, clock: Clock, file = 'ledger.db'):
   return createLedger({
     store: createSqliteLedgerStore({ path: join(dir, file) }),
     clock,
-    checkpointSigner: noteSignerFor('failclosed.local/cp-test', signingKeyFromSeed(Buffer.alloc(32, 9)).privateKey),
+    checkpointSigner: noteSignerFor(
+      'failclosed.local/cp-test',
+      signingKeyFromSeed(Buffer.alloc(32, 9)).privateKey,
+    ),
     origin: 'failclosed.local/cp-test',
   });
 }
@@ -139,7 +162,11 @@ export function issuerKey(seed = 1): SigningKey {
 }
 
 /** A request for `tool` with `params`. */
-export function request(tool: string, params: JsonValue, over: Partial<GovernedRequest> = {}): GovernedRequest {
+export function request(
+  tool: string,
+  params: JsonValue,
+  over: Partial<GovernedRequest> = {},
+): GovernedRequest {
   const base = {
     request_id: 'req-1',
     trace_id: 'trace-1',
@@ -168,12 +195,21 @@ export interface Rig {
 }
 
 /** Builds a {@link Rig}; `over` replaces dependencies. */
-export async function rig(over: Partial<ControlPlaneDeps> = {}, opts: { activate?: boolean } = {}): Promise<Rig> {
+export async function rig(
+  over: Partial<ControlPlaneDeps> = {},
+  opts: { activate?: boolean } = {},
+): Promise<Rig> {
   const { dir, cleanup } = tempDir();
   const clock = settableClock();
   const ledger = await openLedger(dir, clock);
   const faulty = faultyLedger(ledger);
-  const bundles = createBundleStore({ dir: join(dir, 'bundles'), compile: compilePolicyBundle, ledger: faulty, now: clock, ledgerTimeoutMs: 1000 });
+  const bundles = createBundleStore({
+    dir: join(dir, 'bundles'),
+    compile: compilePolicyBundle,
+    ledger: faulty,
+    now: clock,
+    ledgerTimeoutMs: 1000,
+  });
   const put = bundles.put(JSON.stringify(bundleDoc()));
   if (put.outcome !== 'ok') throw new Error(`bundle rejected: ${put.code}`);
   if (opts.activate !== false) {

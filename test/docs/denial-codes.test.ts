@@ -10,7 +10,9 @@ import { DENIAL_CODES } from '../../src/kernel/index.js';
 import { REPO_ROOT } from '../support/paths.js';
 
 function render(): string {
-  const rows = Object.entries(DENIAL_CODES).map(([code, { status, meaning }]) => `| \`${code}\` | ${status} | ${meaning} |`);
+  const rows = Object.entries(DENIAL_CODES).map(
+    ([code, { status, meaning }]) => `| \`${code}\` | ${status} | ${meaning} |`,
+  );
   return [
     '# Denial codes',
     '',

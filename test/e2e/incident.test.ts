@@ -30,7 +30,9 @@ async function admin(action: string, body: Record<string, unknown>): Promise<num
 }
 
 /** The decision recorded for a request: its outcome and code. */
-async function recordedDecision(requestId: string): Promise<{ outcome?: unknown; code?: unknown } | undefined> {
+async function recordedDecision(
+  requestId: string,
+): Promise<{ outcome?: unknown; code?: unknown } | undefined> {
   const view = await e2e.evidence(requestId);
   const records = view.body['records'] as { entry: { type: string; payload: Record<string, unknown> } }[];
   return records.find((r) => r.entry.type === 'decision')?.entry.payload;
@@ -43,9 +45,14 @@ describe('scenario 15: incident response denies and is recorded', () => {
       const r = await expectDenied(e2e, 'ERR_KILL_SWITCH', () =>
         e2e.client().call('echo', { message: 'during incident' }, { session: session() }),
       );
-      expect(await recordedDecision(r.request_id ?? '')).toMatchObject({ outcome: 'deny', code: 'ERR_KILL_SWITCH' });
+      expect(await recordedDecision(r.request_id ?? '')).toMatchObject({
+        outcome: 'deny',
+        code: 'ERR_KILL_SWITCH',
+      });
       await expectDenied(e2e, 'ERR_KILL_SWITCH', () =>
-        e2e.client({ name: 'globex-agent' }).call('echo', { message: 'other tenant' }, { session: session() }),
+        e2e
+          .client({ name: 'globex-agent' })
+          .call('echo', { message: 'other tenant' }, { session: session() }),
       );
     } finally {
       expect(await admin('kill-switch', { on: false })).toBe(200);
@@ -61,10 +68,15 @@ describe('scenario 15: incident response denies and is recorded', () => {
       const r = await expectDenied(e2e, 'ERR_TENANT_LOCKDOWN', () =>
         e2e.client().call('echo', { message: 'locked' }, { session: session() }),
       );
-      expect(await recordedDecision(r.request_id ?? '')).toMatchObject({ outcome: 'deny', code: 'ERR_TENANT_LOCKDOWN' });
+      expect(await recordedDecision(r.request_id ?? '')).toMatchObject({
+        outcome: 'deny',
+        code: 'ERR_TENANT_LOCKDOWN',
+      });
       const before = e2e.totalRuns();
       expect(
-        await e2e.client({ name: 'globex-agent' }).call('echo', { message: 'unaffected' }, { session: session() }),
+        await e2e
+          .client({ name: 'globex-agent' })
+          .call('echo', { message: 'unaffected' }, { session: session() }),
       ).toMatchObject({ outcome: 'executed' });
       expect(e2e.totalRuns()).toBe(before + 1);
     } finally {
@@ -79,22 +91,33 @@ describe('scenario 15: incident response denies and is recorded', () => {
     const s = session();
     const c = e2e.client();
     for (let i = 0; i < 3; i++) {
-      expect(await c.call('echo', { message: 'loop' }, { session: s })).toMatchObject({ outcome: 'executed' });
+      expect(await c.call('echo', { message: 'loop' }, { session: s })).toMatchObject({
+        outcome: 'executed',
+      });
     }
     await expectDenied(e2e, 'ERR_CIRCUIT_OPEN', () => c.call('echo', { message: 'loop' }, { session: s }));
     // Quarantined: even a different, harmless call from that session is refused.
     const q = await expectDenied(e2e, 'ERR_SESSION_QUARANTINED', () =>
       c.call('math.add', { a: 1, b: 2 }, { session: s }),
     );
-    expect(await recordedDecision(q.request_id ?? '')).toMatchObject({ outcome: 'deny', code: 'ERR_SESSION_QUARANTINED' });
-    expect(await c.call('math.add', { a: 1, b: 2 }, { session: session() })).toMatchObject({ outcome: 'executed' });
+    expect(await recordedDecision(q.request_id ?? '')).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_SESSION_QUARANTINED',
+    });
+    expect(await c.call('math.add', { a: 1, b: 2 }, { session: session() })).toMatchObject({
+      outcome: 'executed',
+    });
   });
 
   it('scenario 15: an operator quarantines a session → ERR_SESSION_QUARANTINED; release restores it', async () => {
     const s = session();
     expect(await admin('quarantine', { session: s, on: true })).toBe(200);
-    await expectDenied(e2e, 'ERR_SESSION_QUARANTINED', () => e2e.client().call('echo', { message: 'q' }, { session: s }));
+    await expectDenied(e2e, 'ERR_SESSION_QUARANTINED', () =>
+      e2e.client().call('echo', { message: 'q' }, { session: s }),
+    );
     expect(await admin('quarantine', { session: s, on: false })).toBe(200);
-    expect(await e2e.client().call('echo', { message: 'q' }, { session: s })).toMatchObject({ outcome: 'executed' });
+    expect(await e2e.client().call('echo', { message: 'q' }, { session: s })).toMatchObject({
+      outcome: 'executed',
+    });
   });
 });

@@ -9,7 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
-import { DEMO_CLIENT, initDataDir, readClientFile, readOperatorToken, startEmbedded } from '../../src/embedded/index.js';
+import {
+  DEMO_CLIENT,
+  initDataDir,
+  readClientFile,
+  readOperatorToken,
+  startEmbedded,
+} from '../../src/embedded/index.js';
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fc-e2e-keys-'));
@@ -25,7 +31,10 @@ async function start(): Promise<EmbeddedInstance> {
   return instance;
 }
 
-async function operator(action: string, body: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
+async function operator(
+  action: string,
+  body: Record<string, unknown>,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${instance!.url}/v1/admin/${action}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${readOperatorToken(dir)}`, 'content-type': 'application/json' },
@@ -44,7 +53,9 @@ async function envelopeOf(requestId: string): Promise<string> {
   const res = await fetch(`${instance!.url}/v1/requests/${encodeURIComponent(requestId)}`, {
     headers: { authorization: `Bearer ${readOperatorToken(dir)}` },
   });
-  const view = (await res.json()) as { records: { entry: { type: string; payload: { envelope?: string } } }[] };
+  const view = (await res.json()) as {
+    records: { entry: { type: string; payload: { envelope?: string } } }[];
+  };
   const envelope = view.records.find((r) => r.entry.type === 'envelope.issued')?.entry.payload.envelope;
   if (envelope === undefined) throw new Error('no envelope');
   return envelope;
@@ -80,14 +91,20 @@ describe('issuer key rotation and revocation (OE-INV-025)', () => {
     const after = await call('new key');
     expect(after.outcome).toBe('executed');
     expect(kidOf(await envelopeOf(after.request_id ?? ''))).toBe(rotated.body['kid']);
-    expect(await execute(oldEnvelope, 'old key')).toMatchObject({ outcome: 'deny', code: 'ERR_ENVELOPE_KID_REVOKED' });
+    expect(await execute(oldEnvelope, 'old key')).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_ENVELOPE_KID_REVOKED',
+    });
 
     await instance!.close();
     instance = undefined;
     await start();
     const jwks = (await (await fetch(`${instance!.url}/v1/jwks`)).json()) as { revoked: string[] };
     expect(jwks.revoked).toContain(oldKid);
-    expect(await execute(oldEnvelope, 'old key')).toMatchObject({ outcome: 'deny', code: 'ERR_ENVELOPE_KID_REVOKED' });
+    expect(await execute(oldEnvelope, 'old key')).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_ENVELOPE_KID_REVOKED',
+    });
     const restarted = await call('after restart');
     expect(restarted.outcome).toBe('executed');
     expect(kidOf(await envelopeOf(restarted.request_id ?? ''))).toBe(rotated.body['kid']);

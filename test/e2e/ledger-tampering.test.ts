@@ -159,9 +159,9 @@ describe('scenario 12: ledger tampering is caught by failclosed verify', () => {
     const r = await verify(render(b));
     expect(r.exitCode).toBe(1);
     // The cut is named where it starts, by the chain check (the checkpoint covers the lost tail).
-    const chain = (r as unknown as { checks: { id: string; findings: { code: string; index?: number }[] }[] }).checks.find(
-      (c) => c.id === 'chain-continuity',
-    );
+    const chain = (
+      r as unknown as { checks: { id: string; findings: { code: string; index?: number }[] }[] }
+    ).checks.find((c) => c.id === 'chain-continuity');
     expect(chain?.findings[0]).toMatchObject({ code: 'CHAIN_INDEX', index: b.entries.length });
   });
 

@@ -104,17 +104,20 @@ describe('scenario 17: the sandbox blocks host files and the network', () => {
     ['a host file outside the granted paths', (): string => secretFile(), SECRET, true],
     ['the repository', (): string => resolve('package.json'), '"name": "failclosed"', true],
     ['the data directory key', (): string => join(e2e.dir, 'keys', 'issuer.jwk'), '"kty"', true],
-  ] as const)('scenario 17: reading %s is blocked (ERR_TOOL_FAILED, nothing of it returned)', async (_what, path, marker, hostReadable) => {
-    const target = path();
-    // Control: the content is really there on the host, so its absence below means something.
-    if (hostReadable) expect(readFileSync(target, 'utf8')).toContain(marker);
-    const before = e2e.runs.get('read_file') ?? 0;
-    const r = await call('read_file', { path: target });
-    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_FAILED' });
-    // The tool ran only inside the sandbox, where the host file does not exist.
-    expect(e2e.runs.get('read_file')).toBe(before + 1);
-    expect(JSON.stringify(r)).not.toContain(JSON.stringify(marker).slice(1, -1));
-  });
+  ] as const)(
+    'scenario 17: reading %s is blocked (ERR_TOOL_FAILED, nothing of it returned)',
+    async (_what, path, marker, hostReadable) => {
+      const target = path();
+      // Control: the content is really there on the host, so its absence below means something.
+      if (hostReadable) expect(readFileSync(target, 'utf8')).toContain(marker);
+      const before = e2e.runs.get('read_file') ?? 0;
+      const r = await call('read_file', { path: target });
+      expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_FAILED' });
+      // The tool ran only inside the sandbox, where the host file does not exist.
+      expect(e2e.runs.get('read_file')).toBe(before + 1);
+      expect(JSON.stringify(r)).not.toContain(JSON.stringify(marker).slice(1, -1));
+    },
+  );
 
   const probe = async (host: string, port: number): Promise<string> => {
     const r = await call('net_probe', { host, port });

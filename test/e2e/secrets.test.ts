@@ -4,7 +4,15 @@
  * stored anywhere; a secret a tool prints is redacted before the result, the receipt hash and the
  * ledger see it. Checked against the raw bytes of every database file and of the audit export.
  */
-import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  cpSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -88,19 +96,26 @@ describe('scenario 16: secrets are never stored or returned in plaintext', () =>
     ['a known secret value', { message: `token ${SECRET}` }],
     ['a secret pattern (AWS access key id)', { message: `key ${AWS_KEY}` }],
     ['a credential assignment', { message: 'password=hunter2hunter2' }],
-  ])('scenario 16: %s in parameters → ERR_PARAMS_SECRET, nothing runs or is stored', async (_name, params) => {
-    const r = await expectDenied(e2e, 'ERR_PARAMS_SECRET', () => e2e.client().call('echo', params, { session: session() }));
-    const view = await e2e.evidence(r.request_id ?? '');
-    const types = (view.body['records'] as { entry: { type: string } }[]).map((x) => x.entry.type);
-    expect(types).toEqual(['gateway.failed']);
-    const stored = await everythingStored();
-    expect(stored.includes(SECRET)).toBe(false);
-    expect(stored.includes(AWS_KEY)).toBe(false);
-    expect(stored.includes('hunter2hunter2')).toBe(false);
-  });
+  ])(
+    'scenario 16: %s in parameters → ERR_PARAMS_SECRET, nothing runs or is stored',
+    async (_name, params) => {
+      const r = await expectDenied(e2e, 'ERR_PARAMS_SECRET', () =>
+        e2e.client().call('echo', params, { session: session() }),
+      );
+      const view = await e2e.evidence(r.request_id ?? '');
+      const types = (view.body['records'] as { entry: { type: string } }[]).map((x) => x.entry.type);
+      expect(types).toEqual(['gateway.failed']);
+      const stored = await everythingStored();
+      expect(stored.includes(SECRET)).toBe(false);
+      expect(stored.includes(AWS_KEY)).toBe(false);
+      expect(stored.includes('hunter2hunter2')).toBe(false);
+    },
+  );
 
   it('control: ordinary parameters still run', async () => {
-    expect(await e2e.client().call('echo', { message: 'no secrets here' }, { session: session() })).toMatchObject({
+    expect(
+      await e2e.client().call('echo', { message: 'no secrets here' }, { session: session() }),
+    ).toMatchObject({
       outcome: 'executed',
     });
   });

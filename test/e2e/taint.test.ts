@@ -35,7 +35,9 @@ describe('tainted sessions (OE-INV-013)', () => {
     expect(waiting).toMatchObject({ outcome: 'pending', code: 'ERR_APPROVAL_PENDING' });
     expect(e2e.runs.get('transfer_funds') ?? 0).toBe(before);
 
-    expect(await c.call('transfer_funds', SMALL, { session: session() })).toMatchObject({ outcome: 'executed' });
+    expect(await c.call('transfer_funds', SMALL, { session: session() })).toMatchObject({
+      outcome: 'executed',
+    });
     expect(e2e.runs.get('transfer_funds')).toBe(before + 1);
   });
 });

@@ -95,7 +95,9 @@ describe('SQLite nonce store group commit (scenario 6, OE-INV-017)', () => {
   it('gives exactly one fresh per jti among many consumptions of distinct and duplicate jtis in one turn', async () => {
     const jtis = Array.from({ length: 40 }, (_, i) => `j${i % 10}`); // 10 jtis, 4 times each
     jtis.push(...Array.from({ length: 20 }, (_, i) => `solo${i}`));
-    const verdicts = await Promise.all(jtis.map((j, i) => store.consume(n(j, i % 2 === 0 ? 'acme' : 'globex'))));
+    const verdicts = await Promise.all(
+      jtis.map((j, i) => store.consume(n(j, i % 2 === 0 ? 'acme' : 'globex'))),
+    );
     const fresh = new Map<string, number>();
     verdicts.forEach((v, i) => {
       if (v === 'fresh') fresh.set(jtis[i]!, (fresh.get(jtis[i]!) ?? 0) + 1);

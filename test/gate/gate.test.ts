@@ -22,15 +22,30 @@ describe('Gate: a governed call (SPEC §2, FC-INV-6)', () => {
     const req = h.request();
     const res = await h.post(req);
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ outcome: 'executed', request_id: req.request_id, decision_id: 'dec-1', result: { echoed: { text: 'hi' } } });
+    expect(res.body).toMatchObject({
+      outcome: 'executed',
+      request_id: req.request_id,
+      decision_id: 'dec-1',
+      result: { echoed: { text: 'hi' } },
+    });
     expect(res.body['trace_id']).toMatch(/^[0-9a-f]{32}$/);
     expect(h.ledger.events.map((e) => e.type)).toEqual(['gateway.accepted', 'gateway.completed']);
     const accepted = h.ledger.events[0]!;
     // The raw bytes are evidence, referenced by hash (FC-INV-5).
     expect(h.ledger.evidence.has(accepted.payload['request_sha256'] as string)).toBe(true);
     expect(h.cpCalls).toHaveLength(1);
-    expect(h.cpCalls[0]).toMatchObject({ request_id: req.request_id, identity: 'agent-1', tenant: 'acme', tool: 'echo', timestamp: T0 });
-    expect(h.execCalls[0]).toMatchObject({ envelope: 'aGVhZA.eyJ0b29sIjoiZWNobyJ9.c2ln', tool: 'echo', tenant: 'acme' });
+    expect(h.cpCalls[0]).toMatchObject({
+      request_id: req.request_id,
+      identity: 'agent-1',
+      tenant: 'acme',
+      tool: 'echo',
+      timestamp: T0,
+    });
+    expect(h.execCalls[0]).toMatchObject({
+      envelope: 'aGVhZA.eyJ0b29sIjoiZWNobyJ9.c2ln',
+      tool: 'echo',
+      tenant: 'acme',
+    });
   });
 
   it('serves 32 concurrent clients', async () => {
@@ -43,18 +58,52 @@ describe('Gate: a governed call (SPEC §2, FC-INV-6)', () => {
 });
 
 describe('Gate: denials before policy evaluation (FC-INV-3)', () => {
-  const cases: [string, (h: Harness) => Promise<{ status: number; body: Record<string, unknown> }>, string][] = [
-    ['missing field', (x) => { const { nonce: _n, ...rest } = x.request(); return x.post(rest); }, 'ERR_REQUEST_MALFORMED'],
+  const cases: [
+    string,
+    (h: Harness) => Promise<{ status: number; body: Record<string, unknown> }>,
+    string,
+  ][] = [
+    [
+      'missing field',
+      (x) => {
+        const { nonce: _n, ...rest } = x.request();
+        return x.post(rest);
+      },
+      'ERR_REQUEST_MALFORMED',
+    ],
     ['unknown field', (x) => x.post({ ...x.request(), extra: 1 }), 'ERR_REQUEST_MALFORMED'],
     ['wrong type', (x) => x.post({ ...x.request(), session: 5 }), 'ERR_REQUEST_MALFORMED'],
     ['short nonce', (x) => x.post(x.request({ nonce: 'AAAAAAAAAAAAAAAAAAAA' })), 'ERR_REQUEST_MALFORMED'],
     ['unknown client', (x) => x.post(x.request({ identity: 'nobody' })), 'ERR_CLIENT_UNKNOWN'],
-    ['bad signature (parameters changed)', (x) => x.post({ ...x.request(), parameters: { text: 'other' } }), 'ERR_REQUEST_SIGNATURE'],
-    ['signature by another key', (x) => x.post(x.request({ key: generateSigningKey() })), 'ERR_REQUEST_SIGNATURE'],
+    [
+      'bad signature (parameters changed)',
+      (x) => x.post({ ...x.request(), parameters: { text: 'other' } }),
+      'ERR_REQUEST_SIGNATURE',
+    ],
+    [
+      'signature by another key',
+      (x) => x.post(x.request({ key: generateSigningKey() })),
+      'ERR_REQUEST_SIGNATURE',
+    ],
     ['tenant mismatch', (x) => x.post(x.request({ tenant: 'globex' })), 'ERR_REQUEST_TENANT'],
-    ['timestamp too far in the future (scenario 18)', (x) => x.post(x.request({ timestampMs: T0 + 120_001 })), 'ERR_REQUEST_TIMESTAMP'],
-    ['timestamp too far in the past (scenario 18)', (x) => x.post(x.request({ timestampMs: T0 - 120_001 })), 'ERR_REQUEST_TIMESTAMP'],
-    ['duplicate JSON keys', (x) => { const t = JSON.stringify(x.request()); return x.postRaw(`${t.slice(0, -1)},"tenant":"acme"}`); }, 'ERR_JSON_DUPLICATE_KEY'],
+    [
+      'timestamp too far in the future (scenario 18)',
+      (x) => x.post(x.request({ timestampMs: T0 + 120_001 })),
+      'ERR_REQUEST_TIMESTAMP',
+    ],
+    [
+      'timestamp too far in the past (scenario 18)',
+      (x) => x.post(x.request({ timestampMs: T0 - 120_001 })),
+      'ERR_REQUEST_TIMESTAMP',
+    ],
+    [
+      'duplicate JSON keys',
+      (x) => {
+        const t = JSON.stringify(x.request());
+        return x.postRaw(`${t.slice(0, -1)},"tenant":"acme"}`);
+      },
+      'ERR_JSON_DUPLICATE_KEY',
+    ],
     ['oversized body', (x) => x.postRaw(Buffer.alloc(MAX_REQUEST_BYTES + 10, 0x20)), 'ERR_REQUEST_TOO_LARGE'],
     ['not JSON', (x) => x.postRaw('hello'), 'ERR_JSON_SYNTAX'],
   ];
@@ -139,18 +188,24 @@ describe('Gate: dependency faults deny (FC-INV-4, scenario 5)', () => {
     ['answers garbage', () => Promise.resolve({ outcome: 'allow', envelope: 42 })],
     ['answers an unknown code', () => Promise.resolve({ outcome: 'deny', code: 'ERR_NOPE', reason: 'x' })],
   ];
-  it.each(cpFaults)('Control Plane %s → ERR_CONTROL_PLANE_UNAVAILABLE, nothing executed', async (_n, fault) => {
-    h = await startHarness({ decide: fault as never });
-    const res = await h.post(h.request());
-    expect(res.status).toBe(503);
-    expect(res.body).toMatchObject({ outcome: 'deny', code: 'ERR_CONTROL_PLANE_UNAVAILABLE' });
-    expect(JSON.stringify(res.body)).not.toContain('down');
-    expect(h.execCalls).toHaveLength(0);
-    expect(h.ledger.events.map((e) => e.type)).toEqual(['gateway.accepted', 'gateway.failed']);
-  });
+  it.each(cpFaults)(
+    'Control Plane %s → ERR_CONTROL_PLANE_UNAVAILABLE, nothing executed',
+    async (_n, fault) => {
+      h = await startHarness({ decide: fault as never });
+      const res = await h.post(h.request());
+      expect(res.status).toBe(503);
+      expect(res.body).toMatchObject({ outcome: 'deny', code: 'ERR_CONTROL_PLANE_UNAVAILABLE' });
+      expect(JSON.stringify(res.body)).not.toContain('down');
+      expect(h.execCalls).toHaveLength(0);
+      expect(h.ledger.events.map((e) => e.type)).toEqual(['gateway.accepted', 'gateway.failed']);
+    },
+  );
 
   it('a Control Plane deny passes through with its decision id', async () => {
-    h = await startHarness({ decide: () => Promise.resolve({ outcome: 'deny', code: 'ERR_POLICY_DENY', reason: 'no', decision_id: 'dec-9' }) });
+    h = await startHarness({
+      decide: () =>
+        Promise.resolve({ outcome: 'deny', code: 'ERR_POLICY_DENY', reason: 'no', decision_id: 'dec-9' }),
+    });
     const res = await h.post(h.request());
     expect(res.status).toBe(403);
     expect(res.body).toMatchObject({ code: 'ERR_POLICY_DENY', decision_id: 'dec-9' });
@@ -173,7 +228,15 @@ describe('Gate: dependency faults deny (FC-INV-4, scenario 5)', () => {
   });
 
   it('a replay store that cannot confirm → deny before policy', async () => {
-    h = await startHarness({ extra: { replay: { claim: () => { throw new Error('locked'); } } } });
+    h = await startHarness({
+      extra: {
+        replay: {
+          claim: () => {
+            throw new Error('locked');
+          },
+        },
+      },
+    });
     const res = await h.post(h.request());
     expect(res.body).toMatchObject({ outcome: 'deny', code: 'ERR_NONCE_STORE_UNAVAILABLE' });
     expect(h.cpCalls).toHaveLength(0);
@@ -187,14 +250,20 @@ describe('Gate: operator endpoints (SPEC §5)', () => {
     await h.post(req);
     const anonymous = await fetch(`${h.url}/v1/requests/${req.request_id}`);
     expect(anonymous.status).toBe(401);
-    const wrong = await fetch(`${h.url}/v1/requests/${req.request_id}`, { headers: { authorization: 'Bearer nope' } });
+    const wrong = await fetch(`${h.url}/v1/requests/${req.request_id}`, {
+      headers: { authorization: 'Bearer nope' },
+    });
     expect(wrong.status).toBe(401);
-    const res = await fetch(`${h.url}/v1/requests/${req.request_id}`, { headers: { authorization: `Bearer ${OPERATOR_TOKEN}` } });
+    const res = await fetch(`${h.url}/v1/requests/${req.request_id}`, {
+      headers: { authorization: `Bearer ${OPERATOR_TOKEN}` },
+    });
     expect(res.status).toBe(200);
     const view = (await res.json()) as Record<string, unknown>;
     expect(view['outcome']).toBe('executed');
     expect((view['records'] as unknown[]).length).toBe(2);
-    const missing = await fetch(`${h.url}/v1/requests/none`, { headers: { authorization: `Bearer ${OPERATOR_TOKEN}` } });
+    const missing = await fetch(`${h.url}/v1/requests/none`, {
+      headers: { authorization: `Bearer ${OPERATOR_TOKEN}` },
+    });
     expect(missing.status).toBe(404);
   });
 
@@ -218,7 +287,15 @@ describe('Gate: operator endpoints (SPEC §5)', () => {
 describe('client/gate agreement on the signing input', () => {
   it('a request built by the client verifies at the Gate and any field change breaks it', async () => {
     h = await startHarness();
-    const base = buildSignedRequest({ key: h.key, identity: 'agent-1', tenant: 'acme', action: 'echo', parameters: {}, timestampMs: T0, session: 's1' });
+    const base = buildSignedRequest({
+      key: h.key,
+      identity: 'agent-1',
+      tenant: 'acme',
+      action: 'echo',
+      parameters: {},
+      timestampMs: T0,
+      session: 's1',
+    });
     const tampered = { ...base, session: 's2' };
     expect((await h.post(tampered)).body['code']).toBe('ERR_REQUEST_SIGNATURE');
     expect((await h.post(base)).status).toBe(200);

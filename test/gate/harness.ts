@@ -3,7 +3,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGate, createGateServer, createSqliteGateState } from '../../src/gate/index.js';
-import type { GateDeps, GateLedger, GatewayEvent, GateServer, GateStateStore, LedgerEntryView } from '../../src/gate/index.js';
+import type {
+  GateDeps,
+  GateLedger,
+  GatewayEvent,
+  GateServer,
+  GateStateStore,
+  LedgerEntryView,
+} from '../../src/gate/index.js';
 import { sha256Hex } from '../../src/kernel/index.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import type { SigningKey } from '../../src/kernel/signing/index.js';
@@ -41,12 +48,20 @@ export function recordingLedger(): RecordingLedger {
       const out: LedgerEntryView[] = [];
       events.forEach((e, index) => {
         if (e.request_id === requestId)
-          out.push({ index, type: e.type, entry_hash: sha256Hex(String(index + 1)), trace_id: e.trace_id, payload: e.payload });
+          out.push({
+            index,
+            type: e.type,
+            entry_hash: sha256Hex(String(index + 1)),
+            trace_id: e.trace_id,
+            payload: e.payload,
+          });
       });
       return Promise.resolve(out);
     },
     latestCheckpoint() {
-      return Promise.resolve(events.length === 0 ? null : { size: events.length, root_hash: 'ab'.repeat(32), note: 'note' });
+      return Promise.resolve(
+        events.length === 0 ? null : { size: events.length, root_hash: 'ab'.repeat(32), note: 'note' },
+      );
     },
     proveInclusion() {
       return Promise.resolve(['cd'.repeat(32)]);
@@ -110,7 +125,11 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       execute: async (call) => {
         execCalls.push(call);
         if (opts.execute) return opts.execute(call);
-        return { outcome: 'executed', result: { echoed: call.params }, receipt: { index: 4, entry_hash: '01'.repeat(32) } };
+        return {
+          outcome: 'executed',
+          result: { echoed: call.params },
+          receipt: { index: 4, entry_hash: '01'.repeat(32) },
+        };
       },
     },
     operatorTokenSha256: sha256Hex(OPERATOR_TOKEN),
@@ -119,7 +138,11 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   });
   const server = await createGateServer(gate, { host: '127.0.0.1', port: 0 });
   const postRaw = async (text: string | Buffer) => {
-    const res = await fetch(`${server.url}/v1/calls`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text });
+    const res = await fetch(`${server.url}/v1/calls`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: text,
+    });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
   return {
@@ -143,7 +166,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       }),
     post: (body) => postRaw(JSON.stringify(body)),
     postRaw,
-    failedCodes: () => ledger.events.filter((e) => e.type === 'gateway.failed').map((e) => e.payload['code'] as string),
+    failedCodes: () =>
+      ledger.events.filter((e) => e.type === 'gateway.failed').map((e) => e.payload['code'] as string),
     close: async () => {
       await server.close();
       state.close();

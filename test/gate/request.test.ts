@@ -7,14 +7,23 @@ import { parseRequestTimestamp, parseSignedRequest, requestSigningInput } from '
 
 const key = generateSigningKey();
 const T = Date.parse('2025-06-01T12:00:00.000Z');
-const req = buildSignedRequest({ key, identity: 'a', tenant: 't', action: 'echo', parameters: { n: 1 }, timestampMs: T });
+const req = buildSignedRequest({
+  key,
+  identity: 'a',
+  tenant: 't',
+  action: 'echo',
+  parameters: { n: 1 },
+  timestampMs: T,
+});
 const bytes = (v: unknown) => Buffer.from(JSON.stringify(v));
 
 describe('request format', () => {
   it('client and Gate build the same signing input, prefixed with the context string', () => {
     const { signature: _s, ...fields } = req;
     expect(requestSigningInput(fields).equals(requestSigningBytes(fields))).toBe(true);
-    expect(requestSigningBytes(fields).toString('utf8').startsWith('failclosed-request-v1\n{"action":"echo"')).toBe(true);
+    expect(
+      requestSigningBytes(fields).toString('utf8').startsWith('failclosed-request-v1\n{"action":"echo"'),
+    ).toBe(true);
   });
 
   it('parses a well-formed request and its signature verifies', () => {
@@ -34,7 +43,9 @@ describe('request format', () => {
     ['2025-06-01T24:00:00.000Z'],
   ])('refuses timestamp %s', (ts) => {
     expect(parseRequestTimestamp(ts)).toBeUndefined();
-    expect(parseSignedRequest(bytes({ ...req, timestamp: ts }))).toMatchObject({ code: 'ERR_REQUEST_MALFORMED' });
+    expect(parseSignedRequest(bytes({ ...req, timestamp: ts }))).toMatchObject({
+      code: 'ERR_REQUEST_MALFORMED',
+    });
   });
 
   it.each([
@@ -53,7 +64,9 @@ describe('request format', () => {
     expect(parseSignedRequest(Buffer.from(text))).toMatchObject({ code: 'ERR_JSON_UNSAFE_NUMBER' });
     let deep: unknown = 1;
     for (let i = 0; i < 40; i += 1) deep = { d: deep };
-    expect(parseSignedRequest(bytes({ ...req, parameters: deep }))).toMatchObject({ code: 'ERR_JSON_TOO_DEEP' });
+    expect(parseSignedRequest(bytes({ ...req, parameters: deep }))).toMatchObject({
+      code: 'ERR_JSON_TOO_DEEP',
+    });
   });
 
   it('a request that is not an object is malformed', () => {

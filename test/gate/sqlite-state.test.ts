@@ -43,7 +43,9 @@ describe('SQLite request-replay store group commit (FC-INV-3)', () => {
     // Durable and visible to another connection.
     const other = createSqliteGateState({ path });
     try {
-      expect(await other.claim({ identity: 'agent-1', nonce: 'n5', requestId: 'x', atMs: 0 })).toBe('replayed');
+      expect(await other.claim({ identity: 'agent-1', nonce: 'n5', requestId: 'x', atMs: 0 })).toBe(
+        'replayed',
+      );
       expect(await other.claimNonce({ identity: 'agent-1', nonce: 'other-n10', atMs: 0 })).toBe('replayed');
     } finally {
       other.close();
@@ -65,12 +67,20 @@ describe('SQLite request-replay store group commit (FC-INV-3)', () => {
     locker.exec('BEGIN EXCLUSIVE');
     let settled: PromiseSettledResult<string>[];
     try {
-      settled = await Promise.allSettled([claim('a', 'ra'), claim('b', 'rb'), state.claimNonce({ identity: 'agent-1', nonce: 'c', atMs: 0 })]);
+      settled = await Promise.allSettled([
+        claim('a', 'ra'),
+        claim('b', 'rb'),
+        state.claimNonce({ identity: 'agent-1', nonce: 'c', atMs: 0 }),
+      ]);
     } finally {
       locker.exec('COMMIT');
       locker.close();
     }
     expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'rejected']);
-    expect(await Promise.all([claim('a', 'ra'), claim('b', 'rb'), claim('c', 'rc')])).toEqual(['fresh', 'fresh', 'fresh']);
+    expect(await Promise.all([claim('a', 'ra'), claim('b', 'rb'), claim('c', 'rc')])).toEqual([
+      'fresh',
+      'fresh',
+      'fresh',
+    ]);
   });
 });

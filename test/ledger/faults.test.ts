@@ -7,7 +7,14 @@
  */
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { GENESIS_PREV_HASH, type AppendReceipt, type Ledger, type EvidenceBlob, type LedgerEntry, type LedgerStore } from '../../src/ledger/index.js';
+import {
+  GENESIS_PREV_HASH,
+  type AppendReceipt,
+  type Ledger,
+  type EvidenceBlob,
+  type LedgerEntry,
+  type LedgerStore,
+} from '../../src/ledger/index.js';
 import { openLedger, sampleInput, tempSqliteStore, wrapStore } from './fixtures.js';
 
 type Settled = { ok: true; r: AppendReceipt } | { ok: false; code: unknown };
@@ -28,11 +35,16 @@ async function assertNoPhantoms(store: LedgerStore, acked: readonly AppendReceip
   const head = await store.head();
   const all = await store.readRange(0, head.size);
   expect(all.map((e) => e.index)).toEqual(Array.from({ length: head.size }, (_, i) => i));
-  all.forEach((e: LedgerEntry, i) => expect(e.prev_hash).toBe(i === 0 ? GENESIS_PREV_HASH : all[i - 1]!.entry_hash));
+  all.forEach((e: LedgerEntry, i) =>
+    expect(e.prev_hash).toBe(i === 0 ? GENESIS_PREV_HASH : all[i - 1]!.entry_hash),
+  );
   for (const a of acked) expect(all[a.index]?.entry_hash).toBe(a.entry_hash);
 }
 
-async function scenario(inject: (s: ReturnType<typeof tempSqliteStore>) => () => void, busyTimeoutMs?: number): Promise<void> {
+async function scenario(
+  inject: (s: ReturnType<typeof tempSqliteStore>) => () => void,
+  busyTimeoutMs?: number,
+): Promise<void> {
   const t = tempSqliteStore(busyTimeoutMs !== undefined ? { busyTimeoutMs } : {});
   try {
     const ledger = await openLedger(t.store);
@@ -73,7 +85,10 @@ describe('ledger write failures deny (SPEC §7 scenario 9, L7 degraded mode)', (
       failing = false;
       const after = await appendMany(ledger, 7, 2);
       expect(after.map((s) => (s.ok ? s.r.index : -1))).toEqual([3, 4]);
-      await assertNoPhantoms(t.store, after.flatMap((s) => (s.ok ? [s.r] : [])));
+      await assertNoPhantoms(
+        t.store,
+        after.flatMap((s) => (s.ok ? [s.r] : [])),
+      );
       await ledger.close();
     } finally {
       t.cleanup();
@@ -136,8 +151,15 @@ describe('ledger write failures deny (SPEC §7 scenario 9, L7 degraded mode)', (
       const ledger = await openLedger(t.store);
       t.store.database.close();
       await expect(ledger.append(sampleInput(0))).rejects.toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
-      await expect(ledger.putEvidence(Buffer.from('x'), 'text/plain')).rejects.toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
-      await expect(ledger.hasEntry({ index: 0, entry_hash: '0'.repeat(64) }, { type: 'decision', decision_id: 'd', tenant: 'acme' })).rejects.toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
+      await expect(ledger.putEvidence(Buffer.from('x'), 'text/plain')).rejects.toMatchObject({
+        code: 'ERR_LEDGER_UNAVAILABLE',
+      });
+      await expect(
+        ledger.hasEntry(
+          { index: 0, entry_hash: '0'.repeat(64) },
+          { type: 'decision', decision_id: 'd', tenant: 'acme' },
+        ),
+      ).rejects.toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
       await expect(ledger.checkpoint()).rejects.toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
     } finally {
       t.cleanup();

@@ -34,7 +34,11 @@ export function tempDir(): { dir: string; cleanup: () => void } {
 }
 
 /** A fresh SQLite store in its own temp directory. */
-export function tempSqliteStore(opts: { busyTimeoutMs?: number } = {}): { store: SqliteLedgerStore; path: string; cleanup: () => void } {
+export function tempSqliteStore(opts: { busyTimeoutMs?: number } = {}): {
+  store: SqliteLedgerStore;
+  path: string;
+  cleanup: () => void;
+} {
   const { dir, cleanup } = tempDir();
   const path = join(dir, 'ledger.db');
   const store = createSqliteLedgerStore({ path, ...opts });
@@ -49,7 +53,10 @@ export function tempSqliteStore(opts: { busyTimeoutMs?: number } = {}): { store:
 }
 
 /** Opens a ledger over `store` with the test signer and a stepping clock. */
-export function openLedger(store: LedgerStore, extra: { checkpointEvery?: { entries?: number; ms?: number }; clock?: Clock } = {}): Promise<Ledger> {
+export function openLedger(
+  store: LedgerStore,
+  extra: { checkpointEvery?: { entries?: number; ms?: number }; clock?: Clock } = {},
+): Promise<Ledger> {
   return createLedger({
     store,
     clock: extra.clock ?? steppingClock(),
@@ -70,9 +77,15 @@ export async function seedEvidence(ledger: Ledger): Promise<void> {
 
 const SAMPLES: readonly [EntryType, EntryInput['payload']][] = [
   ['gateway.accepted', { request_sha256: SAMPLE_REQUEST_SHA, tool: 'echo', client: 'agent-1' }],
-  ['decision', { decision_id: 'd-1', outcome: 'allow', policy_bundle: 'b'.repeat(64), rules_fired: ['p1'], risk: 'low' }],
+  [
+    'decision',
+    { decision_id: 'd-1', outcome: 'allow', policy_bundle: 'b'.repeat(64), rules_fired: ['p1'], risk: 'low' },
+  ],
   ['envelope.issued', { decision_id: 'd-1', jti: 'j-1', exp: 1_700_000_000 }],
-  ['execution.receipt', { decision_id: 'd-1', jti: 'j-1', status: 'ok', duration_ms: 12, result_sha256: 'c'.repeat(64) }],
+  [
+    'execution.receipt',
+    { decision_id: 'd-1', jti: 'j-1', status: 'ok', duration_ms: 12, result_sha256: 'c'.repeat(64) },
+  ],
   ['gateway.completed', { tool: 'echo', status: 200, outcome: 'ok' }],
   ['denial', { code: 'ERR_POLICY_DENY', stage: 'policy', tool: 'rm' }],
 ];
@@ -81,11 +94,22 @@ const SAMPLES: readonly [EntryType, EntryInput['payload']][] = [
 export function sampleInput(i: number, tenant = 'acme'): EntryInput {
   const [type, payload] = SAMPLES[i % SAMPLES.length]!;
   const trace = Math.floor(i / SAMPLES.length);
-  return { type, trace_id: `t-${trace}`, request_id: `r-${trace}`, tenant, actor: { id: 'agent-1', role: 'agent' }, payload };
+  return {
+    type,
+    trace_id: `t-${trace}`,
+    request_id: `r-${trace}`,
+    tenant,
+    actor: { id: 'agent-1', role: 'agent' },
+    payload,
+  };
 }
 
 /** Opens a ledger, seeds evidence and appends `n` sample entries one by one (so the checkpoint cadence is exact). */
-export async function ledgerWith(store: LedgerStore, n: number, checkpointEvery?: { entries?: number }): Promise<Ledger> {
+export async function ledgerWith(
+  store: LedgerStore,
+  n: number,
+  checkpointEvery?: { entries?: number },
+): Promise<Ledger> {
   const ledger = await openLedger(store, checkpointEvery !== undefined ? { checkpointEvery } : {});
   await seedEvidence(ledger);
   for (let i = 0; i < n; i++) await ledger.append(sampleInput(i));

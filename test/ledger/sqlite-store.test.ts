@@ -50,7 +50,9 @@ describe('SQLite ledger store specifics (SPEC §4, L7 ledger protection)', () =>
     try {
       await store.appendBatch(chain(3));
       store.database.exec('DROP TRIGGER entries_no_update');
-      store.database.prepare("UPDATE entries SET body = replace(body, '\"acme\"', '\"evil\"') WHERE idx = 0").run();
+      store.database
+        .prepare('UPDATE entries SET body = replace(body, \'"acme"\', \'"evil"\') WHERE idx = 0')
+        .run();
       await expect(store.entry(0)).rejects.toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
     } finally {
       cleanup();

@@ -16,7 +16,11 @@ import { sampleInput } from './fixtures.js';
 
 /** What a backend provides to the contract. */
 export interface StoreFactory {
-  create(): Promise<{ store: LedgerStore; reopen?: () => Promise<LedgerStore>; cleanup: () => Promise<void> }>;
+  create(): Promise<{
+    store: LedgerStore;
+    reopen?: () => Promise<LedgerStore>;
+    cleanup: () => Promise<void>;
+  }>;
 }
 
 /** `n` chained entries starting at `from` after `prev`. */
@@ -71,7 +75,9 @@ export function runLedgerStoreContract(name: string, factory: StoreFactory): voi
       expect(await store.readByRequest('r-0')).toEqual(entries.filter((e) => e.request_id === 'r-0'));
       const acme = entries.filter((e) => e.tenant === 'acme');
       expect(await store.readByTenant('acme')).toEqual(acme);
-      expect(await store.readByTenant('acme', { from: 4, limit: 2 })).toEqual(acme.filter((e) => e.index >= 4).slice(0, 2));
+      expect(await store.readByTenant('acme', { from: 4, limit: 2 })).toEqual(
+        acme.filter((e) => e.index >= 4).slice(0, 2),
+      );
     });
 
     it('a batch is atomic: a conflicting batch leaves nothing behind', async () => {
@@ -96,7 +102,12 @@ export function runLedgerStoreContract(name: string, factory: StoreFactory): voi
 
     it('stores every checkpoint and returns the latest', async () => {
       const { store } = await fresh();
-      const cp = (size: number) => ({ size, root_hash: sha256Hex(String(size)), note: `n${size}\n`, at: '2025-01-01T00:00:00.000Z' });
+      const cp = (size: number) => ({
+        size,
+        root_hash: sha256Hex(String(size)),
+        note: `n${size}\n`,
+        at: '2025-01-01T00:00:00.000Z',
+      });
       await store.putCheckpoint(cp(3));
       await store.putCheckpoint(cp(8));
       await store.putCheckpoint(cp(5));

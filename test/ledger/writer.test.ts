@@ -4,8 +4,19 @@
  * refusal to open a broken ledger, allowlisted payloads, and ledger confirmation lookups.
  */
 import { describe, expect, it } from 'vitest';
-import { verifyCheckpoint, noteVerifierFromVkey, verifyInclusion, verifyConsistency } from '../../src/kernel/index.js';
-import { GENESIS_PREV_HASH, entryLeafHash, type EvidenceBlob, type LedgerEntry, type LedgerStore } from '../../src/ledger/index.js';
+import {
+  verifyCheckpoint,
+  noteVerifierFromVkey,
+  verifyInclusion,
+  verifyConsistency,
+} from '../../src/kernel/index.js';
+import {
+  GENESIS_PREV_HASH,
+  entryLeafHash,
+  type EvidenceBlob,
+  type LedgerEntry,
+  type LedgerStore,
+} from '../../src/ledger/index.js';
 import { ORIGIN, openLedger, sampleInput, steppingClock, tempSqliteStore, wrapStore } from './fixtures.js';
 
 /** Wraps a store, recording the size of every committed batch. */
@@ -33,7 +44,9 @@ describe('group commit (SPEC §8 durable writes)', () => {
       expect(counting.commits.length).toBeLessThan(n / 10);
       const stored = await store.readRange(0, n);
       expect(stored.map((e) => e.entry_hash)).toEqual(receipts.map((r) => r.entry_hash));
-      stored.forEach((e, i) => expect(e.prev_hash).toBe(i === 0 ? GENESIS_PREV_HASH : stored[i - 1]!.entry_hash));
+      stored.forEach((e, i) =>
+        expect(e.prev_hash).toBe(i === 0 ? GENESIS_PREV_HASH : stored[i - 1]!.entry_hash),
+      );
       await ledger.close();
     } finally {
       cleanup();
@@ -99,10 +112,18 @@ describe('payload allowlist (OE-INV-009, L7 Secret Handling)', () => {
     const { store, cleanup } = tempSqliteStore();
     try {
       const ledger = await openLedger(store);
-      await expect(ledger.append({ ...sampleInput(3), payload: { duration_ms: 2 ** 60 } })).rejects.toMatchObject({ code: 'ERR_LEDGER_PAYLOAD_FIELD' });
-      await expect(ledger.append({ ...sampleInput(3), payload: { duration_ms: undefined as never } })).rejects.toMatchObject({ code: 'ERR_LEDGER_PAYLOAD_FIELD' });
-      await expect(ledger.append({ ...sampleInput(3), payload: [] as never })).rejects.toMatchObject({ code: 'ERR_LEDGER_PAYLOAD_FIELD' });
-      await expect(ledger.append({ ...sampleInput(3), type: 'nope' as never })).rejects.toBeInstanceOf(TypeError);
+      await expect(
+        ledger.append({ ...sampleInput(3), payload: { duration_ms: 2 ** 60 } }),
+      ).rejects.toMatchObject({ code: 'ERR_LEDGER_PAYLOAD_FIELD' });
+      await expect(
+        ledger.append({ ...sampleInput(3), payload: { duration_ms: undefined as never } }),
+      ).rejects.toMatchObject({ code: 'ERR_LEDGER_PAYLOAD_FIELD' });
+      await expect(ledger.append({ ...sampleInput(3), payload: [] as never })).rejects.toMatchObject({
+        code: 'ERR_LEDGER_PAYLOAD_FIELD',
+      });
+      await expect(ledger.append({ ...sampleInput(3), type: 'nope' as never })).rejects.toBeInstanceOf(
+        TypeError,
+      );
       await ledger.close();
     } finally {
       cleanup();
@@ -148,7 +169,17 @@ describe('recovery on open (L7 ledger protection: fail closed)', () => {
       const { computeEntryHash, entryJson } = await import('../../src/ledger/index.js');
       const forged = { ...e3, prev_hash: '1'.repeat(64) };
       const sealed = { ...forged, entry_hash: computeEntryHash(forged) };
-      raw.database.prepare('INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)').run(3, sealed.entry_hash, sealed.type, sealed.trace_id, sealed.request_id, sealed.tenant, entryJson(sealed));
+      raw.database
+        .prepare('INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(
+          3,
+          sealed.entry_hash,
+          sealed.type,
+          sealed.trace_id,
+          sealed.request_id,
+          sealed.tenant,
+          entryJson(sealed),
+        );
       await expect(openLedger(raw)).rejects.toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
       raw.database.close();
     } finally {
@@ -222,13 +253,22 @@ describe('checkpoints and proofs (SPEC §4, C2SP tlog-checkpoint)', () => {
           const proof = ledger.proveInclusion(i, size).map((h) => Buffer.from(h, 'hex'));
           expect(verifyInclusion(i, size, entryLeafHash(entries[i]!.entry_hash), proof, root)).toBe(true);
           const other = entries[(i + 1) % size]!;
-          if (size > 1) expect(verifyInclusion(i, size, entryLeafHash(other.entry_hash), proof, root)).toBe(false);
+          if (size > 1)
+            expect(verifyInclusion(i, size, entryLeafHash(other.entry_hash), proof, root)).toBe(false);
         }
       }
       for (let s1 = 1; s1 <= 23; s1 += 3)
         for (let s2 = s1; s2 <= 23; s2 += 4) {
           const proof = ledger.proveConsistency(s1, s2).map((h) => Buffer.from(h, 'hex'));
-          expect(verifyConsistency(s1, s2, proof, Buffer.from(ledger.rootHash(s1), 'hex'), Buffer.from(ledger.rootHash(s2), 'hex'))).toBe(true);
+          expect(
+            verifyConsistency(
+              s1,
+              s2,
+              proof,
+              Buffer.from(ledger.rootHash(s1), 'hex'),
+              Buffer.from(ledger.rootHash(s2), 'hex'),
+            ),
+          ).toBe(true);
         }
       await ledger.close();
     } finally {
@@ -286,7 +326,8 @@ describe('ledger confirmation for the Execution Layer (L7 Boundary B, SPEC §3 l
       ]);
       expect(beforeCommit).toBe(false);
       expect(commits).toEqual([{ entries: 20, evidence: 20 }]);
-      for (const [i, sha] of shas.entries()) expect((await store.getEvidence(sha))?.body.toString()).toBe(`raw ${i}`);
+      for (const [i, sha] of shas.entries())
+        expect((await store.getEvidence(sha))?.body.toString()).toBe(`raw ${i}`);
       await ledger.close();
     } finally {
       cleanup();
@@ -304,11 +345,13 @@ describe('ledger confirmation for the Execution Layer (L7 Boundary B, SPEC §3 l
         },
       });
       const ledger = await openLedger(flaky);
-      const settled = await Promise.allSettled([ledger.putEvidence(Buffer.from('x'), 'text/plain'), ledger.append(sampleInput(0))]);
-      expect(settled.map((r) => (r.status === 'rejected' ? (r.reason as { code?: string }).code : 'ok'))).toEqual([
-        'ERR_LEDGER_UNAVAILABLE',
-        'ERR_LEDGER_UNAVAILABLE',
+      const settled = await Promise.allSettled([
+        ledger.putEvidence(Buffer.from('x'), 'text/plain'),
+        ledger.append(sampleInput(0)),
       ]);
+      expect(
+        settled.map((r) => (r.status === 'rejected' ? (r.reason as { code?: string }).code : 'ok')),
+      ).toEqual(['ERR_LEDGER_UNAVAILABLE', 'ERR_LEDGER_UNAVAILABLE']);
       failing = false;
       const sha = await ledger.putEvidence(Buffer.from('x'), 'text/plain');
       expect((await store.getEvidence(sha))?.body.toString()).toBe('x');

@@ -59,37 +59,89 @@ describe('loadBundle rejects (SPEC §6, OE-INV-005)', () => {
     ['a wrong format', (d) => ({ ...d, format: 'failclosed.policy-bundle/v2' })],
     ['an unknown tool field', (d) => ({ ...d, tools: [{ ...ECHO_TOOL, timeout: 5 }, PAY_TOOL] })],
     ['an unknown settings field', (d) => ({ ...d, settings: { approval_ttl: 5 } })],
-    ['an unknown preview field', (d) => ({ ...d, tools: [{ ...ECHO_TOOL, preview: { irreversible: true, x: 1 } }, PAY_TOOL] })],
+    [
+      'an unknown preview field',
+      (d) => ({ ...d, tools: [{ ...ECHO_TOOL, preview: { irreversible: true, x: 1 } }, PAY_TOOL] }),
+    ],
     ['a bad risk class', (d) => ({ ...d, tools: [{ ...ECHO_TOOL, risk: 'extreme' }, PAY_TOOL] })],
-    ['an adapter without a type', (d) => ({ ...d, tools: [{ ...ECHO_TOOL, adapter: { name: 'echo' } }, PAY_TOOL] })],
+    [
+      'an adapter without a type',
+      (d) => ({ ...d, tools: [{ ...ECHO_TOOL, adapter: { name: 'echo' } }, PAY_TOOL] }),
+    ],
     ['a duplicate tool name', (d) => ({ ...d, tools: [ECHO_TOOL, ECHO_TOOL, PAY_TOOL] })],
     ['no policies', (d) => ({ ...d, policies: {} })],
     ['invalid Cedar', (d) => ({ ...d, policies: { x: 'permit (principal, action, resource' } })],
-    ['two policies under one id', (d) => ({ ...d, policies: { x: 'permit(principal,action,resource);forbid(principal,action,resource);' } })],
+    [
+      'two policies under one id',
+      (d) => ({
+        ...d,
+        policies: { x: 'permit(principal,action,resource);forbid(principal,action,resource);' },
+      }),
+    ],
     ['a template', (d) => ({ ...d, policies: { x: 'permit(principal == ?principal, action, resource);' } })],
     ['a bad policy id', (d) => ({ ...d, policies: { '../x': 'permit(principal,action,resource);' } })],
     ['an invalid Cedar schema', (d) => ({ ...d, schema: 'entity Agent in [Nope] {' })],
-    ['a schema without the entity model', (d) => ({ ...d, schema: SCHEMA.replace('entity Agent in [Tenant]', 'entity Agent') })],
-    ['a tool with no Cedar action', (d) => ({ ...d, tools: [ECHO_TOOL, PAY_TOOL, { ...ECHO_TOOL, name: 'other' }] })],
+    [
+      'a schema without the entity model',
+      (d) => ({ ...d, schema: SCHEMA.replace('entity Agent in [Tenant]', 'entity Agent') }),
+    ],
+    [
+      'a tool with no Cedar action',
+      (d) => ({ ...d, tools: [ECHO_TOOL, PAY_TOOL, { ...ECHO_TOOL, name: 'other' }] }),
+    ],
     [
       'a policy that fails validation (unknown attribute)',
-      (d) => ({ ...d, policies: { x: 'permit(principal, action == Action::"echo", resource) when { context.params.nope == 1 };' } }),
+      (d) => ({
+        ...d,
+        policies: {
+          x: 'permit(principal, action == Action::"echo", resource) when { context.params.nope == 1 };',
+        },
+      }),
     ],
     [
       'a policy comparing incompatible types',
-      (d) => ({ ...d, policies: { x: 'forbid(principal, action == Action::"echo", resource) when { context.params.message == 1 };' } }),
+      (d) => ({
+        ...d,
+        policies: {
+          x: 'forbid(principal, action == Action::"echo", resource) when { context.params.message == 1 };',
+        },
+      }),
     ],
     [
       'a policy that can never fire (validation warning)',
-      (d) => ({ ...d, policies: { x: 'forbid(principal, action == Action::"echo", resource) when { false };' } }),
+      (d) => ({
+        ...d,
+        policies: { x: 'forbid(principal, action == Action::"echo", resource) when { false };' },
+      }),
     ],
-    ['an unknown annotation', (d) => ({ ...d, policies: { x: '@approval("2") permit(principal, action, resource);' } })],
-    ['a bad @approvals value', (d) => ({ ...d, policies: { x: '@approvals("two") permit(principal, action, resource);' } })],
-    ['too many approvals', (d) => ({ ...d, policies: { x: '@approvals("11") permit(principal, action, resource);' } })],
-    ['a bad @preview value', (d) => ({ ...d, policies: { x: '@preview("yes") permit(principal, action, resource);' } })],
-    ['a bad @max_cost_usd', (d) => ({ ...d, policies: { x: '@max_cost_usd("1e3") permit(principal, action, resource);' } })],
-    ['@approver_role without approvals', (d) => ({ ...d, policies: { x: '@approver_role("t") permit(principal, action, resource);' } })],
-    ['obligations on a forbid', (d) => ({ ...d, policies: { x: '@approvals("1") forbid(principal, action, resource);' } })],
+    [
+      'an unknown annotation',
+      (d) => ({ ...d, policies: { x: '@approval("2") permit(principal, action, resource);' } }),
+    ],
+    [
+      'a bad @approvals value',
+      (d) => ({ ...d, policies: { x: '@approvals("two") permit(principal, action, resource);' } }),
+    ],
+    [
+      'too many approvals',
+      (d) => ({ ...d, policies: { x: '@approvals("11") permit(principal, action, resource);' } }),
+    ],
+    [
+      'a bad @preview value',
+      (d) => ({ ...d, policies: { x: '@preview("yes") permit(principal, action, resource);' } }),
+    ],
+    [
+      'a bad @max_cost_usd',
+      (d) => ({ ...d, policies: { x: '@max_cost_usd("1e3") permit(principal, action, resource);' } }),
+    ],
+    [
+      '@approver_role without approvals',
+      (d) => ({ ...d, policies: { x: '@approver_role("t") permit(principal, action, resource);' } }),
+    ],
+    [
+      'obligations on a forbid',
+      (d) => ({ ...d, policies: { x: '@approvals("1") forbid(principal, action, resource);' } }),
+    ],
   ];
   for (const [name, edit] of cases) {
     it(name, () => {
@@ -125,7 +177,10 @@ describe('tool parameter schemas are closed JSON Schemas (OE-INV-004)', () => {
     expect(withParams({ type: 'string' })).toBe('ERR_POLICY_BUNDLE_INVALID');
   });
   it('rejects an open nested object', () => {
-    const nested = { ...p, properties: { message: { type: 'object', properties: { a: { type: 'string' } } } } };
+    const nested = {
+      ...p,
+      properties: { message: { type: 'object', properties: { a: { type: 'string' } } } },
+    };
     expect(withParams(nested)).toBe('ERR_POLICY_BUNDLE_INVALID');
   });
   it('rejects unknown keywords (ajv strict) and unknown formats', () => {
@@ -134,7 +189,9 @@ describe('tool parameter schemas are closed JSON Schemas (OE-INV-004)', () => {
     expect(withParams(fmt)).toBe('ERR_POLICY_BUNDLE_INVALID');
   });
   it('rejects an unsupported $schema and an unresolvable $ref', () => {
-    expect(withParams(p, { $schema: 'http://json-schema.org/draft-04/schema#' })).toBe('ERR_POLICY_BUNDLE_INVALID');
+    expect(withParams(p, { $schema: 'http://json-schema.org/draft-04/schema#' })).toBe(
+      'ERR_POLICY_BUNDLE_INVALID',
+    );
     const ref = { ...p, properties: { message: { $ref: 'https://example.com/x.json' } } };
     expect(withParams(ref)).toBe('ERR_POLICY_BUNDLE_INVALID');
   });

@@ -32,7 +32,10 @@ describe('tool catalog (OE-INV-004/005)', () => {
   ];
   for (const [name, tool, params] of bad) {
     it(`denies ${name} with ERR_PARAMS_INVALID`, () => {
-      expect(catalog.validateParams(tool, params)).toMatchObject({ outcome: 'deny', code: 'ERR_PARAMS_INVALID' });
+      expect(catalog.validateParams(tool, params)).toMatchObject({
+        outcome: 'deny',
+        code: 'ERR_PARAMS_INVALID',
+      });
     });
   }
 

@@ -24,7 +24,12 @@ beforeAll(async () => {
   engine = e;
 });
 
-const transfer = (amount: number) => ({ from_account: 'acct_a', to_account: 'acct_b', amount, currency: 'USD' });
+const transfer = (amount: number) => ({
+  from_account: 'acct_a',
+  to_account: 'acct_b',
+  amount,
+  currency: 'USD',
+});
 
 describe('demo bundle (examples/demo-policy)', () => {
   it('builds to the same hash twice and reloads from its text with that hash', async () => {
@@ -92,7 +97,10 @@ describe('demo bundle (examples/demo-policy)', () => {
       obligations: { approvals: 1, preview: true },
       risk: 'high',
     });
-    expect(engine.evaluate(call('delete_records', params))).toMatchObject({ code: 'ERR_POLICY_DENY', rules_fired: [] });
+    expect(engine.evaluate(call('delete_records', params))).toMatchObject({
+      code: 'ERR_POLICY_DENY',
+      rules_fired: [],
+    });
   });
 
   it('send_email is forbidden for tenant globex only', () => {

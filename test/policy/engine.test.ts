@@ -30,7 +30,12 @@ describe('decisions (SPEC §2 step 3, OE-INV-014)', () => {
     expect(d).toMatchObject({
       outcome: 'escalate',
       rules_fired: ['pay-big'],
-      obligations: { approvals: 2, approver_roles: ['finance', 'treasury'], preview: false, max_cost_usd: '500' },
+      obligations: {
+        approvals: 2,
+        approver_roles: ['finance', 'treasury'],
+        preview: false,
+        max_cost_usd: '500',
+      },
       risk: 'medium',
     });
   });
@@ -61,14 +66,20 @@ describe('decisions (SPEC §2 step 3, OE-INV-014)', () => {
     expect(d).toMatchObject({
       outcome: 'escalate',
       rules_fired: ['pay-a', 'pay-b', 'pay-big'],
-      obligations: { approvals: 3, approver_roles: ['finance', 'ops', 'treasury'], preview: true, max_cost_usd: '250.5' },
+      obligations: {
+        approvals: 3,
+        approver_roles: ['finance', 'ops', 'treasury'],
+        preview: true,
+        max_cost_usd: '250.5',
+      },
       risk: 'high',
     });
   });
 
   it('escalates on preview alone', () => {
     const doc = baseDoc();
-    (doc['policies'] as Record<string, string>)['echo-ok'] = '@preview("true") permit (principal, action == Action::"echo", resource);';
+    (doc['policies'] as Record<string, string>)['echo-ok'] =
+      '@preview("true") permit (principal, action == Action::"echo", resource);';
     expect(mustEngine(doc).evaluate(call('echo', { message: 'x' })).outcome).toBe('escalate');
   });
 });
@@ -77,7 +88,8 @@ describe('fail closed (FC-INV-4, SPEC §8 Cedar row)', () => {
   it('a forbid that errors at run time is a deny, though Cedar alone would allow', () => {
     const doc = baseDoc();
     // Validates, but overflows for count >= 2: Cedar skips the erroring forbid and answers allow.
-    (doc['policies'] as Record<string, string>)['overflow'] = `forbid (principal, action == Action::"pay", resource)
+    (doc['policies'] as Record<string, string>)['overflow'] =
+      `forbid (principal, action == Action::"pay", resource)
       when { context.params has count && context.params.count * 4611686018427387904 > 9 };`;
     const e = mustEngine(doc);
     expect(e.evaluate(call('pay', { amount: 5, count: 0 })).outcome).toBe('allow'); // control
@@ -87,7 +99,9 @@ describe('fail closed (FC-INV-4, SPEC §8 Cedar row)', () => {
 
   it('unknown tool → ERR_TOOL_UNKNOWN; bad params → ERR_PARAMS_INVALID', () => {
     expect(engine.evaluate(call('rm', {}))).toMatchObject({ code: 'ERR_TOOL_UNKNOWN' });
-    expect(engine.evaluate(call('echo', { message: 'hi', x: 1 }))).toMatchObject({ code: 'ERR_PARAMS_INVALID' });
+    expect(engine.evaluate(call('echo', { message: 'hi', x: 1 }))).toMatchObject({
+      code: 'ERR_PARAMS_INVALID',
+    });
   });
 
   it('reserved "__" keys cannot smuggle Cedar entities or extensions', () => {
@@ -113,9 +127,15 @@ describe('fail closed (FC-INV-4, SPEC §8 Cedar row)', () => {
   });
 
   it('malformed input and thrown exceptions are denies', () => {
-    expect(engine.evaluate(call('echo', { message: 'hi' }, { principal: { id: '', tenant: 'acme' } })).outcome).toBe('deny');
+    expect(
+      engine.evaluate(call('echo', { message: 'hi' }, { principal: { id: '', tenant: 'acme' } })).outcome,
+    ).toBe('deny');
     expect(engine.evaluate(call('echo', { message: 'hi' }, { tainted: 'no' as never })).outcome).toBe('deny');
-    const hostile = { get principal(): never { throw new Error('boom'); } } as never;
+    const hostile = {
+      get principal(): never {
+        throw new Error('boom');
+      },
+    } as never;
     expect(engine.evaluate(hostile)).toMatchObject({ outcome: 'deny', code: 'ERR_POLICY_ERROR' });
   });
 
@@ -124,7 +144,9 @@ describe('fail closed (FC-INV-4, SPEC §8 Cedar row)', () => {
     const doc = baseDoc();
     doc['schema'] = (doc['schema'] as string).replace('message: String', 'message: Long');
     doc['policies'] = { p: 'permit (principal, action, resource);' };
-    expect(mustEngine(doc).evaluate(call('echo', { message: 'hi' }))).toMatchObject({ code: 'ERR_POLICY_ERROR' });
+    expect(mustEngine(doc).evaluate(call('echo', { message: 'hi' }))).toMatchObject({
+      code: 'ERR_POLICY_ERROR',
+    });
   });
 });
 
@@ -159,7 +181,11 @@ describe('determinism (GEI Determinism)', () => {
   it('same bundle and input → identical decisions, across engines and loads', () => {
     const a = mustEngine();
     const b = mustEngine();
-    const input = call('pay', { amount: 150.5, tags: ['b', 'a', 'b'] }, { principal: { id: 'x', tenant: 'acme', roles: ['z', 'a'] } });
+    const input = call(
+      'pay',
+      { amount: 150.5, tags: ['b', 'a', 'b'] },
+      { principal: { id: 'x', tenant: 'acme', roles: ['z', 'a'] } },
+    );
     const first = JSON.stringify(a.evaluate(input));
     for (let i = 0; i < 20; i++) expect(JSON.stringify(a.evaluate(input))).toBe(first);
     expect(JSON.stringify(b.evaluate(input))).toBe(first);

@@ -48,7 +48,8 @@ export const POLICIES: Record<string, string> = {
   'pay-big': `@reason("big") @approvals("2") @approver_role("treasury, finance") @max_cost_usd("500")
     permit (principal, action == Action::"pay", resource)
     when { context.params.amount.greaterThan(decimal("100.0")) };`,
-  isolation: '@reason("own tenant only") forbid (principal, action, resource) unless { principal in resource };',
+  isolation:
+    '@reason("own tenant only") forbid (principal, action, resource) unless { principal in resource };',
 };
 
 /** The base document, as a fresh mutable object. */

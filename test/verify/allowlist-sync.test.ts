@@ -33,7 +33,9 @@ describe('ledger and verifier share the kernel entry format', () => {
     expect(Object.keys(kernel.PAYLOAD_ALLOWLIST).sort()).toEqual([...kernel.ENTRY_TYPES].sort());
     expect(kernel.isEntryType('decision')).toBe(true);
     expect(kernel.isEntryType('decision.raw')).toBe(false);
-    expect(kernel.disallowedPayloadFields('decision', { decision_id: 'd', api_key: 'x' })).toEqual(['api_key']);
+    expect(kernel.disallowedPayloadFields('decision', { decision_id: 'd', api_key: 'x' })).toEqual([
+      'api_key',
+    ]);
     expect(kernel.disallowedPayloadFields('denial', { code: 'ERR_X', reason: 'r' })).toEqual([]);
   });
 
@@ -44,7 +46,9 @@ describe('ledger and verifier share the kernel entry format', () => {
       expect(sha256Hex(canonicalize(body as unknown as JsonValue))).toBe(e.entry_hash);
       expect(kernel.computeEntryHash(e)).toBe(e.entry_hash);
       expect(ledger.entryJson(e)).toBe(canonicalize(e as unknown as JsonValue));
-      expect(kernel.entryLeafHash(e.entry_hash).equals(kernel.leafHash(Buffer.from(e.entry_hash, 'hex')))).toBe(true);
+      expect(
+        kernel.entryLeafHash(e.entry_hash).equals(kernel.leafHash(Buffer.from(e.entry_hash, 'hex'))),
+      ).toBe(true);
     }
   });
 
@@ -52,9 +56,15 @@ describe('ledger and verifier share the kernel entry format', () => {
     const t = tempSqliteStore();
     try {
       const l = await openLedger(t.store);
-      const odd = { ...sampleInput(1), tenant: 'ténant "q"\n\u0001', actor: { id: 'é😀', role: '</script>' } };
+      const odd = {
+        ...sampleInput(1),
+        tenant: 'ténant "q"\n\u0001',
+        actor: { id: 'é😀', role: '</script>' },
+      };
       const r = await l.append(odd);
-      const row = t.store.database.prepare('SELECT body FROM entries WHERE idx = ?').get(r.index) as { body: string };
+      const row = t.store.database.prepare('SELECT body FROM entries WHERE idx = ?').get(r.index) as {
+        body: string;
+      };
       const stored = (await t.store.entry(r.index))!;
       expect(row.body).toBe(canonicalize(stored as unknown as JsonValue));
       const { entry_hash: _h, ...body } = stored;

@@ -47,7 +47,14 @@ describe('runVerifyCli', () => {
 
   it('exit 2 on unusable input or arguments', async () => {
     const files = { 'junk.json': 'not json' };
-    for (const argv of [[], ['missing.json'], ['junk.json'], ['junk.json', '--bogus'], ['a', 'b'], ['junk.json', '--since']]) {
+    for (const argv of [
+      [],
+      ['missing.json'],
+      ['junk.json'],
+      ['junk.json', '--bogus'],
+      ['a', 'b'],
+      ['junk.json', '--since'],
+    ]) {
       expect(await runVerifyCli(argv, io(files))).toBe(2);
     }
   });

@@ -1,7 +1,12 @@
 /** Builds exported bundles for verifier tests and tampers with them the way an attacker would. */
 import { canonicalize, rootOf, formatCheckpoint, type JsonValue } from '../../src/kernel/index.js';
 import { signNote, type NoteSigner } from '../../src/kernel/signing/index.js';
-import { computeEntryHash, entryLeafHash, exportBundle, type ExportedBundle } from '../../src/ledger/index.js';
+import {
+  computeEntryHash,
+  entryLeafHash,
+  exportBundle,
+  type ExportedBundle,
+} from '../../src/ledger/index.js';
 import { AUDITOR, openLedger, tempSqliteStore } from '../ledger/fixtures.js';
 import { appendRealistic, LINKAGE_EXPORT } from './realistic.js';
 
@@ -19,7 +24,10 @@ export async function makeBundle(
 ): Promise<ExportedBundle & { vkey: string; checkpoints: string[] }> {
   const t = tempSqliteStore();
   try {
-    const ledger = await openLedger(t.store, opts.checkpointEvery !== undefined ? { checkpointEvery: { entries: opts.checkpointEvery } } : {});
+    const ledger = await openLedger(
+      t.store,
+      opts.checkpointEvery !== undefined ? { checkpointEvery: { entries: opts.checkpointEvery } } : {},
+    );
     await appendRealistic(ledger, n);
     const exported = await exportBundle({ ledger, actor: AUDITOR, ...LINKAGE_EXPORT, ...opts.scope });
     const checkpoints = (await t.store.checkpoints()).map((c) => c.note);
@@ -59,7 +67,11 @@ export function rechain(entries: MutableBundle[], from: number): void {
 /** Re-signs the bundle's checkpoint over its (complete) entries with `signer` and installs its key. */
 export function resign(b: MutableBundle, signer: NoteSigner, vkey: string, jwk: JsonValue): void {
   const leaves = (b['entries'] as { entry_hash: string }[]).map((e) => entryLeafHash(e.entry_hash));
-  const body = formatCheckpoint({ origin: b['origin'] as string, size: leaves.length, rootHash: rootOf(leaves) });
+  const body = formatCheckpoint({
+    origin: b['origin'] as string,
+    size: leaves.length,
+    rootHash: rootOf(leaves),
+  });
   b['checkpoint'] = signNote(body, signer);
   b['ledger_key'] = { vkey, jwk };
   b['older_checkpoints'] = [];

@@ -12,7 +12,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildSignedRequest } from '../../src/client/request.js';
 import { createClient } from '../../src/client/index.js';
-import { DEMO_CLIENT, dataPaths, initDataDir, readClientFile, readOperatorToken, readSigningKey, startEmbedded } from '../../src/embedded/index.js';
+import {
+  DEMO_CLIENT,
+  dataPaths,
+  initDataDir,
+  readClientFile,
+  readOperatorToken,
+  readSigningKey,
+  startEmbedded,
+} from '../../src/embedded/index.js';
 import { sha256Hex } from '../../src/kernel/index.js';
 import { generateSigningKey, importSigningKeyJwk, type SigningKey } from '../../src/kernel/signing/index.js';
 import { runVerifyCli, verifyBundle, type FindingCode, type VerifyReport } from '../../src/verify/index.js';
@@ -49,15 +57,28 @@ beforeAll(async () => {
   clientKey = importSigningKeyJwk(file.key);
   const instance = await startEmbedded(dir, { port: 0, executionPort: 0 });
   try {
-    const client = createClient({ url: instance.url, identity: file.identity, tenant: file.tenant, key: file.key });
+    const client = createClient({
+      url: instance.url,
+      identity: file.identity,
+      tenant: file.tenant,
+      key: file.key,
+    });
     const echo = await client.call('echo', { message: 'linkage' }, { session: 'linkage-1' });
     expect(echo).toMatchObject({ outcome: 'executed' });
     echoTrace = (echo as { trace_id: string }).trace_id;
-    expect(await client.call('send_email', { to: 'a@b.c', subject: 's', body: 'b' }, { session: 'linkage-2' })).toMatchObject({ outcome: 'executed' });
-    const denied = await client.call('transfer_funds', { from_account: 'acct_a', to_account: 'acct_b', amount: 99999, currency: 'USD' }, { session: 'linkage-3' });
+    expect(
+      await client.call('send_email', { to: 'a@b.c', subject: 's', body: 'b' }, { session: 'linkage-2' }),
+    ).toMatchObject({ outcome: 'executed' });
+    const denied = await client.call(
+      'transfer_funds',
+      { from_account: 'acct_a', to_account: 'acct_b', amount: 99999, currency: 'USD' },
+      { session: 'linkage-3' },
+    );
     expect(denied).toMatchObject({ outcome: 'deny' });
     full = await exportVia(instance.url, dir, {});
-    const lastAccepted = (mutable(full)['entries'] as MutableBundle[]).filter((e) => e['type'] === 'gateway.accepted').at(-1)!;
+    const lastAccepted = (mutable(full)['entries'] as MutableBundle[])
+      .filter((e) => e['type'] === 'gateway.accepted')
+      .at(-1)!;
     // A range that ends on a request's acceptance cuts that request's outcome off.
     ranged = await exportVia(instance.url, dir, { from: 0, to: lastAccepted['index'] });
     traced = await exportVia(instance.url, dir, { trace_id: echoTrace });
@@ -70,13 +91,16 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-const statusOf = (r: VerifyReport, id: string): string | undefined => r.checks.find((c) => c.id === id)?.status;
+const statusOf = (r: VerifyReport, id: string): string | undefined =>
+  r.checks.find((c) => c.id === id)?.status;
 const findingsOf = (r: VerifyReport, id: string) => r.checks.find((c) => c.id === id)?.findings ?? [];
 const failing = (r: VerifyReport): string[] => r.checks.filter((c) => c.status === 'fail').map((c) => c.id);
 
 /** Position of the entry of `type` in the echo trace. */
 function at(b: MutableBundle, type: string): number {
-  const i = (b['entries'] as MutableBundle[]).findIndex((e) => e['trace_id'] === echoTrace && e['type'] === type);
+  const i = (b['entries'] as MutableBundle[]).findIndex(
+    (e) => e['trace_id'] === echoTrace && e['type'] === type,
+  );
   expect(i).toBeGreaterThanOrEqual(0);
   return i;
 }
@@ -100,16 +124,30 @@ describe('a real export passes the linkage checks (SPEC §5)', () => {
     const r = verifyBundle(full);
     expect(r.exitCode).toBe(0);
     for (const id of LINKAGE) expect(statusOf(r, id)).toBe('pass');
-    for (const id of ['FC-INV-3', 'FC-INV-4', 'FC-INV-5', 'FC-INV-6', 'OE-INV-015', 'OE-INV-017']) expect(r.requirements[id]).toBe('pass');
+    for (const id of ['FC-INV-3', 'FC-INV-4', 'FC-INV-5', 'FC-INV-6', 'OE-INV-015', 'OE-INV-017'])
+      expect(r.requirements[id]).toBe('pass');
     const b = mutable(full);
-    expect(b['executor']).toMatchObject({ audience: expect.any(String) as string, max_lifetime_sec: expect.any(Number) as number });
+    expect(b['executor']).toMatchObject({
+      audience: expect.any(String) as string,
+      max_lifetime_sec: expect.any(Number) as number,
+    });
     expect(b['jwks'].issuer.keys).toHaveLength(1);
-    expect(Object.values(b['jwks'].client_identities)).toContainEqual({ identity: DEMO_CLIENT.identity, tenant: 'acme' });
-    const hashes = (b['entries'] as MutableBundle[]).filter((e) => e['type'] === 'decision').map((e) => e['payload'].policy_bundle as string);
+    expect(Object.values(b['jwks'].client_identities)).toContainEqual({
+      identity: DEMO_CLIENT.identity,
+      tenant: 'acme',
+    });
+    const hashes = (b['entries'] as MutableBundle[])
+      .filter((e) => e['type'] === 'decision')
+      .map((e) => e['payload'].policy_bundle as string);
     expect(hashes.length).toBeGreaterThan(0);
     for (const h of hashes) expect(Object.keys(b['policy_bundles'])).toContain(h);
     const echo = (b['exports'].requests as MutableBundle[]).find((q) => q['trace_id'] === echoTrace)!;
-    expect(echo).toMatchObject({ accepted: at(b, 'gateway.accepted'), envelope: at(b, 'envelope.issued'), receipt: at(b, 'execution.receipt'), outcome: at(b, 'gateway.completed') });
+    expect(echo).toMatchObject({
+      accepted: at(b, 'gateway.accepted'),
+      envelope: at(b, 'envelope.issued'),
+      receipt: at(b, 'execution.receipt'),
+      outcome: at(b, 'gateway.completed'),
+    });
   });
 
   it('the consistent forger alone changes nothing the linkage checks see', () => {
@@ -125,7 +163,11 @@ describe('a real export passes the linkage checks (SPEC §5)', () => {
       expect(r.exitCode).toBe(0);
     }
     const out: string[] = [];
-    const io = { out: (t: string) => void out.push(t), err: () => undefined, readFile: () => Buffer.from(full) };
+    const io = {
+      out: (t: string) => void out.push(t),
+      err: () => undefined,
+      readFile: () => Buffer.from(full),
+    };
     expect(await runVerifyCli(['bundle.json', '--invariant', 'INV-6', '--json'], io)).toBe(0);
     expect((JSON.parse(out.join('')) as VerifyReport).requirements).toEqual({ 'FC-INV-6': 'pass' });
   });
@@ -137,7 +179,10 @@ describe('a real export passes the linkage checks (SPEC §5)', () => {
     const r = verifyBundle(ranged);
     expect(r.exitCode).toBe(0);
     expect(statusOf(r, 'attributable-outcome')).toBe('pass');
-    expect(r.checks.find((c) => c.id === 'attributable-outcome')?.undecided?.[0]).toMatchObject({ code: 'OUTCOME_MISSING', partial: true });
+    expect(r.checks.find((c) => c.id === 'attributable-outcome')?.undecided?.[0]).toMatchObject({
+      code: 'OUTCOME_MISSING',
+      partial: true,
+    });
   });
 });
 
@@ -171,7 +216,10 @@ describe('tampering with the linkage is caught and names the entry', () => {
   it('a receipt with no prior decision (the decision record removed)', () => {
     const { report, bundle } = forge((b) => void b['entries'].splice(at(b, 'decision'), 1));
     expectOnly(report, 'receipt-linkage', 'RECEIPT_NO_DECISION', at(bundle, 'execution.receipt'));
-    expect(findingsOf(report, 'envelope-binding')[0]).toMatchObject({ code: 'ENVELOPE_LEDGER', index: at(bundle, 'envelope.issued') });
+    expect(findingsOf(report, 'envelope-binding')[0]).toMatchObject({
+      code: 'ENVELOPE_LEDGER',
+      index: at(bundle, 'envelope.issued'),
+    });
   });
 
   it('an execution trace without its Gate record (gateway.accepted removed): FC-INV-6', () => {
@@ -186,16 +234,28 @@ describe('tampering with the linkage is caught and names the entry', () => {
   it('a request without an outcome (gateway.completed removed): FC-INV-5', () => {
     const { report, bundle } = forge((b) => void b['entries'].splice(at(b, 'gateway.completed'), 1));
     expectOnly(report, 'attributable-outcome', 'OUTCOME_MISSING', at(bundle, 'gateway.accepted'));
-    expect(findingsOf(report, 'trace-linkage')[0]).toMatchObject({ code: 'TRACE_COMPLETION_MISSING', index: at(bundle, 'execution.receipt') });
+    expect(findingsOf(report, 'trace-linkage')[0]).toMatchObject({
+      code: 'TRACE_COMPLETION_MISSING',
+      index: at(bundle, 'execution.receipt'),
+    });
   });
 
   it('signed request evidence whose parameters do not hash to params_sha256', () => {
     const { report, bundle } = forge((b) => {
       const accepted = b['entries'][at(b, 'gateway.accepted')];
-      const original = JSON.parse(Buffer.from(b['evidence'][accepted.payload.request_sha256].body_b64 as string, 'base64').toString()) as MutableBundle;
+      const original = JSON.parse(
+        Buffer.from(b['evidence'][accepted.payload.request_sha256].body_b64 as string, 'base64').toString(),
+      ) as MutableBundle;
       const other = buildSignedRequest({
-        key: clientKey, identity: original['identity'], tenant: original['tenant'], action: original['action'], parameters: { message: 'something else' },
-        timestampMs: Date.parse(original['timestamp'] as string), requestId: original['request_id'], nonce: original['nonce'], session: original['session'],
+        key: clientKey,
+        identity: original['identity'],
+        tenant: original['tenant'],
+        action: original['action'],
+        parameters: { message: 'something else' },
+        timestampMs: Date.parse(original['timestamp'] as string),
+        requestId: original['request_id'],
+        nonce: original['nonce'],
+        session: original['session'],
       });
       const raw = Buffer.from(JSON.stringify(other));
       const sha = sha256Hex(raw);
@@ -204,7 +264,10 @@ describe('tampering with the linkage is caught and names the entry', () => {
       b['entries'][at(b, 'decision')].payload.request_sha256 = sha;
     });
     expect(report.exitCode).toBe(1);
-    expect(findingsOf(report, 'envelope-binding')[0]).toMatchObject({ code: 'ENVELOPE_PARAMS', index: at(bundle, 'envelope.issued') });
+    expect(findingsOf(report, 'envelope-binding')[0]).toMatchObject({
+      code: 'ENVELOPE_PARAMS',
+      index: at(bundle, 'envelope.issued'),
+    });
   });
 
   it('a request signed by no registered client key (FC-INV-3)', () => {
@@ -213,6 +276,11 @@ describe('tampering with the linkage is caught and names the entry', () => {
       b['jwks'].client_identities = {};
       b['entries'] = (b['entries'] as MutableBundle[]).filter((e) => e['type'] !== 'admin.client_registered');
     });
-    expectOnly(report, 'attributable-outcome', 'REQUEST_SIGNATURE', (bundle['entries'] as MutableBundle[]).findIndex((e) => e['type'] === 'gateway.accepted'));
+    expectOnly(
+      report,
+      'attributable-outcome',
+      'REQUEST_SIGNATURE',
+      (bundle['entries'] as MutableBundle[]).findIndex((e) => e['type'] === 'gateway.accepted'),
+    );
   });
 });

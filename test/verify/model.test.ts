@@ -35,10 +35,18 @@ class AppendCommand implements fc.AsyncCommand<Model, Ledger> {
 }
 
 /** The ledger-integrity checks: a tamper is named there; linkage checks may also name related entries. */
-const INTEGRITY = new Set(['entry-format', 'entry-hash', 'chain-continuity', 'merkle-root', 'inclusion-proofs']);
+const INTEGRITY = new Set([
+  'entry-format',
+  'entry-hash',
+  'chain-continuity',
+  'merkle-root',
+  'inclusion-proofs',
+]);
 
 function integrityFirstPosition(r: VerifyReport): number | undefined {
-  const positions = r.checks.filter((c) => INTEGRITY.has(c.id)).flatMap((c) => c.findings.map((f) => f.position ?? Number.MAX_SAFE_INTEGER));
+  const positions = r.checks
+    .filter((c) => INTEGRITY.has(c.id))
+    .flatMap((c) => c.findings.map((f) => f.position ?? Number.MAX_SAFE_INTEGER));
   return positions.length === 0 ? undefined : Math.min(...positions);
 }
 
@@ -57,8 +65,28 @@ type Tamper =
 
 const tamperArb: fc.Arbitrary<Tamper> = fc.oneof(
   fc.constant({ kind: 'none' as const }),
-  fc.record({ kind: fc.constant('edit' as const), at: fc.nat(), field: fc.constantFrom('tenant', 'trace_id', 'request_id', 'actor', 'at', 'payload') as fc.Arbitrary<'tenant'> }),
-  fc.record({ kind: fc.constantFrom('delete' as const, 'insert' as const, 'reorder' as const, 'truncate' as const, 'fork' as const), at: fc.nat() }),
+  fc.record({
+    kind: fc.constant('edit' as const),
+    at: fc.nat(),
+    field: fc.constantFrom(
+      'tenant',
+      'trace_id',
+      'request_id',
+      'actor',
+      'at',
+      'payload',
+    ) as fc.Arbitrary<'tenant'>,
+  }),
+  fc.record({
+    kind: fc.constantFrom(
+      'delete' as const,
+      'insert' as const,
+      'reorder' as const,
+      'truncate' as const,
+      'fork' as const,
+    ),
+    at: fc.nat(),
+  }),
 );
 
 /** Applies `t` to `b` and returns what the verifier must report: the named position, or a code. */
@@ -131,7 +159,8 @@ describe('model-based: verify detects every tamper of an exported bundle and nev
           }
           expect(r.exitCode).toBe(1);
           if (expected.position !== undefined) expect(integrityFirstPosition(r)).toBe(expected.position);
-          if (expected.code !== undefined) expect(r.checks.flatMap((c) => c.findings.map((f) => f.code))).toContain(expected.code);
+          if (expected.code !== undefined)
+            expect(r.checks.flatMap((c) => c.findings.map((f) => f.code))).toContain(expected.code);
         } finally {
           t.cleanup();
         }

@@ -5,7 +5,13 @@
  * that decision, execution.receipt, gateway.completed), with test keys and the export options
  * (issuer and client keys, executor, policy bundle) that make it verify (SPEC §5, FC-INV-5/6).
  */
-import { canonicalize, computeParamsSha256, sha256Hex, type JsonObject, type JsonValue } from '../../src/kernel/index.js';
+import {
+  canonicalize,
+  computeParamsSha256,
+  sha256Hex,
+  type JsonObject,
+  type JsonValue,
+} from '../../src/kernel/index.js';
 import { signEnvelope, signingKeyFromSeed, type SigningKey } from '../../src/kernel/signing/index.js';
 import { buildSignedRequest, type SignedRequestBody } from '../../src/client/request.js';
 import type { AppendReceipt, ExportOptions, Ledger } from '../../src/ledger/index.js';
@@ -53,24 +59,111 @@ export async function appendTrace(ledger: Ledger, n: number): Promise<AppendRece
   const decision_id = `d-${n}`;
   const jti = `j-${n}`;
   const out: AppendReceipt[] = [];
-  out.push(await ledger.append({ ...base, type: 'gateway.accepted', actor: GATE, payload: { request_sha256, tool: 'echo', client: CLIENT, session: null, auth_method: 'signature' } }));
+  out.push(
+    await ledger.append({
+      ...base,
+      type: 'gateway.accepted',
+      actor: GATE,
+      payload: { request_sha256, tool: 'echo', client: CLIENT, session: null, auth_method: 'signature' },
+    }),
+  );
   const decision = await ledger.append({
-    ...base, type: 'decision', actor: CONTROL_PLANE,
-    payload: { decision_id, outcome: 'allow', code: null, policy_bundle: POLICY_HASH, constitution_version: 'test', rules_fired: ['p1'], rationale: 'allowed', risk: 'low', obligations: null, params_sha256, tool: 'echo', client: CLIENT, session: null, request_sha256 },
+    ...base,
+    type: 'decision',
+    actor: CONTROL_PLANE,
+    payload: {
+      decision_id,
+      outcome: 'allow',
+      code: null,
+      policy_bundle: POLICY_HASH,
+      constitution_version: 'test',
+      rules_fired: ['p1'],
+      rationale: 'allowed',
+      risk: 'low',
+      obligations: null,
+      params_sha256,
+      tool: 'echo',
+      client: CLIENT,
+      session: null,
+      request_sha256,
+    },
   });
   out.push(decision);
   const ledgerRef = { index: decision.index, entry_hash: decision.entry_hash };
-  const envelope = signEnvelope({
-    iss: 'control-plane', aud: AUDIENCE, sub: CLIENT, tenant: TENANT, tool: 'echo', params_sha256, jti, iat: IAT, exp: IAT + 60,
-    decision_id, request_id: request.request_id, trace_id, policy_bundle: POLICY_HASH, ledger: ledgerRef, approvals: [],
-    constraints: { timeout_ms: 1000, max_output_bytes: 65536, memory_bytes: 67108864, network: false, egress: [], fs_read: [], fs_write: [], max_cost_cents: null },
-  }, ISSUER_KEY);
-  out.push(await ledger.append({ ...base, type: 'envelope.issued', actor: CONTROL_PLANE, payload: { decision_id, jti, envelope, kid: ISSUER_KEY.kid, exp: IAT + 60, ledger_ref: ledgerRef, params_sha256, tool: 'echo' } }));
-  out.push(await ledger.append({
-    ...base, type: 'execution.receipt', actor: EXECUTOR,
-    payload: { decision_id, jti, params_sha256, tool: 'echo', decision_ref: ledgerRef, duration_ms: 1, status: 'succeeded', adapter: 'builtin', result_sha256, redactions: 0 },
-  }));
-  out.push(await ledger.append({ ...base, type: 'gateway.completed', actor: GATE, payload: { decision_id, outcome: 'executed', tool: 'echo', client: CLIENT, result_sha256 } }));
+  const envelope = signEnvelope(
+    {
+      iss: 'control-plane',
+      aud: AUDIENCE,
+      sub: CLIENT,
+      tenant: TENANT,
+      tool: 'echo',
+      params_sha256,
+      jti,
+      iat: IAT,
+      exp: IAT + 60,
+      decision_id,
+      request_id: request.request_id,
+      trace_id,
+      policy_bundle: POLICY_HASH,
+      ledger: ledgerRef,
+      approvals: [],
+      constraints: {
+        timeout_ms: 1000,
+        max_output_bytes: 65536,
+        memory_bytes: 67108864,
+        network: false,
+        egress: [],
+        fs_read: [],
+        fs_write: [],
+        max_cost_cents: null,
+      },
+    },
+    ISSUER_KEY,
+  );
+  out.push(
+    await ledger.append({
+      ...base,
+      type: 'envelope.issued',
+      actor: CONTROL_PLANE,
+      payload: {
+        decision_id,
+        jti,
+        envelope,
+        kid: ISSUER_KEY.kid,
+        exp: IAT + 60,
+        ledger_ref: ledgerRef,
+        params_sha256,
+        tool: 'echo',
+      },
+    }),
+  );
+  out.push(
+    await ledger.append({
+      ...base,
+      type: 'execution.receipt',
+      actor: EXECUTOR,
+      payload: {
+        decision_id,
+        jti,
+        params_sha256,
+        tool: 'echo',
+        decision_ref: ledgerRef,
+        duration_ms: 1,
+        status: 'succeeded',
+        adapter: 'builtin',
+        result_sha256,
+        redactions: 0,
+      },
+    }),
+  );
+  out.push(
+    await ledger.append({
+      ...base,
+      type: 'gateway.completed',
+      actor: GATE,
+      payload: { decision_id, outcome: 'executed', tool: 'echo', client: CLIENT, result_sha256 },
+    }),
+  );
   return out;
 }
 
@@ -83,15 +176,28 @@ export async function appendRealistic(ledger: Ledger, n: number, firstTrace = 0)
     left -= TRACE_LENGTH;
   }
   for (; left > 0; left--) {
-    await ledger.append({ type: 'audit.read', trace_id: '', request_id: '', tenant: TENANT, actor: { id: 'auditor-1', role: 'auditor' }, payload: { scope: 'evidence', reason: 'review' } });
+    await ledger.append({
+      type: 'audit.read',
+      trace_id: '',
+      request_id: '',
+      tenant: TENANT,
+      actor: { id: 'auditor-1', role: 'auditor' },
+      payload: { scope: 'evidence', reason: 'review' },
+    });
   }
 }
 
 /** The signed request of synthetic call `n` (deterministic). */
 export function requestOf(n: number): SignedRequestBody {
   return buildSignedRequest({
-    key: CLIENT_KEY, identity: CLIENT, tenant: TENANT, action: 'echo', parameters: { message: `hello ${n}` },
-    timestampMs: IAT * 1000, requestId: `r-${n}`, nonce: Buffer.alloc(16, n % 256).toString('base64url'),
+    key: CLIENT_KEY,
+    identity: CLIENT,
+    tenant: TENANT,
+    action: 'echo',
+    parameters: { message: `hello ${n}` },
+    timestampMs: IAT * 1000,
+    requestId: `r-${n}`,
+    nonce: Buffer.alloc(16, n % 256).toString('base64url'),
   });
 }
 

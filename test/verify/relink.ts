@@ -7,8 +7,18 @@
  * ledger key is pinned with `--trusted-key` / `trustedKey`.
  */
 import { createPublicKey } from 'node:crypto';
-import { encodeBase64url, isEnvelopeClaims, publicKeyFromKeyObject, vkeyFor } from '../../src/kernel/index.js';
-import { noteSignerFor, signEnvelope, signingKeyFromSeed, type SigningKey } from '../../src/kernel/signing/index.js';
+import {
+  encodeBase64url,
+  isEnvelopeClaims,
+  publicKeyFromKeyObject,
+  vkeyFor,
+} from '../../src/kernel/index.js';
+import {
+  noteSignerFor,
+  signEnvelope,
+  signingKeyFromSeed,
+  type SigningKey,
+} from '../../src/kernel/signing/index.js';
 import { computeEntryHash } from '../../src/ledger/index.js';
 import { resign, type MutableBundle } from './helpers.js';
 
@@ -17,13 +27,21 @@ export function forgerLedgerKey(origin: string): { sign: (b: MutableBundle) => v
   const key = signingKeyFromSeed(Buffer.alloc(32, 77));
   const pub = createPublicKey(key.privateKey);
   const vkey = vkeyFor(origin, pub);
-  return { vkey, sign: (b) => resign(b, noteSignerFor(origin, key.privateKey), vkey, { ...publicKeyFromKeyObject(pub).jwk }) };
+  return {
+    vkey,
+    sign: (b) =>
+      resign(b, noteSignerFor(origin, key.privateKey), vkey, { ...publicKeyFromKeyObject(pub).jwk }),
+  };
 }
 
-const refKey = (r: { index?: unknown; entry_hash?: unknown } | undefined): string => `${String(r?.index)}:${String(r?.entry_hash)}`;
+const refKey = (r: { index?: unknown; entry_hash?: unknown } | undefined): string =>
+  `${String(r?.index)}:${String(r?.entry_hash)}`;
 
 function claimsOf(envelope: string): Record<string, unknown> {
-  return JSON.parse(Buffer.from(envelope.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+  return JSON.parse(Buffer.from(envelope.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<
+    string,
+    unknown
+  >;
 }
 
 /**
@@ -55,7 +73,8 @@ export function relink(b: MutableBundle, issuer: SigningKey): { vkey: string } {
     }
     const { entry_hash: _drop, ...body } = e;
     e['entry_hash'] = computeEntryHash(body as never);
-    if (e['type'] === 'decision' && (old.index !== i || old.entry_hash !== e['entry_hash'])) moved.set(refKey(old), { index: i, entry_hash: e['entry_hash'] as string });
+    if (e['type'] === 'decision' && (old.index !== i || old.entry_hash !== e['entry_hash']))
+      moved.set(refKey(old), { index: i, entry_hash: e['entry_hash'] as string });
   });
   b['scope'] = { kind: 'range', from: 0, to: entries.length - 1 };
   const key = forgerLedgerKey(b['origin'] as string);
@@ -64,7 +83,11 @@ export function relink(b: MutableBundle, issuer: SigningKey): { vkey: string } {
 }
 
 /** Replaces an envelope's claims and re-signs it with `key` (a forger's key, unknown to the bundle). */
-export function resignEnvelope(envelope: string, key: SigningKey, change: (claims: Record<string, unknown>) => void = () => undefined): string {
+export function resignEnvelope(
+  envelope: string,
+  key: SigningKey,
+  change: (claims: Record<string, unknown>) => void = () => undefined,
+): string {
   const claims = claimsOf(envelope);
   change(claims);
   if (!isEnvelopeClaims(claims)) throw new TypeError('not envelope claims');

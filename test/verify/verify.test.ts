@@ -35,11 +35,27 @@ describe('an untampered export verifies (SPEC §5)', () => {
     const m = mutable(b.text);
     expect(m['format']).toBe('failclosed.audit-bundle/v1');
     expect(Object.keys(m['jwks'])).toEqual(['approvers', 'client_identities', 'clients', 'issuer']);
-    expect(m['jwks'].client_identities).toEqual({ [CLIENT_KEY.kid]: { identity: 'agent-1', tenant: 'acme' } });
-    expect(m['executor']).toEqual({ audience: 'test-executor', clock_tolerance_sec: 30, max_lifetime_sec: 300 });
+    expect(m['jwks'].client_identities).toEqual({
+      [CLIENT_KEY.kid]: { identity: 'agent-1', tenant: 'acme' },
+    });
+    expect(m['executor']).toEqual({
+      audience: 'test-executor',
+      clock_tolerance_sec: 30,
+      max_lifetime_sec: 300,
+    });
     expect(Object.keys(m['policy_bundles'])).toEqual([POLICY_HASH]);
     expect(m['exports'].requests).toEqual([
-      { accepted: 0, decision: 1, envelope: 2, outcome: 4, receipt: 3, request_id: 'r-0', request_sha256: m['entries'][0].payload.request_sha256, tenant: 'acme', trace_id: traceIdOf(0) },
+      {
+        accepted: 0,
+        decision: 1,
+        envelope: 2,
+        outcome: 4,
+        receipt: 3,
+        request_id: 'r-0',
+        request_sha256: m['entries'][0].payload.request_sha256,
+        tenant: 'acme',
+        trace_id: traceIdOf(0),
+      },
     ]);
     expect(m['exports'].envelopes).toEqual([{ decision_id: 'd-0', index: 2, jti: 'j-0' }]);
     expect(m['exports'].receipts).toEqual([{ decision_id: 'd-0', index: 3, jti: 'j-0' }]);
@@ -103,7 +119,11 @@ describe('tampering with the exported bundle is detected and named (SPEC §7 sce
     m['entries'].splice(9, 1);
     const r = verifyBundle(text(m));
     expect(r.exitCode).toBe(1);
-    expect(r.checks.find((c) => c.id === 'chain-continuity')?.findings[0]).toMatchObject({ code: 'CHAIN_INDEX', position: 9, index: 10 });
+    expect(r.checks.find((c) => c.id === 'chain-continuity')?.findings[0]).toMatchObject({
+      code: 'CHAIN_INDEX',
+      position: 9,
+      index: 10,
+    });
     // Entry 9 was the outcome of the request accepted at entry 5 (FC-INV-5).
     expect(r.firstViolation).toMatchObject({ code: 'OUTCOME_MISSING', index: 5 });
   });
@@ -148,7 +168,9 @@ describe('tampering with the exported bundle is detected and named (SPEC §7 sce
       m['checkpoint'] = alter(m['checkpoint']);
       const r = verifyBundle(text(m));
       expect(r.exitCode).toBe(1);
-      expect(['CHECKPOINT_SIGNATURE', 'CHECKPOINT_MALFORMED', 'CHECKPOINT_ORIGIN']).toContain(r.checks.find((c) => c.id === 'checkpoint-signature')?.findings[0]?.code);
+      expect(['CHECKPOINT_SIGNATURE', 'CHECKPOINT_MALFORMED', 'CHECKPOINT_ORIGIN']).toContain(
+        r.checks.find((c) => c.id === 'checkpoint-signature')?.findings[0]?.code,
+      );
     }
   });
 
@@ -170,7 +192,9 @@ describe('tampering with the exported bundle is detected and named (SPEC §7 sce
   it('a bundle whose JWK is not its vkey is flagged', async () => {
     const b = await makeBundle(3);
     const m = mutable(b.text);
-    m['ledger_key'].jwk.x = publicKeyFromKeyObject(createPublicKey(signingKeyFromSeed(Buffer.alloc(32, 5)).privateKey)).jwk.x;
+    m['ledger_key'].jwk.x = publicKeyFromKeyObject(
+      createPublicKey(signingKeyFromSeed(Buffer.alloc(32, 5)).privateKey),
+    ).jwk.x;
     expect(codes(verifyBundle(text(m)))).toContain('LEDGER_KEY');
   });
 
@@ -180,7 +204,10 @@ describe('tampering with the exported bundle is detected and named (SPEC §7 sce
     m['entries'][3].payload.api_key = 'sk-live-secret';
     rechain(m['entries'], 3);
     const r = verifyBundle(text(m));
-    expect(r.checks.find((c) => c.id === 'payload-allowlist')?.findings[0]).toMatchObject({ code: 'PAYLOAD_FIELD', index: 3 });
+    expect(r.checks.find((c) => c.id === 'payload-allowlist')?.findings[0]).toMatchObject({
+      code: 'PAYLOAD_FIELD',
+      index: 3,
+    });
   });
 
   it('altered or missing evidence is detected', async () => {

@@ -18,7 +18,12 @@ export interface ApiAnswer {
 export interface ApprovalApi {
   list(): Promise<ApiAnswer>;
   show(decisionId: string): Promise<ApiAnswer>;
-  submit(decisionId: string, verdict: 'approve' | 'reject', body: JsonValue, bearer: string | undefined): Promise<ApiAnswer>;
+  submit(
+    decisionId: string,
+    verdict: 'approve' | 'reject',
+    body: JsonValue,
+    bearer: string | undefined,
+  ): Promise<ApiAnswer>;
   breakGlass(body: JsonValue): Promise<ApiAnswer>;
   reviews(): Promise<ApiAnswer>;
   closeReview(reviewId: string, body: JsonValue): Promise<ApiAnswer>;
@@ -59,7 +64,16 @@ export function pendingView(service: ApprovalService, p: PendingRecord, withVote
     expires_at: iso(p.expires_at),
     approvals: [...p.approvals],
     ...(withVotes
-      ? { votes: service.votes(p.decision_id).map((v) => ({ approver: v.approver, verdict: v.verdict, role: v.role, method: v.method, approval_sha256: v.approval_sha256, ledger_index: v.ledger_index })) }
+      ? {
+          votes: service.votes(p.decision_id).map((v) => ({
+            approver: v.approver,
+            verdict: v.verdict,
+            role: v.role,
+            method: v.method,
+            approval_sha256: v.approval_sha256,
+            ledger_index: v.ledger_index,
+          })),
+        }
       : {}),
   };
 }
@@ -80,14 +94,25 @@ export function createApprovalApi(service: ApprovalService): ApprovalApi {
     },
     async show(id: string) {
       const p = await service.get(id);
-      if (p === undefined) return { status: 404, body: { outcome: 'deny', code: 'ERR_APPROVAL_UNKNOWN', reason: 'no pending approval has this id' } };
+      if (p === undefined)
+        return {
+          status: 404,
+          body: { outcome: 'deny', code: 'ERR_APPROVAL_UNKNOWN', reason: 'no pending approval has this id' },
+        };
       return { status: 200, body: pendingView(service, p, true) };
     },
     async submit(id: string, verdict: 'approve' | 'reject', body: JsonValue, bearer: string | undefined) {
       const b = obj(body);
       const statement = b['statement'];
       if ((obj(statement ?? null)['verdict'] ?? verdict) !== verdict) {
-        return { status: 400, body: { outcome: 'deny', code: 'ERR_APPROVAL_INVALID', reason: 'the statement verdict differs from the route' } };
+        return {
+          status: 400,
+          body: {
+            outcome: 'deny',
+            code: 'ERR_APPROVAL_INVALID',
+            reason: 'the statement verdict differs from the route',
+          },
+        };
       }
       const signature = b['signature'];
       const r = await service.submit(id, {
@@ -102,7 +127,14 @@ export function createApprovalApi(service: ApprovalService): ApprovalApi {
       const b = obj(body);
       const r = await service.breakGlass({ statement: b['statement'], signature: b['signature'] });
       if (isDeny(r)) return refused(r);
-      return { status: 201, body: { outcome: 'ok', grant: { ...r.grant, created_at: iso(r.grant.created_at), expires_at: iso(r.grant.expires_at) }, ledger: { ...r.ledger } } };
+      return {
+        status: 201,
+        body: {
+          outcome: 'ok',
+          grant: { ...r.grant, created_at: iso(r.grant.created_at), expires_at: iso(r.grant.expires_at) },
+          ledger: { ...r.ledger },
+        },
+      };
     },
     reviews: () => Promise.resolve({ status: 200, body: { reviews: service.listReviews().map(reviewView) } }),
     async closeReview(id: string, body: JsonValue) {

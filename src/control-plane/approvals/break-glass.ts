@@ -35,9 +35,11 @@ type Signer = { readonly name: string; readonly roles: readonly string[]; readon
 function authenticate(ctx: ApprovalCtx, name: string, signature: unknown, input: Buffer): Signer | Deny {
   if (ctx.deps.isClient(name)) return deny('ERR_APPROVER_AGENT', 'an agent identity can never approve');
   const a = ctx.deps.store.approver(name);
-  if (a === undefined || a.status !== 'active') return deny('ERR_APPROVER_UNKNOWN', 'the approver is not registered or is revoked');
+  if (a === undefined || a.status !== 'active')
+    return deny('ERR_APPROVER_UNKNOWN', 'the approver is not registered or is revoked');
   const sig = typeof signature === 'string' ? decodeBase64url(signature) : undefined;
-  if (sig === undefined || sig.length !== 64 || !verifyEd25519(a.publicKey, input, sig)) return deny('ERR_APPROVAL_SIGNATURE', 'the signature does not verify');
+  if (sig === undefined || sig.length !== 64 || !verifyEd25519(a.publicKey, input, sig))
+    return deny('ERR_APPROVAL_SIGNATURE', 'the signature does not verify');
   return { name: a.name, roles: a.roles, kid: a.kid };
 }
 
@@ -53,30 +55,64 @@ function fresh(ctx: ApprovalCtx, timestamp: string): boolean {
  * `ERR_APPROVER_UNKNOWN`, `ERR_APPROVAL_SIGNATURE`, `ERR_APPROVAL_EXPIRED` (stale statement),
  * `ERR_APPROVAL_REPLAYED` (statement used before), `ERR_LEDGER_UNAVAILABLE`. (L7 Break-glass)
  */
-export function grantBreakGlass(ctx: ApprovalCtx, body: SignedStatement): Promise<{ outcome: 'ok'; grant: BreakGlassGrant; ledger: LedgerRef } | Deny> {
+export function grantBreakGlass(
+  ctx: ApprovalCtx,
+  body: SignedStatement,
+): Promise<{ outcome: 'ok'; grant: BreakGlassGrant; ledger: LedgerRef } | Deny> {
   return ctx.serial(async () => {
     const s = parseBreakGlassStatement(body.statement);
-    if (s === undefined) return deny('ERR_BREAK_GLASS_DENIED', 'break-glass needs an approver, target, action class, structured reason and TTL');
+    if (s === undefined)
+      return deny(
+        'ERR_BREAK_GLASS_DENIED',
+        'break-glass needs an approver, target, action class, structured reason and TTL',
+      );
     const signer = authenticate(ctx, s.approver, body.signature, breakGlassSigningInput(s));
     if ('outcome' in signer) return signer;
     const role = [...ctx.settings.breakGlassRoles].sort().find((r) => signer.roles.includes(r));
     if (role === undefined) return deny('ERR_BREAK_GLASS_DENIED', 'break-glass needs an L4 or L5 role');
-    if (s.ttl_sec < 1 || s.ttl_sec > ctx.settings.breakGlassMaxTtlSec) return deny('ERR_BREAK_GLASS_DENIED', 'the break-glass TTL is missing or too long');
+    if (s.ttl_sec < 1 || s.ttl_sec > ctx.settings.breakGlassMaxTtlSec)
+      return deny('ERR_BREAK_GLASS_DENIED', 'the break-glass TTL is missing or too long');
     if (!fresh(ctx, s.timestamp)) return deny('ERR_APPROVAL_EXPIRED', 'the break-glass statement is stale');
-    const sha = await ctx.evidence({ format: 'failclosed.break-glass/v1', method: 'key', kid: signer.kid, statement: { ...s }, signature: String(body.signature) });
+    const sha = await ctx.evidence({
+      format: 'failclosed.break-glass/v1',
+      method: 'key',
+      kid: signer.kid,
+      statement: { ...s },
+      signature: String(body.signature),
+    });
     if (isDeny(sha)) return sha;
     const now = ctx.deps.now();
-    if (!ctx.deps.store.markUsed(sha, now)) return deny('ERR_APPROVAL_REPLAYED', 'this break-glass statement was already used');
+    if (!ctx.deps.store.markUsed(sha, now))
+      return deny('ERR_APPROVAL_REPLAYED', 'this break-glass statement was already used');
     const grant: BreakGlassGrant = {
-      grant_id: `bg_${sha.slice(0, 32)}`, approver: s.approver, role, tenant: s.tenant, tool: s.tool,
-      reason_category: s.reason_category, reason: s.reason, created_at: now, expires_at: now + s.ttl_sec * 1000, ledger_index: -1,
+      grant_id: `bg_${sha.slice(0, 32)}`,
+      approver: s.approver,
+      role,
+      tenant: s.tenant,
+      tool: s.tool,
+      reason_category: s.reason_category,
+      reason: s.reason,
+      created_at: now,
+      expires_at: now + s.ttl_sec * 1000,
+      ledger_index: -1,
       statement_sha256: sha,
     };
-    const ref = await ctx.append('break_glass.used', { trace_id: grant.grant_id, request_id: grant.grant_id, tenant: s.tenant }, { id: s.approver, role }, {
-      decision_id: null, role, reason: { category: s.reason_category, text: s.reason }, ttl_ms: s.ttl_sec * 1000,
-      expires_at: new Date(grant.expires_at).toISOString(), scope: { phase: 'granted', grant_id: grant.grant_id, statement_sha256: sha },
-      target: s.tenant, action_class: s.tool, review_id: null,
-    });
+    const ref = await ctx.append(
+      'break_glass.used',
+      { trace_id: grant.grant_id, request_id: grant.grant_id, tenant: s.tenant },
+      { id: s.approver, role },
+      {
+        decision_id: null,
+        role,
+        reason: { category: s.reason_category, text: s.reason },
+        ttl_ms: s.ttl_sec * 1000,
+        expires_at: new Date(grant.expires_at).toISOString(),
+        scope: { phase: 'granted', grant_id: grant.grant_id, statement_sha256: sha },
+        target: s.tenant,
+        action_class: s.tool,
+        review_id: null,
+      },
+    );
     if (isDeny(ref)) return ref;
     const stored = { ...grant, ledger_index: ref.index };
     ctx.deps.store.insertGrant(stored);
@@ -103,20 +139,52 @@ export function useBreakGlass(ctx: ApprovalCtx, p: PendingRecord): Promise<strin
     const where = { trace_id: p.trace_id, request_id: p.request_id, tenant: p.tenant };
     const review_id = `rv_${sha256Hex(`${g.grant_id}:${p.decision_id}`).slice(0, 32)}`;
     const reason = { category: g.reason_category, text: g.reason };
-    const used = await ctx.append('break_glass.used', where, { id: g.approver, role: g.role }, {
-      decision_id: p.decision_id, role: g.role, reason, ttl_ms: g.expires_at - g.created_at, expires_at: new Date(g.expires_at).toISOString(),
-      scope: { phase: 'used', grant_id: g.grant_id }, target: g.tenant, action_class: g.tool, review_id,
-    });
+    const used = await ctx.append(
+      'break_glass.used',
+      where,
+      { id: g.approver, role: g.role },
+      {
+        decision_id: p.decision_id,
+        role: g.role,
+        reason,
+        ttl_ms: g.expires_at - g.created_at,
+        expires_at: new Date(g.expires_at).toISOString(),
+        scope: { phase: 'used', grant_id: g.grant_id },
+        target: g.tenant,
+        action_class: g.tool,
+        review_id,
+      },
+    );
     if (isDeny(used)) return used;
     const due_at = new Date(now() + ctx.settings.reviewDueSec * 1000).toISOString();
     const opened = await ctx.append('review.opened', where, CONTROL_PLANE_ACTOR, {
-      review_id, decision_id: p.decision_id, reason, due_at, break_glass_ref: { index: used.index, entry_hash: used.entry_hash },
+      review_id,
+      decision_id: p.decision_id,
+      reason,
+      due_at,
+      break_glass_ref: { index: used.index, entry_hash: used.entry_hash },
     });
     if (isDeny(opened)) return opened;
-    store.insertReview({ review_id, grant_id: g.grant_id, decision_id: p.decision_id, opened_for: g.approver, opened_at: now(), status: 'open', closed_by: null, closed_at: null, notes: null });
+    store.insertReview({
+      review_id,
+      grant_id: g.grant_id,
+      decision_id: p.decision_id,
+      opened_for: g.approver,
+      opened_at: now(),
+      status: 'open',
+      closed_by: null,
+      closed_at: null,
+      notes: null,
+    });
     const ref = g.statement_sha256;
     const fin = await ctx.append('approval.finalized', where, CONTROL_PLANE_ACTOR, {
-      decision_id: p.decision_id, verdict: 'break_glass', code: null, count: 1, required: p.required, roles: [g.role], approvers: [g.approver],
+      decision_id: p.decision_id,
+      verdict: 'break_glass',
+      code: null,
+      count: 1,
+      required: p.required,
+      roles: [g.role],
+      approvers: [g.approver],
       approval_sha256: g.statement_sha256,
     });
     if (isDeny(fin)) return fin;
@@ -132,23 +200,45 @@ export function useBreakGlass(ctx: ApprovalCtx, p: PendingRecord): Promise<strin
  * use), the signature codes of approvers, `ERR_APPROVAL_EXPIRED`, `ERR_APPROVAL_REPLAYED`,
  * `ERR_LEDGER_UNAVAILABLE`. (L7 "mandatory post-incident review")
  */
-export function closeReview(ctx: ApprovalCtx, reviewId: string, body: SignedStatement): Promise<{ outcome: 'ok'; review: ReviewRecord; ledger: LedgerRef } | Deny> {
+export function closeReview(
+  ctx: ApprovalCtx,
+  reviewId: string,
+  body: SignedStatement,
+): Promise<{ outcome: 'ok'; review: ReviewRecord; ledger: LedgerRef } | Deny> {
   return ctx.serial(async () => {
     const { store, now } = ctx.deps;
     const s = parseReviewStatement(body.statement);
-    if (s === undefined || s.review_id !== reviewId) return deny('ERR_APPROVAL_INVALID', 'the review statement is malformed');
+    if (s === undefined || s.review_id !== reviewId)
+      return deny('ERR_APPROVAL_INVALID', 'the review statement is malformed');
     const r = store.review(reviewId);
     if (r === undefined) return deny('ERR_APPROVAL_UNKNOWN', 'no review item has this id');
     if (r.status !== 'open') return deny('ERR_APPROVAL_INVALID', 'the review item is already closed');
     const signer = authenticate(ctx, s.reviewer, body.signature, reviewSigningInput(s));
     if ('outcome' in signer) return signer;
-    if (s.reviewer === r.opened_for) return deny('ERR_APPROVAL_SELF', 'the break-glass user cannot close its own review');
+    if (s.reviewer === r.opened_for)
+      return deny('ERR_APPROVAL_SELF', 'the break-glass user cannot close its own review');
     if (!fresh(ctx, s.timestamp)) return deny('ERR_APPROVAL_EXPIRED', 'the review statement is stale');
     const sha = sha256Hex(reviewSigningInput(s));
-    if (!store.markUsed(sha, now())) return deny('ERR_APPROVAL_REPLAYED', 'this review statement was already used');
+    if (!store.markUsed(sha, now()))
+      return deny('ERR_APPROVAL_REPLAYED', 'this review statement was already used');
     const p = store.pending(r.decision_id);
-    const payload: JsonObject = { review_id: r.review_id, decision_id: r.decision_id, outcome: 'closed', reviewer: s.reviewer, justification: s.notes };
-    const ref = await ctx.append('review.closed', { trace_id: p?.trace_id ?? r.review_id, request_id: p?.request_id ?? r.review_id, tenant: p?.tenant ?? '*' }, { id: s.reviewer, role: signer.roles[0] ?? 'approver' }, payload);
+    const payload: JsonObject = {
+      review_id: r.review_id,
+      decision_id: r.decision_id,
+      outcome: 'closed',
+      reviewer: s.reviewer,
+      justification: s.notes,
+    };
+    const ref = await ctx.append(
+      'review.closed',
+      {
+        trace_id: p?.trace_id ?? r.review_id,
+        request_id: p?.request_id ?? r.review_id,
+        tenant: p?.tenant ?? '*',
+      },
+      { id: s.reviewer, role: signer.roles[0] ?? 'approver' },
+      payload,
+    );
     if (isDeny(ref)) return ref;
     store.closeReview(reviewId, s.reviewer, s.notes, now());
     return { outcome: 'ok', review: store.review(reviewId) ?? r, ledger: ref };

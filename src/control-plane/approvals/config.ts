@@ -15,7 +15,16 @@ export interface ApprovalConfig {
   readonly oidc?: OidcConfig;
 }
 
-const TOP = ['wait_max_ms', 'default_ttl_sec', 'statement_max_age_sec', 'break_glass_roles', 'break_glass_max_ttl_sec', 'review_due_sec', 'policy_activation', 'oidc'];
+const TOP = [
+  'wait_max_ms',
+  'default_ttl_sec',
+  'statement_max_age_sec',
+  'break_glass_roles',
+  'break_glass_max_ttl_sec',
+  'review_due_sec',
+  'policy_activation',
+  'oidc',
+];
 
 function bad(what: string): TypeError {
   return new TypeError(`approvals.json: ${what}`);
@@ -29,18 +38,21 @@ function obj(v: JsonValue | undefined, what: string, allowed: readonly string[])
 
 function int(v: JsonValue | undefined, what: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) throw bad(`${what} must be an integer ${min}..${max}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max)
+    throw bad(`${what} must be an integer ${min}..${max}`);
   return v;
 }
 
 function roles(v: JsonValue | undefined, what: string): readonly string[] | undefined {
   if (v === undefined) return undefined;
-  if (!Array.isArray(v) || !v.every((r) => typeof r === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(r))) throw bad(`${what} must be a list of role names`);
+  if (!Array.isArray(v) || !v.every((r) => typeof r === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(r)))
+    throw bad(`${what} must be a list of role names`);
   return Object.freeze([...(v as string[])]);
 }
 
 function str(v: JsonValue | undefined, what: string): string {
-  if (typeof v !== 'string' || v.length === 0 || v.length > 2048) throw bad(`${what} must be a non-empty string`);
+  if (typeof v !== 'string' || v.length === 0 || v.length > 2048)
+    throw bad(`${what} must be a non-empty string`);
   return v;
 }
 
@@ -59,12 +71,19 @@ export function parseApprovalConfig(bytes: Uint8Array): ApprovalConfig {
   set('reviewDueSec', int(o['review_due_sec'], 'review_due_sec', 1, 31_536_000));
   if (o['policy_activation'] !== undefined) {
     const pa = obj(o['policy_activation'], 'policy_activation', ['approvals', 'roles']);
-    set('policyActivation', { approvals: int(pa['approvals'], 'policy_activation.approvals', 0, 10) ?? 0, roles: roles(pa['roles'], 'policy_activation.roles') ?? [] });
+    set('policyActivation', {
+      approvals: int(pa['approvals'], 'policy_activation.approvals', 0, 10) ?? 0,
+      roles: roles(pa['roles'], 'policy_activation.roles') ?? [],
+    });
   }
   if (o['oidc'] === undefined) return { settings };
   const c = obj(o['oidc'], 'oidc', ['issuer', 'audience', 'jwks_uri', 'roles_claim', 'algorithms']);
   const algorithms = c['algorithms'];
-  if (algorithms !== undefined && (!Array.isArray(algorithms) || !algorithms.every((a) => typeof a === 'string'))) throw bad('oidc.algorithms must be a list');
+  if (
+    algorithms !== undefined &&
+    (!Array.isArray(algorithms) || !algorithms.every((a) => typeof a === 'string'))
+  )
+    throw bad('oidc.algorithms must be a list');
   const oidc: OidcConfig = {
     issuer: str(c['issuer'], 'oidc.issuer'),
     audience: str(c['audience'], 'oidc.audience'),

@@ -6,7 +6,13 @@
  */
 import { canonicalize, deny, sha256Hex } from '../../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../../kernel/index.js';
-import { appendConfirmed, type Actor, type ControlPlaneEntryType, type LedgerAppender, type LedgerRef } from '../ledger-port.js';
+import {
+  appendConfirmed,
+  type Actor,
+  type ControlPlaneEntryType,
+  type LedgerAppender,
+  type LedgerRef,
+} from '../ledger-port.js';
 import type { OidcVerifier } from './oidc.js';
 import type { ApprovalStore, PendingRecord } from './store.js';
 import type { ApprovalRules } from './threshold.js';
@@ -64,7 +70,12 @@ export interface ApprovalCtx {
   serial<T>(fn: () => Promise<T>): Promise<T>;
   notify(decisionId: string): void;
   waitFor(decisionId: string, ms: number): Promise<void>;
-  append(type: ControlPlaneEntryType, on: { trace_id: string; request_id: string; tenant: string }, actor: Actor, payload: JsonObject): Promise<LedgerRef | Deny>;
+  append(
+    type: ControlPlaneEntryType,
+    on: { trace_id: string; request_id: string; tenant: string },
+    actor: Actor,
+    payload: JsonObject,
+  ): Promise<LedgerRef | Deny>;
   /** Stores `doc` as canonical JSON evidence; resolves to its hash or a deny. */
   evidence(doc: JsonValue): Promise<string | Deny>;
   rules(p: PendingRecord): ApprovalRules;
@@ -123,7 +134,11 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
       });
     },
     append: (type, on, actor, payload) =>
-      appendConfirmed(deps.ledger, { type, trace_id: on.trace_id, request_id: on.request_id, tenant: on.tenant, actor, payload }, ledgerMs),
+      appendConfirmed(
+        deps.ledger,
+        { type, trace_id: on.trace_id, request_id: on.request_id, tenant: on.tenant, actor, payload },
+        ledgerMs,
+      ),
     async evidence(doc) {
       const bytes = Buffer.from(canonicalize(doc), 'utf8');
       const sha = sha256Hex(bytes);

@@ -11,7 +11,16 @@ export type { ApprovalServiceDeps, ApprovalSettings } from './context.js';
 export type { OpenInput, Submission, SubmitAccepted } from './pending.js';
 export type { SignedStatement } from './break-glass.js';
 export { createSqliteApprovalStore } from './store.js';
-export type { ApprovalStore, ApproverRecord, BreakGlassGrant, PendingKind, PendingRecord, PendingStatus, ReviewRecord, VoteRecord } from './store.js';
+export type {
+  ApprovalStore,
+  ApproverRecord,
+  BreakGlassGrant,
+  PendingKind,
+  PendingRecord,
+  PendingStatus,
+  ReviewRecord,
+  VoteRecord,
+} from './store.js';
 export { checkApproval, tallyApprovals } from './threshold.js';
 export type { ApprovalCandidate, ApprovalRules, ApproverKey, CountedApproval, Tally } from './threshold.js';
 export { describePreview, previewDigest, redactedParams } from './preview.js';

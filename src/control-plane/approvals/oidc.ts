@@ -46,7 +46,12 @@ const ROLE = /^[A-Za-z0-9._:-]{1,64}$/;
 function rolesOf(payload: JWTPayload, claim: string): readonly string[] | undefined {
   const v = payload[claim];
   const list = typeof v === 'string' ? v.split(' ').filter((s) => s.length > 0) : v;
-  if (!Array.isArray(list) || list.length > 64 || !list.every((r): r is string => typeof r === 'string' && ROLE.test(r))) return undefined;
+  if (
+    !Array.isArray(list) ||
+    list.length > 64 ||
+    !list.every((r): r is string => typeof r === 'string' && ROLE.test(r))
+  )
+    return undefined;
   return Object.freeze([...new Set(list)].sort());
 }
 
@@ -55,7 +60,8 @@ function rolesOf(payload: JWTPayload, claim: string): readonly string[] | undefi
  * or over `getKey` when given (tests, pinned keys). Throws `TypeError` for a malformed configuration.
  */
 export function createOidcVerifier(config: OidcConfig, getKey?: JWTVerifyGetKey): OidcVerifier {
-  if (config.issuer.length === 0 || config.audience.length === 0) throw new TypeError('oidc issuer and audience are required');
+  if (config.issuer.length === 0 || config.audience.length === 0)
+    throw new TypeError('oidc issuer and audience are required');
   const keys = getKey ?? createRemoteJWKSet(new URL(config.jwksUri), { timeoutDuration: 2000 });
   const claim = config.rolesClaim ?? 'roles';
   const algorithms = [...(config.algorithms ?? ['EdDSA', 'ES256', 'RS256'])];
@@ -73,9 +79,14 @@ export function createOidcVerifier(config: OidcConfig, getKey?: JWTVerifyGetKey)
           currentDate: new Date(nowMs),
         });
         const roles = rolesOf(payload, claim);
-        if (typeof payload.sub !== 'string' || !SUBJECT.test(payload.sub) || roles === undefined) return refused;
+        if (typeof payload.sub !== 'string' || !SUBJECT.test(payload.sub) || roles === undefined)
+          return refused;
         const bound = payload['approval_sha256'];
-        return Object.freeze({ subject: payload.sub, roles, approval_sha256: typeof bound === 'string' ? bound : undefined });
+        return Object.freeze({
+          subject: payload.sub,
+          roles,
+          approval_sha256: typeof bound === 'string' ? bound : undefined,
+        });
       } catch {
         return refused;
       }

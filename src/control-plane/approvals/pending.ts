@@ -5,7 +5,14 @@
  * `approval.added` / `approval.rejected` (with identity and justification), `approval.finalized`.
  * Refused submissions are ledgered as `denial` (stage `approval`) with their code.
  */
-import { approvalSigningInput, deny, intentSha256, isDeny, parseApprovalStatement, sha256Hex } from '../../kernel/index.js';
+import {
+  approvalSigningInput,
+  deny,
+  intentSha256,
+  isDeny,
+  parseApprovalStatement,
+  sha256Hex,
+} from '../../kernel/index.js';
 import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
 import { CONTROL_PLANE_ACTOR, type LedgerRef } from '../ledger-port.js';
 import type { ApprovalCtx } from './context.js';
@@ -65,7 +72,9 @@ export async function openPending(ctx: ApprovalCtx, input: OpenInput): Promise<P
   if (existing !== undefined) return existing;
   let preview_sha256: string | null = null;
   if (input.preview !== null) {
-    const stored = await ctx.evidence(JSON.parse(previewDigest(input.preview).bytes.toString('utf8')) as JsonValue);
+    const stored = await ctx.evidence(
+      JSON.parse(previewDigest(input.preview).bytes.toString('utf8')) as JsonValue,
+    );
     if (isDeny(stored)) return stored;
     preview_sha256 = stored;
   }
@@ -82,7 +91,11 @@ export async function openPending(ctx: ApprovalCtx, input: OpenInput): Promise<P
     tool: input.tool,
     session: input.session,
     params_sha256: input.params_sha256,
-    intent_sha256: intentSha256({ tool: input.tool, tenant: input.tenant, params_sha256: input.params_sha256 }),
+    intent_sha256: intentSha256({
+      tool: input.tool,
+      tenant: input.tenant,
+      params_sha256: input.params_sha256,
+    }),
     params_view: redactedParams(input.params),
     preview: input.preview === null ? null : { ...input.preview, changes: [...input.preview.changes] },
     preview_sha256,
@@ -117,7 +130,12 @@ export async function readPending(ctx: ApprovalCtx, decisionId: string): Promise
   const p = ctx.deps.store.pending(decisionId);
   if (p === undefined || p.status !== 'pending' || ctx.deps.now() < p.expires_at) return p;
   const ref = await ctx.append('approval.finalized', on(p), CONTROL_PLANE_ACTOR, {
-    decision_id: p.decision_id, verdict: 'expired', code: 'ERR_APPROVAL_EXPIRED', count: 0, required: p.required, approvers: [],
+    decision_id: p.decision_id,
+    verdict: 'expired',
+    code: 'ERR_APPROVAL_EXPIRED',
+    count: 0,
+    required: p.required,
+    approvers: [],
   });
   // Expired either way: an unrecorded expiry still never lets the call run.
   if (!isDeny(ref)) ctx.deps.store.finalize(p.decision_id, 'expired', []);
@@ -137,16 +155,28 @@ async function candidateOf(ctx: ApprovalCtx, s: Submission): Promise<ApprovalCan
     }
     return { statement: s.statement, oidc: { subject: id.subject, roles: id.roles } };
   }
-  if (typeof s.signature === 'string' && s.token === undefined) return { statement: s.statement, signature: s.signature };
+  if (typeof s.signature === 'string' && s.token === undefined)
+    return { statement: s.statement, signature: s.signature };
   return deny('ERR_APPROVAL_INVALID', 'an approval carries exactly one of signature or token');
 }
 
 async function refuse(ctx: ApprovalCtx, p: PendingRecord, who: unknown, d: Deny): Promise<Deny> {
   const approver = typeof who === 'string' && /^[A-Za-z0-9._:@-]{1,128}$/.test(who) ? who : 'unknown';
   if (!ctx.recordRefusal()) return d;
-  await ctx.append('denial', on(p), { id: approver, role: 'approver' }, {
-    code: d.code, stage: 'approval', reason: d.reason, tool: p.tool, client: p.identity, decision_id: p.decision_id, params_sha256: p.params_sha256,
-  });
+  await ctx.append(
+    'denial',
+    on(p),
+    { id: approver, role: 'approver' },
+    {
+      code: d.code,
+      stage: 'approval',
+      reason: d.reason,
+      tool: p.tool,
+      client: p.identity,
+      decision_id: p.decision_id,
+      params_sha256: p.params_sha256,
+    },
+  );
   return d;
 }
 
@@ -155,40 +185,90 @@ async function refuse(ctx: ApprovalCtx, p: PendingRecord, who: unknown, d: Deny)
  * `ERR_APPROVAL_UNKNOWN`, `ERR_APPROVAL_EXPIRED`, `ERR_APPROVAL_INVALID` (already finalised),
  * `ERR_APPROVAL_DUPLICATE`, `ERR_APPROVAL_REPLAYED`, `ERR_LEDGER_UNAVAILABLE`. (OE-INV-019/020)
  */
-export function submitApproval(ctx: ApprovalCtx, decisionId: string, s: Submission): Promise<SubmitAccepted | Deny> {
+export function submitApproval(
+  ctx: ApprovalCtx,
+  decisionId: string,
+  s: Submission,
+): Promise<SubmitAccepted | Deny> {
   return ctx.serial(async () => {
     const { store } = ctx.deps;
     const p = await readPending(ctx, decisionId);
     if (p === undefined) return deny('ERR_APPROVAL_UNKNOWN', 'no pending approval has this id');
     const claimed = (s.statement as { approver?: unknown } | null)?.approver;
-    if (p.status === 'expired') return refuse(ctx, p, claimed, deny('ERR_APPROVAL_EXPIRED', 'the approval window expired'));
-    if (p.status !== 'pending') return refuse(ctx, p, claimed, deny('ERR_APPROVAL_INVALID', 'the decision is already finalised'));
+    if (p.status === 'expired')
+      return refuse(ctx, p, claimed, deny('ERR_APPROVAL_EXPIRED', 'the approval window expired'));
+    if (p.status !== 'pending')
+      return refuse(ctx, p, claimed, deny('ERR_APPROVAL_INVALID', 'the decision is already finalised'));
     const candidate = await candidateOf(ctx, s);
     if ('outcome' in candidate) return refuse(ctx, p, claimed, candidate);
     const checked = checkApproval(ctx.rules(p), candidate);
     if ('outcome' in checked) return refuse(ctx, p, claimed, checked);
     const votes = store.votes(p.decision_id);
-    if (votes.some((v) => v.approver === checked.approver)) return refuse(ctx, p, claimed, deny('ERR_APPROVAL_DUPLICATE', 'this approver already decided'));
-    const proof: JsonObject = candidate.oidc === undefined ? { signature: candidate.signature ?? '' } : { token: s.token ?? '' };
-    const kid = candidate.oidc === undefined ? store.approver(checked.approver)?.kid ?? null : null;
-    const sha = await ctx.evidence({ format: 'failclosed.approval/v1', method: checked.method, kid, statement: { ...checked.statement }, ...proof });
-    if (isDeny(sha)) return sha;
-    const count = votes.filter((v) => v.verdict === 'approve').length + (checked.verdict === 'approve' ? 1 : 0);
-    const type = checked.verdict === 'approve' ? 'approval.added' : 'approval.rejected';
-    const ref = await ctx.append(type, on(p), { id: checked.approver, role: checked.role }, {
-      decision_id: p.decision_id, approver: checked.approver, role: checked.role, verdict: checked.verdict,
-      justification: checked.statement.justification, approval_sha256: sha, intent_sha256: p.intent_sha256,
-      preview_sha256: p.preview_sha256, signature: candidate.signature ?? sha256Hex(s.token ?? ''), count, required: p.required,
+    if (votes.some((v) => v.approver === checked.approver))
+      return refuse(ctx, p, claimed, deny('ERR_APPROVAL_DUPLICATE', 'this approver already decided'));
+    const proof: JsonObject =
+      candidate.oidc === undefined ? { signature: candidate.signature ?? '' } : { token: s.token ?? '' };
+    const kid = candidate.oidc === undefined ? (store.approver(checked.approver)?.kid ?? null) : null;
+    const sha = await ctx.evidence({
+      format: 'failclosed.approval/v1',
+      method: checked.method,
+      kid,
+      statement: { ...checked.statement },
+      ...proof,
     });
+    if (isDeny(sha)) return sha;
+    const count =
+      votes.filter((v) => v.verdict === 'approve').length + (checked.verdict === 'approve' ? 1 : 0);
+    const type = checked.verdict === 'approve' ? 'approval.added' : 'approval.rejected';
+    const ref = await ctx.append(
+      type,
+      on(p),
+      { id: checked.approver, role: checked.role },
+      {
+        decision_id: p.decision_id,
+        approver: checked.approver,
+        role: checked.role,
+        verdict: checked.verdict,
+        justification: checked.statement.justification,
+        approval_sha256: sha,
+        intent_sha256: p.intent_sha256,
+        preview_sha256: p.preview_sha256,
+        signature: candidate.signature ?? sha256Hex(s.token ?? ''),
+        count,
+        required: p.required,
+      },
+    );
     if (isDeny(ref)) return ref;
     const stored = store.addVote({
-      decision_id: p.decision_id, approver: checked.approver, verdict: checked.verdict, role: checked.role, method: checked.method,
-      approval_sha256: sha, at: ctx.deps.now(), ledger_index: ref.index,
-      candidate: { statement: { ...checked.statement }, ...(candidate.oidc === undefined ? { signature: candidate.signature ?? '' } : { oidc: { subject: candidate.oidc.subject, roles: [...candidate.oidc.roles] } }) },
+      decision_id: p.decision_id,
+      approver: checked.approver,
+      verdict: checked.verdict,
+      role: checked.role,
+      method: checked.method,
+      approval_sha256: sha,
+      at: ctx.deps.now(),
+      ledger_index: ref.index,
+      candidate: {
+        statement: { ...checked.statement },
+        ...(candidate.oidc === undefined
+          ? { signature: candidate.signature ?? '' }
+          : { oidc: { subject: candidate.oidc.subject, roles: [...candidate.oidc.roles] } }),
+      },
     });
-    if (stored !== 'ok') return deny(stored === 'duplicate' ? 'ERR_APPROVAL_DUPLICATE' : 'ERR_APPROVAL_REPLAYED', 'the approval was already used');
+    if (stored !== 'ok')
+      return deny(
+        stored === 'duplicate' ? 'ERR_APPROVAL_DUPLICATE' : 'ERR_APPROVAL_REPLAYED',
+        'the approval was already used',
+      );
     const status = await finalizeIfDone(ctx, p);
-    return { outcome: 'ok', decision_id: p.decision_id, status, approvals: count, required: p.required, ledger: ref };
+    return {
+      outcome: 'ok',
+      decision_id: p.decision_id,
+      status,
+      approvals: count,
+      required: p.required,
+      ledger: ref,
+    };
   });
 }
 
@@ -202,8 +282,13 @@ async function finalizeIfDone(ctx: ApprovalCtx, p: PendingRecord): Promise<Pendi
   const refs = votes.filter((v) => tally.approvers.includes(v.approver)).map((v) => v.approval_sha256);
   const verdict = tally.rejected ? 'reject' : 'approve';
   const ref = await ctx.append('approval.finalized', on(p), CONTROL_PLANE_ACTOR, {
-    decision_id: p.decision_id, verdict, code: tally.rejected ? 'ERR_APPROVAL_REJECTED' : null, count: tally.approvers.length,
-    required: p.required, roles: [...p.roles], approvers: [...tally.approvers],
+    decision_id: p.decision_id,
+    verdict,
+    code: tally.rejected ? 'ERR_APPROVAL_REJECTED' : null,
+    count: tally.approvers.length,
+    required: p.required,
+    roles: [...p.roles],
+    approvers: [...tally.approvers],
   });
   if (isDeny(ref)) return 'pending';
   store.finalize(p.decision_id, tally.rejected ? 'rejected' : 'approved', tally.rejected ? [] : refs);

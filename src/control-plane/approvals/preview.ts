@@ -49,8 +49,10 @@ export const describePreview: PreviewProvider = ({ tool, tenant, params, params_
   const spec = tool.preview;
   if (spec === undefined) return deny('ERR_PREVIEW_UNAVAILABLE', 'the tool declares no preview');
   const dry = spec.dry_run;
-  if (dry !== undefined && dry.type !== 'describe') return deny('ERR_PREVIEW_UNAVAILABLE', 'the dry-run type is not available to the Control Plane');
-  const p: JsonObject = typeof params === 'object' && params !== null && !Array.isArray(params) ? (params as JsonObject) : {};
+  if (dry !== undefined && dry.type !== 'describe')
+    return deny('ERR_PREVIEW_UNAVAILABLE', 'the dry-run type is not available to the Control Plane');
+  const p: JsonObject =
+    typeof params === 'object' && params !== null && !Array.isArray(params) ? (params as JsonObject) : {};
   const named = (k: string): JsonValue | undefined => {
     const name = dry?.[k];
     return typeof name === 'string' ? p[name] : undefined;
@@ -63,7 +65,8 @@ export const describePreview: PreviewProvider = ({ tool, tenant, params, params_
   let cost: number | null = null;
   if (typeof usd === 'number' && Number.isFinite(usd) && usd >= 0) cost = Math.round(usd * 100);
   else if (typeof cents === 'number' && Number.isSafeInteger(cents) && cents >= 0) cost = cents;
-  else if (dry?.['cost_usd'] !== undefined || dry?.['cost_cents'] !== undefined) return deny('ERR_PREVIEW_UNAVAILABLE', 'the cost parameter is missing');
+  else if (dry?.['cost_usd'] !== undefined || dry?.['cost_cents'] !== undefined)
+    return deny('ERR_PREVIEW_UNAVAILABLE', 'the cost parameter is missing');
   const changes = Object.keys(p)
     .sort()
     .slice(0, MAX_CHANGES)
@@ -95,10 +98,12 @@ const SENSITIVE = /secret|token|password|passwd|credential|api[_-]?key|authoriza
 export function redactedParams(v: JsonValue, depth = 0): JsonValue {
   if (depth > 8) return '[truncated]';
   if (typeof v === 'string') return v.length > 200 ? `${v.slice(0, 197)}...` : v;
-  if (Array.isArray(v)) return (v as readonly JsonValue[]).slice(0, 50).map((x) => redactedParams(x, depth + 1));
+  if (Array.isArray(v))
+    return (v as readonly JsonValue[]).slice(0, 50).map((x) => redactedParams(x, depth + 1));
   if (typeof v === 'object' && v !== null) {
     const out: Record<string, JsonValue> = {};
-    for (const [k, x] of Object.entries(v as JsonObject)) out[k] = SENSITIVE.test(k) ? '[redacted]' : redactedParams(x, depth + 1);
+    for (const [k, x] of Object.entries(v as JsonObject))
+      out[k] = SENSITIVE.test(k) ? '[redacted]' : redactedParams(x, depth + 1);
     return out;
   }
   return v;

@@ -8,7 +8,15 @@ import type { Deny, Ed25519Jwks } from '../../kernel/index.js';
 import { GLOBAL_TENANT, adminRequestId, type Actor, type LedgerRef } from '../ledger-port.js';
 import { closeReview, grantBreakGlass, useBreakGlass, type SignedStatement } from './break-glass.js';
 import { createApprovalCtx, type ApprovalServiceDeps, type ApprovalSettings } from './context.js';
-import { openPending, readPending, settlePending, submitApproval, type OpenInput, type Submission, type SubmitAccepted } from './pending.js';
+import {
+  openPending,
+  readPending,
+  settlePending,
+  submitApproval,
+  type OpenInput,
+  type Submission,
+  type SubmitAccepted,
+} from './pending.js';
 import type { ApproverRecord, BreakGlassGrant, PendingRecord, ReviewRecord, VoteRecord } from './store.js';
 
 /** The approval service. Every method resolves; failures are denies. */
@@ -30,18 +38,26 @@ export interface ApprovalService {
   markIssued(decisionId: string): boolean;
   /** Resolves when the decision is finalised or after `ms` (at most `settings.maxWaitMs`). */
   waitFor(decisionId: string, ms: number): Promise<void>;
-  breakGlass(body: SignedStatement): Promise<{ outcome: 'ok'; grant: BreakGlassGrant; ledger: LedgerRef } | Deny>;
+  breakGlass(
+    body: SignedStatement,
+  ): Promise<{ outcome: 'ok'; grant: BreakGlassGrant; ledger: LedgerRef } | Deny>;
   /** Finalises `p` through a break-glass grant in scope; undefined when there is none. */
   useBreakGlass(p: PendingRecord): Promise<string | Deny | undefined>;
   listReviews(): readonly ReviewRecord[];
-  closeReview(reviewId: string, body: SignedStatement): Promise<{ outcome: 'ok'; review: ReviewRecord; ledger: LedgerRef } | Deny>;
+  closeReview(
+    reviewId: string,
+    body: SignedStatement,
+  ): Promise<{ outcome: 'ok'; review: ReviewRecord; ledger: LedgerRef } | Deny>;
   /**
    * Registers an approver key with roles; ledgers `admin.client_registered` (`key_use:
    * approval`) first. Denies `ERR_APPROVER_AGENT` when the name is a client (separate
    * namespaces, OE-INV-002), `ERR_KEY_INVALID`, `ERR_APPROVAL_INVALID` (malformed or taken name
    * or roles), `ERR_LEDGER_UNAVAILABLE`.
    */
-  registerApprover(input: { name: string; roles: readonly string[]; public_jwk: unknown }, actor: Actor): Promise<ApproverRecord | Deny>;
+  registerApprover(
+    input: { name: string; roles: readonly string[]; public_jwk: unknown },
+    actor: Actor,
+  ): Promise<ApproverRecord | Deny>;
   listApprovers(): readonly ApproverRecord[];
   /** True when `name` is a registered approver (client names must not collide). */
   isApprover(name: string): boolean;
@@ -57,7 +73,8 @@ const ROLE = /^[A-Za-z0-9._:-]{1,64}$/;
 export function createApprovalService(deps: ApprovalServiceDeps): ApprovalService {
   const ctx = createApprovalCtx(deps);
   const s = ctx.settings;
-  if (!(s.defaultTtlSec > 0 && s.statementMaxAgeSec > 0 && s.maxWaitMs >= 0 && s.breakGlassMaxTtlSec > 0)) throw new TypeError('malformed approval settings');
+  if (!(s.defaultTtlSec > 0 && s.statementMaxAgeSec > 0 && s.maxWaitMs >= 0 && s.breakGlassMaxTtlSec > 0))
+    throw new TypeError('malformed approval settings');
   const { store } = deps;
   return Object.freeze({
     settings: s,
@@ -78,15 +95,26 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
     useBreakGlass: (p: PendingRecord) => useBreakGlass(ctx, p),
     listReviews: () => store.listReviews(),
     closeReview: (id: string, body: SignedStatement) => closeReview(ctx, id, body),
-    registerApprover: (input: { name: string; roles: readonly string[]; public_jwk: unknown }, actor: Actor) =>
+    registerApprover: (
+      input: { name: string; roles: readonly string[]; public_jwk: unknown },
+      actor: Actor,
+    ) =>
       ctx.serial(async (): Promise<ApproverRecord | Deny> => {
         const { name, roles } = input;
-        if (typeof name !== 'string' || !APPROVER_NAME.test(name)) return deny('ERR_APPROVAL_INVALID', 'the approver name is malformed');
-        if (!Array.isArray(roles) || roles.length === 0 || roles.length > 16 || !roles.every((r) => typeof r === 'string' && ROLE.test(r))) {
+        if (typeof name !== 'string' || !APPROVER_NAME.test(name))
+          return deny('ERR_APPROVAL_INVALID', 'the approver name is malformed');
+        if (
+          !Array.isArray(roles) ||
+          roles.length === 0 ||
+          roles.length > 16 ||
+          !roles.every((r) => typeof r === 'string' && ROLE.test(r))
+        ) {
           return deny('ERR_APPROVAL_INVALID', 'approver roles are malformed');
         }
-        if (deps.isClient(name)) return deny('ERR_APPROVER_AGENT', 'the name is a client identity: agents can never approve');
-        if (store.approver(name) !== undefined) return deny('ERR_APPROVAL_INVALID', 'the approver already exists');
+        if (deps.isClient(name))
+          return deny('ERR_APPROVER_AGENT', 'the name is a client identity: agents can never approve');
+        if (store.approver(name) !== undefined)
+          return deny('ERR_APPROVAL_INVALID', 'the approver already exists');
         let key;
         try {
           key = parsePublicJwk(input.public_jwk);
@@ -94,9 +122,21 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
           return deny('ERR_KEY_INVALID', 'public_jwk is not a valid Ed25519 public key');
         }
         const sorted = [...new Set(roles)].sort();
-        const payload = { client: name, kid: key.kid, key_use: 'approval', roles: sorted, public_jwk: { ...key.jwk }, auth_method: 'signature' };
+        const payload = {
+          client: name,
+          kid: key.kid,
+          key_use: 'approval',
+          roles: sorted,
+          public_jwk: { ...key.jwk },
+          auth_method: 'signature',
+        };
         const id = adminRequestId('admin.client_registered', GLOBAL_TENANT, payload, deps.now());
-        const ref = await ctx.append('admin.client_registered', { trace_id: id, request_id: id, tenant: GLOBAL_TENANT }, actor, payload);
+        const ref = await ctx.append(
+          'admin.client_registered',
+          { trace_id: id, request_id: id, tenant: GLOBAL_TENANT },
+          actor,
+          payload,
+        );
         if (isDeny(ref)) return ref;
         return store.registerApprover({ name, roles: sorted, jwk: key.jwk, atMs: deps.now() });
       }),

@@ -128,7 +128,12 @@ CREATE TABLE IF NOT EXISTS approval_reviews (review_id TEXT PRIMARY KEY NOT NULL
 
 /** The approval state. Every method is synchronous and throws when the database fails. */
 export interface ApprovalStore {
-  registerApprover(input: { name: string; roles: readonly string[]; jwk: unknown; atMs: number }): ApproverRecord;
+  registerApprover(input: {
+    name: string;
+    roles: readonly string[];
+    jwk: unknown;
+    atMs: number;
+  }): ApproverRecord;
   /** The approver and its checked public key, or undefined. */
   approver(name: string): (ApproverRecord & { readonly publicKey: KeyObject }) | undefined;
   listApprovers(): readonly ApproverRecord[];
@@ -149,7 +154,12 @@ export interface ApprovalStore {
   markUsed(sha256: string, atMs: number): boolean;
   votes(decisionId: string): readonly VoteRecord[];
   /** `pending` → `status`; false when the decision was no longer pending. */
-  finalize(decisionId: string, status: 'approved' | 'rejected' | 'expired', approvals: readonly string[], grantId?: string): boolean;
+  finalize(
+    decisionId: string,
+    status: 'approved' | 'rejected' | 'expired',
+    approvals: readonly string[],
+    grantId?: string,
+  ): boolean;
   /** `approved` → `issued`: true exactly once per decision (single issuance). */
   markIssued(decisionId: string): boolean;
   insertGrant(grant: BreakGlassGrant): void;
@@ -176,24 +186,46 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
   const q = {
     approver: db.prepare<[string], Row>('SELECT * FROM approval_approvers WHERE name = ?'),
     approvers: db.prepare<[], Row>('SELECT * FROM approval_approvers ORDER BY name'),
-    addApprover: db.prepare('INSERT INTO approval_approvers (name, roles, kid, jwk, status, registered_at) VALUES (?, ?, ?, ?, ?, ?)'),
-    setOwner: db.prepare('INSERT INTO approval_client_owners (identity, owner) VALUES (?, ?) ON CONFLICT (identity) DO UPDATE SET owner = excluded.owner'),
+    addApprover: db.prepare(
+      'INSERT INTO approval_approvers (name, roles, kid, jwk, status, registered_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    setOwner: db.prepare(
+      'INSERT INTO approval_client_owners (identity, owner) VALUES (?, ?) ON CONFLICT (identity) DO UPDATE SET owner = excluded.owner',
+    ),
     owner: db.prepare<[string], Row>('SELECT owner FROM approval_client_owners WHERE identity = ?'),
-    addPending: db.prepare('INSERT OR IGNORE INTO approval_pending (decision_id, body, status, approvals, grant_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    addPending: db.prepare(
+      'INSERT OR IGNORE INTO approval_pending (decision_id, body, status, approvals, grant_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ),
     pending: db.prepare<[string], Row>('SELECT * FROM approval_pending WHERE decision_id = ?'),
     pendings: db.prepare<[], Row>('SELECT * FROM approval_pending ORDER BY created_at, decision_id'),
-    addVote: db.prepare('INSERT OR IGNORE INTO approval_votes (decision_id, approver, verdict, role, method, approval_sha256, at, ledger_index, candidate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
-    voted: db.prepare<[string, string], Row>('SELECT 1 AS one FROM approval_votes WHERE decision_id = ? AND approver = ?'),
+    addVote: db.prepare(
+      'INSERT OR IGNORE INTO approval_votes (decision_id, approver, verdict, role, method, approval_sha256, at, ledger_index, candidate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    voted: db.prepare<[string, string], Row>(
+      'SELECT 1 AS one FROM approval_votes WHERE decision_id = ? AND approver = ?',
+    ),
     use: db.prepare('INSERT OR IGNORE INTO approval_used (approval_sha256, at) VALUES (?, ?)'),
-    votes: db.prepare<[string], Row>('SELECT * FROM approval_votes WHERE decision_id = ? ORDER BY ledger_index'),
-    finalize: db.prepare("UPDATE approval_pending SET status = ?, approvals = ?, grant_id = ? WHERE decision_id = ? AND status = 'pending'"),
-    issue: db.prepare("UPDATE approval_pending SET status = 'issued' WHERE decision_id = ? AND status = 'approved'"),
-    addGrant: db.prepare('INSERT INTO approval_grants (grant_id, body, tenant, tool, expires_at) VALUES (?, ?, ?, ?, ?)'),
-    grant: db.prepare<[string, string, number], Row>('SELECT body FROM approval_grants WHERE tenant = ? AND tool = ? AND expires_at > ? ORDER BY expires_at DESC LIMIT 1'),
+    votes: db.prepare<[string], Row>(
+      'SELECT * FROM approval_votes WHERE decision_id = ? ORDER BY ledger_index',
+    ),
+    finalize: db.prepare(
+      "UPDATE approval_pending SET status = ?, approvals = ?, grant_id = ? WHERE decision_id = ? AND status = 'pending'",
+    ),
+    issue: db.prepare(
+      "UPDATE approval_pending SET status = 'issued' WHERE decision_id = ? AND status = 'approved'",
+    ),
+    addGrant: db.prepare(
+      'INSERT INTO approval_grants (grant_id, body, tenant, tool, expires_at) VALUES (?, ?, ?, ?, ?)',
+    ),
+    grant: db.prepare<[string, string, number], Row>(
+      'SELECT body FROM approval_grants WHERE tenant = ? AND tool = ? AND expires_at > ? ORDER BY expires_at DESC LIMIT 1',
+    ),
     addReview: db.prepare('INSERT INTO approval_reviews (review_id, body, status) VALUES (?, ?, ?)'),
     review: db.prepare<[string], Row>('SELECT body FROM approval_reviews WHERE review_id = ?'),
     reviews: db.prepare<[], Row>('SELECT body FROM approval_reviews ORDER BY review_id'),
-    closeReview: db.prepare("UPDATE approval_reviews SET body = ?, status = 'closed' WHERE review_id = ? AND status = 'open'"),
+    closeReview: db.prepare(
+      "UPDATE approval_reviews SET body = ?, status = 'closed' WHERE review_id = ? AND status = 'open'",
+    ),
   };
 
   const toApprover = (r: Row): ApproverRecord =>
@@ -227,7 +259,17 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
   const voteTx = db.transaction((v: VoteRecord): 'ok' | 'duplicate' | 'replayed' => {
     if (q.voted.get(v.decision_id, v.approver) !== undefined) return 'duplicate';
     if (q.use.run(v.approval_sha256, v.at).changes !== 1) return 'replayed';
-    const changed = q.addVote.run(v.decision_id, v.approver, v.verdict, v.role, v.method, v.approval_sha256, v.at, v.ledger_index, JSON.stringify(v.candidate)).changes;
+    const changed = q.addVote.run(
+      v.decision_id,
+      v.approver,
+      v.verdict,
+      v.role,
+      v.method,
+      v.approval_sha256,
+      v.at,
+      v.ledger_index,
+      JSON.stringify(v.candidate),
+    ).changes;
     if (changed !== 1) throw new Error('vote not recorded');
     return 'ok';
   });
@@ -236,7 +278,14 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
     registerApprover({ name, roles, jwk, atMs }) {
       const key = parsePublicJwk(jwk);
       if (q.approver.get(name) !== undefined) throw new TypeError(`approver ${name} already exists`);
-      const row = { name, roles: JSON.stringify([...roles].sort()), kid: key.kid, jwk: JSON.stringify(key.jwk), status: 'active', registered_at: Math.trunc(atMs) };
+      const row = {
+        name,
+        roles: JSON.stringify([...roles].sort()),
+        kid: key.kid,
+        jwk: JSON.stringify(key.jwk),
+        status: 'active',
+        registered_at: Math.trunc(atMs),
+      };
       q.addApprover.run(row.name, row.roles, row.kid, row.jwk, row.status, row.registered_at);
       return toApprover(row);
     },
@@ -255,8 +304,13 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
     listApprovers: () => Object.freeze(q.approvers.all().map(toApprover)),
     approverJwks() {
       const rows = q.approvers.all();
-      const list = rows.map((r) => parsePublicJwk(JSON.parse(String(r['jwk']))).jwk).sort((a, b) => (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0));
-      const revoked = rows.filter((r) => r['status'] !== 'active').map((r) => String(r['kid'])).sort();
+      const list = rows
+        .map((r) => parsePublicJwk(JSON.parse(String(r['jwk']))).jwk)
+        .sort((a, b) => (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0));
+      const revoked = rows
+        .filter((r) => r['status'] !== 'active')
+        .map((r) => String(r['kid']))
+        .sort();
       return Object.freeze({ keys: Object.freeze(list), revoked: Object.freeze(revoked) });
     },
     setOwner: (identity, owner) => void q.setOwner.run(identity, owner),
@@ -266,7 +320,17 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
     },
     insertPending(rec) {
       const { status, approvals, grant_id, ...body } = rec;
-      return q.addPending.run(rec.decision_id, JSON.stringify(body), status, JSON.stringify(approvals), grant_id, rec.expires_at, rec.created_at).changes === 1;
+      return (
+        q.addPending.run(
+          rec.decision_id,
+          JSON.stringify(body),
+          status,
+          JSON.stringify(approvals),
+          grant_id,
+          rec.expires_at,
+          rec.created_at,
+        ).changes === 1
+      );
     },
     pending(id) {
       const r = q.pending.get(id);
@@ -276,7 +340,8 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
     addVote: (v) => voteTx(v),
     markUsed: (sha, atMs) => q.use.run(sha, Math.trunc(atMs)).changes === 1,
     votes: (id) => Object.freeze(q.votes.all(id).map(toVote)),
-    finalize: (id, status, approvals, grantId) => q.finalize.run(status, JSON.stringify(approvals), grantId ?? null, id).changes === 1,
+    finalize: (id, status, approvals, grantId) =>
+      q.finalize.run(status, JSON.stringify(approvals), grantId ?? null, id).changes === 1,
     markIssued: (id) => q.issue.run(id).changes === 1,
     insertGrant: (g) => void q.addGrant.run(g.grant_id, JSON.stringify(g), g.tenant, g.tool, g.expires_at),
     activeGrant(tenant, tool, atMs) {
@@ -288,11 +353,18 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
       const r = q.review.get(id);
       return r === undefined ? undefined : (Object.freeze(JSON.parse(String(r['body']))) as ReviewRecord);
     },
-    listReviews: () => Object.freeze(q.reviews.all().map((r) => Object.freeze(JSON.parse(String(r['body']))) as ReviewRecord)),
+    listReviews: () =>
+      Object.freeze(q.reviews.all().map((r) => Object.freeze(JSON.parse(String(r['body']))) as ReviewRecord)),
     closeReview(id, by, notes, atMs) {
       const r = q.review.get(id);
       if (r === undefined) return false;
-      const body: ReviewRecord = { ...(JSON.parse(String(r['body'])) as ReviewRecord), status: 'closed', closed_by: by, closed_at: Math.trunc(atMs), notes };
+      const body: ReviewRecord = {
+        ...(JSON.parse(String(r['body'])) as ReviewRecord),
+        status: 'closed',
+        closed_by: by,
+        closed_at: Math.trunc(atMs),
+        notes,
+      };
       return q.closeReview.run(JSON.stringify(body), id).changes === 1;
     },
     close: () => db.close(),

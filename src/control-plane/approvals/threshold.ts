@@ -6,7 +6,14 @@
  * verified OIDC identity), not the requester's owner, holds a required role, and signed within
  * the approval window. Multi-party means distinct humans; one counted rejection denies.
  */
-import { approvalSigningInput, decodeBase64url, deny, parseApprovalStatement, parseStatementTimestamp, verifyEd25519 } from '../../kernel/index.js';
+import {
+  approvalSigningInput,
+  decodeBase64url,
+  deny,
+  parseApprovalStatement,
+  parseStatementTimestamp,
+  verifyEd25519,
+} from '../../kernel/index.js';
 import type { ApprovalStatement, Deny } from '../../kernel/index.js';
 import type { KeyObject } from 'node:crypto';
 
@@ -80,24 +87,39 @@ export function humanOf(approver: string): string {
 export function checkApproval(rules: ApprovalRules, c: ApprovalCandidate): CountedApproval | Deny {
   const s = parseApprovalStatement(c.statement);
   if (s === undefined) return deny('ERR_APPROVAL_INVALID', 'the approval statement is malformed');
-  if (s.decision_id !== rules.decision_id || s.intent_sha256 !== rules.intent_sha256 || s.preview_sha256 !== rules.preview_sha256) {
+  if (
+    s.decision_id !== rules.decision_id ||
+    s.intent_sha256 !== rules.intent_sha256 ||
+    s.preview_sha256 !== rules.preview_sha256
+  ) {
     return deny('ERR_APPROVAL_INVALID', 'the approval is bound to another decision, intent or preview');
   }
   const human = humanOf(s.approver);
-  if (s.approver === rules.requester || human === rules.requester || rules.isClient(s.approver) || rules.isClient(human)) {
+  if (
+    s.approver === rules.requester ||
+    human === rules.requester ||
+    rules.isClient(s.approver) ||
+    rules.isClient(human)
+  ) {
     return deny('ERR_APPROVER_AGENT', 'an agent identity can never approve');
   }
   let roles: readonly string[];
   let method: 'key' | 'oidc';
   if (c.oidc !== undefined && c.signature === undefined) {
-    if (s.approver !== `oidc:${c.oidc.subject}`) return deny('ERR_APPROVAL_SIGNATURE', 'the statement names another approver than the token');
+    if (s.approver !== `oidc:${c.oidc.subject}`)
+      return deny('ERR_APPROVAL_SIGNATURE', 'the statement names another approver than the token');
     roles = c.oidc.roles;
     method = 'oidc';
   } else if (c.signature !== undefined && c.oidc === undefined) {
     const key = rules.approver(s.approver);
-    if (key === undefined || key.status !== 'active') return deny('ERR_APPROVER_UNKNOWN', 'the approver is not registered or is revoked');
+    if (key === undefined || key.status !== 'active')
+      return deny('ERR_APPROVER_UNKNOWN', 'the approver is not registered or is revoked');
     const sig = decodeBase64url(c.signature);
-    if (sig === undefined || sig.length !== 64 || !verifyEd25519(key.publicKey, approvalSigningInput(s), sig)) {
+    if (
+      sig === undefined ||
+      sig.length !== 64 ||
+      !verifyEd25519(key.publicKey, approvalSigningInput(s), sig)
+    ) {
       return deny('ERR_APPROVAL_SIGNATURE', 'the approval signature does not verify');
     }
     roles = key.roles;
@@ -105,13 +127,20 @@ export function checkApproval(rules: ApprovalRules, c: ApprovalCandidate): Count
   } else {
     return deny('ERR_APPROVAL_INVALID', 'an approval needs exactly one of a signature or a verified token');
   }
-  if (rules.owner === null || s.approver === rules.owner || human === humanOf(rules.owner)) return deny('ERR_APPROVAL_SELF', 'the requester’s owner cannot approve its own call');
+  if (rules.owner === null || s.approver === rules.owner || human === humanOf(rules.owner))
+    return deny('ERR_APPROVAL_SELF', 'the requester’s owner cannot approve its own call');
   const at = parseStatementTimestamp(s.timestamp) ?? Number.NaN;
-  if (!(at >= rules.created_at - rules.skewMs && at <= rules.now + rules.skewMs && rules.now - at <= rules.maxAgeMs && rules.now < rules.expires_at)) {
+  if (!(
+    at >= rules.created_at - rules.skewMs &&
+    at <= rules.now + rules.skewMs &&
+    rules.now - at <= rules.maxAgeMs &&
+    rules.now < rules.expires_at
+  )) {
     return deny('ERR_APPROVAL_EXPIRED', 'the approval lies outside the approval window or its TTL');
   }
   const required = [...rules.roles].sort();
-  const role = required.length === 0 ? ([...roles].sort()[0] ?? 'approver') : required.find((r) => roles.includes(r));
+  const role =
+    required.length === 0 ? ([...roles].sort()[0] ?? 'approver') : required.find((r) => roles.includes(r));
   if (role === undefined) return deny('ERR_APPROVER_ROLE', 'the approver holds none of the required roles');
   return Object.freeze({ statement: s, approver: s.approver, verdict: s.verdict, role, method });
 }
@@ -136,7 +165,8 @@ export interface Tally {
  * number below 1 is a caller error (`TypeError`): an escalation always needs a human.
  */
 export function tallyApprovals(rules: ApprovalRules, candidates: readonly ApprovalCandidate[]): Tally {
-  if (!Number.isSafeInteger(rules.required) || rules.required < 1) throw new TypeError('required must be a positive integer');
+  if (!Number.isSafeInteger(rules.required) || rules.required < 1)
+    throw new TypeError('required must be a positive integer');
   const seen = new Set<string>();
   const counted: CountedApproval[] = [];
   for (const c of candidates) {
@@ -150,5 +180,10 @@ export function tallyApprovals(rules: ApprovalRules, candidates: readonly Approv
   }
   const rejected = counted.some((c) => c.verdict === 'reject');
   const approvers = counted.filter((c) => c.verdict === 'approve').map((c) => c.approver);
-  return Object.freeze({ met: !rejected && approvers.length >= rules.required, rejected, counted: Object.freeze(counted), approvers: Object.freeze(approvers) });
+  return Object.freeze({
+    met: !rejected && approvers.length >= rules.required,
+    rejected,
+    counted: Object.freeze(counted),
+    approvers: Object.freeze(approvers),
+  });
 }

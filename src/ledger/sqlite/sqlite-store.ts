@@ -87,7 +87,8 @@ function toCheckpoint(row: CheckpointRow): StoredCheckpoint {
 
 function toEvidence(row: EvidenceRow): EvidenceBlob {
   const body = Buffer.from(row.body);
-  if (sha256Hex(body) !== row.sha256) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'stored evidence is altered');
+  if (sha256Hex(body) !== row.sha256)
+    throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'stored evidence is altered');
   return Object.freeze({ sha256: row.sha256, media_type: row.media_type, body });
 }
 
@@ -104,21 +105,39 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
     db.pragma('synchronous = FULL');
     db.exec(SCHEMA);
   }
-  const insert = db.prepare('INSERT INTO entries (idx, entry_hash, type, trace_id, request_id, tenant, body) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const insert = db.prepare(
+    'INSERT INTO entries (idx, entry_hash, type, trace_id, request_id, tenant, body) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
   const count = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM entries');
   const maxIdx = db.prepare<[], { m: number | null }>('SELECT MAX(idx) AS m FROM entries');
   const byIdx = db.prepare<[number], EntryRow>('SELECT idx, body FROM entries WHERE idx = ?');
-  const range = db.prepare<[number, number], EntryRow>('SELECT idx, body FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx');
-  const byTrace = db.prepare<[string], EntryRow>('SELECT idx, body FROM entries WHERE trace_id = ? ORDER BY idx');
-  const byRequest = db.prepare<[string], EntryRow>('SELECT idx, body FROM entries WHERE request_id = ? ORDER BY idx');
+  const range = db.prepare<[number, number], EntryRow>(
+    'SELECT idx, body FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx',
+  );
+  const byTrace = db.prepare<[string], EntryRow>(
+    'SELECT idx, body FROM entries WHERE trace_id = ? ORDER BY idx',
+  );
+  const byRequest = db.prepare<[string], EntryRow>(
+    'SELECT idx, body FROM entries WHERE request_id = ? ORDER BY idx',
+  );
   const byTenant = db.prepare<[string, number, number], EntryRow>(
     'SELECT idx, body FROM entries WHERE tenant = ? AND idx >= ? ORDER BY idx LIMIT ?',
   );
-  const putCp = db.prepare('INSERT INTO checkpoints (size, root_hash, note, at) VALUES (?, ?, ?, ?) ON CONFLICT(size) DO NOTHING');
-  const allCp = db.prepare<[], CheckpointRow>('SELECT size, root_hash, note, at FROM checkpoints ORDER BY size');
-  const lastCp = db.prepare<[], CheckpointRow>('SELECT size, root_hash, note, at FROM checkpoints ORDER BY size DESC LIMIT 1');
-  const putEv = db.prepare('INSERT INTO evidence (sha256, media_type, body) VALUES (?, ?, ?) ON CONFLICT(sha256) DO NOTHING');
-  const getEv = db.prepare<[string], EvidenceRow>('SELECT sha256, media_type, body FROM evidence WHERE sha256 = ?');
+  const putCp = db.prepare(
+    'INSERT INTO checkpoints (size, root_hash, note, at) VALUES (?, ?, ?, ?) ON CONFLICT(size) DO NOTHING',
+  );
+  const allCp = db.prepare<[], CheckpointRow>(
+    'SELECT size, root_hash, note, at FROM checkpoints ORDER BY size',
+  );
+  const lastCp = db.prepare<[], CheckpointRow>(
+    'SELECT size, root_hash, note, at FROM checkpoints ORDER BY size DESC LIMIT 1',
+  );
+  const putEv = db.prepare(
+    'INSERT INTO evidence (sha256, media_type, body) VALUES (?, ?, ?) ON CONFLICT(sha256) DO NOTHING',
+  );
+  const getEv = db.prepare<[string], EvidenceRow>(
+    'SELECT sha256, media_type, body FROM evidence WHERE sha256 = ?',
+  );
 
   const appendTx = db.transaction((entries: readonly LedgerEntry[], evidence: readonly EvidenceBlob[]) => {
     for (const b of evidence) putEv.run(b.sha256, b.media_type, b.body);
@@ -126,7 +145,8 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
     const next = (maxIdx.get()?.m ?? -1) + 1;
     entries.forEach((e, i) => {
       // Stores never assign indices; they refuse anything but the next contiguous ones.
-      if (e.index !== next + i) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'batch does not continue the ledger head');
+      if (e.index !== next + i)
+        throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'batch does not continue the ledger head');
       insert.run(e.index, e.entry_hash, e.type, e.trace_id, e.request_id, e.tenant, entryJson(e));
     });
   });
@@ -141,11 +161,14 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
     backend: 'sqlite',
     database: db,
     appendBatch: (entries, evidence = []) =>
-      later(() => (entries.length === 0 && evidence.length === 0 ? undefined : appendImmediate(entries, evidence))),
+      later(() =>
+        entries.length === 0 && evidence.length === 0 ? undefined : appendImmediate(entries, evidence),
+      ),
     head: () =>
       later((): StoreHead => {
         const size = (maxIdx.get()?.m ?? -1) + 1;
-        if ((count.get()?.n ?? 0) !== size) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'ledger has a gap');
+        if ((count.get()?.n ?? 0) !== size)
+          throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'ledger has a gap');
         const last = size === 0 ? undefined : byIdx.get(size - 1);
         return { size, last: last === undefined ? undefined : toEntry(last) };
       }),
@@ -157,7 +180,8 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
       }),
     readByTrace: (traceId) => later(() => byTrace.all(traceId).map(toEntry)),
     readByRequest: (requestId) => later(() => byRequest.all(requestId).map(toEntry)),
-    readByTenant: (tenant, o) => later(() => byTenant.all(tenant, o?.from ?? 0, o?.limit ?? 1000).map(toEntry)),
+    readByTenant: (tenant, o) =>
+      later(() => byTenant.all(tenant, o?.from ?? 0, o?.limit ?? 1000).map(toEntry)),
     putCheckpoint: (cp) =>
       later(() => {
         putCp.run(cp.size, cp.root_hash, cp.note, cp.at);

@@ -32,9 +32,11 @@ type View = EntryView & { readonly entry: BundleEntry };
 /** Accepted skew between a statement timestamp and the approval window (ms), as at run time. */
 const SKEW_MS = 120_000;
 
-const isObj = (v: JsonValue | undefined): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObj = (v: JsonValue | undefined): v is JsonObject =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 const str = (v: JsonValue | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
-const strList = (v: JsonValue | undefined): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+const strList = (v: JsonValue | undefined): string[] =>
+  Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
 
 function approverKeys(jwks: JsonValue | undefined): Map<string, KeyObject> {
   const out = new Map<string, KeyObject>();
@@ -66,7 +68,13 @@ function evidenceDoc(evidence: JsonObject, sha: JsonValue | undefined): JsonObje
 function signatureOk(keys: Map<string, KeyObject>, doc: JsonObject, input: Buffer): boolean {
   const key = typeof doc['kid'] === 'string' ? keys.get(doc['kid']) : undefined;
   const sig = typeof doc['signature'] === 'string' ? decodeBase64url(doc['signature']) : undefined;
-  return doc['method'] === 'key' && key !== undefined && sig !== undefined && sig.length === 64 && verifyEd25519(key, input, sig);
+  return (
+    doc['method'] === 'key' &&
+    key !== undefined &&
+    sig !== undefined &&
+    sig.length === 64 &&
+    verifyEd25519(key, input, sig)
+  );
 }
 
 function envelopeClaims(jws: JsonValue | undefined): JsonObject | undefined {
@@ -93,7 +101,8 @@ function indexEntries(views: readonly View[]) {
     const id = str(p['decision_id']);
     if (v.entry.type === 'admin.client_registered') {
       const name = str(p['client']);
-      if (name !== undefined && p['key_use'] === 'approval') approverRoles.set(name, { roles: strList(p['roles']), kid: str(p['kid']) });
+      if (name !== undefined && p['key_use'] === 'approval')
+        approverRoles.set(name, { roles: strList(p['roles']), kid: str(p['kid']) });
       else if (name !== undefined) {
         clients.add(name);
         const owner = str(p['owner']);
@@ -107,7 +116,15 @@ function indexEntries(views: readonly View[]) {
     list.push(v);
     many.set(key, list);
   }
-  return { first, many, approverRoles, clients, owners, get: (type: string, id: string) => first.get(`${type}:${id}`), all: (type: string, id: string) => many.get(`${type}:${id}`) ?? [] };
+  return {
+    first,
+    many,
+    approverRoles,
+    clients,
+    owners,
+    get: (type: string, id: string) => first.get(`${type}:${id}`),
+    all: (type: string, id: string) => many.get(`${type}:${id}`) ?? [],
+  };
 }
 
 /** Approvals check. */
@@ -120,7 +137,8 @@ export const approvalsCheck: VerifyCheck = {
     const views = parsedViews(ctx.views);
     const ix = indexEntries(views);
     const keys = approverKeys(ctx.bundle.jwks['approvers']);
-    const bad = (v: View, code: FindingCode, message: string): void => void out.push(entryFinding(v, code, message));
+    const bad = (v: View, code: FindingCode, message: string): void =>
+      void out.push(entryFinding(v, code, message));
     const valid = new Map<string, View>(); // approval_sha256 → its counted approval.added entry
 
     for (const v of views) {
@@ -133,37 +151,63 @@ export const approvalsCheck: VerifyCheck = {
         bad(v, 'APPROVAL_MISSING', 'the signed approval is not in the bundle evidence');
         continue;
       }
-      if (!signatureOk(keys, doc, approvalSigningInput(s))) bad(v, 'APPROVAL_SIGNATURE', `the approval by ${s.approver} does not verify under an exported approver key`);
+      if (!signatureOk(keys, doc, approvalSigningInput(s)))
+        bad(
+          v,
+          'APPROVAL_SIGNATURE',
+          `the approval by ${s.approver} does not verify under an exported approver key`,
+        );
       const verdict = v.entry.type === 'approval.added' ? 'approve' : 'reject';
-      if (s.decision_id !== id || s.approver !== p['approver'] || s.approver !== v.entry.actor.id || s.verdict !== verdict || s.justification !== p['justification']) {
+      if (
+        s.decision_id !== id ||
+        s.approver !== p['approver'] ||
+        s.approver !== v.entry.actor.id ||
+        s.verdict !== verdict ||
+        s.justification !== p['justification']
+      ) {
         bad(v, 'APPROVAL_BINDING', 'the entry does not match its signed statement');
       }
       const requested = ix.get('approval.requested', id);
       const decision = ix.get('decision', id);
-      if (requested === undefined || requested.entry.index > v.entry.index) bad(v, 'APPROVAL_ORDER', 'no earlier approval.requested for this decision');
+      if (requested === undefined || requested.entry.index > v.entry.index)
+        bad(v, 'APPROVAL_ORDER', 'no earlier approval.requested for this decision');
       const rp = requested?.entry.payload ?? {};
-      if (s.intent_sha256 !== rp['intent_sha256'] || s.preview_sha256 !== (rp['preview_sha256'] ?? null)) bad(v, 'APPROVAL_BINDING', 'the approval is bound to another intent or preview');
+      if (s.intent_sha256 !== rp['intent_sha256'] || s.preview_sha256 !== (rp['preview_sha256'] ?? null))
+        bad(v, 'APPROVAL_BINDING', 'the approval is bound to another intent or preview');
       if (decision !== undefined) {
         const dp = decision.entry.payload;
-        const intent = intentSha256({ tool: str(dp['tool']) ?? '', tenant: decision.entry.tenant, params_sha256: str(dp['params_sha256']) ?? '' });
-        if (intent !== s.intent_sha256) bad(v, 'APPROVAL_BINDING', 'the approval intent is not the decision’s tool, tenant and parameters');
-        if (s.approver === dp['client']) bad(v, 'APPROVAL_AGENT', 'the requesting agent approved its own call');
+        const intent = intentSha256({
+          tool: str(dp['tool']) ?? '',
+          tenant: decision.entry.tenant,
+          params_sha256: str(dp['params_sha256']) ?? '',
+        });
+        if (intent !== s.intent_sha256)
+          bad(v, 'APPROVAL_BINDING', 'the approval intent is not the decision’s tool, tenant and parameters');
+        if (s.approver === dp['client'])
+          bad(v, 'APPROVAL_AGENT', 'the requesting agent approved its own call');
         // An OIDC approver `oidc:x` and a key named `x` are the same human (as at run time).
         const owner = ix.owners.get(str(dp['client']) ?? '');
         const human = s.approver.startsWith('oidc:') ? s.approver.slice('oidc:'.length) : s.approver;
-        if (owner !== undefined && human === owner) bad(v, 'APPROVAL_SELF', `${s.approver} owns the requesting agent and cannot approve its call`);
+        if (owner !== undefined && human === owner)
+          bad(v, 'APPROVAL_SELF', `${s.approver} owns the requesting agent and cannot approve its call`);
       }
       if (ix.clients.has(s.approver)) bad(v, 'APPROVAL_AGENT', `${s.approver} is a client (agent) identity`);
       const at = parseStatementTimestamp(s.timestamp) ?? Number.NaN;
       const expires = Date.parse(str(rp['expires_at']) ?? '');
       const opened = requested === undefined ? Number.NaN : Date.parse(requested.entry.at);
-      if (!(at >= opened - SKEW_MS && at <= expires && Date.parse(v.entry.at) < expires)) bad(v, 'APPROVAL_EXPIRED', 'the approval lies outside its approval window');
+      if (!(at >= opened - SKEW_MS && at <= expires && Date.parse(v.entry.at) < expires))
+        bad(v, 'APPROVAL_EXPIRED', 'the approval lies outside its approval window');
       const roles = strList(rp['roles']);
       const held = ix.approverRoles.get(s.approver);
-      if (p['role'] !== v.entry.actor.role || (roles.length > 0 && !roles.includes(String(p['role']))) || (held !== undefined && (!held.roles.includes(String(p['role'])) || held.kid !== doc['kid']))) {
+      if (
+        p['role'] !== v.entry.actor.role ||
+        (roles.length > 0 && !roles.includes(String(p['role']))) ||
+        (held !== undefined && (!held.roles.includes(String(p['role'])) || held.kid !== doc['kid']))
+      ) {
         bad(v, 'APPROVAL_ROLE', `the approver ${s.approver} does not hold a required role with this key`);
       }
-      if (verdict === 'approve' && typeof p['approval_sha256'] === 'string') valid.set(p['approval_sha256'], v);
+      if (verdict === 'approve' && typeof p['approval_sha256'] === 'string')
+        valid.set(p['approval_sha256'], v);
     }
 
     for (const v of views) {
@@ -172,10 +216,19 @@ export const approvalsCheck: VerifyCheck = {
       const decision = ix.get('decision', id);
       const claims = envelopeClaims(v.entry.payload['envelope']);
       const refs = strList(claims?.['approvals']);
-      if (decision === undefined || (decision.entry.payload['outcome'] !== 'escalate' && refs.length === 0)) continue;
-      const fin = ix.all('approval.finalized', id).find((f) => f.entry.payload['verdict'] === 'approve' || f.entry.payload['verdict'] === 'break_glass');
+      if (decision === undefined || (decision.entry.payload['outcome'] !== 'escalate' && refs.length === 0))
+        continue;
+      const fin = ix
+        .all('approval.finalized', id)
+        .find(
+          (f) => f.entry.payload['verdict'] === 'approve' || f.entry.payload['verdict'] === 'break_glass',
+        );
       if (fin === undefined || fin.entry.index > v.entry.index) {
-        bad(v, 'APPROVAL_MISSING', 'an envelope was issued for an escalated decision without a prior finalised approval');
+        bad(
+          v,
+          'APPROVAL_MISSING',
+          'an envelope was issued for an escalated decision without a prior finalised approval',
+        );
         continue;
       }
       const fp = fin.entry.payload;
@@ -185,15 +238,37 @@ export const approvalsCheck: VerifyCheck = {
       } else {
         const approvers = refs.map((r) => valid.get(r));
         const names = approvers.map((a) => a?.entry.payload['approver']);
-        if (approvers.some((a) => a === undefined || a.entry.index > fin.entry.index || str(a.entry.payload['decision_id']) !== id)) {
-          bad(v, 'APPROVAL_MISSING', 'the envelope names an approval that is not a valid earlier approval of this decision');
+        if (
+          approvers.some(
+            (a) =>
+              a === undefined ||
+              a.entry.index > fin.entry.index ||
+              str(a.entry.payload['decision_id']) !== id,
+          )
+        ) {
+          bad(
+            v,
+            'APPROVAL_MISSING',
+            'the envelope names an approval that is not a valid earlier approval of this decision',
+          );
         }
-        if (new Set(names).size !== names.length || names.length < required) bad(v, 'APPROVAL_DISTINCT', `the envelope carries ${new Set(names).size} distinct approvals, ${required} required`);
-        if (ix.all('approval.rejected', id).some((r) => r.entry.index < v.entry.index)) bad(v, 'APPROVAL_BINDING', 'an envelope was issued after a rejection');
+        if (new Set(names).size !== names.length || names.length < required)
+          bad(
+            v,
+            'APPROVAL_DISTINCT',
+            `the envelope carries ${new Set(names).size} distinct approvals, ${required} required`,
+          );
+        if (ix.all('approval.rejected', id).some((r) => r.entry.index < v.entry.index))
+          bad(v, 'APPROVAL_BINDING', 'an envelope was issued after a rejection');
       }
       const jti = str(v.entry.payload['jti']);
       for (const r of views) {
-        if (r.entry.type === 'execution.receipt' && jti !== undefined && r.entry.payload['jti'] === jti && r.entry.index < v.entry.index) {
+        if (
+          r.entry.type === 'execution.receipt' &&
+          jti !== undefined &&
+          r.entry.payload['jti'] === jti &&
+          r.entry.index < v.entry.index
+        ) {
           bad(r, 'APPROVAL_ORDER', 'the execution receipt precedes its envelope');
         }
       }
@@ -217,14 +292,31 @@ function checkBreakGlass(
   const s = doc === undefined ? undefined : parseBreakGlassStatement(doc['statement']);
   const used = ix.get('break_glass.used', id);
   const review = ix.get('review.opened', id);
-  if (doc === undefined || s === undefined || used === undefined || review === undefined || used.entry.index > fin.entry.index) {
-    bad(envelope, 'APPROVAL_MISSING', 'break-glass stood in without its signed grant, use record or review item');
+  if (
+    doc === undefined ||
+    s === undefined ||
+    used === undefined ||
+    review === undefined ||
+    used.entry.index > fin.entry.index
+  ) {
+    bad(
+      envelope,
+      'APPROVAL_MISSING',
+      'break-glass stood in without its signed grant, use record or review item',
+    );
     return;
   }
-  if (!signatureOk(keys, doc, breakGlassSigningInput(s))) bad(fin, 'APPROVAL_SIGNATURE', 'the break-glass grant does not verify under an exported approver key');
+  if (!signatureOk(keys, doc, breakGlassSigningInput(s)))
+    bad(fin, 'APPROVAL_SIGNATURE', 'the break-glass grant does not verify under an exported approver key');
   const decision = ix.get('decision', id);
-  if (s.tenant !== envelope.entry.tenant || (decision !== undefined && s.tool !== decision.entry.payload['tool'])) bad(fin, 'APPROVAL_BINDING', 'the break-glass grant is for another target or action class');
-  if (refs.length !== 1 || refs[0] !== sha || strList(fin.entry.payload['approvers'])[0] !== s.approver) bad(envelope, 'APPROVAL_BINDING', 'the envelope does not name the break-glass grant');
+  if (
+    s.tenant !== envelope.entry.tenant ||
+    (decision !== undefined && s.tool !== decision.entry.payload['tool'])
+  )
+    bad(fin, 'APPROVAL_BINDING', 'the break-glass grant is for another target or action class');
+  if (refs.length !== 1 || refs[0] !== sha || strList(fin.entry.payload['approvers'])[0] !== s.approver)
+    bad(envelope, 'APPROVAL_BINDING', 'the envelope does not name the break-glass grant');
   const held = ix.approverRoles.get(s.approver);
-  if (held !== undefined && !held.roles.includes(used.entry.actor.role)) bad(used, 'APPROVAL_ROLE', 'break-glass was used without an L4/L5 role');
+  if (held !== undefined && !held.roles.includes(used.entry.actor.role))
+    bad(used, 'APPROVAL_ROLE', 'break-glass was used without an L4/L5 role');
 }

@@ -22,37 +22,61 @@ const OUTCOME_TYPES: ReadonlySet<string> = new Set(['gateway.completed', 'gatewa
 function outcomeProblem(v: View): string | undefined {
   const p = v.entry.payload;
   if (typeof p['outcome'] !== 'string' || p['outcome'].length === 0) return 'names no outcome';
-  if (v.entry.type === 'gateway.completed' && !isHex64(p['result_sha256'])) return 'names no result (result_sha256)';
-  if (v.entry.type === 'gateway.failed' && (typeof p['code'] !== 'string' || p['code'].length === 0)) return 'names no denial code';
+  if (v.entry.type === 'gateway.completed' && !isHex64(p['result_sha256']))
+    return 'names no result (result_sha256)';
+  if (v.entry.type === 'gateway.failed' && (typeof p['code'] !== 'string' || p['code'].length === 0))
+    return 'names no denial code';
   return undefined;
 }
 
 function checkRequest(l: Linkage, a: View, bad: Report): void {
   const p = a.entry.payload;
-  if (p['auth_method'] !== undefined && p['auth_method'] !== 'signature') return bad('REQUEST_SIGNATURE', `authenticated by ${JSON.stringify(p['auth_method'])}: no client signature to verify offline`);
+  if (p['auth_method'] !== undefined && p['auth_method'] !== 'signature')
+    return bad(
+      'REQUEST_SIGNATURE',
+      `authenticated by ${JSON.stringify(p['auth_method'])}: no client signature to verify offline`,
+    );
   const r = l.request(p['request_sha256']);
   if (r === undefined) return bad('REQUEST_EVIDENCE', 'the raw signed request is not in the bundle evidence');
-  if (typeof r === 'string') return bad('REQUEST_EVIDENCE', `the raw request evidence is not a signed request: ${r}`);
-  if (r.request_id !== a.entry.request_id || r.tenant !== a.entry.tenant || r.identity !== a.entry.actor.id || (p['client'] !== undefined && p['client'] !== r.identity) || (p['tool'] !== undefined && p['tool'] !== r.action) || requestTraceId(r) !== a.entry.trace_id)
-    return bad('REQUEST_EVIDENCE', 'the entry does not match its signed request (request id, tenant, identity, tool or trace id)');
+  if (typeof r === 'string')
+    return bad('REQUEST_EVIDENCE', `the raw request evidence is not a signed request: ${r}`);
+  if (
+    r.request_id !== a.entry.request_id ||
+    r.tenant !== a.entry.tenant ||
+    r.identity !== a.entry.actor.id ||
+    (p['client'] !== undefined && p['client'] !== r.identity) ||
+    (p['tool'] !== undefined && p['tool'] !== r.action) ||
+    requestTraceId(r) !== a.entry.trace_id
+  )
+    return bad(
+      'REQUEST_EVIDENCE',
+      'the entry does not match its signed request (request id, tenant, identity, tool or trace id)',
+    );
   const { keys, tenants } = l.clientKeys(r.identity);
   if (keys.length === 0) return bad('REQUEST_SIGNATURE', `the bundle binds no key to client ${r.identity}`);
-  if (!tenants.has(r.tenant)) return bad('REQUEST_SIGNATURE', `client ${r.identity} is not registered for tenant ${r.tenant}`);
+  if (!tenants.has(r.tenant))
+    return bad('REQUEST_SIGNATURE', `client ${r.identity} is not registered for tenant ${r.tenant}`);
   const sig = requestSignatureBytes(r);
   const input = requestSigningInput(r);
-  if (sig === undefined || !keys.some((k) => verifyEd25519(k.keyObject, input, sig))) bad('REQUEST_SIGNATURE', `the request signature does not verify under a key of client ${r.identity}`);
+  if (sig === undefined || !keys.some((k) => verifyEd25519(k.keyObject, input, sig)))
+    bad('REQUEST_SIGNATURE', `the request signature does not verify under a key of client ${r.identity}`);
 }
 
 /** Attributable outcome check. */
 export const attributableOutcomeCheck: VerifyCheck = {
   id: 'attributable-outcome',
-  title: 'every accepted request is signed by its registered client and has an outcome record naming its result or code',
+  title:
+    'every accepted request is signed by its registered client and has an outcome record naming its result or code',
   requirements: ['FC-INV-5', 'FC-INV-3'],
   run: (ctx) => {
     const out: Finding[] = [];
     const l = linkageOf(ctx);
     for (const v of l.views) {
-      const bad: Report = (code, message, partial) => void out.push({ ...entryFinding(v, code, message), ...(partial === true ? { partial: true as const } : {}) });
+      const bad: Report = (code, message, partial) =>
+        void out.push({
+          ...entryFinding(v, code, message),
+          ...(partial === true ? { partial: true as const } : {}),
+        });
       if (OUTCOME_TYPES.has(v.entry.type)) {
         const problem = outcomeProblem(v);
         if (problem !== undefined) bad('OUTCOME_MALFORMED', `the outcome record ${problem}`);
@@ -60,9 +84,20 @@ export const attributableOutcomeCheck: VerifyCheck = {
       }
       if (v.entry.type !== 'gateway.accepted') continue;
       const trace = l.traces.get(v.entry.trace_id) ?? [];
-      const outcome = trace.find((o) => o.entry.index > v.entry.index && OUTCOME_TYPES.has(o.entry.type) && o.entry.request_id === v.entry.request_id && o.entry.actor.role === 'gate');
+      const outcome = trace.find(
+        (o) =>
+          o.entry.index > v.entry.index &&
+          OUTCOME_TYPES.has(o.entry.type) &&
+          o.entry.request_id === v.entry.request_id &&
+          o.entry.actor.role === 'gate',
+      );
       // In a partial export the outcome may lie past its end: undecided there, a violation in a complete one.
-      if (outcome === undefined) bad('OUTCOME_MISSING', `request ${v.entry.request_id} has no outcome record (gateway.completed or gateway.failed) after it`, true);
+      if (outcome === undefined)
+        bad(
+          'OUTCOME_MISSING',
+          `request ${v.entry.request_id} has no outcome record (gateway.completed or gateway.failed) after it`,
+          true,
+        );
       checkRequest(l, v, bad);
     }
     return out;

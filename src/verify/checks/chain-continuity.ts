@@ -15,7 +15,8 @@ function anchorsOf(ctx: VerifyContext): Map<number, string> {
   for (const a of ctx.bundle.anchors) {
     if (typeof a !== 'object' || a === null || Array.isArray(a)) continue;
     const { index, entry_hash: hash } = a as { index?: unknown; entry_hash?: unknown };
-    if (typeof index === 'number' && Number.isSafeInteger(index) && index >= 0 && isHex64(hash)) out.set(index, hash);
+    if (typeof index === 'number' && Number.isSafeInteger(index) && index >= 0 && isHex64(hash))
+      out.set(index, hash);
   }
   return out;
 }
@@ -40,26 +41,51 @@ export const chainContinuityCheck: VerifyCheck = {
         continue;
       }
       if (range && e.index !== expected) {
-        const what = e.index > expected ? `entries ${expected}..${e.index - 1} are missing` : `index ${e.index} repeats or is out of order`;
+        const what =
+          e.index > expected
+            ? `entries ${expected}..${e.index - 1} are missing`
+            : `index ${e.index} repeats or is out of order`;
         out.push(entryFinding(v, 'CHAIN_INDEX', `expected index ${expected}: ${what}`));
       } else if (!range && prev !== undefined && e.index <= prev.index) {
         out.push(entryFinding(v, 'CHAIN_INDEX', `index ${e.index} repeats or is out of order`));
       }
       expected = e.index + 1;
       if (e.index === 0) {
-        if (e.prev_hash !== GENESIS_PREV_HASH) out.push(entryFinding(v, 'CHAIN_PREV_HASH', 'entry 0 must link to 64 zeros'));
+        if (e.prev_hash !== GENESIS_PREV_HASH)
+          out.push(entryFinding(v, 'CHAIN_PREV_HASH', 'entry 0 must link to 64 zeros'));
       } else if (prev !== undefined && prev.index === e.index - 1) {
         if (!hexDigestEquals(e.prev_hash, prev.entry_hash))
-          out.push(entryFinding(v, 'CHAIN_PREV_HASH', `prev_hash is not the hash of entry ${prev.index} (entry ${prev.index} or ${e.index} was altered)`));
+          out.push(
+            entryFinding(
+              v,
+              'CHAIN_PREV_HASH',
+              `prev_hash is not the hash of entry ${prev.index} (entry ${prev.index} or ${e.index} was altered)`,
+            ),
+          );
       } else {
         const anchor = anchors.get(e.index - 1);
-        if (anchor === undefined) out.push(entryFinding(v, 'CHAIN_ANCHOR_MISSING', `predecessor ${e.index - 1} is neither in the bundle nor anchored`));
-        else if (!hexDigestEquals(e.prev_hash, anchor)) out.push(entryFinding(v, 'CHAIN_PREV_HASH', `prev_hash is not the anchored hash of entry ${e.index - 1}`));
+        if (anchor === undefined)
+          out.push(
+            entryFinding(
+              v,
+              'CHAIN_ANCHOR_MISSING',
+              `predecessor ${e.index - 1} is neither in the bundle nor anchored`,
+            ),
+          );
+        else if (!hexDigestEquals(e.prev_hash, anchor))
+          out.push(
+            entryFinding(v, 'CHAIN_PREV_HASH', `prev_hash is not the anchored hash of entry ${e.index - 1}`),
+          );
       }
       prev = e;
     }
     if (range && ctx.views.length > 0 && expected <= scope.to) {
-      out.push({ code: 'CHAIN_INDEX', message: `entries ${expected}..${scope.to} of the export scope are missing (tail cut)`, index: expected, position: ctx.views.length });
+      out.push({
+        code: 'CHAIN_INDEX',
+        message: `entries ${expected}..${scope.to} of the export scope are missing (tail cut)`,
+        index: expected,
+        position: ctx.views.length,
+      });
     }
     return out;
   },

@@ -7,5 +7,8 @@ export const entryFormatCheck: VerifyCheck = {
   id: 'entry-format',
   title: 'every entry has the ledger entry format and a known type',
   requirements: ['OE-INV-016', 'OE-INV-022'],
-  run: (ctx) => ctx.views.filter((v) => v.problem !== undefined).map((v) => entryFinding(v, 'ENTRY_MALFORMED', v.problem ?? 'malformed')),
+  run: (ctx) =>
+    ctx.views
+      .filter((v) => v.problem !== undefined)
+      .map((v) => entryFinding(v, 'ENTRY_MALFORMED', v.problem ?? 'malformed')),
 };

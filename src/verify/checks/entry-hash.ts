@@ -12,7 +12,9 @@ export const entryHashCheck: VerifyCheck = {
     const out: Finding[] = [];
     for (const v of parsedViews(ctx.views)) {
       if (!hexDigestEquals(ctx.computedHash(v), v.entry.entry_hash))
-        out.push(entryFinding(v, 'ENTRY_HASH_MISMATCH', 'entry_hash does not match the entry contents (edited)'));
+        out.push(
+          entryFinding(v, 'ENTRY_HASH_MISMATCH', 'entry_hash does not match the entry contents (edited)'),
+        );
     }
     return out;
   },

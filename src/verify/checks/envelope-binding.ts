@@ -9,7 +9,15 @@
  * `policy_bundle` claim is that decision's bundle (and present when bundles were exported); and
  * `params_sha256` is the hash of the parameters in the raw signed request of that call.
  */
-import { canonicalize, computeParamsSha256, hexDigestEquals, parsePublicJwk, sha256Hex, type EnvelopeClaims, type JsonValue } from '../../kernel/index.js';
+import {
+  canonicalize,
+  computeParamsSha256,
+  hexDigestEquals,
+  parsePublicJwk,
+  sha256Hex,
+  type EnvelopeClaims,
+  type JsonValue,
+} from '../../kernel/index.js';
 import type { VerifyContext } from '../context.js';
 import { envelopeSignatureHolds, type DecodedEnvelope } from '../envelope-offline.js';
 import { linkageOf, refNames, type Linkage, type View } from '../linkage.js';
@@ -23,8 +31,10 @@ function checkKey(l: Linkage, v: View, e: DecodedEnvelope, bad: Report): void {
   const key = l.issuerKeys.get(e.kid);
   if (key === undefined) return bad('ENVELOPE_KEY', `kid ${e.kid} is not in the bundle's issuer JWKS`);
   const revokedAt = l.issuerRevokedAt.get(e.kid);
-  if (revokedAt !== undefined && revokedAt < v.entry.index) bad('ENVELOPE_KEY', `issued under a key revoked at entry ${revokedAt}`);
-  else if (revokedAt === undefined && l.issuerRevoked.has(e.kid)) bad('ENVELOPE_KEY', `issued under a revoked key whose revocation is not in this bundle`, true);
+  if (revokedAt !== undefined && revokedAt < v.entry.index)
+    bad('ENVELOPE_KEY', `issued under a key revoked at entry ${revokedAt}`);
+  else if (revokedAt === undefined && l.issuerRevoked.has(e.kid))
+    bad('ENVELOPE_KEY', `issued under a revoked key whose revocation is not in this bundle`, true);
   for (const r of l.find('admin.key_rotated', e.kid)) {
     let same = false;
     try {
@@ -32,9 +42,11 @@ function checkKey(l: Linkage, v: View, e: DecodedEnvelope, bad: Report): void {
     } catch {
       same = false;
     }
-    if (!same) bad('ENVELOPE_KEY', `the issuer JWKS key ${e.kid} is not the key ledgered at entry ${r.entry.index}`);
+    if (!same)
+      bad('ENVELOPE_KEY', `the issuer JWKS key ${e.kid} is not the key ledgered at entry ${r.entry.index}`);
   }
-  if (!envelopeSignatureHolds(e, key)) bad('ENVELOPE_SIGNATURE', `the signature does not verify under issuer key ${e.kid}`);
+  if (!envelopeSignatureHolds(e, key))
+    bad('ENVELOPE_SIGNATURE', `the signature does not verify under issuer key ${e.kid}`);
 }
 
 function checkEntry(v: View, e: DecodedEnvelope, bad: Report): void {
@@ -43,41 +55,95 @@ function checkEntry(v: View, e: DecodedEnvelope, bad: Report): void {
   const ref = p['ledger_ref'];
   const refOk = refNames(ref, c.ledger.index, c.ledger.entry_hash);
   const same =
-    p['decision_id'] === c.decision_id && p['jti'] === c.jti && (p['kid'] === undefined || p['kid'] === e.kid) && (p['exp'] === undefined || p['exp'] === c.exp) &&
-    (p['params_sha256'] === undefined || p['params_sha256'] === c.params_sha256) && (p['tool'] === undefined || p['tool'] === c.tool) && (ref === undefined || refOk) &&
-    v.entry.tenant === c.tenant && v.entry.trace_id === c.trace_id && v.entry.request_id === c.request_id;
-  if (!same) bad('ENVELOPE_BINDING', 'the entry does not repeat its envelope claims (decision, jti, tool, tenant, trace, request, ledger reference)');
+    p['decision_id'] === c.decision_id &&
+    p['jti'] === c.jti &&
+    (p['kid'] === undefined || p['kid'] === e.kid) &&
+    (p['exp'] === undefined || p['exp'] === c.exp) &&
+    (p['params_sha256'] === undefined || p['params_sha256'] === c.params_sha256) &&
+    (p['tool'] === undefined || p['tool'] === c.tool) &&
+    (ref === undefined || refOk) &&
+    v.entry.tenant === c.tenant &&
+    v.entry.trace_id === c.trace_id &&
+    v.entry.request_id === c.request_id;
+  if (!same)
+    bad(
+      'ENVELOPE_BINDING',
+      'the entry does not repeat its envelope claims (decision, jti, tool, tenant, trace, request, ledger reference)',
+    );
 }
 
 function checkExecutor(l: Linkage, v: View, c: EnvelopeClaims, bad: Report): void {
   const x = l.executor;
   if (typeof x === 'string') return;
-  if (c.aud !== x.audience) bad('ENVELOPE_AUDIENCE', `aud ${JSON.stringify(c.aud)} is not the declared executor ${JSON.stringify(x.audience)}`);
+  if (c.aud !== x.audience)
+    bad(
+      'ENVELOPE_AUDIENCE',
+      `aud ${JSON.stringify(c.aud)} is not the declared executor ${JSON.stringify(x.audience)}`,
+    );
   const lifetime = c.exp - c.iat;
-  if (lifetime <= 0 || lifetime > x.maxLifetimeSec) bad('ENVELOPE_LIFETIME', `lifetime ${lifetime} s is outside 1..${x.maxLifetimeSec} s`);
-  if (c.iat * 1000 > Date.parse(v.entry.at) + x.clockToleranceSec * 1000) bad('ENVELOPE_LIFETIME', 'iat lies after the envelope was recorded');
+  if (lifetime <= 0 || lifetime > x.maxLifetimeSec)
+    bad('ENVELOPE_LIFETIME', `lifetime ${lifetime} s is outside 1..${x.maxLifetimeSec} s`);
+  if (c.iat * 1000 > Date.parse(v.entry.at) + x.clockToleranceSec * 1000)
+    bad('ENVELOPE_LIFETIME', 'iat lies after the envelope was recorded');
 }
 
 /** The decision the `ledger` claim names: in the bundle, earlier, the same call, and allowed (or approved). */
-function checkDecision(ctx: VerifyContext, l: Linkage, v: View, c: EnvelopeClaims, bad: Report): View | undefined {
+function checkDecision(
+  ctx: VerifyContext,
+  l: Linkage,
+  v: View,
+  c: EnvelopeClaims,
+  bad: Report,
+): View | undefined {
   const d = l.byIndex.get(c.ledger.index);
   if (d === undefined) {
-    bad('ENVELOPE_LEDGER', `the ledger claim names entry ${c.ledger.index}, which is not in the bundle`, !l.inScope(c.ledger.index));
+    bad(
+      'ENVELOPE_LEDGER',
+      `the ledger claim names entry ${c.ledger.index}, which is not in the bundle`,
+      !l.inScope(c.ledger.index),
+    );
     return undefined;
   }
   const p = d.entry.payload;
-  if (d.entry.type !== 'decision' || !hexDigestEquals(d.entry.entry_hash, c.ledger.entry_hash) || d.entry.index >= v.entry.index) {
-    bad('ENVELOPE_LEDGER', `the ledger claim does not name an earlier decision record (entry ${c.ledger.index})`);
+  if (
+    d.entry.type !== 'decision' ||
+    !hexDigestEquals(d.entry.entry_hash, c.ledger.entry_hash) ||
+    d.entry.index >= v.entry.index
+  ) {
+    bad(
+      'ENVELOPE_LEDGER',
+      `the ledger claim does not name an earlier decision record (entry ${c.ledger.index})`,
+    );
     return undefined;
   }
-  if (p['decision_id'] !== c.decision_id || d.entry.tenant !== c.tenant || p['tool'] !== c.tool || p['client'] !== c.sub || p['params_sha256'] !== c.params_sha256)
-    bad('ENVELOPE_LEDGER', `decision entry ${d.entry.index} is for another decision, tenant, tool, subject or parameters`);
-  const approved = l.find('approval.finalized', c.decision_id).some((f) => f.entry.index < v.entry.index && (f.entry.payload['verdict'] === 'approve' || f.entry.payload['verdict'] === 'break_glass'));
+  if (
+    p['decision_id'] !== c.decision_id ||
+    d.entry.tenant !== c.tenant ||
+    p['tool'] !== c.tool ||
+    p['client'] !== c.sub ||
+    p['params_sha256'] !== c.params_sha256
+  )
+    bad(
+      'ENVELOPE_LEDGER',
+      `decision entry ${d.entry.index} is for another decision, tenant, tool, subject or parameters`,
+    );
+  const approved = l
+    .find('approval.finalized', c.decision_id)
+    .some(
+      (f) =>
+        f.entry.index < v.entry.index &&
+        (f.entry.payload['verdict'] === 'approve' || f.entry.payload['verdict'] === 'break_glass'),
+    );
   if (!(p['outcome'] === 'allow' || (p['outcome'] === 'escalate' && approved)))
-    bad('ENVELOPE_LEDGER', `decision entry ${d.entry.index} did not allow the call (outcome ${JSON.stringify(p['outcome'] ?? null)}, no earlier finalised approval)`);
-  if (p['policy_bundle'] !== c.policy_bundle) bad('ENVELOPE_POLICY', `policy_bundle is not the bundle of decision entry ${d.entry.index}`);
+    bad(
+      'ENVELOPE_LEDGER',
+      `decision entry ${d.entry.index} did not allow the call (outcome ${JSON.stringify(p['outcome'] ?? null)}, no earlier finalised approval)`,
+    );
+  if (p['policy_bundle'] !== c.policy_bundle)
+    bad('ENVELOPE_POLICY', `policy_bundle is not the bundle of decision entry ${d.entry.index}`);
   const docs = ctx.bundle.policyBundles;
-  if (Object.keys(docs).length > 0 && !(c.policy_bundle in docs)) bad('ENVELOPE_POLICY', 'the policy bundle is not among the exported policy bundles');
+  if (Object.keys(docs).length > 0 && !(c.policy_bundle in docs))
+    bad('ENVELOPE_POLICY', 'the policy bundle is not among the exported policy bundles');
   return d;
 }
 
@@ -87,7 +153,8 @@ function checkParams(l: Linkage, v: View, c: EnvelopeClaims, d: View | undefined
   const add = (sha: JsonValue | undefined): void => void (typeof sha === 'string' && shas.add(sha));
   add(d?.entry.payload['request_sha256']);
   for (const t of l.traces.get(v.entry.trace_id) ?? []) {
-    if (t.entry.type === 'gateway.accepted' && t.entry.request_id === c.request_id) add(t.entry.payload['request_sha256']);
+    if (t.entry.type === 'gateway.accepted' && t.entry.request_id === c.request_id)
+      add(t.entry.payload['request_sha256']);
   }
   let seen = 0;
   for (const sha of shas) {
@@ -100,23 +167,37 @@ function checkParams(l: Linkage, v: View, c: EnvelopeClaims, d: View | undefined
     } catch {
       hash = '';
     }
-    if (!hexDigestEquals(hash, c.params_sha256)) bad('ENVELOPE_PARAMS', `params_sha256 is not the hash of the parameters in signed request ${sha.slice(0, 16)}…`);
+    if (!hexDigestEquals(hash, c.params_sha256))
+      bad(
+        'ENVELOPE_PARAMS',
+        `params_sha256 is not the hash of the parameters in signed request ${sha.slice(0, 16)}…`,
+      );
     if (r.action !== c.tool || r.tenant !== c.tenant || r.identity !== c.sub || r.request_id !== c.request_id)
-      bad('ENVELOPE_BINDING', `the envelope's tool, tenant, subject or request is not that of signed request ${sha.slice(0, 16)}…`);
+      bad(
+        'ENVELOPE_BINDING',
+        `the envelope's tool, tenant, subject or request is not that of signed request ${sha.slice(0, 16)}…`,
+      );
   }
-  if (seen === 0) bad('ENVELOPE_PARAMS', 'no raw signed request of this call is in the bundle to check params_sha256 against', true);
+  if (seen === 0)
+    bad(
+      'ENVELOPE_PARAMS',
+      'no raw signed request of this call is in the bundle to check params_sha256 against',
+      true,
+    );
 }
 
 /** Envelope binding check. */
 export const envelopeBindingCheck: VerifyCheck = {
   id: 'envelope-binding',
-  title: 'every envelope verifies under the issuer keys and is bound to an earlier allow decision, the executor and the signed parameters',
+  title:
+    'every envelope verifies under the issuer keys and is bound to an earlier allow decision, the executor and the signed parameters',
   requirements: ['OE-INV-017', 'FC-INV-4', 'GEI-param-binding', 'L7-boundary-b'],
   run: (ctx) => {
     const out: Finding[] = [];
     const l = linkageOf(ctx);
     const envelopes = l.views.filter((v) => v.entry.type === 'envelope.issued');
-    if (envelopes.length > 0 && typeof l.executor === 'string') out.push({ code: 'EXECUTOR_UNDECLARED', message: l.executor });
+    if (envelopes.length > 0 && typeof l.executor === 'string')
+      out.push({ code: 'EXECUTOR_UNDECLARED', message: l.executor });
     const docs = ctx.bundle.policyBundles;
     for (const [hash, doc] of Object.entries(docs)) {
       let ok = false;
@@ -125,10 +206,18 @@ export const envelopeBindingCheck: VerifyCheck = {
       } catch {
         ok = false;
       }
-      if (!ok) out.push({ code: 'ENVELOPE_POLICY', message: `policy bundle ${hash.slice(0, 16)}… does not hash to its key` });
+      if (!ok)
+        out.push({
+          code: 'ENVELOPE_POLICY',
+          message: `policy bundle ${hash.slice(0, 16)}… does not hash to its key`,
+        });
     }
     for (const v of envelopes) {
-      const bad: Report = (code, message, partial) => void out.push({ ...entryFinding(v, code, message), ...(partial === true ? { partial: true as const } : {}) });
+      const bad: Report = (code, message, partial) =>
+        void out.push({
+          ...entryFinding(v, code, message),
+          ...(partial === true ? { partial: true as const } : {}),
+        });
       const e = l.envelope(v);
       if (typeof e === 'string') {
         bad('ENVELOPE_MALFORMED', `the recorded envelope is malformed: ${e}`);

@@ -16,10 +16,16 @@ export const inclusionProofsCheck: VerifyCheck = {
   applies: (ctx) => !ctx.complete || ctx.bundle.inclusion.length > 0,
   run: (ctx) => {
     const cp = ctx.checkpoint.verified;
-    if (cp === undefined) return [{ code: 'CHECKPOINT_UNVERIFIED', message: 'no verified checkpoint to check inclusion against' }];
+    if (cp === undefined)
+      return [
+        { code: 'CHECKPOINT_UNVERIFIED', message: 'no verified checkpoint to check inclusion against' },
+      ];
     const proofs = new Map<number, Buffer[]>();
     for (const p of ctx.bundle.inclusion) {
-      const { index, hashes } = (typeof p === 'object' && p !== null && !Array.isArray(p) ? p : {}) as { index?: unknown; hashes?: unknown };
+      const { index, hashes } = (typeof p === 'object' && p !== null && !Array.isArray(p) ? p : {}) as {
+        index?: unknown;
+        hashes?: unknown;
+      };
       const decoded = decodeProof(hashes);
       if (typeof index === 'number' && decoded !== undefined) proofs.set(index, decoded);
     }
@@ -30,12 +36,20 @@ export const inclusionProofsCheck: VerifyCheck = {
     const out: Finding[] = [];
     for (const v of parsedViews(ctx.views)) {
       if (!included(v.entry.index, v.entry.entry_hash))
-        out.push(entryFinding(v, 'INCLUSION_PROOF', `not proven included in the checkpoint of size ${cp.size}`));
+        out.push(
+          entryFinding(v, 'INCLUSION_PROOF', `not proven included in the checkpoint of size ${cp.size}`),
+        );
     }
     for (const a of ctx.bundle.anchors) {
-      const { index, entry_hash: hash } = (typeof a === 'object' && a !== null && !Array.isArray(a) ? a : {}) as { index?: unknown; entry_hash?: unknown };
+      const { index, entry_hash: hash } = (
+        typeof a === 'object' && a !== null && !Array.isArray(a) ? a : {}
+      ) as { index?: unknown; entry_hash?: unknown };
       if (typeof index !== 'number' || !isHex64(hash) || !included(index, hash))
-        out.push({ code: 'INCLUSION_PROOF', message: `anchor ${String(index)} is malformed or not proven included`, ...(typeof index === 'number' ? { index } : {}) });
+        out.push({
+          code: 'INCLUSION_PROOF',
+          message: `anchor ${String(index)} is malformed or not proven included`,
+          ...(typeof index === 'number' ? { index } : {}),
+        });
     }
     return out;
   },

@@ -15,16 +15,35 @@ export const merkleRootCheck: VerifyCheck = {
   applies: (ctx) => ctx.complete,
   run: (ctx) => {
     const cp = ctx.checkpoint.verified;
-    if (cp === undefined) return [{ code: 'CHECKPOINT_UNVERIFIED', message: 'no verified checkpoint to compare the root with' }];
+    if (cp === undefined)
+      return [{ code: 'CHECKPOINT_UNVERIFIED', message: 'no verified checkpoint to compare the root with' }];
     const leaves = ctx.leaves();
-    if (leaves === undefined) return [{ code: 'MERKLE_ROOT', message: 'the root cannot be recomputed: an entry is malformed (see entry-format)' }];
+    if (leaves === undefined)
+      return [
+        {
+          code: 'MERKLE_ROOT',
+          message: 'the root cannot be recomputed: an entry is malformed (see entry-format)',
+        },
+      ];
     const out: Finding[] = [];
     if (leaves.length < cp.size)
-      out.push({ code: 'ENTRIES_MISSING', message: `the checkpoint covers ${cp.size} entries; the bundle holds ${leaves.length}: entries ${leaves.length}..${cp.size - 1} are missing`, index: leaves.length, position: leaves.length });
+      out.push({
+        code: 'ENTRIES_MISSING',
+        message: `the checkpoint covers ${cp.size} entries; the bundle holds ${leaves.length}: entries ${leaves.length}..${cp.size - 1} are missing`,
+        index: leaves.length,
+        position: leaves.length,
+      });
     else if (leaves.length > cp.size)
-      out.push({ code: 'MERKLE_ROOT', message: `the bundle holds ${leaves.length} entries; the checkpoint covers only ${cp.size}`, position: cp.size });
+      out.push({
+        code: 'MERKLE_ROOT',
+        message: `the bundle holds ${leaves.length} entries; the checkpoint covers only ${cp.size}`,
+        position: cp.size,
+      });
     else if (!digestEquals(rootOf(leaves), cp.rootHash))
-      out.push({ code: 'MERKLE_ROOT', message: `the root of entries 0..${cp.size - 1} is not the signed checkpoint root (an entry was altered and re-hashed, or the ledger was rewritten)` });
+      out.push({
+        code: 'MERKLE_ROOT',
+        message: `the root of entries 0..${cp.size - 1} is not the signed checkpoint root (an entry was altered and re-hashed, or the ledger was rewritten)`,
+      });
     return out;
   },
 };

@@ -12,7 +12,14 @@ export const payloadAllowlistCheck: VerifyCheck = {
     const out: Finding[] = [];
     for (const v of parsedViews(ctx.views)) {
       const bad = disallowedPayloadFields(v.entry.type, v.entry.payload);
-      if (bad.length > 0) out.push(entryFinding(v, 'PAYLOAD_FIELD', `payload field(s) not allowed for ${v.entry.type}: ${bad.join(', ')}`));
+      if (bad.length > 0)
+        out.push(
+          entryFinding(
+            v,
+            'PAYLOAD_FIELD',
+            `payload field(s) not allowed for ${v.entry.type}: ${bad.join(', ')}`,
+          ),
+        );
     }
     return out;
   },

@@ -16,53 +16,94 @@ type Report = (code: FindingCode, message: string, partial?: boolean) => void;
 function checkDecision(l: Linkage, r: View, id: string, bad: Report): void {
   const d = l.decisions.get(id);
   if (d === undefined) return bad('RECEIPT_NO_DECISION', `no decision record for decision ${id}`, true);
-  if (d.entry.index > r.entry.index) return bad('RECEIPT_NO_DECISION', `the decision (entry ${d.entry.index}) comes after the execution`);
+  if (d.entry.index > r.entry.index)
+    return bad('RECEIPT_NO_DECISION', `the decision (entry ${d.entry.index}) comes after the execution`);
   const outcome = d.entry.payload['outcome'];
-  const approved = l.find('approval.finalized', id).some((f) => f.entry.index < r.entry.index && (f.entry.payload['verdict'] === 'approve' || f.entry.payload['verdict'] === 'break_glass'));
+  const approved = l
+    .find('approval.finalized', id)
+    .some(
+      (f) =>
+        f.entry.index < r.entry.index &&
+        (f.entry.payload['verdict'] === 'approve' || f.entry.payload['verdict'] === 'break_glass'),
+    );
   if (!(outcome === 'allow' || (outcome === 'escalate' && approved)))
-    bad('RECEIPT_DENIED', `executed although decision entry ${d.entry.index} is ${JSON.stringify(outcome ?? null)}${outcome === 'escalate' ? ' without a finalised approval' : ''}`);
+    bad(
+      'RECEIPT_DENIED',
+      `executed although decision entry ${d.entry.index} is ${JSON.stringify(outcome ?? null)}${outcome === 'escalate' ? ' without a finalised approval' : ''}`,
+    );
   const ref = r.entry.payload['decision_ref'];
   if (ref !== undefined && !refNames(ref, d.entry.index, d.entry.entry_hash))
     bad('RECEIPT_BINDING', `decision_ref does not name decision entry ${d.entry.index}`);
 }
 
-function checkEnvelope(l: Linkage, r: View, id: string, jti: string, bad: Report): EnvelopeClaims | undefined {
+function checkEnvelope(
+  l: Linkage,
+  r: View,
+  id: string,
+  jti: string,
+  bad: Report,
+): EnvelopeClaims | undefined {
   const issued = l.find('envelope.issued', jti);
   const env = issued.find((v) => v.entry.index < r.entry.index);
   if (env === undefined) {
-    bad('RECEIPT_NO_ENVELOPE', issued.length > 0 ? `the envelope for nonce ${jti} is recorded only after the execution` : `no envelope.issued record for nonce ${jti}`, issued.length === 0);
+    bad(
+      'RECEIPT_NO_ENVELOPE',
+      issued.length > 0
+        ? `the envelope for nonce ${jti} is recorded only after the execution`
+        : `no envelope.issued record for nonce ${jti}`,
+      issued.length === 0,
+    );
     return undefined;
   }
   const e = l.envelope(env);
   if (typeof e === 'string') return undefined;
   const c = e.claims;
   const p = r.entry.payload;
-  if (env.entry.payload['decision_id'] !== id || c.decision_id !== id || c.tenant !== r.entry.tenant || (p['tool'] !== undefined && p['tool'] !== c.tool) || (p['params_sha256'] !== undefined && p['params_sha256'] !== c.params_sha256))
-    bad('RECEIPT_BINDING', `the receipt is not for the decision, tenant, tool and parameters of envelope entry ${env.entry.index}`);
+  if (
+    env.entry.payload['decision_id'] !== id ||
+    c.decision_id !== id ||
+    c.tenant !== r.entry.tenant ||
+    (p['tool'] !== undefined && p['tool'] !== c.tool) ||
+    (p['params_sha256'] !== undefined && p['params_sha256'] !== c.params_sha256)
+  )
+    bad(
+      'RECEIPT_BINDING',
+      `the receipt is not for the decision, tenant, tool and parameters of envelope entry ${env.entry.index}`,
+    );
   return c;
 }
 
 function checkWindow(l: Linkage, r: View, c: EnvelopeClaims, bad: Report): void {
   const tol = typeof l.executor === 'string' ? 0 : l.executor.clockToleranceSec * 1000;
   const d = r.entry.payload['duration_ms'];
-  const started = Date.parse(r.entry.at) - (typeof d === 'number' && Number.isSafeInteger(d) && d >= 0 ? d : 0);
+  const started =
+    Date.parse(r.entry.at) - (typeof d === 'number' && Number.isSafeInteger(d) && d >= 0 ? d : 0);
   if (started < c.iat * 1000 - tol || started >= c.exp * 1000 + tol)
-    bad('RECEIPT_OUTSIDE_VALIDITY', `the run started at ${new Date(started).toISOString()}, outside the envelope's validity (iat ${c.iat}, exp ${c.exp}, tolerance ${tol / 1000} s)`);
+    bad(
+      'RECEIPT_OUTSIDE_VALIDITY',
+      `the run started at ${new Date(started).toISOString()}, outside the envelope's validity (iat ${c.iat}, exp ${c.exp}, tolerance ${tol / 1000} s)`,
+    );
 }
 
 /** Receipt linkage check. */
 export const receiptLinkageCheck: VerifyCheck = {
   id: 'receipt-linkage',
-  title: 'every execution receipt follows an allow decision and its envelope, within its validity, with a single-use nonce',
+  title:
+    'every execution receipt follows an allow decision and its envelope, within its validity, with a single-use nonce',
   requirements: ['OE-INV-015', 'OE-INV-017', 'FC-INV-4', 'GEI-decision-before-execution'],
   run: (ctx) => {
     const out: Finding[] = [];
     const l = linkageOf(ctx);
     const receipts = l.views.filter((v) => v.entry.type === 'execution.receipt');
-    if (receipts.length > 0 && typeof l.executor === 'string') out.push({ code: 'EXECUTOR_UNDECLARED', message: l.executor });
+    if (receipts.length > 0 && typeof l.executor === 'string')
+      out.push({ code: 'EXECUTOR_UNDECLARED', message: l.executor });
     const used = new Map<string, number>();
     for (const r of receipts) {
-      const bad: Report = (code, message, partial) => void out.push({ ...entryFinding(r, code, message), ...(partial === true ? { partial: true as const } : {}) });
+      const bad: Report = (code, message, partial) =>
+        void out.push({
+          ...entryFinding(r, code, message),
+          ...(partial === true ? { partial: true as const } : {}),
+        });
       const id = str(r.entry.payload['decision_id']);
       const jti = str(r.entry.payload['jti']);
       if (id === undefined || jti === undefined) {
@@ -70,7 +111,8 @@ export const receiptLinkageCheck: VerifyCheck = {
         continue;
       }
       const first = used.get(jti);
-      if (first !== undefined) bad('NONCE_REUSED', `nonce ${jti} was already consumed by the receipt at entry ${first}`);
+      if (first !== undefined)
+        bad('NONCE_REUSED', `nonce ${jti} was already consumed by the receipt at entry ${first}`);
       else used.set(jti, r.entry.index);
       checkDecision(l, r, id, bad);
       const c = checkEnvelope(l, r, id, jti, bad);

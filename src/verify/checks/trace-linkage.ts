@@ -15,7 +15,10 @@ import { entryFinding } from './util.js';
 const CONTROL_PLANE_TYPES: ReadonlySet<string> = new Set(['decision', 'envelope.issued']);
 const COMPLETION_TYPES: ReadonlySet<string> = new Set(['gateway.completed', 'gateway.failed']);
 
-const by = (role: string) => (v: View): boolean => v.entry.actor.role === role;
+const by =
+  (role: string) =>
+  (v: View): boolean =>
+    v.entry.actor.role === role;
 
 /** Trace linkage check. */
 export const traceLinkageCheck: VerifyCheck = {
@@ -29,18 +32,46 @@ export const traceLinkageCheck: VerifyCheck = {
       if (r.entry.type !== 'execution.receipt') continue;
       // A link the bundle does not hold is undecidable in a partial export, a violation in a complete one.
       const bad = (code: FindingCode, message: string, partial = true): void =>
-        void out.push({ ...entryFinding(r, code, `trace ${r.entry.trace_id}: ${message}`), ...(partial ? { partial: true as const } : {}) });
-      if (!by('executor')(r)) bad('TRACE_ROLE', `the receipt was recorded by ${r.entry.actor.role}, not the Execution Layer`, false);
+        void out.push({
+          ...entryFinding(r, code, `trace ${r.entry.trace_id}: ${message}`),
+          ...(partial ? { partial: true as const } : {}),
+        });
+      if (!by('executor')(r))
+        bad(
+          'TRACE_ROLE',
+          `the receipt was recorded by ${r.entry.actor.role}, not the Execution Layer`,
+          false,
+        );
       const trace = l.traces.get(r.entry.trace_id) ?? [];
       const before = trace.filter((v) => v.entry.index < r.entry.index);
       const gate = before.find((v) => v.entry.type === 'gateway.accepted' && by('gate')(v));
       if (gate === undefined) {
-        bad('TRACE_GATE_MISSING', 'no Gate record (gateway.accepted) before the execution: the call did not pass the Gate');
-      } else if (!before.some((v) => v.entry.index > gate.entry.index && CONTROL_PLANE_TYPES.has(v.entry.type) && by('control-plane')(v))) {
-        bad('TRACE_CONTROL_PLANE_MISSING', `no Control Plane record (decision or envelope.issued) between the Gate record at entry ${gate.entry.index} and the execution`);
+        bad(
+          'TRACE_GATE_MISSING',
+          'no Gate record (gateway.accepted) before the execution: the call did not pass the Gate',
+        );
+      } else if (
+        !before.some(
+          (v) =>
+            v.entry.index > gate.entry.index &&
+            CONTROL_PLANE_TYPES.has(v.entry.type) &&
+            by('control-plane')(v),
+        )
+      ) {
+        bad(
+          'TRACE_CONTROL_PLANE_MISSING',
+          `no Control Plane record (decision or envelope.issued) between the Gate record at entry ${gate.entry.index} and the execution`,
+        );
       }
-      if (!trace.some((v) => v.entry.index > r.entry.index && COMPLETION_TYPES.has(v.entry.type) && by('gate')(v)))
-        bad('TRACE_COMPLETION_MISSING', 'no Gate completion record (gateway.completed or gateway.failed) after the execution');
+      if (
+        !trace.some(
+          (v) => v.entry.index > r.entry.index && COMPLETION_TYPES.has(v.entry.type) && by('gate')(v),
+        )
+      )
+        bad(
+          'TRACE_COMPLETION_MISSING',
+          'no Gate completion record (gateway.completed or gateway.failed) after the execution',
+        );
     }
     return out;
   },

@@ -7,7 +7,9 @@ import type { Finding, FindingCode } from '../types.js';
 export function entryFinding(view: EntryView, code: FindingCode, message: string): Finding {
   const index = view.entry?.index;
   const name = index === undefined ? `entry at position ${view.position}` : `entry ${index}`;
-  return index === undefined ? { code, message: `${name}: ${message}`, position: view.position } : { code, message: `${name}: ${message}`, position: view.position, index };
+  return index === undefined
+    ? { code, message: `${name}: ${message}`, position: view.position }
+    : { code, message: `${name}: ${message}`, position: view.position, index };
 }
 
 /** The views whose entry parsed. */
