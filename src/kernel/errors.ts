@@ -54,6 +54,19 @@ export const DENIAL_CODES = {
     status: 403,
     meaning: 'no confirmed ledger entry with the envelope’s index and hash',
   },
+  ERR_ENVELOPE_NOT_ISSUED: {
+    status: 403,
+    meaning: 'the ledger holds no envelope.issued record for this jti and envelope digest',
+  },
+  ERR_ENVELOPE_DECISION_MISMATCH: {
+    status: 403,
+    meaning:
+      'the ledger entry the envelope points at is not the allow (or fully approved) decision for the same decision, request, tool, tenant and parameters',
+  },
+  ERR_ENVELOPE_VOIDED: {
+    status: 403,
+    meaning: 'the envelope was voided after its call failed; it can never be consumed',
+  },
   ERR_NONCE_REPLAYED: { status: 409, meaning: 'the envelope nonce was already consumed' },
   ERR_NONCE_STORE_UNAVAILABLE: { status: 503, meaning: 'the nonce store cannot confirm single use' },
 
@@ -67,6 +80,11 @@ export const DENIAL_CODES = {
   ERR_REQUEST_REPLAYED: { status: 409, meaning: 'the request nonce or request id was already used' },
   ERR_REQUEST_TENANT: { status: 403, meaning: 'the client is not registered for the request tenant' },
   ERR_UNAUTHENTICATED: { status: 401, meaning: 'no valid credentials' },
+  ERR_OVERLOADED: {
+    status: 503,
+    meaning: 'the Gate is at its concurrency limit and shed the call before doing any work',
+  },
+  ERR_SHUTTING_DOWN: { status: 503, meaning: 'the Gate is stopping and accepts no new calls' },
 
   // Control Plane (SPEC §2 step 3, §6).
   ERR_CONTROL_PLANE_UNAVAILABLE: { status: 503, meaning: 'the Control Plane did not answer in time' },
@@ -130,6 +148,11 @@ export const DENIAL_CODES = {
   ERR_TOOL_OUTPUT_LIMIT: { status: 502, meaning: 'the tool exceeded its output limit' },
   ERR_TOOL_FAILED: { status: 502, meaning: 'the tool ran and failed' },
 
+  ERR_ABANDONED: {
+    status: 500,
+    meaning:
+      'the process stopped before the call had an outcome; recorded on restart, with whether its envelope was consumed',
+  },
   ERR_INTERNAL: { status: 500, meaning: 'an unexpected failure; denied' },
 } as const satisfies Record<string, { status: number; meaning: string }>;
 

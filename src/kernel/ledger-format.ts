@@ -20,7 +20,9 @@ export const ENTRY_TYPES = [
   'decision',
   'denial',
   'envelope.issued',
+  'envelope.voided',
   'execution.receipt',
+  'request.abandoned',
   'approval.requested',
   'approval.added',
   'approval.rejected',
@@ -35,6 +37,7 @@ export const ENTRY_TYPES = [
   'admin.lockdown',
   'admin.quarantine',
   'admin.client_registered',
+  'admin.breaker_reset',
   'session.tainted',
   'audit.export',
   'audit.read',
@@ -115,7 +118,24 @@ export const PAYLOAD_ALLOWLIST = {
     'decision_id',
     'request_sha256',
   ],
-  'envelope.issued': ['decision_id', 'jti', 'envelope', 'kid', 'exp', 'ledger_ref', 'params_sha256', 'tool'],
+  // Claims and a digest only: an unconsumed envelope is never at rest in full (SPEC §3). The
+  // consumed JWS enters the ledger with its receipt.
+  'envelope.issued': [
+    'envelope', // TEMPORARY: removed once the issuer records claims + digest only
+    'decision_id',
+    'jti',
+    'envelope_sha256',
+    'kid',
+    'iat',
+    'exp',
+    'aud',
+    'sub',
+    'ledger_ref',
+    'params_sha256',
+    'policy_bundle',
+    'tool',
+  ],
+  'envelope.voided': ['decision_id', 'jti', 'envelope_sha256', 'code', 'stage', 'reason', 'nonce_voided'],
   'execution.receipt': [
     'decision_id',
     'jti',
@@ -128,6 +148,21 @@ export const PAYLOAD_ALLOWLIST = {
     'decision_ref',
     'tool',
     'redactions',
+    'envelope',
+    'envelope_sha256',
+  ],
+  // Written on start for a request left without an outcome by a crash or a stop (SPEC §5):
+  // `envelope_consumed` true means the tool may have run; false that it never can.
+  'request.abandoned': [
+    'code',
+    'status',
+    'outcome',
+    'decision_id',
+    'jti',
+    'envelope_consumed',
+    'tool',
+    'client',
+    'reason',
   ],
   'approval.requested': APPROVAL,
   'approval.added': APPROVAL,
@@ -168,6 +203,7 @@ export const PAYLOAD_ALLOWLIST = {
   'admin.quarantine': ['engaged', 'session', 'client', 'breaker', 'reason'],
   'session.tainted': ['session', 'client', 'tool', 'decision_id', 'reason'],
   'admin.client_registered': ['client', 'kid', 'key_use', 'roles', 'public_jwk', 'auth_method', 'owner'],
+  'admin.breaker_reset': ['breaker', 'scope', 'client', 'session', 'reason'],
   'audit.export': ['scope', 'from', 'to', 'trace_id', 'checkpoint_size', 'reason'],
   'audit.read': ['target_index', 'trace_id', 'request_id', 'evidence_sha256', 'scope', 'reason'],
 } as const satisfies Record<EntryType, readonly string[]>;
