@@ -5,6 +5,7 @@
  */
 import { deny } from '../kernel/index.js';
 import type { DenialCode, Deny, EnvelopeConstraints, JsonObject, JsonValue } from '../kernel/index.js';
+import { MAX_TOOL_TIMEOUT_MS } from '../policy/index.js';
 import type { Obligations, RiskClass, ToolSpec } from '../policy/index.js';
 import { usdToCents } from './breakers.js';
 
@@ -77,8 +78,7 @@ function obligationsJson(o: Obligations): JsonObject {
 
 const LIST_LIMITS = ['egress', 'fs_read', 'fs_write'] as const;
 const COUNT_LIMITS = ['timeout_ms', 'max_output_bytes', 'memory_bytes'] as const;
-/** Longest tool run an envelope may grant: inside the Gate's 30 s wait for the Execution Layer. */
-export const MAX_TOOL_TIMEOUT_MS = 25_000;
+export { MAX_TOOL_TIMEOUT_MS };
 const KNOWN_LIMITS: ReadonlySet<string> = new Set([...LIST_LIMITS, ...COUNT_LIMITS, 'network']);
 
 /**

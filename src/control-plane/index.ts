@@ -40,7 +40,7 @@ export type {
 } from './breakers.js';
 export { createBundleStore, ACTIVE_POINTER } from './bundle-store.js';
 export type { ActivationApproval, ActivationResult, BundleStore, BundleStoreDeps } from './bundle-store.js';
-export { compilePolicyBundle } from './policy-runtime.js';
+export { compilePolicyBundle, createBundleCompiler } from './policy-runtime.js';
 export type { CompileBundle, PolicyBundleLike, PolicyRuntime } from './ports.js';
 export { createIssuer, MAX_ENVELOPE_TTL_SEC } from './issuer.js';
 export type {

@@ -5,6 +5,7 @@
  */
 import { FailclosedError, isDeny } from '../kernel/index.js';
 import { createPolicyEngine, loadBundle } from '../policy/index.js';
+import type { LoadBundleOptions } from '../policy/index.js';
 import type { CompileBundle, PolicyRuntime } from './ports.js';
 
 /**
@@ -12,11 +13,21 @@ import type { CompileBundle, PolicyRuntime } from './ports.js';
  * runtime. Throws `FailclosedError('ERR_POLICY_BUNDLE_INVALID')` for a malformed or tampered
  * bundle and `ERR_POLICY_UNAVAILABLE` when the engine cannot be prepared. (SPEC §7 scenario 13)
  */
-export const compilePolicyBundle: CompileBundle = (
-  bytes: Uint8Array,
-  expectedHash: string,
-): PolicyRuntime => {
-  const bundle = loadBundle(bytes, expectedHash);
+export const compilePolicyBundle: CompileBundle = (bytes: Uint8Array, expectedHash: string) =>
+  compileWith(bytes, expectedHash, {});
+
+/**
+ * A {@link CompileBundle} that also checks `builtin` adapter specs against the function names
+ * the deployment's Execution Layer offers, so a bundle naming a missing builtin never loads
+ * (at activation or from the store). (OE-INV-005)
+ */
+export function createBundleCompiler(options: LoadBundleOptions): CompileBundle {
+  const frozen = Object.freeze({ ...options });
+  return (bytes, expectedHash) => compileWith(bytes, expectedHash, frozen);
+}
+
+function compileWith(bytes: Uint8Array, expectedHash: string, options: LoadBundleOptions): PolicyRuntime {
+  const bundle = loadBundle(bytes, expectedHash, options);
   if (isDeny(bundle)) throw new FailclosedError('ERR_POLICY_BUNDLE_INVALID', bundle.reason);
   const engine = createPolicyEngine(bundle);
   if (isDeny(engine)) throw new FailclosedError(engine.code, engine.reason);
@@ -30,4 +41,4 @@ export const compilePolicyBundle: CompileBundle = (
       catalog.validateParams(tool, params),
     evaluate: (input: Parameters<typeof engine.evaluate>[0]) => engine.evaluate(input),
   });
-};
+}

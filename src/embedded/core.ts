@@ -12,7 +12,7 @@ import { exportSigningKeyJwk, noteSignerFor } from '../kernel/signing/index.js';
 import { createLedger, createSqliteLedgerStore } from '../ledger/index.js';
 import type { Ledger } from '../ledger/index.js';
 import {
-  compilePolicyBundle,
+  createBundleCompiler,
   createBundleStore,
   createControlPlane,
   createSqliteGovernanceState,
@@ -27,6 +27,7 @@ import type {
 import {
   createCommandAdapter,
   createDefaultBuiltinAdapter,
+  createDefaultBuiltins,
   createBwrapSandbox,
   createExecutor,
   createEnvSecretResolver,
@@ -133,9 +134,11 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     replayRetentionMs: Math.max(7 * 86_400_000, 2 * config.timestamp_tolerance_ms),
   });
   const governance = createSqliteGovernanceState(p.stateDb);
+  // Bundles naming a builtin this Execution Layer lacks never load (OE-INV-005).
+  const compileBundle = createBundleCompiler({ builtins: Object.keys(createDefaultBuiltins()) });
   const bundles = createBundleStore({
     dir: p.bundles,
-    compile: (bytes, hash) => faultyPolicyRuntime(compilePolicyBundle(bytes, hash), faults),
+    compile: (bytes, hash) => faultyPolicyRuntime(compileBundle(bytes, hash), faults),
     ledger: ledgerPort,
     now: clock,
     ledgerTimeoutMs: 2000,

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { canonicalize, deny, parseJson } from '../kernel/index.js';
 import type { Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import { loadBundle } from './bundle.js';
+import type { LoadBundleOptions } from './bundle.js';
 import { BUNDLE_FORMAT } from './types.js';
 import type { LoadedBundle } from './types.js';
 
@@ -80,9 +81,12 @@ async function readTools(dir: string): Promise<JsonValue[]> {
  * Reads a bundle source directory, assembles the document, and loads it through `loadBundle`
  * (so a built bundle passes exactly the checks a stored one does). Denies with
  * `ERR_POLICY_BUNDLE_INVALID` on a missing or unreadable file, malformed JSON or UTF-8, or
- * anything `loadBundle` rejects. (SPEC §6, OE-INV-005)
+ * anything `loadBundle` rejects (with `options`, e.g. the builtin names). (SPEC §6, OE-INV-005)
  */
-export async function buildBundleFromDir(dir: string): Promise<BuiltBundle | Deny> {
+export async function buildBundleFromDir(
+  dir: string,
+  options: LoadBundleOptions = {},
+): Promise<BuiltBundle | Deny> {
   try {
     const meta = await readJson(join(dir, 'bundle.json'));
     if (typeof meta !== 'object' || meta === null || Array.isArray(meta))
@@ -103,7 +107,7 @@ export async function buildBundleFromDir(dir: string): Promise<BuiltBundle | Den
     };
     if (m['settings'] !== undefined) document['settings'] = m['settings'];
     const text = canonicalize(document);
-    const bundle = loadBundle(text);
+    const bundle = loadBundle(text, undefined, options);
     if ('outcome' in bundle) return bundle;
     return Object.freeze({ text, hash: bundle.hash, bundle });
   } catch (err) {

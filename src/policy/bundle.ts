@@ -14,12 +14,17 @@ import {
   sha256Hex,
 } from '../kernel/index.js';
 import type { Deny, JsonValue } from '../kernel/index.js';
+import { checkAdapterSpecs } from './adapter-spec.js';
+import type { AdapterCheckOptions } from './adapter-spec.js';
 import { parseBundleShape } from './bundle-shape.js';
 import { compileCedar } from './cedar.js';
 import type { CedarCompiled } from './cedar.js';
 import { compileParamsSchema } from './json-schema.js';
 import type { ParamsValidator } from './json-schema.js';
 import type { LoadedBundle } from './types.js';
+
+/** Options of {@link loadBundle}. */
+export type LoadBundleOptions = AdapterCheckOptions;
 
 /** Size limit of a bundle document. */
 export const MAX_BUNDLE_BYTES = 4 * 1024 * 1024;
@@ -56,10 +61,17 @@ export function hashBundle(document: JsonValue): string {
  * Parses and verifies a bundle. With `expectedHash`, the document must hash to it (compared in
  * constant time). Denies with `ERR_POLICY_BUNDLE_INVALID` on malformed JSON, a hash mismatch,
  * an unknown or missing field, invalid Cedar, an invalid Cedar schema, policies that do not
- * validate against it, bad annotations, or a tool whose parameter schema is invalid or not closed
- * to unknown properties. Never throws. (SPEC §6, §7 scenario 13, OE-INV-005)
+ * validate against it, bad annotations, a tool whose parameter schema is invalid or not closed
+ * to unknown properties, or an adapter spec that cannot run (`checkAdapterSpecs`: unknown type or
+ * key, relative `argv[0]`, a placeholder naming no parameter, a limit out of range, with
+ * `options.builtins` a builtin that does not exist; every problem named with its tool and path).
+ * Never throws. (SPEC §6, §7 scenario 13, OE-INV-005)
  */
-export function loadBundle(text: string | Uint8Array, expectedHash?: string): LoadedBundle | Deny {
+export function loadBundle(
+  text: string | Uint8Array,
+  expectedHash?: string,
+  options: LoadBundleOptions = {},
+): LoadedBundle | Deny {
   try {
     // Attacker-controlled bytes: strict JSON with a size limit before anything else.
     const value = deepFreeze(parseJson(text, { maxBytes: MAX_BUNDLE_BYTES }));
@@ -75,6 +87,8 @@ export function loadBundle(text: string | Uint8Array, expectedHash?: string): Lo
         return deny('ERR_POLICY_BUNDLE_INVALID', `tool ${tool.name}: ${(err as Error).message}`);
       }
     }
+    const problems = checkAdapterSpecs(document.tools, options);
+    if (problems.length > 0) return deny('ERR_POLICY_BUNDLE_INVALID', problems.slice(0, 20).join('; '));
     const cedar = compileCedar(document);
     const bundle: LoadedBundle = Object.freeze({ hash, document });
     compiled.set(bundle, { cedar, validators });

@@ -21,6 +21,9 @@ export type {
   ToolSpec,
 } from './types.js';
 export { loadBundle, hashBundle, MAX_BUNDLE_BYTES } from './bundle.js';
+export type { LoadBundleOptions } from './bundle.js';
+export { ADAPTER_TYPES, checkAdapterSpecs, DRY_RUN_TYPES, MAX_TOOL_TIMEOUT_MS } from './adapter-spec.js';
+export type { AdapterCheckOptions } from './adapter-spec.js';
 export { buildBundleFromDir } from './build-from-dir.js';
 export type { BuiltBundle } from './build-from-dir.js';
 export { createToolCatalog } from './catalog.js';

@@ -59,7 +59,7 @@ export function bundleDoc(name = 'cp-approvals'): Record<string, JsonValue> {
         name: 'purge',
         description: 'Purge.',
         risk: 'high',
-        adapter: { type: 'builtin', name: 'purge' },
+        adapter: { type: 'builtin', function: 'purge' },
         parameters: params,
         preview: {
           irreversible: true,
@@ -71,7 +71,7 @@ export function bundleDoc(name = 'cp-approvals'): Record<string, JsonValue> {
         name: 'blind',
         description: 'Blind.',
         risk: 'high',
-        adapter: { type: 'builtin', name: 'blind' },
+        adapter: { type: 'builtin', function: 'blind' },
         parameters: params,
       },
     ],

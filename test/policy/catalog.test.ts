@@ -10,7 +10,7 @@ describe('tool catalog (OE-INV-004/005)', () => {
   const catalog = createToolCatalog(mustLoad());
 
   it('finds declared tools and nothing else', () => {
-    expect(catalog.getTool('echo')?.adapter).toEqual({ type: 'builtin', name: 'echo' });
+    expect(catalog.getTool('echo')?.adapter).toEqual({ type: 'builtin', function: 'echo' });
     expect(catalog.getTool('nope')).toBeUndefined();
     expect(catalog.getTool('constructor')).toBeUndefined();
     expect(catalog.listTools()).toEqual(['echo', 'pay']);

@@ -15,7 +15,7 @@ export const ECHO_TOOL = {
   name: 'echo',
   description: 'Echo.',
   risk: 'low',
-  adapter: { type: 'builtin', name: 'echo' },
+  adapter: { type: 'builtin', function: 'echo' },
   parameters: {
     type: 'object',
     properties: { message: { type: 'string', maxLength: 100 } },
@@ -28,7 +28,7 @@ export const PAY_TOOL = {
   name: 'pay',
   description: 'Pay.',
   risk: 'medium',
-  adapter: { type: 'builtin', name: 'pay' },
+  adapter: { type: 'builtin', function: 'pay' },
   parameters: {
     type: 'object',
     properties: {

@@ -1,0 +1,282 @@
+/**
+ * Strict validation of every tool's adapter spec when a bundle is loaded (build, activation, and
+ * every load from the store): policy that cannot run never activates. A closed JSON Schema per
+ * adapter type (ajv, `additionalProperties: false` at every level) catches unknown types,
+ * misspelled keys, wrong types and out-of-range limits; the semantic checks a schema cannot
+ * express follow (argv placeholders naming parameters, grantable paths, builtin names).
+ * The Execution Layer still re-parses every spec at run time (defence in depth).
+ * See docs/adapters.md and docs/policy.md. (SPEC §6 "Policy as code", OE-INV-005/006/012/024)
+ */
+import { posix } from 'node:path';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { JsonObject, JsonValue } from '../kernel/index.js';
+import type { AdapterConfig, ToolSpec } from './types.js';
+
+/** Longest tool run an envelope may grant: inside the Gate's 30 s wait for the Execution Layer. */
+export const MAX_TOOL_TIMEOUT_MS = 25_000;
+
+/** Adapter types a tool's `adapter` may name. */
+export const ADAPTER_TYPES = ['builtin', 'command'] as const;
+/** Adapter types a tool's `preview.dry_run` may name (computed by the Control Plane). */
+export const DRY_RUN_TYPES = ['describe'] as const;
+
+/** Options of {@link checkAdapterSpecs}. */
+export interface AdapterCheckOptions {
+  /**
+   * Names of the in-process functions the Execution Layer offers. When given, a `builtin` spec
+   * must name one (its `function`, else the tool name); when absent, names are not checked.
+   */
+  readonly builtins?: readonly string[];
+}
+
+const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]{0,63})\}/g;
+const RESERVED_ENV = new Set(['PATH', 'HOME', 'LANG', 'TMPDIR']);
+const NO_NUL = '^[^\\u0000]*$';
+
+const LIMITS = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    timeout_ms: { type: 'integer', minimum: 1, maximum: MAX_TOOL_TIMEOUT_MS },
+    max_output_bytes: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+    memory_bytes: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+    network: { type: 'boolean' },
+    egress: {
+      type: 'array',
+      maxItems: 64,
+      items: { type: 'string', minLength: 1, maxLength: 512, pattern: NO_NUL },
+    },
+    fs_read: { $ref: '#/$defs/paths' },
+    fs_write: { $ref: '#/$defs/paths' },
+  },
+} as const;
+
+const DEFS = {
+  paths: {
+    type: 'array',
+    maxItems: 64,
+    items: { type: 'string', minLength: 2, maxLength: 512, pattern: NO_NUL },
+  },
+  limits: LIMITS,
+} as const;
+
+const SCHEMAS: Readonly<Record<string, object>> = {
+  builtin: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['type'],
+    properties: {
+      type: { const: 'builtin' },
+      function: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,63}$' },
+      limits: { $ref: '#/$defs/limits' },
+    },
+    $defs: DEFS,
+  },
+  command: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['type', 'argv'],
+    properties: {
+      type: { const: 'command' },
+      argv: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 256,
+        items: { type: 'string', maxLength: 65536, pattern: NO_NUL },
+      },
+      allow_leading_dash: {
+        type: 'array',
+        uniqueItems: true,
+        items: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]{0,63}$' },
+      },
+      env_secrets: {
+        type: 'object',
+        maxProperties: 32,
+        propertyNames: { pattern: '^[A-Z_][A-Z0-9_]{0,63}$' },
+        additionalProperties: { type: 'string', pattern: '^[A-Z][A-Z0-9_]{0,63}$' },
+      },
+      limits: { $ref: '#/$defs/limits' },
+    },
+    $defs: DEFS,
+  },
+  describe: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['type'],
+    properties: {
+      type: { const: 'describe' },
+      objects: { type: 'string', minLength: 1 },
+      cost_usd: { type: 'string', minLength: 1 },
+      cost_cents: { type: 'string', minLength: 1 },
+    },
+  },
+};
+
+let compiled: Map<string, ValidateFunction> | undefined;
+
+function validators(): Map<string, ValidateFunction> {
+  if (compiled === undefined) {
+    const ajv = new Ajv2020({ strict: true, allErrors: true });
+    compiled = new Map(Object.entries(SCHEMAS).map(([type, schema]) => [type, ajv.compile(schema)]));
+  }
+  return compiled;
+}
+
+/** `adapter.limits.timeout_ms` from a JSON pointer under `base`. */
+function pathOf(base: string, pointer: string): string {
+  const parts = pointer
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return [base, ...parts.map((p) => (/^[0-9]+$/.test(p) ? `[${p}]` : `.${p}`))]
+    .join('')
+    .replace(/\.\[/g, '[');
+}
+
+function describeError(base: string, e: ErrorObject): string {
+  const at = pathOf(base, e.instancePath);
+  if (e.keyword === 'additionalProperties')
+    return `${at}: unknown key "${String((e.params as { additionalProperty: string }).additionalProperty)}"`;
+  if (e.keyword === 'required')
+    return `${at}: missing key "${String((e.params as { missingProperty: string }).missingProperty)}"`;
+  if (e.keyword === 'propertyNames')
+    return `${at}: key "${String((e.params as { propertyName: string }).propertyName)}" is not allowed`;
+  if (e.keyword === 'pattern' && e.propertyName !== undefined) return `${at}: bad key`;
+  return `${at}: ${e.message ?? 'is invalid'}`;
+}
+
+function isObject(v: JsonValue | undefined): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The JSON Schema of parameter `name` of a tool, or undefined when it declares none. */
+function paramSchema(tool: ToolSpec, name: string): JsonValue | undefined {
+  const props = tool.parameters['properties'];
+  return isObject(props) && Object.hasOwn(props, name) ? props[name] : undefined;
+}
+
+function isRequired(tool: ToolSpec, name: string): boolean {
+  const req = tool.parameters['required'];
+  return Array.isArray(req) && req.includes(name);
+}
+
+function isGrantablePath(p: string): boolean {
+  return p.startsWith('/') && p !== '/' && posix.normalize(p) === p && !p.endsWith('/');
+}
+
+function checkLimits(at: string, spec: AdapterConfig, type: string, out: string[]): void {
+  const limits = spec['limits'];
+  if (!isObject(limits)) return;
+  for (const key of ['fs_read', 'fs_write'] as const) {
+    const paths = limits[key];
+    if (!Array.isArray(paths)) continue;
+    paths.forEach((p, i) => {
+      if (typeof p === 'string' && !isGrantablePath(p))
+        out.push(`${at}.limits.${key}[${i}]: must be an absolute normalized path other than /`);
+    });
+  }
+  const egress = limits['egress'];
+  // bubblewrap cannot allowlist destinations: such a profile is refused at every call.
+  if (type === 'command' && limits['network'] === true && Array.isArray(egress) && egress.length > 0)
+    out.push(`${at}.limits.egress: network with an egress allowlist cannot be enforced by the sandbox`);
+}
+
+function checkCommand(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]): void {
+  const raw = spec['argv'];
+  if (!Array.isArray(raw)) return;
+  const argv = raw as readonly JsonValue[];
+  const program = argv[0];
+  if (typeof program === 'string' && (!program.startsWith('/') || program.includes('{')))
+    out.push(`${at}.argv[0]: must be a literal absolute path (got "${program.slice(0, 80)}")`);
+  else if (typeof program === 'string' && posix.normalize(program) !== program)
+    out.push(`${at}.argv[0]: must be a normalized absolute path`);
+  const used = new Set<string>();
+  argv.forEach((el, i) => {
+    if (typeof el !== 'string') return;
+    for (const m of el.matchAll(PLACEHOLDER)) {
+      const name = m[1] ?? '';
+      used.add(name);
+      const schema = paramSchema(tool, name);
+      if (schema === undefined) {
+        out.push(`${at}.argv[${i}]: placeholder {${name}} names no parameter`);
+        continue;
+      }
+      // A placeholder renders a string or a safe integer; anything else fails at every call.
+      const t = isObject(schema) ? schema['type'] : undefined;
+      if (t !== undefined && t !== 'string' && t !== 'integer')
+        out.push(`${at}.argv[${i}]: placeholder {${name}} needs a string or integer parameter`);
+      if (!isRequired(tool, name))
+        out.push(`${at}.argv[${i}]: placeholder {${name}} names a parameter that is not required`);
+    }
+  });
+  const dash = spec['allow_leading_dash'];
+  if (Array.isArray(dash))
+    dash.forEach((n, i) => {
+      if (typeof n === 'string' && !used.has(n))
+        out.push(`${at}.allow_leading_dash[${i}]: "${n}" is not a placeholder of argv`);
+    });
+  const env = spec['env_secrets'];
+  if (isObject(env))
+    for (const name of Object.keys(env))
+      if (name.startsWith('LD_') || RESERVED_ENV.has(name))
+        out.push(`${at}.env_secrets: "${name}" may not be set in the sandbox`);
+}
+
+function checkDescribe(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]): void {
+  for (const key of ['objects', 'cost_usd', 'cost_cents']) {
+    const name = spec[key];
+    if (typeof name === 'string' && paramSchema(tool, name) === undefined)
+      out.push(`${at}.${key}: "${name}" names no parameter`);
+  }
+}
+
+function checkOne(
+  at: string,
+  tool: ToolSpec,
+  spec: AdapterConfig,
+  allowed: readonly string[],
+  options: AdapterCheckOptions,
+  out: string[],
+): void {
+  const type = spec.type;
+  if (!allowed.includes(type)) {
+    out.push(`${at}.type: unknown adapter type "${type}" (known: ${allowed.join(', ')})`);
+    return;
+  }
+  const validate = validators().get(type);
+  if (validate === undefined || validate(spec) !== true) {
+    for (const e of validate?.errors ?? []) out.push(describeError(at, e));
+    return;
+  }
+  if (type === 'command') checkCommand(at, tool, spec, out);
+  if (type === 'describe') checkDescribe(at, tool, spec, out);
+  if (type === 'builtin' && options.builtins !== undefined) {
+    const fn = spec['function'];
+    const name = typeof fn === 'string' ? fn : tool.name;
+    if (!options.builtins.includes(name))
+      out.push(`${at}${typeof fn === 'string' ? '.function' : ''}: no builtin function "${name}"`);
+  }
+  checkLimits(at, spec, type, out);
+}
+
+/**
+ * Every problem with the adapter specs of `tools` (their `adapter` and `preview.dry_run`), each
+ * naming the tool and the path, e.g. `tool "x": adapter.limits: unknown key "timeout"`; empty
+ * when all can run. The bundle loader denies with `ERR_POLICY_BUNDLE_INVALID` on any.
+ * (OE-INV-005/006/012/024)
+ */
+export function checkAdapterSpecs(
+  tools: readonly ToolSpec[],
+  options: AdapterCheckOptions = {},
+): readonly string[] {
+  const problems: string[] = [];
+  for (const tool of tools) {
+    const out: string[] = [];
+    checkOne('adapter', tool, tool.adapter, ADAPTER_TYPES, options, out);
+    const dry = tool.preview?.dry_run;
+    if (dry !== undefined) checkOne('preview.dry_run', tool, dry, DRY_RUN_TYPES, {}, out);
+    problems.push(...out.map((p) => `tool "${tool.name}": ${p}`));
+  }
+  return problems;
+}
