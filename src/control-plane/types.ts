@@ -12,6 +12,11 @@ export interface GovernedRequest {
   /** Client (agent) id. */
   readonly identity: string;
   readonly tenant: string;
+  /**
+   * The client's registered roles, as the Gate read them from its registry (never from the
+   * request); Cedar sees them as `principal.roles`. Absent: none.
+   */
+  readonly roles?: readonly string[];
   readonly tool: string;
   readonly params: JsonValue;
   /** Milliseconds since the epoch, from the signed request. */

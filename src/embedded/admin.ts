@@ -21,6 +21,7 @@ import { exportBundle } from '../ledger/index.js';
 import type { BundleExecutor, Ledger } from '../ledger/index.js';
 import { GLOBAL_TENANT } from '../control-plane/index.js';
 import type { ApprovalService, BundleStore, ControlPlaneService } from '../control-plane/index.js';
+import { parseClientRoles } from '../gate/index.js';
 import type { GateStateStore, OperatorActions } from '../gate/index.js';
 
 /** What the operator actions need. */
@@ -107,11 +108,19 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       const owner = o['owner'] ?? 'operator';
       if (typeof owner !== 'string' || !NAME.test(owner) || owner === name)
         return usage('owner is malformed');
+      let roles: readonly string[];
+      try {
+        roles = parseClientRoles(o['roles'] ?? []);
+      } catch {
+        return usage('roles must be a list of role names');
+      }
       // The owner is ledgered so an auditor can re-check "no self-approval" offline (OE-INV-002).
       const payload: JsonObject = {
         client: name,
         kid: key.kid,
         key_use: 'request',
+        // Cedar sees them as principal.roles: ledgered so an auditor can tell who could do what.
+        roles: [...roles],
         public_jwk: { ...key.jwk },
         auth_method: 'signature',
         owner,
@@ -132,9 +141,15 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       );
       if (recorded.status !== 'ok' || !isLedgerRef(recorded.value))
         return denied(deny('ERR_LEDGER_UNAVAILABLE', 'client registration not recorded'));
-      const rec = deps.state.registerClient({ identity: name, tenant, jwk: key.jwk, atMs: deps.clock() });
+      const rec = deps.state.registerClient({
+        identity: name,
+        tenant,
+        jwk: key.jwk,
+        atMs: deps.clock(),
+        roles,
+      });
       deps.approvals?.setOwner(name, owner);
-      return { status: 201, body: { ...rec, owner } };
+      return { status: 201, body: { ...rec, roles: [...rec.roles], owner } };
     },
     'approvers-add': async (o) => {
       if (deps.approvals === undefined)
@@ -158,7 +173,10 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
         },
       }),
     'clients-list': () =>
-      Promise.resolve({ status: 200, body: { clients: deps.state.listClients().map((c) => ({ ...c })) } }),
+      Promise.resolve({
+        status: 200,
+        body: { clients: deps.state.listClients().map((c) => ({ ...c, roles: [...c.roles] })) },
+      }),
     'policy-activate': async (o) => {
       if (typeof o['bundle'] !== 'string') return usage('bundle must be the bundle document text');
       const put = deps.bundles.put(o['bundle']);

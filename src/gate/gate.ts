@@ -345,6 +345,8 @@ export function createGate(deps: GateDeps): Gate {
             trace_id: p.trace_id,
             identity: client.identity,
             tenant: client.tenant,
+            // From the registry, never from the request: what Cedar sees as principal.roles.
+            roles: client.roles ?? [],
             tool: request.action,
             params: request.parameters,
             timestamp: p.timestampMs,

@@ -20,7 +20,7 @@ export {
   traceIdOf,
 } from './request.js';
 export type { SignedRequest, ParsedRequest } from './request.js';
-export { createSqliteGateState } from './sqlite-state.js';
+export { CLIENT_ROLE_RE, createSqliteGateState, MAX_CLIENT_ROLES, parseClientRoles } from './sqlite-state.js';
 export type { ClientRecord, GateStateStore, SqliteGateStateOptions } from './sqlite-state.js';
 export { buildEvidenceView, decodeEnvelopeClaims } from './evidence.js';
 export type {

@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS gate_clients (
   kid TEXT NOT NULL,
   jwk TEXT NOT NULL,
   status TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
-  registered_at INTEGER NOT NULL
+  registered_at INTEGER NOT NULL,
+  roles TEXT NOT NULL DEFAULT '[]'
 ) STRICT;
 CREATE TABLE IF NOT EXISTS gate_request_nonces (
   identity TEXT NOT NULL,
@@ -41,6 +42,25 @@ export interface ClientRecord {
   readonly kid: string;
   readonly status: 'active' | 'revoked';
   readonly registered_at: number;
+  /** Roles given at registration; Cedar sees them as `principal.roles`. */
+  readonly roles: readonly string[];
+}
+
+/** A role name: the same alphabet as `@approver_role`. */
+export const CLIENT_ROLE_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
+/** Most roles one client may hold. */
+export const MAX_CLIENT_ROLES = 16;
+
+/**
+ * Checks and normalises a client's roles: sorted, without duplicates. Throws `TypeError` for a
+ * malformed name or more than {@link MAX_CLIENT_ROLES}.
+ */
+export function parseClientRoles(roles: unknown): readonly string[] {
+  if (!Array.isArray(roles) || roles.length > MAX_CLIENT_ROLES)
+    throw new TypeError(`roles must be a list of at most ${MAX_CLIENT_ROLES} names`);
+  for (const r of roles as unknown[])
+    if (typeof r !== 'string' || !CLIENT_ROLE_RE.test(r)) throw new TypeError('a role name is malformed');
+  return Object.freeze([...new Set(roles as string[])].sort());
 }
 
 /** The Gate's SQLite state: a {@link ClientRegistry} and a {@link RequestReplayStore} plus administration. */
@@ -56,7 +76,14 @@ export interface GateStateStore extends ClientRegistry, RequestReplayStore {
   /** Group-committed like {@link GateStateStore.claim}. */
   claimNonce(input: { identity: string; nonce: string; atMs: number }): Promise<'fresh' | 'replayed'>;
   /** Registers a client's public JWK (checked: canonical, not small-order). `TypeError` if the identity exists. */
-  registerClient(input: { identity: string; tenant: string; jwk: unknown; atMs: number }): ClientRecord;
+  registerClient(input: {
+    identity: string;
+    tenant: string;
+    jwk: unknown;
+    atMs: number;
+    /** Checked by {@link parseClientRoles}; default none. */
+    roles?: readonly string[];
+  }): ClientRecord;
   /** Marks a client revoked; false when unknown. */
   revokeClient(identity: string): boolean;
   listClients(): readonly ClientRecord[];
@@ -89,6 +116,7 @@ interface ClientRow {
   jwk: string;
   status: 'active' | 'revoked';
   registered_at: number;
+  roles: string;
 }
 
 /** One queued replay claim: a nonce with its request id, or a retry's nonce alone. */
@@ -111,10 +139,11 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.exec(SCHEMA);
+  migrateClientRoles(db);
   const retention = options.replayRetentionMs ?? 7 * 24 * 3600 * 1000;
   const selectClient = db.prepare<[string], ClientRow>('SELECT * FROM gate_clients WHERE identity = ?');
   const insertClient = db.prepare(
-    'INSERT INTO gate_clients (identity, tenant, kid, jwk, status, registered_at) VALUES (?, ?, ?, ?, ?, ?)',
+    'INSERT INTO gate_clients (identity, tenant, kid, jwk, status, registered_at, roles) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
   const revoke = db.prepare("UPDATE gate_clients SET status = 'revoked' WHERE identity = ?");
   const listAll = db.prepare<[], ClientRow>('SELECT * FROM gate_clients ORDER BY identity');
@@ -160,6 +189,7 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
       kid: row.kid,
       status: row.status,
       registered_at: row.registered_at,
+      roles: rolesOf(row),
     });
 
   return {
@@ -177,6 +207,7 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
         tenant: row.tenant,
         kid: row.kid,
         status: row.status,
+        roles: rolesOf(row),
         publicKey: key,
       });
     },
@@ -187,12 +218,14 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
       // The nonce alone (a retry reuses its request id): "one row changed" is the only fresh nonce (SPEC §8).
       return group.submit({ identity, nonce, requestId: undefined, atMs: Math.trunc(atMs) });
     },
-    registerClient({ identity, tenant, jwk, atMs }) {
+    registerClient({ identity, tenant, jwk, atMs, roles }) {
       const key = parsePublicJwk(jwk);
+      const checked = JSON.stringify(parseClientRoles(roles ?? []));
       if (selectClient.get(identity) !== undefined) throw new TypeError(`client ${identity} already exists`);
       const text = JSON.stringify(key.jwk);
-      insertClient.run(identity, tenant, key.kid, text, 'active', Math.trunc(atMs));
+      insertClient.run(identity, tenant, key.kid, text, 'active', Math.trunc(atMs), checked);
       return toRecord({
+        roles: checked,
         identity,
         tenant,
         kid: key.kid,
@@ -235,3 +268,18 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
 }
 
 class ReplayDetected extends Error {}
+
+/** Data directories made before roles existed: the column is added, every client with no role. */
+function migrateClientRoles(db: Database.Database): void {
+  const columns = db.prepare<[], { name: string }>('PRAGMA table_info(gate_clients)').all();
+  if (!columns.some((c) => c.name === 'roles'))
+    db.exec("ALTER TABLE gate_clients ADD COLUMN roles TEXT NOT NULL DEFAULT '[]'");
+}
+
+/**
+ * A row's roles. The file is shared with other processes, so the column is parsed again; a
+ * malformed value throws, and the Gate's registry lookup then fails closed.
+ */
+function rolesOf(row: ClientRow): readonly string[] {
+  return parseClientRoles(JSON.parse(row.roles) as unknown);
+}

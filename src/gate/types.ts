@@ -95,6 +95,8 @@ export interface RegisteredClient {
   readonly tenant: string;
   readonly kid: string;
   readonly status: 'active' | 'revoked';
+  /** Roles given at registration (`clients add --role`); Cedar sees them as `principal.roles`. */
+  readonly roles?: readonly string[];
   /** Checked Ed25519 public key. */
   readonly publicKey: KeyObject;
 }
