@@ -24,11 +24,10 @@ import type { Connection, HttpAnswer } from '../embedded/index.js';
 import { parseJson } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import { exportSigningKeyJwk, generateSigningKey } from '../kernel/signing/index.js';
-import { buildBundleFromDir } from '../policy/index.js';
 import { runVerifyCli } from '../verify/index.js';
-import { isDeny } from '../kernel/index.js';
 import { runDemo } from './demo.js';
 import { APPROVAL_OPTIONS, APPROVAL_USAGE, isApprovalCommand, runApprovalCommand } from './approvals.js';
+import { POLICY_OPTIONS, POLICY_USAGE, runPolicyCommand } from './policy.js';
 
 /** Where the CLI writes. */
 export interface CliIo {
@@ -48,13 +47,14 @@ export const USAGE = `usage: failclosed <command> [options]
   up [--port N]                               run all four roles on 127.0.0.1 (initialises on first run)
   call TOOL --params JSON [--session S] [--client NAME] [--wait SEC] [--request-id ID]
   requests show ID                            the evidence view of one request
-  clients add NAME --tenant T [--owner HUMAN] register a client; writes its private key (0600)
+  clients add NAME --tenant T [--owner HUMAN] [--role R]...
+                                              register a client; writes its private key (0600);
+                                              Cedar sees the roles as principal.roles
   clients list
 ${APPROVAL_USAGE.trimEnd()}
   ledger export --out FILE [--trace ID] [--from N --to M]
   verify FILE [...]                           verify an audit bundle offline
-  policy build DIR --out FILE
-  policy activate FILE
+${POLICY_USAGE.trimEnd()}
   admin kill-switch on|off
   admin lockdown TENANT on|off
   admin quarantine SESSION on|off
@@ -84,6 +84,7 @@ const OPTIONS = {
   wait: { type: 'string' },
   'request-id': { type: 'string' },
   ...APPROVAL_OPTIONS,
+  ...POLICY_OPTIONS,
 } as const;
 
 function intOption(value: string | undefined, name: string): number | undefined {
@@ -177,7 +178,8 @@ async function addClient(
   dir: string,
   name: string,
   tenant: string | undefined,
-  owner?: string,
+  owner: string | undefined,
+  roles: readonly string[],
 ): Promise<number> {
   if (tenant === undefined) throw new UsageError('--tenant is required');
   const key = generateSigningKey();
@@ -187,6 +189,7 @@ async function addClient(
       tenant,
       public_jwk: { ...key.publicJwk },
       ...(owner === undefined ? {} : { owner }),
+      roles: [...roles],
     });
     if (a.status !== 201) return report(io, a);
     const path = writeClientFile(dir, name, {
@@ -235,7 +238,9 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
   );
   const op = (fn: (c: Connection) => Promise<HttpAnswer>): Promise<number> =>
     withConnection(dir, async (c) => report(io, await fn(c)));
-  if (isApprovalCommand(cmd)) return runApprovalCommand(io, dir, pos, v);
+  // `--role` repeats; approver commands also take one comma-separated list.
+  if (isApprovalCommand(cmd)) return runApprovalCommand(io, dir, pos, { ...v, role: v.role?.join(',') });
+  if (cmd === 'policy') return runPolicyCommand(io, dir, pos, v);
   switch (cmd) {
     case 'init': {
       const r = await initDataDir(dir);
@@ -251,9 +256,10 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
       if (sub !== 'show' || arg1 === undefined) throw new UsageError('requests show ID');
       return op((c) => getJson(c, `/v1/requests/${encodeURIComponent(arg1)}`, true));
     case 'clients':
-      if (sub === 'add' && arg1 !== undefined) return addClient(io, dir, arg1, v.tenant, v.owner);
+      if (sub === 'add' && arg1 !== undefined)
+        return addClient(io, dir, arg1, v.tenant, v.owner, v.role ?? []);
       if (sub === 'list') return op((c) => operatorAction(c, 'clients-list', {}));
-      throw new UsageError('clients add NAME --tenant T | clients list');
+      throw new UsageError('clients add NAME --tenant T [--role R]... | clients list');
     case 'ledger': {
       if (sub !== 'export' || v.out === undefined)
         throw new UsageError('ledger export --out FILE [--trace ID] [--from N --to M]');
@@ -274,22 +280,6 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
         return EXIT.ok;
       });
     }
-    case 'policy':
-      if (sub === 'build' && arg1 !== undefined && v.out !== undefined) {
-        const built = await buildBundleFromDir(arg1);
-        if (isDeny(built)) {
-          io.err(`${built.code}: ${built.reason}\n`);
-          return EXIT.failed;
-        }
-        writeFileSync(v.out, built.text);
-        print(io, { hash: built.hash, out: v.out });
-        return EXIT.ok;
-      }
-      if (sub === 'activate' && arg1 !== undefined) {
-        const bundle = readFileSync(arg1, 'utf8');
-        return op((c) => operatorAction(c, 'policy-activate', { bundle }));
-      }
-      throw new UsageError('policy build DIR --out FILE | policy activate FILE');
     case 'admin':
       if (sub === 'kill-switch') {
         const on = onOff(arg1);

@@ -7,7 +7,6 @@
 import { computeParamsSha256, deny, isDeny } from '../kernel/index.js';
 import type { Clock, Deny, JsonValue } from '../kernel/index.js';
 import type { SigningKey } from '../kernel/signing/index.js';
-import type { ToolSpec } from '../policy/index.js';
 import {
   createCircuitBreakers,
   declaredCostCents,
@@ -16,7 +15,8 @@ import {
 } from './breakers.js';
 import type { ActivationResult, BundleStore } from './bundle-store.js';
 import { withDeadline } from './deadline.js';
-import { constraintsFor, decisionPayload, type DecisionFacts } from './decision-record.js';
+import { decisionPayload, type constraintsFor, type DecisionFacts } from './decision-record.js';
+import { evaluateCall } from './evaluate-call.js';
 import { deriveDecisionId, deriveJti, MIN_DERIVATION_KEY_BYTES } from './derive.js';
 import { createGovernanceAdmin, type GovernanceAdmin } from './governance-admin.js';
 import type { GovernanceState } from './governance-state.js';
@@ -28,7 +28,6 @@ import {
   type LedgerAppender,
   type LedgerRef,
 } from './ledger-port.js';
-import { parsePolicyAnswer } from './policy-decision.js';
 import type { PolicyRuntime } from './ports.js';
 import type { ControlPlane, ControlPlaneResult, DecideOptions, GovernedRequest } from './types.js';
 import type { ApprovalService, PendingRecord, PreviewProvider } from './approvals/index.js';
@@ -287,43 +286,25 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     const runtime = active;
     ctx.runtime = runtime;
 
-    // 4. Known tool (OE-INV-005), 5. parameters match its schema (OE-INV-004).
-    const tool: ToolSpec | undefined = runtime.getTool(req.tool);
-    if (tool === undefined)
-      return refuse(ctx, deny('ERR_TOOL_UNKNOWN', 'the tool is not in the active catalog'));
-    const valid = runtime.validateParams(req.tool, req.params);
-    if (valid.outcome !== 'ok')
-      return refuse(ctx, deny('ERR_PARAMS_INVALID', 'the parameters fail the tool schema'));
-
-    // 6. Policy evaluation, bounded and checked (SPEC §2 step 3).
-    const evaluated = await withDeadline(
-      () =>
-        runtime.evaluate({
-          principal: { id: req.identity, tenant: req.tenant },
-          tenant: req.tenant,
-          tool: req.tool,
-          params: req.params,
-          tainted: ctx.tainted !== false,
-        }),
+    // 4. Known tool (OE-INV-005), 5. parameters match its schema (OE-INV-004), 6. policy
+    // evaluation, bounded and checked (SPEC §2 step 3), 7. constraints: shared with the dry run.
+    const evaluation = await evaluateCall(
+      runtime,
+      {
+        identity: req.identity,
+        tenant: req.tenant,
+        roles: req.roles ?? [],
+        tool: req.tool,
+        params: req.params,
+        tainted: ctx.tainted !== false,
+      },
       deadlines.policyMs,
     );
-    if (evaluated.status === 'timeout')
-      return refuse(ctx, deny('ERR_POLICY_UNAVAILABLE', 'policy evaluation timed out'));
-    if (evaluated.status === 'error')
-      return refuse(ctx, deny('ERR_POLICY_ERROR', 'policy evaluation failed'));
-    const decision = parsePolicyAnswer(evaluated.value, runtime.hash);
-    if (!('rules_fired' in decision)) return refuse(ctx, decision);
-    const policyFacts = {
-      rules_fired: decision.rules_fired,
-      risk: decision.risk,
-      obligations: decision.obligations,
-    };
-    if (decision.outcome === 'deny')
-      return refuse(ctx, decision, { ...policyFacts, rationale: decision.rationale });
+    if (evaluation.outcome === 'deny') return refuse(ctx, evaluation.denial, evaluation.facts ?? {});
+    const { decision, tool, constraints } = evaluation;
+    const policyFacts = evaluation.facts;
 
-    // 7. Constraints and spend (allow only; an approved escalation re-checks at issuance).
-    const constraints = constraintsFor(tool, decision.obligations);
-    if (isDeny(constraints)) return refuse(ctx, constraints, policyFacts);
+    // 7b. Spend (allow only; an approved escalation re-checks at issuance).
     let release = (): void => undefined;
     if (decision.outcome === 'allow') {
       const cost = declaredCostCents(req.params, breakerConfig.costParam);
@@ -334,7 +315,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       release = spend.release;
     }
 
-    // 7b. A preview the policy requires, computed before the decision is recorded (OE-INV-018).
+    // 7c. A preview the policy requires, computed before the decision is recorded (OE-INV-018).
     const escalate = decision.outcome === 'escalate';
     let preview = null;
     if (escalate && decision.obligations.preview) {

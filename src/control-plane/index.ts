@@ -41,6 +41,8 @@ export type {
 export { createBundleStore, ACTIVE_POINTER } from './bundle-store.js';
 export type { ActivationApproval, ActivationResult, BundleStore, BundleStoreDeps } from './bundle-store.js';
 export { compilePolicyBundle, createBundleCompiler } from './policy-runtime.js';
+export { evaluateCall } from './evaluate-call.js';
+export type { CallEvaluation, CallToEvaluate, PolicyFacts } from './evaluate-call.js';
 export type { CompileBundle, PolicyBundleLike, PolicyRuntime } from './ports.js';
 export { createIssuer, MAX_ENVELOPE_TTL_SEC } from './issuer.js';
 export type {

@@ -21,7 +21,7 @@ import { compileCedar } from './cedar.js';
 import type { CedarCompiled } from './cedar.js';
 import { compileParamsSchema } from './json-schema.js';
 import type { ParamsValidator } from './json-schema.js';
-import type { LoadedBundle } from './types.js';
+import type { LoadedBundle, PolicyBundleDocument } from './types.js';
 
 /** Options of {@link loadBundle}. */
 export type LoadBundleOptions = AdapterCheckOptions;
@@ -96,5 +96,26 @@ export function loadBundle(
   } catch (err) {
     const reason = err instanceof FailclosedError || err instanceof Error ? err.message : 'bundle rejected';
     return deny('ERR_POLICY_BUNDLE_INVALID', reason);
+  }
+}
+
+/**
+ * Parses a bundle document and checks its shape and hash only (no Cedar, schema or adapter
+ * checks), so bundles can be compared (`policy diff`) even when one of them no longer loads.
+ * Denies with `ERR_POLICY_BUNDLE_INVALID` on malformed JSON, a hash mismatch or a bad shape.
+ * Never throws; never used to decide.
+ */
+export function parseBundleDocument(
+  text: string | Uint8Array,
+  expectedHash?: string,
+): { readonly hash: string; readonly document: PolicyBundleDocument } | Deny {
+  try {
+    const value = deepFreeze(parseJson(text, { maxBytes: MAX_BUNDLE_BYTES }));
+    const hash = hashBundle(value);
+    if (expectedHash !== undefined && !hexDigestEquals(hash, expectedHash))
+      return deny('ERR_POLICY_BUNDLE_INVALID', 'bundle hash does not match');
+    return Object.freeze({ hash, document: deepFreeze(parseBundleShape(value)) });
+  } catch (err) {
+    return deny('ERR_POLICY_BUNDLE_INVALID', err instanceof Error ? err.message : 'bundle rejected');
   }
 }

@@ -21,6 +21,8 @@ export interface ToolCatalog {
    * a tool not in this catalog. (OE-INV-004)
    */
   validateParams(tool: ToolSpec | string, params: JsonValue): { readonly outcome: 'ok' } | Deny;
+  /** Every reason `params` fail the tool's schema (empty when they pass or the tool is unknown), for the dry run. */
+  explainParams(tool: string, params: JsonValue): readonly string[];
 }
 
 const OK = Object.freeze({ outcome: 'ok' as const });
@@ -37,6 +39,13 @@ export function createToolCatalog(bundle: LoadedBundle): ToolCatalog {
     bundleHash: bundle.hash,
     getTool: (name: string) => (typeof name === 'string' ? tools.get(name) : undefined),
     listTools: () => names,
+    explainParams(tool: string, params: JsonValue) {
+      try {
+        return validators.get(tool)?.explain(params) ?? [];
+      } catch {
+        return ['the parameters could not be validated'];
+      }
+    },
     validateParams(tool: ToolSpec | string, params: JsonValue) {
       const name = typeof tool === 'string' ? tool : tool.name;
       const validate = validators.get(name);

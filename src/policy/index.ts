@@ -20,7 +20,7 @@ export type {
   ToolPreviewSpec,
   ToolSpec,
 } from './types.js';
-export { loadBundle, hashBundle, MAX_BUNDLE_BYTES } from './bundle.js';
+export { loadBundle, hashBundle, MAX_BUNDLE_BYTES, parseBundleDocument } from './bundle.js';
 export type { LoadBundleOptions } from './bundle.js';
 export { ADAPTER_TYPES, checkAdapterSpecs, DRY_RUN_TYPES, MAX_TOOL_TIMEOUT_MS } from './adapter-spec.js';
 export type { AdapterCheckOptions } from './adapter-spec.js';
@@ -32,3 +32,5 @@ export { createPolicyEngine, isPermit } from './engine.js';
 export type { PolicyEngine } from './engine.js';
 export { ANNOTATION_KEYS, MAX_APPROVALS } from './annotations.js';
 export { toCedarDecimal } from './cedar-values.js';
+export { diffBundles, diffLines, formatBundleDiff } from './diff.js';
+export type { BundleDiff, DiffLine, FieldChange } from './diff.js';

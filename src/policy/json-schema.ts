@@ -12,8 +12,10 @@ import type { JsonObject, JsonValue } from '../kernel/index.js';
 const DRAFT_2020 = 'https://json-schema.org/draft/2020-12/schema';
 const DRAFT_07 = 'http://json-schema.org/draft-07/schema#';
 
-/** A compiled parameter validator. */
-export type ParamsValidator = (params: JsonValue) => boolean;
+/** A compiled parameter validator; `explain` lists why parameters fail (for the dry run). */
+export type ParamsValidator = ((params: JsonValue) => boolean) & {
+  readonly explain: (params: JsonValue) => readonly string[];
+};
 
 /** Keywords whose value is a map of subschemas. */
 const MAP_KEYWORDS = ['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas'] as const;
@@ -107,5 +109,19 @@ export function compileParamsSchema(schema: JsonObject): ParamsValidator {
   if (draft === undefined || draft === DRAFT_2020) validate = new Ajv2020(options).compile(schema);
   else if (draft === DRAFT_07) validate = new Ajv(options).compile(schema);
   else throw new Error('unsupported $schema: use draft 2020-12 or draft-07');
-  return (params: JsonValue): boolean => validate(params) === true;
+  const check = (params: JsonValue): boolean => validate(params) === true;
+  const explain = (params: JsonValue): readonly string[] => {
+    // A second instance reporting every error, compiled only when a dry run asks.
+    const all = (
+      draft === DRAFT_07
+        ? new Ajv({ ...options, allErrors: true })
+        : new Ajv2020({ ...options, allErrors: true })
+    ).compile(schema);
+    if (all(params) === true) return [];
+    return (all.errors ?? []).map(
+      (e) =>
+        `${e.instancePath === '' ? '/' : e.instancePath}: ${e.message ?? 'is invalid'}${e.keyword === 'additionalProperties' ? ` (${String((e.params as { additionalProperty?: unknown }).additionalProperty)})` : ''}`,
+    );
+  };
+  return Object.assign(check, { explain });
 }
