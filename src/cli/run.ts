@@ -52,7 +52,7 @@ export const USAGE = `usage: failclosed <command> [options]
   clients list
 ${APPROVAL_USAGE.trimEnd()}
   ledger export --out FILE [--trace ID] [--from N --to M]
-  verify FILE [...]                           verify an audit bundle offline
+  verify FILE --trust TRUST_FILE [...]        verify an audit bundle offline against pinned trust roots
   policy build DIR --out FILE
   policy activate FILE
   admin kill-switch on|off
@@ -60,7 +60,8 @@ ${APPROVAL_USAGE.trimEnd()}
   admin quarantine SESSION on|off
   admin rotate-issuer-key                     new envelope signing key (ledgered; old key stays published)
   admin revoke-issuer-key KID                 revoke a retired issuer key (its envelopes are refused)
-  jwks                                        the issuer public keys
+  jwks                                        the issuer JWKS (retired and revoked keys included)
+  trust-roots [--out FILE]                    the trust file to pin: ledger vkey, issuer and approver keys
   demo [--data DIR]                           the guided SPEC §7 walkthrough against a real gate
 
   global option: --data DIR
@@ -311,6 +312,17 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
       );
     case 'jwks':
       return op((c) => getJson(c, '/v1/jwks', false));
+    case 'trust-roots': {
+      const out = v.out;
+      if (out === undefined) return op((c) => getJson(c, '/v1/trust-roots', false));
+      return withConnection(dir, async (c) => {
+        const a = await getJson(c, '/v1/trust-roots', false);
+        if (a.status !== 200) return report(io, a);
+        writeFileSync(out, `${JSON.stringify(a.body, null, 2)}\n`);
+        io.out(`wrote ${out}\n`);
+        return EXIT.ok;
+      });
+    }
     case 'demo':
       return runDemo(io.out, v.data === undefined ? {} : { dataDir: dir });
     default:
