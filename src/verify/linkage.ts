@@ -60,7 +60,7 @@ export interface Linkage {
   readonly issuerSource: string;
   /** Index of the ledgered revocation of each issuer kid (`admin.key_revoked`). */
   readonly issuerRevokedAt: ReadonlyMap<string, number>;
-  /** Client keys by identity: from ledgered registrations, and from the bundle's client JWKS unless roots are pinned. */
+  /** Client keys by identity: from ledgered registrations and from the bundle's client JWKS. */
   clientKeys(identity: string): {
     readonly keys: readonly PublicKey[];
     readonly tenants: ReadonlySet<string>;
@@ -135,9 +135,10 @@ function clientIndex(ctx: VerifyContext, views: readonly View[]): Linkage['clien
       // An unusable ledgered key verifies nothing.
     }
   }
-  // With pinned roots only ledgered registrations (covered by the pinned checkpoint) bind a key;
-  // the bundle's own unsigned client JWKS is used only when the auditor trusts the bundle's keys.
-  const jwks = ctx.key.pinned ? undefined : ctx.bundle.jwks['clients'];
+  // Client keys are not trust roots (docs/ledger.md "Trust roots"): the bundle's client JWKS is a
+  // fallback for identities without a ledgered registration in this bundle; the request bytes
+  // it verifies are bound by hash to the ledgered entry, so it cannot change what was asked.
+  const jwks = ctx.bundle.jwks['clients'];
   const owners = ctx.bundle.jwks['client_identities'];
   if (isObj(jwks) && Array.isArray(jwks['keys']) && isObj(owners)) {
     for (const k of jwks['keys']) {

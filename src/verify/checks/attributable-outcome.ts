@@ -53,9 +53,7 @@ function checkRequest(l: Linkage, a: View, bad: Report): void {
       'the entry does not match its signed request (request id, tenant, identity, tool or trace id)',
     );
   const { keys, tenants } = l.clientKeys(r.identity);
-  // In a partial export the ledgered registration may lie outside the bundle: undecided there.
-  if (keys.length === 0)
-    return bad('REQUEST_SIGNATURE', `the bundle binds no key to client ${r.identity}`, true);
+  if (keys.length === 0) return bad('REQUEST_SIGNATURE', `the bundle binds no key to client ${r.identity}`);
   if (!tenants.has(r.tenant))
     return bad('REQUEST_SIGNATURE', `client ${r.identity} is not registered for tenant ${r.tenant}`);
   const sig = requestSignatureBytes(r);
