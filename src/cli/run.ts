@@ -318,7 +318,8 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
       return withConnection(dir, async (c) => {
         const a = await getJson(c, '/v1/trust-roots', false);
         if (a.status !== 200) return report(io, a);
-        writeFileSync(out, `${JSON.stringify(a.body, null, 2)}\n`);
+        // The exact bytes GET /v1/trust-roots serves: both channels give the same SHA-256 to pin.
+        writeFileSync(out, JSON.stringify(a.body));
         io.out(`wrote ${out}\n`);
         return EXIT.ok;
       });
