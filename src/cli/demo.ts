@@ -251,7 +251,8 @@ export const DEMO_STEPS: readonly DemoStep[] = [
       writeFileSync(intactPath, text);
       writeFileSync(tamperedPath, `${JSON.stringify(bundle)}\n`);
       const trustPath = join(ctx.work, 'trust-roots.json');
-      if (!(await saveTrustRoots(ctx.instance.url, trustPath))) return { observed: 'no trust roots published' };
+      if (!(await saveTrustRoots(ctx.instance.url, trustPath)))
+        return { observed: 'no trust roots published' };
       const intact = await verifyFile(intactPath, trustPath);
       const tampered = await verifyFile(tamperedPath, trustPath);
       const named = tampered.first;
