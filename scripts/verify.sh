@@ -1,8 +1,11 @@
 #!/bin/sh
-# Auditor entry point (SPEC §5): verify an audit bundle offline.
-#   scripts/verify.sh BUNDLE.json [--invariant ID] [--json] [--since CHECKPOINT_FILE] [--trusted-key VKEY]
-#   scripts/verify.sh BUNDLE.json INV-6 [...]   # the FC seed's "verify.sh: INV-6": same as --invariant FC-INV-6
-# Exit 0: every check holds. 1: a violation (the report names it). 2: unusable input.
+# Auditor entry point (SPEC §5): verify an audit bundle offline against pinned trust roots.
+#   scripts/verify.sh BUNDLE.json --trust TRUST_FILE [--trusted-key VKEY ...] [--invariant ID] [--json] [--since CHECKPOINT_FILE]
+#   scripts/verify.sh BUNDLE.json INV-6 --trust TRUST_FILE   # the FC seed's "verify.sh: INV-6": same as --invariant FC-INV-6
+# TRUST_FILE is the deployment's trust roots obtained out of band (`failclosed trust-roots`,
+# GET /v1/trust-roots); `--trust-bundle-keys` instead trusts the bundle's own keys, and says so.
+# Exit 0: every check holds under the pinned roots. 1: a violation (the report names it).
+# 2: unusable input. 3: no pinned trust roots (nothing was verified against a key you trust).
 # Uses the failclosed CLI when built, else the stand-alone verifier (same checks).
 set -eu
 root=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)

@@ -23,6 +23,7 @@ import { generateSigningKey } from '../kernel/signing/index.js';
 import { verifyBundle } from '../verify/index.js';
 import { runApprovalCommand } from './approvals.js';
 import type { DemoContext, DemoObservation, DemoStep } from './demo.js';
+import { saveTrustRoots } from './trust-file.js';
 
 const positionals = (argv: readonly string[]): string[] =>
   argv.filter((a, i) => !a.startsWith('--') && !(argv[i - 1] ?? '').startsWith('--'));
@@ -214,7 +215,10 @@ async function evidenceStep(ctx: DemoContext): Promise<DemoObservation> {
   if (typeof text !== 'string') return { observed: `export failed (HTTP ${res.status})` };
   const path = join(ctx.work, 'audit-bundle-approvals.json');
   writeFileSync(path, text);
-  const report = verifyBundle(readFileSync(path));
+  const trustPath = join(ctx.work, 'trust-roots-approvals.json');
+  if (!(await saveTrustRoots(ctx.instance.url, trustPath))) return { observed: 'no trust roots published' };
+  // Approvals verify only under the pinned approver keys, never the bundle's own.
+  const report = verifyBundle(readFileSync(path), { trust: readFileSync(trustPath) });
   const check = report.checks.find((c) => c.id === 'approvals');
   const bundle = parseJson(text) as { entries: { type: string; actor: { id: string } }[] };
   const who = [

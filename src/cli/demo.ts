@@ -25,6 +25,7 @@ import { parseJson } from '../kernel/index.js';
 import type { JsonObject } from '../kernel/index.js';
 import { runVerifyCli } from '../verify/index.js';
 import { APPROVAL_DEMO_STEPS } from './demo-approvals.js';
+import { saveTrustRoots } from './trust-file.js';
 
 /** What a step sees: the running deployment, its clock and what earlier steps left behind. */
 export interface DemoContext {
@@ -99,12 +100,13 @@ async function envelopeOf(ctx: DemoContext, requestId: string): Promise<string |
   return typeof token === 'string' ? token : undefined;
 }
 
-/** `failclosed verify FILE --json`: the exit code and the first violation it names. */
+/** `failclosed verify FILE --trust TRUST_FILE --json`: the exit code and the first violation it names. */
 async function verifyFile(
   path: string,
+  trust: string,
 ): Promise<{ exit: number; first?: { code?: string; index?: number } }> {
   const out: string[] = [];
-  const exit = await runVerifyCli([path, '--json'], {
+  const exit = await runVerifyCli([path, '--trust', trust, '--json'], {
     out: (t) => out.push(t),
     err: () => undefined,
     readFile: (p) => readFileSync(p),
@@ -224,7 +226,8 @@ export const DEMO_STEPS: readonly DemoStep[] = [
   },
   {
     scenario: 12,
-    title: 'ledger tampering: export the ledger, verify it, edit one decision in a copy, verify again',
+    title:
+      'ledger tampering: pin the trust roots, export the ledger, verify it, edit one decision in a copy, verify again',
     expect: 'intact: exit 0; tampered: exit 1 naming the edited entry',
     async run(ctx) {
       const res = await fetch(new URL('/v1/admin/ledger-export', ctx.instance.url), {
@@ -247,8 +250,11 @@ export const DEMO_STEPS: readonly DemoStep[] = [
       target.payload = { ...target.payload, outcome: 'allow' };
       writeFileSync(intactPath, text);
       writeFileSync(tamperedPath, `${JSON.stringify(bundle)}\n`);
-      const intact = await verifyFile(intactPath);
-      const tampered = await verifyFile(tamperedPath);
+      const trustPath = join(ctx.work, 'trust-roots.json');
+      if (!(await saveTrustRoots(ctx.instance.url, trustPath)))
+        return { observed: 'no trust roots published' };
+      const intact = await verifyFile(intactPath, trustPath);
+      const tampered = await verifyFile(tamperedPath, trustPath);
       const named = tampered.first;
       const ok = intact.exit === 0 && tampered.exit === 1 && named?.index === target.index;
       return {

@@ -53,14 +53,15 @@ export const USAGE = `usage: failclosed <command> [options]
   clients list
 ${APPROVAL_USAGE.trimEnd()}
   ledger export --out FILE [--trace ID] [--from N --to M]
-  verify FILE [...]                           verify an audit bundle offline
+  verify FILE --trust TRUST_FILE [...]        verify an audit bundle offline against pinned trust roots
 ${POLICY_USAGE.trimEnd()}
   admin kill-switch on|off
   admin lockdown TENANT on|off
   admin quarantine SESSION on|off
   admin rotate-issuer-key                     new envelope signing key (ledgered; old key stays published)
   admin revoke-issuer-key KID                 revoke a retired issuer key (its envelopes are refused)
-  jwks                                        the issuer public keys
+  jwks                                        the issuer JWKS (retired and revoked keys included)
+  trust-roots [--out FILE]                    the trust file to pin: ledger vkey, issuer and approver keys
   demo [--data DIR]                           the guided SPEC §7 walkthrough against a real gate
 
   global option: --data DIR
@@ -301,6 +302,18 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
       );
     case 'jwks':
       return op((c) => getJson(c, '/v1/jwks', false));
+    case 'trust-roots': {
+      const out = v.out;
+      if (out === undefined) return op((c) => getJson(c, '/v1/trust-roots', false));
+      return withConnection(dir, async (c) => {
+        const a = await getJson(c, '/v1/trust-roots', false);
+        if (a.status !== 200) return report(io, a);
+        // The exact bytes GET /v1/trust-roots serves: both channels give the same SHA-256 to pin.
+        writeFileSync(out, JSON.stringify(a.body));
+        io.out(`wrote ${out}\n`);
+        return EXIT.ok;
+      });
+    }
     case 'demo':
       return runDemo(io.out, v.data === undefined ? {} : { dataDir: dir });
     default:

@@ -42,6 +42,7 @@ import type { EmbeddedConfig } from './data-dir.js';
 import { createOperatorActions } from './admin.js';
 import type { IssuerKeyFiles } from './admin.js';
 import { openApprovals } from './approvals.js';
+import { buildTrustRoots } from './trust-roots.js';
 import type { EmbeddedApprovals } from './approvals.js';
 import {
   faultyLedgerPort,
@@ -242,6 +243,12 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
     }),
     approvals: approvals.api,
+    trustRoots: () =>
+      buildTrustRoots({
+        ledger,
+        issuerJwks: () => controlPlane.issuerJwks(),
+        approverJwks: () => approvals.service.approverJwks(),
+      }),
     readiness: [
       { name: 'ledger', check: async () => faults.ledger === 'off' && (await ledger.store.head()).size >= 0 },
       { name: 'state', check: () => state.ping() },

@@ -5,6 +5,8 @@
 export { initDataDir, startEmbedded } from './embedded.js';
 export type { EmbeddedInstance, EmbeddedOptions, InitResult } from './embedded.js';
 export { openCore } from './core.js';
+export { buildTrustRoots } from './trust-roots.js';
+export type { TrustRootSources } from './trust-roots.js';
 export type { Core, CoreOptions, EmbeddedDeadlines } from './core.js';
 export { noFaults, followIssuerKeys } from './faults.js';
 export type { EmbeddedFaults, FaultMode, ToolRunObserver } from './faults.js';

@@ -50,8 +50,10 @@ export interface Gate {
   ): Promise<GateAnswer> | undefined;
   /** `GET /v1/requests/{id}`: the operator evidence view (SPEC §5, FC-INV-5). */
   evidence(requestId: string, authorization: string | undefined): Promise<GateAnswer>;
-  /** `GET /v1/jwks`: issuer public keys. */
+  /** `GET /v1/jwks`: issuer public keys (the JWKS with retired and revoked keys). */
   jwks(): Promise<GateAnswer>;
+  /** `GET /v1/trust-roots`: the trust file (docs/ledger.md "Trust roots"); 404 when not configured. */
+  trustRoots(): Promise<GateAnswer>;
   /** `GET /readyz`: 200 only when the Control Plane and every injected readiness check answer true. */
   ready(): Promise<GateAnswer>;
   /** `POST /v1/admin/{action}`: operator actions behind the operator token. */
@@ -459,6 +461,13 @@ export function createGate(deps: GateDeps): Gate {
       const r = await withDeadline(() => deps.controlPlane.issuerJwks(), cpMs);
       if (r.status !== 'ok') return { status: 503, body: denyBody('ERR_CONTROL_PLANE_UNAVAILABLE') };
       return { status: 200, body: JSON.parse(JSON.stringify(r.value)) as JsonValue };
+    },
+    async trustRoots() {
+      const build = deps.trustRoots;
+      if (build === undefined) return { status: 404, body: { error: 'not_found' } };
+      const r = await withDeadline(() => build(), cpMs);
+      if (r.status !== 'ok') return { status: 503, body: denyBody('ERR_CONTROL_PLANE_UNAVAILABLE') };
+      return { status: 200, body: r.value };
     },
     async ready() {
       const checks: Record<string, boolean> = {};

@@ -122,6 +122,11 @@ async function route(gate: Gate, req: IncomingMessage, res: ServerResponse): Pro
     const a = await gate.jwks();
     return send(res, a.status, a.body);
   }
+  // Public keys only: no token, like the JWKS (SPEC §5 "Trust roots out of band").
+  if (method === 'GET' && path === '/v1/trust-roots') {
+    const a = await gate.trustRoots();
+    return send(res, a.status, a.body);
+  }
   if (isApprovalPath(path) && (method === 'GET' || method === 'POST')) {
     let value: JsonValue = {};
     if (method === 'POST') {
@@ -167,6 +172,7 @@ async function route(gate: Gate, req: IncomingMessage, res: ServerResponse): Pro
 
 /**
  * Starts the Gate's HTTP listener: `POST /v1/calls`, `GET /v1/requests/{id}`, `GET /v1/jwks`,
+ * `GET /v1/trust-roots`,
  * `GET /healthz`, `GET /readyz`, `POST /v1/admin/{action}`, and the approval API
  * (`/v1/approvals`, `/v1/break-glass`, `/v1/reviews`, docs/approvals.md). `POST /v1/calls` honours
  * `Prefer: wait=N` (long-poll for approvals). Any unexpected failure answers 500

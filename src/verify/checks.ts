@@ -18,6 +18,7 @@ import { merkleRootCheck } from './checks/merkle-root.js';
 import { payloadAllowlistCheck } from './checks/payload-allowlist.js';
 import { receiptLinkageCheck } from './checks/receipt-linkage.js';
 import { traceLinkageCheck } from './checks/trace-linkage.js';
+import { trustRootsCheck } from './checks/trust-roots.js';
 import type { VerifyCheck } from './types.js';
 
 /** Every check, run in this order. */
@@ -27,6 +28,7 @@ export const VERIFY_CHECKS: readonly VerifyCheck[] = [
   chainContinuityCheck,
   payloadAllowlistCheck,
   checkpointSignatureCheck,
+  trustRootsCheck,
   merkleRootCheck,
   inclusionProofsCheck,
   consistencyCheck,

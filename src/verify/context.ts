@@ -1,6 +1,6 @@
 /**
  * What the checks share: the bundle's entries parsed into typed values (or the reason they are
- * malformed), the checkpoint key (pinned or the bundle's own), the verified checkpoint, and
+ * malformed), the checkpoint keys (pinned or the bundle's own), the pinned trust file, the verified checkpoint, and
  * memoized entry hashes. Built once per verification; checks stay small and independent.
  */
 import {
@@ -14,6 +14,7 @@ import {
 } from '../kernel/index.js';
 import type { Bundle } from './bundle.js';
 import { computeEntryHash, entryLeaf, isEntryType, type BundleEntry } from './entry-format.js';
+import { parseTrustRoots, type TrustRoots } from './trust-roots.js';
 import type { Finding, VerifyOptions } from './types.js';
 
 /** One element of `entries`: parsed, or why not. */
@@ -28,8 +29,19 @@ export interface VerifyContext {
   readonly bundle: Bundle;
   readonly options: VerifyOptions;
   readonly views: readonly EntryView[];
-  /** The checkpoint verifier: the pinned key, else the bundle's own; or the finding why there is none. */
-  readonly key: { readonly verifier?: NoteVerifier; readonly pinned: boolean; readonly problem?: Finding };
+  /**
+   * The checkpoint verifiers: the pinned keys (`--trusted-key`, the trust file), else the bundle's
+   * own; `verifier` is the one naming the bundle's ledger_key (older checkpoints, `--since`);
+   * `problem` the finding why the key is unusable or not pinned.
+   */
+  readonly key: {
+    readonly verifiers: readonly NoteVerifier[];
+    readonly verifier?: NoteVerifier;
+    readonly pinned: boolean;
+    readonly problem?: Finding;
+  };
+  /** The pinned trust file (`--trust`), when given; the key checks take issuer and approver keys from it. */
+  readonly roots?: TrustRoots;
   /** The bundle checkpoint, verified against `key` and the bundle origin; or the finding why not. */
   readonly checkpoint: { readonly verified?: Checkpoint; readonly problem?: Finding };
   /** True for a range export from index 0 without inclusion proofs: the root is recomputed from every entry. */
@@ -86,41 +98,59 @@ export function parseBundleEntry(v: JsonValue | undefined): BundleEntry | string
   };
 }
 
-function keyOf(bundle: Bundle, options: VerifyOptions): VerifyContext['key'] {
-  const pinned = options.trustedKey !== undefined;
-  const vkey = options.trustedKey ?? bundle.ledgerKey.vkey;
-  let verifier: NoteVerifier;
+/** The pinned ledger vkeys: `--trusted-key` values and the trust file's, deduplicated. */
+function pinnedVkeys(options: VerifyOptions, roots: TrustRoots | undefined): string[] {
+  const all = [
+    ...(options.trustedKeys ?? []),
+    ...(options.trustedKey !== undefined ? [options.trustedKey] : []),
+    ...(roots !== undefined ? [roots.ledgerVkey] : []),
+  ];
+  return [...new Set(all)];
+}
+
+function keyOf(bundle: Bundle, options: VerifyOptions, roots: TrustRoots | undefined): VerifyContext['key'] {
+  const pinnedKeys = pinnedVkeys(options, roots);
+  const pinned = pinnedKeys.length > 0;
+  const bundleVkey = bundle.ledgerKey.vkey;
+  let verifiers: NoteVerifier[];
   try {
-    verifier = noteVerifierFromVkey(typeof vkey === 'string' ? vkey : '');
+    verifiers = (pinned ? pinnedKeys : [typeof bundleVkey === 'string' ? bundleVkey : '']).map((k) =>
+      noteVerifierFromVkey(k),
+    );
   } catch {
-    const what = pinned
-      ? 'the pinned --trusted-key is not a valid vkey'
-      : 'ledger_key.vkey is not a valid vkey';
-    return { pinned, problem: { code: 'LEDGER_KEY', message: what } };
+    const what = pinned ? 'a pinned ledger key is not a valid vkey' : 'ledger_key.vkey is not a valid vkey';
+    return { verifiers: [], pinned, problem: { code: 'LEDGER_KEY', message: what } };
   }
+  // With pinned roots the checkpoint verifies under a pinned key only; the bundle's ledger_key must be one of them.
+  const at = typeof bundleVkey === 'string' ? pinnedKeys.indexOf(bundleVkey) : -1;
+  const verifier = verifiers[Math.max(at, 0)];
+  const base = { verifiers, pinned, ...(verifier !== undefined ? { verifier } : {}) };
+  if (pinned && at < 0)
+    return {
+      ...base,
+      problem: { code: 'LEDGER_KEY', message: 'the bundle ledger_key is not a pinned ledger key' },
+    };
   // The JWK and the vkey must be the same key; otherwise the bundle names two ledger keys.
   try {
     const jwk = parsePublicJwk(bundle.ledgerKey.jwk);
-    const material =
-      typeof bundle.ledgerKey.vkey === 'string' ? bundle.ledgerKey.vkey.split('+').slice(2).join('+') : '';
+    const material = typeof bundleVkey === 'string' ? bundleVkey.split('+').slice(2).join('+') : '';
     const raw = Buffer.from(material, 'base64').subarray(1);
     if (!raw.equals(jwk.raw)) throw new Error('mismatch');
   } catch {
     return {
-      verifier,
-      pinned,
+      ...base,
       problem: { code: 'LEDGER_KEY', message: 'ledger_key.jwk is not the key named by ledger_key.vkey' },
     };
   }
-  return { verifier, pinned };
+  return base;
 }
 
 function checkpointOf(bundle: Bundle, key: VerifyContext['key']): VerifyContext['checkpoint'] {
-  if (key.verifier === undefined)
+  if (key.verifiers.length === 0)
     return { problem: { code: 'CHECKPOINT_UNVERIFIED', message: 'no usable ledger key' } };
   if (typeof bundle.checkpoint !== 'string')
     return { problem: { code: 'CHECKPOINT_MALFORMED', message: 'checkpoint is not a signed note' } };
-  const r = verifyCheckpoint(bundle.checkpoint, [key.verifier]);
+  const r = verifyCheckpoint(bundle.checkpoint, key.verifiers);
   if (r.outcome === 'deny') {
     const code = r.code === 'ERR_CHECKPOINT_MALFORMED' ? 'CHECKPOINT_MALFORMED' : 'CHECKPOINT_SIGNATURE';
     return { problem: { code, message: `checkpoint: ${r.reason}` } };
@@ -135,13 +165,21 @@ function checkpointOf(bundle: Bundle, key: VerifyContext['key']): VerifyContext[
   return { verified: r.checkpoint };
 }
 
-/** Builds the shared context for one bundle. */
-export function createContext(bundle: Bundle, options: VerifyOptions): VerifyContext {
+/**
+ * Builds the shared context for one bundle. `roots` is the parsed `options.trust`; when omitted
+ * it is parsed here (a TypeError when unusable: `verifyBundle` reports that as exit 2 first).
+ */
+export function createContext(bundle: Bundle, options: VerifyOptions, roots?: TrustRoots): VerifyContext {
+  if (roots === undefined && options.trust !== undefined) {
+    const parsed = parseTrustRoots(options.trust);
+    if (typeof parsed === 'string') throw new TypeError(`trust file unusable: ${parsed}`);
+    roots = parsed;
+  }
   const views: EntryView[] = bundle.entries.map((raw, position) => {
     const parsed = parseBundleEntry(raw);
     return typeof parsed === 'string' ? { position, problem: parsed } : { position, entry: parsed };
   });
-  const key = keyOf(bundle, options);
+  const key = keyOf(bundle, options, roots);
   const hashes = new Map<number, string>();
   let leaves: readonly Buffer[] | undefined | null = null;
   return {
@@ -149,6 +187,7 @@ export function createContext(bundle: Bundle, options: VerifyOptions): VerifyCon
     options,
     views,
     key,
+    ...(roots !== undefined ? { roots } : {}),
     checkpoint: checkpointOf(bundle, key),
     complete: bundle.scope.kind === 'range' && bundle.scope.from === 0 && bundle.inclusion.length === 0,
     leaves() {

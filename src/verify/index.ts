@@ -20,7 +20,9 @@ export {
   entryLeaf,
 } from './entry-format.js';
 export type { BundleEntry, EntryType } from './entry-format.js';
-export { MAX_FINDINGS_PER_CHECK } from './types.js';
+export { MAX_FINDINGS_PER_CHECK, NO_TRUST_ROOTS } from './types.js';
+export { TRUST_ROOTS_FORMAT, TRUST_ROOTS_MAX_BYTES, parseTrustRoots } from './trust-roots.js';
+export type { TrustRoots } from './trust-roots.js';
 export type {
   VerifyCheck,
   VerifyOptions,
@@ -29,4 +31,5 @@ export type {
   Finding,
   FindingCode,
   VerifyExitCode,
+  TrustSource,
 } from './types.js';

@@ -49,9 +49,15 @@ export interface Linkage {
   find(type: IndexedType, value: string): readonly View[];
   /** The declared executor, or the reason there is none. */
   readonly executor: DeclaredExecutor | string;
-  /** Issuer keys by kid (revoked ones included: evidence signed before revocation stays checkable), or why the JWKS is unusable. */
+  /**
+   * Issuer keys by kid (revoked ones included: evidence signed before revocation stays checkable),
+   * or why the JWKS is unusable: the pinned trust file's when given, else the bundle's.
+   */
   readonly issuerKeys: ReadonlyMap<string, PublicKey> | string;
+  /** Revoked issuer kids: the pinned ones and the bundle's (a pinned revocation is never undone). */
   readonly issuerRevoked: ReadonlySet<string>;
+  /** Where `issuerKeys` came from, for findings. */
+  readonly issuerSource: string;
   /** Index of the ledgered revocation of each issuer kid (`admin.key_revoked`). */
   readonly issuerRevokedAt: ReadonlyMap<string, number>;
   /** Client keys by identity: from ledgered registrations and from the bundle's client JWKS. */
@@ -129,6 +135,9 @@ function clientIndex(ctx: VerifyContext, views: readonly View[]): Linkage['clien
       // An unusable ledgered key verifies nothing.
     }
   }
+  // Client keys are not trust roots (docs/ledger.md "Trust roots"): the bundle's client JWKS is a
+  // fallback for identities without a ledgered registration in this bundle; the request bytes
+  // it verifies are bound by hash to the ledgered entry, so it cannot change what was asked.
   const jwks = ctx.bundle.jwks['clients'];
   const owners = ctx.bundle.jwks['client_identities'];
   if (isObj(jwks) && Array.isArray(jwks['keys']) && isObj(owners)) {
@@ -193,7 +202,16 @@ function build(ctx: VerifyContext): Linkage {
     )
       issuerRevokedAt.set(kid, e.index);
   }
-  const issuer = issuerKeysOf(ctx.bundle.jwks['issuer']);
+  const fromBundle = issuerKeysOf(ctx.bundle.jwks['issuer']);
+  const roots = ctx.roots;
+  // Pinned: envelopes verify only under pinned issuer keys; revocations from either side hold.
+  const issuer =
+    roots === undefined
+      ? fromBundle
+      : {
+          keys: new Map(roots.issuerKeys),
+          revoked: new Set([...roots.issuerRevoked, ...fromBundle.revoked]),
+        };
   const envelopes = new Map<number, DecodedEnvelope | string>();
   const requests = new Map<string, EvidenceRequest | string>();
   const scope = ctx.bundle.scope;
@@ -206,6 +224,7 @@ function build(ctx: VerifyContext): Linkage {
     executor: parseExecutor(ctx.bundle.executor),
     issuerKeys: issuer.keys,
     issuerRevoked: issuer.revoked,
+    issuerSource: roots === undefined ? "the bundle's issuer JWKS" : 'the pinned issuer keys',
     issuerRevokedAt,
     clientKeys: clientIndex(ctx, views),
     envelope(v) {

@@ -1,7 +1,9 @@
 /**
- * `failclosed verify FILE [--invariant ID] [--json] [--since CHECKPOINT_FILE] [--trusted-key VKEY]`
- * as a library call, so the CLI only wires argv (SPEC §5 "a verify.sh-style entry point for
- * auditors"). Exit codes: 0 all checks hold, 1 a violation, 2 unusable input or arguments.
+ * `failclosed verify FILE (--trust TRUST_FILE | --trusted-key VKEY ... | --trust-bundle-keys)
+ * [--invariant ID] [--json] [--since CHECKPOINT_FILE]` as a library call, so the CLI only wires
+ * argv (SPEC §5 "a verify.sh-style entry point for auditors", "Trust roots out of band"). Exit
+ * codes: 0 all checks hold under pinned roots, 1 a violation, 2 unusable input or arguments,
+ * 3 no pinned trust roots (and no `--trust-bundle-keys`).
  */
 import { readFileSync } from 'node:fs';
 import { formatReport } from './report.js';
@@ -15,7 +17,8 @@ export interface VerifyCliIo {
   readonly readFile: (path: string) => Buffer;
 }
 
-const USAGE = 'usage: verify FILE [--invariant ID] [--json] [--since CHECKPOINT_FILE] [--trusted-key VKEY]\n';
+const USAGE =
+  'usage: verify FILE (--trust TRUST_FILE | --trusted-key VKEY ... | --trust-bundle-keys) [--invariant ID] [--json] [--since CHECKPOINT_FILE]\n';
 
 const defaultIo: VerifyCliIo = {
   out: (t) => process.stdout.write(t),
@@ -28,17 +31,28 @@ interface Args {
   readonly json: boolean;
   readonly invariant?: string;
   readonly since?: string;
-  readonly trustedKey?: string;
+  readonly trust?: string;
+  readonly trustedKeys: readonly string[];
+  readonly trustBundleKeys: boolean;
 }
+
+const SINGLE = new Set(['--invariant', '--since', '--trust']);
 
 function parseArgs(argv: readonly string[]): Args | string {
   let file: string | undefined;
   let json = false;
+  let trustBundleKeys = false;
+  const trustedKeys: string[] = [];
   const flags: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     if (a === '--json') json = true;
-    else if (a === '--invariant' || a === '--since' || a === '--trusted-key') {
+    else if (a === '--trust-bundle-keys') trustBundleKeys = true;
+    else if (a === '--trusted-key') {
+      const v = argv[++i];
+      if (v === undefined) return '--trusted-key needs a value';
+      trustedKeys.push(v);
+    } else if (SINGLE.has(a)) {
       const v = argv[++i];
       if (v === undefined || a in flags) return `${a} needs exactly one value`;
       flags[a] = v;
@@ -47,9 +61,19 @@ function parseArgs(argv: readonly string[]): Args | string {
     else return 'only one bundle file';
   }
   if (file === undefined) return 'no bundle file';
+  if (trustBundleKeys && (trustedKeys.length > 0 || flags['--trust'] !== undefined))
+    return '--trust-bundle-keys cannot be combined with --trust or --trusted-key';
   const pick = (k: string): Record<string, string> =>
-    flags[`--${k}`] !== undefined ? { [k === 'trusted-key' ? 'trustedKey' : k]: flags[`--${k}`] ?? '' } : {};
-  return { file, json, ...pick('invariant'), ...pick('since'), ...pick('trusted-key') };
+    flags[`--${k}`] !== undefined ? { [k]: flags[`--${k}`] ?? '' } : {};
+  return {
+    file,
+    json,
+    trustedKeys,
+    trustBundleKeys,
+    ...pick('invariant'),
+    ...pick('since'),
+    ...pick('trust'),
+  };
 }
 
 /**
@@ -64,17 +88,21 @@ export function runVerifyCli(argv: readonly string[], io: VerifyCliIo = defaultI
   }
   let bundle: Buffer;
   let since: string | undefined;
+  let trust: Buffer | undefined;
   try {
     bundle = io.readFile(args.file);
     if (args.since !== undefined) since = io.readFile(args.since).toString('utf8');
+    if (args.trust !== undefined) trust = io.readFile(args.trust);
   } catch {
-    io.err('verify: cannot read the bundle or --since file\n');
+    io.err('verify: cannot read the bundle, --since or --trust file\n');
     return Promise.resolve(2);
   }
   const opts: VerifyOptions = {
     ...(args.invariant !== undefined ? { invariant: args.invariant } : {}),
     ...(since !== undefined ? { since } : {}),
-    ...(args.trustedKey !== undefined ? { trustedKey: args.trustedKey } : {}),
+    ...(args.trustedKeys.length > 0 ? { trustedKeys: args.trustedKeys } : {}),
+    ...(trust !== undefined ? { trust } : {}),
+    ...(args.trustBundleKeys ? { trustBundleKeys: true } : {}),
   };
   const report = verifyBundle(bundle, opts);
   io.out(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));

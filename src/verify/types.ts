@@ -15,6 +15,8 @@ export type FindingCode =
   | 'CHAIN_ANCHOR_MISSING'
   | 'PAYLOAD_FIELD'
   | 'LEDGER_KEY'
+  /** The bundle carries a key or origin its pinned trust roots do not (checks/trust-roots.ts). */
+  | 'TRUST_ROOT_MISMATCH'
   | 'CHECKPOINT_MALFORMED'
   | 'CHECKPOINT_SIGNATURE'
   | 'CHECKPOINT_ORIGIN'
@@ -100,8 +102,25 @@ export interface VerifyOptions {
   readonly invariant?: string;
   /** A checkpoint note the auditor trusts from before: the bundle must be consistent with it (rollback, fork). */
   readonly since?: string;
-  /** A C2SP vkey pinned out of band; without it the bundle's own ledger key is used and the report says so. */
+  /**
+   * Ledger verifier keys (C2SP vkeys) pinned out of band (`--trusted-key`, repeatable): the
+   * checkpoint must verify under one of them, and the bundle's `ledger_key` must be one of them.
+   */
+  readonly trustedKeys?: readonly string[];
+  /** One pinned vkey; the same as `trustedKeys: [trustedKey]` (both may be given). */
   readonly trustedKey?: string;
+  /**
+   * The trust file (`--trust FILE`, docs/ledger.md "Trust roots"), as text, bytes or parsed JSON:
+   * pins the origin and ledger key, the issuer keys (revocations included) and the approver keys.
+   * Unusable → exit 2.
+   */
+  readonly trust?: unknown;
+  /**
+   * Trust the keys the bundle carries (`--trust-bundle-keys`). Only this lets a verification
+   * without pinned roots exit 0, and the report says loudly that nothing was pinned. Refused
+   * (exit 2) together with pinned roots.
+   */
+  readonly trustBundleKeys?: boolean;
   /** Largest bundle accepted, in bytes. Default 512 MiB. */
   readonly maxBytes?: number;
 }
@@ -122,8 +141,23 @@ export interface CheckResult {
 /** Findings listed per check; the rest are counted. */
 export const MAX_FINDINGS_PER_CHECK = 20;
 
-/** Exit codes: 0 every check holds, 1 a violation, 2 unusable input. */
-export type VerifyExitCode = 0 | 1 | 2;
+/**
+ * Exit codes: 0 every check holds under pinned roots (or `trustBundleKeys`), 1 a violation,
+ * 2 unusable input, 3 no violation found but no trust roots pinned: nothing was verified against
+ * a key the auditor trusts ({@link NO_TRUST_ROOTS}).
+ */
+export type VerifyExitCode = 0 | 1 | 2 | 3;
+
+/** The exit code when no trust root was pinned and `trustBundleKeys` was not given. */
+export const NO_TRUST_ROOTS = 3;
+
+/**
+ * Where the keys a verification trusted came from: `trust-file` (`--trust`, with or without
+ * `--trusted-key`), `ledger-key` (`--trusted-key` only: issuer and approver keys from the
+ * bundle, anchored only by the ledgered records of them), `bundle-keys` (`--trust-bundle-keys`),
+ * `none` (exit 3 unless a violation was found).
+ */
+export type TrustSource = 'trust-file' | 'ledger-key' | 'bundle-keys' | 'none';
 
 /** The verifier's report (SPEC §5). */
 export interface VerifyReport {
@@ -140,8 +174,10 @@ export interface VerifyReport {
     readonly checkpointSize?: number;
     readonly complete: boolean;
   };
-  /** True when the checkpoint key was pinned with `--trusted-key`. */
+  /** True when the checkpoint key was pinned (`--trusted-key` or `--trust`). */
   readonly keyPinned: boolean;
+  /** Where the trusted keys came from. */
+  readonly trust: TrustSource;
   readonly notes: readonly string[];
   readonly checks: readonly CheckResult[];
   /** Requirement ID → pass/fail over the checks that ran. */

@@ -15,14 +15,29 @@ import {
   type VerifyCheck,
   type VerifyOptions,
   type VerifyReport,
+  type TrustSource,
+  NO_TRUST_ROOTS,
 } from './types.js';
+import { parseTrustRoots, type TrustRoots } from './trust-roots.js';
+
+/** True when the options pin at least one trust root. */
+function pinsRoots(opts: VerifyOptions): boolean {
+  return opts.trust !== undefined || opts.trustedKey !== undefined || (opts.trustedKeys ?? []).length > 0;
+}
+
+function trustSource(opts: VerifyOptions): TrustSource {
+  if (opts.trust !== undefined) return 'trust-file';
+  if (pinsRoots(opts)) return 'ledger-key';
+  return opts.trustBundleKeys === true ? 'bundle-keys' : 'none';
+}
 
 function unusable(reason: string, opts: VerifyOptions): VerifyReport {
   return {
     ok: false,
     exitCode: 2,
     unusable: reason,
-    keyPinned: opts.trustedKey !== undefined,
+    keyPinned: pinsRoots(opts),
+    trust: trustSource(opts),
     notes: [],
     checks: [],
     requirements: {},
@@ -71,8 +86,9 @@ function sinceIsUsable(since: string): boolean {
 
 /**
  * Verifies an audit bundle (text, bytes or parsed JSON). Exit code 0 when every check that ran
- * holds, 1 on any violation, 2 when the input (bundle, `since`, `invariant`) is unusable. Never
- * throws on hostile input. (SPEC §5, §7 scenario 12; requirement IDs per check in docs/ledger.md)
+ * holds under pinned trust roots (or `trustBundleKeys`), 1 on any violation, 2 when the input
+ * (bundle, trust file, `since`, `invariant`) is unusable, 3 when no violation was found but no
+ * trust root was pinned. Never throws on hostile input. (SPEC §5, §7 scenario 12; requirement IDs per check in docs/ledger.md)
  */
 export function verifyBundle(input: unknown, opts: VerifyOptions = {}): VerifyReport {
   const bundle = parseBundle(input, opts.maxBytes);
@@ -84,7 +100,16 @@ export function verifyBundle(input: unknown, opts: VerifyOptions = {}): VerifyRe
     wanted === undefined ? VERIFY_CHECKS : VERIFY_CHECKS.filter((c) => c.requirements.includes(wanted));
   if (checks.length === 0) return unusable(`no check serves requirement ${opts.invariant ?? ''}`, opts);
 
-  const ctx = createContext(bundle, opts);
+  if (opts.trustBundleKeys === true && pinsRoots(opts))
+    return unusable('--trust-bundle-keys cannot be combined with pinned trust roots', opts);
+  let roots: TrustRoots | undefined;
+  if (opts.trust !== undefined) {
+    const parsed = parseTrustRoots(opts.trust);
+    if (typeof parsed === 'string') return unusable(`trust file unusable: ${parsed}`, opts);
+    roots = parsed;
+  }
+
+  const ctx = createContext(bundle, opts, roots);
   const results = checks.map((c) => runCheck(c, ctx));
 
   const requirements: Record<string, 'pass' | 'fail'> = {};
@@ -98,9 +123,18 @@ export function verifyBundle(input: unknown, opts: VerifyOptions = {}): VerifyRe
     .flatMap((r) => r.findings.map((f) => ({ ...f, check: r.id })))
     .sort((a, b) => (a.position ?? Number.MAX_SAFE_INTEGER) - (b.position ?? Number.MAX_SAFE_INTEGER))[0];
   const notes: string[] = [];
-  if (!ctx.key.pinned)
+  const trust = trustSource(opts);
+  if (trust === 'bundle-keys')
     notes.push(
-      "checkpoint key NOT pinned: verified against the bundle's own ledger key; pass --trusted-key VKEY to pin it out of band",
+      "NOTHING PINNED: --trust-bundle-keys trusted the bundle's OWN ledger, issuer, client and approver keys; anyone who can rewrite the bundle can re-sign it; pin the deployment's trust roots with --trust FILE",
+    );
+  else if (trust === 'none')
+    notes.push(
+      'no pinned trust roots: obtain the trust file out of band (failclosed trust-roots, GET /v1/trust-roots) and pass --trust FILE',
+    );
+  else if (trust === 'ledger-key')
+    notes.push(
+      'issuer and approver keys NOT pinned: taken from the bundle (the ledger key is pinned); pass --trust FILE to pin them too',
     );
   const first = ctx.views[0]?.entry?.index;
   const last = ctx.views[ctx.views.length - 1]?.entry?.index;
@@ -112,9 +146,11 @@ export function verifyBundle(input: unknown, opts: VerifyOptions = {}): VerifyRe
     notes.push(
       `partial export: ${undecided} link(s) lie outside this bundle and were not decided (listed per check); export the whole ledger to decide them`,
     );
+  // Without pinned roots a clean run proves only that the bundle agrees with itself: never plain success.
+  const untrusted = trust === 'none';
   return {
-    ok: failed.length === 0,
-    exitCode: failed.length === 0 ? 0 : 1,
+    ok: failed.length === 0 && !untrusted,
+    exitCode: failed.length > 0 ? 1 : untrusted ? NO_TRUST_ROOTS : 0,
     origin: bundle.origin,
     coverage: {
       entries: ctx.views.length,
@@ -124,6 +160,7 @@ export function verifyBundle(input: unknown, opts: VerifyOptions = {}): VerifyRe
       complete,
     },
     keyPinned: ctx.key.pinned,
+    trust,
     notes,
     checks: results,
     requirements,

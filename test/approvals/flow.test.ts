@@ -72,7 +72,11 @@ describe('approval flow (demo policy: transfer above 1000 USD needs two treasury
 
     const out = join(rig.dir, 'audit.json');
     expect((await rig.cli('ledger', 'export', '--out', out)).code).toBe(0);
-    const report = verifyBundle(readFileSync(out));
+    // Pinned: approvals verify only under the deployment's published approver keys.
+    const trust = join(rig.dir, 'trust-roots.json');
+    expect((await rig.cli('trust-roots', '--out', trust)).code).toBe(0);
+    const report = verifyBundle(readFileSync(out), { trust: readFileSync(trust) });
+    expect(report.exitCode).toBe(0);
     expect(report.checks.filter((c) => c.status === 'fail').map((c) => c.id)).toEqual([]);
     const approvals = report.checks.find((c) => c.id === 'approvals');
     expect(approvals?.status).toBe('pass');

@@ -167,7 +167,9 @@ describe('SPEC §7 scenario 14: break-glass', () => {
 
     const out = join(rig.dir, 'bg.json');
     expect((await rig.cli('ledger', 'export', '--out', out)).code).toBe(0);
-    const report = verifyBundle(readFileSync(out));
+    const trust = join(rig.dir, 'trust-roots.json');
+    expect((await rig.cli('trust-roots', '--out', trust)).code).toBe(0);
+    const report = verifyBundle(readFileSync(out), { trust: readFileSync(trust) });
     expect(report.checks.filter((c) => c.status === 'fail').map((c) => c.id)).toEqual([]);
   }, 30_000);
 

@@ -17,6 +17,8 @@ import { startRig, type Rig } from './support.js';
 type Mutable = Record<string, any>;
 
 let rig: Rig;
+/** The deployment's trust file (`failclosed trust-roots`). */
+let trust: string;
 let original: string;
 
 beforeAll(async () => {
@@ -54,6 +56,9 @@ beforeAll(async () => {
   const out = join(rig.dir, 'bundle.json');
   expect((await rig.cli('ledger', 'export', '--out', out)).code).toBe(0);
   original = readFileSync(out, 'utf8');
+  const trustPath = join(rig.dir, 'trust-roots.json');
+  expect((await rig.cli('trust-roots', '--out', trustPath)).code).toBe(0);
+  trust = readFileSync(trustPath, 'utf8');
 }, 60_000);
 
 afterAll(async () => {
@@ -77,10 +82,25 @@ function rewriteEnvelope(e: Mutable, change: (claims: Mutable) => void): void {
 
 describe('verify: approvals', () => {
   it('the exported bundle passes every check, approvals included', () => {
-    const report = verifyBundle(Buffer.from(original));
+    const report = verifyBundle(Buffer.from(original), { trust });
     expect(report.ok).toBe(true);
     expect(report.checks.find((c) => c.id === 'approvals')?.status).toBe('pass');
     expect(report.requirements['OE-INV-019']).toBe('pass');
+  });
+
+  it('approvals verify only under pinned approver keys: an approver key the trust file lacks fails', () => {
+    const pinned = JSON.parse(trust) as Mutable;
+    expect((pinned['approvers'] as Mutable)['keys'].length).toBeGreaterThan(0);
+    // The bundle's own approver keys are what a forger would swap; the pinned ones decide.
+    const withoutApprovers = JSON.stringify({ ...pinned, approvers: { keys: [], revoked: [] } });
+    const report = verifyBundle(Buffer.from(original), { trust: withoutApprovers });
+    expect(report.exitCode).toBe(1);
+    expect(report.checks.find((c) => c.id === 'approvals')?.findings[0]).toMatchObject({
+      code: 'APPROVAL_SIGNATURE',
+    });
+    expect(report.checks.find((c) => c.id === 'trust-roots')?.findings[0]).toMatchObject({
+      code: 'TRUST_ROOT_MISMATCH',
+    });
   });
 
   it('an approval by the requesting agent’s owner is named (OE-INV-002, re-checked offline)', () => {

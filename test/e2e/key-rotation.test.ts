@@ -101,6 +101,14 @@ describe('issuer key rotation and revocation (OE-INV-025)', () => {
     await start();
     const jwks = (await (await fetch(`${instance!.url}/v1/jwks`)).json()) as { revoked: string[] };
     expect(jwks.revoked).toContain(oldKid);
+    // The published trust roots carry the retired, revoked key too: an auditor pins it as revoked.
+    const roots = (await (await fetch(`${instance!.url}/v1/trust-roots`)).json()) as {
+      issuer: { keys: { kid: string }[]; revoked: string[] };
+    };
+    expect(roots.issuer).toEqual(jwks);
+    expect(roots.issuer.keys.map((k) => k.kid)).toEqual(
+      expect.arrayContaining([oldKid, rotated.body['kid']]),
+    );
     expect(await execute(oldEnvelope, 'old key')).toMatchObject({
       outcome: 'deny',
       code: 'ERR_ENVELOPE_KID_REVOKED',

@@ -1,6 +1,7 @@
 /**
  * SPEC §7 scenario 12 end to end: a real deployment's ledger is exported through the operator
- * endpoint into an audit bundle, `failclosed verify` (the CLI entry point) accepts it (exit 0),
+ * endpoint into an audit bundle, `failclosed verify --trust` (the CLI entry point, with the
+ * deployment's trust roots pinned) accepts it (exit 0),
  * and each kind of tampering — edit, delete, insert, reorder, truncate, fork — makes it exit 1
  * and name the entry (SPEC §4, §5; L7 ledger protection).
  */
@@ -37,6 +38,8 @@ let work: string;
 let dirA: string;
 let dirB: string;
 let bundleText: string;
+/** The deployment's trust roots, as the auditor pins them (`failclosed trust-roots --out`). */
+let trustPath: string;
 
 async function withDeployment<T>(dir: string, fn: (url: string) => Promise<T>): Promise<T> {
   const instance = await startEmbedded(dir, { port: 0, executionPort: 0 });
@@ -80,7 +83,7 @@ async function verify(text: string, ...extra: string[]): Promise<Report> {
   const path = join(work, `bundle-${fileCounter}.json`);
   writeFileSync(path, text);
   const out: string[] = [];
-  const code = await runCli(['verify', path, '--json', ...extra], {
+  const code = await runCli(['verify', path, '--trust', trustPath, '--json', ...extra], {
     out: (t) => out.push(t),
     err: () => undefined,
     env: {},
@@ -105,6 +108,13 @@ beforeAll(async () => {
     await calls(dirA, url, ['four']);
     return exportLedger(dirA, url);
   });
+  trustPath = join(work, 'trust-roots.json');
+  const pinned = await runCli(['--data', dirA, 'trust-roots', '--out', trustPath], {
+    out: () => undefined,
+    err: () => undefined,
+    env: {},
+  });
+  expect(pinned).toBe(0);
 });
 
 afterAll(() => {

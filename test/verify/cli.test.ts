@@ -29,9 +29,9 @@ describe('runVerifyCli', () => {
     const bad = mutable(b.text);
     bad['entries'][2].tenant = 'x';
     const files = { 'ok.json': b.text, 'bad.json': text(bad) };
-    expect(await runVerifyCli(['ok.json'], io(files))).toBe(0);
+    expect(await runVerifyCli(['ok.json', '--trusted-key', b.vkey], io(files))).toBe(0);
     const out = io(files);
-    expect(await runVerifyCli(['bad.json', '--json'], out)).toBe(1);
+    expect(await runVerifyCli(['bad.json', '--json', '--trusted-key', b.vkey], out)).toBe(1);
     const report = JSON.parse(out.stdout.join('')) as VerifyReport;
     expect(report.firstViolation).toMatchObject({ code: 'ENTRY_HASH_MISMATCH', index: 2 });
   });
@@ -39,10 +39,29 @@ describe('runVerifyCli', () => {
   it('honours --invariant, --since and --trusted-key', async () => {
     const b = await makeBundle(8);
     const files = { 'b.json': b.text, 'cp.txt': b.checkpoints.at(-1)! };
-    expect(await runVerifyCli(['b.json', '--invariant', 'OE-INV-009'], io(files))).toBe(0);
+    expect(
+      await runVerifyCli(['b.json', '--invariant', 'OE-INV-009', '--trusted-key', b.vkey], io(files)),
+    ).toBe(0);
     expect(await runVerifyCli(['b.json', '--since', 'cp.txt', '--trusted-key', b.vkey], io(files))).toBe(0);
     const otherKey = vkeyFor(ORIGIN, createPublicKey(signingKeyFromSeed(Buffer.alloc(32, 42)).privateKey));
     expect(await runVerifyCli(['b.json', '--trusted-key', otherKey], io(files))).toBe(1);
+    // Repeatable: one pinned key that signed the checkpoint suffices.
+    expect(
+      await runVerifyCli(['b.json', '--trusted-key', otherKey, '--trusted-key', b.vkey], io(files)),
+    ).toBe(0);
+  });
+
+  it('exit 3 without pinned roots; --trust-bundle-keys passes and says so; it cannot be mixed with pins', async () => {
+    const b = await makeBundle(5);
+    const files = { 'b.json': b.text };
+    const plain = io(files);
+    expect(await runVerifyCli(['b.json'], plain)).toBe(3);
+    expect(plain.stdout.join('')).toContain('NOT VERIFIED: no pinned trust roots');
+    const own = io(files);
+    expect(await runVerifyCli(['b.json', '--trust-bundle-keys'], own)).toBe(0);
+    expect(own.stdout.join('')).toContain("BUNDLE'S OWN KEYS");
+    expect(await runVerifyCli(['b.json', '--trust-bundle-keys', '--trusted-key', b.vkey], io(files))).toBe(2);
+    expect(await runVerifyCli(['b.json', '--trust', 'missing.json'], io(files))).toBe(2);
   });
 
   it('exit 2 on unusable input or arguments', async () => {
@@ -54,6 +73,8 @@ describe('runVerifyCli', () => {
       ['junk.json', '--bogus'],
       ['a', 'b'],
       ['junk.json', '--since'],
+      ['junk.json', '--trust'],
+      ['junk.json', '--trusted-key'],
     ]) {
       expect(await runVerifyCli(argv, io(files))).toBe(2);
     }

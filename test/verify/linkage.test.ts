@@ -33,6 +33,8 @@ let work: string;
 let full: string;
 let ranged: string;
 let traced: string;
+/** The deployment's trust file (`GET /v1/trust-roots`), pinned by every unforged verification here. */
+let trust: string;
 let issuer: SigningKey;
 let clientKey: SigningKey;
 /** Trace of the executed `echo` call. */
@@ -76,6 +78,7 @@ beforeAll(async () => {
     );
     expect(denied).toMatchObject({ outcome: 'deny' });
     full = await exportVia(instance.url, dir, {});
+    trust = await (await fetch(`${instance.url}/v1/trust-roots`)).text();
     const lastAccepted = (mutable(full)['entries'] as MutableBundle[])
       .filter((e) => e['type'] === 'gateway.accepted')
       .at(-1)!;
@@ -121,7 +124,7 @@ function expectOnly(r: VerifyReport, check: string, code: FindingCode, index: nu
 
 describe('a real export passes the linkage checks (SPEC §5)', () => {
   it('every linkage check passes and the bundle carries keys, executor, policies and the request index', () => {
-    const r = verifyBundle(full);
+    const r = verifyBundle(full, { trust });
     expect(r.exitCode).toBe(0);
     for (const id of LINKAGE) expect(statusOf(r, id)).toBe('pass');
     for (const id of ['FC-INV-3', 'FC-INV-4', 'FC-INV-5', 'FC-INV-6', 'OE-INV-015', 'OE-INV-017'])
@@ -158,7 +161,7 @@ describe('a real export passes the linkage checks (SPEC §5)', () => {
 
   it('--invariant FC-INV-6 (alias INV-6, verify.sh: INV-6) runs only the trace linkage check', async () => {
     for (const invariant of ['FC-INV-6', 'INV-6']) {
-      const r = verifyBundle(full, { invariant });
+      const r = verifyBundle(full, { invariant, trust });
       expect(r.checks.map((c) => c.id)).toEqual(['trace-linkage']);
       expect(r.exitCode).toBe(0);
     }
@@ -166,17 +169,19 @@ describe('a real export passes the linkage checks (SPEC §5)', () => {
     const io = {
       out: (t: string) => void out.push(t),
       err: () => undefined,
-      readFile: () => Buffer.from(full),
+      readFile: (p: string) => Buffer.from(p === 'trust.json' ? trust : full),
     };
-    expect(await runVerifyCli(['bundle.json', '--invariant', 'INV-6', '--json'], io)).toBe(0);
+    expect(
+      await runVerifyCli(['bundle.json', '--invariant', 'INV-6', '--json', '--trust', 'trust.json'], io),
+    ).toBe(0);
     expect((JSON.parse(out.join('')) as VerifyReport).requirements).toEqual({ 'FC-INV-6': 'pass' });
   });
 
   it('a trace export holds its whole trace; a range export that cuts a request leaves it undecided, not failed', () => {
-    const t = verifyBundle(traced);
+    const t = verifyBundle(traced, { trust });
     expect(t.exitCode).toBe(0);
     expect(t.checks.every((c) => c.undecided === undefined)).toBe(true);
-    const r = verifyBundle(ranged);
+    const r = verifyBundle(ranged, { trust });
     expect(r.exitCode).toBe(0);
     expect(statusOf(r, 'attributable-outcome')).toBe('pass');
     expect(r.checks.find((c) => c.id === 'attributable-outcome')?.undecided?.[0]).toMatchObject({

@@ -144,15 +144,18 @@ describe('model-based: verify detects every tamper of an exported bundle and nev
           await fc.asyncModelRun(() => ({ model: { size: 0, traces: 0 }, real: ledger }), cmds);
           const exported = await exportBundle({ ledger, actor: AUDITOR, ...LINKAGE_EXPORT });
           const stored = (await t.store.checkpoints()).map((c) => c.note);
+          // The auditor pins the ledger's key, obtained from the ledger itself, not the bundle.
+          const trustedKey = ledger.ledgerKey.vkey;
           await ledger.close();
 
-          expect(verifyBundle(exported.text).exitCode).toBe(0);
-          for (const since of stored) expect(verifyBundle(exported.text, { since }).exitCode).toBe(0);
+          expect(verifyBundle(exported.text, { trustedKey }).exitCode).toBe(0);
+          for (const since of stored)
+            expect(verifyBundle(exported.text, { since, trustedKey }).exitCode).toBe(0);
 
           const b = mutable(exported.text);
           const since = b['checkpoint'] as string;
           const expected = applyTamper(b, tamper);
-          const r = verifyBundle(text(b), { since });
+          const r = verifyBundle(text(b), { since, trustedKey });
           if (expected === undefined) {
             expect(r.exitCode).toBe(0);
             return;

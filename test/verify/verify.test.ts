@@ -19,7 +19,7 @@ function codes(r: VerifyReport): FindingCode[] {
 describe('an untampered export verifies (SPEC §5)', () => {
   it('complete export: exit 0, every check passes or is skipped, coverage complete', async () => {
     const b = await makeBundle(30, { checkpointEvery: 7 });
-    const r = verifyBundle(b.text);
+    const r = verifyBundle(b.text, { trustedKey: b.vkey });
     expect(r.exitCode).toBe(0);
     expect(r.ok).toBe(true);
     expect(r.coverage?.complete).toBe(true);
@@ -27,7 +27,17 @@ describe('an untampered export verifies (SPEC §5)', () => {
     expect(r.checks.find((c) => c.id === 'merkle-root')?.status).toBe('pass');
     expect(r.checks.find((c) => c.id === 'consistency')?.status).toBe('pass');
     expect(Object.values(r.requirements).every((s) => s === 'pass')).toBe(true);
-    expect(r.keyPinned).toBe(false);
+    expect(r.keyPinned).toBe(true);
+  });
+
+  it('without pinned roots a clean bundle is not reported as verified: exit 3; --trust-bundle-keys says so', async () => {
+    const b = await makeBundle(5);
+    const r = verifyBundle(b.text);
+    expect(r).toMatchObject({ exitCode: 3, ok: false, keyPinned: false, trust: 'none' });
+    const own = verifyBundle(b.text, { trustBundleKeys: true });
+    expect(own).toMatchObject({ exitCode: 0, ok: true, trust: 'bundle-keys' });
+    expect(own.notes.join(' ')).toContain('NOTHING PINNED');
+    expect(verifyBundle(b.text, { trustBundleKeys: true, trustedKey: b.vkey }).exitCode).toBe(2);
   });
 
   it('the bundle names its slots for later checks and includes referenced evidence', async () => {
@@ -66,7 +76,7 @@ describe('an untampered export verifies (SPEC §5)', () => {
   it('range and trace exports verify through inclusion proofs and anchors', async () => {
     for (const scope of [{ from: 5, to: 14 }, { traceId: traceIdOf(2) }, { from: 0, to: 3 }]) {
       const b = await makeBundle(30, { scope });
-      const r = verifyBundle(b.text);
+      const r = verifyBundle(b.text, { trustedKey: b.vkey });
       expect(r.exitCode).toBe(0);
       expect(r.coverage?.complete).toBe(false);
       expect(r.checks.find((c) => c.id === 'inclusion-proofs')?.status).toBe('pass');
@@ -183,7 +193,9 @@ describe('tampering with the exported bundle is detected and named (SPEC §7 sce
     const signer = noteSignerFor(ORIGIN, evil.privateKey);
     const pub = createPublicKey(evil.privateKey);
     resign(m, signer, vkeyFor(ORIGIN, pub), { ...publicKeyFromKeyObject(pub).jwk });
-    expect(verifyBundle(text(m)).exitCode).toBe(0);
+    // On the bundle's own keys the forgery holds; without roots it is not verified; pinned it fails.
+    expect(verifyBundle(text(m), { trustBundleKeys: true }).exitCode).toBe(0);
+    expect(verifyBundle(text(m)).exitCode).toBe(3);
     const pinned = verifyBundle(text(m), { trustedKey: b.vkey });
     expect(pinned.exitCode).toBe(1);
     expect(codes(pinned)).toContain('CHECKPOINT_SIGNATURE');
@@ -246,7 +258,8 @@ describe('tampering with the exported bundle is detected and named (SPEC §7 sce
 describe('--since: rollback and fork detection (SPEC §4 consistency proofs)', () => {
   it('a later bundle is consistent with an earlier checkpoint', async () => {
     const b = await makeBundle(40, { checkpointEvery: 10 });
-    for (const since of b.checkpoints) expect(verifyBundle(b.text, { since }).exitCode).toBe(0);
+    for (const since of b.checkpoints)
+      expect(verifyBundle(b.text, { since, trustedKey: b.vkey }).exitCode).toBe(0);
   });
 
   it('a bundle older than the trusted checkpoint is a rollback', async () => {
@@ -295,7 +308,7 @@ describe('--invariant runs only the checks serving that requirement', () => {
     const b = await makeBundle(10);
     const m = mutable(b.text);
     m['entries'][2].tenant = 'other';
-    const r = verifyBundle(text(m), { invariant: 'OE-INV-009' });
+    const r = verifyBundle(text(m), { invariant: 'OE-INV-009', trustedKey: b.vkey });
     expect(r.checks.map((c) => c.id)).toEqual(['payload-allowlist']);
     expect(r.exitCode).toBe(0);
     expect(verifyBundle(text(m), { invariant: 'GEI-audit-chain' }).exitCode).toBe(1);

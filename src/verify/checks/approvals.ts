@@ -136,7 +136,11 @@ export const approvalsCheck: VerifyCheck = {
     const out: Finding[] = [];
     const views = parsedViews(ctx.views);
     const ix = indexEntries(views);
-    const keys = approverKeys(ctx.bundle.jwks['approvers']);
+    // Pinned: approvals verify only under the trust file's approver keys, never the bundle's.
+    const keys =
+      ctx.roots === undefined
+        ? approverKeys(ctx.bundle.jwks['approvers'])
+        : new Map([...ctx.roots.approverKeys].map(([kid, k]) => [kid, k.keyObject]));
     const bad = (v: View, code: FindingCode, message: string): void =>
       void out.push(entryFinding(v, code, message));
     const valid = new Map<string, View>(); // approval_sha256 → its counted approval.added entry
@@ -155,7 +159,7 @@ export const approvalsCheck: VerifyCheck = {
         bad(
           v,
           'APPROVAL_SIGNATURE',
-          `the approval by ${s.approver} does not verify under an exported approver key`,
+          `the approval by ${s.approver} does not verify under ${ctx.roots === undefined ? 'an exported' : 'a pinned'} approver key`,
         );
       const verdict = v.entry.type === 'approval.added' ? 'approve' : 'reject';
       if (

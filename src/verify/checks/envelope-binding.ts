@@ -29,7 +29,7 @@ type Report = (code: FindingCode, message: string, partial?: boolean) => void;
 function checkKey(l: Linkage, v: View, e: DecodedEnvelope, bad: Report): void {
   if (typeof l.issuerKeys === 'string') return bad('ENVELOPE_KEY', l.issuerKeys);
   const key = l.issuerKeys.get(e.kid);
-  if (key === undefined) return bad('ENVELOPE_KEY', `kid ${e.kid} is not in the bundle's issuer JWKS`);
+  if (key === undefined) return bad('ENVELOPE_KEY', `kid ${e.kid} is not in ${l.issuerSource}`);
   const revokedAt = l.issuerRevokedAt.get(e.kid);
   if (revokedAt !== undefined && revokedAt < v.entry.index)
     bad('ENVELOPE_KEY', `issued under a key revoked at entry ${revokedAt}`);
