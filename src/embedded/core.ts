@@ -170,7 +170,12 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ...(existsSync(secretsFile) ? { file: secretsFile } : {}),
   });
   const redactor = createRedactor({ secrets: () => secrets.knownValues() });
-  const sqliteNonces = createSqliteNonceStore({ path: p.noncesDb, now: clock });
+  // Pruned only past every envelope's possible life: exp + clock tolerance + max lifetime.
+  const sqliteNonces = createSqliteNonceStore({
+    path: p.noncesDb,
+    now: clock,
+    retainAfterExpSec: config.clock_tolerance_sec + config.max_envelope_lifetime_sec,
+  });
   const nonces: NonceStore = faultyNonceStore(sqliteNonces, faults);
   const sandbox = createBwrapSandbox();
   const executor = createExecutor({
