@@ -226,6 +226,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       return redactor.redactText(text) !== text;
     },
     timestampToleranceMs: config.timestamp_tolerance_ms,
+    ...(config.max_inflight === undefined ? {} : { maxInflight: config.max_inflight }),
     ...(options.deadlines?.gate === undefined ? {} : { timeouts: options.deadlines.gate }),
     operatorTokenSha256: operatorTokenSha256(dir),
     operator: createOperatorActions({
