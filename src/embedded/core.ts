@@ -52,6 +52,10 @@ import {
   observedAdapters,
 } from './faults.js';
 import type { EmbeddedFaults, ToolRunObserver } from './faults.js';
+import { createDiskSpaceProbe, createSqliteWriteProbe } from './readiness.js';
+
+/** `/readyz` fails its `disk` check below this much free space (MiB) unless `min_free_disk_mb` says otherwise. */
+export const DEFAULT_MIN_FREE_DISK_MB = 64;
 
 /** The opened roles and stores. */
 export interface Core {
@@ -204,6 +208,15 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       nonceMs: options.deadlines?.executor?.nonceMs ?? 1000,
     },
   });
+  const writeProbes = [
+    createSqliteWriteProbe('ledger', p.ledgerDb),
+    createSqliteWriteProbe('state', p.stateDb),
+    createSqliteWriteProbe('nonce_store', p.noncesDb),
+  ];
+  const probes = [
+    ...writeProbes,
+    createDiskSpaceProbe(p.root, (config.min_free_disk_mb ?? DEFAULT_MIN_FREE_DISK_MB) * 1024 * 1024),
+  ];
   const gate = createGate({
     clock,
     clients: state,
@@ -216,7 +229,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
           ? controlPlane.decide(req, decideOptions)
           : misbehave(m, 'control plane', { outcome: 'allow' });
       },
-      ready: () => (faults.controlPlane !== 'off' ? Promise.resolve({ ready: false }) : controlPlane.ready()),
+      ready: () => controlPlane.ready(),
       issuerJwks: () => controlPlane.issuerJwks(),
       isRetry: (r) => controlPlane.isRetry(r),
     },
@@ -245,10 +258,9 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
     }),
     approvals: approvals.api,
+    // Probes of the real dependencies, never fault flags (STYLE "Readiness asks the real dependency").
     readiness: [
-      { name: 'ledger', check: async () => faults.ledger === 'off' && (await ledger.store.head()).size >= 0 },
-      { name: 'state', check: () => state.ping() },
-      { name: 'nonce_store', check: () => faults.nonceStore === 'off' },
+      ...probes,
       { name: 'policy', check: () => !isDeny(bundles.active()) },
       { name: 'sandbox', check: async () => (await sandbox.probe()).outcome === 'ok' },
     ],
@@ -270,6 +282,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     gate,
     approvals,
     async close() {
+      for (const probe of writeProbes) probe.close();
       await ledger.close();
       await sqliteNonces.close();
       state.close();
