@@ -42,7 +42,7 @@ describe('request-replay retention (FC-INV-3)', () => {
     const replay = openState();
     const h: Harness = await startHarness({ extra: { replay } });
     cleanups.push(() => h.close());
-    const original = h.request({ request_id: 'req-before-jump' });
+    const original = h.request({ requestId: 'req-before-jump' });
     expect((await h.post(original)).status).toBe(200);
     expect(h.cpCalls).toHaveLength(1);
 
