@@ -57,7 +57,8 @@ ${APPROVAL_USAGE.trimEnd()}
 ${POLICY_USAGE.trimEnd()}
   admin kill-switch on|off
   admin lockdown TENANT on|off
-  admin quarantine SESSION on|off
+  admin quarantine SESSION|client:NAME on|off
+  admin reset-breaker --session S | --client NAME | --tenant T [--reason TEXT]
   admin rotate-issuer-key                     new envelope signing key (ledgered; old key stays published)
   admin revoke-issuer-key KID                 revoke a retired issuer key (its envelopes are refused)
   jwks                                        the issuer JWKS (retired and revoked keys included)
@@ -297,8 +298,14 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
         const on = onOff(arg2);
         return op((c) => operatorAction(c, 'quarantine', { session: arg1, on }));
       }
+      if (sub === 'reset-breaker') {
+        const target = { session: v.session, client: v.client, tenant: v.tenant, reason: v.reason };
+        const body: Record<string, JsonValue> = {};
+        for (const [k, x] of Object.entries(target)) if (x !== undefined) body[k] = x;
+        return op((c) => operatorAction(c, 'breaker-reset', body));
+      }
       throw new UsageError(
-        'admin kill-switch on|off | admin lockdown TENANT on|off | admin quarantine SESSION on|off',
+        'admin kill-switch on|off | admin lockdown TENANT on|off | admin quarantine SESSION|client:NAME on|off | admin reset-breaker --session S|--client NAME|--tenant T',
       );
     case 'jwks':
       return op((c) => getJson(c, '/v1/jwks', false));

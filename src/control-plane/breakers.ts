@@ -2,9 +2,13 @@
  * Circuit breakers (SPEC §6, OE-INV-021): rate limits per session and per tenant over a sliding
  * window, loop detection (the same tool and parameters hash repeated in a window), a lifetime
  * cap on calls per session, a per-call spend cap from the policy obligations and a spend limit
- * per tenant per UTC day. A tripped breaker stays open for its session (the Control Plane also
- * quarantines it). State is in memory, driven only by the injected clock, so a replay of the same
- * sequence trips at the same call (GEI Determinism).
+ * per tenant per UTC day. A tripped breaker stays open for its principal (a session, or
+ * `client:NAME` for a sessionless client) until its window passes: one `windowMs` after the trip
+ * for the rate, loop and per-call spend breakers, the next UTC day for the tenant spend breaker;
+ * the lifetime breaker (`session_calls`) stays open until an operator resets it. The Control Plane
+ * also quarantines a tripped session, which only an operator lifts (OE-INV-021, OE-INV-025).
+ * State is in memory, driven only by the injected clock, so a replay of the same sequence trips at
+ * the same call (GEI Determinism).
  */
 
 /** Breaker limits. Every limit is a positive integer; see {@link DEFAULT_BREAKERS}. */
@@ -64,7 +68,18 @@ export interface CircuitBreakers {
    * function to undo the reservation when the call is denied later, or the tripped breaker.
    */
   reserveSpend(call: BreakerCall, costCents: number | null, maxCallCents: number | null): SpendVerdict;
+  /** The breaker open for `principal` at `now`, or null (no side effect). */
+  openBreaker(principal: string, now: number): BreakerName | null;
+  /**
+   * Operator reset (OE-INV-025): closes the breaker of a principal (session id or `client:NAME`)
+   * and forgets its rate, loop and lifetime counts, or, for a tenant, forgets its rate window and
+   * spend. The caller ledgers `admin.breaker_reset` first.
+   */
+  reset(target: BreakerResetTarget): void;
 }
+
+/** What an operator reset clears: one principal's breakers, or one tenant's. */
+export type BreakerResetTarget = { readonly principal: string } | { readonly tenant: string };
 
 /** A spend verdict: reserved (with a release function), or the breaker that tripped. */
 export type SpendVerdict =
@@ -93,7 +108,7 @@ export function createCircuitBreakers(config: BreakerConfig = DEFAULT_BREAKERS):
   const tenantWindows = new Map<string, number[]>();
   const callWindows = new Map<string, number[]>();
   const sessionTotals = new Map<string, number>();
-  const open = new Map<string, BreakerName>();
+  const open = new Map<string, { readonly breaker: BreakerName; readonly until: number }>();
   const spend = new Map<string, number>();
 
   function hit(map: Map<string, number[]>, key: string, now: number): number {
@@ -105,17 +120,27 @@ export function createCircuitBreakers(config: BreakerConfig = DEFAULT_BREAKERS):
   }
 
   function trip(
-    sessionKey: string,
+    call: BreakerCall,
     breaker: BreakerName,
   ): { readonly tripped: true; readonly breaker: BreakerName } {
-    bounded(open).set(sessionKey, breaker);
+    bounded(open).set(call.sessionKey, { breaker, until: reopensAt(breaker, call.now, config.windowMs) });
     return { tripped: true, breaker };
+  }
+
+  /** The open breaker of `key`, dropping it once its window passed. */
+  function stillOpen(key: string, now: number): BreakerName | null {
+    const o = open.get(key);
+    if (o === undefined) return null;
+    // A clock that moved backwards keeps it open: `until` is never moved earlier.
+    if (now < o.until) return o.breaker;
+    open.delete(key);
+    return null;
   }
 
   return Object.freeze({
     admit(call: BreakerCall): BreakerVerdict {
-      const already = open.get(call.sessionKey);
-      if (already !== undefined) return { tripped: true, breaker: already };
+      const already = stillOpen(call.sessionKey, call.now);
+      if (already !== null) return { tripped: true, breaker: already };
       const total = (sessionTotals.get(call.sessionKey) ?? 0) + 1;
       bounded(sessionTotals).set(call.sessionKey, total);
       const inSession = hit(sessionWindows, call.sessionKey, call.now);
@@ -125,19 +150,19 @@ export function createCircuitBreakers(config: BreakerConfig = DEFAULT_BREAKERS):
         `${call.sessionKey}\u0000${call.tool}\u0000${call.paramsSha256}`,
         call.now,
       );
-      if (total > config.maxCallsPerSession) return trip(call.sessionKey, 'session_calls');
-      if (sameCall > config.loopThreshold) return trip(call.sessionKey, 'loop');
-      if (inSession > config.maxCallsPerSessionWindow) return trip(call.sessionKey, 'session_rate');
+      if (total > config.maxCallsPerSession) return trip(call, 'session_calls');
+      if (sameCall > config.loopThreshold) return trip(call, 'loop');
+      if (inSession > config.maxCallsPerSessionWindow) return trip(call, 'session_rate');
       // A tenant-wide rate limit denies but does not open the breaker for this one session.
       if (inTenant > config.maxCallsPerTenantWindow) return { tripped: true, breaker: 'tenant_rate' };
       return { tripped: false };
     },
     reserveSpend(call: BreakerCall, costCents: number | null, maxCallCents: number | null): SpendVerdict {
       if (costCents === null || costCents === 0) return { tripped: false, release: () => undefined };
-      if (maxCallCents !== null && costCents > maxCallCents) return trip(call.sessionKey, 'call_spend');
+      if (maxCallCents !== null && costCents > maxCallCents) return trip(call, 'call_spend');
       const key = `${call.tenant}\u0000${Math.floor(call.now / DAY_MS)}`;
       const spent = spend.get(key) ?? 0;
-      if (spent + costCents > config.maxSpendCentsPerTenantDay) return trip(call.sessionKey, 'tenant_spend');
+      if (spent + costCents > config.maxSpendCentsPerTenantDay) return trip(call, 'tenant_spend');
       bounded(spend).set(key, spent + costCents);
       let released = false;
       return {
@@ -149,7 +174,35 @@ export function createCircuitBreakers(config: BreakerConfig = DEFAULT_BREAKERS):
         },
       };
     },
+    openBreaker(principal: string, now: number): BreakerName | null {
+      const o = open.get(principal);
+      return o !== undefined && now < o.until ? o.breaker : null;
+    },
+    reset(target: BreakerResetTarget): void {
+      if ('principal' in target) {
+        const key = target.principal;
+        open.delete(key);
+        sessionWindows.delete(key);
+        sessionTotals.delete(key);
+        const prefix = `${key}\u0000`;
+        for (const k of [...callWindows.keys()]) if (k.startsWith(prefix)) callWindows.delete(k);
+        return;
+      }
+      tenantWindows.delete(target.tenant);
+      const prefix = `${target.tenant}\u0000`;
+      for (const k of [...spend.keys()]) if (k.startsWith(prefix)) spend.delete(k);
+    },
   });
+}
+
+/**
+ * When a breaker tripped at `now` closes again: rate, loop and per-call spend after one window,
+ * the tenant spend at the next UTC day, the lifetime cap never (operator reset only).
+ */
+function reopensAt(breaker: BreakerName, now: number, windowMs: number): number {
+  if (breaker === 'session_calls') return Number.POSITIVE_INFINITY;
+  if (breaker === 'tenant_spend') return (Math.floor(now / DAY_MS) + 1) * DAY_MS;
+  return now + windowMs;
 }
 
 /** Caps memory: the oldest key is dropped past {@link MAX_TRACKED} keys. */

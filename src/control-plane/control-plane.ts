@@ -33,6 +33,8 @@ import type { ControlPlane, ControlPlaneResult, DecideOptions, GovernedRequest }
 import type { ApprovalService, PendingRecord, PreviewProvider } from './approvals/index.js';
 import { describePreview } from './approvals/index.js';
 import { activateWithApprovals, issueApproved, openApproval } from './approval-step.js';
+import { CLIENT_PRINCIPAL_PREFIX, resetBreaker } from './breaker-admin.js';
+import type { BreakerResetResult, BreakerResetScope } from './breaker-admin.js';
 import type { ActivationApproval } from './bundle-store.js';
 
 /** Deadlines, in milliseconds, for each dependency on the decision path (SPEC §7 scenario 5). */
@@ -75,6 +77,8 @@ export interface ControlPlaneService extends ControlPlane {
   rotateIssuerKey(actor: Actor, reason: string, newKey?: SigningKey): Promise<KeyChangeResult>;
   /** Revokes an earlier issuer key; ledgers `admin.key_revoked` first. */
   revokeIssuerKey(kid: string, actor: Actor, reason: string): Promise<KeyChangeResult>;
+  /** Closes breakers of a session, a sessionless client or a tenant; ledgers `admin.breaker_reset` first. */
+  resetBreaker(target: BreakerResetScope, actor: Actor, reason: string): Promise<BreakerResetResult>;
   /** Activates a stored bundle; ledgers `admin.policy_activated` first. */
   activateBundle(
     hash: string,
@@ -104,8 +108,11 @@ export interface Ctx {
   tainted?: boolean;
 }
 
-/** Whose taint a call carries: its session, or the client itself when it names none. */
-const taintKey = (req: GovernedRequest): string => req.session ?? `client:${req.identity}`;
+/**
+ * The principal a call's breakers, quarantine and taint apply to: its session, or `client:NAME`
+ * when it names none (sessions may not use that prefix, so the two forms never collide).
+ */
+const taintKey = (req: GovernedRequest): string => req.session ?? `${CLIENT_PRINCIPAL_PREFIX}${req.identity}`;
 
 const withId = (d: Deny, decision_id: string | null): ControlPlaneResult =>
   Object.freeze({ outcome: 'deny', code: d.code, reason: d.reason, decision_id });
@@ -220,7 +227,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
 
   async function governance(ctx: Ctx): Promise<Deny | undefined> {
     const g = await withDeadline(
-      () => state.check(ctx.req.tenant, ctx.req.session, taintKey(ctx.req)),
+      () => state.check(ctx.req.tenant, taintKey(ctx.req), taintKey(ctx.req)),
       deadlines.stateMs,
     );
     if (g.status !== 'ok')
@@ -244,7 +251,8 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       ![req.request_id, req.trace_id, req.identity, req.tenant, req.tool].every(isRequestString) ||
       !Number.isSafeInteger(req.timestamp) ||
       !/^[0-9a-f]{64}$/.test(String(req.request_sha256)) ||
-      (req.session !== null && !isRequestString(req.session))
+      (req.session !== null &&
+        (!isRequestString(req.session) || req.session.startsWith(CLIENT_PRINCIPAL_PREFIX)))
     ) {
       return withId(deny('ERR_REQUEST_MALFORMED', 'the governed request is malformed'), null);
     }
@@ -270,7 +278,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
 
     // 2. Circuit breakers: rate, loop, lifetime (OE-INV-021).
     const call = {
-      sessionKey: req.session ?? `client:${req.identity}`,
+      sessionKey: taintKey(req),
       tenant: req.tenant,
       tool: req.tool,
       paramsSha256,
@@ -387,7 +395,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       reserve: (cost, cap) =>
         breakers.reserveSpend(
           {
-            sessionKey: ctx.req.session ?? `client:${ctx.req.identity}`,
+            sessionKey: taintKey(ctx.req),
             tenant: ctx.req.tenant,
             tool: ctx.req.tool,
             paramsSha256: ctx.paramsSha256,
@@ -507,6 +515,8 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     rotateIssuerKey: (actor: Actor, reason: string, newKey?: SigningKey) =>
       issuer.rotate(actor, reason, newKey),
     revokeIssuerKey: (kid: string, actor: Actor, reason: string) => issuer.revoke(kid, actor, reason),
+    resetBreaker: (target: BreakerResetScope, actor: Actor, reason: string) =>
+      resetBreaker({ ledger, breakers, now, ledgerTimeoutMs: deadlines.ledgerMs }, target, actor, reason),
     activateBundle: (hash: string, actor: Actor, reason: string) =>
       activateWithApprovals(
         { approvals: deps.approvals, bundles, derivationKey, now },

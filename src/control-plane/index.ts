@@ -23,6 +23,8 @@ export type {
 export { createSqliteGovernanceState } from './governance-state-sqlite.js';
 export type { SqliteGovernanceState } from './governance-state-sqlite.js';
 export { createGovernanceAdmin } from './governance-admin.js';
+export { CLIENT_PRINCIPAL_PREFIX, resetBreaker } from './breaker-admin.js';
+export type { BreakerResetResult, BreakerResetScope } from './breaker-admin.js';
 export type {
   AdminResult,
   GovernanceAdmin,
@@ -34,6 +36,7 @@ export type {
   BreakerCall,
   BreakerConfig,
   BreakerName,
+  BreakerResetTarget,
   BreakerVerdict,
   CircuitBreakers,
   SpendVerdict,

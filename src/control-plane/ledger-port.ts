@@ -17,6 +17,7 @@ export type ControlPlaneEntryType =
   | 'admin.kill_switch'
   | 'admin.lockdown'
   | 'admin.quarantine'
+  | 'admin.breaker_reset'
   | 'session.tainted'
   | 'admin.key_rotated'
   | 'admin.key_revoked'

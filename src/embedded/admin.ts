@@ -20,7 +20,12 @@ import type { SigningKey } from '../kernel/signing/index.js';
 import { exportBundle } from '../ledger/index.js';
 import type { BundleExecutor, Ledger } from '../ledger/index.js';
 import { GLOBAL_TENANT } from '../control-plane/index.js';
-import type { ApprovalService, BundleStore, ControlPlaneService } from '../control-plane/index.js';
+import type {
+  ApprovalService,
+  BreakerResetScope,
+  BundleStore,
+  ControlPlaneService,
+} from '../control-plane/index.js';
 import { parseClientRoles } from '../gate/index.js';
 import type { GateStateStore, OperatorActions } from '../gate/index.js';
 
@@ -57,6 +62,13 @@ type Answer = { status: number; body: JsonValue };
 
 const NAME = /^[A-Za-z0-9._:@-]{1,128}$/;
 const TENANT = /^[A-Za-z0-9._-]{1,128}$/;
+/** A session id as the Gate accepts it (src/gate/request.ts). */
+const SESSION = /^[A-Za-z0-9._:-]{1,128}$/;
+/**
+ * Every principal form the breakers, quarantine and taint use: a session id, or `client:NAME`
+ * for a client's calls without a session (OE-INV-021, OE-INV-025).
+ */
+const PRINCIPAL = /^(?:client:[A-Za-z0-9._:@-]{1,128}|[A-Za-z0-9._:-]{1,128})$/;
 
 function denied(d: Deny & { readonly decision_id?: string }): Answer {
   const id = d.decision_id === undefined ? {} : { decision_id: d.decision_id };
@@ -207,8 +219,8 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
     },
     quarantine: async (o) => {
       const session = o['session'];
-      if (typeof session !== 'string' || !TENANT.test(session) || typeof o['on'] !== 'boolean')
-        return usage('session and on are required');
+      if (typeof session !== 'string' || !PRINCIPAL.test(session) || typeof o['on'] !== 'boolean')
+        return usage('session (a session id or client:NAME) and on are required');
       const r = await deps.controlPlane.admin.setSessionQuarantine(
         session,
         o['on'],
@@ -218,6 +230,21 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       return isDeny(r)
         ? denied(r)
         : { status: 200, body: { outcome: 'ok', session, engaged: o['on'], ledger: { ...r.ledger } } };
+    },
+    'breaker-reset': async (o) => {
+      const { session, client, tenant } = o;
+      const given = [session, client, tenant].filter((v) => v !== undefined).length;
+      let target: BreakerResetScope;
+      if (given !== 1) return usage('exactly one of session, client or tenant is required');
+      if (typeof session === 'string' && SESSION.test(session) && !session.startsWith('client:'))
+        target = { scope: 'session', session };
+      else if (typeof client === 'string' && NAME.test(client)) target = { scope: 'client', client };
+      else if (typeof tenant === 'string' && TENANT.test(tenant)) target = { scope: 'tenant', tenant };
+      else return usage('session, client or tenant is malformed');
+      const r = await deps.controlPlane.resetBreaker(target, OPERATOR_ACTOR, reasonOf(o));
+      return isDeny(r)
+        ? denied(r)
+        : { status: 200, body: { outcome: 'ok', ...target, breaker: r.breaker, ledger: { ...r.ledger } } };
     },
     'issuer-rotate': async (o) => {
       const files = deps.issuerKeys;

@@ -54,6 +54,10 @@ import {
   observedAdapters,
 } from './faults.js';
 import type { EmbeddedFaults, ToolRunObserver } from './faults.js';
+import { createDiskSpaceProbe, createSqliteWriteProbe } from './readiness.js';
+
+/** `/readyz` fails its `disk` check below this much free space (MiB) unless `min_free_disk_mb` says otherwise. */
+export const DEFAULT_MIN_FREE_DISK_MB = 64;
 
 /** The opened roles and stores. */
 export interface Core {
@@ -174,7 +178,12 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ...(existsSync(secretsFile) ? { file: secretsFile } : {}),
   });
   const redactor = createRedactor({ secrets: () => secrets.knownValues() });
-  const sqliteNonces = createSqliteNonceStore({ path: p.noncesDb, now: clock });
+  // Pruned only past every envelope's possible life: exp + clock tolerance + max lifetime.
+  const sqliteNonces = createSqliteNonceStore({
+    path: p.noncesDb,
+    now: clock,
+    retainAfterExpSec: config.clock_tolerance_sec + config.max_envelope_lifetime_sec,
+  });
   const nonces: NonceStore = faultyNonceStore(sqliteNonces, faults);
   const sandbox = createBwrapSandbox();
   const executor = createExecutor({
@@ -203,6 +212,15 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       nonceMs: options.deadlines?.executor?.nonceMs ?? 1000,
     },
   });
+  const writeProbes = [
+    createSqliteWriteProbe('ledger', p.ledgerDb),
+    createSqliteWriteProbe('state', p.stateDb),
+    createSqliteWriteProbe('nonce_store', p.noncesDb),
+  ];
+  const probes = [
+    ...writeProbes,
+    createDiskSpaceProbe(p.root, (config.min_free_disk_mb ?? DEFAULT_MIN_FREE_DISK_MB) * 1024 * 1024),
+  ];
   const gate = createGate({
     clock,
     clients: state,
@@ -215,7 +233,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
           ? controlPlane.decide(req, decideOptions)
           : misbehave(m, 'control plane', { outcome: 'allow' });
       },
-      ready: () => (faults.controlPlane !== 'off' ? Promise.resolve({ ready: false }) : controlPlane.ready()),
+      ready: () => controlPlane.ready(),
       issuerJwks: () => controlPlane.issuerJwks(),
       isRetry: (r) => controlPlane.isRetry(r),
     },
@@ -225,6 +243,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       return redactor.redactText(text) !== text;
     },
     timestampToleranceMs: config.timestamp_tolerance_ms,
+    ...(config.max_inflight === undefined ? {} : { maxInflight: config.max_inflight }),
     ...(options.deadlines?.gate === undefined ? {} : { timeouts: options.deadlines.gate }),
     operatorTokenSha256: operatorTokenSha256(dir),
     operator: createOperatorActions({
@@ -249,10 +268,9 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
         issuerJwks: () => controlPlane.issuerJwks(),
         approverJwks: () => approvals.service.approverJwks(),
       }),
+    // Probes of the real dependencies, never fault flags (STYLE "Readiness asks the real dependency").
     readiness: [
-      { name: 'ledger', check: async () => faults.ledger === 'off' && (await ledger.store.head()).size >= 0 },
-      { name: 'state', check: () => state.ping() },
-      { name: 'nonce_store', check: () => faults.nonceStore === 'off' },
+      ...probes,
       { name: 'policy', check: () => !isDeny(bundles.active()) },
       { name: 'sandbox', check: async () => (await sandbox.probe()).outcome === 'ok' },
     ],
@@ -274,6 +292,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     gate,
     approvals,
     async close() {
+      for (const probe of writeProbes) probe.close();
       await ledger.close();
       await sqliteNonces.close();
       state.close();

@@ -33,7 +33,14 @@ export interface EmbeddedConfig {
   /** Accepted skew for envelope `iat`/`exp` at the Execution Layer. */
   readonly clock_tolerance_sec: number;
   readonly max_envelope_lifetime_sec: number;
+  /** Most calls the Gate works on at once; beyond it calls are shed `503 ERR_OVERLOADED`. Optional (default 64). */
+  readonly max_inflight?: number;
+  /** `/readyz` fails its `disk` check below this much free space under the data directory (MiB). Optional (default 64). */
+  readonly min_free_disk_mb?: number;
 }
+
+/** Optional settings: absent in data directories made before they existed. */
+const OPTIONAL_FIELDS: readonly string[] = ['max_inflight', 'min_free_disk_mb'];
 
 /** A client key file under `clients/NAME.json`. */
 export interface ClientFile {
@@ -80,6 +87,8 @@ export function defaultConfig(): EmbeddedConfig {
     timestamp_tolerance_ms: 120_000,
     clock_tolerance_sec: 30,
     max_envelope_lifetime_sec: 300,
+    max_inflight: 64,
+    min_free_disk_mb: 64,
   };
 }
 
@@ -95,7 +104,8 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad('not an object');
   const o = v as JsonObject;
   for (const k of Object.keys(o)) if (!CONFIG_FIELDS.includes(k)) throw bad(`unknown field ${k}`);
-  for (const k of CONFIG_FIELDS) if (!(k in o)) throw bad(`missing field ${k}`);
+  for (const k of CONFIG_FIELDS)
+    if (!(k in o) && !OPTIONAL_FIELDS.includes(k)) throw bad(`missing field ${k}`);
   if (o.version !== 1) throw bad('version must be 1');
   for (const k of ['host', 'audience', 'issuer', 'origin'] as const)
     if (typeof o[k] !== 'string' || o[k].length === 0) throw bad(`${k} must be a non-empty string`);
@@ -112,6 +122,11 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
   ] as const) {
     const n = o[k];
     if (!Number.isSafeInteger(n) || (n as number) <= 0) throw bad(`${k} must be a positive integer`);
+  }
+  for (const k of OPTIONAL_FIELDS) {
+    const n = o[k];
+    if (n !== undefined && (!Number.isSafeInteger(n) || (n as number) <= 0))
+      throw bad(`${k} must be a positive integer`);
   }
   return Object.freeze(o as unknown as EmbeddedConfig);
 }

@@ -8,9 +8,16 @@
  * answer means the store is unavailable, and the executor denies with
  * `ERR_NONCE_STORE_UNAVAILABLE`.
  *
- * Pruning: a row may be deleted only once `exp + clockToleranceSec` has passed, because from
- * then on the envelope verifier rejects the envelope as expired before the nonce is looked at.
- * Pruning earlier would reopen the replay window.
+ * Pruning (OE-INV-017): a row may be deleted only past every envelope's possible life, once
+ * `exp + clockToleranceSec + maxLifetimeSec` has passed; from then on the envelope verifier
+ * rejects the envelope as expired before the nonce is looked at. The verifier trusts the clock,
+ * though, and a clock set back would make a pruned envelope look unexpired again. So every store
+ * keeps a monotonic prune horizon `H` (persisted with the rows): a prune deletes only rows with
+ * `exp < H`, and `consume` never answers `'fresh'` for an `exp < H`, whatever the clock says
+ * (it answers `'replayed'`: the store can no longer tell whether that jti was used). The check
+ * and the insert are one atomic statement, so no consumption slips between a prune and its
+ * horizon. `H` is `min(nowSec, max exp recorded) - toleranceSec`: a clock jumped ahead with no
+ * traffic cannot move it past the envelopes actually seen.
  */
 
 /** What is recorded when an envelope nonce is consumed. */
@@ -36,8 +43,9 @@ export interface NonceStore {
    */
   consume(input: NonceConsumption): Promise<NonceVerdict>;
   /**
-   * Deletes rows whose `exp + toleranceSec < nowSec`; returns how many were deleted. Only safe
-   * with the same tolerance the envelope verifier uses.
+   * Raises the prune horizon to `min(nowSec, max exp recorded) - toleranceSec` (never lowers it)
+   * and deletes the rows whose `exp` is below it; returns how many were deleted. `toleranceSec`
+   * must cover the verifier's clock tolerance plus the maximum envelope lifetime.
    */
   prune(input: { readonly nowSec: number; readonly toleranceSec: number }): Promise<number>;
   /** Releases connections. */
@@ -62,6 +70,7 @@ export function assertNonceConsumption(input: NonceConsumption): void {
 export function createMemoryNonceStore(): NonceStore {
   const rows = new Map<string, NonceConsumption>();
   let closed = false;
+  let horizon = Number.NEGATIVE_INFINITY;
   return {
     consume(input) {
       if (closed) return Promise.reject(new Error('nonce store closed'));
@@ -71,14 +80,17 @@ export function createMemoryNonceStore(): NonceStore {
         return Promise.reject(err instanceof Error ? err : new TypeError('invalid consumption'));
       }
       // The check and the set run in one synchronous turn: atomic in a single event loop.
-      if (rows.has(input.jti)) return Promise.resolve('replayed');
+      if (input.exp < horizon || rows.has(input.jti)) return Promise.resolve('replayed');
       rows.set(input.jti, { ...input });
       return Promise.resolve('fresh');
     },
     prune({ nowSec, toleranceSec }) {
       let deleted = 0;
+      let maxExp = Number.NEGATIVE_INFINITY;
+      for (const row of rows.values()) maxExp = Math.max(maxExp, row.exp);
+      horizon = Math.max(horizon, Math.min(nowSec, maxExp) - toleranceSec);
       for (const [jti, row] of rows) {
-        if (row.exp + toleranceSec < nowSec) {
+        if (row.exp < horizon) {
           rows.delete(jti);
           deleted += 1;
         }

@@ -23,8 +23,14 @@ export interface SqliteNonceStoreOptions {
   readonly path: string;
   /** How long a writer waits for the file lock before the call fails (ms). Default 2000. */
   readonly busyTimeoutMs?: number;
-  /** Clock for the informational `consumed_at` column. */
+  /** Clock for the informational `consumed_at` column and the automatic prune. */
   readonly now: Clock;
+  /**
+   * Seconds every envelope may still be presented after its `exp`: the verifier's clock
+   * tolerance plus the maximum envelope lifetime. When set, the store prunes itself every 1000
+   * consumptions (see `NonceStore.prune`); without it, rows are kept until `prune` is called.
+   */
+  readonly retainAfterExpSec?: number;
 }
 
 const SCHEMA = `CREATE TABLE IF NOT EXISTS envelope_nonces (
@@ -33,7 +39,12 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS envelope_nonces (
   exp INTEGER NOT NULL,
   decision_id TEXT NOT NULL,
   consumed_at INTEGER NOT NULL
-) STRICT`;
+) STRICT;
+CREATE TABLE IF NOT EXISTS envelope_nonce_horizon (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  horizon INTEGER NOT NULL
+) STRICT;
+INSERT OR IGNORE INTO envelope_nonce_horizon (id, horizon) VALUES (1, -9007199254740991);`;
 
 /** One row of `envelope_nonces`: jti, tenant, exp, decision_id, consumed_at. */
 type NonceRow = readonly [string, string, number, string, number];
@@ -50,11 +61,28 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
   db.pragma('synchronous = FULL');
   db.exec(SCHEMA);
   db.exec('CREATE INDEX IF NOT EXISTS envelope_nonces_exp ON envelope_nonces (exp)');
+  // One statement: an exp below the prune horizon is never inserted, so it is never 'fresh'.
   const insert = db.prepare(
     `INSERT INTO envelope_nonces (jti, tenant, exp, decision_id, consumed_at)
-     VALUES (?, ?, ?, ?, ?) ON CONFLICT (jti) DO NOTHING`,
+     SELECT @jti, @tenant, @exp, @decision_id, @consumed_at
+     WHERE @exp >= (SELECT horizon FROM envelope_nonce_horizon WHERE id = 1)
+     ON CONFLICT (jti) DO NOTHING`,
   );
-  const prune = db.prepare('DELETE FROM envelope_nonces WHERE exp + ? < ?');
+  const raise = db.prepare<[number, number]>(
+    `UPDATE envelope_nonce_horizon SET horizon = MAX(horizon, MIN(?, (SELECT MAX(exp) FROM envelope_nonces)) - ?)
+     WHERE id = 1 AND EXISTS (SELECT 1 FROM envelope_nonces)`,
+  );
+  const deleteBelow = db.prepare(
+    'DELETE FROM envelope_nonces WHERE exp < (SELECT horizon FROM envelope_nonce_horizon WHERE id = 1)',
+  );
+  const prune = (nowSec: number, toleranceSec: number): number => {
+    raise.run(Math.trunc(nowSec), Math.trunc(toleranceSec));
+    return deleteBelow.run().changes;
+  };
+  const retain = options.retainAfterExpSec;
+  if (retain !== undefined && !(Number.isSafeInteger(retain) && retain >= 0))
+    throw new TypeError('retainAfterExpSec must be a non-negative integer');
+  let sincePrune = 0;
 
   const validate = (input: NonceConsumption): void => {
     if (typeof input.jti !== 'string' || input.jti.length === 0 || input.jti.length > 512) {
@@ -68,7 +96,18 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
 
   // One transaction per batch, one statement per consumption; the transaction function returns
   // each statement's change count and better-sqlite3 commits when it returns (throws otherwise).
-  const insertAll = db.transaction((rows: readonly NonceRow[]) => rows.map((r) => insert.run(...r).changes));
+  const insertAll = db.transaction((rows: readonly NonceRow[]) => {
+    const changes = rows.map(
+      ([jti, tenant, exp, decision_id, consumed_at]) =>
+        insert.run({ jti, tenant, exp, decision_id, consumed_at }).changes,
+    );
+    sincePrune += rows.length;
+    if (retain !== undefined && sincePrune >= 1000) {
+      sincePrune = 0;
+      prune(Math.floor(options.now() / 1000), retain);
+    }
+    return changes;
+  });
   const group = createGroupCommit((rows: readonly NonceRow[]) => insertAll.immediate(rows));
   let closed = false;
 
@@ -90,7 +129,7 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
     },
     prune({ nowSec, toleranceSec }) {
       try {
-        return Promise.resolve(prune.run(Math.trunc(toleranceSec), Math.trunc(nowSec)).changes);
+        return Promise.resolve(db.transaction(prune).immediate(nowSec, toleranceSec));
       } catch (err) {
         return Promise.reject(err instanceof Error ? err : new Error('nonce store failure'));
       }

@@ -22,6 +22,7 @@ import { withDeadline } from './deadline.js';
 import { buildEvidenceView } from './evidence.js';
 import { MAX_REQUEST_BYTES, parseSignedRequest, requestSigningInput } from './request.js';
 import type { ParsedRequest } from './request.js';
+import { DEFAULT_MAX_INFLIGHT } from './types.js';
 import type { CallResponse, GateDeps, GatewayEvent, RegisteredClient } from './types.js';
 import { routeApprovals } from './approval-routes.js';
 
@@ -80,12 +81,33 @@ export function createGate(deps: GateDeps): Gate {
   const execMs = deps.timeouts?.executionMs ?? 30_000;
   const ledgerMs = deps.timeouts?.ledgerMs ?? 5_000;
   const budget = deps.unauthenticatedRecordsPerSecond ?? 50;
+  const maxInflight = deps.maxInflight ?? DEFAULT_MAX_INFLIGHT;
   if (!/^[0-9a-f]{64}$/.test(deps.operatorTokenSha256))
     throw new TypeError('operatorTokenSha256 must be hex SHA-256');
+  if (!Number.isSafeInteger(maxInflight) || maxInflight < 1)
+    throw new TypeError('maxInflight must be a positive integer');
   let window = -1;
   let windowCount = 0;
   let suppressed = 0;
   let oversized = 0;
+  let inflight = 0;
+  let shed = 0;
+
+  /** Takes one slot of the per-second budget for unauthenticated records; false when spent. */
+  const withinBudget = (): boolean => {
+    const second = Math.floor(deps.clock() / 1000);
+    if (second !== window) {
+      window = second;
+      windowCount = 0;
+    }
+    if (windowCount >= budget) {
+      // Over budget: counted (visible on /readyz), not recorded, so a flood cannot fill the ledger.
+      suppressed += 1;
+      return false;
+    }
+    windowCount += 1;
+    return true;
+  };
 
   /** True only when the ledger confirmed the event in time with a well-formed reference: anything else is unconfirmed. */
   const record = async (event: GatewayEvent): Promise<boolean> => {
@@ -128,13 +150,7 @@ export function createGate(deps: GateDeps): Gate {
     parsed: ParsedRequest | undefined,
   ): Promise<GateAnswer<CallResponse>> => {
     const traceId = parsed?.trace_id ?? rawSha.slice(0, 32);
-    const second = Math.floor(deps.clock() / 1000);
-    if (second !== window) {
-      window = second;
-      windowCount = 0;
-    }
-    if (windowCount < budget) {
-      windowCount += 1;
+    if (withinBudget()) {
       await record({
         type: 'gateway.failed',
         trace_id: traceId,
@@ -149,11 +165,35 @@ export function createGate(deps: GateDeps): Gate {
           request_sha256: rawSha,
         },
       });
-    } else {
-      // Over budget: counted (visible on /readyz), not recorded, so a flood cannot fill the ledger.
-      suppressed += 1;
     }
     return answer(d, parsed?.request.request_id ?? null, traceId);
+  };
+
+  /**
+   * Over the in-flight limit: answered at once `ERR_OVERLOADED`, before parsing or any store is
+   * asked, and counted. Recorded within the unauthenticated budget without waiting for the ledger
+   * (the point is not to queue); a record the ledger refuses still leaves the call denied.
+   */
+  const shedCall = (body: Uint8Array | null): GateAnswer<CallResponse> => {
+    shed += 1;
+    const rawSha = sha256Hex(body ?? Buffer.alloc(0));
+    const traceId = rawSha.slice(0, 32);
+    if (withinBudget())
+      void record({
+        type: 'gateway.failed',
+        trace_id: traceId,
+        request_id: null,
+        tenant: null,
+        identity: null,
+        payload: {
+          code: 'ERR_OVERLOADED',
+          status: INGRESS,
+          outcome: 'deny',
+          auth_method: 'none',
+          request_sha256: rawSha,
+        },
+      });
+    return answer(deny('ERR_OVERLOADED', 'the Gate is at its in-flight limit'), null, traceId);
   };
 
   /** Denial of an authenticated request before acceptance: attributable to the client. */
@@ -430,7 +470,7 @@ export function createGate(deps: GateDeps): Gate {
     body: denyBody('ERR_UNAUTHENTICATED'),
   });
 
-  return Object.freeze({
+  const gate: Gate = Object.freeze({
     call: async (body: Uint8Array | null, options?: CallOptions) => {
       const w = options?.waitMs ?? 0;
       const waitMs = Number.isSafeInteger(w) && w > 0 ? Math.min(w, MAX_CALL_WAIT_MS) : 0;
@@ -478,7 +518,10 @@ export function createGate(deps: GateDeps): Gate {
         checks[c.name] = r.status === 'ok' && r.value === true;
       }
       const ok = Object.values(checks).every((v) => v);
-      return { status: ok ? 200 : 503, body: { ready: ok, checks, suppressed_ingress_records: suppressed } };
+      return {
+        status: ok ? 200 : 503,
+        body: { ready: ok, checks, suppressed_ingress_records: suppressed, shed_calls: shed, inflight },
+      };
     },
     async admin(action: string, body: JsonValue, authorization: string | undefined) {
       if (!isOperator(authorization)) return unauthenticated();
@@ -497,6 +540,19 @@ export function createGate(deps: GateDeps): Gate {
         body,
         authorization,
       ),
+  });
+  // Overload shedding wraps the entry: a call past the limit does no work at all.
+  return Object.freeze({
+    ...gate,
+    call: async (body: Uint8Array | null, options?: CallOptions) => {
+      if (inflight >= maxInflight) return shedCall(body);
+      inflight += 1;
+      try {
+        return await gate.call(body, options);
+      } finally {
+        inflight -= 1;
+      }
+    },
   });
 }
 

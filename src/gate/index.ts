@@ -21,6 +21,7 @@ export {
 } from './request.js';
 export type { SignedRequest, ParsedRequest } from './request.js';
 export { CLIENT_ROLE_RE, createSqliteGateState, MAX_CLIENT_ROLES, parseClientRoles } from './sqlite-state.js';
+export { DEFAULT_MAX_INFLIGHT } from './types.js';
 export type { ClientRecord, GateStateStore, SqliteGateStateOptions } from './sqlite-state.js';
 export { buildEvidenceView, decodeEnvelopeClaims } from './evidence.js';
 export type {

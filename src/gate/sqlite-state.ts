@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS gate_request_nonces (
   PRIMARY KEY (identity, kind, value)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS gate_request_nonces_seen ON gate_request_nonces (seen_at);
+CREATE INDEX IF NOT EXISTS gate_request_nonces_identity ON gate_request_nonces (identity);
 `;
 
 /** A client row as listed by {@link GateStateStore.listClients}. */
@@ -89,8 +90,11 @@ export interface GateStateStore extends ClientRegistry, RequestReplayStore {
   listClients(): readonly ClientRecord[];
   /** Every client public key as a JWKS with the revoked kids, for audit bundles (FC-INV-3 evidence). */
   clientJwks(): Ed25519Jwks;
-  /** Deletes replay rows older than `beforeMs`; returns how many. */
-  pruneReplay(beforeMs: number): number;
+  /**
+   * Prunes replay rows by count and age (see {@link SqliteGateStateOptions.replayRetentionMs});
+   * returns how many were deleted. Runs by itself every 1000 claims.
+   */
+  pruneReplay(): number;
   /** True when the database answers. */
   ping(): boolean;
   /** Closes the database; claims still queued then reject (fail closed). */
@@ -105,8 +109,16 @@ export interface SqliteGateStateOptions {
   /**
    * How long replay rows are kept (ms). Must be at least twice the timestamp tolerance, so a
    * nonce is remembered for as long as its timestamp could still be accepted. Default 7 days.
+   *
+   * Pruning never goes by wall time alone (FC-INV-3): a row is deleted only when it is older than
+   * the retention measured against the LATEST `seen_at` recorded (not the clock now, so a clock
+   * set back deletes nothing) AND it is not among the newest {@link replayKeepPerClient} rows of
+   * its client in insertion order (so a clock jumped forward cannot empty the memory: the
+   * requests a client made just before the jump are still known when the clock comes back).
    */
   readonly replayRetentionMs?: number;
+  /** Rows (a request is two: nonce and request id) always kept per client, whatever their age. Default 100000. */
+  readonly replayKeepPerClient?: number;
 }
 
 interface ClientRow {
@@ -150,7 +162,26 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
   const insertSeen = db.prepare(
     'INSERT OR IGNORE INTO gate_request_nonces (identity, kind, value, seen_at) VALUES (?, ?, ?, ?)',
   );
-  const prune = db.prepare('DELETE FROM gate_request_nonces WHERE seen_at < ?');
+  const keep = Math.trunc(options.replayKeepPerClient ?? 100_000);
+  if (!(keep >= 1)) throw new TypeError('replayKeepPerClient must be a positive integer');
+  const maxSeen = db.prepare<[], { m: number | null }>('SELECT MAX(seen_at) AS m FROM gate_request_nonces');
+  const identities = db.prepare<[], { identity: string }>(
+    'SELECT DISTINCT identity FROM gate_request_nonces',
+  );
+  // The rowid of the client's `keep`-th newest row (NULL with fewer rows: nothing is deleted).
+  const pruneOne = db.prepare<[string, number, string, number]>(
+    `DELETE FROM gate_request_nonces WHERE identity = ? AND seen_at < ? AND rowid < (
+       SELECT rowid FROM gate_request_nonces WHERE identity = ? ORDER BY rowid DESC LIMIT 1 OFFSET ?)`,
+  );
+  const prune = (): number => {
+    const latest = maxSeen.get()?.m;
+    if (typeof latest !== 'number') return 0;
+    const before = Math.trunc(latest - retention);
+    let deleted = 0;
+    for (const { identity } of identities.all())
+      deleted += pruneOne.run(identity, before, identity, keep - 1).changes;
+    return deleted;
+  };
   const keyCache = new Map<string, KeyObject>();
   let claimsSincePrune = 0;
 
@@ -173,10 +204,9 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
       }
     });
     claimsSincePrune += claims.length;
-    const last = claims[claims.length - 1];
-    if (claimsSincePrune >= 1000 && last !== undefined) {
+    if (claimsSincePrune >= 1000) {
       claimsSincePrune = 0;
-      prune.run(Math.trunc(last.atMs - retention));
+      prune();
     }
     return verdicts;
   });
@@ -251,8 +281,8 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
         .sort();
       return Object.freeze({ keys: Object.freeze(keys), revoked: Object.freeze([...new Set(revoked)]) });
     },
-    pruneReplay(beforeMs) {
-      return prune.run(Math.trunc(beforeMs)).changes;
+    pruneReplay() {
+      return db.transaction(prune).immediate();
     },
     ping() {
       try {

@@ -103,6 +103,18 @@ describe('failclosed CLI', () => {
     expect((await run('call', 'echo', '--params', '{"message":"y"}')).code).toBe(EXIT.ok);
   });
 
+  it('admin quarantine client:NAME on|off and admin reset-breaker are accepted and ledgered', async () => {
+    expect((await run('admin', 'quarantine', 'client:demo-agent', 'on')).code).toBe(EXIT.ok);
+    const denied = await run('call', 'echo', '--params', '{"message":"q"}');
+    expect(JSON.parse(denied.out)).toMatchObject({ code: 'ERR_SESSION_QUARANTINED' });
+    expect((await run('admin', 'quarantine', 'client:demo-agent', 'off')).code).toBe(EXIT.ok);
+    expect((await run('call', 'echo', '--params', '{"message":"q2"}')).code).toBe(EXIT.ok);
+    const reset = await run('admin', 'reset-breaker', '--client', 'demo-agent', '--reason', 'drill');
+    expect(reset.code).toBe(EXIT.ok);
+    expect(JSON.parse(reset.out)).toMatchObject({ outcome: 'ok', scope: 'client', client: 'demo-agent' });
+    expect((await run('admin', 'reset-breaker')).code).toBe(EXIT.failed);
+  });
+
   it('jwks prints the issuer keys', async () => {
     const r = await run('jwks');
     expect(r.code).toBe(EXIT.ok);

@@ -7,7 +7,7 @@ import {
   usdToCents,
   type ControlPlaneResult,
 } from '../../src/control-plane/index.js';
-import { entriesOf, request, rig, type Rig } from './support.js';
+import { entriesOf, OPERATOR, request, rig, type Rig } from './support.js';
 
 const opened: Rig[] = [];
 async function open(...args: Parameters<typeof rig>): Promise<Rig> {
@@ -96,6 +96,70 @@ describe('breakers in the pipeline (OE-INV-021)', () => {
     ).toBe('ALLOWED');
   });
 
+  it('a sessionless client that tripped the rate breaker is admitted again once the window passed', async () => {
+    const r = await open({ breakers: { maxCallsPerSessionWindow: 2, windowMs: 1000 } });
+    const sessionless = (m: string) => req('echo', { message: m }, { session: null });
+    expect(code(await r.cp.decide(sessionless('a')))).toBe('ALLOWED');
+    expect(code(await r.cp.decide(sessionless('b')))).toBe('ALLOWED');
+    expect(code(await r.cp.decide(sessionless('c')))).toBe('ERR_CIRCUIT_OPEN');
+    r.clock.advance(500);
+    expect(code(await r.cp.decide(sessionless('d')))).toBe('ERR_CIRCUIT_OPEN');
+    r.clock.advance(1000);
+    expect(code(await r.cp.decide(sessionless('e')))).toBe('ALLOWED');
+  });
+
+  it('an operator reset closes a breaker at once, ledgered as admin.breaker_reset first', async () => {
+    const r = await open({ breakers: { maxCallsPerSessionWindow: 1, windowMs: 60_000 } });
+    const sessionless = (m: string) => req('echo', { message: m }, { session: null });
+    expect(code(await r.cp.decide(sessionless('a')))).toBe('ALLOWED');
+    expect(code(await r.cp.decide(sessionless('b')))).toBe('ERR_CIRCUIT_OPEN');
+    // The ledger refuses: nothing is reset.
+    r.faulty.mode = 'fail';
+    const failed = await r.cp.resetBreaker({ scope: 'client', client: 'agent-1' }, OPERATOR, 'drill');
+    expect(failed).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' });
+    r.faulty.mode = 'ok';
+    expect(code(await r.cp.decide(sessionless('c')))).toBe('ERR_CIRCUIT_OPEN');
+    const done = await r.cp.resetBreaker({ scope: 'client', client: 'agent-1' }, OPERATOR, 'drill');
+    expect(done).toMatchObject({ outcome: 'ok', breaker: 'session_rate' });
+    const entry = (await entriesOf(r.ledger)).find((e) => e.type === 'admin.breaker_reset');
+    expect(entry?.payload).toEqual({
+      breaker: 'session_rate',
+      scope: 'client',
+      client: 'agent-1',
+      session: null,
+      reason: 'drill',
+    });
+    expect(code(await r.cp.decide(sessionless('d')))).toBe('ALLOWED');
+  });
+
+  it('a tenant reset clears its rate window', async () => {
+    const r = await open({ breakers: { maxCallsPerTenantWindow: 1 } });
+    expect(code(await r.cp.decide(req('echo', { message: 'a' }, { session: 's-a' })))).toBe('ALLOWED');
+    expect(code(await r.cp.decide(req('echo', { message: 'b' }, { session: 's-b' })))).toBe(
+      'ERR_CIRCUIT_OPEN',
+    );
+    expect(await r.cp.resetBreaker({ scope: 'tenant', tenant: 'acme' }, OPERATOR, 'drill')).toMatchObject({
+      outcome: 'ok',
+      breaker: null,
+    });
+    expect(code(await r.cp.decide(req('echo', { message: 'c' }, { session: 's-c' })))).toBe('ALLOWED');
+  });
+
+  it('quarantine of client:NAME applies to that client’s sessionless calls; a session may not take that form', async () => {
+    const r = await open();
+    expect(await r.cp.admin.setSessionQuarantine('client:agent-1', true, OPERATOR, 'drill')).toMatchObject({
+      outcome: 'ok',
+    });
+    expect(code(await r.cp.decide(req('echo', { message: 'a' }, { session: null })))).toBe(
+      'ERR_SESSION_QUARANTINED',
+    );
+    expect(code(await r.cp.decide(req('echo', { message: 'a' }, { session: 'client:agent-2' })))).toBe(
+      'ERR_REQUEST_MALFORMED',
+    );
+    await r.cp.admin.setSessionQuarantine('client:agent-1', false, OPERATOR, 'drill');
+    expect(code(await r.cp.decide(req('echo', { message: 'b' }, { session: null })))).toBe('ALLOWED');
+  });
+
   it('per-call spend above the obligation max_cost_usd trips (pay is capped at $50)', async () => {
     const r = await open();
     expect(code(await r.cp.decide(req('pay', { amount_cents: 5000 })))).toBe('ALLOWED');
@@ -157,11 +221,39 @@ describe('breaker units', () => {
     expect(b.admit(call({ paramsSha256: 'b'.repeat(64) })).tripped).toBe(false);
     expect(b.admit(call({ sessionKey: 'other' })).tripped).toBe(false);
     expect(b.admit(call())).toEqual({ tripped: true, breaker: 'loop' });
-    // Open for the session from now on, whatever the call.
-    expect(b.admit(call({ paramsSha256: 'c'.repeat(64), now: 10 ** 9 }))).toEqual({
+    // Open for the session, whatever the call, until its window passed (OE-INV-021 recovery).
+    expect(b.admit(call({ paramsSha256: 'c'.repeat(64), now: DEFAULT_BREAKERS.windowMs - 1 }))).toEqual({
       tripped: true,
       breaker: 'loop',
     });
+    expect(b.admit(call({ paramsSha256: 'c'.repeat(64), now: DEFAULT_BREAKERS.windowMs })).tripped).toBe(
+      false,
+    );
+  });
+
+  it('an open breaker recovers after its window; a clock moved backwards keeps it open', () => {
+    const b = createCircuitBreakers({ ...DEFAULT_BREAKERS, maxCallsPerSessionWindow: 1, windowMs: 1000 });
+    expect(b.admit(call({ now: 5000 })).tripped).toBe(false);
+    expect(b.admit(call({ now: 5001, paramsSha256: 'b'.repeat(64) }))).toEqual({
+      tripped: true,
+      breaker: 'session_rate',
+    });
+    expect(b.openBreaker('s', 5500)).toBe('session_rate');
+    expect(b.admit(call({ now: 0, paramsSha256: 'c'.repeat(64) })).tripped).toBe(true);
+    expect(b.admit(call({ now: 6001, paramsSha256: 'd'.repeat(64) })).tripped).toBe(false);
+    expect(b.openBreaker('s', 6001)).toBeNull();
+  });
+
+  it('the lifetime breaker stays open until an operator reset, which also clears the counts', () => {
+    const b = createCircuitBreakers({ ...DEFAULT_BREAKERS, maxCallsPerSession: 1 });
+    expect(b.admit(call()).tripped).toBe(false);
+    expect(b.admit(call({ now: 1, paramsSha256: 'b'.repeat(64) }))).toEqual({
+      tripped: true,
+      breaker: 'session_calls',
+    });
+    expect(b.admit(call({ now: 10 ** 12 })).tripped).toBe(true);
+    b.reset({ principal: 's' });
+    expect(b.admit(call({ now: 10 ** 12 + 1 })).tripped).toBe(false);
   });
 
   it('declared cost and USD conversion', () => {

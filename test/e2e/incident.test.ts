@@ -120,4 +120,25 @@ describe('scenario 15: incident response denies and is recorded', () => {
       outcome: 'executed',
     });
   });
+
+  it('quarantine works for client:NAME (a client’s sessionless calls): set, deny, lift', async () => {
+    expect(await admin('quarantine', { session: 'client:globex-agent', on: true })).toBe(200);
+    const c = e2e.client({ name: 'globex-agent' });
+    const before = e2e.totalRuns();
+    await expectDenied(e2e, 'ERR_SESSION_QUARANTINED', () => c.call('echo', { message: 'sessionless' }));
+    expect(e2e.totalRuns()).toBe(before);
+    expect(await admin('quarantine', { session: 'client:globex-agent', on: false })).toBe(200);
+    expect(await c.call('echo', { message: 'sessionless' })).toMatchObject({ outcome: 'executed' });
+  });
+
+  it('an operator resets a tripped breaker through the operator endpoint (ledgered)', async () => {
+    const c = e2e.client({ name: 'globex-agent' });
+    for (let i = 0; i < 3; i++)
+      expect(await c.call('echo', { message: 'loop-sessionless' })).toMatchObject({ outcome: 'executed' });
+    await expectDenied(e2e, 'ERR_CIRCUIT_OPEN', () => c.call('echo', { message: 'loop-sessionless' }));
+    await expectDenied(e2e, 'ERR_CIRCUIT_OPEN', () => c.call('math.add', { a: 1, b: 2 }));
+    expect(await admin('breaker-reset', { client: 'globex-agent' })).toBe(200);
+    expect(await c.call('math.add', { a: 1, b: 2 })).toMatchObject({ outcome: 'executed' });
+    expect(await admin('breaker-reset', { client: 'globex-agent', session: 'x' })).toBe(400);
+  });
 });

@@ -89,16 +89,43 @@ export function runNonceStoreContract(name: string, factory: () => Promise<Nonce
       await expect(store.consume(n('late'))).rejects.toThrow();
     });
 
-    it('prunes only rows whose exp + tolerance has passed', async () => {
+    it('prunes only rows whose exp + tolerance has passed, and a pruned jti is never fresh again', async () => {
       const store = await open(await setup());
       await store.consume(n('old', 1000));
       await store.consume(n('edge', 1030));
       await store.consume(n('new', 5000));
-      // now 1060, tolerance 30: 'old' (1030 < 1060) goes, 'edge' (1060 < 1060 is false) stays.
+      // now 1060, tolerance 30: horizon 1030; 'old' (1000 < 1030) goes, 'edge' stays.
       expect(await store.prune({ nowSec: 1060, toleranceSec: 30 })).toBe(1);
       expect(await store.consume(n('edge', 1030))).toBe('replayed');
       expect(await store.consume(n('new', 5000))).toBe('replayed');
-      expect(await store.consume(n('old', 1000))).toBe('fresh');
+      // Below the horizon the store cannot tell whether a jti was used: never fresh.
+      expect(await store.consume(n('old', 1000))).toBe('replayed');
+      expect(await store.consume(n('never-seen', 1029))).toBe('replayed');
+      expect(await store.consume(n('at-horizon', 1030))).toBe('fresh');
+    });
+
+    it('a clock set back after a prune reopens nothing (OE-INV-017)', async () => {
+      const b = await setup();
+      const store = await open(b);
+      await store.consume(n('a', 1000));
+      await store.consume(n('b', 5000));
+      // Horizon min(9000, 5000) - 30 = 4970: only 'a' goes.
+      expect(await store.prune({ nowSec: 9000, toleranceSec: 30 })).toBe(1);
+      // The clock goes back to 1000: a later, lower prune does not lower the horizon.
+      expect(await store.prune({ nowSec: 1000, toleranceSec: 30 })).toBe(0);
+      const other = await open(b);
+      expect(await other.consume(n('a', 1000))).toBe('replayed');
+      expect(await other.consume(n('b', 5000))).toBe('replayed');
+      expect(await store.consume(n('c', 4970))).toBe('fresh');
+    });
+
+    it('a clock jumped ahead does not move the horizon past the envelopes recorded', async () => {
+      const store = await open(await setup());
+      await store.consume(n('a', 1000));
+      expect(await store.prune({ nowSec: 10 ** 9, toleranceSec: 30 })).toBe(0);
+      expect(await store.consume(n('b', 1000))).toBe('fresh');
+      expect(await store.consume(n('c', 970))).toBe('fresh');
+      expect(await store.consume(n('d', 969))).toBe('replayed');
     });
   });
 }
