@@ -74,7 +74,7 @@ beforeAll(async () => {
       { from_account: 'acct_a', to_account: 'acct_b', amount: 99999, currency: 'USD' },
       { session: 'linkage-3' },
     );
-    expect(denied).toMatchObject({ outcome: 'deny' });
+    expect(denied).toMatchObject({ outcome: 'deny', code: 'ERR_POLICY_DENY' });
     full = await exportVia(instance.url, dir, {});
     const lastAccepted = (mutable(full)['entries'] as MutableBundle[])
       .filter((e) => e['type'] === 'gateway.accepted')
