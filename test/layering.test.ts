@@ -29,7 +29,31 @@ const ALLOWED: Record<string, readonly string[]> = {
   'control-plane': ['kernel', 'kernel/signing', 'ledger', 'policy'],
   gate: ['kernel', 'ledger', 'policy', 'execution'],
   client: ['kernel', 'kernel/signing'],
+  // The composition layers wire the roles together; they are the only ones above the roles.
+  embedded: ['kernel', 'kernel/signing', 'ledger', 'policy', 'execution', 'control-plane', 'gate'],
+  cli: [
+    'kernel',
+    'kernel/signing',
+    'ledger',
+    'policy',
+    'execution',
+    'control-plane',
+    'gate',
+    'verify',
+    'client',
+    'embedded',
+  ],
+  '(root)': ['kernel', 'kernel/signing', 'client', 'embedded', 'verify'],
 };
+
+/**
+ * Source folders (and files) that no layer claims. A new `src/<folder>` must be given its
+ * layer in ALLOWED explicitly: an unknown folder would otherwise import anything unchecked.
+ */
+function unknownLayers(sourceFiles: readonly string[], topFolders: readonly string[]): string[] {
+  const layers = new Set([...sourceFiles.map(layerOf), ...topFolders]);
+  return [...layers].filter((l) => ALLOWED[l] === undefined).sort();
+}
 /** Layers that may import packages from node_modules. The kernel and verifier have no runtime dependency. */
 const NO_PACKAGES = new Set(['kernel', 'kernel/signing', 'verify']);
 /** Layers whose transitive run-time closure must never reach signing code or the Control Plane. */
@@ -75,6 +99,11 @@ describe('import layering (SPEC §1, GEI, FC-INV-6)', () => {
     expect(files.length).toBeGreaterThan(5);
   });
 
+  it('every source folder has a declared layer', () => {
+    const topFolders = readdirSync(SRC).filter((n) => statSync(join(SRC, n)).isDirectory());
+    expect(unknownLayers(files, topFolders)).toEqual([]);
+  });
+
   it('every run-time import points down the layers', () => {
     const violations: string[] = [];
     for (const file of files) {
@@ -89,7 +118,11 @@ describe('import layering (SPEC §1, GEI, FC-INV-6)', () => {
         }
         const target = resolveLocal(file, imp.spec);
         const to = layerOf(target);
-        if (to === from || imp.typeOnly || allowed === undefined) continue;
+        if (to === from || imp.typeOnly) continue;
+        if (allowed === undefined) {
+          violations.push(`${relative(SRC, file)} is in ${from}, a folder with no declared layer`);
+          continue;
+        }
         if (!allowed.includes(to))
           violations.push(`${relative(SRC, file)} (${from}) imports ${relative(SRC, target)} (${to})`);
       }
@@ -140,5 +173,12 @@ describe('import layering (SPEC §1, GEI, FC-INV-6)', () => {
     expect(typeOnly[0]?.[2]).toBeDefined();
     expect(layerOf(join(SRC, 'kernel/signing/sign-envelope.ts'))).toBe('kernel/signing');
     expect(ALLOWED['execution']).not.toContain('kernel/signing');
+  });
+
+  it('the checker refuses a source folder it does not know (self-test)', () => {
+    expect(unknownLayers([join(SRC, 'reports/render.ts'), join(SRC, 'kernel/hash.ts')], [])).toEqual([
+      'reports',
+    ]);
+    expect(unknownLayers([], ['kernel', 'plugins'])).toEqual(['plugins']);
   });
 });

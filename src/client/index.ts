@@ -1,6 +1,7 @@
 /**
- * The signing client: builds Ed25519-signed requests (docs/request-format.md, FC-INV-3) and
- * sends them to the Gate. Imports only the kernel and its signing face.
+ * The client library (docs/client.md): the signing client that builds Ed25519-signed requests
+ * (docs/request-format.md, FC-INV-3) and sends them to the Gate, client key generation, the
+ * approver client and the operator (admin) client. Imports only the kernel and its signing face.
  */
 export { createClient, parseCallResult } from './client.js';
 export type { CallOptions, CallResult, ClientOptions, FailclosedClient } from './client.js';
@@ -8,3 +9,16 @@ export { REQUEST_CONTEXT, buildSignedRequest, newRequestId, requestSigningBytes 
 export type { BuildRequestInput, SignedRequestBody } from './request.js';
 export { createApproverClient, signApproval, signBreakGlass, signReview } from './approver.js';
 export type { ApproverAnswer, ApproverClient, ApproverClientOptions, BreakGlassRequest } from './approver.js';
+export { generateClientKey, loadClientKey } from './keys.js';
+export type { ClientKey } from './keys.js';
+export { createAdminClient } from './admin.js';
+export type {
+  AdminAnswer,
+  AdminClient,
+  AdminClientOptions,
+  ApproverRegistration,
+  ClientRegistration,
+  ExportOptions,
+} from './admin.js';
+export type { SigningKey, Ed25519PrivateJwk } from '../kernel/signing/index.js';
+export type { Ed25519PublicJwk } from '../kernel/index.js';

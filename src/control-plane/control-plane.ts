@@ -120,6 +120,35 @@ const withId = (d: Deny, decision_id: string | null): ControlPlaneResult =>
 const isRequestString = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 256;
 
 /**
+ * The `denial` record of an exception caught at the Control Plane's edge: written only when the
+ * request names its ids, best effort, and never throws (the deny stands whatever happens).
+ */
+async function recordCaught(
+  ledger: LedgerAppender,
+  req: GovernedRequest,
+  d: Deny,
+  ms: number,
+): Promise<void> {
+  try {
+    const { request_id, trace_id, tenant, tool, identity, session, request_sha256 } = req;
+    if (![request_id, trace_id, tenant].every(isRequestString)) return;
+    const payload: Record<string, JsonValue> = { code: d.code, stage: 'control-plane', reason: d.reason };
+    if (isRequestString(tool)) payload['tool'] = tool;
+    if (isRequestString(identity)) payload['client'] = identity;
+    if (session === null || isRequestString(session)) payload['session'] = session;
+    if (typeof request_sha256 === 'string' && /^[0-9a-f]{64}$/.test(request_sha256))
+      payload['request_sha256'] = request_sha256;
+    await appendConfirmed(
+      ledger,
+      { type: 'denial', trace_id, request_id, tenant, actor: CONTROL_PLANE_ACTOR, payload },
+      ms,
+    );
+  } catch {
+    // Best effort: the deny stands whether or not this record lands.
+  }
+}
+
+/**
  * Creates the Control Plane. Throws `TypeError` for a malformed configuration (short derivation
  * key, bad issuer settings or breaker limits). (SPEC §2 steps 3–5, GEI)
  */
@@ -495,8 +524,11 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
         const wait = Math.max(0, Math.min(options?.waitMs ?? 0, deps.approvals?.settings.maxWaitMs ?? 0));
         return await pipeline(req, Number.isFinite(wait) ? wait : 0);
       } catch {
-        // The role's edge: any exception is a deny (FC-INV-4, STYLE "Errors and denials").
-        return withId(deny('ERR_INTERNAL', 'the decision failed'), null);
+        // The role's edge: any exception is a deny (FC-INV-4, STYLE "Errors and denials"), and
+        // still a ledger record carrying the request id (FC-INV-5), best effort.
+        const d = deny('ERR_INTERNAL', 'the decision failed');
+        await recordCaught(ledger, req, d, deadlines.ledgerMs);
+        return withId(d, null);
       }
     },
     async ready(): Promise<{ ready: boolean; reason?: string }> {

@@ -115,6 +115,8 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
       port: options.port ?? core.config.port,
     });
     execServer = await createExecutionServer(core.executor, {
+      ledger: core.ledgerPort,
+      audience: core.config.audience,
       host: '127.0.0.1',
       port: options.executionPort ?? core.config.execution_port,
     });

@@ -7,9 +7,9 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FailclosedError, parseJson, statusOf } from '../kernel/index.js';
+import { FailclosedError, parseJson, statusOf, withDeadline } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
-import type { Executor } from '../execution/index.js';
+import type { ExecutionLedger, Executor } from '../execution/index.js';
 
 const MAX_BODY = 256 * 1024;
 
@@ -38,10 +38,27 @@ export interface ExecutionServer {
   close(): Promise<void>;
 }
 
-/** Starts `POST /v1/execute` on `host:port` over `executor`. Every failure answers a deny. */
+/** Options of {@link createExecutionServer}. */
+export interface ExecutionServerOptions {
+  readonly host: string;
+  readonly port: number;
+  /**
+   * Where an exception caught at this listener's edge is recorded (a `denial` entry with the
+   * request id the call named, FC-INV-5), with the executor's identity as its actor.
+   */
+  readonly ledger?: Pick<ExecutionLedger, 'append'>;
+  readonly audience?: string;
+  /** Deadline (ms) of that record; default 2000. */
+  readonly ledgerMs?: number;
+}
+
+/**
+ * Starts `POST /v1/execute` on `host:port` over `executor`. Every failure answers a deny; an
+ * exception caught at the edge is also recorded in `options.ledger` (best effort).
+ */
 export async function createExecutionServer(
   executor: Executor,
-  options: { host: string; port: number },
+  options: ExecutionServerOptions,
 ): Promise<ExecutionServer> {
   const server = createServer((req, res) => {
     const send = (status: number, body: JsonValue): void => {
@@ -52,6 +69,8 @@ export async function createExecutionServer(
       });
       res.end(text);
     };
+    // What the call named, for the record of an exception caught at the edge.
+    let named: JsonObject = {};
     const handle = async (): Promise<void> => {
       if (req.method !== 'POST' || req.url !== '/v1/execute') {
         req.resume();
@@ -68,6 +87,7 @@ export async function createExecutionServer(
         return send(400, { outcome: 'deny', code, reason: 'malformed JSON' });
       }
       const o = (typeof v === 'object' && v !== null && !Array.isArray(v) ? v : {}) as JsonObject;
+      named = o;
       const r = await executor.execute({
         envelope: o['envelope'],
         tool: typeof o['tool'] === 'string' ? o['tool'] : '',
@@ -80,8 +100,15 @@ export async function createExecutionServer(
         return send(statusOf(r.code), { outcome: 'deny', code: r.code, reason: r.reason });
       return send(200, { outcome: 'executed', result: r.result, receipt: { ...r.receipt } });
     };
-    handle().catch(() => {
-      if (!res.headersSent) send(500, { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'internal failure' });
+    handle().catch(async () => {
+      // Recorded first (bounded), then answered: the deny stands either way.
+      await recordCaught(options, named);
+      try {
+        if (!res.headersSent)
+          send(500, { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'internal failure' });
+      } catch {
+        res.destroy();
+      }
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -98,4 +125,39 @@ export async function createExecutionServer(
         server.closeAllConnections();
       }),
   };
+}
+
+const namedString = (o: JsonObject, key: string): string => {
+  const v = o[key];
+  return typeof v === 'string' ? v.slice(0, 256) : '';
+};
+
+/**
+ * The `denial` record of an exception caught at the listener's edge, carrying the ids the call
+ * named (as the executor records its own denials). Best effort; never throws.
+ */
+async function recordCaught(options: ExecutionServerOptions, o: JsonObject): Promise<void> {
+  const ledger = options.ledger;
+  if (ledger === undefined) return;
+  try {
+    await withDeadline(
+      () =>
+        ledger.append({
+          type: 'denial',
+          trace_id: namedString(o, 'trace_id'),
+          request_id: namedString(o, 'request_id'),
+          tenant: namedString(o, 'tenant'),
+          actor: { id: options.audience ?? 'execution', role: 'executor' },
+          payload: {
+            code: 'ERR_INTERNAL',
+            stage: 'execution',
+            reason: 'the execution listener failed unexpectedly',
+            tool: namedString(o, 'tool'),
+          },
+        }),
+      options.ledgerMs ?? 2000,
+    );
+  } catch {
+    // Best effort: the deny has been answered whatever happens here.
+  }
 }

@@ -92,6 +92,15 @@ interface Trail {
 
 const str = (v: unknown): string => (typeof v === 'string' ? v.slice(0, 256) : '');
 
+/** One field of an untrusted input, as a bounded string; '' when absent, not a string or unreadable. */
+function field(input: unknown, key: 'tenant' | 'tool' | 'trace_id' | 'request_id'): string {
+  try {
+    return typeof input === 'object' && input !== null ? str((input as Record<string, unknown>)[key]) : '';
+  } catch {
+    return '';
+  }
+}
+
 /** Creates the {@link Executor} (SPEC §2 step 7, OE-INV-015, OE-INV-017). */
 export function createExecutor(deps: ExecutorDeps): Executor {
   const actor = Object.freeze({ id: deps.audience, role: 'executor' });
@@ -296,11 +305,12 @@ export function createExecutor(deps: ExecutorDeps): Executor {
 
   return {
     async execute(input) {
+      // Each field read on its own: a field that throws on read leaves the others for the record.
       const trail: Trail = {
-        tenant: str(input?.tenant),
-        tool: str(input?.tool),
-        trace_id: str(input?.trace_id),
-        request_id: str(input?.request_id),
+        tenant: field(input, 'tenant'),
+        tool: field(input, 'tool'),
+        trace_id: field(input, 'trace_id'),
+        request_id: field(input, 'request_id'),
       };
       let outcome: ExecutionOutcome;
       try {

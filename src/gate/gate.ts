@@ -25,6 +25,7 @@ import type { ParsedRequest } from './request.js';
 import { DEFAULT_MAX_INFLIGHT } from './types.js';
 import type { CallResponse, GateDeps, GatewayEvent, RegisteredClient } from './types.js';
 import { routeApprovals } from './approval-routes.js';
+import { failCaught } from './caught.js';
 
 /** An HTTP-neutral answer: status and JSON body. */
 export interface GateAnswer<B = JsonValue> {
@@ -484,9 +485,15 @@ export function createGate(deps: GateDeps): Gate {
           );
         return await call(body, waitMs);
       } catch (err) {
-        // Fail closed by construction: nothing thrown past this point can become an allow.
+        // Fail closed by construction: nothing thrown past this point can become an allow. The
+        // failure is still recorded, with the request id once the request authenticates.
         const d = denyFromError(err);
-        return answer(deny(d.code, d.reason), null, sha256Hex(bytes).slice(0, 32));
+        return failCaught(
+          { deps, ledgerMs, record, answer, failUnauthenticated },
+          deny(d.code, d.reason),
+          body,
+          sha256Hex(bytes),
+        );
       }
     },
     async evidence(requestId: string, authorization: string | undefined) {

@@ -157,12 +157,12 @@ describe('client → embedded deployment', () => {
       key: file.key,
     });
     const r = await client.call('echo', { message: 'x' });
-    expect(r).toMatchObject({ outcome: 'deny', status: 0 });
+    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL', status: 0 });
   });
 
   it('parseCallResult refuses an executed answer without a receipt', () => {
     expect(
       parseCallResult(200, { outcome: 'executed', trace_id: 't', decision_id: 'd', result: 1 }, 'r'),
-    ).toMatchObject({ outcome: 'deny' });
+    ).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL', status: 200 });
   });
 });

@@ -97,7 +97,7 @@ describe('bundle store (SPEC §6)', () => {
       outcome: 'deny',
       code: 'ERR_POLICY_BUNDLE_INVALID',
     });
-    expect(r.bundles.put('{"a":1,"a":2}')).toMatchObject({ outcome: 'deny' });
+    expect(r.bundles.put('{"a":1,"a":2}')).toMatchObject({ outcome: 'deny', code: 'ERR_JSON_DUPLICATE_KEY' });
   });
 
   it('compiles each bundle once and serves it from the cache', async () => {

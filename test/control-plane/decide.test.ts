@@ -72,7 +72,10 @@ describe('allow path (SPEC §2 steps 3–5)', () => {
       network: false,
       max_cost_cents: null,
     });
-    expect(verify(r, res.envelope, 'echo', { message: 'changed' }).outcome).toBe('deny');
+    expect(verify(r, res.envelope, 'echo', { message: 'changed' })).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_ENVELOPE_PARAMS_MISMATCH',
+    });
   });
 
   it('appends the decision, confirmed, before the envelope (ledger order, OE-INV-014)', async () => {

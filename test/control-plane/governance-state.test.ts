@@ -120,7 +120,7 @@ describe('SQLite governance state', () => {
     cleanups.push(cleanup);
     const s = createSqliteGovernanceState(join(dir, 'state.db'));
     s.close();
-    await expect(s.check('t', null)).rejects.toThrow();
+    await expect(s.check('t', null)).rejects.toThrow('The database connection is not open');
   });
 });
 

@@ -85,7 +85,13 @@ describe('issuer key rotation and revocation (OE-INV-025)', () => {
     const rotated = await operator('issuer-rotate', {});
     expect(rotated).toMatchObject({ status: 200, body: { outcome: 'ok', previous_kid: oldKid } });
     // The current key cannot be revoked; the retired one can.
-    expect((await operator('issuer-revoke', { kid: rotated.body['kid'] })).status).toBe(400);
+    expect(await operator('issuer-revoke', { kid: rotated.body['kid'] })).toMatchObject({
+      status: 400,
+      body: {
+        code: 'ERR_REQUEST_MALFORMED',
+        reason: 'the current issuer key cannot be revoked: rotate first',
+      },
+    });
     expect((await operator('issuer-revoke', { kid: oldKid })).status).toBe(200);
 
     const after = await call('new key');

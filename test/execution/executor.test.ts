@@ -340,7 +340,10 @@ describe('executor: fault injection (scenarios 8, 9)', () => {
     const out = await createExecutor(w.deps).execute(call(w.envelope()));
     expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL' });
     expect(w.spy.calls).toHaveLength(0);
-    expect(await createExecutor(w.deps).execute(null as never)).toMatchObject({ outcome: 'deny' });
+    expect(await createExecutor(w.deps).execute(null as never)).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_INTERNAL',
+    });
   });
 });
 

@@ -136,7 +136,7 @@ describe('SQLite nonce store group commit (scenario 6, OE-INV-017)', () => {
     const pending = store.consume(n('late-queued'));
     await store.close();
     expect(await pending).toBe('fresh');
-    await expect(store.consume(n('after-close'))).rejects.toThrow();
+    await expect(store.consume(n('after-close'))).rejects.toThrow('nonce store closed');
     store = createSqliteNonceStore({ path, now: () => 0 });
     expect(await store.consume(n('late-queued'))).toBe('replayed');
   });

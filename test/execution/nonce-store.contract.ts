@@ -77,16 +77,22 @@ export function runNonceStoreContract(name: string, factory: () => Promise<Nonce
 
     it('rejects malformed consumptions instead of answering', async () => {
       const store = await open(await setup());
-      await expect(store.consume({ jti: '', tenant: 'acme', exp: 1, decision_id: 'd' })).rejects.toThrow();
-      await expect(store.consume({ jti: 'a', tenant: '', exp: 1, decision_id: 'd' })).rejects.toThrow();
-      await expect(store.consume({ jti: 'a', tenant: 'acme', exp: 1.5, decision_id: 'd' })).rejects.toThrow();
+      await expect(
+        store.consume({ jti: '', tenant: 'acme', exp: 1, decision_id: 'd' }),
+      ).rejects.toBeInstanceOf(TypeError);
+      await expect(store.consume({ jti: 'a', tenant: '', exp: 1, decision_id: 'd' })).rejects.toBeInstanceOf(
+        TypeError,
+      );
+      await expect(
+        store.consume({ jti: 'a', tenant: 'acme', exp: 1.5, decision_id: 'd' }),
+      ).rejects.toBeInstanceOf(TypeError);
     });
 
     it('rejects after close (unavailable, never fresh)', async () => {
       const b = await setup();
       const store = await b.open();
       await store.close();
-      await expect(store.consume(n('late'))).rejects.toThrow();
+      await expect(store.consume(n('late'))).rejects.toThrow('nonce store closed');
     });
 
     it('prunes only rows whose exp + tolerance has passed, and a pruned jti is never fresh again', async () => {

@@ -250,10 +250,12 @@ describe('Gate: operator endpoints (SPEC §5)', () => {
     await h.post(req);
     const anonymous = await fetch(`${h.url}/v1/requests/${req.request_id}`);
     expect(anonymous.status).toBe(401);
+    expect(await anonymous.json()).toMatchObject({ outcome: 'deny', code: 'ERR_UNAUTHENTICATED' });
     const wrong = await fetch(`${h.url}/v1/requests/${req.request_id}`, {
       headers: { authorization: 'Bearer nope' },
     });
     expect(wrong.status).toBe(401);
+    expect(await wrong.json()).toMatchObject({ outcome: 'deny', code: 'ERR_UNAUTHENTICATED' });
     const res = await fetch(`${h.url}/v1/requests/${req.request_id}`, {
       headers: { authorization: `Bearer ${OPERATOR_TOKEN}` },
     });

@@ -37,8 +37,12 @@ describe('SQLite ledger store specifics (SPEC §4, L7 ledger protection)', () =>
     const { store, cleanup } = tempSqliteStore();
     try {
       await store.appendBatch(chain(3));
-      expect(() => store.database.prepare("UPDATE entries SET tenant = 'x' WHERE idx = 1").run()).toThrow();
-      expect(() => store.database.prepare('DELETE FROM entries WHERE idx = 2').run()).toThrow();
+      expect(() => store.database.prepare("UPDATE entries SET tenant = 'x' WHERE idx = 1").run()).toThrow(
+        'ledger entries are append-only',
+      );
+      expect(() => store.database.prepare('DELETE FROM entries WHERE idx = 2').run()).toThrow(
+        'ledger entries are append-only',
+      );
       expect((await store.head()).size).toBe(3);
     } finally {
       cleanup();

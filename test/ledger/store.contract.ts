@@ -85,7 +85,10 @@ export function runLedgerStoreContract(name: string, factory: StoreFactory): voi
       const entries = chain(6);
       await store.appendBatch(entries.slice(0, 3));
       // Re-appending index 2 with new entries after it must fail as a whole.
-      await expect(store.appendBatch(entries.slice(2))).rejects.toBeDefined();
+      await expect(store.appendBatch(entries.slice(2))).rejects.toMatchObject({
+        name: 'FailclosedError',
+        code: 'ERR_LEDGER_UNAVAILABLE',
+      });
       expect((await store.head()).size).toBe(3);
       await store.appendBatch(entries.slice(3));
       expect((await store.head()).size).toBe(6);
@@ -94,9 +97,15 @@ export function runLedgerStoreContract(name: string, factory: StoreFactory): voi
     it('refuses a batch that does not continue the head (no gaps)', async () => {
       const { store } = await fresh();
       const entries = chain(6);
-      await expect(store.appendBatch(entries.slice(1, 3))).rejects.toBeDefined();
+      await expect(store.appendBatch(entries.slice(1, 3))).rejects.toMatchObject({
+        name: 'FailclosedError',
+        code: 'ERR_LEDGER_UNAVAILABLE',
+      });
       await store.appendBatch(entries.slice(0, 2));
-      await expect(store.appendBatch(entries.slice(3, 5))).rejects.toBeDefined();
+      await expect(store.appendBatch(entries.slice(3, 5))).rejects.toMatchObject({
+        name: 'FailclosedError',
+        code: 'ERR_LEDGER_UNAVAILABLE',
+      });
       expect((await store.head()).size).toBe(2);
     });
 
@@ -144,7 +153,10 @@ export function runLedgerStoreContract(name: string, factory: StoreFactory): voi
       expect((await store.getEvidence(blob('c').sha256))?.body.toString()).toBe('c');
       expect((await store.head()).size).toBe(2);
       // A batch that does not continue the head is refused whole: its evidence is not stored either.
-      await expect(store.appendBatch(entries.slice(3), [blob('lost')])).rejects.toBeDefined();
+      await expect(store.appendBatch(entries.slice(3), [blob('lost')])).rejects.toMatchObject({
+        name: 'FailclosedError',
+        code: 'ERR_LEDGER_UNAVAILABLE',
+      });
       expect(await store.getEvidence(blob('lost').sha256)).toBeUndefined();
       await store.appendBatch(entries.slice(2), [blob('d')]);
       expect(await store.readRange(0, 4)).toEqual(entries);

@@ -59,7 +59,7 @@ describe('tool catalog (OE-INV-004/005)', () => {
     expect(c.validateParams('pay', params)).toEqual({ outcome: 'ok' });
     expect(canonicalize(params)).toBe(before);
     const extra = { amount: 5, extra: true };
-    expect(c.validateParams('pay', extra).outcome).toBe('deny');
+    expect(c.validateParams('pay', extra)).toMatchObject({ outcome: 'deny', code: 'ERR_PARAMS_INVALID' });
     expect(extra).toEqual({ amount: 5, extra: true });
   });
 

@@ -128,9 +128,12 @@ describe('fail closed (FC-INV-4, SPEC §8 Cedar row)', () => {
 
   it('malformed input and thrown exceptions are denies', () => {
     expect(
-      engine.evaluate(call('echo', { message: 'hi' }, { principal: { id: '', tenant: 'acme' } })).outcome,
-    ).toBe('deny');
-    expect(engine.evaluate(call('echo', { message: 'hi' }, { tainted: 'no' as never })).outcome).toBe('deny');
+      engine.evaluate(call('echo', { message: 'hi' }, { principal: { id: '', tenant: 'acme' } })),
+    ).toMatchObject({ outcome: 'deny', code: 'ERR_POLICY_ERROR' });
+    expect(engine.evaluate(call('echo', { message: 'hi' }, { tainted: 'no' as never }))).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_POLICY_ERROR',
+    });
     const hostile = {
       get principal(): never {
         throw new Error('boom');

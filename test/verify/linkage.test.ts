@@ -76,7 +76,7 @@ beforeAll(async () => {
       { from_account: 'acct_a', to_account: 'acct_b', amount: 99999, currency: 'USD' },
       { session: 'linkage-3' },
     );
-    expect(denied).toMatchObject({ outcome: 'deny' });
+    expect(denied).toMatchObject({ outcome: 'deny', code: 'ERR_POLICY_DENY' });
     full = await exportVia(instance.url, dir, {});
     trust = await (await fetch(`${instance.url}/v1/trust-roots`)).text();
     const lastAccepted = (mutable(full)['entries'] as MutableBundle[])

@@ -1,0 +1,160 @@
+/**
+ * The operator (admin) client (OE-INV-025, SPEC §5, §6, docs/client.md): the Gate's operator
+ * endpoints behind the operator token, `POST /v1/admin/{action}` and the operator's read views.
+ * Every change is ledgered by the Gate before it applies. Never rejects: a transport failure is
+ * status 0 with `ERR_INTERNAL`, an answer that is not JSON keeps its status with `ERR_INTERNAL`.
+ */
+import { parseJson } from '../kernel/index.js';
+import type { Ed25519PublicJwk, JsonObject, JsonValue } from '../kernel/index.js';
+
+/** Options of {@link createAdminClient}. */
+export interface AdminClientOptions {
+  /** Gate base URL, e.g. `http://127.0.0.1:7070`. */
+  readonly url: string;
+  /** The operator token (`<data>/operator.token`). A secret. */
+  readonly token: string;
+  /** `fetch` implementation; default the global one. */
+  readonly fetch?: typeof fetch;
+}
+
+/** An HTTP answer from the Gate: its status (0: unreachable) and JSON body. */
+export interface AdminAnswer {
+  readonly status: number;
+  readonly body: JsonValue;
+}
+
+/** A client to register. */
+export interface ClientRegistration {
+  readonly name: string;
+  readonly tenant: string;
+  /** The client's Ed25519 public JWK (see `generateClientKey`). */
+  readonly publicJwk: Ed25519PublicJwk;
+  /** Who answers for the client; may not approve its calls (OE-INV-002). Default `operator`. */
+  readonly owner?: string;
+}
+
+/** An approver to register. */
+export interface ApproverRegistration {
+  readonly name: string;
+  readonly roles: readonly string[];
+  readonly publicJwk: Ed25519PublicJwk;
+}
+
+/** Range or trace of a ledger export. */
+export interface ExportOptions {
+  readonly traceId?: string;
+  readonly from?: number;
+  readonly to?: number;
+}
+
+/** The operator client. Each change takes an optional `reason`, ledgered with it. */
+export interface AdminClient {
+  /** Any operator action by name: `POST /v1/admin/{action}` with `body`. */
+  action(name: string, body?: JsonObject): Promise<AdminAnswer>;
+  /** Engages (`true`) or releases the global kill switch. */
+  killSwitch(on: boolean, reason?: string): Promise<AdminAnswer>;
+  /** Locks a tenant down, or lifts the lockdown. */
+  lockdown(tenant: string, on: boolean, reason?: string): Promise<AdminAnswer>;
+  /** Quarantines an agent session, or releases it. */
+  quarantine(session: string, on: boolean, reason?: string): Promise<AdminAnswer>;
+  /** Registers an agent client (201 with its record). */
+  addClient(client: ClientRegistration): Promise<AdminAnswer>;
+  listClients(): Promise<AdminAnswer>;
+  /** Registers a human approver with roles (201). */
+  addApprover(approver: ApproverRegistration): Promise<AdminAnswer>;
+  listApprovers(): Promise<AdminAnswer>;
+  /** Stores and activates a policy bundle document (JSON text). */
+  activatePolicy(bundle: string, reason?: string): Promise<AdminAnswer>;
+  /** Rotates the envelope issuer key. */
+  rotateIssuerKey(reason?: string): Promise<AdminAnswer>;
+  /** Revokes a retired issuer key by `kid` (the current key cannot be revoked). */
+  revokeIssuerKey(kid: string, reason?: string): Promise<AdminAnswer>;
+  /** Exports an audit bundle for offline `failclosed verify`. */
+  exportLedger(options?: ExportOptions): Promise<AdminAnswer>;
+  /** The evidence view of one request: its records with inclusion proofs. */
+  evidence(requestId: string): Promise<AdminAnswer>;
+  /** Pending and finalised approvals. */
+  approvals(): Promise<AdminAnswer>;
+  /** One approval by decision id. */
+  approval(decisionId: string): Promise<AdminAnswer>;
+  /** Break-glass reviews. */
+  reviews(): Promise<AdminAnswer>;
+  /** The issuer's public keys (no token needed). */
+  jwks(): Promise<AdminAnswer>;
+  /** Readiness: 200 only when every dependency answers. */
+  ready(): Promise<AdminAnswer>;
+}
+
+const reasonOf = (reason: string | undefined): JsonObject => (reason === undefined ? {} : { reason });
+
+/** Creates an operator client for the Gate at `options.url`. */
+export function createAdminClient(options: AdminClientOptions): AdminClient {
+  const doFetch = options.fetch ?? fetch;
+  const authorization = `Bearer ${options.token}`;
+
+  async function send(method: 'GET' | 'POST', path: string, body?: JsonObject): Promise<AdminAnswer> {
+    let res: Response;
+    try {
+      res = await doFetch(new URL(path, options.url), {
+        method,
+        headers: {
+          authorization,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    } catch {
+      return {
+        status: 0,
+        body: { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'the Gate could not be reached' },
+      };
+    }
+    try {
+      return { status: res.status, body: parseJson(new Uint8Array(await res.arrayBuffer())) };
+    } catch {
+      return {
+        status: res.status,
+        body: { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'the Gate answer could not be interpreted' },
+      };
+    }
+  }
+
+  const enc = encodeURIComponent;
+  const action = (name: string, body: JsonObject = {}): Promise<AdminAnswer> =>
+    send('POST', `/v1/admin/${enc(name)}`, body);
+  return Object.freeze({
+    action,
+    killSwitch: (on: boolean, reason?: string) => action('kill-switch', { on, ...reasonOf(reason) }),
+    lockdown: (tenant: string, on: boolean, reason?: string) =>
+      action('lockdown', { tenant, on, ...reasonOf(reason) }),
+    quarantine: (session: string, on: boolean, reason?: string) =>
+      action('quarantine', { session, on, ...reasonOf(reason) }),
+    addClient: (c: ClientRegistration) =>
+      action('clients-add', {
+        name: c.name,
+        tenant: c.tenant,
+        public_jwk: { ...c.publicJwk },
+        ...(c.owner === undefined ? {} : { owner: c.owner }),
+      }),
+    listClients: () => action('clients-list'),
+    addApprover: (a: ApproverRegistration) =>
+      action('approvers-add', { name: a.name, roles: [...a.roles], public_jwk: { ...a.publicJwk } }),
+    listApprovers: () => action('approvers-list'),
+    activatePolicy: (bundle: string, reason?: string) =>
+      action('policy-activate', { bundle, ...reasonOf(reason) }),
+    rotateIssuerKey: (reason?: string) => action('issuer-rotate', reasonOf(reason)),
+    revokeIssuerKey: (kid: string, reason?: string) => action('issuer-revoke', { kid, ...reasonOf(reason) }),
+    exportLedger: (o: ExportOptions = {}) =>
+      action('ledger-export', {
+        ...(o.traceId === undefined ? {} : { trace_id: o.traceId }),
+        ...(o.from === undefined ? {} : { from: o.from }),
+        ...(o.to === undefined ? {} : { to: o.to }),
+      }),
+    evidence: (requestId: string) => send('GET', `/v1/requests/${enc(requestId)}`),
+    approvals: () => send('GET', '/v1/approvals'),
+    approval: (decisionId: string) => send('GET', `/v1/approvals/${enc(decisionId)}`),
+    reviews: () => send('GET', '/v1/reviews'),
+    jwks: () => send('GET', '/v1/jwks'),
+    ready: () => send('GET', '/readyz'),
+  });
+}
