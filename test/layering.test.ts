@@ -30,7 +30,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   gate: ['kernel', 'ledger', 'policy', 'execution'],
   client: ['kernel', 'kernel/signing'],
   // The composition layers wire the roles together; they are the only ones above the roles.
-  embedded: ['kernel', 'kernel/signing', 'ledger', 'policy', 'execution', 'control-plane', 'gate'],
+  embedded: ['kernel', 'kernel/signing', 'ledger', 'policy', 'execution', 'control-plane', 'gate', 'verify'],
   cli: [
     'kernel',
     'kernel/signing',
