@@ -25,8 +25,17 @@ export interface NonceConsumption {
   readonly decision_id: string;
 }
 
-/** Result of a consumption: the only allow is `'fresh'`. */
-export type NonceVerdict = 'fresh' | 'replayed';
+/**
+ * Result of a consumption: the only allow is `'fresh'`; `'voided'` when the envelope was voided
+ * before anyone consumed it (its call failed after issuance).
+ */
+export type NonceVerdict = 'fresh' | 'replayed' | 'voided';
+
+/**
+ * Result of a void: `'voided'` when the jti is now (or already was) recorded as voided, so no
+ * consumption can ever succeed; `'consumed'` when a consumption won the race (the tool may have run).
+ */
+export type VoidVerdict = 'voided' | 'consumed';
 
 /** A strongly consistent single-use store for envelope nonces. */
 export interface NonceStore {
@@ -35,6 +44,11 @@ export interface NonceStore {
    * after that; rejects when the store cannot confirm (OE-INV-017, FC-INV-4).
    */
   consume(input: NonceConsumption): Promise<NonceVerdict>;
+  /**
+   * Atomically records `input.jti` as voided, in ONE statement racing `consume` on the same key:
+   * exactly one of a void and a consumption wins. Rejects when the store cannot confirm.
+   */
+  void(input: NonceConsumption): Promise<VoidVerdict>;
   /**
    * Deletes rows whose `exp + toleranceSec < nowSec`; returns how many were deleted. Only safe
    * with the same tolerance the envelope verifier uses.
@@ -60,20 +74,29 @@ export function assertNonceConsumption(input: NonceConsumption): void {
  * a restart forgets every nonce, so it must never back a deployment.
  */
 export function createMemoryNonceStore(): NonceStore {
-  const rows = new Map<string, NonceConsumption>();
+  const rows = new Map<string, NonceConsumption & { readonly voided: boolean }>();
   let closed = false;
+  const claim = (input: NonceConsumption, voided: boolean): Promise<'new' | 'voided' | 'consumed'> => {
+    if (closed) return Promise.reject(new Error('nonce store closed'));
+    try {
+      assertNonceConsumption(input);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new TypeError('invalid consumption'));
+    }
+    // The check and the set run in one synchronous turn: atomic in a single event loop.
+    const row = rows.get(input.jti);
+    if (row !== undefined) return Promise.resolve(row.voided ? 'voided' : 'consumed');
+    rows.set(input.jti, { ...input, voided });
+    return Promise.resolve('new');
+  };
   return {
-    consume(input) {
-      if (closed) return Promise.reject(new Error('nonce store closed'));
-      try {
-        assertNonceConsumption(input);
-      } catch (err) {
-        return Promise.reject(err instanceof Error ? err : new TypeError('invalid consumption'));
-      }
-      // The check and the set run in one synchronous turn: atomic in a single event loop.
-      if (rows.has(input.jti)) return Promise.resolve('replayed');
-      rows.set(input.jti, { ...input });
-      return Promise.resolve('fresh');
+    async consume(input) {
+      const r = await claim(input, false);
+      return r === 'new' ? 'fresh' : r === 'voided' ? 'voided' : 'replayed';
+    },
+    async void(input) {
+      const r = await claim(input, true);
+      return r === 'consumed' ? 'consumed' : 'voided';
     },
     prune({ nowSec, toleranceSec }) {
       let deleted = 0;

@@ -32,11 +32,12 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS envelope_nonces (
   tenant TEXT NOT NULL,
   exp INTEGER NOT NULL,
   decision_id TEXT NOT NULL,
-  consumed_at INTEGER NOT NULL
+  consumed_at INTEGER NOT NULL,
+  voided INTEGER NOT NULL DEFAULT 0
 ) STRICT`;
 
-/** One row of `envelope_nonces`: jti, tenant, exp, decision_id, consumed_at. */
-type NonceRow = readonly [string, string, number, string, number];
+/** One row of `envelope_nonces`: jti, tenant, exp, decision_id, consumed_at, voided (0/1). */
+type NonceRow = readonly [string, string, number, string, number, number];
 
 /**
  * Opens (creating if needed) a SQLite nonce store at `options.path`. `consume` rejects when the
@@ -49,10 +50,18 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.exec(SCHEMA);
+  // A store created before voiding existed: every row in it is a consumption.
+  const columns = db.prepare<[], { name: string }>('PRAGMA table_info(envelope_nonces)').all();
+  if (!columns.some((c) => c.name === 'voided'))
+    db.exec('ALTER TABLE envelope_nonces ADD COLUMN voided INTEGER NOT NULL DEFAULT 0');
   db.exec('CREATE INDEX IF NOT EXISTS envelope_nonces_exp ON envelope_nonces (exp)');
   const insert = db.prepare(
-    `INSERT INTO envelope_nonces (jti, tenant, exp, decision_id, consumed_at)
-     VALUES (?, ?, ?, ?, ?) ON CONFLICT (jti) DO NOTHING`,
+    `INSERT INTO envelope_nonces (jti, tenant, exp, decision_id, consumed_at, voided)
+     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (jti) DO NOTHING`,
+  );
+  // Read only after a conflict: a row never changes once inserted, so the read cannot race.
+  const wasVoided = db.prepare<[string], { voided: number }>(
+    'SELECT voided FROM envelope_nonces WHERE jti = ?',
   );
   const prune = db.prepare('DELETE FROM envelope_nonces WHERE exp + ? < ?');
 
@@ -68,25 +77,42 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
 
   // One transaction per batch, one statement per consumption; the transaction function returns
   // each statement's change count and better-sqlite3 commits when it returns (throws otherwise).
-  const insertAll = db.transaction((rows: readonly NonceRow[]) => rows.map((r) => insert.run(...r).changes));
+  // A conflicting statement also reads the existing row's state inside the same transaction.
+  const insertAll = db.transaction((rows: readonly NonceRow[]) =>
+    rows.map((r) => {
+      if (insert.run(...r).changes === 1) return 'new' as const;
+      const existing = wasVoided.get(r[0]);
+      if (existing === undefined) throw new Error('nonce row vanished');
+      return existing.voided === 1 ? ('voided' as const) : ('consumed' as const);
+    }),
+  );
   const group = createGroupCommit((rows: readonly NonceRow[]) => insertAll.immediate(rows));
   let closed = false;
 
+  const claim = async (input: NonceConsumption, voided: 0 | 1): Promise<'new' | 'voided' | 'consumed'> => {
+    if (closed) throw new Error('nonce store closed');
+    validate(input);
+    // consumed_at is informational only; the decision is the primary key.
+    const r = await group.submit([
+      input.jti,
+      input.tenant,
+      input.exp,
+      input.decision_id,
+      Math.floor(options.now() / 1000),
+      voided,
+    ]);
+    if (r !== 'new' && r !== 'voided' && r !== 'consumed') throw new Error('unexpected verdict');
+    return r;
+  };
+
   return {
     async consume(input) {
-      if (closed) throw new Error('nonce store closed');
-      validate(input);
-      // consumed_at is informational only; the decision is the primary key.
-      const changes = await group.submit([
-        input.jti,
-        input.tenant,
-        input.exp,
-        input.decision_id,
-        Math.floor(options.now() / 1000),
-      ]);
-      if (changes === 1) return 'fresh';
-      if (changes === 0) return 'replayed';
-      throw new Error('unexpected change count');
+      const r = await claim(input, 0);
+      return r === 'new' ? 'fresh' : r === 'voided' ? 'voided' : 'replayed';
+    },
+    async void(input) {
+      const r = await claim(input, 1);
+      return r === 'consumed' ? 'consumed' : 'voided';
     },
     prune({ nowSec, toleranceSec }) {
       try {

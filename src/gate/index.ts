@@ -33,6 +33,8 @@ export type {
   GateDeps,
   GateApprovals,
   GateExecutor,
+  VoidCall,
+  VoidResult,
   GateLedger,
   GateTimeouts,
   GatewayEvent,
