@@ -552,7 +552,7 @@ describe('executor: voiding (issue 8 Why 1)', () => {
       ...Array.from({ length: 16 }, (_, i) => (i % 2 ? a : b).execute(call(env))),
     ]);
     const executed = runs.filter((r) => r.outcome === 'executed').length;
-    expect(voided!.outcome === 'voided' ? 0 : 1).toBe(executed);
+    expect(voided.outcome === 'voided' ? 0 : 1).toBe(executed);
     expect(w.spy.calls).toHaveLength(executed);
   });
 

@@ -25,7 +25,7 @@ import { sha256Hex } from '../../src/kernel/index.js';
 import { generateSigningKey, importSigningKeyJwk, type SigningKey } from '../../src/kernel/signing/index.js';
 import { runVerifyCli, verifyBundle, type FindingCode, type VerifyReport } from '../../src/verify/index.js';
 import { mutable, text, type MutableBundle } from './helpers.js';
-import { breakSignature, relink, resignEnvelope } from './relink.js';
+import { breakSignature, relink, resignEnvelope, swapConsumed } from './relink.js';
 
 const LINKAGE = ['envelope-binding', 'receipt-linkage', 'trace-linkage', 'attributable-outcome'];
 
@@ -189,18 +189,18 @@ describe('a real export passes the linkage checks (SPEC §5)', () => {
 describe('tampering with the linkage is caught and names the entry', () => {
   it('an envelope whose signature is broken', () => {
     const { report, bundle } = forge((b) => {
-      const e = b['entries'][at(b, 'envelope.issued')];
-      e.payload.envelope = breakSignature(e.payload.envelope as string);
+      const r = at(b, 'execution.receipt');
+      swapConsumed(b, r, breakSignature(b['entries'][r].payload.envelope as string));
     });
     expectOnly(report, 'envelope-binding', 'ENVELOPE_SIGNATURE', at(bundle, 'envelope.issued'));
   });
 
   it('an envelope re-signed by a key the bundle does not publish', () => {
     const { report, bundle } = forge((b) => {
-      const e = b['entries'][at(b, 'envelope.issued')];
+      const r = at(b, 'execution.receipt');
       const stranger = generateSigningKey();
-      e.payload.envelope = resignEnvelope(e.payload.envelope as string, stranger);
-      e.payload.kid = stranger.kid;
+      swapConsumed(b, r, resignEnvelope(b['entries'][r].payload.envelope as string, stranger));
+      b['entries'][at(b, 'envelope.issued')].payload.kid = stranger.kid;
     });
     expectOnly(report, 'envelope-binding', 'ENVELOPE_KEY', at(bundle, 'envelope.issued'));
   });
