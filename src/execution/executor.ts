@@ -21,7 +21,7 @@ import {
   sha256Hex,
   verifyEnvelope,
 } from '../kernel/index.js';
-import type { Clock, DenialCode, Deny, EnvelopeClaims, JsonValue, KeyRing } from '../kernel/index.js';
+import type { Clock, Deny, EnvelopeClaims, JsonValue, KeyRing } from '../kernel/index.js';
 import type { ToolAdapter, ToolExecutionSpec } from './adapters/types.js';
 import { checkEnvelopeLedger, parseEnvelopeContext } from './ledger-checks.js';
 import type { ExecutionLedger, LedgerRef } from './ledger.js';
@@ -30,6 +30,9 @@ import { countRedactions, deepFreeze, parseAdapterOutput, parseLedgerRef } from 
 import type { Redactor } from './redaction.js';
 import type { SecretResolver } from './secrets.js';
 import { callWithTimeout } from './timeout.js';
+import { createVoider, type VoidInput, type VoidOutcome } from './void-envelope.js';
+
+export type { VoidInput, VoidOutcome } from './void-envelope.js';
 
 /** Everything the executor depends on; injected at composition. Public keys only (SPEC §1). */
 export interface ExecutorDeps {
@@ -84,28 +87,14 @@ export interface Executed {
 /** What {@link Executor.execute} answers: an execution or a deny. */
 export type ExecutionOutcome = Executed | Deny;
 
-/** A request to void the envelope of a call that failed after issuance: the call, and why. */
-export interface VoidInput extends ExecutionInput {
-  /** The denial the caller answers with. */
-  readonly code: DenialCode;
-  /** Where the call failed (`execution`, `gateway`, ...). */
-  readonly stage: string;
-}
-
-/**
- * What {@link Executor.void} answers: `voided` (the jti can never be consumed; `recorded` tells
- * whether `envelope.voided` was ledgered), `consumed` (a consumption won: the tool may have run),
- * or a deny when voiding could not be confirmed (the envelope's short TTL is then the last line).
- */
-export type VoidOutcome =
-  { readonly outcome: 'voided'; readonly recorded: boolean } | { readonly outcome: 'consumed' } | Deny;
-
 /** The Execution Layer's entry point. */
 export interface Executor {
   /**
    * Runs one call if and only if every check passes; never throws. Denies with the envelope
-   * codes of `verifyEnvelope`, then `ERR_ENVELOPE_LEDGER_UNCONFIRMED` / `ERR_LEDGER_UNAVAILABLE`,
-   * `ERR_ADAPTER_UNAVAILABLE`, `ERR_NONCE_REPLAYED` / `ERR_NONCE_STORE_UNAVAILABLE`, the
+   * codes of `verifyEnvelope`, then `ERR_LEDGER_UNAVAILABLE` (no ledger answer),
+   * `ERR_ENVELOPE_LEDGER_UNCONFIRMED`, `ERR_ENVELOPE_DECISION_MISMATCH`,
+   * `ERR_ENVELOPE_NOT_ISSUED` (L7 Boundary B), `ERR_ADAPTER_UNAVAILABLE`, `ERR_NONCE_REPLAYED` /
+   * `ERR_ENVELOPE_VOIDED` / `ERR_NONCE_STORE_UNAVAILABLE`, the
    * adapter's `ERR_TOOL_*` / `ERR_SANDBOX_UNAVAILABLE` / `ERR_PARAMS_INVALID`, and
    * `ERR_LEDGER_UNAVAILABLE` when the receipt cannot be appended (the result is withheld).
    */
@@ -188,11 +177,8 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     });
   };
 
-  const pipeline = async (input: ExecutionInput, trail: Trail): Promise<ExecutionOutcome> => {
-    const started = deps.now();
-
-    // 1. The envelope, in SPEC §3 order up to the policy bundle (public keys only).
-    const verified = verifyEnvelope(input.envelope, {
+  const verifyFor = (input: ExecutionInput) =>
+    verifyEnvelope(input.envelope, {
       keys: deps.keys,
       audience: deps.audience,
       now: deps.now,
@@ -201,6 +187,12 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       call: { tool: input.tool, tenant: input.tenant, params: input.params },
       isKnownPolicyBundle: deps.isKnownPolicyBundle,
     });
+
+  const pipeline = async (input: ExecutionInput, trail: Trail): Promise<ExecutionOutcome> => {
+    const started = deps.now();
+
+    // 1. The envelope, in SPEC §3 order up to the policy bundle (public keys only).
+    const verified = verifyFor(input);
     if (verified.outcome !== 'allow') return verified;
     const c = verified.claims;
     Object.assign(trail, {
@@ -345,49 +337,22 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     }
   };
 
-  const voidPipeline = async (input: VoidInput): Promise<VoidOutcome> => {
-    const verified = verifyEnvelope(input.envelope, {
-      keys: deps.keys,
-      audience: deps.audience,
-      now: deps.now,
-      clockToleranceSec: deps.clockToleranceSec,
-      maxLifetimeSec: deps.maxLifetimeSec,
-      call: { tool: input.tool, tenant: input.tenant, params: input.params },
-      isKnownPolicyBundle: deps.isKnownPolicyBundle,
-    });
-    if (verified.outcome !== 'allow') return verified;
-    const c = verified.claims;
-    const trail: Trail = {
-      claims: c,
-      tenant: c.tenant,
-      tool: c.tool,
-      trace_id: c.trace_id,
-      request_id: c.request_id,
-    };
-    const voided = await callWithTimeout(
-      () => deps.nonces.void({ jti: c.jti, tenant: c.tenant, exp: c.exp, decision_id: c.decision_id }),
-      deps.timeouts.nonceMs,
-    );
-    // A consumption won the race: the receipt (or the running tool's) tells the rest.
-    if (voided.status === 'ok' && voided.value === 'consumed') return { outcome: 'consumed' };
-    const confirmed = voided.status === 'ok' && voided.value === 'voided';
-    const ref = await append(trail, 'envelope.voided', {
-      decision_id: c.decision_id,
-      jti: c.jti,
-      envelope_sha256: envelopeSha256(input.envelope as string),
-      code: input.code,
-      stage: str(input.stage),
-      reason: confirmed ? 'the call failed after issuance' : 'voiding could not be confirmed',
-      nonce_voided: confirmed,
-    });
-    if (!confirmed) return deny('ERR_NONCE_STORE_UNAVAILABLE', 'voiding could not be confirmed');
-    return { outcome: 'voided', recorded: ref !== undefined };
-  };
+  const voidEnvelope = createVoider({
+    verify: verifyFor,
+    nonces: deps.nonces,
+    nonceMs: deps.timeouts.nonceMs,
+    record: async (c, payload) =>
+      (await append(
+        { claims: c, tenant: c.tenant, tool: c.tool, trace_id: c.trace_id, request_id: c.request_id },
+        'envelope.voided',
+        payload,
+      )) !== undefined,
+  });
 
   return {
     async void(input) {
       try {
-        return await voidPipeline(input);
+        return await voidEnvelope(input);
       } catch {
         return deny('ERR_INTERNAL', 'voiding failed unexpectedly');
       }
