@@ -18,6 +18,7 @@ const isRecord = (v: unknown): v is LedgerRecord => {
     typeof r.entry_hash === 'string' &&
     typeof r.type === 'string' &&
     typeof r.tenant === 'string' &&
+    typeof r.trace_id === 'string' &&
     typeof r.request_id === 'string' &&
     typeof r.payload === 'object' &&
     r.payload !== null
