@@ -2,7 +2,8 @@
  * The nonce store: single use of every approval envelope (SPEC §2 step 7, §7 scenarios 6 and 8).
  *
  * Contract for every backend (memory, SQLite, PostgreSQL): `consume` answers `'fresh'` for the
- * first consumption of a `jti` and `'replayed'` for every later one, whatever the tenant; the
+ * first consumption of a `jti` and `'replayed'` for every later one, whatever the tenant
+ * (`'voided'` when the `jti` was voided first, see `void`); the
  * decision is made by ONE atomic statement in the store (SPEC §8: a check-then-insert let one
  * token through more than once in 50 of 50 trials). A rejected promise, a timeout or any other
  * answer means the store is unavailable, and the executor denies with

@@ -1,6 +1,8 @@
 /**
  * SQLite {@link NonceStore} (embedded deployment). One atomic `INSERT … ON CONFLICT DO NOTHING`
- * on a `jti` primary key decides; "one row changed" is the only `'fresh'` (SPEC §8). WAL mode
+ * on a `jti` primary key decides; "one row changed" is the only `'fresh'` (SPEC §8). A void is
+ * the same statement with `voided = 1`, so a void and a consumption of one `jti` have exactly
+ * one winner; the loser reads the winner's row (which never changes) in the same transaction. WAL mode
  * with `synchronous=FULL`: a consumption is durable before it is acknowledged, and several
  * processes may share the file.
  *
