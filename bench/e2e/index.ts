@@ -251,7 +251,9 @@ async function primitives(job: PrimitivesJob): Promise<Record<string, number>> {
   ).json()) as {
     records: { entry: { type: string; payload: { envelope?: string } } }[];
   };
-  const envelope = view.records.find((r) => r.entry.type === 'envelope.issued')?.entry.payload.envelope ?? '';
+  // The consumed envelope, from its receipt: the ledger never holds an unconsumed one.
+  const envelope =
+    view.records.find((r) => r.entry.type === 'execution.receipt')?.entry.payload.envelope ?? '';
   const claims = JSON.parse(
     Buffer.from(envelope.split('.')[1] ?? '', 'base64url').toString('utf8'),
   ) as EnvelopeClaims;

@@ -88,7 +88,10 @@ async function withFault(
   }
 }
 
-/** Reads the envelope of `requestId` from the operator evidence view (SPEC §5). */
+/**
+ * Reads the consumed envelope of `requestId` from its execution receipt in the operator evidence
+ * view (SPEC §5): the only place a JWS is ever recorded, once it can no longer be used.
+ */
 async function envelopeOf(ctx: DemoContext, requestId: string): Promise<string | undefined> {
   const res = await fetch(new URL(`/v1/requests/${encodeURIComponent(requestId)}`, ctx.instance.url), {
     headers: { authorization: `Bearer ${readOperatorToken(ctx.dir)}` },
@@ -96,7 +99,7 @@ async function envelopeOf(ctx: DemoContext, requestId: string): Promise<string |
   const view = parseJson(new Uint8Array(await res.arrayBuffer())) as {
     records?: { entry?: { type?: unknown; payload?: { envelope?: unknown } } }[];
   };
-  const token = view.records?.find((r) => r.entry?.type === 'envelope.issued')?.entry?.payload?.envelope;
+  const token = view.records?.find((r) => r.entry?.type === 'execution.receipt')?.entry?.payload?.envelope;
   return typeof token === 'string' ? token : undefined;
 }
 

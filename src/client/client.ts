@@ -49,6 +49,13 @@ export type CallResult =
       readonly request_id: string | null;
       readonly trace_id: string | null;
       readonly decision_id?: string;
+      /**
+       * Present when an envelope had been issued for the call: true when the Gate confirmed it
+       * was voided before answering (it can never run); false when that could not be confirmed.
+       */
+      readonly envelope_voided?: boolean;
+      /** True when the envelope had already been consumed: the tool may have run. */
+      readonly envelope_consumed?: boolean;
       /** HTTP status of the answer (0 when the Gate could not be reached). */
       readonly status: number;
     }
@@ -132,6 +139,8 @@ export function parseCallResult(status: number, body: unknown, requestId: string
       request_id: typeof b.request_id === 'string' ? b.request_id : requestId,
       trace_id: typeof b.trace_id === 'string' ? b.trace_id : null,
       ...(typeof b.decision_id === 'string' ? { decision_id: b.decision_id } : {}),
+      ...(typeof b.envelope_voided === 'boolean' ? { envelope_voided: b.envelope_voided } : {}),
+      ...(b.envelope_consumed === true ? { envelope_consumed: true } : {}),
       status,
     };
   }

@@ -4,7 +4,7 @@
  * envelope. Every failure is a deny with a code and, where the ledger still answers, a ledger
  * record (FC-INV-4, FC-INV-5, OE-INV-003, OE-INV-014). `decide` never throws.
  */
-import { computeParamsSha256, deny, isDeny } from '../kernel/index.js';
+import { computeParamsSha256, deny, envelopeSha256, isDeny, issuedPayload } from '../kernel/index.js';
 import type { Clock, Deny, JsonValue } from '../kernel/index.js';
 import type { SigningKey } from '../kernel/signing/index.js';
 import {
@@ -495,16 +495,12 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       release();
       return abandon(ctx, 'issue', deny('ERR_INTERNAL', 'the envelope could not be signed'));
     }
-    const confirmed = await append(ctx, 'envelope.issued', {
-      decision_id: ctx.decisionId,
-      jti,
-      envelope: issued.envelope,
-      kid: issued.kid,
-      exp: issued.exp,
-      ledger_ref: { index: decisionRef.index, entry_hash: decisionRef.entry_hash },
-      params_sha256: ctx.paramsSha256,
-      tool: req.tool,
-    });
+    // Claims and digest only: the JWS itself is never at rest until it is consumed (SPEC §3).
+    const confirmed = await append(
+      ctx,
+      'envelope.issued',
+      issuedPayload(issued.claims, issued.kid, envelopeSha256(issued.envelope)),
+    );
     if (isDeny(confirmed)) {
       release();
       return withId(confirmed, ctx.decisionId);

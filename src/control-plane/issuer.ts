@@ -40,6 +40,8 @@ export type EnvelopeRequestClaims = Omit<EnvelopeClaims, 'iss' | 'aud' | 'iat' |
 /** A signed envelope and what the `envelope.issued` entry records about it. */
 export interface IssuedEnvelope {
   readonly envelope: string;
+  /** The signed claims, for the `envelope.issued` record. */
+  readonly claims: EnvelopeClaims;
   readonly kid: string;
   readonly iat: number;
   readonly exp: number;
@@ -122,7 +124,13 @@ export function createIssuer(deps: IssuerDeps): Issuer {
       const iat = Math.floor(nowMs / 1000);
       const exp = iat + config.envelopeTtlSec;
       const full: EnvelopeClaims = { ...claims, iss: config.iss, aud: config.audience, iat, exp };
-      return Object.freeze({ envelope: signEnvelope(full, current), kid: current.kid, iat, exp });
+      return Object.freeze({
+        envelope: signEnvelope(full, current),
+        claims: full,
+        kid: current.kid,
+        iat,
+        exp,
+      });
     },
     jwks: () => ring.toJwks(),
     rotate(actor: Actor, reason: string, newKey?: SigningKey): Promise<KeyChangeResult> {

@@ -36,7 +36,14 @@ import {
 } from '../execution/index.js';
 import type { Executor, NonceStore, Sandbox } from '../execution/index.js';
 import { createGate, createSqliteGateState } from '../gate/index.js';
-import type { Gate, GateLedger, GateStateStore, GateTimeouts, LedgerEntryView } from '../gate/index.js';
+import type {
+  Gate,
+  GateExecutor,
+  GateLedger,
+  GateStateStore,
+  GateTimeouts,
+  LedgerEntryView,
+} from '../gate/index.js';
 import { dataPaths, operatorTokenSha256, readConfig, readSigningKey, writeSecret } from './data-dir.js';
 import type { EmbeddedConfig } from './data-dir.js';
 import { createOperatorActions } from './admin.js';
@@ -67,7 +74,7 @@ export interface Core {
   readonly faults: EmbeddedFaults;
   readonly ledger: Ledger;
   /** The ledger as every role writes to it (honours `faults.ledger`). */
-  readonly ledgerPort: Pick<Ledger, 'append' | 'putEvidence' | 'hasEntry'>;
+  readonly ledgerPort: Pick<Ledger, 'append' | 'putEvidence' | 'readEnvelopeContext'>;
   readonly state: GateStateStore;
   readonly governance: SqliteGovernanceState;
   readonly bundles: BundleStore;
@@ -97,6 +104,11 @@ export interface CoreOptions {
   readonly deadlines?: EmbeddedDeadlines;
   /** Circuit breaker limits over the defaults (OE-INV-021), e.g. for load tests. */
   readonly breakers?: Partial<BreakerConfig>;
+  /**
+   * Wraps the Gate's port to the Execution Layer (fault injection in tests: a port that hangs,
+   * fails or captures what crosses it). It can only make calls fail, never allow one.
+   */
+  readonly wrapGateExecutor?: (port: GateExecutor) => GateExecutor;
 }
 
 function gateLedgerOver(ledger: Ledger, port: Core['ledgerPort']): GateLedger {
@@ -221,6 +233,11 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ...writeProbes,
     createDiskSpaceProbe(p.root, (config.min_free_disk_mb ?? DEFAULT_MIN_FREE_DISK_MB) * 1024 * 1024),
   ];
+  const directPort: GateExecutor = {
+    execute: (call) => executor.execute(call),
+    void: (input) => executor.void(input),
+  };
+  const gateExecutorPort = options.wrapGateExecutor?.(directPort) ?? directPort;
   const gate = createGate({
     clock,
     clients: state,
@@ -237,7 +254,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       issuerJwks: () => controlPlane.issuerJwks(),
       isRetry: (r) => controlPlane.isRetry(r),
     },
-    executor: { execute: (call) => executor.execute(call) },
+    executor: gateExecutorPort,
     secretScanner: (params) => {
       const text = canonicalize(params);
       return redactor.redactText(text) !== text;

@@ -82,6 +82,8 @@ export interface EmbeddedOptions {
   readonly deadlines?: CoreOptions['deadlines'];
   /** Circuit breaker limits over the defaults (load tests). */
   readonly breakers?: CoreOptions['breakers'];
+  /** Wraps the Gate's port to the Execution Layer (fault injection in tests). */
+  readonly wrapGateExecutor?: CoreOptions['wrapGateExecutor'];
 }
 
 /** A running embedded deployment. */
@@ -106,6 +108,7 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
     ...(options.onToolRun === undefined ? {} : { onToolRun: options.onToolRun }),
     ...(options.deadlines === undefined ? {} : { deadlines: options.deadlines }),
     ...(options.breakers === undefined ? {} : { breakers: options.breakers }),
+    ...(options.wrapGateExecutor === undefined ? {} : { wrapGateExecutor: options.wrapGateExecutor }),
   });
   let gateServer;
   let execServer;

@@ -53,7 +53,7 @@ export function misbehave<T>(mode: Exclude<FaultMode, 'off'>, what: string, garb
 export function faultyLedgerPort(
   ledger: Ledger,
   faults: EmbeddedFaults,
-): Pick<Ledger, 'append' | 'putEvidence' | 'hasEntry'> {
+): Pick<Ledger, 'append' | 'putEvidence' | 'readEnvelopeContext'> {
   const mode = (type: string | null): FaultMode => {
     const m = faults.ledger;
     if (m === 'off' || faults.ledgerTypes === null) return m;
@@ -68,9 +68,10 @@ export function faultyLedgerPort(
       const m = mode(null);
       return m === 'off' ? ledger.putEvidence(b, t) : misbehave(m, 'ledger', 42);
     },
-    hasEntry: (ref, expect) => {
-      const m = mode(expect.type);
-      return m === 'off' ? ledger.hasEntry(ref, expect) : misbehave(m, 'ledger', 'yes');
+    // The executor's reading of the decision and issuance records (typed as `decision`).
+    readEnvelopeContext: (query) => {
+      const m = mode('decision');
+      return m === 'off' ? ledger.readEnvelopeContext(query) : misbehave(m, 'ledger', 'yes');
     },
   };
 }
@@ -81,6 +82,10 @@ export function faultyNonceStore(store: NonceStore, faults: EmbeddedFaults): Non
     consume: (input) => {
       const m = faults.nonceStore;
       return m === 'off' ? store.consume(input) : misbehave(m, 'nonce store', 'maybe');
+    },
+    void: (input) => {
+      const m = faults.nonceStore;
+      return m === 'off' ? store.void(input) : misbehave(m, 'nonce store', 'maybe');
     },
     prune: (input) => store.prune(input),
     close: () => store.close(),

@@ -1,20 +1,38 @@
 /**
  * The executor: the Execution Layer's enforcement path (SPEC §2 step 7, §3 verification order).
- * It reads as a checklist: verify the envelope → confirm the decision in the ledger → consume the
- * nonce → run the adapter with the envelope's constraints → redact → append the receipt → return.
- * Every failure, timeout or malformed answer is a deny, ledgered as a `denial` entry (best
- * effort), and the adapter is never called unless every check before it passed (FC-INV-4,
- * OE-INV-003, SPEC §7 scenarios 3, 6, 8, 9).
+ * It reads as a checklist: verify the envelope (signature, claims, time, call binding, policy
+ * bundle) → the ledger decision it points at matches (`ERR_ENVELOPE_LEDGER_UNCONFIRMED`,
+ * `ERR_ENVELOPE_DECISION_MISMATCH`) → its issuance was recorded (`ERR_ENVELOPE_NOT_ISSUED`) →
+ * the adapter exists → consume the nonce (`ERR_NONCE_REPLAYED`, `ERR_ENVELOPE_VOIDED`) → run the
+ * adapter with the envelope's constraints → redact → append the receipt, which carries the
+ * consumed JWS and its digest → return. Every failure, timeout or malformed answer is a deny,
+ * ledgered as a `denial` entry (best effort), and the adapter is never called unless every check
+ * before it passed (FC-INV-4, OE-INV-003, L7 Boundary B, SPEC §7 scenarios 3, 6, 8, 9).
+ *
+ * It also voids envelopes: when a call fails after issuance, the Gate asks the executor (never
+ * the other way round: the Gate cannot consume or run) to record the jti as voided in the nonce
+ * store and to ledger `envelope.voided`, so the envelope can never run later (SPEC §3).
  */
-import { canonicalize, deny, hexDigestEquals, sha256Hex, verifyEnvelope } from '../kernel/index.js';
+import {
+  canonicalize,
+  deny,
+  envelopeSha256,
+  hexDigestEquals,
+  sha256Hex,
+  verifyEnvelope,
+} from '../kernel/index.js';
 import type { Clock, Deny, EnvelopeClaims, JsonValue, KeyRing } from '../kernel/index.js';
 import type { ToolAdapter, ToolExecutionSpec } from './adapters/types.js';
+import { checkEnvelopeLedger, parseEnvelopeContext } from './ledger-checks.js';
 import type { ExecutionLedger, LedgerRef } from './ledger.js';
 import type { NonceStore } from './nonce-store.js';
 import { countRedactions, deepFreeze, parseAdapterOutput, parseLedgerRef } from './outcome-checks.js';
 import type { Redactor } from './redaction.js';
 import type { SecretResolver } from './secrets.js';
 import { callWithTimeout } from './timeout.js';
+import { createVoider, type VoidInput, type VoidOutcome } from './void-envelope.js';
+
+export type { VoidInput, VoidOutcome } from './void-envelope.js';
 
 /** Everything the executor depends on; injected at composition. Public keys only (SPEC §1). */
 export interface ExecutorDeps {
@@ -73,12 +91,23 @@ export type ExecutionOutcome = Executed | Deny;
 export interface Executor {
   /**
    * Runs one call if and only if every check passes; never throws. Denies with the envelope
-   * codes of `verifyEnvelope`, then `ERR_ENVELOPE_LEDGER_UNCONFIRMED` / `ERR_LEDGER_UNAVAILABLE`,
-   * `ERR_ADAPTER_UNAVAILABLE`, `ERR_NONCE_REPLAYED` / `ERR_NONCE_STORE_UNAVAILABLE`, the
+   * codes of `verifyEnvelope`, then `ERR_LEDGER_UNAVAILABLE` (no ledger answer),
+   * `ERR_ENVELOPE_LEDGER_UNCONFIRMED`, `ERR_ENVELOPE_DECISION_MISMATCH`,
+   * `ERR_ENVELOPE_NOT_ISSUED` (L7 Boundary B), `ERR_ADAPTER_UNAVAILABLE`, `ERR_NONCE_REPLAYED` /
+   * `ERR_ENVELOPE_VOIDED` / `ERR_NONCE_STORE_UNAVAILABLE`, the
    * adapter's `ERR_TOOL_*` / `ERR_SANDBOX_UNAVAILABLE` / `ERR_PARAMS_INVALID`, and
    * `ERR_LEDGER_UNAVAILABLE` when the receipt cannot be appended (the result is withheld).
    */
   execute(input: ExecutionInput): Promise<ExecutionOutcome>;
+  /**
+   * Voids the envelope of `input` for ever (SPEC §3): it must verify as for `execute` (signature,
+   * claims, time, call binding; else its deny), then its jti is recorded as voided in the nonce
+   * store in one atomic statement (a racing consumption or void has exactly one winner) and an
+   * `envelope.voided` entry is appended. Denies `ERR_NONCE_STORE_UNAVAILABLE` when the store
+   * cannot confirm. Never throws. The only way anyone outside the Execution Layer touches the
+   * nonce store, and it can only take an envelope out of use.
+   */
+  void(input: VoidInput): Promise<VoidOutcome>;
 }
 
 /** What is known about a call when it is denied, for its `denial` ledger entry. */
@@ -108,7 +137,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
 
   const append = async (
     trail: Trail,
-    type: 'execution.receipt' | 'denial',
+    type: 'execution.receipt' | 'denial' | 'envelope.voided',
     payload: Record<string, JsonValue>,
   ) => {
     const entry = {
@@ -138,6 +167,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   const appendReceipt = async (
     trail: Trail,
     c: EnvelopeClaims,
+    jws: { readonly envelope: string; readonly digest: string },
     fields: { status: 'succeeded' | 'failed'; adapter: string; started: number } & Record<string, JsonValue>,
   ): Promise<LedgerRef | undefined> => {
     const { started, ...rest } = fields;
@@ -147,16 +177,17 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       params_sha256: c.params_sha256,
       tool: c.tool,
       decision_ref: { index: c.ledger.index, entry_hash: c.ledger.entry_hash },
+      // The consumed JWS enters the ledger only here, so `verify` checks the signature of every
+      // envelope that ran; it can no longer be used by anyone (SPEC §3, docs/ledger.md).
+      envelope: jws.envelope,
+      envelope_sha256: jws.digest,
       duration_ms: Math.max(0, deps.now() - started),
       ...rest,
     });
   };
 
-  const pipeline = async (input: ExecutionInput, trail: Trail): Promise<ExecutionOutcome> => {
-    const started = deps.now();
-
-    // 1. The envelope, in SPEC §3 order up to the policy bundle (public keys only).
-    const verified = verifyEnvelope(input.envelope, {
+  const verifyFor = (input: ExecutionInput) =>
+    verifyEnvelope(input.envelope, {
       keys: deps.keys,
       audience: deps.audience,
       now: deps.now,
@@ -165,6 +196,12 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       call: { tool: input.tool, tenant: input.tenant, params: input.params },
       isKnownPolicyBundle: deps.isKnownPolicyBundle,
     });
+
+  const pipeline = async (input: ExecutionInput, trail: Trail): Promise<ExecutionOutcome> => {
+    const started = deps.now();
+
+    // 1. The envelope, in SPEC §3 order up to the policy bundle (public keys only).
+    const verified = verifyFor(input);
     if (verified.outcome !== 'allow') return verified;
     const c = verified.claims;
     Object.assign(trail, {
@@ -184,18 +221,21 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       return deny('ERR_ENVELOPE_PARAMS_MISMATCH', 'parameters differ from the approved ones');
     }
 
-    // 2. The decision is confirmed in the ledger (L7 Boundary B).
-    const confirmed = await callWithTimeout(
+    // 2-3. The ledger decision matches, then the issuance of exactly this JWS was recorded
+    // (L7 Boundary B): indexed lookups in one snapshot.
+    const jws = { envelope: input.envelope as string, digest: envelopeSha256(input.envelope as string) };
+    const read = await callWithTimeout(
       () =>
-        deps.ledger.hasEntry(c.ledger, { type: 'decision', decision_id: c.decision_id, tenant: c.tenant }),
+        deps.ledger.readEnvelopeContext({ index: c.ledger.index, jti: c.jti, decision_id: c.decision_id }),
       deps.timeouts.ledgerMs,
     );
-    if (confirmed.status !== 'ok' || typeof confirmed.value !== 'boolean') {
+    const context = read.status === 'ok' ? parseEnvelopeContext(read.value) : undefined;
+    if (context === undefined)
       return deny('ERR_LEDGER_UNAVAILABLE', 'ledger confirmation could not be obtained');
-    }
-    if (!confirmed.value) return deny('ERR_ENVELOPE_LEDGER_UNCONFIRMED', 'no confirmed decision entry');
+    const unconfirmed = checkEnvelopeLedger(context, c, jws.digest);
+    if (unconfirmed !== undefined) return unconfirmed;
 
-    // 3. The adapter exists (checked before the nonce is burnt; no side effect).
+    // 4. The adapter exists (checked before the nonce is burnt; no side effect).
     let spec: ToolExecutionSpec | undefined;
     try {
       spec = deps.resolveTool(c.policy_bundle, c.tool);
@@ -212,7 +252,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       return deny('ERR_ADAPTER_UNAVAILABLE', 'no adapter for this tool');
     }
 
-    // 4. Single use: one atomic consumption (SPEC §8).
+    // 5. Single use: one atomic consumption (SPEC §8); a voided envelope never runs.
     const consumed = await callWithTimeout(
       () => deps.nonces.consume({ jti: c.jti, tenant: c.tenant, exp: c.exp, decision_id: c.decision_id }),
       deps.timeouts.nonceMs,
@@ -220,14 +260,17 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     if (consumed.status === 'ok' && consumed.value === 'replayed') {
       return deny('ERR_NONCE_REPLAYED', 'envelope already used');
     }
+    if (consumed.status === 'ok' && consumed.value === 'voided') {
+      return deny('ERR_ENVELOPE_VOIDED', 'the envelope was voided after its call failed');
+    }
     if (consumed.status !== 'ok' || consumed.value !== 'fresh') {
       return deny('ERR_NONCE_STORE_UNAVAILABLE', 'single use could not be confirmed');
     }
 
-    // 5-6. Run with the envelope's constraints, then redact. From here on a receipt is owed.
+    // 6-7. Run with the envelope's constraints, then redact. From here on a receipt is owed.
     const ran = await runAdapter(adapter, spec, c, params);
     if ('outcome' in ran) {
-      const ref = await appendReceipt(trail, c, {
+      const ref = await appendReceipt(trail, c, jws, {
         status: 'failed',
         code: ran.code,
         adapter: adapterType,
@@ -236,10 +279,10 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       return ref === undefined ? deny('ERR_LEDGER_UNAVAILABLE', 'execution receipt not confirmed') : ran;
     }
 
-    // 7. The receipt is durable before the result leaves (OE-INV-015).
+    // 8. The receipt is durable before the result leaves (OE-INV-015).
     const resultSha256 = sha256Hex(ran.canonical);
     const redactions = countRedactions(ran.canonical);
-    const receipt = await appendReceipt(trail, c, {
+    const receipt = await appendReceipt(trail, c, jws, {
       status: 'succeeded',
       result_sha256: resultSha256,
       redactions,
@@ -303,7 +346,26 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     }
   };
 
+  const voidEnvelope = createVoider({
+    verify: verifyFor,
+    nonces: deps.nonces,
+    nonceMs: deps.timeouts.nonceMs,
+    record: async (c, payload) =>
+      (await append(
+        { claims: c, tenant: c.tenant, tool: c.tool, trace_id: c.trace_id, request_id: c.request_id },
+        'envelope.voided',
+        payload,
+      )) !== undefined,
+  });
+
   return {
+    async void(input) {
+      try {
+        return await voidEnvelope(input);
+      } catch {
+        return deny('ERR_INTERNAL', 'voiding failed unexpectedly');
+      }
+    },
     async execute(input) {
       // Each field read on its own: a field that throws on read leaves the others for the record.
       const trail: Trail = {

@@ -7,7 +7,7 @@
 export { callWithTimeout } from './timeout.js';
 export type { Bounded } from './timeout.js';
 export { createMemoryNonceStore, assertNonceConsumption } from './nonce-store.js';
-export type { NonceStore, NonceConsumption, NonceVerdict } from './nonce-store.js';
+export type { NonceStore, NonceConsumption, NonceVerdict, VoidVerdict } from './nonce-store.js';
 export { createSqliteNonceStore } from './sqlite-nonce-store.js';
 export type { SqliteNonceStoreOptions } from './sqlite-nonce-store.js';
 export { createGroupCommit } from './group-commit.js';
@@ -43,6 +43,21 @@ export { createCommandAdapter } from './adapters/command.js';
 export type { CommandAdapterOptions } from './adapters/command.js';
 export { createBwrapSandbox, buildSandboxArgv } from './sandbox/bwrap.js';
 export type { Sandbox, SandboxRequest, SandboxExit, BwrapSandboxOptions } from './sandbox/bwrap.js';
-export type { ExecutionLedger, ExecutionEntry, ExecutionEntryType, LedgerRef } from './ledger.js';
+export type {
+  EnvelopeLedgerContext,
+  ExecutionLedger,
+  ExecutionEntry,
+  ExecutionEntryType,
+  LedgerRecord,
+  LedgerRef,
+} from './ledger.js';
 export { createExecutor } from './executor.js';
-export type { Executor, ExecutorDeps, ExecutionInput, ExecutionOutcome, Executed } from './executor.js';
+export type {
+  Executor,
+  ExecutorDeps,
+  ExecutionInput,
+  ExecutionOutcome,
+  Executed,
+  VoidInput,
+  VoidOutcome,
+} from './executor.js';

@@ -12,7 +12,7 @@ export interface LedgerRef {
 }
 
 /** Entry types the Execution Layer writes. */
-export type ExecutionEntryType = 'execution.receipt' | 'denial';
+export type ExecutionEntryType = 'execution.receipt' | 'denial' | 'envelope.voided';
 
 /** One entry the Execution Layer appends; payload fields follow the ledger's allowlist. */
 export interface ExecutionEntry {
@@ -24,17 +24,40 @@ export interface ExecutionEntry {
   readonly payload: Readonly<Record<string, JsonValue>>;
 }
 
+/** A committed ledger entry as the Execution Layer reads it back. */
+export interface LedgerRecord {
+  readonly index: number;
+  readonly entry_hash: string;
+  readonly type: string;
+  readonly trace_id: string;
+  readonly request_id: string;
+  readonly tenant: string;
+  readonly payload: Readonly<Record<string, JsonValue>>;
+}
+
+/** The records the executor checks an envelope against before it consumes the nonce. */
+export interface EnvelopeLedgerContext {
+  /** The committed entry at the envelope's `ledger.index`, or undefined. */
+  readonly decision: LedgerRecord | undefined;
+  /** `envelope.issued` entries naming the envelope's `jti`, ascending. */
+  readonly issued: readonly LedgerRecord[];
+  /** `approval.finalized` entries naming the envelope's decision, ascending. */
+  readonly finalized: readonly LedgerRecord[];
+}
+
 /** The ledger as the Execution Layer sees it (L7 Boundary B, OE-INV-015). */
 export interface ExecutionLedger {
   /**
-   * True only when the entry at `ref.index` exists, has exactly `ref.entry_hash`, is durably
-   * committed, and is a `decision` entry for `expect.decision_id` in `expect.tenant`. Rejects
-   * when the ledger cannot answer (the executor denies `ERR_LEDGER_UNAVAILABLE`).
+   * Reads, by indexed lookups in one snapshot, the committed entry at `query.index`, the
+   * `envelope.issued` entries for `query.jti` and the `approval.finalized` entries for
+   * `query.decision_id`. Rejects when the ledger cannot answer (the executor denies
+   * `ERR_LEDGER_UNAVAILABLE`).
    */
-  hasEntry(
-    ref: LedgerRef,
-    expect: { readonly type: 'decision'; readonly decision_id: string; readonly tenant: string },
-  ): Promise<boolean>;
+  readEnvelopeContext(query: {
+    readonly index: number;
+    readonly jti: string;
+    readonly decision_id: string;
+  }): Promise<EnvelopeLedgerContext>;
   /** Appends `entry` and resolves once it is durable, with its reference; rejects otherwise. */
   append(entry: ExecutionEntry): Promise<LedgerRef>;
 }

@@ -2,7 +2,8 @@
  * The nonce store: single use of every approval envelope (SPEC §2 step 7, §7 scenarios 6 and 8).
  *
  * Contract for every backend (memory, SQLite, PostgreSQL): `consume` answers `'fresh'` for the
- * first consumption of a `jti` and `'replayed'` for every later one, whatever the tenant; the
+ * first consumption of a `jti` and `'replayed'` for every later one, whatever the tenant
+ * (`'voided'` when the `jti` was voided first, see `void`); the
  * decision is made by ONE atomic statement in the store (SPEC §8: a check-then-insert let one
  * token through more than once in 50 of 50 trials). A rejected promise, a timeout or any other
  * answer means the store is unavailable, and the executor denies with
@@ -14,10 +15,11 @@
  * though, and a clock set back would make a pruned envelope look unexpired again. So every store
  * keeps a monotonic prune horizon `H` (persisted with the rows): a prune deletes only rows with
  * `exp < H`, and `consume` never answers `'fresh'` for an `exp < H`, whatever the clock says
- * (it answers `'replayed'`: the store can no longer tell whether that jti was used). The check
- * and the insert are one atomic statement, so no consumption slips between a prune and its
- * horizon. `H` is `min(nowSec, max exp recorded) - toleranceSec`: a clock jumped ahead with no
- * traffic cannot move it past the envelopes actually seen.
+ * (it answers `'replayed'`: the store can no longer tell whether that jti was used; a void
+ * answers `'consumed'`: it may have run). The check and the insert are one atomic statement, so
+ * no consumption slips between a prune and its horizon. `H` is
+ * `min(nowSec, max exp recorded) - toleranceSec`: a clock jumped ahead with no traffic cannot
+ * move it past the envelopes actually seen.
  */
 
 /** What is recorded when an envelope nonce is consumed. */
@@ -32,8 +34,17 @@ export interface NonceConsumption {
   readonly decision_id: string;
 }
 
-/** Result of a consumption: the only allow is `'fresh'`. */
-export type NonceVerdict = 'fresh' | 'replayed';
+/**
+ * Result of a consumption: the only allow is `'fresh'`; `'voided'` when the envelope was voided
+ * before anyone consumed it (its call failed after issuance).
+ */
+export type NonceVerdict = 'fresh' | 'replayed' | 'voided';
+
+/**
+ * Result of a void: `'voided'` when the jti is now (or already was) recorded as voided, so no
+ * consumption can ever succeed; `'consumed'` when a consumption won the race (the tool may have run).
+ */
+export type VoidVerdict = 'voided' | 'consumed';
 
 /** A strongly consistent single-use store for envelope nonces. */
 export interface NonceStore {
@@ -42,6 +53,11 @@ export interface NonceStore {
    * after that; rejects when the store cannot confirm (OE-INV-017, FC-INV-4).
    */
   consume(input: NonceConsumption): Promise<NonceVerdict>;
+  /**
+   * Atomically records `input.jti` as voided, in ONE statement racing `consume` on the same key:
+   * exactly one of a void and a consumption wins. Rejects when the store cannot confirm.
+   */
+  void(input: NonceConsumption): Promise<VoidVerdict>;
   /**
    * Raises the prune horizon to `min(nowSec, max exp recorded) - toleranceSec` (never lowers it)
    * and deletes the rows whose `exp` is below it; returns how many were deleted. `toleranceSec`
@@ -68,21 +84,31 @@ export function assertNonceConsumption(input: NonceConsumption): void {
  * a restart forgets every nonce, so it must never back a deployment.
  */
 export function createMemoryNonceStore(): NonceStore {
-  const rows = new Map<string, NonceConsumption>();
+  const rows = new Map<string, NonceConsumption & { readonly voided: boolean }>();
   let closed = false;
   let horizon = Number.NEGATIVE_INFINITY;
+  const claim = (input: NonceConsumption, voided: boolean): Promise<'new' | 'voided' | 'consumed'> => {
+    if (closed) return Promise.reject(new Error('nonce store closed'));
+    try {
+      assertNonceConsumption(input);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new TypeError('invalid consumption'));
+    }
+    // The check and the set run in one synchronous turn: atomic in a single event loop.
+    if (input.exp < horizon) return Promise.resolve('consumed');
+    const row = rows.get(input.jti);
+    if (row !== undefined) return Promise.resolve(row.voided ? 'voided' : 'consumed');
+    rows.set(input.jti, { ...input, voided });
+    return Promise.resolve('new');
+  };
   return {
-    consume(input) {
-      if (closed) return Promise.reject(new Error('nonce store closed'));
-      try {
-        assertNonceConsumption(input);
-      } catch (err) {
-        return Promise.reject(err instanceof Error ? err : new TypeError('invalid consumption'));
-      }
-      // The check and the set run in one synchronous turn: atomic in a single event loop.
-      if (input.exp < horizon || rows.has(input.jti)) return Promise.resolve('replayed');
-      rows.set(input.jti, { ...input });
-      return Promise.resolve('fresh');
+    async consume(input) {
+      const r = await claim(input, false);
+      return r === 'new' ? 'fresh' : r === 'voided' ? 'voided' : 'replayed';
+    },
+    async void(input) {
+      const r = await claim(input, true);
+      return r === 'consumed' ? 'consumed' : 'voided';
     },
     prune({ nowSec, toleranceSec }) {
       let deleted = 0;

@@ -1,6 +1,8 @@
 /**
  * SQLite {@link NonceStore} (embedded deployment). One atomic `INSERT … ON CONFLICT DO NOTHING`
- * on a `jti` primary key decides; "one row changed" is the only `'fresh'` (SPEC §8). WAL mode
+ * on a `jti` primary key decides; "one row changed" is the only `'fresh'` (SPEC §8). A void is
+ * the same statement with `voided = 1`, so a void and a consumption of one `jti` have exactly
+ * one winner; the loser reads the winner's row (which never changes) in the same transaction. WAL mode
  * with `synchronous=FULL`: a consumption is durable before it is acknowledged, and several
  * processes may share the file.
  *
@@ -38,7 +40,8 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS envelope_nonces (
   tenant TEXT NOT NULL,
   exp INTEGER NOT NULL,
   decision_id TEXT NOT NULL,
-  consumed_at INTEGER NOT NULL
+  consumed_at INTEGER NOT NULL,
+  voided INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE TABLE IF NOT EXISTS envelope_nonce_horizon (
   id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -46,8 +49,8 @@ CREATE TABLE IF NOT EXISTS envelope_nonce_horizon (
 ) STRICT;
 INSERT OR IGNORE INTO envelope_nonce_horizon (id, horizon) VALUES (1, -9007199254740991);`;
 
-/** One row of `envelope_nonces`: jti, tenant, exp, decision_id, consumed_at. */
-type NonceRow = readonly [string, string, number, string, number];
+/** One row of `envelope_nonces`: jti, tenant, exp, decision_id, consumed_at, voided (0/1). */
+type NonceRow = readonly [string, string, number, string, number, number];
 
 /**
  * Opens (creating if needed) a SQLite nonce store at `options.path`. `consume` rejects when the
@@ -60,13 +63,22 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.exec(SCHEMA);
+  // A store created before voiding existed: every row in it is a consumption.
+  const columns = db.prepare<[], { name: string }>('PRAGMA table_info(envelope_nonces)').all();
+  if (!columns.some((c) => c.name === 'voided'))
+    db.exec('ALTER TABLE envelope_nonces ADD COLUMN voided INTEGER NOT NULL DEFAULT 0');
   db.exec('CREATE INDEX IF NOT EXISTS envelope_nonces_exp ON envelope_nonces (exp)');
   // One statement: an exp below the prune horizon is never inserted, so it is never 'fresh'.
   const insert = db.prepare(
-    `INSERT INTO envelope_nonces (jti, tenant, exp, decision_id, consumed_at)
-     SELECT @jti, @tenant, @exp, @decision_id, @consumed_at
+    `INSERT INTO envelope_nonces (jti, tenant, exp, decision_id, consumed_at, voided)
+     SELECT @jti, @tenant, @exp, @decision_id, @consumed_at, @voided
      WHERE @exp >= (SELECT horizon FROM envelope_nonce_horizon WHERE id = 1)
      ON CONFLICT (jti) DO NOTHING`,
+  );
+  // Read only after no row was inserted: a row never changes once inserted, so the read cannot
+  // race. No row means the exp lies below the prune horizon: it may have been consumed and pruned.
+  const wasVoided = db.prepare<[string], { voided: number }>(
+    'SELECT voided FROM envelope_nonces WHERE jti = ?',
   );
   const raise = db.prepare<[number, number]>(
     `UPDATE envelope_nonce_horizon SET horizon = MAX(horizon, MIN(?, (SELECT MAX(exp) FROM envelope_nonces)) - ?)
@@ -97,10 +109,14 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
   // One transaction per batch, one statement per consumption; the transaction function returns
   // each statement's change count and better-sqlite3 commits when it returns (throws otherwise).
   const insertAll = db.transaction((rows: readonly NonceRow[]) => {
-    const changes = rows.map(
-      ([jti, tenant, exp, decision_id, consumed_at]) =>
-        insert.run({ jti, tenant, exp, decision_id, consumed_at }).changes,
-    );
+    const changes = rows.map(([jti, tenant, exp, decision_id, consumed_at, voided]) => {
+      if (insert.run({ jti, tenant, exp, decision_id, consumed_at, voided }).changes === 1)
+        return 'new' as const;
+      const existing = wasVoided.get(jti);
+      // Below the horizon: never consumable again, and it may have run before it was pruned.
+      if (existing === undefined) return 'consumed' as const;
+      return existing.voided === 1 ? ('voided' as const) : ('consumed' as const);
+    });
     sincePrune += rows.length;
     if (retain !== undefined && sincePrune >= 1000) {
       sincePrune = 0;
@@ -111,21 +127,30 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
   const group = createGroupCommit((rows: readonly NonceRow[]) => insertAll.immediate(rows));
   let closed = false;
 
+  const claim = async (input: NonceConsumption, voided: 0 | 1): Promise<'new' | 'voided' | 'consumed'> => {
+    if (closed) throw new Error('nonce store closed');
+    validate(input);
+    // consumed_at is informational only; the decision is the primary key.
+    const r = await group.submit([
+      input.jti,
+      input.tenant,
+      input.exp,
+      input.decision_id,
+      Math.floor(options.now() / 1000),
+      voided,
+    ]);
+    if (r !== 'new' && r !== 'voided' && r !== 'consumed') throw new Error('unexpected verdict');
+    return r;
+  };
+
   return {
     async consume(input) {
-      if (closed) throw new Error('nonce store closed');
-      validate(input);
-      // consumed_at is informational only; the decision is the primary key.
-      const changes = await group.submit([
-        input.jti,
-        input.tenant,
-        input.exp,
-        input.decision_id,
-        Math.floor(options.now() / 1000),
-      ]);
-      if (changes === 1) return 'fresh';
-      if (changes === 0) return 'replayed';
-      throw new Error('unexpected change count');
+      const r = await claim(input, 0);
+      return r === 'new' ? 'fresh' : r === 'voided' ? 'voided' : 'replayed';
+    },
+    async void(input) {
+      const r = await claim(input, 1);
+      return r === 'consumed' ? 'consumed' : 'voided';
     },
     prune({ nowSec, toleranceSec }) {
       try {

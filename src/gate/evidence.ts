@@ -1,12 +1,14 @@
 /**
  * The operator evidence view of one request (SPEC §5, FC-INV-5): every ledger record carrying the
- * request id (gateway events, decision, approvals, envelope, receipt), envelope claims decoded for
- * reading, and RFC 6962 inclusion proofs against the latest signed checkpoint. The view is for
- * reading; `failclosed verify` on an export is the independent check.
+ * request id (gateway events, decision, approvals, envelope claims, receipt), the envelope claims
+ * as the `envelope.issued` records state them, and RFC 6962 inclusion proofs against the latest
+ * signed checkpoint. It never holds an unconsumed envelope: the ledger records an envelope's
+ * claims and digest only, and the JWS only in the receipt of its consumption (SPEC §3). The view
+ * is for reading; `failclosed verify` on an export is the independent check.
  */
-import { decodeBase64url, parseJson } from '../kernel/index.js';
+import { claimsOfIssued, decodeBase64url, parseJson } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
-import type { GateLedger } from './types.js';
+import type { GateLedger, LedgerEntryView as GateLedgerEntry } from './types.js';
 
 const COMPACT_JWS = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/;
 
@@ -24,18 +26,14 @@ export function decodeEnvelopeClaims(jws: string): JsonValue | undefined {
   }
 }
 
-function collectEnvelopes(value: JsonValue, out: JsonValue[], depth: number): void {
-  if (depth > 8 || typeof value !== 'object' || value === null) return;
-  if (Array.isArray(value)) {
-    for (const v of value as readonly JsonValue[]) collectEnvelopes(v, out, depth + 1);
-    return;
-  }
-  for (const [k, v] of Object.entries(value as JsonObject)) {
-    if (k === 'envelope' && typeof v === 'string') {
-      const claims = decodeEnvelopeClaims(v);
-      if (claims !== undefined) out.push(claims);
-    } else collectEnvelopes(v, out, depth + 1);
-  }
+function issuedClaims(entry: GateLedgerEntry): JsonValue | undefined {
+  if (entry.type !== 'envelope.issued') return undefined;
+  const { tenant, trace_id, request_id, payload } = entry;
+  if (typeof tenant !== 'string' || typeof trace_id !== 'string' || typeof request_id !== 'string')
+    return undefined;
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return undefined;
+  const claims = claimsOfIssued({ tenant, trace_id, request_id, payload: payload as JsonObject });
+  return claims === undefined ? undefined : (JSON.parse(JSON.stringify(claims)) as JsonValue);
 }
 
 /** Terminal outcome of a request as its gateway records tell it. */
@@ -53,7 +51,8 @@ export async function buildEvidenceView(ledger: GateLedger, requestId: string): 
   const records: JsonValue[] = [];
   const envelopes: JsonValue[] = [];
   for (const entry of entries) {
-    collectEnvelopes(entry, envelopes, 0);
+    const claims = issuedClaims(entry);
+    if (claims !== undefined) envelopes.push(claims);
     let inclusion: JsonValue = null;
     if (checkpoint !== null && entry.index < checkpoint.size) {
       const proof = await ledger.proveInclusion(entry.index, checkpoint.size);

@@ -26,6 +26,7 @@ import { DEFAULT_MAX_INFLIGHT } from './types.js';
 import type { CallResponse, GateDeps, GatewayEvent, RegisteredClient } from './types.js';
 import { routeApprovals } from './approval-routes.js';
 import { failCaught } from './caught.js';
+import { voidEnvelope } from './void-envelope.js';
 
 /** An HTTP-neutral answer: status and JSON body. */
 export interface GateAnswer<B = JsonValue> {
@@ -81,6 +82,7 @@ export function createGate(deps: GateDeps): Gate {
   const cpMs = deps.timeouts?.controlPlaneMs ?? 5_000;
   const execMs = deps.timeouts?.executionMs ?? 30_000;
   const ledgerMs = deps.timeouts?.ledgerMs ?? 5_000;
+  const voidMs = deps.timeouts?.voidMs ?? 5_000;
   const budget = deps.unauthenticatedRecordsPerSecond ?? 50;
   const maxInflight = deps.maxInflight ?? DEFAULT_MAX_INFLIGHT;
   if (!/^[0-9a-f]{64}$/.test(deps.operatorTokenSha256))
@@ -407,57 +409,65 @@ export function createGate(deps: GateDeps): Gate {
     if (decision.outcome === 'deny') return failAccepted(decision, 'control-plane');
 
     // Step 6-7: the Execution Layer verifies the envelope itself and runs the tool.
-    const executed = await withDeadline(
-      () =>
-        deps.executor.execute({
-          envelope: decision.envelope,
-          tool: request.action,
-          tenant: client.tenant,
-          params: request.parameters,
-          trace_id: p.trace_id,
-          request_id: request.request_id,
-        }),
-      execMs,
-    );
-    const outcome =
-      executed.status === 'ok'
-        ? parseExecutionAnswer(executed.value)
-        : deny('ERR_EXECUTION_UNAVAILABLE', 'the Execution Layer did not answer in time');
-    if (outcome.outcome === 'deny')
-      return failAccepted({ ...outcome, decision_id: decision.decision_id }, 'execution');
-
-    // Step 8: gateway.completed confirmed before the result leaves; otherwise the result is withheld.
-    const completed = await record({
-      ...base,
-      type: 'gateway.completed',
-      payload: {
-        decision_id: decision.decision_id,
-        outcome: 'executed',
-        tool: request.action,
-        client: client.identity,
-        result_sha256: sha256Hex(canonicalize(outcome.result)),
-      },
-    });
-    if (!completed)
-      return answer(
-        {
-          ...deny('ERR_LEDGER_UNAVAILABLE', 'gateway.completed not confirmed'),
-          decision_id: decision.decision_id,
-        },
-        request.request_id,
-        p.trace_id,
-      );
-    return {
-      status: 200,
-      body: {
-        outcome: 'executed',
-        request_id: request.request_id,
-        trace_id: p.trace_id,
-        decision_id: decision.decision_id,
-        result: outcome.result,
-        receipt: outcome.receipt,
-      },
+    const execCall = {
+      envelope: decision.envelope,
+      tool: request.action,
+      tenant: client.tenant,
+      params: request.parameters,
+      trace_id: p.trace_id,
+      request_id: request.request_id,
     };
+    // From here an envelope exists: any failure voids it before the Gate answers (SPEC §3).
+    const failIssued = async (d: DenyAnswer, record: boolean): Promise<GateAnswer<CallResponse>> => {
+      const report = await voidEnvelope(
+        deps.executor,
+        execCall,
+        { code: d.code, stage: 'execution' },
+        voidMs,
+      );
+      const withId = { ...d, decision_id: decision.decision_id };
+      const a = record
+        ? await failAccepted(withId, 'execution')
+        : answer(withId, request.request_id, p.trace_id);
+      return a.body.outcome === 'deny' ? { status: a.status, body: { ...a.body, ...report } } : a;
+    };
+    try {
+      const executed = await withDeadline(() => deps.executor.execute(execCall), execMs);
+      const outcome =
+        executed.status === 'ok'
+          ? parseExecutionAnswer(executed.value)
+          : deny('ERR_EXECUTION_UNAVAILABLE', 'the Execution Layer did not answer in time');
+      if (outcome.outcome === 'deny') return await failIssued(outcome, true);
+
+      // Step 8: gateway.completed confirmed before the result leaves; otherwise the result is withheld.
+      const completed = await record({
+        ...base,
+        type: 'gateway.completed',
+        payload: {
+          decision_id: decision.decision_id,
+          outcome: 'executed',
+          tool: request.action,
+          client: client.identity,
+          result_sha256: sha256Hex(canonicalize(outcome.result)),
+        },
+      });
+      if (!completed)
+        return await failIssued(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.completed not confirmed'), false);
+      return {
+        status: 200,
+        body: {
+          outcome: 'executed',
+          request_id: request.request_id,
+          trace_id: p.trace_id,
+          decision_id: decision.decision_id,
+          result: outcome.result,
+          receipt: outcome.receipt,
+        },
+      };
+    } catch (err) {
+      const d = denyFromError(err);
+      return failIssued(deny(d.code, d.reason), true);
+    }
   };
 
   const isOperator = (authorization: string | undefined): boolean => {

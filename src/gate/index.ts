@@ -34,6 +34,8 @@ export type {
   GateDeps,
   GateApprovals,
   GateExecutor,
+  VoidCall,
+  VoidResult,
   GateLedger,
   GateTimeouts,
   GatewayEvent,

@@ -42,9 +42,29 @@ export interface LedgerRef {
 export type ExecutionResult =
   { readonly outcome: 'executed'; readonly result: JsonValue; readonly receipt: LedgerRef } | Deny;
 
-/** The Execution Layer as the Gate sees it. */
+/** A request to void the envelope of a call that failed after issuance (SPEC §3). */
+export interface VoidCall extends ExecutionCall {
+  /** The denial the Gate answers with. */
+  readonly code: DenialCode;
+  /** Where the call failed. */
+  readonly stage: string;
+}
+
+/**
+ * What the Execution Layer answers to a void: `voided` (never consumable; `recorded` when
+ * `envelope.voided` was ledgered), `consumed` (a consumption won: the tool may have run), or a
+ * deny (voiding not confirmed).
+ */
+export type VoidResult =
+  { readonly outcome: 'voided'; readonly recorded: boolean } | { readonly outcome: 'consumed' } | Deny;
+
+/**
+ * The Execution Layer as the Gate sees it: it can ask for a run, and it can take an envelope out
+ * of use; it can never consume a nonce or run a tool itself (FC-INV-6).
+ */
 export interface GateExecutor {
   execute(call: ExecutionCall): Promise<ExecutionResult>;
+  void(call: VoidCall): Promise<VoidResult>;
 }
 
 /** A gateway event appended by the Gate (SPEC §2 steps 2 and 8, FC-INV-5). */
@@ -176,6 +196,8 @@ export interface GateTimeouts {
   readonly executionMs?: number;
   /** Deadline for each ledger write (ms). Default 5000. */
   readonly ledgerMs?: number;
+  /** Deadline for voiding an envelope after a failure (ms). Default 5000. */
+  readonly voidMs?: number;
 }
 
 /** Everything {@link createGate} needs. */
@@ -239,6 +261,14 @@ export type CallResponse =
       readonly request_id: string | null;
       readonly trace_id: string;
       readonly decision_id?: string;
+      /**
+       * Present when an envelope had been issued for the call: true when it was voided durably
+       * before this answer (it can never run); false when that could not be confirmed, and its
+       * short TTL is the last line (docs/envelope.md "Voiding").
+       */
+      readonly envelope_voided?: boolean;
+      /** True when the envelope had already been consumed: the tool may have run. */
+      readonly envelope_consumed?: boolean;
     }
   | {
       /** 202: the call waits for approvals; retry with the same request id (docs/approvals.md). */

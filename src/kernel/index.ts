@@ -53,6 +53,8 @@ export type {
   EnvelopeLedgerRef,
 } from './envelope/claims.js';
 export { verifyEnvelope } from './envelope/verify.js';
+export { claimsOfIssued, envelopeSha256, issuedPayload } from './envelope/issued-record.js';
+export type { IssuedEntryLike } from './envelope/issued-record.js';
 export type { VerifyEnvelopeContext, VerifiedEnvelope } from './envelope/verify.js';
 export {
   HASH_SIZE,

@@ -121,7 +121,6 @@ export const PAYLOAD_ALLOWLIST = {
   // Claims and a digest only: an unconsumed envelope is never at rest in full (SPEC §3). The
   // consumed JWS enters the ledger with its receipt.
   'envelope.issued': [
-    'envelope', // TEMPORARY: removed once the issuer records claims + digest only
     'decision_id',
     'jti',
     'envelope_sha256',
@@ -134,6 +133,9 @@ export const PAYLOAD_ALLOWLIST = {
     'params_sha256',
     'policy_bundle',
     'tool',
+    'iss',
+    'approvals',
+    'constraints',
   ],
   'envelope.voided': ['decision_id', 'jti', 'envelope_sha256', 'code', 'stage', 'reason', 'nonce_voided'],
   'execution.receipt': [

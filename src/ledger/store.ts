@@ -29,6 +29,20 @@ export interface EvidenceBlob {
   readonly body: Buffer;
 }
 
+/**
+ * What the Execution Layer reads before it consumes an envelope's nonce (L7 Boundary B): the
+ * entry its `ledger` claim names, the `envelope.issued` entries for its `jti` and the
+ * `approval.finalized` entries for its decision, read in one snapshot.
+ */
+export interface EnvelopeContext {
+  /** The entry at the queried index, or undefined. */
+  readonly decision: LedgerEntry | undefined;
+  /** `envelope.issued` entries whose `payload.jti` is the queried jti, ascending. */
+  readonly issued: readonly LedgerEntry[];
+  /** `approval.finalized` entries whose `payload.decision_id` is the queried decision, ascending. */
+  readonly finalized: readonly LedgerEntry[];
+}
+
 /** The head of a store: its size and its last entry (undefined when empty). */
 export interface StoreHead {
   readonly size: number;
@@ -56,6 +70,15 @@ export interface LedgerStore {
   readRange(from: number, to: number): Promise<LedgerEntry[]>;
   /** The entry at `index`, or undefined. */
   entry(index: number): Promise<LedgerEntry | undefined>;
+  /**
+   * The {@link EnvelopeContext} of one envelope, by indexed lookups in one read snapshot (one
+   * round trip on a networked backend): the hot path of every execution.
+   */
+  readEnvelopeContext(query: {
+    readonly index: number;
+    readonly jti: string;
+    readonly decision_id: string;
+  }): Promise<EnvelopeContext>;
   /** Entries of one trace, ascending by index. */
   readByTrace(traceId: string): Promise<LedgerEntry[]>;
   /** Entries of one request, ascending by index. */

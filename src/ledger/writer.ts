@@ -18,7 +18,7 @@ import {
   type Checkpointer,
   type LedgerKey,
 } from './checkpoint.js';
-import type { EvidenceBlob, StoredCheckpoint } from './store.js';
+import type { EnvelopeContext, EvidenceBlob, StoredCheckpoint } from './store.js';
 
 /** Options for {@link createLedger}. */
 export interface LedgerOptions {
@@ -70,6 +70,16 @@ export interface Ledger {
     ref: EntryRef,
     expect: { readonly type: EntryType; readonly decision_id: string; readonly tenant: string },
   ): Promise<boolean>;
+  /**
+   * The Execution Layer's reading before it consumes a nonce (L7 Boundary B): the committed entry
+   * at `query.index`, the `envelope.issued` entries for `query.jti` and the `approval.finalized`
+   * entries for `query.decision_id`, in one snapshot. Rejects with `ERR_LEDGER_UNAVAILABLE`.
+   */
+  readEnvelopeContext(query: {
+    readonly index: number;
+    readonly jti: string;
+    readonly decision_id: string;
+  }): Promise<EnvelopeContext>;
   /** Number of committed entries. */
   size(): number;
   /** Signs (or returns the existing) checkpoint at the committed size and stores it (SPEC §4). */
@@ -276,6 +286,15 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
         typeof decisionId === 'string' &&
         decisionId === expect.decision_id
       );
+    },
+    async readEnvelopeContext(query) {
+      if (!Number.isSafeInteger(query.index) || query.index < 0)
+        return { decision: undefined, issued: [], finalized: [] };
+      try {
+        return await store.readEnvelopeContext(query);
+      } catch (err) {
+        throw unavailable('ledger lookup failed', err);
+      }
     },
     size: () => size,
     checkpoint: () => checkpointer.checkpoint(size),

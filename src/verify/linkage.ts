@@ -5,8 +5,10 @@
  * once per verification (memoized on the context). Kernel only.
  */
 import {
+  claimsOfIssued,
   keyRingFromJwks,
   parsePublicJwk,
+  type EnvelopeClaims,
   type JsonObject,
   type JsonValue,
   type PublicKey,
@@ -24,6 +26,8 @@ export type View = EntryView & { readonly entry: BundleEntry };
 export const INDEXED = {
   'approval.finalized': 'decision_id',
   'envelope.issued': 'jti',
+  'envelope.voided': 'jti',
+  'execution.receipt': 'jti',
   'admin.key_rotated': 'kid',
 } as const;
 /** An indexed entry type. */
@@ -65,8 +69,13 @@ export interface Linkage {
     readonly keys: readonly PublicKey[];
     readonly tenants: ReadonlySet<string>;
   };
-  /** The decoded envelope of an `envelope.issued` entry (memoized). */
+  /**
+   * The decoded JWS an entry carries in its `envelope` field: the consumed envelope of an
+   * `execution.receipt` (memoized). `envelope.issued` records carry claims and a digest only.
+   */
   envelope(v: View): DecodedEnvelope | string;
+  /** The claims an `envelope.issued` entry records, or undefined when incomplete or mistyped (memoized). */
+  issuedClaims(v: View): EnvelopeClaims | undefined;
   /** The signed request stored as evidence under `sha` (memoized); undefined when not in the bundle. */
   request(sha: JsonValue | undefined): EvidenceRequest | string | undefined;
   /** True when index `i` lies inside the bundle's own scope (a missing entry there is missing, not cut). */
@@ -213,6 +222,7 @@ function build(ctx: VerifyContext): Linkage {
           revoked: new Set([...roots.issuerRevoked, ...fromBundle.revoked]),
         };
   const envelopes = new Map<number, DecodedEnvelope | string>();
+  const issued = new Map<number, EnvelopeClaims | undefined>();
   const requests = new Map<string, EvidenceRequest | string>();
   const scope = ctx.bundle.scope;
   return {
@@ -234,6 +244,10 @@ function build(ctx: VerifyContext): Linkage {
         envelopes.set(v.position, d);
       }
       return d;
+    },
+    issuedClaims(v) {
+      if (!issued.has(v.position)) issued.set(v.position, claimsOfIssued(v.entry));
+      return issued.get(v.position);
     },
     request(sha) {
       if (typeof sha !== 'string') return undefined;

@@ -3,7 +3,7 @@
  * run", FC-INV-4/5, OE-INV-004/005/014, SPEC §7 scenarios 5, 9, 15).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { keyRingFromJwks, verifyEnvelope, type JsonValue } from '../../src/kernel/index.js';
+import { envelopeSha256, keyRingFromJwks, verifyEnvelope, type JsonValue } from '../../src/kernel/index.js';
 import type {
   BundleStore,
   ControlPlaneResult,
@@ -99,11 +99,14 @@ describe('allow path (SPEC §2 steps 3–5)', () => {
       client: 'agent-1',
       session: 'sess-1',
     });
+    // Claims and the digest of the JWS, never the JWS itself (an unconsumed bearer token).
     expect(issued!.payload).toMatchObject({
       decision_id: res.decision_id,
-      envelope: res.envelope,
+      envelope_sha256: envelopeSha256(res.envelope),
       ledger_ref: res.decision_ref,
     });
+    expect(issued!.payload).not.toHaveProperty('envelope');
+    expect(JSON.stringify(entries)).not.toContain(res.envelope);
     expect(
       await r.ledger.hasEntry(res.decision_ref, {
         type: 'decision',

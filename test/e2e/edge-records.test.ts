@@ -80,6 +80,7 @@ function gateWith(over: Partial<GateDeps>, executed: { count: number }): Gate {
         executed.count += 1;
         return core.executor.execute(call);
       },
+      void: (input) => core.executor.void(input),
     },
     operatorTokenSha256: sha256Hex(readOperatorToken(e2e.dir)),
     ...over,
@@ -231,6 +232,9 @@ describe("the Execution Layer listener's edge", () => {
     const server = await createExecutionServer(
       {
         execute: () => {
+          throw new Error('executor (fault injected)');
+        },
+        void: () => {
           throw new Error('executor (fault injected)');
         },
       },

@@ -1,8 +1,9 @@
 /**
  * End-to-end harness (SPEC §7): one real embedded deployment per test file (real SQLite, real
  * bubblewrap, real HTTP on loopback), the real signing client, an adjustable injected clock, a
- * tool-run counter (the only way to observe that a tool ran) and helpers to obtain real
- * envelopes from the ledger's evidence view and present them to the Execution Layer's listener.
+ * tool-run counter (the only way to observe that a tool ran), a fault-injecting wrapper around
+ * the Gate's port to the Execution Layer (it captures envelopes in flight: the ledger never holds
+ * an unconsumed one) and helpers to present envelopes to the Execution Layer's listener.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import {
   startEmbedded,
 } from '../../src/embedded/index.js';
 import type { EmbeddedInstance, EmbeddedOptions } from '../../src/embedded/index.js';
+import type { GateExecutor } from '../../src/gate/index.js';
 import { parseJson } from '../../src/kernel/index.js';
 import type { JsonObject, JsonValue } from '../../src/kernel/index.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
@@ -59,13 +61,16 @@ export interface E2e {
   addClient(name: string, tenant: string): Promise<SigningKey>;
   /** The evidence view of a request (operator token). */
   evidence(requestId: string): Promise<Answer>;
-  /** The envelope issued for a request, read from its `envelope.issued` ledger record. */
+  /** The consumed envelope of an executed request, read from its `execution.receipt` record. */
   envelopeOf(requestId: string): Promise<string>;
+  /** The wrapper around the Gate's port to the Execution Layer (test fault injection). */
+  readonly port: CapturingPort;
   /** `POST /v1/execute` on the Execution Layer's own listener, bypassing the Gate. */
   execute(body: JsonValue | string): Promise<Answer>;
   /**
-   * A real envelope for `tool`/`params` that was issued and ledgered but never used: the call
-   * is made while the nonce store refuses, so the executor denies before consuming the nonce.
+   * A real envelope for `tool`/`params` whose issuance was ledgered but that was never used: the
+   * wrapper captures it on its way to the Execution Layer, answers the Gate "unavailable" and
+   * drops the Gate's void (as a partition would), so the envelope stays live until its TTL.
    */
   unusedEnvelope(tool: string, params: JsonObject): Promise<{ envelope: string; requestId: string }>;
   /** The issuer's signing key, read from the data directory (to forge well-signed attacks). */
@@ -86,15 +91,54 @@ async function answer(res: Response): Promise<Answer> {
   return { status: res.status, body };
 }
 
+/**
+ * Fault injection around the Gate's port to the Execution Layer. `pass`: calls go through;
+ * `capture`: `execute` keeps the envelope and answers `ERR_EXECUTION_UNAVAILABLE`, `void` is
+ * dropped (answered unconfirmed) — the envelope stays live; `hang`: `execute` keeps the envelope
+ * and never answers, `void` goes through. `around` wraps each real `execute` (e.g. to switch a
+ * fault on for its duration).
+ */
+export interface CapturingPort {
+  mode: 'pass' | 'capture' | 'hang';
+  around: (<T>(run: () => Promise<T>) => Promise<T>) | undefined;
+  /** Envelopes seen by `execute`, in order. */
+  readonly captured: string[];
+  /** Answers to the Gate's void requests that went through, in order. */
+  readonly voids: unknown[];
+}
+
+function capturingPort(): { port: CapturingPort; wrap: (inner: GateExecutor) => GateExecutor } {
+  const port: CapturingPort = { mode: 'pass', around: undefined, captured: [], voids: [] };
+  const wrap = (inner: GateExecutor): GateExecutor => ({
+    execute: (call) => {
+      port.captured.push(call.envelope);
+      if (port.mode === 'capture')
+        return Promise.resolve({ outcome: 'deny', code: 'ERR_EXECUTION_UNAVAILABLE', reason: 'captured' });
+      if (port.mode === 'hang') return new Promise(() => undefined);
+      const around = port.around;
+      return around === undefined ? inner.execute(call) : around(() => inner.execute(call));
+    },
+    void: async (call) => {
+      if (port.mode === 'capture')
+        return { outcome: 'deny', code: 'ERR_EXECUTION_UNAVAILABLE', reason: 'void dropped' };
+      const r = await inner.void(call);
+      port.voids.push(r);
+      return r;
+    },
+  });
+  return { port, wrap };
+}
+
 /** Starts a deployment over a fresh data directory (built from `policyDir` when given). */
 export async function startE2e(
   options: {
     policyDir?: string;
-    embedded?: Omit<EmbeddedOptions, 'clock' | 'onToolRun' | 'port' | 'executionPort'>;
+    embedded?: Omit<EmbeddedOptions, 'clock' | 'onToolRun' | 'port' | 'executionPort' | 'wrapGateExecutor'>;
   } = {},
 ): Promise<E2e> {
   const dir = mkdtempSync(join(tmpdir(), 'fc-e2e-'));
   const clock = testClock();
+  const capture = capturingPort();
   await initDataDir(dir, options.policyDir === undefined ? {} : { policyDir: options.policyDir });
   const runs = new Map<string, number>();
   const instance = await startEmbedded(dir, {
@@ -103,6 +147,7 @@ export async function startE2e(
     executionPort: 0,
     clock: clock.now,
     onToolRun: ({ tool }) => runs.set(tool, (runs.get(tool) ?? 0) + 1),
+    wrapGateExecutor: capture.wrap,
   });
   const token = readOperatorToken(dir);
   const keys = new Map<string, { key: SigningKey; tenant: string }>();
@@ -111,6 +156,7 @@ export async function startE2e(
     instance,
     clock,
     runs,
+    port: capture.port,
     totalRuns: () => [...runs.values()].reduce((a, b) => a + b, 0),
     client(o = {}) {
       const now = o.now ?? clock.now;
@@ -156,9 +202,9 @@ export async function startE2e(
       const view = await e2e.evidence(requestId);
       expect(view.status).toBe(200);
       const records = view.body['records'] as { entry: { type: string; payload: { envelope?: unknown } } }[];
-      const issued = records.find((r) => r.entry.type === 'envelope.issued');
-      const envelope = issued?.entry.payload.envelope;
-      if (typeof envelope !== 'string') throw new Error(`no envelope recorded for ${requestId}`);
+      const receipt = records.find((r) => r.entry.type === 'execution.receipt');
+      const envelope = receipt?.entry.payload.envelope;
+      if (typeof envelope !== 'string') throw new Error(`no consumed envelope recorded for ${requestId}`);
       return envelope;
     },
     async execute(body) {
@@ -172,17 +218,19 @@ export async function startE2e(
     },
     async unusedEnvelope(tool, params) {
       const before = e2e.totalRuns();
-      instance.faults.nonceStore = 'throw';
+      const seen = capture.port.captured.length;
+      capture.port.mode = 'capture';
       let r: CallResult;
       try {
         r = await e2e.client().call(tool, params, { session: session() });
       } finally {
-        instance.faults.nonceStore = 'off';
+        capture.port.mode = 'pass';
       }
-      expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_NONCE_STORE_UNAVAILABLE' });
+      expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_EXECUTION_UNAVAILABLE', envelope_voided: false });
       expect(e2e.totalRuns()).toBe(before);
-      const requestId = r.request_id ?? '';
-      return { envelope: await e2e.envelopeOf(requestId), requestId };
+      const envelope = capture.port.captured[seen];
+      if (envelope === undefined) throw new Error('no envelope captured');
+      return { envelope, requestId: r.request_id ?? '' };
     },
     issuerKey: () => readSigningKey(dataPaths(dir).issuerKey),
     async close() {

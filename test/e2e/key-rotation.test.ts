@@ -56,7 +56,8 @@ async function envelopeOf(requestId: string): Promise<string> {
   const view = (await res.json()) as {
     records: { entry: { type: string; payload: { envelope?: string } } }[];
   };
-  const envelope = view.records.find((r) => r.entry.type === 'envelope.issued')?.entry.payload.envelope;
+  // The consumed JWS is recorded with its receipt (never at issuance).
+  const envelope = view.records.find((r) => r.entry.type === 'execution.receipt')?.entry.payload.envelope;
   if (envelope === undefined) throw new Error('no envelope');
   return envelope;
 }

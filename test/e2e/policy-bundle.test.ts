@@ -95,14 +95,14 @@ describe('scenario 13: unknown or tampered policy bundle', () => {
     const instance = await start();
     try {
       const params = { message: 'unknown-bundle' };
-      instance.faults.nonceStore = 'throw';
-      const issued = await echo(instance, params.message);
-      instance.faults.nonceStore = 'off';
-      expect(issued).toMatchObject({ outcome: 'deny', code: 'ERR_NONCE_STORE_UNAVAILABLE' });
-      const records = (await instance.core.ledger.store.readByRequest(
-        issued.request_id ?? '',
-      )) as unknown as { type: string; payload: { envelope?: string } }[];
-      const envelope = records.find((e) => e.type === 'envelope.issued')?.payload.envelope ?? '';
+      // A real envelope: the consumed one, from its receipt (no unconsumed JWS is ever at rest).
+      const ran = await echo(instance, params.message);
+      expect(ran).toMatchObject({ outcome: 'executed' });
+      const records = (await instance.core.ledger.store.readByRequest(ran.request_id ?? '')) as unknown as {
+        type: string;
+        payload: { envelope?: string };
+      }[];
+      const envelope = records.find((e) => e.type === 'execution.receipt')?.payload.envelope ?? '';
       const { header, payload } = partsOf(envelope);
       const forged = signRaw(
         header,

@@ -24,7 +24,7 @@ import {
 import { generateSigningKey, type SigningKey } from '../../src/kernel/signing/index.js';
 import type { VerifyReport } from '../../src/verify/index.js';
 import { mutable, text, type MutableBundle } from '../verify/helpers.js';
-import { relink, resignEnvelope } from '../verify/relink.js';
+import { relink, resignEnvelope, swapConsumed } from '../verify/relink.js';
 
 let work: string;
 let dir: string;
@@ -193,12 +193,17 @@ describe('verify takes pinned trust roots', () => {
   it('an envelope re-signed with an issuer key the deployment never published fails under pinned issuer keys', async () => {
     const b = mutable(bundleText);
     const rogue = generateSigningKey();
-    for (const e of b['entries'] as MutableBundle[]) {
+    // Every consumed envelope (in its receipt) re-signed by the rogue key, and its issued record
+    // made to name the new digest and kid: a forger who can re-hash the chain.
+    const entries = b['entries'] as MutableBundle[];
+    entries.forEach((e, i) => {
       const p = e['payload'] as MutableBundle;
-      if (typeof p['envelope'] !== 'string') continue;
-      p['envelope'] = resignEnvelope(p['envelope'], rogue);
-      if (p['kid'] !== undefined) p['kid'] = rogue.kid;
-    }
+      if (e['type'] !== 'execution.receipt' || typeof p['envelope'] !== 'string') return;
+      swapConsumed(b, i, resignEnvelope(p['envelope'], rogue));
+      for (const issued of entries)
+        if (issued['type'] === 'envelope.issued' && (issued['payload'] as MutableBundle)['jti'] === p['jti'])
+          (issued['payload'] as MutableBundle)['kid'] = rogue.kid;
+    });
     b['jwks'].issuer = { keys: [{ ...rogue.publicJwk }], revoked: [] };
     const { vkey } = relink(b, issuer);
     const forged = text(b);

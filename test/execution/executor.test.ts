@@ -16,16 +16,24 @@ import {
   createSqliteNonceStore,
 } from '../../src/execution/index.js';
 import type {
+  EnvelopeLedgerContext,
   ExecutorDeps,
   LedgerRef,
   NonceStore,
   ToolAdapter,
   ToolExecutionSpec,
 } from '../../src/execution/index.js';
-import { canonicalize, computeParamsSha256, createKeyRing, sha256Hex } from '../../src/kernel/index.js';
+import {
+  canonicalize,
+  computeParamsSha256,
+  createKeyRing,
+  envelopeSha256,
+  sha256Hex,
+} from '../../src/kernel/index.js';
 import type { EnvelopeClaims, JsonValue } from '../../src/kernel/index.js';
 import { generateSigningKey, signEnvelope } from '../../src/kernel/signing/index.js';
 import { constraints, MemoryLedger, never, spyAdapter } from './support.js';
+import type { DecisionFields } from './support.js';
 
 const NOW_MS = 1_750_000_000_000;
 const NOW = NOW_MS / 1000;
@@ -46,7 +54,11 @@ interface World {
   nonces: NonceStore;
   spy: ReturnType<typeof spyAdapter>;
   deps: ExecutorDeps;
-  envelope: (over?: Partial<EnvelopeClaims>, params?: JsonValue) => string;
+  envelope: (
+    over?: Partial<EnvelopeClaims>,
+    params?: JsonValue,
+    record?: { issued?: boolean; decision?: Partial<DecisionFields> },
+  ) => string;
 }
 
 function world(over: Partial<ExecutorDeps> = {}, spy = spyAdapter()): World {
@@ -76,10 +88,14 @@ function world(over: Partial<ExecutorDeps> = {}, spy = spyAdapter()): World {
     timeouts: { ledgerMs: 100, nonceMs: 100, adapterGraceMs: 50 },
     ...over,
   };
-  const envelope = (o: Partial<EnvelopeClaims> = {}, params: JsonValue = { message: 'hi' }): string => {
+  const envelope = (
+    o: Partial<EnvelopeClaims> = {},
+    params: JsonValue = { message: 'hi' },
+    record: { issued?: boolean; decision?: Partial<DecisionFields> } = {},
+  ): string => {
     const decision_id = o.decision_id ?? `dec-${++seq}`;
     const tenant = o.tenant ?? 'acme';
-    const claims: EnvelopeClaims = {
+    const base = {
       iss: 'control-plane',
       aud: AUD,
       sub: 'agent-7',
@@ -93,12 +109,27 @@ function world(over: Partial<ExecutorDeps> = {}, spy = spyAdapter()): World {
       request_id: `req-${seq}`,
       trace_id: `trace-${seq}`,
       policy_bundle: BUNDLE,
-      ledger: ledger.addDecision(decision_id, tenant),
       approvals: [],
       constraints: constraints({ timeout_ms: 200 }),
       ...o,
     };
-    return signEnvelope(claims, key);
+    // The decision the envelope points at: by default exactly the decided call, allowed.
+    const ledgerRef =
+      o.ledger ??
+      ledger.addDecision({
+        decision_id: base.decision_id,
+        tenant: base.tenant,
+        request_id: base.request_id,
+        tool: base.tool,
+        client: base.sub,
+        policy_bundle: base.policy_bundle,
+        params_sha256: base.params_sha256,
+        ...record.decision,
+      });
+    const claims: EnvelopeClaims = { ...base, ledger: ledgerRef };
+    const jws = signEnvelope(claims, key);
+    if (record.issued !== false) ledger.addIssued(claims, jws);
+    return jws;
   };
   return { ledger, nonces, spy, deps, envelope };
 }
@@ -138,8 +169,12 @@ describe('executor: the governed path', () => {
         'result_sha256',
         'status',
         'tool',
+        'envelope',
+        'envelope_sha256',
       ].sort(),
     );
+    // The consumed JWS enters the ledger with its receipt, and only then (SPEC §3).
+    expect(p.envelope_sha256).toBe(envelopeSha256(p.envelope as string));
     if (out.outcome === 'executed') expect(out.receipt.index).toBeGreaterThanOrEqual(0);
   });
 
@@ -193,11 +228,10 @@ describe('executor: denials before the adapter (the adapter is never called)', (
 
   it('a decision entry of another tenant does not confirm', async () => {
     const w = world();
-    const foreign = w.ledger.addDecision('dec-x', 'globex');
-    const out = await createExecutor(w.deps).execute(
-      call(w.envelope({ decision_id: 'dec-x', ledger: foreign })),
-    );
-    expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_ENVELOPE_LEDGER_UNCONFIRMED' });
+    const env = w.envelope({ decision_id: 'dec-x' }, undefined, { decision: { tenant: 'globex' } });
+    const out = await createExecutor(w.deps).execute(call(env));
+    expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_ENVELOPE_DECISION_MISMATCH' });
+    expect(w.spy.calls).toHaveLength(0);
   });
 
   it('unknown adapter type or tool spec → ERR_ADAPTER_UNAVAILABLE, nonce not burnt', async () => {
@@ -267,8 +301,8 @@ describe('executor: fault injection (scenarios 8, 9)', () => {
 
     it(`ledger lookup ${kind} → ERR_LEDGER_UNAVAILABLE, adapter never called, nonce not burnt`, async () => {
       const w = world();
-      const lookup = broken<boolean>(kind, 'true');
-      const ledger = { hasEntry: lookup, append: w.ledger.append.bind(w.ledger) };
+      const lookup = broken<EnvelopeLedgerContext>(kind, 'true');
+      const ledger = { readEnvelopeContext: lookup, append: w.ledger.append.bind(w.ledger) };
       const env = w.envelope();
       const out = await createExecutor({ ...w.deps, ledger }).execute(call(env));
       expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' });
@@ -279,7 +313,7 @@ describe('executor: fault injection (scenarios 8, 9)', () => {
     it(`receipt append ${kind} → ERR_LEDGER_UNAVAILABLE and the result is withheld`, async () => {
       const w = world();
       const ledger = {
-        hasEntry: w.ledger.hasEntry.bind(w.ledger),
+        readEnvelopeContext: w.ledger.readEnvelopeContext.bind(w.ledger),
         append: broken<LedgerRef>(kind, { index: -1, entry_hash: 'zz' }),
       };
       const out = await createExecutor({ ...w.deps, ledger }).execute(call(w.envelope()));
@@ -323,7 +357,7 @@ describe('executor: fault injection (scenarios 8, 9)', () => {
   it('the deny stands when the denial write itself fails', async () => {
     const w = world();
     const ledger = {
-      hasEntry: () => Promise.reject(new Error('down')),
+      readEnvelopeContext: () => Promise.reject(new Error('down')),
       append: () => Promise.reject(new Error('down')),
     };
     expect(await createExecutor({ ...w.deps, ledger }).execute(call(w.envelope()))).toMatchObject({
@@ -388,5 +422,157 @@ describe('executor with the default builtins', () => {
       adapter: 'builtin',
       result: { status: 'completed', amount: 100 },
     });
+  });
+});
+
+describe('executor: reads the decision it is shown (issue 8 Why 2, L7 Boundary B)', () => {
+  const cases: [string, (w: World) => string, string][] = [
+    [
+      'a well-signed envelope for a ledgered deny decision',
+      (w) => w.envelope({}, undefined, { decision: { outcome: 'deny' } }),
+      'ERR_ENVELOPE_DECISION_MISMATCH',
+    ],
+    [
+      'an escalated decision never finalised as approved',
+      (w) => w.envelope({}, undefined, { decision: { outcome: 'escalate' } }),
+      'ERR_ENVELOPE_DECISION_MISMATCH',
+    ],
+    [
+      'the allow decision of another tool',
+      (w) => w.envelope({}, undefined, { decision: { tool: 'transfer_funds' } }),
+      'ERR_ENVELOPE_DECISION_MISMATCH',
+    ],
+    [
+      'the allow decision of other parameters',
+      (w) => w.envelope({}, undefined, { decision: { params_sha256: computeParamsSha256({ a: 1 }) } }),
+      'ERR_ENVELOPE_DECISION_MISMATCH',
+    ],
+    [
+      'the allow decision of another request',
+      (w) => w.envelope({}, undefined, { decision: { request_id: 'req-other' } }),
+      'ERR_ENVELOPE_DECISION_MISMATCH',
+    ],
+    [
+      'the allow decision of another decision id',
+      (w) => w.envelope({}, undefined, { decision: { decision_id: 'dec-other' } }),
+      'ERR_ENVELOPE_DECISION_MISMATCH',
+    ],
+    [
+      'a ledger entry that is not a decision',
+      (w) => w.envelope({}, undefined, { decision: { type: 'gateway.accepted' } }),
+      'ERR_ENVELOPE_DECISION_MISMATCH',
+    ],
+    [
+      'an envelope whose issuance was never recorded',
+      (w) => w.envelope({}, undefined, { issued: false }),
+      'ERR_ENVELOPE_NOT_ISSUED',
+    ],
+  ];
+  for (const [name, make, code] of cases) {
+    it(`${name} → ${code}, the tool never ran and the nonce is not burnt`, async () => {
+      const w = world();
+      const out = await createExecutor(w.deps).execute(call(make(w)));
+      expect(out).toMatchObject({ outcome: 'deny', code });
+      expect(w.spy.calls).toHaveLength(0);
+      expect(w.ledger.ofType('denial').map((e) => e.payload.code)).toEqual([code]);
+    });
+  }
+
+  it('an envelope re-signed over recorded claims is not the issued one → ERR_ENVELOPE_NOT_ISSUED', async () => {
+    const w = world();
+    const env = w.envelope();
+    // Same claims, other JWS: the recorded digest names exactly one token.
+    const [h, p] = env.split('.');
+    const other = generateSigningKey();
+    keys.add(other.publicJwk);
+    const claims = JSON.parse(Buffer.from(p!, 'base64url').toString('utf8')) as EnvelopeClaims;
+    const resigned = signEnvelope(claims, other);
+    expect(resigned.split('.')[0]).not.toBe(h);
+    const out = await createExecutor(w.deps).execute(call(resigned));
+    expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_ENVELOPE_NOT_ISSUED' });
+    expect(w.spy.calls).toHaveLength(0);
+  });
+
+  it('an escalated decision finalised as approved before issuance runs', async () => {
+    const w = world();
+    const decision_id = 'dec-approved';
+    w.ledger.addFinalized(decision_id, 'acme', 'approve');
+    const env = w.envelope({ decision_id }, undefined, { decision: { outcome: 'escalate' } });
+    expect(await createExecutor(w.deps).execute(call(env))).toMatchObject({ outcome: 'executed' });
+  });
+
+  it('an approval rejected is not an approval', async () => {
+    const w = world();
+    const decision_id = 'dec-rejected';
+    w.ledger.addFinalized(decision_id, 'acme', 'reject');
+    const env = w.envelope({ decision_id }, undefined, { decision: { outcome: 'escalate' } });
+    expect(await createExecutor(w.deps).execute(call(env))).toMatchObject({
+      code: 'ERR_ENVELOPE_DECISION_MISMATCH',
+    });
+    expect(w.spy.calls).toHaveLength(0);
+  });
+});
+
+describe('executor: voiding (issue 8 Why 1)', () => {
+  const why = { code: 'ERR_EXECUTION_UNAVAILABLE', stage: 'execution' } as const;
+
+  it('a voided envelope can never be consumed → ERR_ENVELOPE_VOIDED, and envelope.voided is ledgered', async () => {
+    const w = world();
+    const ex = createExecutor(w.deps);
+    const env = w.envelope();
+    expect(await ex.void({ ...call(env), ...why })).toEqual({ outcome: 'voided', recorded: true });
+    const voided = w.ledger.ofType('envelope.voided');
+    expect(voided).toHaveLength(1);
+    expect(voided[0]!.payload).toMatchObject({
+      nonce_voided: true,
+      code: 'ERR_EXECUTION_UNAVAILABLE',
+      envelope_sha256: envelopeSha256(env),
+    });
+    expect(JSON.stringify(w.ledger.appended)).not.toContain(env);
+    expect(await ex.execute(call(env))).toMatchObject({ outcome: 'deny', code: 'ERR_ENVELOPE_VOIDED' });
+    expect(w.spy.calls).toHaveLength(0);
+    // Voiding again is idempotent.
+    expect(await ex.void({ ...call(env), ...why })).toMatchObject({ outcome: 'voided' });
+  });
+
+  it('a void after the consumption answers consumed (the tool may have run)', async () => {
+    const w = world();
+    const ex = createExecutor(w.deps);
+    const env = w.envelope();
+    expect(await ex.execute(call(env))).toMatchObject({ outcome: 'executed' });
+    expect(await ex.void({ ...call(env), ...why })).toEqual({ outcome: 'consumed' });
+    expect(w.ledger.ofType('envelope.voided')).toHaveLength(0);
+  });
+
+  it('a void racing 16 consumptions through another store connection: exactly one winner', async () => {
+    const w = world();
+    const path = join(dir, 'race.db');
+    const a = createExecutor({ ...w.deps, nonces: createSqliteNonceStore({ path, now: () => NOW_MS }) });
+    const b = createExecutor({ ...w.deps, nonces: createSqliteNonceStore({ path, now: () => NOW_MS }) });
+    const env = w.envelope();
+    const [voided, ...runs] = await Promise.all([
+      a.void({ ...call(env), ...why }),
+      ...Array.from({ length: 16 }, (_, i) => (i % 2 ? a : b).execute(call(env))),
+    ]);
+    const executed = runs.filter((r) => r.outcome === 'executed').length;
+    expect(voided.outcome === 'voided' ? 0 : 1).toBe(executed);
+    expect(w.spy.calls).toHaveLength(executed);
+  });
+
+  it('a nonce store that cannot void → deny, and the record says nonce_voided false', async () => {
+    const w = world();
+    const nonces: NonceStore = { ...w.nonces, void: () => Promise.reject(new Error('down')) };
+    const out = await createExecutor({ ...w.deps, nonces }).void({ ...call(w.envelope()), ...why });
+    expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_NONCE_STORE_UNAVAILABLE' });
+    expect(w.ledger.ofType('envelope.voided')[0]!.payload).toMatchObject({ nonce_voided: false });
+  });
+
+  it('only a verifying envelope can be voided (a forged one is refused)', async () => {
+    const w = world();
+    const forged = w.envelope().slice(0, -4) + 'AAAA';
+    expect(await createExecutor(w.deps).void({ ...call(forged), ...why })).toMatchObject({
+      code: 'ERR_ENVELOPE_SIGNATURE',
+    });
+    expect(w.ledger.ofType('envelope.voided')).toHaveLength(0);
   });
 });

@@ -75,6 +75,40 @@ export function runNonceStoreContract(name: string, factory: () => Promise<Nonce
       expect(verdicts.filter((v) => v === 'replayed')).toHaveLength(31);
     });
 
+    it('a voided jti can never be consumed; voiding is idempotent (issue 8 Why 1)', async () => {
+      const b = await setup();
+      const a = await open(b);
+      const c = await open(b);
+      expect(await a.void(n('v1'))).toBe('voided');
+      expect(await c.consume(n('v1'))).toBe('voided');
+      expect(await a.consume(n('v1'))).toBe('voided');
+      expect(await c.void(n('v1'))).toBe('voided');
+    });
+
+    it('a void after a consumption answers consumed', async () => {
+      const store = await open(await setup());
+      expect(await store.consume(n('v2'))).toBe('fresh');
+      expect(await store.void(n('v2'))).toBe('consumed');
+      expect(await store.consume(n('v2'))).toBe('replayed');
+    });
+
+    it('a void racing 31 consumptions of one jti: exactly one winner', async () => {
+      const b = await setup();
+      const stores = await Promise.all(Array.from({ length: 4 }, () => open(b)));
+      const [voided, ...verdicts] = await Promise.all([
+        stores[0]!.void(n('race-void')),
+        ...Array.from({ length: 31 }, (_, i) => stores[(i + 1) % stores.length]!.consume(n('race-void'))),
+      ]);
+      const fresh = verdicts.filter((v) => v === 'fresh').length;
+      if (voided === 'voided') {
+        expect(fresh).toBe(0);
+        expect(verdicts.every((v) => v === 'voided')).toBe(true);
+      } else {
+        expect(voided).toBe('consumed');
+        expect(fresh).toBe(1);
+      }
+    });
+
     it('rejects malformed consumptions instead of answering', async () => {
       const store = await open(await setup());
       await expect(

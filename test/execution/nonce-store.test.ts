@@ -12,6 +12,7 @@ runNonceStoreContract('memory', () => {
   // Every "connection" of the memory backend is the same map; close is per backend.
   const view: NonceStore = {
     consume: (i) => store.consume(i),
+    void: (i) => store.void(i),
     prune: (i) => store.prune(i),
     close: () => Promise.resolve(),
   };

@@ -1,14 +1,17 @@
 /** Shared fixtures for Execution Layer tests. */
 import type {
+  EnvelopeLedgerContext,
   ExecutionConstraints,
   ExecutionEntry,
   ExecutionLedger,
+  LedgerRecord,
   LedgerRef,
   ToolAdapter,
   ToolCall,
   ToolOutput,
 } from '../../src/execution/index.js';
-import { sha256Hex } from '../../src/kernel/index.js';
+import { envelopeSha256, issuedPayload, sha256Hex } from '../../src/kernel/index.js';
+import type { EnvelopeClaims } from '../../src/kernel/index.js';
 
 /** Constraints with everything denied but a little time, memory and output. */
 export function constraints(over: Partial<ExecutionConstraints> = {}): ExecutionConstraints {
@@ -25,33 +28,88 @@ export function constraints(over: Partial<ExecutionConstraints> = {}): Execution
   };
 }
 
-/** An in-memory ExecutionLedger holding decision entries and recording appends. */
+/** What a test decision record states (the defaults match the claims the test signs). */
+export interface DecisionFields {
+  readonly decision_id: string;
+  readonly tenant: string;
+  readonly request_id: string;
+  readonly tool: string;
+  readonly client: string;
+  readonly policy_bundle: string;
+  readonly params_sha256: string;
+  readonly outcome?: 'allow' | 'escalate' | 'deny';
+  readonly type?: string;
+}
+
+/**
+ * An in-memory ExecutionLedger: decision, `envelope.issued` and `approval.finalized` records the
+ * test puts there, and every append it records. Its reads answer like the real ledger's.
+ */
 export class MemoryLedger implements ExecutionLedger {
-  readonly decisions = new Map<
-    string,
-    { index: number; entry_hash: string; decision_id: string; tenant: string }
-  >();
+  readonly records = new Map<number, LedgerRecord>();
   readonly appended: ExecutionEntry[] = [];
   private next = 100;
 
-  /** Records a committed decision and returns its reference. */
-  addDecision(decision_id: string, tenant: string): LedgerRef {
-    const ref = { index: this.next++, entry_hash: sha256Hex(`decision:${decision_id}:${tenant}`) };
-    this.decisions.set(`${ref.index}`, { ...ref, decision_id, tenant });
-    return ref;
+  private put(r: Omit<LedgerRecord, 'index' | 'entry_hash'>): LedgerRef {
+    const index = this.next++;
+    const entry_hash = sha256Hex(`${index}:${JSON.stringify(r)}`);
+    this.records.set(index, { ...r, index, entry_hash });
+    return { index, entry_hash };
   }
 
-  hasEntry(
-    ref: LedgerRef,
-    expect: { type: 'decision'; decision_id: string; tenant: string },
-  ): Promise<boolean> {
-    const e = this.decisions.get(`${ref.index}`);
-    return Promise.resolve(
-      e !== undefined &&
-        e.entry_hash === ref.entry_hash &&
-        e.decision_id === expect.decision_id &&
-        e.tenant === expect.tenant,
-    );
+  /** Records a committed decision and returns its reference. */
+  addDecision(f: DecisionFields): LedgerRef {
+    return this.put({
+      type: f.type ?? 'decision',
+      tenant: f.tenant,
+      trace_id: `trace-${f.request_id}`,
+      request_id: f.request_id,
+      payload: {
+        decision_id: f.decision_id,
+        outcome: f.outcome ?? 'allow',
+        tool: f.tool,
+        client: f.client,
+        policy_bundle: f.policy_bundle,
+        params_sha256: f.params_sha256,
+      },
+    });
+  }
+
+  /** Records the issuance of the envelope `jws` with `claims`. */
+  addIssued(claims: EnvelopeClaims, jws: string): LedgerRef {
+    return this.put({
+      type: 'envelope.issued',
+      tenant: claims.tenant,
+      trace_id: claims.trace_id,
+      request_id: claims.request_id,
+      payload: issuedPayload(claims, 'kid', envelopeSha256(jws)),
+    });
+  }
+
+  /** Records an `approval.finalized` entry. */
+  addFinalized(decision_id: string, tenant: string, verdict: string): LedgerRef {
+    return this.put({
+      type: 'approval.finalized',
+      tenant,
+      trace_id: '',
+      request_id: '',
+      payload: { decision_id, verdict },
+    });
+  }
+
+  readEnvelopeContext(q: {
+    index: number;
+    jti: string;
+    decision_id: string;
+  }): Promise<EnvelopeLedgerContext> {
+    const all = [...this.records.values()];
+    return Promise.resolve({
+      decision: this.records.get(q.index),
+      issued: all.filter((r) => r.type === 'envelope.issued' && r.payload['jti'] === q.jti),
+      finalized: all.filter(
+        (r) => r.type === 'approval.finalized' && r.payload['decision_id'] === q.decision_id,
+      ),
+    });
   }
 
   append(entry: ExecutionEntry): Promise<LedgerRef> {

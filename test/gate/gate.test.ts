@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import { buildSignedRequest } from '../../src/client/index.js';
 import { MAX_REQUEST_BYTES } from '../../src/gate/index.js';
+import type { GateDeps } from '../../src/gate/index.js';
 import { OPERATOR_TOKEN, startHarness, T0 } from './harness.js';
 import type { Harness } from './harness.js';
 
@@ -301,5 +302,91 @@ describe('client/gate agreement on the signing input', () => {
     const tampered = { ...base, session: 's2' };
     expect((await h.post(tampered)).body['code']).toBe('ERR_REQUEST_SIGNATURE');
     expect((await h.post(base)).status).toBe(200);
+  });
+});
+
+describe('Gate: a failure after issuance voids the envelope before the answer (issue 8 Why 1)', () => {
+  const failures: [string, Parameters<typeof startHarness>[0], string][] = [
+    [
+      'the Execution Layer denies',
+      {
+        execute: () => Promise.resolve({ outcome: 'deny', code: 'ERR_NONCE_STORE_UNAVAILABLE', reason: 'x' }),
+      },
+      'ERR_NONCE_STORE_UNAVAILABLE',
+    ],
+    [
+      'the Execution Layer hangs',
+      { execute: () => new Promise(() => undefined) },
+      'ERR_EXECUTION_UNAVAILABLE',
+    ],
+    [
+      'the Execution Layer throws',
+      { execute: () => Promise.reject(new Error('down')) },
+      'ERR_EXECUTION_UNAVAILABLE',
+    ],
+    [
+      'the Execution Layer answers garbage',
+      { execute: () => Promise.resolve({ outcome: 'ran' } as never) },
+      'ERR_EXECUTION_UNAVAILABLE',
+    ],
+  ];
+  it.each(failures)('%s → voided first, the answer says envelope_voided: true', async (_n, opts, code) => {
+    h = await startHarness(opts);
+    const res = await h.post(h.request());
+    expect(res.body).toMatchObject({ outcome: 'deny', code, envelope_voided: true });
+    expect(h.voidCalls).toHaveLength(1);
+    expect(h.voidCalls[0]!.call).toMatchObject({
+      envelope: 'aGVhZA.eyJ0b29sIjoiZWNobyJ9.c2ln',
+      code,
+      stage: 'execution',
+    });
+    // Voided before the Gate recorded its outcome and answered.
+    expect(h.voidCalls[0]!.recordsBefore).toBe(1);
+    expect(h.failedCodes()).toEqual([code]);
+  });
+
+  it('gateway.completed not confirmed → the envelope is voided (here: already consumed) and the result withheld', async () => {
+    h = await startHarness({ void: () => Promise.resolve({ outcome: 'consumed' }) });
+    h.ledger.failTypes = ['gateway.completed'];
+    const res = await h.post(h.request());
+    expect(res.body).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_LEDGER_UNAVAILABLE',
+      envelope_voided: false,
+      envelope_consumed: true,
+    });
+    expect(res.body).not.toHaveProperty('result');
+    expect(h.voidCalls).toHaveLength(1);
+  });
+
+  const voidFaults: [string, GateDeps['executor']['void']][] = [
+    ['fails', () => Promise.resolve({ outcome: 'deny', code: 'ERR_NONCE_STORE_UNAVAILABLE', reason: 'x' })],
+    ['throws', () => Promise.reject(new Error('down'))],
+    ['hangs', () => new Promise(() => undefined)],
+    ['answers garbage', () => Promise.resolve({ outcome: 'maybe' } as never)],
+  ];
+  it.each(voidFaults)('voiding that %s → the answer says envelope_voided: false', async (_n, v) => {
+    h = await startHarness({
+      execute: () => Promise.resolve({ outcome: 'deny', code: 'ERR_NONCE_STORE_UNAVAILABLE', reason: 'x' }),
+      void: v,
+      extra: { timeouts: { controlPlaneMs: 200, executionMs: 200, ledgerMs: 200, voidMs: 100 } },
+    });
+    const res = await h.post(h.request());
+    expect(res.body).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_NONCE_STORE_UNAVAILABLE',
+      envelope_voided: false,
+    });
+    expect(res.body).not.toHaveProperty('envelope_consumed');
+  });
+
+  it('no envelope, nothing to void: a Control Plane deny carries no envelope_voided', async () => {
+    h = await startHarness({
+      decide: () =>
+        Promise.resolve({ outcome: 'deny', code: 'ERR_POLICY_DENY', reason: 'no', decision_id: 'd' }),
+    });
+    const res = await h.post(h.request());
+    expect(res.body).not.toHaveProperty('envelope_voided');
+    expect(h.voidCalls).toHaveLength(0);
   });
 });

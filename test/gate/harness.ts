@@ -9,6 +9,7 @@ import type {
   GatewayEvent,
   GateServer,
   GateStateStore,
+  VoidCall,
   LedgerEntryView,
 } from '../../src/gate/index.js';
 import { sha256Hex } from '../../src/kernel/index.js';
@@ -24,6 +25,8 @@ export interface RecordingLedger extends GateLedger {
   readonly events: GatewayEvent[];
   readonly evidence: Map<string, Buffer>;
   failAppends: boolean;
+  /** Event types whose appends fail (the rest succeed). */
+  failTypes: string[];
 }
 
 export function recordingLedger(): RecordingLedger {
@@ -33,6 +36,7 @@ export function recordingLedger(): RecordingLedger {
     events,
     evidence,
     failAppends: false,
+    failTypes: [],
     putEvidence(bytes) {
       if (ledger.failAppends) return Promise.reject(new Error('disk full'));
       const h = sha256Hex(bytes);
@@ -40,7 +44,8 @@ export function recordingLedger(): RecordingLedger {
       return Promise.resolve(h);
     },
     appendGatewayEvent(event) {
-      if (ledger.failAppends) return Promise.reject(new Error('disk full'));
+      if (ledger.failAppends || ledger.failTypes.includes(event.type))
+        return Promise.reject(new Error('disk full'));
       events.push(event);
       return Promise.resolve({ index: events.length - 1, entry_hash: sha256Hex(String(events.length)) });
     },
@@ -78,6 +83,8 @@ export interface Harness {
   readonly key: SigningKey;
   readonly cpCalls: unknown[];
   readonly execCalls: unknown[];
+  /** Void requests, each with the number of gateway records written before it. */
+  readonly voidCalls: { call: VoidCall; recordsBefore: number }[];
   clock: { now: number };
   request(overrides?: Partial<Parameters<typeof buildSignedRequest>[0]>): SignedRequestBody;
   post(body: unknown): Promise<{ status: number; body: Record<string, unknown> }>;
@@ -89,6 +96,7 @@ export interface Harness {
 export interface HarnessOptions {
   readonly decide?: GateDeps['controlPlane']['decide'];
   readonly execute?: GateDeps['executor']['execute'];
+  readonly void?: GateDeps['executor']['void'];
   readonly extra?: Partial<GateDeps>;
 }
 
@@ -100,6 +108,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const ledger = recordingLedger();
   const cpCalls: unknown[] = [];
   const execCalls: unknown[] = [];
+  const voidCalls: { call: VoidCall; recordsBefore: number }[] = [];
   const clock = { now: T0 };
   const gate = createGate({
     clock: () => clock.now,
@@ -131,6 +140,11 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
           receipt: { index: 4, entry_hash: '01'.repeat(32) },
         };
       },
+      void: async (call) => {
+        voidCalls.push({ call, recordsBefore: ledger.events.length });
+        if (opts.void) return opts.void(call);
+        return { outcome: 'voided', recorded: true };
+      },
     },
     operatorTokenSha256: sha256Hex(OPERATOR_TOKEN),
     timeouts: { controlPlaneMs: 200, executionMs: 200, ledgerMs: 200 },
@@ -153,6 +167,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     key,
     cpCalls,
     execCalls,
+    voidCalls,
     clock,
     request: (overrides = {}) =>
       buildSignedRequest({

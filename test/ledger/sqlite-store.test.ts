@@ -33,6 +33,30 @@ describe('SQLite ledger store specifics (SPEC §4, L7 ledger protection)', () =>
     }
   });
 
+  it("serves the executor's issuance and approval lookups from indexes, never a table scan", () => {
+    const { store, cleanup } = tempSqliteStore();
+    try {
+      const plan = (sql: string): string =>
+        store.database
+          .prepare<[string], { detail: string }>(`EXPLAIN QUERY PLAN ${sql}`)
+          .all('x')
+          .map((r) => r.detail)
+          .join('; ');
+      expect(
+        plan(
+          `SELECT idx, body FROM entries WHERE type = 'envelope.issued' AND json_extract(body, '$.payload.jti') = ? ORDER BY idx`,
+        ),
+      ).toContain('entries_issued_jti');
+      expect(
+        plan(
+          `SELECT idx, body FROM entries WHERE type = 'approval.finalized' AND json_extract(body, '$.payload.decision_id') = ? ORDER BY idx`,
+        ),
+      ).toContain('entries_finalized_decision');
+    } finally {
+      cleanup();
+    }
+  });
+
   it('refuses UPDATE and DELETE on entries (append-only)', async () => {
     const { store, cleanup } = tempSqliteStore();
     try {

@@ -80,6 +80,19 @@ export function runLedgerStoreContract(name: string, factory: StoreFactory): voi
       );
     });
 
+    it('reads an envelope context: the entry at an index, issuances by jti, finalisations by decision', async () => {
+      const { store } = await fresh();
+      const entries = chain(12);
+      await store.appendBatch(entries);
+      const ctx = await store.readEnvelopeContext({ index: 1, jti: 'j-1', decision_id: 'd-1' });
+      expect(ctx.decision).toEqual(entries[1]);
+      expect(ctx.issued).toEqual(entries.filter((e) => e.type === 'envelope.issued'));
+      expect(ctx.issued.length).toBe(2);
+      expect(ctx.finalized).toEqual([]);
+      const none = await store.readEnvelopeContext({ index: 99, jti: 'j-other', decision_id: 'd-1' });
+      expect(none).toEqual({ decision: undefined, issued: [], finalized: [] });
+    });
+
     it('a batch is atomic: a conflicting batch leaves nothing behind', async () => {
       const { store } = await fresh();
       const entries = chain(6);

@@ -21,11 +21,11 @@ import {
   readSigningKey,
   startEmbedded,
 } from '../../src/embedded/index.js';
-import { sha256Hex } from '../../src/kernel/index.js';
+import { envelopeSha256, sha256Hex } from '../../src/kernel/index.js';
 import { generateSigningKey, importSigningKeyJwk, type SigningKey } from '../../src/kernel/signing/index.js';
 import { runVerifyCli, verifyBundle, type FindingCode, type VerifyReport } from '../../src/verify/index.js';
 import { mutable, text, type MutableBundle } from './helpers.js';
-import { breakSignature, relink, resignEnvelope } from './relink.js';
+import { breakSignature, relink, resignEnvelope, swapConsumed } from './relink.js';
 
 const LINKAGE = ['envelope-binding', 'receipt-linkage', 'trace-linkage', 'attributable-outcome'];
 
@@ -194,20 +194,73 @@ describe('a real export passes the linkage checks (SPEC §5)', () => {
 describe('tampering with the linkage is caught and names the entry', () => {
   it('an envelope whose signature is broken', () => {
     const { report, bundle } = forge((b) => {
-      const e = b['entries'][at(b, 'envelope.issued')];
-      e.payload.envelope = breakSignature(e.payload.envelope as string);
+      const r = at(b, 'execution.receipt');
+      swapConsumed(b, r, breakSignature(b['entries'][r].payload.envelope as string));
     });
     expectOnly(report, 'envelope-binding', 'ENVELOPE_SIGNATURE', at(bundle, 'envelope.issued'));
   });
 
   it('an envelope re-signed by a key the bundle does not publish', () => {
     const { report, bundle } = forge((b) => {
-      const e = b['entries'][at(b, 'envelope.issued')];
+      const r = at(b, 'execution.receipt');
       const stranger = generateSigningKey();
-      e.payload.envelope = resignEnvelope(e.payload.envelope as string, stranger);
-      e.payload.kid = stranger.kid;
+      swapConsumed(b, r, resignEnvelope(b['entries'][r].payload.envelope as string, stranger));
+      b['entries'][at(b, 'envelope.issued')].payload.kid = stranger.kid;
     });
     expectOnly(report, 'envelope-binding', 'ENVELOPE_KEY', at(bundle, 'envelope.issued'));
+  });
+
+  it('no envelope.issued record holds a JWS: claims and a digest only (issue 8 Why 1)', () => {
+    const b = mutable(full);
+    const issued = (b['entries'] as MutableBundle[]).filter((e) => e['type'] === 'envelope.issued');
+    expect(issued.length).toBeGreaterThan(0);
+    for (const e of issued) {
+      expect(e['payload']).not.toHaveProperty('envelope');
+      expect(e['payload']['envelope_sha256']).toMatch(/^[0-9a-f]{64}$/);
+    }
+    expect(at(b, 'execution.receipt')).toBeGreaterThan(0);
+    expect(b['entries'][at(b, 'execution.receipt')].payload.envelope).toEqual(expect.any(String));
+  });
+
+  it('a receipt whose consumed envelope is not the one whose digest was recorded at issuance', () => {
+    const { report, bundle } = forge((b) => {
+      const r = b['entries'][at(b, 'execution.receipt')];
+      // Another envelope, well signed by the real issuer; the receipt's own digest follows it.
+      r.payload.envelope = resignEnvelope(r.payload.envelope as string, issuer, (c) => {
+        c['exp'] = (c['exp'] as number) + 1;
+      });
+      r.payload.envelope_sha256 = envelopeSha256(r.payload.envelope as string);
+    });
+    expect(report.exitCode).toBe(1);
+    expect(findingsOf(report, 'receipt-linkage')[0]).toMatchObject({
+      code: 'RECEIPT_BINDING',
+      index: at(bundle, 'execution.receipt'),
+    });
+    expect(findingsOf(report, 'envelope-binding')[0]).toMatchObject({
+      code: 'ENVELOPE_BINDING',
+      index: at(bundle, 'envelope.issued'),
+    });
+  });
+
+  it('an execution after its envelope was voided', () => {
+    const { report, bundle } = forge((b) => {
+      const r = at(b, 'execution.receipt');
+      const receipt = b['entries'][r];
+      const voided = structuredClone(receipt);
+      voided.type = 'envelope.voided';
+      voided.actor = { id: receipt.actor.id, role: 'executor' };
+      voided.payload = {
+        decision_id: receipt.payload.decision_id,
+        jti: receipt.payload.jti,
+        envelope_sha256: receipt.payload.envelope_sha256,
+        code: 'ERR_EXECUTION_UNAVAILABLE',
+        stage: 'execution',
+        reason: 'the call failed after issuance',
+        nonce_voided: true,
+      };
+      b['entries'].splice(r, 0, voided);
+    });
+    expectOnly(report, 'receipt-linkage', 'NONCE_REUSED', at(bundle, 'execution.receipt'));
   });
 
   it('a receipt whose nonce (jti) repeats: a second execution of one envelope', () => {

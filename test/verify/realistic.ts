@@ -8,7 +8,10 @@
 import {
   canonicalize,
   computeParamsSha256,
+  envelopeSha256,
+  issuedPayload,
   sha256Hex,
+  type EnvelopeClaims,
   type JsonObject,
   type JsonValue,
 } from '../../src/kernel/index.js';
@@ -90,51 +93,42 @@ export async function appendTrace(ledger: Ledger, n: number): Promise<AppendRece
   });
   out.push(decision);
   const ledgerRef = { index: decision.index, entry_hash: decision.entry_hash };
-  const envelope = signEnvelope(
-    {
-      iss: 'control-plane',
-      aud: AUDIENCE,
-      sub: CLIENT,
-      tenant: TENANT,
-      tool: 'echo',
-      params_sha256,
-      jti,
-      iat: IAT,
-      exp: IAT + 60,
-      decision_id,
-      request_id: request.request_id,
-      trace_id,
-      policy_bundle: POLICY_HASH,
-      ledger: ledgerRef,
-      approvals: [],
-      constraints: {
-        timeout_ms: 1000,
-        max_output_bytes: 65536,
-        memory_bytes: 67108864,
-        network: false,
-        egress: [],
-        fs_read: [],
-        fs_write: [],
-        max_cost_cents: null,
-      },
+  const claims: EnvelopeClaims = {
+    iss: 'control-plane',
+    aud: AUDIENCE,
+    sub: CLIENT,
+    tenant: TENANT,
+    tool: 'echo',
+    params_sha256,
+    jti,
+    iat: IAT,
+    exp: IAT + 60,
+    decision_id,
+    request_id: request.request_id,
+    trace_id,
+    policy_bundle: POLICY_HASH,
+    ledger: ledgerRef,
+    approvals: [],
+    constraints: {
+      timeout_ms: 1000,
+      max_output_bytes: 65536,
+      memory_bytes: 67108864,
+      network: false,
+      egress: [],
+      fs_read: [],
+      fs_write: [],
+      max_cost_cents: null,
     },
-    ISSUER_KEY,
-  );
+  };
+  const envelope = signEnvelope(claims, ISSUER_KEY);
+  const envelope_sha256 = envelopeSha256(envelope);
+  // Claims and digest at issuance; the JWS only in the receipt of its consumption.
   out.push(
     await ledger.append({
       ...base,
       type: 'envelope.issued',
       actor: CONTROL_PLANE,
-      payload: {
-        decision_id,
-        jti,
-        envelope,
-        kid: ISSUER_KEY.kid,
-        exp: IAT + 60,
-        ledger_ref: ledgerRef,
-        params_sha256,
-        tool: 'echo',
-      },
+      payload: issuedPayload(claims, ISSUER_KEY.kid, envelope_sha256),
     }),
   );
   out.push(
@@ -153,6 +147,8 @@ export async function appendTrace(ledger: Ledger, n: number): Promise<AppendRece
         adapter: 'builtin',
         result_sha256,
         redactions: 0,
+        envelope,
+        envelope_sha256,
       },
     }),
   );

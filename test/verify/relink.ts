@@ -1,14 +1,17 @@
 /**
  * A consistent forger for verifier tests: after entries were removed, inserted or edited, it
  * renumbers the entries, re-links and re-hashes the chain, carries every moved decision's new
- * index and hash into the envelopes that name it (re-signed with the issuer key the forger holds)
- * and into receipts' `decision_ref`, and re-signs the checkpoint with a test ledger key. What is
+ * index and hash into the envelope claims recorded at issuance that name it, re-signs the
+ * consumed envelope in the receipt with the issuer key the forger holds (both digests follow),
+ * carries it into receipts' `decision_ref`, and re-signs the checkpoint with a test ledger key. What is
  * left for the verifier to catch is exactly the linkage the forgery broke (SPEC §5), once the test
  * ledger key is pinned with `--trusted-key` / `trustedKey`.
  */
 import { createPublicKey } from 'node:crypto';
 import {
+  claimsOfIssued,
   encodeBase64url,
+  envelopeSha256,
   isEnvelopeClaims,
   publicKeyFromKeyObject,
   vkeyFor,
@@ -52,6 +55,7 @@ function claimsOf(envelope: string): Record<string, unknown> {
 export function relink(b: MutableBundle, issuer: SigningKey): { vkey: string } {
   const entries = b['entries'] as MutableBundle[];
   const moved = new Map<string, { index: number; entry_hash: string }>();
+  const resigned = new Map<string, { envelope: string; digest: string }>();
   entries.forEach((e, i) => {
     const old = { index: e['index'] as number, entry_hash: e['entry_hash'] as string };
     e['index'] = i;
@@ -60,16 +64,22 @@ export function relink(b: MutableBundle, issuer: SigningKey): { vkey: string } {
     if (e['type'] === 'envelope.issued') {
       const next = moved.get(refKey(p['ledger_ref']));
       if (next !== undefined) {
-        const claims = claimsOf(p['envelope'] as string);
-        claims['ledger'] = next;
-        if (!isEnvelopeClaims(claims)) throw new TypeError('not envelope claims');
-        p['envelope'] = signEnvelope(claims, issuer);
         p['ledger_ref'] = next;
+        const claims = claimsOfIssued(e as never);
+        if (claims === undefined) throw new TypeError('not envelope claims');
+        const envelope = signEnvelope(claims, issuer);
+        p['envelope_sha256'] = envelopeSha256(envelope);
+        resigned.set(claims.jti, { envelope, digest: p['envelope_sha256'] as string });
       }
     }
     if (e['type'] === 'execution.receipt') {
       const next = moved.get(refKey(p['decision_ref']));
       if (next !== undefined) p['decision_ref'] = next;
+      const swapped = resigned.get(p['jti'] as string);
+      if (swapped !== undefined) {
+        p['envelope'] = swapped.envelope;
+        p['envelope_sha256'] = swapped.digest;
+      }
     }
     const { entry_hash: _drop, ...body } = e;
     e['entry_hash'] = computeEntryHash(body as never);
@@ -92,6 +102,23 @@ export function resignEnvelope(
   change(claims);
   if (!isEnvelopeClaims(claims)) throw new TypeError('not envelope claims');
   return signEnvelope(claims, key);
+}
+
+/**
+ * Puts `envelope` in place of the consumed envelope of the receipt at `receiptAt` and makes
+ * both digests (the receipt's and its `envelope.issued` record's) name it: a forger who can
+ * re-hash the chain.
+ */
+export function swapConsumed(b: MutableBundle, receiptAt: number, envelope: string): void {
+  const entries = b['entries'] as MutableBundle[];
+  const receipt = entries[receiptAt]!['payload'] as MutableBundle;
+  const digest = envelopeSha256(envelope);
+  receipt['envelope'] = envelope;
+  receipt['envelope_sha256'] = digest;
+  for (const e of entries) {
+    const p = e['payload'] as MutableBundle;
+    if (e['type'] === 'envelope.issued' && p['jti'] === receipt['jti']) p['envelope_sha256'] = digest;
+  }
 }
 
 /** Flips one character of an envelope's signature segment (a broken signature, same length). */

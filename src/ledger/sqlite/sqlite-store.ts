@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE INDEX IF NOT EXISTS entries_trace ON entries(trace_id, idx);
 CREATE INDEX IF NOT EXISTS entries_request ON entries(request_id, idx);
 CREATE INDEX IF NOT EXISTS entries_tenant ON entries(tenant, idx);
+CREATE INDEX IF NOT EXISTS entries_issued_jti ON entries(json_extract(body, '$.payload.jti'), idx)
+  WHERE type = 'envelope.issued';
+CREATE INDEX IF NOT EXISTS entries_finalized_decision
+  ON entries(json_extract(body, '$.payload.decision_id'), idx) WHERE type = 'approval.finalized';
 CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
   BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
@@ -123,6 +127,24 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
   const byTenant = db.prepare<[string, number, number], EntryRow>(
     'SELECT idx, body FROM entries WHERE tenant = ? AND idx >= ? ORDER BY idx LIMIT ?',
   );
+  // Partial expression indexes (SCHEMA): the executor's issuance and approval lookups stay
+  // logarithmic however long the ledger grows.
+  const issuedByJti = db.prepare<[string], EntryRow>(
+    `SELECT idx, body FROM entries WHERE type = 'envelope.issued'
+       AND json_extract(body, '$.payload.jti') = ? ORDER BY idx`,
+  );
+  const finalizedByDecision = db.prepare<[string], EntryRow>(
+    `SELECT idx, body FROM entries WHERE type = 'approval.finalized'
+       AND json_extract(body, '$.payload.decision_id') = ? ORDER BY idx`,
+  );
+  const envelopeContext = db.transaction((index: number, jti: string, decisionId: string) => {
+    const d = byIdx.get(index);
+    return {
+      decision: d === undefined ? undefined : toEntry(d),
+      issued: issuedByJti.all(jti).map(toEntry),
+      finalized: finalizedByDecision.all(decisionId).map(toEntry),
+    };
+  });
   const putCp = db.prepare(
     'INSERT INTO checkpoints (size, root_hash, note, at) VALUES (?, ?, ?, ?) ON CONFLICT(size) DO NOTHING',
   );
@@ -178,6 +200,8 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
         const row = byIdx.get(index);
         return row === undefined ? undefined : toEntry(row);
       }),
+    // One deferred (read) transaction: the three lookups see the same snapshot.
+    readEnvelopeContext: (q) => later(() => envelopeContext.deferred(q.index, q.jti, q.decision_id)),
     readByTrace: (traceId) => later(() => byTrace.all(traceId).map(toEntry)),
     readByRequest: (requestId) => later(() => byRequest.all(requestId).map(toEntry)),
     readByTenant: (tenant, o) =>

@@ -77,18 +77,6 @@ function signatureOk(keys: Map<string, KeyObject>, doc: JsonObject, input: Buffe
   );
 }
 
-function envelopeClaims(jws: JsonValue | undefined): JsonObject | undefined {
-  const part = typeof jws === 'string' ? jws.split('.')[1] : undefined;
-  const bytes = part === undefined ? undefined : decodeBase64url(part);
-  if (bytes === undefined) return undefined;
-  try {
-    const v = parseJson(bytes, { maxBytes: 64 * 1024 });
-    return isObj(v) ? v : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Indexes the entries the check needs, by decision id. */
 function indexEntries(views: readonly View[]) {
   const first = new Map<string, View>();
@@ -218,8 +206,8 @@ export const approvalsCheck: VerifyCheck = {
       if (v.entry.type !== 'envelope.issued') continue;
       const id = str(v.entry.payload['decision_id']) ?? '';
       const decision = ix.get('decision', id);
-      const claims = envelopeClaims(v.entry.payload['envelope']);
-      const refs = strList(claims?.['approvals']);
+      // The record states the envelope's claims, `approvals` among them (never the JWS).
+      const refs = strList(v.entry.payload['approvals']);
       if (decision === undefined || (decision.entry.payload['outcome'] !== 'escalate' && refs.length === 0))
         continue;
       const fin = ix

@@ -1,41 +1,49 @@
 /**
  * Envelope binding (SPEC §3, OE-INV-017, GEI parameter binding, L7 Boundary B): every recorded
- * `envelope.issued` envelope is an envelope the executor would have accepted for exactly the
- * decided call. Its header, signature and canonical claims verify under the bundle's issuer JWKS
- * (a key not revoked before issuance, matching any ledgered rotation record); the entry repeats
- * its claims; `aud` is the declared executor and the lifetime within its maximum; the `ledger`
- * claim names an earlier `decision` in the bundle for the same decision, tenant, tool, subject
- * and parameters that allowed the call (or was escalated and then finalised as approved); the
- * `policy_bundle` claim is that decision's bundle (and present when bundles were exported); and
- * `params_sha256` is the hash of the parameters in the raw signed request of that call.
+ * `envelope.issued` record states the claims of an envelope the executor would have accepted for
+ * exactly the decided call. The record carries the claims and the SHA-256 of the JWS, never the
+ * JWS (an unconsumed envelope is never at rest); its kid is in the bundle's issuer JWKS (not
+ * revoked before issuance, matching any ledgered rotation record). Every envelope that ran is in
+ * its `execution.receipt`: that JWS hashes to the recorded digest, carries exactly the recorded
+ * claims under the recorded kid, and its signature verifies. `aud` is the declared executor and
+ * the lifetime within its maximum; the `ledger` claim names an earlier `decision` in the bundle
+ * for the same decision, request, tenant, tool, subject and parameters that allowed the call (or
+ * was escalated and then finalised as approved); the `policy_bundle` claim is that decision's
+ * bundle (and present when bundles were exported); and `params_sha256` is the hash of the
+ * parameters in the raw signed request of that call. Envelopes that never ran (voided, expired)
+ * are checked on their recorded claims alone.
  */
 import {
   canonicalize,
   computeParamsSha256,
+  encodeEnvelopeClaims,
+  envelopeSha256,
   hexDigestEquals,
   parsePublicJwk,
   sha256Hex,
   type EnvelopeClaims,
   type JsonValue,
+  type PublicKey,
 } from '../../kernel/index.js';
 import type { VerifyContext } from '../context.js';
-import { envelopeSignatureHolds, type DecodedEnvelope } from '../envelope-offline.js';
-import { linkageOf, refNames, type Linkage, type View } from '../linkage.js';
+import { envelopeSignatureHolds } from '../envelope-offline.js';
+import { linkageOf, type Linkage, type View } from '../linkage.js';
 import type { Finding, FindingCode, VerifyCheck } from '../types.js';
 import { entryFinding } from './util.js';
 
 type Report = (code: FindingCode, message: string, partial?: boolean) => void;
 
-function checkKey(l: Linkage, v: View, e: DecodedEnvelope, bad: Report): void {
-  if (typeof l.issuerKeys === 'string') return bad('ENVELOPE_KEY', l.issuerKeys);
-  const key = l.issuerKeys.get(e.kid);
-  if (key === undefined) return bad('ENVELOPE_KEY', `kid ${e.kid} is not in ${l.issuerSource}`);
-  const revokedAt = l.issuerRevokedAt.get(e.kid);
+/** The issuer key of `kid` as the bundle and its ledgered rotations state it, or undefined. */
+function checkKey(l: Linkage, v: View, kid: string, bad: Report): PublicKey | undefined {
+  if (typeof l.issuerKeys === 'string') return void bad('ENVELOPE_KEY', l.issuerKeys);
+  const key = l.issuerKeys.get(kid);
+  if (key === undefined) return void bad('ENVELOPE_KEY', `kid ${kid} is not in ${l.issuerSource}`);
+  const revokedAt = l.issuerRevokedAt.get(kid);
   if (revokedAt !== undefined && revokedAt < v.entry.index)
     bad('ENVELOPE_KEY', `issued under a key revoked at entry ${revokedAt}`);
-  else if (revokedAt === undefined && l.issuerRevoked.has(e.kid))
+  else if (revokedAt === undefined && l.issuerRevoked.has(kid))
     bad('ENVELOPE_KEY', `issued under a revoked key whose revocation is not in this bundle`, true);
-  for (const r of l.find('admin.key_rotated', e.kid)) {
+  for (const r of l.find('admin.key_rotated', kid)) {
     let same = false;
     try {
       same = parsePublicJwk(r.entry.payload['public_jwk']).raw.equals(key.raw);
@@ -43,33 +51,47 @@ function checkKey(l: Linkage, v: View, e: DecodedEnvelope, bad: Report): void {
       same = false;
     }
     if (!same)
-      bad('ENVELOPE_KEY', `the issuer JWKS key ${e.kid} is not the key ledgered at entry ${r.entry.index}`);
+      bad('ENVELOPE_KEY', `the issuer JWKS key ${kid} is not the key ledgered at entry ${r.entry.index}`);
   }
-  if (!envelopeSignatureHolds(e, key))
-    bad('ENVELOPE_SIGNATURE', `the signature does not verify under issuer key ${e.kid}`);
+  return key;
 }
 
-function checkEntry(v: View, e: DecodedEnvelope, bad: Report): void {
-  const p = v.entry.payload;
-  const c = e.claims;
-  const ref = p['ledger_ref'];
-  const refOk = refNames(ref, c.ledger.index, c.ledger.entry_hash);
-  const same =
-    p['decision_id'] === c.decision_id &&
-    p['jti'] === c.jti &&
-    (p['kid'] === undefined || p['kid'] === e.kid) &&
-    (p['exp'] === undefined || p['exp'] === c.exp) &&
-    (p['params_sha256'] === undefined || p['params_sha256'] === c.params_sha256) &&
-    (p['tool'] === undefined || p['tool'] === c.tool) &&
-    (ref === undefined || refOk) &&
-    v.entry.tenant === c.tenant &&
-    v.entry.trace_id === c.trace_id &&
-    v.entry.request_id === c.request_id;
-  if (!same)
-    bad(
-      'ENVELOPE_BINDING',
-      'the entry does not repeat its envelope claims (decision, jti, tool, tenant, trace, request, ledger reference)',
-    );
+/**
+ * Every consumed JWS of this envelope (in its receipts) is the one whose issuance was recorded:
+ * same digest, same kid, byte-identical claims, and a signature that verifies.
+ */
+function checkConsumed(
+  l: Linkage,
+  v: View,
+  c: EnvelopeClaims,
+  key: PublicKey | undefined,
+  bad: Report,
+): void {
+  const digest = v.entry.payload['envelope_sha256'];
+  const claimsText = encodeEnvelopeClaims(c);
+  for (const r of l.find('execution.receipt', c.jti)) {
+    const jws = r.entry.payload['envelope'];
+    const e = l.envelope(r);
+    if (typeof jws !== 'string' || typeof e === 'string') {
+      bad('ENVELOPE_MALFORMED', `the envelope consumed at entry ${r.entry.index} is malformed or missing`);
+      continue;
+    }
+    if (typeof digest !== 'string' || !hexDigestEquals(envelopeSha256(jws), digest))
+      bad(
+        'ENVELOPE_BINDING',
+        `the envelope consumed at entry ${r.entry.index} is not the one recorded as issued`,
+      );
+    else if (e.kid !== v.entry.payload['kid'] || encodeEnvelopeClaims(e.claims) !== claimsText)
+      bad(
+        'ENVELOPE_BINDING',
+        `the envelope consumed at entry ${r.entry.index} does not carry the recorded claims`,
+      );
+    if (key !== undefined && !envelopeSignatureHolds(e, key))
+      bad(
+        'ENVELOPE_SIGNATURE',
+        `the signature of the envelope consumed at entry ${r.entry.index} does not verify`,
+      );
+  }
 }
 
 function checkExecutor(l: Linkage, v: View, c: EnvelopeClaims, bad: Report): void {
@@ -118,6 +140,7 @@ function checkDecision(
   }
   if (
     p['decision_id'] !== c.decision_id ||
+    d.entry.request_id !== c.request_id ||
     d.entry.tenant !== c.tenant ||
     p['tool'] !== c.tool ||
     p['client'] !== c.sub ||
@@ -218,23 +241,26 @@ export const envelopeBindingCheck: VerifyCheck = {
           ...entryFinding(v, code, message),
           ...(partial === true ? { partial: true as const } : {}),
         });
-      const e = l.envelope(v);
-      if (typeof e === 'string') {
-        bad('ENVELOPE_MALFORMED', `the recorded envelope is malformed: ${e}`);
+      const c = l.issuedClaims(v);
+      const kid = v.entry.payload['kid'];
+      const digest = v.entry.payload['envelope_sha256'];
+      if (c === undefined || typeof kid !== 'string' || typeof digest !== 'string' || !HEX64.test(digest)) {
+        bad('ENVELOPE_MALFORMED', 'the record does not state the envelope claims, kid and digest');
         continue;
       }
-      checkKey(l, v, e, bad);
-      checkEntry(v, e, bad);
-      checkExecutor(l, v, e.claims, bad);
-      const d = checkDecision(ctx, l, v, e.claims, bad);
-      checkParams(l, v, e.claims, d, bad);
+      const key = checkKey(l, v, kid, bad);
+      checkConsumed(l, v, c, key, bad);
+      checkExecutor(l, v, c, bad);
+      const d = checkDecision(ctx, l, v, c, bad);
+      checkParams(l, v, c, d, bad);
     }
     return out;
   },
 };
 
-/** The claims of a recorded envelope that decodes (for the receipt checks), else undefined. */
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** The claims an `envelope.issued` record states (for the receipt checks), else undefined. */
 export function claimsOf(l: Linkage, v: View): EnvelopeClaims | undefined {
-  const e = l.envelope(v);
-  return typeof e === 'string' ? undefined : e.claims;
+  return l.issuedClaims(v);
 }

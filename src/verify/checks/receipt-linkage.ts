@@ -3,10 +3,11 @@
  * `execution.receipt` follows an allow decision (or an escalation finalised as approved) for its
  * decision id, never a denied one; it follows the `envelope.issued` record of its nonce for the
  * same decision, tool, tenant and parameters; it ran within that envelope's validity window
- * (start of the run = receipt time − duration, with the declared clock tolerance); and no nonce
- * is consumed twice (single use).
+ * (start of the run = receipt time − duration, with the declared clock tolerance); it carries
+ * the consumed JWS and its digest, which is the digest recorded at issuance; no nonce is
+ * consumed twice (single use), and none after its envelope was voided.
  */
-import type { EnvelopeClaims } from '../../kernel/index.js';
+import { envelopeSha256, hexDigestEquals, type EnvelopeClaims } from '../../kernel/index.js';
 import { linkageOf, refNames, str, type Linkage, type View } from '../linkage.js';
 import type { Finding, FindingCode, VerifyCheck } from '../types.js';
 import { entryFinding } from './util.js';
@@ -55,10 +56,28 @@ function checkEnvelope(
     );
     return undefined;
   }
-  const e = l.envelope(env);
-  if (typeof e === 'string') return undefined;
-  const c = e.claims;
   const p = r.entry.payload;
+  const jws = p['envelope'];
+  const digest = p['envelope_sha256'];
+  const issuedDigest = env.entry.payload['envelope_sha256'];
+  if (
+    typeof jws !== 'string' ||
+    typeof digest !== 'string' ||
+    typeof issuedDigest !== 'string' ||
+    !hexDigestEquals(envelopeSha256(jws), digest) ||
+    !hexDigestEquals(digest, issuedDigest)
+  )
+    bad(
+      'RECEIPT_BINDING',
+      `the receipt does not carry the consumed envelope whose digest was recorded at entry ${env.entry.index}`,
+    );
+  const voided = l
+    .find('envelope.voided', jti)
+    .find((x) => x.entry.index < r.entry.index && x.entry.payload['nonce_voided'] === true);
+  if (voided !== undefined)
+    bad('NONCE_REUSED', `nonce ${jti} was voided at entry ${voided.entry.index} before this execution`);
+  const c = l.issuedClaims(env);
+  if (c === undefined) return undefined;
   if (
     env.entry.payload['decision_id'] !== id ||
     c.decision_id !== id ||
