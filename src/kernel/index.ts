@@ -61,6 +61,7 @@ export {
   nodeHash,
   rootOf,
   createMerkleTree,
+  restoreMerkleTree,
   rootFromInclusionProof,
   verifyInclusion,
   verifyConsistency,
