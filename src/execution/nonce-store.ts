@@ -28,6 +28,12 @@ export interface NonceConsumption {
 /** Result of a consumption: the only allow is `'fresh'`. */
 export type NonceVerdict = 'fresh' | 'replayed';
 
+/**
+ * Result of voiding an envelope nonce: `'voided'` when it had never been consumed (it now never
+ * can be), `'consumed'` when it had been (the tool may have run).
+ */
+export type VoidVerdict = 'voided' | 'consumed';
+
 /** A strongly consistent single-use store for envelope nonces. */
 export interface NonceStore {
   /**
@@ -40,6 +46,13 @@ export interface NonceStore {
    * with the same tolerance the envelope verifier uses.
    */
   prune(input: { readonly nowSec: number; readonly toleranceSec: number }): Promise<number>;
+  /**
+   * Makes `input.jti` unconsumable in ONE atomic statement and says whether it had been consumed
+   * before (crash recovery, SPEC §5: an envelope issued for a call that never finished must never
+   * run afterwards). A voided nonce answers `'replayed'` to `consume`. Optional: a store without
+   * it cannot back crash recovery, and the deployment then refuses to start.
+   */
+  void?(input: NonceConsumption): Promise<VoidVerdict>;
   /** Releases connections. */
   close(): Promise<void>;
 }
@@ -61,6 +74,7 @@ export function assertNonceConsumption(input: NonceConsumption): void {
  */
 export function createMemoryNonceStore(): NonceStore {
   const rows = new Map<string, NonceConsumption>();
+  const voided = new Set<string>();
   let closed = false;
   return {
     consume(input) {
@@ -74,6 +88,14 @@ export function createMemoryNonceStore(): NonceStore {
       if (rows.has(input.jti)) return Promise.resolve('replayed');
       rows.set(input.jti, { ...input });
       return Promise.resolve('fresh');
+    },
+    void(input) {
+      if (closed) return Promise.reject(new Error('nonce store closed'));
+      assertNonceConsumption(input);
+      if (rows.has(input.jti)) return Promise.resolve(voided.has(input.jti) ? 'voided' : 'consumed');
+      rows.set(input.jti, { ...input });
+      voided.add(input.jti);
+      return Promise.resolve('voided');
     },
     prune({ nowSec, toleranceSec }) {
       let deleted = 0;

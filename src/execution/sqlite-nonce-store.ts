@@ -15,7 +15,7 @@
 import Database from 'better-sqlite3';
 import type { Clock } from '../kernel/index.js';
 import { createGroupCommit } from './group-commit.js';
-import type { NonceConsumption, NonceStore } from './nonce-store.js';
+import type { NonceConsumption, NonceStore, VoidVerdict } from './nonce-store.js';
 
 /** Options for {@link createSqliteNonceStore}. */
 export interface SqliteNonceStoreOptions {
@@ -55,6 +55,20 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
      VALUES (?, ?, ?, ?, ?) ON CONFLICT (jti) DO NOTHING`,
   );
   const prune = db.prepare('DELETE FROM envelope_nonces WHERE exp + ? < ?');
+  // A voided nonce is a consumed row (consume answers 'replayed') plus a mark that nothing ran.
+  db.exec('CREATE TABLE IF NOT EXISTS envelope_voids (jti TEXT PRIMARY KEY NOT NULL) STRICT');
+  const markVoid = db.prepare('INSERT OR IGNORE INTO envelope_voids (jti) VALUES (?)');
+  const isVoid = db.prepare<[string], { jti: string }>('SELECT jti FROM envelope_voids WHERE jti = ?');
+  const pruneVoids = db.prepare(
+    'DELETE FROM envelope_voids WHERE jti NOT IN (SELECT jti FROM envelope_nonces)',
+  );
+  const voidTx = db.transaction((row: NonceRow): VoidVerdict => {
+    if (insert.run(...row).changes === 1) {
+      markVoid.run(row[0]);
+      return 'voided';
+    }
+    return isVoid.get(row[0]) === undefined ? 'consumed' : 'voided';
+  });
 
   const validate = (input: NonceConsumption): void => {
     if (typeof input.jti !== 'string' || input.jti.length === 0 || input.jti.length > 512) {
@@ -88,9 +102,27 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
       if (changes === 0) return 'replayed';
       throw new Error('unexpected change count');
     },
+    void(input) {
+      try {
+        if (closed) throw new Error('nonce store closed');
+        validate(input);
+        const row: NonceRow = [
+          input.jti,
+          input.tenant,
+          input.exp,
+          input.decision_id,
+          Math.floor(options.now() / 1000),
+        ];
+        return Promise.resolve(voidTx.immediate(row));
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new Error('nonce store failure'));
+      }
+    },
     prune({ nowSec, toleranceSec }) {
       try {
-        return Promise.resolve(prune.run(Math.trunc(toleranceSec), Math.trunc(nowSec)).changes);
+        const n = prune.run(Math.trunc(toleranceSec), Math.trunc(nowSec)).changes;
+        pruneVoids.run();
+        return Promise.resolve(n);
       } catch (err) {
         return Promise.reject(err instanceof Error ? err : new Error('nonce store failure'));
       }

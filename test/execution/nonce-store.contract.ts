@@ -100,5 +100,14 @@ export function runNonceStoreContract(name: string, factory: () => Promise<Nonce
       expect(await store.consume(n('new', 5000))).toBe('replayed');
       expect(await store.consume(n('old', 1000))).toBe('fresh');
     });
+
+    it('void makes an unconsumed nonce unconsumable and reports a consumed one as consumed (SPEC §5 recovery)', async () => {
+      const store = await open(await setup());
+      expect(await store.void?.(n('never-ran'))).toBe('voided');
+      expect(await store.consume(n('never-ran'))).toBe('replayed');
+      expect(await store.void?.(n('never-ran'))).toBe('voided');
+      expect(await store.consume(n('ran'))).toBe('fresh');
+      expect(await store.void?.(n('ran'))).toBe('consumed');
+    });
   });
 }
