@@ -52,6 +52,9 @@ import {
   observedAdapters,
 } from './faults.js';
 import type { EmbeddedFaults, ToolRunObserver } from './faults.js';
+import { createFence, fencedExecutor, fencedLedgerPort } from './fence.js';
+import { recordAbandonedRequests } from './recovery.js';
+import type { RecoveryDeps, RecoveryReport } from './recovery.js';
 
 /** The opened roles and stores. */
 export interface Core {
@@ -72,6 +75,14 @@ export interface Core {
   readonly gate: Gate;
   /** Human approvals, break-glass and reviews (OE-INV-019/020, L7). */
   readonly approvals: EmbeddedApprovals;
+  /** What the recovery pass on open recorded (requests a crash or stop left without an outcome). */
+  readonly recovered: RecoveryReport;
+  /**
+   * End of a stop's grace period: raises the fence (no role writes to the ledger, the Execution
+   * Layer runs nothing), waits for queued appends, then records `request.abandoned` for every
+   * call still in flight (SPEC §5, FC-INV-5).
+   */
+  abandonInFlight(): Promise<RecoveryReport>;
   close(): Promise<void>;
 }
 
@@ -127,7 +138,8 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     origin: config.origin,
     checkpointEvery: { entries: 256, ms: 10_000 },
   });
-  const ledgerPort: Core['ledgerPort'] = faultyLedgerPort(ledger, faults);
+  const fence = createFence();
+  const ledgerPort: Core['ledgerPort'] = fencedLedgerPort(faultyLedgerPort(ledger, faults), fence);
   const state = createSqliteGateState({
     path: p.stateDb,
     replayRetentionMs: Math.max(7 * 86_400_000, 2 * config.timestamp_tolerance_ms),
@@ -173,32 +185,35 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const sqliteNonces = createSqliteNonceStore({ path: p.noncesDb, now: clock });
   const nonces: NonceStore = faultyNonceStore(sqliteNonces, faults);
   const sandbox = createBwrapSandbox();
-  const executor = createExecutor({
-    audience: config.audience,
-    // Public keys only: the Execution Layer never sees the issuer's private key (SPEC §1, GEI).
-    keys: followIssuerKeys(() => controlPlane.issuerJwks()),
-    now: clock,
-    clockToleranceSec: config.clock_tolerance_sec,
-    maxLifetimeSec: config.max_envelope_lifetime_sec,
-    isKnownPolicyBundle: (hash) => !isDeny(bundles.get(hash)),
-    ledger: ledgerPort,
-    nonces,
-    resolveTool: (hash, name) => {
-      const runtime = bundles.get(hash);
-      if (isDeny(runtime)) return undefined;
-      return runtime.getTool(name)?.adapter;
-    },
-    adapters: observedAdapters(
-      { builtin: createDefaultBuiltinAdapter({ now: clock }), command: createCommandAdapter({ sandbox }) },
-      options.onToolRun,
-    ),
-    redactor,
-    secrets,
-    timeouts: {
-      ledgerMs: options.deadlines?.executor?.ledgerMs ?? 2000,
-      nonceMs: options.deadlines?.executor?.nonceMs ?? 1000,
-    },
-  });
+  const executor = fencedExecutor(
+    createExecutor({
+      audience: config.audience,
+      // Public keys only: the Execution Layer never sees the issuer's private key (SPEC §1, GEI).
+      keys: followIssuerKeys(() => controlPlane.issuerJwks()),
+      now: clock,
+      clockToleranceSec: config.clock_tolerance_sec,
+      maxLifetimeSec: config.max_envelope_lifetime_sec,
+      isKnownPolicyBundle: (hash) => !isDeny(bundles.get(hash)),
+      ledger: ledgerPort,
+      nonces,
+      resolveTool: (hash, name) => {
+        const runtime = bundles.get(hash);
+        if (isDeny(runtime)) return undefined;
+        return runtime.getTool(name)?.adapter;
+      },
+      adapters: observedAdapters(
+        { builtin: createDefaultBuiltinAdapter({ now: clock }), command: createCommandAdapter({ sandbox }) },
+        options.onToolRun,
+      ),
+      redactor,
+      secrets,
+      timeouts: {
+        ledgerMs: options.deadlines?.executor?.ledgerMs ?? 2000,
+        nonceMs: options.deadlines?.executor?.nonceMs ?? 1000,
+      },
+    }),
+    fence,
+  );
   const gate = createGate({
     clock,
     clients: state,
@@ -247,6 +262,23 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       { name: 'sandbox', check: async () => (await sandbox.probe()).outcome === 'ok' },
     ],
   });
+  const close = async (): Promise<void> => {
+    await ledger.close();
+    await sqliteNonces.close();
+    state.close();
+    governance.close();
+    approvals.close();
+  };
+  let recovery: RecoveryDeps;
+  let recovered: RecoveryReport;
+  try {
+    recovery = recoveryDeps(ledger, sqliteNonces);
+    // Before anything serves: every request a crash or stop left open gets its outcome (FC-INV-5).
+    recovered = await recordAbandonedRequests(recovery, 'restart');
+  } catch (err) {
+    await close();
+    throw err;
+  }
   return {
     dir: p.root,
     config,
@@ -263,13 +295,27 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     sandbox,
     gate,
     approvals,
-    async close() {
-      await ledger.close();
-      await sqliteNonces.close();
-      state.close();
-      governance.close();
-      approvals.close();
+    recovered,
+    async abandonInFlight() {
+      fence.raise();
+      await ledger.settled();
+      return recordAbandonedRequests(recovery, 'stop');
     },
+    close,
+  };
+}
+
+/** Recovery over the ledger itself (past the fence) and the Execution Layer's nonce store. */
+function recoveryDeps(ledger: Ledger, nonces: NonceStore): RecoveryDeps {
+  const openRequests = ledger.store.openRequests?.bind(ledger.store);
+  const voidNonce = nonces.void?.bind(nonces);
+  if (openRequests === undefined || voidNonce === undefined)
+    throw new Error('crash recovery needs a ledger store with open requests and a nonce store that voids');
+  return {
+    openRequests,
+    entriesOf: (id) => ledger.store.readByRequest(id),
+    append: (input) => ledger.append(input),
+    voidEnvelope: voidNonce,
   };
 }
 

@@ -82,6 +82,8 @@ export interface Ledger {
   proveConsistency(size1: number, size2?: number): string[];
   /** Lower-hex root of the first `size` entries (default: committed size). */
   rootHash(size?: number): string;
+  /** Resolves once every append queued so far has been committed or rejected. */
+  settled(): Promise<void>;
   /** Waits for queued appends, then closes the store. */
   close(): Promise<void>;
 }
@@ -315,6 +317,9 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     proveConsistency: (size1, size2 = size) =>
       tree.consistencyProof(size1, size2).map((h) => h.toString('hex')),
     rootHash: (at = size) => tree.root(at).toString('hex'),
+    async settled() {
+      while (flushing) await idle;
+    },
     async close() {
       await idle;
       await snapshots;
