@@ -53,7 +53,7 @@ import {
 } from './faults.js';
 import type { EmbeddedFaults, ToolRunObserver } from './faults.js';
 import { createFence, fencedExecutor, fencedLedgerPort } from './fence.js';
-import { recordAbandonedRequests } from './recovery.js';
+import { recordAbandonedRequests, recoveryDeps } from './recovery.js';
 import type { RecoveryDeps, RecoveryReport } from './recovery.js';
 
 /** The opened roles and stores. */
@@ -185,35 +185,34 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const sqliteNonces = createSqliteNonceStore({ path: p.noncesDb, now: clock });
   const nonces: NonceStore = faultyNonceStore(sqliteNonces, faults);
   const sandbox = createBwrapSandbox();
-  const executor = fencedExecutor(
-    createExecutor({
-      audience: config.audience,
-      // Public keys only: the Execution Layer never sees the issuer's private key (SPEC §1, GEI).
-      keys: followIssuerKeys(() => controlPlane.issuerJwks()),
-      now: clock,
-      clockToleranceSec: config.clock_tolerance_sec,
-      maxLifetimeSec: config.max_envelope_lifetime_sec,
-      isKnownPolicyBundle: (hash) => !isDeny(bundles.get(hash)),
-      ledger: ledgerPort,
-      nonces,
-      resolveTool: (hash, name) => {
-        const runtime = bundles.get(hash);
-        if (isDeny(runtime)) return undefined;
-        return runtime.getTool(name)?.adapter;
-      },
-      adapters: observedAdapters(
-        { builtin: createDefaultBuiltinAdapter({ now: clock }), command: createCommandAdapter({ sandbox }) },
-        options.onToolRun,
-      ),
-      redactor,
-      secrets,
-      timeouts: {
-        ledgerMs: options.deadlines?.executor?.ledgerMs ?? 2000,
-        nonceMs: options.deadlines?.executor?.nonceMs ?? 1000,
-      },
-    }),
-    fence,
-  );
+  // Past a stop's grace period the Execution Layer runs nothing (see fence.ts).
+  const unfencedExecutor = createExecutor({
+    audience: config.audience,
+    // Public keys only: the Execution Layer never sees the issuer's private key (SPEC §1, GEI).
+    keys: followIssuerKeys(() => controlPlane.issuerJwks()),
+    now: clock,
+    clockToleranceSec: config.clock_tolerance_sec,
+    maxLifetimeSec: config.max_envelope_lifetime_sec,
+    isKnownPolicyBundle: (hash) => !isDeny(bundles.get(hash)),
+    ledger: ledgerPort,
+    nonces,
+    resolveTool: (hash, name) => {
+      const runtime = bundles.get(hash);
+      if (isDeny(runtime)) return undefined;
+      return runtime.getTool(name)?.adapter;
+    },
+    adapters: observedAdapters(
+      { builtin: createDefaultBuiltinAdapter({ now: clock }), command: createCommandAdapter({ sandbox }) },
+      options.onToolRun,
+    ),
+    redactor,
+    secrets,
+    timeouts: {
+      ledgerMs: options.deadlines?.executor?.ledgerMs ?? 2000,
+      nonceMs: options.deadlines?.executor?.nonceMs ?? 1000,
+    },
+  });
+  const executor = fencedExecutor(unfencedExecutor, fence);
   const gate = createGate({
     clock,
     clients: state,
@@ -302,20 +301,6 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       return recordAbandonedRequests(recovery, 'stop');
     },
     close,
-  };
-}
-
-/** Recovery over the ledger itself (past the fence) and the Execution Layer's nonce store. */
-function recoveryDeps(ledger: Ledger, nonces: NonceStore): RecoveryDeps {
-  const openRequests = ledger.store.openRequests?.bind(ledger.store);
-  const voidNonce = nonces.void?.bind(nonces);
-  if (openRequests === undefined || voidNonce === undefined)
-    throw new Error('crash recovery needs a ledger store with open requests and a nonce store that voids');
-  return {
-    openRequests,
-    entriesOf: (id) => ledger.store.readByRequest(id),
-    append: (input) => ledger.append(input),
-    voidEnvelope: voidNonce,
   };
 }
 

@@ -11,8 +11,8 @@
  * throws and the deployment does not start (fail closed).
  */
 import type { JsonObject } from '../kernel/index.js';
-import type { EntryInput, EntryRef, LedgerEntry, OpenRequest } from '../ledger/index.js';
-import type { NonceConsumption, VoidVerdict } from '../execution/index.js';
+import type { EntryInput, EntryRef, Ledger, LedgerEntry, OpenRequest } from '../ledger/index.js';
+import type { NonceConsumption, NonceStore, VoidVerdict } from '../execution/index.js';
 
 /** What recovery needs: the open-request index, one request's entries, an append, and voiding. */
 export interface RecoveryDeps {
@@ -124,4 +124,21 @@ export async function recordAbandonedRequests(
     if (r.consumed) mayHaveRun += 1;
   }
   return { abandoned, mayHaveRun };
+}
+
+/**
+ * Recovery over the ledger itself (past the fence) and the Execution Layer's nonce store. Throws
+ * when either cannot serve recovery: the deployment then does not start.
+ */
+export function recoveryDeps(ledger: Ledger, nonces: NonceStore): RecoveryDeps {
+  const openRequests = ledger.store.openRequests?.bind(ledger.store);
+  const voidNonce = nonces.void?.bind(nonces);
+  if (openRequests === undefined || voidNonce === undefined)
+    throw new Error('crash recovery needs a ledger store with open requests and a nonce store that voids');
+  return {
+    openRequests,
+    entriesOf: (id) => ledger.store.readByRequest(id),
+    append: (input) => ledger.append(input),
+    voidEnvelope: voidNonce,
+  };
 }
