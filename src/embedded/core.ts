@@ -53,6 +53,7 @@ import {
 } from './faults.js';
 import type { EmbeddedFaults, ToolRunObserver } from './faults.js';
 import { createFence, fencedExecutor, fencedLedgerPort } from './fence.js';
+import { lockDataDir } from './instance-lock.js';
 import { recordAbandonedRequests, recoveryDeps } from './recovery.js';
 import type { RecoveryDeps, RecoveryReport } from './recovery.js';
 
@@ -131,13 +132,20 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const clock = options.clock ?? systemClock;
   const faults = options.faults ?? noFaults();
   const ledgerKey = readSigningKey(p.ledgerKey);
-  const ledger = await createLedger({
-    store: createSqliteLedgerStore({ path: p.ledgerDb }),
-    clock,
-    checkpointSigner: noteSignerFor(config.origin, ledgerKey.privateKey),
-    origin: config.origin,
-    checkpointEvery: { entries: 256, ms: 10_000 },
-  });
+  const unlock = lockDataDir(p.root);
+  let ledger: Ledger;
+  try {
+    ledger = await createLedger({
+      store: createSqliteLedgerStore({ path: p.ledgerDb }),
+      clock,
+      checkpointSigner: noteSignerFor(config.origin, ledgerKey.privateKey),
+      origin: config.origin,
+      checkpointEvery: { entries: 256, ms: 10_000 },
+    });
+  } catch (err) {
+    unlock();
+    throw err;
+  }
   const fence = createFence();
   const ledgerPort: Core['ledgerPort'] = fencedLedgerPort(faultyLedgerPort(ledger, faults), fence);
   const state = createSqliteGateState({
@@ -267,6 +275,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     state.close();
     governance.close();
     approvals.close();
+    unlock();
   };
   let recovery: RecoveryDeps;
   let recovered: RecoveryReport;
