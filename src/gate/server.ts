@@ -211,11 +211,8 @@ export async function createGateServer(gate: Gate, options: GateServerOptions): 
         req.resume();
         return send(res, 503, SHUTTING_DOWN, true);
       }
+      // In flight until its handler settles (not the socket's 'close': a client may half-close early).
       inflight.add(res);
-      res.once('close', () => {
-        inflight.delete(res);
-        if (inflight.size === 0) onIdle?.();
-      });
       route(gate, req, res)
         .catch(() => {
           if (!res.headersSent)
@@ -223,6 +220,8 @@ export async function createGateServer(gate: Gate, options: GateServerOptions): 
           else res.destroy();
         })
         .finally(() => {
+          inflight.delete(res);
+          if (inflight.size === 0) onIdle?.();
           // A body left unread after an early answer must not hold the socket open.
           if (!req.complete && res.getHeader('connection') === 'close')
             res.once('finish', () => req.destroy());
