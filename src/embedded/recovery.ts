@@ -41,7 +41,7 @@ async function abandonOne(
   deps: RecoveryDeps,
   open: OpenRequest,
   when: 'restart' | 'stop',
-): Promise<{ input: EntryInput; consumed: boolean } | undefined> {
+): Promise<{ input: EntryInput; consumed: boolean }> {
   const entries = (await deps.entriesOf(open.request_id)).filter(
     (e) => e.trace_id === open.trace_id && e.index >= open.accepted_index,
   );
@@ -118,7 +118,6 @@ export async function recordAbandonedRequests(
   let mayHaveRun = 0;
   for (const open of await deps.openRequests()) {
     const r = await abandonOne(deps, open, when);
-    if (r === undefined) continue;
     await deps.append(r.input);
     abandoned += 1;
     if (r.consumed) mayHaveRun += 1;
