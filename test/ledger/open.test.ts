@@ -28,11 +28,25 @@ function countingReads(inner: LedgerStore): { store: LedgerStore; rows: () => nu
 const ENTRIES = 2000;
 const EVERY = 256;
 
+const PROBES = [0, 1, 255, 256, 1023, 1500, ENTRIES - 1];
+
+/** Proofs that read every level of the tree: they must be the same after a restore. */
+function proofsOf(ledger: Awaited<ReturnType<typeof openLedger>>): string[][] {
+  return [
+    ...PROBES.map((i) => ledger.proveInclusion(i)),
+    ...PROBES.filter((i) => i < 1792).map((i) => ledger.proveInclusion(i, 1792)),
+    ...PROBES.slice(1).map((i) => ledger.proveConsistency(i)),
+  ];
+}
+
+let expectedProofs: string[][] = [];
+
 async function filledLedger(store: LedgerStore): Promise<string> {
   const ledger = await openLedger(store, { checkpointEvery: { entries: EVERY } });
   for (let i = 0; i < ENTRIES; i += 100)
     await Promise.all(Array.from({ length: 100 }, (_, k) => ledger.append(sampleInput(i + k))));
   const root = ledger.rootHash();
+  expectedProofs = proofsOf(ledger);
   await ledger.close();
   return root;
 }
@@ -48,6 +62,7 @@ describe('opening reads only the entries after the last checkpoint', () => {
       expect(again.rootHash()).toBe(root);
       // The last checkpoint sits within EVERY entries of the head: at most those, plus one link.
       expect(counted.rows()).toBeLessThanOrEqual(EVERY + 1);
+      expect(proofsOf(again)).toEqual(expectedProofs);
       const r = await again.append(sampleInput(ENTRIES));
       expect(r.index).toBe(ENTRIES);
       expect(again.proveInclusion(5).length).toBeGreaterThan(0);
