@@ -44,7 +44,8 @@ export const EXIT = Object.freeze({ ok: 0, failed: 1, usage: 2 });
 export const USAGE = `usage: failclosed <command> [options]
 
   init [DIR]                                  create a data directory (default ./.failclosed or $FAILCLOSED_HOME)
-  up [--port N]                               run all four roles on 127.0.0.1 (initialises on first run)
+  up [--port N] [--grace SEC]                 run all four roles on 127.0.0.1 (initialises on first run);
+                                              SIGTERM/SIGINT drain calls for up to SEC (default 30) seconds
   call TOOL --params JSON [--session S] [--client NAME] [--wait SEC] [--request-id ID]
   requests show ID                            the evidence view of one request
   clients add NAME --tenant T [--owner HUMAN] [--role R]...
@@ -73,6 +74,7 @@ class UsageError extends Error {}
 const OPTIONS = {
   data: { type: 'string' },
   port: { type: 'string' },
+  grace: { type: 'string' },
   params: { type: 'string' },
   session: { type: 'string' },
   client: { type: 'string' },
@@ -124,10 +126,15 @@ async function withConnection(dir: string, fn: (c: Connection) => Promise<number
   }
 }
 
-async function up(io: CliIo, dir: string, port: number | undefined): Promise<number> {
+async function up(io: CliIo, dir: string, port: number | undefined, graceSec = 30): Promise<number> {
   const init = await initDataDir(dir);
   if (init.created) io.out(`initialised ${init.dir}\n`);
   const instance = await startEmbedded(dir, port === undefined ? {} : { port });
+  const r = instance.core.recovered;
+  if (r.abandoned > 0)
+    io.out(
+      `recovered: ${r.abandoned} request(s) recorded as abandoned, ${r.mayHaveRun} of them may have run\n`,
+    );
   announceServer(dir, instance.url);
   io.out(`failclosed gate listening on ${instance.url}\n`);
   await new Promise<void>((done) => {
@@ -136,7 +143,12 @@ async function up(io: CliIo, dir: string, port: number | undefined): Promise<num
     else io.signal.addEventListener('abort', () => done(), { once: true });
   });
   withdrawServer(dir);
-  await instance.close();
+  io.out(`stopping: draining calls in flight (up to ${graceSec} s)\n`);
+  const stop = await instance.stop({ graceMs: graceSec * 1000 });
+  if (!stop.drained)
+    io.out(
+      `grace period over: ${stop.abandoned} call(s) recorded as abandoned, ${stop.mayHaveRun} of them may have run\n`,
+    );
   io.out('stopped\n');
   return EXIT.ok;
 }
@@ -250,7 +262,7 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
       return EXIT.ok;
     }
     case 'up':
-      return up(io, dir, intOption(v.port, 'port'));
+      return up(io, dir, intOption(v.port, 'port'), intOption(v.grace, 'grace'));
     case 'call':
       if (sub === undefined) throw new UsageError('call TOOL --params JSON');
       return call(io, dir, sub, v);

@@ -65,6 +65,10 @@ import { createDiskSpaceProbe, createSqliteWriteProbe } from './readiness.js';
 
 /** `/readyz` fails its `disk` check below this much free space (MiB) unless `min_free_disk_mb` says otherwise. */
 export const DEFAULT_MIN_FREE_DISK_MB = 64;
+import { createFence, fencedExecutor, fencedLedgerPort } from './fence.js';
+import { lockDataDir } from './instance-lock.js';
+import { recordAbandonedRequests, recoveryDeps } from './recovery.js';
+import type { RecoveryDeps, RecoveryReport } from './recovery.js';
 
 /** The opened roles and stores. */
 export interface Core {
@@ -85,6 +89,14 @@ export interface Core {
   readonly gate: Gate;
   /** Human approvals, break-glass and reviews (OE-INV-019/020, L7). */
   readonly approvals: EmbeddedApprovals;
+  /** What the recovery pass on open recorded (requests a crash or stop left without an outcome). */
+  readonly recovered: RecoveryReport;
+  /**
+   * End of a stop's grace period: raises the fence (no role writes to the ledger, the Execution
+   * Layer runs nothing), waits for queued appends, then records `request.abandoned` for every
+   * call still in flight (SPEC §5, FC-INV-5).
+   */
+  abandonInFlight(): Promise<RecoveryReport>;
   close(): Promise<void>;
 }
 
@@ -138,14 +150,22 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const clock = options.clock ?? systemClock;
   const faults = options.faults ?? noFaults();
   const ledgerKey = readSigningKey(p.ledgerKey);
-  const ledger = await createLedger({
-    store: createSqliteLedgerStore({ path: p.ledgerDb }),
-    clock,
-    checkpointSigner: noteSignerFor(config.origin, ledgerKey.privateKey),
-    origin: config.origin,
-    checkpointEvery: { entries: 256, ms: 10_000 },
-  });
-  const ledgerPort: Core['ledgerPort'] = faultyLedgerPort(ledger, faults);
+  const unlock = lockDataDir(p.root);
+  let ledger: Ledger;
+  try {
+    ledger = await createLedger({
+      store: createSqliteLedgerStore({ path: p.ledgerDb }),
+      clock,
+      checkpointSigner: noteSignerFor(config.origin, ledgerKey.privateKey),
+      origin: config.origin,
+      checkpointEvery: { entries: 256, ms: 10_000 },
+    });
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+  const fence = createFence();
+  const ledgerPort: Core['ledgerPort'] = fencedLedgerPort(faultyLedgerPort(ledger, faults), fence);
   const state = createSqliteGateState({
     path: p.stateDb,
     replayRetentionMs: Math.max(7 * 86_400_000, 2 * config.timestamp_tolerance_ms),
@@ -198,7 +218,8 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   });
   const nonces: NonceStore = faultyNonceStore(sqliteNonces, faults);
   const sandbox = createBwrapSandbox();
-  const executor = createExecutor({
+  // Past a stop's grace period the Execution Layer runs nothing (see fence.ts).
+  const unfencedExecutor = createExecutor({
     audience: config.audience,
     // Public keys only: the Execution Layer never sees the issuer's private key (SPEC §1, GEI).
     keys: followIssuerKeys(() => controlPlane.issuerJwks()),
@@ -224,6 +245,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       nonceMs: options.deadlines?.executor?.nonceMs ?? 1000,
     },
   });
+  const executor = fencedExecutor(unfencedExecutor, fence);
   const writeProbes = [
     createSqliteWriteProbe('ledger', p.ledgerDb),
     createSqliteWriteProbe('state', p.stateDb),
@@ -292,6 +314,25 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       { name: 'sandbox', check: async () => (await sandbox.probe()).outcome === 'ok' },
     ],
   });
+  const close = async (): Promise<void> => {
+    for (const probe of writeProbes) probe.close();
+    await ledger.close();
+    await sqliteNonces.close();
+    state.close();
+    governance.close();
+    approvals.close();
+    unlock();
+  };
+  let recovery: RecoveryDeps;
+  let recovered: RecoveryReport;
+  try {
+    recovery = recoveryDeps(ledger, sqliteNonces);
+    // Before anything serves: every request a crash or stop left open gets its outcome (FC-INV-5).
+    recovered = await recordAbandonedRequests(recovery, 'restart');
+  } catch (err) {
+    await close();
+    throw err;
+  }
   return {
     dir: p.root,
     config,
@@ -308,14 +349,13 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     sandbox,
     gate,
     approvals,
-    async close() {
-      for (const probe of writeProbes) probe.close();
-      await ledger.close();
-      await sqliteNonces.close();
-      state.close();
-      governance.close();
-      approvals.close();
+    recovered,
+    async abandonInFlight() {
+      fence.raise();
+      await ledger.settled();
+      return recordAbandonedRequests(recovery, 'stop');
     },
+    close,
   };
 }
 

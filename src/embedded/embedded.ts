@@ -96,8 +96,28 @@ export interface EmbeddedInstance {
   readonly faults: EmbeddedFaults;
   /** The composed roles, for tests and tools. */
   readonly core: Core;
+  /**
+   * Graceful stop (SPEC §5, FC-INV-5): closes both listeners, lets calls in flight finish for up
+   * to `graceMs` (default {@link DEFAULT_GRACE_MS}), records `request.abandoned` for any still
+   * running then (their clients get `503 ERR_SHUTTING_DOWN`), and closes the stores.
+   */
+  stop(options?: { readonly graceMs?: number }): Promise<StopReport>;
+  /** Immediate stop: connections are cut; calls in flight are recorded as abandoned on the next start. */
   close(): Promise<void>;
 }
+
+/** What a graceful stop did. */
+export interface StopReport {
+  /** True when every call in flight finished within the grace period. */
+  readonly drained: boolean;
+  /** Calls recorded as abandoned at the end of the grace period. */
+  readonly abandoned: number;
+  /** Of those, calls whose envelope had been consumed: the tool may have run. */
+  readonly mayHaveRun: number;
+}
+
+/** Default grace period of a stop: longer than the longest tool run (25 s) plus its ledger writes. */
+export const DEFAULT_GRACE_MS = 30_000;
 
 /** Starts all four roles over an initialised data directory, on 127.0.0.1 (or the configured host). */
 export async function startEmbedded(dir: string, options: EmbeddedOptions = {}): Promise<EmbeddedInstance> {
@@ -136,6 +156,21 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
     executionUrl: es.url,
     faults,
     core,
+    async stop(stopOptions = {}) {
+      if (closed) return { drained: true, abandoned: 0, mayHaveRun: 0 };
+      closed = true;
+      gs.stopAccepting();
+      es.server.close();
+      const drained = await gs.drain(stopOptions.graceMs ?? DEFAULT_GRACE_MS);
+      let report = { abandoned: 0, mayHaveRun: 0 };
+      try {
+        if (!drained) report = await core.abandonInFlight();
+      } finally {
+        await Promise.allSettled([gs.close(), es.close()]);
+        await core.close();
+      }
+      return { drained, ...report };
+    },
     async close() {
       if (closed) return;
       closed = true;

@@ -37,9 +37,11 @@ function issuedClaims(entry: GateLedgerEntry): JsonValue | undefined {
 }
 
 /** Terminal outcome of a request as its gateway records tell it. */
-function outcomeOf(types: readonly string[]): 'executed' | 'deny' | 'pending' {
+function outcomeOf(types: readonly string[]): 'executed' | 'deny' | 'abandoned' | 'pending' {
   if (types.includes('gateway.completed')) return 'executed';
   if (types.includes('gateway.failed')) return 'deny';
+  // Recorded on restart or at the end of a stop's grace period (SPEC §5).
+  if (types.includes('request.abandoned')) return 'abandoned';
   return 'pending';
 }
 

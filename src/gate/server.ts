@@ -52,6 +52,15 @@ export interface GateServer {
   /** `http://host:port`. */
   readonly url: string;
   readonly port: number;
+  /**
+   * Graceful stop, step 1: closes the listener (new connections are refused) and answers any
+   * request still arriving on an open keep-alive connection `503 ERR_SHUTTING_DOWN` with
+   * `connection: close`, before reading it. Requests already in flight continue.
+   */
+  stopAccepting(): void;
+  /** Step 2: resolves true once no request is in flight, false when `graceMs` passed first. */
+  drain(graceMs: number): Promise<boolean>;
+  /** Closes every connection; a request still unanswered gets `503 ERR_SHUTTING_DOWN` first. */
   close(): Promise<void>;
 }
 
@@ -87,6 +96,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<Body> {
 }
 
 function send(res: ServerResponse, status: number, body: JsonValue, close = false): void {
+  // A call answered at the end of a stop's grace period may still finish later: say nothing twice.
+  if (res.headersSent || res.writableEnded) return;
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
@@ -97,6 +108,18 @@ function send(res: ServerResponse, status: number, body: JsonValue, close = fals
   });
   res.end(text);
 }
+
+const SHUTTING_DOWN: JsonValue = {
+  outcome: 'deny',
+  code: 'ERR_SHUTTING_DOWN',
+  reason: 'the Gate is stopping and accepts no new calls',
+};
+const ABANDONED_ANSWER: JsonValue = {
+  outcome: 'deny',
+  code: 'ERR_SHUTTING_DOWN',
+  reason:
+    'the Gate stopped before the call finished; its outcome is recorded as request.abandoned (the evidence view says whether the tool may have run)',
+};
 
 const REQUEST_PATH = /^\/v1\/requests\/([A-Za-z0-9._:-]{1,128})$/;
 const ADMIN_PATH = /^\/v1\/admin\/([a-z][a-z0-9-]{0,63})$/;
@@ -179,6 +202,9 @@ async function route(gate: Gate, req: IncomingMessage, res: ServerResponse): Pro
  * `ERR_INTERNAL` without details (FC-INV-4).
  */
 export async function createGateServer(gate: Gate, options: GateServerOptions): Promise<GateServer> {
+  const inflight = new Set<ServerResponse>();
+  let stopping = false;
+  let onIdle: (() => void) | undefined;
   const server = createServer(
     {
       maxHeaderSize: MAX_HEADER_BYTES,
@@ -187,6 +213,12 @@ export async function createGateServer(gate: Gate, options: GateServerOptions): 
       keepAliveTimeout: 5_000,
     },
     (req, res) => {
+      if (stopping) {
+        req.resume();
+        return send(res, 503, SHUTTING_DOWN, true);
+      }
+      // In flight until its handler settles (not the socket's 'close': a client may half-close early).
+      inflight.add(res);
       route(gate, req, res)
         .catch(() => {
           if (!res.headersSent)
@@ -194,6 +226,8 @@ export async function createGateServer(gate: Gate, options: GateServerOptions): 
           else res.destroy();
         })
         .finally(() => {
+          inflight.delete(res);
+          if (inflight.size === 0) onIdle?.();
           // A body left unread after an early answer must not hold the socket open.
           if (!req.complete && res.getHeader('connection') === 'close')
             res.once('finish', () => req.destroy());
@@ -218,9 +252,27 @@ export async function createGateServer(gate: Gate, options: GateServerOptions): 
     server,
     url: `http://${host}:${port}`,
     port,
+    stopAccepting() {
+      stopping = true;
+      server.close();
+      server.closeIdleConnections();
+      // Answers still to come close their connection.
+      for (const res of inflight) res.shouldKeepAlive = false;
+    },
+    drain: (graceMs: number) =>
+      new Promise<boolean>((resolve) => {
+        if (inflight.size === 0) return resolve(true);
+        const timer = setTimeout(() => resolve(false), Math.max(0, graceMs));
+        onIdle = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      }),
     close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
+      new Promise<void>((resolve) => {
+        stopping = true;
+        for (const res of inflight) send(res, 503, ABANDONED_ANSWER, true);
+        server.close(() => resolve());
         server.closeAllConnections();
       }),
   });

@@ -84,7 +84,11 @@ export const DENIAL_CODES = {
     status: 503,
     meaning: 'the Gate is at its concurrency limit and shed the call before doing any work',
   },
-  ERR_SHUTTING_DOWN: { status: 503, meaning: 'the Gate is stopping and accepts no new calls' },
+  ERR_SHUTTING_DOWN: {
+    status: 503,
+    meaning:
+      'the Gate is stopping: it accepts no new calls, and a call still running when the grace period ends gets this answer (recorded as request.abandoned)',
+  },
 
   // Control Plane (SPEC §2 step 3, §6).
   ERR_CONTROL_PLANE_UNAVAILABLE: { status: 503, meaning: 'the Control Plane did not answer in time' },
@@ -151,7 +155,7 @@ export const DENIAL_CODES = {
   ERR_ABANDONED: {
     status: 500,
     meaning:
-      'the process stopped before the call had an outcome; recorded on restart, with whether its envelope was consumed',
+      'the process stopped before the call had an outcome; recorded on restart (or when a stop’s grace period ran out), with whether its envelope was consumed',
   },
   ERR_INTERNAL: { status: 500, meaning: 'an unexpected failure; denied' },
 } as const satisfies Record<string, { status: number; meaning: string }>;

@@ -63,6 +63,7 @@ export {
   nodeHash,
   rootOf,
   createMerkleTree,
+  restoreMerkleTree,
   rootFromInclusionProof,
   verifyInclusion,
   verifyConsistency,

@@ -144,6 +144,13 @@ export interface MerkleTree {
    * from the empty tree proves nothing and {@link verifyConsistency} rejects it.
    */
   consistencyProof(size1: number, size2?: number): Buffer[];
+  /**
+   * The stored hashes of `level` (level L holds the root of every complete, aligned subtree of
+   * 2^L leaves; there are floor(size / 2^L)) at positions [from, to), concatenated: what a store
+   * persists so that {@link restoreMerkleTree} can reopen the tree without re-hashing its leaves.
+   * Throws `RangeError` when out of range.
+   */
+  nodes(level: number, from: number, to: number): Buffer;
 }
 
 class IncrementalMerkleTree implements MerkleTree {
@@ -190,6 +197,22 @@ class IncrementalMerkleTree implements MerkleTree {
     const out: Buffer[] = [];
     this.subproof(size1, 0, size2, true, out);
     return out.map((h) => Buffer.from(h));
+  }
+
+  nodes(level: number, from: number, to: number): Buffer {
+    if (!Number.isSafeInteger(level) || level < 0 || level > 63) throw new RangeError('level out of range');
+    const count = Math.floor(this.size / 2 ** level);
+    this.checkRange(to, 0, count, 'to');
+    this.checkRange(from, 0, to, 'from');
+    const out = Buffer.alloc((to - from) * HASH_SIZE);
+    for (let i = from; i < to; i++) out.set(this.levelAt(level).view(i), (i - from) * HASH_SIZE);
+    return out;
+  }
+
+  /** Internal to {@link restoreMerkleTree}: appends already computed hashes to a level. */
+  restoreLevel(level: number, hashes: Uint8Array, count: number): void {
+    const l = this.levelAt(level);
+    for (let i = 0; i < count; i++) l.push(hashes.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE));
   }
 
   private levelAt(level: number): HashLevel {
@@ -263,6 +286,26 @@ class IncrementalMerkleTree implements MerkleTree {
 export function createMerkleTree(leafHashes: Iterable<Uint8Array> = []): MerkleTree {
   const tree = new IncrementalMerkleTree();
   for (const h of leafHashes) tree.append(h);
+  return tree;
+}
+
+/**
+ * Reopens a tree of `size` leaves from its stored levels (see {@link MerkleTree.nodes}):
+ * `level(L)` returns at least floor(size / 2^L) concatenated hashes of level L (extra hashes are
+ * ignored). Nothing is re-hashed, so the caller must check the result against something it trusts
+ * (the ledger checks the root against its signed checkpoint and the last leaf against its last
+ * entry). Throws `TypeError` when a level is too short. (SPEC §4: opening without re-hashing.)
+ */
+export function restoreMerkleTree(size: number, level: (l: number) => Uint8Array): MerkleTree {
+  if (!isSize(size)) throw new TypeError('size must be a non-negative integer');
+  const tree = new IncrementalMerkleTree();
+  for (let l = 0, width = 1; width <= size; l++, width *= 2) {
+    const count = Math.floor(size / width);
+    const hashes = level(l);
+    if (!(hashes instanceof Uint8Array) || hashes.length < count * HASH_SIZE)
+      throw new TypeError(`stored level ${l} is too short`);
+    tree.restoreLevel(l, hashes, count);
+  }
   return tree;
 }
 

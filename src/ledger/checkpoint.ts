@@ -47,6 +47,17 @@ interface CheckpointerOptions {
   readonly signer: CheckpointSigner;
   readonly origin: string;
   readonly every: { readonly entries?: number; readonly ms?: number } | undefined;
+  /** Runs after each new checkpoint is stored (the writer persists its tree snapshot); never fails it. */
+  readonly afterStore?: (cp: StoredCheckpoint) => Promise<void>;
+}
+
+/** The ledger's public checkpoint key for `signer`. */
+export function ledgerKeyOf(signer: CheckpointSigner): LedgerKey {
+  const publicKey = createPublicKey(signer.privateKey);
+  return Object.freeze({
+    vkey: vkeyFor(signer.name, publicKey),
+    jwk: publicKeyFromKeyObject(publicKey).jwk,
+  });
 }
 
 const ORIGIN = /^[\x21-\x7e]{1,255}$/;
@@ -54,11 +65,7 @@ const ORIGIN = /^[\x21-\x7e]{1,255}$/;
 /** Creates the checkpointer and checks the latest stored checkpoint against the rebuilt tree. */
 export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkpointer> {
   if (!ORIGIN.test(o.origin)) throw new TypeError('origin must be printable ASCII without spaces');
-  const publicKey = createPublicKey(o.signer.privateKey);
-  const ledgerKey: LedgerKey = Object.freeze({
-    vkey: vkeyFor(o.signer.name, publicKey),
-    jwk: publicKeyFromKeyObject(publicKey).jwk,
-  });
+  const ledgerKey = ledgerKeyOf(o.signer);
   let latest: StoredCheckpoint | undefined;
   try {
     latest = await o.store.latestCheckpoint();
@@ -96,6 +103,7 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
     if (latest === undefined || size > latest.size) latest = cp;
     lastSize = Math.max(lastSize, size);
     lastAt = o.clock();
+    await o.afterStore?.(cp);
     return cp;
   }
 

@@ -90,7 +90,11 @@ export function requestIndex(entries: readonly LedgerEntry[]): JsonObject {
     if (e.type === 'gateway.accepted') {
       t['accepted'] = e.index;
       t['request_sha256'] = str(e.payload['request_sha256']) ?? null;
-    } else if (e.type === 'gateway.completed' || e.type === 'gateway.failed') {
+    } else if (
+      e.type === 'gateway.completed' ||
+      e.type === 'gateway.failed' ||
+      e.type === 'request.abandoned'
+    ) {
       t['outcome'] = e.index;
       if (t['request_sha256'] === null) t['request_sha256'] = str(e.payload['request_sha256']) ?? null;
     } else if (e.type === 'envelope.issued') t['envelope'] = e.index;

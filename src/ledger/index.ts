@@ -7,7 +7,17 @@ export { ENTRY_TYPES, PAYLOAD_ALLOWLIST, isEntryType, disallowedPayloadFields } 
 export type { EntryType } from './entry-types.js';
 export { GENESIS_PREV_HASH, computeEntryHash, entryLeafHash, entryJson, parseEntryInput } from './entry.js';
 export type { Actor, EntryInput, EntryRef, LedgerEntry } from './entry.js';
-export type { EnvelopeContext, LedgerStore, StoredCheckpoint, EvidenceBlob, StoreHead } from './store.js';
+export type {
+  EnvelopeContext,
+  LedgerStore,
+  StoredCheckpoint,
+  EvidenceBlob,
+  StoreHead,
+  OpenRequest,
+  TreeChunk,
+  TreeSnapshot,
+} from './store.js';
+export { REQUEST_OUTCOME_TYPES, TREE_CHUNK_HASHES } from './store.js';
 export { createLedger } from './writer.js';
 export type { Ledger, LedgerOptions, AppendReceipt } from './writer.js';
 export type { CheckpointSigner, LedgerKey } from './checkpoint.js';

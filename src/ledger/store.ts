@@ -50,6 +50,45 @@ export interface StoreHead {
 }
 
 /**
+ * A run of persisted Merkle tree hashes: positions [chunk × TREE_CHUNK_HASHES, …) of `level`
+ * (see `MerkleTree.nodes`), at most {@link TREE_CHUNK_HASHES} hashes.
+ */
+export interface TreeChunk {
+  readonly level: number;
+  readonly chunk: number;
+  readonly hashes: Buffer;
+}
+
+/** Hashes per persisted tree chunk: a few KiB rewritten per checkpoint, ~n/128 rows read on open. */
+export const TREE_CHUNK_HASHES = 256;
+
+/** The persisted Merkle levels of the first `size` entries (written at checkpoints). */
+export interface TreeSnapshot {
+  readonly size: number;
+  readonly chunks: readonly TreeChunk[];
+  /** The chunks are the whole tree: drop any stored before (a snapshot written from size 0). */
+  readonly replaceAll?: true;
+}
+
+/**
+ * A request the Gate accepted (`gateway.accepted`) for which the ledger holds no outcome record
+ * (`gateway.completed`, `gateway.failed`, `request.abandoned`) yet (SPEC §5, FC-INV-5).
+ */
+export interface OpenRequest {
+  /** Index of its `gateway.accepted` entry. */
+  readonly accepted_index: number;
+  readonly request_id: string;
+  readonly trace_id: string;
+}
+
+/** Entry types that close a request the Gate accepted (FC-INV-5): its outcome records. */
+export const REQUEST_OUTCOME_TYPES: ReadonlySet<string> = new Set([
+  'gateway.completed',
+  'gateway.failed',
+  'request.abandoned',
+]);
+
+/**
  * A durable ledger backend. Every method that writes resolves only after the data is durable
  * (SQLite `synchronous=FULL`, PostgreSQL commit); any failure rejects, and callers map it to
  * `ERR_LEDGER_UNAVAILABLE` (L7 degraded mode: deny).
@@ -98,6 +137,19 @@ export interface LedgerStore {
   putEvidence(blob: EvidenceBlob): Promise<void>;
   /** The evidence blob with that hash, or undefined. */
   getEvidence(sha256: string): Promise<EvidenceBlob | undefined>;
+  /**
+   * The tree snapshot written last by {@link putTreeSnapshot}, or undefined. Optional: a store
+   * without it is opened by re-hashing every entry.
+   */
+  treeSnapshot?(): Promise<TreeSnapshot | undefined>;
+  /** Replaces the stored snapshot by `snapshot` (its chunks upserted) in one transaction. */
+  putTreeSnapshot?(snapshot: TreeSnapshot): Promise<void>;
+  /**
+   * Requests accepted and not yet closed by an outcome record, maintained in the same
+   * transaction as the entries (so crash recovery never scans the ledger), ascending. Optional:
+   * without it, crash recovery is not available and the deployment refuses to start.
+   */
+  openRequests?(): Promise<OpenRequest[]>;
   /** Releases the backend. */
   close(): Promise<void>;
 }

@@ -14,11 +14,13 @@ import type { EntryType } from './entry-types.js';
 import type { LedgerStore } from './store.js';
 import {
   createCheckpointer,
+  ledgerKeyOf,
   type CheckpointSigner,
   type Checkpointer,
   type LedgerKey,
 } from './checkpoint.js';
 import type { EnvelopeContext, EvidenceBlob, StoredCheckpoint } from './store.js';
+import { restoreTree, snapshotChunks } from './open.js';
 
 /** Options for {@link createLedger}. */
 export interface LedgerOptions {
@@ -90,6 +92,8 @@ export interface Ledger {
   proveConsistency(size1: number, size2?: number): string[];
   /** Lower-hex root of the first `size` entries (default: committed size). */
   rootHash(size?: number): string;
+  /** Resolves once every append queued so far has been committed or rejected. */
+  settled(): Promise<void>;
   /** Waits for queued appends, then closes the store. */
   close(): Promise<void>;
 }
@@ -144,25 +148,54 @@ async function loadVerified(
 }
 
 /**
- * Opens the ledger over `store`: reads every entry, verifies the hash chain and rebuilds the
- * Merkle tree, and refuses a broken ledger (rejects with `ERR_LEDGER_UNAVAILABLE`: fail closed,
- * L7 ledger protection). The latest stored checkpoint must match the recomputed root.
+ * Opens the ledger over `store`: restores the Merkle tree from the snapshot stored at the last
+ * checkpoint (verified against that signed checkpoint, see `open.ts`), then reads the entries
+ * after it, verifies their hash chain and appends them: O(entries since the last checkpoint).
+ * Without a usable snapshot it reads and re-hashes every entry. Refuses a broken or rolled-back
+ * ledger (rejects with `ERR_LEDGER_UNAVAILABLE`: fail closed, L7 ledger protection). The latest
+ * stored checkpoint must match the rebuilt root.
  */
 export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
   const { store, clock } = opts;
   const maxBatch = Math.max(1, opts.maxBatch ?? 1024);
-  const tree: MerkleTree = createMerkleTree();
+  let tree: MerkleTree = createMerkleTree();
   let size = 0;
   let lastHash = GENESIS_PREV_HASH;
+  const ledgerKey = ledgerKeyOf(opts.checkpointSigner);
+  let restoredSize = 0;
   try {
     const head = await store.head();
-    lastHash = await loadVerified(store, 0, head.size, GENESIS_PREV_HASH, (e) =>
+    // From the snapshot verified against its signed checkpoint when there is one, else from genesis.
+    const restored = await restoreTree(store, head.size, { vkey: ledgerKey.vkey, origin: opts.origin });
+    if (restored !== undefined) {
+      tree = restored.tree;
+      size = restored.size;
+      lastHash = restored.lastHash;
+      restoredSize = restored.size;
+    }
+    lastHash = await loadVerified(store, size, head.size, lastHash, (e) =>
       tree.append(entryLeafHash(e.entry_hash)),
     );
     size = head.size;
   } catch (err) {
     throw err instanceof FailclosedError ? err : unavailable('ledger store cannot be read', err);
   }
+  // Merkle levels persisted at each checkpoint, serially, so the next open need not re-hash.
+  let snapshotSize = restoredSize;
+  let snapshots: Promise<void> = Promise.resolve();
+  const persistTree = (cpSize: number): Promise<void> => {
+    if (store.putTreeSnapshot === undefined) return Promise.resolve();
+    snapshots = snapshots.then(async () => {
+      if (cpSize <= snapshotSize) return;
+      try {
+        await store.putTreeSnapshot?.(snapshotChunks(tree, snapshotSize, cpSize));
+        snapshotSize = cpSize;
+      } catch {
+        // Best effort: the next open re-hashes what the snapshot does not cover.
+      }
+    });
+    return snapshots;
+  };
   const checkpointer: Checkpointer = await createCheckpointer({
     store,
     clock,
@@ -170,6 +203,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     signer: opts.checkpointSigner,
     origin: opts.origin,
     every: opts.checkpointEvery,
+    afterStore: (cp) => persistTree(cp.size),
   });
 
   const queue: Pending[] = [];
@@ -302,8 +336,12 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     proveConsistency: (size1, size2 = size) =>
       tree.consistencyProof(size1, size2).map((h) => h.toString('hex')),
     rootHash: (at = size) => tree.root(at).toString('hex'),
+    async settled() {
+      while (flushing) await idle;
+    },
     async close() {
       await idle;
+      await snapshots;
       await store.close();
     },
   };

@@ -94,6 +94,8 @@ export interface VerifyCheck {
   /** When false for a bundle the check is reported as skipped (e.g. no `--since`). Default: applies. */
   readonly applies?: (ctx: VerifyContext) => boolean;
   readonly run: (ctx: VerifyContext) => readonly Finding[];
+  /** Facts the report states whatever the outcome (e.g. how many requests were abandoned). */
+  readonly notes?: (ctx: VerifyContext) => readonly string[];
 }
 
 /** Options of {@link VerifyCheck}s and `verifyBundle`. */

@@ -141,6 +141,7 @@ export function verifyBundle(input: unknown, opts: VerifyOptions = {}): VerifyRe
   const size = ctx.checkpoint.verified?.size;
   const complete = ctx.complete && size !== undefined && ctx.views.length === size;
   if (!complete) notes.push('partial export: the bundle does not hold every entry of its checkpoint');
+  for (const c of checks) notes.push(...(c.notes?.(ctx) ?? []));
   const undecided = results.reduce((n, r) => n + (r.undecided?.length ?? 0), 0);
   if (undecided > 0)
     notes.push(

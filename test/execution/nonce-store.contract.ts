@@ -167,5 +167,14 @@ export function runNonceStoreContract(name: string, factory: () => Promise<Nonce
       expect(await store.consume(n('c', 970))).toBe('fresh');
       expect(await store.consume(n('d', 969))).toBe('replayed');
     });
+
+    it('void makes an unconsumed nonce unconsumable and reports a consumed one as consumed (SPEC §5 recovery)', async () => {
+      const store = await open(await setup());
+      expect(await store.void(n('never-ran'))).toBe('voided');
+      expect(await store.consume(n('never-ran'))).toBe('voided');
+      expect(await store.void(n('never-ran'))).toBe('voided');
+      expect(await store.consume(n('ran'))).toBe('fresh');
+      expect(await store.void(n('ran'))).toBe('consumed');
+    });
   });
 }

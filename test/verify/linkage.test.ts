@@ -342,3 +342,36 @@ describe('tampering with the linkage is caught and names the entry', () => {
     );
   });
 });
+
+describe('request.abandoned is the outcome of a request a crash or stop left open (SPEC §5, FC-INV-5)', () => {
+  /** The executed call's gateway.completed replaced by what recovery writes after a kill -9. */
+  const abandon =
+    (consumed: boolean) =>
+    (b: MutableBundle): void => {
+      const e = (b['entries'] as MutableBundle[])[at(b, 'gateway.completed')] as MutableBundle;
+      e['type'] = 'request.abandoned';
+      e['payload'] = {
+        code: 'ERR_ABANDONED',
+        status: 'executed',
+        outcome: 'abandoned',
+        envelope_consumed: consumed,
+        tool: 'echo',
+        reason: 'the process stopped before the call had an outcome',
+      };
+    };
+
+  it('an executed call closed by request.abandoned (envelope consumed) passes, and the report counts it as may have run', () => {
+    const { report } = forge(abandon(true));
+    expect(report.exitCode).toBe(0);
+    expect(statusOf(report, 'attributable-outcome')).toBe('pass');
+    expect(statusOf(report, 'trace-linkage')).toBe('pass');
+    expect(report.notes).toContain(
+      '1 request(s) abandoned by a crash or stop (request.abandoned), 1 of them may have run (envelope consumed)',
+    );
+  });
+
+  it('request.abandoned saying the envelope was never consumed while a receipt shows it ran: OUTCOME_MALFORMED', () => {
+    const { report, bundle } = forge(abandon(false));
+    expectOnly(report, 'attributable-outcome', 'OUTCOME_MALFORMED', at(bundle, 'request.abandoned'));
+  });
+});

@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { FailclosedError, parseJson, sha256Hex } from '../../kernel/index.js';
 import { entryJson, parseStoredEntry, type LedgerEntry } from '../entry.js';
 import type { EvidenceBlob, LedgerStore, StoreHead, StoredCheckpoint } from '../store.js';
+import { DERIVED_SCHEMA, prepareDerived, type DerivedTables } from './derived.js';
 
 /** Options for {@link createSqliteLedgerStore}. */
 export interface SqliteLedgerStoreOptions {
@@ -108,7 +109,9 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.exec(SCHEMA);
+    db.exec(DERIVED_SCHEMA);
   }
+  const derived: DerivedTables | undefined = ro ? undefined : prepareDerived(db);
   const insert = db.prepare(
     'INSERT INTO entries (idx, entry_hash, type, trace_id, request_id, tenant, body) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
@@ -171,6 +174,8 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
         throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'batch does not continue the ledger head');
       insert.run(e.index, e.entry_hash, e.type, e.trace_id, e.request_id, e.tenant, entryJson(e));
     });
+    // Same transaction: the open-request index never disagrees with the entries.
+    derived?.track(entries);
   });
   // IMMEDIATE takes the write lock up front, so a locked database fails before any insert.
   const appendImmediate = (entries: readonly LedgerEntry[], evidence: readonly EvidenceBlob[]): void =>
@@ -225,6 +230,13 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
         const row = getEv.get(sha);
         return row === undefined ? undefined : toEvidence(row);
       }),
+    ...(derived === undefined
+      ? {}
+      : {
+          openRequests: () => later(() => derived.openRequests()),
+          treeSnapshot: () => later(() => derived.treeSnapshot()),
+          putTreeSnapshot: (snapshot) => later(() => derived.putTreeSnapshot(snapshot)),
+        }),
     close: () => later(() => void db.close()),
   };
 }

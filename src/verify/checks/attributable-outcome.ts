@@ -1,8 +1,10 @@
 /**
  * Attributable outcomes (FC-INV-5 "emits attributable audit records for every request", FC-INV-3,
  * SPEC §5 "every request has an attributable outcome"): every request the Gate accepted has a
- * later outcome record in its trace (`gateway.completed` or `gateway.failed`) naming its result or
- * denial code; every outcome record names one; and the raw signed request behind every
+ * later outcome record in its trace (`gateway.completed`, `gateway.failed`, or `request.abandoned`
+ * written on restart or at the end of a stop's grace period) naming its result or denial code;
+ * every outcome record names one; an abandoned request that says its envelope was never consumed
+ * has no receipt (the report counts abandoned requests and those that may have run); and the raw signed request behind every
  * `gateway.accepted` is in the bundle, matches the entry (request id, tenant, identity, tool,
  * trace id) and verifies under a key the bundle binds to that client identity and tenant:
  * the ledgered registration (`admin.client_registered`) first, else `jwks.clients` with
@@ -16,7 +18,11 @@ import { entryFinding, isHex64 } from './util.js';
 
 type Report = (code: FindingCode, message: string, partial?: boolean) => void;
 
-const OUTCOME_TYPES: ReadonlySet<string> = new Set(['gateway.completed', 'gateway.failed']);
+const OUTCOME_TYPES: ReadonlySet<string> = new Set([
+  'gateway.completed',
+  'gateway.failed',
+  'request.abandoned',
+]);
 
 /** An outcome record names its result (completed) or its denial code (failed). */
 function outcomeProblem(v: View): string | undefined {
@@ -24,9 +30,36 @@ function outcomeProblem(v: View): string | undefined {
   if (typeof p['outcome'] !== 'string' || p['outcome'].length === 0) return 'names no outcome';
   if (v.entry.type === 'gateway.completed' && !isHex64(p['result_sha256']))
     return 'names no result (result_sha256)';
-  if (v.entry.type === 'gateway.failed' && (typeof p['code'] !== 'string' || p['code'].length === 0))
+  if (v.entry.type !== 'gateway.completed' && (typeof p['code'] !== 'string' || p['code'].length === 0))
     return 'names no denial code';
+  if (
+    v.entry.type === 'request.abandoned' &&
+    (p['outcome'] !== 'abandoned' || typeof p['envelope_consumed'] !== 'boolean')
+  )
+    return 'does not say whether its envelope was consumed (envelope_consumed)';
   return undefined;
+}
+
+/** An abandoned request that says nothing ran must have no receipt in its trace. */
+function abandonedProblem(l: Linkage, v: View): string | undefined {
+  if (v.entry.type !== 'request.abandoned' || v.entry.payload['envelope_consumed'] !== false)
+    return undefined;
+  const ran = (l.traces.get(v.entry.trace_id) ?? []).find(
+    (o) => o.entry.type === 'execution.receipt' && o.entry.request_id === v.entry.request_id,
+  );
+  return ran === undefined
+    ? undefined
+    : `says its envelope was never consumed, but the receipt at entry ${ran.entry.index} shows the tool ran`;
+}
+
+/** "N requests abandoned, M of them may have run" when the bundle holds any. */
+function abandonedNote(l: Linkage): string[] {
+  const abandoned = l.views.filter((v) => v.entry.type === 'request.abandoned');
+  if (abandoned.length === 0) return [];
+  const mayHaveRun = abandoned.filter((v) => v.entry.payload['envelope_consumed'] === true).length;
+  return [
+    `${abandoned.length} request(s) abandoned by a crash or stop (request.abandoned), ${mayHaveRun} of them may have run (envelope consumed)`,
+  ];
 }
 
 function checkRequest(l: Linkage, a: View, bad: Report): void {
@@ -78,7 +111,7 @@ export const attributableOutcomeCheck: VerifyCheck = {
           ...(partial === true ? { partial: true as const } : {}),
         });
       if (OUTCOME_TYPES.has(v.entry.type)) {
-        const problem = outcomeProblem(v);
+        const problem = outcomeProblem(v) ?? abandonedProblem(l, v);
         if (problem !== undefined) bad('OUTCOME_MALFORMED', `the outcome record ${problem}`);
         continue;
       }
@@ -95,11 +128,12 @@ export const attributableOutcomeCheck: VerifyCheck = {
       if (outcome === undefined)
         bad(
           'OUTCOME_MISSING',
-          `request ${v.entry.request_id} has no outcome record (gateway.completed or gateway.failed) after it`,
+          `request ${v.entry.request_id} has no outcome record (gateway.completed, gateway.failed or request.abandoned) after it`,
           true,
         );
       checkRequest(l, v, bad);
     }
     return out;
   },
+  notes: (ctx) => abandonedNote(linkageOf(ctx)),
 };

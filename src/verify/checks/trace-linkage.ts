@@ -4,7 +4,8 @@
  * Gate → Control Plane → Gate → Execution Layer → Audit System"): every trace in which a tool ran
  * (an `execution.receipt`, recorded by the Execution Layer) holds, in this order, the Gate's
  * `gateway.accepted`, a Control Plane record (`decision` or `envelope.issued`), the receipt, and
- * the Gate's completion record (`gateway.completed` or `gateway.failed`). A run the Gate did not
+ * the Gate's completion record (`gateway.completed`, `gateway.failed`, or `request.abandoned` when
+ * the process stopped before the Gate could record the outcome). A run the Gate did not
  * mediate (a direct call to the Execution Layer) lacks one of them. Traces where nothing ran
  * (ingress denials that never reached the Control Plane, policy denials) are exempt.
  */
@@ -13,7 +14,12 @@ import type { Finding, FindingCode, VerifyCheck } from '../types.js';
 import { entryFinding } from './util.js';
 
 const CONTROL_PLANE_TYPES: ReadonlySet<string> = new Set(['decision', 'envelope.issued']);
-const COMPLETION_TYPES: ReadonlySet<string> = new Set(['gateway.completed', 'gateway.failed']);
+// A run whose process stopped before the Gate recorded it is closed by `request.abandoned`.
+const COMPLETION_TYPES: ReadonlySet<string> = new Set([
+  'gateway.completed',
+  'gateway.failed',
+  'request.abandoned',
+]);
 
 const by =
   (role: string) =>
@@ -70,7 +76,7 @@ export const traceLinkageCheck: VerifyCheck = {
       )
         bad(
           'TRACE_COMPLETION_MISSING',
-          'no Gate completion record (gateway.completed or gateway.failed) after the execution',
+          'no Gate completion record (gateway.completed, gateway.failed or request.abandoned) after the execution',
         );
     }
     return out;

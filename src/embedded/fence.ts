@@ -1,0 +1,53 @@
+/**
+ * The fence a graceful stop raises when its grace period runs out (SPEC §5, FC-INV-5): from then
+ * on no role writes to the ledger and the Execution Layer runs nothing, so the
+ * `request.abandoned` records written next are the last word on the calls still in flight (no
+ * outcome or receipt can follow them). Only the recovery pass writes past the fence.
+ */
+import { FailclosedError, deny } from '../kernel/index.js';
+import type { Ledger } from '../ledger/index.js';
+import type { Executor } from '../execution/index.js';
+
+/** A one-way switch. */
+export interface Fence {
+  readonly raised: boolean;
+  raise(): void;
+}
+
+/** Creates a lowered fence. */
+export function createFence(): Fence {
+  let raised = false;
+  return {
+    get raised() {
+      return raised;
+    },
+    raise: () => void (raised = true),
+  };
+}
+
+const stopped = (): FailclosedError => new FailclosedError('ERR_SHUTTING_DOWN', 'the deployment is stopping');
+
+/** The roles' ledger port, refusing every write once the fence is raised (callers deny). */
+export function fencedLedgerPort<P extends Pick<Ledger, 'append' | 'putEvidence' | 'readEnvelopeContext'>>(
+  port: P,
+  fence: Fence,
+): Pick<Ledger, 'append' | 'putEvidence' | 'readEnvelopeContext'> {
+  return {
+    append: (input) => (fence.raised ? Promise.reject(stopped()) : port.append(input)),
+    putEvidence: (body, mediaType) =>
+      fence.raised ? Promise.reject(stopped()) : port.putEvidence(body, mediaType),
+    readEnvelopeContext: (query) => port.readEnvelopeContext(query),
+  };
+}
+
+/** The executor, denying `ERR_SHUTTING_DOWN` before any check once the fence is raised. */
+export function fencedExecutor(executor: Executor, fence: Fence): Executor {
+  return {
+    execute: (call) =>
+      fence.raised
+        ? Promise.resolve(deny('ERR_SHUTTING_DOWN', 'the deployment is stopping'))
+        : executor.execute(call),
+    // Voiding only ever takes authority away: it stays open past the fence.
+    void: (input) => executor.void(input),
+  };
+}

@@ -1,0 +1,142 @@
+/**
+ * Crash and stop recovery (SPEC §5 "a stop or a crash never breaks the record", FC-INV-5): every
+ * request the Gate accepted and left without an outcome gets an explicit, truthful
+ * `request.abandoned` record. Run on start before the Gate serves, and at the end of a graceful
+ * stop for the calls still running when the grace period ran out.
+ *
+ * Truthful means: an envelope issued for the request is voided in the Execution Layer's nonce
+ * store first, in one atomic step that also says whether it had already been consumed.
+ * `envelope_consumed: true` says the tool may have run (and its receipt may be missing);
+ * `false` says it never ran and now never can. When the nonce store cannot confirm, recovery
+ * throws and the deployment does not start (fail closed).
+ */
+import type { JsonObject } from '../kernel/index.js';
+import type { EntryInput, EntryRef, Ledger, LedgerEntry, OpenRequest } from '../ledger/index.js';
+import type { NonceConsumption, NonceStore, VoidVerdict } from '../execution/index.js';
+
+/** What recovery needs: the open-request index, one request's entries, an append, and voiding. */
+export interface RecoveryDeps {
+  readonly openRequests: () => Promise<readonly OpenRequest[]>;
+  readonly entriesOf: (requestId: string) => Promise<readonly LedgerEntry[]>;
+  readonly append: (input: EntryInput) => Promise<EntryRef>;
+  /**
+   * Voids an issued envelope's nonce unless it was consumed (see `NonceStore.void`). Kept behind
+   * this one function so the nonce store's own voided state can replace it.
+   */
+  readonly voidEnvelope: (nonce: NonceConsumption) => Promise<VoidVerdict>;
+}
+
+/** What a recovery pass recorded. */
+export interface RecoveryReport {
+  /** Requests recorded as abandoned. */
+  readonly abandoned: number;
+  /** Of those, requests whose envelope had been consumed: the tool may have run. */
+  readonly mayHaveRun: number;
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
+
+/** The `request.abandoned` payload for one open request, voiding its envelope first. */
+async function abandonOne(
+  deps: RecoveryDeps,
+  open: OpenRequest,
+  when: 'restart' | 'stop',
+): Promise<{ input: EntryInput; consumed: boolean }> {
+  const entries = (await deps.entriesOf(open.request_id)).filter(
+    (e) => e.trace_id === open.trace_id && e.index >= open.accepted_index,
+  );
+  const accepted = entries.find((e) => e.index === open.accepted_index && e.type === 'gateway.accepted');
+  if (accepted === undefined)
+    throw new Error(`open request ${open.request_id} has no gateway.accepted entry`);
+  const decision = entries.find((e) => e.type === 'decision');
+  const issued = entries.filter((e) => e.type === 'envelope.issued');
+  const receipt = entries.find((e) => e.type === 'execution.receipt');
+  let consumed = receipt !== undefined;
+  let jti: string | undefined;
+  for (const e of issued) {
+    jti = str(e.payload['jti']);
+    const exp = e.payload['exp'];
+    const decisionId = str(e.payload['decision_id']);
+    if (jti === undefined || typeof exp !== 'number' || decisionId === undefined)
+      throw new Error(`envelope.issued entry ${e.index} names no jti, exp or decision`);
+    // Void before recording: from here on the envelope can never run.
+    const verdict = await deps.voidEnvelope({ jti, tenant: e.tenant, exp, decision_id: decisionId });
+    if (verdict === 'consumed') consumed = true;
+  }
+  const decisionId =
+    str(issued[issued.length - 1]?.payload['decision_id']) ?? str(decision?.payload['decision_id']);
+  const stage =
+    receipt !== undefined
+      ? 'executed'
+      : issued.length > 0
+        ? 'envelope-issued'
+        : decision
+          ? 'decided'
+          : 'accepted';
+  const who = when === 'restart' ? 'the process stopped' : 'the grace period of the stop ran out';
+  const ran =
+    receipt !== undefined
+      ? 'the tool ran (receipt recorded)'
+      : consumed
+        ? 'its envelope was consumed: the tool may have run'
+        : issued.length > 0
+          ? 'its envelope was voided unconsumed: the tool did not run and never can'
+          : 'no envelope was issued: the tool did not run';
+  const payload: JsonObject = {
+    code: 'ERR_ABANDONED',
+    status: stage,
+    outcome: 'abandoned',
+    ...(decisionId === undefined ? {} : { decision_id: decisionId }),
+    ...(jti === undefined ? {} : { jti }),
+    envelope_consumed: consumed,
+    ...(str(accepted.payload['tool']) === undefined ? {} : { tool: accepted.payload['tool'] }),
+    ...(str(accepted.payload['client']) === undefined ? {} : { client: accepted.payload['client'] }),
+    reason: `${who} before the call had an outcome; ${ran}`,
+  };
+  return {
+    consumed,
+    input: {
+      type: 'request.abandoned',
+      trace_id: open.trace_id,
+      request_id: open.request_id,
+      tenant: accepted.tenant,
+      actor: { id: accepted.actor.id, role: 'gate' },
+      payload,
+    },
+  };
+}
+
+/**
+ * Records `request.abandoned` for every open request, oldest first. Rejects when the ledger or
+ * the nonce store cannot confirm a step: the caller must not serve then.
+ */
+export async function recordAbandonedRequests(
+  deps: RecoveryDeps,
+  when: 'restart' | 'stop',
+): Promise<RecoveryReport> {
+  let abandoned = 0;
+  let mayHaveRun = 0;
+  for (const open of await deps.openRequests()) {
+    const r = await abandonOne(deps, open, when);
+    await deps.append(r.input);
+    abandoned += 1;
+    if (r.consumed) mayHaveRun += 1;
+  }
+  return { abandoned, mayHaveRun };
+}
+
+/**
+ * Recovery over the ledger itself (past the fence) and the Execution Layer's nonce store. Throws
+ * when either cannot serve recovery: the deployment then does not start.
+ */
+export function recoveryDeps(ledger: Ledger, nonces: NonceStore): RecoveryDeps {
+  const openRequests = ledger.store.openRequests?.bind(ledger.store);
+  const voidNonce = nonces.void.bind(nonces);
+  if (openRequests === undefined) throw new Error('crash recovery needs a ledger store with open requests');
+  return {
+    openRequests,
+    entriesOf: (id) => ledger.store.readByRequest(id),
+    append: (input) => ledger.append(input),
+    voidEnvelope: voidNonce,
+  };
+}

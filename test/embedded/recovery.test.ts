@@ -1,0 +1,160 @@
+/**
+ * Crash recovery over the real SQLite ledger and nonce store (SPEC §5, FC-INV-5): each request
+ * left open gets one truthful `request.abandoned`; an issued, unconsumed envelope is voided first
+ * (it can never run afterwards); a consumed one is reported as "may have run"; the open-request
+ * index comes from the store, not from a scan; a second pass finds nothing left.
+ */
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createSqliteNonceStore } from '../../src/execution/index.js';
+import { createSqliteLedgerStore } from '../../src/ledger/index.js';
+import type { EntryInput, Ledger } from '../../src/ledger/index.js';
+import { recordAbandonedRequests, recoveryDeps } from '../../src/embedded/recovery.js';
+import { openLedger, tempDir } from '../ledger/fixtures.js';
+
+const EXP = 2_000_000_000;
+
+function entry(
+  type: EntryInput['type'],
+  id: string,
+  payload: EntryInput['payload'],
+  role = 'gate',
+): EntryInput {
+  return {
+    type,
+    trace_id: `t-${id}`,
+    request_id: id,
+    tenant: 'acme',
+    actor: { id: role === 'gate' ? 'agent-1' : role, role },
+    payload,
+  };
+}
+
+async function accepted(
+  ledger: Ledger,
+  id: string,
+  stage: 'accepted' | 'issued' | 'completed',
+): Promise<void> {
+  await ledger.append(
+    entry('gateway.accepted', id, { tool: 'echo', client: 'agent-1', request_sha256: 'a'.repeat(64) }),
+  );
+  if (stage === 'accepted') return;
+  await ledger.append(entry('decision', id, { decision_id: `d-${id}`, outcome: 'allow' }, 'control-plane'));
+  await ledger.append(
+    entry('envelope.issued', id, { decision_id: `d-${id}`, jti: `j-${id}`, exp: EXP }, 'control-plane'),
+  );
+  if (stage === 'completed')
+    await ledger.append(
+      entry('gateway.completed', id, { outcome: 'executed', result_sha256: 'b'.repeat(64) }),
+    );
+}
+
+describe('recordAbandonedRequests (crash recovery)', () => {
+  it('records each open request once, voiding unconsumed envelopes and reporting consumed ones', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const store = createSqliteLedgerStore({ path: join(dir, 'ledger.db') });
+      const ledger = await openLedger(store);
+      const nonces = createSqliteNonceStore({ path: join(dir, 'nonces.db'), now: () => 1_000 });
+      await accepted(ledger, 'never-decided', 'accepted');
+      await accepted(ledger, 'issued-unused', 'issued');
+      await accepted(ledger, 'issued-used', 'issued');
+      await accepted(ledger, 'done', 'completed');
+      // The executor had consumed this one when the process died.
+      expect(
+        await nonces.consume({
+          jti: 'j-issued-used',
+          tenant: 'acme',
+          exp: EXP,
+          decision_id: 'd-issued-used',
+        }),
+      ).toBe('fresh');
+      expect((await store.openRequests?.())?.map((r) => r.request_id)).toEqual([
+        'never-decided',
+        'issued-unused',
+        'issued-used',
+      ]);
+
+      const report = await recordAbandonedRequests(recoveryDeps(ledger, nonces), 'restart');
+      expect(report).toEqual({ abandoned: 3, mayHaveRun: 1 });
+      const abandoned = async (id: string) =>
+        (await store.readByRequest(id)).filter((e) => e.type === 'request.abandoned').map((e) => e.payload);
+      expect(await abandoned('never-decided')).toEqual([
+        expect.objectContaining({
+          code: 'ERR_ABANDONED',
+          outcome: 'abandoned',
+          status: 'accepted',
+          envelope_consumed: false,
+        }),
+      ]);
+      expect(await abandoned('issued-unused')).toEqual([
+        expect.objectContaining({
+          status: 'envelope-issued',
+          decision_id: 'd-issued-unused',
+          jti: 'j-issued-unused',
+          envelope_consumed: false,
+        }),
+      ]);
+      expect(await abandoned('issued-used')).toEqual([
+        expect.objectContaining({ jti: 'j-issued-used', envelope_consumed: true }),
+      ]);
+      expect(await abandoned('done')).toEqual([]);
+      // The voided envelope can never be consumed now: the executor would deny it.
+      expect(
+        await nonces.consume({
+          jti: 'j-issued-unused',
+          tenant: 'acme',
+          exp: EXP,
+          decision_id: 'd-issued-unused',
+        }),
+      ).toBe('voided');
+      // Nothing is left open: a second pass records nothing.
+      expect(await store.openRequests?.()).toEqual([]);
+      expect(await recordAbandonedRequests(recoveryDeps(ledger, nonces), 'restart')).toEqual({
+        abandoned: 0,
+        mayHaveRun: 0,
+      });
+      await ledger.close();
+      await nonces.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('rejects (the deployment does not start) when the nonce store cannot void', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const ledger = await openLedger(createSqliteLedgerStore({ path: join(dir, 'ledger.db') }));
+      const nonces = createSqliteNonceStore({ path: join(dir, 'nonces.db'), now: () => 1_000 });
+      await accepted(ledger, 'issued-unused', 'issued');
+      await nonces.close();
+      await expect(recordAbandonedRequests(recoveryDeps(ledger, nonces), 'restart')).rejects.toThrow(
+        'nonce store closed',
+      );
+      // Nothing was recorded for it: it stays open for the next start.
+      expect((await ledger.store.openRequests?.())?.map((r) => r.request_id)).toEqual(['issued-unused']);
+      await ledger.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('a ledger created before the open-request index gets it filled once on open', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const path = join(dir, 'ledger.db');
+      const ledger = await openLedger(createSqliteLedgerStore({ path }));
+      await accepted(ledger, 'old-open', 'accepted');
+      await accepted(ledger, 'old-done', 'completed');
+      await ledger.close();
+      const raw = createSqliteLedgerStore({ path });
+      raw.database.exec("DELETE FROM open_requests; DELETE FROM store_meta WHERE key = 'open_requests'");
+      raw.database.close();
+      const again = createSqliteLedgerStore({ path });
+      expect((await again.openRequests?.())?.map((r) => r.request_id)).toEqual(['old-open']);
+      await again.close();
+    } finally {
+      cleanup();
+    }
+  });
+});
