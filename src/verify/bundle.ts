@@ -6,8 +6,10 @@
  */
 import { FailclosedError, parseJson, type JsonObject, type JsonValue } from '../kernel/index.js';
 
-/** The bundle format tag this verifier understands. */
+/** The single-document bundle format tag (v1, still verified). */
 export const BUNDLE_FORMAT = 'failclosed.audit-bundle/v1';
+/** The streamed bundle format tag (v2, JSON Lines; docs/ledger.md "Audit bundle"). */
+export const BUNDLE_FORMAT_V2 = 'failclosed.audit-bundle/v2';
 
 /** Default and hard limit on bundle size. */
 export const BUNDLE_MAX_BYTES = 512 * 1024 * 1024;

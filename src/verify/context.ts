@@ -1,10 +1,14 @@
 /**
- * What the checks share: the bundle's entries parsed into typed values (or the reason they are
- * malformed), the checkpoint key (pinned or the bundle's own), the verified checkpoint, and
- * memoized entry hashes. Built once per verification; checks stay small and independent.
+ * What the checks share: the entries of one segment (a run of entries, a group of requests, or
+ * none for whole-bundle checks; see `CheckUnit`) parsed into typed values (or the reason they are
+ * malformed), the checkpoint key (pinned or the bundle's own), the verified checkpoint, state
+ * carried across segments, the Merkle summary of every entry, and memoized entry hashes. The
+ * key, checkpoint and carried state are built once per verification; checks stay small and
+ * independent.
  */
 import {
   noteVerifierFromVkey,
+  rootOf,
   parsePublicJwk,
   verifyCheckpoint,
   type Checkpoint,
@@ -14,7 +18,7 @@ import {
 } from '../kernel/index.js';
 import type { Bundle } from './bundle.js';
 import { computeEntryHash, entryLeaf, isEntryType, type BundleEntry } from './entry-format.js';
-import type { Finding, VerifyOptions } from './types.js';
+import type { CheckUnit, Finding, VerifyOptions } from './types.js';
 
 /** One element of `entries`: parsed, or why not. */
 export interface EntryView {
@@ -23,19 +27,58 @@ export interface EntryView {
   readonly problem?: string;
 }
 
-/** Shared, lazily computed facts about one bundle. */
+/** Every entry of the bundle summarised for the Merkle checks (RFC 9162 §2.1.1). */
+export interface MerkleSummary {
+  /** Entries in the bundle. */
+  readonly count: number;
+  /** Root over every entry's leaf (the claimed entry_hash), in bundle order. */
+  readonly root: Buffer;
+  /** Root over the first `size` leaves, when it was asked for before the entries were read. */
+  prefixRoot(size: number): Buffer | undefined;
+}
+
+/** Facts computed once per verification and shared by every segment. */
+export interface SharedFacts {
+  readonly key: VerifyContext['key'];
+  readonly checkpoint: VerifyContext['checkpoint'];
+  readonly complete: boolean;
+  /** Per-check state carried across segments (keyed by the check's own names). */
+  readonly carried: Map<string, unknown>;
+}
+
+/** Where a context sits in a streamed verification. */
+export interface SegmentPlace {
+  readonly shared: SharedFacts;
+  readonly unit: CheckUnit;
+  readonly final: boolean;
+  /** Bundle position of each element of `bundle.entries` (default: its array index). */
+  readonly positions?: readonly number[];
+  /** Entries read so far, this segment's included. */
+  readonly entriesSeen: number;
+  /** The Merkle summary (complete once every entry was read), or undefined when an entry is malformed. */
+  readonly merkle: () => MerkleSummary | undefined;
+}
+
+/** Shared, lazily computed facts about one bundle segment. */
 export interface VerifyContext {
   readonly bundle: Bundle;
   readonly options: VerifyOptions;
+  /** The entries of this segment. */
   readonly views: readonly EntryView[];
+  /** Which unit this segment is, and whether it is the last `entries` run. */
+  readonly segment: { readonly unit: CheckUnit; readonly final: boolean };
+  /** Entries read so far (every entry in a `bundle` segment). */
+  readonly entriesSeen: number;
+  /** State a check carries from one segment to the next (created by `init` on first use). */
+  carry<T>(name: string, init: () => T): T;
   /** The checkpoint verifier: the pinned key, else the bundle's own; or the finding why there is none. */
   readonly key: { readonly verifier?: NoteVerifier; readonly pinned: boolean; readonly problem?: Finding };
   /** The bundle checkpoint, verified against `key` and the bundle origin; or the finding why not. */
   readonly checkpoint: { readonly verified?: Checkpoint; readonly problem?: Finding };
   /** True for a range export from index 0 without inclusion proofs: the root is recomputed from every entry. */
   readonly complete: boolean;
-  /** Merkle leaf of every entry in bundle order (from the claimed entry_hash), or undefined if one is malformed (memoized). */
-  leaves(): readonly Buffer[] | undefined;
+  /** Every entry's Merkle leaf summarised, or undefined if an entry is malformed. */
+  merkle(): MerkleSummary | undefined;
   /** Entry hash recomputed from the entry's fields (memoized). */
   computedHash(view: EntryView & { readonly entry: BundleEntry }): string;
 }
@@ -86,7 +129,7 @@ export function parseBundleEntry(v: JsonValue | undefined): BundleEntry | string
   };
 }
 
-function keyOf(bundle: Bundle, options: VerifyOptions): VerifyContext['key'] {
+function keyOf(bundle: Pick<Bundle, 'ledgerKey'>, options: VerifyOptions): VerifyContext['key'] {
   const pinned = options.trustedKey !== undefined;
   const vkey = options.trustedKey ?? bundle.ledgerKey.vkey;
   let verifier: NoteVerifier;
@@ -115,7 +158,10 @@ function keyOf(bundle: Bundle, options: VerifyOptions): VerifyContext['key'] {
   return { verifier, pinned };
 }
 
-function checkpointOf(bundle: Bundle, key: VerifyContext['key']): VerifyContext['checkpoint'] {
+function checkpointOf(
+  bundle: Pick<Bundle, 'checkpoint' | 'origin'>,
+  key: VerifyContext['key'],
+): VerifyContext['checkpoint'] {
   if (key.verifier === undefined)
     return { problem: { code: 'CHECKPOINT_UNVERIFIED', message: 'no usable ledger key' } };
   if (typeof bundle.checkpoint !== 'string')
@@ -135,29 +181,78 @@ function checkpointOf(bundle: Bundle, key: VerifyContext['key']): VerifyContext[
   return { verified: r.checkpoint };
 }
 
-/** Builds the shared context for one bundle. */
-export function createContext(bundle: Bundle, options: VerifyOptions): VerifyContext {
-  const views: EntryView[] = bundle.entries.map((raw, position) => {
+/** Computes the facts shared by every segment of one bundle (key, checkpoint, completeness). */
+export function createSharedFacts(
+  bundle: Pick<Bundle, 'ledgerKey' | 'checkpoint' | 'origin' | 'scope'>,
+  options: VerifyOptions,
+  hasInclusionProofs: boolean,
+): SharedFacts {
+  const key = keyOf(bundle, options);
+  return {
+    key,
+    checkpoint: checkpointOf(bundle, key),
+    complete: bundle.scope.kind === 'range' && bundle.scope.from === 0 && !hasInclusionProofs,
+    carried: new Map(),
+  };
+}
+
+/** Parses every element of `entries` into a view at its bundle position. */
+export function viewsOf(entries: readonly JsonValue[], positions?: readonly number[]): EntryView[] {
+  return entries.map((raw, i) => {
+    const position = positions?.[i] ?? i;
     const parsed = parseBundleEntry(raw);
     return typeof parsed === 'string' ? { position, problem: parsed } : { position, entry: parsed };
   });
-  const key = keyOf(bundle, options);
+}
+
+/** A Merkle summary of `views` computed at once (a bundle given whole). */
+function wholeMerkle(views: readonly EntryView[]): () => MerkleSummary | undefined {
+  let memo: MerkleSummary | undefined | null = null;
+  return () => {
+    if (memo === null) {
+      const leaves = views.every((v) => v.entry !== undefined)
+        ? views.map((v) => entryLeaf(v.entry?.entry_hash ?? ''))
+        : undefined;
+      memo =
+        leaves === undefined
+          ? undefined
+          : {
+              count: leaves.length,
+              root: rootOf(leaves),
+              prefixRoot: (size) => (size <= leaves.length ? rootOf(leaves.slice(0, size)) : undefined),
+            };
+    }
+    return memo;
+  };
+}
+
+/**
+ * Builds the context of one segment. Without `place` the bundle is taken whole: one segment
+ * holding every entry, final, with its own shared facts.
+ */
+export function createContext(
+  bundle: Bundle,
+  options: VerifyOptions,
+  place?: SegmentPlace,
+  parsed?: readonly EntryView[],
+): VerifyContext {
+  const views = parsed ?? viewsOf(bundle.entries, place?.positions);
+  const shared = place?.shared ?? createSharedFacts(bundle, options, bundle.inclusion.length > 0);
   const hashes = new Map<number, string>();
-  let leaves: readonly Buffer[] | undefined | null = null;
   return {
     bundle,
     options,
     views,
-    key,
-    checkpoint: checkpointOf(bundle, key),
-    complete: bundle.scope.kind === 'range' && bundle.scope.from === 0 && bundle.inclusion.length === 0,
-    leaves() {
-      if (leaves === null)
-        leaves = views.every((v) => v.entry !== undefined)
-          ? views.map((v) => entryLeaf(v.entry?.entry_hash ?? ''))
-          : undefined;
-      return leaves;
+    key: shared.key,
+    checkpoint: shared.checkpoint,
+    complete: shared.complete,
+    segment: { unit: place?.unit ?? 'entries', final: place?.final ?? true },
+    entriesSeen: place?.entriesSeen ?? views.length,
+    carry<T>(name: string, init: () => T): T {
+      if (!shared.carried.has(name)) shared.carried.set(name, init());
+      return shared.carried.get(name) as T;
     },
+    merkle: place?.merkle ?? wholeMerkle(views),
     computedHash(view) {
       let h = hashes.get(view.position);
       if (h === undefined) {

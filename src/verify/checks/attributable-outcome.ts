@@ -68,6 +68,7 @@ export const attributableOutcomeCheck: VerifyCheck = {
   title:
     'every accepted request is signed by its registered client and has an outcome record naming its result or code',
   requirements: ['FC-INV-5', 'FC-INV-3'],
+  unit: 'requests',
   run: (ctx) => {
     const out: Finding[] = [];
     const l = linkageOf(ctx);
