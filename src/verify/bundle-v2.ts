@@ -45,7 +45,8 @@ function parseHeader(line: string): { bundle: Bundle; proofs: boolean } | string
     checkpoint: v['checkpoint'] ?? null,
     entries: [],
     anchors: v['anchors'] ?? null,
-    proofs: { inclusion: [] },
+    // Inclusion proofs of the anchors travel in the header; those of entries precede them in their chunk.
+    proofs: { inclusion: v['anchor_proofs'] ?? [] },
     older_checkpoints: v['older_checkpoints'] ?? null,
     evidence: {},
     jwks: v['jwks'] ?? null,
@@ -68,11 +69,18 @@ export interface V2Reader {
   finishSync(): VerifyReport;
 }
 
-/** Creates a reader; `runner` may move the request checks to worker threads. */
-export function createV2Reader(
-  opts: VerifyOptions,
-  runner?: EngineSetup['requestRunner'],
-): V2Reader | VerifyReport {
+/** How a reader cuts the bundle: runs of entries, and when settled requests are checked (defaults suit any size). */
+export interface StreamLimits {
+  readonly runEntries?: number;
+  readonly requestLag?: number;
+  readonly requestBatch?: number;
+  /** Runs the request checks elsewhere (worker threads); default in this thread. */
+  readonly requestRunner?: EngineSetup['requestRunner'];
+}
+
+/** Creates a reader for one bundle. */
+export function createV2Reader(opts: VerifyOptions, limits: StreamLimits = {}): V2Reader | VerifyReport {
+  const runEntries = limits.runEntries ?? RUN_ENTRIES;
   const checks = selectChecks(opts);
   if (typeof checks === 'string') return unusable(checks, opts);
   let engine: VerifyEngine | undefined;
@@ -121,7 +129,7 @@ export function createV2Reader(
       entries.push(v['entry'] ?? null);
       chunkHasEntries = true;
       count++;
-      if (entries.length >= RUN_ENTRIES) flushRun();
+      if (entries.length >= runEntries) flushRun();
       return undefined;
     }
     // A record after entries opens the next chunk: the previous chunk's evidence and proofs are dropped.
@@ -147,7 +155,7 @@ export function createV2Reader(
     }
     if (kind === 'end') {
       if (v['entries'] !== count)
-        return `the end record counts ${String(v['entries'])} entries; read ${count}`;
+        return `the end record counts ${JSON.stringify(v['entries'])} entries; read ${count}`;
       ended = true;
       return undefined;
     }
@@ -178,7 +186,9 @@ export function createV2Reader(
           checks,
           shared,
           ...(since !== undefined ? { prefixSizes: [since] } : {}),
-          ...(runner !== undefined ? { requestRunner: runner } : {}),
+          ...(limits.requestLag !== undefined ? { requestLag: limits.requestLag } : {}),
+          ...(limits.requestBatch !== undefined ? { requestBatch: limits.requestBatch } : {}),
+          ...(limits.requestRunner !== undefined ? { requestRunner: limits.requestRunner } : {}),
         });
         return undefined;
       }
@@ -221,8 +231,12 @@ export function createV2Reader(
 }
 
 /** Verifies v2 bundle lines held in memory, with the request checks in this thread. */
-export function readV2Lines(lines: Iterable<string>, opts: VerifyOptions): VerifyReport {
-  const reader = createV2Reader(opts);
+export function readV2Lines(
+  lines: Iterable<string>,
+  opts: VerifyOptions,
+  limits: Omit<StreamLimits, 'requestRunner'> = {},
+): VerifyReport {
+  const reader = createV2Reader(opts, limits);
   if (!('line' in reader)) return reader;
   for (const l of lines) if (reader.line(l) !== undefined) break;
   return reader.finishSync();

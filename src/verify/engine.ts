@@ -57,11 +57,15 @@ export interface RequestRunner {
   drain(): Promise<void>;
 }
 
+/** The entries of one request: every entry sharing its request id or one of its trace ids. */
 interface Group {
-  readonly views: EntryView[];
-  readonly raws: JsonValue[];
-  readonly evidence: Record<string, JsonValue>;
+  views: EntryView[];
+  raws: JsonValue[];
+  evidence: Record<string, JsonValue>;
+  keys: string[];
   settled: boolean;
+  /** Position of the latest outcome record, which decides `settled`. */
+  outcomeAt: number;
   last: number;
 }
 
@@ -155,6 +159,10 @@ export interface EngineSetup {
   readonly shared: SharedFacts;
   /** Merkle prefix sizes to record (the `--since` checkpoint's size). */
   readonly prefixSizes?: readonly number[];
+  /** Entries read past a settled request before it is checked; default {@link REQUEST_LAG}. */
+  readonly requestLag?: number;
+  /** Entries of settled requests checked together; default 2048. */
+  readonly requestBatch?: number;
   /** Runs request groups elsewhere (worker threads); default inline. */
   readonly requestRunner?: (t: readonly CheckTally[], shared: SharedFacts) => RequestRunner;
 }
@@ -192,13 +200,15 @@ export function createVerifyEngine(setup: EngineSetup): VerifyEngine {
   const requestChecks = byUnit('requests');
   const bundleChecks = byUnit('bundle');
   const policyBundles: Record<string, JsonValue> = { ...header.policyBundles };
+  const lag = setup.requestLag ?? REQUEST_LAG;
+  const batchMax = setup.requestBatch ?? REQUEST_BATCH;
   let merkle: MerkleAccumulator | undefined = createMerkleAccumulator(setup.prefixSizes ?? []);
   let seen = 0;
   let first: number | undefined;
   let last: number | undefined;
   const keyRecords: { view: EntryView; raw: JsonValue }[] = [];
-  const open = new Map<string, Group>();
-  const settled = new Map<string, Group>(); // settled groups, least recently touched first
+  const open = new Map<string, Group>(); // request and trace keys → their group
+  const settled = new Set<Group>(); // settled groups, least recently touched first
   let batch: Group[] = [];
   let batchSize = 0;
   let batchesSent = 0;
@@ -215,7 +225,7 @@ export function createVerifyEngine(setup: EngineSetup): VerifyEngine {
     ...header,
     entries,
     evidence,
-    inclusion,
+    inclusion: final ? header.inclusion : inclusion,
     anchors: final ? header.anchors : [],
     policyBundles,
   });
@@ -260,14 +270,32 @@ export function createVerifyEngine(setup: EngineSetup): VerifyEngine {
   };
 
   const flushSettled = (force: boolean): void => {
-    for (const [key, g] of settled) {
-      if (!force && seen - g.last < REQUEST_LAG) break;
-      settled.delete(key);
-      open.delete(key);
+    for (const g of settled) {
+      if (!force && seen - g.last < lag) break;
+      settled.delete(g);
+      for (const k of g.keys) open.delete(k);
       batch.push(g);
       batchSize += g.views.length;
-      if (batchSize >= REQUEST_BATCH) checkBatch();
+      if (batchSize >= batchMax) checkBatch();
     }
+  };
+
+  /** Merges `b` into `a` (an entry named both: one request over two traces, or an edited id). */
+  const merge = (a: Group, b: Group): Group => {
+    a.views = a.views.concat(b.views);
+    a.raws = a.raws.concat(b.raws);
+    Object.assign(a.evidence, b.evidence);
+    for (const k of b.keys) {
+      open.set(k, a);
+      a.keys.push(k);
+    }
+    if (b.outcomeAt > a.outcomeAt) {
+      a.outcomeAt = b.outcomeAt;
+      a.settled = b.settled;
+    }
+    a.last = Math.max(a.last, b.last);
+    settled.delete(b);
+    return a;
   };
 
   const group = (view: EntryView, raw: JsonValue, evidence: JsonObject): void => {
@@ -278,24 +306,38 @@ export function createVerifyEngine(setup: EngineSetup): VerifyEngine {
       return;
     }
     if (e.type.startsWith(UNGROUPED_PREFIX)) return;
-    const key = e.request_id !== '' ? `r:${e.request_id}` : e.trace_id !== '' ? `t:${e.trace_id}` : '';
-    if (key === '') return;
-    let g = open.get(key);
-    if (g === undefined) {
-      g = { views: [], raws: [], evidence: {}, settled: false, last: view.position };
-      open.set(key, g);
+    const keys = [
+      e.request_id !== '' ? `r:${e.request_id}` : '',
+      e.trace_id !== '' ? `t:${e.trace_id}` : '',
+    ].filter((k) => k !== '');
+    if (keys.length === 0) return;
+    let g: Group | undefined;
+    for (const k of keys) {
+      const h = open.get(k);
+      if (h === undefined) continue;
+      g = g === undefined || g === h ? h : merge(g, h);
     }
+    if (g === undefined) {
+      g = { views: [], raws: [], evidence: {}, keys: [], settled: false, outcomeAt: -1, last: view.position };
+    }
+    for (const k of keys)
+      if (open.get(k) !== g) {
+        open.set(k, g);
+        g.keys.push(k);
+      }
     g.views.push(view);
     g.raws.push(raw);
     g.last = view.position;
     for (const [k, v] of Object.entries(e.payload))
       if (k.endsWith('_sha256') && typeof v === 'string' && HEX64.test(v) && evidence[v] !== undefined)
         g.evidence[v] = evidence[v];
-    if (e.type === 'request.abandoned') g.settled = true;
-    else if (e.type === 'gateway.completed' || e.type === 'gateway.failed')
-      g.settled = e.payload['outcome'] !== 'pending';
-    settled.delete(key);
-    if (g.settled) settled.set(key, g);
+    if (e.type === 'request.abandoned' || e.type === 'gateway.completed' || e.type === 'gateway.failed') {
+      g.outcomeAt = view.position;
+      // A pending answer (approval awaited) is not the end: the retry joins the same request.
+      g.settled = e.type === 'request.abandoned' || e.payload['outcome'] !== 'pending';
+    }
+    settled.delete(g);
+    if (g.settled) settled.add(g);
   };
 
   return {
@@ -334,7 +376,7 @@ export function createVerifyEngine(setup: EngineSetup): VerifyEngine {
 
   function close(): void {
     runEntries([], segmentBundle([], {}, [], true), true);
-    for (const [key, g] of open) if (!settled.has(key)) settled.set(key, g);
+    for (const g of open.values()) settled.add(g);
     flushSettled(true);
     checkBatch();
   }
