@@ -10,7 +10,7 @@
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import { FailclosedError, canonicalize, type JsonValue } from '../kernel/index.js';
+import { FailclosedError, type JsonValue } from '../kernel/index.js';
 import { entryJson, type LedgerEntry } from './entry.js';
 import { clientIdentities, executorJson } from './export-linkage.js';
 import type { ExportOptions } from './export.js';
@@ -44,7 +44,8 @@ const SHA_FIELD = /_sha256$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 const POLICY_FIELDS = ['policy_bundle', 'previous_bundle'] as const;
 
-const line = (v: JsonValue): string => `${canonicalize(v)}\n`;
+// Records are written with `record` first (the header's first line is the format's magic prefix).
+const line = (v: JsonValue): string => `${JSON.stringify(v)}\n`;
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 function jwksJson(j: ExportOptions['publicKeys'], k: 'issuer' | 'clients' | 'approvers'): JsonValue {

@@ -74,8 +74,8 @@ export interface StreamLimits {
   readonly runEntries?: number;
   readonly requestLag?: number;
   readonly requestBatch?: number;
-  /** Runs the request checks elsewhere (worker threads); default in this thread. */
-  readonly requestRunner?: EngineSetup['requestRunner'];
+  /** Given the header, runs the request checks elsewhere (a worker thread); default in this thread. */
+  readonly requestRunnerFor?: (header: Bundle, proofs: boolean) => NonNullable<EngineSetup['requestRunner']>;
 }
 
 /** Creates a reader for one bundle. */
@@ -188,7 +188,9 @@ export function createV2Reader(opts: VerifyOptions, limits: StreamLimits = {}): 
           ...(since !== undefined ? { prefixSizes: [since] } : {}),
           ...(limits.requestLag !== undefined ? { requestLag: limits.requestLag } : {}),
           ...(limits.requestBatch !== undefined ? { requestBatch: limits.requestBatch } : {}),
-          ...(limits.requestRunner !== undefined ? { requestRunner: limits.requestRunner } : {}),
+          ...(limits.requestRunnerFor !== undefined
+            ? { requestRunner: limits.requestRunnerFor(header, proofs) }
+            : {}),
         });
         return undefined;
       }
@@ -234,7 +236,7 @@ export function createV2Reader(opts: VerifyOptions, limits: StreamLimits = {}): 
 export function readV2Lines(
   lines: Iterable<string>,
   opts: VerifyOptions,
-  limits: Omit<StreamLimits, 'requestRunner'> = {},
+  limits: Omit<StreamLimits, 'requestRunnerFor'> = {},
 ): VerifyReport {
   const reader = createV2Reader(opts, limits);
   if (!('line' in reader)) return reader;

@@ -226,7 +226,7 @@ export function createVerifyEngine(setup: EngineSetup): VerifyEngine {
     entries,
     evidence,
     inclusion: final ? header.inclusion : inclusion,
-    anchors: final ? header.anchors : [],
+    anchors: header.anchors,
     policyBundles,
   });
 

@@ -4,6 +4,8 @@
  * `verify` command.
  */
 export { verifyBundle } from './verify-bundle.js';
+export { verifyBundleFile } from './verify-file.js';
+export type { VerifyFileOptions } from './verify-file.js';
 export { createV2Reader, readV2Lines, MAX_LINE_BYTES } from './bundle-v2.js';
 export type { StreamLimits, V2Reader } from './bundle-v2.js';
 export { runVerifyCli } from './run-cli.js';

@@ -1,18 +1,20 @@
 /**
  * `failclosed verify FILE [--invariant ID] [--json] [--since CHECKPOINT_FILE] [--trusted-key VKEY]`
- * as a library call, so the CLI only wires argv (SPEC §5 "a verify.sh-style entry point for
+ * as a library call (the bundle streamed from disk), so the CLI only wires argv (SPEC §5 "a verify.sh-style entry point for
  * auditors"). Exit codes: 0 all checks hold, 1 a violation, 2 unusable input or arguments.
  */
 import { readFileSync } from 'node:fs';
 import { formatReport } from './report.js';
 import type { VerifyOptions } from './types.js';
 import { verifyBundle } from './verify-bundle.js';
+import { verifyBundleFile } from './verify-file.js';
 
 /** Where the CLI reads and writes; defaults to the process. */
 export interface VerifyCliIo {
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
-  readonly readFile: (path: string) => Buffer;
+  /** Reads a file whole; when absent the bundle is streamed from disk (`verifyBundleFile`). */
+  readonly readFile?: (path: string) => Buffer;
 }
 
 const USAGE = 'usage: verify FILE [--invariant ID] [--json] [--since CHECKPOINT_FILE] [--trusted-key VKEY]\n';
@@ -20,7 +22,6 @@ const USAGE = 'usage: verify FILE [--invariant ID] [--json] [--since CHECKPOINT_
 const defaultIo: VerifyCliIo = {
   out: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t),
-  readFile: (p) => readFileSync(p),
 };
 
 interface Args {
@@ -56,27 +57,28 @@ function parseArgs(argv: readonly string[]): Args | string {
  * Runs the verifier on `argv` (the arguments after the `verify` word), prints the report (text,
  * or JSON with `--json`) and resolves with the exit code. Never rejects.
  */
-export function runVerifyCli(argv: readonly string[], io: VerifyCliIo = defaultIo): Promise<number> {
+export async function runVerifyCli(argv: readonly string[], io: VerifyCliIo = defaultIo): Promise<number> {
   const args = parseArgs(argv);
   if (typeof args === 'string') {
     io.err(`verify: ${args}\n${USAGE}`);
-    return Promise.resolve(2);
+    return 2;
   }
-  let bundle: Buffer;
+  const read = io.readFile ?? ((p: string) => readFileSync(p));
+  let bundle: Buffer | undefined;
   let since: string | undefined;
   try {
-    bundle = io.readFile(args.file);
-    if (args.since !== undefined) since = io.readFile(args.since).toString('utf8');
+    if (io.readFile !== undefined) bundle = io.readFile(args.file);
+    if (args.since !== undefined) since = read(args.since).toString('utf8');
   } catch {
     io.err('verify: cannot read the bundle or --since file\n');
-    return Promise.resolve(2);
+    return 2;
   }
   const opts: VerifyOptions = {
     ...(args.invariant !== undefined ? { invariant: args.invariant } : {}),
     ...(since !== undefined ? { since } : {}),
     ...(args.trustedKey !== undefined ? { trustedKey: args.trustedKey } : {}),
   };
-  const report = verifyBundle(bundle, opts);
+  const report = bundle !== undefined ? verifyBundle(bundle, opts) : await verifyBundleFile(args.file, opts);
   io.out(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
-  return Promise.resolve(report.exitCode);
+  return report.exitCode;
 }

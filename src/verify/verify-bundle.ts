@@ -6,7 +6,7 @@
  * bundle is checked whole; a v2 bundle (JSON Lines) is read record by record through the engine
  * (`engine.ts`); `verifyBundleFile` streams a v2 file from disk.
  */
-import { BUNDLE_FORMAT_V2, parseBundle } from './bundle.js';
+import { BUNDLE_V2_MAGIC, parseBundle } from './bundle.js';
 import { readV2Lines } from './bundle-v2.js';
 import { createContext } from './context.js';
 import { runOn, tallies, type CheckTally } from './engine.js';
@@ -17,8 +17,8 @@ import type { VerifyOptions, VerifyReport } from './types.js';
 function isV2(input: unknown): input is string | Uint8Array {
   if (typeof input !== 'string' && !(input instanceof Uint8Array)) return false;
   const head =
-    typeof input === 'string' ? input.slice(0, 200) : Buffer.from(input.subarray(0, 200)).toString('utf8');
-  return head.startsWith('{') && head.includes(`"${BUNDLE_FORMAT_V2}"`);
+    typeof input === 'string' ? input.slice(0, 100) : Buffer.from(input.subarray(0, 100)).toString('utf8');
+  return head.startsWith(BUNDLE_V2_MAGIC);
 }
 
 /**
