@@ -39,6 +39,7 @@ export type {
   LedgerEntryView,
   LedgerRef,
   OperatorActions,
+  OperatorAnswer,
   ReadinessCheck,
   RegisteredClient,
   RequestReplayStore,
