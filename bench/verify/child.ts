@@ -1,0 +1,21 @@
+/**
+ * One verification in its own process (the benchmark's unit): verifies FILE and prints one JSON
+ * line with the exit code, entries, wall time and the process's peak RSS (worker thread
+ * included).
+ */
+import { performance } from 'node:perf_hooks';
+import { verifyBundleFile } from '../../src/verify/index.js';
+
+const file = process.argv[2] ?? '';
+const t0 = performance.now();
+const r = await verifyBundleFile(file, {}, process.env['BENCH_NO_WORKER'] === '1' ? { worker: false } : {});
+const ms = performance.now() - t0;
+process.stdout.write(
+  `${JSON.stringify({
+    exitCode: r.exitCode,
+    entries: r.coverage?.entries ?? 0,
+    ms,
+    maxRssMb: process.resourceUsage().maxRSS / 1024,
+    failing: r.checks.filter((c) => c.status === 'fail').map((c) => c.id),
+  })}\n`,
+);
