@@ -11,8 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildSignedRequest, createClient } from '../../src/client/index.js';
-import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
+import { createClient } from '../../src/client/index.js';
 import {
   DEMO_CLIENT,
   initDataDir,
@@ -25,7 +24,7 @@ import {
 import type { LedgerEntry } from '../../src/ledger/index.js';
 import { verifyBundleFile } from '../../src/verify/index.js';
 
-const TARGET = Number(process.env["FC_TARGET"] ?? 100_000);
+const TARGET = Number(process.env['FC_TARGET'] ?? 100_000);
 let work: string;
 let dir: string;
 let instance: EmbeddedInstance;
