@@ -3,7 +3,8 @@
  * verifies from disk (whole, range and trace scopes), and a tampered, truncated or malformed one
  * does not (SPEC §5, OE-INV-016, L7 ledger protection).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { exportBundleStream, writeBundleFile, type Ledger } from '../../src/ledger/index.js';
@@ -93,6 +94,7 @@ describe('streamed audit bundle (v2)', () => {
       const e = await verifyBundleFile(write('edited.jsonl', edited));
       expect(e.exitCode).toBe(1);
       expect(codes(e)).toContain('ENTRY_HASH_MISMATCH');
+      expect(codes(e)).toContain('REQUEST_EVIDENCE');
 
       // Drop the last two entries and fix the end count: the checkpoint still covers them.
       const entryLines = lines.flatMap((l, i) => (l.startsWith('{"record":"entry"') ? [i] : []));
@@ -108,6 +110,22 @@ describe('streamed audit bundle (v2)', () => {
 
       const foreign = [...lines.slice(0, 2), '{"record":"surprise"}', ...lines.slice(2)];
       expect((await verifyBundleFile(write('foreign.jsonl', foreign))).exitCode).toBe(2);
+
+      // The built CLI streams from disk with the request checks in a worker thread: same verdicts.
+      const cli = 'dist/src/cli/main.js';
+      if (existsSync('dist/src/verify/request-worker.js')) {
+        const run = (file: string): { status: number | null; report: VerifyReport } => {
+          const r = spawnSync(process.execPath, [cli, 'verify', file, '--json'], { encoding: 'utf8' });
+          return { status: r.status, report: JSON.parse(r.stdout) as VerifyReport };
+        };
+        expect(run(path).status).toBe(0);
+        const bad = run(join(dir, 'edited.jsonl'));
+        expect(bad.status).toBe(1);
+        expect(codes(bad.report)).toContain('ENTRY_HASH_MISMATCH');
+        // Found by a request check in the worker: the entry no longer matches its signed request.
+        expect(codes(bad.report)).toContain('REQUEST_EVIDENCE');
+        expect(run(join(dir, 'truncated.jsonl')).status).toBe(2);
+      }
     });
   });
 });
