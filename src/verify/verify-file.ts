@@ -26,6 +26,12 @@ export interface VerifyFileOptions {
 /** Batches sent to the worker and not yet checked, before the reader waits for it. */
 const MAX_IN_FLIGHT = 4;
 const WORKER_URL = new URL('./request-worker.js', import.meta.url);
+const READER_URL = new URL('./reader-worker.js', import.meta.url);
+/**
+ * Heap cap of each verification thread (reader, request checks), MB. The streamed live set is
+ * far smaller; the cap keeps V8 from growing the heap with allocation churn (RSS bound).
+ */
+export const VERIFY_HEAP_MB = 128;
 
 function headOf(path: string): string {
   const fd = openSync(path, 'r');
@@ -66,7 +72,7 @@ function workerRunner(
   };
   const factory = (ts: readonly CheckTally[]): RequestRunner => {
     mine = ts;
-    worker = new Worker(WORKER_URL);
+    worker = new Worker(WORKER_URL, { resourceLimits: { maxOldGenerationSizeMb: VERIFY_HEAP_MB } });
     // An unusable bundle ends the reading early: the worker must not keep the process alive.
     worker.unref();
     worker.on('message', (a: WorkerAnswer) => {
@@ -147,6 +153,39 @@ export async function verifyBundleFile(
     }
   }
   const useWorker = run.worker ?? existsSync(fileURLToPath(WORKER_URL));
+  if (!useWorker) return verifyV2File(path, opts, false);
+  return inReaderWorker(path, opts);
+}
+
+/** Runs the v2 reading in a heap-capped worker; a worker that dies is an unusable verification, never a pass. */
+function inReaderWorker(path: string, opts: VerifyOptions): Promise<VerifyReport> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (r: VerifyReport): void => {
+      if (settled) return;
+      settled = true;
+      resolve(r);
+    };
+    const w = new Worker(READER_URL, {
+      workerData: { path, options: opts },
+      resourceLimits: { maxOldGenerationSizeMb: VERIFY_HEAP_MB },
+    });
+    w.once('message', (r: VerifyReport) => {
+      done(r);
+      void w.terminate();
+    });
+    w.once('error', () => done(unusable('verification could not complete (out of memory or a fault)', opts)));
+    w.once('exit', () => done(unusable('verification could not complete', opts)));
+  });
+}
+
+/** Streams a v2 file through the reader; `worker` moves the request checks to a worker thread. */
+export async function verifyV2File(
+  path: string,
+  opts: VerifyOptions,
+  worker: boolean,
+): Promise<VerifyReport> {
+  const useWorker = worker;
   let pressure: (() => Promise<void>) | undefined;
   let runnerFor: ((h: Bundle, proofs: boolean) => ReturnType<typeof workerRunner>['factory']) | undefined;
   if (useWorker)
