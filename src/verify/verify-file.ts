@@ -32,6 +32,8 @@ const READER_URL = new URL('./reader-worker.js', import.meta.url);
  * far smaller; the cap keeps V8 from growing the heap with allocation churn (RSS bound).
  */
 export const VERIFY_HEAP_MB = 128;
+/** Young-generation cap of each verification thread, MB (short-lived records churn there). */
+const VERIFY_YOUNG_MB = 16;
 
 function headOf(path: string): string {
   const fd = openSync(path, 'r');
@@ -72,7 +74,9 @@ function workerRunner(
   };
   const factory = (ts: readonly CheckTally[]): RequestRunner => {
     mine = ts;
-    worker = new Worker(WORKER_URL, { resourceLimits: { maxOldGenerationSizeMb: VERIFY_HEAP_MB } });
+    worker = new Worker(WORKER_URL, {
+      resourceLimits: { maxOldGenerationSizeMb: VERIFY_HEAP_MB, maxYoungGenerationSizeMb: VERIFY_YOUNG_MB },
+    });
     // An unusable bundle ends the reading early: the worker must not keep the process alive.
     worker.unref();
     worker.on('message', (a: WorkerAnswer) => {
@@ -168,7 +172,7 @@ function inReaderWorker(path: string, opts: VerifyOptions): Promise<VerifyReport
     };
     const w = new Worker(READER_URL, {
       workerData: { path, options: opts },
-      resourceLimits: { maxOldGenerationSizeMb: VERIFY_HEAP_MB },
+      resourceLimits: { maxOldGenerationSizeMb: VERIFY_HEAP_MB, maxYoungGenerationSizeMb: VERIFY_YOUNG_MB },
     });
     w.once('message', (r: VerifyReport) => {
       done(r);
