@@ -6,7 +6,7 @@
  * another person closes; and `verify` proves who approved what before it ran. The approval
  * commands run against the demo's own instance (announced for the step), like an operator's shell.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createApproverClient } from '../client/index.js';
 import {
@@ -20,9 +20,9 @@ import {
 import { parseJson } from '../kernel/index.js';
 import type { JsonObject } from '../kernel/index.js';
 import { generateSigningKey } from '../kernel/signing/index.js';
-import { verifyBundle } from '../verify/index.js';
+import { verifyBundleFile } from '../verify/index.js';
 import { runApprovalCommand } from './approvals.js';
-import type { DemoContext, DemoObservation, DemoStep } from './demo.js';
+import { exportTo, type DemoContext, type DemoObservation, type DemoStep } from './demo.js';
 import { saveTrustRoots } from './trust-file.js';
 
 const positionals = (argv: readonly string[]): string[] =>
@@ -206,21 +206,20 @@ async function breakGlassStep(ctx: DemoContext): Promise<DemoObservation> {
 }
 
 async function evidenceStep(ctx: DemoContext): Promise<DemoObservation> {
-  const res = await fetch(new URL('/v1/admin/ledger-export', ctx.instance.url), {
-    method: 'POST',
-    headers: { authorization: `Bearer ${readOperatorToken(ctx.dir)}`, 'content-type': 'application/json' },
-    body: '{}',
-  });
-  const text = (parseJson(new Uint8Array(await res.arrayBuffer())) as { text?: unknown }).text;
-  if (typeof text !== 'string') return { observed: `export failed (HTTP ${res.status})` };
-  const path = join(ctx.work, 'audit-bundle-approvals.json');
-  writeFileSync(path, text);
+  const path = join(ctx.work, 'audit-bundle-approvals.jsonl');
+  const refused = await exportTo(ctx, path);
+  if (refused !== undefined) return { observed: `export failed (HTTP ${refused})` };
   const trustPath = join(ctx.work, 'trust-roots-approvals.json');
   if (!(await saveTrustRoots(ctx.instance.url, trustPath))) return { observed: 'no trust roots published' };
   // Approvals verify only under the pinned approver keys, never the bundle's own.
-  const report = verifyBundle(readFileSync(path), { trust: readFileSync(trustPath) });
+  const report = await verifyBundleFile(path, { trust: readFileSync(trustPath) });
   const check = report.checks.find((c) => c.id === 'approvals');
-  const bundle = parseJson(text) as { entries: { type: string; actor: { id: string } }[] };
+  const bundle = {
+    entries: readFileSync(path, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{"record":"entry"'))
+      .map((l) => (parseJson(l) as { entry: { type: string; actor: { id: string } } }).entry),
+  };
   const who = [
     ...new Set(bundle.entries.filter((e) => e.type === 'approval.added').map((e) => e.actor.id)),
   ].join(', ');

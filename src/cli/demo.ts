@@ -15,6 +15,7 @@ import {
   DEMO_CLIENT,
   initDataDir,
   readClientFile,
+  operatorDownload,
   readConfig,
   readOperatorToken,
   runningServer,
@@ -233,26 +234,27 @@ export const DEMO_STEPS: readonly DemoStep[] = [
       'ledger tampering: pin the trust roots, export the ledger, verify it, edit one decision in a copy, verify again',
     expect: 'intact: exit 0; tampered: exit 1 naming the edited entry',
     async run(ctx) {
-      const res = await fetch(new URL('/v1/admin/ledger-export', ctx.instance.url), {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${readOperatorToken(ctx.dir)}`,
-          'content-type': 'application/json',
-        },
-        body: '{}',
-      });
-      const text = (parseJson(new Uint8Array(await res.arrayBuffer())) as { text?: unknown }).text;
-      if (typeof text !== 'string') return { observed: `export failed (HTTP ${res.status})` };
-      const intactPath = join(ctx.work, 'audit-bundle.json');
-      const tamperedPath = join(ctx.work, 'audit-bundle-tampered.json');
-      const bundle = parseJson(text) as {
-        entries: (JsonObject & { index: number; type: string; payload: JsonObject })[];
-      };
-      const target = bundle.entries.find((e) => e.type === 'decision' && e.payload['outcome'] === 'deny');
+      const intactPath = join(ctx.work, 'audit-bundle.jsonl');
+      const tamperedPath = join(ctx.work, 'audit-bundle-tampered.jsonl');
+      const a = await exportTo(ctx, intactPath);
+      if (a !== undefined) return { observed: `export failed (HTTP ${a})` };
+      type Entry = JsonObject & { index: number; type: string; payload: JsonObject };
+      let target: Entry | undefined;
+      // Edit one denied decision in a copy (one line of the JSON Lines bundle).
+      const lines = readFileSync(intactPath, 'utf8')
+        .split('\n')
+        .map((l) => {
+          if (target !== undefined || !l.startsWith('{"record":"entry"')) return l;
+          const e = (parseJson(l) as { entry: Entry }).entry;
+          if (e.type !== 'decision' || e.payload['outcome'] !== 'deny') return l;
+          target = e;
+          return JSON.stringify({
+            record: 'entry',
+            entry: { ...e, payload: { ...e.payload, outcome: 'allow' } },
+          });
+        });
       if (target === undefined) return { observed: 'no decision to edit' };
-      target.payload = { ...target.payload, outcome: 'allow' };
-      writeFileSync(intactPath, text);
-      writeFileSync(tamperedPath, `${JSON.stringify(bundle)}\n`);
+      writeFileSync(tamperedPath, lines.join('\n'));
       const trustPath = join(ctx.work, 'trust-roots.json');
       if (!(await saveTrustRoots(ctx.instance.url, trustPath)))
         return { observed: 'no trust roots published' };
@@ -361,4 +363,16 @@ async function runSteps(
     `\n${steps.length - failed}/${steps.length} steps behaved as SPEC §7 says${failed === 0 ? '' : `; ${failed} did not`}\n`,
   );
   return failed === 0 ? 0 : 1;
+}
+
+/** Exports the ledger through the operator route into `path`; the HTTP status when refused. */
+export async function exportTo(ctx: DemoContext, path: string): Promise<number | undefined> {
+  const conn = {
+    url: ctx.instance.url,
+    token: readOperatorToken(ctx.dir),
+    inProcess: true,
+    close: () => Promise.resolve(),
+  };
+  const a = await operatorDownload(conn, 'ledger-export', {}, path);
+  return a.status === 200 ? undefined : a.status;
 }

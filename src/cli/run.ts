@@ -14,6 +14,7 @@ import {
   getJson,
   initDataDir,
   operatorAction,
+  operatorDownload,
   readClientFile,
   startEmbedded,
   withdrawServer,
@@ -285,11 +286,11 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
         ...(to === undefined ? {} : { to }),
       };
       const out = v.out;
+      // Through the Gate even for a local data directory: the one ledger writer records the
+      // export (audit.export) before it is read; the bundle streams to the file, never parsed here.
       return withConnection(dir, async (c) => {
-        const a = await operatorAction(c, 'ledger-export', body);
-        const text = (a.body as { text?: unknown }).text;
-        if (a.status !== 200 || typeof text !== 'string') return report(io, a);
-        writeFileSync(out, text);
+        const a = await operatorDownload(c, 'ledger-export', body, out);
+        if (a.status !== 200) return report(io, a);
         io.out(`wrote ${out}\n`);
         return EXIT.ok;
       });

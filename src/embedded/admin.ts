@@ -17,7 +17,7 @@ import {
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import { generateSigningKey } from '../kernel/signing/index.js';
 import type { SigningKey } from '../kernel/signing/index.js';
-import { exportBundle } from '../ledger/index.js';
+import { exportBundleStream, type LedgerReader } from '../ledger/index.js';
 import type { BundleExecutor, Ledger } from '../ledger/index.js';
 import { GLOBAL_TENANT } from '../control-plane/index.js';
 import type {
@@ -27,7 +27,7 @@ import type {
   ControlPlaneService,
 } from '../control-plane/index.js';
 import { parseClientRoles } from '../gate/index.js';
-import type { GateStateStore, OperatorActions } from '../gate/index.js';
+import type { GateStateStore, OperatorActions, OperatorAnswer } from '../gate/index.js';
 
 /** What the operator actions need. */
 export interface OperatorDeps {
@@ -46,6 +46,8 @@ export interface OperatorDeps {
    * the change, `commit` installs it and the published JWKS after the ledger confirmed it.
    */
   readonly issuerKeys?: IssuerKeyFiles;
+  /** Opens a read-only connection to the ledger for one export; absent: the export reads through the writer's store. */
+  readonly openReader?: () => ExportReader;
 }
 
 /** Files that hold the issuer's keys across restarts (OE-INV-025 key rotation). */
@@ -58,7 +60,22 @@ export interface IssuerKeyFiles {
 /** The operator recorded as actor of admin entries. */
 export const OPERATOR_ACTOR = Object.freeze({ id: 'operator', role: 'operator' });
 
-type Answer = { status: number; body: JsonValue };
+type Answer = OperatorAnswer;
+
+/** The read-only ledger connection an export reads through. */
+export type ExportReader = LedgerReader & { close(): Promise<void> };
+
+/** The lines of `lines`, closing `reader` once they are read or abandoned. */
+async function* closing(
+  lines: AsyncIterable<string>,
+  reader: ExportReader | undefined,
+): AsyncGenerator<string> {
+  try {
+    yield* lines;
+  } finally {
+    await reader?.close();
+  }
+}
 
 const NAME = /^[A-Za-z0-9._:@-]{1,128}$/;
 const TENANT = /^[A-Za-z0-9._-]{1,128}$/;
@@ -284,9 +301,13 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
         (to !== undefined && !Number.isSafeInteger(to))
       )
         return usage('from/to must be integers');
+      // A separate read-only connection: the export reads while the writer keeps appending (WAL).
+      let reader: ExportReader | undefined;
       try {
-        const exported = await exportBundle({
+        reader = deps.openReader?.();
+        const exported = await exportBundleStream({
           ledger: deps.ledger,
+          ...(reader === undefined ? {} : { reader }),
           actor: OPERATOR_ACTOR,
           tenant: GLOBAL_TENANT,
           publicKeys: {
@@ -307,8 +328,15 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
           ...(typeof from === 'number' ? { from } : {}),
           ...(typeof to === 'number' ? { to } : {}),
         });
-        return { status: 200, body: { text: exported.text } };
+        const r = reader;
+        reader = undefined;
+        return {
+          status: 200,
+          body: { export: { ...exported.exportEntry }, checkpoint_size: exported.checkpoint.size },
+          stream: closing(exported.lines, r),
+        };
       } catch (err) {
+        void reader?.close();
         if (err instanceof TypeError) return usage('invalid export range');
         return denied(deny('ERR_LEDGER_UNAVAILABLE', 'export failed'));
       }

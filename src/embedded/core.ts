@@ -299,6 +299,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
         maxLifetimeSec: config.max_envelope_lifetime_sec,
       },
       issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
+      openReader: () => createSqliteLedgerStore({ path: p.ledgerDb, readonly: true }),
     }),
     approvals: approvals.api,
     trustRoots: () =>

@@ -34,6 +34,7 @@ export {
   connect,
   getJson,
   operatorAction,
+  operatorDownload,
 } from './connect.js';
 export type { Connection, HttpAnswer } from './connect.js';
 export { approvalConfigPath, openApprovals, readApproverFile, writeApproverFile } from './approvals.js';

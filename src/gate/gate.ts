@@ -60,7 +60,11 @@ export interface Gate {
   /** `GET /readyz`: 200 only when the Control Plane and every injected readiness check answer true. */
   ready(): Promise<GateAnswer>;
   /** `POST /v1/admin/{action}`: operator actions behind the operator token. */
-  admin(action: string, body: JsonValue, authorization: string | undefined): Promise<GateAnswer>;
+  admin(
+    action: string,
+    body: JsonValue,
+    authorization: string | undefined,
+  ): Promise<GateAnswer & { readonly stream?: AsyncIterable<string> }>;
   /** True when `authorization` is `Bearer <operator token>`. */
   isOperator(authorization: string | undefined): boolean;
 }

@@ -42,6 +42,7 @@ export type {
   LedgerEntryView,
   LedgerRef,
   OperatorActions,
+  OperatorAnswer,
   ReadinessCheck,
   RegisteredClient,
   RequestReplayStore,

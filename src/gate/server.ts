@@ -95,6 +95,40 @@ function readBody(req: IncomingMessage, limit: number): Promise<Body> {
   });
 }
 
+/**
+ * Streams lines (an audit-bundle export) with backpressure. A failure mid-stream destroys the
+ * response: the receiver sees a cut body, never a well-formed end.
+ */
+/** Resolves when `res` can take more, or is closed (a receiver that went away must not hold the export). */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
+}
+
+async function sendStream(res: ServerResponse, lines: AsyncIterable<string>): Promise<void> {
+  res.writeHead(200, {
+    'content-type': 'application/x-ndjson; charset=utf-8',
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+  });
+  try {
+    for await (const l of lines) {
+      if (res.destroyed) return;
+      if (!res.write(l)) await drained(res);
+    }
+    res.end();
+  } catch {
+    res.destroy();
+  }
+}
+
 function send(res: ServerResponse, status: number, body: JsonValue, close = false): void {
   // A call answered at the end of a stop's grace period may still finish later: say nothing twice.
   if (res.headersSent || res.writableEnded) return;
@@ -187,6 +221,7 @@ async function route(gate: Gate, req: IncomingMessage, res: ServerResponse): Pro
       return send(res, 400, { outcome: 'deny', code, reason: 'malformed JSON' });
     }
     const a = await gate.admin(adminMatch[1], value, req.headers.authorization);
+    if (a.stream !== undefined && a.status === 200) return sendStream(res, a.stream);
     return send(res, a.status, a.body);
   }
   req.resume();

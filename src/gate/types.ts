@@ -183,9 +183,20 @@ export interface ReadinessCheck {
   check(): boolean | Promise<boolean>;
 }
 
+/**
+ * An operator action's answer. `stream`, when present, is sent instead of `body` as
+ * `application/x-ndjson`, line by line with backpressure (the audit-bundle export, which may be
+ * far larger than any JSON answer).
+ */
+export interface OperatorAnswer {
+  readonly status: number;
+  readonly body: JsonValue;
+  readonly stream?: AsyncIterable<string>;
+}
+
 /** Operator actions the Gate routes under `/v1/admin/` after checking the operator token. */
 export interface OperatorActions {
-  run(action: string, body: JsonValue): Promise<{ status: number; body: JsonValue }>;
+  run(action: string, body: JsonValue): Promise<OperatorAnswer>;
 }
 
 /** Deadlines and tolerances for the Gate. */

@@ -206,7 +206,7 @@ export const PAYLOAD_ALLOWLIST = {
   'session.tainted': ['session', 'client', 'tool', 'decision_id', 'reason'],
   'admin.client_registered': ['client', 'kid', 'key_use', 'roles', 'public_jwk', 'auth_method', 'owner'],
   'admin.breaker_reset': ['breaker', 'scope', 'client', 'session', 'reason'],
-  'audit.export': ['scope', 'from', 'to', 'trace_id', 'checkpoint_size', 'reason'],
+  'audit.export': ['scope', 'from', 'to', 'trace_id', 'checkpoint_size', 'reason', 'format'],
   'audit.read': ['target_index', 'trace_id', 'request_id', 'evidence_sha256', 'scope', 'reason'],
 } as const satisfies Record<EntryType, readonly string[]>;
 

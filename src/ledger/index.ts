@@ -29,5 +29,12 @@ export type {
   BundleClientIdentity,
   BundleExecutor,
 } from './export.js';
+export {
+  exportBundleStream,
+  writeBundleFile,
+  AUDIT_BUNDLE_FORMAT_V2,
+  EXPORT_CHUNK_ENTRIES,
+} from './export-stream.js';
+export type { LedgerReader, StreamExportOptions, StreamedExport } from './export-stream.js';
 export { createSqliteLedgerStore } from './sqlite/index.js';
 export type { SqliteLedgerStore, SqliteLedgerStoreOptions } from './sqlite/index.js';

@@ -1,10 +1,14 @@
 /**
- * What the checks share: the bundle's entries parsed into typed values (or the reason they are
- * malformed), the checkpoint keys (pinned or the bundle's own), the pinned trust file, the verified checkpoint, and
- * memoized entry hashes. Built once per verification; checks stay small and independent.
+ * What the checks share: the entries of one segment (a run of entries, a group of requests, or
+ * none for whole-bundle checks; see `CheckUnit`) parsed into typed values (or the reason they are
+ * malformed), the checkpoint keys (pinned or the bundle's own), the pinned trust file, the verified checkpoint, state
+ * carried across segments, the Merkle summary of every entry, and memoized entry hashes. The
+ * key, checkpoint and carried state are built once per verification; checks stay small and
+ * independent.
  */
 import {
   noteVerifierFromVkey,
+  rootOf,
   parsePublicJwk,
   verifyCheckpoint,
   type Checkpoint,
@@ -15,7 +19,7 @@ import {
 import type { Bundle } from './bundle.js';
 import { computeEntryHash, entryLeaf, isEntryType, type BundleEntry } from './entry-format.js';
 import { parseTrustRoots, type TrustRoots } from './trust-roots.js';
-import type { Finding, VerifyOptions } from './types.js';
+import type { CheckUnit, Finding, VerifyOptions } from './types.js';
 
 /** One element of `entries`: parsed, or why not. */
 export interface EntryView {
@@ -24,11 +28,52 @@ export interface EntryView {
   readonly problem?: string;
 }
 
-/** Shared, lazily computed facts about one bundle. */
+/** Every entry of the bundle summarised for the Merkle checks (RFC 9162 §2.1.1). */
+export interface MerkleSummary {
+  /** Entries in the bundle. */
+  readonly count: number;
+  /** Root over every entry's leaf (the claimed entry_hash), in bundle order. */
+  readonly root: Buffer;
+  /** Root over the first `size` leaves, when it was asked for before the entries were read. */
+  prefixRoot(size: number): Buffer | undefined;
+}
+
+/** Facts computed once per verification and shared by every segment. */
+export interface SharedFacts {
+  readonly key: VerifyContext['key'];
+  /** The pinned trust file (`--trust`), when given. */
+  readonly roots?: TrustRoots;
+  readonly checkpoint: VerifyContext['checkpoint'];
+  readonly complete: boolean;
+  /** Per-check state carried across segments (keyed by the check's own names). */
+  readonly carried: Map<string, unknown>;
+}
+
+/** Where a context sits in a streamed verification. */
+export interface SegmentPlace {
+  readonly shared: SharedFacts;
+  readonly unit: CheckUnit;
+  readonly final: boolean;
+  /** Bundle position of each element of `bundle.entries` (default: its array index). */
+  readonly positions?: readonly number[];
+  /** Entries read so far, this segment's included. */
+  readonly entriesSeen: number;
+  /** The Merkle summary (complete once every entry was read), or undefined when an entry is malformed. */
+  readonly merkle: () => MerkleSummary | undefined;
+}
+
+/** Shared, lazily computed facts about one bundle segment. */
 export interface VerifyContext {
   readonly bundle: Bundle;
   readonly options: VerifyOptions;
+  /** The entries of this segment. */
   readonly views: readonly EntryView[];
+  /** Which unit this segment is, and whether it is the last `entries` run. */
+  readonly segment: { readonly unit: CheckUnit; readonly final: boolean };
+  /** Entries read so far (every entry in a `bundle` segment). */
+  readonly entriesSeen: number;
+  /** State a check carries from one segment to the next (created by `init` on first use). */
+  carry<T>(name: string, init: () => T): T;
   /**
    * The checkpoint verifiers: the pinned keys (`--trusted-key`, the trust file), else the bundle's
    * own; `verifier` is the one naming the bundle's ledger_key (older checkpoints, `--since`);
@@ -46,8 +91,8 @@ export interface VerifyContext {
   readonly checkpoint: { readonly verified?: Checkpoint; readonly problem?: Finding };
   /** True for a range export from index 0 without inclusion proofs: the root is recomputed from every entry. */
   readonly complete: boolean;
-  /** Merkle leaf of every entry in bundle order (from the claimed entry_hash), or undefined if one is malformed (memoized). */
-  leaves(): readonly Buffer[] | undefined;
+  /** Every entry's Merkle leaf summarised, or undefined if an entry is malformed. */
+  merkle(): MerkleSummary | undefined;
   /** Entry hash recomputed from the entry's fields (memoized). */
   computedHash(view: EntryView & { readonly entry: BundleEntry }): string;
 }
@@ -108,7 +153,11 @@ function pinnedVkeys(options: VerifyOptions, roots: TrustRoots | undefined): str
   return [...new Set(all)];
 }
 
-function keyOf(bundle: Bundle, options: VerifyOptions, roots: TrustRoots | undefined): VerifyContext['key'] {
+function keyOf(
+  bundle: Pick<Bundle, 'ledgerKey'>,
+  options: VerifyOptions,
+  roots: TrustRoots | undefined,
+): VerifyContext['key'] {
   const pinnedKeys = pinnedVkeys(options, roots);
   const pinned = pinnedKeys.length > 0;
   const bundleVkey = bundle.ledgerKey.vkey;
@@ -145,7 +194,10 @@ function keyOf(bundle: Bundle, options: VerifyOptions, roots: TrustRoots | undef
   return base;
 }
 
-function checkpointOf(bundle: Bundle, key: VerifyContext['key']): VerifyContext['checkpoint'] {
+function checkpointOf(
+  bundle: Pick<Bundle, 'checkpoint' | 'origin'>,
+  key: VerifyContext['key'],
+): VerifyContext['checkpoint'] {
   if (key.verifiers.length === 0)
     return { problem: { code: 'CHECKPOINT_UNVERIFIED', message: 'no usable ledger key' } };
   if (typeof bundle.checkpoint !== 'string')
@@ -165,38 +217,87 @@ function checkpointOf(bundle: Bundle, key: VerifyContext['key']): VerifyContext[
   return { verified: r.checkpoint };
 }
 
-/**
- * Builds the shared context for one bundle. `roots` is the parsed `options.trust`; when omitted
- * it is parsed here (a TypeError when unusable: `verifyBundle` reports that as exit 2 first).
- */
-export function createContext(bundle: Bundle, options: VerifyOptions, roots?: TrustRoots): VerifyContext {
-  if (roots === undefined && options.trust !== undefined) {
+/** Computes the facts shared by every segment of one bundle (key, checkpoint, completeness). */
+export function createSharedFacts(
+  bundle: Pick<Bundle, 'ledgerKey' | 'checkpoint' | 'origin' | 'scope'>,
+  options: VerifyOptions,
+  hasInclusionProofs: boolean,
+): SharedFacts {
+  // The trust file was found usable before any check ran (`selectChecks`); unusable here is a bug.
+  let roots: TrustRoots | undefined;
+  if (options.trust !== undefined) {
     const parsed = parseTrustRoots(options.trust);
     if (typeof parsed === 'string') throw new TypeError(`trust file unusable: ${parsed}`);
     roots = parsed;
   }
-  const views: EntryView[] = bundle.entries.map((raw, position) => {
+  const key = keyOf(bundle, options, roots);
+  return {
+    key,
+    ...(roots !== undefined ? { roots } : {}),
+    checkpoint: checkpointOf(bundle, key),
+    complete: bundle.scope.kind === 'range' && bundle.scope.from === 0 && !hasInclusionProofs,
+    carried: new Map(),
+  };
+}
+
+/** Parses every element of `entries` into a view at its bundle position. */
+export function viewsOf(entries: readonly JsonValue[], positions?: readonly number[]): EntryView[] {
+  return entries.map((raw, i) => {
+    const position = positions?.[i] ?? i;
     const parsed = parseBundleEntry(raw);
     return typeof parsed === 'string' ? { position, problem: parsed } : { position, entry: parsed };
   });
-  const key = keyOf(bundle, options, roots);
+}
+
+/** A Merkle summary of `views` computed at once (a bundle given whole). */
+function wholeMerkle(views: readonly EntryView[]): () => MerkleSummary | undefined {
+  let memo: MerkleSummary | undefined | null = null;
+  return () => {
+    if (memo === null) {
+      const leaves = views.every((v) => v.entry !== undefined)
+        ? views.map((v) => entryLeaf(v.entry?.entry_hash ?? ''))
+        : undefined;
+      memo =
+        leaves === undefined
+          ? undefined
+          : {
+              count: leaves.length,
+              root: rootOf(leaves),
+              prefixRoot: (size) => (size <= leaves.length ? rootOf(leaves.slice(0, size)) : undefined),
+            };
+    }
+    return memo;
+  };
+}
+
+/**
+ * Builds the context of one segment. Without `place` the bundle is taken whole: one segment
+ * holding every entry, final, with its own shared facts.
+ */
+export function createContext(
+  bundle: Bundle,
+  options: VerifyOptions,
+  place?: SegmentPlace,
+  parsed?: readonly EntryView[],
+): VerifyContext {
+  const views = parsed ?? viewsOf(bundle.entries, place?.positions);
+  const shared = place?.shared ?? createSharedFacts(bundle, options, bundle.inclusion.length > 0);
   const hashes = new Map<number, string>();
-  let leaves: readonly Buffer[] | undefined | null = null;
   return {
     bundle,
     options,
     views,
-    key,
-    ...(roots !== undefined ? { roots } : {}),
-    checkpoint: checkpointOf(bundle, key),
-    complete: bundle.scope.kind === 'range' && bundle.scope.from === 0 && bundle.inclusion.length === 0,
-    leaves() {
-      if (leaves === null)
-        leaves = views.every((v) => v.entry !== undefined)
-          ? views.map((v) => entryLeaf(v.entry?.entry_hash ?? ''))
-          : undefined;
-      return leaves;
+    key: shared.key,
+    ...(shared.roots !== undefined ? { roots: shared.roots } : {}),
+    checkpoint: shared.checkpoint,
+    complete: shared.complete,
+    segment: { unit: place?.unit ?? 'entries', final: place?.final ?? true },
+    entriesSeen: place?.entriesSeen ?? views.length,
+    carry<T>(name: string, init: () => T): T {
+      if (!shared.carried.has(name)) shared.carried.set(name, init());
+      return shared.carried.get(name) as T;
     },
+    merkle: place?.merkle ?? wholeMerkle(views),
     computedHash(view) {
       let h = hashes.get(view.position);
       if (h === undefined) {

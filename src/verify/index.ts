@@ -4,11 +4,15 @@
  * `verify` command.
  */
 export { verifyBundle } from './verify-bundle.js';
+export { verifyBundleFile } from './verify-file.js';
+export type { VerifyFileOptions } from './verify-file.js';
+export { createV2Reader, readV2Lines, MAX_LINE_BYTES } from './bundle-v2.js';
+export type { StreamLimits, V2Reader } from './bundle-v2.js';
 export { runVerifyCli } from './run-cli.js';
 export type { VerifyCliIo } from './run-cli.js';
 export { formatReport } from './report.js';
 export { VERIFY_CHECKS } from './checks.js';
-export { BUNDLE_FORMAT, BUNDLE_MAX_BYTES, parseBundle } from './bundle.js';
+export { BUNDLE_FORMAT, BUNDLE_FORMAT_V2, BUNDLE_MAX_BYTES, parseBundle } from './bundle.js';
 export type { Bundle, BundleScope } from './bundle.js';
 export { createContext, parseBundleEntry } from './context.js';
 export type { VerifyContext, EntryView } from './context.js';

@@ -1,6 +1,7 @@
 /**
  * `failclosed verify FILE (--trust TRUST_FILE | --trusted-key VKEY ... | --trust-bundle-keys)
- * [--invariant ID] [--json] [--since CHECKPOINT_FILE]` as a library call, so the CLI only wires
+ * [--invariant ID] [--json] [--since CHECKPOINT_FILE]` as a library call (the bundle streamed from
+ * disk), so the CLI only wires
  * argv (SPEC §5 "a verify.sh-style entry point for auditors", "Trust roots out of band"). Exit
  * codes: 0 all checks hold under pinned roots, 1 a violation, 2 unusable input or arguments,
  * 3 no pinned trust roots (and no `--trust-bundle-keys`).
@@ -9,12 +10,14 @@ import { readFileSync } from 'node:fs';
 import { formatReport } from './report.js';
 import type { VerifyOptions } from './types.js';
 import { verifyBundle } from './verify-bundle.js';
+import { verifyBundleFile } from './verify-file.js';
 
 /** Where the CLI reads and writes; defaults to the process. */
 export interface VerifyCliIo {
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
-  readonly readFile: (path: string) => Buffer;
+  /** Reads a file whole; when absent the bundle is streamed from disk (`verifyBundleFile`). */
+  readonly readFile?: (path: string) => Buffer;
 }
 
 const USAGE =
@@ -23,7 +26,6 @@ const USAGE =
 const defaultIo: VerifyCliIo = {
   out: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t),
-  readFile: (p) => readFileSync(p),
 };
 
 interface Args {
@@ -80,22 +82,23 @@ function parseArgs(argv: readonly string[]): Args | string {
  * Runs the verifier on `argv` (the arguments after the `verify` word), prints the report (text,
  * or JSON with `--json`) and resolves with the exit code. Never rejects.
  */
-export function runVerifyCli(argv: readonly string[], io: VerifyCliIo = defaultIo): Promise<number> {
+export async function runVerifyCli(argv: readonly string[], io: VerifyCliIo = defaultIo): Promise<number> {
   const args = parseArgs(argv);
   if (typeof args === 'string') {
     io.err(`verify: ${args}\n${USAGE}`);
-    return Promise.resolve(2);
+    return 2;
   }
-  let bundle: Buffer;
+  const read = io.readFile ?? ((p: string) => readFileSync(p));
+  let bundle: Buffer | undefined;
   let since: string | undefined;
   let trust: Buffer | undefined;
   try {
-    bundle = io.readFile(args.file);
-    if (args.since !== undefined) since = io.readFile(args.since).toString('utf8');
-    if (args.trust !== undefined) trust = io.readFile(args.trust);
+    if (io.readFile !== undefined) bundle = io.readFile(args.file);
+    if (args.since !== undefined) since = read(args.since).toString('utf8');
+    if (args.trust !== undefined) trust = read(args.trust);
   } catch {
     io.err('verify: cannot read the bundle, --since or --trust file\n');
-    return Promise.resolve(2);
+    return 2;
   }
   const opts: VerifyOptions = {
     ...(args.invariant !== undefined ? { invariant: args.invariant } : {}),
@@ -104,7 +107,7 @@ export function runVerifyCli(argv: readonly string[], io: VerifyCliIo = defaultI
     ...(trust !== undefined ? { trust } : {}),
     ...(args.trustBundleKeys ? { trustBundleKeys: true } : {}),
   };
-  const report = verifyBundle(bundle, opts);
+  const report = bundle !== undefined ? verifyBundle(bundle, opts) : await verifyBundleFile(args.file, opts);
   io.out(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
-  return Promise.resolve(report.exitCode);
+  return report.exitCode;
 }

@@ -83,8 +83,24 @@ export interface Finding {
   readonly partial?: true;
 }
 
+/**
+ * What a check sees per call of `run`, so a bundle of any size is verified in bounded memory:
+ * - `entries` (default): a run of consecutive entries in bundle order. Runs follow each other;
+ *   state that crosses runs lives in `ctx.carry`; the last call has `ctx.segment.final` (its run
+ *   may be empty).
+ * - `requests`: whole requests (every entry sharing a request id, in bundle order) plus the
+ *   ledger's key records (`admin.client_registered`, `admin.key_rotated`, `admin.key_revoked`)
+ *   read so far; `ctx.carry` persists across calls (e.g. nonces consumed by earlier requests).
+ * - `bundle`: once, after every entry, with no entries in `ctx.views` and the entries summarised
+ *   by `ctx.merkle()`.
+ * A small bundle given whole (format v1) is one run, one request group, one bundle call.
+ */
+export type CheckUnit = 'entries' | 'requests' | 'bundle';
+
 /** A named verification step (sigstore style). `run` returns its findings: empty means it holds. */
 export interface VerifyCheck {
+  /** What `run` sees per call; default `entries`. */
+  readonly unit?: CheckUnit;
   /** Stable kebab-case id, e.g. `entry-hash`. */
   readonly id: string;
   /** One line: what the check proves. */
@@ -94,8 +110,6 @@ export interface VerifyCheck {
   /** When false for a bundle the check is reported as skipped (e.g. no `--since`). Default: applies. */
   readonly applies?: (ctx: VerifyContext) => boolean;
   readonly run: (ctx: VerifyContext) => readonly Finding[];
-  /** Facts the report states whatever the outcome (e.g. how many requests were abandoned). */
-  readonly notes?: (ctx: VerifyContext) => readonly string[];
 }
 
 /** Options of {@link VerifyCheck}s and `verifyBundle`. */
@@ -123,7 +137,7 @@ export interface VerifyOptions {
    * (exit 2) together with pinned roots.
    */
   readonly trustBundleKeys?: boolean;
-  /** Largest bundle accepted, in bytes. Default 512 MiB. */
+  /** Largest single-document (v1) bundle accepted, in bytes. Default 512 MiB. Streamed (v2) bundles have no size limit. */
   readonly maxBytes?: number;
 }
 

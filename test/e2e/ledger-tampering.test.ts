@@ -24,10 +24,12 @@ interface Entry {
   payload: Record<string, unknown>;
   [k: string]: unknown;
 }
+/** A v2 bundle opened for editing: its header, other records (evidence, policy bundles) and entries. */
 interface Bundle {
+  header: Record<string, unknown>;
+  records: unknown[];
   entries: Entry[];
   checkpoint: string;
-  [k: string]: unknown;
 }
 interface Report {
   exitCode: number;
@@ -74,7 +76,8 @@ async function exportLedger(dir: string, url: string): Promise<string> {
     body: '{}',
   });
   expect(res.status).toBe(200);
-  return ((await res.json()) as { text: string }).text;
+  expect(res.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
+  return res.text();
 }
 
 let fileCounter = 0;
@@ -93,8 +96,26 @@ async function verify(text: string, ...extra: string[]): Promise<Report> {
   return report;
 }
 
-const parse = (text: string): Bundle => JSON.parse(text) as Bundle;
-const render = (b: Bundle): string => `${JSON.stringify(b)}\n`;
+function parse(text: string): Bundle {
+  const [header, ...rest] = text
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { record: string; entry?: Entry });
+  const entries = rest.filter((r) => r.record === 'entry').map((r) => r.entry!);
+  const records = rest.filter((r) => r.record !== 'entry' && r.record !== 'end');
+  const h = header as unknown as Record<string, unknown>;
+  return { header: h, records, entries, checkpoint: h['checkpoint'] as string };
+}
+/** One chunk: every evidence and policy record, then the entries, then the end record. */
+const render = (b: Bundle): string =>
+  `${[
+    b.header,
+    ...b.records,
+    ...b.entries.map((entry) => ({ record: 'entry', entry })),
+    { record: 'end', entries: b.entries.length },
+  ]
+    .map((r) => JSON.stringify(r))
+    .join('\n')}\n`;
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'fc-e2e-tamper-'));

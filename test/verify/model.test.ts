@@ -10,11 +10,20 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { exportBundle, type Ledger } from '../../src/ledger/index.js';
-import { verifyBundle } from '../../src/verify/index.js';
+import { readV2Lines, verifyBundle } from '../../src/verify/index.js';
 import type { VerifyReport } from '../../src/verify/index.js';
 import { AUDITOR, openLedger, tempSqliteStore, testSigner } from '../ledger/fixtures.js';
 import { mutable, rechain, resign, text, type MutableBundle } from './helpers.js';
 import { appendTrace, LINKAGE_EXPORT, TRACE_LENGTH } from './realistic.js';
+import { TINY_LIMITS, v2Lines } from './v2.js';
+
+/** Failing checks and finding codes: what the streamed (v2) reading must agree on with the whole (v1) one. */
+const verdict = (r: VerifyReport): string =>
+  JSON.stringify([
+    r.exitCode,
+    r.checks.filter((c) => c.status === 'fail').map((c) => c.id),
+    [...new Set(r.checks.flatMap((c) => c.findings.map((f) => f.code)))].sort(),
+  ]);
 
 interface Model {
   size: number;
@@ -156,6 +165,8 @@ describe('model-based: verify detects every tamper of an exported bundle and nev
           const since = b['checkpoint'] as string;
           const expected = applyTamper(b, tamper);
           const r = verifyBundle(text(b), { since, trustedKey });
+          // The same bundle streamed in tiny runs and request batches reaches the same verdict.
+          expect(verdict(readV2Lines(v2Lines(b), { since, trustedKey }, TINY_LIMITS))).toBe(verdict(r));
           if (expected === undefined) {
             expect(r.exitCode).toBe(0);
             return;

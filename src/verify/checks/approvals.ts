@@ -120,6 +120,7 @@ export const approvalsCheck: VerifyCheck = {
   id: 'approvals',
   title: 'approvals are signed, bound, distinct, role-qualified, within their window and precede execution',
   requirements: ['OE-INV-019', 'OE-INV-020', 'OE-INV-002', 'L7-identity-signing', 'L7-break-glass'],
+  unit: 'requests',
   run: (ctx) => {
     const out: Finding[] = [];
     const views = parsedViews(ctx.views);

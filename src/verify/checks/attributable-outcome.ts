@@ -52,16 +52,6 @@ function abandonedProblem(l: Linkage, v: View): string | undefined {
     : `says its envelope was never consumed, but the receipt at entry ${ran.entry.index} shows the tool ran`;
 }
 
-/** "N requests abandoned, M of them may have run" when the bundle holds any. */
-function abandonedNote(l: Linkage): string[] {
-  const abandoned = l.views.filter((v) => v.entry.type === 'request.abandoned');
-  if (abandoned.length === 0) return [];
-  const mayHaveRun = abandoned.filter((v) => v.entry.payload['envelope_consumed'] === true).length;
-  return [
-    `${abandoned.length} request(s) abandoned by a crash or stop (request.abandoned), ${mayHaveRun} of them may have run (envelope consumed)`,
-  ];
-}
-
 function checkRequest(l: Linkage, a: View, bad: Report): void {
   const p = a.entry.payload;
   if (p['auth_method'] !== undefined && p['auth_method'] !== 'signature')
@@ -101,6 +91,7 @@ export const attributableOutcomeCheck: VerifyCheck = {
   title:
     'every accepted request is signed by its registered client and has an outcome record naming its result or code',
   requirements: ['FC-INV-5', 'FC-INV-3'],
+  unit: 'requests',
   run: (ctx) => {
     const out: Finding[] = [];
     const l = linkageOf(ctx);
@@ -135,5 +126,4 @@ export const attributableOutcomeCheck: VerifyCheck = {
     }
     return out;
   },
-  notes: (ctx) => abandonedNote(linkageOf(ctx)),
 };

@@ -21,6 +21,14 @@ function anchorsOf(ctx: VerifyContext): Map<number, string> {
   return out;
 }
 
+/** Where the chain stands between runs of entries. */
+interface ChainState {
+  expected: number;
+  prev: BundleEntry | undefined;
+  count: number;
+  anchors: Map<number, string> | undefined;
+}
+
 /** Chain continuity check. */
 export const chainContinuityCheck: VerifyCheck = {
   id: 'chain-continuity',
@@ -28,18 +36,26 @@ export const chainContinuityCheck: VerifyCheck = {
   requirements: ['GEI-audit-chain', 'L7-ledger-protection'],
   run: (ctx) => {
     const out: Finding[] = [];
-    const anchors = anchorsOf(ctx);
     const scope = ctx.bundle.scope;
     const range = scope.kind === 'range';
-    let expected = range ? scope.from : 0;
-    let prev: BundleEntry | undefined;
+    // The chain crosses runs of entries: the last entry of one run links the first of the next.
+    const st = ctx.carry<ChainState>('chain-continuity', () => ({
+      expected: range ? scope.from : 0,
+      prev: undefined,
+      count: 0,
+      anchors: undefined,
+    }));
+    const anchors = (st.anchors ??= anchorsOf(ctx));
     for (const v of ctx.views) {
+      st.count++;
       const e = v.entry;
       if (e === undefined) {
-        prev = undefined;
-        expected++;
+        st.prev = undefined;
+        st.expected++;
         continue;
       }
+      const prev = st.prev;
+      const expected = st.expected;
       if (range && e.index !== expected) {
         const what =
           e.index > expected
@@ -49,7 +65,7 @@ export const chainContinuityCheck: VerifyCheck = {
       } else if (!range && prev !== undefined && e.index <= prev.index) {
         out.push(entryFinding(v, 'CHAIN_INDEX', `index ${e.index} repeats or is out of order`));
       }
-      expected = e.index + 1;
+      st.expected = e.index + 1;
       if (e.index === 0) {
         if (e.prev_hash !== GENESIS_PREV_HASH)
           out.push(entryFinding(v, 'CHAIN_PREV_HASH', 'entry 0 must link to 64 zeros'));
@@ -77,14 +93,14 @@ export const chainContinuityCheck: VerifyCheck = {
             entryFinding(v, 'CHAIN_PREV_HASH', `prev_hash is not the anchored hash of entry ${e.index - 1}`),
           );
       }
-      prev = e;
+      st.prev = e;
     }
-    if (range && ctx.views.length > 0 && expected <= scope.to) {
+    if (ctx.segment.final && range && st.count > 0 && st.expected <= scope.to) {
       out.push({
         code: 'CHAIN_INDEX',
-        message: `entries ${expected}..${scope.to} of the export scope are missing (tail cut)`,
-        index: expected,
-        position: ctx.views.length,
+        message: `entries ${st.expected}..${scope.to} of the export scope are missing (tail cut)`,
+        index: st.expected,
+        position: st.count,
       });
     }
     return out;

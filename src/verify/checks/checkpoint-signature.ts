@@ -10,6 +10,7 @@ export const checkpointSignatureCheck: VerifyCheck = {
   id: 'checkpoint-signature',
   title: 'the checkpoint is signed by the ledger key for this origin',
   requirements: ['L7-ledger-protection', 'OE-INV-016'],
+  unit: 'bundle',
   run: (ctx) => {
     const out: Finding[] = [];
     if (ctx.key.problem !== undefined) out.push(ctx.key.problem);

@@ -5,13 +5,7 @@
  * kept from before (`--since`) is a prefix too: a smaller bundle checkpoint is a rollback, a
  * different root at the same size or a failed proof is a fork.
  */
-import {
-  digestEquals,
-  rootOf,
-  verifyCheckpoint,
-  verifyConsistency,
-  type Checkpoint,
-} from '../../kernel/index.js';
+import { digestEquals, verifyCheckpoint, verifyConsistency, type Checkpoint } from '../../kernel/index.js';
 import type { VerifyContext } from '../context.js';
 import type { Finding, VerifyCheck } from '../types.js';
 import { decodeProof } from './util.js';
@@ -82,9 +76,10 @@ function checkSince(
           code: 'FORK',
           message: `the bundle checkpoint and the trusted checkpoint differ at size ${s.size}: fork`,
         };
-  const leaves = ctx.complete ? ctx.leaves() : undefined;
-  if (leaves !== undefined && leaves.length >= s.size) {
-    if (!digestEquals(rootOf(leaves.slice(0, s.size)), s.rootHash))
+  const leaves = ctx.complete ? ctx.merkle() : undefined;
+  const prefix = leaves !== undefined && leaves.count >= s.size ? leaves.prefixRoot(s.size) : undefined;
+  if (prefix !== undefined) {
+    if (!digestEquals(prefix, s.rootHash))
       return {
         code: 'FORK',
         message: `the bundle's first ${s.size} entries are not the ones the trusted checkpoint signed: fork`,
@@ -110,6 +105,7 @@ export const consistencyCheck: VerifyCheck = {
   id: 'consistency',
   title: 'older checkpoints (and --since) are prefixes of the bundle checkpoint: no rollback, no fork',
   requirements: ['L7-ledger-protection'],
+  unit: 'bundle',
   applies: (ctx) => ctx.bundle.olderCheckpoints.length > 0 || ctx.options.since !== undefined,
   run: (ctx) => {
     const latest = ctx.checkpoint.verified;

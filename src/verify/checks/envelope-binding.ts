@@ -215,6 +215,7 @@ export const envelopeBindingCheck: VerifyCheck = {
   title:
     'every envelope verifies under the issuer keys and is bound to an earlier allow decision, the executor and the signed parameters',
   requirements: ['OE-INV-017', 'FC-INV-4', 'GEI-param-binding', 'L7-boundary-b'],
+  unit: 'requests',
   run: (ctx) => {
     const out: Finding[] = [];
     const l = linkageOf(ctx);

@@ -4,7 +4,7 @@
  * checkpoint's entries: edits that re-hash, insertions, deletions and a cut tail all change it
  * (SPEC §4/§5, L7 ledger protection, GEI audit chain).
  */
-import { digestEquals, rootOf } from '../../kernel/index.js';
+import { digestEquals } from '../../kernel/index.js';
 import type { Finding, VerifyCheck } from '../types.js';
 
 /** Merkle root check. */
@@ -12,12 +12,13 @@ export const merkleRootCheck: VerifyCheck = {
   id: 'merkle-root',
   title: 'the Merkle root over all entries equals the signed checkpoint root',
   requirements: ['L7-ledger-protection', 'GEI-audit-chain'],
+  unit: 'bundle',
   applies: (ctx) => ctx.complete,
   run: (ctx) => {
     const cp = ctx.checkpoint.verified;
     if (cp === undefined)
       return [{ code: 'CHECKPOINT_UNVERIFIED', message: 'no verified checkpoint to compare the root with' }];
-    const leaves = ctx.leaves();
+    const leaves = ctx.merkle();
     if (leaves === undefined)
       return [
         {
@@ -26,20 +27,20 @@ export const merkleRootCheck: VerifyCheck = {
         },
       ];
     const out: Finding[] = [];
-    if (leaves.length < cp.size)
+    if (leaves.count < cp.size)
       out.push({
         code: 'ENTRIES_MISSING',
-        message: `the checkpoint covers ${cp.size} entries; the bundle holds ${leaves.length}: entries ${leaves.length}..${cp.size - 1} are missing`,
-        index: leaves.length,
-        position: leaves.length,
+        message: `the checkpoint covers ${cp.size} entries; the bundle holds ${leaves.count}: entries ${leaves.count}..${cp.size - 1} are missing`,
+        index: leaves.count,
+        position: leaves.count,
       });
-    else if (leaves.length > cp.size)
+    else if (leaves.count > cp.size)
       out.push({
         code: 'MERKLE_ROOT',
-        message: `the bundle holds ${leaves.length} entries; the checkpoint covers only ${cp.size}`,
+        message: `the bundle holds ${leaves.count} entries; the checkpoint covers only ${cp.size}`,
         position: cp.size,
       });
-    else if (!digestEquals(rootOf(leaves), cp.rootHash))
+    else if (!digestEquals(leaves.root, cp.rootHash))
       out.push({
         code: 'MERKLE_ROOT',
         message: `the root of entries 0..${cp.size - 1} is not the signed checkpoint root (an entry was altered and re-hashed, or the ledger was rewritten)`,

@@ -110,13 +110,15 @@ export const receiptLinkageCheck: VerifyCheck = {
   title:
     'every execution receipt follows an allow decision and its envelope, within its validity, with a single-use nonce',
   requirements: ['OE-INV-015', 'OE-INV-017', 'FC-INV-4', 'GEI-decision-before-execution'],
+  unit: 'requests',
   run: (ctx) => {
     const out: Finding[] = [];
     const l = linkageOf(ctx);
     const receipts = l.views.filter((v) => v.entry.type === 'execution.receipt');
     if (receipts.length > 0 && typeof l.executor === 'string')
       out.push({ code: 'EXECUTOR_UNDECLARED', message: l.executor });
-    const used = new Map<string, number>();
+    // Nonces consumed by receipts of requests verified earlier (a bundle is read request by request).
+    const used = ctx.carry('receipt-linkage.nonces', () => new Map<string, number>());
     for (const r of receipts) {
       const bad: Report = (code, message, partial) =>
         void out.push({

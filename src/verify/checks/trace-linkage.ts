@@ -31,6 +31,7 @@ export const traceLinkageCheck: VerifyCheck = {
   id: 'trace-linkage',
   title: 'every execution trace holds Gate, Control Plane and Execution Layer records in order',
   requirements: ['FC-INV-6'],
+  unit: 'requests',
   run: (ctx) => {
     const out: Finding[] = [];
     const l = linkageOf(ctx);
