@@ -4,7 +4,7 @@
  * Every change is ledgered by the Gate before it applies. Never rejects: a transport failure is
  * status 0 with `ERR_INTERNAL`, an answer that is not JSON keeps its status with `ERR_INTERNAL`.
  */
-import { parseJson } from '../kernel/index.js';
+import { sendJson } from './http.js';
 import type { Ed25519PublicJwk, JsonObject, JsonValue } from '../kernel/index.js';
 
 /** Options of {@link createAdminClient}. */
@@ -92,32 +92,8 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
   const doFetch = options.fetch ?? fetch;
   const authorization = `Bearer ${options.token}`;
 
-  async function send(method: 'GET' | 'POST', path: string, body?: JsonObject): Promise<AdminAnswer> {
-    let res: Response;
-    try {
-      res = await doFetch(new URL(path, options.url), {
-        method,
-        headers: {
-          authorization,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-    } catch {
-      return {
-        status: 0,
-        body: { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'the Gate could not be reached' },
-      };
-    }
-    try {
-      return { status: res.status, body: parseJson(new Uint8Array(await res.arrayBuffer())) };
-    } catch {
-      return {
-        status: res.status,
-        body: { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'the Gate answer could not be interpreted' },
-      };
-    }
-  }
+  const send = (method: 'GET' | 'POST', path: string, body?: JsonObject): Promise<AdminAnswer> =>
+    sendJson(doFetch, options.url, method, path, authorization, body);
 
   const enc = encodeURIComponent;
   const action = (name: string, body: JsonObject = {}): Promise<AdminAnswer> =>

@@ -5,11 +5,11 @@
  * are separate identities (OE-INV-002). Transport failures and uninterpretable answers are
  * reported as denies.
  */
+import { sendJson } from './http.js';
 import {
   approvalSigningInput,
   breakGlassSigningInput,
   encodeBase64url,
-  parseJson,
   reviewSigningInput,
 } from '../kernel/index.js';
 import type {
@@ -90,32 +90,8 @@ export function createApproverClient(options: ApproverClientOptions): ApproverCl
   const doFetch = options.fetch ?? fetch;
   const stamp = (): string => new Date(now()).toISOString();
 
-  async function send(method: 'GET' | 'POST', path: string, body?: JsonValue): Promise<ApproverAnswer> {
-    let res: Response;
-    try {
-      res = await doFetch(new URL(path, options.url), {
-        method,
-        headers: {
-          ...(options.authorization === undefined ? {} : { authorization: options.authorization }),
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-    } catch {
-      return {
-        status: 0,
-        body: { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'the Gate could not be reached' },
-      };
-    }
-    try {
-      return { status: res.status, body: parseJson(new Uint8Array(await res.arrayBuffer())) };
-    } catch {
-      return {
-        status: res.status,
-        body: { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'the Gate answer could not be interpreted' },
-      };
-    }
-  }
+  const send = (method: 'GET' | 'POST', path: string, body?: JsonValue): Promise<ApproverAnswer> =>
+    sendJson(doFetch, options.url, method, path, options.authorization, body);
 
   const enc = encodeURIComponent;
   return Object.freeze({
