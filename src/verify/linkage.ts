@@ -64,11 +64,23 @@ export interface Linkage {
   readonly issuerSource: string;
   /** Index of the ledgered revocation of each issuer kid (`admin.key_revoked`). */
   readonly issuerRevokedAt: ReadonlyMap<string, number>;
-  /** Client keys by identity: from ledgered registrations and from the bundle's client JWKS. */
+  /**
+   * Client keys by identity. With a pinned ledger key (`--trusted-key` or `--trust`): only keys
+   * bound by a ledgered `admin.client_registered` record the verified checkpoint covers. Without
+   * one (`--trust-bundle-keys`): those, else the bundle's unsigned `jwks.clients` with
+   * `jwks.client_identities`.
+   */
   clientKeys(identity: string): {
     readonly keys: readonly PublicKey[];
     readonly tenants: ReadonlySet<string>;
   };
+  /** True when client keys come from checkpoint-covered ledgered registrations only (see `clientKeys`). */
+  readonly clientKeysLedgeredOnly: boolean;
+  /**
+   * True when ledgered-only client keys have no verified checkpoint to be covered by: then no
+   * registration counts and no request signature can verify (the checkpoint check names why).
+   */
+  readonly clientKeysUncovered: boolean;
   /**
    * The decoded JWS an entry carries in its `envelope` field: the consumed envelope of an
    * `execution.receipt` (memoized). `envelope.issued` records carry claims and a digest only.
@@ -118,6 +130,15 @@ function issuerKeysOf(jwks: JsonValue | undefined): {
   }
 }
 
+/**
+ * True when client keys must come from ledgered registrations only: whenever the ledger key is
+ * pinned (`--trusted-key`, or the trust file's), since that pin is what makes a ledgered
+ * registration authoritative; the trust file holds no client keys of its own.
+ */
+export function ledgeredClientKeysOnly(ctx: Pick<VerifyContext, 'key'>): boolean {
+  return ctx.key.pinned;
+}
+
 function clientIndex(ctx: VerifyContext, views: readonly View[]): Linkage['clientKeys'] {
   const byIdentity = new Map<string, { keys: Map<string, PublicKey>; tenants: Set<string> }>();
   const add = (identity: string, tenant: string, key: PublicKey): void => {
@@ -129,13 +150,17 @@ function clientIndex(ctx: VerifyContext, views: readonly View[]): Linkage['clien
     slot.tenants.add(tenant);
     byIdentity.set(identity, slot);
   };
-  // Ledgered registrations are covered by the signed checkpoint: the stronger source.
+  // Ledgered registrations are covered by the signed checkpoint: the stronger source. With a
+  // pinned ledger key only a registration inside the verified checkpoint counts (FC-INV-3).
+  const ledgeredOnly = ledgeredClientKeysOnly(ctx);
+  const size = ctx.checkpoint.verified?.size;
   for (const v of views) {
     const p = v.entry.payload;
     if (
       v.entry.type !== 'admin.client_registered' ||
       p['key_use'] !== 'request' ||
-      typeof p['client'] !== 'string'
+      typeof p['client'] !== 'string' ||
+      (ledgeredOnly && (size === undefined || v.entry.index >= size))
     )
       continue;
     try {
@@ -144,10 +169,11 @@ function clientIndex(ctx: VerifyContext, views: readonly View[]): Linkage['clien
       // An unusable ledgered key verifies nothing.
     }
   }
-  // Client keys are not trust roots (docs/ledger.md "Trust roots"): the bundle's client JWKS is a
-  // fallback for identities without a ledgered registration in this bundle; the request bytes
-  // it verifies are bound by hash to the ledgered entry, so it cannot change what was asked.
-  const jwks = ctx.bundle.jwks['clients'];
+  // Client keys are not trust roots (docs/ledger.md "Trust roots"). Without a pinned ledger key
+  // the bundle's unsigned client JWKS is a fallback for identities without a ledgered
+  // registration in this bundle. With one it is never read: whoever rewrites a bundle (or a
+  // ledger writer fabricating requests) could add a key of their own there.
+  const jwks = ledgeredOnly ? undefined : ctx.bundle.jwks['clients'];
   const owners = ctx.bundle.jwks['client_identities'];
   if (isObj(jwks) && Array.isArray(jwks['keys']) && isObj(owners)) {
     for (const k of jwks['keys']) {
@@ -237,6 +263,8 @@ function build(ctx: VerifyContext): Linkage {
     issuerSource: roots === undefined ? "the bundle's issuer JWKS" : 'the pinned issuer keys',
     issuerRevokedAt,
     clientKeys: clientIndex(ctx, views),
+    clientKeysLedgeredOnly: ledgeredClientKeysOnly(ctx),
+    clientKeysUncovered: ledgeredClientKeysOnly(ctx) && ctx.checkpoint.verified === undefined,
     envelope(v) {
       let d = envelopes.get(v.position);
       if (d === undefined) {

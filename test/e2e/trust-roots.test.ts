@@ -142,6 +142,24 @@ describe('verify takes pinned trust roots', () => {
     expect(report.checks.find((c) => c.id === 'trust-roots')?.status).toBe('pass');
   });
 
+  it('every client key of a real export is ledgered (init registers the demo client), so pinned roots decide every request signature (FC-INV-3)', async () => {
+    const b = mutable(bundleText);
+    const registered = (b['entries'] as MutableBundle[])
+      .filter((e) => e['type'] === 'admin.client_registered' && e['payload']['key_use'] === 'request')
+      .map((e) => `${e['payload']['kid']} ${e['payload']['client']} ${e['tenant']}`);
+    const named = Object.entries(b['jwks'].client_identities as Record<string, MutableBundle>).map(
+      ([kid, o]) => `${kid} ${o['identity']} ${o['tenant']}`,
+    );
+    expect(named.length).toBeGreaterThan(0);
+    expect(registered).toEqual(expect.arrayContaining(named));
+    expect((b['entries'] as MutableBundle[]).some((e) => e['type'] === 'gateway.accepted')).toBe(true);
+    const { code, report } = await verify(bundleText, '--trust', await trustFile());
+    expect(code).toBe(0);
+    const outcome = report.checks.find((c) => c.id === 'attributable-outcome');
+    expect(outcome).toMatchObject({ status: 'pass', findings: [] });
+    expect(outcome?.undecided).toBeUndefined();
+  });
+
   it('without pinned roots verify never reports success: exit 3, not ok', async () => {
     const { code, report } = await verify(bundleText);
     expect(code).toBe(3);

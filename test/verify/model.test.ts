@@ -14,7 +14,7 @@ import { readV2Lines, verifyBundle } from '../../src/verify/index.js';
 import type { VerifyReport } from '../../src/verify/index.js';
 import { AUDITOR, openLedger, tempSqliteStore, testSigner } from '../ledger/fixtures.js';
 import { mutable, rechain, resign, text, type MutableBundle } from './helpers.js';
-import { appendTrace, LINKAGE_EXPORT, TRACE_LENGTH } from './realistic.js';
+import { appendRegistration, appendTrace, LINKAGE_EXPORT, TRACE_LENGTH } from './realistic.js';
 import { TINY_LIMITS, v2Lines } from './v2.js';
 
 /** Failing checks and finding codes: what the streamed (v2) reading must agree on with the whole (v1) one. */
@@ -150,7 +150,9 @@ describe('model-based: verify detects every tamper of an exported bundle and nev
         const t = tempSqliteStore();
         try {
           const ledger = await openLedger(t.store);
-          await fc.asyncModelRun(() => ({ model: { size: 0, traces: 0 }, real: ledger }), cmds);
+          // The client's ledgered registration: with a pinned ledger key its only key source (FC-INV-3).
+          await appendRegistration(ledger);
+          await fc.asyncModelRun(() => ({ model: { size: 1, traces: 0 }, real: ledger }), cmds);
           const exported = await exportBundle({ ledger, actor: AUDITOR, ...LINKAGE_EXPORT });
           const stored = (await t.store.checkpoints()).map((c) => c.note);
           // The auditor pins the ledger's key, obtained from the ledger itself, not the bundle.

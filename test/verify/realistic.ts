@@ -50,12 +50,19 @@ export const LINKAGE_EXPORT: Pick<ExportOptions, 'publicKeys' | 'executor' | 'po
 /** The entries one trace appends, in order. */
 export const TRACE_LENGTH = 5;
 
-/** Appends one allowed, executed call `n` (five entries; the request is stored as evidence first). */
-export async function appendTrace(ledger: Ledger, n: number): Promise<AppendReceipt[]> {
-  const request = requestOf(n);
+/**
+ * Appends one allowed, executed call `n` (five entries; the request is stored as evidence first),
+ * its request signed by `key` (default `agent-1`'s registered key).
+ */
+export async function appendTrace(
+  ledger: Ledger,
+  n: number,
+  key: SigningKey = CLIENT_KEY,
+): Promise<AppendReceipt[]> {
+  const request = requestOf(n, key);
   const parameters = request.parameters;
   const request_sha256 = await ledger.putEvidence(Buffer.from(JSON.stringify(request)), 'application/json');
-  const trace_id = traceIdOf(n);
+  const trace_id = sha256Hex(canonicalize(request as unknown as JsonValue)).slice(0, 32);
   const params_sha256 = computeParamsSha256(parameters);
   const result_sha256 = sha256Hex(canonicalize(parameters));
   const base = { trace_id, request_id: request.request_id, tenant: TENANT };
@@ -163,10 +170,46 @@ export async function appendTrace(ledger: Ledger, n: number): Promise<AppendRece
   return out;
 }
 
-/** Appends `n` entries: whole traces while at least {@link TRACE_LENGTH} remain, then `audit.read` records. */
+/**
+ * Appends the ledgered registration of a client request key, as `clients add` (and `init`, for
+ * the demo client) writes it (src/embedded/admin.ts): with a pinned ledger key it is the only
+ * source of client keys the verifier accepts (FC-INV-3). Default: `agent-1`'s key.
+ */
+export async function appendRegistration(
+  ledger: Ledger,
+  key: SigningKey = CLIENT_KEY,
+  client: string = CLIENT,
+): Promise<AppendReceipt> {
+  const id = `reg-${key.kid}`;
+  return ledger.append({
+    type: 'admin.client_registered',
+    trace_id: id,
+    request_id: id,
+    tenant: TENANT,
+    actor: { id: 'operator', role: 'operator' },
+    payload: {
+      client,
+      kid: key.kid,
+      key_use: 'request',
+      roles: [],
+      public_jwk: { ...key.publicJwk },
+      auth_method: 'signature',
+      owner: 'operator',
+    },
+  });
+}
+
+/**
+ * Appends `n` entries: from a fresh ledger (`firstTrace` 0) the client's registration first,
+ * then whole traces while at least {@link TRACE_LENGTH} remain, then `audit.read` records.
+ */
 export async function appendRealistic(ledger: Ledger, n: number, firstTrace = 0): Promise<void> {
   let left = n;
   let t = firstTrace;
+  if (firstTrace === 0 && left > 0) {
+    await appendRegistration(ledger);
+    left--;
+  }
   while (left >= TRACE_LENGTH) {
     await appendTrace(ledger, t++);
     left -= TRACE_LENGTH;
@@ -183,10 +226,10 @@ export async function appendRealistic(ledger: Ledger, n: number, firstTrace = 0)
   }
 }
 
-/** The signed request of synthetic call `n` (deterministic). */
-export function requestOf(n: number): SignedRequestBody {
+/** The signed request of synthetic call `n` (deterministic), signed by `key`. */
+export function requestOf(n: number, key: SigningKey = CLIENT_KEY): SignedRequestBody {
   return buildSignedRequest({
-    key: CLIENT_KEY,
+    key,
     identity: CLIENT,
     tenant: TENANT,
     action: 'echo',

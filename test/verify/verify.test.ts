@@ -56,19 +56,19 @@ describe('an untampered export verifies (SPEC §5)', () => {
     expect(Object.keys(m['policy_bundles'])).toEqual([POLICY_HASH]);
     expect(m['exports'].requests).toEqual([
       {
-        accepted: 0,
-        decision: 1,
-        envelope: 2,
-        outcome: 4,
-        receipt: 3,
+        accepted: 1,
+        decision: 2,
+        envelope: 3,
+        outcome: 5,
+        receipt: 4,
         request_id: 'r-0',
-        request_sha256: m['entries'][0].payload.request_sha256,
+        request_sha256: m['entries'][1].payload.request_sha256,
         tenant: 'acme',
         trace_id: traceIdOf(0),
       },
     ]);
-    expect(m['exports'].envelopes).toEqual([{ decision_id: 'd-0', index: 2, jti: 'j-0' }]);
-    expect(m['exports'].receipts).toEqual([{ decision_id: 'd-0', index: 3, jti: 'j-0' }]);
+    expect(m['exports'].envelopes).toEqual([{ decision_id: 'd-0', index: 3, jti: 'j-0' }]);
+    expect(m['exports'].receipts).toEqual([{ decision_id: 'd-0', index: 4, jti: 'j-0' }]);
     expect(Object.keys(m['evidence'])).toHaveLength(1);
     expect(m['entries'].at(-1).type).toBe('audit.export');
   });
@@ -104,11 +104,11 @@ describe('tampering with the exported bundle is detected and named (SPEC §7 sce
   it('edit a payload value and re-hash the entry: the next link breaks and the root differs', async () => {
     const b = await makeBundle(20);
     const m = mutable(b.text);
-    m['entries'][4].payload.outcome = 'deny';
-    rehash(m['entries'][4]);
+    m['entries'][5].payload.outcome = 'deny';
+    rehash(m['entries'][5]);
     const r = verifyBundle(text(m));
     expect(r.exitCode).toBe(1);
-    expect(r.firstViolation).toMatchObject({ code: 'CHAIN_PREV_HASH', index: 5 });
+    expect(r.firstViolation).toMatchObject({ code: 'CHAIN_PREV_HASH', index: 6 });
     expect(codes(r)).toContain('MERKLE_ROOT');
   });
 
@@ -126,16 +126,16 @@ describe('tampering with the exported bundle is detected and named (SPEC §7 sce
   it('drop an entry: the gap is named', async () => {
     const b = await makeBundle(20);
     const m = mutable(b.text);
-    m['entries'].splice(9, 1);
+    m['entries'].splice(10, 1);
     const r = verifyBundle(text(m));
     expect(r.exitCode).toBe(1);
     expect(r.checks.find((c) => c.id === 'chain-continuity')?.findings[0]).toMatchObject({
       code: 'CHAIN_INDEX',
-      position: 9,
-      index: 10,
+      position: 10,
+      index: 11,
     });
-    // Entry 9 was the outcome of the request accepted at entry 5 (FC-INV-5).
-    expect(r.firstViolation).toMatchObject({ code: 'OUTCOME_MISSING', index: 5 });
+    // Entry 10 was the outcome of the request accepted at entry 6 (FC-INV-5).
+    expect(r.firstViolation).toMatchObject({ code: 'OUTCOME_MISSING', index: 6 });
   });
 
   it('duplicate an entry: the repeat is named', async () => {
@@ -158,10 +158,10 @@ describe('tampering with the exported bundle is detected and named (SPEC §7 sce
   it('cut the tail: the missing entries are named', async () => {
     const b = await makeBundle(20);
     const m = mutable(b.text);
-    m['entries'].splice(15);
+    m['entries'].splice(16);
     const r = verifyBundle(text(m));
     expect(r.exitCode).toBe(1);
-    expect(r.firstViolation).toMatchObject({ index: 15 });
+    expect(r.firstViolation).toMatchObject({ index: 16 });
     expect(codes(r)).toEqual(expect.arrayContaining(['CHAIN_INDEX', 'ENTRIES_MISSING']));
   });
 
@@ -225,13 +225,13 @@ describe('tampering with the exported bundle is detected and named (SPEC §7 sce
   it('altered or missing evidence is detected', async () => {
     const b = await makeBundle(10);
     const m = mutable(b.text);
-    const sha = m['entries'][0].payload.request_sha256 as string;
+    const sha = m['entries'][1].payload.request_sha256 as string;
     expect(sha).toBe(sha256Hex(Buffer.from(JSON.stringify(requestOf(0)))));
     m['evidence'][sha].body_b64 = Buffer.from('forged').toString('base64');
     expect(codes(verifyBundle(text(m)))).toContain('EVIDENCE_HASH');
     delete m['evidence'][sha];
     const r = verifyBundle(text(m));
-    expect(r.firstViolation).toMatchObject({ code: 'EVIDENCE_MISSING', index: 0 });
+    expect(r.firstViolation).toMatchObject({ code: 'EVIDENCE_MISSING', index: 1 });
     expect(codes(r)).toContain('REQUEST_EVIDENCE');
   });
 

@@ -6,9 +6,11 @@
  * every outcome record names one; an abandoned request that says its envelope was never consumed
  * has no receipt (the report counts abandoned requests and those that may have run); and the raw signed request behind every
  * `gateway.accepted` is in the bundle, matches the entry (request id, tenant, identity, tool,
- * trace id) and verifies under a key the bundle binds to that client identity and tenant:
- * the ledgered registration (`admin.client_registered`) first, else `jwks.clients` with
- * `jwks.client_identities`.
+ * trace id) and verifies under a key bound to that client identity and tenant. With a pinned
+ * ledger key (`--trusted-key`, `--trust`) only a ledgered `admin.client_registered` record the
+ * verified checkpoint covers binds a key; when the bundle is partial and holds none for the
+ * client, the signature is undecided (never a pass). Only with `--trust-bundle-keys` may the
+ * bundle's unsigned `jwks.clients` with `jwks.client_identities` stand in for a missing one.
  */
 import { verifyEd25519 } from '../../kernel/index.js';
 import { linkageOf, type Linkage, type View } from '../linkage.js';
@@ -75,7 +77,16 @@ function checkRequest(l: Linkage, a: View, bad: Report): void {
       'REQUEST_EVIDENCE',
       'the entry does not match its signed request (request id, tenant, identity, tool or trace id)',
     );
+  if (l.clientKeysUncovered) return; // reported once by the check (no covered registration)
   const { keys, tenants } = l.clientKeys(r.identity);
+  // Pinned: the registration may lie before a range or outside a trace export: undecided there,
+  // a violation in a complete bundle (every registration is then in it).
+  if (keys.length === 0 && l.clientKeysLedgeredOnly)
+    return bad(
+      'REQUEST_SIGNATURE',
+      `no ledgered admin.client_registered record covered by the checkpoint binds a key to client ${r.identity}`,
+      true,
+    );
   if (keys.length === 0) return bad('REQUEST_SIGNATURE', `the bundle binds no key to client ${r.identity}`);
   if (!tenants.has(r.tenant))
     return bad('REQUEST_SIGNATURE', `client ${r.identity} is not registered for tenant ${r.tenant}`);
@@ -95,6 +106,7 @@ export const attributableOutcomeCheck: VerifyCheck = {
   run: (ctx) => {
     const out: Finding[] = [];
     const l = linkageOf(ctx);
+    let uncoveredSaid = false;
     for (const v of l.views) {
       const bad: Report = (code, message, partial) =>
         void out.push({
@@ -107,6 +119,16 @@ export const attributableOutcomeCheck: VerifyCheck = {
         continue;
       }
       if (v.entry.type !== 'gateway.accepted') continue;
+      // Pinned, but the checkpoint did not verify: no registration is covered, so no request
+      // signature verifies. Said once, naming no entry: the checkpoint check names the cause.
+      if (l.clientKeysUncovered && !uncoveredSaid) {
+        uncoveredSaid = true;
+        out.push({
+          code: 'REQUEST_SIGNATURE',
+          message:
+            'no request signature verifies: the checkpoint does not verify under the pinned ledger key, so no ledgered client registration is covered',
+        });
+      }
       const trace = l.traces.get(v.entry.trace_id) ?? [];
       const outcome = trace.find(
         (o) =>
