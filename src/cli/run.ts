@@ -228,11 +228,8 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
   // `verify` is offline and has options of its own: hand it everything after the word.
   const verifyAt = commandIndex(argv);
   if (argv[verifyAt] === 'verify') {
-    return runVerifyCli(argv.slice(verifyAt + 1), {
-      out: io.out,
-      err: io.err,
-      readFile: (p) => readFileSync(p),
-    });
+    // No `readFile`: the bundle is streamed from disk, whatever its size (a 1 GB bundle fits no string).
+    return runVerifyCli(argv.slice(verifyAt + 1), { out: io.out, err: io.err });
   }
   // Identifiers (kids, ids) may start with '-': anything that is not one of our options is a value.
   const MARK = '\u0000';
