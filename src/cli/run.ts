@@ -4,7 +4,7 @@
  * server, or of an in-process instance when none runs (see `src/embedded/connect.ts`).
  * See docs/cli.md.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createClient } from '../client/index.js';
