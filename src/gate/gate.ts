@@ -474,6 +474,22 @@ export function createGate(deps: GateDeps): Gate {
     }
   };
 
+  const probeReadiness = async (): Promise<GateAnswer> => {
+    const checks: Record<string, boolean> = {};
+    const cp = await withDeadline(() => deps.controlPlane.ready(), cpMs);
+    checks['control_plane'] = cp.status === 'ok' && isReady(cp.value);
+    for (const c of deps.readiness ?? []) {
+      const r = await withDeadline(() => c.check(), ledgerMs);
+      checks[c.name] = r.status === 'ok' && r.value === true;
+    }
+    const ok = Object.values(checks).every((v) => v);
+    return {
+      status: ok ? 200 : 503,
+      body: { ready: ok, checks, suppressed_ingress_records: suppressed, shed_calls: shed, inflight },
+    };
+  };
+  let probing: Promise<GateAnswer> | undefined;
+
   const isOperator = (authorization: string | undefined): boolean => {
     if (authorization === undefined || !authorization.startsWith('Bearer ')) return false;
     const token = authorization.slice('Bearer '.length).trim();
@@ -530,19 +546,11 @@ export function createGate(deps: GateDeps): Gate {
       if (r.status !== 'ok') return { status: 503, body: denyBody('ERR_CONTROL_PLANE_UNAVAILABLE') };
       return { status: 200, body: r.value };
     },
-    async ready() {
-      const checks: Record<string, boolean> = {};
-      const cp = await withDeadline(() => deps.controlPlane.ready(), cpMs);
-      checks['control_plane'] = cp.status === 'ok' && isReady(cp.value);
-      for (const c of deps.readiness ?? []) {
-        const r = await withDeadline(() => c.check(), ledgerMs);
-        checks[c.name] = r.status === 'ok' && r.value === true;
-      }
-      const ok = Object.values(checks).every((v) => v);
-      return {
-        status: ok ? 200 : 503,
-        body: { ready: ok, checks, suppressed_ingress_records: suppressed, shed_calls: shed, inflight },
-      };
+    ready() {
+      // Concurrent probes share one round: a flood of /readyz costs one probe at a time, not one
+      // committed write per request on every store.
+      probing ??= probeReadiness().finally(() => (probing = undefined));
+      return probing;
     },
     async admin(action: string, body: JsonValue, authorization: string | undefined) {
       if (!isOperator(authorization)) return unauthenticated();

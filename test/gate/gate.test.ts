@@ -285,6 +285,27 @@ describe('Gate: operator endpoints (SPEC §5)', () => {
     h = await startHarness();
     expect((await fetch(`${h.url}/readyz`)).status).toBe(200);
   });
+
+  it('concurrent readyz requests share one probe of each dependency; a later request probes again', async () => {
+    let probes = 0;
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => (release = r));
+    const check = async (): Promise<boolean> => {
+      probes += 1;
+      await held;
+      return true;
+    };
+    const harness = await startHarness({ extra: { readiness: [{ name: 'ledger', check }] } });
+    h = harness;
+    // A flood of probes while one is under way: all wait for that one.
+    const flood = Array.from({ length: 20 }, () => harness.gate.ready());
+    release();
+    const answers = await Promise.all(flood);
+    expect(answers.map((a) => a.status)).toEqual(Array.from({ length: 20 }, () => 200));
+    expect(probes).toBe(1);
+    expect((await fetch(`${harness.url}/readyz`)).status).toBe(200);
+    expect(probes).toBe(2);
+  });
 });
 
 describe('client/gate agreement on the signing input', () => {

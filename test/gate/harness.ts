@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGate, createGateServer, createSqliteGateState } from '../../src/gate/index.js';
 import type {
+  Gate,
   GateDeps,
   GateLedger,
   GatewayEvent,
@@ -77,6 +78,8 @@ export function recordingLedger(): RecordingLedger {
 
 export interface Harness {
   readonly url: string;
+  /** The Gate behind the server, for calls that need no transport. */
+  readonly gate: Gate;
   readonly server: GateServer;
   readonly state: GateStateStore;
   readonly ledger: RecordingLedger;
@@ -160,6 +163,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
   return {
+    gate,
     url: server.url,
     server,
     state,
