@@ -41,7 +41,8 @@ export type AppendReceipt = EntryRef;
 
 /**
  * The ledger: append (group commit), evidence, confirmation lookups, checkpoints and proofs.
- * It satisfies the Execution Layer's `ExecutionLedger` (`hasEntry`, `append`) structurally.
+ * It satisfies the Execution Layer's `ExecutionLedger` (`readEnvelopeContext`, `append`) structurally;
+ * `hasEntry` confirms one committed entry (tests and tools; the hot path reads the context).
  */
 export interface Ledger {
   readonly origin: string;
