@@ -62,13 +62,14 @@ export {
   leafHash,
   nodeHash,
   rootOf,
+  createRootAccumulator,
   createMerkleTree,
   restoreMerkleTree,
   rootFromInclusionProof,
   verifyInclusion,
   verifyConsistency,
 } from './merkle.js';
-export type { MerkleTree } from './merkle.js';
+export type { MerkleTree, RootAccumulator } from './merkle.js';
 export {
   NOTE_ALG_ED25519,
   NOTE_MAX_BYTES,

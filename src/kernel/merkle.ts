@@ -75,28 +75,52 @@ function foldRight(parts: readonly Uint8Array[]): Buffer {
   return Buffer.from(acc);
 }
 
+/** The RFC 9162 §2.1.1 Merkle Tree Hash of leaves pushed one by one, in O(log n) memory. */
+export interface RootAccumulator {
+  /** Adds the next leaf hash; throws `TypeError` if it is not 32 bytes. */
+  push(leaf: Uint8Array): void;
+  /** Leaves pushed so far. */
+  readonly count: number;
+  /** The root over every leaf pushed so far (the empty-tree hash for none). */
+  root(): Buffer;
+}
+
+/** Creates an empty {@link RootAccumulator}. */
+export function createRootAccumulator(): RootAccumulator {
+  // stack[i] is a complete subtree of 2^heights[i] leaves; heights strictly decrease.
+  const stack: Uint8Array[] = [];
+  const heights: number[] = [];
+  let count = 0;
+  return {
+    push(leaf) {
+      if (!isHash(leaf)) throw new TypeError('leaf hashes must be 32 bytes');
+      let h: Uint8Array = leaf;
+      let height = 0;
+      while (heights.length > 0 && heights[heights.length - 1] === height) {
+        heights.pop();
+        h = nodeHash(stack.pop() as Uint8Array, h);
+        height++;
+      }
+      stack.push(h);
+      heights.push(height);
+      count++;
+    },
+    get count() {
+      return count;
+    },
+    root: () => foldRight(stack),
+  };
+}
+
 /**
  * Merkle Tree Hash of `leafHashes` in one O(n) pass with O(log n) memory (RFC 9162 §2.1.1).
  * Used to recompute a root from all entries. Throws `TypeError` if a leaf hash is not 32 bytes.
  * (SPEC §5: the verifier recomputes the Merkle root.)
  */
 export function rootOf(leafHashes: readonly Uint8Array[]): Buffer {
-  // stack[i] is a complete subtree of 2^heights[i] leaves; heights strictly decrease.
-  const stack: Uint8Array[] = [];
-  const heights: number[] = [];
-  for (const leaf of leafHashes) {
-    if (!isHash(leaf)) throw new TypeError('leaf hashes must be 32 bytes');
-    let h: Uint8Array = leaf;
-    let height = 0;
-    while (heights.length > 0 && heights[heights.length - 1] === height) {
-      heights.pop();
-      h = nodeHash(stack.pop() as Uint8Array, h);
-      height++;
-    }
-    stack.push(h);
-    heights.push(height);
-  }
-  return foldRight(stack);
+  const acc = createRootAccumulator();
+  for (const leaf of leafHashes) acc.push(leaf);
+  return acc.root();
 }
 
 /** One level of the tree: its complete-subtree hashes, packed into fixed-size chunks. */
