@@ -13,7 +13,7 @@ import { rename, rm } from 'node:fs/promises';
 import { FailclosedError, type JsonValue } from '../kernel/index.js';
 import { entryJson, type LedgerEntry } from './entry.js';
 import { clientIdentities, executorJson } from './export-linkage.js';
-import type { ExportOptions } from './export.js';
+import { recordExport, type ExportOptions } from './export.js';
 import type { EvidenceBlob, LedgerStore, StoredCheckpoint } from './store.js';
 
 /** The streamed bundle format tag. */
@@ -66,20 +66,7 @@ export async function exportBundleStream(o: StreamExportOptions): Promise<Stream
   const from = o.from ?? 0;
   if (!Number.isSafeInteger(from) || from < 0 || (o.to !== undefined && !Number.isSafeInteger(o.to)))
     throw new TypeError('invalid export range');
-  const payload: Record<string, JsonValue> =
-    o.traceId !== undefined
-      ? { scope: 'trace', trace_id: o.traceId }
-      : { scope: 'range', from, ...(o.to !== undefined ? { to: o.to } : {}), format: 'v2' };
-  if (o.traceId !== undefined) payload['format'] = 'v2';
-  if (o.reason !== undefined) payload['reason'] = o.reason;
-  const exportEntry = await o.ledger.append({
-    type: 'audit.export',
-    trace_id: '',
-    request_id: o.requestId ?? '',
-    tenant: o.tenant ?? '',
-    actor: o.actor,
-    payload,
-  });
+  const exportEntry = await recordExport(o, 'v2');
   try {
     const checkpoint = await o.ledger.checkpoint();
     const size = checkpoint.size;

@@ -13,7 +13,7 @@ import {
 } from '../kernel/index.js';
 import { entryJson, type Actor, type LedgerEntry } from './entry.js';
 import { clientIdentities, executorJson, policyBundles, requestIndex } from './export-linkage.js';
-import type { Ledger } from './writer.js';
+import type { AppendReceipt, Ledger } from './writer.js';
 import type { StoredCheckpoint } from './store.js';
 
 /** The bundle format tag. */
@@ -117,19 +117,17 @@ async function collectEvidence(
 }
 
 /**
- * Records the export as `audit.export`, signs a checkpoint covering it, and returns the
- * self-contained audit bundle. Rejects with `ERR_LEDGER_UNAVAILABLE` when the export cannot be
- * recorded or the store cannot be read: no unrecorded export (L7 read path controls).
+ * Records an export as `audit.export` before anything is read (L7 read path controls "Export
+ * controls for audit downloads"); `format` names the streamed bundle format when it is one.
  */
-export async function exportBundle(o: ExportOptions): Promise<ExportedBundle> {
-  if (o.traceId !== undefined && (o.from !== undefined || o.to !== undefined))
-    throw new TypeError('export either a trace or a range');
+export function recordExport(o: ExportOptions, format?: 'v2'): Promise<AppendReceipt> {
   const payload: Record<string, JsonValue> =
     o.traceId !== undefined
       ? { scope: 'trace', trace_id: o.traceId }
       : { scope: 'range', from: o.from ?? 0, ...(o.to !== undefined ? { to: o.to } : {}) };
+  if (format !== undefined) payload['format'] = format;
   if (o.reason !== undefined) payload['reason'] = o.reason;
-  const exportEntry = await o.ledger.append({
+  return o.ledger.append({
     type: 'audit.export',
     trace_id: '',
     request_id: o.requestId ?? '',
@@ -137,6 +135,17 @@ export async function exportBundle(o: ExportOptions): Promise<ExportedBundle> {
     actor: o.actor,
     payload,
   });
+}
+
+/**
+ * Records the export as `audit.export`, signs a checkpoint covering it, and returns the
+ * self-contained audit bundle. Rejects with `ERR_LEDGER_UNAVAILABLE` when the export cannot be
+ * recorded or the store cannot be read: no unrecorded export (L7 read path controls).
+ */
+export async function exportBundle(o: ExportOptions): Promise<ExportedBundle> {
+  if (o.traceId !== undefined && (o.from !== undefined || o.to !== undefined))
+    throw new TypeError('export either a trace or a range');
+  const exportEntry = await recordExport(o);
   try {
     return { ...(await assemble(o, await o.ledger.checkpoint())), exportEntry };
   } catch (err) {
