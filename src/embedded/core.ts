@@ -123,7 +123,8 @@ export interface CoreOptions {
   readonly wrapGateExecutor?: (port: GateExecutor) => GateExecutor;
 }
 
-function gateLedgerOver(ledger: Ledger, port: Core['ledgerPort']): GateLedger {
+/** The Gate's ledger port over the ledger as the roles write to it (the embedded composition's wiring). */
+export function gateLedgerOver(ledger: Ledger, port: Core['ledgerPort']): GateLedger {
   return {
     putEvidence: (bytes, mediaType) => port.putEvidence(bytes, mediaType),
     appendGatewayEvent: (e) =>

@@ -4,7 +4,7 @@
  */
 export { initDataDir, startEmbedded, DEFAULT_GRACE_MS } from './embedded.js';
 export type { EmbeddedInstance, EmbeddedOptions, InitResult, StopReport } from './embedded.js';
-export { openCore } from './core.js';
+export { gateLedgerOver, openCore } from './core.js';
 export { buildTrustRoots } from './trust-roots.js';
 export type { TrustRootSources } from './trust-roots.js';
 export type { Core, CoreOptions, EmbeddedDeadlines } from './core.js';

@@ -8,13 +8,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildSignedRequest } from '../../src/client/index.js';
 import {
+  gateLedgerOver,
   createExecutionServer,
   DEMO_CLIENT,
   readClientFile,
   readOperatorToken,
 } from '../../src/embedded/index.js';
 import { createGate } from '../../src/gate/index.js';
-import type { Gate, GateDeps, GateLedger, LedgerEntryView } from '../../src/gate/index.js';
+import type { Gate, GateDeps } from '../../src/gate/index.js';
 import { sha256Hex } from '../../src/kernel/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
 import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
@@ -46,26 +47,6 @@ const exploding = (what: string): object =>
     },
   );
 
-/** The Gate's ledger port over the deployment's real ledger (as the embedded composition wires it). */
-function gateLedger(): GateLedger {
-  const { ledger, ledgerPort } = e2e.instance.core;
-  return {
-    putEvidence: (bytes, mediaType) => ledgerPort.putEvidence(bytes, mediaType),
-    appendGatewayEvent: (e) =>
-      ledgerPort.append({
-        type: e.type,
-        trace_id: e.trace_id,
-        request_id: e.request_id ?? '',
-        tenant: e.tenant ?? '',
-        actor: { id: e.identity ?? 'anonymous', role: 'gate' },
-        payload: e.payload,
-      }),
-    entriesForRequest: async (id) => (await ledger.store.readByRequest(id)) as unknown as LedgerEntryView[],
-    latestCheckpoint: async () => await ledger.checkpoint(),
-    proveInclusion: (index, size) => Promise.resolve(ledger.proveInclusion(index, size)),
-  };
-}
-
 /** A Gate over the deployment's real roles, with `over` replacing some of them. */
 function gateWith(over: Partial<GateDeps>, executed: { count: number }): Gate {
   const core = e2e.instance.core;
@@ -73,7 +54,7 @@ function gateWith(over: Partial<GateDeps>, executed: { count: number }): Gate {
     clock: e2e.clock.now,
     clients: core.state,
     replay: core.state,
-    ledger: gateLedger(),
+    ledger: gateLedgerOver(e2e.instance.core.ledger, e2e.instance.core.ledgerPort),
     controlPlane: core.controlPlane,
     executor: {
       execute: (call) => {
