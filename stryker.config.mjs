@@ -29,7 +29,7 @@ export default {
   incrementalFile: `mutation/incremental/${name}.json`,
   reporters: ['progress', 'json'],
   jsonReporter: { fileName: `mutation/reports/${name}.json` },
-  concurrency: 2,
+  concurrency: Number(process.env.FC_MUTATION_CONCURRENCY ?? 2),
   timeoutMS: 20_000,
   tempDirName: '.stryker-tmp',
   cleanTempDir: 'always',
