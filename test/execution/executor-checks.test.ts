@@ -8,9 +8,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createExecutor } from '../../src/execution/index.js';
 import type { ExecutionInput } from '../../src/execution/index.js';
-import { computeParamsSha256 } from '../../src/kernel/index.js';
+import { computeParamsSha256, sha256Hex } from '../../src/kernel/index.js';
 import type { EnvelopeClaims, JsonValue } from '../../src/kernel/index.js';
-import { call, removeScratch, world } from './executor-world.js';
+import { BUNDLE, call, NOW_MS, removeScratch, world } from './executor-world.js';
+import { constraints, spyAdapter } from './support.js';
 
 afterAll(removeScratch);
 
@@ -170,5 +171,151 @@ describe('FC-INV-4: a denial after verification records the verified call, not t
     expect(denial!.payload.tool).toBe('x'.repeat(256));
     expect(denial!.payload).not.toHaveProperty('decision_id');
     expect(denial!.payload).not.toHaveProperty('params_sha256');
+  });
+});
+
+describe('SPEC §2 step 7: the adapter runs with the envelope’s grant, or not at all', () => {
+  it('an envelope granting no time never reaches the adapter → ERR_TOOL_TIMEOUT, with a failed receipt', async () => {
+    const w = world();
+    const env = w.envelope({ constraints: constraints({ timeout_ms: 0 }) });
+    expect(await createExecutor(w.deps).execute(call(env))).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_TOOL_TIMEOUT',
+    });
+    expect(w.spy.calls).toHaveLength(0);
+    expect(w.ledger.ofType('execution.receipt').map((e) => e.payload.code)).toEqual(['ERR_TOOL_TIMEOUT']);
+  });
+
+  it('the adapter gets the grant plus the grace: a 1 ms grant still runs', async () => {
+    const w = world();
+    const env = w.envelope({ constraints: constraints({ timeout_ms: 1 }) });
+    expect(await createExecutor(w.deps).execute(call(env))).toMatchObject({ outcome: 'executed' });
+  });
+
+  it('without a configured grace the default applies', async () => {
+    const w = world({ timeouts: { ledgerMs: 100, nonceMs: 100 } });
+    expect(await createExecutor(w.deps).execute(call(w.envelope()))).toMatchObject({ outcome: 'executed' });
+  });
+
+  it('no secret resolver configured: the adapter gets none', async () => {
+    const w = world({ secrets: undefined });
+    const { secrets: _omitted, ...deps } = w.deps;
+    await createExecutor(deps).execute(call(w.envelope()));
+    expect(w.spy.calls).toHaveLength(1);
+    expect(w.spy.calls[0]).not.toHaveProperty('secrets');
+  });
+
+  it('the configured secret resolver is handed to the adapter', async () => {
+    const w = world();
+    await createExecutor(w.deps).execute(call(w.envelope()));
+    expect(w.spy.calls[0]!.secrets).toBe(w.deps.secrets);
+    expect(w.spy.calls[0]!.tool).toBe('echo');
+  });
+
+  it('output of exactly max_output_bytes (UTF-8 bytes) passes; one byte more → ERR_TOOL_OUTPUT_LIMIT', async () => {
+    // "é" is two UTF-8 bytes: the limit counts bytes, not characters.
+    const text = (bytes: number) => 'é'.repeat((bytes - 2) / 2);
+    const answer = (s: string) => spyAdapter(() => Promise.resolve({ outcome: 'ok', result: s }));
+    const at = world({}, answer(text(64)));
+    const k = constraints({ timeout_ms: 200, max_output_bytes: 64 });
+    expect(await createExecutor(at.deps).execute(call(at.envelope({ constraints: k })))).toMatchObject({
+      outcome: 'executed',
+    });
+    const over = world({}, answer(`${text(64)}x`));
+    expect(await createExecutor(over.deps).execute(call(over.envelope({ constraints: k })))).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_TOOL_OUTPUT_LIMIT',
+    });
+  });
+
+  it('a redactor that fails withholds the result → ERR_INTERNAL, with a failed receipt', async () => {
+    const w = world({
+      redactor: {
+        redact: () => {
+          throw new Error('redactor down');
+        },
+      } as never,
+    });
+    const out = await createExecutor(w.deps).execute(call(w.envelope()));
+    expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL' });
+    expect(out).not.toHaveProperty('result');
+    expect(w.ledger.ofType('execution.receipt').map((e) => [e.payload.status, e.payload.code])).toEqual([
+      ['failed', 'ERR_INTERNAL'],
+    ]);
+  });
+
+  it('a failed run whose receipt cannot be appended → ERR_LEDGER_UNAVAILABLE', async () => {
+    const w = world(
+      {},
+      spyAdapter(() => Promise.reject(new Error('boom'))),
+    );
+    const ledger = {
+      readEnvelopeContext: w.ledger.readEnvelopeContext.bind(w.ledger),
+      append: () => Promise.resolve({ index: -1, entry_hash: 'zz' }),
+    };
+    const out = await createExecutor({ ...w.deps, ledger }).execute(call(w.envelope()));
+    expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' });
+  });
+});
+
+describe('SPEC §2 step 7: the adapter is resolved from the pinned bundle before the nonce is burnt', () => {
+  const specs: [string, unknown][] = [
+    ['null', null],
+    ['a string', 'spy'],
+    ['a spec with a numeric type', { type: 7 }],
+    ['an inherited adapter name', { type: 'toString' }],
+    ['a prototype adapter name', { type: '__proto__' }],
+  ];
+  for (const [name, spec] of specs) {
+    it(`${name} → ERR_ADAPTER_UNAVAILABLE, the nonce not burnt`, async () => {
+      const w = world();
+      const env = w.envelope();
+      const out = await createExecutor({ ...w.deps, resolveTool: () => spec as never }).execute(call(env));
+      expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_ADAPTER_UNAVAILABLE' });
+      expect(await createExecutor(w.deps).execute(call(env))).toMatchObject({ outcome: 'executed' });
+    });
+  }
+
+  it('the tool is resolved under the envelope’s policy bundle and tool', async () => {
+    const w = world();
+    const asked: [string, string][] = [];
+    const resolveTool = (bundle: string, tool: string) => {
+      asked.push([bundle, tool]);
+      return { type: 'spy' };
+    };
+    await createExecutor({ ...w.deps, resolveTool }).execute(call(w.envelope()));
+    expect(asked).toEqual([[BUNDLE, 'echo']]);
+  });
+});
+
+describe('OE-INV-015: the receipt records the run’s duration on the injected clock', () => {
+  it('duration_ms is the clock time the run took, and never negative', async () => {
+    let t = NOW_MS;
+    const slow = spyAdapter((c) => {
+      t += 25;
+      return Promise.resolve({ outcome: 'ok', result: c.params });
+    });
+    const w = world({ now: () => t }, slow);
+    const out = await createExecutor(w.deps).execute(call(w.envelope()));
+    expect(out).toMatchObject({ outcome: 'executed', duration_ms: 25 });
+    expect(w.ledger.ofType('execution.receipt')[0]!.payload.duration_ms).toBe(25);
+
+    const back = spyAdapter((c) => {
+      t -= 10;
+      return Promise.resolve({ outcome: 'ok', result: c.params });
+    });
+    const w2 = world({ now: () => t }, back);
+    expect(await createExecutor(w2.deps).execute(call(w2.envelope()))).toMatchObject({ duration_ms: 0 });
+    expect(w2.ledger.ofType('execution.receipt')[0]!.payload.duration_ms).toBe(0);
+  });
+
+  it('the executed answer carries the receipt reference the ledger confirmed', async () => {
+    const w = world();
+    const out = await createExecutor(w.deps).execute(call(w.envelope()));
+    const receipt = w.ledger.ofType('execution.receipt')[0]!;
+    expect(out).toMatchObject({
+      outcome: 'executed',
+      receipt: { index: expect.any(Number) as number, entry_hash: sha256Hex(JSON.stringify(receipt)) },
+    });
   });
 });
