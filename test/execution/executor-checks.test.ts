@@ -198,7 +198,7 @@ describe('SPEC §2 step 7: the adapter runs with the envelope’s grant, or not 
   });
 
   it('no secret resolver configured: the adapter gets none', async () => {
-    const w = world({ secrets: undefined });
+    const w = world();
     const { secrets: _omitted, ...deps } = w.deps;
     await createExecutor(deps).execute(call(w.envelope()));
     expect(w.spy.calls).toHaveLength(1);
