@@ -7,11 +7,11 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { createExecutor } from '../../src/execution/index.js';
-import type { ExecutionInput } from '../../src/execution/index.js';
-import { computeParamsSha256, sha256Hex } from '../../src/kernel/index.js';
+import type { ExecutionInput, NonceStore } from '../../src/execution/index.js';
+import { computeParamsSha256, envelopeSha256, sha256Hex } from '../../src/kernel/index.js';
 import type { EnvelopeClaims, JsonValue } from '../../src/kernel/index.js';
 import { BUNDLE, call, NOW_MS, removeScratch, world } from './executor-world.js';
-import { constraints, spyAdapter } from './support.js';
+import { constraints, never, spyAdapter } from './support.js';
 
 afterAll(removeScratch);
 
@@ -317,5 +317,161 @@ describe('OE-INV-015: the receipt records the run’s duration on the injected c
       outcome: 'executed',
       receipt: { index: expect.any(Number) as number, entry_hash: sha256Hex(JSON.stringify(receipt)) },
     });
+  });
+});
+
+describe('OE-INV-017, SPEC §3: voiding an envelope whose call failed after issuance', () => {
+  const why = { code: 'ERR_EXECUTION_UNAVAILABLE', stage: 'execution' } as const;
+
+  it('the envelope.voided entry names the verified call, the digest and why', async () => {
+    const w = world();
+    const env = w.envelope();
+    const c = claimsOf(env);
+    const out = await createExecutor(w.deps).void({
+      ...call(env),
+      code: 'ERR_TOOL_TIMEOUT',
+      stage: `gateway${'x'.repeat(100)}`,
+    });
+    expect(out).toEqual({ outcome: 'voided', recorded: true });
+    const [entry] = w.ledger.ofType('envelope.voided');
+    expect(entry).toMatchObject({
+      tenant: 'acme',
+      trace_id: c.trace_id,
+      request_id: c.request_id,
+      actor: { id: 'executor-1', role: 'executor' },
+    });
+    expect(entry!.payload).toMatchObject({
+      decision_id: c.decision_id,
+      jti: c.jti,
+      envelope_sha256: envelopeSha256(env),
+      code: 'ERR_TOOL_TIMEOUT',
+      stage: `gateway${'x'.repeat(57)}`,
+      nonce_voided: true,
+    });
+  });
+
+  it('a stage that is not a string is recorded empty', async () => {
+    const w = world();
+    await createExecutor(w.deps).void({ ...call(w.envelope()), code: 'ERR_TOOL_FAILED', stage: 7 as never });
+    expect(w.ledger.ofType('envelope.voided')[0]!.payload.stage).toBe('');
+  });
+
+  it('voided but the entry not confirmed → voided, recorded false; the envelope still never runs', async () => {
+    const w = world();
+    const env = w.envelope();
+    const ledger = {
+      readEnvelopeContext: w.ledger.readEnvelopeContext.bind(w.ledger),
+      append: () => Promise.resolve({ index: 1, entry_hash: 'not a hash' }),
+    };
+    expect(await createExecutor({ ...w.deps, ledger }).void({ ...call(env), ...why })).toEqual({
+      outcome: 'voided',
+      recorded: false,
+    });
+    expect(await createExecutor(w.deps).execute(call(env))).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_ENVELOPE_VOIDED',
+    });
+    expect(w.spy.calls).toHaveLength(0);
+  });
+
+  const broken: [string, () => Promise<never>][] = [
+    ['hangs', () => never()],
+    ['answers garbage', () => Promise.resolve('maybe' as never)],
+  ];
+  for (const [name, voidFn] of broken) {
+    it(`a nonce store that ${name} → ERR_NONCE_STORE_UNAVAILABLE, recorded as not voided`, async () => {
+      const w = world();
+      const nonces: NonceStore = { ...w.nonces, void: voidFn };
+      const out = await createExecutor({ ...w.deps, nonces }).void({ ...call(w.envelope()), ...why });
+      expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_NONCE_STORE_UNAVAILABLE' });
+      expect(w.ledger.ofType('envelope.voided').map((e) => e.payload.nonce_voided)).toEqual([false]);
+    });
+  }
+
+  it('an envelope for another call cannot be voided through this one', async () => {
+    const w = world();
+    const env = w.envelope();
+    expect(await createExecutor(w.deps).void({ ...call(env, { message: 'other' }), ...why })).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_ENVELOPE_PARAMS_MISMATCH',
+    });
+    expect(await createExecutor(w.deps).execute(call(env))).toMatchObject({ outcome: 'executed' });
+  });
+
+  it('an unexpected exception while voiding is a deny (ERR_INTERNAL), never a throw', async () => {
+    const w = world({
+      isKnownPolicyBundle: () => {
+        throw new Error('x');
+      },
+    });
+    expect(await createExecutor(w.deps).void({ ...call(w.envelope()), ...why })).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_INTERNAL',
+    });
+  });
+});
+
+describe('OE-INV-017: single use through the executor', () => {
+  it('a consumed envelope presented again → ERR_NONCE_REPLAYED, recorded with the verified call', async () => {
+    const w = world();
+    const ex = createExecutor(w.deps);
+    const env = w.envelope();
+    const c = claimsOf(env);
+    expect(await ex.execute(call(env))).toMatchObject({ outcome: 'executed' });
+    expect(await ex.execute(call(env))).toMatchObject({ outcome: 'deny', code: 'ERR_NONCE_REPLAYED' });
+    expect(w.spy.calls).toHaveLength(1);
+    expect(w.ledger.ofType('denial')).toMatchObject([
+      { tenant: 'acme', payload: { code: 'ERR_NONCE_REPLAYED', decision_id: c.decision_id, tool: 'echo' } },
+    ]);
+  });
+
+  it('the consumption is recorded under the envelope’s jti, tenant, exp and decision', async () => {
+    const w = world();
+    const seen: unknown[] = [];
+    const nonces: NonceStore = {
+      ...w.nonces,
+      consume: (i) => {
+        seen.push(i);
+        return w.nonces.consume(i);
+      },
+    };
+    const env = w.envelope();
+    const c = claimsOf(env);
+    await createExecutor({ ...w.deps, nonces }).execute(call(env));
+    expect(seen).toEqual([{ jti: c.jti, tenant: 'acme', exp: c.exp, decision_id: c.decision_id }]);
+  });
+});
+
+describe('FC-INV-4: a caller whose fields cannot be read is still denied and recorded', () => {
+  it('a throwing field leaves the others for the denial record', async () => {
+    const w = world();
+    const input = {
+      envelope: undefined,
+      get tenant(): string {
+        throw new Error('hostile');
+      },
+      tool: 'echo',
+      params: {},
+      trace_id: 't-9',
+      request_id: 'r-9',
+    };
+    expect(await createExecutor(w.deps).execute(input)).toMatchObject({ outcome: 'deny' });
+    expect(w.ledger.ofType('denial')).toMatchObject([
+      { tenant: '', trace_id: 't-9', request_id: 'r-9', payload: { tool: 'echo' } },
+    ]);
+  });
+
+  it('fields that are not strings are recorded empty', async () => {
+    const w = world();
+    await createExecutor(w.deps).execute({
+      envelope: 5,
+      tool: 5,
+      tenant: 5,
+      params: {},
+      trace_id: 5,
+    } as never);
+    expect(w.ledger.ofType('denial')).toMatchObject([
+      { tenant: '', trace_id: '', request_id: '', payload: { code: 'ERR_ENVELOPE_MALFORMED', tool: '' } },
+    ]);
   });
 });
