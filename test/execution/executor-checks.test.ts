@@ -98,6 +98,7 @@ describe('OE-INV-015: the execution receipt names its decision', () => {
       request_id: c.request_id,
       redactions: 0,
     });
+    expect(Object.isFrozen(out)).toBe(true);
     const [receipt] = w.ledger.ofType('execution.receipt');
     expect(receipt!.payload.decision_ref).toEqual({ index: c.ledger.index, entry_hash: c.ledger.entry_hash });
     expect(receipt!.payload).toMatchObject({ decision_id: c.decision_id, jti: c.jti, tool: 'echo' });
