@@ -99,6 +99,8 @@ describe('OE-INV-015: the execution receipt names its decision', () => {
       redactions: 0,
     });
     expect(Object.isFrozen(out)).toBe(true);
+    // An execution is not a denial: nothing but the receipt is written.
+    expect(w.ledger.appended.map((e) => e.type)).toEqual(['execution.receipt']);
     const [receipt] = w.ledger.ofType('execution.receipt');
     expect(receipt!.payload.decision_ref).toEqual({ index: c.ledger.index, entry_hash: c.ledger.entry_hash });
     expect(receipt!.payload).toMatchObject({ decision_id: c.decision_id, jti: c.jti, tool: 'echo' });
@@ -245,6 +247,20 @@ describe('SPEC §2 step 7: the adapter runs with the envelope’s grant, or not 
     ]);
   });
 
+  for (const code of ['ERR_SANDBOX_UNAVAILABLE', 'ERR_PARAMS_INVALID', 'ERR_TOOL_TIMEOUT'] as const) {
+    it(`an adapter denying with ${code} → ${code}, with a failed receipt`, async () => {
+      const w = world(
+        {},
+        spyAdapter(() => Promise.resolve({ outcome: 'deny', code, reason: 'r' })),
+      );
+      expect(await createExecutor(w.deps).execute(call(w.envelope()))).toMatchObject({
+        outcome: 'deny',
+        code,
+      });
+      expect(w.ledger.ofType('execution.receipt').map((e) => e.payload.code)).toEqual([code]);
+    });
+  }
+
   it('a failed run whose receipt cannot be appended → ERR_LEDGER_UNAVAILABLE', async () => {
     const w = world(
       {},
@@ -264,6 +280,7 @@ describe('SPEC §2 step 7: the adapter is resolved from the pinned bundle before
     ['null', null],
     ['a string', 'spy'],
     ['a spec with a numeric type', { type: 7 }],
+    ['a function carrying a type', Object.assign(() => undefined, { type: 'spy' })],
     ['an inherited adapter name', { type: 'toString' }],
     ['a prototype adapter name', { type: '__proto__' }],
   ];

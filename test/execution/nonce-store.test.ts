@@ -176,6 +176,22 @@ describe('SQLite nonce store specifics (OE-INV-017, SPEC §8 nonce store row)', 
     }
   });
 
+  it('without a retention it never prunes itself: 1000 expired consumptions all stay', async () => {
+    const s = scratch();
+    const store = createSqliteNonceStore({ path: s.path, now: () => (T + 10 ** 6) * 1000 });
+    try {
+      const verdicts = await Promise.all(
+        Array.from({ length: 1000 }, (_, i) => store.consume(n(`e-${i}`, T))),
+      );
+      expect(new Set(verdicts)).toEqual(new Set(['fresh']));
+      expect(await store.consume(n('next', T))).toBe('fresh');
+      expect(rows(s.path)).toHaveLength(1001);
+    } finally {
+      await store.close();
+      s.remove();
+    }
+  });
+
   it('consumptions queued when the store closes still commit; a prune after close rejects', async () => {
     const s = scratch();
     const store = createSqliteNonceStore({ path: s.path, now: () => T * 1000 });
