@@ -119,7 +119,10 @@ interface Trail {
   claims?: EnvelopeClaims;
 }
 
-const str = (v: unknown): string => (typeof v === 'string' ? v.slice(0, 256) : '');
+/** A bounded string, or ''. A declaration, not a module-level arrow, so its mutants are tested per call. */
+function str(v: unknown): string {
+  return typeof v === 'string' ? v.slice(0, 256) : '';
+}
 
 /** One field of an untrusted input, as a bounded string; '' when absent, not a string or unreadable. */
 function field(input: unknown, key: 'tenant' | 'tool' | 'trace_id' | 'request_id'): string {
