@@ -479,6 +479,12 @@ describe('FC-INV-4: a caller whose fields cannot be read is still denied and rec
     ]);
   });
 
+  it('a field that is a list of strings is recorded empty', async () => {
+    const w = world();
+    await createExecutor(w.deps).execute({ ...call('x'), tenant: ['globex'] } as never);
+    expect(w.ledger.ofType('denial')).toMatchObject([{ tenant: '' }]);
+  });
+
   it('fields that are not strings are recorded empty', async () => {
     const w = world();
     await createExecutor(w.deps).execute({

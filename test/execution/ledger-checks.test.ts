@@ -151,6 +151,14 @@ describe('L7 Boundary B: an escalation counts only once finalised as approved be
     });
   }
 
+  it('an approval does not turn a deny or an unknown outcome into an allow → ERR_ENVELOPE_DECISION_MISMATCH', () => {
+    for (const outcome of ['deny', 'allowed']) {
+      expect(code(ctx({ decision: decision({}, { outcome }), finalized: [finalized()] }))).toBe(
+        'ERR_ENVELOPE_DECISION_MISMATCH',
+      );
+    }
+  });
+
   it('an approval with no issuance at all is still no issuance → ERR_ENVELOPE_NOT_ISSUED', () => {
     expect(code(ctx({ decision: escalated, finalized: [finalized()], issued: [] }))).toBe(
       'ERR_ENVELOPE_NOT_ISSUED',
@@ -167,6 +175,7 @@ describe('L7 Boundary B: the issuance of exactly this JWS was recorded after the
     ['issued for another decision', [issued({}, { decision_id: 'dec-2' })]],
     ['issued with another digest', [issued({}, { envelope_sha256: sha256Hex('other jws') })]],
     ['issued with no digest', [issued({}, { envelope_sha256: 7 })]],
+    ['issued with a digest that is a list', [issued({}, { envelope_sha256: Array<string>(64).fill('a') })]],
     ['issued at the decision index', [issued({ index: DECISION_INDEX })]],
     ['issued before the decision', [issued({ index: DECISION_INDEX - 1 })]],
   ];
@@ -208,6 +217,7 @@ describe('FC-INV-4: a ledger answer of any other shape is no answer', () => {
     ['a record with no payload', { ...good, decision: { ...decision(), payload: null } }],
     ['a record with a string payload', { ...good, decision: { ...decision(), payload: 'p' } }],
     ['a record that is null', { ...good, issued: [issued(), null] }],
+    ['a record that is a function', { ...good, decision: Object.assign(() => undefined, decision()) }],
   ];
   for (const [name, value] of broken) {
     it(`${name} → undefined (the executor denies ERR_LEDGER_UNAVAILABLE)`, () => {

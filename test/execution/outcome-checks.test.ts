@@ -6,9 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  ADAPTER_CODES,
   countRedactions,
   deepFreeze,
+  isAdapterCode,
   parseAdapterOutput,
   parseLedgerRef,
 } from '../../src/execution/outcome-checks.js';
@@ -36,6 +36,7 @@ describe('OE-INV-015: a receipt reference is a real ledger position or nothing',
     ['a negative index', { index: -1, entry_hash: HASH }],
     ['no entry hash', { index: 1 }],
     ['a numeric entry hash', { index: 1, entry_hash: 1 }],
+    ['an entry hash object that prints as hex', { index: 1, entry_hash: { toString: () => HASH } }],
     ['an upper-case entry hash', { index: 1, entry_hash: HASH.toUpperCase() }],
     ['a short entry hash', { index: 1, entry_hash: HASH.slice(1) }],
     ['a long entry hash', { index: 1, entry_hash: `${HASH}0` }],
@@ -64,7 +65,7 @@ describe('FC-INV-4: an adapter answer of any other shape is ERR_TOOL_FAILED', ()
     'ERR_PARAMS_INVALID',
   ]) {
     it(`an adapter may deny with ${code}`, () => {
-      expect(ADAPTER_CODES.has(code as never)).toBe(true);
+      expect(isAdapterCode(code)).toBe(true);
       expect(parseAdapterOutput({ outcome: 'deny', code, reason: 'r' })).toMatchObject({
         outcome: 'deny',
         code,
@@ -79,6 +80,7 @@ describe('FC-INV-4: an adapter answer of any other shape is ERR_TOOL_FAILED', ()
     ['a deny with a code adapters may not use', { outcome: 'deny', code: 'ERR_ENVELOPE_SIGNATURE' }],
     ['a deny with an unknown code', { outcome: 'deny', code: 'ERR_WHATEVER' }],
     ['a deny with no code', { outcome: 'deny' }],
+    ['a deny with a code that is not a string', { outcome: 'deny', code: ['ERR_TOOL_TIMEOUT'] }],
     ['another outcome', { outcome: 'maybe', result: 1 }],
     ['an ok without a result', { outcome: 'ok' }],
   ];
