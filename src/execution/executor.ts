@@ -242,7 +242,6 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     let spec: ToolExecutionSpec | undefined;
     try {
       spec = deps.resolveTool(c.policy_bundle, c.tool);
-      // Stryker disable next-line BlockStatement: equivalent, spec is still undefined when resolveTool throws
     } catch {
       spec = undefined;
     }
