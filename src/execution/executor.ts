@@ -119,7 +119,10 @@ interface Trail {
   claims?: EnvelopeClaims;
 }
 
-const str = (v: unknown): string => (typeof v === 'string' ? v.slice(0, 256) : '');
+/** A bounded string, or ''. A declaration, not a module-level arrow, so its mutants are tested per call. */
+function str(v: unknown): string {
+  return typeof v === 'string' ? v.slice(0, 256) : '';
+}
 
 /** One field of an untrusted input, as a bounded string; '' when absent, not a string or unreadable. */
 function field(input: unknown, key: 'tenant' | 'tool' | 'trace_id' | 'request_id'): string {
@@ -335,6 +338,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     } catch {
       return deny('ERR_TOOL_FAILED', 'the tool returned a value that is not strict JSON');
     }
+    // Stryker disable next-line StringLiteral: equivalent, Buffer.byteLength reads an unknown encoding as UTF-8
     if (Buffer.byteLength(raw, 'utf8') > k.max_output_bytes)
       return deny('ERR_TOOL_OUTPUT_LIMIT', 'output limit exceeded');
     // Redaction happens here, before anything (receipt hash included) sees the result (OE-INV-010).

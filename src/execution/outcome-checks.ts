@@ -3,28 +3,33 @@
  * untrusted input: anything other than the exact expected shape is treated as a failure of
  * that dependency (FC-INV-4, OE-INV-003).
  */
-import { deny, isDenialCode } from '../kernel/index.js';
+import { deny } from '../kernel/index.js';
 import type { DenialCode, Deny, JsonValue } from '../kernel/index.js';
 import type { LedgerRef } from './ledger.js';
 
-const HEX64 = /^[0-9a-f]{64}$/;
-
-/** Codes an adapter may answer with; any other code from an adapter becomes `ERR_TOOL_FAILED`. */
-export const ADAPTER_CODES: ReadonlySet<DenialCode> = new Set<DenialCode>([
-  'ERR_TOOL_FAILED',
-  'ERR_TOOL_TIMEOUT',
-  'ERR_TOOL_OUTPUT_LIMIT',
-  'ERR_SANDBOX_UNAVAILABLE',
-  'ERR_ADAPTER_UNAVAILABLE',
-  'ERR_PARAMS_INVALID',
-]);
+/**
+ * True for the codes an adapter may answer with; any other code from an adapter becomes
+ * `ERR_TOOL_FAILED`. The list is built per call, not held in a module-level constant, so that
+ * mutation testing exercises it per test (a module-level value is fixed at the first import).
+ */
+export function isAdapterCode(code: unknown): code is DenialCode {
+  const codes: readonly DenialCode[] = [
+    'ERR_TOOL_FAILED',
+    'ERR_TOOL_TIMEOUT',
+    'ERR_TOOL_OUTPUT_LIMIT',
+    'ERR_SANDBOX_UNAVAILABLE',
+    'ERR_ADAPTER_UNAVAILABLE',
+    'ERR_PARAMS_INVALID',
+  ];
+  return (codes as readonly unknown[]).includes(code);
+}
 
 /** The ledger reference in an append answer, or `undefined` when it is malformed. */
 export function parseLedgerRef(value: unknown): LedgerRef | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const { index, entry_hash } = value as { index?: unknown; entry_hash?: unknown };
   if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0) return undefined;
-  if (typeof entry_hash !== 'string' || !HEX64.test(entry_hash)) return undefined;
+  if (typeof entry_hash !== 'string' || !/^[0-9a-f]{64}$/.test(entry_hash)) return undefined;
   return Object.freeze({ index, entry_hash });
 }
 
@@ -33,7 +38,7 @@ export function parseAdapterOutput(value: unknown): { readonly result: JsonValue
   if (typeof value !== 'object' || value === null) return deny('ERR_TOOL_FAILED', 'adapter answered garbage');
   const v = value as { outcome?: unknown; result?: unknown; code?: unknown };
   if (v.outcome === 'deny') {
-    const code = isDenialCode(v.code) && ADAPTER_CODES.has(v.code) ? v.code : 'ERR_TOOL_FAILED';
+    const code = isAdapterCode(v.code) ? v.code : 'ERR_TOOL_FAILED';
     return deny(code, 'the tool adapter denied');
   }
   if (v.outcome !== 'ok' || !('result' in v)) return deny('ERR_TOOL_FAILED', 'adapter answered garbage');

@@ -37,7 +37,10 @@ export interface VoiderDeps {
   readonly record: (c: EnvelopeClaims, payload: Record<string, JsonValue>) => Promise<boolean>;
 }
 
-const str = (v: unknown): string => (typeof v === 'string' ? v.slice(0, 64) : '');
+/** A bounded string, or ''. A declaration, not a module-level arrow, so its mutants are tested per call. */
+function str(v: unknown): string {
+  return typeof v === 'string' ? v.slice(0, 64) : '';
+}
 
 /** The void operation: never throws past its caller's edge (the executor catches). */
 export function createVoider(deps: VoiderDeps): (input: VoidInput) => Promise<VoidOutcome> {

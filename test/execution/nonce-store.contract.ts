@@ -122,6 +122,57 @@ export function runNonceStoreContract(name: string, factory: () => Promise<Nonce
       ).rejects.toBeInstanceOf(TypeError);
     });
 
+    it('OE-INV-017: rejects every consumption or void no verified envelope could make, and accepts the bounds', async () => {
+      const store = await open(await setup());
+      const bad: unknown[] = [
+        { jti: 'j'.repeat(513), tenant: 'acme', exp: 1, decision_id: 'd' },
+        { jti: 7, tenant: 'acme', exp: 1, decision_id: 'd' },
+        { jti: 'a', tenant: 7, exp: 1, decision_id: 'd' },
+        { jti: 'a', tenant: 'acme', exp: Number.NaN, decision_id: 'd' },
+        { jti: 'a', tenant: 'acme', exp: '1', decision_id: 'd' },
+        { jti: 'a', tenant: 'acme', exp: 2 ** 53, decision_id: 'd' },
+        { jti: 'a', tenant: 'acme', exp: 1, decision_id: 7 },
+        { jti: 'a', tenant: 'acme', exp: 1 },
+      ];
+      for (const input of bad) {
+        await expect(store.consume(input as never)).rejects.toBeInstanceOf(TypeError);
+        await expect(store.void(input as never)).rejects.toBeInstanceOf(TypeError);
+      }
+      // Nothing was recorded by the rejected calls.
+      expect(await store.consume(n('a'))).toBe('fresh');
+      expect(await store.consume({ jti: 'j'.repeat(512), tenant: 'acme', exp: 1, decision_id: '' })).toBe(
+        'fresh',
+      );
+      expect(await store.void({ jti: 'k'.repeat(512), tenant: 'acme', exp: 1, decision_id: '' })).toBe(
+        'voided',
+      );
+    });
+
+    it('OE-INV-017: a void after close rejects (unavailable, never voided)', async () => {
+      const b = await setup();
+      const store = await b.open();
+      await store.close();
+      await expect(store.void(n('late-void'))).rejects.toThrow();
+    });
+
+    it('OE-INV-017: a prune of an empty store moves no horizon', async () => {
+      const store = await open(await setup());
+      expect(await store.prune({ nowSec: 10 ** 9, toleranceSec: 30 })).toBe(0);
+      expect(await store.consume(n('old', 1))).toBe('fresh');
+    });
+
+    it('OE-INV-017: a void below the prune horizon answers consumed (it may have run before the prune)', async () => {
+      const store = await open(await setup());
+      await store.consume(n('ran', 1000));
+      await store.consume(n('later', 5000));
+      expect(await store.prune({ nowSec: 2000, toleranceSec: 30 })).toBe(1);
+      expect(await store.void(n('ran', 1000))).toBe('consumed');
+      expect(await store.void(n('never-seen', 1969))).toBe('consumed');
+      expect(await store.consume(n('never-seen', 1969))).toBe('replayed');
+      expect(await store.void(n('at-horizon', 1970))).toBe('voided');
+      expect(await store.consume(n('at-horizon', 1970))).toBe('voided');
+    });
+
     it('rejects after close (unavailable, never fresh)', async () => {
       const b = await setup();
       const store = await b.open();

@@ -78,3 +78,130 @@ describe('SQLite nonce store prunes itself past every envelope life (OE-INV-017)
     }
   });
 });
+
+describe('SQLite nonce store specifics (OE-INV-017, SPEC §8 nonce store row)', () => {
+  const T = 1_700_000_000;
+  const scratch = () => {
+    const d = mkdtempSync(join(tmpdir(), 'fc-nonce-sqlite-'));
+    return { path: join(d, 'nonces.db'), remove: () => rmSync(d, { recursive: true, force: true }) };
+  };
+  const rows = (path: string) => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return db.prepare('SELECT jti, exp, consumed_at, voided FROM envelope_nonces ORDER BY jti').all() as {
+        jti: string;
+        exp: number;
+        consumed_at: number;
+        voided: number;
+      }[];
+    } finally {
+      db.close();
+    }
+  };
+  const n = (jti: string, exp: number) => ({ jti, tenant: 'acme', exp, decision_id: 'd' });
+
+  it('records each consumption durably in WAL mode, with its time and whether it was a void', async () => {
+    const s = scratch();
+    const store = createSqliteNonceStore({ path: s.path, now: () => T * 1000 + 999 });
+    try {
+      await store.consume(n('ran', T + 60));
+      await store.void(n('voided', T + 60));
+      expect(rows(s.path)).toEqual([
+        { jti: 'ran', exp: T + 60, consumed_at: T, voided: 0 },
+        { jti: 'voided', exp: T + 60, consumed_at: T, voided: 1 },
+      ]);
+      const db = new Database(s.path, { readonly: true });
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+      db.close();
+    } finally {
+      await store.close();
+      s.remove();
+    }
+  });
+
+  it('opens a store created before voiding existed: its rows stay consumptions', async () => {
+    const s = scratch();
+    const old = new Database(s.path);
+    old.exec(`CREATE TABLE envelope_nonces (jti TEXT PRIMARY KEY NOT NULL, tenant TEXT NOT NULL,
+      exp INTEGER NOT NULL, decision_id TEXT NOT NULL, consumed_at INTEGER NOT NULL) STRICT;
+      INSERT INTO envelope_nonces VALUES ('ran-before', 'acme', ${T + 60}, 'd', ${T});`);
+    old.close();
+    const store = createSqliteNonceStore({ path: s.path, now: () => T * 1000 });
+    try {
+      expect(await store.consume(n('ran-before', T + 60))).toBe('replayed');
+      expect(await store.void(n('ran-before', T + 60))).toBe('consumed');
+      expect(await store.void(n('new', T + 60))).toBe('voided');
+      expect(await store.consume(n('new', T + 60))).toBe('voided');
+    } finally {
+      await store.close();
+      s.remove();
+    }
+  });
+
+  it('refuses a retention that is not a non-negative integer', () => {
+    const s = scratch();
+    try {
+      for (const retainAfterExpSec of [-1, 1.5, Number.NaN])
+        expect(() => createSqliteNonceStore({ path: s.path, now: () => 0, retainAfterExpSec })).toThrow(
+          TypeError,
+        );
+      // Zero is a valid retention.
+      void createSqliteNonceStore({ path: s.path, now: () => 0, retainAfterExpSec: 0 }).close();
+    } finally {
+      s.remove();
+    }
+  });
+
+  it('prunes itself on exactly the 1000th consumption, on the injected clock, and again 1000 later', async () => {
+    const s = scratch();
+    let nowMs = T * 1000;
+    const store = createSqliteNonceStore({ path: s.path, now: () => nowMs, retainAfterExpSec: 0 });
+    try {
+      await store.consume(n('old', T));
+      await store.consume(n('mid', T + 150));
+      nowMs = (T + 100) * 1000;
+      await Promise.all(Array.from({ length: 997 }, (_, i) => store.consume(n(`bulk-${i}`, T + 200))));
+      expect(rows(s.path)).toHaveLength(999);
+      // The 1000th consumption prunes: horizon min(T+100, T+200) - 0 deletes 'old' only.
+      await store.consume(n('last', T + 200));
+      expect(rows(s.path).map((r) => r.jti)).not.toContain('old');
+      expect(rows(s.path)).toHaveLength(999);
+      // The count starts again: the next consumption prunes nothing, whatever the clock says.
+      nowMs = (T + 300) * 1000;
+      await store.consume(n('after', T + 400));
+      expect(rows(s.path).map((r) => r.jti)).toContain('mid');
+    } finally {
+      await store.close();
+      s.remove();
+    }
+  });
+
+  it('without a retention it never prunes itself: 1000 expired consumptions all stay', async () => {
+    const s = scratch();
+    const store = createSqliteNonceStore({ path: s.path, now: () => (T + 10 ** 6) * 1000 });
+    try {
+      const verdicts = await Promise.all(
+        Array.from({ length: 1000 }, (_, i) => store.consume(n(`e-${i}`, T))),
+      );
+      expect(new Set(verdicts)).toEqual(new Set(['fresh']));
+      expect(await store.consume(n('next', T))).toBe('fresh');
+      expect(rows(s.path)).toHaveLength(1001);
+    } finally {
+      await store.close();
+      s.remove();
+    }
+  });
+
+  it('consumptions queued when the store closes still commit; a prune after close rejects', async () => {
+    const s = scratch();
+    const store = createSqliteNonceStore({ path: s.path, now: () => T * 1000 });
+    try {
+      const pending = store.consume(n('queued', T + 60));
+      await store.close();
+      expect(await pending).toBe('fresh');
+      await expect(store.prune({ nowSec: T, toleranceSec: 0 })).rejects.toBeInstanceOf(Error);
+    } finally {
+      s.remove();
+    }
+  });
+});
