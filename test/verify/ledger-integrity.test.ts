@@ -52,6 +52,17 @@ describe('GEI audit chain: chain continuity', () => {
     ]);
   });
 
+  it('an entry whose prev_hash is not its predecessor’s hash (re-hashed itself): CHAIN_PREV_HASH at that entry', () => {
+    const m = mutable(whole.text);
+    m['entries'][9].prev_hash = 'ab'.repeat(32);
+    rehash(m['entries'][9]);
+    // Its new hash breaks the next link too.
+    expect(slim(verify(m, whole), 'chain-continuity')).toEqual([
+      { code: 'CHAIN_PREV_HASH', index: 9, position: 9 },
+      { code: 'CHAIN_PREV_HASH', index: 10, position: 10 },
+    ]);
+  });
+
   it('a malformed entry breaks the chain after it without shifting the indices', () => {
     const m = mutable(whole.text);
     m['entries'][7] = { not: 'an entry' };
@@ -108,11 +119,11 @@ describe('GEI audit chain: chain continuity', () => {
   it('a range export: a missing or repeated index is named against the expected one', () => {
     const gap = mutable(range.text);
     gap['entries'].splice(3, 1);
-    expect(slim(verify(gap, range), 'chain-continuity')[0]).toEqual({
-      code: 'CHAIN_INDEX',
-      index: 9,
-      position: 3,
-    });
+    // The entry after the gap is named twice: out of sequence, and its predecessor is neither present nor anchored.
+    expect(slim(verify(gap, range), 'chain-continuity')).toEqual([
+      { code: 'CHAIN_INDEX', index: 9, position: 3 },
+      { code: 'CHAIN_ANCHOR_MISSING', index: 9, position: 3 },
+    ]);
     const dup = mutable(range.text);
     dup['entries'].splice(3, 0, structuredClone(dup['entries'][2]));
     expect(slim(verify(dup, range), 'chain-continuity')[0]).toEqual({
@@ -221,6 +232,13 @@ describe('SPEC §4: inclusion proofs of a partial export', () => {
     }
   });
 
+  it('a malformed second proof of an entry does not undo its valid first proof', () => {
+    const m = mutable(range.text);
+    const proofs = m['proofs'].inclusion as MutableBundle[];
+    proofs.push({ index: proofs[2]!['index'], hashes: 'none' });
+    expect(verify(m, range).exitCode).toBe(0);
+  });
+
   it('an anchor without a proof names its index; a malformed anchor names none', () => {
     const m = mutable(range.text);
     m['anchors'].push({ index: 2, entry_hash: 'ab'.repeat(32) }, { index: 'x', entry_hash: 'ab'.repeat(32) });
@@ -288,6 +306,22 @@ describe('SPEC §4 / L7 ledger protection: consistency between checkpoints (roll
         (f) => f.code,
       ),
     ).toEqual(['ROLLBACK']);
+  });
+
+  it('--since alone makes the check apply, even without older checkpoints in the bundle', async () => {
+    const plain = await makeBundle(3);
+    const entries = mutable(plain.text)['entries'] as MutableBundle[];
+    const longer = [...entries, { entry_hash: 'ab'.repeat(32) }];
+    const r = verifyBundle(plain.text, { ...pin(plain), since: checkpointOver(longer, entries.length + 1) });
+    expect(consistency(r).map((f) => f.code)).toEqual(['ROLLBACK']);
+  });
+
+  it('--since the size of a complete export cut short: its entries are still compared directly', () => {
+    const m = mutable(whole.text);
+    const entries = m['entries'] as MutableBundle[];
+    const since = checkpointOver(entries, 19);
+    entries.splice(19);
+    expect(consistency(verify(m, whole, { since }))).toEqual([]);
   });
 
   it('--since under another key or origin: CONSISTENCY', () => {
