@@ -47,6 +47,7 @@ export const inclusionProofsCheck: VerifyCheck = {
       const { index, entry_hash: hash } = (
         typeof a === 'object' && a !== null && !Array.isArray(a) ? a : {}
       ) as { index?: unknown; entry_hash?: unknown };
+      // Stryker disable next-line ConditionalExpression,LogicalOperator: equivalent, included() is false for any malformed anchor too
       if (typeof index !== 'number' || !isHex64(hash) || !included(index, hash))
         out.push({
           code: 'INCLUSION_PROOF',
