@@ -99,6 +99,21 @@ describe('OE-INV-015 / FC-INV-4: every receipt follows an allow decision', () =>
     },
   );
 
+  it('FC-INV-4: a finalised approval cannot turn a denied decision into an allowed one: RECEIPT_DENIED', () => {
+    const { report, bundle } = forge(base, (b) => {
+      escalated('approve', 'envelope.issued')(b);
+      entryAt(b, 'decision')['payload']['outcome'] = 'deny';
+    });
+    expect(findingsOf(report, RECEIPT)).toEqual([
+      expect.objectContaining({ code: 'RECEIPT_DENIED', index: at(bundle, 'execution.receipt') }),
+    ]);
+  });
+
+  it('an envelope record without readable claims leaves the window unchecked, not the check broken', () => {
+    const { report } = forge(base, (b) => void delete entryAt(b, 'envelope.issued')['payload']['iat']);
+    expect(findingsOf(report, RECEIPT)).toEqual([]);
+  });
+
   it('a decision_ref that does not name the decision: RECEIPT_BINDING; none at all is allowed', () => {
     const { report, bundle } = forge(base, (b) => {
       const ref = receiptOf(b)['payload']['decision_ref'];
@@ -227,6 +242,7 @@ describe('OE-INV-017: every receipt follows its envelope, within its validity, w
     expect(outside('2025-01-01T00:01:30.000Z')).toBe(true);
     expect(outside('2025-01-01T00:01:31.000Z', 1001)).toBe(false);
     expect(outside('2025-01-01T00:01:31.000Z', -5)).toBe(true);
+    expect(outside('2025-01-01T00:01:29.999Z', -5)).toBe(false);
     expect(outside('2025-01-01T00:01:31.000Z', 1.5)).toBe(true);
     expect(outside('2025-01-01T00:01:31.000Z', '1001')).toBe(true);
     expect(outside('2024-12-31T23:59:30.000Z')).toBe(false);
