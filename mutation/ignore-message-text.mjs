@@ -8,6 +8,8 @@
  * Ignored, and nothing else:
  * - the message argument of `deny(code, reason)`, `new FailclosedError(code, message)`,
  *   `entryFinding(view, code, message)` and `new Error(message)` (also TypeError, RangeError);
+ * - the verifier checks' local finding reporters `bad(code, message, …)` and
+ *   `bad(view, code, message)`: the argument right after the literal finding code;
  * - every argument of the message builders `syntax(what, at)` and `unsafeNumber(at, why)` in
  *   `kernel/json.ts` and `invalid(message)` (the offset only appears in the message);
  * - the value of an object property named `message` or `reason`.
@@ -27,6 +29,15 @@ const MESSAGE_ARGUMENTS = new Map([
   ['invalid', [0]],
 ]);
 const MESSAGE_PROPERTIES = new Set(['message', 'reason']);
+/** A finding code literal (`ENVELOPE_LEDGER`): the argument after it in `bad(…)` is the message. */
+const FINDING_CODE = /^[A-Z][A-Z0-9_]+$/;
+
+/** @param {any} call @param {unknown} key */
+function followsFindingCode(call, key) {
+  if (typeof key !== 'number' || key === 0) return false;
+  const before = call.arguments[key - 1];
+  return before?.type === 'StringLiteral' && FINDING_CODE.test(before.value);
+}
 
 /** @param {any} callee */
 function calleeName(callee) {
@@ -54,6 +65,9 @@ export const strykerPlugins = [
         const which = name === undefined ? undefined : MESSAGE_ARGUMENTS.get(name);
         if (which === 'all' || (Array.isArray(which) && which.includes(path.key))) {
           return `message text of ${name}(): it changes only words a person reads`;
+        }
+        if (name === 'bad' && followsFindingCode(parent.node, path.key)) {
+          return 'message text of a finding reporter bad(): it changes only words a person reads';
         }
       }
       if (

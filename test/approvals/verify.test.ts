@@ -160,3 +160,144 @@ describe('verify: approvals', () => {
     expect(codes(b)).toContain('APPROVAL_MISSING');
   });
 });
+
+/** The codes of the approvals check alone, for a bundle edited without re-hashing (only that check runs). */
+const only = (b: Mutable): string[] => codes(b);
+const first = (b: Mutable, type: string): Mutable => entries(b, type)[0]!;
+/** The envelope.issued record of the decision approved by alice and bob. */
+const approvedIssued = (b: Mutable): Mutable =>
+  entries(b, 'envelope.issued').find(
+    (e) => e['payload']['decision_id'] === first(b, 'approval.added')['payload']['decision_id'],
+  )!;
+const breakGlassFinal = (b: Mutable): Mutable =>
+  entries(b, 'approval.finalized').find((e) => e['payload']['verdict'] === 'break_glass')!;
+/** The break_glass.used record of the break-glass decision. */
+const breakGlassUse = (b: Mutable): Mutable =>
+  entries(b, 'break_glass.used').find(
+    (e) => e['payload']['decision_id'] === breakGlassFinal(b)['payload']['decision_id'],
+  )!;
+
+describe('OE-INV-019/020: each approval finding on its own (approvals check only)', () => {
+  it('the untouched export has no approval finding', () => {
+    expect(only(fresh())).toEqual([]);
+  });
+
+  it.each([
+    ['the approver named in the entry', (a: Mutable) => void (a['payload']['approver'] = 'mallory')],
+    ['the approving actor', (a: Mutable) => void (a['actor']['id'] = 'mallory')],
+    ['the decision id', (a: Mutable) => void (a['payload']['decision_id'] = 'd-other')],
+  ])('OE-INV-019: an approval entry whose %s is not the signed statement’s: APPROVAL_BINDING', (_n, edit) => {
+    const b = fresh();
+    edit(first(b, 'approval.added'));
+    expect(only(b)).toContain('APPROVAL_BINDING');
+  });
+
+  it('OE-INV-019: an approval bound to another intent or preview than requested: APPROVAL_BINDING', () => {
+    for (const field of ['intent_sha256', 'preview_sha256']) {
+      const b = fresh();
+      for (const r of entries(b, 'approval.requested')) r['payload'][field] = 'ab'.repeat(32);
+      expect(only(b)).toContain('APPROVAL_BINDING');
+    }
+  });
+
+  it('OE-INV-019: a decision for another tool than the approved intent: APPROVAL_BINDING', () => {
+    const b = fresh();
+    const id = first(b, 'approval.added')['payload']['decision_id'];
+    entries(b, 'decision').find((d) => d['payload']['decision_id'] === id)!['payload']['tool'] = 'echo';
+    expect(only(b)).toEqual(['APPROVAL_BINDING']);
+  });
+
+  it('OE-INV-020: an approval before its request: APPROVAL_ORDER', () => {
+    const b = fresh();
+    for (const r of entries(b, 'approval.requested')) r['index'] = 1_000_000;
+    expect(only(b)).toContain('APPROVAL_ORDER');
+  });
+
+  it('OE-INV-002: the requesting agent approving its own call: APPROVAL_AGENT', () => {
+    const b = fresh();
+    const id = first(b, 'approval.added')['payload']['decision_id'];
+    entries(b, 'decision').find((d) => d['payload']['decision_id'] === id)!['payload']['client'] = 'alice';
+    expect(only(b)).toContain('APPROVAL_AGENT');
+  });
+
+  it('OE-INV-017: an approval recorded after its window closed, or signed before it opened: APPROVAL_EXPIRED', () => {
+    const late = fresh();
+    first(late, 'approval.added')['at'] = '2100-01-01T00:00:00.000Z';
+    expect(only(late)).toEqual(['APPROVAL_EXPIRED']);
+    const early = fresh();
+    for (const r of entries(early, 'approval.requested')) r['at'] = '2100-01-01T00:00:00.000Z';
+    expect(only(early)).toContain('APPROVAL_EXPIRED');
+  });
+
+  it('L7 identity & signing: an approval under a role the entry’s actor does not hold, or a key not registered to the approver: APPROVAL_ROLE', () => {
+    const role = fresh();
+    first(role, 'approval.added')['actor']['role'] = 'L4';
+    expect(only(role)).toEqual(['APPROVAL_ROLE']);
+    const held = fresh();
+    const reg = entries(held, 'admin.client_registered').find((e) => e['payload']['client'] === 'alice')!;
+    reg['payload']['roles'] = ['L4'];
+    expect(only(held)).toEqual(['APPROVAL_ROLE']);
+    const kid = fresh();
+    entries(kid, 'admin.client_registered').find((e) => e['payload']['client'] === 'alice')!['payload'][
+      'kid'
+    ] = 'other-kid';
+    expect(only(kid)).toEqual(['APPROVAL_ROLE']);
+  });
+
+  it('OE-INV-019: an envelope issued before the finalisation, or after a rejection: APPROVAL_MISSING / APPROVAL_BINDING', () => {
+    const b = fresh();
+    const fin = entries(b, 'approval.finalized').find((e) => e['payload']['verdict'] === 'approve')!;
+    fin['index'] = approvedIssued(b)['index'] + 1;
+    expect(only(b)).toContain('APPROVAL_MISSING');
+    const rejected = fresh();
+    const added = entries(rejected, 'approval.added')[1]!;
+    const copy = structuredClone(added);
+    copy['type'] = 'approval.rejected';
+    (rejected['entries'] as Mutable[]).push(copy);
+    copy['index'] = approvedIssued(rejected)['index'] - 1;
+    expect(only(rejected)).toContain('APPROVAL_BINDING');
+  });
+
+  it('OE-INV-020: fewer distinct approvals than required: APPROVAL_DISTINCT', () => {
+    const b = fresh();
+    for (const f of entries(b, 'approval.finalized'))
+      if (f['payload']['verdict'] === 'approve') f['payload']['required'] = 3;
+    expect(only(b)).toEqual(['APPROVAL_DISTINCT']);
+  });
+
+  it('OE-INV-019: an envelope naming an approval recorded after the finalisation: APPROVAL_MISSING', () => {
+    const b = fresh();
+    const fin = entries(b, 'approval.finalized').find((e) => e['payload']['verdict'] === 'approve')!;
+    entries(b, 'approval.added')[1]!['index'] = fin['index'] + 0.5;
+    expect(only(b)).toContain('APPROVAL_MISSING');
+  });
+
+  it('L7 break-glass: a use recorded after the finalisation: APPROVAL_MISSING', () => {
+    const b = fresh();
+    breakGlassUse(b)['index'] = breakGlassFinal(b)['index'] + 0.5;
+    expect(only(b)).toEqual(['APPROVAL_MISSING']);
+  });
+
+  it('L7 break-glass: an envelope that does not name the grant, or a grant by another approver: APPROVAL_BINDING', () => {
+    const refs = fresh();
+    const fin = breakGlassFinal(refs);
+    const issued = entries(refs, 'envelope.issued').find(
+      (e) => e['payload']['decision_id'] === fin['payload']['decision_id'],
+    )!;
+    issued['payload']['approvals'] = [...(issued['payload']['approvals'] as string[]), 'x'];
+    expect(only(refs)).toEqual(['APPROVAL_BINDING']);
+    const who = fresh();
+    breakGlassFinal(who)['payload']['approvers'] = ['alice'];
+    expect(only(who)).toEqual(['APPROVAL_BINDING']);
+  });
+
+  it('L7 break-glass: a grant for another tool, or a use by a role the approver does not hold', () => {
+    const tool = fresh();
+    const id = breakGlassFinal(tool)['payload']['decision_id'];
+    entries(tool, 'decision').find((d) => d['payload']['decision_id'] === id)!['payload']['tool'] = 'echo';
+    expect(only(tool)).toContain('APPROVAL_BINDING');
+    const role = fresh();
+    breakGlassUse(role)['actor']['role'] = 'treasury';
+    expect(only(role)).toEqual(['APPROVAL_ROLE']);
+  });
+});

@@ -29,7 +29,7 @@ import type { VerifyContext } from '../context.js';
 import { envelopeSignatureHolds } from '../envelope-offline.js';
 import { linkageOf, type Linkage, type View } from '../linkage.js';
 import type { Finding, FindingCode, VerifyCheck } from '../types.js';
-import { entryFinding } from './util.js';
+import { entryFinding, isHex64 } from './util.js';
 
 type Report = (code: FindingCode, message: string, partial?: boolean) => void;
 
@@ -39,21 +39,25 @@ function checkKey(l: Linkage, v: View, kid: string, bad: Report): PublicKey | un
   const key = l.issuerKeys.get(kid);
   if (key === undefined) return void bad('ENVELOPE_KEY', `kid ${kid} is not in ${l.issuerSource}`);
   const revokedAt = l.issuerRevokedAt.get(kid);
-  if (revokedAt !== undefined && revokedAt < v.entry.index)
-    bad('ENVELOPE_KEY', `issued under a key revoked at entry ${revokedAt}`);
-  else if (revokedAt === undefined && l.issuerRevoked.has(kid))
+  if (revokedAt !== undefined) {
+    // Stryker disable next-line EqualityOperator: equivalent, the revocation record is never the envelope record itself
+    if (revokedAt < v.entry.index) bad('ENVELOPE_KEY', `issued under a key revoked at entry ${revokedAt}`);
+  } else if (l.issuerRevoked.has(kid))
     bad('ENVELOPE_KEY', `issued under a revoked key whose revocation is not in this bundle`, true);
   for (const r of l.find('admin.key_rotated', kid)) {
-    let same = false;
-    try {
-      same = parsePublicJwk(r.entry.payload['public_jwk']).raw.equals(key.raw);
-    } catch {
-      same = false;
-    }
-    if (!same)
+    if (!isKey(r.entry.payload['public_jwk'], key))
       bad('ENVELOPE_KEY', `the issuer JWKS key ${kid} is not the key ledgered at entry ${r.entry.index}`);
   }
   return key;
+}
+
+/** True when `jwk` (ledger content) is a public key with the material of `key`. */
+function isKey(jwk: JsonValue | undefined, key: PublicKey): boolean {
+  try {
+    return parsePublicJwk(jwk).raw.equals(key.raw);
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -64,19 +68,20 @@ function checkConsumed(
   l: Linkage,
   v: View,
   c: EnvelopeClaims,
+  digest: string,
   key: PublicKey | undefined,
   bad: Report,
 ): void {
-  const digest = v.entry.payload['envelope_sha256'];
   const claimsText = encodeEnvelopeClaims(c);
   for (const r of l.find('execution.receipt', c.jti)) {
-    const jws = r.entry.payload['envelope'];
     const e = l.envelope(r);
-    if (typeof jws !== 'string' || typeof e === 'string') {
+    if (typeof e === 'string') {
       bad('ENVELOPE_MALFORMED', `the envelope consumed at entry ${r.entry.index} is malformed or missing`);
       continue;
     }
-    if (typeof digest !== 'string' || !hexDigestEquals(envelopeSha256(jws), digest))
+    // It decoded, so the receipt's `envelope` is the JWS string.
+    const jws = r.entry.payload['envelope'] as string;
+    if (!hexDigestEquals(envelopeSha256(jws), digest))
       bad(
         'ENVELOPE_BINDING',
         `the envelope consumed at entry ${r.entry.index} is not the one recorded as issued`,
@@ -172,41 +177,53 @@ function checkDecision(
 
 /** `params_sha256` is the hash of the parameters the client signed (GEI parameter binding). */
 function checkParams(l: Linkage, v: View, c: EnvelopeClaims, d: View | undefined, bad: Report): void {
-  const shas = new Set<string>();
-  const add = (sha: JsonValue | undefined): void => void (typeof sha === 'string' && shas.add(sha));
-  add(d?.entry.payload['request_sha256']);
+  // The raw request's digest as the decision and the Gate recorded it (l.request reads strings only).
+  const shas = new Set<JsonValue | undefined>([d?.entry.payload['request_sha256']]);
   for (const t of l.traces.get(v.entry.trace_id) ?? []) {
     if (t.entry.type === 'gateway.accepted' && t.entry.request_id === c.request_id)
-      add(t.entry.payload['request_sha256']);
+      shas.add(t.entry.payload['request_sha256']);
   }
-  let seen = 0;
+  let checked = false;
   for (const sha of shas) {
     const r = l.request(sha);
     if (r === undefined || typeof r === 'string') continue;
-    seen++;
-    let hash = '';
-    try {
-      hash = computeParamsSha256(r.parameters);
-    } catch {
-      hash = '';
-    }
-    if (!hexDigestEquals(hash, c.params_sha256))
+    checked = true;
+    if (!hexDigestEquals(paramsHash(r.parameters), c.params_sha256))
       bad(
         'ENVELOPE_PARAMS',
-        `params_sha256 is not the hash of the parameters in signed request ${sha.slice(0, 16)}…`,
+        `params_sha256 is not the hash of the parameters in signed request ${JSON.stringify(sha).slice(1, 17)}…`,
       );
     if (r.action !== c.tool || r.tenant !== c.tenant || r.identity !== c.sub || r.request_id !== c.request_id)
       bad(
         'ENVELOPE_BINDING',
-        `the envelope's tool, tenant, subject or request is not that of signed request ${sha.slice(0, 16)}…`,
+        `the envelope's tool, tenant, subject or request is not that of signed request ${JSON.stringify(sha).slice(1, 17)}…`,
       );
   }
-  if (seen === 0)
+  if (!checked)
     bad(
       'ENVELOPE_PARAMS',
       'no raw signed request of this call is in the bundle to check params_sha256 against',
       true,
     );
+}
+
+/** SHA-256 of the canonical parameters, or '' (which no digest equals) when they have no canonical form. */
+function paramsHash(parameters: JsonValue): string {
+  try {
+    return computeParamsSha256(parameters);
+  } catch {
+    // Stryker disable next-line StringLiteral: equivalent, unreachable (the strict JSON parser already refused what canonicalize refuses) and any non-digest fails alike
+    return '';
+  }
+}
+
+/** An exported policy document hashes (SHA-256 of its canonical bytes) to its key. */
+function hashesTo(doc: JsonValue, hash: string): boolean {
+  try {
+    return hexDigestEquals(sha256Hex(canonicalize(doc)), hash);
+  } catch {
+    return false;
+  }
 }
 
 /** Envelope binding check. */
@@ -224,13 +241,7 @@ export const envelopeBindingCheck: VerifyCheck = {
       out.push({ code: 'EXECUTOR_UNDECLARED', message: l.executor });
     const docs = ctx.bundle.policyBundles;
     for (const [hash, doc] of Object.entries(docs)) {
-      let ok = false;
-      try {
-        ok = hexDigestEquals(sha256Hex(canonicalize(doc)), hash);
-      } catch {
-        ok = false;
-      }
-      if (!ok)
+      if (!hashesTo(doc, hash))
         out.push({
           code: 'ENVELOPE_POLICY',
           message: `policy bundle ${hash.slice(0, 16)}… does not hash to its key`,
@@ -245,12 +256,12 @@ export const envelopeBindingCheck: VerifyCheck = {
       const c = l.issuedClaims(v);
       const kid = v.entry.payload['kid'];
       const digest = v.entry.payload['envelope_sha256'];
-      if (c === undefined || typeof kid !== 'string' || typeof digest !== 'string' || !HEX64.test(digest)) {
+      if (c === undefined || typeof kid !== 'string' || !isHex64(digest)) {
         bad('ENVELOPE_MALFORMED', 'the record does not state the envelope claims, kid and digest');
         continue;
       }
       const key = checkKey(l, v, kid, bad);
-      checkConsumed(l, v, c, key, bad);
+      checkConsumed(l, v, c, digest, key, bad);
       checkExecutor(l, v, c, bad);
       const d = checkDecision(ctx, l, v, c, bad);
       checkParams(l, v, c, d, bad);
@@ -258,10 +269,3 @@ export const envelopeBindingCheck: VerifyCheck = {
     return out;
   },
 };
-
-const HEX64 = /^[0-9a-f]{64}$/;
-
-/** The claims an `envelope.issued` record states (for the receipt checks), else undefined. */
-export function claimsOf(l: Linkage, v: View): EnvelopeClaims | undefined {
-  return l.issuedClaims(v);
-}
