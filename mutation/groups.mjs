@@ -55,8 +55,56 @@ export const groups = {
     ],
     tests: ['test/execution/*.test.ts'],
   },
-  verify: {
-    mutate: ['src/verify/checks/*.ts'],
-    tests: ['test/verify/*.test.ts', 'test/approvals/verify.test.ts'],
+  // The offline verify checks, each against the test files written for it: every verify run
+  // runs every check, so mutating a check against the whole verify suite would rebuild every
+  // bundle of every file for every mutant.
+  'verify-envelope': {
+    mutate: ['src/verify/checks/envelope-binding.ts'],
+    tests: ['test/verify/envelope-binding.test.ts', 'test/verify/checklist.test.ts'],
+  },
+  'verify-ledger': {
+    mutate: [
+      'src/verify/checks/entry-format.ts',
+      'src/verify/checks/entry-hash.ts',
+      'src/verify/checks/chain-continuity.ts',
+      'src/verify/checks/checkpoint-signature.ts',
+      'src/verify/checks/merkle-root.ts',
+      'src/verify/checks/inclusion-proofs.ts',
+      'src/verify/checks/consistency.ts',
+      'src/verify/checks/util.ts',
+    ],
+    tests: ['test/verify/ledger-integrity.test.ts', 'test/verify/checklist.test.ts'],
+  },
+  'verify-linkage': {
+    mutate: ['src/verify/checks/receipt-linkage.ts', 'src/verify/checks/trace-linkage.ts'],
+    tests: [
+      'test/verify/receipt-trace.test.ts',
+      'test/verify/linkage.test.ts',
+      'test/verify/checklist.test.ts',
+    ],
+  },
+  'verify-outcome': {
+    mutate: ['src/verify/checks/attributable-outcome.ts'],
+    tests: ['test/verify/outcome.test.ts', 'test/verify/checklist.test.ts'],
+  },
+  'verify-evidence': {
+    mutate: ['src/verify/checks/evidence.ts', 'src/verify/checks/payload-allowlist.ts'],
+    tests: [
+      'test/verify/evidence.test.ts',
+      'test/verify/allowlist-sync.test.ts',
+      'test/verify/checklist.test.ts',
+    ],
+  },
+  'verify-trust': {
+    mutate: ['src/verify/checks/trust-roots.ts'],
+    tests: [
+      'test/verify/trust-roots.test.ts',
+      'test/verify/client-keys.test.ts',
+      'test/verify/checklist.test.ts',
+    ],
+  },
+  'verify-approvals': {
+    mutate: ['src/verify/checks/approvals.ts'],
+    tests: ['test/approvals/verify.test.ts', 'test/verify/checklist.test.ts'],
   },
 };
