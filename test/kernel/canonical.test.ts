@@ -159,6 +159,62 @@ describe('canonicalize', () => {
     expect(codeOf(() => canonicalize(asJson(cyclic)))).toBe('ERR_JSON_TOO_DEEP');
   });
 
+  it('SPEC §3 Determinism (GEI): the depth guard stops a cyclic array as it stops a cyclic object', () => {
+    const cyclic: unknown[] = [1];
+    cyclic.push(cyclic);
+    expect(codeOf(() => canonicalize(asJson(cyclic)))).toBe('ERR_JSON_TOO_DEEP');
+    expect(codeOf(() => canonicalBytes(asJson({ a: [cyclic] })))).toBe('ERR_JSON_TOO_DEEP');
+    const viaObject: unknown[] = [];
+    viaObject.push({ back: viaObject });
+    expect(codeOf(() => canonicalize(asJson(viaObject)))).toBe('ERR_JSON_TOO_DEEP');
+  });
+
+  it('SPEC §3 Determinism (GEI): encodes exactly 1000 levels of nesting and denies 1001', () => {
+    const arrays = (n: number): unknown => {
+      let v: unknown = 0;
+      for (let i = 0; i < n; i++) v = [v];
+      return v;
+    };
+    const objects = (n: number): unknown => {
+      let v: unknown = {};
+      for (let i = 1; i < n; i++) v = { a: v };
+      return v;
+    };
+    expect(canonicalize(asJson(arrays(1000)))).toBe('['.repeat(1000) + '0' + ']'.repeat(1000));
+    expect(codeOf(() => canonicalize(asJson(arrays(1001))))).toBe('ERR_JSON_TOO_DEEP');
+    expect(canonicalize(asJson(objects(1000)))).toBe('{"a":'.repeat(999) + '{}' + '}'.repeat(999));
+    expect(codeOf(() => canonicalize(asJson(objects(1001))))).toBe('ERR_JSON_TOO_DEEP');
+    expect(codeOf(() => canonicalize(asJson([objects(1000)])))).toBe('ERR_JSON_TOO_DEEP');
+    // Whatever the strict parser accepts at its ceiling, canonicalize encodes.
+    const deepest = '['.repeat(1000) + ']'.repeat(1000);
+    expect(canonicalize(parseJson(deepest, { maxDepth: 1000 }))).toBe(deepest);
+  });
+
+  it('SPEC §8 JSON numbers: ±1e21 and beyond are exact in exponent form, ±(2^53−1) is the last integer', () => {
+    expect(canonicalize([1e21, -1e21, 2e21, -2e21])).toBe('[1e+21,-1e+21,2e+21,-2e+21]');
+    expect(canonicalize([2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 51 + 0.5])).toBe(
+      '[9007199254740991,-9007199254740991,2251799813685248.5]',
+    );
+    for (const n of [2 ** 53, -(2 ** 53), 9.99e20, -9.99e20, 1e21 - 131072, -(1e21 - 131072)]) {
+      expect(
+        codeOf(() => canonicalize(n)),
+        String(n),
+      ).toBe('ERR_JSON_UNSAFE_NUMBER');
+    }
+    expect(formatJcsNumber(-0)).toBe('0');
+    expect(formatJcsNumber(2 ** 60)).toBe('1152921504606847000');
+    for (const n of [Infinity, -Infinity])
+      expect(codeOf(() => formatJcsNumber(n))).toBe('ERR_JSON_UNSAFE_NUMBER');
+  });
+
+  it('writes the literals true, false and null, also inside containers', () => {
+    expect(canonicalize(true)).toBe('true');
+    expect(canonicalize(false)).toBe('false');
+    expect(canonicalize(null)).toBe('null');
+    expect(canonicalize([true, false, null, {}, [], ''])).toBe('[true,false,null,{},[],""]');
+    expect(canonicalize({ b: false, a: [true] })).toBe('{"a":[true],"b":false}');
+  });
+
   it('canonicalBytes is the UTF-8 of canonicalize', () => {
     expect(canonicalBytes({ é: '€' }).equals(Buffer.from('{"é":"€"}', 'utf8'))).toBe(true);
   });
