@@ -908,3 +908,174 @@ describe('/readyz: ready only when every probe answers true', () => {
     });
   });
 });
+
+describe('FC-INV-4: every deadline is the configured one', () => {
+  const later = <T>(v: T): Promise<T> => new Promise((resolve) => setTimeout(() => resolve(v), 1500).unref());
+
+  it('a Control Plane answering after controlPlaneMs is unavailable, even if it would allow', async () => {
+    const x = await start();
+    const base = depsOf(x, { timeouts: { controlPlaneMs: 30, executionMs: 200, ledgerMs: 200 } });
+    const gate = createGate({
+      ...base,
+      controlPlane: {
+        ...base.controlPlane,
+        decide: () =>
+          later({
+            outcome: 'allow' as const,
+            decision_id: 'dec-1',
+            envelope: 'aGVhZA.eyJ0b29sIjoiZWNobyJ9.c2ln',
+            decision_ref: { index: 3, entry_hash: 'ef'.repeat(32) },
+            policy_bundle: 'bundle',
+          }),
+      },
+    });
+    const res = (await gate.call(bytesOf(x.request()))) as unknown as GateAnswer<Body>;
+    expect(res.body['code']).toBe('ERR_CONTROL_PLANE_UNAVAILABLE');
+    expect(x.execCalls).toHaveLength(0);
+  });
+
+  it('a replay store confirming after ledgerMs is unavailable, even if it says fresh', async () => {
+    const x = await start();
+    const gate = createGate(
+      depsOf(x, {
+        timeouts: { controlPlaneMs: 200, executionMs: 200, ledgerMs: 30 },
+        replay: { claim: () => later('fresh' as const) },
+      }),
+    );
+    const res = (await gate.call(bytesOf(x.request()))) as unknown as GateAnswer<Body>;
+    expect(res.body['code']).toBe('ERR_NONCE_STORE_UNAVAILABLE');
+    expect(x.cpCalls).toHaveLength(0);
+  });
+});
+
+describe('FC-INV-5: bounded unauthenticated records and shed calls', () => {
+  it('the record budget is per second of the Gate clock', async () => {
+    const x = await start({ extra: { unauthenticatedRecordsPerSecond: 1 } });
+    await x.gate.call(Buffer.from('nope'));
+    x.clock.now += 1;
+    await x.gate.call(Buffer.from('nope'));
+    x.clock.now += 998;
+    await x.gate.call(Buffer.from('nope'));
+    expect(x.failedCodes()).toHaveLength(1);
+    x.clock.now += 1;
+    await x.gate.call(Buffer.from('nope'));
+    expect(x.failedCodes()).toHaveLength(2);
+    expect((await x.gate.ready()).body).toMatchObject({ suppressed_ingress_records: 2 });
+  });
+
+  it('a shed call is recorded by the hash of its body, unattributed', async () => {
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => (release = r));
+    let reached: () => void = () => undefined;
+    const holding = new Promise<void>((r) => (reached = r));
+    const x = await start({
+      extra: { maxInflight: 1 },
+      decide: async () => {
+        reached();
+        await held;
+        return { outcome: 'deny', code: 'ERR_POLICY_DENY', reason: 'no', decision_id: null };
+      },
+    });
+    const first = x.gate.call(bytesOf(x.request()));
+    await holding;
+    const body = bytesOf(x.request());
+    const shed = (await x.gate.call(body)) as unknown as GateAnswer<Body>;
+    expect(shed).toEqual({
+      status: 503,
+      body: {
+        outcome: 'deny',
+        code: 'ERR_OVERLOADED',
+        reason: expect.any(String) as string,
+        request_id: null,
+        trace_id: sha256Hex(body).slice(0, 32),
+      },
+    });
+    expect(failed(x)).toEqual([
+      {
+        type: 'gateway.failed',
+        trace_id: sha256Hex(body).slice(0, 32),
+        request_id: null,
+        tenant: null,
+        identity: null,
+        payload: {
+          code: 'ERR_OVERLOADED',
+          status: 'ingress',
+          outcome: 'deny',
+          auth_method: 'none',
+          request_sha256: sha256Hex(body),
+        },
+      },
+    ]);
+    release();
+    await first;
+    expect((await x.gate.ready()).body).toMatchObject({ shed_calls: 1, inflight: 0 });
+  });
+});
+
+describe('SPEC §2 steps 2 and 8: evidence and the last records', () => {
+  it('the raw body is stored as application/json evidence', async () => {
+    const x = await start();
+    const put: unknown[] = [];
+    const orig = x.ledger.putEvidence.bind(x.ledger);
+    x.ledger.putEvidence = (b, media) => {
+      put.push(media);
+      return orig(b, media);
+    };
+    expect((await send(x, x.request())).status).toBe(200);
+    expect(put).toEqual(['application/json']);
+  });
+
+  it('gateway.accepted not confirmed is recorded at the ledger stage', async () => {
+    const x = await start();
+    x.ledger.failTypes = ['gateway.accepted'];
+    await send(x, x.request());
+    expect(failed(x)[0]!.payload).toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE', status: 'ledger' });
+  });
+
+  it('gateway.completed not confirmed: no further record is attempted, the result withheld', async () => {
+    const x = await start();
+    x.ledger.failTypes = ['gateway.completed'];
+    const res = await send(x, x.request());
+    expect(res.body['code']).toBe('ERR_LEDGER_UNAVAILABLE');
+    expect(x.ledger.events.map((e) => e.type)).toEqual(['gateway.accepted']);
+  });
+
+  it('an Execution Layer answering pending: a pending answer without void fields', async () => {
+    const x = await start({
+      execute: () => Promise.resolve({ outcome: 'deny', code: 'ERR_APPROVAL_PENDING', reason: 'wait' }),
+    });
+    const res = await send(x, x.request());
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ outcome: 'pending', decision_id: 'dec-1' });
+    expect(res.body).not.toHaveProperty('envelope_voided');
+  });
+
+  it('a fault after execution (a result that breaks on a second read) → ERR_INTERNAL, voided, recorded', async () => {
+    let reads = 0;
+    const result = {
+      get x(): number {
+        reads += 1;
+        if (reads > 1) throw new Error('second read');
+        return 1;
+      },
+    };
+    const x = await start({
+      execute: () =>
+        Promise.resolve({ outcome: 'executed', result, receipt: { index: 4, entry_hash: '01'.repeat(32) } }),
+    });
+    const res = await send(x, x.request());
+    expect(res.status).toBe(500);
+    expect(res.body).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL', envelope_voided: true });
+    expect(x.voidCalls).toHaveLength(1);
+    expect(failed(x)[0]!.payload).toMatchObject({ code: 'ERR_INTERNAL', status: 'execution' });
+  });
+
+  it('approval routes are answered by the approval API, other paths are not', async () => {
+    const x = await start();
+    expect(await x.gate.approvalRoute('GET', '/v1/approvals', null, undefined)).toEqual({
+      status: 404,
+      body: { error: 'not_found' },
+    });
+    expect(x.gate.approvalRoute('GET', '/v1/other', null, undefined)).toBeUndefined();
+  });
+});
