@@ -87,6 +87,10 @@ describe('FC-INV-3: request fields (docs/request-format.md "Body")', () => {
     expect(parseRequestTimestamp('2025-06-01T12:00:60.000Z')).toBeUndefined();
     expect(parseRequestTimestamp('2024-02-29T23:59:59.999Z')).toBe(Date.parse('2024-02-29T23:59:59.999Z'));
     expect(parseRequestTimestamp('1970-01-01T00:00:00.000Z')).toBe(0);
+    // Extended years round-trip through toISOString: only the pattern refuses them.
+    expect(parseRequestTimestamp('+010000-01-01T00:00:00.000Z')).toBeUndefined();
+    expect(parseRequestTimestamp('-000001-01-01T00:00:00.000Z')).toBeUndefined();
+    expect(parseRequestTimestamp('+002025-06-01T12:00:00.000Z')).toBeUndefined();
   });
 
   it('nonce: unpadded canonical base64url of 16 to 64 bytes', () => {
