@@ -299,8 +299,8 @@ export function createGate(deps: GateDeps): Gate {
     // Secrets travel by reference only (secret_ref): a request carrying one is refused before its
     // bytes are stored anywhere, and recorded by hash only (SPEC §7 scenario 16, OE-INV-009).
     if (deps.secretScanner !== undefined) {
-      // Stryker disable next-line BooleanLiteral: equivalent, overwritten by the scanner's answer or the catch
-      let found = true;
+      // Assigned on both paths (the compiler checks it): a throwing scanner is a finding.
+      let found: boolean;
       try {
         found = deps.secretScanner(request.parameters);
       } catch {

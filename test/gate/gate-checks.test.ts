@@ -496,6 +496,25 @@ describe('SPEC §2 steps 2-8: what the Gate records and forwards (FC-INV-5, FC-I
     });
   });
 
+  it('a registry entry without a roles member is decided with no roles', async () => {
+    const x = await start();
+    const state = x.state;
+    const gate = createGate(
+      depsOf(x, {
+        clients: {
+          lookup: (identity) => {
+            const c = state.lookup(identity);
+            if (c === undefined) return undefined;
+            const { roles: _r, ...rest } = c;
+            return rest;
+          },
+        },
+      }),
+    );
+    expect((await gate.call(bytesOf(x.request()))).status).toBe(200);
+    expect(x.cpCalls[0]).toMatchObject({ roles: [] });
+  });
+
   it('a client registered without roles is decided with no roles', async () => {
     const x = await start();
     await send(x, x.request());
@@ -642,6 +661,7 @@ describe('SPEC §2 steps 2-8: what the Gate records and forwards (FC-INV-5, FC-I
 });
 
 describe('SPEC §2 step 3: how long an escalated call may wait (Prefer: wait)', () => {
+  const later10 = <T>(v: T): Promise<T> => new Promise((resolve) => setTimeout(() => resolve(v), 10));
   const waits: [number | undefined, number | undefined][] = [
     [undefined, undefined],
     [0, undefined],
@@ -652,6 +672,7 @@ describe('SPEC §2 step 3: how long an escalated call may wait (Prefer: wait)', 
     [5000, 5000],
     [MAX_CALL_WAIT_MS, MAX_CALL_WAIT_MS],
     [MAX_CALL_WAIT_MS + 1, MAX_CALL_WAIT_MS],
+    [-1_000_000, undefined],
   ];
   it.each(waits)('waitMs %s → the Control Plane is asked to wait %s', async (given, expected) => {
     const options: unknown[] = [];
@@ -662,7 +683,8 @@ describe('SPEC §2 step 3: how long an escalated call may wait (Prefer: wait)', 
           ...depsOf(x).controlPlane,
           decide: (_req, opts) => {
             options.push(opts);
-            return Promise.resolve({
+            // Answered after a timer: a deadline shortened below zero would fire first.
+            return later10({
               outcome: 'deny',
               code: 'ERR_POLICY_DENY',
               reason: 'no',
@@ -672,8 +694,12 @@ describe('SPEC §2 step 3: how long an escalated call may wait (Prefer: wait)', 
         },
       }),
     );
-    await gate.call(bytesOf(x.request()), given === undefined ? undefined : { waitMs: given });
+    const res = (await gate.call(
+      bytesOf(x.request()),
+      given === undefined ? undefined : { waitMs: given },
+    )) as unknown as GateAnswer<Body>;
     expect(options).toEqual([expected === undefined ? undefined : { waitMs: expected }]);
+    expect(res.body['code']).toBe('ERR_POLICY_DENY');
   });
 
   it('the deadline of a waiting decision is extended by the wait', async () => {
