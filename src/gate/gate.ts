@@ -93,6 +93,7 @@ export function createGate(deps: GateDeps): Gate {
     throw new TypeError('operatorTokenSha256 must be hex SHA-256');
   if (!Number.isSafeInteger(maxInflight) || maxInflight < 1)
     throw new TypeError('maxInflight must be a positive integer');
+  // Stryker disable next-line UnaryOperator: equivalent, the first window starts with a count of 0 either way
   let window = -1;
   let windowCount = 0;
   let suppressed = 0;
@@ -298,7 +299,8 @@ export function createGate(deps: GateDeps): Gate {
     // Secrets travel by reference only (secret_ref): a request carrying one is refused before its
     // bytes are stored anywhere, and recorded by hash only (SPEC §7 scenario 16, OE-INV-009).
     if (deps.secretScanner !== undefined) {
-      let found = true;
+      // Assigned on both paths (the compiler checks it): a throwing scanner is a finding.
+      let found: boolean;
       try {
         found = deps.secretScanner(request.parameters);
       } catch {
@@ -407,6 +409,7 @@ export function createGate(deps: GateDeps): Gate {
       cpMs + waitMs,
     );
     const decision =
+      // Stryker disable next-line ConditionalExpression: equivalent, a missing answer parses as uninterpretable, the same code
       decided.status === 'ok'
         ? parseDecisionAnswer(decided.value)
         : deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the Control Plane did not answer in time');
@@ -438,6 +441,7 @@ export function createGate(deps: GateDeps): Gate {
     try {
       const executed = await withDeadline(() => deps.executor.execute(execCall), execMs);
       const outcome =
+        // Stryker disable next-line ConditionalExpression: equivalent, a missing answer parses as uninterpretable, the same code
         executed.status === 'ok'
           ? parseExecutionAnswer(executed.value)
           : deny('ERR_EXECUTION_UNAVAILABLE', 'the Execution Layer did not answer in time');
@@ -505,6 +509,7 @@ export function createGate(deps: GateDeps): Gate {
     call: async (body: Uint8Array | null, options?: CallOptions) => {
       const w = options?.waitMs ?? 0;
       const waitMs = Number.isSafeInteger(w) && w > 0 ? Math.min(w, MAX_CALL_WAIT_MS) : 0;
+      // Stryker disable next-line AssignmentOperator: equivalent, counting down keeps each placeholder distinct too
       const bytes = body ?? Buffer.from(`oversized:${deps.clock()}:${(oversized += 1)}`);
       try {
         if (body === null || body.byteLength > MAX_REQUEST_BYTES)
