@@ -60,6 +60,14 @@ const HEADER_CACHE_MAX = 256;
 // Header validity is a pure function of the segment text, so validated segments are cached.
 const validHeaders = new Map<string, EnvelopeHeader>();
 
+/**
+ * Test-only: the validated-header cache's size and its bound, so a test can check that a cache
+ * an attacker can feed distinct valid headers stays bounded. Not exported from the kernel index.
+ */
+export function headerCacheStateForTesting(): { readonly size: number; readonly max: number } {
+  return { size: validHeaders.size, max: HEADER_CACHE_MAX };
+}
+
 /** Step 1: a well-formed compact JWS, length-limited before any decoding. */
 function splitCompact(token: unknown): CompactParts | Deny {
   if (token === undefined || token === null || token === '')
