@@ -27,29 +27,32 @@ const CLAIMS: EnvelopeClaims = {
     max_cost_cents: 250,
   },
 };
-const TOKEN = signEnvelope(CLAIMS, TEST_KEY);
-const DIGEST = envelopeSha256(TOKEN);
+// Signed inside the tests, not while collecting them: a mutant that makes signing throw must
+// fail tests, not the file's collection (which the mutation runner does not count as a kill).
+let signed: string | undefined;
+const token = (): string => (signed ??= signEnvelope(CLAIMS, TEST_KEY));
+const digest = (): string => envelopeSha256(token());
 
-function entry(payload = issuedPayload(CLAIMS, TEST_KEY.kid, DIGEST)): IssuedEntryLike {
+function entry(payload = issuedPayload(CLAIMS, TEST_KEY.kid, digest())): IssuedEntryLike {
   return { tenant: CLAIMS.tenant, trace_id: CLAIMS.trace_id, request_id: CLAIMS.request_id, payload };
 }
 
 describe('SPEC §3: envelopeSha256 is the digest of the compact JWS', () => {
   it('is lower-hex SHA-256 of the envelope string, one byte per character', () => {
-    expect(DIGEST).toBe(sha256Hex(Buffer.from(TOKEN, 'ascii')));
+    expect(digest()).toBe(sha256Hex(Buffer.from(token(), 'ascii')));
     expect(envelopeSha256('\u00e9')).toBe(sha256Hex(Buffer.from([0xe9])));
-    expect(DIGEST).toMatch(/^[0-9a-f]{64}$/);
+    expect(digest()).toMatch(/^[0-9a-f]{64}$/);
   });
 });
 
 describe('SPEC §3: the envelope.issued payload holds the claims and a digest, never the JWS', () => {
-  const payload = issuedPayload(CLAIMS, TEST_KEY.kid, DIGEST);
+  const payloadOf = (): ReturnType<typeof issuedPayload> => issuedPayload(CLAIMS, TEST_KEY.kid, digest());
 
   it('is exactly these members, taken from the claims', () => {
-    expect(payload).toStrictEqual({
+    expect(payloadOf()).toStrictEqual({
       decision_id: CLAIMS.decision_id,
       jti: CLAIMS.jti,
-      envelope_sha256: DIGEST,
+      envelope_sha256: digest(),
       kid: TEST_KEY.kid,
       iss: CLAIMS.iss,
       aud: CLAIMS.aud,
@@ -75,8 +78,9 @@ describe('SPEC §3: the envelope.issued payload holds the claims and a digest, n
   });
 
   it('holds no part of the token and copies every list', () => {
+    const payload = payloadOf();
     const text = canonicalize(payload);
-    for (const segment of TOKEN.split('.')) expect(text).not.toContain(segment);
+    for (const segment of token().split('.')) expect(text).not.toContain(segment);
     expect(payload.approvals).not.toBe(CLAIMS.approvals);
     const k = payload.constraints as Record<string, JsonValue>;
     expect(k.egress).not.toBe(CLAIMS.constraints.egress);
@@ -116,7 +120,7 @@ describe('SPEC §3 / L7 Boundary B: claimsOfIssued reads the recorded claims bac
     'approvals',
     'constraints',
   ])('an entry without %s, or with it mistyped, carries no claims', (name) => {
-    const payload: Record<string, JsonValue> = { ...issuedPayload(CLAIMS, TEST_KEY.kid, DIGEST) };
+    const payload: Record<string, JsonValue> = { ...issuedPayload(CLAIMS, TEST_KEY.kid, digest()) };
     delete payload[name];
     expect(claimsOfIssued(entry(payload))).toBeUndefined();
     expect(claimsOfIssued(entry({ ...payload, [name]: {} }))).toBeUndefined();

@@ -35,8 +35,13 @@ import {
 } from '../fixtures/envelope-reject/generate.js';
 
 const NOW_SEC = NOW_MS / 1000;
-const GOOD = signEnvelope(baseClaims(), TEST_KEY);
-const [H, P, S] = GOOD.split('.') as [string, string, string];
+// Signed inside the tests, not while collecting them: a mutant that makes signing throw must
+// fail tests, not the file's collection (which the mutation runner does not count as a kill).
+let signed: string | undefined;
+const good = (): string => (signed ??= signEnvelope(baseClaims(), TEST_KEY));
+const h = (): string => good().split('.')[0]!;
+const p = (): string => good().split('.')[1]!;
+const s = (): string => good().split('.')[2]!;
 
 function ctx(patch: Partial<VerifyEnvelopeContext> = {}): VerifyEnvelopeContext {
   return { ...toVerifyContext(baseContext()), ...patch };
@@ -82,51 +87,51 @@ function recordingRing(): { ring: KeyRing; asked: unknown[] } {
 describe('SPEC §3 step 1: a well-formed compact JWS of exactly three segments', () => {
   it('a single segment, even one starting with a valid header, is malformed', () => {
     // Without the three-segment check this would reach the header and signature steps.
-    const oneSegment = `${H}A`;
+    const oneSegment = `${h()}A`;
     expect(Buffer.from(oneSegment, 'base64url').toString('base64url')).toBe(oneSegment);
     expect(codeOf(oneSegment)).toBe('ERR_ENVELOPE_MALFORMED');
-    expect(codeOf(H)).toBe('ERR_ENVELOPE_MALFORMED');
+    expect(codeOf(h())).toBe('ERR_ENVELOPE_MALFORMED');
   });
 
   it('an empty header, payload or signature-position segment is refused', () => {
-    expect(codeOf(`.${P}.${S}`)).toBe('ERR_ENVELOPE_MALFORMED');
-    expect(codeOf(`${H}..${S}`)).toBe('ERR_ENVELOPE_MALFORMED');
+    expect(codeOf(`.${p()}.${s()}`)).toBe('ERR_ENVELOPE_MALFORMED');
+    expect(codeOf(`${h()}..${s()}`)).toBe('ERR_ENVELOPE_MALFORMED');
     // A signed empty payload segment is still not three non-empty segments.
-    expect(codeOf(signSegments(H, ''))).toBe('ERR_ENVELOPE_MALFORMED');
+    expect(codeOf(signSegments(h(), ''))).toBe('ERR_ENVELOPE_MALFORMED');
   });
 
   it('two, four and five segments are malformed', () => {
-    expect(codeOf(`${H}.${P}`)).toBe('ERR_ENVELOPE_MALFORMED');
-    expect(codeOf(`${GOOD}.${S}`)).toBe('ERR_ENVELOPE_MALFORMED');
-    expect(codeOf(`${GOOD}.`)).toBe('ERR_ENVELOPE_MALFORMED');
-    expect(codeOf(`${H}.${P}..${S}`)).toBe('ERR_ENVELOPE_MALFORMED');
+    expect(codeOf(`${h()}.${p()}`)).toBe('ERR_ENVELOPE_MALFORMED');
+    expect(codeOf(`${good()}.${s()}`)).toBe('ERR_ENVELOPE_MALFORMED');
+    expect(codeOf(`${good()}.`)).toBe('ERR_ENVELOPE_MALFORMED');
+    expect(codeOf(`${h()}.${p()}..${s()}`)).toBe('ERR_ENVELOPE_MALFORMED');
   });
 
   it('the length limit applies above ENVELOPE_MAX_LENGTH, not at it', () => {
-    const filler = 'A'.repeat(ENVELOPE_MAX_LENGTH - H.length - S.length - 2);
-    const atLimit = `${H}.${filler}.${S}`;
+    const filler = 'A'.repeat(ENVELOPE_MAX_LENGTH - h().length - s().length - 2);
+    const atLimit = `${h()}.${filler}.${s()}`;
     expect(atLimit.length).toBe(ENVELOPE_MAX_LENGTH);
     expect(filler.length % 4).not.toBe(1);
     // Reaches the signature step: well-formed, but not what was signed.
     expect(codeOf(atLimit)).toBe('ERR_ENVELOPE_SIGNATURE');
-    expect(codeOf(`${H}.${filler}A.${S}`)).toBe('ERR_ENVELOPE_MALFORMED');
+    expect(codeOf(`${h()}.${filler}A.${s()}`)).toBe('ERR_ENVELOPE_MALFORMED');
   });
 
   it('a signed payload segment that is not strict base64url is malformed, though its signature verifies', () => {
-    const lenient = signSegments(H, nonCanonicalSpelling(P));
+    const lenient = signSegments(h(), nonCanonicalSpelling(p()));
     expect(codeOf(lenient)).toBe('ERR_ENVELOPE_MALFORMED');
-    expect(codeOf(signSegments(H, `${P}=`))).toBe('ERR_ENVELOPE_MALFORMED');
+    expect(codeOf(signSegments(h(), `${p()}=`))).toBe('ERR_ENVELOPE_MALFORMED');
   });
 
   it('a signature segment that is not strict base64url is malformed, not a bad signature', () => {
-    expect(codeOf(`${H}.${P}.${nonCanonicalSpelling(S)}`)).toBe('ERR_ENVELOPE_MALFORMED');
-    expect(codeOf(`${H}.${P}.${S}==`)).toBe('ERR_ENVELOPE_MALFORMED');
-    expect(codeOf(`${H}.${P}.${S.replace(/[-_]/, '+')}`)).toBe('ERR_ENVELOPE_MALFORMED');
+    expect(codeOf(`${h()}.${p()}.${nonCanonicalSpelling(s())}`)).toBe('ERR_ENVELOPE_MALFORMED');
+    expect(codeOf(`${h()}.${p()}.${s()}==`)).toBe('ERR_ENVELOPE_MALFORMED');
+    expect(codeOf(`${h()}.${p()}.${s().replace(/[-_]/, '+')}`)).toBe('ERR_ENVELOPE_MALFORMED');
   });
 
   it('a header segment that is not strict base64url is malformed', () => {
-    expect(codeOf(`${nonCanonicalSpelling(H)}.${P}.${S}`)).toBe('ERR_ENVELOPE_MALFORMED');
-    expect(codeOf(`${H}=.${P}.${S}`)).toBe('ERR_ENVELOPE_MALFORMED');
+    expect(codeOf(`${nonCanonicalSpelling(h())}.${p()}.${s()}`)).toBe('ERR_ENVELOPE_MALFORMED');
+    expect(codeOf(`${h()}=.${p()}.${s()}`)).toBe('ERR_ENVELOPE_MALFORMED');
   });
 });
 
@@ -185,7 +190,7 @@ describe('SPEC §3 step 2: the header is exactly alg, kid, typ, canonical and bo
 
   it('the valid header reaches the key ring with its kid', () => {
     const probe = recordingRing();
-    expect(codeOf(GOOD, ctx({ keys: probe.ring }))).toBe('allow');
+    expect(codeOf(good(), ctx({ keys: probe.ring }))).toBe('allow');
     expect(probe.asked).toEqual([TEST_KEY.kid]);
   });
 });
@@ -204,20 +209,20 @@ describe('SPEC §3 step 2: the validated-header cache is bounded (attacker-fed)'
     }
     expect(largest).toBe(max);
     // A cached header still serves the valid envelope, and a refused one is never cached.
-    expect(codeOf(GOOD)).toBe('allow');
+    expect(codeOf(good())).toBe('allow');
     const before = headerCacheStateForTesting().size;
     expect(codeOf(rawJws(`{"alg":"none","kid":"k","typ":"${ENVELOPE_TYP}"}`, 'x'))).toBe('ERR_ENVELOPE_ALG');
     expect(headerCacheStateForTesting().size).toBe(before);
   });
 
   it('a header served from the cache still goes through the key and signature steps', () => {
-    expect(codeOf(GOOD)).toBe('allow');
-    expect(codeOf(GOOD)).toBe('allow');
+    expect(codeOf(good())).toBe('allow');
+    expect(codeOf(good())).toBe('allow');
     const ring = createKeyRing();
     ring.add(TEST_KEY.publicJwk);
     ring.revoke(TEST_KEY.kid);
-    expect(codeOf(GOOD, ctx({ keys: ring }))).toBe('ERR_ENVELOPE_KID_REVOKED');
-    expect(codeOf(`${H}.${P}.${S.slice(0, -2)}AA`)).toBe('ERR_ENVELOPE_SIGNATURE');
+    expect(codeOf(good(), ctx({ keys: ring }))).toBe('ERR_ENVELOPE_KID_REVOKED');
+    expect(codeOf(`${h()}.${p()}.${s().slice(0, -2)}AA`)).toBe('ERR_ENVELOPE_SIGNATURE');
   });
 });
 
@@ -364,12 +369,12 @@ describe('SPEC §3: the verifier context is checked (FC-INV-4: misconfiguration 
     ['empty audience', { audience: '' }],
     ['non-string audience', { audience: 7 as unknown as string }],
   ])('%s is ERR_INTERNAL', (_n, patch) => {
-    expect(codeOf(GOOD, ctx(patch))).toBe('ERR_INTERNAL');
+    expect(codeOf(good(), ctx(patch))).toBe('ERR_INTERNAL');
   });
 
   it('zero tolerance and the smallest lifetime bound are valid configurations', () => {
     const c = baseClaims();
-    expect(codeOf(GOOD, ctx({ clockToleranceSec: 0 }))).toBe('allow');
+    expect(codeOf(good(), ctx({ clockToleranceSec: 0 }))).toBe('allow');
     const oneSecond = signEnvelope({ ...c, exp: c.iat + 1 }, TEST_KEY);
     expect(codeOf(oneSecond, ctx({ maxLifetimeSec: 1, now: () => c.iat * 1000 }))).toBe('allow');
   });
@@ -377,7 +382,7 @@ describe('SPEC §3: the verifier context is checked (FC-INV-4: misconfiguration 
 
 describe('SPEC §3 step 7: aud is this executor', () => {
   it('an envelope for another executor, or a near miss of this one, is denied', () => {
-    expect(codeOf(GOOD, ctx({ audience: 'executor-2' }))).toBe('ERR_ENVELOPE_AUDIENCE');
+    expect(codeOf(good(), ctx({ audience: 'executor-2' }))).toBe('ERR_ENVELOPE_AUDIENCE');
     for (const aud of ['Executor-1', 'executor-1 ', 'executor-10']) {
       expect(codeOf(signEnvelope({ ...baseClaims(), aud }, TEST_KEY))).toBe('ERR_ENVELOPE_AUDIENCE');
     }
@@ -387,7 +392,7 @@ describe('SPEC §3 step 7: aud is this executor', () => {
 describe('SPEC §3 step 8: iat/exp within the clock tolerance, with an injected clock', () => {
   const c = baseClaims();
   const at = (ms: number, patch: Partial<VerifyEnvelopeContext> = {}): string =>
-    codeOf(GOOD, ctx({ now: () => ms, ...patch }));
+    codeOf(good(), ctx({ now: () => ms, ...patch }));
 
   it('nbf side: iat may be at most the tolerance ahead of now, to the millisecond', () => {
     expect(at(c.iat * 1000 - 5000)).toBe('allow');
@@ -441,7 +446,7 @@ describe('SPEC §3 step 10: params_sha256 binds the exact canonical parameters (
   it('the same parameters in another member order still match: the hash is over canonical JSON', () => {
     const reordered: JsonValue = { follow: false, max_lines: 100, path: '/srv/reports/q4.txt' };
     expect(computeParamsSha256(reordered)).toBe(baseClaims().params_sha256);
-    expect(codeOf(GOOD, ctx({ call: { ...call, params: reordered } }))).toBe('allow');
+    expect(codeOf(good(), ctx({ call: { ...call, params: reordered } }))).toBe('allow');
   });
 
   it.each<[string, JsonValue]>([
@@ -451,7 +456,7 @@ describe('SPEC §3 step 10: params_sha256 binds the exact canonical parameters (
     ['a removed member', { path: '/srv/reports/q4.txt', max_lines: 100 }],
     ['no parameters', {}],
   ])('%s is ERR_ENVELOPE_PARAMS_MISMATCH', (_n, edited) => {
-    expect(codeOf(GOOD, ctx({ call: { ...call, params: edited } }))).toBe('ERR_ENVELOPE_PARAMS_MISMATCH');
+    expect(codeOf(good(), ctx({ call: { ...call, params: edited } }))).toBe('ERR_ENVELOPE_PARAMS_MISMATCH');
   });
 
   it('an envelope carrying the hash of other parameters is denied for these ones', () => {
