@@ -368,6 +368,7 @@ describe('SPEC §3: the verifier context is checked (FC-INV-4: misconfiguration 
     ['negative max lifetime', { maxLifetimeSec: -300 }],
     ['empty audience', { audience: '' }],
     ['non-string audience', { audience: 7 as unknown as string }],
+    ['an audience list', { audience: ['executor-1'] as unknown as string }],
   ])('%s is ERR_INTERNAL', (_n, patch) => {
     expect(codeOf(good(), ctx(patch))).toBe('ERR_INTERNAL');
   });

@@ -62,6 +62,12 @@ describe('signEnvelope / verifyEnvelope round trip (SPEC §3)', () => {
     const bad = { ...baseClaims(), extra: 1 } as unknown as EnvelopeClaims;
     expect(() => signEnvelope(bad, TEST_KEY)).toThrow(FailclosedError);
     expect(() => signEnvelope({ ...baseClaims(), exp: 1.5 }, TEST_KEY)).toThrow(FailclosedError);
+    try {
+      signEnvelope(bad, TEST_KEY);
+      expect.unreachable();
+    } catch (err) {
+      expect(err instanceof FailclosedError && err.code).toBe('ERR_ENVELOPE_CLAIMS');
+    }
   });
 });
 
