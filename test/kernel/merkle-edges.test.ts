@@ -9,6 +9,7 @@ import {
   createMerkleTree,
   createRootAccumulator,
   leafHash,
+  restoreMerkleTree,
   rootOf,
   verifyConsistency,
   verifyInclusion,
@@ -89,5 +90,53 @@ describeOrFail('RFC 9162 §2.1.3.2 / §2.1.4.2: hostile roots and sizes are refu
     ] as const) {
       expect(verifyInclusion(index as number, size as number, all[3]!, p, t.root(7))).toBe(false);
     }
+  });
+});
+
+describeOrFail('SPEC §4: a tree reopened from its stored levels, without re-hashing', () => {
+  it('nodes() of every level restore a tree with the same roots and proofs', () => {
+    for (const n of [0, 1, 2, 5, 8, 13]) {
+      const t = createMerkleTree(leaves(n));
+      const stored = (level: number): Buffer => t.nodes(level, 0, Math.floor(n / 2 ** level));
+      const restored = restoreMerkleTree(n, stored);
+      expect(restored.size).toBe(n);
+      for (let s = 0; s <= n; s++) expect(restored.root(s)).toEqual(t.root(s));
+      for (let i = 0; i < n; i++) expect(restored.inclusionProof(i)).toEqual(t.inclusionProof(i));
+      for (let s = 1; s <= n; s++) expect(restored.consistencyProof(s)).toEqual(t.consistencyProof(s));
+    }
+  });
+
+  it('nodes() returns the requested range of a level, and refuses out-of-range requests', () => {
+    const t = createMerkleTree(leaves(6));
+    expect(t.nodes(0, 2, 4)).toEqual(Buffer.concat([t.leaf(2), t.leaf(3)]));
+    expect(t.nodes(1, 1, 3)).toEqual(Buffer.concat([t.nodes(1, 1, 2), t.nodes(1, 2, 3)]));
+    expect(t.nodes(1, 0, 1)).toEqual(t.root(2));
+    expect(t.nodes(2, 0, 1)).toEqual(t.root(4));
+    expect(t.nodes(3, 0, 0)).toEqual(Buffer.alloc(0));
+    for (const [level, from, to] of [
+      [-1, 0, 0],
+      [64, 0, 0],
+      [0.5, 0, 0],
+      [0, 0, 7],
+      [0, 3, 2],
+      [2, 0, 2],
+    ] as const) {
+      expect(() => t.nodes(level, from, to)).toThrow(RangeError);
+    }
+  });
+
+  it('restoreMerkleTree refuses a bad size or a short or non-byte level', () => {
+    const t = createMerkleTree(leaves(5));
+    const stored = (level: number): Buffer => t.nodes(level, 0, Math.floor(5 / 2 ** level));
+    expect(() => restoreMerkleTree(-1, stored)).toThrow(TypeError);
+    expect(() => restoreMerkleTree(1.5, stored)).toThrow(TypeError);
+    expect(() => restoreMerkleTree(5, (l) => (l === 1 ? stored(1).subarray(1) : stored(l)))).toThrow(
+      TypeError,
+    );
+    expect(() => restoreMerkleTree(5, (l) => (l === 2 ? ([...stored(2)] as never) : stored(l)))).toThrow(
+      TypeError,
+    );
+    const extra = restoreMerkleTree(5, (l) => Buffer.concat([stored(l), Buffer.alloc(64, 9)]));
+    expect(extra.root()).toEqual(t.root());
   });
 });
