@@ -13,7 +13,10 @@ import {
 import { signEnvelope, signingKeyFromSeed } from '../../src/kernel/signing/index.js';
 import { baseClaims, baseContext, TEST_KEY, toVerifyContext } from '../fixtures/envelope-reject/generate.js';
 
-const TOKEN = signEnvelope(baseClaims(), TEST_KEY);
+// Signed inside the tests, not while collecting them: a mutant that makes signing throw must
+// fail tests, not the file's collection (which the mutation runner does not count as a kill).
+let signed: string | undefined;
+const token = (): string => (signed ??= signEnvelope(baseClaims(), TEST_KEY));
 const BASE_CTX = toVerifyContext(baseContext());
 
 function ctxFor(call: VerifyEnvelopeContext['call']): VerifyEnvelopeContext {
@@ -28,11 +31,11 @@ const paramsArb = fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), scala
 
 describe('envelope properties (fast-check, SPEC §3)', () => {
   it('the unmodified envelope verifies (guards the properties below)', () => {
-    expect(verifyEnvelope(TOKEN, BASE_CTX).outcome).toBe('allow');
+    expect(verifyEnvelope(token(), BASE_CTX).outcome).toBe('allow');
   });
 
   it('flipping any bit of the envelope string makes it fail', () => {
-    const bytes = Buffer.from(TOKEN, 'latin1');
+    const bytes = Buffer.from(token(), 'latin1');
     fc.assert(
       fc.property(fc.nat({ max: bytes.length - 1 }), fc.nat({ max: 7 }), (index, bit) => {
         const copy = Buffer.from(bytes);
@@ -47,7 +50,7 @@ describe('envelope properties (fast-check, SPEC §3)', () => {
   });
 
   it('every single bit flip, exhaustively, fails', () => {
-    const bytes = Buffer.from(TOKEN, 'latin1');
+    const bytes = Buffer.from(token(), 'latin1');
     let allowed = 0;
     for (let i = 0; i < bytes.length; i++) {
       for (let bit = 0; bit < 8; bit++) {
@@ -64,8 +67,8 @@ describe('envelope properties (fast-check, SPEC §3)', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 20 }), (other) => {
         fc.pre(other !== call.tool && other !== call.tenant);
-        const byTool = verifyEnvelope(TOKEN, ctxFor({ ...call, tool: other }));
-        const byTenant = verifyEnvelope(TOKEN, ctxFor({ ...call, tenant: other }));
+        const byTool = verifyEnvelope(token(), ctxFor({ ...call, tool: other }));
+        const byTenant = verifyEnvelope(token(), ctxFor({ ...call, tenant: other }));
         expect(byTool).toMatchObject({ outcome: 'deny', code: 'ERR_ENVELOPE_TOOL_MISMATCH' });
         expect(byTenant).toMatchObject({ outcome: 'deny', code: 'ERR_ENVELOPE_TENANT_MISMATCH' });
       }),

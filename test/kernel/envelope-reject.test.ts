@@ -16,9 +16,9 @@ import {
 if (process.env.FC_WRITE_FIXTURES === '1') await writeEnvelopeCorpus();
 
 describe('envelope reject corpus (SPEC §3 verification order, §7 scenarios 1 and 10)', () => {
-  const built = buildEnvelopeCorpus();
-
+  // Built inside the tests, not while collecting them (see envelope.test.ts).
   it('committed fixtures are exactly the generator output, one file per case', async () => {
+    const built = buildEnvelopeCorpus();
     expect(committedFixtureFiles()).toEqual(built.map((f) => `${f.case}.json`).sort());
     for (const f of built) {
       const path = join(FIXTURE_DIR, `${f.case}.json`);
@@ -28,6 +28,7 @@ describe('envelope reject corpus (SPEC §3 verification order, §7 scenarios 1 a
   });
 
   it('covers every envelope denial code up to the policy bundle check', () => {
+    const built = buildEnvelopeCorpus();
     const codes = new Set(built.map((f) => f.expected));
     for (const code of [
       'ERR_ENVELOPE_MISSING',

@@ -62,6 +62,12 @@ describe('signEnvelope / verifyEnvelope round trip (SPEC §3)', () => {
     const bad = { ...baseClaims(), extra: 1 } as unknown as EnvelopeClaims;
     expect(() => signEnvelope(bad, TEST_KEY)).toThrow(FailclosedError);
     expect(() => signEnvelope({ ...baseClaims(), exp: 1.5 }, TEST_KEY)).toThrow(FailclosedError);
+    try {
+      signEnvelope(bad, TEST_KEY);
+      expect.unreachable();
+    } catch (err) {
+      expect(err instanceof FailclosedError && err.code).toBe('ERR_ENVELOPE_CLAIMS');
+    }
   });
 });
 
@@ -105,23 +111,30 @@ describe('claims typing', () => {
 });
 
 describe('verifyEnvelope edge cases', () => {
-  const token = signEnvelope(baseClaims(), TEST_KEY);
+  // Signed inside the tests, not while collecting them: a mutant that makes signing throw must
+  // fail tests, not the file's collection (which the mutation runner does not count as a kill).
+  let signed: string | undefined;
+  const tokenOf = (): string => (signed ??= signEnvelope(baseClaims(), TEST_KEY));
 
-  it.each<[string, unknown, string]>([
-    ['undefined', undefined, 'ERR_ENVELOPE_MISSING'],
-    ['null', null, 'ERR_ENVELOPE_MISSING'],
-    ['a number', 42, 'ERR_ENVELOPE_MALFORMED'],
-    ['an object', { token }, 'ERR_ENVELOPE_MALFORMED'],
-    ['too long', `${token}${'A'.repeat(ENVELOPE_MAX_LENGTH)}`, 'ERR_ENVELOPE_MALFORMED'],
-    ['empty header segment', `.${token.split('.')[1]}.${token.split('.')[2]}`, 'ERR_ENVELOPE_MALFORMED'],
-    ['leading whitespace', ` ${token}`, 'ERR_ENVELOPE_MALFORMED'],
+  it.each<[string, () => unknown, string]>([
+    ['undefined', () => undefined, 'ERR_ENVELOPE_MISSING'],
+    ['null', () => null, 'ERR_ENVELOPE_MISSING'],
+    ['a number', () => 42, 'ERR_ENVELOPE_MALFORMED'],
+    ['an object', () => ({ token: tokenOf() }), 'ERR_ENVELOPE_MALFORMED'],
+    ['too long', () => `${tokenOf()}${'A'.repeat(ENVELOPE_MAX_LENGTH)}`, 'ERR_ENVELOPE_MALFORMED'],
+    [
+      'empty header segment',
+      () => `.${tokenOf().split('.')[1]}.${tokenOf().split('.')[2]}`,
+      'ERR_ENVELOPE_MALFORMED',
+    ],
+    ['leading whitespace', () => ` ${tokenOf()}`, 'ERR_ENVELOPE_MALFORMED'],
   ])('denies %s', (_n, input, code) => {
-    expect(codeOf(verifyEnvelope(input, ctx()))).toBe(code);
+    expect(codeOf(verifyEnvelope(input(), ctx()))).toBe(code);
   });
 
   it('applies the clock tolerance at its exact boundaries', () => {
     const c = baseClaims();
-    const at = (ms: number): string => codeOf(verifyEnvelope(token, ctx({ now: () => ms })));
+    const at = (ms: number): string => codeOf(verifyEnvelope(tokenOf(), ctx({ now: () => ms })));
     expect(at((c.exp + 5) * 1000 - 1)).toBe('allow');
     expect(at((c.exp + 5) * 1000)).toBe('ERR_ENVELOPE_EXPIRED');
     expect(at((c.iat - 5) * 1000)).toBe('allow');
@@ -145,28 +158,28 @@ describe('verifyEnvelope edge cases', () => {
     const boom = (): never => {
       throw new Error('boom');
     };
-    expect(codeOf(verifyEnvelope(token, ctx({ now: boom })))).toBe('ERR_INTERNAL');
-    expect(codeOf(verifyEnvelope(token, ctx({ now: () => Number.NaN })))).toBe('ERR_INTERNAL');
-    expect(codeOf(verifyEnvelope(token, ctx({ isKnownPolicyBundle: boom })))).toBe('ERR_INTERNAL');
-    expect(codeOf(verifyEnvelope(token, ctx({ isKnownPolicyBundle: () => 1 as unknown as boolean })))).toBe(
-      'ERR_ENVELOPE_POLICY_UNKNOWN',
-    );
-    expect(codeOf(verifyEnvelope(token, ctx({ clockToleranceSec: -1 })))).toBe('ERR_INTERNAL');
-    expect(codeOf(verifyEnvelope(token, ctx({ maxLifetimeSec: 0 })))).toBe('ERR_INTERNAL');
-    expect(codeOf(verifyEnvelope(token, ctx({ keys: { lookup: boom } as never })))).toBe('ERR_INTERNAL');
+    expect(codeOf(verifyEnvelope(tokenOf(), ctx({ now: boom })))).toBe('ERR_INTERNAL');
+    expect(codeOf(verifyEnvelope(tokenOf(), ctx({ now: () => Number.NaN })))).toBe('ERR_INTERNAL');
+    expect(codeOf(verifyEnvelope(tokenOf(), ctx({ isKnownPolicyBundle: boom })))).toBe('ERR_INTERNAL');
+    expect(
+      codeOf(verifyEnvelope(tokenOf(), ctx({ isKnownPolicyBundle: () => 1 as unknown as boolean }))),
+    ).toBe('ERR_ENVELOPE_POLICY_UNKNOWN');
+    expect(codeOf(verifyEnvelope(tokenOf(), ctx({ clockToleranceSec: -1 })))).toBe('ERR_INTERNAL');
+    expect(codeOf(verifyEnvelope(tokenOf(), ctx({ maxLifetimeSec: 0 })))).toBe('ERR_INTERNAL');
+    expect(codeOf(verifyEnvelope(tokenOf(), ctx({ keys: { lookup: boom } as never })))).toBe('ERR_INTERNAL');
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
     const call = { ...baseContext().call, params: cyclic as JsonValue };
-    expect(codeOf(verifyEnvelope(token, ctx({ call })))).toBe('ERR_ENVELOPE_PARAMS_MISMATCH');
+    expect(codeOf(verifyEnvelope(tokenOf(), ctx({ call })))).toBe('ERR_ENVELOPE_PARAMS_MISMATCH');
   });
 
   it('denies with an empty key ring and after revocation', () => {
     const ring = createKeyRing();
-    expect(codeOf(verifyEnvelope(token, ctx({ keys: ring })))).toBe('ERR_ENVELOPE_KID_UNKNOWN');
+    expect(codeOf(verifyEnvelope(tokenOf(), ctx({ keys: ring })))).toBe('ERR_ENVELOPE_KID_UNKNOWN');
     ring.add(TEST_KEY.publicJwk);
-    expect(codeOf(verifyEnvelope(token, ctx({ keys: ring })))).toBe('allow');
+    expect(codeOf(verifyEnvelope(tokenOf(), ctx({ keys: ring })))).toBe('allow');
     ring.revoke(TEST_KEY.kid);
-    expect(codeOf(verifyEnvelope(token, ctx({ keys: ring })))).toBe('ERR_ENVELOPE_KID_REVOKED');
+    expect(codeOf(verifyEnvelope(tokenOf(), ctx({ keys: ring })))).toBe('ERR_ENVELOPE_KID_REVOKED');
   });
 });
 

@@ -5,7 +5,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   EMPTY_ROOT,
   createMerkleTree,
@@ -16,6 +16,7 @@ import {
   verifyConsistency,
   verifyInclusion,
 } from '../../src/kernel/merkle.js';
+import { describeOrFail } from '../support/collect.js';
 import { VECTORS_DIR } from '../support/paths.js';
 
 const MERKLE = join(VECTORS_DIR, 'merkle');
@@ -59,7 +60,7 @@ const STRICTER_THAN_UPSTREAM = new Set([
   'consistency/additional/sizes-are-equal-one-and-proof-is-empty.json',
 ]);
 
-describe('RFC 9162 §2.1.3.2 inclusion vectors (transparency-dev)', () => {
+describeOrFail('RFC 9162 §2.1.3.2 inclusion vectors (transparency-dev)', () => {
   const files = jsonFiles(join(MERKLE, 'inclusion'));
   it('has the expected corpus', () => expect(files.length).toBe(98));
   for (const file of files) {
@@ -72,7 +73,7 @@ describe('RFC 9162 §2.1.3.2 inclusion vectors (transparency-dev)', () => {
   }
 });
 
-describe('RFC 9162 §2.1.4.2 consistency vectors (transparency-dev)', () => {
+describeOrFail('RFC 9162 §2.1.4.2 consistency vectors (transparency-dev)', () => {
   const files = jsonFiles(join(MERKLE, 'consistency'));
   it('has the expected corpus', () => expect(files.length).toBe(98));
   for (const file of files) {
@@ -91,7 +92,7 @@ describe('RFC 9162 §2.1.4.2 consistency vectors (transparency-dev)', () => {
   });
 });
 
-describe('RFC 6962 reference tree', () => {
+describeOrFail('RFC 6962 reference tree', () => {
   const ref = JSON.parse(readFileSync(join(MERKLE, 'rfc6962_reference_tree.json'), 'utf8')) as {
     leafInputs: string[];
     leafHashes: string[];
@@ -141,7 +142,7 @@ describe('RFC 6962 reference tree', () => {
   });
 });
 
-describe('MerkleTree API', () => {
+describeOrFail('MerkleTree API', () => {
   it('rejects out-of-range arguments and bad leaf hashes as caller errors', () => {
     const tree = createMerkleTree([leafHash(Buffer.from('a')), leafHash(Buffer.from('b'))]);
     expect(() => tree.append(Buffer.alloc(31))).toThrow(TypeError);
@@ -181,7 +182,7 @@ describe('MerkleTree API', () => {
   });
 });
 
-describe('hostile inputs never throw', () => {
+describeOrFail('hostile inputs never throw', () => {
   const l = leafHash(Buffer.from('a'));
   const cases: [string, () => boolean][] = [
     ['NaN index', () => verifyInclusion(NaN, 1, l, [], l)],
@@ -215,7 +216,7 @@ describe('hostile inputs never throw', () => {
   });
 });
 
-describe('properties (fast-check)', () => {
+describeOrFail('properties (fast-check)', () => {
   const MAX = 300;
   const leaves = Array.from({ length: MAX }, (_, i) => leafHash(Buffer.from(`leaf ${i}`)));
   const tree = createMerkleTree(leaves);

@@ -5,7 +5,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { FailclosedError, isDeny } from '../../src/kernel/errors.js';
 import {
   createMerkleTree,
@@ -28,6 +28,7 @@ import {
   type NoteVerifier,
 } from '../../src/kernel/note.js';
 import { noteSignerFor, noteSignerFromSkey, signNote } from '../../src/kernel/signing/sign-note.js';
+import { describeOrFail } from '../support/collect.js';
 import { VECTORS_DIR } from '../support/paths.js';
 
 const DIR = join(VECTORS_DIR, 'checkpoint');
@@ -80,7 +81,7 @@ function expectThrowsCode(run: () => unknown, code: string): void {
   expect((caught as FailclosedError).code).toBe(code);
 }
 
-describe('signed-note spec example', () => {
+describeOrFail('signed-note spec example', () => {
   for (const v of vectors.notes) {
     it(`verifies with its vkey (${v.expect})`, () => {
       const result = verifyNote(v.note, [noteVerifierFromVkey(v.vkey)]);
@@ -98,7 +99,7 @@ describe('signed-note spec example', () => {
   });
 });
 
-describe('tlog-checkpoint spec example (format only, unknown keys)', () => {
+describeOrFail('tlog-checkpoint spec example (format only, unknown keys)', () => {
   const ex = vectors.formatOnlyExamples[0]!;
   it('parses the note and its checkpoint body', () => {
     const note = parseNote(ex.note);
@@ -123,7 +124,7 @@ describe('tlog-checkpoint spec example (format only, unknown keys)', () => {
   });
 });
 
-describe('tessera test log', () => {
+describeOrFail('tessera test log', () => {
   const verifier = noteVerifierFromVkey(tessera.vkey);
   const leaves = tessera.entries.map((e) => leafHash(Buffer.from(e, 'utf8')));
   const tree = createMerkleTree(leaves);
@@ -202,7 +203,7 @@ describe('tessera test log', () => {
   });
 });
 
-describe('sign and verify round trip', () => {
+describeOrFail('sign and verify round trip', () => {
   const log = newSigner('log.example/a');
   const witness = newSigner('witness.example/w');
   const body = formatCheckpoint({
@@ -286,7 +287,7 @@ describe('sign and verify round trip', () => {
   });
 });
 
-describe('malformed notes are denied, never thrown', () => {
+describeOrFail('malformed notes are denied, never thrown', () => {
   const { signer, verifier } = newSigner('k.example');
   const good = signNote('hello\n', signer);
   const line = good.slice(good.indexOf('— '));
@@ -327,7 +328,7 @@ describe('malformed notes are denied, never thrown', () => {
   });
 });
 
-describe('checkpoint bodies', () => {
+describeOrFail('checkpoint bodies', () => {
   const root = Buffer.alloc(32, 1).toString('base64');
   it('round-trips through formatCheckpoint and parseCheckpoint', () => {
     const cp = {
@@ -373,7 +374,7 @@ describe('checkpoint bodies', () => {
   });
 });
 
-describe('verifier keys', () => {
+describeOrFail('verifier keys', () => {
   const vkeyOf = (name: string, alg: number, key: Buffer, id = noteKeyId(name, alg, key)): string =>
     `${name}+${id.toString(16).padStart(8, '0')}+${Buffer.concat([Buffer.from([alg]), key]).toString('base64')}`;
   const good = tessera.vkey;

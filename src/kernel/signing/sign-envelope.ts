@@ -33,7 +33,8 @@ function headerSegment(key: SigningKey): string {
  */
 export function signEnvelope(claims: EnvelopeClaims, key: SigningKey): string {
   if (!isEnvelopeClaims(claims)) throw new FailclosedError('ERR_ENVELOPE_CLAIMS', 'claims are not issuable');
-  const signingInput = `${headerSegment(key)}.${Buffer.from(encodeEnvelopeClaims(claims), 'utf8').toString('base64url')}`;
+  const signingInput = `${headerSegment(key)}.${encodeBase64url(encodeEnvelopeClaims(claims))}`;
+  // Stryker disable next-line StringLiteral: equivalent, the signing input is ASCII (base64url and '.'), so latin1 and the UTF-8 default give the same bytes
   const signature = cryptoSign(null, Buffer.from(signingInput, 'latin1'), key.privateKey);
   return `${signingInput}.${signature.toString('base64url')}`;
 }
