@@ -11,7 +11,8 @@
  * - the verifier checks' local finding reporters `bad(code, message, …)` and
  *   `bad(view, code, message)`: the argument right after the literal finding code;
  * - every argument of the message builders `syntax(what, at)` and `unsafeNumber(at, why)` in
- *   `kernel/json.ts` and `invalid(message)` (the offset only appears in the message);
+ *   `kernel/json.ts`, `invalid(message)` in key parsing and `malformed(reason)` in signed notes (the
+ *   offset only appears in the message);
  * - the value of an object property named `message` or `reason`.
  */
 import { declareValuePlugin, PluginKind } from '@stryker-mutator/api/plugin';
@@ -27,6 +28,7 @@ const MESSAGE_ARGUMENTS = new Map([
   ['syntax', 'all'],
   ['unsafeNumber', 'all'],
   ['invalid', [0]],
+  ['malformed', [0]],
 ]);
 const MESSAGE_PROPERTIES = new Set(['message', 'reason']);
 /** A finding code literal (`ENVELOPE_LEDGER`): the argument after it in `bad(…)` is the message. */
