@@ -22,7 +22,7 @@ const decision = (over: Record<string, unknown> = {}): Record<string, unknown> =
   ...over,
 });
 const code = (v: unknown): string =>
-  typeof v === 'object' && v !== null && 'code' in v ? String((v as { code: unknown }).code) : 'NONE';
+  typeof v === 'object' && v !== null && 'code' in v ? String(v.code) : 'NONE';
 
 describe('FC-INV-4: an engine answer the pipeline cannot trust is ERR_POLICY_ERROR, never an allow', () => {
   it.each<[string, unknown]>([
@@ -81,7 +81,7 @@ describe('FC-INV-4: an engine answer the pipeline cannot trust is ERR_POLICY_ERR
       obligations: { approvals: 0, approver_roles: ['ops'], preview: false, max_cost_usd: '5.10' },
     });
     expect(Object.isFrozen(parsed)).toBe(true);
-    const p = parsed as { rules_fired: string[]; obligations: Obligations };
+    const p = parsed as unknown as { rules_fired: readonly string[]; obligations: Obligations };
     expect(Object.isFrozen(p.rules_fired)).toBe(true);
     expect(Object.isFrozen(p.obligations)).toBe(true);
     expect(Object.isFrozen(p.obligations.approver_roles)).toBe(true);

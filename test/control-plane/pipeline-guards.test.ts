@@ -614,7 +614,7 @@ describe('GEI Issuer: the Control Plane’s configuration and operator surface',
     };
   };
 
-  it('a derivation key shorter than 32 bytes or not bytes is a TypeError', async () => {
+  it('a derivation key shorter than 32 bytes or not bytes is a TypeError', () => {
     const { deps } = base();
     expect(() => createControlPlane({ ...deps, derivationKey: Buffer.alloc(31, 1) })).toThrow(TypeError);
     expect(() => createControlPlane({ ...deps, derivationKey: 'k'.repeat(40) as never })).toThrow(TypeError);
