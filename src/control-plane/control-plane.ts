@@ -279,7 +279,8 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     if (
       ![req.request_id, req.trace_id, req.identity, req.tenant, req.tool].every(isRequestString) ||
       !Number.isSafeInteger(req.timestamp) ||
-      !/^[0-9a-f]{64}$/.test(String(req.request_sha256)) ||
+      typeof req.request_sha256 !== 'string' ||
+      !/^[0-9a-f]{64}$/.test(req.request_sha256) ||
       (req.session !== null &&
         (!isRequestString(req.session) || req.session.startsWith(CLIENT_PRINCIPAL_PREFIX)))
     ) {
@@ -413,6 +414,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
   /** Resumes an escalated decision: break-glass, long-poll, then issuance once approved. */
   async function resume(ctx: Ctx, pending: PendingRecord, waitMs: number): Promise<ControlPlaneResult> {
     const approvals = deps.approvals;
+    // Stryker disable next-line ConditionalExpression: equivalent, resume is only reached with a record the approval service returned
     if (approvals === undefined)
       return withId(deny('ERR_APPROVAL_REQUIRED', 'the decision requires human approval'), ctx.decisionId);
     const halted = await governance(ctx);

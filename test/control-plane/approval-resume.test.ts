@@ -143,6 +143,16 @@ describe('SPEC §2 step 5: issuance once approvals are complete', () => {
     expect(res).not.toHaveProperty('envelope');
   });
 
+  it('OE-INV-021: the spend reserved at issuance counts against the call’s own tenant', async () => {
+    const { r, approve } = await setup({ breakers: { maxSpendCentsPerTenantDay: 100 } });
+    const id = (await r.cp.decide(request('wire', { amount_cents: 60 }))).decision_id!;
+    await approve(id);
+    const pay = await r.cp.decide(request('pay', { amount_cents: 60 }, { request_id: 'req-pay' }));
+    expect(pay.outcome).toBe('allow');
+    const res = await r.cp.decide(retry({ amount_cents: 60 }));
+    expect(res).toMatchObject({ outcome: 'deny', code: 'ERR_CIRCUIT_OPEN', decision_id: id });
+  });
+
   it('an approval that cannot be opened issues nothing', async () => {
     const { r } = await setup();
     r.faulty.mode = 'fail';

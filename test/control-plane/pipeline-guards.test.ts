@@ -153,6 +153,7 @@ describe('SPEC §2 step 3, FC-INV-4: a malformed governed request is denied befo
     ['a short request hash', { request_sha256: 'a'.repeat(63) }],
     ['a request hash with a prefix', { request_sha256: `x${hex}` }],
     ['a request hash with a suffix', { request_sha256: `${hex}x` }],
+    ['a request hash inside a list', { request_sha256: [hex] as never }],
     ['an empty session', { session: '' }],
     ['a session past 256 characters', { session: 's'.repeat(257) }],
     ['a session named like a client principal', { session: 'client:agent-1' }],
@@ -227,6 +228,7 @@ describe("FC-INV-5: an exception at the Control Plane's edge still leaves a deni
         { tool: 'echo', client: 'agent-1', session: null },
       ],
       [{ request_sha256: `${hex}x` }, { tool: 'echo', client: 'agent-1', session: 'sess-1' }],
+      [{ request_sha256: [hex] as never }, { tool: 'echo', client: 'agent-1', session: 'sess-1' }],
       [{ request_sha256: hex }, { tool: 'echo', client: 'agent-1', session: 'sess-1', request_sha256: hex }],
     ];
     for (const [i, [over, kept]] of cases.entries()) {
@@ -392,6 +394,35 @@ describe('OE-INV-013: untrusted output taints the session, confirmed before the 
     expect(attemptedTypes(r, before)).toEqual(['decision', 'session.tainted']);
     r.faulty.mode = 'ok';
     expect(codeOf(await r.cp.decide(req('pay', { amount_cents: 100 })))).toBe('ALLOWED');
+  });
+});
+
+describe('OE-INV-014: a policy deny is recorded with what policy decided', () => {
+  it('rules fired, risk, obligations and the bundle are in the deny record', async () => {
+    const r = open();
+    const before = r.faulty.attempts.length;
+    const res = await r.cp.decide(req('echo', { message: 'forbidden' }));
+    expect(codeOf(res)).toBe('ERR_POLICY_DENY');
+    expect(attemptedTypes(r, before)).toEqual(['decision']);
+    expect((await entriesOf(r.ledger)).at(-1)!.payload).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_POLICY_DENY',
+      policy_bundle: r.hash,
+      constitution_version: 'cp-guards',
+      rules_fired: ['echo-no-forbidden'],
+      risk: 'low',
+      obligations: { approvals: 0, approver_roles: [], preview: false, max_cost_usd: null },
+    });
+  });
+
+  it('SPEC §6: no verified active bundle → not ready, with the code', async () => {
+    const none = {
+      ...shared.bundles,
+      active: () => ({ outcome: 'deny', code: 'ERR_POLICY_UNAVAILABLE', reason: 'none' }) as const,
+    };
+    const r = open({ bundles: none });
+    expect(await r.cp.ready()).toEqual({ ready: false, reason: 'ERR_POLICY_UNAVAILABLE' });
+    expect(r.cp.activeBundle()).toBeUndefined();
   });
 });
 
