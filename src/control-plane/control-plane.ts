@@ -195,6 +195,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     payload: DecisionFacts | Record<string, JsonValue>,
   ) {
     const body =
+      // Stryker disable next-line ConditionalExpression: equivalent, DecisionFacts has exactly the decision payload's members and values
       type === 'decision'
         ? decisionPayload(payload as DecisionFacts)
         : (payload as Record<string, JsonValue>);
@@ -241,6 +242,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
         req.session,
         true,
         CONTROL_PLANE_ACTOR,
+        // Stryker disable next-line StringLiteral: message text (the reason a person reads; the breaker is its own member)
         `circuit breaker ${breaker} tripped`,
         {
           trace_id: req.trace_id,
@@ -460,6 +462,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
         ctx.decisionId,
       );
     }
+    // Stryker disable next-line OptionalChaining: equivalent, the decided tool is in its decision's bundle (checked at evaluation)
     if (runtime.getTool(req.tool)?.untrusted_output === true) {
       const tainted = await admin.taintSession(taintKey(req), CONTROL_PLANE_ACTOR, {
         trace_id: req.trace_id,
@@ -520,6 +523,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     async decide(req: GovernedRequest, options?: DecideOptions): Promise<ControlPlaneResult> {
       try {
         const wait = Math.max(0, Math.min(options?.waitMs ?? 0, deps.approvals?.settings.maxWaitMs ?? 0));
+        // Stryker disable next-line ConditionalExpression: equivalent, a NaN wait never waits (issueApproved waits only when waitMs > 0)
         return await pipeline(req, Number.isFinite(wait) ? wait : 0);
       } catch {
         // The role's edge: any exception is a deny (FC-INV-4, STYLE "Errors and denials"), and

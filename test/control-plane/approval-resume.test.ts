@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   approvalSigningInput,
   computeParamsSha256,
+  deny,
   encodeBase64url,
   isDeny,
 } from '../../src/kernel/index.js';
@@ -15,7 +16,12 @@ import type { ApprovalStatement, EnvelopeClaims, JsonValue } from '../../src/ker
 import { generateSigningKey, signEd25519 } from '../../src/kernel/signing/index.js';
 import type { SigningKey } from '../../src/kernel/signing/index.js';
 import { createApprovalService, createSqliteApprovalStore } from '../../src/control-plane/index.js';
-import type { ApprovalService, ControlPlaneDeps, GovernedRequest } from '../../src/control-plane/index.js';
+import type {
+  ApprovalService,
+  BundleStore,
+  ControlPlaneDeps,
+  GovernedRequest,
+} from '../../src/control-plane/index.js';
 import { entriesOf, OPERATOR, request, rig, type Rig } from '../approvals/cp-support.js';
 
 const opened: Rig[] = [];
@@ -23,9 +29,17 @@ afterEach(async () => {
   for (const r of opened.splice(0)) await r.close();
 });
 
-async function setup(over: Partial<ControlPlaneDeps> = {}) {
+async function setup(over: Partial<ControlPlaneDeps> = {}, faults: { bundleGet?: boolean } = {}) {
   let approvals!: ApprovalService;
   const r = await rig((deps) => {
+    // Fault injection: the bundle store can fail to return a stored bundle.
+    const bundles: BundleStore = {
+      ...deps.bundles,
+      get: (hash) =>
+        faults.bundleGet === true
+          ? deny('ERR_POLICY_UNAVAILABLE', 'bundle store (fault injected)')
+          : deps.bundles.get(hash),
+    };
     approvals = createApprovalService({
       store: createSqliteApprovalStore(':memory:'),
       ledger: deps.ledger,
@@ -34,7 +48,7 @@ async function setup(over: Partial<ControlPlaneDeps> = {}) {
       isClient: (n) => n === 'agent-1',
       settings: {},
     });
-    return { approvals, ...over };
+    return { approvals, bundles, ...over };
   });
   opened.push(r);
   approvals.setOwner('agent-1', 'olga');
@@ -67,7 +81,7 @@ async function setup(over: Partial<ControlPlaneDeps> = {}) {
       if ((sub as { outcome?: string }).outcome !== 'ok') throw new Error(JSON.stringify(sub));
     }
   };
-  return { r, approvals, approve };
+  return { r, approvals, approve, faults };
 }
 
 const retry = (params: JsonValue, over: Partial<GovernedRequest> = {}): GovernedRequest =>
@@ -151,6 +165,22 @@ describe('SPEC §2 step 5: issuance once approvals are complete', () => {
     expect(pay.outcome).toBe('allow');
     const res = await r.cp.decide(retry({ amount_cents: 60 }));
     expect(res).toMatchObject({ outcome: 'deny', code: 'ERR_CIRCUIT_OPEN', decision_id: id });
+  });
+
+  it('FC-INV-4: the decision’s bundle unavailable at issuance → ERR_POLICY_UNAVAILABLE, nothing issued, spend released', async () => {
+    const { r, approve, faults } = await setup({ breakers: { maxSpendCentsPerTenantDay: 100 } });
+    const id = (await r.cp.decide(request('wire', { amount_cents: 60 }))).decision_id!;
+    await approve(id);
+    faults.bundleGet = true;
+    const before = r.faulty.attempts.length;
+    const res = await r.cp.decide(retry({ amount_cents: 60 }));
+    expect(res).toMatchObject({ outcome: 'deny', code: 'ERR_POLICY_UNAVAILABLE', decision_id: id });
+    expect(r.faulty.attempts.slice(before).map((a) => a.type)).not.toContain('envelope.issued');
+    faults.bundleGet = false;
+    const other = (await r.cp.decide(request('wire', { amount_cents: 60 }, { request_id: 'req-2' })))
+      .decision_id!;
+    await approve(other);
+    expect((await r.cp.decide(retry({ amount_cents: 60 }, { request_id: 'req-2' }))).outcome).toBe('allow');
   });
 
   it('an approval that cannot be opened issues nothing', async () => {
