@@ -564,11 +564,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     ): Promise<boolean> {
       if (deps.approvals === undefined) return false;
       try {
-        const id = deriveDecisionId(
-          derivationKey,
-          { ...r, trace_id: '', timestamp: 0, request_sha256: '' },
-          computeParamsSha256(r.params),
-        );
+        const id = deriveDecisionId(derivationKey, r, computeParamsSha256(r.params));
         const p = await deps.approvals.get(id);
         return p !== undefined && p.status !== 'issued';
       } catch {
