@@ -38,6 +38,7 @@ export function parsePolicyAnswer(answer: unknown, bundleHash: string): PolicyDe
   if (!isObj(answer)) return garbage;
   const outcome = answer.outcome;
   if (outcome !== 'allow' && outcome !== 'escalate' && outcome !== 'deny') return garbage;
+  // Stryker disable next-line ConditionalExpression: equivalent, an allow or escalate without rules_fired is garbage on either path
   if (outcome === 'deny' && !('rules_fired' in answer)) {
     // A plain deny (tool unknown, parameters invalid, evaluation error).
     if (!isDeny(answer) || !isDenialCode(answer.code)) return garbage;

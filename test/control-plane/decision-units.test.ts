@@ -238,6 +238,7 @@ describe('SPEC §3 / OE-INV-006: the constraints claim', () => {
     ['a timeout past the Gate window', { timeout_ms: MAX_TOOL_TIMEOUT_MS + 1 }],
     ['egress not a list', { egress: 'a.example' }],
     ['an empty egress host', { egress: [''] }],
+    ['an egress host inside a list', { egress: [['a.example']] }],
     ['a non-string read path', { fs_read: [1] }],
     ['write paths not a list', { fs_write: {} }],
     ['a non-boolean network', { network: 'yes' }],
