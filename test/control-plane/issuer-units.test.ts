@@ -53,6 +53,7 @@ describe('GEI Issuer: configuration', () => {
     ['a numeric iss', { iss: 1 as never }],
     ['an empty audience', { audience: '' }],
     ['a missing audience', { audience: undefined as never }],
+    ['a numeric audience', { audience: 5 as never }],
     ['a zero lifetime', { envelopeTtlSec: 0 }],
     ['a fractional lifetime', { envelopeTtlSec: 1.5 }],
     ['a lifetime past the maximum', { envelopeTtlSec: MAX_ENVELOPE_TTL_SEC + 1 }],
