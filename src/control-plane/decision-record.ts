@@ -105,6 +105,7 @@ function parseLimits(limits: JsonValue, maxCost: number | null): EnvelopeConstra
   for (const name of Object.keys(l)) if (!KNOWN_LIMITS.has(name)) return bad;
   const count = (name: (typeof COUNT_LIMITS)[number]): number | undefined => {
     const v = l[name] ?? DEFAULT_CONSTRAINTS[name];
+    // Stryker disable next-line ConditionalExpression: equivalent, Number.isSafeInteger is false for every non-number
     return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : undefined;
   };
   const list = (name: (typeof LIST_LIMITS)[number]): readonly string[] | undefined => {

@@ -28,6 +28,12 @@ export function deriveId(key: Uint8Array, domain: DerivationDomain, value: JsonV
   return encodeBase64url(mac.digest());
 }
 
+/** The request fields an id is derived from (a retry differs in the others). */
+export type IdentifyingFields = Pick<
+  GovernedRequest,
+  'request_id' | 'identity' | 'tenant' | 'tool' | 'session'
+>;
+
 /**
  * The canonical request fields every derived identifier covers: who asks (`identity`, `tenant`,
  * `session`), under which request id, for which call (`tool`, `params_sha256`). Nonce,
@@ -37,7 +43,7 @@ export function deriveId(key: Uint8Array, domain: DerivationDomain, value: JsonV
  * client (the Gate refuses a reused one unless it is such a retry), so distinct calls still get
  * distinct identifiers.
  */
-export function requestFields(req: GovernedRequest, paramsSha256: string): JsonValue {
+export function requestFields(req: IdentifyingFields, paramsSha256: string): JsonValue {
   return {
     request_id: req.request_id,
     identity: req.identity,
@@ -52,11 +58,11 @@ export function requestFields(req: GovernedRequest, paramsSha256: string): JsonV
  * `decision_id` of a request (GEI Determinism, OE-INV-014): `dec_` and the derived id, so it never
  * starts with `-` (approvers type it on command lines).
  */
-export function deriveDecisionId(key: Uint8Array, req: GovernedRequest, paramsSha256: string): string {
+export function deriveDecisionId(key: Uint8Array, req: IdentifyingFields, paramsSha256: string): string {
   return `dec_${deriveId(key, 'decision', requestFields(req, paramsSha256))}`;
 }
 
 /** `jti` (the single-use envelope nonce) of a request (GEI Determinism, OE-INV-017). */
-export function deriveJti(key: Uint8Array, req: GovernedRequest, paramsSha256: string): string {
+export function deriveJti(key: Uint8Array, req: IdentifyingFields, paramsSha256: string): string {
   return deriveId(key, 'jti', requestFields(req, paramsSha256));
 }

@@ -136,7 +136,8 @@ export function createIssuer(deps: IssuerDeps): Issuer {
     rotate(actor: Actor, reason: string, newKey?: SigningKey): Promise<KeyChangeResult> {
       return serial(async () => {
         const next = newKey ?? generateSigningKey();
-        if (next.kid === current.kid || ring.lookup(next.kid).status !== 'unknown') {
+        // The current key is in the ring, so this also refuses it.
+        if (ring.lookup(next.kid).status !== 'unknown') {
           throw new TypeError('the new issuer key must be a key not seen before');
         }
         const payload = {

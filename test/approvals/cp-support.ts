@@ -93,9 +93,17 @@ export interface Rig {
   close(): Promise<void>;
 }
 
-/** Builds a rig; `extra` supplies further dependencies (the approval service) over the rig's ledger and clock. */
+/**
+ * Builds a rig; `extra` supplies further dependencies (the approval service, a fault-injecting
+ * wrapper of the bundle store) over the rig's ledger, clock and bundle store.
+ */
 export async function rig(
-  extra: (d: { ledger: LedgerAppender; rawLedger: Ledger; now: () => number }) => Partial<ControlPlaneDeps>,
+  extra: (d: {
+    ledger: LedgerAppender;
+    rawLedger: Ledger;
+    now: () => number;
+    bundles: BundleStore;
+  }) => Partial<ControlPlaneDeps>,
 ): Promise<Rig> {
   const { dir, cleanup } = tempDir();
   const clock = settableClock();
@@ -120,7 +128,7 @@ export async function rig(
     state: createMemoryGovernanceState(),
     derivationKey: DERIVATION_KEY,
     deadlines: { ledgerMs: 500, policyMs: 500, stateMs: 500 },
-    ...extra({ ledger: faulty, rawLedger: ledger, now: clock }),
+    ...extra({ ledger: faulty, rawLedger: ledger, now: clock, bundles }),
   });
   return {
     cp,
