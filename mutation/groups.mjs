@@ -91,6 +91,7 @@ export const groups = {
     mutate: ['src/verify/checks/evidence.ts', 'src/verify/checks/payload-allowlist.ts'],
     tests: [
       'test/verify/evidence.test.ts',
+      'test/verify/payload-allowlist.test.ts',
       'test/verify/allowlist-sync.test.ts',
       'test/verify/checklist.test.ts',
     ],

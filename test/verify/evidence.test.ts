@@ -5,6 +5,7 @@
  * checkpoint, so the bundle is edited directly; each test names the finding code.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { sha256Hex } from '../../src/kernel/index.js';
 import { verifyBundle } from '../../src/verify/index.js';
 import { findingsOf } from './forge.js';
 import { makeBundle, mutable, text, type MutableBundle } from './helpers.js';
@@ -50,6 +51,27 @@ describe('OE-INV-016: evidence blobs hash to their keys in one spelling', () => 
     m['evidence'][sha] = edit(m['evidence'][sha]);
     expect(evidenceFindings(m)).toContainEqual({ code: 'EVIDENCE_HASH', index: undefined });
   });
+
+  it.each([
+    ['a number whose digits spell base64', 1234],
+    ['a list holding a base64 string', ['AAAA']],
+  ])('a body that is not a string (%s): EVIDENCE_HASH, not a check error', (_n, body) => {
+    const m = mutable(base.text);
+    m['evidence'][sha] = { media_type: 'application/octet-stream', body_b64: body };
+    expect(evidenceFindings(m)).toEqual([{ code: 'EVIDENCE_HASH', index: undefined }]);
+  });
+
+  it.each(['a', 'ab', 'abc', 'abcd'])(
+    'an extra well-formed blob of %j (every padding length) passes',
+    (body) => {
+      const m = mutable(base.text);
+      m['evidence'][sha256Hex(Buffer.from(body))] = {
+        media_type: 'application/octet-stream',
+        body_b64: Buffer.from(body).toString('base64'),
+      };
+      expect(evidenceFindings(m)).toEqual([]);
+    },
+  );
 
   it('a blob under a key that is not a lower-hex digest: EVIDENCE_HASH', () => {
     const m = mutable(base.text);
