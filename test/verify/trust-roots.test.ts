@@ -72,5 +72,10 @@ describe('SPEC §5: the bundle carries only the pinned trust roots', () => {
     m['jwks'].approvers = 'none';
     m['jwks'].issuer = { keys: 'none' };
     expect(check(m)).toEqual([]);
+    for (const slot of [null, 7, ['keys']]) {
+      const n = mutable(base.text);
+      n['jwks'].approvers = slot;
+      expect(check(n)).toEqual([]);
+    }
   });
 });
