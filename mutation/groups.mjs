@@ -73,7 +73,11 @@ export const groups = {
       'src/verify/checks/consistency.ts',
       'src/verify/checks/util.ts',
     ],
-    tests: ['test/verify/ledger-integrity.test.ts', 'test/verify/checklist.test.ts'],
+    tests: [
+      'test/verify/ledger-integrity.test.ts',
+      'test/verify/check-util.test.ts',
+      'test/verify/checklist.test.ts',
+    ],
   },
   'verify-linkage': {
     mutate: ['src/verify/checks/receipt-linkage.ts', 'src/verify/checks/trace-linkage.ts'],
