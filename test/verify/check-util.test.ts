@@ -97,7 +97,7 @@ describe('GEI audit chain: entry hash and checkpoint signature, each named by it
     const r = verifyBundle(base.text, { trustedKey: vkeyFor(ORIGIN, createPublicKey(other.privateKey)) });
     expect(findingsOf(r, 'checkpoint-signature').map((f) => f.code)).toEqual([
       'LEDGER_KEY',
-      'CHECKPOINT_UNVERIFIED',
+      'CHECKPOINT_SIGNATURE',
     ]);
     expect(r.exitCode).toBe(1);
   });
