@@ -51,9 +51,8 @@ if (!flags.has('--report')) {
   }
 }
 
-const DETECTED = new Set(['Killed', 'Timeout']);
 const UNDETECTED = new Set(['Survived', 'NoCoverage']);
-/** @type {{group: string, file: string, killed: number, timeout: number, survived: number, noCoverage: number, score: number}[]} */
+/** @type {{group: string, file: string, killed: number, timeout: number, survived: number, noCoverage: number, ignored: number, score: number}[]} */
 const rows = [];
 /** @type {string[]} */
 const survivors = [];
@@ -67,6 +66,7 @@ for (const name of Object.keys(groups)) {
     const timeout = count('Timeout');
     const survived = count('Survived');
     const noCoverage = count('NoCoverage');
+    const ignored = count('Ignored');
     const valid = killed + timeout + survived + noCoverage;
     rows.push({
       group: name,
@@ -75,10 +75,11 @@ for (const name of Object.keys(groups)) {
       timeout,
       survived,
       noCoverage,
+      ignored,
       score: valid === 0 ? 100 : (100 * (killed + timeout)) / valid,
     });
     for (const m of result.mutants) {
-      if (!UNDETECTED.has(m.status) || DETECTED.has(m.status)) continue;
+      if (!UNDETECTED.has(m.status)) continue;
       const where = `${file}:${m.location.start.line}:${m.location.start.column}`;
       survivors.push(`${where} ${m.status} ${m.mutatorName}: ${JSON.stringify(m.replacement ?? '')}`);
     }
@@ -87,11 +88,11 @@ for (const name of Object.keys(groups)) {
 if (rows.length === 0) fail('no mutation reports in mutation/reports; run `npm run mutation` first');
 
 const table = [
-  '| group | file | killed | timed out | survived | no coverage | score |',
-  '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+  '| group | file | killed | timed out | survived | no coverage | ignored | score |',
+  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   ...rows.map(
     (r) =>
-      `| ${r.group} | \`${r.file}\` | ${r.killed} | ${r.timeout} | ${r.survived} | ${r.noCoverage} | ${r.score.toFixed(1)} % |`,
+      `| ${r.group} | \`${r.file}\` | ${r.killed} | ${r.timeout} | ${r.survived} | ${r.noCoverage} | ${r.ignored} | ${r.score.toFixed(1)} % |`,
   ),
 ].join('\n');
 process.stdout.write(`\n${table}\n`);
