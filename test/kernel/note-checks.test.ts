@@ -182,6 +182,25 @@ describe('SPEC §4 malformed notes fail closed with ERR_CHECKPOINT_MALFORMED (L7
       malformedNote(input as Uint8Array);
   });
 
+  it('a note of exactly NOTE_MAX_BYTES bytes verifies, as text and as bytes; one more byte does not', () => {
+    const overhead = Buffer.byteLength(signNote('x\n', signer)) - 2;
+    const text = `${'a'.repeat(NOTE_MAX_BYTES - overhead - 1)}\n`;
+    const note = signNote(text, signer);
+    expect(Buffer.byteLength(note)).toBe(NOTE_MAX_BYTES);
+    expect(verifyNote(note, [verifier]).outcome).toBe('verified');
+    expect(verifyNote(Buffer.from(note), [verifier]).outcome).toBe('verified');
+    const over = signNote(`a${text}`, signer);
+    malformedNote(over);
+    malformedNote(Buffer.from(over));
+  });
+
+  it('the smallest note: an empty line of text, split at offset 0', () => {
+    const note = signNote('\n', signer);
+    expect(note.startsWith('\n\n')).toBe(true);
+    expect(parseNote(note).text).toBe('\n');
+    expect(verifyNote(note, [verifier])).toMatchObject({ outcome: 'verified', text: '\n' });
+  });
+
   it('a byte-order mark is kept as text: the signature covers it', () => {
     const text = `\ufeff${body}`;
     const note = signNote(text, signer);
