@@ -142,6 +142,8 @@ describe('SPEC §4 malformed notes fail closed with ERR_CHECKPOINT_MALFORMED (L7
       `${body}\n\u2014 ${LOG}${sigB64}\n`,
       `${body}\n\u2014 ${LOG}\n`,
       `${body}\n\u2014 ${sigB64}\n`,
+      // Without a space, the whole rest is valid base64 and its prefix a valid name.
+      `${body}\n\u2014 AAAAAAAA\n`,
       `${body}\n\u2014 ${LOG} ${sigB64} \n`,
       `${body}\n\u2014 ${LOG} ${sigB64}\n\n`,
       `${body}\n\u2014 ${LOG} ${sigB64}\n\u2014 ${LOG} \n`,
@@ -285,6 +287,7 @@ describe('SPEC §4 checkpoint bodies (tlog-checkpoint; L7-ledger-protection)', (
   it('rejects every malformed size, root hash, origin and extension line', () => {
     const bad = [
       'o\n',
+      `\n1\n${ROOT_B64}\n`,
       '',
       'o',
       `o\n10000000000000000\n${ROOT_B64}\n`,
