@@ -89,6 +89,7 @@ export interface RootAccumulator {
 export function createRootAccumulator(): RootAccumulator {
   // stack[i] is a complete subtree of 2^heights[i] leaves; heights strictly decrease.
   const stack: Uint8Array[] = [];
+  // Stryker disable next-line ArrayDeclaration: equivalent, heights are only compared for equality with numbers, so a leading non-number never matches
   const heights: number[] = [];
   let count = 0;
   return {
@@ -99,6 +100,7 @@ export function createRootAccumulator(): RootAccumulator {
       while (heights.length > 0 && heights[heights.length - 1] === height) {
         heights.pop();
         h = nodeHash(stack.pop() as Uint8Array, h);
+        // Stryker disable next-line UpdateOperator: equivalent, heights are only compared for equality, so counting down merges the same subtrees
         height++;
       }
       stack.push(h);
