@@ -9,7 +9,7 @@
  * - the message argument of `deny(code, reason)`, `new FailclosedError(code, message)`,
  *   `entryFinding(view, code, message)` and `new Error(message)` (also TypeError, RangeError);
  * - the verifier checks' local finding reporters `bad(code, message, …)` and
- *   `bad(view, code, message)`: the argument right after the literal finding code;
+ *   `bad(view, code, message)`: a string or template literal argument that is not a finding code;
  * - every argument of the message builders `syntax(what, at)` and `unsafeNumber(at, why)` in
  *   `kernel/json.ts`, `invalid(message)` in key parsing and `malformed(reason)` in signed notes (the
  *   offset only appears in the message);
@@ -31,14 +31,21 @@ const MESSAGE_ARGUMENTS = new Map([
   ['malformed', [0]],
 ]);
 const MESSAGE_PROPERTIES = new Set(['message', 'reason']);
-/** A finding code literal (`ENVELOPE_LEDGER`): the argument after it in `bad(…)` is the message. */
+/** A finding code literal (`ENVELOPE_LEDGER`), which is never message text. */
 const FINDING_CODE = /^[A-Z][A-Z0-9_]+$/;
 
-/** @param {any} call @param {unknown} key */
-function followsFindingCode(call, key) {
-  if (typeof key !== 'number' || key === 0) return false;
-  const before = call.arguments[key - 1];
-  return before?.type === 'StringLiteral' && FINDING_CODE.test(before.value);
+/**
+ * True for a message argument of a finding reporter `bad(code, message, partial?)` or
+ * `bad(view, code, message)`: a string or template literal after the first argument that is not
+ * itself a finding code. Decided on the argument alone: by the time Stryker visits it, the
+ * arguments before it may already be instrumented.
+ * @param {any} path
+ */
+function isReporterMessage(path) {
+  if (typeof path.key !== 'number' || path.key === 0) return false;
+  const node = path.node;
+  if (node.type === 'TemplateLiteral') return true;
+  return node.type === 'StringLiteral' && !FINDING_CODE.test(node.value);
 }
 
 /** @param {any} callee */
@@ -68,7 +75,7 @@ export const strykerPlugins = [
         if (which === 'all' || (Array.isArray(which) && which.includes(path.key))) {
           return `message text of ${name}(): it changes only words a person reads`;
         }
-        if (name === 'bad' && followsFindingCode(parent.node, path.key)) {
+        if (name === 'bad' && isReporterMessage(path)) {
           return 'message text of a finding reporter bad(): it changes only words a person reads';
         }
       }
