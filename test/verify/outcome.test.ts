@@ -196,6 +196,14 @@ describe('FC-INV-5: an abandoned request that says nothing ran has no receipt', 
     ]);
   });
 
+  it('only request.abandoned is held to envelope_consumed: a gateway.completed saying false beside its receipt: no finding', () => {
+    const { report } = forge(
+      base,
+      (b) => void (entryAt(b, 'gateway.completed')['payload']['envelope_consumed'] = false),
+    );
+    expect(findingsOf(report, CHECK)).toEqual([]);
+  });
+
   it('envelope_consumed true with a receipt: no finding', () => {
     const { report } = forge(base, (b) => abandon(b, true));
     expect(findingsOf(report, CHECK)).toEqual([]);
