@@ -8,9 +8,22 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { canonicalize, sha256Hex, type JsonValue } from '../../src/kernel/index.js';
 import { buildSignedRequest } from '../../src/client/request.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
-import { at, codesOf, entryAt, expectFinding, findingsOf, forge, reissue } from './forge.js';
-import { makeBundle, type MutableBundle } from './helpers.js';
-import { CLIENT_KEY, requestOf } from './realistic.js';
+import { verifyBundle } from '../../src/verify/index.js';
+import {
+  at,
+  codesOf,
+  drop,
+  entriesOf,
+  entryAt,
+  expectFinding,
+  findingsOf,
+  forge,
+  reissue,
+  undecidedOf,
+} from './forge.js';
+import { makeBundle, mutable, text, type MutableBundle } from './helpers.js';
+import { CLIENT_KEY, ISSUER_KEY, requestOf } from './realistic.js';
+import { relink } from './relink.js';
 
 const CHECK = 'attributable-outcome';
 let base: string;
@@ -165,5 +178,186 @@ describe('FC-INV-3: the raw signed request behind every Gate record is in the bu
     expect(findingsOf(report, CHECK)).toContainEqual(
       expect.objectContaining({ code: 'REQUEST_SIGNATURE', index: at(bundle, 'gateway.accepted') }),
     );
+  });
+});
+
+describe('FC-INV-5: an abandoned request that says nothing ran has no receipt', () => {
+  /** Turns trace 0's gateway.completed into a request.abandoned saying whether the envelope was consumed. */
+  const abandon = (b: MutableBundle, consumed: boolean): void => {
+    const c = entryAt(b, 'gateway.completed');
+    c['type'] = 'request.abandoned';
+    c['payload'] = { code: 'ERR_ABANDONED', outcome: 'abandoned', tool: 'echo', envelope_consumed: consumed };
+  };
+
+  it('envelope_consumed false with a receipt of the same request in its trace: OUTCOME_MALFORMED', () => {
+    const { report, bundle } = forge(base, (b) => abandon(b, false));
+    expect(findingsOf(report, CHECK)).toEqual([
+      expect.objectContaining({ code: 'OUTCOME_MALFORMED', index: at(bundle, 'request.abandoned') }),
+    ]);
+  });
+
+  it('only request.abandoned is held to envelope_consumed: a gateway.completed saying false beside its receipt: no finding', () => {
+    const { report } = forge(
+      base,
+      (b) => void (entryAt(b, 'gateway.completed')['payload']['envelope_consumed'] = false),
+    );
+    expect(findingsOf(report, CHECK)).toEqual([]);
+  });
+
+  it('envelope_consumed true with a receipt: no finding', () => {
+    const { report } = forge(base, (b) => abandon(b, true));
+    expect(findingsOf(report, CHECK)).toEqual([]);
+  });
+
+  it('envelope_consumed false and no receipt of that request (none, or another request): no finding', () => {
+    const none = forge(base, (b) => {
+      abandon(b, false);
+      drop(b, 'execution.receipt');
+    });
+    expect(findingsOf(none.report, CHECK)).toEqual([]);
+    const other = forge(base, (b) => {
+      abandon(b, false);
+      entryAt(b, 'execution.receipt')['request_id'] = 'r-other';
+    });
+    expect(findingsOf(other.report, CHECK)).toEqual([]);
+  });
+});
+
+describe('SPEC §5: every accepted request has a later Gate outcome record of its own request', () => {
+  it('an outcome recorded before the Gate accepted the request does not close it: OUTCOME_MISSING', () => {
+    const { report, bundle } = forge(base, (b) => {
+      const entries = entriesOf(b);
+      const [done] = entries.splice(at(b, 'gateway.completed'), 1);
+      entries.splice(at(b, 'gateway.accepted'), 0, done!);
+    });
+    expect(findingsOf(report, CHECK)).toEqual([
+      expect.objectContaining({ code: 'OUTCOME_MISSING', index: at(bundle, 'gateway.accepted') }),
+    ]);
+  });
+
+  it('an outcome of another request in the same trace does not close it: OUTCOME_MISSING', () => {
+    const { report, bundle } = forge(
+      base,
+      (b) => void (entryAt(b, 'gateway.completed')['request_id'] = 'r-other'),
+    );
+    expect(findingsOf(report, CHECK)).toEqual([
+      expect.objectContaining({ code: 'OUTCOME_MISSING', index: at(bundle, 'gateway.accepted') }),
+    ]);
+  });
+
+  it('a range export that ends before the outcome leaves OUTCOME_MISSING undecided, not failed', async () => {
+    const cut = await makeBundle(11, { scope: { to: 4 } });
+    const report = verifyBundle(cut.text, { trustedKey: cut.vkey });
+    expect(findingsOf(report, CHECK)).toEqual([]);
+    expect(undecidedOf(report, CHECK).map((f) => f.code)).toEqual(['OUTCOME_MISSING']);
+  });
+});
+
+describe('FC-INV-3: request evidence and the client key that signs it', () => {
+  it('a Gate record that names no auth method is checked as signed: no finding', () => {
+    const { report } = forge(
+      base,
+      (b) => void delete entryAt(b, 'gateway.accepted')['payload']['auth_method'],
+    );
+    expect(findingsOf(report, CHECK)).toEqual([]);
+  });
+
+  it('a raw request missing from the evidence: REQUEST_EVIDENCE', () => {
+    const { report, bundle } = forge(base, (b) => {
+      delete b['evidence'][entryAt(b, 'gateway.accepted')['payload']['request_sha256']];
+    });
+    expect(findingsOf(report, CHECK)).toContainEqual(
+      expect.objectContaining({ code: 'REQUEST_EVIDENCE', index: at(bundle, 'gateway.accepted') }),
+    );
+  });
+
+  it('a client with two registered keys: the request verifies under either (no finding)', () => {
+    const { report } = forge(base, (b) => {
+      const reg = structuredClone(entriesOf(b).find((e) => e['type'] === 'admin.client_registered')!);
+      const other = generateSigningKey();
+      reg['payload'] = { ...reg['payload'], kid: other.kid, public_jwk: { ...other.publicJwk } };
+      reg['trace_id'] = reg['request_id'] = `reg-${other.kid}`;
+      entriesOf(b).splice(0, 0, reg);
+    });
+    expect(findingsOf(report, CHECK)).toEqual([]);
+  });
+
+  it('with a pinned ledger key and no ledgered registration of the client: REQUEST_SIGNATURE per request', () => {
+    const { report, bundle } = forge(base, (b) => {
+      entriesOf(b).find((e) => e['type'] === 'admin.client_registered')!['payload']['client'] = 'agent-9';
+    });
+    expect(findingsOf(report, CHECK).map((f) => ({ code: f.code, index: f.index }))).toEqual([
+      { code: 'REQUEST_SIGNATURE', index: at(bundle, 'gateway.accepted', 0) },
+      { code: 'REQUEST_SIGNATURE', index: at(bundle, 'gateway.accepted', 1) },
+    ]);
+  });
+
+  it('a range export that starts after the registration leaves REQUEST_SIGNATURE undecided; a real violation there still fails', async () => {
+    const cut = await makeBundle(11, { scope: { from: 1 } });
+    const report = verifyBundle(cut.text, { trustedKey: cut.vkey });
+    expect(findingsOf(report, CHECK)).toEqual([]);
+    expect(undecidedOf(report, CHECK).map((f) => f.code)).toEqual(['REQUEST_SIGNATURE', 'REQUEST_SIGNATURE']);
+    const b = mutable(cut.text);
+    entryAt(b, 'gateway.accepted')['payload']['auth_method'] = 'oidc';
+    const tampered = verifyBundle(text(b), { trustedKey: cut.vkey });
+    expect(findingsOf(tampered, CHECK)).toEqual([
+      expect.objectContaining({ code: 'REQUEST_SIGNATURE', index: entryAt(b, 'gateway.accepted')['index'] }),
+    ]);
+  });
+
+  it('with --trust-bundle-keys and no key for the client anywhere: REQUEST_SIGNATURE', () => {
+    const b = mutable(base);
+    entriesOf(b).find((e) => e['type'] === 'admin.client_registered')!['payload']['client'] = 'agent-9';
+    b['jwks']['clients'] = { keys: [] };
+    const report = verifyBundle(text(b), { trustBundleKeys: true });
+    expect(findingsOf(report, CHECK).map((f) => ({ code: f.code, index: f.index }))).toEqual([
+      { code: 'REQUEST_SIGNATURE', index: at(b, 'gateway.accepted', 0) },
+      { code: 'REQUEST_SIGNATURE', index: at(b, 'gateway.accepted', 1) },
+    ]);
+  });
+
+  it('a pinned ledger key the checkpoint does not verify under: one REQUEST_SIGNATURE naming no entry', () => {
+    const report = verifyBundle(base, { trustedKey: relink(mutable(base), ISSUER_KEY).vkey });
+    expect(findingsOf(report, CHECK)).toEqual([expect.objectContaining({ code: 'REQUEST_SIGNATURE' })]);
+    expect(findingsOf(report, CHECK)[0]).not.toHaveProperty('index');
+  });
+});
+
+describe('FC-INV-3: the Gate record itself must match its signed request (request id, tenant, identity, tool)', () => {
+  it.each([
+    ['request id', (e: MutableBundle) => void (e['request_id'] = 'r-9')],
+    ['tenant', (e: MutableBundle) => void (e['tenant'] = 'globex')],
+    ['identity', (e: MutableBundle) => void (e['actor']['id'] = 'agent-2')],
+    ['tool', (e: MutableBundle) => void (e['payload']['tool'] = 'send_email')],
+  ])('a Gate record with another %s than its (unchanged) signed request: REQUEST_EVIDENCE', (_n, edit) => {
+    const { report, bundle } = forge(base, (b) => edit(entryAt(b, 'gateway.accepted')));
+    expect(findingsOf(report, CHECK)).toContainEqual(
+      expect.objectContaining({ code: 'REQUEST_EVIDENCE', index: at(bundle, 'gateway.accepted') }),
+    );
+  });
+});
+
+describe('SPEC §5: records outside any trace are still judged (no trace to search)', () => {
+  it('a Gate record with an empty trace id: OUTCOME_MISSING and REQUEST_EVIDENCE, never a check error', () => {
+    let index = -1;
+    const { report } = forge(base, (b) => {
+      index = at(b, 'gateway.accepted');
+      entryAt(b, 'gateway.accepted')['trace_id'] = '';
+    });
+    expect(report.checks.find((c) => c.id === CHECK)?.status).toBe('fail');
+    expect(findingsOf(report, CHECK).map((f) => ({ code: f.code, index: f.index }))).toEqual([
+      { code: 'OUTCOME_MISSING', index },
+      { code: 'REQUEST_EVIDENCE', index },
+    ]);
+  });
+
+  it('an abandoned record with an empty trace id saying nothing ran: no receipt to contradict it (no finding)', () => {
+    const { report } = forge(base, (b) => {
+      const c = entryAt(b, 'gateway.completed');
+      c['type'] = 'request.abandoned';
+      c['trace_id'] = '';
+      c['payload'] = { code: 'ERR_ABANDONED', outcome: 'abandoned', tool: 'echo', envelope_consumed: false };
+    });
+    expect(codesOf(report, CHECK)).toEqual(['OUTCOME_MISSING']);
   });
 });
