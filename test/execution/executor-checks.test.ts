@@ -473,7 +473,10 @@ describe('FC-INV-4: a caller whose fields cannot be read is still denied and rec
       trace_id: 't-9',
       request_id: 'r-9',
     };
-    expect(await createExecutor(w.deps).execute(input)).toMatchObject({ outcome: 'deny' });
+    expect(await createExecutor(w.deps).execute(input)).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_INTERNAL',
+    });
     expect(w.ledger.ofType('denial')).toMatchObject([
       { tenant: '', trace_id: 't-9', request_id: 'r-9', payload: { tool: 'echo' } },
     ]);

@@ -13,7 +13,10 @@ describe('FC-INV-4: whatever the caller hands over, the executor denies and reco
   for (const input of [42, 'call', true]) {
     it(`a caller that is ${typeof input} → deny, recorded with empty fields`, async () => {
       const w = world();
-      expect(await createExecutor(w.deps).execute(input as never)).toMatchObject({ outcome: 'deny' });
+      expect(await createExecutor(w.deps).execute(input as never)).toMatchObject({
+        outcome: 'deny',
+        code: 'ERR_ENVELOPE_MISSING',
+      });
       expect(w.ledger.ofType('denial')).toMatchObject([{ tenant: '', trace_id: '', request_id: '' }]);
       expect(w.ledger.ofType('denial')[0]!.payload.tool).toBe('');
       expect(w.spy.calls).toHaveLength(0);

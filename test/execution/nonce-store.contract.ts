@@ -152,7 +152,7 @@ export function runNonceStoreContract(name: string, factory: () => Promise<Nonce
       const b = await setup();
       const store = await b.open();
       await store.close();
-      await expect(store.void(n('late-void'))).rejects.toThrow();
+      await expect(store.void(n('late-void'))).rejects.toThrow(/nonce store closed/);
     });
 
     it('OE-INV-017: a prune of an empty store moves no horizon', async () => {

@@ -655,7 +655,7 @@ describe('SPEC §2 steps 2-8: what the Gate records and forwards (FC-INV-5, FC-I
       throw new Error('sync throw');
     };
     const res = await send(x, x.request());
-    expect(res.body).toMatchObject({ outcome: 'deny' });
+    expect(res.body).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' });
     expect(x.execCalls).toHaveLength(0);
   });
 });

@@ -58,18 +58,24 @@ describeOrFail('signed-note §Format: limits, applied exactly', () => {
     const line = note.slice(note.indexOf('\u2014'));
     const withLines = (n: number): string => `hello\n\n${line.repeat(n)}`;
     expect(parseNote(withLines(NOTE_MAX_SIGNATURES)).signatures).toHaveLength(NOTE_MAX_SIGNATURES);
-    expect(() => parseNote(withLines(NOTE_MAX_SIGNATURES + 1))).toThrow();
+    expect(() => parseNote(withLines(NOTE_MAX_SIGNATURES + 1))).toThrow(
+      expect.objectContaining({ code: 'ERR_CHECKPOINT_MALFORMED' }),
+    );
   });
 
   it('a signature of one byte after the 4-byte key ID parses; four bytes alone do not', () => {
     const five = Buffer.from([1, 2, 3, 4, 5]).toString('base64');
     expect(parseNote(`hello\n\n\u2014 k ${five}\n`).signatures[0]?.signature).toEqual(Buffer.from([5]));
     const four = Buffer.from([1, 2, 3, 4]).toString('base64');
-    expect(() => parseNote(`hello\n\n\u2014 k ${four}\n`)).toThrow();
+    expect(() => parseNote(`hello\n\n\u2014 k ${four}\n`)).toThrow(
+      expect.objectContaining({ code: 'ERR_CHECKPOINT_MALFORMED' }),
+    );
   });
 
   it('a signature line without a space is malformed, even when the rest is valid base64', () => {
-    expect(() => parseNote('hello\n\n\u2014 AAAAAAAA\n')).toThrow();
+    expect(() => parseNote('hello\n\n\u2014 AAAAAAAA\n')).toThrow(
+      expect.objectContaining({ code: 'ERR_CHECKPOINT_MALFORMED' }),
+    );
   });
 
   it('a note whose text is a single empty line parses', () => {
