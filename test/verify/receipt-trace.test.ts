@@ -310,6 +310,8 @@ describe('FC-INV-6: every execution trace holds Gate, Control Plane and Executio
     // Either Control Plane record suffices.
     const envelopeOnly = forge(base, (b) => void (entryAt(b, 'decision')['actor']['role'] = 'gate'));
     expect(findingsOf(envelopeOnly.report, TRACE)).toEqual([]);
+    const decisionOnly = forge(base, (b) => void (entryAt(b, 'envelope.issued')['actor']['role'] = 'gate'));
+    expect(findingsOf(decisionOnly.report, TRACE)).toEqual([]);
   });
 
   it('a completion by another role, or before the receipt, does not count: TRACE_COMPLETION_MISSING', () => {
