@@ -5,8 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { isDeny } from '../../src/kernel/index.js';
-import { generateSigningKey } from '../../src/kernel/signing/index.js';
-import { buildSignedRequest } from '../../src/client/index.js';
+import { bytes, req, T } from './request-fixture.js';
 import {
   MAX_REQUEST_BYTES,
   MAX_REQUEST_DEPTH,
@@ -15,17 +14,6 @@ import {
   parseSignedRequest,
 } from '../../src/gate/index.js';
 
-const key = generateSigningKey();
-const T = Date.parse('2025-06-01T12:00:00.000Z');
-const req = buildSignedRequest({
-  key,
-  identity: 'a',
-  tenant: 't',
-  action: 'echo',
-  parameters: { n: 1 },
-  timestampMs: T,
-});
-const bytes = (v: unknown) => Buffer.from(JSON.stringify(v));
 const parse = (change: Record<string, unknown>) => parseSignedRequest(bytes({ ...req, ...change }));
 const ok = (change: Record<string, unknown>) => expect(isDeny(parse(change))).toBe(false);
 const malformed = (change: Record<string, unknown>) =>

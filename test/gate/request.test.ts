@@ -1,21 +1,9 @@
 /** The signed request format (docs/request-format.md, FC-INV-3): parsing and the signing input. */
 import { describe, expect, it } from 'vitest';
 import { isDeny, verifyEd25519 } from '../../src/kernel/index.js';
-import { generateSigningKey } from '../../src/kernel/signing/index.js';
-import { buildSignedRequest, requestSigningBytes } from '../../src/client/index.js';
+import { bytes, key, req, T } from './request-fixture.js';
+import { requestSigningBytes } from '../../src/client/index.js';
 import { parseRequestTimestamp, parseSignedRequest, requestSigningInput } from '../../src/gate/index.js';
-
-const key = generateSigningKey();
-const T = Date.parse('2025-06-01T12:00:00.000Z');
-const req = buildSignedRequest({
-  key,
-  identity: 'a',
-  tenant: 't',
-  action: 'echo',
-  parameters: { n: 1 },
-  timestampMs: T,
-});
-const bytes = (v: unknown) => Buffer.from(JSON.stringify(v));
 
 describe('request format', () => {
   it('client and Gate build the same signing input, prefixed with the context string', () => {
