@@ -29,8 +29,20 @@ const ALLOWED: Record<string, readonly string[]> = {
   'control-plane': ['kernel', 'kernel/signing', 'ledger', 'policy'],
   gate: ['kernel', 'ledger', 'policy', 'execution'],
   client: ['kernel', 'kernel/signing'],
+  // Storage backends implement the roles' store interfaces (types only at run time beyond ledger).
+  storage: ['kernel', 'ledger', 'execution', 'control-plane'],
   // The composition layers wire the roles together; they are the only ones above the roles.
-  embedded: ['kernel', 'kernel/signing', 'ledger', 'policy', 'execution', 'control-plane', 'gate', 'verify'],
+  embedded: [
+    'kernel',
+    'kernel/signing',
+    'ledger',
+    'policy',
+    'execution',
+    'control-plane',
+    'gate',
+    'verify',
+    'storage',
+  ],
   cli: [
     'kernel',
     'kernel/signing',
@@ -42,6 +54,7 @@ const ALLOWED: Record<string, readonly string[]> = {
     'verify',
     'client',
     'embedded',
+    'storage',
   ],
   '(root)': ['kernel', 'kernel/signing', 'client', 'embedded', 'verify'],
 };

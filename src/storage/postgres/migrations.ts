@@ -1,0 +1,187 @@
+/**
+ * Versioned schema migrations of the PostgreSQL backend. Each migration is applied once, in
+ * order, in one transaction together with its row in `failclosed_schema`; concurrent starters
+ * serialize on a transaction-level advisory lock, so two replicas starting at once never apply a
+ * migration twice. A database whose schema is NEWER than this build knows is refused: an older
+ * binary must not write into tables whose rules it does not know (fail closed).
+ *
+ * Migrations are append-only: a released migration is never edited, a change is a new version.
+ */
+import type pg from 'pg';
+import { inTransaction } from './pool.js';
+import type { PostgresPool } from './pool.js';
+import { rowInt } from './rows.js';
+
+/** One schema change. */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+/** Advisory lock key of schema migrations ("fcmigrat" read as a 64-bit integer, truncated). */
+const MIGRATION_LOCK = 0x66636d6967726174n;
+
+/**
+ * Version 1: the ledger (entries, checkpoints, evidence, tree snapshot, open requests), the
+ * Execution Layer's envelope nonces, and the governance state.
+ */
+const V1 = `
+CREATE TABLE ledger_entries (
+  idx bigint PRIMARY KEY CHECK (idx >= 0),
+  entry_hash text NOT NULL,
+  type text NOT NULL,
+  trace_id text NOT NULL,
+  request_id text NOT NULL,
+  tenant text NOT NULL,
+  -- payload.jti of envelope.issued, payload.decision_id of approval.finalized: the Execution
+  -- Layer's envelope context lookups (one indexed read each).
+  jti text,
+  decision_id text,
+  body text NOT NULL
+);
+CREATE INDEX ledger_entries_trace ON ledger_entries (trace_id, idx);
+CREATE INDEX ledger_entries_request ON ledger_entries (request_id, idx);
+CREATE INDEX ledger_entries_tenant ON ledger_entries (tenant, idx);
+CREATE INDEX ledger_entries_issued_jti ON ledger_entries (jti, idx) WHERE type = 'envelope.issued';
+CREATE INDEX ledger_entries_finalized_decision ON ledger_entries (decision_id, idx)
+  WHERE type = 'approval.finalized';
+CREATE FUNCTION failclosed_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'ledger entries are append-only';
+END $$;
+CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE OR DELETE ON ledger_entries
+  FOR EACH ROW EXECUTE FUNCTION failclosed_append_only();
+CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON ledger_entries
+  FOR EACH STATEMENT EXECUTE FUNCTION failclosed_append_only();
+CREATE TABLE ledger_checkpoints (
+  size bigint PRIMARY KEY CHECK (size >= 0),
+  root_hash text NOT NULL,
+  note text NOT NULL,
+  at text NOT NULL
+);
+CREATE TABLE ledger_evidence (
+  sha256 text PRIMARY KEY,
+  media_type text NOT NULL,
+  body bytea NOT NULL
+);
+CREATE TABLE ledger_meta (
+  key text PRIMARY KEY,
+  value bigint NOT NULL
+);
+CREATE TABLE ledger_tree_chunks (
+  level integer NOT NULL CHECK (level >= 0),
+  chunk bigint NOT NULL CHECK (chunk >= 0),
+  hashes bytea NOT NULL,
+  PRIMARY KEY (level, chunk)
+);
+CREATE TABLE ledger_open_requests (
+  accepted_idx bigint PRIMARY KEY,
+  request_id text NOT NULL,
+  trace_id text NOT NULL
+);
+CREATE INDEX ledger_open_requests_request ON ledger_open_requests (request_id, trace_id);
+
+CREATE TABLE envelope_nonces (
+  jti text PRIMARY KEY,
+  tenant text NOT NULL,
+  exp bigint NOT NULL,
+  decision_id text NOT NULL,
+  consumed_at bigint NOT NULL,
+  voided boolean NOT NULL DEFAULT false
+);
+CREATE INDEX envelope_nonces_exp ON envelope_nonces (exp);
+CREATE TABLE envelope_nonce_horizon (
+  id integer PRIMARY KEY CHECK (id = 1),
+  horizon bigint NOT NULL
+);
+INSERT INTO envelope_nonce_horizon (id, horizon) VALUES (1, -9007199254740991);
+
+CREATE TABLE governance_kill_switch (
+  id integer PRIMARY KEY CHECK (id = 1),
+  engaged boolean NOT NULL
+);
+INSERT INTO governance_kill_switch (id, engaged) VALUES (1, false);
+CREATE TABLE governance_tenant_lockdown (tenant text PRIMARY KEY);
+CREATE TABLE governance_session_quarantine (session text PRIMARY KEY);
+CREATE TABLE governance_session_taint (session text PRIMARY KEY);
+`;
+
+/** Every migration of this build, ascending by version. */
+export const MIGRATIONS: readonly Migration[] = Object.freeze([
+  { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
+]);
+
+/** The newest schema version this build knows. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+
+/** What {@link migrate} did. */
+export interface MigrationReport {
+  /** The version before. */
+  readonly from: number;
+  /** The version now ({@link SCHEMA_VERSION}). */
+  readonly to: number;
+  /** Versions applied by this call, ascending. */
+  readonly applied: readonly number[];
+}
+
+/**
+ * Brings the schema of `db` to {@link SCHEMA_VERSION}: creates the schema if needed, then applies
+ * the missing migrations in one transaction under an advisory lock. Rejects with `RangeError`
+ * when the database is at a newer version than this build, and passes on any database error
+ * (nothing is applied then).
+ */
+export async function migrate(
+  db: PostgresPool,
+  migrations: readonly Migration[] = MIGRATIONS,
+): Promise<MigrationReport> {
+  return inTransaction(db.pool, async (client) => {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK.toString()]);
+    // The schema name was validated by openPostgresPool; identifiers cannot be bound as parameters.
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${db.schema}`);
+    await client.query(`CREATE TABLE IF NOT EXISTS failclosed_schema (
+      version integer PRIMARY KEY,
+      name text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`);
+    const from = await currentVersion(client);
+    const latest = migrations[migrations.length - 1]?.version ?? 0;
+    if (from > latest)
+      throw new RangeError(
+        `database schema is at version ${from}, newer than this build (${latest}): refusing to use it`,
+      );
+    const applied: number[] = [];
+    for (const m of migrations) {
+      if (m.version <= from) continue;
+      await client.query(m.sql);
+      await client.query('INSERT INTO failclosed_schema (version, name) VALUES ($1, $2)', [
+        m.version,
+        m.name,
+      ]);
+      applied.push(m.version);
+    }
+    return { from, to: Math.max(from, latest), applied };
+  });
+}
+
+/** The schema version recorded in `failclosed_schema` (0 when empty). */
+async function currentVersion(client: pg.PoolClient): Promise<number> {
+  const r = await client.query<{ v: unknown }>('SELECT max(version) AS v FROM failclosed_schema');
+  const v = r.rows[0]?.v;
+  return v === null || v === undefined ? 0 : rowInt(v, 'failclosed_schema.version');
+}
+
+/**
+ * Throws unless the schema of `db` is exactly {@link SCHEMA_VERSION} (a role that does not
+ * migrate, e.g. a read-only reader, checks instead).
+ */
+export async function assertSchemaCurrent(db: PostgresPool): Promise<void> {
+  const client = await db.pool.connect();
+  try {
+    const version = await currentVersion(client);
+    if (version !== SCHEMA_VERSION)
+      throw new RangeError(`database schema is at version ${version}, this build needs ${SCHEMA_VERSION}`);
+  } finally {
+    client.release();
+  }
+}

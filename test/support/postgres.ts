@@ -1,0 +1,107 @@
+/**
+ * PostgreSQL for tests: each test file creates its own database and drops it afterwards; each
+ * store under test gets a fresh schema inside it (cheap, so contract suites can start every case
+ * empty). The server is `FC_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`,
+ * trust auth). These tests never skip: without a reachable server they fail, with the URL to fix.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
+import { migrate, openPostgresPool } from '../../src/storage/postgres/index.js';
+import type { PostgresPool, PostgresPoolOptions } from '../../src/storage/postgres/index.js';
+
+/** The administrative URL tests create their databases through. */
+export const PG_ADMIN_URL = process.env.FC_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** A database made for one test file. */
+export interface TestDatabase {
+  /** URL of the database. */
+  readonly url: string;
+  readonly name: string;
+  /** Drops it, closing every connection still open to it. */
+  drop(): Promise<void>;
+}
+
+/** `url` with its database name replaced. */
+export function withDatabase(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 5000 });
+  try {
+    await c.connect();
+  } catch (err) {
+    throw new Error(
+      `PostgreSQL is not reachable at ${PG_ADMIN_URL} (set FC_TEST_PG_URL): ${(err as Error).message}`,
+    );
+  }
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+/** Creates a fresh, empty database. */
+export async function createTestDatabase(prefix = 'fc_test'): Promise<TestDatabase> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
+  await admin((c) => c.query(`CREATE DATABASE ${name}`));
+  return {
+    url: withDatabase(PG_ADMIN_URL, name),
+    name,
+    drop: () => admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
+  };
+}
+
+/**
+ * A database for the calling test file, created in `beforeAll` and dropped in `afterAll`. Read
+ * `.url`/`.db` inside tests (they are set once `beforeAll` ran).
+ */
+export function useTestDatabase(prefix?: string): { readonly db: TestDatabase; readonly url: string } {
+  let db: TestDatabase | undefined;
+  beforeAll(async () => {
+    db = await createTestDatabase(prefix);
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+  return {
+    get db() {
+      if (db === undefined) throw new Error('test database used before beforeAll');
+      return db;
+    },
+    get url() {
+      if (db === undefined) throw new Error('test database used before beforeAll');
+      return db.url;
+    },
+  };
+}
+
+let schemaSeq = 0;
+
+/** A new schema name, unique within the process. */
+export function nextSchema(): string {
+  schemaSeq += 1;
+  return `s${process.pid}_${schemaSeq}_${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Opens a pool over `url` in a fresh schema and migrates it. Close the pool when done (the
+ * database is dropped with its schemas by {@link TestDatabase.drop}).
+ */
+export async function openMigratedPool(
+  url: string,
+  options: Omit<PostgresPoolOptions, 'url'> = {},
+): Promise<PostgresPool> {
+  const db = openPostgresPool({ url, schema: nextSchema(), max: 4, ...options });
+  try {
+    await migrate(db);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  return db;
+}
