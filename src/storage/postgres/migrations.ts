@@ -23,7 +23,8 @@ export interface Migration {
 const MIGRATION_LOCK = 0x66636d6967726174n;
 
 /**
- * Version 1: the ledger (entries, checkpoints, evidence, tree snapshot, open requests), the
+ * Version 1: the ledger (entries, checkpoints, evidence, tree snapshot, open requests, writer
+ * epoch), the
  * Execution Layer's envelope nonces, and the governance state.
  */
 const V1 = `
@@ -81,6 +82,17 @@ CREATE TABLE ledger_open_requests (
   trace_id text NOT NULL
 );
 CREATE INDEX ledger_open_requests_request ON ledger_open_requests (request_id, trace_id);
+
+-- The ledger's single writer (SPEC §4): the epoch is the fencing token. A writer takes over by
+-- raising it (under the writer advisory lock) and every append checks it in its transaction, so
+-- a writer that lost the lock can never append again.
+CREATE TABLE ledger_writer (
+  id integer PRIMARY KEY CHECK (id = 1),
+  epoch bigint NOT NULL,
+  holder text NOT NULL,
+  since timestamptz NOT NULL
+);
+INSERT INTO ledger_writer (id, epoch, holder, since) VALUES (1, 0, '', now());
 
 CREATE TABLE envelope_nonces (
   jti text PRIMARY KEY,
