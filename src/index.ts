@@ -36,6 +36,6 @@ export type {
   BreakGlassRequest,
 } from './client/index.js';
 export { initDataDir, startEmbedded } from './embedded/index.js';
-export type { EmbeddedInstance, EmbeddedOptions, EmbeddedFaults } from './embedded/index.js';
+export type { EmbeddedInstance, EmbeddedOptions, CoreDecorators } from './embedded/index.js';
 export { DENIAL_CODES } from './kernel/index.js';
 export type { DenialCode, Deny } from './kernel/index.js';

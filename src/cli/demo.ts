@@ -27,10 +27,14 @@ import type { JsonObject } from '../kernel/index.js';
 import { runVerifyCli } from '../verify/index.js';
 import { APPROVAL_DEMO_STEPS } from './demo-approvals.js';
 import { saveTrustRoots } from './trust-file.js';
+import { demoOutages } from './demo-faults.js';
+import type { DemoOutages } from './demo-faults.js';
 
 /** What a step sees: the running deployment, its clock and what earlier steps left behind. */
 export interface DemoContext {
   readonly instance: EmbeddedInstance;
+  /** Outage switches of the instance's dependencies (scenarios 5, 8, 9). */
+  readonly outages: DemoOutages;
   readonly dir: string;
   /** Scratch directory for exported bundles. */
   readonly work: string;
@@ -204,7 +208,7 @@ export const DEMO_STEPS: readonly DemoStep[] = [
     expect: 'ERR_CONTROL_PLANE_UNAVAILABLE',
     run: (ctx) =>
       withFault(
-        (on) => void (ctx.instance.faults.controlPlane = on ? 'throw' : 'off'),
+        (on) => void (ctx.outages.controlPlane = on),
         () => governed(ctx, 'echo', { message: 'cp down' }),
       ),
   },
@@ -214,7 +218,7 @@ export const DEMO_STEPS: readonly DemoStep[] = [
     expect: 'ERR_NONCE_STORE_UNAVAILABLE',
     run: (ctx) =>
       withFault(
-        (on) => void (ctx.instance.faults.nonceStore = on ? 'throw' : 'off'),
+        (on) => void (ctx.outages.nonceStore = on),
         () => governed(ctx, 'echo', { message: 'nonce store down' }),
       ),
   },
@@ -224,7 +228,7 @@ export const DEMO_STEPS: readonly DemoStep[] = [
     expect: 'ERR_LEDGER_UNAVAILABLE',
     run: (ctx) =>
       withFault(
-        (on) => void (ctx.instance.faults.ledger = on ? 'throw' : 'off'),
+        (on) => void (ctx.outages.ledger = on),
         () => governed(ctx, 'echo', { message: 'ledger down' }),
       ),
   },
@@ -299,7 +303,9 @@ export async function runDemo(out: (text: string) => void, options: DemoOptions 
     let offset = 0;
     const now = (): number => Date.now() + offset;
     const runs: string[] = [];
+    const { outages, decorate } = demoOutages();
     const instance = await startEmbedded(dir, {
+      decorate,
       port: 0,
       executionPort: 0,
       clock: now,
@@ -319,6 +325,7 @@ export async function runDemo(out: (text: string) => void, options: DemoOptions 
       });
       const ctx: DemoContext = {
         instance,
+        outages,
         dir,
         work,
         client,

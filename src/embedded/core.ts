@@ -38,6 +38,7 @@ import type { Executor, NonceStore, Sandbox } from '../execution/index.js';
 import { createGate, createSqliteGateState } from '../gate/index.js';
 import type {
   Gate,
+  GateControlPlane,
   GateExecutor,
   GateLedger,
   GateStateStore,
@@ -51,16 +52,8 @@ import type { IssuerKeyFiles } from './admin.js';
 import { openApprovals } from './approvals.js';
 import { buildTrustRoots } from './trust-roots.js';
 import type { EmbeddedApprovals } from './approvals.js';
-import {
-  faultyLedgerPort,
-  faultyNonceStore,
-  faultyPolicyRuntime,
-  followIssuerKeys,
-  misbehave,
-  noFaults,
-  observedAdapters,
-} from './faults.js';
-import type { EmbeddedFaults, ToolRunObserver } from './faults.js';
+import { followIssuerKeys, observedAdapters } from './ports.js';
+import type { CoreDecorators, LedgerPort, ToolRunObserver } from './ports.js';
 import { createDiskSpaceProbe, createSqliteWriteProbe } from './readiness.js';
 
 /** `/readyz` fails its `disk` check below this much free space (MiB) unless `min_free_disk_mb` says otherwise. */
@@ -75,10 +68,9 @@ export interface Core {
   readonly dir: string;
   readonly config: EmbeddedConfig;
   readonly clock: Clock;
-  readonly faults: EmbeddedFaults;
   readonly ledger: Ledger;
-  /** The ledger as every role writes to it (honours `faults.ledger`). */
-  readonly ledgerPort: Pick<Ledger, 'append' | 'putEvidence' | 'readEnvelopeContext'>;
+  /** The ledger as every role writes to it (fenced at stop; decorated by `decorate.ledgerPort`). */
+  readonly ledgerPort: LedgerPort;
   readonly state: GateStateStore;
   readonly governance: SqliteGovernanceState;
   readonly bundles: BundleStore;
@@ -109,18 +101,14 @@ export interface EmbeddedDeadlines {
 
 /** Options of {@link openCore}. */
 export interface CoreOptions {
-  readonly faults?: EmbeddedFaults;
   readonly clock?: Clock;
   /** Sees every tool run just before its adapter starts (tests, demo: "the tool never ran"). */
   readonly onToolRun?: ToolRunObserver;
   readonly deadlines?: EmbeddedDeadlines;
   /** Circuit breaker limits over the defaults (OE-INV-021), e.g. for load tests. */
   readonly breakers?: Partial<BreakerConfig>;
-  /**
-   * Wraps the Gate's port to the Execution Layer (fault injection in tests: a port that hangs,
-   * fails or captures what crosses it). It can only make calls fail, never allow one.
-   */
-  readonly wrapGateExecutor?: (port: GateExecutor) => GateExecutor;
+  /** Decorators of the roles' ports (tests and the demo inject faults through them). */
+  readonly decorate?: CoreDecorators;
 }
 
 /** The Gate's ledger port over the ledger as the roles write to it (the embedded composition's wiring). */
@@ -149,7 +137,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const p = dataPaths(dir);
   const config = readConfig(dir);
   const clock = options.clock ?? systemClock;
-  const faults = options.faults ?? noFaults();
+  const decorate = options.decorate ?? {};
   const ledgerKey = readSigningKey(p.ledgerKey);
   const unlock = lockDataDir(p.root);
   let ledger: Ledger;
@@ -166,7 +154,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     throw err;
   }
   const fence = createFence();
-  const ledgerPort: Core['ledgerPort'] = fencedLedgerPort(faultyLedgerPort(ledger, faults), fence);
+  const ledgerPort: Core['ledgerPort'] = fencedLedgerPort(decorate.ledgerPort?.(ledger) ?? ledger, fence);
   const state = createSqliteGateState({
     path: p.stateDb,
     replayRetentionMs: Math.max(7 * 86_400_000, 2 * config.timestamp_tolerance_ms),
@@ -176,7 +164,10 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const compileBundle = createBundleCompiler({ builtins: Object.keys(createDefaultBuiltins()) });
   const bundles = createBundleStore({
     dir: p.bundles,
-    compile: (bytes, hash) => faultyPolicyRuntime(compileBundle(bytes, hash), faults),
+    compile: (bytes, hash) => {
+      const runtime = compileBundle(bytes, hash);
+      return decorate.policyRuntime?.(runtime) ?? runtime;
+    },
     ledger: ledgerPort,
     now: clock,
     ledgerTimeoutMs: 2000,
@@ -217,7 +208,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     now: clock,
     retainAfterExpSec: config.clock_tolerance_sec + config.max_envelope_lifetime_sec,
   });
-  const nonces: NonceStore = faultyNonceStore(sqliteNonces, faults);
+  const nonces: NonceStore = decorate.nonceStore?.(sqliteNonces) ?? sqliteNonces;
   const sandbox = createBwrapSandbox();
   // Past a stop's grace period the Execution Layer runs nothing (see fence.ts).
   const unfencedExecutor = createExecutor({
@@ -260,23 +251,19 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     execute: (call) => executor.execute(call),
     void: (input) => executor.void(input),
   };
-  const gateExecutorPort = options.wrapGateExecutor?.(directPort) ?? directPort;
+  const gateExecutorPort = decorate.gateExecutor?.(directPort) ?? directPort;
+  const controlPlanePort: GateControlPlane = {
+    decide: (req, decideOptions) => controlPlane.decide(req, decideOptions),
+    ready: () => controlPlane.ready(),
+    issuerJwks: () => controlPlane.issuerJwks(),
+    isRetry: (r) => controlPlane.isRetry(r),
+  };
   const gate = createGate({
     clock,
     clients: state,
     replay: state,
     ledger: gateLedgerOver(ledger, ledgerPort),
-    controlPlane: {
-      decide: (req, decideOptions) => {
-        const m = faults.controlPlane;
-        return m === 'off'
-          ? controlPlane.decide(req, decideOptions)
-          : misbehave(m, 'control plane', { outcome: 'allow' });
-      },
-      ready: () => controlPlane.ready(),
-      issuerJwks: () => controlPlane.issuerJwks(),
-      isRetry: (r) => controlPlane.isRetry(r),
-    },
+    controlPlane: decorate.controlPlane?.(controlPlanePort) ?? controlPlanePort,
     executor: gateExecutorPort,
     secretScanner: (params) => {
       const text = canonicalize(params);
@@ -339,7 +326,6 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     dir: p.root,
     config,
     clock,
-    faults,
     ledger,
     ledgerPort,
     state,

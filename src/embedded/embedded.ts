@@ -10,8 +10,6 @@ import { importSigningKeyJwk } from '../kernel/signing/index.js';
 import { createGateServer } from '../gate/index.js';
 import { openCore } from './core.js';
 import type { Core, CoreOptions } from './core.js';
-import { noFaults } from './faults.js';
-import type { EmbeddedFaults } from './faults.js';
 import {
   DEMO_CLIENT,
   demoPolicyDir,
@@ -73,8 +71,6 @@ export interface EmbeddedOptions {
   readonly port?: number;
   /** Execution Layer port; default from `failclosed.json`. */
   readonly executionPort?: number;
-  /** Fault switches (tests, demo); they can only cause denies. */
-  readonly faults?: EmbeddedFaults;
   readonly clock?: Clock;
   /** Sees every tool run just before its adapter starts (tests, demo, benchmarks). */
   readonly onToolRun?: CoreOptions['onToolRun'];
@@ -82,8 +78,8 @@ export interface EmbeddedOptions {
   readonly deadlines?: CoreOptions['deadlines'];
   /** Circuit breaker limits over the defaults (load tests). */
   readonly breakers?: CoreOptions['breakers'];
-  /** Wraps the Gate's port to the Execution Layer (fault injection in tests). */
-  readonly wrapGateExecutor?: CoreOptions['wrapGateExecutor'];
+  /** Decorators of the roles' ports (tests and the demo inject faults through them). */
+  readonly decorate?: CoreOptions['decorate'];
 }
 
 /** A running embedded deployment. */
@@ -92,8 +88,6 @@ export interface EmbeddedInstance {
   readonly url: string;
   /** The Execution Layer's base URL (`POST /v1/execute`). */
   readonly executionUrl: string;
-  /** The live fault switches. */
-  readonly faults: EmbeddedFaults;
   /** The composed roles, for tests and tools. */
   readonly core: Core;
   /**
@@ -121,14 +115,12 @@ export const DEFAULT_GRACE_MS = 30_000;
 
 /** Starts all four roles over an initialised data directory, on 127.0.0.1 (or the configured host). */
 export async function startEmbedded(dir: string, options: EmbeddedOptions = {}): Promise<EmbeddedInstance> {
-  const faults = options.faults ?? noFaults();
   const core = await openCore(dir, {
-    faults,
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.onToolRun === undefined ? {} : { onToolRun: options.onToolRun }),
     ...(options.deadlines === undefined ? {} : { deadlines: options.deadlines }),
     ...(options.breakers === undefined ? {} : { breakers: options.breakers }),
-    ...(options.wrapGateExecutor === undefined ? {} : { wrapGateExecutor: options.wrapGateExecutor }),
+    ...(options.decorate === undefined ? {} : { decorate: options.decorate }),
   });
   let gateServer;
   let execServer;
@@ -154,7 +146,6 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
   return {
     url: gs.url,
     executionUrl: es.url,
-    faults,
     core,
     async stop(stopOptions = {}) {
       if (closed) return { drained: true, abandoned: 0, mayHaveRun: 0 };

@@ -17,15 +17,17 @@ import {
 } from '../../src/embedded/index.js';
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
 import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
+import { faultDecorators, noFaults } from '../support/faults.js';
 
 let dir: string;
 let instance: EmbeddedInstance;
+const faults = noFaults();
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fc-client-'));
   expect((await initDataDir(dir)).created).toBe(true);
   expect((await initDataDir(dir)).created).toBe(false);
-  instance = await startEmbedded(dir, { port: 0, executionPort: 0 });
+  instance = await startEmbedded(dir, { port: 0, executionPort: 0, decorate: faultDecorators(faults) });
 }, 60_000);
 
 afterAll(async () => {
@@ -83,32 +85,32 @@ describe('client → embedded deployment', () => {
   });
 
   it('the Control Plane switched off → ERR_CONTROL_PLANE_UNAVAILABLE (scenario 5)', async () => {
-    instance.faults.controlPlane = 'throw';
+    faults.controlPlane = 'throw';
     try {
       const r = await demoClient().call('echo', { message: 'x' });
       expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_CONTROL_PLANE_UNAVAILABLE' });
     } finally {
-      instance.faults.controlPlane = 'off';
+      faults.controlPlane = 'off';
     }
   });
 
   it('the nonce store failing → deny, nothing executed (scenario 8)', async () => {
-    instance.faults.nonceStore = 'throw';
+    faults.nonceStore = 'throw';
     try {
       const r = await demoClient().call('echo', { message: 'x' });
       expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_NONCE_STORE_UNAVAILABLE' });
     } finally {
-      instance.faults.nonceStore = 'off';
+      faults.nonceStore = 'off';
     }
   });
 
   it('the ledger failing → ERR_LEDGER_UNAVAILABLE (scenario 9)', async () => {
-    instance.faults.ledger = 'throw';
+    faults.ledger = 'throw';
     try {
       const r = await demoClient().call('echo', { message: 'x' });
       expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' });
     } finally {
-      instance.faults.ledger = 'off';
+      faults.ledger = 'off';
     }
   });
 

@@ -63,11 +63,11 @@ describe('issue 8 Why 1: a call denied after issuance never runs later', () => {
     const seen = e2e.port.captured.length;
     // The fault holds while the Execution Layer consumes; it is gone by the time the Gate voids.
     e2e.port.around = async (run) => {
-      e2e.instance.faults.nonceStore = 'throw';
+      e2e.faults.nonceStore = 'throw';
       try {
         return await run();
       } finally {
-        e2e.instance.faults.nonceStore = 'off';
+        e2e.faults.nonceStore = 'off';
       }
     };
     let r;
@@ -111,14 +111,14 @@ describe('issue 8 Why 1: a call denied after issuance never runs later', () => {
   it('voiding that cannot be confirmed is said in the answer and ledgered; the JWS is still nowhere at rest', async () => {
     const params = { message: 'why 1: no void' };
     const seen = e2e.port.captured.length;
-    e2e.instance.faults.nonceStore = 'throw';
+    e2e.faults.nonceStore = 'throw';
     let r;
     try {
       r = await expectDenied(e2e, 'ERR_NONCE_STORE_UNAVAILABLE', () =>
         e2e.client().call('echo', params, { session: session() }),
       );
     } finally {
-      e2e.instance.faults.nonceStore = 'off';
+      e2e.faults.nonceStore = 'off';
     }
     expect(r).toMatchObject({ status: 503, envelope_voided: false });
     const requestId = r.request_id ?? '';

@@ -6,8 +6,8 @@
  * once the fault is cleared the same kind of call executes again.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { noFaults } from '../../src/embedded/index.js';
-import type { FaultMode } from '../../src/embedded/index.js';
+import { noFaults } from '../support/faults.js';
+import type { FaultMode } from '../support/faults.js';
 import type { E2e } from './harness.js';
 import { expectDenied, session, startE2e } from './harness.js';
 
@@ -29,7 +29,7 @@ beforeAll(async () => {
 });
 
 function reset(): void {
-  Object.assign(e2e.instance.faults, noFaults());
+  Object.assign(e2e.faults, noFaults());
 }
 
 afterEach(reset);
@@ -53,7 +53,7 @@ describe('scenario 5: Control Plane unavailable', () => {
   it.each(MODES)(
     'scenario 5: the Control Plane %s → ERR_CONTROL_PLANE_UNAVAILABLE, tool never ran',
     async (mode) => {
-      e2e.instance.faults.controlPlane = mode;
+      e2e.faults.controlPlane = mode;
       await expectDenied(e2e, 'ERR_CONTROL_PLANE_UNAVAILABLE', echo);
       await recovers();
     },
@@ -67,7 +67,7 @@ describe('policy engine faults', () => {
     garbage: 'ERR_POLICY_ERROR',
   };
   it.each(MODES)('the policy engine %s → deny, tool never ran', async (mode) => {
-    e2e.instance.faults.policyEngine = mode;
+    e2e.faults.policyEngine = mode;
     await expectDenied(e2e, expected[mode], echo);
     await recovers();
   });
@@ -77,7 +77,7 @@ describe('scenario 8: nonce store unavailable', () => {
   it.each(MODES)(
     'scenario 8: the nonce store %s → ERR_NONCE_STORE_UNAVAILABLE, tool never ran',
     async (mode) => {
-      e2e.instance.faults.nonceStore = mode;
+      e2e.faults.nonceStore = mode;
       await expectDenied(e2e, 'ERR_NONCE_STORE_UNAVAILABLE', echo);
       await recovers();
     },
@@ -88,7 +88,7 @@ describe('scenario 9: ledger write fails', () => {
   it.each(MODES)(
     'scenario 9: every ledger write and lookup %s → ERR_LEDGER_UNAVAILABLE, tool never ran',
     async (mode) => {
-      e2e.instance.faults.ledger = mode;
+      e2e.faults.ledger = mode;
       await expectDenied(e2e, 'ERR_LEDGER_UNAVAILABLE', echo);
       await recovers();
     },
@@ -97,8 +97,8 @@ describe('scenario 9: ledger write fails', () => {
   it.each(MODES)(
     'scenario 9: only the decision record write %s → ERR_LEDGER_UNAVAILABLE, tool never ran',
     async (mode) => {
-      e2e.instance.faults.ledger = mode;
-      e2e.instance.faults.ledgerTypes = ['decision'];
+      e2e.faults.ledger = mode;
+      e2e.faults.ledgerTypes = ['decision'];
       await expectDenied(e2e, 'ERR_LEDGER_UNAVAILABLE', echo);
       await recovers();
     },
@@ -107,32 +107,32 @@ describe('scenario 9: ledger write fails', () => {
   it.each(MODES)(
     'scenario 9: only the gateway.accepted write %s → ERR_LEDGER_UNAVAILABLE, tool never ran',
     async (mode) => {
-      e2e.instance.faults.ledger = mode;
-      e2e.instance.faults.ledgerTypes = ['gateway.accepted'];
+      e2e.faults.ledger = mode;
+      e2e.faults.ledgerTypes = ['gateway.accepted'];
       await expectDenied(e2e, 'ERR_LEDGER_UNAVAILABLE', echo);
       await recovers();
     },
   );
 
   it('scenario 9: the envelope issuance record fails → ERR_LEDGER_UNAVAILABLE, tool never ran', async () => {
-    e2e.instance.faults.ledger = 'throw';
-    e2e.instance.faults.ledgerTypes = ['envelope.issued'];
+    e2e.faults.ledger = 'throw';
+    e2e.faults.ledgerTypes = ['envelope.issued'];
     await expectDenied(e2e, 'ERR_LEDGER_UNAVAILABLE', echo);
   });
 
   it('scenario 9: the executor cannot confirm the decision in the ledger → ERR_LEDGER_UNAVAILABLE, tool never ran', async () => {
     const params = { message: 'unconfirmed' };
     const { envelope } = await e2e.unusedEnvelope('echo', params);
-    e2e.instance.faults.ledger = 'hang';
-    e2e.instance.faults.ledgerTypes = ['decision'];
+    e2e.faults.ledger = 'hang';
+    e2e.faults.ledgerTypes = ['decision'];
     await expectDenied(e2e, 'ERR_LEDGER_UNAVAILABLE', () =>
       e2e.execute({ envelope, tool: 'echo', tenant: 'acme', params }),
     );
   });
 
   it('the execution receipt cannot be written → the result is withheld (ERR_LEDGER_UNAVAILABLE)', async () => {
-    e2e.instance.faults.ledger = 'throw';
-    e2e.instance.faults.ledgerTypes = ['execution.receipt'];
+    e2e.faults.ledger = 'throw';
+    e2e.faults.ledgerTypes = ['execution.receipt'];
     const r = await echo();
     expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' });
     expect(JSON.stringify(r)).not.toContain('"result"');

@@ -26,6 +26,8 @@ import { parseJson } from '../../src/kernel/index.js';
 import type { JsonObject, JsonValue } from '../../src/kernel/index.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import type { SigningKey } from '../../src/kernel/signing/index.js';
+import { faultDecorators, noFaults } from '../support/faults.js';
+import type { InjectedFaults } from '../support/faults.js';
 
 /** A clock the test moves: real time plus an offset. */
 export interface TestClock {
@@ -50,6 +52,8 @@ export interface Answer {
 export interface E2e {
   readonly dir: string;
   readonly instance: EmbeddedInstance;
+  /** Fault switches of the instance's dependencies, read on every call. */
+  readonly faults: InjectedFaults;
   readonly clock: TestClock;
   /** Tool runs seen so far, by tool name. */
   readonly runs: Map<string, number>;
@@ -133,7 +137,7 @@ function capturingPort(): { port: CapturingPort; wrap: (inner: GateExecutor) => 
 export async function startE2e(
   options: {
     policyDir?: string;
-    embedded?: Omit<EmbeddedOptions, 'clock' | 'onToolRun' | 'port' | 'executionPort' | 'wrapGateExecutor'>;
+    embedded?: Omit<EmbeddedOptions, 'clock' | 'onToolRun' | 'port' | 'executionPort' | 'decorate'>;
   } = {},
 ): Promise<E2e> {
   const dir = mkdtempSync(join(tmpdir(), 'fc-e2e-'));
@@ -141,19 +145,21 @@ export async function startE2e(
   const capture = capturingPort();
   await initDataDir(dir, options.policyDir === undefined ? {} : { policyDir: options.policyDir });
   const runs = new Map<string, number>();
+  const faults = noFaults();
   const instance = await startEmbedded(dir, {
     ...options.embedded,
     port: 0,
     executionPort: 0,
     clock: clock.now,
     onToolRun: ({ tool }) => runs.set(tool, (runs.get(tool) ?? 0) + 1),
-    wrapGateExecutor: capture.wrap,
+    decorate: faultDecorators(faults, capture.wrap),
   });
   const token = readOperatorToken(dir);
   const keys = new Map<string, { key: SigningKey; tenant: string }>();
   const e2e: E2e = {
     dir,
     instance,
+    faults,
     clock,
     runs,
     port: capture.port,
