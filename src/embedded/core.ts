@@ -1,7 +1,8 @@
 /**
  * The composition root of the embedded deployment (SPEC §1): the four roles in one process,
- * talking only through their interfaces, with SQLite files under the data directory (`ledger.db`;
- * `state.db` for clients, request nonces and governance; `nonces.db` for the Execution Layer).
+ * talking only through their interfaces, over one storage backend (today the SQLite files under
+ * the data directory: `ledger.db`; `state.db` for clients, request nonces and governance;
+ * `nonces.db` for the Execution Layer).
  * The Execution Layer gets the issuer's PUBLIC keys only and verifies every envelope itself.
  */
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
@@ -9,20 +10,15 @@ import { join } from 'node:path';
 import { canonicalize, isDeny, parseJson, systemClock } from '../kernel/index.js';
 import type { Clock } from '../kernel/index.js';
 import { exportSigningKeyJwk, noteSignerFor } from '../kernel/signing/index.js';
-import { createLedger, createSqliteLedgerStore } from '../ledger/index.js';
+import { createLedger } from '../ledger/index.js';
 import type { Ledger } from '../ledger/index.js';
-import {
-  createBundleCompiler,
-  createBundleStore,
-  createControlPlane,
-  createSqliteGovernanceState,
-} from '../control-plane/index.js';
+import { createBundleCompiler, createBundleStore, createControlPlane } from '../control-plane/index.js';
 import type {
   BreakerConfig,
   BundleStore,
   ControlPlaneDeadlines,
   ControlPlaneService,
-  SqliteGovernanceState,
+  GovernanceState,
 } from '../control-plane/index.js';
 import {
   createCommandAdapter,
@@ -32,7 +28,6 @@ import {
   createExecutor,
   createEnvSecretResolver,
   createRedactor,
-  createSqliteNonceStore,
 } from '../execution/index.js';
 import type { Executor, NonceStore, Sandbox } from '../execution/index.js';
 import { createGate, createSqliteGateState } from '../gate/index.js';
@@ -54,7 +49,9 @@ import { buildTrustRoots } from './trust-roots.js';
 import type { EmbeddedApprovals } from './approvals.js';
 import { followIssuerKeys, observedAdapters } from './ports.js';
 import type { CoreDecorators, LedgerPort, ToolRunObserver } from './ports.js';
-import { createDiskSpaceProbe, createSqliteWriteProbe } from './readiness.js';
+import { createDiskSpaceProbe } from './readiness.js';
+import { openSqliteBackend } from '../storage/index.js';
+import type { StorageBackend } from '../storage/index.js';
 
 /** `/readyz` fails its `disk` check below this much free space (MiB) unless `min_free_disk_mb` says otherwise. */
 export const DEFAULT_MIN_FREE_DISK_MB = 64;
@@ -72,7 +69,9 @@ export interface Core {
   /** The ledger as every role writes to it (fenced at stop; decorated by `decorate.ledgerPort`). */
   readonly ledgerPort: LedgerPort;
   readonly state: GateStateStore;
-  readonly governance: SqliteGovernanceState;
+  readonly governance: GovernanceState;
+  /** The storage backend the stores above came from. */
+  readonly backend: StorageBackend;
   readonly bundles: BundleStore;
   readonly controlPlane: ControlPlaneService;
   readonly executor: Executor;
@@ -141,15 +140,30 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const ledgerKey = readSigningKey(p.ledgerKey);
   const unlock = lockDataDir(p.root);
   let ledger: Ledger;
+  let backend: StorageBackend;
+  try {
+    // Pruned only past every envelope's possible life: exp + clock tolerance + max lifetime.
+    backend = openSqliteBackend({
+      ledgerPath: p.ledgerDb,
+      statePath: p.stateDb,
+      noncesPath: p.noncesDb,
+      clock,
+      retainAfterExpSec: config.clock_tolerance_sec + config.max_envelope_lifetime_sec,
+    });
+  } catch (err) {
+    unlock();
+    throw err;
+  }
   try {
     ledger = await createLedger({
-      store: createSqliteLedgerStore({ path: p.ledgerDb }),
+      store: backend.ledger,
       clock,
       checkpointSigner: noteSignerFor(config.origin, ledgerKey.privateKey),
       origin: config.origin,
       checkpointEvery: { entries: 256, ms: 10_000 },
     });
   } catch (err) {
+    await backend.close();
     unlock();
     throw err;
   }
@@ -159,7 +173,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     path: p.stateDb,
     replayRetentionMs: Math.max(7 * 86_400_000, 2 * config.timestamp_tolerance_ms),
   });
-  const governance = createSqliteGovernanceState(p.stateDb);
+  const governance = backend.governance;
   // Bundles naming a builtin this Execution Layer lacks never load (OE-INV-005).
   const compileBundle = createBundleCompiler({ builtins: Object.keys(createDefaultBuiltins()) });
   const bundles = createBundleStore({
@@ -202,13 +216,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ...(existsSync(secretsFile) ? { file: secretsFile } : {}),
   });
   const redactor = createRedactor({ secrets: () => secrets.knownValues() });
-  // Pruned only past every envelope's possible life: exp + clock tolerance + max lifetime.
-  const sqliteNonces = createSqliteNonceStore({
-    path: p.noncesDb,
-    now: clock,
-    retainAfterExpSec: config.clock_tolerance_sec + config.max_envelope_lifetime_sec,
-  });
-  const nonces: NonceStore = decorate.nonceStore?.(sqliteNonces) ?? sqliteNonces;
+  const nonces: NonceStore = decorate.nonceStore?.(backend.nonces) ?? backend.nonces;
   const sandbox = createBwrapSandbox();
   // Past a stop's grace period the Execution Layer runs nothing (see fence.ts).
   const unfencedExecutor = createExecutor({
@@ -238,13 +246,8 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     },
   });
   const executor = fencedExecutor(unfencedExecutor, fence);
-  const writeProbes = [
-    createSqliteWriteProbe('ledger', p.ledgerDb),
-    createSqliteWriteProbe('state', p.stateDb),
-    createSqliteWriteProbe('nonce_store', p.noncesDb),
-  ];
   const probes = [
-    ...writeProbes,
+    ...backend.probes,
     createDiskSpaceProbe(p.root, (config.min_free_disk_mb ?? DEFAULT_MIN_FREE_DISK_MB) * 1024 * 1024),
   ];
   const directPort: GateExecutor = {
@@ -287,7 +290,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
         maxLifetimeSec: config.max_envelope_lifetime_sec,
       },
       issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
-      openReader: () => createSqliteLedgerStore({ path: p.ledgerDb, readonly: true }),
+      openReader: () => backend.openLedgerReader(),
     }),
     approvals: approvals.api,
     trustRoots: () =>
@@ -304,18 +307,16 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ],
   });
   const close = async (): Promise<void> => {
-    for (const probe of writeProbes) probe.close();
     await ledger.close();
-    await sqliteNonces.close();
+    await backend.close();
     state.close();
-    governance.close();
     approvals.close();
     unlock();
   };
   let recovery: RecoveryDeps;
   let recovered: RecoveryReport;
   try {
-    recovery = recoveryDeps(ledger, sqliteNonces);
+    recovery = recoveryDeps(ledger, backend.nonces);
     // Before anything serves: every request a crash or stop left open gets its outcome (FC-INV-5).
     recovered = await recordAbandonedRequests(recovery, 'restart');
   } catch (err) {
@@ -330,6 +331,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ledgerPort,
     state,
     governance,
+    backend,
     bundles,
     controlPlane,
     executor,

@@ -1,0 +1,37 @@
+/**
+ * The storage seam (SPEC §1 deployment shapes, §4 "Backends: SQLite and PostgreSQL"): a backend
+ * is opened once and hands every role the async stores it needs. One folder per backend
+ * (`sqlite/`, `postgres/`), kysely style; every store interface has one contract suite run
+ * against each backend.
+ *
+ * Stores are strongly consistent where the seeds ask for it (single use of nonces, OE-INV-017,
+ * FC-INV-3/4) and every failure rejects: the roles map a rejection to their `*_UNAVAILABLE`
+ * denial. No store answers "allow" for a database it cannot read.
+ */
+import type { GovernanceState } from '../control-plane/index.js';
+import type { NonceStore } from '../execution/index.js';
+import type { LedgerStore } from '../ledger/index.js';
+
+/** A named readiness check as the Gate runs it: a real write and read back of one store. */
+export interface ReadinessProbe {
+  readonly name: string;
+  check(): boolean | Promise<boolean>;
+}
+
+/** The stores of one deployment, over one backend. */
+export interface StorageBackend {
+  /** `sqlite` or `postgres`. */
+  readonly name: string;
+  /** The ledger's store, written by the single ledger writer (SPEC §4). */
+  readonly ledger: LedgerStore;
+  /** A second, read-only view of the ledger for exports that must not queue behind writes. */
+  openLedgerReader(): LedgerStore;
+  /** Envelope nonces of the Execution Layer (OE-INV-017). */
+  readonly nonces: NonceStore;
+  /** Kill switch, lockdowns, quarantines and taint (OE-INV-025). */
+  readonly governance: GovernanceState;
+  /** Probes of the real stores for `/readyz`. */
+  readonly probes: readonly ReadinessProbe[];
+  /** Closes every store and connection of the backend. Idempotent. */
+  close(): Promise<void>;
+}
