@@ -69,10 +69,11 @@ export interface IssueHooks {
   active(): PolicyRuntime | Deny;
   /** Declared cost in cents; null when none, NaN when malformed. */
   costOf(params: JsonValue): number | null;
+  /** Reserves the spend; rejects when the breaker state does not answer. */
   reserve(
     cost: number | null,
     cap: number | null,
-  ): { tripped: true; breaker: string } | { tripped: false; release: () => void };
+  ): Promise<{ tripped: true; breaker: string } | { tripped: false; release: () => void }>;
   issue(
     bundleHash: string,
     ref: LedgerRef,
@@ -123,7 +124,12 @@ export async function issueApproved(
   const cost = hooks.costOf(ctx.req.params);
   if (cost !== null && Number.isNaN(cost))
     return hooks.abandon(deny('ERR_PARAMS_INVALID', 'the declared cost is not an amount'));
-  const spend = hooks.reserve(cost, constraints.max_cost_cents);
+  let spend: Awaited<ReturnType<IssueHooks['reserve']>>;
+  try {
+    spend = await hooks.reserve(cost, constraints.max_cost_cents);
+  } catch {
+    return hooks.abandon(deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the spend state did not answer'));
+  }
   if (spend.tripped)
     return hooks.abandon(deny('ERR_CIRCUIT_OPEN', `circuit breaker ${spend.breaker} is open`));
   // Single issuance: only the call that moves `approved` to `issued` signs an envelope.

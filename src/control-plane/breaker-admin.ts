@@ -57,7 +57,12 @@ export async function resetBreaker(
     if (!isName(target.tenant)) throw new TypeError('tenant must be a tenant name');
     tenant = target.tenant;
   }
-  const breaker = key === null ? null : deps.breakers.openBreaker(key, at);
+  let breaker: BreakerName | null = null;
+  try {
+    breaker = key === null ? null : await deps.breakers.openBreaker(key, at);
+  } catch {
+    return deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the breaker state did not answer');
+  }
   const payload: JsonObject = {
     breaker,
     scope: target.scope,
@@ -73,7 +78,7 @@ export async function resetBreaker(
   );
   if (isDeny(ref)) return ref;
   try {
-    deps.breakers.reset(key === null ? { tenant } : { principal: key });
+    await deps.breakers.reset(key === null ? { tenant } : { principal: key });
   } catch {
     return deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the breaker reset was recorded but not applied');
   }

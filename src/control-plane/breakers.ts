@@ -7,9 +7,12 @@
  * for the rate, loop and per-call spend breakers, the next UTC day for the tenant spend breaker;
  * the lifetime breaker (`session_calls`) stays open until an operator resets it. The Control Plane
  * also quarantines a tripped session, which only an operator lifts (OE-INV-021, OE-INV-025).
- * State is in memory, driven only by the injected clock, so a replay of the same sequence trips at
- * the same call (GEI Determinism).
+ * State lives in a {@link BreakerStore}: in memory by default, driven only by the injected clock, so
+ * a replay of the same sequence trips at the same call (GEI Determinism); on a shared backend,
+ * every Control Plane replica counts the same calls and spend.
  */
+import { createMemoryBreakerStore } from './breaker-store.js';
+import type { BreakerStore } from './breaker-store.js';
 
 /** Breaker limits. Every limit is a positive integer; see {@link DEFAULT_BREAKERS}. */
 export interface BreakerConfig {
@@ -58,36 +61,42 @@ export interface BreakerCall {
   readonly now: number;
 }
 
-/** The breaker state of one Control Plane. */
+/** The breakers of one Control Plane, over a {@link BreakerStore} shared by its replicas. */
 export interface CircuitBreakers {
-  /** Counts the attempt, then says whether any rate, loop or lifetime breaker is open. */
-  admit(call: BreakerCall): BreakerVerdict;
+  /** Counts the attempt, then says whether any rate, loop or lifetime breaker is open. Rejects when the store does. */
+  admit(call: BreakerCall): Promise<BreakerVerdict>;
   /**
    * Checks the spend of a call the policy allowed and reserves it against the tenant's day.
-   * `maxCallCents` is the per-call cap from the obligations (null: none). Returns a release
-   * function to undo the reservation when the call is denied later, or the tripped breaker.
+   * `maxCallCents` is the per-call cap from the obligations (null: none). Resolves to a release
+   * function that undoes the reservation when the call is denied later, or the tripped breaker.
    */
-  reserveSpend(call: BreakerCall, costCents: number | null, maxCallCents: number | null): SpendVerdict;
+  reserveSpend(
+    call: BreakerCall,
+    costCents: number | null,
+    maxCallCents: number | null,
+  ): Promise<SpendVerdict>;
   /** The breaker open for `principal` at `now`, or null (no side effect). */
-  openBreaker(principal: string, now: number): BreakerName | null;
+  openBreaker(principal: string, now: number): Promise<BreakerName | null>;
   /**
    * Operator reset (OE-INV-025): closes the breaker of a principal (session id or `client:NAME`)
    * and forgets its rate, loop and lifetime counts, or, for a tenant, forgets its rate window and
    * spend. The caller ledgers `admin.breaker_reset` first.
    */
-  reset(target: BreakerResetTarget): void;
+  reset(target: BreakerResetTarget): Promise<void>;
 }
 
 /** What an operator reset clears: one principal's breakers, or one tenant's. */
 export type BreakerResetTarget = { readonly principal: string } | { readonly tenant: string };
 
-/** A spend verdict: reserved (with a release function), or the breaker that tripped. */
+/**
+ * A spend verdict: reserved (with a release function), or the breaker that tripped. A release
+ * that the store fails to apply leaves the spend counted: the limit only gets stricter.
+ */
 export type SpendVerdict =
   | { readonly tripped: false; readonly release: () => void }
   | { readonly tripped: true; readonly breaker: BreakerName };
 
 const DAY_MS = 86_400_000;
-const MAX_TRACKED = 100_000;
 
 /** Throws `TypeError` for a config with a limit that is not a positive safe integer. */
 export function assertBreakerConfig(config: BreakerConfig): void {
@@ -101,97 +110,64 @@ export function assertBreakerConfig(config: BreakerConfig): void {
   }
 }
 
-/** Creates the breakers with `config` (OE-INV-021). */
-export function createCircuitBreakers(config: BreakerConfig = DEFAULT_BREAKERS): CircuitBreakers {
+/**
+ * Creates the breakers with `config` over `store` (default: in memory, this process only).
+ * (OE-INV-021)
+ */
+export function createCircuitBreakers(
+  config: BreakerConfig = DEFAULT_BREAKERS,
+  store: BreakerStore = createMemoryBreakerStore(),
+): CircuitBreakers {
   assertBreakerConfig(config);
-  const sessionWindows = new Map<string, number[]>();
-  const tenantWindows = new Map<string, number[]>();
-  const callWindows = new Map<string, number[]>();
-  const sessionTotals = new Map<string, number>();
-  const open = new Map<string, { readonly breaker: BreakerName; readonly until: number }>();
-  const spend = new Map<string, number>();
 
-  function hit(map: Map<string, number[]>, key: string, now: number): number {
-    const cutoff = now - config.windowMs;
-    const times = (map.get(key) ?? []).filter((t) => t > cutoff);
-    times.push(now);
-    bounded(map).set(key, times);
-    return times.length;
-  }
-
-  function trip(
+  async function trip(
     call: BreakerCall,
     breaker: BreakerName,
-  ): { readonly tripped: true; readonly breaker: BreakerName } {
-    bounded(open).set(call.sessionKey, { breaker, until: reopensAt(breaker, call.now, config.windowMs) });
+  ): Promise<{ readonly tripped: true; readonly breaker: BreakerName }> {
+    await store.trip(call.sessionKey, breaker, reopensAt(breaker, call.now, config.windowMs));
     return { tripped: true, breaker };
   }
 
-  /** The open breaker of `key`, dropping it once its window passed. */
-  function stillOpen(key: string, now: number): BreakerName | null {
-    const o = open.get(key);
-    if (o === undefined) return null;
-    // A clock that moved backwards keeps it open: `until` is never moved earlier.
-    if (now < o.until) return o.breaker;
-    open.delete(key);
-    return null;
-  }
-
   return Object.freeze({
-    admit(call: BreakerCall): BreakerVerdict {
-      const already = stillOpen(call.sessionKey, call.now);
-      if (already !== null) return { tripped: true, breaker: already };
-      const total = (sessionTotals.get(call.sessionKey) ?? 0) + 1;
-      bounded(sessionTotals).set(call.sessionKey, total);
-      const inSession = hit(sessionWindows, call.sessionKey, call.now);
-      const inTenant = hit(tenantWindows, call.tenant, call.now);
-      const sameCall = hit(
-        callWindows,
-        `${call.sessionKey}\u0000${call.tool}\u0000${call.paramsSha256}`,
-        call.now,
-      );
-      if (total > config.maxCallsPerSession) return trip(call, 'session_calls');
-      if (sameCall > config.loopThreshold) return trip(call, 'loop');
-      if (inSession > config.maxCallsPerSessionWindow) return trip(call, 'session_rate');
+    async admit(call: BreakerCall): Promise<BreakerVerdict> {
+      const counts = await store.admit({
+        principal: call.sessionKey,
+        tenant: call.tenant,
+        call: `${call.tool}\u0000${call.paramsSha256}`,
+        now: call.now,
+        windowMs: config.windowMs,
+      });
+      if (counts.open !== null) return { tripped: true, breaker: counts.open };
+      if (counts.total > config.maxCallsPerSession) return trip(call, 'session_calls');
+      if (counts.sameCall > config.loopThreshold) return trip(call, 'loop');
+      if (counts.inSession > config.maxCallsPerSessionWindow) return trip(call, 'session_rate');
       // A tenant-wide rate limit denies but does not open the breaker for this one session.
-      if (inTenant > config.maxCallsPerTenantWindow) return { tripped: true, breaker: 'tenant_rate' };
+      if (counts.inTenant > config.maxCallsPerTenantWindow) return { tripped: true, breaker: 'tenant_rate' };
       return { tripped: false };
     },
-    reserveSpend(call: BreakerCall, costCents: number | null, maxCallCents: number | null): SpendVerdict {
+    async reserveSpend(
+      call: BreakerCall,
+      costCents: number | null,
+      maxCallCents: number | null,
+    ): Promise<SpendVerdict> {
       if (costCents === null || costCents === 0) return { tripped: false, release: () => undefined };
       if (maxCallCents !== null && costCents > maxCallCents) return trip(call, 'call_spend');
-      const key = `${call.tenant}\u0000${Math.floor(call.now / DAY_MS)}`;
-      const spent = spend.get(key) ?? 0;
-      if (spent + costCents > config.maxSpendCentsPerTenantDay) return trip(call, 'tenant_spend');
-      bounded(spend).set(key, spent + costCents);
+      const day = Math.floor(call.now / DAY_MS);
+      if (!(await store.reserveSpend(call.tenant, day, costCents, config.maxSpendCentsPerTenantDay)))
+        return trip(call, 'tenant_spend');
       let released = false;
       return {
         tripped: false,
         release: () => {
           if (released) return;
           released = true;
-          spend.set(key, Math.max(0, (spend.get(key) ?? 0) - costCents));
+          // Not awaited: a release the store misses keeps the spend counted (stricter, never looser).
+          store.releaseSpend(call.tenant, day, costCents).catch(() => undefined);
         },
       };
     },
-    openBreaker(principal: string, now: number): BreakerName | null {
-      const o = open.get(principal);
-      return o !== undefined && now < o.until ? o.breaker : null;
-    },
-    reset(target: BreakerResetTarget): void {
-      if ('principal' in target) {
-        const key = target.principal;
-        open.delete(key);
-        sessionWindows.delete(key);
-        sessionTotals.delete(key);
-        const prefix = `${key}\u0000`;
-        for (const k of [...callWindows.keys()]) if (k.startsWith(prefix)) callWindows.delete(k);
-        return;
-      }
-      tenantWindows.delete(target.tenant);
-      const prefix = `${target.tenant}\u0000`;
-      for (const k of [...spend.keys()]) if (k.startsWith(prefix)) spend.delete(k);
-    },
+    openBreaker: (principal: string, now: number) => store.openBreaker(principal, now),
+    reset: (target: BreakerResetTarget) => store.reset(target),
   });
 }
 
@@ -203,15 +179,6 @@ function reopensAt(breaker: BreakerName, now: number, windowMs: number): number 
   if (breaker === 'session_calls') return Number.POSITIVE_INFINITY;
   if (breaker === 'tenant_spend') return (Math.floor(now / DAY_MS) + 1) * DAY_MS;
   return now + windowMs;
-}
-
-/** Caps memory: the oldest key is dropped past {@link MAX_TRACKED} keys. */
-function bounded<K, V>(map: Map<K, V>): Map<K, V> {
-  if (map.size >= MAX_TRACKED) {
-    const first = map.keys().next();
-    if (first.done !== true) map.delete(first.value);
-  }
-  return map;
 }
 
 /**

@@ -20,6 +20,7 @@ import { evaluateCall } from './evaluate-call.js';
 import { deriveDecisionId, deriveJti, MIN_DERIVATION_KEY_BYTES } from './derive.js';
 import { createGovernanceAdmin, type GovernanceAdmin } from './governance-admin.js';
 import type { GovernanceState } from './governance-state.js';
+import type { BreakerStore } from './breaker-store.js';
 import { createIssuer, type IssuerConfig, type KeyChangeResult } from './issuer.js';
 import {
   appendConfirmed,
@@ -60,6 +61,11 @@ export interface ControlPlaneDeps {
   readonly state: GovernanceState;
   /** Breaker limits over {@link DEFAULT_BREAKERS}. */
   readonly breakers?: Partial<BreakerConfig>;
+  /**
+   * Where breaker counts, open breakers and spend live (default: in memory, this process only).
+   * Replicas of one deployment share their backend's store, so limits hold across them.
+   */
+  readonly breakerStore?: BreakerStore;
   /** Secret of at least 32 bytes for `decision_id` and `jti` (GEI Determinism). */
   readonly derivationKey: Uint8Array;
   readonly deadlines?: Partial<ControlPlaneDeadlines>;
@@ -159,7 +165,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
   }
   const deadlines = { ...DEFAULT_DEADLINES, ...deps.deadlines };
   const breakerConfig: BreakerConfig = { ...DEFAULT_BREAKERS, ...deps.breakers };
-  const breakers = createCircuitBreakers(breakerConfig);
+  const breakers = createCircuitBreakers(breakerConfig, deps.breakerStore);
   const issuer = createIssuer({ config: deps.issuer, ledger, now, ledgerTimeoutMs: deadlines.ledgerMs });
   const admin = createGovernanceAdmin({
     ledger,
@@ -316,8 +322,10 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       paramsSha256,
       now: at,
     };
-    const admitted = breakers.admit(call);
-    if (admitted.tripped) return trip(ctx, admitted.breaker);
+    const admitted = await withDeadline(() => breakers.admit(call), deadlines.stateMs);
+    if (admitted.status !== 'ok')
+      return refuse(ctx, deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the breaker state did not answer'));
+    if (admitted.value.tripped) return trip(ctx, admitted.value.breaker);
 
     // 3. The verified active bundle; never a fallback (SPEC §6, scenario 13).
     const active = bundles.active();
@@ -350,9 +358,18 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       const cost = declaredCostCents(req.params, breakerConfig.costParam);
       if (Number.isNaN(cost))
         return refuse(ctx, deny('ERR_PARAMS_INVALID', 'the declared cost is not an amount'), policyFacts);
-      const spend = breakers.reserveSpend(call, cost, constraints.max_cost_cents);
-      if (spend.tripped) return trip(ctx, spend.breaker);
-      release = spend.release;
+      const spend = await withDeadline(
+        () => breakers.reserveSpend(call, cost, constraints.max_cost_cents),
+        deadlines.stateMs,
+      );
+      if (spend.status !== 'ok')
+        return refuse(
+          ctx,
+          deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the spend state did not answer'),
+          policyFacts,
+        );
+      if (spend.value.tripped) return trip(ctx, spend.value.breaker);
+      release = spend.value.release;
     }
 
     // 7c. A preview the policy requires, computed before the decision is recorded (OE-INV-018).
@@ -425,18 +442,25 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       now,
       abandon: (d) => abandon(ctx, 'approval', d),
       active: () => bundles.active(),
-      reserve: (cost, cap) =>
-        breakers.reserveSpend(
-          {
-            sessionKey: taintKey(ctx.req),
-            tenant: ctx.req.tenant,
-            tool: ctx.req.tool,
-            paramsSha256: ctx.paramsSha256,
-            now: now(),
-          },
-          cost,
-          cap,
-        ),
+      reserve: async (cost, cap) => {
+        const spend = await withDeadline(
+          () =>
+            breakers.reserveSpend(
+              {
+                sessionKey: taintKey(ctx.req),
+                tenant: ctx.req.tenant,
+                tool: ctx.req.tool,
+                paramsSha256: ctx.paramsSha256,
+                now: now(),
+              },
+              cost,
+              cap,
+            ),
+          deadlines.stateMs,
+        );
+        if (spend.status !== 'ok') throw new Error('the spend state did not answer');
+        return spend.value;
+      },
       costOf: (params) => declaredCostCents(params, breakerConfig.costParam),
       issue: (bundleHash, ref, refs, constraints, release) =>
         issue(ctx, bundleHash, ref, refs, constraints, release),

@@ -32,6 +32,8 @@ export type {
   QuarantineContext,
 } from './governance-admin.js';
 export { createCircuitBreakers, DEFAULT_BREAKERS, declaredCostCents, usdToCents } from './breakers.js';
+export { createMemoryBreakerStore } from './breaker-store.js';
+export type { AdmitCounts, AdmitInput, BreakerStore } from './breaker-store.js';
 export type {
   BreakerCall,
   BreakerConfig,

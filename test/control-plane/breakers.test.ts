@@ -214,46 +214,48 @@ describe('breaker units', () => {
     expect(() => createCircuitBreakers({ ...DEFAULT_BREAKERS, windowMs: 1.5 })).toThrow(TypeError);
   });
 
-  it('loop detection is per session and per exact parameters hash', () => {
+  it('loop detection is per session and per exact parameters hash', async () => {
     const b = createCircuitBreakers({ ...DEFAULT_BREAKERS, loopThreshold: 2 });
-    expect(b.admit(call()).tripped).toBe(false);
-    expect(b.admit(call()).tripped).toBe(false);
-    expect(b.admit(call({ paramsSha256: 'b'.repeat(64) })).tripped).toBe(false);
-    expect(b.admit(call({ sessionKey: 'other' })).tripped).toBe(false);
-    expect(b.admit(call())).toEqual({ tripped: true, breaker: 'loop' });
+    expect((await b.admit(call())).tripped).toBe(false);
+    expect((await b.admit(call())).tripped).toBe(false);
+    expect((await b.admit(call({ paramsSha256: 'b'.repeat(64) }))).tripped).toBe(false);
+    expect((await b.admit(call({ sessionKey: 'other' }))).tripped).toBe(false);
+    expect(await b.admit(call())).toEqual({ tripped: true, breaker: 'loop' });
     // Open for the session, whatever the call, until its window passed (OE-INV-021 recovery).
-    expect(b.admit(call({ paramsSha256: 'c'.repeat(64), now: DEFAULT_BREAKERS.windowMs - 1 }))).toEqual({
-      tripped: true,
-      breaker: 'loop',
-    });
-    expect(b.admit(call({ paramsSha256: 'c'.repeat(64), now: DEFAULT_BREAKERS.windowMs })).tripped).toBe(
-      false,
+    expect(await b.admit(call({ paramsSha256: 'c'.repeat(64), now: DEFAULT_BREAKERS.windowMs - 1 }))).toEqual(
+      {
+        tripped: true,
+        breaker: 'loop',
+      },
     );
+    expect(
+      (await b.admit(call({ paramsSha256: 'c'.repeat(64), now: DEFAULT_BREAKERS.windowMs }))).tripped,
+    ).toBe(false);
   });
 
-  it('an open breaker recovers after its window; a clock moved backwards keeps it open', () => {
+  it('an open breaker recovers after its window; a clock moved backwards keeps it open', async () => {
     const b = createCircuitBreakers({ ...DEFAULT_BREAKERS, maxCallsPerSessionWindow: 1, windowMs: 1000 });
-    expect(b.admit(call({ now: 5000 })).tripped).toBe(false);
-    expect(b.admit(call({ now: 5001, paramsSha256: 'b'.repeat(64) }))).toEqual({
+    expect((await b.admit(call({ now: 5000 }))).tripped).toBe(false);
+    expect(await b.admit(call({ now: 5001, paramsSha256: 'b'.repeat(64) }))).toEqual({
       tripped: true,
       breaker: 'session_rate',
     });
-    expect(b.openBreaker('s', 5500)).toBe('session_rate');
-    expect(b.admit(call({ now: 0, paramsSha256: 'c'.repeat(64) })).tripped).toBe(true);
-    expect(b.admit(call({ now: 6001, paramsSha256: 'd'.repeat(64) })).tripped).toBe(false);
-    expect(b.openBreaker('s', 6001)).toBeNull();
+    expect(await b.openBreaker('s', 5500)).toBe('session_rate');
+    expect((await b.admit(call({ now: 0, paramsSha256: 'c'.repeat(64) }))).tripped).toBe(true);
+    expect((await b.admit(call({ now: 6001, paramsSha256: 'd'.repeat(64) }))).tripped).toBe(false);
+    expect(await b.openBreaker('s', 6001)).toBeNull();
   });
 
-  it('the lifetime breaker stays open until an operator reset, which also clears the counts', () => {
+  it('the lifetime breaker stays open until an operator reset, which also clears the counts', async () => {
     const b = createCircuitBreakers({ ...DEFAULT_BREAKERS, maxCallsPerSession: 1 });
-    expect(b.admit(call()).tripped).toBe(false);
-    expect(b.admit(call({ now: 1, paramsSha256: 'b'.repeat(64) }))).toEqual({
+    expect((await b.admit(call())).tripped).toBe(false);
+    expect(await b.admit(call({ now: 1, paramsSha256: 'b'.repeat(64) }))).toEqual({
       tripped: true,
       breaker: 'session_calls',
     });
-    expect(b.admit(call({ now: 10 ** 12 })).tripped).toBe(true);
-    b.reset({ principal: 's' });
-    expect(b.admit(call({ now: 10 ** 12 + 1 })).tripped).toBe(false);
+    expect((await b.admit(call({ now: 10 ** 12 }))).tripped).toBe(true);
+    await b.reset({ principal: 's' });
+    expect((await b.admit(call({ now: 10 ** 12 + 1 }))).tripped).toBe(false);
   });
 
   it('declared cost and USD conversion', () => {

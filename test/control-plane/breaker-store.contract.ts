@@ -1,0 +1,109 @@
+/**
+ * The `BreakerStore` contract (OE-INV-021): every backend runs it unchanged. `make` returns a
+ * fresh, empty store; stores made by one call of `makePair` share their state (two replicas).
+ */
+import { describe, expect, it } from 'vitest';
+import type { BreakerStore } from '../../src/control-plane/index.js';
+
+const W = 1000;
+const admit = (
+  s: BreakerStore,
+  now: number,
+  over: { principal?: string; tenant?: string; call?: string } = {},
+) => s.admit({ principal: 'p', tenant: 't', call: 'echo\u0000h', now, windowMs: W, ...over });
+
+/** Runs the contract for one backend. */
+export function runBreakerStoreContract(
+  name: string,
+  make: () => Promise<BreakerStore>,
+  makePair?: () => Promise<readonly [BreakerStore, BreakerStore]>,
+): void {
+  describe(`BreakerStore contract: ${name} (OE-INV-021)`, () => {
+    it('counts lifetime, principal, tenant and same-call hits within the window, this one included', async () => {
+      const s = await make();
+      expect(await admit(s, 0)).toEqual({ open: null, total: 1, inSession: 1, inTenant: 1, sameCall: 1 });
+      expect(await admit(s, 10, { call: 'echo\u0000other' })).toEqual({
+        open: null,
+        total: 2,
+        inSession: 2,
+        inTenant: 2,
+        sameCall: 1,
+      });
+      expect(await admit(s, 20, { principal: 'q' })).toEqual({
+        open: null,
+        total: 1,
+        inSession: 1,
+        inTenant: 3,
+        sameCall: 1,
+      });
+      // Past the window only the lifetime count remembers: (now - windowMs, now].
+      expect(await admit(s, 10 + W)).toEqual({
+        open: null,
+        total: 3,
+        inSession: 1,
+        inTenant: 2,
+        sameCall: 1,
+      });
+    });
+
+    it('an open breaker answers until its end and records nothing; its end never moves earlier', async () => {
+      const s = await make();
+      await admit(s, 0);
+      await s.trip('p', 'loop', 500);
+      expect(await admit(s, 499)).toEqual({ open: 'loop' });
+      expect(await s.openBreaker('p', 499)).toBe('loop');
+      expect(await s.openBreaker('p', 500)).toBeNull();
+      await s.trip('p', 'session_calls', Number.POSITIVE_INFINITY);
+      await s.trip('p', 'loop', 10);
+      expect(await s.openBreaker('p', 10 ** 13)).toBe('session_calls');
+      expect(await s.openBreaker('other', 0)).toBeNull();
+    });
+
+    it('reserves spend up to the limit and never past it; a release takes back its cents', async () => {
+      const s = await make();
+      expect(await s.reserveSpend('t', 1, 60, 100)).toBe(true);
+      expect(await s.reserveSpend('t', 1, 41, 100)).toBe(false);
+      expect(await s.reserveSpend('t', 1, 40, 100)).toBe(true);
+      expect(await s.reserveSpend('t', 2, 100, 100)).toBe(true);
+      expect(await s.reserveSpend('u', 1, 100, 100)).toBe(true);
+      await s.releaseSpend('t', 1, 40);
+      expect(await s.reserveSpend('t', 1, 40, 100)).toBe(true);
+      await s.releaseSpend('t', 1, 1000);
+      expect(await s.reserveSpend('t', 1, 100, 100)).toBe(true);
+    });
+
+    it('a principal reset forgets its counts and breaker; a tenant reset its window and spend', async () => {
+      const s = await make();
+      await admit(s, 0);
+      await admit(s, 1, { principal: 'q' });
+      await s.trip('p', 'session_calls', Number.POSITIVE_INFINITY);
+      await s.reserveSpend('t', 0, 100, 100);
+      await s.reset({ principal: 'p' });
+      expect(await s.openBreaker('p', 2)).toBeNull();
+      expect(await admit(s, 2)).toEqual({ open: null, total: 1, inSession: 1, inTenant: 3, sameCall: 1 });
+      await s.reset({ tenant: 't' });
+      expect(await admit(s, 3)).toMatchObject({ total: 2, inSession: 2, inTenant: 1 });
+      expect(await s.reserveSpend('t', 0, 100, 100)).toBe(true);
+    });
+
+    if (makePair !== undefined) {
+      it('replicas share one truth: concurrent reservations never pass the limit', async () => {
+        const [a, b] = await makePair();
+        const tries = Array.from({ length: 40 }, (_, i) =>
+          (i % 2 === 0 ? a : b).reserveSpend('t', 7, 10, 100),
+        );
+        const granted = (await Promise.all(tries)).filter(Boolean).length;
+        expect(granted).toBe(10);
+      });
+
+      it('replicas share one truth: concurrent admissions are each counted once', async () => {
+        const [a, b] = await makePair();
+        const all = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => admit(i % 2 === 0 ? a : b, 100, { call: `c${i}` })),
+        );
+        const totals = all.map((c) => (c.open === null ? c.total : -1)).sort((x, y) => x - y);
+        expect(totals).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      });
+    }
+  });
+}
