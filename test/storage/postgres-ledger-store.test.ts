@@ -177,6 +177,83 @@ describe('PostgreSQL ledger store: derived state as the SQLite store keeps it (S
   });
 });
 
+describe('PostgreSQL ledger store: the envelope context and concurrent writers (SPEC §4, L7 Boundary B)', () => {
+  it('reads issuances by jti and finalisations by decision as the SQLite store does', async () => {
+    const store = createPostgresLedgerStore(await freshPool());
+    const lite = tempSqliteStore();
+    try {
+      const at = (type: EntryType, payload: EntryInput['payload']): EntryInput => ({
+        ...ev(type, 'r1', 't1', 'control-plane'),
+        payload,
+      });
+      const entries = seal([
+        at('decision', { decision_id: 'd-1', outcome: 'escalate' }),
+        at('approval.finalized', { decision_id: 'd-1' }),
+        at('approval.finalized', { decision_id: 'd-2' }),
+        at('envelope.issued', { decision_id: 'd-1', jti: 'j-1' }),
+        at('approval.finalized', { decision_id: 'd-1' }),
+        at('envelope.issued', { decision_id: 'd-2', jti: 'j-2' }),
+      ]);
+      await store.appendBatch(entries);
+      await lite.store.appendBatch(entries);
+      for (const q of [
+        { index: 0, jti: 'j-1', decision_id: 'd-1' },
+        { index: 5, jti: 'j-2', decision_id: 'd-2' },
+        { index: 9, jti: 'd-1', decision_id: 'j-1' },
+      ])
+        expect(await store.readEnvelopeContext(q)).toEqual(await lite.store.readEnvelopeContext(q));
+      const ctx = await store.readEnvelopeContext({ index: 0, jti: 'j-1', decision_id: 'd-1' });
+      expect(ctx).toEqual({
+        decision: entries[0],
+        issued: [entries[3]],
+        finalized: [entries[1], entries[4]],
+      });
+    } finally {
+      lite.cleanup();
+    }
+  });
+
+  it('serves the envelope-context lookups from the partial indexes of schema v1', async () => {
+    const db = await freshPool();
+    const client = await db.pool.connect();
+    try {
+      // An empty table would be scanned anyway; forbidding scans shows an index answers the predicate.
+      await client.query('SET enable_seqscan = off');
+      const plan = async (sql: string): Promise<string> =>
+        (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, ['x'])).rows
+          .map((r) => r['QUERY PLAN'])
+          .join('\n');
+      expect(
+        await plan(`SELECT idx, body FROM ledger_entries WHERE type = 'envelope.issued' AND jti = $1`),
+      ).toContain('ledger_entries_issued_jti');
+      expect(
+        await plan(
+          `SELECT idx, body FROM ledger_entries WHERE type = 'approval.finalized' AND decision_id = $1`,
+        ),
+      ).toContain('ledger_entries_finalized_decision');
+    } finally {
+      client.release();
+    }
+  });
+
+  it('two writers appending the same indices at once: exactly one batch is stored, the other refused', async () => {
+    const db = await freshPool();
+    const other = openPostgresPool({ url: pgdb.url, schema: db.schema, max: 2 });
+    pools.push(other);
+    const a = createPostgresLedgerStore(db);
+    const b = createPostgresLedgerStore(other);
+    const mine = chain(3);
+    const theirs = chain(3, 0, GENESIS_PREV_HASH, 'globex');
+    const results = await Promise.allSettled([a.appendBatch(mine), b.appendBatch(theirs)]);
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const refused = results.find((r) => r.status === 'rejected');
+    expect(refused?.reason).toMatchObject(UNAVAILABLE);
+    const stored = await a.readRange(0, 10);
+    expect([mine, theirs]).toContainEqual(stored);
+    expect((await a.head()).size).toBe(3);
+  });
+});
+
 describe('PostgreSQL ledger rows are untrusted input (L7 ledger protection: fail closed)', () => {
   it('refuses a body that is not JSON with ERR_LEDGER_UNAVAILABLE', async () => {
     const db = await freshPool();

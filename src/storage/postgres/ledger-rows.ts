@@ -49,6 +49,7 @@ export function entryFromRow(row: Row, accept?: (e: LedgerEntry) => boolean): Le
   }
 }
 
+/** Parses a `ledger_checkpoints` row; malformed → `ERR_LEDGER_UNAVAILABLE`. */
 export function checkpointFromRow(row: Row): StoredCheckpoint {
   try {
     return Object.freeze({
@@ -62,6 +63,7 @@ export function checkpointFromRow(row: Row): StoredCheckpoint {
   }
 }
 
+/** Parses a `ledger_evidence` row and re-hashes its body; altered → `ERR_LEDGER_UNAVAILABLE`. */
 export function evidenceFromRow(row: Row): EvidenceBlob {
   const sha256 = row['sha256'];
   const body = row['body'];
@@ -78,6 +80,7 @@ export function evidenceFromRow(row: Row): EvidenceBlob {
   }
 }
 
+/** Parses a `ledger_open_requests` row; malformed → `ERR_LEDGER_UNAVAILABLE`. */
 export function openRequestFromRow(row: Row): OpenRequest {
   try {
     return Object.freeze({
@@ -114,18 +117,16 @@ export function snapshotFromRows(rows: readonly Row[]): TreeSnapshot | undefined
   }
 }
 
-/** `payload[key]` when `e` is of `type` and it is a string, else null (the extracted lookup columns). */
-function extracted(e: LedgerEntry, type: string, key: string): string | null {
-  const v = e.payload[key];
-  return e.type === type && typeof v === 'string' ? v : null;
+/** `payload.jti` of an `envelope.issued` entry (its `jti` lookup column), else null. */
+export function issuedJti(e: LedgerEntry): string | null {
+  const v = e.payload['jti'];
+  return e.type === 'envelope.issued' && typeof v === 'string' ? v : null;
 }
 
-/** The row of `e` under the envelope-context lookups: issuance by jti, finalisation by decision. */
-export function matchesEnvelopeQuery(e: LedgerEntry, jti: string, decisionId: string): boolean {
-  return (
-    extracted(e, 'envelope.issued', 'jti') === jti ||
-    extracted(e, 'approval.finalized', 'decision_id') === decisionId
-  );
+/** `payload.decision_id` of an `approval.finalized` entry (its `decision_id` lookup column), else null. */
+export function finalizedDecision(e: LedgerEntry): string | null {
+  const v = e.payload['decision_id'];
+  return e.type === 'approval.finalized' && typeof v === 'string' ? v : null;
 }
 
 /**
@@ -161,8 +162,8 @@ export function batchParams(entries: readonly LedgerEntry[], evidence: readonly 
     col((e) => e.trace_id),
     col((e) => e.request_id),
     col((e) => e.tenant),
-    col((e) => extracted(e, 'envelope.issued', 'jti')),
-    col((e) => extracted(e, 'approval.finalized', 'decision_id')),
+    col(issuedJti),
+    col(finalizedDecision),
     col((e) => entryJson(e)),
     evidence.map((b) => b.sha256),
     evidence.map((b) => b.media_type),

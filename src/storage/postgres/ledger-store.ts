@@ -19,7 +19,8 @@ import {
   checkpointFromRow,
   entryFromRow,
   evidenceFromRow,
-  matchesEnvelopeQuery,
+  finalizedDecision,
+  issuedJti,
   openRequestFromRow,
   snapshotFromRows,
   unavailable,
@@ -186,21 +187,16 @@ export function createPostgresLedgerStore(
     entry: (index) => guard(async () => (await entries(`${ENTRY_COLUMNS} WHERE idx = $1`, [index]))[0]),
     readEnvelopeContext: (q) =>
       guard(async () => {
-        const ctx = {
-          decision: undefined as LedgerEntry | undefined,
-          issued: [] as LedgerEntry[],
-          finalized: [] as LedgerEntry[],
-        };
+        let decision: LedgerEntry | undefined;
+        const issued: LedgerEntry[] = [];
+        const finalized: LedgerEntry[] = [];
+        // The lookup columns are extracted at append; each parsed body must agree with its part.
         for (const r of await rows(ENVELOPE_CONTEXT, [q.index, q.jti, q.decision_id])) {
-          const part = r['part'];
-          if (part === 0) ctx.decision = entryFromRow(r);
-          else {
-            // The lookup columns are extracted at append; the parsed body must agree with them.
-            const e = entryFromRow(r, (x) => matchesEnvelopeQuery(x, q.jti, q.decision_id));
-            (part === 1 ? ctx.issued : ctx.finalized).push(e);
-          }
+          if (r['part'] === 0) decision = entryFromRow(r);
+          else if (r['part'] === 1) issued.push(entryFromRow(r, (e) => issuedJti(e) === q.jti));
+          else finalized.push(entryFromRow(r, (e) => finalizedDecision(e) === q.decision_id));
         }
-        return ctx;
+        return { decision, issued, finalized };
       }),
     readByTrace: (traceId) =>
       guard(() =>
