@@ -319,7 +319,7 @@ describe('PostgreSQL ledger rows are untrusted input (L7 ledger protection: fail
   });
 });
 
-describe('PostgreSQL ledger writer fencing (SPEC §4 single writer; §2 step 4 ledger before execution)', () => {
+describe('PostgreSQL ledger writer fencing (SPEC §4, L7 ledger protection; SPEC §2 step 4: no confirmed write, no execution)', () => {
   async function setEpoch(db: PostgresPool, epoch: number): Promise<void> {
     await db.pool.query('UPDATE ledger_writer SET epoch = $1 WHERE id = 1', [epoch]);
   }

@@ -5,7 +5,7 @@
  * maintained in the append transaction, the Merkle tree snapshot (`ledger_tree_chunks`,
  * `ledger_meta.tree_size`).
  *
- * A write resolves only after PostgreSQL committed it (SPEC §4 "durable before acknowledged";
+ * A write resolves only after PostgreSQL committed it (SPEC §4 "Writes are durable before they are acknowledged";
  * GEI "If the ledger write fails, the tool does not run", SPEC §2 step 4). Every failure — a
  * stopped, slow or garbled database, a conflict, a stale writer, a malformed row — rejects with
  * {@link FailclosedError} `ERR_LEDGER_UNAVAILABLE` (L7 degraded mode: deny).
@@ -33,10 +33,11 @@ import { rowInt } from './rows.js';
 /** Options of {@link createPostgresLedgerStore}. */
 export interface PostgresLedgerStoreOptions {
   /**
-   * The fencing token this process holds as the ledger's single writer (SPEC §4). When given,
-   * every append (and tree snapshot) first reads `ledger_writer.epoch` `FOR SHARE` in its
-   * transaction and is refused unless it equals this: a writer that lost its lock can never
-   * append, and a takeover, which raises the epoch with `UPDATE`, waits for in-flight appends.
+   * The fencing token this process holds as the ledger's one writer (L7 ledger protection: the
+   * hash chain has one author at a time). When given, every append (and tree snapshot) first
+   * reads `ledger_writer.epoch` `FOR SHARE` in its transaction and is refused unless it equals
+   * this: a writer that lost its lock can never append, and a takeover, which raises the epoch
+   * with `UPDATE`, waits for in-flight appends.
    */
   readonly writerEpoch?: () => number;
 }
