@@ -1,0 +1,275 @@
+/**
+ * PostgreSQL {@link LedgerStore} (SPEC §1 "Distributed", §4 "Backends: SQLite and PostgreSQL"):
+ * the shared ledger of replicated roles, over the tables of schema v1 (`migrations.ts`). It runs
+ * the same contract suite as the SQLite store and keeps the same derived state: open requests
+ * maintained in the append transaction, the Merkle tree snapshot (`ledger_tree_chunks`,
+ * `ledger_meta.tree_size`).
+ *
+ * A write resolves only after PostgreSQL committed it (SPEC §4 "Writes are durable before they are acknowledged";
+ * GEI "If the ledger write fails, the tool does not run", SPEC §2 step 4). Every failure — a
+ * stopped, slow or garbled database, a conflict, a stale writer, a malformed row — rejects with
+ * {@link FailclosedError} `ERR_LEDGER_UNAVAILABLE` (L7 degraded mode: deny).
+ */
+import type pg from 'pg';
+import { FailclosedError } from '../../kernel/index.js';
+import type { LedgerEntry } from '../../ledger/entry.js';
+import type { EvidenceBlob, LedgerStore, StoreHead, TreeSnapshot } from '../../ledger/store.js';
+import {
+  batchParams,
+  checkpointFromRow,
+  entryFromRow,
+  evidenceFromRow,
+  finalizedDecision,
+  issuedJti,
+  openRequestFromRow,
+  snapshotFromRows,
+  unavailable,
+  type Row,
+} from './ledger-rows.js';
+import { inTransaction } from './pool.js';
+import type { PostgresPool } from './pool.js';
+import { rowInt } from './rows.js';
+
+/** Options of {@link createPostgresLedgerStore}. */
+export interface PostgresLedgerStoreOptions {
+  /**
+   * The fencing token this process holds as the ledger's one writer (L7 ledger protection: the
+   * hash chain has one author at a time). When given, every append (and tree snapshot) first
+   * reads `ledger_writer.epoch` `FOR SHARE` in its transaction and is refused unless it equals
+   * this: a writer that lost its lock can never append, and a takeover, which raises the epoch
+   * with `UPDATE`, waits for in-flight appends.
+   */
+  readonly writerEpoch?: () => number;
+}
+
+/**
+ * One statement for a whole batch (see `batchParams` for $1–$18): the head check, the entries,
+ * the evidence and the open-request changes, every part conditional on the head check, so a
+ * refused batch writes nothing even outside an explicit transaction. A duplicate index conflicts
+ * on the primary key and fails the statement as a whole.
+ */
+const APPEND = `
+WITH head AS (
+  SELECT $1::bigint IS NULL OR coalesce(max(idx) + 1, 0) = $1::bigint AS ok FROM ledger_entries
+), ins AS (
+  INSERT INTO ledger_entries (idx, entry_hash, type, trace_id, request_id, tenant, jti, decision_id, body)
+  SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::text[], $10::text[])
+  WHERE (SELECT ok FROM head)
+  RETURNING 1
+), ev AS (
+  INSERT INTO ledger_evidence (sha256, media_type, body)
+  SELECT * FROM unnest($11::text[], $12::text[], $13::bytea[]) WHERE (SELECT ok FROM head)
+  ON CONFLICT (sha256) DO NOTHING
+), closed AS (
+  DELETE FROM ledger_open_requests o USING unnest($14::text[], $15::text[]) AS c(request_id, trace_id)
+  WHERE (SELECT ok FROM head) AND o.request_id = c.request_id AND o.trace_id = c.trace_id
+    AND o.accepted_idx < $1::bigint
+), opened AS (
+  INSERT INTO ledger_open_requests (accepted_idx, request_id, trace_id)
+  SELECT * FROM unnest($16::bigint[], $17::text[], $18::text[]) WHERE (SELECT ok FROM head)
+  ON CONFLICT (accepted_idx) DO NOTHING
+)
+SELECT (SELECT ok FROM head) AS ok, (SELECT count(*) FROM ins) AS inserted`;
+
+/** The envelope context in one statement: one round trip, one snapshot. */
+const ENVELOPE_CONTEXT = `
+SELECT 0 AS part, idx, body FROM ledger_entries WHERE idx = $1
+UNION ALL
+SELECT 1, idx, body FROM ledger_entries WHERE type = 'envelope.issued' AND jti = $2
+UNION ALL
+SELECT 2, idx, body FROM ledger_entries WHERE type = 'approval.finalized' AND decision_id = $3
+ORDER BY part, idx`;
+
+const HEAD = `
+WITH h AS (SELECT count(*) AS n, max(idx) AS m FROM ledger_entries)
+SELECT h.n, h.m, e.idx, e.body FROM h LEFT JOIN ledger_entries e ON e.idx = h.m`;
+
+const SNAPSHOT = `
+SELECT m.value AS size, c.level, c.chunk, c.hashes
+FROM ledger_meta m LEFT JOIN ledger_tree_chunks c ON true
+WHERE m.key = 'tree_size' ORDER BY c.level, c.chunk`;
+
+const PUT_CHUNKS = `
+INSERT INTO ledger_tree_chunks (level, chunk, hashes)
+SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bytea[])
+ON CONFLICT (level, chunk) DO UPDATE SET hashes = excluded.hashes`;
+
+const ENTRY_COLUMNS = 'SELECT idx, body FROM ledger_entries';
+
+/**
+ * A ledger store over `db` (migrated to the current schema; see `migrate`). It never assigns
+ * indices: it refuses a batch that does not start at its head (no gaps) and, through the primary
+ * key, a second entry at an index. `close()` only stops this store (later calls reject); it does
+ * NOT end `db`, which the backend that opened it shares between its stores and closes itself.
+ */
+export function createPostgresLedgerStore(
+  db: PostgresPool,
+  options: PostgresLedgerStoreOptions = {},
+): LedgerStore {
+  const { writerEpoch } = options;
+  let closed = false;
+
+  /** Runs one store operation: refused once closed, any failure as `ERR_LEDGER_UNAVAILABLE`. */
+  async function guard<T>(fn: () => Promise<T>): Promise<T> {
+    if (closed) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'ledger store is closed');
+    try {
+      return await fn();
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  const rows = async (sql: string, params: unknown[] = []): Promise<Row[]> =>
+    (await db.pool.query<Row>(sql, params)).rows;
+  const entries = async (sql: string, params: unknown[], accept?: (e: LedgerEntry) => boolean) =>
+    (await rows(sql, params)).map((r) => entryFromRow(r, accept));
+
+  /** In the caller's transaction: refuses unless this process still holds the writer epoch. */
+  async function fence(client: pg.PoolClient, epoch: () => number): Promise<void> {
+    const r = await client.query<Row>('SELECT epoch FROM ledger_writer WHERE id = 1 FOR SHARE');
+    const row = r.rows[0];
+    if (row === undefined || rowInt(row['epoch'], 'ledger_writer.epoch') !== epoch())
+      throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'this process is no longer the ledger writer');
+  }
+
+  async function append(list: readonly LedgerEntry[], evidence: readonly EvidenceBlob[]): Promise<void> {
+    const params = batchParams(list, evidence);
+    const run = async (q: pg.Pool | pg.PoolClient): Promise<void> => {
+      const row = (await q.query<Row>(APPEND, params)).rows[0];
+      if (row?.['ok'] !== true)
+        throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'batch does not continue the ledger head');
+      if (rowInt(row['inserted'], 'inserted') !== list.length)
+        throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'batch was not stored whole');
+    };
+    // Unfenced, the one statement is its own transaction: one round trip per batch.
+    if (writerEpoch === undefined) return run(db.pool);
+    return inTransaction(db.pool, async (client) => {
+      await fence(client, writerEpoch);
+      await run(client);
+    });
+  }
+
+  async function putSnapshot(snapshot: TreeSnapshot): Promise<void> {
+    await inTransaction(db.pool, async (client) => {
+      if (writerEpoch !== undefined) await fence(client, writerEpoch);
+      if (snapshot.replaceAll === true) await client.query('DELETE FROM ledger_tree_chunks');
+      const c = snapshot.chunks;
+      if (c.length > 0)
+        await client.query(PUT_CHUNKS, [
+          c.map((x) => x.level),
+          c.map((x) => x.chunk),
+          c.map((x) => x.hashes),
+        ]);
+      await client.query(
+        `INSERT INTO ledger_meta (key, value) VALUES ('tree_size', $1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        [snapshot.size],
+      );
+    });
+  }
+
+  return {
+    backend: 'postgres',
+    appendBatch: (list, evidence = []) =>
+      guard(() => (list.length === 0 && evidence.length === 0 ? Promise.resolve() : append(list, evidence))),
+    head: () =>
+      guard(async (): Promise<StoreHead> => {
+        const row = (await rows(HEAD))[0];
+        if (row === undefined) throw new TypeError('head query returned no row');
+        const size = row['m'] === null ? 0 : rowInt(row['m'], 'max(idx)') + 1;
+        // Contiguity is enforced on append; a gap means rows were removed or forged past the store.
+        if (rowInt(row['n'], 'count(*)') !== size)
+          throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'ledger has a gap');
+        return { size, last: size === 0 ? undefined : entryFromRow(row) };
+      }),
+    readRange: (from, to) =>
+      guard(() => entries(`${ENTRY_COLUMNS} WHERE idx >= $1 AND idx < $2 ORDER BY idx`, [from, to])),
+    entry: (index) => guard(async () => (await entries(`${ENTRY_COLUMNS} WHERE idx = $1`, [index]))[0]),
+    readEnvelopeContext: (q) =>
+      guard(async () => {
+        let decision: LedgerEntry | undefined;
+        const issued: LedgerEntry[] = [];
+        const finalized: LedgerEntry[] = [];
+        // The lookup columns are extracted at append; each parsed body must agree with its part.
+        for (const r of await rows(ENVELOPE_CONTEXT, [q.index, q.jti, q.decision_id])) {
+          if (r['part'] === 0) decision = entryFromRow(r);
+          else if (r['part'] === 1) issued.push(entryFromRow(r, (e) => issuedJti(e) === q.jti));
+          else finalized.push(entryFromRow(r, (e) => finalizedDecision(e) === q.decision_id));
+        }
+        return { decision, issued, finalized };
+      }),
+    readByTrace: (traceId) =>
+      guard(() =>
+        entries(
+          `${ENTRY_COLUMNS} WHERE trace_id = $1 ORDER BY idx`,
+          [traceId],
+          (e) => e.trace_id === traceId,
+        ),
+      ),
+    readByRequest: (requestId) =>
+      guard(() =>
+        entries(
+          `${ENTRY_COLUMNS} WHERE request_id = $1 ORDER BY idx`,
+          [requestId],
+          (e) => e.request_id === requestId,
+        ),
+      ),
+    readByTenant: (tenant, o) =>
+      guard(() =>
+        entries(
+          `${ENTRY_COLUMNS} WHERE tenant = $1 AND idx >= $2 ORDER BY idx LIMIT $3`,
+          [tenant, o?.from ?? 0, o?.limit ?? 1000],
+          (e) => e.tenant === tenant,
+        ),
+      ),
+    putCheckpoint: (cp) =>
+      guard(async () => {
+        await db.pool.query(
+          'INSERT INTO ledger_checkpoints (size, root_hash, note, at) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING',
+          [cp.size, cp.root_hash, cp.note, cp.at],
+        );
+      }),
+    checkpoints: () =>
+      guard(async () =>
+        (await rows('SELECT size, root_hash, note, at FROM ledger_checkpoints ORDER BY size')).map(
+          checkpointFromRow,
+        ),
+      ),
+    latestCheckpoint: () =>
+      guard(async () => {
+        const r = (
+          await rows('SELECT size, root_hash, note, at FROM ledger_checkpoints ORDER BY size DESC LIMIT 1')
+        )[0];
+        return r === undefined ? undefined : checkpointFromRow(r);
+      }),
+    putEvidence: (blob) =>
+      guard(async () => {
+        await db.pool.query(
+          'INSERT INTO ledger_evidence (sha256, media_type, body) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING',
+          [blob.sha256, blob.media_type, blob.body],
+        );
+      }),
+    getEvidence: (sha) =>
+      guard(async () => {
+        const r = (
+          await rows('SELECT sha256, media_type, body FROM ledger_evidence WHERE sha256 = $1', [sha])
+        )[0];
+        return r === undefined ? undefined : evidenceFromRow(r);
+      }),
+    treeSnapshot: () => guard(async () => snapshotFromRows(await rows(SNAPSHOT))),
+    putTreeSnapshot: (snapshot) => guard(() => putSnapshot(snapshot)),
+    openRequests: () =>
+      guard(async () =>
+        (
+          await rows(
+            'SELECT accepted_idx, request_id, trace_id FROM ledger_open_requests ORDER BY accepted_idx',
+          )
+        ).map(openRequestFromRow),
+      ),
+    close: () => {
+      closed = true;
+      return Promise.resolve();
+    },
+  };
+}
