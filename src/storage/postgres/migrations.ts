@@ -117,6 +117,12 @@ INSERT INTO governance_kill_switch (id, engaged) VALUES (1, false);
 CREATE TABLE governance_tenant_lockdown (tenant text PRIMARY KEY);
 CREATE TABLE governance_session_quarantine (session text PRIMARY KEY);
 CREATE TABLE governance_session_taint (session text PRIMARY KEY);
+
+-- Readiness: a probe writes its row and reads it back.
+CREATE TABLE readiness_probe (
+  probe text PRIMARY KEY,
+  at bigint NOT NULL
+);
 `;
 
 /** Every migration of this build, ascending by version. */
