@@ -19,7 +19,7 @@ export interface WriterLockFixture {
 const POLL_MS = 10;
 
 /** True when `p` has settled by the time the event loop has turned once. */
-async function hasSettled(p: Promise<unknown>): Promise<boolean> {
+export async function hasSettled(p: Promise<unknown>): Promise<boolean> {
   let settled = false;
   void p.then(
     () => (settled = true),

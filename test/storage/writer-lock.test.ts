@@ -9,17 +9,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFileWriterLock } from '../../src/storage/sqlite/index.js';
-import { createPostgresWriterLock, openPostgresPool } from '../../src/storage/postgres/index.js';
+import pg from 'pg';
+import {
+  createPostgresWriterLock,
+  openPostgresPool,
+  writerSessionConfig,
+} from '../../src/storage/postgres/index.js';
 import type { PostgresPool } from '../../src/storage/postgres/index.js';
-import { WRITER_LOCK_BUSY } from '../../src/storage/writer-lock.js';
+import { WRITER_LOCK_BUSY, WriterLockBusy } from '../../src/storage/writer-lock.js';
 import type { WriterLease, WriterLock } from '../../src/storage/writer-lock.js';
 import { openMigratedPool, useTestDatabase } from '../support/postgres.js';
 import { startFaultProxy } from '../support/tcp-fault-proxy.js';
+import type { FaultProxy } from '../support/tcp-fault-proxy.js';
 import { killHard, startHolder } from './holder-process.js';
 import type { HolderProcess } from './holder-process.js';
-import { runWriterLockContract } from './writer-lock.contract.js';
+import { hasSettled, runWriterLockContract } from './writer-lock.contract.js';
 
-const pg = useTestDatabase();
+const testDb = useTestDatabase();
 
 function tempLockFile(): { path: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'fc-writer-lock-'));
@@ -35,7 +41,7 @@ runWriterLockContract('sqlite-file', () => {
 });
 
 runWriterLockContract('postgres', async () => {
-  const db = await openMigratedPool(pg.url);
+  const db = await openMigratedPool(testDb.url);
   return {
     open: () => createPostgresWriterLock(db, { holder: 'contract', heartbeatMs: 50 }),
     cleanup: () => db.close(),
@@ -59,9 +65,19 @@ async function holdIn(lock: WriterLock, options: Parameters<WriterLock['acquire'
 }
 
 async function migratedPool(): Promise<PostgresPool> {
-  const db = await openMigratedPool(pg.url);
+  const db = await openMigratedPool(testDb.url);
   closers.push(() => db.close());
   return db;
+}
+
+/** A pool over the same schema as `db`, connected through a fault proxy. */
+async function throughFaultProxy(db: PostgresPool): Promise<{ proxy: FaultProxy; through: PostgresPool }> {
+  const url = new URL(testDb.url);
+  const proxy = await startFaultProxy({ host: url.hostname, port: Number(url.port || 5432) });
+  closers.push(() => proxy.close());
+  const through = openPostgresPool({ url: proxy.urlThrough(testDb.url), schema: db.schema });
+  closers.push(() => through.close());
+  return { proxy, through };
 }
 
 /** The `ledger_writer` row as an append of the ledger store reads it: `FOR SHARE`, in a transaction. */
@@ -91,7 +107,7 @@ describe('the file writer lock across processes (SPEC §4 one writer)', () => {
 describe('the PostgreSQL writer lock (SPEC §4 one writer, L7 ledger protection)', () => {
   it('refuses a second process while one holds the lock, and hands it to a waiting standby when the holder is killed with SIGKILL', async () => {
     const db = await migratedPool();
-    const holder = await startHolder(['postgres', pg.url, db.schema]);
+    const holder = await startHolder(['postgres', testDb.url, db.schema]);
     started.push(holder);
     const lock = createPostgresWriterLock(db, { holder: 'standby', heartbeatMs: 50 });
     await expect(lock.acquire({ wait: false })).rejects.toMatchObject({ code: WRITER_LOCK_BUSY });
@@ -114,10 +130,7 @@ describe('the PostgreSQL writer lock (SPEC §4 one writer, L7 ledger protection)
 
   it('loses the lease when its connection is cut: lost resolves, isHeld is false, and a standby takes over with a higher epoch', async () => {
     const db = await migratedPool();
-    const proxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(pg.url).port || 5432) });
-    closers.push(() => proxy.close());
-    const through = openPostgresPool({ url: proxy.urlThrough(pg.url), schema: db.schema });
-    closers.push(() => through.close());
+    const { proxy, through } = await throughFaultProxy(db);
     const lease = await holdIn(createPostgresWriterLock(through, { holder: 'cut-off', heartbeatMs: 50 }), {
       wait: false,
     });
@@ -132,6 +145,42 @@ describe('the PostgreSQL writer lock (SPEC §4 one writer, L7 ledger protection)
     expect(next.epoch).toBeGreaterThan(lease.epoch);
     // Every append of the cut-off writer would now find an epoch that is not its own.
     expect(await epochForShare(db)).not.toBe(lease.epoch);
+  });
+
+  it('keeps a standby waiting through an unreachable database, and grants it once the database is back', async () => {
+    const db = await migratedPool();
+    const { proxy, through } = await throughFaultProxy(db);
+    const lock = createPostgresWriterLock(through, { holder: 'standby', heartbeatMs: 50 });
+    proxy.setMode('refuse');
+    // Without waiting, an unreachable database is an error of its own, not a busy lock.
+    const refused = await lock.acquire({ wait: false }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(refused).toBeInstanceOf(Error);
+    expect(refused).not.toBeInstanceOf(WriterLockBusy);
+    const before = proxy.accepted();
+    const standby = holdIn(lock, { wait: true, pollMs: 10 });
+    await until(() => proxy.accepted() >= before + 2);
+    expect(await hasSettled(standby)).toBe(false);
+    proxy.setMode('pass');
+    const lease = await standby;
+    expect(lease.isHeld()).toBe(true);
+    expect(await epochForShare(db)).toBe(lease.epoch);
+  });
+
+  it("asks the server to end a vanished holder's session within seconds (TCP keepalives and user timeout on the lock session)", async () => {
+    const db = await migratedPool();
+    const client = new pg.Client(writerSessionConfig(db));
+    await client.connect();
+    closers.push(() => client.end());
+    const show = async (name: string): Promise<unknown> =>
+      (await client.query<{ v: string }>(`SELECT current_setting('${name}') AS v`)).rows[0]!.v;
+    expect(await show('tcp_keepalives_idle')).toBe('5');
+    expect(await show('tcp_keepalives_count')).toBe('3');
+    expect(await show('tcp_user_timeout')).toBe('10000');
+    // The lock session still lives in the deployment's schema.
+    expect(await show('search_path')).toBe(db.schema);
   });
 
   it('is fenced off by an UPDATE takeover of another holder: its epoch is stale and its lease is lost', async () => {
@@ -185,7 +234,7 @@ describe('the PostgreSQL writer lock (SPEC §4 one writer, L7 ledger protection)
   });
 
   it('rejects, without waiting, a schema that was never migrated (no ledger_writer row to fence with)', async () => {
-    const db = openPostgresPool({ url: pg.url, schema: 'never_migrated' });
+    const db = openPostgresPool({ url: testDb.url, schema: 'never_migrated' });
     closers.push(() => db.close());
     const lock = createPostgresWriterLock(db, { holder: 'x' });
     // 42P01 undefined_table: not a busy lock, and not worth waiting for.
@@ -201,6 +250,11 @@ describe('the PostgreSQL writer lock (SPEC §4 one writer, L7 ledger protection)
     expect(() => createPostgresWriterLock(db, { holder: 'x', heartbeatMs: 0 })).toThrow(TypeError);
   });
 });
+
+/** Resolves once `predicate` holds, checking every 10 ms (the test's timeout bounds the wait). */
+async function until(predicate: () => boolean): Promise<void> {
+  while (!predicate()) await new Promise((resolve) => setTimeout(resolve, 10));
+}
 
 /** Resolves once a backend of this database waits on a lock in an UPDATE of ledger_writer. */
 async function waitForBlockedEpochUpdate(db: PostgresPool): Promise<void> {

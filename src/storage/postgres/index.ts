@@ -6,5 +6,5 @@ export { openPostgresPool, inTransaction, assertSchemaName } from './pool.js';
 export type { PostgresPool, PostgresPoolOptions } from './pool.js';
 export { migrate, assertSchemaCurrent, MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 export type { Migration, MigrationReport } from './migrations.js';
-export { createPostgresWriterLock } from './writer-lock.js';
+export { createPostgresWriterLock, writerSessionConfig } from './writer-lock.js';
 export type { PostgresWriterLockOptions } from './writer-lock.js';

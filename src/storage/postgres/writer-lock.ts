@@ -73,8 +73,25 @@ async function endQuietly(client: pg.Client): Promise<void> {
   clearTimeout(timer);
 }
 
+/**
+ * Connection settings of a lock session: the pool's, plus server-side TCP keepalives and a user
+ * timeout, so that the server ends the session of a holder whose host vanished (power loss,
+ * network partition) within seconds instead of the default two hours, and a standby can take over.
+ * The fencing epoch keeps the ledger safe either way; this bounds how long no one can write.
+ */
+export function writerSessionConfig(db: PostgresPool): pg.ClientConfig {
+  const base = db.clientConfig.options ?? '';
+  return {
+    ...db.clientConfig,
+    keepAliveInitialDelayMillis: 5000,
+    options:
+      `${base} -c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3` +
+      ' -c tcp_user_timeout=10000',
+  };
+}
+
 async function connect(db: PostgresPool): Promise<pg.Client> {
-  const client = new pg.Client(db.clientConfig);
+  const client = new pg.Client(writerSessionConfig(db));
   // A connection that fails while idle is seen by the next query; without a listener its
   // 'error' event would end the process.
   client.on('error', () => undefined);
@@ -147,8 +164,8 @@ function leaseOn(client: pg.Client, epoch: number, heartbeatMs: number, timeoutM
 
 /**
  * The single-writer lock of the ledger in `db`'s schema (SPEC §4, L7 ledger protection). Each
- * acquisition opens its own connection with `db.clientConfig`; the lease keeps it until released
- * or lost. A standby (`wait: true`) keeps one connection and polls every `pollMs`; it outlives a
+ * acquisition opens its own connection ({@link writerSessionConfig}); the lease keeps it until
+ * released or lost. A standby (`wait: true`) keeps one connection and polls every `pollMs`; it outlives a
  * database that is unreachable or restarting, and rejects on any other error.
  */
 export function createPostgresWriterLock(db: PostgresPool, options: PostgresWriterLockOptions): WriterLock {
