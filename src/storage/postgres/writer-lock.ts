@@ -46,7 +46,7 @@ const WRITER_LOCK_CLASS = 0x66637772;
 /** How long a release waits for the session to end cleanly before leaving it to the server. */
 const END_DEADLINE_MS = 2000;
 
-/** Error classes (SQLSTATE) a standby outlives: connection, transaction rollback, resources, locks, operator. */
+/** SQLSTATE classes a standby outlives: connection, rollback, resources, lock, operator intervention. */
 const TRANSIENT_CLASSES = new Set(['08', '40', '53', '55', '57']);
 
 function positiveInt(value: number, name: string): number {
@@ -165,8 +165,8 @@ function leaseOn(client: pg.Client, epoch: number, heartbeatMs: number, timeoutM
 /**
  * The single-writer lock of the ledger in `db`'s schema (SPEC §4, L7 ledger protection). Each
  * acquisition opens its own connection ({@link writerSessionConfig}); the lease keeps it until
- * released or lost. A standby (`wait: true`) keeps one connection and polls every `pollMs`; it outlives a
- * database that is unreachable or restarting, and rejects on any other error.
+ * released or lost. A standby (`wait: true`) keeps one connection and polls every `pollMs`; it
+ * outlives a database that is unreachable or restarting, and rejects on any other error.
  */
 export function createPostgresWriterLock(db: PostgresPool, options: PostgresWriterLockOptions): WriterLock {
   if (typeof options.holder !== 'string' || options.holder.length < 1 || options.holder.length > 200)
