@@ -1,9 +1,16 @@
 /**
  * Storage backends behind one seam (SPEC §4): SQLite for the embedded default, PostgreSQL for
- * the distributed shape.
+ * the distributed shape, and the ledger's single-writer lock (SPEC §4 "one writer", L7 ledger
+ * protection) on each.
  */
 export type { ReadinessProbe, StorageBackend } from './backend.js';
 export { openSqliteBackend } from './sqlite/backend.js';
 export type { SqliteBackendOptions } from './sqlite/backend.js';
 export { createSqliteWriteProbe } from './sqlite/write-probe.js';
 export type { SqliteWriteProbe } from './sqlite/write-probe.js';
+export { WriterLockBusy, WRITER_LOCK_BUSY } from './writer-lock.js';
+export type { AcquireOptions, WriterLease, WriterLock } from './writer-lock.js';
+export { createFileWriterLock, tryAcquireFileLease } from './sqlite/index.js';
+export type { FileWriterLease } from './sqlite/index.js';
+export { createPostgresWriterLock } from './postgres/index.js';
+export type { PostgresWriterLockOptions } from './postgres/index.js';

@@ -21,14 +21,18 @@ export interface FaultProxy {
    * connections see the fault too (as they would when the server stops).
    */
   setMode(mode: ProxyMode): void;
+  /** Connections accepted so far, in any mode (how a test knows a client tried again). */
+  accepted(): number;
   close(): Promise<void>;
 }
 
 /** Starts a proxy to `target` (host, port) in mode `pass`. */
 export async function startFaultProxy(target: { host: string; port: number }): Promise<FaultProxy> {
   let mode: ProxyMode = 'pass';
+  let accepted = 0;
   const open = new Set<Socket>();
   const server: Server = createServer((client) => {
+    accepted += 1;
     open.add(client);
     client.on('close', () => open.delete(client));
     client.on('error', () => undefined);
@@ -69,6 +73,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
       mode = next;
       if (next !== 'pass') for (const s of open) s.destroy();
     },
+    accepted: () => accepted,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of open) s.destroy();

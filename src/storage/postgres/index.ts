@@ -9,3 +9,5 @@ export type { Migration, MigrationReport } from './migrations.js';
 export { createPostgresLedgerStore } from './ledger-store.js';
 export type { PostgresLedgerStoreOptions } from './ledger-store.js';
 export { createPostgresWriteProbe } from './probe.js';
+export { createPostgresWriterLock, writerSessionConfig } from './writer-lock.js';
+export type { PostgresWriterLockOptions } from './writer-lock.js';

@@ -1,0 +1,23 @@
+// A process that takes the ledger writer lock with the built code (`npm run build`), prints
+// "held <epoch>" and keeps it until it is killed or its stdin closes (its parent is gone).
+//   node writer-lock-holder.mjs sqlite <lock file>
+//   node writer-lock-holder.mjs postgres <url> <schema>
+const [backend, target, schema] = process.argv.slice(2);
+let lock;
+if (backend === 'sqlite') {
+  const { createFileWriterLock } = await import('../../dist/src/storage/sqlite/index.js');
+  lock = createFileWriterLock(target);
+} else if (backend === 'postgres') {
+  const { openPostgresPool, createPostgresWriterLock } =
+    await import('../../dist/src/storage/postgres/index.js');
+  lock = createPostgresWriterLock(openPostgresPool({ url: target, schema }), {
+    holder: `holder-${process.pid}`,
+  });
+} else {
+  throw new Error(`unknown backend ${backend}`);
+}
+const lease = await lock.acquire({ wait: false });
+process.stdout.write(`held ${lease.epoch}\n`);
+// The open stdin pipe keeps the process alive (a file lease holds nothing the event loop waits on).
+process.stdin.resume();
+process.stdin.on('end', () => process.exit(0));
