@@ -320,7 +320,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     for (const probe of writeProbes) probe.close();
     await ledger.close();
     await sqliteNonces.close();
-    state.close();
+    await state.close();
     governance.close();
     approvals.close();
     unlock();
