@@ -3,7 +3,8 @@
  * database has: two pools on one schema are two Gate replicas, so a nonce is fresh for one claim
  * across both however the claims interleave; a registration or revocation through one is seen by
  * the other; and a database that refuses, hangs or answers garbage makes claims and lookups
- * reject (the Gate denies), until it answers again.
+ * reject, until it answers again; two Gates over one state refuse each other's replays and deny
+ * while the database hangs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GateStateStore } from '../../src/gate/index.js';
@@ -11,11 +12,11 @@ import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import { createPostgresGateState, migrate, openPostgresPool } from '../../src/storage/postgres/index.js';
 import type { PostgresPool } from '../../src/storage/postgres/index.js';
 import { runGateStateContract } from '../gate/gate-state.contract.js';
+import { startHarness, T0 } from '../gate/harness.js';
 import { nextSchema, openMigratedPool, useTestDatabase } from '../support/postgres.js';
 import { startFaultProxy } from '../support/tcp-fault-proxy.js';
 import type { FaultProxy } from '../support/tcp-fault-proxy.js';
 
-const T0 = 1_700_000_000_000;
 const DAY = 86_400_000;
 const pg = useTestDatabase('fc_gate_state');
 
@@ -179,4 +180,50 @@ describe('PostgreSQL Gate state when the database fails (FC-INV-3, L7 degraded m
       expect(await state.claimNonce({ identity: 'agent-f', nonce: `g-${mode}`, atMs: T0 })).toBe('fresh');
     },
   );
+});
+
+describe('Gates over one PostgreSQL state (FC-INV-3)', () => {
+  it('FC-INV-3: a request accepted by one Gate is refused as replayed by the other; a hung database denies; a revocation through one is seen by the other', async () => {
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(pg.url).port || 5432) });
+    const direct = await openMigratedPool(pg.url);
+    const viaProxy = openPostgresPool({
+      url: proxy.urlThrough(pg.url),
+      schema: direct.schema,
+      max: 2,
+      statementTimeoutMs: 300,
+      connectTimeoutMs: 300,
+    });
+    const stateA = createPostgresGateState(viaProxy, { replayRetentionMs: 7 * DAY });
+    const stateB = createPostgresGateState(direct, { replayRetentionMs: 7 * DAY });
+    const a = await startHarness({ extra: { clients: stateA, replay: stateA } });
+    const b = await startHarness({ extra: { clients: stateB, replay: stateB } });
+    try {
+      await stateA.registerClient({ identity: 'agent-1', tenant: 'acme', jwk: a.key.publicJwk, atMs: T0 });
+      const req = a.request({ requestId: 'req-shared' });
+      expect((await a.post(req)).status).toBe(200);
+      const again = await b.post(req);
+      expect(again.body['code']).toBe('ERR_REQUEST_REPLAYED');
+      expect(b.cpCalls).toHaveLength(0);
+
+      proxy.setMode('hang');
+      const hung = await a.post(a.request({ requestId: 'req-hung' }));
+      expect(hung.body).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL' });
+      expect(a.cpCalls).toHaveLength(1);
+      proxy.setMode('pass');
+      expect((await a.post(a.request({ requestId: 'req-after' }))).status).toBe(200);
+
+      expect(await stateB.revokeClient('agent-1')).toBe(true);
+      const revoked = await a.post(a.request({ requestId: 'req-revoked' }));
+      expect(revoked.body['code']).toBe('ERR_CLIENT_REVOKED');
+      expect(a.cpCalls).toHaveLength(2);
+    } finally {
+      await a.close();
+      await b.close();
+      await stateA.close();
+      await stateB.close();
+      await viaProxy.close();
+      await direct.close();
+      await proxy.close();
+    }
+  });
 });
