@@ -72,7 +72,7 @@ export interface GateStateStore extends ClientRegistry, RequestReplayStore {
   registerClient(input: ClientRegistration): Promise<ClientRecord>;
   /** Marks a client revoked; false when unknown. */
   revokeClient(identity: string): Promise<boolean>;
-  /** Every client, by identity (code-unit order). */
+  /** Every client, by identity in byte order. */
   listClients(): Promise<readonly ClientRecord[]>;
   /** Every client public key as a JWKS with the revoked kids, for audit bundles (FC-INV-3 evidence). */
   clientJwks(): Promise<Ed25519Jwks>;

@@ -111,7 +111,7 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
     });
   const allClients = async (): Promise<ClientRow[]> => {
     open();
-    // COLLATE "C": code-unit order, whatever the database's collation (as the SQLite store lists).
+    // COLLATE "C": byte order, whatever the database's collation (as the SQLite store lists).
     const r = await pool.query<Record<string, unknown>>(
       `SELECT ${CLIENT_COLUMNS} FROM gate_clients ORDER BY identity COLLATE "C"`,
     );
