@@ -30,7 +30,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   gate: ['kernel', 'ledger', 'policy', 'execution'],
   client: ['kernel', 'kernel/signing'],
   // Storage backends implement the roles' store interfaces (types only at run time beyond ledger).
-  storage: ['kernel', 'ledger', 'execution', 'control-plane'],
+  // The Gate's state store parses rows with the Gate's own role checks (parseClientRoles).
+  storage: ['kernel', 'ledger', 'execution', 'control-plane', 'gate'],
   // The composition layers wire the roles together; they are the only ones above the roles.
   embedded: [
     'kernel',

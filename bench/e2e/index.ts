@@ -208,7 +208,7 @@ async function singleUseStores(dir: string): Promise<{ claim: number; consume: n
   );
   const exp = Math.floor(Date.now() / 1000) + 60;
   const consume = await time((i) => nonces.consume({ jti: `j${i}`, tenant: 'acme', exp, decision_id: 'd' }));
-  state.close();
+  await state.close();
   await nonces.close();
   return { claim, consume };
 }

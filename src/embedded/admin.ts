@@ -129,7 +129,7 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       } catch {
         return denied(deny('ERR_KEY_INVALID', 'public_jwk is not a valid Ed25519 public key'));
       }
-      if (deps.state.lookup(name) !== undefined)
+      if ((await deps.state.lookup(name)) !== undefined)
         return { status: 409, body: { error: 'exists', client: name } };
       // Approvers and clients are separate namespaces: an approver name can never become an agent (OE-INV-002).
       if (deps.approvals?.isApprover(name) === true)
@@ -170,7 +170,7 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       );
       if (recorded.status !== 'ok' || !isLedgerRef(recorded.value))
         return denied(deny('ERR_LEDGER_UNAVAILABLE', 'client registration not recorded'));
-      const rec = deps.state.registerClient({
+      const rec = await deps.state.registerClient({
         identity: name,
         tenant,
         jwk: key.jwk,
@@ -201,11 +201,10 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
           approvers: (deps.approvals?.listApprovers() ?? []).map((a) => ({ ...a, roles: [...a.roles] })),
         },
       }),
-    'clients-list': () =>
-      Promise.resolve({
-        status: 200,
-        body: { clients: deps.state.listClients().map((c) => ({ ...c, roles: [...c.roles] })) },
-      }),
+    'clients-list': async () => ({
+      status: 200,
+      body: { clients: (await deps.state.listClients()).map((c) => ({ ...c, roles: [...c.roles] })) },
+    }),
     'policy-activate': async (o) => {
       if (typeof o['bundle'] !== 'string') return usage('bundle must be the bundle document text');
       const put = deps.bundles.put(o['bundle']);
@@ -312,10 +311,12 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
           tenant: GLOBAL_TENANT,
           publicKeys: {
             issuer: keyRingFromJwks(deps.controlPlane.issuerJwks()).toJwks(),
-            clients: deps.state.clientJwks(),
-            clientIdentities: deps.state
-              .listClients()
-              .map((c) => ({ kid: c.kid, identity: c.identity, tenant: c.tenant })),
+            clients: await deps.state.clientJwks(),
+            clientIdentities: (await deps.state.listClients()).map((c) => ({
+              kid: c.kid,
+              identity: c.identity,
+              tenant: c.tenant,
+            })),
             ...(deps.approvals === undefined ? {} : { approvers: deps.approvals.approverJwks() }),
           },
           ...(deps.executor === undefined ? {} : { executor: deps.executor }),

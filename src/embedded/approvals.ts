@@ -51,7 +51,7 @@ export function openApprovals(
     ledger: deps.ledgerPort,
     putEvidence: (bytes, mediaType) => deps.ledgerPort.putEvidence(bytes, mediaType),
     now: deps.clock,
-    isClient: (name) => deps.state.lookup(name) !== undefined,
+    isClient: async (name) => (await deps.state.lookup(name)) !== undefined,
     settings: config.settings,
     ...(config.oidc === undefined ? {} : { oidc: createOidcVerifier(config.oidc) }),
   });

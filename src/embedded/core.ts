@@ -309,7 +309,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const close = async (): Promise<void> => {
     await ledger.close();
     await backend.close();
-    state.close();
+    await state.close();
     approvals.close();
     unlock();
   };

@@ -20,9 +20,11 @@ export {
   traceIdOf,
 } from './request.js';
 export type { SignedRequest, ParsedRequest } from './request.js';
-export { CLIENT_ROLE_RE, createSqliteGateState, MAX_CLIENT_ROLES, parseClientRoles } from './sqlite-state.js';
+export { CLIENT_ROLE_RE, clientJwksOf, MAX_CLIENT_ROLES, parseClientRoles } from './state.js';
+export type { ClientRecord, ClientRegistration, GateStateStore } from './state.js';
+export { createSqliteGateState } from './sqlite-state.js';
 export { DEFAULT_MAX_INFLIGHT } from './types.js';
-export type { ClientRecord, GateStateStore, SqliteGateStateOptions } from './sqlite-state.js';
+export type { SqliteGateStateOptions } from './sqlite-state.js';
 export { buildEvidenceView, decodeEnvelopeClaims } from './evidence.js';
 export type {
   CallResponse,

@@ -7,13 +7,15 @@
  * Replay claims are group-committed (SPEC §8 durable writes): the claims arriving in one
  * event-loop turn run in ONE `BEGIN IMMEDIATE` transaction, each in its own savepoint, and each
  * caller hears its verdict only after the COMMIT returned; a failed transaction rejects all.
+ * The work is synchronous inside; the {@link GateStateStore} methods answer with promises.
  */
 import Database from 'better-sqlite3';
 import type { KeyObject } from 'node:crypto';
 import { createGroupCommit } from '../execution/index.js';
 import { parsePublicJwk } from '../kernel/index.js';
-import type { Ed25519Jwks } from '../kernel/index.js';
-import type { ClientRegistry, RegisteredClient, RequestReplayStore } from './types.js';
+import { clientJwksOf, parseClientRoles } from './state.js';
+import type { ClientRecord, ClientRegistration, GateStateStore } from './state.js';
+import type { RegisteredClient } from './types.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS gate_clients (
@@ -36,71 +38,6 @@ CREATE INDEX IF NOT EXISTS gate_request_nonces_seen ON gate_request_nonces (seen
 CREATE INDEX IF NOT EXISTS gate_request_nonces_identity ON gate_request_nonces (identity);
 `;
 
-/** A client row as listed by {@link GateStateStore.listClients}. */
-export interface ClientRecord {
-  readonly identity: string;
-  readonly tenant: string;
-  readonly kid: string;
-  readonly status: 'active' | 'revoked';
-  readonly registered_at: number;
-  /** Roles given at registration; Cedar sees them as `principal.roles`. */
-  readonly roles: readonly string[];
-}
-
-/** A role name: the same alphabet as `@approver_role`. */
-export const CLIENT_ROLE_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
-/** Most roles one client may hold. */
-export const MAX_CLIENT_ROLES = 16;
-
-/**
- * Checks and normalises a client's roles: sorted, without duplicates. Throws `TypeError` for a
- * malformed name or more than {@link MAX_CLIENT_ROLES}.
- */
-export function parseClientRoles(roles: unknown): readonly string[] {
-  if (!Array.isArray(roles) || roles.length > MAX_CLIENT_ROLES)
-    throw new TypeError(`roles must be a list of at most ${MAX_CLIENT_ROLES} names`);
-  for (const r of roles as unknown[])
-    if (typeof r !== 'string' || !CLIENT_ROLE_RE.test(r)) throw new TypeError('a role name is malformed');
-  return Object.freeze([...new Set(roles as string[])].sort());
-}
-
-/** The Gate's SQLite state: a {@link ClientRegistry} and a {@link RequestReplayStore} plus administration. */
-export interface GateStateStore extends ClientRegistry, RequestReplayStore {
-  lookup(identity: string): RegisteredClient | undefined;
-  /** Group-committed; resolves after the COMMIT, rejects when the batch fails (the Gate denies `ERR_NONCE_STORE_UNAVAILABLE`). */
-  claim(input: {
-    identity: string;
-    nonce: string;
-    requestId: string;
-    atMs: number;
-  }): Promise<'fresh' | 'replayed'>;
-  /** Group-committed like {@link GateStateStore.claim}. */
-  claimNonce(input: { identity: string; nonce: string; atMs: number }): Promise<'fresh' | 'replayed'>;
-  /** Registers a client's public JWK (checked: canonical, not small-order). `TypeError` if the identity exists. */
-  registerClient(input: {
-    identity: string;
-    tenant: string;
-    jwk: unknown;
-    atMs: number;
-    /** Checked by {@link parseClientRoles}; default none. */
-    roles?: readonly string[];
-  }): ClientRecord;
-  /** Marks a client revoked; false when unknown. */
-  revokeClient(identity: string): boolean;
-  listClients(): readonly ClientRecord[];
-  /** Every client public key as a JWKS with the revoked kids, for audit bundles (FC-INV-3 evidence). */
-  clientJwks(): Ed25519Jwks;
-  /**
-   * Prunes replay rows by count and age (see {@link SqliteGateStateOptions.replayRetentionMs});
-   * returns how many were deleted. Runs by itself every 1000 claims.
-   */
-  pruneReplay(): number;
-  /** True when the database answers. */
-  ping(): boolean;
-  /** Closes the database; claims still queued then reject (fail closed). */
-  close(): void;
-}
-
 /** Options for {@link createSqliteGateState}. */
 export interface SqliteGateStateOptions {
   readonly path: string;
@@ -110,7 +47,7 @@ export interface SqliteGateStateOptions {
    * How long replay rows are kept (ms). Must be at least twice the timestamp tolerance, so a
    * nonce is remembered for as long as its timestamp could still be accepted. Default 7 days.
    *
-   * Pruning never goes by wall time alone (FC-INV-3): a row is deleted only when it is older than
+   * Pruning never goes by wall time alone (FC-INV-3, {@link GateStateStore.pruneReplay}): a row is deleted only when it is older than
    * the retention measured against the LATEST `seen_at` recorded (not the clock now, so a clock
    * set back deletes nothing) AND it is not among the newest {@link replayKeepPerClient} rows of
    * its client in insertion order (so a clock jumped forward cannot empty the memory: the
@@ -222,25 +159,44 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
       roles: rolesOf(row),
     });
 
+  const lookup = (identity: string): RegisteredClient | undefined => {
+    const row = selectClient.get(identity);
+    if (row === undefined) return undefined;
+    let key = keyCache.get(row.jwk);
+    if (key === undefined) {
+      // Stored by registerClient after the same checks; parsed again because the file is shared.
+      key = parsePublicJwk(JSON.parse(row.jwk)).keyObject;
+      keyCache.set(row.jwk, key);
+    }
+    return Object.freeze({
+      identity: row.identity,
+      tenant: row.tenant,
+      kid: row.kid,
+      status: row.status,
+      roles: rolesOf(row),
+      publicKey: key,
+    });
+  };
+  const register = ({ identity, tenant, jwk, atMs, roles }: ClientRegistration): ClientRecord => {
+    const key = parsePublicJwk(jwk);
+    const checked = JSON.stringify(parseClientRoles(roles ?? []));
+    if (selectClient.get(identity) !== undefined) throw new TypeError(`client ${identity} already exists`);
+    const text = JSON.stringify(key.jwk);
+    insertClient.run(identity, tenant, key.kid, text, 'active', Math.trunc(atMs), checked);
+    return toRecord({
+      roles: checked,
+      identity,
+      tenant,
+      kid: key.kid,
+      jwk: text,
+      status: 'active',
+      registered_at: Math.trunc(atMs),
+    });
+  };
+
+  // Each method runs its synchronous work inside a promise: a throw becomes a rejection.
   return {
-    lookup(identity) {
-      const row = selectClient.get(identity);
-      if (row === undefined) return undefined;
-      let key = keyCache.get(row.jwk);
-      if (key === undefined) {
-        // Stored by registerClient after the same checks; parsed again because the file is shared.
-        key = parsePublicJwk(JSON.parse(row.jwk)).keyObject;
-        keyCache.set(row.jwk, key);
-      }
-      return Object.freeze({
-        identity: row.identity,
-        tenant: row.tenant,
-        kid: row.kid,
-        status: row.status,
-        roles: rolesOf(row),
-        publicKey: key,
-      });
-    },
+    lookup: (identity) => settle(() => lookup(identity)),
     claim({ identity, nonce, requestId, atMs }) {
       return group.submit({ identity, nonce, requestId, atMs: Math.trunc(atMs) });
     },
@@ -248,53 +204,29 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
       // The nonce alone (a retry reuses its request id): "one row changed" is the only fresh nonce (SPEC §8).
       return group.submit({ identity, nonce, requestId: undefined, atMs: Math.trunc(atMs) });
     },
-    registerClient({ identity, tenant, jwk, atMs, roles }) {
-      const key = parsePublicJwk(jwk);
-      const checked = JSON.stringify(parseClientRoles(roles ?? []));
-      if (selectClient.get(identity) !== undefined) throw new TypeError(`client ${identity} already exists`);
-      const text = JSON.stringify(key.jwk);
-      insertClient.run(identity, tenant, key.kid, text, 'active', Math.trunc(atMs), checked);
-      return toRecord({
-        roles: checked,
-        identity,
-        tenant,
-        kid: key.kid,
-        jwk: text,
-        status: 'active',
-        registered_at: Math.trunc(atMs),
-      });
-    },
-    revokeClient(identity) {
-      return revoke.run(identity).changes === 1;
-    },
-    listClients() {
-      return Object.freeze(listAll.all().map(toRecord));
-    },
-    clientJwks() {
-      const rows = listAll.all();
-      const keys = rows
-        .map((r) => parsePublicJwk(JSON.parse(r.jwk)).jwk)
-        .sort((a, b) => (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0));
-      const revoked = rows
-        .filter((r) => r.status === 'revoked')
-        .map((r) => r.kid)
-        .sort();
-      return Object.freeze({ keys: Object.freeze(keys), revoked: Object.freeze([...new Set(revoked)]) });
-    },
-    pruneReplay() {
-      return db.transaction(prune).immediate();
-    },
-    ping() {
-      try {
-        return db.prepare('SELECT 1 AS one').get() !== undefined;
-      } catch {
-        return false;
-      }
-    },
-    close() {
-      db.close();
-    },
+    registerClient: (input) => settle(() => register(input)),
+    revokeClient: (identity) => settle(() => revoke.run(identity).changes === 1),
+    listClients: () => settle(() => Object.freeze(listAll.all().map(toRecord))),
+    clientJwks: () =>
+      settle(() =>
+        clientJwksOf(
+          listAll
+            .all()
+            .map((r) => ({ jwk: parsePublicJwk(JSON.parse(r.jwk)).jwk, kid: r.kid, status: r.status })),
+        ),
+      ),
+    pruneReplay: () => settle(() => db.transaction(prune).immediate()),
+    close: () => settle(() => void db.close()),
   };
+}
+
+/** `fn`'s value as a promise; its throw as a rejection. */
+function settle<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error('gate state failed'));
+  }
 }
 
 class ReplayDetected extends Error {}

@@ -28,7 +28,10 @@ interface Setup {
   ) => Promise<unknown>;
 }
 
-async function setup(settings: Partial<ApprovalSettings> = {}): Promise<Setup> {
+async function setup(
+  settings: Partial<ApprovalSettings> = {},
+  isClient: (name: string) => boolean | Promise<boolean> = (n) => n === 'agent-1',
+): Promise<Setup> {
   let approvals!: ApprovalService;
   const r = await rig((deps) => {
     approvals = createApprovalService({
@@ -36,7 +39,7 @@ async function setup(settings: Partial<ApprovalSettings> = {}): Promise<Setup> {
       ledger: deps.ledger,
       putEvidence: (bytes, media) => deps.rawLedger.putEvidence(bytes, media),
       now: deps.now,
-      isClient: (n) => n === 'agent-1',
+      isClient,
       settings,
     });
     return { approvals };
@@ -116,6 +119,24 @@ describe('Control Plane approval step', () => {
     expect(await r.cp.isRetry(request('wire', { amount_cents: 100 }))).toBe(false);
     const types = (await entriesOf(r.ledger)).map((e) => e.type);
     expect(types.indexOf('approval.finalized')).toBeLessThan(types.indexOf('envelope.issued'));
+  });
+
+  it('OE-INV-002: a client registry answering asynchronously is asked for every approver; when it fails nothing counts', async () => {
+    // A shared registry: a client named like an approver may appear through another Gate replica.
+    const clients = new Set(['agent-1']);
+    let registryDown = false;
+    const { r, sign } = await setup({}, (n) =>
+      registryDown ? Promise.reject(new Error('registry unavailable')) : Promise.resolve(clients.has(n)),
+    );
+    const first = await r.cp.decide(request('wire', { amount_cents: 100 }));
+    const id = first.decision_id!;
+    clients.add('ben');
+    expect(await sign(id, 'ben')).toMatchObject({ code: 'ERR_APPROVER_AGENT' });
+    registryDown = true;
+    await expect(sign(id, 'ann')).rejects.toThrow(Error);
+    registryDown = false;
+    // The failed submission consumed nothing: the same approver's approval counts now.
+    expect(await sign(id, 'ann')).toMatchObject({ outcome: 'ok', status: 'pending', approvals: 1 });
   });
 
   it('long-poll: a waiting decision is issued as soon as the threshold is met', async () => {

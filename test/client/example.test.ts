@@ -76,7 +76,7 @@ describe('examples/client-ts', () => {
     expect(runs.get('echo')).toBe(1);
     expect(runs.get('transfer_funds')).toBeUndefined();
     // The registration is the Gate's own record: the client is listed under the name the example chose.
-    const listed = instance.core.state.listClients().map((c) => c.identity);
+    const listed = (await instance.core.state.listClients()).map((c) => c.identity);
     expect(listed).toContain(lines[0]!['client']);
   });
 });

@@ -85,7 +85,7 @@ let execCalls = 0;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fc-request-fuzz-'));
   state = createSqliteGateState({ path: join(dir, 'state.db') });
-  state.registerClient({ identity: 'agent-1', tenant: 'acme', jwk: key.publicJwk, atMs: T0 });
+  await state.registerClient({ identity: 'agent-1', tenant: 'acme', jwk: key.publicJwk, atMs: T0 });
   ledger = recordingLedger();
   gate = createGate({
     clock: () => T0,
@@ -127,8 +127,8 @@ beforeAll(async () => {
   expect([cpCalls, execCalls]).toEqual([1, 1]);
 });
 
-afterAll(() => {
-  state.close();
+afterAll(async () => {
+  await state.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -85,7 +85,7 @@ describe('SPEC §2 step 1: unauthenticated denials are recorded by hash only (FC
 
   it('a revoked client is denied before its signature is checked, unattributed', async () => {
     const x = await start();
-    x.state.revokeClient('agent-1');
+    await x.state.revokeClient('agent-1');
     const res = await send(x, x.request());
     expect(res.status).toBe(401);
     expect(res.body['code']).toBe('ERR_CLIENT_REVOKED');
@@ -424,7 +424,7 @@ describe('docs/approvals.md "Retries": a reused request id passes only as a retr
 describe('SPEC §2 steps 2-8: what the Gate records and forwards (FC-INV-5, FC-INV-6)', () => {
   it('gateway.accepted and gateway.completed carry the verified client, the tool and the hashes', async () => {
     const y = await start();
-    y.state.registerClient({
+    await y.state.registerClient({
       identity: 'agent-2',
       tenant: 'acme',
       jwk: y.key.publicJwk,
@@ -502,8 +502,8 @@ describe('SPEC §2 steps 2-8: what the Gate records and forwards (FC-INV-5, FC-I
     const gate = createGate(
       depsOf(x, {
         clients: {
-          lookup: (identity) => {
-            const c = state.lookup(identity);
+          lookup: async (identity) => {
+            const c = await state.lookup(identity);
             if (c === undefined) return undefined;
             const { roles: _r, ...rest } = c;
             return rest;

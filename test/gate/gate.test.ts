@@ -122,7 +122,7 @@ describe('Gate: denials before policy evaluation (FC-INV-3)', () => {
 
   it('a revoked client is denied', async () => {
     h = await startHarness();
-    h.state.revokeClient('agent-1');
+    await h.state.revokeClient('agent-1');
     const res = await h.post(h.request());
     expect(res.body).toMatchObject({ outcome: 'deny', code: 'ERR_CLIENT_REVOKED' });
     expect(h.cpCalls).toHaveLength(0);

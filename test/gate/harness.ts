@@ -107,7 +107,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const dir = mkdtempSync(join(tmpdir(), 'fc-gate-'));
   const state = createSqliteGateState({ path: join(dir, 'state.db') });
   const key = generateSigningKey();
-  state.registerClient({ identity: 'agent-1', tenant: 'acme', jwk: key.publicJwk, atMs: T0 });
+  await state.registerClient({ identity: 'agent-1', tenant: 'acme', jwk: key.publicJwk, atMs: T0 });
   const ledger = recordingLedger();
   const cpCalls: unknown[] = [];
   const execCalls: unknown[] = [];
@@ -189,7 +189,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       ledger.events.filter((e) => e.type === 'gateway.failed').map((e) => e.payload['code'] as string),
     close: async () => {
       await server.close();
-      state.close();
+      await state.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -32,8 +32,13 @@ export interface SignedStatement {
 type Signer = { readonly name: string; readonly roles: readonly string[]; readonly kid: string };
 
 /** Authenticates a registered, active, human approver's signature over `input`. */
-function authenticate(ctx: ApprovalCtx, name: string, signature: unknown, input: Buffer): Signer | Deny {
-  if (ctx.deps.isClient(name)) return deny('ERR_APPROVER_AGENT', 'an agent identity can never approve');
+async function authenticate(
+  ctx: ApprovalCtx,
+  name: string,
+  signature: unknown,
+  input: Buffer,
+): Promise<Signer | Deny> {
+  if (await ctx.deps.isClient(name)) return deny('ERR_APPROVER_AGENT', 'an agent identity can never approve');
   const a = ctx.deps.store.approver(name);
   if (a === undefined || a.status !== 'active')
     return deny('ERR_APPROVER_UNKNOWN', 'the approver is not registered or is revoked');
@@ -66,7 +71,7 @@ export function grantBreakGlass(
         'ERR_BREAK_GLASS_DENIED',
         'break-glass needs an approver, target, action class, structured reason and TTL',
       );
-    const signer = authenticate(ctx, s.approver, body.signature, breakGlassSigningInput(s));
+    const signer = await authenticate(ctx, s.approver, body.signature, breakGlassSigningInput(s));
     if ('outcome' in signer) return signer;
     const role = [...ctx.settings.breakGlassRoles].sort().find((r) => signer.roles.includes(r));
     if (role === undefined) return deny('ERR_BREAK_GLASS_DENIED', 'break-glass needs an L4 or L5 role');
@@ -213,7 +218,7 @@ export function closeReview(
     const r = store.review(reviewId);
     if (r === undefined) return deny('ERR_APPROVAL_UNKNOWN', 'no review item has this id');
     if (r.status !== 'open') return deny('ERR_APPROVAL_INVALID', 'the review item is already closed');
-    const signer = authenticate(ctx, s.reviewer, body.signature, reviewSigningInput(s));
+    const signer = await authenticate(ctx, s.reviewer, body.signature, reviewSigningInput(s));
     if ('outcome' in signer) return signer;
     if (s.reviewer === r.opened_for)
       return deny('ERR_APPROVAL_SELF', 'the break-glass user cannot close its own review');

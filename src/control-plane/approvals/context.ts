@@ -4,7 +4,7 @@
  * state change is appended to the ledger and confirmed first, and applied only then (GEI, L7
  * "Break-glass does not mean bypassing the ledger").
  */
-import { canonicalize, deny, sha256Hex } from '../../kernel/index.js';
+import { canonicalize, deny, parseApprovalStatement, sha256Hex } from '../../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../../kernel/index.js';
 import {
   appendConfirmed,
@@ -15,7 +15,8 @@ import {
 } from '../ledger-port.js';
 import type { OidcVerifier } from './oidc.js';
 import type { ApprovalStore, PendingRecord } from './store.js';
-import type { ApprovalRules } from './threshold.js';
+import { humanOf } from './threshold.js';
+import type { ApprovalCandidate, ApprovalRules } from './threshold.js';
 
 /** Approval settings (docs/approvals.md). */
 export interface ApprovalSettings {
@@ -56,8 +57,11 @@ export interface ApprovalServiceDeps {
   /** Stores evidence bytes durably; resolves to their lower-hex SHA-256. */
   putEvidence(bytes: Uint8Array, mediaType: string): Promise<string>;
   readonly now: Clock;
-  /** True when `name` is a registered client (agent) identity. */
-  isClient(name: string): boolean;
+  /**
+   * True when `name` is a registered client (agent) identity (OE-INV-002). May answer
+   * asynchronously (a shared registry); a rejection fails the approval operation.
+   */
+  isClient(name: string): boolean | Promise<boolean>;
   readonly oidc?: OidcVerifier;
   readonly settings?: Partial<ApprovalSettings>;
   readonly ledgerTimeoutMs?: number;
@@ -78,7 +82,11 @@ export interface ApprovalCtx {
   ): Promise<LedgerRef | Deny>;
   /** Stores `doc` as canonical JSON evidence; resolves to its hash or a deny. */
   evidence(doc: JsonValue): Promise<string | Deny>;
-  rules(p: PendingRecord): ApprovalRules;
+  /**
+   * The pure rules for `p`, with the client check answered beforehand for every approver (and the
+   * human behind it) that `candidates` name; any other name counts as a client (fail closed).
+   */
+  rules(p: PendingRecord, candidates: readonly ApprovalCandidate[]): Promise<ApprovalRules>;
   /**
    * True while fewer than {@link REFUSAL_RECORDS_PER_SECOND} refused submissions were recorded in
    * the current second: anyone can post a forged approval, so a flood is counted, not recorded.
@@ -150,7 +158,15 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
       }
       return deny('ERR_LEDGER_UNAVAILABLE', 'approval evidence not confirmed');
     },
-    rules(p) {
+    async rules(p, candidates) {
+      const names = new Set<string>();
+      for (const c of candidates) {
+        const approver = parseApprovalStatement(c.statement)?.approver;
+        if (approver !== undefined) names.add(approver).add(humanOf(approver));
+      }
+      const clients = new Map(
+        await Promise.all([...names].map(async (n) => [n, await deps.isClient(n)] as const)),
+      );
       return {
         decision_id: p.decision_id,
         intent_sha256: p.intent_sha256,
@@ -165,7 +181,7 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
         skewMs: settings.statementSkewMs,
         maxAgeMs: settings.statementMaxAgeSec * 1000,
         approver: (name) => deps.store.approver(name),
-        isClient: (name) => deps.isClient(name),
+        isClient: (name) => clients.get(name) ?? true,
       };
     },
   };

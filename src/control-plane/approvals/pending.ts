@@ -201,7 +201,7 @@ export function submitApproval(
       return refuse(ctx, p, claimed, deny('ERR_APPROVAL_INVALID', 'the decision is already finalised'));
     const candidate = await candidateOf(ctx, s);
     if ('outcome' in candidate) return refuse(ctx, p, claimed, candidate);
-    const checked = checkApproval(ctx.rules(p), candidate);
+    const checked = checkApproval(await ctx.rules(p, [candidate]), candidate);
     if ('outcome' in checked) return refuse(ctx, p, claimed, checked);
     const votes = store.votes(p.decision_id);
     if (votes.some((v) => v.approver === checked.approver))
@@ -277,7 +277,7 @@ async function finalizeIfDone(ctx: ApprovalCtx, p: PendingRecord): Promise<Pendi
   const { store } = ctx.deps;
   const votes = store.votes(p.decision_id);
   const candidates = votes.map((v) => v.candidate as unknown as ApprovalCandidate);
-  const tally = tallyApprovals(ctx.rules(p), candidates);
+  const tally = tallyApprovals(await ctx.rules(p, candidates), candidates);
   if (!tally.met && !tally.rejected) return 'pending';
   const refs = votes.filter((v) => tally.approvers.includes(v.approver)).map((v) => v.approval_sha256);
   const verdict = tally.rejected ? 'reject' : 'approve';

@@ -86,7 +86,7 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
     async isApproverToken(token: string): Promise<boolean> {
       if (deps.oidc === undefined) return false;
       const id = await deps.oidc.verify(token, deps.now());
-      return !('outcome' in id) && !deps.isClient(`oidc:${id.subject}`);
+      return !('outcome' in id) && !(await deps.isClient(`oidc:${id.subject}`));
     },
     submit: (id: string, submission: Submission) => submitApproval(ctx, id, submission),
     markIssued: (id: string) => store.markIssued(id),
@@ -111,7 +111,7 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
         ) {
           return deny('ERR_APPROVAL_INVALID', 'approver roles are malformed');
         }
-        if (deps.isClient(name))
+        if (await deps.isClient(name))
           return deny('ERR_APPROVER_AGENT', 'the name is a client identity: agents can never approve');
         if (store.approver(name) !== undefined)
           return deny('ERR_APPROVAL_INVALID', 'the approver already exists');

@@ -11,3 +11,5 @@ export type { PostgresLedgerStoreOptions } from './ledger-store.js';
 export { createPostgresWriteProbe } from './probe.js';
 export { createPostgresWriterLock, writerSessionConfig } from './writer-lock.js';
 export type { PostgresWriterLockOptions } from './writer-lock.js';
+export { createPostgresGateState } from './gate-state.js';
+export type { PostgresGateStateOptions } from './gate-state.js';

@@ -123,6 +123,58 @@ CREATE TABLE readiness_probe (
   probe text PRIMARY KEY,
   at bigint NOT NULL
 );
+
+-- Gate: clients and request nonces (FC-INV-3)
+CREATE TABLE gate_clients (
+  identity text PRIMARY KEY,
+  tenant text NOT NULL,
+  kid text NOT NULL,
+  jwk text NOT NULL,
+  status text NOT NULL CHECK (status IN ('active', 'revoked')),
+  registered_at bigint NOT NULL,
+  roles text[] NOT NULL DEFAULT '{}'
+);
+CREATE TABLE gate_request_nonces (
+  identity text NOT NULL,
+  kind text NOT NULL CHECK (kind IN ('nonce', 'request_id')),
+  value text NOT NULL,
+  seen_at bigint NOT NULL,
+  -- Insertion order: pruning always keeps a client's newest rows, whatever their age.
+  seq bigint GENERATED ALWAYS AS IDENTITY,
+  PRIMARY KEY (identity, kind, value)
+);
+CREATE INDEX gate_request_nonces_seen ON gate_request_nonces (seen_at);
+CREATE INDEX gate_request_nonces_identity_seq ON gate_request_nonces (identity, seq);
+-- One claim is one statement: the nonce and the request id (NULL: the nonce alone) are both
+-- recorded, true, or neither, false. A replayed half rolls the block back (a subtransaction), so
+-- it never consumes the other half. A concurrent claim of the same value waits for this one to
+-- end (INSERT ... ON CONFLICT), so across replicas exactly one claim is fresh.
+CREATE FUNCTION gate_claim_request(p_identity text, p_nonce text, p_request_id text, p_at bigint)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  a integer;
+  b integer := 1;
+BEGIN
+  BEGIN
+    INSERT INTO gate_request_nonces (identity, kind, value, seen_at)
+      VALUES (p_identity, 'nonce', p_nonce, p_at) ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS a = ROW_COUNT;
+    IF a <> 1 THEN
+      RETURN false;
+    END IF;
+    IF p_request_id IS NOT NULL THEN
+      INSERT INTO gate_request_nonces (identity, kind, value, seen_at)
+        VALUES (p_identity, 'request_id', p_request_id, p_at) ON CONFLICT DO NOTHING;
+      GET DIAGNOSTICS b = ROW_COUNT;
+    END IF;
+    IF b = 1 THEN
+      RETURN true;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = 'FCRPL';
+  EXCEPTION WHEN SQLSTATE 'FCRPL' THEN
+    RETURN false;
+  END;
+END $$;
 `;
 
 /** Every migration of this build, ascending by version. */
