@@ -30,7 +30,7 @@ import {
   createRedactor,
 } from '../execution/index.js';
 import type { Executor, NonceStore, Sandbox } from '../execution/index.js';
-import { createGate, createSqliteGateState } from '../gate/index.js';
+import { createGate } from '../gate/index.js';
 import type {
   Gate,
   GateControlPlane,
@@ -149,6 +149,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       noncesPath: p.noncesDb,
       clock,
       retainAfterExpSec: config.clock_tolerance_sec + config.max_envelope_lifetime_sec,
+      replayRetentionMs: Math.max(7 * 86_400_000, 2 * config.timestamp_tolerance_ms),
     });
   } catch (err) {
     unlock();
@@ -169,10 +170,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   }
   const fence = createFence();
   const ledgerPort: Core['ledgerPort'] = fencedLedgerPort(decorate.ledgerPort?.(ledger) ?? ledger, fence);
-  const state = createSqliteGateState({
-    path: p.stateDb,
-    replayRetentionMs: Math.max(7 * 86_400_000, 2 * config.timestamp_tolerance_ms),
-  });
+  const state = backend.gateState;
   const governance = backend.governance;
   // Bundles naming a builtin this Execution Layer lacks never load (OE-INV-005).
   const compileBundle = createBundleCompiler({ builtins: Object.keys(createDefaultBuiltins()) });
@@ -309,7 +307,6 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const close = async (): Promise<void> => {
     await ledger.close();
     await backend.close();
-    await state.close();
     approvals.close();
     unlock();
   };

@@ -10,7 +10,9 @@
  */
 import type { GovernanceState } from '../control-plane/index.js';
 import type { NonceStore } from '../execution/index.js';
+import type { GateStateStore } from '../gate/index.js';
 import type { LedgerStore } from '../ledger/index.js';
+import type { AcquireOptions, WriterLease } from './writer-lock.js';
 
 /** A named readiness check as the Gate runs it: a real write and read back of one store. */
 export interface ReadinessProbe {
@@ -30,8 +32,16 @@ export interface StorageBackend {
   readonly nonces: NonceStore;
   /** Kill switch, lockdowns, quarantines and taint (OE-INV-025). */
   readonly governance: GovernanceState;
+  /** The Gate's registered clients and its request nonces and ids (FC-INV-3). */
+  readonly gateState: GateStateStore;
   /** Probes of the real stores for `/readyz`. */
   readonly probes: readonly ReadinessProbe[];
+  /**
+   * Takes the ledger's single-writer lease (SPEC §4 "one writer"). Call it before the ledger is
+   * opened, so the writer reads the head it continues only once no one else can append. With
+   * `wait: true` a second deployment on the same storage waits as a standby.
+   */
+  acquireWriter(options: AcquireOptions): Promise<WriterLease>;
   /** Closes every store and connection of the backend. Idempotent. */
   close(): Promise<void>;
 }

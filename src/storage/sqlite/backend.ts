@@ -6,7 +6,9 @@ import type { Clock } from '../../kernel/index.js';
 import { createSqliteLedgerStore } from '../../ledger/index.js';
 import { createSqliteGovernanceState } from '../../control-plane/index.js';
 import { createSqliteNonceStore } from '../../execution/index.js';
+import { createSqliteGateState } from '../../gate/index.js';
 import type { StorageBackend } from '../backend.js';
+import type { WriterLease } from '../writer-lock.js';
 import { createSqliteWriteProbe } from './write-probe.js';
 
 /** Where the SQLite backend keeps its files. */
@@ -20,7 +22,17 @@ export interface SqliteBackendOptions {
   readonly clock: Clock;
   /** Nonce rows are kept this long past `exp`: clock tolerance plus the longest envelope life. */
   readonly retainAfterExpSec: number;
+  /** Request nonces and ids are kept this long (ms): at least twice the request timestamp tolerance. */
+  readonly replayRetentionMs: number;
 }
+
+/** The lease of a data directory whose writer lock the composition holds for the process's life. */
+const dataDirLease: WriterLease = Object.freeze({
+  epoch: 0,
+  lost: new Promise<void>(() => undefined),
+  isHeld: () => true,
+  release: () => Promise.resolve(),
+});
 
 /** Opens the SQLite stores (creating their files and tables when missing). */
 export function openSqliteBackend(options: SqliteBackendOptions): StorageBackend {
@@ -29,6 +41,11 @@ export function openSqliteBackend(options: SqliteBackendOptions): StorageBackend
   try {
     const governance = createSqliteGovernanceState(options.statePath);
     opened.push(governance);
+    const gateState = createSqliteGateState({
+      path: options.statePath,
+      replayRetentionMs: options.replayRetentionMs,
+    });
+    opened.push(gateState);
     const nonces = createSqliteNonceStore({
       path: options.noncesPath,
       now: options.clock,
@@ -43,16 +60,22 @@ export function openSqliteBackend(options: SqliteBackendOptions): StorageBackend
     let closing: Promise<void> | undefined;
     return {
       name: 'sqlite',
+      // The data directory's kernel-held writer lock (`lockDataDir`), taken by the composition
+      // before it opens the backend, is this backend's lease: its files have no other writer. A
+      // second lock object on the same file here would drop that lock (POSIX record locks).
+      acquireWriter: () => Promise.resolve(dataDirLease),
       ledger,
       openLedgerReader: () => createSqliteLedgerStore({ path: options.ledgerPath, readonly: true }),
       nonces,
       governance,
+      gateState,
       probes,
       close: () =>
         (closing ??= (async () => {
           for (const probe of probes) probe.close();
           await ledger.close();
           await nonces.close();
+          await gateState.close();
           governance.close();
         })()),
     };
