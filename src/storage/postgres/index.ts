@@ -6,3 +6,5 @@ export { openPostgresPool, inTransaction, assertSchemaName } from './pool.js';
 export type { PostgresPool, PostgresPoolOptions } from './pool.js';
 export { migrate, assertSchemaCurrent, MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 export type { Migration, MigrationReport } from './migrations.js';
+export { createPostgresNonceStore } from './nonce-store.js';
+export type { PostgresNonceStoreOptions } from './nonce-store.js';
