@@ -8,3 +8,5 @@ export { migrate, assertSchemaCurrent, MIGRATIONS, SCHEMA_VERSION } from './migr
 export type { Migration, MigrationReport } from './migrations.js';
 export { createPostgresNonceStore } from './nonce-store.js';
 export type { PostgresNonceStoreOptions } from './nonce-store.js';
+export { createPostgresGovernanceState } from './governance-state.js';
+export type { PostgresGovernanceState } from './governance-state.js';
