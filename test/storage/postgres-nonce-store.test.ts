@@ -146,6 +146,27 @@ describe('PostgreSQL nonce store specifics (OE-INV-017, FC-INV-4)', () => {
     }
   });
 
+  it('OE-INV-017: a consumption arriving during a prune decides on the raised horizon, never on the rows it deleted', async () => {
+    const { db, store } = await setup();
+    await store.consume(n('a', T));
+    const other = new pg.Client({ connectionString: pgdb.url, options: `-c search_path=${db.schema}` });
+    await other.connect();
+    try {
+      // A prune in progress, its statements run by hand: lock, raise the horizon, delete below it.
+      await other.query('BEGIN');
+      await other.query('LOCK TABLE envelope_nonces IN SHARE ROW EXCLUSIVE MODE');
+      await other.query('UPDATE envelope_nonce_horizon SET horizon = $1 WHERE id = 1', [T + 100]);
+      await other.query('DELETE FROM envelope_nonces WHERE exp < $1', [T + 100]);
+      const replay = store.consume(n('a', T));
+      await waitUntilBlocked(other, 1);
+      await other.query('COMMIT');
+      expect(await replay).toBe('replayed');
+      expect(await rows(db)).toEqual([]);
+    } finally {
+      await other.end();
+    }
+  });
+
   it('prunes itself on the 1000th call through the store, on the injected clock', async () => {
     let nowMs = T * 1000;
     const { db, store } = await setup({ now: () => nowMs, retainAfterExpSec: 0 });

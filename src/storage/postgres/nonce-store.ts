@@ -15,9 +15,15 @@
  *
  * The prune horizon (see `NonceStore`) is read by the deciding statement; a prune raises it and
  * deletes below it while holding a `SHARE ROW EXCLUSIVE` lock on `envelope_nonces`, which waits
- * for every deciding statement in flight and holds new ones back until it committed. So no
- * statement ever decides with a stale horizon after the rows below it were deleted: a pruned
- * `jti` can never be inserted again.
+ * for every deciding statement in flight and holds new ones back until it committed. A statement
+ * takes its table locks before its snapshot, so none decides with the old horizon once the rows
+ * below the new one are deleted: a pruned `jti` can never be inserted again. (Without the lock, a
+ * consumption whose snapshot predates the prune's commit would pass the old gate, wait on the
+ * row being deleted, then insert it afresh.) Consumptions pause while a prune runs.
+ *
+ * The statements expect the server's default READ COMMITTED; under a stricter
+ * `default_transaction_isolation` a lost race fails with a serialization error instead, which
+ * rejects (a deny), never answers `'fresh'`.
  */
 import type { NonceConsumption, NonceStore } from '../../execution/index.js';
 import { assertNonceConsumption } from '../../execution/index.js';
