@@ -29,8 +29,9 @@ export type GovernanceChange =
   | { readonly kind: 'taint'; readonly session: string; readonly on: boolean };
 
 /**
- * The governance state store. Implementations: {@link createMemoryGovernanceState} and
- * `createSqliteGovernanceState`. Every method may reject; callers treat a rejection as a deny.
+ * The governance state store. Implementations: {@link createMemoryGovernanceState},
+ * `createSqliteGovernanceState` and `createPostgresGovernanceState` (storage/postgres). Every
+ * method may reject; callers treat a rejection as a deny.
  * (OE-INV-025, SPEC §7 scenario 15)
  */
 export interface GovernanceState {

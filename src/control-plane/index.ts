@@ -13,7 +13,7 @@ export type {
 } from './types.js';
 export { createControlPlane, DEFAULT_DEADLINES } from './control-plane.js';
 export type { ControlPlaneDeadlines, ControlPlaneDeps, ControlPlaneService } from './control-plane.js';
-export { createMemoryGovernanceState } from './governance-state.js';
+export { assertGovernanceChange, createMemoryGovernanceState } from './governance-state.js';
 export type {
   GovernanceChange,
   GovernanceCheck,

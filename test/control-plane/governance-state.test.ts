@@ -1,13 +1,14 @@
-/** One contract suite for every GovernanceState backend, plus the admin functions (OE-INV-025). */
+/** The GovernanceState contract for the memory and SQLite backends, plus the admin functions (OE-INV-025). */
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   createGovernanceAdmin,
   createMemoryGovernanceState,
   createSqliteGovernanceState,
-  type GovernanceState,
   type LedgerAppend,
+  type SqliteGovernanceState,
 } from '../../src/control-plane/index.js';
+import { runGovernanceStateContract } from './governance-state.contract.js';
 import { faultyLedger, OPERATOR, settableClock, tempDir } from './support.js';
 
 const cleanups: (() => void)[] = [];
@@ -15,82 +16,26 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-const backends: [string, () => GovernanceState][] = [
-  ['memory', () => createMemoryGovernanceState()],
-  [
-    'sqlite',
-    () => {
-      const { dir, cleanup } = tempDir();
+runGovernanceStateContract('memory', () => {
+  // Every handle of the memory backend is the same object.
+  const s = createMemoryGovernanceState();
+  return Promise.resolve({ open: () => Promise.resolve(s), destroy: () => Promise.resolve() });
+});
+
+runGovernanceStateContract('sqlite', () => {
+  const { dir, cleanup } = tempDir();
+  const handles: SqliteGovernanceState[] = [];
+  return Promise.resolve({
+    open: () => {
       const s = createSqliteGovernanceState(join(dir, 'state.db'));
-      cleanups.push(() => {
-        s.close();
-        cleanup();
-      });
-      return s;
+      handles.push(s);
+      return Promise.resolve(s);
     },
-  ],
-];
-
-describe.each(backends)('GovernanceState contract: %s', (_name, make) => {
-  it('starts all clear', async () => {
-    const s = make();
-    expect(await s.check('acme', 'sess-1')).toEqual({
-      kill_switch: false,
-      tenant_locked: false,
-      session_quarantined: false,
-      session_tainted: false,
-    });
-    expect(await s.snapshot()).toEqual({ kill_switch: false, locked_tenants: [], quarantined_sessions: [] });
-  });
-
-  it('applies and lifts each change, scoped to its tenant or session', async () => {
-    const s = make();
-    await s.apply({ kind: 'lockdown', tenant: 'acme', on: true });
-    await s.apply({ kind: 'quarantine', session: 'sess-1', on: true });
-    expect(await s.check('acme', 'sess-1')).toEqual({
-      kill_switch: false,
-      tenant_locked: true,
-      session_quarantined: true,
-      session_tainted: false,
-    });
-    expect(await s.check('other', 'sess-2')).toEqual({
-      kill_switch: false,
-      tenant_locked: false,
-      session_quarantined: false,
-      session_tainted: false,
-    });
-    expect(await s.check('other', null)).toMatchObject({
-      session_quarantined: false,
-      session_tainted: false,
-    });
-    await s.apply({ kind: 'taint', session: 'sess-2', on: true });
-    expect(await s.check('other', 'sess-2')).toMatchObject({
-      session_quarantined: false,
-      session_tainted: true,
-    });
-    expect(await s.check('other', 'sess-1')).toMatchObject({ session_tainted: false });
-    // A call without a session carries its client's taint, read in the same check.
-    await s.apply({ kind: 'taint', session: 'client:bot', on: true });
-    expect(await s.check('other', null, 'client:bot')).toMatchObject({
-      session_quarantined: false,
-      session_tainted: true,
-    });
-    expect(await s.check('other', null, 'client:other')).toMatchObject({ session_tainted: false });
-    await s.apply({ kind: 'kill_switch', on: true });
-    expect((await s.check('other', null)).kill_switch).toBe(true);
-    await s.apply({ kind: 'lockdown', tenant: 'acme', on: false });
-    await s.apply({ kind: 'kill_switch', on: false });
-    expect(await s.snapshot()).toEqual({
-      kill_switch: false,
-      locked_tenants: [],
-      quarantined_sessions: ['sess-1'],
-    });
-  });
-
-  it('refuses malformed changes', async () => {
-    const s = make();
-    await expect(s.apply({ kind: 'lockdown', tenant: '', on: true })).rejects.toThrow(TypeError);
-    await expect(s.apply({ kind: 'kill_switch', on: 'yes' as never })).rejects.toThrow(TypeError);
+    destroy: () => {
+      for (const s of handles) s.close();
+      cleanup();
+      return Promise.resolve();
+    },
   });
 });
 

@@ -1,6 +1,6 @@
 /**
- * The one contract suite every NonceStore backend must pass (memory, SQLite, later
- * PostgreSQL): single use whatever the tenant, atomic under concurrency, pruning only after
+ * The one contract suite every NonceStore backend must pass (memory, SQLite here; PostgreSQL in
+ * test/storage/postgres-nonce-store.test.ts): single use whatever the tenant, atomic under concurrency, pruning only after
  * exp + tolerance (SPEC §7 scenario 6, §8 nonce store row, OE-INV-017).
  */
 import { afterEach, describe, expect, it } from 'vitest';

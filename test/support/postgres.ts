@@ -105,3 +105,20 @@ export async function openMigratedPool(
   }
   return db;
 }
+
+/**
+ * Resolves once `count` other backends wait on a lock held by `holder`'s transaction (the
+ * statements under test reached their wait). Polls the server; bounded by the test timeout.
+ */
+export async function waitUntilBlocked(holder: pg.Client, count: number): Promise<void> {
+  const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+  for (;;) {
+    // Inside a transaction the activity view is read once and cached: drop it on every poll.
+    await holder.query('SELECT pg_stat_clear_snapshot()');
+    const r = await holder.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))',
+      [pid],
+    );
+    if (r.rows[0]!.n >= count) return;
+  }
+}

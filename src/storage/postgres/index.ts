@@ -13,3 +13,7 @@ export { createPostgresWriterLock, writerSessionConfig } from './writer-lock.js'
 export type { PostgresWriterLockOptions } from './writer-lock.js';
 export { createPostgresGateState } from './gate-state.js';
 export type { PostgresGateStateOptions } from './gate-state.js';
+export { createPostgresNonceStore } from './nonce-store.js';
+export type { PostgresNonceStoreOptions } from './nonce-store.js';
+export { createPostgresGovernanceState } from './governance-state.js';
+export type { PostgresGovernanceState } from './governance-state.js';
