@@ -8,3 +8,4 @@ export { migrate, assertSchemaCurrent, MIGRATIONS, SCHEMA_VERSION } from './migr
 export type { Migration, MigrationReport } from './migrations.js';
 export { createPostgresLedgerStore } from './ledger-store.js';
 export type { PostgresLedgerStoreOptions } from './ledger-store.js';
+export { createPostgresBreakerStore } from './breaker-store.js';
