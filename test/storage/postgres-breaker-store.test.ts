@@ -124,12 +124,21 @@ describe('PostgreSQL breaker store across replicas (OE-INV-021)', () => {
     expect(await admit(a, 2)).toEqual({ open: null, total: 1, inSession: 1, inTenant: 2, sameCall: 1 });
   });
 
-  it('prunes the hits that left the window of the keys an admission touches', async () => {
+  it('prunes the hits that left the window of the keys an admission touches, and sweeps stale keys a few at a time', async () => {
     const [a, , db] = await replicas();
+    const rows = async () =>
+      (await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM breaker_hits')).rows[0]?.n;
     for (let i = 0; i < 5; i++) await admit(a, i, { call: `c${i}` });
-    await admit(a, 5000);
-    const r = await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM breaker_hits');
-    expect(r.rows[0]?.n).toBe('3');
+    await admit(a, 1500);
+    expect(await rows()).toBe('3');
+    for (let i = 1; i < 5; i++) await admit(a, 1500 + i, { call: `c${i}` });
+    expect(await rows()).toBe('15');
+    // Another principal and tenant, two windows later: at most 8 stale hits go per admission.
+    await admit(a, 10_000, { principal: 'q', tenant: 'u' });
+    expect(await rows()).toBe('10');
+    await admit(a, 10_001, { principal: 'q', tenant: 'u' });
+    expect(await rows()).toBe('6');
+    expect(await admit(a, 10_002)).toEqual({ open: null, total: 11, inSession: 1, inTenant: 1, sameCall: 1 });
   });
 
   it('rows are parsed and values checked: an unknown breaker or a value not stored exactly rejects (fail closed)', async () => {

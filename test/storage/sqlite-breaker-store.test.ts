@@ -52,14 +52,21 @@ describe('SQLite breaker store (OE-INV-021)', () => {
     expect(await b.reserveSpend('t', 3, 31, 100)).toBe(false);
   });
 
-  it('prunes hits that left the window of the keys it touches', async () => {
+  it('prunes the hits that left the window of the keys it touches, and sweeps stale keys a few at a time', async () => {
     const path = nextPath();
     const s = open(path);
-    for (let i = 0; i < 5; i++) await s.admit(input(i));
-    await s.admit(input(5000));
     const raw = new Database(path, { readonly: true });
+    const rows = () => raw.prepare('SELECT count(*) AS n FROM breaker_hits').get();
     try {
-      expect(raw.prepare('SELECT count(*) AS n FROM breaker_hits').get()).toEqual({ n: 3 });
+      for (let i = 0; i < 5; i++) await s.admit({ ...input(i), call: `c${i}` });
+      await s.admit(input(1500));
+      expect(rows()).toEqual({ n: 3 });
+      for (let i = 1; i < 5; i++) await s.admit({ ...input(1500 + i), call: `c${i}` });
+      expect(rows()).toEqual({ n: 15 });
+      await s.admit({ ...input(10_000, 'q'), tenant: 'u' });
+      expect(rows()).toEqual({ n: 10 });
+      await s.admit({ ...input(10_001, 'q'), tenant: 'u' });
+      expect(rows()).toEqual({ n: 6 });
     } finally {
       raw.close();
     }

@@ -7,7 +7,7 @@
  * - `admit` and `reset` call the functions of schema v1 (`failclosed_breaker_admit`,
  *   `failclosed_breaker_reset`), which serialize on transaction advisory locks of the principal
  *   and the tenant (taken in ascending key order) and prune the hits that fell out of the window
- *   of the keys they touch;
+ *   of the keys they touch (and a few of any key older than two windows);
  * - `reserveSpend` is one conditional upsert: two replicas reserving at once never pass the limit;
  * - an open breaker's end `Infinity` is stored as NULL.
  *

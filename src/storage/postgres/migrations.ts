@@ -133,6 +133,7 @@ CREATE TABLE breaker_hits (
   at bigint NOT NULL
 );
 CREATE INDEX breaker_hits_key_at ON breaker_hits (kind, key, sub, at);
+CREATE INDEX breaker_hits_at ON breaker_hits (at);
 CREATE TABLE breaker_open (
   principal bytea PRIMARY KEY,
   breaker text NOT NULL,
@@ -153,7 +154,10 @@ CREATE FUNCTION failclosed_breaker_lock_key(kind integer, key bytea) RETURNS big
 -- and tenant's locks in ascending key order (no deadlock between two admissions), then the
 -- open-breaker check, the lifetime count, the pruning of hits at or before the window's start,
 -- the three new hits and the counts. Each statement of a plpgsql function reads a fresh
--- snapshot, so the counts see every admission that held the locks before.
+-- snapshot, so the counts see every admission that held the locks before. It also sweeps a few
+-- hits of any key older than two windows (keys never admitted again, e.g. ended sessions),
+-- skipping rows another admission is sweeping, so the table stays small without a job.
+-- Schemas sharing a database share the advisory lock space: that only serializes more.
 CREATE FUNCTION failclosed_breaker_admit(
   p_principal bytea, p_tenant bytea, p_call bytea, p_now bigint, p_window bigint
 ) RETURNS TABLE (open_breaker text, total bigint, in_session bigint, in_tenant bigint, same_call bigint)
@@ -179,6 +183,8 @@ BEGIN
     RETURNING t.total INTO total;
   DELETE FROM breaker_hits h WHERE h.at <= cutoff AND (
     (h.kind IN (0, 2) AND h.key = p_principal) OR (h.kind = 1 AND h.key = p_tenant));
+  DELETE FROM breaker_hits WHERE ctid = ANY (ARRAY(
+    SELECT ctid FROM breaker_hits WHERE at <= p_now - 2 * p_window LIMIT 8 FOR UPDATE SKIP LOCKED));
   INSERT INTO breaker_hits (kind, key, sub, at) VALUES
     (0, p_principal, ''::bytea, p_now), (1, p_tenant, ''::bytea, p_now), (2, p_principal, p_call, p_now);
   SELECT count(*) INTO in_session FROM breaker_hits h

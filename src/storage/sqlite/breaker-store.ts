@@ -6,7 +6,8 @@
  * `synchronous=FULL`: a count or reservation is durable before it is answered.
  *
  * Keys are stored as their UTF-8 bytes; an open breaker's end `Infinity` is stored as NULL; each
- * admission prunes the hits that fell out of the window of the keys it touches. Any failure — the
+ * admission prunes the hits that fell out of the window of the keys it touches, and a few hits
+ * of any key older than two windows. Any failure — the
  * file locked past the busy timeout, closed, malformed rows — rejects, and the Control Plane
  * denies (fail closed).
  */
@@ -54,6 +55,7 @@ CREATE TABLE IF NOT EXISTS breaker_hits (
   at INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS breaker_hits_key_at ON breaker_hits (kind, key, sub, at);
+CREATE INDEX IF NOT EXISTS breaker_hits_at ON breaker_hits (at);
 CREATE TABLE IF NOT EXISTS breaker_open (
   principal BLOB PRIMARY KEY NOT NULL,
   breaker TEXT NOT NULL,
@@ -107,6 +109,10 @@ export function createSqliteBreakerStore(
     `DELETE FROM breaker_hits WHERE at <= @cutoff AND (
        (kind IN (0, 2) AND key = @p) OR (kind = 1 AND key = @t))`,
   );
+  // A few hits of any key older than two windows (keys never admitted again, e.g. ended sessions).
+  const sweep = db.prepare<[number]>(
+    'DELETE FROM breaker_hits WHERE rowid IN (SELECT rowid FROM breaker_hits WHERE at <= ? LIMIT 8)',
+  );
   const hit = db.prepare<[number, Buffer, Buffer, number]>(
     'INSERT INTO breaker_hits (kind, key, sub, at) VALUES (?, ?, ?, ?)',
   );
@@ -155,6 +161,7 @@ export function createSqliteBreakerStore(
     const total = count(addTotal.get(p), 'total');
     const cutoff = input.now - input.windowMs;
     prune.run({ p, t, cutoff });
+    sweep.run(input.now - 2 * input.windowMs);
     hit.run(0, p, EMPTY, input.now);
     hit.run(1, t, EMPTY, input.now);
     hit.run(2, p, c, input.now);
