@@ -14,3 +14,5 @@ export { createFileWriterLock, tryAcquireFileLease } from './sqlite/index.js';
 export type { FileWriterLease } from './sqlite/index.js';
 export { createPostgresWriterLock } from './postgres/index.js';
 export type { PostgresWriterLockOptions } from './postgres/index.js';
+export { createSqliteBreakerStore } from './sqlite/breaker-store.js';
+export type { SqliteBreakerStore } from './sqlite/breaker-store.js';

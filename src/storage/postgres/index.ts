@@ -17,3 +17,4 @@ export { createPostgresNonceStore } from './nonce-store.js';
 export type { PostgresNonceStoreOptions } from './nonce-store.js';
 export { createPostgresGovernanceState } from './governance-state.js';
 export type { PostgresGovernanceState } from './governance-state.js';
+export { createPostgresBreakerStore } from './breaker-store.js';

@@ -174,6 +174,99 @@ BEGIN
   EXCEPTION WHEN SQLSTATE 'FCRPL' THEN
     RETURN false;
   END;
+
+-- Circuit breakers (OE-INV-021). Keys are the UTF-8 bytes of the principal, tenant and call
+-- (bytea: a call key holds a NUL). breaker_hits holds one row per counted call and window:
+-- kind 0 the principal's window (sub empty), 1 the tenant's (sub empty), 2 the principal's
+-- same-call window (sub = the call). breaker_open.until NULL means open until an operator reset.
+CREATE TABLE breaker_totals (
+  principal bytea PRIMARY KEY,
+  total bigint NOT NULL CHECK (total > 0)
+);
+CREATE TABLE breaker_hits (
+  kind smallint NOT NULL CHECK (kind IN (0, 1, 2)),
+  key bytea NOT NULL,
+  sub bytea NOT NULL,
+  at bigint NOT NULL
+);
+CREATE INDEX breaker_hits_key_at ON breaker_hits (kind, key, sub, at);
+CREATE INDEX breaker_hits_at ON breaker_hits (at);
+CREATE TABLE breaker_open (
+  principal bytea PRIMARY KEY,
+  breaker text NOT NULL,
+  until bigint
+);
+CREATE TABLE breaker_spend (
+  tenant bytea NOT NULL,
+  day bigint NOT NULL,
+  cents bigint NOT NULL CHECK (cents >= 0),
+  PRIMARY KEY (tenant, day)
+);
+-- Advisory lock key of one principal (kind 0) or tenant (kind 1): admissions and resets of one
+-- key serialize on it, across every replica on this database.
+CREATE FUNCTION failclosed_breaker_lock_key(kind integer, key bytea) RETURNS bigint
+  LANGUAGE sql IMMUTABLE STRICT
+  RETURN hashtextextended('failclosed.breaker:' || kind || ':' || encode(key, 'hex'), 0);
+-- One admission (BreakerStore.admit) in one statement, so in one transaction: the principal's
+-- and tenant's locks in ascending key order (no deadlock between two admissions), then the
+-- open-breaker check, the lifetime count, the pruning of hits at or before the window's start,
+-- the three new hits and the counts. Each statement of a plpgsql function reads a fresh
+-- snapshot, so the counts see every admission that held the locks before. It also sweeps a few
+-- hits of any key older than two windows (keys never admitted again, e.g. ended sessions),
+-- skipping rows another admission is sweeping, so the table stays small without a job.
+-- Schemas sharing a database share the advisory lock space: that only serializes more.
+CREATE FUNCTION failclosed_breaker_admit(
+  p_principal bytea, p_tenant bytea, p_call bytea, p_now bigint, p_window bigint
+) RETURNS TABLE (open_breaker text, total bigint, in_session bigint, in_tenant bigint, same_call bigint)
+  LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+  cutoff bigint := p_now - p_window;
+  lock_key bigint;
+BEGIN
+  FOR lock_key IN
+    SELECT k FROM unnest(ARRAY[failclosed_breaker_lock_key(0, p_principal),
+      failclosed_breaker_lock_key(1, p_tenant)]) AS k ORDER BY k
+  LOOP
+    PERFORM pg_advisory_xact_lock(lock_key);
+  END LOOP;
+  SELECT o.breaker INTO open_breaker FROM breaker_open o
+    WHERE o.principal = p_principal AND (o.until IS NULL OR p_now < o.until);
+  IF FOUND THEN
+    RETURN NEXT;
+    RETURN;
+  END IF;
+  INSERT INTO breaker_totals AS t (principal, total) VALUES (p_principal, 1)
+    ON CONFLICT (principal) DO UPDATE SET total = t.total + 1
+    RETURNING t.total INTO total;
+  DELETE FROM breaker_hits h WHERE h.at <= cutoff AND (
+    (h.kind IN (0, 2) AND h.key = p_principal) OR (h.kind = 1 AND h.key = p_tenant));
+  DELETE FROM breaker_hits WHERE ctid = ANY (ARRAY(
+    SELECT ctid FROM breaker_hits WHERE at <= p_now - 2 * p_window LIMIT 8 FOR UPDATE SKIP LOCKED));
+  INSERT INTO breaker_hits (kind, key, sub, at) VALUES
+    (0, p_principal, ''::bytea, p_now), (1, p_tenant, ''::bytea, p_now), (2, p_principal, p_call, p_now);
+  SELECT count(*) INTO in_session FROM breaker_hits h
+    WHERE h.kind = 0 AND h.key = p_principal AND h.sub = ''::bytea AND h.at > cutoff;
+  SELECT count(*) INTO in_tenant FROM breaker_hits h
+    WHERE h.kind = 1 AND h.key = p_tenant AND h.sub = ''::bytea AND h.at > cutoff;
+  SELECT count(*) INTO same_call FROM breaker_hits h
+    WHERE h.kind = 2 AND h.key = p_principal AND h.sub = p_call AND h.at > cutoff;
+  RETURN NEXT;
+END $$;
+-- An operator reset (BreakerStore.reset) under the same lock as admissions of that key: of a
+-- principal (kind 0) its breaker, lifetime count and windows; of a tenant (kind 1) its window
+-- and spend.
+CREATE FUNCTION failclosed_breaker_reset(p_kind integer, p_key bytea) RETURNS void
+  LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  PERFORM pg_advisory_xact_lock(failclosed_breaker_lock_key(p_kind, p_key));
+  IF p_kind = 0 THEN
+    DELETE FROM breaker_open WHERE principal = p_key;
+    DELETE FROM breaker_totals WHERE principal = p_key;
+    DELETE FROM breaker_hits WHERE kind IN (0, 2) AND key = p_key;
+  ELSE
+    DELETE FROM breaker_hits WHERE kind = 1 AND key = p_key;
+    DELETE FROM breaker_spend WHERE tenant = p_key;
+  END IF;
 END $$;
 `;
 

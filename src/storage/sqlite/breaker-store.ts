@@ -1,0 +1,237 @@
+/**
+ * SQLite {@link BreakerStore} (OE-INV-021, embedded deployment): the circuit breaker state in one
+ * database file, with the semantics of the in-memory store. Every method is one `BEGIN IMMEDIATE`
+ * transaction, so several processes sharing the file (Control Plane replicas on one host) admit,
+ * trip and reserve one at a time and count the same calls and spend. WAL mode with
+ * `synchronous=FULL`: a count or reservation is durable before it is answered.
+ *
+ * Keys are stored as their UTF-8 bytes; an open breaker's end `Infinity` is stored as NULL; each
+ * admission prunes the hits that fell out of the window of the keys it touches, and a few hits
+ * of any key older than two windows. Any failure — the
+ * file locked past the busy timeout, closed, malformed rows — rejects, and the Control Plane
+ * denies (fail closed).
+ */
+import Database from 'better-sqlite3';
+import type {
+  AdmitCounts,
+  AdmitInput,
+  BreakerName,
+  BreakerResetTarget,
+  BreakerStore,
+} from '../../control-plane/index.js';
+import {
+  assertBreakerName,
+  assertInt,
+  keyBytes,
+  resetKey,
+  rowBreakerName,
+  untilColumn,
+} from '../breaker-rows.js';
+import { rowInt } from '../postgres/rows.js';
+
+/** A {@link BreakerStore} backed by a SQLite file, with `close()`. */
+export interface SqliteBreakerStore extends BreakerStore {
+  /** Closes the database; later calls reject. */
+  close(): void;
+}
+
+/** Options of {@link createSqliteBreakerStore}. */
+export interface SqliteBreakerStoreOptions {
+  /** How long a write waits for another process's lock on the file before it fails (ms). Default 2000. */
+  readonly busyTimeoutMs?: number;
+}
+
+// breaker_hits: kind 0 the principal's window (sub empty), 1 the tenant's (sub empty), 2 the
+// principal's same-call window (sub = the call).
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS breaker_totals (
+  principal BLOB PRIMARY KEY NOT NULL,
+  total INTEGER NOT NULL CHECK (total > 0)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS breaker_hits (
+  kind INTEGER NOT NULL CHECK (kind IN (0, 1, 2)),
+  key BLOB NOT NULL,
+  sub BLOB NOT NULL,
+  at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS breaker_hits_key_at ON breaker_hits (kind, key, sub, at);
+CREATE INDEX IF NOT EXISTS breaker_hits_at ON breaker_hits (at);
+CREATE TABLE IF NOT EXISTS breaker_open (
+  principal BLOB PRIMARY KEY NOT NULL,
+  breaker TEXT NOT NULL,
+  until INTEGER
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS breaker_spend (
+  tenant BLOB NOT NULL,
+  day INTEGER NOT NULL,
+  cents INTEGER NOT NULL CHECK (cents >= 0),
+  PRIMARY KEY (tenant, day)
+) STRICT, WITHOUT ROWID;
+`;
+
+type Row = Record<string, unknown>;
+const EMPTY = Buffer.alloc(0);
+
+/** A count the store answered: a positive safe integer. */
+function count(row: Row | undefined, column: string): number {
+  const n = rowInt(row?.[column], column);
+  if (n < 1) throw new TypeError(`column ${column} is not a count`);
+  return n;
+}
+
+/**
+ * Opens (creating if needed) the breaker state at `path` (`':memory:'` for a private in-memory
+ * database). Processes opening the same file share every count. (OE-INV-021)
+ */
+export function createSqliteBreakerStore(
+  path: string,
+  options: SqliteBreakerStoreOptions = {},
+): SqliteBreakerStore {
+  const db = new Database(path);
+  try {
+    db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 2000)}`);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec(SCHEMA);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+
+  const openAt = db.prepare<[Buffer, number], Row>(
+    'SELECT breaker, until FROM breaker_open WHERE principal = ? AND (until IS NULL OR until > ?)',
+  );
+  const addTotal = db.prepare<[Buffer], Row>(
+    `INSERT INTO breaker_totals (principal, total) VALUES (?, 1)
+     ON CONFLICT (principal) DO UPDATE SET total = total + 1 RETURNING total`,
+  );
+  const prune = db.prepare<{ p: Buffer; t: Buffer; cutoff: number }>(
+    `DELETE FROM breaker_hits WHERE at <= @cutoff AND (
+       (kind IN (0, 2) AND key = @p) OR (kind = 1 AND key = @t))`,
+  );
+  // A few hits of any key older than two windows (keys never admitted again, e.g. ended sessions).
+  const sweep = db.prepare<[number]>(
+    'DELETE FROM breaker_hits WHERE rowid IN (SELECT rowid FROM breaker_hits WHERE at <= ? LIMIT 8)',
+  );
+  const hit = db.prepare<[number, Buffer, Buffer, number]>(
+    'INSERT INTO breaker_hits (kind, key, sub, at) VALUES (?, ?, ?, ?)',
+  );
+  const hits = db.prepare<[number, Buffer, Buffer, number], Row>(
+    'SELECT count(*) AS n FROM breaker_hits WHERE kind = ? AND key = ? AND sub = ? AND at > ?',
+  );
+  const trip = db.prepare<[Buffer, string, number | null]>(
+    `INSERT INTO breaker_open (principal, breaker, until) VALUES (?, ?, ?)
+     ON CONFLICT (principal) DO UPDATE SET breaker = excluded.breaker, until = excluded.until
+     WHERE excluded.until IS NULL OR (until IS NOT NULL AND until <= excluded.until)`,
+  );
+  const reserve = db.prepare<{ t: Buffer; day: number; cents: number; limit: number }, Row>(
+    `INSERT INTO breaker_spend (tenant, day, cents) SELECT @t, @day, @cents WHERE @cents <= @limit
+     ON CONFLICT (tenant, day) DO UPDATE SET cents = cents + excluded.cents
+     WHERE cents + excluded.cents <= @limit
+     RETURNING cents`,
+  );
+  const release = db.prepare<[number, Buffer, number]>(
+    'UPDATE breaker_spend SET cents = max(0, cents - ?) WHERE tenant = ? AND day = ?',
+  );
+  const resetPrincipal = [
+    db.prepare<[Buffer]>('DELETE FROM breaker_open WHERE principal = ?'),
+    db.prepare<[Buffer]>('DELETE FROM breaker_totals WHERE principal = ?'),
+    db.prepare<[Buffer]>('DELETE FROM breaker_hits WHERE kind IN (0, 2) AND key = ?'),
+  ];
+  const resetTenant = [
+    db.prepare<[Buffer]>('DELETE FROM breaker_hits WHERE kind = 1 AND key = ?'),
+    db.prepare<[Buffer]>('DELETE FROM breaker_spend WHERE tenant = ?'),
+  ];
+
+  const openBreaker = (p: Buffer, now: number): BreakerName | null => {
+    const row = openAt.get(p, now);
+    if (row === undefined) return null;
+    const breaker = rowBreakerName(row['breaker'], 'breaker');
+    const until = row['until'] === null ? Number.POSITIVE_INFINITY : rowInt(row['until'], 'until');
+    if (!(now < until)) throw new TypeError('breaker_open row is not open');
+    return breaker;
+  };
+
+  const admit = db.transaction((input: AdmitInput): AdmitCounts => {
+    const p = keyBytes(input.principal, 'principal');
+    const t = keyBytes(input.tenant, 'tenant');
+    const c = keyBytes(input.call, 'call');
+    const already = openBreaker(p, input.now);
+    if (already !== null) return { open: already };
+    const total = count(addTotal.get(p), 'total');
+    const cutoff = input.now - input.windowMs;
+    prune.run({ p, t, cutoff });
+    sweep.run(input.now - 2 * input.windowMs);
+    hit.run(0, p, EMPTY, input.now);
+    hit.run(1, t, EMPTY, input.now);
+    hit.run(2, p, c, input.now);
+    return {
+      open: null,
+      total,
+      inSession: count(hits.get(0, p, EMPTY, cutoff), 'n'),
+      inTenant: count(hits.get(1, t, EMPTY, cutoff), 'n'),
+      sameCall: count(hits.get(2, p, c, cutoff), 'n'),
+    };
+  });
+  const reserveSpend = db.transaction((tenant: string, day: number, cents: number, limit: number) => {
+    const row = reserve.get({ t: keyBytes(tenant, 'tenant'), day, cents, limit });
+    if (row === undefined) return false;
+    const spent = rowInt(row['cents'], 'cents');
+    if (spent < cents || spent > limit) throw new TypeError('breaker_spend row is out of range');
+    return true;
+  });
+  const tripOne = db.transaction((p: Buffer, breaker: BreakerName, until: number | null) => {
+    trip.run(p, breaker, until);
+  });
+  const releaseOne = db.transaction((t: Buffer, day: number, cents: number) => {
+    release.run(cents, t, day);
+  });
+  const reset = db.transaction((target: BreakerResetTarget) => {
+    const [kind, key] = resetKey(target);
+    for (const s of kind === 0 ? resetPrincipal : resetTenant) s.run(key);
+  });
+
+  return Object.freeze({
+    admit: (input: AdmitInput) =>
+      attempt(() => {
+        assertInt(input.now, 'now');
+        assertInt(input.windowMs, 'windowMs', 1);
+        return admit.immediate(input);
+      }),
+    trip: (principal: string, breaker: BreakerName, until: number) =>
+      attempt(() => {
+        assertBreakerName(breaker);
+        tripOne.immediate(keyBytes(principal, 'principal'), breaker, untilColumn(until));
+      }),
+    openBreaker: (principal: string, now: number) =>
+      attempt(() => {
+        assertInt(now, 'now');
+        return openBreaker(keyBytes(principal, 'principal'), now);
+      }),
+    reserveSpend: (tenant: string, day: number, cents: number, limit: number) =>
+      attempt(() => {
+        assertInt(day, 'day');
+        assertInt(cents, 'cents', 0);
+        assertInt(limit, 'limit');
+        return reserveSpend.immediate(tenant, day, cents, limit);
+      }),
+    releaseSpend: (tenant: string, day: number, cents: number) =>
+      attempt(() => {
+        assertInt(day, 'day');
+        assertInt(cents, 'cents', 0);
+        releaseOne.immediate(keyBytes(tenant, 'tenant'), day, cents);
+      }),
+    reset: (target: BreakerResetTarget) => attempt(() => reset.immediate(target)),
+    close(): void {
+      db.close();
+    },
+  });
+}
+
+function attempt<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error('breaker store failure'));
+  }
+}

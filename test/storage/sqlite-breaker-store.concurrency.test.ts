@@ -1,0 +1,116 @@
+/**
+ * The SQLite breaker store under cross-thread concurrency (OE-INV-021): workers in separate
+ * threads, each with its own connection to one file (as Control Plane processes on one host),
+ * admit and reserve at once; no count is lost or answered twice and the spend limit holds.
+ *
+ * The workers load the real `src/storage/sqlite/breaker-store.ts` and the modules it imports,
+ * transpiled on the fly, so the statements under test are the shipped ones.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import ts from 'typescript';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../support/paths.js';
+
+const WORKERS = 8;
+const ROUNDS = 25;
+let dir: string;
+let workerFile: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'fc-breaker-race-'));
+  const transpile = (file: string): string =>
+    ts.transpileModule(readFileSync(resolve(REPO_ROOT, file), 'utf8'), {
+      compilerOptions: {
+        module: ts.ModuleKind.ESNext,
+        target: ts.ScriptTarget.ES2022,
+        verbatimModuleSyntax: true,
+      },
+    }).outputText;
+  const sqliteUrl = pathToFileURL(createRequire(import.meta.url).resolve('better-sqlite3')).href;
+  const store = transpile('src/storage/sqlite/breaker-store.ts')
+    .replace(/from 'better-sqlite3'/, `from '${sqliteUrl}'`)
+    .replace(/from '\.\.\/breaker-rows\.js'/, `from './breaker-rows.mjs'`)
+    .replace(/from '\.\.\/postgres\/rows\.js'/, `from './rows.mjs'`);
+  expect(store).toContain(sqliteUrl);
+  expect(store).toContain('./breaker-rows.mjs');
+  expect(store).toContain('./rows.mjs');
+  const breakerRows = transpile('src/storage/breaker-rows.ts');
+  // Type-only imports are erased: the workers load nothing else.
+  expect(breakerRows).not.toMatch(/^import /m);
+  writeFileSync(join(dir, 'store.mjs'), store);
+  writeFileSync(join(dir, 'breaker-rows.mjs'), breakerRows);
+  writeFileSync(join(dir, 'rows.mjs'), transpile('src/storage/postgres/rows.ts'));
+  workerFile = join(dir, 'worker.mjs');
+  writeFileSync(
+    workerFile,
+    `import { parentPort, workerData } from 'node:worker_threads';
+import { createSqliteBreakerStore } from './store.mjs';
+const store = createSqliteBreakerStore(workerData.path, { busyTimeoutMs: 20000 });
+const gate = new Int32Array(workerData.gate);
+Atomics.add(gate, 1, 1);
+Atomics.notify(gate, 1);
+Atomics.wait(gate, 0, 0);
+try {
+  const out = [];
+  for (let i = 0; i < workerData.rounds; i++) {
+    const c = await store.admit({ principal: 'p', tenant: 't', call: 'echo\\u0000h', now: 100, windowMs: 1000 });
+    const granted = await store.reserveSpend('t', 9, 3, workerData.limit);
+    out.push([c.total, c.inSession, c.inTenant, c.sameCall, granted]);
+  }
+  parentPort.postMessage(out);
+} catch (err) {
+  parentPort.postMessage('error:' + String(err));
+} finally {
+  store.close();
+}
+`,
+  );
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+type Round = [number, number, number, number, boolean];
+
+async function race(path: string, limit: number): Promise<Round[][]> {
+  const gate = new SharedArrayBuffer(8);
+  const flags = new Int32Array(gate);
+  const results: Promise<Round[][][number]>[] = [];
+  for (let i = 0; i < WORKERS; i++) {
+    const w = new Worker(workerFile, { workerData: { path, gate, rounds: ROUNDS, limit } });
+    results.push(
+      new Promise((res, rej) => {
+        w.once('message', (m: Round[] | string) => {
+          if (typeof m === 'string') rej(new Error(m));
+          else res(m);
+        });
+        w.once('error', rej);
+      }),
+    );
+  }
+  // Release every worker at once after all have opened their own connection.
+  while (Atomics.load(flags, 1) < WORKERS) {
+    await new Promise<void>((r) => setImmediate(r));
+  }
+  Atomics.store(flags, 0, 1);
+  Atomics.notify(flags, 0);
+  return Promise.all(results);
+}
+
+describe('SQLite breaker store under cross-thread concurrency (OE-INV-021)', () => {
+  it(`${WORKERS} workers with separate connections: every count answered once, the spend limit exactly filled`, async () => {
+    const limit = 3 * 37;
+    const rounds = (await race(join(dir, 'race.db'), limit)).flat();
+    const n = WORKERS * ROUNDS;
+    const upTo = Array.from({ length: n }, (_, i) => i + 1);
+    for (const col of [0, 1, 2, 3] as const)
+      expect(rounds.map((r) => r[col]).sort((x, y) => x - y)).toEqual(upTo);
+    expect(rounds.filter((r) => r[4])).toHaveLength(37);
+  });
+});
