@@ -21,7 +21,8 @@ import {
   writeClientFile,
   DEMO_CLIENT,
 } from '../embedded/index.js';
-import type { Connection, HttpAnswer } from '../embedded/index.js';
+import type { Connection, EmbeddedInstance, HttpAnswer } from '../embedded/index.js';
+import { WriterLockBusy } from '../storage/index.js';
 import { parseJson } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import { exportSigningKeyJwk, generateSigningKey } from '../kernel/signing/index.js';
@@ -44,9 +45,11 @@ export const EXIT = Object.freeze({ ok: 0, failed: 1, usage: 2 });
 
 export const USAGE = `usage: failclosed <command> [options]
 
-  init [DIR]                                  create a data directory (default ./.failclosed or $FAILCLOSED_HOME)
-  up [--port N] [--grace SEC]                 run all four roles on 127.0.0.1 (initialises on first run);
-                                              SIGTERM/SIGINT drain calls for up to SEC (default 30) seconds
+  init [DIR] [--backend sqlite|postgres://…]  create a data directory (default ./.failclosed or $FAILCLOSED_HOME);
+                                              --backend (or $FAILCLOSED_BACKEND) picks the storage
+  up [--port N] [--grace SEC] [--standby]     run all four roles on 127.0.0.1 (initialises on first run);
+                                              SIGTERM/SIGINT drain calls for up to SEC (default 30) seconds;
+                                              --standby waits while another gate holds the ledger writer lock
   call TOOL --params JSON [--session S] [--client NAME] [--wait SEC] [--request-id ID]
   requests show ID                            the evidence view of one request
   clients add NAME --tenant T [--owner HUMAN] [--role R]...
@@ -88,6 +91,8 @@ const OPTIONS = {
   owner: { type: 'string' },
   wait: { type: 'string' },
   'request-id': { type: 'string' },
+  backend: { type: 'string' },
+  standby: { type: 'boolean' },
   ...APPROVAL_OPTIONS,
   ...POLICY_OPTIONS,
 } as const;
@@ -127,23 +132,55 @@ async function withConnection(dir: string, fn: (c: Connection) => Promise<number
   }
 }
 
-async function up(io: CliIo, dir: string, port: number | undefined, graceSec = 30): Promise<number> {
+async function up(
+  io: CliIo,
+  dir: string,
+  port: number | undefined,
+  graceSec = 30,
+  standby = false,
+): Promise<number> {
   const init = await initDataDir(dir);
   if (init.created) io.out(`initialised ${init.dir}\n`);
-  const instance = await startEmbedded(dir, port === undefined ? {} : { port });
+  // Stops serving when the writer lease is lost: a standby elsewhere takes over.
+  const lost = new AbortController();
+  let instance: EmbeddedInstance;
+  try {
+    if (standby) io.out('standby: waiting for the ledger writer lock\n');
+    instance = await startEmbedded(dir, {
+      ...(port === undefined ? {} : { port }),
+      standby,
+      ...(io.signal === undefined ? {} : { signal: io.signal }),
+      onWriterLost: () => lost.abort(),
+    });
+  } catch (err) {
+    if (err instanceof WriterLockBusy) {
+      io.err(
+        'another gate holds the ledger writer lock of this storage; run with --standby to wait for it\n',
+      );
+      return EXIT.failed;
+    }
+    if (io.signal?.aborted === true) return EXIT.ok;
+    throw err;
+  }
   const r = instance.core.recovered;
   if (r.abandoned > 0)
     io.out(
       `recovered: ${r.abandoned} request(s) recorded as abandoned, ${r.mayHaveRun} of them may have run\n`,
     );
   announceServer(dir, instance.url);
-  io.out(`failclosed gate listening on ${instance.url}\n`);
+  io.out(`failclosed gate listening on ${instance.url} (storage: ${instance.core.backend.name})\n`);
   await new Promise<void>((done) => {
+    lost.signal.addEventListener('abort', () => done(), { once: true });
     if (io.signal === undefined) return;
     if (io.signal.aborted) done();
     else io.signal.addEventListener('abort', () => done(), { once: true });
   });
   withdrawServer(dir);
+  if (lost.signal.aborted) {
+    io.err('lost the ledger writer lock: stopped serving (nothing more is written or run here)\n');
+    await instance.close();
+    return EXIT.failed;
+  }
   io.out(`stopping: draining calls in flight (up to ${graceSec} s)\n`);
   const stop = await instance.stop({ graceMs: graceSec * 1000 });
   if (!stop.drained)
@@ -255,12 +292,12 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
   if (cmd === 'policy') return runPolicyCommand(io, dir, pos, v);
   switch (cmd) {
     case 'init': {
-      const r = await initDataDir(dir);
+      const r = await initDataDir(dir, v.backend === undefined ? {} : { backend: v.backend });
       io.out(r.created ? `initialised ${r.dir}\n` : `${r.dir} is already initialised\n`);
       return EXIT.ok;
     }
     case 'up':
-      return up(io, dir, intOption(v.port, 'port'), intOption(v.grace, 'grace'));
+      return up(io, dir, intOption(v.port, 'port'), intOption(v.grace, 'grace'), v.standby === true);
     case 'call':
       if (sub === undefined) throw new UsageError('call TOOL --params JSON');
       return call(io, dir, sub, v);

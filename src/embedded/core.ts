@@ -50,8 +50,10 @@ import type { EmbeddedApprovals } from './approvals.js';
 import { followIssuerKeys, observedAdapters } from './ports.js';
 import type { CoreDecorators, LedgerPort, ToolRunObserver } from './ports.js';
 import { createDiskSpaceProbe } from './readiness.js';
-import { openSqliteBackend } from '../storage/index.js';
-import type { StorageBackend } from '../storage/index.js';
+import { openPostgresBackend, openSqliteBackend } from '../storage/index.js';
+import type { StorageBackend, WriterLease } from '../storage/index.js';
+import { resolveBackendSpec } from './backend-spec.js';
+import type { BackendSpec } from './backend-spec.js';
 
 /** `/readyz` fails its `disk` check below this much free space (MiB) unless `min_free_disk_mb` says otherwise. */
 export const DEFAULT_MIN_FREE_DISK_MB = 64;
@@ -108,6 +110,45 @@ export interface CoreOptions {
   readonly breakers?: Partial<BreakerConfig>;
   /** Decorators of the roles' ports (tests and the demo inject faults through them). */
   readonly decorate?: CoreDecorators;
+  /** Storage backend over `FAILCLOSED_BACKEND` and `failclosed.json` (`sqlite` or a `postgres://` URL). */
+  readonly backend?: string;
+  /**
+   * When another deployment holds the ledger's writer lock on the same storage: wait as a
+   * standby until it is gone (true), or refuse at once with `WriterLockBusy` (false, default).
+   */
+  readonly standby?: boolean;
+  /** Stops a standby's wait. */
+  readonly signal?: AbortSignal;
+  /** Called once if the writer lease is lost while serving; the roles are fenced by then. */
+  readonly onWriterLost?: () => void;
+}
+
+/** Opens the storage backend `spec` names for the data directory `p`. */
+async function openBackend(
+  spec: BackendSpec,
+  p: ReturnType<typeof dataPaths>,
+  config: EmbeddedConfig,
+  clock: Clock,
+): Promise<StorageBackend> {
+  // Nonces are pruned only past every envelope's possible life: exp + clock tolerance + max lifetime.
+  const retainAfterExpSec = config.clock_tolerance_sec + config.max_envelope_lifetime_sec;
+  const replayRetentionMs = Math.max(7 * 86_400_000, 2 * config.timestamp_tolerance_ms);
+  if (spec.kind === 'sqlite')
+    return openSqliteBackend({
+      ledgerPath: p.ledgerDb,
+      statePath: p.stateDb,
+      noncesPath: p.noncesDb,
+      clock,
+      retainAfterExpSec,
+      replayRetentionMs,
+    });
+  return openPostgresBackend({
+    url: spec.url,
+    ...(spec.schema === undefined ? {} : { schema: spec.schema }),
+    clock,
+    retainAfterExpSec,
+    replayRetentionMs,
+  });
 }
 
 /** The Gate's ledger port over the ledger as the roles write to it (the embedded composition's wiring). */
@@ -141,21 +182,21 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const unlock = lockDataDir(p.root);
   let ledger: Ledger;
   let backend: StorageBackend;
+  let spec: BackendSpec;
   try {
-    // Pruned only past every envelope's possible life: exp + clock tolerance + max lifetime.
-    backend = openSqliteBackend({
-      ledgerPath: p.ledgerDb,
-      statePath: p.stateDb,
-      noncesPath: p.noncesDb,
-      clock,
-      retainAfterExpSec: config.clock_tolerance_sec + config.max_envelope_lifetime_sec,
-      replayRetentionMs: Math.max(7 * 86_400_000, 2 * config.timestamp_tolerance_ms),
-    });
+    spec = resolveBackendSpec(options.backend, process.env, config.backend);
+    backend = await openBackend(spec, p, config, clock);
   } catch (err) {
     unlock();
     throw err;
   }
+  let lease: WriterLease;
   try {
+    // The lease first: the writer reads the head it continues only once no one else can append.
+    lease = await backend.acquireWriter({
+      wait: options.standby ?? false,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
     ledger = await createLedger({
       store: backend.ledger,
       clock,
@@ -169,6 +210,12 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     throw err;
   }
   const fence = createFence();
+  // A lost lease (another writer took over, or the database stopped vouching for this one):
+  // nothing more is written or run here; the ledger store refuses stale appends by itself too.
+  void lease.lost.then(() => {
+    fence.raise();
+    options.onWriterLost?.();
+  });
   const ledgerPort: Core['ledgerPort'] = fencedLedgerPort(decorate.ledgerPort?.(ledger) ?? ledger, fence);
   const state = backend.gateState;
   const governance = backend.governance;
@@ -200,6 +247,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     },
     bundles,
     state: governance,
+    breakerStore: backend.breakers,
     derivationKey: Buffer.from(readFileSync(p.derivationKey, 'utf8').trim(), 'hex'),
     approvals: approvals.service,
     ...(options.deadlines?.controlPlane === undefined ? {} : { deadlines: options.deadlines.controlPlane }),

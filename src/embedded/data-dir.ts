@@ -11,6 +11,7 @@ import { parseJson, sha256Hex } from '../kernel/index.js';
 import type { JsonObject } from '../kernel/index.js';
 import { exportSigningKeyJwk, generateSigningKey, importSigningKeyJwk } from '../kernel/signing/index.js';
 import type { SigningKey } from '../kernel/signing/index.js';
+import { parseBackendSpec } from './backend-spec.js';
 
 /** `failclosed.json`: the deployment's settings. */
 export interface EmbeddedConfig {
@@ -37,10 +38,17 @@ export interface EmbeddedConfig {
   readonly max_inflight?: number;
   /** `/readyz` fails its `disk` check below this much free space under the data directory (MiB). Optional (default 64). */
   readonly min_free_disk_mb?: number;
+  /**
+   * Storage backend: `sqlite` (default: files in this directory) or a `postgres://` URL (see
+   * `backend-spec.ts`); `FAILCLOSED_BACKEND` overrides it. Optional.
+   */
+  readonly backend?: string;
 }
 
 /** Optional settings: absent in data directories made before they existed. */
-const OPTIONAL_FIELDS: readonly string[] = ['max_inflight', 'min_free_disk_mb'];
+const OPTIONAL_FIELDS: readonly string[] = ['max_inflight', 'min_free_disk_mb', 'backend'];
+/** Optional settings that are positive integers. */
+const OPTIONAL_INTEGERS: readonly string[] = ['max_inflight', 'min_free_disk_mb'];
 
 /** A client key file under `clients/NAME.json`. */
 export interface ClientFile {
@@ -92,7 +100,7 @@ export function defaultConfig(): EmbeddedConfig {
   };
 }
 
-const CONFIG_FIELDS = Object.keys(defaultConfig());
+const CONFIG_FIELDS = [...Object.keys(defaultConfig()), 'backend'];
 
 function bad(message: string): TypeError {
   return new TypeError(`failclosed.json: ${message}`);
@@ -123,7 +131,15 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
     const n = o[k];
     if (!Number.isSafeInteger(n) || (n as number) <= 0) throw bad(`${k} must be a positive integer`);
   }
-  for (const k of OPTIONAL_FIELDS) {
+  if (o.backend !== undefined) {
+    if (typeof o.backend !== 'string') throw bad('backend must be a string');
+    try {
+      parseBackendSpec(o.backend);
+    } catch {
+      throw bad('backend must be "sqlite" or a postgres:// URL');
+    }
+  }
+  for (const k of OPTIONAL_INTEGERS) {
     const n = o[k];
     if (n !== undefined && (!Number.isSafeInteger(n) || (n as number) <= 0))
       throw bad(`${k} must be a positive integer`);
@@ -195,9 +211,10 @@ export function readOperatorToken(dir: string): string {
  * checkpoint key, derivation key, operator token, and the demo client's key. Returns false when
  * the directory was already initialised (nothing is overwritten).
  */
-export function writeFreshDataDir(dir: string): boolean {
+export function writeFreshDataDir(dir: string, settings: { readonly backend?: string } = {}): boolean {
   const p = dataPaths(dir);
   if (existsSync(p.config)) return false;
+  if (settings.backend !== undefined) parseBackendSpec(settings.backend);
   mkdirSync(p.root, { recursive: true, mode: 0o700 });
   writeSigningKey(p.issuerKey, generateSigningKey());
   writeSigningKey(p.ledgerKey, generateSigningKey());
@@ -209,7 +226,11 @@ export function writeFreshDataDir(dir: string): boolean {
     key: exportSigningKeyJwk(demo) as unknown as JsonObject,
   });
   // The config is written last: its presence marks a complete directory.
-  writeFileSync(p.config, `${JSON.stringify(defaultConfig(), null, 2)}\n`, { mode: 0o600 });
+  const config = {
+    ...defaultConfig(),
+    ...(settings.backend === undefined ? {} : { backend: settings.backend }),
+  };
+  writeFileSync(p.config, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
   return true;
 }
 

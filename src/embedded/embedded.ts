@@ -35,10 +35,16 @@ export interface InitResult {
  */
 export async function initDataDir(
   dir: string,
-  options: { clock?: Clock; policyDir?: string } = {},
+  options: {
+    clock?: Clock;
+    policyDir?: string;
+    /** Storage backend recorded in `failclosed.json` (`sqlite` or a `postgres://` URL). */
+    backend?: string;
+  } = {},
 ): Promise<InitResult> {
   const root = dataPaths(dir).root;
-  if (!writeFreshDataDir(dir)) return { dir: root, created: false };
+  if (!writeFreshDataDir(dir, options.backend === undefined ? {} : { backend: options.backend }))
+    return { dir: root, created: false };
   const core = await openCore(dir, options.clock === undefined ? {} : { clock: options.clock });
   try {
     const auth = `Bearer ${readOperatorToken(dir)}`;
@@ -80,6 +86,14 @@ export interface EmbeddedOptions {
   readonly breakers?: CoreOptions['breakers'];
   /** Decorators of the roles' ports (tests and the demo inject faults through them). */
   readonly decorate?: CoreOptions['decorate'];
+  /** Storage backend over `FAILCLOSED_BACKEND` and `failclosed.json`. */
+  readonly backend?: CoreOptions['backend'];
+  /** Wait as a standby while another deployment holds the ledger's writer lock (default: refuse). */
+  readonly standby?: boolean;
+  /** Stops a standby's wait. */
+  readonly signal?: AbortSignal;
+  /** Called once if the writer lease is lost while serving; the roles are fenced by then. */
+  readonly onWriterLost?: () => void;
 }
 
 /** A running embedded deployment. */
@@ -121,6 +135,10 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
     ...(options.deadlines === undefined ? {} : { deadlines: options.deadlines }),
     ...(options.breakers === undefined ? {} : { breakers: options.breakers }),
     ...(options.decorate === undefined ? {} : { decorate: options.decorate }),
+    ...(options.backend === undefined ? {} : { backend: options.backend }),
+    ...(options.standby === undefined ? {} : { standby: options.standby }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+    ...(options.onWriterLost === undefined ? {} : { onWriterLost: options.onWriterLost }),
   });
   let gateServer;
   let execServer;

@@ -8,7 +8,7 @@
  * FC-INV-3/4) and every failure rejects: the roles map a rejection to their `*_UNAVAILABLE`
  * denial. No store answers "allow" for a database it cannot read.
  */
-import type { GovernanceState } from '../control-plane/index.js';
+import type { BreakerStore, GovernanceState } from '../control-plane/index.js';
 import type { NonceStore } from '../execution/index.js';
 import type { GateStateStore } from '../gate/index.js';
 import type { LedgerStore } from '../ledger/index.js';
@@ -34,6 +34,8 @@ export interface StorageBackend {
   readonly governance: GovernanceState;
   /** The Gate's registered clients and its request nonces and ids (FC-INV-3). */
   readonly gateState: GateStateStore;
+  /** Circuit breaker counts, open breakers and tenant spend (OE-INV-021). */
+  readonly breakers: BreakerStore;
   /** Probes of the real stores for `/readyz`. */
   readonly probes: readonly ReadinessProbe[];
   /**

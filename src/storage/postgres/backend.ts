@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import type { Clock } from '../../kernel/index.js';
 import type { StorageBackend } from '../backend.js';
 import type { AcquireOptions, WriterLease } from '../writer-lock.js';
+import { createPostgresBreakerStore } from './breaker-store.js';
 import { createPostgresGateState } from './gate-state.js';
 import { createPostgresGovernanceState } from './governance-state.js';
 import { createPostgresLedgerStore } from './ledger-store.js';
@@ -68,6 +69,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
   });
   const governance = createPostgresGovernanceState(db);
   const gateState = createPostgresGateState(db, { replayRetentionMs: options.replayRetentionMs });
+  const breakers = createPostgresBreakerStore(db);
   const lock = createPostgresWriterLock(db, { holder: options.holder ?? `${hostname()}:${process.pid}` });
   let closing: Promise<void> | undefined;
   return {
@@ -77,6 +79,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
     nonces,
     governance,
     gateState,
+    breakers,
     probes: [createPostgresWriteProbe('database', db)],
     async acquireWriter(acquire: AcquireOptions): Promise<WriterLease> {
       if (lease !== undefined) throw new Error('the writer lease of this backend was already taken');

@@ -174,6 +174,7 @@ BEGIN
   EXCEPTION WHEN SQLSTATE 'FCRPL' THEN
     RETURN false;
   END;
+END $$;
 
 -- Circuit breakers (OE-INV-021). Keys are the UTF-8 bytes of the principal, tenant and call
 -- (bytea: a call key holds a NUL). breaker_hits holds one row per counted call and window:

@@ -9,13 +9,14 @@ import { createSqliteNonceStore } from '../../execution/index.js';
 import { createSqliteGateState } from '../../gate/index.js';
 import type { StorageBackend } from '../backend.js';
 import type { WriterLease } from '../writer-lock.js';
+import { createSqliteBreakerStore } from './breaker-store.js';
 import { createSqliteWriteProbe } from './write-probe.js';
 
 /** Where the SQLite backend keeps its files. */
 export interface SqliteBackendOptions {
   /** The ledger (`ledger.db`). */
   readonly ledgerPath: string;
-  /** Governance state, beside the Gate's clients and request nonces (`state.db`). */
+  /** Governance state and circuit breakers, beside the Gate's clients and request nonces (`state.db`). */
   readonly statePath: string;
   /** Envelope nonces of the Execution Layer (`nonces.db`). */
   readonly noncesPath: string;
@@ -46,6 +47,8 @@ export function openSqliteBackend(options: SqliteBackendOptions): StorageBackend
       replayRetentionMs: options.replayRetentionMs,
     });
     opened.push(gateState);
+    const breakers = createSqliteBreakerStore(options.statePath);
+    opened.push(breakers);
     const nonces = createSqliteNonceStore({
       path: options.noncesPath,
       now: options.clock,
@@ -69,6 +72,7 @@ export function openSqliteBackend(options: SqliteBackendOptions): StorageBackend
       nonces,
       governance,
       gateState,
+      breakers,
       probes,
       close: () =>
         (closing ??= (async () => {
@@ -76,6 +80,7 @@ export function openSqliteBackend(options: SqliteBackendOptions): StorageBackend
           await ledger.close();
           await nonces.close();
           await gateState.close();
+          breakers.close();
           governance.close();
         })()),
     };

@@ -1,0 +1,205 @@
+/**
+ * The embedded deployment on the PostgreSQL backend, end to end (SPEC §1 "Distributed", §4 "one
+ * writer"; L7 ledger protection and degraded mode): governed calls, an export that `verify`
+ * accepts with pinned keys, a second gate on the same database that refuses or waits as a
+ * standby and takes over with the hash chain continuous, and a database that stops or stalls:
+ * every call denies with its code and no tool runs.
+ */
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '../../src/client/index.js';
+import type { FailclosedClient } from '../../src/client/index.js';
+import { runCli } from '../../src/cli/run.js';
+import { saveTrustRoots } from '../../src/cli/trust-file.js';
+import {
+  DEMO_CLIENT,
+  initDataDir,
+  readClientFile,
+  readOperatorToken,
+  startEmbedded,
+} from '../../src/embedded/index.js';
+import type { EmbeddedInstance, EmbeddedOptions } from '../../src/embedded/index.js';
+import { WriterLockBusy } from '../../src/storage/index.js';
+import { startFaultProxy } from '../support/tcp-fault-proxy.js';
+import type { FaultProxy } from '../support/tcp-fault-proxy.js';
+import { nextSchema, useTestDatabase, waitUntilBlocked } from '../support/postgres.js';
+
+const db = useTestDatabase('fc_e2e_pg');
+let work: string;
+const runs: string[] = [];
+const base: EmbeddedOptions = { port: 0, executionPort: 0, onToolRun: ({ tool }) => void runs.push(tool) };
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'fc-e2e-pg-'));
+});
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+});
+
+function clientOf(dir: string, instance: EmbeddedInstance): FailclosedClient {
+  const file = readClientFile(dir, DEMO_CLIENT.identity);
+  return createClient({ url: instance.url, identity: file.identity, tenant: file.tenant, key: file.key });
+}
+
+const echo = (c: FailclosedClient, message: string) => c.call('echo', { message }, { session: 'pg-e2e' });
+
+async function exportAndVerify(dir: string, instance: EmbeddedInstance): Promise<number> {
+  const res = await fetch(`${instance.url}/v1/admin/ledger-export`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${readOperatorToken(dir)}`, 'content-type': 'application/json' },
+    body: '{}',
+  });
+  expect(res.status).toBe(200);
+  const bundle = join(work, `bundle-${Date.now()}-${Math.random()}.jsonl`);
+  writeFileSync(bundle, await res.text());
+  const trust = join(work, `trust-${Date.now()}-${Math.random()}.json`);
+  expect(await saveTrustRoots(instance.url, trust)).toBe(true);
+  return runCli(['verify', bundle, '--trust', trust], {
+    out: () => undefined,
+    err: () => undefined,
+    env: {},
+  });
+}
+
+async function ledgerRows(url: string, schema: string): Promise<number> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.ledger_entries`)).rows[0]!
+      .n;
+  } finally {
+    await c.end();
+  }
+}
+
+describe('a deployment on PostgreSQL (SPEC §1, §4)', () => {
+  it('runs governed calls with the ledger in PostgreSQL, and its export verifies with pinned keys', async () => {
+    const schema = nextSchema();
+    const dir = join(work, 'single');
+    await initDataDir(dir, { backend: `${db.url}?schema=${schema}` });
+    const instance = await startEmbedded(dir, base);
+    try {
+      expect(instance.core.backend.name).toBe('postgres');
+      const c = clientOf(dir, instance);
+      const before = runs.length;
+      expect(await echo(c, 'hello')).toMatchObject({ outcome: 'executed' });
+      expect(runs.length).toBe(before + 1);
+      const denied = await c.call(
+        'transfer_funds',
+        { from_account: 'acct_a', to_account: 'acct_b', amount: 99999, currency: 'USD' },
+        { session: 'pg-e2e' },
+      );
+      expect(denied).toMatchObject({ outcome: 'deny', code: 'ERR_POLICY_DENY' });
+      expect(runs.length).toBe(before + 1);
+      expect(await exportAndVerify(dir, instance)).toBe(0);
+      // The ledger lives in the database, not in the data directory.
+      expect(await ledgerRows(db.url, schema)).toBe(instance.core.ledger.size());
+    } finally {
+      await instance.close();
+    }
+  });
+
+  it('a second gate on the same database refuses, or waits as a standby and takes over with the chain continuous', async () => {
+    const schema = nextSchema();
+    const dirA = join(work, 'replica-a');
+    const dirB = join(work, 'replica-b');
+    await initDataDir(dirA, { backend: `${db.url}?schema=${schema}` });
+    // B is A's copy: the same keys and configuration, another host's data directory.
+    cpSync(dirA, dirB, { recursive: true });
+    const a = await startEmbedded(dirA, base);
+    let b: EmbeddedInstance | undefined;
+    try {
+      await expect(startEmbedded(dirB, base)).rejects.toBeInstanceOf(WriterLockBusy);
+      const standby = startEmbedded(dirB, { ...base, standby: true });
+      expect(await echo(clientOf(dirA, a), 'on a')).toMatchObject({ outcome: 'executed' });
+      const sizeA = a.core.ledger.size();
+      await a.close();
+      b = await standby;
+      // Every entry A acknowledged is there, and B continues the same chain.
+      expect(b.core.ledger.size()).toBe(sizeA);
+      expect(await echo(clientOf(dirB, b), 'on b')).toMatchObject({ outcome: 'executed' });
+      expect(b.core.ledger.size()).toBeGreaterThan(sizeA);
+      expect(await exportAndVerify(dirB, b)).toBe(0);
+    } finally {
+      await a.close();
+      await b?.close();
+    }
+  });
+});
+
+describe('PostgreSQL faults: every call denies with its code and no tool runs (L7 degraded mode)', () => {
+  let proxy: FaultProxy;
+  beforeAll(async () => {
+    const u = new URL(db.url);
+    proxy = await startFaultProxy({ host: u.hostname, port: Number(u.port) });
+  });
+  afterAll(async () => {
+    await proxy.close();
+  });
+
+  it('a stalled ledger table past the deadline → ERR_LEDGER_UNAVAILABLE, nothing runs, then calls recover', async () => {
+    const schema = nextSchema();
+    const dir = join(work, 'stall');
+    await initDataDir(dir, { backend: `${db.url}?schema=${schema}` });
+    const instance = await startEmbedded(dir, { ...base, deadlines: { gate: { ledgerMs: 500 } } });
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      const c = clientOf(dir, instance);
+      expect(await echo(c, 'before')).toMatchObject({ outcome: 'executed' });
+      await holder.query('BEGIN');
+      await holder.query(`LOCK TABLE ${schema}.ledger_entries IN EXCLUSIVE MODE`);
+      const before = runs.length;
+      const stalled = echo(c, 'stalled');
+      await waitUntilBlocked(holder, 1);
+      expect(await stalled).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' });
+      await holder.query('ROLLBACK');
+      expect(runs.length).toBe(before);
+      expect(await echo(c, 'after')).toMatchObject({ outcome: 'executed' });
+    } finally {
+      await holder.end();
+      await instance.close();
+    }
+  });
+
+  it('the database stopped → deny with nothing run; the writer stops serving; a restart takes over once it is back', async () => {
+    const schema = nextSchema();
+    const dir = join(work, 'stopped');
+    await initDataDir(dir, { backend: `${proxy.urlThrough(db.url)}?schema=${schema}` });
+    let lost!: () => void;
+    const writerLost = new Promise<void>((resolve) => (lost = resolve));
+    const instance = await startEmbedded(dir, {
+      ...base,
+      deadlines: { gate: { ledgerMs: 1000 } },
+      onWriterLost: () => lost(),
+    });
+    let again: EmbeddedInstance | undefined;
+    try {
+      const c = clientOf(dir, instance);
+      expect(await echo(c, 'up')).toMatchObject({ outcome: 'executed' });
+      const before = runs.length;
+      proxy.setMode('refuse');
+      const r = await echo(c, 'down');
+      expect(r).toMatchObject({ outcome: 'deny' });
+      expect(['ERR_LEDGER_UNAVAILABLE', 'ERR_CONTROL_PLANE_UNAVAILABLE', 'ERR_INTERNAL']).toContain(
+        (r as { code?: string }).code,
+      );
+      // The lock's session is gone: the lease is lost and this gate runs nothing more.
+      await writerLost;
+      proxy.setMode('pass');
+      expect(await echo(c, 'fenced')).toMatchObject({ outcome: 'deny' });
+      expect(runs.length).toBe(before);
+      await instance.close();
+      again = await startEmbedded(dir, base);
+      expect(await echo(clientOf(dir, again), 'back')).toMatchObject({ outcome: 'executed' });
+      expect(await exportAndVerify(dir, again)).toBe(0);
+    } finally {
+      proxy.setMode('pass');
+      await instance.close();
+      await again?.close();
+    }
+  });
+});
