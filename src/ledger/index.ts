@@ -5,7 +5,14 @@
  */
 export { ENTRY_TYPES, PAYLOAD_ALLOWLIST, isEntryType, disallowedPayloadFields } from './entry-types.js';
 export type { EntryType } from './entry-types.js';
-export { GENESIS_PREV_HASH, computeEntryHash, entryLeafHash, entryJson, parseEntryInput } from './entry.js';
+export {
+  GENESIS_PREV_HASH,
+  computeEntryHash,
+  entryLeafHash,
+  entryJson,
+  parseEntryInput,
+  parseStoredEntry,
+} from './entry.js';
 export type { Actor, EntryInput, EntryRef, LedgerEntry } from './entry.js';
 export type {
   EnvelopeContext,

@@ -33,7 +33,7 @@ function lock(): () => void {
 describe('the data directory lock (SPEC §4 one writer)', () => {
   it('refuses a second open in the same process until the first is released; release is idempotent', () => {
     const unlock = lock();
-    expect(() => lockDataDir(dir)).toThrow();
+    expect(() => lockDataDir(dir)).toThrow(/already open in this process/);
     unlock();
     unlock();
     lock();
@@ -42,7 +42,7 @@ describe('the data directory lock (SPEC §4 one writer)', () => {
   it('refuses while another live process holds the lock, and opens once that process was killed with SIGKILL', async () => {
     const holder = await startHolder(['sqlite', join(dir, 'writer.lock')]);
     holders.push(holder);
-    expect(() => lockDataDir(dir)).toThrow();
+    expect(() => lockDataDir(dir)).toThrow(/in use by another process/);
     await killHard(holder);
     expect(() => lock()).not.toThrow();
   });

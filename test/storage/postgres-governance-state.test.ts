@@ -62,9 +62,9 @@ describe('PostgreSQL governance state specifics (OE-INV-025, FC-INV-4)', () => {
     const { db, state } = await setup();
     await state.apply({ kind: 'lockdown', tenant: 'acme', on: true });
     await state.close();
-    await expect(state.check('acme', null)).rejects.toThrow();
-    await expect(state.apply({ kind: 'kill_switch', on: true })).rejects.toThrow();
-    await expect(state.snapshot()).rejects.toThrow();
+    await expect(state.check('acme', null)).rejects.toThrow('governance state closed');
+    await expect(state.apply({ kind: 'kill_switch', on: true })).rejects.toThrow('governance state closed');
+    await expect(state.snapshot()).rejects.toThrow('governance state closed');
     expect((await createPostgresGovernanceState(db).check('acme', null)).tenant_locked).toBe(true);
   });
 });

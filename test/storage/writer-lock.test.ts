@@ -100,7 +100,7 @@ describe('the file writer lock across processes (SPEC §4 one writer)', () => {
     expect(lease.isHeld()).toBe(true);
     expect(lease.epoch).toBeGreaterThan(holder.epoch);
     // And the other way round: a process started now finds the lock taken.
-    await expect(startHolder(['sqlite', file.path])).rejects.toThrow();
+    await expect(startHolder(['sqlite', file.path])).rejects.toThrow(/exited without the lock/);
   });
 });
 

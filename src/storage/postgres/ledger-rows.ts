@@ -7,15 +7,15 @@
  * folded in memory exactly as the SQLite store's `derived.ts` applies them entry by entry.
  */
 import { FailclosedError, parseJson, sha256Hex } from '../../kernel/index.js';
-import { entryJson, parseStoredEntry, type LedgerEntry } from '../../ledger/entry.js';
-import { REQUEST_OUTCOME_TYPES } from '../../ledger/store.js';
+import { entryJson, parseStoredEntry, type LedgerEntry } from '../../ledger/index.js';
+import { REQUEST_OUTCOME_TYPES } from '../../ledger/index.js';
 import type {
   EvidenceBlob,
   OpenRequest,
   StoredCheckpoint,
   TreeChunk,
   TreeSnapshot,
-} from '../../ledger/store.js';
+} from '../../ledger/index.js';
 import { rowBytes, rowInt, rowText } from './rows.js';
 
 /** Largest entry body read back (the SQLite store's limit). */

@@ -12,8 +12,7 @@
  */
 import type pg from 'pg';
 import { FailclosedError } from '../../kernel/index.js';
-import type { LedgerEntry } from '../../ledger/entry.js';
-import type { EvidenceBlob, LedgerStore, StoreHead, TreeSnapshot } from '../../ledger/store.js';
+import type { EvidenceBlob, LedgerEntry, LedgerStore, StoreHead, TreeSnapshot } from '../../ledger/index.js';
 import {
   batchParams,
   checkpointFromRow,
