@@ -53,6 +53,7 @@ import { createDiskSpaceProbe } from './readiness.js';
 import { openPostgresBackend, openSqliteBackend } from '../storage/index.js';
 import type { StorageBackend, WriterLease } from '../storage/index.js';
 import { resolveBackendSpec } from './backend-spec.js';
+import { lastActivatedBundle, withholdStaleBundle } from './policy-guard.js';
 import type { BackendSpec } from './backend-spec.js';
 
 /** `/readyz` fails its `disk` check below this much free space (MiB) unless `min_free_disk_mb` says otherwise. */
@@ -191,6 +192,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     throw err;
   }
   let lease: WriterLease;
+  let ledgerActive: string | null;
   try {
     // The lease first: the writer reads the head it continues only once no one else can append.
     lease = await backend.acquireWriter({
@@ -204,6 +206,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       origin: config.origin,
       checkpointEvery: { entries: 256, ms: 10_000 },
     });
+    ledgerActive = await lastActivatedBundle(backend.ledger);
   } catch (err) {
     await backend.close();
     unlock();
@@ -221,7 +224,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const governance = backend.governance;
   // Bundles naming a builtin this Execution Layer lacks never load (OE-INV-005).
   const compileBundle = createBundleCompiler({ builtins: Object.keys(createDefaultBuiltins()) });
-  const bundles = createBundleStore({
+  const localBundles = createBundleStore({
     dir: p.bundles,
     compile: (bytes, hash) => {
       const runtime = compileBundle(bytes, hash);
@@ -231,6 +234,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     now: clock,
     ledgerTimeoutMs: 2000,
   });
+  const bundles = withholdStaleBundle(localBundles, ledgerActive);
   const approvals = openApprovals(dir, { ledgerPort, clock, state });
   const controlPlane = createControlPlane({
     ledger: ledgerPort,

@@ -16,12 +16,15 @@ import { runCli } from '../../src/cli/run.js';
 import { saveTrustRoots } from '../../src/cli/trust-file.js';
 import {
   DEMO_CLIENT,
+  demoPolicyDir,
   initDataDir,
   readClientFile,
   readOperatorToken,
   startEmbedded,
 } from '../../src/embedded/index.js';
 import type { EmbeddedInstance, EmbeddedOptions } from '../../src/embedded/index.js';
+import { isDeny } from '../../src/kernel/index.js';
+import { buildBundleFromDir } from '../../src/policy/index.js';
 import { WriterLockBusy } from '../../src/storage/index.js';
 import { startFaultProxy } from '../support/tcp-fault-proxy.js';
 import type { FaultProxy } from '../support/tcp-fault-proxy.js';
@@ -61,6 +64,23 @@ async function exportAndVerify(dir: string, instance: EmbeddedInstance): Promise
     out: () => undefined,
     err: () => undefined,
     env: {},
+  });
+}
+
+/** The demo policy with another description: a different bundle hash, the same rules. */
+async function revisedDemoBundle(): Promise<string> {
+  const built = await buildBundleFromDir(demoPolicyDir());
+  if (isDeny(built)) throw new Error(built.code);
+  const doc = JSON.parse(built.text) as { settings: Record<string, unknown> };
+  doc.settings['description'] = 'revised';
+  return JSON.stringify(doc);
+}
+
+function activate(dir: string, instance: EmbeddedInstance, bundle: string): Promise<Response> {
+  return fetch(`${instance.url}/v1/admin/policy-activate`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${readOperatorToken(dir)}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ bundle, reason: 'revised policy' }),
   });
 }
 
@@ -115,11 +135,22 @@ describe('a deployment on PostgreSQL (SPEC §1, §4)', () => {
       await expect(startEmbedded(dirB, base)).rejects.toBeInstanceOf(WriterLockBusy);
       const standby = startEmbedded(dirB, { ...base, standby: true });
       expect(await echo(clientOf(dirA, a), 'on a')).toMatchObject({ outcome: 'executed' });
+      // A activates a policy B's copy of the bundles has never seen.
+      const newer = await revisedDemoBundle();
+      expect((await activate(dirA, a, newer)).status).toBe(200);
       const sizeA = a.core.ledger.size();
       await a.close();
       b = await standby;
       // Every entry A acknowledged is there, and B continues the same chain.
       expect(b.core.ledger.size()).toBe(sizeA);
+      // B's active bundle is older than the ledger's last activation: withheld, never served.
+      const before = runs.length;
+      expect(await echo(clientOf(dirB, b), 'stale policy')).toMatchObject({
+        outcome: 'deny',
+        code: 'ERR_POLICY_UNAVAILABLE',
+      });
+      expect(runs.length).toBe(before);
+      expect((await activate(dirB, b, newer)).status).toBe(200);
       expect(await echo(clientOf(dirB, b), 'on b')).toMatchObject({ outcome: 'executed' });
       expect(b.core.ledger.size()).toBeGreaterThan(sizeA);
       expect(await exportAndVerify(dirB, b)).toBe(0);
