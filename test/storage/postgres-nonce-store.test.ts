@@ -211,7 +211,7 @@ describe('PostgreSQL nonce store specifics (OE-INV-017, FC-INV-4)', () => {
     await store.consume(n('x'));
     await db.pool.query('ALTER TABLE envelope_nonces ALTER COLUMN voided DROP DEFAULT');
     await db.pool.query('ALTER TABLE envelope_nonces ALTER COLUMN voided TYPE text USING voided::text');
-    await expect(store.consume(n('x'))).rejects.toThrow('nonce prune horizon is missing');
+    await expect(store.consume(n('x'))).rejects.toThrow('column envelope_nonces.voided is not boolean');
   });
 
   it('close() waits for calls in flight, then refuses, and leaves the shared pool open', async () => {
