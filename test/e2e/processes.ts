@@ -5,11 +5,11 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, cpSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { REPO_ROOT } from '../support/paths.js';
-import { dataPaths } from '../../src/embedded/index.js';
+import { dataPaths, demoPolicyDir } from '../../src/embedded/index.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 
@@ -23,11 +23,25 @@ export interface UpProcess {
   readonly exited: Promise<number | NodeJS.Signals>;
 }
 
-/** Starts `failclosed up --port 0 --grace SEC` over `dir` and resolves once it listens. */
-export async function startUp(dir: string, graceSec: number): Promise<UpProcess> {
+/** A `failclosed up` started, which may not listen yet (a standby listens once it takes over). */
+export interface SpawnedUp {
+  readonly child: ChildProcess;
+  /** Everything it printed on stdout and stderr so far. */
+  out(): string;
+  /** Its exit: the code, or the signal that ended it. */
+  readonly exited: Promise<number | NodeJS.Signals>;
+  /** Its Gate's URL once it listens; rejects if it exits first. */
+  readonly listening: Promise<string>;
+}
+
+/**
+ * Spawns `failclosed up --port 0 --grace SEC` over `dir`, with `extraArgs` after (e.g.
+ * `--standby`), without waiting for it to listen.
+ */
+export function spawnUp(dir: string, graceSec: number, extraArgs: readonly string[] = []): SpawnedUp {
   const child = spawn(
     process.execPath,
-    [CLI, 'up', '--data', dir, '--port', '0', '--grace', String(graceSec)],
+    [CLI, 'up', '--data', dir, '--port', '0', '--grace', String(graceSec), ...extraArgs],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
@@ -37,7 +51,7 @@ export async function startUp(dir: string, graceSec: number): Promise<UpProcess>
   const exited = new Promise<number | NodeJS.Signals>((resolve) =>
     child.once('exit', (code, signal) => resolve(code ?? signal ?? 'SIGKILL')),
   );
-  const url = await new Promise<string>((resolve, reject) => {
+  const listening = new Promise<string>((resolve, reject) => {
     const look = (): void => {
       const m = /listening on (\S+)/.exec(out);
       if (m?.[1] !== undefined) resolve(m[1]);
@@ -45,7 +59,56 @@ export async function startUp(dir: string, graceSec: number): Promise<UpProcess>
     child.stdout.on('data', look);
     void exited.then((c) => reject(new Error(`up exited (${String(c)}): ${out}${err}`)));
   });
-  return { url, child, out: () => out + err, exited };
+  // Awaited later, or never (a process expected to exit): its rejection is not unhandled.
+  listening.catch(() => undefined);
+  return { child, out: () => out + err, exited, listening };
+}
+
+/** Starts `failclosed up --port 0 --grace SEC` over `dir` and resolves once it listens. */
+export async function startUp(
+  dir: string,
+  graceSec: number,
+  extraArgs: readonly string[] = [],
+): Promise<UpProcess> {
+  const up = spawnUp(dir, graceSec, extraArgs);
+  return { url: await up.listening, child: up.child, out: () => up.out(), exited: up.exited };
+}
+
+/**
+ * Writes under `work` the demo policy plus `nap`: a sandboxed `/usr/bin/sleep SECONDS`, allowed (a
+ * call that is surely in flight while its `sleep` runs, see {@link isRunningUnder}). Returns its directory.
+ */
+export function napPolicyDir(work: string): string {
+  const policy = join(work, 'policy');
+  cpSync(demoPolicyDir(), policy, { recursive: true });
+  writeFileSync(
+    join(policy, 'tools', 'nap.json'),
+    JSON.stringify({
+      name: 'nap',
+      description: 'Sleeps a few seconds in the sandbox (stop and crash tests).',
+      risk: 'low',
+      adapter: {
+        type: 'command',
+        argv: ['/usr/bin/sleep', '{seconds}'],
+        limits: { timeout_ms: 15000, max_output_bytes: 1024, network: false },
+      },
+      parameters: {
+        type: 'object',
+        properties: { seconds: { type: 'string', pattern: '^[0-9]$' } },
+        required: ['seconds'],
+        additionalProperties: false,
+      },
+    }),
+  );
+  appendFileSync(
+    join(policy, 'schema.cedarschema'),
+    '\naction "nap" appliesTo { principal: Agent, resource: Tenant, context: { params: { seconds: String }, risk: String, tainted: Bool } };\n',
+  );
+  writeFileSync(
+    join(policy, 'policies', 'allow-nap.cedar'),
+    '@reason("stop and crash tests")\npermit (principal, action == Action::"nap", resource);\n',
+  );
+  return policy;
 }
 
 /** Resolves once `predicate` holds, checking every 20 ms; rejects after `limitMs`. */

@@ -6,16 +6,17 @@
  * next start an outcome for every request left open, voiding or reporting each envelope, and
  * `failclosed verify` holds on the export. No acknowledged entry is lost.
  */
-import { appendFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
 import type { CallResult, FailclosedClient } from '../../src/client/index.js';
-import { DEMO_CLIENT, demoPolicyDir, initDataDir, readClientFile } from '../../src/embedded/index.js';
+import { DEMO_CLIENT, initDataDir, readClientFile } from '../../src/embedded/index.js';
 import {
   isRunningUnder,
   ledgerEntries,
+  napPolicyDir,
   requestsWithoutOutcome,
   runCli,
   startUp,
@@ -25,40 +26,6 @@ import {
 
 let work: string;
 let dir: string;
-
-/** The demo policy plus `nap`: a sandboxed `/usr/bin/sleep SECONDS`, allowed. */
-function napPolicyDir(): string {
-  const policy = join(work, 'policy');
-  cpSync(demoPolicyDir(), policy, { recursive: true });
-  writeFileSync(
-    join(policy, 'tools', 'nap.json'),
-    JSON.stringify({
-      name: 'nap',
-      description: 'Sleeps a few seconds in the sandbox (stop and crash tests).',
-      risk: 'low',
-      adapter: {
-        type: 'command',
-        argv: ['/usr/bin/sleep', '{seconds}'],
-        limits: { timeout_ms: 15000, max_output_bytes: 1024, network: false },
-      },
-      parameters: {
-        type: 'object',
-        properties: { seconds: { type: 'string', pattern: '^[0-9]$' } },
-        required: ['seconds'],
-        additionalProperties: false,
-      },
-    }),
-  );
-  appendFileSync(
-    join(policy, 'schema.cedarschema'),
-    '\naction "nap" appliesTo { principal: Agent, resource: Tenant, context: { params: { seconds: String }, risk: String, tainted: Bool } };\n',
-  );
-  writeFileSync(
-    join(policy, 'policies', 'allow-nap.cedar'),
-    '@reason("stop and crash tests")\npermit (principal, action == Action::"nap", resource);\n',
-  );
-  return policy;
-}
 
 function clientOf(up: UpProcess): FailclosedClient {
   const file = readClientFile(dir, DEMO_CLIENT.identity);
@@ -95,7 +62,7 @@ async function napRunning(up: UpProcess, seconds: number): Promise<{ result: Pro
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'fc-e2e-stop-'));
   dir = join(work, 'data');
-  await initDataDir(dir, { policyDir: napPolicyDir() });
+  await initDataDir(dir, { policyDir: napPolicyDir(work) });
 }, 60_000);
 
 afterAll(() => {
