@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/run.js';
 import { createClient } from '../../src/client/index.js';
+import { SchemaVersionError } from '../../src/kernel/index.js';
 import {
   announceServer,
   readClientFile,
@@ -201,5 +202,25 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
       })(),
     }).call('echo', { message: 'second start' });
     expect(again.outcome).toBe('executed');
+  }, 60_000);
+
+  it('a data directory with a store newer than the build does not start, and starts again once it is not', async () => {
+    await stop();
+    const db = new Database(join(dir, 'state.db'));
+    db.prepare(
+      "INSERT INTO failclosed_schema (store, version, name) VALUES ('governance', 2, 'newer')",
+    ).run();
+    db.close();
+    const entries = entryHashes();
+    await expect(startEmbedded(dir, { port: 0, executionPort: 0 })).rejects.toBeInstanceOf(
+      SchemaVersionError,
+    );
+    expect(entryHashes()).toEqual(entries);
+    // Nothing was left holding the directory: the same build starts once the row is gone.
+    const fix = new Database(join(dir, 'state.db'));
+    fix.prepare("DELETE FROM failclosed_schema WHERE store = 'governance' AND version = 2").run();
+    fix.close();
+    await start();
+    expect(instance).toBeDefined();
   }, 60_000);
 });
