@@ -4,6 +4,7 @@
  * several processes sharing it see one state (OE-INV-025).
  */
 import Database from 'better-sqlite3';
+import { migrateSchema, type SchemaMigration } from '../kernel/index.js';
 import {
   assertGovernanceChange,
   type GovernanceChange,
@@ -26,17 +27,28 @@ CREATE TABLE IF NOT EXISTS session_quarantine (session TEXT PRIMARY KEY NOT NULL
 CREATE TABLE IF NOT EXISTS session_taint (session TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;
 `;
 
+/** Schema versions of the governance state (store `governance`; append-only): 1 is the pre-versioning schema. */
+const MIGRATIONS: readonly SchemaMigration[] = [
+  { version: 1, name: 'kill switch, tenant lockdowns, session quarantines and taints', up: SCHEMA },
+];
+
 /**
  * Opens (creating if needed) the governance state at `path` (`':memory:'` for a private
  * in-memory database). A missing or malformed kill-switch row reads as engaged: an unreadable
- * state never reads as "all clear". (OE-INV-025, FC-INV-4)
+ * state never reads as "all clear"; a file recording a newer schema than this build throws at
+ * open (`SchemaVersionError`). (OE-INV-025, FC-INV-4)
  */
 export function createSqliteGovernanceState(path: string): SqliteGovernanceState {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('busy_timeout = 2000');
-  db.exec(SCHEMA);
+  try {
+    migrateSchema(db, 'governance', MIGRATIONS);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
 
   const readKill = db.prepare<[], { engaged: unknown }>('SELECT engaged FROM kill_switch WHERE id = 1');
   const readTenant = db.prepare<[string], { one: number }>(

@@ -11,11 +11,13 @@
  * its own statement's change count, released only after the COMMIT returned; a failed
  * transaction rejects every caller in it (SPEC §8 durable writes, OE-INV-017).
  *
- * This file has no runtime imports besides better-sqlite3 and the import-free
- * `group-commit.ts`, so that the cross-process concurrency test can load the two on their own.
+ * This file has no runtime imports besides better-sqlite3, the import-free `group-commit.ts` and
+ * the kernel's import-free schema runner, so that the cross-process concurrency test can load
+ * them on their own.
  */
 import Database from 'better-sqlite3';
-import type { Clock } from '../kernel/index.js';
+import { migrateSchema } from '../kernel/index.js';
+import type { Clock, SchemaMigration } from '../kernel/index.js';
 import { createGroupCommit } from './group-commit.js';
 import type { NonceConsumption, NonceStore } from './nonce-store.js';
 
@@ -49,25 +51,47 @@ CREATE TABLE IF NOT EXISTS envelope_nonce_horizon (
 ) STRICT;
 INSERT OR IGNORE INTO envelope_nonce_horizon (id, horizon) VALUES (1, -9007199254740991);`;
 
+/**
+ * Schema versions of the nonce store (store `envelope_nonces`; append-only). Version 1 is the
+ * schema of the releases before versions were recorded, with their upgrade of a pre-void file:
+ * every row in it is a consumption.
+ */
+function nonceMigrations(db: Database.Database): readonly SchemaMigration[] {
+  return [
+    {
+      version: 1,
+      name: 'envelope nonces with voids, prune horizon',
+      up: () => {
+        db.exec(SCHEMA);
+        const columns = db.prepare<[], { name: string }>('PRAGMA table_info(envelope_nonces)').all();
+        if (!columns.some((c) => c.name === 'voided'))
+          db.exec('ALTER TABLE envelope_nonces ADD COLUMN voided INTEGER NOT NULL DEFAULT 0');
+        db.exec('CREATE INDEX IF NOT EXISTS envelope_nonces_exp ON envelope_nonces (exp)');
+      },
+    },
+  ];
+}
+
 /** One row of `envelope_nonces`: jti, tenant, exp, decision_id, consumed_at, voided (0/1). */
 type NonceRow = readonly [string, string, number, string, number, number];
 
 /**
  * Opens (creating if needed) a SQLite nonce store at `options.path`. `consume` rejects when the
  * database is locked past the busy timeout, closed or failing: the executor turns that into
- * `ERR_NONCE_STORE_UNAVAILABLE` (SPEC §7 scenario 8, OE-INV-017).
+ * `ERR_NONCE_STORE_UNAVAILABLE` (SPEC §7 scenario 8, OE-INV-017). Throws at open when the file
+ * records a schema newer than this build (`SchemaVersionError`, fail closed).
  */
 export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceStore {
   const db = new Database(options.path);
   db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 2000)}`);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
-  db.exec(SCHEMA);
-  // A store created before voiding existed: every row in it is a consumption.
-  const columns = db.prepare<[], { name: string }>('PRAGMA table_info(envelope_nonces)').all();
-  if (!columns.some((c) => c.name === 'voided'))
-    db.exec('ALTER TABLE envelope_nonces ADD COLUMN voided INTEGER NOT NULL DEFAULT 0');
-  db.exec('CREATE INDEX IF NOT EXISTS envelope_nonces_exp ON envelope_nonces (exp)');
+  try {
+    migrateSchema(db, 'envelope_nonces', nonceMigrations(db));
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   // One statement: an exp below the prune horizon is never inserted, so it is never 'fresh'.
   const insert = db.prepare(
     `INSERT INTO envelope_nonces (jti, tenant, exp, decision_id, consumed_at, voided)

@@ -12,7 +12,7 @@
 import Database from 'better-sqlite3';
 import type { KeyObject } from 'node:crypto';
 import { createGroupCommit } from '../execution/index.js';
-import { parsePublicJwk } from '../kernel/index.js';
+import { migrateSchema, parsePublicJwk, type SchemaMigration } from '../kernel/index.js';
 import { clientJwksOf, parseClientRoles } from './state.js';
 import type { ClientRecord, ClientRegistration, GateStateStore } from './state.js';
 import type { RegisteredClient } from './types.js';
@@ -37,6 +37,24 @@ CREATE TABLE IF NOT EXISTS gate_request_nonces (
 CREATE INDEX IF NOT EXISTS gate_request_nonces_seen ON gate_request_nonces (seen_at);
 CREATE INDEX IF NOT EXISTS gate_request_nonces_identity ON gate_request_nonces (identity);
 `;
+
+/**
+ * The Gate state's schema versions in `failclosed_schema` (store `gate_state`; append-only).
+ * Version 1 is the schema of the releases before versions were recorded, with their upgrade of a
+ * pre-roles file.
+ */
+function gateStateMigrations(db: Database.Database): readonly SchemaMigration[] {
+  return [
+    {
+      version: 1,
+      name: 'clients with roles, request nonces',
+      up: () => {
+        db.exec(SCHEMA);
+        migrateClientRoles(db);
+      },
+    },
+  ];
+}
 
 /** Options for {@link createSqliteGateState}. */
 export interface SqliteGateStateOptions {
@@ -80,15 +98,20 @@ interface ReplayClaim {
  * Opens (creating if needed) the Gate state at `options.path`. `claim` inserts the nonce and the
  * request id with `INSERT OR IGNORE` in one savepoint; "one row changed" for both is the only
  * `'fresh'` (SPEC §8 nonce store pitfall), and a replay rolls its savepoint back so it never
- * consumes the other half of a fresh pair. Failures reject: the Gate denies.
+ * consumes the other half of a fresh pair. Failures reject: the Gate denies. Throws at open when
+ * the file records a schema newer than this build (`SchemaVersionError`, fail closed).
  */
 export function createSqliteGateState(options: SqliteGateStateOptions): GateStateStore {
   const db = new Database(options.path);
   db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 2000)}`);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
-  db.exec(SCHEMA);
-  migrateClientRoles(db);
+  try {
+    migrateSchema(db, 'gate_state', gateStateMigrations(db));
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   const retention = options.replayRetentionMs ?? 7 * 24 * 3600 * 1000;
   const selectClient = db.prepare<[string], ClientRow>('SELECT * FROM gate_clients WHERE identity = ?');
   const insertClient = db.prepare(

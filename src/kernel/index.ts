@@ -1,7 +1,8 @@
 /**
- * The kernel: canonical JSON, hashing, keys, envelope verification, Merkle proofs, signed notes
- * and the denial-code catalog. No I/O. Signing lives behind `./signing/index.js`, a separate face
- * that the Execution Layer and the offline verifier can never import (SPEC §1, GEI).
+ * The kernel: canonical JSON, hashing, keys, envelope verification, Merkle proofs, signed notes,
+ * the denial-code catalog and the SQLite schema-version runner (over a connection it is handed).
+ * No I/O. Signing lives behind `./signing/index.js`, a separate face that the Execution Layer and
+ * the offline verifier can never import (SPEC §1, GEI).
  */
 export {
   DENIAL_CODES,
@@ -121,3 +122,10 @@ export {
   entryLeafHash,
 } from './ledger-format.js';
 export type { EntryType, EntryBody } from './ledger-format.js';
+export {
+  SCHEMA_TABLE_SQL,
+  SchemaVersionError,
+  checkSchemaVersion,
+  migrateSchema,
+} from './schema-migrations.js';
+export type { SchemaConnection, SchemaMigration, SchemaMigrationResult } from './schema-migrations.js';

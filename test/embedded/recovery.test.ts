@@ -148,7 +148,10 @@ describe('recordAbandonedRequests (crash recovery)', () => {
       await accepted(ledger, 'old-done', 'completed');
       await ledger.close();
       const raw = createSqliteLedgerStore({ path });
-      raw.database.exec("DELETE FROM open_requests; DELETE FROM store_meta WHERE key = 'open_requests'");
+      // As a file made before the index and before schema versions: version 1 fills it.
+      raw.database.exec(
+        "DELETE FROM open_requests; DELETE FROM store_meta WHERE key = 'open_requests'; DROP TABLE failclosed_schema",
+      );
       raw.database.close();
       const again = createSqliteLedgerStore({ path });
       expect((await again.openRequests?.())?.map((r) => r.request_id)).toEqual(['old-open']);

@@ -2,8 +2,9 @@
  * SPEC §7 scenario 6 and §8 nonce store row: N concurrent replays across separate connections
  * in separate threads, each opening the same SQLite file, yield exactly one 'fresh'.
  *
- * The workers load the real `src/execution/sqlite-nonce-store.ts` and its import-free
- * `group-commit.ts`, transpiled on the fly, so the statement under test is the shipped one.
+ * The workers load the real `src/execution/sqlite-nonce-store.ts` with its import-free
+ * `group-commit.ts` and the kernel's import-free `schema-migrations.ts`, transpiled on the fly,
+ * so the statement under test is the shipped one (and 32 connections migrate one new file at once).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -32,11 +33,15 @@ beforeAll(() => {
   const sqliteUrl = pathToFileURL(createRequire(import.meta.url).resolve('better-sqlite3')).href;
   const rewritten = transpile('src/execution/sqlite-nonce-store.ts')
     .replace(/from 'better-sqlite3'/, `from '${sqliteUrl}'`)
-    .replace(/from '\.\/group-commit\.js'/, `from './group-commit.mjs'`);
+    .replace(/from '\.\/group-commit\.js'/, `from './group-commit.mjs'`)
+    .replace(/from '\.\.\/kernel\/index\.js'/, `from './schema-migrations.mjs'`);
   expect(rewritten).toContain(sqliteUrl);
   expect(rewritten).toContain('./group-commit.mjs');
+  expect(rewritten).toContain('./schema-migrations.mjs');
+  expect(rewritten).not.toContain('../kernel/index.js');
   writeFileSync(join(dir, 'store.mjs'), rewritten);
   writeFileSync(join(dir, 'group-commit.mjs'), transpile('src/execution/group-commit.ts'));
+  writeFileSync(join(dir, 'schema-migrations.mjs'), transpile('src/kernel/schema-migrations.ts'));
   workerFile = join(dir, 'worker.mjs');
   writeFileSync(
     workerFile,

@@ -35,8 +35,11 @@ beforeAll(() => {
   const store = transpile('src/storage/sqlite/breaker-store.ts')
     .replace(/from 'better-sqlite3'/, `from '${sqliteUrl}'`)
     .replace(/from '\.\.\/breaker-rows\.js'/, `from './breaker-rows.mjs'`)
-    .replace(/from '\.\.\/postgres\/rows\.js'/, `from './rows.mjs'`);
+    .replace(/from '\.\.\/postgres\/rows\.js'/, `from './rows.mjs'`)
+    // The kernel's schema runner is import-free: the workers load it alone.
+    .replace(/from '\.\.\/\.\.\/kernel\/index\.js'/, `from './schema-migrations.mjs'`);
   expect(store).toContain(sqliteUrl);
+  expect(store).toContain('./schema-migrations.mjs');
   expect(store).toContain('./breaker-rows.mjs');
   expect(store).toContain('./rows.mjs');
   const breakerRows = transpile('src/storage/breaker-rows.ts');
@@ -45,6 +48,9 @@ beforeAll(() => {
   writeFileSync(join(dir, 'store.mjs'), store);
   writeFileSync(join(dir, 'breaker-rows.mjs'), breakerRows);
   writeFileSync(join(dir, 'rows.mjs'), transpile('src/storage/postgres/rows.ts'));
+  const schema = transpile('src/kernel/schema-migrations.ts');
+  expect(schema).not.toMatch(/^import /m);
+  writeFileSync(join(dir, 'schema-migrations.mjs'), schema);
   workerFile = join(dir, 'worker.mjs');
   writeFileSync(
     workerFile,

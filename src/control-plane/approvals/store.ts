@@ -8,7 +8,7 @@
  */
 import Database from 'better-sqlite3';
 import type { KeyObject } from 'node:crypto';
-import { parsePublicJwk } from '../../kernel/index.js';
+import { migrateSchema, parsePublicJwk, type SchemaMigration } from '../../kernel/index.js';
 import type { Ed25519Jwks, JsonObject, JsonValue } from '../../kernel/index.js';
 import type { LedgerRef } from '../ledger-port.js';
 
@@ -126,6 +126,15 @@ CREATE TABLE IF NOT EXISTS approval_grants (
 CREATE TABLE IF NOT EXISTS approval_reviews (review_id TEXT PRIMARY KEY NOT NULL, body TEXT NOT NULL, status TEXT NOT NULL) STRICT;
 `;
 
+/** Schema versions of the approval state (store `approvals`; append-only): 1 is the pre-versioning schema. */
+const MIGRATIONS: readonly SchemaMigration[] = [
+  {
+    version: 1,
+    name: 'approvers, client owners, pending approvals, votes, break-glass grants, reviews',
+    up: SCHEMA,
+  },
+];
+
 /** The approval state. Every method is synchronous and throws when the database fails. */
 export interface ApprovalStore {
   registerApprover(input: {
@@ -175,13 +184,22 @@ export interface ApprovalStore {
 
 type Row = Record<string, unknown>;
 
-/** Opens (creating if needed) the approval state at `path` (`:memory:` for tests). WAL, synchronous=FULL. */
+/**
+ * Opens (creating if needed) the approval state at `path` (`:memory:` for tests). WAL,
+ * synchronous=FULL. Throws when the file records a schema newer than this build
+ * (`SchemaVersionError`, fail closed).
+ */
 export function createSqliteApprovalStore(path: string): ApprovalStore {
   const db = new Database(path);
   db.pragma('busy_timeout = 2000');
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
-  db.exec(SCHEMA);
+  try {
+    migrateSchema(db, 'approvals', MIGRATIONS);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   const keys = new Map<string, KeyObject>();
   const q = {
     approver: db.prepare<[string], Row>('SELECT * FROM approval_approvers WHERE name = ?'),

@@ -42,9 +42,23 @@ export interface DerivedTables {
 }
 
 /**
- * Prepares the derived tables of a writable store. A ledger created before they existed gets
- * `open_requests` filled once from its entries (the only full scan, on the first open).
+ * Fills `open_requests` from the entries of a ledger created before the table existed (the only
+ * full scan), once: `store_meta.open_requests` records that it ran. Part of schema version 1,
+ * inside the migration transaction.
  */
+export function backfillOpenRequests(db: Database.Database): void {
+  const done = db.prepare<[string], { value: number }>('SELECT value FROM store_meta WHERE key = ?');
+  if (done.get('open_requests') !== undefined) return;
+  db.exec(`INSERT OR IGNORE INTO open_requests (accepted_idx, request_id, trace_id)
+    SELECT a.idx, a.request_id, a.trace_id FROM entries a
+    WHERE a.type = 'gateway.accepted' AND a.request_id <> ''
+      AND json_extract(a.body, '$.actor.role') = 'gate'
+      AND NOT EXISTS (SELECT 1 FROM entries o WHERE o.request_id = a.request_id
+        AND o.trace_id = a.trace_id AND o.idx > a.idx AND o.type IN (${OUTCOMES}))`);
+  db.prepare("INSERT INTO store_meta (key, value) VALUES ('open_requests', 1)").run();
+}
+
+/** Prepares the derived tables of a writable store (created by schema version 1). */
 export function prepareDerived(db: Database.Database): DerivedTables {
   const getMeta = db.prepare<[string], { value: number }>('SELECT value FROM store_meta WHERE key = ?');
   const setMeta = db.prepare(
@@ -65,18 +79,6 @@ export function prepareDerived(db: Database.Database): DerivedTables {
   const putChunk = db.prepare(
     'INSERT INTO tree_chunks (level, chunk, hashes) VALUES (?, ?, ?) ON CONFLICT(level, chunk) DO UPDATE SET hashes = excluded.hashes',
   );
-
-  if (getMeta.get('open_requests') === undefined) {
-    db.transaction(() => {
-      db.exec(`INSERT OR IGNORE INTO open_requests (accepted_idx, request_id, trace_id)
-        SELECT a.idx, a.request_id, a.trace_id FROM entries a
-        WHERE a.type = 'gateway.accepted' AND a.request_id <> ''
-          AND json_extract(a.body, '$.actor.role') = 'gate'
-          AND NOT EXISTS (SELECT 1 FROM entries o WHERE o.request_id = a.request_id
-            AND o.trace_id = a.trace_id AND o.idx > a.idx AND o.type IN (${OUTCOMES}))`);
-      setMeta.run('open_requests', 1);
-    }).immediate();
-  }
 
   const dropChunks = db.prepare('DELETE FROM tree_chunks');
   const putSnapshot = db.transaction((snapshot: TreeSnapshot) => {

@@ -4,10 +4,17 @@
  * acknowledged", SPEC §4), a busy timeout, and append-only triggers (L7 write path controls).
  */
 import Database from 'better-sqlite3';
-import { FailclosedError, parseJson, sha256Hex } from '../../kernel/index.js';
+import {
+  FailclosedError,
+  checkSchemaVersion,
+  migrateSchema,
+  parseJson,
+  sha256Hex,
+  type SchemaMigration,
+} from '../../kernel/index.js';
 import { entryJson, parseStoredEntry, type LedgerEntry } from '../entry.js';
 import type { EvidenceBlob, LedgerStore, StoreHead, StoredCheckpoint } from '../store.js';
-import { DERIVED_SCHEMA, prepareDerived, type DerivedTables } from './derived.js';
+import { DERIVED_SCHEMA, backfillOpenRequests, prepareDerived, type DerivedTables } from './derived.js';
 
 /** Options for {@link createSqliteLedgerStore}. */
 export interface SqliteLedgerStoreOptions {
@@ -58,6 +65,28 @@ CREATE TABLE IF NOT EXISTS evidence (
 ) STRICT;
 `;
 
+/** The name under which the ledger records its schema version in `failclosed_schema`. */
+const LEDGER_SCHEMA_STORE = 'ledger';
+
+/**
+ * The ledger's schema versions (append-only). Version 1 is the schema of the releases before
+ * versions were recorded, with their one upgrade (the `open_requests` backfill); it keeps the
+ * append-only triggers of the L7 write path controls.
+ */
+function ledgerMigrations(db: Database.Database): readonly SchemaMigration[] {
+  return [
+    {
+      version: 1,
+      name: 'entries, checkpoints, evidence, tree snapshot, open requests',
+      up: () => {
+        db.exec(SCHEMA);
+        db.exec(DERIVED_SCHEMA);
+        backfillOpenRequests(db);
+      },
+    },
+  ];
+}
+
 interface EntryRow {
   readonly idx: number;
   readonly body: string;
@@ -98,18 +127,25 @@ function toEvidence(row: EvidenceRow): EvidenceBlob {
 }
 
 /**
- * Opens (creating if needed) a SQLite ledger store. Throws when the file cannot be opened or
- * configured; the ledger writer maps that to `ERR_LEDGER_UNAVAILABLE`.
+ * Opens (creating if needed) a SQLite ledger store, bringing its schema to the newest version
+ * (a read-only open only checks it). Throws when the file cannot be opened or configured, or
+ * records a schema newer than this build (`SchemaVersionError`); the ledger writer maps that to
+ * `ERR_LEDGER_UNAVAILABLE`.
  */
 export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteLedgerStore {
   const ro = opts.readonly === true;
   const db = new Database(opts.path, { readonly: ro, fileMustExist: ro });
   db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(opts.busyTimeoutMs ?? 5000))}`);
-  if (!ro) {
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.exec(SCHEMA);
-    db.exec(DERIVED_SCHEMA);
+  try {
+    if (ro) checkSchemaVersion(db, LEDGER_SCHEMA_STORE, ledgerMigrations(db));
+    else {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      migrateSchema(db, LEDGER_SCHEMA_STORE, ledgerMigrations(db));
+    }
+  } catch (err) {
+    db.close();
+    throw err;
   }
   const derived: DerivedTables | undefined = ro ? undefined : prepareDerived(db);
   const insert = db.prepare(

@@ -12,6 +12,7 @@
  * denies (fail closed).
  */
 import Database from 'better-sqlite3';
+import { migrateSchema, type SchemaMigration } from '../../kernel/index.js';
 import type {
   AdmitCounts,
   AdmitInput,
@@ -69,6 +70,11 @@ CREATE TABLE IF NOT EXISTS breaker_spend (
 ) STRICT, WITHOUT ROWID;
 `;
 
+/** Schema versions of the breaker state (store `breakers`; append-only): 1 is the pre-versioning schema. */
+const MIGRATIONS: readonly SchemaMigration[] = [
+  { version: 1, name: 'breaker totals, hits, open breakers, spend', up: SCHEMA },
+];
+
 type Row = Record<string, unknown>;
 const EMPTY = Buffer.alloc(0);
 
@@ -81,7 +87,8 @@ function count(row: Row | undefined, column: string): number {
 
 /**
  * Opens (creating if needed) the breaker state at `path` (`':memory:'` for a private in-memory
- * database). Processes opening the same file share every count. (OE-INV-021)
+ * database). Processes opening the same file share every count. Throws when the file records a
+ * schema newer than this build (`SchemaVersionError`, fail closed). (OE-INV-021)
  */
 export function createSqliteBreakerStore(
   path: string,
@@ -92,7 +99,7 @@ export function createSqliteBreakerStore(
     db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 2000)}`);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
-    db.exec(SCHEMA);
+    migrateSchema(db, 'breakers', MIGRATIONS);
   } catch (err) {
     db.close();
     throw err;
