@@ -77,8 +77,13 @@ export function mirroredBundleStore(
     activate(...args: Parameters<BundleStore['activate']>): ReturnType<BundleStore['activate']> {
       const [hash] = args;
       const run = queue.then(async () => {
-        // Unknown or tampered: the store itself refuses it, and nothing reaches the backend.
-        const bytes = readBundleFile(dir, hash);
+        let bytes: Uint8Array | undefined;
+        try {
+          bytes = readBundleFile(dir, hash);
+        } catch {
+          bytes = undefined;
+        }
+        // Unknown, unreadable or tampered: the store itself refuses it; nothing reaches the backend.
         if (bytes === undefined) return bundles.activate(...args);
         try {
           await mirror.put(hash, bytes);

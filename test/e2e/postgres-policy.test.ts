@@ -2,12 +2,13 @@
  * Policy bundles on the PostgreSQL backend, end to end (SPEC §6 "Policy as hash-addressed
  * bundles", §4 "one writer", L7 policy tampering): the database holds the bundles and the active
  * pointer, so a standby started from an older copy of the data directory serves the bundle the
- * ledger last activated as soon as it takes over, with no operator step. When the database lost
- * the pointer write of an activation, a standby withholds the bundle the ledger replaced
- * (ERR_POLICY_UNAVAILABLE), never serving it, and the gate that activated repairs the pointer
- * when it opens again.
+ * ledger last activated as soon as it takes over, with no operator step. A bundle edited in the
+ * database is refused (the gate does not open). When the database lost the bundle write of an
+ * activation, nothing is activated; when it lost the pointer write, a standby withholds the bundle
+ * the ledger replaced (ERR_POLICY_UNAVAILABLE), never serving it, and the gate that activated
+ * repairs the pointer when it opens again.
  */
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -82,15 +83,15 @@ async function activeInDatabase(schema: string): Promise<string | undefined> {
   }
 }
 
-/** The real mirror, whose pointer writes fail while `failing.on` (the database lost them). */
-function pointerWritesFail(failing: { on: boolean }) {
+/** The real mirror, whose writes of `which` fail while `failing.on` (the database lost them). */
+function writesFail(which: 'put' | 'setActive', failing: { on: boolean }) {
+  const lost = () => Promise.reject(new Error('connection terminated'));
   return (mirror: PolicyBundleMirror): PolicyBundleMirror => ({
     list: () => mirror.list(),
     get: (hash) => mirror.get(hash),
-    put: (hash, bytes) => mirror.put(hash, bytes),
+    put: (hash, bytes) => (failing.on && which === 'put' ? lost() : mirror.put(hash, bytes)),
     active: () => mirror.active(),
-    setActive: (hash) =>
-      failing.on ? Promise.reject(new Error('connection terminated')) : mirror.setActive(hash),
+    setActive: (hash) => (failing.on && which === 'setActive' ? lost() : mirror.setActive(hash)),
   });
 }
 
@@ -131,10 +132,63 @@ describe('policy bundles in PostgreSQL (SPEC §6, §4)', () => {
     }
   });
 
+  it('L7 policy tampering: a bundle body edited in the database is refused, and the standby does not open', async () => {
+    const { schema, dirA, dirB } = await replicas('tampered');
+    const a = await startEmbedded(dirA, base);
+    const newer = await revisedDemoBundle('revised, then edited');
+    try {
+      expect((await activate(dirA, a, newer.text)).status).toBe(200);
+    } finally {
+      await a.close();
+    }
+    const edited = await revisedDemoBundle('edited in the database');
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    try {
+      await c.query(`UPDATE ${schema}.policy_bundles SET body = $1::bytea WHERE hash = $2::text`, [
+        Buffer.from(canonicalBytes(parseJson(edited.text))),
+        newer.hash,
+      ]);
+    } finally {
+      await c.end();
+    }
+    await expect(startEmbedded(dirB, base)).rejects.toBeInstanceOf(TypeError);
+    expect(existsSync(join(dirB, 'bundles', `${newer.hash}.json`))).toBe(false);
+    expect(existsSync(join(dirB, 'bundles', `${edited.hash}.json`))).toBe(false);
+  });
+
+  it('a lost bundle write: the activation is refused before the ledger, and the gate keeps its bundle', async () => {
+    const { schema, dirA } = await replicas('lost-bundle');
+    const failing = { on: false };
+    const a = await startEmbedded(dirA, { ...base, decorate: { bundleMirror: writesFail('put', failing) } });
+    try {
+      const old = await activeInDatabase(schema);
+      failing.on = true;
+      const newer = await revisedDemoBundle('revised, bundle lost');
+      const res = await activate(dirA, a, newer.text);
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ code: 'ERR_POLICY_UNAVAILABLE' });
+      expect(await activeInDatabase(schema)).toBe(old);
+      const r = await echo(clientOf(dirA, a), 'still the old policy');
+      expect(r).toMatchObject({ outcome: 'executed' });
+      if (r.outcome !== 'executed') throw new Error('not executed');
+      expect(await decisionBundle(a, r.request_id)).toBe(old);
+      const activations = (await a.core.ledger.store.readByTenant('*', { from: 0, limit: 1000 })).filter(
+        (e) => e.type === 'admin.policy_activated',
+      );
+      expect(activations.map((e) => e.payload['policy_bundle'])).toEqual([old]);
+    } finally {
+      await a.close();
+    }
+  });
+
   it('a lost pointer write: the activation is not reported done, and a standby withholds the replaced bundle', async () => {
     const { schema, dirA, dirB } = await replicas('lost-pointer');
     const failing = { on: false };
-    const a = await startEmbedded(dirA, { ...base, decorate: { bundleMirror: pointerWritesFail(failing) } });
+    const a = await startEmbedded(dirA, {
+      ...base,
+      decorate: { bundleMirror: writesFail('setActive', failing) },
+    });
     const old = await activeInDatabase(schema);
     let b: EmbeddedInstance | undefined;
     try {
@@ -172,7 +226,10 @@ describe('policy bundles in PostgreSQL (SPEC §6, §4)', () => {
   it('a lost pointer write: the gate that activated writes its pointer to the database when it opens again', async () => {
     const { schema, dirA } = await replicas('repair');
     const failing = { on: true };
-    const a = await startEmbedded(dirA, { ...base, decorate: { bundleMirror: pointerWritesFail(failing) } });
+    const a = await startEmbedded(dirA, {
+      ...base,
+      decorate: { bundleMirror: writesFail('setActive', failing) },
+    });
     let again: EmbeddedInstance | undefined;
     try {
       const newer = await revisedDemoBundle('revised, repaired');
