@@ -111,8 +111,7 @@ export function createBundleStore(deps: BundleStoreDeps): BundleStore {
       if (!existsSync(path)) return deny('ERR_POLICY_BUNDLE_INVALID', 'unknown policy bundle');
       // Bundle file from disk: treated as hostile until it hashes to its name and compiles.
       const bytes = readFileSync(path);
-      if (bytes.length > MAX_BUNDLE_BYTES) return deny('ERR_POLICY_BUNDLE_INVALID', 'bundle file too large');
-      if (!hexDigestEquals(sha256Hex(bytes), hash))
+      if (!bundleMatchesHash(bytes, hash))
         return deny('ERR_POLICY_BUNDLE_INVALID', 'bundle file does not match its hash');
       const runtime = compile(bytes, hash);
       if (!hexDigestEquals(runtime.hash, hash))
@@ -124,19 +123,8 @@ export function createBundleStore(deps: BundleStoreDeps): BundleStore {
     }
   }
 
-  function readPointer(): string | null | Deny {
-    const path = join(dir, ACTIVE_POINTER);
-    try {
-      if (!existsSync(path)) return null;
-      const text = readFileSync(path, 'utf8').trim();
-      return HASH_RE.test(text) ? text : deny('ERR_POLICY_UNAVAILABLE', 'the active pointer is malformed');
-    } catch {
-      return deny('ERR_POLICY_UNAVAILABLE', 'the active pointer cannot be read');
-    }
-  }
-
   function loadActive(): void {
-    const pointer = readPointer();
+    const pointer = readActivePointer(dir);
     if (pointer === null || isDeny(pointer)) {
       activeHash = null;
       activeRuntime = pointer ?? deny('ERR_POLICY_UNAVAILABLE', 'no active policy bundle');
@@ -148,14 +136,6 @@ export function createBundleStore(deps: BundleStoreDeps): BundleStore {
     activeRuntime = isDeny(runtime)
       ? deny('ERR_POLICY_UNAVAILABLE', 'the active policy bundle failed verification')
       : runtime;
-  }
-
-  function writePointer(hash: string): void {
-    const tmp = join(dir, `${ACTIVE_POINTER}.tmp`);
-    writeFileSync(tmp, `${hash}\n`, { mode: 0o644 });
-    syncPath(tmp);
-    renameSync(tmp, join(dir, ACTIVE_POINTER));
-    syncPath(dir);
   }
 
   loadActive();
@@ -171,14 +151,7 @@ export function createBundleStore(deps: BundleStoreDeps): BundleStore {
         const runtime = compile(bytes, hash);
         if (!hexDigestEquals(runtime.hash, hash))
           return deny('ERR_POLICY_BUNDLE_INVALID', 'compiled bundle hash differs');
-        const path = join(dir, `${hash}.json`);
-        if (!existsSync(path)) {
-          const tmp = `${path}.tmp`;
-          writeFileSync(tmp, bytes, { mode: 0o444 });
-          syncPath(tmp);
-          renameSync(tmp, path);
-          syncPath(dir);
-        }
+        writeBundleFile(dir, hash, bytes);
         cache.set(hash, runtime);
         return { outcome: 'ok' as const, hash };
       } catch (err) {
@@ -221,7 +194,7 @@ export function createBundleStore(deps: BundleStoreDeps): BundleStore {
         );
         if (isDeny(ref)) return ref;
         try {
-          writePointer(hash);
+          writeActivePointer(dir, hash);
         } catch {
           return deny('ERR_POLICY_UNAVAILABLE', 'the active pointer could not be written');
         }
@@ -237,6 +210,76 @@ export function createBundleStore(deps: BundleStoreDeps): BundleStore {
       loadActive();
     },
   });
+}
+
+/**
+ * True when `bytes` are a bundle's stored form for `hash`: `hash` is a lowercase SHA-256 hex
+ * digest, the bytes are within {@link MAX_BUNDLE_BYTES} and hash to it (compared in constant
+ * time). The one rule every copy of a bundle is checked by, on disk or in a storage backend.
+ */
+export function bundleMatchesHash(bytes: Uint8Array, hash: string): boolean {
+  return (
+    typeof hash === 'string' &&
+    HASH_RE.test(hash) &&
+    bytes.length <= MAX_BUNDLE_BYTES &&
+    hexDigestEquals(sha256Hex(bytes), hash)
+  );
+}
+
+/**
+ * The verified bytes of the bundle file `hash` in the bundle directory `dir`, or undefined when
+ * there is none or it does not match its hash ({@link bundleMatchesHash}).
+ */
+export function readBundleFile(dir: string, hash: string): Uint8Array | undefined {
+  if (typeof hash !== 'string' || !HASH_RE.test(hash)) return undefined;
+  const path = join(dir, `${hash}.json`);
+  if (!existsSync(path)) return undefined;
+  const bytes = readFileSync(path);
+  return bundleMatchesHash(bytes, hash) ? bytes : undefined;
+}
+
+/**
+ * Writes `bytes` as the bundle file `hash` in `dir` (created if needed), durably (temporary
+ * file, fsync, rename), unless it exists. Throws `TypeError` when the bytes do not match the
+ * hash: only verified bundles enter the directory.
+ */
+export function writeBundleFile(dir: string, hash: string, bytes: Uint8Array): void {
+  if (!bundleMatchesHash(bytes, hash)) throw new TypeError('bundle bytes do not match their hash');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${hash}.json`);
+  if (existsSync(path)) return;
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, bytes, { mode: 0o444 });
+  syncPath(tmp);
+  renameSync(tmp, path);
+  syncPath(dir);
+}
+
+/**
+ * The hash in the `ACTIVE` pointer of `dir`: null when there is none, `ERR_POLICY_UNAVAILABLE`
+ * when it is malformed or unreadable (never a guess).
+ */
+export function readActivePointer(dir: string): string | null | Deny {
+  const path = join(dir, ACTIVE_POINTER);
+  try {
+    if (!existsSync(path)) return null;
+    // Pointer file from disk: only a well-formed hash is taken.
+    const text = readFileSync(path, 'utf8').trim();
+    return HASH_RE.test(text) ? text : deny('ERR_POLICY_UNAVAILABLE', 'the active pointer is malformed');
+  } catch {
+    return deny('ERR_POLICY_UNAVAILABLE', 'the active pointer cannot be read');
+  }
+}
+
+/** Points `ACTIVE` of `dir` at `hash`, durably and atomically (temporary file, fsync, rename). */
+export function writeActivePointer(dir: string, hash: string): void {
+  if (typeof hash !== 'string' || !HASH_RE.test(hash)) throw new TypeError('not a bundle hash');
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, `${ACTIVE_POINTER}.tmp`);
+  writeFileSync(tmp, `${hash}\n`, { mode: 0o644 });
+  syncPath(tmp);
+  renameSync(tmp, join(dir, ACTIVE_POINTER));
+  syncPath(dir);
 }
 
 function syncPath(path: string): void {

@@ -43,7 +43,15 @@ export type {
   CircuitBreakers,
   SpendVerdict,
 } from './breakers.js';
-export { createBundleStore, ACTIVE_POINTER } from './bundle-store.js';
+export {
+  createBundleStore,
+  ACTIVE_POINTER,
+  bundleMatchesHash,
+  readActivePointer,
+  readBundleFile,
+  writeActivePointer,
+  writeBundleFile,
+} from './bundle-store.js';
 export type { ActivationApproval, ActivationResult, BundleStore, BundleStoreDeps } from './bundle-store.js';
 export { compilePolicyBundle, createBundleCompiler } from './policy-runtime.js';
 export { evaluateCall } from './evaluate-call.js';

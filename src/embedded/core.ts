@@ -54,6 +54,7 @@ import { openPostgresBackend, openSqliteBackend } from '../storage/index.js';
 import type { StorageBackend, WriterLease } from '../storage/index.js';
 import { resolveBackendSpec } from './backend-spec.js';
 import { lastActivatedBundle, withholdStaleBundle } from './policy-guard.js';
+import { mirroredBundleStore, syncBundlesFromBackend } from './bundle-sync.js';
 import type { BackendSpec } from './backend-spec.js';
 
 /** `/readyz` fails its `disk` check below this much free space (MiB) unless `min_free_disk_mb` says otherwise. */
@@ -212,6 +213,20 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     unlock();
     throw err;
   }
+  // Bundles held by the backend (PostgreSQL): `bundles/` is its local cache, brought in line
+  // under the lease, before the bundle store reads it (see bundle-sync.ts).
+  const mirror =
+    backend.bundles === undefined ? undefined : (decorate.bundleMirror?.(backend.bundles) ?? backend.bundles);
+  if (mirror !== undefined) {
+    try {
+      await syncBundlesFromBackend(p.bundles, mirror, ledgerActive);
+    } catch (err) {
+      await ledger.close();
+      await backend.close();
+      unlock();
+      throw err;
+    }
+  }
   const fence = createFence();
   // A lost lease (another writer took over, or the database stopped vouching for this one):
   // nothing more is written or run here; the ledger store refuses stale appends by itself too.
@@ -234,7 +249,10 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     now: clock,
     ledgerTimeoutMs: 2000,
   });
-  const bundles = withholdStaleBundle(localBundles, ledgerActive);
+  // The guard still holds with a backend: a lost backend pointer write, or a crash between the
+  // ledgered activation and the pointer, leaves a bundle the ledger replaced; it is withheld.
+  const guarded = withholdStaleBundle(localBundles, ledgerActive);
+  const bundles = mirror === undefined ? guarded : mirroredBundleStore(guarded, mirror, p.bundles);
   const approvals = openApprovals(dir, { ledgerPort, clock, state });
   const controlPlane = createControlPlane({
     ledger: ledgerPort,

@@ -1,12 +1,12 @@
 /**
  * The active policy must be the one the ledger last activated (SPEC §6 "Policy as hash-addressed
- * bundles"; scenario 13). The bundle files and their `ACTIVE` pointer live in the data directory,
- * the ledger in the storage backend; they can disagree: a standby started from an older copy of
- * the data directory takes over a PostgreSQL ledger that has activated a newer bundle since, or a
- * crash fell between the ledgered activation and the pointer write. Serving the older bundle
- * would decide under a policy the evidence says was replaced, so the stale bundle is withheld:
- * every decision denies `ERR_POLICY_UNAVAILABLE` until an operator activates a bundle (which is
- * ledgered, and then agrees).
+ * bundles"; scenario 13). The bundle files and their `ACTIVE` pointer live in the data directory
+ * (on PostgreSQL, a cache of the database's: bundle-sync.ts), the ledger in the storage backend;
+ * they can disagree: a crash fell between the ledgered activation and the pointer write, or the
+ * database lost the pointer write of an activation a standby now takes over. Serving the older
+ * bundle would decide under a policy the evidence says was replaced, so the stale bundle is
+ * withheld: every decision denies `ERR_POLICY_UNAVAILABLE` until an operator activates a bundle
+ * (which is ledgered, and then agrees).
  */
 import { deny, isDeny } from '../kernel/index.js';
 import type { BundleStore } from '../control-plane/index.js';

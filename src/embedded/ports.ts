@@ -9,6 +9,7 @@ import type { Ledger } from '../ledger/index.js';
 import type { PolicyRuntime } from '../control-plane/index.js';
 import type { NonceStore, ToolAdapter } from '../execution/index.js';
 import type { GateControlPlane, GateExecutor } from '../gate/index.js';
+import type { PolicyBundleMirror } from '../storage/index.js';
 
 /** The ledger as every role writes to it. */
 export type LedgerPort = Pick<Ledger, 'append' | 'putEvidence' | 'readEnvelopeContext'>;
@@ -30,6 +31,8 @@ export interface CoreDecorators {
   readonly controlPlane?: (port: GateControlPlane) => GateControlPlane;
   /** The Gate's port to the Execution Layer. */
   readonly gateExecutor?: (port: GateExecutor) => GateExecutor;
+  /** The backend's policy bundles and active pointer, when the backend holds them (PostgreSQL). */
+  readonly bundleMirror?: (mirror: PolicyBundleMirror) => PolicyBundleMirror;
 }
 
 /** Called just before an adapter runs a tool: the only observable sign that a tool ran. */

@@ -20,6 +20,25 @@ export interface ReadinessProbe {
   check(): boolean | Promise<boolean>;
 }
 
+/**
+ * Policy bundles and the active pointer held by the backend (SPEC §6 "Policy as hash-addressed
+ * bundles"), for backends shared by several gates: the backend is the source of truth and each
+ * gate's bundle directory a local cache of it. Every bundle read back is verified to hash to its
+ * name (the bundle store's rule) and a mismatch rejects; every failure rejects.
+ */
+export interface PolicyBundleMirror {
+  /** Hashes of every stored bundle, ascending. */
+  list(): Promise<readonly string[]>;
+  /** The stored bytes of bundle `hash`, undefined when absent; rejects when they do not hash to it. */
+  get(hash: string): Promise<Uint8Array | undefined>;
+  /** Stores `bytes` as bundle `hash` (idempotent: a stored hash is kept); rejects on a mismatch. */
+  put(hash: string, bytes: Uint8Array): Promise<void>;
+  /** The active bundle's hash, null when none was set. */
+  active(): Promise<string | null>;
+  /** Points the active pointer at `hash`, which must be stored already (rejects otherwise). */
+  setActive(hash: string): Promise<void>;
+}
+
 /** The stores of one deployment, over one backend. */
 export interface StorageBackend {
   /** `sqlite` or `postgres`. */
@@ -36,6 +55,11 @@ export interface StorageBackend {
   readonly gateState: GateStateStore;
   /** Circuit breaker counts, open breakers and tenant spend (OE-INV-021). */
   readonly breakers: BreakerStore;
+  /**
+   * Policy bundles and the active pointer, when the backend holds them (PostgreSQL); undefined
+   * when the data directory's bundle files are the truth (SQLite, one process).
+   */
+  readonly bundles?: PolicyBundleMirror;
   /** Probes of the real stores for `/readyz`. */
   readonly probes: readonly ReadinessProbe[];
   /**

@@ -3,7 +3,7 @@
  * the distributed shape, and the ledger's single-writer lock (SPEC §4 "one writer", L7 ledger
  * protection) on each.
  */
-export type { ReadinessProbe, StorageBackend } from './backend.js';
+export type { PolicyBundleMirror, ReadinessProbe, StorageBackend } from './backend.js';
 export { openSqliteBackend } from './sqlite/backend.js';
 export type { SqliteBackendOptions } from './sqlite/backend.js';
 export { createSqliteWriteProbe } from './sqlite/write-probe.js';

@@ -3,13 +3,15 @@
  * this build's version on open, handing every role its store. Several gate processes on one
  * schema share one truth: envelope and request nonces single use across them (one atomic
  * statement each), governance state read on every decision (no cache), breaker counts and spend
- * global, and one ledger writer at a time by the writer lock, fenced by its epoch at every append.
+ * global, one ledger writer at a time by the writer lock, fenced by its epoch at every append,
+ * and the policy bundles with their active pointer.
  */
 import { hostname } from 'node:os';
 import type { Clock } from '../../kernel/index.js';
 import type { StorageBackend } from '../backend.js';
 import type { AcquireOptions, WriterLease } from '../writer-lock.js';
 import { createPostgresBreakerStore } from './breaker-store.js';
+import { createPostgresBundleMirror } from './bundle-mirror.js';
 import { createPostgresGateState } from './gate-state.js';
 import { createPostgresGovernanceState } from './governance-state.js';
 import { createPostgresLedgerStore } from './ledger-store.js';
@@ -80,6 +82,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
     governance,
     gateState,
     breakers,
+    bundles: createPostgresBundleMirror(db),
     probes: [createPostgresWriteProbe('database', db)],
     async acquireWriter(acquire: AcquireOptions): Promise<WriterLease> {
       if (lease !== undefined) throw new Error('the writer lease of this backend was already taken');

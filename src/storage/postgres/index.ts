@@ -18,5 +18,6 @@ export type { PostgresNonceStoreOptions } from './nonce-store.js';
 export { createPostgresGovernanceState } from './governance-state.js';
 export type { PostgresGovernanceState } from './governance-state.js';
 export { createPostgresBreakerStore } from './breaker-store.js';
+export { createPostgresBundleMirror } from './bundle-mirror.js';
 export { openPostgresBackend } from './backend.js';
 export type { PostgresBackendOptions } from './backend.js';

@@ -25,7 +25,8 @@ const MIGRATION_LOCK = 0x66636d6967726174n;
 /**
  * Version 1: the ledger (entries, checkpoints, evidence, tree snapshot, open requests, writer
  * epoch), the
- * Execution Layer's envelope nonces, and the governance state.
+ * Execution Layer's envelope nonces, the governance state, and the policy bundles with their
+ * active pointer.
  */
 const V1 = `
 CREATE TABLE ledger_entries (
@@ -269,6 +270,17 @@ BEGIN
     DELETE FROM breaker_spend WHERE tenant = p_key;
   END IF;
 END $$;
+
+-- Policy bundles (SPEC §6): hash-addressed and immutable, each stored as its canonical bytes;
+-- the single row of policy_active points at the active one. Gates keep a verified local copy.
+CREATE TABLE policy_bundles (
+  hash text PRIMARY KEY CHECK (hash ~ '^[0-9a-f]{64}$'),
+  body bytea NOT NULL
+);
+CREATE TABLE policy_active (
+  id integer PRIMARY KEY CHECK (id = 1),
+  hash text NOT NULL REFERENCES policy_bundles (hash)
+);
 `;
 
 /** Every migration of this build, ascending by version. */
