@@ -3,6 +3,8 @@
  * roles in one process, listening on loopback: the Gate for clients and operators, and the
  * Execution Layer's own endpoint (reachable only to show that a direct call is denied).
  */
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { buildBundleFromDir } from '../policy/index.js';
 import { isDeny } from '../kernel/index.js';
 import type { Clock } from '../kernel/index.js';
@@ -43,9 +45,33 @@ export async function initDataDir(
   } = {},
 ): Promise<InitResult> {
   const root = dataPaths(dir).root;
+  const existed = existsSync(root) ? new Set(readdirSync(root)) : null;
   if (!writeFreshDataDir(dir, options.backend === undefined ? {} : { backend: options.backend }))
     return { dir: root, created: false };
-  const core = await openCore(dir, options.clock === undefined ? {} : { clock: options.clock });
+  // Everything this init made, so that a refused init leaves the directory as it found it.
+  const undo = (): void => {
+    if (existed === null) rmSync(root, { recursive: true, force: true });
+    else
+      for (const name of readdirSync(root))
+        if (!existed.has(name)) rmSync(join(root, name), { recursive: true, force: true });
+  };
+  let core: Core;
+  try {
+    core = await openCore(dir, options.clock === undefined ? {} : { clock: options.clock });
+  } catch (err) {
+    undo();
+    throw err;
+  }
+  // Fresh keys over a ledger someone else writes would fork its evidence (another checkpoint key)
+  // and activate the demo policy over theirs: a second gate starts from a copy of the first's
+  // data directory instead (docs/storage.md).
+  if (core.ledger.size() > 0) {
+    await core.close();
+    undo();
+    throw new Error(
+      `the storage (${core.backend.name}) already holds a ledger: start another gate from a copy of its data directory instead of init`,
+    );
+  }
   try {
     const auth = `Bearer ${readOperatorToken(dir)}`;
     const built = await buildBundleFromDir(options.policyDir ?? demoPolicyDir());

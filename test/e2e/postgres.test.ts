@@ -5,7 +5,7 @@
  * standby and takes over with the hash chain continuous, and a database that stops or stalls:
  * every call denies with its code and no tool runs.
  */
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -120,6 +120,19 @@ describe('a deployment on PostgreSQL (SPEC §1, §4)', () => {
     } finally {
       await instance.close();
     }
+  });
+
+  it('init over a schema that already holds a ledger is refused and leaves nothing behind (one chain, one checkpoint key)', async () => {
+    const schema = nextSchema();
+    const first = join(work, 'init-first');
+    const second = join(work, 'init-second');
+    await initDataDir(first, { backend: `${db.url}?schema=${schema}` });
+    const rows = await ledgerRows(db.url, schema);
+    await expect(initDataDir(second, { backend: `${db.url}?schema=${schema}` })).rejects.toThrow(
+      /already holds a ledger/,
+    );
+    expect(existsSync(second)).toBe(false);
+    expect(await ledgerRows(db.url, schema)).toBe(rows);
   });
 
   it('a second gate on the same database refuses, or waits as a standby and takes over with the chain continuous', async () => {
