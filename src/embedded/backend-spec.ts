@@ -6,6 +6,21 @@
  * or a `.pgpass` file, which the driver reads, than written into the configuration.
  */
 
+/**
+ * The URL parameters a backend URL may carry. Others are refused: the driver lets connection
+ * string parameters override the pool's own settings (`options` could move the `search_path`
+ * away from the schema the writer lock is keyed on; timeouts and keepalives bound how long a
+ * dead writer blocks a takeover and how long a statement may hang).
+ */
+const URL_PARAMETERS: ReadonlySet<string> = new Set([
+  'schema',
+  'sslmode',
+  'sslrootcert',
+  'sslcert',
+  'sslkey',
+  'application_name',
+]);
+
 /** A parsed backend choice. */
 export type BackendSpec =
   | { readonly kind: 'sqlite' }
@@ -22,6 +37,11 @@ export function parseBackendSpec(text: string): BackendSpec {
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:')
     throw new TypeError('backend must be "sqlite" or a postgres:// URL');
+  for (const key of url.searchParams.keys())
+    if (!URL_PARAMETERS.has(key))
+      throw new TypeError(
+        `backend URL parameter ${key} is not accepted (allowed: ${[...URL_PARAMETERS].join(', ')})`,
+      );
   const schema = url.searchParams.get('schema') ?? undefined;
   url.searchParams.delete('schema');
   return { kind: 'postgres', url: url.toString(), schema };

@@ -53,7 +53,8 @@ import { createDiskSpaceProbe } from './readiness.js';
 import { openPostgresBackend, openSqliteBackend } from '../storage/index.js';
 import type { StorageBackend, WriterLease } from '../storage/index.js';
 import { resolveBackendSpec } from './backend-spec.js';
-import { lastActivatedBundle, withholdStaleBundle } from './policy-guard.js';
+import { assertIssuerKeysAgree, readLedgerAdminState, withholdStaleBundle } from './policy-guard.js';
+import type { LedgerAdminState } from './policy-guard.js';
 import { mirroredBundleStore, syncBundlesFromBackend } from './bundle-sync.js';
 import type { BackendSpec } from './backend-spec.js';
 
@@ -194,6 +195,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   }
   let lease: WriterLease;
   let ledgerActive: string | null;
+  let ledgerAdmin: LedgerAdminState;
   try {
     // The lease first: the writer reads the head it continues only once no one else can append.
     lease = await backend.acquireWriter({
@@ -207,7 +209,8 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       origin: config.origin,
       checkpointEvery: { entries: 256, ms: 10_000 },
     });
-    ledgerActive = await lastActivatedBundle(backend.ledger);
+    ledgerAdmin = await readLedgerAdminState(backend.ledger);
+    ledgerActive = ledgerAdmin.activeBundle;
   } catch (err) {
     await backend.close();
     unlock();
@@ -254,11 +257,12 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const guarded = withholdStaleBundle(localBundles, ledgerActive);
   const bundles = mirror === undefined ? guarded : mirroredBundleStore(guarded, mirror, p.bundles);
   const approvals = openApprovals(dir, { ledgerPort, clock, state });
+  const issuerKey = readSigningKey(p.issuerKey);
   const controlPlane = createControlPlane({
     ledger: ledgerPort,
     now: clock,
     issuer: {
-      key: readSigningKey(p.issuerKey),
+      key: issuerKey,
       iss: config.issuer,
       audience: config.audience,
       envelopeTtlSec: config.envelope_ttl_sec,
@@ -383,6 +387,11 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   let recovery: RecoveryDeps;
   let recovered: RecoveryReport;
   try {
+    // Before anything serves: the issuer keys here are the ones the ledger says are current.
+    assertIssuerKeysAgree(ledgerAdmin, {
+      currentKid: issuerKey.kid,
+      revoked: revokedKids(controlPlane.issuerJwks()),
+    });
     recovery = recoveryDeps(ledger, backend.nonces);
     // Before anything serves: every request a crash or stop left open gets its outcome (FC-INV-5).
     recovered = await recordAbandonedRequests(recovery, 'restart');
@@ -432,4 +441,10 @@ function issuerKeyFiles(keyPath: string, jwksPath: string): IssuerKeyFiles {
     },
     discard: () => rmSync(staged, { force: true }),
   };
+}
+
+/** The `revoked` kids of a published issuer JWKS (`{keys, revoked}`); none when it has no such list. */
+function revokedKids(jwks: unknown): readonly string[] {
+  const revoked = (jwks as { readonly revoked?: unknown } | null)?.revoked;
+  return Array.isArray(revoked) ? revoked.filter((k): k is string => typeof k === 'string') : [];
 }

@@ -16,19 +16,58 @@ import type { LedgerStore } from '../ledger/index.js';
 const GLOBAL_TENANT = '*';
 const PAGE = 1000;
 
-/** The bundle hash of the ledger's last `admin.policy_activated` entry, or null when there is none. */
-export async function lastActivatedBundle(store: LedgerStore): Promise<string | null> {
-  let last: string | null = null;
+/** What the ledger's global admin entries say the deployment's policy and issuer keys are. */
+export interface LedgerAdminState {
+  /** The bundle of the last `admin.policy_activated`, or null. */
+  readonly activeBundle: string | null;
+  /** The kid of the last `admin.key_rotated` of the envelope issuer key, or null. */
+  readonly issuerKid: string | null;
+  /** Every issuer kid an `admin.key_revoked` revoked. */
+  readonly revokedIssuerKids: ReadonlySet<string>;
+}
+
+/** Reads the ledger's global admin entries (a page at a time) into a {@link LedgerAdminState}. */
+export async function readLedgerAdminState(store: LedgerStore): Promise<LedgerAdminState> {
+  let activeBundle: string | null = null;
+  let issuerKid: string | null = null;
+  const revokedIssuerKids = new Set<string>();
   for (let from = 0; ;) {
     const page = await store.readByTenant(GLOBAL_TENANT, { from, limit: PAGE });
     for (const e of page) {
-      const hash = e.payload['policy_bundle'];
-      if (e.type === 'admin.policy_activated' && typeof hash === 'string') last = hash;
+      const p = e.payload;
+      if (e.type === 'admin.policy_activated' && typeof p['policy_bundle'] === 'string')
+        activeBundle = p['policy_bundle'];
+      else if (e.type === 'admin.key_rotated' && p['key_use'] === 'envelope' && typeof p['kid'] === 'string')
+        issuerKid = p['kid'];
+      else if (e.type === 'admin.key_revoked' && p['key_use'] === 'envelope' && typeof p['kid'] === 'string')
+        revokedIssuerKids.add(p['kid']);
     }
     const end = page[page.length - 1];
-    if (page.length < PAGE || end === undefined) return last;
+    if (page.length < PAGE || end === undefined) return { activeBundle, issuerKid, revokedIssuerKids };
     from = end.index + 1;
   }
+}
+
+/**
+ * Throws unless this data directory's issuer keys agree with the ledger: its signing key is the
+ * one the ledger last rotated to (when it rotated at all), and every issuer key the ledger
+ * revoked is revoked here too. A gate started from a copy made before a rotation or a
+ * revocation would otherwise sign with, and trust, a key the deployment gave up (OE-INV-025 key
+ * revocation): it refuses to open instead, until `keys/` is copied from the active gate again.
+ */
+export function assertIssuerKeysAgree(
+  ledger: LedgerAdminState,
+  local: { readonly currentKid: string; readonly revoked: readonly string[] },
+): void {
+  if (ledger.issuerKid !== null && ledger.issuerKid !== local.currentKid)
+    throw new Error(
+      'the issuer key of this data directory is not the one the ledger last rotated to: copy keys/ from the active gate',
+    );
+  for (const kid of ledger.revokedIssuerKids)
+    if (!local.revoked.includes(kid))
+      throw new Error(
+        'the ledger revoked an issuer key this data directory still trusts: copy keys/ from the active gate',
+      );
 }
 
 /**

@@ -135,6 +135,31 @@ describe('a deployment on PostgreSQL (SPEC §1, §4)', () => {
     expect(await ledgerRows(db.url, schema)).toBe(rows);
   });
 
+  it('a standby copied before an issuer key rotation refuses to open until its keys are copied again (OE-INV-025)', async () => {
+    const schema = nextSchema();
+    const dirA = join(work, 'keys-a');
+    const dirB = join(work, 'keys-b');
+    await initDataDir(dirA, { backend: `${db.url}?schema=${schema}` });
+    cpSync(dirA, dirB, { recursive: true });
+    const a = await startEmbedded(dirA, base);
+    const rotated = await fetch(`${a.url}/v1/admin/issuer-rotate`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${readOperatorToken(dirA)}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'scheduled' }),
+    });
+    expect(rotated.status).toBe(200);
+    await a.close();
+    // B would sign with the key the ledger rotated away from: it does not open.
+    await expect(startEmbedded(dirB, base)).rejects.toThrow(/issuer key/);
+    cpSync(join(dirA, 'keys'), join(dirB, 'keys'), { recursive: true });
+    const b = await startEmbedded(dirB, base);
+    try {
+      expect(await echo(clientOf(dirB, b), 'rotated')).toMatchObject({ outcome: 'executed' });
+    } finally {
+      await b.close();
+    }
+  });
+
   it('a second gate on the same database refuses, or waits as a standby and takes over with the chain continuous', async () => {
     const schema = nextSchema();
     const dirA = join(work, 'replica-a');

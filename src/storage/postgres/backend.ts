@@ -77,7 +77,8 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
   return {
     name: 'postgres',
     ledger,
-    openLedgerReader: () => createPostgresLedgerStore(db),
+    // A reader never appends: an epoch no lease has makes every write of it refused.
+    openLedgerReader: () => createPostgresLedgerStore(db, { writerEpoch: () => -1 }),
     nonces,
     governance,
     gateState,
