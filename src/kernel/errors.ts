@@ -75,6 +75,7 @@ export const DENIAL_CODES = {
   ERR_REQUEST_TOO_LARGE: { status: 413, meaning: 'the request exceeds a size limit' },
   ERR_CLIENT_UNKNOWN: { status: 401, meaning: 'the identity names no registered client' },
   ERR_CLIENT_REVOKED: { status: 401, meaning: 'the client key is revoked' },
+  ERR_CLIENT_REGISTRY_UNAVAILABLE: { status: 503, meaning: 'the client registry did not answer in time' },
   ERR_REQUEST_SIGNATURE: { status: 401, meaning: 'the request signature does not verify' },
   ERR_REQUEST_TIMESTAMP: { status: 401, meaning: 'the request timestamp is outside the tolerance window' },
   ERR_REQUEST_REPLAYED: { status: 409, meaning: 'the request nonce or request id was already used' },

@@ -244,8 +244,11 @@ describe('PostgreSQL faults: every call denies with its code and no tool runs (L
       expect(await echo(c, 'up')).toMatchObject({ outcome: 'executed' });
       const before = runs.length;
       proxy.setMode('refuse');
-      // The first read of every call, the client registry, fails: the Gate answers its internal error.
-      expect(await echo(c, 'down')).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL' });
+      // The first read of every call, the client registry, fails.
+      expect(await echo(c, 'down')).toMatchObject({
+        outcome: 'deny',
+        code: 'ERR_CLIENT_REGISTRY_UNAVAILABLE',
+      });
       // The lock's session is gone: the lease is lost and this gate runs nothing more.
       await writerLost;
       proxy.setMode('pass');

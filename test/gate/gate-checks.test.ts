@@ -93,7 +93,7 @@ describe('SPEC §2 step 1: unauthenticated denials are recorded by hash only (FC
     expect(x.cpCalls).toHaveLength(0);
   });
 
-  it('a client registry that fails → ERR_INTERNAL, denied before policy', async () => {
+  it('a client registry that fails → ERR_CLIENT_REGISTRY_UNAVAILABLE, denied before policy', async () => {
     const x = await start({
       extra: {
         clients: {
@@ -105,8 +105,13 @@ describe('SPEC §2 step 1: unauthenticated denials are recorded by hash only (FC
     });
     const req = x.request();
     const res = await send(x, req);
-    expect(res.body).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL', trace_id: traceOf(req) });
-    expect(x.failedCodes()).toEqual(['ERR_INTERNAL']);
+    expect(res.status).toBe(503);
+    expect(res.body).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_CLIENT_REGISTRY_UNAVAILABLE',
+      trace_id: traceOf(req),
+    });
+    expect(x.failedCodes()).toEqual(['ERR_CLIENT_REGISTRY_UNAVAILABLE']);
     expect(x.cpCalls).toHaveLength(0);
   });
 
