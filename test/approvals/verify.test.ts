@@ -670,6 +670,16 @@ describe('OE-INV-019/020: each approval finding names its entry (approvals check
       expect(findings(b)).toEqual([finding('APPROVAL_MISSING', breakGlassIssued(b))]);
     });
 
+    it.each(['break_glass.used', 'review.opened'])(
+      'a break-glass finalisation without its %s record: APPROVAL_MISSING at the envelope',
+      (type) => {
+        const b = fresh();
+        const id = breakGlassFinal(b)['payload']['decision_id'];
+        entries(b, type).find((e) => e['payload']['decision_id'] === id)!['type'] = 'audit.read';
+        expect(findings(b)).toEqual([finding('APPROVAL_MISSING', breakGlassIssued(b))]);
+      },
+    );
+
     it('a grant not signed by a key: APPROVAL_SIGNATURE at the finalisation', () => {
       const b = fresh();
       const sha = shaOf(breakGlassFinal(b));

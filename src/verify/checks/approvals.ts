@@ -61,10 +61,21 @@ function evidenceDoc(evidence: JsonObject, sha: JsonValue | undefined): JsonObje
   try {
     const doc = parseJson(Buffer.from(b64, 'base64'), { maxBytes: 64 * 1024 });
     return isObj(doc) ? doc : undefined;
-    // Stryker disable next-line BlockStatement: equivalent, an emptied catch falls through to the same undefined
   } catch {
     return undefined;
   }
+}
+
+/** The signed document stored as evidence under `sha` and its statement, when both are well formed. */
+function signedStatement<T>(
+  evidence: JsonObject,
+  sha: JsonValue | undefined,
+  parse: (v: JsonValue | undefined) => T | undefined,
+): { doc: JsonObject; s: T } | undefined {
+  const doc = evidenceDoc(evidence, sha);
+  if (doc === undefined) return undefined;
+  const s = parse(doc['statement']);
+  return s === undefined ? undefined : { doc, s };
 }
 
 function signatureOk(keys: Map<string, KeyObject>, doc: JsonObject, input: Buffer): boolean {
@@ -91,7 +102,6 @@ function indexEntries(views: readonly View[]) {
       const name = str(p['client']);
       if (name !== undefined && p['key_use'] === 'approval')
         approverRoles.set(name, { roles: strList(p['roles']), kid: str(p['kid']) });
-      // Stryker disable next-line ConditionalExpression: equivalent, undefined is never looked up among clients or owners (both are looked up by string)
       else if (name !== undefined) {
         clients.add(name);
         const owner = str(p['owner']);
@@ -140,12 +150,12 @@ export const approvalsCheck: VerifyCheck = {
       if (v.entry.type !== 'approval.added' && v.entry.type !== 'approval.rejected') continue;
       const p = v.entry.payload;
       const id = str(p['decision_id']) ?? '';
-      const doc = evidenceDoc(ctx.bundle.evidence, p['approval_sha256']);
-      const s = doc === undefined ? undefined : parseApprovalStatement(doc['statement']);
-      if (doc === undefined || s === undefined) {
+      const signed = signedStatement(ctx.bundle.evidence, p['approval_sha256'], parseApprovalStatement);
+      if (signed === undefined) {
         bad(v, 'APPROVAL_MISSING', 'the signed approval is not in the bundle evidence');
         continue;
       }
+      const { doc, s } = signed;
       if (!signatureOk(keys, doc, approvalSigningInput(s)))
         bad(
           v,
@@ -288,13 +298,11 @@ function checkBreakGlass(
   const { fin, envelope, decision, refs } = links;
   const id = str(fin.entry.payload['decision_id']) ?? '';
   const sha = fin.entry.payload['approval_sha256'];
-  const doc = evidenceDoc(evidence, sha);
-  const s = doc === undefined ? undefined : parseBreakGlassStatement(doc['statement']);
+  const signed = signedStatement(evidence, sha, parseBreakGlassStatement);
   const used = ix.get('break_glass.used', id);
   const review = ix.get('review.opened', id);
   if (
-    doc === undefined ||
-    s === undefined ||
+    signed === undefined ||
     used === undefined ||
     review === undefined ||
     used.entry.index > fin.entry.index
@@ -306,6 +314,7 @@ function checkBreakGlass(
     );
     return;
   }
+  const { doc, s } = signed;
   if (!signatureOk(keys, doc, breakGlassSigningInput(s)))
     bad(fin, 'APPROVAL_SIGNATURE', 'the break-glass grant does not verify under an exported approver key');
   if (s.tenant !== envelope.entry.tenant || s.tool !== decision.entry.payload['tool'])
