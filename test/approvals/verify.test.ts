@@ -8,7 +8,19 @@ import { v1Of } from '../verify/v1.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateSigningKey } from '../../src/kernel/signing/index.js';
+import {
+  approvalSigningInput,
+  breakGlassSigningInput,
+  encodeBase64url,
+  type JsonValue,
+} from '../../src/kernel/index.js';
+import {
+  generateSigningKey,
+  importSigningKeyJwk,
+  signEd25519,
+  type SigningKey,
+} from '../../src/kernel/signing/index.js';
+import { readApproverFile } from '../../src/embedded/index.js';
 import { verifyBundle } from '../../src/verify/index.js';
 import { startRig, type Rig } from './support.js';
 
@@ -19,6 +31,8 @@ let rig: Rig;
 /** The deployment's trust file (`failclosed trust-roots`). */
 let trust: string;
 let original: string;
+/** The approvers' own signing keys (from their key files), to sign statements an attacker holding one could. */
+const approverKey = new Map<string, SigningKey>();
 
 beforeAll(async () => {
   rig = await startRig();
@@ -59,6 +73,8 @@ beforeAll(async () => {
   const trustPath = join(rig.dir, 'trust-roots.json');
   expect((await rig.cli('trust-roots', '--out', trustPath)).code).toBe(0);
   trust = readFileSync(trustPath, 'utf8');
+  for (const n of ['alice', 'bob', 'dave'])
+    approverKey.set(n, importSigningKeyJwk(readApproverFile(rig.dir, n).key));
 }, 60_000);
 
 afterAll(async () => {
@@ -268,14 +284,17 @@ describe('OE-INV-019/020: each approval finding on its own (approvals check only
   it('OE-INV-019: an envelope naming an approval recorded after the finalisation: APPROVAL_MISSING', () => {
     const b = fresh();
     const fin = entries(b, 'approval.finalized').find((e) => e['payload']['verdict'] === 'approve')!;
-    entries(b, 'approval.added')[1]!['index'] = fin['index'] + 0.5;
-    expect(only(b)).toContain('APPROVAL_MISSING');
+    const late = entries(b, 'approval.added')[1]!;
+    late['index'] = fin['index'] + 1;
+    expect(findings(b).filter((f) => f.index === approvedIssued(b)['index'])).toEqual([
+      finding('APPROVAL_MISSING', approvedIssued(b)),
+    ]);
   });
 
   it('L7 break-glass: a use recorded after the finalisation: APPROVAL_MISSING', () => {
     const b = fresh();
-    breakGlassUse(b)['index'] = breakGlassFinal(b)['index'] + 0.5;
-    expect(only(b)).toEqual(['APPROVAL_MISSING']);
+    breakGlassUse(b)['index'] = breakGlassFinal(b)['index'] + 1;
+    expect(findings(b)).toEqual([finding('APPROVAL_MISSING', breakGlassIssued(b))]);
   });
 
   it('L7 break-glass: an envelope that does not name the grant, or a grant by another approver: APPROVAL_BINDING', () => {
@@ -299,5 +318,397 @@ describe('OE-INV-019/020: each approval finding on its own (approvals check only
     const role = fresh();
     breakGlassUse(role)['actor']['role'] = 'treasury';
     expect(only(role)).toEqual(['APPROVAL_ROLE']);
+  });
+});
+
+/** Every finding of the approvals check as code and ledger index, in order (only that check runs). */
+function findings(b: Mutable): { code: string; index: number | undefined }[] {
+  const r = verifyBundle(Buffer.from(JSON.stringify(b)), { invariant: 'OE-INV-019' });
+  return r.checks
+    .flatMap((c) => c.findings.map((f) => ({ code: f.code, index: f.index })))
+    .sort((x, y) => (x.index ?? -1) - (y.index ?? -1) || x.code.localeCompare(y.code));
+}
+const finding = (code: string, e: Mutable): { code: string; index: number } => ({ code, index: e['index'] });
+const approvalBy = (b: Mutable, name: string): Mutable =>
+  entries(b, 'approval.added').find((e) => e['payload']['approver'] === name)!;
+const registrationOf = (b: Mutable, name: string): Mutable =>
+  entries(b, 'admin.client_registered').find((e) => e['payload']['client'] === name)!;
+const approvedDecision = (b: Mutable): Mutable =>
+  entries(b, 'decision').find(
+    (d) => d['payload']['decision_id'] === first(b, 'approval.added')['payload']['decision_id'],
+  )!;
+const breakGlassIssued = (b: Mutable): Mutable =>
+  entries(b, 'envelope.issued').find(
+    (e) => e['payload']['decision_id'] === breakGlassFinal(b)['payload']['decision_id'],
+  )!;
+/** The signed document stored as evidence under `sha`. */
+const docOf = (b: Mutable, sha: string): Mutable =>
+  JSON.parse(Buffer.from(b['evidence'][sha]['body_b64'] as string, 'base64').toString('utf8')) as Mutable;
+function putDoc(b: Mutable, sha: string, doc: JsonValue, raw?: string): void {
+  b['evidence'][sha] = {
+    ...b['evidence'][sha],
+    body_b64: Buffer.from(raw ?? JSON.stringify(doc)).toString('base64'),
+  };
+}
+/** Edits the statement stored under `sha` and signs it again with `name`'s own key. */
+function resign(
+  b: Mutable,
+  sha: string,
+  name: string,
+  edit: (statement: Mutable) => void,
+  input: (s: never) => Buffer = approvalSigningInput,
+): void {
+  const doc = docOf(b, sha);
+  edit(doc['statement']);
+  doc['signature'] = encodeBase64url(signEd25519(approverKey.get(name)!, input(doc['statement'] as never)));
+  putDoc(b, sha, doc);
+}
+const shaOf = (e: Mutable): string => e['payload']['approval_sha256'] as string;
+const ms = (t: string): number => Date.parse(t);
+const iso = (t: number): string => new Date(t).toISOString();
+
+describe('OE-INV-019/020: each approval finding names its entry (approvals check only)', () => {
+  it('the untouched export has no finding at any entry', () => {
+    expect(findings(fresh())).toEqual([]);
+  });
+
+  it('OE-INV-019: a bundle without approver keys verifies no approval and no break-glass grant: APPROVAL_SIGNATURE', () => {
+    const b = fresh();
+    delete b['jwks']['approvers'];
+    expect(findings(b)).toEqual(
+      [
+        finding('APPROVAL_SIGNATURE', approvalBy(b, 'alice')),
+        finding('APPROVAL_SIGNATURE', approvalBy(b, 'bob')),
+        finding('APPROVAL_SIGNATURE', breakGlassFinal(b)),
+      ].sort((x, y) => x.index - y.index),
+    );
+  });
+
+  it.each([
+    ['not a signature by a key', (d: Mutable) => void (d['method'] = 'oidc')],
+    ['a signature that is not text', (d: Mutable) => void (d['signature'] = 12)],
+    ['a signature by no exported key', (d: Mutable) => void (d['kid'] = 'unknown-kid')],
+  ])('OE-INV-019: an approval document with %s: APPROVAL_SIGNATURE', (_n, edit) => {
+    const b = fresh();
+    const a = approvalBy(b, 'alice');
+    const doc = docOf(b, shaOf(a));
+    edit(doc);
+    putDoc(b, shaOf(a), doc);
+    // A kid other than the one registered to the approver is also the wrong key for the role.
+    expect(findings(b)).toEqual([
+      ...(doc['kid'] === 'unknown-kid' ? [finding('APPROVAL_ROLE', a)] : []),
+      finding('APPROVAL_SIGNATURE', a),
+    ]);
+  });
+
+  it.each([
+    ['no evidence under its digest', (b: Mutable, sha: string) => void delete b['evidence'][sha]],
+    ['evidence that is not an object', (b: Mutable, sha: string) => void (b['evidence'][sha] = 'x')],
+    [
+      'a body given as bytes rather than base64',
+      (b: Mutable, sha: string) =>
+        void (b['evidence'][sha]['body_b64'] = [
+          ...Buffer.from(b['evidence'][sha]['body_b64'] as string, 'base64'),
+        ]),
+    ],
+    ['a body that is not JSON', (b: Mutable, sha: string) => putDoc(b, sha, null, '{')],
+    ['a body that is not an object', (b: Mutable, sha: string) => putDoc(b, sha, [])],
+    [
+      'a body over 64 KiB',
+      (b: Mutable, sha: string) => putDoc(b, sha, { ...docOf(b, sha), pad: 'x'.repeat(70_000) }),
+    ],
+    [
+      'a malformed statement',
+      (b: Mutable, sha: string) => {
+        const doc = docOf(b, sha);
+        doc['statement']['verdict'] = 'maybe';
+        putDoc(b, sha, doc);
+      },
+    ],
+  ])(
+    'OE-INV-019: an approval with %s is missing, and so is the envelope’s approval: APPROVAL_MISSING',
+    (_n, edit) => {
+      const b = fresh();
+      const a = approvalBy(b, 'alice');
+      edit(b, shaOf(a));
+      expect(findings(b)).toEqual([
+        finding('APPROVAL_MISSING', a),
+        finding('APPROVAL_MISSING', approvedIssued(b)),
+      ]);
+    },
+  );
+
+  it('OE-INV-019: an approval entry naming no digest is missing, whatever the evidence holds', () => {
+    const b = fresh();
+    const a = approvalBy(b, 'alice');
+    b['evidence']['undefined'] = b['evidence'][shaOf(a)];
+    delete a['payload']['approval_sha256'];
+    expect(findings(b).filter((f) => f.index === a['index'])).toEqual([finding('APPROVAL_MISSING', a)]);
+  });
+
+  it('OE-INV-019: a statement signed for another decision than its entry’s: APPROVAL_BINDING', () => {
+    const b = fresh();
+    const a = approvalBy(b, 'alice');
+    resign(b, shaOf(a), 'alice', (s) => void (s['decision_id'] = 'd-other'));
+    expect(findings(b)).toEqual([finding('APPROVAL_BINDING', a)]);
+  });
+
+  it('OE-INV-019: a rejection signed as a rejection is recorded; one whose statement approves is named: APPROVAL_BINDING', () => {
+    /** A copy of bob's approval recorded as a rejection just before the envelope. */
+    const reject = (b: Mutable): Mutable => {
+      const copy = structuredClone(approvalBy(b, 'bob'));
+      copy['type'] = 'approval.rejected';
+      copy['index'] = approvedIssued(b)['index'] - 1;
+      (b['entries'] as Mutable[]).push(copy);
+      return copy;
+    };
+    const signed = fresh();
+    const r = reject(signed);
+    const sha = 'cd'.repeat(32);
+    signed['evidence'][sha] = structuredClone(signed['evidence'][shaOf(r)]);
+    r['payload']['approval_sha256'] = sha;
+    resign(signed, sha, 'bob', (s) => void (s['verdict'] = 'reject'));
+    expect(findings(signed)).toEqual([finding('APPROVAL_BINDING', approvedIssued(signed))]);
+
+    const unsigned = fresh();
+    const u = reject(unsigned);
+    expect(findings(unsigned)).toEqual([
+      finding('APPROVAL_BINDING', u),
+      finding('APPROVAL_BINDING', approvedIssued(unsigned)),
+    ]);
+  });
+
+  it('OE-INV-019: a rejection recorded after the envelope does not taint it', () => {
+    const b = fresh();
+    const copy = structuredClone(approvalBy(b, 'bob'));
+    copy['type'] = 'approval.rejected';
+    copy['index'] = approvedIssued(b)['index'] + 1;
+    (b['entries'] as Mutable[]).push(copy);
+    expect(findings(b)).toEqual([finding('APPROVAL_BINDING', copy)]);
+  });
+
+  it('OE-INV-002: an OIDC approver whose subject owns the requesting agent: APPROVAL_SELF', () => {
+    const b = fresh();
+    const a = approvalBy(b, 'alice');
+    resign(b, shaOf(a), 'alice', (s) => void (s['approver'] = 'oidc:alice'));
+    a['payload']['approver'] = 'oidc:alice';
+    a['actor']['id'] = 'oidc:alice';
+    expect(findings(b)).toEqual([]);
+    registrationOf(b, 'demo-agent')['payload']['owner'] = 'alice';
+    expect(findings(b)).toEqual([finding('APPROVAL_SELF', a)]);
+  });
+
+  it('OE-INV-002: only a client registration makes an identity a client', () => {
+    const b = fresh();
+    const other = structuredClone(first(b, 'decision'));
+    other['type'] = 'audit.read';
+    other['payload'] = { client: 'alice' };
+    (b['entries'] as Mutable[]).push(other);
+    expect(findings(b)).toEqual([]);
+  });
+
+  it('OE-INV-019: the first approval request of a decision binds its approvals', () => {
+    const b = fresh();
+    const later = structuredClone(first(b, 'approval.requested'));
+    later['index'] = 1_000_000;
+    later['payload']['intent_sha256'] = 'ab'.repeat(32);
+    (b['entries'] as Mutable[]).push(later);
+    expect(findings(b)).toEqual([]);
+  });
+
+  describe('OE-INV-017: the approval window is inclusive at its edges', () => {
+    /** Alice's approval signed at `signedAt` (ms) and recorded at `recordedAt`. */
+    const at = (
+      signedAt: (opened: number, expires: number) => number,
+      recordedAt?: (e: number) => number,
+    ) => {
+      const b = fresh();
+      const a = approvalBy(b, 'alice');
+      const req = first(b, 'approval.requested');
+      const opened = ms(req['at'] as string);
+      const expires = ms(req['payload']['expires_at'] as string);
+      resign(b, shaOf(a), 'alice', (s) => void (s['timestamp'] = iso(signedAt(opened, expires))));
+      if (recordedAt !== undefined) a['at'] = iso(recordedAt(expires));
+      return { b, a };
+    };
+
+    it('signed exactly at the skew before the request, or exactly at its expiry: no finding', () => {
+      expect(findings(at((o) => o - 120_000).b)).toEqual([]);
+      expect(findings(at((_o, e) => e).b)).toEqual([]);
+    });
+
+    it('signed before the skew, after the expiry, or recorded at the expiry: APPROVAL_EXPIRED', () => {
+      for (const c of [
+        at((o) => o - 120_001),
+        at((_o, e) => e + 1),
+        at(
+          (o) => o,
+          (e) => e,
+        ),
+      ])
+        expect(findings(c.b)).toEqual([finding('APPROVAL_EXPIRED', c.a)]);
+    });
+  });
+
+  it('L7 identity & signing: a request naming no roles takes any approver role', () => {
+    for (const roles of [[], undefined]) {
+      const b = fresh();
+      for (const r of entries(b, 'approval.requested'))
+        if (roles === undefined) delete r['payload']['roles'];
+        else r['payload']['roles'] = roles;
+      for (const n of ['alice', 'bob']) registrationOf(b, n)['payload']['roles'] = ['anyone'];
+      for (const a of entries(b, 'approval.added')) {
+        a['payload']['role'] = 'anyone';
+        a['actor']['role'] = 'anyone';
+      }
+      expect(findings(b)).toEqual([]);
+    }
+  });
+
+  it('an approver or break-glass user without a ledgered registration is checked by the request alone', () => {
+    const b = fresh();
+    for (const n of ['alice', 'dave']) registrationOf(b, n)['type'] = 'audit.read';
+    expect(findings(b)).toEqual([]);
+  });
+
+  describe('OE-INV-019: which envelopes need approvals', () => {
+    it('an envelope of an allowed decision naming no approval needs none', () => {
+      const b = fresh();
+      approvedDecision(b)['payload']['outcome'] = 'allow';
+      approvedIssued(b)['payload']['approvals'] = [];
+      expect(findings(b)).toEqual([]);
+    });
+
+    it('an envelope of an allowed decision naming an unknown approval: APPROVAL_MISSING', () => {
+      const b = fresh();
+      approvedDecision(b)['payload']['outcome'] = 'allow';
+      approvedIssued(b)['payload']['approvals'] = ['ab'.repeat(32), 'cd'.repeat(32)];
+      expect(findings(b)).toEqual([
+        finding('APPROVAL_DISTINCT', approvedIssued(b)),
+        finding('APPROVAL_MISSING', approvedIssued(b)),
+      ]);
+    });
+
+    it('an envelope of an escalated decision naming no approval: APPROVAL_DISTINCT', () => {
+      const b = fresh();
+      approvedIssued(b)['payload']['approvals'] = [];
+      expect(findings(b)).toEqual([finding('APPROVAL_DISTINCT', approvedIssued(b))]);
+    });
+
+    it('an envelope whose decision is not in the bundle is left to the receipt linkage check', () => {
+      const b = fresh();
+      approvedDecision(b)['type'] = 'audit.read';
+      expect(findings(b)).toEqual([]);
+    });
+
+    it('an approve finalisation counts, not an earlier-listed rejection recorded after the envelope', () => {
+      const b = fresh();
+      const fin = entries(b, 'approval.finalized').find((e) => e['payload']['verdict'] === 'approve')!;
+      const rejected = structuredClone(fin);
+      rejected['payload']['verdict'] = 'reject';
+      rejected['index'] = approvedIssued(b)['index'] + 1;
+      (b['entries'] as Mutable[]).unshift(rejected);
+      expect(findings(b)).toEqual([]);
+    });
+
+    it('OE-INV-020: a finalisation stating no required count requires more than any: APPROVAL_DISTINCT', () => {
+      const b = fresh();
+      const fin = entries(b, 'approval.finalized').find((e) => e['payload']['verdict'] === 'approve')!;
+      delete fin['payload']['required'];
+      expect(findings(b)).toEqual([finding('APPROVAL_DISTINCT', approvedIssued(b))]);
+    });
+
+    it('an envelope naming a valid approval of another decision: APPROVAL_MISSING', () => {
+      const b = fresh();
+      const a = approvalBy(b, 'alice');
+      const copy = structuredClone(a);
+      copy['payload']['decision_id'] = 'd-other';
+      copy['payload']['approval_sha256'] = 'cd'.repeat(32);
+      b['evidence']['cd'.repeat(32)] = b['evidence'][shaOf(a)];
+      (b['entries'] as Mutable[]).push(copy);
+      const issued = approvedIssued(b);
+      issued['payload']['approvals'] = [shaOf(copy), shaOf(approvalBy(b, 'bob'))];
+      expect(findings(b).filter((f) => f.index === issued['index'])).toEqual([
+        finding('APPROVAL_MISSING', issued),
+      ]);
+    });
+
+    it('OE-INV-020: only an execution receipt of the envelope’s nonce before it is out of order', () => {
+      const b = fresh();
+      const issued = approvedIssued(b);
+      const other = structuredClone(issued);
+      other['type'] = 'audit.read';
+      other['index'] = 0;
+      (b['entries'] as Mutable[]).push(other);
+      expect(findings(b)).toEqual([]);
+      const noJti = fresh();
+      const e = approvedIssued(noJti);
+      const receipt = entries(noJti, 'execution.receipt').find(
+        (r) => r['payload']['jti'] === e['payload']['jti'],
+      )!;
+      delete e['payload']['jti'];
+      delete receipt['payload']['jti'];
+      receipt['index'] = 0;
+      expect(findings(noJti)).toEqual([]);
+    });
+  });
+
+  describe('L7 break-glass', () => {
+    it.each([
+      ['not in the evidence', (b: Mutable, sha: string) => void delete b['evidence'][sha]],
+      [
+        'malformed',
+        (b: Mutable, sha: string) => {
+          const doc = docOf(b, sha);
+          doc['statement']['ttl_sec'] = 'long';
+          putDoc(b, sha, doc);
+        },
+      ],
+    ])('a grant %s: APPROVAL_MISSING at the envelope', (_n, edit) => {
+      const b = fresh();
+      edit(b, shaOf(breakGlassFinal(b)));
+      expect(findings(b)).toEqual([finding('APPROVAL_MISSING', breakGlassIssued(b))]);
+    });
+
+    it.each(['break_glass.used', 'review.opened'])(
+      'a break-glass finalisation without its %s record: APPROVAL_MISSING at the envelope',
+      (type) => {
+        const b = fresh();
+        const id = breakGlassFinal(b)['payload']['decision_id'];
+        entries(b, type).find((e) => e['payload']['decision_id'] === id)!['type'] = 'audit.read';
+        expect(findings(b)).toEqual([finding('APPROVAL_MISSING', breakGlassIssued(b))]);
+      },
+    );
+
+    it('a grant not signed by a key: APPROVAL_SIGNATURE at the finalisation', () => {
+      const b = fresh();
+      const sha = shaOf(breakGlassFinal(b));
+      putDoc(b, sha, { ...docOf(b, sha), method: 'oidc' });
+      expect(findings(b)).toEqual([finding('APPROVAL_SIGNATURE', breakGlassFinal(b))]);
+    });
+
+    it('a grant for another tenant than the envelope’s: APPROVAL_BINDING at the finalisation', () => {
+      const b = fresh();
+      breakGlassIssued(b)['tenant'] = 'other';
+      expect(findings(b)).toEqual([finding('APPROVAL_BINDING', breakGlassFinal(b))]);
+    });
+
+    it('an envelope naming another single approval than the grant: APPROVAL_BINDING', () => {
+      const b = fresh();
+      breakGlassIssued(b)['payload']['approvals'] = ['ab'.repeat(32)];
+      expect(findings(b)).toEqual([finding('APPROVAL_BINDING', breakGlassIssued(b))]);
+    });
+
+    it('the grant’s approver is the first named approver; other entries are ignored', () => {
+      const b = fresh();
+      breakGlassFinal(b)['payload']['approvers'] = [7, 'dave'];
+      expect(findings(b)).toEqual([]);
+    });
+
+    it('a grant re-signed for another tool: APPROVAL_BINDING at the finalisation', () => {
+      const b = fresh();
+      resign(b, shaOf(breakGlassFinal(b)), 'dave', (s) => void (s['tool'] = 'echo'), breakGlassSigningInput);
+      expect(findings(b)).toEqual([finding('APPROVAL_BINDING', breakGlassFinal(b))]);
+    });
   });
 });

@@ -17,9 +17,12 @@ import {
   forge,
   insert,
   reissue,
+  undecidedOf,
 } from './forge.js';
-import { makeBundle, type MutableBundle } from './helpers.js';
-import { traceIdOf } from './realistic.js';
+import { makeBundle, mutable, text, type MutableBundle } from './helpers.js';
+import { ISSUER_KEY, traceIdOf } from './realistic.js';
+import { relink } from './relink.js';
+import { verifyBundle } from '../../src/verify/index.js';
 
 const RECEIPT = 'receipt-linkage';
 const TRACE = 'trace-linkage';
@@ -244,6 +247,7 @@ describe('OE-INV-017: every receipt follows its envelope, within its validity, w
     expect(outside('2025-01-01T00:01:31.000Z', -5)).toBe(true);
     expect(outside('2025-01-01T00:01:29.999Z', -5)).toBe(false);
     expect(outside('2025-01-01T00:01:31.000Z', 1.5)).toBe(true);
+    expect(outside('2025-01-01T00:01:31.000Z', 1000.5)).toBe(true);
     expect(outside('2025-01-01T00:01:31.000Z', '1001')).toBe(true);
     expect(outside('2024-12-31T23:59:30.000Z')).toBe(false);
     expect(outside('2024-12-31T23:59:29.999Z')).toBe(true);
@@ -336,5 +340,69 @@ describe('FC-INV-6: every execution trace holds Gate, Control Plane and Executio
       };
     });
     expect(findingsOf(failed.report, TRACE)).toEqual([]);
+  });
+});
+
+describe('SPEC §5: a partial bundle leaves a receipt’s links outside it undecided, not failed', () => {
+  /** Applies `tamper`, rebuilds the bundle consistently, then presents it as the export of trace 0 (partial). */
+  function partial(tamper: (b: MutableBundle) => void) {
+    const b = mutable(base);
+    tamper(b);
+    const { vkey } = relink(b, ISSUER_KEY);
+    b['scope'] = { kind: 'trace', trace_id: traceIdOf(0) };
+    const report = verifyBundle(text(b), { trustedKey: vkey });
+    const pick = (fs: readonly { code: string; index?: number; partial?: true }[]) =>
+      fs.map((f) => ({ code: f.code, index: f.index, partial: f.partial }));
+    return {
+      bundle: b,
+      findings: pick(findingsOf(report, RECEIPT)),
+      undecided: pick(undecidedOf(report, RECEIPT)),
+    };
+  }
+
+  it('no decision record in the bundle: RECEIPT_NO_DECISION, undecided', () => {
+    const r = partial((b) => drop(b, 'decision'));
+    expect(r.findings).toEqual([]);
+    expect(r.undecided).toEqual([
+      { code: 'RECEIPT_NO_DECISION', index: at(r.bundle, 'execution.receipt'), partial: true },
+    ]);
+  });
+
+  it('no envelope.issued record in the bundle: RECEIPT_NO_ENVELOPE, undecided', () => {
+    const r = partial((b) => drop(b, 'envelope.issued'));
+    expect(r.findings).toEqual([]);
+    expect(r.undecided).toEqual([
+      { code: 'RECEIPT_NO_ENVELOPE', index: at(r.bundle, 'execution.receipt'), partial: true },
+    ]);
+  });
+
+  it('OE-INV-017: an envelope recorded only after the run is a finding even in a partial bundle', () => {
+    const r = partial((b) => {
+      const e = entriesOf(b);
+      const i = at(b, 'envelope.issued');
+      [e[i], e[i + 1]] = [e[i + 1]!, e[i]!];
+    });
+    expect(r.undecided).toEqual([]);
+    expect(r.findings).toContainEqual({
+      code: 'RECEIPT_NO_ENVELOPE',
+      index: at(r.bundle, 'execution.receipt'),
+      partial: undefined,
+    });
+  });
+
+  it('the untouched trace has nothing undecided', () => {
+    const r = partial(() => undefined);
+    expect(r.findings).toEqual([]);
+    expect(r.undecided).toEqual([]);
+  });
+});
+
+describe('OE-INV-015: an executor is needed only to check receipts', () => {
+  it('a bundle with no receipt and no declared executor: no EXECUTOR_UNDECLARED', () => {
+    const { report } = forge(base, (b) => {
+      delete b['executor'];
+      b['entries'] = entriesOf(b).filter((e) => e['type'] !== 'execution.receipt');
+    });
+    expect(findingsOf(report, RECEIPT)).toEqual([]);
   });
 });

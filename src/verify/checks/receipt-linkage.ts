@@ -47,13 +47,10 @@ function checkEnvelope(
   const issued = l.find('envelope.issued', jti);
   const env = issued.find((v) => v.entry.index < r.entry.index);
   if (env === undefined) {
-    bad(
-      'RECEIPT_NO_ENVELOPE',
-      issued.length > 0
-        ? `the envelope for nonce ${jti} is recorded only after the execution`
-        : `no envelope.issued record for nonce ${jti}`,
-      issued.length === 0,
-    );
+    // Recorded only after the run: a finding in any bundle. Not recorded here: outside a partial one.
+    if (issued.length > 0)
+      bad('RECEIPT_NO_ENVELOPE', `the envelope for nonce ${jti} is recorded only after the execution`);
+    else bad('RECEIPT_NO_ENVELOPE', `no envelope.issued record for nonce ${jti}`, true);
     return undefined;
   }
   const p = r.entry.payload;
@@ -78,8 +75,8 @@ function checkEnvelope(
     bad('NONCE_REUSED', `nonce ${jti} was voided at entry ${voided.entry.index} before this execution`);
   const c = l.issuedClaims(env);
   if (c === undefined) return undefined;
+  // The claims are read from the issuance record itself, so c.decision_id is its decision_id.
   if (
-    env.entry.payload['decision_id'] !== id ||
     c.decision_id !== id ||
     c.tenant !== r.entry.tenant ||
     (p['tool'] !== undefined && p['tool'] !== c.tool) ||
@@ -95,8 +92,9 @@ function checkEnvelope(
 function checkWindow(l: Linkage, r: View, c: EnvelopeClaims, bad: Report): void {
   const tol = typeof l.executor === 'string' ? 0 : l.executor.clockToleranceSec * 1000;
   const d = r.entry.payload['duration_ms'];
+  // A negative, fractional or mistyped duration counts as none: the run is dated by the receipt alone.
   const started =
-    Date.parse(r.entry.at) - (typeof d === 'number' && Number.isSafeInteger(d) && d >= 0 ? d : 0);
+    Date.parse(r.entry.at) - (typeof d === 'number' && Number.isSafeInteger(d) ? Math.max(d, 0) : 0);
   if (started < c.iat * 1000 - tol || started >= c.exp * 1000 + tol)
     bad(
       'RECEIPT_OUTSIDE_VALIDITY',
