@@ -268,7 +268,11 @@ export function createGate(deps: GateDeps): Gate {
     const { request } = p;
     const found = await withDeadline(() => deps.clients.lookup(request.identity), ledgerMs);
     if (found.status !== 'ok')
-      return failUnauthenticated(deny('ERR_CLIENT_REGISTRY_UNAVAILABLE', 'client registry unavailable'), rawSha, p);
+      return failUnauthenticated(
+        deny('ERR_CLIENT_REGISTRY_UNAVAILABLE', 'client registry unavailable'),
+        rawSha,
+        p,
+      );
     const client = found.value;
     if (client === undefined)
       return failUnauthenticated(deny('ERR_CLIENT_UNKNOWN', 'unknown client'), rawSha, p);
