@@ -207,7 +207,7 @@ describe('Gates over one PostgreSQL state (FC-INV-3)', () => {
 
       proxy.setMode('hang');
       const hung = await a.post(a.request({ requestId: 'req-hung' }));
-      expect(hung.body).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL' });
+      expect(hung.body).toMatchObject({ outcome: 'deny', code: 'ERR_CLIENT_REGISTRY_UNAVAILABLE' });
       expect(a.cpCalls).toHaveLength(1);
       proxy.setMode('pass');
       expect((await a.post(a.request({ requestId: 'req-after' }))).status).toBe(200);
