@@ -168,9 +168,11 @@ async function up(
       `recovered: ${r.abandoned} request(s) recorded as abandoned, ${r.mayHaveRun} of them may have run\n`,
     );
   announceServer(dir, instance.url);
-  io.out(`failclosed gate listening on ${instance.url} (storage: ${instance.core.backend.name})\n`);
+  io.out(`failclosed gate listening on ${instance.url} (storage: ${instance.core.storage})\n`);
   await new Promise<void>((done) => {
-    lost.signal.addEventListener('abort', () => done(), { once: true });
+    // The lease may have been lost while the listeners were starting.
+    if (lost.signal.aborted) done();
+    else lost.signal.addEventListener('abort', () => done(), { once: true });
     if (io.signal === undefined) return;
     if (io.signal.aborted) done();
     else io.signal.addEventListener('abort', () => done(), { once: true });

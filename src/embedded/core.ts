@@ -52,7 +52,7 @@ import type { CoreDecorators, LedgerPort, ToolRunObserver } from './ports.js';
 import { createDiskSpaceProbe } from './readiness.js';
 import { openPostgresBackend, openSqliteBackend } from '../storage/index.js';
 import type { StorageBackend, WriterLease } from '../storage/index.js';
-import { resolveBackendSpec } from './backend-spec.js';
+import { redactedBackend, resolveBackendSpec } from './backend-spec.js';
 import { assertIssuerKeysAgree, readLedgerAdminState, withholdStaleBundle } from './policy-guard.js';
 import type { LedgerAdminState } from './policy-guard.js';
 import { mirroredBundleStore, syncBundlesFromBackend } from './bundle-sync.js';
@@ -77,6 +77,8 @@ export interface Core {
   readonly governance: GovernanceState;
   /** The storage backend the stores above came from. */
   readonly backend: StorageBackend;
+  /** Where the stores are, for messages: `sqlite`, or the PostgreSQL URL without its password. */
+  readonly storage: string;
   readonly bundles: BundleStore;
   readonly controlPlane: ControlPlaneService;
   readonly executor: Executor;
@@ -408,6 +410,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     state,
     governance,
     backend,
+    storage: redactedBackend(spec),
     bundles,
     controlPlane,
     executor,

@@ -13,21 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient } from '../../src/client/index.js';
 import type { FailclosedClient } from '../../src/client/index.js';
-import {
-  DEMO_CLIENT,
-  demoPolicyDir,
-  initDataDir,
-  readClientFile,
-  readOperatorToken,
-  startEmbedded,
-} from '../../src/embedded/index.js';
+import { initDataDir, startEmbedded } from '../../src/embedded/index.js';
 import type { EmbeddedInstance, EmbeddedOptions } from '../../src/embedded/index.js';
-import { canonicalBytes, isDeny, parseJson, sha256Hex } from '../../src/kernel/index.js';
-import { buildBundleFromDir } from '../../src/policy/index.js';
+import { canonicalBytes, parseJson } from '../../src/kernel/index.js';
 import type { PolicyBundleMirror } from '../../src/storage/index.js';
 import { nextSchema, useTestDatabase } from '../support/postgres.js';
+import { activate, clientOf, revisedDemoBundle } from './postgres-support.js';
 
 const db = useTestDatabase('fc_e2e_pgpol');
 let work: string;
@@ -41,30 +33,7 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-function clientOf(dir: string, instance: EmbeddedInstance): FailclosedClient {
-  const file = readClientFile(dir, DEMO_CLIENT.identity);
-  return createClient({ url: instance.url, identity: file.identity, tenant: file.tenant, key: file.key });
-}
-
 const echo = (c: FailclosedClient, message: string) => c.call('echo', { message }, { session: 'pg-policy' });
-
-/** The demo policy with another description: another bundle hash, the same rules. */
-async function revisedDemoBundle(description: string): Promise<{ text: string; hash: string }> {
-  const built = await buildBundleFromDir(demoPolicyDir());
-  if (isDeny(built)) throw new Error(built.code);
-  const doc = JSON.parse(built.text) as { settings: Record<string, unknown> };
-  doc.settings['description'] = description;
-  const text = JSON.stringify(doc);
-  return { text, hash: sha256Hex(canonicalBytes(parseJson(text))) };
-}
-
-function activate(dir: string, instance: EmbeddedInstance, bundle: string): Promise<Response> {
-  return fetch(`${instance.url}/v1/admin/policy-activate`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${readOperatorToken(dir)}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ bundle, reason: 'revised policy' }),
-  });
-}
 
 /** The policy bundle the ledger's decision on `requestId` names. */
 async function decisionBundle(instance: EmbeddedInstance, requestId: string): Promise<unknown> {

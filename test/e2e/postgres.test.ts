@@ -10,25 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient } from '../../src/client/index.js';
 import type { FailclosedClient } from '../../src/client/index.js';
 import { runCli } from '../../src/cli/run.js';
 import { saveTrustRoots } from '../../src/cli/trust-file.js';
-import {
-  DEMO_CLIENT,
-  demoPolicyDir,
-  initDataDir,
-  readClientFile,
-  readOperatorToken,
-  startEmbedded,
-} from '../../src/embedded/index.js';
+import { initDataDir, readOperatorToken, startEmbedded } from '../../src/embedded/index.js';
 import type { EmbeddedInstance, EmbeddedOptions } from '../../src/embedded/index.js';
-import { isDeny } from '../../src/kernel/index.js';
-import { buildBundleFromDir } from '../../src/policy/index.js';
 import { WriterLockBusy } from '../../src/storage/index.js';
 import { startFaultProxy } from '../support/tcp-fault-proxy.js';
 import type { FaultProxy } from '../support/tcp-fault-proxy.js';
 import { nextSchema, useTestDatabase, waitUntilBlocked } from '../support/postgres.js';
+import { activate, clientOf, revisedDemoBundle } from './postgres-support.js';
 
 const db = useTestDatabase('fc_e2e_pg');
 let work: string;
@@ -41,11 +32,6 @@ beforeAll(() => {
 afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
-
-function clientOf(dir: string, instance: EmbeddedInstance): FailclosedClient {
-  const file = readClientFile(dir, DEMO_CLIENT.identity);
-  return createClient({ url: instance.url, identity: file.identity, tenant: file.tenant, key: file.key });
-}
 
 const echo = (c: FailclosedClient, message: string) => c.call('echo', { message }, { session: 'pg-e2e' });
 
@@ -64,23 +50,6 @@ async function exportAndVerify(dir: string, instance: EmbeddedInstance): Promise
     out: () => undefined,
     err: () => undefined,
     env: {},
-  });
-}
-
-/** The demo policy with another description: a different bundle hash, the same rules. */
-async function revisedDemoBundle(): Promise<string> {
-  const built = await buildBundleFromDir(demoPolicyDir());
-  if (isDeny(built)) throw new Error(built.code);
-  const doc = JSON.parse(built.text) as { settings: Record<string, unknown> };
-  doc.settings['description'] = 'revised';
-  return JSON.stringify(doc);
-}
-
-function activate(dir: string, instance: EmbeddedInstance, bundle: string): Promise<Response> {
-  return fetch(`${instance.url}/v1/admin/policy-activate`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${readOperatorToken(dir)}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ bundle, reason: 'revised policy' }),
   });
 }
 
@@ -174,7 +143,7 @@ describe('a deployment on PostgreSQL (SPEC §1, §4)', () => {
       const standby = startEmbedded(dirB, { ...base, standby: true });
       expect(await echo(clientOf(dirA, a), 'on a')).toMatchObject({ outcome: 'executed' });
       // A activates a policy B's copy of the bundles has never seen.
-      const newer = await revisedDemoBundle();
+      const newer = (await revisedDemoBundle('revised')).text;
       expect((await activate(dirA, a, newer)).status).toBe(200);
       const sizeA = a.core.ledger.size();
       await a.close();
