@@ -49,7 +49,8 @@ export const USAGE = `usage: failclosed <command> [options]
                                               --backend (or $FAILCLOSED_BACKEND) picks the storage
   up [--port N] [--grace SEC] [--standby]     run all four roles on 127.0.0.1 (initialises on first run);
                                               SIGTERM/SIGINT drain calls for up to SEC (default 30) seconds;
-                                              --standby waits while another gate holds the ledger writer lock
+                                              --standby (SQLite) waits while another gate holds the data
+                                              directory's writer lock; on PostgreSQL every gate serves
   call TOOL --params JSON [--session S] [--client NAME] [--wait SEC] [--request-id ID]
   requests show ID                            the evidence view of one request
   clients add NAME --tenant T [--owner HUMAN] [--role R]...
@@ -145,7 +146,7 @@ async function up(
   const lost = new AbortController();
   let instance: EmbeddedInstance;
   try {
-    if (standby) io.out('standby: waiting for the ledger writer lock\n');
+    if (standby) io.out('standby: waiting for the data directory’s writer lock\n');
     instance = await startEmbedded(dir, {
       ...(port === undefined ? {} : { port }),
       standby,
@@ -179,7 +180,9 @@ async function up(
   });
   withdrawServer(dir);
   if (lost.signal.aborted) {
-    io.err('lost the ledger writer lock: stopped serving (nothing more is written or run here)\n');
+    io.err(
+      'lost this gate’s lease on its storage (the writer lock; on PostgreSQL, its instance lease): stopped serving (nothing more is written or run here)\n',
+    );
     await instance.close();
     return EXIT.failed;
   }

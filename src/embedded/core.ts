@@ -61,7 +61,7 @@ import type { BackendSpec } from './backend-spec.js';
 /** `/readyz` fails its `disk` check below this much free space (MiB) unless `min_free_disk_mb` says otherwise. */
 export const DEFAULT_MIN_FREE_DISK_MB = 64;
 import { createFence, fencedExecutor, fencedLedgerPort } from './fence.js';
-import { lockDataDir } from './instance-lock.js';
+import { lockDataDir, waitForDataDir } from './instance-lock.js';
 import { recordAbandonedRequests, recoveryDeps } from './recovery.js';
 import type { RecoveryDeps, RecoveryReport } from './recovery.js';
 
@@ -95,6 +95,13 @@ export interface Core {
    * call still in flight (SPEC §5, FC-INV-5).
    */
   abandonInFlight(): Promise<RecoveryReport>;
+  /**
+   * Records `request.abandoned` for the open requests of gate instances that are gone (shared
+   * storage: another replica stopped, crashed or was cut off; SPEC §5, FC-INV-5). Runs on open
+   * and then every `orphanSweepMs` by itself; rejects when a step cannot be confirmed (retried at
+   * the next sweep).
+   */
+  sweepOrphans(): Promise<RecoveryReport>;
   close(): Promise<void>;
 }
 
@@ -118,14 +125,19 @@ export interface CoreOptions {
   /** Storage backend over `FAILCLOSED_BACKEND` and `failclosed.json` (`sqlite` or a `postgres://` URL). */
   readonly backend?: string;
   /**
-   * When another deployment holds the ledger's writer lock on the same storage: wait as a
-   * standby until it is gone (true), or refuse at once with `WriterLockBusy` (false, default).
+   * SQLite: when another process holds the data directory's writer lock, wait as a standby until
+   * it is gone (true), or refuse at once (false, default). PostgreSQL: refused, every gate serves.
    */
   readonly standby?: boolean;
   /** Stops a standby's wait. */
   readonly signal?: AbortSignal;
   /** Called once if the writer lease is lost while serving; the roles are fenced by then. */
   readonly onWriterLost?: () => void;
+  /**
+   * On shared storage, how often the open requests of gone gate instances are swept (default
+   * 5000 ms; 0: only on open and through {@link Core.sweepOrphans}).
+   */
+  readonly orphanSweepMs?: number;
 }
 
 /** Opens the storage backend `spec` names for the data directory `p`. */
@@ -184,12 +196,17 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const clock = options.clock ?? systemClock;
   const decorate = options.decorate ?? {};
   const ledgerKey = readSigningKey(p.ledgerKey);
-  const unlock = lockDataDir(p.root);
+  const spec: BackendSpec = resolveBackendSpec(options.backend, process.env, config.backend);
+  if (options.standby === true && spec.kind === 'postgres')
+    throw new TypeError('every gate on PostgreSQL serves at once: a standby applies to SQLite only');
+  // A standby waits for the data directory's writer lock: it serves once its holder is gone.
+  const unlock =
+    options.standby === true
+      ? await waitForDataDir(p.root, options.signal === undefined ? {} : { signal: options.signal })
+      : lockDataDir(p.root);
   let ledger: Ledger;
   let backend: StorageBackend;
-  let spec: BackendSpec;
   try {
-    spec = resolveBackendSpec(options.backend, process.env, config.backend);
     backend = await openBackend(spec, p, config, clock);
   } catch (err) {
     unlock();
@@ -380,7 +397,11 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       { name: 'sandbox', check: async () => (await sandbox.probe()).outcome === 'ok' },
     ],
   });
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<RecoveryReport> | undefined;
   const close = async (): Promise<void> => {
+    clearInterval(sweepTimer);
+    await sweeping?.catch(() => undefined);
     await ledger.close();
     await backend.close();
     approvals.close();
@@ -388,6 +409,23 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   };
   let recovery: RecoveryDeps;
   let recovered: RecoveryReport;
+  /** Abandons the open requests the backend lets this instance claim (gone instances' requests). */
+  const sweepOrphans = (): Promise<RecoveryReport> =>
+    (sweeping ??= (async () => {
+      try {
+        const claim = await backend.claimOrphanedRequests();
+        try {
+          return await recordAbandonedRequests(
+            { ...recovery, openRequests: () => Promise.resolve(claim.requests) },
+            'restart',
+          );
+        } finally {
+          await claim.release();
+        }
+      } finally {
+        sweeping = undefined;
+      }
+    })());
   try {
     // Before anything serves: the issuer keys here are the ones the ledger says are current.
     assertIssuerKeysAgree(ledgerAdmin, {
@@ -396,10 +434,18 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     });
     recovery = recoveryDeps(ledger, backend.nonces);
     // Before anything serves: every request a crash or stop left open gets its outcome (FC-INV-5).
-    recovered = await recordAbandonedRequests(recovery, 'restart');
+    recovered = await sweepOrphans();
   } catch (err) {
     await close();
     throw err;
+  }
+  const sweepMs = options.orphanSweepMs ?? 5000;
+  if (backend.shared && sweepMs > 0) {
+    // Another replica may go at any time: its requests are recorded abandoned by a live one.
+    sweepTimer = setInterval(() => {
+      if (!fence.raised) sweepOrphans().catch(() => undefined);
+    }, sweepMs);
+    sweepTimer.unref();
   }
   return {
     dir: p.root,
@@ -421,9 +467,21 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     recovered,
     async abandonInFlight() {
       fence.raise();
+      clearInterval(sweepTimer);
+      await sweeping?.catch(() => undefined);
       await ledger.settled();
-      return recordAbandonedRequests(recovery, 'stop');
+      const self = backend.instance();
+      // Only this instance's requests: on shared storage the others' are still being served.
+      return recordAbandonedRequests(
+        {
+          ...recovery,
+          openRequests: async () =>
+            (await recovery.openRequests()).filter((r) => r.owner === undefined || r.owner === self),
+        },
+        'stop',
+      );
     },
+    sweepOrphans,
     close,
   };
 }

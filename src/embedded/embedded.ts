@@ -114,7 +114,7 @@ export interface EmbeddedOptions {
   readonly decorate?: CoreOptions['decorate'];
   /** Storage backend over `FAILCLOSED_BACKEND` and `failclosed.json`. */
   readonly backend?: CoreOptions['backend'];
-  /** Wait as a standby while another deployment holds the ledger's writer lock (default: refuse). */
+  /** SQLite: wait as a standby while another process holds the data directory's writer lock (default: refuse). */
   readonly standby?: boolean;
   /** Stops a standby's wait. */
   readonly signal?: AbortSignal;

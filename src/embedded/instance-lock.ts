@@ -7,7 +7,7 @@
  * crashed owner never blocks the next start and two starters can never both win.
  */
 import { join } from 'node:path';
-import { tryAcquireFileLease } from '../storage/index.js';
+import { pauseUnlessAborted, tryAcquireFileLease } from '../storage/index.js';
 
 /** Lock files held by this process: a second open here is refused with its own message. */
 const held = new Set<string>();
@@ -27,4 +27,29 @@ export function lockDataDir(root: string): () => void {
     lease.releaseSync();
     held.delete(path);
   };
+}
+
+/**
+ * {@link lockDataDir} for a standby: while another process holds the lock, tries again every
+ * `pollMs` (default 250) until it is free, then takes it. Rejects with `signal.reason` when aborted.
+ */
+export async function waitForDataDir(
+  root: string,
+  options: { readonly signal?: AbortSignal; readonly pollMs?: number } = {},
+): Promise<() => void> {
+  const path = join(root, 'writer.lock');
+  if (held.has(path)) throw new Error(`the data directory ${root} is already open in this process`);
+  for (;;) {
+    options.signal?.throwIfAborted();
+    const lease = tryAcquireFileLease(path);
+    if (lease !== undefined) {
+      held.add(path);
+      return () => {
+        if (!lease.isHeld()) return;
+        lease.releaseSync();
+        held.delete(path);
+      };
+    }
+    await pauseUnlessAborted(options.pollMs ?? 250, options.signal);
+  }
 }

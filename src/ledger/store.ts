@@ -79,6 +79,12 @@ export interface OpenRequest {
   readonly accepted_index: number;
   readonly request_id: string;
   readonly trace_id: string;
+  /**
+   * The gate instance that accepted it, on stores several gate processes share (PostgreSQL):
+   * only that instance, or another once that one is gone, may record its outcome. Undefined on
+   * stores one process owns.
+   */
+  readonly owner?: string;
 }
 
 /** Entry types that close a request the Gate accepted (FC-INV-5): its outcome records. */
@@ -103,6 +109,20 @@ export interface LedgerStore {
    * failure; then neither the entries nor the blobs of the call are stored.
    */
   appendBatch(entries: readonly LedgerEntry[], evidence?: readonly EvidenceBlob[]): Promise<void>;
+  /**
+   * For a store several writers share (gate replicas on PostgreSQL; SPEC §4 "one writer" holds per
+   * transaction): takes the store's append lock, reads the entries other writers committed from
+   * index `from` on, hands them to `seal`, which verifies that they continue the chain the caller
+   * knows and returns its own batch sealed to follow them, and appends that batch with `evidence`
+   * in the same transaction. Resolves with the entries read, once the batch is durable. Rejects,
+   * storing nothing, when `seal` throws, the lock or the database fails, or this writer may no
+   * longer append. Undefined on stores one writer owns.
+   */
+  appendShared?(
+    from: number,
+    seal: (committed: readonly LedgerEntry[]) => readonly LedgerEntry[],
+    evidence?: readonly EvidenceBlob[],
+  ): Promise<readonly LedgerEntry[]>;
   /** Current size and last entry. */
   head(): Promise<StoreHead>;
   /** Entries with `from <= index < to`, ascending. */

@@ -230,17 +230,41 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
   async function commitOne(batch: Pending[]): Promise<void> {
     const appends = batch.filter((p): p is PendingEntry => p.kind === 'entry');
     const blobs = batch.flatMap((p) => (p.kind === 'evidence' ? [p.blob] : []));
-    const entries: LedgerEntry[] = [];
-    try {
-      if (needsResync) await resync();
+    let entries: LedgerEntry[] = [];
+    let others: readonly LedgerEntry[] = [];
+    /** Seals the batch to follow `after` (verified to continue the confirmed head) at index `from`. */
+    const seal = (after: readonly LedgerEntry[]): LedgerEntry[] => {
       let prev = lastHash;
-      for (const [i, p] of appends.entries()) {
-        const e = sealEntry(p.input, size + i, prev, p.atMs);
-        entries.push(e);
+      for (const [i, e] of after.entries()) {
+        if (e.index !== size + i || !hexDigestEquals(e.prev_hash, prev))
+          throw unavailable(`ledger chain is broken at entry ${size + i}`);
         prev = e.entry_hash;
       }
-      // Entries and evidence of the batch: one transaction, one durable commit.
-      await store.appendBatch(entries, blobs);
+      const sealed: LedgerEntry[] = [];
+      for (const [i, p] of appends.entries()) {
+        const e = sealEntry(p.input, size + after.length + i, prev, p.atMs);
+        sealed.push(e);
+        prev = e.entry_hash;
+      }
+      return sealed;
+    };
+    try {
+      if (needsResync) await resync();
+      if (store.appendShared === undefined) {
+        entries = seal([]);
+        // Entries and evidence of the batch: one transaction, one durable commit.
+        await store.appendBatch(entries, blobs);
+      } else {
+        // Writers share the store: under its append lock, continue after what the others committed.
+        others = await store.appendShared(
+          size,
+          (committed) => {
+            entries = seal(committed);
+            return entries;
+          },
+          blobs,
+        );
+      }
     } catch (err) {
       needsResync = true;
       const e = unavailable('ledger write not confirmed', err);
@@ -248,6 +272,9 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
       return;
     }
     // Confirmed: only now does the in-memory head advance and do callers hear success.
+    for (const e of others) tree.append(entryLeafHash(e.entry_hash));
+    size += others.length;
+    lastHash = others[others.length - 1]?.entry_hash ?? lastHash;
     for (const e of entries) tree.append(entryLeafHash(e.entry_hash));
     size += entries.length;
     lastHash = entries[entries.length - 1]?.entry_hash ?? lastHash;
@@ -256,7 +283,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
       p.resolve({ index: e.index, entry_hash: e.entry_hash });
     }
     for (const p of batch) if (p.kind === 'evidence') p.resolve(p.blob.sha256);
-    if (entries.length > 0) await checkpointer.afterCommit(size);
+    if (entries.length + others.length > 0) await checkpointer.afterCommit(size);
   }
 
   async function flush(): Promise<void> {

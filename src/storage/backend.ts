@@ -11,7 +11,7 @@
 import type { BreakerStore, GovernanceState } from '../control-plane/index.js';
 import type { NonceStore } from '../execution/index.js';
 import type { GateStateStore } from '../gate/index.js';
-import type { LedgerStore } from '../ledger/index.js';
+import type { LedgerStore, OpenRequest } from '../ledger/index.js';
 import type { AcquireOptions, WriterLease } from './writer-lock.js';
 
 /** A named readiness check as the Gate runs it: a real write and read back of one store. */
@@ -37,6 +37,17 @@ export interface PolicyBundleMirror {
   active(): Promise<string | null>;
   /** Points the active pointer at `hash`, which must be stored already (rejects otherwise). */
   setActive(hash: string): Promise<void>;
+}
+
+/**
+ * Open requests a gate instance may record as abandoned (FC-INV-5, SPEC §5), with the right to
+ * do so held until {@link release}: no one else closes them meanwhile.
+ */
+export interface OrphanClaim {
+  /** The claimed open requests, ascending by the index of their acceptance. */
+  readonly requests: readonly OpenRequest[];
+  /** Gives the right back; call it once their outcomes are recorded (or recording failed). */
+  release(): Promise<void>;
 }
 
 /** The stores of one deployment, over one backend. */
@@ -68,6 +79,23 @@ export interface StorageBackend {
    * `wait: true` a second deployment on the same storage waits as a standby.
    */
   acquireWriter(options: AcquireOptions): Promise<WriterLease>;
+  /**
+   * True when several gate processes serve on this storage at once (PostgreSQL: every replica
+   * active, appending under the ledger's append lock); false when one process owns it (SQLite).
+   */
+  readonly shared: boolean;
+  /**
+   * This gate instance's id, the owner recorded with the requests it accepts (`local` when one
+   * process owns the storage). Known once {@link acquireWriter} resolved.
+   */
+  instance(): string;
+  /**
+   * The open requests whose gate instance is gone, claimed for this one to record as abandoned
+   * (SPEC §5 "a stop or a crash never breaks the record"). One process owning the storage: every
+   * open request, at start. Shared: the requests of instances whose lease ended, while the others'
+   * stay theirs. Rejects when the storage cannot say; needs the lease.
+   */
+  claimOrphanedRequests(): Promise<OrphanClaim>;
   /** Closes every store and connection of the backend. Idempotent. */
   close(): Promise<void>;
 }

@@ -8,7 +8,7 @@ export { openSqliteBackend } from './sqlite/backend.js';
 export type { SqliteBackendOptions } from './sqlite/backend.js';
 export { createSqliteWriteProbe } from './sqlite/write-probe.js';
 export type { SqliteWriteProbe } from './sqlite/write-probe.js';
-export { WriterLockBusy, WRITER_LOCK_BUSY } from './writer-lock.js';
+export { WriterLockBusy, WRITER_LOCK_BUSY, pauseUnlessAborted } from './writer-lock.js';
 export type { AcquireOptions, WriterLease, WriterLock } from './writer-lock.js';
 export { createFileWriterLock, tryAcquireFileLease } from './sqlite/index.js';
 export type { FileWriterLease } from './sqlite/index.js';

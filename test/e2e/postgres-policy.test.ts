@@ -1,10 +1,10 @@
 /**
  * Policy bundles on the PostgreSQL backend, end to end (SPEC §6 "Policy as hash-addressed
  * bundles", §4 "one writer", L7 policy tampering): the database holds the bundles and the active
- * pointer, so a standby started from an older copy of the data directory serves the bundle the
+ * pointer, so a replica started from an older copy of the data directory serves the bundle the
  * ledger last activated as soon as it takes over, with no operator step. A bundle edited in the
  * database is refused (the gate does not open). When the database lost the bundle write of an
- * activation, nothing is activated; when it lost the pointer write, a standby withholds the bundle
+ * activation, nothing is activated; when it lost the pointer write, a replica opened later withholds the bundle
  * the ledger replaced (ERR_POLICY_UNAVAILABLE), never serving it, and the gate that activated
  * repairs the pointer when it opens again.
  */
@@ -75,20 +75,19 @@ async function replicas(name: string): Promise<{ schema: string; dirA: string; d
 }
 
 describe('policy bundles in PostgreSQL (SPEC §6, §4)', () => {
-  it('a standby copied before an activation takes over serving the newly activated bundle at once', async () => {
+  it('a replica copied before an activation serves the newly activated bundle at once', async () => {
     const { schema, dirA, dirB } = await replicas('takeover');
     const a = await startEmbedded(dirA, base);
     let b: EmbeddedInstance | undefined;
     try {
-      const standby = startEmbedded(dirB, { ...base, standby: true });
       // A activates a bundle B's copy of the data directory has never seen.
       const newer = await revisedDemoBundle('revised');
       const res = await activate(dirA, a, newer.text);
       expect(res.status).toBe(200);
       expect(((await res.json()) as { hash: string }).hash).toBe(newer.hash);
       expect(await activeInDatabase(schema)).toBe(newer.hash);
-      await a.close();
-      b = await standby;
+      // B starts while A serves: both active on the one database.
+      b = await startEmbedded(dirB, base);
       const before = runs.length;
       const r = await echo(clientOf(dirB, b), 'on b');
       expect(r).toMatchObject({ outcome: 'executed' });
@@ -101,7 +100,7 @@ describe('policy bundles in PostgreSQL (SPEC §6, §4)', () => {
     }
   });
 
-  it('L7 policy tampering: a bundle body edited in the database is refused, and the standby does not open', async () => {
+  it('L7 policy tampering: a bundle body edited in the database is refused, and a replica opened later does not open', async () => {
     const { schema, dirA, dirB } = await replicas('tampered');
     const a = await startEmbedded(dirA, base);
     const newer = await revisedDemoBundle('revised, then edited');
@@ -151,7 +150,7 @@ describe('policy bundles in PostgreSQL (SPEC §6, §4)', () => {
     }
   });
 
-  it('a lost pointer write: the activation is not reported done, and a standby withholds the replaced bundle', async () => {
+  it('a lost pointer write: the activation is not reported done, and a replica opened later withholds the replaced bundle', async () => {
     const { schema, dirA, dirB } = await replicas('lost-pointer');
     const failing = { on: false };
     const a = await startEmbedded(dirA, {
@@ -161,7 +160,6 @@ describe('policy bundles in PostgreSQL (SPEC §6, §4)', () => {
     const old = await activeInDatabase(schema);
     let b: EmbeddedInstance | undefined;
     try {
-      const standby = startEmbedded(dirB, { ...base, standby: true });
       const newer = await revisedDemoBundle('revised, pointer lost');
       failing.on = true;
       const res = await activate(dirA, a, newer.text);
@@ -174,7 +172,7 @@ describe('policy bundles in PostgreSQL (SPEC §6, §4)', () => {
       if (onA.outcome !== 'executed') throw new Error('not executed');
       expect(await decisionBundle(a, onA.request_id)).toBe(newer.hash);
       await a.close();
-      b = await standby;
+      b = await startEmbedded(dirB, base);
       // B's bundle and the database's pointer are the one the ledger replaced: withheld.
       const before = runs.length;
       expect(await echo(clientOf(dirB, b), 'stale on b')).toMatchObject({

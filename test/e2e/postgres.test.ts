@@ -1,8 +1,8 @@
 /**
  * The embedded deployment on the PostgreSQL backend, end to end (SPEC §1 "Distributed", §4 "one
  * writer"; L7 ledger protection and degraded mode): governed calls, an export that `verify`
- * accepts with pinned keys, a second gate on the same database that refuses or waits as a
- * standby and takes over with the hash chain continuous, and a database that stops or stalls:
+ * accepts with pinned keys, a second gate on the same database serving at the same time on one
+ * hash chain and one replay store, and a database that stops or stalls:
  * every call denies with its code and no tool runs.
  */
 import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,11 +15,10 @@ import { runCli } from '../../src/cli/run.js';
 import { saveTrustRoots } from '../../src/cli/trust-file.js';
 import { initDataDir, readOperatorToken, startEmbedded } from '../../src/embedded/index.js';
 import type { EmbeddedInstance, EmbeddedOptions } from '../../src/embedded/index.js';
-import { WriterLockBusy } from '../../src/storage/index.js';
 import { startFaultProxy } from '../support/tcp-fault-proxy.js';
 import type { FaultProxy } from '../support/tcp-fault-proxy.js';
 import { nextSchema, useTestDatabase, waitUntilBlocked } from '../support/postgres.js';
-import { activate, clientOf, revisedDemoBundle } from './postgres-support.js';
+import { clientOf } from './postgres-support.js';
 
 const db = useTestDatabase('fc_e2e_pg');
 let work: string;
@@ -129,7 +128,7 @@ describe('a deployment on PostgreSQL (SPEC §1, §4)', () => {
     }
   });
 
-  it('a second gate on the same database refuses, or waits as a standby and takes over with the chain continuous', async () => {
+  it('a second gate on the same database serves too: one chain, one truth, and the export verifies', async () => {
     const schema = nextSchema();
     const dirA = join(work, 'replica-a');
     const dirB = join(work, 'replica-b');
@@ -137,26 +136,44 @@ describe('a deployment on PostgreSQL (SPEC §1, §4)', () => {
     // B is A's copy: the same keys and configuration, another host's data directory.
     cpSync(dirA, dirB, { recursive: true });
     const a = await startEmbedded(dirA, base);
-    let b: EmbeddedInstance | undefined;
+    const b = await startEmbedded(dirB, base);
     try {
-      await expect(startEmbedded(dirB, base)).rejects.toBeInstanceOf(WriterLockBusy);
-      const standby = startEmbedded(dirB, { ...base, standby: true });
-      expect(await echo(clientOf(dirA, a), 'on a')).toMatchObject({ outcome: 'executed' });
-      // A activates a policy B's copy of the bundles has never seen.
-      const newer = (await revisedDemoBundle('revised')).text;
-      expect((await activate(dirA, a, newer)).status).toBe(200);
-      const sizeA = a.core.ledger.size();
-      await a.close();
-      b = await standby;
-      // Every entry A acknowledged is there, and B continues the same chain.
-      expect(b.core.ledger.size()).toBe(sizeA);
-      // B took the bundle A activated from the database (test/e2e/postgres-policy.test.ts).
-      expect(await echo(clientOf(dirB, b), 'on b')).toMatchObject({ outcome: 'executed' });
-      expect(b.core.ledger.size()).toBeGreaterThan(sizeA);
+      // A standby has no place on PostgreSQL: every gate serves.
+      const dirC = join(work, 'replica-c');
+      cpSync(dirA, dirC, { recursive: true });
+      await expect(startEmbedded(dirC, { ...base, standby: true })).rejects.toThrow(
+        /standby applies to SQLite only/,
+      );
+      const ca = clientOf(dirA, a);
+      const cb = clientOf(dirB, b);
+      const before = runs.length;
+      const results = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => echo(i % 2 === 0 ? ca : cb, `call ${i}`)),
+      );
+      for (const r of results) expect(r).toMatchObject({ outcome: 'executed' });
+      expect(runs.length).toBe(before + 12);
+      // One request id sent through both replicas at once: accepted once, run once (FC-INV-3).
+      for (let t = 0; t < 10; t++) {
+        const id = `both-${t}`;
+        const runsBefore = runs.length;
+        const pair = await Promise.all(
+          [ca, cb].map((c) => c.call('echo', { message: id }, { session: 'pg-e2e', requestId: id })),
+        );
+        expect(pair.filter((r) => r.outcome === 'executed')).toHaveLength(1);
+        expect(pair.find((r) => r.outcome !== 'executed')).toMatchObject({
+          outcome: 'deny',
+          code: 'ERR_REQUEST_REPLAYED',
+        });
+        expect(runs.length).toBe(runsBefore + 1);
+      }
+      // Both wrote the one chain: an export through either verifies and holds every entry.
+      const rows = await ledgerRows(db.url, schema);
+      expect(await exportAndVerify(dirA, a)).toBe(0);
       expect(await exportAndVerify(dirB, b)).toBe(0);
+      expect(await ledgerRows(db.url, schema)).toBeGreaterThanOrEqual(rows);
     } finally {
       await a.close();
-      await b?.close();
+      await b.close();
     }
   });
 });

@@ -112,9 +112,13 @@ export function napPolicyDir(work: string): string {
 }
 
 /** Resolves once `predicate` holds, checking every 20 ms; rejects after `limitMs`. */
-export async function until(predicate: () => boolean, what: string, limitMs = 15_000): Promise<void> {
+export async function until(
+  predicate: () => boolean | Promise<boolean>,
+  what: string,
+  limitMs = 15_000,
+): Promise<void> {
   const start = Date.now();
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() - start > limitMs) throw new Error(`gave up waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -3,13 +3,18 @@
  * this build's version on open, handing every role its store. Several gate processes on one
  * schema share one truth: envelope and request nonces single use across them (one atomic
  * statement each), governance state read on every decision (no cache), breaker counts and spend
- * global, one ledger writer at a time by the writer lock, fenced by its epoch at every append,
- * and the policy bundles with their active pointer.
+ * global, and the policy bundles with their active pointer.
+ *
+ * Every replica is active: each holds an instance lease (`instance-lease.ts`) and appends to the
+ * ledger on the lease's session under the ledger's transaction-scoped append lock, continuing the
+ * chain from the committed head (SPEC §4 "one writer", per transaction). Its open requests are
+ * its own while it lives; once it is gone another replica claims and closes them.
  */
 import { hostname } from 'node:os';
 import type { Clock } from '../../kernel/index.js';
-import type { StorageBackend } from '../backend.js';
+import type { OrphanClaim, StorageBackend } from '../backend.js';
 import type { AcquireOptions, WriterLease } from '../writer-lock.js';
+import { acquireInstanceLease, type InstanceLease } from './instance-lease.js';
 import { createPostgresBreakerStore } from './breaker-store.js';
 import { createPostgresBundleMirror } from './bundle-mirror.js';
 import { createPostgresGateState } from './gate-state.js';
@@ -19,7 +24,6 @@ import { migrate } from './migrations.js';
 import { createPostgresNonceStore } from './nonce-store.js';
 import { openPostgresPool } from './pool.js';
 import { createPostgresWriteProbe } from './probe.js';
-import { createPostgresWriterLock } from './writer-lock.js';
 
 /** Options of {@link openPostgresBackend}. */
 export interface PostgresBackendOptions {
@@ -38,14 +42,17 @@ export interface PostgresBackendOptions {
   readonly connectTimeoutMs?: number;
   /** Most pooled connections (default 16). */
   readonly maxConnections?: number;
-  /** Recorded with the writer lease (default `host:pid`). */
+  /** Prefix of this gate's instance id (default `host:pid`); a random suffix makes it unique. */
   readonly holder?: string;
+  /** Time between two checks of the instance lease's session (default 1000 ms). */
+  readonly heartbeatMs?: number;
 }
 
 /**
  * Opens the pool, migrates the schema (refusing a database newer than this build) and creates
- * the stores. The ledger store appends only under a lease from {@link StorageBackend.acquireWriter}:
- * before one is held, and after it is lost, every append is refused.
+ * the stores. The ledger store appends only under this instance's lease from
+ * {@link StorageBackend.acquireWriter}: before one is held, and after it is lost, every append is
+ * refused.
  */
 export async function openPostgresBackend(options: PostgresBackendOptions): Promise<StorageBackend> {
   const db = openPostgresPool({
@@ -61,10 +68,8 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
     await db.close();
     throw err;
   }
-  let lease: WriterLease | undefined;
-  // No lease, or a lost one: an epoch no lease ever has, so the fenced append refuses.
-  const writerEpoch = (): number => (lease !== undefined && lease.isHeld() ? lease.epoch : -1);
-  const ledger = createPostgresLedgerStore(db, { writerEpoch });
+  let lease: InstanceLease | undefined;
+  const ledger = createPostgresLedgerStore(db, { shared: () => lease });
   const nonces = createPostgresNonceStore(db, {
     now: options.clock,
     retainAfterExpSec: options.retainAfterExpSec,
@@ -72,13 +77,32 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
   const governance = createPostgresGovernanceState(db);
   const gateState = createPostgresGateState(db, { replayRetentionMs: options.replayRetentionMs });
   const breakers = createPostgresBreakerStore(db);
-  const lock = createPostgresWriterLock(db, { holder: options.holder ?? `${hostname()}:${process.pid}` });
+  const held = (): InstanceLease => {
+    if (lease === undefined || !lease.isHeld()) throw new Error('this gate instance holds no lease');
+    return lease;
+  };
   let closing: Promise<void> | undefined;
   return {
     name: 'postgres',
     ledger,
     // A reader never appends: an epoch no lease has makes every write of it refused.
     openLedgerReader: () => createPostgresLedgerStore(db, { writerEpoch: () => -1 }),
+    shared: true,
+    instance: () => held().instance,
+    async claimOrphanedRequests(): Promise<OrphanClaim> {
+      const own = held();
+      const open = (await ledger.openRequests?.()) ?? [];
+      const owners = [...new Set(open.map((r) => r.owner ?? ''))].filter((o) => o !== own.instance);
+      const claimed = new Set(await own.claimOwners(owners));
+      try {
+        // Read again now that their instances are held: what they closed before they went is gone.
+        const requests = ((await ledger.openRequests?.()) ?? []).filter((r) => claimed.has(r.owner ?? ''));
+        return { requests, release: () => own.releaseOwners([...claimed]) };
+      } catch (err) {
+        await own.releaseOwners([...claimed]);
+        throw err;
+      }
+    },
     nonces,
     governance,
     gateState,
@@ -86,8 +110,14 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
     bundles: createPostgresBundleMirror(db),
     probes: [createPostgresWriteProbe('database', db)],
     async acquireWriter(acquire: AcquireOptions): Promise<WriterLease> {
-      if (lease !== undefined) throw new Error('the writer lease of this backend was already taken');
-      lease = await lock.acquire(acquire);
+      if (lease !== undefined) throw new Error('the lease of this backend was already taken');
+      if (acquire.wait)
+        throw new TypeError('every gate on PostgreSQL serves at once: a standby applies to SQLite only');
+      acquire.signal?.throwIfAborted();
+      lease = await acquireInstanceLease(db, {
+        name: options.holder ?? `${hostname()}:${process.pid}`,
+        ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
+      });
       return lease;
     },
     close: () =>

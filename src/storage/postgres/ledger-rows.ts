@@ -80,6 +80,11 @@ export function evidenceFromRow(row: Row): EvidenceBlob {
   }
 }
 
+function rowOwner(v: unknown): string {
+  if (typeof v !== 'string' || v.length > 200) throw new TypeError('ledger_open_requests.owner is malformed');
+  return v;
+}
+
 /** Parses a `ledger_open_requests` row; malformed → `ERR_LEDGER_UNAVAILABLE`. */
 export function openRequestFromRow(row: Row): OpenRequest {
   try {
@@ -87,6 +92,8 @@ export function openRequestFromRow(row: Row): OpenRequest {
       accepted_index: rowInt(row['accepted_idx'], 'ledger_open_requests.accepted_idx'),
       request_id: rowText(row['request_id'], 'ledger_open_requests.request_id'),
       trace_id: rowText(row['trace_id'], 'ledger_open_requests.trace_id'),
+      // '' is a request of a store no instance owned (or one accepted before owners were recorded).
+      ...(row['owner'] === undefined || row['owner'] === '' ? {} : { owner: rowOwner(row['owner']) }),
     });
   } catch (err) {
     throw unavailable(err, 'open request row is malformed');

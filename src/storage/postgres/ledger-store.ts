@@ -28,6 +28,8 @@ import {
 import { inTransaction } from './pool.js';
 import type { PostgresPool } from './pool.js';
 import { rowInt } from './rows.js';
+import type { InstanceLease } from './instance-lease.js';
+import { WRITER_LOCK_CLASS } from './writer-lock.js';
 
 /** Options of {@link createPostgresLedgerStore}. */
 export interface PostgresLedgerStoreOptions {
@@ -39,6 +41,14 @@ export interface PostgresLedgerStoreOptions {
    * with `UPDATE`, waits for in-flight appends.
    */
   readonly writerEpoch?: () => number;
+  /**
+   * For a store several gate replicas append to (every replica active): the lease of this
+   * instance, or undefined while none is held. When given, the store has `appendShared`: appends
+   * run on the lease's session under the ledger's transaction-scoped append lock, and the requests
+   * they open are recorded as owned by the lease's instance. Without a held lease every append is
+   * refused.
+   */
+  readonly shared?: () => InstanceLease | undefined;
 }
 
 /**
@@ -65,8 +75,9 @@ WITH head AS (
   WHERE (SELECT ok FROM head) AND o.request_id = c.request_id AND o.trace_id = c.trace_id
     AND o.accepted_idx < $1::bigint
 ), opened AS (
-  INSERT INTO ledger_open_requests (accepted_idx, request_id, trace_id)
-  SELECT * FROM unnest($16::bigint[], $17::text[], $18::text[]) WHERE (SELECT ok FROM head)
+  INSERT INTO ledger_open_requests (accepted_idx, request_id, trace_id, owner)
+  SELECT o.*, $19::text FROM unnest($16::bigint[], $17::text[], $18::text[]) AS o
+  WHERE (SELECT ok FROM head)
   ON CONFLICT (accepted_idx) DO NOTHING
 )
 SELECT (SELECT ok FROM head) AS ok, (SELECT count(*) FROM ins) AS inserted`;
@@ -95,6 +106,9 @@ SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bytea[])
 ON CONFLICT (level, chunk) DO UPDATE SET hashes = excluded.hashes`;
 
 const ENTRY_COLUMNS = 'SELECT idx, body FROM ledger_entries';
+
+/** The ledger's append lock, transaction-scoped: the writer lock's key (see `writer-lock.ts`). */
+const APPEND_LOCK = 'SELECT pg_advisory_xact_lock($1::int4, hashtext($2))';
 
 /**
  * A ledger store over `db` (migrated to the current schema; see `migrate`). It never assigns
@@ -132,14 +146,52 @@ export function createPostgresLedgerStore(
       throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'this process is no longer the ledger writer');
   }
 
+  const { shared } = options;
+  const owner = (): string => shared?.()?.instance ?? '';
+
+  /** Checks the answer of the append statement for a batch of `n` entries. */
+  function appended(row: Row | undefined, n: number): void {
+    if (row?.['ok'] !== true)
+      throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'batch does not continue the ledger head');
+    if (rowInt(row['inserted'], 'inserted') !== n)
+      throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'batch was not stored whole');
+  }
+
+  async function appendShared(
+    from: number,
+    seal: (committed: readonly LedgerEntry[]) => readonly LedgerEntry[],
+    evidence: readonly EvidenceBlob[],
+  ): Promise<readonly LedgerEntry[]> {
+    const lease = shared?.();
+    if (lease === undefined || !lease.isHeld())
+      throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'this gate instance holds no lease');
+    // On the lease's own session: once it has ended, this instance can never append again.
+    return lease.run(async (c) => {
+      await c.query('BEGIN');
+      try {
+        await c.query(APPEND_LOCK, [WRITER_LOCK_CLASS, db.schema]);
+        // A new snapshot after the lock: every entry an earlier holder committed is visible.
+        const committed = (
+          await c.query<Row>(`${ENTRY_COLUMNS} WHERE idx >= $1 ORDER BY idx`, [from])
+        ).rows.map((r) => entryFromRow(r));
+        const list = seal(committed);
+        if (list.length > 0 || evidence.length > 0) {
+          const row = (await c.query<Row>(APPEND, [...batchParams(list, evidence), lease.instance])).rows[0];
+          appended(row, list.length);
+        }
+        await c.query('COMMIT');
+        return committed;
+      } catch (err) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
   async function append(list: readonly LedgerEntry[], evidence: readonly EvidenceBlob[]): Promise<void> {
-    const params = batchParams(list, evidence);
+    const params = [...batchParams(list, evidence), owner()];
     const run = async (q: pg.Pool | pg.PoolClient): Promise<void> => {
-      const row = (await q.query<Row>(APPEND, params)).rows[0];
-      if (row?.['ok'] !== true)
-        throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'batch does not continue the ledger head');
-      if (rowInt(row['inserted'], 'inserted') !== list.length)
-        throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'batch was not stored whole');
+      appended((await q.query<Row>(APPEND, params)).rows[0], list.length);
     };
     // Unfenced, the one statement is its own transaction: one round trip per batch.
     if (writerEpoch === undefined) return run(db.pool);
@@ -152,6 +204,14 @@ export function createPostgresLedgerStore(
   async function putSnapshot(snapshot: TreeSnapshot): Promise<void> {
     await inTransaction(db.pool, async (client) => {
       if (writerEpoch !== undefined) await fence(client, writerEpoch);
+      if (shared !== undefined) {
+        // Replicas write snapshots of one tree at their own sizes: only a larger one replaces it.
+        await client.query(
+          "INSERT INTO ledger_meta (key, value) VALUES ('tree_size', 0) ON CONFLICT DO NOTHING",
+        );
+        const r = await client.query<Row>("SELECT value FROM ledger_meta WHERE key = 'tree_size' FOR UPDATE");
+        if (rowInt(r.rows[0]?.['value'], 'ledger_meta.value') >= snapshot.size) return;
+      }
       if (snapshot.replaceAll === true) await client.query('DELETE FROM ledger_tree_chunks');
       const c = snapshot.chunks;
       if (c.length > 0)
@@ -172,6 +232,15 @@ export function createPostgresLedgerStore(
     backend: 'postgres',
     appendBatch: (list, evidence = []) =>
       guard(() => (list.length === 0 && evidence.length === 0 ? Promise.resolve() : append(list, evidence))),
+    ...(shared === undefined
+      ? {}
+      : {
+          appendShared: (
+            from: number,
+            seal: (c: readonly LedgerEntry[]) => readonly LedgerEntry[],
+            ev: readonly EvidenceBlob[] = [],
+          ) => guard(() => appendShared(from, seal, ev)),
+        }),
     head: () =>
       guard(async (): Promise<StoreHead> => {
         const row = (await rows(HEAD))[0];
@@ -262,7 +331,7 @@ export function createPostgresLedgerStore(
       guard(async () =>
         (
           await rows(
-            'SELECT accepted_idx, request_id, trace_id FROM ledger_open_requests ORDER BY accepted_idx',
+            'SELECT accepted_idx, request_id, trace_id, owner FROM ledger_open_requests ORDER BY accepted_idx',
           )
         ).map(openRequestFromRow),
       ),

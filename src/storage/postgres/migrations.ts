@@ -283,9 +283,21 @@ CREATE TABLE policy_active (
 );
 `;
 
+/**
+ * Every replica active (SPEC §5 "a stop or a crash never breaks the record"): an open request
+ * names the gate instance that accepted it, so that only that instance closes it while it lives
+ * and another records it abandoned once it is gone. '' is a request accepted before instances
+ * were recorded: owned by no live instance.
+ */
+const V_REPLICAS = `
+ALTER TABLE ledger_open_requests ADD COLUMN owner text NOT NULL DEFAULT '';
+CREATE INDEX ledger_open_requests_owner ON ledger_open_requests (owner);
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
+  { version: 2, name: 'open requests owned by gate instances', sql: V_REPLICAS },
 ]);
 
 /** The newest schema version this build knows. */

@@ -41,7 +41,7 @@ export interface PostgresWriterLockOptions {
 }
 
 /** First key of the two-key advisory lock: "fcwr" read as a 32-bit integer. */
-const WRITER_LOCK_CLASS = 0x66637772;
+export const WRITER_LOCK_CLASS = 0x66637772;
 
 /** How long a release waits for the session to end cleanly before leaving it to the server. */
 const END_DEADLINE_MS = 2000;

@@ -67,6 +67,14 @@ export function openSqliteBackend(options: SqliteBackendOptions): StorageBackend
       // before it opens the backend, is this backend's lease: its files have no other writer. A
       // second lock object on the same file here would drop that lock (POSIX record locks).
       acquireWriter: () => Promise.resolve(dataDirLease),
+      shared: false,
+      instance: () => 'local',
+      // One process owns the files: at its start, every open request was left by an earlier one.
+      async claimOrphanedRequests() {
+        if (ledger.openRequests === undefined)
+          throw new Error('crash recovery needs a ledger store with open requests');
+        return { requests: await ledger.openRequests(), release: () => Promise.resolve() };
+      },
       ledger,
       openLedgerReader: () => createSqliteLedgerStore({ path: options.ledgerPath, readonly: true }),
       nonces,
