@@ -1,7 +1,7 @@
 /**
- * A second process holding the ledger writer lock (`writer-lock-holder.mjs`, run over the built
- * code like the other process tests), so that a test can kill it with SIGKILL and watch a
- * standby take over (SPEC §4 "one writer").
+ * A second process holding the data directory's writer lock or a PostgreSQL instance lease
+ * (`writer-lock-holder.mjs`, run over the built code like the other process tests), so that a
+ * test can kill it with SIGKILL and watch another take over (SPEC §4 "one writer", §5).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -14,8 +14,10 @@ const SCRIPT = join(REPO_ROOT, 'test', 'storage', 'writer-lock-holder.mjs');
 /** A running holder. */
 export interface HolderProcess {
   readonly child: ChildProcess;
-  /** The epoch of its lease. */
+  /** The epoch of its lease (file lock); 0 for a PostgreSQL instance lease. */
   readonly epoch: number;
+  /** The instance id of its PostgreSQL instance lease; '' for a file lock. */
+  readonly instance: string;
   /** Resolves once it has exited. */
   readonly exited: Promise<void>;
 }
@@ -29,15 +31,16 @@ export async function startHolder(args: readonly string[]): Promise<HolderProces
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const epoch = await new Promise<number>((resolve, reject) => {
+  const held = await new Promise<string>((resolve, reject) => {
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /^held (\d+)\n/.exec(out);
-      if (m?.[1] !== undefined) resolve(Number(m[1]));
+      const m = /^held (\S+)\n/.exec(out);
+      if (m?.[1] !== undefined) resolve(m[1]);
     });
     void exited.then(() => reject(new Error(`the holder exited without the lock: ${out}${err}`)));
   });
-  return { child, epoch, exited };
+  const epoch = /^\d+$/.test(held) ? Number(held) : 0;
+  return { child, epoch, instance: epoch === 0 && !/^\d+$/.test(held) ? held : '', exited };
 }
 
 /** Kills `holder` with SIGKILL and resolves once it is gone. */

@@ -3,7 +3,6 @@
  * contract test suite"): the contract, the derived state mirrored against the SQLite store, rows
  * read as untrusted input (L7 ledger protection), and writer fencing by epoch.
  */
-import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/kernel/index.js';
 import {
@@ -319,78 +318,26 @@ describe('PostgreSQL ledger rows are untrusted input (L7 ledger protection: fail
   });
 });
 
-describe('PostgreSQL ledger writer fencing (SPEC §4, L7 ledger protection; SPEC §2 step 4: no confirmed write, no execution)', () => {
-  async function setEpoch(db: PostgresPool, epoch: number): Promise<void> {
-    await db.pool.query('UPDATE ledger_writer SET epoch = $1 WHERE id = 1', [epoch]);
-  }
-
-  it('refuses an append with a stale epoch and stores nothing of it, entries or evidence', async () => {
+describe('PostgreSQL ledger store views that may not write (SPEC §4, L7 ledger protection)', () => {
+  it("a reader's view refuses every write and stores nothing of it, entries or evidence", async () => {
     const db = await freshPool();
-    await setEpoch(db, 3);
-    const stale = createPostgresLedgerStore(db, { writerEpoch: () => 2 });
+    const reader = createPostgresLedgerStore(db, { readonly: true });
     const body = Buffer.from('request');
     const blob = { sha256: sha256Hex(body), media_type: 'application/json', body };
-    await expect(stale.appendBatch(chain(2), [blob])).rejects.toMatchObject(UNAVAILABLE);
-    await expect(stale.appendBatch([], [blob])).rejects.toMatchObject(UNAVAILABLE);
-    await expect(stale.putTreeSnapshot?.({ size: 0, chunks: [] })).rejects.toMatchObject(UNAVAILABLE);
-    expect((await stale.head()).size).toBe(0);
-    expect(await stale.getEvidence(blob.sha256)).toBeUndefined();
-    expect(await stale.treeSnapshot?.()).toBeUndefined();
-    const current = createPostgresLedgerStore(db, { writerEpoch: () => 3 });
-    await current.appendBatch(chain(2), [blob]);
-    expect((await current.head()).size).toBe(2);
+    await expect(reader.appendBatch(chain(2), [blob])).rejects.toMatchObject(UNAVAILABLE);
+    await expect(reader.putEvidence(blob)).rejects.toMatchObject(UNAVAILABLE);
+    await expect(reader.putTreeSnapshot?.({ size: 0, chunks: [] })).rejects.toMatchObject(UNAVAILABLE);
+    expect((await reader.head()).size).toBe(0);
+    expect(await reader.getEvidence(blob.sha256)).toBeUndefined();
+    await createPostgresLedgerStore(db).appendBatch(chain(2), [blob]);
+    expect((await reader.head()).size).toBe(2);
   });
 
-  it('a takeover raising the epoch waits for the append in flight, which commits; the old writer is refused after', async () => {
+  it('a shared store without an instance lease refuses every append, shared or not', async () => {
     const db = await freshPool();
-    const store = createPostgresLedgerStore(db, { writerEpoch: () => 0 });
-    const session = () =>
-      new pg.Client({ connectionString: pgdb.url, options: `-c search_path=${db.schema}` });
-    const blocker = session();
-    const taker = session();
-    await blocker.connect();
-    await taker.connect();
-    try {
-      // Holds the append after it took the epoch FOR SHARE: its INSERT waits for this table lock.
-      await blocker.query('BEGIN');
-      await blocker.query('LOCK TABLE ledger_entries IN SHARE MODE');
-      const entries = chain(3);
-      let appended = false;
-      const appending = store.appendBatch(entries).then(() => {
-        appended = true;
-      });
-      await until(
-        db,
-        `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = $1::regclass AND NOT granted) AS ok`,
-        [`${db.schema}.ledger_entries`],
-      );
-      const takerPid = (await taker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-      let raised = false;
-      const raising = taker.query('UPDATE ledger_writer SET epoch = epoch + 1 WHERE id = 1').then(() => {
-        raised = true;
-      });
-      await until(db, 'SELECT cardinality(pg_blocking_pids($1)) > 0 AS ok', [takerPid]);
-      expect({ appended, raised }).toEqual({ appended: false, raised: false });
-      await blocker.query('COMMIT');
-      await appending;
-      await raising;
-      expect(await store.readRange(0, 3)).toEqual(entries);
-      await expect(store.appendBatch(chain(4).slice(3))).rejects.toMatchObject(UNAVAILABLE);
-      expect((await store.head()).size).toBe(3);
-      await createPostgresLedgerStore(db, { writerEpoch: () => 1 }).appendBatch(chain(4).slice(3));
-      expect((await store.head()).size).toBe(4);
-    } finally {
-      await blocker.end();
-      await taker.end();
-    }
+    const store = createPostgresLedgerStore(db, { shared: () => undefined });
+    await expect(store.appendBatch(chain(1))).rejects.toMatchObject(UNAVAILABLE);
+    await expect(store.appendShared?.(0, () => chain(1))).rejects.toMatchObject(UNAVAILABLE);
+    expect((await store.head()).size).toBe(0);
   });
 });
-
-/** Re-reads `sql` (a boolean `ok`) until it holds: waits on the database's state, not on time. */
-async function until(db: PostgresPool, sql: string, params: unknown[]): Promise<void> {
-  for (let i = 0; i < 20_000; i++) {
-    const r = await db.pool.query<{ ok: boolean }>(sql, params);
-    if (r.rows[0]?.ok === true) return;
-  }
-  throw new Error(`never held: ${sql}`);
-}

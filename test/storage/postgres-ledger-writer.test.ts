@@ -1,7 +1,7 @@
 /**
  * The single ledger writer over the PostgreSQL store (SPEC §4): group commit, checkpoints, opening
- * from the tree snapshot, refusal of a forged chain (L7 ledger protection), and a writer whose
- * epoch was taken over denied its appends (SPEC §2 step 4: a write not confirmed is a deny).
+ * from the tree snapshot, and refusal of a forged chain (L7 ledger protection). Several writers
+ * sharing one ledger: `postgres-shared-ledger.test.ts`.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -129,16 +129,5 @@ describe('ledger writer over PostgreSQL (SPEC §4, §8 durable writes)', () => {
     await expect(openLedger(createPostgresLedgerStore(samePlace(db)))).rejects.toMatchObject({
       code: 'ERR_LEDGER_UNAVAILABLE',
     });
-  });
-
-  it('denies the appends of a writer whose epoch was taken over, and stores nothing of them', async () => {
-    const db = await freshPool();
-    const ledger = await openLedger(createPostgresLedgerStore(db, { writerEpoch: () => 0 }));
-    await ledger.append(sampleInput(0));
-    await db.pool.query('UPDATE ledger_writer SET epoch = epoch + 1 WHERE id = 1');
-    await expect(ledger.append(sampleInput(1))).rejects.toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
-    expect(ledger.size()).toBe(1);
-    expect((await createPostgresLedgerStore(db).head()).size).toBe(1);
-    await ledger.close();
   });
 });

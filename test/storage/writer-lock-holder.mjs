@@ -1,18 +1,22 @@
 // A process that takes the ledger writer lock with the built code (`npm run build`), prints
 // "held <epoch>" and keeps it until it is killed or its stdin closes (its parent is gone).
 //   node writer-lock-holder.mjs sqlite <lock file>
-//   node writer-lock-holder.mjs postgres <url> <schema>
+//   node writer-lock-holder.mjs postgres <url> <schema>   (an instance lease: prints "held <instance>")
 const [backend, target, schema] = process.argv.slice(2);
 let lock;
 if (backend === 'sqlite') {
   const { createFileWriterLock } = await import('../../dist/src/storage/sqlite/index.js');
   lock = createFileWriterLock(target);
 } else if (backend === 'postgres') {
-  const { openPostgresPool, createPostgresWriterLock } =
-    await import('../../dist/src/storage/postgres/index.js');
-  lock = createPostgresWriterLock(openPostgresPool({ url: target, schema }), {
-    holder: `holder-${process.pid}`,
+  // An instance lease: it prints its instance id instead of an epoch.
+  const { openPostgresPool, acquireInstanceLease } = await import('../../dist/src/storage/postgres/index.js');
+  const lease = await acquireInstanceLease(openPostgresPool({ url: target, schema }), {
+    name: `holder-${process.pid}`,
   });
+  process.stdout.write(`held ${lease.instance}\n`);
+  process.stdin.resume();
+  process.stdin.on('end', () => process.exit(0));
+  await new Promise(() => undefined);
 } else {
   throw new Error(`unknown backend ${backend}`);
 }

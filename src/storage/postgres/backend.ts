@@ -85,8 +85,8 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
   return {
     name: 'postgres',
     ledger,
-    // A reader never appends: an epoch no lease has makes every write of it refused.
-    openLedgerReader: () => createPostgresLedgerStore(db, { writerEpoch: () => -1 }),
+    // A reader never writes.
+    openLedgerReader: () => createPostgresLedgerStore(db, { readonly: true }),
     shared: true,
     instance: () => held().instance,
     async claimOrphanedRequests(): Promise<OrphanClaim> {

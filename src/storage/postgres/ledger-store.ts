@@ -10,7 +10,6 @@
  * stopped, slow or garbled database, a conflict, a stale writer, a malformed row — rejects with
  * {@link FailclosedError} `ERR_LEDGER_UNAVAILABLE` (L7 degraded mode: deny).
  */
-import type pg from 'pg';
 import { FailclosedError } from '../../kernel/index.js';
 import type { EvidenceBlob, LedgerEntry, LedgerStore, StoreHead, TreeSnapshot } from '../../ledger/index.js';
 import {
@@ -33,14 +32,8 @@ import { WRITER_LOCK_CLASS } from './writer-lock.js';
 
 /** Options of {@link createPostgresLedgerStore}. */
 export interface PostgresLedgerStoreOptions {
-  /**
-   * The fencing token this process holds as the ledger's one writer (L7 ledger protection: the
-   * hash chain has one author at a time). When given, every append (and tree snapshot) first
-   * reads `ledger_writer.epoch` `FOR SHARE` in its transaction and is refused unless it equals
-   * this: a writer that lost its lock can never append, and a takeover, which raises the epoch
-   * with `UPDATE`, waits for in-flight appends.
-   */
-  readonly writerEpoch?: () => number;
+  /** A reader's view: every write is refused (exports read past the writers' queue). */
+  readonly readonly?: boolean;
   /**
    * For a store several gate replicas append to (every replica active): the lease of this
    * instance, or undefined while none is held. When given, the store has `appendShared`: appends
@@ -120,7 +113,6 @@ export function createPostgresLedgerStore(
   db: PostgresPool,
   options: PostgresLedgerStoreOptions = {},
 ): LedgerStore {
-  const { writerEpoch } = options;
   let closed = false;
 
   /** Runs one store operation: refused once closed, any failure as `ERR_LEDGER_UNAVAILABLE`. */
@@ -138,12 +130,10 @@ export function createPostgresLedgerStore(
   const entries = async (sql: string, params: unknown[], accept?: (e: LedgerEntry) => boolean) =>
     (await rows(sql, params)).map((r) => entryFromRow(r, accept));
 
-  /** In the caller's transaction: refuses unless this process still holds the writer epoch. */
-  async function fence(client: pg.PoolClient, epoch: () => number): Promise<void> {
-    const r = await client.query<Row>('SELECT epoch FROM ledger_writer WHERE id = 1 FOR SHARE');
-    const row = r.rows[0];
-    if (row === undefined || rowInt(row['epoch'], 'ledger_writer.epoch') !== epoch())
-      throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'this process is no longer the ledger writer');
+  /** Refuses every write of a reader's view. */
+  function writable(): void {
+    if (options.readonly === true)
+      throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'this ledger store is a read-only view');
   }
 
   const { shared } = options;
@@ -162,6 +152,7 @@ export function createPostgresLedgerStore(
     seal: (committed: readonly LedgerEntry[]) => readonly LedgerEntry[],
     evidence: readonly EvidenceBlob[],
   ): Promise<readonly LedgerEntry[]> {
+    writable();
     const lease = shared?.();
     if (lease === undefined || !lease.isHeld())
       throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'this gate instance holds no lease');
@@ -189,21 +180,17 @@ export function createPostgresLedgerStore(
   }
 
   async function append(list: readonly LedgerEntry[], evidence: readonly EvidenceBlob[]): Promise<void> {
-    const params = [...batchParams(list, evidence), owner()];
-    const run = async (q: pg.Pool | pg.PoolClient): Promise<void> => {
-      appended((await q.query<Row>(APPEND, params)).rows[0], list.length);
-    };
-    // Unfenced, the one statement is its own transaction: one round trip per batch.
-    if (writerEpoch === undefined) return run(db.pool);
-    return inTransaction(db.pool, async (client) => {
-      await fence(client, writerEpoch);
-      await run(client);
-    });
+    writable();
+    // The one statement is its own transaction: one round trip per batch.
+    appended(
+      (await db.pool.query<Row>(APPEND, [...batchParams(list, evidence), owner()])).rows[0],
+      list.length,
+    );
   }
 
   async function putSnapshot(snapshot: TreeSnapshot): Promise<void> {
+    writable();
     await inTransaction(db.pool, async (client) => {
-      if (writerEpoch !== undefined) await fence(client, writerEpoch);
       if (shared !== undefined) {
         // Replicas write snapshots of one tree at their own sizes: only a larger one replaces it.
         await client.query(
@@ -231,7 +218,20 @@ export function createPostgresLedgerStore(
   return {
     backend: 'postgres',
     appendBatch: (list, evidence = []) =>
-      guard(() => (list.length === 0 && evidence.length === 0 ? Promise.resolve() : append(list, evidence))),
+      guard(async () => {
+        if (list.length === 0 && evidence.length === 0) return;
+        if (shared === undefined) return append(list, evidence);
+        // Shared: under the append lock on this instance's session too; nothing may precede it.
+        await appendShared(
+          list[0]?.index ?? Number.MAX_SAFE_INTEGER,
+          (committed) => {
+            if (committed.length > 0)
+              throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'batch does not continue the ledger head');
+            return list;
+          },
+          evidence,
+        );
+      }),
     ...(shared === undefined
       ? {}
       : {
@@ -293,6 +293,7 @@ export function createPostgresLedgerStore(
       ),
     putCheckpoint: (cp) =>
       guard(async () => {
+        writable();
         await db.pool.query(
           'INSERT INTO ledger_checkpoints (size, root_hash, note, at) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING',
           [cp.size, cp.root_hash, cp.note, cp.at],
@@ -313,6 +314,7 @@ export function createPostgresLedgerStore(
       }),
     putEvidence: (blob) =>
       guard(async () => {
+        writable();
         await db.pool.query(
           'INSERT INTO ledger_evidence (sha256, media_type, body) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING',
           [blob.sha256, blob.media_type, blob.body],

@@ -287,7 +287,8 @@ CREATE TABLE policy_active (
  * Every replica active (SPEC §5 "a stop or a crash never breaks the record"): an open request
  * names the gate instance that accepted it, so that only that instance closes it while it lives
  * and another records it abandoned once it is gone. '' is a request accepted before instances
- * were recorded: owned by no live instance.
+ * were recorded: owned by no live instance. (`ledger_writer` of version 1, the epoch of a single
+ * writer's session lock, is no longer read: appends take the append lock per transaction.)
  */
 const V_REPLICAS = `
 ALTER TABLE ledger_open_requests ADD COLUMN owner text NOT NULL DEFAULT '';
