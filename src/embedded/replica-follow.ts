@@ -107,6 +107,7 @@ export function createReplicaFollower(deps: ReplicaFollowerDeps): ReplicaFollowe
   // What was last said, so each condition is told once when it starts and once when it ends.
   let told: string | null = null;
   let pointerTold: string | null = null;
+  let failingTold = false;
 
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = queue.then(fn, fn);
@@ -123,7 +124,12 @@ export function createReplicaFollower(deps: ReplicaFollowerDeps): ReplicaFollowe
         `this replica has not confirmed the deployment's policy and issuer keys for over ${boundMs} ms`,
       );
     else {
-      const disagreement = issuerKeysDisagreement(admin, deps.issuerKeys());
+      let disagreement: string | null;
+      try {
+        disagreement = issuerKeysDisagreement(admin, deps.issuerKeys());
+      } catch {
+        disagreement = 'the issuer keys of this gate cannot be read';
+      }
       if (disagreement !== null)
         d = deny(
           'ERR_POLICY_UNAVAILABLE',
@@ -170,7 +176,9 @@ export function createReplicaFollower(deps: ReplicaFollowerDeps): ReplicaFollowe
   async function runRound(): Promise<boolean> {
     const startedAt = clock();
     try {
-      // The ledger first: a pointer read after it is at least as new as the activations read.
+      // The ledger first, then the pointer: an activation made between the two reads shows as a
+      // pointer ahead of the ledger, not followed until the next round reads its entry (this
+      // gate keeps serving the ledger's last activation meanwhile).
       const next = await readLedgerAdminState(ledger, admin);
       const remote = await mirror.active();
       admin = next;
@@ -186,9 +194,13 @@ export function createReplicaFollower(deps: ReplicaFollowerDeps): ReplicaFollowe
         pointerTold = remote;
       }
       lastGoodAt = Math.max(lastGoodAt, startedAt);
+      if (failingTold) notice('follow rounds succeed again');
+      failingTold = false;
       return true;
     } catch (err) {
-      notice(`a follow round failed: ${err instanceof Error ? err.message : String(err)}`);
+      // Told once per failing streak; the denial past the bound says the rest.
+      if (!failingTold) notice(`a follow round failed: ${err instanceof Error ? err.message : String(err)}`);
+      failingTold = true;
       return false;
     }
   }
