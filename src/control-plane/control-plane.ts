@@ -81,6 +81,8 @@ export interface ControlPlaneService extends ControlPlane {
   readonly admin: GovernanceAdmin;
   /** New issuer key; ledgers `admin.key_rotated` first. */
   rotateIssuerKey(actor: Actor, reason: string, newKey?: SigningKey): Promise<KeyChangeResult>;
+  /** The kid of the issuer key that signs now (a replica compares it with the ledger's last rotation). */
+  issuerKid(): string;
   /** Revokes an earlier issuer key; ledgers `admin.key_revoked` first. */
   revokeIssuerKey(kid: string, actor: Actor, reason: string): Promise<KeyChangeResult>;
   /** Closes breakers of a session, a sessionless client or a tenant; ledgers `admin.breaker_reset` first. */
@@ -565,6 +567,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     },
     // Frozen, and the same object until a rotation or revocation: followers compare by reference.
     issuerJwks: (): JsonValue => issuer.jwks() as unknown as JsonValue,
+    issuerKid: () => issuer.currentKid(),
     activeBundle() {
       const active = bundles.active();
       return isDeny(active) ? undefined : { hash: active.hash, bundle: active.bundle };

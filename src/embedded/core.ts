@@ -56,6 +56,8 @@ import { redactedBackend, resolveBackendSpec } from './backend-spec.js';
 import { assertIssuerKeysAgree, readLedgerAdminState, withholdStaleBundle } from './policy-guard.js';
 import type { LedgerAdminState } from './policy-guard.js';
 import { mirroredBundleStore, syncBundlesFromBackend } from './bundle-sync.js';
+import { createReplicaFollower, DEFAULT_FOLLOW_MS } from './replica-follow.js';
+import type { ReplicaFollower } from './replica-follow.js';
 import type { BackendSpec } from './backend-spec.js';
 
 /** `/readyz` fails its `disk` check below this much free space (MiB) unless `min_free_disk_mb` says otherwise. */
@@ -80,6 +82,11 @@ export interface Core {
   /** Where the stores are, for messages: `sqlite`, or the PostgreSQL URL without its password. */
   readonly storage: string;
   readonly bundles: BundleStore;
+  /**
+   * When the backend holds the bundles (PostgreSQL): what follows the activations and issuer key
+   * changes made through other gates on it (replica-follow.ts); undefined on SQLite.
+   */
+  readonly follower?: ReplicaFollower;
   readonly controlPlane: ControlPlaneService;
   readonly executor: Executor;
   readonly nonces: NonceStore;
@@ -138,6 +145,8 @@ export interface CoreOptions {
    * 5000 ms; 0: only on open and through {@link Core.sweepOrphans}).
    */
   readonly orphanSweepMs?: number;
+  /** Told why this gate starts or stops following the others on its backend (default: stderr). */
+  readonly onReplicaNotice?: (message: string) => void;
 }
 
 /** Opens the storage backend `spec` names for the data directory `p`. */
@@ -273,8 +282,27 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   });
   // The guard still holds with a backend: a lost backend pointer write, or a crash between the
   // ledgered activation and the pointer, leaves a bundle the ledger replaced; it is withheld.
-  const guarded = withholdStaleBundle(localBundles, ledgerActive);
-  const bundles = mirror === undefined ? guarded : mirroredBundleStore(guarded, mirror, p.bundles);
+  // With the backend holding the bundles, the follower keeps that guard current (replica-follow.ts).
+  const follower =
+    mirror === undefined
+      ? undefined
+      : createReplicaFollower({
+          dir: p.bundles,
+          mirror,
+          ledger: backend.ledger,
+          admin: ledgerAdmin,
+          issuerKeys: () => ({
+            currentKid: controlPlane.issuerKid(),
+            revoked: revokedKids(controlPlane.issuerJwks()),
+          }),
+          clock,
+          followMs: config.follow_ms ?? DEFAULT_FOLLOW_MS,
+          notice: options.onReplicaNotice ?? ((m) => void process.stderr.write(`failclosed: ${m}\n`)),
+        });
+  const bundles =
+    mirror === undefined || follower === undefined
+      ? withholdStaleBundle(localBundles, ledgerActive)
+      : follower.guard(mirroredBundleStore(localBundles, mirror, p.bundles));
   const approvals = openApprovals(dir, { ledgerPort, clock, state });
   const issuerKey = readSigningKey(p.issuerKey);
   const controlPlane = createControlPlane({
@@ -336,7 +364,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       nonceMs: options.deadlines?.executor?.nonceMs ?? 1000,
     },
   });
-  const executor = fencedExecutor(unfencedExecutor, fence);
+  const executor = fencedExecutor(follower?.guardExecutor(unfencedExecutor) ?? unfencedExecutor, fence);
   const probes = [
     ...backend.probes,
     createDiskSpaceProbe(p.root, (config.min_free_disk_mb ?? DEFAULT_MIN_FREE_DISK_MB) * 1024 * 1024),
@@ -402,6 +430,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const close = async (): Promise<void> => {
     clearInterval(sweepTimer);
     await sweeping?.catch(() => undefined);
+    await follower?.stop();
     await ledger.close();
     await backend.close();
     approvals.close();
@@ -447,6 +476,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     }, sweepMs);
     sweepTimer.unref();
   }
+  follower?.start();
   return {
     dir: p.root,
     config,
@@ -458,6 +488,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     backend,
     storage: redactedBackend(spec),
     bundles,
+    ...(follower === undefined ? {} : { follower }),
     controlPlane,
     executor,
     nonces,

@@ -39,6 +39,12 @@ export interface EmbeddedConfig {
   /** `/readyz` fails its `disk` check below this much free space under the data directory (MiB). Optional (default 64). */
   readonly min_free_disk_mb?: number;
   /**
+   * With a backend shared by several gates (PostgreSQL): how often (ms) this gate reads the
+   * policy activations and issuer key changes made through the others; past twice this without a
+   * successful read it refuses every call (`replica-follow.ts`). Optional (default 1000).
+   */
+  readonly follow_ms?: number;
+  /**
    * Storage backend: `sqlite` (default: files in this directory) or a `postgres://` URL (see
    * `backend-spec.ts`); `FAILCLOSED_BACKEND` overrides it. Optional.
    */
@@ -46,9 +52,9 @@ export interface EmbeddedConfig {
 }
 
 /** Optional settings: absent in data directories made before they existed. */
-const OPTIONAL_FIELDS: readonly string[] = ['max_inflight', 'min_free_disk_mb', 'backend'];
+const OPTIONAL_FIELDS: readonly string[] = ['max_inflight', 'min_free_disk_mb', 'follow_ms', 'backend'];
 /** Optional settings that are positive integers. */
-const OPTIONAL_INTEGERS: readonly string[] = ['max_inflight', 'min_free_disk_mb'];
+const OPTIONAL_INTEGERS: readonly string[] = ['max_inflight', 'min_free_disk_mb', 'follow_ms'];
 
 /** A client key file under `clients/NAME.json`. */
 export interface ClientFile {
@@ -100,7 +106,7 @@ export function defaultConfig(): EmbeddedConfig {
   };
 }
 
-const CONFIG_FIELDS = [...Object.keys(defaultConfig()), 'backend'];
+const CONFIG_FIELDS = [...Object.keys(defaultConfig()), 'follow_ms', 'backend'];
 
 function bad(message: string): TypeError {
   return new TypeError(`failclosed.json: ${message}`);

@@ -9,6 +9,8 @@ export { buildTrustRoots } from './trust-roots.js';
 export type { TrustRootSources } from './trust-roots.js';
 export type { Core, CoreOptions, EmbeddedDeadlines } from './core.js';
 export { followIssuerKeys } from './ports.js';
+export { createReplicaFollower, DEFAULT_FOLLOW_MS } from './replica-follow.js';
+export type { ReplicaFollower, ReplicaFollowerDeps } from './replica-follow.js';
 export type { CoreDecorators, LedgerPort, ToolRunObserver } from './ports.js';
 export { createExecutionServer } from './execution-server.js';
 export type { ExecutionServer } from './execution-server.js';

@@ -24,14 +24,23 @@ export interface LedgerAdminState {
   readonly issuerKid: string | null;
   /** Every issuer kid an `admin.key_revoked` revoked. */
   readonly revokedIssuerKids: ReadonlySet<string>;
+  /** The ledger index to read on from: one past the last global entry read (0 when none). */
+  readonly next: number;
 }
 
-/** Reads the ledger's global admin entries (a page at a time) into a {@link LedgerAdminState}. */
-export async function readLedgerAdminState(store: LedgerStore): Promise<LedgerAdminState> {
-  let activeBundle: string | null = null;
-  let issuerKid: string | null = null;
-  const revokedIssuerKids = new Set<string>();
-  for (let from = 0; ;) {
+/**
+ * Reads the ledger's global admin entries (a page at a time) into a {@link LedgerAdminState}:
+ * all of them, or, given the state an earlier read returned, only those appended since (the
+ * replica follower reads the ledger this way on every round, cheaply).
+ */
+export async function readLedgerAdminState(
+  store: LedgerStore,
+  since?: LedgerAdminState,
+): Promise<LedgerAdminState> {
+  let activeBundle = since?.activeBundle ?? null;
+  let issuerKid = since?.issuerKid ?? null;
+  const revokedIssuerKids = new Set<string>(since?.revokedIssuerKids ?? []);
+  for (let from = since?.next ?? 0; ;) {
     const page = await store.readByTenant(GLOBAL_TENANT, { from, limit: PAGE });
     for (const e of page) {
       const p = e.payload;
@@ -43,8 +52,9 @@ export async function readLedgerAdminState(store: LedgerStore): Promise<LedgerAd
         revokedIssuerKids.add(p['kid']);
     }
     const end = page[page.length - 1];
-    if (page.length < PAGE || end === undefined) return { activeBundle, issuerKid, revokedIssuerKids };
-    from = end.index + 1;
+    if (end !== undefined) from = end.index + 1;
+    if (page.length < PAGE || end === undefined)
+      return Object.freeze({ activeBundle, issuerKid, revokedIssuerKids, next: from });
   }
 }
 
@@ -55,19 +65,28 @@ export async function readLedgerAdminState(store: LedgerStore): Promise<LedgerAd
  * revocation would otherwise sign with, and trust, a key the deployment gave up (OE-INV-025 key
  * revocation): it refuses to open instead, until `keys/` is copied from the active gate again.
  */
-export function assertIssuerKeysAgree(
-  ledger: LedgerAdminState,
-  local: { readonly currentKid: string; readonly revoked: readonly string[] },
-): void {
+export function assertIssuerKeysAgree(ledger: LedgerAdminState, local: LocalIssuerKeys): void {
+  const disagreement = issuerKeysDisagreement(ledger, local);
+  if (disagreement !== null) throw new Error(`${disagreement}: copy keys/ from the active gate`);
+}
+
+/** This data directory's issuer keys: the kid that signs now, and every kid it treats as revoked. */
+export interface LocalIssuerKeys {
+  readonly currentKid: string;
+  readonly revoked: readonly string[];
+}
+
+/**
+ * Why the issuer keys `local` disagree with the ledger (see {@link assertIssuerKeysAgree}), or
+ * null when they agree (OE-INV-025 key revocation).
+ */
+export function issuerKeysDisagreement(ledger: LedgerAdminState, local: LocalIssuerKeys): string | null {
   if (ledger.issuerKid !== null && ledger.issuerKid !== local.currentKid)
-    throw new Error(
-      'the issuer key of this data directory is not the one the ledger last rotated to: copy keys/ from the active gate',
-    );
+    return 'the issuer key of this data directory is not the one the ledger last rotated to';
   for (const kid of ledger.revokedIssuerKids)
     if (!local.revoked.includes(kid))
-      throw new Error(
-        'the ledger revoked an issuer key this data directory still trusts: copy keys/ from the active gate',
-      );
+      return 'the ledger revoked an issuer key this data directory still trusts';
+  return null;
 }
 
 /**

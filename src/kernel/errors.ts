@@ -105,7 +105,11 @@ export const DENIAL_CODES = {
   ERR_PARAMS_INVALID: { status: 400, meaning: 'the parameters fail the tool’s JSON Schema' },
   ERR_POLICY_DENY: { status: 403, meaning: 'the policy denied the call' },
   ERR_POLICY_ERROR: { status: 403, meaning: 'policy evaluation reported an error' },
-  ERR_POLICY_UNAVAILABLE: { status: 503, meaning: 'no verified active policy bundle is available' },
+  ERR_POLICY_UNAVAILABLE: {
+    status: 503,
+    meaning:
+      'no verified active policy bundle is available, or this gate cannot confirm that it follows the policy activations and issuer keys ledgered through the other gates on its database',
+  },
   ERR_POLICY_BUNDLE_INVALID: { status: 403, meaning: 'a policy bundle is unknown, malformed or tampered' },
   ERR_APPROVAL_REQUIRED: { status: 403, meaning: 'the decision requires human approval' },
   ERR_APPROVAL_PENDING: { status: 202, meaning: 'approval is pending' },

@@ -100,6 +100,26 @@ describe('policy bundles in PostgreSQL (SPEC §6, §4)', () => {
     }
   });
 
+  it('two serving gates: an activation through A is what B decides under after one follower round', async () => {
+    const { dirA, dirB } = await replicas('follow');
+    const a = await startEmbedded(dirA, base);
+    const b = await startEmbedded(dirB, base);
+    try {
+      const newer = await revisedDemoBundle('activated on a, followed by b');
+      expect((await activate(dirA, a, newer.text)).status).toBe(200);
+      expect(await b.core.follower?.round()).toBe(true);
+      const before = runs.length;
+      const r = await echo(clientOf(dirB, b), 'on b after the activation');
+      expect(r).toMatchObject({ outcome: 'executed' });
+      expect(runs.length).toBe(before + 1);
+      if (r.outcome !== 'executed') throw new Error('not executed');
+      expect(await decisionBundle(b, r.request_id)).toBe(newer.hash);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('L7 policy tampering: a bundle body edited in the database is refused, and a replica opened later does not open', async () => {
     const { schema, dirA, dirB } = await replicas('tampered');
     const a = await startEmbedded(dirA, base);
