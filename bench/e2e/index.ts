@@ -16,7 +16,7 @@
  * default 10 s) and the process stops by itself. Run: `npm run bench:e2e` (profile:
  * `node --cpu-prof dist/bench/e2e/index.js`).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -63,6 +63,8 @@ const CHILD_ROLE = 'FC_BENCH_CHILD';
 interface LoadJob {
   readonly kind: 'bare' | 'governed';
   readonly url: string;
+  /** Gates to spread the clients over (client i calls `urls[i % n]`); default `[url]`. */
+  readonly urls?: readonly string[];
   readonly clients: number;
   readonly ms: number;
   readonly warmupMs: number;
@@ -79,17 +81,15 @@ interface LoadResult {
 
 /** Worker side: `clients` concurrent loops for `ms`, after a warm-up that is not measured. */
 async function runLoad(job: LoadJob): Promise<LoadResult> {
-  const client =
+  const urls = job.urls ?? [job.url];
+  const clients = urls.map((url) =>
     job.client === undefined
       ? undefined
-      : createClient({
-          url: job.url,
-          identity: job.client.identity,
-          tenant: job.client.tenant,
-          key: job.client.key,
-        });
+      : createClient({ url, identity: job.client.identity, tenant: job.client.tenant, key: job.client.key }),
+  );
   const healthz = new URL('/healthz', job.url).toString();
   const once = async (worker: number, n: number): Promise<string> => {
+    const client = clients[worker % clients.length];
     if (client === undefined) {
       const res = await fetch(healthz);
       await res.arrayBuffer();
@@ -277,6 +277,34 @@ async function singleUseStores(dir: string): Promise<{ claim: number; consume: n
 }
 
 /** What the primitives worker needs: the running Gate (for one real envelope) and the data directory. */
+/** A second gate replica over `dir`, in a process of its own; answers its URL, stops on 'stop'. */
+interface ReplicaJob {
+  readonly kind: 'replica';
+  readonly dir: string;
+}
+
+/** Starts a {@link ReplicaJob} and resolves once it listens. */
+async function startReplica(dir: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const child = fork(fileURLToPath(import.meta.url), [], {
+    env: { ...process.env, [CHILD_ROLE]: '1' },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const listening = new Promise<string>((resolve, reject) => {
+    child.once('message', (m) => resolve((m as { url: string }).url));
+    void exited.then(() => reject(new Error('the replica exited before it listened')));
+  });
+  child.send({ kind: 'replica', dir } satisfies ReplicaJob);
+  const url = await listening;
+  return {
+    url,
+    async stop() {
+      child.send('stop');
+      await exited;
+    },
+  };
+}
+
 interface PrimitivesJob {
   readonly kind: 'primitives';
   readonly url: string;
@@ -399,8 +427,17 @@ async function governedPhases(
   return { gov, solo };
 }
 
-/** The PostgreSQL phase: a database made for the run, a gate over it, the governed load. */
-async function postgresPhase(work: string): Promise<{ gov: Summary; solo: Summary } | undefined> {
+interface PostgresResult {
+  readonly one: { gov: Summary; solo: Summary };
+  readonly two: Summary;
+}
+
+/**
+ * The PostgreSQL phases: a database made for the run, a gate over it (in this process) with the
+ * governed load; then a second replica (a copy of its data directory, in a process of its own)
+ * serving at the same time, the clients spread over both.
+ */
+async function postgresPhase(work: string): Promise<PostgresResult | undefined> {
   const name = `fc_bench_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 5000 });
   try {
@@ -415,14 +452,31 @@ async function postgresPhase(work: string): Promise<{ gov: Summary; solo: Summar
     url.pathname = `/${name}`;
     const dir = join(work, 'pg-data');
     await initDataDir(dir, { backend: url.toString() });
+    const dirB = join(work, 'pg-data-b');
+    cpSync(dir, dirB, { recursive: true });
     const instance = await startEmbedded(dir, { port: 0, executionPort: 0, breakers: BENCH_BREAKERS });
     try {
       const file = readClientFile(dir, DEMO_CLIENT.identity);
-      return await governedPhases('PostgreSQL', instance.url, {
-        identity: file.identity,
-        tenant: file.tenant,
-        key: file.key,
-      });
+      const client = { identity: file.identity, tenant: file.tenant, key: file.key };
+      const one = await governedPhases('PostgreSQL', instance.url, client);
+      const b = await startReplica(dirB);
+      try {
+        const urls = [instance.url, b.url];
+        const two = await measure('governed call (echo), PostgreSQL ×2', () =>
+          inChild<LoadResult>({
+            kind: 'governed',
+            url: instance.url,
+            urls,
+            clients: CLIENTS,
+            ms: PHASE_MS,
+            warmupMs: WARMUP_MS,
+            client,
+          }),
+        );
+        return { one, two };
+      } finally {
+        await b.stop();
+      }
     } finally {
       await instance.close();
     }
@@ -473,10 +527,6 @@ async function main(): Promise<void> {
     await instance.close();
     closed = true;
     const postgres = PHASES.has('postgres') ? await postgresPhase(work) : undefined;
-    if (PHASES.has('postgres'))
-      console.log(
-        'PostgreSQL, two replicas: not measured (one active gate per database; the others are standbys, docs/storage.md)',
-      );
     console.log('\nratios (medians):');
     if (bare !== undefined && sqlite !== undefined) {
       console.log(`  SQLite governed / bare HTTP throughput   ${(sqlite.gov.rate / bare.rate).toFixed(3)}`);
@@ -488,7 +538,11 @@ async function main(): Promise<void> {
       );
     if (sqlite !== undefined && postgres !== undefined)
       console.log(
-        `  PostgreSQL / SQLite throughput           ${(postgres.gov.rate / sqlite.gov.rate).toFixed(3)}`,
+        `  PostgreSQL / SQLite throughput           ${(postgres.one.gov.rate / sqlite.gov.rate).toFixed(3)}`,
+      );
+    if (postgres !== undefined)
+      console.log(
+        `  PostgreSQL two replicas / one            ${(postgres.two.rate / postgres.one.gov.rate).toFixed(3)}`,
       );
     if (sqlite !== undefined) {
       const ok = sqlite.gov.rate >= 1200 && sqlite.solo.p50 <= 2;
@@ -498,7 +552,7 @@ async function main(): Promise<void> {
     }
     if (postgres !== undefined)
       console.log(
-        `target PostgreSQL ≥ 1000 calls/s: ${postgres.gov.rate >= 1000 ? 'met' : 'MISSED'} (${postgres.gov.rate.toFixed(0)} /s, one gate)`,
+        `target PostgreSQL two replicas ≥ 1000 calls/s: ${postgres.two.rate >= 1000 ? 'met' : 'MISSED'} (${postgres.two.rate.toFixed(0)} /s; one gate ${postgres.one.gov.rate.toFixed(0)} /s)`,
       );
   } finally {
     if (!closed) await instance.close();
@@ -507,8 +561,16 @@ async function main(): Promise<void> {
 }
 
 if (process.env[CHILD_ROLE] === '1') {
-  process.once('message', (job: LoadJob | PrimitivesJob) => {
+  process.once('message', (job: LoadJob | PrimitivesJob | ReplicaJob) => {
     void (async () => {
+      if (job.kind === 'replica') {
+        const replica = await startEmbedded(job.dir, { port: 0, executionPort: 0, breakers: BENCH_BREAKERS });
+        process.once('message', () => {
+          void replica.close().then(() => process.exit(0));
+        });
+        process.send?.({ url: replica.url });
+        return;
+      }
       const result = job.kind === 'primitives' ? await primitives(job) : await runLoad(job);
       process.send?.(result);
     })();
