@@ -149,13 +149,17 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
   /**
    * Deletes, client by client and in batches of {@link PRUNE_BATCH} rows (each one short
    * statement), the rows older than the latest `seen_at` minus the retention that are not among
-   * the client's newest `keep` rows (FC-INV-3). Stops when done or, with a budget, once it is
-   * spent (the rest goes at the next prune). Rows it keeps are exactly those the rule keeps: a
-   * prune that stops early or fails only keeps more.
+   * the client's newest `keep` rows (FC-INV-3). A background prune stops when done or once
+   * {@link BACKGROUND_BUDGET_MS} is spent (the rest goes at the next one; `close()` waits for
+   * it); a prune called runs until done, and stops with an error when the store closes. Rows it
+   * keeps are exactly those the rule keeps: a prune that stops early or fails only keeps more.
    */
-  const prune = async (budgetMs?: number): Promise<number> => {
+  const prune = async (background: boolean): Promise<number> => {
     const started = performance.now();
-    const spent = (): boolean => budgetMs !== undefined && performance.now() - started >= budgetMs;
+    const spent = (): boolean => {
+      if (!background && closed) throw new Error('gate state is closed');
+      return background && performance.now() - started >= BACKGROUND_BUDGET_MS;
+    };
     const latestRow = (await pool.query<{ latest: unknown }>(LATEST)).rows[0]?.latest;
     if (latestRow === null || latestRow === undefined) return 0;
     const cutoff = rowInt(latestRow, 'gate_request_nonces.seen_at') - retention;
@@ -164,7 +168,7 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
     );
     let deleted = 0;
     for (const identity of identities) {
-      if (closed || spent()) break;
+      if (spent()) break;
       const floorRow = (await pool.query<{ seq: unknown }>(FLOOR, [identity, keep - 1])).rows[0];
       if (floorRow === undefined) continue;
       const floor = rowInt(floorRow.seq, 'gate_request_nonces.seq');
@@ -181,7 +185,7 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
         if (row === undefined) throw new TypeError('prune answered no row');
         const examined = rowInt(row['examined'], 'examined');
         deleted += rowInt(row['deleted'], 'deleted');
-        if (examined < PRUNE_BATCH || closed || spent()) break;
+        if (examined < PRUNE_BATCH || spent()) break;
         cursor = rowInt(row['last'], 'last');
       }
     }
@@ -192,7 +196,7 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
     claimsSincePrune += 1;
     if (claimsSincePrune < pruneEvery || pruning !== undefined || closed) return;
     claimsSincePrune = 0;
-    pruning = prune(BACKGROUND_BUDGET_MS)
+    pruning = prune(true)
       .catch(() => 0)
       .finally(() => {
         pruning = undefined;
@@ -279,7 +283,7 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
     },
     async pruneReplay() {
       open();
-      return prune();
+      return prune(false);
     },
     async close() {
       closed = true;
