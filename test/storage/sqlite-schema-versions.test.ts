@@ -56,7 +56,7 @@ const STORES: readonly VersionedStore[] = [
   },
   {
     store: 'breakers',
-    version: 1,
+    version: 2,
     open: (path) => {
       const s = createSqliteBreakerStore(path);
       return () => Promise.resolve(s.close());
