@@ -162,6 +162,7 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
     },
   );
   let closed = false;
+  let resumeAt: string | undefined;
   /**
    * Deletes, client by client in transactions of at most {@link PRUNE_BATCH} examined rows, the
    * rows older than the latest `seen_at` minus the retention that are not among the client's
@@ -178,17 +179,41 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
     if (typeof latest !== 'number') return 0;
     const cutoff = Math.trunc(latest - retention);
     let deleted = 0;
-    let identity = '';
+    // A run that stopped on its budget is resumed at the client it stopped in (then wraps
+    // around), so clients late in the order are reached too.
+    const first = resumeAt;
+    let identity = first ?? '';
+    let wrapped = first === undefined;
+    let current: string | undefined = first;
     for (;;) {
-      const next = nextIdentity.get(identity);
-      if (next === undefined) return deleted;
-      identity = next.identity;
+      if (current === undefined) {
+        const next = nextIdentity.get(identity);
+        if (next === undefined) {
+          if (wrapped) {
+            resumeAt = undefined;
+            return deleted;
+          }
+          wrapped = true;
+          identity = '';
+          continue;
+        }
+        if (wrapped && first !== undefined && next.identity >= first) {
+          resumeAt = undefined;
+          return deleted;
+        }
+        current = next.identity;
+      }
+      identity = current;
+      current = undefined;
       const floor = floorOf.get(identity, keep - 1)?.r;
       if (floor === undefined) continue;
       let cursor = 0;
       for (;;) {
         if (!background && closed) throw new Error('gate state is closed');
-        if (background && performance.now() - started >= BACKGROUND_BUDGET_MS) return deleted;
+        if (background && performance.now() - started >= BACKGROUND_BUDGET_MS) {
+          resumeAt = identity;
+          return deleted;
+        }
         const r = pruneBatch.immediate({ identity, cursor, floor, cutoff });
         deleted += r.deleted;
         if (r.examined < PRUNE_BATCH) break;
@@ -309,7 +334,7 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
     pruneReplay: () => (closed ? Promise.reject(new Error('gate state is closed')) : prune(false)),
     async close() {
       closed = true;
-      // Claims queued commit (or reject) first; a prune running stops at its next batch.
+      // Claims queued commit (or reject) first; a background prune ends within its budget.
       await group.drain();
       await pruning;
       db.close();

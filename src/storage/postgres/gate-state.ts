@@ -99,6 +99,7 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
   let closed = false;
   const keyCache = new Map<string, PublicKey>();
   let claimsSincePrune = 0;
+  let resumeAt: string | undefined;
   let pruning: Promise<unknown> | undefined;
 
   const open = (): void => {
@@ -163,12 +164,19 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
     const latestRow = (await pool.query<{ latest: unknown }>(LATEST)).rows[0]?.latest;
     if (latestRow === null || latestRow === undefined) return 0;
     const cutoff = rowInt(latestRow, 'gate_request_nonces.seen_at') - retention;
-    const identities = (await pool.query<{ identity: unknown }>(IDENTITIES)).rows.map((r) =>
+    const listed = (await pool.query<{ identity: unknown }>(IDENTITIES)).rows.map((r) =>
       rowText(r.identity, 'gate_request_nonces.identity'),
     );
+    // A run that stopped on its budget is resumed at the client it stopped in, so clients late
+    // in the order are reached too.
+    const from = Math.max(0, listed.indexOf(resumeAt ?? ''));
+    const identities = [...listed.slice(from), ...listed.slice(0, from)];
     let deleted = 0;
     for (const identity of identities) {
-      if (spent()) break;
+      if (spent()) {
+        resumeAt = identity;
+        return deleted;
+      }
       const floorRow = (await pool.query<{ seq: unknown }>(FLOOR, [identity, keep - 1])).rows[0];
       if (floorRow === undefined) continue;
       const floor = rowInt(floorRow.seq, 'gate_request_nonces.seq');
@@ -185,10 +193,15 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
         if (row === undefined) throw new TypeError('prune answered no row');
         const examined = rowInt(row['examined'], 'examined');
         deleted += rowInt(row['deleted'], 'deleted');
-        if (examined < PRUNE_BATCH || spent()) break;
+        if (examined < PRUNE_BATCH) break;
+        if (spent()) {
+          resumeAt = identity;
+          return deleted;
+        }
         cursor = rowInt(row['last'], 'last');
       }
     }
+    resumeAt = undefined;
     return deleted;
   };
   /** Every `pruneEvery` claims a prune starts in the background; a failed one is retried at the next. */
