@@ -33,6 +33,45 @@ export interface AdmitInput {
   readonly windowMs: number;
 }
 
+/** What {@link BreakerStore.prune} is given: the time now and the breakers' window. */
+export interface BreakerPruneInput {
+  readonly now: number;
+  readonly windowMs: number;
+}
+
+/** What one prune may delete: the bounds {@link breakerPruneBounds} computes. */
+export interface BreakerPruneBounds {
+  /** Hits at or before this time: two windows old, never counted again. */
+  readonly hitsAtOrBefore: number;
+  /** Open breakers whose end is at or before this time: closed for a day. */
+  readonly openEndedAtOrBefore: number;
+  /** Spend of UTC days before this one: the current day and the day before are kept. */
+  readonly spendDaysBefore: number;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * What a prune at `now` may delete without changing any breaker decision (OE-INV-021): hits
+ * two windows old (a count reads one window back), open breakers closed for a day (an end
+ * is compared with the clock, so a day of margin keeps a breaker closed by a clock that stepped
+ * forward open again when it steps back), and the spend of days before yesterday (a spend limit
+ * reads the current UTC day only; yesterday is kept for a clock stepped back over midnight).
+ * Lifetime counts are never pruned: a session has no end, and its lifetime cap must hold
+ * whenever it calls again. Throws `TypeError` for a time or window that is not a safe integer.
+ */
+export function breakerPruneBounds(input: BreakerPruneInput): BreakerPruneBounds {
+  const { now, windowMs } = input;
+  if (!Number.isSafeInteger(now)) throw new TypeError('now must be an integer');
+  if (!Number.isSafeInteger(windowMs) || windowMs < 1)
+    throw new TypeError('windowMs must be a positive integer');
+  return Object.freeze({
+    hitsAtOrBefore: now - 2 * windowMs,
+    openEndedAtOrBefore: now - DAY_MS,
+    spendDaysBefore: Math.floor(now / DAY_MS) - 1,
+  });
+}
+
 /** Breaker state shared by the Control Plane replicas of one backend. */
 export interface BreakerStore {
   /**
@@ -52,6 +91,14 @@ export interface BreakerStore {
   releaseSpend(tenant: string, day: number, cents: number): Promise<void>;
   /** Forgets a principal's windows, lifetime count and open breaker, or a tenant's window and spend. */
   reset(target: BreakerResetTarget): Promise<void>;
+  /**
+   * Deletes what no decision reads any more ({@link breakerPruneBounds}: old hits, breakers
+   * closed for a day, past days' spend; never lifetime counts) in bounded batches, until none is
+   * left; returns how many rows (entries) it deleted. The SQLite and PostgreSQL stores also run
+   * it by themselves in the background every 1000 admissions. A failed prune changes no
+   * decision: it only keeps rows until the next one. (OE-INV-021)
+   */
+  prune(input: BreakerPruneInput): Promise<number>;
 }
 
 const MAX_TRACKED = 100_000;
@@ -123,6 +170,33 @@ export function createMemoryBreakerStore(): BreakerStore {
       const key = spendKey(tenant, day);
       spend.set(key, Math.max(0, (spend.get(key) ?? 0) - cents));
       return Promise.resolve();
+    },
+    prune(input: BreakerPruneInput): Promise<number> {
+      let bounds: BreakerPruneBounds;
+      try {
+        bounds = breakerPruneBounds(input);
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new TypeError('invalid prune'));
+      }
+      let deleted = 0;
+      for (const map of [sessionWindows, tenantWindows, callWindows])
+        for (const [key, times] of [...map]) {
+          const kept = times.filter((t) => t > bounds.hitsAtOrBefore);
+          deleted += times.length - kept.length;
+          if (kept.length === 0) map.delete(key);
+          else map.set(key, kept);
+        }
+      for (const [key, o] of [...open])
+        if (o.until <= bounds.openEndedAtOrBefore) {
+          open.delete(key);
+          deleted += 1;
+        }
+      for (const key of [...spend.keys()])
+        if (Number(key.slice(key.lastIndexOf('\u0000') + 1)) < bounds.spendDaysBefore) {
+          spend.delete(key);
+          deleted += 1;
+        }
+      return Promise.resolve(deleted);
     },
     reset(target: BreakerResetTarget): Promise<void> {
       if ('principal' in target) {

@@ -32,8 +32,14 @@ export type {
   QuarantineContext,
 } from './governance-admin.js';
 export { createCircuitBreakers, DEFAULT_BREAKERS, declaredCostCents, usdToCents } from './breakers.js';
-export { createMemoryBreakerStore } from './breaker-store.js';
-export type { AdmitCounts, AdmitInput, BreakerStore } from './breaker-store.js';
+export { breakerPruneBounds, createMemoryBreakerStore } from './breaker-store.js';
+export type {
+  AdmitCounts,
+  AdmitInput,
+  BreakerPruneBounds,
+  BreakerPruneInput,
+  BreakerStore,
+} from './breaker-store.js';
 export type {
   BreakerCall,
   BreakerConfig,

@@ -60,8 +60,9 @@ export interface NonceStore {
   void(input: NonceConsumption): Promise<VoidVerdict>;
   /**
    * Raises the prune horizon to `min(nowSec, max exp recorded) - toleranceSec` (never lowers it)
-   * and deletes the rows whose `exp` is below it; returns how many were deleted. `toleranceSec`
-   * must cover the verifier's clock tolerance plus the maximum envelope lifetime.
+   * and deletes the rows whose `exp` is below it, in bounded batches after the raise; returns
+   * how many were deleted. `toleranceSec` must cover the verifier's clock tolerance plus the
+   * maximum envelope lifetime.
    */
   prune(input: { readonly nowSec: number; readonly toleranceSec: number }): Promise<number>;
   /** Releases connections. */

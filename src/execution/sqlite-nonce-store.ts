@@ -32,7 +32,9 @@ export interface SqliteNonceStoreOptions {
   /**
    * Seconds every envelope may still be presented after its `exp`: the verifier's clock
    * tolerance plus the maximum envelope lifetime. When set, the store prunes itself every 1000
-   * consumptions (see `NonceStore.prune`); without it, rows are kept until `prune` is called.
+   * consumptions (see `NonceStore.prune`): the horizon and up to 1000 rows in that batch's
+   * transaction, any more in the background, 1000 rows per transaction; without it, rows are
+   * kept until `prune` is called.
    */
   readonly retainAfterExpSec?: number;
 }
@@ -72,6 +74,11 @@ function nonceMigrations(db: Database.Database): readonly SchemaMigration[] {
   ];
 }
 
+/** Rows one prune transaction deletes at most: it holds the file's write lock only briefly. */
+const PRUNE_BATCH = 1000;
+/** Wall time the background part of one automatic prune may take; the rest waits for the next (ms). */
+const BACKGROUND_BUDGET_MS = 1000;
+
 /** One row of `envelope_nonces`: jti, tenant, exp, decision_id, consumed_at, voided (0/1). */
 type NonceRow = readonly [string, string, number, string, number, number];
 
@@ -108,17 +115,41 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
     `UPDATE envelope_nonce_horizon SET horizon = MAX(horizon, MIN(?, (SELECT MAX(exp) FROM envelope_nonces)) - ?)
      WHERE id = 1 AND EXISTS (SELECT 1 FROM envelope_nonces)`,
   );
-  const deleteBelow = db.prepare(
-    'DELETE FROM envelope_nonces WHERE exp < (SELECT horizon FROM envelope_nonce_horizon WHERE id = 1)',
+  // The lowest rows below the horizon, in `exp` index order, at most one batch.
+  const deleteBelow = db.prepare<[number]>(
+    `DELETE FROM envelope_nonces WHERE rowid IN (SELECT rowid FROM envelope_nonces
+       WHERE exp < (SELECT horizon FROM envelope_nonce_horizon WHERE id = 1) ORDER BY exp LIMIT ?)`,
   );
-  const prune = (nowSec: number, toleranceSec: number): number => {
-    raise.run(Math.trunc(nowSec), Math.trunc(toleranceSec));
-    return deleteBelow.run().changes;
+  const deleteBatch = (): number => deleteBelow.run(PRUNE_BATCH).changes;
+  const deleteBatchTx = db.transaction(deleteBatch);
+  let closed = false;
+  /**
+   * Deletes the rest below the horizon one batch per transaction, yielding to the event loop
+   * between batches (other processes' consumptions interleave), until a batch comes back short,
+   * the budget is spent or the store closes. Every batch reads the horizon it deletes below, and
+   * nothing below it is ever inserted again, so batches need no lock beyond their transaction.
+   */
+  const deleteRest = async (budgetMs?: number): Promise<number> => {
+    const started = performance.now();
+    let deleted = 0;
+    for (;;) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (closed) return deleted;
+      if (budgetMs !== undefined && performance.now() - started >= budgetMs) return deleted;
+      const n = deleteBatchTx.immediate();
+      deleted += n;
+      if (n < PRUNE_BATCH) return deleted;
+    }
   };
+  const raiseTx = db.transaction((nowSec: number, toleranceSec: number): number => {
+    raise.run(Math.trunc(nowSec), Math.trunc(toleranceSec));
+    return deleteBatch();
+  });
   const retain = options.retainAfterExpSec;
   if (retain !== undefined && !(Number.isSafeInteger(retain) && retain >= 0))
     throw new TypeError('retainAfterExpSec must be a non-negative integer');
   let sincePrune = 0;
+  let draining = false;
 
   const validate = (input: NonceConsumption): void => {
     if (typeof input.jti !== 'string' || input.jti.length === 0 || input.jti.length > 512) {
@@ -144,12 +175,20 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
     sincePrune += rows.length;
     if (retain !== undefined && sincePrune >= 1000) {
       sincePrune = 0;
-      prune(Math.floor(options.now() / 1000), retain);
+      // The horizon and one batch in this transaction; a longer backlog after it, in batches.
+      raise.run(Math.floor(options.now() / 1000), retain);
+      if (deleteBatch() === PRUNE_BATCH && !draining) {
+        draining = true;
+        void deleteRest(BACKGROUND_BUDGET_MS)
+          .catch(() => 0)
+          .finally(() => {
+            draining = false;
+          });
+      }
     }
     return changes;
   });
   const group = createGroupCommit((rows: readonly NonceRow[]) => insertAll.immediate(rows));
-  let closed = false;
 
   const claim = async (input: NonceConsumption, voided: 0 | 1): Promise<'new' | 'voided' | 'consumed'> => {
     if (closed) throw new Error('nonce store closed');
@@ -176,12 +215,10 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
       const r = await claim(input, 1);
       return r === 'consumed' ? 'consumed' : 'voided';
     },
-    prune({ nowSec, toleranceSec }) {
-      try {
-        return Promise.resolve(db.transaction(prune).immediate(nowSec, toleranceSec));
-      } catch (err) {
-        return Promise.reject(err instanceof Error ? err : new Error('nonce store failure'));
-      }
+    async prune({ nowSec, toleranceSec }) {
+      if (closed) throw new Error('nonce store closed');
+      const first = raiseTx.immediate(nowSec, toleranceSec);
+      return first < PRUNE_BATCH ? first : first + (await deleteRest());
     },
     async close() {
       closed = true;

@@ -76,6 +76,11 @@ export interface SqliteGateStateOptions {
   readonly replayKeepPerClient?: number;
 }
 
+/** Rows one prune transaction examines at most: it holds the file's write lock only briefly. */
+const PRUNE_BATCH = 2000;
+/** Wall time one background prune may take before it leaves the rest to the next one (ms). */
+const BACKGROUND_BUDGET_MS = 1000;
+
 interface ClientRow {
   identity: string;
   tenant: string;
@@ -125,22 +130,107 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
   const keep = Math.trunc(options.replayKeepPerClient ?? 100_000);
   if (!(keep >= 1)) throw new TypeError('replayKeepPerClient must be a positive integer');
   const maxSeen = db.prepare<[], { m: number | null }>('SELECT MAX(seen_at) AS m FROM gate_request_nonces');
-  const identities = db.prepare<[], { identity: string }>(
-    'SELECT DISTINCT identity FROM gate_request_nonces',
+  // The clients with rows, one index probe each (never a pass over the rows).
+  const nextIdentity = db.prepare<[string], { identity: string }>(
+    'SELECT identity FROM gate_request_nonces WHERE identity > ? ORDER BY identity LIMIT 1',
   );
-  // The rowid of the client's `keep`-th newest row (NULL with fewer rows: nothing is deleted).
-  const pruneOne = db.prepare<[string, number, string, number]>(
-    `DELETE FROM gate_request_nonces WHERE identity = ? AND seen_at < ? AND rowid < (
-       SELECT rowid FROM gate_request_nonces WHERE identity = ? ORDER BY rowid DESC LIMIT 1 OFFSET ?)`,
+  // The rowid of the client's keep-th newest row (none with fewer rows: nothing of it goes).
+  const floorOf = db.prepare<[string, number], { r: number }>(
+    'SELECT rowid AS r FROM gate_request_nonces WHERE identity = ? ORDER BY rowid DESC LIMIT 1 OFFSET ?',
   );
-  const prune = (): number => {
+  // One batch: the client's next rows past the cursor and below its floor, in index order
+  // (the identity index ends in the rowid); those seen before the cutoff go.
+  const BATCH_ROWS = `SELECT rowid FROM gate_request_nonces
+    WHERE identity = @identity AND rowid > @cursor AND rowid < @floor ORDER BY rowid LIMIT @batch`;
+  const examineBatch = db.prepare<
+    { identity: string; cursor: number; floor: number; batch: number },
+    { n: number; last: number | null }
+  >(`SELECT count(*) AS n, max(rowid) AS last FROM (${BATCH_ROWS})`);
+  const deleteBatch = db.prepare<{
+    identity: string;
+    cursor: number;
+    floor: number;
+    batch: number;
+    cutoff: number;
+  }>(`DELETE FROM gate_request_nonces WHERE rowid IN (${BATCH_ROWS}) AND seen_at < @cutoff`);
+  const pruneBatch = db.transaction(
+    (b: { identity: string; cursor: number; floor: number; cutoff: number }) => {
+      const params = { identity: b.identity, cursor: b.cursor, floor: b.floor, batch: PRUNE_BATCH };
+      const seen = examineBatch.get(params);
+      const deleted = deleteBatch.run({ ...params, cutoff: b.cutoff }).changes;
+      return { examined: seen?.n ?? 0, last: seen?.last ?? b.cursor, deleted };
+    },
+  );
+  let closed = false;
+  let resumeAt: string | undefined;
+  /**
+   * Deletes, client by client in transactions of at most {@link PRUNE_BATCH} examined rows, the
+   * rows older than the latest `seen_at` minus the retention that are not among the client's
+   * newest `keep` rows (FC-INV-3), yielding to the event loop between batches. A background
+   * prune runs until done or its budget is spent (`close()` waits for it); a prune called runs
+   * until done and stops with an error when the store closes. Stopping early, or failing, only
+   * keeps more rows.
+   */
+  const prune = async (background: boolean): Promise<number> => {
+    const started = performance.now();
+    // Started from inside a claims transaction: read nothing before it committed.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     const latest = maxSeen.get()?.m;
     if (typeof latest !== 'number') return 0;
-    const before = Math.trunc(latest - retention);
+    const cutoff = Math.trunc(latest - retention);
     let deleted = 0;
-    for (const { identity } of identities.all())
-      deleted += pruneOne.run(identity, before, identity, keep - 1).changes;
-    return deleted;
+    // A run that stopped on its budget is resumed at the client it stopped in (then wraps
+    // around), so clients late in the order are reached too.
+    const first = resumeAt;
+    let identity = first ?? '';
+    let wrapped = first === undefined;
+    let current: string | undefined = first;
+    for (;;) {
+      if (current === undefined) {
+        const next = nextIdentity.get(identity);
+        if (next === undefined) {
+          if (wrapped) {
+            resumeAt = undefined;
+            return deleted;
+          }
+          wrapped = true;
+          identity = '';
+          continue;
+        }
+        if (wrapped && first !== undefined && next.identity >= first) {
+          resumeAt = undefined;
+          return deleted;
+        }
+        current = next.identity;
+      }
+      identity = current;
+      current = undefined;
+      const floor = floorOf.get(identity, keep - 1)?.r;
+      if (floor === undefined) continue;
+      let cursor = 0;
+      for (;;) {
+        if (!background && closed) throw new Error('gate state is closed');
+        if (background && performance.now() - started >= BACKGROUND_BUDGET_MS) {
+          resumeAt = identity;
+          return deleted;
+        }
+        const r = pruneBatch.immediate({ identity, cursor, floor, cutoff });
+        deleted += r.deleted;
+        if (r.examined < PRUNE_BATCH) break;
+        cursor = r.last;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+  };
+  let pruning: Promise<unknown> | undefined;
+  /** A prune after this turn, unless one runs; a failed one is retried after the next 1000 claims. */
+  const startPrune = (): void => {
+    if (pruning !== undefined || closed) return;
+    pruning = prune(true)
+      .catch(() => 0)
+      .finally(() => {
+        pruning = undefined;
+      });
   };
   const keyCache = new Map<string, KeyObject>();
   let claimsSincePrune = 0;
@@ -166,7 +256,8 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
     claimsSincePrune += claims.length;
     if (claimsSincePrune >= 1000) {
       claimsSincePrune = 0;
-      prune();
+      // Not in this transaction: the claims' commit never waits for a prune.
+      startPrune();
     }
     return verdicts;
   });
@@ -221,10 +312,12 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
   return {
     lookup: (identity) => settle(() => lookup(identity)),
     claim({ identity, nonce, requestId, atMs }) {
+      if (closed) return Promise.reject(new Error('gate state is closed'));
       return group.submit({ identity, nonce, requestId, atMs: Math.trunc(atMs) });
     },
     claimNonce({ identity, nonce, atMs }) {
       // The nonce alone (a retry reuses its request id): "one row changed" is the only fresh nonce (SPEC §8).
+      if (closed) return Promise.reject(new Error('gate state is closed'));
       return group.submit({ identity, nonce, requestId: undefined, atMs: Math.trunc(atMs) });
     },
     registerClient: (input) => settle(() => register(input)),
@@ -238,8 +331,14 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
             .map((r) => ({ jwk: parsePublicJwk(JSON.parse(r.jwk)).jwk, kid: r.kid, status: r.status })),
         ),
       ),
-    pruneReplay: () => settle(() => db.transaction(prune).immediate()),
-    close: () => settle(() => void db.close()),
+    pruneReplay: () => (closed ? Promise.reject(new Error('gate state is closed')) : prune(false)),
+    async close() {
+      closed = true;
+      // Claims queued commit (or reject) first; a background prune ends within its budget.
+      await group.drain();
+      await pruning;
+      db.close();
+    },
   };
 }
 

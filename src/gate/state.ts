@@ -81,6 +81,9 @@ export interface GateStateStore extends ClientRegistry, RequestReplayStore {
    * 1000 claims. A row goes only when it is older than the retention measured against the LATEST
    * time recorded (never the clock now, so a clock set back deletes nothing) AND it is not among
    * the newest rows its client recorded (so a clock jumped forward cannot empty the memory).
+   * Deletes in bounded batches through indexes until none is left (the automatic prune runs in
+   * the background within a time budget, never inside a claim's transaction); rejects when the
+   * store closes meanwhile or the storage fails, which only keeps rows longer.
    */
   pruneReplay(): Promise<number>;
   /** Releases the store; claims and lookups after it reject (fail closed). */

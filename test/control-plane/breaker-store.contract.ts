@@ -86,6 +86,35 @@ export function runBreakerStoreContract(
       expect(await s.reserveSpend('t', 0, 100, 100)).toBe(true);
     });
 
+    it('a prune deletes old hits, breakers closed a day, spend before yesterday; every limit holds as before', async () => {
+      const s = await make();
+      const DAY = 86_400_000;
+      const now = 10 * DAY;
+      // Live hits first: an admission's own sweep reaches only hits two windows before its time.
+      await admit(s, now - 500);
+      await admit(s, now - 5 * W, { principal: 'gone' });
+      await s.trip('closed', 'loop', now - DAY - 1);
+      await s.trip('recent', 'loop', now - 10);
+      await s.trip('open', 'loop', now + W);
+      await s.trip('forever', 'session_calls', Number.POSITIVE_INFINITY);
+      for (const day of [10, 9, 8, 2]) expect(await s.reserveSpend('t', day, 100, 100)).toBe(true);
+      // The three old hits of 'gone', 'closed', the spend of days 8 and 2.
+      expect(await s.prune({ now, windowMs: W })).toBe(6);
+      expect(await s.prune({ now, windowMs: W })).toBe(0);
+      // Window counts and lifetime counts are those before the prune.
+      expect(await admit(s, now)).toEqual({ open: null, total: 2, inSession: 2, inTenant: 2, sameCall: 2 });
+      expect(await admit(s, now, { principal: 'gone' })).toMatchObject({ total: 2, inSession: 1 });
+      // Open breakers stay open; today's and yesterday's spend still count against the limit.
+      expect(await s.openBreaker('open', now)).toBe('loop');
+      expect(await s.openBreaker('forever', now + 100 * DAY)).toBe('session_calls');
+      expect(await s.reserveSpend('t', 10, 1, 100)).toBe(false);
+      expect(await s.reserveSpend('t', 9, 1, 100)).toBe(false);
+      // A breaker closed less than a day ago is kept for a clock stepped back: open again then.
+      expect(await s.openBreaker('recent', now - 20)).toBe('loop');
+      await expect(s.prune({ now: Number.NaN, windowMs: W })).rejects.toThrow(TypeError);
+      await expect(s.prune({ now, windowMs: 0 })).rejects.toThrow(TypeError);
+    });
+
     if (makePair !== undefined) {
       it('replicas share one truth: concurrent reservations never pass the limit', async () => {
         const [a, b] = await makePair();

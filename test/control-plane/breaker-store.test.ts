@@ -36,6 +36,7 @@ function faultyBreakerStore(inner: BreakerStore): BreakerStore & { admitMode: Mo
       fail(store.spendMode, () => inner.reserveSpend(t, d, c, l)),
     releaseSpend: (t: string, d: number, c: number) => inner.releaseSpend(t, d, c),
     reset: (target: Parameters<BreakerStore['reset']>[0]) => inner.reset(target),
+    prune: (input: Parameters<BreakerStore['prune']>[0]) => inner.prune(input),
   };
   return store;
 }

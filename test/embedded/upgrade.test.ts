@@ -1,7 +1,7 @@
 /**
  * In-place upgrade of a data directory made by the previous release (test/fixtures/data-dir-v0,
  * see its README): its SQLite files have the tables but no schema versions. The current build
- * starts over a copy, records version 1 for every store (SPEC §4; L7 ledger protection: the
+ * starts over a copy, records every store's versions from 1 up (SPEC §4; L7 ledger protection: the
  * ledger's rows are read, never rewritten), keeps the clients, approvers, governance state and
  * history, serves governed calls, exports a bundle that verifies offline under the published
  * trust roots, and a second start applies nothing.
@@ -130,7 +130,7 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
     ).toBeDefined();
   });
 
-  it('starts over it and records version 1 for every store', async () => {
+  it('starts over it and records every store at its newest version, from version 1 up', async () => {
     await start();
     const v = versions();
     const stores = (file: string) => v[file]?.map((r) => [r.store, r.version]);
@@ -138,6 +138,7 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
     expect(stores('state.db')).toEqual([
       ['approvals', 1],
       ['breakers', 1],
+      ['breakers', 2],
       ['gate_state', 1],
       ['governance', 1],
     ]);

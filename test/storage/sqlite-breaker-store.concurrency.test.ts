@@ -37,11 +37,17 @@ beforeAll(() => {
     .replace(/from '\.\.\/breaker-rows\.js'/, `from './breaker-rows.mjs'`)
     .replace(/from '\.\.\/postgres\/rows\.js'/, `from './rows.mjs'`)
     // The kernel's schema runner is import-free: the workers load it alone.
-    .replace(/from '\.\.\/\.\.\/kernel\/index\.js'/, `from './schema-migrations.mjs'`);
+    .replace(/from '\.\.\/\.\.\/kernel\/index\.js'/, `from './schema-migrations.mjs'`)
+    // Of the Control Plane, only the breaker store's prune bounds (its file imports types only).
+    .replace(/from '\.\.\/\.\.\/control-plane\/index\.js'/, `from './control-plane-breaker-store.mjs'`);
   expect(store).toContain(sqliteUrl);
   expect(store).toContain('./schema-migrations.mjs');
   expect(store).toContain('./breaker-rows.mjs');
   expect(store).toContain('./rows.mjs');
+  expect(store).toContain('./control-plane-breaker-store.mjs');
+  const cpStore = transpile('src/control-plane/breaker-store.ts');
+  expect(cpStore).not.toMatch(/^import /m);
+  writeFileSync(join(dir, 'control-plane-breaker-store.mjs'), cpStore);
   const breakerRows = transpile('src/storage/breaker-rows.ts');
   // Type-only imports are erased: the workers load nothing else.
   expect(breakerRows).not.toMatch(/^import /m);

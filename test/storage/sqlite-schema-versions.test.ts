@@ -56,7 +56,7 @@ const STORES: readonly VersionedStore[] = [
   },
   {
     store: 'breakers',
-    version: 1,
+    version: 2,
     open: (path) => {
       const s = createSqliteBreakerStore(path);
       return () => Promise.resolve(s.close());
@@ -161,11 +161,12 @@ describe('SQLite schema versions of a shared file and of read-only opens (SPEC Â
       ['gate_state', 'governance', 'breakers', 'approvals'].includes(x.store),
     ))
       await openAndClose(s, path);
-    expect(versionRows(path).map((r) => r.store)).toEqual([
-      'approvals',
-      'breakers',
-      'gate_state',
-      'governance',
+    expect(versionRows(path).map((r) => [r.store, r.version])).toEqual([
+      ['approvals', 1],
+      ['breakers', 1],
+      ['breakers', 2],
+      ['gate_state', 1],
+      ['governance', 1],
     ]);
   });
 

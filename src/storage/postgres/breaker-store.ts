@@ -9,17 +9,21 @@
  *   and the tenant (taken in ascending key order) and prune the hits that fell out of the window
  *   of the keys they touch (and a few of any key older than two windows);
  * - `reserveSpend` is one conditional upsert: two replicas reserving at once never pass the limit;
- * - an open breaker's end `Infinity` is stored as NULL.
+ * - an open breaker's end `Infinity` is stored as NULL;
+ * - `prune` deletes in batches through indexes (schema v3), and runs by itself in the background
+ *   every 1000 admissions; lifetime counts are never pruned.
  *
  * Keys are stored as their UTF-8 bytes. Every row read back is parsed; any failure — a database
  * that is stopped, slow past the pool's deadlines or garbled, a malformed row, a value that cannot
  * be stored — rejects, and the Control Plane denies (fail closed). The store owns nothing: the
  * backend that opened `db` closes it.
  */
+import { breakerPruneBounds } from '../../control-plane/index.js';
 import type {
   AdmitCounts,
   AdmitInput,
   BreakerName,
+  BreakerPruneInput,
   BreakerResetTarget,
   BreakerStore,
 } from '../../control-plane/index.js';
@@ -57,6 +61,25 @@ const RESERVE = `INSERT INTO breaker_spend AS s (tenant, day, cents)
 const RELEASE = `UPDATE breaker_spend SET cents = greatest(0, cents - $3::bigint)
   WHERE tenant = $1::bytea AND day = $2::bigint`;
 
+// Prune batches, $1 the bound, $2 the batch: each deletes at most $2 rows found through an index
+// in its order, skipping rows another prune (or an admission's own pruning) holds.
+const PRUNE_HITS = `DELETE FROM breaker_hits WHERE ctid = ANY (ARRAY(
+  SELECT ctid FROM breaker_hits WHERE at <= $1::bigint ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED))`;
+// The end is checked again on the locked row: a breaker tripped again meanwhile stays.
+const PRUNE_OPEN = `DELETE FROM breaker_open WHERE principal = ANY (ARRAY(
+  SELECT principal FROM breaker_open WHERE until IS NOT NULL AND until <= $1::bigint
+   ORDER BY until LIMIT $2 FOR UPDATE SKIP LOCKED)) AND until IS NOT NULL AND until <= $1::bigint`;
+const PRUNE_SPEND = `DELETE FROM breaker_spend WHERE (tenant, day) IN (
+  SELECT tenant, day FROM breaker_spend WHERE day < $1::bigint
+   ORDER BY day LIMIT $2 FOR UPDATE SKIP LOCKED) AND day < $1::bigint`;
+
+/** Rows one prune statement deletes at most. */
+const PRUNE_BATCH = 5000;
+/** Admissions between two prunes a store starts by itself (in the background). */
+const PRUNE_EVERY = 1000;
+/** Wall time one background prune may take before it leaves the rest to the next one (ms). */
+const BACKGROUND_BUDGET_MS = 5000;
+
 /** A count the store answered: a positive safe integer. */
 function count(row: Row, column: string): number {
   const n = rowInt(row[column], column);
@@ -85,6 +108,42 @@ export function createPostgresBreakerStore(db: PostgresPool): BreakerStore {
   const rows = async (sql: string, params: unknown[]): Promise<Row[]> =>
     (await db.pool.query<Row>(sql, params)).rows;
 
+  /** Batches of each table until a batch comes back short, or the budget is spent. */
+  const prune = async (input: BreakerPruneInput, budgetMs?: number): Promise<number> => {
+    const bounds = breakerPruneBounds(input);
+    const started = performance.now();
+    let deleted = 0;
+    for (const [sql, bound] of [
+      [PRUNE_HITS, bounds.hitsAtOrBefore],
+      [PRUNE_OPEN, bounds.openEndedAtOrBefore],
+      [PRUNE_SPEND, bounds.spendDaysBefore],
+    ] as const) {
+      for (;;) {
+        if (budgetMs !== undefined && performance.now() - started >= budgetMs) return deleted;
+        const n = (await db.pool.query(sql, [bound, PRUNE_BATCH])).rowCount;
+        if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
+          throw new TypeError('prune returned no row count');
+        deleted += n;
+        if (n < PRUNE_BATCH) break;
+      }
+    }
+    return deleted;
+  };
+  let sincePrune = 0;
+  let pruning = false;
+  /** Every {@link PRUNE_EVERY} admissions, one prune in the background; a failed one waits for the next. */
+  const autoPrune = (input: AdmitInput): void => {
+    sincePrune += 1;
+    if (sincePrune < PRUNE_EVERY || pruning) return;
+    sincePrune = 0;
+    pruning = true;
+    void prune({ now: input.now, windowMs: input.windowMs }, BACKGROUND_BUDGET_MS)
+      .catch(() => 0)
+      .finally(() => {
+        pruning = false;
+      });
+  };
+
   return Object.freeze({
     async admit(input: AdmitInput): Promise<AdmitCounts> {
       assertInt(input.now, 'now');
@@ -96,7 +155,9 @@ export function createPostgresBreakerStore(db: PostgresPool): BreakerStore {
         input.now,
         input.windowMs,
       ];
-      return admitFromRow((await rows(ADMIT, params))[0]);
+      const counts = admitFromRow((await rows(ADMIT, params))[0]);
+      autoPrune(input);
+      return counts;
     },
     async trip(principal: string, breaker: BreakerName, until: number): Promise<void> {
       assertBreakerName(breaker);
@@ -131,5 +192,6 @@ export function createPostgresBreakerStore(db: PostgresPool): BreakerStore {
       const [kind, key] = resetKey(target);
       await rows('SELECT failclosed_breaker_reset($1::integer, $2::bytea)', [kind, key]);
     },
+    prune: (input: BreakerPruneInput) => prune(input),
   });
 }

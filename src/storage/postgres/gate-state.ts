@@ -41,16 +41,44 @@ interface ClientRow {
 
 const CLIENT_COLUMNS = 'identity, tenant, kid, jwk, status, registered_at, roles';
 
-// The rows of each client beyond its newest `$2`, older than the latest seen_at minus `$1`.
-const PRUNE = `
-DELETE FROM gate_request_nonces WHERE (identity, seq) IN (
-  SELECT r.identity, r.seq FROM (
-    SELECT identity, seq, seen_at,
-           row_number() OVER (PARTITION BY identity ORDER BY seq DESC) AS rn
-      FROM gate_request_nonces
-  ) r
-  WHERE r.rn > $2 AND r.seen_at < (SELECT max(seen_at) FROM gate_request_nonces) - $1
-)`;
+/** Rows one prune statement examines at most: every statement stays far below the deadline. */
+const PRUNE_BATCH = 5000;
+/** Wall time one background prune may take before it leaves the rest to the next one (ms). */
+const BACKGROUND_BUDGET_MS = 5000;
+
+// The clients with rows: a skip scan of the (identity, seq) index, one probe per client, never
+// a pass over the rows.
+const IDENTITIES = `WITH RECURSIVE ids(identity) AS (
+  (SELECT identity FROM gate_request_nonces ORDER BY identity LIMIT 1)
+  UNION ALL
+  SELECT (SELECT n.identity FROM gate_request_nonces n WHERE n.identity > ids.identity
+           ORDER BY n.identity LIMIT 1)
+    FROM ids WHERE ids.identity IS NOT NULL
+) SELECT identity FROM ids WHERE identity IS NOT NULL`;
+
+// One backward step of the seen_at index.
+const LATEST = 'SELECT max(seen_at) AS latest FROM gate_request_nonces';
+
+// $1 identity, $2 keep - 1: the seq of the client's keep-th newest row (none with fewer rows).
+// Reads `keep` entries of the (identity, seq) index, whatever the table's size.
+const FLOOR = `SELECT seq FROM gate_request_nonces WHERE identity = $1
+  ORDER BY seq DESC OFFSET $2 LIMIT 1`;
+
+// $1 identity, $2 cursor (seq examined last), $3 floor seq, $4 cutoff seen_at, $5 batch. The
+// next `$5` rows of the client past the cursor and below its floor, in index order; those seen
+// before the cutoff go (by ctid: a TID scan, no second index search). Examining by seq, not by
+// seen_at, keeps every batch bounded even when a clock step left new seen_at values among old
+// rows: such rows are passed over once per prune, never looked at again.
+const PRUNE_BATCH_SQL = `WITH c AS (
+  SELECT ctid AS tid, seq, seen_at FROM gate_request_nonces
+   WHERE identity = $1 AND seq > $2::bigint AND seq < $3::bigint
+   ORDER BY seq LIMIT $5
+), d AS (
+  DELETE FROM gate_request_nonces WHERE ctid = ANY (ARRAY(SELECT tid FROM c WHERE seen_at < $4::bigint))
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM c) AS examined, (SELECT max(seq) FROM c) AS last,
+       (SELECT count(*) FROM d) AS deleted`;
 
 /**
  * A {@link GateStateStore} over `db` (migrated to the current schema). `close()` stops this
@@ -71,6 +99,7 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
   let closed = false;
   const keyCache = new Map<string, PublicKey>();
   let claimsSincePrune = 0;
+  let resumeAt: string | undefined;
   let pruning: Promise<unknown> | undefined;
 
   const open = (): void => {
@@ -118,16 +147,69 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
     return r.rows.map(parseClient);
   };
 
-  const prune = async (): Promise<number> => {
-    const r = await pool.query(PRUNE, [retention, keep]);
-    return r.rowCount ?? 0;
+  /**
+   * Deletes, client by client and in batches of {@link PRUNE_BATCH} rows (each one short
+   * statement), the rows older than the latest `seen_at` minus the retention that are not among
+   * the client's newest `keep` rows (FC-INV-3). A background prune stops when done or once
+   * {@link BACKGROUND_BUDGET_MS} is spent (the rest goes at the next one; `close()` waits for
+   * it); a prune called runs until done, and stops with an error when the store closes. Rows it
+   * keeps are exactly those the rule keeps: a prune that stops early or fails only keeps more.
+   */
+  const prune = async (background: boolean): Promise<number> => {
+    const started = performance.now();
+    const spent = (): boolean => {
+      if (!background && closed) throw new Error('gate state is closed');
+      return background && performance.now() - started >= BACKGROUND_BUDGET_MS;
+    };
+    const latestRow = (await pool.query<{ latest: unknown }>(LATEST)).rows[0]?.latest;
+    if (latestRow === null || latestRow === undefined) return 0;
+    const cutoff = rowInt(latestRow, 'gate_request_nonces.seen_at') - retention;
+    const listed = (await pool.query<{ identity: unknown }>(IDENTITIES)).rows.map((r) =>
+      rowText(r.identity, 'gate_request_nonces.identity'),
+    );
+    // A run that stopped on its budget is resumed at the client it stopped in, so clients late
+    // in the order are reached too.
+    const from = Math.max(0, listed.indexOf(resumeAt ?? ''));
+    const identities = [...listed.slice(from), ...listed.slice(0, from)];
+    let deleted = 0;
+    for (const identity of identities) {
+      if (spent()) {
+        resumeAt = identity;
+        return deleted;
+      }
+      const floorRow = (await pool.query<{ seq: unknown }>(FLOOR, [identity, keep - 1])).rows[0];
+      if (floorRow === undefined) continue;
+      const floor = rowInt(floorRow.seq, 'gate_request_nonces.seq');
+      let cursor = 0;
+      for (;;) {
+        const r = await pool.query<Record<string, unknown>>(PRUNE_BATCH_SQL, [
+          identity,
+          cursor,
+          floor,
+          cutoff,
+          PRUNE_BATCH,
+        ]);
+        const row = r.rows[0];
+        if (row === undefined) throw new TypeError('prune answered no row');
+        const examined = rowInt(row['examined'], 'examined');
+        deleted += rowInt(row['deleted'], 'deleted');
+        if (examined < PRUNE_BATCH) break;
+        if (spent()) {
+          resumeAt = identity;
+          return deleted;
+        }
+        cursor = rowInt(row['last'], 'last');
+      }
+    }
+    resumeAt = undefined;
+    return deleted;
   };
   /** Every `pruneEvery` claims a prune starts in the background; a failed one is retried at the next. */
   const counted = (): void => {
     claimsSincePrune += 1;
     if (claimsSincePrune < pruneEvery || pruning !== undefined || closed) return;
     claimsSincePrune = 0;
-    pruning = prune()
+    pruning = prune(true)
       .catch(() => 0)
       .finally(() => {
         pruning = undefined;
@@ -214,7 +296,7 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
     },
     async pruneReplay() {
       open();
-      return prune();
+      return prune(false);
     },
     async close() {
       closed = true;

@@ -295,10 +295,22 @@ ALTER TABLE ledger_open_requests ADD COLUMN owner text NOT NULL DEFAULT '';
 CREATE INDEX ledger_open_requests_owner ON ledger_open_requests (owner);
 `;
 
+/**
+ * Version 3: indexes that let the breaker prune (`BreakerStore.prune`) delete by range in
+ * bounded batches: open breakers by their end, tenant spend by its day (hits, request nonces and
+ * envelope nonces have theirs since version 1). Both tables are small (a row per tripped
+ * principal, per tenant and day), so the indexes build at once inside the migration.
+ */
+const V_PRUNE = `
+CREATE INDEX breaker_open_until ON breaker_open (until) WHERE until IS NOT NULL;
+CREATE INDEX breaker_spend_day ON breaker_spend (day);
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
   { version: 2, name: 'open requests owned by gate instances', sql: V_REPLICAS },
+  { version: 3, name: 'prune indexes: open breakers by end, spend by day', sql: V_PRUNE },
 ]);
 
 /** The newest schema version this build knows. */

@@ -37,9 +37,10 @@ export interface PostgresNonceStoreOptions {
   readonly now: Clock;
   /**
    * Seconds every envelope may still be presented after its `exp`: the verifier's clock
-   * tolerance plus the maximum envelope lifetime. When set, the store prunes itself every 1000
-   * consumptions and voids made through it (see `NonceStore.prune`); without it, rows are kept
-   * until `prune` is called.
+   * tolerance plus the maximum envelope lifetime. When set, the store prunes itself in the
+   * background every 1000 consumptions and voids made through it (see `NonceStore.prune`; at
+   * most 5 s of batches per run, the rest at the next run); without it, rows are kept until
+   * `prune` is called.
    */
   readonly retainAfterExpSec?: number;
 }
@@ -69,8 +70,17 @@ const RAISE = `UPDATE envelope_nonce_horizon AS h
   FROM (SELECT max(exp) AS max_exp FROM envelope_nonces) AS m
   WHERE h.id = 1 AND m.max_exp IS NOT NULL`;
 
-const DELETE_BELOW = `DELETE FROM envelope_nonces
-  WHERE exp < (SELECT horizon FROM envelope_nonce_horizon WHERE id = 1)`;
+// $1 batch. The lowest `$1` rows below the horizon, in `exp` index order, skipping rows another
+// prune is deleting; by ctid, a TID scan.
+const DELETE_BELOW = `DELETE FROM envelope_nonces WHERE ctid = ANY (ARRAY(
+  SELECT ctid FROM envelope_nonces
+   WHERE exp < (SELECT horizon FROM envelope_nonce_horizon WHERE id = 1)
+   ORDER BY exp LIMIT $1 FOR UPDATE SKIP LOCKED))`;
+
+/** Rows one delete statement of a prune removes at most: each stays far below the deadline. */
+const PRUNE_BATCH = 5000;
+/** Wall time one automatic prune may take before it leaves the rest to the next one (ms). */
+const AUTO_PRUNE_BUDGET_MS = 5000;
 
 /** What one claim found: the row is new, or the row there is a void or a consumption. */
 type Claim = 'new' | 'voided' | 'consumed';
@@ -139,7 +149,8 @@ export function createPostgresNonceStore(db: PostgresPool, options: PostgresNonc
     return p;
   };
 
-  const prune = async (nowSec: number, toleranceSec: number): Promise<number> => {
+  /** Raises the horizon: the only step that holds consumptions back, for one short statement. */
+  const raise = async (nowSec: number, toleranceSec: number): Promise<void> => {
     const client = await db.pool.connect();
     let broken: Error | undefined;
     try {
@@ -147,12 +158,7 @@ export function createPostgresNonceStore(db: PostgresPool, options: PostgresNonc
       // Waits for the deciding statements in flight, holds new ones back until COMMIT.
       await client.query('LOCK TABLE envelope_nonces IN SHARE ROW EXCLUSIVE MODE');
       await client.query(RAISE, [nowSec, toleranceSec]);
-      const deleted = await client.query(DELETE_BELOW);
       await client.query('COMMIT');
-      const count = deleted.rowCount;
-      if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0)
-        throw new TypeError('prune returned no row count');
-      return count;
     } catch (err) {
       await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
         broken = rollbackErr instanceof Error ? rollbackErr : new Error('rollback failed');
@@ -163,13 +169,46 @@ export function createPostgresNonceStore(db: PostgresPool, options: PostgresNonc
     }
   };
 
-  const autoPrune = async (): Promise<void> => {
-    if (retain === undefined) return;
+  /**
+   * Raises the horizon under the table lock, then deletes below it in batches of
+   * {@link PRUNE_BATCH} rows without the lock, until none is left or the budget is spent. Once
+   * the raise committed, every deciding statement reads the new horizon (the lock waited for the
+   * statements that read the old one, and a statement takes its locks before its snapshot), so
+   * none inserts a `jti` below it again: the batches race with nothing that decides (OE-INV-017).
+   */
+  const prune = async (nowSec: number, toleranceSec: number, budgetMs?: number): Promise<number> => {
+    const started = performance.now();
+    await raise(nowSec, toleranceSec);
+    let deleted = 0;
+    for (;;) {
+      const count = (await db.pool.query(DELETE_BELOW, [PRUNE_BATCH])).rowCount;
+      if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0)
+        throw new TypeError('prune returned no row count');
+      deleted += count;
+      if (count < PRUNE_BATCH) return deleted;
+      if (budgetMs !== undefined && performance.now() - started >= budgetMs) return deleted;
+    }
+  };
+
+  let autoPruning = false;
+  /**
+   * Every {@link PRUNE_EVERY} calls a prune starts in the background (one at a time): the
+   * verdict that triggered it is answered at once, and a failed prune only keeps rows until the
+   * next one. `close()` waits for it.
+   */
+  const autoPrune = (): void => {
+    if (retain === undefined || closed) return;
     sincePrune += 1;
-    if (sincePrune < PRUNE_EVERY) return;
+    if (sincePrune < PRUNE_EVERY || autoPruning) return;
     sincePrune = 0;
-    // The verdict is already committed; a failed prune only keeps rows until the next one.
-    await prune(Math.floor(options.now() / 1000), retain).catch(() => 0);
+    autoPruning = true;
+    void track(
+      prune(Math.floor(options.now() / 1000), retain, AUTO_PRUNE_BUDGET_MS)
+        .catch(() => 0)
+        .finally(() => {
+          autoPruning = false;
+        }),
+    );
   };
 
   const decide = async (input: NonceConsumption, voided: boolean): Promise<Claim> => {
@@ -205,8 +244,8 @@ export function createPostgresNonceStore(db: PostgresPool, options: PostgresNonc
       return Promise.reject(err instanceof Error ? err : new TypeError('invalid consumption'));
     }
     return track(
-      decide(input, voided).then(async (r) => {
-        await autoPrune();
+      decide(input, voided).then((r) => {
+        autoPrune();
         return r;
       }),
     );

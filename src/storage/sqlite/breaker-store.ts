@@ -7,16 +7,19 @@
  *
  * Keys are stored as their UTF-8 bytes; an open breaker's end `Infinity` is stored as NULL; each
  * admission prunes the hits that fell out of the window of the keys it touches, and a few hits
- * of any key older than two windows. Any failure — the
+ * of any key older than two windows; every 1000 admissions a prune (`BreakerStore.prune`) runs
+ * after the admission's turn, in transactions of at most 2000 rows. Any failure — the
  * file locked past the busy timeout, closed, malformed rows — rejects, and the Control Plane
  * denies (fail closed).
  */
 import Database from 'better-sqlite3';
 import { migrateSchema, type SchemaMigration } from '../../kernel/index.js';
+import { breakerPruneBounds } from '../../control-plane/index.js';
 import type {
   AdmitCounts,
   AdmitInput,
   BreakerName,
+  BreakerPruneInput,
   BreakerResetTarget,
   BreakerStore,
 } from '../../control-plane/index.js';
@@ -70,10 +73,27 @@ CREATE TABLE IF NOT EXISTS breaker_spend (
 ) STRICT, WITHOUT ROWID;
 `;
 
-/** Schema versions of the breaker state (store `breakers`; append-only): 1 is the pre-versioning schema. */
+/**
+ * Schema versions of the breaker state (store `breakers`; append-only): 1 is the pre-versioning
+ * schema; 2 adds the indexes the prune deletes by (open breakers by end, spend by day), applied
+ * in place to a file at version 1 when it opens.
+ */
 const MIGRATIONS: readonly SchemaMigration[] = [
   { version: 1, name: 'breaker totals, hits, open breakers, spend', up: SCHEMA },
+  {
+    version: 2,
+    name: 'prune indexes: open breakers by end, spend by day',
+    up: `CREATE INDEX IF NOT EXISTS breaker_open_until ON breaker_open (until) WHERE until IS NOT NULL;
+CREATE INDEX IF NOT EXISTS breaker_spend_day ON breaker_spend (day);`,
+  },
 ];
+
+/** Rows one prune transaction deletes at most: it holds the file's write lock only briefly. */
+const PRUNE_BATCH = 2000;
+/** Admissions between two prunes the store starts by itself (in the background). */
+const PRUNE_EVERY = 1000;
+/** Wall time one background prune may take before it leaves the rest to the next one (ms). */
+const BACKGROUND_BUDGET_MS = 1000;
 
 type Row = Record<string, unknown>;
 const EMPTY = Buffer.alloc(0);
@@ -112,7 +132,7 @@ export function createSqliteBreakerStore(
     `INSERT INTO breaker_totals (principal, total) VALUES (?, 1)
      ON CONFLICT (principal) DO UPDATE SET total = total + 1 RETURNING total`,
   );
-  const prune = db.prepare<{ p: Buffer; t: Buffer; cutoff: number }>(
+  const pruneWindows = db.prepare<{ p: Buffer; t: Buffer; cutoff: number }>(
     `DELETE FROM breaker_hits WHERE at <= @cutoff AND (
        (kind IN (0, 2) AND key = @p) OR (kind = 1 AND key = @t))`,
   );
@@ -140,6 +160,20 @@ export function createSqliteBreakerStore(
   const release = db.prepare<[number, Buffer, number]>(
     'UPDATE breaker_spend SET cents = max(0, cents - ?) WHERE tenant = ? AND day = ?',
   );
+  // Prune batches, bound then batch size: each deletes at most one batch found through an index.
+  const pruneSteps = [
+    db.prepare<[number, number]>(
+      'DELETE FROM breaker_hits WHERE rowid IN (SELECT rowid FROM breaker_hits WHERE at <= ? ORDER BY at LIMIT ?)',
+    ),
+    db.prepare<[number, number]>(
+      `DELETE FROM breaker_open WHERE principal IN (SELECT principal FROM breaker_open
+         WHERE until IS NOT NULL AND until <= ? ORDER BY until LIMIT ?)`,
+    ),
+    db.prepare<[number, number]>(
+      `DELETE FROM breaker_spend WHERE (tenant, day) IN (SELECT tenant, day FROM breaker_spend
+         WHERE day < ? ORDER BY day LIMIT ?)`,
+    ),
+  ] as const;
   const resetPrincipal = [
     db.prepare<[Buffer]>('DELETE FROM breaker_open WHERE principal = ?'),
     db.prepare<[Buffer]>('DELETE FROM breaker_totals WHERE principal = ?'),
@@ -167,7 +201,7 @@ export function createSqliteBreakerStore(
     if (already !== null) return { open: already };
     const total = count(addTotal.get(p), 'total');
     const cutoff = input.now - input.windowMs;
-    prune.run({ p, t, cutoff });
+    pruneWindows.run({ p, t, cutoff });
     sweep.run(input.now - 2 * input.windowMs);
     hit.run(0, p, EMPTY, input.now);
     hit.run(1, t, EMPTY, input.now);
@@ -198,12 +232,57 @@ export function createSqliteBreakerStore(
     for (const s of kind === 0 ? resetPrincipal : resetTenant) s.run(key);
   });
 
+  let closed = false;
+  // One batch of one table in its own transaction: other processes' admissions interleave.
+  const pruneBatch = db.transaction((table: 0 | 1 | 2, bound: number): number => {
+    return pruneSteps[table].run(bound, PRUNE_BATCH).changes;
+  });
+  /**
+   * Batches of each table, yielding to the event loop between them, until a batch comes back
+   * short, the budget is spent or the store closes.
+   */
+  const prune = async (input: BreakerPruneInput, budgetMs?: number): Promise<number> => {
+    const b = breakerPruneBounds(input);
+    const bounds = [b.hitsAtOrBefore, b.openEndedAtOrBefore, b.spendDaysBefore] as const;
+    const started = performance.now();
+    let deleted = 0;
+    for (const table of [0, 1, 2] as const) {
+      for (;;) {
+        if (closed) throw new Error('breaker store closed');
+        if (budgetMs !== undefined && performance.now() - started >= budgetMs) return deleted;
+        const n = pruneBatch.immediate(table, bounds[table]);
+        deleted += n;
+        if (n < PRUNE_BATCH) break;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+    return deleted;
+  };
+  let sincePrune = 0;
+  let pruning = false;
+  /** Every {@link PRUNE_EVERY} admissions, one prune after this turn; a failed one waits for the next. */
+  const autoPrune = (input: AdmitInput): void => {
+    sincePrune += 1;
+    if (sincePrune < PRUNE_EVERY || pruning) return;
+    sincePrune = 0;
+    pruning = true;
+    setImmediate(() => {
+      prune({ now: input.now, windowMs: input.windowMs }, BACKGROUND_BUDGET_MS)
+        .catch(() => 0)
+        .finally(() => {
+          pruning = false;
+        });
+    });
+  };
+
   return Object.freeze({
     admit: (input: AdmitInput) =>
       attempt(() => {
         assertInt(input.now, 'now');
         assertInt(input.windowMs, 'windowMs', 1);
-        return admit.immediate(input);
+        const counts = admit.immediate(input);
+        autoPrune(input);
+        return counts;
       }),
     trip: (principal: string, breaker: BreakerName, until: number) =>
       attempt(() => {
@@ -229,7 +308,12 @@ export function createSqliteBreakerStore(
         releaseOne.immediate(keyBytes(tenant, 'tenant'), day, cents);
       }),
     reset: (target: BreakerResetTarget) => attempt(() => reset.immediate(target)),
+    prune: (input: BreakerPruneInput) => {
+      if (closed) return Promise.reject(new Error('breaker store closed'));
+      return prune(input);
+    },
     close(): void {
+      closed = true;
       db.close();
     },
   });
