@@ -133,7 +133,7 @@ export async function issueApproved(
   if (spend.tripped)
     return hooks.abandon(deny('ERR_CIRCUIT_OPEN', `circuit breaker ${spend.breaker} is open`));
   // Single issuance: only the call that moves `approved` to `issued` signs an envelope.
-  if (!approvals.markIssued(id)) {
+  if (!(await approvals.markIssued(id))) {
     spend.release();
     return hooks.abandon(deny('ERR_REQUEST_REPLAYED', 'the approved call was already issued'));
   }
@@ -197,7 +197,7 @@ export async function activateWithApprovals(
     return withId(deny('ERR_APPROVAL_REJECTED', 'an approver rejected the activation'), decision_id);
   if (p.status === 'expired' || deps.now() >= p.expires_at)
     return withId(deny('ERR_APPROVAL_EXPIRED', 'the approval window expired'), decision_id);
-  if (!approvals.markIssued(decision_id))
+  if (!(await approvals.markIssued(decision_id)))
     return withId(deny('ERR_REQUEST_REPLAYED', 'the activation was already carried out'), decision_id);
   return activate({ decision_id, approvals: p.approvals });
 }

@@ -258,7 +258,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   // ledgered activation and the pointer, leaves a bundle the ledger replaced; it is withheld.
   const guarded = withholdStaleBundle(localBundles, ledgerActive);
   const bundles = mirror === undefined ? guarded : mirroredBundleStore(guarded, mirror, p.bundles);
-  const approvals = openApprovals(dir, { ledgerPort, clock, state });
+  const approvals = openApprovals(dir, { ledgerPort, clock, state, store: backend.approvals });
   const issuerKey = readSigningKey(p.issuerKey);
   const controlPlane = createControlPlane({
     ledger: ledgerPort,
@@ -383,7 +383,6 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const close = async (): Promise<void> => {
     await ledger.close();
     await backend.close();
-    approvals.close();
     unlock();
   };
   let recovery: RecoveryDeps;

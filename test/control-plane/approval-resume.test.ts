@@ -51,7 +51,7 @@ async function setup(over: Partial<ControlPlaneDeps> = {}, faults: { bundleGet?:
     return { approvals, bundles, ...over };
   });
   opened.push(r);
-  approvals.setOwner('agent-1', 'olga');
+  await approvals.setOwner('agent-1', 'olga');
   const keys = new Map<string, SigningKey>();
   for (const name of ['ann', 'ben']) {
     const key = generateSigningKey();

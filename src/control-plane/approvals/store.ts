@@ -9,6 +9,20 @@
 import Database from 'better-sqlite3';
 import type { KeyObject } from 'node:crypto';
 import { migrateSchema, parsePublicJwk, type SchemaMigration } from '../../kernel/index.js';
+import {
+  parseApproverKey,
+  parseApproverRow,
+  parseApproverWithKey,
+  parseGrantBody,
+  parsePendingRow,
+  parseReviewBody,
+  parseVoteRow,
+  pendingBody,
+  textOf,
+  type ApproverColumns,
+  type PendingColumns,
+  type VoteColumns,
+} from './records.js';
 import type { Ed25519Jwks, JsonObject, JsonValue } from '../../kernel/index.js';
 import type { LedgerRef } from '../ledger-port.js';
 
@@ -135,51 +149,59 @@ const MIGRATIONS: readonly SchemaMigration[] = [
   },
 ];
 
-/** The approval state. Every method is synchronous and throws when the database fails. */
+/**
+ * The approval state (OE-INV-019/020, FC-INV-4 single use). Every method returns a promise and
+ * rejects when the database fails or a row read back is malformed; the callers deny. Every state
+ * transition is one atomic operation of the database, so several Control Plane replicas sharing
+ * one database count each vote once and issue each approved call once.
+ */
 export interface ApprovalStore {
+  /** Registers an approver; rejects with `TypeError` for a malformed key or a taken name. */
   registerApprover(input: {
     name: string;
     roles: readonly string[];
     jwk: unknown;
     atMs: number;
-  }): ApproverRecord;
+  }): Promise<ApproverRecord>;
   /** The approver and its checked public key, or undefined. */
-  approver(name: string): (ApproverRecord & { readonly publicKey: KeyObject }) | undefined;
-  listApprovers(): readonly ApproverRecord[];
+  approver(name: string): Promise<(ApproverRecord & { readonly publicKey: KeyObject }) | undefined>;
+  listApprovers(): Promise<readonly ApproverRecord[]>;
   /** Approver public keys with the revoked kids (audit bundles). */
-  approverJwks(): Ed25519Jwks;
-  setOwner(identity: string, owner: string): void;
-  ownerOf(identity: string): string | undefined;
-  /** Inserts a pending approval; false when one exists for the decision. */
-  insertPending(rec: PendingRecord): boolean;
-  pending(decisionId: string): PendingRecord | undefined;
-  listPending(): readonly PendingRecord[];
+  approverJwks(): Promise<Ed25519Jwks>;
+  setOwner(identity: string, owner: string): Promise<void>;
+  ownerOf(identity: string): Promise<string | undefined>;
+  /** Inserts a pending approval; false when one exists for the decision (the first one stays). */
+  insertPending(rec: PendingRecord): Promise<boolean>;
+  pending(decisionId: string): Promise<PendingRecord | undefined>;
+  listPending(): Promise<readonly PendingRecord[]>;
   /**
    * Records a vote and marks its approval hash used, atomically: `'duplicate'` when this approver
-   * already voted on the decision, `'replayed'` when the signed approval was used before.
+   * already voted on the decision, `'replayed'` when the signed approval was used before. Of two
+   * identical votes racing, exactly one is `'ok'`.
    */
-  addVote(vote: VoteRecord): 'ok' | 'duplicate' | 'replayed';
-  /** Marks a statement hash used (break-glass, reviews); false when it was used before. */
-  markUsed(sha256: string, atMs: number): boolean;
-  votes(decisionId: string): readonly VoteRecord[];
-  /** `pending` → `status`; false when the decision was no longer pending. */
+  addVote(vote: VoteRecord): Promise<'ok' | 'duplicate' | 'replayed'>;
+  /** Marks a statement hash used (break-glass, reviews); true exactly once per hash. */
+  markUsed(sha256: string, atMs: number): Promise<boolean>;
+  votes(decisionId: string): Promise<readonly VoteRecord[]>;
+  /** `pending` → `status`; true exactly once, false when the decision was no longer pending. */
   finalize(
     decisionId: string,
     status: 'approved' | 'rejected' | 'expired',
     approvals: readonly string[],
     grantId?: string,
-  ): boolean;
+  ): Promise<boolean>;
   /** `approved` → `issued`: true exactly once per decision (single issuance). */
-  markIssued(decisionId: string): boolean;
-  insertGrant(grant: BreakGlassGrant): void;
+  markIssued(decisionId: string): Promise<boolean>;
+  insertGrant(grant: BreakGlassGrant): Promise<void>;
   /** The latest unexpired grant for `tenant` and `tool` at `atMs`. */
-  activeGrant(tenant: string, tool: string, atMs: number): BreakGlassGrant | undefined;
-  insertReview(review: ReviewRecord): void;
-  review(id: string): ReviewRecord | undefined;
-  listReviews(): readonly ReviewRecord[];
-  /** `open` → `closed`; false when it was not open. */
-  closeReview(id: string, by: string, notes: string, atMs: number): boolean;
-  close(): void;
+  activeGrant(tenant: string, tool: string, atMs: number): Promise<BreakGlassGrant | undefined>;
+  /** Inserts a review item; one with the same id is kept as it is (a retried break-glass use). */
+  insertReview(review: ReviewRecord): Promise<void>;
+  review(id: string): Promise<ReviewRecord | undefined>;
+  listReviews(): Promise<readonly ReviewRecord[]>;
+  /** `open` → `closed`; true exactly once, false when it was not open. */
+  closeReview(id: string, by: string, notes: string, atMs: number): Promise<boolean>;
+  close(): Promise<void>;
 }
 
 type Row = Record<string, unknown>;
@@ -200,12 +222,11 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
     db.close();
     throw err;
   }
-  const keys = new Map<string, KeyObject>();
   const q = {
     approver: db.prepare<[string], Row>('SELECT * FROM approval_approvers WHERE name = ?'),
     approvers: db.prepare<[], Row>('SELECT * FROM approval_approvers ORDER BY name'),
     addApprover: db.prepare(
-      'INSERT INTO approval_approvers (name, roles, kid, jwk, status, registered_at) VALUES (?, ?, ?, ?, ?, ?)',
+      'INSERT OR IGNORE INTO approval_approvers (name, roles, kid, jwk, status, registered_at) VALUES (?, ?, ?, ?, ?, ?)',
     ),
     setOwner: db.prepare(
       'INSERT INTO approval_client_owners (identity, owner) VALUES (?, ?) ON CONFLICT (identity) DO UPDATE SET owner = excluded.owner',
@@ -224,7 +245,7 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
     ),
     use: db.prepare('INSERT OR IGNORE INTO approval_used (approval_sha256, at) VALUES (?, ?)'),
     votes: db.prepare<[string], Row>(
-      'SELECT * FROM approval_votes WHERE decision_id = ? ORDER BY ledger_index',
+      'SELECT * FROM approval_votes WHERE decision_id = ? ORDER BY ledger_index, approver',
     ),
     finalize: db.prepare(
       "UPDATE approval_pending SET status = ?, approvals = ?, grant_id = ? WHERE decision_id = ? AND status = 'pending'",
@@ -236,44 +257,19 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
       'INSERT INTO approval_grants (grant_id, body, tenant, tool, expires_at) VALUES (?, ?, ?, ?, ?)',
     ),
     grant: db.prepare<[string, string, number], Row>(
-      'SELECT body FROM approval_grants WHERE tenant = ? AND tool = ? AND expires_at > ? ORDER BY expires_at DESC LIMIT 1',
+      'SELECT body FROM approval_grants WHERE tenant = ? AND tool = ? AND expires_at > ? ORDER BY expires_at DESC, grant_id LIMIT 1',
     ),
-    addReview: db.prepare('INSERT INTO approval_reviews (review_id, body, status) VALUES (?, ?, ?)'),
-    review: db.prepare<[string], Row>('SELECT body FROM approval_reviews WHERE review_id = ?'),
-    reviews: db.prepare<[], Row>('SELECT body FROM approval_reviews ORDER BY review_id'),
+    addReview: db.prepare(
+      'INSERT OR IGNORE INTO approval_reviews (review_id, body, status) VALUES (?, ?, ?)',
+    ),
+    review: db.prepare<[string], Row>('SELECT body, status FROM approval_reviews WHERE review_id = ?'),
+    reviews: db.prepare<[], Row>('SELECT body, status FROM approval_reviews ORDER BY review_id'),
     closeReview: db.prepare(
       "UPDATE approval_reviews SET body = ?, status = 'closed' WHERE review_id = ? AND status = 'open'",
     ),
   };
 
-  const toApprover = (r: Row): ApproverRecord =>
-    Object.freeze({
-      name: String(r['name']),
-      roles: Object.freeze(JSON.parse(String(r['roles'])) as string[]),
-      kid: String(r['kid']),
-      status: r['status'] === 'active' ? 'active' : 'revoked',
-      registered_at: Number(r['registered_at']),
-    });
-  const toPending = (r: Row): PendingRecord =>
-    Object.freeze({
-      ...(JSON.parse(String(r['body'])) as Omit<PendingRecord, 'status' | 'approvals' | 'grant_id'>),
-      status: String(r['status']) as PendingStatus,
-      approvals: Object.freeze(JSON.parse(String(r['approvals'])) as string[]),
-      grant_id: typeof r['grant_id'] === 'string' ? r['grant_id'] : null,
-    });
-  const toVote = (r: Row): VoteRecord =>
-    Object.freeze({
-      decision_id: String(r['decision_id']),
-      approver: String(r['approver']),
-      verdict: r['verdict'] === 'approve' ? 'approve' : 'reject',
-      role: String(r['role']),
-      method: r['method'] === 'oidc' ? 'oidc' : 'key',
-      approval_sha256: String(r['approval_sha256']),
-      at: Number(r['at']),
-      ledger_index: Number(r['ledger_index']),
-      candidate: JSON.parse(String(r['candidate'])) as JsonObject,
-    });
-
+  // One transaction: of two identical votes only one finds neither its approver nor its hash.
   const voteTx = db.transaction((v: VoteRecord): 'ok' | 'duplicate' | 'replayed' => {
     if (q.voted.get(v.decision_id, v.approver) !== undefined) return 'duplicate';
     if (q.use.run(v.approval_sha256, v.at).changes !== 1) return 'replayed';
@@ -288,14 +284,19 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
       v.ledger_index,
       JSON.stringify(v.candidate),
     ).changes;
+    // A hash unused but already on a vote cannot be: roll the used mark back and refuse.
     if (changed !== 1) throw new Error('vote not recorded');
     return 'ok';
   });
 
-  return {
-    registerApprover({ name, roles, jwk, atMs }) {
+  let closed = false;
+  const open = (): void => {
+    if (closed) throw new Error('the approval store is closed');
+  };
+  const sync: Synchronous<ApprovalStore> = {
+    registerApprover({ name, roles, jwk, atMs }: Parameters<ApprovalStore['registerApprover']>[0]) {
+      open();
       const key = parsePublicJwk(jwk);
-      if (q.approver.get(name) !== undefined) throw new TypeError(`approver ${name} already exists`);
       const row = {
         name,
         roles: JSON.stringify([...roles].sort()),
@@ -304,87 +305,160 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
         status: 'active',
         registered_at: Math.trunc(atMs),
       };
-      q.addApprover.run(row.name, row.roles, row.kid, row.jwk, row.status, row.registered_at);
-      return toApprover(row);
+      const changed = q.addApprover.run(row.name, row.roles, row.kid, row.jwk, row.status, row.registered_at);
+      if (changed.changes !== 1) throw new TypeError(`approver ${name} already exists`);
+      return parseApproverRow(row);
     },
-    approver(name) {
+    approver(name: string) {
+      open();
       const r = q.approver.get(name);
-      if (r === undefined) return undefined;
-      const jwk = String(r['jwk']);
-      let key = keys.get(jwk);
-      if (key === undefined) {
-        // Stored after the same checks by registerApprover; parsed again because the file is shared.
-        key = parsePublicJwk(JSON.parse(jwk)).keyObject;
-        keys.set(jwk, key);
-      }
-      return Object.freeze({ ...toApprover(r), publicKey: key });
+      return r === undefined ? undefined : parseApproverWithKey(r as unknown as ApproverColumns);
     },
-    listApprovers: () => Object.freeze(q.approvers.all().map(toApprover)),
+    listApprovers() {
+      open();
+      return Object.freeze(q.approvers.all().map((r) => parseApproverRow(r as unknown as ApproverColumns)));
+    },
     approverJwks() {
-      const rows = q.approvers.all();
-      const list = rows
-        .map((r) => parsePublicJwk(JSON.parse(String(r['jwk']))).jwk)
-        .sort((a, b) => (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0));
-      const revoked = rows
-        .filter((r) => r['status'] !== 'active')
-        .map((r) => String(r['kid']))
-        .sort();
-      return Object.freeze({ keys: Object.freeze(list), revoked: Object.freeze(revoked) });
+      open();
+      return jwksOf(q.approvers.all() as unknown as ApproverColumns[]);
     },
-    setOwner: (identity, owner) => void q.setOwner.run(identity, owner),
-    ownerOf(identity) {
+    setOwner(identity: string, owner: string) {
+      open();
+      q.setOwner.run(identity, owner);
+    },
+    ownerOf(identity: string) {
+      open();
       const r = q.owner.get(identity);
-      return r === undefined ? undefined : String(r['owner']);
+      return r === undefined ? undefined : textOf(r['owner'], 'owner');
     },
-    insertPending(rec) {
-      const { status, approvals, grant_id, ...body } = rec;
+    insertPending(rec: PendingRecord) {
+      open();
       return (
         q.addPending.run(
           rec.decision_id,
-          JSON.stringify(body),
-          status,
-          JSON.stringify(approvals),
-          grant_id,
+          pendingBody(rec),
+          rec.status,
+          JSON.stringify(rec.approvals),
+          rec.grant_id,
           rec.expires_at,
           rec.created_at,
         ).changes === 1
       );
     },
-    pending(id) {
+    pending(id: string) {
+      open();
       const r = q.pending.get(id);
-      return r === undefined ? undefined : toPending(r);
+      return r === undefined ? undefined : parsePendingRow(r as unknown as PendingColumns);
     },
-    listPending: () => Object.freeze(q.pendings.all().map(toPending)),
-    addVote: (v) => voteTx(v),
-    markUsed: (sha, atMs) => q.use.run(sha, Math.trunc(atMs)).changes === 1,
-    votes: (id) => Object.freeze(q.votes.all(id).map(toVote)),
-    finalize: (id, status, approvals, grantId) =>
-      q.finalize.run(status, JSON.stringify(approvals), grantId ?? null, id).changes === 1,
-    markIssued: (id) => q.issue.run(id).changes === 1,
-    insertGrant: (g) => void q.addGrant.run(g.grant_id, JSON.stringify(g), g.tenant, g.tool, g.expires_at),
-    activeGrant(tenant, tool, atMs) {
+    listPending() {
+      open();
+      return Object.freeze(q.pendings.all().map((r) => parsePendingRow(r as unknown as PendingColumns)));
+    },
+    addVote(v: VoteRecord) {
+      open();
+      return voteTx(v);
+    },
+    markUsed(sha: string, atMs: number) {
+      open();
+      return q.use.run(sha, Math.trunc(atMs)).changes === 1;
+    },
+    votes(id: string) {
+      open();
+      return Object.freeze(q.votes.all(id).map((r) => parseVoteRow(r as unknown as VoteColumns)));
+    },
+    finalize(
+      id: string,
+      status: 'approved' | 'rejected' | 'expired',
+      approvals: readonly string[],
+      grantId?: string,
+    ) {
+      open();
+      return q.finalize.run(status, JSON.stringify(approvals), grantId ?? null, id).changes === 1;
+    },
+    markIssued(id: string) {
+      open();
+      return q.issue.run(id).changes === 1;
+    },
+    insertGrant(g: BreakGlassGrant) {
+      open();
+      q.addGrant.run(g.grant_id, JSON.stringify(g), g.tenant, g.tool, g.expires_at);
+    },
+    activeGrant(tenant: string, tool: string, atMs: number) {
+      open();
       const r = q.grant.get(tenant, tool, Math.trunc(atMs));
-      return r === undefined ? undefined : (Object.freeze(JSON.parse(String(r['body']))) as BreakGlassGrant);
+      if (r === undefined) return undefined;
+      const g = parseGrantBody(r['body']);
+      // The row must be what the query selected.
+      if (g.tenant !== tenant || g.tool !== tool || !(g.expires_at > atMs))
+        throw new TypeError('approval_grants row does not match its columns');
+      return g;
     },
-    insertReview: (r) => void q.addReview.run(r.review_id, JSON.stringify(r), r.status),
-    review(id) {
+    insertReview(r: ReviewRecord) {
+      open();
+      q.addReview.run(r.review_id, JSON.stringify(r), r.status);
+    },
+    review(id: string) {
+      open();
       const r = q.review.get(id);
-      return r === undefined ? undefined : (Object.freeze(JSON.parse(String(r['body']))) as ReviewRecord);
+      return r === undefined ? undefined : parseReviewBody(r['body'], r['status']);
     },
-    listReviews: () =>
-      Object.freeze(q.reviews.all().map((r) => Object.freeze(JSON.parse(String(r['body']))) as ReviewRecord)),
-    closeReview(id, by, notes, atMs) {
+    listReviews() {
+      open();
+      return Object.freeze(q.reviews.all().map((r) => parseReviewBody(r['body'], r['status'])));
+    },
+    closeReview(id: string, by: string, notes: string, atMs: number) {
+      open();
       const r = q.review.get(id);
       if (r === undefined) return false;
       const body: ReviewRecord = {
-        ...(JSON.parse(String(r['body'])) as ReviewRecord),
+        ...parseReviewBody(r['body'], r['status']),
         status: 'closed',
         closed_by: by,
         closed_at: Math.trunc(atMs),
         notes,
       };
+      // Guarded by the status: of two closings racing only one changes the row.
       return q.closeReview.run(JSON.stringify(body), id).changes === 1;
     },
-    close: () => db.close(),
+    close() {
+      if (closed) return;
+      closed = true;
+      db.close();
+    },
   };
+  // Every method is async: a throwing statement becomes a rejection, never a synchronous throw.
+  return promised(sync);
+}
+
+/** `T` with every method answering synchronously what it resolves to. */
+type Synchronous<T> = {
+  [K in keyof T]: T[K] extends (...args: infer A) => Promise<infer R> ? (...args: A) => R : never;
+};
+
+/** Every method of `sync` as one that resolves to its result and rejects with what it throws. */
+function promised(sync: Synchronous<ApprovalStore>): ApprovalStore {
+  const out: Record<string, (...args: unknown[]) => Promise<unknown>> = {};
+  for (const [name, fn] of Object.entries(sync) as [string, (...args: unknown[]) => unknown][]) {
+    out[name] = (...args) => {
+      try {
+        return Promise.resolve(fn(...args));
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new Error('approval store failure'));
+      }
+    };
+  }
+  return Object.freeze(out) as unknown as ApprovalStore;
+}
+
+/** Approver public keys with the revoked kids, from approver rows (each key checked again). */
+export function jwksOf(rows: readonly ApproverColumns[]): Ed25519Jwks {
+  const list = rows
+    .map((r) => parseApproverKey(r).jwk)
+    .sort((a, b) => (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0));
+  const revoked = rows
+    .map((r) => parseApproverRow(r))
+    .filter((r) => r.status !== 'active')
+    .map((r) => r.kid)
+    .sort();
+  return Object.freeze({ keys: Object.freeze(list), revoked: Object.freeze(revoked) });
 }

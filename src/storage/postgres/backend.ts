@@ -4,12 +4,14 @@
  * schema share one truth: envelope and request nonces single use across them (one atomic
  * statement each), governance state read on every decision (no cache), breaker counts and spend
  * global, one ledger writer at a time by the writer lock, fenced by its epoch at every append,
- * and the policy bundles with their active pointer.
+ * the approval state (each vote counted once, each approved call issued once), and the policy
+ * bundles with their active pointer.
  */
 import { hostname } from 'node:os';
 import type { Clock } from '../../kernel/index.js';
 import type { StorageBackend } from '../backend.js';
 import type { AcquireOptions, WriterLease } from '../writer-lock.js';
+import { createPostgresApprovalStore } from './approval-store.js';
 import { createPostgresBreakerStore } from './breaker-store.js';
 import { createPostgresBundleMirror } from './bundle-mirror.js';
 import { createPostgresGateState } from './gate-state.js';
@@ -83,6 +85,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
     governance,
     gateState,
     breakers,
+    approvals: createPostgresApprovalStore(db),
     bundles: createPostgresBundleMirror(db),
     probes: [createPostgresWriteProbe('database', db)],
     async acquireWriter(acquire: AcquireOptions): Promise<WriterLease> {
