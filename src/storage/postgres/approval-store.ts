@@ -72,7 +72,7 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
     return n === 1;
   };
 
-  return Object.freeze({
+  const store: ApprovalStore = {
     async registerApprover({ name, roles, jwk, atMs }: Parameters<ApprovalStore['registerApprover']>[0]) {
       const key = parsePublicJwk(jwk);
       const row = {
@@ -251,7 +251,24 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
         [JSON.stringify(body), id],
       );
     },
-    // The pool is the backend's.
+    // The pool is the backend's; only this instance stops answering.
     close: () => Promise.resolve(),
-  });
+  };
+  return guarded(store);
+}
+
+/** `store` rejecting every call once it was closed (fail closed, like the SQLite store). */
+function guarded(store: ApprovalStore): ApprovalStore {
+  let closed = false;
+  const out: Record<string, (...args: unknown[]) => Promise<unknown>> = {};
+  for (const [name, fn] of Object.entries(store) as [string, (...args: unknown[]) => Promise<unknown>][]) {
+    out[name] =
+      name === 'close'
+        ? () => {
+            closed = true;
+            return Promise.resolve();
+          }
+        : (...args) => (closed ? Promise.reject(new Error('the approval store is closed')) : fn(...args));
+  }
+  return Object.freeze(out) as unknown as ApprovalStore;
 }
