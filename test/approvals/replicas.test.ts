@@ -145,6 +145,8 @@ describe('two Control Plane replicas over one PostgreSQL approval state (OE-INV-
     const { r, a, b, keys } = await replicas();
     const issuedIds: string[] = [];
     for (let i = 0; i < TRIALS; i += 1) {
+      // Refusals are recorded up to a rate per second: each trial in a second of its own.
+      r.clock.advance(1000);
       const first = await (i % 2 === 0 ? a : b).cp.decide(wire(i));
       expect(first).toMatchObject({ outcome: 'deny', code: 'ERR_APPROVAL_PENDING' });
       const id = first.decision_id!;
@@ -159,6 +161,17 @@ describe('two Control Plane replicas over one PostgreSQL approval state (OE-INV-
           .every((c) => c === 'ERR_APPROVAL_DUPLICATE' || c === 'ERR_APPROVAL_REPLAYED'),
       ).toBe(true);
       expect(await b.approvals.votes(id)).toHaveLength(1);
+      // The refused one is on the ledger as refused, whichever replica lost.
+      const refusals = (await entriesOf(r.ledger)).filter(
+        (e) =>
+          e.type === 'denial' &&
+          (e.payload as { decision_id?: unknown }).decision_id === id &&
+          (e.payload as { stage?: unknown }).stage === 'approval',
+      );
+      expect(refusals.map((e) => (e.payload as { code?: unknown }).code)).toHaveLength(1);
+      expect(['ERR_APPROVAL_DUPLICATE', 'ERR_APPROVAL_REPLAYED']).toContain(
+        (refusals[0]?.payload as { code?: unknown } | undefined)?.code,
+      );
       const ben = await signed(b.approvals, keys, id, 'ben', r.clock());
       expect(await b.approvals.submit(id, ben)).toMatchObject({ outcome: 'ok', status: 'approved' });
       // The approved escalation retried on both replicas at once: exactly one envelope.

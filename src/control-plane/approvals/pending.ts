@@ -256,10 +256,16 @@ export function submitApproval(
           : { oidc: { subject: candidate.oidc.subject, roles: [...candidate.oidc.roles] } }),
       },
     });
+    // Counted meanwhile through another replica: the ledger says this submission was refused.
     if (stored !== 'ok')
-      return deny(
-        stored === 'duplicate' ? 'ERR_APPROVAL_DUPLICATE' : 'ERR_APPROVAL_REPLAYED',
-        'the approval was already used',
+      return refuse(
+        ctx,
+        p,
+        claimed,
+        deny(
+          stored === 'duplicate' ? 'ERR_APPROVAL_DUPLICATE' : 'ERR_APPROVAL_REPLAYED',
+          'the approval was already used',
+        ),
       );
     const status = await finalizeIfDone(ctx, p);
     return {
