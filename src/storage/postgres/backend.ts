@@ -74,6 +74,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
   const governance = createPostgresGovernanceState(db);
   const gateState = createPostgresGateState(db, { replayRetentionMs: options.replayRetentionMs });
   const breakers = createPostgresBreakerStore(db);
+  const approvals = createPostgresApprovalStore(db);
   const lock = createPostgresWriterLock(db, { holder: options.holder ?? `${hostname()}:${process.pid}` });
   let closing: Promise<void> | undefined;
   return {
@@ -85,7 +86,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
     governance,
     gateState,
     breakers,
-    approvals: createPostgresApprovalStore(db),
+    approvals,
     bundles: createPostgresBundleMirror(db),
     probes: [createPostgresWriteProbe('database', db)],
     async acquireWriter(acquire: AcquireOptions): Promise<WriterLease> {
@@ -99,6 +100,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
         await ledger.close();
         await nonces.close();
         await gateState.close();
+        await approvals.close();
         await db.close();
       })()),
   };
