@@ -2,7 +2,8 @@
  * The embedded deployment on the PostgreSQL backend, end to end (SPEC §1 "Distributed", §4 "one
  * writer"; L7 ledger protection and degraded mode): governed calls, an export that `verify`
  * accepts with pinned keys, a second gate on the same database that refuses or waits as a
- * standby and takes over with the hash chain continuous, and a database that stops or stalls:
+ * standby and takes over with the hash chain continuous (approvals given before included), and a
+ * database that stops or stalls:
  * every call denies with its code and no tool runs.
  */
 import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,10 +12,12 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FailclosedClient } from '../../src/client/index.js';
+import { createApproverClient } from '../../src/client/index.js';
 import { runCli } from '../../src/cli/run.js';
 import { saveTrustRoots } from '../../src/cli/trust-file.js';
 import { initDataDir, readOperatorToken, startEmbedded } from '../../src/embedded/index.js';
 import type { EmbeddedInstance, EmbeddedOptions } from '../../src/embedded/index.js';
+import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import { WriterLockBusy } from '../../src/storage/index.js';
 import { startFaultProxy } from '../support/tcp-fault-proxy.js';
 import type { FaultProxy } from '../support/tcp-fault-proxy.js';
@@ -153,6 +156,65 @@ describe('a deployment on PostgreSQL (SPEC §1, §4)', () => {
       // B took the bundle A activated from the database (test/e2e/postgres-policy.test.ts).
       expect(await echo(clientOf(dirB, b), 'on b')).toMatchObject({ outcome: 'executed' });
       expect(b.core.ledger.size()).toBeGreaterThan(sizeA);
+      expect(await exportAndVerify(dirB, b)).toBe(0);
+    } finally {
+      await a.close();
+      await b?.close();
+    }
+  });
+});
+
+describe('approvals on PostgreSQL (OE-INV-019/020)', () => {
+  it('an approval given on the active gate holds on the standby that takes over; the call runs once', async () => {
+    const schema = nextSchema();
+    const dirA = join(work, 'approvals-a');
+    const dirB = join(work, 'approvals-b');
+    await initDataDir(dirA, { backend: `${db.url}?schema=${schema}` });
+    cpSync(dirA, dirB, { recursive: true });
+    const a = await startEmbedded(dirA, base);
+    let b: EmbeddedInstance | undefined;
+    try {
+      const standby = startEmbedded(dirB, { ...base, standby: true });
+      const keys = { alice: generateSigningKey(), bob: generateSigningKey() };
+      for (const [name, key] of Object.entries(keys)) {
+        const res = await fetch(`${a.url}/v1/admin/approvers-add`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${readOperatorToken(dirA)}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ name, roles: ['treasury'], public_jwk: key.publicJwk }),
+        });
+        expect(res.status).toBe(201);
+      }
+      const approver = (instance: EmbeddedInstance, dir: string, name: 'alice' | 'bob') =>
+        createApproverClient({
+          url: instance.url,
+          name,
+          key: keys[name],
+          authorization: `Bearer ${readOperatorToken(dir)}`,
+        });
+      const transfer = { from_account: 'acct_ops', to_account: 'acct_vendor', amount: 5000, currency: 'USD' };
+      const first = await clientOf(dirA, a).call('transfer_funds', transfer, { session: 'pg-approvals' });
+      expect(first.outcome).toBe('pending');
+      if (first.outcome !== 'pending') throw new Error('expected pending');
+      expect(
+        (await approver(a, dirA, 'alice').decide(first.decision_id, 'approve', 'invoice ok')).status,
+      ).toBe(200);
+      await a.close();
+      b = await standby;
+      // The pending approval, alice's vote and the approvers are the database's, not A's files.
+      const second = await approver(b, dirB, 'alice').decide(first.decision_id, 'approve', 'again');
+      expect(second.body).toMatchObject({ code: 'ERR_APPROVAL_DUPLICATE' });
+      expect(
+        (await approver(b, dirB, 'bob').decide(first.decision_id, 'approve', 'vendor ok')).body,
+      ).toMatchObject({ outcome: 'ok', status: 'approved' });
+      const before = runs.length;
+      const retry = () =>
+        clientOf(dirB, b!).call('transfer_funds', transfer, {
+          session: 'pg-approvals',
+          requestId: first.request_id,
+        });
+      expect(await retry()).toMatchObject({ outcome: 'executed' });
+      expect(await retry()).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
+      expect(runs.slice(before)).toEqual(['transfer_funds']);
       expect(await exportAndVerify(dirB, b)).toBe(0);
     } finally {
       await a.close();
