@@ -132,8 +132,16 @@ export async function issueApproved(
   }
   if (spend.tripped)
     return hooks.abandon(deny('ERR_CIRCUIT_OPEN', `circuit breaker ${spend.breaker} is open`));
-  // Single issuance: only the call that moves `approved` to `issued` signs an envelope.
-  if (!(await approvals.markIssued(id))) {
+  // Single issuance: only the call that moves `approved` to `issued` signs an envelope, on any
+  // replica sharing the approval state. A store that fails releases the spend and denies (edge).
+  let issued: boolean;
+  try {
+    issued = await approvals.markIssued(id);
+  } catch (err) {
+    spend.release();
+    throw err;
+  }
+  if (!issued) {
     spend.release();
     return hooks.abandon(deny('ERR_REQUEST_REPLAYED', 'the approved call was already issued'));
   }
