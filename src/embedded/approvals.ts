@@ -1,6 +1,7 @@
 /**
  * Approvals in the embedded deployment (OE-INV-019/020, L7): the approval state held by the
- * storage backend (`state.db` with SQLite, the shared database with PostgreSQL), the optional `approvals.json` configuration (settings, OIDC issuer), and the approver key files
+ * storage backend (`state.db` with SQLite, the shared database with PostgreSQL), the optional
+ * `approvals.json` configuration (settings, OIDC issuer), and the approver key files
  * `approvers/NAME.json` (0600) that the CLI signs with. Approver files live apart from client
  * files: approvers and agents are separate identities (OE-INV-002).
  */
@@ -19,7 +20,7 @@ import type { Ledger } from '../ledger/index.js';
 import type { GateStateStore } from '../gate/index.js';
 import { dataPaths, writeSecret } from './data-dir.js';
 
-/** The composed approval service, its HTTP API and its store (the backend's: closing the backend closes it). */
+/** The composed approval service, its HTTP API and its store (the backend's, closed with it). */
 export interface EmbeddedApprovals {
   readonly service: ApprovalService;
   readonly api: ApprovalApi;
