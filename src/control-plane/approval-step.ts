@@ -132,8 +132,16 @@ export async function issueApproved(
   }
   if (spend.tripped)
     return hooks.abandon(deny('ERR_CIRCUIT_OPEN', `circuit breaker ${spend.breaker} is open`));
-  // Single issuance: only the call that moves `approved` to `issued` signs an envelope.
-  if (!approvals.markIssued(id)) {
+  // Single issuance: only the call that moves `approved` to `issued` signs an envelope, on any
+  // replica sharing the approval state. A store that fails releases the spend and denies (edge).
+  let issued: boolean;
+  try {
+    issued = await approvals.markIssued(id);
+  } catch (err) {
+    spend.release();
+    throw err;
+  }
+  if (!issued) {
     spend.release();
     return hooks.abandon(deny('ERR_REQUEST_REPLAYED', 'the approved call was already issued'));
   }
@@ -197,7 +205,7 @@ export async function activateWithApprovals(
     return withId(deny('ERR_APPROVAL_REJECTED', 'an approver rejected the activation'), decision_id);
   if (p.status === 'expired' || deps.now() >= p.expires_at)
     return withId(deny('ERR_APPROVAL_EXPIRED', 'the approval window expired'), decision_id);
-  if (!approvals.markIssued(decision_id))
+  if (!(await approvals.markIssued(decision_id)))
     return withId(deny('ERR_REQUEST_REPLAYED', 'the activation was already carried out'), decision_id);
   return activate({ decision_id, approvals: p.approvals });
 }

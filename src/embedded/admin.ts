@@ -132,7 +132,7 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       if ((await deps.state.lookup(name)) !== undefined)
         return { status: 409, body: { error: 'exists', client: name } };
       // Approvers and clients are separate namespaces: an approver name can never become an agent (OE-INV-002).
-      if (deps.approvals?.isApprover(name) === true)
+      if ((await deps.approvals?.isApprover(name)) === true)
         return denied(deny('ERR_APPROVER_AGENT', 'the name is a registered approver'));
       const owner = o['owner'] ?? 'operator';
       if (typeof owner !== 'string' || !NAME.test(owner) || owner === name)
@@ -177,7 +177,7 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
         atMs: deps.clock(),
         roles,
       });
-      deps.approvals?.setOwner(name, owner);
+      await deps.approvals?.setOwner(name, owner);
       return { status: 201, body: { ...rec, roles: [...rec.roles], owner } };
     },
     'approvers-add': async (o) => {
@@ -194,13 +194,15 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       );
       return isDeny(r) ? denied(r) : { status: 201, body: { ...r, roles: [...r.roles] } };
     },
-    'approvers-list': () =>
-      Promise.resolve({
-        status: 200,
-        body: {
-          approvers: (deps.approvals?.listApprovers() ?? []).map((a) => ({ ...a, roles: [...a.roles] })),
-        },
-      }),
+    'approvers-list': async () => ({
+      status: 200,
+      body: {
+        approvers: ((await deps.approvals?.listApprovers()) ?? []).map((a) => ({
+          ...a,
+          roles: [...a.roles],
+        })),
+      },
+    }),
     'clients-list': async () => ({
       status: 200,
       body: { clients: (await deps.state.listClients()).map((c) => ({ ...c, roles: [...c.roles] })) },
@@ -317,7 +319,7 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
               identity: c.identity,
               tenant: c.tenant,
             })),
-            ...(deps.approvals === undefined ? {} : { approvers: deps.approvals.approverJwks() }),
+            ...(deps.approvals === undefined ? {} : { approvers: await deps.approvals.approverJwks() }),
           },
           ...(deps.executor === undefined ? {} : { executor: deps.executor }),
           policyBundle: (hash) => {

@@ -1,6 +1,7 @@
 /**
- * Approvals in the embedded deployment (OE-INV-019/020, L7): the approval state in `state.db`,
- * the optional `approvals.json` configuration (settings, OIDC issuer), and the approver key files
+ * Approvals in the embedded deployment (OE-INV-019/020, L7): the approval state held by the
+ * storage backend (`state.db` with SQLite, the shared database with PostgreSQL), the optional
+ * `approvals.json` configuration (settings, OIDC issuer), and the approver key files
  * `approvers/NAME.json` (0600) that the CLI signs with. Approver files live apart from client
  * files: approvers and agents are separate identities (OE-INV-002).
  */
@@ -12,7 +13,6 @@ import {
   createApprovalApi,
   createApprovalService,
   createOidcVerifier,
-  createSqliteApprovalStore,
   parseApprovalConfig,
 } from '../control-plane/index.js';
 import type { ApprovalApi, ApprovalService, ApprovalStore } from '../control-plane/index.js';
@@ -20,12 +20,11 @@ import type { Ledger } from '../ledger/index.js';
 import type { GateStateStore } from '../gate/index.js';
 import { dataPaths, writeSecret } from './data-dir.js';
 
-/** The composed approval service, its HTTP API and its store. */
+/** The composed approval service, its HTTP API and its store (the backend's, closed with it). */
 export interface EmbeddedApprovals {
   readonly service: ApprovalService;
   readonly api: ApprovalApi;
   readonly store: ApprovalStore;
-  close(): void;
 }
 
 /** Path of the optional approval configuration. */
@@ -33,19 +32,22 @@ export function approvalConfigPath(dir: string): string {
   return join(dataPaths(dir).root, 'approvals.json');
 }
 
-/** Opens the approval state over `state.db` and reads `approvals.json` when present (strict; `TypeError` when malformed). */
+/**
+ * Composes the approval service over the backend's approval store and reads `approvals.json`
+ * when present (strict; `TypeError` when malformed).
+ */
 export function openApprovals(
   dir: string,
   deps: {
     readonly ledgerPort: Pick<Ledger, 'append' | 'putEvidence'>;
     readonly clock: Clock;
     readonly state: Pick<GateStateStore, 'lookup'>;
+    readonly store: ApprovalStore;
   },
 ): EmbeddedApprovals {
-  const p = dataPaths(dir);
   const configPath = approvalConfigPath(dir);
   const config = existsSync(configPath) ? parseApprovalConfig(readFileSync(configPath)) : { settings: {} };
-  const store = createSqliteApprovalStore(p.stateDb);
+  const { store } = deps;
   const service = createApprovalService({
     store,
     ledger: deps.ledgerPort,
@@ -55,7 +57,7 @@ export function openApprovals(
     settings: config.settings,
     ...(config.oidc === undefined ? {} : { oidc: createOidcVerifier(config.oidc) }),
   });
-  return { service, api: createApprovalApi(service), store, close: () => store.close() };
+  return { service, api: createApprovalApi(service), store };
 }
 
 /** An approver key file `approvers/NAME.json`. */

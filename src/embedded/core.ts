@@ -303,7 +303,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     mirror === undefined || follower === undefined
       ? withholdStaleBundle(localBundles, ledgerActive)
       : follower.guard(mirroredBundleStore(localBundles, mirror, p.bundles));
-  const approvals = openApprovals(dir, { ledgerPort, clock, state });
+  const approvals = openApprovals(dir, { ledgerPort, clock, state, store: backend.approvals });
   const issuerKey = readSigningKey(p.issuerKey);
   const controlPlane = createControlPlane({
     ledger: ledgerPort,
@@ -433,7 +433,6 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     await follower?.stop();
     await ledger.close();
     await backend.close();
-    approvals.close();
     unlock();
   };
   let recovery: RecoveryDeps;

@@ -18,20 +18,21 @@ import { TRUST_ROOTS_FORMAT } from '../verify/index.js';
 export interface TrustRootSources {
   readonly ledger: Pick<Ledger, 'origin' | 'ledgerKey'>;
   readonly issuerJwks: () => JsonValue;
-  readonly approverJwks: () => Ed25519Jwks;
+  readonly approverJwks: () => Promise<Ed25519Jwks>;
 }
 
 function jwksJson(j: Ed25519Jwks): JsonObject {
   return { keys: j.keys.map((k) => ({ ...k })), revoked: [...j.revoked] };
 }
 
-/** Builds the trust file (`failclosed.trust-roots/v1`). Throws when a key source is unusable. */
-export function buildTrustRoots(s: TrustRootSources): JsonObject {
+/** Builds the trust file (`failclosed.trust-roots/v1`). Rejects when a key source is unusable. */
+export async function buildTrustRoots(s: TrustRootSources): Promise<JsonObject> {
+  const approvers = jwksJson(await s.approverJwks());
   return {
     format: TRUST_ROOTS_FORMAT,
     origin: s.ledger.origin,
     ledger: { vkey: s.ledger.ledgerKey.vkey, jwk: { ...s.ledger.ledgerKey.jwk } },
     issuer: jwksJson(keyRingFromJwks(s.issuerJwks()).toJwks()),
-    approvers: jwksJson(s.approverJwks()),
+    approvers,
   };
 }

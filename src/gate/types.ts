@@ -235,7 +235,7 @@ export interface GateDeps {
   /** The approval API; absent, its routes answer 404. */
   readonly approvals?: GateApprovals;
   /** Builds the public trust file for `GET /v1/trust-roots`; absent, the route answers 404. */
-  readonly trustRoots?: () => JsonValue;
+  readonly trustRoots?: () => JsonValue | Promise<JsonValue>;
   /**
    * At most this many `gateway.failed` records per second for requests that never
    * authenticated; the rest are counted and summarised (bounded flood, FC-INV-5). Default 50.

@@ -8,7 +8,7 @@
  * FC-INV-3/4) and every failure rejects: the roles map a rejection to their `*_UNAVAILABLE`
  * denial. No store answers "allow" for a database it cannot read.
  */
-import type { BreakerStore, GovernanceState } from '../control-plane/index.js';
+import type { ApprovalStore, BreakerStore, GovernanceState } from '../control-plane/index.js';
 import type { NonceStore } from '../execution/index.js';
 import type { GateStateStore } from '../gate/index.js';
 import type { LedgerStore, OpenRequest } from '../ledger/index.js';
@@ -66,6 +66,12 @@ export interface StorageBackend {
   readonly gateState: GateStateStore;
   /** Circuit breaker counts, open breakers and tenant spend (OE-INV-021). */
   readonly breakers: BreakerStore;
+  /**
+   * Approvers, client owners, pending approvals, votes, break-glass grants and reviews
+   * (OE-INV-019/020): each vote counted once and each approved call issued once across every
+   * process on the backend.
+   */
+  readonly approvals: ApprovalStore;
   /**
    * Policy bundles and the active pointer, when the backend holds them (PostgreSQL); undefined
    * when the data directory's bundle files are the truth (SQLite, one process).

@@ -45,7 +45,7 @@ async function setup(
     return { approvals };
   });
   opened.push(r);
-  approvals.setOwner('agent-1', 'olga');
+  await approvals.setOwner('agent-1', 'olga');
   const keys = new Map<string, SigningKey>();
   for (const name of ['ann', 'ben', 'olga']) {
     const key = generateSigningKey();

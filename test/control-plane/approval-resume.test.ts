@@ -18,6 +18,7 @@ import type { SigningKey } from '../../src/kernel/signing/index.js';
 import { createApprovalService, createSqliteApprovalStore } from '../../src/control-plane/index.js';
 import type {
   ApprovalService,
+  ApprovalStore,
   BundleStore,
   ControlPlaneDeps,
   GovernedRequest,
@@ -25,11 +26,23 @@ import type {
 import { entriesOf, OPERATOR, request, rig, type Rig } from '../approvals/cp-support.js';
 
 const opened: Rig[] = [];
+
+/** Fault injection around the real store: `markIssued` rejects while `faults.markIssued` is set. */
+function failingMarkIssued(store: ApprovalStore, faults: { markIssued?: boolean }): ApprovalStore {
+  return {
+    ...store,
+    markIssued: (id: string) =>
+      faults.markIssued === true ? Promise.reject(new Error('approval state down')) : store.markIssued(id),
+  };
+}
 afterEach(async () => {
   for (const r of opened.splice(0)) await r.close();
 });
 
-async function setup(over: Partial<ControlPlaneDeps> = {}, faults: { bundleGet?: boolean } = {}) {
+async function setup(
+  over: Partial<ControlPlaneDeps> = {},
+  faults: { bundleGet?: boolean; markIssued?: boolean } = {},
+) {
   let approvals!: ApprovalService;
   const r = await rig((deps) => {
     // Fault injection: the bundle store can fail to return a stored bundle.
@@ -41,7 +54,7 @@ async function setup(over: Partial<ControlPlaneDeps> = {}, faults: { bundleGet?:
           : deps.bundles.get(hash),
     };
     approvals = createApprovalService({
-      store: createSqliteApprovalStore(':memory:'),
+      store: failingMarkIssued(createSqliteApprovalStore(':memory:'), faults),
       ledger: deps.ledger,
       putEvidence: (bytes, media) => deps.rawLedger.putEvidence(bytes, media),
       now: deps.now,
@@ -51,7 +64,7 @@ async function setup(over: Partial<ControlPlaneDeps> = {}, faults: { bundleGet?:
     return { approvals, bundles, ...over };
   });
   opened.push(r);
-  approvals.setOwner('agent-1', 'olga');
+  await approvals.setOwner('agent-1', 'olga');
   const keys = new Map<string, SigningKey>();
   for (const name of ['ann', 'ben']) {
     const key = generateSigningKey();
@@ -181,6 +194,26 @@ describe('SPEC §2 step 5: issuance once approvals are complete', () => {
       .decision_id!;
     await approve(other);
     expect((await r.cp.decide(retry({ amount_cents: 60 }, { request_id: 'req-2' }))).outcome).toBe('allow');
+  });
+
+  it('FC-INV-4: the approval state failing at issuance → deny, nothing issued, spend released; issued once after', async () => {
+    const { r, approve, faults } = await setup({ breakers: { maxSpendCentsPerTenantDay: 100 } });
+    const id = (await r.cp.decide(request('wire', { amount_cents: 60 }))).decision_id!;
+    await approve(id);
+    faults.markIssued = true;
+    const before = r.faulty.attempts.length;
+    const res = await r.cp.decide(retry({ amount_cents: 60 }));
+    // The Control Plane's edge: any exception is ERR_INTERNAL, recorded.
+    expect(res).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL' });
+    expect(r.faulty.attempts.slice(before).map((a) => a.type)).not.toContain('envelope.issued');
+    faults.markIssued = false;
+    // The 60 cents reserved before the failure were released: 60 more still fit under 100.
+    const ok = await r.cp.decide(retry({ amount_cents: 60 }, { trace_id: 'trace-retry-2' }));
+    expect(ok).toMatchObject({ outcome: 'allow', decision_id: id });
+    expect(await r.cp.decide(retry({ amount_cents: 60 }, { trace_id: 'trace-retry-3' }))).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_REQUEST_REPLAYED',
+    });
   });
 
   it('an approval that cannot be opened issues nothing', async () => {

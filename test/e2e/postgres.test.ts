@@ -2,7 +2,7 @@
  * The embedded deployment on the PostgreSQL backend, end to end (SPEC §1 "Distributed", §4 "one
  * writer"; L7 ledger protection and degraded mode): governed calls, an export that `verify`
  * accepts with pinned keys, a second gate on the same database serving at the same time on one
- * hash chain and one replay store, and a database that stops or stalls:
+ * hash chain, one replay store and one approval state, and a database that stops or stalls:
  * every call denies with its code and no tool runs.
  */
 import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,10 +11,12 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FailclosedClient } from '../../src/client/index.js';
+import { createApproverClient } from '../../src/client/index.js';
 import { runCli } from '../../src/cli/run.js';
 import { saveTrustRoots } from '../../src/cli/trust-file.js';
 import { initDataDir, readOperatorToken, startEmbedded } from '../../src/embedded/index.js';
 import type { EmbeddedInstance, EmbeddedOptions } from '../../src/embedded/index.js';
+import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import { startFaultProxy } from '../support/tcp-fault-proxy.js';
 import type { FaultProxy } from '../support/tcp-fault-proxy.js';
 import { nextSchema, useTestDatabase, waitUntilBlocked } from '../support/postgres.js';
@@ -171,6 +173,66 @@ describe('a deployment on PostgreSQL (SPEC §1, §4)', () => {
       expect(await exportAndVerify(dirA, a)).toBe(0);
       expect(await exportAndVerify(dirB, b)).toBe(0);
       expect(await ledgerRows(db.url, schema)).toBeGreaterThanOrEqual(rows);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+describe('approvals on PostgreSQL (OE-INV-019/020)', () => {
+  it('votes through either gate count once, and an approved call retried on both at once runs once', async () => {
+    const schema = nextSchema();
+    const dirA = join(work, 'approvals-a');
+    const dirB = join(work, 'approvals-b');
+    await initDataDir(dirA, { backend: `${db.url}?schema=${schema}` });
+    cpSync(dirA, dirB, { recursive: true });
+    const a = await startEmbedded(dirA, base);
+    const b = await startEmbedded(dirB, base);
+    try {
+      const keys = { alice: generateSigningKey(), bob: generateSigningKey() };
+      for (const [name, key] of Object.entries(keys)) {
+        const res = await fetch(`${a.url}/v1/admin/approvers-add`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${readOperatorToken(dirA)}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ name, roles: ['treasury'], public_jwk: key.publicJwk }),
+        });
+        expect(res.status).toBe(201);
+      }
+      const approver = (instance: EmbeddedInstance, dir: string, name: 'alice' | 'bob') =>
+        createApproverClient({
+          url: instance.url,
+          name,
+          key: keys[name],
+          authorization: `Bearer ${readOperatorToken(dir)}`,
+        });
+      const transfer = { from_account: 'acct_ops', to_account: 'acct_vendor', amount: 5000, currency: 'USD' };
+      const first = await clientOf(dirA, a).call('transfer_funds', transfer, { session: 'pg-approvals' });
+      expect(first.outcome).toBe('pending');
+      if (first.outcome !== 'pending') throw new Error('expected pending');
+      expect(
+        (await approver(a, dirA, 'alice').decide(first.decision_id, 'approve', 'invoice ok')).status,
+      ).toBe(200);
+      // The pending approval, alice's vote and the approvers are the database's: B sees them.
+      const second = await approver(b, dirB, 'alice').decide(first.decision_id, 'approve', 'again');
+      expect(second.body).toMatchObject({ code: 'ERR_APPROVAL_DUPLICATE' });
+      expect(
+        (await approver(b, dirB, 'bob').decide(first.decision_id, 'approve', 'vendor ok')).body,
+      ).toMatchObject({ outcome: 'ok', status: 'approved' });
+      const before = runs.length;
+      const retry = (instance: EmbeddedInstance, dir: string) =>
+        clientOf(dir, instance).call('transfer_funds', transfer, {
+          session: 'pg-approvals',
+          requestId: first.request_id,
+        });
+      const both = await Promise.all([retry(a, dirA), retry(b, dirB)]);
+      expect(both.filter((r) => r.outcome === 'executed')).toHaveLength(1);
+      expect(both.find((r) => r.outcome !== 'executed')).toMatchObject({
+        outcome: 'deny',
+        code: 'ERR_REQUEST_REPLAYED',
+      });
+      expect(runs.slice(before)).toEqual(['transfer_funds']);
+      expect(await exportAndVerify(dirB, b)).toBe(0);
     } finally {
       await a.close();
       await b.close();

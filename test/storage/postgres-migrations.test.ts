@@ -47,6 +47,36 @@ describe('PostgreSQL schema migrations', () => {
     }
   });
 
+  it('upgrades a schema made by the first version in place: the approval tables are added, the ledger kept', async () => {
+    const db = openPostgresPool({ url: pg.url, schema: nextSchema() });
+    try {
+      const first = MIGRATIONS.filter((m) => m.version === 1);
+      expect(await migrate(db, first)).toMatchObject({ from: 0, applied: [1] });
+      await db.pool.query(
+        "INSERT INTO ledger_entries (idx, entry_hash, type, trace_id, request_id, tenant, body) VALUES (0, 'h', 't', 'tr', 'rq', 'tn', '{}')",
+      );
+      const report = await migrate(db);
+      expect(report.from).toBe(1);
+      expect(report.applied).toEqual(MIGRATIONS.filter((m) => m.version > 1).map((m) => m.version));
+      const tables = await db.pool.query<{ t: string }>(
+        "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = $1 AND table_name LIKE 'approval%' ORDER BY 1",
+        [db.schema],
+      );
+      expect(tables.rows.map((r) => r.t)).toEqual([
+        'approval_approvers',
+        'approval_client_owners',
+        'approval_grants',
+        'approval_pending',
+        'approval_reviews',
+        'approval_used',
+        'approval_votes',
+      ]);
+      expect((await db.pool.query('SELECT idx FROM ledger_entries')).rowCount).toBe(1);
+    } finally {
+      await db.close();
+    }
+  });
+
   it('refuses a database whose schema is newer than this build', async () => {
     const db = openPostgresPool({ url: pg.url, schema: nextSchema() });
     try {

@@ -41,7 +41,11 @@ function obj(v: JsonValue): JsonObject {
 }
 
 /** The view approvers see of a pending approval: redacted parameters, preview, requirements, votes. */
-export function pendingView(service: ApprovalService, p: PendingRecord, withVotes: boolean): JsonObject {
+export async function pendingView(
+  service: ApprovalService,
+  p: PendingRecord,
+  withVotes: boolean,
+): Promise<JsonObject> {
   return {
     decision_id: p.decision_id,
     kind: p.kind,
@@ -65,7 +69,7 @@ export function pendingView(service: ApprovalService, p: PendingRecord, withVote
     approvals: [...p.approvals],
     ...(withVotes
       ? {
-          votes: service.votes(p.decision_id).map((v) => ({
+          votes: (await service.votes(p.decision_id)).map((v) => ({
             approver: v.approver,
             verdict: v.verdict,
             role: v.role,
@@ -86,10 +90,11 @@ function reviewView(r: ReviewRecord): JsonObject {
 export function createApprovalApi(service: ApprovalService): ApprovalApi {
   return Object.freeze({
     async list() {
-      const items = service.list();
+      const items = await service.list();
       const views: JsonValue[] = [];
       // Reading through `get` applies expiry, so the list never shows a closed window as pending.
-      for (const p of items) views.push(pendingView(service, (await service.get(p.decision_id)) ?? p, false));
+      for (const p of items)
+        views.push(await pendingView(service, (await service.get(p.decision_id)) ?? p, false));
       return { status: 200, body: { approvals: views } };
     },
     async show(id: string) {
@@ -99,7 +104,7 @@ export function createApprovalApi(service: ApprovalService): ApprovalApi {
           status: 404,
           body: { outcome: 'deny', code: 'ERR_APPROVAL_UNKNOWN', reason: 'no pending approval has this id' },
         };
-      return { status: 200, body: pendingView(service, p, true) };
+      return { status: 200, body: await pendingView(service, p, true) };
     },
     async submit(id: string, verdict: 'approve' | 'reject', body: JsonValue, bearer: string | undefined) {
       const b = obj(body);
@@ -136,7 +141,7 @@ export function createApprovalApi(service: ApprovalService): ApprovalApi {
         },
       };
     },
-    reviews: () => Promise.resolve({ status: 200, body: { reviews: service.listReviews().map(reviewView) } }),
+    reviews: async () => ({ status: 200, body: { reviews: (await service.listReviews()).map(reviewView) } }),
     async closeReview(id: string, body: JsonValue) {
       const b = obj(body);
       const r = await service.closeReview(id, { statement: b['statement'], signature: b['signature'] });

@@ -39,7 +39,7 @@ async function authenticate(
   input: Buffer,
 ): Promise<Signer | Deny> {
   if (await ctx.deps.isClient(name)) return deny('ERR_APPROVER_AGENT', 'an agent identity can never approve');
-  const a = ctx.deps.store.approver(name);
+  const a = await ctx.deps.store.approver(name);
   if (a === undefined || a.status !== 'active')
     return deny('ERR_APPROVER_UNKNOWN', 'the approver is not registered or is revoked');
   const sig = typeof signature === 'string' ? decodeBase64url(signature) : undefined;
@@ -87,7 +87,7 @@ export function grantBreakGlass(
     });
     if (isDeny(sha)) return sha;
     const now = ctx.deps.now();
-    if (!ctx.deps.store.markUsed(sha, now))
+    if (!(await ctx.deps.store.markUsed(sha, now)))
       return deny('ERR_APPROVAL_REPLAYED', 'this break-glass statement was already used');
     const grant: BreakGlassGrant = {
       grant_id: `bg_${sha.slice(0, 32)}`,
@@ -120,7 +120,7 @@ export function grantBreakGlass(
     );
     if (isDeny(ref)) return ref;
     const stored = { ...grant, ledger_index: ref.index };
-    ctx.deps.store.insertGrant(stored);
+    await ctx.deps.store.insertGrant(stored);
     return { outcome: 'ok', grant: stored, ledger: ref };
   });
 }
@@ -135,10 +135,10 @@ export function useBreakGlass(ctx: ApprovalCtx, p: PendingRecord): Promise<strin
   return ctx.serial(async () => {
     const { store, now } = ctx.deps;
     if (p.kind !== 'call') return undefined;
-    const g = store.activeGrant(p.tenant, p.tool, now());
+    const g = await store.activeGrant(p.tenant, p.tool, now());
     if (g === undefined) return undefined;
     // A grant never lets its holder finalise their own agent's call, and dies with its grantor's key.
-    const grantor = store.approver(g.approver);
+    const grantor = await store.approver(g.approver);
     if (grantor === undefined || grantor.status !== 'active') return undefined;
     if (g.approver === p.owner || g.approver === p.identity || p.owner === null) return undefined;
     const where = { trace_id: p.trace_id, request_id: p.request_id, tenant: p.tenant };
@@ -170,7 +170,7 @@ export function useBreakGlass(ctx: ApprovalCtx, p: PendingRecord): Promise<strin
       break_glass_ref: { index: used.index, entry_hash: used.entry_hash },
     });
     if (isDeny(opened)) return opened;
-    store.insertReview({
+    await store.insertReview({
       review_id,
       grant_id: g.grant_id,
       decision_id: p.decision_id,
@@ -193,9 +193,10 @@ export function useBreakGlass(ctx: ApprovalCtx, p: PendingRecord): Promise<strin
       approval_sha256: g.statement_sha256,
     });
     if (isDeny(fin)) return fin;
-    store.finalize(p.decision_id, 'approved', [ref], g.grant_id);
+    const finalized = await store.finalize(p.decision_id, 'approved', [ref], g.grant_id);
     ctx.notify(p.decision_id);
-    return ref;
+    // Finalised meanwhile by another replica: its outcome stands, read back by the caller.
+    return finalized ? ref : undefined;
   });
 }
 
@@ -215,7 +216,7 @@ export function closeReview(
     const s = parseReviewStatement(body.statement);
     if (s === undefined || s.review_id !== reviewId)
       return deny('ERR_APPROVAL_INVALID', 'the review statement is malformed');
-    const r = store.review(reviewId);
+    const r = await store.review(reviewId);
     if (r === undefined) return deny('ERR_APPROVAL_UNKNOWN', 'no review item has this id');
     if (r.status !== 'open') return deny('ERR_APPROVAL_INVALID', 'the review item is already closed');
     const signer = await authenticate(ctx, s.reviewer, body.signature, reviewSigningInput(s));
@@ -224,9 +225,9 @@ export function closeReview(
       return deny('ERR_APPROVAL_SELF', 'the break-glass user cannot close its own review');
     if (!fresh(ctx, s.timestamp)) return deny('ERR_APPROVAL_EXPIRED', 'the review statement is stale');
     const sha = sha256Hex(reviewSigningInput(s));
-    if (!store.markUsed(sha, now()))
+    if (!(await store.markUsed(sha, now())))
       return deny('ERR_APPROVAL_REPLAYED', 'this review statement was already used');
-    const p = store.pending(r.decision_id);
+    const p = await store.pending(r.decision_id);
     const payload: JsonObject = {
       review_id: r.review_id,
       decision_id: r.decision_id,
@@ -245,7 +246,8 @@ export function closeReview(
       payload,
     );
     if (isDeny(ref)) return ref;
-    store.closeReview(reviewId, s.reviewer, s.notes, now());
-    return { outcome: 'ok', review: store.review(reviewId) ?? r, ledger: ref };
+    if (!(await store.closeReview(reviewId, s.reviewer, s.notes, now())))
+      return deny('ERR_APPROVAL_INVALID', 'the review item is already closed');
+    return { outcome: 'ok', review: (await store.review(reviewId)) ?? r, ledger: ref };
   });
 }

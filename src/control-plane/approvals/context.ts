@@ -83,8 +83,9 @@ export interface ApprovalCtx {
   /** Stores `doc` as canonical JSON evidence; resolves to its hash or a deny. */
   evidence(doc: JsonValue): Promise<string | Deny>;
   /**
-   * The pure rules for `p`, with the client check answered beforehand for every approver (and the
-   * human behind it) that `candidates` name; any other name counts as a client (fail closed).
+   * The pure rules for `p`, with the client check and the approver record read beforehand for
+   * every approver (and the human behind it) that `candidates` name; any other name counts as a
+   * client and as unregistered (fail closed). Rejects when the store or registry fails.
    */
   rules(p: PendingRecord, candidates: readonly ApprovalCandidate[]): Promise<ApprovalRules>;
   /**
@@ -167,6 +168,10 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
       const clients = new Map(
         await Promise.all([...names].map(async (n) => [n, await deps.isClient(n)] as const)),
       );
+      // The rules are pure: every approver the candidates name is read beforehand.
+      const approvers = new Map(
+        await Promise.all([...names].map(async (n) => [n, await deps.store.approver(n)] as const)),
+      );
       return {
         decision_id: p.decision_id,
         intent_sha256: p.intent_sha256,
@@ -180,7 +185,7 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
         now: deps.now(),
         skewMs: settings.statementSkewMs,
         maxAgeMs: settings.statementMaxAgeSec * 1000,
-        approver: (name) => deps.store.approver(name),
+        approver: (name) => approvers.get(name),
         isClient: (name) => clients.get(name) ?? true,
       };
     },

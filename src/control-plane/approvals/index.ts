@@ -10,7 +10,17 @@ export { DEFAULT_APPROVAL_SETTINGS } from './context.js';
 export type { ApprovalServiceDeps, ApprovalSettings } from './context.js';
 export type { OpenInput, Submission, SubmitAccepted } from './pending.js';
 export type { SignedStatement } from './break-glass.js';
-export { createSqliteApprovalStore } from './store.js';
+export { createSqliteApprovalStore, jwksOf as approverJwksOf } from './sqlite-store.js';
+export {
+  parseApproverRow,
+  parseApproverWithKey,
+  parseGrantBody,
+  parsePendingRow,
+  parseReviewBody,
+  parseVoteRow,
+  pendingBody,
+} from './records.js';
+export type { ApproverColumns, PendingColumns, VoteColumns } from './records.js';
 export type {
   ApprovalStore,
   ApproverRecord,

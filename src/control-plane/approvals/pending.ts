@@ -68,7 +68,7 @@ const on = (p: PendingRecord) => ({ trace_id: p.trace_id, request_id: p.request_
 /** Opens (or returns the existing) pending approval; ledgers `approval.requested` first. */
 export async function openPending(ctx: ApprovalCtx, input: OpenInput): Promise<PendingRecord | Deny> {
   const { store, now } = ctx.deps;
-  const existing = store.pending(input.decision_id);
+  const existing = await store.pending(input.decision_id);
   if (existing !== undefined) return existing;
   let preview_sha256: string | null = null;
   if (input.preview !== null) {
@@ -86,7 +86,7 @@ export async function openPending(ctx: ApprovalCtx, input: OpenInput): Promise<P
     request_id: input.request_id,
     trace_id: input.trace_id,
     identity: input.identity,
-    owner: input.owner ?? store.ownerOf(input.identity) ?? null,
+    owner: input.owner ?? (await store.ownerOf(input.identity)) ?? null,
     tenant: input.tenant,
     tool: input.tool,
     session: input.session,
@@ -121,13 +121,14 @@ export async function openPending(ctx: ApprovalCtx, input: OpenInput): Promise<P
     code: 'ERR_APPROVAL_REQUIRED',
   });
   if (isDeny(ref)) return ref;
-  store.insertPending(rec);
-  return store.pending(rec.decision_id) ?? deny('ERR_INTERNAL', 'pending approval not stored');
+  // Another replica may have opened the same decision meanwhile: the first stored record stays.
+  await store.insertPending(rec);
+  return (await store.pending(rec.decision_id)) ?? deny('ERR_INTERNAL', 'pending approval not stored');
 }
 
 /** The pending approval, expired (ledgered `approval.finalized` with `ERR_APPROVAL_EXPIRED`) once its window closed. */
 export async function readPending(ctx: ApprovalCtx, decisionId: string): Promise<PendingRecord | undefined> {
-  const p = ctx.deps.store.pending(decisionId);
+  const p = await ctx.deps.store.pending(decisionId);
   if (p === undefined || p.status !== 'pending' || ctx.deps.now() < p.expires_at) return p;
   const ref = await ctx.append('approval.finalized', on(p), CONTROL_PLANE_ACTOR, {
     decision_id: p.decision_id,
@@ -138,7 +139,7 @@ export async function readPending(ctx: ApprovalCtx, decisionId: string): Promise
     approvers: [],
   });
   // Expired either way: an unrecorded expiry still never lets the call run.
-  if (!isDeny(ref)) ctx.deps.store.finalize(p.decision_id, 'expired', []);
+  if (!isDeny(ref)) await ctx.deps.store.finalize(p.decision_id, 'expired', []);
   ctx.notify(p.decision_id);
   return { ...p, status: 'expired' };
 }
@@ -203,12 +204,12 @@ export function submitApproval(
     if ('outcome' in candidate) return refuse(ctx, p, claimed, candidate);
     const checked = checkApproval(await ctx.rules(p, [candidate]), candidate);
     if ('outcome' in checked) return refuse(ctx, p, claimed, checked);
-    const votes = store.votes(p.decision_id);
+    const votes = await store.votes(p.decision_id);
     if (votes.some((v) => v.approver === checked.approver))
       return refuse(ctx, p, claimed, deny('ERR_APPROVAL_DUPLICATE', 'this approver already decided'));
     const proof: JsonObject =
       candidate.oidc === undefined ? { signature: candidate.signature ?? '' } : { token: s.token ?? '' };
-    const kid = candidate.oidc === undefined ? (store.approver(checked.approver)?.kid ?? null) : null;
+    const kid = candidate.oidc === undefined ? ((await store.approver(checked.approver))?.kid ?? null) : null;
     const sha = await ctx.evidence({
       format: 'failclosed.approval/v1',
       method: checked.method,
@@ -239,7 +240,7 @@ export function submitApproval(
       },
     );
     if (isDeny(ref)) return ref;
-    const stored = store.addVote({
+    const stored = await store.addVote({
       decision_id: p.decision_id,
       approver: checked.approver,
       verdict: checked.verdict,
@@ -255,10 +256,16 @@ export function submitApproval(
           : { oidc: { subject: candidate.oidc.subject, roles: [...candidate.oidc.roles] } }),
       },
     });
+    // Counted meanwhile through another replica: the ledger says this submission was refused.
     if (stored !== 'ok')
-      return deny(
-        stored === 'duplicate' ? 'ERR_APPROVAL_DUPLICATE' : 'ERR_APPROVAL_REPLAYED',
-        'the approval was already used',
+      return refuse(
+        ctx,
+        p,
+        claimed,
+        deny(
+          stored === 'duplicate' ? 'ERR_APPROVAL_DUPLICATE' : 'ERR_APPROVAL_REPLAYED',
+          'the approval was already used',
+        ),
       );
     const status = await finalizeIfDone(ctx, p);
     return {
@@ -275,7 +282,7 @@ export function submitApproval(
 /** Re-counts every stored vote with the pure rules and finalises when the threshold is met or a rejection counts. */
 async function finalizeIfDone(ctx: ApprovalCtx, p: PendingRecord): Promise<PendingStatus> {
   const { store } = ctx.deps;
-  const votes = store.votes(p.decision_id);
+  const votes = await store.votes(p.decision_id);
   const candidates = votes.map((v) => v.candidate as unknown as ApprovalCandidate);
   const tally = tallyApprovals(await ctx.rules(p, candidates), candidates);
   if (!tally.met && !tally.rejected) return 'pending';
@@ -291,17 +298,23 @@ async function finalizeIfDone(ctx: ApprovalCtx, p: PendingRecord): Promise<Pendi
     approvers: [...tally.approvers],
   });
   if (isDeny(ref)) return 'pending';
-  store.finalize(p.decision_id, tally.rejected ? 'rejected' : 'approved', tally.rejected ? [] : refs);
+  const verdictStatus = tally.rejected ? 'rejected' : 'approved';
+  // Guarded by `pending`: a replica that finalised first keeps its outcome, which is then the answer.
+  if (!(await store.finalize(p.decision_id, verdictStatus, tally.rejected ? [] : refs))) {
+    ctx.notify(p.decision_id);
+    return (await store.pending(p.decision_id))?.status ?? 'pending';
+  }
   ctx.notify(p.decision_id);
-  return tally.rejected ? 'rejected' : 'approved';
+  return verdictStatus;
 }
 
 /** Reads a pending approval and finalises it when its stored votes already decide it (a finalisation that failed to ledger earlier). */
 export function settlePending(ctx: ApprovalCtx, decisionId: string): Promise<PendingRecord | undefined> {
   return ctx.serial(async () => {
     const p = await readPending(ctx, decisionId);
-    if (p === undefined || p.status !== 'pending' || ctx.deps.store.votes(decisionId).length === 0) return p;
+    if (p === undefined || p.status !== 'pending' || (await ctx.deps.store.votes(decisionId)).length === 0)
+      return p;
     await finalizeIfDone(ctx, p);
-    return ctx.deps.store.pending(decisionId);
+    return await ctx.deps.store.pending(decisionId);
   });
 }

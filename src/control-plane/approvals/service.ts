@@ -19,7 +19,10 @@ import {
 } from './pending.js';
 import type { ApproverRecord, BreakGlassGrant, PendingRecord, ReviewRecord, VoteRecord } from './store.js';
 
-/** The approval service. Every method resolves; failures are denies. */
+/**
+ * The approval service. The decision-path methods resolve to denies for refusals; every method
+ * rejects when the approval state fails (the callers' edges turn that into their deny).
+ */
 export interface ApprovalService {
   readonly settings: ApprovalSettings;
   /** Opens (or returns) the pending approval of an escalated decision; ledgers `approval.requested`. */
@@ -28,14 +31,14 @@ export interface ApprovalService {
   get(decisionId: string): Promise<PendingRecord | undefined>;
   /** Like `get`, and finalises a decision whose stored votes already decide it. */
   settle(decisionId: string): Promise<PendingRecord | undefined>;
-  list(): readonly PendingRecord[];
+  list(): Promise<readonly PendingRecord[]>;
   /** The counted votes of a decision, in ledger order. */
-  votes(decisionId: string): readonly VoteRecord[];
+  votes(decisionId: string): Promise<readonly VoteRecord[]>;
   /** True when `token` is a valid OIDC approver token (for reading the approval API). */
   isApproverToken(token: string): Promise<boolean>;
   submit(decisionId: string, submission: Submission): Promise<SubmitAccepted | Deny>;
-  /** `approved` → `issued`, true exactly once (single issuance). */
-  markIssued(decisionId: string): boolean;
+  /** `approved` → `issued`, true exactly once across every replica sharing the store (single issuance). */
+  markIssued(decisionId: string): Promise<boolean>;
   /** Resolves when the decision is finalised or after `ms` (at most `settings.maxWaitMs`). */
   waitFor(decisionId: string, ms: number): Promise<void>;
   breakGlass(
@@ -43,7 +46,7 @@ export interface ApprovalService {
   ): Promise<{ outcome: 'ok'; grant: BreakGlassGrant; ledger: LedgerRef } | Deny>;
   /** Finalises `p` through a break-glass grant in scope; undefined when there is none. */
   useBreakGlass(p: PendingRecord): Promise<string | Deny | undefined>;
-  listReviews(): readonly ReviewRecord[];
+  listReviews(): Promise<readonly ReviewRecord[]>;
   closeReview(
     reviewId: string,
     body: SignedStatement,
@@ -58,12 +61,12 @@ export interface ApprovalService {
     input: { name: string; roles: readonly string[]; public_jwk: unknown },
     actor: Actor,
   ): Promise<ApproverRecord | Deny>;
-  listApprovers(): readonly ApproverRecord[];
+  listApprovers(): Promise<readonly ApproverRecord[]>;
   /** True when `name` is a registered approver (client names must not collide). */
-  isApprover(name: string): boolean;
+  isApprover(name: string): Promise<boolean>;
   /** Records the human owner of a client (self-approval detection). */
-  setOwner(identity: string, owner: string): void;
-  approverJwks(): Ed25519Jwks;
+  setOwner(identity: string, owner: string): Promise<void>;
+  approverJwks(): Promise<Ed25519Jwks>;
 }
 
 const APPROVER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -113,7 +116,7 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
         }
         if (await deps.isClient(name))
           return deny('ERR_APPROVER_AGENT', 'the name is a client identity: agents can never approve');
-        if (store.approver(name) !== undefined)
+        if ((await store.approver(name)) !== undefined)
           return deny('ERR_APPROVAL_INVALID', 'the approver already exists');
         let key;
         try {
@@ -138,10 +141,16 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
           payload,
         );
         if (isDeny(ref)) return ref;
-        return store.registerApprover({ name, roles: sorted, jwk: key.jwk, atMs: deps.now() });
+        try {
+          return await store.registerApprover({ name, roles: sorted, jwk: key.jwk, atMs: deps.now() });
+        } catch (err) {
+          // Registered meanwhile by another replica; any other failure is passed on.
+          if (err instanceof TypeError) return deny('ERR_APPROVAL_INVALID', 'the approver already exists');
+          throw err;
+        }
       }),
     listApprovers: () => store.listApprovers(),
-    isApprover: (name: string) => store.approver(name) !== undefined,
+    isApprover: async (name: string) => (await store.approver(name)) !== undefined,
     setOwner: (identity: string, owner: string) => store.setOwner(identity, owner),
     approverJwks: () => store.approverJwks(),
   });

@@ -3,7 +3,8 @@
  * this build's version on open, handing every role its store. Several gate processes on one
  * schema share one truth: envelope and request nonces single use across them (one atomic
  * statement each), governance state read on every decision (no cache), breaker counts and spend
- * global, and the policy bundles with their active pointer.
+ * global, the approval state (each vote counted once, each approved call issued once), and the
+ * policy bundles with their active pointer.
  *
  * Every replica is active: each holds an instance lease (`instance-lease.ts`) and appends to the
  * ledger on the lease's session under the ledger's transaction-scoped append lock, continuing the
@@ -15,6 +16,7 @@ import type { Clock } from '../../kernel/index.js';
 import type { OrphanClaim, StorageBackend } from '../backend.js';
 import type { AcquireOptions, WriterLease } from '../writer-lock.js';
 import { acquireInstanceLease, type InstanceLease } from './instance-lease.js';
+import { createPostgresApprovalStore } from './approval-store.js';
 import { createPostgresBreakerStore } from './breaker-store.js';
 import { createPostgresBundleMirror } from './bundle-mirror.js';
 import { createPostgresGateState } from './gate-state.js';
@@ -77,6 +79,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
   const governance = createPostgresGovernanceState(db);
   const gateState = createPostgresGateState(db, { replayRetentionMs: options.replayRetentionMs });
   const breakers = createPostgresBreakerStore(db);
+  const approvals = createPostgresApprovalStore(db);
   const held = (): InstanceLease => {
     if (lease === undefined || !lease.isHeld()) throw new Error('this gate instance holds no lease');
     return lease;
@@ -107,6 +110,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
     governance,
     gateState,
     breakers,
+    approvals,
     bundles: createPostgresBundleMirror(db),
     probes: [createPostgresWriteProbe('database', db)],
     async acquireWriter(acquire: AcquireOptions): Promise<WriterLease> {
@@ -126,6 +130,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
         await ledger.close();
         await nonces.close();
         await gateState.close();
+        await approvals.close();
         await db.close();
       })()),
   };

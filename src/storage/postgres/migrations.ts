@@ -306,11 +306,72 @@ CREATE INDEX breaker_open_until ON breaker_open (until) WHERE until IS NOT NULL;
 CREATE INDEX breaker_spend_day ON breaker_spend (day);
 `;
 
+/**
+ * Version 4: the approval state (OE-INV-019/020, L7 Break-glass), shared by every Control Plane
+ * replica: approvers, client owners, pending approvals, votes, used statement hashes, break-glass
+ * grants and review items. Single use and single issuance are the database's: a primary key, a
+ * UNIQUE column or an UPDATE guarded by the status, where "one row changed" is the only success.
+ */
+const V_APPROVALS = `
+CREATE TABLE approval_approvers (
+  name text PRIMARY KEY,
+  roles text NOT NULL,
+  kid text NOT NULL,
+  jwk text NOT NULL,
+  status text NOT NULL CHECK (status IN ('active', 'revoked')),
+  registered_at bigint NOT NULL
+);
+CREATE TABLE approval_client_owners (
+  identity text PRIMARY KEY,
+  owner text NOT NULL
+);
+CREATE TABLE approval_pending (
+  decision_id text PRIMARY KEY,
+  body text NOT NULL,
+  status text NOT NULL CHECK (status IN ('pending', 'approved', 'rejected', 'expired', 'issued')),
+  approvals text NOT NULL,
+  grant_id text,
+  expires_at bigint NOT NULL,
+  created_at bigint NOT NULL
+);
+CREATE INDEX approval_pending_created ON approval_pending (created_at, decision_id);
+CREATE TABLE approval_votes (
+  decision_id text NOT NULL,
+  approver text NOT NULL,
+  verdict text NOT NULL CHECK (verdict IN ('approve', 'reject')),
+  role text NOT NULL,
+  method text NOT NULL CHECK (method IN ('key', 'oidc')),
+  approval_sha256 text NOT NULL UNIQUE,
+  at bigint NOT NULL,
+  ledger_index bigint NOT NULL CHECK (ledger_index >= 0),
+  candidate text NOT NULL,
+  PRIMARY KEY (decision_id, approver)
+);
+CREATE TABLE approval_used (
+  approval_sha256 text PRIMARY KEY,
+  at bigint NOT NULL
+);
+CREATE TABLE approval_grants (
+  grant_id text PRIMARY KEY,
+  body text NOT NULL,
+  tenant text NOT NULL,
+  tool text NOT NULL,
+  expires_at bigint NOT NULL
+);
+CREATE INDEX approval_grants_scope ON approval_grants (tenant, tool, expires_at);
+CREATE TABLE approval_reviews (
+  review_id text PRIMARY KEY,
+  body text NOT NULL,
+  status text NOT NULL CHECK (status IN ('open', 'closed'))
+);
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
   { version: 2, name: 'open requests owned by gate instances', sql: V_REPLICAS },
   { version: 3, name: 'prune indexes: open breakers by end, spend by day', sql: V_PRUNE },
+  { version: 4, name: 'approval state', sql: V_APPROVALS },
 ]);
 
 /** The newest schema version this build knows. */

@@ -4,7 +4,7 @@
  */
 import type { Clock } from '../../kernel/index.js';
 import { createSqliteLedgerStore } from '../../ledger/index.js';
-import { createSqliteGovernanceState } from '../../control-plane/index.js';
+import { createSqliteApprovalStore, createSqliteGovernanceState } from '../../control-plane/index.js';
 import { createSqliteNonceStore } from '../../execution/index.js';
 import { createSqliteGateState } from '../../gate/index.js';
 import type { StorageBackend } from '../backend.js';
@@ -16,7 +16,10 @@ import { createSqliteWriteProbe } from './write-probe.js';
 export interface SqliteBackendOptions {
   /** The ledger (`ledger.db`). */
   readonly ledgerPath: string;
-  /** Governance state and circuit breakers, beside the Gate's clients and request nonces (`state.db`). */
+  /**
+   * Governance state, circuit breakers and the approval state, beside the Gate's clients and
+   * request nonces (`state.db`).
+   */
   readonly statePath: string;
   /** Envelope nonces of the Execution Layer (`nonces.db`). */
   readonly noncesPath: string;
@@ -49,6 +52,8 @@ export function openSqliteBackend(options: SqliteBackendOptions): StorageBackend
     opened.push(gateState);
     const breakers = createSqliteBreakerStore(options.statePath);
     opened.push(breakers);
+    const approvals = createSqliteApprovalStore(options.statePath);
+    opened.push(approvals);
     const nonces = createSqliteNonceStore({
       path: options.noncesPath,
       now: options.clock,
@@ -81,6 +86,7 @@ export function openSqliteBackend(options: SqliteBackendOptions): StorageBackend
       governance,
       gateState,
       breakers,
+      approvals,
       probes,
       close: () =>
         (closing ??= (async () => {
@@ -89,6 +95,7 @@ export function openSqliteBackend(options: SqliteBackendOptions): StorageBackend
           await nonces.close();
           await gateState.close();
           breakers.close();
+          await approvals.close();
           governance.close();
         })()),
     };

@@ -1,0 +1,316 @@
+/**
+ * The approval state in SQLite (`state.db` of the data directory, beside the Gate's and the
+ * Control Plane's other state): the {@link ApprovalStore} of the SQLite backend. One connection,
+ * WAL, `synchronous=FULL`; its schema versions are recorded as store `approvals`. Each state
+ * transition is one statement or one transaction, so another connection on the file (another
+ * process) sees every single use. Every row read back is parsed (`records.ts`); every failure
+ * rejects.
+ */
+import Database from 'better-sqlite3';
+import { migrateSchema, parsePublicJwk, type SchemaMigration } from '../../kernel/index.js';
+import type { Ed25519Jwks } from '../../kernel/index.js';
+import {
+  parseApproverKey,
+  parseApproverRow,
+  parseApproverWithKey,
+  parseGrantBody,
+  parsePendingRow,
+  parseReviewBody,
+  parseVoteRow,
+  pendingBody,
+  textOf,
+  type ApproverColumns,
+  type PendingColumns,
+  type VoteColumns,
+} from './records.js';
+import type { ApprovalStore, BreakGlassGrant, PendingRecord, ReviewRecord, VoteRecord } from './store.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS approval_approvers (
+  name TEXT PRIMARY KEY NOT NULL, roles TEXT NOT NULL, kid TEXT NOT NULL, jwk TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('active', 'revoked')), registered_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS approval_client_owners (identity TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS approval_pending (
+  decision_id TEXT PRIMARY KEY NOT NULL, body TEXT NOT NULL, status TEXT NOT NULL, approvals TEXT NOT NULL,
+  grant_id TEXT, expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS approval_votes (
+  decision_id TEXT NOT NULL, approver TEXT NOT NULL, verdict TEXT NOT NULL, role TEXT NOT NULL, method TEXT NOT NULL,
+  approval_sha256 TEXT NOT NULL UNIQUE, at INTEGER NOT NULL, ledger_index INTEGER NOT NULL, candidate TEXT NOT NULL,
+  PRIMARY KEY (decision_id, approver)
+) STRICT;
+CREATE TABLE IF NOT EXISTS approval_used (approval_sha256 TEXT PRIMARY KEY NOT NULL, at INTEGER NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS approval_grants (
+  grant_id TEXT PRIMARY KEY NOT NULL, body TEXT NOT NULL, tenant TEXT NOT NULL, tool TEXT NOT NULL, expires_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS approval_reviews (review_id TEXT PRIMARY KEY NOT NULL, body TEXT NOT NULL, status TEXT NOT NULL) STRICT;
+`;
+
+/** Schema versions of the approval state (store `approvals`; append-only): 1 is the pre-versioning schema. */
+const MIGRATIONS: readonly SchemaMigration[] = [
+  {
+    version: 1,
+    name: 'approvers, client owners, pending approvals, votes, break-glass grants, reviews',
+    up: SCHEMA,
+  },
+];
+
+type Row = Record<string, unknown>;
+
+/**
+ * Opens (creating if needed) the approval state at `path` (`:memory:` for tests). WAL,
+ * synchronous=FULL. Throws when the file records a schema newer than this build
+ * (`SchemaVersionError`, fail closed).
+ */
+export function createSqliteApprovalStore(path: string): ApprovalStore {
+  const db = new Database(path);
+  db.pragma('busy_timeout = 2000');
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  try {
+    migrateSchema(db, 'approvals', MIGRATIONS);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  const q = {
+    approver: db.prepare<[string], Row>('SELECT * FROM approval_approvers WHERE name = ?'),
+    approvers: db.prepare<[], Row>('SELECT * FROM approval_approvers ORDER BY name'),
+    addApprover: db.prepare(
+      'INSERT OR IGNORE INTO approval_approvers (name, roles, kid, jwk, status, registered_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    setOwner: db.prepare(
+      'INSERT INTO approval_client_owners (identity, owner) VALUES (?, ?) ON CONFLICT (identity) DO UPDATE SET owner = excluded.owner',
+    ),
+    owner: db.prepare<[string], Row>('SELECT owner FROM approval_client_owners WHERE identity = ?'),
+    addPending: db.prepare(
+      'INSERT OR IGNORE INTO approval_pending (decision_id, body, status, approvals, grant_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ),
+    pending: db.prepare<[string], Row>('SELECT * FROM approval_pending WHERE decision_id = ?'),
+    pendings: db.prepare<[], Row>('SELECT * FROM approval_pending ORDER BY created_at, decision_id'),
+    addVote: db.prepare(
+      'INSERT OR IGNORE INTO approval_votes (decision_id, approver, verdict, role, method, approval_sha256, at, ledger_index, candidate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    voted: db.prepare<[string, string], Row>(
+      'SELECT 1 AS one FROM approval_votes WHERE decision_id = ? AND approver = ?',
+    ),
+    use: db.prepare('INSERT OR IGNORE INTO approval_used (approval_sha256, at) VALUES (?, ?)'),
+    votes: db.prepare<[string], Row>(
+      'SELECT * FROM approval_votes WHERE decision_id = ? ORDER BY ledger_index, approver',
+    ),
+    finalize: db.prepare(
+      "UPDATE approval_pending SET status = ?, approvals = ?, grant_id = ? WHERE decision_id = ? AND status = 'pending'",
+    ),
+    issue: db.prepare(
+      "UPDATE approval_pending SET status = 'issued' WHERE decision_id = ? AND status = 'approved'",
+    ),
+    addGrant: db.prepare(
+      'INSERT INTO approval_grants (grant_id, body, tenant, tool, expires_at) VALUES (?, ?, ?, ?, ?)',
+    ),
+    grant: db.prepare<[string, string, number], Row>(
+      'SELECT body FROM approval_grants WHERE tenant = ? AND tool = ? AND expires_at > ? ORDER BY expires_at DESC, grant_id LIMIT 1',
+    ),
+    addReview: db.prepare(
+      'INSERT OR IGNORE INTO approval_reviews (review_id, body, status) VALUES (?, ?, ?)',
+    ),
+    review: db.prepare<[string], Row>('SELECT body, status FROM approval_reviews WHERE review_id = ?'),
+    reviews: db.prepare<[], Row>('SELECT body, status FROM approval_reviews ORDER BY review_id'),
+    closeReview: db.prepare(
+      "UPDATE approval_reviews SET body = ?, status = 'closed' WHERE review_id = ? AND status = 'open'",
+    ),
+  };
+
+  // One transaction: of two identical votes only one finds neither its approver nor its hash.
+  const voteTx = db.transaction((v: VoteRecord): 'ok' | 'duplicate' | 'replayed' => {
+    if (q.voted.get(v.decision_id, v.approver) !== undefined) return 'duplicate';
+    if (q.use.run(v.approval_sha256, v.at).changes !== 1) return 'replayed';
+    const changed = q.addVote.run(
+      v.decision_id,
+      v.approver,
+      v.verdict,
+      v.role,
+      v.method,
+      v.approval_sha256,
+      v.at,
+      v.ledger_index,
+      JSON.stringify(v.candidate),
+    ).changes;
+    // A hash unused but already on a vote cannot be: roll the used mark back and refuse.
+    if (changed !== 1) throw new Error('vote not recorded');
+    return 'ok';
+  });
+
+  let closed = false;
+  const open = (): void => {
+    if (closed) throw new Error('the approval store is closed');
+  };
+  const sync: Synchronous<ApprovalStore> = {
+    registerApprover({ name, roles, jwk, atMs }: Parameters<ApprovalStore['registerApprover']>[0]) {
+      open();
+      const key = parsePublicJwk(jwk);
+      const row = {
+        name,
+        roles: JSON.stringify([...roles].sort()),
+        kid: key.kid,
+        jwk: JSON.stringify(key.jwk),
+        status: 'active',
+        registered_at: Math.trunc(atMs),
+      };
+      const changed = q.addApprover.run(row.name, row.roles, row.kid, row.jwk, row.status, row.registered_at);
+      if (changed.changes !== 1) throw new TypeError(`approver ${name} already exists`);
+      return parseApproverRow(row);
+    },
+    approver(name: string) {
+      open();
+      const r = q.approver.get(name);
+      return r === undefined ? undefined : parseApproverWithKey(r as unknown as ApproverColumns);
+    },
+    listApprovers() {
+      open();
+      return Object.freeze(q.approvers.all().map((r) => parseApproverRow(r as unknown as ApproverColumns)));
+    },
+    approverJwks() {
+      open();
+      return jwksOf(q.approvers.all() as unknown as ApproverColumns[]);
+    },
+    setOwner(identity: string, owner: string) {
+      open();
+      q.setOwner.run(identity, owner);
+    },
+    ownerOf(identity: string) {
+      open();
+      const r = q.owner.get(identity);
+      return r === undefined ? undefined : textOf(r['owner'], 'owner');
+    },
+    insertPending(rec: PendingRecord) {
+      open();
+      return (
+        q.addPending.run(
+          rec.decision_id,
+          pendingBody(rec),
+          rec.status,
+          JSON.stringify(rec.approvals),
+          rec.grant_id,
+          rec.expires_at,
+          rec.created_at,
+        ).changes === 1
+      );
+    },
+    pending(id: string) {
+      open();
+      const r = q.pending.get(id);
+      return r === undefined ? undefined : parsePendingRow(r as unknown as PendingColumns);
+    },
+    listPending() {
+      open();
+      return Object.freeze(q.pendings.all().map((r) => parsePendingRow(r as unknown as PendingColumns)));
+    },
+    addVote(v: VoteRecord) {
+      open();
+      return voteTx(v);
+    },
+    markUsed(sha: string, atMs: number) {
+      open();
+      return q.use.run(sha, Math.trunc(atMs)).changes === 1;
+    },
+    votes(id: string) {
+      open();
+      return Object.freeze(q.votes.all(id).map((r) => parseVoteRow(r as unknown as VoteColumns)));
+    },
+    finalize(
+      id: string,
+      status: 'approved' | 'rejected' | 'expired',
+      approvals: readonly string[],
+      grantId?: string,
+    ) {
+      open();
+      return q.finalize.run(status, JSON.stringify(approvals), grantId ?? null, id).changes === 1;
+    },
+    markIssued(id: string) {
+      open();
+      return q.issue.run(id).changes === 1;
+    },
+    insertGrant(g: BreakGlassGrant) {
+      open();
+      q.addGrant.run(g.grant_id, JSON.stringify(g), g.tenant, g.tool, g.expires_at);
+    },
+    activeGrant(tenant: string, tool: string, atMs: number) {
+      open();
+      const r = q.grant.get(tenant, tool, Math.trunc(atMs));
+      if (r === undefined) return undefined;
+      const g = parseGrantBody(r['body']);
+      // The row must be what the query selected.
+      if (g.tenant !== tenant || g.tool !== tool || !(g.expires_at > atMs))
+        throw new TypeError('approval_grants row does not match its columns');
+      return g;
+    },
+    insertReview(r: ReviewRecord) {
+      open();
+      q.addReview.run(r.review_id, JSON.stringify(r), r.status);
+    },
+    review(id: string) {
+      open();
+      const r = q.review.get(id);
+      return r === undefined ? undefined : parseReviewBody(r['body'], r['status']);
+    },
+    listReviews() {
+      open();
+      return Object.freeze(q.reviews.all().map((r) => parseReviewBody(r['body'], r['status'])));
+    },
+    closeReview(id: string, by: string, notes: string, atMs: number) {
+      open();
+      const r = q.review.get(id);
+      if (r === undefined) return false;
+      const body: ReviewRecord = {
+        ...parseReviewBody(r['body'], r['status']),
+        status: 'closed',
+        closed_by: by,
+        closed_at: Math.trunc(atMs),
+        notes,
+      };
+      // Guarded by the status: of two closings racing only one changes the row.
+      return q.closeReview.run(JSON.stringify(body), id).changes === 1;
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      db.close();
+    },
+  };
+  // Every method is async: a throwing statement becomes a rejection, never a synchronous throw.
+  return promised(sync);
+}
+
+/** `T` with every method answering synchronously what it resolves to. */
+type Synchronous<T> = {
+  [K in keyof T]: T[K] extends (...args: infer A) => Promise<infer R> ? (...args: A) => R : never;
+};
+
+/** Every method of `sync` as one that resolves to its result and rejects with what it throws. */
+function promised(sync: Synchronous<ApprovalStore>): ApprovalStore {
+  const out: Record<string, (...args: unknown[]) => Promise<unknown>> = {};
+  for (const [name, fn] of Object.entries(sync) as [string, (...args: unknown[]) => unknown][]) {
+    out[name] = (...args) => {
+      try {
+        return Promise.resolve(fn(...args));
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new Error('approval store failure'));
+      }
+    };
+  }
+  return Object.freeze(out) as unknown as ApprovalStore;
+}
+
+/** Approver public keys with the revoked kids, from approver rows (each key checked again). */
+export function jwksOf(rows: readonly ApproverColumns[]): Ed25519Jwks {
+  const list = rows
+    .map((r) => parseApproverKey(r).jwk)
+    .sort((a, b) => (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0));
+  const revoked = rows
+    .map((r) => parseApproverRow(r))
+    .filter((r) => r.status !== 'active')
+    .map((r) => r.kid)
+    .sort();
+  return Object.freeze({ keys: Object.freeze(list), revoked: Object.freeze(revoked) });
+}

@@ -1,0 +1,274 @@
+/**
+ * PostgreSQL {@link ApprovalStore} (OE-INV-019/020, FC-INV-4 single use, L7 Break-glass; SPEC §1
+ * "Distributed"): the approval state every Control Plane replica on one database shares, with
+ * the semantics of the SQLite store. Each state transition is one atomic operation of the
+ * database, so two replicas racing never count a vote twice nor issue an approved call twice:
+ *
+ * - `addVote` is one transaction: the vote row (primary key decision and approver, UNIQUE
+ *   approval hash) and the used mark of its approval hash, both inserted or neither; a racing
+ *   insert of the same key waits for the first transaction and then finds its row;
+ * - `markUsed`, `insertPending` and `insertReview` are `INSERT … ON CONFLICT DO NOTHING`, true
+ *   only when this call inserted the row;
+ * - `finalize` (`pending` →), `markIssued` (`approved` → `issued`) and `closeReview` (`open` →
+ *   `closed`) are UPDATEs guarded by the status: true only for the one call that changed the row.
+ *
+ * Every row read back is parsed as untrusted input by the same functions as the SQLite store's
+ * (approver keys checked again by `parsePublicJwk`); any failure — a database that is stopped,
+ * slow past the pool's deadlines or garbled, a malformed row — rejects and the callers deny
+ * (fail closed). The store owns nothing: the backend that opened `db` closes it.
+ */
+import {
+  approverJwksOf,
+  parseApproverRow,
+  parseApproverWithKey,
+  parseGrantBody,
+  parsePendingRow,
+  parseReviewBody,
+  parseVoteRow,
+  pendingBody,
+} from '../../control-plane/index.js';
+import type {
+  ApprovalStore,
+  ApproverColumns,
+  BreakGlassGrant,
+  PendingColumns,
+  PendingRecord,
+  ReviewRecord,
+  VoteColumns,
+  VoteRecord,
+} from '../../control-plane/index.js';
+import { parsePublicJwk } from '../../kernel/index.js';
+import { inTransaction, type PostgresPool } from './pool.js';
+import { rowText } from './rows.js';
+
+type Row = Record<string, unknown>;
+
+const PENDING_COLUMNS = 'decision_id, body, status, approvals, grant_id';
+const VOTE_COLUMNS =
+  'decision_id, approver, verdict, role, method, approval_sha256, at, ledger_index, candidate';
+
+const INSERT_VOTE = `INSERT INTO approval_votes (${VOTE_COLUMNS})
+  VALUES ($1, $2, $3, $4, $5, $6, $7::bigint, $8::bigint, $9) ON CONFLICT DO NOTHING RETURNING 1 AS one`;
+const MARK_USED = `INSERT INTO approval_used (approval_sha256, at) VALUES ($1, $2::bigint)
+  ON CONFLICT DO NOTHING RETURNING 1 AS one`;
+
+/** Thrown inside the vote transaction to roll its vote row back when the hash was used before. */
+class Replayed extends Error {}
+
+/** A millisecond time as stored (`bigint`): a safe integer. */
+function ms(v: number, what: string): number {
+  const n = Math.trunc(v);
+  if (!Number.isSafeInteger(n)) throw new TypeError(`${what} is not a safe integer`);
+  return n;
+}
+
+/** An approval store over `db` (migrated to the current schema; see `migrate`). */
+export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
+  const rows = async (sql: string, params: unknown[] = []): Promise<Row[]> =>
+    (await db.pool.query<Row>(sql, params)).rows;
+  const changed = async (sql: string, params: unknown[]): Promise<boolean> => {
+    const n = (await db.pool.query(sql, params)).rowCount;
+    if (n !== 0 && n !== 1) throw new TypeError('a guarded write changed more than one row');
+    return n === 1;
+  };
+
+  const store: ApprovalStore = {
+    async registerApprover({ name, roles, jwk, atMs }: Parameters<ApprovalStore['registerApprover']>[0]) {
+      const key = parsePublicJwk(jwk);
+      const row = {
+        name,
+        roles: JSON.stringify([...roles].sort()),
+        kid: key.kid,
+        jwk: JSON.stringify(key.jwk),
+        status: 'active',
+        registered_at: ms(atMs, 'atMs'),
+      };
+      const inserted = await changed(
+        `INSERT INTO approval_approvers (name, roles, kid, jwk, status, registered_at)
+          VALUES ($1, $2, $3, $4, $5, $6::bigint) ON CONFLICT DO NOTHING`,
+        [row.name, row.roles, row.kid, row.jwk, row.status, row.registered_at],
+      );
+      if (!inserted) throw new TypeError(`approver ${name} already exists`);
+      return parseApproverRow(row);
+    },
+    async approver(name: string) {
+      const r = (await rows('SELECT * FROM approval_approvers WHERE name = $1', [name]))[0];
+      return r === undefined ? undefined : parseApproverWithKey(r as unknown as ApproverColumns);
+    },
+    async listApprovers() {
+      const all = await rows('SELECT * FROM approval_approvers ORDER BY name');
+      return Object.freeze(all.map((r) => parseApproverRow(r as unknown as ApproverColumns)));
+    },
+    async approverJwks() {
+      return approverJwksOf((await rows('SELECT * FROM approval_approvers')) as unknown as ApproverColumns[]);
+    },
+    async setOwner(identity: string, owner: string) {
+      await rows(
+        `INSERT INTO approval_client_owners (identity, owner) VALUES ($1, $2)
+          ON CONFLICT (identity) DO UPDATE SET owner = excluded.owner`,
+        [identity, owner],
+      );
+    },
+    async ownerOf(identity: string) {
+      const r = (await rows('SELECT owner FROM approval_client_owners WHERE identity = $1', [identity]))[0];
+      return r === undefined ? undefined : rowText(r['owner'], 'approval_client_owners.owner');
+    },
+    async insertPending(rec: PendingRecord) {
+      return changed(
+        `INSERT INTO approval_pending (decision_id, body, status, approvals, grant_id, expires_at, created_at)
+          VALUES ($1, $2, $3, $4, $5, $6::bigint, $7::bigint) ON CONFLICT DO NOTHING`,
+        [
+          rec.decision_id,
+          pendingBody(rec),
+          rec.status,
+          JSON.stringify(rec.approvals),
+          rec.grant_id,
+          ms(rec.expires_at, 'expires_at'),
+          ms(rec.created_at, 'created_at'),
+        ],
+      );
+    },
+    async pending(id: string) {
+      const r = (
+        await rows(`SELECT ${PENDING_COLUMNS} FROM approval_pending WHERE decision_id = $1`, [id])
+      )[0];
+      return r === undefined ? undefined : parsePendingRow(r as unknown as PendingColumns);
+    },
+    async listPending() {
+      const all = await rows(
+        `SELECT ${PENDING_COLUMNS} FROM approval_pending ORDER BY created_at, decision_id`,
+      );
+      return Object.freeze(all.map((r) => parsePendingRow(r as unknown as PendingColumns)));
+    },
+    async addVote(v: VoteRecord) {
+      try {
+        return await inTransaction(db.pool, async (client) => {
+          // Waits for a racing transaction inserting the same key, then sees its row (READ COMMITTED).
+          const inserted = await client.query(INSERT_VOTE, [
+            v.decision_id,
+            v.approver,
+            v.verdict,
+            v.role,
+            v.method,
+            v.approval_sha256,
+            ms(v.at, 'at'),
+            ms(v.ledger_index, 'ledger_index'),
+            JSON.stringify(v.candidate),
+          ]);
+          if (inserted.rowCount !== 1) {
+            const voted = await client.query(
+              'SELECT 1 AS one FROM approval_votes WHERE decision_id = $1 AND approver = $2',
+              [v.decision_id, v.approver],
+            );
+            return voted.rowCount === 1 ? 'duplicate' : 'replayed';
+          }
+          const used = await client.query(MARK_USED, [v.approval_sha256, ms(v.at, 'at')]);
+          if (used.rowCount !== 1) throw new Replayed();
+          return 'ok';
+        });
+      } catch (err) {
+        if (err instanceof Replayed) return 'replayed';
+        throw err;
+      }
+    },
+    async markUsed(sha: string, atMs: number) {
+      return (await rows(MARK_USED, [sha, ms(atMs, 'atMs')])).length === 1;
+    },
+    async votes(id: string) {
+      const all = await rows(
+        `SELECT ${VOTE_COLUMNS} FROM approval_votes WHERE decision_id = $1 ORDER BY ledger_index, approver`,
+        [id],
+      );
+      return Object.freeze(all.map((r) => parseVoteRow(r as unknown as VoteColumns)));
+    },
+    async finalize(
+      id: string,
+      status: 'approved' | 'rejected' | 'expired',
+      approvals: readonly string[],
+      grantId?: string,
+    ) {
+      return changed(
+        `UPDATE approval_pending SET status = $1, approvals = $2, grant_id = $3
+          WHERE decision_id = $4 AND status = 'pending'`,
+        [status, JSON.stringify(approvals), grantId ?? null, id],
+      );
+    },
+    async markIssued(id: string) {
+      return changed(
+        "UPDATE approval_pending SET status = 'issued' WHERE decision_id = $1 AND status = 'approved'",
+        [id],
+      );
+    },
+    async insertGrant(g: BreakGlassGrant) {
+      await rows(
+        `INSERT INTO approval_grants (grant_id, body, tenant, tool, expires_at)
+          VALUES ($1, $2, $3, $4, $5::bigint)`,
+        [g.grant_id, JSON.stringify(g), g.tenant, g.tool, ms(g.expires_at, 'expires_at')],
+      );
+    },
+    async activeGrant(tenant: string, tool: string, atMs: number) {
+      const r = (
+        await rows(
+          `SELECT body FROM approval_grants WHERE tenant = $1 AND tool = $2 AND expires_at > $3::bigint
+            ORDER BY expires_at DESC, grant_id LIMIT 1`,
+          [tenant, tool, ms(atMs, 'atMs')],
+        )
+      )[0];
+      if (r === undefined) return undefined;
+      const g = parseGrantBody(r['body']);
+      // The row must be what the query selected.
+      if (g.tenant !== tenant || g.tool !== tool || !(g.expires_at > atMs))
+        throw new TypeError('approval_grants row does not match its columns');
+      return g;
+    },
+    async insertReview(r: ReviewRecord) {
+      await rows(
+        'INSERT INTO approval_reviews (review_id, body, status) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
+        [r.review_id, JSON.stringify(r), r.status],
+      );
+    },
+    async review(id: string) {
+      const r = (await rows('SELECT body, status FROM approval_reviews WHERE review_id = $1', [id]))[0];
+      return r === undefined ? undefined : parseReviewBody(r['body'], r['status']);
+    },
+    async listReviews() {
+      const all = await rows('SELECT body, status FROM approval_reviews ORDER BY review_id');
+      return Object.freeze(all.map((r) => parseReviewBody(r['body'], r['status'])));
+    },
+    async closeReview(id: string, by: string, notes: string, atMs: number) {
+      const r = (await rows('SELECT body, status FROM approval_reviews WHERE review_id = $1', [id]))[0];
+      if (r === undefined) return false;
+      const body: ReviewRecord = {
+        ...parseReviewBody(r['body'], r['status']),
+        status: 'closed',
+        closed_by: by,
+        closed_at: ms(atMs, 'atMs'),
+        notes,
+      };
+      // Guarded by the status: of two closings racing on any replicas only one changes the row.
+      return changed(
+        "UPDATE approval_reviews SET body = $1, status = 'closed' WHERE review_id = $2 AND status = 'open'",
+        [JSON.stringify(body), id],
+      );
+    },
+    // The pool is the backend's; only this instance stops answering.
+    close: () => Promise.resolve(),
+  };
+  return guarded(store);
+}
+
+/** `store` rejecting every call once it was closed (fail closed, like the SQLite store). */
+function guarded(store: ApprovalStore): ApprovalStore {
+  let closed = false;
+  const out: Record<string, (...args: unknown[]) => Promise<unknown>> = {};
+  for (const [name, fn] of Object.entries(store) as [string, (...args: unknown[]) => Promise<unknown>][]) {
+    out[name] =
+      name === 'close'
+        ? () => {
+            closed = true;
+            return Promise.resolve();
+          }
+        : (...args) => (closed ? Promise.reject(new Error('the approval store is closed')) : fn(...args));
+  }
+  return Object.freeze(out) as unknown as ApprovalStore;
+}
