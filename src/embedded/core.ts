@@ -224,6 +224,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   let lease: WriterLease;
   let ledgerActive: string | null;
   let ledgerAdmin: LedgerAdminState;
+  let ledgerAdminReadAt: number;
   try {
     // The lease first: the writer reads the head it continues only once no one else can append.
     lease = await backend.acquireWriter({
@@ -237,6 +238,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       origin: config.origin,
       checkpointEvery: { entries: 256, ms: 10_000 },
     });
+    ledgerAdminReadAt = clock();
     ledgerAdmin = await readLedgerAdminState(backend.ledger);
     ledgerActive = ledgerAdmin.activeBundle;
   } catch (err) {
@@ -291,6 +293,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
           mirror,
           ledger: backend.ledger,
           admin: ledgerAdmin,
+          adminReadAt: ledgerAdminReadAt,
           issuerKeys: () => ({
             currentKid: controlPlane.issuerKid(),
             revoked: revokedKids(controlPlane.issuerJwks()),
@@ -506,7 +509,10 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
         {
           ...recovery,
           openRequests: async () =>
-            (await recovery.openRequests()).filter((r) => r.owner === undefined || r.owner === self),
+            (await recovery.openRequests()).filter((r) =>
+              // Shared storage: only this instance's own; an unowned request is a sweep's, under its lock.
+              backend.shared ? r.owner === self : r.owner === undefined || r.owner === self,
+            ),
         },
         'stop',
       );

@@ -120,6 +120,8 @@ export interface EmbeddedOptions {
   readonly signal?: AbortSignal;
   /** Called once if the writer lease is lost while serving; the roles are fenced by then. */
   readonly onWriterLost?: () => void;
+  /** Shared storage: how often gone gates' open requests are swept (see `CoreOptions`). */
+  readonly orphanSweepMs?: number;
 }
 
 /** A running embedded deployment. */
@@ -165,6 +167,7 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
     ...(options.standby === undefined ? {} : { standby: options.standby }),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     ...(options.onWriterLost === undefined ? {} : { onWriterLost: options.onWriterLost }),
+    ...(options.orphanSweepMs === undefined ? {} : { orphanSweepMs: options.orphanSweepMs }),
   });
   let gateServer;
   let execServer;

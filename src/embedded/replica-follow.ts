@@ -55,6 +55,11 @@ export interface ReplicaFollowerDeps {
   readonly ledger: LedgerStore;
   /** The ledger's admin state as read when the gate opened; rounds read on from its `next`. */
   readonly admin: LedgerAdminState;
+  /**
+   * When `admin` was read (the clock's reading just before): the staleness bound counts from it,
+   * not from the follower's creation (default: now).
+   */
+  readonly adminReadAt?: number;
   /** This data directory's issuer keys as they are now (they change with a local rotation). */
   readonly issuerKeys: () => LocalIssuerKeys;
   readonly clock: Clock;
@@ -99,7 +104,7 @@ export function createReplicaFollower(deps: ReplicaFollowerDeps): ReplicaFollowe
   const notice = deps.notice ?? (() => undefined);
   const boundMs = 2 * followMs;
   let admin = deps.admin;
-  let lastGoodAt = clock();
+  let lastGoodAt = deps.adminReadAt ?? clock();
   let store: BundleStore | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
@@ -108,6 +113,7 @@ export function createReplicaFollower(deps: ReplicaFollowerDeps): ReplicaFollowe
   let told: string | null = null;
   let pointerTold: string | null = null;
   let failingTold = false;
+  let eager: Promise<boolean> | undefined;
 
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = queue.then(fn, fn);
@@ -130,11 +136,15 @@ export function createReplicaFollower(deps: ReplicaFollowerDeps): ReplicaFollowe
       } catch {
         disagreement = 'the issuer keys of this gate cannot be read';
       }
-      if (disagreement !== null)
+      if (disagreement !== null) {
+        // A rotation or revocation made through this gate disagrees only until a round reads its
+        // ledger entry: read now instead of waiting for the next period.
+        if (!stopped) eager ??= round().finally(() => (eager = undefined));
         d = deny(
           'ERR_POLICY_UNAVAILABLE',
           `${disagreement}: restart this gate with keys/ copied from where the key changed`,
         );
+      }
     }
     const reason = d?.reason ?? null;
     if (reason !== told) {
@@ -183,7 +193,7 @@ export function createReplicaFollower(deps: ReplicaFollowerDeps): ReplicaFollowe
       const remote = await mirror.active();
       admin = next;
       const ledgered = next.activeBundle;
-      if (remote !== null && (ledgered === null || remote === ledgered)) {
+      if (remote !== null && remote === ledgered) {
         await follow(remote);
         pointerTold = null;
       } else if (remote !== ledgered && pointerTold !== remote) {

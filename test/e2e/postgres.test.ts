@@ -180,6 +180,43 @@ describe('a deployment on PostgreSQL (SPEC §1, §4)', () => {
   });
 });
 
+describe('requests no live gate owns (SPEC §5, FC-INV-5)', () => {
+  it('a request left without an owner is a sweep’s, never a stopping gate’s: it gets exactly one outcome', async () => {
+    const schema = nextSchema();
+    const dirA = join(work, 'unowned-a');
+    const dirB = join(work, 'unowned-b');
+    await initDataDir(dirA, { backend: `${db.url}?schema=${schema}` });
+    cpSync(dirA, dirB, { recursive: true });
+    const a = await startEmbedded(dirA, { ...base, orphanSweepMs: 0 });
+    const b = await startEmbedded(dirB, { ...base, orphanSweepMs: 0 });
+    try {
+      // An accepted request whose owner is unknown (as a schema before instances were recorded left it).
+      const accepted = await a.core.ledger.append({
+        type: 'gateway.accepted',
+        trace_id: 'trace-unowned',
+        request_id: 'req-unowned',
+        tenant: 'acme',
+        actor: { id: 'demo-agent', role: 'gate' },
+        payload: { tool: 'echo' },
+      });
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      await c.query(`UPDATE ${schema}.ledger_open_requests SET owner = '' WHERE accepted_idx = $1`, [
+        accepted.index,
+      ]);
+      await c.end();
+      // A stops: it records only its own calls, not the unowned one.
+      expect(await a.core.abandonInFlight()).toMatchObject({ abandoned: 0 });
+      expect(await b.core.sweepOrphans()).toMatchObject({ abandoned: 1 });
+      const types = (await b.core.ledger.store.readByRequest('req-unowned')).map((e) => e.type);
+      expect(types).toEqual(['gateway.accepted', 'request.abandoned']);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
 describe('approvals on PostgreSQL (OE-INV-019/020)', () => {
   it('votes through either gate count once, and an approved call retried on both at once runs once', async () => {
     const schema = nextSchema();

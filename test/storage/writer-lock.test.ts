@@ -131,6 +131,25 @@ describe('the PostgreSQL instance lease (SPEC §4 one writer per transaction, §
     }
   });
 
+  it('a holder that hangs while its host still answers TCP (SIGSTOP) is gone after five missed beats: another claims it', async () => {
+    const db = await migratedPool();
+    const holder = await startHolder(['postgres', testDb.url, db.schema]);
+    started.push(holder);
+    const other = await leaseOn(db, 'other');
+    expect(await other.claimOwners([holder.instance])).toEqual([]);
+    holder.child.kill('SIGSTOP');
+    try {
+      // The server ends the idle session (idle_session_timeout, 5 × its 1 s heartbeat).
+      for (;;) {
+        const got = await other.claimOwners([holder.instance]);
+        if (got.length === 1) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    } finally {
+      holder.child.kill('SIGCONT');
+    }
+  });
+
   it('loses the lease when its connection is cut: lost resolves, isHeld is false, its session refuses work', async () => {
     const db = await migratedPool();
     const { proxy, through } = await throughFaultProxy(db);

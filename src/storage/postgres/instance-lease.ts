@@ -16,7 +16,9 @@
  * not even an outcome for a request another replica has meanwhile recorded as abandoned.
  *
  * The session is checked every `heartbeatMs` (with a deadline): an error, a closed connection or
- * a missed deadline loses the lease, and the gate then stops running anything (its fence).
+ * a missed deadline loses the lease, and the gate then stops running anything (its fence). The
+ * server ends a session idle for five beats, or idle that long inside a transaction: a gate that
+ * hangs while its host still answers TCP is treated as gone, not alive forever.
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -94,7 +96,16 @@ export async function acquireInstanceLease(
     timeoutMs < 1
   )
     throw new TypeError('heartbeat times must be positive integers');
-  const client = new pg.Client(writerSessionConfig(db));
+  const session = writerSessionConfig(db);
+  // A gate that stops heartbeating (hung, stopped with SIGSTOP, its event loop blocked) while its
+  // host still answers TCP is gone too: the server ends its session after five missed beats, so
+  // another gate can claim its requests; and a transaction it left open frees the append lock.
+  const idleMs = 5 * heartbeatMs;
+  const client = new pg.Client({
+    ...session,
+    idle_in_transaction_session_timeout: idleMs,
+    options: `${session.options ?? ''} -c idle_session_timeout=${idleMs}`,
+  });
   // A connection that fails while idle is seen by the next query; without a listener its
   // 'error' event would end the process.
   client.on('error', () => undefined);
