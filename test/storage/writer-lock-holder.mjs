@@ -1,8 +1,8 @@
 // A process that takes the ledger writer lock with the built code (`npm run build`), prints
 // "held <epoch>" and keeps it until it is killed or its stdin closes (its parent is gone).
 //   node writer-lock-holder.mjs sqlite <lock file>
-//   node writer-lock-holder.mjs postgres <url> <schema>   (an instance lease: prints "held <instance>")
-const [backend, target, schema] = process.argv.slice(2);
+//   node writer-lock-holder.mjs postgres <url> <schema> [heartbeat ms]   (an instance lease: prints "held <instance>")
+const [backend, target, schema, heartbeat] = process.argv.slice(2);
 let lock;
 if (backend === 'sqlite') {
   const { createFileWriterLock } = await import('../../dist/src/storage/sqlite/index.js');
@@ -12,6 +12,7 @@ if (backend === 'sqlite') {
   const { openPostgresPool, acquireInstanceLease } = await import('../../dist/src/storage/postgres/index.js');
   const lease = await acquireInstanceLease(openPostgresPool({ url: target, schema }), {
     name: `holder-${process.pid}`,
+    ...(heartbeat === undefined ? {} : { heartbeatMs: Number(heartbeat) }),
   });
   process.stdout.write(`held ${lease.instance}\n`);
   process.stdin.resume();

@@ -131,15 +131,15 @@ describe('the PostgreSQL instance lease (SPEC §4 one writer per transaction, §
     }
   });
 
-  it('a holder that hangs while its host still answers TCP (SIGSTOP) is gone after five missed beats: another claims it', async () => {
+  it('a holder that hangs while its host still answers TCP (SIGSTOP) is gone after ten missed beats: another claims it', async () => {
     const db = await migratedPool();
-    const holder = await startHolder(['postgres', testDb.url, db.schema]);
+    const holder = await startHolder(['postgres', testDb.url, db.schema, '200']);
     started.push(holder);
     const other = await leaseOn(db, 'other');
     expect(await other.claimOwners([holder.instance])).toEqual([]);
     holder.child.kill('SIGSTOP');
     try {
-      // The server ends the idle session (idle_session_timeout, 5 × its 1 s heartbeat).
+      // The server ends the idle session (idle_session_timeout, 10 × its 200 ms heartbeat).
       for (;;) {
         const got = await other.claimOwners([holder.instance]);
         if (got.length === 1) break;
@@ -148,6 +148,20 @@ describe('the PostgreSQL instance lease (SPEC §4 one writer per transaction, §
     } finally {
       holder.child.kill('SIGCONT');
     }
+  });
+
+  it('keeps the lease through a busy process: an answer that arrived while the event loop was blocked is a beat', async () => {
+    const db = await migratedPool();
+    // Beats every 100 ms with a 50 ms deadline; the server ends the session only after 10 idle beats.
+    const lease = await acquireInstanceLease(db, { name: 'busy', heartbeatMs: 100, heartbeatTimeoutMs: 50 });
+    instanceLeases.push(lease);
+    for (let i = 0; i < 5; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 110));
+      // A long synchronous step (a bundle compile on a starved CPU), far past the beat's deadline.
+      const until = Date.now() + 300;
+      while (Date.now() < until);
+    }
+    expect(lease.isHeld()).toBe(true);
   });
 
   it('loses the lease when its connection is cut: lost resolves, isHeld is false, its session refuses work', async () => {

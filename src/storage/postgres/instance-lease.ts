@@ -17,7 +17,7 @@
  *
  * The session is checked every `heartbeatMs` (with a deadline): an error, a closed connection or
  * a missed deadline loses the lease, and the gate then stops running anything (its fence). The
- * server ends a session idle for five beats, or idle that long inside a transaction: a gate that
+ * server ends a session idle for ten beats, or idle that long inside a transaction: a gate that
  * hangs while its host still answers TCP is treated as gone, not alive forever.
  */
 import { randomBytes } from 'node:crypto';
@@ -98,9 +98,9 @@ export async function acquireInstanceLease(
     throw new TypeError('heartbeat times must be positive integers');
   const session = writerSessionConfig(db);
   // A gate that stops heartbeating (hung, stopped with SIGSTOP, its event loop blocked) while its
-  // host still answers TCP is gone too: the server ends its session after five missed beats, so
+  // host still answers TCP is gone too: the server ends its session after ten missed beats, so
   // another gate can claim its requests; and a transaction it left open frees the append lock.
-  const idleMs = 5 * heartbeatMs;
+  const idleMs = 10 * heartbeatMs;
   const client = new pg.Client({
     ...session,
     idle_in_transaction_session_timeout: idleMs,
@@ -155,18 +155,44 @@ function leaseOn(
     tail = next.catch(() => undefined);
     return next;
   };
-  // pg honours a per-query `query_timeout`; its type declarations do not list it.
-  const check: pg.QueryConfig & { query_timeout: number } = {
-    text: 'SELECT 1 AS one',
-    query_timeout: timeoutMs,
-  };
+  /**
+   * One beat: `SELECT 1` on the session, lost unless answered within `timeoutMs` of being sent.
+   * The deadline is checked after the event loop has taken in pending I/O (`setImmediate` after
+   * the timer), so an answer that arrived while this process was busy (a long synchronous step,
+   * a starved CPU) counts as the answer it is, not as a missed beat.
+   */
+  const beatOnce = (c: pg.ClientBase): Promise<boolean> =>
+    new Promise<boolean>((resolve) => {
+      let settled = false;
+      const deadline = setTimeout(
+        () =>
+          setImmediate(() => {
+            if (!settled) resolve(false);
+            settled = true;
+          }),
+        timeoutMs,
+      );
+      c.query<{ one: unknown }>('SELECT 1 AS one').then(
+        (r) => {
+          clearTimeout(deadline);
+          if (!settled) resolve(r.rows[0]?.one === 1);
+          settled = true;
+        },
+        () => {
+          clearTimeout(deadline);
+          if (!settled) resolve(false);
+          settled = true;
+        },
+      );
+    });
   const beat = async (): Promise<void> => {
+    let ok: boolean;
     try {
-      const r = await run((c) => c.query<{ one: unknown }>(check));
-      if (r.rows[0]?.one !== 1) lose();
+      ok = await run(beatOnce);
     } catch {
-      lose();
+      ok = false;
     }
+    if (!ok) lose();
     if (state === 'held') timer = setTimeout(() => void beat(), heartbeatMs);
   };
   client.on('error', lose);
