@@ -83,8 +83,7 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
   } catch (err) {
     throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'checkpoints cannot be read', { cause: err });
   }
-  if (latest !== undefined && latest.size > o.tree.size && o.catchUp !== undefined)
-    await o.catchUp();
+  if (latest !== undefined && latest.size > o.tree.size && o.catchUp !== undefined) await o.catchUp();
   if (latest !== undefined) {
     // A checkpoint beyond the entries, or over a different root, means rollback or rewrite: refuse.
     if (latest.size > o.tree.size || o.tree.root(latest.size).toString('hex') !== latest.root_hash)
