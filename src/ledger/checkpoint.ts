@@ -49,6 +49,11 @@ interface CheckpointerOptions {
   readonly every: { readonly entries?: number; readonly ms?: number } | undefined;
   /** Runs after each new checkpoint is stored (the writer persists its tree snapshot); never fails it. */
   readonly afterStore?: (cp: StoredCheckpoint) => Promise<void>;
+  /**
+   * Reads and verifies the entries up to the store's head into `tree` (as the open does);
+   * rejects with `ERR_LEDGER_UNAVAILABLE` when they do not continue it or the store lost some.
+   */
+  readonly catchUp?: () => Promise<void>;
 }
 
 /** The ledger's public checkpoint key for `signer`. */
@@ -62,7 +67,13 @@ export function ledgerKeyOf(signer: CheckpointSigner): LedgerKey {
 
 const ORIGIN = /^[\x21-\x7e]{1,255}$/;
 
-/** Creates the checkpointer and checks the latest stored checkpoint against the rebuilt tree. */
+/**
+ * Creates the checkpointer and checks the latest stored checkpoint against the rebuilt tree
+ * (SPEC §4, L7 ledger protection). On a shared store another replica may have stored a
+ * checkpoint beyond the entries this open read: the tree first catches up to the store's head,
+ * read after that checkpoint, so an intact store always covers it and one catch-up suffices.
+ * A checkpoint still beyond the verified entries (rollback) or over another root (rewrite) refuses.
+ */
 export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkpointer> {
   if (!ORIGIN.test(o.origin)) throw new TypeError('origin must be printable ASCII without spaces');
   const ledgerKey = ledgerKeyOf(o.signer);
@@ -72,6 +83,7 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
   } catch (err) {
     throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'checkpoints cannot be read', { cause: err });
   }
+  if (latest !== undefined && latest.size > o.tree.size && o.catchUp !== undefined) await o.catchUp();
   if (latest !== undefined) {
     // A checkpoint beyond the entries, or over a different root, means rollback or rewrite: refuse.
     if (latest.size > o.tree.size || o.tree.root(latest.size).toString('hex') !== latest.root_hash)

@@ -60,16 +60,20 @@ export interface RestoredTree {
 }
 
 /**
- * The tree from the store's snapshot, verified against the signed checkpoint at its size and the
- * stored entry at its last index; undefined when there is none or it does not verify (the caller
- * then re-hashes everything). Rejects when the store lost entries below the snapshot (rollback).
+ * The tree from `snapshot` (the store's, read BEFORE its head of `headSize` entries), verified
+ * against the signed checkpoint at its size and the stored entry at its last index; undefined
+ * when there is none or it does not verify (the caller then re-hashes everything). A snapshot is
+ * only ever written for committed entries, and on a shared store another replica may write a
+ * larger one at any time: read before the head, it never exceeds an intact store's head. So
+ * a snapshot beyond the head means the store lost entries below it (rollback): rejects (SPEC §4,
+ * L7 ledger protection).
  */
 export async function restoreTree(
   store: LedgerStore,
+  snapshot: TreeSnapshot | undefined,
   headSize: number,
   key: { readonly vkey: string; readonly origin: string },
 ): Promise<RestoredTree | undefined> {
-  const snapshot = await store.treeSnapshot?.();
   if (snapshot === undefined || snapshot.size === 0) return undefined;
   if (snapshot.size > headSize)
     throw new RangeError('ledger store holds fewer entries than its tree snapshot');

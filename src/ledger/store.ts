@@ -125,6 +125,13 @@ export interface LedgerStore {
   ): Promise<readonly LedgerEntry[]>;
   /** Current size and last entry. */
   head(): Promise<StoreHead>;
+  /**
+   * The size implied by the largest stored index, by one indexed read: unlike {@link head} it
+   * counts no rows, so it does not detect a gap (every entry read after it is still checked).
+   * A writer sharing the store reads it before each commit to see how far the others have gone
+   * (SPEC §4, L7 ledger protection). Optional.
+   */
+  tipSize?(): Promise<number>;
   /** Entries with `from <= index < to`, ascending. */
   readRange(from: number, to: number): Promise<LedgerEntry[]>;
   /** The entry at `index`, or undefined. */

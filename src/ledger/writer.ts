@@ -120,30 +120,28 @@ type Pending = PendingEntry | PendingEvidence;
 
 const RECOVERY_PAGE = 10_000;
 
+/**
+ * On a shared store, how many entries of other writers a commit may still read under the append
+ * lock; a writer further behind catches up before taking it (a few ms of reading at most).
+ */
+const SHARED_BEHIND_UNDER_LOCK = 64;
+
 function unavailable(message: string, cause?: unknown): FailclosedError {
   return new FailclosedError('ERR_LEDGER_UNAVAILABLE', message, { cause });
 }
 
-/** Reads entries [from, to) from the store and checks index, prev_hash and hash continuity from `prevHash`. */
-async function loadVerified(
-  store: LedgerStore,
-  from: number,
-  to: number,
-  prevHash: string,
-  onEntry: (e: LedgerEntry) => void,
-): Promise<string> {
+/**
+ * Checks that `page`, read for [start, end), holds every index of that range in order and
+ * continues the hash chain from `prevHash` (rows already passed parseStoredEntry: their own
+ * hash); returns the hash of its last entry.
+ */
+function verifyPage(page: readonly LedgerEntry[], start: number, end: number, prevHash: string): string {
+  if (page.length !== end - start) throw unavailable(`ledger has a gap in [${start}, ${end})`);
   let prev = prevHash;
-  for (let start = from; start < to; start += RECOVERY_PAGE) {
-    const end = Math.min(to, start + RECOVERY_PAGE);
-    const page = await store.readRange(start, end);
-    if (page.length !== end - start) throw unavailable(`ledger has a gap in [${start}, ${end})`);
-    for (const [i, e] of page.entries()) {
-      // Rows already passed parseStoredEntry (own hash); here the chain links are checked.
-      if (e.index !== start + i || !hexDigestEquals(e.prev_hash, prev))
-        throw unavailable(`ledger chain is broken at entry ${start + i}`);
-      prev = e.entry_hash;
-      onEntry(e);
-    }
+  for (const [i, e] of page.entries()) {
+    if (e.index !== start + i || !hexDigestEquals(e.prev_hash, prev))
+      throw unavailable(`ledger chain is broken at entry ${start + i}`);
+    prev = e.entry_hash;
   }
   return prev;
 }
@@ -164,20 +162,51 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
   let lastHash = GENESIS_PREV_HASH;
   const ledgerKey = ledgerKeyOf(opts.checkpointSigner);
   let restoredSize = 0;
+
+  /**
+   * Reads the entries [size, to), verifies that they continue the confirmed chain and applies
+   * them to the tree, `size` and `lastHash` together, page by page: a failure leaves the three
+   * consistent at a verified page boundary. Runs only while opening or inside a commit, so it
+   * is serialized with commits (SPEC §4, L7 ledger protection).
+   */
+  async function catchUp(to: number): Promise<void> {
+    while (size < to) {
+      const start = size;
+      const end = Math.min(to, start + RECOVERY_PAGE);
+      const page = await store.readRange(start, end);
+      const last = verifyPage(page, start, end, lastHash);
+      for (const e of page) tree.append(entryLeafHash(e.entry_hash));
+      size = end;
+      lastHash = last;
+    }
+  }
+
+  /** Catches up to the store's head; rejects when the store holds fewer entries than confirmed. */
+  async function catchUpToHead(): Promise<void> {
+    const head = await store.head();
+    if (head.size < size) throw unavailable('ledger store lost committed entries');
+    if (head.size > size) await catchUp(head.size);
+    else if (head.last !== undefined && !hexDigestEquals(head.last.entry_hash, lastHash))
+      throw unavailable('ledger store head differs from the confirmed head');
+  }
+
   try {
+    // The snapshot BEFORE the head: other replicas write snapshots only of committed entries, so
+    // an intact store's head read after it is at least its size (restoreTree refuses otherwise).
+    const snapshot = await store.treeSnapshot?.();
     const head = await store.head();
     // From the snapshot verified against its signed checkpoint when there is one, else from genesis.
-    const restored = await restoreTree(store, head.size, { vkey: ledgerKey.vkey, origin: opts.origin });
+    const restored = await restoreTree(store, snapshot, head.size, {
+      vkey: ledgerKey.vkey,
+      origin: opts.origin,
+    });
     if (restored !== undefined) {
       tree = restored.tree;
       size = restored.size;
       lastHash = restored.lastHash;
       restoredSize = restored.size;
     }
-    lastHash = await loadVerified(store, size, head.size, lastHash, (e) =>
-      tree.append(entryLeafHash(e.entry_hash)),
-    );
-    size = head.size;
+    await catchUp(head.size);
   } catch (err) {
     throw err instanceof FailclosedError ? err : unavailable('ledger store cannot be read', err);
   }
@@ -205,6 +234,14 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     origin: opts.origin,
     every: opts.checkpointEvery,
     afterStore: (cp) => persistTree(cp.size),
+    // A checkpoint another replica stored after this open read its head: read up to it first.
+    catchUp: async () => {
+      try {
+        await catchUpToHead();
+      } catch (err) {
+        throw err instanceof FailclosedError ? err : unavailable('ledger store cannot be read', err);
+      }
+    },
   });
 
   const queue: Pending[] = [];
@@ -214,16 +251,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
 
   /** After a failed commit the store may hold more than memory knows (an ambiguous commit): re-read it. */
   async function resync(): Promise<void> {
-    const head = await store.head();
-    if (head.size < size) throw unavailable('ledger store lost committed entries');
-    if (head.size > size) {
-      lastHash = await loadVerified(store, size, head.size, lastHash, (e) =>
-        tree.append(entryLeafHash(e.entry_hash)),
-      );
-      size = head.size;
-    } else if (head.last !== undefined && !hexDigestEquals(head.last.entry_hash, lastHash)) {
-      throw unavailable('ledger store head differs from the confirmed head');
-    }
+    await catchUpToHead();
     needsResync = false;
   }
 
@@ -255,6 +283,12 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
         // Entries and evidence of the batch: one transaction, one durable commit.
         await store.appendBatch(entries, blobs);
       } else {
+        // Far behind the other writers (idle while they appended): read and verify their entries
+        // BEFORE taking the append lock, which every writer waits for, so that under it only
+        // what they commit meanwhile is read. The tip is one indexed read, not head()'s count.
+        const tip = (await store.tipSize?.()) ?? size;
+        if (tip < size) throw unavailable('ledger store lost committed entries');
+        if (tip - size > SHARED_BEHIND_UNDER_LOCK) await catchUp(tip);
         // Writers share the store: under its append lock, continue after what the others committed.
         others = await store.appendShared(
           size,

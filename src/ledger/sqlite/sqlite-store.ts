@@ -235,6 +235,7 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
         const last = size === 0 ? undefined : byIdx.get(size - 1);
         return { size, last: last === undefined ? undefined : toEntry(last) };
       }),
+    tipSize: () => later(() => (maxIdx.get()?.m ?? -1) + 1),
     readRange: (from, to) => later(() => range.all(from, to).map(toEntry)),
     entry: (index) =>
       later(() => {
