@@ -24,6 +24,7 @@ import {
   type VoteColumns,
 } from './records.js';
 import type { ApprovalStore, BreakGlassGrant, PendingRecord, ReviewRecord, VoteRecord } from './store.js';
+import { createDecisionMutex } from './decision-lock.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS approval_approvers (
@@ -145,7 +146,7 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
   const open = (): void => {
     if (closed) throw new Error('the approval store is closed');
   };
-  const sync: Synchronous<ApprovalStore> = {
+  const sync: Synchronous<Omit<ApprovalStore, 'withDecisionLock'>> = {
     registerApprover({ name, roles, jwk, atMs }: Parameters<ApprovalStore['registerApprover']>[0]) {
       open();
       const key = parsePublicJwk(jwk);
@@ -278,8 +279,14 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
       db.close();
     },
   };
+  // One process serves a SQLite approval state: an in-process mutex per decision is the section.
+  const lock = createDecisionMutex();
   // Every method is async: a throwing statement becomes a rejection, never a synchronous throw.
-  return promised(sync);
+  return Object.freeze({
+    ...promised(sync),
+    withDecisionLock: <T>(decisionId: string, fn: () => Promise<T>): Promise<T> =>
+      closed ? Promise.reject(new Error('the approval store is closed')) : lock(decisionId, fn),
+  });
 }
 
 /** `T` with every method answering synchronously what it resolves to. */
@@ -288,7 +295,9 @@ type Synchronous<T> = {
 };
 
 /** Every method of `sync` as one that resolves to its result and rejects with what it throws. */
-function promised(sync: Synchronous<ApprovalStore>): ApprovalStore {
+function promised(
+  sync: Synchronous<Omit<ApprovalStore, 'withDecisionLock'>>,
+): Omit<ApprovalStore, 'withDecisionLock'> {
   const out: Record<string, (...args: unknown[]) => Promise<unknown>> = {};
   for (const [name, fn] of Object.entries(sync) as [string, (...args: unknown[]) => unknown][]) {
     out[name] = (...args) => {
@@ -299,7 +308,7 @@ function promised(sync: Synchronous<ApprovalStore>): ApprovalStore {
       }
     };
   }
-  return Object.freeze(out) as unknown as ApprovalStore;
+  return Object.freeze(out) as unknown as Omit<ApprovalStore, 'withDecisionLock'>;
 }
 
 /** Approver public keys with the revoked kids, from approver rows (each key checked again). */
