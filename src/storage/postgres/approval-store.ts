@@ -214,27 +214,38 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
     async withDecisionLock<T>(decisionId: string, fn: () => Promise<T>): Promise<T> {
       const key = [DECISION_LOCK_CLASS, `${db.schema}:${decisionId}`];
       const client = await db.pool.connect();
+      let broken: Error | undefined;
+      // A checked-out connection that breaks (server restart, network cut) emits an error the
+      // pool does not absorb: noted here, so it never crashes the process, and discarded below.
+      const onError = (err: Error): void => {
+        broken ??= err;
+      };
+      client.on('error', onError);
+      const release = (): void => {
+        client.off('error', onError);
+        client.release(broken);
+      };
       try {
         // Waits at most the connection's lock_timeout (and statement deadline), then rejects.
         await client.query(LOCK, key);
       } catch (err) {
         // Whether the server granted the lock after the client gave up is unknown: the
         // connection is discarded, and its session's locks end with it.
-        client.release(err instanceof Error ? err : new Error('decision lock failed'));
+        broken ??= err instanceof Error ? err : new Error('decision lock failed');
+        release();
         throw new Error('the approval decision lock was not granted', { cause: err });
       }
-      let broken: Error | undefined;
       try {
         return await fn();
       } finally {
         try {
           const r = await client.query<{ ok: unknown }>(UNLOCK, key);
-          if (r.rows[0]?.ok !== true) broken = new Error('the decision lock was not held at unlock');
+          if (r.rows[0]?.ok !== true) broken ??= new Error('the decision lock was not held at unlock');
         } catch (err) {
-          broken = err instanceof Error ? err : new Error('decision unlock failed');
+          broken ??= err instanceof Error ? err : new Error('decision unlock failed');
         }
         // A connection that may still hold the lock never returns to the pool.
-        client.release(broken);
+        release();
       }
     },
     async insertGrant(g: BreakGlassGrant) {
