@@ -5,7 +5,8 @@
  * approver and decision with its signed approval hash used once, every state transition true
  * exactly once (finalize only from `pending`, issue only from `approved`, a review closed once),
  * break-glass grants in scope until they expire, another instance over the same storage seeing
- * every change, tampered rows refused, and a closed store rejecting.
+ * every change, one decision's critical section entered by one caller at a time across
+ * instances, tampered rows refused, and a closed store rejecting.
  */
 import { describe, expect, it } from 'vitest';
 import type {
@@ -306,6 +307,42 @@ export function runApprovalStoreContract(name: string, make: () => Promise<Appro
     );
 
     it(
+      'one decision’s critical section: its steps run one at a time across instances, other decisions pass, a failing step leaves it',
+      withFixture(async ({ store, openAnother }) => {
+        const other = await openAnother();
+        const events: string[] = [];
+        let release!: () => void;
+        const held = new Promise<void>((r) => (release = r));
+        let entered!: () => void;
+        const inside = new Promise<void>((r) => (entered = r));
+        const first = store.withDecisionLock('d-1', async () => {
+          events.push('first in');
+          entered();
+          await held;
+          events.push('first out');
+          return 'first';
+        });
+        await inside;
+        const second = other.withDecisionLock('d-1', () => {
+          events.push('second in');
+          return Promise.resolve('second');
+        });
+        // Another decision's section is free meanwhile, on either instance.
+        expect(await other.withDecisionLock('d-2', () => Promise.resolve('d-2'))).toBe('d-2');
+        expect(await store.withDecisionLock('d-3', () => Promise.resolve('d-3'))).toBe('d-3');
+        expect(events).toEqual(['first in']);
+        release();
+        expect(await Promise.all([first, second])).toEqual(['first', 'second']);
+        expect(events).toEqual(['first in', 'first out', 'second in']);
+        // A step that fails passes its rejection on and leaves the section.
+        await expect(
+          store.withDecisionLock('d-1', () => Promise.reject(new Error('step failed'))),
+        ).rejects.toThrow('step failed');
+        expect(await other.withDecisionLock('d-1', () => Promise.resolve('after'))).toBe('after');
+      }),
+    );
+
+    it(
       'a closed store rejects every call',
       withFixture(async ({ openAnother }) => {
         const other = await openAnother();
@@ -313,6 +350,14 @@ export function runApprovalStoreContract(name: string, make: () => Promise<Appro
         await expect(other.pending('d-1')).rejects.toThrow(Error);
         await expect(other.markIssued('d-1')).rejects.toThrow(Error);
         await expect(other.addVote(voteRecord('d-1', 'ann'))).rejects.toThrow(Error);
+        let ran = false;
+        await expect(
+          other.withDecisionLock('d-1', () => {
+            ran = true;
+            return Promise.resolve();
+          }),
+        ).rejects.toThrow(Error);
+        expect(ran).toBe(false);
       }),
     );
   });

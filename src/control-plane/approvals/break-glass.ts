@@ -18,7 +18,7 @@ import {
   sha256Hex,
   verifyEd25519,
 } from '../../kernel/index.js';
-import type { Deny, JsonObject } from '../../kernel/index.js';
+import type { Deny, JsonObject, ReviewStatement } from '../../kernel/index.js';
 import { CONTROL_PLANE_ACTOR, type LedgerRef } from '../ledger-port.js';
 import type { ApprovalCtx } from './context.js';
 import type { BreakGlassGrant, PendingRecord, ReviewRecord } from './store.js';
@@ -126,15 +126,19 @@ export function grantBreakGlass(
 }
 
 /**
- * Uses an active grant in scope of `p` (same tenant and tool) to finalise it: ledgers
+ * Uses an active grant in scope of `seen` (same tenant and tool) to finalise it: ledgers
  * `break_glass.used` (phase `used`), `review.opened` and `approval.finalized` (verdict
- * `break_glass`), in that order and each confirmed, then marks the decision approved. Resolves to
- * undefined when no grant is in scope, to the approval reference otherwise, or a deny.
+ * `break_glass`), in that order and each confirmed, then marks the decision approved. A step in
+ * the decision's critical section: the decision is read again there, and one finalised or
+ * expired meanwhile (on any replica) is left as it is. Resolves to undefined when no grant is in
+ * scope or the decision is no longer pending, to the approval reference otherwise, or a deny.
  */
-export function useBreakGlass(ctx: ApprovalCtx, p: PendingRecord): Promise<string | Deny | undefined> {
-  return ctx.serial(async () => {
+export function useBreakGlass(ctx: ApprovalCtx, seen: PendingRecord): Promise<string | Deny | undefined> {
+  if (seen.kind !== 'call') return Promise.resolve(undefined);
+  return ctx.step(seen.decision_id, async () => {
     const { store, now } = ctx.deps;
-    if (p.kind !== 'call') return undefined;
+    const p = await store.pending(seen.decision_id);
+    if (p?.kind !== 'call' || p.status !== 'pending' || now() >= p.expires_at) return undefined;
     const g = await store.activeGrant(p.tenant, p.tool, now());
     if (g === undefined) return undefined;
     // A grant never lets its holder finalise their own agent's call, and dies with its grantor's key.
@@ -195,7 +199,7 @@ export function useBreakGlass(ctx: ApprovalCtx, p: PendingRecord): Promise<strin
     if (isDeny(fin)) return fin;
     const finalized = await store.finalize(p.decision_id, 'approved', [ref], g.grant_id);
     ctx.notify(p.decision_id);
-    // Finalised meanwhile by another replica: its outcome stands, read back by the caller.
+    // Guarded by `pending` as well: an outcome stored first stands, read back by the caller.
     return finalized ? ref : undefined;
   });
 }
@@ -211,43 +215,55 @@ export function closeReview(
   reviewId: string,
   body: SignedStatement,
 ): Promise<{ outcome: 'ok'; review: ReviewRecord; ledger: LedgerRef } | Deny> {
+  const s = parseReviewStatement(body.statement);
+  if (s === undefined || s.review_id !== reviewId)
+    return Promise.resolve(deny('ERR_APPROVAL_INVALID', 'the review statement is malformed'));
   return ctx.serial(async () => {
-    const { store, now } = ctx.deps;
-    const s = parseReviewStatement(body.statement);
-    if (s === undefined || s.review_id !== reviewId)
-      return deny('ERR_APPROVAL_INVALID', 'the review statement is malformed');
-    const r = await store.review(reviewId);
-    if (r === undefined) return deny('ERR_APPROVAL_UNKNOWN', 'no review item has this id');
-    if (r.status !== 'open') return deny('ERR_APPROVAL_INVALID', 'the review item is already closed');
-    const signer = await authenticate(ctx, s.reviewer, body.signature, reviewSigningInput(s));
-    if ('outcome' in signer) return signer;
-    if (s.reviewer === r.opened_for)
-      return deny('ERR_APPROVAL_SELF', 'the break-glass user cannot close its own review');
-    if (!fresh(ctx, s.timestamp)) return deny('ERR_APPROVAL_EXPIRED', 'the review statement is stale');
-    const sha = sha256Hex(reviewSigningInput(s));
-    if (!(await store.markUsed(sha, now())))
-      return deny('ERR_APPROVAL_REPLAYED', 'this review statement was already used');
-    const p = await store.pending(r.decision_id);
-    const payload: JsonObject = {
-      review_id: r.review_id,
-      decision_id: r.decision_id,
-      outcome: 'closed',
-      reviewer: s.reviewer,
-      justification: s.notes,
-    };
-    const ref = await ctx.append(
-      'review.closed',
-      {
-        trace_id: p?.trace_id ?? r.review_id,
-        request_id: p?.request_id ?? r.review_id,
-        tenant: p?.tenant ?? '*',
-      },
-      { id: s.reviewer, role: signer.roles[0] ?? 'approver' },
-      payload,
-    );
-    if (isDeny(ref)) return ref;
-    if (!(await store.closeReview(reviewId, s.reviewer, s.notes, now())))
-      return deny('ERR_APPROVAL_INVALID', 'the review item is already closed');
-    return { outcome: 'ok', review: (await store.review(reviewId)) ?? r, ledger: ref };
+    const seen = await ctx.deps.store.review(reviewId);
+    if (seen === undefined) return deny('ERR_APPROVAL_UNKNOWN', 'no review item has this id');
+    // Closing is a step of the reviewed decision: read again inside its critical section.
+    return ctx.deps.store.withDecisionLock(seen.decision_id, () => closeLocked(ctx, reviewId, s, body));
   });
+}
+
+async function closeLocked(
+  ctx: ApprovalCtx,
+  reviewId: string,
+  s: ReviewStatement,
+  body: SignedStatement,
+): Promise<{ outcome: 'ok'; review: ReviewRecord; ledger: LedgerRef } | Deny> {
+  const { store, now } = ctx.deps;
+  const r = await store.review(reviewId);
+  if (r === undefined) return deny('ERR_APPROVAL_UNKNOWN', 'no review item has this id');
+  if (r.status !== 'open') return deny('ERR_APPROVAL_INVALID', 'the review item is already closed');
+  const signer = await authenticate(ctx, s.reviewer, body.signature, reviewSigningInput(s));
+  if ('outcome' in signer) return signer;
+  if (s.reviewer === r.opened_for)
+    return deny('ERR_APPROVAL_SELF', 'the break-glass user cannot close its own review');
+  if (!fresh(ctx, s.timestamp)) return deny('ERR_APPROVAL_EXPIRED', 'the review statement is stale');
+  const sha = sha256Hex(reviewSigningInput(s));
+  if (!(await store.markUsed(sha, now())))
+    return deny('ERR_APPROVAL_REPLAYED', 'this review statement was already used');
+  const p = await store.pending(r.decision_id);
+  const payload: JsonObject = {
+    review_id: r.review_id,
+    decision_id: r.decision_id,
+    outcome: 'closed',
+    reviewer: s.reviewer,
+    justification: s.notes,
+  };
+  const ref = await ctx.append(
+    'review.closed',
+    {
+      trace_id: p?.trace_id ?? r.review_id,
+      request_id: p?.request_id ?? r.review_id,
+      tenant: p?.tenant ?? '*',
+    },
+    { id: s.reviewer, role: signer.roles[0] ?? 'approver' },
+    payload,
+  );
+  if (isDeny(ref)) return ref;
+  if (!(await store.closeReview(reviewId, s.reviewer, s.notes, now())))
+    return deny('ERR_APPROVAL_INVALID', 'the review item is already closed');
+  return { outcome: 'ok', review: (await store.review(reviewId)) ?? r, ledger: ref };
 }

@@ -1,6 +1,7 @@
 /**
- * What the approval service's parts share: settings, dependencies, the serial queue that keeps
- * ledger order equal to state order, waiters for long-polling, and the ledger helpers. Every
+ * What the approval service's parts share: settings, dependencies, the serial queue and the
+ * per-decision critical section (across replicas) that keep ledger order equal to state order,
+ * waiters for long-polling, and the ledger helpers. Every
  * state change is appended to the ledger and confirmed first, and applied only then (GEI, L7
  * "Break-glass does not mean bypassing the ledger").
  */
@@ -72,6 +73,13 @@ export interface ApprovalCtx {
   readonly deps: ApprovalServiceDeps;
   readonly settings: ApprovalSettings;
   serial<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Runs one approval step of `decisionId`: in this service's serial queue and in the decision's
+   * critical section across every replica sharing the store (`ApprovalStore.withDecisionLock`).
+   * `fn` re-reads the state it depends on. Rejects, without running `fn`, when the section
+   * cannot be entered (the callers deny). Never called from inside another step or `serial`.
+   */
+  step<T>(decisionId: string, fn: () => Promise<T>): Promise<T>;
   notify(decisionId: string): void;
   waitFor(decisionId: string, ms: number): Promise<void>;
   append(
@@ -103,6 +111,11 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
   const settings: ApprovalSettings = { ...DEFAULT_APPROVAL_SETTINGS, ...deps.settings };
   const ledgerMs = deps.ledgerTimeoutMs ?? 2000;
   let queue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = queue.then(fn, fn);
+    queue = run.catch(() => undefined);
+    return run;
+  };
   const waiters = new Map<string, Set<() => void>>();
   let second = -1;
   let recorded = 0;
@@ -118,11 +131,9 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
     },
     deps,
     settings,
-    serial<T>(fn: () => Promise<T>): Promise<T> {
-      const run = queue.then(fn, fn);
-      queue = run.catch(() => undefined);
-      return run;
-    },
+    serial,
+    step: <T>(decisionId: string, fn: () => Promise<T>): Promise<T> =>
+      serial(() => deps.store.withDecisionLock(decisionId, fn)),
     notify(decisionId) {
       const set = waiters.get(decisionId);
       waiters.delete(decisionId);

@@ -3,7 +3,11 @@
  * submitting signed approvals and rejections until the threshold is met or a required approver
  * rejects. Every step is ledgered and confirmed before it takes effect: `approval.requested`,
  * `approval.added` / `approval.rejected` (with identity and justification), `approval.finalized`.
- * Refused submissions are ledgered as `denial` (stage `approval`) with their code.
+ * Refused submissions are ledgered as `denial` (stage `approval`) with their code. Each step
+ * that ledgers something about a decision and then changes its state runs in the decision's
+ * critical section across every replica sharing the store (`ctx.step`) and re-reads the state
+ * there, so the ledger records exactly what counted: one `approval.added` per counted vote, one
+ * `approval.finalized` per decision, no rejection after a finalisation.
  */
 import {
   approvalSigningInput,
@@ -65,9 +69,19 @@ export interface SubmitAccepted {
 
 const on = (p: PendingRecord) => ({ trace_id: p.trace_id, request_id: p.request_id, tenant: p.tenant });
 
-/** Opens (or returns the existing) pending approval; ledgers `approval.requested` first. */
+/**
+ * Opens (or returns the existing) pending approval; ledgers `approval.requested` first, once
+ * across replicas (in the decision's critical section).
+ */
 export async function openPending(ctx: ApprovalCtx, input: OpenInput): Promise<PendingRecord | Deny> {
+  const existing = await ctx.deps.store.pending(input.decision_id);
+  if (existing !== undefined) return existing;
+  return ctx.step(input.decision_id, () => openLocked(ctx, input));
+}
+
+async function openLocked(ctx: ApprovalCtx, input: OpenInput): Promise<PendingRecord | Deny> {
   const { store, now } = ctx.deps;
+  // Opened meanwhile through another replica: that record stands, nothing more is ledgered.
   const existing = await store.pending(input.decision_id);
   if (existing !== undefined) return existing;
   let preview_sha256: string | null = null;
@@ -121,15 +135,28 @@ export async function openPending(ctx: ApprovalCtx, input: OpenInput): Promise<P
     code: 'ERR_APPROVAL_REQUIRED',
   });
   if (isDeny(ref)) return ref;
-  // Another replica may have opened the same decision meanwhile: the first stored record stays.
+  // Inside the critical section nobody else inserts; the first stored record would stay anyway.
   await store.insertPending(rec);
   return (await store.pending(rec.decision_id)) ?? deny('ERR_INTERNAL', 'pending approval not stored');
 }
 
-/** The pending approval, expired (ledgered `approval.finalized` with `ERR_APPROVAL_EXPIRED`) once its window closed. */
+const expiresNow = (ctx: ApprovalCtx, p: PendingRecord | undefined): p is PendingRecord =>
+  p !== undefined && p.status === 'pending' && ctx.deps.now() >= p.expires_at;
+
+/**
+ * The pending approval, expired (ledgered `approval.finalized` with `ERR_APPROVAL_EXPIRED`) once
+ * its window closed; the expiry is a step in the decision's critical section.
+ */
 export async function readPending(ctx: ApprovalCtx, decisionId: string): Promise<PendingRecord | undefined> {
   const p = await ctx.deps.store.pending(decisionId);
-  if (p === undefined || p.status !== 'pending' || ctx.deps.now() < p.expires_at) return p;
+  if (!expiresNow(ctx, p)) return p;
+  return ctx.step(decisionId, () => readLocked(ctx, decisionId));
+}
+
+/** {@link readPending} inside the decision's critical section (a step already holds it). */
+async function readLocked(ctx: ApprovalCtx, decisionId: string): Promise<PendingRecord | undefined> {
+  const p = await ctx.deps.store.pending(decisionId);
+  if (!expiresNow(ctx, p)) return p;
   const ref = await ctx.append('approval.finalized', on(p), CONTROL_PLANE_ACTOR, {
     decision_id: p.decision_id,
     verdict: 'expired',
@@ -191,9 +218,10 @@ export function submitApproval(
   decisionId: string,
   s: Submission,
 ): Promise<SubmitAccepted | Deny> {
-  return ctx.serial(async () => {
+  return ctx.step(decisionId, async () => {
     const { store } = ctx.deps;
-    const p = await readPending(ctx, decisionId);
+    // Read inside the critical section: the status and votes every check below relies on.
+    const p = await readLocked(ctx, decisionId);
     if (p === undefined) return deny('ERR_APPROVAL_UNKNOWN', 'no pending approval has this id');
     const claimed = (s.statement as { approver?: unknown } | null)?.approver;
     if (p.status === 'expired')
@@ -256,7 +284,8 @@ export function submitApproval(
           : { oidc: { subject: candidate.oidc.subject, roles: [...candidate.oidc.roles] } }),
       },
     });
-    // Counted meanwhile through another replica: the ledger says this submission was refused.
+    // Not expected inside the critical section (the statement hash used by another kind of
+    // step, e.g. a break-glass statement): the ledger says this submission was refused.
     if (stored !== 'ok')
       return refuse(
         ctx,
@@ -299,7 +328,7 @@ async function finalizeIfDone(ctx: ApprovalCtx, p: PendingRecord): Promise<Pendi
   });
   if (isDeny(ref)) return 'pending';
   const verdictStatus = tally.rejected ? 'rejected' : 'approved';
-  // Guarded by `pending`: a replica that finalised first keeps its outcome, which is then the answer.
+  // Guarded by `pending` as well: an outcome stored first stays, and is then the answer.
   if (!(await store.finalize(p.decision_id, verdictStatus, tally.rejected ? [] : refs))) {
     ctx.notify(p.decision_id);
     return (await store.pending(p.decision_id))?.status ?? 'pending';
@@ -308,13 +337,23 @@ async function finalizeIfDone(ctx: ApprovalCtx, p: PendingRecord): Promise<Pendi
   return verdictStatus;
 }
 
-/** Reads a pending approval and finalises it when its stored votes already decide it (a finalisation that failed to ledger earlier). */
-export function settlePending(ctx: ApprovalCtx, decisionId: string): Promise<PendingRecord | undefined> {
-  return ctx.serial(async () => {
-    const p = await readPending(ctx, decisionId);
-    if (p === undefined || p.status !== 'pending' || (await ctx.deps.store.votes(decisionId)).length === 0)
-      return p;
+/**
+ * Reads a pending approval and finalises it when its stored votes already decide it (a
+ * finalisation that failed to ledger earlier); a finalisation or expiry is a step in the
+ * decision's critical section.
+ */
+export async function settlePending(
+  ctx: ApprovalCtx,
+  decisionId: string,
+): Promise<PendingRecord | undefined> {
+  const { store } = ctx.deps;
+  const seen = await store.pending(decisionId);
+  if (seen === undefined || seen.status !== 'pending') return seen;
+  if (!expiresNow(ctx, seen) && (await store.votes(decisionId)).length === 0) return seen;
+  return ctx.step(decisionId, async () => {
+    const p = await readLocked(ctx, decisionId);
+    if (p === undefined || p.status !== 'pending' || (await store.votes(decisionId)).length === 0) return p;
     await finalizeIfDone(ctx, p);
-    return await ctx.deps.store.pending(decisionId);
+    return await store.pending(decisionId);
   });
 }

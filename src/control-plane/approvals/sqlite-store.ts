@@ -4,8 +4,10 @@
  * WAL, `synchronous=FULL`; its schema versions are recorded as store `approvals`. Each state
  * transition is one statement or one transaction, so another connection on the file (another
  * process) sees every single use. Every row read back is parsed (`records.ts`); every failure
- * rejects.
+ * rejects. The per-decision critical section (`withDecisionLock`) is an in-process mutex: one
+ * process serves a SQLite approval state.
  */
+import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { migrateSchema, parsePublicJwk, type SchemaMigration } from '../../kernel/index.js';
 import type { Ed25519Jwks } from '../../kernel/index.js';
@@ -24,6 +26,7 @@ import {
   type VoteColumns,
 } from './records.js';
 import type { ApprovalStore, BreakGlassGrant, PendingRecord, ReviewRecord, VoteRecord } from './store.js';
+import { createDecisionMutex, type DecisionLock } from './decision-lock.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS approval_approvers (
@@ -145,7 +148,7 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
   const open = (): void => {
     if (closed) throw new Error('the approval store is closed');
   };
-  const sync: Synchronous<ApprovalStore> = {
+  const sync: Synchronous<Omit<ApprovalStore, 'withDecisionLock'>> = {
     registerApprover({ name, roles, jwk, atMs }: Parameters<ApprovalStore['registerApprover']>[0]) {
       open();
       const key = parsePublicJwk(jwk);
@@ -278,8 +281,28 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
       db.close();
     },
   };
+  // One process serves a SQLite approval state: an in-process mutex per decision is the section,
+  // shared by every instance of this process over the same file.
+  const lock = decisionMutexOf(path);
   // Every method is async: a throwing statement becomes a rejection, never a synchronous throw.
-  return promised(sync);
+  return Object.freeze({
+    ...promised(sync),
+    withDecisionLock: <T>(decisionId: string, fn: () => Promise<T>): Promise<T> =>
+      closed ? Promise.reject(new Error('the approval store is closed')) : lock(decisionId, fn),
+  });
+}
+
+/** The per-decision mutexes of each state file opened by this process (`:memory:`: its own). */
+const MUTEXES = new Map<string, DecisionLock>();
+
+function decisionMutexOf(path: string): DecisionLock {
+  if (path === ':memory:' || path === '') return createDecisionMutex();
+  const key = resolve(path);
+  const known = MUTEXES.get(key);
+  if (known !== undefined) return known;
+  const made = createDecisionMutex();
+  MUTEXES.set(key, made);
+  return made;
 }
 
 /** `T` with every method answering synchronously what it resolves to. */
@@ -288,7 +311,9 @@ type Synchronous<T> = {
 };
 
 /** Every method of `sync` as one that resolves to its result and rejects with what it throws. */
-function promised(sync: Synchronous<ApprovalStore>): ApprovalStore {
+function promised(
+  sync: Synchronous<Omit<ApprovalStore, 'withDecisionLock'>>,
+): Omit<ApprovalStore, 'withDecisionLock'> {
   const out: Record<string, (...args: unknown[]) => Promise<unknown>> = {};
   for (const [name, fn] of Object.entries(sync) as [string, (...args: unknown[]) => unknown][]) {
     out[name] = (...args) => {
@@ -299,7 +324,7 @@ function promised(sync: Synchronous<ApprovalStore>): ApprovalStore {
       }
     };
   }
-  return Object.freeze(out) as unknown as ApprovalStore;
+  return Object.freeze(out) as unknown as Omit<ApprovalStore, 'withDecisionLock'>;
 }
 
 /** Approver public keys with the revoked kids, from approver rows (each key checked again). */

@@ -146,6 +146,16 @@ export interface ApprovalStore {
   ): Promise<boolean>;
   /** `approved` → `issued`: true exactly once per decision (single issuance). */
   markIssued(decisionId: string): Promise<boolean>;
+  /**
+   * Runs `fn` in the critical section of one decision, across every replica sharing the store
+   * (SQLite, served by one process: an in-process mutex; PostgreSQL: a session advisory lock on
+   * a dedicated connection). The approval steps that ledger something about a decision and then
+   * change its state run inside it, re-reading that state first, so the ledger records exactly
+   * what counted. Rejects, without running `fn`, when the section cannot be entered in time (the
+   * caller denies as for any store failure, fail closed); otherwise settles as `fn` does, and
+   * leaves the section in every case. Not re-entrant: `fn` must not enter the same decision's.
+   */
+  withDecisionLock<T>(decisionId: string, fn: () => Promise<T>): Promise<T>;
   insertGrant(grant: BreakGlassGrant): Promise<void>;
   /** The latest unexpired grant for `tenant` and `tool` at `atMs`. */
   activeGrant(tenant: string, tool: string, atMs: number): Promise<BreakGlassGrant | undefined>;

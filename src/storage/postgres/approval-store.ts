@@ -12,6 +12,12 @@
  * - `finalize` (`pending` →), `markIssued` (`approved` → `issued`) and `closeReview` (`open` →
  *   `closed`) are UPDATEs guarded by the status: true only for the one call that changed the row.
  *
+ * One decision's approval steps (ledger entry, then state change) are serialized across replicas
+ * by `withDecisionLock`: a session advisory lock keyed by ({@link DECISION_LOCK_CLASS},
+ * `hashtext(schema:decision)`) held on a dedicated pooled connection while the step runs. Its
+ * wait is bounded by the pool's `lock_timeout`; a lock not granted in time rejects (the step
+ * denies, fail closed). A hash collision of two decisions only serializes more.
+ *
  * Every row read back is parsed as untrusted input by the same functions as the SQLite store's
  * (approver keys checked again by `parsePublicJwk`); any failure — a database that is stopped,
  * slow past the pool's deadlines or garbled, a malformed row — rejects and the callers deny
@@ -51,6 +57,12 @@ const INSERT_VOTE = `INSERT INTO approval_votes (${VOTE_COLUMNS})
   VALUES ($1, $2, $3, $4, $5, $6, $7::bigint, $8::bigint, $9) ON CONFLICT DO NOTHING RETURNING 1 AS one`;
 const MARK_USED = `INSERT INTO approval_used (approval_sha256, at) VALUES ($1, $2::bigint)
   ON CONFLICT DO NOTHING RETURNING 1 AS one`;
+
+/** First key of a decision's two-key advisory lock: "fcap" read as a 32-bit integer. */
+export const DECISION_LOCK_CLASS = 0x66636170;
+
+const LOCK = 'SELECT pg_advisory_lock($1::int4, hashtext($2))';
+const UNLOCK = 'SELECT pg_advisory_unlock($1::int4, hashtext($2)) AS ok';
 
 /** Thrown inside the vote transaction to roll its vote row back when the hash was used before. */
 class Replayed extends Error {}
@@ -198,6 +210,43 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
         "UPDATE approval_pending SET status = 'issued' WHERE decision_id = $1 AND status = 'approved'",
         [id],
       );
+    },
+    async withDecisionLock<T>(decisionId: string, fn: () => Promise<T>): Promise<T> {
+      const key = [DECISION_LOCK_CLASS, `${db.schema}:${decisionId}`];
+      const client = await db.pool.connect();
+      let broken: Error | undefined;
+      // A checked-out connection that breaks (server restart, network cut) emits an error the
+      // pool does not absorb: noted here, so it never crashes the process, and discarded below.
+      const onError = (err: Error): void => {
+        broken ??= err;
+      };
+      client.on('error', onError);
+      const release = (): void => {
+        client.off('error', onError);
+        client.release(broken);
+      };
+      try {
+        // Waits at most the connection's lock_timeout (and statement deadline), then rejects.
+        await client.query(LOCK, key);
+      } catch (err) {
+        // Whether the server granted the lock after the client gave up is unknown: the
+        // connection is discarded, and its session's locks end with it.
+        broken ??= err instanceof Error ? err : new Error('decision lock failed');
+        release();
+        throw new Error('the approval decision lock was not granted', { cause: err });
+      }
+      try {
+        return await fn();
+      } finally {
+        try {
+          const r = await client.query<{ ok: unknown }>(UNLOCK, key);
+          if (r.rows[0]?.ok !== true) broken ??= new Error('the decision lock was not held at unlock');
+        } catch (err) {
+          broken ??= err instanceof Error ? err : new Error('decision unlock failed');
+        }
+        // A connection that may still hold the lock never returns to the pool.
+        release();
+      }
     },
     async insertGrant(g: BreakGlassGrant) {
       await rows(

@@ -18,7 +18,7 @@ export { createPostgresNonceStore } from './nonce-store.js';
 export type { PostgresNonceStoreOptions } from './nonce-store.js';
 export { createPostgresGovernanceState } from './governance-state.js';
 export type { PostgresGovernanceState } from './governance-state.js';
-export { createPostgresApprovalStore } from './approval-store.js';
+export { createPostgresApprovalStore, DECISION_LOCK_CLASS } from './approval-store.js';
 export { createPostgresBreakerStore } from './breaker-store.js';
 export { createPostgresBundleMirror } from './bundle-mirror.js';
 export { openPostgresBackend } from './backend.js';
