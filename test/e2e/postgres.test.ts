@@ -277,6 +277,58 @@ describe('approvals on PostgreSQL (OE-INV-019/020)', () => {
   });
 });
 
+describe('waiting for an approval given through another gate (OE-INV-019)', () => {
+  it('a call long-polling on A is answered once the last approval is given through B', async () => {
+    const schema = nextSchema();
+    const dirA = join(work, 'wait-a');
+    const dirB = join(work, 'wait-b');
+    await initDataDir(dirA, { backend: `${db.url}?schema=${schema}` });
+    cpSync(dirA, dirB, { recursive: true });
+    const a = await startEmbedded(dirA, base);
+    const b = await startEmbedded(dirB, base);
+    try {
+      const keys = { alice: generateSigningKey(), bob: generateSigningKey() };
+      for (const [name, key] of Object.entries(keys)) {
+        const res = await fetch(`${a.url}/v1/admin/approvers-add`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${readOperatorToken(dirA)}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ name, roles: ['treasury'], public_jwk: key.publicJwk }),
+        });
+        expect(res.status).toBe(201);
+      }
+      const approver = (name: 'alice' | 'bob') =>
+        createApproverClient({
+          url: b.url,
+          name,
+          key: keys[name],
+          authorization: `Bearer ${readOperatorToken(dirB)}`,
+        });
+      const transfer = { from_account: 'acct_ops', to_account: 'acct_vendor', amount: 5000, currency: 'USD' };
+      const first = await clientOf(dirA, a).call('transfer_funds', transfer, { session: 'pg-wait' });
+      if (first.outcome !== 'pending') throw new Error('expected pending');
+      const before = runs.length;
+      // The retry waits on A (at most wait_max_ms, 25 s); the approvals are given through B meanwhile.
+      const waiting = clientOf(dirA, a).call('transfer_funds', transfer, {
+        session: 'pg-wait',
+        requestId: first.request_id,
+        waitSec: 60,
+      });
+      expect((await approver('alice').decide(first.decision_id, 'approve', 'invoice ok')).status).toBe(200);
+      expect((await approver('bob').decide(first.decision_id, 'approve', 'vendor ok')).body).toMatchObject({
+        status: 'approved',
+      });
+      const started = Date.now();
+      expect(await waiting).toMatchObject({ outcome: 'executed' });
+      // Woken by the wait reading the shared store, not by its own 25 s deadline running out.
+      expect(Date.now() - started).toBeLessThan(20_000);
+      expect(runs.slice(before)).toEqual(['transfer_funds']);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  }, 90_000);
+});
+
 describe('PostgreSQL faults: every call denies with its code and no tool runs (L7 degraded mode)', () => {
   let proxy: FaultProxy;
   beforeAll(async () => {

@@ -104,7 +104,10 @@ export interface ApprovalCtx {
 }
 
 /** Refused approval submissions recorded per second at most (the rest are only answered). */
-export const REFUSAL_RECORDS_PER_SECOND = 20;
+export /** How often a long-polling wait reads the store for a decision finalised through another gate (ms). */
+const WAIT_POLL_MS = 250;
+
+const REFUSAL_RECORDS_PER_SECOND = 20;
 
 /** Builds the shared internals. */
 export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
@@ -146,10 +149,22 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
         waiters.set(decisionId, set);
         const done = (): void => {
           clearTimeout(timer);
+          clearInterval(poll);
           set.delete(done);
           resolve();
         };
         const timer = setTimeout(done, Math.min(ms, settings.maxWaitMs));
+        // A decision finalised through another gate sharing the store notifies no one here: the
+        // store is read every WAIT_POLL_MS too. A failed read only waits on (the caller re-reads
+        // the decision when the wait ends, and decides from that).
+        const poll = setInterval(() => {
+          deps.store.pending(decisionId).then(
+            (p) => {
+              if (p !== undefined && p.status !== 'pending') done();
+            },
+            () => undefined,
+          );
+        }, WAIT_POLL_MS);
         set.add(done);
       });
     },
