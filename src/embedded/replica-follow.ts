@@ -16,7 +16,7 @@
  *   another replica refuses every decision and every execution until it is restarted with
  *   `keys/` copied from where the change was made;
  * - denies while unsure: when no round has succeeded for longer than the staleness bound
- *   (2 × `follow_ms`, measured on the injected clock from the start of the last good round), an
+ *   (2 × `follow_ms`, at least 5 s, measured on the injected clock from the start of the last good round), an
  *   activation, rotation or revocation may have happened unseen, so every decision and
  *   execution is refused until a round succeeds again.
  *
@@ -92,6 +92,9 @@ export interface ReplicaFollower {
   stop(): Promise<void>;
 }
 
+/** The least staleness bound (ms): `max(2 × follow_ms, MIN_STALE_MS)`. */
+export const MIN_STALE_MS = 5000;
+
 /**
  * Creates the follower of a replica whose backend holds the policy bundles (PostgreSQL). The gate
  * that opened has just synced its cache and read the ledger: that counts as the first good round.
@@ -102,7 +105,9 @@ export function createReplicaFollower(deps: ReplicaFollowerDeps): ReplicaFollowe
   if (!Number.isSafeInteger(followMs) || followMs <= 0)
     throw new TypeError('follow_ms must be a positive integer');
   const notice = deps.notice ?? (() => undefined);
-  const boundMs = 2 * followMs;
+  // Never under MIN_STALE_MS: a round waits on the same database as the calls, and under load a
+  // round slower than `follow_ms` must not make every gate deny.
+  const boundMs = Math.max(2 * followMs, MIN_STALE_MS);
   let admin = deps.admin;
   let lastGoodAt = deps.adminReadAt ?? clock();
   let store: BundleStore | undefined;
