@@ -16,7 +16,7 @@ import { runCli } from '../../src/cli/run.js';
 import { saveTrustRoots } from '../../src/cli/trust-file.js';
 import { initDataDir, readOperatorToken, startEmbedded } from '../../src/embedded/index.js';
 import type { EmbeddedInstance, EmbeddedOptions } from '../../src/embedded/index.js';
-import { generateSigningKey } from '../../src/kernel/signing/index.js';
+import { generateSigningKey, type SigningKey } from '../../src/kernel/signing/index.js';
 import { startFaultProxy } from '../support/tcp-fault-proxy.js';
 import type { FaultProxy } from '../support/tcp-fault-proxy.js';
 import { nextSchema, useTestDatabase, waitUntilBlocked } from '../support/postgres.js';
@@ -63,6 +63,38 @@ async function ledgerRows(url: string, schema: string): Promise<number> {
   } finally {
     await c.end();
   }
+}
+
+/** Two gates serving one new schema at once: A over `dirA` and B over a copy of it (another host). */
+async function twoGates(
+  name: string,
+  options: EmbeddedOptions = base,
+): Promise<{ schema: string; dirA: string; dirB: string; a: EmbeddedInstance; b: EmbeddedInstance }> {
+  const schema = nextSchema();
+  const dirA = join(work, `${name}-a`);
+  const dirB = join(work, `${name}-b`);
+  await initDataDir(dirA, { backend: `${db.url}?schema=${schema}` });
+  cpSync(dirA, dirB, { recursive: true });
+  const a = await startEmbedded(dirA, options);
+  const b = await startEmbedded(dirB, options);
+  return { schema, dirA, dirB, a, b };
+}
+
+/** Registers the approvers alice and bob (role `treasury`) through `instance`; their signing keys. */
+async function treasuryApprovers(
+  instance: EmbeddedInstance,
+  dir: string,
+): Promise<Record<'alice' | 'bob', SigningKey>> {
+  const keys = { alice: generateSigningKey(), bob: generateSigningKey() };
+  for (const [name, key] of Object.entries(keys)) {
+    const res = await fetch(`${instance.url}/v1/admin/approvers-add`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${readOperatorToken(dir)}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name, roles: ['treasury'], public_jwk: key.publicJwk }),
+    });
+    expect(res.status).toBe(201);
+  }
+  return keys;
 }
 
 describe('a deployment on PostgreSQL (SPEC §1, §4)', () => {
@@ -182,13 +214,7 @@ describe('a deployment on PostgreSQL (SPEC §1, §4)', () => {
 
 describe('requests no live gate owns (SPEC §5, FC-INV-5)', () => {
   it('a request left without an owner is a sweep’s, never a stopping gate’s: it gets exactly one outcome', async () => {
-    const schema = nextSchema();
-    const dirA = join(work, 'unowned-a');
-    const dirB = join(work, 'unowned-b');
-    await initDataDir(dirA, { backend: `${db.url}?schema=${schema}` });
-    cpSync(dirA, dirB, { recursive: true });
-    const a = await startEmbedded(dirA, { ...base, orphanSweepMs: 0 });
-    const b = await startEmbedded(dirB, { ...base, orphanSweepMs: 0 });
+    const { schema, a, b } = await twoGates('unowned', { ...base, orphanSweepMs: 0 });
     try {
       // An accepted request whose owner is unknown (as a schema before instances were recorded left it).
       const accepted = await a.core.ledger.append({
@@ -219,23 +245,9 @@ describe('requests no live gate owns (SPEC §5, FC-INV-5)', () => {
 
 describe('approvals on PostgreSQL (OE-INV-019/020)', () => {
   it('votes through either gate count once, and an approved call retried on both at once runs once', async () => {
-    const schema = nextSchema();
-    const dirA = join(work, 'approvals-a');
-    const dirB = join(work, 'approvals-b');
-    await initDataDir(dirA, { backend: `${db.url}?schema=${schema}` });
-    cpSync(dirA, dirB, { recursive: true });
-    const a = await startEmbedded(dirA, base);
-    const b = await startEmbedded(dirB, base);
+    const { dirA, dirB, a, b } = await twoGates('approvals');
     try {
-      const keys = { alice: generateSigningKey(), bob: generateSigningKey() };
-      for (const [name, key] of Object.entries(keys)) {
-        const res = await fetch(`${a.url}/v1/admin/approvers-add`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${readOperatorToken(dirA)}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ name, roles: ['treasury'], public_jwk: key.publicJwk }),
-        });
-        expect(res.status).toBe(201);
-      }
+      const keys = await treasuryApprovers(a, dirA);
       const approver = (instance: EmbeddedInstance, dir: string, name: 'alice' | 'bob') =>
         createApproverClient({
           url: instance.url,
@@ -279,23 +291,9 @@ describe('approvals on PostgreSQL (OE-INV-019/020)', () => {
 
 describe('waiting for an approval given through another gate (OE-INV-019)', () => {
   it('a call long-polling on A is answered once the last approval is given through B', async () => {
-    const schema = nextSchema();
-    const dirA = join(work, 'wait-a');
-    const dirB = join(work, 'wait-b');
-    await initDataDir(dirA, { backend: `${db.url}?schema=${schema}` });
-    cpSync(dirA, dirB, { recursive: true });
-    const a = await startEmbedded(dirA, base);
-    const b = await startEmbedded(dirB, base);
+    const { dirA, dirB, a, b } = await twoGates('wait');
     try {
-      const keys = { alice: generateSigningKey(), bob: generateSigningKey() };
-      for (const [name, key] of Object.entries(keys)) {
-        const res = await fetch(`${a.url}/v1/admin/approvers-add`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${readOperatorToken(dirA)}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ name, roles: ['treasury'], public_jwk: key.publicJwk }),
-        });
-        expect(res.status).toBe(201);
-      }
+      const keys = await treasuryApprovers(a, dirA);
       const approver = (name: 'alice' | 'bob') =>
         createApproverClient({
           url: b.url,
