@@ -8,7 +8,7 @@
  * replica append (and checkpoint) between two reads of the store.
  */
 import pg from 'pg';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FailclosedError } from '../../src/kernel/index.js';
 import {
   createLedger,
@@ -19,31 +19,13 @@ import {
   type StoredCheckpoint,
 } from '../../src/ledger/index.js';
 import type { StorageBackend } from '../../src/storage/index.js';
-import { openPostgresBackend } from '../../src/storage/postgres/index.js';
 import { ORIGIN, steppingClock, testSigner, wrapStore } from '../ledger/fixtures.js';
 import { nextSchema, useTestDatabase } from '../support/postgres.js';
+import { useSharedBackends } from './shared-backends.js';
 
 const pgdb = useTestDatabase();
 
-let opened: { close(): Promise<void> }[] = [];
-afterEach(async () => {
-  for (const o of opened.reverse()) await o.close().catch(() => undefined);
-  opened = [];
-});
-
-async function backendOn(schema: string): Promise<StorageBackend> {
-  const b = await openPostgresBackend({
-    url: pgdb.url,
-    schema,
-    clock: Date.now,
-    retainAfterExpSec: 600,
-    replayRetentionMs: 600_000,
-    maxConnections: 4,
-    heartbeatMs: 200,
-  });
-  opened.push(b);
-  return b;
-}
+const { backendOn, track } = useSharedBackends(pgdb);
 
 /** A replica: a backend with its instance lease and a ledger writer over its store, as `wrap` makes it. */
 async function replica(
@@ -59,7 +41,7 @@ async function replica(
     origin: ORIGIN,
     checkpointEvery: { entries: 64 },
   });
-  opened.push(ledger);
+  track(ledger);
   return { backend, ledger };
 }
 

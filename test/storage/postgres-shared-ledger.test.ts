@@ -6,35 +6,17 @@
  * claimed by exactly one live instance at a time, and those of a live one by none.
  */
 import pg from 'pg';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FailclosedError } from '../../src/kernel/index.js';
 import { createLedger, type EntryInput, type Ledger } from '../../src/ledger/index.js';
 import type { StorageBackend } from '../../src/storage/index.js';
-import { openPostgresBackend } from '../../src/storage/postgres/index.js';
 import { ORIGIN, steppingClock, testSigner } from '../ledger/fixtures.js';
 import { nextSchema, useTestDatabase } from '../support/postgres.js';
+import { useSharedBackends } from './shared-backends.js';
 
 const pgdb = useTestDatabase();
 
-let opened: { close(): Promise<void> }[] = [];
-afterEach(async () => {
-  for (const o of opened.reverse()) await o.close().catch(() => undefined);
-  opened = [];
-});
-
-async function backendOn(schema: string): Promise<StorageBackend> {
-  const b = await openPostgresBackend({
-    url: pgdb.url,
-    schema,
-    clock: Date.now,
-    retainAfterExpSec: 600,
-    replayRetentionMs: 600_000,
-    maxConnections: 4,
-    heartbeatMs: 200,
-  });
-  opened.push(b);
-  return b;
-}
+const { backendOn, track } = useSharedBackends(pgdb);
 
 /** A replica: a backend with its instance lease and a ledger writer over it. */
 async function replica(schema: string): Promise<{ backend: StorageBackend; ledger: Ledger }> {
@@ -47,7 +29,7 @@ async function replica(schema: string): Promise<{ backend: StorageBackend; ledge
     origin: ORIGIN,
     checkpointEvery: { entries: 64 },
   });
-  opened.push(ledger);
+  track(ledger);
   return { backend, ledger };
 }
 
