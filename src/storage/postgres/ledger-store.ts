@@ -100,9 +100,6 @@ ON CONFLICT (level, chunk) DO UPDATE SET hashes = excluded.hashes`;
 
 const ENTRY_COLUMNS = 'SELECT idx, body FROM ledger_entries';
 
-/** The ledger's append lock, transaction-scoped: the writer lock's key (see `writer-lock.ts`). */
-const APPEND_LOCK = 'SELECT pg_advisory_xact_lock($1::int4, hashtext($2))';
-
 /**
  * A ledger store over `db` (migrated to the current schema; see `migrate`). It never assigns
  * indices: it refuses a batch that does not start at its head (no gaps) and, through the primary
@@ -157,14 +154,21 @@ export function createPostgresLedgerStore(
     if (lease === undefined || !lease.isHeld())
       throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'this gate instance holds no lease');
     // On the lease's own session: once it has ended, this instance can never append again.
+    if (!Number.isSafeInteger(from) || from < 0) throw new TypeError('from must be a non-negative integer');
     return lease.run(async (c) => {
-      await c.query('BEGIN');
       try {
-        await c.query(APPEND_LOCK, [WRITER_LOCK_CLASS, db.schema]);
-        // A new snapshot after the lock: every entry an earlier holder committed is visible.
-        const committed = (
-          await c.query<Row>(`${ENTRY_COLUMNS} WHERE idx >= $1 ORDER BY idx`, [from])
-        ).rows.map((r) => entryFromRow(r));
+        // BEGIN, the lock and the read after it in one round trip (a simple query): each of its
+        // statements takes its own snapshot (read committed), so the read sees every entry an
+        // earlier holder of the lock committed. The schema is validated and `from` an integer,
+        // so both are safe in the text.
+        const results = (await c.query(
+          `BEGIN; SELECT pg_advisory_xact_lock(${WRITER_LOCK_CLASS}, hashtext('${db.schema}')); ` +
+            `${ENTRY_COLUMNS} WHERE idx >= ${from} ORDER BY idx`,
+        )) as unknown as readonly { readonly rows: Row[] }[];
+        const read = results[2];
+        if (!Array.isArray(results) || results.length !== 3 || read === undefined)
+          throw new TypeError('the append lock and read answered unexpectedly');
+        const committed = read.rows.map((r) => entryFromRow(r));
         const list = seal(committed);
         if (list.length > 0 || evidence.length > 0) {
           const row = (await c.query<Row>(APPEND, [...batchParams(list, evidence), lease.instance])).rows[0];
