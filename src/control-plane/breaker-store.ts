@@ -39,6 +39,29 @@ export interface BreakerPruneInput {
   readonly windowMs: number;
 }
 
+/**
+ * The background prune of a store: every `every` calls of the returned function, `run` starts
+ * after this turn of the event loop, unless one is still running; a failed run waits for the
+ * next trigger (pruning never affects a verdict: rows are then kept, never lost).
+ */
+export function backgroundPrune(every: number): (run: () => Promise<unknown>) => void {
+  let since = 0;
+  let pruning = false;
+  return (run) => {
+    since += 1;
+    if (since < every || pruning) return;
+    since = 0;
+    pruning = true;
+    setImmediate(() => {
+      void run()
+        .catch(() => undefined)
+        .finally(() => {
+          pruning = false;
+        });
+    });
+  };
+}
+
 /** What one prune may delete: the bounds {@link breakerPruneBounds} computes. */
 export interface BreakerPruneBounds {
   /** Hits at or before this time: two windows old, never counted again. */

@@ -32,7 +32,7 @@ export type {
   QuarantineContext,
 } from './governance-admin.js';
 export { createCircuitBreakers, DEFAULT_BREAKERS, declaredCostCents, usdToCents } from './breakers.js';
-export { breakerPruneBounds, createMemoryBreakerStore } from './breaker-store.js';
+export { backgroundPrune, breakerPruneBounds, createMemoryBreakerStore } from './breaker-store.js';
 export type {
   AdmitCounts,
   AdmitInput,

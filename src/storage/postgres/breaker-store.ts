@@ -18,7 +18,7 @@
  * be stored — rejects, and the Control Plane denies (fail closed). The store owns nothing: the
  * backend that opened `db` closes it.
  */
-import { breakerPruneBounds } from '../../control-plane/index.js';
+import { backgroundPrune, breakerPruneBounds } from '../../control-plane/index.js';
 import type {
   AdmitCounts,
   AdmitInput,
@@ -129,20 +129,10 @@ export function createPostgresBreakerStore(db: PostgresPool): BreakerStore {
     }
     return deleted;
   };
-  let sincePrune = 0;
-  let pruning = false;
-  /** Every {@link PRUNE_EVERY} admissions, one prune in the background; a failed one waits for the next. */
-  const autoPrune = (input: AdmitInput): void => {
-    sincePrune += 1;
-    if (sincePrune < PRUNE_EVERY || pruning) return;
-    sincePrune = 0;
-    pruning = true;
-    void prune({ now: input.now, windowMs: input.windowMs }, BACKGROUND_BUDGET_MS)
-      .catch(() => 0)
-      .finally(() => {
-        pruning = false;
-      });
-  };
+  const pruneSoon = backgroundPrune(PRUNE_EVERY);
+  /** Every {@link PRUNE_EVERY} admissions, one prune in the background. */
+  const autoPrune = (input: AdmitInput): void =>
+    pruneSoon(() => prune({ now: input.now, windowMs: input.windowMs }, BACKGROUND_BUDGET_MS));
 
   return Object.freeze({
     async admit(input: AdmitInput): Promise<AdmitCounts> {

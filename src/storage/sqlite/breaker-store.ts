@@ -14,7 +14,7 @@
  */
 import Database from 'better-sqlite3';
 import { migrateSchema, type SchemaMigration } from '../../kernel/index.js';
-import { breakerPruneBounds } from '../../control-plane/index.js';
+import { backgroundPrune, breakerPruneBounds } from '../../control-plane/index.js';
 import type {
   AdmitCounts,
   AdmitInput,
@@ -258,22 +258,10 @@ export function createSqliteBreakerStore(
     }
     return deleted;
   };
-  let sincePrune = 0;
-  let pruning = false;
-  /** Every {@link PRUNE_EVERY} admissions, one prune after this turn; a failed one waits for the next. */
-  const autoPrune = (input: AdmitInput): void => {
-    sincePrune += 1;
-    if (sincePrune < PRUNE_EVERY || pruning) return;
-    sincePrune = 0;
-    pruning = true;
-    setImmediate(() => {
-      prune({ now: input.now, windowMs: input.windowMs }, BACKGROUND_BUDGET_MS)
-        .catch(() => 0)
-        .finally(() => {
-          pruning = false;
-        });
-    });
-  };
+  const pruneSoon = backgroundPrune(PRUNE_EVERY);
+  /** Every {@link PRUNE_EVERY} admissions, one prune after this turn. */
+  const autoPrune = (input: AdmitInput): void =>
+    pruneSoon(() => prune({ now: input.now, windowMs: input.windowMs }, BACKGROUND_BUDGET_MS));
 
   return Object.freeze({
     admit: (input: AdmitInput) =>
