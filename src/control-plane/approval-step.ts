@@ -67,6 +67,11 @@ export interface IssueHooks {
   /** Records a deny after the decision (`denial`, stage `approval`). */
   abandon(d: Deny): Promise<ControlPlaneResult>;
   active(): PolicyRuntime | Deny;
+  /**
+   * The governance checks again (kill switch, lockdown, quarantine), right before issuance: a
+   * long-poll may have waited while an operator halted the tenant. A deny when halted or unsure.
+   */
+  halted(): Promise<Deny | undefined>;
   /** Declared cost in cents; null when none, NaN when malformed. */
   costOf(params: JsonValue): number | null;
   /** Reserves the spend; rejects when the breaker state does not answer. */
@@ -117,6 +122,8 @@ export async function issueApproved(
   if (p.kind !== 'call' || p.decision_ref === null || p.constraints === null || p.policy_bundle === null) {
     return hooks.abandon(deny('ERR_APPROVAL_INVALID', 'the approved decision is not a call'));
   }
+  const halted = await hooks.halted();
+  if (halted !== undefined) return hooks.abandon(halted);
   const active = hooks.active();
   if (isDeny(active) || active.hash !== p.policy_bundle)
     return hooks.abandon(deny('ERR_POLICY_UNAVAILABLE', 'the active policy changed since the decision'));

@@ -444,6 +444,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       now,
       abandon: (d) => abandon(ctx, 'approval', d),
       active: () => bundles.active(),
+      halted: () => governance(ctx),
       reserve: async (cost, cap) => {
         const spend = await withDeadline(
           () =>

@@ -129,7 +129,8 @@ export function createReplicaFollower(deps: ReplicaFollowerDeps): ReplicaFollowe
   function unsure(): Deny | null {
     const age = clock() - lastGoodAt;
     let d: Deny | null = null;
-    if (!(age <= boundMs))
+    // A negative age is a clock stepped back: unsure too, until a round succeeds on the new time.
+    if (!(age >= 0 && age <= boundMs))
       d = deny(
         'ERR_POLICY_UNAVAILABLE',
         `this replica has not confirmed the deployment's policy and issuer keys for over ${boundMs} ms`,
@@ -195,8 +196,9 @@ export function createReplicaFollower(deps: ReplicaFollowerDeps): ReplicaFollowe
       // pointer ahead of the ledger, not followed until the next round reads its entry (this
       // gate keeps serving the ledger's last activation meanwhile).
       const next = await readLedgerAdminState(ledger, admin);
-      const remote = await mirror.active();
+      // Kept even when the pointer read fails next: a revocation read from the ledger holds.
       admin = next;
+      const remote = await mirror.active();
       const ledgered = next.activeBundle;
       if (remote !== null && remote === ledgered) {
         await follow(remote);
@@ -208,7 +210,8 @@ export function createReplicaFollower(deps: ReplicaFollowerDeps): ReplicaFollowe
         );
         pointerTold = remote;
       }
-      lastGoodAt = Math.max(lastGoodAt, startedAt);
+      // The start of this round, even when the clock went back: the bound then counts from it.
+      lastGoodAt = startedAt;
       if (failingTold) notice('follow rounds succeed again');
       failingTold = false;
       return true;

@@ -149,6 +149,21 @@ describe('Control Plane approval step', () => {
     expect((await waiting).outcome).toBe('allow');
   });
 
+  it('long-poll: a kill switch engaged while the call waits denies the issuance, though the approvals complete', async () => {
+    const { r, sign } = await setup();
+    const first = await r.cp.decide(request('wire', { amount_cents: 8 }));
+    const id = first.decision_id!;
+    await sign(id, 'ann');
+    const waiting = r.cp.decide(retry('wire', { amount_cents: 8 }), { waitMs: 5000 });
+    // The wait began after the governance check of this decide; the kill switch comes meanwhile.
+    await r.cp.admin.setKillSwitch(true, OPERATOR, 'incident during the wait');
+    await sign(id, 'ben');
+    const answer = await waiting;
+    expect(answer).toMatchObject({ outcome: 'deny', code: 'ERR_KILL_SWITCH' });
+    expect((await entriesOf(r.ledger)).filter((e) => e.type === 'envelope.issued')).toEqual([]);
+    await r.cp.admin.setKillSwitch(false, OPERATOR, 'over');
+  });
+
   it('kill switch at issuance, policy change and ledger failure all deny', async () => {
     const { r, sign } = await setup();
     const id = (await r.cp.decide(request('wire', { amount_cents: 9 }))).decision_id!;

@@ -278,6 +278,20 @@ describe('replicas on PostgreSQL follow policy activations (SPEC §6)', () => {
     expect(await echo(r.client, 'confirmed again')).toMatchObject({ outcome: 'executed' });
     expect((await fetch(`${r.b.url}/readyz`)).status).toBe(200);
   });
+  it('a clock stepped back makes B unsure until a round succeeds on the new time (the bound never stretches)', async () => {
+    const failing = { on: false };
+    const r = await replicas('clock-back', { mirrorFailing: failing });
+    expect(await r.b.core.follower!.round()).toBe(true);
+    skew.ms = -3_600_000;
+    expect(r.b.core.follower!.unsure()).toMatchObject({ code: 'ERR_POLICY_UNAVAILABLE' });
+    // Rounds that fail keep it unsure; the first good one on the new time ends it.
+    failing.on = true;
+    expect(await r.b.core.follower!.round()).toBe(false);
+    expect(r.b.core.follower!.unsure()).toMatchObject({ code: 'ERR_POLICY_UNAVAILABLE' });
+    failing.on = false;
+    expect(await r.b.core.follower!.round()).toBe(true);
+    expect(r.b.core.follower!.unsure()).toBeNull();
+  });
 });
 
 describe('replicas on PostgreSQL follow issuer key changes (OE-INV-025 key revocation)', () => {

@@ -72,6 +72,12 @@ export function openPostgresPool(options: PostgresPoolOptions): PostgresPool {
   // An idle connection's error (server restart, network cut) must not crash the process; the pool
   // drops that connection and the next query reconnects or rejects.
   pool.on('error', () => undefined);
+  // A checked-out connection whose server ends (restart, failover, pg_terminate_backend, a cut)
+  // emits 'error' while the pool no longer listens: absorbed here, so the query in flight rejects
+  // and its caller denies, instead of the process ending on an unhandled 'error' event.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   let ended: Promise<void> | undefined;
   return {
     pool,
