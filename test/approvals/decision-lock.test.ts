@@ -21,6 +21,7 @@ import {
   createMemoryGovernanceState,
 } from '../../src/control-plane/index.js';
 import type {
+  ApprovalStore,
   ApprovalService,
   ControlPlaneResult,
   ControlPlaneService,
@@ -57,9 +58,13 @@ interface Replica {
 }
 
 /** A Control Plane with its approval service over its own pool on `schema`, sharing `r`'s ledger. */
-function replicaOn(r: Rig, pool: PostgresPool): Replica {
+function replicaOn(
+  r: Rig,
+  pool: PostgresPool,
+  wrap: (store: ApprovalStore) => ApprovalStore = (store) => store,
+): Replica {
   const approvals = createApprovalService({
-    store: createPostgresApprovalStore(pool),
+    store: wrap(createPostgresApprovalStore(pool)),
     ledger: r.faulty,
     putEvidence: (bytes, media) => r.ledger.putEvidence(bytes, media),
     now: r.clock,
@@ -168,6 +173,20 @@ describe('one decision’s approval steps are serialized across gates (OE-INV-01
       expect(refusals).toEqual(['ERR_APPROVAL_DUPLICATE']);
     }
   }, 300_000);
+
+  it('a step whose decision lock is lost while it runs records nothing more and denies', async () => {
+    const { r, a, sign } = await replicas();
+    // Test fault: the lock is granted, then reported lost (its connection failed) during the step.
+    const lost = replicaOn(r, a.pool, (store) => ({
+      ...store,
+      withDecisionLock: (id, fn) => store.withDecisionLock(id, () => fn(() => false)),
+    }));
+    const id = await escalate(r, a, 0);
+    const answer = await lost.approvals.submit(id, await sign(id, 'ann'));
+    expect(answer).toMatchObject({ outcome: 'deny', code: 'ERR_CONTROL_PLANE_UNAVAILABLE' });
+    expect(about(await entriesOf(r.ledger), id, 'approval.added')).toEqual([]);
+    expect(await a.approvals.votes(id)).toEqual([]);
+  });
 
   it(`${TRIALS} trials: the final approvals of two approvers through both gates at once: one approval.finalized`, async () => {
     const { r, a, b, sign } = await replicas();

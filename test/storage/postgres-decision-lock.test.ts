@@ -58,7 +58,8 @@ describe('PostgreSQL decision lock (OE-INV-019/020, fail closed)', () => {
 
   it('a lock connection that breaks during the step is discarded and the lock is free for the other replicas', async () => {
     const before = pools[0]!.pool.totalCount;
-    const out = await a.withDecisionLock('d-broken', async () => {
+    const out = await a.withDecisionLock('d-broken', async (held) => {
+      expect(held()).toBe(true);
       // The connection holding the lock is cut (a network failure, a server restart of the session).
       const r = await holder.query<{ pid: number }>(
         `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
@@ -69,6 +70,8 @@ describe('PostgreSQL decision lock (OE-INV-019/020, fail closed)', () => {
       await holder.query('SELECT pg_terminate_backend($1)', [r.rows[0]!.pid]);
       // The session ended with the lock: another replica can take it now.
       expect(await b.withDecisionLock('d-broken', () => Promise.resolve('b'))).toBe('b');
+      // And the step is told: it may no longer write as the decision's one writer.
+      await expect.poll(() => held()).toBe(false);
       return 'a';
     });
     expect(out).toBe('a');

@@ -120,6 +120,7 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
     return run;
   };
   const waiters = new Map<string, Set<() => void>>();
+  let stepHeld: (() => boolean) | undefined;
   let second = -1;
   let recorded = 0;
   return {
@@ -135,8 +136,18 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
     deps,
     settings,
     serial,
+    // Steps run one at a time here (serial), so the one running is the only one whose lock counts.
     step: <T>(decisionId: string, fn: () => Promise<T>): Promise<T> =>
-      serial(() => deps.store.withDecisionLock(decisionId, fn)),
+      serial(() =>
+        deps.store.withDecisionLock(decisionId, async (held) => {
+          stepHeld = held;
+          try {
+            return await fn();
+          } finally {
+            stepHeld = undefined;
+          }
+        }),
+      ),
     notify(decisionId) {
       const set = waiters.get(decisionId);
       waiters.delete(decisionId);
@@ -169,11 +180,14 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
       });
     },
     append: (type, on, actor, payload) =>
-      appendConfirmed(
-        deps.ledger,
-        { type, trace_id: on.trace_id, request_id: on.request_id, tenant: on.tenant, actor, payload },
-        ledgerMs,
-      ),
+      // A step whose decision lock was lost records nothing more: another replica may be in it.
+      stepHeld !== undefined && !stepHeld()
+        ? Promise.resolve(deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the decision lock was lost during the step'))
+        : appendConfirmed(
+            deps.ledger,
+            { type, trace_id: on.trace_id, request_id: on.request_id, tenant: on.tenant, actor, payload },
+            ledgerMs,
+          ),
     async evidence(doc) {
       const bytes = Buffer.from(canonicalize(doc), 'utf8');
       const sha = sha256Hex(bytes);

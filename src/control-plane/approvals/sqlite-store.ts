@@ -287,8 +287,11 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
   // Every method is async: a throwing statement becomes a rejection, never a synchronous throw.
   return Object.freeze({
     ...promised(sync),
-    withDecisionLock: <T>(decisionId: string, fn: () => Promise<T>): Promise<T> =>
-      closed ? Promise.reject(new Error('the approval store is closed')) : lock(decisionId, fn),
+    withDecisionLock: <T>(decisionId: string, fn: (held: () => boolean) => Promise<T>): Promise<T> =>
+      closed
+        ? Promise.reject(new Error('the approval store is closed'))
+        : // One process: the mutex is held until fn settles.
+          lock(decisionId, () => fn(() => true)),
   });
 }
 

@@ -154,8 +154,11 @@ export interface ApprovalStore {
    * what counted. Rejects, without running `fn`, when the section cannot be entered in time (the
    * caller denies as for any store failure, fail closed); otherwise settles as `fn` does, and
    * leaves the section in every case. Not re-entrant: `fn` must not enter the same decision's.
+   * `fn` is handed `held()`: false once the section may have been lost while it runs (PostgreSQL:
+   * its connection failed, so the server dropped the lock and another replica may enter); the
+   * step then writes nothing more to the ledger.
    */
-  withDecisionLock<T>(decisionId: string, fn: () => Promise<T>): Promise<T>;
+  withDecisionLock<T>(decisionId: string, fn: (held: () => boolean) => Promise<T>): Promise<T>;
   insertGrant(grant: BreakGlassGrant): Promise<void>;
   /** The latest unexpired grant for `tenant` and `tool` at `atMs`. */
   activeGrant(tenant: string, tool: string, atMs: number): Promise<BreakGlassGrant | undefined>;

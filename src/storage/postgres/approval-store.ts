@@ -211,7 +211,7 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
         [id],
       );
     },
-    async withDecisionLock<T>(decisionId: string, fn: () => Promise<T>): Promise<T> {
+    async withDecisionLock<T>(decisionId: string, fn: (held: () => boolean) => Promise<T>): Promise<T> {
       const key = [DECISION_LOCK_CLASS, `${db.schema}:${decisionId}`];
       const client = await db.pool.connect();
       let broken: Error | undefined;
@@ -236,7 +236,8 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
         throw new Error('the approval decision lock was not granted', { cause: err });
       }
       try {
-        return await fn();
+        // A connection that failed lost its session, and the server the lock with it.
+        return await fn(() => broken === undefined);
       } finally {
         try {
           const r = await client.query<{ ok: unknown }>(UNLOCK, key);
