@@ -403,7 +403,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       ledger,
       ledgerPort,
       state,
-      controlPlane,
+      controlPlane: keyChangesFollowed(controlPlane, follower),
       bundles,
       approvals: approvals.service,
       executor: {
@@ -544,4 +544,29 @@ function issuerKeyFiles(keyPath: string, jwksPath: string): IssuerKeyFiles {
 function revokedKids(jwks: unknown): readonly string[] {
   const revoked = (jwks as { readonly revoked?: unknown } | null)?.revoked;
   return Array.isArray(revoked) ? revoked.filter((k): k is string => typeof k === 'string') : [];
+}
+
+/**
+ * `cp` as operator actions use it: with a follower, an issuer key rotation or revocation made
+ * here is read by a follow round before it is answered, so this gate's follower agrees with the
+ * ledger at once instead of refusing calls until its next round.
+ */
+function keyChangesFollowed(
+  cp: ControlPlaneService,
+  follower: ReplicaFollower | undefined,
+): ControlPlaneService {
+  if (follower === undefined) return cp;
+  return Object.freeze({
+    ...cp,
+    async rotateIssuerKey(...args: Parameters<ControlPlaneService['rotateIssuerKey']>) {
+      const r = await cp.rotateIssuerKey(...args);
+      await follower.round();
+      return r;
+    },
+    async revokeIssuerKey(...args: Parameters<ControlPlaneService['revokeIssuerKey']>) {
+      const r = await cp.revokeIssuerKey(...args);
+      await follower.round();
+      return r;
+    },
+  });
 }

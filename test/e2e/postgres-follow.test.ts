@@ -28,6 +28,7 @@ import {
   openCore,
   parseConfig,
   readConfig,
+  readOperatorToken,
   startEmbedded,
 } from '../../src/embedded/index.js';
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
@@ -348,6 +349,23 @@ describe('replicas on PostgreSQL follow issuer key changes (OE-INV-025 key revoc
     // A restart without the new keys is refused as before (policy-guard.ts).
     await r.b.close();
     await expect(openCore(r.dirB, { clock })).rejects.toThrow(/last rotated to/);
+  });
+
+  it('rotations made through B itself agree with the ledger as they are answered: no call refused after', async () => {
+    const r = await replicas('own-rotations');
+    for (const n of [1, 2]) {
+      const res = await fetch(`${r.b.url}/v1/admin/issuer-rotate`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${readOperatorToken(r.dirB)}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ reason: `routine ${n}` }),
+      });
+      expect(res.status).toBe(200);
+      // No round run by the test: the rotation's answer came after the follower read it.
+      expect(r.b.core.follower!.unsure()).toBeNull();
+      expect(await echo(r.client, `after rotation ${n}`)).toMatchObject({ outcome: 'executed' });
+      // A round in between: the next rotation then differs from what the follower last read.
+      expect(await r.b.core.follower!.round()).toBe(true);
+    }
   });
 
   it('a revocation through A of a key B still trusts: B denies, and the revoked key’s envelopes never run', async () => {
