@@ -5,7 +5,7 @@
  *
  * - On open, once the writer lease is held (so no one else activates meanwhile), every bundle the
  *   backend has and the cache lacks is written into the cache, and the cache's `ACTIVE` pointer
- *   follows the backend's. A standby started from an older copy of the data directory thus
+ *   follows the backend's. A gate started from an older copy of the data directory thus
  *   serves the bundle the ledger last activated, with no operator step.
  * - An activation stores the bundle in the backend first, then ledgers `admin.policy_activated`
  *   and moves the local pointer (the bundle store), then moves the backend's pointer. When that

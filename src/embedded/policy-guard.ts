@@ -3,7 +3,7 @@
  * bundles"; scenario 13). The bundle files and their `ACTIVE` pointer live in the data directory
  * (on PostgreSQL, a cache of the database's: bundle-sync.ts), the ledger in the storage backend;
  * they can disagree: a crash fell between the ledgered activation and the pointer write, or the
- * database lost the pointer write of an activation a standby now takes over. Serving the older
+ * database lost the pointer write of an activation that a gate opened later now reads. Serving the older
  * bundle would decide under a policy the evidence says was replaced, so the stale bundle is
  * withheld: every decision denies `ERR_POLICY_UNAVAILABLE` until an operator activates a bundle
  * (which is ledgered, and then agrees).

@@ -82,7 +82,8 @@ export interface StorageBackend {
   /**
    * Takes the ledger's single-writer lease (SPEC §4 "one writer"). Call it before the ledger is
    * opened, so the writer reads the head it continues only once no one else can append. With
-   * `wait: true` a second deployment on the same storage waits as a standby.
+   * `wait: true` a second deployment on the same storage waits as a standby (SQLite; PostgreSQL
+   * refuses it: every gate there serves, each under its own instance lease).
    */
   acquireWriter(options: AcquireOptions): Promise<WriterLease>;
   /**

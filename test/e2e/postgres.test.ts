@@ -137,7 +137,7 @@ describe('a deployment on PostgreSQL (SPEC §1, §4)', () => {
     expect(await ledgerRows(db.url, schema)).toBe(rows);
   });
 
-  it('a standby copied before an issuer key rotation refuses to open until its keys are copied again (OE-INV-025)', async () => {
+  it('a gate copied before an issuer key rotation refuses to open until its keys are copied again (OE-INV-025)', async () => {
     const schema = nextSchema();
     const dirA = join(work, 'keys-a');
     const dirB = join(work, 'keys-b');

@@ -1,7 +1,7 @@
 /**
  * PostgreSQL {@link PolicyBundleMirror} (SPEC §6 "Policy as hash-addressed bundles", SPEC §1
  * "Distributed"): the policy bundles and the active pointer of a deployment live in the shared
- * database, so a standby that takes over serves the bundle the ledger last activated, whatever
+ * database, so a gate that opens later serves the bundle the ledger last activated, whatever
  * copy of the data directory it started from. Rows are untrusted: every body read back must hash
  * to its row's hash by the bundle store's own rule, or the read rejects.
  */
