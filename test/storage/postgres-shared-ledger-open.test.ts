@@ -10,49 +10,14 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { FailclosedError } from '../../src/kernel/index.js';
-import {
-  createLedger,
-  type EntryInput,
-  type Ledger,
-  type LedgerEntry,
-  type LedgerStore,
-  type StoredCheckpoint,
-} from '../../src/ledger/index.js';
-import type { StorageBackend } from '../../src/storage/index.js';
-import { ORIGIN, steppingClock, testSigner, wrapStore } from '../ledger/fixtures.js';
+import { type Ledger, type LedgerEntry, type StoredCheckpoint } from '../../src/ledger/index.js';
+import { wrapStore } from '../ledger/fixtures.js';
 import { nextSchema, useTestDatabase } from '../support/postgres.js';
-import { useSharedBackends } from './shared-backends.js';
+import { note, useSharedBackends } from './shared-backends.js';
 
 const pgdb = useTestDatabase();
 
-const { backendOn, track } = useSharedBackends(pgdb);
-
-/** A replica: a backend with its instance lease and a ledger writer over its store, as `wrap` makes it. */
-async function replica(
-  schema: string,
-  wrap: (store: LedgerStore) => LedgerStore = (s) => s,
-): Promise<{ backend: StorageBackend; ledger: Ledger }> {
-  const backend = await backendOn(schema);
-  await backend.acquireWriter({ wait: false });
-  const ledger = await createLedger({
-    store: wrap(backend.ledger),
-    clock: steppingClock(),
-    checkpointSigner: testSigner(),
-    origin: ORIGIN,
-    checkpointEvery: { entries: 64 },
-  });
-  track(ledger);
-  return { backend, ledger };
-}
-
-const note = (i: number): EntryInput => ({
-  type: 'decision',
-  trace_id: `t-${i}`,
-  request_id: `r-${i}`,
-  tenant: 'acme',
-  actor: { id: 'control-plane', role: 'control-plane' },
-  payload: { outcome: 'allow', decision_id: `d-${i}` },
-});
+const { replica } = useSharedBackends(pgdb);
 
 /** Appends `n` entries on `ledger` at once (group commit), numbered from `from`. */
 async function appendMany(ledger: Ledger, from: number, n: number): Promise<void> {

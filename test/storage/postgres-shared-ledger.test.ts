@@ -8,30 +8,14 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { FailclosedError } from '../../src/kernel/index.js';
-import { createLedger, type EntryInput, type Ledger } from '../../src/ledger/index.js';
-import type { StorageBackend } from '../../src/storage/index.js';
+import { createLedger, type EntryInput } from '../../src/ledger/index.js';
 import { ORIGIN, steppingClock, testSigner } from '../ledger/fixtures.js';
 import { nextSchema, useTestDatabase } from '../support/postgres.js';
-import { useSharedBackends } from './shared-backends.js';
+import { note, useSharedBackends } from './shared-backends.js';
 
 const pgdb = useTestDatabase();
 
-const { backendOn, track } = useSharedBackends(pgdb);
-
-/** A replica: a backend with its instance lease and a ledger writer over it. */
-async function replica(schema: string): Promise<{ backend: StorageBackend; ledger: Ledger }> {
-  const backend = await backendOn(schema);
-  await backend.acquireWriter({ wait: false });
-  const ledger = await createLedger({
-    store: backend.ledger,
-    clock: steppingClock(),
-    checkpointSigner: testSigner(),
-    origin: ORIGIN,
-    checkpointEvery: { entries: 64 },
-  });
-  track(ledger);
-  return { backend, ledger };
-}
+const { backendOn, replica } = useSharedBackends(pgdb);
 
 const accepted = (request: string): EntryInput => ({
   type: 'gateway.accepted',
@@ -46,15 +30,6 @@ const completed = (request: string): EntryInput => ({
   ...accepted(request),
   type: 'gateway.completed',
   payload: { outcome: 'ok' },
-});
-
-const note = (i: number): EntryInput => ({
-  type: 'decision',
-  trace_id: `t-${i}`,
-  request_id: `r-${i}`,
-  tenant: 'acme',
-  actor: { id: 'control-plane', role: 'control-plane' },
-  payload: { outcome: 'allow', decision_id: `d-${i}` },
 });
 
 /** Ends the session that holds `instance`'s lease, as a crash or a network cut would. */

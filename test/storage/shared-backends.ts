@@ -4,8 +4,10 @@
  * latest first.
  */
 import { afterEach } from 'vitest';
+import { createLedger, type EntryInput, type Ledger, type LedgerStore } from '../../src/ledger/index.js';
 import type { StorageBackend } from '../../src/storage/index.js';
 import { openPostgresBackend } from '../../src/storage/postgres/index.js';
+import { ORIGIN, steppingClock, testSigner } from '../ledger/fixtures.js';
 
 /** Closeable things a test opened. */
 interface Closeable {
@@ -16,6 +18,10 @@ interface Closeable {
 export function useSharedBackends(pgdb: { readonly url: string }): {
   readonly backendOn: (schema: string) => Promise<StorageBackend>;
   readonly track: <T extends Closeable>(opened: T) => T;
+  readonly replica: (
+    schema: string,
+    wrap?: (store: LedgerStore) => LedgerStore,
+  ) => Promise<{ backend: StorageBackend; ledger: Ledger }>;
 } {
   let opened: Closeable[] = [];
   afterEach(async () => {
@@ -26,19 +32,42 @@ export function useSharedBackends(pgdb: { readonly url: string }): {
     opened.push(o);
     return o;
   };
-  return {
-    track,
-    backendOn: async (schema) =>
-      track(
-        await openPostgresBackend({
-          url: pgdb.url,
-          schema,
-          clock: Date.now,
-          retainAfterExpSec: 600,
-          replayRetentionMs: 600_000,
-          maxConnections: 4,
-          heartbeatMs: 200,
-        }),
-      ),
+  const backendOn = async (schema: string): Promise<StorageBackend> =>
+    track(
+      await openPostgresBackend({
+        url: pgdb.url,
+        schema,
+        clock: Date.now,
+        retainAfterExpSec: 600,
+        replayRetentionMs: 600_000,
+        maxConnections: 4,
+        heartbeatMs: 200,
+      }),
+    );
+  /** A replica: a backend with its instance lease and a ledger writer over its store, as `wrap` makes it. */
+  const replica = async (schema: string, wrap: (store: LedgerStore) => LedgerStore = (x) => x) => {
+    const backend = await backendOn(schema);
+    await backend.acquireWriter({ wait: false });
+    const ledger = track(
+      await createLedger({
+        store: wrap(backend.ledger),
+        clock: steppingClock(),
+        checkpointSigner: testSigner(),
+        origin: ORIGIN,
+        checkpointEvery: { entries: 64 },
+      }),
+    );
+    return { backend, ledger };
   };
+  return { track, backendOn, replica };
 }
+
+/** A decision entry numbered `i` (its own trace, request and decision id). */
+export const note = (i: number): EntryInput => ({
+  type: 'decision',
+  trace_id: `t-${i}`,
+  request_id: `r-${i}`,
+  tenant: 'acme',
+  actor: { id: 'control-plane', role: 'control-plane' },
+  payload: { outcome: 'allow', decision_id: `d-${i}` },
+});
