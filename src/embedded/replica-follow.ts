@@ -93,7 +93,7 @@ export interface ReplicaFollower {
 }
 
 /** The least staleness bound (ms): `max(2 × follow_ms, MIN_STALE_MS)`. */
-export const MIN_STALE_MS = 5000;
+const MIN_STALE_MS = 5000;
 
 /**
  * Creates the follower of a replica whose backend holds the policy bundles (PostgreSQL). The gate

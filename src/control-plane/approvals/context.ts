@@ -103,11 +103,11 @@ export interface ApprovalCtx {
   recordRefusal(): boolean;
 }
 
-/** Refused approval submissions recorded per second at most (the rest are only answered). */
-export /** How often a long-polling wait reads the store for a decision finalised through another gate (ms). */
+/** How often a long-polling wait reads the store for a decision finalised through another gate (ms). */
 const WAIT_POLL_MS = 250;
 
-const REFUSAL_RECORDS_PER_SECOND = 20;
+/** Refused approval submissions recorded per second at most (the rest are only answered). */
+export const REFUSAL_RECORDS_PER_SECOND = 20;
 
 /** Builds the shared internals. */
 export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {

@@ -215,8 +215,8 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
       const key = [DECISION_LOCK_CLASS, `${db.schema}:${decisionId}`];
       const client = await db.pool.connect();
       let broken: Error | undefined;
-      // A checked-out connection that breaks (server restart, network cut) emits an error the
-      // pool does not absorb: noted here, so it never crashes the process, and discarded below.
+      // A checked-out connection that breaks (server restart, network cut) emits an error: noted
+      // here (the pool's own listener only absorbs it), so it never crashes the process, and discarded below.
       const onError = (err: Error): void => {
         broken ??= err;
       };

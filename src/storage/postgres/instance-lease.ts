@@ -198,18 +198,18 @@ function leaseOn(
   client.on('error', lose);
   client.on('end', lose);
   timer = setTimeout(() => void beat(), heartbeatMs);
+  /** `fn` on the locks of `owners` (not this instance's), in one statement; the owners it answered true for. */
   const lockAll = (owners: readonly string[], fn: 'pg_try_advisory_lock' | 'pg_advisory_unlock') =>
     run(async (c) => {
-      const out: string[] = [];
-      for (const owner of owners) {
-        if (owner === instance) continue;
-        const r = await c.query<{ ok: unknown }>(
-          `SELECT ${fn}($1::int4, hashtext($2)) AS ok`,
-          LOCK_KEY(db.schema, owner),
-        );
-        if (r.rows[0]?.ok === true) out.push(owner);
-      }
-      return out;
+      const others = owners.filter((o) => o !== instance);
+      if (others.length === 0) return [];
+      const r = await c.query<{ owner: unknown }>(
+        `SELECT o AS owner FROM unnest($3::text[]) AS o WHERE ${fn}($1::int4, hashtext($2 || '/' || o))`,
+        [INSTANCE_LOCK_CLASS, db.schema, others],
+      );
+      return r.rows
+        .map((row) => row.owner)
+        .filter((o): o is string => typeof o === 'string' && others.includes(o));
     });
   return {
     instance,
