@@ -5,6 +5,7 @@
  * any rejection is a deny at the Control Plane (fail closed). The in-memory store serves tests
  * and one-process runs; SQLite and PostgreSQL stores live with their backends.
  */
+import type { DurableWrites } from '../kernel/index.js';
 import type { BreakerName, BreakerResetTarget } from './breakers.js';
 
 /** What {@link BreakerStore.admit} counted, or the breaker already open. */
@@ -103,7 +104,7 @@ export interface BreakerStore {
    * `now` to its, its tenant's and its call's windows, and answers the counts of hits in
    * `(now - windowMs, now]`.
    */
-  admit(input: AdmitInput): Promise<AdmitCounts>;
+  admit(input: AdmitInput, writes?: DurableWrites): Promise<AdmitCounts>;
   /** Opens `principal`'s breaker until `until` (`Infinity`: until an operator reset); never moves an open one's end earlier. */
   trip(principal: string, breaker: BreakerName, until: number): Promise<void>;
   /** The breaker open for `principal` at `now`, or null. */

@@ -11,6 +11,7 @@
  * a replay of the same sequence trips at the same call (GEI Determinism); on a shared backend,
  * every Control Plane replica counts the same calls and spend.
  */
+import type { DurableWrites } from '../kernel/index.js';
 import { createMemoryBreakerStore } from './breaker-store.js';
 import type { BreakerStore } from './breaker-store.js';
 
@@ -64,7 +65,7 @@ export interface BreakerCall {
 /** The breakers of one Control Plane, over a {@link BreakerStore} shared by its replicas. */
 export interface CircuitBreakers {
   /** Counts the attempt, then says whether any rate, loop or lifetime breaker is open. Rejects when the store does. */
-  admit(call: BreakerCall): Promise<BreakerVerdict>;
+  admit(call: BreakerCall, writes?: DurableWrites): Promise<BreakerVerdict>;
   /**
    * Checks the spend of a call the policy allowed and reserves it against the tenant's day.
    * `maxCallCents` is the per-call cap from the obligations (null: none). Resolves to a release
@@ -129,14 +130,17 @@ export function createCircuitBreakers(
   }
 
   return Object.freeze({
-    async admit(call: BreakerCall): Promise<BreakerVerdict> {
-      const counts = await store.admit({
-        principal: call.sessionKey,
-        tenant: call.tenant,
-        call: `${call.tool}\u0000${call.paramsSha256}`,
-        now: call.now,
-        windowMs: config.windowMs,
-      });
+    async admit(call: BreakerCall, writes?: DurableWrites): Promise<BreakerVerdict> {
+      const counts = await store.admit(
+        {
+          principal: call.sessionKey,
+          tenant: call.tenant,
+          call: `${call.tool}\u0000${call.paramsSha256}`,
+          now: call.now,
+          windowMs: config.windowMs,
+        },
+        writes,
+      );
       if (counts.open !== null) return { tripped: true, breaker: counts.open };
       if (counts.total > config.maxCallsPerSession) return trip(call, 'session_calls');
       if (counts.sameCall > config.loopThreshold) return trip(call, 'loop');

@@ -5,7 +5,7 @@
  * record (FC-INV-4, FC-INV-5, OE-INV-003, OE-INV-014). `decide` never throws.
  */
 import { computeParamsSha256, deny, envelopeSha256, isDeny, issuedPayload } from '../kernel/index.js';
-import type { Clock, Deny, JsonValue } from '../kernel/index.js';
+import type { Clock, Deny, DurableWrites, JsonValue } from '../kernel/index.js';
 import type { SigningKey } from '../kernel/signing/index.js';
 import {
   createCircuitBreakers,
@@ -114,6 +114,8 @@ export interface Ctx {
   runtime?: PolicyRuntime;
   /** The session (or, without one, the client) has received untrusted tool output (OE-INV-013). */
   tainted?: boolean;
+  /** The call's pending durable writes, when the Gate shares its commits (`DecideOptions.writes`). */
+  readonly writes?: DurableWrites;
 }
 
 /**
@@ -197,10 +199,16 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     };
   }
 
+  /**
+   * Appends one of the request's entries. `deferred`: the entry may join the commit of the call's
+   * pending writes (`ctx.writes`); whatever depends on it waits for `ctx.writes.sync()` in
+   * {@link issue}. A deny's records are always waited for here.
+   */
   function append(
     ctx: Ctx,
     type: 'decision' | 'denial' | 'envelope.issued',
     payload: DecisionFacts | Record<string, JsonValue>,
+    deferred = false,
   ) {
     const body =
       // Stryker disable next-line ConditionalExpression: equivalent, DecisionFacts has exactly the decision payload's members and values
@@ -212,6 +220,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       ledger,
       { type, trace_id, request_id, tenant, actor: CONTROL_PLANE_ACTOR, payload: body },
       deadlines.ledgerMs,
+      deferred ? ctx.writes : undefined,
     );
   }
 
@@ -284,7 +293,11 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     return undefined;
   }
 
-  async function pipeline(req: GovernedRequest, waitMs: number): Promise<ControlPlaneResult> {
+  async function pipeline(
+    req: GovernedRequest,
+    waitMs: number,
+    writes: DurableWrites | undefined,
+  ): Promise<ControlPlaneResult> {
     const at = now();
     if (
       ![req.request_id, req.trace_id, req.identity, req.tenant, req.tool].every(isRequestString) ||
@@ -307,6 +320,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       at,
       paramsSha256,
       decisionId: deriveDecisionId(derivationKey, req, paramsSha256),
+      ...(writes === undefined ? {} : { writes }),
     };
     // A retry of an escalated call resumes its decision instead of deciding again.
     const existing = await deps.approvals?.get(ctx.decisionId);
@@ -324,7 +338,8 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       paramsSha256,
       now: at,
     };
-    const admitted = await withDeadline(() => breakers.admit(call), deadlines.stateMs);
+    // The admission may share the call's commit: it is counted now, durable before any envelope.
+    const admitted = await withDeadline(() => breakers.admit(call, ctx.writes), deadlines.stateMs);
     if (admitted.status !== 'ok')
       return refuse(ctx, deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the breaker state did not answer'));
     if (admitted.value.tripped) return trip(ctx, admitted.value.breaker);
@@ -397,7 +412,9 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       preview = made.value;
     }
 
-    // 8. The decision record, confirmed before anything else happens (GEI, SPEC §2 step 4).
+    // 8. The decision record, confirmed before anything else happens (GEI, SPEC §2 step 4). An
+    // allow may share its commit with the issuance: the envelope is signed over the decision's
+    // sealed index and hash, and leaves only once both are durable (`issue`).
     const recorded = await append(
       ctx,
       'decision',
@@ -407,6 +424,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
         code: escalate ? 'ERR_APPROVAL_REQUIRED' : null,
         rationale: decision.rationale,
       }),
+      decision.outcome === 'allow' && !escalate,
     );
     if (isDeny(recorded)) {
       release();
@@ -532,10 +550,22 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       ctx,
       'envelope.issued',
       issuedPayload(issued.claims, issued.kid, envelopeSha256(issued.envelope)),
+      true,
     );
     if (isDeny(confirmed)) {
       release();
       return withId(confirmed, ctx.decisionId);
+    }
+    // The envelope leaves only once the call's writes are durable: the request nonce, the
+    // admission, the decision and this issuance (GEI, SPEC §2 step 4, L7 Boundary B). A failed
+    // commit rolled them back: the envelope, never seen outside this process, is dropped.
+    if (ctx.writes !== undefined) {
+      try {
+        await ctx.writes.sync();
+      } catch {
+        release();
+        return withId(deny('ERR_LEDGER_UNAVAILABLE', 'the decision was not confirmed'), ctx.decisionId);
+      }
     }
     return Object.freeze({
       outcome: 'allow',
@@ -551,7 +581,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       try {
         const wait = Math.max(0, Math.min(options?.waitMs ?? 0, deps.approvals?.settings.maxWaitMs ?? 0));
         // Stryker disable next-line ConditionalExpression: equivalent, a NaN wait never waits (issueApproved waits only when waitMs > 0)
-        return await pipeline(req, Number.isFinite(wait) ? wait : 0);
+        return await pipeline(req, Number.isFinite(wait) ? wait : 0, options?.writes);
       } catch {
         // The role's edge: any exception is a deny (FC-INV-4, STYLE "Errors and denials"), and
         // still a ledger record carrying the request id (FC-INV-5), best effort.

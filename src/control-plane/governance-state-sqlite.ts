@@ -4,7 +4,7 @@
  * several processes sharing it see one state (OE-INV-025).
  */
 import Database from 'better-sqlite3';
-import { migrateSchema, type SchemaMigration } from '../kernel/index.js';
+import { migrateSchema, type SchemaMigration, type SqliteCommitUnit } from '../kernel/index.js';
 import {
   assertGovernanceChange,
   type GovernanceChange,
@@ -38,15 +38,27 @@ const MIGRATIONS: readonly SchemaMigration[] = [
  * state never reads as "all clear"; a file recording a newer schema than this build throws at
  * open (`SchemaVersionError`). (OE-INV-025, FC-INV-4)
  */
-export function createSqliteGovernanceState(path: string): SqliteGovernanceState {
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.pragma('busy_timeout = 2000');
+export function createSqliteGovernanceState(
+  path: string,
+  options: {
+    /**
+     * The deployment's shared connection (`sqlite-commit.ts`): a change commits on its own
+     * before `apply` resolves (`writeNow`), so no check ever reads one that is not durable.
+     */
+    readonly unit?: SqliteCommitUnit;
+  } = {},
+): SqliteGovernanceState {
+  const unit = options.unit;
+  const db = unit?.db ?? new Database(path);
   try {
+    if (unit === undefined) {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('busy_timeout = 2000');
+    }
     migrateSchema(db, 'governance', MIGRATIONS);
   } catch (err) {
-    db.close();
+    if (unit === undefined) db.close();
     throw err;
   }
 
@@ -100,19 +112,20 @@ export function createSqliteGovernanceState(path: string): SqliteGovernanceState
       return attempt(() => check(tenant, session, taintKey));
     },
     apply(change: GovernanceChange): Promise<void> {
-      return attempt(() => {
+      const write = (): void => {
         assertGovernanceChange(change);
         if (change.kind === 'kill_switch') setKill.run(change.on ? 1 : 0);
         else if (change.kind === 'lockdown') (change.on ? lockTenant : unlockTenant).run(change.tenant);
         else if (change.kind === 'taint') (change.on ? taint : untaint).run(change.session);
         else (change.on ? quarantine : release).run(change.session);
-      });
+      };
+      return attempt(() => (unit === undefined ? write() : unit.writeNow(write)));
     },
     snapshot(): Promise<GovernanceSnapshot> {
       return attempt(() => snapshot());
     },
     close(): void {
-      db.close();
+      if (unit === undefined) db.close();
     },
   });
 }

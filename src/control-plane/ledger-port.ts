@@ -5,7 +5,7 @@
  * fails, the tool does not run", L7 degraded mode: deny, SPEC §7 scenario 9).
  */
 import { deny, sha256Hex, canonicalize, isDeny } from '../kernel/index.js';
-import type { Deny, JsonObject } from '../kernel/index.js';
+import type { Deny, DurableWrites, JsonObject } from '../kernel/index.js';
 import { withDeadline } from './deadline.js';
 
 /** Entry types the Control Plane appends (a subset of the ledger's types, SPEC §4). */
@@ -54,7 +54,8 @@ export interface LedgerRef {
 
 /** The ledger as the Control Plane needs it: a durable, acknowledged append. */
 export interface LedgerAppender {
-  append(entry: LedgerAppend): Promise<LedgerRef>;
+  /** With `writes`, may resolve before the commit, which it registers there (`durability.ts`). */
+  append(entry: LedgerAppend, writes?: DurableWrites): Promise<LedgerRef>;
 }
 
 /** The tenant recorded on entries that concern the whole deployment (kill switch, keys, policy). */
@@ -74,8 +75,9 @@ export async function appendConfirmed(
   ledger: LedgerAppender,
   entry: LedgerAppend,
   timeoutMs: number,
+  writes?: DurableWrites,
 ): Promise<LedgerRef | Deny> {
-  const settled = await withDeadline(() => ledger.append(entry), timeoutMs);
+  const settled = await withDeadline(() => ledger.append(entry, writes), timeoutMs);
   if (settled.status === 'ok' && isLedgerRef(settled.value)) {
     return Object.freeze({ index: settled.value.index, entry_hash: settled.value.entry_hash });
   }

@@ -2,7 +2,7 @@
  * The Control Plane's contract with the Gate (SPEC §2 steps 3–5, FC-INV-6): what the Gate hands
  * in after authenticating and parsing a signed request, and what it gets back.
  */
-import type { Deny, JsonValue } from '../kernel/index.js';
+import type { DurableWrites, Deny, JsonValue } from '../kernel/index.js';
 import type { PolicyBundleLike } from './ports.js';
 
 /** A request the Gate authenticated and parsed (SPEC §2 steps 1–2, FC-INV-3). */
@@ -52,6 +52,13 @@ export interface DecideOptions {
    * `ERR_APPROVAL_PENDING` (long-poll, ms; capped by the approval settings). Default 0.
    */
   readonly waitMs?: number;
+  /**
+   * The call's pending durable writes (`durability.ts`): the breaker admission, the decision and
+   * the issuance may then share one commit with what the Gate wrote before, and the Control
+   * Plane waits for all of them (`writes.sync()`) before an envelope leaves it. Absent: each write
+   * is waited for on its own.
+   */
+  readonly writes?: DurableWrites;
 }
 
 /** The Control Plane as the Gate sees it (SPEC §1, §2). */

@@ -160,7 +160,7 @@ async function openBackend(
   const retainAfterExpSec = config.clock_tolerance_sec + config.max_envelope_lifetime_sec;
   const replayRetentionMs = Math.max(7 * 86_400_000, 2 * config.timestamp_tolerance_ms);
   if (spec.kind === 'sqlite')
-    return openSqliteBackend({
+    return await openSqliteBackend({
       ledgerPath: p.ledgerDb,
       statePath: p.stateDb,
       noncesPath: p.noncesDb,
@@ -180,17 +180,20 @@ async function openBackend(
 /** The Gate's ledger port over the ledger as the roles write to it (the embedded composition's wiring). */
 export function gateLedgerOver(ledger: Ledger, port: Core['ledgerPort']): GateLedger {
   return {
-    putEvidence: (bytes, mediaType) => port.putEvidence(bytes, mediaType),
-    appendGatewayEvent: (e) =>
-      port.append({
-        type: e.type,
-        trace_id: e.trace_id,
-        // Requests that never authenticated have no trustworthy id or tenant: recorded as ''.
-        request_id: e.request_id ?? '',
-        tenant: e.tenant ?? '',
-        actor: { id: e.identity ?? 'anonymous', role: 'gate' },
-        payload: e.payload,
-      }),
+    putEvidence: (bytes, mediaType, writes) => port.putEvidence(bytes, mediaType, writes),
+    appendGatewayEvent: (e, writes) =>
+      port.append(
+        {
+          type: e.type,
+          trace_id: e.trace_id,
+          // Requests that never authenticated have no trustworthy id or tenant: recorded as ''.
+          request_id: e.request_id ?? '',
+          tenant: e.tenant ?? '',
+          actor: { id: e.identity ?? 'anonymous', role: 'gate' },
+          payload: e.payload,
+        },
+        writes,
+      ),
     entriesForRequest: async (id) => (await ledger.store.readByRequest(id)) as unknown as LedgerEntryView[],
     // A fresh checkpoint at the committed size, so every record of the request has a proof.
     latestCheckpoint: async () => (ledger.size() === 0 ? null : await ledger.checkpoint()),
@@ -373,7 +376,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     createDiskSpaceProbe(p.root, (config.min_free_disk_mb ?? DEFAULT_MIN_FREE_DISK_MB) * 1024 * 1024),
   ];
   const directPort: GateExecutor = {
-    execute: (call) => executor.execute(call),
+    execute: (call, writes) => executor.execute(call, writes),
     void: (input) => executor.void(input),
   };
   const gateExecutorPort = decorate.gateExecutor?.(directPort) ?? directPort;

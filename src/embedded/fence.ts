@@ -33,9 +33,9 @@ export function fencedLedgerPort<P extends Pick<Ledger, 'append' | 'putEvidence'
   fence: Fence,
 ): Pick<Ledger, 'append' | 'putEvidence' | 'readEnvelopeContext'> {
   return {
-    append: (input) => (fence.raised ? Promise.reject(stopped()) : port.append(input)),
-    putEvidence: (body, mediaType) =>
-      fence.raised ? Promise.reject(stopped()) : port.putEvidence(body, mediaType),
+    append: (input, writes) => (fence.raised ? Promise.reject(stopped()) : port.append(input, writes)),
+    putEvidence: (body, mediaType, writes) =>
+      fence.raised ? Promise.reject(stopped()) : port.putEvidence(body, mediaType, writes),
     readEnvelopeContext: (query) => port.readEnvelopeContext(query),
   };
 }
@@ -43,10 +43,10 @@ export function fencedLedgerPort<P extends Pick<Ledger, 'append' | 'putEvidence'
 /** The executor, denying `ERR_SHUTTING_DOWN` before any check once the fence is raised. */
 export function fencedExecutor(executor: Executor, fence: Fence): Executor {
   return {
-    execute: (call) =>
+    execute: (call, writes) =>
       fence.raised
         ? Promise.resolve(deny('ERR_SHUTTING_DOWN', 'the deployment is stopping'))
-        : executor.execute(call),
+        : executor.execute(call, writes),
     // Voiding only ever takes authority away: it stays open past the fence.
     void: (input) => executor.void(input),
   };

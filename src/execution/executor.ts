@@ -21,7 +21,7 @@ import {
   sha256Hex,
   verifyEnvelope,
 } from '../kernel/index.js';
-import type { Clock, Deny, EnvelopeClaims, JsonValue, KeyRing } from '../kernel/index.js';
+import type { Clock, Deny, DurableWrites, EnvelopeClaims, JsonValue, KeyRing } from '../kernel/index.js';
 import type { ToolAdapter, ToolExecutionSpec } from './adapters/types.js';
 import { checkEnvelopeLedger, parseEnvelopeContext } from './ledger-checks.js';
 import type { ExecutionLedger, LedgerRef } from './ledger.js';
@@ -97,8 +97,13 @@ export interface Executor {
    * `ERR_ENVELOPE_VOIDED` / `ERR_NONCE_STORE_UNAVAILABLE`, the
    * adapter's `ERR_TOOL_*` / `ERR_SANDBOX_UNAVAILABLE` / `ERR_PARAMS_INVALID`, and
    * `ERR_LEDGER_UNAVAILABLE` when the receipt cannot be appended (the result is withheld).
+   *
+   * With `writes` (an in-process caller whose stores share commits, `durability.ts`): the nonce
+   * consumption joins the caller's pending writes and the adapter runs only once they are all
+   * durable (`writes.sync()`); the success receipt is written and registered there, and the
+   * caller lets the result out of the process only after its own `writes.sync()`.
    */
-  execute(input: ExecutionInput): Promise<ExecutionOutcome>;
+  execute(input: ExecutionInput, writes?: DurableWrites): Promise<ExecutionOutcome>;
   /**
    * Voids the envelope of `input` for ever (SPEC §3): it must verify as for `execute` (signature,
    * claims, time, call binding; else its deny), then its jti is recorded as voided in the nonce
@@ -142,6 +147,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     trail: Trail,
     type: 'execution.receipt' | 'denial' | 'envelope.voided',
     payload: Record<string, JsonValue>,
+    writes?: DurableWrites,
   ) => {
     const entry = {
       type,
@@ -151,7 +157,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       actor,
       payload,
     };
-    const r = await callWithTimeout(() => deps.ledger.append(entry), deps.timeouts.ledgerMs);
+    const r = await callWithTimeout(() => deps.ledger.append(entry, writes), deps.timeouts.ledgerMs);
     return r.status === 'ok' ? parseLedgerRef(r.value) : undefined;
   };
 
@@ -172,21 +178,27 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     c: EnvelopeClaims,
     jws: { readonly envelope: string; readonly digest: string },
     fields: { status: 'succeeded' | 'failed'; adapter: string; started: number } & Record<string, JsonValue>,
+    writes?: DurableWrites,
   ): Promise<LedgerRef | undefined> => {
     const { started, ...rest } = fields;
-    return append(trail, 'execution.receipt', {
-      decision_id: c.decision_id,
-      jti: c.jti,
-      params_sha256: c.params_sha256,
-      tool: c.tool,
-      decision_ref: { index: c.ledger.index, entry_hash: c.ledger.entry_hash },
-      // The consumed JWS enters the ledger only here, so `verify` checks the signature of every
-      // envelope that ran; it can no longer be used by anyone (SPEC §3, docs/ledger.md).
-      envelope: jws.envelope,
-      envelope_sha256: jws.digest,
-      duration_ms: Math.max(0, deps.now() - started),
-      ...rest,
-    });
+    return append(
+      trail,
+      'execution.receipt',
+      {
+        decision_id: c.decision_id,
+        jti: c.jti,
+        params_sha256: c.params_sha256,
+        tool: c.tool,
+        decision_ref: { index: c.ledger.index, entry_hash: c.ledger.entry_hash },
+        // The consumed JWS enters the ledger only here, so `verify` checks the signature of every
+        // envelope that ran; it can no longer be used by anyone (SPEC §3, docs/ledger.md).
+        envelope: jws.envelope,
+        envelope_sha256: jws.digest,
+        duration_ms: Math.max(0, deps.now() - started),
+        ...rest,
+      },
+      writes,
+    );
   };
 
   const verifyFor = (input: ExecutionInput) =>
@@ -200,7 +212,11 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       isKnownPolicyBundle: deps.isKnownPolicyBundle,
     });
 
-  const pipeline = async (input: ExecutionInput, trail: Trail): Promise<ExecutionOutcome> => {
+  const pipeline = async (
+    input: ExecutionInput,
+    trail: Trail,
+    writes: DurableWrites | undefined,
+  ): Promise<ExecutionOutcome> => {
     const started = deps.now();
 
     // 1. The envelope, in SPEC §3 order up to the policy bundle (public keys only).
@@ -257,7 +273,8 @@ export function createExecutor(deps: ExecutorDeps): Executor {
 
     // 5. Single use: one atomic consumption (SPEC §8); a voided envelope never runs.
     const consumed = await callWithTimeout(
-      () => deps.nonces.consume({ jti: c.jti, tenant: c.tenant, exp: c.exp, decision_id: c.decision_id }),
+      () =>
+        deps.nonces.consume({ jti: c.jti, tenant: c.tenant, exp: c.exp, decision_id: c.decision_id }, writes),
       deps.timeouts.nonceMs,
     );
     if (consumed.status === 'ok' && consumed.value === 'replayed') {
@@ -268,6 +285,12 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     }
     if (consumed.status !== 'ok' || consumed.value !== 'fresh') {
       return deny('ERR_NONCE_STORE_UNAVAILABLE', 'single use could not be confirmed');
+    }
+    // The consumption (and every write of the call before it) is durable before anything runs.
+    if (writes !== undefined) {
+      const synced = await callWithTimeout(() => writes.sync(), deps.timeouts.nonceMs);
+      if (synced.status !== 'ok')
+        return deny('ERR_NONCE_STORE_UNAVAILABLE', 'single use could not be confirmed');
     }
 
     // 6-7. Run with the envelope's constraints, then redact. From here on a receipt is owed.
@@ -285,13 +308,20 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     // 8. The receipt is durable before the result leaves (OE-INV-015).
     const resultSha256 = sha256Hex(ran.canonical);
     const redactions = countRedactions(ran.canonical);
-    const receipt = await appendReceipt(trail, c, jws, {
-      status: 'succeeded',
-      result_sha256: resultSha256,
-      redactions,
-      adapter: adapterType,
-      started,
-    });
+    // With `writes`, written now and durable before the caller lets the result out.
+    const receipt = await appendReceipt(
+      trail,
+      c,
+      jws,
+      {
+        status: 'succeeded',
+        result_sha256: resultSha256,
+        redactions,
+        adapter: adapterType,
+        started,
+      },
+      writes,
+    );
     if (receipt === undefined)
       return deny('ERR_LEDGER_UNAVAILABLE', 'execution receipt not confirmed; result withheld');
     return Object.freeze({
@@ -370,7 +400,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
         return deny('ERR_INTERNAL', 'voiding failed unexpectedly');
       }
     },
-    async execute(input) {
+    async execute(input, writes) {
       // Each field read on its own: a field that throws on read leaves the others for the record.
       const trail: Trail = {
         tenant: field(input, 'tenant'),
@@ -380,7 +410,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       };
       let outcome: ExecutionOutcome;
       try {
-        outcome = await pipeline(input, trail);
+        outcome = await pipeline(input, trail, writes);
       } catch {
         outcome = deny('ERR_INTERNAL', 'execution failed unexpectedly');
       }

@@ -3,7 +3,7 @@
  * implementation is injected at composition, so nothing here imports the ledger's code
  * (architecture.md layering; SPEC §1).
  */
-import type { JsonValue } from '../kernel/index.js';
+import type { DurableWrites, JsonValue } from '../kernel/index.js';
 
 /** A committed ledger entry's position and hash (an envelope's `ledger` claim, a receipt). */
 export interface LedgerRef {
@@ -58,6 +58,9 @@ export interface ExecutionLedger {
     readonly jti: string;
     readonly decision_id: string;
   }): Promise<EnvelopeLedgerContext>;
-  /** Appends `entry` and resolves once it is durable, with its reference; rejects otherwise. */
-  append(entry: ExecutionEntry): Promise<LedgerRef>;
+  /**
+   * Appends `entry` and resolves once it is durable, with its reference; rejects otherwise. With
+   * `writes`, may resolve once written and register its commit there (`durability.ts`).
+   */
+  append(entry: ExecutionEntry, writes?: DurableWrites): Promise<LedgerRef>;
 }

@@ -21,6 +21,7 @@
  * `min(nowSec, max exp recorded) - toleranceSec`: a clock jumped ahead with no traffic cannot
  * move it past the envelopes actually seen.
  */
+import type { DurableWrites } from '../kernel/index.js';
 
 /** What is recorded when an envelope nonce is consumed. */
 export interface NonceConsumption {
@@ -51,8 +52,13 @@ export interface NonceStore {
   /**
    * Atomically records `input.jti` as consumed. `'fresh'` exactly once per `jti`, `'replayed'`
    * after that; rejects when the store cannot confirm (OE-INV-017, FC-INV-4).
+   *
+   * With `writes`, a store whose writes share commits (the embedded deployment's connection)
+   * may answer once the consumption is decided in the open transaction and register its commit
+   * there: the caller runs nothing before `writes.sync()` resolved. Other stores answer after
+   * their commit whether or not `writes` is given.
    */
-  consume(input: NonceConsumption): Promise<NonceVerdict>;
+  consume(input: NonceConsumption, writes?: DurableWrites): Promise<NonceVerdict>;
   /**
    * Atomically records `input.jti` as voided, in ONE statement racing `consume` on the same key:
    * exactly one of a void and a consumption wins. Rejects when the store cannot confirm.

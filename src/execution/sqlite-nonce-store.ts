@@ -17,7 +17,7 @@
  */
 import Database from 'better-sqlite3';
 import { migrateSchema } from '../kernel/index.js';
-import type { Clock, SchemaMigration } from '../kernel/index.js';
+import type { Clock, DurableWrites, SchemaMigration, SqliteCommitUnit } from '../kernel/index.js';
 import { createGroupCommit } from './group-commit.js';
 import type { NonceConsumption, NonceStore } from './nonce-store.js';
 
@@ -37,6 +37,12 @@ export interface SqliteNonceStoreOptions {
    * kept until `prune` is called.
    */
   readonly retainAfterExpSec?: number;
+  /**
+   * The deployment's shared connection (`sqlite-commit.ts`): no file of its own (`path` is
+   * ignored), consumptions commit with the other stores' writes, and `consume` given a
+   * `DurableWrites` answers before its commit. Closing the store leaves the connection open.
+   */
+  readonly unit?: SqliteCommitUnit;
 }
 
 const SCHEMA = `CREATE TABLE IF NOT EXISTS envelope_nonces (
@@ -89,14 +95,17 @@ type NonceRow = readonly [string, string, number, string, number, number];
  * records a schema newer than this build (`SchemaVersionError`, fail closed).
  */
 export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceStore {
-  const db = new Database(options.path);
-  db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 2000)}`);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+  const unit = options.unit;
+  const db = unit?.db ?? new Database(options.path);
   try {
+    if (unit === undefined) {
+      db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 2000)}`);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+    }
     migrateSchema(db, 'envelope_nonces', nonceMigrations(db));
   } catch (err) {
-    db.close();
+    if (unit === undefined) db.close();
     throw err;
   }
   // One statement: an exp below the prune horizon is never inserted, so it is never 'fresh'.
@@ -136,7 +145,7 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (closed) return deleted;
       if (budgetMs !== undefined && performance.now() - started >= budgetMs) return deleted;
-      const n = deleteBatchTx.immediate();
+      const n = unit === undefined ? deleteBatchTx.immediate() : unit.stage(deleteBatch).value;
       deleted += n;
       if (n < PRUNE_BATCH) return deleted;
     }
@@ -190,25 +199,39 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
   });
   const group = createGroupCommit((rows: readonly NonceRow[]) => insertAll.immediate(rows));
 
-  const claim = async (input: NonceConsumption, voided: 0 | 1): Promise<'new' | 'voided' | 'consumed'> => {
+  const claim = async (
+    input: NonceConsumption,
+    voided: 0 | 1,
+    writes?: DurableWrites,
+  ): Promise<'new' | 'voided' | 'consumed'> => {
     if (closed) throw new Error('nonce store closed');
     validate(input);
     // consumed_at is informational only; the decision is the primary key.
-    const r = await group.submit([
+    const row: NonceRow = [
       input.jti,
       input.tenant,
       input.exp,
       input.decision_id,
       Math.floor(options.now() / 1000),
       voided,
-    ]);
+    ];
+    let r: 'new' | 'voided' | 'consumed' | undefined;
+    if (unit === undefined) r = await group.submit(row);
+    else {
+      // Decided now, in the open transaction (it sees every earlier claim, committed or not);
+      // the caller waits for the commit here, or with `writes` before the tool runs.
+      const staged = unit.stage(() => insertAll([row]));
+      r = staged.value[0];
+      if (writes === undefined) await staged.durable;
+      else writes.add(staged.durable);
+    }
     if (r !== 'new' && r !== 'voided' && r !== 'consumed') throw new Error('unexpected verdict');
     return r;
   };
 
   return {
-    async consume(input) {
-      const r = await claim(input, 0);
+    async consume(input, writes) {
+      const r = await claim(input, 0, writes);
       return r === 'new' ? 'fresh' : r === 'voided' ? 'voided' : 'replayed';
     },
     async void(input) {
@@ -217,14 +240,17 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
     },
     async prune({ nowSec, toleranceSec }) {
       if (closed) throw new Error('nonce store closed');
-      const first = raiseTx.immediate(nowSec, toleranceSec);
+      const first =
+        unit === undefined
+          ? raiseTx.immediate(nowSec, toleranceSec)
+          : await unit.write(() => raiseTx(nowSec, toleranceSec));
       return first < PRUNE_BATCH ? first : first + (await deleteRest());
     },
     async close() {
       closed = true;
       // Queued consumptions commit (or reject) before the connection goes.
       await group.drain();
-      db.close();
+      if (unit === undefined) db.close();
     },
   };
 }

@@ -5,6 +5,7 @@
  * and a ledger record (FC-INV-3, FC-INV-4, FC-INV-5, FC-INV-6).
  */
 import {
+  createDurableWrites,
   deny,
   denyFromError,
   hexDigestEquals,
@@ -15,7 +16,7 @@ import {
   canonicalize,
   verifyEd25519,
 } from '../kernel/index.js';
-import type { DenialCode, Deny, JsonObject, JsonValue } from '../kernel/index.js';
+import type { DenialCode, Deny, DurableWrites, JsonObject, JsonValue } from '../kernel/index.js';
 import { parseDecisionAnswer, parseExecutionAnswer } from './answers.js';
 import type { DenyAnswer } from './answers.js';
 import { withDeadline } from './deadline.js';
@@ -118,8 +119,9 @@ export function createGate(deps: GateDeps): Gate {
   };
 
   /** True only when the ledger confirmed the event in time with a well-formed reference: anything else is unconfirmed. */
-  const record = async (event: GatewayEvent): Promise<boolean> => {
-    const r = await withDeadline(() => deps.ledger.appendGatewayEvent(event), ledgerMs);
+  /** Appends `event`; true once confirmed (with `writes`: once written, durable at `writes.sync()`). */
+  const record = async (event: GatewayEvent, writes?: DurableWrites): Promise<boolean> => {
+    const r = await withDeadline(() => deps.ledger.appendGatewayEvent(event, writes), ledgerMs);
     return r.status === 'ok' && isLedgerRef(r.value);
   };
 
@@ -262,6 +264,7 @@ export function createGate(deps: GateDeps): Gate {
   const authenticate = async (
     body: Uint8Array,
     rawSha: string,
+    writes: DurableWrites,
   ): Promise<{ p: ParsedRequest; client: RegisteredClient } | GateAnswer<CallResponse>> => {
     const p = parseSignedRequest(body);
     if (isDeny(p)) return failUnauthenticated(p, rawSha, undefined);
@@ -320,12 +323,15 @@ export function createGate(deps: GateDeps): Gate {
     }
     const claimed = await withDeadline(
       () =>
-        deps.replay.claim({
-          identity: client.identity,
-          nonce: request.nonce,
-          requestId: request.request_id,
-          atMs: now,
-        }),
+        deps.replay.claim(
+          {
+            identity: client.identity,
+            nonce: request.nonce,
+            requestId: request.request_id,
+            atMs: now,
+          },
+          writes,
+        ),
       ledgerMs,
     );
     if (claimed.status !== 'ok' || (claimed.value !== 'fresh' && claimed.value !== 'replayed'))
@@ -347,7 +353,11 @@ export function createGate(deps: GateDeps): Gate {
 
   const call = async (body: Uint8Array, waitMs: number): Promise<GateAnswer<CallResponse>> => {
     const rawSha = sha256Hex(body);
-    const auth = await authenticate(body, rawSha);
+    // The call's durable writes up to its decision share one commit where the stores allow it,
+    // and are waited for before an envelope leaves the Control Plane; those after it, before the
+    // tool runs and before the answer leaves (at most three durable rounds, durability.ts).
+    const writes = createDurableWrites();
+    const auth = await authenticate(body, rawSha, writes);
     if ('status' in auth) return auth;
     const { p, client } = auth;
     const { request } = p;
@@ -373,18 +383,21 @@ export function createGate(deps: GateDeps): Gate {
     // Step 2: raw bytes as evidence and gateway.accepted, both confirmed before the Control Plane.
     // Issued together, they join the same group commit: one durable round instead of two.
     const [stored, accepted] = await Promise.all([
-      withDeadline(() => deps.ledger.putEvidence(body, 'application/json'), ledgerMs),
-      record({
-        ...base,
-        type: 'gateway.accepted',
-        payload: {
-          request_sha256: rawSha,
-          tool: request.action,
-          session: request.session,
-          client: client.identity,
-          auth_method: 'signature',
+      withDeadline(() => deps.ledger.putEvidence(body, 'application/json', writes), ledgerMs),
+      record(
+        {
+          ...base,
+          type: 'gateway.accepted',
+          payload: {
+            request_sha256: rawSha,
+            tool: request.action,
+            session: request.session,
+            client: client.identity,
+            auth_method: 'signature',
+          },
         },
-      }),
+        writes,
+      ),
     ]);
     if (stored.status !== 'ok' || stored.value !== rawSha)
       return failAccepted(deny('ERR_LEDGER_UNAVAILABLE', 'request evidence not confirmed'), 'ledger');
@@ -408,7 +421,7 @@ export function createGate(deps: GateDeps): Gate {
             session: request.session,
             request_sha256: rawSha,
           },
-          waitMs > 0 ? { waitMs } : undefined,
+          waitMs > 0 ? { waitMs, writes } : { writes },
         ),
       cpMs + waitMs,
     );
@@ -443,7 +456,7 @@ export function createGate(deps: GateDeps): Gate {
       return a.body.outcome === 'deny' ? { status: a.status, body: { ...a.body, ...report } } : a;
     };
     try {
-      const executed = await withDeadline(() => deps.executor.execute(execCall), execMs);
+      const executed = await withDeadline(() => deps.executor.execute(execCall, writes), execMs);
       const outcome =
         // Stryker disable next-line ConditionalExpression: equivalent, a missing answer parses as uninterpretable, the same code
         executed.status === 'ok'
@@ -452,17 +465,26 @@ export function createGate(deps: GateDeps): Gate {
       if (outcome.outcome === 'deny') return await failIssued(outcome, true);
 
       // Step 8: gateway.completed confirmed before the result leaves; otherwise the result is withheld.
-      const completed = await record({
-        ...base,
-        type: 'gateway.completed',
-        payload: {
-          decision_id: decision.decision_id,
-          outcome: 'executed',
-          tool: request.action,
-          client: client.identity,
-          result_sha256: sha256Hex(canonicalize(outcome.result)),
-        },
-      });
+      const completed =
+        (await record(
+          {
+            ...base,
+            type: 'gateway.completed',
+            payload: {
+              decision_id: decision.decision_id,
+              outcome: 'executed',
+              tool: request.action,
+              client: client.identity,
+              result_sha256: sha256Hex(canonicalize(outcome.result)),
+            },
+          },
+          writes,
+        )) &&
+        (await writes.sync().then(
+          () => true,
+          () => false,
+        ));
+      // The receipt and gateway.completed share that commit; the result leaves only once it holds.
       if (!completed)
         return await failIssued(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.completed not confirmed'), false);
       return {

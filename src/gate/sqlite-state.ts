@@ -12,7 +12,13 @@
 import Database from 'better-sqlite3';
 import type { KeyObject } from 'node:crypto';
 import { createGroupCommit } from '../execution/index.js';
-import { migrateSchema, parsePublicJwk, type SchemaMigration } from '../kernel/index.js';
+import {
+  migrateSchema,
+  parsePublicJwk,
+  type DurableWrites,
+  type SchemaMigration,
+  type SqliteCommitUnit,
+} from '../kernel/index.js';
 import { clientJwksOf, parseClientRoles } from './state.js';
 import type { ClientRecord, ClientRegistration, GateStateStore } from './state.js';
 import type { RegisteredClient } from './types.js';
@@ -59,6 +65,12 @@ function gateStateMigrations(db: Database.Database): readonly SchemaMigration[] 
 /** Options for {@link createSqliteGateState}. */
 export interface SqliteGateStateOptions {
   readonly path: string;
+  /**
+   * The deployment's shared connection (`sqlite-commit.ts`): no file of its own (`path` is
+   * ignored); claims commit with the other stores' writes, and `claim` given a `DurableWrites`
+   * answers before its commit. Closing the store leaves the connection open.
+   */
+  readonly unit?: SqliteCommitUnit;
   /** Default 2000 ms. */
   readonly busyTimeoutMs?: number;
   /**
@@ -107,16 +119,21 @@ interface ReplayClaim {
  * the file records a schema newer than this build (`SchemaVersionError`, fail closed).
  */
 export function createSqliteGateState(options: SqliteGateStateOptions): GateStateStore {
-  const db = new Database(options.path);
-  db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 2000)}`);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+  const unit = options.unit;
+  const db = unit?.db ?? new Database(options.path);
   try {
+    if (unit === undefined) {
+      db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 2000)}`);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+    }
     migrateSchema(db, 'gate_state', gateStateMigrations(db));
   } catch (err) {
-    db.close();
+    if (unit === undefined) db.close();
     throw err;
   }
+  /** A write durable when it returns: its own transaction, or one after the shared connection's open one. */
+  const writeNow = <T>(fn: () => T): T => (unit === undefined ? fn() : unit.writeNow(fn));
   const retention = options.replayRetentionMs ?? 7 * 24 * 3600 * 1000;
   const selectClient = db.prepare<[string], ClientRow>('SELECT * FROM gate_clients WHERE identity = ?');
   const insertClient = db.prepare(
@@ -214,7 +231,8 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
           resumeAt = identity;
           return deleted;
         }
-        const r = pruneBatch.immediate({ identity, cursor, floor, cutoff });
+        const b = { identity, cursor, floor, cutoff };
+        const r = unit === undefined ? pruneBatch.immediate(b) : unit.stage(() => pruneBatch(b)).value;
         deleted += r.deleted;
         if (r.examined < PRUNE_BATCH) break;
         cursor = r.last;
@@ -262,6 +280,16 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
     return verdicts;
   });
   const group = createGroupCommit((claims: readonly ReplayClaim[]) => batchTx.immediate(claims));
+  /** One claim: group-committed on a file of its own; decided now on the shared connection. */
+  const submit = async (c: ReplayClaim, writes: DurableWrites | undefined): Promise<'fresh' | 'replayed'> => {
+    if (unit === undefined) return group.submit(c);
+    const staged = unit.stage(() => batchTx([c]));
+    const verdict = staged.value[0];
+    if (verdict === undefined) throw new Error('no verdict');
+    if (writes === undefined) await staged.durable;
+    else writes.add(staged.durable);
+    return verdict;
+  };
 
   const toRecord = (row: ClientRow): ClientRecord =>
     Object.freeze({
@@ -311,17 +339,17 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
   // Each method runs its synchronous work inside a promise: a throw becomes a rejection.
   return {
     lookup: (identity) => settle(() => lookup(identity)),
-    claim({ identity, nonce, requestId, atMs }) {
+    claim({ identity, nonce, requestId, atMs }, writes) {
       if (closed) return Promise.reject(new Error('gate state is closed'));
-      return group.submit({ identity, nonce, requestId, atMs: Math.trunc(atMs) });
+      return submit({ identity, nonce, requestId, atMs: Math.trunc(atMs) }, writes);
     },
     claimNonce({ identity, nonce, atMs }) {
       // The nonce alone (a retry reuses its request id): "one row changed" is the only fresh nonce (SPEC §8).
       if (closed) return Promise.reject(new Error('gate state is closed'));
-      return group.submit({ identity, nonce, requestId: undefined, atMs: Math.trunc(atMs) });
+      return submit({ identity, nonce, requestId: undefined, atMs: Math.trunc(atMs) }, undefined);
     },
-    registerClient: (input) => settle(() => register(input)),
-    revokeClient: (identity) => settle(() => revoke.run(identity).changes === 1),
+    registerClient: (input) => settle(() => writeNow(() => register(input))),
+    revokeClient: (identity) => settle(() => writeNow(() => revoke.run(identity).changes === 1)),
     listClients: () => settle(() => Object.freeze(listAll.all().map(toRecord))),
     clientJwks: () =>
       settle(() =>
@@ -337,7 +365,7 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
       // Claims queued commit (or reject) first; a background prune ends within its budget.
       await group.drain();
       await pruning;
-      db.close();
+      if (unit === undefined) db.close();
     },
   };
 }

@@ -4,7 +4,7 @@
  * method is async, so a networked store fits the same port; a rejection on the enforcement path
  * makes the Gate deny (client lookup and replay claims run under the Gate's deadline).
  */
-import type { Ed25519Jwks } from '../kernel/index.js';
+import type { DurableWrites, Ed25519Jwks } from '../kernel/index.js';
 import type { ClientRegistry, RegisteredClient, RequestReplayStore } from './types.js';
 
 /** A client row as listed by {@link GateStateStore.listClients}. */
@@ -59,13 +59,18 @@ export interface GateStateStore extends ClientRegistry, RequestReplayStore {
    * Records `nonce` and `requestId` for `identity` atomically: `'fresh'` only when neither was seen
    * before, and a replayed half never consumes the other (both recorded or neither). Resolves only
    * once durable; rejects when the store cannot confirm (the Gate denies `ERR_NONCE_STORE_UNAVAILABLE`).
+   * With `writes`, a store whose writes share commits may answer once the claim is decided in
+   * the open transaction, registering its commit there (`durability.ts`).
    */
-  claim(input: {
-    identity: string;
-    nonce: string;
-    requestId: string;
-    atMs: number;
-  }): Promise<'fresh' | 'replayed'>;
+  claim(
+    input: {
+      identity: string;
+      nonce: string;
+      requestId: string;
+      atMs: number;
+    },
+    writes?: DurableWrites,
+  ): Promise<'fresh' | 'replayed'>;
   /** Records the nonce alone (a retry reuses its request id), like {@link GateStateStore.claim}. */
   claimNonce(input: { identity: string; nonce: string; atMs: number }): Promise<'fresh' | 'replayed'>;
   /** Registers a client; rejects with `TypeError` for a malformed key or roles, or when the identity exists. */

@@ -5,7 +5,7 @@
  * code (test/layering.test.ts).
  */
 import type { KeyObject } from 'node:crypto';
-import type { Clock, DenialCode, Deny, JsonObject, JsonValue } from '../kernel/index.js';
+import type { Clock, DenialCode, Deny, DurableWrites, JsonObject, JsonValue } from '../kernel/index.js';
 import type { ControlPlane, ControlPlaneResult, GovernedRequest } from '../control-plane/index.js';
 
 export type { ControlPlaneResult, GovernedRequest };
@@ -63,7 +63,12 @@ export type VoidResult =
  * of use; it can never consume a nonce or run a tool itself (FC-INV-6).
  */
 export interface GateExecutor {
-  execute(call: ExecutionCall): Promise<ExecutionResult>;
+  /**
+   * With `writes` (an in-process Execution Layer over stores that share commits), the nonce
+   * consumption joins the call's pending writes and the receipt may be written without waiting:
+   * the Gate lets nothing out before `writes.sync()` (`durability.ts`).
+   */
+  execute(call: ExecutionCall, writes?: DurableWrites): Promise<ExecutionResult>;
   void(call: VoidCall): Promise<VoidResult>;
 }
 
@@ -95,12 +100,16 @@ export interface CheckpointView {
   readonly note: string;
 }
 
-/** The Audit System as the Gate sees it. Every write resolves only once durable (SPEC §4). */
+/**
+ * The Audit System as the Gate sees it. Every write resolves only once durable (SPEC §4), except
+ * with `writes` over a ledger whose writes share commits: then it resolves once written, and the
+ * Gate waits with `writes.sync()` before anything that depends on it leaves (`durability.ts`).
+ */
 export interface GateLedger {
   /** Stores raw bytes as evidence; resolves to their lower-case hex SHA-256. */
-  putEvidence(bytes: Uint8Array, mediaType: string): Promise<string>;
+  putEvidence(bytes: Uint8Array, mediaType: string, writes?: DurableWrites): Promise<string>;
   /** Appends a gateway event; resolves once confirmed. */
-  appendGatewayEvent(event: GatewayEvent): Promise<LedgerRef>;
+  appendGatewayEvent(event: GatewayEvent, writes?: DurableWrites): Promise<LedgerRef>;
   /** Every entry whose `request_id` is `requestId`, in index order. */
   entriesForRequest(requestId: string): Promise<readonly LedgerEntryView[]>;
   /** The latest signed checkpoint, or null before the first. */
@@ -130,14 +139,18 @@ export interface ClientRegistry {
 export interface RequestReplayStore {
   /**
    * Atomically records `nonce` and `requestId` for `identity`. `'fresh'` only when neither was
-   * seen before; throws or rejects when the store cannot confirm.
+   * seen before; throws or rejects when the store cannot confirm. With `writes`, it may answer
+   * before its commit and register the commit there.
    */
-  claim(input: {
-    identity: string;
-    nonce: string;
-    requestId: string;
-    atMs: number;
-  }): 'fresh' | 'replayed' | Promise<'fresh' | 'replayed'>;
+  claim(
+    input: {
+      identity: string;
+      nonce: string;
+      requestId: string;
+      atMs: number;
+    },
+    writes?: DurableWrites,
+  ): 'fresh' | 'replayed' | Promise<'fresh' | 'replayed'>;
   /**
    * Atomically records only `nonce` for `identity` (a retry reuses its request id, never its
    * nonce). `'fresh'` only when the nonce was not seen before.

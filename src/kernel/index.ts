@@ -129,3 +129,7 @@ export {
   migrateSchema,
 } from './schema-migrations.js';
 export type { SchemaConnection, SchemaMigration, SchemaMigrationResult } from './schema-migrations.js';
+export { createDurableWrites } from './durability.js';
+export type { DurableWrites } from './durability.js';
+export { createSqliteCommitUnit } from './sqlite-commit.js';
+export type { SqliteCommitUnit, StagedWrite } from './sqlite-commit.js';

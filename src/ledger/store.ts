@@ -7,6 +7,7 @@
  * they refuse anything that would break append-only contiguity, and they parse every row they
  * read (a database row is a trust boundary).
  */
+import type { StagedWrite } from '../kernel/index.js';
 import type { LedgerEntry } from './entry.js';
 
 /** A signed checkpoint as stored: every checkpoint is kept (SPEC §4). */
@@ -109,6 +110,15 @@ export interface LedgerStore {
    * failure; then neither the entries nor the blobs of the call are stored.
    */
   appendBatch(entries: readonly LedgerEntry[], evidence?: readonly EvidenceBlob[]): Promise<void>;
+  /**
+   * Optional (a store on the embedded deployment's shared connection, `sqlite-commit.ts`):
+   * writes what {@link appendBatch} writes, with the same checks, now, inside the connection's
+   * open transaction, and hands back the commit that makes it durable. Throws (synchronously)
+   * on a conflict, e.g. indices that do not continue the stored head. The writer then pipelines:
+   * it seals each entry at once after the last one written and lets callers wait for durability
+   * together (`durability.ts`).
+   */
+  stageBatch?(entries: readonly LedgerEntry[], evidence?: readonly EvidenceBlob[]): StagedWrite<void>;
   /**
    * For a store several writers share (gate replicas on PostgreSQL; SPEC §4 "one writer" holds per
    * transaction): takes the store's append lock, reads the entries other writers committed from

@@ -6,7 +6,14 @@
  * confirmed entry (no gaps, no phantom entries): GEI "If the ledger write fails, the tool does
  * not run", L7 degraded mode: deny.
  */
-import { FailclosedError, hexDigestEquals, sha256Hex, type Clock, type JsonValue } from '../kernel/index.js';
+import {
+  FailclosedError,
+  hexDigestEquals,
+  sha256Hex,
+  type Clock,
+  type DurableWrites,
+  type JsonValue,
+} from '../kernel/index.js';
 import { createMerkleTree, type MerkleTree } from '../kernel/index.js';
 import { GENESIS_PREV_HASH, entryLeafHash, parseEntryInput, sealEntry } from './entry.js';
 import type { EntryInput, EntryRef, LedgerEntry } from './entry.js';
@@ -53,15 +60,21 @@ export interface Ledger {
    * Appends one entry; resolves after its batch is durably committed. Rejects with
    * `ERR_LEDGER_PAYLOAD_FIELD` (payload not allowlisted or not strict JSON) or
    * `ERR_LEDGER_UNAVAILABLE` (not confirmed: treat as not written). (SPEC §4, OE-INV-009)
+   *
+   * With `writes`, over a store that stages (`LedgerStore.stageBatch`, the embedded deployment's
+   * shared connection), it resolves as soon as the entry is sealed and written into the open
+   * transaction, and registers the commit in `writes`: the caller must `writes.sync()` before
+   * anything that depends on the entry leaves the process. Any other store resolves after the
+   * commit, as without `writes`.
    */
-  append(input: EntryInput): Promise<AppendReceipt>;
+  append(input: EntryInput, writes?: DurableWrites): Promise<AppendReceipt>;
   /**
    * Stores an evidence blob and resolves with its lower-hex SHA-256 once durable: the blob joins
    * the writer's next batch and commits in the same transaction as that batch's entries (SPEC §8
    * durable writes). Rejects with `ERR_LEDGER_UNAVAILABLE` when the batch is not confirmed, and
    * with `TypeError` for a malformed call.
    */
-  putEvidence(body: Uint8Array, mediaType: string): Promise<string>;
+  putEvidence(body: Uint8Array, mediaType: string, writes?: DurableWrites): Promise<string>;
   /** The committed entry at `index` if its hash is `entryHash`, else undefined; rejects with `ERR_LEDGER_UNAVAILABLE`. */
   lookup(index: number, entryHash: string): Promise<LedgerEntry | undefined>;
   /**
@@ -244,6 +257,55 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     },
   });
 
+  /**
+   * Pipelined writes (a store that stages, `stageBatch`): each append is sealed at once after the
+   * last entry written (`tailSize`/`tailHash`, ahead of the committed `size`/`lastHash` while its
+   * commit is under way) and written into the shared connection's open transaction; the
+   * committed head advances, in order, as commits succeed. A failed commit rolls back every entry
+   * of its transaction and the tail returns to the committed head; the store refuses indices that
+   * do not continue what it holds, so nothing can chain from a rolled-back entry.
+   */
+  const stage = store.appendShared === undefined ? store.stageBatch?.bind(store) : undefined;
+  let tailSize = size;
+  let tailHash = lastHash;
+  let lastStaged: Promise<void> = Promise.resolve();
+  let checkpoints: Promise<void> = Promise.resolve();
+  function stageNow(inputs: readonly { input: EntryInput; atMs: number }[], blobs: readonly EvidenceBlob[]) {
+    if (stage === undefined) throw new Error('the store does not stage');
+    const entries: LedgerEntry[] = [];
+    let prev = tailHash;
+    for (const [i, p] of inputs.entries()) {
+      const e = sealEntry(p.input, tailSize + i, prev, p.atMs);
+      entries.push(e);
+      prev = e.entry_hash;
+    }
+    let written: Promise<void>;
+    try {
+      written = stage(entries, blobs).durable;
+    } catch (err) {
+      throw unavailable('ledger write not confirmed', err);
+    }
+    tailSize += entries.length;
+    tailHash = prev;
+    const durable = written.then(
+      () => {
+        if (entries.length === 0) return;
+        for (const e of entries) tree.append(entryLeafHash(e.entry_hash));
+        size += entries.length;
+        lastHash = prev;
+        const at = size;
+        checkpoints = checkpoints.then(() => checkpointer.afterCommit(at));
+      },
+      (err: unknown) => {
+        tailSize = size;
+        tailHash = lastHash;
+        throw unavailable('ledger write not confirmed', err);
+      },
+    );
+    lastStaged = durable.catch(() => undefined);
+    return { entries, durable };
+  }
+
   const queue: Pending[] = [];
   let flushing = false;
   let needsResync = false;
@@ -336,7 +398,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     origin: opts.origin,
     store,
     ledgerKey: checkpointer.ledgerKey,
-    append(input) {
+    append(input, writes) {
       let checked: EntryInput;
       try {
         checked = parseEntryInput(input);
@@ -344,18 +406,42 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
         return Promise.reject(err instanceof Error ? err : new TypeError('invalid entry input'));
       }
       const atMs = clock();
+      if (stage !== undefined) {
+        let staged: ReturnType<typeof stageNow>;
+        try {
+          staged = stageNow([{ input: checked, atMs }], []);
+        } catch (err) {
+          return Promise.reject(err instanceof Error ? err : unavailable('ledger write not confirmed'));
+        }
+        const e = staged.entries[0] as LedgerEntry;
+        const ref: AppendReceipt = { index: e.index, entry_hash: e.entry_hash };
+        if (writes === undefined) return staged.durable.then(() => ref);
+        writes.add(staged.durable);
+        return Promise.resolve(ref);
+      }
       return new Promise<AppendReceipt>((resolve, reject) => {
         queue.push({ kind: 'entry', input: checked, atMs, resolve, reject });
         schedule();
       });
     },
-    putEvidence(body, mediaType) {
+    putEvidence(body, mediaType, writes) {
       if (!(body instanceof Uint8Array)) return Promise.reject(new TypeError('evidence body must be bytes'));
       if (typeof mediaType !== 'string' || mediaType.length === 0 || mediaType.length > 128)
         return Promise.reject(new TypeError('media type must be a short string'));
       // A private copy: the caller's buffer may change before the batch commits.
       const bytes = Buffer.from(body);
       const blob: EvidenceBlob = { sha256: sha256Hex(bytes), media_type: mediaType, body: bytes };
+      if (stage !== undefined) {
+        let staged: ReturnType<typeof stageNow>;
+        try {
+          staged = stageNow([], [blob]);
+        } catch (err) {
+          return Promise.reject(err instanceof Error ? err : unavailable('ledger write not confirmed'));
+        }
+        if (writes === undefined) return staged.durable.then(() => blob.sha256);
+        writes.add(staged.durable);
+        return Promise.resolve(blob.sha256);
+      }
       // Joins the writer's next batch: durable, in the same transaction as its entries, before it resolves.
       return new Promise<string>((resolve, reject) => {
         queue.push({ kind: 'evidence', blob, resolve, reject });
@@ -400,9 +486,12 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     rootHash: (at = size) => tree.root(at).toString('hex'),
     async settled() {
       while (flushing) await idle;
+      await lastStaged;
     },
     async close() {
       await idle;
+      await lastStaged;
+      await checkpoints;
       await snapshots;
       await store.close();
     },

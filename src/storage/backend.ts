@@ -92,6 +92,11 @@ export interface StorageBackend {
    */
   readonly shared: boolean;
   /**
+   * Optional (SQLite): the durable commits made on the deployment's one connection so far. A
+   * governed call costs at most three (`durability.ts`); tests and operators count them here.
+   */
+  commits?(): number;
+  /**
    * This gate instance's id, the owner recorded with the requests it accepts (`local` when one
    * process owns the storage). Known once {@link acquireWriter} resolved.
    */

@@ -6,7 +6,17 @@
  * history, serves governed calls, exports a bundle that verifies offline under the published
  * trust roots, and a second start applies nothing.
  */
-import { chmodSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -61,9 +71,9 @@ interface VersionRow {
 }
 
 /** Every store's version rows, file by file; `undefined` for a file without the version table. */
-function versions(): Record<string, VersionRow[] | undefined> {
+function versions(files: readonly string[] = ['ledger.db']): Record<string, VersionRow[] | undefined> {
   const out: Record<string, VersionRow[] | undefined> = {};
-  for (const file of ['ledger.db', 'state.db', 'nonces.db'])
+  for (const file of files)
     out[file] = read(file, (db) =>
       db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'failclosed_schema'").get() === undefined
         ? undefined
@@ -120,7 +130,11 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
   let before: string[];
 
   it('the fixture is a pre-versioning data directory with history', () => {
-    expect(versions()).toEqual({ 'ledger.db': undefined, 'state.db': undefined, 'nonces.db': undefined });
+    expect(versions(['ledger.db', 'state.db', 'nonces.db'])).toEqual({
+      'ledger.db': undefined,
+      'state.db': undefined,
+      'nonces.db': undefined,
+    });
     before = entryHashes();
     expect(before.length).toBeGreaterThan(10);
     expect(
@@ -130,19 +144,26 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
     ).toBeDefined();
   });
 
-  it('starts over it and records every store at its newest version, from version 1 up', async () => {
+  it('starts over it, merges state.db and nonces.db into ledger.db, every store at its newest version', async () => {
     await start();
     const v = versions();
-    const stores = (file: string) => v[file]?.map((r) => [r.store, r.version]);
-    expect(stores('ledger.db')).toEqual([['ledger', 1]]);
-    expect(stores('state.db')).toEqual([
+    expect(v['ledger.db']?.map((r) => [r.store, r.version])).toEqual([
       ['approvals', 1],
       ['breakers', 1],
       ['breakers', 2],
+      ['envelope_nonces', 1],
       ['gate_state', 1],
       ['governance', 1],
+      ['ledger', 1],
     ]);
-    expect(stores('nonces.db')).toEqual([['envelope_nonces', 1]]);
+    // The old files are kept for the operator under another name, never read again.
+    for (const file of ['state.db', 'nonces.db']) {
+      expect(existsSync(join(dir, file))).toBe(false);
+      expect(existsSync(join(dir, `${file}.merged`))).toBe(true);
+    }
+    expect(
+      read('ledger.db', (db) => db.prepare('SELECT file FROM failclosed_merged ORDER BY file').all()),
+    ).toEqual([{ file: 'nonces.db' }, { file: 'state.db' }]);
   }, 60_000);
 
   it('keeps the clients, approvers and governance state: governed calls run or deny as before', async () => {
@@ -205,9 +226,22 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
     expect(again.outcome).toBe('executed');
   }, 60_000);
 
+  it('a merge that crashed after its commit only renames the old file at the next start', async () => {
+    await stop();
+    const clients = () =>
+      read('ledger.db', (db) => db.prepare('SELECT count(*) AS n FROM gate_clients').get());
+    const count = clients();
+    // As if the process died between the merge's commit and the rename.
+    renameSync(join(dir, 'state.db.merged'), join(dir, 'state.db'));
+    await start();
+    expect(existsSync(join(dir, 'state.db'))).toBe(false);
+    expect(existsSync(join(dir, 'state.db.merged'))).toBe(true);
+    expect(clients()).toEqual(count);
+  }, 60_000);
+
   it('a data directory with a store newer than the build does not start, and starts again once it is not', async () => {
     await stop();
-    const db = new Database(join(dir, 'state.db'));
+    const db = new Database(join(dir, 'ledger.db'));
     db.prepare(
       "INSERT INTO failclosed_schema (store, version, name) VALUES ('governance', 2, 'newer')",
     ).run();
@@ -218,7 +252,7 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
     );
     expect(entryHashes()).toEqual(entries);
     // Nothing was left holding the directory: the same build starts once the row is gone.
-    const fix = new Database(join(dir, 'state.db'));
+    const fix = new Database(join(dir, 'ledger.db'));
     fix.prepare("DELETE FROM failclosed_schema WHERE store = 'governance' AND version = 2").run();
     fix.close();
     await start();

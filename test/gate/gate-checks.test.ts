@@ -703,7 +703,8 @@ describe('SPEC §2 step 3: how long an escalated call may wait (Prefer: wait)', 
       bytesOf(x.request()),
       given === undefined ? undefined : { waitMs: given },
     )) as unknown as GateAnswer<Body>;
-    expect(options).toEqual([expected === undefined ? undefined : { waitMs: expected }]);
+    // Every decision also carries the call's pending durable writes (durability.ts).
+    expect(options.map((o) => (o as { waitMs?: number } | undefined)?.waitMs)).toEqual([expected]);
     expect(res.body['code']).toBe('ERR_POLICY_DENY');
   });
 

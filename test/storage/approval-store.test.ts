@@ -72,18 +72,18 @@ runApprovalStoreContract('PostgreSQL', async () => {
 describe('the storage backends hand out the approval store (OE-INV-019/020)', () => {
   const common = { clock: () => 1_750_000_000_000, retainAfterExpSec: 60, replayRetentionMs: 60_000 };
 
-  it('SQLite: over the data directory state.db; closing the backend closes it', async () => {
+  it("SQLite: in the data directory's one file (ledger.db); closing the backend closes it", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fc-approvals-backend-'));
     try {
-      const statePath = join(dir, 'state.db');
-      const backend = openSqliteBackend({
+      const backend = await openSqliteBackend({
         ledgerPath: join(dir, 'ledger.db'),
-        statePath,
+        statePath: join(dir, 'state.db'),
         noncesPath: join(dir, 'nonces.db'),
         ...common,
       });
       expect(await backend.approvals.insertPending(pendingRecord('d-1'))).toBe(true);
-      const direct = createSqliteApprovalStore(statePath);
+      // Durable when it resolved: another connection to the file reads it.
+      const direct = createSqliteApprovalStore(join(dir, 'ledger.db'));
       expect((await direct.pending('d-1'))?.decision_id).toBe('d-1');
       await direct.close();
       await backend.close();

@@ -10,7 +10,7 @@
 import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { migrateSchema, parsePublicJwk, type SchemaMigration } from '../../kernel/index.js';
-import type { Ed25519Jwks } from '../../kernel/index.js';
+import type { Ed25519Jwks, SqliteCommitUnit } from '../../kernel/index.js';
 import {
   parseApproverKey,
   parseApproverRow,
@@ -66,15 +66,28 @@ type Row = Record<string, unknown>;
  * synchronous=FULL. Throws when the file records a schema newer than this build
  * (`SchemaVersionError`, fail closed).
  */
-export function createSqliteApprovalStore(path: string): ApprovalStore {
-  const db = new Database(path);
-  db.pragma('busy_timeout = 2000');
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+export function createSqliteApprovalStore(
+  path: string,
+  options: {
+    /**
+     * The deployment's shared connection (`sqlite-commit.ts`), over the file at `path`: every
+     * write commits on its own before it returns (`writeNow`), so no reader sees an approval
+     * state that is not durable. Closing the store leaves the connection open.
+     */
+    readonly unit?: SqliteCommitUnit;
+  } = {},
+): ApprovalStore {
+  const unit = options.unit;
+  const db = unit?.db ?? new Database(path);
   try {
+    if (unit === undefined) {
+      db.pragma('busy_timeout = 2000');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+    }
     migrateSchema(db, 'approvals', MIGRATIONS);
   } catch (err) {
-    db.close();
+    if (unit === undefined) db.close();
     throw err;
   }
   const q = {
@@ -278,9 +291,14 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
     close() {
       if (closed) return;
       closed = true;
-      db.close();
+      if (unit === undefined) db.close();
     },
   };
+  if (unit !== undefined)
+    for (const name of DURABLE_WRITES) {
+      const write = sync[name] as (...args: never[]) => unknown;
+      (sync as Record<string, unknown>)[name] = (...args: never[]) => unit.writeNow(() => write(...args));
+    }
   // One process serves a SQLite approval state: an in-process mutex per decision is the section,
   // shared by every instance of this process over the same file.
   const lock = decisionMutexOf(path);
@@ -294,6 +312,20 @@ export function createSqliteApprovalStore(path: string): ApprovalStore {
           lock(decisionId, () => fn(() => true)),
   });
 }
+
+/** The methods that write: on the shared connection, each commits before it returns. */
+const DURABLE_WRITES = [
+  'registerApprover',
+  'setOwner',
+  'insertPending',
+  'addVote',
+  'markUsed',
+  'finalize',
+  'markIssued',
+  'insertGrant',
+  'insertReview',
+  'closeReview',
+] as const;
 
 /** The per-decision mutexes of each state file opened by this process (`:memory:`: its own). */
 const MUTEXES = new Map<string, DecisionLock>();

@@ -11,6 +11,7 @@ import {
   parseJson,
   sha256Hex,
   type SchemaMigration,
+  type SqliteCommitUnit,
 } from '../../kernel/index.js';
 import { entryJson, parseStoredEntry, type LedgerEntry } from '../entry.js';
 import type { EvidenceBlob, LedgerStore, StoreHead, StoredCheckpoint } from '../store.js';
@@ -24,6 +25,12 @@ export interface SqliteLedgerStoreOptions {
   readonly busyTimeoutMs?: number;
   /** Open read-only (export and inspection tools). Default false. */
   readonly readonly?: boolean;
+  /**
+   * The deployment's shared connection (`sqlite-commit.ts`): the store opens no file of its own
+   * (`path` is ignored), its writes commit together with the other stores', and it offers
+   * {@link LedgerStore.stageBatch}. Closing the store leaves the connection open.
+   */
+  readonly unit?: SqliteCommitUnit;
 }
 
 /** The SQLite store; `database` is the underlying handle, exposed for operations tooling and fault-injection tests only. */
@@ -133,18 +140,22 @@ function toEvidence(row: EvidenceRow): EvidenceBlob {
  * `ERR_LEDGER_UNAVAILABLE`.
  */
 export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteLedgerStore {
-  const ro = opts.readonly === true;
-  const db = new Database(opts.path, { readonly: ro, fileMustExist: ro });
-  db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(opts.busyTimeoutMs ?? 5000))}`);
+  const unit = opts.unit;
+  const ro = unit === undefined && opts.readonly === true;
+  const db = unit?.db ?? new Database(opts.path, { readonly: ro, fileMustExist: ro });
   try {
-    if (ro) checkSchemaVersion(db, LEDGER_SCHEMA_STORE, ledgerMigrations(db));
+    if (unit !== undefined) migrateSchema(db, LEDGER_SCHEMA_STORE, ledgerMigrations(db));
     else {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-      migrateSchema(db, LEDGER_SCHEMA_STORE, ledgerMigrations(db));
+      db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(opts.busyTimeoutMs ?? 5000))}`);
+      if (ro) checkSchemaVersion(db, LEDGER_SCHEMA_STORE, ledgerMigrations(db));
+      else {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = FULL');
+        migrateSchema(db, LEDGER_SCHEMA_STORE, ledgerMigrations(db));
+      }
     }
   } catch (err) {
-    db.close();
+    if (unit === undefined) db.close();
     throw err;
   }
   const derived: DerivedTables | undefined = ro ? undefined : prepareDerived(db);
@@ -219,14 +230,30 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
 
   // better-sqlite3 is synchronous: run each call so that a throw becomes a rejection.
   const later = <T>(fn: () => T): Promise<T> => new Promise<T>((resolve) => resolve(fn()));
+  /** A write, durable when it resolves: its own commit, or the shared connection's next one. */
+  const durably = <T>(fn: () => T): Promise<T> =>
+    unit === undefined
+      ? later(fn)
+      : later(() => unit.stage(fn)).then(async (w) => {
+          await w.durable;
+          return w.value;
+        });
 
   return {
     backend: 'sqlite',
     database: db,
     appendBatch: (entries, evidence = []) =>
-      later(() =>
-        entries.length === 0 && evidence.length === 0 ? undefined : appendImmediate(entries, evidence),
-      ),
+      entries.length === 0 && evidence.length === 0
+        ? Promise.resolve()
+        : unit === undefined
+          ? later(() => appendImmediate(entries, evidence))
+          : durably(() => appendTx(entries, evidence)),
+    ...(unit === undefined
+      ? {}
+      : {
+          stageBatch: (entries: readonly LedgerEntry[], evidence: readonly EvidenceBlob[] = []) =>
+            unit.stage(() => appendTx(entries, evidence)),
+        }),
     head: () =>
       later((): StoreHead => {
         const size = (maxIdx.get()?.m ?? -1) + 1;
@@ -249,7 +276,7 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
     readByTenant: (tenant, o) =>
       later(() => byTenant.all(tenant, o?.from ?? 0, o?.limit ?? 1000).map(toEntry)),
     putCheckpoint: (cp) =>
-      later(() => {
+      durably(() => {
         putCp.run(cp.size, cp.root_hash, cp.note, cp.at);
       }),
     checkpoints: () => later(() => allCp.all().map(toCheckpoint)),
@@ -259,7 +286,7 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
         return row === undefined ? undefined : toCheckpoint(row);
       }),
     putEvidence: (blob) =>
-      later(() => {
+      durably(() => {
         putEv.run(blob.sha256, blob.media_type, blob.body);
       }),
     getEvidence: (sha) =>
@@ -272,8 +299,10 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
       : {
           openRequests: () => later(() => derived.openRequests()),
           treeSnapshot: () => later(() => derived.treeSnapshot()),
-          putTreeSnapshot: (snapshot) => later(() => derived.putTreeSnapshot(snapshot)),
+          // Under the shared connection's open transaction its `immediate` is a savepoint.
+          putTreeSnapshot: (snapshot) => durably(() => derived.putTreeSnapshot(snapshot)),
         }),
-    close: () => later(() => void db.close()),
+    // The shared connection is its owner's to close.
+    close: () => later(() => void (unit === undefined ? db.close() : undefined)),
   };
 }

@@ -1,8 +1,14 @@
 /**
- * The SQLite backend of the embedded deployment (SPEC §1 "Embedded"): files under the data
- * directory, each with its own connection and durable (`synchronous=FULL`) commits.
+ * The SQLite backend of the embedded deployment (SPEC §1 "Embedded"): ONE file, `ledger.db`,
+ * holding the ledger and every other store's tables, on one connection whose commits the stores
+ * share (`sqlite-commit.ts`; durable, `synchronous=FULL`): a governed call's writes up to its
+ * decision, its envelope nonce, and its receipt with the Gate's completion are three commits,
+ * shared with every other call written in the same turn (SPEC §8 "durable writes").
+ * A data directory of the older layout (`state.db`, `nonces.db` beside it) is merged into it at
+ * open (`merge-files.ts`).
  */
-import type { Clock } from '../../kernel/index.js';
+import Database from 'better-sqlite3';
+import { createSqliteCommitUnit, type Clock } from '../../kernel/index.js';
 import { createSqliteLedgerStore } from '../../ledger/index.js';
 import { createSqliteApprovalStore, createSqliteGovernanceState } from '../../control-plane/index.js';
 import { createSqliteNonceStore } from '../../execution/index.js';
@@ -10,18 +16,19 @@ import { createSqliteGateState } from '../../gate/index.js';
 import type { StorageBackend } from '../backend.js';
 import type { WriterLease } from '../writer-lock.js';
 import { createSqliteBreakerStore } from './breaker-store.js';
-import { createSqliteWriteProbe } from './write-probe.js';
+import { createSqliteUnitProbe } from './write-probe.js';
+import { mergeLegacyFile } from './merge-files.js';
 
 /** Where the SQLite backend keeps its files. */
 export interface SqliteBackendOptions {
   /** The ledger (`ledger.db`). */
   readonly ledgerPath: string;
   /**
-   * Governance state, circuit breakers and the approval state, beside the Gate's clients and
-   * request nonces (`state.db`).
+   * Where the older layout kept the governance state, circuit breakers, approval state and the
+   * Gate's clients and request nonces (`state.db`): merged into the ledger's file when present.
    */
   readonly statePath: string;
-  /** Envelope nonces of the Execution Layer (`nonces.db`). */
+  /** Where the older layout kept the envelope nonces (`nonces.db`): merged likewise. */
   readonly noncesPath: string;
   readonly clock: Clock;
   /** Nonce rows are kept this long past `exp`: clock tolerance plus the longest envelope life. */
@@ -39,31 +46,57 @@ const dataDirLease: WriterLease = Object.freeze({
 });
 
 /** Opens the SQLite stores (creating their files and tables when missing). */
-export function openSqliteBackend(options: SqliteBackendOptions): StorageBackend {
-  const ledger = createSqliteLedgerStore({ path: options.ledgerPath });
-  const opened: { close(): unknown }[] = [];
+export async function openSqliteBackend(options: SqliteBackendOptions): Promise<StorageBackend> {
+  const db = new Database(options.ledgerPath);
+  let unit;
   try {
-    const governance = createSqliteGovernanceState(options.statePath);
+    db.pragma('busy_timeout = 5000');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    unit = createSqliteCommitUnit(db);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  const opened: { close(): unknown }[] = [];
+  let ledger: ReturnType<typeof createSqliteLedgerStore> | undefined;
+  try {
+    ledger = createSqliteLedgerStore({ path: options.ledgerPath, unit });
+    const governance = createSqliteGovernanceState(options.ledgerPath, { unit });
     opened.push(governance);
     const gateState = createSqliteGateState({
-      path: options.statePath,
+      path: options.ledgerPath,
+      unit,
       replayRetentionMs: options.replayRetentionMs,
     });
     opened.push(gateState);
-    const breakers = createSqliteBreakerStore(options.statePath);
+    const breakers = createSqliteBreakerStore(options.ledgerPath, { unit });
     opened.push(breakers);
-    const approvals = createSqliteApprovalStore(options.statePath);
+    const approvals = createSqliteApprovalStore(options.ledgerPath, { unit });
     opened.push(approvals);
     const nonces = createSqliteNonceStore({
-      path: options.noncesPath,
+      path: options.ledgerPath,
+      unit,
       now: options.clock,
       retainAfterExpSec: options.retainAfterExpSec,
     });
     opened.push(nonces);
+    // The older layout's files: their stores bring them to this build's schema, then their rows move.
+    await mergeLegacyFile(unit, options.statePath, async (path) => {
+      createSqliteGovernanceState(path).close();
+      await createSqliteGateState({ path }).close();
+      createSqliteBreakerStore(path).close();
+      await createSqliteApprovalStore(path).close();
+    });
+    await mergeLegacyFile(unit, options.noncesPath, async (path) => {
+      await createSqliteNonceStore({ path, now: options.clock }).close();
+    });
+    const ledgerStore = ledger;
+    // The checks keep their names (`/readyz`); each is a real durable write to the one file.
     const probes = [
-      createSqliteWriteProbe('ledger', options.ledgerPath),
-      createSqliteWriteProbe('state', options.statePath),
-      createSqliteWriteProbe('nonce_store', options.noncesPath),
+      createSqliteUnitProbe('ledger', unit),
+      createSqliteUnitProbe('state', unit),
+      createSqliteUnitProbe('nonce_store', unit),
     ];
     let closing: Promise<void> | undefined;
     return {
@@ -72,15 +105,16 @@ export function openSqliteBackend(options: SqliteBackendOptions): StorageBackend
       // before it opens the backend, is this backend's lease: its files have no other writer. A
       // second lock object on the same file here would drop that lock (POSIX record locks).
       acquireWriter: () => Promise.resolve(dataDirLease),
+      commits: () => unit.commits,
       shared: false,
       instance: () => 'local',
       // One process owns the files: at its start, every open request was left by an earlier one.
       async claimOrphanedRequests() {
-        if (ledger.openRequests === undefined)
+        if (ledgerStore.openRequests === undefined)
           throw new Error('crash recovery needs a ledger store with open requests');
-        return { requests: await ledger.openRequests(), release: () => Promise.resolve() };
+        return { requests: await ledgerStore.openRequests(), release: () => Promise.resolve() };
       },
-      ledger,
+      ledger: ledgerStore,
       openLedgerReader: () => createSqliteLedgerStore({ path: options.ledgerPath, readonly: true }),
       nonces,
       governance,
@@ -91,17 +125,19 @@ export function openSqliteBackend(options: SqliteBackendOptions): StorageBackend
       close: () =>
         (closing ??= (async () => {
           for (const probe of probes) probe.close();
-          await ledger.close();
+          await ledgerStore.close();
           await nonces.close();
           await gateState.close();
           breakers.close();
           await approvals.close();
           governance.close();
+          unit.close();
         })()),
     };
   } catch (err) {
     for (const o of opened) void o.close();
-    void ledger.close();
+    void ledger?.close();
+    unit.close();
     throw err;
   }
 }

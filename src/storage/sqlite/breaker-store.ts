@@ -13,7 +13,13 @@
  * denies (fail closed).
  */
 import Database from 'better-sqlite3';
-import { migrateSchema, type SchemaMigration } from '../../kernel/index.js';
+import {
+  migrateSchema,
+  type DurableWrites,
+  type SchemaMigration,
+  type SqliteCommitUnit,
+  type StagedWrite,
+} from '../../kernel/index.js';
 import { backgroundPrune, breakerPruneBounds } from '../../control-plane/index.js';
 import type {
   AdmitCounts,
@@ -43,6 +49,12 @@ export interface SqliteBreakerStore extends BreakerStore {
 export interface SqliteBreakerStoreOptions {
   /** How long a write waits for another process's lock on the file before it fails (ms). Default 2000. */
   readonly busyTimeoutMs?: number;
+  /**
+   * The deployment's shared connection (`sqlite-commit.ts`): no file of its own (`path` is
+   * ignored); admissions commit with the other stores' writes, and `admit` given a
+   * `DurableWrites` answers before its commit. Closing the store leaves the connection open.
+   */
+  readonly unit?: SqliteCommitUnit;
 }
 
 // breaker_hits: kind 0 the principal's window (sub empty), 1 the tenant's (sub empty), 2 the
@@ -114,16 +126,37 @@ export function createSqliteBreakerStore(
   path: string,
   options: SqliteBreakerStoreOptions = {},
 ): SqliteBreakerStore {
-  const db = new Database(path);
+  const unit = options.unit;
+  const db = unit?.db ?? new Database(path);
   try {
-    db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 2000)}`);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
+    if (unit === undefined) {
+      db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 2000)}`);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+    }
     migrateSchema(db, 'breakers', MIGRATIONS);
   } catch (err) {
-    db.close();
+    if (unit === undefined) db.close();
     throw err;
   }
+  /**
+   * Runs `fn` (which calls this store's transaction functions) durably: in a transaction of its
+   * own, or on the shared connection, resolving after its commit, or with `writes` once decided.
+   */
+  const durably = <T>(fn: (immediate: boolean) => T, writes?: DurableWrites): Promise<T> => {
+    if (unit === undefined) return attempt(() => fn(true));
+    let staged: StagedWrite<T>;
+    try {
+      staged = unit.stage(() => fn(false));
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error('breaker store failure'));
+    }
+    if (writes !== undefined) {
+      writes.add(staged.durable);
+      return Promise.resolve(staged.value);
+    }
+    return staged.durable.then(() => staged.value);
+  };
 
   const openAt = db.prepare<[Buffer, number], Row>(
     'SELECT breaker, until FROM breaker_open WHERE principal = ? AND (until IS NULL OR until > ?)',
@@ -250,7 +283,10 @@ export function createSqliteBreakerStore(
       for (;;) {
         if (closed) throw new Error('breaker store closed');
         if (budgetMs !== undefined && performance.now() - started >= budgetMs) return deleted;
-        const n = pruneBatch.immediate(table, bounds[table]);
+        const n =
+          unit === undefined
+            ? pruneBatch.immediate(table, bounds[table])
+            : unit.stage(() => pruneBatch(table, bounds[table])).value;
         deleted += n;
         if (n < PRUNE_BATCH) break;
         await new Promise<void>((resolve) => setImmediate(resolve));
@@ -264,18 +300,20 @@ export function createSqliteBreakerStore(
     pruneSoon(() => prune({ now: input.now, windowMs: input.windowMs }, BACKGROUND_BUDGET_MS));
 
   return Object.freeze({
-    admit: (input: AdmitInput) =>
-      attempt(() => {
+    admit: (input: AdmitInput, writes?: DurableWrites) =>
+      durably((immediate) => {
         assertInt(input.now, 'now');
         assertInt(input.windowMs, 'windowMs', 1);
-        const counts = admit.immediate(input);
+        const counts = immediate ? admit.immediate(input) : admit(input);
         autoPrune(input);
         return counts;
-      }),
+      }, writes),
     trip: (principal: string, breaker: BreakerName, until: number) =>
-      attempt(() => {
+      durably((immediate) => {
         assertBreakerName(breaker);
-        tripOne.immediate(keyBytes(principal, 'principal'), breaker, untilColumn(until));
+        const args = [keyBytes(principal, 'principal'), breaker, untilColumn(until)] as const;
+        if (immediate) tripOne.immediate(...args);
+        else tripOne(...args);
       }),
     openBreaker: (principal: string, now: number) =>
       attempt(() => {
@@ -283,26 +321,31 @@ export function createSqliteBreakerStore(
         return openBreaker(keyBytes(principal, 'principal'), now);
       }),
     reserveSpend: (tenant: string, day: number, cents: number, limit: number) =>
-      attempt(() => {
+      durably((immediate) => {
         assertInt(day, 'day');
         assertInt(cents, 'cents', 0);
         assertInt(limit, 'limit');
-        return reserveSpend.immediate(tenant, day, cents, limit);
+        return immediate
+          ? reserveSpend.immediate(tenant, day, cents, limit)
+          : reserveSpend(tenant, day, cents, limit);
       }),
     releaseSpend: (tenant: string, day: number, cents: number) =>
-      attempt(() => {
+      durably((immediate) => {
         assertInt(day, 'day');
         assertInt(cents, 'cents', 0);
-        releaseOne.immediate(keyBytes(tenant, 'tenant'), day, cents);
+        if (immediate) releaseOne.immediate(keyBytes(tenant, 'tenant'), day, cents);
+        else releaseOne(keyBytes(tenant, 'tenant'), day, cents);
       }),
-    reset: (target: BreakerResetTarget) => attempt(() => reset.immediate(target)),
+    // An operator's reset: durable before any admission on the connection reads it.
+    reset: (target: BreakerResetTarget) =>
+      attempt(() => (unit === undefined ? reset.immediate(target) : unit.writeNow(() => reset(target)))),
     prune: (input: BreakerPruneInput) => {
       if (closed) return Promise.reject(new Error('breaker store closed'));
       return prune(input);
     },
     close(): void {
       closed = true;
-      db.close();
+      if (unit === undefined) db.close();
     },
   });
 }

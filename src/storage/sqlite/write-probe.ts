@@ -9,6 +9,7 @@
  * touches the ledger's entries (nothing is appended to the log an auditor verifies).
  */
 import Database from 'better-sqlite3';
+import type { SqliteCommitUnit } from '../../kernel/index.js';
 import type { ReadinessProbe } from '../backend.js';
 
 /** A probe over an SQLite file; `close` releases its connection. */
@@ -68,6 +69,44 @@ export function createSqliteWriteProbe(
     close(): void {
       db?.close();
       db = undefined;
+    },
+  };
+}
+
+/**
+ * The same probe over the deployment's shared connection (`sqlite-commit.ts`): the row commits
+ * in a transaction of its own (`writeNow`, which first commits what is open) and is read back.
+ * A second connection to the file would wait on the shared connection's open transaction from
+ * inside the same thread.
+ */
+export function createSqliteUnitProbe(name: string, unit: SqliteCommitUnit): SqliteWriteProbe {
+  let counter = 0;
+  let ready = false;
+  return {
+    name,
+    check(): boolean {
+      try {
+        if (!ready) {
+          unit.writeNow(() => unit.db.exec(PROBE_TABLE));
+          ready = true;
+        }
+        counter += 1;
+        const mark = counter;
+        unit.writeNow(() =>
+          unit.db
+            .prepare(
+              'INSERT INTO readiness_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at',
+            )
+            .run(mark),
+        );
+        const row = unit.db.prepare<[], { at: number }>('SELECT at FROM readiness_probe WHERE id = 1').get();
+        return row?.at === mark;
+      } catch {
+        return false;
+      }
+    },
+    close(): void {
+      // The connection is its owner's.
     },
   };
 }

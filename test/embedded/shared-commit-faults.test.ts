@@ -1,0 +1,91 @@
+/**
+ * Fault injection on the embedded deployment's shared commits (`src/kernel/sqlite-commit.ts`):
+ * each of a governed call's three durable commits made to fail on the real SQLite file. The
+ * fault is real SQLite: a test-only trigger adds, when armed, a row that violates a deferred
+ * foreign key, so the COMMIT itself fails (SQLITE_CONSTRAINT) and rolls back everything in the
+ * transaction. Each failure denies with its code, the tool never runs where the commit precedes
+ * it, and the next call succeeds. (FC-INV-4, GEI "If the ledger write fails, the tool does not
+ * run", OE-INV-015, OE-INV-017, L7 degraded mode)
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '../../src/client/index.js';
+import { DEMO_CLIENT, initDataDir, readClientFile, startEmbedded } from '../../src/embedded/index.js';
+import type { EmbeddedInstance } from '../../src/embedded/index.js';
+import type { SqliteLedgerStore } from '../../src/ledger/index.js';
+
+let dir: string;
+let instance: EmbeddedInstance;
+let runs = 0;
+
+beforeAll(async () => {
+  dir = join(mkdtempSync(join(tmpdir(), 'fc-commit-faults-')), 'data');
+  await initDataDir(dir);
+  instance = await startEmbedded(dir, { port: 0, executionPort: 0, onToolRun: () => void (runs += 1) });
+  const db = (instance.core.ledger.store as SqliteLedgerStore).database;
+  db.pragma('foreign_keys = ON');
+  // Test-only schema: an armed trigger makes the transaction holding its row uncommittable.
+  db.exec(`
+    CREATE TABLE fault_parent (id INTEGER PRIMARY KEY);
+    CREATE TABLE fault_child (parent INTEGER REFERENCES fault_parent (id) DEFERRABLE INITIALLY DEFERRED);
+    CREATE TABLE fault_armed (target TEXT PRIMARY KEY);
+    CREATE TRIGGER fault_on_entry AFTER INSERT ON entries
+      WHEN NEW.type IN (SELECT target FROM fault_armed)
+      BEGIN INSERT INTO fault_child (parent) VALUES (-1); END;
+    CREATE TRIGGER fault_on_nonce AFTER INSERT ON envelope_nonces
+      WHEN 'envelope_nonces' IN (SELECT target FROM fault_armed)
+      BEGIN INSERT INTO fault_child (parent) VALUES (-1); END;
+  `);
+});
+
+afterAll(async () => {
+  await instance.close();
+  rmSync(join(dir, '..'), { recursive: true, force: true });
+});
+
+function arm(target: string | undefined): void {
+  const db = (instance.core.ledger.store as SqliteLedgerStore).database;
+  db.exec('DELETE FROM fault_armed');
+  if (target !== undefined) db.prepare('INSERT INTO fault_armed (target) VALUES (?)').run(target);
+}
+
+function client() {
+  const f = readClientFile(dir, DEMO_CLIENT.identity);
+  return createClient({ url: instance.url, identity: f.identity, tenant: f.tenant, key: f.key });
+}
+
+describe('a failed shared commit denies, and nothing leaves before its commit', () => {
+  it.each([
+    // The decision group: no envelope leaves the Control Plane, the tool never runs.
+    ['decision', 'ERR_LEDGER_UNAVAILABLE', false],
+    // The envelope nonce: its consumption is not durable, the tool never runs.
+    ['envelope_nonces', 'ERR_NONCE_STORE_UNAVAILABLE', false],
+    // The receipt group: the tool ran, its result is withheld.
+    ['gateway.completed', 'ERR_LEDGER_UNAVAILABLE', true],
+  ] as const)('commit holding %s fails → deny %s (tool ran: %s)', async (target, code, ran) => {
+    const agent = client();
+    expect((await agent.call('echo', { message: `before ${target}` })).outcome).toBe('executed');
+    const sizeBefore = instance.core.ledger.size();
+    const runsBefore = runs;
+    arm(target);
+    const r = await agent.call('echo', { message: `fault ${target}` });
+    arm(undefined);
+    expect(r.outcome).toBe('deny');
+    expect(r.outcome === 'deny' && r.code).toBe(code);
+    expect(runs - runsBefore).toBe(ran ? 1 : 0);
+    // The ledger continues: the next call runs and the chain verifies at reopen (below).
+    const after = await agent.call('echo', { message: `after ${target}` });
+    expect(after.outcome).toBe('executed');
+    expect(instance.core.ledger.size()).toBeGreaterThan(sizeBefore);
+  });
+
+  it('the ledger written around the failures reopens: its chain and tree verify', async () => {
+    const size = instance.core.ledger.size();
+    await instance.close();
+    instance = await startEmbedded(dir, { port: 0, executionPort: 0, onToolRun: () => void (runs += 1) });
+    expect(instance.core.ledger.size()).toBeGreaterThanOrEqual(size);
+    expect((await client().call('echo', { message: 'reopened' })).outcome).toBe('executed');
+  });
+});
