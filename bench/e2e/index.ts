@@ -4,9 +4,10 @@
  * concurrent clients calling `echo`, against two baselines measured in the same run:
  *   (a) bare HTTP: the same Gate server answering `GET /healthz`, same client count;
  *   (b) the sum of the primitives one governed call needs: request sign + verify, policy
- *       evaluation, envelope sign + verify, five ledger appends and one evidence blob (group
- *       commit under the same concurrency), the request nonce claim, the envelope nonce
- *       consumption and the breaker admission.
+ *       evaluation, envelope sign + verify, and its storage work as the embedded deployment does
+ *       it: five ledger entries, one evidence blob, the request and envelope nonces and the
+ *       breaker admission on one SQLite connection in three durable rounds, commits shared
+ *       under the same concurrency (`src/kernel/sqlite-commit.ts`).
  * The same governed load is then run against the gate on the PostgreSQL backend
  * (`BENCH_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`: a database is created
  * for the run and dropped after it; `BENCH_PHASES` without `postgres` skips it).
@@ -17,6 +18,7 @@
  * `node --cpu-prof dist/bench/e2e/index.js`).
  */
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -38,7 +40,14 @@ import { compilePolicyBundle } from '../../src/control-plane/index.js';
 import { createSqliteNonceStore } from '../../src/execution/index.js';
 import { createSqliteBreakerStore } from '../../src/storage/index.js';
 import { createSqliteGateState, parseSignedRequest, requestSigningInput } from '../../src/gate/index.js';
-import { isDeny, keyRingFromJwks, verifyEd25519, verifyEnvelope } from '../../src/kernel/index.js';
+import {
+  createDurableWrites,
+  createSqliteCommitUnit,
+  isDeny,
+  keyRingFromJwks,
+  verifyEd25519,
+  verifyEnvelope,
+} from '../../src/kernel/index.js';
 import type { EnvelopeClaims, JsonObject } from '../../src/kernel/index.js';
 import {
   importSigningKeyJwk,
@@ -199,18 +208,32 @@ function perOp(fn: () => unknown, ms = 1_000): number {
   return ((performance.now() - start) * 1000) / n;
 }
 
-/** Amortised µs per durable append (and evidence write) with `CLIENTS` concurrent writers, as a governed call makes them. */
-async function ledgerPerCall(dir: string): Promise<{ append: number; evidence: number }> {
+/**
+ * Amortised µs of the storage work of one governed call, as the embedded deployment does it
+ * (`src/kernel/sqlite-commit.ts`): every store on one connection over one file, `CLIENTS`
+ * concurrent call-shaped loops, each making the call's writes in its three durable rounds (the
+ * request nonce, the evidence blob, gateway.accepted, the breaker admission, the decision and
+ * envelope.issued; the envelope nonce; the receipt and gateway.completed), commits shared
+ * between the loops as between calls.
+ */
+async function storagePerCall(dir: string): Promise<{ perCall: number; commitsPerCall: number }> {
+  const db = new Database(join(dir, 'prim.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  const unit = createSqliteCommitUnit(db);
   const key = signingKeyFromSeed(Buffer.alloc(32, 7));
   const origin = 'failclosed.local/bench-e2e';
   const ledger = await createLedger({
-    store: createSqliteLedgerStore({ path: join(dir, 'prim-ledger.db') }),
+    store: createSqliteLedgerStore({ path: join(dir, 'prim.db'), unit }),
     clock: () => Date.now(),
     checkpointSigner: noteSignerFor(origin, key.privateKey),
     origin,
   });
-  const entry = (i: number): EntryInput => ({
-    type: 'decision',
+  const state = createSqliteGateState({ path: '', unit, replayRetentionMs: 86_400_000 });
+  const breakers = createSqliteBreakerStore('', { unit });
+  const nonces = createSqliteNonceStore({ path: '', unit, now: () => Date.now() });
+  const entry = (i: number, type: EntryInput['type']): EntryInput => ({
+    type,
     trace_id: `t${i}`,
     request_id: `r${i}`,
     tenant: 'acme',
@@ -223,57 +246,51 @@ async function ledgerPerCall(dir: string): Promise<{ append: number; evidence: n
       risk: 'low',
     },
   });
-  const time = async (fn: (i: number) => Promise<unknown>): Promise<number> => {
-    let next = 0;
-    const start = performance.now();
-    await Promise.all(
-      Array.from({ length: CLIENTS }, async () => {
-        while (performance.now() - start < 1_000) await fn(next++);
-      }),
-    );
-    return ((performance.now() - start) * 1000) / next;
-  };
-  const append = await time((i) => ledger.append(entry(i)));
-  const evidence = await time((i) =>
-    ledger.putEvidence(Buffer.from(`{"request":${i},"pad":"${'x'.repeat(300)}"}`), 'application/json'),
-  );
-  await ledger.close();
-  return { append, evidence };
-}
-
-/** Amortised µs per single-use check of the request nonce (Gate) and the envelope nonce (Execution Layer), `CLIENTS` concurrent callers, each a durable group commit. */
-async function singleUseStores(dir: string): Promise<{ claim: number; consume: number; admit: number }> {
-  const state = createSqliteGateState({ path: join(dir, 'prim-state.db'), replayRetentionMs: 86_400_000 });
-  const breakers = createSqliteBreakerStore(join(dir, 'prim-state.db'));
-  const nonces = createSqliteNonceStore({ path: join(dir, 'prim-nonces.db'), now: () => Date.now() });
-  const time = async (fn: (i: number) => Promise<unknown>): Promise<number> => {
-    let next = 0;
-    const start = performance.now();
-    await Promise.all(
-      Array.from({ length: CLIENTS }, async () => {
-        while (performance.now() - start < 1_000) await fn(next++);
-      }),
-    );
-    return ((performance.now() - start) * 1000) / next;
-  };
-  const claim = await time((i) =>
-    state.claim({ identity: 'bench', nonce: `n${i}`, requestId: `r${i}`, atMs: Date.now() }),
-  );
   const exp = Math.floor(Date.now() / 1000) + 60;
-  const consume = await time((i) => nonces.consume({ jti: `j${i}`, tenant: 'acme', exp, decision_id: 'd' }));
-  const admit = await time((i) =>
-    breakers.admit({
-      principal: `bench-${i % CLIENTS}`,
-      tenant: 'acme',
-      call: `echo\u0000${i}`,
-      now: Date.now(),
-      windowMs: 60_000,
+  const call = async (i: number, worker: number): Promise<void> => {
+    const writes = createDurableWrites();
+    await state.claim({ identity: 'bench', nonce: `n${i}`, requestId: `r${i}`, atMs: Date.now() }, writes);
+    await ledger.putEvidence(
+      Buffer.from(`{"request":${i},"pad":"${'x'.repeat(300)}"}`),
+      'application/json',
+      writes,
+    );
+    await ledger.append(entry(i, 'decision'), writes);
+    await breakers.admit(
+      {
+        principal: `bench-${worker}`,
+        tenant: 'acme',
+        call: `echo\u0000${i}`,
+        now: Date.now(),
+        windowMs: 60_000,
+      },
+      writes,
+    );
+    await ledger.append(entry(i, 'decision'), writes);
+    await ledger.append(entry(i, 'decision'), writes);
+    await writes.sync();
+    await nonces.consume({ jti: `j${i}`, tenant: 'acme', exp, decision_id: `d${i}` }, writes);
+    await writes.sync();
+    await ledger.append(entry(i, 'decision'), writes);
+    await ledger.append(entry(i, 'decision'), writes);
+    await writes.sync();
+  };
+  let next = 0;
+  const commits0 = unit.commits;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async (_, worker) => {
+      while (performance.now() - start < 1_000) await call(next++, worker);
     }),
   );
-  breakers.close();
+  const perCall = ((performance.now() - start) * 1000) / next;
+  const commitsPerCall = (unit.commits - commits0) / next;
+  await ledger.close();
   await state.close();
   await nonces.close();
-  return { claim, consume, admit };
+  breakers.close();
+  unit.close();
+  return { perCall, commitsPerCall };
 }
 
 /** What the primitives worker needs: the running Gate (for one real envelope) and the data directory. */
@@ -369,8 +386,7 @@ async function primitives(job: PrimitivesJob): Promise<Record<string, number>> {
     params,
     tainted: false,
   };
-  const ledger = await ledgerPerCall(work);
-  const stores = await singleUseStores(work);
+  const storage = await storagePerCall(work);
   return {
     'request sign': perOp(() =>
       buildSignedRequest({
@@ -393,11 +409,8 @@ async function primitives(job: PrimitivesJob): Promise<Record<string, number>> {
     }),
     'envelope sign': perOp(() => signEnvelope(claims, issuer)),
     'envelope verify': perOp(() => verifyEnvelope(envelope, verifyCtx)),
-    'ledger 5 appends (group commit)': ledger.append * 5,
-    'ledger 1 evidence blob': ledger.evidence,
-    'request nonce claim (state.db)': stores.claim,
-    'envelope nonce consume (nonces.db)': stores.consume,
-    'breaker admission (state.db)': stores.admit,
+    [`storage: 5 entries, evidence, 2 nonces, admission (${storage.commitsPerCall.toFixed(2)} commits/call)`]:
+      storage.perCall,
   };
 }
 

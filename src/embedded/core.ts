@@ -194,7 +194,13 @@ export function gateLedgerOver(ledger: Ledger, port: Core['ledgerPort']): GateLe
         },
         writes,
       ),
-    entriesForRequest: async (id) => (await ledger.store.readByRequest(id)) as unknown as LedgerEntryView[],
+    // Committed entries only: the shared connection also reads writes whose commit is under way.
+    entriesForRequest: async (id) => {
+      const committed = ledger.size();
+      return (await ledger.store.readByRequest(id)).filter(
+        (e) => e.index < committed,
+      ) as unknown as LedgerEntryView[];
+    },
     // A fresh checkpoint at the committed size, so every record of the request has a proof.
     latestCheckpoint: async () => (ledger.size() === 0 ? null : await ledger.checkpoint()),
     proveInclusion: (index, size) => Promise.resolve(ledger.proveInclusion(index, size)),

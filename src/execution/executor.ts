@@ -15,6 +15,7 @@
  */
 import {
   canonicalize,
+  createDurableWrites,
   deny,
   envelopeSha256,
   hexDigestEquals,
@@ -308,20 +309,25 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     // 8. The receipt is durable before the result leaves (OE-INV-015).
     const resultSha256 = sha256Hex(ran.canonical);
     const redactions = countRedactions(ran.canonical);
-    // With `writes`, written now and durable before the caller lets the result out.
-    const receipt = await appendReceipt(
-      trail,
-      c,
-      jws,
-      {
-        status: 'succeeded',
-        result_sha256: resultSha256,
-        redactions,
-        adapter: adapterType,
-        started,
-      },
-      writes,
-    );
+    // With `writes`, written now and durable before the caller lets the result out. The tool
+    // ran: a receipt is owed whatever happens to that shared commit, so when it fails the
+    // receipt is written again on its own (and the caller still hears the failure).
+    const fields = {
+      status: 'succeeded' as const,
+      result_sha256: resultSha256,
+      redactions,
+      adapter: adapterType,
+      started,
+    };
+    const own = writes === undefined ? undefined : createDurableWrites();
+    const receipt = await appendReceipt(trail, c, jws, fields, own);
+    if (writes !== undefined && own !== undefined && receipt !== undefined)
+      writes.add(
+        own.sync().catch(async (err: unknown) => {
+          await appendReceipt(trail, c, jws, fields);
+          throw err;
+        }),
+      );
     if (receipt === undefined)
       return deny('ERR_LEDGER_UNAVAILABLE', 'execution receipt not confirmed; result withheld');
     return Object.freeze({

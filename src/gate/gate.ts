@@ -485,8 +485,9 @@ export function createGate(deps: GateDeps): Gate {
           () => false,
         ));
       // The receipt and gateway.completed share that commit; the result leaves only once it holds.
+      // When it failed, the executor wrote its receipt again on its own; the failure is recorded.
       if (!completed)
-        return await failIssued(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.completed not confirmed'), false);
+        return await failIssued(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.completed not confirmed'), true);
       return {
         status: 200,
         body: {

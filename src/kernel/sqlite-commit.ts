@@ -94,7 +94,21 @@ export function createSqliteCommitUnit(db: Database.Database): SqliteCommitUnit 
     return true;
   };
 
+  /**
+   * Some errors (`SQLITE_FULL`, `SQLITE_IOERR`, `SQLITE_NOMEM`) make SQLite roll back the whole
+   * transaction, not only the savepoint: every write already in it is gone, so its writers are
+   * rejected now, and the next write begins a new transaction (instead of autocommitting).
+   */
+  const abandonIfRolledBack = (err: unknown): void => {
+    const tx = open;
+    if (tx === undefined || db.inTransaction) return;
+    open = undefined;
+    tx.reject(err instanceof Error ? err : new Error('the transaction was rolled back'));
+  };
+
   const begin = (): OpenTransaction => {
+    if (open !== undefined && !db.inTransaction)
+      abandonIfRolledBack(new Error('the transaction was rolled back'));
     if (closed) throw new Error('the database is closed');
     if (open !== undefined) return open;
     db.exec('BEGIN IMMEDIATE');
@@ -119,7 +133,13 @@ export function createSqliteCommitUnit(db: Database.Database): SqliteCommitUnit 
     db,
     stage<T>(fn: () => T): StagedWrite<T> {
       const tx = begin();
-      const value = savepoint(fn) as T;
+      let value: T;
+      try {
+        value = savepoint(fn) as T;
+      } catch (err) {
+        abandonIfRolledBack(err);
+        throw err;
+      }
       return { value, durable: tx.durable };
     },
     async write<T>(fn: () => T): Promise<T> {

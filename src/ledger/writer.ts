@@ -299,11 +299,34 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
       (err: unknown) => {
         tailSize = size;
         tailHash = lastHash;
+        // An ambiguous failure may have left more in the store than memory knows: re-read it
+        // before the next entry is sealed.
+        stagedResync = true;
         throw unavailable('ledger write not confirmed', err);
       },
     );
     lastStaged = durable.catch(() => undefined);
     return { entries, durable };
+  }
+  let stagedResync = false;
+  let resyncing: Promise<void> | undefined;
+  /** Runs `fn` once the committed head is known again after a failed commit (at once otherwise). */
+  function afterResync<T>(fn: () => Promise<T>): Promise<T> {
+    if (!stagedResync) return fn();
+    resyncing ??= (async () => {
+      try {
+        await lastStaged;
+        await catchUpToHead();
+        tailSize = size;
+        tailHash = lastHash;
+        stagedResync = false;
+      } catch (err) {
+        throw err instanceof FailclosedError ? err : unavailable('ledger store cannot be read', err);
+      } finally {
+        resyncing = undefined;
+      }
+    })();
+    return resyncing.then(fn);
   }
 
   const queue: Pending[] = [];
@@ -406,19 +429,20 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
         return Promise.reject(err instanceof Error ? err : new TypeError('invalid entry input'));
       }
       const atMs = clock();
-      if (stage !== undefined) {
-        let staged: ReturnType<typeof stageNow>;
-        try {
-          staged = stageNow([{ input: checked, atMs }], []);
-        } catch (err) {
-          return Promise.reject(err instanceof Error ? err : unavailable('ledger write not confirmed'));
-        }
-        const e = staged.entries[0] as LedgerEntry;
-        const ref: AppendReceipt = { index: e.index, entry_hash: e.entry_hash };
-        if (writes === undefined) return staged.durable.then(() => ref);
-        writes.add(staged.durable);
-        return Promise.resolve(ref);
-      }
+      if (stage !== undefined)
+        return afterResync(() => {
+          let staged: ReturnType<typeof stageNow>;
+          try {
+            staged = stageNow([{ input: checked, atMs }], []);
+          } catch (err) {
+            return Promise.reject(err instanceof Error ? err : unavailable('ledger write not confirmed'));
+          }
+          const e = staged.entries[0] as LedgerEntry;
+          const ref: AppendReceipt = { index: e.index, entry_hash: e.entry_hash };
+          if (writes === undefined) return staged.durable.then(() => ref);
+          writes.add(staged.durable);
+          return Promise.resolve(ref);
+        });
       return new Promise<AppendReceipt>((resolve, reject) => {
         queue.push({ kind: 'entry', input: checked, atMs, resolve, reject });
         schedule();
@@ -431,17 +455,18 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
       // A private copy: the caller's buffer may change before the batch commits.
       const bytes = Buffer.from(body);
       const blob: EvidenceBlob = { sha256: sha256Hex(bytes), media_type: mediaType, body: bytes };
-      if (stage !== undefined) {
-        let staged: ReturnType<typeof stageNow>;
-        try {
-          staged = stageNow([], [blob]);
-        } catch (err) {
-          return Promise.reject(err instanceof Error ? err : unavailable('ledger write not confirmed'));
-        }
-        if (writes === undefined) return staged.durable.then(() => blob.sha256);
-        writes.add(staged.durable);
-        return Promise.resolve(blob.sha256);
-      }
+      if (stage !== undefined)
+        return afterResync(() => {
+          let staged: ReturnType<typeof stageNow>;
+          try {
+            staged = stageNow([], [blob]);
+          } catch (err) {
+            return Promise.reject(err instanceof Error ? err : unavailable('ledger write not confirmed'));
+          }
+          if (writes === undefined) return staged.durable.then(() => blob.sha256);
+          writes.add(staged.durable);
+          return Promise.resolve(blob.sha256);
+        });
       // Joins the writer's next batch: durable, in the same transaction as its entries, before it resolves.
       return new Promise<string>((resolve, reject) => {
         queue.push({ kind: 'evidence', blob, resolve, reject });

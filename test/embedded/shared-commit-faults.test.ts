@@ -75,6 +75,16 @@ describe('a failed shared commit denies, and nothing leaves before its commit', 
     expect(r.outcome).toBe('deny');
     expect(r.outcome === 'deny' && r.code).toBe(code);
     expect(runs - runsBefore).toBe(ran ? 1 : 0);
+    // The denial is recorded; a tool that ran keeps its receipt, written again on its own.
+    await instance.core.ledger.settled();
+    const db = (instance.core.ledger.store as SqliteLedgerStore).database;
+    const types = db
+      .prepare<[string], { type: string }>('SELECT type FROM entries WHERE request_id = ? ORDER BY idx')
+      .all(r.request_id ?? '')
+      .map((e) => e.type);
+    expect(types).toContain('gateway.failed');
+    expect(types.includes('execution.receipt')).toBe(ran);
+    expect(types).not.toContain('gateway.completed');
     // The ledger continues: the next call runs and the chain verifies at reopen (below).
     const after = await agent.call('echo', { message: `after ${target}` });
     expect(after.outcome).toBe('executed');

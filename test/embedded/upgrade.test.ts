@@ -8,6 +8,7 @@
  */
 import {
   chmodSync,
+  copyFileSync,
   cpSync,
   existsSync,
   mkdtempSync,
@@ -155,6 +156,7 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
       ['gate_state', 1],
       ['governance', 1],
       ['ledger', 1],
+      ['ledger', 2],
     ]);
     // The old files are kept for the operator under another name, never read again.
     for (const file of ['state.db', 'nonces.db']) {
@@ -237,6 +239,15 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
     expect(existsSync(join(dir, 'state.db'))).toBe(false);
     expect(existsSync(join(dir, 'state.db.merged'))).toBe(true);
     expect(clients()).toEqual(count);
+  }, 60_000);
+
+  it('an old file back beside the merged one (an older build, a restored backup) refuses to start', async () => {
+    await stop();
+    copyFileSync(join(dir, 'state.db.merged'), join(dir, 'state.db'));
+    await expect(startEmbedded(dir, { port: 0, executionPort: 0 })).rejects.toThrow(/reappeared/);
+    rmSync(join(dir, 'state.db'));
+    await start();
+    expect(instance).toBeDefined();
   }, 60_000);
 
   it('a data directory with a store newer than the build does not start, and starts again once it is not', async () => {

@@ -92,6 +92,24 @@ describe('SqliteCommitUnit', () => {
     expect(committed(path)).toEqual(['kept']);
   });
 
+  it('an error that makes SQLite roll back the whole transaction rejects its earlier writes at once', async () => {
+    const { unit, path } = open();
+    const ins = unit.db.prepare('INSERT INTO t (k) VALUES (?)');
+    unit.writeNow(() => ins.run('base'));
+    const pages = (unit.db.pragma('page_count', { simple: true }) as number) + 2;
+    unit.db.pragma(`max_page_count = ${pages}`);
+    const earlier = unit.stage(() => ins.run('earlier'));
+    // SQLITE_FULL: SQLite rolls back the transaction, not only the savepoint.
+    expect(() => unit.stage(() => ins.run('x'.repeat(64 * 1024)))).toThrow();
+    unit.db.pragma('max_page_count = 1073741823');
+    // In the same turn, the next write begins a new transaction (it does not autocommit, and its
+    // commit is not the failed one's).
+    const later = unit.stage(() => ins.run('later'));
+    await expect(earlier.durable).rejects.toThrow();
+    await later.durable;
+    expect(committed(path)).toEqual(['base', 'later']);
+  });
+
   it('writeNow commits what is open first, then its own write, before it returns', () => {
     const { unit, path } = open();
     const ins = unit.db.prepare('INSERT INTO t (k) VALUES (?)');

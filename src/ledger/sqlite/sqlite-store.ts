@@ -91,8 +91,21 @@ function ledgerMigrations(db: Database.Database): readonly SchemaMigration[] {
         backfillOpenRequests(db);
       },
     },
+    {
+      // The file now holds every store of the embedded deployment (`storage/sqlite/backend.ts`):
+      // a build from before refuses it rather than opening empty stores beside it.
+      version: 2,
+      name: 'one-file layout: every store beside the ledger',
+      up: MERGED_TABLE_SQL,
+    },
   ];
 }
+
+/** Which older files were merged into this one (`storage/sqlite/merge-files.ts`). */
+export const MERGED_TABLE_SQL = `CREATE TABLE IF NOT EXISTS failclosed_merged (
+  file TEXT PRIMARY KEY NOT NULL,
+  merged_at TEXT NOT NULL
+) STRICT`;
 
 interface EntryRow {
   readonly idx: number;

@@ -12,13 +12,19 @@ import { existsSync, renameSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { SqliteCommitUnit } from '../../kernel/index.js';
 
-const MARKER_TABLE = `CREATE TABLE IF NOT EXISTS failclosed_merged (
-  file TEXT PRIMARY KEY NOT NULL,
-  merged_at TEXT NOT NULL
-) STRICT`;
-
 /** Tables that belong to their file only (its readiness probe, its writer lock's epoch). */
 const LOCAL_TABLES = new Set(['readiness_probe', 'writer_epoch']);
+
+/**
+ * One-row tables whose row the stores create with a default: the merged row is the stricter of
+ * the two (an engaged kill switch, the higher nonce prune horizon), never a laxer one.
+ */
+const STRICTER: Readonly<Record<string, string>> = {
+  kill_switch: `UPDATE main.kill_switch SET engaged = 1 WHERE id = 1
+    AND EXISTS (SELECT 1 FROM legacy.kill_switch WHERE id = 1 AND engaged IS NOT 0)`,
+  envelope_nonce_horizon: `UPDATE main.envelope_nonce_horizon SET horizon = MAX(horizon,
+    COALESCE((SELECT horizon FROM legacy.envelope_nonce_horizon WHERE id = 1), horizon)) WHERE id = 1`,
+};
 
 /**
  * Merges the SQLite file at `path` (if it exists) into the unit's database. `migrate` opens and
@@ -32,8 +38,15 @@ export async function mergeLegacyFile(
   if (!existsSync(path)) return;
   const db = unit.db;
   const file = basename(path);
-  unit.writeNow(() => db.exec(MARKER_TABLE));
+  // The ledger store's schema (version 2) made the marker table.
   const done = db.prepare('SELECT 1 AS one FROM failclosed_merged WHERE file = ?').get(file) !== undefined;
+  // Merged before, and merged away: an old file back beside it was written by something else
+  // (an older build, a restored backup). Which rows are current cannot be known: refuse.
+  if (done && existsSync(`${path}.merged`))
+    throw new Error(
+      `${file} reappeared after it was merged into the ledger's file (${file}.merged is the merged one): ` +
+        'refusing to start; move it away once its content is known to be obsolete',
+    );
   if (!done) {
     await migrate(path);
     db.prepare('ATTACH DATABASE ? AS legacy').run(path);
@@ -62,8 +75,10 @@ export async function mergeLegacyFile(
           // Row ids kept where the table has them: prunes go by insertion order.
           const rowid = /WITHOUT\s+ROWID/i.test(sql) ? [] : ['rowid'];
           const list = [...rowid, ...cols].join(', ');
-          const verb = name === 'failclosed_schema' ? 'INSERT OR IGNORE' : 'INSERT OR REPLACE';
-          db.exec(`${verb} INTO main."${name}" (${list}) SELECT ${list} FROM legacy."${name}"`);
+          const stricter = STRICTER[name];
+          // Rows already here win (only the stores' defaults, in a directory merged once).
+          if (stricter !== undefined) db.exec(stricter);
+          else db.exec(`INSERT OR IGNORE INTO main."${name}" (${list}) SELECT ${list} FROM legacy."${name}"`);
         }
         db.prepare('INSERT INTO failclosed_merged (file, merged_at) VALUES (?, ?)').run(
           file,
