@@ -465,28 +465,31 @@ export function createGate(deps: GateDeps): Gate {
       if (outcome.outcome === 'deny') return await failIssued(outcome, true);
 
       // Step 8: gateway.completed confirmed before the result leaves; otherwise the result is withheld.
-      const completed =
-        (await record(
-          {
-            ...base,
-            type: 'gateway.completed',
-            payload: {
-              decision_id: decision.decision_id,
-              outcome: 'executed',
-              tool: request.action,
-              client: client.identity,
-              result_sha256: sha256Hex(canonicalize(outcome.result)),
-            },
+      const completed = await record(
+        {
+          ...base,
+          type: 'gateway.completed',
+          payload: {
+            decision_id: decision.decision_id,
+            outcome: 'executed',
+            tool: request.action,
+            client: client.identity,
+            result_sha256: sha256Hex(canonicalize(outcome.result)),
           },
-          writes,
-        )) &&
-        (await writes.sync().then(
-          () => true,
-          () => false,
-        ));
-      // The receipt and gateway.completed share that commit; the result leaves only once it holds.
-      // When it failed, the executor wrote its receipt again on its own; the failure is recorded.
+        },
+        writes,
+      );
+      // Refused outright (the ledger is unavailable): no further record is attempted.
       if (!completed)
+        return await failIssued(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.completed not confirmed'), false);
+      // The receipt and gateway.completed share a commit; the result leaves only once it holds.
+      // When that commit failed, the executor wrote its receipt again on its own, and the
+      // denial is recorded after it.
+      const durable = await writes.sync().then(
+        () => true,
+        () => false,
+      );
+      if (!durable)
         return await failIssued(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.completed not confirmed'), true);
       return {
         status: 200,

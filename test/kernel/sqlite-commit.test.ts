@@ -83,10 +83,10 @@ describe('SqliteCommitUnit', () => {
     const a = unit.stage(() => ins.run('lost'));
     writes.add(a.durable);
     unit.stage(() => unit.db.prepare('INSERT INTO c (parent) VALUES (-1)').run());
-    await expect(a.durable).rejects.toThrow();
-    await expect(writes.sync()).rejects.toThrow();
+    await expect(a.durable).rejects.toThrow(/FOREIGN KEY/);
+    await expect(writes.sync()).rejects.toThrow(/FOREIGN KEY/);
     // A scope that saw a failure stays failed.
-    await expect(writes.sync()).rejects.toThrow();
+    await expect(writes.sync()).rejects.toThrow(/FOREIGN KEY/);
     expect(committed(path)).toEqual([]);
     await unit.write(() => ins.run('kept'));
     expect(committed(path)).toEqual(['kept']);
@@ -100,12 +100,12 @@ describe('SqliteCommitUnit', () => {
     unit.db.pragma(`max_page_count = ${pages}`);
     const earlier = unit.stage(() => ins.run('earlier'));
     // SQLITE_FULL: SQLite rolls back the transaction, not only the savepoint.
-    expect(() => unit.stage(() => ins.run('x'.repeat(64 * 1024)))).toThrow();
+    expect(() => unit.stage(() => ins.run('x'.repeat(64 * 1024)))).toThrow(/full/);
     unit.db.pragma('max_page_count = 1073741823');
     // In the same turn, the next write begins a new transaction (it does not autocommit, and its
     // commit is not the failed one's).
     const later = unit.stage(() => ins.run('later'));
-    await expect(earlier.durable).rejects.toThrow();
+    await expect(earlier.durable).rejects.toThrow(/full/);
     await later.durable;
     expect(committed(path)).toEqual(['base', 'later']);
   });
@@ -122,8 +122,10 @@ describe('SqliteCommitUnit', () => {
   it('writeNow refuses after the open transaction failed to commit', async () => {
     const { unit, path } = open();
     const staged = unit.stage(() => unit.db.prepare('INSERT INTO c (parent) VALUES (-1)').run());
-    expect(() => unit.writeNow(() => unit.db.prepare('INSERT INTO t (k) VALUES (?)').run('no'))).toThrow();
-    await expect(staged.durable).rejects.toThrow();
+    expect(() => unit.writeNow(() => unit.db.prepare('INSERT INTO t (k) VALUES (?)').run('no'))).toThrow(
+      'the open transaction did not commit',
+    );
+    await expect(staged.durable).rejects.toThrow(/FOREIGN KEY/);
     expect(committed(path)).toEqual([]);
   });
 });

@@ -32,7 +32,7 @@ interface VersionedStore {
 const STORES: readonly VersionedStore[] = [
   {
     store: 'ledger',
-    version: 1,
+    version: 2,
     open: (path) => {
       const s = createSqliteLedgerStore({ path });
       return () => s.close();
@@ -189,7 +189,7 @@ describe('SQLite schema versions of a shared file and of read-only opens (SPEC Â
     const fresh = nextPath();
     await createSqliteLedgerStore({ path: fresh }).close();
     const db = new Database(fresh);
-    db.prepare("INSERT INTO failclosed_schema (store, version, name) VALUES ('ledger', 2, 'newer')").run();
+    db.prepare("INSERT INTO failclosed_schema (store, version, name) VALUES ('ledger', 3, 'newer')").run();
     db.close();
     expect(() => createSqliteLedgerStore({ path: fresh, readonly: true })).toThrow(SchemaVersionError);
   });
