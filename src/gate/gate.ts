@@ -25,8 +25,11 @@ import type { ParsedRequest } from './request.js';
 import { DEFAULT_MAX_INFLIGHT } from './types.js';
 import type { CallResponse, GateDeps, GatewayEvent, RegisteredClient } from './types.js';
 import { routeApprovals } from './approval-routes.js';
-import { failCaught } from './caught.js';
+import { CAUGHT_STATUS, failCaught } from './caught.js';
 import { voidEnvelope } from './void-envelope.js';
+import { mintCall } from './principal.js';
+import type { AuthMethod, Principal, PrincipalCall } from './principal.js';
+import type { SignedRequest } from '../kernel/index.js';
 
 /** An HTTP-neutral answer: status and JSON body. */
 export interface GateAnswer<B = JsonValue> {
@@ -53,6 +56,17 @@ export interface Gate {
   ): Promise<GateAnswer> | undefined;
   /** `GET /v1/requests/{id}`: the operator evidence view (SPEC §5, FC-INV-5). */
   evidence(requestId: string, authorization: string | undefined): Promise<GateAnswer>;
+  /**
+   * MCP `tools/call`: one governed call of a principal the MCP ingress authenticated (bearer JWT
+   * or client key). The Gate mints its request id and nonce, claims them, and runs the same steps
+   * as {@link Gate.call} (SPEC §2 step 1, FC-INV-3, FC-INV-6).
+   */
+  callAs(principal: Principal, call: PrincipalCall, options?: CallOptions): Promise<GateAnswer<CallResponse>>;
+  /**
+   * MCP `tools/list`: the active bundle's tools this principal could be allowed to call; empty
+   * when the Control Plane cannot say (deny by default).
+   */
+  toolsFor(principal: Principal): Promise<readonly ToolListing[]>;
   /** `GET /v1/jwks`: issuer public keys (the JWKS with retired and revoked keys). */
   jwks(): Promise<GateAnswer>;
   /** `GET /v1/trust-roots`: the trust file (docs/ledger.md "Trust roots"); 404 when not configured. */
@@ -67,6 +81,27 @@ export interface Gate {
   ): Promise<GateAnswer & { readonly stream?: AsyncIterable<string> }>;
   /** True when `authorization` is `Bearer <operator token>`. */
   isOperator(authorization: string | undefined): boolean;
+}
+
+/** A tool this principal could be allowed to call, as `tools/list` shows it (docs/mcp.md). */
+export interface ToolListing {
+  readonly name: string;
+  readonly description: string;
+  /** The tool's input JSON Schema from the active bundle. */
+  readonly inputSchema: JsonObject;
+}
+
+/**
+ * An authenticated call on its way into the shared pipeline: the evidence bytes, the values the
+ * pipeline reads, and how the principal authenticated (ledgered in `gateway.accepted`).
+ */
+interface Authenticated {
+  readonly body: Uint8Array;
+  readonly rawSha: string;
+  readonly p: Pick<ParsedRequest, 'trace_id' | 'timestampMs'>;
+  readonly request: Pick<SignedRequest, 'request_id' | 'action' | 'parameters' | 'session'>;
+  readonly client: Pick<RegisteredClient, 'identity' | 'tenant' | 'roles'>;
+  readonly auth: { readonly auth_method: AuthMethod; readonly issuer?: string };
 }
 
 /** Options of one call. */
@@ -350,7 +385,19 @@ export function createGate(deps: GateDeps): Gate {
     const auth = await authenticate(body, rawSha);
     if ('status' in auth) return auth;
     const { p, client } = auth;
-    const { request } = p;
+    return governed(
+      { body, rawSha, p, request: p.request, client, auth: { auth_method: 'signature' } },
+      waitMs,
+    );
+  };
+
+  /**
+   * The steps after authentication, shared by both ingresses (signed `POST /v1/calls` and MCP
+   * `tools/call`): evidence and `gateway.accepted`, decision, execution, `gateway.completed`
+   * (SPEC §2 steps 2-8). The caller has authenticated the principal and claimed the request id.
+   */
+  const governed = async (a: Authenticated, waitMs: number): Promise<GateAnswer<CallResponse>> => {
+    const { body, rawSha, p, request, client } = a;
     const base = {
       trace_id: p.trace_id,
       request_id: request.request_id,
@@ -382,7 +429,7 @@ export function createGate(deps: GateDeps): Gate {
           tool: request.action,
           session: request.session,
           client: client.identity,
-          auth_method: 'signature',
+          ...a.auth,
         },
       }),
     ]);
@@ -482,6 +529,93 @@ export function createGate(deps: GateDeps): Gate {
     }
   };
 
+  /**
+   * The MCP ingress's entry (SPEC §2 step 1): the principal is authenticated already; the Gate
+   * mints the request id and nonce, scans the parameters for secrets and claims the pair in the
+   * replay store before the shared steps. Denials here are attributable to the principal.
+   */
+  const callAs = async (
+    principal: Principal,
+    c: PrincipalCall,
+    waitMs: number,
+  ): Promise<GateAnswer<CallResponse>> => {
+    const now = deps.clock();
+    const m = mintCall(principal, c, now);
+    const auth = { auth_method: principal.auth_method, issuer: principal.issuer };
+    const fail = async (d: Deny, status: string): Promise<GateAnswer<CallResponse>> => {
+      await record({
+        type: 'gateway.failed',
+        trace_id: m.trace_id,
+        request_id: m.request_id,
+        tenant: principal.tenant,
+        identity: principal.identity,
+        payload: {
+          code: d.code,
+          status,
+          outcome: 'deny',
+          tool: c.tool,
+          client: principal.identity,
+          ...auth,
+          request_sha256: m.rawSha,
+        },
+      });
+      return answer(d, m.request_id, m.trace_id);
+    };
+    try {
+      if (deps.secretScanner !== undefined) {
+        let found: boolean;
+        try {
+          found = deps.secretScanner(c.params);
+        } catch {
+          found = true;
+        }
+        if (found) return await fail(deny('ERR_PARAMS_SECRET', 'parameters carry a secret value'), INGRESS);
+      }
+      const claimed = await withDeadline(
+        () =>
+          deps.replay.claim({
+            identity: principal.identity,
+            nonce: m.nonce,
+            requestId: m.request_id,
+            atMs: now,
+          }),
+        ledgerMs,
+      );
+      // A minted pair is fresh by construction: anything else is a store that cannot be trusted.
+      if (claimed.status !== 'ok' || claimed.value !== 'fresh')
+        return await fail(deny('ERR_NONCE_STORE_UNAVAILABLE', 'request nonce store unavailable'), INGRESS);
+      return await governed(
+        {
+          body: m.evidence,
+          rawSha: m.rawSha,
+          p: { trace_id: m.trace_id, timestampMs: m.timestampMs },
+          request: { request_id: m.request_id, action: c.tool, parameters: c.params, session: c.session },
+          client: principal,
+          auth,
+        },
+        waitMs,
+      );
+    } catch (err) {
+      // Fail closed by construction, as at the signed edge (caught.ts).
+      const d = denyFromError(err);
+      try {
+        return await fail(deny(d.code, d.reason), CAUGHT_STATUS);
+      } catch {
+        return answer(deny(d.code, d.reason), m.request_id, m.trace_id);
+      }
+    }
+  };
+
+  const toolsFor = async (principal: Principal): Promise<readonly ToolListing[]> => {
+    const list = deps.controlPlane.callableTools?.bind(deps.controlPlane);
+    if (list === undefined) return [];
+    const r = await withDeadline(
+      () => list({ identity: principal.identity, tenant: principal.tenant, roles: principal.roles }),
+      cpMs,
+    );
+    return r.status === 'ok' ? r.value : [];
+  };
+
   const probeReadiness = async (): Promise<GateAnswer> => {
     const checks: Record<string, boolean> = {};
     const cp = await withDeadline(() => deps.controlPlane.ready(), cpMs);
@@ -511,8 +645,7 @@ export function createGate(deps: GateDeps): Gate {
 
   const gate: Gate = Object.freeze({
     call: async (body: Uint8Array | null, options?: CallOptions) => {
-      const w = options?.waitMs ?? 0;
-      const waitMs = Number.isSafeInteger(w) && w > 0 ? Math.min(w, MAX_CALL_WAIT_MS) : 0;
+      const waitMs = waitOf(options);
       // Stryker disable next-line AssignmentOperator: equivalent, counting down keeps each placeholder distinct too
       const bytes = body ?? Buffer.from(`oversized:${deps.clock()}:${(oversized += 1)}`);
       try {
@@ -535,6 +668,9 @@ export function createGate(deps: GateDeps): Gate {
         );
       }
     },
+    callAs: (principal: Principal, c: PrincipalCall, options?: CallOptions) =>
+      callAs(principal, c, waitOf(options)),
+    toolsFor,
     async evidence(requestId: string, authorization: string | undefined) {
       if (!isOperator(authorization)) return unauthenticated();
       const r = await withDeadline(() => buildEvidenceView(deps.ledger, requestId), ledgerMs);
@@ -591,7 +727,21 @@ export function createGate(deps: GateDeps): Gate {
         inflight -= 1;
       }
     },
+    callAs: async (principal: Principal, c: PrincipalCall, options?: CallOptions) => {
+      if (inflight >= maxInflight) return shedCall(null);
+      inflight += 1;
+      try {
+        return await gate.callAs(principal, c, options);
+      } finally {
+        inflight -= 1;
+      }
+    },
   });
+}
+
+function waitOf(options: CallOptions | undefined): number {
+  const w = options?.waitMs ?? 0;
+  return Number.isSafeInteger(w) && w > 0 ? Math.min(w, MAX_CALL_WAIT_MS) : 0;
 }
 
 function denyBody(code: DenialCode): JsonValue {
