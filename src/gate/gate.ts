@@ -67,6 +67,11 @@ export interface Gate {
    * when the Control Plane cannot say (deny by default).
    */
   toolsFor(principal: Principal): Promise<readonly ToolListing[]>;
+  /**
+   * Records a request the MCP ingress refused before authentication (`gateway.failed`, hash only,
+   * within the per-second budget for unauthenticated records).
+   */
+  refuse(d: Deny, requestSha256: string): Promise<void>;
   /** `GET /v1/jwks`: issuer public keys (the JWKS with retired and revoked keys). */
   jwks(): Promise<GateAnswer>;
   /** `GET /v1/trust-roots`: the trust file (docs/ledger.md "Trust roots"); 404 when not configured. */
@@ -671,6 +676,9 @@ export function createGate(deps: GateDeps): Gate {
     callAs: (principal: Principal, c: PrincipalCall, options?: CallOptions) =>
       callAs(principal, c, waitOf(options)),
     toolsFor,
+    refuse: async (d: Deny, requestSha256: string) => {
+      await failUnauthenticated(d, requestSha256, undefined);
+    },
     async evidence(requestId: string, authorization: string | undefined) {
       if (!isOperator(authorization)) return unauthenticated();
       const r = await withDeadline(() => buildEvidenceView(deps.ledger, requestId), ledgerMs);
