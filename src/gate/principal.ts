@@ -6,7 +6,7 @@
  * (FC-INV-3, FC-INV-5).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { canonicalize, sha256Hex } from '../kernel/index.js';
+import { canonicalize, MINTED_CALL_FORMAT, sha256Hex } from '../kernel/index.js';
 import type { JsonObject } from '../kernel/index.js';
 
 /** How a principal authenticated, as ledgered in `gateway.accepted.auth_method`. */
@@ -45,9 +45,6 @@ export interface MintedCall {
   readonly rawSha: string;
   readonly timestampMs: number;
 }
-
-/** Media type of the evidence the Gate stores for a minted call. */
-export const MINTED_CALL_FORMAT = 'failclosed.mcp-call/v1';
 
 /**
  * Mints the request id (`mcp-<uuid>`) and a 128-bit nonce for one call, and its evidence: the
