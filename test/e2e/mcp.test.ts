@@ -39,6 +39,8 @@ let resource: string;
 let signingKey: CryptoKey;
 let strangerKey: CryptoKey;
 const runs = new Map<string, number>();
+/** Every bearer token the tests presented: none may appear in the ledger or its export. */
+const issued: string[] = [];
 const totalRuns = (): number => [...runs.values()].reduce((a, b) => a + b, 0);
 
 beforeAll(async () => {
@@ -80,7 +82,7 @@ async function token(
   options: { key?: CryptoKey; iss?: string; expSec?: number } = {},
 ): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ tenant: 'acme', roles: [], ...over })
+  const jwt = await new SignJWT({ tenant: 'acme', roles: [], ...over })
     .setProtectedHeader({ alg: 'RS256', kid: 'idp-1', typ: 'at+jwt' })
     .setIssuer(options.iss ?? issuer)
     .setSubject((over['sub'] as string | undefined) ?? 'agent-http')
@@ -88,6 +90,8 @@ async function token(
     .setIssuedAt(now - 5)
     .setExpirationTime(now + (options.expSec ?? 300))
     .sign(options.key ?? signingKey);
+  issued.push(jwt);
+  return jwt;
 }
 
 async function httpClient(bearer: string): Promise<Client> {
@@ -364,7 +368,11 @@ describe('evidence', () => {
     });
     expect(exp.status).toBe(200);
     const bundle = join(work, 'bundle.jsonl');
-    writeFileSync(bundle, await exp.text());
+    const text = await exp.text();
+    writeFileSync(bundle, text);
+    // The client's token is never passed on or kept (MCP authorization: no token passthrough).
+    expect(issued.length).toBeGreaterThan(5);
+    for (const t of issued) expect(text).not.toContain(t.split('.')[2]);
     const out: string[] = [];
     const code = await runCli(['verify', bundle, '--trust', trust, '--json'], {
       out: (t) => out.push(t),
