@@ -11,13 +11,14 @@
  *
  * The token is never stored, logged or passed on: only the principal leaves this module.
  */
-import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
 import { deny } from '../../kernel/index.js';
 import type { Clock, Deny } from '../../kernel/index.js';
 import type { Principal } from '../principal.js';
 import { CLIENT_ROLE_RE, MAX_CLIENT_ROLES } from '../state.js';
 import type { ClientRegistry } from '../types.js';
+import { withDeadline } from '../deadline.js';
 
 /** The JWT `typ` of a client-key token. */
 export const CLIENT_TOKEN_TYPE = 'failclosed-client+jwt';
@@ -59,14 +60,21 @@ export interface McpAuthOptions {
   readonly clock: Clock;
   /** Accepted clock skew for `exp`/`iat`/`nbf` (seconds). */
   readonly clockToleranceSec: number;
+  /** Deadline of a client registry lookup (ms). Default 5000. */
+  readonly lookupMs?: number;
 }
 
-/** Authenticates one `Authorization` header value; a deny (`ERR_UNAUTHENTICATED`, `ERR_TOKEN_INVALID`) otherwise. */
+/**
+ * Authenticates one `Authorization` header value; a deny otherwise: `ERR_UNAUTHENTICATED` (none),
+ * `ERR_TOKEN_INVALID`, or `ERR_CLIENT_REGISTRY_UNAVAILABLE` (a client-key token could not be checked).
+ */
 export type McpAuthenticator = (authorization: string | undefined) => Promise<Principal | Deny>;
 
 const IDENTITY = /^[A-Za-z0-9._:@|-]{1,128}$/;
 const TENANT = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_TOKEN_CHARS = 8192;
+/** Deadline of a client registry lookup (ms), as the Gate's own ledger-class deadline. */
+const LOOKUP_MS = 5_000;
 
 const invalid = (): Deny => deny('ERR_TOKEN_INVALID', 'the bearer token does not verify');
 
@@ -101,9 +109,8 @@ export function createMcpAuthenticator(options: McpAuthOptions): McpAuthenticato
         clockTolerance: options.clockToleranceSec,
         currentDate: new Date(options.clock()),
       }));
-    } catch (err) {
-      // An issuer whose keys cannot be fetched is not a bad token, but it is still no principal.
-      if (err instanceof joseErrors.JOSEError) return invalid();
+    } catch {
+      // Includes an issuer whose keys cannot be fetched: no principal either way.
       return invalid();
     }
     const tenant = payload[oauth.tenant_claim];
@@ -121,7 +128,10 @@ export function createMcpAuthenticator(options: McpAuthOptions): McpAuthenticato
 
   const verifyClientKey = async (token: string, identity: unknown): Promise<Principal | Deny> => {
     if (typeof identity !== 'string' || !IDENTITY.test(identity)) return invalid();
-    const client = await options.clients.lookup(identity);
+    const found = await withDeadline(() => options.clients.lookup(identity), options.lookupMs ?? LOOKUP_MS);
+    // A registry that does not answer in time is no principal (fail closed), not a bad token.
+    if (found.status !== 'ok') return deny('ERR_CLIENT_REGISTRY_UNAVAILABLE', 'client registry unavailable');
+    const client = found.value;
     if (client === undefined || client.status !== 'active') return invalid();
     let payload: JWTPayload;
     try {
@@ -151,7 +161,8 @@ export function createMcpAuthenticator(options: McpAuthOptions): McpAuthenticato
   return async (authorization) => {
     if (authorization === undefined || authorization.length === 0)
       return deny('ERR_UNAUTHENTICATED', 'a bearer token is required');
-    const m = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(authorization);
+    // RFC 6750 §2.1 (the scheme is case-insensitive, RFC 9110 §11.1).
+    const m = /^Bearer +([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization);
     if (m?.[1] === undefined || m[1].length > MAX_TOKEN_CHARS) return invalid();
     const token = m[1];
     try {

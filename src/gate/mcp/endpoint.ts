@@ -10,7 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createMcpHandler } from '@modelcontextprotocol/server';
-import { parseJson, sha256Hex } from '../../kernel/index.js';
+import { parseJson, sha256Hex, statusOf } from '../../kernel/index.js';
 import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
 import type { Gate } from '../gate.js';
 import { MAX_REQUEST_BYTES, MAX_REQUEST_DEPTH } from '../request.js';
@@ -119,20 +119,27 @@ export function createMcpEndpoint(
   };
   let refusals = 0;
 
-  const deny401 = async (d: Deny): Promise<Reply> => {
+  const denyUnauthenticated = async (d: Deny): Promise<Reply> => {
     refusals += 1;
     await refuse(d, sha256Hex(`mcp-unauthenticated:${refusals}:${d.code}`)).catch(() => undefined);
     const error = d.code === 'ERR_TOKEN_INVALID' ? ', error="invalid_token"' : '';
+    const status = statusOf(d.code);
     return {
-      status: 401,
-      headers: { 'www-authenticate': `Bearer resource_metadata="${metadataUrl}"${error}` },
+      status,
+      // RFC 6750 §3 / RFC 9728 §5.1: the challenge names where the metadata is.
+      ...(status === 401
+        ? { headers: { 'www-authenticate': `Bearer resource_metadata="${metadataUrl}"${error}` } }
+        : {}),
       body: { outcome: 'deny', code: d.code, reason: d.reason },
     };
   };
 
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const principal = await authenticate(single(req.headers.authorization));
-    if ('outcome' in principal) return write(res, await deny401(principal));
+    if ('outcome' in principal) {
+      req.resume();
+      return write(res, await denyUnauthenticated(principal));
+    }
     if (req.method !== 'POST') {
       req.resume();
       // Stateless: no server-initiated stream (GET) and no session to end (DELETE).
