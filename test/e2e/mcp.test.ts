@@ -1,9 +1,10 @@
 /**
  * failclosed as an MCP server (docs/mcp.md; SPEC §2 step 1, FC-INV-3, FC-INV-5, FC-INV-6): the
  * official SDK's client over stdio (the built `failclosed mcp` relay, as a client would spawn it)
- * and over Streamable HTTP against a real embedded gate. The OAuth issuer is a local JWKS served
- * over HTTP with keys made here (no identity provider process). Every refusal is asserted by code
- * and by the tool not having run.
+ * and over Streamable HTTP against a real embedded gate. The OAuth issuer is a real authorization
+ * server run locally (`oidc-provider`: client credentials, RFC 8707 resource indicators, RFC 9068
+ * JWT access tokens); tokens it would never issue (expired, unsigned, another key or issuer) are
+ * made here. Every refusal is asserted by code and by the tool not having run.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
@@ -12,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import Provider from 'oidc-provider';
 import type { CryptoKey, JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
@@ -38,6 +40,7 @@ let issuer: string;
 let resource: string;
 let signingKey: CryptoKey;
 let strangerKey: CryptoKey;
+const SECRET = 'a-client-secret-for-tests-only-0123456789';
 const runs = new Map<string, number>();
 /** Every bearer token the tests presented: none may appear in the ledger or its export. */
 const issued: string[] = [];
@@ -47,16 +50,46 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'fc-e2e-mcp-'));
   dir = join(work, 'data');
   await initDataDir(dir);
-  const pair = await generateKeyPair('RS256');
+  const pair = await generateKeyPair('RS256', { extractable: true });
   signingKey = pair.privateKey;
   strangerKey = (await generateKeyPair('RS256')).privateKey;
-  const jwk: JWK = { ...(await exportJWK(pair.publicKey)), kid: 'idp-1', alg: 'RS256', use: 'sig' };
-  idp = createServer((req, res) => {
-    res.writeHead(req.url === '/jwks' ? 200 : 404, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(req.url === '/jwks' ? { keys: [jwk] } : {}));
-  });
+  const jwk: JWK = { ...(await exportJWK(pair.privateKey)), kid: 'idp-1', alg: 'RS256', use: 'sig' };
+  idp = createServer();
   await new Promise<void>((r) => idp.listen(0, '127.0.0.1', r));
   issuer = `http://127.0.0.1:${(idp.address() as AddressInfo).port}`;
+  // What each OAuth client is: its tenant and roles, as the authorization server asserts them.
+  const principals: Record<string, { tenant: string; roles: string[] }> = {
+    'agent-http': { tenant: 'acme', roles: [] },
+    'agent-ops': { tenant: 'acme', roles: ['operator'] },
+    'agent-globex': { tenant: 'globex', roles: [] },
+  };
+  const provider = new Provider(issuer, {
+    clients: Object.keys(principals).map((client_id) => ({
+      client_id,
+      client_secret: SECRET,
+      grant_types: ['client_credentials'],
+      redirect_uris: [],
+      response_types: [],
+    })),
+    jwks: { keys: [jwk] },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => resource,
+        getResourceServerInfo: (_ctx: unknown, indicator: string) => ({
+          scope: 'mcp',
+          audience: indicator,
+          accessTokenFormat: 'jwt' as const,
+          accessTokenTTL: 300,
+          jwt: { sign: { alg: 'RS256' as const } },
+        }),
+      },
+    },
+    extraTokenClaims: (_ctx: unknown, t: { clientId?: string }) => principals[t.clientId ?? ''] ?? {},
+  });
+  idp.on('request', provider.callback());
   const p = dataPaths(dir).config;
   const config = JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>;
   config['mcp'] = { oauth: { issuer, jwks_uri: `${issuer}/jwks`, algorithms: ['RS256'] } };
@@ -76,7 +109,10 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-/** An access token of the local issuer; `over` replaces claims, `key` another signer. */
+/**
+ * A token the authorization server would never issue, signed here with its key (or `key`):
+ * expired, or naming another issuer. `over` replaces claims.
+ */
 async function token(
   over: Record<string, unknown> = {},
   options: { key?: CryptoKey; iss?: string; expSec?: number } = {},
@@ -92,6 +128,22 @@ async function token(
     .sign(options.key ?? signingKey);
   issued.push(jwt);
   return jwt;
+}
+
+/** An access token from the authorization server (client credentials, RFC 8707 `resource`). */
+async function issue(clientId: string, audience: string = resource): Promise<string> {
+  const res = await fetch(`${issuer}/token`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${clientId}:${SECRET}`).toString('base64')}`,
+    },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource: audience, scope: 'mcp' }),
+  });
+  const body = (await res.json()) as { access_token?: string };
+  expect(res.status).toBe(200);
+  issued.push(body.access_token!);
+  return body.access_token!;
 }
 
 async function httpClient(bearer: string): Promise<Client> {
@@ -222,7 +274,7 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
   });
 
   it('a bearer JWT of the issuer lists by its roles and calls through the pipeline (auth_method oauth)', async () => {
-    const plain = await httpClient(await token());
+    const plain = await httpClient(await issue('agent-http'));
     expect((await plain.listTools()).tools.map((t) => t.name)).not.toContain('delete_records');
     const r = await plain.callTool({ name: 'echo', arguments: { message: 'over http' } });
     expect(r.structuredContent).toEqual({ message: 'over http' });
@@ -232,13 +284,13 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
     );
     expect(accepted?.payload).toMatchObject({ auth_method: 'oauth', issuer, client: 'agent-http' });
     await plain.close();
-    const operator = await httpClient(await token({ sub: 'agent-ops', roles: ['operator'] }));
+    const operator = await httpClient(await issue('agent-ops'));
     expect((await operator.listTools()).tools.map((t) => t.name)).toContain('delete_records');
     await operator.close();
   });
 
   it('tenant from the token: a globex principal does not see send_email and its call is denied', async () => {
-    const c = await httpClient(await token({ sub: 'agent-globex', tenant: 'globex' }));
+    const c = await httpClient(await issue('agent-globex'));
     expect((await c.listTools()).tools.map((t) => t.name)).not.toContain('send_email');
     const before = totalRuns();
     const r = await c.callTool({
@@ -278,7 +330,7 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
     ).toString('base64url');
     const cases: [string | undefined, string][] = [
       [undefined, 'ERR_UNAUTHENTICATED'],
-      [await token({ aud: 'https://other.example/mcp' }), 'ERR_TOKEN_INVALID'],
+      [await issue('agent-http', 'https://other.example/mcp'), 'ERR_TOKEN_INVALID'],
       [await token({}, { expSec: -120 }), 'ERR_TOKEN_INVALID'],
       [`${header}.${claims}.`, 'ERR_TOKEN_INVALID'],
       [await token({}, { key: strangerKey }), 'ERR_TOKEN_INVALID'],
@@ -310,13 +362,16 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
       req.end(initialize);
     });
     expect(status).toBe(403);
-    const res = await post({ authorization: `Bearer ${await token()}`, origin: 'http://evil.example' });
+    const res = await post({
+      authorization: `Bearer ${await issue('agent-http')}`,
+      origin: 'http://evil.example',
+    });
     expect(res.status).toBe(403);
     expect(((await res.json()) as { code: string }).code).toBe('ERR_ORIGIN_FORBIDDEN');
   });
 
   it('resources/* and prompts/* answer a JSON-RPC error (-32601): not offered', async () => {
-    const auth = { authorization: `Bearer ${await token()}` };
+    const auth = { authorization: `Bearer ${await issue('agent-http')}` };
     for (const method of ['resources/list', 'resources/read', 'prompts/list', 'prompts/get']) {
       const res = await post(
         { ...auth, 'mcp-protocol-version': '2025-11-25' },
@@ -329,7 +384,7 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
   });
 
   it('malformed JSON-RPC, a batch and an oversized body are refused; nothing runs', async () => {
-    const auth = { authorization: `Bearer ${await token()}` };
+    const auth = { authorization: `Bearer ${await issue('agent-http')}` };
     const before = totalRuns();
     const call = {
       jsonrpc: '2.0',
