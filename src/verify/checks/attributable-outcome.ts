@@ -134,7 +134,7 @@ function checkRequest(l: Linkage, a: View, bad: Report): void {
 export const attributableOutcomeCheck: VerifyCheck = {
   id: 'attributable-outcome',
   title:
-    'every accepted request is signed by its registered client and has an outcome record naming its result or code',
+    'every accepted request is signed by its registered client (an MCP call: matches the call the Gate minted, no client signature) and has an outcome record naming its result or code',
   requirements: ['FC-INV-5', 'FC-INV-3'],
   unit: 'requests',
   run: (ctx) => {
