@@ -80,9 +80,20 @@ export async function runMcpStdio(
 
     const relay = async (m: JSONRPCMessage): Promise<void> => {
       const id = idOf(m);
-      const params = (m as { params?: { _meta?: Record<string, unknown> } }).params;
+      const method = (m as { method?: unknown }).method;
+      const params = (m as { params?: { _meta?: Record<string, unknown>; name?: unknown } }).params;
       const perRequest = params?._meta?.[PROTOCOL_META];
       const version = typeof perRequest === 'string' ? perRequest : negotiated;
+      // 2026-07-28 requests name their method (and tool) in headers as well as in the body.
+      const routing =
+        typeof perRequest === 'string' && typeof method === 'string'
+          ? {
+              'mcp-method': method,
+              ...(method === 'tools/call' && typeof params?.name === 'string'
+                ? { 'mcp-name': params.name }
+                : {}),
+            }
+          : {};
       let answer: JSONRPCMessage | undefined;
       try {
         const res = await fetch(endpoint, {
@@ -92,6 +103,7 @@ export async function runMcpStdio(
             accept: 'application/json, text/event-stream',
             authorization: `Bearer ${signClientToken(key, file.identity, resource, Date.now())}`,
             ...(version === undefined ? {} : { 'mcp-protocol-version': version }),
+            ...routing,
           },
           body: JSON.stringify(m),
         });
@@ -123,7 +135,7 @@ export async function runMcpStdio(
       }
       if (answer === undefined || id === undefined) return;
       const result = (answer as { result?: { protocolVersion?: unknown } }).result;
-      if ((m as { method?: string }).method === 'initialize' && typeof result?.protocolVersion === 'string')
+      if (method === 'initialize' && typeof result?.protocolVersion === 'string')
         negotiated = result.protocolVersion;
       await transport.send(answer);
     };

@@ -146,8 +146,12 @@ async function issue(clientId: string, audience: string = resource): Promise<str
   return body.access_token!;
 }
 
-async function httpClient(bearer: string): Promise<Client> {
-  const c = new Client({ name: 'fc-test', version: '1.0.0' });
+/** The revision a client speaks: the 2025 handshake (the SDK's default), or 2026-07-28 pinned. */
+type Era = 'legacy' | '2026-07-28';
+const clientOptions = (era: Era) => (era === 'legacy' ? {} : { versionNegotiation: { mode: { pin: era } } });
+
+async function httpClient(bearer: string, era: Era = 'legacy'): Promise<Client> {
+  const c = new Client({ name: 'fc-test', version: '1.0.0' }, clientOptions(era));
   await c.connect(
     new StreamableHTTPClientTransport(new URL(resource), {
       requestInit: { headers: { authorization: `Bearer ${bearer}` } },
@@ -259,6 +263,31 @@ describe('stdio: failclosed mcp, authenticated by the local client key', () => {
     expect(caps?.resources).toBeUndefined();
     expect(caps?.prompts).toBeUndefined();
   });
+});
+
+describe('both revisions: 2025 (initialize) and 2026-07-28 (per request)', () => {
+  it.each(['legacy', '2026-07-28'] as const)('over HTTP, %s: list and a governed call', async (era) => {
+    const c = await httpClient(await issue('agent-http'), era);
+    expect((await c.listTools()).tools.map((t) => t.name)).toContain('echo');
+    const r = await c.callTool({ name: 'echo', arguments: { message: era } });
+    expect(r.structuredContent).toEqual({ message: era });
+    await c.close();
+  });
+
+  it('over stdio, 2026-07-28: list and a governed call', async () => {
+    const c = new Client({ name: 'fc-test-stdio-modern', version: '1.0.0' }, clientOptions('2026-07-28'));
+    await c.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [CLI, 'mcp', '--data', dir],
+        stderr: 'pipe',
+      }),
+    );
+    expect((await c.listTools()).tools.map((t) => t.name)).toContain('echo');
+    const r = await c.callTool({ name: 'echo', arguments: { message: 'modern stdio' } });
+    expect(r.structuredContent).toEqual({ message: 'modern stdio' });
+    await c.close();
+  }, 30_000);
 });
 
 describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
