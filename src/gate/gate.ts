@@ -28,7 +28,7 @@ import { routeApprovals } from './approval-routes.js';
 import { CAUGHT_STATUS, failCaught } from './caught.js';
 import { voidEnvelope } from './void-envelope.js';
 import { mintCall } from './principal.js';
-import type { AuthMethod, Principal, PrincipalCall } from './principal.js';
+import type { AuthMethod, MintedCall, Principal, PrincipalCall } from './principal.js';
 import type { SignedRequest } from '../kernel/index.js';
 
 /** An HTTP-neutral answer: status and JSON body. */
@@ -545,7 +545,14 @@ export function createGate(deps: GateDeps): Gate {
     waitMs: number,
   ): Promise<GateAnswer<CallResponse>> => {
     const now = deps.clock();
-    const m = mintCall(principal, c, now);
+    let m: MintedCall;
+    try {
+      m = mintCall(principal, c, now);
+    } catch {
+      // Parameters without a canonical form (the ingress parses them strictly, so not expected).
+      const d = deny('ERR_REQUEST_MALFORMED', 'the call has no canonical form');
+      return failUnauthenticated(d, sha256Hex(`mcp-unmintable:${principal.identity}:${now}`), undefined);
+    }
     const auth = { auth_method: principal.auth_method, issuer: principal.issuer };
     const fail = async (d: Deny, status: string): Promise<GateAnswer<CallResponse>> => {
       await record({

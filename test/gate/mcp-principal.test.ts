@@ -91,6 +91,15 @@ describe('Gate.callAs', () => {
     expect(h.execCalls).toEqual([]);
   });
 
+  it('parameters without a canonical form are refused ERR_REQUEST_MALFORMED, recorded, nothing runs', async () => {
+    h = await startHarness();
+    const a = await h.gate.callAs(principal, { tool: 'echo', params: { n: 2 ** 60 }, session: null });
+    expect(a.body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_MALFORMED' });
+    expect(h.failedCodes()).toEqual(['ERR_REQUEST_MALFORMED']);
+    expect(h.cpCalls).toEqual([]);
+    expect(h.execCalls).toEqual([]);
+  });
+
   it('a Control Plane that throws denies, recorded with the principal, and nothing runs', async () => {
     h = await startHarness({ decide: () => Promise.reject(new Error('boom')) });
     const a = await h.gate.callAs(principal, call);
