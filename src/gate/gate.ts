@@ -273,7 +273,13 @@ export function createGate(deps: GateDeps): Gate {
    * A reused request id passes only as a retry of an escalated call the Control Plane still holds
    * for the same client, tenant, tool, session and parameters, and only with a fresh nonce.
    */
-  const isRetry = async (p: ParsedRequest, client: RegisteredClient, now: number): Promise<boolean> => {
+  const isRetry = async (
+    p: {
+      readonly request: Pick<SignedRequest, 'request_id' | 'action' | 'parameters' | 'session' | 'nonce'>;
+    },
+    client: Pick<RegisteredClient, 'identity' | 'tenant'>,
+    now: number,
+  ): Promise<boolean> => {
     const { request } = p;
     const cp = deps.controlPlane;
     const claimNonce = deps.replay.claimNonce?.bind(deps.replay);
@@ -593,15 +599,28 @@ export function createGate(deps: GateDeps): Gate {
           }),
         ledgerMs,
       );
-      // A minted pair is fresh by construction: anything else is a store that cannot be trusted.
-      if (claimed.status !== 'ok' || claimed.value !== 'fresh')
+      if (claimed.status !== 'ok' || (claimed.value !== 'fresh' && claimed.value !== 'replayed'))
         return await fail(deny('ERR_NONCE_STORE_UNAVAILABLE', 'request nonce store unavailable'), INGRESS);
+      // A minted pair is fresh by construction: only a retry reuses its request id, and only as
+      // a retry of a decision the Control Plane holds for this principal (docs/approvals.md).
+      const request = { request_id: m.request_id, action: c.tool, parameters: c.params, session: c.session };
+      if (
+        claimed.value === 'replayed' &&
+        (c.retryOf === undefined ||
+          !(await isRetry({ request: { ...request, nonce: m.nonce } }, principal, now)))
+      )
+        return await fail(
+          c.retryOf === undefined
+            ? deny('ERR_NONCE_STORE_UNAVAILABLE', 'request nonce store unavailable')
+            : deny('ERR_REQUEST_REPLAYED', 'request id already used'),
+          INGRESS,
+        );
       return await governed(
         {
           body: m.evidence,
           rawSha: m.rawSha,
           p: { trace_id: m.trace_id, timestampMs: m.timestampMs },
-          request: { request_id: m.request_id, action: c.tool, parameters: c.params, session: c.session },
+          request,
           client: principal,
           auth,
         },

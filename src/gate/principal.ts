@@ -33,6 +33,12 @@ export interface PrincipalCall {
   /** Parsed at the ingress edge (strict JSON, size and depth limits). */
   readonly params: JsonObject;
   readonly session: string | null;
+  /**
+   * The request id of an escalated call this one retries once approved (docs/approvals.md
+   * "Retries"); the Gate lets it through only when the Control Plane holds that decision for the
+   * same principal, tool, session and parameters.
+   */
+  readonly retryOf?: string;
 }
 
 /** A call with the request id and nonce the Gate minted for it, and its evidence bytes. */
@@ -47,12 +53,13 @@ export interface MintedCall {
 }
 
 /**
- * Mints the request id (`mcp-<uuid>`) and a 128-bit nonce for one call, and its evidence: the
+ * Mints the request id (`mcp-<uuid>`, or the retried call's) and a 128-bit nonce for one call, and its evidence: the
  * canonical call with principal, tool, parameters, session, time and how the principal
  * authenticated (the bearer token itself is never stored).
  */
 export function mintCall(principal: Principal, call: PrincipalCall, nowMs: number): MintedCall {
-  const request_id = `mcp-${randomUUID()}`;
+  // A retry keeps its request id (the decision is derived from it) and gets a fresh nonce.
+  const request_id = call.retryOf ?? `mcp-${randomUUID()}`;
   const nonce = randomBytes(16).toString('base64url');
   const text = canonicalize({
     format: MINTED_CALL_FORMAT,

@@ -18,7 +18,9 @@ import type { CryptoKey, JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import { createApproverClient } from '../../src/client/index.js';
 import { runCli } from '../../src/cli/run.js';
+import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import {
   announceServer,
   dataPaths,
@@ -288,6 +290,81 @@ describe('both revisions: 2025 (initialize) and 2026-07-28 (per request)', () =>
     expect(r.structuredContent).toEqual({ message: 'modern stdio' });
     await c.close();
   }, 30_000);
+});
+
+describe('approvals from MCP', () => {
+  const token = (): string => `Bearer ${readOperatorToken(dir)}`;
+  async function approverNamed(name: string) {
+    const key = generateSigningKey();
+    const added = await instance.core.gate.admin(
+      'approvers-add',
+      { name, roles: ['treasury'], public_jwk: { ...key.publicJwk } },
+      token(),
+    );
+    expect(added.status).toBe(201);
+    return createApproverClient({ url: instance.url, name, key, authorization: token() });
+  }
+  const args = { from_account: 'acct_a', to_account: 'acct_b', amount: 2500, currency: 'USD' };
+
+  it('over stdio: a transfer waits for two approvers; the retry named in the pending answer then runs it once', async () => {
+    const c = new Client({ name: 'fc-test-approvals', version: '1.0.0' });
+    await c.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [CLI, 'mcp', '--data', dir],
+        stderr: 'pipe',
+      }),
+    );
+    const before = runs.get('transfer_funds') ?? 0;
+    const first = await c.callTool({ name: 'transfer_funds', arguments: args });
+    const pending = first.structuredContent as {
+      decision_id: string;
+      request_id: string;
+      retry: { _meta: Record<string, unknown> };
+    };
+    expect(first.isError).toBe(true);
+    expect(pending.retry._meta).toEqual({ 'failclosed.dev/retry': pending.request_id });
+    const retry = () => c.callTool({ name: 'transfer_funds', arguments: args, _meta: pending.retry._meta });
+    // Not approved yet: still pending, same decision, nothing ran.
+    expect((await retry()).structuredContent).toMatchObject({
+      outcome: 'pending',
+      decision_id: pending.decision_id,
+    });
+    for (const name of ['treasurer-1', 'treasurer-2']) {
+      const approver = await approverNamed(name);
+      const decided = await approver.decide(pending.decision_id, 'approve', 'checked the invoice');
+      expect(decided.status).toBe(200);
+    }
+    expect(runs.get('transfer_funds') ?? 0).toBe(before);
+    // Other parameters under the same request id are not that decision: a replay, nothing runs.
+    const other = await c.callTool({
+      name: 'transfer_funds',
+      arguments: { ...args, amount: 2600 },
+      _meta: pending.retry._meta,
+    });
+    expect(other.structuredContent).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
+    const done = await retry();
+    expect(done.isError).not.toBe(true);
+    expect(callMeta(done)).toMatchObject({
+      request_id: pending.request_id,
+      decision_id: pending.decision_id,
+    });
+    expect(runs.get('transfer_funds')).toBe(before + 1);
+    // Issued once: a further retry is a replay.
+    expect((await retry()).structuredContent).toMatchObject({ outcome: 'deny' });
+    expect(runs.get('transfer_funds')).toBe(before + 1);
+    await c.close();
+  }, 30_000);
+
+  it('an OAuth principal has no registered owner: its escalated call cannot be approved (fails closed)', async () => {
+    const c = await httpClient(await issue('agent-http'));
+    const first = await c.callTool({ name: 'transfer_funds', arguments: { ...args, amount: 3000 } });
+    const decision = (first.structuredContent as { decision_id: string }).decision_id;
+    const approver = await approverNamed('treasurer-3');
+    const decided = await approver.decide(decision, 'approve', 'who owns this agent?');
+    expect(decided.body).toMatchObject({ code: 'ERR_APPROVAL_SELF' });
+    await c.close();
+  });
 });
 
 describe('Streamable HTTP: an OAuth 2.1 resource server', () => {

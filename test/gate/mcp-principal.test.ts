@@ -91,6 +91,16 @@ describe('Gate.callAs', () => {
     expect(h.execCalls).toEqual([]);
   });
 
+  it('a retry of a request id the Control Plane does not hold as escalated is ERR_REQUEST_REPLAYED; nothing runs', async () => {
+    h = await startHarness();
+    const first = await h.gate.callAs(principal, call);
+    expect(first.body.outcome).toBe('executed');
+    const retryOf = first.body.request_id as string;
+    const again = await h.gate.callAs(principal, { ...call, retryOf });
+    expect(again.body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED', request_id: retryOf });
+    expect(h.execCalls).toHaveLength(1);
+  });
+
   it('parameters without a canonical form are refused ERR_REQUEST_MALFORMED, recorded, nothing runs', async () => {
     h = await startHarness();
     const a = await h.gate.callAs(principal, { tool: 'echo', params: { n: 2 ** 60 }, session: null });

@@ -57,13 +57,14 @@ export function toolResultOf(a: CallResponse): CallToolResult {
       decision_id: a.decision_id,
       approve: `POST ${approve}/approve`,
       show: `GET ${approve}`,
+      retry: { _meta: { [RETRY_META_KEY]: a.request_id } },
     };
     return {
       isError: true,
       content: [
         {
           type: 'text',
-          text: `${a.code}: the call waits for approval (decision ${a.decision_id}, request ${a.request_id}); approvers: failclosed approvals show ${a.decision_id}`,
+          text: `${a.code}: the call waits for approval (decision ${a.decision_id}, request ${a.request_id}); approvers: failclosed approvals show ${a.decision_id}; once approved, call again with the same arguments and _meta {"${RETRY_META_KEY}": "${a.request_id}"}`,
         },
       ],
       structuredContent: body,
@@ -100,12 +101,17 @@ function argumentsOf(v: unknown): JsonObject | undefined {
   }
 }
 
-/** Reads the optional agent session id from `_meta["failclosed.dev/session"]`. */
-function sessionOf(meta: unknown): string | null | undefined {
+/** `_meta` key naming the agent session of a call. */
+export const SESSION_META_KEY = 'failclosed.dev/session';
+/** `_meta` key naming the request id of an escalated call a call retries once approved. */
+export const RETRY_META_KEY = 'failclosed.dev/retry';
+
+/** Reads an optional `_meta` string: null when absent, undefined when malformed. */
+function metaOf(meta: unknown, key: string, re: RegExp): string | null | undefined {
   if (typeof meta !== 'object' || meta === null) return null;
-  const s = (meta as Record<string, unknown>)['failclosed.dev/session'];
+  const s = (meta as Record<string, unknown>)[key];
   if (s === undefined) return null;
-  return typeof s === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(s) ? s : undefined;
+  return typeof s === 'string' && re.test(s) ? s : undefined;
 }
 
 /** A fresh MCP server for one principal (one HTTP request, or one stdio connection). */
@@ -123,14 +129,25 @@ export function createPrincipalServer(gate: Gate, principal: Principal): Server 
   });
   server.setRequestHandler('tools/call', async (request) => {
     const params = argumentsOf(request.params.arguments);
-    const session = sessionOf(request.params._meta);
-    if (params === undefined || session === undefined)
+    const session = metaOf(request.params._meta, SESSION_META_KEY, /^[A-Za-z0-9._:-]{1,128}$/);
+    const retryOf = metaOf(request.params._meta, RETRY_META_KEY, /^mcp-[0-9a-f-]{36}$/);
+    if (params === undefined || session === undefined || retryOf === undefined)
       return {
         isError: true,
-        content: [{ type: 'text', text: 'ERR_REQUEST_MALFORMED: arguments must be a JSON object' }],
+        content: [
+          {
+            type: 'text',
+            text: 'ERR_REQUEST_MALFORMED: arguments must be a JSON object; _meta session and retry well-formed',
+          },
+        ],
         structuredContent: { outcome: 'deny', code: 'ERR_REQUEST_MALFORMED', request_id: null },
       };
-    const a = await gate.callAs(principal, { tool: request.params.name, params, session });
+    const a = await gate.callAs(principal, {
+      tool: request.params.name,
+      params,
+      session,
+      ...(retryOf === null ? {} : { retryOf }),
+    });
     return toolResultOf(a.body);
   });
   return server;
