@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { runMcpStdio } from './mcp.js';
 import { createClient } from '../client/index.js';
 import {
   announceServer,
@@ -52,6 +53,8 @@ export const USAGE = `usage: failclosed <command> [options]
                                               --standby (SQLite) waits while another gate holds the data
                                               directory's writer lock; on PostgreSQL every gate serves
   call TOOL --params JSON [--session S] [--client NAME] [--wait SEC] [--request-id ID]
+  mcp [--client NAME]                         MCP over stdio as client NAME (default demo-agent),
+                                              relayed to the Gate's /mcp endpoint (docs/mcp.md)
   requests show ID                            the evidence view of one request
   clients add NAME --tenant T [--owner HUMAN] [--role R]...
                                               register a client; writes its private key (0600);
@@ -306,6 +309,15 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
     case 'call':
       if (sub === undefined) throw new UsageError('call TOOL --params JSON');
       return call(io, dir, sub, v);
+    case 'mcp':
+      if (sub !== undefined) throw new UsageError('mcp [--client NAME]');
+      return runMcpStdio(
+        dir,
+        v.client ?? DEMO_CLIENT.identity,
+        { stdin: process.stdin, stdout: process.stdout },
+        io.err,
+        io.signal,
+      );
     case 'requests':
       if (sub !== 'show' || arg1 === undefined) throw new UsageError('requests show ID');
       return op((c) => getJson(c, `/v1/requests/${encodeURIComponent(arg1)}`, true));

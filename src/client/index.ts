@@ -10,6 +10,7 @@ export type { BuildRequestInput, SignedRequestBody } from './request.js';
 export { createApproverClient, signApproval, signBreakGlass, signReview } from './approver.js';
 export type { ApproverAnswer, ApproverClient, ApproverClientOptions, BreakGlassRequest } from './approver.js';
 export { generateClientKey, loadClientKey } from './keys.js';
+export { CLIENT_TOKEN_TYPE, signClientToken } from './mcp-token.js';
 export type { ClientKey } from './keys.js';
 export { createAdminClient } from './admin.js';
 export type {

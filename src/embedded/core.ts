@@ -8,6 +8,8 @@
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalize, isDeny, parseJson, systemClock } from '../kernel/index.js';
+import { callableTools } from '../policy/index.js';
+import type { LoadedBundle } from '../policy/index.js';
 import type { Clock } from '../kernel/index.js';
 import { exportSigningKeyJwk, noteSignerFor } from '../kernel/signing/index.js';
 import { createLedger } from '../ledger/index.js';
@@ -175,6 +177,19 @@ async function openBackend(
     retainAfterExpSec,
     replayRetentionMs,
   });
+}
+
+/** MCP `tools/list` over the active bundle: none without one (deny by default, docs/mcp.md). */
+function toolListingsFor(
+  bundle: LoadedBundle | undefined,
+  principal: { readonly identity: string; readonly tenant: string; readonly roles: readonly string[] },
+) {
+  if (bundle === undefined) return [];
+  return callableTools(bundle, {
+    id: principal.identity,
+    tenant: principal.tenant,
+    roles: principal.roles,
+  }).map((t) => ({ name: t.name, description: t.description, inputSchema: t.parameters }));
 }
 
 /** The Gate's ledger port over the ledger as the roles write to it (the embedded composition's wiring). */
@@ -391,6 +406,8 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ready: () => controlPlane.ready(),
     issuerJwks: () => controlPlane.issuerJwks(),
     isRetry: (r) => controlPlane.isRetry(r),
+    callableTools: (principal) =>
+      Promise.resolve(toolListingsFor(controlPlane.activeBundle()?.bundle, principal)),
   };
   const gate = createGate({
     clock,

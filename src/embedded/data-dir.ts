@@ -12,6 +12,8 @@ import type { JsonObject } from '../kernel/index.js';
 import { exportSigningKeyJwk, generateSigningKey, importSigningKeyJwk } from '../kernel/signing/index.js';
 import type { SigningKey } from '../kernel/signing/index.js';
 import { parseBackendSpec } from './backend-spec.js';
+import { parseMcpConfig } from './mcp-config.js';
+import type { McpConfig } from './mcp-config.js';
 
 /** `failclosed.json`: the deployment's settings. */
 export interface EmbeddedConfig {
@@ -49,10 +51,18 @@ export interface EmbeddedConfig {
    * `backend-spec.ts`); `FAILCLOSED_BACKEND` overrides it. Optional.
    */
   readonly backend?: string;
+  /** The MCP endpoint: resource, Host/Origin allowlists, OAuth issuer (docs/mcp.md). Optional. */
+  readonly mcp?: McpConfig;
 }
 
 /** Optional settings: absent in data directories made before they existed. */
-const OPTIONAL_FIELDS: readonly string[] = ['max_inflight', 'min_free_disk_mb', 'follow_ms', 'backend'];
+const OPTIONAL_FIELDS: readonly string[] = [
+  'max_inflight',
+  'min_free_disk_mb',
+  'follow_ms',
+  'backend',
+  'mcp',
+];
 /** Optional settings that are positive integers. */
 const OPTIONAL_INTEGERS: readonly string[] = ['max_inflight', 'min_free_disk_mb', 'follow_ms'];
 
@@ -106,7 +116,7 @@ export function defaultConfig(): EmbeddedConfig {
   };
 }
 
-const CONFIG_FIELDS = [...Object.keys(defaultConfig()), 'follow_ms', 'backend'];
+const CONFIG_FIELDS = [...Object.keys(defaultConfig()), 'follow_ms', 'backend', 'mcp'];
 
 function bad(message: string): TypeError {
   return new TypeError(`failclosed.json: ${message}`);
@@ -150,7 +160,8 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
     if (n !== undefined && (!Number.isSafeInteger(n) || (n as number) <= 0))
       throw bad(`${k} must be a positive integer`);
   }
-  return Object.freeze(o as unknown as EmbeddedConfig);
+  const mcp = o.mcp === undefined ? {} : { mcp: parseMcpConfig(o.mcp) };
+  return Object.freeze({ ...(o as unknown as EmbeddedConfig), ...mcp });
 }
 
 /** Writes `text` with mode 0600 (secrets). */

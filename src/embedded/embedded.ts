@@ -9,7 +9,9 @@ import { buildBundleFromDir } from '../policy/index.js';
 import { isDeny } from '../kernel/index.js';
 import type { Clock } from '../kernel/index.js';
 import { importSigningKeyJwk } from '../kernel/signing/index.js';
-import { createGateServer } from '../gate/index.js';
+import { createGateServer, createMcpAuthenticator, createMcpEndpoint } from '../gate/index.js';
+import type { McpEndpoint } from '../gate/index.js';
+import { resolveMcpSettings } from './mcp-config.js';
 import { openCore } from './core.js';
 import type { Core, CoreOptions } from './core.js';
 import {
@@ -155,6 +157,19 @@ export interface StopReport {
 /** Default grace period of a stop: longer than the longest tool run (25 s) plus its ledger writes. */
 export const DEFAULT_GRACE_MS = 30_000;
 
+/** The MCP endpoint of the Gate listening at `url` (docs/mcp.md): settings from `failclosed.json` `mcp`. */
+function mcpEndpointFor(core: Core, url: string): McpEndpoint {
+  const { settings, oauth } = resolveMcpSettings(core.config.mcp, url);
+  const authenticate = createMcpAuthenticator({
+    resource: settings.resource,
+    ...(oauth === undefined ? {} : { oauth }),
+    clients: core.state,
+    clock: core.clock,
+    clockToleranceSec: core.config.clock_tolerance_sec,
+  });
+  return createMcpEndpoint(core.gate, settings, authenticate, (d, sha) => core.gate.refuse(d, sha));
+}
+
 /** Starts all four roles over an initialised data directory, on 127.0.0.1 (or the configured host). */
 export async function startEmbedded(dir: string, options: EmbeddedOptions = {}): Promise<EmbeddedInstance> {
   const core = await openCore(dir, {
@@ -175,6 +190,7 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
     gateServer = await createGateServer(core.gate, {
       host: core.config.host,
       port: options.port ?? core.config.port,
+      mcp: (url) => mcpEndpointFor(core, url),
     });
     execServer = await createExecutionServer(core.executor, {
       ledger: core.ledgerPort,

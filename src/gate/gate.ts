@@ -26,8 +26,11 @@ import type { ParsedRequest } from './request.js';
 import { DEFAULT_MAX_INFLIGHT } from './types.js';
 import type { CallResponse, GateDeps, GatewayEvent, RegisteredClient } from './types.js';
 import { routeApprovals } from './approval-routes.js';
-import { failCaught } from './caught.js';
+import { CAUGHT_STATUS, failCaught } from './caught.js';
 import { voidEnvelope } from './void-envelope.js';
+import { mintCall } from './principal.js';
+import type { AuthMethod, MintedCall, Principal, PrincipalCall } from './principal.js';
+import type { SignedRequest } from '../kernel/index.js';
 
 /** An HTTP-neutral answer: status and JSON body. */
 export interface GateAnswer<B = JsonValue> {
@@ -54,6 +57,22 @@ export interface Gate {
   ): Promise<GateAnswer> | undefined;
   /** `GET /v1/requests/{id}`: the operator evidence view (SPEC §5, FC-INV-5). */
   evidence(requestId: string, authorization: string | undefined): Promise<GateAnswer>;
+  /**
+   * MCP `tools/call`: one governed call of a principal the MCP ingress authenticated (bearer JWT
+   * or client key). The Gate mints its request id and nonce, claims them, and runs the same steps
+   * as {@link Gate.call} (SPEC §2 step 1, FC-INV-3, FC-INV-6).
+   */
+  callAs(principal: Principal, call: PrincipalCall, options?: CallOptions): Promise<GateAnswer<CallResponse>>;
+  /**
+   * MCP `tools/list`: the active bundle's tools this principal could be allowed to call; empty
+   * when the Control Plane cannot say (deny by default).
+   */
+  toolsFor(principal: Principal): Promise<readonly ToolListing[]>;
+  /**
+   * Records a request the MCP ingress refused before authentication (`gateway.failed`, hash only,
+   * within the per-second budget for unauthenticated records).
+   */
+  refuse(d: Deny, requestSha256: string): Promise<void>;
   /** `GET /v1/jwks`: issuer public keys (the JWKS with retired and revoked keys). */
   jwks(): Promise<GateAnswer>;
   /** `GET /v1/trust-roots`: the trust file (docs/ledger.md "Trust roots"); 404 when not configured. */
@@ -68,6 +87,29 @@ export interface Gate {
   ): Promise<GateAnswer & { readonly stream?: AsyncIterable<string> }>;
   /** True when `authorization` is `Bearer <operator token>`. */
   isOperator(authorization: string | undefined): boolean;
+}
+
+/** A tool this principal could be allowed to call, as `tools/list` shows it (docs/mcp.md). */
+export interface ToolListing {
+  readonly name: string;
+  readonly description: string;
+  /** The tool's input JSON Schema from the active bundle. */
+  readonly inputSchema: JsonObject;
+}
+
+/**
+ * An authenticated call on its way into the shared pipeline: the evidence bytes, the values the
+ * pipeline reads, and how the principal authenticated (ledgered in `gateway.accepted`).
+ */
+interface Authenticated {
+  readonly body: Uint8Array;
+  readonly rawSha: string;
+  readonly p: Pick<ParsedRequest, 'trace_id' | 'timestampMs'>;
+  readonly request: Pick<SignedRequest, 'request_id' | 'action' | 'parameters' | 'session'>;
+  readonly client: Pick<RegisteredClient, 'identity' | 'tenant' | 'roles'>;
+  readonly auth: { readonly auth_method: AuthMethod; readonly issuer?: string };
+  /** The call's pending durable writes, the request id's claim among them (durability.ts). */
+  readonly writes: DurableWrites;
 }
 
 /** Options of one call. */
@@ -235,7 +277,13 @@ export function createGate(deps: GateDeps): Gate {
    * A reused request id passes only as a retry of an escalated call the Control Plane still holds
    * for the same client, tenant, tool, session and parameters, and only with a fresh nonce.
    */
-  const isRetry = async (p: ParsedRequest, client: RegisteredClient, now: number): Promise<boolean> => {
+  const isRetry = async (
+    p: {
+      readonly request: Pick<SignedRequest, 'request_id' | 'action' | 'parameters' | 'session' | 'nonce'>;
+    },
+    client: Pick<RegisteredClient, 'identity' | 'tenant'>,
+    now: number,
+  ): Promise<boolean> => {
     const { request } = p;
     const cp = deps.controlPlane;
     const claimNonce = deps.replay.claimNonce?.bind(deps.replay);
@@ -360,7 +408,19 @@ export function createGate(deps: GateDeps): Gate {
     const auth = await authenticate(body, rawSha, writes);
     if ('status' in auth) return auth;
     const { p, client } = auth;
-    const { request } = p;
+    return governed(
+      { body, rawSha, p, request: p.request, client, auth: { auth_method: 'signature' }, writes },
+      waitMs,
+    );
+  };
+
+  /**
+   * The steps after authentication, shared by both ingresses (signed `POST /v1/calls` and MCP
+   * `tools/call`): evidence and `gateway.accepted`, decision, execution, `gateway.completed`
+   * (SPEC §2 steps 2-8). The caller has authenticated the principal and claimed the request id.
+   */
+  const governed = async (a: Authenticated, waitMs: number): Promise<GateAnswer<CallResponse>> => {
+    const { body, rawSha, p, request, client, writes } = a;
     const base = {
       trace_id: p.trace_id,
       request_id: request.request_id,
@@ -393,7 +453,7 @@ export function createGate(deps: GateDeps): Gate {
             tool: request.action,
             session: request.session,
             client: client.identity,
-            auth_method: 'signature',
+            ...a.auth,
           },
         },
         writes,
@@ -508,6 +568,118 @@ export function createGate(deps: GateDeps): Gate {
     }
   };
 
+  /**
+   * The MCP ingress's entry (SPEC §2 step 1): the principal is authenticated already; the Gate
+   * mints the request id and nonce, scans the parameters for secrets and claims the pair in the
+   * replay store before the shared steps. Denials here are attributable to the principal.
+   */
+  const callAs = async (
+    principal: Principal,
+    c: PrincipalCall,
+    waitMs: number,
+  ): Promise<GateAnswer<CallResponse>> => {
+    const now = deps.clock();
+    let m: MintedCall;
+    try {
+      m = mintCall(principal, c, now);
+    } catch {
+      // Parameters without a canonical form (the ingress parses them strictly, so not expected).
+      const d = deny('ERR_REQUEST_MALFORMED', 'the call has no canonical form');
+      return failUnauthenticated(d, sha256Hex(`mcp-unmintable:${principal.identity}:${now}`), undefined);
+    }
+    const auth = { auth_method: principal.auth_method, issuer: principal.issuer };
+    const fail = async (d: Deny, status: string): Promise<GateAnswer<CallResponse>> => {
+      await record({
+        type: 'gateway.failed',
+        trace_id: m.trace_id,
+        request_id: m.request_id,
+        tenant: principal.tenant,
+        identity: principal.identity,
+        payload: {
+          code: d.code,
+          status,
+          outcome: 'deny',
+          tool: c.tool,
+          client: principal.identity,
+          ...auth,
+          request_sha256: m.rawSha,
+        },
+      });
+      return answer(d, m.request_id, m.trace_id);
+    };
+    try {
+      if (deps.secretScanner !== undefined) {
+        let found: boolean;
+        try {
+          found = deps.secretScanner(c.params);
+        } catch {
+          found = true;
+        }
+        if (found) return await fail(deny('ERR_PARAMS_SECRET', 'parameters carry a secret value'), INGRESS);
+      }
+      const writes = createDurableWrites();
+      const claimed = await withDeadline(
+        () =>
+          deps.replay.claim(
+            {
+              identity: principal.identity,
+              nonce: m.nonce,
+              requestId: m.request_id,
+              atMs: now,
+            },
+            writes,
+          ),
+        ledgerMs,
+      );
+      if (claimed.status !== 'ok' || (claimed.value !== 'fresh' && claimed.value !== 'replayed'))
+        return await fail(deny('ERR_NONCE_STORE_UNAVAILABLE', 'request nonce store unavailable'), INGRESS);
+      // A minted pair is fresh by construction: only a retry reuses its request id, and only as
+      // a retry of a decision the Control Plane holds for this principal (docs/approvals.md).
+      const request = { request_id: m.request_id, action: c.tool, parameters: c.params, session: c.session };
+      if (
+        claimed.value === 'replayed' &&
+        (c.retryOf === undefined ||
+          !(await isRetry({ request: { ...request, nonce: m.nonce } }, principal, now)))
+      )
+        return await fail(
+          c.retryOf === undefined
+            ? deny('ERR_NONCE_STORE_UNAVAILABLE', 'request nonce store unavailable')
+            : deny('ERR_REQUEST_REPLAYED', 'request id already used'),
+          INGRESS,
+        );
+      return await governed(
+        {
+          body: m.evidence,
+          rawSha: m.rawSha,
+          p: { trace_id: m.trace_id, timestampMs: m.timestampMs },
+          request,
+          client: principal,
+          auth,
+          writes,
+        },
+        waitMs,
+      );
+    } catch (err) {
+      // Fail closed by construction, as at the signed edge (caught.ts).
+      const d = denyFromError(err);
+      try {
+        return await fail(deny(d.code, d.reason), CAUGHT_STATUS);
+      } catch {
+        return answer(deny(d.code, d.reason), m.request_id, m.trace_id);
+      }
+    }
+  };
+
+  const toolsFor = async (principal: Principal): Promise<readonly ToolListing[]> => {
+    const list = deps.controlPlane.callableTools?.bind(deps.controlPlane);
+    if (list === undefined) return [];
+    const r = await withDeadline(
+      () => list({ identity: principal.identity, tenant: principal.tenant, roles: principal.roles }),
+      cpMs,
+    );
+    return r.status === 'ok' ? r.value : [];
+  };
+
   const probeReadiness = async (): Promise<GateAnswer> => {
     const checks: Record<string, boolean> = {};
     const cp = await withDeadline(() => deps.controlPlane.ready(), cpMs);
@@ -537,8 +709,7 @@ export function createGate(deps: GateDeps): Gate {
 
   const gate: Gate = Object.freeze({
     call: async (body: Uint8Array | null, options?: CallOptions) => {
-      const w = options?.waitMs ?? 0;
-      const waitMs = Number.isSafeInteger(w) && w > 0 ? Math.min(w, MAX_CALL_WAIT_MS) : 0;
+      const waitMs = waitOf(options);
       // Stryker disable next-line AssignmentOperator: equivalent, counting down keeps each placeholder distinct too
       const bytes = body ?? Buffer.from(`oversized:${deps.clock()}:${(oversized += 1)}`);
       try {
@@ -560,6 +731,12 @@ export function createGate(deps: GateDeps): Gate {
           sha256Hex(bytes),
         );
       }
+    },
+    callAs: (principal: Principal, c: PrincipalCall, options?: CallOptions) =>
+      callAs(principal, c, waitOf(options)),
+    toolsFor,
+    refuse: async (d: Deny, requestSha256: string) => {
+      await failUnauthenticated(d, requestSha256, undefined);
     },
     async evidence(requestId: string, authorization: string | undefined) {
       if (!isOperator(authorization)) return unauthenticated();
@@ -617,7 +794,21 @@ export function createGate(deps: GateDeps): Gate {
         inflight -= 1;
       }
     },
+    callAs: async (principal: Principal, c: PrincipalCall, options?: CallOptions) => {
+      if (inflight >= maxInflight) return shedCall(null);
+      inflight += 1;
+      try {
+        return await gate.callAs(principal, c, options);
+      } finally {
+        inflight -= 1;
+      }
+    },
   });
+}
+
+function waitOf(options: CallOptions | undefined): number {
+  const w = options?.waitMs ?? 0;
+  return Number.isSafeInteger(w) && w > 0 ? Math.min(w, MAX_CALL_WAIT_MS) : 0;
 }
 
 function denyBody(code: DenialCode): JsonValue {

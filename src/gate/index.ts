@@ -4,7 +4,18 @@
  * the ledger reach it only as injected interfaces (FC-INV-6, test/layering.test.ts).
  */
 export { createGate } from './gate.js';
-export type { CallOptions, Gate, GateAnswer } from './gate.js';
+export type { CallOptions, Gate, GateAnswer, ToolListing } from './gate.js';
+export type { AuthMethod, Principal, PrincipalCall } from './principal.js';
+export {
+  createMcpAuthenticator,
+  CLIENT_TOKEN_TYPE,
+  MAX_CLIENT_TOKEN_SEC,
+  OAUTH_ALGORITHMS,
+} from './mcp/auth.js';
+export type { McpAuthenticator, McpAuthOptions, OAuthIssuerConfig } from './mcp/auth.js';
+export { createMcpEndpoint, PROTECTED_RESOURCE_PATH, resourceMetadataUrl } from './mcp/endpoint.js';
+export type { McpEndpoint, McpEndpointSettings } from './mcp/endpoint.js';
+export { CALL_META_KEY, toolResultOf } from './mcp/tools.js';
 export { MAX_CALL_WAIT_MS } from './gate.js';
 export { isApprovalPath, routeApprovals } from './approval-routes.js';
 export { createGateServer, MAX_HEADER_BYTES } from './server.js';

@@ -11,6 +11,7 @@ import type { JsonValue } from '../kernel/index.js';
 import type { Gate } from './gate.js';
 import { MAX_REQUEST_BYTES } from './request.js';
 import { isApprovalPath } from './approval-routes.js';
+import type { McpEndpoint } from './mcp/endpoint.js';
 
 /** `Prefer: wait=N` (RFC 7240): seconds an escalated call may wait for its approvals. */
 function preferWaitMs(header: string | string[] | undefined): number {
@@ -44,6 +45,8 @@ async function readJsonBody(
 export interface GateServerOptions {
   readonly host: string;
   readonly port: number;
+  /** The MCP endpoint (docs/mcp.md), built once the listener's URL is known; absent: not served. */
+  readonly mcp?: (url: string) => McpEndpoint;
 }
 
 /** A listening Gate. */
@@ -158,9 +161,15 @@ const ABANDONED_ANSWER: JsonValue = {
 const REQUEST_PATH = /^\/v1\/requests\/([A-Za-z0-9._:-]{1,128})$/;
 const ADMIN_PATH = /^\/v1\/admin\/([a-z][a-z0-9-]{0,63})$/;
 
-async function route(gate: Gate, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function route(
+  gate: Gate,
+  req: IncomingMessage,
+  res: ServerResponse,
+  mcp: McpEndpoint | undefined,
+): Promise<void> {
   const path = (req.url ?? '/').split('?')[0] ?? '/';
   const method = req.method ?? 'GET';
+  if (mcp?.matches(path) === true) return mcp.handle(req, res, path);
   if (method === 'POST' && path === '/v1/calls') {
     const body = await readBody(req, MAX_REQUEST_BYTES);
     // An oversized body reaches the Gate as null, so it is denied and recorded there.
@@ -239,6 +248,8 @@ async function route(gate: Gate, req: IncomingMessage, res: ServerResponse): Pro
 export async function createGateServer(gate: Gate, options: GateServerOptions): Promise<GateServer> {
   const inflight = new Set<ServerResponse>();
   let stopping = false;
+  // Set once listening: requests cannot arrive before.
+  const mcp: { endpoint?: McpEndpoint } = {};
   let onIdle: (() => void) | undefined;
   const server = createServer(
     {
@@ -254,7 +265,7 @@ export async function createGateServer(gate: Gate, options: GateServerOptions): 
       }
       // In flight until its handler settles (not the socket's 'close': a client may half-close early).
       inflight.add(res);
-      route(gate, req, res)
+      route(gate, req, res, mcp.endpoint)
         .catch(() => {
           if (!res.headersSent)
             send(res, 500, { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'internal failure' }, true);
@@ -283,6 +294,7 @@ export async function createGateServer(gate: Gate, options: GateServerOptions): 
   });
   const port = (server.address() as AddressInfo).port;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  if (options.mcp !== undefined) mcp.endpoint = options.mcp(`http://${host}:${port}`);
   return Object.freeze({
     server,
     url: `http://${host}:${port}`,

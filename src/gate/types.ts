@@ -20,6 +20,17 @@ export type GateControlPlane = Pick<ControlPlane, 'decide' | 'ready' | 'issuerJw
   isRetry?(
     req: Pick<GovernedRequest, 'request_id' | 'identity' | 'tenant' | 'tool' | 'params' | 'session'>,
   ): Promise<boolean>;
+  /**
+   * The active bundle's tools this principal could be allowed to call (MCP `tools/list`, see
+   * docs/mcp.md "Which tools are listed"). Absent: none are listed.
+   */
+  callableTools?(principal: {
+    readonly identity: string;
+    readonly tenant: string;
+    readonly roles: readonly string[];
+  }): Promise<
+    readonly { readonly name: string; readonly description: string; readonly inputSchema: JsonObject }[]
+  >;
 };
 
 /** The call the Gate forwards to the Execution Layer with the envelope (SPEC §2 step 6). */

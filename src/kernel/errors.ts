@@ -81,6 +81,15 @@ export const DENIAL_CODES = {
   ERR_REQUEST_REPLAYED: { status: 409, meaning: 'the request nonce or request id was already used' },
   ERR_REQUEST_TENANT: { status: 403, meaning: 'the client is not registered for the request tenant' },
   ERR_UNAUTHENTICATED: { status: 401, meaning: 'no valid credentials' },
+  ERR_TOKEN_INVALID: {
+    status: 401,
+    meaning:
+      'the MCP bearer token does not verify: wrong issuer or audience, expired, unsigned or an algorithm not pinned, a bad signature, or claims missing',
+  },
+  ERR_ORIGIN_FORBIDDEN: {
+    status: 403,
+    meaning: 'the MCP request names a Host or Origin outside the allowlist (DNS-rebinding protection)',
+  },
   ERR_OVERLOADED: {
     status: 503,
     meaning: 'the Gate is at its concurrency limit and shed the call before doing any work',

@@ -22,7 +22,13 @@ export { encodeBase64url, decodeBase64url } from './base64url.js';
 export { systemClock, fixedClock } from './clock.js';
 export { withDeadline, isLedgerRef } from './deadline.js';
 export type { Settled } from './deadline.js';
-export { REQUEST_SIGNING_CONTEXT, REQUEST_FIELDS, requestSigningInput, requestTraceId } from './request.js';
+export {
+  MINTED_CALL_FORMAT,
+  REQUEST_SIGNING_CONTEXT,
+  REQUEST_FIELDS,
+  requestSigningInput,
+  requestTraceId,
+} from './request.js';
 export type { SignedRequest } from './request.js';
 export type { Clock } from './clock.js';
 export {

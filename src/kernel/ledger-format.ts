@@ -58,6 +58,8 @@ const GATEWAY = [
   'result_sha256',
   'duration_ms',
   'auth_method',
+  // The token issuer of an MCP principal (`oauth`), or the client (`client_key`); docs/mcp.md.
+  'issuer',
 ] as const;
 
 const APPROVAL = [

@@ -11,6 +11,12 @@ import type { JsonObject, JsonValue } from './json.js';
 export const REQUEST_SIGNING_CONTEXT = 'failclosed-request-v1\n';
 
 /** The fields of a signed request, in the order they are documented; nothing else is accepted. */
+/**
+ * `format` of the evidence the Gate stores for a call of an MCP principal: it mints the request id
+ * and nonce itself (SPEC §2 step 1), so there is no client signature (docs/mcp.md "Evidence").
+ */
+export const MINTED_CALL_FORMAT = 'failclosed.mcp-call/v1';
+
 export const REQUEST_FIELDS = [
   'request_id',
   'identity',

@@ -16,7 +16,12 @@ import {
 import type { EntryView, VerifyContext } from './context.js';
 import { decodeEnvelope, type DecodedEnvelope } from './envelope-offline.js';
 import type { BundleEntry } from './entry-format.js';
-import { parseEvidenceRequest, type EvidenceRequest } from './request-evidence.js';
+import {
+  parseEvidenceRequest,
+  parseMintedEvidence,
+  type EvidenceRequest,
+  type MintedEvidence,
+} from './request-evidence.js';
 import { parsedViews } from './checks/util.js';
 
 /** A view whose entry parsed. */
@@ -90,6 +95,8 @@ export interface Linkage {
   issuedClaims(v: View): EnvelopeClaims | undefined;
   /** The signed request stored as evidence under `sha` (memoized); undefined when not in the bundle. */
   request(sha: JsonValue | undefined): EvidenceRequest | string | undefined;
+  /** The minted call of an MCP principal stored under `sha`; undefined when not in the bundle or not one. */
+  minted(sha: JsonValue | undefined): MintedEvidence | string | undefined;
   /** True when index `i` lies inside the bundle's own scope (a missing entry there is missing, not cut). */
   inScope(i: number): boolean;
 }
@@ -283,10 +290,16 @@ function build(ctx: VerifyContext): Linkage {
       if (r === undefined) {
         const bytes = evidenceBytes(ctx.bundle.evidence, sha);
         if (bytes === undefined) return undefined;
-        r = parseEvidenceRequest(bytes);
+        const m = parseMintedEvidence(bytes);
+        r = m === undefined ? parseEvidenceRequest(bytes) : typeof m === 'string' ? m : m.request;
         requests.set(sha, r);
       }
       return r;
+    },
+    minted(sha) {
+      if (typeof sha !== 'string') return undefined;
+      const bytes = evidenceBytes(ctx.bundle.evidence, sha);
+      return bytes === undefined ? undefined : parseMintedEvidence(bytes);
     },
     inScope: (i) => ctx.complete || (scope.kind === 'range' && i >= scope.from && i <= scope.to),
   };

@@ -6,7 +6,9 @@
 import {
   decodeBase64url,
   parseJson,
+  MINTED_CALL_FORMAT,
   REQUEST_FIELDS,
+  sha256Hex,
   REQUEST_SIGNING_CONTEXT,
   requestSigningInput as kernelSigningInput,
   requestTraceId as kernelTraceId,
@@ -83,4 +85,83 @@ export function requestSignatureBytes(r: EvidenceRequest): Buffer | undefined {
 /** The trace id the Gate derives: the first 32 hex characters of SHA-256 over the canonical signed request. */
 export function requestTraceId(r: EvidenceRequest): string {
   return kernelTraceId(r);
+}
+
+/** The evidence of a call of an MCP principal: the Gate minted its id and nonce (docs/mcp.md "Evidence"). */
+export interface MintedEvidence {
+  /** The call in the signed request's shape, with an empty signature (none exists). */
+  readonly request: EvidenceRequest;
+  readonly auth_method: string;
+  readonly issuer: string;
+  readonly roles: readonly string[];
+  /** The trace id the Gate derives for it: the first 32 hex characters of SHA-256 over the bytes. */
+  readonly trace_id: string;
+}
+
+const MINTED_FIELDS = [
+  'format',
+  'request_id',
+  'nonce',
+  'identity',
+  'tenant',
+  'roles',
+  'auth_method',
+  'issuer',
+  'tool',
+  'parameters',
+  'session',
+  'timestamp',
+];
+
+/** Parses minted-call evidence, or returns why the bytes are not one (undefined: another format). */
+export function parseMintedEvidence(body: Buffer): MintedEvidence | string | undefined {
+  if (body.length > MAX_REQUEST_BYTES) return undefined;
+  let v: JsonValue;
+  try {
+    // Attacker-controlled: evidence bytes from the bundle.
+    v = parseJson(body, { maxBytes: MAX_REQUEST_BYTES, maxDepth: 32 });
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const o = v as JsonObject;
+  if (o['format'] !== MINTED_CALL_FORMAT) return undefined;
+  if (Object.keys(o).length !== MINTED_FIELDS.length || !MINTED_FIELDS.every((f) => f in o))
+    return 'does not hold exactly the minted call fields';
+  const {
+    request_id,
+    nonce,
+    identity,
+    tenant,
+    roles,
+    auth_method,
+    issuer,
+    tool,
+    parameters,
+    session,
+    timestamp,
+  } = o;
+  for (const s of [request_id, nonce, identity, tenant, auth_method, issuer, tool, timestamp])
+    if (typeof s !== 'string') return 'a field is mistyped';
+  if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string')) return 'roles is mistyped';
+  if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters))
+    return 'parameters is not an object';
+  if (session !== null && typeof session !== 'string') return 'session is mistyped';
+  return {
+    request: {
+      request_id: request_id as string,
+      identity: identity as string,
+      tenant: tenant as string,
+      action: tool as string,
+      parameters: parameters as JsonObject,
+      timestamp: timestamp as string,
+      nonce: nonce as string,
+      session,
+      signature: '',
+    },
+    auth_method: auth_method as string,
+    issuer: issuer as string,
+    roles: roles,
+    trace_id: sha256Hex(body).slice(0, 32),
+  };
 }

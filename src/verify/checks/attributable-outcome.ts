@@ -54,8 +54,42 @@ function abandonedProblem(l: Linkage, v: View): string | undefined {
     : `says its envelope was never consumed, but the receipt at entry ${ran.entry.index} shows the tool ran`;
 }
 
+/**
+ * A call of an MCP principal (docs/mcp.md "Evidence"): the Gate authenticated a bearer token and
+ * minted the request id and nonce, so no client signature exists to verify offline. What can be
+ * checked is that the stored call is the one the entry names, and, for a client key, that the
+ * client was registered for that tenant.
+ */
+function checkMinted(l: Linkage, a: View, bad: Report): void {
+  const p = a.entry.payload;
+  const m = l.minted(p['request_sha256']);
+  if (m === undefined)
+    return bad('REQUEST_EVIDENCE', 'the minted call of this MCP request is not in the bundle evidence');
+  if (typeof m === 'string') return bad('REQUEST_EVIDENCE', `the minted call evidence is malformed: ${m}`);
+  const r = m.request;
+  if (
+    r.request_id !== a.entry.request_id ||
+    r.tenant !== a.entry.tenant ||
+    r.identity !== a.entry.actor.id ||
+    (p['client'] !== undefined && p['client'] !== r.identity) ||
+    (p['tool'] !== undefined && p['tool'] !== r.action) ||
+    m.auth_method !== p['auth_method'] ||
+    (p['issuer'] !== undefined && p['issuer'] !== m.issuer) ||
+    m.trace_id !== a.entry.trace_id
+  )
+    return bad(
+      'REQUEST_EVIDENCE',
+      'the entry does not match its minted call (request id, tenant, identity, tool, auth method, issuer or trace id)',
+    );
+  if (m.auth_method !== 'client_key' || l.clientKeysUncovered) return;
+  const { keys, tenants } = l.clientKeys(r.identity);
+  if (keys.length > 0 && !tenants.has(r.tenant))
+    bad('REQUEST_SIGNATURE', `client ${r.identity} is not registered for tenant ${r.tenant}`);
+}
+
 function checkRequest(l: Linkage, a: View, bad: Report): void {
   const p = a.entry.payload;
+  if (p['auth_method'] === 'oauth' || p['auth_method'] === 'client_key') return checkMinted(l, a, bad);
   if (p['auth_method'] !== undefined && p['auth_method'] !== 'signature')
     return bad(
       'REQUEST_SIGNATURE',
@@ -100,7 +134,7 @@ function checkRequest(l: Linkage, a: View, bad: Report): void {
 export const attributableOutcomeCheck: VerifyCheck = {
   id: 'attributable-outcome',
   title:
-    'every accepted request is signed by its registered client and has an outcome record naming its result or code',
+    'every accepted request is signed by its registered client (an MCP call: matches the call the Gate minted, no client signature) and has an outcome record naming its result or code',
   requirements: ['FC-INV-5', 'FC-INV-3'],
   unit: 'requests',
   run: (ctx) => {

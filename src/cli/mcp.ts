@@ -1,0 +1,156 @@
+/**
+ * `failclosed mcp [--client NAME]`: MCP over stdio for local clients (docs/mcp.md "stdio"). A
+ * relay, not a second gate: every JSON-RPC message read from stdin is posted to the Gate's MCP
+ * endpoint (the running server, or an instance started for the session) with a fresh token signed
+ * by the client's key, and the answer is written back to stdout. The Gate authenticates, lists,
+ * decides, ledgers and executes; nothing is decided here.
+ */
+import type { Readable, Writable } from 'node:stream';
+import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
+import type { JSONRPCMessage } from '@modelcontextprotocol/server';
+import { signClientToken } from '../client/index.js';
+import { parseJson } from '../kernel/index.js';
+import { importSigningKeyJwk } from '../kernel/signing/index.js';
+import { connect, readClientFile } from '../embedded/index.js';
+
+/** Largest answer read from the Gate (bytes). */
+const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
+/** The 2026-07-28 per-request protocol version (`_meta`), and the 2025 header. */
+const PROTOCOL_META = 'io.modelcontextprotocol/protocolVersion';
+
+/** Streams of the relay (the process's stdin and stdout). */
+export interface StdioStreams {
+  readonly stdin: Readable;
+  readonly stdout: Writable;
+}
+
+type Raw = Record<string, unknown>;
+
+function jsonMessage(bytes: Uint8Array): Raw[] {
+  return bytes.byteLength === 0 ? [] : [parseJson(bytes, { maxBytes: MAX_ANSWER_BYTES }) as Raw];
+}
+
+/** The JSON `data` of each event of a `text/event-stream` body. */
+function sseMessages(bytes: Uint8Array): Raw[] {
+  const out: Raw[] = [];
+  for (const event of Buffer.from(bytes)
+    .toString('utf8')
+    .split(/\r?\n\r?\n/)) {
+    const data = event
+      .split(/\r?\n/)
+      .filter((l) => l.startsWith('data:'))
+      .map((l) => l.slice(5).trimStart())
+      .join('\n');
+    if (data.length > 0)
+      out.push(parseJson(Buffer.from(data, 'utf8'), { maxBytes: MAX_ANSWER_BYTES }) as Raw);
+  }
+  return out;
+}
+
+function idOf(m: JSONRPCMessage): string | number | undefined {
+  const id = (m as { id?: unknown }).id;
+  return typeof id === 'string' || typeof id === 'number' ? id : undefined;
+}
+
+/**
+ * Runs the relay until stdin closes or `signal` aborts. Resolves with the exit code. Never writes
+ * anything but MCP messages to stdout; diagnostics go to `err`.
+ */
+export async function runMcpStdio(
+  dir: string,
+  clientName: string,
+  streams: StdioStreams,
+  err: (text: string) => void,
+  signal?: AbortSignal,
+): Promise<number> {
+  const file = readClientFile(dir, clientName);
+  const key = importSigningKeyJwk(file.key);
+  const conn = await connect(dir);
+  try {
+    const meta = await fetch(new URL('/.well-known/oauth-protected-resource', conn.url));
+    const resource = (parseJson(new Uint8Array(await meta.arrayBuffer())) as { resource?: unknown }).resource;
+    if (meta.status !== 200 || typeof resource !== 'string') {
+      err('the Gate does not serve MCP\n');
+      return 1;
+    }
+    const endpoint = new URL(new URL(resource).pathname, conn.url);
+    // The 2025 revisions carry the negotiated version in a header after `initialize`.
+    let negotiated: string | undefined;
+    const transport = new StdioServerTransport(streams.stdin, streams.stdout);
+
+    const relay = async (m: JSONRPCMessage): Promise<void> => {
+      const id = idOf(m);
+      const method = (m as { method?: unknown }).method;
+      const params = (m as { params?: { _meta?: Record<string, unknown>; name?: unknown } }).params;
+      const perRequest = params?._meta?.[PROTOCOL_META];
+      const version = typeof perRequest === 'string' ? perRequest : negotiated;
+      // 2026-07-28 requests name their method (and tool) in headers as well as in the body.
+      const routing =
+        typeof perRequest === 'string' && typeof method === 'string'
+          ? {
+              'mcp-method': method,
+              ...(method === 'tools/call' && typeof params?.name === 'string'
+                ? { 'mcp-name': params.name }
+                : {}),
+            }
+          : {};
+      let answer: JSONRPCMessage | undefined;
+      try {
+        const res = await fetch(endpoint, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            authorization: `Bearer ${signClientToken(key, file.identity, resource, Date.now())}`,
+            ...(version === undefined ? {} : { 'mcp-protocol-version': version }),
+            ...routing,
+          },
+          body: JSON.stringify(m),
+        });
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        if (bytes.byteLength > MAX_ANSWER_BYTES) throw new Error('answer too large');
+        const type = res.headers.get('content-type') ?? '';
+        for (const v of type.startsWith('text/event-stream') ? sseMessages(bytes) : jsonMessage(bytes)) {
+          if (v['jsonrpc'] !== '2.0') {
+            if (id !== undefined)
+              answer = {
+                jsonrpc: '2.0',
+                id,
+                error: {
+                  code: -32001,
+                  message: `refused by the Gate (${typeof v['code'] === 'string' ? v['code'] : res.status})`,
+                },
+              };
+            continue;
+          }
+          const msg = v as unknown as JSONRPCMessage;
+          // Notifications related to the request are relayed as they came; the answer goes last.
+          if (idOf(msg) === id && id !== undefined) answer = msg;
+          else await transport.send(msg);
+        }
+      } catch (e) {
+        err(`mcp: ${e instanceof Error ? e.message : 'relay failed'}\n`);
+        if (id !== undefined)
+          answer = { jsonrpc: '2.0', id, error: { code: -32603, message: 'the Gate did not answer' } };
+      }
+      if (answer === undefined || id === undefined) return;
+      const result = (answer as { result?: { protocolVersion?: unknown } }).result;
+      if (method === 'initialize' && typeof result?.protocolVersion === 'string')
+        negotiated = result.protocolVersion;
+      await transport.send(answer);
+    };
+
+    return await new Promise<number>((resolve) => {
+      const done = (): void => resolve(0);
+      transport.onclose = done;
+      transport.onerror = (e) => err(`mcp: ${e.message}\n`);
+      transport.onmessage = (m) => {
+        relay(m).catch((e: unknown) => err(`mcp: ${e instanceof Error ? e.message : 'relay failed'}\n`));
+      };
+      signal?.addEventListener('abort', () => void transport.close(), { once: true });
+      transport.start().catch(() => resolve(1));
+    });
+  } finally {
+    await conn.close();
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * Bearer authentication of the MCP endpoint as an OAuth 2.1 resource server (MCP authorization,
+ * RFC 9068 JWT access tokens, RFC 8707 audience; SPEC §2 step 1, FC-INV-3). Two kinds of token:
+ *
+ * - `oauth`: a JWT from the configured issuer, verified against its JWKS with the algorithms
+ *   pinned in configuration; `aud` must name this resource; `exp` and `iat` are required. The
+ *   principal is `sub`, the tenant and roles come from the configured claims.
+ * - `client_key`: a short-lived JWT (`typ: failclosed-client+jwt`, EdDSA) a registered client
+ *   signs with its own key (the stdio bridge, `failclosed mcp`); tenant and roles come from the
+ *   client's registration.
+ *
+ * The token is never stored, logged or passed on: only the principal leaves this module.
+ */
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
+import type { JWTPayload, JWTVerifyGetKey } from 'jose';
+import { deny } from '../../kernel/index.js';
+import type { Clock, Deny } from '../../kernel/index.js';
+import type { Principal } from '../principal.js';
+import { CLIENT_ROLE_RE, MAX_CLIENT_ROLES } from '../state.js';
+import type { ClientRegistry } from '../types.js';
+import { withDeadline } from '../deadline.js';
+
+/** The JWT `typ` of a client-key token. */
+export const CLIENT_TOKEN_TYPE = 'failclosed-client+jwt';
+/** Longest life (`exp - iat`) of a client-key token, in seconds. */
+export const MAX_CLIENT_TOKEN_SEC = 300;
+/** Asymmetric JWS algorithms an OAuth issuer may be pinned to (never `none`, never HMAC). */
+export const OAUTH_ALGORITHMS: readonly string[] = Object.freeze([
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'EdDSA',
+]);
+
+/** The OAuth authorization server this resource trusts (`failclosed.json` `mcp.oauth`). */
+export interface OAuthIssuerConfig {
+  /** Exact `iss` of its tokens. */
+  readonly issuer: string;
+  /** Where its signing keys are published. */
+  readonly jwks_uri: string;
+  /** Accepted JWS algorithms (a subset of {@link OAUTH_ALGORITHMS}). */
+  readonly algorithms: readonly string[];
+  /** Claim naming the principal's tenant (string). */
+  readonly tenant_claim: string;
+  /** Claim naming the principal's roles (array of strings, or absent for none). */
+  readonly roles_claim: string;
+}
+
+/** What {@link createMcpAuthenticator} needs. */
+export interface McpAuthOptions {
+  /** This resource's identifier: the required `aud`. */
+  readonly resource: string;
+  readonly oauth?: OAuthIssuerConfig;
+  readonly clients: ClientRegistry;
+  readonly clock: Clock;
+  /** Accepted clock skew for `exp`/`iat`/`nbf` (seconds). */
+  readonly clockToleranceSec: number;
+  /** Deadline of a client registry lookup (ms). Default 5000. */
+  readonly lookupMs?: number;
+}
+
+/**
+ * Authenticates one `Authorization` header value; a deny otherwise: `ERR_UNAUTHENTICATED` (none),
+ * `ERR_TOKEN_INVALID`, or `ERR_CLIENT_REGISTRY_UNAVAILABLE` (a client-key token could not be checked).
+ */
+export type McpAuthenticator = (authorization: string | undefined) => Promise<Principal | Deny>;
+
+const IDENTITY = /^[A-Za-z0-9._:@|-]{1,128}$/;
+const TENANT = /^[A-Za-z0-9._:-]{1,128}$/;
+const MAX_TOKEN_CHARS = 8192;
+/** Deadline of a client registry lookup (ms), as the Gate's own ledger-class deadline. */
+const LOOKUP_MS = 5_000;
+
+const invalid = (): Deny => deny('ERR_TOKEN_INVALID', 'the bearer token does not verify');
+
+function rolesOf(v: unknown): readonly string[] | undefined {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length > MAX_CLIENT_ROLES) return undefined;
+  const roles: string[] = [];
+  for (const r of v as unknown[]) {
+    if (typeof r !== 'string' || !CLIENT_ROLE_RE.test(r)) return undefined;
+    roles.push(r);
+  }
+  return Object.freeze([...new Set(roles)].sort());
+}
+
+/** Creates the MCP endpoint's bearer authenticator. See the module comment. */
+export function createMcpAuthenticator(options: McpAuthOptions): McpAuthenticator {
+  const { oauth } = options;
+  const jwks: JWTVerifyGetKey | undefined =
+    oauth === undefined
+      ? undefined
+      : createRemoteJWKSet(new URL(oauth.jwks_uri), { timeoutDuration: 5_000, cooldownDuration: 30_000 });
+
+  const verifyOAuth = async (token: string): Promise<Principal | Deny> => {
+    if (oauth === undefined || jwks === undefined) return invalid();
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, jwks, {
+        issuer: oauth.issuer,
+        audience: options.resource,
+        algorithms: [...oauth.algorithms],
+        requiredClaims: ['exp', 'iat', 'sub'],
+        clockTolerance: options.clockToleranceSec,
+        currentDate: new Date(options.clock()),
+      }));
+    } catch {
+      // Includes an issuer whose keys cannot be fetched: no principal either way.
+      return invalid();
+    }
+    const tenant = payload[oauth.tenant_claim];
+    const roles = rolesOf(payload[oauth.roles_claim]);
+    if (typeof payload.sub !== 'string' || !IDENTITY.test(payload.sub)) return invalid();
+    if (typeof tenant !== 'string' || !TENANT.test(tenant) || roles === undefined) return invalid();
+    return Object.freeze({
+      identity: payload.sub,
+      tenant,
+      roles,
+      auth_method: 'oauth',
+      issuer: oauth.issuer,
+    });
+  };
+
+  const verifyClientKey = async (token: string, identity: unknown): Promise<Principal | Deny> => {
+    if (typeof identity !== 'string' || !IDENTITY.test(identity)) return invalid();
+    const found = await withDeadline(() => options.clients.lookup(identity), options.lookupMs ?? LOOKUP_MS);
+    // A registry that does not answer in time is no principal (fail closed), not a bad token.
+    if (found.status !== 'ok') return deny('ERR_CLIENT_REGISTRY_UNAVAILABLE', 'client registry unavailable');
+    const client = found.value;
+    if (client === undefined || client.status !== 'active') return invalid();
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, client.publicKey, {
+        issuer: identity,
+        subject: identity,
+        audience: options.resource,
+        algorithms: ['EdDSA'],
+        typ: CLIENT_TOKEN_TYPE,
+        requiredClaims: ['exp', 'iat'],
+        clockTolerance: options.clockToleranceSec,
+        currentDate: new Date(options.clock()),
+      }));
+    } catch {
+      return invalid();
+    }
+    if ((payload.exp ?? 0) - (payload.iat ?? 0) > MAX_CLIENT_TOKEN_SEC) return invalid();
+    return Object.freeze({
+      identity: client.identity,
+      tenant: client.tenant,
+      roles: Object.freeze([...(client.roles ?? [])]),
+      auth_method: 'client_key',
+      issuer: client.identity,
+    });
+  };
+
+  return async (authorization) => {
+    if (authorization === undefined || authorization.length === 0)
+      return deny('ERR_UNAUTHENTICATED', 'a bearer token is required');
+    // RFC 6750 §2.1 (the scheme is case-insensitive, RFC 9110 §11.1).
+    const m = /^Bearer +([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization);
+    if (m?.[1] === undefined || m[1].length > MAX_TOKEN_CHARS) return invalid();
+    const token = m[1];
+    try {
+      // Routing only: nothing read here is trusted until the signature verifies below.
+      const header = decodeProtectedHeader(token);
+      const claims = decodeJwt(token);
+      if (header.typ === CLIENT_TOKEN_TYPE) return await verifyClientKey(token, claims.iss);
+      return await verifyOAuth(token);
+    } catch {
+      return invalid();
+    }
+  };
+}

@@ -1,0 +1,236 @@
+/**
+ * The MCP Streamable HTTP endpoint on the Gate's listener (docs/mcp.md): an OAuth 2.1 resource
+ * server (MCP authorization; RFC 9728 metadata, RFC 6750 challenges) in front of the official
+ * SDK's per-request handler, which speaks 2026-07-28 and, statelessly, the 2025 revisions.
+ * Checks, in order, before any MCP message is looked at: Host and Origin against the allowlist
+ * (DNS-rebinding protection, 403), the bearer token (401 with `WWW-Authenticate`), the method
+ * (POST only, 405), the media type (415), the body size (413), strict JSON (-32700) and a single
+ * JSON-RPC message (batches and anything else: -32600). Every refusal is a deny with a code;
+ * unauthenticated ones are recorded within the Gate's per-second budget (FC-INV-5).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createMcpHandler } from '@modelcontextprotocol/server';
+import { parseJson, sha256Hex, statusOf } from '../../kernel/index.js';
+import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
+import type { Gate } from '../gate.js';
+import { MAX_REQUEST_BYTES, MAX_REQUEST_DEPTH } from '../request.js';
+import type { McpAuthenticator } from './auth.js';
+import { createPrincipalServer } from './tools.js';
+
+/** Where the RFC 9728 protected-resource metadata is served (also with the resource path appended). */
+export const PROTECTED_RESOURCE_PATH = '/.well-known/oauth-protected-resource';
+
+/** The resolved settings of the endpoint (docs/mcp.md "Configuration"). */
+export interface McpEndpointSettings {
+  /** The resource identifier (RFC 8707): the required token audience; its path is the endpoint path. */
+  readonly resource: string;
+  /** Accepted `Host` header values (`host[:port]`, compared case-insensitively). */
+  readonly allowedHosts: readonly string[];
+  /** Accepted `Origin` header values; a request without `Origin` (not a browser) passes. */
+  readonly allowedOrigins: readonly string[];
+  /** Authorization servers announced in the metadata (the configured OAuth issuer, if any). */
+  readonly authorizationServers: readonly string[];
+}
+
+/** The MCP routes of the Gate's listener. */
+export interface McpEndpoint {
+  /** True for the endpoint path and the metadata paths. */
+  matches(path: string): boolean;
+  handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void>;
+}
+
+/** The metadata URL of `resource` (RFC 9728 §3.1: the well-known path inserted before its path). */
+export function resourceMetadataUrl(resource: string): string {
+  const u = new URL(resource);
+  const suffix = u.pathname === '/' ? '' : u.pathname;
+  return new URL(`${PROTECTED_RESOURCE_PATH}${suffix}`, u.origin).toString();
+}
+
+type Reply = { status: number; headers?: Record<string, string>; body: JsonValue };
+
+function write(res: ServerResponse, r: Reply, close = false): void {
+  if (res.headersSent || res.writableEnded) return;
+  const text = JSON.stringify(r.body);
+  res.writeHead(r.status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...r.headers,
+    ...(close ? { connection: 'close' } : {}),
+  });
+  res.end(text);
+}
+
+function rpcError(status: number, code: number, message: string, data: string): Reply {
+  return { status, body: { jsonrpc: '2.0', id: null, error: { code, message, data: { code: data } } } };
+}
+
+/** Reads at most `limit` bytes; undefined when the body is larger (reading stops). */
+function readLimited(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? '0');
+    if (Number.isFinite(declared) && declared > limit) return resolve(undefined);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer): void => {
+      size += c.length;
+      if (size > limit) {
+        req.off('data', onData);
+        req.pause();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(c);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks, size)));
+    req.once('error', reject);
+  });
+}
+
+function single(h: string | string[] | undefined): string | undefined {
+  return Array.isArray(h) ? (h.length === 1 ? h[0] : '') : h;
+}
+
+/**
+ * Creates the endpoint for `gate`. `refuse` records an unauthenticated refusal (the Gate's
+ * bounded `gateway.failed` record); `authenticate` checks the bearer token.
+ */
+export function createMcpEndpoint(
+  gate: Gate,
+  settings: McpEndpointSettings,
+  authenticate: McpAuthenticator,
+  refuse: (d: Deny, requestSha256: string) => Promise<void>,
+): McpEndpoint {
+  const path = new URL(settings.resource).pathname;
+  const metadataPaths = new Set([
+    PROTECTED_RESOURCE_PATH,
+    new URL(resourceMetadataUrl(settings.resource)).pathname,
+  ]);
+  const hosts = new Set(settings.allowedHosts.map((h) => h.toLowerCase()));
+  const origins = new Set(settings.allowedOrigins.map((o) => o.toLowerCase()));
+  const metadataUrl = resourceMetadataUrl(settings.resource);
+  const metadata: JsonValue = {
+    resource: settings.resource,
+    authorization_servers: [...settings.authorizationServers],
+    bearer_methods_supported: ['header'],
+    resource_name: 'failclosed',
+  };
+  let refusals = 0;
+
+  const denyUnauthenticated = async (d: Deny): Promise<Reply> => {
+    refusals += 1;
+    await refuse(d, sha256Hex(`mcp-unauthenticated:${refusals}:${d.code}`)).catch(() => undefined);
+    const error = d.code === 'ERR_TOKEN_INVALID' ? ', error="invalid_token"' : '';
+    const status = statusOf(d.code);
+    return {
+      status,
+      // RFC 6750 §3 / RFC 9728 §5.1: the challenge names where the metadata is.
+      ...(status === 401
+        ? { headers: { 'www-authenticate': `Bearer resource_metadata="${metadataUrl}"${error}` } }
+        : {}),
+      body: { outcome: 'deny', code: d.code, reason: d.reason },
+    };
+  };
+
+  const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const principal = await authenticate(single(req.headers.authorization));
+    if ('outcome' in principal) {
+      req.resume();
+      return write(res, await denyUnauthenticated(principal));
+    }
+    if (req.method !== 'POST') {
+      req.resume();
+      // Stateless: no server-initiated stream (GET) and no session to end (DELETE).
+      return write(res, {
+        ...rpcError(405, -32000, 'Method not allowed', 'ERR_REQUEST_MALFORMED'),
+        headers: { allow: 'POST' },
+      });
+    }
+    const type = (single(req.headers['content-type']) ?? '').split(';')[0]?.trim().toLowerCase();
+    if (type !== 'application/json') {
+      req.resume();
+      return write(
+        res,
+        rpcError(415, -32000, 'Content-Type must be application/json', 'ERR_REQUEST_MALFORMED'),
+      );
+    }
+    const bytes = await readLimited(req, MAX_REQUEST_BYTES);
+    if (bytes === undefined)
+      return write(res, rpcError(413, -32600, 'Request too large', 'ERR_REQUEST_TOO_LARGE'), true);
+    let value: JsonValue;
+    try {
+      // Untrusted bytes: strict JSON (no duplicate keys, bounded depth) before the SDK sees them.
+      value = parseJson(bytes, { maxBytes: MAX_REQUEST_BYTES, maxDepth: MAX_REQUEST_DEPTH });
+    } catch {
+      return write(res, rpcError(400, -32700, 'Parse error', 'ERR_REQUEST_MALFORMED'));
+    }
+    if (Array.isArray(value))
+      return write(res, rpcError(400, -32600, 'Batches are not accepted', 'ERR_REQUEST_MALFORMED'));
+    const message = typeof value === 'object' && value !== null ? (value as JsonObject) : undefined;
+    if (message?.['jsonrpc'] !== '2.0' || typeof message['method'] !== 'string')
+      return write(res, rpcError(400, -32600, 'Invalid Request', 'ERR_REQUEST_MALFORMED'));
+
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(req.headers)) {
+      // The bearer token stops here: the SDK and everything behind it never see it.
+      if (k === 'authorization' || v === undefined) continue;
+      headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+    }
+    const request = new Request(new URL(path, settings.resource), { method: 'POST', headers, body: bytes });
+    const handler = createMcpHandler(() => createPrincipalServer(gate, principal), {
+      responseMode: 'auto',
+      keepAliveMs: 0,
+      maxRequestBodySize: MAX_REQUEST_BYTES,
+    });
+    try {
+      const answer = await handler.fetch(request, { parsedBody: value });
+      const out = Buffer.from(await answer.arrayBuffer());
+      const outHeaders: Record<string, string> = {};
+      answer.headers.forEach((v, k) => {
+        if (k !== 'content-length' && k !== 'transfer-encoding') outHeaders[k] = v;
+      });
+      if (!res.headersSent)
+        res.writeHead(answer.status, {
+          ...outHeaders,
+          'content-length': out.length,
+          'cache-control': 'no-store',
+          'x-content-type-options': 'nosniff',
+        });
+      res.end(out);
+    } finally {
+      await handler.close();
+    }
+  };
+
+  return Object.freeze({
+    matches: (p: string) => p === path || metadataPaths.has(p),
+    async handle(req: IncomingMessage, res: ServerResponse, p: string) {
+      const host = single(req.headers.host)?.toLowerCase();
+      const origin = single(req.headers.origin);
+      if (
+        host === undefined ||
+        !hosts.has(host) ||
+        (origin !== undefined && !origins.has(origin.toLowerCase()))
+      ) {
+        req.resume();
+        return write(res, {
+          status: 403,
+          body: { outcome: 'deny', code: 'ERR_ORIGIN_FORBIDDEN', reason: 'Host or Origin not allowed' },
+        });
+      }
+      if (p !== path) {
+        req.resume();
+        if (req.method !== 'GET')
+          return write(res, {
+            status: 405,
+            headers: { allow: 'GET' },
+            body: { error: 'method_not_allowed' },
+          });
+        return write(res, { status: 200, body: metadata });
+      }
+      return serve(req, res);
+    },
+  });
+}

@@ -1,0 +1,154 @@
+/**
+ * The MCP server one authenticated principal talks to (docs/mcp.md): `tools/list` shows the
+ * active bundle's tools this principal could be allowed to call, and every `tools/call` is a
+ * governed call through the Gate's shared pipeline (SPEC §2, FC-INV-3, FC-INV-6). Nothing else is
+ * offered: `resources/*`, `prompts/*` and any other method answer a JSON-RPC error (-32601).
+ */
+// The low-level Server: tools come from the active policy bundle at request time with their JSON
+// Schemas, and arguments are validated by the Control Plane (a ledgered deny), not by the SDK.
+import { Server } from '@modelcontextprotocol/server';
+import type { CallToolResult } from '@modelcontextprotocol/server';
+import { canonicalize, parseJson } from '../../kernel/index.js';
+import type { JsonObject, JsonValue } from '../../kernel/index.js';
+import type { Gate } from '../gate.js';
+import type { Principal } from '../principal.js';
+import { MAX_REQUEST_BYTES, MAX_REQUEST_DEPTH } from '../request.js';
+import type { CallResponse } from '../types.js';
+
+/** `_meta` key under which a tool result carries the request id, decision id and receipt. */
+export const CALL_META_KEY = 'failclosed.dev/call';
+
+/** Server name and version announced in `initialize`. */
+export const SERVER_INFO = Object.freeze({ name: 'failclosed', version: '0.1.0' });
+
+function text(value: JsonValue): string {
+  return JSON.stringify(value);
+}
+
+/**
+ * Turns the Gate's answer into a tool result: executed → the redacted result as JSON text (and
+ * as `structuredContent` when it is an object); deny → `isError` with the denial code and
+ * request id; pending → `isError` with the decision id and where to approve it.
+ */
+export function toolResultOf(a: CallResponse): CallToolResult {
+  const meta = {
+    [CALL_META_KEY]: {
+      outcome: a.outcome,
+      request_id: a.request_id,
+      trace_id: a.trace_id,
+      ...('decision_id' in a && a.decision_id !== undefined ? { decision_id: a.decision_id } : {}),
+      ...(a.outcome === 'executed' ? { receipt: { ...a.receipt } } : {}),
+    },
+  };
+  if (a.outcome === 'executed') {
+    const structured =
+      typeof a.result === 'object' && a.result !== null && !Array.isArray(a.result)
+        ? { structuredContent: a.result as Record<string, unknown> }
+        : {};
+    return { content: [{ type: 'text', text: text(a.result) }], ...structured, _meta: meta };
+  }
+  if (a.outcome === 'pending') {
+    const approve = `/v1/approvals/${encodeURIComponent(a.decision_id)}`;
+    const body = {
+      outcome: 'pending',
+      code: a.code,
+      reason: a.reason,
+      request_id: a.request_id,
+      decision_id: a.decision_id,
+      approve: `POST ${approve}/approve`,
+      show: `GET ${approve}`,
+      retry: { _meta: { [RETRY_META_KEY]: a.request_id } },
+    };
+    return {
+      isError: true,
+      content: [
+        {
+          type: 'text',
+          text: `${a.code}: the call waits for approval (decision ${a.decision_id}, request ${a.request_id}); approvers: failclosed approvals show ${a.decision_id}; once approved, call again with the same arguments and _meta {"${RETRY_META_KEY}": "${a.request_id}"}`,
+        },
+      ],
+      structuredContent: body,
+      _meta: meta,
+    };
+  }
+  const body = {
+    outcome: 'deny',
+    code: a.code,
+    reason: a.reason,
+    request_id: a.request_id,
+    ...(a.decision_id === undefined ? {} : { decision_id: a.decision_id }),
+  };
+  return {
+    isError: true,
+    content: [{ type: 'text', text: `${a.code}: ${a.reason} (request ${a.request_id ?? 'none'})` }],
+    structuredContent: body,
+    _meta: meta,
+  };
+}
+
+/** Parses tool arguments once at the edge into a JSON object (strict JSON, limits); undefined when not. */
+function argumentsOf(v: unknown): JsonObject | undefined {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  try {
+    const bytes = Buffer.from(canonicalize(v as JsonValue), 'utf8');
+    const parsed = parseJson(bytes, { maxBytes: MAX_REQUEST_BYTES, maxDepth: MAX_REQUEST_DEPTH });
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as JsonObject)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `_meta` key naming the agent session of a call. */
+export const SESSION_META_KEY = 'failclosed.dev/session';
+/** `_meta` key naming the request id of an escalated call a call retries once approved. */
+export const RETRY_META_KEY = 'failclosed.dev/retry';
+
+/** Reads an optional `_meta` string: null when absent, undefined when malformed. */
+function metaOf(meta: unknown, key: string, re: RegExp): string | null | undefined {
+  if (typeof meta !== 'object' || meta === null) return null;
+  const s = (meta as Record<string, unknown>)[key];
+  if (s === undefined) return null;
+  return typeof s === 'string' && re.test(s) ? s : undefined;
+}
+
+/** A fresh MCP server for one principal (one HTTP request, or one stdio connection). */
+export function createPrincipalServer(gate: Gate, principal: Principal): Server {
+  const server = new Server(SERVER_INFO, { capabilities: { tools: {} } });
+  server.setRequestHandler('tools/list', async () => {
+    const tools = await gate.toolsFor(principal);
+    return {
+      tools: tools.map((t) => ({
+        name: t.name,
+        description: t.description,
+        inputSchema: { ...t.inputSchema, type: 'object' as const },
+      })),
+    };
+  });
+  server.setRequestHandler('tools/call', async (request) => {
+    const params = argumentsOf(request.params.arguments);
+    const session = metaOf(request.params._meta, SESSION_META_KEY, /^[A-Za-z0-9._:-]{1,128}$/);
+    const retryOf = metaOf(request.params._meta, RETRY_META_KEY, /^mcp-[0-9a-f-]{36}$/);
+    if (params === undefined || session === undefined || retryOf === undefined)
+      return {
+        isError: true,
+        content: [
+          {
+            type: 'text',
+            text: 'ERR_REQUEST_MALFORMED: arguments must be a JSON object; _meta session and retry well-formed',
+          },
+        ],
+        structuredContent: { outcome: 'deny', code: 'ERR_REQUEST_MALFORMED', request_id: null },
+      };
+    const a = await gate.callAs(principal, {
+      tool: request.params.name,
+      params,
+      session,
+      ...(retryOf === null ? {} : { retryOf }),
+    });
+    return toolResultOf(a.body);
+  });
+  return server;
+}

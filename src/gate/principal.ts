@@ -1,0 +1,81 @@
+/**
+ * Principals that do not sign their requests (SPEC §2 step 1: "MCP clients that cannot sign
+ * authenticate with an OAuth/OIDC bearer token instead; then the Gate mints the request nonce").
+ * The MCP ingress authenticates them; the Gate then mints the request id and nonce, claims them
+ * in the replay store like a signed request's, and stores the call as it received it as evidence
+ * (FC-INV-3, FC-INV-5).
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { canonicalize, MINTED_CALL_FORMAT, sha256Hex } from '../kernel/index.js';
+import type { JsonObject } from '../kernel/index.js';
+
+/** How a principal authenticated, as ledgered in `gateway.accepted.auth_method`. */
+export type AuthMethod = 'signature' | 'oauth' | 'client_key';
+
+/**
+ * A principal the MCP ingress authenticated: from a bearer JWT of the configured OAuth issuer
+ * (`oauth`), or from a token signed with a registered client's key (`client_key`, the stdio
+ * bridge). Tenant and roles come from the token's claims or from the client's registration,
+ * never from the call.
+ */
+export interface Principal {
+  readonly identity: string;
+  readonly tenant: string;
+  readonly roles: readonly string[];
+  readonly auth_method: Exclude<AuthMethod, 'signature'>;
+  /** The token issuer (`oauth`) or the client identity (`client_key`). */
+  readonly issuer: string;
+}
+
+/** One tool call of an authenticated principal, as the MCP ingress parsed it. */
+export interface PrincipalCall {
+  readonly tool: string;
+  /** Parsed at the ingress edge (strict JSON, size and depth limits). */
+  readonly params: JsonObject;
+  readonly session: string | null;
+  /**
+   * The request id of an escalated call this one retries once approved (docs/approvals.md
+   * "Retries"); the Gate lets it through only when the Control Plane holds that decision for the
+   * same principal, tool, session and parameters.
+   */
+  readonly retryOf?: string;
+}
+
+/** A call with the request id and nonce the Gate minted for it, and its evidence bytes. */
+export interface MintedCall {
+  readonly request_id: string;
+  readonly nonce: string;
+  readonly trace_id: string;
+  /** Canonical JSON of the call as the Gate received it: stored as the request evidence. */
+  readonly evidence: Uint8Array;
+  readonly rawSha: string;
+  readonly timestampMs: number;
+}
+
+/**
+ * Mints the request id (`mcp-<uuid>`, or the retried call's) and a 128-bit nonce for one call, and its evidence: the
+ * canonical call with principal, tool, parameters, session, time and how the principal
+ * authenticated (the bearer token itself is never stored).
+ */
+export function mintCall(principal: Principal, call: PrincipalCall, nowMs: number): MintedCall {
+  // A retry keeps its request id (the decision is derived from it) and gets a fresh nonce.
+  const request_id = call.retryOf ?? `mcp-${randomUUID()}`;
+  const nonce = randomBytes(16).toString('base64url');
+  const text = canonicalize({
+    format: MINTED_CALL_FORMAT,
+    request_id,
+    nonce,
+    identity: principal.identity,
+    tenant: principal.tenant,
+    roles: [...principal.roles],
+    auth_method: principal.auth_method,
+    issuer: principal.issuer,
+    tool: call.tool,
+    parameters: call.params,
+    session: call.session,
+    timestamp: new Date(nowMs).toISOString(),
+  });
+  const evidence = Buffer.from(text, 'utf8');
+  const rawSha = sha256Hex(evidence);
+  return { request_id, nonce, trace_id: rawSha.slice(0, 32), evidence, rawSha, timestampMs: nowMs };
+}

@@ -1,0 +1,54 @@
+/**
+ * Which tools a principal could be allowed to call: Cedar's partial evaluation with the call's
+ * parameters and the session's taint unknown (MCP `tools/list`, docs/mcp.md "Which tools are
+ * listed"). A tool is listed when the policies allow it outright, or leave a residual in which
+ * some permit may still hold and no forbid already holds. Deny by default: a Cedar failure, an
+ * errored policy or any exception lists nothing for that tool. Listing grants nothing: every call
+ * is decided in full by the engine (OE-INV-004/005/014).
+ */
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type { LoadedBundle, PrincipalInput, ToolSpec } from './types.js';
+
+const UNKNOWN = (name: string): cedar.CedarValueJson => ({ __extn: { fn: 'unknown', arg: name } });
+
+function couldAllow(bundle: LoadedBundle, principal: PrincipalInput, tool: ToolSpec): boolean {
+  const roles = [...new Set(principal.roles ?? [])].sort();
+  const answer = cedar.isAuthorizedPartial({
+    principal: { type: 'Agent', id: principal.id },
+    action: { type: 'Action', id: tool.name },
+    // The Gate only accepts calls on the principal's own tenant.
+    resource: { type: 'Tenant', id: principal.tenant },
+    context: { params: UNKNOWN('params'), risk: tool.risk, tainted: UNKNOWN('tainted') },
+    policies: { staticPolicies: { ...bundle.document.policies } },
+    entities: [
+      {
+        uid: { type: 'Agent', id: principal.id },
+        attrs: { roles },
+        parents: [{ type: 'Tenant', id: principal.tenant }],
+      },
+      { uid: { type: 'Tenant', id: principal.tenant }, attrs: {}, parents: [] },
+    ],
+  });
+  if (answer.type !== 'residuals') return false;
+  const r = answer.response;
+  if (r.errored.length > 0) return false;
+  if (r.decision === 'allow') return true;
+  if (r.decision === 'deny') return false;
+  // Undecided: some permit must still be possible (satisfied or a residual).
+  const possible = new Set([...r.satisfied, ...r.nontrivialResiduals]);
+  return [...possible].some((id) => r.residuals[id]?.effect === 'permit');
+}
+
+/**
+ * The bundle's tools `principal` could be allowed to call on its own tenant, in catalog order.
+ * Never throws: a tool whose evaluation fails is left out.
+ */
+export function callableTools(bundle: LoadedBundle, principal: PrincipalInput): readonly ToolSpec[] {
+  return bundle.document.tools.filter((tool) => {
+    try {
+      return couldAllow(bundle, principal, tool);
+    } catch {
+      return false;
+    }
+  });
+}

@@ -1,0 +1,547 @@
+/**
+ * failclosed as an MCP server (docs/mcp.md; SPEC §2 step 1, FC-INV-3, FC-INV-5, FC-INV-6): the
+ * official SDK's client over stdio (the built `failclosed mcp` relay, as a client would spawn it)
+ * and over Streamable HTTP against a real embedded gate. The OAuth issuer is a real authorization
+ * server run locally (`oidc-provider`: client credentials, RFC 8707 resource indicators, RFC 9068
+ * JWT access tokens); tokens it would never issue (expired, unsigned, another key or issuer) are
+ * made here. Every refusal is asserted by code and by the tool not having run.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import Provider from 'oidc-provider';
+import type { CryptoKey, JWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import { createApproverClient } from '../../src/client/index.js';
+import { runCli } from '../../src/cli/run.js';
+import { generateSigningKey } from '../../src/kernel/signing/index.js';
+import {
+  announceServer,
+  dataPaths,
+  initDataDir,
+  readOperatorToken,
+  startEmbedded,
+} from '../../src/embedded/index.js';
+import type { EmbeddedInstance } from '../../src/embedded/index.js';
+import type { VerifyReport } from '../../src/verify/index.js';
+import { REPO_ROOT } from '../support/paths.js';
+
+const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+
+let work: string;
+let dir: string;
+let instance: EmbeddedInstance;
+let idp: Server;
+let issuer: string;
+let resource: string;
+let signingKey: CryptoKey;
+let strangerKey: CryptoKey;
+const SECRET = 'a-client-secret-for-tests-only-0123456789';
+const runs = new Map<string, number>();
+/** Every bearer token the tests presented: none may appear in the ledger or its export. */
+const issued: string[] = [];
+const totalRuns = (): number => [...runs.values()].reduce((a, b) => a + b, 0);
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'fc-e2e-mcp-'));
+  dir = join(work, 'data');
+  await initDataDir(dir);
+  const pair = await generateKeyPair('RS256', { extractable: true });
+  signingKey = pair.privateKey;
+  strangerKey = (await generateKeyPair('RS256')).privateKey;
+  const jwk: JWK = { ...(await exportJWK(pair.privateKey)), kid: 'idp-1', alg: 'RS256', use: 'sig' };
+  idp = createServer();
+  await new Promise<void>((r) => idp.listen(0, '127.0.0.1', r));
+  issuer = `http://127.0.0.1:${(idp.address() as AddressInfo).port}`;
+  // What each OAuth client is: its tenant and roles, as the authorization server asserts them.
+  const principals: Record<string, { tenant: string; roles: string[] }> = {
+    'agent-http': { tenant: 'acme', roles: [] },
+    'agent-ops': { tenant: 'acme', roles: ['operator'] },
+    'agent-globex': { tenant: 'globex', roles: [] },
+  };
+  const provider = new Provider(issuer, {
+    clients: Object.keys(principals).map((client_id) => ({
+      client_id,
+      client_secret: SECRET,
+      grant_types: ['client_credentials'],
+      redirect_uris: [],
+      response_types: [],
+    })),
+    jwks: { keys: [jwk] },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => resource,
+        getResourceServerInfo: (_ctx: unknown, indicator: string) => ({
+          scope: 'mcp',
+          audience: indicator,
+          accessTokenFormat: 'jwt' as const,
+          accessTokenTTL: 300,
+          jwt: { sign: { alg: 'RS256' as const } },
+        }),
+      },
+    },
+    extraTokenClaims: (_ctx: unknown, t: { clientId?: string }) => principals[t.clientId ?? ''] ?? {},
+  });
+  idp.on('request', provider.callback());
+  const p = dataPaths(dir).config;
+  const config = JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>;
+  config['mcp'] = { oauth: { issuer, jwks_uri: `${issuer}/jwks`, algorithms: ['RS256'] } };
+  writeFileSync(p, JSON.stringify(config));
+  instance = await startEmbedded(dir, {
+    port: 0,
+    executionPort: 0,
+    onToolRun: ({ tool }) => runs.set(tool, (runs.get(tool) ?? 0) + 1),
+  });
+  announceServer(dir, instance.url);
+  resource = `${instance.url}/mcp`;
+}, 60_000);
+
+afterAll(async () => {
+  await instance.close();
+  await new Promise((r) => idp.close(r));
+  rmSync(work, { recursive: true, force: true });
+});
+
+/**
+ * A token the authorization server would never issue, signed here with its key (or `key`):
+ * expired, or naming another issuer. `over` replaces claims.
+ */
+async function token(
+  over: Record<string, unknown> = {},
+  options: { key?: CryptoKey; iss?: string; expSec?: number } = {},
+): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const jwt = await new SignJWT({ tenant: 'acme', roles: [], ...over })
+    .setProtectedHeader({ alg: 'RS256', kid: 'idp-1', typ: 'at+jwt' })
+    .setIssuer(options.iss ?? issuer)
+    .setSubject((over['sub'] as string | undefined) ?? 'agent-http')
+    .setAudience((over['aud'] as string | undefined) ?? resource)
+    .setIssuedAt(now - 5)
+    .setExpirationTime(now + (options.expSec ?? 300))
+    .sign(options.key ?? signingKey);
+  issued.push(jwt);
+  return jwt;
+}
+
+/** An access token from the authorization server (client credentials, RFC 8707 `resource`). */
+async function issue(clientId: string, audience: string = resource): Promise<string> {
+  const res = await fetch(`${issuer}/token`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${clientId}:${SECRET}`).toString('base64')}`,
+    },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource: audience, scope: 'mcp' }),
+  });
+  const body = (await res.json()) as { access_token?: string };
+  expect(res.status).toBe(200);
+  issued.push(body.access_token!);
+  return body.access_token!;
+}
+
+/** The revision a client speaks: the 2025 handshake (the SDK's default), or 2026-07-28 pinned. */
+type Era = 'legacy' | '2026-07-28';
+const clientOptions = (era: Era) => (era === 'legacy' ? {} : { versionNegotiation: { mode: { pin: era } } });
+
+async function httpClient(bearer: string, era: Era = 'legacy'): Promise<Client> {
+  const c = new Client({ name: 'fc-test', version: '1.0.0' }, clientOptions(era));
+  await c.connect(
+    new StreamableHTTPClientTransport(new URL(resource), {
+      requestInit: { headers: { authorization: `Bearer ${bearer}` } },
+    }),
+  );
+  return c;
+}
+
+async function ledgerEntries(): Promise<
+  { type: string; request_id: string; payload: Record<string, unknown> }[]
+> {
+  const l = instance.core.ledger;
+  return await l.store.readRange(0, l.size());
+}
+
+const callMeta = (r: unknown): Record<string, unknown> =>
+  ((r as { _meta: Record<string, unknown> })._meta['failclosed.dev/call'] ?? {}) as Record<string, unknown>;
+
+const SAFE_TOOLS = [
+  'echo',
+  'get_time',
+  'list_files',
+  'math.add',
+  'read_inbox',
+  'send_email',
+  'transfer_funds',
+];
+
+describe('stdio: failclosed mcp, authenticated by the local client key', () => {
+  let client: Client;
+  beforeAll(async () => {
+    client = new Client({ name: 'fc-test-stdio', version: '1.0.0' });
+    await client.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [CLI, 'mcp', '--data', dir, '--client', 'demo-agent'],
+        stderr: 'pipe',
+      }),
+    );
+  }, 30_000);
+  afterAll(async () => {
+    await client.close();
+  });
+
+  it('tools/list shows only the tools policy could allow this client, with their input schemas', async () => {
+    const { tools } = await client.listTools();
+    // delete_records needs the operator role, which demo-agent does not have.
+    expect(tools.map((t) => t.name).sort()).toEqual([...SAFE_TOOLS].sort());
+    expect(tools.find((t) => t.name === 'echo')?.inputSchema).toMatchObject({
+      type: 'object',
+      required: ['message'],
+    });
+  });
+
+  it('an allowed call executes through the governed pipeline and leaves its records (FC-INV-5)', async () => {
+    const before = runs.get('echo') ?? 0;
+    const r = await client.callTool({ name: 'echo', arguments: { message: 'over stdio' } });
+    expect(r.isError).not.toBe(true);
+    expect(r.structuredContent).toEqual({ message: 'over stdio' });
+    expect(runs.get('echo')).toBe(before + 1);
+    const meta = callMeta(r);
+    const id = meta['request_id'] as string;
+    expect(id).toMatch(/^mcp-/);
+    const types = (await ledgerEntries()).filter((e) => e.request_id === id);
+    const accepted = types.find((e) => e.type === 'gateway.accepted');
+    expect(accepted?.payload).toMatchObject({
+      auth_method: 'client_key',
+      client: 'demo-agent',
+      tool: 'echo',
+    });
+    expect(types.map((e) => e.type)).toEqual(
+      expect.arrayContaining([
+        'gateway.accepted',
+        'decision',
+        'envelope.issued',
+        'execution.receipt',
+        'gateway.completed',
+      ]),
+    );
+  });
+
+  it('a call policy denies answers isError with the code and request id; the tool never ran', async () => {
+    const before = totalRuns();
+    const r = await client.callTool({ name: 'delete_records', arguments: { table: 'orders', ids: ['1'] } });
+    expect(r.isError).toBe(true);
+    expect(r.structuredContent).toMatchObject({ outcome: 'deny' });
+    expect((r.structuredContent as { code: string }).code).toBe('ERR_POLICY_DENY');
+    expect((r.structuredContent as { request_id: string }).request_id).toMatch(/^mcp-/);
+    expect(totalRuns()).toBe(before);
+  });
+
+  it('an escalated call answers a tool error with the decision id and where to approve; nothing ran', async () => {
+    const before = totalRuns();
+    const r = await client.callTool({
+      name: 'transfer_funds',
+      arguments: { from_account: 'acct_a', to_account: 'acct_b', amount: 5000, currency: 'USD' },
+    });
+    expect(r.isError).toBe(true);
+    const body = r.structuredContent as Record<string, string>;
+    expect(body).toMatchObject({ outcome: 'pending', code: 'ERR_APPROVAL_PENDING' });
+    expect(body['decision_id']).toMatch(/^dec_/);
+    expect(body['approve']).toBe(`POST /v1/approvals/${body['decision_id']}/approve`);
+    expect(totalRuns()).toBe(before);
+  });
+
+  it('only tools are advertised: no resources, no prompts', () => {
+    const caps = client.getServerCapabilities();
+    expect(caps?.tools).toBeDefined();
+    expect(caps?.resources).toBeUndefined();
+    expect(caps?.prompts).toBeUndefined();
+  });
+});
+
+describe('both revisions: 2025 (initialize) and 2026-07-28 (per request)', () => {
+  it.each(['legacy', '2026-07-28'] as const)('over HTTP, %s: list and a governed call', async (era) => {
+    const c = await httpClient(await issue('agent-http'), era);
+    expect((await c.listTools()).tools.map((t) => t.name)).toContain('echo');
+    const r = await c.callTool({ name: 'echo', arguments: { message: era } });
+    expect(r.structuredContent).toEqual({ message: era });
+    await c.close();
+  });
+
+  it('over stdio, 2026-07-28: list and a governed call', async () => {
+    const c = new Client({ name: 'fc-test-stdio-modern', version: '1.0.0' }, clientOptions('2026-07-28'));
+    await c.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [CLI, 'mcp', '--data', dir],
+        stderr: 'pipe',
+      }),
+    );
+    expect((await c.listTools()).tools.map((t) => t.name)).toContain('echo');
+    const r = await c.callTool({ name: 'echo', arguments: { message: 'modern stdio' } });
+    expect(r.structuredContent).toEqual({ message: 'modern stdio' });
+    await c.close();
+  }, 30_000);
+});
+
+describe('approvals from MCP', () => {
+  const token = (): string => `Bearer ${readOperatorToken(dir)}`;
+  async function approverNamed(name: string) {
+    const key = generateSigningKey();
+    const added = await instance.core.gate.admin(
+      'approvers-add',
+      { name, roles: ['treasury'], public_jwk: { ...key.publicJwk } },
+      token(),
+    );
+    expect(added.status).toBe(201);
+    return createApproverClient({ url: instance.url, name, key, authorization: token() });
+  }
+  const args = { from_account: 'acct_a', to_account: 'acct_b', amount: 2500, currency: 'USD' };
+
+  it('over stdio: a transfer waits for two approvers; the retry named in the pending answer then runs it once', async () => {
+    const c = new Client({ name: 'fc-test-approvals', version: '1.0.0' });
+    await c.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [CLI, 'mcp', '--data', dir],
+        stderr: 'pipe',
+      }),
+    );
+    const before = runs.get('transfer_funds') ?? 0;
+    const first = await c.callTool({ name: 'transfer_funds', arguments: args });
+    const pending = first.structuredContent as {
+      decision_id: string;
+      request_id: string;
+      retry: { _meta: Record<string, unknown> };
+    };
+    expect(first.isError).toBe(true);
+    expect(pending.retry._meta).toEqual({ 'failclosed.dev/retry': pending.request_id });
+    const retry = () => c.callTool({ name: 'transfer_funds', arguments: args, _meta: pending.retry._meta });
+    // Not approved yet: still pending, same decision, nothing ran.
+    expect((await retry()).structuredContent).toMatchObject({
+      outcome: 'pending',
+      decision_id: pending.decision_id,
+    });
+    for (const name of ['treasurer-1', 'treasurer-2']) {
+      const approver = await approverNamed(name);
+      const decided = await approver.decide(pending.decision_id, 'approve', 'checked the invoice');
+      expect(decided.status).toBe(200);
+    }
+    expect(runs.get('transfer_funds') ?? 0).toBe(before);
+    // Other parameters under the same request id are not that decision: a replay, nothing runs.
+    const other = await c.callTool({
+      name: 'transfer_funds',
+      arguments: { ...args, amount: 2600 },
+      _meta: pending.retry._meta,
+    });
+    expect(other.structuredContent).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
+    const done = await retry();
+    expect(done.isError).not.toBe(true);
+    expect(callMeta(done)).toMatchObject({
+      request_id: pending.request_id,
+      decision_id: pending.decision_id,
+    });
+    expect(runs.get('transfer_funds')).toBe(before + 1);
+    // Issued once: a further retry is a replay.
+    expect((await retry()).structuredContent).toMatchObject({ outcome: 'deny' });
+    expect(runs.get('transfer_funds')).toBe(before + 1);
+    await c.close();
+  }, 30_000);
+
+  it('an OAuth principal has no registered owner: its escalated call cannot be approved (fails closed)', async () => {
+    const c = await httpClient(await issue('agent-http'));
+    const first = await c.callTool({ name: 'transfer_funds', arguments: { ...args, amount: 3000 } });
+    const decision = (first.structuredContent as { decision_id: string }).decision_id;
+    const approver = await approverNamed('treasurer-3');
+    const decided = await approver.decide(decision, 'approve', 'who owns this agent?');
+    expect(decided.body).toMatchObject({ code: 'ERR_APPROVAL_SELF' });
+    await c.close();
+  });
+});
+
+describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
+  it('publishes RFC 9728 protected-resource metadata', async () => {
+    for (const path of [
+      '/.well-known/oauth-protected-resource',
+      '/.well-known/oauth-protected-resource/mcp',
+    ]) {
+      const res = await fetch(`${instance.url}${path}`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ resource, authorization_servers: [issuer] });
+    }
+  });
+
+  it('a bearer JWT of the issuer lists by its roles and calls through the pipeline (auth_method oauth)', async () => {
+    const plain = await httpClient(await issue('agent-http'));
+    expect((await plain.listTools()).tools.map((t) => t.name)).not.toContain('delete_records');
+    const r = await plain.callTool({ name: 'echo', arguments: { message: 'over http' } });
+    expect(r.structuredContent).toEqual({ message: 'over http' });
+    const id = callMeta(r)['request_id'] as string;
+    const accepted = (await ledgerEntries()).find(
+      (e) => e.request_id === id && e.type === 'gateway.accepted',
+    );
+    expect(accepted?.payload).toMatchObject({ auth_method: 'oauth', issuer, client: 'agent-http' });
+    await plain.close();
+    const operator = await httpClient(await issue('agent-ops'));
+    expect((await operator.listTools()).tools.map((t) => t.name)).toContain('delete_records');
+    await operator.close();
+  });
+
+  it('tenant from the token: a globex principal does not see send_email and its call is denied', async () => {
+    const c = await httpClient(await issue('agent-globex'));
+    expect((await c.listTools()).tools.map((t) => t.name)).not.toContain('send_email');
+    const before = totalRuns();
+    const r = await c.callTool({
+      name: 'send_email',
+      arguments: { to: 'a@example.com', subject: 's', body: 'b' },
+    });
+    expect(r.isError).toBe(true);
+    expect((r.structuredContent as { code: string }).code).toBe('ERR_POLICY_DENY');
+    expect(totalRuns()).toBe(before);
+    await c.close();
+  });
+
+  const initialize = JSON.stringify({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+  });
+  const post = (headers: Record<string, string>, body: string = initialize): Promise<Response> =>
+    fetch(resource, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        ...headers,
+      },
+      body,
+    });
+
+  it('missing, foreign-audience, expired, unsigned, stranger-signed and foreign-issuer tokens: 401, nothing accepted or run', async () => {
+    const acceptedBefore = (await ledgerEntries()).filter((e) => e.type === 'gateway.accepted').length;
+    const runsBefore = totalRuns();
+    const header = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url');
+    const now = Math.floor(Date.now() / 1000);
+    const claims = Buffer.from(
+      JSON.stringify({ iss: issuer, sub: 'x', aud: resource, iat: now, exp: now + 60, tenant: 'acme' }),
+    ).toString('base64url');
+    const cases: [string | undefined, string][] = [
+      [undefined, 'ERR_UNAUTHENTICATED'],
+      [await issue('agent-http', 'https://other.example/mcp'), 'ERR_TOKEN_INVALID'],
+      [await token({}, { expSec: -120 }), 'ERR_TOKEN_INVALID'],
+      [`${header}.${claims}.`, 'ERR_TOKEN_INVALID'],
+      [await token({}, { key: strangerKey }), 'ERR_TOKEN_INVALID'],
+      [await token({}, { iss: 'https://other-issuer.example' }), 'ERR_TOKEN_INVALID'],
+    ];
+    for (const [bearer, code] of cases) {
+      const res = await post(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toContain(
+        `resource_metadata="${instance.url}/.well-known/oauth-protected-resource/mcp"`,
+      );
+      expect(((await res.json()) as { code: string }).code).toBe(code);
+    }
+    expect((await ledgerEntries()).filter((e) => e.type === 'gateway.accepted').length).toBe(acceptedBefore);
+    expect(totalRuns()).toBe(runsBefore);
+  });
+
+  it('a rebinding Host or a foreign Origin: 403 before authentication', async () => {
+    const port = new URL(instance.url).port;
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(
+        { host: '127.0.0.1', port, path: '/mcp', method: 'POST', headers: { host: `evil.example:${port}` } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.once('error', reject);
+      req.end(initialize);
+    });
+    expect(status).toBe(403);
+    const res = await post({
+      authorization: `Bearer ${await issue('agent-http')}`,
+      origin: 'http://evil.example',
+    });
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as { code: string }).code).toBe('ERR_ORIGIN_FORBIDDEN');
+  });
+
+  it('resources/* and prompts/* answer a JSON-RPC error (-32601): not offered', async () => {
+    const auth = { authorization: `Bearer ${await issue('agent-http')}` };
+    for (const method of ['resources/list', 'resources/read', 'prompts/list', 'prompts/get']) {
+      const res = await post(
+        { ...auth, 'mcp-protocol-version': '2025-11-25' },
+        JSON.stringify({ jsonrpc: '2.0', id: 9, method, params: { uri: 'file:///etc/passwd', name: 'p' } }),
+      );
+      const text = await res.text();
+      expect(text).toContain('"code":-32601');
+      expect(text).not.toContain('"result"');
+    }
+  });
+
+  it('malformed JSON-RPC, a batch and an oversized body are refused; nothing runs', async () => {
+    const auth = { authorization: `Bearer ${await issue('agent-http')}` };
+    const before = totalRuns();
+    const call = {
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { message: 'x' } },
+    };
+    const malformed = await post(auth, '{"jsonrpc":"2.0","id":1,"method":');
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as { error: { code: number } }).error.code).toBe(-32700);
+    const duplicate = await post(auth, '{"jsonrpc":"2.0","jsonrpc":"2.0","id":1,"method":"tools/list"}');
+    expect(duplicate.status).toBe(400);
+    const batch = await post(auth, JSON.stringify([call, call]));
+    expect(batch.status).toBe(400);
+    expect(((await batch.json()) as { error: { code: number } }).error.code).toBe(-32600);
+    const notRpc = await post(auth, JSON.stringify({ id: 3, method: 'tools/call' }));
+    expect(notRpc.status).toBe(400);
+    const big = await post(
+      auth,
+      JSON.stringify({ ...call, params: { name: 'echo', arguments: { message: 'x'.repeat(300_000) } } }),
+    );
+    expect(big.status).toBe(413);
+    expect(totalRuns()).toBe(before);
+  });
+});
+
+describe('evidence', () => {
+  it('the exported ledger, MCP calls included, verifies offline under the pinned trust roots', async () => {
+    const trust = join(work, 'trust.json');
+    const quiet = { out: () => undefined, err: () => undefined, env: {} };
+    expect(await runCli(['--data', dir, 'trust-roots', '--out', trust], quiet)).toBe(0);
+    const exp = await fetch(`${instance.url}/v1/admin/ledger-export`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${readOperatorToken(dir)}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(exp.status).toBe(200);
+    const bundle = join(work, 'bundle.jsonl');
+    const text = await exp.text();
+    writeFileSync(bundle, text);
+    // The client's token is never passed on or kept (MCP authorization: no token passthrough).
+    expect(issued.length).toBeGreaterThan(5);
+    for (const t of issued) expect(text).not.toContain(t.split('.')[2]);
+    const out: string[] = [];
+    const code = await runCli(['verify', bundle, '--trust', trust, '--json'], {
+      out: (t) => out.push(t),
+      err: (t) => out.push(t),
+      env: {},
+    });
+    const report = JSON.parse(out.join('')) as VerifyReport;
+    expect(report.checks.flatMap((c) => c.findings.map((f) => `${f.code}: ${f.message}`))).toEqual([]);
+    expect(code).toBe(0);
+  }, 60_000);
+});

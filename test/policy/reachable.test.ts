@@ -1,0 +1,54 @@
+/**
+ * Which tools a principal could be allowed to call (MCP tools/list, docs/mcp.md): Cedar's
+ * partial evaluation over the demo bundle with parameters and taint unknown. Deny by default.
+ */
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildBundleFromDir, callableTools } from '../../src/policy/index.js';
+import type { LoadedBundle } from '../../src/policy/index.js';
+import { REPO_ROOT } from '../support/paths.js';
+
+let bundle: LoadedBundle;
+beforeAll(async () => {
+  const b = await buildBundleFromDir(join(REPO_ROOT, 'examples/demo-policy'));
+  if ('outcome' in b) throw new Error(b.reason);
+  bundle = b.bundle;
+});
+
+const names = (roles: string[], tenant = 'acme'): string[] =>
+  callableTools(bundle, { id: 'agent-1', tenant, roles }).map((t) => t.name);
+
+describe('callableTools', () => {
+  it('lists what policy allows outright and what a permit may still allow (transfer_funds: depends on the amount)', () => {
+    expect(names([])).toEqual([
+      'echo',
+      'get_time',
+      'list_files',
+      'math.add',
+      'read_inbox',
+      'send_email',
+      'transfer_funds',
+    ]);
+  });
+
+  it('a permit whose condition the principal cannot meet hides the tool (delete_records needs the operator role)', () => {
+    expect(names([])).not.toContain('delete_records');
+    expect(names(['operator'])).toContain('delete_records');
+  });
+
+  it('an unconditional forbid hides the tool (no outbound email for globex)', () => {
+    expect(names([], 'globex')).not.toContain('send_email');
+    expect(names([], 'globex')).toContain('echo');
+  });
+
+  it('a bundle whose policies do not evaluate lists nothing (deny by default)', () => {
+    const broken: LoadedBundle = {
+      hash: bundle.hash,
+      document: {
+        ...bundle.document,
+        policies: { bad: 'permit (principal, action, resource) when { nope };' },
+      },
+    };
+    expect(callableTools(broken, { id: 'agent-1', tenant: 'acme', roles: [] })).toEqual([]);
+  });
+});
