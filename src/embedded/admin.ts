@@ -26,7 +26,7 @@ import type {
   BundleStore,
   ControlPlaneService,
 } from '../control-plane/index.js';
-import { parseClientRoles } from '../gate/index.js';
+import { OAUTH_IDENTITY_PREFIX, parseClientRoles } from '../gate/index.js';
 import type { GateStateStore, OperatorActions, OperatorAnswer } from '../gate/index.js';
 
 /** What the operator actions need. */
@@ -122,6 +122,9 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       const name = o['name'];
       const tenant = o['tenant'];
       if (typeof name !== 'string' || !NAME.test(name)) return usage('name is malformed');
+      // Reserved for OAuth principals (mcp/auth.ts `oauthIdentity`): no client may take their names.
+      if (name.startsWith(OAUTH_IDENTITY_PREFIX))
+        return usage(`names beginning ${OAUTH_IDENTITY_PREFIX} are reserved`);
       if (typeof tenant !== 'string' || !TENANT.test(tenant)) return usage('tenant is malformed');
       let key;
       try {

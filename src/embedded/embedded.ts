@@ -164,6 +164,7 @@ function mcpEndpointFor(core: Core, url: string): McpEndpoint {
     resource: settings.resource,
     ...(oauth === undefined ? {} : { oauth }),
     clients: core.state,
+    replay: core.state,
     clock: core.clock,
     clockToleranceSec: core.config.clock_tolerance_sec,
   });

@@ -633,6 +633,10 @@ export function createGate(deps: GateDeps): Gate {
       );
       if (claimed.status !== 'ok' || (claimed.value !== 'fresh' && claimed.value !== 'replayed'))
         return await fail(deny('ERR_NONCE_STORE_UNAVAILABLE', 'request nonce store unavailable'), INGRESS);
+      // A retry names a request id the Gate minted before: one it never saw is not a retry, and
+      // a caller never chooses the id of a new call.
+      if (c.retryOf !== undefined && claimed.value === 'fresh')
+        return await fail(deny('ERR_REQUEST_REPLAYED', 'no earlier call has this request id'), INGRESS);
       // A minted pair is fresh by construction: only a retry reuses its request id, and only as
       // a retry of a decision the Control Plane holds for this principal (docs/approvals.md).
       const request = { request_id: m.request_id, action: c.tool, parameters: c.params, session: c.session };

@@ -11,6 +11,8 @@ export {
   CLIENT_TOKEN_TYPE,
   MAX_CLIENT_TOKEN_SEC,
   OAUTH_ALGORITHMS,
+  OAUTH_IDENTITY_PREFIX,
+  oauthIdentity,
 } from './mcp/auth.js';
 export type { McpAuthenticator, McpAuthOptions, OAuthIssuerConfig } from './mcp/auth.js';
 export { createMcpEndpoint, PROTECTED_RESOURCE_PATH, resourceMetadataUrl } from './mcp/endpoint.js';

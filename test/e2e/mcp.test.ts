@@ -21,6 +21,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { createApproverClient } from '../../src/client/index.js';
 import { runCli } from '../../src/cli/run.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
+import { oauthIdentity } from '../../src/gate/index.js';
 import {
   announceServer,
   dataPaths,
@@ -64,6 +65,8 @@ beforeAll(async () => {
     'agent-http': { tenant: 'acme', roles: [] },
     'agent-ops': { tenant: 'acme', roles: ['operator'] },
     'agent-globex': { tenant: 'globex', roles: [] },
+    // An OAuth client that took the name of a registered signing client.
+    'demo-agent': { tenant: 'acme', roles: [] },
   };
   const provider = new Provider(issuer, {
     clients: Object.keys(principals).map((client_id) => ({
@@ -388,8 +391,24 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
     const accepted = (await ledgerEntries()).find(
       (e) => e.request_id === id && e.type === 'gateway.accepted',
     );
-    expect(accepted?.payload).toMatchObject({ auth_method: 'oauth', issuer, client: 'agent-http' });
+    // The principal is the token's sub in the issuer's namespace, never a registered client's name.
+    expect(accepted?.payload).toMatchObject({
+      auth_method: 'oauth',
+      issuer,
+      client: oauthIdentity(issuer, 'agent-http'),
+    });
     await plain.close();
+    // A token whose sub is a registered client's name is not that client: another principal,
+    // so it can neither resume nor own that client's calls (its retries, approvals, replay memory).
+    const impostor = await httpClient(await issue('demo-agent'));
+    const ri = await impostor.callTool({ name: 'echo', arguments: { message: 'who am I' } });
+    const iid = callMeta(ri)['request_id'] as string;
+    const iaccepted = (await ledgerEntries()).find(
+      (e) => e.request_id === iid && e.type === 'gateway.accepted',
+    );
+    expect(iaccepted?.payload['client']).toBe(oauthIdentity(issuer, 'demo-agent'));
+    expect(iaccepted?.payload['client']).not.toBe('demo-agent');
+    await impostor.close();
     const operator = await httpClient(await issue('agent-ops'));
     expect((await operator.listTools()).tools.map((t) => t.name)).toContain('delete_records');
     await operator.close();

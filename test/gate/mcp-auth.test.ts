@@ -27,9 +27,20 @@ const clients = new Map<string, RegisteredClient>([
   ],
   ['gone', { identity: 'gone', tenant: 'acme', kid: key.kid, status: 'revoked', publicKey: key.publicKey }],
 ]);
+/** The Gate's replay memory, reduced to what the authenticator claims: one `jti` once. */
+const seen = new Set<string>();
+const replay = {
+  claimNonce: ({ identity, nonce }: { identity: string; nonce: string }) => {
+    const k = `${identity}\u0000${nonce}`;
+    if (seen.has(k)) return 'replayed' as const;
+    seen.add(k);
+    return 'fresh' as const;
+  },
+};
 const auth = createMcpAuthenticator({
   resource: RESOURCE,
   clients: { lookup: (id) => clients.get(id) },
+  replay,
   clock: () => NOW,
   clockToleranceSec: 30,
 });
@@ -75,6 +86,8 @@ describe('client-key tokens', () => {
       },
     ],
     ['garbage', () => 'not-a-jwt'],
+    // Minted ahead of time: never usable, however short its own life.
+    ['issued a year ahead', () => signClientToken(key, 'agent-1', RESOURCE, NOW + 365 * 86_400_000)],
   ])('%s: ERR_TOKEN_INVALID', async (_name, make) => {
     expect(await auth(`Bearer ${make()}`)).toMatchObject({ outcome: 'deny', code: 'ERR_TOKEN_INVALID' });
   });
@@ -102,6 +115,27 @@ describe('client-key tokens', () => {
     });
     expect(await hung(`Bearer ${signClientToken(key, 'agent-1', RESOURCE, NOW)}`)).toMatchObject({
       code: 'ERR_CLIENT_REGISTRY_UNAVAILABLE',
+    });
+  });
+});
+
+describe('client-key tokens are single use', () => {
+  it('the same token presented twice authenticates once', async () => {
+    const token = signClientToken(key, 'agent-1', RESOURCE, NOW);
+    expect(await auth(`Bearer ${token}`)).toMatchObject({ identity: 'agent-1' });
+    expect(await auth(`Bearer ${token}`)).toMatchObject({ outcome: 'deny', code: 'ERR_TOKEN_INVALID' });
+  });
+
+  it('without a replay store to claim it in, no client-key token authenticates', async () => {
+    const bare = createMcpAuthenticator({
+      resource: RESOURCE,
+      clients: { lookup: (id) => clients.get(id) },
+      clock: () => NOW,
+      clockToleranceSec: 30,
+    });
+    expect(await bare(`Bearer ${signClientToken(key, 'agent-1', RESOURCE, NOW)}`)).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_TOKEN_INVALID',
     });
   });
 });

@@ -101,6 +101,16 @@ describe('Gate.callAs', () => {
     expect(h.execCalls).toHaveLength(1);
   });
 
+  it('a "retry" of a request id the Gate never minted is ERR_REQUEST_REPLAYED: a caller never picks a new call\'s id', async () => {
+    h = await startHarness();
+    const chosen = 'mcp-00000000-0000-0000-0000-000000000001';
+    const a = await h.gate.callAs(principal, { ...call, retryOf: chosen });
+    expect(a.body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED', request_id: chosen });
+    expect(h.failedCodes()).toEqual(['ERR_REQUEST_REPLAYED']);
+    expect(h.cpCalls).toEqual([]);
+    expect(h.execCalls).toEqual([]);
+  });
+
   it('parameters without a canonical form are refused ERR_REQUEST_MALFORMED, recorded, nothing runs', async () => {
     h = await startHarness();
     const a = await h.gate.callAs(principal, { tool: 'echo', params: { n: 2 ** 60 }, session: null });

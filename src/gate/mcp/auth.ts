@@ -13,11 +13,11 @@
  */
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
-import { deny } from '../../kernel/index.js';
+import { deny, sha256Hex } from '../../kernel/index.js';
 import type { Clock, Deny } from '../../kernel/index.js';
 import type { Principal } from '../principal.js';
 import { CLIENT_ROLE_RE, MAX_CLIENT_ROLES } from '../state.js';
-import type { ClientRegistry } from '../types.js';
+import type { ClientRegistry, RequestReplayStore } from '../types.js';
 import { withDeadline } from '../deadline.js';
 
 /** The JWT `typ` of a client-key token. */
@@ -62,7 +62,25 @@ export interface McpAuthOptions {
   readonly clockToleranceSec: number;
   /** Deadline of a client registry lookup (ms). Default 5000. */
   readonly lookupMs?: number;
+  /**
+   * Where a client-key token's `jti` is claimed once (the Gate's request-replay store): a token
+   * seen before is refused. Required for client-key tokens: without it they are refused.
+   */
+  readonly replay?: Pick<RequestReplayStore, 'claimNonce'>;
 }
+
+/**
+ * The identity of an OAuth principal: `oauth:<issuer tag>:<sub>`, the tag the first 8 hex
+ * digits of SHA-256 over the issuer. Registered clients may not take names beginning `oauth:`,
+ * so a token's `sub` never names a registered client (its approvals, owner, retries, replay
+ * memory and breakers), and two issuers' equal `sub`s stay two principals.
+ */
+export function oauthIdentity(issuer: string, sub: string): string {
+  return `${OAUTH_IDENTITY_PREFIX}${sha256Hex(Buffer.from(issuer, 'utf8')).slice(0, 8)}:${sub}`;
+}
+
+/** The prefix reserved for OAuth principals' identities (see {@link oauthIdentity}). */
+export const OAUTH_IDENTITY_PREFIX = 'oauth:';
 
 /**
  * Authenticates one `Authorization` header value; a deny otherwise: `ERR_UNAUTHENTICATED` (none),
@@ -117,8 +135,10 @@ export function createMcpAuthenticator(options: McpAuthOptions): McpAuthenticato
     const roles = rolesOf(payload[oauth.roles_claim]);
     if (typeof payload.sub !== 'string' || !IDENTITY.test(payload.sub)) return invalid();
     if (typeof tenant !== 'string' || !TENANT.test(tenant) || roles === undefined) return invalid();
+    const identity = oauthIdentity(oauth.issuer, payload.sub);
+    if (!IDENTITY.test(identity)) return invalid();
     return Object.freeze({
-      identity: payload.sub,
+      identity,
       tenant,
       roles,
       auth_method: 'oauth',
@@ -141,14 +161,34 @@ export function createMcpAuthenticator(options: McpAuthOptions): McpAuthenticato
         audience: options.resource,
         algorithms: ['EdDSA'],
         typ: CLIENT_TOKEN_TYPE,
-        requiredClaims: ['exp', 'iat'],
+        requiredClaims: ['exp', 'iat', 'jti'],
+        // Also refuses an `iat` in the future: a token minted ahead of time never becomes usable.
+        maxTokenAge: MAX_CLIENT_TOKEN_SEC,
         clockTolerance: options.clockToleranceSec,
         currentDate: new Date(options.clock()),
       }));
     } catch {
       return invalid();
     }
+    const nowSec = Math.floor(options.clock() / 1000);
     if ((payload.exp ?? 0) - (payload.iat ?? 0) > MAX_CLIENT_TOKEN_SEC) return invalid();
+    if ((payload.iat ?? Infinity) > nowSec + options.clockToleranceSec) return invalid();
+    // Single use: the relay signs a token per message; one seen before is a replay.
+    const jti = payload.jti;
+    const claim = options.replay?.claimNonce;
+    if (typeof jti !== 'string' || jti.length === 0 || jti.length > 128 || claim === undefined)
+      return invalid();
+    const claimed = await withDeadline(
+      () =>
+        claim.call(options.replay, {
+          identity: client.identity,
+          nonce: `mcp-token:${jti}`,
+          atMs: options.clock(),
+        }),
+      options.lookupMs ?? LOOKUP_MS,
+    );
+    if (claimed.status !== 'ok') return deny('ERR_NONCE_STORE_UNAVAILABLE', 'token replay store unavailable');
+    if (claimed.value !== 'fresh') return invalid();
     return Object.freeze({
       identity: client.identity,
       tenant: client.tenant,

@@ -8,7 +8,7 @@
 // Schemas, and arguments are validated by the Control Plane (a ledgered deny), not by the SDK.
 import { Server } from '@modelcontextprotocol/server';
 import type { CallToolResult } from '@modelcontextprotocol/server';
-import { canonicalize, parseJson } from '../../kernel/index.js';
+import { canonicalize, deny, parseJson, sha256Hex } from '../../kernel/index.js';
 import type { JsonObject, JsonValue } from '../../kernel/index.js';
 import type { Gate } from '../gate.js';
 import type { Principal } from '../principal.js';
@@ -131,7 +131,12 @@ export function createPrincipalServer(gate: Gate, principal: Principal): Server 
     const params = argumentsOf(request.params.arguments);
     const session = metaOf(request.params._meta, SESSION_META_KEY, /^[A-Za-z0-9._:-]{1,128}$/);
     const retryOf = metaOf(request.params._meta, RETRY_META_KEY, /^mcp-[0-9a-f-]{36}$/);
-    if (params === undefined || session === undefined || retryOf === undefined)
+    if (params === undefined || session === undefined || retryOf === undefined) {
+      // Recorded like any refusal (hash of what was received only), then answered.
+      await gate.refuse(
+        deny('ERR_REQUEST_MALFORMED', 'malformed tools/call arguments or _meta'),
+        sha256Hex(Buffer.from(JSON.stringify(request.params ?? null), 'utf8')),
+      );
       return {
         isError: true,
         content: [
@@ -142,6 +147,7 @@ export function createPrincipalServer(gate: Gate, principal: Principal): Server 
         ],
         structuredContent: { outcome: 'deny', code: 'ERR_REQUEST_MALFORMED', request_id: null },
       };
+    }
     const a = await gate.callAs(principal, {
       tool: request.params.name,
       params,
