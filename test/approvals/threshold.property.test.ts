@@ -30,6 +30,7 @@ function rules(required: number): ApprovalRules {
     decision_id: 'dec-1',
     intent_sha256: 'a'.repeat(64),
     preview_sha256: null,
+    tenant: 'acme',
     required,
     roles: ['treasury'],
     requester: 'bot',
@@ -41,7 +42,7 @@ function rules(required: number): ApprovalRules {
     maxAgeMs: 900_000,
     approver: (name) => {
       const p = people.get(name);
-      return p === undefined ? undefined : { roles: p.roles, publicKey: p.key.publicKey, status: 'active' };
+      return p === undefined ? undefined : { roles: p.roles, tenants: '*', publicKey: p.key.publicKey, status: 'active' };
     },
     isClient: (name) => name === 'agent' || name === 'bot',
   };
