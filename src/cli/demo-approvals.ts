@@ -6,13 +6,12 @@
  * another person closes; and `verify` proves who approved what before it ran. The approval
  * commands run against the demo's own instance (announced for the step), like an operator's shell.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { createApproverClient } from '../client/index.js';
 import {
   announceServer,
   DEMO_CLIENT,
-  readApproverFile,
   readClientFile,
   readOperatorToken,
   withdrawServer,
@@ -21,6 +20,7 @@ import { parseJson } from '../kernel/index.js';
 import type { JsonObject } from '../kernel/index.js';
 import { generateSigningKey } from '../kernel/signing/index.js';
 import { verifyBundleFile } from '../verify/index.js';
+import { approverKeyPath } from './approver-keys.js';
 import { runApprovalCommand } from './approvals.js';
 import { exportTo, type DemoContext, type DemoObservation, type DemoStep } from './demo.js';
 import { saveTrustRoots } from './trust-file.js';
@@ -28,14 +28,31 @@ import { saveTrustRoots } from './trust-file.js';
 const positionals = (argv: readonly string[]): string[] =>
   argv.filter((a, i) => !a.startsWith('--') && !(argv[i - 1] ?? '').startsWith('--'));
 
-/** Runs `failclosed <argv>` (an approval command) against the demo instance; exit code and output. */
+/**
+ * Each demo approver's own home, outside the data directory (beside it: a re-run over `--data`
+ * finds the keys again): approver keys never live on the gate's side (OE-INV-020).
+ */
+function homeOf(ctx: DemoContext, name: string): string {
+  return join(dirname(ctx.dir), `${basename(ctx.dir)}.demo-approvers`, name);
+}
+
+/**
+ * Runs `failclosed <argv>` (an approval command) against the demo instance; exit code and
+ * output. A command run `--as NAME` (or an `approvers keygen NAME`) runs in that approver's home.
+ */
 async function cli(ctx: DemoContext, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
+  const as = argv[argv.indexOf('--as') + 1];
+  const person = argv.includes('--as') ? as : argv[1] === 'keygen' ? argv[2] : undefined;
   announceServer(ctx.dir, ctx.instance.url);
   try {
     const code = await runApprovalCommand(
-      { out: (t) => (out += t), err: (t) => (err += t) },
+      {
+        out: (t) => (out += t),
+        err: (t) => (err += t),
+        env: person === undefined ? {} : { XDG_CONFIG_HOME: homeOf(ctx, person) },
+      },
       ctx.dir,
       positionals(argv),
       parseFlags(argv),
@@ -55,14 +72,30 @@ function parseFlags(argv: readonly string[]): Record<string, string> {
   return flags;
 }
 
-/** Registers an approver through the CLI unless its key file exists already (a re-run over `--data`). */
+/**
+ * The approver makes a key in their own home (`approvers keygen`), and the operator registers
+ * its public half for the demo tenant (`approvers add --public-key`); skipped when the key
+ * exists already (a re-run over `--data`).
+ */
 async function approver(ctx: DemoContext, name: string, roles: string): Promise<void> {
-  try {
-    readApproverFile(ctx.dir, name);
-  } catch {
-    const r = await cli(ctx, 'approvers', 'add', name, '--role', roles);
-    if (r.code !== 0) throw new Error(`approvers add ${name}: ${r.err.trim()}`);
-  }
+  if (existsSync(approverKeyPath({ XDG_CONFIG_HOME: homeOf(ctx, name) }, name))) return;
+  const made = await cli(ctx, 'approvers', 'keygen', name);
+  if (made.code !== 0) throw new Error(`approvers keygen ${name}: ${made.err.trim()}`);
+  const pub = join(ctx.work, `${name}.pub.json`);
+  writeFileSync(pub, made.out);
+  const r = await cli(
+    ctx,
+    'approvers',
+    'add',
+    name,
+    '--role',
+    roles,
+    '--tenant',
+    DEMO_CLIENT.tenant,
+    '--public-key',
+    pub,
+  );
+  if (r.code !== 0) throw new Error(`approvers add ${name}: ${r.err.trim()}`);
 }
 
 /** Submits an approval the way an attacker would: a statement signed with `key` in the name of `as`. */

@@ -20,9 +20,8 @@ import {
   signEd25519,
   type SigningKey,
 } from '../../src/kernel/signing/index.js';
-import { readApproverFile } from '../../src/embedded/index.js';
 import { verifyBundle } from '../../src/verify/index.js';
-import { startRig, type Rig } from './support.js';
+import { cliApproverKey, startRig, type Rig } from './support.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Mutable = Record<string, any>;
@@ -41,7 +40,7 @@ beforeAll(async () => {
     ['bob', 'treasury'],
     ['dave', 'L4'],
   ] as const)
-    expect((await rig.cli('approvers', 'add', n, '--role', r)).code).toBe(0);
+    expect(await rig.enrol(n, r)).toBe(0);
   const params = { from_account: 'acct_a', to_account: 'acct_b', amount: 5000, currency: 'USD' };
   const first = await rig.agent().call('transfer_funds', params);
   if (first.outcome !== 'pending') throw new Error('expected pending');
@@ -74,7 +73,7 @@ beforeAll(async () => {
   expect((await rig.cli('trust-roots', '--out', trustPath)).code).toBe(0);
   trust = readFileSync(trustPath, 'utf8');
   for (const n of ['alice', 'bob', 'dave'])
-    approverKey.set(n, importSigningKeyJwk(readApproverFile(rig.dir, n).key));
+    approverKey.set(n, importSigningKeyJwk(cliApproverKey(rig, n)));
 }, 60_000);
 
 afterAll(async () => {
