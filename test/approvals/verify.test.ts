@@ -259,6 +259,35 @@ describe('OE-INV-019/020: each approval finding on its own (approvals check only
     expect(only(kid)).toEqual(['APPROVAL_ROLE']);
   });
 
+  it('OE-INV-020: an approval or break-glass outside the approver’s ledgered tenant scope: APPROVAL_TENANT', () => {
+    const scoped = fresh();
+    entries(scoped, 'admin.client_registered').find((e) => e['payload']['client'] === 'alice')!['payload'][
+      'tenants'
+    ] = ['globex'];
+    expect(only(scoped)).toEqual(['APPROVAL_TENANT']);
+    const bg = fresh();
+    entries(bg, 'admin.client_registered').find((e) => e['payload']['client'] === 'dave')!['payload'][
+      'tenants'
+    ] = ['globex'];
+    expect(only(bg)).toEqual(['APPROVAL_TENANT']);
+    // Every tenant, explicitly or by a registration from before scopes: no finding.
+    const all = fresh();
+    const reg = entries(all, 'admin.client_registered').find((e) => e['payload']['client'] === 'alice')!;
+    reg['payload']['tenants'] = '*';
+    expect(only(all)).toEqual([]);
+    delete reg['payload']['tenants'];
+    expect(only(all)).toEqual([]);
+  });
+
+  it('OE-INV-020: an approval after the approver’s ledgered removal: APPROVAL_REVOKED', () => {
+    const b = fresh();
+    const reg = entries(b, 'admin.client_registered').find((e) => e['payload']['client'] === 'alice')!;
+    // The registration record turned into a removal: it lies before alice's approval.
+    reg['type'] = 'admin.key_revoked';
+    reg['payload'] = { client: 'alice', kid: reg['payload']['kid'], key_use: 'approval', reason: 'left' };
+    expect(only(b)).toContain('APPROVAL_REVOKED');
+  });
+
   it('OE-INV-019: an envelope issued before the finalisation, or after a rejection: APPROVAL_MISSING / APPROVAL_BINDING', () => {
     const b = fresh();
     const fin = entries(b, 'approval.finalized').find((e) => e['payload']['verdict'] === 'approve')!;
