@@ -12,7 +12,7 @@ import { connect, operatorAction } from '../embedded/index.js';
 import type { Connection } from '../embedded/index.js';
 import { parseJson } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
-import { exportSigningKeyJwk, generateSigningKey, importSigningKeyJwk } from '../kernel/signing/index.js';
+import { exportSigningKeyJwk, generateSigningKey } from '../kernel/signing/index.js';
 import {
   approverKeyPath,
   legacyApproverKeyPath,
@@ -68,7 +68,11 @@ class Usage extends Error {}
 
 function need(v: ApprovalCliOptions, name: string): string {
   const value = v[name];
-  const one = Array.isArray(value) ? (value.length === 1 ? value[0] : undefined) : value;
+  const one: unknown = Array.isArray(value)
+    ? value.length === 1
+      ? (value[0] as unknown)
+      : undefined
+    : value;
   if (typeof one !== 'string' || one.length === 0) throw new Usage(`--${name} is required (once)`);
   return one;
 }
@@ -194,7 +198,7 @@ async function run(
       const roles = list(v, 'role');
       if (roles.length === 0) throw new Usage('--role is required');
       const tenants = list(v, 'tenant');
-      if ((tenants.length > 0) === (v['all-tenants'] === true))
+      if (tenants.length > 0 === (v['all-tenants'] === true))
         throw new Usage('give --tenant T (repeatable) or --all-tenants, not both');
       const source = v['public-key'];
       // The gate host never makes or holds an approver's private key (OE-INV-020).
@@ -217,7 +221,10 @@ async function run(
         const a = await reader.list();
         if (v['all'] === true || a.status !== 200) return print(io, a);
         const items = ((a.body as JsonObject)['approvals'] ?? []) as JsonObject[];
-        return print(io, { status: 200, body: { approvals: items.filter((p) => p['status'] === 'pending') } });
+        return print(io, {
+          status: 200,
+          body: { approvals: items.filter((p) => p['status'] === 'pending') },
+        });
       }
       if (sub === 'show' && id !== undefined) return print(io, await reader.show(id));
       if ((sub === 'approve' || sub === 'reject') && id !== undefined) {

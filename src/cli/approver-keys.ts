@@ -19,8 +19,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** The approver's own key directory: `$XDG_CONFIG_HOME/failclosed/approvers` or `~/.config/failclosed/approvers`. */
 export function approverKeyDir(env: Readonly<Record<string, string | undefined>>): string {
   const xdg = env['XDG_CONFIG_HOME'];
-  const base =
-    xdg !== undefined && xdg.startsWith('/') ? xdg : join(env['HOME'] ?? homedir(), '.config');
+  const base = xdg !== undefined && xdg.startsWith('/') ? xdg : join(env['HOME'] ?? homedir(), '.config');
   return join(base, 'failclosed', 'approvers');
 }
 
@@ -35,7 +34,12 @@ export function approverKeyPath(env: Readonly<Record<string, string | undefined>
  * directory is made 0700 as well). Never overwrites: an existing file is refused (`TypeError`),
  * so a key already registered is not lost by a second keygen.
  */
-export function writeApproverKey(path: string, name: string, privateJwk: JsonObject, ownDir: boolean): string {
+export function writeApproverKey(
+  path: string,
+  name: string,
+  privateJwk: JsonObject,
+  ownDir: boolean,
+): string {
   const file = resolve(path);
   if (existsSync(file)) throw new TypeError(`${file} exists: refusing to overwrite an approver key`);
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
@@ -47,7 +51,8 @@ export function writeApproverKey(path: string, name: string, privateJwk: JsonObj
 
 /** Reads an approver key file written by keygen (or an earlier release's `approvers/NAME.json`): its private JWK. */
 export function readApproverKey(path: string, name: string): JsonObject {
-  if (!existsSync(path)) throw new TypeError(`no approver key at ${path} (failclosed approvers keygen ${name})`);
+  if (!existsSync(path))
+    throw new TypeError(`no approver key at ${path} (failclosed approvers keygen ${name})`);
   const o = parseJson(readFileSync(path), { maxBytes: 8192 }) as Record<string, unknown>;
   if (
     typeof o !== 'object' ||

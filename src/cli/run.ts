@@ -302,9 +302,11 @@ async function rotateClient(
     const body = a.body as JsonObject;
     const file = join(dataPaths(dir).clients, `${name}.json`);
     if (made !== undefined) {
+      const tenant = body['tenant'];
+      if (typeof tenant !== 'string') throw new Error('the rotation answer names no tenant');
       const path = writeClientFile(dir, name, {
         identity: name,
-        tenant: String(body['tenant']),
+        tenant,
         key: exportSigningKeyJwk(made) as unknown as JsonObject,
       });
       print(io, { ...body, key_file: path });
@@ -368,12 +370,15 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
       if (sub !== 'show' || arg1 === undefined) throw new UsageError('requests show ID');
       return op((c) => getJson(c, `/v1/requests/${encodeURIComponent(arg1)}`, true));
     case 'clients':
-      if (sub === 'add' && arg1 !== undefined)
-        return addClient(io, dir, arg1, tenant, v.owner, v.role ?? []);
-      if (sub === 'rotate' && arg1 !== undefined) return rotateClient(io, dir, arg1, v['public-key'], v.reason);
+      if (sub === 'add' && arg1 !== undefined) return addClient(io, dir, arg1, tenant, v.owner, v.role ?? []);
+      if (sub === 'rotate' && arg1 !== undefined)
+        return rotateClient(io, dir, arg1, v['public-key'], v.reason);
       if (sub === 'revoke' && arg1 !== undefined)
         return op((c) =>
-          operatorAction(c, 'clients-revoke', { name: arg1, ...(v.reason === undefined ? {} : { reason: v.reason }) }),
+          operatorAction(c, 'clients-revoke', {
+            name: arg1,
+            ...(v.reason === undefined ? {} : { reason: v.reason }),
+          }),
         );
       if (sub === 'list') return op((c) => operatorAction(c, 'clients-list', {}));
       throw new UsageError(

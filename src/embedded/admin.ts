@@ -139,7 +139,14 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
     const id = adminId(type, payload);
     const recorded = await withDeadline(
       () =>
-        deps.ledgerPort.append({ type, trace_id: id, request_id: id, tenant, actor: OPERATOR_ACTOR, payload }),
+        deps.ledgerPort.append({
+          type,
+          trace_id: id,
+          request_id: id,
+          tenant,
+          actor: OPERATOR_ACTOR,
+          payload,
+        }),
       5_000,
     );
     return recorded.status === 'ok' && isLedgerRef(recorded.value);

@@ -5,7 +5,15 @@
  * Each block reproduces one shortcoming of the earlier CLI on a real embedded gate over a temp
  * data directory, with the approvers' own homes elsewhere.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approverKeyPath } from '../../src/cli/approver-keys.js';
@@ -28,13 +36,19 @@ afterAll(async () => {
 });
 
 /** Ledger entries of the deployment, from an export through the CLI. */
-async function entries(name: string): Promise<{ type: string; tenant: string; payload: Record<string, unknown> }[]> {
+async function entries(
+  name: string,
+): Promise<{ type: string; tenant: string; payload: Record<string, unknown> }[]> {
   const out = join(rig.home, `${name}.jsonl`);
   expect((await rig.cli('ledger', 'export', '--out', out)).code).toBe(0);
   return readFileSync(out, 'utf8')
     .split('\n')
     .filter((l) => l.startsWith('{"record":"entry"'))
-    .map((l) => (JSON.parse(l) as { entry: { type: string; tenant: string; payload: Record<string, unknown> } }).entry);
+    .map(
+      (l) =>
+        (JSON.parse(l) as { entry: { type: string; tenant: string; payload: Record<string, unknown> } })
+          .entry,
+    );
 }
 
 async function pending(): Promise<string> {
@@ -73,12 +87,34 @@ describe('approvers make their own keys; the gate host never holds one (OE-INV-0
     const pub = join(rig.home, 'elsewhere.pub.json');
     writeFileSync(pub, JSON.stringify(key.publicJwk));
     expect(
-      (await rig.cli('approvers', 'add', 'mia', '--role', 'treasury', '--tenant', 'acme', '--public-key', pub)).code,
+      (
+        await rig.cli(
+          'approvers',
+          'add',
+          'mia',
+          '--role',
+          'treasury',
+          '--tenant',
+          'acme',
+          '--public-key',
+          pub,
+        )
+      ).code,
     ).toBe(0);
     const keyFile = join(rig.home, 'mia-device.json');
     writeFileSync(keyFile, JSON.stringify({ name: 'mia', key: exportSigningKeyJwk(key) }), { mode: 0o600 });
     const id = await pending();
-    const a = await rig.cli('approvals', 'approve', id, '--as', 'mia', '--key', keyFile, '--justification', 'ok');
+    const a = await rig.cli(
+      'approvals',
+      'approve',
+      id,
+      '--as',
+      'mia',
+      '--key',
+      keyFile,
+      '--justification',
+      'ok',
+    );
     expect(a.code).toBe(0);
     expect(JSON.parse(a.out)).toMatchObject({ outcome: 'ok', approvals: 1 });
     expect(existsSync(join(rig.dir, 'approvers'))).toBe(false);
@@ -92,7 +128,17 @@ describe('approvers make their own keys; the gate host never holds one (OE-INV-0
     const key = generateSigningKey();
     const priv = join(rig.home, 'private.json');
     writeFileSync(priv, JSON.stringify(exportSigningKeyJwk(key)));
-    const p = await rig.cli('approvers', 'add', 'ned', '--role', 'ops', '--tenant', 'acme', '--public-key', priv);
+    const p = await rig.cli(
+      'approvers',
+      'add',
+      'ned',
+      '--role',
+      'ops',
+      '--tenant',
+      'acme',
+      '--public-key',
+      priv,
+    );
     expect(p.code).toBe(2);
     expect(p.err).toContain('private key');
     const identity = Buffer.alloc(32);
@@ -103,7 +149,17 @@ describe('approvers make their own keys; the gate host never holds one (OE-INV-0
     for (const raw of [identity, nonCanonical]) {
       const file = join(rig.home, 'weak.json');
       writeFileSync(file, JSON.stringify({ kty: 'OKP', crv: 'Ed25519', x: encodeBase64url(raw) }));
-      const r = await rig.cli('approvers', 'add', 'ned', '--role', 'ops', '--tenant', 'acme', '--public-key', file);
+      const r = await rig.cli(
+        'approvers',
+        'add',
+        'ned',
+        '--role',
+        'ops',
+        '--tenant',
+        'acme',
+        '--public-key',
+        file,
+      );
       expect(r.code).toBe(1);
       expect(r.err).toContain('ERR_KEY_INVALID');
     }
@@ -136,17 +192,39 @@ describe('approvers are scoped to tenants (OE-INV-020)', () => {
     writeFileSync(pub, JSON.stringify({ public_jwk: key.publicJwk }));
     expect((await rig.cli('approvers', 'add', 'pam', '--role', 'ops', '--public-key', pub)).code).toBe(2);
     expect(
-      (await rig.cli('approvers', 'add', 'pam', '--role', 'ops', '--tenant', 'a', '--all-tenants', '--public-key', pub))
-        .code,
+      (
+        await rig.cli(
+          'approvers',
+          'add',
+          'pam',
+          '--role',
+          'ops',
+          '--tenant',
+          'a',
+          '--all-tenants',
+          '--public-key',
+          pub,
+        )
+      ).code,
     ).toBe(2);
     // The operator endpoint refuses a registration without a scope too.
-    const bare = await rig.operator('approvers-add', { name: 'pam', roles: ['ops'], public_jwk: { ...key.publicJwk } });
+    const bare = await rig.operator('approvers-add', {
+      name: 'pam',
+      roles: ['ops'],
+      public_jwk: { ...key.publicJwk },
+    });
     expect(bare.body).toMatchObject({ code: 'ERR_APPROVAL_INVALID' });
-    expect((await rig.cli('approvers', 'add', 'pam', '--role', 'ops', '--all-tenants', '--public-key', pub)).code).toBe(0);
+    expect(
+      (await rig.cli('approvers', 'add', 'pam', '--role', 'ops', '--all-tenants', '--public-key', pub)).code,
+    ).toBe(0);
     expect(await rig.enrol('quinn', 'ops', ['globex', 'acme'])).toBe(0);
-    const listed = JSON.parse((await rig.cli('approvers', 'list')).out) as { approvers: Record<string, unknown>[] };
+    const listed = JSON.parse((await rig.cli('approvers', 'list')).out) as {
+      approvers: Record<string, unknown>[];
+    };
     expect(listed.approvers.find((a) => a['name'] === 'pam')).toMatchObject({ tenants: '*' });
-    expect(listed.approvers.find((a) => a['name'] === 'quinn')).toMatchObject({ tenants: ['acme', 'globex'] });
+    expect(listed.approvers.find((a) => a['name'] === 'quinn')).toMatchObject({
+      tenants: ['acme', 'globex'],
+    });
     const regs = (await entries('scopes')).filter(
       (e) => e.type === 'admin.client_registered' && e.payload['key_use'] === 'approval',
     );
@@ -166,7 +244,9 @@ describe('approvers are scoped to tenants (OE-INV-020)', () => {
     const rejected = await rig.cli('approvals', 'reject', id, '--as', 'gus', '--justification', 'not mine');
     expect(rejected.err).toContain('ERR_APPROVER_TENANT');
     expect((await rig.cli('approvals', 'approve', id, '--as', 'gwen', '--justification', 'ok')).code).toBe(0);
-    const shown = JSON.parse((await rig.cli('approvals', 'show', id)).out) as { votes: { approver: string }[] };
+    const shown = JSON.parse((await rig.cli('approvals', 'show', id)).out) as {
+      votes: { approver: string }[];
+    };
     expect(shown.votes.map((v) => v.approver)).toEqual(['gwen']);
     // One counted approval of two: the retry still waits and nothing runs.
     const retry = await rig.agent().call('transfer_funds', BIG, { requestId: first.request_id });
@@ -208,13 +288,25 @@ describe('approvers are removed, client keys rotated and revoked, from the CLI',
     expect((await rig.cli('approvers', 'remove', 'rex')).err).toContain('ERR_APPROVER_UNKNOWN');
     // rex's earlier vote is re-counted under his current status when ros approves: one of two.
     expect((await rig.cli('approvals', 'approve', id, '--as', 'ros', '--justification', 'ok')).code).toBe(0);
-    expect((await rig.agent().call('transfer_funds', BIG, { requestId: first.request_id })).outcome).toBe('pending');
+    expect((await rig.agent().call('transfer_funds', BIG, { requestId: first.request_id })).outcome).toBe(
+      'pending',
+    );
     const later = await pending();
-    const refused = await rig.cli('approvals', 'approve', later, '--as', 'rex', '--justification', 'still here');
+    const refused = await rig.cli(
+      'approvals',
+      'approve',
+      later,
+      '--as',
+      'rex',
+      '--justification',
+      'still here',
+    );
     expect(refused.code).toBe(1);
     expect(refused.err).toContain('ERR_APPROVER_UNKNOWN');
     expect((await rig.cli('approvals', 'approve', id, '--as', 'rui', '--justification', 'ok')).code).toBe(0);
-    expect((await rig.agent().call('transfer_funds', BIG, { requestId: first.request_id })).outcome).toBe('executed');
+    expect((await rig.agent().call('transfer_funds', BIG, { requestId: first.request_id })).outcome).toBe(
+      'executed',
+    );
     const revoked = (await entries('removal')).filter(
       (e) => e.type === 'admin.key_revoked' && e.payload['key_use'] === 'approval',
     );
@@ -285,7 +377,9 @@ describe('the export still verifies offline with scoped, removed approvers and r
     const trust = join(rig.home, 'trust.json');
     expect((await rig.cli('trust-roots', '--out', trust)).code).toBe(0);
     const report = verifyBundle(readFileSync(out), { trust: readFileSync(trust) });
-    expect(report.checks.filter((c) => c.status === 'fail').map((c) => [c.id, c.findings.slice(0, 2)])).toEqual([]);
+    expect(
+      report.checks.filter((c) => c.status === 'fail').map((c) => [c.id, c.findings.slice(0, 2)]),
+    ).toEqual([]);
     expect(report.exitCode).toBe(0);
   });
 });

@@ -42,7 +42,9 @@ function rules(required: number): ApprovalRules {
     maxAgeMs: 900_000,
     approver: (name) => {
       const p = people.get(name);
-      return p === undefined ? undefined : { roles: p.roles, tenants: '*', publicKey: p.key.publicKey, status: 'active' };
+      return p === undefined
+        ? undefined
+        : { roles: p.roles, tenants: '*', publicKey: p.key.publicKey, status: 'active' };
     },
     isClient: (name) => name === 'agent' || name === 'bot',
   };

@@ -72,8 +72,7 @@ beforeAll(async () => {
   const trustPath = join(rig.dir, 'trust-roots.json');
   expect((await rig.cli('trust-roots', '--out', trustPath)).code).toBe(0);
   trust = readFileSync(trustPath, 'utf8');
-  for (const n of ['alice', 'bob', 'dave'])
-    approverKey.set(n, importSigningKeyJwk(cliApproverKey(rig, n)));
+  for (const n of ['alice', 'bob', 'dave']) approverKey.set(n, importSigningKeyJwk(cliApproverKey(rig, n)));
 }, 60_000);
 
 afterAll(async () => {

@@ -192,7 +192,13 @@ export function runGateStateContract(name: string, factory: GateStateFactory): v
         const other = await openAnother();
         const first = generateSigningKey();
         const next = generateSigningKey();
-        await state.registerClient({ identity: 'rot', tenant: 't', jwk: first.publicJwk, atMs: T0, roles: ['ops'] });
+        await state.registerClient({
+          identity: 'rot',
+          tenant: 't',
+          jwk: first.publicJwk,
+          atMs: T0,
+          roles: ['ops'],
+        });
         await expect(state.rotateClientKey('rot', { kty: 'RSA' })).rejects.toBeInstanceOf(Error);
         expect(await state.rotateClientKey('rot', next.publicJwk)).toMatchObject({
           identity: 'rot',

@@ -143,12 +143,30 @@ export function runApprovalStoreContract(name: string, make: () => Promise<Appro
           status: 'active',
           registered_at: T,
         });
-        await store.registerApprover({ name: 'ann', roles: ['ops'], tenants: ['acme'], jwk: ann.publicJwk, atMs: T + 1 });
+        await store.registerApprover({
+          name: 'ann',
+          roles: ['ops'],
+          tenants: ['acme'],
+          jwk: ann.publicJwk,
+          atMs: T + 1,
+        });
         await expect(
-          store.registerApprover({ name: 'ann', roles: ['ops'], tenants: ['acme'], jwk: ben.publicJwk, atMs: T }),
+          store.registerApprover({
+            name: 'ann',
+            roles: ['ops'],
+            tenants: ['acme'],
+            jwk: ben.publicJwk,
+            atMs: T,
+          }),
         ).rejects.toThrow(TypeError);
         await expect(
-          store.registerApprover({ name: 'cid', roles: ['ops'], tenants: ['acme'], jwk: { kty: 'RSA' }, atMs: T }),
+          store.registerApprover({
+            name: 'cid',
+            roles: ['ops'],
+            tenants: ['acme'],
+            jwk: { kty: 'RSA' },
+            atMs: T,
+          }),
         ).rejects.toMatchObject({ code: 'ERR_KEY_INVALID' });
         const a = await store.approver('ann');
         expect(a).toMatchObject({ name: 'ann', kid: ann.kid, status: 'active' });
@@ -319,7 +337,13 @@ export function runApprovalStoreContract(name: string, make: () => Promise<Appro
       'refuses tampered rows: the read rejects, it never answers a forged record',
       withFixture(async ({ store, exec }) => {
         const key = generateSigningKey();
-        await store.registerApprover({ name: 'ann', roles: ['ops'], tenants: ['acme'], jwk: key.publicJwk, atMs: T });
+        await store.registerApprover({
+          name: 'ann',
+          roles: ['ops'],
+          tenants: ['acme'],
+          jwk: key.publicJwk,
+          atMs: T,
+        });
         await store.insertPending(pendingRecord('d-1'));
         await store.insertPending(pendingRecord('d-2'));
         await store.insertPending(pendingRecord('d-3'));

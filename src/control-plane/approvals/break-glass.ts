@@ -21,7 +21,13 @@ import {
 import type { Deny, JsonObject, ReviewStatement } from '../../kernel/index.js';
 import { CONTROL_PLANE_ACTOR, type LedgerRef } from '../ledger-port.js';
 import type { ApprovalCtx } from './context.js';
-import { approverCovers, type ApproverTenants, type BreakGlassGrant, type PendingRecord, type ReviewRecord } from './store.js';
+import {
+  approverCovers,
+  type ApproverTenants,
+  type BreakGlassGrant,
+  type PendingRecord,
+  type ReviewRecord,
+} from './store.js';
 
 /** A signed statement as submitted. */
 export interface SignedStatement {

@@ -175,7 +175,13 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
         );
         if (isDeny(ref)) return ref;
         try {
-          return await store.registerApprover({ name, roles: sorted, tenants, jwk: key.jwk, atMs: deps.now() });
+          return await store.registerApprover({
+            name,
+            roles: sorted,
+            tenants,
+            jwk: key.jwk,
+            atMs: deps.now(),
+          });
         } catch (err) {
           // Registered meanwhile by another replica; any other failure is passed on.
           if (err instanceof TypeError) return deny('ERR_APPROVAL_INVALID', 'the approver already exists');

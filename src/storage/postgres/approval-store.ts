@@ -86,7 +86,13 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
   };
 
   const store: ApprovalStore = {
-    async registerApprover({ name, roles, tenants, jwk, atMs }: Parameters<ApprovalStore['registerApprover']>[0]) {
+    async registerApprover({
+      name,
+      roles,
+      tenants,
+      jwk,
+      atMs,
+    }: Parameters<ApprovalStore['registerApprover']>[0]) {
       const key = parsePublicJwk(jwk);
       if (tenants !== '*' && tenants.length === 0) throw new TypeError('an approver needs a tenant scope');
       const row = {

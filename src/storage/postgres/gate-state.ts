@@ -297,7 +297,8 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
       const row = r.rows[0];
       if (r.rows.length !== 1 || row === undefined) return undefined;
       const c = parseClient(row);
-      if (c.identity !== identity || c.kid !== key.kid) throw new TypeError('column gate_clients does not match');
+      if (c.identity !== identity || c.kid !== key.kid)
+        throw new TypeError('column gate_clients does not match');
       return toRecord(c);
     },
     async listClients() {

@@ -230,7 +230,11 @@ export const approvalsCheck: VerifyCheck = {
       }
       // Scoped approvers (OE-INV-020): the call's tenant must be one the registration names.
       if (held !== undefined && held.tenants !== '*' && !held.tenants.includes(v.entry.tenant))
-        bad(v, 'APPROVAL_TENANT', `the approver ${s.approver} is not registered for tenant ${v.entry.tenant}`);
+        bad(
+          v,
+          'APPROVAL_TENANT',
+          `the approver ${s.approver} is not registered for tenant ${v.entry.tenant}`,
+        );
       const removed = ix.approverRemovedAt.get(s.approver);
       if (removed !== undefined && removed < v.entry.index)
         bad(v, 'APPROVAL_REVOKED', `the approver ${s.approver} was removed at entry ${removed}`);
