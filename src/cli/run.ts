@@ -354,7 +354,7 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
   // `--role` and `--tenant` repeat; approver commands also take comma-separated lists.
   if (isApprovalCommand(cmd)) return runApprovalCommand(io, dir, pos, v);
   const tenant = one(v.tenant, 'tenant');
-  if (cmd === 'policy') return runPolicyCommand(io, dir, pos, v);
+  if (cmd === 'policy') return runPolicyCommand(io, dir, pos, { ...v, tenant });
   switch (cmd) {
     case 'init': {
       const r = await initDataDir(dir, v.backend === undefined ? {} : { backend: v.backend });
