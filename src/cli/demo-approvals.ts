@@ -77,7 +77,12 @@ function parseFlags(argv: readonly string[]): Record<string, string> {
  * its public half for the demo tenant (`approvers add --public-key`); skipped when the key
  * exists already (a re-run over `--data`).
  */
-async function approver(ctx: DemoContext, name: string, roles: string): Promise<void> {
+async function approver(
+  ctx: DemoContext,
+  name: string,
+  roles: string,
+  tenant: string = DEMO_CLIENT.tenant,
+): Promise<void> {
   if (existsSync(approverKeyPath({ XDG_CONFIG_HOME: homeOf(ctx, name) }, name))) return;
   const made = await cli(ctx, 'approvers', 'keygen', name);
   if (made.code !== 0) throw new Error(`approvers keygen ${name}: ${made.err.trim()}`);
@@ -91,7 +96,7 @@ async function approver(ctx: DemoContext, name: string, roles: string): Promise<
     '--role',
     roles,
     '--tenant',
-    DEMO_CLIENT.tenant,
+    tenant,
     '--public-key',
     pub,
   );
@@ -132,6 +137,8 @@ const TRANSFER = { from_account: 'acct_ops', to_account: 'acct_vendor', amount: 
 async function approvalStep(ctx: DemoContext): Promise<DemoObservation> {
   await approver(ctx, 'alice', 'treasury');
   await approver(ctx, 'bob', 'treasury');
+  // A treasury approver of another tenant: its vote on an acme call counts for nothing.
+  await approver(ctx, 'gus', 'treasury', 'globex');
   const s = session();
   const first = await ctx.client.call('transfer_funds', TRANSFER, { session: s });
   if (first.outcome !== 'pending')
@@ -144,6 +151,9 @@ async function approvalStep(ctx: DemoContext): Promise<DemoObservation> {
     readClientFile(ctx.dir, DEMO_CLIENT.identity).key,
   );
   const forgedCode = await forged(ctx, id, 'alice', generateSigningKey());
+  const otherTenant = codeOf(
+    await cli(ctx, 'approvals', 'approve', id, '--as', 'gus', '--justification', 'not my tenant'),
+  );
   const a = await cli(
     ctx,
     'approvals',
@@ -172,10 +182,11 @@ async function approvalStep(ctx: DemoContext): Promise<DemoObservation> {
     'vendor verified by phone',
   );
   const ran = await ctx.client.call('transfer_funds', TRANSFER, { session: s, requestId: first.request_id });
-  const detail = `202 pending ${id.slice(0, 12)}…; agent as approver ${agentCode}; forged signature ${forgedCode}; alice ${a.code === 0 ? 'ok' : codeOf(a)}; alice again ${twice}; retry ${early.outcome}; bob ${b.code === 0 ? 'ok' : codeOf(b)}; retry ${ran.outcome}`;
+  const detail = `202 pending ${id.slice(0, 12)}…; agent as approver ${agentCode}; forged signature ${forgedCode}; globex approver ${otherTenant}; alice ${a.code === 0 ? 'ok' : codeOf(a)}; alice again ${twice}; retry ${early.outcome}; bob ${b.code === 0 ? 'ok' : codeOf(b)}; retry ${ran.outcome}`;
   const refusals =
     agentCode === 'ERR_APPROVER_AGENT' &&
     forgedCode === 'ERR_APPROVAL_SIGNATURE' &&
+    otherTenant === 'ERR_APPROVER_TENANT' &&
     twice === 'ERR_APPROVAL_DUPLICATE' &&
     early.outcome === 'pending';
   if (!refusals) return { observed: 'a forged or early approval was not refused as expected', detail };
@@ -270,7 +281,7 @@ export const APPROVAL_DEMO_STEPS: readonly DemoStep[] = [
   {
     scenario: 11,
     title:
-      'approval: transfer 5000 USD waits; agent and forged approvals refused; two treasury approvers approve from the CLI; the retry runs',
+      'approval: transfer 5000 USD waits; agent, forged and other-tenant approvals refused; two treasury approvers approve from the CLI; the retry runs',
     expect: 'executed',
     run: approvalStep,
   },
