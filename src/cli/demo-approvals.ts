@@ -6,13 +6,12 @@
  * another person closes; and `verify` proves who approved what before it ran. The approval
  * commands run against the demo's own instance (announced for the step), like an operator's shell.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { createApproverClient } from '../client/index.js';
 import {
   announceServer,
   DEMO_CLIENT,
-  readApproverFile,
   readClientFile,
   readOperatorToken,
   withdrawServer,
@@ -21,6 +20,7 @@ import { parseJson } from '../kernel/index.js';
 import type { JsonObject } from '../kernel/index.js';
 import { generateSigningKey } from '../kernel/signing/index.js';
 import { verifyBundleFile } from '../verify/index.js';
+import { approverKeyPath } from './approver-keys.js';
 import { runApprovalCommand } from './approvals.js';
 import { exportTo, type DemoContext, type DemoObservation, type DemoStep } from './demo.js';
 import { saveTrustRoots } from './trust-file.js';
@@ -28,14 +28,31 @@ import { saveTrustRoots } from './trust-file.js';
 const positionals = (argv: readonly string[]): string[] =>
   argv.filter((a, i) => !a.startsWith('--') && !(argv[i - 1] ?? '').startsWith('--'));
 
-/** Runs `failclosed <argv>` (an approval command) against the demo instance; exit code and output. */
+/**
+ * Each demo approver's own home, outside the data directory (beside it: a re-run over `--data`
+ * finds the keys again): approver keys never live on the gate's side (OE-INV-020).
+ */
+function homeOf(ctx: DemoContext, name: string): string {
+  return join(dirname(ctx.dir), `${basename(ctx.dir)}.demo-approvers`, name);
+}
+
+/**
+ * Runs `failclosed <argv>` (an approval command) against the demo instance; exit code and
+ * output. A command run `--as NAME` (or an `approvers keygen NAME`) runs in that approver's home.
+ */
 async function cli(ctx: DemoContext, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
+  const as = argv[argv.indexOf('--as') + 1];
+  const person = argv.includes('--as') ? as : argv[1] === 'keygen' ? argv[2] : undefined;
   announceServer(ctx.dir, ctx.instance.url);
   try {
     const code = await runApprovalCommand(
-      { out: (t) => (out += t), err: (t) => (err += t) },
+      {
+        out: (t) => (out += t),
+        err: (t) => (err += t),
+        env: person === undefined ? {} : { XDG_CONFIG_HOME: homeOf(ctx, person) },
+      },
       ctx.dir,
       positionals(argv),
       parseFlags(argv),
@@ -55,14 +72,35 @@ function parseFlags(argv: readonly string[]): Record<string, string> {
   return flags;
 }
 
-/** Registers an approver through the CLI unless its key file exists already (a re-run over `--data`). */
-async function approver(ctx: DemoContext, name: string, roles: string): Promise<void> {
-  try {
-    readApproverFile(ctx.dir, name);
-  } catch {
-    const r = await cli(ctx, 'approvers', 'add', name, '--role', roles);
-    if (r.code !== 0) throw new Error(`approvers add ${name}: ${r.err.trim()}`);
-  }
+/**
+ * The approver makes a key in their own home (`approvers keygen`), and the operator registers
+ * its public half for the demo tenant (`approvers add --public-key`); skipped when the key
+ * exists already (a re-run over `--data`).
+ */
+async function approver(
+  ctx: DemoContext,
+  name: string,
+  roles: string,
+  tenant: string = DEMO_CLIENT.tenant,
+): Promise<void> {
+  if (existsSync(approverKeyPath({ XDG_CONFIG_HOME: homeOf(ctx, name) }, name))) return;
+  const made = await cli(ctx, 'approvers', 'keygen', name);
+  if (made.code !== 0) throw new Error(`approvers keygen ${name}: ${made.err.trim()}`);
+  const pub = join(ctx.work, `${name}.pub.json`);
+  writeFileSync(pub, made.out);
+  const r = await cli(
+    ctx,
+    'approvers',
+    'add',
+    name,
+    '--role',
+    roles,
+    '--tenant',
+    tenant,
+    '--public-key',
+    pub,
+  );
+  if (r.code !== 0) throw new Error(`approvers add ${name}: ${r.err.trim()}`);
 }
 
 /** Submits an approval the way an attacker would: a statement signed with `key` in the name of `as`. */
@@ -99,6 +137,8 @@ const TRANSFER = { from_account: 'acct_ops', to_account: 'acct_vendor', amount: 
 async function approvalStep(ctx: DemoContext): Promise<DemoObservation> {
   await approver(ctx, 'alice', 'treasury');
   await approver(ctx, 'bob', 'treasury');
+  // A treasury approver of another tenant: its vote on an acme call counts for nothing.
+  await approver(ctx, 'gus', 'treasury', 'globex');
   const s = session();
   const first = await ctx.client.call('transfer_funds', TRANSFER, { session: s });
   if (first.outcome !== 'pending')
@@ -111,6 +151,9 @@ async function approvalStep(ctx: DemoContext): Promise<DemoObservation> {
     readClientFile(ctx.dir, DEMO_CLIENT.identity).key,
   );
   const forgedCode = await forged(ctx, id, 'alice', generateSigningKey());
+  const otherTenant = codeOf(
+    await cli(ctx, 'approvals', 'approve', id, '--as', 'gus', '--justification', 'not my tenant'),
+  );
   const a = await cli(
     ctx,
     'approvals',
@@ -139,10 +182,11 @@ async function approvalStep(ctx: DemoContext): Promise<DemoObservation> {
     'vendor verified by phone',
   );
   const ran = await ctx.client.call('transfer_funds', TRANSFER, { session: s, requestId: first.request_id });
-  const detail = `202 pending ${id.slice(0, 12)}…; agent as approver ${agentCode}; forged signature ${forgedCode}; alice ${a.code === 0 ? 'ok' : codeOf(a)}; alice again ${twice}; retry ${early.outcome}; bob ${b.code === 0 ? 'ok' : codeOf(b)}; retry ${ran.outcome}`;
+  const detail = `202 pending ${id.slice(0, 12)}…; agent as approver ${agentCode}; forged signature ${forgedCode}; globex approver ${otherTenant}; alice ${a.code === 0 ? 'ok' : codeOf(a)}; alice again ${twice}; retry ${early.outcome}; bob ${b.code === 0 ? 'ok' : codeOf(b)}; retry ${ran.outcome}`;
   const refusals =
     agentCode === 'ERR_APPROVER_AGENT' &&
     forgedCode === 'ERR_APPROVAL_SIGNATURE' &&
+    otherTenant === 'ERR_APPROVER_TENANT' &&
     twice === 'ERR_APPROVAL_DUPLICATE' &&
     early.outcome === 'pending';
   if (!refusals) return { observed: 'a forged or early approval was not refused as expected', detail };
@@ -237,7 +281,7 @@ export const APPROVAL_DEMO_STEPS: readonly DemoStep[] = [
   {
     scenario: 11,
     title:
-      'approval: transfer 5000 USD waits; agent and forged approvals refused; two treasury approvers approve from the CLI; the retry runs',
+      'approval: transfer 5000 USD waits; agent, forged and other-tenant approvals refused; two treasury approvers approve from the CLI; the retry runs',
     expect: 'executed',
     run: approvalStep,
   },

@@ -4,14 +4,15 @@
  * server, or of an in-process instance when none runs (see `src/embedded/connect.ts`).
  * See docs/cli.md.
  */
-import { writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runMcpStdio } from './mcp.js';
 import { createClient } from '../client/index.js';
 import {
   announceServer,
   connect,
+  dataPaths,
   getJson,
   initDataDir,
   operatorAction,
@@ -59,6 +60,10 @@ export const USAGE = `usage: failclosed <command> [options]
   clients add NAME --tenant T [--owner HUMAN] [--role R]...
                                               register a client; writes its private key (0600);
                                               Cedar sees the roles as principal.roles
+  clients rotate NAME [--public-key FILE] [--reason TEXT]
+                                              new client key (ledgered; the old one stops at once);
+                                              without --public-key a new pair goes to clients/NAME.json
+  clients revoke NAME [--reason TEXT]         its calls are refused (ERR_CLIENT_REVOKED; ledgered)
   clients list
 ${APPROVAL_USAGE.trimEnd()}
   ledger export --out FILE [--trace ID] [--from N --to M]
@@ -86,7 +91,7 @@ const OPTIONS = {
   params: { type: 'string' },
   session: { type: 'string' },
   client: { type: 'string' },
-  tenant: { type: 'string' },
+  tenant: { type: 'string', multiple: true },
   out: { type: 'string' },
   trace: { type: 'string' },
   from: { type: 'string' },
@@ -262,6 +267,60 @@ async function addClient(
   });
 }
 
+/** The value of an option that may be given once only. */
+function one(values: readonly string[] | undefined, name: string): string | undefined {
+  if (values === undefined) return undefined;
+  if (values.length !== 1) throw new UsageError(`--${name} takes one value here`);
+  return values[0];
+}
+
+/**
+ * Rotates a client's key (OE-INV-025 key rotation for clients): the new public key is ledgered
+ * and replaces the old one at once. Without `--public-key`, a new pair is made here for the
+ * embedded default and its private key replaces `clients/NAME.json` only after the gate
+ * confirmed; with it, a stale `clients/NAME.json` (the old private key) is removed.
+ */
+async function rotateClient(
+  io: CliIo,
+  dir: string,
+  name: string,
+  publicKeyFile: string | undefined,
+  reason: string | undefined,
+): Promise<number> {
+  const made = publicKeyFile === undefined ? generateSigningKey() : undefined;
+  let publicJwk: JsonValue;
+  if (made !== undefined) publicJwk = { ...made.publicJwk };
+  else {
+    const v = parseJson(readFileSync(publicKeyFile ?? '', 'utf8'), { maxBytes: 8192 });
+    const o = typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as JsonObject) : {};
+    publicJwk = o['public_jwk'] ?? v;
+  }
+  return withConnection(dir, async (conn) => {
+    const a = await operatorAction(conn, 'clients-rotate', {
+      name,
+      public_jwk: publicJwk,
+      ...(reason === undefined ? {} : { reason }),
+    });
+    if (a.status !== 200) return report(io, a);
+    const body = a.body as JsonObject;
+    const file = join(dataPaths(dir).clients, `${name}.json`);
+    if (made !== undefined) {
+      const tenant = body['tenant'];
+      if (typeof tenant !== 'string') throw new Error('the rotation answer names no tenant');
+      const path = writeClientFile(dir, name, {
+        identity: name,
+        tenant,
+        key: exportSigningKeyJwk(made) as unknown as JsonObject,
+      });
+      print(io, { ...body, key_file: path });
+    } else {
+      if (existsSync(file)) rmSync(file);
+      print(io, body);
+    }
+    return EXIT.ok;
+  });
+}
+
 /** Index of the command word: the first argument that is neither an option nor `--data`'s value. */
 function commandIndex(argv: readonly string[]): number {
   let i = 0;
@@ -295,9 +354,10 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
   );
   const op = (fn: (c: Connection) => Promise<HttpAnswer>): Promise<number> =>
     withConnection(dir, async (c) => report(io, await fn(c)));
-  // `--role` repeats; approver commands also take one comma-separated list.
-  if (isApprovalCommand(cmd)) return runApprovalCommand(io, dir, pos, { ...v, role: v.role?.join(',') });
-  if (cmd === 'policy') return runPolicyCommand(io, dir, pos, v);
+  // `--role` and `--tenant` repeat; approver commands also take comma-separated lists.
+  if (isApprovalCommand(cmd)) return runApprovalCommand(io, dir, pos, v);
+  const tenant = one(v.tenant, 'tenant');
+  if (cmd === 'policy') return runPolicyCommand(io, dir, pos, { ...v, tenant });
   switch (cmd) {
     case 'init': {
       const r = await initDataDir(dir, v.backend === undefined ? {} : { backend: v.backend });
@@ -322,10 +382,20 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
       if (sub !== 'show' || arg1 === undefined) throw new UsageError('requests show ID');
       return op((c) => getJson(c, `/v1/requests/${encodeURIComponent(arg1)}`, true));
     case 'clients':
-      if (sub === 'add' && arg1 !== undefined)
-        return addClient(io, dir, arg1, v.tenant, v.owner, v.role ?? []);
+      if (sub === 'add' && arg1 !== undefined) return addClient(io, dir, arg1, tenant, v.owner, v.role ?? []);
+      if (sub === 'rotate' && arg1 !== undefined)
+        return rotateClient(io, dir, arg1, v['public-key'], v.reason);
+      if (sub === 'revoke' && arg1 !== undefined)
+        return op((c) =>
+          operatorAction(c, 'clients-revoke', {
+            name: arg1,
+            ...(v.reason === undefined ? {} : { reason: v.reason }),
+          }),
+        );
       if (sub === 'list') return op((c) => operatorAction(c, 'clients-list', {}));
-      throw new UsageError('clients add NAME --tenant T [--role R]... | clients list');
+      throw new UsageError(
+        'clients add NAME --tenant T [--role R]... | clients rotate NAME [--public-key FILE] | clients revoke NAME | clients list',
+      );
     case 'ledger': {
       if (sub !== 'export' || v.out === undefined)
         throw new UsageError('ledger export --out FILE [--trace ID] [--from N --to M]');
@@ -363,7 +433,7 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
         return op((c) => operatorAction(c, 'quarantine', { session: arg1, on }));
       }
       if (sub === 'reset-breaker') {
-        const target = { session: v.session, client: v.client, tenant: v.tenant, reason: v.reason };
+        const target = { session: v.session, client: v.client, tenant, reason: v.reason };
         const body: Record<string, JsonValue> = {};
         for (const [k, x] of Object.entries(target)) if (x !== undefined) body[k] = x;
         return op((c) => operatorAction(c, 'breaker-reset', body));

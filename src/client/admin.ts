@@ -37,6 +37,9 @@ export interface ClientRegistration {
 export interface ApproverRegistration {
   readonly name: string;
   readonly roles: readonly string[];
+  /** The tenants whose calls it may decide, or `'*'` for every tenant (OE-INV-020). */
+  readonly tenants: readonly string[] | '*';
+  /** The public key the approver made on their own device (never the private key). */
   readonly publicJwk: Ed25519PublicJwk;
 }
 
@@ -60,9 +63,15 @@ export interface AdminClient {
   /** Registers an agent client (201 with its record). */
   addClient(client: ClientRegistration): Promise<AdminAnswer>;
   listClients(): Promise<AdminAnswer>;
-  /** Registers a human approver with roles (201). */
+  /** Registers a human approver's public key with roles and a tenant scope (201). */
   addApprover(approver: ApproverRegistration): Promise<AdminAnswer>;
+  /** Removes an approver: its later votes are refused, its votes on open decisions stop counting. */
+  removeApprover(name: string, reason?: string): Promise<AdminAnswer>;
   listApprovers(): Promise<AdminAnswer>;
+  /** Replaces a client's key; the old one stops at once. */
+  rotateClient(name: string, publicJwk: Ed25519PublicJwk, reason?: string): Promise<AdminAnswer>;
+  /** Revokes a client: its calls are denied `ERR_CLIENT_REVOKED`. */
+  revokeClient(name: string, reason?: string): Promise<AdminAnswer>;
   /** Stores and activates a policy bundle document (JSON text). */
   activatePolicy(bundle: string, reason?: string): Promise<AdminAnswer>;
   /** Rotates the envelope issuer key. */
@@ -114,8 +123,18 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
       }),
     listClients: () => action('clients-list'),
     addApprover: (a: ApproverRegistration) =>
-      action('approvers-add', { name: a.name, roles: [...a.roles], public_jwk: { ...a.publicJwk } }),
+      action('approvers-add', {
+        name: a.name,
+        roles: [...a.roles],
+        tenants: a.tenants === '*' ? '*' : [...a.tenants],
+        public_jwk: { ...a.publicJwk },
+      }),
+    removeApprover: (name: string, reason?: string) =>
+      action('approvers-remove', { name, ...reasonOf(reason) }),
     listApprovers: () => action('approvers-list'),
+    rotateClient: (name: string, publicJwk: Ed25519PublicJwk, reason?: string) =>
+      action('clients-rotate', { name, public_jwk: { ...publicJwk }, ...reasonOf(reason) }),
+    revokeClient: (name: string, reason?: string) => action('clients-revoke', { name, ...reasonOf(reason) }),
     activatePolicy: (bundle: string, reason?: string) =>
       action('policy-activate', { bundle, ...reasonOf(reason) }),
     rotateIssuerKey: (reason?: string) => action('issuer-rotate', reasonOf(reason)),

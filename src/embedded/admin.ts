@@ -22,6 +22,7 @@ import type { BundleExecutor, Ledger } from '../ledger/index.js';
 import { GLOBAL_TENANT } from '../control-plane/index.js';
 import type {
   ApprovalService,
+  ApproverRecord,
   BreakerResetScope,
   BundleStore,
   ControlPlaneService,
@@ -100,6 +101,18 @@ function denied(d: Deny & { readonly decision_id?: string }): Answer {
   };
 }
 
+/** An approver as the operator sees it (its tenants `"*"` when registered for every tenant). */
+function approverView(a: ApproverRecord): JsonObject {
+  return {
+    name: a.name,
+    roles: [...a.roles],
+    tenants: a.tenants === '*' ? '*' : [...a.tenants],
+    kid: a.kid,
+    status: a.status,
+    registered_at: a.registered_at,
+  };
+}
+
 function usage(reason: string): Answer {
   return denied(deny('ERR_REQUEST_MALFORMED', reason));
 }
@@ -116,6 +129,28 @@ function reasonOf(o: JsonObject): string {
 export function createOperatorActions(deps: OperatorDeps): OperatorActions {
   const adminId = (type: string, payload: JsonObject): string =>
     sha256Hex(canonicalize({ type, payload, at: deps.clock() })).slice(0, 32);
+
+  /** Appends an admin entry; true once the ledger confirmed it with a well-formed reference, in time. */
+  const ledgerAdmin = async (
+    type: 'admin.key_rotated' | 'admin.key_revoked',
+    tenant: string,
+    payload: JsonObject,
+  ): Promise<boolean> => {
+    const id = adminId(type, payload);
+    const recorded = await withDeadline(
+      () =>
+        deps.ledgerPort.append({
+          type,
+          trace_id: id,
+          request_id: id,
+          tenant,
+          actor: OPERATOR_ACTOR,
+          payload,
+        }),
+      5_000,
+    );
+    return recorded.status === 'ok' && isLedgerRef(recorded.value);
+  };
 
   const actions: Record<string, (o: JsonObject) => Promise<Answer>> = {
     'clients-add': async (o) => {
@@ -191,19 +226,75 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
         {
           name: typeof o['name'] === 'string' ? o['name'] : '',
           roles: Array.isArray(roles) ? roles.filter((x): x is string => typeof x === 'string') : [],
+          // A list of tenants, or "*" asked for explicitly (`--all-tenants`); anything else is refused.
+          tenants: o['tenants'],
           public_jwk: o['public_jwk'],
         },
         OPERATOR_ACTOR,
       );
-      return isDeny(r) ? denied(r) : { status: 201, body: { ...r, roles: [...r.roles] } };
+      return isDeny(r) ? denied(r) : { status: 201, body: approverView(r) };
+    },
+    'approvers-remove': async (o) => {
+      if (deps.approvals === undefined)
+        return { status: 404, body: { error: 'unknown_action', action: 'approvers-remove' } };
+      const name = o['name'];
+      if (typeof name !== 'string' || !NAME.test(name)) return usage('name is malformed');
+      const r = await deps.approvals.removeApprover(name, reasonOf(o), OPERATOR_ACTOR);
+      return isDeny(r) ? denied(r) : { status: 200, body: { outcome: 'ok', ...approverView(r) } };
+    },
+    'clients-rotate': async (o) => {
+      const name = o['name'];
+      if (typeof name !== 'string' || !NAME.test(name)) return usage('name is malformed');
+      let key;
+      try {
+        key = parsePublicJwk(o['public_jwk']);
+      } catch {
+        return denied(deny('ERR_KEY_INVALID', 'public_jwk is not a valid Ed25519 public key'));
+      }
+      const c = await deps.state.lookup(name);
+      if (c === undefined) return denied(deny('ERR_CLIENT_UNKNOWN', 'no client has this name'));
+      if (c.status !== 'active') return denied(deny('ERR_CLIENT_REVOKED', 'a revoked client stays revoked'));
+      if (c.kid === key.kid) return usage('the new key is the current key');
+      // Ledgered with the new public key: an auditor binds requests signed after it to the client.
+      const payload: JsonObject = {
+        client: name,
+        kid: key.kid,
+        previous_kid: c.kid,
+        key_use: 'request',
+        public_jwk: { ...key.jwk },
+        reason: reasonOf(o),
+      };
+      if (!(await ledgerAdmin('admin.key_rotated', c.tenant, payload)))
+        return denied(deny('ERR_LEDGER_UNAVAILABLE', 'client key rotation not recorded'));
+      const rec = await deps.state.rotateClientKey(name, key.jwk);
+      if (rec === undefined) return denied(deny('ERR_CLIENT_REVOKED', 'the client was revoked meanwhile'));
+      return {
+        status: 200,
+        body: { outcome: 'ok', ...rec, roles: [...rec.roles], previous_kid: c.kid },
+      };
+    },
+    'clients-revoke': async (o) => {
+      const name = o['name'];
+      if (typeof name !== 'string' || !NAME.test(name)) return usage('name is malformed');
+      const c = await deps.state.lookup(name);
+      if (c === undefined) return denied(deny('ERR_CLIENT_UNKNOWN', 'no client has this name'));
+      if (c.status !== 'active') return denied(deny('ERR_CLIENT_REVOKED', 'the client is already revoked'));
+      const payload: JsonObject = {
+        client: name,
+        kid: c.kid,
+        key_use: 'request',
+        reason: reasonOf(o),
+        revoked_at: new Date(deps.clock()).toISOString(),
+      };
+      if (!(await ledgerAdmin('admin.key_revoked', c.tenant, payload)))
+        return denied(deny('ERR_LEDGER_UNAVAILABLE', 'client revocation not recorded'));
+      await deps.state.revokeClient(name);
+      return { status: 200, body: { outcome: 'ok', client: name, kid: c.kid, status: 'revoked' } };
     },
     'approvers-list': async () => ({
       status: 200,
       body: {
-        approvers: ((await deps.approvals?.listApprovers()) ?? []).map((a) => ({
-          ...a,
-          roles: [...a.roles],
-        })),
+        approvers: ((await deps.approvals?.listApprovers()) ?? []).map(approverView),
       },
     }),
     'clients-list': async () => ({

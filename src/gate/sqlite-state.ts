@@ -140,6 +140,9 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
     'INSERT INTO gate_clients (identity, tenant, kid, jwk, status, registered_at, roles) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
   const revoke = db.prepare("UPDATE gate_clients SET status = 'revoked' WHERE identity = ?");
+  const rotate = db.prepare(
+    "UPDATE gate_clients SET kid = ?, jwk = ? WHERE identity = ? AND status = 'active'",
+  );
   const listAll = db.prepare<[], ClientRow>('SELECT * FROM gate_clients ORDER BY identity');
   const insertSeen = db.prepare(
     'INSERT OR IGNORE INTO gate_request_nonces (identity, kind, value, seen_at) VALUES (?, ?, ?, ?)',
@@ -350,6 +353,13 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
     },
     registerClient: (input) => settle(() => writeNow(() => register(input))),
     revokeClient: (identity) => settle(() => writeNow(() => revoke.run(identity).changes === 1)),
+    rotateClientKey: (identity, jwk) =>
+      settle(() => {
+        const key = parsePublicJwk(jwk);
+        const changed = writeNow(() => rotate.run(key.kid, JSON.stringify(key.jwk), identity).changes === 1);
+        const row = changed ? selectClient.get(identity) : undefined;
+        return row === undefined ? undefined : toRecord(row);
+      }),
     listClients: () => settle(() => Object.freeze(listAll.all().map(toRecord))),
     clientJwks: () =>
       settle(() =>

@@ -77,6 +77,13 @@ export interface GateStateStore extends ClientRegistry, RequestReplayStore {
   registerClient(input: ClientRegistration): Promise<ClientRecord>;
   /** Marks a client revoked; false when unknown. */
   revokeClient(identity: string): Promise<boolean>;
+  /**
+   * Replaces an active client's key (rotation): the next lookup answers the new key only, so the
+   * old one stops at once. Resolves to the updated record, or undefined when the client is
+   * unknown or revoked (a revoked client stays revoked). Rejects with `TypeError` for a
+   * malformed key.
+   */
+  rotateClientKey(identity: string, jwk: unknown): Promise<ClientRecord | undefined>;
   /** Every client, by identity in byte order. */
   listClients(): Promise<readonly ClientRecord[]>;
   /** Every client public key as a JWKS with the revoked kids, for audit bundles (FC-INV-3 evidence). */

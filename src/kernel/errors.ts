@@ -143,6 +143,7 @@ export const DENIAL_CODES = {
   ERR_APPROVER_UNKNOWN: { status: 401, meaning: 'the approver is not registered or is revoked' },
   ERR_APPROVER_AGENT: { status: 403, meaning: 'an agent (client) identity can never approve' },
   ERR_APPROVER_ROLE: { status: 403, meaning: 'the approver holds none of the required roles' },
+  ERR_APPROVER_TENANT: { status: 403, meaning: 'the approver is not scoped to the tenant of the call' },
   ERR_PREVIEW_UNAVAILABLE: { status: 403, meaning: 'the policy requires a preview the tool cannot produce' },
 
   // Audit System.

@@ -163,8 +163,9 @@ function clientIndex(ctx: VerifyContext, views: readonly View[]): Linkage['clien
   const size = ctx.checkpoint.verified?.size;
   for (const v of views) {
     const p = v.entry.payload;
+    // A registration, or a rotation (`clients rotate`) that binds a further key to the client.
     if (
-      v.entry.type !== 'admin.client_registered' ||
+      (v.entry.type !== 'admin.client_registered' && v.entry.type !== 'admin.key_rotated') ||
       p['key_use'] !== 'request' ||
       typeof p['client'] !== 'string' ||
       (ledgeredOnly && (size === undefined || v.entry.index >= size))

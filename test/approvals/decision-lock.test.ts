@@ -101,7 +101,7 @@ async function replicas(statementTimeoutMs?: number) {
     keys.set(name, key);
     expect(
       await a.approvals.registerApprover(
-        { name, roles: ['ops'], public_jwk: { ...key.publicJwk } },
+        { name, roles: ['ops'], tenants: '*', public_jwk: { ...key.publicJwk } },
         OPERATOR,
       ),
     ).toMatchObject({ name, status: 'active' });

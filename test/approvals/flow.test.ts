@@ -23,8 +23,8 @@ afterAll(async () => {
 
 describe('approval flow (demo policy: transfer above 1000 USD needs two treasury approvals)', () => {
   it('waits, is approved by two distinct approvers from the CLI, runs once, and verifies', async () => {
-    expect((await rig.cli('approvers', 'add', 'alice', '--role', 'treasury')).code).toBe(0);
-    expect((await rig.cli('approvers', 'add', 'bob', '--role', 'treasury')).code).toBe(0);
+    expect(await rig.enrol('alice', 'treasury')).toBe(0);
+    expect(await rig.enrol('bob', 'treasury')).toBe(0);
 
     const agent = rig.agent();
     const first = await agent.call('transfer_funds', BIG);

@@ -87,7 +87,7 @@ async function replicas(): Promise<{ r: Rig; a: Replica; b: Replica; keys: Map<s
     const key = generateSigningKey();
     keys.set(name, key);
     const reg = await approvalsB.registerApprover(
-      { name, roles: ['ops'], public_jwk: { ...key.publicJwk } },
+      { name, roles: ['ops'], tenants: '*', public_jwk: { ...key.publicJwk } },
       OPERATOR,
     );
     expect(reg).toMatchObject({ name, status: 'active' });

@@ -32,8 +32,8 @@ beforeAll(async () => {
     ['erin', 'L5,treasury'],
     ['carol', 'finance'],
   ] as const) {
-    expect((await rig.cli('approvers', 'add', name, '--role', roles)).code).toBe(0);
-    keys.set(name, importSigningKeyJwk(cliApproverKey(rig.dir, name)));
+    expect(await rig.enrol(name, roles)).toBe(0);
+    keys.set(name, importSigningKeyJwk(cliApproverKey(rig, name)));
   }
 }, 60_000);
 

@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { createApproverClient, createClient } from '../../src/client/index.js';
 import type { ApproverClient, FailclosedClient } from '../../src/client/index.js';
 import { runCli } from '../../src/cli/run.js';
+import { approverKeyPath, readApproverKey } from '../../src/cli/approver-keys.js';
 import {
   announceServer,
   DEMO_CLIENT,
   initDataDir,
-  readApproverFile,
   readClientFile,
   readOperatorToken,
   startEmbedded,
@@ -32,11 +32,19 @@ export interface Rig {
   advance(ms: number): void;
   readonly now: () => number;
   agent(name?: string): FailclosedClient;
-  /** Registers an approver through the operator endpoint; returns its key. */
+  /** The approvers' own config home (`XDG_CONFIG_HOME` of the rig's CLI): outside the data directory. */
+  readonly home: string;
+  /** Registers an approver through the operator endpoint (every tenant unless `tenants`); returns its key. */
   addApprover(
     name: string,
     roles: readonly string[],
+    tenants?: readonly string[] | '*',
   ): Promise<{ status: number; body: JsonValue; key: SigningKey }>;
+  /**
+   * The CLI way: `approvers keygen NAME` in the approver's home, then `approvers add NAME --role
+   * ROLES --tenant T... --public-key FILE` (default tenant: the demo client's). Exit code of add.
+   */
+  enrol(name: string, roles: string, tenants?: readonly string[]): Promise<number>;
   approver(name: string, key: SigningKey): ApproverClient;
   /** Runs the CLI against this deployment. */
   cli(...argv: string[]): Promise<{ code: number; out: string; err: string }>;
@@ -54,6 +62,17 @@ export async function startRig(approvalsJson?: JsonValue): Promise<Rig> {
   const instance = await startEmbedded(dir, { port: 0, executionPort: 0, clock: now });
   announceServer(dir, instance.url);
   const token = readOperatorToken(dir);
+  const home = mkdtempSync(join(tmpdir(), 'fc-approver-home-'));
+  const cli = async (...argv: string[]) => {
+    let out = '';
+    let err = '';
+    const code = await runCli([...argv, '--data', dir], {
+      out: (t) => (out += t),
+      err: (t) => (err += t),
+      env: { XDG_CONFIG_HOME: home },
+    });
+    return { code, out, err };
+  };
   const operator = async (action: string, body: JsonValue) => {
     const a = await instance.core.gate.admin(action, body, `Bearer ${token}`);
     return { status: a.status, body: a.body };
@@ -67,37 +86,39 @@ export async function startRig(approvalsJson?: JsonValue): Promise<Rig> {
       const f = readClientFile(dir, name);
       return createClient({ url: instance.url, identity: f.identity, tenant: f.tenant, key: f.key, now });
     },
-    async addApprover(name, roles) {
+    home,
+    async addApprover(name, roles, tenants = '*') {
       const key = generateSigningKey();
       const a = await operator('approvers-add', {
         name,
         roles: [...roles],
+        tenants: tenants === '*' ? '*' : [...tenants],
         public_jwk: { ...key.publicJwk },
       });
       return { ...a, key };
     },
+    async enrol(name, roles, tenants = [DEMO_CLIENT.tenant]) {
+      const made = await cli('approvers', 'keygen', name);
+      if (made.code !== 0) return made.code;
+      const pub = join(home, `${name}.pub.json`);
+      writeFileSync(pub, made.out);
+      const args = tenants.flatMap((t) => ['--tenant', t]);
+      return (await cli('approvers', 'add', name, '--role', roles, ...args, '--public-key', pub)).code;
+    },
     approver: (name, key) =>
       createApproverClient({ url: instance.url, name, key, authorization: `Bearer ${token}`, now }),
-    async cli(...argv) {
-      let out = '';
-      let err = '';
-      const code = await runCli([...argv, '--data', dir], {
-        out: (t) => (out += t),
-        err: (t) => (err += t),
-        env: {},
-      });
-      return { code, out, err };
-    },
+    cli,
     operator,
     async close() {
       withdrawServer(dir);
       await instance.close();
       rmSync(dir, { recursive: true, force: true });
+      rmSync(home, { recursive: true, force: true });
     },
   };
 }
 
-/** The approver key written by `failclosed approvers add`. */
-export function cliApproverKey(dir: string, name: string): Readonly<Record<string, unknown>> {
-  return readApproverFile(dir, name).key;
+/** The approver key written by `failclosed approvers keygen` into the approver's own home. */
+export function cliApproverKey(rig: Rig, name: string): Readonly<Record<string, unknown>> {
+  return readApproverKey(approverKeyPath({ XDG_CONFIG_HOME: rig.home }, name), name);
 }

@@ -1,8 +1,9 @@
 /**
  * Threshold logic as properties (OE-INV-019/020, SPEC §7 scenario 11): a set of approvals meets
  * the threshold exactly when it holds at least `required` distinct valid approvals and no valid
- * rejection. Duplicates, self-approvals, agents, wrong roles, expired, forged, unknown or
- * foreign-intent approvals never count, whatever their number or order.
+ * rejection. Duplicates, self-approvals, agents, wrong roles, expired, forged, unknown,
+ * foreign-intent or out-of-scope (another tenant's approver) approvals never count, whatever
+ * their number or order.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -23,13 +24,17 @@ const people = new Map<string, { key: SigningKey; roles: string[] }>([
   ['owner', { key: generateSigningKey(), roles: ['treasury'] }],
   ['agent', { key: generateSigningKey(), roles: ['treasury'] }],
   ['fin', { key: generateSigningKey(), roles: ['finance'] }],
+  ['glo', { key: generateSigningKey(), roles: ['treasury'] }],
 ]);
+/** Tenant scopes (OE-INV-020): `glo` decides for another tenant only; everyone else for every tenant. */
+const scopeOf = (name: string): readonly string[] | '*' => (name === 'glo' ? ['globex'] : '*');
 
 function rules(required: number): ApprovalRules {
   return {
     decision_id: 'dec-1',
     intent_sha256: 'a'.repeat(64),
     preview_sha256: null,
+    tenant: 'acme',
     required,
     roles: ['treasury'],
     requester: 'bot',
@@ -41,13 +46,16 @@ function rules(required: number): ApprovalRules {
     maxAgeMs: 900_000,
     approver: (name) => {
       const p = people.get(name);
-      return p === undefined ? undefined : { roles: p.roles, publicKey: p.key.publicKey, status: 'active' };
+      return p === undefined
+        ? undefined
+        : { roles: p.roles, tenants: scopeOf(name), publicKey: p.key.publicKey, status: 'active' };
     },
     isClient: (name) => name === 'agent' || name === 'bot',
   };
 }
 
-type Kind = 'valid' | 'reject' | 'self' | 'agent' | 'role' | 'expired' | 'forged' | 'unknown' | 'intent';
+type Kind =
+  'valid' | 'reject' | 'self' | 'agent' | 'role' | 'expired' | 'forged' | 'unknown' | 'intent' | 'tenant';
 
 function candidate(kind: Kind, who: string): ApprovalCandidate {
   const name =
@@ -59,7 +67,9 @@ function candidate(kind: Kind, who: string): ApprovalCandidate {
           ? 'fin'
           : kind === 'unknown'
             ? 'nobody'
-            : who;
+            : kind === 'tenant'
+              ? 'glo'
+              : who;
   const s: ApprovalStatement = {
     decision_id: 'dec-1',
     intent_sha256: kind === 'intent' ? 'b'.repeat(64) : 'a'.repeat(64),
@@ -73,7 +83,7 @@ function candidate(kind: Kind, who: string): ApprovalCandidate {
   return { statement: { ...s }, signature: encodeBase64url(signEd25519(key, approvalSigningInput(s))) };
 }
 
-const BAD: Kind[] = ['self', 'agent', 'role', 'expired', 'forged', 'unknown', 'intent'];
+const BAD: Kind[] = ['self', 'agent', 'role', 'expired', 'forged', 'unknown', 'intent', 'tenant'];
 const arbCandidate = fc.record({
   kind: fc.constantFrom<Kind>('valid', 'valid', ...BAD),
   who: fc.constantFrom(...VALID),
@@ -145,6 +155,12 @@ describe('tallyApprovals (property)', () => {
     expect(code('forged')).toBe('ERR_APPROVAL_SIGNATURE');
     expect(code('unknown')).toBe('ERR_APPROVER_UNKNOWN');
     expect(code('intent')).toBe('ERR_APPROVAL_INVALID');
+    expect(code('tenant')).toBe('ERR_APPROVER_TENANT');
+    // A policy activation (tenant `*`) is covered by every-tenant approvers only.
+    expect(checkApproval({ ...rules(1), tenant: '*' }, candidate('valid', 'a1'))).not.toHaveProperty('code');
+    expect(checkApproval({ ...rules(1), tenant: '*' }, candidate('tenant', 'a1'))).toMatchObject({
+      code: 'ERR_APPROVER_TENANT',
+    });
     expect(checkApproval({ ...rules(1), owner: null }, candidate('valid', 'a1'))).toMatchObject({
       code: 'ERR_APPROVAL_SELF',
     });

@@ -20,9 +20,8 @@ import {
   signEd25519,
   type SigningKey,
 } from '../../src/kernel/signing/index.js';
-import { readApproverFile } from '../../src/embedded/index.js';
 import { verifyBundle } from '../../src/verify/index.js';
-import { startRig, type Rig } from './support.js';
+import { cliApproverKey, startRig, type Rig } from './support.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Mutable = Record<string, any>;
@@ -41,7 +40,7 @@ beforeAll(async () => {
     ['bob', 'treasury'],
     ['dave', 'L4'],
   ] as const)
-    expect((await rig.cli('approvers', 'add', n, '--role', r)).code).toBe(0);
+    expect(await rig.enrol(n, r)).toBe(0);
   const params = { from_account: 'acct_a', to_account: 'acct_b', amount: 5000, currency: 'USD' };
   const first = await rig.agent().call('transfer_funds', params);
   if (first.outcome !== 'pending') throw new Error('expected pending');
@@ -73,8 +72,7 @@ beforeAll(async () => {
   const trustPath = join(rig.dir, 'trust-roots.json');
   expect((await rig.cli('trust-roots', '--out', trustPath)).code).toBe(0);
   trust = readFileSync(trustPath, 'utf8');
-  for (const n of ['alice', 'bob', 'dave'])
-    approverKey.set(n, importSigningKeyJwk(readApproverFile(rig.dir, n).key));
+  for (const n of ['alice', 'bob', 'dave']) approverKey.set(n, importSigningKeyJwk(cliApproverKey(rig, n)));
 }, 60_000);
 
 afterAll(async () => {
@@ -258,6 +256,35 @@ describe('OE-INV-019/020: each approval finding on its own (approvals check only
       'kid'
     ] = 'other-kid';
     expect(only(kid)).toEqual(['APPROVAL_ROLE']);
+  });
+
+  it('OE-INV-020: an approval or break-glass outside the approver’s ledgered tenant scope: APPROVAL_TENANT', () => {
+    const scoped = fresh();
+    entries(scoped, 'admin.client_registered').find((e) => e['payload']['client'] === 'alice')!['payload'][
+      'tenants'
+    ] = ['globex'];
+    expect(only(scoped)).toEqual(['APPROVAL_TENANT']);
+    const bg = fresh();
+    entries(bg, 'admin.client_registered').find((e) => e['payload']['client'] === 'dave')!['payload'][
+      'tenants'
+    ] = ['globex'];
+    expect(only(bg)).toEqual(['APPROVAL_TENANT']);
+    // Every tenant, explicitly or by a registration from before scopes: no finding.
+    const all = fresh();
+    const reg = entries(all, 'admin.client_registered').find((e) => e['payload']['client'] === 'alice')!;
+    reg['payload']['tenants'] = '*';
+    expect(only(all)).toEqual([]);
+    delete reg['payload']['tenants'];
+    expect(only(all)).toEqual([]);
+  });
+
+  it('OE-INV-020: an approval after the approver’s ledgered removal: APPROVAL_REVOKED', () => {
+    const b = fresh();
+    const reg = entries(b, 'admin.client_registered').find((e) => e['payload']['client'] === 'alice')!;
+    // The registration record turned into a removal: it lies before alice's approval.
+    reg['type'] = 'admin.key_revoked';
+    reg['payload'] = { client: 'alice', kid: reg['payload']['kid'], key_use: 'approval', reason: 'left' };
+    expect(only(b)).toContain('APPROVAL_REVOKED');
   });
 
   it('OE-INV-019: an envelope issued before the finalisation, or after a rejection: APPROVAL_MISSING / APPROVAL_BINDING', () => {

@@ -112,6 +112,24 @@ describe('policy that cannot run does not activate', () => {
 });
 
 describe('policy test (dry run)', () => {
+  it('takes --tenant for a client without a key file here, and refuses it twice', async () => {
+    const r = await run(
+      'policy',
+      'test',
+      'echo',
+      '--params',
+      '{"message":"hi"}',
+      '--client',
+      'elsewhere-bot',
+      '--tenant',
+      'globex',
+    );
+    expect(r.code).not.toBe(EXIT.usage);
+    expect((JSON.parse(r.out) as Record<string, unknown>)['tenant']).toBe('globex');
+    const twice = await run('policy', 'test', 'echo', '--params', '{}', '--tenant', 'a', '--tenant', 'b');
+    expect(twice.code).toBe(EXIT.usage);
+  });
+
   it('allows echo, names the rules fired and the constraints, and records nothing', async () => {
     const before = ledgerDigest();
     const r = await run('policy', 'test', 'echo', '--params', '{"message":"hi"}', '--tenant', 'acme');

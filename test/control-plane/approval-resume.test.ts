@@ -70,7 +70,7 @@ async function setup(
     const key = generateSigningKey();
     keys.set(name, key);
     const reg = await approvals.registerApprover(
-      { name, roles: ['ops'], public_jwk: { ...key.publicJwk } },
+      { name, roles: ['ops'], tenants: '*', public_jwk: { ...key.publicJwk } },
       OPERATOR,
     );
     expect(isDeny(reg)).toBe(false);

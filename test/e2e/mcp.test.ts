@@ -301,7 +301,7 @@ describe('approvals from MCP', () => {
     const key = generateSigningKey();
     const added = await instance.core.gate.admin(
       'approvers-add',
-      { name, roles: ['treasury'], public_jwk: { ...key.publicJwk } },
+      { name, roles: ['treasury'], tenants: ['acme'], public_jwk: { ...key.publicJwk } },
       token(),
     );
     expect(added.status).toBe(201);

@@ -90,7 +90,7 @@ async function treasuryApprovers(
     const res = await fetch(`${instance.url}/v1/admin/approvers-add`, {
       method: 'POST',
       headers: { authorization: `Bearer ${readOperatorToken(dir)}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name, roles: ['treasury'], public_jwk: key.publicJwk }),
+      body: JSON.stringify({ name, roles: ['treasury'], tenants: ['acme'], public_jwk: key.publicJwk }),
     });
     expect(res.status).toBe(201);
   }

@@ -150,6 +150,7 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
     const v = versions();
     expect(v['ledger.db']?.map((r) => [r.store, r.version])).toEqual([
       ['approvals', 1],
+      ['approvals', 2],
       ['breakers', 1],
       ['breakers', 2],
       ['envelope_nonces', 1],
@@ -187,7 +188,15 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
     expect(clients.out).toContain('ops-bot');
     const approvers = await cli('approvers', 'list');
     expect(approvers.code).toBe(0);
-    expect(approvers.out).toContain('alice');
+    // Registered before tenant scopes: global then, recorded as every tenant now (OE-INV-020).
+    const listed = JSON.parse(approvers.out) as { approvers: Record<string, unknown>[] };
+    expect(listed.approvers.find((a) => a['name'] === 'alice')).toMatchObject({
+      tenants: '*',
+      status: 'active',
+    });
+    // The previous release kept alice's private key in the data directory: still there, and warned about.
+    expect(approvers.err).toContain(join(dir, 'approvers', 'alice.json'));
+    expect(approvers.err).toContain('move it');
   }, 60_000);
 
   it('keeps the history: old entries unchanged, and the export verifies under the trust roots', async () => {

@@ -187,6 +187,33 @@ export function runGateStateContract(name: string, factory: GateStateFactory): v
         expect((await state.lookup('agent-7'))?.status).toBe('revoked');
       }));
 
+    it('FC-INV-3, OE-INV-025: rotates an active client’s key, seen by another instance’s next lookup; never a revoked client’s', () =>
+      withFixture(async ({ state, openAnother }) => {
+        const other = await openAnother();
+        const first = generateSigningKey();
+        const next = generateSigningKey();
+        await state.registerClient({
+          identity: 'rot',
+          tenant: 't',
+          jwk: first.publicJwk,
+          atMs: T0,
+          roles: ['ops'],
+        });
+        await expect(state.rotateClientKey('rot', { kty: 'RSA' })).rejects.toBeInstanceOf(Error);
+        expect(await state.rotateClientKey('rot', next.publicJwk)).toMatchObject({
+          identity: 'rot',
+          tenant: 't',
+          kid: next.kid,
+          status: 'active',
+          roles: ['ops'],
+        });
+        expect(await other.lookup('rot')).toMatchObject({ kid: next.kid, status: 'active' });
+        expect(await state.rotateClientKey('nobody', next.publicJwk)).toBeUndefined();
+        expect(await state.revokeClient('rot')).toBe(true);
+        expect(await other.rotateClientKey('rot', first.publicJwk)).toBeUndefined();
+        expect(await state.lookup('rot')).toMatchObject({ kid: next.kid, status: 'revoked' });
+      }));
+
     it('FC-INV-3: a tampered roles value fails the lookup (the Gate then denies)', () =>
       withFixture(async ({ state, corruptRoles }) => {
         await state.registerClient({

@@ -131,22 +131,42 @@ export function runApprovalStoreContract(name: string, make: () => Promise<Appro
         const rec = await store.registerApprover({
           name: 'ben',
           roles: ['ops', 'L4'],
+          tenants: '*',
           jwk: ben.publicJwk,
           atMs: T,
         });
         expect(rec).toEqual({
           name: 'ben',
           roles: ['L4', 'ops'],
+          tenants: '*',
           kid: ben.kid,
           status: 'active',
           registered_at: T,
         });
-        await store.registerApprover({ name: 'ann', roles: ['ops'], jwk: ann.publicJwk, atMs: T + 1 });
+        await store.registerApprover({
+          name: 'ann',
+          roles: ['ops'],
+          tenants: ['acme'],
+          jwk: ann.publicJwk,
+          atMs: T + 1,
+        });
         await expect(
-          store.registerApprover({ name: 'ann', roles: ['ops'], jwk: ben.publicJwk, atMs: T }),
+          store.registerApprover({
+            name: 'ann',
+            roles: ['ops'],
+            tenants: ['acme'],
+            jwk: ben.publicJwk,
+            atMs: T,
+          }),
         ).rejects.toThrow(TypeError);
         await expect(
-          store.registerApprover({ name: 'cid', roles: ['ops'], jwk: { kty: 'RSA' }, atMs: T }),
+          store.registerApprover({
+            name: 'cid',
+            roles: ['ops'],
+            tenants: ['acme'],
+            jwk: { kty: 'RSA' },
+            atMs: T,
+          }),
         ).rejects.toMatchObject({ code: 'ERR_KEY_INVALID' });
         const a = await store.approver('ann');
         expect(a).toMatchObject({ name: 'ann', kid: ann.kid, status: 'active' });
@@ -156,6 +176,42 @@ export function runApprovalStoreContract(name: string, make: () => Promise<Appro
         const jwks = await store.approverJwks();
         expect(jwks.keys.map((k) => k.kid)).toEqual([ann.kid, ben.kid].sort());
         expect(jwks.revoked).toEqual([]);
+      }),
+    );
+
+    it(
+      'keeps an approver’s tenant scope, refuses an empty one, and removes an approver once (OE-INV-020)',
+      withFixture(async ({ store }) => {
+        const ann = generateSigningKey();
+        await store.registerApprover({
+          name: 'ann',
+          roles: ['ops'],
+          tenants: ['beta', 'acme', 'acme'],
+          jwk: ann.publicJwk,
+          atMs: T,
+        });
+        expect(await store.approver('ann')).toMatchObject({ tenants: ['acme', 'beta'], status: 'active' });
+        await expect(
+          store.registerApprover({ name: 'cid', roles: ['ops'], tenants: [], jwk: ann.publicJwk, atMs: T }),
+        ).rejects.toThrow(TypeError);
+        expect(await store.approver('cid')).toBeUndefined();
+        expect(await store.revokeApprover('ann')).toBe(true);
+        expect(await store.revokeApprover('ann')).toBe(false);
+        expect(await store.revokeApprover('nobody')).toBe(false);
+        expect(await store.approver('ann')).toMatchObject({ status: 'revoked', tenants: ['acme', 'beta'] });
+        expect((await store.approverJwks()).revoked).toEqual([ann.kid]);
+      }),
+    );
+
+    it(
+      'reads an approver row written before tenant scopes as registered for every tenant (migration)',
+      withFixture(async ({ store, exec }) => {
+        const old = generateSigningKey();
+        const jwk = JSON.stringify(old.publicJwk).replace(/'/g, "''");
+        await exec(
+          `INSERT INTO approval_approvers (name, roles, kid, jwk, status, registered_at) VALUES ('olga', '["ops"]', '${old.kid}', '${jwk}', 'active', ${T})`,
+        );
+        expect(await store.approver('olga')).toMatchObject({ name: 'olga', tenants: '*', status: 'active' });
       }),
     );
 
@@ -281,7 +337,13 @@ export function runApprovalStoreContract(name: string, make: () => Promise<Appro
       'refuses tampered rows: the read rejects, it never answers a forged record',
       withFixture(async ({ store, exec }) => {
         const key = generateSigningKey();
-        await store.registerApprover({ name: 'ann', roles: ['ops'], jwk: key.publicJwk, atMs: T });
+        await store.registerApprover({
+          name: 'ann',
+          roles: ['ops'],
+          tenants: ['acme'],
+          jwk: key.publicJwk,
+          atMs: T,
+        });
         await store.insertPending(pendingRecord('d-1'));
         await store.insertPending(pendingRecord('d-2'));
         await store.insertPending(pendingRecord('d-3'));

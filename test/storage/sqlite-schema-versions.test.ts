@@ -64,7 +64,7 @@ const STORES: readonly VersionedStore[] = [
   },
   {
     store: 'approvals',
-    version: 1,
+    version: 2,
     open: (path) => {
       const s = createSqliteApprovalStore(path);
       return () => Promise.resolve(s.close());
@@ -163,6 +163,7 @@ describe('SQLite schema versions of a shared file and of read-only opens (SPEC Â
       await openAndClose(s, path);
     expect(versionRows(path).map((r) => [r.store, r.version])).toEqual([
       ['approvals', 1],
+      ['approvals', 2],
       ['breakers', 1],
       ['breakers', 2],
       ['gate_state', 1],

@@ -21,7 +21,13 @@ import {
 import type { Deny, JsonObject, ReviewStatement } from '../../kernel/index.js';
 import { CONTROL_PLANE_ACTOR, type LedgerRef } from '../ledger-port.js';
 import type { ApprovalCtx } from './context.js';
-import type { BreakGlassGrant, PendingRecord, ReviewRecord } from './store.js';
+import {
+  approverCovers,
+  type ApproverTenants,
+  type BreakGlassGrant,
+  type PendingRecord,
+  type ReviewRecord,
+} from './store.js';
 
 /** A signed statement as submitted. */
 export interface SignedStatement {
@@ -29,7 +35,12 @@ export interface SignedStatement {
   readonly signature: unknown;
 }
 
-type Signer = { readonly name: string; readonly roles: readonly string[]; readonly kid: string };
+type Signer = {
+  readonly name: string;
+  readonly roles: readonly string[];
+  readonly kid: string;
+  readonly tenants: ApproverTenants;
+};
 
 /** Authenticates a registered, active, human approver's signature over `input`. */
 async function authenticate(
@@ -45,7 +56,7 @@ async function authenticate(
   const sig = typeof signature === 'string' ? decodeBase64url(signature) : undefined;
   if (sig === undefined || sig.length !== 64 || !verifyEd25519(a.publicKey, input, sig))
     return deny('ERR_APPROVAL_SIGNATURE', 'the signature does not verify');
-  return { name: a.name, roles: a.roles, kid: a.kid };
+  return { name: a.name, roles: a.roles, kid: a.kid, tenants: a.tenants };
 }
 
 function fresh(ctx: ApprovalCtx, timestamp: string): boolean {
@@ -57,7 +68,8 @@ function fresh(ctx: ApprovalCtx, timestamp: string): boolean {
 /**
  * Grants break-glass. Denies `ERR_BREAK_GLASS_DENIED` (statement without structured reason or
  * TTL, TTL above the maximum, or a signer without an L4/L5 role), `ERR_APPROVER_AGENT`,
- * `ERR_APPROVER_UNKNOWN`, `ERR_APPROVAL_SIGNATURE`, `ERR_APPROVAL_EXPIRED` (stale statement),
+ * `ERR_APPROVER_UNKNOWN`, `ERR_APPROVER_TENANT` (a tenant outside the signer's scope),
+ * `ERR_APPROVAL_SIGNATURE`, `ERR_APPROVAL_EXPIRED` (stale statement),
  * `ERR_APPROVAL_REPLAYED` (statement used before), `ERR_LEDGER_UNAVAILABLE`. (L7 Break-glass)
  */
 export function grantBreakGlass(
@@ -73,6 +85,9 @@ export function grantBreakGlass(
       );
     const signer = await authenticate(ctx, s.approver, body.signature, breakGlassSigningInput(s));
     if ('outcome' in signer) return signer;
+    // A scoped approver breaks glass only for a tenant of its scope (OE-INV-020).
+    if (!approverCovers(signer.tenants, s.tenant))
+      return deny('ERR_APPROVER_TENANT', 'the approver is not scoped to this tenant');
     const role = [...ctx.settings.breakGlassRoles].sort().find((r) => signer.roles.includes(r));
     if (role === undefined) return deny('ERR_BREAK_GLASS_DENIED', 'break-glass needs an L4 or L5 role');
     if (s.ttl_sec < 1 || s.ttl_sec > ctx.settings.breakGlassMaxTtlSec)

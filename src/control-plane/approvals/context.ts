@@ -216,6 +216,7 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
         decision_id: p.decision_id,
         intent_sha256: p.intent_sha256,
         preview_sha256: p.preview_sha256,
+        tenant: p.tenant,
         required: Math.max(1, p.required),
         roles: p.roles,
         requester: p.identity,

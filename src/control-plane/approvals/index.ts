@@ -19,11 +19,13 @@ export {
   parseReviewBody,
   parseVoteRow,
   pendingBody,
+  tenantsText,
 } from './records.js';
 export type { ApproverColumns, PendingColumns, VoteColumns } from './records.js';
 export type {
   ApprovalStore,
   ApproverRecord,
+  ApproverTenants,
   BreakGlassGrant,
   PendingKind,
   PendingRecord,
@@ -31,6 +33,7 @@ export type {
   ReviewRecord,
   VoteRecord,
 } from './store.js';
+export { approverCovers } from './store.js';
 export { checkApproval, tallyApprovals } from './threshold.js';
 export type { ApprovalCandidate, ApprovalRules, ApproverKey, CountedApproval, Tally } from './threshold.js';
 export { describePreview, previewDigest, redactedParams } from './preview.js';

@@ -10,6 +10,7 @@ import type { JsonObject, JsonValue } from '../../kernel/index.js';
 import type { KeyObject } from 'node:crypto';
 import type {
   ApproverRecord,
+  ApproverTenants,
   BreakGlassGrant,
   PendingRecord,
   PendingStatus,
@@ -77,10 +78,26 @@ export function jsonOf(v: unknown, what: string): JsonValue {
 export interface ApproverColumns {
   readonly name: unknown;
   readonly roles: unknown;
+  /** JSON: a list of tenants, or `"*"` (every tenant). */
+  readonly tenants: unknown;
   readonly kid: unknown;
   readonly jwk: unknown;
   readonly status: unknown;
   readonly registered_at: unknown;
+}
+
+/** The stored text of an approver's tenants. */
+export function tenantsText(tenants: ApproverTenants): string {
+  return JSON.stringify(tenants === '*' ? '*' : [...new Set(tenants)].sort());
+}
+
+function tenantsOf(v: unknown): ApproverTenants {
+  const t = jsonOf(v, 'approver tenants');
+  if (t === '*') return '*';
+  const list = stringsOf(t, 'approver tenants');
+  // An empty scope is never stored: it would read as "no tenant", never as "every tenant".
+  if (list.length === 0) throw bad('approver tenants');
+  return list;
 }
 
 /** Parses an approver row without its key. */
@@ -90,6 +107,7 @@ export function parseApproverRow(r: ApproverColumns): ApproverRecord {
   return Object.freeze({
     name: textOf(r.name, 'approver name'),
     roles: stringsOf(jsonOf(r.roles, 'approver roles'), 'approver roles'),
+    tenants: tenantsOf(r.tenants),
     kid: textOf(r.kid, 'approver kid'),
     status,
     registered_at: intOf(r.registered_at, 'approver registered_at'),

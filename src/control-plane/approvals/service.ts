@@ -17,7 +17,14 @@ import {
   type Submission,
   type SubmitAccepted,
 } from './pending.js';
-import type { ApproverRecord, BreakGlassGrant, PendingRecord, ReviewRecord, VoteRecord } from './store.js';
+import type {
+  ApproverRecord,
+  ApproverTenants,
+  BreakGlassGrant,
+  PendingRecord,
+  ReviewRecord,
+  VoteRecord,
+} from './store.js';
 
 /**
  * The approval service. The decision-path methods resolve to denies for refusals; every method
@@ -52,15 +59,24 @@ export interface ApprovalService {
     body: SignedStatement,
   ): Promise<{ outcome: 'ok'; review: ReviewRecord; ledger: LedgerRef } | Deny>;
   /**
-   * Registers an approver key with roles; ledgers `admin.client_registered` (`key_use:
-   * approval`) first. Denies `ERR_APPROVER_AGENT` when the name is a client (separate
-   * namespaces, OE-INV-002), `ERR_KEY_INVALID`, `ERR_APPROVAL_INVALID` (malformed or taken name
-   * or roles), `ERR_LEDGER_UNAVAILABLE`.
+   * Registers an approver's public key with roles and a tenant scope (a list of tenants, or
+   * `'*'`: every tenant, asked for explicitly); ledgers `admin.client_registered` (`key_use:
+   * approval`, `tenants`) first. The gate never sees the private key. Denies
+   * `ERR_APPROVER_AGENT` when the name is a client (separate namespaces, OE-INV-002),
+   * `ERR_KEY_INVALID`, `ERR_APPROVAL_INVALID` (malformed or taken name, roles or tenants),
+   * `ERR_LEDGER_UNAVAILABLE`.
    */
   registerApprover(
-    input: { name: string; roles: readonly string[]; public_jwk: unknown },
+    input: { name: string; roles: readonly string[]; tenants: unknown; public_jwk: unknown },
     actor: Actor,
   ): Promise<ApproverRecord | Deny>;
+  /**
+   * Removes an approver: ledgers `admin.key_revoked` (`key_use: approval`) first, then marks it
+   * revoked, so its later votes are refused (`ERR_APPROVER_UNKNOWN`) and its earlier votes on
+   * open decisions no longer count when they are re-counted. The name stays taken. Denies
+   * `ERR_APPROVER_UNKNOWN` (unknown or already removed), `ERR_LEDGER_UNAVAILABLE`.
+   */
+  removeApprover(name: string, reason: string, actor: Actor): Promise<ApproverRecord | Deny>;
   listApprovers(): Promise<readonly ApproverRecord[]>;
   /** True when `name` is a registered approver (client names must not collide). */
   isApprover(name: string): Promise<boolean>;
@@ -71,6 +87,16 @@ export interface ApprovalService {
 
 const APPROVER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ROLE = /^[A-Za-z0-9._:-]{1,64}$/;
+/** A tenant name as clients are registered with (never `*`, which stands for every tenant). */
+const TENANT = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** The tenant scope asked for: `'*'`, or 1 to 64 tenant names (sorted, without duplicates). */
+function parseTenants(v: unknown): ApproverTenants | undefined {
+  if (v === '*') return '*';
+  if (!Array.isArray(v) || v.length === 0 || v.length > 64) return undefined;
+  if (!v.every((t) => typeof t === 'string' && TENANT.test(t))) return undefined;
+  return Object.freeze([...new Set(v as string[])].sort());
+}
 
 /** Creates the approval service. Throws `TypeError` for malformed settings. */
 export function createApprovalService(deps: ApprovalServiceDeps): ApprovalService {
@@ -99,7 +125,7 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
     listReviews: () => store.listReviews(),
     closeReview: (id: string, body: SignedStatement) => closeReview(ctx, id, body),
     registerApprover: (
-      input: { name: string; roles: readonly string[]; public_jwk: unknown },
+      input: { name: string; roles: readonly string[]; tenants: unknown; public_jwk: unknown },
       actor: Actor,
     ) =>
       ctx.serial(async (): Promise<ApproverRecord | Deny> => {
@@ -114,6 +140,12 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
         ) {
           return deny('ERR_APPROVAL_INVALID', 'approver roles are malformed');
         }
+        const tenants = parseTenants(input.tenants);
+        if (tenants === undefined)
+          return deny(
+            'ERR_APPROVAL_INVALID',
+            'approver tenants must be a list of tenant names, or "*" for every tenant (asked for explicitly)',
+          );
         if (await deps.isClient(name))
           return deny('ERR_APPROVER_AGENT', 'the name is a client identity: agents can never approve');
         if ((await store.approver(name)) !== undefined)
@@ -130,6 +162,7 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
           kid: key.kid,
           key_use: 'approval',
           roles: sorted,
+          tenants: tenants === '*' ? '*' : [...tenants],
           public_jwk: { ...key.jwk },
           auth_method: 'signature',
         };
@@ -142,12 +175,43 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
         );
         if (isDeny(ref)) return ref;
         try {
-          return await store.registerApprover({ name, roles: sorted, jwk: key.jwk, atMs: deps.now() });
+          return await store.registerApprover({
+            name,
+            roles: sorted,
+            tenants,
+            jwk: key.jwk,
+            atMs: deps.now(),
+          });
         } catch (err) {
           // Registered meanwhile by another replica; any other failure is passed on.
           if (err instanceof TypeError) return deny('ERR_APPROVAL_INVALID', 'the approver already exists');
           throw err;
         }
+      }),
+    removeApprover: (name: string, reason: string, actor: Actor) =>
+      ctx.serial(async (): Promise<ApproverRecord | Deny> => {
+        const a = typeof name === 'string' ? await store.approver(name) : undefined;
+        if (a === undefined || a.status !== 'active')
+          return deny('ERR_APPROVER_UNKNOWN', 'no active approver has this name');
+        const payload = {
+          client: a.name,
+          kid: a.kid,
+          key_use: 'approval',
+          reason: reason.slice(0, 500),
+          revoked_at: new Date(deps.now()).toISOString(),
+        };
+        const id = adminRequestId('admin.key_revoked', GLOBAL_TENANT, payload, deps.now());
+        const ref = await ctx.append(
+          'admin.key_revoked',
+          { trace_id: id, request_id: id, tenant: GLOBAL_TENANT },
+          actor,
+          payload,
+        );
+        if (isDeny(ref)) return ref;
+        // Removed meanwhile by another replica: the ledger says so twice, the state once.
+        await store.revokeApprover(a.name);
+        const { publicKey: _key, ...rec } = a;
+        return Object.freeze({ ...rec, status: 'revoked' as const });
       }),
     listApprovers: () => store.listApprovers(),
     isApprover: async (name: string) => (await store.approver(name)) !== undefined,

@@ -20,6 +20,7 @@ import {
   parseReviewBody,
   parseVoteRow,
   pendingBody,
+  tenantsText,
   textOf,
   type ApproverColumns,
   type PendingColumns,
@@ -56,6 +57,12 @@ const MIGRATIONS: readonly SchemaMigration[] = [
     version: 1,
     name: 'approvers, client owners, pending approvals, votes, break-glass grants, reviews',
     up: SCHEMA,
+  },
+  {
+    version: 2,
+    // Approvers registered before scopes were global: they stay so, recorded as every tenant.
+    name: 'approver tenant scopes',
+    up: `ALTER TABLE approval_approvers ADD COLUMN tenants TEXT NOT NULL DEFAULT '"*"';`,
   },
 ];
 
@@ -94,7 +101,10 @@ export function createSqliteApprovalStore(
     approver: db.prepare<[string], Row>('SELECT * FROM approval_approvers WHERE name = ?'),
     approvers: db.prepare<[], Row>('SELECT * FROM approval_approvers ORDER BY name'),
     addApprover: db.prepare(
-      'INSERT OR IGNORE INTO approval_approvers (name, roles, kid, jwk, status, registered_at) VALUES (?, ?, ?, ?, ?, ?)',
+      'INSERT OR IGNORE INTO approval_approvers (name, roles, tenants, kid, jwk, status, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ),
+    revokeApprover: db.prepare(
+      "UPDATE approval_approvers SET status = 'revoked' WHERE name = ? AND status = 'active'",
     ),
     setOwner: db.prepare(
       'INSERT INTO approval_client_owners (identity, owner) VALUES (?, ?) ON CONFLICT (identity) DO UPDATE SET owner = excluded.owner',
@@ -162,20 +172,34 @@ export function createSqliteApprovalStore(
     if (closed) throw new Error('the approval store is closed');
   };
   const sync: Synchronous<Omit<ApprovalStore, 'withDecisionLock'>> = {
-    registerApprover({ name, roles, jwk, atMs }: Parameters<ApprovalStore['registerApprover']>[0]) {
+    registerApprover({ name, roles, tenants, jwk, atMs }: Parameters<ApprovalStore['registerApprover']>[0]) {
       open();
       const key = parsePublicJwk(jwk);
+      if (tenants !== '*' && tenants.length === 0) throw new TypeError('an approver needs a tenant scope');
       const row = {
         name,
         roles: JSON.stringify([...roles].sort()),
+        tenants: tenantsText(tenants),
         kid: key.kid,
         jwk: JSON.stringify(key.jwk),
         status: 'active',
         registered_at: Math.trunc(atMs),
       };
-      const changed = q.addApprover.run(row.name, row.roles, row.kid, row.jwk, row.status, row.registered_at);
+      const changed = q.addApprover.run(
+        row.name,
+        row.roles,
+        row.tenants,
+        row.kid,
+        row.jwk,
+        row.status,
+        row.registered_at,
+      );
       if (changed.changes !== 1) throw new TypeError(`approver ${name} already exists`);
       return parseApproverRow(row);
+    },
+    revokeApprover(name: string) {
+      open();
+      return q.revokeApprover.run(name).changes === 1;
     },
     approver(name: string) {
       open();
@@ -316,6 +340,7 @@ export function createSqliteApprovalStore(
 /** The methods that write: on the shared connection, each commits before it returns. */
 const DURABLE_WRITES = [
   'registerApprover',
+  'revokeApprover',
   'setOwner',
   'insertPending',
   'addVote',

@@ -64,13 +64,27 @@ export interface VoteRecord {
   readonly candidate: JsonObject;
 }
 
+/**
+ * The tenants an approver may decide for (OE-INV-020): a list, or `'*'` for every tenant, given
+ * explicitly at registration (`--all-tenants`) and recorded as such. Approvers registered before
+ * tenant scopes existed read as `'*'` (they were global).
+ */
+export type ApproverTenants = readonly string[] | '*';
+
 /** A registered approver (embedded default identity method). */
 export interface ApproverRecord {
   readonly name: string;
   readonly roles: readonly string[];
+  readonly tenants: ApproverTenants;
   readonly kid: string;
+  /** `revoked`: removed (`approvers remove`); its votes no longer count, the name stays taken. */
   readonly status: 'active' | 'revoked';
   readonly registered_at: number;
+}
+
+/** True when an approver scoped to `tenants` may decide for `tenant`. */
+export function approverCovers(tenants: ApproverTenants, tenant: string): boolean {
+  return tenants === '*' || tenants.includes(tenant);
 }
 
 /** A break-glass grant (L7). */
@@ -114,9 +128,12 @@ export interface ApprovalStore {
   registerApprover(input: {
     name: string;
     roles: readonly string[];
+    tenants: ApproverTenants;
     jwk: unknown;
     atMs: number;
   }): Promise<ApproverRecord>;
+  /** `active` → `revoked` (removal); true exactly once, false when unknown or already removed. */
+  revokeApprover(name: string): Promise<boolean>;
   /** The approver and its checked public key, or undefined. */
   approver(name: string): Promise<(ApproverRecord & { readonly publicKey: KeyObject }) | undefined>;
   listApprovers(): Promise<readonly ApproverRecord[]>;

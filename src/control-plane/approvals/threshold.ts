@@ -16,10 +16,13 @@ import {
 } from '../../kernel/index.js';
 import type { ApprovalStatement, Deny } from '../../kernel/index.js';
 import type { KeyObject } from 'node:crypto';
+import { approverCovers, type ApproverTenants } from './store.js';
 
 /** A registered approver as the rules see it. */
 export interface ApproverKey {
   readonly roles: readonly string[];
+  /** The tenants it may decide for (`'*'`: every tenant, the only scope that covers a policy activation). */
+  readonly tenants: ApproverTenants;
   readonly publicKey: KeyObject;
   readonly status: 'active' | 'revoked';
 }
@@ -29,6 +32,8 @@ export interface ApprovalRules {
   readonly decision_id: string;
   readonly intent_sha256: string;
   readonly preview_sha256: string | null;
+  /** The tenant of the call (`*` for a policy activation, which only an every-tenant approver covers). */
+  readonly tenant: string;
   /** Distinct approvals needed. */
   readonly required: number;
   /** Roles of which an approver must hold one; empty: any human approver. */
@@ -74,7 +79,8 @@ export interface CountedApproval {
  * decision, intent or preview), `ERR_APPROVER_AGENT` (a client identity or the requester itself),
  * `ERR_APPROVER_UNKNOWN` (not registered or revoked), `ERR_APPROVAL_SIGNATURE` (signature or
  * identity does not verify), `ERR_APPROVAL_SELF` (the requester's owner, or the owner unknown),
- * `ERR_APPROVAL_EXPIRED` (outside the approval window or older than its TTL), `ERR_APPROVER_ROLE`.
+ * `ERR_APPROVAL_EXPIRED` (outside the approval window or older than its TTL), `ERR_APPROVER_ROLE`,
+ * `ERR_APPROVER_TENANT` (a registered key whose tenant scope does not cover the call's tenant).
  */
 /**
  * The human behind an approver name: an OIDC approver `oidc:<sub>` and a registered key named
@@ -122,6 +128,9 @@ export function checkApproval(rules: ApprovalRules, c: ApprovalCandidate): Count
     ) {
       return deny('ERR_APPROVAL_SIGNATURE', 'the approval signature does not verify');
     }
+    // Scoped approvers (OE-INV-020): a vote on another tenant's call never counts.
+    if (!approverCovers(key.tenants, rules.tenant))
+      return deny('ERR_APPROVER_TENANT', 'the approver is not scoped to the tenant of the call');
     roles = key.roles;
     method = 'key';
   } else {

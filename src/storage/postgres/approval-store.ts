@@ -32,6 +32,7 @@ import {
   parseReviewBody,
   parseVoteRow,
   pendingBody,
+  tenantsText,
 } from '../../control-plane/index.js';
 import type {
   ApprovalStore,
@@ -85,23 +86,37 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
   };
 
   const store: ApprovalStore = {
-    async registerApprover({ name, roles, jwk, atMs }: Parameters<ApprovalStore['registerApprover']>[0]) {
+    async registerApprover({
+      name,
+      roles,
+      tenants,
+      jwk,
+      atMs,
+    }: Parameters<ApprovalStore['registerApprover']>[0]) {
       const key = parsePublicJwk(jwk);
+      if (tenants !== '*' && tenants.length === 0) throw new TypeError('an approver needs a tenant scope');
       const row = {
         name,
         roles: JSON.stringify([...roles].sort()),
+        tenants: tenantsText(tenants),
         kid: key.kid,
         jwk: JSON.stringify(key.jwk),
         status: 'active',
         registered_at: ms(atMs, 'atMs'),
       };
       const inserted = await changed(
-        `INSERT INTO approval_approvers (name, roles, kid, jwk, status, registered_at)
-          VALUES ($1, $2, $3, $4, $5, $6::bigint) ON CONFLICT DO NOTHING`,
-        [row.name, row.roles, row.kid, row.jwk, row.status, row.registered_at],
+        `INSERT INTO approval_approvers (name, roles, tenants, kid, jwk, status, registered_at)
+          VALUES ($1, $2, $3, $4, $5, $6, $7::bigint) ON CONFLICT DO NOTHING`,
+        [row.name, row.roles, row.tenants, row.kid, row.jwk, row.status, row.registered_at],
       );
       if (!inserted) throw new TypeError(`approver ${name} already exists`);
       return parseApproverRow(row);
+    },
+    async revokeApprover(name: string) {
+      return changed(
+        "UPDATE approval_approvers SET status = 'revoked' WHERE name = $1 AND status = 'active'",
+        [name],
+      );
     },
     async approver(name: string) {
       const r = (await rows('SELECT * FROM approval_approvers WHERE name = $1', [name]))[0];

@@ -286,6 +286,21 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
       ]);
       return r.rowCount === 1;
     },
+    async rotateClientKey(identity, jwk) {
+      open();
+      const key = parsePublicJwk(jwk);
+      const r = await pool.query<Record<string, unknown>>(
+        `UPDATE gate_clients SET kid = $1, jwk = $2 WHERE identity = $3 AND status = 'active'
+         RETURNING ${CLIENT_COLUMNS}`,
+        [key.kid, JSON.stringify(key.jwk), identity],
+      );
+      const row = r.rows[0];
+      if (r.rows.length !== 1 || row === undefined) return undefined;
+      const c = parseClient(row);
+      if (c.identity !== identity || c.kid !== key.kid)
+        throw new TypeError('column gate_clients does not match');
+      return toRecord(c);
+    },
     async listClients() {
       return Object.freeze((await allClients()).map(toRecord));
     },

@@ -366,12 +366,22 @@ CREATE TABLE approval_reviews (
 );
 `;
 
+/**
+ * Version 5: approvers scoped to tenants (OE-INV-020): a JSON list of tenants, or `"*"` for
+ * every tenant. Approvers registered before scopes existed were global and stay so, recorded
+ * as `"*"`.
+ */
+const V_APPROVER_TENANTS = `
+ALTER TABLE approval_approvers ADD COLUMN tenants text NOT NULL DEFAULT '"*"';
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
   { version: 2, name: 'open requests owned by gate instances', sql: V_REPLICAS },
   { version: 3, name: 'prune indexes: open breakers by end, spend by day', sql: V_PRUNE },
   { version: 4, name: 'approval state', sql: V_APPROVALS },
+  { version: 5, name: 'approver tenant scopes', sql: V_APPROVER_TENANTS },
 ]);
 
 /** The newest schema version this build knows. */

@@ -92,7 +92,12 @@ function signatureOk(keys: Map<string, KeyObject>, doc: JsonObject, input: Buffe
 function indexEntries(views: readonly View[]) {
   const first = new Map<string, View>();
   const many = new Map<string, View[]>();
-  const approverRoles = new Map<string, { roles: string[]; kid: string | undefined }>();
+  const approverRoles = new Map<
+    string,
+    { roles: string[]; kid: string | undefined; tenants: readonly string[] | '*' }
+  >();
+  /** Ledger index of each approver's removal (`admin.key_revoked`, key_use approval). */
+  const approverRemovedAt = new Map<string, number>();
   const clients = new Set<string>();
   const owners = new Map<string, string>();
   for (const v of views) {
@@ -101,13 +106,22 @@ function indexEntries(views: readonly View[]) {
     if (v.entry.type === 'admin.client_registered') {
       const name = str(p['client']);
       if (name !== undefined && p['key_use'] === 'approval')
-        approverRoles.set(name, { roles: strList(p['roles']), kid: str(p['kid']) });
+        approverRoles.set(name, {
+          roles: strList(p['roles']),
+          kid: str(p['kid']),
+          // Registrations before tenant scopes carried none: those approvers were global.
+          tenants: p['tenants'] === undefined || p['tenants'] === '*' ? '*' : strList(p['tenants']),
+        });
       else if (name !== undefined) {
         clients.add(name);
         const owner = str(p['owner']);
         // Stryker disable next-line ConditionalExpression: equivalent, an owner recorded as undefined reads as no owner
         if (owner !== undefined) owners.set(name, owner);
       }
+    }
+    if (v.entry.type === 'admin.key_revoked' && p['key_use'] === 'approval') {
+      const name = str(p['client']);
+      if (name !== undefined && !approverRemovedAt.has(name)) approverRemovedAt.set(name, v.entry.index);
     }
     if (id === undefined) continue;
     const key = `${v.entry.type}:${id}`;
@@ -120,6 +134,7 @@ function indexEntries(views: readonly View[]) {
     first,
     many,
     approverRoles,
+    approverRemovedAt,
     clients,
     owners,
     get: (type: string, id: string) => first.get(`${type}:${id}`),
@@ -213,6 +228,16 @@ export const approvalsCheck: VerifyCheck = {
       ) {
         bad(v, 'APPROVAL_ROLE', `the approver ${s.approver} does not hold a required role with this key`);
       }
+      // Scoped approvers (OE-INV-020): the call's tenant must be one the registration names.
+      if (held !== undefined && held.tenants !== '*' && !held.tenants.includes(v.entry.tenant))
+        bad(
+          v,
+          'APPROVAL_TENANT',
+          `the approver ${s.approver} is not registered for tenant ${v.entry.tenant}`,
+        );
+      const removed = ix.approverRemovedAt.get(s.approver);
+      if (removed !== undefined && removed < v.entry.index)
+        bad(v, 'APPROVAL_REVOKED', `the approver ${s.approver} was removed at entry ${removed}`);
       if (
         verdict === 'approve' &&
         // Stryker disable next-line ConditionalExpression: equivalent, an approval without a string approval_sha256 found no evidence and never gets here
@@ -324,4 +349,6 @@ function checkBreakGlass(
   const held = ix.approverRoles.get(s.approver);
   if (held !== undefined && !held.roles.includes(used.entry.actor.role))
     bad(used, 'APPROVAL_ROLE', 'break-glass was used without an L4/L5 role');
+  if (held !== undefined && held.tenants !== '*' && !held.tenants.includes(s.tenant))
+    bad(used, 'APPROVAL_TENANT', `the approver ${s.approver} is not registered for tenant ${s.tenant}`);
 }
