@@ -242,8 +242,7 @@ describe('stdio: failclosed mcp, authenticated by the local client key', () => {
     const before = totalRuns();
     const r = await client.callTool({ name: 'delete_records', arguments: { table: 'orders', ids: ['1'] } });
     expect(r.isError).toBe(true);
-    expect(r.structuredContent).toMatchObject({ outcome: 'deny' });
-    expect((r.structuredContent as { code: string }).code).toBe('ERR_POLICY_DENY');
+    expect(r.structuredContent).toMatchObject({ outcome: 'deny', code: 'ERR_POLICY_DENY' });
     expect((r.structuredContent as { request_id: string }).request_id).toMatch(/^mcp-/);
     expect(totalRuns()).toBe(before);
   });
@@ -354,7 +353,10 @@ describe('approvals from MCP', () => {
     });
     expect(runs.get('transfer_funds')).toBe(before + 1);
     // Issued once: a further retry is a replay.
-    expect((await retry()).structuredContent).toMatchObject({ outcome: 'deny' });
+    expect((await retry()).structuredContent).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_REQUEST_REPLAYED',
+    });
     expect(runs.get('transfer_funds')).toBe(before + 1);
     await c.close();
   }, 30_000);
