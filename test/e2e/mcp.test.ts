@@ -495,6 +495,12 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
     });
     expect(res.status).toBe(403);
     expect(((await res.json()) as { code: string }).code).toBe('ERR_ORIGIN_FORBIDDEN');
+    // Each refusal is recorded (hash only), like any other.
+    await instance.core.ledger.settled();
+    const forbidden = (await ledgerEntries()).filter(
+      (e) => e.type === 'gateway.failed' && e.payload['code'] === 'ERR_ORIGIN_FORBIDDEN',
+    );
+    expect(forbidden.length).toBeGreaterThanOrEqual(2);
   });
 
   it('resources/* and prompts/* answer a JSON-RPC error (-32601): not offered', async () => {
@@ -535,6 +541,13 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
     );
     expect(big.status).toBe(413);
     expect(totalRuns()).toBe(before);
+    // Each refusal is recorded (hash only, the client's token never).
+    await instance.core.ledger.settled();
+    const codes = (await ledgerEntries())
+      .filter((e) => e.type === 'gateway.failed')
+      .map((e) => e.payload['code']);
+    expect(codes).toContain('ERR_REQUEST_TOO_LARGE');
+    expect(codes.filter((c) => c === 'ERR_REQUEST_MALFORMED').length).toBeGreaterThanOrEqual(4);
   });
 });
 

@@ -10,7 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createMcpHandler } from '@modelcontextprotocol/server';
-import { parseJson, sha256Hex, statusOf } from '../../kernel/index.js';
+import { deny, parseJson, sha256Hex, statusOf } from '../../kernel/index.js';
 import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
 import type { Gate } from '../gate.js';
 import { MAX_REQUEST_BYTES, MAX_REQUEST_DEPTH } from '../request.js';
@@ -134,6 +134,29 @@ export function createMcpEndpoint(
     };
   };
 
+  /**
+   * Records a refusal at the listener (a request that never became a call) through the Gate's
+   * bounded `gateway.failed` record, then answers it: hash of what was received, or of a tag.
+   */
+  const refused = async (
+    res: ServerResponse,
+    reply: Reply,
+    tag: string,
+    bytes?: Uint8Array,
+    close?: boolean,
+  ) => {
+    // The denial code: at the top of a plain answer, in `error.data` of a JSON-RPC one.
+    const body = reply.body as { code?: unknown; error?: { data?: { code?: unknown } } } | null;
+    const found = body?.code ?? body?.error?.data?.code;
+    const code = typeof found === 'string' ? found : 'ERR_REQUEST_MALFORMED';
+    refusals += 1;
+    await refuse(
+      deny(code as Deny['code'], tag),
+      bytes === undefined ? sha256Hex(`mcp-refused:${refusals}:${tag}`) : sha256Hex(bytes),
+    ).catch(() => undefined);
+    write(res, reply, close);
+  };
+
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const principal = await authenticate(single(req.headers.authorization));
     if ('outcome' in principal) {
@@ -143,34 +166,60 @@ export function createMcpEndpoint(
     if (req.method !== 'POST') {
       req.resume();
       // Stateless: no server-initiated stream (GET) and no session to end (DELETE).
-      return write(res, {
-        ...rpcError(405, -32000, 'Method not allowed', 'ERR_REQUEST_MALFORMED'),
-        headers: { allow: 'POST' },
-      });
+      return refused(
+        res,
+        {
+          ...rpcError(405, -32000, 'Method not allowed', 'ERR_REQUEST_MALFORMED'),
+          headers: { allow: 'POST' },
+        },
+        'method not allowed',
+      );
     }
     const type = (single(req.headers['content-type']) ?? '').split(';')[0]?.trim().toLowerCase();
     if (type !== 'application/json') {
       req.resume();
-      return write(
+      return refused(
         res,
         rpcError(415, -32000, 'Content-Type must be application/json', 'ERR_REQUEST_MALFORMED'),
+        'content type not accepted',
       );
     }
     const bytes = await readLimited(req, MAX_REQUEST_BYTES);
     if (bytes === undefined)
-      return write(res, rpcError(413, -32600, 'Request too large', 'ERR_REQUEST_TOO_LARGE'), true);
+      return refused(
+        res,
+        rpcError(413, -32600, 'Request too large', 'ERR_REQUEST_TOO_LARGE'),
+        'too large',
+        undefined,
+        true,
+      );
     let value: JsonValue;
     try {
       // Untrusted bytes: strict JSON (no duplicate keys, bounded depth) before the SDK sees them.
       value = parseJson(bytes, { maxBytes: MAX_REQUEST_BYTES, maxDepth: MAX_REQUEST_DEPTH });
     } catch {
-      return write(res, rpcError(400, -32700, 'Parse error', 'ERR_REQUEST_MALFORMED'));
+      return refused(
+        res,
+        rpcError(400, -32700, 'Parse error', 'ERR_REQUEST_MALFORMED'),
+        'parse error',
+        bytes,
+      );
     }
     if (Array.isArray(value))
-      return write(res, rpcError(400, -32600, 'Batches are not accepted', 'ERR_REQUEST_MALFORMED'));
+      return refused(
+        res,
+        rpcError(400, -32600, 'Batches are not accepted', 'ERR_REQUEST_MALFORMED'),
+        'batch',
+        bytes,
+      );
     const message = typeof value === 'object' && value !== null ? (value as JsonObject) : undefined;
     if (message?.['jsonrpc'] !== '2.0' || typeof message['method'] !== 'string')
-      return write(res, rpcError(400, -32600, 'Invalid Request', 'ERR_REQUEST_MALFORMED'));
+      return refused(
+        res,
+        rpcError(400, -32600, 'Invalid Request', 'ERR_REQUEST_MALFORMED'),
+        'invalid request',
+        bytes,
+      );
 
     const headers = new Headers();
     for (const [k, v] of Object.entries(req.headers)) {
@@ -215,10 +264,14 @@ export function createMcpEndpoint(
         (origin !== undefined && !origins.has(origin.toLowerCase()))
       ) {
         req.resume();
-        return write(res, {
-          status: 403,
-          body: { outcome: 'deny', code: 'ERR_ORIGIN_FORBIDDEN', reason: 'Host or Origin not allowed' },
-        });
+        return refused(
+          res,
+          {
+            status: 403,
+            body: { outcome: 'deny', code: 'ERR_ORIGIN_FORBIDDEN', reason: 'Host or Origin not allowed' },
+          },
+          'Host or Origin not allowed',
+        );
       }
       if (p !== path) {
         req.resume();
