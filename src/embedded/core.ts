@@ -209,12 +209,15 @@ export function gateLedgerOver(ledger: Ledger, port: Core['ledgerPort']): GateLe
         },
         writes,
       ),
-    // Committed entries only: the shared connection also reads writes whose commit is under way.
+    // Committed entries only. A store that stages (the SQLite connection) also reads entries
+    // whose commit is under way: those past the committed size. On a shared store, entries past
+    // it were committed by other gates and are shown.
     entriesForRequest: async (id) => {
+      const entries = await ledger.store.readByRequest(id);
       const committed = ledger.size();
-      return (await ledger.store.readByRequest(id)).filter(
-        (e) => e.index < committed,
-      ) as unknown as LedgerEntryView[];
+      const shown =
+        ledger.store.stageBatch === undefined ? entries : entries.filter((e) => e.index < committed);
+      return shown as unknown as LedgerEntryView[];
     },
     // A fresh checkpoint at the committed size, so every record of the request has a proof.
     latestCheckpoint: async () => (ledger.size() === 0 ? null : await ledger.checkpoint()),

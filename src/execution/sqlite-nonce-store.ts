@@ -220,10 +220,7 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
     else {
       // Decided now, in the open transaction (it sees every earlier claim, committed or not);
       // the caller waits for the commit here, or with `writes` before the tool runs.
-      const staged = unit.stage(() => insertAll([row]));
-      r = staged.value[0];
-      if (writes === undefined) await staged.durable;
-      else writes.add(staged.durable);
+      r = (await unit.write(() => insertAll([row]), writes))[0];
     }
     if (r !== 'new' && r !== 'voided' && r !== 'consumed') throw new Error('unexpected verdict');
     return r;

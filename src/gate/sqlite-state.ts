@@ -286,11 +286,8 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
   /** One claim: group-committed on a file of its own; decided now on the shared connection. */
   const submit = async (c: ReplayClaim, writes: DurableWrites | undefined): Promise<'fresh' | 'replayed'> => {
     if (unit === undefined) return group.submit(c);
-    const staged = unit.stage(() => batchTx([c]));
-    const verdict = staged.value[0];
+    const verdict = (await unit.write(() => batchTx([c]), writes))[0];
     if (verdict === undefined) throw new Error('no verdict');
-    if (writes === undefined) await staged.durable;
-    else writes.add(staged.durable);
     return verdict;
   };
 

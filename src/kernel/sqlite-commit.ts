@@ -21,6 +21,7 @@
  * functions run inside it as savepoints (better-sqlite3 nests them).
  */
 import type Database from 'better-sqlite3';
+import type { DurableWrites } from './durability.js';
 
 /** A write that ran in the open transaction: its result, and the commit that makes it durable. */
 export interface StagedWrite<T> {
@@ -37,16 +38,17 @@ export interface SqliteCommitUnit {
    * open), in a savepoint: when `fn` throws its writes are undone and the error is rethrown.
    */
   stage<T>(fn: () => T): StagedWrite<T>;
-  /** `stage(fn)`, resolving with its value once durable. */
-  write<T>(fn: () => T): Promise<T>;
+  /**
+   * `stage(fn)`, resolving with its value once durable; with `writes`, resolving once written and
+   * registering the commit in `writes` (`durability.ts`). A throw of `fn` rejects.
+   */
+  write<T>(fn: () => T, writes?: DurableWrites): Promise<T>;
   /**
    * Commits the open transaction (if any), then runs `fn` in a transaction of its own and commits
    * it: durable when `writeNow` returns. Throws when either commit fails (the open transaction's
    * writers are rejected as by any failed commit).
    */
   writeNow<T>(fn: () => T): T;
-  /** Commits the open transaction now, if any (its writers hear the outcome). */
-  commit(): void;
   /** Transactions committed so far (the hot path's durable rounds are counted with it). */
   readonly commits: number;
   /** Commits what is open, then closes the connection; later writes throw. */
@@ -107,8 +109,7 @@ export function createSqliteCommitUnit(db: Database.Database): SqliteCommitUnit 
   };
 
   const begin = (): OpenTransaction => {
-    if (open !== undefined && !db.inTransaction)
-      abandonIfRolledBack(new Error('the transaction was rolled back'));
+    abandonIfRolledBack(new Error('the transaction was rolled back'));
     if (closed) throw new Error('the database is closed');
     if (open !== undefined) return open;
     db.exec('BEGIN IMMEDIATE');
@@ -142,9 +143,10 @@ export function createSqliteCommitUnit(db: Database.Database): SqliteCommitUnit 
       }
       return { value, durable: tx.durable };
     },
-    async write<T>(fn: () => T): Promise<T> {
+    async write<T>(fn: () => T, writes?: DurableWrites): Promise<T> {
       const { value, durable } = unit.stage(fn);
-      await durable;
+      if (writes === undefined) await durable;
+      else writes.add(durable);
       return value;
     },
     writeNow<T>(fn: () => T): T {
@@ -152,9 +154,6 @@ export function createSqliteCommitUnit(db: Database.Database): SqliteCommitUnit 
       // The open transaction's failure surfaces here: a write after it does not pretend all is well.
       if (!finish()) throw new Error('the open transaction did not commit');
       return db.transaction(fn).immediate();
-    },
-    commit() {
-      finish();
     },
     get commits() {
       return commits;

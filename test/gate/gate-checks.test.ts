@@ -705,6 +705,9 @@ describe('SPEC §2 step 3: how long an escalated call may wait (Prefer: wait)', 
     )) as unknown as GateAnswer<Body>;
     // Every decision also carries the call's pending durable writes (durability.ts).
     expect(options.map((o) => (o as { waitMs?: number } | undefined)?.waitMs)).toEqual([expected]);
+    expect(options.map((o) => typeof (o as { writes?: { sync?: unknown } }).writes?.sync)).toEqual([
+      'function',
+    ]);
     expect(res.body['code']).toBe('ERR_POLICY_DENY');
   });
 

@@ -175,12 +175,12 @@ export function createMcpAuthenticator(options: McpAuthOptions): McpAuthenticato
     if ((payload.iat ?? Infinity) > nowSec + options.clockToleranceSec) return invalid();
     // Single use: the relay signs a token per message; one seen before is a replay.
     const jti = payload.jti;
-    const claim = options.replay?.claimNonce;
-    if (typeof jti !== 'string' || jti.length === 0 || jti.length > 128 || claim === undefined)
+    const claimNonce = options.replay?.claimNonce?.bind(options.replay);
+    if (typeof jti !== 'string' || jti.length === 0 || jti.length > 128 || claimNonce === undefined)
       return invalid();
     const claimed = await withDeadline(
       () =>
-        claim.call(options.replay, {
+        claimNonce({
           identity: client.identity,
           nonce: `mcp-token:${jti}`,
           atMs: options.clock(),

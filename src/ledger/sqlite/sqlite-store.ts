@@ -244,13 +244,7 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
   // better-sqlite3 is synchronous: run each call so that a throw becomes a rejection.
   const later = <T>(fn: () => T): Promise<T> => new Promise<T>((resolve) => resolve(fn()));
   /** A write, durable when it resolves: its own commit, or the shared connection's next one. */
-  const durably = <T>(fn: () => T): Promise<T> =>
-    unit === undefined
-      ? later(fn)
-      : later(() => unit.stage(fn)).then(async (w) => {
-          await w.durable;
-          return w.value;
-        });
+  const durably = <T>(fn: () => T): Promise<T> => (unit === undefined ? later(fn) : unit.write(fn));
 
   return {
     backend: 'sqlite',

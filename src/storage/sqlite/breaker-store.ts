@@ -18,7 +18,6 @@ import {
   type DurableWrites,
   type SchemaMigration,
   type SqliteCommitUnit,
-  type StagedWrite,
 } from '../../kernel/index.js';
 import { backgroundPrune, breakerPruneBounds } from '../../control-plane/index.js';
 import type {
@@ -143,20 +142,8 @@ export function createSqliteBreakerStore(
    * Runs `fn` (which calls this store's transaction functions) durably: in a transaction of its
    * own, or on the shared connection, resolving after its commit, or with `writes` once decided.
    */
-  const durably = <T>(fn: (immediate: boolean) => T, writes?: DurableWrites): Promise<T> => {
-    if (unit === undefined) return attempt(() => fn(true));
-    let staged: StagedWrite<T>;
-    try {
-      staged = unit.stage(() => fn(false));
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error('breaker store failure'));
-    }
-    if (writes !== undefined) {
-      writes.add(staged.durable);
-      return Promise.resolve(staged.value);
-    }
-    return staged.durable.then(() => staged.value);
-  };
+  const durably = <T>(fn: (immediate: boolean) => T, writes?: DurableWrites): Promise<T> =>
+    unit === undefined ? attempt(() => fn(true)) : unit.write(() => fn(false), writes);
 
   const openAt = db.prepare<[Buffer, number], Row>(
     'SELECT breaker, until FROM breaker_open WHERE principal = ? AND (until IS NULL OR until > ?)',
