@@ -124,6 +124,8 @@ export async function issueApproved(
   }
   const halted = await hooks.halted();
   if (halted !== undefined) return hooks.abandon(halted);
+  if (!(await approvals.stillApproved(p)))
+    return hooks.abandon(deny('ERR_APPROVER_UNKNOWN', 'an approver of this call was removed since'));
   const active = hooks.active();
   if (isDeny(active) || active.hash !== p.policy_bundle)
     return hooks.abandon(deny('ERR_POLICY_UNAVAILABLE', 'the active policy changed since the decision'));

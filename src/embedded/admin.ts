@@ -266,8 +266,14 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       };
       if (!(await ledgerAdmin('admin.key_rotated', c.tenant, payload)))
         return denied(deny('ERR_LEDGER_UNAVAILABLE', 'client key rotation not recorded'));
-      const rec = await deps.state.rotateClientKey(name, key.jwk);
-      if (rec === undefined) return denied(deny('ERR_CLIENT_REVOKED', 'the client was revoked meanwhile'));
+      let rec;
+      try {
+        rec = await deps.state.rotateClientKey(name, key.jwk, c.kid);
+      } catch {
+        return denied(deny('ERR_CLIENT_REGISTRY_UNAVAILABLE', 'the client registry did not rotate the key'));
+      }
+      if (rec === undefined)
+        return denied(deny('ERR_CLIENT_REVOKED', 'the client was revoked or its key rotated meanwhile'));
       return {
         status: 200,
         body: { outcome: 'ok', ...rec, roles: [...rec.roles], previous_kid: c.kid },

@@ -39,5 +39,5 @@ export {
   operatorDownload,
 } from './connect.js';
 export type { Connection, HttpAnswer } from './connect.js';
-export { approvalConfigPath, openApprovals, readApproverFile, writeApproverFile } from './approvals.js';
-export type { ApproverFile, EmbeddedApprovals } from './approvals.js';
+export { approvalConfigPath, openApprovals } from './approvals.js';
+export type { EmbeddedApprovals } from './approvals.js';

@@ -141,7 +141,7 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
   );
   const revoke = db.prepare("UPDATE gate_clients SET status = 'revoked' WHERE identity = ?");
   const rotate = db.prepare(
-    "UPDATE gate_clients SET kid = ?, jwk = ? WHERE identity = ? AND status = 'active'",
+    "UPDATE gate_clients SET kid = ?, jwk = ? WHERE identity = ? AND status = 'active' AND kid = ?",
   );
   const listAll = db.prepare<[], ClientRow>('SELECT * FROM gate_clients ORDER BY identity');
   const insertSeen = db.prepare(
@@ -350,10 +350,12 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
     },
     registerClient: (input) => settle(() => writeNow(() => register(input))),
     revokeClient: (identity) => settle(() => writeNow(() => revoke.run(identity).changes === 1)),
-    rotateClientKey: (identity, jwk) =>
+    rotateClientKey: (identity, jwk, previousKid) =>
       settle(() => {
         const key = parsePublicJwk(jwk);
-        const changed = writeNow(() => rotate.run(key.kid, JSON.stringify(key.jwk), identity).changes === 1);
+        const changed = writeNow(
+          () => rotate.run(key.kid, JSON.stringify(key.jwk), identity, previousKid).changes === 1,
+        );
         const row = changed ? selectClient.get(identity) : undefined;
         return row === undefined ? undefined : toRecord(row);
       }),

@@ -78,12 +78,13 @@ export interface GateStateStore extends ClientRegistry, RequestReplayStore {
   /** Marks a client revoked; false when unknown. */
   revokeClient(identity: string): Promise<boolean>;
   /**
-   * Replaces an active client's key (rotation): the next lookup answers the new key only, so the
-   * old one stops at once. Resolves to the updated record, or undefined when the client is
-   * unknown or revoked (a revoked client stays revoked). Rejects with `TypeError` for a
-   * malformed key.
+   * Replaces an active client's key `previousKid` (rotation): the next lookup answers the new key
+   * only, so the old one stops at once. Resolves to the updated record, or undefined when the
+   * client is unknown, revoked (a revoked client stays revoked) or no longer holds `previousKid`
+   * (another rotation came first: one rotation of a key wins). Rejects (`ERR_KEY_INVALID`) for a
+   * malformed key, and leaves the key as it was.
    */
-  rotateClientKey(identity: string, jwk: unknown): Promise<ClientRecord | undefined>;
+  rotateClientKey(identity: string, jwk: unknown, previousKid: string): Promise<ClientRecord | undefined>;
   /** Every client, by identity in byte order. */
   listClients(): Promise<readonly ClientRecord[]>;
   /** Every client public key as a JWKS with the revoked kids, for audit bundles (FC-INV-3 evidence). */

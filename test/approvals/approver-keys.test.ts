@@ -38,7 +38,7 @@ afterAll(async () => {
 /** Ledger entries of the deployment, from an export through the CLI. */
 async function entries(
   name: string,
-): Promise<{ type: string; tenant: string; payload: Record<string, unknown> }[]> {
+): Promise<{ type: string; tenant: string; request_id: string; payload: Record<string, unknown> }[]> {
   const out = join(rig.home, `${name}.jsonl`);
   expect((await rig.cli('ledger', 'export', '--out', out)).code).toBe(0);
   return readFileSync(out, 'utf8')
@@ -46,8 +46,11 @@ async function entries(
     .filter((l) => l.startsWith('{"record":"entry"'))
     .map(
       (l) =>
-        (JSON.parse(l) as { entry: { type: string; tenant: string; payload: Record<string, unknown> } })
-          .entry,
+        (
+          JSON.parse(l) as {
+            entry: { type: string; tenant: string; request_id: string; payload: Record<string, unknown> };
+          }
+        ).entry,
     );
 }
 
@@ -311,6 +314,28 @@ describe('approvers are removed, client keys rotated and revoked, from the CLI',
       (e) => e.type === 'admin.key_revoked' && e.payload['key_use'] === 'approval',
     );
     expect(revoked.map((e) => e.payload['client'])).toEqual(['rex']);
+  });
+
+  it('an approver removed after the call was approved, before its retry: the call never runs', async () => {
+    expect(await rig.enrol('xa', 'treasury')).toBe(0);
+    expect(await rig.enrol('xb', 'treasury')).toBe(0);
+    // Its own parameters (and session): the calls above count towards the loop breaker.
+    const call = { ...BIG, amount: BIG.amount + 17 };
+    const first = await rig.agent().call('transfer_funds', call, { session: 'removed-before-issue' });
+    if (first.outcome !== 'pending') throw new Error(`expected pending, got ${JSON.stringify(first)}`);
+    const id = first.decision_id;
+    expect((await rig.cli('approvals', 'approve', id, '--as', 'xa', '--justification', 'ok')).code).toBe(0);
+    expect((await rig.cli('approvals', 'approve', id, '--as', 'xb', '--justification', 'ok')).code).toBe(0);
+    expect((await rig.cli('approvers', 'remove', 'xa', '--reason', 'key stolen')).code).toBe(0);
+    const retry = await rig
+      .agent()
+      .call('transfer_funds', call, { session: 'removed-before-issue', requestId: first.request_id });
+    expect(retry.outcome === 'deny' && retry.code).toBe('ERR_APPROVER_UNKNOWN');
+    const types = (await entries('removed-before-issue'))
+      .filter((e) => e.request_id === first.request_id)
+      .map((e) => e.type);
+    expect(types).not.toContain('envelope.issued');
+    expect(types).not.toContain('execution.receipt');
   });
 
   it('clients rotate: the old key stops at once, the new one (embedded file or made elsewhere) works; ledgered', async () => {

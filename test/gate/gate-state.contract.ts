@@ -199,8 +199,14 @@ export function runGateStateContract(name: string, factory: GateStateFactory): v
           atMs: T0,
           roles: ['ops'],
         });
-        await expect(state.rotateClientKey('rot', { kty: 'RSA' })).rejects.toBeInstanceOf(Error);
-        expect(await state.rotateClientKey('rot', next.publicJwk)).toMatchObject({
+        await expect(state.rotateClientKey('rot', { kty: 'RSA' }, first.kid)).rejects.toMatchObject({
+          code: 'ERR_KEY_INVALID',
+        });
+        expect(await state.lookup('rot')).toMatchObject({ kid: first.kid });
+        // A rotation from a key that is no longer current loses: one rotation of a key wins.
+        expect(await state.rotateClientKey('rot', next.publicJwk, 'not-the-current-kid')).toBeUndefined();
+        expect(await state.lookup('rot')).toMatchObject({ kid: first.kid });
+        expect(await state.rotateClientKey('rot', next.publicJwk, first.kid)).toMatchObject({
           identity: 'rot',
           tenant: 't',
           kid: next.kid,
@@ -208,9 +214,9 @@ export function runGateStateContract(name: string, factory: GateStateFactory): v
           roles: ['ops'],
         });
         expect(await other.lookup('rot')).toMatchObject({ kid: next.kid, status: 'active' });
-        expect(await state.rotateClientKey('nobody', next.publicJwk)).toBeUndefined();
+        expect(await state.rotateClientKey('nobody', next.publicJwk, next.kid)).toBeUndefined();
         expect(await state.revokeClient('rot')).toBe(true);
-        expect(await other.rotateClientKey('rot', first.publicJwk)).toBeUndefined();
+        expect(await other.rotateClientKey('rot', first.publicJwk, next.kid)).toBeUndefined();
         expect(await state.lookup('rot')).toMatchObject({ kid: next.kid, status: 'revoked' });
       }));
 

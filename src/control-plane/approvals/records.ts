@@ -17,6 +17,7 @@ import type {
   ReviewRecord,
   VoteRecord,
 } from './store.js';
+import { TENANT_NAME } from './store.js';
 
 /** Largest stored JSON document read back (a pending body holds the redacted parameters). */
 const MAX_JSON_BYTES = 8 * 1024 * 1024;
@@ -95,8 +96,9 @@ function tenantsOf(v: unknown): ApproverTenants {
   const t = jsonOf(v, 'approver tenants');
   if (t === '*') return '*';
   const list = stringsOf(t, 'approver tenants');
-  // An empty scope is never stored: it would read as "no tenant", never as "every tenant".
-  if (list.length === 0) throw bad('approver tenants');
+  // An empty scope is never stored: it would read as "no tenant", never as "every tenant"; and
+  // a listed name is a tenant's, never `*` (every tenant) or anything else a row was altered to.
+  if (list.length === 0 || !list.every((n) => TENANT_NAME.test(n))) throw bad('approver tenants');
   return list;
 }
 

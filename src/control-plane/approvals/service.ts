@@ -25,6 +25,7 @@ import type {
   ReviewRecord,
   VoteRecord,
 } from './store.js';
+import { TENANT_NAME as TENANT, approverCovers } from './store.js';
 
 /**
  * The approval service. The decision-path methods resolve to denies for refusals; every method
@@ -44,6 +45,12 @@ export interface ApprovalService {
   /** True when `token` is a valid OIDC approver token (for reading the approval API). */
   isApproverToken(token: string): Promise<boolean>;
   submit(decisionId: string, submission: Submission): Promise<SubmitAccepted | Deny>;
+  /**
+   * True when every key approver whose vote approved `p` is still registered, active and scoped
+   * to its tenant: an approver removed (or re-scoped) after the finalisation, before the call was
+   * issued, no longer stands behind it (OE-INV-020).
+   */
+  stillApproved(p: PendingRecord): Promise<boolean>;
   /** `approved` → `issued`, true exactly once across every replica sharing the store (single issuance). */
   markIssued(decisionId: string): Promise<boolean>;
   /** Resolves when the decision is finalised or after `ms` (at most `settings.maxWaitMs`). */
@@ -87,8 +94,6 @@ export interface ApprovalService {
 
 const APPROVER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ROLE = /^[A-Za-z0-9._:-]{1,64}$/;
-/** A tenant name as clients are registered with (never `*`, which stands for every tenant). */
-const TENANT = /^[A-Za-z0-9._-]{1,128}$/;
 
 /** The tenant scope asked for: `'*'`, or 1 to 64 tenant names (sorted, without duplicates). */
 function parseTenants(v: unknown): ApproverTenants | undefined {
@@ -118,6 +123,16 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
       return !('outcome' in id) && !(await deps.isClient(`oidc:${id.subject}`));
     },
     submit: (id: string, submission: Submission) => submitApproval(ctx, id, submission),
+    async stillApproved(p: PendingRecord): Promise<boolean> {
+      const counted = new Set(p.approvals);
+      for (const v of await store.votes(p.decision_id)) {
+        // The votes the finalisation counted (its references): a vote it discounted is not behind it.
+        if (v.verdict !== 'approve' || v.method !== 'key' || !counted.has(v.approval_sha256)) continue;
+        const a = await store.approver(v.approver);
+        if (a === undefined || a.status !== 'active' || !approverCovers(a.tenants, p.tenant)) return false;
+      }
+      return true;
+    },
     markIssued: (id: string) => store.markIssued(id),
     waitFor: (id: string, ms: number) => ctx.waitFor(id, ms),
     breakGlass: (body: SignedStatement) => grantBreakGlass(ctx, body),

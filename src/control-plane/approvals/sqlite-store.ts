@@ -62,7 +62,10 @@ const MIGRATIONS: readonly SchemaMigration[] = [
     version: 2,
     // Approvers registered before scopes were global: they stay so, recorded as every tenant.
     name: 'approver tenant scopes',
-    up: `ALTER TABLE approval_approvers ADD COLUMN tenants TEXT NOT NULL DEFAULT '"*"';`,
+    // Approvers registered before scopes existed were global, and are recorded so; the column's
+    // default is an empty scope, which never reads as a scope (a row that omits it refuses).
+    up: `ALTER TABLE approval_approvers ADD COLUMN tenants TEXT NOT NULL DEFAULT '[]';
+UPDATE approval_approvers SET tenants = '"*"';`,
   },
 ];
 

@@ -82,6 +82,9 @@ export interface ApproverRecord {
   readonly registered_at: number;
 }
 
+/** A tenant name as clients are registered with (never `*`, which stands for every tenant). */
+export const TENANT_NAME = /^[A-Za-z0-9._-]{1,128}$/;
+
 /** True when an approver scoped to `tenants` may decide for `tenant`. */
 export function approverCovers(tenants: ApproverTenants, tenant: string): boolean {
   return tenants === '*' || tenants.includes(tenant);

@@ -286,13 +286,13 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
       ]);
       return r.rowCount === 1;
     },
-    async rotateClientKey(identity, jwk) {
+    async rotateClientKey(identity, jwk, previousKid) {
       open();
       const key = parsePublicJwk(jwk);
       const r = await pool.query<Record<string, unknown>>(
-        `UPDATE gate_clients SET kid = $1, jwk = $2 WHERE identity = $3 AND status = 'active'
+        `UPDATE gate_clients SET kid = $1, jwk = $2 WHERE identity = $3 AND status = 'active' AND kid = $4
          RETURNING ${CLIENT_COLUMNS}`,
-        [key.kid, JSON.stringify(key.jwk), identity],
+        [key.kid, JSON.stringify(key.jwk), identity, previousKid],
       );
       const row = r.rows[0];
       if (r.rows.length !== 1 || row === undefined) return undefined;

@@ -372,7 +372,8 @@ CREATE TABLE approval_reviews (
  * as `"*"`.
  */
 const V_APPROVER_TENANTS = `
-ALTER TABLE approval_approvers ADD COLUMN tenants text NOT NULL DEFAULT '"*"';
+ALTER TABLE approval_approvers ADD COLUMN tenants text NOT NULL DEFAULT '[]';
+UPDATE approval_approvers SET tenants = '"*"';
 `;
 
 /** Every migration of this build, ascending by version. */
