@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { canonicalize, isDeny, parseJson, systemClock } from '../kernel/index.js';
+import { canonicalize, isDeny, parseJson, fileSync, systemClock } from '../kernel/index.js';
 import { callableTools } from '../policy/index.js';
 import type { LoadedBundle } from '../policy/index.js';
 import type { Clock } from '../kernel/index.js';
@@ -157,6 +157,7 @@ async function openBackend(
   p: ReturnType<typeof dataPaths>,
   config: EmbeddedConfig,
   clock: Clock,
+  decorate: CoreDecorators | undefined,
 ): Promise<StorageBackend> {
   // Nonces are pruned only past every envelope's possible life: exp + clock tolerance + max lifetime.
   const retainAfterExpSec = config.clock_tolerance_sec + config.max_envelope_lifetime_sec;
@@ -169,6 +170,7 @@ async function openBackend(
       clock,
       retainAfterExpSec,
       replayRetentionMs,
+      ...(decorate?.fileSync === undefined ? {} : { fileSync: decorate.fileSync(fileSync) }),
     });
   return openPostgresBackend({
     url: spec.url,
@@ -243,7 +245,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   let ledger: Ledger;
   let backend: StorageBackend;
   try {
-    backend = await openBackend(spec, p, config, clock);
+    backend = await openBackend(spec, p, config, clock, options.decorate);
   } catch (err) {
     unlock();
     throw err;

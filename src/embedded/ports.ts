@@ -3,7 +3,7 @@
  * read-only view of the issuer keys. The port decorators of {@link CoreDecorators} are the only
  * way in for tests and the demo to wrap a dependency; production code injects no faults.
  */
-import type { KeyRing } from '../kernel/index.js';
+import type { KeyRing, FileSync } from '../kernel/index.js';
 import { keyRingFromJwks } from '../kernel/index.js';
 import type { Ledger } from '../ledger/index.js';
 import type { PolicyRuntime } from '../control-plane/index.js';
@@ -33,6 +33,8 @@ export interface CoreDecorators {
   readonly gateExecutor?: (port: GateExecutor) => GateExecutor;
   /** The backend's policy bundles and active pointer, when the backend holds them (PostgreSQL). */
   readonly bundleMirror?: (mirror: PolicyBundleMirror) => PolicyBundleMirror;
+  /** How the SQLite backend makes its write-ahead log durable (`src/kernel/sqlite-commit.ts`). */
+  readonly fileSync?: (sync: FileSync) => FileSync;
 }
 
 /** Called just before an adapter runs a tool: the only observable sign that a tool ran. */

@@ -137,5 +137,5 @@ export {
 export type { SchemaConnection, SchemaMigration, SchemaMigrationResult } from './schema-migrations.js';
 export { createDurableWrites } from './durability.js';
 export type { DurableWrites } from './durability.js';
-export { createSqliteCommitUnit } from './sqlite-commit.js';
-export type { SqliteCommitUnit, StagedWrite } from './sqlite-commit.js';
+export { createSqliteCommitUnit, fileSync } from './sqlite-commit.js';
+export type { FileSync, SqliteCommitOptions, SqliteCommitUnit, StagedWrite } from './sqlite-commit.js';

@@ -3,31 +3,34 @@
  * writes"): writes of one event-loop turn share one commit; a write that throws undoes only
  * itself; a commit that fails rejects every write in it and leaves nothing behind; `writeNow`
  * is durable when it returns. The failing commit is real SQLite: a deferred foreign key.
+ * Durability is the unit's own `fsync` of the write-ahead log, off the event loop: a write's
+ * promise resolves only after it, and a failed `fsync` stops every later write (FC-INV-4,
+ * SPEC §4 "writes are durable before they are acknowledged"). The `fsync` is the real one,
+ * wrapped here to hold or fail it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createDurableWrites, createSqliteCommitUnit } from '../../src/kernel/index.js';
-import type { SqliteCommitUnit } from '../../src/kernel/index.js';
+import { createDurableWrites, createSqliteCommitUnit, fileSync } from '../../src/kernel/index.js';
+import type { FileSync, SqliteCommitUnit } from '../../src/kernel/index.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-function open(): { unit: SqliteCommitUnit; path: string } {
+function open(files?: FileSync): { unit: SqliteCommitUnit; path: string } {
   const dir = mkdtempSync(join(tmpdir(), 'fc-commit-unit-'));
   const path = join(dir, 'x.db');
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
   db.exec(`CREATE TABLE t (k TEXT PRIMARY KEY);
     CREATE TABLE p (id INTEGER PRIMARY KEY);
     CREATE TABLE c (parent INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED);`);
-  const unit = createSqliteCommitUnit(db);
+  const unit = createSqliteCommitUnit(db, files === undefined ? {} : { fileSync: files });
   cleanups.push(() => {
     unit.close();
     rmSync(dir, { recursive: true, force: true });
@@ -128,4 +131,128 @@ describe('SqliteCommitUnit', () => {
     await expect(staged.durable).rejects.toThrow(/FOREIGN KEY/);
     expect(committed(path)).toEqual([]);
   });
+
+  it('a write is durable only once an fsync of the log that began after its commit ended', async () => {
+    const held = holdingSync();
+    const { unit, path } = open(held.files);
+    expect(unit.db.pragma('synchronous', { simple: true })).toBe(1);
+    const ins = unit.db.prepare('INSERT INTO t (k) VALUES (?)');
+    const a = unit.stage(() => ins.run('a'));
+    let durable = false;
+    void a.durable.then(() => (durable = true));
+    await turn();
+    // Committed (another connection reads it), not yet acknowledged: the fsync is under way.
+    expect(committed(path)).toEqual(['a']);
+    expect(held.paths).toEqual([`${path}-wal`]);
+    expect(durable).toBe(false);
+    // Commits made meanwhile wait for the next fsync, which covers them all.
+    const b = unit.stage(() => ins.run('b'));
+    await turn();
+    const c = unit.stage(() => ins.run('c'));
+    await turn();
+    held.release();
+    // The log's directory entry is synced once, after the first fsync of the log.
+    await until(() => held.paths.length === 2);
+    expect(held.paths).toEqual([`${path}-wal`, join(path, '..')]);
+    expect(durable).toBe(false);
+    held.release();
+    await a.durable;
+    await until(() => held.paths.length === 3);
+    expect(held.paths).toEqual([`${path}-wal`, join(path, '..'), `${path}-wal`]);
+    let later = false;
+    void Promise.all([b.durable, c.durable]).then(() => (later = true));
+    await turn();
+    expect(later).toBe(false);
+    held.release();
+    await Promise.all([b.durable, c.durable]);
+  });
+
+  it('writeNow syncs the log before it returns, and that covers every commit before it', async () => {
+    const held = holdingSync();
+    const { unit, path } = open(held.files);
+    const ins = unit.db.prepare('INSERT INTO t (k) VALUES (?)');
+    const staged = unit.stage(() => ins.run('first'));
+    await turn();
+    expect(held.paths).toEqual([`${path}-wal`]);
+    unit.writeNow(() => ins.run('now'));
+    expect(held.now).toEqual([`${path}-wal`, join(path, '..')]);
+    // Resolved by the synchronous fsync, though the one in the pool is still held.
+    await staged.durable;
+  });
+
+  it('a failed fsync rejects every commit waiting for it and stops every later write', async () => {
+    const failing: FileSync = {
+      sync: () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })),
+      syncNow: (p) => fileSync.syncNow(p),
+    };
+    const { unit } = open(failing);
+    const ins = unit.db.prepare('INSERT INTO t (k) VALUES (?)');
+    const a = unit.stage(() => ins.run('a'));
+    const writes = createDurableWrites();
+    writes.add(a.durable);
+    await expect(a.durable).rejects.toThrow(/could not be made durable \(EIO/);
+    await expect(writes.sync()).rejects.toThrow(/could not be made durable/);
+    // What is on disk is unknown: nothing is written any more, on any path.
+    expect(() => unit.stage(() => ins.run('b'))).toThrow(/could not be made durable/);
+    await expect(unit.write(() => ins.run('c'))).rejects.toThrow(/could not be made durable/);
+    expect(() => unit.writeNow(() => ins.run('d'))).toThrow(/could not be made durable/);
+  });
+
+  it('a failed synchronous fsync in writeNow throws and stops the unit', async () => {
+    const failing: FileSync = {
+      sync: (p) => fileSync.sync(p),
+      syncNow: () => {
+        throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+      },
+    };
+    const { unit } = open(failing);
+    const ins = unit.db.prepare('INSERT INTO t (k) VALUES (?)');
+    const staged = unit.stage(() => ins.run('a'));
+    expect(() => unit.writeNow(() => ins.run('now'))).toThrow(/could not be made durable \(EIO/);
+    await expect(staged.durable).rejects.toThrow(/could not be made durable/);
+    expect(() => unit.stage(() => ins.run('b'))).toThrow(/could not be made durable/);
+  });
+
+  it('refuses a connection that is not in WAL mode', () => {
+    const db = new Database(':memory:');
+    try {
+      expect(() => createSqliteCommitUnit(db)).toThrow('not in WAL mode');
+    } finally {
+      db.close();
+    }
+  });
 });
+
+/** Waits (real fsyncs take their time in the pool) until `ok()`; fails after about 5 s. */
+async function until(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !ok(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(ok()).toBe(true);
+}
+
+/** One event-loop turn: the unit's commit runs at `setImmediate`. */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** The real fsync, each one in the pool held until released; the synchronous ones recorded. */
+function holdingSync(): { files: FileSync; paths: string[]; now: string[]; release(): void } {
+  const paths: string[] = [];
+  const now: string[] = [];
+  const gates: (() => void)[] = [];
+  return {
+    paths,
+    now,
+    files: {
+      async sync(path) {
+        paths.push(path);
+        await new Promise<void>((resolve) => gates.push(resolve));
+        await fileSync.sync(path);
+      },
+      syncNow(path) {
+        now.push(path);
+        fileSync.syncNow(path);
+      },
+    },
+    release() {
+      gates.shift()?.();
+    },
+  };
+}

@@ -1,7 +1,9 @@
 /**
- * SQLite {@link LedgerStore} (the embedded default, SPEC §1/§4): better-sqlite3, WAL,
- * `synchronous=FULL` (a commit returns only after fsync: "writes are durable before they are
- * acknowledged", SPEC §4), a busy timeout, and append-only triggers (L7 write path controls).
+ * SQLite {@link LedgerStore} (the embedded default, SPEC §1/§4): better-sqlite3, WAL, a busy
+ * timeout, and append-only triggers (L7 write path controls). A write is acknowledged only once
+ * durable ("writes are durable before they are acknowledged", SPEC §4): on its own connection
+ * with `synchronous=FULL`, on the deployment's shared connection once the commit unit synced the
+ * log (`src/kernel/sqlite-commit.ts`).
  */
 import Database from 'better-sqlite3';
 import {

@@ -8,7 +8,7 @@
  * open (`merge-files.ts`).
  */
 import Database from 'better-sqlite3';
-import { createSqliteCommitUnit, type Clock } from '../../kernel/index.js';
+import { createSqliteCommitUnit, type Clock, type FileSync } from '../../kernel/index.js';
 import { createSqliteLedgerStore } from '../../ledger/index.js';
 import { createSqliteApprovalStore, createSqliteGovernanceState } from '../../control-plane/index.js';
 import { createSqliteNonceStore } from '../../execution/index.js';
@@ -35,6 +35,8 @@ export interface SqliteBackendOptions {
   readonly retainAfterExpSec: number;
   /** Request nonces and ids are kept this long (ms): at least twice the request timestamp tolerance. */
   readonly replayRetentionMs: number;
+  /** How the write-ahead log is made durable (default: `fsync`, `src/kernel/sqlite-commit.ts`). */
+  readonly fileSync?: FileSync;
 }
 
 /** The lease of a data directory whose writer lock the composition holds for the process's life. */
@@ -52,8 +54,8 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
   try {
     db.pragma('busy_timeout = 5000');
     db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    unit = createSqliteCommitUnit(db);
+    // The unit sets `synchronous=NORMAL` and syncs the log itself, off the event loop.
+    unit = createSqliteCommitUnit(db, options.fileSync === undefined ? {} : { fileSync: options.fileSync });
   } catch (err) {
     db.close();
     throw err;
