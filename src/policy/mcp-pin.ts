@@ -99,7 +99,8 @@ function cedarRecordOf(schema: JsonObject, depth: number): string {
 }
 
 function riskOf(annotations: JsonValue | undefined): 'low' | 'medium' | 'high' {
-  if (!isObject(annotations)) return 'medium';
+  // No hints: MCP's defaults (not read-only, destructive) are the worst case.
+  if (!isObject(annotations)) return 'high';
   if (annotations['readOnlyHint'] === true) return 'low';
   if (annotations['destructiveHint'] === false) return 'medium';
   return 'high';
@@ -108,7 +109,8 @@ function riskOf(annotations: JsonValue | undefined): 'low' | 'medium' | 'high' {
 /**
  * Pins each listed tool of `server` (all of them, or only those named in `only`): its
  * failclosed name is `<server>.<upstream name>`, its parameters the closed input schema, its
- * risk from the server's annotations (read-only → low, non-destructive → medium, else high: a
+ * risk from the server's annotations (read-only → low, non-destructive → medium, else or
+ * without annotations high: a
  * hint to review, never trusted for more than a default), its output untrusted. The adapter
  * carries the server declaration, the upstream name, the pinned definition and its SHA-256.
  */
