@@ -318,6 +318,17 @@ describe('pinned definitions (rug pulls)', () => {
     expect(JSON.stringify(r.content)).toContain('repinned');
   }, 60_000);
 
+  it('a changed input schema withholds the tool the same way', async () => {
+    writeFileSync(join(state, 'rug-schema'), '');
+    try {
+      const calls = upstreamCalls().length;
+      await expectWithheld(await call('hostile.echo', { text: 'schema' }), 'ERR_TOOL_DEFINITION_CHANGED');
+      expect(upstreamCalls().length).toBe(calls);
+    } finally {
+      rmSync(join(state, 'rug-schema'));
+    }
+  });
+
   it('a tool the upstream no longer offers is denied ERR_TOOL_DEFINITION_CHANGED and not called', async () => {
     writeFileSync(join(state, 'gone'), '');
     try {
@@ -327,6 +338,38 @@ describe('pinned definitions (rug pulls)', () => {
     } finally {
       rmSync(join(state, 'gone'));
     }
+  });
+});
+
+describe('policy pin-mcp refuses what it cannot pin', () => {
+  it('a directory that is not a bundle source, a relative command, no command: nothing written', async () => {
+    const empty = join(work, 'not-a-bundle');
+    mkdirSync(empty);
+    const args = ['--server', 'x', '--', '/usr/bin/node', join(FIXTURE, 'server.mjs'), state];
+    expect(await cli('policy', 'pin-mcp', empty, ...args)).toMatchObject({ code: 1 });
+    expect(existsSync(join(empty, 'tools'))).toBe(false);
+    expect(await cli('policy', 'pin-mcp', src, '--server', 'x', '--', 'node', 'server.mjs')).toMatchObject({
+      code: 1,
+    });
+    expect((await cli('policy', 'pin-mcp', src, '--server', 'x')).code).toBe(2);
+    expect(existsSync(join(src, 'tools', 'x.echo.json'))).toBe(false);
+  });
+
+  it('an upstream the sandbox cannot start is reported with its code; nothing written', async () => {
+    const r = await cli(
+      'policy',
+      'pin-mcp',
+      src,
+      '--server',
+      'x',
+      '--',
+      '/usr/bin/node',
+      join(FIXTURE, 'server.mjs'),
+    );
+    // The fixture's files are not granted (no --read): node cannot load it.
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^ERR_TOOL_FAILED/);
+    expect(existsSync(join(src, 'schema', 'mcp-x.cedarschema'))).toBe(false);
   });
 });
 

@@ -99,7 +99,11 @@ function launch(
   const faulted = new Promise<Deny>((r) => (resolveFault = r));
   let status = '';
   let heard = false;
-  const exited = new Promise<void>((r) => child.once('close', () => r()));
+  const exited = new Promise<void>((r) => {
+    child.once('close', () => r());
+    // A child that never started may report only 'error'; never wait on it for ever.
+    child.once('error', () => setTimeout(r, 1000).unref());
+  });
   const killGroup = (): void => {
     try {
       if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
@@ -171,8 +175,9 @@ function launch(
   child.on('close', () => {
     clearTimeout(timer);
     signal.removeEventListener('abort', onAbort);
-    // bwrap reports "child-pid" once the sandbox is set up; without it the sandbox never was.
-    if (!heard && !status.includes('"child-pid"'))
+    // bwrap reports "exit-code" only when the program it started inside ran; an upstream that
+    // never spoke and never ran means the sandbox was never set up.
+    if (!heard && !status.includes('"exit-code"'))
       fail(deny('ERR_SANDBOX_UNAVAILABLE', 'the sandbox could not be established'));
     fail(deny('ERR_TOOL_FAILED', 'the upstream exited before it answered'));
   });
@@ -197,9 +202,7 @@ type Step = <T>(p: () => Promise<T>) => Promise<{ readonly value: T } | Deny>;
 
 /**
  * Launches `command` in the sandbox under `constraints`, connects the SDK client, runs `fn`,
- * and kills the upstream whatever happens. Every step of `fn` races the upstream's first fault;
- * a rejected step reports that fault when there is one (an exit rejects the SDK's pending request
- * before the exit is seen).
+ * and kills the upstream whatever happens. Every step of `fn` races the upstream's first fault.
  */
 async function withUpstream<R>(
   command: readonly string[],
@@ -218,6 +221,9 @@ async function withUpstream<R>(
       ),
       upstream.faulted,
     ]);
+    // A rejected step usually means the upstream went away (its exit rejects the SDK's pending
+    // request before the exit is seen): end it and report why it ended, when that is known.
+    if (settled === undefined) await upstream.kill();
     const fault = upstream.fault();
     if (fault !== undefined) return fault;
     return settled ?? deny('ERR_TOOL_FAILED', 'the upstream did not answer as MCP requires');
