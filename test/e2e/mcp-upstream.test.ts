@@ -42,7 +42,7 @@ const FILESYSTEM_SERVER = join(
   'dist',
   'index.js',
 );
-const HOSTILE = ['echo', 'inject', 'hang', 'crash', 'flood', 'garbage'];
+const HOSTILE = ['echo', 'inject', 'hang', 'crash', 'flood', 'garbage', 'leak'];
 
 let work: string;
 let dir: string;
@@ -277,6 +277,15 @@ describe('hostile upstreams: the call is denied with a code and a ledger record'
 
   it('speaks garbage → ERR_TOOL_FAILED', async () => {
     await expectWithheld(await call('hostile.garbage', {}), 'ERR_TOOL_FAILED');
+  });
+});
+
+describe('upstream output is redacted like every result (OE-INV-010)', () => {
+  it('a credential in an upstream answer is replaced before the receipt and the answer', async () => {
+    const r = await call('hostile.leak', {});
+    expect(r.isError).not.toBe(true);
+    expect(JSON.stringify(r)).not.toContain('AKIAIOSFODNN7EXAMPLE');
+    expect(JSON.stringify(r)).toContain('[REDACTED:aws_access_key_id]');
   });
 });
 
