@@ -162,7 +162,12 @@ function launch(
         return;
       }
       heard = true;
-      transport.onmessage?.(message);
+      try {
+        transport.onmessage?.(message);
+      } catch {
+        // Never let an upstream's message throw out of this stream handler.
+        fail(deny('ERR_TOOL_FAILED', 'the upstream sent a message the client could not handle'));
+      }
     }
   });
   // Diagnostics are drained and dropped: never relayed, never parsed, never buffered unbounded.
