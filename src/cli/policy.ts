@@ -11,6 +11,7 @@ import type { PolicyRuntime } from '../control-plane/index.js';
 import { connect, dataPaths, DEMO_CLIENT, operatorAction, readClientFile } from '../embedded/index.js';
 import type { HttpAnswer } from '../embedded/index.js';
 import { createDefaultBuiltins } from '../execution/index.js';
+import { pinMcp } from './pin-mcp.js';
 import { isDeny, parseJson } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import {
@@ -39,6 +40,9 @@ export const POLICY_USAGE = `  policy build DIR --out FILE                 build
               [--tainted] [--bundle FILE|HASH] dry run: decision, rules, obligations; records and runs nothing
                                               (exit 0 allow, 3 escalate, 1 deny)
   policy diff A B [--json]                    what changed between two bundles (files or stored hashes)
+  policy pin-mcp DIR --server NAME [--read PATH]... [--write PATH]... [--network] [--only TOOL]...
+              -- COMMAND ARGS...              list an upstream MCP server's tools in the sandbox and
+                                              write them, definitions pinned by SHA-256, into DIR
 `;
 
 /** The CLI's option declarations for these commands (merged into `parseArgs`). */
@@ -47,6 +51,11 @@ export const POLICY_OPTIONS = {
   bundle: { type: 'string' },
   tainted: { type: 'boolean' },
   json: { type: 'boolean' },
+  server: { type: 'string' },
+  read: { type: 'string', multiple: true },
+  write: { type: 'string', multiple: true },
+  network: { type: 'boolean' },
+  only: { type: 'string', multiple: true },
 } as const;
 
 /** Exit codes of `policy test`: the decision. */
@@ -64,6 +73,11 @@ const builtinNames = (): readonly string[] => Object.keys(createDefaultBuiltins(
 function str(v: PolicyCliOptions, name: string): string | undefined {
   const x = v[name];
   return typeof x === 'string' ? x : undefined;
+}
+
+function list(v: PolicyCliOptions, name: string): readonly string[] {
+  const x = v[name];
+  return Array.isArray(x) ? (x as readonly string[]) : typeof x === 'string' ? [x] : [];
 }
 
 function print(io: PolicyCliIo, value: unknown): void {
@@ -225,7 +239,20 @@ async function run(
   if (sub === 'test' && arg1 !== undefined) return dryRun(io, dir, arg1, v);
   if (sub === 'diff' && arg1 !== undefined && arg2 !== undefined)
     return diff(io, dir, arg1, arg2, v['json'] === true);
-  throw new Usage('policy build DIR --out FILE | activate FILE | test TOOL --params JSON | diff A B');
+  const server = str(v, 'server');
+  if (sub === 'pin-mcp' && arg1 !== undefined && server !== undefined && pos.length > 3)
+    return pinMcp(io, {
+      dir: arg1,
+      server,
+      command: pos.slice(3),
+      read: list(v, 'read'),
+      write: list(v, 'write'),
+      network: v['network'] === true,
+      ...(v['only'] === undefined ? {} : { only: list(v, 'only') }),
+    });
+  throw new Usage(
+    'policy build DIR --out FILE | activate FILE | test TOOL --params JSON | diff A B | pin-mcp DIR --server NAME -- COMMAND ARGS...',
+  );
 }
 
 /**

@@ -24,6 +24,7 @@ import type {
 } from '../control-plane/index.js';
 import {
   createCommandAdapter,
+  createMcpAdapter,
   createDefaultBuiltinAdapter,
   createDefaultBuiltins,
   createBwrapSandbox,
@@ -386,7 +387,12 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       return runtime.getTool(name)?.adapter;
     },
     adapters: observedAdapters(
-      { builtin: createDefaultBuiltinAdapter({ now: clock }), command: createCommandAdapter({ sandbox }) },
+      {
+        builtin: createDefaultBuiltinAdapter({ now: clock }),
+        command: createCommandAdapter({ sandbox }),
+        // Upstream MCP servers: launched per call in the same sandbox profile (docs/adapters.md).
+        mcp: createMcpAdapter(),
+      },
       options.onToolRun,
     ),
     redactor,

@@ -40,6 +40,8 @@ export type { BuiltinAdapterOptions } from './adapters/builtin.js';
 export { parseArgvTemplate, renderArgv } from './adapters/argv-template.js';
 export type { ArgvTemplate } from './adapters/argv-template.js';
 export { createCommandAdapter } from './adapters/command.js';
+export { createMcpAdapter, listMcpTools, PROTOCOL_BUDGET_BYTES } from './adapters/mcp.js';
+export type { McpAdapterOptions } from './adapters/mcp.js';
 export type { CommandAdapterOptions } from './adapters/command.js';
 export { createBwrapSandbox, buildSandboxArgv } from './sandbox/bwrap.js';
 export type { Sandbox, SandboxRequest, SandboxExit, BwrapSandboxOptions } from './sandbox/bwrap.js';

@@ -20,6 +20,7 @@ export function isAdapterCode(code: unknown): code is DenialCode {
     'ERR_SANDBOX_UNAVAILABLE',
     'ERR_ADAPTER_UNAVAILABLE',
     'ERR_PARAMS_INVALID',
+    'ERR_TOOL_DEFINITION_CHANGED',
   ];
   return (codes as readonly unknown[]).includes(code);
 }

@@ -166,6 +166,11 @@ export const DENIAL_CODES = {
   ERR_TOOL_TIMEOUT: { status: 504, meaning: 'the tool exceeded its time limit' },
   ERR_TOOL_OUTPUT_LIMIT: { status: 502, meaning: 'the tool exceeded its output limit' },
   ERR_TOOL_FAILED: { status: 502, meaning: 'the tool ran and failed' },
+  ERR_TOOL_DEFINITION_CHANGED: {
+    status: 502,
+    meaning:
+      'the upstream MCP server no longer offers the tool definition pinned in the policy bundle; nothing was called upstream',
+  },
 
   ERR_ABANDONED: {
     status: 500,

@@ -10,6 +10,7 @@
 import { posix } from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import { canonicalize, pinMcpDefinition } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import type { AdapterConfig, ToolSpec } from './types.js';
 
@@ -17,7 +18,7 @@ import type { AdapterConfig, ToolSpec } from './types.js';
 export const MAX_TOOL_TIMEOUT_MS = 25_000;
 
 /** Adapter types a tool's `adapter` may name. */
-export const ADAPTER_TYPES = ['builtin', 'command'] as const;
+export const ADAPTER_TYPES = ['builtin', 'command', 'mcp'] as const;
 /** Adapter types a tool's `preview.dry_run` may name (computed by the Control Plane). */
 export const DRY_RUN_TYPES = ['describe'] as const;
 
@@ -100,6 +101,38 @@ const SCHEMAS: Readonly<Record<string, object>> = {
     },
     $defs: DEFS,
   },
+  mcp: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['type', 'server', 'command', 'tool', 'definition', 'definition_sha256'],
+    properties: {
+      type: { const: 'mcp' },
+      server: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$' },
+      command: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 256,
+        items: { type: 'string', maxLength: 65536, pattern: NO_NUL },
+      },
+      tool: { type: 'string', minLength: 1, maxLength: 128 },
+      definition: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'inputSchema'],
+        properties: {
+          name: { type: 'string', minLength: 1, maxLength: 128 },
+          title: { type: 'string' },
+          description: { type: 'string' },
+          inputSchema: { type: 'object' },
+          outputSchema: { type: 'object' },
+          annotations: { type: 'object' },
+        },
+      },
+      definition_sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+      limits: { $ref: '#/$defs/limits' },
+    },
+    $defs: DEFS,
+  },
   describe: {
     type: 'object',
     additionalProperties: false,
@@ -178,7 +211,12 @@ function checkLimits(at: string, spec: AdapterConfig, type: string, out: string[
   }
   const egress = limits['egress'];
   // bubblewrap cannot allowlist destinations: such a profile is refused at every call.
-  if (type === 'command' && limits['network'] === true && Array.isArray(egress) && egress.length > 0)
+  if (
+    (type === 'command' || type === 'mcp') &&
+    limits['network'] === true &&
+    Array.isArray(egress) &&
+    egress.length > 0
+  )
     out.push(`${at}.limits.egress: network with an egress allowlist cannot be enforced by the sandbox`);
 }
 
@@ -223,6 +261,42 @@ function checkCommand(at: string, tool: ToolSpec, spec: AdapterConfig, out: stri
         out.push(`${at}.env_secrets: "${name}" may not be set in the sandbox`);
 }
 
+function checkMcp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]): void {
+  const command = spec['command'];
+  const program: JsonValue | undefined = Array.isArray(command)
+    ? (command as readonly JsonValue[])[0]
+    : undefined;
+  if (typeof program === 'string' && (!program.startsWith('/') || posix.normalize(program) !== program))
+    out.push(`${at}.command[0]: must be a literal normalized absolute path`);
+  const definition = spec['definition'];
+  if (isObject(definition)) {
+    if (definition['name'] !== spec['tool'])
+      out.push(`${at}.definition.name: must equal the upstream tool name`);
+    let pinned: string | undefined;
+    try {
+      pinned = pinMcpDefinition(definition).sha256;
+    } catch {
+      out.push(`${at}.definition: is not strict JSON`);
+    }
+    if (pinned !== undefined && pinned !== spec['definition_sha256'])
+      out.push(`${at}.definition_sha256: is not the SHA-256 of the canonical definition`);
+  }
+  // Everything an upstream says comes from outside: its output always taints the session (OE-INV-013).
+  if (tool.untrusted_output !== true) out.push(`${at}: an MCP tool must set untrusted_output: true`);
+}
+
+/** The declaration of one upstream server that every tool it serves must repeat identically. */
+function serverDeclaration(spec: AdapterConfig): string {
+  const limits = isObject(spec['limits']) ? spec['limits'] : {};
+  return canonicalize({
+    command: spec['command'] ?? null,
+    fs_read: limits['fs_read'] ?? [],
+    fs_write: limits['fs_write'] ?? [],
+    network: limits['network'] ?? false,
+    egress: limits['egress'] ?? [],
+  });
+}
+
 function checkDescribe(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]): void {
   for (const key of ['objects', 'cost_usd', 'cost_cents']) {
     const name = spec[key];
@@ -251,6 +325,7 @@ function checkOne(
   }
   if (type === 'command') checkCommand(at, tool, spec, out);
   if (type === 'describe') checkDescribe(at, tool, spec, out);
+  if (type === 'mcp') checkMcp(at, tool, spec, out);
   if (type === 'builtin' && options.builtins !== undefined) {
     const fn = spec['function'];
     const name = typeof fn === 'string' ? fn : tool.name;
@@ -277,6 +352,21 @@ export function checkAdapterSpecs(
     const dry = tool.preview?.dry_run;
     if (dry !== undefined) checkOne('preview.dry_run', tool, dry, DRY_RUN_TYPES, {}, out);
     problems.push(...out.map((p) => `tool "${tool.name}": ${p}`));
+  }
+  // One upstream server, one declaration: the tools it serves name the same command, paths and
+  // network, so no tool can widen what its server may touch.
+  const servers = new Map<string, { tool: string; declaration: string }>();
+  for (const tool of tools) {
+    const spec = tool.adapter;
+    const server = spec['server'];
+    if (spec.type !== 'mcp' || typeof server !== 'string') continue;
+    const declaration = serverDeclaration(spec);
+    const first = servers.get(server);
+    if (first === undefined) servers.set(server, { tool: tool.name, declaration });
+    else if (first.declaration !== declaration)
+      problems.push(
+        `tool "${tool.name}": adapter: MCP server "${server}" is declared differently by tool "${first.tool}" (command, fs_read, fs_write, network, egress)`,
+      );
   }
   return problems;
 }

@@ -4,6 +4,8 @@
  * ```
  * bundle.json            { "name": "...", "settings"?: {...} }
  * schema.cedarschema     Cedar schema
+ * schema/<any>.cedarschema  more of it, appended in name order (e.g. the actions
+ *                        `failclosed policy pin-mcp` writes for an upstream MCP server)
  * policies/<id>.cedar    one policy each; the id is the file stem
  * tools/<any>.json       one ToolSpec each   (or: tools.json, an array; not both)
  * ```
@@ -77,6 +79,13 @@ async function readTools(dir: string): Promise<JsonValue[]> {
   return tools.sort((a, b) => (nameOf(a) < nameOf(b) ? -1 : nameOf(a) > nameOf(b) ? 1 : 0));
 }
 
+async function readSchema(dir: string): Promise<string> {
+  const parts = [await readText(join(dir, 'schema.cedarschema'))];
+  for (const f of (await list(join(dir, 'schema'), '.cedarschema')) ?? [])
+    parts.push(`\n// schema/${f}\n${await readText(join(dir, 'schema', f))}`);
+  return parts.join('');
+}
+
 /**
  * Reads a bundle source directory, assembles the document, and loads it through `loadBundle`
  * (so a built bundle passes exactly the checks a stored one does). Denies with
@@ -102,7 +111,7 @@ export async function buildBundleFromDir(
       format: BUNDLE_FORMAT,
       name: m['name'] ?? null,
       policies,
-      schema: await readText(join(dir, 'schema.cedarschema')),
+      schema: await readSchema(dir),
       tools: await readTools(dir),
     };
     if (m['settings'] !== undefined) document['settings'] = m['settings'];

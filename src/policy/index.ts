@@ -35,3 +35,5 @@ export { ANNOTATION_KEYS, MAX_APPROVALS } from './annotations.js';
 export { toCedarDecimal } from './cedar-values.js';
 export { diffBundles, diffLines, formatBundleDiff } from './diff.js';
 export type { BundleDiff, DiffLine, FieldChange } from './diff.js';
+export { closeSchema, cedarTypeOf, pinMcpTools, SERVER_NAME_RE } from './mcp-pin.js';
+export type { McpServerDeclaration, PinnedTool, SkippedTool } from './mcp-pin.js';

@@ -1,0 +1,104 @@
+/**
+ * `failclosed policy pin-mcp DIR --server NAME [--read PATH]... [--write PATH]... [--network]
+ * [--only TOOL]... -- COMMAND ARGS...`: launches an upstream stdio MCP server in the same sandbox
+ * the Execution Layer uses (only the granted paths, no network unless `--network`), lists its
+ * tools and writes, into the bundle source directory DIR, one tool file per tool
+ * (`tools/NAME.TOOL.json`, its definition pinned by SHA-256) and their Cedar actions
+ * (`schema/mcp-NAME.cedarschema`), replacing what an earlier pin of that server wrote. Nothing
+ * is activated: the operator reviews the files, writes policies for the new actions, and builds
+ * and activates the bundle as usual. docs/adapters.md "MCP tools". (OE-INV-005/023)
+ */
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { listMcpTools } from '../execution/index.js';
+import { isDeny } from '../kernel/index.js';
+import { MAX_TOOL_TIMEOUT_MS, pinMcpTools, SERVER_NAME_RE } from '../policy/index.js';
+
+/** Output of the command. */
+export interface PinMcpIo {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+}
+
+/** What the command is told. */
+export interface PinMcpInput {
+  readonly dir: string;
+  readonly server: string;
+  readonly command: readonly string[];
+  readonly read: readonly string[];
+  readonly write: readonly string[];
+  readonly network: boolean;
+  readonly only?: readonly string[];
+}
+
+/** Address space granted to a pinned server: a Node.js server needs about 1 GiB. */
+export const PIN_MEMORY_BYTES = 2 * 1024 * 1024 * 1024;
+
+/** Runs the command; exit 0 when at least one tool was pinned, 1 otherwise. Throws on bad usage. */
+export async function pinMcp(io: PinMcpIo, input: PinMcpInput): Promise<number> {
+  if (!SERVER_NAME_RE.test(input.server)) throw new Error(`--server must match ${SERVER_NAME_RE.source}`);
+  const [program] = input.command;
+  if (program === undefined || !isAbsolute(program))
+    throw new Error('the server command must start with an absolute program path (after --)');
+  if (!existsSync(join(input.dir, 'schema.cedarschema')))
+    throw new Error(`${input.dir} is not a bundle source directory (no schema.cedarschema)`);
+  if (existsSync(join(input.dir, 'tools.json')))
+    throw new Error('pin-mcp writes tools/ files; this directory uses tools.json');
+  const listed = await listMcpTools(input.command, {
+    timeout_ms: MAX_TOOL_TIMEOUT_MS,
+    max_output_bytes: 1024 * 1024,
+    memory_bytes: PIN_MEMORY_BYTES,
+    network: input.network,
+    egress: [],
+    fs_read: [...input.read],
+    fs_write: [...input.write],
+    max_cost_cents: null,
+  });
+  if (isDeny(listed)) {
+    io.err(`${listed.code}: ${listed.reason}\n`);
+    return 1;
+  }
+  const { pinned, skipped } = pinMcpTools(
+    {
+      name: input.server,
+      command: input.command,
+      fs_read: input.read,
+      fs_write: input.write,
+      network: input.network,
+      memory_bytes: PIN_MEMORY_BYTES,
+    },
+    listed,
+    input.only,
+  );
+  for (const s of skipped) io.err(`skipped ${s.upstream}: ${s.reason}\n`);
+  if (pinned.length === 0) {
+    io.err('no tool pinned\n');
+    return 1;
+  }
+  const tools = join(input.dir, 'tools');
+  const schema = join(input.dir, 'schema');
+  mkdirSync(tools, { recursive: true });
+  mkdirSync(schema, { recursive: true });
+  // A re-pin replaces the server's earlier files: a tool it no longer lists is gone from the bundle.
+  for (const f of readdirSync(tools))
+    if (f.startsWith(`${input.server}.`) && f.endsWith('.json')) rmSync(join(tools, f));
+  for (const p of pinned)
+    writeFileSync(join(tools, `${p.name}.json`), `${JSON.stringify(p.spec, null, 2)}\n`);
+  writeFileSync(
+    join(schema, `mcp-${input.server}.cedarschema`),
+    `// Actions of the upstream MCP server "${input.server}", written by failclosed policy pin-mcp.\n\n${pinned.map((p) => p.cedar).join('\n')}`,
+  );
+  io.out(
+    `${JSON.stringify(
+      {
+        server: input.server,
+        pinned: pinned.map((p) => ({ tool: p.name, upstream: p.upstream, definition_sha256: p.sha256 })),
+        skipped,
+        next: 'review the files, write policies for these actions, then policy build and policy activate',
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  return 0;
+}

@@ -1,0 +1,170 @@
+/**
+ * From an upstream MCP server's tool listing to bundle source: one failclosed tool per upstream
+ * tool (adapter `mcp`, its definition pinned by SHA-256) and one Cedar action per tool whose
+ * `context.params` mirrors the tool's input schema. Used by `failclosed policy pin-mcp`; the
+ * operator reviews what it writes, and `policy build` checks it like any other source.
+ * docs/adapters.md "MCP tools". (SPEC §6 "Policy as code", OE-INV-005/013, OE-INV-023)
+ */
+import { pinMcpDefinition } from '../kernel/index.js';
+import type { JsonObject, JsonValue } from '../kernel/index.js';
+import { TOOL_NAME_RE } from './bundle-shape.js';
+
+/** What an upstream server may touch, as declared for every tool it serves. */
+export interface McpServerDeclaration {
+  /** Server name: `[a-z][a-z0-9_-]{0,31}`, the prefix of its tools' failclosed names. */
+  readonly name: string;
+  /** argv; `[0]` an absolute path inside the sandbox. */
+  readonly command: readonly string[];
+  readonly fs_read: readonly string[];
+  readonly fs_write: readonly string[];
+  readonly network: boolean;
+  /** Address-space limit: a Node.js server needs about 1 GiB. */
+  readonly memory_bytes: number;
+}
+
+/** One pinned tool: its file name, its ToolSpec, and its Cedar action declaration. */
+export interface PinnedTool {
+  readonly name: string;
+  readonly upstream: string;
+  readonly sha256: string;
+  readonly spec: JsonObject;
+  readonly cedar: string;
+}
+
+/** A tool that could not be pinned, and why (the operator writes it by hand or leaves it out). */
+export interface SkippedTool {
+  readonly upstream: string;
+  readonly reason: string;
+}
+
+export const SERVER_NAME_RE = /^[a-z][a-z0-9_-]{0,31}$/;
+
+function isObject(v: JsonValue | undefined): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The schema with `additionalProperties: false` on every object it describes (a tightening:
+ * failclosed validates parameters against closed schemas only). Throws when an object admits a
+ * schema for unknown properties (a map), which cannot be closed without changing its meaning.
+ */
+export function closeSchema(schema: JsonValue): JsonValue {
+  if (!isObject(schema)) return schema;
+  const out: Record<string, JsonValue> = {};
+  for (const [k, v] of Object.entries(schema)) {
+    if (k === 'properties' || k === '$defs' || k === 'definitions') {
+      out[k] = isObject(v) ? Object.fromEntries(Object.entries(v).map(([n, s]) => [n, closeSchema(s)])) : v;
+    } else if (k === 'items' || k === 'not') {
+      out[k] = Array.isArray(v) ? v.map(closeSchema) : closeSchema(v);
+    } else if (k === 'anyOf' || k === 'oneOf' || k === 'allOf' || k === 'prefixItems') {
+      out[k] = Array.isArray(v) ? v.map(closeSchema) : v;
+    } else out[k] = v;
+  }
+  const describesObject =
+    out['type'] === 'object' || 'properties' in out || 'required' in out || 'patternProperties' in out;
+  if (describesObject && out['unevaluatedProperties'] !== false) {
+    const extra = out['additionalProperties'];
+    if (extra !== undefined && extra !== false)
+      throw new Error('an object admits unknown properties by schema (a map)');
+    out['additionalProperties'] = false;
+  }
+  return out;
+}
+
+/** The Cedar type of a JSON Schema, for the types failclosed converts; throws otherwise. */
+export function cedarTypeOf(schema: JsonValue, depth = 0): string {
+  if (!isObject(schema) || depth > 16) throw new Error('a schema failclosed cannot type in Cedar');
+  const t = schema['type'];
+  if (t === 'string') return 'String';
+  if (t === 'integer') return 'Long';
+  if (t === 'number') return 'decimal';
+  if (t === 'boolean') return 'Bool';
+  if (t === 'array') {
+    const items = schema['items'];
+    if (items === undefined || Array.isArray(items)) throw new Error('an array without one item schema');
+    return `Set<${cedarTypeOf(items, depth + 1)}>`;
+  }
+  if (t === 'object') return cedarRecordOf(schema, depth);
+  throw new Error(`a schema of type ${JSON.stringify(t ?? null)} failclosed cannot type in Cedar`);
+}
+
+function cedarRecordOf(schema: JsonObject, depth: number): string {
+  const props = isObject(schema['properties']) ? schema['properties'] : {};
+  const req = schema['required'];
+  const required = new Set(Array.isArray(req) ? req.filter((r): r is string => typeof r === 'string') : []);
+  const attrs = Object.entries(props).map(
+    ([name, s]) => `${JSON.stringify(name)}${required.has(name) ? '' : '?'}: ${cedarTypeOf(s, depth + 1)}`,
+  );
+  return `{ ${attrs.join(', ')} }`;
+}
+
+function riskOf(annotations: JsonValue | undefined): 'low' | 'medium' | 'high' {
+  // No hints: MCP's defaults (not read-only, destructive) are the worst case.
+  if (!isObject(annotations)) return 'high';
+  if (annotations['readOnlyHint'] === true) return 'low';
+  if (annotations['destructiveHint'] === false) return 'medium';
+  return 'high';
+}
+
+/**
+ * Pins each listed tool of `server` (all of them, or only those named in `only`): its
+ * failclosed name is `<server>.<upstream name>`, its parameters the closed input schema, its
+ * risk from the server's annotations (read-only → low, non-destructive → medium, else or
+ * without annotations high: a
+ * hint to review, never trusted for more than a default), its output untrusted. The adapter
+ * carries the server declaration, the upstream name, the pinned definition and its SHA-256.
+ */
+export function pinMcpTools(
+  server: McpServerDeclaration,
+  listed: readonly Readonly<Record<string, unknown>>[],
+  only?: readonly string[],
+): { readonly pinned: readonly PinnedTool[]; readonly skipped: readonly SkippedTool[] } {
+  if (!SERVER_NAME_RE.test(server.name)) throw new Error(`server name must match ${SERVER_NAME_RE.source}`);
+  const pinned: PinnedTool[] = [];
+  const skipped: SkippedTool[] = [];
+  for (const tool of listed) {
+    const upstream = typeof tool['name'] === 'string' ? tool['name'] : '';
+    if (only !== undefined && !only.includes(upstream)) continue;
+    const name = `${server.name}.${upstream}`;
+    try {
+      if (!TOOL_NAME_RE.test(name)) throw new Error(`"${name}" is not a failclosed tool name`);
+      const { definition, sha256 } = pinMcpDefinition(tool);
+      const input = definition['inputSchema'];
+      const parameters = closeSchema(isObject(input) ? input : { type: 'object' });
+      if (!isObject(parameters) || parameters['type'] !== 'object')
+        throw new Error('the input schema is not an object schema');
+      const cedarParams = cedarRecordOf(parameters, 0);
+      const description = definition['description'];
+      const limits: Record<string, JsonValue> = {
+        memory_bytes: server.memory_bytes,
+        network: server.network,
+        fs_read: [...server.fs_read],
+        fs_write: [...server.fs_write],
+      };
+      const spec: JsonObject = {
+        name,
+        description:
+          typeof description === 'string' && description.length > 0
+            ? description.slice(0, 2000)
+            : `${upstream} (upstream MCP server ${server.name})`,
+        risk: riskOf(definition['annotations']),
+        untrusted_output: true,
+        parameters,
+        adapter: {
+          type: 'mcp',
+          server: server.name,
+          command: [...server.command],
+          tool: upstream,
+          definition,
+          definition_sha256: sha256,
+          limits,
+        },
+      };
+      const cedar = `action ${JSON.stringify(name)} appliesTo {\n  principal: Agent,\n  resource: Tenant,\n  context: { params: ${cedarParams}, risk: String, tainted: Bool },\n};\n`;
+      pinned.push({ name, upstream, sha256, spec, cedar });
+    } catch (err) {
+      skipped.push({ upstream, reason: err instanceof Error ? err.message : 'cannot be pinned' });
+    }
+  }
+  return { pinned, skipped };
+}
