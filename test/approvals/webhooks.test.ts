@@ -103,6 +103,11 @@ describe('signed webhooks are never on the enforcement path', () => {
     const second = await rig.agent().call('transfer_funds', { ...params, amount: 6000 });
     expect(second.outcome).toBe('pending');
     expect(hang.answered()).toBe(0);
+    // That delivery is still outstanding: its outbox row has no attempt recorded yet.
+    const pagerRow = rig.instance.core.notifications?.outbox
+      .list(50)
+      .find((d) => d.id === notice.headers['webhook-id']);
+    expect(pagerRow).toMatchObject({ receiver: 'pager', status: 'pending', attempts: 0 });
 
     const id = String(notice.headers['webhook-id']);
     const ts = Number(notice.headers['webhook-timestamp']);
