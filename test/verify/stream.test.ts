@@ -100,7 +100,7 @@ describe('streamed audit bundle (v2)', () => {
       Object.defineProperty(failing, 'append', { value: () => Promise.reject(new Error('disk full')) });
       await expect(
         exportBundleStream({ ledger: failing, reader, actor: AUDITOR, ...LINKAGE_EXPORT }),
-      ).rejects.toThrow();
+      ).rejects.toThrow('disk full');
       expect(reads).toBe(0);
       expect(ledger.size()).toBe(5);
       // Recorded, with who exported, before anything is read.
