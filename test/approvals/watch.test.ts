@@ -15,6 +15,7 @@ import {
   DEFAULT_WATCH_SETTINGS,
   createApprovalService,
   createSqliteApprovalStore,
+  parseApprovalConfig,
 } from '../../src/control-plane/index.js';
 import type { ApprovalService, WatchSettings } from '../../src/control-plane/index.js';
 import { exportBundle } from '../../src/ledger/index.js';
@@ -312,5 +313,27 @@ describe('require_extra: a flagged approval needs one more approver (OE-INV-020)
     expect(await sign(id, 'ann')).toMatchObject({ outcome: 'ok', status: 'pending', required: 2 });
     expect(await sign(id, 'ben')).toMatchObject({ outcome: 'ok', status: 'approved', required: 2 });
     expect(of(await entriesOf(r.ledger), 'approval.flagged')).toEqual([]);
+  });
+});
+
+describe('approvals.json "watch" is parsed strictly', () => {
+  const parse = (v: unknown) => parseApprovalConfig(Buffer.from(JSON.stringify(v)));
+  it('members left out keep their defaults; a given one is taken', () => {
+    expect(parse({}).settings.watch).toBeUndefined();
+    expect(parse({ watch: { on_flag: 'require_extra', rate_limit: { max: 5 } } }).settings.watch).toEqual({
+      ...DEFAULT_WATCH_SETTINGS,
+      onFlag: 'require_extra',
+      rateLimit: { max: 5, windowSec: 3600 },
+    });
+  });
+
+  it.each([
+    [{ watch: { on_flag: 'ignore' } }, /on_flag/],
+    [{ watch: { rate_limit: { max: 0 } } }, /rate_limit.max/],
+    [{ watch: { burst: { count: 1 } } }, /burst.count/],
+    [{ watch: { quick_sec: 30 } }, /unknown member watch.quick_sec/],
+    [{ watch: { rate_limit: { max: 5, per: 'hour' } } }, /unknown member watch.rate_limit.per/],
+  ])('refuses %j', (v, why) => {
+    expect(() => parse(v)).toThrow(why);
   });
 });
