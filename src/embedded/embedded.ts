@@ -206,6 +206,8 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
   }
   const gs = gateServer;
   const es = execServer;
+  // Notices link to this Gate's console unless `webhooks.public_url` says otherwise.
+  core.notifications?.start(gs.url);
   let closed = false;
   return {
     url: gs.url,

@@ -40,4 +40,6 @@ export {
 } from './connect.js';
 export type { Connection, HttpAnswer } from './connect.js';
 export { approvalConfigPath, openApprovals } from './approvals.js';
+export { notificationsPath, openNotifications } from './notifications.js';
+export type { EmbeddedNotifications } from './notifications.js';
 export type { EmbeddedApprovals } from './approvals.js';
