@@ -14,7 +14,9 @@ import type { JsonObject, JsonValue } from './json.js';
  * The fields of an MCP tool definition that are pinned: what the model reads (`title`,
  * `description`), what it may send (`inputSchema`), what it gets back (`outputSchema`) and the
  * server's hints (`annotations`). Anything else a server lists (`_meta`, `icons`, `execution`)
- * is not pinned.
+ * is not pinned. The listing is hashed as the SDK client parsed it: of `annotations` only the
+ * hints MCP defines survive (`title`, `readOnlyHint`, `destructiveHint`, `idempotentHint`,
+ * `openWorldHint`); other keys there are neither pinned nor compared.
  */
 export const PINNED_DEFINITION_FIELDS = [
   'name',
