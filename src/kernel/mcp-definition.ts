@@ -3,9 +3,6 @@
  * the hash) and the Execution Layer (which compares the upstream's current definition with it
  * before every call). docs/adapters.md "MCP tools". (OE-INV-005, OE-INV-023)
  */
-import { Ajv } from 'ajv';
-import type { ValidateFunction } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
 import { canonicalize } from './canonical.js';
 import { sha256Hex } from './hash.js';
 import type { JsonObject, JsonValue } from './json.js';
@@ -45,30 +42,25 @@ export function pinMcpDefinition(listed: Readonly<Record<string, unknown>>): {
   return { definition: JSON.parse(text) as JsonObject, sha256: sha256Hex(text) };
 }
 
-const DRAFT_07 = 'http://json-schema.org/draft-07/schema#';
-
 /**
- * A validator for a pinned `outputSchema`, used by the bundle check and by the adapter after each
- * call (draft 2020-12, MCP's default, or draft-07 when it says
- * so). Unknown keywords and formats do not compile: a schema failclosed cannot check entirely is
- * not checked in part. Throws when it does not compile.
+ * How a pinned `outputSchema` is compiled, by the bundle check (policy) and by the adapter after
+ * each call (execution) alike: ajv options and draft. Unknown keywords and formats do not
+ * compile: a schema failclosed cannot check entirely is not checked in part.
  */
-export function compileOutputSchema(schema: unknown): ValidateFunction {
-  if (typeof schema !== 'object' || schema === null || Array.isArray(schema))
-    throw new Error('outputSchema is not a schema object');
-  const options = {
-    strictSchema: true,
-    strictTypes: false,
-    strictTuples: false,
-    strictRequired: false,
-    allErrors: false,
-    coerceTypes: false,
-    useDefaults: false,
-    removeAdditional: false,
-    validateFormats: true,
-    logger: false,
-  } as const;
-  return (schema as Record<string, unknown>)['$schema'] === DRAFT_07
-    ? new Ajv(options).compile(schema as Record<string, unknown>)
-    : new Ajv2020(options).compile(schema as Record<string, unknown>);
+export const OUTPUT_SCHEMA_AJV_OPTIONS = Object.freeze({
+  strictSchema: true,
+  strictTypes: false,
+  strictTuples: false,
+  strictRequired: false,
+  allErrors: false,
+  coerceTypes: false,
+  useDefaults: false,
+  removeAdditional: false,
+  validateFormats: true,
+  logger: false,
+} as const);
+
+/** The draft of an `outputSchema`: draft-07 when it says so, else 2020-12 (MCP's default). */
+export function outputSchemaDraft(schema: JsonObject): 'draft-07' | '2020-12' {
+  return schema['$schema'] === 'http://json-schema.org/draft-07/schema#' ? 'draft-07' : '2020-12';
 }

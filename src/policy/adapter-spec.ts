@@ -10,7 +10,8 @@
 import { posix } from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { canonicalize, compileOutputSchema, pinMcpDefinition } from '../kernel/index.js';
+import { canonicalize, pinMcpDefinition } from '../kernel/index.js';
+import { compileOutputSchema } from './json-schema.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import type { AdapterConfig, ToolSpec } from './types.js';
 

@@ -5,7 +5,8 @@
  * operator reviews what it writes, and `policy build` checks it like any other source.
  * docs/adapters.md "MCP tools". (SPEC §6 "Policy as code", OE-INV-005/013, OE-INV-023)
  */
-import { compileOutputSchema, pinMcpDefinition } from '../kernel/index.js';
+import { pinMcpDefinition } from '../kernel/index.js';
+import { compileOutputSchema } from './json-schema.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import { TOOL_NAME_RE } from './bundle-shape.js';
 

@@ -37,8 +37,16 @@ import {
   serializeMessage,
 } from '@modelcontextprotocol/client';
 import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/client';
+import { Ajv } from 'ajv';
 import type { ValidateFunction } from 'ajv';
-import { compileOutputSchema, deny, hexDigestEquals, pinMcpDefinition } from '../../kernel/index.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import {
+  OUTPUT_SCHEMA_AJV_OPTIONS,
+  deny,
+  hexDigestEquals,
+  outputSchemaDraft,
+  pinMcpDefinition,
+} from '../../kernel/index.js';
 import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
 import { buildSandboxArgv } from '../sandbox/bwrap.js';
 import type { BwrapSandboxOptions } from '../sandbox/bwrap.js';
@@ -59,6 +67,20 @@ interface McpSpec {
   readonly sha256: string;
   /** The pinned `outputSchema`'s validator, when the pinned definition has one. */
   readonly output: ValidateFunction | undefined;
+}
+
+/**
+ * A validator for a pinned `outputSchema`, compiled as {@link OUTPUT_SCHEMA_AJV_OPTIONS} says:
+ * the twin of the bundle check's `compileOutputSchema` (src/policy/json-schema.ts), kept here
+ * because the Execution Layer does not import the policy layer. Throws when it does not compile.
+ */
+function compileOutputSchema(schema: unknown): ValidateFunction {
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema))
+    throw new Error('outputSchema is not a schema object');
+  const s = schema as JsonObject;
+  return outputSchemaDraft(s) === 'draft-07'
+    ? new Ajv(OUTPUT_SCHEMA_AJV_OPTIONS).compile(s)
+    : new Ajv2020(OUTPUT_SCHEMA_AJV_OPTIONS).compile(s);
 }
 
 function parseSpec(spec: Readonly<Record<string, unknown>>): McpSpec | undefined {
