@@ -13,6 +13,7 @@ import { generateSigningKey, signEd25519 } from '../../src/kernel/signing/index.
 import type { SigningKey } from '../../src/kernel/signing/index.js';
 import {
   DEFAULT_WATCH_SETTINGS,
+  createApprovalApi,
   createApprovalService,
   createSqliteApprovalStore,
   parseApprovalConfig,
@@ -258,7 +259,11 @@ describe('require_extra: a flagged approval needs one more approver (OE-INV-020)
       onFlag: 'require_extra',
     });
     const id = await escalate(1);
+    const api = createApprovalApi(approvals, r.clock);
+    expect((await api.show(id)).body).toMatchObject({ status: 'pending', required: 2 });
     expect(await sign(id, 'ann')).toMatchObject({ outcome: 'ok', status: 'pending', required: 3 });
+    // The API shows the raised threshold, not the policy's.
+    expect((await api.show(id)).body).toMatchObject({ status: 'pending', required: 3 });
     r.clock.advance(60_000);
     expect(await sign(id, 'ben')).toMatchObject({
       outcome: 'ok',

@@ -21,7 +21,7 @@ import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
 import { CONTROL_PLANE_ACTOR, type LedgerRef } from '../ledger-port.js';
 import type { ApprovalCtx } from './context.js';
 import { previewDigest, redactedParams, type Preview } from './preview.js';
-import type { PendingKind, PendingRecord, PendingStatus } from './store.js';
+import type { PendingKind, PendingRecord, PendingStatus, VoteRecord } from './store.js';
 import { checkApproval, humanOf, tallyApprovals, type ApprovalCandidate } from './threshold.js';
 import { anomaliesOf, rateWindowStart, requiredWithFlags, type FlagReason } from './watch.js';
 
@@ -430,6 +430,28 @@ async function firstRateRefusal(ctx: ApprovalCtx, approver: string): Promise<boo
   }
 }
 
+/** The stored votes counted by the pure rules, and the threshold they need with the stored flags. */
+async function countVotes(
+  ctx: ApprovalCtx,
+  p: PendingRecord,
+  votes: readonly VoteRecord[],
+): Promise<{ tally: ReturnType<typeof tallyApprovals>; required: number }> {
+  const candidates = votes.map((v) => v.candidate as unknown as ApprovalCandidate);
+  const tally = tallyApprovals(await ctx.rules(p, candidates), candidates);
+  const extraFlagged = new Set(
+    (await ctx.deps.store.flagged(p.decision_id)).filter((f) => f.extra).map((f) => f.approver),
+  );
+  return { tally, required: requiredWithFlags(p.required, tally.approvers.map(humanOf), extraFlagged) };
+}
+
+/**
+ * The threshold `p` needs as its votes stand (what the approval API shows): the policy's, plus
+ * one when a human whose approval counts has a `require_extra` flag on it (OE-INV-020).
+ */
+export async function requiredNow(ctx: ApprovalCtx, p: PendingRecord): Promise<number> {
+  return (await countVotes(ctx, p, await ctx.deps.store.votes(p.decision_id))).required;
+}
+
 /**
  * Re-counts every stored vote with the pure rules and finalises when the threshold is met or a
  * rejection counts. The threshold is the policy's, plus one when the human behind a counted
@@ -443,12 +465,7 @@ async function finalizeIfDone(
 ): Promise<{ status: PendingStatus; required: number }> {
   const { store } = ctx.deps;
   const votes = await store.votes(p.decision_id);
-  const candidates = votes.map((v) => v.candidate as unknown as ApprovalCandidate);
-  const tally = tallyApprovals(await ctx.rules(p, candidates), candidates);
-  const extraFlagged = new Set(
-    (await store.flagged(p.decision_id)).filter((f) => f.extra).map((f) => f.approver),
-  );
-  const required = requiredWithFlags(p.required, tally.approvers.map(humanOf), extraFlagged);
+  const { tally, required } = await countVotes(ctx, p, votes);
   const met = !tally.rejected && tally.approvers.length >= required;
   if (!met && !tally.rejected) return { status: 'pending', required };
   const refs = votes.filter((v) => tally.approvers.includes(v.approver)).map((v) => v.approval_sha256);
