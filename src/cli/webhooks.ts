@@ -122,7 +122,8 @@ export function runWebhookCommand(
     const path = notificationsPath(dir);
     let deliveries: JsonValue[] = [];
     if (existsSync(path)) {
-      const outbox = createSqliteOutbox(path);
+      // Read-only: never creates, migrates or write-locks the file a running gate writes.
+      const outbox = createSqliteOutbox(path, { readOnly: true });
       try {
         deliveries = outbox.list(20).map((d) => ({
           id: d.id,

@@ -33,7 +33,13 @@ export function openNotifications(
   if (config === undefined || config.receivers.length === 0) return undefined;
   const outbox = createSqliteOutbox(notificationsPath(dir));
   let base = 'http://127.0.0.1';
-  const notifier = createNotifier({ config, outbox, now: clock, baseUrl: () => base });
+  const notifier = createNotifier({
+    config,
+    outbox,
+    now: clock,
+    baseUrl: () => base,
+    onDropped: (m) => void process.stderr.write(`failclosed: ${m}\n`),
+  });
   return {
     notifier,
     outbox,

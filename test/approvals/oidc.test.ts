@@ -7,9 +7,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approvalSigningInput, sha256Hex } from '../../src/kernel/index.js';
+import { approvalSigningInput, encodeBase64url, sha256Hex } from '../../src/kernel/index.js';
+import { generateSigningKey, signEd25519 } from '../../src/kernel/signing/index.js';
 import type { ApprovalStatement } from '../../src/kernel/index.js';
 import {
+  DEFAULT_WATCH_SETTINGS,
   createApprovalApi,
   createApprovalService,
   createOidcVerifier,
@@ -61,8 +63,8 @@ afterAll(async () => {
   await new Promise<void>((r) => server.close(() => r()));
 });
 
-async function open(id: string): Promise<PendingRecord> {
-  const p = await service.open({
+async function open(id: string, on: ApprovalService = service): Promise<PendingRecord> {
+  const p = await on.open({
     decision_id: id,
     kind: 'call',
     request_id: `req-${id}`,
@@ -213,5 +215,71 @@ describe('OIDC approvers', () => {
     expect(flagged.map((e) => [e.payload['approver'], e.payload['flags']])).toEqual([
       ['oidc:dan', ['unviewed_quick']],
     ]);
+  });
+
+  it('a key approver x then oidc:x flagged under require_extra: the flag on the human raises the threshold', async () => {
+    // Burst at the human's second approval: x's key vote is unflagged, oidc:x's is flagged.
+    const watched = createApprovalService({
+      store: createSqliteApprovalStore(':memory:'),
+      ledger: {
+        append: (e) => (
+          entries.push(e),
+          Promise.resolve({ index: entries.length - 1, entry_hash: sha256Hex(String(entries.length)) })
+        ),
+      },
+      putEvidence: (bytes) => Promise.resolve(sha256Hex(bytes)),
+      now: () => Date.now(),
+      isClient: (name) => name === 'bot' || name === 'oidc:bot',
+      oidc: createOidcVerifier({
+        issuer: 'https://idp.example',
+        audience: 'failclosed',
+        jwksUri: jwksUrl,
+        rolesClaim: 'groups',
+      }),
+      settings: {
+        watch: {
+          ...DEFAULT_WATCH_SETTINGS,
+          quickSec: 0,
+          burst: { count: 2, windowSec: 3600 },
+          minHistory: 1000,
+          onFlag: 'require_extra',
+        },
+      },
+    });
+    const key = generateSigningKey();
+    expect(
+      await watched.registerApprover(
+        { name: 'alice', roles: ['treasury'], tenants: '*', public_jwk: { ...key.publicJwk } },
+        { id: 'ops-1', role: 'operator' },
+      ),
+    ).toMatchObject({ name: 'alice' });
+    const p = await open('oidc-human-flag', watched);
+    const byKey = statement(p, 'alice');
+    expect(
+      await watched.submit(p.decision_id, {
+        statement: { ...byKey },
+        signature: encodeBase64url(signEd25519(key, approvalSigningInput(byKey))),
+      }),
+    ).toMatchObject({ outcome: 'ok', status: 'pending', required: 2 });
+    const byIdp = statement(p, 'oidc:alice');
+    expect(
+      await watched.submit(p.decision_id, {
+        statement: { ...byIdp },
+        token: await token({ approval_sha256: bound(byIdp), groups: ['treasury'] }),
+      }),
+    ).toMatchObject({ outcome: 'ok', status: 'pending', required: 3 });
+    expect(
+      entries.find((e) => e.type === 'approval.flagged' && e.payload['decision_id'] === p.decision_id)
+        ?.payload,
+    ).toMatchObject({ approver: 'oidc:alice', flags: ['burst'], policy: 'require_extra' });
+    // alice counts once; with bob two humans approve, short of the raised threshold.
+    const b = statement(p, 'oidc:bob');
+    expect(
+      await watched.submit(p.decision_id, {
+        statement: { ...b },
+        token: await token({ approval_sha256: bound(b), groups: ['treasury'] }, { sub: 'bob' }),
+      }),
+    ).toMatchObject({ outcome: 'ok', status: 'pending', required: 3 });
+    expect((await watched.get(p.decision_id))?.status).toBe('pending');
   });
 });

@@ -13,6 +13,7 @@ import { generateSigningKey, signEd25519 } from '../../src/kernel/signing/index.
 import type { SigningKey } from '../../src/kernel/signing/index.js';
 import {
   DEFAULT_WATCH_SETTINGS,
+  createApprovalApi,
   createApprovalService,
   createSqliteApprovalStore,
   parseApprovalConfig,
@@ -154,6 +155,22 @@ describe('per-approver rate limit (L7 "rate limits … for approvals")', () => {
     expect(await sign(b, 'ben')).toMatchObject({ outcome: 'ok' });
     expect((await approvals.votes(b)).map((v) => v.approver)).toEqual(['ben']);
   });
+
+  it('a signed approval replayed while limited is ledgered once per window, then only within the refusal budget', async () => {
+    const { r, sign, escalate } = await setup({ ...QUIET, rateLimit: { max: 1, windowSec: 3600 } });
+    expect(await sign(await escalate(1), 'ann')).toMatchObject({ outcome: 'ok' });
+    const b = await escalate(2);
+    // The same signed statement (same clock instant) sent 30 times: each is refused.
+    for (let i = 0; i < 30; i += 1)
+      expect(await sign(b, 'ann')).toMatchObject({ outcome: 'deny', code: 'ERR_APPROVER_RATE_LIMITED' });
+    const refusals = of(await entriesOf(r.ledger), 'denial', b);
+    // The first of the window always, then at most REFUSAL_RECORDS_PER_SECOND (20) in this second.
+    expect(refusals).toHaveLength(1 + 20);
+    expect(refusals[0]).toMatchObject({
+      actor: { id: 'ann', role: 'approver' },
+      payload: { code: 'ERR_APPROVER_RATE_LIMITED' },
+    });
+  });
 });
 
 describe('anomalies are flagged and ledgered (L7 "anomaly detection for approvals")', () => {
@@ -242,7 +259,11 @@ describe('require_extra: a flagged approval needs one more approver (OE-INV-020)
       onFlag: 'require_extra',
     });
     const id = await escalate(1);
+    const api = createApprovalApi(approvals, r.clock);
+    expect((await api.show(id)).body).toMatchObject({ status: 'pending', required: 2 });
     expect(await sign(id, 'ann')).toMatchObject({ outcome: 'ok', status: 'pending', required: 3 });
+    // The API shows the raised threshold, not the policy's.
+    expect((await api.show(id)).body).toMatchObject({ status: 'pending', required: 3 });
     r.clock.advance(60_000);
     expect(await sign(id, 'ben')).toMatchObject({
       outcome: 'ok',
@@ -304,6 +325,36 @@ describe('require_extra: a flagged approval needs one more approver (OE-INV-020)
         e.payload['approvals'] = (e.payload['approvals'] as string[]).slice(0, 2);
     }
     expect(codes(JSON.stringify(b))).toContain('APPROVAL_DISTINCT');
+  });
+
+  it('a flag ledgered for an approval that then failed to count still raises the threshold', async () => {
+    const { r, approvals, sign, escalate } = await setup({
+      quickSec: 30,
+      minHistory: 1000,
+      onFlag: 'require_extra',
+    });
+    const id = await escalate(1);
+    // ann's quick, unviewed approval is flagged (ledgered), then its approval.added fails.
+    r.faulty.onlyType = 'approval.added';
+    r.faulty.mode = 'fail';
+    expect(await sign(id, 'ann')).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' });
+    r.faulty.mode = 'ok';
+    r.faulty.onlyType = undefined;
+    expect(of(await entriesOf(r.ledger), 'approval.flagged', id)[0]?.payload).toMatchObject({
+      approver: 'ann',
+      policy: 'require_extra',
+    });
+    expect(await approvals.votes(id)).toEqual([]);
+    // Past quickSec ann approves again, unflagged this time: the flag on record still counts.
+    r.clock.advance(31_000);
+    expect(await sign(id, 'ann')).toMatchObject({ outcome: 'ok', status: 'pending', required: 3 });
+    expect(await sign(id, 'ben')).toMatchObject({ outcome: 'ok', status: 'pending', required: 3 });
+    expect(await approvals.get(id)).toMatchObject({ status: 'pending', required: 2 });
+    expect(await sign(id, 'cy')).toMatchObject({ outcome: 'ok', status: 'approved', required: 3 });
+    expect(of(await entriesOf(r.ledger), 'approval.finalized', id)[0]?.payload).toMatchObject({
+      required: 3,
+      count: 3,
+    });
   });
 
   it('an unflagged decision keeps the policy threshold under require_extra', async () => {

@@ -5,11 +5,12 @@
  * survives a restart, strict receiver configuration, and a notifier that never throws.
  */
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   backoffMs,
@@ -257,9 +258,95 @@ describe('delivery from the outbox', () => {
       { id: 'bg', url: rx.url, secret: generateWebhookSecret(), events: ['break_glass.used'] },
     ]);
     notifier.notify(NOTICE);
+    notifier.flush();
     expect(outbox.list(10)).toEqual([]);
     outbox.close();
     expect(() => notifier.notify({ ...NOTICE, event: 'break_glass.used' })).not.toThrow();
+    expect(() => notifier.flush()).not.toThrow();
     expect(notifier.dropped()).toBe(1);
+  });
+
+  it('notify only queues in memory: the outbox is written on a later turn, and a failed write is reported', async () => {
+    const real = createSqliteOutbox(':memory:');
+    let adds = 0;
+    let failing = false;
+    // Counts the writes, and fails them on demand (the real outbox underneath).
+    const outbox: NotificationOutbox = {
+      ...real,
+      add: (items) => {
+        adds += 1;
+        if (failing) throw new Error('database is locked');
+        real.add(items);
+      },
+    };
+    const reports: string[] = [];
+    const config = parseWebhookConfig({
+      receivers: [{ id: 'ops', url: 'http://127.0.0.1:9/x', secret: generateWebhookSecret() }],
+    });
+    const notifier = createNotifier({
+      config,
+      outbox,
+      now: settableClock(),
+      baseUrl: () => 'http://gate.example:7070',
+      onDropped: (m) => reports.push(m),
+    });
+    notifier.notify(NOTICE);
+    notifier.notify({ ...NOTICE, decision_id: 'dec_456' });
+    // Nothing written inside the calls (a caller's step never waits on the outbox file).
+    expect(adds).toBe(0);
+    await new Promise<void>((r) => setImmediate(r));
+    expect(adds).toBe(2);
+    expect(real.list(10).map((i) => i.status)).toEqual(['pending', 'pending']);
+    failing = true;
+    notifier.notify(NOTICE);
+    expect(notifier.dropped()).toBe(0);
+    await new Promise<void>((r) => setImmediate(r));
+    expect(notifier.dropped()).toBe(1);
+    expect(reports).toHaveLength(1);
+    real.close();
+  });
+
+  it('a delivery aborted by stop() is no attempt: its row stays pending, even with max_attempts 1', async () => {
+    const server = createServer(() => undefined); // never answers
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    servers.push(server);
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    const arrived = new Promise<void>((r) => server.once('request', () => r()));
+    const { notifier, outbox } = setup([{ id: 'ops', url, secret: generateWebhookSecret() }], undefined, {
+      max_attempts: 1,
+    });
+    notifier.notify(NOTICE);
+    const round = notifier.deliverDue();
+    await arrived;
+    await notifier.stop();
+    expect(await round).toBe(1);
+    expect(outbox.list(1)[0]).toMatchObject({ status: 'pending', attempts: 0, last_error: null });
+  });
+
+  it('a read-only outbox never creates the file, and reads while a writer holds it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-outbox-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'notifications.db');
+    expect(() => createSqliteOutbox(path, { readOnly: true })).toThrow();
+    expect(existsSync(path)).toBe(false);
+    const writer = createSqliteOutbox(path);
+    writer.add([{ id: 'msg_1', receiver: 'ops', event: 'approval.requested', body: '{}', created_at: T0 }]);
+    // Another connection holds the write lock (a gate mid-write).
+    const locker = new Database(path);
+    locker.exec('BEGIN IMMEDIATE');
+    try {
+      const reader = createSqliteOutbox(path, { readOnly: true });
+      expect(reader.list(10).map((i) => i.id)).toEqual(['msg_1']);
+      expect(() =>
+        reader.add([
+          { id: 'msg_2', receiver: 'ops', event: 'approval.requested', body: '{}', created_at: T0 },
+        ]),
+      ).toThrow();
+      reader.close();
+    } finally {
+      locker.exec('ROLLBACK');
+      locker.close();
+      writer.close();
+    }
   });
 });

@@ -409,20 +409,85 @@ export function runApprovalStoreContract(name: string, make: () => Promise<Appro
       'approvals watched: rate-limit slots never exceed the limit across instances, per window (L7 hardening)',
       withFixture(async ({ store, openAnother }) => {
         const other = await openAnother();
+        const H = 3_600_000;
         const taken = await Promise.all(
-          Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? store : other).takeApprovalSlot('ann', T, 5)),
+          Array.from({ length: 12 }, (_, i) =>
+            (i % 2 === 0 ? store : other).takeApprovalSlot('ann', T, H, 5),
+          ),
         );
         expect(taken.filter(Boolean)).toHaveLength(5);
-        expect(await other.takeApprovalSlot('ann', T, 5)).toBe(false);
+        expect(await other.takeApprovalSlot('ann', T, H, 5)).toBe(false);
         // Another approver, another window: their own slots.
-        expect(await store.takeApprovalSlot('ben', T, 5)).toBe(true);
-        expect(await store.takeApprovalSlot('ann', T + 3_600_000, 5)).toBe(true);
-        await expect(store.takeApprovalSlot('ann', T, 0)).rejects.toThrow(TypeError);
+        expect(await store.takeApprovalSlot('ben', T, H, 5)).toBe(true);
+        expect(await store.takeApprovalSlot('ann', T + H, H, 5)).toBe(true);
+        await expect(store.takeApprovalSlot('ann', T, H, 0)).rejects.toThrow(TypeError);
+        await expect(store.takeApprovalSlot('ann', T, 0, 5)).rejects.toThrow(TypeError);
       }),
     );
 
     it(
-      'approvals watched: the first view stays; activity and flags read back as recorded',
+      'approvals watched: a replica past the window boundary never resets the window a lagging one counts in',
+      withFixture(async ({ store, openAnother }) => {
+        const other = await openAnother();
+        const W = 60_000;
+        const w10 = 10 * W;
+        // Limit 2; the fourth slot is asked for by a replica whose clock is already in window 11.
+        const asked = [w10, w10, w10, w10 + W, w10, w10, w10];
+        const taken: boolean[] = [];
+        for (const [i, start] of asked.entries())
+          taken.push(await (i % 2 === 0 ? store : other).takeApprovalSlot('ann', start, W, 2));
+        expect(taken).toEqual([true, true, false, true, false, false, false]);
+        // Two windows on: the old ones are pruned, the limit is whole again.
+        expect(await store.takeApprovalSlot('ann', w10 + 2 * W, W, 2)).toBe(true);
+        expect(await other.takeApprovalSlot('ann', w10 + 2 * W, W, 2)).toBe(true);
+        expect(await store.takeApprovalSlot('ann', w10 + 2 * W, W, 2)).toBe(false);
+      }),
+    );
+
+    it(
+      "approvals watched: a window's rate-limit refusal is marked recorded exactly once",
+      withFixture(async ({ store, openAnother }) => {
+        const other = await openAnother();
+        const W = 60_000;
+        // No window on record: nothing to mark.
+        expect(await store.markRateRefusal('ann', T)).toBe(false);
+        expect(await store.takeApprovalSlot('ann', T, W, 1)).toBe(true);
+        const marks = await Promise.all([
+          store.markRateRefusal('ann', T),
+          other.markRateRefusal('ann', T),
+          store.markRateRefusal('ann', T),
+        ]);
+        expect(marks.filter(Boolean)).toHaveLength(1);
+        expect(await other.markRateRefusal('ann', T)).toBe(false);
+        // The next window marks anew.
+        expect(await other.takeApprovalSlot('ann', T + W, W, 1)).toBe(true);
+        expect(await store.markRateRefusal('ann', T + W)).toBe(true);
+      }),
+    );
+
+    it(
+      'approvals watched: a flag is kept per decision and human; require_extra only ever rises',
+      withFixture(async ({ store, openAnother }) => {
+        const other = await openAnother();
+        const flag = (extra: boolean, flags: ('unviewed_quick' | 'burst')[], at: number) => ({
+          decision_id: 'd-1',
+          approver: 'ann',
+          tenant: 'acme',
+          at,
+          flags,
+          extra,
+        });
+        await store.recordFlag(flag(false, ['burst'], T));
+        await other.recordFlag(flag(true, ['unviewed_quick'], T + 1));
+        // A later flag without require_extra never lowers it.
+        await store.recordFlag(flag(false, ['burst'], T + 2));
+        expect(await other.flagged('d-1')).toEqual([flag(true, ['burst'], T)]);
+        expect(await store.flagged('d-2')).toEqual([]);
+      }),
+    );
+
+    it(
+      'approvals watched: the first view stays; activity reads back as recorded',
       withFixture(async ({ store, openAnother }) => {
         const other = await openAnother();
         expect(await store.viewedAt('d-1', 'ann')).toBeUndefined();
@@ -463,17 +528,6 @@ export function runApprovalStoreContract(name: string, make: () => Promise<Appro
           hours: [new Date(T).getUTCHours(), new Date(T + hour).getUTCHours()].sort((x, y) => x - y),
         });
         expect(await other.activity('nobody', T)).toEqual({ total: 0, recent: 0, tenants: [], hours: [] });
-        expect(await store.flagged('d-1')).toEqual([]);
-        expect(await store.flagged('d-2')).toEqual([
-          {
-            decision_id: 'd-2',
-            approver: 'ann',
-            tenant: 'globex',
-            at: T + hour,
-            flags: ['unviewed_quick', 'burst'],
-            extra: true,
-          },
-        ]);
       }),
     );
 

@@ -66,6 +66,7 @@ describe('PostgreSQL schema migrations', () => {
         'approval_activity',
         'approval_approvers',
         'approval_client_owners',
+        'approval_flags',
         'approval_grants',
         'approval_pending',
         'approval_rate',

@@ -65,7 +65,8 @@ export async function pendingView(
     preview: p.preview,
     preview_sha256: p.preview_sha256,
     risk: p.risk,
-    required: p.required,
+    // The threshold as raised by require_extra flags (the policy's is `approval.requested`'s).
+    required: await service.required(p),
     roles: [...p.roles],
     created_at: iso(p.created_at),
     expires_at: iso(p.expires_at),

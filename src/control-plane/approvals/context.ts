@@ -112,7 +112,7 @@ export interface ApprovalCtx {
    * the current second: anyone can post a forged approval, so a flood is counted, not recorded.
    */
   recordRefusal(): boolean;
-  /** Passes `n` to `deps.notify`, if any; never throws. */
+  /** Passes `n` to `deps.notify`, if any, once the running step (if any) left its decision lock; never throws. */
   notice(n: ApprovalNotice): void;
 }
 
@@ -134,15 +134,21 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
   };
   const waiters = new Map<string, Set<() => void>>();
   let stepHeld: (() => boolean) | undefined;
+  // Notices raised by the running step: handed on once its decision lock is released.
+  let stepNotices: ApprovalNotice[] | undefined;
+  const send = (n: ApprovalNotice): void => {
+    try {
+      deps.notify?.(n);
+    } catch {
+      // Notifications never change a decision.
+    }
+  };
   let second = -1;
   let recorded = 0;
   return {
     notice(n) {
-      try {
-        deps.notify?.(n);
-      } catch {
-        // Notifications never change a decision.
-      }
+      if (stepNotices !== undefined) stepNotices.push(n);
+      else send(n);
     },
     recordRefusal() {
       const s = Math.floor(deps.now() / 1000);
@@ -158,16 +164,24 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
     serial,
     // Steps run one at a time here (serial), so the one running is the only one whose lock counts.
     step: <T>(decisionId: string, fn: () => Promise<T>): Promise<T> =>
-      serial(() =>
-        deps.store.withDecisionLock(decisionId, async (held) => {
-          stepHeld = held;
-          try {
-            return await fn();
-          } finally {
-            stepHeld = undefined;
-          }
-        }),
-      ),
+      serial(async () => {
+        const notices: ApprovalNotice[] = [];
+        try {
+          return await deps.store.withDecisionLock(decisionId, async (held) => {
+            stepHeld = held;
+            stepNotices = notices;
+            try {
+              return await fn();
+            } finally {
+              stepHeld = undefined;
+              stepNotices = undefined;
+            }
+          });
+        } finally {
+          // Off the decision's critical section: a notice never holds its lock.
+          for (const n of notices) send(n);
+        }
+      }),
     notify(decisionId) {
       const set = waiters.get(decisionId);
       waiters.delete(decisionId);

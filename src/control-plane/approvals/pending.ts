@@ -21,7 +21,7 @@ import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
 import { CONTROL_PLANE_ACTOR, type LedgerRef } from '../ledger-port.js';
 import type { ApprovalCtx } from './context.js';
 import { previewDigest, redactedParams, type Preview } from './preview.js';
-import type { PendingKind, PendingRecord, PendingStatus } from './store.js';
+import type { PendingKind, PendingRecord, PendingStatus, VoteRecord } from './store.js';
 import { checkApproval, humanOf, tallyApprovals, type ApprovalCandidate } from './threshold.js';
 import { anomaliesOf, rateWindowStart, requiredWithFlags, type FlagReason } from './watch.js';
 
@@ -265,7 +265,8 @@ export function submitApproval(
     if (votes.some((v) => v.approver === checked.approver))
       return refuse(ctx, p, claimed, deny('ERR_APPROVAL_DUPLICATE', 'this approver already decided'));
     const watched = checked.verdict === 'approve' ? await watchApproval(ctx, p, checked.approver) : [];
-    if (isDeny(watched)) return refuse(ctx, p, claimed, watched, true);
+    if (isDeny(watched))
+      return refuse(ctx, p, claimed, watched, await firstRateRefusal(ctx, checked.approver));
     const proof: JsonObject =
       candidate.oidc === undefined ? { signature: candidate.signature ?? '' } : { token: s.token ?? '' };
     const kid = candidate.oidc === undefined ? ((await store.approver(checked.approver))?.kid ?? null) : null;
@@ -279,6 +280,17 @@ export function submitApproval(
     if (isDeny(sha)) return sha;
     const extra = watched.length > 0 && ctx.settings.watch.onFlag === 'require_extra';
     if (watched.length > 0) {
+      // Stored before it is ledgered, keyed by the human, `extra` only rising: the threshold a
+      // finalisation reads is never below what the ledger (and so `verify`) says, whatever
+      // write fails or crash happens after this one.
+      await store.recordFlag({
+        decision_id: p.decision_id,
+        approver: humanOf(checked.approver),
+        tenant: p.tenant,
+        at: ctx.deps.now(),
+        flags: watched,
+        extra,
+      });
       // Ledgered before the approval it names: an approval never counts without its flags.
       const flagged = await ctx.append(
         'approval.flagged',
@@ -318,8 +330,7 @@ export function submitApproval(
       },
     );
     if (isDeny(ref)) return ref;
-    // The approver's history (and this approval's flags) before the vote counts: a counted vote
-    // is never without the flags that raise its decision's threshold.
+    // The approver's history before the vote counts (its flags were stored above).
     if (checked.verdict === 'approve')
       await store.recordActivity({
         decision_id: p.decision_id,
@@ -384,7 +395,14 @@ async function watchApproval(
   const w = ctx.settings.watch;
   const at = ctx.deps.now();
   const human = humanOf(approver);
-  if (!(await store.takeApprovalSlot(human, rateWindowStart(w, at), w.rateLimit.max)))
+  if (
+    !(await store.takeApprovalSlot(
+      human,
+      rateWindowStart(w, at),
+      w.rateLimit.windowSec * 1000,
+      w.rateLimit.max,
+    ))
+  )
     return deny(
       'ERR_APPROVER_RATE_LIMITED',
       `the approver reached ${w.rateLimit.max} approvals in ${w.rateLimit.windowSec} s`,
@@ -399,9 +417,47 @@ async function watchApproval(
 }
 
 /**
+ * True for the first rate-limited refusal of `approver`'s human in the current window (always
+ * ledgered); later ones, a signed approval replayed while the limit holds for instance, fall
+ * under the ordinary refusal budget. A store failure here only leaves it to that budget.
+ */
+async function firstRateRefusal(ctx: ApprovalCtx, approver: string): Promise<boolean> {
+  const w = ctx.settings.watch;
+  try {
+    return await ctx.deps.store.markRateRefusal(humanOf(approver), rateWindowStart(w, ctx.deps.now()));
+  } catch {
+    return false;
+  }
+}
+
+/** The stored votes counted by the pure rules, and the threshold they need with the stored flags. */
+async function countVotes(
+  ctx: ApprovalCtx,
+  p: PendingRecord,
+  votes: readonly VoteRecord[],
+): Promise<{ tally: ReturnType<typeof tallyApprovals>; required: number }> {
+  const candidates = votes.map((v) => v.candidate as unknown as ApprovalCandidate);
+  const tally = tallyApprovals(await ctx.rules(p, candidates), candidates);
+  const extraFlagged = new Set(
+    (await ctx.deps.store.flagged(p.decision_id)).filter((f) => f.extra).map((f) => f.approver),
+  );
+  return { tally, required: requiredWithFlags(p.required, tally.approvers.map(humanOf), extraFlagged) };
+}
+
+/**
+ * The threshold `p` needs as its votes stand (what the approval API shows): the policy's, plus
+ * one when a human whose approval counts has a `require_extra` flag on it (OE-INV-020).
+ */
+export async function requiredNow(ctx: ApprovalCtx, p: PendingRecord): Promise<number> {
+  return (await countVotes(ctx, p, await ctx.deps.store.votes(p.decision_id))).required;
+}
+
+/**
  * Re-counts every stored vote with the pure rules and finalises when the threshold is met or a
- * rejection counts. The threshold is the policy's, plus one when a counted approver was flagged
- * under `require_extra` (read in the decision's critical section, like the votes).
+ * rejection counts. The threshold is the policy's, plus one when the human behind a counted
+ * approver has a `require_extra` flag stored on the decision (read in the decision's critical
+ * section, like the votes): the rule `verify` applies to the ledger, whose flags are stored
+ * before they are ledgered.
  */
 async function finalizeIfDone(
   ctx: ApprovalCtx,
@@ -409,12 +465,7 @@ async function finalizeIfDone(
 ): Promise<{ status: PendingStatus; required: number }> {
   const { store } = ctx.deps;
   const votes = await store.votes(p.decision_id);
-  const candidates = votes.map((v) => v.candidate as unknown as ApprovalCandidate);
-  const tally = tallyApprovals(await ctx.rules(p, candidates), candidates);
-  const extraFlagged = new Set(
-    (await store.flagged(p.decision_id)).filter((f) => f.extra).map((f) => f.approver),
-  );
-  const required = requiredWithFlags(p.required, tally.approvers.map(humanOf), extraFlagged);
+  const { tally, required } = await countVotes(ctx, p, votes);
   const met = !tally.rejected && tally.approvers.length >= required;
   if (!met && !tally.rejected) return { status: 'pending', required };
   const refs = votes.filter((v) => tally.approvers.includes(v.approver)).map((v) => v.approval_sha256);

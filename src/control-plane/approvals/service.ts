@@ -11,6 +11,7 @@ import { createApprovalCtx, type ApprovalServiceDeps, type ApprovalSettings } fr
 import {
   openPending,
   readPending,
+  requiredNow,
   settlePending,
   submitApproval,
   type OpenInput,
@@ -43,6 +44,11 @@ export interface ApprovalService {
   list(): Promise<readonly PendingRecord[]>;
   /** The counted votes of a decision, in ledger order. */
   votes(decisionId: string): Promise<readonly VoteRecord[]>;
+  /**
+   * The threshold `p` needs as its votes stand: the policy's (`p.required`), plus one when a
+   * human whose approval counts has a `require_extra` flag on it (docs/approvals.md "Approvals watched").
+   */
+  required(p: PendingRecord): Promise<number>;
   /** True when `token` is a valid OIDC approver token (for reading the approval API). */
   isApproverToken(token: string): Promise<boolean>;
   /** The approver a valid OIDC approver token identifies (`oidc:<sub>`), or undefined. */
@@ -136,6 +142,7 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
     settle: (id: string) => settlePending(ctx, id),
     list: () => store.listPending(),
     votes: (id: string) => store.votes(id),
+    required: (p: PendingRecord) => requiredNow(ctx, p),
     async isApproverToken(token: string): Promise<boolean> {
       if (deps.oidc === undefined) return false;
       const id = await deps.oidc.verify(token, deps.now());

@@ -72,6 +72,19 @@ CREATE TABLE approval_activity (
 CREATE INDEX approval_activity_by_approver ON approval_activity (approver, at);
 `;
 
+/**
+ * The flags of each (decision, human), written before their `approval.flagged` entry: the
+ * threshold a finalisation applies is read from here, so it is never below what the ledger
+ * records (`extra` only ever rises). A rate-limit window remembers whether its refusal was ledgered.
+ */
+const FLAGS_SCHEMA = `
+CREATE TABLE approval_flags (
+  decision_id TEXT NOT NULL, approver TEXT NOT NULL, tenant TEXT NOT NULL, at INTEGER NOT NULL,
+  flags TEXT NOT NULL, extra INTEGER NOT NULL, PRIMARY KEY (decision_id, approver)
+) STRICT;
+ALTER TABLE approval_rate ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
+`;
+
 /** Schema versions of the approval state (store `approvals`; append-only): 1 is the pre-versioning schema. */
 const MIGRATIONS: readonly SchemaMigration[] = [
   {
@@ -92,6 +105,11 @@ UPDATE approval_approvers SET tenants = '"*"';`,
     version: 3,
     name: 'approvals watched: rate-limit windows, views, approver activity',
     up: WATCH_SCHEMA,
+  },
+  {
+    version: 4,
+    name: 'approvals watched: flags recorded before they are ledgered, rate-limit refusals recorded once',
+    up: FLAGS_SCHEMA,
   },
 ];
 
@@ -175,6 +193,10 @@ export function createSqliteApprovalStore(
       "UPDATE approval_reviews SET body = ?, status = 'closed' WHERE review_id = ? AND status = 'open'",
     ),
     pruneSlots: db.prepare('DELETE FROM approval_rate WHERE approver = ? AND window_start < ?'),
+    // True once per window: the first rate-limited refusal of the window is ledgered.
+    rateRefused: db.prepare(
+      'UPDATE approval_rate SET refused = 1 WHERE approver = ? AND window_start = ? AND refused = 0',
+    ),
     // One statement: a slot is taken only while fewer than the limit are.
     takeSlot: db.prepare<[string, number, number], Row>(
       'INSERT INTO approval_rate (approver, window_start, count) VALUES (?, ?, 1) ON CONFLICT (approver, window_start) DO UPDATE SET count = count + 1 WHERE count < ? RETURNING count',
@@ -198,8 +220,12 @@ export function createSqliteApprovalStore(
     activityHours: db.prepare<[string], Row>(
       'SELECT DISTINCT hour FROM approval_activity WHERE approver = ? ORDER BY hour',
     ),
+    // A repeat keeps the first flags; `extra` only rises (any require_extra flag raises).
+    addFlag: db.prepare(
+      'INSERT INTO approval_flags (decision_id, approver, tenant, at, flags, extra) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (decision_id, approver) DO UPDATE SET extra = max(extra, excluded.extra)',
+    ),
     flagged: db.prepare<[string], Row>(
-      "SELECT * FROM approval_activity WHERE decision_id = ? AND flags <> '[]' ORDER BY approver",
+      'SELECT * FROM approval_flags WHERE decision_id = ? ORDER BY approver',
     ),
   };
 
@@ -368,11 +394,29 @@ export function createSqliteApprovalStore(
       // Guarded by the status: of two closings racing only one changes the row.
       return q.closeReview.run(JSON.stringify(body), id).changes === 1;
     },
-    takeApprovalSlot(approver: string, windowStart: number, limit: number) {
+    takeApprovalSlot(approver: string, windowStart: number, windowMs: number, limit: number) {
       open();
       if (!Number.isSafeInteger(limit) || limit < 1) throw new TypeError('limit must be a positive integer');
-      q.pruneSlots.run(approver, Math.trunc(windowStart));
+      if (!Number.isSafeInteger(windowMs) || windowMs < 1)
+        throw new TypeError('windowMs must be a positive integer');
+      // The window before stays: a replica whose clock lags still counts in it.
+      q.pruneSlots.run(approver, Math.trunc(windowStart) - windowMs);
       return q.takeSlot.get(approver, Math.trunc(windowStart), limit) !== undefined;
+    },
+    markRateRefusal(approver: string, windowStart: number) {
+      open();
+      return q.rateRefused.run(approver, Math.trunc(windowStart)).changes === 1;
+    },
+    recordFlag(a: ActivityRecord) {
+      open();
+      q.addFlag.run(
+        a.decision_id,
+        a.approver,
+        a.tenant,
+        Math.trunc(a.at),
+        JSON.stringify(a.flags),
+        a.extra ? 1 : 0,
+      );
     },
     recordView(decisionId: string, approver: string, atMs: number) {
       open();
@@ -449,6 +493,8 @@ const DURABLE_WRITES = [
   'insertReview',
   'closeReview',
   'takeApprovalSlot',
+  'markRateRefusal',
+  'recordFlag',
   'recordView',
   'recordActivity',
 ] as const;

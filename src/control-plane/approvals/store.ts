@@ -190,11 +190,25 @@ export interface ApprovalStore {
   /** `open` → `closed`; true exactly once, false when it was not open. */
   closeReview(id: string, by: string, notes: string, atMs: number): Promise<boolean>;
   /**
-   * Takes one of `limit` counted-approval slots of `approver` in the fixed window starting at
-   * `windowStart` (L7 "Rate limits … for approvals"): true when taken, false (nothing taken) when
-   * all are. One atomic statement, so replicas sharing the store never hand out more than `limit`.
+   * Takes one of `limit` counted-approval slots of `approver` in the fixed window of `windowMs`
+   * starting at `windowStart` (L7 "Rate limits … for approvals"): true when taken, false (nothing
+   * taken) when all are. One atomic statement, so replicas sharing the store never hand out more
+   * than `limit` in one window. Only windows older than the previous one are pruned: a replica
+   * whose clock lags the others by less than a window keeps counting in its own.
    */
-  takeApprovalSlot(approver: string, windowStart: number, limit: number): Promise<boolean>;
+  takeApprovalSlot(approver: string, windowStart: number, windowMs: number, limit: number): Promise<boolean>;
+  /**
+   * Marks that the rate-limited refusal of `approver` in the window at `windowStart` was recorded:
+   * true exactly once per window (false too when the window is not on record).
+   */
+  markRateRefusal(approver: string, windowStart: number): Promise<boolean>;
+  /**
+   * Records the flags of `a.approver` (the human) on `a.decision_id` before they are ledgered
+   * (`approval.flagged`): one row per (decision, human); a repeat keeps the first flags and
+   * raises `extra` when the repeat has it (`extra` never falls). The threshold a finalisation
+   * applies is read from these rows ({@link ApprovalStore.flagged}).
+   */
+  recordFlag(a: ActivityRecord): Promise<void>;
   /** Records that `approver` opened the view of a decision at `atMs` (the first time stays). */
   recordView(decisionId: string, approver: string, atMs: number): Promise<void>;
   /** When `approver` first opened the view of a decision, or undefined. */
@@ -203,7 +217,7 @@ export interface ApprovalStore {
   recordActivity(a: ActivityRecord): Promise<void>;
   /** `approver`'s counted approvals on record, with how many since `recentSince`. */
   activity(approver: string, recentSince: number): Promise<ApproverActivity>;
-  /** The approvals of a decision that were flagged, in approver order. */
+  /** The flags recorded on a decision ({@link ApprovalStore.recordFlag}), in approver order. */
   flagged(decisionId: string): Promise<readonly ActivityRecord[]>;
   close(): Promise<void>;
 }

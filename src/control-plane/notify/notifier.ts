@@ -1,7 +1,10 @@
 /**
  * Signed webhooks from the durable outbox (docs/notifications.md). Notifications are never on
- * the enforcement path: `notify` only writes the outbox (and swallows any failure of its own),
- * delivery runs in its own loop, and nothing a receiver answers is read beyond its status code.
+ * the enforcement path: `notify` only queues the notice in memory (and swallows any failure of
+ * its own); the queue is written to the outbox on a later turn of the event loop (and before
+ * every delivery round and at stop), so no outbox write, nor its wait for a busy file, runs in
+ * the caller's step; a notice that cannot be written is counted and reported. Delivery runs in
+ * its own loop, and nothing a receiver answers is read beyond its status code.
  * A failing, slow or hostile receiver can therefore not delay, change or allow any decision.
  * Each delivery is retried with exponential backoff and jitter, at most `max_attempts` times;
  * its outcome is kept on its outbox row.
@@ -39,19 +42,30 @@ export interface NotifierDeps {
   readonly post?: WebhookPost;
   /** [0, 1): the backoff jitter. */
   readonly random?: () => number;
+  /** Told when notices could not be written to the outbox (they are counted in `dropped` too). */
+  readonly onDropped?: (message: string) => void;
 }
 
 /** The notifier. */
 export interface Notifier {
-  /** Writes one outbox row per receiver that wants `n`'s event. Never throws; a failure is counted. */
+  /**
+   * Queues one outbox row per receiver that wants `n`'s event, in memory; they are written to the
+   * outbox on a later turn of the event loop (or by {@link Notifier.flush}). Never throws and
+   * never touches the outbox itself; a failure is counted.
+   */
   notify(n: ApprovalNotice): void;
-  /** Tries every due delivery once (not those already in flight); resolves to how many were tried. */
+  /** Writes the queued notices to the outbox now; a notice that cannot be written is counted. Never throws. */
+  flush(): void;
+  /** Writes the queue, then tries every due delivery once (not those already in flight); resolves to how many were tried. */
   deliverDue(): Promise<number>;
   /** Runs `deliverDue` every `pollMs` (default 1000) until stopped. */
   start(pollMs?: number): void;
-  /** Stops the loop and aborts deliveries in flight (they stay pending, tried again after a restart). */
+  /**
+   * Writes the queue, stops the loop and aborts deliveries in flight: an aborted delivery is not
+   * an attempt (its row stays pending, its attempts unchanged, tried again after a restart).
+   */
   stop(): Promise<void>;
-  /** Notices that could not be written to the outbox. */
+  /** Notices that could not be queued or written to the outbox. */
   readonly dropped: () => number;
 }
 
@@ -68,6 +82,31 @@ export function createNotifier(deps: NotifierDeps): Notifier {
   const receivers = new Map<string, WebhookReceiver>(deps.config.receivers.map((r) => [r.id, r]));
   const inflight = new Map<string, AbortController>();
   let dropped = 0;
+  // Deliveries aborted by stop(): not attempts.
+  const stopped = new Set<string>();
+  // Notices not yet written, one group of rows per notice (written in one transaction each).
+  let queued: Parameters<NotificationOutbox['add']>[0][] = [];
+  let scheduled = false;
+
+  function flush(): void {
+    const groups = queued;
+    queued = [];
+    let failed = 0;
+    for (const rows of groups) {
+      try {
+        deps.outbox.add(rows);
+      } catch {
+        failed += 1;
+      }
+    }
+    if (failed === 0) return;
+    dropped += failed;
+    try {
+      deps.onDropped?.(`${failed} notice(s) could not be written to the webhook outbox`);
+    } catch {
+      // Reporting never throws into the caller.
+    }
+  }
   let timer: ReturnType<typeof setInterval> | undefined;
   let running: Promise<unknown> = Promise.resolve();
 
@@ -96,6 +135,9 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       clearTimeout(timeout);
       inflight.delete(item.id);
     }
+    // Aborted by stop(), not by its timeout: no attempt was completed, the row stays as it was.
+    const byStop = stopped.delete(item.id);
+    if (byStop && status === null) return;
     const attempts = item.attempts + 1;
     const at = deps.now();
     const ok = status !== null && status >= 200 && status < 300;
@@ -131,6 +173,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
   }
 
   async function deliverDue(): Promise<number> {
+    flush();
     const due = deps.outbox.due(deps.now(), 64).filter((i) => !inflight.has(i.id));
     await Promise.all(
       due.map(async (item) => {
@@ -168,12 +211,21 @@ export function createNotifier(deps: NotifierDeps): Notifier {
             body: noticeBody(r.format, n, link, at),
             created_at: at,
           }));
-        if (rows.length > 0) deps.outbox.add(rows);
+        if (rows.length === 0) return;
+        queued.push(rows);
+        if (scheduled) return;
+        scheduled = true;
+        // Written on a later turn: never inside the caller's step (its decision lock).
+        setImmediate(() => {
+          scheduled = false;
+          flush();
+        });
       } catch {
-        // Never on the enforcement path: a notice that cannot be written is counted, not raised.
+        // Never on the enforcement path: a notice that cannot be queued is counted, not raised.
         dropped += 1;
       }
     },
+    flush,
     deliverDue,
     start(pollMs = 1000) {
       if (timer !== undefined) return;
@@ -190,9 +242,13 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       timer.unref();
     },
     async stop() {
+      flush();
       if (timer !== undefined) clearInterval(timer);
       timer = undefined;
-      for (const a of inflight.values()) a.abort();
+      for (const [id, a] of inflight) {
+        stopped.add(id);
+        a.abort();
+      }
       await running;
     },
     dropped: () => dropped,

@@ -6,7 +6,7 @@
  * Rows read back are parsed; a malformed one throws `TypeError`.
  */
 import Database from 'better-sqlite3';
-import { migrateSchema, type SchemaMigration } from '../../kernel/index.js';
+import { checkSchemaVersion, migrateSchema, type SchemaMigration } from '../../kernel/index.js';
 
 /** Life of a delivery: `pending` until delivered or given up (`failed`). */
 export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
@@ -102,14 +102,27 @@ function parseItem(r: Row): OutboxItem {
   });
 }
 
-/** Opens (creating if needed) the outbox at `path` (`:memory:` for tests). */
-export function createSqliteOutbox(path: string): NotificationOutbox {
-  const db = new Database(path);
+/**
+ * Opens (creating if needed) the outbox at `path` (`:memory:` for tests). With `readOnly` (for
+ * inspection: `failclosed webhooks list`) the file must exist, nothing is created, migrated or
+ * locked for writing, so a running gate's writes are never waited for nor blocked; its writes
+ * throw. Throws `SchemaVersionError` when the file records a newer schema than this build.
+ */
+export function createSqliteOutbox(
+  path: string,
+  options: { readonly readOnly?: boolean } = {},
+): NotificationOutbox {
+  const readOnly = options.readOnly === true;
+  const db = readOnly ? new Database(path, { readonly: true, fileMustExist: true }) : new Database(path);
   try {
-    db.pragma('busy_timeout = 2000');
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    migrateSchema(db, 'webhooks', MIGRATIONS);
+    if (readOnly) {
+      checkSchemaVersion(db, 'webhooks', MIGRATIONS);
+    } else {
+      db.pragma('busy_timeout = 2000');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      migrateSchema(db, 'webhooks', MIGRATIONS);
+    }
   } catch (err) {
     db.close();
     throw err;

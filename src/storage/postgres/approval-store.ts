@@ -321,12 +321,15 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
         [JSON.stringify(body), id],
       );
     },
-    async takeApprovalSlot(approver: string, windowStart: number, limit: number) {
+    async takeApprovalSlot(approver: string, windowStart: number, windowMs: number, limit: number) {
       if (!Number.isSafeInteger(limit) || limit < 1) throw new TypeError('limit must be a positive integer');
+      if (!Number.isSafeInteger(windowMs) || windowMs < 1)
+        throw new TypeError('windowMs must be a positive integer');
       const start = ms(windowStart, 'windowStart');
+      // The window before stays: a replica whose clock lags still counts in it.
       await rows('DELETE FROM approval_rate WHERE approver = $1 AND window_start < $2::bigint', [
         approver,
-        start,
+        start - windowMs,
       ]);
       // One statement: the row lock of ON CONFLICT serializes racing replicas; a slot is taken
       // only while fewer than the limit are, and then a row is returned.
@@ -339,6 +342,21 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
             [approver, start, limit],
           )
         ).length === 1
+      );
+    },
+    async markRateRefusal(approver: string, windowStart: number) {
+      return changed(
+        'UPDATE approval_rate SET refused = 1 WHERE approver = $1 AND window_start = $2::bigint AND refused = 0',
+        [approver, ms(windowStart, 'windowStart')],
+      );
+    },
+    async recordFlag(a: ActivityRecord) {
+      // A repeat keeps the first flags; `extra` only rises (any require_extra flag raises).
+      await rows(
+        `INSERT INTO approval_flags (decision_id, approver, tenant, at, flags, extra)
+          VALUES ($1, $2, $3, $4::bigint, $5, $6::int)
+          ON CONFLICT (decision_id, approver) DO UPDATE SET extra = GREATEST(approval_flags.extra, excluded.extra)`,
+        [a.decision_id, a.approver, a.tenant, ms(a.at, 'at'), JSON.stringify(a.flags), a.extra ? 1 : 0],
       );
     },
     async recordView(decisionId: string, approver: string, atMs: number) {
@@ -395,10 +413,9 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
       );
     },
     async flagged(decisionId: string) {
-      const all = await rows(
-        "SELECT * FROM approval_activity WHERE decision_id = $1 AND flags <> '[]' ORDER BY approver",
-        [decisionId],
-      );
+      const all = await rows('SELECT * FROM approval_flags WHERE decision_id = $1 ORDER BY approver', [
+        decisionId,
+      ]);
       return Object.freeze(all.map((r) => parseActivityRow(r as unknown as ActivityColumns)));
     },
     // The pool is the backend's; only this instance stops answering.

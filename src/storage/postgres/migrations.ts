@@ -407,6 +407,24 @@ CREATE TABLE approval_activity (
 CREATE INDEX approval_activity_by_approver ON approval_activity (approver, at);
 `;
 
+/**
+ * Version 7: each (decision, human)'s anomaly flags, recorded before their `approval.flagged`
+ * entry (`extra` only rises), which the finalisation's threshold is read from; and whether a
+ * rate-limit window's refusal was ledgered.
+ */
+const V_APPROVAL_FLAGS = `
+CREATE TABLE approval_flags (
+  decision_id text NOT NULL,
+  approver text NOT NULL,
+  tenant text NOT NULL,
+  at bigint NOT NULL,
+  flags text NOT NULL,
+  extra integer NOT NULL CHECK (extra IN (0, 1)),
+  PRIMARY KEY (decision_id, approver)
+);
+ALTER TABLE approval_rate ADD COLUMN refused integer NOT NULL DEFAULT 0 CHECK (refused IN (0, 1));
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
@@ -415,6 +433,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 4, name: 'approval state', sql: V_APPROVALS },
   { version: 5, name: 'approver tenant scopes', sql: V_APPROVER_TENANTS },
   { version: 6, name: 'approvals watched', sql: V_APPROVALS_WATCHED },
+  { version: 7, name: 'approval flags before the ledger, rate-limit refusals once', sql: V_APPROVAL_FLAGS },
 ]);
 
 /** The newest schema version this build knows. */
