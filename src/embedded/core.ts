@@ -50,6 +50,8 @@ import type { IssuerKeyFiles } from './admin.js';
 import { openApprovals } from './approvals.js';
 import { buildTrustRoots } from './trust-roots.js';
 import type { EmbeddedApprovals } from './approvals.js';
+import { openConsole, withConsoleActions } from './console.js';
+import type { EmbeddedConsole } from './console.js';
 import { followIssuerKeys, observedAdapters } from './ports.js';
 import type { CoreDecorators, LedgerPort, ToolRunObserver } from './ports.js';
 import { createDiskSpaceProbe } from './readiness.js';
@@ -97,6 +99,8 @@ export interface Core {
   readonly gate: Gate;
   /** Human approvals, break-glass and reviews (OE-INV-019/020, L7). */
   readonly approvals: EmbeddedApprovals;
+  /** The browser console's people and sessions (docs/console.md). */
+  readonly console: EmbeddedConsole;
   /** What the recovery pass on open recorded (requests a crash or stop left without an outcome). */
   readonly recovered: RecoveryReport;
   /**
@@ -337,6 +341,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       ? withholdStaleBundle(localBundles, ledgerActive)
       : follower.guard(mirroredBundleStore(localBundles, mirror, p.bundles));
   const approvals = openApprovals(dir, { ledgerPort, clock, state, store: backend.approvals });
+  const consoleState = openConsole(p.root, { approvals: approvals.service, ledgerPort, state, clock });
   const issuerKey = readSigningKey(p.issuerKey);
   const controlPlane = createControlPlane({
     ledger: ledgerPort,
@@ -435,22 +440,25 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ...(config.max_inflight === undefined ? {} : { maxInflight: config.max_inflight }),
     ...(options.deadlines?.gate === undefined ? {} : { timeouts: options.deadlines.gate }),
     operatorTokenSha256: operatorTokenSha256(dir),
-    operator: createOperatorActions({
-      clock,
-      ledger,
-      ledgerPort,
-      state,
-      controlPlane: keyChangesFollowed(controlPlane, follower),
-      bundles,
-      approvals: approvals.service,
-      executor: {
-        audience: config.audience,
-        clockToleranceSec: config.clock_tolerance_sec,
-        maxLifetimeSec: config.max_envelope_lifetime_sec,
-      },
-      issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
-      openReader: () => backend.openLedgerReader(),
-    }),
+    operator: withConsoleActions(
+      createOperatorActions({
+        clock,
+        ledger,
+        ledgerPort,
+        state,
+        controlPlane: keyChangesFollowed(controlPlane, follower),
+        bundles,
+        approvals: approvals.service,
+        executor: {
+          audience: config.audience,
+          clockToleranceSec: config.clock_tolerance_sec,
+          maxLifetimeSec: config.max_envelope_lifetime_sec,
+        },
+        issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
+        openReader: () => backend.openLedgerReader(),
+      }),
+      consoleState.service,
+    ),
     approvals: approvals.api,
     trustRoots: () =>
       buildTrustRoots({
@@ -473,6 +481,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     await follower?.stop();
     await ledger.close();
     await backend.close();
+    await consoleState.store.close();
     unlock();
   };
   let recovery: RecoveryDeps;
@@ -534,6 +543,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     sandbox,
     gate,
     approvals,
+    console: consoleState,
     recovered,
     async abandonInFlight() {
       fence.raise();

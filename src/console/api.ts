@@ -1,0 +1,150 @@
+/**
+ * The console's JSON API (docs/console.md "API"), called by the browser modules only. Sign-in
+ * (code once, then the device key), enrolment of the device key, the approvals inbox for the
+ * signed-in approver's roles and tenants, and approval submissions, which go through the same
+ * approval service as every other approval (OE-INV-019/020: separation of duties, tenant scope,
+ * replay and thresholds are its checks, not the console's).
+ */
+import { deny, isDeny } from '../kernel/index.js';
+import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
+import { approverCovers, pendingView } from '../control-plane/index.js';
+import type { ApprovalApi, ApprovalService, PendingRecord } from '../control-plane/index.js';
+import type { ConsoleService, SignedIn } from './service.js';
+
+/** What the API needs. */
+export interface ApiDeps {
+  readonly console: ConsoleService;
+  readonly approvals: ApprovalService;
+  readonly approvalApi: ApprovalApi;
+  /** Why a call escalated: its `decision` entry's payload (rules fired, obligations, taint), if found. */
+  readonly decisionOf?: (requestId: string, decisionId: string) => Promise<JsonObject | undefined>;
+  readonly now: Clock;
+}
+
+/** An API answer; `cookie` sets the session cookie (`''` clears it). */
+export interface ApiAnswer {
+  readonly status: number;
+  readonly body: JsonValue;
+  readonly cookie?: string;
+}
+
+const VERDICT = /^approvals\/([A-Za-z0-9._:-]{1,128})\/(approve|reject)$/;
+
+const ok = (body: JsonObject, cookie?: string): ApiAnswer =>
+  cookie === undefined ? { status: 200, body } : { status: 200, body, cookie };
+
+function stageOf(who: SignedIn): 'invited' | 'enrolled' | 'confirmed' {
+  if (who.person.public_jwk === null) return 'invited';
+  return who.approver === undefined ? 'enrolled' : 'confirmed';
+}
+
+/** True when the pending approval waits for someone with the approver's roles and tenants. */
+function mine(who: SignedIn, p: PendingRecord): boolean {
+  const a = who.approver;
+  if (a === undefined || p.status !== 'pending') return false;
+  if (p.tenant === '*' ? a.tenants !== '*' : !approverCovers(a.tenants, p.tenant)) return false;
+  return p.roles.length === 0 || p.roles.some((r) => a.roles.includes(r));
+}
+
+/** The votes so far with their justifications (approvers see why the others decided). */
+async function votesOf(deps: ApiDeps, decisionId: string): Promise<JsonValue[]> {
+  return (await deps.approvals.votes(decisionId)).map((v) => {
+    const statement = v.candidate['statement'];
+    const j =
+      typeof statement === 'object' && statement !== null && !Array.isArray(statement)
+        ? (statement as JsonObject)['justification']
+        : undefined;
+    return {
+      approver: v.approver,
+      verdict: v.verdict,
+      role: v.role,
+      justification: typeof j === 'string' ? j : null,
+    };
+  });
+}
+
+async function inbox(deps: ApiDeps, who: SignedIn): Promise<ApiAnswer | Deny> {
+  if (who.approver === undefined || who.session.method !== 'key')
+    return deny('ERR_APPROVER_UNKNOWN', 'the device key is not confirmed by an operator yet');
+  const items: JsonValue[] = [];
+  for (const listed of await deps.approvals.list()) {
+    if (listed.status !== 'pending') continue;
+    // Reading through `get` applies expiry: a closed window is never shown as waiting.
+    const p = await deps.approvals.get(listed.decision_id);
+    if (p === undefined || !mine(who, p)) continue;
+    const view = await pendingView(deps.approvals, p, false);
+    const why = (await deps.decisionOf?.(p.request_id, p.decision_id)) ?? null;
+    items.push({ ...view, votes: await votesOf(deps, p.decision_id), escalation: why });
+  }
+  return ok({ now: new Date(deps.now()).toISOString(), approvals: items });
+}
+
+/** Routes one API request (`route` is the path after `/console/api/`). Never rejects on refusal: denies. */
+export async function routeApi(
+  deps: ApiDeps,
+  method: string,
+  route: string,
+  body: JsonObject,
+  cookie: string | undefined,
+): Promise<ApiAnswer | Deny> {
+  const c = deps.console;
+  if (method === 'POST' && route === 'sign-in/code') {
+    const r = await c.signInWithCode(body['name'], body['code']);
+    return isDeny(r) ? r : ok({ outcome: 'ok', method: 'code' }, r.id);
+  }
+  if (method === 'POST' && route === 'sign-in/challenge') {
+    const r = await c.challenge(body['name']);
+    return isDeny(r) ? r : ok({ ...r });
+  }
+  if (method === 'POST' && route === 'sign-in/key') {
+    const r = await c.signInWithKey(body['name'], body['challenge_id'], body['signature']);
+    return isDeny(r) ? r : ok({ outcome: 'ok', method: 'key' }, r.id);
+  }
+  if (method === 'POST' && route === 'sign-out') {
+    if (cookie !== undefined) await c.signOut(cookie);
+    return ok({ outcome: 'ok' }, '');
+  }
+  const who = await c.authenticate(cookie);
+  if (isDeny(who)) return who;
+  if (method === 'GET' && route === 'me') {
+    const a = who.approver;
+    return ok({
+      name: who.person.name,
+      stage: stageOf(who),
+      method: who.session.method,
+      kid: who.person.kid,
+      roles: [...(a?.roles ?? who.person.roles)],
+      tenants:
+        (a?.tenants ?? who.person.tenants) === '*'
+          ? '*'
+          : [...((a?.tenants ?? who.person.tenants) as string[])],
+      now: new Date(deps.now()).toISOString(),
+    });
+  }
+  if (method === 'POST' && route === 'enrol') {
+    const r = await c.enrol(who, body['public_jwk']);
+    return isDeny(r) ? r : ok({ outcome: 'ok', kid: r.kid });
+  }
+  if (method === 'GET' && route === 'inbox') return inbox(deps, who);
+  const v = method === 'POST' ? VERDICT.exec(route) : null;
+  if (v?.[1] !== undefined && (v[2] === 'approve' || v[2] === 'reject')) {
+    if (who.session.method !== 'key')
+      return deny('ERR_APPROVER_UNKNOWN', 'sign in with the device key to approve');
+    const statement = body['statement'];
+    const named =
+      typeof statement === 'object' && statement !== null && !Array.isArray(statement)
+        ? (statement as JsonObject)['approver']
+        : undefined;
+    // The signed-in person speaks for themselves only.
+    if (named !== who.person.name)
+      return deny('ERR_APPROVAL_INVALID', 'the statement names another approver than the signed-in one');
+    const a = await deps.approvalApi.submit(
+      v[1],
+      v[2],
+      { statement: statement ?? null, signature: body['signature'] ?? null },
+      undefined,
+    );
+    return { status: a.status, body: a.body };
+  }
+  return { status: 404, body: { error: 'not_found' } };
+}

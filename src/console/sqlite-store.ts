@@ -1,0 +1,178 @@
+/**
+ * The console's state in SQLite (`console.db` in the data directory), over better-sqlite3. Rows
+ * read back are parsed before use: a malformed row rejects (the caller refuses).
+ */
+import Database from 'better-sqlite3';
+import type { JsonObject } from '../kernel/index.js';
+import type { ApproverTenants } from '../control-plane/index.js';
+import type { ConsoleSession, ConsoleStore, InvitedPerson, SignInChallenge } from './store.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS console_people (
+  name TEXT PRIMARY KEY, roles TEXT NOT NULL, tenants TEXT NOT NULL, code_sha256 TEXT,
+  invited_at INTEGER NOT NULL, code_expires_at INTEGER NOT NULL, public_jwk TEXT, kid TEXT,
+  enrolled_at INTEGER, confirmed_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS console_sessions (
+  id_sha256 TEXT PRIMARY KEY, name TEXT NOT NULL, method TEXT NOT NULL,
+  created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS console_challenges (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, challenge TEXT NOT NULL, expires_at INTEGER NOT NULL
+);
+`;
+
+interface PersonRow {
+  name: string;
+  roles: string;
+  tenants: string;
+  code_sha256: string | null;
+  invited_at: number;
+  code_expires_at: number;
+  public_jwk: string | null;
+  kid: string | null;
+  enrolled_at: number | null;
+  confirmed_at: number | null;
+}
+
+function malformed(): never {
+  throw new Error('malformed console row');
+}
+
+const str = (v: unknown): string => (typeof v === 'string' ? v : malformed());
+const int = (v: unknown): number => (typeof v === 'number' && Number.isSafeInteger(v) ? v : malformed());
+const intOrNull = (v: unknown): number | null => (v === null ? null : int(v));
+
+function parseTenants(text: string): ApproverTenants {
+  const v: unknown = JSON.parse(text);
+  if (v === '*') return '*';
+  if (Array.isArray(v) && v.every((t) => typeof t === 'string')) return Object.freeze([...(v)]);
+  return malformed();
+}
+
+function parsePerson(r: PersonRow): InvitedPerson {
+  const roles: unknown = JSON.parse(str(r.roles));
+  if (!Array.isArray(roles) || !roles.every((x) => typeof x === 'string')) malformed();
+  const jwk: unknown = r.public_jwk === null ? null : JSON.parse(str(r.public_jwk));
+  if (jwk !== null && (typeof jwk !== 'object' || Array.isArray(jwk))) malformed();
+  return Object.freeze({
+    name: str(r.name),
+    roles: Object.freeze([...(roles)]),
+    tenants: parseTenants(str(r.tenants)),
+    code_sha256: r.code_sha256 === null ? null : str(r.code_sha256),
+    invited_at: int(r.invited_at),
+    code_expires_at: int(r.code_expires_at),
+    public_jwk: jwk as JsonObject | null,
+    kid: r.kid === null ? null : str(r.kid),
+    enrolled_at: intOrNull(r.enrolled_at),
+    confirmed_at: intOrNull(r.confirmed_at),
+  });
+}
+
+/** Opens (creating when absent) the console store at `path`. */
+export function createSqliteConsoleStore(path: string): ConsoleStore {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.exec(SCHEMA);
+  const q = {
+    put: db.prepare(
+      `INSERT INTO console_people (name, roles, tenants, code_sha256, invited_at, code_expires_at)
+       VALUES (@name, @roles, @tenants, @code_sha256, @invited_at, @code_expires_at)
+       ON CONFLICT(name) DO UPDATE SET roles = excluded.roles, tenants = excluded.tenants,
+         code_sha256 = excluded.code_sha256, invited_at = excluded.invited_at,
+         code_expires_at = excluded.code_expires_at, public_jwk = NULL, kid = NULL, enrolled_at = NULL
+       WHERE console_people.confirmed_at IS NULL`,
+    ),
+    person: db.prepare('SELECT * FROM console_people WHERE name = ?'),
+    useCode: db.prepare(
+      'UPDATE console_people SET code_sha256 = NULL WHERE name = ? AND code_sha256 = ? AND code_expires_at > ?',
+    ),
+    enrol: db.prepare(
+      'UPDATE console_people SET public_jwk = ?, kid = ?, enrolled_at = ? WHERE name = ? AND public_jwk IS NULL',
+    ),
+    confirm: db.prepare(
+      'UPDATE console_people SET confirmed_at = ? WHERE name = ? AND kid = ? AND confirmed_at IS NULL',
+    ),
+    createSession: db.prepare(
+      'INSERT INTO console_sessions (id_sha256, name, method, created_at, last_seen) VALUES (?, ?, ?, ?, ?)',
+    ),
+    session: db.prepare('SELECT * FROM console_sessions WHERE id_sha256 = ?'),
+    touch: db.prepare('UPDATE console_sessions SET last_seen = ? WHERE id_sha256 = ?'),
+    deleteSession: db.prepare('DELETE FROM console_sessions WHERE id_sha256 = ?'),
+    createChallenge: db.prepare(
+      'INSERT INTO console_challenges (id, name, challenge, expires_at) VALUES (?, ?, ?, ?)',
+    ),
+    takeChallenge: db.prepare('DELETE FROM console_challenges WHERE id = ? RETURNING *'),
+  };
+  return Object.freeze({
+    putInvitation: (p: InvitedPerson) =>
+      Promise.resolve(
+        q.put.run({
+          name: p.name,
+          roles: JSON.stringify(p.roles),
+          tenants: JSON.stringify(p.tenants),
+          code_sha256: p.code_sha256,
+          invited_at: p.invited_at,
+          code_expires_at: p.code_expires_at,
+        }).changes === 1,
+      ),
+    person: (name: string) => {
+      const r = q.person.get(name) as PersonRow | undefined;
+      return Promise.resolve(r === undefined ? undefined : parsePerson(r));
+    },
+    useCode: (name: string, codeSha256: string, atMs: number) =>
+      Promise.resolve(q.useCode.run(name, codeSha256, atMs).changes === 1),
+    enrol: (name: string, jwk: JsonObject, kid: string, atMs: number) =>
+      Promise.resolve(q.enrol.run(JSON.stringify(jwk), kid, atMs, name).changes === 1),
+    confirm: (name: string, kid: string, atMs: number) =>
+      Promise.resolve(q.confirm.run(atMs, name, kid).changes === 1),
+    createSession: (s: ConsoleSession) => {
+      q.createSession.run(s.id_sha256, s.name, s.method, s.created_at, s.last_seen);
+      return Promise.resolve();
+    },
+    session: (id: string) => {
+      const r = q.session.get(id) as Record<string, unknown> | undefined;
+      if (r === undefined) return Promise.resolve(undefined);
+      const method = r['method'] === 'code' || r['method'] === 'key' ? r['method'] : malformed();
+      return Promise.resolve(
+        Object.freeze({
+          id_sha256: str(r['id_sha256']),
+          name: str(r['name']),
+          method,
+          created_at: int(r['created_at']),
+          last_seen: int(r['last_seen']),
+        }),
+      );
+    },
+    touchSession: (id: string, atMs: number) => {
+      q.touch.run(atMs, id);
+      return Promise.resolve();
+    },
+    deleteSession: (id: string) => {
+      q.deleteSession.run(id);
+      return Promise.resolve();
+    },
+    createChallenge: (c: SignInChallenge) => {
+      q.createChallenge.run(c.id, c.name, c.challenge, c.expires_at);
+      return Promise.resolve();
+    },
+    takeChallenge: (id: string) => {
+      const r = q.takeChallenge.get(id) as Record<string, unknown> | undefined;
+      return Promise.resolve(
+        r === undefined
+          ? undefined
+          : Object.freeze({
+              id: str(r['id']),
+              name: str(r['name']),
+              challenge: str(r['challenge']),
+              expires_at: int(r['expires_at']),
+            }),
+      );
+    },
+    close: () => {
+      db.close();
+      return Promise.resolve();
+    },
+  });
+}
