@@ -126,3 +126,52 @@ export async function decideInBrowser(
   await p.page.locator('#status', { hasText: /\S/ }).waitFor();
   return (await p.page.locator('#status').textContent()) ?? '';
 }
+
+/** An answer of the console API as the test reads it. */
+export interface Reply {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+}
+
+/**
+ * Signs `statement` with the device key of `signer` kept in this person's browser and posts it
+ * from the page (same origin, the person's session): what a tampered or replayed console would send.
+ */
+export async function submitFromPage(
+  p: Person,
+  statement: Record<string, unknown>,
+  signer: string = p.name,
+): Promise<Reply & { readonly sent: string }> {
+  const verdict = String(statement['verdict']);
+  const id = String(statement['decision_id']);
+  // A string, not a function: the test runner would rewrite a function's dynamic import.
+  const script = `(async () => {
+    const ks = await import('/console/keystore.js');
+    const st = await import('/console/statement.js');
+    const s = ${JSON.stringify(statement)};
+    const key = await ks.loadDeviceKey(${JSON.stringify(signer)});
+    const signature = key === undefined ? 'A'.repeat(86) : await ks.signWith(key, st.approvalSigningInput(s));
+    const sent = JSON.stringify({ statement: s, signature });
+    const r = await fetch('/console/api/approvals/${id}/${verdict}', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: sent,
+    });
+    return { status: r.status, body: await r.json(), sent };
+  })()`;
+  return p.page.evaluate<Reply & { sent: string }>(script);
+}
+
+/** Posts `body` (text) to the console API from the page, as the page's own fetch would. */
+export async function postFromPage(p: Person, path: string, body: string): Promise<Reply> {
+  const script = `(async () => {
+    const r = await fetch(${JSON.stringify(`/console/api/${path}`)}, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: ${JSON.stringify(body)},
+    });
+    return { status: r.status, body: await r.json() };
+  })()`;
+  return p.page.evaluate<Reply>(script);
+}
+
+/** The session cookie of a person's browser, as a `cookie` header value. */
+export async function cookieOf(p: Person): Promise<string> {
+  return (await p.context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+}
