@@ -46,7 +46,7 @@ const intOrNull = (v: unknown): number | null => (v === null ? null : int(v));
 function parseTenants(text: string): ApproverTenants {
   const v: unknown = JSON.parse(text);
   if (v === '*') return '*';
-  if (Array.isArray(v) && v.every((t) => typeof t === 'string')) return Object.freeze([...(v)]);
+  if (Array.isArray(v) && v.every((t) => typeof t === 'string')) return Object.freeze([...v]);
   return malformed();
 }
 
@@ -57,7 +57,7 @@ function parsePerson(r: PersonRow): InvitedPerson {
   if (jwk !== null && (typeof jwk !== 'object' || Array.isArray(jwk))) malformed();
   return Object.freeze({
     name: str(r.name),
-    roles: Object.freeze([...(roles)]),
+    roles: Object.freeze([...roles]),
     tenants: parseTenants(str(r.tenants)),
     code_sha256: r.code_sha256 === null ? null : str(r.code_sha256),
     invited_at: int(r.invited_at),

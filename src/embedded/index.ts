@@ -41,3 +41,5 @@ export {
 export type { Connection, HttpAnswer } from './connect.js';
 export { approvalConfigPath, openApprovals } from './approvals.js';
 export type { EmbeddedApprovals } from './approvals.js';
+export { consoleEndpointFor, decisionReader, openConsole, withConsoleActions } from './console.js';
+export type { EmbeddedConsole } from './console.js';

@@ -122,6 +122,7 @@ async function deviceSignIn(name: string): Promise<void> {
   const a = await post('sign-in/key', { name, challenge_id: c.body['challenge_id'], signature });
   if (a.status !== 200) return say(`Sign-in refused (${refusal(a)})`, 'error');
   who = name;
+  say(`Signed in as ${name} with this device’s key.`);
   await start();
 }
 
@@ -277,14 +278,19 @@ async function showInbox(): Promise<void> {
   );
 }
 
-function statementFor(item: Obj, verdict: 'approve' | 'reject', justification: string): ApprovalStatement {
+function statementFor(
+  item: Obj,
+  verdict: 'approve' | 'reject',
+  justification: string,
+  timestamp: string,
+): ApprovalStatement {
   return {
     decision_id: str(item['decision_id']),
     intent_sha256: str(item['intent_sha256']),
     preview_sha256: typeof item['preview_sha256'] === 'string' ? item['preview_sha256'] : null,
     verdict,
     justification,
-    timestamp: new Date(Date.now() + skewMs).toISOString(),
+    timestamp,
     approver: who,
   };
 }
@@ -294,12 +300,11 @@ function openDialog(item: Obj, verdict: 'approve' | 'reject'): void {
   justification.required = true;
   justification.maxLength = 1000;
   const shown = el('pre', { id: 'statement', className: 'params' });
+  // One timestamp for the dialog: what is shown is exactly what is signed.
+  const timestamp = new Date(Date.now() + skewMs).toISOString();
+  const current = (): ApprovalStatement => statementFor(item, verdict, justification.value.trim(), timestamp);
   const render = (): void => {
-    shown.textContent = JSON.stringify(
-      JSON.parse(canonicalJson({ ...statementFor(item, verdict, justification.value) })),
-      null,
-      2,
-    );
+    shown.textContent = JSON.stringify(JSON.parse(canonicalJson({ ...current() })), null, 2);
   };
   justification.addEventListener('input', render);
   render();
@@ -328,16 +333,16 @@ function openDialog(item: Obj, verdict: 'approve' | 'reject'): void {
   cancel.addEventListener('click', () => dialog.close());
   form.addEventListener('submit', (e) => {
     e.preventDefault();
-    void decide(item, verdict, justification.value.trim());
+    void decide(current());
   });
   replace(dialog, form);
   dialog.showModal();
 }
 
-async function decide(item: Obj, verdict: 'approve' | 'reject', justification: string): Promise<void> {
+async function decide(statement: ApprovalStatement): Promise<void> {
+  const verdict = statement.verdict;
   const key = await loadDeviceKey(who);
   if (key === undefined) return say('No device key in this browser.', 'error');
-  const statement = statementFor(item, verdict, justification);
   const signature = await signWith(key, approvalSigningInput(statement));
   const a = await post(`approvals/${encodeURIComponent(statement.decision_id)}/${verdict}`, {
     statement,

@@ -30,10 +30,11 @@ export function el<K extends keyof HTMLElementTagNameMap>(
   return e;
 }
 
-/** Text of any value: strings as they are, everything else as indented JSON. */
+/** Text of any value: strings as they are, lists of strings joined, everything else as indented JSON. */
 export function text(v: unknown): string {
   if (typeof v === 'string') return v;
   if (v === undefined) return '';
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v.join(', ');
   return JSON.stringify(v, null, 2);
 }
 

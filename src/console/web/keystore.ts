@@ -57,10 +57,7 @@ export async function thumbprint(x: string): Promise<string> {
 
 /** Makes and keeps a new non-extractable device key for `name` (replacing an earlier one). */
 export async function createDeviceKey(name: string): Promise<DeviceKey> {
-  const pair = (await crypto.subtle.generateKey({ name: 'Ed25519' }, false, [
-    'sign',
-    'verify',
-  ]));
+  const pair = await crypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify']);
   const exported = await crypto.subtle.exportKey('jwk', pair.publicKey);
   if (typeof exported.x !== 'string') throw new Error('the browser gave no public key');
   const key: DeviceKey = {
