@@ -317,7 +317,8 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
         await store.deleteSession(idSha);
         return unauthenticated('the approver was removed');
       }
-      await store.touchSession(idSha, at);
+      // Idle time is kept to the minute: no durable write for every page of a busy minute.
+      if (at - s.last_seen >= 60_000) await store.touchSession(idSha, at);
       return { session: s, person, approver: rec };
     },
 

@@ -1,26 +1,33 @@
 /**
- * The console's state in SQLite (`console.db` in the data directory), over better-sqlite3. Rows
- * read back are parsed before use: a malformed row rejects (the caller refuses).
+ * The console's state in SQLite, over better-sqlite3: in the data directory's `ledger.db` on the
+ * deployment's shared connection (the SQLite backend), or in a file of its own (`console.db`, next
+ * to a PostgreSQL backend). Every write is durable before it returns. Rows read back are parsed
+ * before use: a malformed row rejects (the caller refuses).
  */
 import Database from 'better-sqlite3';
-import type { JsonObject } from '../kernel/index.js';
+import { migrateSchema } from '../kernel/index.js';
+import type { JsonObject, SchemaMigration, SqliteCommitUnit } from '../kernel/index.js';
 import type { ApproverTenants } from '../control-plane/index.js';
 import type { ConsoleSession, ConsoleStore, InvitedPerson, SignInChallenge } from './store.js';
 
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS console_people (
+CREATE TABLE console_people (
   name TEXT PRIMARY KEY, roles TEXT NOT NULL, tenants TEXT NOT NULL, code_sha256 TEXT,
   invited_at INTEGER NOT NULL, code_expires_at INTEGER NOT NULL, public_jwk TEXT, kid TEXT,
   enrolled_at INTEGER, confirmed_at INTEGER
 );
-CREATE TABLE IF NOT EXISTS console_sessions (
+CREATE TABLE console_sessions (
   id_sha256 TEXT PRIMARY KEY, name TEXT NOT NULL, method TEXT NOT NULL,
   created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS console_challenges (
+CREATE TABLE console_challenges (
   id TEXT PRIMARY KEY, name TEXT NOT NULL, challenge TEXT NOT NULL, expires_at INTEGER NOT NULL
 );
 `;
+
+const MIGRATIONS: readonly SchemaMigration[] = [
+  { version: 1, name: 'invited people, sign-in sessions and challenges', up: SCHEMA },
+];
 
 interface PersonRow {
   name: string;
@@ -69,12 +76,30 @@ function parsePerson(r: PersonRow): InvitedPerson {
   });
 }
 
-/** Opens (creating when absent) the console store at `path`. */
-export function createSqliteConsoleStore(path: string): ConsoleStore {
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.exec(SCHEMA);
+/**
+ * Opens (creating its tables when absent) the console store at `path`, or on `unit`, the
+ * deployment's shared connection over that file: then every write commits on its own before it
+ * returns (`writeNow`), and closing the store leaves the connection open.
+ */
+export function createSqliteConsoleStore(
+  path: string,
+  options: { readonly unit?: SqliteCommitUnit } = {},
+): ConsoleStore {
+  const { unit } = options;
+  const db = unit?.db ?? new Database(path);
+  try {
+    if (unit === undefined) {
+      db.pragma('busy_timeout = 2000');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+    }
+    migrateSchema(db, 'console', MIGRATIONS);
+  } catch (err) {
+    if (unit === undefined) db.close();
+    throw err;
+  }
+  /** A write, durable when it returns. */
+  const write = <T>(fn: () => T): T => (unit === undefined ? fn() : unit.writeNow(fn));
   const q = {
     put: db.prepare(
       `INSERT INTO console_people (name, roles, tenants, code_sha256, invited_at, code_expires_at)
@@ -108,27 +133,29 @@ export function createSqliteConsoleStore(path: string): ConsoleStore {
   return Object.freeze({
     putInvitation: (p: InvitedPerson) =>
       Promise.resolve(
-        q.put.run({
-          name: p.name,
-          roles: JSON.stringify(p.roles),
-          tenants: JSON.stringify(p.tenants),
-          code_sha256: p.code_sha256,
-          invited_at: p.invited_at,
-          code_expires_at: p.code_expires_at,
-        }).changes === 1,
+        write(() =>
+          q.put.run({
+            name: p.name,
+            roles: JSON.stringify(p.roles),
+            tenants: JSON.stringify(p.tenants),
+            code_sha256: p.code_sha256,
+            invited_at: p.invited_at,
+            code_expires_at: p.code_expires_at,
+          }),
+        ).changes === 1,
       ),
     person: (name: string) => {
       const r = q.person.get(name) as PersonRow | undefined;
       return Promise.resolve(r === undefined ? undefined : parsePerson(r));
     },
     useCode: (name: string, codeSha256: string, atMs: number) =>
-      Promise.resolve(q.useCode.run(name, codeSha256, atMs).changes === 1),
+      Promise.resolve(write(() => q.useCode.run(name, codeSha256, atMs)).changes === 1),
     enrol: (name: string, jwk: JsonObject, kid: string, atMs: number) =>
-      Promise.resolve(q.enrol.run(JSON.stringify(jwk), kid, atMs, name).changes === 1),
+      Promise.resolve(write(() => q.enrol.run(JSON.stringify(jwk), kid, atMs, name)).changes === 1),
     confirm: (name: string, kid: string, atMs: number) =>
-      Promise.resolve(q.confirm.run(atMs, name, kid).changes === 1),
+      Promise.resolve(write(() => q.confirm.run(atMs, name, kid)).changes === 1),
     createSession: (s: ConsoleSession) => {
-      q.createSession.run(s.id_sha256, s.name, s.method, s.created_at, s.last_seen);
+      write(() => q.createSession.run(s.id_sha256, s.name, s.method, s.created_at, s.last_seen));
       return Promise.resolve();
     },
     session: (id: string) => {
@@ -146,19 +173,19 @@ export function createSqliteConsoleStore(path: string): ConsoleStore {
       );
     },
     touchSession: (id: string, atMs: number) => {
-      q.touch.run(atMs, id);
+      write(() => q.touch.run(atMs, id));
       return Promise.resolve();
     },
     deleteSession: (id: string) => {
-      q.deleteSession.run(id);
+      write(() => q.deleteSession.run(id));
       return Promise.resolve();
     },
     createChallenge: (c: SignInChallenge) => {
-      q.createChallenge.run(c.id, c.name, c.challenge, c.expires_at);
+      write(() => q.createChallenge.run(c.id, c.name, c.challenge, c.expires_at));
       return Promise.resolve();
     },
     takeChallenge: (id: string) => {
-      const r = q.takeChallenge.get(id) as Record<string, unknown> | undefined;
+      const r = write(() => q.takeChallenge.get(id)) as Record<string, unknown> | undefined;
       return Promise.resolve(
         r === undefined
           ? undefined
@@ -171,7 +198,7 @@ export function createSqliteConsoleStore(path: string): ConsoleStore {
       );
     },
     close: () => {
-      db.close();
+      if (unit === undefined) db.close();
       return Promise.resolve();
     },
   });

@@ -18,19 +18,26 @@ import type { LedgerPort } from './ports.js';
 export interface EmbeddedConsole {
   readonly service: ConsoleService;
   readonly store: ConsoleStore;
+  /** Closes the store when it is the data directory's own file (the backend closes its own). */
+  close(): Promise<void>;
 }
 
-/** Opens the console's store and service for the data directory `root`. */
+/**
+ * The console's service over `backendStore` (the storage backend's, closed with it), or, when the
+ * backend keeps none, over `console.db` in the data directory `root` (closed by `store.close()`).
+ */
 export function openConsole(
   root: string,
   deps: {
+    readonly backendStore: ConsoleStore | undefined;
     readonly approvals: ApprovalService;
     readonly ledgerPort: LedgerPort;
     readonly state: Pick<GateStateStore, 'lookup'>;
     readonly clock: Clock;
   },
 ): EmbeddedConsole {
-  const store = createSqliteConsoleStore(join(root, 'console.db'));
+  const own = deps.backendStore === undefined;
+  const store = deps.backendStore ?? createSqliteConsoleStore(join(root, 'console.db'));
   const service = createConsoleService({
     store,
     approvals: deps.approvals,
@@ -38,7 +45,7 @@ export function openConsole(
     isClient: async (name) => (await deps.state.lookup(name)) !== undefined,
     now: deps.clock,
   });
-  return { service, store };
+  return { service, store, close: () => (own ? store.close() : Promise.resolve()) };
 }
 
 function denied(d: Deny): OperatorAnswer {

@@ -341,7 +341,13 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       ? withholdStaleBundle(localBundles, ledgerActive)
       : follower.guard(mirroredBundleStore(localBundles, mirror, p.bundles));
   const approvals = openApprovals(dir, { ledgerPort, clock, state, store: backend.approvals });
-  const consoleState = openConsole(p.root, { approvals: approvals.service, ledgerPort, state, clock });
+  const consoleState = openConsole(p.root, {
+    backendStore: backend.console,
+    approvals: approvals.service,
+    ledgerPort,
+    state,
+    clock,
+  });
   const issuerKey = readSigningKey(p.issuerKey);
   const controlPlane = createControlPlane({
     ledger: ledgerPort,
@@ -481,7 +487,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     await follower?.stop();
     await ledger.close();
     await backend.close();
-    await consoleState.store.close();
+    await consoleState.close();
     unlock();
   };
   let recovery: RecoveryDeps;

@@ -9,6 +9,7 @@
  * denial. No store answers "allow" for a database it cannot read.
  */
 import type { ApprovalStore, BreakerStore, GovernanceState } from '../control-plane/index.js';
+import type { ConsoleStore } from '../console/index.js';
 import type { NonceStore } from '../execution/index.js';
 import type { GateStateStore } from '../gate/index.js';
 import type { LedgerStore, OpenRequest } from '../ledger/index.js';
@@ -72,6 +73,12 @@ export interface StorageBackend {
    * process on the backend.
    */
   readonly approvals: ApprovalStore;
+  /**
+   * The browser console's invitations, sessions and sign-in challenges (docs/console.md), when
+   * the backend holds them (SQLite: in `ledger.db`); undefined: the composition keeps them in a
+   * file of the data directory (`console.db`, per gate).
+   */
+  readonly console?: ConsoleStore;
   /**
    * Policy bundles and the active pointer, when the backend holds them (PostgreSQL); undefined
    * when the data directory's bundle files are the truth (SQLite, one process).
