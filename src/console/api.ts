@@ -97,7 +97,7 @@ export async function routeApi(
     return isDeny(r) ? r : ok({ ...r });
   }
   if (method === 'POST' && route === 'sign-in/key') {
-    const r = await c.signInWithKey(body['name'], body['challenge_id'], body['signature']);
+    const r = await c.signInWithKey(body['name'], body['challenge'], body['signature']);
     return isDeny(r) ? r : ok({ outcome: 'ok', method: 'key' }, r.id);
   }
   if (method === 'POST' && route === 'sign-out') {

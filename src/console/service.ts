@@ -7,7 +7,7 @@
  * sign-ins are a challenge signed by the device key. Invitation, enrolment and confirmation are
  * ledgered with who did them. Every failure is a deny; nothing here ever allows on error.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   canonicalize,
   decodeBase64url,
@@ -94,10 +94,13 @@ export interface ConsoleService {
   confirm(input: { name: unknown; kid: unknown }, actor: ConsoleActor): Promise<ApproverRecord | Deny>;
   /** Signs in with the enrolment code (once); answers the session id for the cookie. */
   signInWithCode(name: unknown, code: unknown): Promise<{ id: string } | Deny>;
-  /** A fresh single-use challenge for a device-key sign-in. */
-  challenge(name: unknown): Promise<{ challenge_id: string; challenge: string } | Deny>;
-  /** Signs in with the device key's signature over {@link signInInput}. */
-  signInWithKey(name: unknown, challengeId: unknown, signature: unknown): Promise<{ id: string } | Deny>;
+  /**
+   * A fresh challenge for a device-key sign-in: `id.expiry.mac`, MAC-ed with a key of this
+   * process, so asking for one writes nothing (an unauthenticated request never costs a write).
+   */
+  challenge(name: unknown): Promise<{ challenge: string } | Deny>;
+  /** Signs in with the device key's signature over {@link signInInput}; each challenge once. */
+  signInWithKey(name: unknown, challenge: unknown, signature: unknown): Promise<{ id: string } | Deny>;
   /** Enrols the device's public key for the signed-in person (a code session, once). */
   enrol(who: SignedIn, jwk: unknown): Promise<{ kid: string } | Deny>;
   /** The live session with this cookie value; denies `ERR_UNAUTHENTICATED` when unknown or expired. */
@@ -109,6 +112,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ROLE = /^[A-Za-z0-9._:-]{1,64}$/;
 const TENANT = /^[A-Za-z0-9._-]{1,128}$/;
 const TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
+const CHALLENGE = /^([A-Za-z0-9_-]{22})\.(\d{1,15})\.([A-Za-z0-9_-]{43})$/;
 
 /** The bytes a device key signs to sign in: context || RFC 8785 `{challenge, name}`. */
 export function signInInput(name: string, challenge: string): Buffer {
@@ -133,6 +137,9 @@ const unauthenticated = (reason: string): Deny => deny('ERR_UNAUTHENTICATED', re
 export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
   const times: ConsoleTimes = Object.freeze({ ...DEFAULT_CONSOLE_TIMES, ...deps.times });
   const { store } = deps;
+  const challengeKey = randomBytes(32);
+  const challengeMac = (name: string, id: string, exp: string): Buffer =>
+    createHmac('sha256', challengeKey).update(`${name}\n${id}\n${exp}`, 'utf8').digest();
 
   const ledger = async (type: EntryType, actor: ConsoleActor, payload: JsonObject): Promise<true | Deny> => {
     const id = sha256Hex(canonicalize({ type, payload, at: deps.now() })).slice(0, 32);
@@ -153,11 +160,18 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
   };
 
   /** The key a person signs in with: the registered approver key once confirmed, else the enrolled one. */
+  /**
+   * The approver registered under the person's name: the approval store is the truth of
+   * confirmation. `'other'` when the name is registered with another key or was removed.
+   */
+  const approverOf = async (p: InvitedPerson): Promise<ApproverRecord | 'other' | undefined> => {
+    const rec = (await deps.approvals.listApprovers()).find((x) => x.name === p.name);
+    if (rec === undefined) return undefined;
+    return rec.status === 'active' && rec.kid === p.kid ? rec : 'other';
+  };
+
   const signInKey = async (p: InvitedPerson) => {
-    if (p.confirmed_at !== null) {
-      const rec = (await deps.approvals.listApprovers()).find((x) => x.name === p.name);
-      if (rec === undefined || rec.status !== 'active' || rec.kid !== p.kid) return undefined;
-    }
+    if ((await approverOf(p)) === 'other') return undefined;
     try {
       return p.public_jwk === null ? undefined : parsePublicJwk(p.public_jwk);
     } catch {
@@ -231,7 +245,13 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
       // The operator compared the fingerprint out of band: another kid confirms nothing.
       if (!timingSafeEqual(digest(p.kid), digest(kid)))
         return deny('ERR_KEY_INVALID', 'the kid is not the enrolled device key');
-      if (p.confirmed_at !== null) return deny('ERR_APPROVAL_INVALID', 'the enrolment is already confirmed');
+      const registered = await approverOf(p);
+      if (registered === 'other') return deny('ERR_APPROVAL_INVALID', 'the approver already exists');
+      // Registered, and the console's mark lost (a stop in between): only the mark is written.
+      if (registered !== undefined) {
+        await store.confirm(name, kid, deps.now());
+        return registered;
+      }
       const r = await deps.approvals.registerApprover(
         { name, roles: p.roles, tenants: p.tenants, public_jwk: p.public_jwk },
         actor,
@@ -249,28 +269,39 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
       return newSession(name, 'code');
     },
 
-    async challenge(name) {
-      if (typeof name !== 'string' || !NAME.test(name)) return unauthenticated('name is required');
-      const challenge = encodeBase64url(randomBytes(32));
+    challenge(name) {
+      if (typeof name !== 'string' || !NAME.test(name))
+        return Promise.resolve(unauthenticated('name is required'));
       const id = encodeBase64url(randomBytes(16));
+      const exp = String(deps.now() + times.challengeMs);
       // Issued for any name, so the answer does not tell who is enrolled.
-      await store.createChallenge({ id, name, challenge, expires_at: deps.now() + times.challengeMs });
-      return { challenge_id: id, challenge };
+      return Promise.resolve({ challenge: `${id}.${exp}.${encodeBase64url(challengeMac(name, id, exp))}` });
     },
 
-    async signInWithKey(name, challengeId, signature) {
-      if (typeof name !== 'string' || typeof challengeId !== 'string' || typeof signature !== 'string')
-        return unauthenticated('name, challenge_id and signature are required');
-      const c = await store.takeChallenge(challengeId);
-      if (c === undefined || c.name !== name || c.expires_at <= deps.now())
-        return unauthenticated('the challenge is unknown, used or expired');
+    async signInWithKey(name, challenge, signature) {
+      if (typeof name !== 'string' || typeof challenge !== 'string' || typeof signature !== 'string')
+        return unauthenticated('name, challenge and signature are required');
+      const m = CHALLENGE.exec(challenge);
+      const mac = m?.[3] === undefined ? undefined : decodeBase64url(m[3]);
+      if (
+        m?.[1] === undefined ||
+        m[2] === undefined ||
+        mac === undefined ||
+        mac.length !== 32 ||
+        !timingSafeEqual(mac, challengeMac(name, m[1], m[2])) ||
+        Number(m[2]) <= deps.now()
+      )
+        return unauthenticated('the challenge is not this gate’s, or expired');
       const p = await store.person(name);
       const key = p === undefined ? undefined : await signInKey(p);
       const sig = decodeBase64url(signature);
       if (key === undefined || sig === undefined || sig.length !== 64)
         return unauthenticated('no device key is enrolled for this name');
-      if (!verifyEd25519(key.keyObject, signInInput(name, c.challenge), sig))
+      if (!verifyEd25519(key.keyObject, signInInput(name, challenge), sig))
         return unauthenticated('the sign-in signature does not verify');
+      // Single use, recorded only once the signature verified (no write for strangers).
+      if (!(await store.useChallenge(m[1], Number(m[2]), deps.now())))
+        return unauthenticated('the challenge was used already');
       return newSession(name, 'key');
     },
 
@@ -308,14 +339,11 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
       }
       const person = await store.person(s.name);
       if (person === undefined) return unauthenticated('the person is no longer invited');
-      const rec =
-        person.confirmed_at === null
-          ? undefined
-          : (await deps.approvals.listApprovers()).find((a) => a.name === s.name);
-      // A removed approver, or one re-registered under another key, is signed out.
-      if (rec !== undefined && (rec.status !== 'active' || rec.kid !== person.kid)) {
+      const rec = await approverOf(person);
+      // A removed approver, or a name registered under another key, is signed out.
+      if (rec === 'other') {
         await store.deleteSession(idSha);
-        return unauthenticated('the approver was removed');
+        return unauthenticated('the approver was removed or holds another key');
       }
       // Idle time is kept to the minute: no durable write for every page of a busy minute.
       if (at - s.last_seen >= 60_000) await store.touchSession(idSha, at);

@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { migrateSchema } from '../kernel/index.js';
 import type { JsonObject, SchemaMigration, SqliteCommitUnit } from '../kernel/index.js';
 import type { ApproverTenants } from '../control-plane/index.js';
-import type { ConsoleSession, ConsoleStore, InvitedPerson, SignInChallenge } from './store.js';
+import type { ConsoleSession, ConsoleStore, InvitedPerson } from './store.js';
 
 const SCHEMA = `
 CREATE TABLE console_people (
@@ -20,13 +20,11 @@ CREATE TABLE console_sessions (
   id_sha256 TEXT PRIMARY KEY, name TEXT NOT NULL, method TEXT NOT NULL,
   created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL
 );
-CREATE TABLE console_challenges (
-  id TEXT PRIMARY KEY, name TEXT NOT NULL, challenge TEXT NOT NULL, expires_at INTEGER NOT NULL
-);
+CREATE TABLE console_used_challenges (id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
 `;
 
 const MIGRATIONS: readonly SchemaMigration[] = [
-  { version: 1, name: 'invited people, sign-in sessions and challenges', up: SCHEMA },
+  { version: 1, name: 'invited people, sign-in sessions, used sign-in challenges', up: SCHEMA },
 ];
 
 interface PersonRow {
@@ -125,10 +123,8 @@ export function createSqliteConsoleStore(
     session: db.prepare('SELECT * FROM console_sessions WHERE id_sha256 = ?'),
     touch: db.prepare('UPDATE console_sessions SET last_seen = ? WHERE id_sha256 = ?'),
     deleteSession: db.prepare('DELETE FROM console_sessions WHERE id_sha256 = ?'),
-    createChallenge: db.prepare(
-      'INSERT INTO console_challenges (id, name, challenge, expires_at) VALUES (?, ?, ?, ?)',
-    ),
-    takeChallenge: db.prepare('DELETE FROM console_challenges WHERE id = ? RETURNING *'),
+    pruneChallenges: db.prepare('DELETE FROM console_used_challenges WHERE expires_at <= ?'),
+    useChallenge: db.prepare('INSERT OR IGNORE INTO console_used_challenges (id, expires_at) VALUES (?, ?)'),
   };
   return Object.freeze({
     putInvitation: (p: InvitedPerson) =>
@@ -180,23 +176,13 @@ export function createSqliteConsoleStore(
       write(() => q.deleteSession.run(id));
       return Promise.resolve();
     },
-    createChallenge: (c: SignInChallenge) => {
-      write(() => q.createChallenge.run(c.id, c.name, c.challenge, c.expires_at));
-      return Promise.resolve();
-    },
-    takeChallenge: (id: string) => {
-      const r = write(() => q.takeChallenge.get(id)) as Record<string, unknown> | undefined;
-      return Promise.resolve(
-        r === undefined
-          ? undefined
-          : Object.freeze({
-              id: str(r['id']),
-              name: str(r['name']),
-              challenge: str(r['challenge']),
-              expires_at: int(r['expires_at']),
-            }),
-      );
-    },
+    useChallenge: (id: string, expiresAt: number, atMs: number) =>
+      Promise.resolve(
+        write(() => {
+          q.pruneChallenges.run(atMs);
+          return q.useChallenge.run(id, expiresAt);
+        }).changes === 1,
+      ),
     close: () => {
       if (unit === undefined) db.close();
       return Promise.resolve();

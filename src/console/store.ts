@@ -1,7 +1,8 @@
 /**
  * What the console keeps (docs/console.md "What the gate stores"): the people invited as approvers
  * with the SHA-256 of their one-time enrolment code and, once enrolled, their device's public key;
- * the sign-in sessions, named by the SHA-256 of their cookie value; and the sign-in challenges.
+ * the sign-in sessions, named by the SHA-256 of their cookie value; and the ids of the sign-in
+ * challenges used (a challenge itself is stateless, MAC-ed by the gate).
  * Never a private key, never a code or a session id in clear. Every state change is one atomic
  * statement ("one row changed" is the only success); failures reject and the callers refuse
  * (OE-INV-020, L7 Identity & Signing).
@@ -35,14 +36,6 @@ export interface ConsoleSession {
   readonly last_seen: number;
 }
 
-/** A sign-in challenge, single use. */
-export interface SignInChallenge {
-  readonly id: string;
-  readonly name: string;
-  readonly challenge: string;
-  readonly expires_at: number;
-}
-
 /** The console's state, one implementation per backend (SQLite: `sqlite-store.ts`). */
 export interface ConsoleStore {
   /** Inserts or replaces the invitation of `name`; false when `name` is already confirmed. */
@@ -58,8 +51,10 @@ export interface ConsoleStore {
   session(idSha256: string): Promise<ConsoleSession | undefined>;
   touchSession(idSha256: string, atMs: number): Promise<void>;
   deleteSession(idSha256: string): Promise<void>;
-  createChallenge(c: SignInChallenge): Promise<void>;
-  /** Removes and returns the challenge (single use), or undefined. */
-  takeChallenge(id: string): Promise<SignInChallenge | undefined>;
+  /**
+   * Records the sign-in challenge `id` as used (dropping used ids expired at `atMs`); true exactly
+   * once per id (single use).
+   */
+  useChallenge(id: string, expiresAt: number, atMs: number): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -119,7 +119,7 @@ async function deviceSignIn(name: string): Promise<void> {
   const c = await post('sign-in/challenge', { name });
   if (c.status !== 200) return say(`Sign-in refused (${refusal(c)})`, 'error');
   const signature = await signWith(key, signInInput(name, str(c.body['challenge'])));
-  const a = await post('sign-in/key', { name, challenge_id: c.body['challenge_id'], signature });
+  const a = await post('sign-in/key', { name, challenge: c.body['challenge'], signature });
   if (a.status !== 200) return say(`Sign-in refused (${refusal(a)})`, 'error');
   who = name;
   say(`Signed in as ${name} with this device’s key.`);
