@@ -155,7 +155,10 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
   const newSession = async (name: string, method: 'code' | 'key'): Promise<{ id: string }> => {
     const id = encodeBase64url(randomBytes(32));
     const at = deps.now();
-    await store.createSession({ id_sha256: sha256Hex(id), name, method, created_at: at, last_seen: at });
+    await store.createSession(
+      { id_sha256: sha256Hex(id), name, method, created_at: at, last_seen: at },
+      at - times.idleMs,
+    );
     return { id };
   };
 
@@ -264,7 +267,19 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
     async signInWithCode(name, code) {
       if (typeof name !== 'string' || !NAME.test(name) || typeof code !== 'string' || !TOKEN.test(code))
         return unauthenticated('name and code are required');
-      if (!(await store.useCode(name, sha256Hex(code), deps.now())))
+      // Read and compared first: a wrong guess costs no write.
+      const p = await store.person(name);
+      const at = deps.now();
+      if (
+        p?.code_sha256 === null ||
+        p === undefined ||
+        p.code_expires_at <= at ||
+        !timingSafeEqual(
+          Buffer.from(p.code_sha256, 'hex'),
+          createHash('sha256').update(code, 'utf8').digest(),
+        ) ||
+        !(await store.useCode(name, sha256Hex(code), at))
+      )
         return unauthenticated('the code is unknown, used or expired');
       return newSession(name, 'code');
     },

@@ -121,6 +121,7 @@ export function createSqliteConsoleStore(
       'INSERT INTO console_sessions (id_sha256, name, method, created_at, last_seen) VALUES (?, ?, ?, ?, ?)',
     ),
     session: db.prepare('SELECT * FROM console_sessions WHERE id_sha256 = ?'),
+    pruneSessions: db.prepare('DELETE FROM console_sessions WHERE last_seen < ?'),
     touch: db.prepare('UPDATE console_sessions SET last_seen = ? WHERE id_sha256 = ?'),
     deleteSession: db.prepare('DELETE FROM console_sessions WHERE id_sha256 = ?'),
     pruneChallenges: db.prepare('DELETE FROM console_used_challenges WHERE expires_at <= ?'),
@@ -150,8 +151,11 @@ export function createSqliteConsoleStore(
       Promise.resolve(write(() => q.enrol.run(JSON.stringify(jwk), kid, atMs, name)).changes === 1),
     confirm: (name: string, kid: string, atMs: number) =>
       Promise.resolve(write(() => q.confirm.run(atMs, name, kid)).changes === 1),
-    createSession: (s: ConsoleSession) => {
-      write(() => q.createSession.run(s.id_sha256, s.name, s.method, s.created_at, s.last_seen));
+    createSession: (s: ConsoleSession, staleBefore: number) => {
+      write(() => {
+        q.pruneSessions.run(staleBefore);
+        q.createSession.run(s.id_sha256, s.name, s.method, s.created_at, s.last_seen);
+      });
       return Promise.resolve();
     },
     session: (id: string) => {

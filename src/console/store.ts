@@ -47,7 +47,8 @@ export interface ConsoleStore {
   enrol(name: string, jwk: JsonObject, kid: string, atMs: number): Promise<boolean>;
   /** Marks the enrolment of `kid` confirmed; true exactly once. */
   confirm(name: string, kid: string, atMs: number): Promise<boolean>;
-  createSession(s: ConsoleSession): Promise<void>;
+  /** Records a session, dropping those unused since `staleBefore` (idle: ended anyway). */
+  createSession(s: ConsoleSession, staleBefore: number): Promise<void>;
   session(idSha256: string): Promise<ConsoleSession | undefined>;
   touchSession(idSha256: string, atMs: number): Promise<void>;
   deleteSession(idSha256: string): Promise<void>;
