@@ -18,6 +18,10 @@ export interface ApiDeps {
   readonly approvalApi: ApprovalApi;
   /** Why a call escalated: its `decision` entry's payload (rules fired, obligations, taint), if found. */
   readonly decisionOf?: (requestId: string, decisionId: string) => Promise<JsonObject | undefined>;
+  /** The evidence view of one request (`buildEvidenceView`), or null; absent: no evidence page. */
+  readonly evidenceOf?: (requestId: string) => Promise<JsonValue | null>;
+  /** Ledgers that `reader` read the evidence of `requestId` (`audit.read`); false when not confirmed. */
+  readonly recordRead?: (reader: string, requestId: string) => Promise<boolean>;
   readonly now: Clock;
 }
 
@@ -29,6 +33,7 @@ export interface ApiAnswer {
 }
 
 const VERDICT = /^approvals\/([A-Za-z0-9._:-]{1,128})\/(approve|reject)$/;
+const REQUEST = /^requests\/([A-Za-z0-9._:-]{1,128})$/;
 
 const ok = (body: JsonObject, cookie?: string): ApiAnswer =>
   cookie === undefined ? { status: 200, body } : { status: 200, body, cookie };
@@ -79,6 +84,36 @@ async function inbox(deps: ApiDeps, who: SignedIn): Promise<ApiAnswer | Deny> {
   return ok({ now: new Date(deps.now()).toISOString(), approvals: items });
 }
 
+/**
+ * The evidence of one request for a confirmed approver whose tenants cover every record's tenant
+ * (FC-INV-5): the read is ledgered with the reader first (no record, no read), then answered.
+ */
+async function evidence(deps: ApiDeps, who: SignedIn, requestId: string): Promise<ApiAnswer | Deny> {
+  const a = who.approver;
+  if (a === undefined || who.session.method !== 'key')
+    return deny('ERR_APPROVER_UNKNOWN', 'the device key is not confirmed by an operator yet');
+  if (deps.evidenceOf === undefined || deps.recordRead === undefined)
+    return { status: 404, body: { error: 'not_found' } };
+  const view = await deps.evidenceOf(requestId);
+  const records =
+    view !== null && typeof view === 'object' && !Array.isArray(view)
+      ? (view as JsonObject)['records']
+      : undefined;
+  if (view === null || !Array.isArray(records)) return { status: 404, body: { error: 'not_found' } };
+  const tenants = records.map((r) => {
+    const entry = (r as JsonObject)['entry'];
+    return typeof entry === 'object' && entry !== null && !Array.isArray(entry)
+      ? (entry as JsonObject)['tenant']
+      : undefined;
+  });
+  // Another tenant's records are not this approver's to read (a record without a tenant is the Gate's own).
+  if (tenants.some((t) => typeof t === 'string' && t !== '*' && !approverCovers(a.tenants, t)))
+    return deny('ERR_APPROVER_TENANT', 'the request is of a tenant outside your scope');
+  if (!(await deps.recordRead(a.name, requestId)))
+    return deny('ERR_LEDGER_UNAVAILABLE', 'the read was not recorded');
+  return ok({ ...(view as JsonObject) });
+}
+
 /** Routes one API request (`route` is the path after `/console/api/`). Never rejects on refusal: denies. */
 export async function routeApi(
   deps: ApiDeps,
@@ -126,6 +161,8 @@ export async function routeApi(
     return isDeny(r) ? r : ok({ outcome: 'ok', kid: r.kid });
   }
   if (method === 'GET' && route === 'inbox') return inbox(deps, who);
+  const r = method === 'GET' ? REQUEST.exec(route) : null;
+  if (r?.[1] !== undefined) return evidence(deps, who, r[1]);
   const v = method === 'POST' ? VERDICT.exec(route) : null;
   if (v?.[1] !== undefined && (v[2] === 'approve' || v[2] === 'reject')) {
     if (who.session.method !== 'key')

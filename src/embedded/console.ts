@@ -5,9 +5,10 @@
  * Gate's listener serves under `/console/`.
  */
 import { join } from 'node:path';
-import { isDeny, statusOf } from '../kernel/index.js';
+import { canonicalize, isDeny, isLedgerRef, sha256Hex, statusOf, withDeadline } from '../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import type { ApprovalApi, ApprovalService } from '../control-plane/index.js';
+import { buildEvidenceView } from '../gate/index.js';
 import type { GateLedger, GateStateStore, OperatorActions, OperatorAnswer } from '../gate/index.js';
 import { createConsoleEndpoint, createConsoleService, createSqliteConsoleStore } from '../console/index.js';
 import type { ConsoleEndpoint, ConsoleService, ConsoleStore } from '../console/index.js';
@@ -133,7 +134,8 @@ export function consoleEndpointFor(
     readonly console: ConsoleService;
     readonly approvals: ApprovalService;
     readonly approvalApi: ApprovalApi;
-    readonly ledger: Pick<GateLedger, 'entriesForRequest'>;
+    readonly ledger: GateLedger;
+    readonly ledgerPort: Pick<LedgerPort, 'append'>;
     readonly clock: Clock;
   },
   url: string,
@@ -144,6 +146,27 @@ export function consoleEndpointFor(
     approvals: deps.approvals,
     approvalApi: deps.approvalApi,
     decisionOf: decisionReader(deps.ledger),
+    evidenceOf: (requestId) => buildEvidenceView(deps.ledger, requestId),
+    recordRead: async (reader, requestId) => {
+      const payload = { request_id: requestId, scope: 'console', reason: 'evidence view' };
+      const id = sha256Hex(canonicalize({ type: 'audit.read', reader, payload, at: deps.clock() })).slice(
+        0,
+        32,
+      );
+      const r = await withDeadline(
+        () =>
+          deps.ledgerPort.append({
+            type: 'audit.read',
+            trace_id: id,
+            request_id: id,
+            tenant: '*',
+            actor: { id: reader, role: 'approver' },
+            payload,
+          }),
+        5_000,
+      );
+      return r.status === 'ok' && isLedgerRef(r.value);
+    },
     now: deps.clock,
   });
 }

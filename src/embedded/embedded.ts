@@ -200,6 +200,7 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
             approvals: core.approvals.service,
             approvalApi: core.approvals.api,
             ledger: gateLedgerOver(core.ledger, core.ledgerPort),
+            ledgerPort: core.ledgerPort,
             clock: core.clock,
           },
           url,

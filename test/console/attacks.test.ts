@@ -219,6 +219,27 @@ describe('console security', () => {
     expect(shown.votes).toHaveLength(1);
   });
 
+  it('evidence altered on its way to the browser fails the browser’s checks', async () => {
+    const { requestId } = await pending();
+    await alice.page.route('**/console/api/requests/**', async (route) => {
+      const res = await route.fetch();
+      const body = (await res.json()) as { records: { entry: { payload: Record<string, unknown> } }[] };
+      body.records[0]!.entry.payload['tool'] = 'echo';
+      await route.fulfill({ response: res, json: body });
+    });
+    await alice.page.click('#refresh');
+    await alice.page.fill('#evidence-id', requestId);
+    await alice.page.click('#evidence-open');
+    await alice.page.waitForSelector('#evidence');
+    await alice.page.unroute('**/console/api/requests/**');
+    expect(await alice.page.locator('#checkpoint-check .check.ok').count()).toBe(1);
+    expect(await alice.page.locator('#evidence article.record').first().locator('.check.fail').count()).toBe(
+      1,
+    );
+    await alice.page.click('#back');
+    await alice.page.waitForSelector('#inbox');
+  });
+
   it('an approver of another tenant does not see the item, and its submission is refused', async () => {
     const carol = await onboard(browser, rig, 'carol', 'treasury', ['globex']);
     const { id } = await pending();
@@ -226,6 +247,11 @@ describe('console security', () => {
     expect(await carol.page.locator(`article.approval[data-decision-id="${id}"]`).count()).toBe(0);
     const r = await submitFromPage(carol, await statementFor(id, 'carol', 'not my tenant'));
     expect(r.body['code']).toBe('ERR_APPROVER_TENANT');
+    const shown = JSON.parse((await rig.cli('approvals', 'show', id)).out) as { request_id: string };
+    const read = await carol.page.evaluate<Record<string, unknown>>(
+      `fetch('/console/api/requests/${shown.request_id}').then((r) => r.json())`,
+    );
+    expect(read['code']).toBe('ERR_APPROVER_TENANT');
     await carol.context.close();
   });
 

@@ -49,6 +49,19 @@ describe('console approval flow', () => {
     const replay = await agent.call('transfer_funds', BIG, { requestId: first.request_id });
     expect(replay.outcome === 'deny' && replay.code).toBe('ERR_REQUEST_REPLAYED');
 
+    // The evidence page: every record re-hashed and proven in the signed checkpoint, in the browser.
+    await alice.page.click('#refresh');
+    await alice.page.fill('#evidence-id', first.request_id);
+    await alice.page.click('#evidence-open');
+    await alice.page.waitForSelector('#evidence');
+    expect(await alice.page.locator('#checkpoint-check .check.ok').count()).toBe(1);
+    const records = await alice.page.locator('#evidence article.record').count();
+    expect(records).toBeGreaterThan(5);
+    expect(await alice.page.locator('#evidence .check.fail').count()).toBe(0);
+    expect(await alice.page.locator('#evidence .check.ok').count()).toBe(2 * records + 1);
+    expect(await alice.page.locator('#evidence article.record.receipt').count()).toBe(1);
+    expect(await alice.page.locator('#claims').textContent()).toContain(first.decision_id);
+
     const out = join(rig.dir, 'audit.json');
     expect((await rig.cli('ledger', 'export', '--out', out)).code).toBe(0);
     const trust = join(rig.dir, 'trust-roots.json');
@@ -59,6 +72,14 @@ describe('console approval flow', () => {
     // Invitation, enrolment (by the person) and confirmation (the key's registration) are ledgered.
     expect(bundle).toContain('"admin.approver_invited"');
     expect(bundle).toContain('"admin.approver_enrolled"');
+    // The evidence read is ledgered with its reader (L7 read path).
+    expect(
+      bundle
+        .split('\n')
+        .some(
+          (l) => l.includes('"audit.read"') && l.includes('"id":"alice"') && l.includes(first.request_id),
+        ),
+    ).toBe(true);
     const report = verifyBundle(readFileSync(out), { trust: readFileSync(trust) });
     expect(report.checks.filter((c) => c.status === 'fail').map((c) => c.id)).toEqual([]);
     expect(report.exitCode).toBe(0);

@@ -9,6 +9,8 @@ import { get, post, refusal } from './http.js';
 import type { Answer } from './http.js';
 import { createDeviceKey, loadDeviceKey, signWith } from './keystore.js';
 import type { DeviceKey } from './keystore.js';
+import { checkInclusion, entryHashOf, verifyCheckpointNote } from './proof.js';
+import type { Entry } from './proof.js';
 import { approvalSigningInput, canonicalJson, signInInput } from './statement.js';
 import type { ApprovalStatement } from './statement.js';
 
@@ -223,6 +225,8 @@ function votesOf(item: Obj): HTMLElement {
 
 function card(item: Obj): HTMLElement {
   const id = str(item['decision_id']);
+  const evidenceButton = el('button', { className: 'evidence secondary', type: 'button' }, 'Evidence');
+  evidenceButton.addEventListener('click', () => void showEvidence(str(item['request_id'])));
   const approve = el('button', { className: 'approve', type: 'button' }, 'Approve…');
   const reject = el('button', { className: 'reject secondary', type: 'button' }, 'Reject…');
   approve.addEventListener('click', () => openDialog(item, 'approve'));
@@ -251,7 +255,7 @@ function card(item: Obj): HTMLElement {
     el('pre', { className: 'params' }, text(item['params'])),
     el('h4', {}, 'Votes'),
     votesOf(item),
-    el('div', { className: 'actions' }, approve, reject),
+    el('div', { className: 'actions' }, approve, reject, evidenceButton),
   );
 }
 
@@ -266,6 +270,17 @@ async function showInbox(): Promise<void> {
   const items = Array.isArray(a.body['approvals']) ? (a.body['approvals'] as unknown[]).map(obj) : [];
   const refresh = el('button', { id: 'refresh', type: 'button', className: 'secondary' }, 'Refresh');
   refresh.addEventListener('click', () => void showInbox());
+  const requestId = input('evidence-id');
+  const lookup = el(
+    'form',
+    { id: 'evidence-form', className: 'bar' },
+    labelled('Evidence of request id', requestId),
+    el('button', { id: 'evidence-open', type: 'submit', className: 'secondary' }, 'Show evidence'),
+  );
+  lookup.addEventListener('submit', (e) => {
+    e.preventDefault();
+    void showEvidence(requestId.value.trim());
+  });
   replace(
     main,
     el(
@@ -274,8 +289,101 @@ async function showInbox(): Promise<void> {
       el('div', { className: 'bar' }, el('h2', {}, `Waiting for ${who}`), refresh, signOutButton()),
       items.length === 0 ? el('p', { className: 'muted', id: 'empty' }, 'Nothing waits for you.') : null,
       ...items.map(card),
+      lookup,
     ),
   );
+}
+
+function check(ok: boolean, yes: string, no: string): HTMLElement {
+  return el('span', { className: ok ? 'check ok' : 'check fail' }, ok ? `\u2713 ${yes}` : `\u2717 ${no}`);
+}
+
+/**
+ * The evidence of one request (FC-INV-5): its ledger records in order, each re-hashed and proven
+ * included in the signed checkpoint here, in the browser, under the ledger key the gate publishes.
+ */
+async function showEvidence(requestId: string): Promise<void> {
+  const a = await get(`requests/${encodeURIComponent(requestId)}`);
+  if (a.status !== 200) return say(`No evidence (${refusal(a)})`, 'error');
+  const trust = await fetch('/v1/trust-roots', { cache: 'no-store' })
+    .then((r) => r.json() as Promise<unknown>)
+    .catch(() => ({}));
+  const vkey = str(obj(obj(trust)['ledger'])['vkey']);
+  const cp = obj(a.body['checkpoint']);
+  const verified = await verifyCheckpointNote(str(cp['note']), vkey);
+  const records = Array.isArray(a.body['records']) ? (a.body['records'] as unknown[]).map(obj) : [];
+  const rows: HTMLElement[] = [];
+  for (const r of records) {
+    const e = obj(r['entry']) as Entry;
+    const inc = obj(r['inclusion']);
+    const hashOk = (await entryHashOf(e)) === e['entry_hash'];
+    const proof = Array.isArray(inc['proof']) ? (inc['proof'] as unknown[]).map(str) : [];
+    const included =
+      verified !== undefined &&
+      inc['tree_size'] === verified.size &&
+      (await checkInclusion(str(e['entry_hash']), Number(e['index']), verified.size, proof, verified.root));
+    const actor = obj(e['actor']);
+    rows.push(
+      el(
+        'article',
+        {
+          className: `card record${e['type'] === 'execution.receipt' ? ' receipt' : ''}`,
+          data: { index: text(e['index']) },
+        },
+        el(
+          'h4',
+          {},
+          `#${text(e['index'])} `,
+          el('span', { className: 'type' }, text(e['type'])),
+          ` at ${text(e['at'])}`,
+        ),
+        el('p', {}, `by ${text(actor['id'])} (${text(actor['role'])}), trace ${text(e['trace_id'])}`),
+        el(
+          'p',
+          { className: 'checks' },
+          check(hashOk, 'entry hash recomputed', 'entry hash does not match its fields'),
+          ' ',
+          check(included, 'in the signed checkpoint', 'not proven in the signed checkpoint'),
+        ),
+        el('pre', { className: 'params' }, text(e['payload'])),
+      ),
+    );
+  }
+  const back = el('button', { id: 'back', type: 'button', className: 'secondary' }, 'Back to the inbox');
+  back.addEventListener('click', () => void showInbox());
+  const claims = Array.isArray(a.body['envelope_claims']) ? (a.body['envelope_claims'] as unknown[]) : [];
+  replace(
+    main,
+    el(
+      'section',
+      { id: 'evidence' },
+      el('div', { className: 'bar' }, el('h2', {}, 'Evidence of ', el('span', {}, requestId)), back),
+      el(
+        'dl',
+        {},
+        field('Outcome', a.body['outcome']),
+        field('Traces', a.body['trace_ids']),
+        field(
+          'Checkpoint',
+          verified === undefined ? 'none verified' : `${verified.origin}, ${verified.size} entries`,
+        ),
+      ),
+      el(
+        'p',
+        { id: 'checkpoint-check' },
+        check(
+          verified !== undefined,
+          'checkpoint signature verified under the published ledger key',
+          'checkpoint signature NOT verified',
+        ),
+      ),
+      el('h3', {}, 'Envelope claims'),
+      el('pre', { className: 'params', id: 'claims' }, claims.length === 0 ? 'none issued' : text(claims)),
+      el('h3', {}, 'Timeline'),
+      ...rows,
+    ),
+  );
+  say(`Evidence of ${requestId}: the read is ledgered under your name.`);
 }
 
 function statementFor(

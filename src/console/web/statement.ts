@@ -35,9 +35,13 @@ function encodeString(s: string): string {
 
 /**
  * RFC 8785 canonical JSON of `value`: members sorted by UTF-16 code units, minimal escaping, no
- * whitespace; numbers only as safe integers (statements carry none). Throws `TypeError` otherwise.
+ * whitespace. Numbers: only safe integers by default (what is signed here carries no other), or,
+ * with `numbers: 'finite'` (re-hashing ledger records), any finite number as ECMAScript writes
+ * it (RFC 8785 §3.2.2.3). Throws `TypeError` otherwise.
  */
-export function canonicalJson(value: Json): string {
+export function canonicalJson(value: Json, options: { readonly numbers?: 'safe' | 'finite' } = {}): string {
+  const finite = options.numbers === 'finite';
+  const encode = (v: Json): string => canonicalJson(v, options);
   if (value === null) return 'null';
   switch (typeof value) {
     case 'string':
@@ -45,16 +49,17 @@ export function canonicalJson(value: Json): string {
     case 'boolean':
       return value ? 'true' : 'false';
     case 'number':
-      if (!Number.isSafeInteger(value)) throw new TypeError('only safe integers are encoded here');
+      if (finite ? !Number.isFinite(value) : !Number.isSafeInteger(value))
+        throw new TypeError('this number is not encoded here');
       return String(value);
     default:
       break;
   }
-  if (Array.isArray(value)) return `[${(value as readonly Json[]).map(canonicalJson).join(',')}]`;
+  if (Array.isArray(value)) return `[${(value as readonly Json[]).map(encode).join(',')}]`;
   const o = value as { readonly [key: string]: Json };
   // Default sort compares UTF-16 code units, as RFC 8785 §3.2.3 asks.
   const keys = Object.keys(o).sort();
-  return `{${keys.map((k) => `${encodeString(k)}:${canonicalJson(o[k] ?? null)}`).join(',')}}`;
+  return `{${keys.map((k) => `${encodeString(k)}:${encode(o[k] ?? null)}`).join(',')}}`;
 }
 
 function concat(context: string, text: string): Uint8Array<ArrayBuffer> {
