@@ -169,57 +169,68 @@ export function createConsoleEndpoint(
   return Object.freeze({
     matches: (path: string) => path === '/console' || path.startsWith('/console/'),
     async handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-      const method = req.method ?? 'GET';
-      // DNS rebinding: another name resolving here is not the console's origin.
-      if (!hosts.includes(single(req.headers.host) ?? '')) {
+      try {
+        await answer(req, res, path);
+      } catch {
+        // Fail closed with the console's headers; no cause or stack leaves the process.
         req.resume();
-        return refuse(res, deny('ERR_ORIGIN_FORBIDDEN', 'the Host is not the console’s'));
+        if (!res.headersSent) refuse(res, deny('ERR_INTERNAL', 'internal failure'));
+        else res.destroy();
       }
-      if (path === '/console') {
-        req.resume();
-        res.writeHead(308, { ...CONSOLE_HEADERS, location: '/console/', 'content-length': 0 });
-        res.end();
-        return;
-      }
-      if (!path.startsWith('/console/api/')) {
-        req.resume();
-        if (method !== 'GET') return send(res, 405, { error: 'method_not_allowed' });
-        return serveAsset(res, path === '/console/' ? 'index.html' : path.slice('/console/'.length));
-      }
-      let body: JsonObject = {};
-      if (method === 'POST') {
-        const refused = checkStateChange(req, origins);
-        if (refused !== undefined) {
-          req.resume();
-          return refuse(res, refused);
-        }
-        const bytes = await readBody(req);
-        if (bytes === undefined) return refuse(res, deny('ERR_REQUEST_TOO_LARGE', 'too large'));
-        try {
-          const v = bytes.length === 0 ? {} : parseJson(bytes, { maxBytes: MAX_BODY, maxDepth: 16 });
-          if (typeof v !== 'object' || v === null || Array.isArray(v))
-            return refuse(res, deny('ERR_REQUEST_MALFORMED', 'the body must be a JSON object'));
-          body = v as JsonObject;
-        } catch (err) {
-          return refuse(
-            res,
-            deny(err instanceof FailclosedError ? err.code : 'ERR_REQUEST_MALFORMED', 'malformed JSON'),
-          );
-        }
-      } else if (method === 'GET') req.resume();
-      else {
-        req.resume();
-        return send(res, 405, { error: 'method_not_allowed' });
-      }
-      const a = await routeApi(deps, method, path.slice('/console/api/'.length), body, cookieOf(req));
-      if (isDeny(a)) return refuse(res, a);
-      const extra: Record<string, string> = {};
-      if (a.cookie !== undefined)
-        extra['set-cookie'] =
-          a.cookie === ''
-            ? `${SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0`
-            : `${SESSION_COOKIE}=${a.cookie}; Path=/; HttpOnly; Secure; SameSite=Strict`;
-      return send(res, a.status, a.body, extra);
     },
   });
+
+  async function answer(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const method = req.method ?? 'GET';
+    // DNS rebinding: another name resolving here is not the console's origin.
+    if (!hosts.includes(single(req.headers.host) ?? '')) {
+      req.resume();
+      return refuse(res, deny('ERR_ORIGIN_FORBIDDEN', 'the Host is not the console’s'));
+    }
+    if (path === '/console') {
+      req.resume();
+      res.writeHead(308, { ...CONSOLE_HEADERS, location: '/console/', 'content-length': 0 });
+      res.end();
+      return;
+    }
+    if (!path.startsWith('/console/api/')) {
+      req.resume();
+      if (method !== 'GET') return send(res, 405, { error: 'method_not_allowed' });
+      return serveAsset(res, path === '/console/' ? 'index.html' : path.slice('/console/'.length));
+    }
+    let body: JsonObject = {};
+    if (method === 'POST') {
+      const refused = checkStateChange(req, origins);
+      if (refused !== undefined) {
+        req.resume();
+        return refuse(res, refused);
+      }
+      const bytes = await readBody(req);
+      if (bytes === undefined) return refuse(res, deny('ERR_REQUEST_TOO_LARGE', 'too large'));
+      try {
+        const v = bytes.length === 0 ? {} : parseJson(bytes, { maxBytes: MAX_BODY, maxDepth: 16 });
+        if (typeof v !== 'object' || v === null || Array.isArray(v))
+          return refuse(res, deny('ERR_REQUEST_MALFORMED', 'the body must be a JSON object'));
+        body = v as JsonObject;
+      } catch (err) {
+        return refuse(
+          res,
+          deny(err instanceof FailclosedError ? err.code : 'ERR_REQUEST_MALFORMED', 'malformed JSON'),
+        );
+      }
+    } else if (method === 'GET') req.resume();
+    else {
+      req.resume();
+      return send(res, 405, { error: 'method_not_allowed' });
+    }
+    const a = await routeApi(deps, method, path.slice('/console/api/'.length), body, cookieOf(req));
+    if (isDeny(a)) return refuse(res, a);
+    const extra: Record<string, string> = {};
+    if (a.cookie !== undefined)
+      extra['set-cookie'] =
+        a.cookie === ''
+          ? `${SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0`
+          : `${SESSION_COOKIE}=${a.cookie}; Path=/; HttpOnly; Secure; SameSite=Strict`;
+    return send(res, a.status, a.body, extra);
+  }
 }
