@@ -1,7 +1,8 @@
 // @ts-check
 // Screenshots of the console for docs/ (docs/console.md): an embedded gate in a temporary data
 // directory, two approvers enrolled in their own browser profiles, a tainted session's transfer
-// waiting for them, then the inbox and the approval dialog. Run after `npm run build`:
+// waiting for them, then the inbox, the approval dialog and the evidence page once it ran. Run
+// after `npm run build`:
 //   node scripts/console-screenshots.mjs
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -89,6 +90,24 @@ try {
   await bob.locator('article.approval button.approve').first().click();
   await bob.fill('#justification', 'second pair of eyes: amount and payee checked');
   await bob.screenshot({ path: join(root, 'docs', 'console-approve-dialog.png') });
+  await bob.click('#sign-submit');
+  await bob.locator('#status', { hasText: /Approved/ }).waitFor();
+  const ran = await agent.call(
+    'transfer_funds',
+    {
+      from_account: 'acct_ops',
+      to_account: 'acct_vendor',
+      amount: 5000,
+      currency: 'USD',
+      memo: 'invoice 42 (vendor onboarding)',
+    },
+    { session: 'sess-42', requestId: waiting.request_id },
+  );
+  if (ran.outcome !== 'executed') throw new Error(JSON.stringify(ran));
+  await bob.fill('#evidence-id', waiting.request_id);
+  await bob.click('#evidence-open');
+  await bob.waitForSelector('#evidence');
+  await bob.screenshot({ path: join(root, 'docs', 'console-evidence.png') });
 } finally {
   await browser.close();
   await gate.close();
