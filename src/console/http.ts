@@ -218,8 +218,13 @@ export function createConsoleEndpoint(
           deny(err instanceof FailclosedError ? err.code : 'ERR_REQUEST_MALFORMED', 'malformed JSON'),
         );
       }
-    } else if (method === 'GET') req.resume();
-    else {
+    } else if (method === 'GET') {
+      req.resume();
+      // Reads too: another site (another port of localhost is the same site) gets nothing.
+      const site = single(req.headers['sec-fetch-site']);
+      if (site !== undefined && site !== 'same-origin' && site !== 'none')
+        return refuse(res, deny('ERR_ORIGIN_FORBIDDEN', 'console data is read by the console only'));
+    } else {
       req.resume();
       return send(res, 405, { error: 'method_not_allowed' });
     }

@@ -163,6 +163,12 @@ describe('console security', () => {
         JSON.stringify({ statement: s, signature: 'A'.repeat(86) }),
       ),
     ).toEqual({ status: 401, code: 'ERR_UNAUTHENTICATED' });
+    // Reads from another site (another port of the same host is the same site) are refused too.
+    const read = await fetch(`${rig.instance.url}/console/api/inbox`, {
+      headers: { cookie, 'sec-fetch-site': 'same-site' },
+    });
+    expect(read.status).toBe(403);
+    expect(((await read.json()) as { code: string }).code).toBe('ERR_ORIGIN_FORBIDDEN');
     // DNS rebinding: fetch cannot set Host, node:http can.
     const rebound = await new Promise<number>((resolve, reject) => {
       const u = new URL(`${rig.instance.url}/console/`);
