@@ -18,4 +18,5 @@ export type { ApiAnswer as ConsoleApiAnswer, ApiDeps as ConsoleApiDeps } from '.
 export { createConsoleService, signInInput, DEFAULT_CONSOLE_TIMES, SIGN_IN_CONTEXT } from './service.js';
 export type { ConsoleActor, ConsoleService, ConsoleServiceDeps, ConsoleTimes, SignedIn } from './service.js';
 export { createSqliteConsoleStore } from './sqlite-store.js';
+export { parsePersonRow, parseSessionRow } from './rows.js';
 export type { ConsoleSession, ConsoleStore, InvitedPerson } from './store.js';

@@ -7,7 +7,7 @@
 import Database from 'better-sqlite3';
 import { migrateSchema } from '../kernel/index.js';
 import type { JsonObject, SchemaMigration, SqliteCommitUnit } from '../kernel/index.js';
-import type { ApproverTenants } from '../control-plane/index.js';
+import { parsePersonRow, parseSessionRow } from './rows.js';
 import type { ConsoleSession, ConsoleStore, InvitedPerson } from './store.js';
 
 const SCHEMA = `
@@ -26,53 +26,6 @@ CREATE TABLE console_used_challenges (id TEXT PRIMARY KEY, expires_at INTEGER NO
 const MIGRATIONS: readonly SchemaMigration[] = [
   { version: 1, name: 'invited people, sign-in sessions, used sign-in challenges', up: SCHEMA },
 ];
-
-interface PersonRow {
-  name: string;
-  roles: string;
-  tenants: string;
-  code_sha256: string | null;
-  invited_at: number;
-  code_expires_at: number;
-  public_jwk: string | null;
-  kid: string | null;
-  enrolled_at: number | null;
-  confirmed_at: number | null;
-}
-
-function malformed(): never {
-  throw new Error('malformed console row');
-}
-
-const str = (v: unknown): string => (typeof v === 'string' ? v : malformed());
-const int = (v: unknown): number => (typeof v === 'number' && Number.isSafeInteger(v) ? v : malformed());
-const intOrNull = (v: unknown): number | null => (v === null ? null : int(v));
-
-function parseTenants(text: string): ApproverTenants {
-  const v: unknown = JSON.parse(text);
-  if (v === '*') return '*';
-  if (Array.isArray(v) && v.every((t) => typeof t === 'string')) return Object.freeze([...v]);
-  return malformed();
-}
-
-function parsePerson(r: PersonRow): InvitedPerson {
-  const roles: unknown = JSON.parse(str(r.roles));
-  if (!Array.isArray(roles) || !roles.every((x) => typeof x === 'string')) malformed();
-  const jwk: unknown = r.public_jwk === null ? null : JSON.parse(str(r.public_jwk));
-  if (jwk !== null && (typeof jwk !== 'object' || Array.isArray(jwk))) malformed();
-  return Object.freeze({
-    name: str(r.name),
-    roles: Object.freeze([...roles]),
-    tenants: parseTenants(str(r.tenants)),
-    code_sha256: r.code_sha256 === null ? null : str(r.code_sha256),
-    invited_at: int(r.invited_at),
-    code_expires_at: int(r.code_expires_at),
-    public_jwk: jwk as JsonObject | null,
-    kid: r.kid === null ? null : str(r.kid),
-    enrolled_at: intOrNull(r.enrolled_at),
-    confirmed_at: intOrNull(r.confirmed_at),
-  });
-}
 
 /**
  * Opens (creating its tables when absent) the console store at `path`, or on `unit`, the
@@ -142,8 +95,8 @@ export function createSqliteConsoleStore(
         ).changes === 1,
       ),
     person: (name: string) => {
-      const r = q.person.get(name) as PersonRow | undefined;
-      return Promise.resolve(r === undefined ? undefined : parsePerson(r));
+      const r = q.person.get(name) as Record<string, unknown> | undefined;
+      return Promise.resolve(r === undefined ? undefined : parsePersonRow(r));
     },
     useCode: (name: string, codeSha256: string, atMs: number) =>
       Promise.resolve(write(() => q.useCode.run(name, codeSha256, atMs)).changes === 1),
@@ -160,17 +113,7 @@ export function createSqliteConsoleStore(
     },
     session: (id: string) => {
       const r = q.session.get(id) as Record<string, unknown> | undefined;
-      if (r === undefined) return Promise.resolve(undefined);
-      const method = r['method'] === 'code' || r['method'] === 'key' ? r['method'] : malformed();
-      return Promise.resolve(
-        Object.freeze({
-          id_sha256: str(r['id_sha256']),
-          name: str(r['name']),
-          method,
-          created_at: int(r['created_at']),
-          last_seen: int(r['last_seen']),
-        }),
-      );
+      return Promise.resolve(r === undefined ? undefined : parseSessionRow(r));
     },
     touchSession: (id: string, atMs: number) => {
       write(() => q.touch.run(atMs, id));

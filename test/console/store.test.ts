@@ -1,7 +1,8 @@
 /**
- * The console store's contract (src/console/store.ts), run against both ways it is opened: on the
- * deployment's shared connection in `ledger.db` (the SQLite backend) and as a file of its own
- * (`console.db`, next to a PostgreSQL backend). Each state change succeeds exactly once.
+ * The console store's contract (src/console/store.ts), run against every implementation: SQLite
+ * on the deployment's shared connection in `ledger.db`, SQLite as a file of its own, and
+ * PostgreSQL (a migrated schema, as every gate on the database shares it). Each state change
+ * succeeds exactly once.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createSqliteCommitUnit } from '../../src/kernel/index.js';
 import { createSqliteConsoleStore } from '../../src/console/index.js';
 import type { ConsoleStore, InvitedPerson } from '../../src/console/index.js';
+import { createPostgresConsoleStore } from '../../src/storage/postgres/index.js';
+import { openMigratedPool, useTestDatabase } from '../support/postgres.js';
+
+const pg = useTestDatabase('fc_console');
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -23,13 +28,18 @@ function dir(): string {
   return d;
 }
 
-const openers: Record<string, () => ConsoleStore> = {
-  'own file': () => {
+const openers: Record<string, () => ConsoleStore | Promise<ConsoleStore>> = {
+  'SQLite, own file': () => {
     const s = createSqliteConsoleStore(join(dir(), 'console.db'));
     cleanups.unshift(() => void s.close());
     return s;
   },
-  'shared connection': () => {
+  PostgreSQL: async () => {
+    const db = await openMigratedPool(pg.url);
+    cleanups.unshift(() => void db.close());
+    return createPostgresConsoleStore(db);
+  },
+  'SQLite, shared connection': () => {
     const path = join(dir(), 'ledger.db');
     const db = new Database(path);
     db.pragma('journal_mode = WAL');
@@ -55,7 +65,7 @@ const person = (name: string, at: number): InvitedPerson => ({
 
 describe.each(Object.entries(openers))('console store (%s)', (_name, open) => {
   it('uses a code once and only before it expires', async () => {
-    const s = open();
+    const s = await open();
     expect(await s.putInvitation(person('ann', 0))).toBe(true);
     expect(await s.useCode('ann', 'd'.repeat(64), 10)).toBe(false);
     expect(await s.useCode('ann', 'c'.repeat(64), 1000)).toBe(false);
@@ -65,7 +75,7 @@ describe.each(Object.entries(openers))('console store (%s)', (_name, open) => {
   });
 
   it('enrols once, confirms once the enrolled kid only, and a confirmed person is never re-invited', async () => {
-    const s = open();
+    const s = await open();
     await s.putInvitation(person('bea', 0));
     const jwk = { kty: 'OKP', crv: 'Ed25519', x: 'x'.repeat(43) };
     expect(await s.enrol('bea', jwk, 'k1', 5)).toBe(true);
@@ -80,7 +90,7 @@ describe.each(Object.entries(openers))('console store (%s)', (_name, open) => {
   });
 
   it('keeps sessions until deleted or stale, and each challenge id is used once', async () => {
-    const s = open();
+    const s = await open();
     const session = {
       id_sha256: 'a'.repeat(64),
       name: 'cid',

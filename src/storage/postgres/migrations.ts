@@ -376,6 +376,37 @@ ALTER TABLE approval_approvers ADD COLUMN tenants text NOT NULL DEFAULT '[]';
 UPDATE approval_approvers SET tenants = '"*"';
 `;
 
+/**
+ * Version 6: the browser console's invited people, sign-in sessions (by the SHA-256 of their
+ * cookie) and used sign-in challenge ids (docs/console.md), shared by every gate on the database.
+ */
+const V_CONSOLE = `
+CREATE TABLE console_people (
+  name text PRIMARY KEY,
+  roles text NOT NULL,
+  tenants text NOT NULL,
+  code_sha256 text,
+  invited_at bigint NOT NULL,
+  code_expires_at bigint NOT NULL,
+  public_jwk text,
+  kid text,
+  enrolled_at bigint,
+  confirmed_at bigint
+);
+CREATE TABLE console_sessions (
+  id_sha256 text PRIMARY KEY,
+  name text NOT NULL,
+  method text NOT NULL CHECK (method IN ('code', 'key')),
+  created_at bigint NOT NULL,
+  last_seen bigint NOT NULL
+);
+CREATE INDEX console_sessions_last_seen ON console_sessions (last_seen);
+CREATE TABLE console_used_challenges (
+  id text PRIMARY KEY,
+  expires_at bigint NOT NULL
+);
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
@@ -383,6 +414,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 3, name: 'prune indexes: open breakers by end, spend by day', sql: V_PRUNE },
   { version: 4, name: 'approval state', sql: V_APPROVALS },
   { version: 5, name: 'approver tenant scopes', sql: V_APPROVER_TENANTS },
+  { version: 6, name: 'console people, sessions, used sign-in challenges', sql: V_CONSOLE },
 ]);
 
 /** The newest schema version this build knows. */
