@@ -1,8 +1,8 @@
 /**
  * The console's state in SQLite, over better-sqlite3: in the data directory's `ledger.db` on the
- * deployment's shared connection (the SQLite backend), or in a file of its own (`console.db`, next
- * to a PostgreSQL backend). Every write is durable before it returns. Rows read back are parsed
- * before use: a malformed row rejects (the caller refuses).
+ * deployment's shared connection (the SQLite backend), or in a file of its own. Every write is
+ * durable before it returns. Rows read back are parsed before use: a malformed row rejects (the
+ * caller refuses).
  */
 import Database from 'better-sqlite3';
 import { migrateSchema } from '../kernel/index.js';

@@ -1,16 +1,15 @@
 /**
- * The console in the embedded deployment (docs/console.md): its store (`console.db` in the data
- * directory), its service over the approval service and the ledger, the operator actions that
+ * The console in the embedded deployment (docs/console.md): its service over the storage
+ * backend's console store over the approval service and the ledger, the operator actions that
  * invite and confirm approvers (`approvers-invite`, `approvers-confirm`), and the endpoint the
  * Gate's listener serves under `/console/`.
  */
-import { join } from 'node:path';
 import { canonicalize, isDeny, isLedgerRef, sha256Hex, statusOf, withDeadline } from '../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import type { ApprovalApi, ApprovalService } from '../control-plane/index.js';
 import { buildEvidenceView } from '../gate/index.js';
 import type { GateLedger, GateStateStore, OperatorActions, OperatorAnswer } from '../gate/index.js';
-import { createConsoleEndpoint, createConsoleService, createSqliteConsoleStore } from '../console/index.js';
+import { createConsoleEndpoint, createConsoleService } from '../console/index.js';
 import type { ConsoleEndpoint, ConsoleService, ConsoleStore } from '../console/index.js';
 import { OPERATOR_ACTOR } from './admin.js';
 import type { LedgerPort } from './ports.js';
@@ -19,26 +18,17 @@ import type { LedgerPort } from './ports.js';
 export interface EmbeddedConsole {
   readonly service: ConsoleService;
   readonly store: ConsoleStore;
-  /** Closes the store when it is the data directory's own file (the backend closes its own). */
-  close(): Promise<void>;
 }
 
-/**
- * The console's service over `backendStore` (the storage backend's, closed with it), or, when the
- * backend keeps none, over `console.db` in the data directory `root` (closed by `store.close()`).
- */
-export function openConsole(
-  root: string,
-  deps: {
-    readonly backendStore: ConsoleStore | undefined;
-    readonly approvals: ApprovalService;
-    readonly ledgerPort: LedgerPort;
-    readonly state: Pick<GateStateStore, 'lookup'>;
-    readonly clock: Clock;
-  },
-): EmbeddedConsole {
-  const own = deps.backendStore === undefined;
-  const store = deps.backendStore ?? createSqliteConsoleStore(join(root, 'console.db'));
+/** The console's service over `store`, the storage backend's (closed with it). */
+export function openConsole(deps: {
+  readonly store: ConsoleStore;
+  readonly approvals: ApprovalService;
+  readonly ledgerPort: LedgerPort;
+  readonly state: Pick<GateStateStore, 'lookup'>;
+  readonly clock: Clock;
+}): EmbeddedConsole {
+  const { store } = deps;
   const service = createConsoleService({
     store,
     approvals: deps.approvals,
@@ -46,7 +36,7 @@ export function openConsole(
     isClient: async (name) => (await deps.state.lookup(name)) !== undefined,
     now: deps.clock,
   });
-  return { service, store, close: () => (own ? store.close() : Promise.resolve()) };
+  return { service, store };
 }
 
 function denied(d: Deny): OperatorAnswer {

@@ -341,8 +341,8 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       ? withholdStaleBundle(localBundles, ledgerActive)
       : follower.guard(mirroredBundleStore(localBundles, mirror, p.bundles));
   const approvals = openApprovals(dir, { ledgerPort, clock, state, store: backend.approvals });
-  const consoleState = openConsole(p.root, {
-    backendStore: backend.console,
+  const consoleState = openConsole({
+    store: backend.console,
     approvals: approvals.service,
     ledgerPort,
     state,
@@ -487,7 +487,6 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     await follower?.stop();
     await ledger.close();
     await backend.close();
-    await consoleState.close();
     unlock();
   };
   let recovery: RecoveryDeps;

@@ -74,11 +74,10 @@ export interface StorageBackend {
    */
   readonly approvals: ApprovalStore;
   /**
-   * The browser console's invitations, sessions and sign-in challenges (docs/console.md), when
-   * the backend holds them (SQLite: in `ledger.db`); undefined: the composition keeps them in a
-   * file of the data directory (`console.db`, per gate).
+   * The browser console's invited people, sessions and used sign-in challenges (docs/console.md):
+   * SQLite in `ledger.db`, PostgreSQL in the shared schema.
    */
-  readonly console?: ConsoleStore;
+  readonly console: ConsoleStore;
   /**
    * Policy bundles and the active pointer, when the backend holds them (PostgreSQL); undefined
    * when the data directory's bundle files are the truth (SQLite, one process).
