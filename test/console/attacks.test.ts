@@ -22,6 +22,7 @@ import {
   launchBrowser,
   onboard,
   openPerson,
+  refreshInbox,
   postFromPage,
   submitFromPage,
   type Person,
@@ -93,7 +94,7 @@ async function post(
   return { status: r.status, code: ((await r.json()) as Record<string, unknown>)['code'] };
 }
 
-describe('console security', () => {
+describe('console security', { timeout: 180_000 }, () => {
   it('renders script and HTML from tool parameters and justifications as text', async () => {
     // A session that read outside text is tainted: the transfer then also needs a preview (OE-INV-018).
     const agent = rig.agent();
@@ -102,7 +103,7 @@ describe('console security', () => {
     if (r.outcome !== 'pending') throw new Error(`expected pending, got ${JSON.stringify(r)}`);
     const id = r.decision_id;
     expect(await decideInBrowser(alice, id, 'approve', PAYLOAD)).toContain('Approved');
-    await bob.page.click('#refresh');
+    await refreshInbox(bob);
     const card = bob.page.locator(`article.approval[data-decision-id="${id}"]`);
     expect(await card.locator('pre.params').textContent()).toContain(PAYLOAD);
     expect(await card.locator('.justification').first().textContent()).toBe(PAYLOAD);
@@ -192,8 +193,7 @@ describe('console security', () => {
     expect(['sent', 'failed']).toContain(status);
     await page.close();
     // Alice is still signed in: the cross-site sign-out did nothing.
-    await alice.page.click('#refresh');
-    await alice.page.waitForSelector('#inbox');
+    await refreshInbox(alice);
   });
 
   it('cannot be framed: frame-ancestors and X-Frame-Options, and a framing page gets nothing rendered', async () => {
@@ -233,7 +233,7 @@ describe('console security', () => {
       body.records[0]!.entry.payload['tool'] = 'echo';
       await route.fulfill({ response: res, json: body });
     });
-    await alice.page.click('#refresh');
+    await refreshInbox(alice);
     await alice.page.fill('#evidence-id', requestId);
     await alice.page.click('#evidence-open');
     await alice.page.waitForSelector('#evidence');
@@ -249,7 +249,7 @@ describe('console security', () => {
   it('an approver of another tenant does not see the item, and its submission is refused', async () => {
     const carol = await onboard(browser, rig, 'carol', 'treasury', ['globex']);
     const { id } = await pending();
-    await carol.page.click('#refresh');
+    await refreshInbox(carol);
     expect(await carol.page.locator(`article.approval[data-decision-id="${id}"]`).count()).toBe(0);
     const r = await submitFromPage(carol, await statementFor(id, 'carol', 'not my tenant'));
     expect(r.body['code']).toBe('ERR_APPROVER_TENANT');
@@ -312,8 +312,7 @@ describe('console security', () => {
   });
 
   it('an expired session is refused and signs the person out (injected clock)', async () => {
-    await alice.page.click('#refresh');
-    await alice.page.waitForSelector('#inbox');
+    await refreshInbox(alice);
     const cookie = await cookieOf(alice);
     rig.advance(16 * 60_000);
     await alice.page.click('#refresh');

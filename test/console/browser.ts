@@ -87,7 +87,7 @@ export async function enrolDevice(p: Person, code: string): Promise<string> {
   await p.page.fill('#name', p.name);
   await p.page.fill('#code', code);
   await p.page.click('#code-sign-in');
-  const kid = (await p.page.locator('#kid').textContent({ timeout: 15_000 })) ?? '';
+  const kid = (await p.page.locator('#kid').textContent()) ?? '';
   p.kid = kid;
   return kid;
 }
@@ -109,6 +109,16 @@ export async function onboard(
   return p;
 }
 
+/**
+ * Reloads the inbox and waits for the new one: the old one is marked first, so nothing is read
+ * from (or typed into) the page the reload is about to replace.
+ */
+export async function refreshInbox(p: Person): Promise<void> {
+  await p.page.evaluate("document.getElementById('inbox').dataset.stale = '1'");
+  await p.page.click('#refresh');
+  await p.page.locator('#inbox:not([data-stale])').waitFor();
+}
+
 /** Reloads the inbox and approves (or rejects) `decisionId` through the dialog; the status line after. */
 export async function decideInBrowser(
   p: Person,
@@ -116,7 +126,7 @@ export async function decideInBrowser(
   verdict: 'approve' | 'reject',
   justification: string,
 ): Promise<string> {
-  await p.page.click('#refresh');
+  await refreshInbox(p);
   const card = p.page.locator(`article.approval[data-decision-id="${decisionId}"]`);
   await card.locator(`button.${verdict}`).click();
   await p.page.fill('#justification', justification);

@@ -11,7 +11,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyBundle } from '../../src/verify/index.js';
 import { startRig, type Rig } from '../approvals/support.js';
-import { decideInBrowser, ensureConsoleBuilt, launchBrowser, onboard } from './browser.js';
+import { decideInBrowser, ensureConsoleBuilt, launchBrowser, onboard, refreshInbox } from './browser.js';
 
 let rig: Rig;
 let browser: Browser;
@@ -28,7 +28,7 @@ afterAll(async () => {
   await rig?.close();
 });
 
-describe('console approval flow', () => {
+describe('console approval flow', { timeout: 180_000 }, () => {
   it('two approvers enrol their own device keys, approve in the browser, the call runs once and verifies', async () => {
     const alice = await onboard(browser, rig, 'alice', 'treasury', ['acme']);
     const bob = await onboard(browser, rig, 'bob', 'treasury', ['acme']);
@@ -50,7 +50,7 @@ describe('console approval flow', () => {
     expect(replay.outcome === 'deny' && replay.code).toBe('ERR_REQUEST_REPLAYED');
 
     // The evidence page: every record re-hashed and proven in the signed checkpoint, in the browser.
-    await alice.page.click('#refresh');
+    await refreshInbox(alice);
     await alice.page.fill('#evidence-id', first.request_id);
     await alice.page.click('#evidence-open');
     await alice.page.waitForSelector('#evidence');
