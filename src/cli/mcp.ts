@@ -6,6 +6,7 @@
  * decides, ledgers and executes; nothing is decided here.
  */
 import type { Readable, Writable } from 'node:stream';
+import { format } from 'node:util';
 import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
 import type { JSONRPCMessage } from '@modelcontextprotocol/server';
 import { signClientToken } from '../client/index.js';
@@ -65,7 +66,17 @@ export async function runMcpStdio(
 ): Promise<number> {
   const file = readClientFile(dir, clientName);
   const key = importSigningKeyJwk(file.key);
-  const conn = await connect(dir);
+  // stdout is the JSON-RPC channel. When the Gate runs in this process, so does everything it
+  // runs (the SDK client that speaks to upstream MCP servers, libraries that log): their console
+  // output goes to stderr for the life of the relay, never between two MCP messages.
+  const restore = routeConsole((text) => err(text));
+  let conn: Awaited<ReturnType<typeof connect>>;
+  try {
+    conn = await connect(dir);
+  } catch (e) {
+    restore();
+    throw e;
+  }
   try {
     const meta = await fetch(new URL('/.well-known/oauth-protected-resource', conn.url));
     const resource = (parseJson(new Uint8Array(await meta.arrayBuffer())) as { resource?: unknown }).resource;
@@ -152,5 +163,16 @@ export async function runMcpStdio(
     });
   } finally {
     await conn.close();
+    restore();
   }
+}
+
+/** Sends console.log/info/debug/warn/trace/dir to `write` until the returned function is called. */
+function routeConsole(write: (text: string) => void): () => void {
+  const names = ['log', 'info', 'debug', 'warn', 'trace', 'dir'] as const;
+  const saved = names.map((n) => [n, Reflect.get(console, n) as unknown] as const);
+  for (const n of names) console[n] = (...args: unknown[]) => write(`${format(...args)}\n`);
+  return () => {
+    for (const [n, fn] of saved) Reflect.set(console, n, fn);
+  };
 }

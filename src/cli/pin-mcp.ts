@@ -15,6 +15,17 @@ import { isDeny } from '../kernel/index.js';
 import { MAX_TOOL_TIMEOUT_MS, pinMcpTools, SERVER_NAME_RE } from '../policy/index.js';
 
 /** Output of the command. */
+/**
+ * Text from an upstream server as a JSON string with every control character escaped (C1
+ * included, which JSON leaves raw): it never reaches the operator's terminal as escape codes.
+ */
+function shown(text: string): string {
+  return JSON.stringify(text).replace(
+    /[\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
 export interface PinMcpIo {
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
@@ -70,7 +81,7 @@ export async function pinMcp(io: PinMcpIo, input: PinMcpInput): Promise<number> 
     listed,
     input.only,
   );
-  for (const s of skipped) io.err(`skipped ${s.upstream}: ${s.reason}\n`);
+  for (const s of skipped) io.err(`skipped ${shown(s.upstream)}: ${shown(s.reason)}\n`);
   if (pinned.length === 0) {
     io.err('no tool pinned\n');
     return 1;

@@ -32,6 +32,7 @@ import { runVerifyCli } from '../verify/index.js';
 import { runDemo } from './demo.js';
 import { APPROVAL_OPTIONS, APPROVAL_USAGE, isApprovalCommand, runApprovalCommand } from './approvals.js';
 import { POLICY_OPTIONS, POLICY_USAGE, runPolicyCommand } from './policy.js';
+import { WEBHOOK_OPTIONS, WEBHOOK_USAGE, WebhookUsageError, runWebhookCommand } from './webhooks.js';
 
 /** Where the CLI writes. */
 export interface CliIo {
@@ -69,6 +70,7 @@ ${APPROVAL_USAGE.trimEnd()}
   ledger export --out FILE [--trace ID] [--from N --to M]
   verify FILE --trust TRUST_FILE [...]        verify an audit bundle offline against pinned trust roots
 ${POLICY_USAGE.trimEnd()}
+${WEBHOOK_USAGE.trimEnd()}
   admin kill-switch on|off
   admin lockdown TENANT on|off
   admin quarantine SESSION|client:NAME on|off
@@ -104,6 +106,7 @@ const OPTIONS = {
   standby: { type: 'boolean' },
   ...APPROVAL_OPTIONS,
   ...POLICY_OPTIONS,
+  ...WEBHOOK_OPTIONS,
 } as const;
 
 function intOption(value: string | undefined, name: string): number | undefined {
@@ -358,6 +361,7 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
   if (isApprovalCommand(cmd)) return runApprovalCommand(io, dir, pos, v);
   const tenant = one(v.tenant, 'tenant');
   if (cmd === 'policy') return runPolicyCommand(io, dir, pos, { ...v, tenant });
+  if (cmd === 'webhooks') return runWebhookCommand(io, dir, sub, arg1, v);
   switch (cmd) {
     case 'init': {
       const r = await initDataDir(dir, v.backend === undefined ? {} : { backend: v.backend });
@@ -469,6 +473,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   } catch (err) {
     if (
       err instanceof UsageError ||
+      err instanceof WebhookUsageError ||
       (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))
     ) {
       io.err(`failclosed: ${err.message}\n\n${USAGE}`);

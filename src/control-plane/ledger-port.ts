@@ -26,6 +26,7 @@ export type ControlPlaneEntryType =
   | 'approval.added'
   | 'approval.rejected'
   | 'approval.finalized'
+  | 'approval.flagged'
   | 'break_glass.used'
   | 'review.opened'
   | 'review.closed';

@@ -13,7 +13,7 @@ import {
   createOidcVerifier,
   parseApprovalConfig,
 } from '../control-plane/index.js';
-import type { ApprovalApi, ApprovalService, ApprovalStore } from '../control-plane/index.js';
+import type { ApprovalApi, ApprovalNotice, ApprovalService, ApprovalStore } from '../control-plane/index.js';
 import type { Ledger } from '../ledger/index.js';
 import type { GateStateStore } from '../gate/index.js';
 import { dataPaths } from './data-dir.js';
@@ -41,6 +41,8 @@ export function openApprovals(
     readonly clock: Clock;
     readonly state: Pick<GateStateStore, 'lookup'>;
     readonly store: ApprovalStore;
+    /** Notices for the signed webhooks (docs/notifications.md); absent: none are sent. */
+    readonly notify?: (n: ApprovalNotice) => void;
   },
 ): EmbeddedApprovals {
   const configPath = approvalConfigPath(dir);
@@ -53,7 +55,8 @@ export function openApprovals(
     now: deps.clock,
     isClient: async (name) => (await deps.state.lookup(name)) !== undefined,
     settings: config.settings,
+    ...(deps.notify === undefined ? {} : { notify: deps.notify }),
     ...(config.oidc === undefined ? {} : { oidc: createOidcVerifier(config.oidc) }),
   });
-  return { service, api: createApprovalApi(service), store };
+  return { service, api: createApprovalApi(service, deps.clock), store };
 }

@@ -4,7 +4,7 @@
  * invite and confirm approvers (`approvers-invite`, `approvers-confirm`), and the endpoint the
  * Gate's listener serves under `/console/`.
  */
-import { canonicalize, isDeny, isLedgerRef, sha256Hex, statusOf, withDeadline } from '../kernel/index.js';
+import { isDeny, isLedgerRef, statusOf, withDeadline } from '../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import type { ApprovalApi, ApprovalService } from '../control-plane/index.js';
 import { buildEvidenceView } from '../gate/index.js';
@@ -125,7 +125,6 @@ export function consoleEndpointFor(
     readonly approvals: ApprovalService;
     readonly approvalApi: ApprovalApi;
     readonly ledger: GateLedger;
-    readonly ledgerPort: Pick<LedgerPort, 'append'>;
     readonly clock: Clock;
   },
   url: string,
@@ -137,21 +136,14 @@ export function consoleEndpointFor(
     approvalApi: deps.approvalApi,
     decisionOf: decisionReader(deps.ledger),
     evidenceOf: (requestId) => buildEvidenceView(deps.ledger, requestId),
+    // Recorded as every evidence read is (`GateLedger.recordRead`), with the person as reader.
     recordRead: async (reader, requestId) => {
-      const payload = { request_id: requestId, scope: 'console', reason: 'evidence view' };
-      const id = sha256Hex(canonicalize({ type: 'audit.read', reader, payload, at: deps.clock() })).slice(
-        0,
-        32,
-      );
       const r = await withDeadline(
         () =>
-          deps.ledgerPort.append({
-            type: 'audit.read',
-            trace_id: id,
-            request_id: id,
-            tenant: '*',
-            actor: { id: reader, role: 'approver' },
-            payload,
+          deps.ledger.recordRead({
+            reader: { id: reader, role: 'approver' },
+            scope: 'request',
+            request_id: requestId,
           }),
         5_000,
       );

@@ -16,6 +16,7 @@ import { createLedger } from '../ledger/index.js';
 import type { Ledger } from '../ledger/index.js';
 import { createBundleCompiler, createBundleStore, createControlPlane } from '../control-plane/index.js';
 import type {
+  ApprovalNotice,
   BreakerConfig,
   BundleStore,
   ControlPlaneDeadlines,
@@ -48,6 +49,7 @@ import type { EmbeddedConfig } from './data-dir.js';
 import { createOperatorActions } from './admin.js';
 import type { IssuerKeyFiles } from './admin.js';
 import { openApprovals } from './approvals.js';
+import { openNotifications, type EmbeddedNotifications } from './notifications.js';
 import { buildTrustRoots } from './trust-roots.js';
 import type { EmbeddedApprovals } from './approvals.js';
 import { openConsole, withConsoleActions } from './console.js';
@@ -101,6 +103,8 @@ export interface Core {
   readonly approvals: EmbeddedApprovals;
   /** The browser console's people and sessions (docs/console.md). */
   readonly console: EmbeddedConsole;
+  /** Signed webhooks (`webhooks` in `failclosed.json`); undefined without receivers. */
+  readonly notifications?: EmbeddedNotifications;
   /** What the recovery pass on open recorded (requests a crash or stop left without an outcome). */
   readonly recovered: RecoveryReport;
   /**
@@ -229,6 +233,17 @@ export function gateLedgerOver(ledger: Ledger, port: Core['ledgerPort']): GateLe
     // A fresh checkpoint at the committed size, so every record of the request has a proof.
     latestCheckpoint: async () => (ledger.size() === 0 ? null : await ledger.checkpoint()),
     proveInclusion: (index, size) => Promise.resolve(ledger.proveInclusion(index, size)),
+    // Not part of the request's own trace (its request_id is empty, like `audit.export`): the
+    // request read is named in the payload.
+    recordRead: (r) =>
+      port.append({
+        type: 'audit.read',
+        trace_id: '',
+        request_id: '',
+        tenant: '',
+        actor: { id: r.reader.id, role: r.reader.role },
+        payload: { scope: r.scope, request_id: r.request_id },
+      }),
   };
 }
 
@@ -340,7 +355,16 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     mirror === undefined || follower === undefined
       ? withholdStaleBundle(localBundles, ledgerActive)
       : follower.guard(mirroredBundleStore(localBundles, mirror, p.bundles));
-  const approvals = openApprovals(dir, { ledgerPort, clock, state, store: backend.approvals });
+  const notifications = openNotifications(dir, config.webhooks, clock);
+  const approvals = openApprovals(dir, {
+    ledgerPort,
+    clock,
+    state,
+    store: backend.approvals,
+    ...(notifications === undefined
+      ? {}
+      : { notify: (n: ApprovalNotice) => notifications.notifier.notify(n) }),
+  });
   const consoleState = openConsole({
     store: backend.console,
     approvals: approvals.service,
@@ -485,6 +509,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     clearInterval(sweepTimer);
     await sweeping?.catch(() => undefined);
     await follower?.stop();
+    await notifications?.close();
     await ledger.close();
     await backend.close();
     unlock();
@@ -549,6 +574,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     gate,
     approvals,
     console: consoleState,
+    ...(notifications === undefined ? {} : { notifications }),
     recovered,
     async abandonInFlight() {
       fence.raise();

@@ -13,6 +13,7 @@ import { exportSigningKeyJwk, generateSigningKey, importSigningKeyJwk } from '..
 import type { SigningKey } from '../kernel/signing/index.js';
 import { parseBackendSpec } from './backend-spec.js';
 import { parseMcpConfig } from './mcp-config.js';
+import { parseWebhookConfig, type WebhookConfig } from '../control-plane/index.js';
 import type { McpConfig } from './mcp-config.js';
 
 /** `failclosed.json`: the deployment's settings. */
@@ -53,6 +54,8 @@ export interface EmbeddedConfig {
   readonly backend?: string;
   /** The MCP endpoint: resource, Host/Origin allowlists, OAuth issuer (docs/mcp.md). Optional. */
   readonly mcp?: McpConfig;
+  /** Signed webhooks: receivers, link base, attempts (docs/notifications.md). Optional. */
+  readonly webhooks?: WebhookConfig;
 }
 
 /** Optional settings: absent in data directories made before they existed. */
@@ -62,6 +65,7 @@ const OPTIONAL_FIELDS: readonly string[] = [
   'follow_ms',
   'backend',
   'mcp',
+  'webhooks',
 ];
 /** Optional settings that are positive integers. */
 const OPTIONAL_INTEGERS: readonly string[] = ['max_inflight', 'min_free_disk_mb', 'follow_ms'];
@@ -116,7 +120,7 @@ export function defaultConfig(): EmbeddedConfig {
   };
 }
 
-const CONFIG_FIELDS = [...Object.keys(defaultConfig()), 'follow_ms', 'backend', 'mcp'];
+const CONFIG_FIELDS = [...Object.keys(defaultConfig()), 'follow_ms', 'backend', 'mcp', 'webhooks'];
 
 function bad(message: string): TypeError {
   return new TypeError(`failclosed.json: ${message}`);
@@ -124,7 +128,7 @@ function bad(message: string): TypeError {
 
 /** Parses `failclosed.json` strictly: every field present with its type, nothing else. */
 export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
-  const v = parseJson(bytes, { maxBytes: 64 * 1024, maxDepth: 4 });
+  const v = parseJson(bytes, { maxBytes: 64 * 1024, maxDepth: 6 });
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad('not an object');
   const o = v as JsonObject;
   for (const k of Object.keys(o)) if (!CONFIG_FIELDS.includes(k)) throw bad(`unknown field ${k}`);
@@ -161,7 +165,13 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
       throw bad(`${k} must be a positive integer`);
   }
   const mcp = o.mcp === undefined ? {} : { mcp: parseMcpConfig(o.mcp) };
-  return Object.freeze({ ...(o as unknown as EmbeddedConfig), ...mcp });
+  let webhooks = {};
+  try {
+    webhooks = o.webhooks === undefined ? {} : { webhooks: parseWebhookConfig(o.webhooks) };
+  } catch (err) {
+    throw bad(err instanceof Error ? err.message : 'webhooks is malformed');
+  }
+  return Object.freeze({ ...(o as unknown as EmbeddedConfig), ...mcp, ...webhooks });
 }
 
 /** Writes `text` with mode 0600 (secrets). */

@@ -200,7 +200,6 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
             approvals: core.approvals.service,
             approvalApi: core.approvals.api,
             ledger: gateLedgerOver(core.ledger, core.ledgerPort),
-            ledgerPort: core.ledgerPort,
             clock: core.clock,
           },
           url,
@@ -219,6 +218,8 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
   }
   const gs = gateServer;
   const es = execServer;
+  // Notices link to this Gate's console unless `webhooks.public_url` says otherwise.
+  core.notifications?.start(gs.url);
   let closed = false;
   return {
     url: gs.url,

@@ -40,6 +40,8 @@ export {
 } from './connect.js';
 export type { Connection, HttpAnswer } from './connect.js';
 export { approvalConfigPath, openApprovals } from './approvals.js';
+export { notificationsPath, openNotifications } from './notifications.js';
+export type { EmbeddedNotifications } from './notifications.js';
 export type { EmbeddedApprovals } from './approvals.js';
 export { consoleEndpointFor, decisionReader, openConsole, withConsoleActions } from './console.js';
 export type { EmbeddedConsole } from './console.js';

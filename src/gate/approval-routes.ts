@@ -76,7 +76,14 @@ export function routeApprovals(
     const m = APPROVAL.exec(path);
     if (m?.[1] !== undefined) {
       const id = m[1];
-      return bounded(() => viewer(() => api.show(id)));
+      return bounded(async () => {
+        if (deps.isOperator(authorization)) return api.show(id);
+        // An identified approver opening the item is recorded (approvals watched, L7 hardening).
+        const bearer = bearerOf(authorization);
+        const who = bearer === undefined ? undefined : await api.approverOf?.(bearer);
+        if (who !== undefined) return api.show(id, who);
+        return viewer(() => api.show(id));
+      });
     }
   }
   if (method === 'POST') {

@@ -24,7 +24,7 @@ import { buildEvidenceView } from './evidence.js';
 import { MAX_REQUEST_BYTES, parseSignedRequest, requestSigningInput } from './request.js';
 import type { ParsedRequest } from './request.js';
 import { DEFAULT_MAX_INFLIGHT } from './types.js';
-import type { CallResponse, GateDeps, GatewayEvent, RegisteredClient } from './types.js';
+import type { CallResponse, EvidenceRead, GateDeps, GatewayEvent, RegisteredClient } from './types.js';
 import { routeApprovals } from './approval-routes.js';
 import { CAUGHT_STATUS, failCaught } from './caught.js';
 import { voidEnvelope } from './void-envelope.js';
@@ -55,8 +55,17 @@ export interface Gate {
     body: JsonValue,
     authorization: string | undefined,
   ): Promise<GateAnswer> | undefined;
-  /** `GET /v1/requests/{id}`: the operator evidence view (SPEC §5, FC-INV-5). */
+  /**
+   * `GET /v1/requests/{id}`: the operator evidence view (SPEC §5, FC-INV-5), read as
+   * {@link OPERATOR_READER} behind the operator token.
+   */
   evidence(requestId: string, authorization: string | undefined): Promise<GateAnswer>;
+  /**
+   * The evidence view of `requestId` for an already authenticated `reader` (a signed-in person):
+   * ledgered as `audit.read` with the reader before anything is read; `503
+   * ERR_LEDGER_UNAVAILABLE` and nothing returned when the read cannot be recorded (L7 read path).
+   */
+  readEvidence(requestId: string, reader: EvidenceRead['reader']): Promise<GateAnswer>;
   /**
    * MCP `tools/call`: one governed call of a principal the MCP ingress authenticated (bearer JWT
    * or client key). The Gate mints its request id and nonce, claims them, and runs the same steps
@@ -120,6 +129,9 @@ export interface CallOptions {
 
 /** Longest wait a client may ask for (ms); the Control Plane caps it further. */
 export const MAX_CALL_WAIT_MS = 120_000;
+
+/** Who reads behind the operator token (one shared token: no person yet), as `audit.read` records it. */
+export const OPERATOR_READER: EvidenceRead['reader'] = Object.freeze({ id: 'operator', role: 'operator' });
 
 const INGRESS = 'ingress';
 
@@ -744,6 +756,21 @@ export function createGate(deps: GateDeps): Gate {
     },
     async evidence(requestId: string, authorization: string | undefined) {
       if (!isOperator(authorization)) return unauthenticated();
+      return gate.readEvidence(requestId, OPERATOR_READER);
+    },
+    async readEvidence(requestId: string, reader: EvidenceRead['reader']) {
+      // L7 read path: the read is ledgered, with who reads, before anything is read; a ledger
+      // that cannot record it refuses the read (fail closed).
+      const recorded = await withDeadline(
+        () =>
+          deps.ledger.recordRead({
+            reader: { id: reader.id, role: reader.role },
+            request_id: requestId,
+            scope: 'request',
+          }),
+        ledgerMs,
+      );
+      if (recorded.status !== 'ok') return { status: 503, body: denyBody('ERR_LEDGER_UNAVAILABLE') };
       const r = await withDeadline(() => buildEvidenceView(deps.ledger, requestId), ledgerMs);
       if (r.status !== 'ok') return { status: 503, body: denyBody('ERR_LEDGER_UNAVAILABLE') };
       return r.value === null

@@ -127,6 +127,22 @@ export interface GateLedger {
   latestCheckpoint(): Promise<CheckpointView | null>;
   /** RFC 6962 inclusion proof (hex node hashes) of `index` in the tree of `treeSize` entries. */
   proveInclusion(index: number, treeSize: number): Promise<readonly string[]>;
+  /**
+   * Records a read of raw evidence as `audit.read` (L7 read path controls "Access logging (who
+   * viewed what, when)"); resolves once confirmed. The Gate returns nothing it did not record.
+   */
+  recordRead(read: EvidenceRead): Promise<LedgerRef>;
+}
+
+/**
+ * Who read which request's evidence (L7 read path). `reader` is an input: the operator token
+ * reads as `operator`; a per-person sign-in passes the person.
+ */
+export interface EvidenceRead {
+  readonly reader: { readonly id: string; readonly role: string };
+  readonly request_id: string;
+  /** What was read: the evidence view of one request. */
+  readonly scope: 'request';
 }
 
 /** A registered client (FC-INV-3). */
@@ -187,7 +203,8 @@ export interface RouteAnswer {
  */
 export interface GateApprovals {
   list(): Promise<RouteAnswer>;
-  show(decisionId: string): Promise<RouteAnswer>;
+  /** `viewer`: the identified approver reading it (recorded as having opened it). */
+  show(decisionId: string, viewer?: string): Promise<RouteAnswer>;
   submit(
     decisionId: string,
     verdict: 'approve' | 'reject',
@@ -199,6 +216,8 @@ export interface GateApprovals {
   closeReview(reviewId: string, body: JsonValue): Promise<RouteAnswer>;
   /** True when `bearer` is a valid approver token (OIDC). */
   isApprover(bearer: string): Promise<boolean>;
+  /** The approver a valid approver token identifies; absent or undefined: none. */
+  approverOf?(bearer: string): Promise<string | undefined>;
 }
 
 /** A named readiness check for `/readyz`. */

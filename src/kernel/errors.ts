@@ -145,6 +145,10 @@ export const DENIAL_CODES = {
   ERR_APPROVER_AGENT: { status: 403, meaning: 'an agent (client) identity can never approve' },
   ERR_APPROVER_ROLE: { status: 403, meaning: 'the approver holds none of the required roles' },
   ERR_APPROVER_TENANT: { status: 403, meaning: 'the approver is not scoped to the tenant of the call' },
+  ERR_APPROVER_RATE_LIMITED: {
+    status: 429,
+    meaning: 'the approver reached the most approvals counted per window',
+  },
   ERR_PREVIEW_UNAVAILABLE: { status: 403, meaning: 'the policy requires a preview the tool cannot produce' },
 
   // Audit System.

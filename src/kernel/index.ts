@@ -17,7 +17,12 @@ export type { DenialCode, Deny } from './errors.js';
 export { parseJson, JSON_DEFAULT_MAX_BYTES, JSON_DEFAULT_MAX_DEPTH, JSON_MAX_DEPTH_CEILING } from './json.js';
 export type { JsonValue, JsonObject, JsonLimits } from './json.js';
 export { canonicalize, canonicalBytes } from './canonical.js';
-export { pinMcpDefinition, PINNED_DEFINITION_FIELDS } from './mcp-definition.js';
+export {
+  OUTPUT_SCHEMA_AJV_OPTIONS,
+  outputSchemaDraft,
+  pinMcpDefinition,
+  PINNED_DEFINITION_FIELDS,
+} from './mcp-definition.js';
 export { sha256, sha256Hex, digestEquals, hexDigestEquals } from './hash.js';
 export { encodeBase64url, decodeBase64url } from './base64url.js';
 export { systemClock, fixedClock } from './clock.js';

@@ -27,6 +27,7 @@ export const ENTRY_TYPES = [
   'approval.added',
   'approval.rejected',
   'approval.finalized',
+  'approval.flagged',
   'break_glass.used',
   'review.opened',
   'review.closed',
@@ -174,6 +175,17 @@ export const PAYLOAD_ALLOWLIST = {
   'approval.added': APPROVAL,
   'approval.rejected': APPROVAL,
   'approval.finalized': APPROVAL,
+  // An approval that looked unusual (L7 hardening): `flags` name why, `policy` what it did
+  // (`flag`, or `require_extra`: `required` is the decision's raised threshold).
+  'approval.flagged': [
+    'decision_id',
+    'approver',
+    'verdict',
+    'approval_sha256',
+    'flags',
+    'policy',
+    'required',
+  ],
   'break_glass.used': [
     'decision_id',
     'role',

@@ -11,7 +11,9 @@ import type { JsonObject, JsonValue } from './json.js';
  * The fields of an MCP tool definition that are pinned: what the model reads (`title`,
  * `description`), what it may send (`inputSchema`), what it gets back (`outputSchema`) and the
  * server's hints (`annotations`). Anything else a server lists (`_meta`, `icons`, `execution`)
- * is not pinned.
+ * is not pinned. The listing is hashed as the SDK client parsed it: of `annotations` only the
+ * hints MCP defines survive (`title`, `readOnlyHint`, `destructiveHint`, `idempotentHint`,
+ * `openWorldHint`); other keys there are neither pinned nor compared.
  */
 export const PINNED_DEFINITION_FIELDS = [
   'name',
@@ -38,4 +40,27 @@ export function pinMcpDefinition(listed: Readonly<Record<string, unknown>>): {
   }
   const text = canonicalize(definition);
   return { definition: JSON.parse(text) as JsonObject, sha256: sha256Hex(text) };
+}
+
+/**
+ * How a pinned `outputSchema` is compiled, by the bundle check (policy) and by the adapter after
+ * each call (execution) alike: ajv options and draft. Unknown keywords and formats do not
+ * compile: a schema failclosed cannot check entirely is not checked in part.
+ */
+export const OUTPUT_SCHEMA_AJV_OPTIONS = Object.freeze({
+  strictSchema: true,
+  strictTypes: false,
+  strictTuples: false,
+  strictRequired: false,
+  allErrors: false,
+  coerceTypes: false,
+  useDefaults: false,
+  removeAdditional: false,
+  validateFormats: true,
+  logger: false,
+} as const);
+
+/** The draft of an `outputSchema`: draft-07 when it says so, else 2020-12 (MCP's default). */
+export function outputSchemaDraft(schema: JsonObject): 'draft-07' | '2020-12' {
+  return schema['$schema'] === 'http://json-schema.org/draft-07/schema#' ? 'draft-07' : '2020-12';
 }

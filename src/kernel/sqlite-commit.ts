@@ -16,16 +16,22 @@
  * pool (and, once per log file, of its directory). A commit's promise resolves only once an
  * `fsync` that began after its `COMMIT` succeeded; meanwhile the event loop goes on serving the
  * calls in flight and staging the next transaction, and one `fsync` covers every commit before
- * it. SQLite itself syncs the log before every checkpoint and the database after it
+ * it. The `fsync` goes through one descriptor kept on the log file for as long as it is the same
+ * file: Linux reports an `fsync` error once per descriptor, so a descriptor opened afresh after an
+ * error seen elsewhere would report success over lost pages. Checkpoints run from the unit once
+ * the log passes 4 MiB (`wal_autocheckpoint=0`: SQLite's automatic checkpoint ignores its own
+ * errors); SQLite syncs the log before a checkpoint and the database after it
  * (`synchronous=NORMAL` in WAL mode), so the log never loses a frame the database lacks.
  * Before, `COMMIT` with `synchronous=FULL` held the event loop for the whole `fsync` (measured
  * here: 0.25–0.29 ms per commit against 0.05 ms, three commits per governed call, and several
  * milliseconds each while the disk is busy).
  *
- * **A failed `fsync` stops the unit.** After a failed `fsync` the kernel may have dropped the
- * log's dirty pages, so what is on disk is unknown (PostgreSQL's "fsyncgate" answer: stop). Every
- * commit awaiting it is rejected, and every later write and `writeNow` throws, so every call
- * denies until the deployment is restarted and SQLite recovers the log from what is on disk.
+ * **A failed `fsync` stops the unit**, and so does a failed checkpoint or an I/O error at
+ * `COMMIT`. After a failed `fsync` the kernel may have dropped the log's dirty pages, so what is
+ * on disk is unknown (PostgreSQL's "fsyncgate" answer: stop). Every commit awaiting it is
+ * rejected, every later write and `writeNow` throws, and the ledger refuses to read its head from
+ * the connection ({@link SqliteCommitUnit.stopped}), so every call denies until the deployment is
+ * restarted and SQLite recovers the log from what is on disk.
  *
  * A committed transaction is visible to other connections (a separate export reader) before its
  * `fsync` ends. Nothing on this connection acts on it before: the ledger writer's committed head,
@@ -42,8 +48,7 @@
  * Only this module begins or ends transactions on the connection; stores' own `db.transaction`
  * functions run inside it as savepoints (better-sqlite3 nests them).
  */
-import { closeSync, fsyncSync, openSync, statSync } from 'node:fs';
-import { open as openFile } from 'node:fs/promises';
+import { closeSync, fstatSync, fsync, fsyncSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { DurableWrites } from './durability.js';
@@ -76,6 +81,11 @@ export interface SqliteCommitUnit {
   writeNow<T>(fn: () => T): T;
   /** Transactions committed so far (the hot path's durable rounds are counted with it). */
   readonly commits: number;
+  /**
+   * Set once the unit stopped (a failed `fsync`, checkpoint or I/O error at commit): every write
+   * throws it, and readers that would act on what the connection holds refuse too.
+   */
+  readonly stopped: Error | undefined;
   /** Commits what is open, then closes the connection; later writes throw. */
   close(): void;
 }
@@ -87,33 +97,30 @@ interface OpenTransaction {
 }
 
 /**
- * Makes a file's (or a directory's) written data durable: `sync` in libuv's thread pool, `syncNow`
- * on the calling thread. Tests wrap {@link fileSync} to fail or to hold it.
+ * File descriptors that make written data durable: `sync` runs `fsync` in libuv's thread pool,
+ * `syncNow` on the calling thread. Tests wrap {@link fileSync} to fail or to hold it.
  */
 export interface FileSync {
-  sync(path: string): Promise<void>;
-  syncNow(path: string): void;
+  open(path: string): number;
+  sync(fd: number): Promise<void>;
+  syncNow(fd: number): void;
+  close(fd: number): void;
 }
 
-/** `fsync` of `path`, through a fresh descriptor each time (the log file may be replaced). */
+/** The real `open`/`fsync`/`close`. */
 export const fileSync: FileSync = Object.freeze({
-  async sync(path: string): Promise<void> {
-    const handle = await openFile(path, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  },
-  syncNow(path: string): void {
-    const fd = openSync(path, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  },
+  open: (path: string) => openSync(path, 'r'),
+  sync: (fd: number) =>
+    new Promise<void>((resolve, reject) => fsync(fd, (err) => (err === null ? resolve() : reject(err)))),
+  syncNow: (fd: number) => fsyncSync(fd),
+  close: (fd: number) => closeSync(fd),
 });
+
+/** Log bytes past which a commit checkpoints (SQLite's default: 1000 pages of 4 KiB). */
+const CHECKPOINT_BYTES = 4 * 1024 * 1024;
+
+/** SQLite errors after which what a commit left on disk is unknown. */
+const AMBIGUOUS = /^SQLITE_(IOERR|CORRUPT|NOTADB)/;
 
 /** Options of {@link createSqliteCommitUnit}. */
 export interface SqliteCommitOptions {
@@ -134,6 +141,8 @@ export function createSqliteCommitUnit(
   if (String(db.pragma('journal_mode', { simple: true })).toLowerCase() !== 'wal')
     throw new Error('the connection is not in WAL mode');
   db.pragma('synchronous = NORMAL');
+  // Checkpoints run where their failure is seen (`finish`): SQLite's automatic one ignores errors.
+  db.pragma('wal_autocheckpoint = 0');
   const files = options.fileSync ?? fileSync;
   const walPath = `${db.name}-wal`;
   const dirPath = dirname(db.name);
@@ -141,14 +150,18 @@ export function createSqliteCommitUnit(
   let commits = 0;
   let closed = false;
   let scheduled = false;
-  /** Set once an `fsync` failed: nothing is written any more (module doc). */
+  /** Set once the unit stopped: nothing is written any more (module doc). */
   let failed: Error | undefined;
   /** Committed transactions whose log `fsync` has not begun. */
   let unsynced: OpenTransaction[] = [];
   /** Those whose `fsync` is under way. */
   let syncing: OpenTransaction[] | undefined;
-  /** The log file (inode) whose directory entry is known durable. */
-  let dirSyncedFor: number | undefined;
+  /**
+   * A descriptor kept on the log for as long as it is the same file: an `fsync` error is reported
+   * once per descriptor, so one opened after an error elsewhere would not see it. `dirSynced`:
+   * the log's directory entry is known durable.
+   */
+  let log: { fd: number; ino: number; dirSynced: boolean } | undefined;
   // better-sqlite3 turns a transaction function called inside a transaction into a savepoint.
   const savepoint = db.transaction((fn: () => unknown) => fn());
 
@@ -164,10 +177,41 @@ export function createSqliteCommitUnit(
     return stopped;
   };
 
-  /** The log's inode, when its directory entry still has to be synced. */
-  const logNeedsDirSync = (): number | undefined => {
+  /** The descriptor on the current log file (reopened when SQLite replaced the file). */
+  const logFile = (): { fd: number; ino: number; dirSynced: boolean } => {
     const ino = statSync(walPath).ino;
-    return ino === dirSyncedFor ? undefined : ino;
+    if (log !== undefined && log.ino === ino) return log;
+    if (log !== undefined) files.close(log.fd);
+    log = undefined;
+    const fd = files.open(walPath);
+    if (fstatSync(fd).ino !== ino) {
+      files.close(fd);
+      throw new Error('the write-ahead log was replaced while it was opened');
+    }
+    log = { fd, ino, dirSynced: false };
+    return log;
+  };
+
+  /** Syncs the log's directory once per log file. */
+  const syncDir = async (f: { dirSynced: boolean }): Promise<void> => {
+    if (f.dirSynced) return;
+    const fd = files.open(dirPath);
+    try {
+      await files.sync(fd);
+    } finally {
+      files.close(fd);
+    }
+    f.dirSynced = true;
+  };
+  const syncDirNow = (f: { dirSynced: boolean }): void => {
+    if (f.dirSynced) return;
+    const fd = files.open(dirPath);
+    try {
+      files.syncNow(fd);
+    } finally {
+      files.close(fd);
+    }
+    f.dirSynced = true;
   };
 
   /** Starts the next `fsync` of the log when none is under way. */
@@ -177,12 +221,9 @@ export function createSqliteCommitUnit(
     unsynced = [];
     syncing = batch;
     void (async () => {
-      const ino = logNeedsDirSync();
-      await files.sync(walPath);
-      if (ino !== undefined) {
-        await files.sync(dirPath);
-        dirSyncedFor = ino;
-      }
+      const f = logFile();
+      await files.sync(f.fd);
+      await syncDir(f);
     })().then(
       () => {
         if (syncing !== batch) return;
@@ -190,8 +231,9 @@ export function createSqliteCommitUnit(
         for (const tx of batch) tx.resolve();
         syncLater();
       },
+      // Whoever's batch it was: a failed fsync means pages may be lost (module doc).
       (err: unknown) => {
-        if (syncing === batch) stop(err);
+        if (!closed) stop(err);
       },
     );
   };
@@ -201,12 +243,9 @@ export function createSqliteCommitUnit(
     if (failed !== undefined) throw failed;
     const waiting = [...(syncing ?? []), ...unsynced];
     try {
-      const ino = logNeedsDirSync();
-      files.syncNow(walPath);
-      if (ino !== undefined) {
-        files.syncNow(dirPath);
-        dirSyncedFor = ino;
-      }
+      const f = logFile();
+      files.syncNow(f.fd);
+      syncDirNow(f);
     } catch (err) {
       throw stop(err);
     }
@@ -214,6 +253,12 @@ export function createSqliteCommitUnit(
     syncing = undefined;
     unsynced = [];
     for (const tx of waiting) tx.resolve();
+  };
+
+  /** Copies the log into the database once it is large, seeing any failure (module doc). */
+  const checkpointIfLarge = (): void => {
+    if (log === undefined || fstatSync(log.fd).size < CHECKPOINT_BYTES) return;
+    db.pragma('wal_checkpoint(PASSIVE)');
   };
 
   /** Commits the open transaction; false when it failed (its writers are rejected). */
@@ -240,10 +285,20 @@ export function createSqliteCommitUnit(
       } catch {
         // The connection is unusable; the next BEGIN fails and its writers deny.
       }
-      tx.reject(err instanceof Error ? err : new Error('commit failed'));
+      const e = err instanceof Error ? err : new Error('commit failed');
+      tx.reject(e);
+      // An I/O error at commit leaves the log's state unknown: stop.
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && AMBIGUOUS.test(code)) stop(err);
       return false;
     }
     unsynced.push(tx);
+    try {
+      checkpointIfLarge();
+    } catch (err) {
+      stop(err);
+      return false;
+    }
     syncLater();
     return true;
   };
@@ -314,13 +369,18 @@ export function createSqliteCommitUnit(
     get commits() {
       return commits;
     },
+    get stopped() {
+      return failed;
+    },
     close() {
       if (closed) return;
       finish();
-      closed = true;
       try {
         if (failed === undefined && commits > 0) syncNow();
       } finally {
+        closed = true;
+        if (log !== undefined) files.close(log.fd);
+        log = undefined;
         db.close();
       }
     },

@@ -97,7 +97,7 @@ export const REQUEST_OUTCOME_TYPES: ReadonlySet<string> = new Set([
 
 /**
  * A durable ledger backend. Every method that writes resolves only after the data is durable
- * (SQLite `synchronous=FULL`, PostgreSQL commit); any failure rejects, and callers map it to
+ * (SQLite: committed and the log `fsync`ed, `src/kernel/sqlite-commit.ts`; PostgreSQL: commit); any failure rejects, and callers map it to
  * `ERR_LEDGER_UNAVAILABLE` (L7 degraded mode: deny).
  */
 export interface LedgerStore {

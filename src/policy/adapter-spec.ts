@@ -11,6 +11,7 @@ import { posix } from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { canonicalize, pinMcpDefinition } from '../kernel/index.js';
+import { compileOutputSchema } from './json-schema.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import type { AdapterConfig, ToolSpec } from './types.js';
 
@@ -280,6 +281,15 @@ function checkMcp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]
     }
     if (pinned !== undefined && pinned !== spec['definition_sha256'])
       out.push(`${at}.definition_sha256: is not the SHA-256 of the canonical definition`);
+    // The adapter validates every result against it: one it cannot compile would deny every call.
+    if (definition['outputSchema'] !== undefined)
+      try {
+        compileOutputSchema(definition['outputSchema']);
+      } catch (err) {
+        out.push(
+          `${at}.definition.outputSchema: failclosed cannot check results against it (${err instanceof Error ? err.message : 'does not compile'})`,
+        );
+      }
   }
   // Everything an upstream says comes from outside: its output always taints the session (OE-INV-013).
   if (tool.untrusted_output !== true) out.push(`${at}: an MCP tool must set untrusted_output: true`);

@@ -7,6 +7,7 @@
 import { Ajv } from 'ajv';
 import type { ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import { OUTPUT_SCHEMA_AJV_OPTIONS, outputSchemaDraft } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 
 const DRAFT_2020 = 'https://json-schema.org/draft/2020-12/schema';
@@ -124,4 +125,17 @@ export function compileParamsSchema(schema: JsonObject): ParamsValidator {
     );
   };
   return Object.assign(check, { explain });
+}
+
+/**
+ * A validator for a pinned `outputSchema`, compiled as {@link OUTPUT_SCHEMA_AJV_OPTIONS} says.
+ * Throws when it does not compile.
+ */
+export function compileOutputSchema(schema: unknown): ValidateFunction {
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema))
+    throw new Error('outputSchema is not a schema object');
+  const s = schema as JsonObject;
+  return outputSchemaDraft(s) === 'draft-07'
+    ? new Ajv(OUTPUT_SCHEMA_AJV_OPTIONS).compile(s)
+    : new Ajv2020(OUTPUT_SCHEMA_AJV_OPTIONS).compile(s);
 }

@@ -6,6 +6,7 @@
  * docs/adapters.md "MCP tools". (SPEC §6 "Policy as code", OE-INV-005/013, OE-INV-023)
  */
 import { pinMcpDefinition } from '../kernel/index.js';
+import { compileOutputSchema } from './json-schema.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import { TOOL_NAME_RE } from './bundle-shape.js';
 
@@ -44,14 +45,38 @@ function isObject(v: JsonValue | undefined): v is JsonObject {
 }
 
 /**
+ * Keywords whose meaning a Cedar record cannot carry: properties admitted by pattern or by what
+ * another subschema evaluated, conditional subschemas, constraints on property names, schemas
+ * by reference. A tool whose input schema uses one is skipped, never pinned with a Cedar type
+ * that says something else than its schema.
+ */
+const UNTYPEABLE_KEYWORDS = [
+  'patternProperties',
+  'dependentSchemas',
+  'dependencies',
+  'if',
+  'then',
+  'else',
+  'propertyNames',
+  'unevaluatedProperties',
+  'unevaluatedItems',
+  '$ref',
+  '$dynamicRef',
+  '$recursiveRef',
+] as const;
+
+/**
  * The schema with `additionalProperties: false` on every object it describes (a tightening:
  * failclosed validates parameters against closed schemas only). Throws when an object admits a
- * schema for unknown properties (a map), which cannot be closed without changing its meaning.
+ * schema for unknown properties (a map), which cannot be closed without changing its meaning,
+ * and on any of {@link UNTYPEABLE_KEYWORDS}.
  */
 export function closeSchema(schema: JsonValue): JsonValue {
   if (!isObject(schema)) return schema;
   const out: Record<string, JsonValue> = {};
   for (const [k, v] of Object.entries(schema)) {
+    if ((UNTYPEABLE_KEYWORDS as readonly string[]).includes(k))
+      throw new Error(`the schema uses ${k}, which failclosed cannot type in Cedar`);
     if (k === 'properties' || k === '$defs' || k === 'definitions') {
       out[k] = isObject(v) ? Object.fromEntries(Object.entries(v).map(([n, s]) => [n, closeSchema(s)])) : v;
     } else if (k === 'items' || k === 'not') {
@@ -60,9 +85,8 @@ export function closeSchema(schema: JsonValue): JsonValue {
       out[k] = Array.isArray(v) ? v.map(closeSchema) : v;
     } else out[k] = v;
   }
-  const describesObject =
-    out['type'] === 'object' || 'properties' in out || 'required' in out || 'patternProperties' in out;
-  if (describesObject && out['unevaluatedProperties'] !== false) {
+  const describesObject = out['type'] === 'object' || 'properties' in out || 'required' in out;
+  if (describesObject) {
     const extra = out['additionalProperties'];
     if (extra !== undefined && extra !== false)
       throw new Error('an object admits unknown properties by schema (a map)');
@@ -92,9 +116,14 @@ function cedarRecordOf(schema: JsonObject, depth: number): string {
   const props = isObject(schema['properties']) ? schema['properties'] : {};
   const req = schema['required'];
   const required = new Set(Array.isArray(req) ? req.filter((r): r is string => typeof r === 'string') : []);
-  const attrs = Object.entries(props).map(
-    ([name, s]) => `${JSON.stringify(name)}${required.has(name) ? '' : '?'}: ${cedarTypeOf(s, depth + 1)}`,
-  );
+  const attrs = Object.entries(props).map(([name, s]) => {
+    // JSON.stringify writes control characters as escapes (\b, \f, \u0001) that Cedar does not parse.
+    if ([...name].some((c) => c.charCodeAt(0) < 0x20 || c === '\u007f'))
+      throw new Error(
+        `the property name ${JSON.stringify(name)} has control characters Cedar cannot declare`,
+      );
+    return `${JSON.stringify(name)}${required.has(name) ? '' : '?'}: ${cedarTypeOf(s, depth + 1)}`;
+  });
   return `{ ${attrs.join(', ')} }`;
 }
 
@@ -134,6 +163,9 @@ export function pinMcpTools(
       if (!isObject(parameters) || parameters['type'] !== 'object')
         throw new Error('the input schema is not an object schema');
       const cedarParams = cedarRecordOf(parameters, 0);
+      // Every result is validated against the pinned outputSchema: one that does not compile
+      // would deny every call, so it is not pinned.
+      if (definition['outputSchema'] !== undefined) compileOutputSchema(definition['outputSchema']);
       const description = definition['description'];
       const limits: Record<string, JsonValue> = {
         memory_bytes: server.memory_bytes,

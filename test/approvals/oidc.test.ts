@@ -10,11 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approvalSigningInput, sha256Hex } from '../../src/kernel/index.js';
 import type { ApprovalStatement } from '../../src/kernel/index.js';
 import {
+  createApprovalApi,
   createApprovalService,
   createOidcVerifier,
   createSqliteApprovalStore,
 } from '../../src/control-plane/index.js';
 import type { ApprovalService, LedgerAppend, PendingRecord } from '../../src/control-plane/index.js';
+import { routeApprovals } from '../../src/gate/index.js';
 
 type Key = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
 let server: Server;
@@ -182,5 +184,34 @@ describe('OIDC approvers', () => {
     );
     expect(r).toMatchObject({ code: 'ERR_APPROVAL_SELF' });
     expect((await service.get(p.decision_id))?.status).toBe('pending');
+  });
+
+  it('an OIDC approver who opened the item through the API is not flagged; one who never did is (L7 hardening)', async () => {
+    const p = await open('oidc-viewed');
+    const api = createApprovalApi(service);
+    const route = (bearer: string) =>
+      routeApprovals(
+        { approvals: api, isOperator: () => false, timeoutMs: 5000 },
+        'GET',
+        `/v1/approvals/${p.decision_id}`,
+        {},
+        `Bearer ${bearer}`,
+      );
+    // carol reads the item with her own bearer token: the view is recorded under her name.
+    expect((await route(await token({ groups: ['treasury'] }, { sub: 'carol' })))?.status).toBe(200);
+    const c = statement(p, 'oidc:carol');
+    expect(
+      await submit(p, c, await token({ approval_sha256: bound(c), groups: ['treasury'] }, { sub: 'carol' })),
+    ).toMatchObject({ outcome: 'ok' });
+    const d = statement(p, 'oidc:dan');
+    expect(
+      await submit(p, d, await token({ approval_sha256: bound(d), groups: ['treasury'] }, { sub: 'dan' })),
+    ).toMatchObject({ outcome: 'ok', status: 'approved' });
+    const flagged = entries.filter(
+      (e) => e.type === 'approval.flagged' && e.payload['decision_id'] === p.decision_id,
+    );
+    expect(flagged.map((e) => [e.payload['approver'], e.payload['flags']])).toEqual([
+      ['oidc:dan', ['unviewed_quick']],
+    ]);
   });
 });

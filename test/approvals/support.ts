@@ -52,13 +52,20 @@ export interface Rig {
   close(): Promise<void>;
 }
 
-/** Starts a deployment over a fresh data directory; `approvalsJson` is written as `approvals.json` before start. */
-export async function startRig(approvalsJson?: JsonValue): Promise<Rig> {
+/**
+ * Starts a deployment over a fresh data directory; `approvalsJson` is written as `approvals.json`
+ * and `prepare` runs on the initialised directory, both before start.
+ */
+export async function startRig(
+  approvalsJson?: JsonValue,
+  prepare?: (dir: string) => void | Promise<void>,
+): Promise<Rig> {
   const dir = mkdtempSync(join(tmpdir(), 'fc-approvals-'));
   let offset = 0;
   const now = (): number => Date.now() + offset;
   await initDataDir(dir, { clock: now });
   if (approvalsJson !== undefined) writeFileSync(join(dir, 'approvals.json'), JSON.stringify(approvalsJson));
+  await prepare?.(dir);
   const instance = await startEmbedded(dir, { port: 0, executionPort: 0, clock: now });
   announceServer(dir, instance.url);
   const token = readOperatorToken(dir);

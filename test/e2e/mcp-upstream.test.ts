@@ -20,10 +20,12 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client } from '@modelcontextprotocol/client';
+import { Client, deserializeMessage } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { runCli } from '../../src/cli/run.js';
 import { announceServer, initDataDir, readOperatorToken, startEmbedded } from '../../src/embedded/index.js';
@@ -42,7 +44,7 @@ const FILESYSTEM_SERVER = join(
   'dist',
   'index.js',
 );
-const HOSTILE = ['echo', 'inject', 'hang', 'crash', 'flood', 'garbage', 'leak'];
+const HOSTILE = ['echo', 'inject', 'hang', 'crash', 'flood', 'garbage', 'leak', 'shaped'];
 
 let work: string;
 let dir: string;
@@ -51,6 +53,8 @@ let files: string;
 let state: string;
 let instance: EmbeddedInstance;
 let client: Client;
+/** The last bundle built and activated. */
+let bundleFile: string;
 const runs = new Map<string, number>();
 const quiet = { out: () => undefined, err: () => undefined, env: {} };
 
@@ -121,6 +125,7 @@ async function activate(): Promise<string> {
   expect(built.err).toBe('');
   expect(built.code).toBe(0);
   expect((await cli('policy', 'activate', file)).code).toBe(0);
+  bundleFile = file;
   return (JSON.parse(built.out) as { hash: string }).hash;
 }
 
@@ -278,6 +283,13 @@ describe('hostile upstreams: the call is denied with a code and a ledger record'
   it('speaks garbage → ERR_TOOL_FAILED', async () => {
     await expectWithheld(await call('hostile.garbage', {}), 'ERR_TOOL_FAILED');
   });
+
+  it('answers outside its pinned outputSchema, after clearing the SDK client cache with tools/list_changed → ERR_TOOL_FAILED', async () => {
+    const r = await call('hostile.shaped', {});
+    await expectWithheld(r, 'ERR_TOOL_FAILED');
+    expect(JSON.stringify(r)).not.toContain('not in schema');
+    expect(upstreamCalls()).toContain('shaped');
+  });
 });
 
 describe('upstream output is redacted like every result (OE-INV-010)', () => {
@@ -348,6 +360,70 @@ describe('pinned definitions (rug pulls)', () => {
       rmSync(join(state, 'gone'));
     }
   });
+});
+
+describe('the stdio relay with the Gate in-process', () => {
+  it('keeps stdout for MCP alone: an upstream without the tools capability is denied, and the client sees only valid messages', async () => {
+    // A second data directory with no running server: `failclosed mcp` starts the Gate, and
+    // with it the upstream's SDK client, inside its own process.
+    const local = join(work, 'data-in-process');
+    await initDataDir(local);
+    const activated = await runCli(['--data', local, 'policy', 'activate', bundleFile], quiet);
+    expect(activated).toBe(0);
+    // The relay's stdout read raw, each line parsed by the official SDK's own message parser.
+    const relay = spawn(process.execPath, [CLI, 'mcp', '--data', local, '--client', 'demo-agent'], {
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
+    const lines: string[] = [];
+    const answers = new Map<number, Record<string, unknown>>();
+    let waiting: { id: number; resolve: () => void } | undefined;
+    createInterface({ input: relay.stdout }).on('line', (line) => {
+      lines.push(line);
+      try {
+        const m = deserializeMessage(line) as { id?: unknown };
+        if (typeof m.id === 'number') answers.set(m.id, m);
+        if (waiting !== undefined && answers.has(waiting.id)) waiting.resolve();
+      } catch {
+        // Counted below: every line must parse.
+      }
+    });
+    const request = (id: number, method: string, params: Record<string, unknown> = {}) =>
+      new Promise<Record<string, unknown>>((resolve) => {
+        waiting = { id, resolve: () => resolve(answers.get(id)!) };
+        relay.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id, method, params })}\n`);
+      });
+    writeFileSync(join(state, 'no-tools'), '');
+    try {
+      await request(1, 'initialize', {
+        protocolVersion: '2025-06-18',
+        capabilities: {},
+        clientInfo: { name: 'fc-test-in-process', version: '1.0.0' },
+      });
+      relay.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
+      const before = upstreamCalls().length;
+      const called = await request(2, 'tools/call', { name: 'hostile.echo', arguments: { text: 'x' } });
+      const r = called['result'] as Answer;
+      expect(r.isError).toBe(true);
+      expect(r.structuredContent).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_FAILED' });
+      expect(upstreamCalls().length).toBe(before);
+      // A later request on the same channel still gets its answer.
+      expect(await request(3, 'tools/list')).toHaveProperty('result.tools');
+    } finally {
+      rmSync(join(state, 'no-tools'));
+      relay.stdin.end();
+      relay.kill();
+    }
+    expect(
+      lines.filter((l) => {
+        try {
+          deserializeMessage(l);
+          return false;
+        } catch {
+          return true;
+        }
+      }),
+    ).toEqual([]);
+  }, 60_000);
 });
 
 describe('policy pin-mcp refuses what it cannot pin', () => {

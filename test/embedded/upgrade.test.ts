@@ -151,6 +151,7 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
     expect(v['ledger.db']?.map((r) => [r.store, r.version])).toEqual([
       ['approvals', 1],
       ['approvals', 2],
+      ['approvals', 3],
       ['breakers', 1],
       ['breakers', 2],
       ['console', 1],

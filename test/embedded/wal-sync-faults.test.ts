@@ -23,17 +23,26 @@ let armed = false;
 const syncs: string[] = [];
 
 /** The real fsync, failing with EIO while armed. */
-const failWhenArmed = (real: FileSync): FileSync => ({
-  sync(path) {
-    syncs.push(path);
-    if (armed) return Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
-    return real.sync(path);
-  },
-  syncNow(path) {
-    if (armed) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
-    real.syncNow(path);
-  },
-});
+const failWhenArmed = (real: FileSync): FileSync => {
+  const opened = new Map<number, string>();
+  return {
+    open(path) {
+      const fd = real.open(path);
+      opened.set(fd, path);
+      return fd;
+    },
+    sync(fd) {
+      syncs.push(opened.get(fd) ?? '?');
+      if (armed) return Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
+      return real.sync(fd);
+    },
+    syncNow(fd) {
+      if (armed) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+      real.syncNow(fd);
+    },
+    close: (fd) => real.close(fd),
+  };
+};
 
 beforeAll(async () => {
   dir = join(mkdtempSync(join(tmpdir(), 'fc-wal-sync-')), 'data');
@@ -71,9 +80,12 @@ describe('a failed fsync of the log stops the deployment until restart', () => {
     armed = false;
     expect(r.outcome).toBe('deny');
     expect(r.outcome === 'deny' && r.code).toBe('ERR_LEDGER_UNAVAILABLE');
-    // The disk is healthy again, but what it holds is unknown: nothing is served.
+    // The disk is healthy again, but what it holds is unknown: nothing is served, and the ledger
+    // does not take what the connection holds for committed.
+    const size = instance.core.ledger.size();
     const later = await agent.call('echo', { message: 'after the failure' });
     expect(later.outcome).toBe('deny');
+    expect(instance.core.ledger.size()).toBe(size);
     expect(runs).toBe(runsBefore);
     const ready = await fetch(new URL('/readyz', instance.url));
     expect(ready.status).toBe(503);

@@ -5,7 +5,7 @@
  * official SDK (test/fixtures/mcp-upstream/server.mjs), run in the real bubblewrap sandbox; it
  * logs every `tools/call` it receives, so a test sees whether it was called.
  */
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -51,7 +51,7 @@ const calls = (): string[] =>
 function run(spec: Record<string, unknown>, params: unknown = { text: 'hi' }, constraints = GRANTS) {
   return adapter.run({
     tool: 'up.echo',
-    spec: { type: 'mcp', command: COMMAND, tool: 'echo', ...spec },
+    spec: { type: 'mcp', command: COMMAND, tool: 'echo', definition: ECHO, ...spec },
     params: params as never,
     constraints,
     signal: new AbortController().signal,
@@ -72,6 +72,50 @@ describe('mcp adapter', () => {
     expect(r).toEqual({ outcome: 'ok', result: { content: [{ type: 'text', text: 'exactly this' }] } });
   });
 
+  /** Pins `tool` as the fixture lists it (as `policy pin-mcp` would) and calls it. */
+  async function pinAndCall(tool: string) {
+    const listed = await listMcpTools(COMMAND, GRANTS);
+    if ('outcome' in listed) throw new Error(listed.reason);
+    const { definition, sha256 } = pinMcpDefinition(listed.find((t) => t['name'] === tool)!);
+    return run({ tool, definition, definition_sha256: sha256 }, {});
+  }
+
+  it.each([
+    ['does not match', 'shaped'],
+    ['is missing', 'unshaped'],
+  ])(
+    'structuredContent that %s the pinned outputSchema → ERR_TOOL_FAILED, though the upstream cleared the SDK client cache with tools/list_changed',
+    async (_, tool) => {
+      const r = await pinAndCall(tool);
+      expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_FAILED' });
+      expect(JSON.stringify(r)).not.toContain('not in schema');
+      if (r.outcome === 'deny') expect(r.reason).toContain('outputSchema');
+      expect(calls()).toContain(tool);
+    },
+  );
+
+  it('a JSON-RPC error answer is recorded as such, not as an upstream that exited', async () => {
+    const r = await pinAndCall('rpcerror');
+    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_FAILED' });
+    if (r.outcome === 'deny') {
+      expect(r.reason).toContain('JSON-RPC code');
+      expect(r.reason).not.toContain('exited');
+    }
+  });
+
+  it('a server that does not advertise the tools capability → ERR_TOOL_FAILED, nothing called', async () => {
+    const before = calls().length;
+    writeFileSync(join(state, 'no-tools'), '');
+    try {
+      const r = await run({ definition_sha256: pinMcpDefinition(ECHO).sha256 });
+      expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_FAILED' });
+      if (r.outcome === 'deny') expect(r.reason).toContain('tools capability');
+    } finally {
+      rmSync(join(state, 'no-tools'));
+    }
+    expect(calls().length).toBe(before);
+  });
+
   it.each([
     ['annotations', { ...ECHO, annotations: { readOnlyHint: false } }],
     ['input schema', { ...ECHO, inputSchema: { ...ECHO.inputSchema, properties: {} } }],
@@ -80,7 +124,7 @@ describe('mcp adapter', () => {
     'a pin that differs from the listed definition in its %s → ERR_TOOL_DEFINITION_CHANGED, not called',
     async (_, pinned) => {
       const before = calls().length;
-      const r = await run({ definition_sha256: pinMcpDefinition(pinned).sha256 });
+      const r = await run({ definition: pinned, definition_sha256: pinMcpDefinition(pinned).sha256 });
       expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_DEFINITION_CHANGED' });
       expect(calls().length).toBe(before);
     },
@@ -95,6 +139,17 @@ describe('mcp adapter', () => {
     expect(await run({ definition_sha256: pinMcpDefinition(ECHO).sha256 }, ['hi'])).toMatchObject({
       code: 'ERR_PARAMS_INVALID',
     });
+    // The pinned definition is what the hash vouches for, and its outputSchema must compile.
+    expect(
+      await run({
+        definition: { ...ECHO, description: 'other' },
+        definition_sha256: pinMcpDefinition(ECHO).sha256,
+      }),
+    ).toMatchObject({ code: 'ERR_ADAPTER_UNAVAILABLE' });
+    const uncheckable = { ...ECHO, outputSchema: { type: 'object', 'x-unknown-keyword': true } };
+    expect(
+      await run({ definition: uncheckable, definition_sha256: pinMcpDefinition(uncheckable).sha256 }),
+    ).toMatchObject({ code: 'ERR_ADAPTER_UNAVAILABLE' });
     expect(calls().length).toBe(before);
   });
 

@@ -833,6 +833,46 @@ describe('SPEC §5: operator endpoints need the operator token', () => {
     });
   });
 
+  it('L7 read path: every evidence read is recorded with who read it before anything is returned', async () => {
+    const x = await start();
+    const req = x.request();
+    await send(x, req);
+    expect(x.ledger.reads).toEqual([]);
+    expect((await x.gate.evidence(req.request_id, undefined)).status).toBe(401);
+    // An unauthenticated attempt reads nothing and is not a read.
+    expect(x.ledger.reads).toEqual([]);
+    expect((await x.gate.evidence(req.request_id, auth)).status).toBe(200);
+    expect((await x.gate.evidence('none', auth)).status).toBe(404);
+    // A signed-in person reads as themselves (the reader is an input).
+    expect((await x.gate.readEvidence(req.request_id, { id: 'alice', role: 'operator' })).status).toBe(200);
+    expect(x.ledger.reads).toEqual([
+      { reader: { id: 'operator', role: 'operator' }, request_id: req.request_id, scope: 'request' },
+      { reader: { id: 'operator', role: 'operator' }, request_id: 'none', scope: 'request' },
+      { reader: { id: 'alice', role: 'operator' }, request_id: req.request_id, scope: 'request' },
+    ]);
+  });
+
+  it('L7 read path: a read the ledger cannot record is refused, and nothing is read (fail closed)', async () => {
+    const x = await start();
+    const req = x.request();
+    await send(x, req);
+    let read = 0;
+    const entries = x.ledger.entriesForRequest.bind(x.ledger);
+    x.ledger.entriesForRequest = (id) => {
+      read += 1;
+      return entries(id);
+    };
+    x.ledger.failTypes = ['audit.read'];
+    expect(await x.gate.evidence(req.request_id, auth)).toEqual({
+      status: 503,
+      body: { outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE', reason: 'ERR_LEDGER_UNAVAILABLE' },
+    });
+    expect(read).toBe(0);
+    x.ledger.recordRead = () => new Promise(() => undefined);
+    expect((await x.gate.readEvidence(req.request_id, { id: 'alice', role: 'operator' })).status).toBe(503);
+    expect(read).toBe(0);
+  });
+
   it('jwks: the Control Plane keys, 503 when it fails', async () => {
     const x = await start();
     expect(await x.gate.jwks()).toEqual({ status: 200, body: { keys: [], revoked: [] } });

@@ -7,6 +7,7 @@ import type {
   Gate,
   GateDeps,
   GateLedger,
+  EvidenceRead,
   GatewayEvent,
   GateServer,
   GateStateStore,
@@ -24,6 +25,8 @@ export const OPERATOR_TOKEN = 'operator-token-for-tests-0123456789';
 
 export interface RecordingLedger extends GateLedger {
   readonly events: GatewayEvent[];
+  /** Recorded reads of evidence (`audit.read`). */
+  readonly reads: EvidenceRead[];
   readonly evidence: Map<string, Buffer>;
   failAppends: boolean;
   /** Event types whose appends fail (the rest succeed). */
@@ -33,8 +36,10 @@ export interface RecordingLedger extends GateLedger {
 export function recordingLedger(): RecordingLedger {
   const events: GatewayEvent[] = [];
   const evidence = new Map<string, Buffer>();
+  const reads: EvidenceRead[] = [];
   const ledger: RecordingLedger = {
     events,
+    reads,
     evidence,
     failAppends: false,
     failTypes: [],
@@ -71,6 +76,15 @@ export function recordingLedger(): RecordingLedger {
     },
     proveInclusion() {
       return Promise.resolve(['cd'.repeat(32)]);
+    },
+    recordRead(read) {
+      if (ledger.failAppends || ledger.failTypes.includes('audit.read'))
+        return Promise.reject(new Error('disk full'));
+      reads.push(read);
+      return Promise.resolve({
+        index: events.length + reads.length,
+        entry_hash: sha256Hex(`read${reads.length}`),
+      });
     },
   };
   return ledger;

@@ -182,8 +182,8 @@ describe('SqliteCommitUnit', () => {
 
   it('a failed fsync rejects every commit waiting for it and stops every later write', async () => {
     const failing: FileSync = {
+      ...fileSync,
       sync: () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })),
-      syncNow: (p) => fileSync.syncNow(p),
     };
     const { unit } = open(failing);
     const ins = unit.db.prepare('INSERT INTO t (k) VALUES (?)');
@@ -198,9 +198,49 @@ describe('SqliteCommitUnit', () => {
     expect(() => unit.writeNow(() => ins.run('d'))).toThrow(/could not be made durable/);
   });
 
+  it('a failed fsync stops the unit even when a later one already covered its commits', async () => {
+    const held = holdingSync();
+    let fail = false;
+    const files: FileSync = {
+      ...held.files,
+      async sync(fd) {
+        await held.files.sync(fd);
+        if (fail) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+      },
+    };
+    const { unit } = open(files);
+    const ins = unit.db.prepare('INSERT INTO t (k) VALUES (?)');
+    const a = unit.stage(() => ins.run('a'));
+    await turn();
+    // writeNow's own fsync covers `a`; the held one then reports an error: pages may be lost.
+    unit.writeNow(() => ins.run('now'));
+    await a.durable;
+    fail = true;
+    held.release();
+    await until(() => unit.stopped !== undefined);
+    expect(() => unit.stage(() => ins.run('b'))).toThrow(/could not be made durable/);
+  });
+
+  it('every fsync of the log goes through one descriptor kept open on it', async () => {
+    const opened: string[] = [];
+    const files: FileSync = {
+      ...fileSync,
+      open(path) {
+        opened.push(path);
+        return fileSync.open(path);
+      },
+    };
+    const { unit, path } = open(files);
+    const ins = unit.db.prepare('INSERT INTO t (k) VALUES (?)');
+    for (const k of ['a', 'b', 'c']) await unit.write(() => ins.run(k));
+    unit.writeNow(() => ins.run('d'));
+    expect(opened.filter((p) => p === `${path}-wal`)).toEqual([`${path}-wal`]);
+    expect(unit.db.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
+  });
+
   it('a failed synchronous fsync in writeNow throws and stops the unit', async () => {
     const failing: FileSync = {
-      sync: (p) => fileSync.sync(p),
+      ...fileSync,
       syncNow: () => {
         throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
       },
@@ -237,19 +277,26 @@ function holdingSync(): { files: FileSync; paths: string[]; now: string[]; relea
   const paths: string[] = [];
   const now: string[] = [];
   const gates: (() => void)[] = [];
+  const opened = new Map<number, string>();
   return {
     paths,
     now,
     files: {
-      async sync(path) {
-        paths.push(path);
+      open(path) {
+        const fd = fileSync.open(path);
+        opened.set(fd, path);
+        return fd;
+      },
+      async sync(fd) {
+        paths.push(opened.get(fd) ?? '?');
         await new Promise<void>((resolve) => gates.push(resolve));
-        await fileSync.sync(path);
+        await fileSync.sync(fd);
       },
-      syncNow(path) {
-        now.push(path);
-        fileSync.syncNow(path);
+      syncNow(fd) {
+        now.push(opened.get(fd) ?? '?');
+        fileSync.syncNow(fd);
       },
+      close: (fd) => fileSync.close(fd),
     },
     release() {
       gates.shift()?.();

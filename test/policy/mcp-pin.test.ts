@@ -116,6 +116,18 @@ describe('pinned definitions', () => {
     expect(reasonOf([spec, PAY_TOOL])).toContain('adapter.limits.egress');
   });
 
+  it('refuses an outputSchema the adapter could not check results against', () => {
+    const spec = pinnedEcho((s) => {
+      const definition = {
+        ...(adapterOf(s)['definition'] as Record<string, unknown>),
+        outputSchema: { type: 'object', 'x-unknown': true },
+      };
+      adapterOf(s)['definition'] = definition;
+      adapterOf(s)['definition_sha256'] = pinMcpDefinition(definition).sha256;
+    });
+    expect(reasonOf([spec, PAY_TOOL])).toContain('adapter.definition.outputSchema: failclosed cannot check');
+  });
+
   it('one server, one declaration: a tool cannot widen what its server may read', () => {
     const echo = pinnedEcho();
     const pay = structuredClone(PAY_TOOL) as unknown as Record<string, unknown>;
@@ -175,6 +187,52 @@ describe('pinMcpTools', () => {
     ]);
     expect(pinned.map((p) => p.name)).toEqual(['up.fine']);
     expect(skipped.map((s) => s.upstream)).toEqual(['BadName', 'headers', 'either']);
+  });
+
+  it.each([
+    ['patternProperties', { type: 'object', patternProperties: { '^x-': { type: 'string' } } }],
+    [
+      'dependentSchemas',
+      { type: 'object', properties: { a: { type: 'string' } }, dependentSchemas: { a: {} } },
+    ],
+    ['if/then/else', { type: 'object', if: { required: ['a'] }, then: {}, else: {} }],
+    ['propertyNames', { type: 'object', propertyNames: { pattern: '^a' } }],
+    [
+      'unevaluatedProperties',
+      { type: 'object', allOf: [{ properties: { b: { type: 'string' } } }], unevaluatedProperties: false },
+    ],
+    ['$ref', { type: 'object', properties: { a: { $ref: '#/$defs/s' } }, $defs: { s: { type: 'string' } } }],
+  ])('skips, with a reason, a schema Cedar cannot type: %s', (keyword, inputSchema) => {
+    const { pinned, skipped } = pinMcpTools(SERVER, [{ name: 'odd', inputSchema }]);
+    expect(pinned).toEqual([]);
+    expect(skipped[0]?.reason).toMatch(
+      new RegExp(`uses (${keyword.replaceAll('$', '\\$').replaceAll('/', '|')}),`),
+    );
+  });
+
+  it.each([
+    ['backspace', { 'a\bb': { type: 'string' } }],
+    ['form feed', { 'a\fb': { type: 'string' } }],
+    ['U+0001', { 'a\u0001b': { type: 'string' } }],
+    ['escape, nested', { x: { type: 'object', properties: { '\u001b[31m': { type: 'string' } } } }],
+  ])(
+    'skips a property name with control characters the Cedar schema could not parse (%s)',
+    (_, properties) => {
+      const { pinned, skipped } = pinMcpTools(SERVER, [
+        { name: 'ctl', inputSchema: { type: 'object', properties } },
+        LISTED,
+      ]);
+      expect(pinned.map((p) => p.upstream)).toEqual(['echo']);
+      expect(skipped[0]?.reason).toContain('control characters');
+    },
+  );
+
+  it('skips a tool whose outputSchema failclosed could not check results against', () => {
+    const { pinned, skipped } = pinMcpTools(SERVER, [
+      { ...LISTED, outputSchema: { type: 'object', 'x-unknown': true } },
+    ]);
+    expect(pinned).toEqual([]);
+    expect(skipped).toHaveLength(1);
   });
 
   it('closeSchema keeps a schema that is already closed as it is', () => {

@@ -406,6 +406,78 @@ export function runApprovalStoreContract(name: string, make: () => Promise<Appro
     );
 
     it(
+      'approvals watched: rate-limit slots never exceed the limit across instances, per window (L7 hardening)',
+      withFixture(async ({ store, openAnother }) => {
+        const other = await openAnother();
+        const taken = await Promise.all(
+          Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? store : other).takeApprovalSlot('ann', T, 5)),
+        );
+        expect(taken.filter(Boolean)).toHaveLength(5);
+        expect(await other.takeApprovalSlot('ann', T, 5)).toBe(false);
+        // Another approver, another window: their own slots.
+        expect(await store.takeApprovalSlot('ben', T, 5)).toBe(true);
+        expect(await store.takeApprovalSlot('ann', T + 3_600_000, 5)).toBe(true);
+        await expect(store.takeApprovalSlot('ann', T, 0)).rejects.toThrow(TypeError);
+      }),
+    );
+
+    it(
+      'approvals watched: the first view stays; activity and flags read back as recorded',
+      withFixture(async ({ store, openAnother }) => {
+        const other = await openAnother();
+        expect(await store.viewedAt('d-1', 'ann')).toBeUndefined();
+        await store.recordView('d-1', 'ann', T + 5);
+        await other.recordView('d-1', 'ann', T + 9);
+        expect(await other.viewedAt('d-1', 'ann')).toBe(T + 5);
+        const hour = 3_600_000;
+        await store.recordActivity({
+          decision_id: 'd-1',
+          approver: 'ann',
+          tenant: 'acme',
+          at: T,
+          flags: [],
+          extra: false,
+        });
+        await other.recordActivity({
+          decision_id: 'd-2',
+          approver: 'ann',
+          tenant: 'globex',
+          at: T + hour,
+          flags: ['unviewed_quick', 'burst'],
+          extra: true,
+        });
+        // A repeat is kept as it is.
+        await store.recordActivity({
+          decision_id: 'd-2',
+          approver: 'ann',
+          tenant: 'x',
+          at: T,
+          flags: [],
+          extra: false,
+        });
+        const a = await store.activity('ann', T + 1);
+        expect(a).toEqual({
+          total: 2,
+          recent: 1,
+          tenants: ['acme', 'globex'],
+          hours: [new Date(T).getUTCHours(), new Date(T + hour).getUTCHours()].sort((x, y) => x - y),
+        });
+        expect(await other.activity('nobody', T)).toEqual({ total: 0, recent: 0, tenants: [], hours: [] });
+        expect(await store.flagged('d-1')).toEqual([]);
+        expect(await store.flagged('d-2')).toEqual([
+          {
+            decision_id: 'd-2',
+            approver: 'ann',
+            tenant: 'globex',
+            at: T + hour,
+            flags: ['unviewed_quick', 'burst'],
+            extra: true,
+          },
+        ]);
+      }),
+    );
+
+    it(
       'a closed store rejects every call',
       withFixture(async ({ openAnother }) => {
         const other = await openAnother();

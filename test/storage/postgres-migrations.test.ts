@@ -63,12 +63,15 @@ describe('PostgreSQL schema migrations', () => {
         [db.schema],
       );
       expect(tables.rows.map((r) => r.t)).toEqual([
+        'approval_activity',
         'approval_approvers',
         'approval_client_owners',
         'approval_grants',
         'approval_pending',
+        'approval_rate',
         'approval_reviews',
         'approval_used',
+        'approval_views',
         'approval_votes',
       ]);
       expect((await db.pool.query('SELECT idx FROM ledger_entries')).rowCount).toBe(1);

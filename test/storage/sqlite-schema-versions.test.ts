@@ -64,7 +64,7 @@ const STORES: readonly VersionedStore[] = [
   },
   {
     store: 'approvals',
-    version: 2,
+    version: 3,
     open: (path) => {
       const s = createSqliteApprovalStore(path);
       return () => Promise.resolve(s.close());
@@ -164,6 +164,7 @@ describe('SQLite schema versions of a shared file and of read-only opens (SPEC Â
     expect(versionRows(path).map((r) => [r.store, r.version])).toEqual([
       ['approvals', 1],
       ['approvals', 2],
+      ['approvals', 3],
       ['breakers', 1],
       ['breakers', 2],
       ['gate_state', 1],

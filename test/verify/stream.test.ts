@@ -81,6 +81,37 @@ describe('streamed audit bundle (v2)', () => {
     });
   });
 
+  it('L7 read path: an export whose audit.export the ledger cannot record is refused and reads nothing', async () => {
+    await withLedger(5, async (ledger) => {
+      let reads = 0;
+      const count =
+        <A extends unknown[], R>(fn: (...a: A) => R) =>
+        (...a: A): R => {
+          reads += 1;
+          return fn(...a);
+        };
+      const reader = {
+        readRange: count(ledger.store.readRange.bind(ledger.store)),
+        readByTrace: count(ledger.store.readByTrace.bind(ledger.store)),
+        getEvidence: count(ledger.store.getEvidence.bind(ledger.store)),
+      };
+      // The ledger as the export sees it, with appends failing (a full disk).
+      const failing = Object.create(ledger) as Ledger;
+      Object.defineProperty(failing, 'append', { value: () => Promise.reject(new Error('disk full')) });
+      await expect(
+        exportBundleStream({ ledger: failing, reader, actor: AUDITOR, ...LINKAGE_EXPORT }),
+      ).rejects.toThrow('disk full');
+      expect(reads).toBe(0);
+      expect(ledger.size()).toBe(5);
+      // Recorded, with who exported, before anything is read.
+      const ok = await exportBundleStream({ ledger, reader, actor: AUDITOR, ...LINKAGE_EXPORT });
+      const last = (await ledger.store.readRange(ledger.size() - 1, ledger.size()))[0];
+      expect(last).toMatchObject({ type: 'audit.export', actor: AUDITOR });
+      for await (const _ of ok.lines) void _;
+      expect(reads).toBeGreaterThan(0);
+    });
+  });
+
   it('an edited entry, a cut tail, a missing end record and a foreign record are caught', async () => {
     await withLedger(30, async (ledger, dir) => {
       const path = join(dir, 'b.jsonl');

@@ -17,7 +17,8 @@ export interface ApiAnswer {
 /** The approval API (structurally the Gate's `GateApprovals`). */
 export interface ApprovalApi {
   list(): Promise<ApiAnswer>;
-  show(decisionId: string): Promise<ApiAnswer>;
+  /** One approval with its votes; `viewer`, an identified approver, is recorded as having opened it. */
+  show(decisionId: string, viewer?: string): Promise<ApiAnswer>;
   submit(
     decisionId: string,
     verdict: 'approve' | 'reject',
@@ -28,6 +29,8 @@ export interface ApprovalApi {
   reviews(): Promise<ApiAnswer>;
   closeReview(reviewId: string, body: JsonValue): Promise<ApiAnswer>;
   isApprover(bearer: string): Promise<boolean>;
+  /** The approver an approver bearer token identifies, or undefined. */
+  approverOf(bearer: string): Promise<string | undefined>;
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -86,8 +89,8 @@ function reviewView(r: ReviewRecord): JsonObject {
   return { ...r, opened_at: iso(r.opened_at), closed_at: iso(r.closed_at) };
 }
 
-/** Builds the API over `service`. */
-export function createApprovalApi(service: ApprovalService): ApprovalApi {
+/** Builds the API over `service`; `now` times recorded views (the service's injected clock). */
+export function createApprovalApi(service: ApprovalService, now: () => number = Date.now): ApprovalApi {
   return Object.freeze({
     async list() {
       const items = await service.list();
@@ -97,8 +100,12 @@ export function createApprovalApi(service: ApprovalService): ApprovalApi {
         views.push(await pendingView(service, (await service.get(p.decision_id)) ?? p, false));
       return { status: 200, body: { approvals: views } };
     },
-    async show(id: string) {
+    async show(id: string, viewer?: string) {
       const p = await service.get(id);
+      // A view that cannot be recorded only makes a later approval look more unusual (flagged),
+      // never less: the view is shown anyway.
+      if (p !== undefined && viewer !== undefined)
+        await service.recordView(id, viewer, now()).catch(() => false);
       if (p === undefined)
         return {
           status: 404,
@@ -149,5 +156,6 @@ export function createApprovalApi(service: ApprovalService): ApprovalApi {
       return { status: 200, body: { outcome: 'ok', review: reviewView(r.review), ledger: { ...r.ledger } } };
     },
     isApprover: (bearer: string) => service.isApproverToken(bearer),
+    approverOf: (bearer: string) => service.approverOfToken(bearer),
   });
 }

@@ -136,6 +136,20 @@ export function grantBreakGlass(
     if (isDeny(ref)) return ref;
     const stored = { ...grant, ledger_index: ref.index };
     await ctx.deps.store.insertGrant(stored);
+    ctx.notice({
+      event: 'break_glass.used',
+      decision_id: null,
+      tool: stored.tool,
+      tenant: stored.tenant,
+      expires_at: stored.expires_at,
+      preview: null,
+      break_glass: {
+        phase: 'granted',
+        grant_id: stored.grant_id,
+        approver: stored.approver,
+        reason_category: stored.reason_category,
+      },
+    });
     return { outcome: 'ok', grant: stored, ledger: ref };
   });
 }
@@ -214,6 +228,21 @@ export function useBreakGlass(ctx: ApprovalCtx, seen: PendingRecord): Promise<st
     if (isDeny(fin)) return fin;
     const finalized = await store.finalize(p.decision_id, 'approved', [ref], g.grant_id);
     ctx.notify(p.decision_id);
+    if (finalized)
+      ctx.notice({
+        event: 'break_glass.used',
+        decision_id: p.decision_id,
+        tool: p.tool,
+        tenant: p.tenant,
+        expires_at: g.expires_at,
+        preview: null,
+        break_glass: {
+          phase: 'used',
+          grant_id: g.grant_id,
+          approver: g.approver,
+          reason_category: g.reason_category,
+        },
+      });
     // Guarded by `pending` as well: an outcome stored first stands, read back by the caller.
     return finalized ? ref : undefined;
   });

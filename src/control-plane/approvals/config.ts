@@ -8,6 +8,7 @@ import { parseJson } from '../../kernel/index.js';
 import type { JsonObject, JsonValue } from '../../kernel/index.js';
 import type { ApprovalSettings } from './context.js';
 import type { OidcConfig } from './oidc.js';
+import { DEFAULT_WATCH_SETTINGS, type WatchSettings } from './watch.js';
 
 /** Parsed configuration. */
 export interface ApprovalConfig {
@@ -24,6 +25,7 @@ const TOP = [
   'review_due_sec',
   'policy_activation',
   'oidc',
+  'watch',
 ];
 
 function bad(what: string): TypeError {
@@ -56,6 +58,31 @@ function str(v: JsonValue | undefined, what: string): string {
   return v;
 }
 
+/** `watch`: rate limits and anomaly flags; a member left out keeps its default. */
+function parseWatch(v: JsonValue): WatchSettings {
+  const w = obj(v, 'watch', ['rate_limit', 'quick_approval_sec', 'burst', 'usual_min_history', 'on_flag']);
+  const d = DEFAULT_WATCH_SETTINGS;
+  const rl =
+    w['rate_limit'] === undefined ? {} : obj(w['rate_limit'], 'watch.rate_limit', ['max', 'window_sec']);
+  const b = w['burst'] === undefined ? {} : obj(w['burst'], 'watch.burst', ['count', 'window_sec']);
+  const onFlag = w['on_flag'];
+  if (onFlag !== undefined && onFlag !== 'flag' && onFlag !== 'require_extra')
+    throw bad('watch.on_flag must be "flag" or "require_extra"');
+  return Object.freeze({
+    rateLimit: Object.freeze({
+      max: int(rl['max'], 'watch.rate_limit.max', 1, 100_000) ?? d.rateLimit.max,
+      windowSec: int(rl['window_sec'], 'watch.rate_limit.window_sec', 1, 86_400) ?? d.rateLimit.windowSec,
+    }),
+    quickSec: int(w['quick_approval_sec'], 'watch.quick_approval_sec', 0, 86_400) ?? d.quickSec,
+    burst: Object.freeze({
+      count: int(b['count'], 'watch.burst.count', 2, 100_000) ?? d.burst.count,
+      windowSec: int(b['window_sec'], 'watch.burst.window_sec', 1, 86_400) ?? d.burst.windowSec,
+    }),
+    minHistory: int(w['usual_min_history'], 'watch.usual_min_history', 1, 1_000_000) ?? d.minHistory,
+    onFlag: onFlag ?? d.onFlag,
+  });
+}
+
 /** Parses `approvals.json`. Throws `TypeError` naming the offending member. */
 export function parseApprovalConfig(bytes: Uint8Array): ApprovalConfig {
   const o = obj(parseJson(bytes, { maxBytes: 64 * 1024, maxDepth: 6 }), 'approvals.json', TOP);
@@ -76,6 +103,7 @@ export function parseApprovalConfig(bytes: Uint8Array): ApprovalConfig {
       roles: roles(pa['roles'], 'policy_activation.roles') ?? [],
     });
   }
+  if (o['watch'] !== undefined) set('watch', parseWatch(o['watch']));
   if (o['oidc'] === undefined) return { settings };
   const c = obj(o['oidc'], 'oidc', ['issuer', 'audience', 'jwks_uri', 'roles_claim', 'algorithms']);
   const algorithms = c['algorithms'];

@@ -15,8 +15,10 @@ import {
   type LedgerRef,
 } from '../ledger-port.js';
 import type { OidcVerifier } from './oidc.js';
+import type { ApprovalNotice } from '../notify/notice.js';
 import type { ApprovalStore, PendingRecord } from './store.js';
 import { humanOf } from './threshold.js';
+import { DEFAULT_WATCH_SETTINGS, type WatchSettings } from './watch.js';
 import type { ApprovalCandidate, ApprovalRules } from './threshold.js';
 
 /** Approval settings (docs/approvals.md). */
@@ -37,6 +39,8 @@ export interface ApprovalSettings {
   readonly reviewDueSec: number;
   /** Multi-party approval of policy activation (OE-INV-020); 0 approvals: not required. */
   readonly policyActivation: { readonly approvals: number; readonly roles: readonly string[] };
+  /** Per-approver rate limits and anomaly flags (L7 hardening; docs/approvals.md "Approvals watched"). */
+  readonly watch: WatchSettings;
 }
 
 /** Defaults. */
@@ -49,6 +53,7 @@ export const DEFAULT_APPROVAL_SETTINGS: ApprovalSettings = Object.freeze({
   breakGlassMaxTtlSec: 3600,
   reviewDueSec: 7 * 86_400,
   policyActivation: Object.freeze({ approvals: 0, roles: Object.freeze([]) }),
+  watch: DEFAULT_WATCH_SETTINGS,
 });
 
 /** Dependencies of the approval service. */
@@ -66,6 +71,12 @@ export interface ApprovalServiceDeps {
   readonly oidc?: OidcVerifier;
   readonly settings?: Partial<ApprovalSettings>;
   readonly ledgerTimeoutMs?: number;
+  /**
+   * Hands a notice (an approval waits, break-glass is used) to the notifications, once its
+   * ledger entry is confirmed. Never on the enforcement path: called without waiting, and
+   * anything it throws is ignored (docs/notifications.md).
+   */
+  readonly notify?: (n: ApprovalNotice) => void;
 }
 
 /** The shared internals. */
@@ -101,6 +112,8 @@ export interface ApprovalCtx {
    * the current second: anyone can post a forged approval, so a flood is counted, not recorded.
    */
   recordRefusal(): boolean;
+  /** Passes `n` to `deps.notify`, if any; never throws. */
+  notice(n: ApprovalNotice): void;
 }
 
 /** How often a long-polling wait reads the store for a decision finalised through another gate (ms). */
@@ -124,6 +137,13 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
   let second = -1;
   let recorded = 0;
   return {
+    notice(n) {
+      try {
+        deps.notify?.(n);
+      } catch {
+        // Notifications never change a decision.
+      }
+    },
     recordRefusal() {
       const s = Math.floor(deps.now() / 1000);
       if (s !== second) {

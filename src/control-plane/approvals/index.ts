@@ -18,10 +18,14 @@ export {
   parsePendingRow,
   parseReviewBody,
   parseVoteRow,
+  parseActivity,
+  parseActivityRow,
   pendingBody,
   tenantsText,
 } from './records.js';
-export type { ApproverColumns, PendingColumns, VoteColumns } from './records.js';
+export type { ActivityColumns, ApproverColumns, PendingColumns, VoteColumns } from './records.js';
+export { DEFAULT_WATCH_SETTINGS, anomaliesOf, requiredWithFlags, utcHour } from './watch.js';
+export type { ActivityRecord, ApproverActivity, FlagPolicy, FlagReason, WatchSettings } from './watch.js';
 export type {
   ApprovalStore,
   ApproverRecord,

@@ -22,7 +22,8 @@ import { CONTROL_PLANE_ACTOR, type LedgerRef } from '../ledger-port.js';
 import type { ApprovalCtx } from './context.js';
 import { previewDigest, redactedParams, type Preview } from './preview.js';
 import type { PendingKind, PendingRecord, PendingStatus } from './store.js';
-import { checkApproval, tallyApprovals, type ApprovalCandidate } from './threshold.js';
+import { checkApproval, humanOf, tallyApprovals, type ApprovalCandidate } from './threshold.js';
+import { anomaliesOf, rateWindowStart, requiredWithFlags, type FlagReason } from './watch.js';
 
 /** What opening a pending approval needs: the escalated decision's facts. */
 export interface OpenInput {
@@ -137,7 +138,28 @@ async function openLocked(ctx: ApprovalCtx, input: OpenInput): Promise<PendingRe
   if (isDeny(ref)) return ref;
   // Inside the critical section nobody else inserts; the first stored record would stay anyway.
   await store.insertPending(rec);
-  return (await store.pending(rec.decision_id)) ?? deny('ERR_INTERNAL', 'pending approval not stored');
+  const stored = await store.pending(rec.decision_id);
+  if (stored === undefined) return deny('ERR_INTERNAL', 'pending approval not stored');
+  ctx.notice({
+    event: 'approval.requested',
+    decision_id: rec.decision_id,
+    tool: rec.tool,
+    tenant: rec.tenant,
+    expires_at: rec.expires_at,
+    // The redacted preview: never the parameter lines (`changes`), which hold their values.
+    preview:
+      input.preview === null
+        ? null
+        : {
+            summary: input.preview.summary,
+            objects: input.preview.objects,
+            cost_estimate_cents: input.preview.cost_estimate_cents,
+            irreversible: input.preview.irreversible,
+          },
+    required: rec.required,
+    risk: rec.risk,
+  });
+  return stored;
 }
 
 const expiresNow = (ctx: ApprovalCtx, p: PendingRecord | undefined): p is PendingRecord =>
@@ -188,9 +210,16 @@ async function candidateOf(ctx: ApprovalCtx, s: Submission): Promise<ApprovalCan
   return deny('ERR_APPROVAL_INVALID', 'an approval carries exactly one of signature or token');
 }
 
-async function refuse(ctx: ApprovalCtx, p: PendingRecord, who: unknown, d: Deny): Promise<Deny> {
+async function refuse(
+  ctx: ApprovalCtx,
+  p: PendingRecord,
+  who: unknown,
+  d: Deny,
+  /** An authenticated approver's refusal: always recorded (a forged one counts against the flood budget). */
+  authenticated = false,
+): Promise<Deny> {
   const approver = typeof who === 'string' && /^[A-Za-z0-9._:@-]{1,128}$/.test(who) ? who : 'unknown';
-  if (!ctx.recordRefusal()) return d;
+  if (!authenticated && !ctx.recordRefusal()) return d;
   await ctx.append(
     'denial',
     on(p),
@@ -235,6 +264,8 @@ export function submitApproval(
     const votes = await store.votes(p.decision_id);
     if (votes.some((v) => v.approver === checked.approver))
       return refuse(ctx, p, claimed, deny('ERR_APPROVAL_DUPLICATE', 'this approver already decided'));
+    const watched = checked.verdict === 'approve' ? await watchApproval(ctx, p, checked.approver) : [];
+    if (isDeny(watched)) return refuse(ctx, p, claimed, watched, true);
     const proof: JsonObject =
       candidate.oidc === undefined ? { signature: candidate.signature ?? '' } : { token: s.token ?? '' };
     const kid = candidate.oidc === undefined ? ((await store.approver(checked.approver))?.kid ?? null) : null;
@@ -246,6 +277,25 @@ export function submitApproval(
       ...proof,
     });
     if (isDeny(sha)) return sha;
+    const extra = watched.length > 0 && ctx.settings.watch.onFlag === 'require_extra';
+    if (watched.length > 0) {
+      // Ledgered before the approval it names: an approval never counts without its flags.
+      const flagged = await ctx.append(
+        'approval.flagged',
+        on(p),
+        { id: checked.approver, role: checked.role },
+        {
+          decision_id: p.decision_id,
+          approver: checked.approver,
+          verdict: checked.verdict,
+          approval_sha256: sha,
+          flags: [...watched],
+          policy: ctx.settings.watch.onFlag,
+          required: Math.max(1, p.required) + (extra ? 1 : 0),
+        },
+      );
+      if (isDeny(flagged)) return flagged;
+    }
     const count =
       votes.filter((v) => v.verdict === 'approve').length + (checked.verdict === 'approve' ? 1 : 0);
     const type = checked.verdict === 'approve' ? 'approval.added' : 'approval.rejected';
@@ -268,6 +318,17 @@ export function submitApproval(
       },
     );
     if (isDeny(ref)) return ref;
+    // The approver's history (and this approval's flags) before the vote counts: a counted vote
+    // is never without the flags that raise its decision's threshold.
+    if (checked.verdict === 'approve')
+      await store.recordActivity({
+        decision_id: p.decision_id,
+        approver: humanOf(checked.approver),
+        tenant: p.tenant,
+        at: ctx.deps.now(),
+        flags: watched,
+        extra,
+      });
     const stored = await store.addVote({
       decision_id: p.decision_id,
       approver: checked.approver,
@@ -296,25 +357,66 @@ export function submitApproval(
           'the approval was already used',
         ),
       );
-    const status = await finalizeIfDone(ctx, p);
+    const { status, required } = await finalizeIfDone(ctx, p);
     return {
       outcome: 'ok',
       decision_id: p.decision_id,
       status,
       approvals: count,
-      required: p.required,
+      required,
       ledger: ref,
     };
   });
 }
 
-/** Re-counts every stored vote with the pure rules and finalises when the threshold is met or a rejection counts. */
-async function finalizeIfDone(ctx: ApprovalCtx, p: PendingRecord): Promise<PendingStatus> {
+/**
+ * The rate limit and anomalies of an approval by `approver` (L7 hardening): refuses
+ * `ERR_APPROVER_RATE_LIMITED` when the approver's window is full (a slot is taken otherwise),
+ * else names what is unusual about it (empty: nothing). Rate and history are the human's: a key
+ * and an OIDC identity of one person share them.
+ */
+async function watchApproval(
+  ctx: ApprovalCtx,
+  p: PendingRecord,
+  approver: string,
+): Promise<FlagReason[] | Deny> {
+  const { store } = ctx.deps;
+  const w = ctx.settings.watch;
+  const at = ctx.deps.now();
+  const human = humanOf(approver);
+  if (!(await store.takeApprovalSlot(human, rateWindowStart(w, at), w.rateLimit.max)))
+    return deny(
+      'ERR_APPROVER_RATE_LIMITED',
+      `the approver reached ${w.rateLimit.max} approvals in ${w.rateLimit.windowSec} s`,
+    );
+  return anomaliesOf(w, {
+    atMs: at,
+    createdAt: p.created_at,
+    tenant: p.tenant,
+    viewedAt: await store.viewedAt(p.decision_id, human),
+    history: await store.activity(human, at - w.burst.windowSec * 1000),
+  });
+}
+
+/**
+ * Re-counts every stored vote with the pure rules and finalises when the threshold is met or a
+ * rejection counts. The threshold is the policy's, plus one when a counted approver was flagged
+ * under `require_extra` (read in the decision's critical section, like the votes).
+ */
+async function finalizeIfDone(
+  ctx: ApprovalCtx,
+  p: PendingRecord,
+): Promise<{ status: PendingStatus; required: number }> {
   const { store } = ctx.deps;
   const votes = await store.votes(p.decision_id);
   const candidates = votes.map((v) => v.candidate as unknown as ApprovalCandidate);
   const tally = tallyApprovals(await ctx.rules(p, candidates), candidates);
-  if (!tally.met && !tally.rejected) return 'pending';
+  const extraFlagged = new Set(
+    (await store.flagged(p.decision_id)).filter((f) => f.extra).map((f) => f.approver),
+  );
+  const required = requiredWithFlags(p.required, tally.approvers.map(humanOf), extraFlagged);
+  const met = !tally.rejected && tally.approvers.length >= required;
+  if (!met && !tally.rejected) return { status: 'pending', required };
   const refs = votes.filter((v) => tally.approvers.includes(v.approver)).map((v) => v.approval_sha256);
   const verdict = tally.rejected ? 'reject' : 'approve';
   const ref = await ctx.append('approval.finalized', on(p), CONTROL_PLANE_ACTOR, {
@@ -322,19 +424,19 @@ async function finalizeIfDone(ctx: ApprovalCtx, p: PendingRecord): Promise<Pendi
     verdict,
     code: tally.rejected ? 'ERR_APPROVAL_REJECTED' : null,
     count: tally.approvers.length,
-    required: p.required,
+    required,
     roles: [...p.roles],
     approvers: [...tally.approvers],
   });
-  if (isDeny(ref)) return 'pending';
+  if (isDeny(ref)) return { status: 'pending', required };
   const verdictStatus = tally.rejected ? 'rejected' : 'approved';
   // Guarded by `pending` as well: an outcome stored first stays, and is then the answer.
   if (!(await store.finalize(p.decision_id, verdictStatus, tally.rejected ? [] : refs))) {
     ctx.notify(p.decision_id);
-    return (await store.pending(p.decision_id))?.status ?? 'pending';
+    return { status: (await store.pending(p.decision_id))?.status ?? 'pending', required };
   }
   ctx.notify(p.decision_id);
-  return verdictStatus;
+  return { status: verdictStatus, required };
 }
 
 /**

@@ -18,6 +18,7 @@ import type {
   VoteRecord,
 } from './store.js';
 import { TENANT_NAME } from './store.js';
+import type { ActivityRecord, ApproverActivity, FlagReason } from './watch.js';
 
 /** Largest stored JSON document read back (a pending body holds the redacted parameters). */
 const MAX_JSON_BYTES = 8 * 1024 * 1024;
@@ -272,5 +273,51 @@ export function parseReviewBody(text: unknown, statusColumn?: unknown): ReviewRe
     closed_by: textOrNull(r['closed_by'], 'review closed_by'),
     closed_at,
     notes: textOrNull(r['notes'], 'review notes'),
+  });
+}
+
+/** Columns of an `approval_activity` row. */
+export interface ActivityColumns {
+  readonly decision_id: unknown;
+  readonly approver: unknown;
+  readonly tenant: unknown;
+  readonly at: unknown;
+  readonly flags: unknown;
+  readonly extra: unknown;
+}
+
+const FLAG_REASONS: readonly FlagReason[] = ['unviewed_quick', 'burst', 'new_tenant', 'unusual_hour'];
+
+/** Parses an `approval_activity` row. */
+export function parseActivityRow(r: ActivityColumns): ActivityRecord {
+  const flags = jsonOf(r.flags, 'approval_activity.flags');
+  if (!Array.isArray(flags) || !flags.every((f) => FLAG_REASONS.includes(f as FlagReason)))
+    throw bad('approval_activity.flags');
+  const extra = intOf(r.extra, 'approval_activity.extra');
+  if (extra !== 0 && extra !== 1) throw bad('approval_activity.extra');
+  return Object.freeze({
+    decision_id: textOf(r.decision_id, 'approval_activity.decision_id'),
+    approver: textOf(r.approver, 'approval_activity.approver'),
+    tenant: textOf(r.tenant, 'approval_activity.tenant'),
+    at: intOf(r.at, 'approval_activity.at'),
+    flags: Object.freeze(flags as FlagReason[]),
+    extra: extra === 1,
+  });
+}
+
+/** An approver's activity from its query results (counts, distinct tenants, distinct hours). */
+export function parseActivity(
+  total: unknown,
+  recent: unknown,
+  tenants: unknown[],
+  hours: unknown[],
+): ApproverActivity {
+  const hs = hours.map((h) => intOf(h, 'approval_activity.hour'));
+  if (!hs.every((h) => h >= 0 && h <= 23)) throw bad('approval_activity.hour');
+  return Object.freeze({
+    total: intOf(total, 'approval_activity count'),
+    recent: intOf(recent, 'approval_activity count'),
+    tenants: Object.freeze(tenants.map((t) => textOf(t, 'approval_activity.tenant'))),
+    hours: Object.freeze(hs),
   });
 }

@@ -26,6 +26,7 @@ import type {
   VoteRecord,
 } from './store.js';
 import { TENANT_NAME as TENANT, approverCovers } from './store.js';
+import { humanOf } from './threshold.js';
 
 /**
  * The approval service. The decision-path methods resolve to denies for refusals; every method
@@ -44,6 +45,16 @@ export interface ApprovalService {
   votes(decisionId: string): Promise<readonly VoteRecord[]>;
   /** True when `token` is a valid OIDC approver token (for reading the approval API). */
   isApproverToken(token: string): Promise<boolean>;
+  /** The approver a valid OIDC approver token identifies (`oidc:<sub>`), or undefined. */
+  approverOfToken(token: string): Promise<string | undefined>;
+  /**
+   * Records that the identified approver `approverName` opened the view of a pending approval
+   * at `at` (ms; the first time stays): an approval soon after the request by an approver who
+   * never opened it is flagged (L7 hardening, docs/approvals.md "Approvals watched"). Called by
+   * the approval API for an approver's bearer, and by any sign-in that identifies a person.
+   * False when the name is malformed or no approval has this id (nothing recorded).
+   */
+  recordView(decisionId: string, approverName: string, at: number): Promise<boolean>;
   submit(decisionId: string, submission: Submission): Promise<SubmitAccepted | Deny>;
   /**
    * True when every key approver whose vote approved `p` is still registered, active and scoped
@@ -94,6 +105,8 @@ export interface ApprovalService {
 
 const APPROVER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ROLE = /^[A-Za-z0-9._:-]{1,64}$/;
+/** An approver name as votes carry it: a registered name, or `oidc:<sub>`. */
+const VIEWER_NAME = /^[A-Za-z0-9._:@-]{1,128}$/;
 
 /** The tenant scope asked for: `'*'`, or 1 to 64 tenant names (sorted, without duplicates). */
 function parseTenants(v: unknown): ApproverTenants | undefined {
@@ -109,6 +122,12 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
   const s = ctx.settings;
   if (!(s.defaultTtlSec > 0 && s.statementMaxAgeSec > 0 && s.maxWaitMs >= 0 && s.breakGlassMaxTtlSec > 0))
     throw new TypeError('malformed approval settings');
+  const w = s.watch;
+  if (
+    !(w.rateLimit.max >= 1 && w.rateLimit.windowSec > 0 && w.quickSec >= 0 && w.burst.count >= 2) ||
+    !(w.burst.windowSec > 0 && w.minHistory >= 1 && (w.onFlag === 'flag' || w.onFlag === 'require_extra'))
+  )
+    throw new TypeError('malformed approval watch settings');
   const { store } = deps;
   return Object.freeze({
     settings: s,
@@ -121,6 +140,21 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
       if (deps.oidc === undefined) return false;
       const id = await deps.oidc.verify(token, deps.now());
       return !('outcome' in id) && !(await deps.isClient(`oidc:${id.subject}`));
+    },
+    async approverOfToken(token: string): Promise<string | undefined> {
+      if (deps.oidc === undefined) return undefined;
+      const id = await deps.oidc.verify(token, deps.now());
+      if ('outcome' in id) return undefined;
+      const name = `oidc:${id.subject}`;
+      return (await deps.isClient(name)) ? undefined : name;
+    },
+    async recordView(decisionId: string, approverName: string, at: number): Promise<boolean> {
+      if (typeof approverName !== 'string' || !VIEWER_NAME.test(approverName) || !Number.isSafeInteger(at))
+        return false;
+      if ((await store.pending(decisionId)) === undefined) return false;
+      // The human's view: a key `x` and an OIDC `oidc:x` are one person.
+      await store.recordView(decisionId, humanOf(approverName), at);
+      return true;
     },
     submit: (id: string, submission: Submission) => submitApproval(ctx, id, submission),
     async stillApproved(p: PendingRecord): Promise<boolean> {

@@ -12,6 +12,9 @@ import Database from 'better-sqlite3';
 import { migrateSchema, parsePublicJwk, type SchemaMigration } from '../../kernel/index.js';
 import type { Ed25519Jwks, SqliteCommitUnit } from '../../kernel/index.js';
 import {
+  intOf,
+  parseActivity,
+  parseActivityRow,
   parseApproverKey,
   parseApproverRow,
   parseApproverWithKey,
@@ -22,12 +25,14 @@ import {
   pendingBody,
   tenantsText,
   textOf,
+  type ActivityColumns,
   type ApproverColumns,
   type PendingColumns,
   type VoteColumns,
 } from './records.js';
 import type { ApprovalStore, BreakGlassGrant, PendingRecord, ReviewRecord, VoteRecord } from './store.js';
 import { createDecisionMutex, type DecisionLock } from './decision-lock.js';
+import { utcHour, type ActivityRecord } from './watch.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS approval_approvers (
@@ -51,6 +56,22 @@ CREATE TABLE IF NOT EXISTS approval_grants (
 CREATE TABLE IF NOT EXISTS approval_reviews (review_id TEXT PRIMARY KEY NOT NULL, body TEXT NOT NULL, status TEXT NOT NULL) STRICT;
 `;
 
+/** Approvals watched (L7 hardening): rate-limit windows, who opened which view, approver history. */
+const WATCH_SCHEMA = `
+CREATE TABLE approval_rate (
+  approver TEXT NOT NULL, window_start INTEGER NOT NULL, count INTEGER NOT NULL,
+  PRIMARY KEY (approver, window_start)
+) STRICT;
+CREATE TABLE approval_views (
+  decision_id TEXT NOT NULL, approver TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (decision_id, approver)
+) STRICT;
+CREATE TABLE approval_activity (
+  decision_id TEXT NOT NULL, approver TEXT NOT NULL, tenant TEXT NOT NULL, hour INTEGER NOT NULL,
+  at INTEGER NOT NULL, flags TEXT NOT NULL, extra INTEGER NOT NULL, PRIMARY KEY (decision_id, approver)
+) STRICT;
+CREATE INDEX approval_activity_by_approver ON approval_activity (approver, at);
+`;
+
 /** Schema versions of the approval state (store `approvals`; append-only): 1 is the pre-versioning schema. */
 const MIGRATIONS: readonly SchemaMigration[] = [
   {
@@ -66,6 +87,11 @@ const MIGRATIONS: readonly SchemaMigration[] = [
     // default is an empty scope, which never reads as a scope (a row that omits it refuses).
     up: `ALTER TABLE approval_approvers ADD COLUMN tenants TEXT NOT NULL DEFAULT '[]';
 UPDATE approval_approvers SET tenants = '"*"';`,
+  },
+  {
+    version: 3,
+    name: 'approvals watched: rate-limit windows, views, approver activity',
+    up: WATCH_SCHEMA,
   },
 ];
 
@@ -147,6 +173,33 @@ export function createSqliteApprovalStore(
     reviews: db.prepare<[], Row>('SELECT body, status FROM approval_reviews ORDER BY review_id'),
     closeReview: db.prepare(
       "UPDATE approval_reviews SET body = ?, status = 'closed' WHERE review_id = ? AND status = 'open'",
+    ),
+    pruneSlots: db.prepare('DELETE FROM approval_rate WHERE approver = ? AND window_start < ?'),
+    // One statement: a slot is taken only while fewer than the limit are.
+    takeSlot: db.prepare<[string, number, number], Row>(
+      'INSERT INTO approval_rate (approver, window_start, count) VALUES (?, ?, 1) ON CONFLICT (approver, window_start) DO UPDATE SET count = count + 1 WHERE count < ? RETURNING count',
+    ),
+    addView: db.prepare('INSERT OR IGNORE INTO approval_views (decision_id, approver, at) VALUES (?, ?, ?)'),
+    view: db.prepare<[string, string], Row>(
+      'SELECT at FROM approval_views WHERE decision_id = ? AND approver = ?',
+    ),
+    addActivity: db.prepare(
+      'INSERT OR IGNORE INTO approval_activity (decision_id, approver, tenant, hour, at, flags, extra) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ),
+    activityTotal: db.prepare<[string], Row>(
+      'SELECT count(*) AS n FROM approval_activity WHERE approver = ?',
+    ),
+    activityRecent: db.prepare<[string, number], Row>(
+      'SELECT count(*) AS n FROM approval_activity WHERE approver = ? AND at >= ?',
+    ),
+    activityTenants: db.prepare<[string], Row>(
+      'SELECT DISTINCT tenant FROM approval_activity WHERE approver = ? ORDER BY tenant',
+    ),
+    activityHours: db.prepare<[string], Row>(
+      'SELECT DISTINCT hour FROM approval_activity WHERE approver = ? ORDER BY hour',
+    ),
+    flagged: db.prepare<[string], Row>(
+      "SELECT * FROM approval_activity WHERE decision_id = ? AND flags <> '[]' ORDER BY approver",
     ),
   };
 
@@ -315,6 +368,48 @@ export function createSqliteApprovalStore(
       // Guarded by the status: of two closings racing only one changes the row.
       return q.closeReview.run(JSON.stringify(body), id).changes === 1;
     },
+    takeApprovalSlot(approver: string, windowStart: number, limit: number) {
+      open();
+      if (!Number.isSafeInteger(limit) || limit < 1) throw new TypeError('limit must be a positive integer');
+      q.pruneSlots.run(approver, Math.trunc(windowStart));
+      return q.takeSlot.get(approver, Math.trunc(windowStart), limit) !== undefined;
+    },
+    recordView(decisionId: string, approver: string, atMs: number) {
+      open();
+      q.addView.run(decisionId, approver, Math.trunc(atMs));
+    },
+    viewedAt(decisionId: string, approver: string) {
+      open();
+      const r = q.view.get(decisionId, approver);
+      return r === undefined ? undefined : intOf(r['at'], 'approval_views.at');
+    },
+    recordActivity(a: ActivityRecord) {
+      open();
+      q.addActivity.run(
+        a.decision_id,
+        a.approver,
+        a.tenant,
+        utcHour(a.at),
+        Math.trunc(a.at),
+        JSON.stringify(a.flags),
+        a.extra ? 1 : 0,
+      );
+    },
+    activity(approver: string, recentSince: number) {
+      open();
+      return parseActivity(
+        q.activityTotal.get(approver)?.['n'],
+        q.activityRecent.get(approver, Math.trunc(recentSince))?.['n'],
+        q.activityTenants.all(approver).map((r) => r['tenant']),
+        q.activityHours.all(approver).map((r) => r['hour']),
+      );
+    },
+    flagged(decisionId: string) {
+      open();
+      return Object.freeze(
+        q.flagged.all(decisionId).map((r) => parseActivityRow(r as unknown as ActivityColumns)),
+      );
+    },
     close() {
       if (closed) return;
       closed = true;
@@ -353,6 +448,9 @@ const DURABLE_WRITES = [
   'insertGrant',
   'insertReview',
   'closeReview',
+  'takeApprovalSlot',
+  'recordView',
+  'recordActivity',
 ] as const;
 
 /** The per-decision mutexes of each state file opened by this process (`:memory:`: its own). */

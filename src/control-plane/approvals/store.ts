@@ -10,6 +10,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Ed25519Jwks, JsonObject, JsonValue } from '../../kernel/index.js';
 import type { LedgerRef } from '../ledger-port.js';
+import type { ActivityRecord, ApproverActivity } from './watch.js';
 
 /** Life of a pending approval. `issued` is terminal: the envelope was issued once. */
 export type PendingStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'issued';
@@ -188,5 +189,21 @@ export interface ApprovalStore {
   listReviews(): Promise<readonly ReviewRecord[]>;
   /** `open` → `closed`; true exactly once, false when it was not open. */
   closeReview(id: string, by: string, notes: string, atMs: number): Promise<boolean>;
+  /**
+   * Takes one of `limit` counted-approval slots of `approver` in the fixed window starting at
+   * `windowStart` (L7 "Rate limits … for approvals"): true when taken, false (nothing taken) when
+   * all are. One atomic statement, so replicas sharing the store never hand out more than `limit`.
+   */
+  takeApprovalSlot(approver: string, windowStart: number, limit: number): Promise<boolean>;
+  /** Records that `approver` opened the view of a decision at `atMs` (the first time stays). */
+  recordView(decisionId: string, approver: string, atMs: number): Promise<void>;
+  /** When `approver` first opened the view of a decision, or undefined. */
+  viewedAt(decisionId: string, approver: string): Promise<number | undefined>;
+  /** Records a counted approval (and its flags) in its approver's history; a repeat is kept as it is. */
+  recordActivity(a: ActivityRecord): Promise<void>;
+  /** `approver`'s counted approvals on record, with how many since `recentSince`. */
+  activity(approver: string, recentSince: number): Promise<ApproverActivity>;
+  /** The approvals of a decision that were flagged, in approver order. */
+  flagged(decisionId: string): Promise<readonly ActivityRecord[]>;
   close(): Promise<void>;
 }

@@ -8,14 +8,18 @@
  * to it over the sandbox's stdin/stdout, the server's current definition of the tool is compared
  * with the pinned SHA-256 **before** anything is called (`ERR_TOOL_DEFINITION_CHANGED` when it
  * differs or the tool is gone), the tool is called with the envelope's exact parameters, and the
- * server is killed. Each call launches its own process: no state (a changed definition, a
- * poisoned cache, another call's files) survives from one call to the next.
+ * server is killed. Each call launches its own process: no process state (a changed definition,
+ * a poisoned cache, an open connection) survives from one call to the next. Files do, where the
+ * server is granted `fs_write`: whatever one call writes there the next call can read.
  *
  * The upstream is untrusted (OE-INV-013): everything it sends is bounded. Its stdout is capped at
  * `max_output_bytes` plus {@link PROTOCOL_BUDGET_BYTES} for the handshake and listing
  * (`ERR_TOOL_OUTPUT_LIMIT`), the whole exchange at the envelope's `timeout_ms`
  * (`ERR_TOOL_TIMEOUT`); a line that is not JSON-RPC, an exit before its answer, an answer the SDK
- * rejects or a tool result with `isError` is `ERR_TOOL_FAILED` (output withheld). The tool name
+ * rejects or a tool result with `isError` is `ERR_TOOL_FAILED` (output withheld). When the pinned
+ * definition has an `outputSchema`, failclosed itself validates the result's `structuredContent`
+ * against it (ajv, never the SDK client's cache, which the upstream can clear with
+ * `notifications/tools/list_changed`): missing or invalid is `ERR_TOOL_FAILED`. The tool name
  * called is the one the bundle binds to this server: an agent never names an upstream or its tools.
  *
  * Result: `{ content, structuredContent? }` of the upstream's `CallToolResult` (redacted by the
@@ -24,9 +28,25 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { Client, deserializeMessage, serializeMessage } from '@modelcontextprotocol/client';
+import {
+  Client,
+  ProtocolError,
+  SdkError,
+  SdkErrorCode,
+  deserializeMessage,
+  serializeMessage,
+} from '@modelcontextprotocol/client';
 import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/client';
-import { deny, hexDigestEquals, pinMcpDefinition } from '../../kernel/index.js';
+import { Ajv } from 'ajv';
+import type { ValidateFunction } from 'ajv';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import {
+  OUTPUT_SCHEMA_AJV_OPTIONS,
+  deny,
+  hexDigestEquals,
+  outputSchemaDraft,
+  pinMcpDefinition,
+} from '../../kernel/index.js';
 import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
 import { buildSandboxArgv } from '../sandbox/bwrap.js';
 import type { BwrapSandboxOptions } from '../sandbox/bwrap.js';
@@ -45,10 +65,26 @@ interface McpSpec {
   readonly command: readonly string[];
   readonly tool: string;
   readonly sha256: string;
+  /** The pinned `outputSchema`'s validator, when the pinned definition has one. */
+  readonly output: ValidateFunction | undefined;
+}
+
+/**
+ * A validator for a pinned `outputSchema`, compiled as {@link OUTPUT_SCHEMA_AJV_OPTIONS} says:
+ * the twin of the bundle check's `compileOutputSchema` (src/policy/json-schema.ts), kept here
+ * because the Execution Layer does not import the policy layer. Throws when it does not compile.
+ */
+function compileOutputSchema(schema: unknown): ValidateFunction {
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema))
+    throw new Error('outputSchema is not a schema object');
+  const s = schema as JsonObject;
+  return outputSchemaDraft(s) === 'draft-07'
+    ? new Ajv(OUTPUT_SCHEMA_AJV_OPTIONS).compile(s)
+    : new Ajv2020(OUTPUT_SCHEMA_AJV_OPTIONS).compile(s);
 }
 
 function parseSpec(spec: Readonly<Record<string, unknown>>): McpSpec | undefined {
-  const { command, tool, definition_sha256: sha256 } = spec;
+  const { command, tool, definition, definition_sha256: sha256 } = spec;
   if (
     !Array.isArray(command) ||
     command.length === 0 ||
@@ -56,10 +92,19 @@ function parseSpec(spec: Readonly<Record<string, unknown>>): McpSpec | undefined
     typeof tool !== 'string' ||
     tool.length === 0 ||
     typeof sha256 !== 'string' ||
-    !/^[0-9a-f]{64}$/.test(sha256)
+    !/^[0-9a-f]{64}$/.test(sha256) ||
+    !isObject(definition)
   )
     return undefined;
-  return { command: Object.freeze([...command]), tool, sha256 };
+  try {
+    // The pinned definition is the one hashed: its outputSchema is the one the hash vouches for.
+    if (!hexDigestEquals(pinMcpDefinition(definition).sha256, sha256)) return undefined;
+    const schema = definition['outputSchema'];
+    const output = schema === undefined ? undefined : compileOutputSchema(schema);
+    return { command: Object.freeze([...command]), tool, sha256, output };
+  } catch {
+    return undefined;
+  }
 }
 
 /** One sandboxed upstream process and the MCP transport over its stdio. */
@@ -69,6 +114,8 @@ interface Upstream {
   fault(): Deny | undefined;
   /** Resolves with the first fault. */
   readonly faulted: Promise<Deny>;
+  /** Records `d` as the fault, unless there is one already, and ends the upstream. */
+  fail(d: Deny): void;
   /** Kills the sandbox's process group and waits until it is gone. */
   kill(): Promise<void>;
 }
@@ -139,7 +186,9 @@ function launch(
   );
   const onAbort = (): void => fail(deny('ERR_TOOL_TIMEOUT', 'aborted'));
   signal.addEventListener('abort', onAbort, { once: true });
-  let pending = Buffer.alloc(0);
+  // The part of a line received so far, as chunks: each chunk is scanned once for its newline,
+  // so a long line costs linear time, not a re-scan of all of it per chunk.
+  let partial: Buffer[] = [];
   let used = 0;
   child.stdout?.on('data', (chunk: Buffer) => {
     if (first !== undefined) return;
@@ -148,12 +197,14 @@ function launch(
       fail(deny('ERR_TOOL_OUTPUT_LIMIT', 'the upstream exceeded the output limit'));
       return;
     }
-    pending = Buffer.concat([pending, chunk]);
+    let rest = chunk;
     // One JSON-RPC message per line; anything else on stdout is a protocol violation (the SDK's
     // own reader skips lines that are not JSON: an untrusted upstream gets no such leniency).
-    for (let nl = pending.indexOf(10); nl !== -1 && first === undefined; nl = pending.indexOf(10)) {
-      const line = pending.toString('utf8', 0, nl).replace(/\r$/, '');
-      pending = pending.subarray(nl + 1);
+    for (let nl = rest.indexOf(10); nl !== -1 && first === undefined; nl = rest.indexOf(10)) {
+      partial.push(rest.subarray(0, nl));
+      const line = Buffer.concat(partial).toString('utf8').replace(/\r$/, '');
+      partial = [];
+      rest = rest.subarray(nl + 1);
       let message: JSONRPCMessage;
       try {
         message = deserializeMessage(line);
@@ -169,6 +220,7 @@ function launch(
         fail(deny('ERR_TOOL_FAILED', 'the upstream sent a message the client could not handle'));
       }
     }
+    if (rest.length > 0 && first === undefined) partial.push(rest);
   });
   // Diagnostics are drained and dropped: never relayed, never parsed, never buffered unbounded.
   child.stderr?.on('data', () => undefined);
@@ -190,6 +242,7 @@ function launch(
     transport,
     fault: () => first,
     faulted,
+    fail,
     async kill() {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
@@ -201,6 +254,19 @@ function launch(
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Why a step was rejected, when it was for something the upstream said; undefined for a lost
+ * connection (the exit handler names that). The upstream's own message is not repeated: it is
+ * untrusted text and the reason is ledgered.
+ */
+function rejectionReason(error: unknown): string | undefined {
+  if (error instanceof SdkError && error.code === SdkErrorCode.CapabilityNotSupported)
+    return 'the upstream does not advertise the tools capability';
+  // The SDK's own connection errors (closed, timed out) are SdkErrors: only answers are ProtocolErrors.
+  if (!(error instanceof ProtocolError)) return undefined;
+  return `the upstream's answer was an error or was rejected by the MCP client (JSON-RPC code ${String(error.code)})`;
 }
 
 type Step = <T>(p: () => Promise<T>) => Promise<{ readonly value: T } | Deny>;
@@ -222,18 +288,30 @@ async function withUpstream<R>(
     const settled = await Promise.race([
       p().then(
         (value) => ({ value }),
-        () => undefined,
+        (error: unknown) => ({ error }),
       ),
       upstream.faulted,
     ]);
-    // A rejected step usually means the upstream went away (its exit rejects the SDK's pending
-    // request before the exit is seen): end it and report why it ended, when that is known.
-    if (settled === undefined) await upstream.kill();
+    if ('error' in settled) {
+      // The first real reason is the one recorded: an answer the upstream gave (a JSON-RPC
+      // error, an answer the SDK rejects) is named before the upstream is ended, so its exit is
+      // not mistaken for the cause. A lost connection is left to the exit's own report.
+      const why = rejectionReason(settled.error);
+      if (why !== undefined) upstream.fail(deny('ERR_TOOL_FAILED', why));
+      await upstream.kill();
+    }
     const fault = upstream.fault();
     if (fault !== undefined) return fault;
-    return settled ?? deny('ERR_TOOL_FAILED', 'the upstream did not answer as MCP requires');
+    return 'value' in settled
+      ? settled
+      : deny('ERR_TOOL_FAILED', 'the upstream did not answer as MCP requires');
   };
-  const client = new Client({ name: 'failclosed', version: '0.1.0' }, { capabilities: {} });
+  // Strict capabilities: a server that does not advertise tools is an error, never an empty
+  // list (and never a console message from the SDK, which would reach a stdio relay's stdout).
+  const client = new Client(
+    { name: 'failclosed', version: '0.1.0' },
+    { capabilities: {}, enforceStrictCapabilities: true },
+  );
   try {
     const connected = await step(() =>
       client.connect(upstream.transport, { timeout: constraints.timeout_ms }),
@@ -263,7 +341,8 @@ export async function listMcpTools(
 }
 
 /**
- * Creates the MCP adapter. Denies with `ERR_ADAPTER_UNAVAILABLE` (malformed spec),
+ * Creates the MCP adapter. Denies with `ERR_ADAPTER_UNAVAILABLE` (malformed spec: the pinned
+ * definition missing, not matching its hash, or an `outputSchema` that does not compile),
  * `ERR_PARAMS_INVALID` (parameters not an object), `ERR_SANDBOX_UNAVAILABLE`,
  * `ERR_TOOL_DEFINITION_CHANGED` (the listed definition's hash differs from the pinned one, or
  * the tool is no longer listed: nothing is called), `ERR_TOOL_TIMEOUT`, `ERR_TOOL_OUTPUT_LIMIT`
@@ -296,6 +375,19 @@ export function createMcpAdapter(options: McpAdapterOptions = {}): ToolAdapter {
         if ('outcome' in ran) return ran;
         const r = ran.value as { isError?: unknown; content?: unknown; structuredContent?: unknown };
         if (r.isError === true) return deny('ERR_TOOL_FAILED', 'the upstream tool reported an error');
+        // The pinned outputSchema, checked here and not trusted to the SDK client's cache.
+        if (spec.output !== undefined) {
+          if (r.structuredContent === undefined)
+            return deny(
+              'ERR_TOOL_FAILED',
+              'the upstream returned no structuredContent for its pinned outputSchema',
+            );
+          if (spec.output(r.structuredContent) !== true)
+            return deny(
+              'ERR_TOOL_FAILED',
+              "the upstream's structuredContent does not match its pinned outputSchema",
+            );
+        }
         const result: Record<string, JsonValue> = { content: (r.content ?? []) as JsonValue };
         if (isObject(r.structuredContent)) result['structuredContent'] = r.structuredContent as JsonObject;
         return { outcome: 'ok' as const, result };

@@ -265,13 +265,19 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
         }),
     head: () =>
       later((): StoreHead => {
+        // A stopped connection may hold entries never made durable: nothing is read as the head.
+        if (unit?.stopped !== undefined) throw unit.stopped;
         const size = (maxIdx.get()?.m ?? -1) + 1;
         if ((count.get()?.n ?? 0) !== size)
           throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'ledger has a gap');
         const last = size === 0 ? undefined : byIdx.get(size - 1);
         return { size, last: last === undefined ? undefined : toEntry(last) };
       }),
-    tipSize: () => later(() => (maxIdx.get()?.m ?? -1) + 1),
+    tipSize: () =>
+      later(() => {
+        if (unit?.stopped !== undefined) throw unit.stopped;
+        return (maxIdx.get()?.m ?? -1) + 1;
+      }),
     readRange: (from, to) => later(() => range.all(from, to).map(toEntry)),
     entry: (index) =>
       later(() => {

@@ -32,9 +32,14 @@ import {
   parseReviewBody,
   parseVoteRow,
   pendingBody,
+  parseActivity,
+  parseActivityRow,
   tenantsText,
+  utcHour,
 } from '../../control-plane/index.js';
 import type {
+  ActivityColumns,
+  ActivityRecord,
   ApprovalStore,
   ApproverColumns,
   BreakGlassGrant,
@@ -46,7 +51,7 @@ import type {
 } from '../../control-plane/index.js';
 import { parsePublicJwk } from '../../kernel/index.js';
 import { inTransaction, type PostgresPool } from './pool.js';
-import { rowText } from './rows.js';
+import { rowInt, rowText } from './rows.js';
 
 type Row = Record<string, unknown>;
 
@@ -315,6 +320,86 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
         "UPDATE approval_reviews SET body = $1, status = 'closed' WHERE review_id = $2 AND status = 'open'",
         [JSON.stringify(body), id],
       );
+    },
+    async takeApprovalSlot(approver: string, windowStart: number, limit: number) {
+      if (!Number.isSafeInteger(limit) || limit < 1) throw new TypeError('limit must be a positive integer');
+      const start = ms(windowStart, 'windowStart');
+      await rows('DELETE FROM approval_rate WHERE approver = $1 AND window_start < $2::bigint', [
+        approver,
+        start,
+      ]);
+      // One statement: the row lock of ON CONFLICT serializes racing replicas; a slot is taken
+      // only while fewer than the limit are, and then a row is returned.
+      return (
+        (
+          await rows(
+            `INSERT INTO approval_rate (approver, window_start, count) VALUES ($1, $2::bigint, 1)
+              ON CONFLICT (approver, window_start) DO UPDATE SET count = approval_rate.count + 1
+              WHERE approval_rate.count < $3::int RETURNING count`,
+            [approver, start, limit],
+          )
+        ).length === 1
+      );
+    },
+    async recordView(decisionId: string, approver: string, atMs: number) {
+      await rows(
+        'INSERT INTO approval_views (decision_id, approver, at) VALUES ($1, $2, $3::bigint) ON CONFLICT DO NOTHING',
+        [decisionId, approver, ms(atMs, 'atMs')],
+      );
+    },
+    async viewedAt(decisionId: string, approver: string) {
+      const r = (
+        await rows('SELECT at FROM approval_views WHERE decision_id = $1 AND approver = $2', [
+          decisionId,
+          approver,
+        ])
+      )[0];
+      return r === undefined ? undefined : rowInt(r['at'], 'approval_views.at');
+    },
+    async recordActivity(a: ActivityRecord) {
+      await rows(
+        `INSERT INTO approval_activity (decision_id, approver, tenant, hour, at, flags, extra)
+          VALUES ($1, $2, $3, $4::int, $5::bigint, $6, $7::int) ON CONFLICT DO NOTHING`,
+        [
+          a.decision_id,
+          a.approver,
+          a.tenant,
+          utcHour(a.at),
+          ms(a.at, 'at'),
+          JSON.stringify(a.flags),
+          a.extra ? 1 : 0,
+        ],
+      );
+    },
+    async activity(approver: string, recentSince: number) {
+      const counts = (
+        await rows(
+          `SELECT count(*) AS total, count(*) FILTER (WHERE at >= $2::bigint) AS recent
+            FROM approval_activity WHERE approver = $1`,
+          [approver, ms(recentSince, 'recentSince')],
+        )
+      )[0];
+      const tenants = await rows(
+        'SELECT DISTINCT tenant FROM approval_activity WHERE approver = $1 ORDER BY tenant',
+        [approver],
+      );
+      const hours = await rows(
+        'SELECT DISTINCT hour FROM approval_activity WHERE approver = $1 ORDER BY hour',
+        [approver],
+      );
+      return parseActivity(
+        counts?.['total'],
+        counts?.['recent'],
+        tenants.map((r) => r['tenant']),
+        hours.map((r) => r['hour']),
+      );
+    },
+    async flagged(decisionId: string) {
+      const all = await rows(
+        "SELECT * FROM approval_activity WHERE decision_id = $1 AND flags <> '[]' ORDER BY approver",
+        [decisionId],
+      );
+      return Object.freeze(all.map((r) => parseActivityRow(r as unknown as ActivityColumns)));
     },
     // The pool is the backend's; only this instance stops answering.
     close: () => Promise.resolve(),

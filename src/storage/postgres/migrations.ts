@@ -377,7 +377,38 @@ UPDATE approval_approvers SET tenants = '"*"';
 `;
 
 /**
- * Version 6: the browser console's invited people, sign-in sessions (by the SHA-256 of their
+ * Version 6: approvals watched (L7 hardening "Rate limits and anomaly detection for approvals"):
+ * per-approver counters of fixed rate-limit windows, who opened which pending approval, and each
+ * approver's counted approvals with their anomaly flags.
+ */
+const V_APPROVALS_WATCHED = `
+CREATE TABLE approval_rate (
+  approver text NOT NULL,
+  window_start bigint NOT NULL,
+  count integer NOT NULL CHECK (count >= 1),
+  PRIMARY KEY (approver, window_start)
+);
+CREATE TABLE approval_views (
+  decision_id text NOT NULL,
+  approver text NOT NULL,
+  at bigint NOT NULL,
+  PRIMARY KEY (decision_id, approver)
+);
+CREATE TABLE approval_activity (
+  decision_id text NOT NULL,
+  approver text NOT NULL,
+  tenant text NOT NULL,
+  hour integer NOT NULL CHECK (hour BETWEEN 0 AND 23),
+  at bigint NOT NULL,
+  flags text NOT NULL,
+  extra integer NOT NULL CHECK (extra IN (0, 1)),
+  PRIMARY KEY (decision_id, approver)
+);
+CREATE INDEX approval_activity_by_approver ON approval_activity (approver, at);
+`;
+
+/**
+ * Version 7: the browser console's invited people, sign-in sessions (by the SHA-256 of their
  * cookie) and used sign-in challenge ids (docs/console.md), shared by every gate on the database.
  */
 const V_CONSOLE = `
@@ -414,7 +445,8 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 3, name: 'prune indexes: open breakers by end, spend by day', sql: V_PRUNE },
   { version: 4, name: 'approval state', sql: V_APPROVALS },
   { version: 5, name: 'approver tenant scopes', sql: V_APPROVER_TENANTS },
-  { version: 6, name: 'console people, sessions, used sign-in challenges', sql: V_CONSOLE },
+  { version: 6, name: 'approvals watched', sql: V_APPROVALS_WATCHED },
+  { version: 7, name: 'console people, sessions, used sign-in challenges', sql: V_CONSOLE },
 ]);
 
 /** The newest schema version this build knows. */

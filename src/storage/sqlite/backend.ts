@@ -1,7 +1,7 @@
 /**
  * The SQLite backend of the embedded deployment (SPEC §1 "Embedded"): ONE file, `ledger.db`,
  * holding the ledger and every other store's tables, on one connection whose commits the stores
- * share (`sqlite-commit.ts`; durable, `synchronous=FULL`): a governed call's writes up to its
+ * share (`sqlite-commit.ts`; durable once the write-ahead log is `fsync`ed, off the event loop): a governed call's writes up to its
  * decision, its envelope nonce, and its receipt with the Gate's completion are three commits,
  * shared with every other call written in the same turn (SPEC §8 "durable writes").
  * A data directory of the older layout (`state.db`, `nonces.db` beside it) is merged into it at

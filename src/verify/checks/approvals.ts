@@ -288,11 +288,12 @@ export const approvalsCheck: VerifyCheck = {
             'the envelope names an approval that is not a valid earlier approval of this decision',
           );
         }
-        if (new Set(names).size !== names.length || names.length < required)
+        const needed = Math.max(required, raisedThreshold(ix, id, fin, names));
+        if (new Set(names).size !== names.length || names.length < needed)
           bad(
             v,
             'APPROVAL_DISTINCT',
-            `the envelope carries ${new Set(names).size} distinct approvals, ${required} required`,
+            `the envelope carries ${new Set(names).size} distinct approvals, ${needed} required`,
           );
         if (ix.all('approval.rejected', id).some((r) => r.entry.index < v.entry.index))
           bad(v, 'APPROVAL_BINDING', 'an envelope was issued after a rejection');
@@ -312,6 +313,34 @@ export const approvalsCheck: VerifyCheck = {
     return out;
   },
 };
+
+/** The human behind an approver name (`oidc:x` and `x` are one person), as at run time. */
+const humanOf = (name: string): string => (name.startsWith('oidc:') ? name.slice('oidc:'.length) : name);
+
+/**
+ * The threshold a decision was raised to by its flags (L7 hardening, docs/approvals.md
+ * "Approvals watched"): the requested threshold plus one when an approval flagged under
+ * `require_extra` before the finalisation is among those the envelope names; 0 otherwise.
+ */
+function raisedThreshold(
+  ix: ReturnType<typeof indexEntries>,
+  id: string,
+  fin: View,
+  names: readonly (JsonValue | undefined)[],
+): number {
+  const humans = new Set(names.filter((n): n is string => typeof n === 'string').map(humanOf));
+  const raised = ix
+    .all('approval.flagged', id)
+    .some(
+      (f) =>
+        f.entry.index < fin.entry.index &&
+        f.entry.payload['policy'] === 'require_extra' &&
+        humans.has(humanOf(str(f.entry.payload['approver']) ?? '')),
+    );
+  if (!raised) return 0;
+  const base = ix.get('approval.requested', id)?.entry.payload['required'];
+  return (typeof base === 'number' ? Math.max(1, base) : Number.POSITIVE_INFINITY) + 1;
+}
 
 function checkBreakGlass(
   evidence: JsonObject,
