@@ -77,6 +77,8 @@ async function inbox(deps: ApiDeps, who: SignedIn): Promise<ApiAnswer | Deny> {
     // Reading through `get` applies expiry: a closed window is never shown as waiting.
     const p = await deps.approvals.get(listed.decision_id);
     if (p === undefined || !mine(who, p)) continue;
+    // The inbox shows the preview: the approver has opened it (approvals watched, docs/approvals.md).
+    await deps.approvals.recordView(p.decision_id, who.approver.name, deps.now()).catch(() => false);
     const view = await pendingView(deps.approvals, p, false);
     const why = (await deps.decisionOf?.(p.request_id, p.decision_id)) ?? null;
     items.push({ ...view, votes: await votesOf(deps, p.decision_id), escalation: why });

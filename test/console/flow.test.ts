@@ -72,6 +72,8 @@ describe('console approval flow', { timeout: 180_000 }, () => {
     // Invitation, enrolment (by the person) and confirmation (the key's registration) are ledgered.
     expect(bundle).toContain('"admin.approver_invited"');
     expect(bundle).toContain('"admin.approver_enrolled"');
+    // The inbox showed each approver the preview: no approval is flagged as made unopened.
+    expect(bundle).not.toContain('unviewed_quick');
     // The evidence read is ledgered with its reader (L7 read path).
     expect(
       bundle
