@@ -31,9 +31,12 @@ const ALLOWED: Record<string, readonly string[]> = {
   client: ['kernel', 'kernel/signing'],
   // Storage backends implement the roles' store interfaces (types only at run time beyond ledger).
   // The Gate's state store parses rows with the Gate's own role checks (parseClientRoles).
-  storage: ['kernel', 'ledger', 'execution', 'control-plane', 'gate'],
+  storage: ['kernel', 'ledger', 'execution', 'control-plane', 'gate', 'console'],
+  // The browser console's server side: its own store, over the approval service (web/ imports nothing outside).
+  console: ['kernel', 'control-plane'],
   // The composition layers wire the roles together; they are the only ones above the roles.
   embedded: [
+    'console',
     'kernel',
     'kernel/signing',
     'ledger',
@@ -45,6 +48,7 @@ const ALLOWED: Record<string, readonly string[]> = {
     'storage',
   ],
   cli: [
+    'console',
     'kernel',
     'kernel/signing',
     'ledger',

@@ -40,6 +40,11 @@ export const APPROVAL_USAGE = `  approvers keygen NAME [--out FILE]          (ru
                                               0600); prints the public JWK to give the operator
   approvers add NAME --role ROLE[,ROLE] --tenant T [--tenant T]... | --all-tenants --public-key FILE|-
                                               register an approver's public key, scoped to tenants
+  approvers invite NAME --role ROLE[,ROLE] --tenant T [--tenant T]... | --all-tenants [--ttl SEC]
+                                              a one-time code to enrol a device key in the console
+                                              (/console/); only its hash is kept; expires (24 h)
+  approvers confirm NAME --kid KID            after comparing the fingerprint with the person: the
+                                              enrolled device key may sign approvals (ledgered)
   approvers remove NAME [--reason TEXT]       its votes stop counting (ledgered)
   approvers list
   approvals list [--all] | show ID            pending items (--all: finished ones too)
@@ -62,6 +67,7 @@ export const APPROVAL_OPTIONS = {
   'public-key': { type: 'string' },
   'all-tenants': { type: 'boolean' },
   all: { type: 'boolean' },
+  kid: { type: 'string' },
 } as const;
 
 class Usage extends Error {}
@@ -165,6 +171,35 @@ function keygen(io: ApprovalCliIo, name: string, v: ApprovalCliOptions): number 
   return 0;
 }
 
+/** `approvers invite`: prints the one-time code and where to use it (the code is not kept). */
+async function invite(
+  io: ApprovalCliIo,
+  conn: Connection,
+  name: string,
+  roles: readonly string[],
+  tenants: readonly string[] | '*',
+  v: ApprovalCliOptions,
+): Promise<number> {
+  const ttl = v['ttl'];
+  if (ttl !== undefined && (typeof ttl !== 'string' || !/^\d{1,7}$/.test(ttl)))
+    throw new Usage('--ttl must be a number of seconds');
+  const a = await operatorAction(conn, 'approvers-invite', {
+    name,
+    roles: [...roles],
+    tenants: tenants === '*' ? '*' : [...tenants],
+    ...(typeof ttl === 'string' ? { ttl_sec: Number(ttl) } : {}),
+  });
+  if (a.status !== 201) return print(io, a);
+  const b = a.body as JsonObject;
+  io.out(
+    `${JSON.stringify({ ...b, console_url: `${conn.url}/console/` }, null, 2)}\n` +
+      `Give ${name} the code (once, over a channel you trust) and the console URL. ${name} signs in\n` +
+      `with it, and the browser makes a device key and shows its fingerprint (kid). Compare it with\n` +
+      `${name} out of band, then: failclosed approvers confirm ${name} --kid KID\n`,
+  );
+  return 0;
+}
+
 async function run(
   io: ApprovalCliIo,
   dir: string,
@@ -191,15 +226,18 @@ async function run(
             ...(typeof v['reason'] === 'string' ? { reason: v['reason'] } : {}),
           }),
         );
-      if (sub !== 'add' || id === undefined)
+      if (sub === 'confirm' && id !== undefined)
+        return print(io, await operatorAction(conn, 'approvers-confirm', { name: id, kid: need(v, 'kid') }));
+      if ((sub !== 'add' && sub !== 'invite') || id === undefined)
         throw new Usage(
-          'approvers keygen NAME | approvers add NAME --role ROLE --tenant T|--all-tenants --public-key FILE | approvers remove NAME | approvers list',
+          'approvers keygen NAME | approvers add NAME --role ROLE --tenant T|--all-tenants --public-key FILE | approvers invite NAME --role ROLE --tenant T|--all-tenants [--ttl SEC] | approvers confirm NAME --kid KID | approvers remove NAME | approvers list',
         );
       const roles = list(v, 'role');
       if (roles.length === 0) throw new Usage('--role is required');
       const tenants = list(v, 'tenant');
       if (tenants.length > 0 === (v['all-tenants'] === true))
         throw new Usage('give --tenant T (repeatable) or --all-tenants, not both');
+      if (sub === 'invite') return invite(io, conn, id, roles, v['all-tenants'] === true ? '*' : tenants, v);
       const source = v['public-key'];
       // The gate host never makes or holds an approver's private key (OE-INV-020).
       if (typeof source !== 'string')

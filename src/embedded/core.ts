@@ -52,6 +52,8 @@ import { openApprovals } from './approvals.js';
 import { openNotifications, type EmbeddedNotifications } from './notifications.js';
 import { buildTrustRoots } from './trust-roots.js';
 import type { EmbeddedApprovals } from './approvals.js';
+import { openConsole, withConsoleActions } from './console.js';
+import type { EmbeddedConsole } from './console.js';
 import { followIssuerKeys, observedAdapters } from './ports.js';
 import type { CoreDecorators, LedgerPort, ToolRunObserver } from './ports.js';
 import { createDiskSpaceProbe } from './readiness.js';
@@ -99,6 +101,8 @@ export interface Core {
   readonly gate: Gate;
   /** Human approvals, break-glass and reviews (OE-INV-019/020, L7). */
   readonly approvals: EmbeddedApprovals;
+  /** The browser console's people and sessions (docs/console.md). */
+  readonly console: EmbeddedConsole;
   /** Signed webhooks (`webhooks` in `failclosed.json`); undefined without receivers. */
   readonly notifications?: EmbeddedNotifications;
   /** What the recovery pass on open recorded (requests a crash or stop left without an outcome). */
@@ -361,6 +365,13 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       ? {}
       : { notify: (n: ApprovalNotice) => notifications.notifier.notify(n) }),
   });
+  const consoleState = openConsole({
+    store: backend.console,
+    approvals: approvals.service,
+    ledgerPort,
+    state,
+    clock,
+  });
   const issuerKey = readSigningKey(p.issuerKey);
   const controlPlane = createControlPlane({
     ledger: ledgerPort,
@@ -459,22 +470,25 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ...(config.max_inflight === undefined ? {} : { maxInflight: config.max_inflight }),
     ...(options.deadlines?.gate === undefined ? {} : { timeouts: options.deadlines.gate }),
     operatorTokenSha256: operatorTokenSha256(dir),
-    operator: createOperatorActions({
-      clock,
-      ledger,
-      ledgerPort,
-      state,
-      controlPlane: keyChangesFollowed(controlPlane, follower),
-      bundles,
-      approvals: approvals.service,
-      executor: {
-        audience: config.audience,
-        clockToleranceSec: config.clock_tolerance_sec,
-        maxLifetimeSec: config.max_envelope_lifetime_sec,
-      },
-      issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
-      openReader: () => backend.openLedgerReader(),
-    }),
+    operator: withConsoleActions(
+      createOperatorActions({
+        clock,
+        ledger,
+        ledgerPort,
+        state,
+        controlPlane: keyChangesFollowed(controlPlane, follower),
+        bundles,
+        approvals: approvals.service,
+        executor: {
+          audience: config.audience,
+          clockToleranceSec: config.clock_tolerance_sec,
+          maxLifetimeSec: config.max_envelope_lifetime_sec,
+        },
+        issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
+        openReader: () => backend.openLedgerReader(),
+      }),
+      consoleState.service,
+    ),
     approvals: approvals.api,
     trustRoots: () =>
       buildTrustRoots({
@@ -559,6 +573,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     sandbox,
     gate,
     approvals,
+    console: consoleState,
     ...(notifications === undefined ? {} : { notifications }),
     recovered,
     async abandonInFlight() {

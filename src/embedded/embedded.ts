@@ -12,7 +12,8 @@ import { importSigningKeyJwk } from '../kernel/signing/index.js';
 import { createGateServer, createMcpAuthenticator, createMcpEndpoint } from '../gate/index.js';
 import type { McpEndpoint } from '../gate/index.js';
 import { resolveMcpSettings } from './mcp-config.js';
-import { openCore } from './core.js';
+import { gateLedgerOver, openCore } from './core.js';
+import { consoleEndpointFor } from './console.js';
 import type { Core, CoreOptions } from './core.js';
 import {
   DEMO_CLIENT,
@@ -192,6 +193,17 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
       host: core.config.host,
       port: options.port ?? core.config.port,
       mcp: (url) => mcpEndpointFor(core, url),
+      console: (url) =>
+        consoleEndpointFor(
+          {
+            console: core.console.service,
+            approvals: core.approvals.service,
+            approvalApi: core.approvals.api,
+            ledger: gateLedgerOver(core.ledger, core.ledgerPort),
+            clock: core.clock,
+          },
+          url,
+        ),
     });
     execServer = await createExecutionServer(core.executor, {
       ledger: core.ledgerPort,

@@ -43,3 +43,5 @@ export { approvalConfigPath, openApprovals } from './approvals.js';
 export { notificationsPath, openNotifications } from './notifications.js';
 export type { EmbeddedNotifications } from './notifications.js';
 export type { EmbeddedApprovals } from './approvals.js';
+export { consoleEndpointFor, decisionReader, openConsole, withConsoleActions } from './console.js';
+export type { EmbeddedConsole } from './console.js';

@@ -47,6 +47,14 @@ export interface GateServerOptions {
   readonly port: number;
   /** The MCP endpoint (docs/mcp.md), built once the listener's URL is known; absent: not served. */
   readonly mcp?: (url: string) => McpEndpoint;
+  /** The browser console under `/console/` (docs/console.md), built once the URL is known; absent: not served. */
+  readonly console?: (url: string) => PathEndpoint;
+}
+
+/** An endpoint that answers the paths it matches on its own (the console). */
+export interface PathEndpoint {
+  matches(path: string): boolean;
+  handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void>;
 }
 
 /** A listening Gate. */
@@ -166,10 +174,12 @@ async function route(
   req: IncomingMessage,
   res: ServerResponse,
   mcp: McpEndpoint | undefined,
+  consoleEndpoint: PathEndpoint | undefined,
 ): Promise<void> {
   const path = (req.url ?? '/').split('?')[0] ?? '/';
   const method = req.method ?? 'GET';
   if (mcp?.matches(path) === true) return mcp.handle(req, res, path);
+  if (consoleEndpoint?.matches(path) === true) return consoleEndpoint.handle(req, res, path);
   if (method === 'POST' && path === '/v1/calls') {
     const body = await readBody(req, MAX_REQUEST_BYTES);
     // An oversized body reaches the Gate as null, so it is denied and recorded there.
@@ -240,7 +250,7 @@ async function route(
 /**
  * Starts the Gate's HTTP listener: `POST /v1/calls`, `GET /v1/requests/{id}`, `GET /v1/jwks`,
  * `GET /v1/trust-roots`,
- * `GET /healthz`, `GET /readyz`, `POST /v1/admin/{action}`, and the approval API
+ * `GET /healthz`, `GET /readyz`, `POST /v1/admin/{action}`, the console under `/console/`, and the approval API
  * (`/v1/approvals`, `/v1/break-glass`, `/v1/reviews`, docs/approvals.md). `POST /v1/calls` honours
  * `Prefer: wait=N` (long-poll for approvals). Any unexpected failure answers 500
  * `ERR_INTERNAL` without details (FC-INV-4).
@@ -249,7 +259,7 @@ export async function createGateServer(gate: Gate, options: GateServerOptions): 
   const inflight = new Set<ServerResponse>();
   let stopping = false;
   // Set once listening: requests cannot arrive before.
-  const mcp: { endpoint?: McpEndpoint } = {};
+  const mcp: { endpoint?: McpEndpoint; console?: PathEndpoint } = {};
   let onIdle: (() => void) | undefined;
   const server = createServer(
     {
@@ -265,7 +275,7 @@ export async function createGateServer(gate: Gate, options: GateServerOptions): 
       }
       // In flight until its handler settles (not the socket's 'close': a client may half-close early).
       inflight.add(res);
-      route(gate, req, res, mcp.endpoint)
+      route(gate, req, res, mcp.endpoint, mcp.console)
         .catch(() => {
           if (!res.headersSent)
             send(res, 500, { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'internal failure' }, true);
@@ -295,6 +305,7 @@ export async function createGateServer(gate: Gate, options: GateServerOptions): 
   const port = (server.address() as AddressInfo).port;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   if (options.mcp !== undefined) mcp.endpoint = options.mcp(`http://${host}:${port}`);
+  if (options.console !== undefined) mcp.console = options.console(`http://${host}:${port}`);
   return Object.freeze({
     server,
     url: `http://${host}:${port}`,

@@ -88,7 +88,8 @@ export const DENIAL_CODES = {
   },
   ERR_ORIGIN_FORBIDDEN: {
     status: 403,
-    meaning: 'the MCP request names a Host or Origin outside the allowlist (DNS-rebinding protection)',
+    meaning:
+      'the MCP request names a Host or Origin outside the allowlist (DNS-rebinding protection), or a console request a foreign Host, or a console change is not same-origin (CSRF)',
   },
   ERR_OVERLOADED: {
     status: 503,

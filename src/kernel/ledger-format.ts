@@ -38,6 +38,8 @@ export const ENTRY_TYPES = [
   'admin.lockdown',
   'admin.quarantine',
   'admin.client_registered',
+  'admin.approver_invited',
+  'admin.approver_enrolled',
   'admin.breaker_reset',
   'session.tainted',
   'audit.export',
@@ -230,6 +232,10 @@ export const PAYLOAD_ALLOWLIST = {
     'owner',
     'tenants',
   ],
+  // Console enrolment (docs/console.md): an invitation (never its code) and a device key awaiting
+  // the operator's confirmation, which is the `admin.client_registered` of that key.
+  'admin.approver_invited': ['client', 'roles', 'tenants', 'expires_at'],
+  'admin.approver_enrolled': ['client', 'kid', 'public_jwk', 'key_use'],
   'admin.breaker_reset': ['breaker', 'scope', 'client', 'session', 'reason'],
   'audit.export': ['scope', 'from', 'to', 'trace_id', 'checkpoint_size', 'reason', 'format'],
   'audit.read': ['target_index', 'trace_id', 'request_id', 'evidence_sha256', 'scope', 'reason'],

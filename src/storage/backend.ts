@@ -9,6 +9,7 @@
  * denial. No store answers "allow" for a database it cannot read.
  */
 import type { ApprovalStore, BreakerStore, GovernanceState } from '../control-plane/index.js';
+import type { ConsoleStore } from '../console/index.js';
 import type { NonceStore } from '../execution/index.js';
 import type { GateStateStore } from '../gate/index.js';
 import type { LedgerStore, OpenRequest } from '../ledger/index.js';
@@ -72,6 +73,11 @@ export interface StorageBackend {
    * process on the backend.
    */
   readonly approvals: ApprovalStore;
+  /**
+   * The browser console's invited people, sessions and used sign-in challenges (docs/console.md):
+   * SQLite in `ledger.db`, PostgreSQL in the shared schema.
+   */
+  readonly console: ConsoleStore;
   /**
    * Policy bundles and the active pointer, when the backend holds them (PostgreSQL); undefined
    * when the data directory's bundle files are the truth (SQLite, one process).

@@ -17,6 +17,7 @@ import type { OrphanClaim, StorageBackend } from '../backend.js';
 import type { AcquireOptions, WriterLease } from '../writer-lock.js';
 import { acquireInstanceLease, type InstanceLease } from './instance-lease.js';
 import { createPostgresApprovalStore } from './approval-store.js';
+import { createPostgresConsoleStore } from './console-store.js';
 import { createPostgresBreakerStore } from './breaker-store.js';
 import { createPostgresBundleMirror } from './bundle-mirror.js';
 import { createPostgresGateState } from './gate-state.js';
@@ -80,6 +81,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
   const gateState = createPostgresGateState(db, { replayRetentionMs: options.replayRetentionMs });
   const breakers = createPostgresBreakerStore(db);
   const approvals = createPostgresApprovalStore(db);
+  const consoleStore = createPostgresConsoleStore(db);
   const held = (): InstanceLease => {
     if (lease === undefined || !lease.isHeld()) throw new Error('this gate instance holds no lease');
     return lease;
@@ -111,6 +113,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
     gateState,
     breakers,
     approvals,
+    console: consoleStore,
     bundles: createPostgresBundleMirror(db),
     probes: [createPostgresWriteProbe('database', db)],
     async acquireWriter(acquire: AcquireOptions): Promise<WriterLease> {

@@ -425,6 +425,37 @@ CREATE TABLE approval_flags (
 ALTER TABLE approval_rate ADD COLUMN refused integer NOT NULL DEFAULT 0 CHECK (refused IN (0, 1));
 `;
 
+/**
+ * Version 8: the browser console's invited people, sign-in sessions (by the SHA-256 of their
+ * cookie) and used sign-in challenge ids (docs/console.md), shared by every gate on the database.
+ */
+const V_CONSOLE = `
+CREATE TABLE console_people (
+  name text PRIMARY KEY,
+  roles text NOT NULL,
+  tenants text NOT NULL,
+  code_sha256 text,
+  invited_at bigint NOT NULL,
+  code_expires_at bigint NOT NULL,
+  public_jwk text,
+  kid text,
+  enrolled_at bigint,
+  confirmed_at bigint
+);
+CREATE TABLE console_sessions (
+  id_sha256 text PRIMARY KEY,
+  name text NOT NULL,
+  method text NOT NULL CHECK (method IN ('code', 'key')),
+  created_at bigint NOT NULL,
+  last_seen bigint NOT NULL
+);
+CREATE INDEX console_sessions_last_seen ON console_sessions (last_seen);
+CREATE TABLE console_used_challenges (
+  id text PRIMARY KEY,
+  expires_at bigint NOT NULL
+);
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
@@ -434,6 +465,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 5, name: 'approver tenant scopes', sql: V_APPROVER_TENANTS },
   { version: 6, name: 'approvals watched', sql: V_APPROVALS_WATCHED },
   { version: 7, name: 'approval flags before the ledger, rate-limit refusals once', sql: V_APPROVAL_FLAGS },
+  { version: 8, name: 'console people, sessions, used sign-in challenges', sql: V_CONSOLE },
 ]);
 
 /** The newest schema version this build knows. */

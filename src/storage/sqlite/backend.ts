@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import { createSqliteCommitUnit, type Clock, type FileSync } from '../../kernel/index.js';
 import { createSqliteLedgerStore } from '../../ledger/index.js';
 import { createSqliteApprovalStore, createSqliteGovernanceState } from '../../control-plane/index.js';
+import { createSqliteConsoleStore } from '../../console/index.js';
 import { createSqliteNonceStore } from '../../execution/index.js';
 import { createSqliteGateState } from '../../gate/index.js';
 import type { StorageBackend } from '../backend.js';
@@ -76,6 +77,8 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
     opened.push(breakers);
     const approvals = createSqliteApprovalStore(options.ledgerPath, { unit });
     opened.push(approvals);
+    const consoleStore = createSqliteConsoleStore(options.ledgerPath, { unit });
+    opened.push(consoleStore);
     const nonces = createSqliteNonceStore({
       path: options.ledgerPath,
       unit,
@@ -123,6 +126,7 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
       gateState,
       breakers,
       approvals,
+      console: consoleStore,
       probes,
       close: () =>
         (closing ??= (async () => {
@@ -132,6 +136,7 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
           await gateState.close();
           breakers.close();
           await approvals.close();
+          await consoleStore.close();
           governance.close();
           unit.close();
         })()),

@@ -1,0 +1,189 @@
+/**
+ * The console's JSON API (docs/console.md "API"), called by the browser modules only. Sign-in
+ * (code once, then the device key), enrolment of the device key, the approvals inbox for the
+ * signed-in approver's roles and tenants, and approval submissions, which go through the same
+ * approval service as every other approval (OE-INV-019/020: separation of duties, tenant scope,
+ * replay and thresholds are its checks, not the console's).
+ */
+import { deny, isDeny } from '../kernel/index.js';
+import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
+import { approverCovers, pendingView } from '../control-plane/index.js';
+import type { ApprovalApi, ApprovalService, PendingRecord } from '../control-plane/index.js';
+import type { ConsoleService, SignedIn } from './service.js';
+
+/** What the API needs. */
+export interface ApiDeps {
+  readonly console: ConsoleService;
+  readonly approvals: ApprovalService;
+  readonly approvalApi: ApprovalApi;
+  /** Why a call escalated: its `decision` entry's payload (rules fired, obligations, taint), if found. */
+  readonly decisionOf?: (requestId: string, decisionId: string) => Promise<JsonObject | undefined>;
+  /** The evidence view of one request (`buildEvidenceView`), or null; absent: no evidence page. */
+  readonly evidenceOf?: (requestId: string) => Promise<JsonValue | null>;
+  /** Ledgers that `reader` read the evidence of `requestId` (`audit.read`); false when not confirmed. */
+  readonly recordRead?: (reader: string, requestId: string) => Promise<boolean>;
+  readonly now: Clock;
+}
+
+/** An API answer; `cookie` sets the session cookie (`''` clears it). */
+export interface ApiAnswer {
+  readonly status: number;
+  readonly body: JsonValue;
+  readonly cookie?: string;
+}
+
+const VERDICT = /^approvals\/([A-Za-z0-9._:-]{1,128})\/(approve|reject)$/;
+const REQUEST = /^requests\/([A-Za-z0-9._:-]{1,128})$/;
+
+const ok = (body: JsonObject, cookie?: string): ApiAnswer =>
+  cookie === undefined ? { status: 200, body } : { status: 200, body, cookie };
+
+function stageOf(who: SignedIn): 'invited' | 'enrolled' | 'confirmed' {
+  if (who.person.public_jwk === null) return 'invited';
+  return who.approver === undefined ? 'enrolled' : 'confirmed';
+}
+
+/** True when the pending approval waits for someone with the approver's roles and tenants. */
+function mine(who: SignedIn, p: PendingRecord): boolean {
+  const a = who.approver;
+  if (a === undefined || p.status !== 'pending') return false;
+  if (p.tenant === '*' ? a.tenants !== '*' : !approverCovers(a.tenants, p.tenant)) return false;
+  return p.roles.length === 0 || p.roles.some((r) => a.roles.includes(r));
+}
+
+/** The votes so far with their justifications (approvers see why the others decided). */
+async function votesOf(deps: ApiDeps, decisionId: string): Promise<JsonValue[]> {
+  return (await deps.approvals.votes(decisionId)).map((v) => {
+    const statement = v.candidate['statement'];
+    const j =
+      typeof statement === 'object' && statement !== null && !Array.isArray(statement)
+        ? (statement as JsonObject)['justification']
+        : undefined;
+    return {
+      approver: v.approver,
+      verdict: v.verdict,
+      role: v.role,
+      justification: typeof j === 'string' ? j : null,
+    };
+  });
+}
+
+async function inbox(deps: ApiDeps, who: SignedIn): Promise<ApiAnswer | Deny> {
+  if (who.approver === undefined || who.session.method !== 'key')
+    return deny('ERR_APPROVER_UNKNOWN', 'the device key is not confirmed by an operator yet');
+  const items: JsonValue[] = [];
+  for (const listed of await deps.approvals.list()) {
+    if (listed.status !== 'pending') continue;
+    // Reading through `get` applies expiry: a closed window is never shown as waiting.
+    const p = await deps.approvals.get(listed.decision_id);
+    if (p === undefined || !mine(who, p)) continue;
+    // The inbox shows the preview: the approver has opened it (approvals watched, docs/approvals.md).
+    await deps.approvals.recordView(p.decision_id, who.approver.name, deps.now()).catch(() => false);
+    const view = await pendingView(deps.approvals, p, false);
+    const why = (await deps.decisionOf?.(p.request_id, p.decision_id)) ?? null;
+    items.push({ ...view, votes: await votesOf(deps, p.decision_id), escalation: why });
+  }
+  return ok({ now: new Date(deps.now()).toISOString(), approvals: items });
+}
+
+/**
+ * The evidence of one request for a confirmed approver whose tenants cover every record's tenant
+ * (FC-INV-5): the read is ledgered with the reader first (no record, no read), then answered.
+ */
+async function evidence(deps: ApiDeps, who: SignedIn, requestId: string): Promise<ApiAnswer | Deny> {
+  const a = who.approver;
+  if (a === undefined || who.session.method !== 'key')
+    return deny('ERR_APPROVER_UNKNOWN', 'the device key is not confirmed by an operator yet');
+  if (deps.evidenceOf === undefined || deps.recordRead === undefined)
+    return { status: 404, body: { error: 'not_found' } };
+  const view = await deps.evidenceOf(requestId);
+  const records =
+    view !== null && typeof view === 'object' && !Array.isArray(view)
+      ? (view as JsonObject)['records']
+      : undefined;
+  if (view === null || !Array.isArray(records)) return { status: 404, body: { error: 'not_found' } };
+  const tenants = records.map((r) => {
+    const entry = (r as JsonObject)['entry'];
+    return typeof entry === 'object' && entry !== null && !Array.isArray(entry)
+      ? (entry as JsonObject)['tenant']
+      : undefined;
+  });
+  // Another tenant's records are not this approver's to read (a record without a tenant is the Gate's own).
+  if (tenants.some((t) => typeof t === 'string' && t !== '*' && !approverCovers(a.tenants, t)))
+    return deny('ERR_APPROVER_TENANT', 'the request is of a tenant outside your scope');
+  if (!(await deps.recordRead(a.name, requestId)))
+    return deny('ERR_LEDGER_UNAVAILABLE', 'the read was not recorded');
+  return ok({ ...(view as JsonObject) });
+}
+
+/** Routes one API request (`route` is the path after `/console/api/`). Never rejects on refusal: denies. */
+export async function routeApi(
+  deps: ApiDeps,
+  method: string,
+  route: string,
+  body: JsonObject,
+  cookie: string | undefined,
+): Promise<ApiAnswer | Deny> {
+  const c = deps.console;
+  if (method === 'POST' && route === 'sign-in/code') {
+    const r = await c.signInWithCode(body['name'], body['code']);
+    return isDeny(r) ? r : ok({ outcome: 'ok', method: 'code' }, r.id);
+  }
+  if (method === 'POST' && route === 'sign-in/challenge') {
+    const r = await c.challenge(body['name']);
+    return isDeny(r) ? r : ok({ ...r });
+  }
+  if (method === 'POST' && route === 'sign-in/key') {
+    const r = await c.signInWithKey(body['name'], body['challenge'], body['signature']);
+    return isDeny(r) ? r : ok({ outcome: 'ok', method: 'key' }, r.id);
+  }
+  if (method === 'POST' && route === 'sign-out') {
+    if (cookie !== undefined) await c.signOut(cookie);
+    return ok({ outcome: 'ok' }, '');
+  }
+  const who = await c.authenticate(cookie);
+  if (isDeny(who)) return who;
+  if (method === 'GET' && route === 'me') {
+    const a = who.approver;
+    return ok({
+      name: who.person.name,
+      stage: stageOf(who),
+      method: who.session.method,
+      kid: who.person.kid,
+      roles: [...(a?.roles ?? who.person.roles)],
+      tenants:
+        (a?.tenants ?? who.person.tenants) === '*'
+          ? '*'
+          : [...((a?.tenants ?? who.person.tenants) as string[])],
+      now: new Date(deps.now()).toISOString(),
+    });
+  }
+  if (method === 'POST' && route === 'enrol') {
+    const r = await c.enrol(who, body['public_jwk']);
+    return isDeny(r) ? r : ok({ outcome: 'ok', kid: r.kid });
+  }
+  if (method === 'GET' && route === 'inbox') return inbox(deps, who);
+  const r = method === 'GET' ? REQUEST.exec(route) : null;
+  if (r?.[1] !== undefined) return evidence(deps, who, r[1]);
+  const v = method === 'POST' ? VERDICT.exec(route) : null;
+  if (v?.[1] !== undefined && (v[2] === 'approve' || v[2] === 'reject')) {
+    if (who.session.method !== 'key')
+      return deny('ERR_APPROVER_UNKNOWN', 'sign in with the device key to approve');
+    const statement = body['statement'];
+    const named =
+      typeof statement === 'object' && statement !== null && !Array.isArray(statement)
+        ? (statement as JsonObject)['approver']
+        : undefined;
+    // The signed-in person speaks for themselves only.
+    if (named !== who.person.name)
+      return deny('ERR_APPROVAL_INVALID', 'the statement names another approver than the signed-in one');
+    const a = await deps.approvalApi.submit(
+      v[1],
+      v[2],
+      { statement: statement ?? null, signature: body['signature'] ?? null },
+      undefined,
+    );
+    return { status: a.status, body: a.body };
+  }
+  return { status: 404, body: { error: 'not_found' } };
+}

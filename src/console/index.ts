@@ -1,0 +1,22 @@
+/**
+ * The operator console in the browser (docs/console.md): its HTTP face for the Gate's listener,
+ * its sign-in and enrolment service and its store. The browser modules live in `web/`, built by
+ * their own tsconfig (lib dom) and served as static files.
+ */
+export {
+  createConsoleEndpoint,
+  consoleAssetsDir,
+  consoleOrigins,
+  checkStateChange,
+  CONSOLE_CSP,
+  CONSOLE_HEADERS,
+  SESSION_COOKIE,
+} from './http.js';
+export type { ConsoleEndpoint } from './http.js';
+export { routeApi } from './api.js';
+export type { ApiAnswer as ConsoleApiAnswer, ApiDeps as ConsoleApiDeps } from './api.js';
+export { createConsoleService, signInInput, DEFAULT_CONSOLE_TIMES, SIGN_IN_CONTEXT } from './service.js';
+export type { ConsoleActor, ConsoleService, ConsoleServiceDeps, ConsoleTimes, SignedIn } from './service.js';
+export { createSqliteConsoleStore } from './sqlite-store.js';
+export { parsePersonRow, parseSessionRow } from './rows.js';
+export type { ConsoleSession, ConsoleStore, InvitedPerson } from './store.js';

@@ -1,0 +1,138 @@
+/**
+ * The console's state in SQLite, over better-sqlite3: in the data directory's `ledger.db` on the
+ * deployment's shared connection (the SQLite backend), or in a file of its own. Every write is
+ * durable before it returns. Rows read back are parsed before use: a malformed row rejects (the
+ * caller refuses).
+ */
+import Database from 'better-sqlite3';
+import { migrateSchema } from '../kernel/index.js';
+import type { JsonObject, SchemaMigration, SqliteCommitUnit } from '../kernel/index.js';
+import { parsePersonRow, parseSessionRow } from './rows.js';
+import type { ConsoleSession, ConsoleStore, InvitedPerson } from './store.js';
+
+const SCHEMA = `
+CREATE TABLE console_people (
+  name TEXT PRIMARY KEY, roles TEXT NOT NULL, tenants TEXT NOT NULL, code_sha256 TEXT,
+  invited_at INTEGER NOT NULL, code_expires_at INTEGER NOT NULL, public_jwk TEXT, kid TEXT,
+  enrolled_at INTEGER, confirmed_at INTEGER
+);
+CREATE TABLE console_sessions (
+  id_sha256 TEXT PRIMARY KEY, name TEXT NOT NULL, method TEXT NOT NULL,
+  created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL
+);
+CREATE TABLE console_used_challenges (id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+`;
+
+const MIGRATIONS: readonly SchemaMigration[] = [
+  { version: 1, name: 'invited people, sign-in sessions, used sign-in challenges', up: SCHEMA },
+];
+
+/**
+ * Opens (creating its tables when absent) the console store at `path`, or on `unit`, the
+ * deployment's shared connection over that file: then every write commits on its own before it
+ * returns (`writeNow`), and closing the store leaves the connection open.
+ */
+export function createSqliteConsoleStore(
+  path: string,
+  options: { readonly unit?: SqliteCommitUnit } = {},
+): ConsoleStore {
+  const { unit } = options;
+  const db = unit?.db ?? new Database(path);
+  try {
+    if (unit === undefined) {
+      db.pragma('busy_timeout = 2000');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+    }
+    migrateSchema(db, 'console', MIGRATIONS);
+  } catch (err) {
+    if (unit === undefined) db.close();
+    throw err;
+  }
+  /** A write, durable when it returns. */
+  const write = <T>(fn: () => T): T => (unit === undefined ? fn() : unit.writeNow(fn));
+  const q = {
+    put: db.prepare(
+      `INSERT INTO console_people (name, roles, tenants, code_sha256, invited_at, code_expires_at)
+       VALUES (@name, @roles, @tenants, @code_sha256, @invited_at, @code_expires_at)
+       ON CONFLICT(name) DO UPDATE SET roles = excluded.roles, tenants = excluded.tenants,
+         code_sha256 = excluded.code_sha256, invited_at = excluded.invited_at,
+         code_expires_at = excluded.code_expires_at, public_jwk = NULL, kid = NULL, enrolled_at = NULL
+       WHERE console_people.confirmed_at IS NULL`,
+    ),
+    person: db.prepare('SELECT * FROM console_people WHERE name = ?'),
+    useCode: db.prepare(
+      'UPDATE console_people SET code_sha256 = NULL WHERE name = ? AND code_sha256 = ? AND code_expires_at > ?',
+    ),
+    enrol: db.prepare(
+      'UPDATE console_people SET public_jwk = ?, kid = ?, enrolled_at = ? WHERE name = ? AND public_jwk IS NULL',
+    ),
+    confirm: db.prepare(
+      'UPDATE console_people SET confirmed_at = ? WHERE name = ? AND kid = ? AND confirmed_at IS NULL',
+    ),
+    createSession: db.prepare(
+      'INSERT INTO console_sessions (id_sha256, name, method, created_at, last_seen) VALUES (?, ?, ?, ?, ?)',
+    ),
+    session: db.prepare('SELECT * FROM console_sessions WHERE id_sha256 = ?'),
+    pruneSessions: db.prepare('DELETE FROM console_sessions WHERE last_seen < ?'),
+    touch: db.prepare('UPDATE console_sessions SET last_seen = ? WHERE id_sha256 = ?'),
+    deleteSession: db.prepare('DELETE FROM console_sessions WHERE id_sha256 = ?'),
+    pruneChallenges: db.prepare('DELETE FROM console_used_challenges WHERE expires_at <= ?'),
+    useChallenge: db.prepare('INSERT OR IGNORE INTO console_used_challenges (id, expires_at) VALUES (?, ?)'),
+  };
+  return Object.freeze({
+    putInvitation: (p: InvitedPerson) =>
+      Promise.resolve(
+        write(() =>
+          q.put.run({
+            name: p.name,
+            roles: JSON.stringify(p.roles),
+            tenants: JSON.stringify(p.tenants),
+            code_sha256: p.code_sha256,
+            invited_at: p.invited_at,
+            code_expires_at: p.code_expires_at,
+          }),
+        ).changes === 1,
+      ),
+    person: (name: string) => {
+      const r = q.person.get(name) as Record<string, unknown> | undefined;
+      return Promise.resolve(r === undefined ? undefined : parsePersonRow(r));
+    },
+    useCode: (name: string, codeSha256: string, atMs: number) =>
+      Promise.resolve(write(() => q.useCode.run(name, codeSha256, atMs)).changes === 1),
+    enrol: (name: string, jwk: JsonObject, kid: string, atMs: number) =>
+      Promise.resolve(write(() => q.enrol.run(JSON.stringify(jwk), kid, atMs, name)).changes === 1),
+    confirm: (name: string, kid: string, atMs: number) =>
+      Promise.resolve(write(() => q.confirm.run(atMs, name, kid)).changes === 1),
+    createSession: (s: ConsoleSession, staleBefore: number) => {
+      write(() => {
+        q.pruneSessions.run(staleBefore);
+        q.createSession.run(s.id_sha256, s.name, s.method, s.created_at, s.last_seen);
+      });
+      return Promise.resolve();
+    },
+    session: (id: string) => {
+      const r = q.session.get(id) as Record<string, unknown> | undefined;
+      return Promise.resolve(r === undefined ? undefined : parseSessionRow(r));
+    },
+    touchSession: (id: string, atMs: number) => {
+      write(() => q.touch.run(atMs, id));
+      return Promise.resolve();
+    },
+    deleteSession: (id: string) => {
+      write(() => q.deleteSession.run(id));
+      return Promise.resolve();
+    },
+    useChallenge: (id: string, expiresAt: number, atMs: number) =>
+      Promise.resolve(
+        write(() => {
+          q.pruneChallenges.run(atMs);
+          return q.useChallenge.run(id, expiresAt);
+        }).changes === 1,
+      ),
+    close: () => {
+      if (unit === undefined) db.close();
+      return Promise.resolve();
+    },
+  });
+}

@@ -1,0 +1,101 @@
+/**
+ * The bytes the browser signs, built in the browser from the statement it shows (OE-INV-019,
+ * docs/approvals.md "The signed approval"): the same context string and RFC 8785 canonical JSON
+ * as `approvalSigningInput` in src/kernel/approval.ts, compared byte for byte by
+ * test/console/statement.test.ts. Pure: no DOM, no network.
+ */
+
+/** A JSON value as statements use it. */
+export type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
+
+/** Context string of an approval signature (src/kernel/approval.ts APPROVAL_SIGNING_CONTEXT). */
+export const APPROVAL_CONTEXT = 'failclosed-approval-v1\n';
+/** Context string of a console sign-in signature (src/console/service.ts SIGN_IN_CONTEXT). */
+export const SIGN_IN_CONTEXT = 'failclosed-console-sign-in-v1\n';
+
+/** The approval statement: exactly these members. */
+export interface ApprovalStatement {
+  readonly decision_id: string;
+  readonly intent_sha256: string;
+  readonly preview_sha256: string | null;
+  readonly verdict: 'approve' | 'reject';
+  readonly justification: string;
+  readonly timestamp: string;
+  readonly approver: string;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function encodeString(s: string): string {
+  // A lone surrogate has no UTF-8 form: refused, as the kernel refuses it.
+  if (LONE_SURROGATE.test(s)) throw new TypeError('a string holds a lone surrogate');
+  // RFC 8785 §3.2.2.2 is ECMAScript's JSON.stringify for well-formed strings.
+  return JSON.stringify(s);
+}
+
+/**
+ * RFC 8785 canonical JSON of `value`: members sorted by UTF-16 code units, minimal escaping, no
+ * whitespace. Numbers: only safe integers by default (what is signed here carries no other), or,
+ * with `numbers: 'finite'` (re-hashing ledger records), any finite number as ECMAScript writes
+ * it (RFC 8785 §3.2.2.3). Throws `TypeError` otherwise.
+ */
+export function canonicalJson(value: Json, options: { readonly numbers?: 'safe' | 'finite' } = {}): string {
+  const finite = options.numbers === 'finite';
+  const encode = (v: Json): string => canonicalJson(v, options);
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'string':
+      return encodeString(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      if (finite ? !Number.isFinite(value) : !Number.isSafeInteger(value))
+        throw new TypeError('this number is not encoded here');
+      return String(value);
+    default:
+      break;
+  }
+  if (Array.isArray(value)) return `[${(value as readonly Json[]).map(encode).join(',')}]`;
+  const o = value as { readonly [key: string]: Json };
+  // Default sort compares UTF-16 code units, as RFC 8785 §3.2.3 asks.
+  const keys = Object.keys(o).sort();
+  return `{${keys.map((k) => `${encodeString(k)}:${encode(o[k] ?? null)}`).join(',')}}`;
+}
+
+function concat(context: string, text: string): Uint8Array<ArrayBuffer> {
+  const enc = new TextEncoder();
+  const a = enc.encode(context);
+  const b = enc.encode(text);
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/** The bytes an approver signs: context || RFC 8785 of exactly the statement's members. */
+export function approvalSigningInput(s: ApprovalStatement): Uint8Array<ArrayBuffer> {
+  return concat(
+    APPROVAL_CONTEXT,
+    canonicalJson({
+      decision_id: s.decision_id,
+      intent_sha256: s.intent_sha256,
+      preview_sha256: s.preview_sha256,
+      verdict: s.verdict,
+      justification: s.justification,
+      timestamp: s.timestamp,
+      approver: s.approver,
+    }),
+  );
+}
+
+/** The bytes a device key signs to sign in: context || RFC 8785 `{challenge, name}`. */
+export function signInInput(name: string, challenge: string): Uint8Array<ArrayBuffer> {
+  return concat(SIGN_IN_CONTEXT, canonicalJson({ challenge, name }));
+}
+
+/** base64url without padding (RFC 4648 §5). */
+export function toBase64url(bytes: Uint8Array): string {
+  let bin = '';
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}

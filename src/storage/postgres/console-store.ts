@@ -1,0 +1,90 @@
+/**
+ * PostgreSQL {@link ConsoleStore} (docs/console.md): the console's invited people, sessions and
+ * used sign-in challenges, shared by every gate on the database, with the semantics of the SQLite
+ * store: each state change is one statement, guarded so that "one row changed" is the only
+ * success. Rows are parsed as untrusted input (`src/console/rows.ts`); any failure rejects and
+ * the console refuses (fail closed). The store owns nothing: the backend closes the pool.
+ */
+import { parsePersonRow, parseSessionRow } from '../../console/index.js';
+import type { ConsoleSession, ConsoleStore, InvitedPerson } from '../../console/index.js';
+import type { JsonObject } from '../../kernel/index.js';
+import type { PostgresPool } from './pool.js';
+
+type Row = Record<string, unknown>;
+
+/** A console store over `db` (migrated to the current schema). */
+export function createPostgresConsoleStore(db: PostgresPool): ConsoleStore {
+  const rows = async (sql: string, params: unknown[]): Promise<Row[]> =>
+    (await db.pool.query<Row>(sql, params)).rows;
+  const changed = async (sql: string, params: unknown[]): Promise<boolean> => {
+    const n = (await db.pool.query(sql, params)).rowCount;
+    if (n !== 0 && n !== 1) throw new TypeError('a guarded write changed more than one row');
+    return n === 1;
+  };
+  return Object.freeze({
+    putInvitation: (p: InvitedPerson) =>
+      changed(
+        `INSERT INTO console_people (name, roles, tenants, code_sha256, invited_at, code_expires_at)
+         VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint)
+         ON CONFLICT (name) DO UPDATE SET roles = excluded.roles, tenants = excluded.tenants,
+           code_sha256 = excluded.code_sha256, invited_at = excluded.invited_at,
+           code_expires_at = excluded.code_expires_at, public_jwk = NULL, kid = NULL, enrolled_at = NULL
+         WHERE console_people.confirmed_at IS NULL`,
+        [
+          p.name,
+          JSON.stringify(p.roles),
+          JSON.stringify(p.tenants),
+          p.code_sha256,
+          p.invited_at,
+          p.code_expires_at,
+        ],
+      ),
+    async person(name: string) {
+      const [r] = await rows('SELECT * FROM console_people WHERE name = $1', [name]);
+      return r === undefined ? undefined : parsePersonRow(r);
+    },
+    useCode: (name: string, codeSha256: string, atMs: number) =>
+      changed(
+        'UPDATE console_people SET code_sha256 = NULL WHERE name = $1 AND code_sha256 = $2 AND code_expires_at > $3::bigint',
+        [name, codeSha256, atMs],
+      ),
+    enrol: (name: string, jwk: JsonObject, kid: string, atMs: number) =>
+      changed(
+        'UPDATE console_people SET public_jwk = $1, kid = $2, enrolled_at = $3::bigint WHERE name = $4 AND public_jwk IS NULL',
+        [JSON.stringify(jwk), kid, atMs, name],
+      ),
+    confirm: (name: string, kid: string, atMs: number) =>
+      changed(
+        'UPDATE console_people SET confirmed_at = $1::bigint WHERE name = $2 AND kid = $3 AND confirmed_at IS NULL',
+        [atMs, name, kid],
+      ),
+    async createSession(s: ConsoleSession, staleBefore: number) {
+      await db.pool.query('DELETE FROM console_sessions WHERE last_seen < $1::bigint', [staleBefore]);
+      await db.pool.query(
+        'INSERT INTO console_sessions (id_sha256, name, method, created_at, last_seen) VALUES ($1, $2, $3, $4::bigint, $5::bigint)',
+        [s.id_sha256, s.name, s.method, s.created_at, s.last_seen],
+      );
+    },
+    async session(id: string) {
+      const [r] = await rows('SELECT * FROM console_sessions WHERE id_sha256 = $1', [id]);
+      return r === undefined ? undefined : parseSessionRow(r);
+    },
+    async touchSession(id: string, atMs: number) {
+      await db.pool.query('UPDATE console_sessions SET last_seen = $1::bigint WHERE id_sha256 = $2', [
+        atMs,
+        id,
+      ]);
+    },
+    async deleteSession(id: string) {
+      await db.pool.query('DELETE FROM console_sessions WHERE id_sha256 = $1', [id]);
+    },
+    async useChallenge(id: string, expiresAt: number, atMs: number) {
+      await db.pool.query('DELETE FROM console_used_challenges WHERE expires_at <= $1::bigint', [atMs]);
+      return changed(
+        'INSERT INTO console_used_challenges (id, expires_at) VALUES ($1, $2::bigint) ON CONFLICT DO NOTHING',
+        [id, expiresAt],
+      );
+    },
+    close: () => Promise.resolve(),
+  });
+}

@@ -1,0 +1,80 @@
+/**
+ * The browser builds the bytes it signs itself (docs/console.md "What the browser signs"): they
+ * must equal, byte for byte, what the kernel's `approvalSigningInput` makes of the same statement
+ * (OE-INV-019), or a browser approval would never verify. Property-tested over arbitrary text,
+ * including escapes, astral characters and member-order-sensitive names.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { approvalSigningInput as kernelInput, canonicalize } from '../../src/kernel/index.js';
+import type { ApprovalStatement } from '../../src/kernel/index.js';
+import { signInInput as serverSignIn } from '../../src/console/index.js';
+import { approvalSigningInput, canonicalJson, signInInput } from '../../src/console/web/statement.js';
+
+const hex64 = fc.stringMatching(/^[0-9a-f]{64}$/);
+const statement = fc.record({
+  decision_id: fc.stringMatching(/^[A-Za-z0-9._:-]{1,40}$/),
+  intent_sha256: hex64,
+  preview_sha256: fc.option(hex64, { nil: null }),
+  verdict: fc.constantFrom('approve' as const, 'reject' as const),
+  justification: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 80 }),
+  timestamp: fc
+    .date({ min: new Date(0), max: new Date(4e12), noInvalidDate: true })
+    .map((d) => d.toISOString()),
+  approver: fc.stringMatching(/^[A-Za-z0-9._-]{1,20}$/),
+});
+
+describe('the browser signing input', () => {
+  it('equals approvalSigningInput byte for byte', () => {
+    fc.assert(
+      fc.property(statement, (s: ApprovalStatement) => {
+        expect(Buffer.from(approvalSigningInput(s)).equals(kernelInput(s))).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('equals it for escapes, controls and astral text too', () => {
+    const s: ApprovalStatement = {
+      decision_id: 'd1',
+      intent_sha256: 'a'.repeat(64),
+      preview_sha256: null,
+      verdict: 'approve',
+      justification: '"quoted" \\ \n\t\u0001 \u2028 é 😀 <script>alert(1)</script>',
+      timestamp: '2026-01-01T00:00:00.000Z',
+      approver: 'alice',
+    };
+    expect(Buffer.from(approvalSigningInput(s)).equals(kernelInput(s))).toBe(true);
+  });
+
+  it('canonical JSON equals the kernel’s RFC 8785 for strings, integers, arrays and nested objects', () => {
+    const json = fc.letrec((tie) => ({
+      value: fc.oneof(
+        { depthSize: 'small' },
+        fc.string({ unit: 'grapheme' }),
+        fc.integer(),
+        fc.boolean(),
+        fc.constant(null),
+        fc.array(tie('value'), { maxLength: 4 }),
+        fc.dictionary(fc.string({ unit: 'grapheme', maxLength: 6 }), tie('value'), { maxKeys: 4 }),
+      ),
+    })).value;
+    fc.assert(
+      fc.property(json, (v) => {
+        expect(canonicalJson(v as never)).toBe(canonicalize(v as never));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuses a lone surrogate, as the kernel does', () => {
+    expect(() => canonicalJson('\uD800')).toThrow(TypeError);
+    expect(() => canonicalJson(1.5)).toThrow(TypeError);
+  });
+
+  it('the sign-in input equals the server’s', () => {
+    expect(
+      Buffer.from(signInInput('alice', 'c'.repeat(43))).equals(serverSignIn('alice', 'c'.repeat(43))),
+    ).toBe(true);
+  });
+});

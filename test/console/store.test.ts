@@ -1,0 +1,116 @@
+/**
+ * The console store's contract (src/console/store.ts), run against every implementation: SQLite
+ * on the deployment's shared connection in `ledger.db`, SQLite as a file of its own, and
+ * PostgreSQL (a migrated schema, as every gate on the database shares it). Each state change
+ * succeeds exactly once.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createSqliteCommitUnit } from '../../src/kernel/index.js';
+import { createSqliteConsoleStore } from '../../src/console/index.js';
+import type { ConsoleStore, InvitedPerson } from '../../src/console/index.js';
+import { createPostgresConsoleStore } from '../../src/storage/postgres/index.js';
+import { openMigratedPool, useTestDatabase } from '../support/postgres.js';
+
+const pg = useTestDatabase('fc_console');
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+function dir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'fc-console-store-'));
+  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+const openers: Record<string, () => ConsoleStore | Promise<ConsoleStore>> = {
+  'SQLite, own file': () => {
+    const s = createSqliteConsoleStore(join(dir(), 'console.db'));
+    cleanups.unshift(() => void s.close());
+    return s;
+  },
+  PostgreSQL: async () => {
+    const db = await openMigratedPool(pg.url);
+    cleanups.unshift(() => void db.close());
+    return createPostgresConsoleStore(db);
+  },
+  'SQLite, shared connection': () => {
+    const path = join(dir(), 'ledger.db');
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    const unit = createSqliteCommitUnit(db);
+    const s = createSqliteConsoleStore(path, { unit });
+    cleanups.unshift(() => unit.close());
+    return s;
+  },
+};
+
+const person = (name: string, at: number): InvitedPerson => ({
+  name,
+  roles: ['treasury'],
+  tenants: ['acme'],
+  code_sha256: 'c'.repeat(64),
+  invited_at: at,
+  code_expires_at: at + 1000,
+  public_jwk: null,
+  kid: null,
+  enrolled_at: null,
+  confirmed_at: null,
+});
+
+describe.each(Object.entries(openers))('console store (%s)', (_name, open) => {
+  it('uses a code once and only before it expires', async () => {
+    const s = await open();
+    expect(await s.putInvitation(person('ann', 0))).toBe(true);
+    expect(await s.useCode('ann', 'd'.repeat(64), 10)).toBe(false);
+    expect(await s.useCode('ann', 'c'.repeat(64), 1000)).toBe(false);
+    expect(await s.useCode('ann', 'c'.repeat(64), 10)).toBe(true);
+    expect(await s.useCode('ann', 'c'.repeat(64), 10)).toBe(false);
+    expect((await s.person('ann'))?.code_sha256).toBeNull();
+  });
+
+  it('enrols once, confirms once the enrolled kid only, and a confirmed person is never re-invited', async () => {
+    const s = await open();
+    await s.putInvitation(person('bea', 0));
+    const jwk = { kty: 'OKP', crv: 'Ed25519', x: 'x'.repeat(43) };
+    expect(await s.enrol('bea', jwk, 'k1', 5)).toBe(true);
+    expect(await s.enrol('bea', jwk, 'k2', 6)).toBe(false);
+    expect(await s.confirm('bea', 'k2', 7)).toBe(false);
+    expect(await s.confirm('bea', 'k1', 7)).toBe(true);
+    expect(await s.confirm('bea', 'k1', 8)).toBe(false);
+    expect(await s.putInvitation(person('bea', 9))).toBe(false);
+    const p = await s.person('bea');
+    expect([p?.kid, p?.enrolled_at, p?.confirmed_at, p?.public_jwk]).toEqual(['k1', 5, 7, jwk]);
+    expect(await s.person('nobody')).toBeUndefined();
+  });
+
+  it('keeps sessions until deleted or stale, and each challenge id is used once', async () => {
+    const s = await open();
+    const session = {
+      id_sha256: 'a'.repeat(64),
+      name: 'cid',
+      method: 'key' as const,
+      created_at: 0,
+      last_seen: 0,
+    };
+    await s.createSession(session, -1);
+    expect(await s.session('a'.repeat(64))).toEqual(session);
+    await s.touchSession('a'.repeat(64), 50);
+    expect((await s.session('a'.repeat(64)))?.last_seen).toBe(50);
+    // Another sign-in drops the sessions unused since before its stale mark.
+    await s.createSession({ ...session, id_sha256: 'b'.repeat(64), created_at: 100, last_seen: 100 }, 60);
+    expect(await s.session('a'.repeat(64))).toBeUndefined();
+    await s.deleteSession('b'.repeat(64));
+    expect(await s.session('b'.repeat(64))).toBeUndefined();
+    expect(await s.useChallenge('c1', 100, 0)).toBe(true);
+    expect(await s.useChallenge('c1', 100, 0)).toBe(false);
+    // Expired used ids are dropped; an expired challenge is refused before it gets here.
+    expect(await s.useChallenge('c2', 300, 200)).toBe(true);
+    expect(await s.useChallenge('c1', 400, 200)).toBe(true);
+  });
+});
