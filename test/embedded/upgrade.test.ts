@@ -152,6 +152,7 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
       ['approvals', 1],
       ['approvals', 2],
       ['approvals', 3],
+      ['approvals', 4],
       ['breakers', 1],
       ['breakers', 2],
       ['console', 1],
