@@ -235,6 +235,9 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
         confirmed_at: null,
       });
       if (!put) return deny('ERR_APPROVAL_INVALID', 'the approver already exists');
+      // A new invitation ends every session of the name: a session of an earlier invitation
+      // (whoever held its code or its key) never carries over to this one.
+      await store.deleteSessionsOf(name);
       return { code, expires_at: expires };
     },
 
@@ -253,6 +256,7 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
       // Registered, and the console's mark lost (a stop in between): only the mark is written.
       if (registered !== undefined) {
         await store.confirm(name, kid, deps.now());
+        await store.deleteSessionsOf(name);
         return registered;
       }
       const r = await deps.approvals.registerApprover(
@@ -261,6 +265,8 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
       );
       if (isDeny(r)) return r;
       await store.confirm(name, kid, deps.now());
+      // Confirmation ends the person's sessions: approving starts with a sign-in by the confirmed key.
+      await store.deleteSessionsOf(name);
       return r;
     },
 
@@ -354,6 +360,16 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
       }
       const person = await store.person(s.name);
       if (person === undefined) return unauthenticated('the person is no longer invited');
+      // A session belongs to the invitation (and, signed in by key, to the enrolled key) it was
+      // made under: one made before the current invitation, or a key session made before the
+      // current key's enrolment (so signed in with an earlier key), is not this person's.
+      if (
+        s.created_at < person.invited_at ||
+        (s.method === 'key' && (person.enrolled_at === null || s.created_at < person.enrolled_at))
+      ) {
+        await store.deleteSession(idSha);
+        return unauthenticated('the session is of an earlier invitation or key: sign in again');
+      }
       const rec = await approverOf(person);
       // A removed approver, or a name registered under another key, is signed out.
       if (rec === 'other') {

@@ -77,6 +77,7 @@ export function createSqliteConsoleStore(
     pruneSessions: db.prepare('DELETE FROM console_sessions WHERE last_seen < ?'),
     touch: db.prepare('UPDATE console_sessions SET last_seen = ? WHERE id_sha256 = ?'),
     deleteSession: db.prepare('DELETE FROM console_sessions WHERE id_sha256 = ?'),
+    deleteSessionsOf: db.prepare('DELETE FROM console_sessions WHERE name = ?'),
     pruneChallenges: db.prepare('DELETE FROM console_used_challenges WHERE expires_at <= ?'),
     useChallenge: db.prepare('INSERT OR IGNORE INTO console_used_challenges (id, expires_at) VALUES (?, ?)'),
   };
@@ -121,6 +122,10 @@ export function createSqliteConsoleStore(
     },
     deleteSession: (id: string) => {
       write(() => q.deleteSession.run(id));
+      return Promise.resolve();
+    },
+    deleteSessionsOf: (name: string) => {
+      write(() => q.deleteSessionsOf.run(name));
       return Promise.resolve();
     },
     useChallenge: (id: string, expiresAt: number, atMs: number) =>

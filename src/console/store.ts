@@ -52,6 +52,8 @@ export interface ConsoleStore {
   session(idSha256: string): Promise<ConsoleSession | undefined>;
   touchSession(idSha256: string, atMs: number): Promise<void>;
   deleteSession(idSha256: string): Promise<void>;
+  /** Deletes every session of `name` (a new invitation, a confirmation: sign in again). */
+  deleteSessionsOf(name: string): Promise<void>;
   /**
    * Records the sign-in challenge `id` as used (dropping used ids expired at `atMs`); true exactly
    * once per id (single use).

@@ -8,7 +8,7 @@
  */
 import { sign } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isDeny } from '../../src/kernel/index.js';
+import { isDeny, sha256Hex } from '../../src/kernel/index.js';
 import type { Deny } from '../../src/kernel/index.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import type { SigningKey } from '../../src/kernel/signing/index.js';
@@ -130,8 +130,8 @@ describe('console sign-in and enrolment', () => {
   it('confirmation needs the enrolled kid; a removed approver is signed out and signs in no more', async () => {
     const key = generateSigningKey();
     await enrolled('eve', key);
-    const s = ok(await keySignIn('eve', key));
-    expect((await who(s.id)).approver).toBeUndefined();
+    const early = ok(await keySignIn('eve', key));
+    expect((await who(early.id)).approver).toBeUndefined();
     expect(code(await svc.confirm({ name: 'eve', kid: generateSigningKey().kid }, OPERATOR_ACTOR))).toBe(
       'ERR_KEY_INVALID',
     );
@@ -140,6 +140,9 @@ describe('console sign-in and enrolment', () => {
     );
     const rec = ok(await svc.confirm({ name: 'eve', kid: key.kid }, OPERATOR_ACTOR));
     expect(rec.kid).toBe(key.kid);
+    // Confirmation ends the sessions of before it: the confirmed key signs in anew.
+    expect(code(await svc.authenticate(early.id))).toBe('ERR_UNAUTHENTICATED');
+    const s = ok(await keySignIn('eve', key));
     expect((await who(s.id)).approver?.kid).toBe(key.kid);
     // Inviting a confirmed approver again is refused; the invitation cannot replace its key.
     expect(
@@ -148,5 +151,60 @@ describe('console sign-in and enrolment', () => {
     expect((await rig.operator('approvers-remove', { name: 'eve' })).status).toBe(200);
     expect(code(await svc.authenticate(s.id))).toBe('ERR_UNAUTHENTICATED');
     expect(code(await keySignIn('eve', key))).toBe('ERR_UNAUTHENTICATED');
+  });
+  it('a re-invitation ends the sessions of the earlier one: an old code session cannot enrol into the new invitation', async () => {
+    const old = ok(await svc.signInWithCode('fay', await invited('fay')));
+    await who(old.id);
+    const fresh = await invited('fay');
+    expect(code(await svc.authenticate(old.id))).toBe('ERR_UNAUTHENTICATED');
+    const real = generateSigningKey();
+    const s = ok(await svc.signInWithCode('fay', fresh));
+    expect(ok(await svc.enrol(await who(s.id), { ...real.publicJwk })).kid).toBe(real.kid);
+  });
+
+  it('an old key session never becomes the approver’s after a re-invitation, enrolment and confirmation', async () => {
+    const attacker = generateSigningKey();
+    await enrolled('gus', attacker);
+    const stolen = ok(await keySignIn('gus', attacker));
+    await who(stolen.id);
+    rig.advance(1_000);
+    const real = generateSigningKey();
+    const codeSession = ok(await svc.signInWithCode('gus', await invited('gus')));
+    ok(await svc.enrol(await who(codeSession.id), { ...real.publicJwk }));
+    ok(await svc.confirm({ name: 'gus', kid: real.kid }, OPERATOR_ACTOR));
+    expect(code(await svc.authenticate(stolen.id))).toBe('ERR_UNAUTHENTICATED');
+    // Confirmation ends the person's own sessions too; the confirmed key signs in anew.
+    expect(code(await svc.authenticate(codeSession.id))).toBe('ERR_UNAUTHENTICATED');
+    expect(code(await keySignIn('gus', attacker))).toBe('ERR_UNAUTHENTICATED');
+    const s = ok(await keySignIn('gus', real));
+    expect((await who(s.id)).approver?.kid).toBe(real.kid);
+  });
+
+  it('a session is bound to its invitation and its key: one from before them is refused even when left in the store', async () => {
+    const store = rig.instance.core.console.store;
+    const key = generateSigningKey();
+    const c = await invited('hal');
+    rig.advance(1_000);
+    const s = ok(await svc.signInWithCode('hal', c));
+    ok(await svc.enrol(await who(s.id), { ...key.publicJwk }));
+    const p = await store.person('hal');
+    if (p?.enrolled_at === null || p === undefined) throw new Error('not enrolled');
+    // Sessions as an earlier invitation (before it) or an earlier key (before its enrolment) left them.
+    const before = { code: 'c'.repeat(43), key: 'k'.repeat(43) };
+    const made = { code: p.invited_at - 1, key: p.enrolled_at - 1 };
+    for (const method of ['code', 'key'] as const)
+      await store.createSession(
+        {
+          id_sha256: sha256Hex(before[method]),
+          name: 'hal',
+          method,
+          created_at: made[method],
+          last_seen: p.enrolled_at,
+        },
+        0,
+      );
+    expect(code(await svc.authenticate(before.code))).toBe('ERR_UNAUTHENTICATED');
+    expect(code(await svc.authenticate(before.key))).toBe('ERR_UNAUTHENTICATED');
+    ok(await keySignIn('hal', key));
   });
 });

@@ -107,6 +107,17 @@ describe.each(Object.entries(openers))('console store (%s)', (_name, open) => {
     expect(await s.session('a'.repeat(64))).toBeUndefined();
     await s.deleteSession('b'.repeat(64));
     expect(await s.session('b'.repeat(64))).toBeUndefined();
+    // Every session of one name ends at once (a new invitation, a confirmation); others stay.
+    await s.createSession({ ...session, id_sha256: 'd'.repeat(64), created_at: 100, last_seen: 100 }, 60);
+    await s.createSession({ ...session, id_sha256: 'e'.repeat(64), created_at: 100, last_seen: 100 }, 60);
+    await s.createSession(
+      { ...session, id_sha256: 'f'.repeat(64), name: 'dee', created_at: 100, last_seen: 100 },
+      60,
+    );
+    await s.deleteSessionsOf('cid');
+    expect(await s.session('d'.repeat(64))).toBeUndefined();
+    expect(await s.session('e'.repeat(64))).toBeUndefined();
+    expect((await s.session('f'.repeat(64)))?.name).toBe('dee');
     expect(await s.useChallenge('c1', 100, 0)).toBe(true);
     expect(await s.useChallenge('c1', 100, 0)).toBe(false);
     // Expired used ids are dropped; an expired challenge is refused before it gets here.

@@ -78,6 +78,9 @@ export function createPostgresConsoleStore(db: PostgresPool): ConsoleStore {
     async deleteSession(id: string) {
       await db.pool.query('DELETE FROM console_sessions WHERE id_sha256 = $1', [id]);
     },
+    async deleteSessionsOf(name: string) {
+      await db.pool.query('DELETE FROM console_sessions WHERE name = $1', [name]);
+    },
     async useChallenge(id: string, expiresAt: number, atMs: number) {
       await db.pool.query('DELETE FROM console_used_challenges WHERE expires_at <= $1::bigint', [atMs]);
       return changed(
