@@ -325,4 +325,37 @@ describe('console security', { timeout: 180_000 }, () => {
     await alice.page.click('#device-sign-in');
     await alice.page.waitForSelector('#inbox');
   });
+
+  it('never shows a fingerprint to read out when the enrolled key is not this browser’s', async () => {
+    const gil = await openPerson(browser, rig, 'gil');
+    const code = await invite(rig, 'gil', 'treasury', ['acme']);
+    expect((await postFromPage(gil, 'sign-in/code', JSON.stringify({ name: 'gil', code }))).status).toBe(200);
+    // A key made elsewhere is enrolled under the session: the gate reports its kid, not this device's.
+    const other = generateSigningKey();
+    const enrolled = await postFromPage(gil, 'enrol', JSON.stringify({ public_jwk: other.publicJwk }));
+    expect(enrolled.status).toBe(200);
+    await gil.page.reload();
+    await gil.page.waitForSelector('#key-mismatch');
+    expect(await gil.page.locator('#kid').count()).toBe(0);
+    expect(await gil.page.locator('#main').textContent()).not.toContain(other.kid);
+    await gil.context.close();
+  });
+
+  it('refuses to sign when the shown call is not the one its digests name', async () => {
+    const { id } = await pending();
+    // The inbox answer altered on its way: the tool shown is not the one intent_sha256 covers.
+    await alice.page.route('**/console/api/inbox', async (route) => {
+      const response = await route.fetch();
+      const body = (await response.json()) as { approvals: Record<string, unknown>[] };
+      for (const a of body.approvals) if (a['decision_id'] === id) a['tool'] = 'read_balance';
+      await route.fulfill({ response, json: body });
+    });
+    const said = await decideInBrowser(alice, id, 'approve', 'looks harmless');
+    await alice.page.unroute('**/console/api/inbox');
+    expect(said).toContain('Refused to sign');
+    expect(said).toContain('intent_sha256');
+    const shown = JSON.parse((await rig.cli('approvals', 'show', id)).out) as Record<string, unknown>;
+    expect(shown['approvals']).toEqual([]);
+    expect(shown['status']).toBe('pending');
+  });
 });

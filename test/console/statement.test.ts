@@ -6,10 +6,18 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { approvalSigningInput as kernelInput, canonicalize } from '../../src/kernel/index.js';
+import { approvalSigningInput as kernelInput, canonicalize, intentSha256 } from '../../src/kernel/index.js';
+import { previewDigest as serverPreviewDigest } from '../../src/control-plane/index.js';
 import type { ApprovalStatement } from '../../src/kernel/index.js';
 import { signInInput as serverSignIn } from '../../src/console/index.js';
-import { approvalSigningInput, canonicalJson, signInInput } from '../../src/console/web/statement.js';
+import {
+  approvalSigningInput,
+  canonicalJson,
+  intentDigest,
+  previewDigest,
+  shownMismatch,
+  signInInput,
+} from '../../src/console/web/statement.js';
 
 const hex64 = fc.stringMatching(/^[0-9a-f]{64}$/);
 const statement = fc.record({
@@ -76,5 +84,77 @@ describe('the browser signing input', () => {
     expect(
       Buffer.from(signInInput('alice', 'c'.repeat(43))).equals(serverSignIn('alice', 'c'.repeat(43))),
     ).toBe(true);
+  });
+});
+
+describe('the digests the browser recomputes before it signs', () => {
+  const intent = fc.record({
+    tool: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 30 }),
+    tenant: fc.stringMatching(/^[A-Za-z0-9._-]{1,20}$/),
+    params_sha256: hex64,
+  });
+  const preview = intent.chain((i) =>
+    fc.record({
+      tool: fc.constant(i.tool),
+      tenant: fc.constant(i.tenant),
+      params_sha256: fc.constant(i.params_sha256),
+      summary: fc.string({ unit: 'grapheme', maxLength: 60 }),
+      changes: fc.array(fc.string({ unit: 'grapheme', maxLength: 30 }), { maxLength: 4 }),
+      objects: fc.nat(),
+      cost_estimate_cents: fc.option(fc.nat(), { nil: null }),
+      irreversible: fc.boolean(),
+    }),
+  );
+
+  it('intent_sha256 equals the kernel’s intentSha256', async () => {
+    await fc.assert(
+      fc.asyncProperty(intent, async (i) => {
+        expect(await intentDigest(i)).toBe(intentSha256(i));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('preview_sha256 equals the approval service’s previewDigest', async () => {
+    await fc.assert(
+      fc.asyncProperty(preview, async (p) => {
+        expect(await previewDigest(p)).toBe(serverPreviewDigest(p).sha256);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('an item whose digests are not those of what it shows is refused; a true one passes', async () => {
+    const p = {
+      tool: 'transfer_funds',
+      tenant: 'acme',
+      params_sha256: 'b'.repeat(64),
+      summary: 'Transfer 5000 USD',
+      changes: ['acct_ops -5000'],
+      objects: 2,
+      cost_estimate_cents: null,
+      irreversible: true,
+    };
+    const item = {
+      tool: p.tool,
+      tenant: p.tenant,
+      params_sha256: p.params_sha256,
+      intent_sha256: intentSha256(p),
+      preview: p,
+      preview_sha256: serverPreviewDigest(p).sha256,
+    };
+    expect(await shownMismatch(item)).toBeUndefined();
+    expect(await shownMismatch({ ...item, preview: null, preview_sha256: null })).toBeUndefined();
+    // What is shown changed, the digests kept: the page shows one thing and would sign another.
+    expect(await shownMismatch({ ...item, tool: 'read_balance' })).toMatch(/intent_sha256/);
+    expect(await shownMismatch({ ...item, preview: { ...p, summary: 'Transfer 5 USD' } })).toMatch(
+      /preview_sha256/,
+    );
+    expect(await shownMismatch({ ...item, preview: { ...p, irreversible: false } })).toMatch(
+      /preview_sha256/,
+    );
+    expect(await shownMismatch({ ...item, preview: null })).toMatch(/without a preview/);
+    expect(await shownMismatch({ ...item, intent_sha256: 'c'.repeat(64) })).toMatch(/intent_sha256/);
+    expect(await shownMismatch({ ...item, preview: { ...p, tenant: 'other' } })).toMatch(/another call/);
   });
 });

@@ -7,11 +7,11 @@
 import { el, replace, text } from './dom.js';
 import { get, post, refusal } from './http.js';
 import type { Answer } from './http.js';
-import { createDeviceKey, loadDeviceKey, signWith } from './keystore.js';
+import { createDeviceKey, loadDeviceKey, signWith, thumbprint } from './keystore.js';
 import type { DeviceKey } from './keystore.js';
 import { checkInclusion, entryHashOf, verifyCheckpointNote } from './proof.js';
 import type { Entry } from './proof.js';
-import { approvalSigningInput, canonicalJson, signInInput } from './statement.js';
+import { approvalSigningInput, canonicalJson, shownMismatch, signInInput } from './statement.js';
 import type { ApprovalStatement } from './statement.js';
 
 type Obj = Record<string, unknown>;
@@ -114,6 +114,24 @@ function showEnrolled(name: string, kid: string): void {
   say('Enrolled: waiting for the operator’s confirmation.');
 }
 
+function showKeyMismatch(name: string): void {
+  replace(
+    main,
+    el(
+      'section',
+      { className: 'card', id: 'key-mismatch' },
+      el('h2', {}, 'Do not confirm this enrolment'),
+      el(
+        'p',
+        { className: 'warn' },
+        `The key the gate holds for ${name} is not a key made in this browser. Someone else may have enrolled with your code. Read no fingerprint to the operator: tell them to invite you again.`,
+      ),
+      signOutButton(),
+    ),
+  );
+  say('The enrolled key is not this device’s: ask the operator for a new invitation.', 'error');
+}
+
 async function deviceSignIn(name: string): Promise<void> {
   const key = await loadDeviceKey(name);
   if (key === undefined)
@@ -140,8 +158,12 @@ async function start(): Promise<void> {
   const stage = str(me.body['stage']);
   if (stage !== 'confirmed' || me.body['method'] !== 'key') {
     const kid = str(me.body['kid']);
-    if (kid !== '') return showEnrolled(who, kid);
-    return showSignIn();
+    if (kid === '') return showSignIn();
+    // The fingerprint read to the operator must be this device's key: the gate's word for it is
+    // compared with the key in this browser, and another (or none) is never shown to be read out.
+    const local = await loadDeviceKey(who);
+    if (local === undefined || (await thumbprint(local.jwk.x)) !== kid) return showKeyMismatch(who);
+    return showEnrolled(who, kid);
   }
   await showInbox();
 }
@@ -441,14 +463,20 @@ function openDialog(item: Obj, verdict: 'approve' | 'reject'): void {
   cancel.addEventListener('click', () => dialog.close());
   form.addEventListener('submit', (e) => {
     e.preventDefault();
-    void decide(current());
+    void decide(item, current());
   });
   replace(dialog, form);
   dialog.showModal();
 }
 
-async function decide(statement: ApprovalStatement): Promise<void> {
+async function decide(item: Obj, statement: ApprovalStatement): Promise<void> {
   const verdict = statement.verdict;
+  // The digests signed are recomputed from what is shown: any difference, and nothing is signed.
+  const mismatch = await shownMismatch(item);
+  if (mismatch !== undefined) {
+    dialog.close();
+    return say(`Refused to sign: ${mismatch}.`, 'error');
+  }
   const key = await loadDeviceKey(who);
   if (key === undefined) return say('No device key in this browser.', 'error');
   const signature = await signWith(key, approvalSigningInput(statement));

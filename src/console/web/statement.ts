@@ -99,3 +99,53 @@ export function toBase64url(bytes: Uint8Array): string {
   for (const b of bytes) bin += String.fromCharCode(b);
   return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
+
+async function sha256Hex(text: string): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)));
+  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** `intent_sha256` of a call, as src/kernel/approval.ts `intentSha256` computes it. */
+export function intentDigest(intent: {
+  readonly tool: string;
+  readonly tenant: string;
+  readonly params_sha256: string;
+}): Promise<string> {
+  return sha256Hex(
+    canonicalJson({ tool: intent.tool, tenant: intent.tenant, params_sha256: intent.params_sha256 }),
+  );
+}
+
+/** `preview_sha256` of a preview, as src/control-plane/approvals/preview.ts `previewDigest` computes it. */
+export function previewDigest(preview: { readonly [key: string]: Json }): Promise<string> {
+  return sha256Hex(canonicalJson(preview, { numbers: 'finite' }));
+}
+
+/**
+ * Why the shown approval must not be signed, or undefined: the `intent_sha256` and
+ * `preview_sha256` a statement carries are recomputed here from the tool, tenant, parameter hash
+ * and preview the page shows; a statement whose digests are not those of what is shown is never
+ * signed (the approver signs what they read, OE-INV-018/019).
+ */
+export async function shownMismatch(item: { readonly [key: string]: unknown }): Promise<string | undefined> {
+  const { tool, tenant, params_sha256: params, intent_sha256: intent } = item;
+  if (typeof tool !== 'string' || typeof tenant !== 'string' || typeof params !== 'string')
+    return 'the tool, tenant or parameter hash is missing';
+  if (typeof intent !== 'string' || (await intentDigest({ tool, tenant, params_sha256: params })) !== intent)
+    return 'intent_sha256 is not the digest of the shown tool, tenant and parameters';
+  const preview = item['preview'];
+  const digest = item['preview_sha256'];
+  if (preview === null || preview === undefined)
+    return digest === null || digest === undefined ? undefined : 'a preview digest without a preview';
+  if (typeof preview !== 'object' || Array.isArray(preview)) return 'the preview is malformed';
+  const p = preview as { readonly [key: string]: Json };
+  if (p['tool'] !== tool || p['tenant'] !== tenant || p['params_sha256'] !== params)
+    return 'the preview is of another call than the one shown';
+  let computed: string;
+  try {
+    computed = await previewDigest(p);
+  } catch {
+    return 'the preview cannot be hashed';
+  }
+  return computed === digest ? undefined : 'preview_sha256 is not the digest of the shown preview';
+}
