@@ -108,8 +108,13 @@ async function evidence(deps: ApiDeps, who: SignedIn, requestId: string): Promis
       ? (entry as JsonObject)['tenant']
       : undefined;
   });
-  // Another tenant's records are not this approver's to read (a record without a tenant is the Gate's own).
-  if (tenants.some((t) => typeof t === 'string' && t !== '*' && !approverCovers(a.tenants, t)))
+  // Another tenant's records are not this approver's to read; a record of every tenant (`*`) or of
+  // none is read by an approver of every tenant only, as the inbox shows `*` approvals.
+  if (
+    tenants.some((t) =>
+      typeof t === 'string' && t !== '*' ? !approverCovers(a.tenants, t) : a.tenants !== '*',
+    )
+  )
     return deny('ERR_APPROVER_TENANT', 'the request is of a tenant outside your scope');
   if (!(await deps.recordRead(a.name, requestId)))
     return deny('ERR_LEDGER_UNAVAILABLE', 'the read was not recorded');

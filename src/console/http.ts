@@ -87,6 +87,8 @@ function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
     req.on('data', (c: Buffer) => {
       size += c.length;
       if (size > MAX_BODY) {
+        // Answered 413, then the connection ends: nothing more of the body is read or kept.
+        req.removeAllListeners('data');
         req.pause();
         resolve(undefined);
         return;
@@ -206,7 +208,18 @@ export function createConsoleEndpoint(
         return refuse(res, refused);
       }
       const bytes = await readBody(req);
-      if (bytes === undefined) return refuse(res, deny('ERR_REQUEST_TOO_LARGE', 'too large'));
+      if (bytes === undefined) {
+        // The rest of the body is never read: once the 413 is sent the connection is destroyed,
+        // so no paused socket is kept open.
+        res.once('finish', () => req.destroy());
+        const d = deny('ERR_REQUEST_TOO_LARGE', 'too large');
+        return send(
+          res,
+          statusOf(d.code),
+          { outcome: 'deny', code: d.code, reason: d.reason },
+          { connection: 'close' },
+        );
+      }
       try {
         const v = bytes.length === 0 ? {} : parseJson(bytes, { maxBytes: MAX_BODY, maxDepth: 16 });
         if (typeof v !== 'object' || v === null || Array.isArray(v))

@@ -4,6 +4,7 @@
  * an embedded deployment, wrapped here so that every call rejects; sign-in, the inbox and an
  * approval answer 500 `ERR_INTERNAL` with the CSP, and nothing is signed in.
  */
+import { connect } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,6 +39,10 @@ beforeAll(async () => {
   // Built once the listener's URL is known, as the Gate does.
   const at: { endpoint?: ReturnType<typeof createConsoleEndpoint> } = {};
   server = createServer((req, res) => void at.endpoint?.handle(req, res, (req.url ?? '/').split('?')[0]!));
+  // No server timeout ends a kept request here: only the console's own close does.
+  server.requestTimeout = 0;
+  server.headersTimeout = 0;
+  server.keepAliveTimeout = 0;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   at.endpoint = createConsoleEndpoint({
@@ -80,5 +85,29 @@ describe('a failing console store', () => {
       expect(r.headers.get('content-security-policy')).toBe(CONSOLE_CSP);
       expect(r.headers.get('set-cookie')).toBeNull();
     }
+  });
+});
+
+describe('an oversized body', () => {
+  it('is answered 413 and its connection is closed, not kept paused', { timeout: 10_000 }, async () => {
+    const { port } = server.address() as AddressInfo;
+    const reply = await new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      const got: Buffer[] = [];
+      socket.on('data', (d: Buffer) => got.push(d));
+      // Resolves only when the gate ends the connection (a kept socket never closes).
+      socket.on('close', () => resolve(Buffer.concat(got).toString('latin1')));
+      socket.on('error', () => resolve(Buffer.concat(got).toString('latin1')));
+      socket.on('connect', () => {
+        socket.write(
+          `POST /console/api/sign-in/code HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\norigin: ${url}\r\n` +
+            `content-type: application/json\r\ncontent-length: ${256 * 1024}\r\n\r\n`,
+        );
+        // One byte over the limit, all of it read by the gate: the close is a clean end, never a reset.
+        socket.write(Buffer.alloc(64 * 1024 + 1, 0x20));
+      });
+    });
+    expect(reply.startsWith('HTTP/1.1 413')).toBe(true);
+    expect(reply).toContain('ERR_REQUEST_TOO_LARGE');
   });
 });
