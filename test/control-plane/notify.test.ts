@@ -327,7 +327,7 @@ describe('delivery from the outbox', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fc-outbox-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const path = join(dir, 'notifications.db');
-    expect(() => createSqliteOutbox(path, { readOnly: true })).toThrow();
+    expect(() => createSqliteOutbox(path, { readOnly: true })).toThrow(/does not exist|unable to open/);
     expect(existsSync(path)).toBe(false);
     const writer = createSqliteOutbox(path);
     writer.add([{ id: 'msg_1', receiver: 'ops', event: 'approval.requested', body: '{}', created_at: T0 }]);
@@ -341,7 +341,7 @@ describe('delivery from the outbox', () => {
         reader.add([
           { id: 'msg_2', receiver: 'ops', event: 'approval.requested', body: '{}', created_at: T0 },
         ]),
-      ).toThrow();
+      ).toThrow(/readonly/);
       reader.close();
     } finally {
       locker.exec('ROLLBACK');

@@ -64,7 +64,7 @@ const STORES: readonly VersionedStore[] = [
   },
   {
     store: 'approvals',
-    version: 3,
+    version: 4,
     open: (path) => {
       const s = createSqliteApprovalStore(path);
       return () => Promise.resolve(s.close());
@@ -165,6 +165,7 @@ describe('SQLite schema versions of a shared file and of read-only opens (SPEC Â
       ['approvals', 1],
       ['approvals', 2],
       ['approvals', 3],
+      ['approvals', 4],
       ['breakers', 1],
       ['breakers', 2],
       ['gate_state', 1],
