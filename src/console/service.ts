@@ -21,7 +21,8 @@ import {
   withDeadline,
 } from '../kernel/index.js';
 import type { Clock, Deny, EntryType, JsonObject } from '../kernel/index.js';
-import type { ApprovalService, ApproverRecord, ApproverTenants } from '../control-plane/index.js';
+import { parseApproverScope } from '../control-plane/index.js';
+import type { ApprovalService, ApproverRecord } from '../control-plane/index.js';
 import type { ConsoleSession, ConsoleStore, InvitedPerson } from './store.js';
 
 /** Context string of a console sign-in signature: never a valid approval or request signature. */
@@ -109,8 +110,6 @@ export interface ConsoleService {
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const ROLE = /^[A-Za-z0-9._:-]{1,64}$/;
-const TENANT = /^[A-Za-z0-9._-]{1,128}$/;
 const TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
 const CHALLENGE = /^([A-Za-z0-9_-]{22})\.(\d{1,15})\.([A-Za-z0-9_-]{43})$/;
 
@@ -120,13 +119,6 @@ export function signInInput(name: string, challenge: string): Buffer {
     Buffer.from(SIGN_IN_CONTEXT, 'utf8'),
     Buffer.from(canonicalize({ challenge, name }), 'utf8'),
   ]);
-}
-
-function parseTenants(v: unknown): ApproverTenants | undefined {
-  if (v === '*') return '*';
-  if (!Array.isArray(v) || v.length === 0 || v.length > 64) return undefined;
-  if (!v.every((t) => typeof t === 'string' && TENANT.test(t))) return undefined;
-  return Object.freeze([...new Set(v as string[])].sort());
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
@@ -185,22 +177,9 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
   const service: ConsoleService = {
     times,
     async invite(input, actor) {
-      const { name, roles } = input;
-      if (typeof name !== 'string' || !NAME.test(name))
-        return deny('ERR_APPROVAL_INVALID', 'the approver name is malformed');
-      if (
-        !Array.isArray(roles) ||
-        roles.length === 0 ||
-        roles.length > 16 ||
-        !roles.every((r) => typeof r === 'string' && ROLE.test(r))
-      )
-        return deny('ERR_APPROVAL_INVALID', 'approver roles are malformed');
-      const tenants = parseTenants(input.tenants);
-      if (tenants === undefined)
-        return deny(
-          'ERR_APPROVAL_INVALID',
-          'tenants must be a list of tenant names, or "*" asked for explicitly',
-        );
+      const scope = parseApproverScope(input);
+      if (isDeny(scope)) return scope;
+      const { name, tenants } = scope;
       const ttl = input.ttl_sec;
       if (
         ttl !== undefined &&
@@ -213,7 +192,7 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
         return deny('ERR_APPROVAL_INVALID', 'the approver already exists');
       const at = deps.now();
       const expires = at + (ttl === undefined ? times.inviteMs : ttl * 1000);
-      const sorted = [...new Set(roles as string[])].sort();
+      const sorted = [...scope.roles];
       const recorded = await ledger('admin.approver_invited', actor, {
         client: name,
         roles: sorted,

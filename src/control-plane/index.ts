@@ -80,6 +80,7 @@ export { CONTROL_PLANE_ACTOR, GLOBAL_TENANT } from './ledger-port.js';
 export type { Actor, ControlPlaneEntryType, LedgerAppend, LedgerAppender, LedgerRef } from './ledger-port.js';
 export {
   createApprovalService,
+  parseApproverScope,
   createApprovalApi,
   pendingView,
   createSqliteApprovalStore,
@@ -113,6 +114,7 @@ export type {
   ApprovalConfig,
   ApprovalRules,
   ApprovalService,
+  ApproverScope,
   ApprovalServiceDeps,
   ApprovalSettings,
   ApprovalStore,

@@ -2,10 +2,10 @@
  * Human approvals, multi-party approval, preview and break-glass (OE-INV-018/019/020, OE-INV-002,
  * L7 Identity & Signing, L7 Break-glass). See docs/approvals.md.
  */
-export { createApprovalService } from './service.js';
+export { createApprovalService, parseApproverScope } from './service.js';
 export { createApprovalApi, pendingView } from './api.js';
 export type { ApiAnswer, ApprovalApi } from './api.js';
-export type { ApprovalService } from './service.js';
+export type { ApprovalService, ApproverScope } from './service.js';
 export { DEFAULT_APPROVAL_SETTINGS } from './context.js';
 export type { ApprovalServiceDeps, ApprovalSettings } from './context.js';
 export type { OpenInput, Submission, SubmitAccepted } from './pending.js';

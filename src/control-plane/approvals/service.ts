@@ -122,6 +122,42 @@ function parseTenants(v: unknown): ApproverTenants | undefined {
   return Object.freeze([...new Set(v as string[])].sort());
 }
 
+/** An approver's name, roles and tenant scope, checked as given (untrusted input). */
+export interface ApproverScope {
+  readonly name: string;
+  /** Sorted, without duplicates. */
+  readonly roles: readonly string[];
+  readonly tenants: ApproverTenants;
+}
+
+/**
+ * Checks the name, roles (1 to 16) and tenant scope of an approver to be registered or invited;
+ * `ERR_APPROVAL_INVALID` names what is malformed. `"*"` (every tenant) must be asked for explicitly.
+ */
+export function parseApproverScope(input: {
+  readonly name: unknown;
+  readonly roles: unknown;
+  readonly tenants: unknown;
+}): ApproverScope | Deny {
+  const { name, roles } = input;
+  if (typeof name !== 'string' || !APPROVER_NAME.test(name))
+    return deny('ERR_APPROVAL_INVALID', 'the approver name is malformed');
+  if (
+    !Array.isArray(roles) ||
+    roles.length === 0 ||
+    roles.length > 16 ||
+    !roles.every((r) => typeof r === 'string' && ROLE.test(r))
+  )
+    return deny('ERR_APPROVAL_INVALID', 'approver roles are malformed');
+  const tenants = parseTenants(input.tenants);
+  if (tenants === undefined)
+    return deny(
+      'ERR_APPROVAL_INVALID',
+      'approver tenants must be a list of tenant names, or "*" for every tenant (asked for explicitly)',
+    );
+  return { name, roles: Object.freeze([...new Set(roles as string[])].sort()), tenants };
+}
+
 /** Creates the approval service. Throws `TypeError` for malformed settings. */
 export function createApprovalService(deps: ApprovalServiceDeps): ApprovalService {
   const ctx = createApprovalCtx(deps);
@@ -185,23 +221,9 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
       actor: Actor,
     ) =>
       ctx.serial(async (): Promise<ApproverRecord | Deny> => {
-        const { name, roles } = input;
-        if (typeof name !== 'string' || !APPROVER_NAME.test(name))
-          return deny('ERR_APPROVAL_INVALID', 'the approver name is malformed');
-        if (
-          !Array.isArray(roles) ||
-          roles.length === 0 ||
-          roles.length > 16 ||
-          !roles.every((r) => typeof r === 'string' && ROLE.test(r))
-        ) {
-          return deny('ERR_APPROVAL_INVALID', 'approver roles are malformed');
-        }
-        const tenants = parseTenants(input.tenants);
-        if (tenants === undefined)
-          return deny(
-            'ERR_APPROVAL_INVALID',
-            'approver tenants must be a list of tenant names, or "*" for every tenant (asked for explicitly)',
-          );
+        const scope = parseApproverScope(input);
+        if (isDeny(scope)) return scope;
+        const { name, roles, tenants } = scope;
         if (await deps.isClient(name))
           return deny('ERR_APPROVER_AGENT', 'the name is a client identity: agents can never approve');
         if ((await store.approver(name)) !== undefined)
