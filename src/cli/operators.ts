@@ -44,7 +44,9 @@ export function operatorTokenPath(
   name: string,
 ): string {
   if (!OPERATOR_NAME.test(name)) throw new OperatorUsageError('operator name is malformed');
-  return name === BOOTSTRAP_OPERATOR ? dataPaths(dir).operatorToken : join(operatorTokenDir(env), `${name}.token`);
+  return name === BOOTSTRAP_OPERATOR
+    ? dataPaths(dir).operatorToken
+    : join(operatorTokenDir(env), `${name}.token`);
 }
 
 /**
@@ -71,7 +73,8 @@ export function operatorConnection(
  */
 export function writeOperatorToken(path: string, token: string, fresh: boolean): string {
   const file = resolve(path);
-  if (fresh && existsSync(file)) throw new TypeError(`${file} exists: refusing to overwrite an operator token`);
+  if (fresh && existsSync(file))
+    throw new TypeError(`${file} exists: refusing to overwrite an operator token`);
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, `${token}\n`, { mode: 0o600, flag: 'w' });
@@ -123,12 +126,17 @@ export async function runOperatorsCommand(
   if (name === undefined) throw new OperatorUsageError('operators add|rotate|remove NAME');
   if (sub === 'add') {
     const tenants = c.tenants ?? [];
-    if ((tenants.length > 0) === (c.allTenants === true))
+    if (tenants.length > 0 === (c.allTenants === true))
       throw new OperatorUsageError('operators add NAME needs --tenant T (repeatable) or --all-tenants');
     const path = c.out ?? operatorTokenPath(c.dir, c.env, name);
     // Refused before anything changes: a token already there is someone's.
-    if (existsSync(path)) throw new TypeError(`${resolve(path)} exists: refusing to overwrite an operator token`);
-    const a = await run('operators-add', { name, tenants: c.allTenants === true ? '*' : [...tenants], ...reason });
+    if (existsSync(path))
+      throw new TypeError(`${resolve(path)} exists: refusing to overwrite an operator token`);
+    const a = await run('operators-add', {
+      name,
+      tenants: c.allTenants === true ? '*' : [...tenants],
+      ...reason,
+    });
     const token = tokenOf(a.body);
     if (a.status !== 201 || token === undefined) return a;
     return { status: a.status, body: withoutToken(a.body, writeOperatorToken(path, token, true)) };

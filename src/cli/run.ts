@@ -437,12 +437,16 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
       const out = v.out;
       // Through the Gate even for a local data directory: the one ledger writer records the
       // export (audit.export) before it is read; the bundle streams to the file, never parsed here.
-      return withConnection(dir, async (c) => {
-        const a = await operatorDownload(c, 'ledger-export', body, out);
-        if (a.status !== 200) return report(io, a);
-        io.out(`wrote ${out}\n`);
-        return EXIT.ok;
-      }, as());
+      return withConnection(
+        dir,
+        async (c) => {
+          const a = await operatorDownload(c, 'ledger-export', body, out);
+          if (a.status !== 200) return report(io, a);
+          io.out(`wrote ${out}\n`);
+          return EXIT.ok;
+        },
+        as(),
+      );
     }
     case 'admin':
       if (sub === 'kill-switch') {

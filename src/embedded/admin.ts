@@ -151,7 +151,9 @@ export function createScopeGuard(deps: Pick<OperatorDeps, 'clock' | 'ledgerPort'
     return denied(
       deny(
         'ERR_FORBIDDEN',
-        target === '*' ? 'a global action needs an operator of every tenant' : `tenant ${tenant} is outside your scope`,
+        target === '*'
+          ? 'a global action needs an operator of every tenant'
+          : `tenant ${tenant} is outside your scope`,
       ),
     );
   };
@@ -333,7 +335,10 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       if (!(await ledgerAdmin('admin.operator', GLOBAL_TENANT, payload, operatorActor(who))))
         return denied(deny('ERR_LEDGER_UNAVAILABLE', 'operator token rotation not recorded'));
       if (!(await store.rotate(name, rec.token_sha256, sha256Hex(token), deps.clock())))
-        return { status: 409, body: { error: 'conflict', reason: 'rotated or removed meanwhile', operator: name } };
+        return {
+          status: 409,
+          body: { error: 'conflict', reason: 'rotated or removed meanwhile', operator: name },
+        };
       const now = await store.get(name);
       return {
         status: 200,

@@ -137,7 +137,10 @@ export interface CallOptions {
 export const MAX_CALL_WAIT_MS = 120_000;
 
 /** Who reads behind the bootstrap operator token, as `audit.read` records it. */
-export const OPERATOR_READER: EvidenceRead['reader'] = Object.freeze({ id: BOOTSTRAP_OPERATOR, role: 'operator' });
+export const OPERATOR_READER: EvidenceRead['reader'] = Object.freeze({
+  id: BOOTSTRAP_OPERATOR,
+  role: 'operator',
+});
 
 /** The bootstrap operator, of every tenant (DATA/operator.token). */
 const BOOTSTRAP: OperatorIdentity = Object.freeze({ name: BOOTSTRAP_OPERATOR, tenants: '*' });

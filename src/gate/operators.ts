@@ -91,7 +91,8 @@ const int = (r: Record<string, unknown>, c: string): number => {
   return typeof v === 'number' && Number.isSafeInteger(v) ? v : malformed(c);
 };
 
-const intOrNull = (r: Record<string, unknown>, c: string): number | null => (r[c] === null ? null : int(r, c));
+const intOrNull = (r: Record<string, unknown>, c: string): number | null =>
+  r[c] === null ? null : int(r, c);
 
 /** Parses a tenant scope as stored (`"*"` or a JSON list of tenant names). */
 function tenantsOf(raw: string): OperatorTenants {
@@ -204,8 +205,7 @@ export function createSqliteOperatorStore(
       Promise.resolve(write(() => q.rotate.run(to, atMs, name, from)).changes === 1),
     remove: (name: string, atMs: number) =>
       Promise.resolve(write(() => q.remove.run(atMs, name)).changes === 1),
-    list: () =>
-      Promise.resolve(q.list.all().map((r) => parseOperatorRow(r as Record<string, unknown>))),
+    list: () => Promise.resolve(q.list.all().map((r) => parseOperatorRow(r as Record<string, unknown>))),
     close: () => {
       if (unit === undefined) db.close();
       return Promise.resolve();
