@@ -146,7 +146,17 @@ export async function runOperatorsCommand(
     const a = await run('operators-rotate', { name, ...reason });
     const token = tokenOf(a.body);
     if (a.status !== 200 || token === undefined) return a;
-    return { status: a.status, body: withoutToken(a.body, writeOperatorToken(path, token, false)) };
+    let file: string;
+    try {
+      file = writeOperatorToken(path, token, false);
+    } catch (err) {
+      // The old token is refused already: a token that cannot be written is shown once rather
+      // than lost (else the bootstrap operator could lock itself out).
+      throw new Error(
+        `could not write ${path} (${err instanceof Error ? err.message : 'failed'}); the new token, shown once: ${token}`,
+      );
+    }
+    return { status: a.status, body: withoutToken(a.body, file) };
   }
   if (sub === 'remove') return run('operators-remove', { name, ...reason });
   throw new OperatorUsageError('operators add|rotate|remove NAME | operators list');

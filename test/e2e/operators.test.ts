@@ -7,11 +7,12 @@
  * unknown token is refused `ERR_UNAUTHENTICATED` at once; the bootstrap token rotates too; and a
  * change the ledger cannot record is not applied.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type FailclosedClient } from '../../src/index.js';
+import { runCli } from '../../src/cli/run.js';
 import {
   DEMO_CLIENT,
   initDataDir,
@@ -119,7 +120,17 @@ describe('operators are people (OE-INV-025)', () => {
     expect(call).toMatchObject({ outcome: 'executed' });
     const read = await evidence(alice, (call as { request_id: string }).request_id);
     expect(read.status).toBe(200);
+    // The console's operator action (an approver invitation) records the person as well.
+    const invited = await admin(alice, 'approvers-invite', {
+      name: 'ivy',
+      roles: ['treasury'],
+      tenants: [DEMO_CLIENT.tenant],
+    });
+    expect(invited.status).toBe(201);
     const entries = await entriesFrom(from);
+    expect(entries.filter((e) => e.type === 'admin.approver_invited').map((e) => e.actor)).toEqual([
+      { id: 'alice', role: 'operator' },
+    ]);
     const lockdowns = entries.filter((e) => e.type === 'admin.lockdown');
     expect(lockdowns.map((e) => e.actor)).toEqual([
       { id: 'alice', role: 'operator' },
@@ -201,7 +212,6 @@ describe('operators are people (OE-INV-025)', () => {
     const [e] = (await entriesFrom(from)).filter((x) => x.type === 'admin.kill_switch');
     expect(e?.actor).toEqual({ id: 'operator', role: 'operator' });
     // Put the new token where the data directory keeps it, for the tests after this one.
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(join(dir, 'operator.token'), `${next}\n`, { mode: 0o600 });
   });
 
@@ -248,5 +258,29 @@ describe('operators are people (OE-INV-025)', () => {
       (o) => o.name,
     );
     expect(names).not.toContain('carol');
+  });
+
+  it('an export with the operator records verifies offline under the trust roots', async () => {
+    const bundle = join(dir, 'audit.jsonl');
+    const exported = await fetch(new URL('/v1/admin/ledger-export', instance.url), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bootstrap()}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(exported.status).toBe(200);
+    const text = await exported.text();
+    expect(text).toContain('admin.operator');
+    expect(text).toContain('admin.refused');
+    writeFileSync(bundle, text);
+    const trust = join(dir, 'trust-roots.json');
+    writeFileSync(trust, await (await fetch(new URL('/v1/trust-roots', instance.url))).text());
+    let out = '';
+    const code = await runCli(['verify', bundle, '--trust', trust], {
+      out: (t) => (out += t),
+      err: (t) => (out += t),
+      env: {},
+    });
+    expect(out).toContain('entries');
+    expect(code).toBe(0);
   });
 });
