@@ -324,7 +324,7 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       }
       const rec = await store.get(name);
       if (rec === undefined || rec.status !== 'active')
-        return denied(deny('ERR_UNAUTHENTICATED', 'no active operator has this name'));
+        return { status: 404, body: { error: 'not_found', operator: name } };
       const token = newOperatorToken();
       const payload: JsonObject = {
         operator: name,

@@ -230,6 +230,10 @@ describe('operators are people (OE-INV-025)', () => {
     expect(await admin(bootstrap(), 'operators-remove', { name: 'operator' })).toMatchObject({
       status: 400,
     });
+    expect(await admin(bootstrap(), 'operators-rotate', { name: 'bob' })).toMatchObject({ status: 404 });
+    expect(await admin(bootstrap(), 'operators-add', { name: 'bob', tenants: '*' })).toMatchObject({
+      status: 409,
+    });
   });
 
   it('a change the ledger cannot record is refused ERR_LEDGER_UNAVAILABLE and not applied', async () => {
