@@ -738,8 +738,10 @@ export function createGate(deps: GateDeps): Gate {
     if (rec.status !== 'active' || !hexDigestEquals(rec.token_sha256, sha)) return undefined;
     return Object.freeze({ name: rec.name, tenants: rec.tenants });
   };
+  // The approval API's operator view shows every tenant's approvals: an operator of every tenant's
+  // only (a tenant-scoped operator is refused there, ERR_UNAUTHENTICATED, unless also an approver).
   const isOperator = async (authorization: string | undefined): Promise<boolean> =>
-    (await operatorOf(authorization)) !== undefined;
+    (await operatorOf(authorization))?.tenants === '*';
 
   const unauthenticated = (): GateAnswer => ({
     status: statusOf('ERR_UNAUTHENTICATED'),

@@ -167,6 +167,17 @@ describe('operators are people (OE-INV-025)', () => {
     ).not.toContain('mallory');
   });
 
+  it('the approval API’s operator view (every tenant’s approvals) is refused to a scoped operator', async () => {
+    const list = async (token: string) => {
+      const res = await fetch(new URL('/v1/approvals', instance.url), {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    expect(await list(alice)).toMatchObject({ status: 401, body: { code: 'ERR_UNAUTHENTICATED' } });
+    expect((await list(bootstrap())).status).toBe(200);
+  });
+
   it('a scoped operator reads only its tenants’ evidence: another tenant’s request is ERR_FORBIDDEN', async () => {
     const globexOp = await addOperator('gina', ['globex']);
     const call = await agent.call('echo', { message: 'acme only' });
