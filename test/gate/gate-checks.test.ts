@@ -791,7 +791,7 @@ describe('FC-INV-4: an exception escaping the call is a recorded deny', () => {
 describe('SPEC §5: operator endpoints need the operator token', () => {
   const auth = `Bearer ${OPERATOR_TOKEN}`;
 
-  it('isOperator accepts exactly "Bearer <token>" (surrounding space trimmed)', async () => {
+  it('operatorOf accepts exactly "Bearer <token>" (surrounding space trimmed)', async () => {
     const x = await start();
     expect((await x.gate.operatorOf(auth)) !== undefined).toBe(true);
     expect((await x.gate.operatorOf(`Bearer  ${OPERATOR_TOKEN} `)) !== undefined).toBe(true);
