@@ -11,7 +11,9 @@ import { buildEvidenceView } from '../gate/index.js';
 import type { GateLedger, GateStateStore, OperatorActions, OperatorAnswer } from '../gate/index.js';
 import { createConsoleEndpoint, createConsoleService } from '../console/index.js';
 import type { ConsoleEndpoint, ConsoleService, ConsoleStore } from '../console/index.js';
-import { OPERATOR_ACTOR } from './admin.js';
+import type { OperatorIdentity, OperatorTenants } from '../gate/index.js';
+import { operatorActor, requestedTenants } from './admin.js';
+import type { ScopeGuard } from './admin.js';
 import type { LedgerPort } from './ports.js';
 
 /** The composed console. */
@@ -50,15 +52,27 @@ function obj(body: JsonValue): JsonObject {
 /**
  * The operator actions with `approvers-invite` `{name, roles, tenants, ttl_sec?}` (answers the
  * one-time code) and `approvers-confirm` `{name, kid}` added; every other action is `inner`'s.
+ * Both are ledgered with the operator who made them, and held to that operator's tenant scope:
+ * the tenants invited, or those of the invitation confirmed (`guard`, OE-INV-025).
  */
-export function withConsoleActions(inner: OperatorActions, console: ConsoleService): OperatorActions {
+export function withConsoleActions(
+  inner: OperatorActions,
+  console: ConsoleService,
+  scope: {
+    readonly guard: ScopeGuard;
+    /** The tenants of `name`'s invitation, undefined when none. */
+    readonly invitedTenants: (name: string) => Promise<OperatorTenants | undefined>;
+  },
+): OperatorActions {
   return Object.freeze({
-    async run(action: string, body: JsonValue): Promise<OperatorAnswer> {
+    async run(action: string, body: JsonValue, who: OperatorIdentity): Promise<OperatorAnswer> {
       const o = obj(body);
       if (action === 'approvers-invite') {
+        const refused = await scope.guard(action, who, requestedTenants(o['tenants']));
+        if (refused !== undefined) return refused;
         const r = await console.invite(
           { name: o['name'], roles: o['roles'], tenants: o['tenants'], ttl_sec: o['ttl_sec'] },
-          OPERATOR_ACTOR,
+          operatorActor(who),
         );
         if (isDeny(r)) return denied(r);
         return {
@@ -73,7 +87,11 @@ export function withConsoleActions(inner: OperatorActions, console: ConsoleServi
         };
       }
       if (action === 'approvers-confirm') {
-        const r = await console.confirm({ name: o['name'], kid: o['kid'] }, OPERATOR_ACTOR);
+        const name = o['name'];
+        const invited = typeof name === 'string' ? await scope.invitedTenants(name) : undefined;
+        const refused = await scope.guard(action, who, invited ?? '*');
+        if (refused !== undefined) return refused;
+        const r = await console.confirm({ name: o['name'], kid: o['kid'] }, operatorActor(who));
         if (isDeny(r)) return denied(r);
         return {
           status: 200,
@@ -87,7 +105,7 @@ export function withConsoleActions(inner: OperatorActions, console: ConsoleServi
           },
         };
       }
-      return inner.run(action, body);
+      return inner.run(action, body, who);
     },
   });
 }

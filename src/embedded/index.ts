@@ -38,7 +38,7 @@ export {
   operatorAction,
   operatorDownload,
 } from './connect.js';
-export type { Connection, HttpAnswer } from './connect.js';
+export type { ConnectOptions, Connection, HttpAnswer } from './connect.js';
 export { approvalConfigPath, openApprovals } from './approvals.js';
 export { notificationsPath, openNotifications } from './notifications.js';
 export type { EmbeddedNotifications } from './notifications.js';

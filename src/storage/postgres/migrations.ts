@@ -538,6 +538,22 @@ BEGIN
 END $$;
 `;
 
+/**
+ * Version 10: the operator registry (OE-INV-025, src/gate/operators.ts): people with a tenant
+ * scope and the SHA-256 of their bearer token, shared by every gate on the database.
+ */
+const V_OPERATORS = `
+CREATE TABLE operators (
+  name text PRIMARY KEY,
+  tenants text NOT NULL,
+  token_sha256 text NOT NULL UNIQUE,
+  status text NOT NULL CHECK (status IN ('active', 'removed')),
+  created_at bigint NOT NULL,
+  rotated_at bigint,
+  removed_at bigint
+);
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
@@ -549,6 +565,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 7, name: 'approval flags before the ledger, rate-limit refusals once', sql: V_APPROVAL_FLAGS },
   { version: 8, name: 'console people, sessions, used sign-in challenges', sql: V_CONSOLE },
   { version: 9, name: 'breaker window hits counted in buckets', sql: V_BREAKER_BUCKETS },
+  { version: 10, name: 'operators with tenant scopes and token hashes', sql: V_OPERATORS },
 ]);
 
 /** The newest schema version this build knows. */
