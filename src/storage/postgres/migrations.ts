@@ -458,7 +458,7 @@ CREATE TABLE console_used_challenges (
 
 /**
  * Version 9: window hits counted in buckets (OE-INV-021; `bucketOf` in src/storage/breaker-rows.ts,
- * 64 per window): an admission adds one to three bucket rows and sums at most 65 rows per key,
+ * 64 per window): an admission adds one to three bucket rows and sums at most 129 rows per key,
  * where a row per hit made each count read every hit of the window (the tenant's grows with the
  * call rate). A bucket counts when its latest hit is inside the window: every hit of the window
  * is counted, and at most one bucket's before it (a breaker trips at most one bucket sooner,
@@ -505,7 +505,8 @@ BEGIN
   INSERT INTO breaker_totals AS t (principal, total) VALUES (p_principal, 1)
     ON CONFLICT (principal) DO UPDATE SET total = t.total + 1
     RETURNING t.total INTO total;
-  DELETE FROM breaker_buckets h WHERE h.until <= cutoff AND (
+  -- Buckets two windows old: a clock stepped back by up to a window still counts the rest.
+  DELETE FROM breaker_buckets h WHERE h.until <= p_now - 2 * p_window AND (
     (h.kind IN (0, 2) AND h.key = p_principal) OR (h.kind = 1 AND h.key = p_tenant));
   DELETE FROM breaker_buckets WHERE ctid = ANY (ARRAY(
     SELECT ctid FROM breaker_buckets WHERE until <= p_now - 2 * p_window LIMIT 8 FOR UPDATE SKIP LOCKED));
