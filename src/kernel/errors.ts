@@ -81,6 +81,15 @@ export const DENIAL_CODES = {
   ERR_REQUEST_REPLAYED: { status: 409, meaning: 'the request nonce or request id was already used' },
   ERR_REQUEST_TENANT: { status: 403, meaning: 'the client is not registered for the request tenant' },
   ERR_UNAUTHENTICATED: { status: 401, meaning: 'no valid credentials' },
+  ERR_OIDC_INVALID: {
+    status: 401,
+    meaning:
+      'a console OIDC sign-in is refused: state, issuer or nonce not those of this sign-in, the code refused by the issuer (replayed, wrong PKCE verifier), or the ID token does not verify (signature, issuer, audience, azp, expiry)',
+  },
+  ERR_OIDC_UNAVAILABLE: {
+    status: 503,
+    meaning: 'the identity provider of a console OIDC sign-in did not answer (discovery, token endpoint or JWKS)',
+  },
   ERR_TOKEN_INVALID: {
     status: 401,
     meaning:

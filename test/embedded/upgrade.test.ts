@@ -156,6 +156,7 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
       ['breakers', 1],
       ['breakers', 2],
       ['console', 1],
+      ['console', 2],
       ['envelope_nonces', 1],
       ['gate_state', 1],
       ['governance', 1],

@@ -456,6 +456,18 @@ CREATE TABLE console_used_challenges (
 );
 `;
 
+/**
+ * Version 9: a console invitation bound to an OIDC identity (issuer and subject), and the
+ * sessions that proved it (docs/console.md "OIDC sign-in").
+ */
+const V_CONSOLE_OIDC = `
+ALTER TABLE console_people ADD COLUMN oidc_issuer text;
+ALTER TABLE console_people ADD COLUMN oidc_subject text;
+ALTER TABLE console_sessions DROP CONSTRAINT console_sessions_method_check;
+ALTER TABLE console_sessions ADD CONSTRAINT console_sessions_method_check
+  CHECK (method IN ('code', 'key', 'code+oidc', 'key+oidc'));
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
@@ -466,6 +478,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 6, name: 'approvals watched', sql: V_APPROVALS_WATCHED },
   { version: 7, name: 'approval flags before the ledger, rate-limit refusals once', sql: V_APPROVAL_FLAGS },
   { version: 8, name: 'console people, sessions, used sign-in challenges', sql: V_CONSOLE },
+  { version: 9, name: 'console invitations bound to an OIDC identity', sql: V_CONSOLE_OIDC },
 ]);
 
 /** The newest schema version this build knows. */
