@@ -163,7 +163,9 @@ async function jsonObject(res: Response): Promise<Record<string, unknown> | unde
   if (bytes.length > MAX_ANSWER) return undefined;
   try {
     const v: unknown = JSON.parse(bytes.toString('utf8'));
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+    return typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }
@@ -228,17 +230,20 @@ export function createOidcRelyingParty(deps: OidcDeps): OidcRelyingParty {
     };
     if (config.client_secret === undefined) form.set('client_id', config.client_id);
     else
-      headers['authorization'] =
-        `Basic ${Buffer.from(
-          `${encodeURIComponent(config.client_id)}:${encodeURIComponent(config.client_secret)}`,
-        ).toString('base64')}`;
+      headers['authorization'] = `Basic ${Buffer.from(
+        `${encodeURIComponent(config.client_id)}:${encodeURIComponent(config.client_secret)}`,
+      ).toString('base64')}`;
     const res = await call(m.token_endpoint, { method: 'POST', headers, body: form.toString() });
     if (isDeny(res)) return res;
     if (res.status >= 500) return unavailable('the identity provider’s token endpoint failed');
     const body = await jsonObject(res).catch(() => undefined);
     // A replayed code, a wrong verifier or redirect URI: the issuer's `invalid_grant`.
-    if (res.status !== 200 || body === undefined)
-      return invalid(`the token endpoint refused the code (${String(body?.['error'] ?? res.status)})`);
+    if (res.status !== 200 || body === undefined) {
+      // The issuer's error code only when it is one (hostile text is not echoed to the browser).
+      const e = body?.['error'];
+      const why = typeof e === 'string' && /^[a-z_]{1,64}$/.test(e) ? e : `HTTP ${res.status}`;
+      return invalid(`the token endpoint refused the code (${why})`);
+    }
     const idToken = body['id_token'];
     if (typeof idToken !== 'string' || idToken.length > MAX_ANSWER)
       return invalid('the token answer carries no ID token');

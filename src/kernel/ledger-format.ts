@@ -233,9 +233,10 @@ export const PAYLOAD_ALLOWLIST = {
     'tenants',
   ],
   // Console enrolment (docs/console.md): an invitation (never its code) and a device key awaiting
-  // the operator's confirmation, which is the `admin.client_registered` of that key.
-  'admin.approver_invited': ['client', 'roles', 'tenants', 'expires_at'],
-  'admin.approver_enrolled': ['client', 'kid', 'public_jwk', 'key_use'],
+  // the operator's confirmation, which is the `admin.client_registered` of that key. `oidc`: the
+  // `{issuer, subject}` an invitation is bound to, proven before the enrolment.
+  'admin.approver_invited': ['client', 'roles', 'tenants', 'expires_at', 'oidc'],
+  'admin.approver_enrolled': ['client', 'kid', 'public_jwk', 'key_use', 'oidc'],
   'admin.breaker_reset': ['breaker', 'scope', 'client', 'session', 'reason'],
   'audit.export': ['scope', 'from', 'to', 'trace_id', 'checkpoint_size', 'reason', 'format'],
   'audit.read': ['target_index', 'trace_id', 'request_id', 'evidence_sha256', 'scope', 'reason'],
