@@ -88,7 +88,8 @@ export const DENIAL_CODES = {
   },
   ERR_OIDC_UNAVAILABLE: {
     status: 503,
-    meaning: 'the identity provider of a console OIDC sign-in did not answer (discovery, token endpoint or JWKS)',
+    meaning:
+      'the identity provider of a console OIDC sign-in did not answer (discovery, token endpoint or JWKS)',
   },
   ERR_TOKEN_INVALID: {
     status: 401,

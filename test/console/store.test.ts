@@ -136,7 +136,13 @@ describe.each(Object.entries(openers))('console store (%s)', (_name, open) => {
     // A new invitation without a binding clears it.
     await s.putInvitation(person('eve', 1));
     expect((await s.person('eve'))?.oidc_subject).toBeNull();
-    const code = { id_sha256: '1'.repeat(64), name: 'eve', method: 'code' as const, created_at: 5, last_seen: 5 };
+    const code = {
+      id_sha256: '1'.repeat(64),
+      name: 'eve',
+      method: 'code' as const,
+      created_at: 5,
+      last_seen: 5,
+    };
     await s.createSession(code, -1);
     const up = { ...code, id_sha256: '2'.repeat(64), method: 'code+oidc' as const, last_seen: 9 };
     expect(await s.replaceSession(code.id_sha256, up)).toBe(true);
