@@ -24,7 +24,7 @@ import {
   sealPending,
 } from '../../src/console/index.js';
 import type { ConsoleStore, OidcConfig, OidcRelyingParty } from '../../src/console/index.js';
-import { dataPaths, parseConfig } from '../../src/embedded/index.js';
+import { dataPaths, initDataDir, parseConfig, startEmbedded } from '../../src/embedded/index.js';
 import { isDeny } from '../../src/kernel/index.js';
 import { startRig, type Rig } from '../approvals/support.js';
 import { ensureConsoleBuilt, launchBrowser, openPerson, postFromPage } from './browser.js';
@@ -409,6 +409,18 @@ describe('the relying party refuses forged and broken answers', () => {
     });
     const o = await other.begin('s');
     expect(isDeny(o) && o.code).toBe('ERR_OIDC_INVALID');
+  });
+
+  it('does not start a gate whose redirect URI is not its console', async () => {
+    const dir = mkdtempSync(join(work, 'elsewhere-'));
+    await initDataDir(dir);
+    const p = dataPaths(dir).config;
+    const config = JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>;
+    config['console'] = {
+      oidc: { issuer, client_id: CLIENT, redirect_uri: 'http://127.0.0.1:1/console/' },
+    };
+    writeFileSync(p, JSON.stringify(config));
+    await expect(startEmbedded(dir, { port: 0, executionPort: 0 })).rejects.toThrow(TypeError);
   });
 
   it('accepts only an https issuer (http on loopback), and a redirect URI of the console', () => {
