@@ -1,7 +1,8 @@
 /**
  * End-to-end benchmark (SPEC §8 "durable writes", "HTTP"): governed calls/s and latency over
- * HTTP in embedded mode with durable (synchronous=FULL) ledger writes, `BENCH_CLIENTS` (32)
- * concurrent clients calling `echo`, against two baselines measured in the same run:
+ * HTTP in embedded mode with durable ledger writes (every write acknowledged after the log's
+ * `fsync`, `src/kernel/sqlite-commit.ts`), `BENCH_CLIENTS` (32) concurrent clients calling
+ * `echo`, against two baselines measured in the same run:
  *   (a) bare HTTP: the same Gate server answering `GET /healthz`, same client count;
  *   (b) the sum of the primitives one governed call needs: request sign + verify, policy
  *       evaluation, envelope sign + verify, and its storage work as the embedded deployment does
@@ -11,6 +12,8 @@
  * The same governed load is then run against the gate on the PostgreSQL backend
  * (`BENCH_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`: a database is created
  * for the run and dropped after it; `BENCH_PHASES` without `postgres` skips it).
+ * Each phase also prints the server process's CPU time (user + system) per call: on a shared,
+ * noisy machine it moves less than the rate does, and it is what a faster call must cut.
  * The load generator runs in its own process (a child of this one) so that the server keeps its
  * own core; each load phase runs `BENCH_RUNS` times (default 3) and the median is reported, the
  * machine being shared and noisy. Loopback only; every phase is bounded (`BENCH_PHASE_MS`,
@@ -82,6 +85,8 @@ interface LoadJob {
 
 interface LoadResult {
   readonly count: number;
+  /** Every call made, warm-up included (the server's CPU time is divided by it). */
+  readonly total: number;
   readonly failures: number;
   readonly seconds: number;
   readonly latenciesMs: number[];
@@ -110,6 +115,7 @@ async function runLoad(job: LoadJob): Promise<LoadResult> {
   const latenciesMs: number[] = [];
   const codes: Record<string, number> = {};
   let count = 0;
+  let total = 0;
   let failures = 0;
   let measuring = false;
   const start = performance.now();
@@ -121,6 +127,7 @@ async function runLoad(job: LoadJob): Promise<LoadResult> {
         const t0 = performance.now();
         const code = await once(w, n);
         const t1 = performance.now();
+        total += 1;
         if (!measuring && t0 >= warmEnd) measuring = true;
         if (t0 < warmEnd || t1 > end) continue;
         count += 1;
@@ -132,7 +139,7 @@ async function runLoad(job: LoadJob): Promise<LoadResult> {
       }
     }),
   );
-  return { count, failures, seconds: job.ms / 1000, latenciesMs, codes };
+  return { count, total, failures, seconds: job.ms / 1000, latenciesMs, codes };
 }
 
 /** Runs `job` in a child process of this file (the load generator's own process). */
@@ -163,15 +170,22 @@ interface Summary {
   readonly rate: number;
   readonly p50: number;
   readonly p99: number;
+  /**
+   * CPU time (user + system) of this process (the server, for every phase but the second
+   * PostgreSQL replica's) per call: what the server spends on a call, whatever else the shared
+   * machine runs meanwhile.
+   */
+  readonly cpuUs: number;
 }
 
-function summaryOf(r: LoadResult): Summary & { readonly note: string } {
+function summaryOf(r: LoadResult, cpuUs: number): Summary & { readonly note: string } {
   const sorted = [...r.latenciesMs].sort((a, b) => a - b);
   const fails = r.failures === 0 ? '' : `, ${r.failures} not ok ${JSON.stringify(r.codes)}`;
   return {
     rate: r.count / r.seconds,
     p50: pct(sorted, 50),
     p99: pct(sorted, 99),
+    cpuUs: cpuUs / Math.max(1, r.total),
     note: `${r.count} calls${fails}`,
   };
 }
@@ -184,14 +198,20 @@ const median = (xs: readonly number[]): number => {
 /** Runs a load phase {@link RUNS} times and prints the median (and every run's rate). */
 async function measure(name: string, run: () => Promise<LoadResult>): Promise<Summary> {
   const runs: (Summary & { readonly note: string })[] = [];
-  for (let i = 0; i < RUNS; i++) runs.push(summaryOf(await run()));
+  for (let i = 0; i < RUNS; i++) {
+    const before = process.cpuUsage();
+    const r = await run();
+    const used = process.cpuUsage(before);
+    runs.push(summaryOf(r, used.user + used.system));
+  }
   const m = {
     rate: median(runs.map((r) => r.rate)),
     p50: median(runs.map((r) => r.p50)),
     p99: median(runs.map((r) => r.p99)),
+    cpuUs: median(runs.map((r) => r.cpuUs)),
   };
   console.log(
-    `${name.padEnd(34)} ${m.rate.toFixed(0).padStart(7)} /s   p50 ${m.p50.toFixed(2)} ms   p99 ${m.p99.toFixed(2)} ms   (median of ${RUNS}: ${runs.map((r) => r.rate.toFixed(0)).join(', ')} /s; last ${runs[runs.length - 1]?.note ?? ''})`,
+    `${name.padEnd(34)} ${m.rate.toFixed(0).padStart(7)} /s   p50 ${m.p50.toFixed(2)} ms   p99 ${m.p99.toFixed(2)} ms   server CPU ${m.cpuUs.toFixed(0)} µs/call   (median of ${RUNS}: ${runs.map((r) => r.rate.toFixed(0)).join(', ')} /s; last ${runs[runs.length - 1]?.note ?? ''})`,
   );
   return m;
 }
@@ -548,6 +568,10 @@ async function main(): Promise<void> {
     if (sqlite !== undefined && sum !== undefined)
       console.log(
         `  wall µs per governed call / primitives   ${(1e6 / sqlite.gov.rate / sum).toFixed(2)}×  (${(1e6 / sqlite.gov.rate).toFixed(0)} µs per call)`,
+      );
+    if (sqlite !== undefined && sum !== undefined)
+      console.log(
+        `  server CPU per governed call / primitives ${(sqlite.gov.cpuUs / sum).toFixed(2)}×  (${sqlite.gov.cpuUs.toFixed(0)} µs per call)`,
       );
     if (sqlite !== undefined && postgres !== undefined)
       console.log(

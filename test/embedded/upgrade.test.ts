@@ -155,6 +155,7 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
       ['approvals', 4],
       ['breakers', 1],
       ['breakers', 2],
+      ['breakers', 3],
       ['console', 1],
       ['console', 2],
       ['envelope_nonces', 1],

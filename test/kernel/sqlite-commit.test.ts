@@ -238,6 +238,24 @@ describe('SqliteCommitUnit', () => {
     expect(unit.db.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
   });
 
+  it('checkpoints once per 4 MiB of log, not at every commit once the log file reached it', async () => {
+    const { unit } = open();
+    unit.db.exec('CREATE TABLE blob (v BLOB)');
+    const ins = unit.db.prepare('INSERT INTO blob (v) VALUES (?)');
+    const page = Buffer.alloc(3000, 1);
+    // About 7 MiB of log: past the threshold once.
+    for (let i = 0; i < 40; i++)
+      await unit.write(() => {
+        for (let j = 0; j < 60; j++) ins.run(page);
+      });
+    const after = unit.checkpoints;
+    expect(after).toBeGreaterThanOrEqual(1);
+    // Small commits after it: the log restarted, its file is as large as before, no checkpoint.
+    for (let i = 0; i < 200; i++) await unit.write(() => ins.run(Buffer.alloc(10)));
+    expect(unit.checkpoints).toBe(after);
+    expect(unit.commits).toBeGreaterThanOrEqual(240);
+  });
+
   it('a failed synchronous fsync in writeNow throws and stops the unit', async () => {
     const failing: FileSync = {
       ...fileSync,

@@ -56,7 +56,7 @@ const STORES: readonly VersionedStore[] = [
   },
   {
     store: 'breakers',
-    version: 2,
+    version: 3,
     open: (path) => {
       const s = createSqliteBreakerStore(path);
       return () => Promise.resolve(s.close());
@@ -168,6 +168,7 @@ describe('SQLite schema versions of a shared file and of read-only opens (SPEC Â
       ['approvals', 4],
       ['breakers', 1],
       ['breakers', 2],
+      ['breakers', 3],
       ['gate_state', 1],
       ['governance', 1],
     ]);
