@@ -201,6 +201,7 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
             approvalApi: core.approvals.api,
             ledger: gateLedgerOver(core.ledger, core.ledgerPort),
             clock: core.clock,
+            ...(core.console.oidc === undefined ? {} : { oidc: core.console.oidc }),
           },
           url,
         ),

@@ -555,6 +555,18 @@ CREATE TABLE operators (
 );
 `;
 
+/**
+ * Version 11: a console invitation bound to an OIDC identity (issuer and subject), and the
+ * sessions that proved it (docs/console.md "OIDC sign-in").
+ */
+const V_CONSOLE_OIDC = `
+ALTER TABLE console_people ADD COLUMN oidc_issuer text;
+ALTER TABLE console_people ADD COLUMN oidc_subject text;
+ALTER TABLE console_sessions DROP CONSTRAINT console_sessions_method_check;
+ALTER TABLE console_sessions ADD CONSTRAINT console_sessions_method_check
+  CHECK (method IN ('code', 'key', 'code+oidc', 'key+oidc'));
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
@@ -567,6 +579,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 8, name: 'console people, sessions, used sign-in challenges', sql: V_CONSOLE },
   { version: 9, name: 'breaker window hits counted in buckets', sql: V_BREAKER_BUCKETS },
   { version: 10, name: 'operators with tenant scopes and token hashes', sql: V_OPERATORS },
+  { version: 11, name: 'console invitations bound to an OIDC identity', sql: V_CONSOLE_OIDC },
 ]);
 
 /** The newest schema version this build knows. */
