@@ -10,7 +10,7 @@
 import { posix } from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { canonicalize, pinMcpDefinition } from '../kernel/index.js';
+import { canonicalize, parseEgressDestination, pinMcpDefinition } from '../kernel/index.js';
 import { compileOutputSchema } from './json-schema.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import type { AdapterConfig, ToolSpec } from './types.js';
@@ -211,14 +211,20 @@ function checkLimits(at: string, spec: AdapterConfig, type: string, out: string[
     });
   }
   const egress = limits['egress'];
-  // bubblewrap cannot allowlist destinations: such a profile is refused at every call.
+  // The egress proxy enforces exactly host:port; anything else would be refused at every call.
+  if ((type === 'command' || type === 'mcp') && Array.isArray(egress))
+    egress.forEach((e, i) => {
+      if (typeof e === 'string' && parseEgressDestination(e) === undefined)
+        out.push(`${at}.limits.egress[${i}]: must be host:port (a name, an IPv4 address or [IPv6], no scheme or wildcard)`);
+    });
+  // The sandbox never shares the host network: network goes only to listed destinations through
+  // the Execution Layer's egress proxy, so network without a list would be refused at every call.
   if (
     (type === 'command' || type === 'mcp') &&
     limits['network'] === true &&
-    Array.isArray(egress) &&
-    egress.length > 0
+    (!Array.isArray(egress) || egress.length === 0)
   )
-    out.push(`${at}.limits.egress: network with an egress allowlist cannot be enforced by the sandbox`);
+    out.push(`${at}.limits.egress: network needs an egress allowlist of host:port entries (OE-INV-011)`);
 }
 
 function checkCommand(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]): void {

@@ -102,9 +102,14 @@ describe('checkAdapterSpecs', () => {
       'adapter.limits.fs_read[0]',
     ],
     [
-      'an unenforceable egress allowlist',
+      'an egress entry that is not host:port',
       spec({ type: 'command', argv: ['/usr/bin/ls'], limits: { network: true, egress: ['a.example'] } }),
-      'adapter.limits.egress',
+      'adapter.limits.egress[0]: must be host:port',
+    ],
+    [
+      'network without an egress allowlist (the host network is never shared)',
+      spec({ type: 'command', argv: ['/usr/bin/ls'], limits: { network: true } }),
+      'adapter.limits.egress: network needs an egress allowlist',
     ],
     [
       'an LD_ secret variable',
@@ -147,6 +152,18 @@ describe('checkAdapterSpecs', () => {
     expect(reasonOf(withEcho({ type: 'builtin', function: 'ecko' }), ['echo'])).toContain(
       'no builtin function',
     );
+  });
+
+  it('accepts network with an egress allowlist of host:port entries (OE-INV-011)', () => {
+    expect(
+      checkAdapterSpecs([
+        spec({
+          type: 'command',
+          argv: ['/usr/bin/ls'],
+          limits: { network: true, egress: ['api.example.com:443', '127.0.0.1:8080', '[::1]:80'] },
+        }),
+      ]),
+    ).toEqual([]);
   });
 
   it('accepts every spec of the demo bundle shape', () => {
