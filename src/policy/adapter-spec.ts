@@ -215,7 +215,9 @@ function checkLimits(at: string, spec: AdapterConfig, type: string, out: string[
   if ((type === 'command' || type === 'mcp') && Array.isArray(egress))
     egress.forEach((e, i) => {
       if (typeof e === 'string' && parseEgressDestination(e) === undefined)
-        out.push(`${at}.limits.egress[${i}]: must be host:port (a name, an IPv4 address or [IPv6], no scheme or wildcard)`);
+        out.push(
+          `${at}.limits.egress[${i}]: must be host:port (a name, an IPv4 address or [IPv6], no scheme or wildcard)`,
+        );
     });
   // The sandbox never shares the host network: network goes only to listed destinations through
   // the Execution Layer's egress proxy, so network without a list would be refused at every call.

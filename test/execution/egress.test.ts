@@ -50,7 +50,8 @@ beforeAll(async () => {
   listed = await counting(ok('hello from the listed service\n'));
   unlisted = await counting(ok('secret from an unlisted service\n'));
   redirecting = await counting(
-    () => `HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:${unlisted.port}/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+    () =>
+      `HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:${unlisted.port}/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
   );
   big = await counting(ok('x'.repeat(64 * 1024)));
 });
@@ -85,7 +86,9 @@ function exited(r: SandboxExit | Deny): SandboxExit {
 
 describe('egress proxy: the allowlist (OE-INV-011)', () => {
   it('a tool granted network with a one-port allowlist reaches that port through the proxy (plain HTTP)', async () => {
-    const r = exited(await run([CURL, '-sS', `http://127.0.0.1:${listed.port}/x`], [`127.0.0.1:${listed.port}`]));
+    const r = exited(
+      await run([CURL, '-sS', `http://127.0.0.1:${listed.port}/x`], [`127.0.0.1:${listed.port}`]),
+    );
     expect(r.exit_code).toBe(0);
     expect(r.stdout.toString()).toBe('hello from the listed service\n');
     expect(listed.connections).toBe(1);
@@ -120,13 +123,23 @@ describe('egress proxy: the allowlist (OE-INV-011)', () => {
     );
     expect(r.stdout.toString()).not.toContain('hello');
     expect(listed.connections).toBe(0);
-    const iface = exited(await run(['/usr/bin/awk', '-F:', 'NR > 2 { gsub(/ /, "", $1); print $1 }', '/proc/net/dev'], [`127.0.0.1:${listed.port}`]));
+    const iface = exited(
+      await run(
+        ['/usr/bin/awk', '-F:', 'NR > 2 { gsub(/ /, "", $1); print $1 }', '/proc/net/dev'],
+        [`127.0.0.1:${listed.port}`],
+      ),
+    );
     expect(iface.stdout.toString().trim()).toBe('lo');
   });
 
   it('a redirect to an unlisted destination is not followed by the proxy, and a client that follows it is denied', async () => {
     const allow = [`127.0.0.1:${redirecting.port}`];
-    const notFollowed = exited(await run([CURL, '-sS', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${redirecting.port}/`], allow));
+    const notFollowed = exited(
+      await run(
+        [CURL, '-sS', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${redirecting.port}/`],
+        allow,
+      ),
+    );
     expect(notFollowed.stdout.toString()).toBe('302');
     const followed = await run([CURL, '-sS', '-L', `http://127.0.0.1:${redirecting.port}/`], allow);
     expect(followed).toMatchObject({ outcome: 'deny', code: 'ERR_EGRESS_DENIED' });
@@ -141,7 +154,11 @@ describe('egress proxy: the allowlist (OE-INV-011)', () => {
 
   it('a request that is not an absolute http:// URL (https in the clear, credentials) → ERR_EGRESS_DENIED', async () => {
     const r = await run(
-      [BASH, '-c', `exec 3<>/dev/tcp/127.0.0.1/3128; printf 'GET http://u:p@127.0.0.1:${listed.port}/ HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3; cat <&3`],
+      [
+        BASH,
+        '-c',
+        `exec 3<>/dev/tcp/127.0.0.1/3128; printf 'GET http://u:p@127.0.0.1:${listed.port}/ HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3; cat <&3`,
+      ],
       [`127.0.0.1:${listed.port}`],
     );
     expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_EGRESS_DENIED' });
@@ -186,7 +203,13 @@ describe('egress proxy: fail closed', () => {
   });
 
   it('an allowlist entry that is not host:port → ERR_SANDBOX_UNAVAILABLE, nothing runs', async () => {
-    for (const bad of ['example.com', 'https://example.com:443', '*.example.com:443', '127.0.0.1:0', 'a b:80']) {
+    for (const bad of [
+      'example.com',
+      'https://example.com:443',
+      '*.example.com:443',
+      '127.0.0.1:0',
+      'a b:80',
+    ]) {
       const r = await run([CURL, '-sS', `http://127.0.0.1:${listed.port}/`], [bad]);
       expect(r, bad).toMatchObject({ outcome: 'deny', code: 'ERR_SANDBOX_UNAVAILABLE' });
     }
@@ -194,19 +217,22 @@ describe('egress proxy: fail closed', () => {
   });
 
   it('no forwarder inside (node missing) → ERR_SANDBOX_UNAVAILABLE and the tool never runs', async () => {
-    const r = await run(
-      [CURL, '-sS', `http://127.0.0.1:${listed.port}/`],
-      [`127.0.0.1:${listed.port}`],
-      { nodePath: '/usr/bin/nonexistent-node' },
-    );
+    const r = await run([CURL, '-sS', `http://127.0.0.1:${listed.port}/`], [`127.0.0.1:${listed.port}`], {
+      nodePath: '/usr/bin/nonexistent-node',
+    });
     expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_SANDBOX_UNAVAILABLE' });
     expect(listed.connections).toBe(0);
   });
 
   it('the proxy variables cannot be overridden by a spec', async () => {
-    const r = await run([CURL, '-sS', `http://127.0.0.1:${unlisted.port}/`], [`127.0.0.1:${listed.port}`], {}, {
-      env: { HTTP_PROXY: 'http://127.0.0.1:1' },
-    });
+    const r = await run(
+      [CURL, '-sS', `http://127.0.0.1:${unlisted.port}/`],
+      [`127.0.0.1:${listed.port}`],
+      {},
+      {
+        env: { HTTP_PROXY: 'http://127.0.0.1:1' },
+      },
+    );
     expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_ADAPTER_UNAVAILABLE' });
     expect(unlisted.connections).toBe(0);
   });

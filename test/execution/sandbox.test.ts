@@ -134,15 +134,26 @@ describe('bwrap sandbox: isolation (scenario 17)', () => {
     expect(direct.stdout.toString()).not.toContain('hello');
     const proxied = exited(
       await run(
-        [BASH, '-c', `exec 3<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT 127.0.0.1:${port} HTTP/1.1\\r\\n\\r\\n' >&3; cat <&3`],
+        [
+          BASH,
+          '-c',
+          `exec 3<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT 127.0.0.1:${port} HTTP/1.1\\r\\n\\r\\n' >&3; cat <&3`,
+        ],
         { constraints: constraints({ network: true, egress: [`127.0.0.1:${port}`] }) },
       ),
     );
     expect(proxied.stdout.toString()).toBe('HTTP/1.1 200 Connection Established\r\n\r\nhello\n');
     expect(
-      await run([BASH, '-c', `exec 3<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT 127.0.0.1:5432 HTTP/1.1\\r\\n\\r\\n' >&3; cat <&3`], {
-        constraints: constraints({ network: true, egress: [`127.0.0.1:${port}`] }),
-      }),
+      await run(
+        [
+          BASH,
+          '-c',
+          `exec 3<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT 127.0.0.1:5432 HTTP/1.1\\r\\n\\r\\n' >&3; cat <&3`,
+        ],
+        {
+          constraints: constraints({ network: true, egress: [`127.0.0.1:${port}`] }),
+        },
+      ),
     ).toMatchObject({ outcome: 'deny', code: 'ERR_EGRESS_DENIED' });
   });
 

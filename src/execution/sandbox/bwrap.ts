@@ -252,7 +252,9 @@ export function createBwrapSandbox(options: BwrapSandboxOptions = {}): Sandbox {
 
   const run = async (request: SandboxRequest): Promise<SandboxExit | Deny> => {
     // Everything checkable is checked before a proxy is started.
-    const checked = buildSandboxArgv(request.argv, request.constraints, options, { socketDir: '/nonexistent' });
+    const checked = buildSandboxArgv(request.argv, request.constraints, options, {
+      socketDir: '/nonexistent',
+    });
     if (checked.outcome === 'deny') return checked;
     const env: Record<string, string> = {
       PATH: '/usr/bin:/bin',
