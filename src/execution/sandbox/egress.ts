@@ -170,6 +170,28 @@ export function parseEgressAllowlist(list: readonly string[]): ReadonlySet<strin
   return keys;
 }
 
+/**
+ * The one address a listed destination is reached at, or `ERR_EGRESS_DENIED`: a literal IP is
+ * used as is; a name is resolved once, and refused when any address it resolves to is not public
+ * (list internal hosts by IP). The caller checked the allowlist.
+ */
+export async function resolveDestination(
+  to: EgressDestination,
+): Promise<{ readonly to: EgressDestination; readonly address: string } | Deny> {
+  if (isIpLiteral(to.host)) return { to, address: to.host };
+  try {
+    const found = await lookup(to.host, { all: true, verbatim: true });
+    const first = found[0];
+    if (first === undefined) throw new Error('no address');
+    for (const a of found)
+      if (NON_PUBLIC.check(a.address, isIP(a.address) === 6 ? 'ipv6' : 'ipv4'))
+        return deny('ERR_EGRESS_DENIED', `egress to ${to.key} resolves to a non-public address`);
+    return { to, address: first.address };
+  } catch {
+    return deny('ERR_EGRESS_DENIED', `egress to ${to.key}: the name does not resolve`);
+  }
+}
+
 const HOP_BY_HOP = new Set([
   'connection',
   'proxy-connection',
@@ -224,26 +246,14 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   /** The destination's address, or a refusal; resolves the name exactly once. */
   const admit = async (
     text: string,
-  ): Promise<{ readonly ok: true; readonly to: EgressDestination; readonly address: string } | Deny> => {
+  ): Promise<{ readonly to: EgressDestination; readonly address: string } | Deny> => {
     const to = parseEgressDestination(text);
     if (to === undefined || !allow.has(to.key))
       return deny('ERR_EGRESS_DENIED', `egress to ${shown(text)} is not on the allowlist`);
     connections += 1;
     if (connections > limits.maxConnections)
       return deny('ERR_EGRESS_LIMIT', `more than ${limits.maxConnections} egress connections`);
-    if (isIpLiteral(to.host)) return { ok: true, to, address: to.host };
-    let address: string;
-    try {
-      const found = await lookup(to.host, { all: true, verbatim: true });
-      if (found.length === 0) throw new Error('no address');
-      for (const a of found)
-        if (NON_PUBLIC.check(a.address, isIP(a.address) === 6 ? 'ipv6' : 'ipv4'))
-          return deny('ERR_EGRESS_DENIED', `egress to ${to.key} resolves to a non-public address`);
-      address = found[0]!.address;
-    } catch {
-      return deny('ERR_EGRESS_DENIED', `egress to ${to.key}: the name does not resolve`);
-    }
-    return { ok: true, to, address };
+    return resolveDestination(to);
   };
 
   /** Relays `from` into `to`, counting against a cap; over it → refusal, both ends destroyed. */
@@ -339,6 +349,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
         res.destroy();
         req.destroy();
       };
+      out.on('socket', (socket: Socket) => track(socket));
       out.on('error', () => res.destroy());
       out.on('response', (answer: IncomingMessage) => {
         track(answer.socket);
