@@ -71,3 +71,5 @@ export type {
   VoidInput,
   VoidOutcome,
 } from './executor.js';
+export { createHttpAdapter, parseHttpUrlTemplate } from './adapters/http.js';
+export type { HttpUrlTemplate } from './adapters/http.js';

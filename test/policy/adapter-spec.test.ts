@@ -182,3 +182,43 @@ describe('checkAdapterSpecs', () => {
     ).toEqual([]);
   });
 });
+
+describe('http adapter specs (OE-INV-011)', () => {
+  const http = (over: Record<string, unknown> = {}): ToolSpec =>
+    spec({
+      type: 'http',
+      method: 'GET',
+      url: 'https://api.example.com/search?q={message}',
+      headers: { Authorization: 'Bearer {secret:API_TOKEN}' },
+      limits: { network: true, egress: ['api.example.com:443'] },
+      ...over,
+    });
+
+  it('accepts a literal origin on the allowlist, placeholders in path and query, secrets in headers', () => {
+    expect(checkAdapterSpecs([http()])).toEqual([]);
+  });
+
+  it.each([
+    ['a templated host', { url: 'https://{message}/x' }, 'adapter.url: must be http(s)://HOST'],
+    [
+      'a secret in the url',
+      { url: 'https://api.example.com/x?k={secret:API_TOKEN}' },
+      'a secret may not be placed in the url',
+    ],
+    [
+      'a destination not on its allowlist',
+      { url: 'https://other.example.com/x' },
+      'must grant network and list other.example.com:443',
+    ],
+    ['no network granted', { limits: { egress: ['api.example.com:443'] } }, 'must grant network'],
+    [
+      'a placeholder naming no parameter',
+      { url: 'https://api.example.com/{nope}' },
+      'placeholder {nope} names no parameter',
+    ],
+    ['a header failclosed sets', { headers: { Host: 'evil' } }, 'adapter.headers.Host: is set by failclosed'],
+    ['an unknown method', { method: 'TRACE' }, 'adapter.method'],
+  ])('refuses %s', (_what, over, reason) => {
+    expect(checkAdapterSpecs([http(over)]).join('\n')).toContain(reason);
+  });
+});
