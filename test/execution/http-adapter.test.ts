@@ -77,7 +77,7 @@ const SECRETS: SecretResolver = {
     throw new Error('unknown');
   },
   knownValues: () => ['tok-123'],
-} as SecretResolver;
+};
 
 const adapter = createHttpAdapter();
 

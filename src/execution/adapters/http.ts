@@ -107,7 +107,8 @@ function renderBody(
     }
     return render(node, params, secrets, (s) => s);
   }
-  if (Array.isArray(node)) return node.map((n) => renderBody(n, params, secrets, depth + 1));
+  if (Array.isArray(node))
+    return (node as readonly JsonValue[]).map((n) => renderBody(n, params, secrets, depth + 1));
   if (typeof node === 'object' && node !== null) {
     const out: Record<string, JsonValue> = {};
     for (const [k, v] of Object.entries(node)) out[k] = renderBody(v, params, secrets, depth + 1);
