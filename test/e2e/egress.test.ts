@@ -71,13 +71,42 @@ function egressPolicyDir(): string {
       },
     }),
   );
+  writeFileSync(
+    join(dir, 'tools', 'api_get.json'),
+    JSON.stringify({
+      name: 'api_get',
+      description: 'GETs an item of the listed service (http adapter)',
+      risk: 'low',
+      adapter: {
+        type: 'http',
+        method: 'GET',
+        url: `http://127.0.0.1:${listed.port()}/items/{id}`,
+        limits: {
+          timeout_ms: 5000,
+          max_output_bytes: 65536,
+          network: true,
+          egress: [`127.0.0.1:${listed.port()}`],
+        },
+      },
+      parameters: {
+        type: 'object',
+        properties: { id: { type: 'string', maxLength: 128 } },
+        required: ['id'],
+        additionalProperties: false,
+      },
+    }),
+  );
+  appendFileSync(
+    join(dir, 'schema.cedarschema'),
+    '\naction "api_get" appliesTo { principal: Agent, resource: Tenant, context: { params: { id: String }, risk: String, tainted: Bool } };\n',
+  );
   appendFileSync(
     join(dir, 'schema.cedarschema'),
     '\naction "fetch_url" appliesTo { principal: Agent, resource: Tenant, context: { params: { url: String }, risk: String, tainted: Bool } };\n',
   );
   writeFileSync(
     join(dir, 'policies', 'allow-fetch-url.cedar'),
-    '@reason("egress test")\npermit (principal, action == Action::"fetch_url", resource);\n',
+    '@reason("egress test")\npermit (principal, action in [Action::"fetch_url", Action::"api_get"], resource);\n',
   );
   return dir;
 }
@@ -123,5 +152,17 @@ describe('egress allowlist through the embedded gate (OE-INV-011)', () => {
       code: 'ERR_EGRESS_DENIED',
       reason: `egress to 127.0.0.1:${unlisted.port()} is not on the allowlist`,
     });
+  });
+});
+
+describe('http tools through the embedded gate', () => {
+  it('an http tool reaches its fixed origin; a parameter cannot change the host', async () => {
+    const before = listed.connections;
+    const r = await e2e
+      .client()
+      .call('api_get', { id: `x@127.0.0.1:${unlisted.port()}/` }, { session: session() });
+    expect(r).toMatchObject({ outcome: 'executed', result: { status: 200, body: 'listed service says hi' } });
+    expect(listed.connections).toBe(before + 1);
+    expect(unlisted.connections).toBe(0);
   });
 });
