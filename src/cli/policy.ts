@@ -40,7 +40,7 @@ export const POLICY_USAGE = `  policy build DIR --out FILE                 build
               [--tainted] [--bundle FILE|HASH] dry run: decision, rules, obligations; records and runs nothing
                                               (exit 0 allow, 3 escalate, 1 deny)
   policy diff A B [--json]                    what changed between two bundles (files or stored hashes)
-  policy pin-mcp DIR --server NAME [--read PATH]... [--write PATH]... [--network] [--only TOOL]...
+  policy pin-mcp DIR --server NAME [--read PATH]... [--write PATH]... [--egress HOST:PORT]... [--only TOOL]...
               -- COMMAND ARGS...              list an upstream MCP server's tools in the sandbox and
                                               write them, definitions pinned by SHA-256, into DIR
 `;
@@ -54,7 +54,7 @@ export const POLICY_OPTIONS = {
   server: { type: 'string' },
   read: { type: 'string', multiple: true },
   write: { type: 'string', multiple: true },
-  network: { type: 'boolean' },
+  egress: { type: 'string', multiple: true },
   only: { type: 'string', multiple: true },
 } as const;
 
@@ -253,7 +253,7 @@ async function run(
       command: pos.slice(3),
       read: list(v, 'read'),
       write: list(v, 'write'),
-      network: v['network'] === true,
+      egress: list(v, 'egress'),
       ...(v['only'] === undefined ? {} : { only: list(v, 'only') }),
     });
   throw new Usage(

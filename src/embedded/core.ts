@@ -25,6 +25,7 @@ import type {
 } from '../control-plane/index.js';
 import {
   createCommandAdapter,
+  createHttpAdapter,
   createMcpAdapter,
   createDefaultBuiltinAdapter,
   createDefaultBuiltins,
@@ -428,6 +429,8 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
         command: createCommandAdapter({ sandbox }),
         // Upstream MCP servers: launched per call in the same sandbox profile (docs/adapters.md).
         mcp: createMcpAdapter(),
+        // Declarative HTTP tools: requests the Execution Layer makes to allowlisted destinations.
+        http: createHttpAdapter(),
       },
       options.onToolRun,
     ),

@@ -183,6 +183,15 @@ export const DENIAL_CODES = {
   ERR_EXECUTION_UNAVAILABLE: { status: 503, meaning: 'the Execution Layer did not answer in time' },
   ERR_ADAPTER_UNAVAILABLE: { status: 503, meaning: 'the tool adapter is missing or misconfigured' },
   ERR_SANDBOX_UNAVAILABLE: { status: 503, meaning: 'the sandbox could not be established' },
+  ERR_EGRESS_DENIED: {
+    status: 403,
+    meaning:
+      'a sandboxed tool tried to reach a destination its egress allowlist does not name (or a name that resolves to a non-public address); the call was ended',
+  },
+  ERR_EGRESS_LIMIT: {
+    status: 502,
+    meaning: 'a sandboxed tool exceeded its egress byte or connection limit; the call was ended',
+  },
   ERR_TOOL_TIMEOUT: { status: 504, meaning: 'the tool exceeded its time limit' },
   ERR_TOOL_OUTPUT_LIMIT: { status: 502, meaning: 'the tool exceeded its output limit' },
   ERR_TOOL_FAILED: { status: 502, meaning: 'the tool ran and failed' },

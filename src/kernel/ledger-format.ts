@@ -159,6 +159,8 @@ export const PAYLOAD_ALLOWLIST = {
     'redactions',
     'envelope',
     'envelope_sha256',
+    // Only on a call the egress proxy ended: which destination or limit (OE-INV-011).
+    'reason',
   ],
   // Written on start for a request left without an outcome by a crash or a stop (SPEC §5):
   // `envelope_consumed` true means the tool may have run; false that it never can.
