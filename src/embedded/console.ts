@@ -4,13 +4,20 @@
  * invite and confirm approvers (`approvers-invite`, `approvers-confirm`), and the endpoint the
  * Gate's listener serves under `/console/`.
  */
-import { isDeny, isLedgerRef, statusOf, withDeadline } from '../kernel/index.js';
+import { hexDigestEquals, isDeny, isLedgerRef, sha256Hex, statusOf, withDeadline } from '../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
-import type { ApprovalApi, ApprovalService } from '../control-plane/index.js';
+import type { ApprovalApi, ApprovalService, BundleStore, GovernanceState } from '../control-plane/index.js';
+import { diffBundles, formatBundleDiff } from '../policy/index.js';
 import { buildEvidenceView } from '../gate/index.js';
 import type { GateLedger, GateStateStore, OperatorActions, OperatorAnswer } from '../gate/index.js';
-import { createConsoleEndpoint, createConsoleService } from '../console/index.js';
-import type { ConsoleEndpoint, ConsoleService, ConsoleStore } from '../console/index.js';
+import { createConsoleEndpoint, createConsoleService, createOperatorConsole } from '../console/index.js';
+import type {
+  ConsoleEndpoint,
+  ConsoleService,
+  ConsoleStore,
+  OperatorConsole,
+  OperatorIdentity,
+} from '../console/index.js';
 import { OPERATOR_ACTOR } from './admin.js';
 import type { LedgerPort } from './ports.js';
 
@@ -118,6 +125,62 @@ export function decisionReader(
   };
 }
 
+/**
+ * The one place an operator token becomes a person: today the bootstrap token of the data
+ * directory (SHA-256 compared as the Gate's `isOperator` does), an operator of every tenant.
+ */
+export function bootstrapOperator(
+  operatorTokenSha256: string,
+): (token: string) => Promise<OperatorIdentity | undefined> {
+  return (token) =>
+    Promise.resolve(
+      token.length > 0 && hexDigestEquals(sha256Hex(token), operatorTokenSha256)
+        ? { name: OPERATOR_ACTOR.id, tenants: '*' as const }
+        : undefined,
+    );
+}
+
+/**
+ * What activating the stored bundle `hash` changes against the active bundle: the structured
+ * diff of `policy diff` (src/policy/diff.ts) and its text; null when either cannot be loaded.
+ */
+export function policyDiffer(bundles: BundleStore): (hash: string) => Promise<JsonObject | null> {
+  return (hash) => {
+    const to = bundles.get(hash);
+    const from = bundles.active();
+    if (isDeny(to) || isDeny(from)) return Promise.resolve(null);
+    const d = diffBundles(from.bundle.document, from.hash, to.bundle.document, to.hash);
+    return Promise.resolve({ ...(JSON.parse(JSON.stringify(d)) as JsonObject), text: formatBundleDiff(d) });
+  };
+}
+
+/** The operator pages over the operator actions, the incident state and the ledger. */
+export function operatorConsoleFor(deps: {
+  readonly operator: OperatorActions;
+  readonly operatorTokenSha256: string;
+  readonly governance: Pick<GovernanceState, 'snapshot'>;
+  readonly ledger: Pick<GateLedger, 'latestCheckpoint'>;
+  readonly clock: Clock;
+}): OperatorConsole {
+  return createOperatorConsole({
+    authenticateOperator: bootstrapOperator(deps.operatorTokenSha256),
+    // The acting person is threaded into the admin actions' ledger records later; today every
+    // action is recorded as the operator (OPERATOR_ACTOR), as behind the token.
+    runAdmin: async (_person, action, body) => {
+      const r = await withDeadline(() => deps.operator.run(action, body), 30_000);
+      return r.status === 'ok'
+        ? { status: r.value.status, body: r.value.body }
+        : { status: 500, body: { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'internal failure' } };
+    },
+    incidentState: () => deps.governance.snapshot(),
+    latestCheckpoint: async () => {
+      const c = await deps.ledger.latestCheckpoint();
+      return c === null ? null : { size: c.size, root_hash: c.root_hash, note: c.note };
+    },
+    now: deps.clock,
+  });
+}
+
 /** The console endpoint of a listener at `url`. */
 export function consoleEndpointFor(
   deps: {
@@ -126,11 +189,17 @@ export function consoleEndpointFor(
     readonly approvalApi: ApprovalApi;
     readonly ledger: GateLedger;
     readonly clock: Clock;
+    /** The operator pages; absent: approvers only. */
+    readonly operator?: OperatorConsole;
+    /** Stored bundles: a policy activation in the inbox shows its diff. */
+    readonly bundles?: BundleStore;
   },
   url: string,
 ): ConsoleEndpoint {
   return createConsoleEndpoint({
     url,
+    ...(deps.operator === undefined ? {} : { operator: deps.operator }),
+    ...(deps.bundles === undefined ? {} : { policyDiff: policyDiffer(deps.bundles) }),
     console: deps.console,
     approvals: deps.approvals,
     approvalApi: deps.approvalApi,

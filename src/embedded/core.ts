@@ -43,6 +43,7 @@ import type {
   GateStateStore,
   GateTimeouts,
   LedgerEntryView,
+  OperatorActions,
 } from '../gate/index.js';
 import { dataPaths, operatorTokenSha256, readConfig, readSigningKey, writeSecret } from './data-dir.js';
 import type { EmbeddedConfig } from './data-dir.js';
@@ -99,6 +100,8 @@ export interface Core {
   readonly nonces: NonceStore;
   readonly sandbox: Sandbox;
   readonly gate: Gate;
+  /** The operator actions (`POST /v1/admin/{action}`), for the console's operator pages too. */
+  readonly operator: OperatorActions;
   /** Human approvals, break-glass and reviews (OE-INV-019/020, L7). */
   readonly approvals: EmbeddedApprovals;
   /** The browser console's people and sessions (docs/console.md). */
@@ -455,6 +458,26 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     callableTools: (principal) =>
       Promise.resolve(toolListingsFor(controlPlane.activeBundle()?.bundle, principal)),
   };
+  // The operator actions: behind the operator token at the Gate, and the console's operator pages.
+  const operator = withConsoleActions(
+    createOperatorActions({
+      clock,
+      ledger,
+      ledgerPort,
+      state,
+      controlPlane: keyChangesFollowed(controlPlane, follower),
+      bundles,
+      approvals: approvals.service,
+      executor: {
+        audience: config.audience,
+        clockToleranceSec: config.clock_tolerance_sec,
+        maxLifetimeSec: config.max_envelope_lifetime_sec,
+      },
+      issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
+      openReader: () => backend.openLedgerReader(),
+    }),
+    consoleState.service,
+  );
   const gate = createGate({
     clock,
     clients: state,
@@ -470,25 +493,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ...(config.max_inflight === undefined ? {} : { maxInflight: config.max_inflight }),
     ...(options.deadlines?.gate === undefined ? {} : { timeouts: options.deadlines.gate }),
     operatorTokenSha256: operatorTokenSha256(dir),
-    operator: withConsoleActions(
-      createOperatorActions({
-        clock,
-        ledger,
-        ledgerPort,
-        state,
-        controlPlane: keyChangesFollowed(controlPlane, follower),
-        bundles,
-        approvals: approvals.service,
-        executor: {
-          audience: config.audience,
-          clockToleranceSec: config.clock_tolerance_sec,
-          maxLifetimeSec: config.max_envelope_lifetime_sec,
-        },
-        issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
-        openReader: () => backend.openLedgerReader(),
-      }),
-      consoleState.service,
-    ),
+    operator,
     approvals: approvals.api,
     trustRoots: () =>
       buildTrustRoots({
@@ -572,6 +577,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     nonces,
     sandbox,
     gate,
+    operator,
     approvals,
     console: consoleState,
     ...(notifications === undefined ? {} : { notifications }),

@@ -13,7 +13,7 @@ import { createGateServer, createMcpAuthenticator, createMcpEndpoint } from '../
 import type { McpEndpoint } from '../gate/index.js';
 import { resolveMcpSettings } from './mcp-config.js';
 import { gateLedgerOver, openCore } from './core.js';
-import { consoleEndpointFor } from './console.js';
+import { consoleEndpointFor, operatorConsoleFor } from './console.js';
 import type { Core, CoreOptions } from './core.js';
 import {
   DEMO_CLIENT,
@@ -22,6 +22,7 @@ import {
   readOperatorToken,
   writeFreshDataDir,
   dataPaths,
+  operatorTokenSha256,
 } from './data-dir.js';
 import { createExecutionServer } from './execution-server.js';
 
@@ -201,6 +202,14 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
             approvalApi: core.approvals.api,
             ledger: gateLedgerOver(core.ledger, core.ledgerPort),
             clock: core.clock,
+            bundles: core.bundles,
+            operator: operatorConsoleFor({
+              operator: core.operator,
+              operatorTokenSha256: operatorTokenSha256(core.dir),
+              governance: core.governance,
+              ledger: gateLedgerOver(core.ledger, core.ledgerPort),
+              clock: core.clock,
+            }),
           },
           url,
         ),

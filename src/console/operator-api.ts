@@ -1,0 +1,226 @@
+/**
+ * The operator's side of the console (docs/console.md "Operator pages"): sign-in with the
+ * operator token, resolved by one injected function, into a server-side operator session; the
+ * incident controls (kill switch, tenant lockdown, session quarantine, breaker reset), each
+ * confirmed by typing its target, carried out through one injected function that runs the
+ * operator actions (`POST /v1/admin/{action}`: ledgered first, OE-INV-025); and the latest
+ * signed checkpoint of the ledger (FC-INV-5). Operator sessions are never approver sessions and
+ * the other way round: each kind is looked up in its own table only. Tenant scope is checked
+ * here, server side. Every refusal is a deny with its code; nothing here allows on error.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { deny, encodeBase64url, sha256Hex } from '../kernel/index.js';
+import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
+import { approverCovers } from '../control-plane/index.js';
+import type { ApproverTenants } from '../control-plane/index.js';
+import type { ApiAnswer } from './api.js';
+import type { ConsoleTimes } from './service.js';
+import { DEFAULT_CONSOLE_TIMES } from './service.js';
+
+/** An operator as the injected authenticator resolves a token: a name and the tenants it acts for. */
+export interface OperatorIdentity {
+  readonly name: string;
+  readonly tenants: ApproverTenants;
+}
+
+/** An operator action's answer (`OperatorActions.run`). */
+export interface OperatorActionAnswer {
+  readonly status: number;
+  readonly body: JsonValue;
+}
+
+/** The incident state shown to operators (the governance snapshot). */
+export interface IncidentState {
+  readonly kill_switch: boolean;
+  readonly locked_tenants: readonly string[];
+  readonly quarantined_sessions: readonly string[];
+}
+
+/** What the operator pages need; wired in src/embedded/console.ts. */
+export interface OperatorConsoleDeps {
+  /** Resolves an operator token to the person it belongs to; undefined: not an operator. */
+  readonly authenticateOperator: (token: string) => Promise<OperatorIdentity | undefined>;
+  /** Runs an operator action as `person` (`OperatorActions.run`). */
+  readonly runAdmin: (person: OperatorIdentity, action: string, body: JsonObject) => Promise<OperatorActionAnswer>;
+  /** The kill switch, locked tenants and quarantined sessions. */
+  readonly incidentState: () => Promise<IncidentState>;
+  /** The latest signed checkpoint `{size, root_hash, note}`, or null before the first. */
+  readonly latestCheckpoint?: () => Promise<JsonObject | null>;
+  readonly now: Clock;
+  readonly times?: Partial<ConsoleTimes>;
+}
+
+interface OperatorSession {
+  readonly person: OperatorIdentity;
+  readonly created_at: number;
+  last_seen: number;
+}
+
+/** The operator pages' API under `/console/api/operator/`. */
+export interface OperatorConsole {
+  route(method: string, route: string, body: JsonObject, cookie: string | undefined): Promise<ApiAnswer | Deny>;
+  /** Ends the operator session of this cookie value, if it is one. */
+  signOut(cookie: string): void;
+}
+
+const TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
+const TENANT = /^[A-Za-z0-9._-]{1,128}$/;
+const MAX_SESSIONS = 1_000;
+
+const ok = (body: JsonObject, cookie?: string): ApiAnswer =>
+  cookie === undefined ? { status: 200, body } : { status: 200, body, cookie };
+
+const scope = (reason: string): Deny => deny('ERR_OPERATOR_SCOPE', reason);
+
+/** True when `typed` is exactly `expected` (the confirmation step), compared in constant time. */
+function confirmed(typed: JsonValue | undefined, expected: string): boolean {
+  if (typeof typed !== 'string') return false;
+  const d = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+  return timingSafeEqual(d(typed), d(expected));
+}
+
+/**
+ * An incident control as the page asks for it: the operator action, its body, the text the
+ * operator must type to confirm, and whether it needs an operator of every tenant.
+ */
+function incidentAction(
+  control: string,
+  body: JsonObject,
+): { action: string; args: JsonObject; target: string; tenant: string | '*' } | Deny {
+  const reason = typeof body['reason'] === 'string' ? body['reason'].slice(0, 500) : 'console';
+  const on = body['on'];
+  if (control === 'kill-switch') {
+    if (typeof on !== 'boolean') return deny('ERR_REQUEST_MALFORMED', 'on must be a boolean');
+    return {
+      action: 'kill-switch',
+      args: { on, reason },
+      target: on ? 'engage' : 'release',
+      tenant: '*',
+    };
+  }
+  if (control === 'lockdown') {
+    const tenant = body['tenant'];
+    if (typeof tenant !== 'string' || !TENANT.test(tenant) || typeof on !== 'boolean')
+      return deny('ERR_REQUEST_MALFORMED', 'tenant and on are required');
+    return { action: 'lockdown', args: { tenant, on, reason }, target: tenant, tenant };
+  }
+  if (control === 'quarantine') {
+    const session = body['session'];
+    if (typeof session !== 'string' || typeof on !== 'boolean')
+      return deny('ERR_REQUEST_MALFORMED', 'session and on are required');
+    // A session's tenant is not known here: quarantine is for operators of every tenant.
+    return { action: 'quarantine', args: { session, on, reason }, target: session, tenant: '*' };
+  }
+  if (control === 'breaker-reset') {
+    const tenant = body['tenant'];
+    const session = body['session'];
+    const client = body['client'];
+    if (typeof tenant === 'string' && session === undefined && client === undefined) {
+      if (!TENANT.test(tenant)) return deny('ERR_REQUEST_MALFORMED', 'tenant is malformed');
+      return { action: 'breaker-reset', args: { tenant, reason }, target: tenant, tenant };
+    }
+    if (typeof session === 'string' && tenant === undefined && client === undefined)
+      return { action: 'breaker-reset', args: { session, reason }, target: session, tenant: '*' };
+    if (typeof client === 'string' && tenant === undefined && session === undefined)
+      return { action: 'breaker-reset', args: { client, reason }, target: client, tenant: '*' };
+    return deny('ERR_REQUEST_MALFORMED', 'exactly one of session, client or tenant is required');
+  }
+  return deny('ERR_REQUEST_MALFORMED', 'unknown incident control');
+}
+
+function tenantsView(t: ApproverTenants): JsonValue {
+  return t === '*' ? '*' : [...t];
+}
+
+/** Creates the operator pages' API. Sessions are kept in this gate process (docs/console.md "Limits"). */
+export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsole {
+  const times: ConsoleTimes = Object.freeze({ ...DEFAULT_CONSOLE_TIMES, ...deps.times });
+  const sessions = new Map<string, OperatorSession>();
+
+  const prune = (at: number): void => {
+    for (const [k, s] of sessions)
+      if (at - s.last_seen >= times.idleMs || at - s.created_at >= times.absoluteMs) sessions.delete(k);
+  };
+
+  const authenticate = (cookie: string | undefined): OperatorSession | Deny => {
+    if (cookie === undefined || !TOKEN.test(cookie)) return deny('ERR_UNAUTHENTICATED', 'sign in first');
+    const key = sha256Hex(cookie);
+    const s = sessions.get(key);
+    if (s === undefined) return deny('ERR_UNAUTHENTICATED', 'not an operator session');
+    const at = deps.now();
+    if (at - s.last_seen >= times.idleMs || at - s.created_at >= times.absoluteMs || at < s.created_at) {
+      sessions.delete(key);
+      return deny('ERR_UNAUTHENTICATED', 'the session expired: sign in again');
+    }
+    s.last_seen = at;
+    return s;
+  };
+
+  const signIn = async (token: JsonValue | undefined): Promise<ApiAnswer | Deny> => {
+    if (typeof token !== 'string' || token.length === 0 || token.length > 512)
+      return deny('ERR_UNAUTHENTICATED', 'the operator token is required');
+    const person = await deps.authenticateOperator(token);
+    if (person === undefined) return deny('ERR_UNAUTHENTICATED', 'the operator token is not valid');
+    const at = deps.now();
+    prune(at);
+    if (sessions.size >= MAX_SESSIONS) return deny('ERR_OVERLOADED', 'too many operator sessions');
+    const id = encodeBase64url(randomBytes(32));
+    sessions.set(sha256Hex(id), { person, created_at: at, last_seen: at });
+    return ok({ outcome: 'ok', kind: 'operator', name: person.name }, id);
+  };
+
+  const incident = async (who: OperatorIdentity): Promise<ApiAnswer> => {
+    const s = await deps.incidentState();
+    const all = who.tenants === '*';
+    return ok({
+      kill_switch: s.kill_switch,
+      locked_tenants: s.locked_tenants.filter((t) => approverCovers(who.tenants, t)),
+      // Sessions carry no tenant here: only an operator of every tenant sees them.
+      quarantined_sessions: all ? [...s.quarantined_sessions] : [],
+      now: new Date(deps.now()).toISOString(),
+    });
+  };
+
+  const control = async (who: OperatorIdentity, name: string, body: JsonObject): Promise<ApiAnswer | Deny> => {
+    const a = incidentAction(name, body);
+    if ('code' in a) return a;
+    if (a.tenant === '*' ? who.tenants !== '*' : !approverCovers(who.tenants, a.tenant))
+      return scope(
+        a.tenant === '*'
+          ? 'this control is for operators of every tenant'
+          : 'the tenant is outside your scope',
+      );
+    if (!confirmed(body['confirm'], a.target))
+      return deny('ERR_REQUEST_MALFORMED', `type "${a.target}" to confirm`);
+    const r = await deps.runAdmin(who, a.action, a.args);
+    return { status: r.status, body: r.body };
+  };
+
+  const api: OperatorConsole = {
+    async route(method, route, body, cookie) {
+      if (method === 'POST' && route === 'sign-in') return signIn(body['token']);
+      const s = authenticate(cookie);
+      if ('code' in s) return s;
+      const who = s.person;
+      if (method === 'GET' && route === 'me')
+        return ok({
+          kind: 'operator',
+          name: who.name,
+          tenants: tenantsView(who.tenants),
+          now: new Date(deps.now()).toISOString(),
+        });
+      if (method === 'GET' && route === 'incident') return incident(who);
+      const m = method === 'POST' ? /^incident\/([a-z-]{1,32})$/.exec(route) : null;
+      if (m?.[1] !== undefined) return control(who, m[1], body);
+      if (method === 'GET' && route === 'ledger') {
+        if (deps.latestCheckpoint === undefined) return { status: 404, body: { error: 'not_found' } };
+        return ok({ checkpoint: await deps.latestCheckpoint(), now: new Date(deps.now()).toISOString() });
+      }
+      return { status: 404, body: { error: 'not_found' } };
+    },
+    signOut(cookie) {
+      if (TOKEN.test(cookie)) sessions.delete(sha256Hex(cookie));
+    },
+  };
+  return Object.freeze(api);
+}
