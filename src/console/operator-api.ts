@@ -41,7 +41,11 @@ export interface OperatorConsoleDeps {
   /** Resolves an operator token to the person it belongs to; undefined: not an operator. */
   readonly authenticateOperator: (token: string) => Promise<OperatorIdentity | undefined>;
   /** Runs an operator action as `person` (`OperatorActions.run`). */
-  readonly runAdmin: (person: OperatorIdentity, action: string, body: JsonObject) => Promise<OperatorActionAnswer>;
+  readonly runAdmin: (
+    person: OperatorIdentity,
+    action: string,
+    body: JsonObject,
+  ) => Promise<OperatorActionAnswer>;
   /** The kill switch, locked tenants and quarantined sessions. */
   readonly incidentState: () => Promise<IncidentState>;
   /** The latest signed checkpoint `{size, root_hash, note}`, or null before the first. */
@@ -58,7 +62,12 @@ interface OperatorSession {
 
 /** The operator pages' API under `/console/api/operator/`. */
 export interface OperatorConsole {
-  route(method: string, route: string, body: JsonObject, cookie: string | undefined): Promise<ApiAnswer | Deny>;
+  route(
+    method: string,
+    route: string,
+    body: JsonObject,
+    cookie: string | undefined,
+  ): Promise<ApiAnswer | Deny>;
   /** Ends the operator session of this cookie value, if it is one. */
   signOut(cookie: string): void;
 }
@@ -181,7 +190,11 @@ export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsol
     });
   };
 
-  const control = async (who: OperatorIdentity, name: string, body: JsonObject): Promise<ApiAnswer | Deny> => {
+  const control = async (
+    who: OperatorIdentity,
+    name: string,
+    body: JsonObject,
+  ): Promise<ApiAnswer | Deny> => {
     const a = incidentAction(name, body);
     if ('code' in a) return a;
     if (a.tenant === '*' ? who.tenants !== '*' : !approverCovers(who.tenants, a.tenant))

@@ -1,0 +1,362 @@
+/**
+ * The operator's console (docs/console.md "Operator pages"): sign-in with the operator token
+ * (sent once, never kept in the page or the browser's storage), the incident controls with a
+ * confirmation step, and the ledger's latest signed checkpoint checked in this browser. Every
+ * value is rendered as text only (dom.ts); answers and denial codes are shown as text.
+ */
+import { el, replace, text } from './dom.js';
+import { get, post, refusal } from './http.js';
+import type { Answer } from './http.js';
+import { verifyCheckpointNote } from './proof.js';
+
+type Obj = Record<string, unknown>;
+
+const main = document.getElementById('main') as HTMLElement;
+const nav = document.getElementById('nav') as HTMLElement;
+const statusLine = document.getElementById('status') as HTMLElement;
+const dialog = document.getElementById('dialog') as HTMLDialogElement;
+
+let operatorName = '';
+
+function say(message: string, kind: 'info' | 'error' = 'info'): void {
+  statusLine.textContent = message;
+  statusLine.className = kind;
+}
+
+function obj(v: unknown): Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : {};
+}
+
+function str(v: unknown): string {
+  return typeof v === 'string' ? v : '';
+}
+
+function strings(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
+function input(id: string, type = 'text'): HTMLInputElement {
+  const i = el('input', { id, type, name: id });
+  i.autocomplete = 'off';
+  return i;
+}
+
+function labelled(label: string, control: HTMLElement): HTMLLabelElement {
+  return el('label', {}, el('span', {}, label), control);
+}
+
+function field(label: string, value: unknown, className = ''): HTMLElement {
+  return el('div', { className: `field ${className}` }, el('dt', {}, label), el('dd', {}, text(value)));
+}
+
+/** An answer as one line of text: the outcome and ledger index, or the denial code and reason. */
+function answerText(a: Answer): string {
+  if (a.status >= 200 && a.status < 300) {
+    const ledger = obj(a.body['ledger']);
+    const index = ledger['index'];
+    return `Done (${str(a.body['outcome']) || 'ok'}${index === undefined ? '' : `, ledger entry #${text(index)}`}).`;
+  }
+  return `Refused (${refusal(a)})`;
+}
+
+function showSignIn(): void {
+  replace(nav);
+  const token = input('operator-token', 'password');
+  token.required = true;
+  const form = el(
+    'form',
+    { id: 'operator-sign-in' },
+    el('h2', {}, 'Operator sign-in'),
+    el('p', {}, 'Your operator token is sent once to sign in; this page keeps no copy of it.'),
+    labelled('Operator token', token),
+    el('button', { id: 'operator-sign-in-submit', type: 'submit' }, 'Sign in'),
+  );
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const value = token.value.trim();
+    // The field is emptied before the request: the token lives in the page for this call only.
+    token.value = '';
+    void signIn(value);
+  });
+  replace(
+    main,
+    el('section', { className: 'card' }, form),
+    el('p', { className: 'muted' }, 'Approvers sign in on the approvals page.'),
+  );
+}
+
+async function signIn(token: string): Promise<void> {
+  const a = await post('operator/sign-in', { token });
+  if (a.status !== 200) return say(`Sign-in refused (${refusal(a)})`, 'error');
+  say('Signed in as operator.');
+  await start();
+}
+
+const PAGES: ReadonlyArray<readonly [string, string, () => Promise<void>]> = [
+  ['incident', 'Incident controls', () => showIncident()],
+  ['ledger', 'Ledger', () => showLedger()],
+];
+
+function showNav(current: string): void {
+  const buttons = PAGES.map(([id, label, open]) => {
+    const b = el('button', { id: `nav-${id}`, type: 'button', className: 'secondary' }, label);
+    if (id === current) b.setAttribute('aria-current', 'page');
+    b.addEventListener('click', () => void open());
+    return b;
+  });
+  const out = el('button', { id: 'sign-out', type: 'button', className: 'secondary' }, 'Sign out');
+  out.addEventListener('click', () => {
+    void post('sign-out', {}).then(() => {
+      showSignIn();
+      say('Signed out.');
+    });
+  });
+  replace(nav, ...buttons, out);
+}
+
+async function start(): Promise<void> {
+  const me = await get('operator/me');
+  if (me.status !== 200) {
+    showSignIn();
+    if (me.status !== 401) say(`The console is unavailable (${refusal(me)})`, 'error');
+    return;
+  }
+  operatorName = str(me.body['name']);
+  await showIncident();
+}
+
+/** A refused read: back to sign-in when the session is gone, else the code as text. */
+function readFailed(what: string, a: Answer): void {
+  if (a.status === 401) {
+    showSignIn();
+    return say(`Signed out (${refusal(a)})`, 'error');
+  }
+  say(`${what} is unavailable (${refusal(a)})`, 'error');
+}
+
+/**
+ * The confirmation step: what will happen, and the exact text to type (the tenant, the session,
+ * `engage`/`release`); the gate checks the typed text again before it acts.
+ */
+function confirmControl(title: string, expected: string, control: string, body: Obj): void {
+  const typed = input('confirm-text');
+  const reason = input('confirm-reason');
+  const cancel = el('button', { type: 'button', className: 'secondary', id: 'confirm-cancel' }, 'Cancel');
+  const submit = el('button', { type: 'submit', id: 'confirm-submit', className: 'reject' }, 'Confirm');
+  const form = el(
+    'form',
+    { id: 'confirm-form' },
+    el('h3', {}, title),
+    el('p', {}, 'Type ', el('code', { className: 'expected' }, expected), ' to confirm.'),
+    labelled('Confirmation', typed),
+    labelled('Reason (ledgered)', reason),
+    el('div', { className: 'actions' }, submit, cancel),
+  );
+  cancel.addEventListener('click', () => dialog.close());
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (typed.value !== expected) {
+      say(`Type "${expected}" exactly to confirm.`, 'error');
+      return;
+    }
+    dialog.close();
+    void (async () => {
+      const a = await post(`operator/incident/${control}`, {
+        ...body,
+        confirm: typed.value,
+        reason: reason.value.trim() || 'console',
+      });
+      await showIncident();
+      say(`${title}: ${answerText(a)}`, a.status === 200 ? 'info' : 'error');
+    })();
+  });
+  replace(dialog, form);
+  dialog.showModal();
+}
+
+function targetForm(
+  id: string,
+  title: string,
+  label: string,
+  onLabel: string,
+  offLabel: string,
+  act: (target: string, on: boolean) => void,
+): HTMLElement {
+  const target = input(`${id}-target`);
+  const on = el('button', { type: 'button', id: `${id}-on`, className: 'reject' }, onLabel);
+  const off = el('button', { type: 'button', id: `${id}-off`, className: 'secondary' }, offLabel);
+  on.addEventListener('click', () => act(target.value.trim(), true));
+  off.addEventListener('click', () => act(target.value.trim(), false));
+  return el(
+    'section',
+    { className: 'card', id },
+    el('h3', {}, title),
+    labelled(label, target),
+    el('div', { className: 'actions' }, on, off),
+  );
+}
+
+function list(items: readonly string[], empty: string, className: string): HTMLElement {
+  if (items.length === 0) return el('p', { className: 'muted' }, empty);
+  return el('ul', { className }, ...items.map((t) => el('li', {}, t)));
+}
+
+async function showIncident(): Promise<void> {
+  const a = await get('operator/incident');
+  if (a.status !== 200) return readFailed('The incident state', a);
+  showNav('incident');
+  const engaged = a.body['kill_switch'] === true;
+  const killButton = el(
+    'button',
+    { id: 'kill-switch-toggle', type: 'button', className: engaged ? 'secondary' : 'reject' },
+    engaged ? 'Release the kill switch…' : 'Engage the kill switch…',
+  );
+  killButton.addEventListener('click', () =>
+    confirmControl(
+      engaged ? 'Release the kill switch' : 'Engage the kill switch',
+      engaged ? 'release' : 'engage',
+      'kill-switch',
+      { on: !engaged },
+    ),
+  );
+  const scope = el('select', { id: 'breaker-scope', name: 'breaker-scope' });
+  for (const s of ['session', 'client', 'tenant']) {
+    const o = el('option', {}, s);
+    o.value = s;
+    scope.append(o);
+  }
+  const breakerTarget = input('breaker-target');
+  const breakerButton = el(
+    'button',
+    { type: 'button', id: 'breaker-reset', className: 'secondary' },
+    'Reset…',
+  );
+  breakerButton.addEventListener('click', () => {
+    const t = breakerTarget.value.trim();
+    confirmControl(`Reset the breakers of ${scope.value} ${t}`, t, 'breaker-reset', { [scope.value]: t });
+  });
+  replace(
+    main,
+    el(
+      'section',
+      { id: 'incident' },
+      el('h2', {}, 'Incident controls'),
+      el(
+        'section',
+        { className: 'card', id: 'incident-state' },
+        el('h3', {}, 'Current state'),
+        el(
+          'dl',
+          {},
+          el(
+            'div',
+            { className: 'field' },
+            el('dt', {}, 'Kill switch'),
+            el(
+              'dd',
+              { id: 'kill-switch-state', className: engaged ? 'state-on' : 'state-off' },
+              engaged ? 'ENGAGED: every call is refused' : 'released',
+            ),
+          ),
+          field('Signed in as', operatorName),
+        ),
+        el('h4', {}, 'Locked-down tenants'),
+        list(strings(a.body['locked_tenants']), 'None.', 'locked-tenants'),
+        el('h4', {}, 'Quarantined sessions and clients'),
+        list(strings(a.body['quarantined_sessions']), 'None.', 'quarantined-sessions'),
+      ),
+      el('section', { className: 'card', id: 'kill-switch' }, el('h3', {}, 'Kill switch'), killButton),
+      el(
+        'div',
+        { className: 'controls' },
+        targetForm('lockdown', 'Tenant lockdown', 'Tenant', 'Lock down…', 'Lift…', (t, on) =>
+          confirmControl(`${on ? 'Lock down' : 'Lift the lockdown of'} tenant ${t}`, t, 'lockdown', {
+            tenant: t,
+            on,
+          }),
+        ),
+        targetForm(
+          'quarantine',
+          'Session quarantine',
+          'Session id, or client:NAME',
+          'Quarantine…',
+          'Release…',
+          (t, on) =>
+            confirmControl(`${on ? 'Quarantine' : 'Release'} ${t}`, t, 'quarantine', { session: t, on }),
+        ),
+        el(
+          'section',
+          { className: 'card', id: 'breaker' },
+          el('h3', {}, 'Breaker reset'),
+          labelled('Scope', scope),
+          labelled('Session, client or tenant', breakerTarget),
+          el('div', { className: 'actions' }, breakerButton),
+        ),
+      ),
+    ),
+  );
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** The latest signed checkpoint, its signature checked here under the ledger key the gate publishes. */
+async function showLedger(): Promise<void> {
+  const a = await get('operator/ledger');
+  if (a.status !== 200) return readFailed('The ledger', a);
+  showNav('ledger');
+  const cp = obj(a.body['checkpoint']);
+  const trust = await fetch('/v1/trust-roots', { cache: 'no-store' })
+    .then((r) => r.json() as Promise<unknown>)
+    .catch(() => ({}));
+  const vkey = str(obj(obj(trust)['ledger'])['vkey']);
+  const verified =
+    Object.keys(cp).length === 0 ? undefined : await verifyCheckpointNote(str(cp['note']), vkey);
+  const ok = verified !== undefined && verified.size === cp['size'];
+  replace(
+    main,
+    el(
+      'section',
+      { id: 'ledger' },
+      el('h2', {}, 'Ledger'),
+      el(
+        'section',
+        { className: 'card', id: 'checkpoint' },
+        el('h3', {}, 'Latest signed checkpoint'),
+        Object.keys(cp).length === 0
+          ? el('p', { className: 'muted' }, 'No checkpoint is signed yet.')
+          : el(
+              'div',
+              {},
+              el(
+                'p',
+                { id: 'checkpoint-check' },
+                el(
+                  'span',
+                  { className: ok ? 'check ok' : 'check fail' },
+                  ok
+                    ? '\u2713 signature verified in this browser under the ledger key the gate publishes'
+                    : '\u2717 the checkpoint signature does not verify',
+                ),
+              ),
+              el(
+                'dl',
+                {},
+                field('Size (records)', cp['size'], 'size'),
+                field('Root (hex)', verified === undefined ? '' : hex(verified.root), 'root'),
+                field('Ledger key', vkey),
+              ),
+              el('pre', { className: 'note' }, text(cp['note'])),
+            ),
+        el(
+          'p',
+          { className: 'muted' },
+          'Verify the whole log offline: failclosed ledger export, then failclosed verify.',
+        ),
+      ),
+    ),
+  );
+}
+
+void start();

@@ -1,0 +1,225 @@
+/**
+ * The console's operator pages (docs/console.md "Operator pages"; OE-INV-025 incident response,
+ * OE-INV-020 policy activation, FC-INV-5): an operator signs in with the operator token, engages
+ * the kill switch only after typing the confirmation, the ledger records it and calls are refused;
+ * the ledger page checks the signed checkpoint in the browser; an approver sees what a policy
+ * activation changes (the diff, not two hashes), with markup in the bundle shown as text; operator
+ * and approver sessions never stand in for each other; a cross-origin change is refused; tenant
+ * scope is enforced by the gate.
+ */
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOperatorConsole } from '../../src/console/index.js';
+import { readOperatorToken } from '../../src/embedded/index.js';
+import { isDeny } from '../../src/kernel/index.js';
+import { startRig, type Rig } from '../approvals/support.js';
+import { entriesOf } from '../control-plane/support.js';
+import {
+  cookieOf,
+  enrolDevice,
+  ensureConsoleBuilt,
+  launchBrowser,
+  openPerson,
+  postFromPage,
+  refreshInbox,
+  type Person,
+} from './browser.js';
+
+let rig: Rig;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+let token: string;
+const dialogs: string[] = [];
+const PAYLOAD = '<img src=x onerror=alert(1)><script>alert(2)</script>';
+
+beforeAll(async () => {
+  ensureConsoleBuilt();
+  rig = await startRig({ policy_activation: { approvals: 1, roles: [] } });
+  token = readOperatorToken(rig.dir);
+  browser = await launchBrowser();
+  context = await browser.newContext();
+  page = await context.newPage();
+  page.on('dialog', (d) => {
+    dialogs.push(d.message());
+    void d.dismiss();
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await rig?.close();
+});
+
+/** The operator's page as a Person, for the page helpers. */
+const operatorPerson = (): Person => ({ name: 'operator', context, page, dialogs });
+
+async function killSwitchEntries(): Promise<unknown[]> {
+  await rig.instance.core.ledger.settled();
+  return (await entriesOf(rig.instance.core.ledger)).filter((e) => e.type === 'admin.kill_switch');
+}
+
+describe('console operator pages', { timeout: 180_000 }, () => {
+  it('an operator signs in with the token and engages the kill switch only once confirmed; the ledger records it', async () => {
+    await page.goto(`${rig.instance.url}/console/operator.html`);
+    await page.fill('#operator-token', 'not-the-token-0123456789');
+    await page.click('#operator-sign-in-submit');
+    await page.locator('#status', { hasText: 'ERR_UNAUTHENTICATED' }).waitFor();
+
+    await page.fill('#operator-token', token);
+    await page.click('#operator-sign-in-submit');
+    await page.waitForSelector('#incident');
+    // The token is not kept by the page: not in the field, the cookie or the browser's storage.
+    const cookie = await cookieOf(operatorPerson());
+    expect(cookie).not.toContain(token);
+    const stored = await page.evaluate<string>(
+      'JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])',
+    );
+    expect(stored).not.toContain(token);
+    expect(await page.content()).not.toContain(token);
+    expect(await page.locator('#kill-switch-state').textContent()).toBe('released');
+
+    // A confirmation that does not name the target changes nothing, in the page and at the gate.
+    const before = (await killSwitchEntries()).length;
+    await page.click('#kill-switch-toggle');
+    await page.fill('#confirm-text', 'yes');
+    await page.click('#confirm-submit');
+    await page.locator('#status', { hasText: 'to confirm' }).waitFor();
+    await page.click('#confirm-cancel');
+    const forged = await postFromPage(
+      operatorPerson(),
+      'operator/incident/kill-switch',
+      JSON.stringify({ on: true, confirm: 'yes' }),
+    );
+    expect([forged.status, forged.body['code']]).toEqual([400, 'ERR_REQUEST_MALFORMED']);
+    expect(await killSwitchEntries()).toHaveLength(before);
+
+    await page.click('#kill-switch-toggle');
+    await page.fill('#confirm-text', 'engage');
+    await page.fill('#confirm-reason', 'incident 7');
+    await page.click('#confirm-submit');
+    await page.locator('#kill-switch-state', { hasText: 'ENGAGED' }).waitFor();
+    expect(await page.locator('#status').textContent()).toMatch(/Done \(ok, ledger entry #\d+\)/);
+    const entries = (await killSwitchEntries()) as { payload: Record<string, unknown> }[];
+    expect(entries).toHaveLength(before + 1);
+    expect(entries.at(-1)?.payload).toMatchObject({ engaged: true, reason: 'incident 7' });
+    const refused = await rig
+      .agent()
+      .call('transfer_funds', { from_account: 'a', to_account: 'b', amount: 1, currency: 'USD' });
+    expect(refused.outcome === 'deny' && refused.code).toBe('ERR_KILL_SWITCH');
+
+    await page.click('#kill-switch-toggle');
+    await page.fill('#confirm-text', 'release');
+    await page.click('#confirm-submit');
+    await page.locator('#kill-switch-state', { hasText: 'released' }).waitFor();
+    expect(await killSwitchEntries()).toHaveLength(before + 2);
+
+    // The ledger page: the latest checkpoint's signature checked in this browser.
+    await page.click('#nav-ledger');
+    await page.waitForSelector('#checkpoint');
+    expect(await page.locator('#checkpoint-check .check.ok').count()).toBe(1);
+    expect(await page.locator('#checkpoint .root dd').textContent()).toMatch(/^[0-9a-f]{64}$/);
+    expect(dialogs).toEqual([]);
+  });
+
+  it('an approver sees what a policy activation changes, markup shown as text; sessions do not cross', async () => {
+    const active = rig.instance.core.bundles.active();
+    if (isDeny(active)) throw new Error('no active bundle');
+    const doc = active.bundle.document;
+    const next = {
+      ...doc,
+      policies: {
+        ...doc.policies,
+        'xss-probe': `// ${PAYLOAD}\n@reason("${PAYLOAD}")\nforbid (principal, action, resource)\nunless { principal in resource };\n`,
+      },
+    };
+    const asked = await rig.operator('policy-activate', { bundle: JSON.stringify(next), reason: 'roll out' });
+    expect((asked.body as Record<string, unknown>)['code'], JSON.stringify(asked.body)).toBe(
+      'ERR_APPROVAL_PENDING',
+    );
+    const id = String((asked.body as Record<string, unknown>)['decision_id']);
+
+    const ann = await openPerson(browser, rig, 'ann');
+    const invited = await rig.cli('approvers', 'invite', 'ann', '--role', 'ops', '--all-tenants');
+    expect(invited.code, invited.err).toBe(0);
+    const code = (JSON.parse(invited.out.slice(0, invited.out.indexOf('\n}\n') + 2)) as { code: string })
+      .code;
+    const kid = await enrolDevice(ann, code);
+    expect((await rig.cli('approvers', 'confirm', 'ann', '--kid', kid)).code).toBe(0);
+    await ann.page.click('#device-sign-in');
+    await ann.page.waitForSelector('#inbox');
+    await refreshInbox(ann);
+
+    const card = ann.page.locator(`article.approval[data-decision-id="${id}"]`);
+    const diff = (await card.locator('.policy-diff pre.diff').textContent()) ?? '';
+    expect(diff).toContain('xss-probe');
+    expect(diff).toContain(PAYLOAD);
+    expect(await ann.page.locator('main img, main script').count()).toBe(0);
+    expect(ann.dialogs).toEqual([]);
+
+    // An approver session is no operator session, and an operator session no approver session.
+    const asApprover = await postFromPage(
+      ann,
+      'operator/incident/kill-switch',
+      JSON.stringify({ on: true, confirm: 'engage' }),
+    );
+    expect([asApprover.status, asApprover.body['code']]).toEqual([401, 'ERR_UNAUTHENTICATED']);
+    const read = await ann.page.evaluate<number>(
+      "fetch('/console/api/operator/incident').then((r) => r.status)",
+    );
+    expect(read).toBe(401);
+    const inbox = await page.evaluate<number>("fetch('/console/api/inbox').then((r) => r.status)");
+    expect(inbox).toBe(401);
+    expect((await rig.instance.core.governance.snapshot()).kill_switch).toBe(false);
+    await ann.context.close();
+  });
+
+  it('refuses a cross-origin change with the operator’s cookie, and keeps an operator to its tenants', async () => {
+    const cookie = await cookieOf(operatorPerson());
+    for (const origin of ['http://evil.example', 'http://127.0.0.1:1']) {
+      const r = await fetch(`${rig.instance.url}/console/api/operator/incident/kill-switch`, {
+        method: 'POST',
+        headers: { cookie, origin, 'content-type': 'application/json' },
+        body: JSON.stringify({ on: true, confirm: 'engage' }),
+      });
+      expect([r.status, ((await r.json()) as Record<string, unknown>)['code']]).toEqual([
+        403,
+        'ERR_ORIGIN_FORBIDDEN',
+      ]);
+    }
+    expect((await rig.instance.core.governance.snapshot()).kill_switch).toBe(false);
+
+    // An operator of one tenant (as a per-person authenticator would resolve it), over the real actions.
+    const scoped = createOperatorConsole({
+      authenticateOperator: (t) =>
+        Promise.resolve(t === 'acme-operator-token-0123' ? { name: 'olga', tenants: ['acme'] } : undefined),
+      runAdmin: (_p, action, body) => rig.instance.core.operator.run(action, body),
+      incidentState: () => rig.instance.core.governance.snapshot(),
+      now: rig.now,
+    });
+    const signedIn = await scoped.route('POST', 'sign-in', { token: 'acme-operator-token-0123' }, undefined);
+    if (isDeny(signedIn) || signedIn.cookie === undefined) throw new Error('sign-in failed');
+    const as = (route: string, body: Record<string, string | boolean>) =>
+      scoped.route('POST', route, body, signedIn.cookie);
+    expect(await as('incident/kill-switch', { on: true, confirm: 'engage' })).toMatchObject({
+      code: 'ERR_OPERATOR_SCOPE',
+    });
+    expect(await as('incident/lockdown', { tenant: 'other', on: true, confirm: 'other' })).toMatchObject({
+      code: 'ERR_OPERATOR_SCOPE',
+    });
+    expect(await as('incident/quarantine', { session: 's1', on: true, confirm: 's1' })).toMatchObject({
+      code: 'ERR_OPERATOR_SCOPE',
+    });
+    expect(await as('incident/lockdown', { tenant: 'acme', on: true, confirm: 'acme' })).toMatchObject({
+      status: 200,
+    });
+    expect((await rig.instance.core.governance.snapshot()).locked_tenants).toEqual(['acme']);
+    expect(await as('incident/lockdown', { tenant: 'acme', on: false, confirm: 'acme' })).toMatchObject({
+      status: 200,
+    });
+    // Its session is not the bootstrap console's, nor an approver's.
+    expect(await scoped.route('GET', 'incident', {}, 'A'.repeat(43))).toMatchObject({
+      code: 'ERR_UNAUTHENTICATED',
+    });
+  });
+});
