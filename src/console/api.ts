@@ -38,6 +38,8 @@ export interface ApiAnswer {
   readonly status: number;
   readonly body: JsonValue;
   readonly cookie?: string;
+  /** A file the browser downloads (an export), streamed as NDJSON lines instead of `body`. */
+  readonly download?: { readonly filename: string; readonly lines: AsyncIterable<string> };
 }
 
 const VERDICT = /^approvals\/([A-Za-z0-9._:-]{1,128})\/(approve|reject)$/;

@@ -27,6 +27,8 @@ export interface OperatorIdentity {
 export interface OperatorActionAnswer {
   readonly status: number;
   readonly body: JsonValue;
+  /** The lines of an export (`ledger-export`). */
+  readonly stream?: AsyncIterable<string>;
 }
 
 /** The incident state shown to operators (the governance snapshot). */
@@ -225,6 +227,22 @@ export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsol
       if (method === 'GET' && route === 'incident') return incident(who);
       const m = method === 'POST' ? /^incident\/([a-z-]{1,32})$/.exec(route) : null;
       if (m?.[1] !== undefined) return control(who, m[1], body);
+      if (method === 'POST' && route === 'ledger/export') {
+        // An export holds every tenant's records: for operators of every tenant. The admin
+        // action ledgers the export (`audit.export`) before a line is read.
+        if (who.tenants !== '*') return scope('an export is for operators of every tenant');
+        const r = await deps.runAdmin(who, 'ledger-export', {});
+        if (r.status !== 200 || r.stream === undefined) return { status: r.status, body: r.body };
+        const size = (r.body as JsonObject)['checkpoint_size'];
+        return {
+          status: 200,
+          body: r.body,
+          download: {
+            filename: `failclosed-ledger-${typeof size === 'number' ? size : 'export'}.ndjson`,
+            lines: r.stream,
+          },
+        };
+      }
       if (method === 'GET' && route === 'ledger') {
         if (deps.latestCheckpoint === undefined) return { status: 404, body: { error: 'not_found' } };
         return ok({ checkpoint: await deps.latestCheckpoint(), now: new Date(deps.now()).toISOString() });

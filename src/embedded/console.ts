@@ -169,7 +169,11 @@ export function operatorConsoleFor(deps: {
     runAdmin: async (_person, action, body) => {
       const r = await withDeadline(() => deps.operator.run(action, body), 30_000);
       return r.status === 'ok'
-        ? { status: r.value.status, body: r.value.body }
+        ? {
+            status: r.value.status,
+            body: r.value.body,
+            ...(r.value.stream === undefined ? {} : { stream: r.value.stream }),
+          }
         : { status: 500, body: { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'internal failure' } };
     },
     incidentState: () => deps.governance.snapshot(),

@@ -7,6 +7,7 @@
  * and approver sessions never stand in for each other; a cross-origin change is refused; tenant
  * scope is enforced by the gate.
  */
+import { readFile } from 'node:fs/promises';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOperatorConsole } from '../../src/console/index.js';
@@ -119,6 +120,14 @@ describe('console operator pages', { timeout: 180_000 }, () => {
     await page.waitForSelector('#checkpoint');
     expect(await page.locator('#checkpoint-check .check.ok').count()).toBe(1);
     expect(await page.locator('#checkpoint .root dd').textContent()).toMatch(/^[0-9a-f]{64}$/);
+    // The export downloads, and the download is ledgered first (audit.export).
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#ledger-export')]);
+    expect(download.suggestedFilename()).toMatch(/^failclosed-ledger-\d+\.ndjson$/);
+    const first = (await readFile((await download.path()) ?? '', 'utf8')).split('\n')[0] ?? '';
+    expect(Object.keys(JSON.parse(first) as object).length).toBeGreaterThan(0);
+    await rig.instance.core.ledger.settled();
+    const exports = (await entriesOf(rig.instance.core.ledger)).filter((e) => e.type === 'audit.export');
+    expect(exports.at(-1)?.actor).toMatchObject({ role: 'operator' });
     expect(dialogs).toEqual([]);
   });
 

@@ -297,6 +297,47 @@ async function showIncident(): Promise<void> {
   );
 }
 
+/**
+ * The audit-bundle export as a download: the gate ledgers the export (`audit.export`) before it
+ * reads a line, so each download is on the record with who asked.
+ */
+function exportCard(): HTMLElement {
+  const button = el('button', { id: 'ledger-export', type: 'button' }, 'Download the export');
+  button.addEventListener('click', () => {
+    void (async () => {
+      const res = await fetch('/console/api/operator/ledger/export', {
+        method: 'POST',
+        credentials: 'same-origin',
+        cache: 'no-store',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
+      if (res.status !== 200) {
+        const body = obj(await res.json().catch(() => ({})));
+        return say(`Export refused (${refusal({ status: res.status, body })})`, 'error');
+      }
+      const name = /filename="([A-Za-z0-9._-]+)"/.exec(res.headers.get('content-disposition') ?? '')?.[1];
+      const blob = await res.blob();
+      const url = URL.createObjectURL(blob);
+      const a = el('a', {});
+      a.href = url;
+      a.download = name ?? 'failclosed-ledger.ndjson';
+      document.body.append(a);
+      a.click();
+      a.remove();
+      URL.revokeObjectURL(url);
+      say(`Export downloaded (${String(blob.size)} bytes; ledgered as audit.export).`);
+    })();
+  });
+  return el(
+    'section',
+    { className: 'card', id: 'export' },
+    el('h3', {}, 'Export'),
+    el('p', {}, 'The whole ledger as an audit bundle (NDJSON), with the keys to verify it.'),
+    button,
+  );
+}
+
 function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
@@ -352,9 +393,10 @@ async function showLedger(): Promise<void> {
         el(
           'p',
           { className: 'muted' },
-          'Verify the whole log offline: failclosed ledger export, then failclosed verify.',
+          'Verify the whole log offline: download the export, then failclosed verify.',
         ),
       ),
+      exportCard(),
     ),
   );
 }
