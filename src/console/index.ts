@@ -27,4 +27,5 @@ export type {
   OperatorConsole,
   OperatorConsoleDeps,
   OperatorIdentity,
+  OperatorPolicyPages,
 } from './operator-api.js';

@@ -9,7 +9,7 @@
  * here, server side. Every refusal is a deny with its code; nothing here allows on error.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { deny, encodeBase64url, sha256Hex } from '../kernel/index.js';
+import { deny, encodeBase64url, isDeny, sha256Hex } from '../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import { approverCovers } from '../control-plane/index.js';
 import type { ApproverTenants } from '../control-plane/index.js';
@@ -38,6 +38,18 @@ export interface IncidentState {
   readonly quarantined_sessions: readonly string[];
 }
 
+/** The policy page's reads (wired over the bundle store and the approval service). */
+export interface OperatorPolicyPages {
+  /** The active bundle `{hash, name, tools, policies}`, or null. */
+  active(): JsonObject | null;
+  /** What activating the stored bundle `hash` changes (`diffBundles` + text); null when unknown. */
+  diffStored(hash: string): Promise<JsonObject | null>;
+  /** What activating the bundle document `text` changes; a deny when it is no valid bundle. */
+  diffText(text: string): JsonObject | Deny;
+  /** Policy activations waiting for approvals. */
+  pending(): Promise<JsonObject[]>;
+}
+
 /** What the operator pages need; wired in src/embedded/console.ts. */
 export interface OperatorConsoleDeps {
   /** Resolves an operator token to the person it belongs to; undefined: not an operator. */
@@ -52,6 +64,8 @@ export interface OperatorConsoleDeps {
   readonly incidentState: () => Promise<IncidentState>;
   /** The latest signed checkpoint `{size, root_hash, note}`, or null before the first. */
   readonly latestCheckpoint?: () => Promise<JsonObject | null>;
+  /** The policy page; absent: none. */
+  readonly policy?: OperatorPolicyPages;
   readonly now: Clock;
   readonly times?: Partial<ConsoleTimes>;
 }
@@ -143,6 +157,51 @@ function tenantsView(t: ApproverTenants): JsonValue {
   return t === '*' ? '*' : [...t];
 }
 
+const HASH = /^[0-9a-f]{64}$/;
+
+/**
+ * The policy page: the active bundle and pending activations, the diff of a stored bundle (by
+ * hash) or of a pasted document against the active one, and an activation request through the
+ * operator action (which opens a multi-party approval when `approvals.json` asks for one,
+ * OE-INV-020). Bundles govern every tenant: for operators of every tenant.
+ */
+async function policyRoute(
+  pages: OperatorPolicyPages,
+  who: OperatorIdentity,
+  method: string,
+  route: string,
+  body: JsonObject,
+  run: OperatorConsoleDeps['runAdmin'],
+): Promise<ApiAnswer | Deny | undefined> {
+  if (who.tenants !== '*') return scope('policy bundles are for operators of every tenant');
+  if (method === 'GET' && route === 'policy')
+    return ok({ active: pages.active(), pending: await pages.pending() });
+  if (method === 'POST' && route === 'policy/diff') {
+    const { hash, bundle } = body;
+    if (typeof hash === 'string' && HASH.test(hash)) {
+      const d = await pages.diffStored(hash);
+      return d === null
+        ? deny('ERR_POLICY_BUNDLE_INVALID', 'no stored bundle has this hash')
+        : ok({ diff: d });
+    }
+    if (typeof bundle === 'string') {
+      const d = pages.diffText(bundle);
+      return isDeny(d) ? d : ok({ diff: d });
+    }
+    return deny('ERR_REQUEST_MALFORMED', 'a hash or a bundle document is required');
+  }
+  if (method === 'POST' && route === 'policy/activate') {
+    const bundle = body['bundle'];
+    if (typeof bundle !== 'string') return deny('ERR_REQUEST_MALFORMED', 'the bundle document is required');
+    if (!confirmed(body['confirm'], 'activate'))
+      return deny('ERR_REQUEST_MALFORMED', 'type "activate" to confirm');
+    const reason = typeof body['reason'] === 'string' ? body['reason'].slice(0, 500) : 'console';
+    const r = await run(who, 'policy-activate', { bundle, reason });
+    return { status: r.status, body: r.body };
+  }
+  return undefined;
+}
+
 /** Creates the operator pages' API. Sessions are kept in this gate process (docs/console.md "Limits"). */
 export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsole {
   const times: ConsoleTimes = Object.freeze({ ...DEFAULT_CONSOLE_TIMES, ...deps.times });
@@ -227,6 +286,10 @@ export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsol
       if (method === 'GET' && route === 'incident') return incident(who);
       const m = method === 'POST' ? /^incident\/([a-z-]{1,32})$/.exec(route) : null;
       if (m?.[1] !== undefined) return control(who, m[1], body);
+      if (route.startsWith('policy') && deps.policy !== undefined) {
+        const a = await policyRoute(deps.policy, who, method, route, body, deps.runAdmin);
+        if (a !== undefined) return a;
+      }
       if (method === 'POST' && route === 'ledger/export') {
         // An export holds every tenant's records: for operators of every tenant. The admin
         // action ledgers the export (`audit.export`) before a line is read.

@@ -4,10 +4,19 @@
  * invite and confirm approvers (`approvers-invite`, `approvers-confirm`), and the endpoint the
  * Gate's listener serves under `/console/`.
  */
-import { hexDigestEquals, isDeny, isLedgerRef, sha256Hex, statusOf, withDeadline } from '../kernel/index.js';
+import {
+  deny,
+  hexDigestEquals,
+  isDeny,
+  isLedgerRef,
+  sha256Hex,
+  statusOf,
+  withDeadline,
+} from '../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import type { ApprovalApi, ApprovalService, BundleStore, GovernanceState } from '../control-plane/index.js';
-import { diffBundles, formatBundleDiff } from '../policy/index.js';
+import { diffBundles, formatBundleDiff, parseBundleDocument } from '../policy/index.js';
+import type { PolicyBundleDocument } from '../policy/index.js';
 import { buildEvidenceView } from '../gate/index.js';
 import type { GateLedger, GateStateStore, OperatorActions, OperatorAnswer } from '../gate/index.js';
 import { createConsoleEndpoint, createConsoleService, createOperatorConsole } from '../console/index.js';
@@ -17,6 +26,7 @@ import type {
   ConsoleStore,
   OperatorConsole,
   OperatorIdentity,
+  OperatorPolicyPages,
 } from '../console/index.js';
 import { OPERATOR_ACTOR } from './admin.js';
 import type { LedgerPort } from './ports.js';
@@ -147,10 +157,55 @@ export function bootstrapOperator(
 export function policyDiffer(bundles: BundleStore): (hash: string) => Promise<JsonObject | null> {
   return (hash) => {
     const to = bundles.get(hash);
-    const from = bundles.active();
-    if (isDeny(to) || isDeny(from)) return Promise.resolve(null);
-    const d = diffBundles(from.bundle.document, from.hash, to.bundle.document, to.hash);
-    return Promise.resolve({ ...(JSON.parse(JSON.stringify(d)) as JsonObject), text: formatBundleDiff(d) });
+    return Promise.resolve(isDeny(to) ? null : diffAgainstActive(bundles, to.bundle.document, to.hash));
+  };
+}
+
+/** `diffBundles` of the active bundle and `to`, with `formatBundleDiff`'s text; null without an active bundle. */
+function diffAgainstActive(
+  bundles: BundleStore,
+  to: PolicyBundleDocument,
+  toHash: string,
+): JsonObject | null {
+  const from = bundles.active();
+  if (isDeny(from)) return null;
+  const d = diffBundles(from.bundle.document, from.hash, to, toHash);
+  return { ...(JSON.parse(JSON.stringify(d)) as JsonObject), text: formatBundleDiff(d) };
+}
+
+/** The policy page's reads: the active bundle, diffs against it, and the activations waiting for approval. */
+export function policyPagesFor(bundles: BundleStore, approvals: ApprovalService): OperatorPolicyPages {
+  return {
+    active: () => {
+      const a = bundles.active();
+      if (isDeny(a)) return null;
+      const d = a.bundle.document;
+      return {
+        hash: a.hash,
+        name: d.name,
+        tools: d.tools.map((t) => t.name),
+        policies: Object.keys(d.policies),
+      };
+    },
+    diffStored: policyDiffer(bundles),
+    diffText: (text) => {
+      const doc = parseBundleDocument(text);
+      if (isDeny(doc)) return doc;
+      return (
+        diffAgainstActive(bundles, doc.document, doc.hash) ??
+        deny('ERR_POLICY_UNAVAILABLE', 'no active bundle')
+      );
+    },
+    pending: async () =>
+      (await approvals.list())
+        .filter((p) => p.kind === 'policy_activation' && p.status === 'pending')
+        .map((p) => ({
+          decision_id: p.decision_id,
+          bundle: p.policy_bundle,
+          requested_by: p.identity,
+          approvals: p.approvals.length,
+          expires_at: new Date(p.expires_at).toISOString(),
+        })),
   };
 }
 
@@ -160,6 +215,8 @@ export function operatorConsoleFor(deps: {
   readonly operatorTokenSha256: string;
   readonly governance: Pick<GovernanceState, 'snapshot'>;
   readonly ledger: Pick<GateLedger, 'latestCheckpoint'>;
+  readonly bundles: BundleStore;
+  readonly approvals: ApprovalService;
   readonly clock: Clock;
 }): OperatorConsole {
   return createOperatorConsole({
@@ -177,6 +234,7 @@ export function operatorConsoleFor(deps: {
         : { status: 500, body: { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'internal failure' } };
     },
     incidentState: () => deps.governance.snapshot(),
+    policy: policyPagesFor(deps.bundles, deps.approvals),
     latestCheckpoint: async () => {
       const c = await deps.ledger.latestCheckpoint();
       return c === null ? null : { size: c.size, root_hash: c.root_hash, note: c.note };

@@ -208,6 +208,8 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
               operatorTokenSha256: operatorTokenSha256(core.dir),
               governance: core.governance,
               ledger: gateLedgerOver(core.ledger, core.ledgerPort),
+              bundles: core.bundles,
+              approvals: core.approvals.service,
               clock: core.clock,
             }),
           },

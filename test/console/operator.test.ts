@@ -181,6 +181,19 @@ describe('console operator pages', { timeout: 180_000 }, () => {
     expect(inbox).toBe(401);
     expect((await rig.instance.core.governance.snapshot()).kill_switch).toBe(false);
     await ann.context.close();
+
+    // The operator's policy page: the waiting activation with its diff, and a pasted bundle's diff.
+    await page.click('#nav-policy');
+    const waiting = page.locator(`article.pending-activation[data-decision-id="${id}"]`);
+    await waiting.locator('button.pending-diff').click();
+    expect(await waiting.locator('#policy-diff pre.diff').textContent()).toContain(PAYLOAD);
+    await page.fill('#bundle-text', JSON.stringify(next));
+    await page.click('#bundle-diff');
+    expect(await page.locator('#policy-output pre.diff').textContent()).toContain('xss-probe');
+    await page.fill('#bundle-text', '{"format": 1}');
+    await page.click('#bundle-diff');
+    expect(await page.locator('#policy-diff-error').textContent()).toContain('ERR_POLICY_BUNDLE_INVALID');
+    expect(await page.locator('main img, main script').count()).toBe(0);
   });
 
   it('refuses a cross-origin change with the operator’s cookie, and keeps an operator to its tenants', async () => {

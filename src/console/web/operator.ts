@@ -95,6 +95,7 @@ async function signIn(token: string): Promise<void> {
 const PAGES: ReadonlyArray<readonly [string, string, () => Promise<void>]> = [
   ['incident', 'Incident controls', () => showIncident()],
   ['ledger', 'Ledger', () => showLedger()],
+  ['policy', 'Policy bundles', () => showPolicy()],
 ];
 
 function showNav(current: string): void {
@@ -335,6 +336,152 @@ function exportCard(): HTMLElement {
     el('h3', {}, 'Export'),
     el('p', {}, 'The whole ledger as an audit bundle (NDJSON), with the keys to verify it.'),
     button,
+  );
+}
+
+/** A diff answer (`policy diff` of the gate) as text, in a `pre`. */
+function diffView(a: Answer): HTMLElement {
+  if (a.status !== 200)
+    return el('p', { className: 'warn', id: 'policy-diff-error' }, `Refused (${refusal(a)})`);
+  const d = obj(a.body['diff']);
+  return el(
+    'div',
+    { id: 'policy-diff' },
+    el(
+      'h4',
+      {},
+      d['identical'] === true ? 'Identical to the active bundle' : 'Changes against the active bundle',
+    ),
+    el('pre', { className: 'diff' }, text(d['text'])),
+  );
+}
+
+/**
+ * Policy bundles: the active one, activations waiting for approval (each with its diff), and a
+ * bundle document pasted here, diffed against the active one and sent for activation.
+ */
+async function showPolicy(): Promise<void> {
+  const a = await get('operator/policy');
+  if (a.status !== 200) return readFailed('The policy page', a);
+  showNav('policy');
+  const active = obj(a.body['active']);
+  const pending = Array.isArray(a.body['pending']) ? (a.body['pending'] as unknown[]).map(obj) : [];
+  const out = el('div', { id: 'policy-output' });
+  const doc = el('textarea', { id: 'bundle-text', name: 'bundle-text' });
+  const diffButton = el(
+    'button',
+    { type: 'button', id: 'bundle-diff', className: 'secondary' },
+    'Show the diff',
+  );
+  const activateButton = el(
+    'button',
+    { type: 'button', id: 'bundle-activate', className: 'reject' },
+    'Request activation…',
+  );
+  diffButton.addEventListener('click', () => {
+    void post('operator/policy/diff', { bundle: doc.value }).then((r) => replace(out, diffView(r)));
+  });
+  activateButton.addEventListener('click', () => {
+    const typed = input('confirm-text');
+    const reason = input('confirm-reason');
+    const submit = el('button', { type: 'submit', id: 'confirm-submit', className: 'reject' }, 'Request');
+    const cancel = el('button', { type: 'button', id: 'confirm-cancel', className: 'secondary' }, 'Cancel');
+    const form = el(
+      'form',
+      { id: 'confirm-form' },
+      el('h3', {}, 'Request the activation of this bundle'),
+      el(
+        'p',
+        {},
+        'When approvals.json asks for it, approvers must approve before it takes effect. Type ',
+        el('code', {}, 'activate'),
+        ' to confirm.',
+      ),
+      labelled('Confirmation', typed),
+      labelled('Reason (ledgered)', reason),
+      el('div', { className: 'actions' }, submit, cancel),
+    );
+    cancel.addEventListener('click', () => dialog.close());
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      dialog.close();
+      void post('operator/policy/activate', {
+        bundle: doc.value,
+        confirm: typed.value,
+        reason: reason.value.trim() || 'console',
+      }).then(async (r) => {
+        const waiting = r.body['code'] === 'ERR_APPROVAL_PENDING';
+        await showPolicy();
+        say(
+          waiting
+            ? `Waiting for approvals (decision ${str(r.body['decision_id'])}).`
+            : `Activation: ${answerText(r)}`,
+          r.status === 200 || waiting ? 'info' : 'error',
+        );
+      });
+    });
+    replace(dialog, form);
+    dialog.showModal();
+  });
+  const pendingCards = pending.map((p) => {
+    const show = el('button', { type: 'button', className: 'secondary pending-diff' }, 'Show the diff');
+    const slot = el('div', {});
+    show.addEventListener('click', () => {
+      void post('operator/policy/diff', { hash: str(p['bundle']) }).then((r) => replace(slot, diffView(r)));
+    });
+    return el(
+      'article',
+      { className: 'card pending-activation', data: { decisionId: str(p['decision_id']) } },
+      el(
+        'dl',
+        {},
+        field('Bundle', p['bundle']),
+        field('Requested by', p['requested_by']),
+        field('Approvals so far', p['approvals']),
+        field('Expires', p['expires_at']),
+      ),
+      show,
+      slot,
+    );
+  });
+  replace(
+    main,
+    el(
+      'section',
+      { id: 'policy' },
+      el('h2', {}, 'Policy bundles'),
+      el(
+        'section',
+        { className: 'card', id: 'active-bundle' },
+        el('h3', {}, 'Active bundle'),
+        Object.keys(active).length === 0
+          ? el('p', { className: 'warn' }, 'No active bundle: every call is refused.')
+          : el(
+              'dl',
+              {},
+              field('Name', active['name']),
+              field('Hash', active['hash'], 'hash'),
+              field('Tools', active['tools']),
+              field('Policies', active['policies']),
+            ),
+      ),
+      el('h3', {}, 'Activations waiting for approval'),
+      pendingCards.length === 0 ? el('p', { className: 'muted' }, 'None.') : null,
+      ...pendingCards,
+      el(
+        'section',
+        { className: 'card', id: 'bundle-upload' },
+        el('h3', {}, 'A new bundle'),
+        el(
+          'p',
+          { className: 'muted' },
+          'Paste a bundle document (failclosed policy build makes one; at most 64 KiB here).',
+        ),
+        labelled('Bundle document (JSON)', doc),
+        el('div', { className: 'actions' }, diffButton, activateButton),
+        out,
+      ),
+    ),
   );
 }
 
