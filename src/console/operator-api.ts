@@ -202,6 +202,100 @@ async function policyRoute(
   return undefined;
 }
 
+/** True when every tenant of `tenants` (a list or `*`) is in the operator's scope. */
+function coversAll(who: OperatorIdentity, tenants: JsonValue | undefined): boolean {
+  if (who.tenants === '*') return true;
+  return (
+    Array.isArray(tenants) && tenants.every((t) => typeof t === 'string' && approverCovers(who.tenants, t))
+  );
+}
+
+function listOf(body: JsonValue, key: string): JsonObject[] {
+  const o = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as JsonObject) : {};
+  const v = o[key];
+  return Array.isArray(v)
+    ? v.filter((x): x is JsonObject => typeof x === 'object' && x !== null && !Array.isArray(x))
+    : [];
+}
+
+/**
+ * Clients and approvers: the lists (each operator sees its tenants' only), client registration
+ * with an uploaded public key, rotation and revocation, and approver invitation, confirmation and
+ * removal, each through the operator action of the same name (ledgered there).
+ */
+async function peopleRoute(
+  run: OperatorConsoleDeps['runAdmin'],
+  who: OperatorIdentity,
+  method: string,
+  route: string,
+  body: JsonObject,
+): Promise<ApiAnswer | Deny | undefined> {
+  const clients = async (): Promise<JsonObject[]> =>
+    listOf((await run(who, 'clients-list', {})).body, 'clients').filter(
+      (c) => typeof c['tenant'] === 'string' && approverCovers(who.tenants, c['tenant']),
+    );
+  const approvers = async (): Promise<JsonObject[]> =>
+    listOf((await run(who, 'approvers-list', {})).body, 'approvers').filter((a) =>
+      a['tenants'] === '*' ? who.tenants === '*' : coversAll(who, a['tenants']),
+    );
+  const answer = (r: OperatorActionAnswer): ApiAnswer => ({ status: r.status, body: r.body });
+  const reason = typeof body['reason'] === 'string' ? body['reason'].slice(0, 500) : 'console';
+  const name = body['name'];
+  if (method === 'GET' && route === 'people')
+    return ok({ clients: await clients(), approvers: await approvers() });
+  if (method !== 'POST') return undefined;
+  if (route === 'clients/register') {
+    const tenant = body['tenant'];
+    if (typeof tenant !== 'string' || !approverCovers(who.tenants, tenant))
+      return scope('the tenant is outside your scope');
+    const args: JsonObject = {
+      name: name ?? null,
+      tenant,
+      public_jwk: body['public_jwk'] ?? null,
+      ...(body['owner'] === undefined ? {} : { owner: body['owner'] }),
+      ...(body['roles'] === undefined ? {} : { roles: body['roles'] }),
+    };
+    return answer(await run(who, 'clients-add', args));
+  }
+  if (route === 'clients/rotate' || route === 'clients/revoke') {
+    const c = (await clients()).find((x) => x['identity'] === name);
+    // Another tenant's client is reported as unknown: its existence is not this operator's to learn.
+    if (c === undefined || typeof name !== 'string')
+      return deny('ERR_CLIENT_UNKNOWN', 'no client has this name');
+    if (route === 'clients/rotate')
+      return answer(
+        await run(who, 'clients-rotate', { name, public_jwk: body['public_jwk'] ?? null, reason }),
+      );
+    if (!confirmed(body['confirm'], name)) return deny('ERR_REQUEST_MALFORMED', `type "${name}" to confirm`);
+    return answer(await run(who, 'clients-revoke', { name, reason }));
+  }
+  if (route === 'approvers/invite') {
+    const tenants = body['tenants'];
+    if (tenants === '*' ? who.tenants !== '*' : !coversAll(who, tenants))
+      return scope('the tenants are outside your scope');
+    const args: JsonObject = {
+      name: name ?? null,
+      roles: body['roles'] ?? null,
+      tenants: tenants ?? null,
+      ...(body['ttl_sec'] === undefined ? {} : { ttl_sec: body['ttl_sec'] }),
+    };
+    return answer(await run(who, 'approvers-invite', args));
+  }
+  if (route === 'approvers/confirm') {
+    // The invitation's tenants were checked when it was made; confirming needs every tenant or the person listed.
+    if (who.tenants !== '*') return scope('confirmation is for operators of every tenant');
+    return answer(await run(who, 'approvers-confirm', { name: name ?? null, kid: body['kid'] ?? null }));
+  }
+  if (route === 'approvers/remove') {
+    const a = (await approvers()).find((x) => x['name'] === name);
+    if (a === undefined || typeof name !== 'string')
+      return deny('ERR_APPROVER_UNKNOWN', 'no approver has this name');
+    if (!confirmed(body['confirm'], name)) return deny('ERR_REQUEST_MALFORMED', `type "${name}" to confirm`);
+    return answer(await run(who, 'approvers-remove', { name, reason }));
+  }
+  return undefined;
+}
+
 /** Creates the operator pages' API. Sessions are kept in this gate process (docs/console.md "Limits"). */
 export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsole {
   const times: ConsoleTimes = Object.freeze({ ...DEFAULT_CONSOLE_TIMES, ...deps.times });
@@ -288,6 +382,10 @@ export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsol
       if (m?.[1] !== undefined) return control(who, m[1], body);
       if (route.startsWith('policy') && deps.policy !== undefined) {
         const a = await policyRoute(deps.policy, who, method, route, body, deps.runAdmin);
+        if (a !== undefined) return a;
+      }
+      if (route === 'people' || route.startsWith('clients/') || route.startsWith('approvers/')) {
+        const a = await peopleRoute(deps.runAdmin, who, method, route, body);
         if (a !== undefined) return a;
       }
       if (method === 'POST' && route === 'ledger/export') {

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOperatorConsole } from '../../src/console/index.js';
 import { readOperatorToken } from '../../src/embedded/index.js';
 import { isDeny } from '../../src/kernel/index.js';
+import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import { startRig, type Rig } from '../approvals/support.js';
 import { entriesOf } from '../control-plane/support.js';
 import {
@@ -194,6 +195,35 @@ describe('console operator pages', { timeout: 180_000 }, () => {
     await page.click('#bundle-diff');
     expect(await page.locator('#policy-diff-error').textContent()).toContain('ERR_POLICY_BUNDLE_INVALID');
     expect(await page.locator('main img, main script').count()).toBe(0);
+  });
+
+  it('registers and revokes a client from the clients page; a name with markup is refused and shown as text', async () => {
+    await page.click('#nav-people');
+    await page.waitForSelector('#people');
+    const register = async (name: string): Promise<void> => {
+      await page.click('#client-register');
+      await page.fill('#client-name', name);
+      await page.fill('#client-tenant', 'acme');
+      await page.fill('#client-jwk', JSON.stringify(generateSigningKey().publicJwk));
+      await page.evaluate("document.getElementById('status').textContent = ''");
+      await page.click('#people-submit');
+      await page.locator('#status', { hasText: /\S/ }).waitFor();
+    };
+    await register(PAYLOAD);
+    expect(await page.locator('#status').textContent()).toContain('ERR_REQUEST_MALFORMED');
+    expect(await page.locator('#status').textContent()).toContain('Refused');
+    await register('probe-agent');
+    const card = page.locator('article.client[data-name="probe-agent"]');
+    await card.waitFor();
+    await card.locator('button.revoke').click();
+    await page.fill('#confirm-text', 'probe-agent');
+    await page.click('#people-submit');
+    await page.locator('article.client[data-name="probe-agent"] h4', { hasText: 'revoked' }).waitFor();
+    await rig.instance.core.ledger.settled();
+    const revoked = (await entriesOf(rig.instance.core.ledger)).filter((e) => e.type === 'admin.key_revoked');
+    expect(revoked.at(-1)?.payload).toMatchObject({ client: 'probe-agent' });
+    expect(await page.locator('main img, main script').count()).toBe(0);
+    expect(dialogs).toEqual([]);
   });
 
   it('refuses a cross-origin change with the operator’s cookie, and keeps an operator to its tenants', async () => {

@@ -96,6 +96,7 @@ const PAGES: ReadonlyArray<readonly [string, string, () => Promise<void>]> = [
   ['incident', 'Incident controls', () => showIncident()],
   ['ledger', 'Ledger', () => showLedger()],
   ['policy', 'Policy bundles', () => showPolicy()],
+  ['people', 'Clients and approvers', () => showPeople()],
 ];
 
 function showNav(current: string): void {
@@ -481,6 +482,232 @@ async function showPolicy(): Promise<void> {
         el('div', { className: 'actions' }, diffButton, activateButton),
         out,
       ),
+    ),
+  );
+}
+
+/** A dialog that asks for the fields of one change, then posts it and reloads the people page. */
+function peopleDialog(
+  title: string,
+  route: string,
+  fields: ReadonlyArray<readonly [string, string, 'text' | 'textarea']>,
+  fixed: Obj,
+  build: (values: Record<string, string>) => Obj,
+  confirmText?: string,
+): void {
+  const controls = fields.map(([id, label, kind]) => {
+    const c = kind === 'textarea' ? el('textarea', { id, name: id }) : input(id);
+    return [id, c, labelled(label, c)] as const;
+  });
+  const typed = input('confirm-text');
+  const submit = el('button', { type: 'submit', id: 'people-submit' }, 'Submit');
+  const cancel = el('button', { type: 'button', id: 'people-cancel', className: 'secondary' }, 'Cancel');
+  const form = el(
+    'form',
+    { id: 'people-form' },
+    el('h3', {}, title),
+    ...controls.map(([, , l]) => l),
+    confirmText === undefined ? null : el('p', {}, 'Type ', el('code', {}, confirmText), ' to confirm.'),
+    confirmText === undefined ? null : labelled('Confirmation', typed),
+    el('div', { className: 'actions' }, submit, cancel),
+  );
+  cancel.addEventListener('click', () => dialog.close());
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const values: Record<string, string> = {};
+    for (const [id, c] of controls) values[id] = c.value.trim();
+    dialog.close();
+    void (async () => {
+      let body: Obj;
+      try {
+        body = { ...fixed, ...build(values), ...(confirmText === undefined ? {} : { confirm: typed.value }) };
+      } catch {
+        return say('The public key must be a JSON Web Key (JSON).', 'error');
+      }
+      const r = await post(`operator/${route}`, body);
+      await showPeople();
+      const code = str(r.body['code']);
+      if (r.status < 300 && route === 'approvers/invite' && code !== '')
+        return showInvitation(str(r.body['name']), code);
+      say(`${title}: ${answerText(r)}`, r.status < 300 ? 'info' : 'error');
+    })();
+  });
+  replace(dialog, form);
+  dialog.showModal();
+}
+
+/** The one-time code of an invitation, shown once. */
+function showInvitation(name: string, code: string): void {
+  main.prepend(
+    el(
+      'section',
+      { className: 'card', id: 'invitation' },
+      el('h3', {}, `Invitation for ${name}`),
+      el('p', {}, 'Give this one-time code to the person over a channel you trust. It is shown once.'),
+      el('p', { className: 'kid', id: 'invite-code' }, code),
+    ),
+  );
+  say(`Invited ${name}.`);
+}
+
+const csv = (v: string): string[] =>
+  v
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+
+/** Clients and approvers of the operator's tenants, with their changes. */
+async function showPeople(): Promise<void> {
+  const a = await get('operator/people');
+  if (a.status !== 200) return readFailed('Clients and approvers', a);
+  showNav('people');
+  const clients = Array.isArray(a.body['clients']) ? (a.body['clients'] as unknown[]).map(obj) : [];
+  const approvers = Array.isArray(a.body['approvers']) ? (a.body['approvers'] as unknown[]).map(obj) : [];
+  const jwk = (v: string): unknown => JSON.parse(v) as unknown;
+  const button = (label: string, className: string, act: () => void): HTMLButtonElement => {
+    const b = el('button', { type: 'button', className }, label);
+    b.addEventListener('click', act);
+    return b;
+  };
+  const clientCards = clients.map((c) => {
+    const name = str(c['identity']);
+    return el(
+      'article',
+      { className: 'card client', data: { name } },
+      el('h4', {}, el('span', { className: 'client-name' }, name), ` (${str(c['status'])})`),
+      el(
+        'dl',
+        {},
+        field('Tenant', c['tenant']),
+        field('Key id', c['kid']),
+        field('Roles', strings(c['roles'])),
+      ),
+      str(c['status']) !== 'active'
+        ? null
+        : el(
+            'div',
+            { className: 'actions' },
+            button('Rotate key…', 'secondary rotate', () =>
+              peopleDialog(
+                `Rotate the key of ${name}`,
+                'clients/rotate',
+                [['rotate-jwk', 'New public key (JWK)', 'textarea']],
+                { name },
+                (v) => ({
+                  public_jwk: jwk(v['rotate-jwk'] ?? ''),
+                }),
+              ),
+            ),
+            button('Revoke…', 'reject revoke', () =>
+              peopleDialog(
+                `Revoke ${name}`,
+                'clients/revoke',
+                [['revoke-reason', 'Reason (ledgered)', 'text']],
+                { name },
+                (v) => ({
+                  reason: v['revoke-reason'] || 'console',
+                }),
+                name,
+              ),
+            ),
+          ),
+    );
+  });
+  const approverCards = approvers.map((p) => {
+    const name = str(p['name']);
+    return el(
+      'article',
+      { className: 'card approver', data: { name } },
+      el('h4', {}, name, ` (${str(p['status'])})`),
+      el(
+        'dl',
+        {},
+        field('Roles', strings(p['roles'])),
+        field('Tenants', p['tenants'] === '*' ? 'every tenant' : strings(p['tenants'])),
+        field('Key id', p['kid']),
+      ),
+      str(p['status']) !== 'active'
+        ? null
+        : el(
+            'div',
+            { className: 'actions' },
+            button('Remove…', 'reject remove', () =>
+              peopleDialog(
+                `Remove ${name}`,
+                'approvers/remove',
+                [['remove-reason', 'Reason (ledgered)', 'text']],
+                { name },
+                (v) => ({
+                  reason: v['remove-reason'] || 'console',
+                }),
+                name,
+              ),
+            ),
+          ),
+    );
+  });
+  const register = button('Register a client…', 'secondary', () =>
+    peopleDialog(
+      'Register a client',
+      'clients/register',
+      [
+        ['client-name', 'Name', 'text'],
+        ['client-tenant', 'Tenant', 'text'],
+        ['client-owner', 'Owner (a person; never approves its calls)', 'text'],
+        ['client-jwk', 'Public key (JWK, from failclosed clients keygen)', 'textarea'],
+      ],
+      {},
+      (v) => ({
+        name: v['client-name'],
+        tenant: v['client-tenant'],
+        ...(v['client-owner'] === '' ? {} : { owner: v['client-owner'] }),
+        public_jwk: jwk(v['client-jwk'] ?? ''),
+      }),
+    ),
+  );
+  register.id = 'client-register';
+  const invite = button('Invite an approver…', 'secondary', () =>
+    peopleDialog(
+      'Invite an approver',
+      'approvers/invite',
+      [
+        ['invite-name', 'Name', 'text'],
+        ['invite-roles', 'Roles (comma-separated)', 'text'],
+        ['invite-tenants', 'Tenants (comma-separated, or *)', 'text'],
+      ],
+      {},
+      (v) => ({
+        name: v['invite-name'],
+        roles: csv(v['invite-roles'] ?? ''),
+        tenants: v['invite-tenants'] === '*' ? '*' : csv(v['invite-tenants'] ?? ''),
+      }),
+    ),
+  );
+  invite.id = 'approver-invite';
+  const confirmKey = button('Confirm a device key…', 'secondary', () =>
+    peopleDialog(
+      'Confirm an approver’s device key',
+      'approvers/confirm',
+      [
+        ['confirm-name', 'Name', 'text'],
+        ['confirm-kid', 'Fingerprint (kid) the person read to you', 'text'],
+      ],
+      {},
+      (v) => ({ name: v['confirm-name'], kid: v['confirm-kid'] }),
+    ),
+  );
+  confirmKey.id = 'approver-confirm';
+  replace(
+    main,
+    el(
+      'section',
+      { id: 'people' },
+      el('div', { className: 'bar' }, el('h2', {}, 'Clients'), register),
+      clientCards.length === 0 ? el('p', { className: 'muted' }, 'No clients.') : null,
+      ...clientCards,
+      el('div', { className: 'bar' }, el('h2', {}, 'Approvers'), invite, confirmKey),
+      approverCards.length === 0 ? el('p', { className: 'muted' }, 'No approvers.') : null,
+      ...approverCards,
     ),
   );
 }
