@@ -64,6 +64,8 @@ export interface OperatorConsoleDeps {
   readonly incidentState: () => Promise<IncidentState>;
   /** The latest signed checkpoint `{size, root_hash, note}`, or null before the first. */
   readonly latestCheckpoint?: () => Promise<JsonObject | null>;
+  /** Break-glass reviews (open and closed); absent: no break-glass page. */
+  readonly reviews?: () => Promise<JsonObject[]>;
   /** The policy page; absent: none. */
   readonly policy?: OperatorPolicyPages;
   readonly now: Clock;
@@ -387,6 +389,12 @@ export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsol
       if (route === 'people' || route.startsWith('clients/') || route.startsWith('approvers/')) {
         const a = await peopleRoute(deps.runAdmin, who, method, route, body);
         if (a !== undefined) return a;
+      }
+      if (method === 'GET' && route === 'break-glass') {
+        if (deps.reviews === undefined) return { status: 404, body: { error: 'not_found' } };
+        // A review names no tenant: for operators of every tenant.
+        if (who.tenants !== '*') return scope('break-glass reviews are for operators of every tenant');
+        return ok({ reviews: await deps.reviews() });
       }
       if (method === 'POST' && route === 'ledger/export') {
         // An export holds every tenant's records: for operators of every tenant. The admin

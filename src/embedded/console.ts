@@ -235,6 +235,18 @@ export function operatorConsoleFor(deps: {
     },
     incidentState: () => deps.governance.snapshot(),
     policy: policyPagesFor(deps.bundles, deps.approvals),
+    reviews: async () =>
+      (await deps.approvals.listReviews()).map((r) => ({
+        review_id: r.review_id,
+        grant_id: r.grant_id,
+        decision_id: r.decision_id,
+        opened_for: r.opened_for,
+        opened_at: new Date(r.opened_at).toISOString(),
+        status: r.status,
+        closed_by: r.closed_by,
+        closed_at: r.closed_at === null ? null : new Date(r.closed_at).toISOString(),
+        notes: r.notes,
+      })),
     latestCheckpoint: async () => {
       const c = await deps.ledger.latestCheckpoint();
       return c === null ? null : { size: c.size, root_hash: c.root_hash, note: c.note };

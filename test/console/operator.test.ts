@@ -222,6 +222,8 @@ describe('console operator pages', { timeout: 180_000 }, () => {
     await rig.instance.core.ledger.settled();
     const revoked = (await entriesOf(rig.instance.core.ledger)).filter((e) => e.type === 'admin.key_revoked');
     expect(revoked.at(-1)?.payload).toMatchObject({ client: 'probe-agent' });
+    await page.click('#nav-break-glass');
+    await page.waitForSelector('#break-glass');
     expect(await page.locator('main img, main script').count()).toBe(0);
     expect(dialogs).toEqual([]);
   });

@@ -97,6 +97,7 @@ const PAGES: ReadonlyArray<readonly [string, string, () => Promise<void>]> = [
   ['ledger', 'Ledger', () => showLedger()],
   ['policy', 'Policy bundles', () => showPolicy()],
   ['people', 'Clients and approvers', () => showPeople()],
+  ['break-glass', 'Break-glass', () => showBreakGlass()],
 ];
 
 function showNav(current: string): void {
@@ -708,6 +709,51 @@ async function showPeople(): Promise<void> {
       el('div', { className: 'bar' }, el('h2', {}, 'Approvers'), invite, confirmKey),
       approverCards.length === 0 ? el('p', { className: 'muted' }, 'No approvers.') : null,
       ...approverCards,
+    ),
+  );
+}
+
+/** Break-glass reviews, read-only: closing one is signed by an approver (`failclosed reviews close`). */
+async function showBreakGlass(): Promise<void> {
+  const a = await get('operator/break-glass');
+  if (a.status !== 200) return readFailed('Break-glass reviews', a);
+  showNav('break-glass');
+  const reviews = Array.isArray(a.body['reviews']) ? (a.body['reviews'] as unknown[]).map(obj) : [];
+  const open = reviews.filter((r) => r['status'] === 'open');
+  const closed = reviews.filter((r) => r['status'] !== 'open');
+  const cardOf = (r: Obj): HTMLElement =>
+    el(
+      'article',
+      { className: `card review ${str(r['status'])}`, data: { reviewId: str(r['review_id']) } },
+      el('h4', {}, `Review ${str(r['review_id'])} (${str(r['status'])})`),
+      el(
+        'dl',
+        {},
+        field('Break-glass used by', r['opened_for']),
+        field('Grant', r['grant_id']),
+        field('Decision', r['decision_id']),
+        field('Opened', r['opened_at']),
+        r['status'] === 'open' ? null : field('Closed by', r['closed_by']),
+        r['status'] === 'open' ? null : field('Notes', r['notes']),
+      ),
+    );
+  replace(
+    main,
+    el(
+      'section',
+      { id: 'break-glass' },
+      el('h2', {}, 'Break-glass reviews'),
+      el(
+        'p',
+        { className: 'muted' },
+        'Each use of a break-glass grant opens a review. Another approver closes it with a signed statement: failclosed reviews close ID --as NAME --notes TEXT.',
+      ),
+      el('h3', {}, `Open (${String(open.length)})`),
+      open.length === 0 ? el('p', { className: 'muted' }, 'None.') : null,
+      ...open.map(cardOf),
+      el('h3', {}, `Closed (${String(closed.length)})`),
+      closed.length === 0 ? el('p', { className: 'muted' }, 'None.') : null,
+      ...closed.map(cardOf),
     ),
   );
 }
