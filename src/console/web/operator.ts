@@ -145,7 +145,7 @@ function confirmControl(title: string, expected: string, control: string, body: 
   const typed = input('confirm-text');
   const reason = input('confirm-reason');
   const cancel = el('button', { type: 'button', className: 'secondary', id: 'confirm-cancel' }, 'Cancel');
-  const submit = el('button', { type: 'submit', id: 'confirm-submit', className: 'reject' }, 'Confirm');
+  const submit = el('button', { type: 'submit', id: 'confirm-submit', className: 'danger' }, 'Confirm');
   const form = el(
     'form',
     { id: 'confirm-form' },
@@ -186,7 +186,7 @@ function targetForm(
   act: (target: string, on: boolean) => void,
 ): HTMLElement {
   const target = input(`${id}-target`);
-  const on = el('button', { type: 'button', id: `${id}-on`, className: 'reject' }, onLabel);
+  const on = el('button', { type: 'button', id: `${id}-on`, className: 'danger' }, onLabel);
   const off = el('button', { type: 'button', id: `${id}-off`, className: 'secondary' }, offLabel);
   on.addEventListener('click', () => act(target.value.trim(), true));
   off.addEventListener('click', () => act(target.value.trim(), false));
@@ -211,7 +211,7 @@ async function showIncident(): Promise<void> {
   const engaged = a.body['kill_switch'] === true;
   const killButton = el(
     'button',
-    { id: 'kill-switch-toggle', type: 'button', className: engaged ? 'secondary' : 'reject' },
+    { id: 'kill-switch-toggle', type: 'button', className: engaged ? 'secondary' : 'danger' },
     engaged ? 'Release the kill switch…' : 'Engage the kill switch…',
   );
   killButton.addEventListener('click', () =>
@@ -377,7 +377,7 @@ async function showPolicy(): Promise<void> {
   );
   const activateButton = el(
     'button',
-    { type: 'button', id: 'bundle-activate', className: 'reject' },
+    { type: 'button', id: 'bundle-activate', className: 'danger' },
     'Request activation…',
   );
   diffButton.addEventListener('click', () => {
@@ -386,7 +386,7 @@ async function showPolicy(): Promise<void> {
   activateButton.addEventListener('click', () => {
     const typed = input('confirm-text');
     const reason = input('confirm-reason');
-    const submit = el('button', { type: 'submit', id: 'confirm-submit', className: 'reject' }, 'Request');
+    const submit = el('button', { type: 'submit', id: 'confirm-submit', className: 'danger' }, 'Request');
     const cancel = el('button', { type: 'button', id: 'confirm-cancel', className: 'secondary' }, 'Cancel');
     const form = el(
       'form',
@@ -599,7 +599,7 @@ async function showPeople(): Promise<void> {
                 }),
               ),
             ),
-            button('Revoke…', 'reject revoke', () =>
+            button('Revoke…', 'danger revoke', () =>
               peopleDialog(
                 `Revoke ${name}`,
                 'clients/revoke',
@@ -632,7 +632,7 @@ async function showPeople(): Promise<void> {
         : el(
             'div',
             { className: 'actions' },
-            button('Remove…', 'reject remove', () =>
+            button('Remove…', 'danger remove', () =>
               peopleDialog(
                 `Remove ${name}`,
                 'approvers/remove',
