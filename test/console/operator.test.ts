@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOperatorConsole } from '../../src/console/index.js';
-import { readOperatorToken } from '../../src/embedded/index.js';
+import { policyPagesFor, readOperatorToken } from '../../src/embedded/index.js';
 import { isDeny } from '../../src/kernel/index.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import { startRig, type Rig } from '../approvals/support.js';
@@ -249,6 +249,7 @@ describe('console operator pages', { timeout: 180_000 }, () => {
         Promise.resolve(t === 'acme-operator-token-0123' ? { name: 'olga', tenants: ['acme'] } : undefined),
       runAdmin: (_p, action, body) => rig.instance.core.operator.run(action, body),
       incidentState: () => rig.instance.core.governance.snapshot(),
+      policy: policyPagesFor(rig.instance.core.bundles, rig.instance.core.approvals.service),
       now: rig.now,
     });
     const signedIn = await scoped.route('POST', 'sign-in', { token: 'acme-operator-token-0123' }, undefined);
@@ -270,6 +271,23 @@ describe('console operator pages', { timeout: 180_000 }, () => {
     expect((await rig.instance.core.governance.snapshot()).locked_tenants).toEqual(['acme']);
     expect(await as('incident/lockdown', { tenant: 'acme', on: false, confirm: 'acme' })).toMatchObject({
       status: 200,
+    });
+    // Another tenant's clients are neither listed nor changed; bundles are for every-tenant operators.
+    const other = await rig.operator('clients-add', {
+      name: 'globex-agent',
+      tenant: 'globex',
+      public_jwk: { ...generateSigningKey().publicJwk },
+    });
+    expect(other.status).toBe(201);
+    const people = await scoped.route('GET', 'people', {}, signedIn.cookie);
+    if (isDeny(people)) throw new Error(people.code);
+    const listed = JSON.stringify(people.body);
+    expect(listed).not.toContain('globex-agent');
+    expect(await as('clients/revoke', { name: 'globex-agent', confirm: 'globex-agent' })).toMatchObject({
+      code: 'ERR_CLIENT_UNKNOWN',
+    });
+    expect(await scoped.route('GET', 'policy', {}, signedIn.cookie)).toMatchObject({
+      code: 'ERR_OPERATOR_SCOPE',
     });
     // Its session is not the bootstrap console's, nor an approver's.
     expect(await scoped.route('GET', 'incident', {}, 'A'.repeat(43))).toMatchObject({
