@@ -113,7 +113,7 @@ function confirmed(typed: JsonValue | undefined, expected: string): boolean {
 function incidentAction(
   control: string,
   body: JsonObject,
-): { action: string; args: JsonObject; target: string; tenant: string | '*' } | Deny {
+): { action: string; args: JsonObject; target: string; tenant: string } | Deny {
   const reason = typeof body['reason'] === 'string' ? body['reason'].slice(0, 500) : 'console';
   const on = body['on'];
   if (control === 'kill-switch') {

@@ -93,7 +93,8 @@ export const DENIAL_CODES = {
   },
   ERR_OPERATOR_SCOPE: {
     status: 403,
-    meaning: 'the signed-in operator is not scoped to the tenant, or the action is for operators of every tenant',
+    meaning:
+      'the signed-in operator is not scoped to the tenant, or the action is for operators of every tenant',
   },
   ERR_OVERLOADED: {
     status: 503,
