@@ -289,6 +289,11 @@ describe('console operator pages', { timeout: 180_000 }, () => {
     expect(await scoped.route('GET', 'policy', {}, signedIn.cookie)).toMatchObject({
       code: 'ERR_OPERATOR_SCOPE',
     });
+    // Its session ends after 15 minutes unused (the injected clock).
+    rig.advance(15 * 60_000);
+    expect(await scoped.route('GET', 'incident', {}, signedIn.cookie)).toMatchObject({
+      code: 'ERR_UNAUTHENTICATED',
+    });
     // Its session is not the bootstrap console's, nor an approver's.
     expect(await scoped.route('GET', 'incident', {}, 'A'.repeat(43))).toMatchObject({
       code: 'ERR_UNAUTHENTICATED',
