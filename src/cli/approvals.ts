@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createApproverClient } from '../client/index.js';
 import type { ApproverAnswer } from '../client/index.js';
 import { connect, operatorAction } from '../embedded/index.js';
-import type { Connection } from '../embedded/index.js';
+import type { ConnectOptions, Connection } from '../embedded/index.js';
 import { parseJson } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import { exportSigningKeyJwk, generateSigningKey } from '../kernel/signing/index.js';
@@ -307,6 +307,8 @@ export async function runApprovalCommand(
   dir: string,
   positionals: readonly string[],
   values: ApprovalCliOptions,
+  /** The operator the command connects as (`--operator`), read only once a gate is needed. */
+  connectAs?: () => ConnectOptions,
 ): Promise<number> {
   let conn: Connection | undefined;
   try {
@@ -320,7 +322,7 @@ export async function runApprovalCommand(
       io.err(
         `failclosed: warning: ${file} is a private approver key in the gate's data directory: whoever holds this host can approve with it; move it to the approver's own place (docs/approvals.md "Migration")\n`,
       );
-    conn = await connect(dir);
+    conn = await connect(dir, connectAs?.() ?? {});
     return await run(io, dir, conn, positionals, values);
   } catch (err) {
     if (err instanceof Usage) {

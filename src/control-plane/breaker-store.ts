@@ -102,7 +102,9 @@ export interface BreakerStore {
    * In one atomic step: when `principal` has a breaker open at `now` (`now < until`), answers it
    * and records nothing; otherwise adds one to the principal's lifetime count and one hit at
    * `now` to its, its tenant's and its call's windows, and answers the counts of hits in
-   * `(now - windowMs, now]`.
+   * `(now - windowMs, now]`. A store may count in buckets (the SQLite and PostgreSQL stores do,
+   * `bucketOf`): then a count holds every hit of the window and at most the hits of the
+   * `ceil(windowMs / 64)` before it, never fewer (a breaker trips at most that much sooner).
    */
   admit(input: AdmitInput, writes?: DurableWrites): Promise<AdmitCounts>;
   /** Opens `principal`'s breaker until `until` (`Infinity`: until an operator reset); never moves an open one's end earlier. */

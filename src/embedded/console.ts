@@ -4,15 +4,7 @@
  * invite and confirm approvers (`approvers-invite`, `approvers-confirm`), and the endpoint the
  * Gate's listener serves under `/console/`.
  */
-import {
-  deny,
-  hexDigestEquals,
-  isDeny,
-  isLedgerRef,
-  sha256Hex,
-  statusOf,
-  withDeadline,
-} from '../kernel/index.js';
+import { deny, isDeny, isLedgerRef, sha256Hex, statusOf, withDeadline } from '../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import type { ApprovalApi, ApprovalService, BundleStore, GovernanceState } from '../control-plane/index.js';
 import { diffBundles, formatBundleDiff, parseBundleDocument } from '../policy/index.js';
@@ -25,10 +17,11 @@ import type {
   ConsoleService,
   ConsoleStore,
   OperatorConsole,
-  OperatorIdentity,
   OperatorPolicyPages,
 } from '../console/index.js';
-import { OPERATOR_ACTOR } from './admin.js';
+import type { OperatorIdentity, OperatorStore, OperatorTenants } from '../gate/index.js';
+import { operatorActor, requestedTenants } from './admin.js';
+import type { ScopeGuard } from './admin.js';
 import type { LedgerPort } from './ports.js';
 
 /** The composed console. */
@@ -67,15 +60,27 @@ function obj(body: JsonValue): JsonObject {
 /**
  * The operator actions with `approvers-invite` `{name, roles, tenants, ttl_sec?}` (answers the
  * one-time code) and `approvers-confirm` `{name, kid}` added; every other action is `inner`'s.
+ * Both are ledgered with the operator who made them, and held to that operator's tenant scope:
+ * the tenants invited, or those of the invitation confirmed (`guard`, OE-INV-025).
  */
-export function withConsoleActions(inner: OperatorActions, console: ConsoleService): OperatorActions {
+export function withConsoleActions(
+  inner: OperatorActions,
+  console: ConsoleService,
+  scope: {
+    readonly guard: ScopeGuard;
+    /** The tenants of `name`'s invitation, undefined when none. */
+    readonly invitedTenants: (name: string) => Promise<OperatorTenants | undefined>;
+  },
+): OperatorActions {
   return Object.freeze({
-    async run(action: string, body: JsonValue): Promise<OperatorAnswer> {
+    async run(action: string, body: JsonValue, who: OperatorIdentity): Promise<OperatorAnswer> {
       const o = obj(body);
       if (action === 'approvers-invite') {
+        const refused = await scope.guard(action, who, requestedTenants(o['tenants']));
+        if (refused !== undefined) return refused;
         const r = await console.invite(
           { name: o['name'], roles: o['roles'], tenants: o['tenants'], ttl_sec: o['ttl_sec'] },
-          OPERATOR_ACTOR,
+          operatorActor(who),
         );
         if (isDeny(r)) return denied(r);
         return {
@@ -90,7 +95,11 @@ export function withConsoleActions(inner: OperatorActions, console: ConsoleServi
         };
       }
       if (action === 'approvers-confirm') {
-        const r = await console.confirm({ name: o['name'], kid: o['kid'] }, OPERATOR_ACTOR);
+        const name = o['name'];
+        const invited = typeof name === 'string' ? await scope.invitedTenants(name) : undefined;
+        const refused = await scope.guard(action, who, invited ?? '*');
+        if (refused !== undefined) return refused;
+        const r = await console.confirm({ name: o['name'], kid: o['kid'] }, operatorActor(who));
         if (isDeny(r)) return denied(r);
         return {
           status: 200,
@@ -104,7 +113,7 @@ export function withConsoleActions(inner: OperatorActions, console: ConsoleServi
           },
         };
       }
-      return inner.run(action, body);
+      return inner.run(action, body, who);
     },
   });
 }
@@ -136,18 +145,17 @@ export function decisionReader(
 }
 
 /**
- * The one place an operator token becomes a person: today the bootstrap token of the data
- * directory (SHA-256 compared as the Gate's `isOperator` does), an operator of every tenant.
+ * The one place an operator token becomes a person for the console: the operator registry
+ * (`byToken` of the token's SHA-256), as the Gate authenticates `POST /v1/admin/…`.
  */
-export function bootstrapOperator(
-  operatorTokenSha256: string,
+export function registryOperator(
+  operators: Pick<OperatorStore, 'byToken'>,
 ): (token: string) => Promise<OperatorIdentity | undefined> {
-  return (token) =>
-    Promise.resolve(
-      token.length > 0 && hexDigestEquals(sha256Hex(token), operatorTokenSha256)
-        ? { name: OPERATOR_ACTOR.id, tenants: '*' as const }
-        : undefined,
-    );
+  return async (token) => {
+    if (token.length === 0) return undefined;
+    const r = await operators.byToken(sha256Hex(token));
+    return r === undefined ? undefined : { name: r.name, tenants: r.tenants };
+  };
 }
 
 /**
@@ -212,7 +220,7 @@ export function policyPagesFor(bundles: BundleStore, approvals: ApprovalService)
 /** The operator pages over the operator actions, the incident state and the ledger. */
 export function operatorConsoleFor(deps: {
   readonly operator: OperatorActions;
-  readonly operatorTokenSha256: string;
+  readonly operators: Pick<OperatorStore, 'byToken'>;
   readonly governance: Pick<GovernanceState, 'snapshot'>;
   readonly ledger: Pick<GateLedger, 'latestCheckpoint'>;
   readonly bundles: BundleStore;
@@ -220,11 +228,10 @@ export function operatorConsoleFor(deps: {
   readonly clock: Clock;
 }): OperatorConsole {
   return createOperatorConsole({
-    authenticateOperator: bootstrapOperator(deps.operatorTokenSha256),
-    // The acting person is threaded into the admin actions' ledger records later; today every
-    // action is recorded as the operator (OPERATOR_ACTOR), as behind the token.
-    runAdmin: async (_person, action, body) => {
-      const r = await withDeadline(() => deps.operator.run(action, body), 30_000);
+    authenticateOperator: registryOperator(deps.operators),
+    // Every action is ledgered with the signed-in operator and held to its tenant scope by the actions.
+    runAdmin: async (person, action, body) => {
+      const r = await withDeadline(() => deps.operator.run(action, body, person), 30_000);
       return r.status === 'ok'
         ? {
             status: r.value.status,

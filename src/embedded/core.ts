@@ -34,7 +34,7 @@ import {
   createRedactor,
 } from '../execution/index.js';
 import type { Executor, NonceStore, Sandbox } from '../execution/index.js';
-import { createGate } from '../gate/index.js';
+import { BOOTSTRAP_OPERATOR, createGate } from '../gate/index.js';
 import type {
   Gate,
   GateControlPlane,
@@ -47,7 +47,7 @@ import type {
 } from '../gate/index.js';
 import { dataPaths, operatorTokenSha256, readConfig, readSigningKey, writeSecret } from './data-dir.js';
 import type { EmbeddedConfig } from './data-dir.js';
-import { createOperatorActions } from './admin.js';
+import { createOperatorActions, createScopeGuard } from './admin.js';
 import type { IssuerKeyFiles } from './admin.js';
 import { openApprovals } from './approvals.js';
 import { openNotifications, type EmbeddedNotifications } from './notifications.js';
@@ -458,7 +458,16 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     callableTools: (principal) =>
       Promise.resolve(toolListingsFor(controlPlane.activeBundle()?.bundle, principal)),
   };
-  // The operator actions: behind the operator token at the Gate, and the console's operator pages.
+  // The data directory's `operator.token` is the bootstrap operator, of every tenant (OE-INV-025):
+  // recorded in the registry the first time a gate opens this storage (an upgrade in place), and
+  // from then on the registry is the truth: a bootstrap token rotated through any replica replaces it.
+  await backend.operators.add({
+    name: BOOTSTRAP_OPERATOR,
+    tenants: '*',
+    token_sha256: operatorTokenSha256(dir),
+    created_at: clock(),
+  });
+  // The operator actions: behind operator tokens at the Gate, and the console's operator pages.
   const operator = withConsoleActions(
     createOperatorActions({
       clock,
@@ -475,8 +484,16 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       },
       issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
       openReader: () => backend.openLedgerReader(),
+      operators: backend.operators,
     }),
     consoleState.service,
+    {
+      guard: createScopeGuard({ clock, ledgerPort }),
+      invitedTenants: async (name) => {
+        const t = (await consoleState.store.person(name))?.tenants;
+        return t === undefined || t === '*' ? t : [...t];
+      },
+    },
   );
   const gate = createGate({
     clock,
@@ -493,6 +510,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ...(config.max_inflight === undefined ? {} : { maxInflight: config.max_inflight }),
     ...(options.deadlines?.gate === undefined ? {} : { timeouts: options.deadlines.gate }),
     operatorTokenSha256: operatorTokenSha256(dir),
+    operators: backend.operators,
     operator,
     approvals: approvals.api,
     trustRoots: () =>

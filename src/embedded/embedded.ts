@@ -22,7 +22,6 @@ import {
   readOperatorToken,
   writeFreshDataDir,
   dataPaths,
-  operatorTokenSha256,
 } from './data-dir.js';
 import { createExecutionServer } from './execution-server.js';
 
@@ -205,7 +204,7 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
             bundles: core.bundles,
             operator: operatorConsoleFor({
               operator: core.operator,
-              operatorTokenSha256: operatorTokenSha256(core.dir),
+              operators: core.backend.operators,
               governance: core.governance,
               ledger: gateLedgerOver(core.ledger, core.ledgerPort),
               bundles: core.bundles,

@@ -38,13 +38,13 @@ export {
   operatorAction,
   operatorDownload,
 } from './connect.js';
-export type { Connection, HttpAnswer } from './connect.js';
+export type { ConnectOptions, Connection, HttpAnswer } from './connect.js';
 export { approvalConfigPath, openApprovals } from './approvals.js';
 export { notificationsPath, openNotifications } from './notifications.js';
 export type { EmbeddedNotifications } from './notifications.js';
 export type { EmbeddedApprovals } from './approvals.js';
 export {
-  bootstrapOperator,
+  registryOperator,
   consoleEndpointFor,
   decisionReader,
   openConsole,

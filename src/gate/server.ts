@@ -220,7 +220,7 @@ async function route(
   }
   const adminMatch = method === 'POST' ? ADMIN_PATH.exec(path) : null;
   if (adminMatch?.[1] !== undefined) {
-    if (!gate.isOperator(req.headers.authorization)) {
+    if ((await gate.operatorOf(req.headers.authorization)) === undefined) {
       req.resume();
       return send(res, 401, {
         outcome: 'deny',

@@ -81,6 +81,11 @@ export const DENIAL_CODES = {
   ERR_REQUEST_REPLAYED: { status: 409, meaning: 'the request nonce or request id was already used' },
   ERR_REQUEST_TENANT: { status: 403, meaning: 'the client is not registered for the request tenant' },
   ERR_UNAUTHENTICATED: { status: 401, meaning: 'no valid credentials' },
+  ERR_FORBIDDEN: {
+    status: 403,
+    meaning:
+      "the operator's tenant scope does not cover the action: another tenant's, or a global one (kill switch, issuer keys, policy, operators, export)",
+  },
   ERR_TOKEN_INVALID: {
     status: 401,
     meaning:

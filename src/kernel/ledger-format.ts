@@ -41,6 +41,8 @@ export const ENTRY_TYPES = [
   'admin.approver_invited',
   'admin.approver_enrolled',
   'admin.breaker_reset',
+  'admin.operator',
+  'admin.refused',
   'session.tainted',
   'audit.export',
   'audit.read',
@@ -237,6 +239,10 @@ export const PAYLOAD_ALLOWLIST = {
   'admin.approver_invited': ['client', 'roles', 'tenants', 'expires_at'],
   'admin.approver_enrolled': ['client', 'kid', 'public_jwk', 'key_use'],
   'admin.breaker_reset': ['breaker', 'scope', 'client', 'session', 'reason'],
+  // The operator registry (OE-INV-025): `change` added | rotated | removed, never a token or its hash.
+  'admin.operator': ['operator', 'change', 'tenants', 'reason'],
+  // An operator action refused for the person's tenant scope (`code` ERR_FORBIDDEN).
+  'admin.refused': ['action', 'code', 'tenant', 'reason'],
   'audit.export': ['scope', 'from', 'to', 'trace_id', 'checkpoint_size', 'reason', 'format'],
   'audit.read': ['target_index', 'trace_id', 'request_id', 'evidence_sha256', 'scope', 'reason'],
 } as const satisfies Record<EntryType, readonly string[]>;

@@ -59,3 +59,19 @@ export function resetKey(target: BreakerResetTarget): readonly [0 | 1, Buffer] {
     ? [0, keyBytes(target.principal, 'principal')]
     : [1, keyBytes(target.tenant, 'tenant')];
 }
+
+/** Buckets per window: a count reads at most this many (plus one) rows per key. */
+export const BUCKETS_PER_WINDOW = 64;
+
+/**
+ * The bucket of a hit at `now` under a window of `windowMs`: its start and its end (exclusive),
+ * `ceil(windowMs / 64)` wide. A window count sums the buckets holding a hit inside the window,
+ * so it counts every hit of `(now - windowMs, now]` and at most the hits of one bucket before
+ * it: a breaker trips at the latest where an exact count would, at the earliest one bucket
+ * sooner (OE-INV-021, fail closed), and the cost of a count no longer grows with the load.
+ */
+export function bucketOf(now: number, windowMs: number): { readonly start: number; readonly end: number } {
+  const width = Math.max(1, Math.ceil(windowMs / BUCKETS_PER_WINDOW));
+  const start = Math.floor(now / width) * width;
+  return { start, end: start + width };
+}

@@ -247,7 +247,7 @@ describe('console operator pages', { timeout: 180_000 }, () => {
     const scoped = createOperatorConsole({
       authenticateOperator: (t) =>
         Promise.resolve(t === 'acme-operator-token-0123' ? { name: 'olga', tenants: ['acme'] } : undefined),
-      runAdmin: (_p, action, body) => rig.instance.core.operator.run(action, body),
+      runAdmin: (person, action, body) => rig.instance.core.operator.run(action, body, person),
       incidentState: () => rig.instance.core.governance.snapshot(),
       policy: policyPagesFor(rig.instance.core.bundles, rig.instance.core.approvals.service),
       now: rig.now,

@@ -7,7 +7,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { BreakerStore, ControlPlaneResult } from '../../src/control-plane/index.js';
 import {
+  MIGRATIONS,
   createPostgresBreakerStore,
+  migrate,
   openPostgresPool,
   type PostgresPool,
 } from '../../src/storage/postgres/index.js';
@@ -124,21 +126,42 @@ describe('PostgreSQL breaker store across replicas (OE-INV-021)', () => {
     expect(await admit(a, 2)).toEqual({ open: null, total: 1, inSession: 1, inTenant: 2, sameCall: 1 });
   });
 
-  it('prunes the hits that left the window of the keys an admission touches, and sweeps stale keys a few at a time', async () => {
+  it('prunes the buckets that left the window of the keys an admission touches, and sweeps stale keys a few at a time', async () => {
     const [a, , db] = await replicas();
     const rows = async () =>
-      (await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM breaker_hits')).rows[0]?.n;
+      (await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM breaker_buckets')).rows[0]?.n;
+    // A window of 1000 ms counts in buckets of 16 ms: the five hits share one per key.
     for (let i = 0; i < 5; i++) await admit(a, i, { call: `c${i}` });
+    expect(await rows()).toBe('7');
     await admit(a, 1500);
     expect(await rows()).toBe('3');
+    // 1500–1503 in the bucket [1488, 1504), 1504 in the next one.
     for (let i = 1; i < 5; i++) await admit(a, 1500 + i, { call: `c${i}` });
-    expect(await rows()).toBe('15');
-    // Another principal and tenant, two windows later: at most 8 stale hits go per admission.
+    expect(await rows()).toBe('9');
+    // Another principal and tenant, two windows later: at most 8 stale buckets go per admission.
     await admit(a, 10_000, { principal: 'q', tenant: 'u' });
-    expect(await rows()).toBe('10');
+    expect(await rows()).toBe('4');
     await admit(a, 10_001, { principal: 'q', tenant: 'u' });
-    expect(await rows()).toBe('6');
+    expect(await rows()).toBe('3');
     expect(await admit(a, 10_002)).toEqual({ open: null, total: 11, inSession: 1, inTenant: 1, sameCall: 1 });
+  });
+
+  it('a schema of version 8 upgrades in place: its hits become buckets and count as before', async () => {
+    const db = openPostgresPool({ url: pgdb.url, schema: `fc_bk_${Date.now().toString(36)}`, max: 2 });
+    pools.push(db);
+    await migrate(
+      db,
+      MIGRATIONS.filter((m) => m.version <= 8),
+    );
+    for (const at of [100, 100, 900])
+      await db.pool.query(
+        "INSERT INTO breaker_hits (kind, key, sub, at) VALUES (0, convert_to('p', 'UTF8'), ''::bytea, $1)",
+        [at],
+      );
+    await migrate(db);
+    const s = createPostgresBreakerStore(db);
+    expect(await admit(s, 1050)).toMatchObject({ inSession: 4 });
+    expect(await admit(s, 1950)).toMatchObject({ inSession: 2 });
   });
 
   it('rows are parsed and values checked: an unknown breaker or a value not stored exactly rejects (fail closed)', async () => {

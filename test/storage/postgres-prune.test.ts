@@ -44,7 +44,7 @@ describe('PostgreSQL schema version 3: prune indexes', () => {
       );
       const names = r.rows.map((x) => x.indexname);
       expect(names).toEqual(
-        expect.arrayContaining(['breaker_open_until', 'breaker_spend_day', 'breaker_hits_at']),
+        expect.arrayContaining(['breaker_open_until', 'breaker_spend_day', 'breaker_buckets_until']),
       );
     } finally {
       await db.close();

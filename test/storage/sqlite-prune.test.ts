@@ -2,8 +2,8 @@
  * Pruning of the SQLite stores (FC-INV-3, OE-INV-017, OE-INV-021): tables with more expired rows
  * than one batch are emptied by one prune called, over several transactions, and by the stores
  * themselves in the background; what is still in its window stays and still refuses a replay or
- * holds a limit; a breaker file made at schema version 1 is upgraded in place to version 2 (the
- * prune indexes) with its rows.
+ * holds a limit; a breaker file made at schema version 1 is upgraded in place (the prune indexes,
+ * the buckets) with its rows.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,9 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { NonceConsumption } from '../../src/execution/index.js';
 import { createSqliteNonceStore } from '../../src/execution/index.js';
 import { createSqliteGateState } from '../../src/gate/index.js';
+import { migrateSchema } from '../../src/kernel/index.js';
 import { createSqliteBreakerStore } from '../../src/storage/index.js';
+import { BREAKER_SQLITE_MIGRATIONS } from '../../src/storage/sqlite/breaker-store.js';
 
 const DAY = 86_400_000;
 const T0 = 1_700_000_000_000;
@@ -170,20 +172,19 @@ describe('SQLite breaker prune (OE-INV-021)', () => {
     }
   });
 
-  it('a file at schema version 1 is upgraded in place to version 2: its rows kept, the prune indexes added', async () => {
+  it('a file at schema version 1 is upgraded in place: its rows kept, the prune indexes added', async () => {
     const path = nextPath();
     // A file as the build before version 2 left it: version 1 recorded, no prune index.
-    createSqliteBreakerStore(path).close();
     const db = new Database(path);
-    db.exec('DROP INDEX breaker_open_until; DROP INDEX breaker_spend_day');
-    db.prepare("DELETE FROM failclosed_schema WHERE store = 'breakers' AND version = 2").run();
+    db.pragma('journal_mode = WAL');
+    migrateSchema(db, 'breakers', BREAKER_SQLITE_MIGRATIONS.slice(0, 1));
     db.prepare("INSERT INTO breaker_spend (tenant, day, cents) VALUES (CAST('t' AS BLOB), 10, 100)").run();
     db.close();
     const store = createSqliteBreakerStore(path);
     try {
       expect(await store.reserveSpend('t', 10, 1, 100)).toBe(false);
       expect(countOf(path, "SELECT max(version) AS n FROM failclosed_schema WHERE store = 'breakers'")).toBe(
-        2,
+        BREAKER_SQLITE_MIGRATIONS.length,
       );
       expect(
         countOf(

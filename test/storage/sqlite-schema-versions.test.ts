@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createSqliteApprovalStore, createSqliteGovernanceState } from '../../src/control-plane/index.js';
 import { createSqliteNonceStore } from '../../src/execution/index.js';
-import { createSqliteGateState } from '../../src/gate/index.js';
+import { createSqliteGateState, createSqliteOperatorStore } from '../../src/gate/index.js';
 import { SchemaVersionError } from '../../src/kernel/index.js';
 import { createSqliteLedgerStore } from '../../src/ledger/index.js';
 import { createSqliteBreakerStore } from '../../src/storage/index.js';
@@ -30,6 +30,14 @@ interface VersionedStore {
 }
 
 const STORES: readonly VersionedStore[] = [
+  {
+    store: 'operators',
+    version: 1,
+    open: (path) => {
+      const s = createSqliteOperatorStore(path);
+      return () => s.close();
+    },
+  },
   {
     store: 'ledger',
     version: 2,
@@ -56,7 +64,7 @@ const STORES: readonly VersionedStore[] = [
   },
   {
     store: 'breakers',
-    version: 2,
+    version: 3,
     open: (path) => {
       const s = createSqliteBreakerStore(path);
       return () => Promise.resolve(s.close());
@@ -168,6 +176,7 @@ describe('SQLite schema versions of a shared file and of read-only opens (SPEC Â
       ['approvals', 4],
       ['breakers', 1],
       ['breakers', 2],
+      ['breakers', 3],
       ['gate_state', 1],
       ['governance', 1],
     ]);

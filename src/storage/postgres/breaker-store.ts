@@ -4,10 +4,12 @@
  * semantics are those of the in-memory store; every method is one statement, so one transaction
  * and one round trip:
  *
- * - `admit` and `reset` call the functions of schema v1 (`failclosed_breaker_admit`,
+ * - `admit` and `reset` call the functions of schema v9 (`failclosed_breaker_admit`,
  *   `failclosed_breaker_reset`), which serialize on transaction advisory locks of the principal
- *   and the tenant (taken in ascending key order) and prune the hits that fell out of the window
- *   of the keys they touch (and a few of any key older than two windows);
+ *   and the tenant (taken in ascending key order), count window hits in buckets (64 per window,
+ *   `bucketOf`: a count sums at most 65 rows per key whatever the load, and counts at most one
+ *   bucket's hits before the window, never fewer than the window's) and prune the buckets that
+ *   ended before the window of the keys they touch (and a few of any key two windows old);
  * - `reserveSpend` is one conditional upsert: two replicas reserving at once never pass the limit;
  * - an open breaker's end `Infinity` is stored as NULL;
  * - `prune` deletes in batches through indexes (schema v3), and runs by itself in the background
@@ -63,8 +65,8 @@ const RELEASE = `UPDATE breaker_spend SET cents = greatest(0, cents - $3::bigint
 
 // Prune batches, $1 the bound, $2 the batch: each deletes at most $2 rows found through an index
 // in its order, skipping rows another prune (or an admission's own pruning) holds.
-const PRUNE_HITS = `DELETE FROM breaker_hits WHERE ctid = ANY (ARRAY(
-  SELECT ctid FROM breaker_hits WHERE at <= $1::bigint ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED))`;
+const PRUNE_HITS = `DELETE FROM breaker_buckets WHERE ctid = ANY (ARRAY(
+  SELECT ctid FROM breaker_buckets WHERE until <= $1::bigint ORDER BY until LIMIT $2 FOR UPDATE SKIP LOCKED))`;
 // The end is checked again on the locked row: a breaker tripped again meanwhile stays.
 const PRUNE_OPEN = `DELETE FROM breaker_open WHERE principal = ANY (ARRAY(
   SELECT principal FROM breaker_open WHERE until IS NOT NULL AND until <= $1::bigint

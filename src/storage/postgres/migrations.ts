@@ -456,6 +456,104 @@ CREATE TABLE console_used_challenges (
 );
 `;
 
+/**
+ * Version 9: window hits counted in buckets (OE-INV-021; `bucketOf` in src/storage/breaker-rows.ts,
+ * 64 per window): an admission adds one to three bucket rows and sums at most 65 rows per key,
+ * where a row per hit made each count read every hit of the window (the tenant's grows with the
+ * call rate). A bucket counts when its latest hit is inside the window: every hit of the window
+ * is counted, and at most one bucket's before it (a breaker trips at most one bucket sooner,
+ * never later). Each hit of version 8 becomes a bucket of its own.
+ */
+const V_BREAKER_BUCKETS = `
+CREATE TABLE breaker_buckets (
+  kind smallint NOT NULL CHECK (kind IN (0, 1, 2)),
+  key bytea NOT NULL,
+  sub bytea NOT NULL,
+  bucket bigint NOT NULL,
+  until bigint NOT NULL CHECK (until > bucket),
+  hits bigint NOT NULL CHECK (hits > 0),
+  last_at bigint NOT NULL,
+  PRIMARY KEY (kind, key, sub, bucket)
+);
+CREATE INDEX breaker_buckets_until ON breaker_buckets (until);
+INSERT INTO breaker_buckets (kind, key, sub, bucket, until, hits, last_at)
+  SELECT kind, key, sub, at, at + 1, count(*), at FROM breaker_hits GROUP BY kind, key, sub, at;
+DROP TABLE breaker_hits;
+CREATE OR REPLACE FUNCTION failclosed_breaker_admit(
+  p_principal bytea, p_tenant bytea, p_call bytea, p_now bigint, p_window bigint
+) RETURNS TABLE (open_breaker text, total bigint, in_session bigint, in_tenant bigint, same_call bigint)
+  LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+  cutoff bigint := p_now - p_window;
+  width bigint := greatest(1, ceil(p_window / 64.0))::bigint;
+  b_start bigint;
+  lock_key bigint;
+BEGIN
+  b_start := floor(p_now::numeric / width)::bigint * width;
+  FOR lock_key IN
+    SELECT k FROM unnest(ARRAY[failclosed_breaker_lock_key(0, p_principal),
+      failclosed_breaker_lock_key(1, p_tenant)]) AS k ORDER BY k
+  LOOP
+    PERFORM pg_advisory_xact_lock(lock_key);
+  END LOOP;
+  SELECT o.breaker INTO open_breaker FROM breaker_open o
+    WHERE o.principal = p_principal AND (o.until IS NULL OR p_now < o.until);
+  IF FOUND THEN
+    RETURN NEXT;
+    RETURN;
+  END IF;
+  INSERT INTO breaker_totals AS t (principal, total) VALUES (p_principal, 1)
+    ON CONFLICT (principal) DO UPDATE SET total = t.total + 1
+    RETURNING t.total INTO total;
+  DELETE FROM breaker_buckets h WHERE h.until <= cutoff AND (
+    (h.kind IN (0, 2) AND h.key = p_principal) OR (h.kind = 1 AND h.key = p_tenant));
+  DELETE FROM breaker_buckets WHERE ctid = ANY (ARRAY(
+    SELECT ctid FROM breaker_buckets WHERE until <= p_now - 2 * p_window LIMIT 8 FOR UPDATE SKIP LOCKED));
+  INSERT INTO breaker_buckets AS h (kind, key, sub, bucket, until, hits, last_at) VALUES
+    (0, p_principal, ''::bytea, b_start, b_start + width, 1, p_now),
+    (1, p_tenant, ''::bytea, b_start, b_start + width, 1, p_now),
+    (2, p_principal, p_call, b_start, b_start + width, 1, p_now)
+    ON CONFLICT (kind, key, sub, bucket) DO UPDATE SET hits = h.hits + 1,
+      until = greatest(h.until, excluded.until), last_at = greatest(h.last_at, excluded.last_at);
+  SELECT sum(h.hits) INTO in_session FROM breaker_buckets h
+    WHERE h.kind = 0 AND h.key = p_principal AND h.sub = ''::bytea AND h.last_at > cutoff;
+  SELECT sum(h.hits) INTO in_tenant FROM breaker_buckets h
+    WHERE h.kind = 1 AND h.key = p_tenant AND h.sub = ''::bytea AND h.last_at > cutoff;
+  SELECT sum(h.hits) INTO same_call FROM breaker_buckets h
+    WHERE h.kind = 2 AND h.key = p_principal AND h.sub = p_call AND h.last_at > cutoff;
+  RETURN NEXT;
+END $$;
+CREATE OR REPLACE FUNCTION failclosed_breaker_reset(p_kind integer, p_key bytea) RETURNS void
+  LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  PERFORM pg_advisory_xact_lock(failclosed_breaker_lock_key(p_kind, p_key));
+  IF p_kind = 0 THEN
+    DELETE FROM breaker_open WHERE principal = p_key;
+    DELETE FROM breaker_totals WHERE principal = p_key;
+    DELETE FROM breaker_buckets WHERE kind IN (0, 2) AND key = p_key;
+  ELSE
+    DELETE FROM breaker_buckets WHERE kind = 1 AND key = p_key;
+    DELETE FROM breaker_spend WHERE tenant = p_key;
+  END IF;
+END $$;
+`;
+
+/**
+ * Version 10: the operator registry (OE-INV-025, src/gate/operators.ts): people with a tenant
+ * scope and the SHA-256 of their bearer token, shared by every gate on the database.
+ */
+const V_OPERATORS = `
+CREATE TABLE operators (
+  name text PRIMARY KEY,
+  tenants text NOT NULL,
+  token_sha256 text NOT NULL UNIQUE,
+  status text NOT NULL CHECK (status IN ('active', 'removed')),
+  created_at bigint NOT NULL,
+  rotated_at bigint,
+  removed_at bigint
+);
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
@@ -466,6 +564,8 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 6, name: 'approvals watched', sql: V_APPROVALS_WATCHED },
   { version: 7, name: 'approval flags before the ledger, rate-limit refusals once', sql: V_APPROVAL_FLAGS },
   { version: 8, name: 'console people, sessions, used sign-in challenges', sql: V_CONSOLE },
+  { version: 9, name: 'breaker window hits counted in buckets', sql: V_BREAKER_BUCKETS },
+  { version: 10, name: 'operators with tenant scopes and token hashes', sql: V_OPERATORS },
 ]);
 
 /** The newest schema version this build knows. */

@@ -5,9 +5,12 @@
  * trip and reserve one at a time and count the same calls and spend. WAL mode with
  * `synchronous=FULL`: a count or reservation is durable before it is answered.
  *
- * Keys are stored as their UTF-8 bytes; an open breaker's end `Infinity` is stored as NULL; each
- * admission prunes the hits that fell out of the window of the keys it touches, and a few hits
- * of any key older than two windows; every 1000 admissions a prune (`BreakerStore.prune`) runs
+ * Keys are stored as their UTF-8 bytes; an open breaker's end `Infinity` is stored as NULL. Window
+ * hits are counted in buckets (`bucketOf`, schema v3): an admission adds one to three bucket rows
+ * and sums at most 65 rows per key, whatever the load (a row per hit made each count read every
+ * hit of the window: the tenant's grows with the call rate). Each admission prunes the buckets
+ * that ended before the window of the keys it touches, and a few buckets of any key that ended
+ * two windows ago; every 1000 admissions a prune (`BreakerStore.prune`) runs
  * after the admission's turn, in transactions of at most 2000 rows. Any failure — the
  * file locked past the busy timeout, closed, malformed rows — rejects, and the Control Plane
  * denies (fail closed).
@@ -31,6 +34,7 @@ import type {
 import {
   assertBreakerName,
   assertInt,
+  bucketOf,
   keyBytes,
   resetKey,
   rowBreakerName,
@@ -56,8 +60,8 @@ export interface SqliteBreakerStoreOptions {
   readonly unit?: SqliteCommitUnit;
 }
 
-// breaker_hits: kind 0 the principal's window (sub empty), 1 the tenant's (sub empty), 2 the
-// principal's same-call window (sub = the call).
+// breaker_hits (v1–v2; breaker_buckets from v3): kind 0 the principal's window (sub empty), 1
+// the tenant's (sub empty), 2 the principal's same-call window (sub = the call).
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS breaker_totals (
   principal BLOB PRIMARY KEY NOT NULL,
@@ -85,17 +89,44 @@ CREATE TABLE IF NOT EXISTS breaker_spend (
 `;
 
 /**
- * Schema versions of the breaker state (store `breakers`; append-only): 1 is the pre-versioning
- * schema; 2 adds the indexes the prune deletes by (open breakers by end, spend by day), applied
- * in place to a file at version 1 when it opens.
+ * Window hits in buckets (`bucketOf`): `hits` in `[bucket, until)`, the latest at `last_at`. A
+ * count sums the buckets whose latest hit is inside the window; a prune deletes buckets that
+ * ended two windows ago. Each hit of v2 becomes a bucket of its own.
  */
-const MIGRATIONS: readonly SchemaMigration[] = [
+const BUCKETS = `
+CREATE TABLE breaker_buckets (
+  kind INTEGER NOT NULL CHECK (kind IN (0, 1, 2)),
+  key BLOB NOT NULL,
+  sub BLOB NOT NULL,
+  bucket INTEGER NOT NULL,
+  until INTEGER NOT NULL CHECK (until > bucket),
+  hits INTEGER NOT NULL CHECK (hits > 0),
+  last_at INTEGER NOT NULL,
+  PRIMARY KEY (kind, key, sub, bucket)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX breaker_buckets_until ON breaker_buckets (until);
+INSERT INTO breaker_buckets (kind, key, sub, bucket, until, hits, last_at)
+  SELECT kind, key, sub, at, at + 1, count(*), at FROM breaker_hits GROUP BY kind, key, sub, at;
+DROP TABLE breaker_hits;
+`;
+
+/**
+ * Schema versions of the breaker state (store `breakers`; append-only): 1 is the pre-versioning
+ * schema; 2 adds the indexes the prune deletes by (open breakers by end, spend by day); 3 counts
+ * window hits in buckets. Each is applied in place to an older file when it opens.
+ */
+export const BREAKER_SQLITE_MIGRATIONS: readonly SchemaMigration[] = [
   { version: 1, name: 'breaker totals, hits, open breakers, spend', up: SCHEMA },
   {
     version: 2,
     name: 'prune indexes: open breakers by end, spend by day',
     up: `CREATE INDEX IF NOT EXISTS breaker_open_until ON breaker_open (until) WHERE until IS NOT NULL;
 CREATE INDEX IF NOT EXISTS breaker_spend_day ON breaker_spend (day);`,
+  },
+  {
+    version: 3,
+    name: 'window hits counted in buckets',
+    up: BUCKETS,
   },
 ];
 
@@ -133,7 +164,7 @@ export function createSqliteBreakerStore(
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
     }
-    migrateSchema(db, 'breakers', MIGRATIONS);
+    migrateSchema(db, 'breakers', BREAKER_SQLITE_MIGRATIONS);
   } catch (err) {
     if (unit === undefined) db.close();
     throw err;
@@ -153,18 +184,21 @@ export function createSqliteBreakerStore(
      ON CONFLICT (principal) DO UPDATE SET total = total + 1 RETURNING total`,
   );
   const pruneWindows = db.prepare<{ p: Buffer; t: Buffer; cutoff: number }>(
-    `DELETE FROM breaker_hits WHERE at <= @cutoff AND (
+    `DELETE FROM breaker_buckets WHERE until <= @cutoff AND (
        (kind IN (0, 2) AND key = @p) OR (kind = 1 AND key = @t))`,
   );
-  // A few hits of any key older than two windows (keys never admitted again, e.g. ended sessions).
+  // A few buckets of any key that ended two windows ago (keys never admitted again, e.g. ended sessions).
   const sweep = db.prepare<[number]>(
-    'DELETE FROM breaker_hits WHERE rowid IN (SELECT rowid FROM breaker_hits WHERE at <= ? LIMIT 8)',
+    `DELETE FROM breaker_buckets WHERE (kind, key, sub, bucket) IN
+       (SELECT kind, key, sub, bucket FROM breaker_buckets WHERE until <= ? LIMIT 8)`,
   );
-  const hit = db.prepare<[number, Buffer, Buffer, number]>(
-    'INSERT INTO breaker_hits (kind, key, sub, at) VALUES (?, ?, ?, ?)',
+  const hit = db.prepare<[number, Buffer, Buffer, number, number, number]>(
+    `INSERT INTO breaker_buckets (kind, key, sub, bucket, until, hits, last_at) VALUES (?, ?, ?, ?, ?, 1, ?)
+     ON CONFLICT (kind, key, sub, bucket) DO UPDATE SET hits = hits + 1,
+       until = max(until, excluded.until), last_at = max(last_at, excluded.last_at)`,
   );
   const hits = db.prepare<[number, Buffer, Buffer, number], Row>(
-    'SELECT count(*) AS n FROM breaker_hits WHERE kind = ? AND key = ? AND sub = ? AND at > ?',
+    'SELECT sum(hits) AS n FROM breaker_buckets WHERE kind = ? AND key = ? AND sub = ? AND last_at > ?',
   );
   const trip = db.prepare<[Buffer, string, number | null]>(
     `INSERT INTO breaker_open (principal, breaker, until) VALUES (?, ?, ?)
@@ -183,7 +217,8 @@ export function createSqliteBreakerStore(
   // Prune batches, bound then batch size: each deletes at most one batch found through an index.
   const pruneSteps = [
     db.prepare<[number, number]>(
-      'DELETE FROM breaker_hits WHERE rowid IN (SELECT rowid FROM breaker_hits WHERE at <= ? ORDER BY at LIMIT ?)',
+      `DELETE FROM breaker_buckets WHERE (kind, key, sub, bucket) IN
+         (SELECT kind, key, sub, bucket FROM breaker_buckets WHERE until <= ? ORDER BY until LIMIT ?)`,
     ),
     db.prepare<[number, number]>(
       `DELETE FROM breaker_open WHERE principal IN (SELECT principal FROM breaker_open
@@ -197,10 +232,10 @@ export function createSqliteBreakerStore(
   const resetPrincipal = [
     db.prepare<[Buffer]>('DELETE FROM breaker_open WHERE principal = ?'),
     db.prepare<[Buffer]>('DELETE FROM breaker_totals WHERE principal = ?'),
-    db.prepare<[Buffer]>('DELETE FROM breaker_hits WHERE kind IN (0, 2) AND key = ?'),
+    db.prepare<[Buffer]>('DELETE FROM breaker_buckets WHERE kind IN (0, 2) AND key = ?'),
   ];
   const resetTenant = [
-    db.prepare<[Buffer]>('DELETE FROM breaker_hits WHERE kind = 1 AND key = ?'),
+    db.prepare<[Buffer]>('DELETE FROM breaker_buckets WHERE kind = 1 AND key = ?'),
     db.prepare<[Buffer]>('DELETE FROM breaker_spend WHERE tenant = ?'),
   ];
 
@@ -223,9 +258,10 @@ export function createSqliteBreakerStore(
     const cutoff = input.now - input.windowMs;
     pruneWindows.run({ p, t, cutoff });
     sweep.run(input.now - 2 * input.windowMs);
-    hit.run(0, p, EMPTY, input.now);
-    hit.run(1, t, EMPTY, input.now);
-    hit.run(2, p, c, input.now);
+    const b = bucketOf(input.now, input.windowMs);
+    hit.run(0, p, EMPTY, b.start, b.end, input.now);
+    hit.run(1, t, EMPTY, b.start, b.end, input.now);
+    hit.run(2, p, c, b.start, b.end, input.now);
     return {
       open: null,
       total,
