@@ -11,11 +11,18 @@ import { diffBundles, formatBundleDiff, parseBundleDocument } from '../policy/in
 import type { PolicyBundleDocument } from '../policy/index.js';
 import { buildEvidenceView } from '../gate/index.js';
 import type { GateLedger, GateStateStore, OperatorActions, OperatorAnswer } from '../gate/index.js';
-import { createConsoleEndpoint, createConsoleService, createOperatorConsole } from '../console/index.js';
+import {
+  consoleOrigins,
+  createConsoleEndpoint,
+  createConsoleService,
+  createOidcRelyingParty,
+  createOperatorConsole,
+} from '../console/index.js';
 import type {
   ConsoleEndpoint,
   ConsoleService,
   ConsoleStore,
+  OidcConfig,
   OperatorConsole,
   OperatorPolicyPages,
 } from '../console/index.js';
@@ -28,6 +35,7 @@ import type { LedgerPort } from './ports.js';
 export interface EmbeddedConsole {
   readonly service: ConsoleService;
   readonly store: ConsoleStore;
+  readonly oidc?: OidcConfig;
 }
 
 /** The console's service over `store`, the storage backend's (closed with it). */
@@ -37,16 +45,28 @@ export function openConsole(deps: {
   readonly ledgerPort: LedgerPort;
   readonly state: Pick<GateStateStore, 'lookup'>;
   readonly clock: Clock;
+  /** `failclosed.json` `console.oidc`: absent, the console signs in locally only. */
+  readonly oidc?: OidcConfig;
 }): EmbeddedConsole {
   const { store } = deps;
+  const oidc =
+    deps.oidc === undefined
+      ? undefined
+      : createOidcRelyingParty({
+          config: deps.oidc,
+          now: deps.clock,
+          // A sign-in's state is used once, as a sign-in challenge is (the same store, every gate).
+          useState: (id, expiresAt, atMs) => store.useChallenge(id, expiresAt, atMs),
+        });
   const service = createConsoleService({
     store,
     approvals: deps.approvals,
     append: (entry) => deps.ledgerPort.append(entry),
     isClient: async (name) => (await deps.state.lookup(name)) !== undefined,
     now: deps.clock,
+    ...(oidc === undefined ? {} : { oidc }),
   });
-  return { service, store };
+  return { service, store, ...(deps.oidc === undefined ? {} : { oidc: deps.oidc }) };
 }
 
 function denied(d: Deny): OperatorAnswer {
@@ -79,7 +99,13 @@ export function withConsoleActions(
         const refused = await scope.guard(action, who, requestedTenants(o['tenants']));
         if (refused !== undefined) return refused;
         const r = await console.invite(
-          { name: o['name'], roles: o['roles'], tenants: o['tenants'], ttl_sec: o['ttl_sec'] },
+          {
+            name: o['name'],
+            roles: o['roles'],
+            tenants: o['tenants'],
+            ttl_sec: o['ttl_sec'],
+            ...(o['oidc_subject'] === undefined ? {} : { oidc_subject: o['oidc_subject'] }),
+          },
           operatorActor(who),
         );
         if (isDeny(r)) return denied(r);
@@ -91,6 +117,7 @@ export function withConsoleActions(
             code: r.code,
             expires_at: new Date(r.expires_at).toISOString(),
             console_path: '/console/',
+            ...(o['oidc_subject'] === undefined ? {} : { oidc_subject: o['oidc_subject'] }),
           },
         };
       }
@@ -274,9 +301,17 @@ export function consoleEndpointFor(
     readonly operator?: OperatorConsole;
     /** Stored bundles: a policy activation in the inbox shows its diff. */
     readonly bundles?: BundleStore;
+    readonly oidc?: OidcConfig;
   },
   url: string,
 ): ConsoleEndpoint {
+  // The issuer sends the browser back to the redirect URI: it must be this console, or the
+  // sign-in would complete elsewhere. Checked when the listener is up; the gate does not start.
+  const redirect = deps.oidc?.redirect_uri;
+  if (redirect !== undefined && !consoleOrigins(url).some((o) => redirect === `${o}/console/`))
+    throw new TypeError(
+      `failclosed.json: console.oidc.redirect_uri must be this console’s URL (${new URL(url).origin}/console/)`,
+    );
   return createConsoleEndpoint({
     url,
     ...(deps.operator === undefined ? {} : { operator: deps.operator }),

@@ -374,6 +374,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ledgerPort,
     state,
     clock,
+    ...(config.console?.oidc === undefined ? {} : { oidc: config.console.oidc }),
   });
   const issuerKey = readSigningKey(p.issuerKey);
   const controlPlane = createControlPlane({

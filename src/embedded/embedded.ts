@@ -211,6 +211,7 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
               approvals: core.approvals.service,
               clock: core.clock,
             }),
+            ...(core.console.oidc === undefined ? {} : { oidc: core.console.oidc }),
           },
           url,
         ),

@@ -86,6 +86,16 @@ export const DENIAL_CODES = {
     meaning:
       "the operator's tenant scope does not cover the action: another tenant's, or a global one (kill switch, issuer keys, policy, operators, export)",
   },
+  ERR_OIDC_INVALID: {
+    status: 401,
+    meaning:
+      'a console OIDC sign-in is refused: state, issuer or nonce not those of this sign-in, the code refused by the issuer (replayed, wrong PKCE verifier), or the ID token does not verify (signature, issuer, audience, azp, expiry)',
+  },
+  ERR_OIDC_UNAVAILABLE: {
+    status: 503,
+    meaning:
+      'the identity provider of a console OIDC sign-in did not answer (discovery, token endpoint or JWKS)',
+  },
   ERR_TOKEN_INVALID: {
     status: 401,
     meaning:

@@ -235,9 +235,10 @@ export const PAYLOAD_ALLOWLIST = {
     'tenants',
   ],
   // Console enrolment (docs/console.md): an invitation (never its code) and a device key awaiting
-  // the operator's confirmation, which is the `admin.client_registered` of that key.
-  'admin.approver_invited': ['client', 'roles', 'tenants', 'expires_at'],
-  'admin.approver_enrolled': ['client', 'kid', 'public_jwk', 'key_use'],
+  // the operator's confirmation, which is the `admin.client_registered` of that key. `oidc`: the
+  // `{issuer, subject}` an invitation is bound to, proven before the enrolment.
+  'admin.approver_invited': ['client', 'roles', 'tenants', 'expires_at', 'oidc'],
+  'admin.approver_enrolled': ['client', 'kid', 'public_jwk', 'key_use', 'oidc'],
   'admin.breaker_reset': ['breaker', 'scope', 'client', 'session', 'reason'],
   // The operator registry (OE-INV-025): `change` added | rotated | removed, never a token or its hash.
   'admin.operator': ['operator', 'change', 'tenants', 'reason'],

@@ -157,6 +157,7 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
       ['breakers', 2],
       ['breakers', 3],
       ['console', 1],
+      ['console', 2],
       ['envelope_nonces', 1],
       ['gate_state', 1],
       ['governance', 1],
