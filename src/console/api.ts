@@ -11,6 +11,7 @@ import { approverCovers, pendingView } from '../control-plane/index.js';
 import type { ApprovalApi, ApprovalService, PendingRecord } from '../control-plane/index.js';
 import { awaitsOidc, keySignedIn } from './service.js';
 import type { ConsoleService, SignedIn } from './service.js';
+import type { OperatorConsole } from './operator-api.js';
 
 /** What the API needs. */
 export interface ApiDeps {
@@ -23,6 +24,13 @@ export interface ApiDeps {
   readonly evidenceOf?: (requestId: string) => Promise<JsonValue | null>;
   /** Ledgers that `reader` read the evidence of `requestId` (`audit.read`); false when not confirmed. */
   readonly recordRead?: (reader: string, requestId: string) => Promise<boolean>;
+  /** The operator pages (`operator/…` routes, operator-api.ts); absent: none. */
+  readonly operator?: OperatorConsole;
+  /**
+   * What activating the stored bundle `hash` changes against the active one (`diffBundles`, as
+   * `policy diff` shows it), for a policy activation in the inbox; null when it cannot be said.
+   */
+  readonly policyDiff?: (hash: string) => Promise<JsonObject | null>;
   readonly now: Clock;
 }
 
@@ -34,6 +42,8 @@ export interface ApiAnswer {
   readonly status: number;
   readonly body: JsonValue;
   readonly cookie?: string;
+  /** A file the browser downloads (an export), streamed as NDJSON lines instead of `body`. */
+  readonly download?: { readonly filename: string; readonly lines: AsyncIterable<string> };
   readonly pending?: string;
 }
 
@@ -92,7 +102,12 @@ async function inbox(deps: ApiDeps, who: SignedIn): Promise<ApiAnswer | Deny> {
     await deps.approvals.recordView(p.decision_id, who.approver.name, deps.now()).catch(() => false);
     const view = await pendingView(deps.approvals, p, false);
     const why = (await deps.decisionOf?.(p.request_id, p.decision_id)) ?? null;
-    items.push({ ...view, votes: await votesOf(deps, p.decision_id), escalation: why });
+    // A policy activation shows what it changes, not only two hashes.
+    const change =
+      p.kind === 'policy_activation' && p.policy_bundle !== null
+        ? { policy_diff: (await deps.policyDiff?.(p.policy_bundle)) ?? null }
+        : {};
+    items.push({ ...view, votes: await votesOf(deps, p.decision_id), escalation: why, ...change });
   }
   return ok({ now: new Date(deps.now()).toISOString(), approvals: items });
 }
@@ -155,8 +170,14 @@ export async function routeApi(
     return isDeny(r) ? r : ok({ outcome: 'ok', method: 'key' }, r.id);
   }
   if (method === 'POST' && route === 'sign-out') {
+    deps.operator?.signOut(cookie ?? '');
     if (cookie !== undefined) await c.signOut(cookie);
     return ok({ outcome: 'ok' }, '');
+  }
+  // Operator sessions and approver sessions never stand in for each other (operator-api.ts).
+  if (route.startsWith('operator/')) {
+    if (deps.operator === undefined) return { status: 404, body: { error: 'not_found' } };
+    return deps.operator.route(method, route.slice('operator/'.length), body, cookie);
   }
   const who = await c.authenticate(cookie);
   if (isDeny(who)) return who;

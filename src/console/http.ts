@@ -80,6 +80,41 @@ function send(
   res.end(text);
 }
 
+/**
+ * Streams a download (an audit-bundle export) with backpressure, as the Gate's export does: a
+ * failure mid-stream destroys the response, so the receiver sees a cut body, never a clean end.
+ */
+async function sendDownload(
+  res: ServerResponse,
+  lines: AsyncIterable<string>,
+  filename: string,
+): Promise<void> {
+  res.writeHead(200, {
+    ...CONSOLE_HEADERS,
+    'content-type': 'application/x-ndjson; charset=utf-8',
+    'content-disposition': `attachment; filename="${filename.replace(/[^A-Za-z0-9._-]/g, '_')}"`,
+    'cache-control': 'no-store',
+  });
+  try {
+    for await (const l of lines) {
+      if (res.destroyed) return;
+      if (!res.write(l))
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            res.off('drain', done);
+            res.off('close', done);
+            resolve();
+          };
+          res.once('drain', done);
+          res.once('close', done);
+        });
+    }
+    res.end();
+  } catch {
+    res.destroy();
+  }
+}
+
 function refuse(res: ServerResponse, d: Deny): void {
   send(res, statusOf(d.code), { outcome: 'deny', code: d.code, reason: d.reason });
 }
@@ -250,6 +285,8 @@ export function createConsoleEndpoint(
       pending: cookieOf(req, OIDC_PENDING_COOKIE),
     });
     if (isDeny(a)) return refuse(res, a);
+    if (a.download !== undefined && a.status === 200)
+      return sendDownload(res, a.download.lines, a.download.filename);
     const cookies: string[] = [];
     const attrs = 'Path=/; HttpOnly; Secure; SameSite=Strict';
     if (a.cookie !== undefined)

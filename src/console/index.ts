@@ -39,3 +39,12 @@ export type { ConsoleActor, ConsoleService, ConsoleServiceDeps, ConsoleTimes, Si
 export { createSqliteConsoleStore } from './sqlite-store.js';
 export { parsePersonRow, parseSessionRow } from './rows.js';
 export type { ConsoleSession, ConsoleStore, InvitedPerson, SessionMethod } from './store.js';
+export { createOperatorConsole } from './operator-api.js';
+export type {
+  IncidentState,
+  OperatorActionAnswer,
+  OperatorConsole,
+  OperatorConsoleDeps,
+  OperatorIdentity,
+  OperatorPolicyPages,
+} from './operator-api.js';

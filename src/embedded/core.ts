@@ -44,6 +44,7 @@ import type {
   GateStateStore,
   GateTimeouts,
   LedgerEntryView,
+  OperatorActions,
 } from '../gate/index.js';
 import { dataPaths, operatorTokenSha256, readConfig, readSigningKey, writeSecret } from './data-dir.js';
 import type { EmbeddedConfig } from './data-dir.js';
@@ -100,6 +101,8 @@ export interface Core {
   readonly nonces: NonceStore;
   readonly sandbox: Sandbox;
   readonly gate: Gate;
+  /** The operator actions (`POST /v1/admin/{action}`), for the console's operator pages too. */
+  readonly operator: OperatorActions;
   /** Human approvals, break-glass and reviews (OE-INV-019/020, L7). */
   readonly approvals: EmbeddedApprovals;
   /** The browser console's people and sessions (docs/console.md). */
@@ -468,6 +471,34 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     token_sha256: operatorTokenSha256(dir),
     created_at: clock(),
   });
+  // The operator actions: behind operator tokens at the Gate, and the console's operator pages.
+  const operator = withConsoleActions(
+    createOperatorActions({
+      clock,
+      ledger,
+      ledgerPort,
+      state,
+      controlPlane: keyChangesFollowed(controlPlane, follower),
+      bundles,
+      approvals: approvals.service,
+      executor: {
+        audience: config.audience,
+        clockToleranceSec: config.clock_tolerance_sec,
+        maxLifetimeSec: config.max_envelope_lifetime_sec,
+      },
+      issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
+      openReader: () => backend.openLedgerReader(),
+      operators: backend.operators,
+    }),
+    consoleState.service,
+    {
+      guard: createScopeGuard({ clock, ledgerPort }),
+      invitedTenants: async (name) => {
+        const t = (await consoleState.store.person(name))?.tenants;
+        return t === undefined || t === '*' ? t : [...t];
+      },
+    },
+  );
   const gate = createGate({
     clock,
     clients: state,
@@ -484,33 +515,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ...(options.deadlines?.gate === undefined ? {} : { timeouts: options.deadlines.gate }),
     operatorTokenSha256: operatorTokenSha256(dir),
     operators: backend.operators,
-    operator: withConsoleActions(
-      createOperatorActions({
-        clock,
-        ledger,
-        ledgerPort,
-        state,
-        controlPlane: keyChangesFollowed(controlPlane, follower),
-        bundles,
-        approvals: approvals.service,
-        executor: {
-          audience: config.audience,
-          clockToleranceSec: config.clock_tolerance_sec,
-          maxLifetimeSec: config.max_envelope_lifetime_sec,
-        },
-        issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
-        openReader: () => backend.openLedgerReader(),
-        operators: backend.operators,
-      }),
-      consoleState.service,
-      {
-        guard: createScopeGuard({ clock, ledgerPort }),
-        invitedTenants: async (name) => {
-          const t = (await consoleState.store.person(name))?.tenants;
-          return t === undefined || t === '*' ? t : [...t];
-        },
-      },
-    ),
+    operator,
     approvals: approvals.api,
     trustRoots: () =>
       buildTrustRoots({
@@ -594,6 +599,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     nonces,
     sandbox,
     gate,
+    operator,
     approvals,
     console: consoleState,
     ...(notifications === undefined ? {} : { notifications }),

@@ -43,5 +43,13 @@ export { approvalConfigPath, openApprovals } from './approvals.js';
 export { notificationsPath, openNotifications } from './notifications.js';
 export type { EmbeddedNotifications } from './notifications.js';
 export type { EmbeddedApprovals } from './approvals.js';
-export { consoleEndpointFor, decisionReader, openConsole, withConsoleActions } from './console.js';
+export {
+  registryOperator,
+  consoleEndpointFor,
+  decisionReader,
+  openConsole,
+  operatorConsoleFor,
+  policyPagesFor,
+  withConsoleActions,
+} from './console.js';
 export type { EmbeddedConsole } from './console.js';

@@ -106,6 +106,11 @@ export const DENIAL_CODES = {
     meaning:
       'the MCP request names a Host or Origin outside the allowlist (DNS-rebinding protection), or a console request a foreign Host, or a console change is not same-origin (CSRF)',
   },
+  ERR_OPERATOR_SCOPE: {
+    status: 403,
+    meaning:
+      'the signed-in operator is not scoped to the tenant, or the action is for operators of every tenant',
+  },
   ERR_OVERLOADED: {
     status: 503,
     meaning: 'the Gate is at its concurrency limit and shed the call before doing any work',

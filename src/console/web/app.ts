@@ -310,6 +310,24 @@ function votesOf(item: Obj): HTMLElement {
   );
 }
 
+/** What a policy activation changes against the active bundle (`policy diff`, computed by the gate). */
+function policyDiffOf(item: Obj): HTMLElement | null {
+  if (item['kind'] !== 'policy_activation') return null;
+  const d = obj(item['policy_diff']);
+  if (Object.keys(d).length === 0)
+    return el(
+      'p',
+      { className: 'warn', id: 'policy-diff-missing' },
+      'What this activation changes could not be computed: do not approve blind.',
+    );
+  return el(
+    'div',
+    { className: 'policy-diff' },
+    el('h4', {}, 'What this activation changes (against the active bundle)'),
+    el('pre', { className: 'diff' }, text(d['text'])),
+  );
+}
+
 function card(item: Obj): HTMLElement {
   const id = str(item['decision_id']);
   const evidenceButton = el('button', { className: 'evidence secondary', type: 'button' }, 'Evidence');
@@ -337,6 +355,7 @@ function card(item: Obj): HTMLElement {
       field('Decision', id),
     ),
     previewOf(obj(item['preview'])),
+    policyDiffOf(item),
     escalationOf(item),
     el('h4', {}, 'Parameters (redacted)'),
     el('pre', { className: 'params' }, text(item['params'])),
