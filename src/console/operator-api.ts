@@ -97,7 +97,7 @@ const MAX_SESSIONS = 1_000;
 const ok = (body: JsonObject, cookie?: string): ApiAnswer =>
   cookie === undefined ? { status: 200, body } : { status: 200, body, cookie };
 
-const scope = (reason: string): Deny => deny('ERR_OPERATOR_SCOPE', reason);
+const scope = (reason: string): Deny => deny('ERR_FORBIDDEN', reason);
 
 /** True when `typed` is exactly `expected` (the confirmation step), compared in constant time. */
 function confirmed(typed: JsonValue | undefined, expected: string): boolean {

@@ -84,7 +84,7 @@ export const DENIAL_CODES = {
   ERR_FORBIDDEN: {
     status: 403,
     meaning:
-      "the operator's tenant scope does not cover the action: another tenant's, or a global one (kill switch, issuer keys, policy, operators, export)",
+      "the operator's tenant scope does not cover the action: another tenant's, or a global one (kill switch, issuer keys, policy, operators, export); in the console, also a page or list outside the signed-in operator's tenants",
   },
   ERR_OIDC_INVALID: {
     status: 401,
@@ -105,11 +105,6 @@ export const DENIAL_CODES = {
     status: 403,
     meaning:
       'the MCP request names a Host or Origin outside the allowlist (DNS-rebinding protection), or a console request a foreign Host, or a console change is not same-origin (CSRF)',
-  },
-  ERR_OPERATOR_SCOPE: {
-    status: 403,
-    meaning:
-      'the signed-in operator is not scoped to the tenant, or the action is for operators of every tenant',
   },
   ERR_OVERLOADED: {
     status: 503,

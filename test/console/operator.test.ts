@@ -257,13 +257,13 @@ describe('console operator pages', { timeout: 180_000 }, () => {
     const as = (route: string, body: Record<string, string | boolean>) =>
       scoped.route('POST', route, body, signedIn.cookie);
     expect(await as('incident/kill-switch', { on: true, confirm: 'engage' })).toMatchObject({
-      code: 'ERR_OPERATOR_SCOPE',
+      code: 'ERR_FORBIDDEN',
     });
     expect(await as('incident/lockdown', { tenant: 'other', on: true, confirm: 'other' })).toMatchObject({
-      code: 'ERR_OPERATOR_SCOPE',
+      code: 'ERR_FORBIDDEN',
     });
     expect(await as('incident/quarantine', { session: 's1', on: true, confirm: 's1' })).toMatchObject({
-      code: 'ERR_OPERATOR_SCOPE',
+      code: 'ERR_FORBIDDEN',
     });
     expect(await as('incident/lockdown', { tenant: 'acme', on: true, confirm: 'acme' })).toMatchObject({
       status: 200,
@@ -287,7 +287,7 @@ describe('console operator pages', { timeout: 180_000 }, () => {
       code: 'ERR_CLIENT_UNKNOWN',
     });
     expect(await scoped.route('GET', 'policy', {}, signedIn.cookie)).toMatchObject({
-      code: 'ERR_OPERATOR_SCOPE',
+      code: 'ERR_FORBIDDEN',
     });
     // Its session ends after 15 minutes unused (the injected clock).
     rig.advance(15 * 60_000);
