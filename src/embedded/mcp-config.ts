@@ -25,6 +25,8 @@ export interface McpConfig {
     readonly tenant_claim?: string;
     /** Default `"roles"`. */
     readonly roles_claim?: string;
+    /** Claim naming the human owner of the agent (approvals); no default: without it, no owner. */
+    readonly owner_claim?: string;
   };
 }
 
@@ -79,7 +81,7 @@ export function parseMcpConfig(v: unknown): McpConfig {
   if (v.oauth !== undefined) {
     const o = v.oauth;
     if (!isObject(o)) throw bad('oauth must be an object');
-    onlyKeys(o, ['issuer', 'jwks_uri', 'algorithms', 'tenant_claim', 'roles_claim'], 'oauth.');
+    onlyKeys(o, ['issuer', 'jwks_uri', 'algorithms', 'tenant_claim', 'roles_claim', 'owner_claim'], 'oauth.');
     if (typeof o.issuer !== 'string' || o.issuer.length === 0 || o.issuer.length > 512)
       throw bad('oauth.issuer must be a non-empty string');
     const oauth: Record<string, unknown> = {
@@ -93,7 +95,7 @@ export function parseMcpConfig(v: unknown): McpConfig {
           throw bad(`oauth.algorithms: ${a} is not an accepted asymmetric algorithm`);
       oauth.algorithms = algs;
     }
-    for (const k of ['tenant_claim', 'roles_claim'] as const)
+    for (const k of ['tenant_claim', 'roles_claim', 'owner_claim'] as const)
       if (o[k] !== undefined) {
         if (typeof o[k] !== 'string' || !CLAIM.test(o[k])) throw bad(`oauth.${k} must be a claim name`);
         oauth[k] = o[k];
@@ -126,6 +128,7 @@ export function resolveMcpSettings(
           algorithms: c.algorithms ?? ['RS256'],
           tenant_claim: c.tenant_claim ?? 'tenant',
           roles_claim: c.roles_claim ?? 'roles',
+          ...(c.owner_claim === undefined ? {} : { owner_claim: c.owner_claim }),
         };
   return {
     settings: {

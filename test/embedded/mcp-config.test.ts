@@ -15,7 +15,13 @@ describe('failclosed.json mcp', () => {
       resource: 'https://gate.example/mcp',
       allowed_hosts: ['gate.example'],
       allowed_origins: ['https://app.example'],
-      oauth: { ...oauth, algorithms: ['ES256'], tenant_claim: 'org', roles_claim: 'groups' },
+      oauth: {
+        ...oauth,
+        algorithms: ['ES256'],
+        tenant_claim: 'org',
+        roles_claim: 'groups',
+        owner_claim: 'owner',
+      },
     };
     expect(parseMcpConfig(full)).toEqual(full);
     const text = JSON.stringify({ ...defaultConfig(), mcp: full });
@@ -32,6 +38,7 @@ describe('failclosed.json mcp', () => {
     ['a resource with a fragment', { resource: 'https://gate.example/mcp#x' }],
     ['an empty host list', { allowed_hosts: [] }],
     ['an origin with a path', { allowed_origins: ['https://app.example/x'] }],
+    ['a malformed owner claim name', { oauth: { ...oauth, owner_claim: 'has space' } }],
     ['not an object', 'mcp'],
   ])('refuses %s', (_name, value) => {
     expect(() => parseMcpConfig(value)).toThrow(TypeError);
@@ -53,6 +60,11 @@ describe('failclosed.json mcp', () => {
       tenant_claim: 'tenant',
       roles_claim: 'roles',
     });
+    // No owner claim unless configured: an OAuth principal then has no owner (nobody may approve).
+    expect(withIssuer.oauth).not.toHaveProperty('owner_claim');
+    expect(
+      resolveMcpSettings({ oauth: { ...oauth, owner_claim: 'owner' } }, 'http://127.0.0.1:7070').oauth,
+    ).toMatchObject({ owner_claim: 'owner' });
     expect(withIssuer.settings.authorizationServers).toEqual([oauth.issuer]);
   });
 });
