@@ -91,6 +91,11 @@ export const DENIAL_CODES = {
     meaning:
       'the MCP request names a Host or Origin outside the allowlist (DNS-rebinding protection), or a console request a foreign Host, or a console change is not same-origin (CSRF)',
   },
+  ERR_MCP_NOT_OFFERED: {
+    status: 403,
+    meaning:
+      'the MCP method is not under policy and not offered (resources/*, prompts/*, completion/complete): refused and recorded',
+  },
   ERR_OVERLOADED: {
     status: 503,
     meaning: 'the Gate is at its concurrency limit and shed the call before doing any work',

@@ -15,6 +15,7 @@ describe('failclosed.json mcp', () => {
       resource: 'https://gate.example/mcp',
       allowed_hosts: ['gate.example'],
       allowed_origins: ['https://app.example'],
+      approval_wait_ms: 30_000,
       oauth: {
         ...oauth,
         algorithms: ['ES256'],
@@ -38,6 +39,9 @@ describe('failclosed.json mcp', () => {
     ['a resource with a fragment', { resource: 'https://gate.example/mcp#x' }],
     ['an empty host list', { allowed_hosts: [] }],
     ['an origin with a path', { allowed_origins: ['https://app.example/x'] }],
+    ['a negative approval wait', { approval_wait_ms: -1 }],
+    ['an approval wait past the longest', { approval_wait_ms: 120_001 }],
+    ['a fractional approval wait', { approval_wait_ms: 1.5 }],
     ['a malformed owner claim name', { oauth: { ...oauth, owner_claim: 'has space' } }],
     ['not an object', 'mcp'],
   ])('refuses %s', (_name, value) => {
@@ -51,8 +55,13 @@ describe('failclosed.json mcp', () => {
       allowedHosts: ['127.0.0.1:7070', 'localhost:7070'],
       allowedOrigins: ['http://127.0.0.1:7070', 'http://localhost:7070'],
       authorizationServers: [],
+      // A call answers pending at once unless configured to wait.
+      approvalWaitMs: 0,
     });
     expect(issuer).toBeUndefined();
+    expect(
+      resolveMcpSettings({ approval_wait_ms: 500 }, 'http://127.0.0.1:7070').settings.approvalWaitMs,
+    ).toBe(500);
     const withIssuer = resolveMcpSettings({ oauth }, 'http://127.0.0.1:7070');
     expect(withIssuer.oauth).toEqual({
       ...oauth,
