@@ -17,4 +17,5 @@ execFileSync(
   },
 );
 mkdirSync(out, { recursive: true });
-for (const name of ['index.html', 'console.css']) copyFileSync(join(src, name), join(out, name));
+for (const name of ['index.html', 'operator.html', 'console.css'])
+  copyFileSync(join(src, name), join(out, name));

@@ -1,10 +1,12 @@
 // @ts-check
 // Screenshots of the console for docs/ (docs/console.md): an embedded gate in a temporary data
 // directory, two approvers enrolled in their own browser profiles, a tainted session's transfer
-// waiting for them, then the inbox, the approval dialog and the evidence page once it ran. Run
-// after `npm run build`:
+// waiting for them, then the inbox, the approval dialog and the evidence page once it ran; a
+// policy activation waiting for approval with its diff; and the operator's pages (incident
+// controls and their confirmation, ledger, policy bundles, clients and approvers, break-glass).
+// Run after `npm run build`:
 //   node scripts/console-screenshots.mjs
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +23,10 @@ import {
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = mkdtempSync(join(tmpdir(), 'fc-console-shots-'));
 await initDataDir(dir);
+writeFileSync(
+  join(dir, 'approvals.json'),
+  JSON.stringify({ policy_activation: { approvals: 1, roles: [] } }),
+);
 const gate = await startEmbedded(dir, { port: 0, executionPort: 0 });
 const auth = `Bearer ${readOperatorToken(dir)}`;
 const browser = await chromium.launch({
@@ -37,11 +43,11 @@ const browser = await chromium.launch({
   ],
 });
 try {
-  /** @param {string} name */
-  const enrol = async (name) => {
+  /** @param {string} name @param {string[] | '*'} tenants */
+  const enrol = async (name, tenants = ['acme']) => {
     const invited = await gate.core.gate.admin(
       'approvers-invite',
-      { name, roles: ['treasury'], tenants: ['acme'] },
+      { name, roles: ['treasury'], tenants },
       auth,
     );
     const code = /** @type {{code: string}} */ (invited.body).code;
@@ -108,6 +114,69 @@ try {
   await bob.click('#evidence-open');
   await bob.waitForSelector('#evidence');
   await bob.screenshot({ path: join(root, 'docs', 'console-evidence.png') });
+
+  // A policy activation waiting for approval: the approver sees what it changes.
+  const active = gate.core.bundles.active();
+  if (!('bundle' in active)) throw new Error('no active bundle');
+  const doc = active.bundle.document;
+  const next = {
+    ...doc,
+    policies: {
+      ...doc.policies,
+      'no-deletes-on-fridays':
+        '@reason("no record deletions during the freeze")\nforbid (principal, action == Action::"delete_records", resource);\n',
+    },
+  };
+  const asked = await gate.core.gate.admin(
+    'policy-activate',
+    { bundle: JSON.stringify(next), reason: 'freeze' },
+    auth,
+  );
+  const activation = /** @type {{decision_id?: string}} */ (asked.body).decision_id;
+  if (activation === undefined) throw new Error(JSON.stringify(asked.body));
+  const carol = await enrol('carol', '*');
+  await carol.click('#refresh');
+  const item = carol.locator(`article.approval[data-decision-id="${activation}"]`);
+  await item.locator('.policy-diff').waitFor();
+  await item.screenshot({ path: join(root, 'docs', 'console-policy-activation.png') });
+
+  // The operator's pages.
+  const opContext = await browser.newContext({
+    viewport: { width: 1100, height: 900 },
+    deviceScaleFactor: 1,
+  });
+  const op = await opContext.newPage();
+  await op.goto(`${gate.url}/console/operator.html`);
+  await op.fill('#operator-token', readOperatorToken(dir));
+  await op.click('#operator-sign-in-submit');
+  await op.waitForSelector('#incident');
+  await op.fill('#quarantine-target', 'sess-42');
+  await op.click('#quarantine-on');
+  await op.fill('#confirm-text', 'sess-42');
+  await op.fill('#confirm-reason', 'read untrusted mail, then asked for a transfer');
+  await op.click('#confirm-submit');
+  await op.locator('ul.quarantined-sessions').waitFor();
+  await op.fill('#lockdown-target', 'acme');
+  await op.click('#lockdown-on');
+  await op.fill('#confirm-text', 'acme');
+  await op.fill('#confirm-reason', 'incident 7: suspected key leak');
+  await op.screenshot({ path: join(root, 'docs', 'console-operator-confirm.png') });
+  await op.click('#confirm-cancel');
+  await op.screenshot({ path: join(root, 'docs', 'console-operator-incident.png'), fullPage: true });
+  await op.click('#nav-ledger');
+  await op.waitForSelector('#checkpoint');
+  await op.screenshot({ path: join(root, 'docs', 'console-operator-ledger.png'), fullPage: true });
+  await op.click('#nav-policy');
+  await op.waitForSelector('#policy');
+  await op.locator('button.pending-diff').first().click();
+  await op.locator('#policy-diff').waitFor();
+  await op.screenshot({ path: join(root, 'docs', 'console-operator-policy.png'), fullPage: true });
+  await op.click('#nav-people');
+  await op.waitForSelector('#people');
+  await op.screenshot({ path: join(root, 'docs', 'console-operator-people.png'), fullPage: true });
+  await op.click('#nav-break-glass');
+  await op.waitForSelector('#break-glass');
+  await op.screenshot({ path: join(root, 'docs', 'console-operator-break-glass.png'), fullPage: true });
 } finally {
   await browser.close();
   await gate.close();

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createApproverClient } from '../client/index.js';
 import type { ApproverAnswer } from '../client/index.js';
 import { connect, operatorAction } from '../embedded/index.js';
-import type { Connection } from '../embedded/index.js';
+import type { ConnectOptions, Connection } from '../embedded/index.js';
 import { parseJson } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import { exportSigningKeyJwk, generateSigningKey } from '../kernel/signing/index.js';
@@ -40,7 +40,7 @@ export const APPROVAL_USAGE = `  approvers keygen NAME [--out FILE]          (ru
                                               0600); prints the public JWK to give the operator
   approvers add NAME --role ROLE[,ROLE] --tenant T [--tenant T]... | --all-tenants --public-key FILE|-
                                               register an approver's public key, scoped to tenants
-  approvers invite NAME --role ROLE[,ROLE] --tenant T [--tenant T]... | --all-tenants [--ttl SEC]
+  approvers invite NAME --role ROLE[,ROLE] --tenant T [--tenant T]... | --all-tenants [--ttl SEC] [--oidc-subject SUB]
                                               a one-time code to enrol a device key in the console
                                               (/console/); only its hash is kept; expires (24 h)
   approvers confirm NAME --kid KID            after comparing the fingerprint with the person: the
@@ -61,6 +61,7 @@ export const APPROVAL_OPTIONS = {
   reason: { type: 'string' },
   'reason-category': { type: 'string' },
   ttl: { type: 'string' },
+  'oidc-subject': { type: 'string' },
   notes: { type: 'string' },
   tool: { type: 'string' },
   key: { type: 'string' },
@@ -188,13 +189,14 @@ async function invite(
     roles: [...roles],
     tenants: tenants === '*' ? '*' : [...tenants],
     ...(typeof ttl === 'string' ? { ttl_sec: Number(ttl) } : {}),
+    ...(typeof v['oidc-subject'] === 'string' ? { oidc_subject: v['oidc-subject'] } : {}),
   });
   if (a.status !== 201) return print(io, a);
   const b = a.body as JsonObject;
   io.out(
     `${JSON.stringify({ ...b, console_url: `${conn.url}/console/` }, null, 2)}\n` +
       `Give ${name} the code (once, over a channel you trust) and the console URL. ${name} signs in\n` +
-      `with it, and the browser makes a device key and shows its fingerprint (kid). Compare it with\n` +
+      `with it${typeof v['oidc-subject'] === 'string' ? ' and then with the identity provider as that subject' : ''}, and the browser makes a device key and shows its fingerprint (kid). Compare it with\n` +
       `${name} out of band, then: failclosed approvers confirm ${name} --kid KID\n`,
   );
   return 0;
@@ -230,7 +232,7 @@ async function run(
         return print(io, await operatorAction(conn, 'approvers-confirm', { name: id, kid: need(v, 'kid') }));
       if ((sub !== 'add' && sub !== 'invite') || id === undefined)
         throw new Usage(
-          'approvers keygen NAME | approvers add NAME --role ROLE --tenant T|--all-tenants --public-key FILE | approvers invite NAME --role ROLE --tenant T|--all-tenants [--ttl SEC] | approvers confirm NAME --kid KID | approvers remove NAME | approvers list',
+          'approvers keygen NAME | approvers add NAME --role ROLE --tenant T|--all-tenants --public-key FILE | approvers invite NAME --role ROLE --tenant T|--all-tenants [--ttl SEC] [--oidc-subject SUB] | approvers confirm NAME --kid KID | approvers remove NAME | approvers list',
         );
       const roles = list(v, 'role');
       if (roles.length === 0) throw new Usage('--role is required');
@@ -307,6 +309,8 @@ export async function runApprovalCommand(
   dir: string,
   positionals: readonly string[],
   values: ApprovalCliOptions,
+  /** The operator the command connects as (`--operator`), read only once a gate is needed. */
+  connectAs?: () => ConnectOptions,
 ): Promise<number> {
   let conn: Connection | undefined;
   try {
@@ -320,7 +324,7 @@ export async function runApprovalCommand(
       io.err(
         `failclosed: warning: ${file} is a private approver key in the gate's data directory: whoever holds this host can approve with it; move it to the approver's own place (docs/approvals.md "Migration")\n`,
       );
-    conn = await connect(dir);
+    conn = await connect(dir, connectAs?.() ?? {});
     return await run(io, dir, conn, positionals, values);
   } catch (err) {
     if (err instanceof Usage) {

@@ -1,7 +1,8 @@
 /**
- * `failclosed policy pin-mcp DIR --server NAME [--read PATH]... [--write PATH]... [--network]
- * [--only TOOL]... -- COMMAND ARGS...`: launches an upstream stdio MCP server in the same sandbox
- * the Execution Layer uses (only the granted paths, no network unless `--network`), lists its
+ * `failclosed policy pin-mcp DIR --server NAME [--read PATH]... [--write PATH]...
+ * [--egress HOST:PORT]... [--only TOOL]... -- COMMAND ARGS...`: launches an upstream stdio MCP
+ * server in the same sandbox the Execution Layer uses (only the granted paths; no network unless
+ * `--egress` lists destinations, reached only through the egress proxy), lists its
  * tools and writes, into the bundle source directory DIR, one tool file per tool
  * (`tools/NAME.TOOL.json`, its definition pinned by SHA-256) and their Cedar actions
  * (`schema/mcp-NAME.cedarschema`), replacing what an earlier pin of that server wrote. Nothing
@@ -38,7 +39,8 @@ export interface PinMcpInput {
   readonly command: readonly string[];
   readonly read: readonly string[];
   readonly write: readonly string[];
-  readonly network: boolean;
+  /** `host:port` destinations the server may reach (network only through the egress proxy). */
+  readonly egress: readonly string[];
   readonly only?: readonly string[];
 }
 
@@ -59,8 +61,8 @@ export async function pinMcp(io: PinMcpIo, input: PinMcpInput): Promise<number> 
     timeout_ms: MAX_TOOL_TIMEOUT_MS,
     max_output_bytes: 1024 * 1024,
     memory_bytes: PIN_MEMORY_BYTES,
-    network: input.network,
-    egress: [],
+    network: input.egress.length > 0,
+    egress: [...input.egress],
     fs_read: [...input.read],
     fs_write: [...input.write],
     max_cost_cents: null,
@@ -75,7 +77,8 @@ export async function pinMcp(io: PinMcpIo, input: PinMcpInput): Promise<number> 
       command: input.command,
       fs_read: input.read,
       fs_write: input.write,
-      network: input.network,
+      network: input.egress.length > 0,
+      egress: input.egress,
       memory_bytes: PIN_MEMORY_BYTES,
     },
     listed,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ACTIVE_POINTER, createBundleCompiler, evaluateCall } from '../control-plane/index.js';
 import type { PolicyRuntime } from '../control-plane/index.js';
 import { connect, dataPaths, DEMO_CLIENT, operatorAction, readClientFile } from '../embedded/index.js';
-import type { HttpAnswer } from '../embedded/index.js';
+import type { ConnectOptions, HttpAnswer } from '../embedded/index.js';
 import { createDefaultBuiltins } from '../execution/index.js';
 import { pinMcp } from './pin-mcp.js';
 import { isDeny, parseJson } from '../kernel/index.js';
@@ -40,7 +40,7 @@ export const POLICY_USAGE = `  policy build DIR --out FILE                 build
               [--tainted] [--bundle FILE|HASH] dry run: decision, rules, obligations; records and runs nothing
                                               (exit 0 allow, 3 escalate, 1 deny)
   policy diff A B [--json]                    what changed between two bundles (files or stored hashes)
-  policy pin-mcp DIR --server NAME [--read PATH]... [--write PATH]... [--network] [--only TOOL]...
+  policy pin-mcp DIR --server NAME [--read PATH]... [--write PATH]... [--egress HOST:PORT]... [--only TOOL]...
               -- COMMAND ARGS...              list an upstream MCP server's tools in the sandbox and
                                               write them, definitions pinned by SHA-256, into DIR
 `;
@@ -54,7 +54,7 @@ export const POLICY_OPTIONS = {
   server: { type: 'string' },
   read: { type: 'string', multiple: true },
   write: { type: 'string', multiple: true },
-  network: { type: 'boolean' },
+  egress: { type: 'string', multiple: true },
   only: { type: 'string', multiple: true },
 } as const;
 
@@ -114,9 +114,14 @@ async function build(io: PolicyCliIo, src: string, out: string): Promise<number>
   return 0;
 }
 
-async function activate(io: PolicyCliIo, dir: string, file: string): Promise<number> {
+async function activate(
+  io: PolicyCliIo,
+  dir: string,
+  file: string,
+  connectAs: () => ConnectOptions,
+): Promise<number> {
   const bundle = readFileSync(file, 'utf8');
-  const conn = await connect(dir);
+  const conn = await connect(dir, connectAs());
   let a: HttpAnswer;
   try {
     a = await operatorAction(conn, 'policy-activate', { bundle });
@@ -231,11 +236,12 @@ async function run(
   dir: string,
   pos: readonly string[],
   v: PolicyCliOptions,
+  connectAs: () => ConnectOptions,
 ): Promise<number> {
   const [, sub, arg1, arg2] = pos;
   const out = str(v, 'out');
   if (sub === 'build' && arg1 !== undefined && out !== undefined) return build(io, arg1, out);
-  if (sub === 'activate' && arg1 !== undefined) return activate(io, dir, arg1);
+  if (sub === 'activate' && arg1 !== undefined) return activate(io, dir, arg1, connectAs);
   if (sub === 'test' && arg1 !== undefined) return dryRun(io, dir, arg1, v);
   if (sub === 'diff' && arg1 !== undefined && arg2 !== undefined)
     return diff(io, dir, arg1, arg2, v['json'] === true);
@@ -247,7 +253,7 @@ async function run(
       command: pos.slice(3),
       read: list(v, 'read'),
       write: list(v, 'write'),
-      network: v['network'] === true,
+      egress: list(v, 'egress'),
       ...(v['only'] === undefined ? {} : { only: list(v, 'only') }),
     });
   throw new Usage(
@@ -264,9 +270,11 @@ export async function runPolicyCommand(
   dir: string,
   positionals: readonly string[],
   values: PolicyCliOptions,
+  /** The operator the command connects as (`--operator`), read only once a gate is needed. */
+  connectAs?: () => ConnectOptions,
 ): Promise<number> {
   try {
-    return await run(io, dir, positionals, values);
+    return await run(io, dir, positionals, values, connectAs ?? (() => ({})));
   } catch (err) {
     if (err instanceof Usage) {
       io.err(`failclosed: ${err.message}\n\n${POLICY_USAGE}`);

@@ -33,6 +33,8 @@ import { runDemo } from './demo.js';
 import { APPROVAL_OPTIONS, APPROVAL_USAGE, isApprovalCommand, runApprovalCommand } from './approvals.js';
 import { POLICY_OPTIONS, POLICY_USAGE, runPolicyCommand } from './policy.js';
 import { WEBHOOK_OPTIONS, WEBHOOK_USAGE, WebhookUsageError, runWebhookCommand } from './webhooks.js';
+import { OPERATOR_USAGE, OperatorUsageError, operatorConnection, runOperatorsCommand } from './operators.js';
+import type { ConnectOptions } from '../embedded/index.js';
 
 /** Where the CLI writes. */
 export interface CliIo {
@@ -77,6 +79,7 @@ ${WEBHOOK_USAGE.trimEnd()}
   admin reset-breaker --session S | --client NAME | --tenant T [--reason TEXT]
   admin rotate-issuer-key                     new envelope signing key (ledgered; old key stays published)
   admin revoke-issuer-key KID                 revoke a retired issuer key (its envelopes are refused)
+${OPERATOR_USAGE.trimEnd()}
   jwks                                        the issuer JWKS (retired and revoked keys included)
   trust-roots [--out FILE]                    the trust file to pin: ledger vkey, issuer and approver keys
   demo [--data DIR]                           the guided SPEC §7 walkthrough against a real gate
@@ -104,6 +107,7 @@ const OPTIONS = {
   'request-id': { type: 'string' },
   backend: { type: 'string' },
   standby: { type: 'boolean' },
+  operator: { type: 'string' },
   ...APPROVAL_OPTIONS,
   ...POLICY_OPTIONS,
   ...WEBHOOK_OPTIONS,
@@ -135,8 +139,12 @@ function report(io: CliIo, a: HttpAnswer): number {
   return EXIT.failed;
 }
 
-async function withConnection(dir: string, fn: (c: Connection) => Promise<number>): Promise<number> {
-  const conn = await connect(dir);
+async function withConnection(
+  dir: string,
+  fn: (c: Connection) => Promise<number>,
+  options: ConnectOptions = {},
+): Promise<number> {
+  const conn = await connect(dir, options);
   try {
     return await fn(conn);
   } finally {
@@ -355,12 +363,28 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
   const dir = resolve(
     v.data ?? (cmd === 'init' ? sub : undefined) ?? io.env['FAILCLOSED_HOME'] ?? '.failclosed',
   );
+  // The operator acting (OE-INV-025): `--operator NAME` or $FAILCLOSED_OPERATOR, else the bootstrap.
+  const as = (): ConnectOptions => operatorConnection(dir, io.env, v.operator);
   const op = (fn: (c: Connection) => Promise<HttpAnswer>): Promise<number> =>
-    withConnection(dir, async (c) => report(io, await fn(c)));
+    withConnection(dir, async (c) => report(io, await fn(c)), as());
   // `--role` and `--tenant` repeat; approver commands also take comma-separated lists.
-  if (isApprovalCommand(cmd)) return runApprovalCommand(io, dir, pos, v);
+  if (isApprovalCommand(cmd)) return runApprovalCommand(io, dir, pos, v, as);
+  if (cmd === 'operators' || (cmd === 'admin' && sub === 'rotate-operator-token')) {
+    const [s, name] = cmd === 'operators' ? [sub, arg1] : ['rotate', 'operator'];
+    return op(async (c) => {
+      const a = await runOperatorsCommand((action, body) => operatorAction(c, action, body), s, name, {
+        dir,
+        env: io.env,
+        out: v.out,
+        tenants: v.tenant,
+        allTenants: v['all-tenants'],
+        reason: v.reason,
+      });
+      return a as HttpAnswer;
+    });
+  }
   const tenant = one(v.tenant, 'tenant');
-  if (cmd === 'policy') return runPolicyCommand(io, dir, pos, { ...v, tenant });
+  if (cmd === 'policy') return runPolicyCommand(io, dir, pos, { ...v, tenant }, as);
   if (cmd === 'webhooks') return runWebhookCommand(io, dir, sub, arg1, v);
   switch (cmd) {
     case 'init': {
@@ -413,12 +437,16 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
       const out = v.out;
       // Through the Gate even for a local data directory: the one ledger writer records the
       // export (audit.export) before it is read; the bundle streams to the file, never parsed here.
-      return withConnection(dir, async (c) => {
-        const a = await operatorDownload(c, 'ledger-export', body, out);
-        if (a.status !== 200) return report(io, a);
-        io.out(`wrote ${out}\n`);
-        return EXIT.ok;
-      });
+      return withConnection(
+        dir,
+        async (c) => {
+          const a = await operatorDownload(c, 'ledger-export', body, out);
+          if (a.status !== 200) return report(io, a);
+          io.out(`wrote ${out}\n`);
+          return EXIT.ok;
+        },
+        as(),
+      );
     }
     case 'admin':
       if (sub === 'kill-switch') {
@@ -474,6 +502,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (
       err instanceof UsageError ||
       err instanceof WebhookUsageError ||
+      err instanceof OperatorUsageError ||
       (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))
     ) {
       io.err(`failclosed: ${err.message}\n\n${USAGE}`);

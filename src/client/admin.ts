@@ -11,7 +11,7 @@ import type { Ed25519PublicJwk, JsonObject, JsonValue } from '../kernel/index.js
 export interface AdminClientOptions {
   /** Gate base URL, e.g. `http://127.0.0.1:7070`. */
   readonly url: string;
-  /** The operator token (`<data>/operator.token`). A secret. */
+  /** An operator token: the bootstrap `<data>/operator.token`, or a person's own. A secret. */
   readonly token: string;
   /** `fetch` implementation; default the global one. */
   readonly fetch?: typeof fetch;
@@ -78,6 +78,17 @@ export interface AdminClient {
   rotateIssuerKey(reason?: string): Promise<AdminAnswer>;
   /** Revokes a retired issuer key by `kid` (the current key cannot be revoked). */
   revokeIssuerKey(kid: string, reason?: string): Promise<AdminAnswer>;
+  /**
+   * Adds an operator (a person) for `tenants`, or `'*'` every tenant (OE-INV-025); 201 with the
+   * new token in `body.token`, answered once: hand it to the person, never store it with the gate.
+   */
+  addOperator(name: string, tenants: readonly string[] | '*', reason?: string): Promise<AdminAnswer>;
+  /** A new token for operator `name` (`body.token`); the old one is refused at once. */
+  rotateOperator(name: string, reason?: string): Promise<AdminAnswer>;
+  /** Removes operator `name`: its token is refused from now on. */
+  removeOperator(name: string, reason?: string): Promise<AdminAnswer>;
+  /** Every operator with its tenants and status (no tokens). */
+  listOperators(): Promise<AdminAnswer>;
   /** Exports an audit bundle for offline `failclosed verify`. */
   exportLedger(options?: ExportOptions): Promise<AdminAnswer>;
   /** The evidence view of one request: its records with inclusion proofs. */
@@ -139,6 +150,13 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
       action('policy-activate', { bundle, ...reasonOf(reason) }),
     rotateIssuerKey: (reason?: string) => action('issuer-rotate', reasonOf(reason)),
     revokeIssuerKey: (kid: string, reason?: string) => action('issuer-revoke', { kid, ...reasonOf(reason) }),
+    addOperator: (name: string, tenants: readonly string[] | '*', reason?: string) =>
+      action('operators-add', { name, tenants: tenants === '*' ? '*' : [...tenants], ...reasonOf(reason) }),
+    rotateOperator: (name: string, reason?: string) =>
+      action('operators-rotate', { name, ...reasonOf(reason) }),
+    removeOperator: (name: string, reason?: string) =>
+      action('operators-remove', { name, ...reasonOf(reason) }),
+    listOperators: () => action('operators-list'),
     exportLedger: (o: ExportOptions = {}) =>
       action('ledger-export', {
         ...(o.traceId === undefined ? {} : { trace_id: o.traceId }),

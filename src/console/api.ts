@@ -9,7 +9,9 @@ import { deny, isDeny } from '../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import { approverCovers, pendingView } from '../control-plane/index.js';
 import type { ApprovalApi, ApprovalService, PendingRecord } from '../control-plane/index.js';
+import { awaitsOidc, keySignedIn } from './service.js';
 import type { ConsoleService, SignedIn } from './service.js';
+import type { OperatorConsole } from './operator-api.js';
 
 /** What the API needs. */
 export interface ApiDeps {
@@ -22,14 +24,33 @@ export interface ApiDeps {
   readonly evidenceOf?: (requestId: string) => Promise<JsonValue | null>;
   /** Ledgers that `reader` read the evidence of `requestId` (`audit.read`); false when not confirmed. */
   readonly recordRead?: (reader: string, requestId: string) => Promise<boolean>;
+  /** The operator pages (`operator/…` routes, operator-api.ts); absent: none. */
+  readonly operator?: OperatorConsole;
+  /**
+   * What activating the stored bundle `hash` changes against the active one (`diffBundles`, as
+   * `policy diff` shows it), for a policy activation in the inbox; null when it cannot be said.
+   */
+  readonly policyDiff?: (hash: string) => Promise<JsonObject | null>;
   readonly now: Clock;
 }
 
-/** An API answer; `cookie` sets the session cookie (`''` clears it). */
+/**
+ * An API answer; `cookie` sets the session cookie (`''` clears it), `pending` the cookie of a
+ * pending OIDC sign-in (`''` clears it).
+ */
 export interface ApiAnswer {
   readonly status: number;
   readonly body: JsonValue;
   readonly cookie?: string;
+  /** A file the browser downloads (an export), streamed as NDJSON lines instead of `body`. */
+  readonly download?: { readonly filename: string; readonly lines: AsyncIterable<string> };
+  readonly pending?: string;
+}
+
+/** The cookies of a request the API reads. */
+export interface ApiCookies {
+  readonly session: string | undefined;
+  readonly pending: string | undefined;
 }
 
 const VERDICT = /^approvals\/([A-Za-z0-9._:-]{1,128})\/(approve|reject)$/;
@@ -69,7 +90,7 @@ async function votesOf(deps: ApiDeps, decisionId: string): Promise<JsonValue[]> 
 }
 
 async function inbox(deps: ApiDeps, who: SignedIn): Promise<ApiAnswer | Deny> {
-  if (who.approver === undefined || who.session.method !== 'key')
+  if (who.approver === undefined || !keySignedIn(who))
     return deny('ERR_APPROVER_UNKNOWN', 'the device key is not confirmed by an operator yet');
   const items: JsonValue[] = [];
   for (const listed of await deps.approvals.list()) {
@@ -81,7 +102,12 @@ async function inbox(deps: ApiDeps, who: SignedIn): Promise<ApiAnswer | Deny> {
     await deps.approvals.recordView(p.decision_id, who.approver.name, deps.now()).catch(() => false);
     const view = await pendingView(deps.approvals, p, false);
     const why = (await deps.decisionOf?.(p.request_id, p.decision_id)) ?? null;
-    items.push({ ...view, votes: await votesOf(deps, p.decision_id), escalation: why });
+    // A policy activation shows what it changes, not only two hashes.
+    const change =
+      p.kind === 'policy_activation' && p.policy_bundle !== null
+        ? { policy_diff: (await deps.policyDiff?.(p.policy_bundle)) ?? null }
+        : {};
+    items.push({ ...view, votes: await votesOf(deps, p.decision_id), escalation: why, ...change });
   }
   return ok({ now: new Date(deps.now()).toISOString(), approvals: items });
 }
@@ -92,7 +118,7 @@ async function inbox(deps: ApiDeps, who: SignedIn): Promise<ApiAnswer | Deny> {
  */
 async function evidence(deps: ApiDeps, who: SignedIn, requestId: string): Promise<ApiAnswer | Deny> {
   const a = who.approver;
-  if (a === undefined || who.session.method !== 'key')
+  if (a === undefined || !keySignedIn(who))
     return deny('ERR_APPROVER_UNKNOWN', 'the device key is not confirmed by an operator yet');
   if (deps.evidenceOf === undefined || deps.recordRead === undefined)
     return { status: 404, body: { error: 'not_found' } };
@@ -127,9 +153,10 @@ export async function routeApi(
   method: string,
   route: string,
   body: JsonObject,
-  cookie: string | undefined,
+  cookies: ApiCookies,
 ): Promise<ApiAnswer | Deny> {
   const c = deps.console;
+  const cookie = cookies.session;
   if (method === 'POST' && route === 'sign-in/code') {
     const r = await c.signInWithCode(body['name'], body['code']);
     return isDeny(r) ? r : ok({ outcome: 'ok', method: 'code' }, r.id);
@@ -143,17 +170,40 @@ export async function routeApi(
     return isDeny(r) ? r : ok({ outcome: 'ok', method: 'key' }, r.id);
   }
   if (method === 'POST' && route === 'sign-out') {
+    deps.operator?.signOut(cookie ?? '');
     if (cookie !== undefined) await c.signOut(cookie);
     return ok({ outcome: 'ok' }, '');
   }
+  // Operator sessions and approver sessions never stand in for each other (operator-api.ts).
+  if (route.startsWith('operator/')) {
+    if (deps.operator === undefined) return { status: 404, body: { error: 'not_found' } };
+    return deps.operator.route(method, route.slice('operator/'.length), body, cookie);
+  }
   const who = await c.authenticate(cookie);
   if (isDeny(who)) return who;
+  if (method === 'POST' && route === 'sign-in/oidc/start') {
+    const r = await c.oidcBegin(who);
+    if (isDeny(r)) return r;
+    return { status: 200, body: { outcome: 'ok', authorization_url: r.url }, pending: r.pending };
+  }
+  if (method === 'POST' && route === 'sign-in/oidc/callback') {
+    const r = await c.oidcFinish(who, cookies.pending, {
+      code: body['code'],
+      state: body['state'],
+      ...(body['iss'] === undefined ? {} : { iss: body['iss'] }),
+    });
+    // Refused: no session changes; its state was used once already, a retry starts at the issuer.
+    if (isDeny(r)) return r;
+    return { status: 200, body: { outcome: 'ok', method: 'oidc' }, cookie: r.id, pending: '' };
+  }
   if (method === 'GET' && route === 'me') {
     const a = who.approver;
     return ok({
       name: who.person.name,
       stage: stageOf(who),
       method: who.session.method,
+      oidc_required: awaitsOidc(who),
+      oidc_subject: who.person.oidc_subject,
       kid: who.person.kid,
       roles: [...(a?.roles ?? who.person.roles)],
       tenants:
@@ -172,8 +222,11 @@ export async function routeApi(
   if (r?.[1] !== undefined) return evidence(deps, who, r[1]);
   const v = method === 'POST' ? VERDICT.exec(route) : null;
   if (v?.[1] !== undefined && (v[2] === 'approve' || v[2] === 'reject')) {
-    if (who.session.method !== 'key')
-      return deny('ERR_APPROVER_UNKNOWN', 'sign in with the device key to approve');
+    if (!keySignedIn(who))
+      return deny(
+        'ERR_APPROVER_UNKNOWN',
+        'sign in with the device key (and your identity provider) to approve',
+      );
     const statement = body['statement'];
     const named =
       typeof statement === 'object' && statement !== null && !Array.isArray(statement)

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { FailclosedError, deny, isDeny, parseJson, statusOf } from '../kernel/index.js';
 import type { Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import { routeApi, type ApiDeps } from './api.js';
+import { OIDC_PENDING_MS } from './oidc.js';
 
 /** The Content-Security-Policy of every console answer. */
 export const CONSOLE_CSP =
@@ -31,6 +32,9 @@ export const CONSOLE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
 
 /** The session cookie: `__Host-` (Secure, Path=/, no Domain); Chromium keeps Secure cookies of http://127.0.0.1 and localhost. */
 export const SESSION_COOKIE = '__Host-failclosed-console';
+
+/** The cookie of a pending OIDC sign-in: sealed by the gate, bound to the session, 10 minutes. */
+export const OIDC_PENDING_COOKIE = '__Host-failclosed-oidc';
 
 const MAX_BODY = 64 * 1024;
 const ASSET = /^[a-z0-9-]{1,64}\.(js|css|html)$/;
@@ -76,6 +80,41 @@ function send(
   res.end(text);
 }
 
+/**
+ * Streams a download (an audit-bundle export) with backpressure, as the Gate's export does: a
+ * failure mid-stream destroys the response, so the receiver sees a cut body, never a clean end.
+ */
+async function sendDownload(
+  res: ServerResponse,
+  lines: AsyncIterable<string>,
+  filename: string,
+): Promise<void> {
+  res.writeHead(200, {
+    ...CONSOLE_HEADERS,
+    'content-type': 'application/x-ndjson; charset=utf-8',
+    'content-disposition': `attachment; filename="${filename.replace(/[^A-Za-z0-9._-]/g, '_')}"`,
+    'cache-control': 'no-store',
+  });
+  try {
+    for await (const l of lines) {
+      if (res.destroyed) return;
+      if (!res.write(l))
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            res.off('drain', done);
+            res.off('close', done);
+            resolve();
+          };
+          res.once('drain', done);
+          res.once('close', done);
+        });
+    }
+    res.end();
+  } catch {
+    res.destroy();
+  }
+}
+
 function refuse(res: ServerResponse, d: Deny): void {
   send(res, statusOf(d.code), { outcome: 'deny', code: d.code, reason: d.reason });
 }
@@ -100,11 +139,11 @@ function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   });
 }
 
-function cookieOf(req: IncomingMessage): string | undefined {
+function cookieOf(req: IncomingMessage, name: string): string | undefined {
   const header = req.headers.cookie ?? '';
   for (const part of header.split(';')) {
     const [k, ...v] = part.trim().split('=');
-    if (k === SESSION_COOKIE) return v.join('=');
+    if (k === name) return v.join('=');
   }
   return undefined;
 }
@@ -241,14 +280,27 @@ export function createConsoleEndpoint(
       req.resume();
       return send(res, 405, { error: 'method_not_allowed' });
     }
-    const a = await routeApi(deps, method, path.slice('/console/api/'.length), body, cookieOf(req));
+    const a = await routeApi(deps, method, path.slice('/console/api/'.length), body, {
+      session: cookieOf(req, SESSION_COOKIE),
+      pending: cookieOf(req, OIDC_PENDING_COOKIE),
+    });
     if (isDeny(a)) return refuse(res, a);
-    const extra: Record<string, string> = {};
+    if (a.download !== undefined && a.status === 200)
+      return sendDownload(res, a.download.lines, a.download.filename);
+    const cookies: string[] = [];
+    const attrs = 'Path=/; HttpOnly; Secure; SameSite=Strict';
     if (a.cookie !== undefined)
-      extra['set-cookie'] =
+      cookies.push(
         a.cookie === ''
-          ? `${SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0`
-          : `${SESSION_COOKIE}=${a.cookie}; Path=/; HttpOnly; Secure; SameSite=Strict`;
-    return send(res, a.status, a.body, extra);
+          ? `${SESSION_COOKIE}=; ${attrs}; Max-Age=0`
+          : `${SESSION_COOKIE}=${a.cookie}; ${attrs}`,
+      );
+    if (a.pending !== undefined)
+      cookies.push(
+        a.pending === ''
+          ? `${OIDC_PENDING_COOKIE}=; ${attrs}; Max-Age=0`
+          : `${OIDC_PENDING_COOKIE}=${a.pending}; ${attrs}; Max-Age=${OIDC_PENDING_MS / 1000}`,
+      );
+    return send(res, a.status, a.body, cookies.length === 0 ? {} : { 'set-cookie': cookies });
   }
 }

@@ -11,12 +11,40 @@ export {
   CONSOLE_CSP,
   CONSOLE_HEADERS,
   SESSION_COOKIE,
+  OIDC_PENDING_COOKIE,
 } from './http.js';
 export type { ConsoleEndpoint } from './http.js';
 export { routeApi } from './api.js';
 export type { ApiAnswer as ConsoleApiAnswer, ApiDeps as ConsoleApiDeps } from './api.js';
-export { createConsoleService, signInInput, DEFAULT_CONSOLE_TIMES, SIGN_IN_CONTEXT } from './service.js';
+export {
+  createConsoleService,
+  signInInput,
+  awaitsOidc,
+  isOidcBound,
+  keySignedIn,
+  DEFAULT_CONSOLE_TIMES,
+  SIGN_IN_CONTEXT,
+} from './service.js';
+export {
+  createOidcRelyingParty,
+  isIssuerUrl,
+  openPending,
+  pkceChallenge,
+  sealPending,
+  OIDC_CLOCK_TOLERANCE_SEC,
+  OIDC_PENDING_MS,
+} from './oidc.js';
+export type { OidcCallback, OidcConfig, OidcDeps, OidcIdentity, OidcRelyingParty } from './oidc.js';
 export type { ConsoleActor, ConsoleService, ConsoleServiceDeps, ConsoleTimes, SignedIn } from './service.js';
 export { createSqliteConsoleStore } from './sqlite-store.js';
 export { parsePersonRow, parseSessionRow } from './rows.js';
-export type { ConsoleSession, ConsoleStore, InvitedPerson } from './store.js';
+export type { ConsoleSession, ConsoleStore, InvitedPerson, SessionMethod } from './store.js';
+export { createOperatorConsole } from './operator-api.js';
+export type {
+  IncidentState,
+  OperatorActionAnswer,
+  OperatorConsole,
+  OperatorConsoleDeps,
+  OperatorIdentity,
+  OperatorPolicyPages,
+} from './operator-api.js';

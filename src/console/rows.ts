@@ -60,13 +60,16 @@ export function parsePersonRow(r: Record<string, unknown>): InvitedPerson {
     kid: orNull(r, 'kid', str),
     enrolled_at: orNull(r, 'enrolled_at', int),
     confirmed_at: orNull(r, 'confirmed_at', int),
+    oidc_issuer: orNull(r, 'oidc_issuer', str),
+    oidc_subject: orNull(r, 'oidc_subject', str),
   });
 }
 
 /** A session's row. */
 export function parseSessionRow(r: Record<string, unknown>): ConsoleSession {
   const method = r['method'];
-  if (method !== 'code' && method !== 'key') return malformed('method');
+  if (method !== 'code' && method !== 'key' && method !== 'code+oidc' && method !== 'key+oidc')
+    return malformed('method');
   return Object.freeze({
     id_sha256: str(r, 'id_sha256'),
     name: str(r, 'name'),

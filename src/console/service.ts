@@ -23,6 +23,7 @@ import {
 import type { Clock, Deny, EntryType, JsonObject } from '../kernel/index.js';
 import { parseApproverScope } from '../control-plane/index.js';
 import type { ApprovalService, ApproverRecord } from '../control-plane/index.js';
+import type { OidcCallback, OidcRelyingParty } from './oidc.js';
 import type { ConsoleSession, ConsoleStore, InvitedPerson } from './store.js';
 
 /** Context string of a console sign-in signature: never a valid approval or request signature. */
@@ -73,6 +74,8 @@ export interface ConsoleServiceDeps {
   readonly isClient: (name: string) => Promise<boolean>;
   readonly now: Clock;
   readonly times?: Partial<ConsoleTimes>;
+  /** The configured OIDC relying party; absent: local sign-in only, and no invitation can be bound. */
+  readonly oidc?: OidcRelyingParty;
 }
 
 /** A signed-in person as the console routes see them. */
@@ -88,7 +91,7 @@ export interface ConsoleService {
   readonly times: ConsoleTimes;
   /** Operator: invites `name`; answers the one-time code (shown once, never stored). */
   invite(
-    input: { name: unknown; roles: unknown; tenants: unknown; ttl_sec?: unknown },
+    input: { name: unknown; roles: unknown; tenants: unknown; ttl_sec?: unknown; oidc_subject?: unknown },
     actor: ConsoleActor,
   ): Promise<{ code: string; expires_at: number } | Deny>;
   /** Operator: confirms the device key `kid` of `name` and registers it with the approval service. */
@@ -107,7 +110,40 @@ export interface ConsoleService {
   /** The live session with this cookie value; denies `ERR_UNAUTHENTICATED` when unknown or expired. */
   authenticate(sessionId: string | undefined): Promise<SignedIn | Deny>;
   signOut(sessionId: string): Promise<void>;
+  /**
+   * Starts the OIDC sign-in of a person bound to an OIDC identity, from their code or key
+   * session: the issuer's authorization URL and the sealed pending sign-in (its cookie).
+   */
+  oidcBegin(who: SignedIn): Promise<{ url: string; pending: string } | Deny>;
+  /**
+   * Completes it: the ID token must name the person's bound issuer and subject; the session is
+   * then replaced by one that proved both (`code+oidc`, `key+oidc`), whose id is answered.
+   */
+  oidcFinish(
+    who: SignedIn,
+    pending: string | undefined,
+    callback: OidcCallback,
+  ): Promise<{ id: string } | Deny>;
 }
+
+/** True when the person's invitation is bound to an OIDC identity. */
+export const isOidcBound = (p: InvitedPerson): boolean => p.oidc_subject !== null;
+
+/**
+ * True when the session signed in with the device key and, for a person bound to an OIDC
+ * identity, proved that identity too: only such a session reads the inbox, evidence, or approves.
+ */
+export function keySignedIn(who: SignedIn): boolean {
+  const m = who.session.method;
+  return m === 'key+oidc' || (m === 'key' && !isOidcBound(who.person));
+}
+
+/** True when the session is a bound person's that has not proved its OIDC identity yet. */
+export function awaitsOidc(who: SignedIn): boolean {
+  return isOidcBound(who.person) && !who.session.method.endsWith('+oidc');
+}
+
+const SUBJECT = /^[\x21-\x7e]{1,255}$/;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
@@ -190,6 +226,17 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
         return deny('ERR_APPROVER_AGENT', 'the name is a client identity: agents can never approve');
       if (await deps.approvals.isApprover(name))
         return deny('ERR_APPROVAL_INVALID', 'the approver already exists');
+      const subject = input.oidc_subject;
+      if (subject !== undefined && deps.oidc === undefined)
+        return deny('ERR_APPROVAL_INVALID', 'no OIDC issuer is configured (console.oidc)');
+      if (subject !== undefined && (typeof subject !== 'string' || !SUBJECT.test(subject)))
+        return deny('ERR_APPROVAL_INVALID', 'oidc_subject must be 1 .. 255 printable ASCII characters');
+      if (subject === undefined && deps.oidc?.config.required === true)
+        return deny('ERR_APPROVAL_INVALID', 'every invitation must be bound to an OIDC subject');
+      const binding =
+        subject === undefined || deps.oidc === undefined
+          ? undefined
+          : { issuer: deps.oidc.config.issuer, subject };
       const at = deps.now();
       const expires = at + (ttl === undefined ? times.inviteMs : ttl * 1000);
       const sorted = [...scope.roles];
@@ -198,6 +245,7 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
         roles: sorted,
         tenants: tenants === '*' ? '*' : [...tenants],
         expires_at: new Date(expires).toISOString(),
+        ...(binding === undefined ? {} : { oidc: { ...binding } }),
       });
       if (isDeny(recorded)) return recorded;
       const code = encodeBase64url(randomBytes(18));
@@ -212,6 +260,8 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
         kid: null,
         enrolled_at: null,
         confirmed_at: null,
+        oidc_issuer: binding?.issuer ?? null,
+        oidc_subject: binding?.subject ?? null,
       });
       if (!put) return deny('ERR_APPROVAL_INVALID', 'the approver already exists');
       // A new invitation ends every session of the name: a session of an earlier invitation
@@ -306,8 +356,13 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
     },
 
     async enrol(who, jwk) {
-      if (who.session.method !== 'code' || who.person.public_jwk !== null)
+      const m = who.session.method;
+      if ((m !== 'code' && m !== 'code+oidc') || who.person.public_jwk !== null)
         return deny('ERR_APPROVAL_INVALID', 'a device key is enrolled once, right after the code sign-in');
+      // Bound to an OIDC identity: the key is enrolled only in a session that proved it.
+      if (awaitsOidc(who))
+        return unauthenticated('sign in with your identity provider before enrolling this device');
+      const p = who.person;
       let key;
       try {
         key = parsePublicJwk(jwk);
@@ -318,7 +373,15 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
       const recorded = await ledger(
         'admin.approver_enrolled',
         { id: who.person.name, role: 'approver' },
-        { client: who.person.name, kid: key.kid, public_jwk: publicJwk, key_use: 'approval' },
+        {
+          client: who.person.name,
+          kid: key.kid,
+          public_jwk: publicJwk,
+          key_use: 'approval',
+          ...(p.oidc_issuer === null || p.oidc_subject === null
+            ? {}
+            : { oidc: { issuer: p.oidc_issuer, subject: p.oidc_subject } }),
+        },
       );
       if (isDeny(recorded)) return recorded;
       if (!(await store.enrol(who.person.name, publicJwk, key.kid, deps.now())))
@@ -332,7 +395,7 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
       const s = await store.session(idSha);
       if (s === undefined) return unauthenticated('the session is unknown');
       const at = deps.now();
-      const absolute = s.method === 'code' ? times.enrolMs : times.absoluteMs;
+      const absolute = s.method.startsWith('code') ? times.enrolMs : times.absoluteMs;
       if (at - s.last_seen >= times.idleMs || at - s.created_at >= absolute || at < s.created_at) {
         await store.deleteSession(idSha);
         return unauthenticated('the session expired: sign in again');
@@ -344,7 +407,7 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
       // current key's enrolment (so signed in with an earlier key), is not this person's.
       if (
         s.created_at < person.invited_at ||
-        (s.method === 'key' && (person.enrolled_at === null || s.created_at < person.enrolled_at))
+        (s.method.startsWith('key') && (person.enrolled_at === null || s.created_at < person.enrolled_at))
       ) {
         await store.deleteSession(idSha);
         return unauthenticated('the session is of an earlier invitation or key: sign in again');
@@ -361,6 +424,37 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
     },
 
     signOut: (sessionId: string) => store.deleteSession(sha256Hex(sessionId)),
+
+    async oidcBegin(who) {
+      if (deps.oidc === undefined || !awaitsOidc(who))
+        return deny('ERR_OIDC_INVALID', 'this session has no OIDC identity to prove');
+      return deps.oidc.begin(who.session.id_sha256);
+    },
+
+    async oidcFinish(who, pending, callback) {
+      if (deps.oidc === undefined || !awaitsOidc(who))
+        return deny('ERR_OIDC_INVALID', 'this session has no OIDC identity to prove');
+      const id = await deps.oidc.finish(pending, who.session.id_sha256, callback);
+      if (isDeny(id)) return id;
+      const p = who.person;
+      if (id.issuer !== p.oidc_issuer || id.subject !== p.oidc_subject) {
+        // Another person's identity: the code or key of this session is not to be trusted further.
+        await store.deleteSession(who.session.id_sha256);
+        return unauthenticated('the identity provider signed in another identity than the invitation’s');
+      }
+      const sid = encodeBase64url(randomBytes(32));
+      const s = who.session;
+      const method = s.method === 'code' ? 'code+oidc' : 'key+oidc';
+      // A new id (no fixation across the step), the same sign-in time (no longer a session).
+      const replaced = await store.replaceSession(s.id_sha256, {
+        id_sha256: sha256Hex(sid),
+        name: s.name,
+        method,
+        created_at: s.created_at,
+        last_seen: deps.now(),
+      });
+      return replaced ? { id: sid } : unauthenticated('the session ended meanwhile');
+    },
   };
   return Object.freeze(service);
 }

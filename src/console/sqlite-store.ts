@@ -25,6 +25,11 @@ CREATE TABLE console_used_challenges (id TEXT PRIMARY KEY, expires_at INTEGER NO
 
 const MIGRATIONS: readonly SchemaMigration[] = [
   { version: 1, name: 'invited people, sign-in sessions, used sign-in challenges', up: SCHEMA },
+  {
+    version: 2,
+    name: 'invitations bound to an OIDC identity',
+    up: 'ALTER TABLE console_people ADD COLUMN oidc_issuer TEXT; ALTER TABLE console_people ADD COLUMN oidc_subject TEXT;',
+  },
 ];
 
 /**
@@ -53,11 +58,13 @@ export function createSqliteConsoleStore(
   const write = <T>(fn: () => T): T => (unit === undefined ? fn() : unit.writeNow(fn));
   const q = {
     put: db.prepare(
-      `INSERT INTO console_people (name, roles, tenants, code_sha256, invited_at, code_expires_at)
-       VALUES (@name, @roles, @tenants, @code_sha256, @invited_at, @code_expires_at)
+      `INSERT INTO console_people (name, roles, tenants, code_sha256, invited_at, code_expires_at,
+         oidc_issuer, oidc_subject)
+       VALUES (@name, @roles, @tenants, @code_sha256, @invited_at, @code_expires_at, @oidc_issuer, @oidc_subject)
        ON CONFLICT(name) DO UPDATE SET roles = excluded.roles, tenants = excluded.tenants,
          code_sha256 = excluded.code_sha256, invited_at = excluded.invited_at,
-         code_expires_at = excluded.code_expires_at, public_jwk = NULL, kid = NULL, enrolled_at = NULL
+         code_expires_at = excluded.code_expires_at, public_jwk = NULL, kid = NULL, enrolled_at = NULL,
+         oidc_issuer = excluded.oidc_issuer, oidc_subject = excluded.oidc_subject
        WHERE console_people.confirmed_at IS NULL`,
     ),
     person: db.prepare('SELECT * FROM console_people WHERE name = ?'),
@@ -92,6 +99,8 @@ export function createSqliteConsoleStore(
             code_sha256: p.code_sha256,
             invited_at: p.invited_at,
             code_expires_at: p.code_expires_at,
+            oidc_issuer: p.oidc_issuer,
+            oidc_subject: p.oidc_subject,
           }),
         ).changes === 1,
       ),
@@ -124,6 +133,16 @@ export function createSqliteConsoleStore(
       write(() => q.deleteSession.run(id));
       return Promise.resolve();
     },
+    replaceSession: (oldSha256: string, s: ConsoleSession) =>
+      Promise.resolve(
+        write(() =>
+          db.transaction(() => {
+            if (q.deleteSession.run(oldSha256).changes !== 1) return false;
+            q.createSession.run(s.id_sha256, s.name, s.method, s.created_at, s.last_seen);
+            return true;
+          })(),
+        ),
+      ),
     deleteSessionsOf: (name: string) => {
       write(() => q.deleteSessionsOf.run(name));
       return Promise.resolve();

@@ -24,14 +24,22 @@ export interface InvitedPerson {
   readonly kid: string | null;
   readonly enrolled_at: number | null;
   readonly confirmed_at: number | null;
+  /** The OIDC identity (issuer and subject) the invitation is bound to, else both null. */
+  readonly oidc_issuer: string | null;
+  readonly oidc_subject: string | null;
 }
+
+/**
+ * How a session signed in: `code` the enrolment code (may enrol only), `key` the device key;
+ * `+oidc` once the person's bound OIDC identity was proven in the same session.
+ */
+export type SessionMethod = 'code' | 'key' | 'code+oidc' | 'key+oidc';
 
 /** A sign-in session (server side; the browser holds only the opaque id). */
 export interface ConsoleSession {
   readonly id_sha256: string;
   readonly name: string;
-  /** `code`: signed in with the enrolment code (may enrol only); `key`: with the device key. */
-  readonly method: 'code' | 'key';
+  readonly method: SessionMethod;
   readonly created_at: number;
   readonly last_seen: number;
 }
@@ -52,6 +60,8 @@ export interface ConsoleStore {
   session(idSha256: string): Promise<ConsoleSession | undefined>;
   touchSession(idSha256: string, atMs: number): Promise<void>;
   deleteSession(idSha256: string): Promise<void>;
+  /** Replaces session `oldSha256` by `s` (an OIDC step-up: a new id, the same sign-in time), atomically. */
+  replaceSession(oldSha256: string, s: ConsoleSession): Promise<boolean>;
   /** Deletes every session of `name` (a new invitation, a confirmation: sign in again). */
   deleteSessionsOf(name: string): Promise<void>;
   /**

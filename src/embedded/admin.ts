@@ -1,8 +1,12 @@
 /**
  * Operator actions of the embedded deployment, served by the Gate under `POST /v1/admin/{action}`
- * behind the operator token (OE-INV-025, SPEC §5, §6). Every change is ledgered first and applied
- * only once the ledger confirmed it; a ledger failure changes nothing.
+ * behind an operator's token (OE-INV-025, SPEC §5, §6). Every change is ledgered first, with the
+ * person who made it as actor, and applied only once the ledger confirmed it; a ledger failure
+ * changes nothing. An operator of some tenants acts on those tenants only: another tenant's
+ * action, or a global one (kill switch, issuer keys, policy, operators, ledger export), is refused
+ * `ERR_FORBIDDEN` and the refusal ledgered as `admin.refused`.
  */
+import { randomBytes } from 'node:crypto';
 import {
   canonicalize,
   deny,
@@ -27,8 +31,23 @@ import type {
   BundleStore,
   ControlPlaneService,
 } from '../control-plane/index.js';
-import { OAUTH_IDENTITY_PREFIX, parseClientRoles } from '../gate/index.js';
-import type { GateStateStore, OperatorActions, OperatorAnswer } from '../gate/index.js';
+import {
+  BOOTSTRAP_OPERATOR,
+  OAUTH_IDENTITY_PREFIX,
+  OPERATOR_NAME,
+  OPERATOR_TENANT,
+  operatorCovers,
+  parseClientRoles,
+} from '../gate/index.js';
+import type {
+  GateStateStore,
+  OperatorActions,
+  OperatorAnswer,
+  OperatorIdentity,
+  OperatorRecord,
+  OperatorStore,
+  OperatorTenants,
+} from '../gate/index.js';
 
 /** What the operator actions need. */
 export interface OperatorDeps {
@@ -49,6 +68,8 @@ export interface OperatorDeps {
   readonly issuerKeys?: IssuerKeyFiles;
   /** Opens a read-only connection to the ledger for one export; absent: the export reads through the writer's store. */
   readonly openReader?: () => ExportReader;
+  /** The operator registry (OE-INV-025); absent: no operator management actions. */
+  readonly operators?: OperatorStore;
 }
 
 /** Files that hold the issuer's keys across restarts (OE-INV-025 key rotation). */
@@ -58,8 +79,85 @@ export interface IssuerKeyFiles {
   discard(): void;
 }
 
-/** The operator recorded as actor of admin entries. */
-export const OPERATOR_ACTOR = Object.freeze({ id: 'operator', role: 'operator' });
+/** The bootstrap operator as actor of admin entries (the data directory's `operator.token`). */
+export const OPERATOR_ACTOR = Object.freeze({ id: BOOTSTRAP_OPERATOR, role: 'operator' });
+
+/** The bootstrap operator's identity: every tenant. */
+export const BOOTSTRAP_IDENTITY: OperatorIdentity = Object.freeze({ name: BOOTSTRAP_OPERATOR, tenants: '*' });
+
+/** The actor an operator's entries are ledgered with. */
+export function operatorActor(who: OperatorIdentity): { readonly id: string; readonly role: string } {
+  return Object.freeze({ id: who.name, role: 'operator' });
+}
+
+/** A new operator bearer token: 256 random bits, base64url (stored only as its SHA-256). */
+export function newOperatorToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** An operator as listed (never its token or token hash). */
+function operatorView(r: OperatorRecord): JsonObject {
+  return {
+    name: r.name,
+    tenants: r.tenants === '*' ? '*' : [...r.tenants],
+    status: r.status,
+    created_at: new Date(r.created_at).toISOString(),
+    rotated_at: r.rotated_at === null ? null : new Date(r.rotated_at).toISOString(),
+    removed_at: r.removed_at === null ? null : new Date(r.removed_at).toISOString(),
+  };
+}
+
+/** What the scope check needs: what the action touches, `'*'` for every tenant (a global action). */
+export type ScopeTarget = OperatorTenants;
+
+/**
+ * Checks that `who` may act on `target` (`'*'`: a global action); undefined when it may, else
+ * the `ERR_FORBIDDEN` answer, once its `admin.refused` entry is appended (the refusal stands
+ * whether or not the ledger took it).
+ */
+export type ScopeGuard = (
+  action: string,
+  who: OperatorIdentity,
+  target: ScopeTarget,
+) => Promise<OperatorAnswer | undefined>;
+
+/** The scope guard of operator actions over `deps`'s ledger. */
+export function createScopeGuard(deps: Pick<OperatorDeps, 'clock' | 'ledgerPort'>): ScopeGuard {
+  return async (action, who, target) => {
+    if (who.tenants === '*') return undefined;
+    const scope = who.tenants;
+    const outside = target === '*' ? ['*'] : target.filter((t) => !operatorCovers(scope, t));
+    if (outside.length === 0) return undefined;
+    const tenant = outside[0] ?? GLOBAL_TENANT;
+    const payload: JsonObject = {
+      action: action.slice(0, 64),
+      code: 'ERR_FORBIDDEN',
+      tenant,
+      reason: `${who.name} acts for ${scope.join(', ')} only`,
+    };
+    const id = sha256Hex(canonicalize({ type: 'admin.refused', payload, at: deps.clock() })).slice(0, 32);
+    await withDeadline(
+      () =>
+        deps.ledgerPort.append({
+          type: 'admin.refused',
+          trace_id: id,
+          request_id: id,
+          tenant: tenant === '*' ? GLOBAL_TENANT : tenant,
+          actor: operatorActor(who),
+          payload,
+        }),
+      5_000,
+    );
+    return denied(
+      deny(
+        'ERR_FORBIDDEN',
+        target === '*'
+          ? 'a global action needs an operator of every tenant'
+          : `tenant ${tenant} is outside your scope`,
+      ),
+    );
+  };
+}
 
 type Answer = OperatorAnswer;
 
@@ -113,6 +211,11 @@ function approverView(a: ApproverRecord): JsonObject {
   };
 }
 
+/** The tenants an approver registration or invitation asks for (`'*'` unless a list of names). */
+export function requestedTenants(t: unknown): ScopeTarget {
+  return Array.isArray(t) && t.every((x): x is string => typeof x === 'string') ? t : '*';
+}
+
 function usage(reason: string): Answer {
   return denied(deny('ERR_REQUEST_MALFORMED', reason));
 }
@@ -130,11 +233,25 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
   const adminId = (type: string, payload: JsonObject): string =>
     sha256Hex(canonicalize({ type, payload, at: deps.clock() })).slice(0, 32);
 
+  const guard = createScopeGuard(deps);
+  /** The tenants of approver `name` (undefined when unknown: the service answers for it). */
+  const approverTenants = async (name: unknown): Promise<OperatorTenants | undefined> => {
+    if (typeof name !== 'string') return undefined;
+    const a = (await deps.approvals?.listApprovers())?.find((x) => x.name === name);
+    return a === undefined ? undefined : a.tenants === '*' ? '*' : [...a.tenants];
+  };
+  /** The tenant of client `name`, `'*'` (global only) when no client has this name. */
+  const clientTenant = async (name: string): Promise<ScopeTarget> => {
+    const c = await deps.state.lookup(name);
+    return c === undefined ? '*' : [c.tenant];
+  };
+
   /** Appends an admin entry; true once the ledger confirmed it with a well-formed reference, in time. */
   const ledgerAdmin = async (
-    type: 'admin.key_rotated' | 'admin.key_revoked',
+    type: 'admin.key_rotated' | 'admin.key_revoked' | 'admin.operator',
     tenant: string,
     payload: JsonObject,
+    actor: { readonly id: string; readonly role: string },
   ): Promise<boolean> => {
     const id = adminId(type, payload);
     const recorded = await withDeadline(
@@ -144,7 +261,7 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
           trace_id: id,
           request_id: id,
           tenant,
-          actor: OPERATOR_ACTOR,
+          actor,
           payload,
         }),
       5_000,
@@ -152,8 +269,115 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
     return recorded.status === 'ok' && isLedgerRef(recorded.value);
   };
 
-  const actions: Record<string, (o: JsonObject) => Promise<Answer>> = {
-    'clients-add': async (o) => {
+  /** The registry, or the 404 of a deployment without one. */
+  const registry = (action: string): OperatorStore | Answer =>
+    deps.operators ?? { status: 404, body: { error: 'unknown_action', action } };
+  const isAnswer = (x: OperatorStore | Answer): x is Answer => 'status' in x;
+
+  const actions: Record<string, (o: JsonObject, who: OperatorIdentity) => Promise<Answer>> = {
+    'operators-add': async (o, who) => {
+      const store = registry('operators-add');
+      if (isAnswer(store)) return store;
+      const refused = await guard('operators-add', who, '*');
+      if (refused !== undefined) return refused;
+      const name = o['name'];
+      if (typeof name !== 'string' || !OPERATOR_NAME.test(name)) return usage('name is malformed');
+      const t = o['tenants'];
+      let tenants: OperatorTenants;
+      if (t === '*') tenants = '*';
+      else if (
+        Array.isArray(t) &&
+        t.length > 0 &&
+        t.length <= 64 &&
+        t.every((x): x is string => typeof x === 'string' && OPERATOR_TENANT.test(x))
+      )
+        tenants = [...new Set(t)];
+      else return usage('tenants must be a list of tenant names, or "*" for every tenant');
+      if ((await store.get(name)) !== undefined)
+        return { status: 409, body: { error: 'exists', operator: name } };
+      const token = newOperatorToken();
+      const payload: JsonObject = {
+        operator: name,
+        change: 'added',
+        tenants: tenants === '*' ? '*' : [...tenants],
+        reason: reasonOf(o),
+      };
+      if (!(await ledgerAdmin('admin.operator', GLOBAL_TENANT, payload, operatorActor(who))))
+        return denied(deny('ERR_LEDGER_UNAVAILABLE', 'operator not recorded'));
+      if (!(await store.add({ name, tenants, token_sha256: sha256Hex(token), created_at: deps.clock() })))
+        return { status: 409, body: { error: 'exists', operator: name } };
+      const rec = await store.get(name);
+      return {
+        status: 201,
+        body: { outcome: 'ok', ...(rec === undefined ? { name } : operatorView(rec)), token },
+      };
+    },
+    'operators-rotate': async (o, who) => {
+      const store = registry('operators-rotate');
+      if (isAnswer(store)) return store;
+      const name = o['name'];
+      if (typeof name !== 'string' || !OPERATOR_NAME.test(name)) return usage('name is malformed');
+      // Anyone may replace their own token; another's needs an operator of every tenant.
+      if (name !== who.name) {
+        const refused = await guard('operators-rotate', who, '*');
+        if (refused !== undefined) return refused;
+      }
+      const rec = await store.get(name);
+      if (rec === undefined || rec.status !== 'active')
+        return { status: 404, body: { error: 'not_found', operator: name } };
+      const token = newOperatorToken();
+      const payload: JsonObject = {
+        operator: name,
+        change: 'rotated',
+        tenants: rec.tenants === '*' ? '*' : [...rec.tenants],
+        reason: reasonOf(o),
+      };
+      if (!(await ledgerAdmin('admin.operator', GLOBAL_TENANT, payload, operatorActor(who))))
+        return denied(deny('ERR_LEDGER_UNAVAILABLE', 'operator token rotation not recorded'));
+      if (!(await store.rotate(name, rec.token_sha256, sha256Hex(token), deps.clock())))
+        return {
+          status: 409,
+          body: { error: 'conflict', reason: 'rotated or removed meanwhile', operator: name },
+        };
+      const now = await store.get(name);
+      return {
+        status: 200,
+        body: { outcome: 'ok', ...(now === undefined ? { name } : operatorView(now)), token },
+      };
+    },
+    'operators-remove': async (o, who) => {
+      const store = registry('operators-remove');
+      if (isAnswer(store)) return store;
+      const refused = await guard('operators-remove', who, '*');
+      if (refused !== undefined) return refused;
+      const name = o['name'];
+      if (typeof name !== 'string' || !OPERATOR_NAME.test(name)) return usage('name is malformed');
+      if (name === BOOTSTRAP_OPERATOR)
+        return usage('the bootstrap operator cannot be removed: rotate its token instead');
+      const rec = await store.get(name);
+      if (rec === undefined || rec.status !== 'active')
+        return { status: 404, body: { error: 'not_found', operator: name } };
+      const payload: JsonObject = {
+        operator: name,
+        change: 'removed',
+        tenants: rec.tenants === '*' ? '*' : [...rec.tenants],
+        reason: reasonOf(o),
+      };
+      if (!(await ledgerAdmin('admin.operator', GLOBAL_TENANT, payload, operatorActor(who))))
+        return denied(deny('ERR_LEDGER_UNAVAILABLE', 'operator removal not recorded'));
+      if (!(await store.remove(name, deps.clock())))
+        return { status: 404, body: { error: 'not_found', operator: name } };
+      const now = await store.get(name);
+      return { status: 200, body: { outcome: 'ok', ...(now === undefined ? { name } : operatorView(now)) } };
+    },
+    'operators-list': async (_o, who) => {
+      const store = registry('operators-list');
+      if (isAnswer(store)) return store;
+      const refused = await guard('operators-list', who, '*');
+      if (refused !== undefined) return refused;
+      return { status: 200, body: { operators: (await store.list()).map(operatorView) } };
+    },
+    'clients-add': async (o, who) => {
       const name = o['name'];
       const tenant = o['tenant'];
       if (typeof name !== 'string' || !NAME.test(name)) return usage('name is malformed');
@@ -161,6 +385,8 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       if (name.startsWith(OAUTH_IDENTITY_PREFIX))
         return usage(`names beginning ${OAUTH_IDENTITY_PREFIX} are reserved`);
       if (typeof tenant !== 'string' || !TENANT.test(tenant)) return usage('tenant is malformed');
+      const refused = await guard('clients-add', who, [tenant]);
+      if (refused !== undefined) return refused;
       let key;
       try {
         key = parsePublicJwk(o['public_jwk']);
@@ -201,7 +427,7 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
             trace_id: id,
             request_id: id,
             tenant,
-            actor: OPERATOR_ACTOR,
+            actor: operatorActor(who),
             payload,
           }),
         5_000,
@@ -218,9 +444,11 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       await deps.approvals?.setOwner(name, owner);
       return { status: 201, body: { ...rec, roles: [...rec.roles], owner } };
     },
-    'approvers-add': async (o) => {
+    'approvers-add': async (o, who) => {
       if (deps.approvals === undefined)
         return { status: 404, body: { error: 'unknown_action', action: 'approvers-add' } };
+      const refused = await guard('approvers-add', who, requestedTenants(o['tenants']));
+      if (refused !== undefined) return refused;
       const roles = o['roles'];
       const r = await deps.approvals.registerApprover(
         {
@@ -230,19 +458,21 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
           tenants: o['tenants'],
           public_jwk: o['public_jwk'],
         },
-        OPERATOR_ACTOR,
+        operatorActor(who),
       );
       return isDeny(r) ? denied(r) : { status: 201, body: approverView(r) };
     },
-    'approvers-remove': async (o) => {
+    'approvers-remove': async (o, who) => {
       if (deps.approvals === undefined)
         return { status: 404, body: { error: 'unknown_action', action: 'approvers-remove' } };
       const name = o['name'];
       if (typeof name !== 'string' || !NAME.test(name)) return usage('name is malformed');
-      const r = await deps.approvals.removeApprover(name, reasonOf(o), OPERATOR_ACTOR);
+      const refused = await guard('approvers-remove', who, (await approverTenants(name)) ?? '*');
+      if (refused !== undefined) return refused;
+      const r = await deps.approvals.removeApprover(name, reasonOf(o), operatorActor(who));
       return isDeny(r) ? denied(r) : { status: 200, body: { outcome: 'ok', ...approverView(r) } };
     },
-    'clients-rotate': async (o) => {
+    'clients-rotate': async (o, who) => {
       const name = o['name'];
       if (typeof name !== 'string' || !NAME.test(name)) return usage('name is malformed');
       let key;
@@ -253,6 +483,8 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       }
       const c = await deps.state.lookup(name);
       if (c === undefined) return denied(deny('ERR_CLIENT_UNKNOWN', 'no client has this name'));
+      const refused = await guard('clients-rotate', who, [c.tenant]);
+      if (refused !== undefined) return refused;
       if (c.status !== 'active') return denied(deny('ERR_CLIENT_REVOKED', 'a revoked client stays revoked'));
       if (c.kid === key.kid) return usage('the new key is the current key');
       // Ledgered with the new public key: an auditor binds requests signed after it to the client.
@@ -264,7 +496,7 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
         public_jwk: { ...key.jwk },
         reason: reasonOf(o),
       };
-      if (!(await ledgerAdmin('admin.key_rotated', c.tenant, payload)))
+      if (!(await ledgerAdmin('admin.key_rotated', c.tenant, payload, operatorActor(who))))
         return denied(deny('ERR_LEDGER_UNAVAILABLE', 'client key rotation not recorded'));
       let rec;
       try {
@@ -279,11 +511,13 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
         body: { outcome: 'ok', ...rec, roles: [...rec.roles], previous_kid: c.kid },
       };
     },
-    'clients-revoke': async (o) => {
+    'clients-revoke': async (o, who) => {
       const name = o['name'];
       if (typeof name !== 'string' || !NAME.test(name)) return usage('name is malformed');
       const c = await deps.state.lookup(name);
       if (c === undefined) return denied(deny('ERR_CLIENT_UNKNOWN', 'no client has this name'));
+      const refused = await guard('clients-revoke', who, [c.tenant]);
+      if (refused !== undefined) return refused;
       if (c.status !== 'active') return denied(deny('ERR_CLIENT_REVOKED', 'the client is already revoked'));
       const payload: JsonObject = {
         client: name,
@@ -292,26 +526,39 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
         reason: reasonOf(o),
         revoked_at: new Date(deps.clock()).toISOString(),
       };
-      if (!(await ledgerAdmin('admin.key_revoked', c.tenant, payload)))
+      if (!(await ledgerAdmin('admin.key_revoked', c.tenant, payload, operatorActor(who))))
         return denied(deny('ERR_LEDGER_UNAVAILABLE', 'client revocation not recorded'));
       await deps.state.revokeClient(name);
       return { status: 200, body: { outcome: 'ok', client: name, kid: c.kid, status: 'revoked' } };
     },
-    'approvers-list': async () => ({
+    // An operator of some tenants sees the approvers and clients of those tenants only.
+    'approvers-list': async (_o, who) => ({
       status: 200,
       body: {
-        approvers: ((await deps.approvals?.listApprovers()) ?? []).map(approverView),
+        approvers: ((await deps.approvals?.listApprovers()) ?? [])
+          .filter(
+            (a) =>
+              who.tenants === '*' ||
+              (a.tenants !== '*' && a.tenants.every((t) => operatorCovers(who.tenants, t))),
+          )
+          .map(approverView),
       },
     }),
-    'clients-list': async () => ({
+    'clients-list': async (_o, who) => ({
       status: 200,
-      body: { clients: (await deps.state.listClients()).map((c) => ({ ...c, roles: [...c.roles] })) },
+      body: {
+        clients: (await deps.state.listClients())
+          .filter((c) => operatorCovers(who.tenants, c.tenant))
+          .map((c) => ({ ...c, roles: [...c.roles] })),
+      },
     }),
-    'policy-activate': async (o) => {
+    'policy-activate': async (o, who) => {
+      const refused = await guard('policy-activate', who, '*');
+      if (refused !== undefined) return refused;
       if (typeof o['bundle'] !== 'string') return usage('bundle must be the bundle document text');
       const put = deps.bundles.put(o['bundle']);
       if (isDeny(put)) return denied(put);
-      const r = await deps.controlPlane.activateBundle(put.hash, OPERATOR_ACTOR, reasonOf(o));
+      const r = await deps.controlPlane.activateBundle(put.hash, operatorActor(who), reasonOf(o));
       return isDeny(r)
         ? denied(r)
         : {
@@ -319,37 +566,53 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
             body: { outcome: 'ok', hash: r.hash, previous: r.previous, ledger: { ...r.ledger } },
           };
     },
-    'kill-switch': async (o) => {
+    'kill-switch': async (o, who) => {
+      const refused = await guard('kill-switch', who, '*');
+      if (refused !== undefined) return refused;
       if (typeof o['on'] !== 'boolean') return usage('on must be a boolean');
-      const r = await deps.controlPlane.admin.setKillSwitch(o['on'], OPERATOR_ACTOR, reasonOf(o));
+      const r = await deps.controlPlane.admin.setKillSwitch(o['on'], operatorActor(who), reasonOf(o));
       return isDeny(r)
         ? denied(r)
         : { status: 200, body: { outcome: 'ok', engaged: o['on'], ledger: { ...r.ledger } } };
     },
-    lockdown: async (o) => {
+    lockdown: async (o, who) => {
       const tenant = o['tenant'];
       if (typeof tenant !== 'string' || !TENANT.test(tenant) || typeof o['on'] !== 'boolean')
         return usage('tenant and on are required');
-      const r = await deps.controlPlane.admin.setTenantLockdown(tenant, o['on'], OPERATOR_ACTOR, reasonOf(o));
+      const refused = await guard('lockdown', who, [tenant]);
+      if (refused !== undefined) return refused;
+      const r = await deps.controlPlane.admin.setTenantLockdown(
+        tenant,
+        o['on'],
+        operatorActor(who),
+        reasonOf(o),
+      );
       return isDeny(r)
         ? denied(r)
         : { status: 200, body: { outcome: 'ok', tenant, engaged: o['on'], ledger: { ...r.ledger } } };
     },
-    quarantine: async (o) => {
+    quarantine: async (o, who) => {
       const session = o['session'];
       if (typeof session !== 'string' || !PRINCIPAL.test(session) || typeof o['on'] !== 'boolean')
         return usage('session (a session id or client:NAME) and on are required');
+      // A session id names no tenant: only `client:NAME` is a tenant's; a session is global.
+      const refused = await guard(
+        'quarantine',
+        who,
+        session.startsWith('client:') ? await clientTenant(session.slice('client:'.length)) : '*',
+      );
+      if (refused !== undefined) return refused;
       const r = await deps.controlPlane.admin.setSessionQuarantine(
         session,
         o['on'],
-        OPERATOR_ACTOR,
+        operatorActor(who),
         reasonOf(o),
       );
       return isDeny(r)
         ? denied(r)
         : { status: 200, body: { outcome: 'ok', session, engaged: o['on'], ledger: { ...r.ledger } } };
     },
-    'breaker-reset': async (o) => {
+    'breaker-reset': async (o, who) => {
       const { session, client, tenant } = o;
       const given = [session, client, tenant].filter((v) => v !== undefined).length;
       let target: BreakerResetScope;
@@ -359,16 +622,28 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       else if (typeof client === 'string' && NAME.test(client)) target = { scope: 'client', client };
       else if (typeof tenant === 'string' && TENANT.test(tenant)) target = { scope: 'tenant', tenant };
       else return usage('session, client or tenant is malformed');
-      const r = await deps.controlPlane.resetBreaker(target, OPERATOR_ACTOR, reasonOf(o));
+      const refused = await guard(
+        'breaker-reset',
+        who,
+        target.scope === 'tenant'
+          ? [target.tenant]
+          : target.scope === 'client'
+            ? await clientTenant(target.client)
+            : '*',
+      );
+      if (refused !== undefined) return refused;
+      const r = await deps.controlPlane.resetBreaker(target, operatorActor(who), reasonOf(o));
       return isDeny(r)
         ? denied(r)
         : { status: 200, body: { outcome: 'ok', ...target, breaker: r.breaker, ledger: { ...r.ledger } } };
     },
-    'issuer-rotate': async (o) => {
+    'issuer-rotate': async (o, who) => {
+      const refused = await guard('issuer-rotate', who, '*');
+      if (refused !== undefined) return refused;
       const files = deps.issuerKeys;
       const next = generateSigningKey();
       files?.stage(next);
-      const r = await deps.controlPlane.rotateIssuerKey(OPERATOR_ACTOR, reasonOf(o), next);
+      const r = await deps.controlPlane.rotateIssuerKey(operatorActor(who), reasonOf(o), next);
       if (isDeny(r)) {
         files?.discard();
         return denied(r);
@@ -379,12 +654,14 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
         body: { outcome: 'ok', kid: r.kid, previous_kid: r.previous_kid ?? null, ledger: { ...r.ledger } },
       };
     },
-    'issuer-revoke': async (o) => {
+    'issuer-revoke': async (o, who) => {
+      const refused = await guard('issuer-revoke', who, '*');
+      if (refused !== undefined) return refused;
       const kid = o['kid'];
       if (typeof kid !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(kid)) return usage('kid is required');
       let r;
       try {
-        r = await deps.controlPlane.revokeIssuerKey(kid, OPERATOR_ACTOR, reasonOf(o));
+        r = await deps.controlPlane.revokeIssuerKey(kid, operatorActor(who), reasonOf(o));
       } catch {
         return usage('the current issuer key cannot be revoked: rotate first');
       }
@@ -392,7 +669,10 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       deps.issuerKeys?.commit(false, deps.controlPlane.issuerJwks());
       return { status: 200, body: { outcome: 'ok', kid: r.kid, ledger: { ...r.ledger } } };
     },
-    'ledger-export': async (o) => {
+    'ledger-export': async (o, who) => {
+      // The export is of the whole ledger (every tenant's records): an operator of every tenant's.
+      const refused = await guard('ledger-export', who, '*');
+      if (refused !== undefined) return refused;
       const traceId = o['trace_id'];
       const from = o['from'];
       const to = o['to'];
@@ -409,7 +689,7 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
         const exported = await exportBundleStream({
           ledger: deps.ledger,
           ...(reader === undefined ? {} : { reader }),
-          actor: OPERATOR_ACTOR,
+          actor: operatorActor(who),
           tenant: GLOBAL_TENANT,
           publicKeys: {
             issuer: keyRingFromJwks(deps.controlPlane.issuerJwks()).toJwks(),
@@ -447,10 +727,10 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
   };
 
   return {
-    async run(action, body) {
+    async run(action, body, who) {
       const fn = actions[action];
       if (fn === undefined) return { status: 404, body: { error: 'unknown_action', action } };
-      return fn(obj(body));
+      return fn(obj(body), who);
     },
   };
 }

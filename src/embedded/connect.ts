@@ -59,9 +59,18 @@ export async function runningServer(dir: string): Promise<string | undefined> {
   return undefined;
 }
 
-/** Connects to the running server for `dir`, or starts one in-process on free loopback ports. */
-export async function connect(dir: string): Promise<Connection> {
-  const token = readOperatorToken(dir);
+/** How an operator tool connects. */
+export interface ConnectOptions {
+  /** The operator token to act with (a person's, OE-INV-025); default the data directory's bootstrap token. */
+  readonly token?: string;
+}
+
+/**
+ * Connects to the running server for `dir`, or starts one in-process on free loopback ports, as
+ * the operator whose token `options.token` is (default the bootstrap operator's).
+ */
+export async function connect(dir: string, options: ConnectOptions = {}): Promise<Connection> {
+  const token = options.token ?? readOperatorToken(dir);
   const url = await runningServer(dir);
   if (url !== undefined) return { url, token, inProcess: false, close: () => Promise.resolve() };
   const instance = await startEmbedded(dir, { port: 0, executionPort: 0 });

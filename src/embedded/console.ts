@@ -4,20 +4,38 @@
  * invite and confirm approvers (`approvers-invite`, `approvers-confirm`), and the endpoint the
  * Gate's listener serves under `/console/`.
  */
-import { isDeny, isLedgerRef, statusOf, withDeadline } from '../kernel/index.js';
+import { deny, isDeny, isLedgerRef, sha256Hex, statusOf, withDeadline } from '../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
-import type { ApprovalApi, ApprovalService } from '../control-plane/index.js';
+import type { ApprovalApi, ApprovalService, BundleStore, GovernanceState } from '../control-plane/index.js';
+import { diffBundles, formatBundleDiff, parseBundleDocument } from '../policy/index.js';
+import type { PolicyBundleDocument } from '../policy/index.js';
 import { buildEvidenceView } from '../gate/index.js';
 import type { GateLedger, GateStateStore, OperatorActions, OperatorAnswer } from '../gate/index.js';
-import { createConsoleEndpoint, createConsoleService } from '../console/index.js';
-import type { ConsoleEndpoint, ConsoleService, ConsoleStore } from '../console/index.js';
-import { OPERATOR_ACTOR } from './admin.js';
+import {
+  consoleOrigins,
+  createConsoleEndpoint,
+  createConsoleService,
+  createOidcRelyingParty,
+  createOperatorConsole,
+} from '../console/index.js';
+import type {
+  ConsoleEndpoint,
+  ConsoleService,
+  ConsoleStore,
+  OidcConfig,
+  OperatorConsole,
+  OperatorPolicyPages,
+} from '../console/index.js';
+import type { OperatorIdentity, OperatorStore, OperatorTenants } from '../gate/index.js';
+import { operatorActor, requestedTenants } from './admin.js';
+import type { ScopeGuard } from './admin.js';
 import type { LedgerPort } from './ports.js';
 
 /** The composed console. */
 export interface EmbeddedConsole {
   readonly service: ConsoleService;
   readonly store: ConsoleStore;
+  readonly oidc?: OidcConfig;
 }
 
 /** The console's service over `store`, the storage backend's (closed with it). */
@@ -27,16 +45,28 @@ export function openConsole(deps: {
   readonly ledgerPort: LedgerPort;
   readonly state: Pick<GateStateStore, 'lookup'>;
   readonly clock: Clock;
+  /** `failclosed.json` `console.oidc`: absent, the console signs in locally only. */
+  readonly oidc?: OidcConfig;
 }): EmbeddedConsole {
   const { store } = deps;
+  const oidc =
+    deps.oidc === undefined
+      ? undefined
+      : createOidcRelyingParty({
+          config: deps.oidc,
+          now: deps.clock,
+          // A sign-in's state is used once, as a sign-in challenge is (the same store, every gate).
+          useState: (id, expiresAt, atMs) => store.useChallenge(id, expiresAt, atMs),
+        });
   const service = createConsoleService({
     store,
     approvals: deps.approvals,
     append: (entry) => deps.ledgerPort.append(entry),
     isClient: async (name) => (await deps.state.lookup(name)) !== undefined,
     now: deps.clock,
+    ...(oidc === undefined ? {} : { oidc }),
   });
-  return { service, store };
+  return { service, store, ...(deps.oidc === undefined ? {} : { oidc: deps.oidc }) };
 }
 
 function denied(d: Deny): OperatorAnswer {
@@ -50,15 +80,33 @@ function obj(body: JsonValue): JsonObject {
 /**
  * The operator actions with `approvers-invite` `{name, roles, tenants, ttl_sec?}` (answers the
  * one-time code) and `approvers-confirm` `{name, kid}` added; every other action is `inner`'s.
+ * Both are ledgered with the operator who made them, and held to that operator's tenant scope:
+ * the tenants invited, or those of the invitation confirmed (`guard`, OE-INV-025).
  */
-export function withConsoleActions(inner: OperatorActions, console: ConsoleService): OperatorActions {
+export function withConsoleActions(
+  inner: OperatorActions,
+  console: ConsoleService,
+  scope: {
+    readonly guard: ScopeGuard;
+    /** The tenants of `name`'s invitation, undefined when none. */
+    readonly invitedTenants: (name: string) => Promise<OperatorTenants | undefined>;
+  },
+): OperatorActions {
   return Object.freeze({
-    async run(action: string, body: JsonValue): Promise<OperatorAnswer> {
+    async run(action: string, body: JsonValue, who: OperatorIdentity): Promise<OperatorAnswer> {
       const o = obj(body);
       if (action === 'approvers-invite') {
+        const refused = await scope.guard(action, who, requestedTenants(o['tenants']));
+        if (refused !== undefined) return refused;
         const r = await console.invite(
-          { name: o['name'], roles: o['roles'], tenants: o['tenants'], ttl_sec: o['ttl_sec'] },
-          OPERATOR_ACTOR,
+          {
+            name: o['name'],
+            roles: o['roles'],
+            tenants: o['tenants'],
+            ttl_sec: o['ttl_sec'],
+            ...(o['oidc_subject'] === undefined ? {} : { oidc_subject: o['oidc_subject'] }),
+          },
+          operatorActor(who),
         );
         if (isDeny(r)) return denied(r);
         return {
@@ -69,11 +117,16 @@ export function withConsoleActions(inner: OperatorActions, console: ConsoleServi
             code: r.code,
             expires_at: new Date(r.expires_at).toISOString(),
             console_path: '/console/',
+            ...(o['oidc_subject'] === undefined ? {} : { oidc_subject: o['oidc_subject'] }),
           },
         };
       }
       if (action === 'approvers-confirm') {
-        const r = await console.confirm({ name: o['name'], kid: o['kid'] }, OPERATOR_ACTOR);
+        const name = o['name'];
+        const invited = typeof name === 'string' ? await scope.invitedTenants(name) : undefined;
+        const refused = await scope.guard(action, who, invited ?? '*');
+        if (refused !== undefined) return refused;
+        const r = await console.confirm({ name: o['name'], kid: o['kid'] }, operatorActor(who));
         if (isDeny(r)) return denied(r);
         return {
           status: 200,
@@ -87,7 +140,7 @@ export function withConsoleActions(inner: OperatorActions, console: ConsoleServi
           },
         };
       }
-      return inner.run(action, body);
+      return inner.run(action, body, who);
     },
   });
 }
@@ -118,6 +171,124 @@ export function decisionReader(
   };
 }
 
+/**
+ * The one place an operator token becomes a person for the console: the operator registry
+ * (`byToken` of the token's SHA-256), as the Gate authenticates `POST /v1/admin/…`.
+ */
+export function registryOperator(
+  operators: Pick<OperatorStore, 'byToken'>,
+): (token: string) => Promise<OperatorIdentity | undefined> {
+  return async (token) => {
+    if (token.length === 0) return undefined;
+    const r = await operators.byToken(sha256Hex(token));
+    return r === undefined ? undefined : { name: r.name, tenants: r.tenants };
+  };
+}
+
+/**
+ * What activating the stored bundle `hash` changes against the active bundle: the structured
+ * diff of `policy diff` (src/policy/diff.ts) and its text; null when either cannot be loaded.
+ */
+export function policyDiffer(bundles: BundleStore): (hash: string) => Promise<JsonObject | null> {
+  return (hash) => {
+    const to = bundles.get(hash);
+    return Promise.resolve(isDeny(to) ? null : diffAgainstActive(bundles, to.bundle.document, to.hash));
+  };
+}
+
+/** `diffBundles` of the active bundle and `to`, with `formatBundleDiff`'s text; null without an active bundle. */
+function diffAgainstActive(
+  bundles: BundleStore,
+  to: PolicyBundleDocument,
+  toHash: string,
+): JsonObject | null {
+  const from = bundles.active();
+  if (isDeny(from)) return null;
+  const d = diffBundles(from.bundle.document, from.hash, to, toHash);
+  return { ...(JSON.parse(JSON.stringify(d)) as JsonObject), text: formatBundleDiff(d) };
+}
+
+/** The policy page's reads: the active bundle, diffs against it, and the activations waiting for approval. */
+export function policyPagesFor(bundles: BundleStore, approvals: ApprovalService): OperatorPolicyPages {
+  return {
+    active: () => {
+      const a = bundles.active();
+      if (isDeny(a)) return null;
+      const d = a.bundle.document;
+      return {
+        hash: a.hash,
+        name: d.name,
+        tools: d.tools.map((t) => t.name),
+        policies: Object.keys(d.policies),
+      };
+    },
+    diffStored: policyDiffer(bundles),
+    diffText: (text) => {
+      const doc = parseBundleDocument(text);
+      if (isDeny(doc)) return doc;
+      return (
+        diffAgainstActive(bundles, doc.document, doc.hash) ??
+        deny('ERR_POLICY_UNAVAILABLE', 'no active bundle')
+      );
+    },
+    pending: async () =>
+      (await approvals.list())
+        .filter((p) => p.kind === 'policy_activation' && p.status === 'pending')
+        .map((p) => ({
+          decision_id: p.decision_id,
+          bundle: p.policy_bundle,
+          requested_by: p.identity,
+          approvals: p.approvals.length,
+          expires_at: new Date(p.expires_at).toISOString(),
+        })),
+  };
+}
+
+/** The operator pages over the operator actions, the incident state and the ledger. */
+export function operatorConsoleFor(deps: {
+  readonly operator: OperatorActions;
+  readonly operators: Pick<OperatorStore, 'byToken'>;
+  readonly governance: Pick<GovernanceState, 'snapshot'>;
+  readonly ledger: Pick<GateLedger, 'latestCheckpoint'>;
+  readonly bundles: BundleStore;
+  readonly approvals: ApprovalService;
+  readonly clock: Clock;
+}): OperatorConsole {
+  return createOperatorConsole({
+    authenticateOperator: registryOperator(deps.operators),
+    // Every action is ledgered with the signed-in operator and held to its tenant scope by the actions.
+    runAdmin: async (person, action, body) => {
+      const r = await withDeadline(() => deps.operator.run(action, body, person), 30_000);
+      return r.status === 'ok'
+        ? {
+            status: r.value.status,
+            body: r.value.body,
+            ...(r.value.stream === undefined ? {} : { stream: r.value.stream }),
+          }
+        : { status: 500, body: { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'internal failure' } };
+    },
+    incidentState: () => deps.governance.snapshot(),
+    policy: policyPagesFor(deps.bundles, deps.approvals),
+    reviews: async () =>
+      (await deps.approvals.listReviews()).map((r) => ({
+        review_id: r.review_id,
+        grant_id: r.grant_id,
+        decision_id: r.decision_id,
+        opened_for: r.opened_for,
+        opened_at: new Date(r.opened_at).toISOString(),
+        status: r.status,
+        closed_by: r.closed_by,
+        closed_at: r.closed_at === null ? null : new Date(r.closed_at).toISOString(),
+        notes: r.notes,
+      })),
+    latestCheckpoint: async () => {
+      const c = await deps.ledger.latestCheckpoint();
+      return c === null ? null : { size: c.size, root_hash: c.root_hash, note: c.note };
+    },
+    now: deps.clock,
+  });
+}
+
 /** The console endpoint of a listener at `url`. */
 export function consoleEndpointFor(
   deps: {
@@ -126,11 +297,25 @@ export function consoleEndpointFor(
     readonly approvalApi: ApprovalApi;
     readonly ledger: GateLedger;
     readonly clock: Clock;
+    /** The operator pages; absent: approvers only. */
+    readonly operator?: OperatorConsole;
+    /** Stored bundles: a policy activation in the inbox shows its diff. */
+    readonly bundles?: BundleStore;
+    readonly oidc?: OidcConfig;
   },
   url: string,
 ): ConsoleEndpoint {
+  // The issuer sends the browser back to the redirect URI: it must be this console, or the
+  // sign-in would complete elsewhere. Checked when the listener is up; the gate does not start.
+  const redirect = deps.oidc?.redirect_uri;
+  if (redirect !== undefined && !consoleOrigins(url).some((o) => redirect === `${o}/console/`))
+    throw new TypeError(
+      `failclosed.json: console.oidc.redirect_uri must be this console’s URL (${new URL(url).origin}/console/)`,
+    );
   return createConsoleEndpoint({
     url,
+    ...(deps.operator === undefined ? {} : { operator: deps.operator }),
+    ...(deps.bundles === undefined ? {} : { policyDiff: policyDiffer(deps.bundles) }),
     console: deps.console,
     approvals: deps.approvals,
     approvalApi: deps.approvalApi,

@@ -25,6 +25,7 @@ import type {
 } from '../control-plane/index.js';
 import {
   createCommandAdapter,
+  createHttpAdapter,
   createMcpAdapter,
   createDefaultBuiltinAdapter,
   createDefaultBuiltins,
@@ -34,7 +35,7 @@ import {
   createRedactor,
 } from '../execution/index.js';
 import type { Executor, NonceStore, Sandbox } from '../execution/index.js';
-import { createGate } from '../gate/index.js';
+import { BOOTSTRAP_OPERATOR, createGate } from '../gate/index.js';
 import type {
   Gate,
   GateControlPlane,
@@ -43,10 +44,11 @@ import type {
   GateStateStore,
   GateTimeouts,
   LedgerEntryView,
+  OperatorActions,
 } from '../gate/index.js';
 import { dataPaths, operatorTokenSha256, readConfig, readSigningKey, writeSecret } from './data-dir.js';
 import type { EmbeddedConfig } from './data-dir.js';
-import { createOperatorActions } from './admin.js';
+import { createOperatorActions, createScopeGuard } from './admin.js';
 import type { IssuerKeyFiles } from './admin.js';
 import { openApprovals } from './approvals.js';
 import { openNotifications, type EmbeddedNotifications } from './notifications.js';
@@ -99,6 +101,8 @@ export interface Core {
   readonly nonces: NonceStore;
   readonly sandbox: Sandbox;
   readonly gate: Gate;
+  /** The operator actions (`POST /v1/admin/{action}`), for the console's operator pages too. */
+  readonly operator: OperatorActions;
   /** Human approvals, break-glass and reviews (OE-INV-019/020, L7). */
   readonly approvals: EmbeddedApprovals;
   /** The browser console's people and sessions (docs/console.md). */
@@ -371,6 +375,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ledgerPort,
     state,
     clock,
+    ...(config.console?.oidc === undefined ? {} : { oidc: config.console.oidc }),
   });
   const issuerKey = readSigningKey(p.issuerKey);
   const controlPlane = createControlPlane({
@@ -427,6 +432,8 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
         command: createCommandAdapter({ sandbox }),
         // Upstream MCP servers: launched per call in the same sandbox profile (docs/adapters.md).
         mcp: createMcpAdapter(),
+        // Declarative HTTP tools: requests the Execution Layer makes to allowlisted destinations.
+        http: createHttpAdapter(),
       },
       options.onToolRun,
     ),
@@ -455,6 +462,43 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     callableTools: (principal) =>
       Promise.resolve(toolListingsFor(controlPlane.activeBundle()?.bundle, principal)),
   };
+  // The data directory's `operator.token` is the bootstrap operator, of every tenant (OE-INV-025):
+  // recorded in the registry the first time a gate opens this storage (an upgrade in place), and
+  // from then on the registry is the truth: a bootstrap token rotated through any replica replaces it.
+  await backend.operators.add({
+    name: BOOTSTRAP_OPERATOR,
+    tenants: '*',
+    token_sha256: operatorTokenSha256(dir),
+    created_at: clock(),
+  });
+  // The operator actions: behind operator tokens at the Gate, and the console's operator pages.
+  const operator = withConsoleActions(
+    createOperatorActions({
+      clock,
+      ledger,
+      ledgerPort,
+      state,
+      controlPlane: keyChangesFollowed(controlPlane, follower),
+      bundles,
+      approvals: approvals.service,
+      executor: {
+        audience: config.audience,
+        clockToleranceSec: config.clock_tolerance_sec,
+        maxLifetimeSec: config.max_envelope_lifetime_sec,
+      },
+      issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
+      openReader: () => backend.openLedgerReader(),
+      operators: backend.operators,
+    }),
+    consoleState.service,
+    {
+      guard: createScopeGuard({ clock, ledgerPort }),
+      invitedTenants: async (name) => {
+        const t = (await consoleState.store.person(name))?.tenants;
+        return t === undefined || t === '*' ? t : [...t];
+      },
+    },
+  );
   const gate = createGate({
     clock,
     clients: state,
@@ -470,25 +514,8 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ...(config.max_inflight === undefined ? {} : { maxInflight: config.max_inflight }),
     ...(options.deadlines?.gate === undefined ? {} : { timeouts: options.deadlines.gate }),
     operatorTokenSha256: operatorTokenSha256(dir),
-    operator: withConsoleActions(
-      createOperatorActions({
-        clock,
-        ledger,
-        ledgerPort,
-        state,
-        controlPlane: keyChangesFollowed(controlPlane, follower),
-        bundles,
-        approvals: approvals.service,
-        executor: {
-          audience: config.audience,
-          clockToleranceSec: config.clock_tolerance_sec,
-          maxLifetimeSec: config.max_envelope_lifetime_sec,
-        },
-        issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
-        openReader: () => backend.openLedgerReader(),
-      }),
-      consoleState.service,
-    ),
+    operators: backend.operators,
+    operator,
     approvals: approvals.api,
     trustRoots: () =>
       buildTrustRoots({
@@ -572,6 +599,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     nonces,
     sandbox,
     gate,
+    operator,
     approvals,
     console: consoleState,
     ...(notifications === undefined ? {} : { notifications }),

@@ -15,6 +15,8 @@ import { parseBackendSpec } from './backend-spec.js';
 import { parseMcpConfig } from './mcp-config.js';
 import { parseWebhookConfig, type WebhookConfig } from '../control-plane/index.js';
 import type { McpConfig } from './mcp-config.js';
+import { parseConsoleConfig } from './console-config.js';
+import type { ConsoleConfig } from './console-config.js';
 
 /** `failclosed.json`: the deployment's settings. */
 export interface EmbeddedConfig {
@@ -56,6 +58,8 @@ export interface EmbeddedConfig {
   readonly mcp?: McpConfig;
   /** Signed webhooks: receivers, link base, attempts (docs/notifications.md). Optional. */
   readonly webhooks?: WebhookConfig;
+  /** The browser console: its OIDC issuer (docs/console.md "OIDC sign-in"). Optional. */
+  readonly console?: ConsoleConfig;
 }
 
 /** Optional settings: absent in data directories made before they existed. */
@@ -66,6 +70,7 @@ const OPTIONAL_FIELDS: readonly string[] = [
   'backend',
   'mcp',
   'webhooks',
+  'console',
 ];
 /** Optional settings that are positive integers. */
 const OPTIONAL_INTEGERS: readonly string[] = ['max_inflight', 'min_free_disk_mb', 'follow_ms'];
@@ -120,7 +125,7 @@ export function defaultConfig(): EmbeddedConfig {
   };
 }
 
-const CONFIG_FIELDS = [...Object.keys(defaultConfig()), 'follow_ms', 'backend', 'mcp', 'webhooks'];
+const CONFIG_FIELDS = [...Object.keys(defaultConfig()), 'follow_ms', 'backend', 'mcp', 'webhooks', 'console'];
 
 function bad(message: string): TypeError {
   return new TypeError(`failclosed.json: ${message}`);
@@ -171,7 +176,8 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
   } catch (err) {
     throw bad(err instanceof Error ? err.message : 'webhooks is malformed');
   }
-  return Object.freeze({ ...(o as unknown as EmbeddedConfig), ...mcp, ...webhooks });
+  const consoleConfig = o.console === undefined ? {} : { console: parseConsoleConfig(o.console) };
+  return Object.freeze({ ...(o as unknown as EmbeddedConfig), ...mcp, ...webhooks, ...consoleConfig });
 }
 
 /** Writes `text` with mode 0600 (secrets). */

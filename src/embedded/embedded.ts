@@ -13,7 +13,7 @@ import { createGateServer, createMcpAuthenticator, createMcpEndpoint } from '../
 import type { McpEndpoint } from '../gate/index.js';
 import { resolveMcpSettings } from './mcp-config.js';
 import { gateLedgerOver, openCore } from './core.js';
-import { consoleEndpointFor } from './console.js';
+import { consoleEndpointFor, operatorConsoleFor } from './console.js';
 import type { Core, CoreOptions } from './core.js';
 import {
   DEMO_CLIENT,
@@ -201,6 +201,17 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
             approvalApi: core.approvals.api,
             ledger: gateLedgerOver(core.ledger, core.ledgerPort),
             clock: core.clock,
+            bundles: core.bundles,
+            operator: operatorConsoleFor({
+              operator: core.operator,
+              operators: core.backend.operators,
+              governance: core.governance,
+              ledger: gateLedgerOver(core.ledger, core.ledgerPort),
+              bundles: core.bundles,
+              approvals: core.approvals.service,
+              clock: core.clock,
+            }),
+            ...(core.console.oidc === undefined ? {} : { oidc: core.console.oidc }),
           },
           url,
         ),

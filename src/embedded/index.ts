@@ -38,10 +38,18 @@ export {
   operatorAction,
   operatorDownload,
 } from './connect.js';
-export type { Connection, HttpAnswer } from './connect.js';
+export type { ConnectOptions, Connection, HttpAnswer } from './connect.js';
 export { approvalConfigPath, openApprovals } from './approvals.js';
 export { notificationsPath, openNotifications } from './notifications.js';
 export type { EmbeddedNotifications } from './notifications.js';
 export type { EmbeddedApprovals } from './approvals.js';
-export { consoleEndpointFor, decisionReader, openConsole, withConsoleActions } from './console.js';
+export {
+  registryOperator,
+  consoleEndpointFor,
+  decisionReader,
+  openConsole,
+  operatorConsoleFor,
+  policyPagesFor,
+  withConsoleActions,
+} from './console.js';
 export type { EmbeddedConsole } from './console.js';

@@ -302,6 +302,10 @@ export function createExecutor(deps: ExecutorDeps): Executor {
         code: ran.code,
         adapter: adapterType,
         started,
+        // The egress proxy's refusal names the destination or limit (characters it vetted).
+        ...(ran.code === 'ERR_EGRESS_DENIED' || ran.code === 'ERR_EGRESS_LIMIT'
+          ? { reason: ran.reason }
+          : {}),
       });
       return ref === undefined ? deny('ERR_LEDGER_UNAVAILABLE', 'execution receipt not confirmed') : ran;
     }

@@ -43,8 +43,16 @@ export { createCommandAdapter } from './adapters/command.js';
 export { createMcpAdapter, listMcpTools, PROTOCOL_BUDGET_BYTES } from './adapters/mcp.js';
 export type { McpAdapterOptions } from './adapters/mcp.js';
 export type { CommandAdapterOptions } from './adapters/command.js';
-export { createBwrapSandbox, buildSandboxArgv } from './sandbox/bwrap.js';
-export type { Sandbox, SandboxRequest, SandboxExit, BwrapSandboxOptions } from './sandbox/bwrap.js';
+export { createBwrapSandbox, buildSandboxArgv, checkNetworkGrant } from './sandbox/bwrap.js';
+export type {
+  Sandbox,
+  SandboxRequest,
+  SandboxExit,
+  BwrapSandboxOptions,
+  SandboxEgress,
+} from './sandbox/bwrap.js';
+export { DEFAULT_EGRESS_LIMITS, EGRESS_PORT, startEgressProxy } from './sandbox/egress.js';
+export type { EgressLimits, EgressProxy, EgressProxyOptions } from './sandbox/egress.js';
 export type {
   EnvelopeLedgerContext,
   ExecutionLedger,
@@ -63,3 +71,5 @@ export type {
   VoidInput,
   VoidOutcome,
 } from './executor.js';
+export { createHttpAdapter, parseHttpUrlTemplate } from './adapters/http.js';
+export type { HttpUrlTemplate } from './adapters/http.js';

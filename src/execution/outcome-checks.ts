@@ -21,6 +21,8 @@ export function isAdapterCode(code: unknown): code is DenialCode {
     'ERR_ADAPTER_UNAVAILABLE',
     'ERR_PARAMS_INVALID',
     'ERR_TOOL_DEFINITION_CHANGED',
+    'ERR_EGRESS_DENIED',
+    'ERR_EGRESS_LIMIT',
   ];
   return (codes as readonly unknown[]).includes(code);
 }
@@ -37,10 +39,17 @@ export function parseLedgerRef(value: unknown): LedgerRef | undefined {
 /** An adapter's answer as `{ result }` or a deny with an adapter code. */
 export function parseAdapterOutput(value: unknown): { readonly result: JsonValue } | Deny {
   if (typeof value !== 'object' || value === null) return deny('ERR_TOOL_FAILED', 'adapter answered garbage');
-  const v = value as { outcome?: unknown; result?: unknown; code?: unknown };
+  const v = value as { outcome?: unknown; result?: unknown; code?: unknown; reason?: unknown };
   if (v.outcome === 'deny') {
     const code = isAdapterCode(v.code) ? v.code : 'ERR_TOOL_FAILED';
-    return deny(code, 'the tool adapter denied');
+    // The egress proxy's reason (the refused destination, or the limit) is evidence for the
+    // receipt; it holds only characters the proxy vetted. Other adapter reasons stay out.
+    const egress = code === 'ERR_EGRESS_DENIED' || code === 'ERR_EGRESS_LIMIT';
+    const reason =
+      egress && typeof v.reason === 'string' && /^[ -~]{1,400}$/.test(v.reason)
+        ? v.reason
+        : 'the tool adapter denied';
+    return deny(code, reason);
   }
   if (v.outcome !== 'ok' || !('result' in v)) return deny('ERR_TOOL_FAILED', 'adapter answered garbage');
   return { result: v.result as JsonValue };

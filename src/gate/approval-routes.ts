@@ -47,7 +47,7 @@ function bearerOf(authorization: string | undefined): string | undefined {
 export function routeApprovals(
   deps: {
     readonly approvals: GateApprovals | undefined;
-    readonly isOperator: (authorization: string | undefined) => boolean;
+    readonly isOperator: (authorization: string | undefined) => boolean | Promise<boolean>;
     readonly timeoutMs: number;
   },
   method: string,
@@ -65,7 +65,7 @@ export function routeApprovals(
       : refused('ERR_CONTROL_PLANE_UNAVAILABLE', 'the approval service did not answer in time');
   };
   const viewer = async (fn: () => Promise<RouteAnswer>): Promise<RouteAnswer> => {
-    if (deps.isOperator(authorization)) return fn();
+    if (await deps.isOperator(authorization)) return fn();
     const bearer = bearerOf(authorization);
     if (bearer !== undefined && (await api.isApprover(bearer))) return fn();
     return refused('ERR_UNAUTHENTICATED', 'operator or approver token required');
@@ -77,7 +77,7 @@ export function routeApprovals(
     if (m?.[1] !== undefined) {
       const id = m[1];
       return bounded(async () => {
-        if (deps.isOperator(authorization)) return api.show(id);
+        if (await deps.isOperator(authorization)) return api.show(id);
         // An identified approver opening the item is recorded (approvals watched, L7 hardening).
         const bearer = bearerOf(authorization);
         const who = bearer === undefined ? undefined : await api.approverOf?.(bearer);

@@ -26,6 +26,8 @@ import type { ParsedRequest } from './request.js';
 import { DEFAULT_MAX_INFLIGHT } from './types.js';
 import type { CallResponse, EvidenceRead, GateDeps, GatewayEvent, RegisteredClient } from './types.js';
 import { routeApprovals } from './approval-routes.js';
+import { BOOTSTRAP_OPERATOR, operatorCovers } from './operators.js';
+import type { OperatorIdentity } from './operators.js';
 import { CAUGHT_STATUS, failCaught } from './caught.js';
 import { voidEnvelope } from './void-envelope.js';
 import { mintCall } from './principal.js';
@@ -56,8 +58,9 @@ export interface Gate {
     authorization: string | undefined,
   ): Promise<GateAnswer> | undefined;
   /**
-   * `GET /v1/requests/{id}`: the operator evidence view (SPEC §5, FC-INV-5), read as
-   * {@link OPERATOR_READER} behind the operator token.
+   * `GET /v1/requests/{id}`: the operator evidence view (SPEC §5, FC-INV-5), read as the
+   * authenticated operator (`audit.read` with the person as reader). An operator of some tenants
+   * reads only a request whose every record is of those tenants (`403 ERR_FORBIDDEN` otherwise).
    */
   evidence(requestId: string, authorization: string | undefined): Promise<GateAnswer>;
   /**
@@ -94,8 +97,11 @@ export interface Gate {
     body: JsonValue,
     authorization: string | undefined,
   ): Promise<GateAnswer & { readonly stream?: AsyncIterable<string> }>;
-  /** True when `authorization` is `Bearer <operator token>`. */
-  isOperator(authorization: string | undefined): boolean;
+  /**
+   * The operator whose token `authorization` (`Bearer <token>`) carries: active in the registry
+   * (or the bootstrap token without one); undefined for anything else, a registry failure included.
+   */
+  operatorOf(authorization: string | undefined): Promise<OperatorIdentity | undefined>;
 }
 
 /** A tool this principal could be allowed to call, as `tools/list` shows it (docs/mcp.md). */
@@ -136,8 +142,14 @@ export interface CallOptions {
 /** Longest wait a client may ask for (ms); the Control Plane caps it further. */
 export const MAX_CALL_WAIT_MS = 120_000;
 
-/** Who reads behind the operator token (one shared token: no person yet), as `audit.read` records it. */
-export const OPERATOR_READER: EvidenceRead['reader'] = Object.freeze({ id: 'operator', role: 'operator' });
+/** Who reads behind the bootstrap operator token, as `audit.read` records it. */
+export const OPERATOR_READER: EvidenceRead['reader'] = Object.freeze({
+  id: BOOTSTRAP_OPERATOR,
+  role: 'operator',
+});
+
+/** The bootstrap operator, of every tenant (DATA/operator.token). */
+const BOOTSTRAP: OperatorIdentity = Object.freeze({ name: BOOTSTRAP_OPERATOR, tenants: '*' });
 
 const INGRESS = 'ingress';
 
@@ -725,11 +737,24 @@ export function createGate(deps: GateDeps): Gate {
   };
   let probing: Promise<GateAnswer> | undefined;
 
-  const isOperator = (authorization: string | undefined): boolean => {
-    if (authorization === undefined || !authorization.startsWith('Bearer ')) return false;
+  const operatorOf = async (authorization: string | undefined): Promise<OperatorIdentity | undefined> => {
+    if (authorization === undefined || !authorization.startsWith('Bearer ')) return undefined;
     const token = authorization.slice('Bearer '.length).trim();
-    return token.length > 0 && hexDigestEquals(sha256Hex(token), deps.operatorTokenSha256);
+    if (token.length === 0) return undefined;
+    const sha = sha256Hex(token);
+    const registry = deps.operators;
+    if (registry === undefined) return hexDigestEquals(sha, deps.operatorTokenSha256) ? BOOTSTRAP : undefined;
+    // The registry is the truth on every replica: a rotated or removed token stops at once.
+    const r = await withDeadline(() => registry.byToken(sha), ledgerMs);
+    if (r.status !== 'ok' || r.value === undefined) return undefined;
+    const rec = r.value;
+    if (rec.status !== 'active' || !hexDigestEquals(rec.token_sha256, sha)) return undefined;
+    return Object.freeze({ name: rec.name, tenants: rec.tenants });
   };
+  // The approval API's operator view shows every tenant's approvals: an operator of every tenant's
+  // only (a tenant-scoped operator is refused there, ERR_UNAUTHENTICATED, unless also an approver).
+  const isOperator = async (authorization: string | undefined): Promise<boolean> =>
+    (await operatorOf(authorization))?.tenants === '*';
 
   const unauthenticated = (): GateAnswer => ({
     status: statusOf('ERR_UNAUTHENTICATED'),
@@ -768,8 +793,23 @@ export function createGate(deps: GateDeps): Gate {
       await failUnauthenticated(d, requestSha256, undefined);
     },
     async evidence(requestId: string, authorization: string | undefined) {
-      if (!isOperator(authorization)) return unauthenticated();
-      return gate.readEvidence(requestId, OPERATOR_READER);
+      const who = await operatorOf(authorization);
+      if (who === undefined) return unauthenticated();
+      const reader = { id: who.name, role: 'operator' };
+      if (who.tenants === '*') return gate.readEvidence(requestId, reader);
+      // An operator of some tenants: the records' tenants are checked before the read is recorded
+      // and anything returned, as the console checks an approver's (src/console/api.ts).
+      const scope = who.tenants;
+      const view = await withDeadline(() => buildEvidenceView(deps.ledger, requestId), ledgerMs);
+      if (view.status !== 'ok') return { status: 503, body: denyBody('ERR_LEDGER_UNAVAILABLE') };
+      if (view.value === null) return { status: 404, body: { error: 'not_found', request_id: requestId } };
+      const records = (view.value as { records?: unknown }).records;
+      const tenants = Array.isArray(records)
+        ? records.map((rec) => (rec as { entry?: { tenant?: unknown } } | null)?.entry?.tenant)
+        : [undefined];
+      if (tenants.some((t) => typeof t !== 'string' || t === '*' || !operatorCovers(scope, t)))
+        return { status: statusOf('ERR_FORBIDDEN'), body: denyBody('ERR_FORBIDDEN') };
+      return gate.readEvidence(requestId, reader);
     },
     async readEvidence(requestId: string, reader: EvidenceRead['reader']) {
       // L7 read path: the read is ledgered, with who reads, before anything is read; a ledger
@@ -809,14 +849,15 @@ export function createGate(deps: GateDeps): Gate {
       return probing;
     },
     async admin(action: string, body: JsonValue, authorization: string | undefined) {
-      if (!isOperator(authorization)) return unauthenticated();
+      const who = await operatorOf(authorization);
+      if (who === undefined) return unauthenticated();
       if (deps.operator === undefined) return { status: 404, body: { error: 'not_found' } };
       const op = deps.operator;
-      const r = await withDeadline(() => op.run(action, body), execMs);
+      const r = await withDeadline(() => op.run(action, body, who), execMs);
       if (r.status !== 'ok') return { status: 500, body: denyBody('ERR_INTERNAL') };
       return r.value;
     },
-    isOperator,
+    operatorOf,
     approvalRoute: (method: string, path: string, body: JsonValue, authorization: string | undefined) =>
       routeApprovals(
         { approvals: deps.approvals, isOperator, timeoutMs: cpMs },

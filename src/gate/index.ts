@@ -36,6 +36,16 @@ export type { SignedRequest, ParsedRequest } from './request.js';
 export { CLIENT_ROLE_RE, clientJwksOf, MAX_CLIENT_ROLES, parseClientRoles } from './state.js';
 export type { ClientRecord, ClientRegistration, GateStateStore } from './state.js';
 export { createSqliteGateState } from './sqlite-state.js';
+export {
+  BOOTSTRAP_OPERATOR,
+  createSqliteOperatorStore,
+  OPERATOR_NAME,
+  OPERATOR_TENANT,
+  operatorCovers,
+  parseOperatorRow,
+  storedTenants,
+} from './operators.js';
+export type { OperatorIdentity, OperatorRecord, OperatorStore, OperatorTenants } from './operators.js';
 export { DEFAULT_MAX_INFLIGHT } from './types.js';
 export type { SqliteGateStateOptions } from './sqlite-state.js';
 export { buildEvidenceView, decodeEnvelopeClaims } from './evidence.js';

@@ -220,7 +220,7 @@ async function route(
   }
   const adminMatch = method === 'POST' ? ADMIN_PATH.exec(path) : null;
   if (adminMatch?.[1] !== undefined) {
-    if (!gate.isOperator(req.headers.authorization)) {
+    if ((await gate.operatorOf(req.headers.authorization)) === undefined) {
       req.resume();
       return send(res, 401, {
         outcome: 'deny',
@@ -304,8 +304,14 @@ export async function createGateServer(gate: Gate, options: GateServerOptions): 
   });
   const port = (server.address() as AddressInfo).port;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-  if (options.mcp !== undefined) mcp.endpoint = options.mcp(`http://${host}:${port}`);
-  if (options.console !== undefined) mcp.console = options.console(`http://${host}:${port}`);
+  try {
+    if (options.mcp !== undefined) mcp.endpoint = options.mcp(`http://${host}:${port}`);
+    if (options.console !== undefined) mcp.console = options.console(`http://${host}:${port}`);
+  } catch (err) {
+    // An endpoint that cannot be built (a setting that does not fit this listener): no listener left.
+    server.close();
+    throw err;
+  }
   return Object.freeze({
     server,
     url: `http://${host}:${port}`,

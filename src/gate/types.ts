@@ -7,6 +7,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Clock, DenialCode, Deny, DurableWrites, JsonObject, JsonValue } from '../kernel/index.js';
 import type { ControlPlane, ControlPlaneResult, GovernedRequest } from '../control-plane/index.js';
+import type { OperatorIdentity, OperatorStore } from './operators.js';
 
 export type { ControlPlaneResult, GovernedRequest };
 
@@ -237,9 +238,12 @@ export interface OperatorAnswer {
   readonly stream?: AsyncIterable<string>;
 }
 
-/** Operator actions the Gate routes under `/v1/admin/` after checking the operator token. */
+/**
+ * Operator actions the Gate routes under `/v1/admin/` after authenticating the operator: `who`
+ * is the person whose token it was, recorded as the actor of every entry the action ledgers.
+ */
 export interface OperatorActions {
-  run(action: string, body: JsonValue): Promise<OperatorAnswer>;
+  run(action: string, body: JsonValue, who: OperatorIdentity): Promise<OperatorAnswer>;
 }
 
 /** Deadlines and tolerances for the Gate. */
@@ -265,8 +269,16 @@ export interface GateDeps {
   /** Accepted clock skew either way for request timestamps (ms). Default 120000. */
   readonly timestampToleranceMs?: number;
   readonly timeouts?: GateTimeouts;
-  /** Lower-case hex SHA-256 of the operator bearer token (evidence view, admin). */
+  /**
+   * Lower-case hex SHA-256 of the bootstrap operator's bearer token (evidence view, admin): the
+   * one operator when no {@link GateDeps.operators} registry is given.
+   */
   readonly operatorTokenSha256: string;
+  /**
+   * The operator registry (OE-INV-025): when given, it alone authenticates operators (the
+   * bootstrap among them), each with a tenant scope; a registry that fails authenticates no one.
+   */
+  readonly operators?: Pick<OperatorStore, 'byToken'>;
   /** `/readyz` checks besides the Control Plane's own (ledger, nonce store, sandbox probe, ...). */
   readonly readiness?: readonly ReadinessCheck[];
   readonly operator?: OperatorActions;

@@ -81,6 +81,21 @@ export const DENIAL_CODES = {
   ERR_REQUEST_REPLAYED: { status: 409, meaning: 'the request nonce or request id was already used' },
   ERR_REQUEST_TENANT: { status: 403, meaning: 'the client is not registered for the request tenant' },
   ERR_UNAUTHENTICATED: { status: 401, meaning: 'no valid credentials' },
+  ERR_FORBIDDEN: {
+    status: 403,
+    meaning:
+      "the operator's tenant scope does not cover the action: another tenant's, or a global one (kill switch, issuer keys, policy, operators, export)",
+  },
+  ERR_OIDC_INVALID: {
+    status: 401,
+    meaning:
+      'a console OIDC sign-in is refused: state, issuer or nonce not those of this sign-in, the code refused by the issuer (replayed, wrong PKCE verifier), or the ID token does not verify (signature, issuer, audience, azp, expiry)',
+  },
+  ERR_OIDC_UNAVAILABLE: {
+    status: 503,
+    meaning:
+      'the identity provider of a console OIDC sign-in did not answer (discovery, token endpoint or JWKS)',
+  },
   ERR_TOKEN_INVALID: {
     status: 401,
     meaning:
@@ -90,6 +105,11 @@ export const DENIAL_CODES = {
     status: 403,
     meaning:
       'the MCP request names a Host or Origin outside the allowlist (DNS-rebinding protection), or a console request a foreign Host, or a console change is not same-origin (CSRF)',
+  },
+  ERR_OPERATOR_SCOPE: {
+    status: 403,
+    meaning:
+      'the signed-in operator is not scoped to the tenant, or the action is for operators of every tenant',
   },
   ERR_OVERLOADED: {
     status: 503,
@@ -173,6 +193,15 @@ export const DENIAL_CODES = {
   ERR_EXECUTION_UNAVAILABLE: { status: 503, meaning: 'the Execution Layer did not answer in time' },
   ERR_ADAPTER_UNAVAILABLE: { status: 503, meaning: 'the tool adapter is missing or misconfigured' },
   ERR_SANDBOX_UNAVAILABLE: { status: 503, meaning: 'the sandbox could not be established' },
+  ERR_EGRESS_DENIED: {
+    status: 403,
+    meaning:
+      'a sandboxed tool tried to reach a destination its egress allowlist does not name (or a name that resolves to a non-public address); the call was ended',
+  },
+  ERR_EGRESS_LIMIT: {
+    status: 502,
+    meaning: 'a sandboxed tool exceeded its egress byte or connection limit; the call was ended',
+  },
   ERR_TOOL_TIMEOUT: { status: 504, meaning: 'the tool exceeded its time limit' },
   ERR_TOOL_OUTPUT_LIMIT: { status: 502, meaning: 'the tool exceeded its output limit' },
   ERR_TOOL_FAILED: { status: 502, meaning: 'the tool ran and failed' },

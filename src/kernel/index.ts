@@ -145,3 +145,5 @@ export { createDurableWrites } from './durability.js';
 export type { DurableWrites } from './durability.js';
 export { createSqliteCommitUnit, fileSync } from './sqlite-commit.js';
 export type { FileSync, SqliteCommitOptions, SqliteCommitUnit, StagedWrite } from './sqlite-commit.js';
+export { isIpLiteral, parseEgressDestination } from './egress.js';
+export type { EgressDestination } from './egress.js';

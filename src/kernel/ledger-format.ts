@@ -41,6 +41,8 @@ export const ENTRY_TYPES = [
   'admin.approver_invited',
   'admin.approver_enrolled',
   'admin.breaker_reset',
+  'admin.operator',
+  'admin.refused',
   'session.tainted',
   'audit.export',
   'audit.read',
@@ -159,6 +161,8 @@ export const PAYLOAD_ALLOWLIST = {
     'redactions',
     'envelope',
     'envelope_sha256',
+    // Only on a call the egress proxy ended: which destination or limit (OE-INV-011).
+    'reason',
   ],
   // Written on start for a request left without an outcome by a crash or a stop (SPEC §5):
   // `envelope_consumed` true means the tool may have run; false that it never can.
@@ -235,10 +239,15 @@ export const PAYLOAD_ALLOWLIST = {
     'tenants',
   ],
   // Console enrolment (docs/console.md): an invitation (never its code) and a device key awaiting
-  // the operator's confirmation, which is the `admin.client_registered` of that key.
-  'admin.approver_invited': ['client', 'roles', 'tenants', 'expires_at'],
-  'admin.approver_enrolled': ['client', 'kid', 'public_jwk', 'key_use'],
+  // the operator's confirmation, which is the `admin.client_registered` of that key. `oidc`: the
+  // `{issuer, subject}` an invitation is bound to, proven before the enrolment.
+  'admin.approver_invited': ['client', 'roles', 'tenants', 'expires_at', 'oidc'],
+  'admin.approver_enrolled': ['client', 'kid', 'public_jwk', 'key_use', 'oidc'],
   'admin.breaker_reset': ['breaker', 'scope', 'client', 'session', 'reason'],
+  // The operator registry (OE-INV-025): `change` added | rotated | removed, never a token or its hash.
+  'admin.operator': ['operator', 'change', 'tenants', 'reason'],
+  // An operator action refused for the person's tenant scope (`code` ERR_FORBIDDEN).
+  'admin.refused': ['action', 'code', 'tenant', 'reason'],
   'audit.export': ['scope', 'from', 'to', 'trace_id', 'checkpoint_size', 'reason', 'format'],
   'audit.read': ['target_index', 'trace_id', 'request_id', 'evidence_sha256', 'scope', 'reason'],
 } as const satisfies Record<EntryType, readonly string[]>;

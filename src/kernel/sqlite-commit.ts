@@ -125,6 +125,8 @@ export const fileSync: FileSync = Object.freeze({
 
 /** Log bytes past which a commit checkpoints (SQLite's default: 1000 pages of 4 KiB). */
 const CHECKPOINT_BYTES = 4 * 1024 * 1024;
+/** Log file size past which every commit checkpoints, whatever the threshold says. */
+const MAX_CHECKPOINT_AT = 64 * 1024 * 1024;
 
 /** SQLite errors after which what a commit left on disk is unknown. */
 const AMBIGUOUS = /^SQLITE_(IOERR|CORRUPT|NOTADB)/;
@@ -275,11 +277,15 @@ export function createSqliteCommitUnit(
     // Smaller than last seen: the log restarted after a complete checkpoint and was truncated.
     if (size < lastLogSize) checkpointAt = CHECKPOINT_BYTES;
     lastLogSize = size;
-    if (size <= checkpointAt) return;
-    db.pragma('wal_checkpoint(PASSIVE)');
+    // Past the cap (readers holding the log back for long), every commit checkpoints.
+    if (size <= Math.min(checkpointAt, MAX_CHECKPOINT_AT)) return;
+    const [r] = db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
     checkpoints += 1;
-    // Until the log restarts (a reader may hold it back), the next one waits for another quarter.
-    checkpointAt = size + CHECKPOINT_BYTES / 4;
+    // Complete: the log restarts at the next commit, from its beginning, whether or not the file
+    // shrinks; the next checkpoint is due once it has outgrown the file. Incomplete (a reader
+    // holds the log back): the next one waits for another quarter.
+    const complete = r !== undefined && r.busy === 0 && r.log === r.checkpointed;
+    checkpointAt = complete ? Math.max(CHECKPOINT_BYTES, size) : size + CHECKPOINT_BYTES / 4;
   };
 
   /** Commits the open transaction; false when it failed (its writers are rejected). */

@@ -10,7 +10,7 @@
 import { posix } from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { canonicalize, pinMcpDefinition } from '../kernel/index.js';
+import { canonicalize, parseEgressDestination, pinMcpDefinition } from '../kernel/index.js';
 import { compileOutputSchema } from './json-schema.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import type { AdapterConfig, ToolSpec } from './types.js';
@@ -19,7 +19,7 @@ import type { AdapterConfig, ToolSpec } from './types.js';
 export const MAX_TOOL_TIMEOUT_MS = 25_000;
 
 /** Adapter types a tool's `adapter` may name. */
-export const ADAPTER_TYPES = ['builtin', 'command', 'mcp'] as const;
+export const ADAPTER_TYPES = ['builtin', 'command', 'mcp', 'http'] as const;
 /** Adapter types a tool's `preview.dry_run` may name (computed by the Control Plane). */
 export const DRY_RUN_TYPES = ['describe'] as const;
 
@@ -98,6 +98,25 @@ const SCHEMAS: Readonly<Record<string, object>> = {
         propertyNames: { pattern: '^[A-Z_][A-Z0-9_]{0,63}$' },
         additionalProperties: { type: 'string', pattern: '^[A-Z][A-Z0-9_]{0,63}$' },
       },
+      limits: { $ref: '#/$defs/limits' },
+    },
+    $defs: DEFS,
+  },
+  http: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['type', 'method', 'url'],
+    properties: {
+      type: { const: 'http' },
+      method: { enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] },
+      url: { type: 'string', minLength: 8, maxLength: 2048, pattern: NO_NUL },
+      headers: {
+        type: 'object',
+        maxProperties: 32,
+        propertyNames: { pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$" },
+        additionalProperties: { type: 'string', maxLength: 8192, pattern: '^[^\\u0000\\r\\n]*$' },
+      },
+      body: {},
       limits: { $ref: '#/$defs/limits' },
     },
     $defs: DEFS,
@@ -211,14 +230,22 @@ function checkLimits(at: string, spec: AdapterConfig, type: string, out: string[
     });
   }
   const egress = limits['egress'];
-  // bubblewrap cannot allowlist destinations: such a profile is refused at every call.
+  // The egress proxy enforces exactly host:port; anything else would be refused at every call.
+  if ((type === 'command' || type === 'mcp') && Array.isArray(egress))
+    egress.forEach((e, i) => {
+      if (typeof e === 'string' && parseEgressDestination(e) === undefined)
+        out.push(
+          `${at}.limits.egress[${i}]: must be host:port (a name, an IPv4 address or [IPv6], no scheme or wildcard)`,
+        );
+    });
+  // The sandbox never shares the host network: network goes only to listed destinations through
+  // the Execution Layer's egress proxy, so network without a list would be refused at every call.
   if (
     (type === 'command' || type === 'mcp') &&
     limits['network'] === true &&
-    Array.isArray(egress) &&
-    egress.length > 0
+    (!Array.isArray(egress) || egress.length === 0)
   )
-    out.push(`${at}.limits.egress: network with an egress allowlist cannot be enforced by the sandbox`);
+    out.push(`${at}.limits.egress: network needs an egress allowlist of host:port entries (OE-INV-011)`);
 }
 
 function checkCommand(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]): void {
@@ -260,6 +287,60 @@ function checkCommand(at: string, tool: ToolSpec, spec: AdapterConfig, out: stri
     for (const name of Object.keys(env))
       if (name.startsWith('LD_') || RESERVED_ENV.has(name))
         out.push(`${at}.env_secrets: "${name}" may not be set in the sandbox`);
+}
+
+const HTTP_ORIGIN = /^(https?):\/\/([^/?#{}@]+)(\/[^#\s]*)$/;
+
+/**
+ * An `http` spec: scheme, host and port literal, placeholders only in path and query (never a
+ * secret there), every placeholder a required string/integer parameter, and its destination on
+ * the spec's own egress allowlist with network granted (the Execution Layer checks it again
+ * against the envelope's).
+ */
+function checkHttp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]): void {
+  const url = spec['url'];
+  if (typeof url !== 'string') return;
+  const m = HTTP_ORIGIN.exec(url);
+  if (m === null) {
+    out.push(`${at}.url: must be http(s)://HOST[:PORT]/path with a literal host and port`);
+    return;
+  }
+  const authority = (m[2] ?? '').toLowerCase();
+  const port = /:\d+$/.test(authority) && !authority.endsWith(']') ? '' : m[1] === 'http' ? ':80' : ':443';
+  const dest = parseEgressDestination(`${authority}${port}`);
+  if (dest === undefined) out.push(`${at}.url: the host and port are not a valid host:port`);
+  const limits = isObject(spec['limits']) ? spec['limits'] : {};
+  const egress = Array.isArray(limits['egress']) ? limits['egress'] : [];
+  if (
+    dest !== undefined &&
+    (limits['network'] !== true ||
+      !egress.some((e) => typeof e === 'string' && parseEgressDestination(e)?.key === dest.key))
+  )
+    out.push(`${at}.limits.egress: must grant network and list ${dest.key}, the url's destination`);
+  const needs = (where: string, text: string, secretsAllowed: boolean): void => {
+    for (const p of text.matchAll(/\{(?:secret:([A-Z][A-Z0-9_]{0,63})|([A-Za-z_][A-Za-z0-9_]{0,63}))\}/g)) {
+      if (p[1] !== undefined) {
+        if (!secretsAllowed) out.push(`${where}: a secret may not be placed in the url`);
+        continue;
+      }
+      const name = p[2] ?? '';
+      const schema = paramSchema(tool, name);
+      const t = isObject(schema) ? schema['type'] : undefined;
+      if (schema === undefined) out.push(`${where}: placeholder {${name}} names no parameter`);
+      else if (t !== undefined && t !== 'string' && t !== 'integer')
+        out.push(`${where}: placeholder {${name}} needs a string or integer parameter`);
+      else if (!isRequired(tool, name))
+        out.push(`${where}: placeholder {${name}} names a parameter that is not required`);
+    }
+  };
+  needs(`${at}.url`, m[3] ?? '', false);
+  const headers = spec['headers'];
+  if (isObject(headers))
+    for (const [name, value] of Object.entries(headers)) {
+      if (['host', 'content-length', 'transfer-encoding', 'connection'].includes(name.toLowerCase()))
+        out.push(`${at}.headers.${name}: is set by failclosed`);
+      if (typeof value === 'string') needs(`${at}.headers.${name}`, value, true);
+    }
 }
 
 function checkMcp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]): void {
@@ -336,6 +417,7 @@ function checkOne(
   if (type === 'command') checkCommand(at, tool, spec, out);
   if (type === 'describe') checkDescribe(at, tool, spec, out);
   if (type === 'mcp') checkMcp(at, tool, spec, out);
+  if (type === 'http') checkHttp(at, tool, spec, out);
   if (type === 'builtin' && options.builtins !== undefined) {
     const fn = spec['function'];
     const name = typeof fn === 'string' ? fn : tool.name;

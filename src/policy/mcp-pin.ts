@@ -19,6 +19,8 @@ export interface McpServerDeclaration {
   readonly fs_read: readonly string[];
   readonly fs_write: readonly string[];
   readonly network: boolean;
+  /** `host:port` destinations, when `network` (reached only through the egress proxy). */
+  readonly egress?: readonly string[];
   /** Address-space limit: a Node.js server needs about 1 GiB. */
   readonly memory_bytes: number;
 }
@@ -170,6 +172,7 @@ export function pinMcpTools(
       const limits: Record<string, JsonValue> = {
         memory_bytes: server.memory_bytes,
         network: server.network,
+        ...(server.network ? { egress: [...(server.egress ?? [])] } : {}),
         fs_read: [...server.fs_read],
         fs_write: [...server.fs_write],
       };

@@ -11,7 +11,7 @@
 import type { ApprovalStore, BreakerStore, GovernanceState } from '../control-plane/index.js';
 import type { ConsoleStore } from '../console/index.js';
 import type { NonceStore } from '../execution/index.js';
-import type { GateStateStore } from '../gate/index.js';
+import type { GateStateStore, OperatorStore } from '../gate/index.js';
 import type { LedgerStore, OpenRequest } from '../ledger/index.js';
 import type { AcquireOptions, WriterLease } from './writer-lock.js';
 
@@ -78,6 +78,11 @@ export interface StorageBackend {
    * SQLite in `ledger.db`, PostgreSQL in the shared schema.
    */
   readonly console: ConsoleStore;
+  /**
+   * The operator registry: people, their tenant scopes and token hashes (OE-INV-025); SQLite in
+   * `ledger.db`, PostgreSQL in the shared schema, so every replica refuses a rotated token.
+   */
+  readonly operators: OperatorStore;
   /**
    * Policy bundles and the active pointer, when the backend holds them (PostgreSQL); undefined
    * when the data directory's bundle files are the truth (SQLite, one process).

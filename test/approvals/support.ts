@@ -59,6 +59,7 @@ export interface Rig {
 export async function startRig(
   approvalsJson?: JsonValue,
   prepare?: (dir: string) => void | Promise<void>,
+  options: { readonly port?: number } = {},
 ): Promise<Rig> {
   const dir = mkdtempSync(join(tmpdir(), 'fc-approvals-'));
   let offset = 0;
@@ -66,7 +67,7 @@ export async function startRig(
   await initDataDir(dir, { clock: now });
   if (approvalsJson !== undefined) writeFileSync(join(dir, 'approvals.json'), JSON.stringify(approvalsJson));
   await prepare?.(dir);
-  const instance = await startEmbedded(dir, { port: 0, executionPort: 0, clock: now });
+  const instance = await startEmbedded(dir, { port: options.port ?? 0, executionPort: 0, clock: now });
   announceServer(dir, instance.url);
   const token = readOperatorToken(dir);
   const home = mkdtempSync(join(tmpdir(), 'fc-approver-home-'));

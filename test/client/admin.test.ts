@@ -142,6 +142,25 @@ describe('the operator client (OE-INV-025)', () => {
     expect(await agent.call('echo', { message: 'still open' })).toMatchObject({ outcome: 'executed' });
   });
 
+  it('operators: added with a scope, acting with its own token; rotated, the old token stops (OE-INV-025)', async () => {
+    const added = await admin.addOperator('lib-op', ['acme'], 'on call');
+    expect(added.status).toBe(201);
+    const op = createAdminClient({ url: instance.url, token: (added.body as { token: string }).token });
+    expect((await op.lockdown('acme', false)).status).toBe(200);
+    expect(await op.killSwitch(true)).toMatchObject({ status: 403, body: { code: 'ERR_FORBIDDEN' } });
+    expect((await admin.listOperators()).body).toMatchObject({
+      operators: expect.arrayContaining([expect.objectContaining({ name: 'lib-op', tenants: ['acme'] })]),
+    });
+    const rotated = await admin.rotateOperator('lib-op');
+    expect(rotated.status).toBe(200);
+    expect(await op.listClients()).toMatchObject({ status: 401, body: { code: 'ERR_UNAUTHENTICATED' } });
+    const next = createAdminClient({ url: instance.url, token: (rotated.body as { token: string }).token });
+    expect((await next.listClients()).status).toBe(200);
+    expect((await admin.removeOperator('lib-op')).status).toBe(200);
+    expect(await next.listClients()).toMatchObject({ status: 401, body: { code: 'ERR_UNAUTHENTICATED' } });
+    expect(await agent.call('echo', { message: 'still open' })).toMatchObject({ outcome: 'executed' });
+  });
+
   it('an unreachable Gate is status 0 ERR_INTERNAL, never a throw', async () => {
     const away = createAdminClient({ url: 'http://127.0.0.1:1', token: 't' });
     expect(await away.killSwitch(true)).toMatchObject({ status: 0, body: { code: 'ERR_INTERNAL' } });

@@ -208,3 +208,19 @@ describe('console sign-in and enrolment', () => {
     ok(await keySignIn('hal', key));
   });
 });
+
+describe('console without an OIDC issuer', () => {
+  it('refuses an invitation bound to an OIDC subject, and an unbound session has no issuer step', async () => {
+    const bound = await svc.invite(
+      { name: 'oscar', roles: ['treasury'], tenants: ['acme'], oidc_subject: 'oscar-sub' },
+      OPERATOR_ACTOR,
+    );
+    expect(code(bound)).toBe('ERR_APPROVAL_INVALID');
+    const s = ok(await svc.signInWithCode('oscar', await invited('oscar')));
+    const w = await who(s.id);
+    expect(code(await svc.oidcBegin(w))).toBe('ERR_OIDC_INVALID');
+    expect(code(await svc.oidcFinish(w, undefined, { code: 'c', state: 's' }))).toBe('ERR_OIDC_INVALID');
+    // The local sign-in stays whole: the code session enrols.
+    expect(code(await svc.enrol(w, { ...generateSigningKey().publicJwk }))).toBeUndefined();
+  });
+});

@@ -61,6 +61,8 @@ const person = (name: string, at: number): InvitedPerson => ({
   kid: null,
   enrolled_at: null,
   confirmed_at: null,
+  oidc_issuer: null,
+  oidc_subject: null,
 });
 
 describe.each(Object.entries(openers))('console store (%s)', (_name, open) => {
@@ -123,5 +125,31 @@ describe.each(Object.entries(openers))('console store (%s)', (_name, open) => {
     // Expired used ids are dropped; an expired challenge is refused before it gets here.
     expect(await s.useChallenge('c2', 300, 200)).toBe(true);
     expect(await s.useChallenge('c1', 400, 200)).toBe(true);
+  });
+
+  it('keeps an invitation’s OIDC binding, and an OIDC step-up replaces its session exactly once', async () => {
+    const s = await open();
+    const bound = { ...person('eve', 0), oidc_issuer: 'https://idp.example', oidc_subject: 'sub-1' };
+    await s.putInvitation(bound);
+    const p = await s.person('eve');
+    expect([p?.oidc_issuer, p?.oidc_subject]).toEqual(['https://idp.example', 'sub-1']);
+    // A new invitation without a binding clears it.
+    await s.putInvitation(person('eve', 1));
+    expect((await s.person('eve'))?.oidc_subject).toBeNull();
+    const code = {
+      id_sha256: '1'.repeat(64),
+      name: 'eve',
+      method: 'code' as const,
+      created_at: 5,
+      last_seen: 5,
+    };
+    await s.createSession(code, -1);
+    const up = { ...code, id_sha256: '2'.repeat(64), method: 'code+oidc' as const, last_seen: 9 };
+    expect(await s.replaceSession(code.id_sha256, up)).toBe(true);
+    expect(await s.session(code.id_sha256)).toBeUndefined();
+    expect(await s.session(up.id_sha256)).toEqual(up);
+    // The old session is gone: a second step-up from it makes nothing.
+    expect(await s.replaceSession(code.id_sha256, { ...up, id_sha256: '3'.repeat(64) })).toBe(false);
+    expect(await s.session('3'.repeat(64))).toBeUndefined();
   });
 });

@@ -46,6 +46,23 @@ export function runBreakerStoreContract(
       });
     });
 
+    it('a clock stepped back never lowers a count below the calls of the window', async () => {
+      const s = await make();
+      // Back within one bucket: the later hit stays the bucket's latest.
+      await admit(s, 110);
+      await admit(s, 100);
+      const a = await admit(s, 1105);
+      expect(a.open).toBeNull();
+      if (a.open === null) expect(a.inSession).toBeGreaterThanOrEqual(2);
+      // Back by less than a window after another call of the principal: the older hit of this
+      // call is still counted. Exact in (4900, 5900]: the calls at 5000 and 5900.
+      await admit(s, 5000, { principal: 'q', call: 'B' });
+      await admit(s, 6100, { principal: 'q', call: 'A' });
+      const b = await admit(s, 5900, { principal: 'q', call: 'B' });
+      expect(b.open).toBeNull();
+      if (b.open === null) expect(b.sameCall).toBeGreaterThanOrEqual(2);
+    });
+
     it('an open breaker answers until its end and records nothing; its end never moves earlier', async () => {
       const s = await make();
       await admit(s, 0);

@@ -157,11 +157,13 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
       ['breakers', 2],
       ['breakers', 3],
       ['console', 1],
+      ['console', 2],
       ['envelope_nonces', 1],
       ['gate_state', 1],
       ['governance', 1],
       ['ledger', 1],
       ['ledger', 2],
+      ['operators', 1],
     ]);
     // The old files are kept for the operator under another name, never read again.
     for (const file of ['state.db', 'nonces.db']) {
@@ -198,6 +200,12 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
       tenants: '*',
       status: 'active',
     });
+    // The data directory's operator token is the bootstrap operator, of every tenant (OE-INV-025).
+    const operators = await cli('operators', 'list');
+    expect(operators.code).toBe(0);
+    expect((JSON.parse(operators.out) as { operators: unknown[] }).operators).toEqual([
+      expect.objectContaining({ name: 'operator', tenants: '*', status: 'active' }),
+    ]);
     // The previous release kept alice's private key in the data directory: still there, and warned about.
     expect(approvers.err).toContain(join(dir, 'approvers', 'alice.json'));
     expect(approvers.err).toContain('move it');

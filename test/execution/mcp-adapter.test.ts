@@ -8,7 +8,9 @@
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMcpAdapter, listMcpTools } from '../../src/execution/index.js';
 import type { ExecutionConstraints } from '../../src/execution/index.js';
 import { pinMcpDefinition } from '../../src/kernel/index.js';
@@ -57,6 +59,58 @@ function run(spec: Record<string, unknown>, params: unknown = { text: 'hi' }, co
     signal: new AbortController().signal,
   });
 }
+
+describe('mcp adapter: egress through the proxy (OE-INV-011)', () => {
+  let server: Server;
+  let port = 0;
+  let hits = 0;
+  let other: Server;
+  let otherPort = 0;
+  let otherHits = 0;
+
+  beforeAll(async () => {
+    server = createServer((_, res) => {
+      hits += 1;
+      res.end('from the listed service');
+    });
+    other = createServer((_, res) => {
+      otherHits += 1;
+      res.end('from an unlisted service');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    port = (server.address() as { port: number }).port;
+    otherPort = (other.address() as { port: number }).port;
+  });
+
+  afterAll(async () => {
+    await new Promise<void>((r) => server.close(() => r()));
+    await new Promise<void>((r) => other.close(() => r()));
+  });
+
+  async function fetchVia(url: string, egress: string[]) {
+    const grants = { ...GRANTS, network: true, egress };
+    const listed = await listMcpTools(COMMAND, grants);
+    if ('outcome' in listed) throw new Error(listed.reason);
+    const { definition, sha256 } = pinMcpDefinition(listed.find((t) => t['name'] === 'fetch')!);
+    return run({ tool: 'fetch', definition, definition_sha256: sha256 }, { url }, grants);
+  }
+
+  it('an upstream granted one loopback host:port reaches it through the proxy', async () => {
+    const r = await fetchVia(`http://127.0.0.1:${port}/`, [`127.0.0.1:${port}`]);
+    expect(r).toEqual({
+      outcome: 'ok',
+      result: { content: [{ type: 'text', text: '200 from the listed service' }] },
+    });
+    expect(hits).toBe(1);
+  });
+
+  it('an unlisted destination → ERR_EGRESS_DENIED, the upstream ended, the service never reached', async () => {
+    const r = await fetchVia(`http://127.0.0.1:${otherPort}/`, [`127.0.0.1:${port}`]);
+    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_EGRESS_DENIED' });
+    expect(otherHits).toBe(0);
+  });
+});
 
 describe('mcp adapter', () => {
   it('lists the upstream tools in the sandbox, definitions as the server lists them', async () => {
@@ -162,6 +216,10 @@ describe('mcp adapter', () => {
         { text: 'x' },
         { ...GRANTS, network: true, egress: ['example.com'] },
       ),
+    ).toMatchObject({ code: 'ERR_SANDBOX_UNAVAILABLE' });
+    // Network without an allowlist would be the host network: refused (OE-INV-011).
+    expect(
+      await run({ definition_sha256: sha }, { text: 'x' }, { ...GRANTS, network: true, egress: [] }),
     ).toMatchObject({ code: 'ERR_SANDBOX_UNAVAILABLE' });
     expect(
       await run(

@@ -67,10 +67,8 @@ describe('bwrap sandbox: availability', () => {
     expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_SANDBOX_UNAVAILABLE' });
   });
 
-  it('denies network with an egress allowlist it cannot enforce (fail closed)', async () => {
-    const r = await run(['/usr/bin/true'], {
-      constraints: constraints({ network: true, egress: ['api.example.com:443'] }),
-    });
+  it('denies network without an egress allowlist: the host network is never shared (OE-INV-011)', async () => {
+    const r = await run(['/usr/bin/true'], { constraints: constraints({ network: true }) });
     expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_SANDBOX_UNAVAILABLE' });
   });
 
@@ -124,14 +122,39 @@ describe('bwrap sandbox: isolation (scenario 17)', () => {
     }
   });
 
-  it('reaches the host server only when network is granted (positive control)', async () => {
-    const r = exited(
+  it('reaches a host server only through the egress proxy when it is listed (positive control)', async () => {
+    // On a sandbox that shared the host network, a tool granted network reached every loopback
+    // service; now it reaches only what its allowlist names, and only through the proxy.
+    const direct = exited(
       await run([BASH, '-c', `exec 3<>/dev/tcp/127.0.0.1/${port} && cat <&3`], {
-        constraints: constraints({ network: true }),
+        constraints: constraints({ network: true, egress: [`127.0.0.1:${port}`] }),
       }),
     );
-    expect(r.exit_code).toBe(0);
-    expect(r.stdout.toString()).toBe('hello\n');
+    expect(direct.exit_code).not.toBe(0);
+    expect(direct.stdout.toString()).not.toContain('hello');
+    const proxied = exited(
+      await run(
+        [
+          BASH,
+          '-c',
+          `exec 3<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT 127.0.0.1:${port} HTTP/1.1\\r\\n\\r\\n' >&3; cat <&3`,
+        ],
+        { constraints: constraints({ network: true, egress: [`127.0.0.1:${port}`] }) },
+      ),
+    );
+    expect(proxied.stdout.toString()).toBe('HTTP/1.1 200 Connection Established\r\n\r\nhello\n');
+    expect(
+      await run(
+        [
+          BASH,
+          '-c',
+          `exec 3<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT 127.0.0.1:5432 HTTP/1.1\\r\\n\\r\\n' >&3; cat <&3`,
+        ],
+        {
+          constraints: constraints({ network: true, egress: [`127.0.0.1:${port}`] }),
+        },
+      ),
+    ).toMatchObject({ outcome: 'deny', code: 'ERR_EGRESS_DENIED' });
   });
 
   it('binds fs_read read-only and fs_write read-write', async () => {

@@ -791,24 +791,24 @@ describe('FC-INV-4: an exception escaping the call is a recorded deny', () => {
 describe('SPEC §5: operator endpoints need the operator token', () => {
   const auth = `Bearer ${OPERATOR_TOKEN}`;
 
-  it('isOperator accepts exactly "Bearer <token>" (surrounding space trimmed)', async () => {
+  it('operatorOf accepts exactly "Bearer <token>" (surrounding space trimmed)', async () => {
     const x = await start();
-    expect(x.gate.isOperator(auth)).toBe(true);
-    expect(x.gate.isOperator(`Bearer  ${OPERATOR_TOKEN} `)).toBe(true);
-    expect(x.gate.isOperator(undefined)).toBe(false);
-    expect(x.gate.isOperator(OPERATOR_TOKEN)).toBe(false);
-    expect(x.gate.isOperator(`bearer ${OPERATOR_TOKEN}`)).toBe(false);
-    expect(x.gate.isOperator(`XBearer ${OPERATOR_TOKEN}`)).toBe(false);
-    expect(x.gate.isOperator(`Bearer ${OPERATOR_TOKEN}x`)).toBe(false);
-    expect(x.gate.isOperator('Bearer ')).toBe(false);
-    expect(x.gate.isOperator('Bearer    ')).toBe(false);
+    expect((await x.gate.operatorOf(auth)) !== undefined).toBe(true);
+    expect((await x.gate.operatorOf(`Bearer  ${OPERATOR_TOKEN} `)) !== undefined).toBe(true);
+    expect((await x.gate.operatorOf(undefined)) !== undefined).toBe(false);
+    expect((await x.gate.operatorOf(OPERATOR_TOKEN)) !== undefined).toBe(false);
+    expect((await x.gate.operatorOf(`bearer ${OPERATOR_TOKEN}`)) !== undefined).toBe(false);
+    expect((await x.gate.operatorOf(`XBearer ${OPERATOR_TOKEN}`)) !== undefined).toBe(false);
+    expect((await x.gate.operatorOf(`Bearer ${OPERATOR_TOKEN}x`)) !== undefined).toBe(false);
+    expect((await x.gate.operatorOf('Bearer ')) !== undefined).toBe(false);
+    expect((await x.gate.operatorOf('Bearer    ')) !== undefined).toBe(false);
   });
 
   it('an empty operator token never matches, even when its digest is configured', async () => {
     const x = await start();
     const gate = createGate(depsOf(x, { operatorTokenSha256: sha256Hex('') }));
-    expect(gate.isOperator('Bearer ')).toBe(false);
-    expect(gate.isOperator('Bearer   ')).toBe(false);
+    expect((await gate.operatorOf('Bearer ')) !== undefined).toBe(false);
+    expect((await gate.operatorOf('Bearer   ')) !== undefined).toBe(false);
   });
 
   it('evidence: 401 without the token, 503 when the ledger fails, 404 unknown, 200 known', async () => {

@@ -8,7 +8,7 @@
  * SPEC §4 "writes are durable before they are acknowledged"). The `fsync` is the real one,
  * wrapped here to hold or fail it.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -238,22 +238,88 @@ describe('SqliteCommitUnit', () => {
     expect(unit.db.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
   });
 
-  it('checkpoints once per 4 MiB of log, not at every commit once the log file reached it', async () => {
-    const { unit } = open();
+  it('checkpoints about once per 4 MiB of log, not at every commit once the log file reached it, and the log stays near 4 MiB', async () => {
+    const { unit, path } = open();
     unit.db.exec('CREATE TABLE blob (v BLOB)');
     const ins = unit.db.prepare('INSERT INTO blob (v) VALUES (?)');
     const page = Buffer.alloc(3000, 1);
-    // About 7 MiB of log: past the threshold once.
-    for (let i = 0; i < 40; i++)
+    let largest = 0;
+    const perCycle: number[] = [];
+    // Five cycles of about 7 MiB of log each.
+    for (let cycle = 0; cycle < 5; cycle++) {
+      const before = unit.checkpoints;
+      for (let i = 0; i < 40; i++) {
+        await unit.write(() => {
+          for (let j = 0; j < 60; j++) ins.run(page);
+        });
+        largest = Math.max(largest, statSync(`${path}-wal`).size);
+      }
+      perCycle.push(unit.checkpoints - before);
+    }
+    // Each cycle checkpointed, and none at every commit.
+    for (const n of perCycle) {
+      expect(n).toBeGreaterThanOrEqual(1);
+      expect(n).toBeLessThanOrEqual(3);
+    }
+    expect(largest).toBeLessThan(6 * 1024 * 1024);
+    // 200 small commits after it (under 1 MiB of log): at most the one the log was already due.
+    const after = unit.checkpoints;
+    for (let i = 0; i < 200; i++) await unit.write(() => ins.run(Buffer.alloc(10)));
+    expect(unit.checkpoints).toBeLessThanOrEqual(after + 1);
+  });
+
+  it('a reader holding the log back lets it grow; once it lets go the log shrinks back to about 4 MiB', async () => {
+    const { unit, path } = open();
+    unit.db.exec('CREATE TABLE blob (v BLOB)');
+    const ins = unit.db.prepare('INSERT INTO blob (v) VALUES (?)');
+    const page = Buffer.alloc(3000, 1);
+    const cycle = async (): Promise<number> => {
+      let largest = 0;
+      for (let i = 0; i < 40; i++) {
+        await unit.write(() => {
+          for (let j = 0; j < 60; j++) ins.run(page);
+        });
+        largest = Math.max(largest, statSync(`${path}-wal`).size);
+      }
+      return largest;
+    };
+    await cycle();
+    const reader = new Database(path, { readonly: true });
+    cleanups.unshift(() => reader.close());
+    reader.exec('BEGIN');
+    reader.prepare('SELECT count(*) AS n FROM blob').get();
+    await cycle();
+    await cycle();
+    expect(statSync(`${path}-wal`).size).toBeGreaterThan(10 * 1024 * 1024);
+    reader.exec('COMMIT');
+    await cycle();
+    expect(await cycle()).toBeLessThan(6 * 1024 * 1024);
+  });
+
+  it('a log file that does not shrink after a checkpoint (another writer first) still checkpoints per 4 MiB', async () => {
+    const { unit, path } = open();
+    unit.db.exec('CREATE TABLE blob (v BLOB)');
+    const ins = unit.db.prepare('INSERT INTO blob (v) VALUES (?)');
+    // A connection without journal_size_limit: when it writes first after a checkpoint, the
+    // log restarts without the file shrinking.
+    const other = new Database(path);
+    cleanups.unshift(() => other.close());
+    const otherIns = other.prepare('INSERT INTO blob (v) VALUES (?)');
+    const page = Buffer.alloc(3000, 1);
+    let largest = 0;
+    let seen = unit.checkpoints;
+    for (let i = 0; i < 240; i++) {
       await unit.write(() => {
         for (let j = 0; j < 60; j++) ins.run(page);
       });
-    const after = unit.checkpoints;
-    expect(after).toBeGreaterThanOrEqual(1);
-    // Small commits after it: the log restarted, its file is as large as before, no checkpoint.
-    for (let i = 0; i < 200; i++) await unit.write(() => ins.run(Buffer.alloc(10)));
-    expect(unit.checkpoints).toBe(after);
-    expect(unit.commits).toBeGreaterThanOrEqual(240);
+      if (unit.checkpoints !== seen) {
+        seen = unit.checkpoints;
+        otherIns.run(Buffer.alloc(10));
+      }
+      largest = Math.max(largest, statSync(`${path}-wal`).size);
+    }
+    expect(unit.checkpoints).toBeGreaterThanOrEqual(5);
+    expect(largest).toBeLessThan(10 * 1024 * 1024);
   });
 
   it('a failed synchronous fsync in writeNow throws and stops the unit', async () => {

@@ -102,9 +102,14 @@ describe('checkAdapterSpecs', () => {
       'adapter.limits.fs_read[0]',
     ],
     [
-      'an unenforceable egress allowlist',
+      'an egress entry that is not host:port',
       spec({ type: 'command', argv: ['/usr/bin/ls'], limits: { network: true, egress: ['a.example'] } }),
-      'adapter.limits.egress',
+      'adapter.limits.egress[0]: must be host:port',
+    ],
+    [
+      'network without an egress allowlist (the host network is never shared)',
+      spec({ type: 'command', argv: ['/usr/bin/ls'], limits: { network: true } }),
+      'adapter.limits.egress: network needs an egress allowlist',
     ],
     [
       'an LD_ secret variable',
@@ -149,6 +154,18 @@ describe('checkAdapterSpecs', () => {
     );
   });
 
+  it('accepts network with an egress allowlist of host:port entries (OE-INV-011)', () => {
+    expect(
+      checkAdapterSpecs([
+        spec({
+          type: 'command',
+          argv: ['/usr/bin/ls'],
+          limits: { network: true, egress: ['api.example.com:443', '127.0.0.1:8080', '[::1]:80'] },
+        }),
+      ]),
+    ).toEqual([]);
+  });
+
   it('accepts every spec of the demo bundle shape', () => {
     expect(checkAdapterSpecs([spec(LS_TOOL.adapter)])).toEqual([]);
     expect(
@@ -163,5 +180,45 @@ describe('checkAdapterSpecs', () => {
         ),
       ]),
     ).toEqual([]);
+  });
+});
+
+describe('http adapter specs (OE-INV-011)', () => {
+  const http = (over: Record<string, unknown> = {}): ToolSpec =>
+    spec({
+      type: 'http',
+      method: 'GET',
+      url: 'https://api.example.com/search?q={message}',
+      headers: { Authorization: 'Bearer {secret:API_TOKEN}' },
+      limits: { network: true, egress: ['api.example.com:443'] },
+      ...over,
+    });
+
+  it('accepts a literal origin on the allowlist, placeholders in path and query, secrets in headers', () => {
+    expect(checkAdapterSpecs([http()])).toEqual([]);
+  });
+
+  it.each([
+    ['a templated host', { url: 'https://{message}/x' }, 'adapter.url: must be http(s)://HOST'],
+    [
+      'a secret in the url',
+      { url: 'https://api.example.com/x?k={secret:API_TOKEN}' },
+      'a secret may not be placed in the url',
+    ],
+    [
+      'a destination not on its allowlist',
+      { url: 'https://other.example.com/x' },
+      'must grant network and list other.example.com:443',
+    ],
+    ['no network granted', { limits: { egress: ['api.example.com:443'] } }, 'must grant network'],
+    [
+      'a placeholder naming no parameter',
+      { url: 'https://api.example.com/{nope}' },
+      'placeholder {nope} names no parameter',
+    ],
+    ['a header failclosed sets', { headers: { Host: 'evil' } }, 'adapter.headers.Host: is set by failclosed'],
+    ['an unknown method', { method: 'TRACE' }, 'adapter.method'],
+  ])('refuses %s', (_what, over, reason) => {
+    expect(checkAdapterSpecs([http(over)]).join('\n')).toContain(reason);
   });
 });

@@ -108,12 +108,14 @@ describe('pinned definitions', () => {
     );
   });
 
-  it('refuses network with an egress allowlist (bubblewrap cannot enforce it)', () => {
-    const spec = pinnedEcho((s) => {
-      (adapterOf(s)['limits'] as Record<string, unknown>)['network'] = true;
-      (adapterOf(s)['limits'] as Record<string, unknown>)['egress'] = ['api.example.com'];
-    });
-    expect(reasonOf([spec, PAY_TOOL])).toContain('adapter.limits.egress');
+  it('refuses network without a host:port egress allowlist (OE-INV-011)', () => {
+    for (const egress of [[], ['api.example.com']]) {
+      const spec = pinnedEcho((s) => {
+        (adapterOf(s)['limits'] as Record<string, unknown>)['network'] = true;
+        (adapterOf(s)['limits'] as Record<string, unknown>)['egress'] = egress;
+      });
+      expect(reasonOf([spec, PAY_TOOL])).toContain('adapter.limits.egress');
+    }
   });
 
   it('refuses an outputSchema the adapter could not check results against', () => {

@@ -39,7 +39,7 @@ describe('PostgreSQL schema migrations', () => {
     try {
       const reports = await Promise.all(pools.map((p) => migrate(p)));
       const applied = reports.flatMap((r) => r.applied);
-      expect(applied.sort()).toEqual(MIGRATIONS.map((m) => m.version));
+      expect(applied.sort((a, b) => a - b)).toEqual(MIGRATIONS.map((m) => m.version));
       const rows = await pools[0]!.pool.query('SELECT version FROM failclosed_schema');
       expect(rows.rowCount).toBe(MIGRATIONS.length);
     } finally {

@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createSqliteApprovalStore, createSqliteGovernanceState } from '../../src/control-plane/index.js';
 import { createSqliteNonceStore } from '../../src/execution/index.js';
-import { createSqliteGateState } from '../../src/gate/index.js';
+import { createSqliteGateState, createSqliteOperatorStore } from '../../src/gate/index.js';
 import { SchemaVersionError } from '../../src/kernel/index.js';
 import { createSqliteLedgerStore } from '../../src/ledger/index.js';
 import { createSqliteBreakerStore } from '../../src/storage/index.js';
@@ -30,6 +30,14 @@ interface VersionedStore {
 }
 
 const STORES: readonly VersionedStore[] = [
+  {
+    store: 'operators',
+    version: 1,
+    open: (path) => {
+      const s = createSqliteOperatorStore(path);
+      return () => s.close();
+    },
+  },
   {
     store: 'ledger',
     version: 2,

@@ -81,6 +81,66 @@ async function codeSignIn(name: string, code: string): Promise<void> {
   const a = await post('sign-in/code', { name, code });
   if (a.status !== 200) return say(`Sign-in refused (${refusal(a)})`, 'error');
   who = name;
+  // Bound to an OIDC identity: the identity provider first, the device key after the return.
+  const me = await get('me');
+  if (me.body['oidc_required'] === true) return showOidcStep(name);
+  await enrolThisDevice(name);
+}
+
+/**
+ * The second step of a person bound to an OIDC identity: the browser goes to the identity
+ * provider and comes back to `/console/?code=…&state=…`, handled by {@link oidcReturn}.
+ */
+function showOidcStep(name: string): void {
+  const b = el('button', { id: 'oidc-sign-in', type: 'button' }, 'Continue with your identity provider');
+  b.addEventListener('click', () => {
+    void post('sign-in/oidc/start', {}).then((a) => {
+      const url = str(a.body['authorization_url']);
+      if (a.status !== 200 || !/^https?:\/\//.test(url))
+        return say(`Sign-in refused (${refusal(a)})`, 'error');
+      window.location.assign(url);
+    });
+  });
+  replace(
+    main,
+    el(
+      'section',
+      { className: 'card', id: 'oidc-step' },
+      el('h2', {}, 'Sign in with your identity provider'),
+      el(
+        'p',
+        {},
+        `${name}: your invitation is bound to your identity at the organisation’s identity provider.`,
+      ),
+      b,
+      signOutButton(),
+    ),
+  );
+}
+
+/** Back from the identity provider: hands the code and state to the gate, then carries on. */
+async function oidcReturn(params: URLSearchParams): Promise<boolean> {
+  if (!params.has('state') || !(params.has('code') || params.has('error'))) return false;
+  // The code leaves the address bar and the history at once.
+  window.history.replaceState(null, '', '/console/');
+  if (params.has('error')) {
+    say(`The identity provider refused the sign-in (${params.get('error') ?? ''})`, 'error');
+    return false;
+  }
+  const a = await post('sign-in/oidc/callback', {
+    code: params.get('code'),
+    state: params.get('state'),
+    ...(params.has('iss') ? { iss: params.get('iss') } : {}),
+  });
+  if (a.status !== 200) {
+    say(`Sign-in refused (${refusal(a)})`, 'error');
+    return false;
+  }
+  say('Signed in with your identity provider.');
+  return true;
+}
+
+async function enrolThisDevice(name: string): Promise<void> {
   let key: DeviceKey;
   try {
     key = await createDeviceKey(name);
@@ -149,14 +209,19 @@ async function deviceSignIn(name: string): Promise<void> {
 async function start(): Promise<void> {
   const me = await get('me');
   if (me.status !== 200) {
+    const shown = statusLine.textContent;
     showSignIn();
     if (me.status !== 401) say(`The console is unavailable (${refusal(me)})`, 'error');
+    else if (shown !== null && shown !== '') statusLine.textContent = shown;
     return;
   }
   syncClock(me);
   who = str(me.body['name']);
   const stage = str(me.body['stage']);
-  if (stage !== 'confirmed' || me.body['method'] !== 'key') {
+  const method = str(me.body['method']);
+  if (me.body['oidc_required'] === true) return showOidcStep(who);
+  if (method === 'code+oidc' && stage === 'invited') return enrolThisDevice(who);
+  if (stage !== 'confirmed' || !method.startsWith('key')) {
     const kid = str(me.body['kid']);
     if (kid === '') return showSignIn();
     // The fingerprint read to the operator must be this device's key: the gate's word for it is
@@ -245,6 +310,24 @@ function votesOf(item: Obj): HTMLElement {
   );
 }
 
+/** What a policy activation changes against the active bundle (`policy diff`, computed by the gate). */
+function policyDiffOf(item: Obj): HTMLElement | null {
+  if (item['kind'] !== 'policy_activation') return null;
+  const d = obj(item['policy_diff']);
+  if (Object.keys(d).length === 0)
+    return el(
+      'p',
+      { className: 'warn', id: 'policy-diff-missing' },
+      'What this activation changes could not be computed: do not approve blind.',
+    );
+  return el(
+    'div',
+    { className: 'policy-diff' },
+    el('h4', {}, 'What this activation changes (against the active bundle)'),
+    el('pre', { className: 'diff' }, text(d['text'])),
+  );
+}
+
 function card(item: Obj): HTMLElement {
   const id = str(item['decision_id']);
   const evidenceButton = el('button', { className: 'evidence secondary', type: 'button' }, 'Evidence');
@@ -272,6 +355,7 @@ function card(item: Obj): HTMLElement {
       field('Decision', id),
     ),
     previewOf(obj(item['preview'])),
+    policyDiffOf(item),
     escalationOf(item),
     el('h4', {}, 'Parameters (redacted)'),
     el('pre', { className: 'params' }, text(item['params'])),
@@ -492,4 +576,6 @@ async function decide(item: Obj, statement: ApprovalStatement): Promise<void> {
   );
 }
 
-void start().catch(() => say('The console failed to start.', 'error'));
+void oidcReturn(new URLSearchParams(window.location.search))
+  .then(() => start())
+  .catch(() => say('The console failed to start.', 'error'));

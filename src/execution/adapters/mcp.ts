@@ -4,7 +4,8 @@
  *
  * Per call, after the executor verified the envelope and consumed its nonce: the server's
  * `command` is launched inside the bubblewrap sandbox with only the envelope's grants (`fs_read`,
- * `fs_write`, no network unless granted; `buildSandboxArgv`), the official SDK client speaks MCP
+ * `fs_write`, no network unless granted, and then only to its egress allowlist through the call's
+ * egress proxy, OE-INV-011; `buildSandboxArgv`), the official SDK client speaks MCP
  * to it over the sandbox's stdin/stdout, the server's current definition of the tool is compared
  * with the pinned SHA-256 **before** anything is called (`ERR_TOOL_DEFINITION_CHANGED` when it
  * differs or the tool is gone), the tool is called with the envelope's exact parameters, and the
@@ -48,7 +49,8 @@ import {
   pinMcpDefinition,
 } from '../../kernel/index.js';
 import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
-import { buildSandboxArgv } from '../sandbox/bwrap.js';
+import { buildSandboxArgv, openEgress } from '../sandbox/bwrap.js';
+import { EGRESS_ENV } from '../sandbox/egress.js';
 import type { BwrapSandboxOptions } from '../sandbox/bwrap.js';
 import type { ExecutionConstraints, ToolAdapter } from './types.js';
 
@@ -120,25 +122,47 @@ interface Upstream {
   kill(): Promise<void>;
 }
 
-function launch(
+async function launch(
   command: readonly string[],
   constraints: ExecutionConstraints,
   signal: AbortSignal,
   options: McpAdapterOptions,
-): Upstream | Deny {
-  const built = buildSandboxArgv(command, constraints, options);
-  if (built.outcome === 'deny') return built;
+): Promise<Upstream | Deny> {
+  const checked = buildSandboxArgv(command, constraints, options, { socketDir: '/nonexistent' });
+  if (checked.outcome === 'deny') return checked;
   if (signal.aborted) return deny('ERR_TOOL_TIMEOUT', 'aborted before start');
+  // A refused connection ends the call (OE-INV-011): the upstream is killed, the call denied.
+  let onEgressDenial: (d: Deny) => void = () => undefined;
+  const opened = await openEgress(constraints, options, (d) => onEgressDenial(d));
+  if (opened.outcome === 'deny') return opened;
+  const proxy = opened.proxy;
+  const built = buildSandboxArgv(
+    command,
+    constraints,
+    options,
+    proxy === undefined ? undefined : { socketDir: proxy.socketDir },
+  );
+  if (built.outcome === 'deny') {
+    await proxy?.close();
+    return built;
+  }
   const cap = constraints.max_output_bytes + (options.protocolBudgetBytes ?? PROTOCOL_BUDGET_BYTES);
   let child: ChildProcess;
   try {
     // The host environment (which may hold FC_SECRET_*) is never inherited.
     child = spawn(options.bwrapPath ?? '/usr/bin/bwrap', built.argv, {
-      env: { PATH: '/usr/bin:/bin', HOME: '/tmp/work', TMPDIR: '/tmp', LANG: 'C.UTF-8' },
+      env: {
+        PATH: '/usr/bin:/bin',
+        HOME: '/tmp/work',
+        TMPDIR: '/tmp',
+        LANG: 'C.UTF-8',
+        ...(proxy === undefined ? {} : EGRESS_ENV),
+      },
       detached: true,
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
     });
   } catch {
+    await proxy?.close();
     return deny('ERR_SANDBOX_UNAVAILABLE', 'bwrap could not be started');
   }
   let first: Deny | undefined;
@@ -150,7 +174,7 @@ function launch(
     child.once('close', () => r());
     // A child that never started may report only 'error'; never wait on it for ever.
     child.once('error', () => setTimeout(r, 1000).unref());
-  });
+  }).then(() => proxy?.close());
   const killGroup = (): void => {
     try {
       if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
@@ -180,6 +204,9 @@ function launch(
     killGroup();
     transport.onclose?.();
   };
+  onEgressDenial = fail;
+  const early = proxy?.denial();
+  if (early !== undefined) fail(early);
   const timer = setTimeout(
     () => fail(deny('ERR_TOOL_TIMEOUT', 'the upstream exceeded the time limit')),
     constraints.timeout_ms,
@@ -236,6 +263,9 @@ function launch(
     // never spoke and never ran means the sandbox was never set up.
     if (!heard && !status.includes('"exit-code"'))
       fail(deny('ERR_SANDBOX_UNAVAILABLE', 'the sandbox could not be established'));
+    // With egress, the forwarder starts the upstream only after it reached the proxy.
+    if (!heard && proxy !== undefined && !proxy.ready())
+      fail(deny('ERR_SANDBOX_UNAVAILABLE', 'the egress forwarder did not start'));
     fail(deny('ERR_TOOL_FAILED', 'the upstream exited before it answered'));
   });
   return {
@@ -282,7 +312,7 @@ async function withUpstream<R>(
   options: McpAdapterOptions,
   fn: (client: Client, step: Step) => Promise<R | Deny>,
 ): Promise<R | Deny> {
-  const upstream = launch(command, constraints, signal, options);
+  const upstream = await launch(command, constraints, signal, options);
   if ('outcome' in upstream) return upstream;
   const step: Step = async (p) => {
     const settled = await Promise.race([

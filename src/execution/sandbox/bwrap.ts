@@ -9,12 +9,17 @@
  * `/etc/alternatives` (plus resolver files when network is granted), `/tmp` is a private tmpfs,
  * and `/dev`, `/proc` are the sandbox's own. Host secrets (`/etc/shadow`, `/root`, `/home`,
  * the data directory, the repository) are simply absent. Granted paths are bound at the same
- * location: `fs_read` read-only, `fs_write` read-write. Network only when `constraints.network`
- * and the egress list is empty: bubblewrap cannot allowlist destinations, so a non-empty egress
- * list is denied (fail closed). Resource limits by `prlimit` inside: address space, CPU
- * seconds, processes, file size, open files, no core dumps.
+ * location: `fs_read` read-only, `fs_write` read-write. The network namespace is always private
+ * (only `lo`). `constraints.network` with an egress allowlist reaches the outside only through
+ * the call's egress proxy (`egress.ts`, OE-INV-011): its socket is bound in and a forwarder
+ * inside exposes it on the sandbox's loopback before it starts the tool. `network` without an
+ * allowlist is denied: the host network (its loopback services included) is never shared.
+ * Resource limits by `prlimit` inside: address space, CPU seconds, processes, file size, open
+ * files, no core dumps.
  *
- * Denies: `ERR_SANDBOX_UNAVAILABLE` (bwrap missing, fails to set up, profile not enforceable),
+ * Denies: `ERR_SANDBOX_UNAVAILABLE` (bwrap missing, fails to set up, profile not enforceable,
+ * egress proxy or forwarder not started), `ERR_EGRESS_DENIED` / `ERR_EGRESS_LIMIT` (the proxy
+ * refused a connection; the tool is killed),
  * `ERR_TOOL_TIMEOUT` (wall clock; the process group is killed), `ERR_TOOL_OUTPUT_LIMIT`
  * (stdout + stderr over `max_output_bytes`; killed). Never runs anything outside the sandbox.
  */
@@ -24,6 +29,16 @@ import type { Readable } from 'node:stream';
 import { deny } from '../../kernel/index.js';
 import type { Deny } from '../../kernel/index.js';
 import type { ExecutionConstraints } from '../adapters/types.js';
+import {
+  EGRESS_ENV,
+  EGRESS_FORWARDER,
+  EGRESS_PORT,
+  EGRESS_SANDBOX_DIR,
+  EGRESS_SOCKET_NAME,
+  parseEgressAllowlist,
+  startEgressProxy,
+} from './egress.js';
+import type { EgressLimits, EgressProxy } from './egress.js';
 
 /** What to run in the sandbox. */
 export interface SandboxRequest {
@@ -66,17 +81,22 @@ export interface BwrapSandboxOptions {
   readonly maxFileBytes?: number;
   /** Probe deadline (ms). Default 5000. */
   readonly probeTimeoutMs?: number;
+  /** Node.js inside the sandbox (runs the egress forwarder; must live under `/usr`). */
+  readonly nodePath?: string;
+  /** Per-call egress caps (bytes each way, connections); `DEFAULT_EGRESS_LIMITS` otherwise. */
+  readonly egressLimits?: Partial<EgressLimits>;
+}
+
+/** The egress proxy a sandbox with network is wired to. */
+export interface SandboxEgress {
+  /** Host directory holding the proxy's socket. */
+  readonly socketDir: string;
 }
 
 const ENV_NAME = /^[A-Z_][A-Z0-9_]{0,63}$/;
-const RESERVED_ENV = new Set(['PATH', 'HOME', 'LANG', 'TMPDIR']);
-const NETWORK_ETC = [
-  '/etc/resolv.conf',
-  '/etc/hosts',
-  '/etc/nsswitch.conf',
-  '/etc/ssl',
-  '/etc/ca-certificates',
-];
+const RESERVED_ENV = new Set(['PATH', 'HOME', 'LANG', 'TMPDIR', ...Object.keys(EGRESS_ENV)]);
+// Names are resolved by the proxy, never inside: only the CA certificates, for TLS through CONNECT.
+const NETWORK_ETC = ['/etc/ssl', '/etc/ca-certificates'];
 const WORKDIR = '/tmp/work';
 
 function isGrantablePath(p: string): boolean {
@@ -99,17 +119,17 @@ export function buildSandboxArgv(
   command: readonly string[],
   constraints: ExecutionConstraints,
   options: BwrapSandboxOptions = {},
+  egress?: SandboxEgress,
 ): { readonly outcome: 'ok'; readonly argv: readonly string[] } | Deny {
   const c = constraints;
   const positive = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n > 0;
   if (!positive(c.timeout_ms) || !positive(c.memory_bytes) || !positive(c.max_output_bytes)) {
     return deny('ERR_SANDBOX_UNAVAILABLE', 'constraints lack positive limits');
   }
-  if (c.network !== true && c.network !== false)
-    return deny('ERR_SANDBOX_UNAVAILABLE', 'network grant is not a boolean');
-  if (c.network && c.egress.length > 0) {
-    return deny('ERR_SANDBOX_UNAVAILABLE', 'egress allowlisting is not enforceable by this sandbox');
-  }
+  const networkDeny = checkNetworkGrant(c);
+  if (networkDeny !== undefined) return networkDeny;
+  if (c.network && egress === undefined)
+    return deny('ERR_SANDBOX_UNAVAILABLE', 'network is granted but no egress proxy is running');
   for (const p of [...c.fs_read, ...c.fs_write]) {
     if (!isGrantablePath(p))
       return deny('ERR_SANDBOX_UNAVAILABLE', 'a granted path is not an absolute normalized path');
@@ -143,9 +163,18 @@ export function buildSandboxArgv(
     '--dir', WORKDIR,
     '--chdir', WORKDIR,
   ];
-  if (c.network) {
-    args.push('--share-net');
+  let forwarder: readonly string[] = [];
+  if (c.network && egress !== undefined) {
+    // No --share-net: the namespace stays private; the proxy's socket is the only way out.
+    args.push('--ro-bind', egress.socketDir, EGRESS_SANDBOX_DIR);
     for (const p of NETWORK_ETC) args.push('--ro-bind-try', p, p);
+    forwarder = [
+      options.nodePath ?? '/usr/bin/node',
+      '-e',
+      EGRESS_FORWARDER,
+      `${EGRESS_SANDBOX_DIR}/${EGRESS_SOCKET_NAME}`,
+      String(EGRESS_PORT),
+    ];
   }
   for (const p of c.fs_read) args.push('--ro-bind', p, p);
   for (const p of c.fs_write) args.push('--bind', p, p);
@@ -163,12 +192,53 @@ export function buildSandboxArgv(
     argv: Object.freeze([
       ...args,
       '--',
+      ...forwarder,
       options.prlimitPath ?? '/usr/bin/prlimit',
       ...limits,
       '--',
       ...command,
     ]),
   };
+}
+
+/**
+ * Why a network grant cannot be enforced, or undefined when it can: `network` needs a non-empty
+ * allowlist of `host:port` entries (the host network is never shared, OE-INV-011).
+ */
+export function checkNetworkGrant(c: ExecutionConstraints): Deny | undefined {
+  if (c.network !== true && c.network !== false)
+    return deny('ERR_SANDBOX_UNAVAILABLE', 'network grant is not a boolean');
+  if (!c.network) return undefined;
+  if (c.egress.length === 0)
+    return deny('ERR_SANDBOX_UNAVAILABLE', 'network is granted without an egress allowlist');
+  if (parseEgressAllowlist(c.egress) === undefined)
+    return deny('ERR_SANDBOX_UNAVAILABLE', 'an egress allowlist entry is not host:port');
+  return undefined;
+}
+
+/**
+ * Starts the call's egress proxy when `c` grants network (undefined when it does not), or
+ * denies `ERR_SANDBOX_UNAVAILABLE`: no proxy, no network. `onDenial` gets the proxy's first
+ * refusal.
+ */
+export async function openEgress(
+  c: ExecutionConstraints,
+  options: BwrapSandboxOptions,
+  onDenial: (d: Deny) => void,
+): Promise<{ readonly outcome: 'ok'; readonly proxy: EgressProxy | undefined } | Deny> {
+  const networkDeny = checkNetworkGrant(c);
+  if (networkDeny !== undefined) return networkDeny;
+  if (!c.network) return { outcome: 'ok', proxy: undefined };
+  try {
+    const proxy = await startEgressProxy({
+      allow: c.egress,
+      ...(options.egressLimits === undefined ? {} : { limits: options.egressLimits }),
+      onDenial,
+    });
+    return { outcome: 'ok', proxy };
+  } catch {
+    return deny('ERR_SANDBOX_UNAVAILABLE', 'the egress proxy could not be started');
+  }
 }
 
 /**
@@ -180,9 +250,12 @@ export function buildSandboxArgv(
 export function createBwrapSandbox(options: BwrapSandboxOptions = {}): Sandbox {
   const bwrap = options.bwrapPath ?? '/usr/bin/bwrap';
 
-  const run = (request: SandboxRequest): Promise<SandboxExit | Deny> => {
-    const built = buildSandboxArgv(request.argv, request.constraints, options);
-    if (built.outcome === 'deny') return Promise.resolve(built);
+  const run = async (request: SandboxRequest): Promise<SandboxExit | Deny> => {
+    // Everything checkable is checked before a proxy is started.
+    const checked = buildSandboxArgv(request.argv, request.constraints, options, {
+      socketDir: '/nonexistent',
+    });
+    if (checked.outcome === 'deny') return checked;
     const env: Record<string, string> = {
       PATH: '/usr/bin:/bin',
       HOME: WORKDIR,
@@ -195,10 +268,25 @@ export function createBwrapSandbox(options: BwrapSandboxOptions = {}): Sandbox {
       }
       env[name] = value;
     }
-    if (request.signal.aborted) return Promise.resolve(deny('ERR_TOOL_TIMEOUT', 'aborted before start'));
+    if (request.signal.aborted) return deny('ERR_TOOL_TIMEOUT', 'aborted before start');
     const cap = request.constraints.max_output_bytes;
+    let onEgressDenial: (d: Deny) => void = () => undefined;
+    const opened = await openEgress(request.constraints, options, (d) => onEgressDenial(d));
+    if (opened.outcome === 'deny') return opened;
+    const proxy = opened.proxy;
+    const built = buildSandboxArgv(
+      request.argv,
+      request.constraints,
+      options,
+      proxy === undefined ? undefined : { socketDir: proxy.socketDir },
+    );
+    if (built.outcome === 'deny') {
+      await proxy?.close();
+      return built;
+    }
+    if (proxy !== undefined) Object.assign(env, EGRESS_ENV);
 
-    return new Promise((resolve) => {
+    const exit = await new Promise<SandboxExit | Deny>((resolve) => {
       let settled: SandboxExit | Deny | undefined;
       let status = '';
       let used = 0;
@@ -221,6 +309,13 @@ export function createBwrapSandbox(options: BwrapSandboxOptions = {}): Sandbox {
       const finish = (result: SandboxExit | Deny): void => {
         settled ??= result;
       };
+      // A refused connection ends the call: the tool is killed and the call denied with its code.
+      onEgressDenial = (d) => {
+        finish(d);
+        kill();
+      };
+      const early = proxy?.denial();
+      if (early !== undefined) onEgressDenial(early);
       const timer = setTimeout(() => {
         finish(
           deny(
@@ -263,6 +358,9 @@ export function createBwrapSandbox(options: BwrapSandboxOptions = {}): Sandbox {
         // it, bwrap failed to set the sandbox up or to start prlimit.
         if (!status.includes('"exit-code"'))
           finish(deny('ERR_SANDBOX_UNAVAILABLE', 'the sandbox could not be established'));
+        // With egress, the forwarder starts the tool only after it reached the proxy.
+        if (proxy !== undefined && !proxy.ready())
+          finish(deny('ERR_SANDBOX_UNAVAILABLE', 'the egress forwarder did not start'));
         finish({
           outcome: 'exited',
           exit_code: code,
@@ -272,6 +370,8 @@ export function createBwrapSandbox(options: BwrapSandboxOptions = {}): Sandbox {
         resolve(settled!);
       });
     });
+    await proxy?.close();
+    return exit;
   };
 
   return {

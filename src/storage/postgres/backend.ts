@@ -18,6 +18,7 @@ import type { AcquireOptions, WriterLease } from '../writer-lock.js';
 import { acquireInstanceLease, type InstanceLease } from './instance-lease.js';
 import { createPostgresApprovalStore } from './approval-store.js';
 import { createPostgresConsoleStore } from './console-store.js';
+import { createPostgresOperatorStore } from './operator-store.js';
 import { createPostgresBreakerStore } from './breaker-store.js';
 import { createPostgresBundleMirror } from './bundle-mirror.js';
 import { createPostgresGateState } from './gate-state.js';
@@ -82,6 +83,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
   const breakers = createPostgresBreakerStore(db);
   const approvals = createPostgresApprovalStore(db);
   const consoleStore = createPostgresConsoleStore(db);
+  const operators = createPostgresOperatorStore(db);
   const held = (): InstanceLease => {
     if (lease === undefined || !lease.isHeld()) throw new Error('this gate instance holds no lease');
     return lease;
@@ -114,6 +116,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
     breakers,
     approvals,
     console: consoleStore,
+    operators,
     bundles: createPostgresBundleMirror(db),
     probes: [createPostgresWriteProbe('database', db)],
     async acquireWriter(acquire: AcquireOptions): Promise<WriterLease> {

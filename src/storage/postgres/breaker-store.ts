@@ -7,7 +7,7 @@
  * - `admit` and `reset` call the functions of schema v9 (`failclosed_breaker_admit`,
  *   `failclosed_breaker_reset`), which serialize on transaction advisory locks of the principal
  *   and the tenant (taken in ascending key order), count window hits in buckets (64 per window,
- *   `bucketOf`: a count sums at most 65 rows per key whatever the load, and counts at most one
+ *   `bucketOf`: a count sums at most 129 rows per key whatever the load, and counts at most one
  *   bucket's hits before the window, never fewer than the window's) and prune the buckets that
  *   ended before the window of the keys they touch (and a few of any key two windows old);
  * - `reserveSpend` is one conditional upsert: two replicas reserving at once never pass the limit;

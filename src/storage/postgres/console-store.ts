@@ -24,11 +24,13 @@ export function createPostgresConsoleStore(db: PostgresPool): ConsoleStore {
   return Object.freeze({
     putInvitation: (p: InvitedPerson) =>
       changed(
-        `INSERT INTO console_people (name, roles, tenants, code_sha256, invited_at, code_expires_at)
-         VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint)
+        `INSERT INTO console_people (name, roles, tenants, code_sha256, invited_at, code_expires_at,
+           oidc_issuer, oidc_subject)
+         VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint, $7, $8)
          ON CONFLICT (name) DO UPDATE SET roles = excluded.roles, tenants = excluded.tenants,
            code_sha256 = excluded.code_sha256, invited_at = excluded.invited_at,
-           code_expires_at = excluded.code_expires_at, public_jwk = NULL, kid = NULL, enrolled_at = NULL
+           code_expires_at = excluded.code_expires_at, public_jwk = NULL, kid = NULL, enrolled_at = NULL,
+           oidc_issuer = excluded.oidc_issuer, oidc_subject = excluded.oidc_subject
          WHERE console_people.confirmed_at IS NULL`,
         [
           p.name,
@@ -37,6 +39,8 @@ export function createPostgresConsoleStore(db: PostgresPool): ConsoleStore {
           p.code_sha256,
           p.invited_at,
           p.code_expires_at,
+          p.oidc_issuer,
+          p.oidc_subject,
         ],
       ),
     async person(name: string) {
@@ -78,6 +82,14 @@ export function createPostgresConsoleStore(db: PostgresPool): ConsoleStore {
     async deleteSession(id: string) {
       await db.pool.query('DELETE FROM console_sessions WHERE id_sha256 = $1', [id]);
     },
+    replaceSession: (oldSha256: string, s: ConsoleSession) =>
+      // One statement: the new session exists exactly when the old one was deleted.
+      changed(
+        `WITH gone AS (DELETE FROM console_sessions WHERE id_sha256 = $1 RETURNING 1)
+         INSERT INTO console_sessions (id_sha256, name, method, created_at, last_seen)
+         SELECT $2, $3, $4, $5::bigint, $6::bigint FROM gone`,
+        [oldSha256, s.id_sha256, s.name, s.method, s.created_at, s.last_seen],
+      ),
     async deleteSessionsOf(name: string) {
       await db.pool.query('DELETE FROM console_sessions WHERE name = $1', [name]);
     },

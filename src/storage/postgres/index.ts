@@ -21,6 +21,7 @@ export type { PostgresGovernanceState } from './governance-state.js';
 export { createPostgresApprovalStore, DECISION_LOCK_CLASS } from './approval-store.js';
 export { createPostgresBreakerStore } from './breaker-store.js';
 export { createPostgresConsoleStore } from './console-store.js';
+export { createPostgresOperatorStore } from './operator-store.js';
 export { createPostgresBundleMirror } from './bundle-mirror.js';
 export { openPostgresBackend } from './backend.js';
 export type { PostgresBackendOptions } from './backend.js';

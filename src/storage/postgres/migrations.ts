@@ -458,7 +458,7 @@ CREATE TABLE console_used_challenges (
 
 /**
  * Version 9: window hits counted in buckets (OE-INV-021; `bucketOf` in src/storage/breaker-rows.ts,
- * 64 per window): an admission adds one to three bucket rows and sums at most 65 rows per key,
+ * 64 per window): an admission adds one to three bucket rows and sums at most 129 rows per key,
  * where a row per hit made each count read every hit of the window (the tenant's grows with the
  * call rate). A bucket counts when its latest hit is inside the window: every hit of the window
  * is counted, and at most one bucket's before it (a breaker trips at most one bucket sooner,
@@ -505,7 +505,8 @@ BEGIN
   INSERT INTO breaker_totals AS t (principal, total) VALUES (p_principal, 1)
     ON CONFLICT (principal) DO UPDATE SET total = t.total + 1
     RETURNING t.total INTO total;
-  DELETE FROM breaker_buckets h WHERE h.until <= cutoff AND (
+  -- Buckets two windows old: a clock stepped back by up to a window still counts the rest.
+  DELETE FROM breaker_buckets h WHERE h.until <= p_now - 2 * p_window AND (
     (h.kind IN (0, 2) AND h.key = p_principal) OR (h.kind = 1 AND h.key = p_tenant));
   DELETE FROM breaker_buckets WHERE ctid = ANY (ARRAY(
     SELECT ctid FROM breaker_buckets WHERE until <= p_now - 2 * p_window LIMIT 8 FOR UPDATE SKIP LOCKED));
@@ -538,6 +539,34 @@ BEGIN
 END $$;
 `;
 
+/**
+ * Version 10: the operator registry (OE-INV-025, src/gate/operators.ts): people with a tenant
+ * scope and the SHA-256 of their bearer token, shared by every gate on the database.
+ */
+const V_OPERATORS = `
+CREATE TABLE operators (
+  name text PRIMARY KEY,
+  tenants text NOT NULL,
+  token_sha256 text NOT NULL UNIQUE,
+  status text NOT NULL CHECK (status IN ('active', 'removed')),
+  created_at bigint NOT NULL,
+  rotated_at bigint,
+  removed_at bigint
+);
+`;
+
+/**
+ * Version 11: a console invitation bound to an OIDC identity (issuer and subject), and the
+ * sessions that proved it (docs/console.md "OIDC sign-in").
+ */
+const V_CONSOLE_OIDC = `
+ALTER TABLE console_people ADD COLUMN oidc_issuer text;
+ALTER TABLE console_people ADD COLUMN oidc_subject text;
+ALTER TABLE console_sessions DROP CONSTRAINT console_sessions_method_check;
+ALTER TABLE console_sessions ADD CONSTRAINT console_sessions_method_check
+  CHECK (method IN ('code', 'key', 'code+oidc', 'key+oidc'));
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
@@ -549,6 +578,8 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 7, name: 'approval flags before the ledger, rate-limit refusals once', sql: V_APPROVAL_FLAGS },
   { version: 8, name: 'console people, sessions, used sign-in challenges', sql: V_CONSOLE },
   { version: 9, name: 'breaker window hits counted in buckets', sql: V_BREAKER_BUCKETS },
+  { version: 10, name: 'operators with tenant scopes and token hashes', sql: V_OPERATORS },
+  { version: 11, name: 'console invitations bound to an OIDC identity', sql: V_CONSOLE_OIDC },
 ]);
 
 /** The newest schema version this build knows. */

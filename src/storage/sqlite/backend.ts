@@ -13,7 +13,7 @@ import { createSqliteLedgerStore } from '../../ledger/index.js';
 import { createSqliteApprovalStore, createSqliteGovernanceState } from '../../control-plane/index.js';
 import { createSqliteConsoleStore } from '../../console/index.js';
 import { createSqliteNonceStore } from '../../execution/index.js';
-import { createSqliteGateState } from '../../gate/index.js';
+import { createSqliteGateState, createSqliteOperatorStore } from '../../gate/index.js';
 import type { StorageBackend } from '../backend.js';
 import type { WriterLease } from '../writer-lock.js';
 import { createSqliteBreakerStore } from './breaker-store.js';
@@ -79,6 +79,8 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
     opened.push(approvals);
     const consoleStore = createSqliteConsoleStore(options.ledgerPath, { unit });
     opened.push(consoleStore);
+    const operators = createSqliteOperatorStore(options.ledgerPath, { unit });
+    opened.push(operators);
     const nonces = createSqliteNonceStore({
       path: options.ledgerPath,
       unit,
@@ -127,6 +129,7 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
       breakers,
       approvals,
       console: consoleStore,
+      operators,
       probes,
       close: () =>
         (closing ??= (async () => {
@@ -137,6 +140,7 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
           breakers.close();
           await approvals.close();
           await consoleStore.close();
+          await operators.close();
           governance.close();
           unit.close();
         })()),

@@ -7,7 +7,7 @@
  *
  * Keys are stored as their UTF-8 bytes; an open breaker's end `Infinity` is stored as NULL. Window
  * hits are counted in buckets (`bucketOf`, schema v3): an admission adds one to three bucket rows
- * and sums at most 65 rows per key, whatever the load (a row per hit made each count read every
+ * and sums at most 129 rows per key, whatever the load (a row per hit made each count read every
  * hit of the window: the tenant's grows with the call rate). Each admission prunes the buckets
  * that ended before the window of the keys it touches, and a few buckets of any key that ended
  * two windows ago; every 1000 admissions a prune (`BreakerStore.prune`) runs
@@ -256,8 +256,10 @@ export function createSqliteBreakerStore(
     if (already !== null) return { open: already };
     const total = count(addTotal.get(p), 'total');
     const cutoff = input.now - input.windowMs;
-    pruneWindows.run({ p, t, cutoff });
-    sweep.run(input.now - 2 * input.windowMs);
+    // Buckets two windows old: a clock stepped back by up to a window still counts the rest.
+    const stale = input.now - 2 * input.windowMs;
+    pruneWindows.run({ p, t, cutoff: stale });
+    sweep.run(stale);
     const b = bucketOf(input.now, input.windowMs);
     hit.run(0, p, EMPTY, b.start, b.end, input.now);
     hit.run(1, t, EMPTY, b.start, b.end, input.now);

@@ -1,0 +1,58 @@
+/**
+ * The `console` member of `failclosed.json` (docs/console.md "OIDC sign-in"), parsed strictly like
+ * the rest of the file. Without it (or without `console.oidc`) the console signs in locally only:
+ * the enrolment code, then the device key.
+ */
+import { isIssuerUrl } from '../console/index.js';
+import type { OidcConfig } from '../console/index.js';
+
+/** `failclosed.json` `console`. */
+export interface ConsoleConfig {
+  /** The OpenID Connect issuer whose identities invitations can be bound to. */
+  readonly oidc?: OidcConfig;
+}
+
+function bad(message: string): TypeError {
+  return new TypeError(`failclosed.json: console: ${message}`);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const CLIENT_ID = /^[\x21-\x7e]{1,255}$/;
+
+/** Parses `failclosed.json` `console`; `TypeError` on anything unknown or malformed. */
+export function parseConsoleConfig(v: unknown): ConsoleConfig {
+  if (!isObject(v)) throw bad('must be an object');
+  for (const k of Object.keys(v)) if (k !== 'oidc') throw bad(`unknown field ${k}`);
+  if (v.oidc === undefined) return Object.freeze({});
+  const o = v.oidc;
+  if (!isObject(o)) throw bad('oidc must be an object');
+  const keys = ['issuer', 'client_id', 'client_secret', 'redirect_uri', 'required'];
+  for (const k of Object.keys(o)) if (!keys.includes(k)) throw bad(`unknown field oidc.${k}`);
+  // https only, http on loopback: no setting relaxes this (an issuer reached in clear is anyone's).
+  if (typeof o.issuer !== 'string' || !isIssuerUrl(o.issuer))
+    throw bad('oidc.issuer must be an https URL (http only on loopback)');
+  if (typeof o.client_id !== 'string' || !CLIENT_ID.test(o.client_id))
+    throw bad('oidc.client_id must be 1 .. 255 printable ASCII characters');
+  if (o.client_secret !== undefined && (typeof o.client_secret !== 'string' || o.client_secret.length === 0))
+    throw bad('oidc.client_secret must be a non-empty string');
+  if (
+    typeof o.redirect_uri !== 'string' ||
+    !isIssuerUrl(o.redirect_uri) ||
+    !/\/console\/$/.test(o.redirect_uri)
+  )
+    throw bad('oidc.redirect_uri must be the console’s URL, ending /console/ (https, or http on loopback)');
+  if (o.required !== undefined && typeof o.required !== 'boolean')
+    throw bad('oidc.required must be a boolean');
+  return Object.freeze({
+    oidc: Object.freeze({
+      issuer: o.issuer,
+      client_id: o.client_id,
+      redirect_uri: o.redirect_uri,
+      ...(o.client_secret === undefined ? {} : { client_secret: o.client_secret }),
+      ...(o.required === undefined ? {} : { required: o.required }),
+    }),
+  });
+}
