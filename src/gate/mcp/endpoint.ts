@@ -276,8 +276,12 @@ export function createMcpEndpoint(
           'cache-control': 'no-store',
           'x-content-type-options': 'nosniff',
         });
-        for await (const chunk of answer.body) res.write(chunk);
-        res.end();
+        for await (const chunk of answer.body) {
+          // A client that went away gets nothing more; the call itself goes on to its outcome.
+          if (res.destroyed) continue;
+          res.write(chunk);
+        }
+        if (!res.destroyed) res.end();
         return;
       }
       const out = Buffer.from(await answer.arrayBuffer());
