@@ -39,6 +39,7 @@ export function openApproval(
     request_id: req.request_id,
     trace_id: req.trace_id,
     identity: req.identity,
+    ...(req.owner === undefined ? {} : { owner: req.owner }),
     tenant: req.tenant,
     tool: req.tool,
     session: req.session,

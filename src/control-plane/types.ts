@@ -25,6 +25,12 @@ export interface GovernedRequest {
   readonly session: string | null;
   /** Lower-case hex SHA-256 of the raw signed request (evidence reference). */
   readonly request_sha256: string;
+  /**
+   * The requester's human owner as the ingress authenticated it (an OAuth token's owner claim,
+   * docs/mcp.md "Approvals"); null: none is known and nobody may approve its escalated calls
+   * (OE-INV-002). Absent: the owner registered for the client.
+   */
+  readonly owner?: string | null;
 }
 
 /**

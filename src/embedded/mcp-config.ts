@@ -4,7 +4,7 @@
  * Every member is optional: without any, the endpoint serves loopback clients that authenticate
  * with a registered client's key (the stdio bridge), and no OAuth issuer is trusted.
  */
-import { OAUTH_ALGORITHMS } from '../gate/index.js';
+import { MAX_CALL_WAIT_MS, OAUTH_ALGORITHMS } from '../gate/index.js';
 import type { McpEndpointSettings, OAuthIssuerConfig } from '../gate/index.js';
 
 /** `failclosed.json` `mcp`. */
@@ -15,6 +15,12 @@ export interface McpConfig {
   readonly allowed_hosts?: readonly string[];
   /** Accepted browser `Origin` values. Default: the listener's own origins. */
   readonly allowed_origins?: readonly string[];
+  /**
+   * How long an escalated `tools/call` that carries a `progressToken` may wait for its approval,
+   * sending `notifications/progress` meanwhile (ms; capped by the approvals' `wait_max_ms`).
+   * Default 0: answer pending at once.
+   */
+  readonly approval_wait_ms?: number;
   /** The OAuth 2.1 authorization server whose bearer JWTs are accepted. */
   readonly oauth?: {
     readonly issuer: string;
@@ -25,6 +31,8 @@ export interface McpConfig {
     readonly tenant_claim?: string;
     /** Default `"roles"`. */
     readonly roles_claim?: string;
+    /** Claim naming the human owner of the agent (approvals); no default: without it, no owner. */
+    readonly owner_claim?: string;
   };
 }
 
@@ -70,16 +78,22 @@ const CLAIM = /^[A-Za-z0-9_.:/-]{1,128}$/;
 /** Parses `failclosed.json` `mcp`; `TypeError` on anything unknown or malformed. */
 export function parseMcpConfig(v: unknown): McpConfig {
   if (!isObject(v)) throw bad('must be an object');
-  onlyKeys(v, ['resource', 'allowed_hosts', 'allowed_origins', 'oauth'], '');
+  onlyKeys(v, ['resource', 'allowed_hosts', 'allowed_origins', 'approval_wait_ms', 'oauth'], '');
   const out: Record<string, unknown> = {};
   if (v.resource !== undefined) out.resource = httpUrl(v.resource, 'resource', true);
   if (v.allowed_hosts !== undefined) out.allowed_hosts = strings(v.allowed_hosts, 'allowed_hosts', HOST);
   if (v.allowed_origins !== undefined)
     out.allowed_origins = strings(v.allowed_origins, 'allowed_origins', ORIGIN);
+  if (v.approval_wait_ms !== undefined) {
+    const w = v.approval_wait_ms;
+    if (typeof w !== 'number' || !Number.isSafeInteger(w) || w < 0 || w > MAX_CALL_WAIT_MS)
+      throw bad(`approval_wait_ms must be an integer from 0 to ${MAX_CALL_WAIT_MS}`);
+    out.approval_wait_ms = w;
+  }
   if (v.oauth !== undefined) {
     const o = v.oauth;
     if (!isObject(o)) throw bad('oauth must be an object');
-    onlyKeys(o, ['issuer', 'jwks_uri', 'algorithms', 'tenant_claim', 'roles_claim'], 'oauth.');
+    onlyKeys(o, ['issuer', 'jwks_uri', 'algorithms', 'tenant_claim', 'roles_claim', 'owner_claim'], 'oauth.');
     if (typeof o.issuer !== 'string' || o.issuer.length === 0 || o.issuer.length > 512)
       throw bad('oauth.issuer must be a non-empty string');
     const oauth: Record<string, unknown> = {
@@ -93,7 +107,7 @@ export function parseMcpConfig(v: unknown): McpConfig {
           throw bad(`oauth.algorithms: ${a} is not an accepted asymmetric algorithm`);
       oauth.algorithms = algs;
     }
-    for (const k of ['tenant_claim', 'roles_claim'] as const)
+    for (const k of ['tenant_claim', 'roles_claim', 'owner_claim'] as const)
       if (o[k] !== undefined) {
         if (typeof o[k] !== 'string' || !CLAIM.test(o[k])) throw bad(`oauth.${k} must be a claim name`);
         oauth[k] = o[k];
@@ -126,6 +140,7 @@ export function resolveMcpSettings(
           algorithms: c.algorithms ?? ['RS256'],
           tenant_claim: c.tenant_claim ?? 'tenant',
           roles_claim: c.roles_claim ?? 'roles',
+          ...(c.owner_claim === undefined ? {} : { owner_claim: c.owner_claim }),
         };
   return {
     settings: {
@@ -133,6 +148,7 @@ export function resolveMcpSettings(
       allowedHosts: [...new Set(config?.allowed_hosts ?? hosts)],
       allowedOrigins: [...new Set(config?.allowed_origins ?? origins)],
       authorizationServers: oauth === undefined ? [] : [oauth.issuer],
+      approvalWaitMs: config?.approval_wait_ms ?? 0,
     },
     ...(oauth === undefined ? {} : { oauth }),
   };

@@ -122,7 +122,13 @@ interface Authenticated {
   readonly p: Pick<ParsedRequest, 'trace_id' | 'timestampMs'>;
   readonly request: Pick<SignedRequest, 'request_id' | 'action' | 'parameters' | 'session'>;
   readonly client: Pick<RegisteredClient, 'identity' | 'tenant' | 'roles'>;
-  readonly auth: { readonly auth_method: AuthMethod; readonly issuer?: string };
+  readonly auth: { readonly auth_method: AuthMethod; readonly issuer?: string; readonly owner?: string };
+  /**
+   * The requester's owner for approvals: a string or null (none: nobody may approve) when the
+   * ingress knows it (an OAuth token's owner claim); absent, the Control Plane looks up the
+   * registered client's owner.
+   */
+  readonly owner?: string | null;
   /** The call's pending durable writes, the request id's claim among them (durability.ts). */
   readonly writes: DurableWrites;
 }
@@ -504,6 +510,7 @@ export function createGate(deps: GateDeps): Gate {
             timestamp: p.timestampMs,
             session: request.session,
             request_sha256: rawSha,
+            ...(a.owner === undefined ? {} : { owner: a.owner }),
           },
           waitMs > 0 ? { waitMs, writes } : { writes },
         ),
@@ -611,7 +618,11 @@ export function createGate(deps: GateDeps): Gate {
       const d = deny('ERR_REQUEST_MALFORMED', 'the call has no canonical form');
       return failUnauthenticated(d, sha256Hex(`mcp-unmintable:${principal.identity}:${now}`), undefined);
     }
-    const auth = { auth_method: principal.auth_method, issuer: principal.issuer };
+    const auth = {
+      auth_method: principal.auth_method,
+      issuer: principal.issuer,
+      ...(principal.owner === undefined ? {} : { owner: principal.owner }),
+    };
     const fail = async (d: Deny, status: string): Promise<GateAnswer<CallResponse>> => {
       await record({
         type: 'gateway.failed',
@@ -683,6 +694,8 @@ export function createGate(deps: GateDeps): Gate {
           request,
           client: principal,
           auth,
+          // An OAuth principal's owner is its token's, or nobody: never a registered client's.
+          ...(principal.auth_method === 'oauth' ? { owner: principal.owner ?? null } : {}),
           writes,
         },
         waitMs,

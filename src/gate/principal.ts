@@ -25,6 +25,13 @@ export interface Principal {
   readonly auth_method: Exclude<AuthMethod, 'signature'>;
   /** The token issuer (`oauth`) or the client identity (`client_key`). */
   readonly issuer: string;
+  /**
+   * The human owner named by the token's configured owner claim (`oauth` only): recorded with
+   * each call, and the one person who may never approve its escalated calls (OE-INV-002).
+   * Absent for an OAuth principal: nobody may approve them. A registered client's owner comes
+   * from its registration instead.
+   */
+  readonly owner?: string;
 }
 
 /** One tool call of an authenticated principal, as the MCP ingress parsed it. */
@@ -70,6 +77,7 @@ export function mintCall(principal: Principal, call: PrincipalCall, nowMs: numbe
     roles: [...principal.roles],
     auth_method: principal.auth_method,
     issuer: principal.issuer,
+    ...(principal.owner === undefined ? {} : { owner: principal.owner }),
     tool: call.tool,
     parameters: call.params,
     session: call.session,

@@ -123,6 +123,11 @@ export const DENIAL_CODES = {
   ERR_SESSION_QUARANTINED: { status: 403, meaning: 'the agent session is quarantined' },
   ERR_CIRCUIT_OPEN: { status: 429, meaning: 'a circuit breaker is open' },
   ERR_TOOL_UNKNOWN: { status: 403, meaning: 'the tool is not in the active catalog' },
+  ERR_MCP_NOT_OFFERED: {
+    status: 403,
+    meaning:
+      'the MCP method is not under policy and not offered (resources/*, prompts/*, completion/complete): refused and recorded',
+  },
   ERR_PARAMS_SECRET: {
     status: 400,
     meaning: 'the parameters carry a secret value; pass secrets by reference (secret_ref)',

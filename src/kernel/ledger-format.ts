@@ -65,6 +65,8 @@ const GATEWAY = [
   'auth_method',
   // The token issuer of an MCP principal (`oauth`), or the client (`client_key`); docs/mcp.md.
   'issuer',
+  // The human owner an OAuth principal's token named (docs/mcp.md "Approvals", OE-INV-002).
+  'owner',
 ] as const;
 
 const APPROVAL = [

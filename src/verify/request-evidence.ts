@@ -94,6 +94,8 @@ export interface MintedEvidence {
   readonly auth_method: string;
   readonly issuer: string;
   readonly roles: readonly string[];
+  /** The human owner the OAuth token named (docs/mcp.md "Approvals"), when it named one. */
+  readonly owner?: string;
   /** The trace id the Gate derives for it: the first 32 hex characters of SHA-256 over the bytes. */
   readonly trace_id: string;
 }
@@ -126,8 +128,14 @@ export function parseMintedEvidence(body: Buffer): MintedEvidence | string | und
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
   const o = v as JsonObject;
   if (o['format'] !== MINTED_CALL_FORMAT) return undefined;
-  if (Object.keys(o).length !== MINTED_FIELDS.length || !MINTED_FIELDS.every((f) => f in o))
+  // `owner` is the one optional field: present only when the principal's token named one.
+  const hasOwner = 'owner' in o;
+  if (
+    Object.keys(o).length !== MINTED_FIELDS.length + (hasOwner ? 1 : 0) ||
+    !MINTED_FIELDS.every((f) => f in o)
+  )
     return 'does not hold exactly the minted call fields';
+  if (hasOwner && typeof o['owner'] !== 'string') return 'owner is mistyped';
   const {
     request_id,
     nonce,
@@ -162,6 +170,7 @@ export function parseMintedEvidence(body: Buffer): MintedEvidence | string | und
     auth_method: auth_method as string,
     issuer: issuer as string,
     roles: roles,
+    ...(hasOwner ? { owner: o['owner'] as string } : {}),
     trace_id: sha256Hex(body).slice(0, 32),
   };
 }

@@ -525,6 +525,20 @@ describe('OE-INV-019/020: each approval finding names its entry (approvals check
     expect(findings(b)).toEqual([finding('APPROVAL_SELF', a)]);
   });
 
+  it('OE-INV-002: the owner an OAuth token named, recorded in gateway.accepted, cannot approve either: APPROVAL_SELF', () => {
+    const b = fresh();
+    const a = approvalBy(b, 'alice');
+    // No registered owner (as for an OAuth principal): the call's gateway.accepted names it.
+    delete registrationOf(b, 'demo-agent')['payload']['owner'];
+    const accepted = entries(b, 'gateway.accepted').find(
+      (e) => e['request_id'] === approvedDecision(b)['request_id'],
+    )!;
+    accepted['payload']['owner'] = 'carol';
+    expect(findings(b)).toEqual([]);
+    accepted['payload']['owner'] = 'alice';
+    expect(findings(b)).toEqual([finding('APPROVAL_SELF', a)]);
+  });
+
   it('OE-INV-002: only a client registration makes an identity a client', () => {
     const b = fresh();
     const other = structuredClone(first(b, 'decision'));

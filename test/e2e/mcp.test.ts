@@ -44,6 +44,8 @@ let resource: string;
 let signingKey: CryptoKey;
 let strangerKey: CryptoKey;
 const SECRET = 'a-client-secret-for-tests-only-0123456789';
+/** `mcp.approval_wait_ms`: how long a call with a progress token waits for its approvers. */
+const WAIT_MS = 10_000;
 const runs = new Map<string, number>();
 /** Every bearer token the tests presented: none may appear in the ledger or its export. */
 const issued: string[] = [];
@@ -61,8 +63,10 @@ beforeAll(async () => {
   await new Promise<void>((r) => idp.listen(0, '127.0.0.1', r));
   issuer = `http://127.0.0.1:${(idp.address() as AddressInfo).port}`;
   // What each OAuth client is: its tenant and roles, as the authorization server asserts them.
-  const principals: Record<string, { tenant: string; roles: string[] }> = {
+  const principals: Record<string, { tenant: string; roles: string[]; owner?: string }> = {
     'agent-http': { tenant: 'acme', roles: [] },
+    // An agent acting for a human: the token names its owner (`oauth.owner_claim`).
+    'agent-owned': { tenant: 'acme', roles: [], owner: 'treasurer-owner' },
     'agent-ops': { tenant: 'acme', roles: ['operator'] },
     'agent-globex': { tenant: 'globex', roles: [] },
     // An OAuth client that took the name of a registered signing client.
@@ -97,7 +101,10 @@ beforeAll(async () => {
   idp.on('request', provider.callback());
   const p = dataPaths(dir).config;
   const config = JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>;
-  config['mcp'] = { oauth: { issuer, jwks_uri: `${issuer}/jwks`, algorithms: ['RS256'] } };
+  config['mcp'] = {
+    oauth: { issuer, jwks_uri: `${issuer}/jwks`, algorithms: ['RS256'], owner_claim: 'owner' },
+    approval_wait_ms: WAIT_MS,
+  };
   writeFileSync(p, JSON.stringify(config));
   instance = await startEmbedded(dir, {
     port: 0,
@@ -296,7 +303,11 @@ describe('both revisions: 2025 (initialize) and 2026-07-28 (per request)', () =>
 
 describe('approvals from MCP', () => {
   const token = (): string => `Bearer ${readOperatorToken(dir)}`;
+  const approvers = new Map<string, ReturnType<typeof createApproverClient>>();
+  /** The approver `name`, registered with the treasury role for acme on first use. */
   async function approverNamed(name: string) {
+    const known = approvers.get(name);
+    if (known !== undefined) return known;
     const key = generateSigningKey();
     const added = await instance.core.gate.admin(
       'approvers-add',
@@ -304,7 +315,9 @@ describe('approvals from MCP', () => {
       token(),
     );
     expect(added.status).toBe(201);
-    return createApproverClient({ url: instance.url, name, key, authorization: token() });
+    const client = createApproverClient({ url: instance.url, name, key, authorization: token() });
+    approvers.set(name, client);
+    return client;
   }
   const args = { from_account: 'acct_a', to_account: 'acct_b', amount: 2500, currency: 'USD' };
 
@@ -361,15 +374,159 @@ describe('approvals from MCP', () => {
     await c.close();
   }, 30_000);
 
-  it('an OAuth principal has no registered owner: its escalated call cannot be approved (fails closed)', async () => {
+  it('an OAuth principal whose token names no owner: its escalated call cannot be approved (fails closed)', async () => {
     const c = await httpClient(await issue('agent-http'));
+    const before = runs.get('transfer_funds') ?? 0;
     const first = await c.callTool({ name: 'transfer_funds', arguments: { ...args, amount: 3000 } });
     const decision = (first.structuredContent as { decision_id: string }).decision_id;
     const approver = await approverNamed('treasurer-3');
     const decided = await approver.decide(decision, 'approve', 'who owns this agent?');
     expect(decided.body).toMatchObject({ code: 'ERR_APPROVAL_SELF' });
+    expect(JSON.stringify(decided.body)).toContain('no known owner');
+    expect(runs.get('transfer_funds') ?? 0).toBe(before);
     await c.close();
   });
+
+  it("an OAuth principal's owner comes from its token: the owner cannot approve, two others can, the retry runs once (OE-INV-002)", async () => {
+    const c = await httpClient(await issue('agent-owned'));
+    const before = runs.get('transfer_funds') ?? 0;
+    const amounts = { ...args, amount: 2700 };
+    const first = await c.callTool({ name: 'transfer_funds', arguments: amounts });
+    const pending = first.structuredContent as {
+      outcome: string;
+      decision_id: string;
+      request_id: string;
+      retry: { _meta: Record<string, unknown> };
+    };
+    expect(pending.outcome).toBe('pending');
+    // Recorded with the request: the owner the token named.
+    const accepted = (await ledgerEntries()).find(
+      (e) => e.request_id === pending.request_id && e.type === 'gateway.accepted',
+    );
+    expect(accepted?.payload).toMatchObject({ auth_method: 'oauth', owner: 'treasurer-owner' });
+    const owner = await approverNamed('treasurer-owner');
+    const self = await owner.decide(pending.decision_id, 'approve', 'my own agent');
+    expect(self.body).toMatchObject({ code: 'ERR_APPROVAL_SELF' });
+    expect(
+      (await c.callTool({ name: 'transfer_funds', arguments: amounts, _meta: pending.retry._meta }))
+        .structuredContent,
+    ).toMatchObject({ outcome: 'pending', decision_id: pending.decision_id });
+    expect(runs.get('transfer_funds') ?? 0).toBe(before);
+    for (const name of ['treasurer-4', 'treasurer-5']) {
+      const approver = await approverNamed(name);
+      const decided = await approver.decide(pending.decision_id, 'approve', 'checked the invoice');
+      expect(decided.status).toBe(200);
+    }
+    expect(runs.get('transfer_funds') ?? 0).toBe(before);
+    await c.close();
+    // The retry may come over a new connection with a new token of the same principal.
+    const again = await httpClient(await issue('agent-owned'));
+    const retry = () =>
+      again.callTool({ name: 'transfer_funds', arguments: amounts, _meta: pending.retry._meta });
+    const done = await retry();
+    expect(done.isError).not.toBe(true);
+    expect(callMeta(done)).toMatchObject({
+      request_id: pending.request_id,
+      decision_id: pending.decision_id,
+    });
+    expect(runs.get('transfer_funds')).toBe(before + 1);
+    expect((await retry()).structuredContent).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_REQUEST_REPLAYED',
+    });
+    expect(runs.get('transfer_funds')).toBe(before + 1);
+    await again.close();
+  }, 30_000);
+
+  /** The decision id of the next `approval.requested` after ledger index `from` (polls the ledger). */
+  async function nextRequested(from: number): Promise<string> {
+    for (;;) {
+      const e = (await ledgerEntries()).slice(from).find((x) => x.type === 'approval.requested');
+      if (e !== undefined) return e.payload['decision_id'] as string;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  it('with a progress token an escalated call waits for its approvers, telling the client, then runs once; nothing the client sends approves it (OE-INV-002)', async () => {
+    const [a6, a7] = [await approverNamed('treasurer-6'), await approverNamed('treasurer-7')];
+    const c = await httpClient(await issue('agent-owned'));
+    const before = runs.get('transfer_funds') ?? 0;
+    const from = instance.core.ledger.size();
+    const progress: unknown[] = [];
+    const call = c.callTool(
+      { name: 'transfer_funds', arguments: { ...args, amount: 2800 } },
+      { onprogress: (p) => progress.push(p), timeout: 60_000 },
+    );
+    const decision = await nextRequested(from);
+    // A client cannot answer for the approvers: a posted JSON-RPC response (an elicitation
+    // "accept"), an elicitation or progress notification of its own, or a request naming the
+    // decision are refused or ignored; the call still waits and nothing ran.
+    const auth = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-11-25',
+      authorization: `Bearer ${await issue('agent-owned')}`,
+    };
+    const send = (body: unknown) =>
+      fetch(resource, { method: 'POST', headers: auth, body: JSON.stringify(body) });
+    expect(
+      (await send({ jsonrpc: '2.0', id: 1, result: { action: 'accept', content: { approve: true } } }))
+        .status,
+    ).toBe(400);
+    await send({
+      jsonrpc: '2.0',
+      method: 'notifications/elicitation/complete',
+      params: { elicitationId: decision },
+    });
+    await send({
+      jsonrpc: '2.0',
+      method: 'notifications/progress',
+      params: { progressToken: decision, progress: 1 },
+    });
+    const asked = await send({
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'elicitation/create',
+      params: {
+        message: 'approve',
+        requestedSchema: { type: 'object', properties: {} },
+        decision_id: decision,
+      },
+    });
+    expect(await asked.text()).toContain('"error"');
+    const shown = await fetch(`${instance.url}/v1/approvals/${decision}`, {
+      headers: { authorization: `Bearer ${readOperatorToken(dir)}` },
+    });
+    expect(await shown.json()).toMatchObject({ status: 'pending' });
+    expect(runs.get('transfer_funds') ?? 0).toBe(before);
+    // The owner the token names cannot approve; two other approvers can, while the call waits.
+    const owner = await approverNamed('treasurer-owner');
+    expect((await owner.decide(decision, 'approve', 'mine')).body).toMatchObject({
+      code: 'ERR_APPROVAL_SELF',
+    });
+    for (const approver of [a6, a7])
+      expect((await approver.decide(decision, 'approve', 'checked while it waited')).status).toBe(200);
+    const done = await call;
+    expect(done.isError).not.toBe(true);
+    expect(callMeta(done)).toMatchObject({ decision_id: decision });
+    expect(runs.get('transfer_funds')).toBe(before + 1);
+    expect(progress.length).toBeGreaterThanOrEqual(1);
+    await c.close();
+  }, 60_000);
+
+  it('a call that waits and is not approved within the wait answers pending, as without a progress token', async () => {
+    const c = await httpClient(await issue('agent-owned'));
+    const before = runs.get('transfer_funds') ?? 0;
+    const progress: unknown[] = [];
+    const r = await c.callTool(
+      { name: 'transfer_funds', arguments: { ...args, amount: 2900 } },
+      { onprogress: (p) => progress.push(p), timeout: 60_000 },
+    );
+    expect(r.structuredContent).toMatchObject({ outcome: 'pending', code: 'ERR_APPROVAL_PENDING' });
+    expect(progress.length).toBeGreaterThanOrEqual(1);
+    expect(runs.get('transfer_funds') ?? 0).toBe(before);
+    await c.close();
+  }, 60_000);
 });
 
 describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
@@ -447,7 +604,7 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
       body,
     });
 
-  it('missing, foreign-audience, expired, unsigned, stranger-signed and foreign-issuer tokens: 401, nothing accepted or run', async () => {
+  it('missing, foreign-audience, expired, unsigned, stranger-signed, foreign-issuer and malformed-owner tokens: 401, nothing accepted or run', async () => {
     const acceptedBefore = (await ledgerEntries()).filter((e) => e.type === 'gateway.accepted').length;
     const runsBefore = totalRuns();
     const header = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url');
@@ -462,6 +619,9 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
       [`${header}.${claims}.`, 'ERR_TOKEN_INVALID'],
       [await token({}, { key: strangerKey }), 'ERR_TOKEN_INVALID'],
       [await token({}, { iss: 'https://other-issuer.example' }), 'ERR_TOKEN_INVALID'],
+      // An owner claim that is not a name: not a token this resource accepts.
+      [await token({ owner: ['alice', 'bob'] }), 'ERR_TOKEN_INVALID'],
+      [await token({ owner: 'has spaces' }), 'ERR_TOKEN_INVALID'],
     ];
     for (const [bearer, code] of cases) {
       const res = await post(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` });
@@ -503,17 +663,48 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
     expect(forbidden.length).toBeGreaterThanOrEqual(2);
   });
 
-  it('resources/* and prompts/* answer a JSON-RPC error (-32601): not offered', async () => {
+  it('resources/*, prompts/* and completion answer a JSON-RPC error with ERR_MCP_NOT_OFFERED, recorded; nothing runs', async () => {
     const auth = { authorization: `Bearer ${await issue('agent-http')}` };
-    for (const method of ['resources/list', 'resources/read', 'prompts/list', 'prompts/get']) {
+    const before = totalRuns();
+    const methods = [
+      'resources/list',
+      'resources/read',
+      'resources/templates/list',
+      'resources/subscribe',
+      'prompts/list',
+      'prompts/get',
+      'completion/complete',
+    ];
+    for (const [i, method] of methods.entries()) {
       const res = await post(
         { ...auth, 'mcp-protocol-version': '2025-11-25' },
-        JSON.stringify({ jsonrpc: '2.0', id: 9, method, params: { uri: 'file:///etc/passwd', name: 'p' } }),
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 90 + i,
+          method,
+          params: { uri: 'file:///etc/passwd', name: 'p' },
+        }),
       );
-      const text = await res.text();
-      expect(text).toContain('"code":-32601');
-      expect(text).not.toContain('"result"');
+      const body = (await res.json()) as Record<string, unknown>;
+      expect(body).toEqual({
+        jsonrpc: '2.0',
+        id: 90 + i,
+        error: { code: -32601, message: 'Method not found', data: { code: 'ERR_MCP_NOT_OFFERED' } },
+      });
     }
+    // The SDK client sees the same refusal, with the code in `data`.
+    const c = await httpClient(await issue('agent-http'));
+    await expect(c.request({ method: 'resources/list', params: {} })).rejects.toMatchObject({
+      code: -32601,
+      data: { code: 'ERR_MCP_NOT_OFFERED' },
+    });
+    await c.close();
+    expect(totalRuns()).toBe(before);
+    await instance.core.ledger.settled();
+    const recorded = (await ledgerEntries()).filter(
+      (e) => e.type === 'gateway.failed' && e.payload['code'] === 'ERR_MCP_NOT_OFFERED',
+    );
+    expect(recorded.length).toBeGreaterThanOrEqual(methods.length + 1);
   });
 
   it('malformed JSON-RPC, a batch and an oversized body are refused; nothing runs', async () => {

@@ -15,7 +15,14 @@ describe('failclosed.json mcp', () => {
       resource: 'https://gate.example/mcp',
       allowed_hosts: ['gate.example'],
       allowed_origins: ['https://app.example'],
-      oauth: { ...oauth, algorithms: ['ES256'], tenant_claim: 'org', roles_claim: 'groups' },
+      approval_wait_ms: 30_000,
+      oauth: {
+        ...oauth,
+        algorithms: ['ES256'],
+        tenant_claim: 'org',
+        roles_claim: 'groups',
+        owner_claim: 'owner',
+      },
     };
     expect(parseMcpConfig(full)).toEqual(full);
     const text = JSON.stringify({ ...defaultConfig(), mcp: full });
@@ -32,6 +39,10 @@ describe('failclosed.json mcp', () => {
     ['a resource with a fragment', { resource: 'https://gate.example/mcp#x' }],
     ['an empty host list', { allowed_hosts: [] }],
     ['an origin with a path', { allowed_origins: ['https://app.example/x'] }],
+    ['a negative approval wait', { approval_wait_ms: -1 }],
+    ['an approval wait past the longest', { approval_wait_ms: 120_001 }],
+    ['a fractional approval wait', { approval_wait_ms: 1.5 }],
+    ['a malformed owner claim name', { oauth: { ...oauth, owner_claim: 'has space' } }],
     ['not an object', 'mcp'],
   ])('refuses %s', (_name, value) => {
     expect(() => parseMcpConfig(value)).toThrow(TypeError);
@@ -44,8 +55,13 @@ describe('failclosed.json mcp', () => {
       allowedHosts: ['127.0.0.1:7070', 'localhost:7070'],
       allowedOrigins: ['http://127.0.0.1:7070', 'http://localhost:7070'],
       authorizationServers: [],
+      // A call answers pending at once unless configured to wait.
+      approvalWaitMs: 0,
     });
     expect(issuer).toBeUndefined();
+    expect(
+      resolveMcpSettings({ approval_wait_ms: 500 }, 'http://127.0.0.1:7070').settings.approvalWaitMs,
+    ).toBe(500);
     const withIssuer = resolveMcpSettings({ oauth }, 'http://127.0.0.1:7070');
     expect(withIssuer.oauth).toEqual({
       ...oauth,
@@ -53,6 +69,11 @@ describe('failclosed.json mcp', () => {
       tenant_claim: 'tenant',
       roles_claim: 'roles',
     });
+    // No owner claim unless configured: an OAuth principal then has no owner (nobody may approve).
+    expect(withIssuer.oauth).not.toHaveProperty('owner_claim');
+    expect(
+      resolveMcpSettings({ oauth: { ...oauth, owner_claim: 'owner' } }, 'http://127.0.0.1:7070').oauth,
+    ).toMatchObject({ owner_claim: 'owner' });
     expect(withIssuer.settings.authorizationServers).toEqual([oauth.issuer]);
   });
 });

@@ -46,6 +46,20 @@ describe('minted-call evidence', () => {
     }
   });
 
+  it('the owner an OAuth token named is minted with the call and read back; mistyped, refused', () => {
+    const m = mintCall(
+      { ...principal, owner: 'alice' },
+      { tool: 'echo', params: {}, session: null },
+      Date.UTC(2026, 0, 1),
+    );
+    expect(parseMintedEvidence(Buffer.from(m.evidence))).toMatchObject({ owner: 'alice' });
+    const o = JSON.parse(Buffer.from(m.evidence).toString('utf8')) as Record<string, unknown>;
+    expect(typeof parseMintedEvidence(Buffer.from(JSON.stringify({ ...o, owner: 7 })))).toBe('string');
+    // Without an owner the evidence carries no owner field at all.
+    const plain = mintCall(principal, { tool: 'echo', params: {}, session: null }, 0);
+    expect(parseMintedEvidence(Buffer.from(plain.evidence))).not.toHaveProperty('owner');
+  });
+
   it('another format is not minted evidence; a malformed minted call is refused with a reason', () => {
     const m = mintCall(principal, { tool: 'echo', params: {}, session: null }, 0);
     const o = JSON.parse(Buffer.from(m.evidence).toString('utf8')) as Record<string, unknown>;

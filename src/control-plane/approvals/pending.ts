@@ -32,8 +32,11 @@ export interface OpenInput {
   readonly request_id: string;
   readonly trace_id: string;
   readonly identity: string;
-  /** The requester's owner; by default looked up among client owners. */
-  readonly owner?: string;
+  /**
+   * The requester's owner; null when the ingress knows there is none (nobody may then approve);
+   * by default looked up among client owners.
+   */
+  readonly owner?: string | null;
   readonly tenant: string;
   readonly tool: string;
   readonly session: string | null;
@@ -101,7 +104,7 @@ async function openLocked(ctx: ApprovalCtx, input: OpenInput): Promise<PendingRe
     request_id: input.request_id,
     trace_id: input.trace_id,
     identity: input.identity,
-    owner: input.owner ?? (await store.ownerOf(input.identity)) ?? null,
+    owner: input.owner === undefined ? ((await store.ownerOf(input.identity)) ?? null) : input.owner,
     tenant: input.tenant,
     tool: input.tool,
     session: input.session,

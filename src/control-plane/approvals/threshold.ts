@@ -136,7 +136,12 @@ export function checkApproval(rules: ApprovalRules, c: ApprovalCandidate): Count
   } else {
     return deny('ERR_APPROVAL_INVALID', 'an approval needs exactly one of a signature or a verified token');
   }
-  if (rules.owner === null || s.approver === rules.owner || human === humanOf(rules.owner))
+  if (rules.owner === null)
+    return deny(
+      'ERR_APPROVAL_SELF',
+      'the requester has no known owner (for an OAuth principal: its token names none), so nobody may approve its call',
+    );
+  if (s.approver === rules.owner || human === humanOf(rules.owner))
     return deny('ERR_APPROVAL_SELF', 'the requester’s owner cannot approve its own call');
   const at = parseStatementTimestamp(s.timestamp) ?? Number.NaN;
   if (!(

@@ -49,6 +49,12 @@ export interface OAuthIssuerConfig {
   readonly tenant_claim: string;
   /** Claim naming the principal's roles (array of strings, or absent for none). */
   readonly roles_claim: string;
+  /**
+   * Claim naming the human on whose behalf the agent acts: the owner that may never approve the
+   * agent's escalated calls (OE-INV-002). Unset, or absent from a token: the principal has no
+   * owner and nobody may approve its calls (fail closed).
+   */
+  readonly owner_claim?: string;
 }
 
 /** What {@link createMcpAuthenticator} needs. */
@@ -89,6 +95,8 @@ export const OAUTH_IDENTITY_PREFIX = 'oauth:';
 export type McpAuthenticator = (authorization: string | undefined) => Promise<Principal | Deny>;
 
 const IDENTITY = /^[A-Za-z0-9._:@|-]{1,128}$/;
+/** An owner names a human as approvers are named (a registered approver, or an OIDC `sub`). */
+const OWNER = /^[A-Za-z0-9._:@|-]{1,128}$/;
 const TENANT = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_TOKEN_CHARS = 8192;
 /** Deadline of a client registry lookup (ms), as the Gate's own ledger-class deadline. */
@@ -137,12 +145,16 @@ export function createMcpAuthenticator(options: McpAuthOptions): McpAuthenticato
     if (typeof tenant !== 'string' || !TENANT.test(tenant) || roles === undefined) return invalid();
     const identity = oauthIdentity(oauth.issuer, payload.sub);
     if (!IDENTITY.test(identity)) return invalid();
+    // Absent: no owner (its calls cannot be approved); present but malformed: not a token we accept.
+    const owner = oauth.owner_claim === undefined ? undefined : payload[oauth.owner_claim];
+    if (owner !== undefined && (typeof owner !== 'string' || !OWNER.test(owner))) return invalid();
     return Object.freeze({
       identity,
       tenant,
       roles,
       auth_method: 'oauth',
       issuer: oauth.issuer,
+      ...(owner === undefined ? {} : { owner }),
     });
   };
 

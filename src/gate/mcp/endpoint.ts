@@ -30,6 +30,11 @@ export interface McpEndpointSettings {
   readonly allowedOrigins: readonly string[];
   /** Authorization servers announced in the metadata (the configured OAuth issuer, if any). */
   readonly authorizationServers: readonly string[];
+  /**
+   * How long an escalated `tools/call` with a `progressToken` may wait for its approval (ms),
+   * sending progress meanwhile; 0 (absent): answer pending at once. docs/mcp.md "Approvals".
+   */
+  readonly approvalWaitMs?: number;
 }
 
 /** The MCP routes of the Gate's listener. */
@@ -64,6 +69,14 @@ function write(res: ServerResponse, r: Reply, close = false): void {
 
 function rpcError(status: number, code: number, message: string, data: string): Reply {
   return { status, body: { jsonrpc: '2.0', id: null, error: { code, message, data: { code: data } } } };
+}
+
+/**
+ * MCP methods no policy governs yet (docs/mcp.md "Not there yet"): refused before the SDK sees
+ * them, with a denial code and a record, not left to the SDK's unrecorded -32601.
+ */
+function notOffered(method: string): boolean {
+  return method.startsWith('resources/') || method.startsWith('prompts/') || method === 'completion/complete';
 }
 
 /** Reads at most `limit` bytes; undefined when the body is larger (reading stops). */
@@ -221,6 +234,17 @@ export function createMcpEndpoint(
         bytes,
       );
 
+    if (notOffered(message['method'])) {
+      const id = message['id'];
+      const reply = rpcError(200, -32601, 'Method not found', 'ERR_MCP_NOT_OFFERED');
+      // The error answers the request under its own id (a JSON-RPC error, not an HTTP one).
+      const body = {
+        ...(reply.body as JsonObject),
+        id: typeof id === 'string' || typeof id === 'number' ? id : null,
+      };
+      return refused(res, { ...reply, body }, `${message['method']} not offered`, bytes);
+    }
+
     const headers = new Headers();
     for (const [k, v] of Object.entries(req.headers)) {
       // The bearer token stops here: the SDK and everything behind it never see it.
@@ -228,18 +252,39 @@ export function createMcpEndpoint(
       headers.set(k, Array.isArray(v) ? v.join(', ') : v);
     }
     const request = new Request(new URL(path, settings.resource), { method: 'POST', headers, body: bytes });
-    const handler = createMcpHandler(() => createPrincipalServer(gate, principal), {
-      responseMode: 'auto',
-      keepAliveMs: 0,
-      maxRequestBodySize: MAX_REQUEST_BYTES,
-    });
+    const handler = createMcpHandler(
+      () => createPrincipalServer(gate, principal, { approvalWaitMs: settings.approvalWaitMs ?? 0 }),
+      {
+        responseMode: 'auto',
+        keepAliveMs: 0,
+        maxRequestBodySize: MAX_REQUEST_BYTES,
+      },
+    );
     try {
       const answer = await handler.fetch(request, { parsedBody: value });
-      const out = Buffer.from(await answer.arrayBuffer());
       const outHeaders: Record<string, string> = {};
       answer.headers.forEach((v, k) => {
         if (k !== 'content-length' && k !== 'transfer-encoding') outHeaders[k] = v;
       });
+      if (
+        (answer.headers.get('content-type') ?? '').startsWith('text/event-stream') &&
+        answer.body !== null
+      ) {
+        // A call that waits for its approval streams its progress, then its result, as they come.
+        res.writeHead(answer.status, {
+          ...outHeaders,
+          'cache-control': 'no-store',
+          'x-content-type-options': 'nosniff',
+        });
+        for await (const chunk of answer.body) {
+          // A client that went away gets nothing more; the call itself goes on to its outcome.
+          if (res.destroyed) continue;
+          res.write(chunk);
+        }
+        if (!res.destroyed) res.end();
+        return;
+      }
+      const out = Buffer.from(await answer.arrayBuffer());
       if (!res.headersSent)
         res.writeHead(answer.status, {
           ...outHeaders,

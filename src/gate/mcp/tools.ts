@@ -2,7 +2,8 @@
  * The MCP server one authenticated principal talks to (docs/mcp.md): `tools/list` shows the
  * active bundle's tools this principal could be allowed to call, and every `tools/call` is a
  * governed call through the Gate's shared pipeline (SPEC §2, FC-INV-3, FC-INV-6). Nothing else is
- * offered: `resources/*`, `prompts/*` and any other method answer a JSON-RPC error (-32601).
+ * offered: `resources/*`, `prompts/*` and `completion/complete` are refused with a denial code by
+ * the endpoint before they reach this server, any other method answers a JSON-RPC error (-32601).
  */
 // The low-level Server: tools come from the active policy bundle at request time with their JSON
 // Schemas, and arguments are validated by the Control Plane (a ledgered deny), not by the SDK.
@@ -114,8 +115,42 @@ function metaOf(meta: unknown, key: string, re: RegExp): string | null | undefin
   return typeof s === 'string' && re.test(s) ? s : undefined;
 }
 
-/** A fresh MCP server for one principal (one HTTP request, or one stdio connection). */
-export function createPrincipalServer(gate: Gate, principal: Principal): Server {
+/** Options of a principal's server. */
+export interface PrincipalServerOptions {
+  /**
+   * How long an escalated `tools/call` that carries a `progressToken` may wait for its approval
+   * (ms; the Control Plane caps it further). 0: answer pending at once.
+   */
+  readonly approvalWaitMs?: number;
+  /** Interval of `notifications/progress` while a call waits (ms). Default {@link PROGRESS_EVERY_MS}. */
+  readonly progressEveryMs?: number;
+}
+
+/** Default interval of progress notifications while a call waits for its approval (ms). */
+export const PROGRESS_EVERY_MS = 5_000;
+
+/** A progress token as MCP defines it: a string or an integer (undefined: none or malformed). */
+function progressTokenOf(meta: unknown): string | number | undefined {
+  if (typeof meta !== 'object' || meta === null) return undefined;
+  const t = (meta as Record<string, unknown>)['progressToken'];
+  if (typeof t === 'string' && t.length > 0 && t.length <= 256) return t;
+  return typeof t === 'number' && Number.isSafeInteger(t) ? t : undefined;
+}
+
+/**
+ * A fresh MCP server for one principal (one HTTP request, or one stdio connection). A call with a
+ * `progressToken` may wait for its approval up to `approvalWaitMs`, the client told meanwhile by
+ * `notifications/progress`; nothing the client sends (an elicitation answer, a notification, a
+ * progress of its own) counts as an approval: only signed approvals through the approval API do
+ * (docs/approvals.md, OE-INV-002, OE-INV-019).
+ */
+export function createPrincipalServer(
+  gate: Gate,
+  principal: Principal,
+  options: PrincipalServerOptions = {},
+): Server {
+  const waitMs = options.approvalWaitMs ?? 0;
+  const every = options.progressEveryMs ?? PROGRESS_EVERY_MS;
   const server = new Server(SERVER_INFO, { capabilities: { tools: {} } });
   server.setRequestHandler('tools/list', async () => {
     const tools = await gate.toolsFor(principal);
@@ -127,7 +162,7 @@ export function createPrincipalServer(gate: Gate, principal: Principal): Server 
       })),
     };
   });
-  server.setRequestHandler('tools/call', async (request) => {
+  server.setRequestHandler('tools/call', async (request, ctx) => {
     const params = argumentsOf(request.params.arguments);
     const session = metaOf(request.params._meta, SESSION_META_KEY, /^[A-Za-z0-9._:-]{1,128}$/);
     const retryOf = metaOf(request.params._meta, RETRY_META_KEY, /^mcp-[0-9a-f-]{36}$/);
@@ -148,13 +183,25 @@ export function createPrincipalServer(gate: Gate, principal: Principal): Server 
         structuredContent: { outcome: 'deny', code: 'ERR_REQUEST_MALFORMED', request_id: null },
       };
     }
-    const a = await gate.callAs(principal, {
-      tool: request.params.name,
-      params,
-      session,
-      ...(retryOf === null ? {} : { retryOf }),
-    });
-    return toolResultOf(a.body);
+    const call = { tool: request.params.name, params, session, ...(retryOf === null ? {} : { retryOf }) };
+    const token = progressTokenOf(request.params._meta);
+    if (waitMs <= 0 || token === undefined) return toolResultOf((await gate.callAs(principal, call)).body);
+    // Progress while the call is decided and, when escalated, waits for its approvers. The
+    // notifications carry no decision: a failed send changes nothing about the call.
+    let progress = 0;
+    const tell = (message: string): void => {
+      progress += 1;
+      void ctx.mcpReq
+        .notify({ method: 'notifications/progress', params: { progressToken: token, progress, message } })
+        .catch(() => undefined);
+    };
+    tell('the call is being decided; an escalated call waits for its approvers');
+    const timer = setInterval(() => tell('waiting for approval'), every);
+    try {
+      return toolResultOf((await gate.callAs(principal, call, { waitMs })).body);
+    } finally {
+      clearInterval(timer);
+    }
   });
   return server;
 }

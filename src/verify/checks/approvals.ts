@@ -100,9 +100,16 @@ function indexEntries(views: readonly View[]) {
   const approverRemovedAt = new Map<string, number>();
   const clients = new Set<string>();
   const owners = new Map<string, string>();
+  /** The owner an OAuth principal's token named, by request id (its `gateway.accepted`). */
+  const requestOwners = new Map<string, string>();
   for (const v of views) {
     const p = v.entry.payload;
     const id = str(p['decision_id']);
+    if (v.entry.type === 'gateway.accepted') {
+      const owner = str(p['owner']);
+      if (owner !== undefined && !requestOwners.has(v.entry.request_id))
+        requestOwners.set(v.entry.request_id, owner);
+    }
     if (v.entry.type === 'admin.client_registered') {
       const name = str(p['client']);
       if (name !== undefined && p['key_use'] === 'approval')
@@ -137,6 +144,7 @@ function indexEntries(views: readonly View[]) {
     approverRemovedAt,
     clients,
     owners,
+    requestOwners,
     get: (type: string, id: string) => first.get(`${type}:${id}`),
     all: (type: string, id: string) => many.get(`${type}:${id}`) ?? [],
   };
@@ -206,7 +214,8 @@ export const approvalsCheck: VerifyCheck = {
         if (s.approver === dp['client'])
           bad(v, 'APPROVAL_AGENT', 'the requesting agent approved its own call');
         // An OIDC approver `oidc:x` and a key named `x` are the same human (as at run time).
-        const owner = ix.owners.get(str(dp['client']) ?? '');
+        const owner =
+          ix.owners.get(str(dp['client']) ?? '') ?? ix.requestOwners.get(decision.entry.request_id);
         const human = s.approver.startsWith('oidc:') ? s.approver.slice('oidc:'.length) : s.approver;
         // Stryker disable next-line ConditionalExpression: equivalent, the approver name is a string and never equals an absent owner
         if (owner !== undefined && human === owner)

@@ -75,11 +75,13 @@ function checkMinted(l: Linkage, a: View, bad: Report): void {
     (p['tool'] !== undefined && p['tool'] !== r.action) ||
     m.auth_method !== p['auth_method'] ||
     (p['issuer'] !== undefined && p['issuer'] !== m.issuer) ||
+    // The owner an OAuth token named is recorded in both, or in neither.
+    p['owner'] !== m.owner ||
     m.trace_id !== a.entry.trace_id
   )
     return bad(
       'REQUEST_EVIDENCE',
-      'the entry does not match its minted call (request id, tenant, identity, tool, auth method, issuer or trace id)',
+      'the entry does not match its minted call (request id, tenant, identity, tool, auth method, issuer, owner or trace id)',
     );
   if (m.auth_method !== 'client_key' || l.clientKeysUncovered) return;
   const { keys, tenants } = l.clientKeys(r.identity);
