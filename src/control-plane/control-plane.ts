@@ -618,12 +618,16 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       ),
     ...(deps.approvals === undefined ? {} : { approvals: deps.approvals }),
     async isRetry(
-      r: Pick<GovernedRequest, 'request_id' | 'identity' | 'tenant' | 'tool' | 'params' | 'session'>,
+      r: Pick<GovernedRequest, 'request_id' | 'identity' | 'tenant' | 'tool' | 'params' | 'session'> & {
+        readonly owner?: string | null;
+      },
     ): Promise<boolean> {
       if (deps.approvals === undefined) return false;
       try {
         const id = deriveDecisionId(derivationKey, r, computeParamsSha256(r.params));
         const p = await deps.approvals.get(id);
+        // A retry under another owner than the held call's is not that call's retry.
+        if (p !== undefined && r.owner !== undefined && p.owner !== r.owner) return false;
         return p !== undefined && p.status !== 'issued';
       } catch {
         return false;

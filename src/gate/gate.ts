@@ -313,6 +313,7 @@ export function createGate(deps: GateDeps): Gate {
     },
     client: Pick<RegisteredClient, 'identity' | 'tenant'>,
     now: number,
+    owner?: string | null,
   ): Promise<boolean> => {
     const { request } = p;
     const cp = deps.controlPlane;
@@ -328,6 +329,7 @@ export function createGate(deps: GateDeps): Gate {
           tool: request.action,
           params: request.parameters,
           session: request.session,
+          ...(owner === undefined ? {} : { owner }),
         }),
       cpMs,
     );
@@ -678,7 +680,13 @@ export function createGate(deps: GateDeps): Gate {
       if (
         claimed.value === 'replayed' &&
         (c.retryOf === undefined ||
-          !(await isRetry({ request: { ...request, nonce: m.nonce } }, principal, now)))
+          !(await isRetry(
+            { request: { ...request, nonce: m.nonce } },
+            principal,
+            now,
+            // An OAuth principal's owner is its token's: a retry under another owner is refused.
+            principal.auth_method === 'oauth' ? (principal.owner ?? null) : undefined,
+          )))
       )
         return await fail(
           c.retryOf === undefined

@@ -19,7 +19,14 @@ export type GateControlPlane = Pick<ControlPlane, 'decide' | 'ready' | 'issuerJw
    * (docs/approvals.md "Retries"). Absent: every reused request id is a replay.
    */
   isRetry?(
-    req: Pick<GovernedRequest, 'request_id' | 'identity' | 'tenant' | 'tool' | 'params' | 'session'>,
+    req: Pick<GovernedRequest, 'request_id' | 'identity' | 'tenant' | 'tool' | 'params' | 'session'> & {
+      /**
+       * The owner the retry's ingress knows (an OAuth token's owner claim, null for none): it
+       * must be the held call's, so a retry cannot run under another owner than the one the
+       * approvers were checked against. Absent: a signed client, whose owner is its registration's.
+       */
+      readonly owner?: string | null;
+    },
   ): Promise<boolean>;
   /**
    * The active bundle's tools this principal could be allowed to call (MCP `tools/list`, see

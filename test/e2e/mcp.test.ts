@@ -51,6 +51,9 @@ const runs = new Map<string, number>();
 const issued: string[] = [];
 const totalRuns = (): number => [...runs.values()].reduce((a, b) => a + b, 0);
 
+/** Claims the next `agent-owned` tokens carry besides its own (a token naming another owner). */
+let ownerOverride: Record<string, string> = {};
+
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'fc-e2e-mcp-'));
   dir = join(work, 'data');
@@ -96,7 +99,10 @@ beforeAll(async () => {
         }),
       },
     },
-    extraTokenClaims: (_ctx: unknown, t: { clientId?: string }) => principals[t.clientId ?? ''] ?? {},
+    extraTokenClaims: (_ctx: unknown, t: { clientId?: string }) => ({
+      ...(principals[t.clientId ?? ''] ?? {}),
+      ...(t.clientId === 'agent-owned' ? ownerOverride : {}),
+    }),
   });
   idp.on('request', provider.callback());
   const p = dataPaths(dir).config;
@@ -436,6 +442,39 @@ describe('approvals from MCP', () => {
     });
     expect(runs.get('transfer_funds')).toBe(before + 1);
     await again.close();
+  }, 30_000);
+
+  it('a retry under a token naming another owner is not the approved call: refused, nothing runs', async () => {
+    const before = runs.get('transfer_funds') ?? 0;
+    const amounts = { ...args, amount: 2711 };
+    const c = await httpClient(await issue('agent-owned'));
+    const pending = (await c.callTool({ name: 'transfer_funds', arguments: amounts })).structuredContent as {
+      outcome: string;
+      decision_id: string;
+      request_id: string;
+      retry: { _meta: Record<string, unknown> };
+    };
+    expect(pending.outcome).toBe('pending');
+    for (const name of ['treasurer-8', 'treasurer-9']) {
+      const decided = await (await approverNamed(name)).decide(pending.decision_id, 'approve', 'ok');
+      expect(decided.status).toBe(200);
+    }
+    await c.close();
+    // The same agent, a token naming an approver of this call as its owner.
+    ownerOverride = { owner: 'treasurer-8' };
+    try {
+      const again = await httpClient(await issue('agent-owned'));
+      const done = await again.callTool({
+        name: 'transfer_funds',
+        arguments: amounts,
+        _meta: pending.retry._meta,
+      });
+      expect(done.structuredContent).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
+      expect(runs.get('transfer_funds') ?? 0).toBe(before);
+      await again.close();
+    } finally {
+      ownerOverride = {};
+    }
   }, 30_000);
 
   /** The decision id of the next `approval.requested` after ledger index `from` (polls the ledger). */
