@@ -54,7 +54,7 @@ export interface ApiCookies {
 }
 
 const VERDICT = /^approvals\/([A-Za-z0-9._:-]{1,128})\/(approve|reject)$/;
-const REVIEW = /^reviews\/([A-Za-z0-9._:-]{1,128})$/;
+const REVIEW = /^reviews\/([A-Za-z0-9._:-]{1,128})\/close$/;
 const REQUEST = /^requests\/([A-Za-z0-9._:-]{1,128})$/;
 
 const ok = (body: JsonObject, cookie?: string): ApiAnswer =>
