@@ -68,6 +68,24 @@ async function authenticate(
   return { name: a.name, roles: a.roles, kid: a.kid, tenants: a.tenants, ...bound };
 }
 
+/**
+ * Ledgers the refusal of a verified signature from an approver bound to an identity provider
+ * outside the console's key+oidc session (`ERR_APPROVER_SESSION_REQUIRED`), as vote refusals are:
+ * a `denial` naming the approver. Other refusals here are answered only, as before.
+ */
+async function refuseUnbound(
+  ctx: ApprovalCtx,
+  d: Deny,
+  approver: string,
+  on: { readonly trace_id: string; readonly request_id: string; readonly tenant: string },
+  payload: JsonObject,
+): Promise<Deny> {
+  if (d.code !== 'ERR_APPROVER_SESSION_REQUIRED') return d;
+  // Not recorded: the caller learns the same refusal (the step changed nothing).
+  await ctx.append('denial', on, { id: approver, role: 'approver' }, { code: d.code, reason: d.reason, ...payload });
+  return d;
+}
+
 function fresh(ctx: ApprovalCtx, timestamp: string): boolean {
   const at = parseStatementTimestamp(timestamp) ?? Number.NaN;
   const now = ctx.deps.now();
@@ -93,7 +111,16 @@ export function grantBreakGlass(
         'break-glass needs an approver, target, action class, structured reason and TTL',
       );
     const signer = await authenticate(ctx, s.approver, body.signature, breakGlassSigningInput(s), body.session);
-    if ('outcome' in signer) return signer;
+    if ('outcome' in signer) {
+      const id = `bg_refused_${sha256Hex(breakGlassSigningInput(s)).slice(0, 32)}`;
+      return refuseUnbound(
+        ctx,
+        signer,
+        s.approver,
+        { trace_id: id, request_id: id, tenant: s.tenant },
+        { stage: 'break_glass', tool: s.tool },
+      );
+    }
     // A scoped approver breaks glass only for a tenant of its scope (OE-INV-020).
     if (!approverCovers(signer.tenants, s.tenant))
       return deny('ERR_APPROVER_TENANT', 'the approver is not scoped to this tenant');
@@ -292,7 +319,20 @@ async function closeLocked(
   if (r === undefined) return deny('ERR_APPROVAL_UNKNOWN', 'no review item has this id');
   if (r.status !== 'open') return deny('ERR_APPROVAL_INVALID', 'the review item is already closed');
   const signer = await authenticate(ctx, s.reviewer, body.signature, reviewSigningInput(s), body.session);
-  if ('outcome' in signer) return signer;
+  if ('outcome' in signer) {
+    const reviewed = await store.pending(r.decision_id);
+    return refuseUnbound(
+      ctx,
+      signer,
+      s.reviewer,
+      {
+        trace_id: reviewed?.trace_id ?? r.review_id,
+        request_id: reviewed?.request_id ?? r.review_id,
+        tenant: reviewed?.tenant ?? '*',
+      },
+      { stage: 'review', decision_id: r.decision_id },
+    );
+  }
   if (s.reviewer === r.opened_for)
     return deny('ERR_APPROVAL_SELF', 'the break-glass user cannot close its own review');
   if (!fresh(ctx, s.timestamp)) return deny('ERR_APPROVAL_EXPIRED', 'the review statement is stale');
