@@ -13,7 +13,13 @@ import {
   createOidcVerifier,
   parseApprovalConfig,
 } from '../control-plane/index.js';
-import type { ApprovalApi, ApprovalNotice, ApprovalService, ApprovalStore, BindingOf } from '../control-plane/index.js';
+import type {
+  ApprovalApi,
+  ApprovalNotice,
+  ApprovalService,
+  ApprovalStore,
+  BindingOf,
+} from '../control-plane/index.js';
 import type { Ledger } from '../ledger/index.js';
 import type { GateStateStore } from '../gate/index.js';
 import { dataPaths } from './data-dir.js';

@@ -53,7 +53,11 @@ async function freePort(): Promise<number> {
 }
 
 const jar: Record<string, string> = {};
-async function con(method: string, route: string, body?: unknown): Promise<{ status: number; body: JsonObject }> {
+async function con(
+  method: string,
+  route: string,
+  body?: unknown,
+): Promise<{ status: number; body: JsonObject }> {
   const cookie = Object.entries(jar)
     .filter(([, v]) => v !== '')
     .map(([k, v]) => `${k}=${v}`)
@@ -88,7 +92,7 @@ async function post(path: string, body: JsonObject): Promise<{ status: number; b
 async function throughIdp(): Promise<{ status: number; body: JsonObject }> {
   const start = await con('POST', 'sign-in/oidc/start', {});
   expect(start.status).toBe(200);
-  const au = new URL(String(start.body['authorization_url']));
+  const au = new URL(start.body['authorization_url'] as string);
   nonce = au.searchParams.get('nonce') ?? '';
   return con('POST', 'sign-in/oidc/callback', { code: 'c1', state: au.searchParams.get('state') });
 }
@@ -210,7 +214,9 @@ beforeAll(async () => {
   erinKey = generateSigningKey();
   const en = await con('POST', 'enrol', { public_jwk: { ...erinKey.publicJwk } });
   expect(en.status).toBe(200);
-  expect((await rig.operator('approvers-confirm', { name: 'erin', kid: en.body['kid'] ?? null })).status).toBe(200);
+  expect(
+    (await rig.operator('approvers-confirm', { name: 'erin', kid: en.body['kid'] ?? null })).status,
+  ).toBe(200);
   forget();
   // A call waiting for a treasury approval, and an open review from dave's break-glass.
   const waiting = await rig.agent().call('transfer_funds', transfer(4000));
@@ -256,7 +262,8 @@ describe('an approver bound to an identity provider', () => {
     // Ledgered where vote refusals are; no grant, no vote, no closed review.
     const events = (await ledgerSince(from)).map(eventOf);
     const refused = events.filter(
-      (e) => e['type'] === 'denial' && (e['payload'] as JsonObject)['code'] === 'ERR_APPROVER_SESSION_REQUIRED',
+      (e) =>
+        e['type'] === 'denial' && (e['payload'] as JsonObject)['code'] === 'ERR_APPROVER_SESSION_REQUIRED',
     );
     expect(refused.map((e) => (e['payload'] as JsonObject)['stage']).sort()).toEqual([
       'approval',
@@ -269,7 +276,7 @@ describe('an approver bound to an identity provider', () => {
 
     // The console refuses her too: the device key signs in, the issuer does not.
     const ch = await con('POST', 'sign-in/challenge', { name: 'erin' });
-    const challenge = String(ch.body['challenge']);
+    const challenge = ch.body['challenge'] as string;
     const signature = encodeBase64url(signEd25519(erinKey, signInInput('erin', challenge)));
     expect((await con('POST', 'sign-in/key', { name: 'erin', challenge, signature })).status).toBe(200);
     expect((await throughIdp()).body).toMatchObject({ code: 'ERR_OIDC_INVALID' });
@@ -282,7 +289,7 @@ describe('an approver bound to an identity provider', () => {
     idpEnabled = true;
     forget();
     const ch = await con('POST', 'sign-in/challenge', { name: 'erin' });
-    const challenge = String(ch.body['challenge']);
+    const challenge = ch.body['challenge'] as string;
     const signature = encodeBase64url(signEd25519(erinKey, signInInput('erin', challenge)));
     expect((await con('POST', 'sign-in/key', { name: 'erin', challenge, signature })).status).toBe(200);
     expect((await throughIdp()).status).toBe(200);

@@ -82,7 +82,12 @@ async function refuseUnbound(
 ): Promise<Deny> {
   if (d.code !== 'ERR_APPROVER_SESSION_REQUIRED') return d;
   // Not recorded: the caller learns the same refusal (the step changed nothing).
-  await ctx.append('denial', on, { id: approver, role: 'approver' }, { code: d.code, reason: d.reason, ...payload });
+  await ctx.append(
+    'denial',
+    on,
+    { id: approver, role: 'approver' },
+    { code: d.code, reason: d.reason, ...payload },
+  );
   return d;
 }
 
@@ -110,7 +115,13 @@ export function grantBreakGlass(
         'ERR_BREAK_GLASS_DENIED',
         'break-glass needs an approver, target, action class, structured reason and TTL',
       );
-    const signer = await authenticate(ctx, s.approver, body.signature, breakGlassSigningInput(s), body.session);
+    const signer = await authenticate(
+      ctx,
+      s.approver,
+      body.signature,
+      breakGlassSigningInput(s),
+      body.session,
+    );
     if ('outcome' in signer) {
       const id = `bg_refused_${sha256Hex(breakGlassSigningInput(s)).slice(0, 32)}`;
       return refuseUnbound(

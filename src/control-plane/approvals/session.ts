@@ -46,11 +46,7 @@ export async function sessionCheck(
 ): Promise<{ readonly session?: JsonObject } | Deny> {
   const binding = bindingOf === undefined ? undefined : await bindingOf(approver);
   if (binding === undefined) return {};
-  if (
-    proof?.method !== 'key+oidc' ||
-    proof.issuer !== binding.issuer ||
-    proof.subject !== binding.subject
-  )
+  if (proof?.method !== 'key+oidc' || proof.issuer !== binding.issuer || proof.subject !== binding.subject)
     return deny(
       'ERR_APPROVER_SESSION_REQUIRED',
       'the approver is bound to an identity provider: approve in the console, signed in with it',
