@@ -8,7 +8,7 @@
 import { deny, isDeny } from '../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import { approverCovers, pendingView } from '../control-plane/index.js';
-import type { ApprovalApi, ApprovalService, PendingRecord } from '../control-plane/index.js';
+import type { ApprovalApi, ApprovalService, PendingRecord, SessionProof } from '../control-plane/index.js';
 import { awaitsOidc, keySignedIn } from './service.js';
 import type { ConsoleService, SignedIn } from './service.js';
 import type { OperatorConsole } from './operator-api.js';
@@ -54,6 +54,7 @@ export interface ApiCookies {
 }
 
 const VERDICT = /^approvals\/([A-Za-z0-9._:-]{1,128})\/(approve|reject)$/;
+const REVIEW = /^reviews\/([A-Za-z0-9._:-]{1,128})\/close$/;
 const REQUEST = /^requests\/([A-Za-z0-9._:-]{1,128})$/;
 
 const ok = (body: JsonObject, cookie?: string): ApiAnswer =>
@@ -62,6 +63,30 @@ const ok = (body: JsonObject, cookie?: string): ApiAnswer =>
 function stageOf(who: SignedIn): 'invited' | 'enrolled' | 'confirmed' {
   if (who.person.public_jwk === null) return 'invited';
   return who.approver === undefined ? 'enrolled' : 'confirmed';
+}
+
+/**
+ * The proof of this live `key+oidc` session the approval service requires of an approver bound to
+ * an identity provider (and records in the vote, grant or review); undefined for other sessions.
+ */
+function proofOf(who: SignedIn): SessionProof | undefined {
+  const { person, session } = who;
+  if (session.method !== 'key+oidc' || person.oidc_issuer === null || person.oidc_subject === null)
+    return undefined;
+  return {
+    method: 'key+oidc',
+    issuer: person.oidc_issuer,
+    subject: person.oidc_subject,
+    session_started_at: new Date(session.created_at).toISOString(),
+  };
+}
+
+/** The signed statement's signer, when it names one in `field`. */
+function signerOf(body: JsonObject, field: 'approver' | 'reviewer'): unknown {
+  const statement = body['statement'];
+  return typeof statement === 'object' && statement !== null && !Array.isArray(statement)
+    ? (statement as JsonObject)[field]
+    : undefined;
 }
 
 /** True when the pending approval waits for someone with the approver's roles and tenants. */
@@ -221,26 +246,25 @@ export async function routeApi(
   const r = method === 'GET' ? REQUEST.exec(route) : null;
   if (r?.[1] !== undefined) return evidence(deps, who, r[1]);
   const v = method === 'POST' ? VERDICT.exec(route) : null;
-  if (v?.[1] !== undefined && (v[2] === 'approve' || v[2] === 'reject')) {
+  const rv = method === 'POST' ? REVIEW.exec(route) : null;
+  const glass = method === 'POST' && route === 'break-glass';
+  if ((v?.[1] !== undefined && (v[2] === 'approve' || v[2] === 'reject')) || rv?.[1] !== undefined || glass) {
     if (!keySignedIn(who))
       return deny(
         'ERR_APPROVER_UNKNOWN',
         'sign in with the device key (and your identity provider) to approve',
       );
-    const statement = body['statement'];
-    const named =
-      typeof statement === 'object' && statement !== null && !Array.isArray(statement)
-        ? (statement as JsonObject)['approver']
-        : undefined;
     // The signed-in person speaks for themselves only.
-    if (named !== who.person.name)
+    if (signerOf(body, rv?.[1] === undefined ? 'approver' : 'reviewer') !== who.person.name)
       return deny('ERR_APPROVAL_INVALID', 'the statement names another approver than the signed-in one');
-    const a = await deps.approvalApi.submit(
-      v[1],
-      v[2],
-      { statement: statement ?? null, signature: body['signature'] ?? null },
-      undefined,
-    );
+    const signed = { statement: body['statement'] ?? null, signature: body['signature'] ?? null };
+    const proof = proofOf(who);
+    const a =
+      v?.[1] !== undefined && (v[2] === 'approve' || v[2] === 'reject')
+        ? await deps.approvalApi.submit(v[1], v[2], signed, undefined, proof)
+        : rv?.[1] !== undefined
+          ? await deps.approvalApi.closeReview(rv[1], signed, proof)
+          : await deps.approvalApi.breakGlass(signed, proof);
     return { status: a.status, body: a.body };
   }
   return { status: 404, body: { error: 'not_found' } };

@@ -13,7 +13,13 @@ import {
   createOidcVerifier,
   parseApprovalConfig,
 } from '../control-plane/index.js';
-import type { ApprovalApi, ApprovalNotice, ApprovalService, ApprovalStore } from '../control-plane/index.js';
+import type {
+  ApprovalApi,
+  ApprovalNotice,
+  ApprovalService,
+  ApprovalStore,
+  BindingOf,
+} from '../control-plane/index.js';
 import type { Ledger } from '../ledger/index.js';
 import type { GateStateStore } from '../gate/index.js';
 import { dataPaths } from './data-dir.js';
@@ -43,6 +49,8 @@ export function openApprovals(
     readonly store: ApprovalStore;
     /** Notices for the signed webhooks (docs/notifications.md); absent: none are sent. */
     readonly notify?: (n: ApprovalNotice) => void;
+    /** The identity-provider binding of an approver (the console's invitations; session.ts). */
+    readonly bindingOf?: BindingOf;
   },
 ): EmbeddedApprovals {
   const configPath = approvalConfigPath(dir);
@@ -56,6 +64,7 @@ export function openApprovals(
     isClient: async (name) => (await deps.state.lookup(name)) !== undefined,
     settings: config.settings,
     ...(deps.notify === undefined ? {} : { notify: deps.notify }),
+    ...(deps.bindingOf === undefined ? {} : { bindingOf: deps.bindingOf }),
     ...(config.oidc === undefined ? {} : { oidc: createOidcVerifier(config.oidc) }),
   });
   return { service, api: createApprovalApi(service, deps.clock), store };

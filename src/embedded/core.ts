@@ -368,6 +368,14 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ...(notifications === undefined
       ? {}
       : { notify: (n: ApprovalNotice) => notifications.notifier.notify(n) }),
+    // An approver invited with `--oidc-subject` is heard only through the console's key+oidc
+    // session, on every path (docs/console.md "OIDC sign-in"); a failing read fails the step.
+    bindingOf: async (name) => {
+      const p = await backend.console.person(name);
+      return p?.oidc_issuer == null || p.oidc_subject == null
+        ? undefined
+        : { issuer: p.oidc_issuer, subject: p.oidc_subject };
+    },
   });
   const consoleState = openConsole({
     store: backend.console,

@@ -162,6 +162,10 @@ export const DENIAL_CODES = {
   ERR_APPROVAL_DUPLICATE: { status: 409, meaning: 'this approver already decided on this request' },
   ERR_APPROVAL_REPLAYED: { status: 409, meaning: 'this signed approval was already used' },
   ERR_APPROVER_UNKNOWN: { status: 401, meaning: 'the approver is not registered or is revoked' },
+  ERR_APPROVER_SESSION_REQUIRED: {
+    status: 401,
+    meaning: 'the approver is bound to an identity provider: only a console key+oidc session approves',
+  },
   ERR_APPROVER_AGENT: { status: 403, meaning: 'an agent (client) identity can never approve' },
   ERR_APPROVER_ROLE: { status: 403, meaning: 'the approver holds none of the required roles' },
   ERR_APPROVER_TENANT: { status: 403, meaning: 'the approver is not scoped to the tenant of the call' },

@@ -211,6 +211,8 @@ export const PAYLOAD_ALLOWLIST = {
     'reviewer',
     'justification',
     'justification_sha256',
+    // A reviewer bound to an identity provider: the console's key+oidc session that carried it.
+    'oidc_session',
   ],
   'admin.policy_activated': [
     'policy_bundle',

@@ -6,6 +6,7 @@
 import { isDeny, statusOf } from '../../kernel/index.js';
 import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
 import type { ApprovalService } from './service.js';
+import type { SessionProof } from './session.js';
 import type { PendingRecord, ReviewRecord } from './store.js';
 
 /** An HTTP answer. */
@@ -24,10 +25,12 @@ export interface ApprovalApi {
     verdict: 'approve' | 'reject',
     body: JsonValue,
     bearer: string | undefined,
+    /** The console's proof of a live key+oidc session (in-process only, never from the body). */
+    session?: SessionProof,
   ): Promise<ApiAnswer>;
-  breakGlass(body: JsonValue): Promise<ApiAnswer>;
+  breakGlass(body: JsonValue, session?: SessionProof): Promise<ApiAnswer>;
   reviews(): Promise<ApiAnswer>;
-  closeReview(reviewId: string, body: JsonValue): Promise<ApiAnswer>;
+  closeReview(reviewId: string, body: JsonValue, session?: SessionProof): Promise<ApiAnswer>;
   isApprover(bearer: string): Promise<boolean>;
   /** The approver an approver bearer token identifies, or undefined. */
   approverOf(bearer: string): Promise<string | undefined>;
@@ -114,7 +117,13 @@ export function createApprovalApi(service: ApprovalService, now: () => number = 
         };
       return { status: 200, body: await pendingView(service, p, true) };
     },
-    async submit(id: string, verdict: 'approve' | 'reject', body: JsonValue, bearer: string | undefined) {
+    async submit(
+      id: string,
+      verdict: 'approve' | 'reject',
+      body: JsonValue,
+      bearer: string | undefined,
+      session?: SessionProof,
+    ) {
       const b = obj(body);
       const statement = b['statement'];
       if ((obj(statement ?? null)['verdict'] ?? verdict) !== verdict) {
@@ -132,13 +141,18 @@ export function createApprovalApi(service: ApprovalService, now: () => number = 
         statement,
         ...(typeof signature === 'string' ? { signature } : {}),
         ...(typeof signature !== 'string' && bearer !== undefined ? { token: bearer } : {}),
+        ...(session === undefined ? {} : { session }),
       });
       if (isDeny(r)) return refused(r);
       return { status: 200, body: { ...r, ledger: { ...r.ledger } } };
     },
-    async breakGlass(body: JsonValue) {
+    async breakGlass(body: JsonValue, session?: SessionProof) {
       const b = obj(body);
-      const r = await service.breakGlass({ statement: b['statement'], signature: b['signature'] });
+      const r = await service.breakGlass({
+        statement: b['statement'],
+        signature: b['signature'],
+        ...(session === undefined ? {} : { session }),
+      });
       if (isDeny(r)) return refused(r);
       return {
         status: 201,
@@ -150,9 +164,13 @@ export function createApprovalApi(service: ApprovalService, now: () => number = 
       };
     },
     reviews: async () => ({ status: 200, body: { reviews: (await service.listReviews()).map(reviewView) } }),
-    async closeReview(id: string, body: JsonValue) {
+    async closeReview(id: string, body: JsonValue, session?: SessionProof) {
       const b = obj(body);
-      const r = await service.closeReview(id, { statement: b['statement'], signature: b['signature'] });
+      const r = await service.closeReview(id, {
+        statement: b['statement'],
+        signature: b['signature'],
+        ...(session === undefined ? {} : { session }),
+      });
       if (isDeny(r)) return refused(r);
       return { status: 200, body: { outcome: 'ok', review: reviewView(r.review), ledger: { ...r.ledger } } };
     },

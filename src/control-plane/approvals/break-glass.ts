@@ -21,6 +21,7 @@ import {
 import type { Deny, JsonObject, ReviewStatement } from '../../kernel/index.js';
 import { CONTROL_PLANE_ACTOR, type LedgerRef } from '../ledger-port.js';
 import type { ApprovalCtx } from './context.js';
+import { sessionCheck, type SessionProof } from './session.js';
 import {
   approverCovers,
   type ApproverTenants,
@@ -33,6 +34,8 @@ import {
 export interface SignedStatement {
   readonly statement: unknown;
   readonly signature: unknown;
+  /** The console's proof of a live `key+oidc` session (in-process only; session.ts). */
+  readonly session?: SessionProof;
 }
 
 type Signer = {
@@ -40,6 +43,8 @@ type Signer = {
   readonly roles: readonly string[];
   readonly kid: string;
   readonly tenants: ApproverTenants;
+  /** The session proof recorded in the evidence, for an approver bound to an identity provider. */
+  readonly session?: JsonObject;
 };
 
 /** Authenticates a registered, active, human approver's signature over `input`. */
@@ -48,6 +53,7 @@ async function authenticate(
   name: string,
   signature: unknown,
   input: Buffer,
+  proof: SessionProof | undefined,
 ): Promise<Signer | Deny> {
   if (await ctx.deps.isClient(name)) return deny('ERR_APPROVER_AGENT', 'an agent identity can never approve');
   const a = await ctx.deps.store.approver(name);
@@ -56,7 +62,33 @@ async function authenticate(
   const sig = typeof signature === 'string' ? decodeBase64url(signature) : undefined;
   if (sig === undefined || sig.length !== 64 || !verifyEd25519(a.publicKey, input, sig))
     return deny('ERR_APPROVAL_SIGNATURE', 'the signature does not verify');
-  return { name: a.name, roles: a.roles, kid: a.kid, tenants: a.tenants };
+  // Bound to an identity provider: heard through the console's key+oidc session only.
+  const bound = await sessionCheck(ctx.deps.bindingOf, a.name, proof);
+  if ('outcome' in bound) return bound;
+  return { name: a.name, roles: a.roles, kid: a.kid, tenants: a.tenants, ...bound };
+}
+
+/**
+ * Ledgers the refusal of a verified signature from an approver bound to an identity provider
+ * outside the console's key+oidc session (`ERR_APPROVER_SESSION_REQUIRED`), as vote refusals are:
+ * a `denial` naming the approver. Other refusals here are answered only, as before.
+ */
+async function refuseUnbound(
+  ctx: ApprovalCtx,
+  d: Deny,
+  approver: string,
+  on: { readonly trace_id: string; readonly request_id: string; readonly tenant: string },
+  payload: JsonObject,
+): Promise<Deny> {
+  if (d.code !== 'ERR_APPROVER_SESSION_REQUIRED') return d;
+  // Not recorded: the caller learns the same refusal (the step changed nothing).
+  await ctx.append(
+    'denial',
+    on,
+    { id: approver, role: 'approver' },
+    { code: d.code, reason: d.reason, ...payload },
+  );
+  return d;
 }
 
 function fresh(ctx: ApprovalCtx, timestamp: string): boolean {
@@ -83,8 +115,23 @@ export function grantBreakGlass(
         'ERR_BREAK_GLASS_DENIED',
         'break-glass needs an approver, target, action class, structured reason and TTL',
       );
-    const signer = await authenticate(ctx, s.approver, body.signature, breakGlassSigningInput(s));
-    if ('outcome' in signer) return signer;
+    const signer = await authenticate(
+      ctx,
+      s.approver,
+      body.signature,
+      breakGlassSigningInput(s),
+      body.session,
+    );
+    if ('outcome' in signer) {
+      const id = `bg_refused_${sha256Hex(breakGlassSigningInput(s)).slice(0, 32)}`;
+      return refuseUnbound(
+        ctx,
+        signer,
+        s.approver,
+        { trace_id: id, request_id: id, tenant: s.tenant },
+        { stage: 'break_glass', tool: s.tool },
+      );
+    }
     // A scoped approver breaks glass only for a tenant of its scope (OE-INV-020).
     if (!approverCovers(signer.tenants, s.tenant))
       return deny('ERR_APPROVER_TENANT', 'the approver is not scoped to this tenant');
@@ -99,6 +146,8 @@ export function grantBreakGlass(
       kid: signer.kid,
       statement: { ...s },
       signature: String(body.signature),
+      // The console session that carried it, for an approver bound to an identity provider.
+      ...(signer.session === undefined ? {} : { session: signer.session }),
     });
     if (isDeny(sha)) return sha;
     const now = ctx.deps.now();
@@ -280,8 +329,21 @@ async function closeLocked(
   const r = await store.review(reviewId);
   if (r === undefined) return deny('ERR_APPROVAL_UNKNOWN', 'no review item has this id');
   if (r.status !== 'open') return deny('ERR_APPROVAL_INVALID', 'the review item is already closed');
-  const signer = await authenticate(ctx, s.reviewer, body.signature, reviewSigningInput(s));
-  if ('outcome' in signer) return signer;
+  const signer = await authenticate(ctx, s.reviewer, body.signature, reviewSigningInput(s), body.session);
+  if ('outcome' in signer) {
+    const reviewed = await store.pending(r.decision_id);
+    return refuseUnbound(
+      ctx,
+      signer,
+      s.reviewer,
+      {
+        trace_id: reviewed?.trace_id ?? r.review_id,
+        request_id: reviewed?.request_id ?? r.review_id,
+        tenant: reviewed?.tenant ?? '*',
+      },
+      { stage: 'review', decision_id: r.decision_id },
+    );
+  }
   if (s.reviewer === r.opened_for)
     return deny('ERR_APPROVAL_SELF', 'the break-glass user cannot close its own review');
   if (!fresh(ctx, s.timestamp)) return deny('ERR_APPROVAL_EXPIRED', 'the review statement is stale');
@@ -295,6 +357,8 @@ async function closeLocked(
     outcome: 'closed',
     reviewer: s.reviewer,
     justification: s.notes,
+    // The console session that carried it, for a reviewer bound to an identity provider.
+    ...(signer.session === undefined ? {} : { oidc_session: signer.session }),
   };
   const ref = await ctx.append(
     'review.closed',

@@ -15,6 +15,7 @@ import {
   type LedgerRef,
 } from '../ledger-port.js';
 import type { OidcVerifier } from './oidc.js';
+import type { BindingOf } from './session.js';
 import type { ApprovalNotice } from '../notify/notice.js';
 import type { ApprovalStore, PendingRecord } from './store.js';
 import { humanOf } from './threshold.js';
@@ -69,6 +70,12 @@ export interface ApprovalServiceDeps {
    */
   isClient(name: string): boolean | Promise<boolean>;
   readonly oidc?: OidcVerifier;
+  /**
+   * The identity-provider binding of an approver (the console's invitation), undefined when not
+   * bound; absent: no approver is bound. A bound key approver is heard only with the console's
+   * proof of a live key+oidc session (session.ts); a rejection fails the operation.
+   */
+  readonly bindingOf?: BindingOf;
   readonly settings?: Partial<ApprovalSettings>;
   readonly ledgerTimeoutMs?: number;
   /**

@@ -10,6 +10,7 @@ export { DEFAULT_APPROVAL_SETTINGS } from './context.js';
 export type { ApprovalServiceDeps, ApprovalSettings } from './context.js';
 export type { OpenInput, Submission, SubmitAccepted } from './pending.js';
 export type { SignedStatement } from './break-glass.js';
+export type { BindingOf, OidcBinding, SessionProof } from './session.js';
 export { createSqliteApprovalStore, jwksOf as approverJwksOf } from './sqlite-store.js';
 export {
   parseApproverRow,

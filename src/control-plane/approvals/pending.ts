@@ -20,6 +20,7 @@ import {
 import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
 import { CONTROL_PLANE_ACTOR, type LedgerRef } from '../ledger-port.js';
 import type { ApprovalCtx } from './context.js';
+import { sessionCheck, type SessionProof } from './session.js';
 import { previewDigest, redactedParams, type Preview } from './preview.js';
 import type { PendingKind, PendingRecord, PendingStatus, VoteRecord } from './store.js';
 import { checkApproval, humanOf, tallyApprovals, type ApprovalCandidate } from './threshold.js';
@@ -59,6 +60,8 @@ export interface Submission {
   readonly signature?: string;
   /** OIDC bearer token bound to the statement (`approval_sha256` claim). */
   readonly token?: string;
+  /** The console's proof of a live `key+oidc` session (in-process only; session.ts). */
+  readonly session?: SessionProof;
 }
 
 /** The state after a counted submission. */
@@ -264,6 +267,11 @@ export function submitApproval(
     if ('outcome' in candidate) return refuse(ctx, p, claimed, candidate);
     const checked = checkApproval(await ctx.rules(p, [candidate]), candidate);
     if ('outcome' in checked) return refuse(ctx, p, claimed, checked);
+    // A key approver bound to an identity provider is heard through the console's key+oidc
+    // session only (session.ts); refused elsewhere, its signature verified: always recorded.
+    const bound =
+      checked.method === 'key' ? await sessionCheck(ctx.deps.bindingOf, checked.approver, s.session) : {};
+    if ('outcome' in bound) return refuse(ctx, p, claimed, bound, true);
     const votes = await store.votes(p.decision_id);
     if (votes.some((v) => v.approver === checked.approver))
       return refuse(ctx, p, claimed, deny('ERR_APPROVAL_DUPLICATE', 'this approver already decided'));
@@ -279,6 +287,7 @@ export function submitApproval(
       kid,
       statement: { ...checked.statement },
       ...proof,
+      ...bound,
     });
     if (isDeny(sha)) return sha;
     const extra = watched.length > 0 && ctx.settings.watch.onFlag === 'require_extra';
