@@ -21,6 +21,7 @@ import {
   startEmbedded,
 } from '../../src/embedded/index.js';
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
+import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import { faultyLedgerPort, noFaults } from '../support/faults.js';
 
 let dir: string;
@@ -185,6 +186,56 @@ describe('operators are people (OE-INV-025)', () => {
     const from = instance.core.ledger.size();
     expect(await evidence(globexOp, id)).toMatchObject({ status: 403, body: { code: 'ERR_FORBIDDEN' } });
     expect((await entriesFrom(from)).filter((e) => e.type === 'audit.read')).toEqual([]);
+  });
+
+  it('a scoped operator gets the view that was checked: records another tenant writes under the id meanwhile are not returned', async () => {
+    const globexKey = generateSigningKey();
+    expect(
+      (
+        await admin(bootstrap(), 'clients-add', {
+          name: 'globex-agent',
+          tenant: 'globex',
+          public_jwk: { ...globexKey.publicJwk },
+        })
+      ).status,
+    ).toBe(201);
+    const globex = createClient({
+      url: instance.url,
+      identity: 'globex-agent',
+      tenant: 'globex',
+      key: globexKey,
+    });
+    const id = 'req-shared-by-two-tenants';
+    expect(await agent.call('echo', { message: 'acme' }, { requestId: id })).toMatchObject({
+      outcome: 'executed',
+    });
+    // Fault injection on the real store: right after the view is read (and before its tenants are
+    // checked), tenant globex's agent writes records under the same request id.
+    const store = instance.core.ledger.store as { readByRequest: (id: string) => Promise<unknown> };
+    const real = store.readByRequest.bind(store);
+    let interleaved = false;
+    store.readByRequest = async (requestId: string) => {
+      const r = await real(requestId);
+      if (requestId === id && !interleaved) {
+        interleaved = true;
+        await globex.call('echo', { message: 'globex secret' }, { requestId: id });
+      }
+      return r;
+    };
+    let read: Answer;
+    try {
+      read = await evidence(alice, id);
+    } finally {
+      store.readByRequest = real;
+    }
+    expect(interleaved).toBe(true);
+    expect(read.status).toBe(200);
+    const tenants = (read.body['records'] as { entry: { tenant: string } }[]).map((r) => r.entry.tenant);
+    expect(tenants.length).toBeGreaterThan(0);
+    expect(new Set(tenants)).toEqual(new Set([DEMO_CLIENT.tenant]));
+    expect(JSON.stringify(read.body)).not.toContain('globex secret');
+    // Read again now, the id holds globex's records: refused.
+    expect(await evidence(alice, id)).toMatchObject({ status: 403, body: { code: 'ERR_FORBIDDEN' } });
   });
 
   it('rotation: the new token works, the old one is refused ERR_UNAUTHENTICATED at once', async () => {
