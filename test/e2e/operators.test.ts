@@ -168,6 +168,54 @@ describe('operators are people (OE-INV-025)', () => {
     ).not.toContain('mallory');
   });
 
+  it('another tenant’s pending invitation is not taken over: re-invite, approver or client of its name is ERR_FORBIDDEN', async () => {
+    const greta = await addOperator('greta', ['globex']);
+    const invited = await admin(greta, 'approvers-invite', {
+      name: 'carla',
+      roles: ['treasury'],
+      tenants: ['globex'],
+    });
+    expect(invited.status).toBe(201);
+    const key = generateSigningKey();
+    const from = instance.core.ledger.size();
+    const refused = [
+      await admin(alice, 'approvers-invite', {
+        name: 'carla',
+        roles: ['treasury'],
+        tenants: [DEMO_CLIENT.tenant],
+      }),
+      await admin(alice, 'approvers-add', {
+        name: 'carla',
+        roles: ['treasury'],
+        tenants: [DEMO_CLIENT.tenant],
+        public_jwk: { ...key.publicJwk },
+      }),
+      await admin(alice, 'clients-add', {
+        name: 'carla',
+        tenant: DEMO_CLIENT.tenant,
+        public_jwk: { ...key.publicJwk },
+      }),
+    ];
+    for (const r of refused) expect(r).toMatchObject({ status: 403, body: { code: 'ERR_FORBIDDEN' } });
+    const entries = await entriesFrom(from);
+    expect(entries.map((e) => e.type)).toEqual(Array(refused.length).fill('admin.refused'));
+    expect(entries.map((e) => e.tenant)).toEqual(Array(refused.length).fill('globex'));
+    // The invitation is globex's still, and its code still signs carla in; no client carla.
+    expect((await instance.core.backend.console.person('carla'))?.tenants).toEqual(['globex']);
+    const signIn = await fetch(new URL('/console/api/sign-in/code', instance.url), {
+      method: 'POST',
+      headers: { origin: new URL(instance.url).origin, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'carla', code: invited.body['code'] }),
+    });
+    expect(signIn.status).toBe(200);
+    expect(await instance.core.state.lookup('carla')).toBeUndefined();
+    // An operator of globex (the invitation's tenant) may still re-invite.
+    expect(
+      (await admin(greta, 'approvers-invite', { name: 'carla', roles: ['treasury'], tenants: ['globex'] }))
+        .status,
+    ).toBe(201);
+  });
+
   it('the approval API’s operator view (every tenant’s approvals) is refused to a scoped operator', async () => {
     const list = async (token: string) => {
       const res = await fetch(new URL('/v1/approvals', instance.url), {
