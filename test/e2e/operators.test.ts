@@ -29,6 +29,7 @@ let instance: EmbeddedInstance;
 let agent: FailclosedClient;
 const faults = noFaults();
 const runs: string[] = [];
+let afterAppend: ((e: { type: string; payload: unknown }) => Promise<void>) | undefined;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fc-operators-'));
@@ -37,7 +38,20 @@ beforeAll(async () => {
     port: 0,
     executionPort: 0,
     onToolRun: ({ tool }) => void runs.push(tool),
-    decorate: { ledgerPort: (p) => faultyLedgerPort(p, faults) },
+    decorate: {
+      ledgerPort: (p) => {
+        const faulty = faultyLedgerPort(p, faults);
+        // After an entry is appended, `afterAppend` runs (what another replica does meanwhile).
+        return {
+          ...faulty,
+          append: async (e) => {
+            const r = await faulty.append(e);
+            await afterAppend?.(e);
+            return r;
+          },
+        };
+      },
+    },
   });
   const demo = readClientFile(dir, DEMO_CLIENT.identity);
   agent = createClient({
@@ -372,6 +386,52 @@ describe('operators are people (OE-INV-025)', () => {
       (o) => o.name,
     );
     expect(names).not.toContain('carol');
+  });
+
+  it('two concurrent adds of one name: one is added and ledgered, the other is 409 and ledgers no change', async () => {
+    const from = instance.core.ledger.size();
+    const answers = await Promise.all([
+      admin(bootstrap(), 'operators-add', { name: 'dana', tenants: [DEMO_CLIENT.tenant] }),
+      admin(bootstrap(), 'operators-add', { name: 'dana', tenants: '*' }),
+    ]);
+    expect(answers.map((a) => a.status).sort()).toEqual([201, 409]);
+    const won = answers.find((a) => a.status === 201)!;
+    const changes = (await entriesFrom(from))
+      .filter((e) => e.type === 'admin.operator')
+      .map((e) => e.payload as Record<string, unknown>);
+    expect(changes).toEqual([
+      expect.objectContaining({ operator: 'dana', change: 'added', tenants: won.body['tenants'] }),
+    ]);
+  });
+
+  it('a change the registry does not apply after it was ledgered is ledgered "not_applied"', async () => {
+    // Another replica adds the same name between this one's ledger entry and its registry write.
+    afterAppend = async (e) => {
+      if (e.type !== 'admin.operator' || (e.payload as { operator?: unknown }).operator !== 'erik') return;
+      afterAppend = undefined;
+      await instance.core.backend.operators.add({
+        name: 'erik',
+        tenants: ['globex'],
+        token_sha256: 'a'.repeat(64),
+        created_at: Date.now(),
+      });
+    };
+    const from = instance.core.ledger.size();
+    let answer: Answer;
+    try {
+      answer = await admin(bootstrap(), 'operators-add', { name: 'erik', tenants: '*' });
+    } finally {
+      afterAppend = undefined;
+    }
+    expect(answer).toMatchObject({ status: 409 });
+    const changes = (await entriesFrom(from))
+      .filter((e) => e.type === 'admin.operator')
+      .map((e) => e.payload as Record<string, unknown>);
+    expect(changes).toEqual([
+      expect.objectContaining({ operator: 'erik', change: 'added', tenants: '*' }),
+      expect.objectContaining({ operator: 'erik', change: 'not_applied', tenants: '*' }),
+    ]);
+    expect(String(changes[1]!['reason'])).toContain('added not applied');
   });
 
   it('an export with the operator records verifies offline under the trust roots', async () => {
