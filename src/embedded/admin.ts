@@ -288,14 +288,14 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
     apply: () => Promise<boolean>,
   ): Promise<boolean> => {
     let ok = false;
-    let failure: unknown;
+    let failure: Error | undefined;
     try {
       ok = await apply();
     } catch (e) {
-      failure = e;
+      failure = e instanceof Error ? e : new Error('operator registry write failed');
     }
     if (!ok) {
-      const change = String(recorded['change']);
+      const change = typeof recorded['change'] === 'string' ? recorded['change'] : 'change';
       await ledgerAdmin(
         'admin.operator',
         GLOBAL_TENANT,
