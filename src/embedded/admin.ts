@@ -269,107 +269,161 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
     return recorded.status === 'ok' && isLedgerRef(recorded.value);
   };
 
+  /**
+   * Applies a registry change already ledgered as `recorded` (an `admin.operator` payload): when
+   * `apply` answers false or throws, a second `admin.operator` entry `change: "not_applied"`
+   * (same operator and tenants, the reason naming the change) says so, so the ledger never shows
+   * a change as made that is not (OE-INV-025). Changes run one at a time in this process; across
+   * replicas the store's conditional writes decide and the compensating entry records the loser.
+   */
+  let operatorChanges: Promise<unknown> = Promise.resolve();
+  const serialized = <T>(run: () => Promise<T>): Promise<T> => {
+    const next = operatorChanges.then(run, run);
+    operatorChanges = next.catch(() => undefined);
+    return next;
+  };
+  const applyRecorded = async (
+    recorded: JsonObject,
+    who: OperatorIdentity,
+    apply: () => Promise<boolean>,
+  ): Promise<boolean> => {
+    let ok = false;
+    let failure: Error | undefined;
+    try {
+      ok = await apply();
+    } catch (e) {
+      failure = e instanceof Error ? e : new Error('operator registry write failed');
+    }
+    if (!ok) {
+      const change = typeof recorded['change'] === 'string' ? recorded['change'] : 'change';
+      await ledgerAdmin(
+        'admin.operator',
+        GLOBAL_TENANT,
+        {
+          operator: recorded['operator'] ?? null,
+          change: 'not_applied',
+          tenants: recorded['tenants'] ?? null,
+          reason: `${change} not applied: ${failure === undefined ? 'changed meanwhile' : 'registry write failed'}`,
+        },
+        operatorActor(who),
+      );
+      if (failure !== undefined) throw failure;
+    }
+    return ok;
+  };
+
   /** The registry, or the 404 of a deployment without one. */
   const registry = (action: string): OperatorStore | Answer =>
     deps.operators ?? { status: 404, body: { error: 'unknown_action', action } };
   const isAnswer = (x: OperatorStore | Answer): x is Answer => 'status' in x;
 
   const actions: Record<string, (o: JsonObject, who: OperatorIdentity) => Promise<Answer>> = {
-    'operators-add': async (o, who) => {
-      const store = registry('operators-add');
-      if (isAnswer(store)) return store;
-      const refused = await guard('operators-add', who, '*');
-      if (refused !== undefined) return refused;
-      const name = o['name'];
-      if (typeof name !== 'string' || !OPERATOR_NAME.test(name)) return usage('name is malformed');
-      const t = o['tenants'];
-      let tenants: OperatorTenants;
-      if (t === '*') tenants = '*';
-      else if (
-        Array.isArray(t) &&
-        t.length > 0 &&
-        t.length <= 64 &&
-        t.every((x): x is string => typeof x === 'string' && OPERATOR_TENANT.test(x))
-      )
-        tenants = [...new Set(t)];
-      else return usage('tenants must be a list of tenant names, or "*" for every tenant');
-      if ((await store.get(name)) !== undefined)
-        return { status: 409, body: { error: 'exists', operator: name } };
-      const token = newOperatorToken();
-      const payload: JsonObject = {
-        operator: name,
-        change: 'added',
-        tenants: tenants === '*' ? '*' : [...tenants],
-        reason: reasonOf(o),
-      };
-      if (!(await ledgerAdmin('admin.operator', GLOBAL_TENANT, payload, operatorActor(who))))
-        return denied(deny('ERR_LEDGER_UNAVAILABLE', 'operator not recorded'));
-      if (!(await store.add({ name, tenants, token_sha256: sha256Hex(token), created_at: deps.clock() })))
-        return { status: 409, body: { error: 'exists', operator: name } };
-      const rec = await store.get(name);
-      return {
-        status: 201,
-        body: { outcome: 'ok', ...(rec === undefined ? { name } : operatorView(rec)), token },
-      };
-    },
-    'operators-rotate': async (o, who) => {
-      const store = registry('operators-rotate');
-      if (isAnswer(store)) return store;
-      const name = o['name'];
-      if (typeof name !== 'string' || !OPERATOR_NAME.test(name)) return usage('name is malformed');
-      // Anyone may replace their own token; another's needs an operator of every tenant.
-      if (name !== who.name) {
-        const refused = await guard('operators-rotate', who, '*');
+    'operators-add': (o, who) =>
+      serialized(async () => {
+        const store = registry('operators-add');
+        if (isAnswer(store)) return store;
+        const refused = await guard('operators-add', who, '*');
         if (refused !== undefined) return refused;
-      }
-      const rec = await store.get(name);
-      if (rec === undefined || rec.status !== 'active')
-        return { status: 404, body: { error: 'not_found', operator: name } };
-      const token = newOperatorToken();
-      const payload: JsonObject = {
-        operator: name,
-        change: 'rotated',
-        tenants: rec.tenants === '*' ? '*' : [...rec.tenants],
-        reason: reasonOf(o),
-      };
-      if (!(await ledgerAdmin('admin.operator', GLOBAL_TENANT, payload, operatorActor(who))))
-        return denied(deny('ERR_LEDGER_UNAVAILABLE', 'operator token rotation not recorded'));
-      if (!(await store.rotate(name, rec.token_sha256, sha256Hex(token), deps.clock())))
-        return {
-          status: 409,
-          body: { error: 'conflict', reason: 'rotated or removed meanwhile', operator: name },
+        const name = o['name'];
+        if (typeof name !== 'string' || !OPERATOR_NAME.test(name)) return usage('name is malformed');
+        const t = o['tenants'];
+        let tenants: OperatorTenants;
+        if (t === '*') tenants = '*';
+        else if (
+          Array.isArray(t) &&
+          t.length > 0 &&
+          t.length <= 64 &&
+          t.every((x): x is string => typeof x === 'string' && OPERATOR_TENANT.test(x))
+        )
+          tenants = [...new Set(t)];
+        else return usage('tenants must be a list of tenant names, or "*" for every tenant');
+        if ((await store.get(name)) !== undefined)
+          return { status: 409, body: { error: 'exists', operator: name } };
+        const token = newOperatorToken();
+        const payload: JsonObject = {
+          operator: name,
+          change: 'added',
+          tenants: tenants === '*' ? '*' : [...tenants],
+          reason: reasonOf(o),
         };
-      const now = await store.get(name);
-      return {
-        status: 200,
-        body: { outcome: 'ok', ...(now === undefined ? { name } : operatorView(now)), token },
-      };
-    },
-    'operators-remove': async (o, who) => {
-      const store = registry('operators-remove');
-      if (isAnswer(store)) return store;
-      const refused = await guard('operators-remove', who, '*');
-      if (refused !== undefined) return refused;
-      const name = o['name'];
-      if (typeof name !== 'string' || !OPERATOR_NAME.test(name)) return usage('name is malformed');
-      if (name === BOOTSTRAP_OPERATOR)
-        return usage('the bootstrap operator cannot be removed: rotate its token instead');
-      const rec = await store.get(name);
-      if (rec === undefined || rec.status !== 'active')
-        return { status: 404, body: { error: 'not_found', operator: name } };
-      const payload: JsonObject = {
-        operator: name,
-        change: 'removed',
-        tenants: rec.tenants === '*' ? '*' : [...rec.tenants],
-        reason: reasonOf(o),
-      };
-      if (!(await ledgerAdmin('admin.operator', GLOBAL_TENANT, payload, operatorActor(who))))
-        return denied(deny('ERR_LEDGER_UNAVAILABLE', 'operator removal not recorded'));
-      if (!(await store.remove(name, deps.clock())))
-        return { status: 404, body: { error: 'not_found', operator: name } };
-      const now = await store.get(name);
-      return { status: 200, body: { outcome: 'ok', ...(now === undefined ? { name } : operatorView(now)) } };
-    },
+        if (!(await ledgerAdmin('admin.operator', GLOBAL_TENANT, payload, operatorActor(who))))
+          return denied(deny('ERR_LEDGER_UNAVAILABLE', 'operator not recorded'));
+        const added = await applyRecorded(payload, who, () =>
+          store.add({ name, tenants, token_sha256: sha256Hex(token), created_at: deps.clock() }),
+        );
+        if (!added) return { status: 409, body: { error: 'exists', operator: name } };
+        const rec = await store.get(name);
+        return {
+          status: 201,
+          body: { outcome: 'ok', ...(rec === undefined ? { name } : operatorView(rec)), token },
+        };
+      }),
+    'operators-rotate': (o, who) =>
+      serialized(async () => {
+        const store = registry('operators-rotate');
+        if (isAnswer(store)) return store;
+        const name = o['name'];
+        if (typeof name !== 'string' || !OPERATOR_NAME.test(name)) return usage('name is malformed');
+        // Anyone may replace their own token; another's needs an operator of every tenant.
+        if (name !== who.name) {
+          const refused = await guard('operators-rotate', who, '*');
+          if (refused !== undefined) return refused;
+        }
+        const rec = await store.get(name);
+        if (rec === undefined || rec.status !== 'active')
+          return { status: 404, body: { error: 'not_found', operator: name } };
+        const token = newOperatorToken();
+        const payload: JsonObject = {
+          operator: name,
+          change: 'rotated',
+          tenants: rec.tenants === '*' ? '*' : [...rec.tenants],
+          reason: reasonOf(o),
+        };
+        if (!(await ledgerAdmin('admin.operator', GLOBAL_TENANT, payload, operatorActor(who))))
+          return denied(deny('ERR_LEDGER_UNAVAILABLE', 'operator token rotation not recorded'));
+        const rotated = await applyRecorded(payload, who, () =>
+          store.rotate(name, rec.token_sha256, sha256Hex(token), deps.clock()),
+        );
+        if (!rotated)
+          return {
+            status: 409,
+            body: { error: 'conflict', reason: 'rotated or removed meanwhile', operator: name },
+          };
+        const now = await store.get(name);
+        return {
+          status: 200,
+          body: { outcome: 'ok', ...(now === undefined ? { name } : operatorView(now)), token },
+        };
+      }),
+    'operators-remove': (o, who) =>
+      serialized(async () => {
+        const store = registry('operators-remove');
+        if (isAnswer(store)) return store;
+        const refused = await guard('operators-remove', who, '*');
+        if (refused !== undefined) return refused;
+        const name = o['name'];
+        if (typeof name !== 'string' || !OPERATOR_NAME.test(name)) return usage('name is malformed');
+        if (name === BOOTSTRAP_OPERATOR)
+          return usage('the bootstrap operator cannot be removed: rotate its token instead');
+        const rec = await store.get(name);
+        if (rec === undefined || rec.status !== 'active')
+          return { status: 404, body: { error: 'not_found', operator: name } };
+        const payload: JsonObject = {
+          operator: name,
+          change: 'removed',
+          tenants: rec.tenants === '*' ? '*' : [...rec.tenants],
+          reason: reasonOf(o),
+        };
+        if (!(await ledgerAdmin('admin.operator', GLOBAL_TENANT, payload, operatorActor(who))))
+          return denied(deny('ERR_LEDGER_UNAVAILABLE', 'operator removal not recorded'));
+        if (!(await applyRecorded(payload, who, () => store.remove(name, deps.clock()))))
+          return { status: 404, body: { error: 'not_found', operator: name } };
+        const now = await store.get(name);
+        return {
+          status: 200,
+          body: { outcome: 'ok', ...(now === undefined ? { name } : operatorView(now)) },
+        };
+      }),
     'operators-list': async (_o, who) => {
       const store = registry('operators-list');
       if (isAnswer(store)) return store;

@@ -95,8 +95,21 @@ export function withConsoleActions(
   return Object.freeze({
     async run(action: string, body: JsonValue, who: OperatorIdentity): Promise<OperatorAnswer> {
       const o = obj(body);
+      // A name already invited is held to the tenants of that invitation as well: an invitation
+      // replaces an unconfirmed one of its name, and an approver or client of the name would take
+      // it over, so an operator of some tenants may do neither to another tenant's (OE-INV-025).
+      const held = async (): Promise<OperatorAnswer | undefined> => {
+        const name = o['name'];
+        const invited = typeof name === 'string' ? await scope.invitedTenants(name) : undefined;
+        return invited === undefined ? undefined : scope.guard(action, who, invited);
+      };
+      if (action === 'approvers-add' || action === 'clients-add') {
+        const refused = await held();
+        if (refused !== undefined) return refused;
+        return inner.run(action, body, who);
+      }
       if (action === 'approvers-invite') {
-        const refused = await scope.guard(action, who, requestedTenants(o['tenants']));
+        const refused = (await scope.guard(action, who, requestedTenants(o['tenants']))) ?? (await held());
         if (refused !== undefined) return refused;
         const r = await console.invite(
           {

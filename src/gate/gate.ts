@@ -745,6 +745,20 @@ export function createGate(deps: GateDeps): Gate {
   };
   let probing: Promise<GateAnswer> | undefined;
 
+  /** Ledgers that `reader` reads the evidence of `requestId` (`audit.read`); false when not confirmed. */
+  const recordRead = async (requestId: string, reader: EvidenceRead['reader']): Promise<boolean> => {
+    const recorded = await withDeadline(
+      () =>
+        deps.ledger.recordRead({
+          reader: { id: reader.id, role: reader.role },
+          request_id: requestId,
+          scope: 'request',
+        }),
+      ledgerMs,
+    );
+    return recorded.status === 'ok';
+  };
+
   const operatorOf = async (authorization: string | undefined): Promise<OperatorIdentity | undefined> => {
     if (authorization === undefined || !authorization.startsWith('Bearer ')) return undefined;
     const token = authorization.slice('Bearer '.length).trim();
@@ -817,21 +831,18 @@ export function createGate(deps: GateDeps): Gate {
         : [undefined];
       if (tenants.some((t) => typeof t !== 'string' || t === '*' || !operatorCovers(scope, t)))
         return { status: statusOf('ERR_FORBIDDEN'), body: denyBody('ERR_FORBIDDEN') };
-      return gate.readEvidence(requestId, reader);
+      // The view that was checked is the view returned: building it again after the read is
+      // recorded could take in records another tenant's agent wrote under the same request id
+      // in between, unchecked (as the console does, src/console/api.ts).
+      if (!(await recordRead(requestId, reader)))
+        return { status: 503, body: denyBody('ERR_LEDGER_UNAVAILABLE') };
+      return { status: 200, body: view.value };
     },
     async readEvidence(requestId: string, reader: EvidenceRead['reader']) {
       // L7 read path: the read is ledgered, with who reads, before anything is read; a ledger
       // that cannot record it refuses the read (fail closed).
-      const recorded = await withDeadline(
-        () =>
-          deps.ledger.recordRead({
-            reader: { id: reader.id, role: reader.role },
-            request_id: requestId,
-            scope: 'request',
-          }),
-        ledgerMs,
-      );
-      if (recorded.status !== 'ok') return { status: 503, body: denyBody('ERR_LEDGER_UNAVAILABLE') };
+      if (!(await recordRead(requestId, reader)))
+        return { status: 503, body: denyBody('ERR_LEDGER_UNAVAILABLE') };
       const r = await withDeadline(() => buildEvidenceView(deps.ledger, requestId), ledgerMs);
       if (r.status !== 'ok') return { status: 503, body: denyBody('ERR_LEDGER_UNAVAILABLE') };
       return r.value === null

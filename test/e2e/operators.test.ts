@@ -21,6 +21,7 @@ import {
   startEmbedded,
 } from '../../src/embedded/index.js';
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
+import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import { faultyLedgerPort, noFaults } from '../support/faults.js';
 
 let dir: string;
@@ -28,6 +29,7 @@ let instance: EmbeddedInstance;
 let agent: FailclosedClient;
 const faults = noFaults();
 const runs: string[] = [];
+let afterAppend: ((e: { type: string; payload: unknown }) => Promise<void>) | undefined;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fc-operators-'));
@@ -36,7 +38,20 @@ beforeAll(async () => {
     port: 0,
     executionPort: 0,
     onToolRun: ({ tool }) => void runs.push(tool),
-    decorate: { ledgerPort: (p) => faultyLedgerPort(p, faults) },
+    decorate: {
+      ledgerPort: (p) => {
+        const faulty = faultyLedgerPort(p, faults);
+        // After an entry is appended, `afterAppend` runs (what another replica does meanwhile).
+        return {
+          ...faulty,
+          append: async (e) => {
+            const r = await faulty.append(e);
+            await afterAppend?.(e);
+            return r;
+          },
+        };
+      },
+    },
   });
   const demo = readClientFile(dir, DEMO_CLIENT.identity);
   agent = createClient({
@@ -167,6 +182,54 @@ describe('operators are people (OE-INV-025)', () => {
     ).not.toContain('mallory');
   });
 
+  it('another tenant’s pending invitation is not taken over: re-invite, approver or client of its name is ERR_FORBIDDEN', async () => {
+    const greta = await addOperator('greta', ['globex']);
+    const invited = await admin(greta, 'approvers-invite', {
+      name: 'carla',
+      roles: ['treasury'],
+      tenants: ['globex'],
+    });
+    expect(invited.status).toBe(201);
+    const key = generateSigningKey();
+    const from = instance.core.ledger.size();
+    const refused = [
+      await admin(alice, 'approvers-invite', {
+        name: 'carla',
+        roles: ['treasury'],
+        tenants: [DEMO_CLIENT.tenant],
+      }),
+      await admin(alice, 'approvers-add', {
+        name: 'carla',
+        roles: ['treasury'],
+        tenants: [DEMO_CLIENT.tenant],
+        public_jwk: { ...key.publicJwk },
+      }),
+      await admin(alice, 'clients-add', {
+        name: 'carla',
+        tenant: DEMO_CLIENT.tenant,
+        public_jwk: { ...key.publicJwk },
+      }),
+    ];
+    for (const r of refused) expect(r).toMatchObject({ status: 403, body: { code: 'ERR_FORBIDDEN' } });
+    const entries = await entriesFrom(from);
+    expect(entries.map((e) => e.type)).toEqual(Array(refused.length).fill('admin.refused'));
+    expect(entries.map((e) => e.tenant)).toEqual(Array(refused.length).fill('globex'));
+    // The invitation is globex's still, and its code still signs carla in; no client carla.
+    expect((await instance.core.backend.console.person('carla'))?.tenants).toEqual(['globex']);
+    const signIn = await fetch(new URL('/console/api/sign-in/code', instance.url), {
+      method: 'POST',
+      headers: { origin: new URL(instance.url).origin, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'carla', code: invited.body['code'] }),
+    });
+    expect(signIn.status).toBe(200);
+    expect(await instance.core.state.lookup('carla')).toBeUndefined();
+    // An operator of globex (the invitation's tenant) may still re-invite.
+    expect(
+      (await admin(greta, 'approvers-invite', { name: 'carla', roles: ['treasury'], tenants: ['globex'] }))
+        .status,
+    ).toBe(201);
+  });
+
   it('the approval API’s operator view (every tenant’s approvals) is refused to a scoped operator', async () => {
     const list = async (token: string) => {
       const res = await fetch(new URL('/v1/approvals', instance.url), {
@@ -185,6 +248,56 @@ describe('operators are people (OE-INV-025)', () => {
     const from = instance.core.ledger.size();
     expect(await evidence(globexOp, id)).toMatchObject({ status: 403, body: { code: 'ERR_FORBIDDEN' } });
     expect((await entriesFrom(from)).filter((e) => e.type === 'audit.read')).toEqual([]);
+  });
+
+  it('a scoped operator gets the view that was checked: records another tenant writes under the id meanwhile are not returned', async () => {
+    const globexKey = generateSigningKey();
+    expect(
+      (
+        await admin(bootstrap(), 'clients-add', {
+          name: 'globex-agent',
+          tenant: 'globex',
+          public_jwk: { ...globexKey.publicJwk },
+        })
+      ).status,
+    ).toBe(201);
+    const globex = createClient({
+      url: instance.url,
+      identity: 'globex-agent',
+      tenant: 'globex',
+      key: globexKey,
+    });
+    const id = 'req-shared-by-two-tenants';
+    expect(await agent.call('echo', { message: 'acme' }, { requestId: id })).toMatchObject({
+      outcome: 'executed',
+    });
+    // Fault injection on the real store: right after the view is read (and before its tenants are
+    // checked), tenant globex's agent writes records under the same request id.
+    const store = instance.core.ledger.store as { readByRequest: (id: string) => Promise<unknown> };
+    const real = store.readByRequest.bind(store);
+    let interleaved = false;
+    store.readByRequest = async (requestId: string) => {
+      const r = await real(requestId);
+      if (requestId === id && !interleaved) {
+        interleaved = true;
+        await globex.call('echo', { message: 'globex secret' }, { requestId: id });
+      }
+      return r;
+    };
+    let read: Answer;
+    try {
+      read = await evidence(alice, id);
+    } finally {
+      store.readByRequest = real;
+    }
+    expect(interleaved).toBe(true);
+    expect(read.status).toBe(200);
+    const tenants = (read.body['records'] as { entry: { tenant: string } }[]).map((r) => r.entry.tenant);
+    expect(tenants.length).toBeGreaterThan(0);
+    expect(new Set(tenants)).toEqual(new Set([DEMO_CLIENT.tenant]));
+    expect(JSON.stringify(read.body)).not.toContain('globex secret');
+    // Read again now, the id holds globex's records: refused.
+    expect(await evidence(alice, id)).toMatchObject({ status: 403, body: { code: 'ERR_FORBIDDEN' } });
   });
 
   it('rotation: the new token works, the old one is refused ERR_UNAUTHENTICATED at once', async () => {
@@ -273,6 +386,52 @@ describe('operators are people (OE-INV-025)', () => {
       (o) => o.name,
     );
     expect(names).not.toContain('carol');
+  });
+
+  it('two concurrent adds of one name: one is added and ledgered, the other is 409 and ledgers no change', async () => {
+    const from = instance.core.ledger.size();
+    const answers = await Promise.all([
+      admin(bootstrap(), 'operators-add', { name: 'dana', tenants: [DEMO_CLIENT.tenant] }),
+      admin(bootstrap(), 'operators-add', { name: 'dana', tenants: '*' }),
+    ]);
+    expect(answers.map((a) => a.status).sort()).toEqual([201, 409]);
+    const won = answers.find((a) => a.status === 201)!;
+    const changes = (await entriesFrom(from))
+      .filter((e) => e.type === 'admin.operator')
+      .map((e) => e.payload as Record<string, unknown>);
+    expect(changes).toEqual([
+      expect.objectContaining({ operator: 'dana', change: 'added', tenants: won.body['tenants'] }),
+    ]);
+  });
+
+  it('a change the registry does not apply after it was ledgered is ledgered "not_applied"', async () => {
+    // Another replica adds the same name between this one's ledger entry and its registry write.
+    afterAppend = async (e) => {
+      if (e.type !== 'admin.operator' || (e.payload as { operator?: unknown }).operator !== 'erik') return;
+      afterAppend = undefined;
+      await instance.core.backend.operators.add({
+        name: 'erik',
+        tenants: ['globex'],
+        token_sha256: 'a'.repeat(64),
+        created_at: Date.now(),
+      });
+    };
+    const from = instance.core.ledger.size();
+    let answer: Answer;
+    try {
+      answer = await admin(bootstrap(), 'operators-add', { name: 'erik', tenants: '*' });
+    } finally {
+      afterAppend = undefined;
+    }
+    expect(answer).toMatchObject({ status: 409 });
+    const changes = (await entriesFrom(from))
+      .filter((e) => e.type === 'admin.operator')
+      .map((e) => e.payload as Record<string, unknown>);
+    expect(changes).toEqual([
+      expect.objectContaining({ operator: 'erik', change: 'added', tenants: '*' }),
+      expect.objectContaining({ operator: 'erik', change: 'not_applied', tenants: '*' }),
+    ]);
+    expect(String(changes[1]!['reason'])).toContain('added not applied');
   });
 
   it('an export with the operator records verifies offline under the trust roots', async () => {
