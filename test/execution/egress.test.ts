@@ -45,6 +45,7 @@ let listed: Counting;
 let unlisted: Counting;
 let redirecting: Counting;
 let big: Counting;
+let badStatus: Counting;
 
 beforeAll(async () => {
   listed = await counting(ok('hello from the listed service\n'));
@@ -54,15 +55,16 @@ beforeAll(async () => {
       `HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:${unlisted.port}/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
   );
   big = await counting(ok('x'.repeat(64 * 1024)));
+  badStatus = await counting('HTTP/1.1 099 X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
 });
 
 afterAll(async () => {
-  for (const c of [listed, unlisted, redirecting, big])
+  for (const c of [listed, unlisted, redirecting, big, badStatus])
     await new Promise<void>((r) => c.server.close(() => r()));
 });
 
 beforeEach(() => {
-  for (const c of [listed, unlisted, redirecting, big]) c.connections = 0;
+  for (const c of [listed, unlisted, redirecting, big, badStatus]) c.connections = 0;
 });
 
 function run(
@@ -235,6 +237,20 @@ describe('egress proxy: fail closed', () => {
     );
     expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_ADAPTER_UNAVAILABLE' });
     expect(unlisted.connections).toBe(0);
+  });
+
+  it('an upstream status outside 200–599 (099) → ERR_EGRESS_DENIED, the call ended, the proxy still serving', async () => {
+    const r = await run(
+      [CURL, '-sS', `http://127.0.0.1:${badStatus.port}/`],
+      [`127.0.0.1:${badStatus.port}`],
+    );
+    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_EGRESS_DENIED' });
+    expect((r as Deny).reason).toContain('malformed response');
+    // The process survived: the next call is served normally.
+    const next = exited(
+      await run([CURL, '-sS', `http://127.0.0.1:${listed.port}/`], [`127.0.0.1:${listed.port}`]),
+    );
+    expect(next.stdout.toString()).toBe('hello from the listed service\n');
   });
 
   it('through the command adapter: a denied egress is the call’s deny, output withheld', async () => {

@@ -256,6 +256,12 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     return resolveDestination(to);
   };
 
+  /** Any fault while handling a connection is a refusal of the call; the connection is cut. */
+  const failed = (cut: () => void) => (): void => {
+    refuse(deny('ERR_EGRESS_DENIED', 'the egress proxy could not handle a connection'));
+    cut();
+  };
+
   /** Relays `from` into `to`, counting against a cap; over it → refusal, both ends destroyed. */
   const relay = (from: Duplex | IncomingMessage, to: Writable, dir: 'out' | 'in', ends: () => void): void => {
     from.on('data', (chunk: Buffer) => {
@@ -285,26 +291,28 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   server.on('connection', (s: Socket) => track(s));
   server.on('connect', (req: IncomingMessage, client: Duplex, head: Buffer) => {
     track(client);
-    void admit(req.url ?? '').then((admitted) => {
-      if ('outcome' in admitted) {
-        refuse(admitted);
-        client.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n');
-        return;
-      }
-      const upstream = track(connect({ host: admitted.address, port: admitted.to.port }));
-      const ends = (): void => {
-        client.destroy();
-        upstream.destroy();
-      };
-      upstream.on('close', () => client.destroy());
-      client.on('close', () => upstream.destroy());
-      upstream.once('connect', () => {
-        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-        relay(upstream, client, 'in', ends);
-        if (head.length > 0) client.unshift(head);
-        relay(client, upstream, 'out', ends);
-      });
-    });
+    void admit(req.url ?? '')
+      .then((admitted) => {
+        if ('outcome' in admitted) {
+          refuse(admitted);
+          client.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n');
+          return;
+        }
+        const upstream = track(connect({ host: admitted.address, port: admitted.to.port }));
+        const ends = (): void => {
+          client.destroy();
+          upstream.destroy();
+        };
+        upstream.on('close', () => client.destroy());
+        client.on('close', () => upstream.destroy());
+        upstream.once('connect', () => {
+          client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+          relay(upstream, client, 'in', ends);
+          if (head.length > 0) client.unshift(head);
+          relay(client, upstream, 'out', ends);
+        });
+      })
+      .catch(failed(() => client.destroy()));
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     if (req.url === EGRESS_READY_PATH && req.method === 'GET') {
@@ -324,40 +332,59 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
       return;
     }
     const target = `${url.hostname}:${url.port === '' ? '80' : url.port}`;
-    void admit(target).then((admitted) => {
-      if ('outcome' in admitted) {
-        refuse(admitted);
-        res.writeHead(403, { 'content-length': '0', connection: 'close' }).end();
-        return;
-      }
-      const pairs: string[] = [];
-      const raw = headersWithout(req.rawHeaders);
-      for (let i = 0; i + 1 < raw.length; i += 2)
-        if ((raw[i] ?? '').toLowerCase() !== 'host') pairs.push(raw[i] ?? '', raw[i + 1] ?? '');
-      pairs.push('Host', url.host, 'Connection', 'close');
-      const out = httpRequest({
-        host: admitted.address,
-        port: admitted.to.port,
-        method: req.method,
-        path: `${url.pathname}${url.search}`,
-        headers: pairs,
-        setHost: false,
-        agent: false,
-      });
-      const ends = (): void => {
-        out.destroy();
-        res.destroy();
-        req.destroy();
-      };
-      out.on('socket', (socket: Socket) => track(socket));
-      out.on('error', () => res.destroy());
-      out.on('response', (answer: IncomingMessage) => {
-        track(answer.socket);
-        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headersWithout(answer.rawHeaders));
-        relay(answer, res, 'in', ends);
-      });
-      relay(req, out, 'out', ends);
-    });
+    void admit(target)
+      .then((admitted) => {
+        if ('outcome' in admitted) {
+          refuse(admitted);
+          res.writeHead(403, { 'content-length': '0', connection: 'close' }).end();
+          return;
+        }
+        const pairs: string[] = [];
+        const raw = headersWithout(req.rawHeaders);
+        for (let i = 0; i + 1 < raw.length; i += 2)
+          if ((raw[i] ?? '').toLowerCase() !== 'host') pairs.push(raw[i] ?? '', raw[i + 1] ?? '');
+        pairs.push('Host', url.host, 'Connection', 'close');
+        const out = httpRequest({
+          host: admitted.address,
+          port: admitted.to.port,
+          method: req.method,
+          path: `${url.pathname}${url.search}`,
+          headers: pairs,
+          setHost: false,
+          agent: false,
+        });
+        const ends = (): void => {
+          out.destroy();
+          res.destroy();
+          req.destroy();
+        };
+        out.on('socket', (socket: Socket) => track(socket));
+        out.on('error', () => res.destroy());
+        out.on('response', (answer: IncomingMessage) => {
+          track(answer.socket);
+          const status = answer.statusCode ?? 0;
+          // An answer the proxy cannot pass on as it came (a status outside 200–599, or a header
+          // Node refuses to write) ends the call: 502 to the tool, a refusal, both ends cut.
+          const malformed = (): void => {
+            refuse(deny('ERR_EGRESS_DENIED', `egress to ${admitted.to.key} answered a malformed response`));
+            if (!res.headersSent) res.writeHead(502, { 'content-length': '0', connection: 'close' }).end();
+            ends();
+          };
+          if (!Number.isInteger(status) || status < 200 || status > 599) {
+            malformed();
+            return;
+          }
+          try {
+            res.writeHead(status, answer.statusMessage, headersWithout(answer.rawHeaders));
+          } catch {
+            malformed();
+            return;
+          }
+          relay(answer, res, 'in', ends);
+        });
+        relay(req, out, 'out', ends);
+      })
+      .catch(failed(() => res.destroy()));
   });
   server.on('error', () => undefined);
   await new Promise<void>((resolve, reject) => {
