@@ -25,7 +25,7 @@
  * the ledgered reason). A proxy that cannot start means no network: the sandbox is not set up
  * (`ERR_SANDBOX_UNAVAILABLE`).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -101,6 +101,31 @@ server.listen(Number(port), '127.0.0.1', () => {
 });
 `;
 
+/**
+ * The Execution Layer's runtime directory for proxy sockets: `<tmpdir>/failclosed-egress-<uid>`,
+ * mode 0700, owned by this process's user. Every call's socket directory is created inside it, and
+ * the sandbox refuses any `fs_read`/`fs_write` grant that is this directory, inside it or above it
+ * (and the same for the temporary directory as a whole), so a tool without `network` cannot bind
+ * in and use another concurrent call's proxy (OE-INV-011).
+ */
+export function egressRuntimeDir(): string {
+  return join(tmpdir(), `failclosed-egress-${process.getuid?.() ?? 'user'}`);
+}
+
+/** Whether granting `path` would expose `dir` (the same, above it or inside it). */
+export function grantOverlaps(path: string, dir: string): boolean {
+  return path === dir || dir.startsWith(`${path}/`) || path.startsWith(`${dir}/`);
+}
+
+/** Creates the runtime directory or checks it is ours alone; throws when it is not. */
+function ensureRuntimeDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = lstatSync(dir);
+  const uid = process.getuid?.();
+  if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o077) !== 0)
+    throw new Error('the egress runtime directory is not private to this process');
+}
+
 /** One call's egress proxy. */
 export interface EgressProxy {
   /** Host directory holding the socket; bind it at {@link EGRESS_SANDBOX_DIR}. */
@@ -120,6 +145,8 @@ export interface EgressProxyOptions {
   readonly limits?: Partial<EgressLimits>;
   /** Called once, with the first refusal. */
   readonly onDenial: (d: Deny) => void;
+  /** Where socket directories are created; {@link egressRuntimeDir} by default. */
+  readonly runtimeDir?: string;
 }
 
 // Addresses a *name* may never resolve to (a literal entry may still name one explicitly).
@@ -221,7 +248,9 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   const allow = parseEgressAllowlist(options.allow);
   if (allow === undefined || allow.size === 0) throw new Error('the egress allowlist is malformed');
   const limits: EgressLimits = { ...DEFAULT_EGRESS_LIMITS, ...options.limits };
-  const socketDir = mkdtempSync(join(tmpdir(), 'fc-egress-'));
+  const runtimeDir = options.runtimeDir ?? egressRuntimeDir();
+  ensureRuntimeDir(runtimeDir);
+  const socketDir = mkdtempSync(join(runtimeDir, 'call-'));
   const sockets = new Set<Duplex>();
   let ready = false;
   let first: Deny | undefined;
