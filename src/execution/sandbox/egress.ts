@@ -231,6 +231,19 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
+/** The proxy's bound on one request's or answer's head (line plus headers), in bytes. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+/** A request's head must arrive within this; the whole request within {@link REQUEST_TIMEOUT_MS}. */
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/** Bytes of a start line and raw headers as on the wire (`name: value\r\n`). */
+function headBytes(line: string, raw: readonly string[]): number {
+  let n = Buffer.byteLength(line) + 4;
+  for (const part of raw) n += Buffer.byteLength(part) + 2;
+  return n;
+}
+
 function headersWithout(raw: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -316,10 +329,40 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     from.on('end', () => to.end());
   };
 
-  const server = createServer();
-  server.on('connection', (s: Socket) => track(s));
+  /** Counts a request's line and headers as sent; false (and a refusal) once over the cap. */
+  const headOut = (req: IncomingMessage): boolean => {
+    bytesOut += headBytes(`${req.method ?? ''} ${req.url ?? ''} HTTP/1.1`, req.rawHeaders);
+    if (bytesOut <= limits.maxBytesOut) return true;
+    refuse(deny('ERR_EGRESS_LIMIT', `more than ${limits.maxBytesOut} bytes sent`));
+    return false;
+  };
+
+  const server = createServer({
+    maxHeaderSize: MAX_HEADER_BYTES,
+    headersTimeout: HEADERS_TIMEOUT_MS,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+  });
+  let accepted = 0;
+  server.on('connection', (s: Socket) => {
+    track(s);
+    // Every accepted socket counts (idle ones too): the readiness probe plus one per connection.
+    accepted += 1;
+    if (accepted > limits.maxConnections + 1) {
+      refuse(deny('ERR_EGRESS_LIMIT', `more than ${limits.maxConnections} egress connections`));
+      s.destroy();
+    }
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, s: Duplex) => {
+    if (err.code === 'HPE_HEADER_OVERFLOW')
+      refuse(deny('ERR_EGRESS_LIMIT', `a request head larger than ${MAX_HEADER_BYTES} bytes`));
+    s.destroy();
+  });
   server.on('connect', (req: IncomingMessage, client: Duplex, head: Buffer) => {
     track(client);
+    if (!headOut(req)) {
+      client.destroy();
+      return;
+    }
     void admit(req.url ?? '')
       .then((admitted) => {
         if ('outcome' in admitted) {
@@ -360,6 +403,10 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
       res.writeHead(403, { 'content-length': '0', connection: 'close' }).end();
       return;
     }
+    if (!headOut(req)) {
+      res.destroy();
+      return;
+    }
     const target = `${url.hostname}:${url.port === '' ? '80' : url.port}`;
     void admit(target)
       .then((admitted) => {
@@ -381,6 +428,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
           headers: pairs,
           setHost: false,
           agent: false,
+          maxHeaderSize: MAX_HEADER_BYTES,
         });
         const ends = (): void => {
           out.destroy();
@@ -391,6 +439,12 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
         out.on('error', () => res.destroy());
         out.on('response', (answer: IncomingMessage) => {
           track(answer.socket);
+          bytesIn += headBytes(`HTTP/1.1 000 ${answer.statusMessage ?? ''}`, answer.rawHeaders);
+          if (bytesIn > limits.maxBytesIn) {
+            refuse(deny('ERR_EGRESS_LIMIT', `more than ${limits.maxBytesIn} bytes received`));
+            ends();
+            return;
+          }
           const status = answer.statusCode ?? 0;
           // An answer the proxy cannot pass on as it came (a status outside 200–599, or a header
           // Node refuses to write) ends the call: 502 to the tool, a refusal, both ends cut.
