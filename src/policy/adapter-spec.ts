@@ -7,6 +7,7 @@
  * The Execution Layer still re-parses every spec at run time (defence in depth).
  * See docs/adapters.md and docs/policy.md. (SPEC §6 "Policy as code", OE-INV-005/006/012/024)
  */
+import { tmpdir } from 'node:os';
 import { posix } from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -227,6 +228,15 @@ function checkLimits(at: string, spec: AdapterConfig, type: string, out: string[
     paths.forEach((p, i) => {
       if (typeof p === 'string' && !isGrantablePath(p))
         out.push(`${at}.limits.${key}[${i}]: must be an absolute normalized path other than /`);
+      // The sandbox refuses these at every call: every call's egress proxy socket lives there.
+      else if (
+        typeof p === 'string' &&
+        (type === 'command' || type === 'mcp') &&
+        [...new Set(['/tmp', tmpdir()])].some(
+          (d) => p === d || d.startsWith(`${p}/`) || p.startsWith(`${d}/`),
+        )
+      )
+        out.push(`${at}.limits.${key}[${i}]: must not be, contain or lie inside the temporary directory`);
     });
   }
   const egress = limits['egress'];

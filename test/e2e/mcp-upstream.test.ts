@@ -21,7 +21,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -130,7 +129,7 @@ async function activate(): Promise<string> {
 }
 
 beforeAll(async () => {
-  work = realpathSync(mkdtempSync(join(tmpdir(), 'fc-e2e-upstream-')));
+  work = realpathSync(mkdtempSync('/var/tmp/fc-e2e-upstream-'));
   dir = join(work, 'data');
   src = join(work, 'policy');
   files = join(work, 'files');

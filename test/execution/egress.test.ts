@@ -5,12 +5,15 @@
  * connection ends the call with its code. Real bubblewrap, real curl inside, real HTTP servers
  * on 127.0.0.1 that count the connections they accept.
  */
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
+import { join } from 'node:path';
 import type { Server } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createBwrapSandbox, createCommandAdapter } from '../../src/execution/index.js';
 import type { BwrapSandboxOptions, SandboxExit, SandboxRequest } from '../../src/execution/index.js';
 import type { Deny } from '../../src/kernel/index.js';
+import { EGRESS_SOCKET_NAME, startEgressProxy } from '../../src/execution/sandbox/egress.js';
+import type { EgressLimits } from '../../src/execution/sandbox/egress.js';
 import { constraints } from './support.js';
 
 const CURL = '/usr/bin/curl';
@@ -45,6 +48,8 @@ let listed: Counting;
 let unlisted: Counting;
 let redirecting: Counting;
 let big: Counting;
+let badStatus: Counting;
+let bigHead: Counting;
 
 beforeAll(async () => {
   listed = await counting(ok('hello from the listed service\n'));
@@ -54,15 +59,19 @@ beforeAll(async () => {
       `HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:${unlisted.port}/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
   );
   big = await counting(ok('x'.repeat(64 * 1024)));
+  bigHead = await counting(
+    `HTTP/1.1 200 OK\r\nX-Fill: ${'a'.repeat(12_000)}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok`,
+  );
+  badStatus = await counting('HTTP/1.1 099 X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
 });
 
 afterAll(async () => {
-  for (const c of [listed, unlisted, redirecting, big])
+  for (const c of [listed, unlisted, redirecting, big, badStatus, bigHead])
     await new Promise<void>((r) => c.server.close(() => r()));
 });
 
 beforeEach(() => {
-  for (const c of [listed, unlisted, redirecting, big]) c.connections = 0;
+  for (const c of [listed, unlisted, redirecting, big, badStatus, bigHead]) c.connections = 0;
 });
 
 function run(
@@ -195,6 +204,69 @@ describe('egress proxy: caps per call', () => {
   });
 });
 
+/** Talks to a proxy directly (as the forwarder would): each text on its own connection; ends at the first refusal. */
+async function direct(allow: string[], limits: Partial<EgressLimits>, texts: string[]): Promise<Deny[]> {
+  const denials: Deny[] = [];
+  let refused = (): void => undefined;
+  const first = new Promise<void>((r) => (refused = r));
+  const p = await startEgressProxy({
+    allow,
+    limits,
+    onDenial: (d) => {
+      denials.push(d);
+      refused();
+    },
+  });
+  const sockets = texts.map((text) => {
+    const c = connect(join(p.socketDir, EGRESS_SOCKET_NAME));
+    c.on('error', () => undefined);
+    c.on('data', () => undefined);
+    c.write(text);
+    return c;
+  });
+  try {
+    await Promise.race([first, Promise.all(sockets.map((c) => new Promise((r) => c.on('close', r))))]);
+  } finally {
+    for (const c of sockets) c.destroy();
+    await p.close();
+  }
+  return denials;
+}
+
+describe('egress proxy: request and answer heads count (OE-INV-011)', () => {
+  it('a request line and headers count toward the bytes sent → ERR_EGRESS_LIMIT, never forwarded', async () => {
+    const get = `GET http://127.0.0.1:${listed.port}/${'p'.repeat(2000)} HTTP/1.1\r\nHost: x\r\nX-Exfil: ${'e'.repeat(3000)}\r\nConnection: close\r\n\r\n`;
+    const denials = await direct([`127.0.0.1:${listed.port}`], { maxBytesOut: 1000 }, [get]);
+    expect(denials[0]).toMatchObject({ code: 'ERR_EGRESS_LIMIT' });
+    const connect1 = `CONNECT 127.0.0.1:${listed.port} HTTP/1.1\r\nX-Exfil: ${'e'.repeat(3000)}\r\n\r\n`;
+    expect((await direct([`127.0.0.1:${listed.port}`], { maxBytesOut: 1000 }, [connect1]))[0]).toMatchObject({
+      code: 'ERR_EGRESS_LIMIT',
+    });
+    expect(listed.connections).toBe(0);
+  });
+
+  it('a request head over the proxy’s header bound → ERR_EGRESS_LIMIT, never forwarded', async () => {
+    const get = `GET http://127.0.0.1:${listed.port}/ HTTP/1.1\r\nHost: x\r\nX-Exfil: ${'e'.repeat(40_000)}\r\n\r\n`;
+    const denials = await direct([`127.0.0.1:${listed.port}`], {}, [get]);
+    expect(denials[0]).toMatchObject({ code: 'ERR_EGRESS_LIMIT' });
+    expect(listed.connections).toBe(0);
+  });
+
+  it('an answer’s status line and headers count toward the bytes received → ERR_EGRESS_LIMIT', async () => {
+    const r = await run([CURL, '-sS', `http://127.0.0.1:${bigHead.port}/`], [`127.0.0.1:${bigHead.port}`], {
+      egressLimits: { maxBytesIn: 1000 },
+    });
+    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_EGRESS_LIMIT' });
+  });
+
+  it('idle connections count: more accepted sockets than the connection cap → ERR_EGRESS_LIMIT', async () => {
+    // Four sockets that never send a request (the first could be the readiness probe).
+    const denials = await direct([`127.0.0.1:${listed.port}`], { maxConnections: 2 }, ['', '', '', '']);
+    expect(denials[0]).toMatchObject({ code: 'ERR_EGRESS_LIMIT' });
+    expect(listed.connections).toBe(0);
+  });
+});
+
 describe('egress proxy: fail closed', () => {
   it('network without an egress allowlist is refused: the host network is never shared', async () => {
     const r = await run([CURL, '-sS', `http://127.0.0.1:${listed.port}/`], []);
@@ -235,6 +307,20 @@ describe('egress proxy: fail closed', () => {
     );
     expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_ADAPTER_UNAVAILABLE' });
     expect(unlisted.connections).toBe(0);
+  });
+
+  it('an upstream status outside 200–599 (099) → ERR_EGRESS_DENIED, the call ended, the proxy still serving', async () => {
+    const r = await run(
+      [CURL, '-sS', `http://127.0.0.1:${badStatus.port}/`],
+      [`127.0.0.1:${badStatus.port}`],
+    );
+    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_EGRESS_DENIED' });
+    expect((r as Deny).reason).toContain('malformed response');
+    // The process survived: the next call is served normally.
+    const next = exited(
+      await run([CURL, '-sS', `http://127.0.0.1:${listed.port}/`], [`127.0.0.1:${listed.port}`]),
+    );
+    expect(next.stdout.toString()).toBe('hello from the listed service\n');
   });
 
   it('through the command adapter: a denied egress is the call’s deny, output withheld', async () => {

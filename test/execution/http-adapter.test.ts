@@ -175,4 +175,26 @@ describe('http adapter', () => {
     ).toMatchObject({ code: 'ERR_PARAMS_INVALID' });
     expect(seen).toHaveLength(0);
   });
+
+  it('a path parameter that is empty or only dots cannot climb out of the template → ERR_PARAMS_INVALID', async () => {
+    const url = `http://127.0.0.1:${port}/api/users/{org}/{id}/profile`;
+    for (const params of [
+      { org: '..', id: '..' },
+      { org: 'a', id: '.' },
+      { org: '', id: 'b' },
+      { org: 'a', id: '...' },
+    ])
+      expect(await run({ url }, params), JSON.stringify(params)).toMatchObject({
+        code: 'ERR_PARAMS_INVALID',
+      });
+    expect(seen).toHaveLength(0);
+    // Dots inside a value, and dots in the query, stay values.
+    expect(await run({ url: `http://127.0.0.1:${port}/a/{x}/b` }, { x: 'v1..2' })).toMatchObject({
+      outcome: 'ok',
+    });
+    expect(await run({ url: `http://127.0.0.1:${port}/a?p={v}` }, { v: '..' })).toMatchObject({
+      outcome: 'ok',
+    });
+    expect(seen.map((r) => r.url)).toEqual(['/a/v1..2/b', '/a?p=..']);
+  });
 });

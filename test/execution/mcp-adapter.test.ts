@@ -6,7 +6,6 @@
  * logs every `tools/call` it receives, so a test sees whether it was called.
  */
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
@@ -18,7 +17,7 @@ import { REPO_ROOT } from '../support/paths.js';
 
 const NODE_MODULES = realpathSync(join(REPO_ROOT, 'node_modules'));
 const FIXTURE = realpathSync(join(REPO_ROOT, 'test', 'fixtures', 'mcp-upstream'));
-const state = realpathSync(mkdtempSync(join(tmpdir(), 'fc-mcp-adapter-')));
+const state = realpathSync(mkdtempSync('/var/tmp/fc-mcp-adapter-'));
 const COMMAND = ['/usr/bin/node', join(FIXTURE, 'server.mjs'), state];
 const GRANTS: ExecutionConstraints = {
   timeout_ms: 10_000,

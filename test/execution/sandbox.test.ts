@@ -7,9 +7,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Server } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildSandboxArgv, createBwrapSandbox } from '../../src/execution/index.js';
+import { egressRuntimeDir, startEgressProxy } from '../../src/execution/sandbox/egress.js';
 import type { SandboxExit, SandboxRequest } from '../../src/execution/index.js';
 import type { Deny } from '../../src/kernel/index.js';
 import { REPO_ROOT } from '../support/paths.js';
@@ -32,7 +33,8 @@ let port = 0;
 let dir: string;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'fc-sandbox-'));
+  // Not under tmpdir(): grants there are refused (the egress proxies' sockets live there).
+  dir = mkdtempSync('/var/tmp/fc-sandbox-');
   server = createServer((s) => s.end('hello\n'));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   port = (server.address() as { port: number }).port;
@@ -168,6 +170,44 @@ describe('bwrap sandbox: isolation (scenario 17)', () => {
     expect(exited(await run([BASH, '-c', `echo written > ${rw}`], { constraints: c })).exit_code).toBe(0);
     expect(readFileSync(rw, 'utf8')).toBe('written\n');
     expect(readFileSync(ro, 'utf8')).toBe('readable');
+  });
+
+  it('refuses grants over the temporary or egress runtime directory: no reaching another call’s proxy (OE-INV-011)', async () => {
+    let hits = 0;
+    const upstream = createServer((s) => {
+      hits += 1;
+      s.end('HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const up = (upstream.address() as { port: number }).port;
+    // Call A: network to `up`, its proxy listening while call B runs.
+    const a = await startEgressProxy({ allow: [`127.0.0.1:${up}`], onDenial: () => undefined });
+    // Call B: no network, but a grant that would expose A's socket; it tries every proxy.sock.
+    const script = `const fs=require('fs'),http=require('http'),path=require('path');
+      const found=[];const walk=(d,n)=>{let es=[];try{es=fs.readdirSync(d,{withFileTypes:true})}catch{return}
+        for(const e of es){const p=path.join(d,e.name);if(e.name==='proxy.sock')found.push(p);else if(e.isDirectory()&&n>0)walk(p,n-1)}};
+      for(const g of process.argv.slice(1))walk(g,3);
+      let left=found.length;if(left===0)process.exit(0);
+      for(const s of found){const q=http.get({socketPath:s,path:'http://127.0.0.1:${up}/'},(r)=>{r.resume();if(--left===0)process.exit(0)});q.on('error',()=>{if(--left===0)process.exit(0)})}`;
+    try {
+      for (const grant of [
+        tmpdir(),
+        egressRuntimeDir(),
+        a.socketDir,
+        dirname(tmpdir()) === '/' ? tmpdir() : dirname(tmpdir()),
+      ]) {
+        for (const key of ['fs_read', 'fs_write'] as const) {
+          const r = await run(['/usr/bin/node', '-e', script, grant], {
+            constraints: constraints({ [key]: [grant], timeout_ms: 10_000 }),
+          });
+          expect(r, `${key} ${grant}`).toMatchObject({ outcome: 'deny', code: 'ERR_SANDBOX_UNAVAILABLE' });
+        }
+      }
+      expect(hits).toBe(0);
+    } finally {
+      await a.close();
+      await new Promise<void>((r) => upstream.close(() => r()));
+    }
   });
 
   it('has a writable private /tmp work directory and a read-only /usr', async () => {

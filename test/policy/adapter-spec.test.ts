@@ -102,6 +102,16 @@ describe('checkAdapterSpecs', () => {
       'adapter.limits.fs_read[0]',
     ],
     [
+      'a granted path over the temporary directory (egress proxy sockets live there, OE-INV-011)',
+      spec({ type: 'command', argv: ['/usr/bin/ls'], limits: { fs_write: ['/srv', '/tmp/x'] } }),
+      'adapter.limits.fs_write[1]',
+    ],
+    [
+      'a granted path above the temporary directory',
+      spec({ type: 'command', argv: ['/usr/bin/ls'], limits: { fs_read: ['/tmp'] } }),
+      'adapter.limits.fs_read[0]',
+    ],
+    [
       'an egress entry that is not host:port',
       spec({ type: 'command', argv: ['/usr/bin/ls'], limits: { network: true, egress: ['a.example'] } }),
       'adapter.limits.egress[0]: must be host:port',

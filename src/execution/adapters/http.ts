@@ -91,6 +91,29 @@ function render(
   });
 }
 
+/**
+ * Renders the path and query. A path placeholder's value may not be empty or only dots, and the
+ * rendered path may hold no `.` / `..` segment: a value cannot climb out of the template
+ * (`/api/users/{id}` with `..`) → `ERR_PARAMS_INVALID`.
+ */
+function renderPath(
+  rest: string,
+  params: Readonly<Record<string, JsonValue>>,
+  secrets: SecretResolver | undefined,
+): string {
+  const q = rest.indexOf('?');
+  const pathPart = q === -1 ? rest : rest.slice(0, q);
+  const query = q === -1 ? '' : render(rest.slice(q), params, secrets, encodeURIComponent);
+  const path = render(pathPart, params, secrets, (v) => {
+    if (/^\.*$/.test(v))
+      throw new FailclosedError('ERR_PARAMS_INVALID', 'a path parameter is empty or only dots');
+    return encodeURIComponent(v);
+  });
+  if (path.split('/').some((seg) => seg === '.' || seg === '..'))
+    throw new FailclosedError('ERR_PARAMS_INVALID', 'the rendered path holds a dot segment');
+  return `${path}${query}`;
+}
+
 function renderBody(
   node: JsonValue,
   params: Readonly<Record<string, JsonValue>>,
@@ -141,7 +164,7 @@ export function createHttpAdapter(): ToolAdapter {
       const headers: Record<string, string> = {};
       let body: Buffer | undefined;
       try {
-        path = render(url.rest, params, call.secrets, encodeURIComponent);
+        path = renderPath(url.rest, params, call.secrets);
         const hs = spec['headers'] ?? {};
         if (typeof hs !== 'object' || hs === null || Array.isArray(hs))
           return deny('ERR_ADAPTER_UNAVAILABLE', 'http headers must map names to templates');

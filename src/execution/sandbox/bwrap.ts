@@ -24,6 +24,7 @@
  * (stdout + stderr over `max_output_bytes`; killed). Never runs anything outside the sandbox.
  */
 import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { deny } from '../../kernel/index.js';
@@ -35,6 +36,8 @@ import {
   EGRESS_PORT,
   EGRESS_SANDBOX_DIR,
   EGRESS_SOCKET_NAME,
+  egressRuntimeDir,
+  grantOverlaps,
   parseEgressAllowlist,
   startEgressProxy,
 } from './egress.js';
@@ -85,6 +88,8 @@ export interface BwrapSandboxOptions {
   readonly nodePath?: string;
   /** Per-call egress caps (bytes each way, connections); `DEFAULT_EGRESS_LIMITS` otherwise. */
   readonly egressLimits?: Partial<EgressLimits>;
+  /** Where the egress proxies' socket directories live; `egressRuntimeDir()` by default. */
+  readonly egressRuntimeDir?: string;
 }
 
 /** The egress proxy a sandbox with network is wired to. */
@@ -130,9 +135,16 @@ export function buildSandboxArgv(
   if (networkDeny !== undefined) return networkDeny;
   if (c.network && egress === undefined)
     return deny('ERR_SANDBOX_UNAVAILABLE', 'network is granted but no egress proxy is running');
+  const runtimeDir = options.egressRuntimeDir ?? egressRuntimeDir();
   for (const p of [...c.fs_read, ...c.fs_write]) {
     if (!isGrantablePath(p))
       return deny('ERR_SANDBOX_UNAVAILABLE', 'a granted path is not an absolute normalized path');
+    // The proxies' sockets of every concurrent call live there (OE-INV-011).
+    if (grantOverlaps(p, tmpdir()) || grantOverlaps(p, runtimeDir))
+      return deny(
+        'ERR_SANDBOX_UNAVAILABLE',
+        'a granted path overlaps the temporary directory or the egress runtime directory',
+      );
   }
   const [program] = command;
   if (program === undefined || !program.startsWith('/') || command.some((a) => a.includes('\0'))) {
@@ -233,6 +245,7 @@ export async function openEgress(
     const proxy = await startEgressProxy({
       allow: c.egress,
       ...(options.egressLimits === undefined ? {} : { limits: options.egressLimits }),
+      ...(options.egressRuntimeDir === undefined ? {} : { runtimeDir: options.egressRuntimeDir }),
       onDenial,
     });
     return { outcome: 'ok', proxy };

@@ -25,7 +25,7 @@
  * the ledgered reason). A proxy that cannot start means no network: the sandbox is not set up
  * (`ERR_SANDBOX_UNAVAILABLE`).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -101,6 +101,31 @@ server.listen(Number(port), '127.0.0.1', () => {
 });
 `;
 
+/**
+ * The Execution Layer's runtime directory for proxy sockets: `<tmpdir>/failclosed-egress-<uid>`,
+ * mode 0700, owned by this process's user. Every call's socket directory is created inside it, and
+ * the sandbox refuses any `fs_read`/`fs_write` grant that is this directory, inside it or above it
+ * (and the same for the temporary directory as a whole), so a tool without `network` cannot bind
+ * in and use another concurrent call's proxy (OE-INV-011).
+ */
+export function egressRuntimeDir(): string {
+  return join(tmpdir(), `failclosed-egress-${process.getuid?.() ?? 'user'}`);
+}
+
+/** Whether granting `path` would expose `dir` (the same, above it or inside it). */
+export function grantOverlaps(path: string, dir: string): boolean {
+  return path === dir || dir.startsWith(`${path}/`) || path.startsWith(`${dir}/`);
+}
+
+/** Creates the runtime directory or checks it is ours alone; throws when it is not. */
+function ensureRuntimeDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = lstatSync(dir);
+  const uid = process.getuid?.();
+  if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o077) !== 0)
+    throw new Error('the egress runtime directory is not private to this process');
+}
+
 /** One call's egress proxy. */
 export interface EgressProxy {
   /** Host directory holding the socket; bind it at {@link EGRESS_SANDBOX_DIR}. */
@@ -120,6 +145,8 @@ export interface EgressProxyOptions {
   readonly limits?: Partial<EgressLimits>;
   /** Called once, with the first refusal. */
   readonly onDenial: (d: Deny) => void;
+  /** Where socket directories are created; {@link egressRuntimeDir} by default. */
+  readonly runtimeDir?: string;
 }
 
 // Addresses a *name* may never resolve to (a literal entry may still name one explicitly).
@@ -204,6 +231,19 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
+/** The proxy's bound on one request's or answer's head (line plus headers), in bytes. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+/** A request's head must arrive within this; the whole request within {@link REQUEST_TIMEOUT_MS}. */
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/** Bytes of a start line and raw headers as on the wire (`name: value\r\n`). */
+function headBytes(line: string, raw: readonly string[]): number {
+  let n = Buffer.byteLength(line) + 4;
+  for (const part of raw) n += Buffer.byteLength(part) + 2;
+  return n;
+}
+
 function headersWithout(raw: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -221,7 +261,9 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   const allow = parseEgressAllowlist(options.allow);
   if (allow === undefined || allow.size === 0) throw new Error('the egress allowlist is malformed');
   const limits: EgressLimits = { ...DEFAULT_EGRESS_LIMITS, ...options.limits };
-  const socketDir = mkdtempSync(join(tmpdir(), 'fc-egress-'));
+  const runtimeDir = options.runtimeDir ?? egressRuntimeDir();
+  ensureRuntimeDir(runtimeDir);
+  const socketDir = mkdtempSync(join(runtimeDir, 'call-'));
   const sockets = new Set<Duplex>();
   let ready = false;
   let first: Deny | undefined;
@@ -256,6 +298,12 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     return resolveDestination(to);
   };
 
+  /** Any fault while handling a connection is a refusal of the call; the connection is cut. */
+  const failed = (cut: () => void) => (): void => {
+    refuse(deny('ERR_EGRESS_DENIED', 'the egress proxy could not handle a connection'));
+    cut();
+  };
+
   /** Relays `from` into `to`, counting against a cap; over it → refusal, both ends destroyed. */
   const relay = (from: Duplex | IncomingMessage, to: Writable, dir: 'out' | 'in', ends: () => void): void => {
     from.on('data', (chunk: Buffer) => {
@@ -281,30 +329,62 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     from.on('end', () => to.end());
   };
 
-  const server = createServer();
-  server.on('connection', (s: Socket) => track(s));
+  /** Counts a request's line and headers as sent; false (and a refusal) once over the cap. */
+  const headOut = (req: IncomingMessage): boolean => {
+    bytesOut += headBytes(`${req.method ?? ''} ${req.url ?? ''} HTTP/1.1`, req.rawHeaders);
+    if (bytesOut <= limits.maxBytesOut) return true;
+    refuse(deny('ERR_EGRESS_LIMIT', `more than ${limits.maxBytesOut} bytes sent`));
+    return false;
+  };
+
+  const server = createServer({
+    maxHeaderSize: MAX_HEADER_BYTES,
+    headersTimeout: HEADERS_TIMEOUT_MS,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+  });
+  let accepted = 0;
+  server.on('connection', (s: Socket) => {
+    track(s);
+    // Every accepted socket counts (idle ones too): the readiness probe plus one per connection.
+    accepted += 1;
+    if (accepted > limits.maxConnections + 1) {
+      refuse(deny('ERR_EGRESS_LIMIT', `more than ${limits.maxConnections} egress connections`));
+      s.destroy();
+    }
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, s: Duplex) => {
+    if (err.code === 'HPE_HEADER_OVERFLOW')
+      refuse(deny('ERR_EGRESS_LIMIT', `a request head larger than ${MAX_HEADER_BYTES} bytes`));
+    s.destroy();
+  });
   server.on('connect', (req: IncomingMessage, client: Duplex, head: Buffer) => {
     track(client);
-    void admit(req.url ?? '').then((admitted) => {
-      if ('outcome' in admitted) {
-        refuse(admitted);
-        client.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n');
-        return;
-      }
-      const upstream = track(connect({ host: admitted.address, port: admitted.to.port }));
-      const ends = (): void => {
-        client.destroy();
-        upstream.destroy();
-      };
-      upstream.on('close', () => client.destroy());
-      client.on('close', () => upstream.destroy());
-      upstream.once('connect', () => {
-        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-        relay(upstream, client, 'in', ends);
-        if (head.length > 0) client.unshift(head);
-        relay(client, upstream, 'out', ends);
-      });
-    });
+    if (!headOut(req)) {
+      client.destroy();
+      return;
+    }
+    void admit(req.url ?? '')
+      .then((admitted) => {
+        if ('outcome' in admitted) {
+          refuse(admitted);
+          client.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n');
+          return;
+        }
+        const upstream = track(connect({ host: admitted.address, port: admitted.to.port }));
+        const ends = (): void => {
+          client.destroy();
+          upstream.destroy();
+        };
+        upstream.on('close', () => client.destroy());
+        client.on('close', () => upstream.destroy());
+        upstream.once('connect', () => {
+          client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+          relay(upstream, client, 'in', ends);
+          if (head.length > 0) client.unshift(head);
+          relay(client, upstream, 'out', ends);
+        });
+      })
+      .catch(failed(() => client.destroy()));
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     if (req.url === EGRESS_READY_PATH && req.method === 'GET') {
@@ -323,41 +403,71 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
       res.writeHead(403, { 'content-length': '0', connection: 'close' }).end();
       return;
     }
+    if (!headOut(req)) {
+      res.destroy();
+      return;
+    }
     const target = `${url.hostname}:${url.port === '' ? '80' : url.port}`;
-    void admit(target).then((admitted) => {
-      if ('outcome' in admitted) {
-        refuse(admitted);
-        res.writeHead(403, { 'content-length': '0', connection: 'close' }).end();
-        return;
-      }
-      const pairs: string[] = [];
-      const raw = headersWithout(req.rawHeaders);
-      for (let i = 0; i + 1 < raw.length; i += 2)
-        if ((raw[i] ?? '').toLowerCase() !== 'host') pairs.push(raw[i] ?? '', raw[i + 1] ?? '');
-      pairs.push('Host', url.host, 'Connection', 'close');
-      const out = httpRequest({
-        host: admitted.address,
-        port: admitted.to.port,
-        method: req.method,
-        path: `${url.pathname}${url.search}`,
-        headers: pairs,
-        setHost: false,
-        agent: false,
-      });
-      const ends = (): void => {
-        out.destroy();
-        res.destroy();
-        req.destroy();
-      };
-      out.on('socket', (socket: Socket) => track(socket));
-      out.on('error', () => res.destroy());
-      out.on('response', (answer: IncomingMessage) => {
-        track(answer.socket);
-        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headersWithout(answer.rawHeaders));
-        relay(answer, res, 'in', ends);
-      });
-      relay(req, out, 'out', ends);
-    });
+    void admit(target)
+      .then((admitted) => {
+        if ('outcome' in admitted) {
+          refuse(admitted);
+          res.writeHead(403, { 'content-length': '0', connection: 'close' }).end();
+          return;
+        }
+        const pairs: string[] = [];
+        const raw = headersWithout(req.rawHeaders);
+        for (let i = 0; i + 1 < raw.length; i += 2)
+          if ((raw[i] ?? '').toLowerCase() !== 'host') pairs.push(raw[i] ?? '', raw[i + 1] ?? '');
+        pairs.push('Host', url.host, 'Connection', 'close');
+        const out = httpRequest({
+          host: admitted.address,
+          port: admitted.to.port,
+          method: req.method,
+          path: `${url.pathname}${url.search}`,
+          headers: pairs,
+          setHost: false,
+          agent: false,
+          maxHeaderSize: MAX_HEADER_BYTES,
+        });
+        const ends = (): void => {
+          out.destroy();
+          res.destroy();
+          req.destroy();
+        };
+        out.on('socket', (socket: Socket) => track(socket));
+        out.on('error', () => res.destroy());
+        out.on('response', (answer: IncomingMessage) => {
+          track(answer.socket);
+          bytesIn += headBytes(`HTTP/1.1 000 ${answer.statusMessage ?? ''}`, answer.rawHeaders);
+          if (bytesIn > limits.maxBytesIn) {
+            refuse(deny('ERR_EGRESS_LIMIT', `more than ${limits.maxBytesIn} bytes received`));
+            ends();
+            return;
+          }
+          const status = answer.statusCode ?? 0;
+          // An answer the proxy cannot pass on as it came (a status outside 200–599, or a header
+          // Node refuses to write) ends the call: 502 to the tool, a refusal, both ends cut.
+          const malformed = (): void => {
+            refuse(deny('ERR_EGRESS_DENIED', `egress to ${admitted.to.key} answered a malformed response`));
+            if (!res.headersSent) res.writeHead(502, { 'content-length': '0', connection: 'close' }).end();
+            ends();
+          };
+          if (!Number.isInteger(status) || status < 200 || status > 599) {
+            malformed();
+            return;
+          }
+          try {
+            res.writeHead(status, answer.statusMessage, headersWithout(answer.rawHeaders));
+          } catch {
+            malformed();
+            return;
+          }
+          relay(answer, res, 'in', ends);
+        });
+        relay(req, out, 'out', ends);
+      })
+      .catch(failed(() => res.destroy()));
   });
   server.on('error', () => undefined);
   await new Promise<void>((resolve, reject) => {
