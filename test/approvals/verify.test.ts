@@ -539,6 +539,30 @@ describe('OE-INV-019/020: each approval finding names its entry (approvals check
     expect(findings(b)).toEqual([finding('APPROVAL_SELF', a)]);
   });
 
+  it('OE-INV-002: an OAuth call that named no owner, or whose retry named an approver as owner, or an owner named oidc:x: APPROVAL_SELF', () => {
+    const b = fresh();
+    const a = approvalBy(b, 'alice');
+    delete registrationOf(b, 'demo-agent')['payload']['owner'];
+    const accepted = entries(b, 'gateway.accepted').find(
+      (e) => e['request_id'] === approvedDecision(b)['request_id'],
+    )!;
+    // An OAuth call without an owner: nobody may approve it.
+    accepted['payload']['auth_method'] = 'oauth';
+    delete accepted['payload']['owner'];
+    expect(findings(b).map((f) => f.code)).toContain('APPROVAL_SELF');
+    // The owner named as an OIDC approver is the key approver of that name.
+    accepted['payload']['owner'] = 'oidc:alice';
+    expect(findings(b)).toEqual([finding('APPROVAL_SELF', a)]);
+    // A retry of the request whose token named the approver as owner.
+    accepted['payload']['owner'] = 'carol';
+    expect(findings(b)).toEqual([]);
+    const retry = structuredClone(accepted);
+    retry['index'] = 1_000_001;
+    retry['payload']['owner'] = 'alice';
+    (b['entries'] as Mutable[]).push(retry);
+    expect(findings(b)).toEqual([finding('APPROVAL_SELF', a)]);
+  });
+
   it('OE-INV-002: only a client registration makes an identity a client', () => {
     const b = fresh();
     const other = structuredClone(first(b, 'decision'));

@@ -6,6 +6,7 @@
  * ledger: the grant and each use are ledgered (`break_glass.used`), each use opens a review item
  * (`review.opened`) that another person must close (`review.closed`).
  */
+import { humanOf } from './threshold.js';
 import {
   breakGlassSigningInput,
   decodeBase64url,
@@ -222,7 +223,9 @@ export function useBreakGlass(ctx: ApprovalCtx, seen: PendingRecord): Promise<st
     // A grant never lets its holder finalise their own agent's call, and dies with its grantor's key.
     const grantor = await store.approver(g.approver);
     if (grantor === undefined || grantor.status !== 'active') return undefined;
-    if (g.approver === p.owner || g.approver === p.identity || p.owner === null) return undefined;
+    // The owner named as an OIDC approver (`oidc:x`) is the key approver `x` too (as for votes).
+    if (p.owner === null || humanOf(g.approver) === humanOf(p.owner) || g.approver === p.identity)
+      return undefined;
     const where = { trace_id: p.trace_id, request_id: p.request_id, tenant: p.tenant };
     const review_id = `rv_${sha256Hex(`${g.grant_id}:${p.decision_id}`).slice(0, 32)}`;
     const reason = { category: g.reason_category, text: g.reason };

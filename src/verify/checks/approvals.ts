@@ -101,14 +101,20 @@ function indexEntries(views: readonly View[]) {
   const clients = new Set<string>();
   const owners = new Map<string, string>();
   /** The owner an OAuth principal's token named, by request id (its `gateway.accepted`). */
-  const requestOwners = new Map<string, string>();
+  /**
+   * Every owner the requests' `gateway.accepted` entries named (a retry's too), null for an OAuth
+   * call that named none: nobody may approve it (as at run time).
+   */
+  const requestOwners = new Map<string, Set<string | null>>();
   for (const v of views) {
     const p = v.entry.payload;
     const id = str(p['decision_id']);
     if (v.entry.type === 'gateway.accepted') {
-      const owner = str(p['owner']);
-      if (owner !== undefined && !requestOwners.has(v.entry.request_id))
-        requestOwners.set(v.entry.request_id, owner);
+      const owner = str(p['owner']) ?? (p['auth_method'] === 'oauth' ? null : undefined);
+      if (owner !== undefined) {
+        const seen = requestOwners.get(v.entry.request_id) ?? new Set<string | null>();
+        requestOwners.set(v.entry.request_id, seen.add(owner === null ? null : humanName(owner)));
+      }
     }
     if (v.entry.type === 'admin.client_registered') {
       const name = str(p['client']);
@@ -151,6 +157,9 @@ function indexEntries(views: readonly View[]) {
 }
 
 /** Approvals check. */
+/** An OIDC approver `oidc:x` and a key named `x` are the same human (as at run time). */
+const humanName = (name: string): string => (name.startsWith('oidc:') ? name.slice('oidc:'.length) : name);
+
 export const approvalsCheck: VerifyCheck = {
   id: 'approvals',
   title: 'approvals are signed, bound, distinct, role-qualified, within their window and precede execution',
@@ -214,12 +223,20 @@ export const approvalsCheck: VerifyCheck = {
         if (s.approver === dp['client'])
           bad(v, 'APPROVAL_AGENT', 'the requesting agent approved its own call');
         // An OIDC approver `oidc:x` and a key named `x` are the same human (as at run time).
-        const owner =
-          ix.owners.get(str(dp['client']) ?? '') ?? ix.requestOwners.get(decision.entry.request_id);
-        const human = s.approver.startsWith('oidc:') ? s.approver.slice('oidc:'.length) : s.approver;
-        // Stryker disable next-line ConditionalExpression: equivalent, the approver name is a string and never equals an absent owner
-        if (owner !== undefined && human === owner)
+        const registered = ix.owners.get(str(dp['client']) ?? '');
+        const owners =
+          registered !== undefined
+            ? new Set<string | null>([humanName(registered)])
+            : (ix.requestOwners.get(decision.entry.request_id) ?? new Set<string | null>());
+        const human = humanName(s.approver);
+        if (owners.has(human))
           bad(v, 'APPROVAL_SELF', `${s.approver} owns the requesting agent and cannot approve its call`);
+        else if (owners.has(null))
+          bad(
+            v,
+            'APPROVAL_SELF',
+            `the requesting agent has no known owner: ${s.approver} cannot approve its call`,
+          );
       }
       if (ix.clients.has(s.approver)) bad(v, 'APPROVAL_AGENT', `${s.approver} is a client (agent) identity`);
       const at = parseStatementTimestamp(s.timestamp) ?? Number.NaN;
