@@ -233,10 +233,12 @@ function checkLimits(at: string, spec: AdapterConfig, type: string, out: string[
         typeof p === 'string' &&
         (type === 'command' || type === 'mcp') &&
         [...new Set(['/tmp', tmpdir()])].some(
-          (d) => p === d || d.startsWith(`${p}/`) || p.startsWith(`${d}/`),
+          (d) => p === d || d.startsWith(`${p}/`) || p.startsWith(`${d}/failclosed-egress-`),
         )
       )
-        out.push(`${at}.limits.${key}[${i}]: must not be, contain or lie inside the temporary directory`);
+        out.push(
+          `${at}.limits.${key}[${i}]: must not be or contain the temporary directory, nor lie in the egress runtime directory`,
+        );
     });
   }
   const egress = limits['egress'];

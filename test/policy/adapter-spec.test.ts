@@ -102,8 +102,12 @@ describe('checkAdapterSpecs', () => {
       'adapter.limits.fs_read[0]',
     ],
     [
-      'a granted path over the temporary directory (egress proxy sockets live there, OE-INV-011)',
-      spec({ type: 'command', argv: ['/usr/bin/ls'], limits: { fs_write: ['/srv', '/tmp/x'] } }),
+      'a granted path in the egress runtime directory (proxy sockets live there, OE-INV-011)',
+      spec({
+        type: 'command',
+        argv: ['/usr/bin/ls'],
+        limits: { fs_write: ['/srv', '/tmp/failclosed-egress-0'] },
+      }),
       'adapter.limits.fs_write[1]',
     ],
     [

@@ -24,6 +24,7 @@
  * (stdout + stderr over `max_output_bytes`; killed). Never runs anything outside the sandbox.
  */
 import { spawn } from 'node:child_process';
+import { realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -44,6 +45,15 @@ import {
 import type { EgressLimits, EgressProxy } from './egress.js';
 
 /** What to run in the sandbox. */
+/** `path` with its symbolic links resolved, or itself when it does not exist (yet). */
+function resolvedOrSelf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
 export interface SandboxRequest {
   /** `argv[0]` is an absolute path inside the sandbox; never a shell string. */
   readonly argv: readonly string[];
@@ -139,12 +149,14 @@ export function buildSandboxArgv(
   for (const p of [...c.fs_read, ...c.fs_write]) {
     if (!isGrantablePath(p))
       return deny('ERR_SANDBOX_UNAVAILABLE', 'a granted path is not an absolute normalized path');
-    // The proxies' sockets of every concurrent call live there (OE-INV-011).
-    if (grantOverlaps(p, tmpdir()) || grantOverlaps(p, runtimeDir))
-      return deny(
-        'ERR_SANDBOX_UNAVAILABLE',
-        'a granted path overlaps the temporary directory or the egress runtime directory',
-      );
+    // The proxies' sockets of every concurrent call live there (OE-INV-011): no grant may be,
+    // contain or lie inside it, by its name or by what it resolves to (a symbolic link).
+    if (
+      grantOverlaps(p, runtimeDir) ||
+      grantOverlaps(resolvedOrSelf(p), resolvedOrSelf(runtimeDir)) ||
+      (grantOverlaps(p, tmpdir()) && !p.startsWith(`${tmpdir()}/`))
+    )
+      return deny('ERR_SANDBOX_UNAVAILABLE', 'a granted path overlaps the egress runtime directory');
   }
   const [program] = command;
   if (program === undefined || !program.startsWith('/') || command.some((a) => a.includes('\0'))) {
