@@ -117,7 +117,7 @@ describe.sequential('graceful stop (SIGTERM/SIGINT) and crash recovery', () => {
     const v = exportAndVerify('after-grace');
     expect(v.code).toBe(0);
     expect(v.out).toContain('1 request(s) abandoned');
-  }, 30_000);
+  }, 60_000);
 
   it('kill -9 under concurrent load: the restart records every open request before serving, verify exits 0, no acknowledged entry lost', async () => {
     const up = await startUp(dir, 30);
