@@ -4,7 +4,7 @@
  * built, shown and signed in this browser. Values from agents, tools, clients and approvers are
  * rendered as text only (dom.ts).
  */
-import { el, replace, text } from './dom.js';
+import { el, obj, replace, str, text, type Obj } from './dom.js';
 import { get, post, refusal } from './http.js';
 import type { Answer } from './http.js';
 import { createDeviceKey, loadDeviceKey, signWith, thumbprint } from './keystore.js';
@@ -13,8 +13,6 @@ import { checkInclusion, entryHashOf, verifyCheckpointNote } from './proof.js';
 import type { Entry } from './proof.js';
 import { approvalSigningInput, canonicalJson, shownMismatch, signInInput } from './statement.js';
 import type { ApprovalStatement } from './statement.js';
-
-type Obj = Record<string, unknown>;
 
 const main = document.getElementById('main') as HTMLElement;
 const statusLine = document.getElementById('status') as HTMLElement;
@@ -27,14 +25,6 @@ let who = '';
 function say(message: string, kind: 'info' | 'error' = 'info'): void {
   statusLine.textContent = message;
   statusLine.className = kind;
-}
-
-function obj(v: unknown): Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : {};
-}
-
-function str(v: unknown): string {
-  return typeof v === 'string' ? v : '';
 }
 
 function syncClock(a: Answer): void {

@@ -42,3 +42,16 @@ export function text(v: unknown): string {
 export function replace(parent: Element, ...children: readonly Node[]): void {
   parent.replaceChildren(...children);
 }
+
+/** A JSON object the gate answered (untrusted: read field by field). */
+export type Obj = Record<string, unknown>;
+
+/** `v` when it is a JSON object, else an empty one. */
+export function obj(v: unknown): Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : {};
+}
+
+/** `v` when it is a string, else ''. */
+export function str(v: unknown): string {
+  return typeof v === 'string' ? v : '';
+}

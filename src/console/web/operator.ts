@@ -4,12 +4,10 @@
  * confirmation step, and the ledger's latest signed checkpoint checked in this browser. Every
  * value is rendered as text only (dom.ts); answers and denial codes are shown as text.
  */
-import { el, replace, text } from './dom.js';
+import { el, obj, replace, str, text, type Obj } from './dom.js';
 import { get, post, refusal } from './http.js';
 import type { Answer } from './http.js';
 import { verifyCheckpointNote } from './proof.js';
-
-type Obj = Record<string, unknown>;
 
 const main = document.getElementById('main') as HTMLElement;
 const nav = document.getElementById('nav') as HTMLElement;
@@ -21,14 +19,6 @@ let operatorName = '';
 function say(message: string, kind: 'info' | 'error' = 'info'): void {
   statusLine.textContent = message;
   statusLine.className = kind;
-}
-
-function obj(v: unknown): Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : {};
-}
-
-function str(v: unknown): string {
-  return typeof v === 'string' ? v : '';
 }
 
 function strings(v: unknown): string[] {
