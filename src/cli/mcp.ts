@@ -88,6 +88,10 @@ export async function runMcpStdio(
     // The 2025 revisions carry the negotiated version in a header after `initialize`.
     let negotiated: string | undefined;
     const transport = new StdioServerTransport(streams.stdin, streams.stdout);
+    // The requests under way, by id: a client's `notifications/cancelled` closes that request's
+    // exchange with the Gate (its cancellation signal), and stdin closing closes them all, so a
+    // call waiting for its approvals does not run once nobody reads its answer.
+    const underWay = new Map<string | number, AbortController>();
 
     const relay = async (m: JSONRPCMessage): Promise<void> => {
       const id = idOf(m);
@@ -105,9 +109,16 @@ export async function runMcpStdio(
                 : {}),
             }
           : {};
+      if (method === 'notifications/cancelled') {
+        const named = (m as { params?: { requestId?: unknown } }).params?.requestId;
+        if (typeof named === 'string' || typeof named === 'number') underWay.get(named)?.abort();
+      }
+      const exchange = new AbortController();
+      if (id !== undefined && typeof method === 'string') underWay.set(id, exchange);
       let answer: JSONRPCMessage | undefined;
       try {
         const res = await fetch(endpoint, {
+          signal: exchange.signal,
           method: 'POST',
           headers: {
             'content-type': 'application/json',
@@ -140,10 +151,15 @@ export async function runMcpStdio(
           else await transport.send(msg);
         }
       } catch (e) {
+        // A cancelled request is not answered (MCP cancellation).
+        if (exchange.signal.aborted) return;
         err(`mcp: ${e instanceof Error ? e.message : 'relay failed'}\n`);
         if (id !== undefined)
           answer = { jsonrpc: '2.0', id, error: { code: -32603, message: 'the Gate did not answer' } };
+      } finally {
+        if (id !== undefined && underWay.get(id) === exchange) underWay.delete(id);
       }
+      if (exchange.signal.aborted) return;
       if (answer === undefined || id === undefined) return;
       const result = (answer as { result?: { protocolVersion?: unknown } }).result;
       if (method === 'initialize' && typeof result?.protocolVersion === 'string')
@@ -152,7 +168,10 @@ export async function runMcpStdio(
     };
 
     return await new Promise<number>((resolve) => {
-      const done = (): void => resolve(0);
+      const done = (): void => {
+        for (const c of underWay.values()) c.abort();
+        resolve(0);
+      };
       transport.onclose = done;
       transport.onerror = (e) => err(`mcp: ${e.message}\n`);
       transport.onmessage = (m) => {

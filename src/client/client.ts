@@ -30,6 +30,12 @@ export interface CallOptions {
   readonly requestId?: string;
   /** Seconds the Gate may hold the call waiting for approvals (`Prefer: wait=N`). */
   readonly waitSec?: number;
+  /**
+   * Cancels the call: the connection closes and `call` rejects with the signal's reason. A call
+   * still waiting for its approvals then stops waiting and does not run, even if approved later
+   * (docs/approvals.md "Waiting"); one that already runs finishes, unseen.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** What a call returns: the Gate's answer. */
@@ -181,14 +187,17 @@ export function createClient(options: ClientOptions): FailclosedClient {
               : {}),
           },
           body: JSON.stringify(body),
+          ...(callOptions?.signal === undefined ? {} : { signal: callOptions.signal }),
         });
-      } catch {
+      } catch (err) {
+        if (callOptions?.signal?.aborted === true) throw err;
         return unreachable('ERR_INTERNAL', 0, body.request_id);
       }
       let parsed: unknown;
       try {
         parsed = parseJson(new Uint8Array(await res.arrayBuffer()));
-      } catch {
+      } catch (err) {
+        if (callOptions?.signal?.aborted === true) throw err;
         return unreachable('ERR_INTERNAL', res.status, body.request_id);
       }
       return parseCallResult(res.status, parsed, body.request_id);

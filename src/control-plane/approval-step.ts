@@ -91,7 +91,9 @@ export interface IssueHooks {
 
 /**
  * Waits (up to `waitMs`) and issues an approved decision once. Answers `ERR_APPROVAL_PENDING`
- * (not recorded: the Gate records it) while approvals are missing; `ERR_APPROVAL_REJECTED`,
+ * (not recorded: the Gate records it) while approvals are missing, and when `signal` aborted
+ * during the wait (the caller cancelled or went away: nobody would see the result, so nothing
+ * runs; the decision stays pending and an explicit retry may still resume it); `ERR_APPROVAL_REJECTED`,
  * `ERR_APPROVAL_EXPIRED`, `ERR_REQUEST_REPLAYED` (already issued), `ERR_POLICY_UNAVAILABLE` (the
  * active bundle changed since the decision), `ERR_CIRCUIT_OPEN` (spend) are recorded denials.
  */
@@ -101,6 +103,7 @@ export async function issueApproved(
   pending: PendingRecord,
   waitMs: number,
   hooks: IssueHooks,
+  signal?: AbortSignal,
 ): Promise<ControlPlaneResult> {
   const id = ctx.decisionId;
   let p = (await approvals.settle(id)) ?? pending;
@@ -110,7 +113,11 @@ export async function issueApproved(
     p = (await approvals.get(id)) ?? p;
   }
   if (p.status === 'pending' && waitMs > 0) {
-    await approvals.waitFor(id, waitMs);
+    await approvals.waitFor(id, waitMs, signal);
+    // A caller that cancelled or went away while waiting is never answered: an approval that
+    // came meanwhile must not make the call run unseen (docs/mcp.md "Approvals").
+    if (signal?.aborted === true)
+      return withId(deny('ERR_APPROVAL_PENDING', 'the caller stopped waiting for approvals'), id);
     p = (await approvals.settle(id)) ?? p;
   }
   if (p.status === 'pending') return withId(deny('ERR_APPROVAL_PENDING', 'waiting for approvals'), id);

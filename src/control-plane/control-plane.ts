@@ -297,6 +297,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     req: GovernedRequest,
     waitMs: number,
     writes: DurableWrites | undefined,
+    signal?: AbortSignal,
   ): Promise<ControlPlaneResult> {
     const at = now();
     if (
@@ -324,7 +325,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     };
     // A retry of an escalated call resumes its decision instead of deciding again.
     const existing = await deps.approvals?.get(ctx.decisionId);
-    if (existing !== undefined) return resume(ctx, existing, waitMs);
+    if (existing !== undefined) return resume(ctx, existing, waitMs, signal);
 
     // 1. Incident response: kill switch → tenant lockdown → session quarantine (OE-INV-025).
     const halted = await governance(ctx);
@@ -443,7 +444,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
         ttlSec: runtime.bundle.document.settings?.approval_ttl_seconds,
       });
       if (isDeny(opened)) return withId(opened, ctx.decisionId);
-      return resume(ctx, opened, waitMs);
+      return resume(ctx, opened, waitMs, signal);
     }
 
     // 10. Sign, 11. record the issuance and wait, 12. allow (SPEC §2 step 5).
@@ -451,41 +452,53 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
   }
 
   /** Resumes an escalated decision: break-glass, long-poll, then issuance once approved. */
-  async function resume(ctx: Ctx, pending: PendingRecord, waitMs: number): Promise<ControlPlaneResult> {
+  async function resume(
+    ctx: Ctx,
+    pending: PendingRecord,
+    waitMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<ControlPlaneResult> {
     const approvals = deps.approvals;
     // Stryker disable next-line ConditionalExpression: equivalent, resume is only reached with a record the approval service returned
     if (approvals === undefined)
       return withId(deny('ERR_APPROVAL_REQUIRED', 'the decision requires human approval'), ctx.decisionId);
     const halted = await governance(ctx);
     if (halted !== undefined) return abandon(ctx, 'approval', halted);
-    return issueApproved(approvals, ctx, pending, waitMs, {
-      now,
-      abandon: (d) => abandon(ctx, 'approval', d),
-      active: () => bundles.active(),
-      halted: () => governance(ctx),
-      reserve: async (cost, cap) => {
-        const spend = await withDeadline(
-          () =>
-            breakers.reserveSpend(
-              {
-                sessionKey: taintKey(ctx.req),
-                tenant: ctx.req.tenant,
-                tool: ctx.req.tool,
-                paramsSha256: ctx.paramsSha256,
-                now: now(),
-              },
-              cost,
-              cap,
-            ),
-          deadlines.stateMs,
-        );
-        if (spend.status !== 'ok') throw new Error('the spend state did not answer');
-        return spend.value;
+    return issueApproved(
+      approvals,
+      ctx,
+      pending,
+      waitMs,
+      {
+        now,
+        abandon: (d) => abandon(ctx, 'approval', d),
+        active: () => bundles.active(),
+        halted: () => governance(ctx),
+        reserve: async (cost, cap) => {
+          const spend = await withDeadline(
+            () =>
+              breakers.reserveSpend(
+                {
+                  sessionKey: taintKey(ctx.req),
+                  tenant: ctx.req.tenant,
+                  tool: ctx.req.tool,
+                  paramsSha256: ctx.paramsSha256,
+                  now: now(),
+                },
+                cost,
+                cap,
+              ),
+            deadlines.stateMs,
+          );
+          if (spend.status !== 'ok') throw new Error('the spend state did not answer');
+          return spend.value;
+        },
+        costOf: (params) => declaredCostCents(params, breakerConfig.costParam),
+        issue: (bundleHash, ref, refs, constraints, release) =>
+          issue(ctx, bundleHash, ref, refs, constraints, release),
       },
-      costOf: (params) => declaredCostCents(params, breakerConfig.costParam),
-      issue: (bundleHash, ref, refs, constraints, release) =>
-        issue(ctx, bundleHash, ref, refs, constraints, release),
-    });
+      signal,
+    );
   }
 
   async function issue(
@@ -581,7 +594,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       try {
         const wait = Math.max(0, Math.min(options?.waitMs ?? 0, deps.approvals?.settings.maxWaitMs ?? 0));
         // Stryker disable next-line ConditionalExpression: equivalent, a NaN wait never waits (issueApproved waits only when waitMs > 0)
-        return await pipeline(req, Number.isFinite(wait) ? wait : 0, options?.writes);
+        return await pipeline(req, Number.isFinite(wait) ? wait : 0, options?.writes, options?.signal);
       } catch {
         // The role's edge: any exception is a deny (FC-INV-4, STYLE "Errors and denials"), and
         // still a ledger record carrying the request id (FC-INV-5), best effort.

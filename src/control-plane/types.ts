@@ -65,6 +65,11 @@ export interface DecideOptions {
    * is waited for on its own.
    */
   readonly writes?: DurableWrites;
+  /**
+   * Aborted when the caller cancels or goes away: a wait for approvals ends then, and the call is
+   * not issued even if its approvals arrive (`approval-step.ts`).
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** The Control Plane as the Gate sees it (SPEC §1, §2). */

@@ -137,6 +137,11 @@ interface Authenticated {
 export interface CallOptions {
   /** How long an escalated call may wait for approvals (ms, `Prefer: wait=N`); capped by the Control Plane. */
   readonly waitMs?: number;
+  /**
+   * Aborted when the caller cancels or its connection closes: a wait for approvals ends at once
+   * and the call does not run, even if approved meanwhile (nobody would see its result).
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** Longest wait a client may ask for (ms); the Control Plane caps it further. */
@@ -431,7 +436,11 @@ export function createGate(deps: GateDeps): Gate {
     return { p, client };
   };
 
-  const call = async (body: Uint8Array, waitMs: number): Promise<GateAnswer<CallResponse>> => {
+  const call = async (
+    body: Uint8Array,
+    waitMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<GateAnswer<CallResponse>> => {
     const rawSha = sha256Hex(body);
     // The call's durable writes up to its decision share one commit where the stores allow it,
     // and are waited for before an envelope leaves the Control Plane; those after it, before the
@@ -443,6 +452,7 @@ export function createGate(deps: GateDeps): Gate {
     return governed(
       { body, rawSha, p, request: p.request, client, auth: { auth_method: 'signature' }, writes },
       waitMs,
+      signal,
     );
   };
 
@@ -451,7 +461,11 @@ export function createGate(deps: GateDeps): Gate {
    * `tools/call`): evidence and `gateway.accepted`, decision, execution, `gateway.completed`
    * (SPEC §2 steps 2-8). The caller has authenticated the principal and claimed the request id.
    */
-  const governed = async (a: Authenticated, waitMs: number): Promise<GateAnswer<CallResponse>> => {
+  const governed = async (
+    a: Authenticated,
+    waitMs: number,
+    signal?: AbortSignal,
+  ): Promise<GateAnswer<CallResponse>> => {
     const { body, rawSha, p, request, client, writes } = a;
     const base = {
       trace_id: p.trace_id,
@@ -514,7 +528,7 @@ export function createGate(deps: GateDeps): Gate {
             request_sha256: rawSha,
             ...(a.owner === undefined ? {} : { owner: a.owner }),
           },
-          waitMs > 0 ? { waitMs, writes } : { writes },
+          waitMs > 0 ? { waitMs, writes, ...(signal === undefined ? {} : { signal }) } : { writes },
         ),
       cpMs + waitMs,
     );
@@ -610,6 +624,7 @@ export function createGate(deps: GateDeps): Gate {
     principal: Principal,
     c: PrincipalCall,
     waitMs: number,
+    signal?: AbortSignal,
   ): Promise<GateAnswer<CallResponse>> => {
     const now = deps.clock();
     let m: MintedCall;
@@ -707,6 +722,7 @@ export function createGate(deps: GateDeps): Gate {
           writes,
         },
         waitMs,
+        signal,
       );
     } catch (err) {
       // Fail closed by construction, as at the signed edge (caught.ts).
@@ -795,7 +811,7 @@ export function createGate(deps: GateDeps): Gate {
             sha256Hex(bytes),
             undefined,
           );
-        return await call(body, waitMs);
+        return await call(body, waitMs, options?.signal);
       } catch (err) {
         // Fail closed by construction: nothing thrown past this point can become an allow. The
         // failure is still recorded, with the request id once the request authenticates.
@@ -809,7 +825,7 @@ export function createGate(deps: GateDeps): Gate {
       }
     },
     callAs: (principal: Principal, c: PrincipalCall, options?: CallOptions) =>
-      callAs(principal, c, waitOf(options)),
+      callAs(principal, c, waitOf(options), options?.signal),
     toolsFor,
     refuse: async (d: Deny, requestSha256: string) => {
       await failUnauthenticated(d, requestSha256, undefined);

@@ -169,6 +169,19 @@ const ABANDONED_ANSWER: JsonValue = {
 const REQUEST_PATH = /^\/v1\/requests\/([A-Za-z0-9._:-]{1,128})$/;
 const ADMIN_PATH = /^\/v1\/admin\/([a-z][a-z0-9-]{0,63})$/;
 
+/**
+ * An abort signal for `res`'s connection closing before its answer was written (a client that
+ * cancelled or went away); `release` stops listening once the answer is out.
+ */
+export function abortOnClose(res: ServerResponse): { signal: AbortSignal; release: () => void } {
+  const controller = new AbortController();
+  const onClose = (): void => {
+    if (!res.writableEnded) controller.abort();
+  };
+  res.once('close', onClose);
+  return { signal: controller.signal, release: () => res.off('close', onClose) };
+}
+
 async function route(
   gate: Gate,
   req: IncomingMessage,
@@ -182,11 +195,19 @@ async function route(
   if (consoleEndpoint?.matches(path) === true) return consoleEndpoint.handle(req, res, path);
   if (method === 'POST' && path === '/v1/calls') {
     const body = await readBody(req, MAX_REQUEST_BYTES);
-    // An oversized body reaches the Gate as null, so it is denied and recorded there.
-    const a = await gate.call(body.overflow ? null : body.bytes, {
-      waitMs: preferWaitMs(req.headers.prefer),
-    });
-    send(res, a.status, a.body as unknown as JsonValue, body.overflow);
+    // A client that goes away while its call waits for approvals stops the wait: the call does
+    // not run unseen (docs/approvals.md "Waiting").
+    const gone = abortOnClose(res);
+    try {
+      // An oversized body reaches the Gate as null, so it is denied and recorded there.
+      const a = await gate.call(body.overflow ? null : body.bytes, {
+        waitMs: preferWaitMs(req.headers.prefer),
+        signal: gone.signal,
+      });
+      send(res, a.status, a.body as unknown as JsonValue, body.overflow);
+    } finally {
+      gone.release();
+    }
     return;
   }
   if (method === 'GET' && path === '/healthz') return send(res, 200, { ok: true });

@@ -18,13 +18,15 @@ import type { CryptoKey, JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
-import { createApproverClient } from '../../src/client/index.js';
+import { createApproverClient, createClient } from '../../src/client/index.js';
 import { runCli } from '../../src/cli/run.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import { oauthIdentity } from '../../src/gate/index.js';
 import {
   announceServer,
+  DEMO_CLIENT,
   dataPaths,
+  readClientFile,
   initDataDir,
   readOperatorToken,
   startEmbedded,
@@ -550,6 +552,146 @@ describe('approvals from MCP', () => {
     expect(callMeta(done)).toMatchObject({ decision_id: decision });
     expect(runs.get('transfer_funds')).toBe(before + 1);
     expect(progress.length).toBeGreaterThanOrEqual(1);
+    await c.close();
+  }, 60_000);
+
+  /** The ledger entry after index `from` that `match` accepts (polls the ledger). */
+  async function nextEntry(
+    from: number,
+    match: (e: { type: string; request_id: string; payload: Record<string, unknown> }) => boolean,
+    withinMs = Infinity,
+  ) {
+    const until = Date.now() + withinMs;
+    while (Date.now() < until) {
+      const e = (await ledgerEntries()).slice(from).find(match);
+      if (e !== undefined) return e;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return undefined;
+  }
+
+  /**
+   * How a waiting call ended: its `gateway.failed` (pending, or a deny) or its `gateway.completed`
+   * (it ran), whichever the ledger holds first after `from`.
+   */
+  const ended = (from: number, decision: string, withinMs?: number) =>
+    nextEntry(
+      from,
+      (e) =>
+        (e.type === 'gateway.failed' || e.type === 'gateway.completed') &&
+        e.payload['decision_id'] === decision,
+      withinMs,
+    );
+
+  const approvalOf = async (decision: string): Promise<unknown> =>
+    await (
+      await fetch(`${instance.url}/v1/approvals/${decision}`, {
+        headers: { authorization: `Bearer ${readOperatorToken(dir)}` },
+      })
+    ).json();
+
+  it('a 2025 client that cancels a waiting call (notifications/cancelled) stops it: approvals that come after never make it run', async () => {
+    const [a8, a9] = [await approverNamed('treasurer-8'), await approverNamed('treasurer-9')];
+    const before = runs.get('transfer_funds') ?? 0;
+    const from = instance.core.ledger.size();
+    const headers = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-11-25',
+      authorization: `Bearer ${await issue('agent-owned')}`,
+    };
+    // The waiting call, as a 2025 client sends it (stateless): its answer streams while it waits.
+    const waiting = fetch(resource, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 'wait-cancel-1',
+        method: 'tools/call',
+        params: {
+          name: 'transfer_funds',
+          arguments: { ...args, amount: 3100 },
+          _meta: { progressToken: 'wait-cancel-1' },
+        },
+      }),
+    });
+    const decision = await nextRequested(from);
+    // Another principal naming the same id cancels nothing.
+    const foreign = await fetch(resource, {
+      method: 'POST',
+      headers: { ...headers, authorization: `Bearer ${await issue('agent-http')}` },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: 'wait-cancel-1' },
+      }),
+    });
+    expect(foreign.status).toBe(202);
+    expect(await approvalOf(decision)).toMatchObject({ status: 'pending' });
+    // Its own client cancels it in a request of its own (another exchange, as 2025 clients do).
+    const cancelled = await fetch(resource, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: 'wait-cancel-1', reason: 'the user gave up' },
+      }),
+    });
+    expect(cancelled.status).toBe(202);
+    for (const a of [a8, a9]) expect((await a.decide(decision, 'approve', 'too late')).status).toBe(200);
+    // The wait ended at the cancellation: answered pending (recorded), never run.
+    const end = await ended(from, decision);
+    expect(end).toMatchObject({
+      type: 'gateway.failed',
+      payload: { outcome: 'pending', code: 'ERR_APPROVAL_PENDING' },
+    });
+    await (await waiting).text();
+    expect(runs.get('transfer_funds') ?? 0).toBe(before);
+    // Approved, not issued: only an explicit retry could still run it.
+    expect(await approvalOf(decision)).toMatchObject({ status: 'approved' });
+  }, 60_000);
+
+  it('a client that closes a waiting call (2026-07-28 cancellation) or a waiting POST /v1/calls goes away: nothing runs when approved after', async () => {
+    const [a10, a11] = [await approverNamed('treasurer-10'), await approverNamed('treasurer-11')];
+    const before = runs.get('transfer_funds') ?? 0;
+    const demo = readClientFile(dir, DEMO_CLIENT.identity);
+    const signed = createClient({
+      url: instance.url,
+      key: demo.key,
+      identity: demo.identity,
+      tenant: demo.tenant,
+    });
+    const c = await httpClient(await issue('agent-owned'), '2026-07-28');
+    const cases: [string, (signal: AbortSignal) => Promise<unknown>][] = [
+      [
+        'mcp',
+        (signal) =>
+          c.callTool(
+            { name: 'transfer_funds', arguments: { ...args, amount: 3200 } },
+            { onprogress: () => undefined, timeout: 60_000, signal },
+          ),
+      ],
+      ['http', (signal) => signed.call('transfer_funds', { ...args, amount: 3300 }, { waitSec: 60, signal })],
+    ];
+    for (const [name, start] of cases) {
+      const from = instance.core.ledger.size();
+      const stop = new AbortController();
+      const call = start(stop.signal);
+      const decision = await nextRequested(from);
+      stop.abort();
+      await expect(call, name).rejects.toThrow();
+      // The Gate notices the closed exchange and ends the wait at once, not when it would have
+      // timed out (WAIT_MS for MCP, the approvals' 25 s cap for HTTP): answered pending into the
+      // void, recorded. Half the shorter wait is a bound no loaded machine comes near.
+      expect(await ended(from, decision, WAIT_MS / 2), name).toMatchObject({
+        type: 'gateway.failed',
+        payload: { outcome: 'pending', code: 'ERR_APPROVAL_PENDING' },
+      });
+      for (const a of [a10, a11]) expect((await a.decide(decision, 'approve', 'too late')).status).toBe(200);
+      expect(await approvalOf(decision), name).toMatchObject({ status: 'approved' });
+      expect(runs.get('transfer_funds') ?? 0, name).toBe(before);
+    }
     await c.close();
   }, 60_000);
 

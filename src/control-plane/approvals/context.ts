@@ -99,7 +99,8 @@ export interface ApprovalCtx {
    */
   step<T>(decisionId: string, fn: () => Promise<T>): Promise<T>;
   notify(decisionId: string): void;
-  waitFor(decisionId: string, ms: number): Promise<void>;
+  /** Resolves when the decision is finalised, after `ms`, or when `signal` aborts (the caller went away). */
+  waitFor(decisionId: string, ms: number, signal?: AbortSignal): Promise<void>;
   append(
     type: ControlPlaneEntryType,
     on: { trace_id: string; request_id: string; tenant: string },
@@ -194,17 +195,19 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
       waiters.delete(decisionId);
       for (const w of set ?? []) w();
     },
-    waitFor(decisionId, ms) {
-      if (!(ms > 0)) return Promise.resolve();
+    waitFor(decisionId, ms, signal) {
+      if (!(ms > 0) || signal?.aborted === true) return Promise.resolve();
       return new Promise<void>((resolve) => {
         const set = waiters.get(decisionId) ?? new Set<() => void>();
         waiters.set(decisionId, set);
         const done = (): void => {
           clearTimeout(timer);
           clearInterval(poll);
+          signal?.removeEventListener('abort', done);
           set.delete(done);
           resolve();
         };
+        signal?.addEventListener('abort', done, { once: true });
         const timer = setTimeout(done, Math.min(ms, settings.maxWaitMs));
         // A decision finalised through another gate sharing the store notifies no one here: the
         // store is read every WAIT_POLL_MS too. A failed read only waits on (the caller re-reads

@@ -70,8 +70,11 @@ export interface ApprovalService {
   stillApproved(p: PendingRecord): Promise<boolean>;
   /** `approved` → `issued`, true exactly once across every replica sharing the store (single issuance). */
   markIssued(decisionId: string): Promise<boolean>;
-  /** Resolves when the decision is finalised or after `ms` (at most `settings.maxWaitMs`). */
-  waitFor(decisionId: string, ms: number): Promise<void>;
+  /**
+   * Resolves when the decision is finalised, after `ms` (at most `settings.maxWaitMs`), or when
+   * `signal` aborts (the caller cancelled or went away).
+   */
+  waitFor(decisionId: string, ms: number, signal?: AbortSignal): Promise<void>;
   breakGlass(
     body: SignedStatement,
   ): Promise<{ outcome: 'ok'; grant: BreakGlassGrant; ledger: LedgerRef } | Deny>;
@@ -211,7 +214,7 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
       return true;
     },
     markIssued: (id: string) => store.markIssued(id),
-    waitFor: (id: string, ms: number) => ctx.waitFor(id, ms),
+    waitFor: (id: string, ms: number, signal?: AbortSignal) => ctx.waitFor(id, ms, signal),
     breakGlass: (body: SignedStatement) => grantBreakGlass(ctx, body),
     useBreakGlass: (p: PendingRecord) => useBreakGlass(ctx, p),
     listReviews: () => store.listReviews(),

@@ -131,6 +131,15 @@ export function createMcpEndpoint(
     resource_name: 'failclosed',
   };
   let refusals = 0;
+  /**
+   * The `tools/call` exchanges under way, by principal and JSON-RPC id: a 2025-revision client
+   * cancels one by posting `notifications/cancelled` in a request of its own (stateless, so to
+   * another server instance). Only the same principal's cancellation reaches them, and only when
+   * it names exactly one exchange (ids are chosen per connection; an ambiguous one stops nothing).
+   */
+  const underWay = new Map<string, Set<AbortController>>();
+  const exchangeKey = (principal: { tenant: string; identity: string }, id: unknown): string =>
+    JSON.stringify([principal.tenant, principal.identity, id]);
 
   const denyUnauthenticated = async (d: Deny): Promise<Reply> => {
     refusals += 1;
@@ -245,13 +254,45 @@ export function createMcpEndpoint(
       return refused(res, { ...reply, body }, `${message['method']} not offered`, bytes);
     }
 
+    if (message['method'] === 'notifications/cancelled') {
+      const params = message['params'];
+      const requestId =
+        typeof params === 'object' && params !== null && !Array.isArray(params)
+          ? (params as JsonObject)['requestId']
+          : undefined;
+      const found = underWay.get(exchangeKey(principal, requestId));
+      if (found?.size === 1) for (const c of found) c.abort();
+    }
+
+    // Closing the exchange's stream is the cancellation signal of 2026-07-28 (and what a client
+    // that went away does): the SDK then aborts the handler's signal, which stops a call waiting
+    // for its approvals before it runs (docs/mcp.md "Approvals").
+    const exchange = new AbortController();
+    const onClose = (): void => {
+      if (!res.writableEnded) exchange.abort();
+    };
+    res.once('close', onClose);
+    const key =
+      message['method'] === 'tools/call' && message['id'] !== undefined
+        ? exchangeKey(principal, message['id'])
+        : undefined;
+    if (key !== undefined) {
+      const set = underWay.get(key) ?? new Set<AbortController>();
+      set.add(exchange);
+      underWay.set(key, set);
+    }
     const headers = new Headers();
     for (const [k, v] of Object.entries(req.headers)) {
       // The bearer token stops here: the SDK and everything behind it never see it.
       if (k === 'authorization' || v === undefined) continue;
       headers.set(k, Array.isArray(v) ? v.join(', ') : v);
     }
-    const request = new Request(new URL(path, settings.resource), { method: 'POST', headers, body: bytes });
+    const request = new Request(new URL(path, settings.resource), {
+      method: 'POST',
+      headers,
+      body: bytes,
+      signal: exchange.signal,
+    });
     const handler = createMcpHandler(
       () => createPrincipalServer(gate, principal, { approvalWaitMs: settings.approvalWaitMs ?? 0 }),
       {
@@ -294,6 +335,12 @@ export function createMcpEndpoint(
         });
       res.end(out);
     } finally {
+      res.off('close', onClose);
+      if (key !== undefined) {
+        const set = underWay.get(key);
+        set?.delete(exchange);
+        if (set?.size === 0) underWay.delete(key);
+      }
       await handler.close();
     }
   };

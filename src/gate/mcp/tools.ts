@@ -198,7 +198,9 @@ export function createPrincipalServer(
     tell('the call is being decided; an escalated call waits for its approvers');
     const timer = setInterval(() => tell('waiting for approval'), every);
     try {
-      return toolResultOf((await gate.callAs(principal, call, { waitMs })).body);
+      // Cancelled, or its client gone (the SDK aborts the handler's signal): the wait ends and the
+      // call does not run, even if approved meanwhile.
+      return toolResultOf((await gate.callAs(principal, call, { waitMs, signal: ctx.mcpReq.signal })).body);
     } finally {
       clearInterval(timer);
     }
