@@ -652,7 +652,7 @@ describe('approvals from MCP', () => {
     expect(await approvalOf(decision)).toMatchObject({ status: 'approved' });
   }, 60_000);
 
-  it('a client that closes a waiting call (2026-07-28 cancellation) or a waiting POST /v1/calls goes away: nothing runs when approved after', async () => {
+  it('a client that closes a waiting call (2026-07-28 cancellation, a stdio client cancelling through the relay) or a waiting POST /v1/calls goes away: nothing runs when approved after', async () => {
     const [a10, a11] = [await approverNamed('treasurer-10'), await approverNamed('treasurer-11')];
     const before = runs.get('transfer_funds') ?? 0;
     const demo = readClientFile(dir, DEMO_CLIENT.identity);
@@ -663,6 +663,14 @@ describe('approvals from MCP', () => {
       tenant: demo.tenant,
     });
     const c = await httpClient(await issue('agent-owned'), '2026-07-28');
+    const stdio = new Client({ name: 'fc-test-cancel', version: '1.0.0' });
+    await stdio.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [CLI, 'mcp', '--data', dir],
+        stderr: 'pipe',
+      }),
+    );
     const cases: [string, (signal: AbortSignal) => Promise<unknown>][] = [
       [
         'mcp',
@@ -673,6 +681,15 @@ describe('approvals from MCP', () => {
           ),
       ],
       ['http', (signal) => signed.call('transfer_funds', { ...args, amount: 3300 }, { waitSec: 60, signal })],
+      [
+        // The stdio relay closes the exchange with the Gate when its client cancels.
+        'stdio',
+        (signal) =>
+          stdio.callTool(
+            { name: 'transfer_funds', arguments: { ...args, amount: 3400 } },
+            { onprogress: () => undefined, timeout: 60_000, signal },
+          ),
+      ],
     ];
     for (const [name, start] of cases) {
       const from = instance.core.ledger.size();
@@ -693,6 +710,7 @@ describe('approvals from MCP', () => {
       expect(runs.get('transfer_funds') ?? 0, name).toBe(before);
     }
     await c.close();
+    await stdio.close();
   }, 60_000);
 
   it('a call that waits and is not approved within the wait answers pending, as without a progress token', async () => {
