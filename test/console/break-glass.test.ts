@@ -6,13 +6,15 @@
  * statement `failclosed reviews close` signs; the close is ledgered with her name and the exported
  * ledger verifies offline. dave himself, and frank of another tenant, are refused (each refusal
  * ledgered, the review left open); a replayed close, a cross-origin close and a close in an
- * expired session are refused; markup in the justification renders as text.
+ * expired session are refused; markup in the justification renders as text. The operator's
+ * break-glass page lists the grant in force and the closed review.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JsonObject } from '../../src/kernel/index.js';
+import { readOperatorToken } from '../../src/embedded/index.js';
 import { verifyBundle } from '../../src/verify/index.js';
 import { startRig, type Rig } from '../approvals/support.js';
 import { entriesOf } from '../control-plane/support.js';
@@ -119,7 +121,7 @@ beforeAll(async () => {
   expect(granted.status, JSON.stringify(granted.body)).toBe(201);
   const ran = await rig.agent().call('transfer_funds', TRANSFER);
   expect(ran.outcome).toBe('executed');
-  requestId = ran.request_id;
+  requestId = String(ran.request_id);
   const open = (await rig.instance.core.approvals.service.listReviews()).filter((r) => r.status === 'open');
   expect(open).toHaveLength(1);
   reviewId = open[0]?.review_id ?? '';
@@ -232,6 +234,29 @@ describe('break-glass reviews in the console', { timeout: 120_000 }, () => {
     expect(report.checks.filter((c) => c.status === 'fail').map((c) => c.id)).toEqual([]);
     expect(report.exitCode).toBe(0);
     expect([...dave.dialogs, ...erin.dialogs, ...frank.dialogs]).toEqual([]);
+  });
+
+  it('the operator’s break-glass page lists the grant in force with its reason, and the closed review', async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${rig.instance.url}/console/operator.html`);
+      await page.fill('#operator-token', readOperatorToken(rig.dir));
+      await page.click('#operator-sign-in-submit');
+      await page.waitForSelector('#incident');
+      await page.click('#nav-break-glass');
+      await page.waitForSelector('#break-glass');
+      const grants = page.locator('#break-glass article.grant');
+      expect(await grants.count()).toBe(1);
+      const shown = (await grants.first().textContent()) ?? '';
+      for (const t of ['transfer_funds', 'acme', 'dave (L4)', 'incident: payroll outage INC-7'])
+        expect(shown).toContain(t);
+      const review = page.locator(`#break-glass article.review.closed[data-review-id="${reviewId}"]`);
+      expect(await review.textContent()).toContain(MARKUP);
+      expect(await page.locator('main img, main script').count()).toBe(0);
+    } finally {
+      await context.close();
+    }
   });
 
   it('a close in an expired session is refused: ERR_UNAUTHENTICATED', async () => {
