@@ -1,4 +1,5 @@
 // @ts-check
+/* global fetch */
 // Screenshots of the console for docs/ (docs/console.md): an embedded gate in a temporary data
 // directory, two approvers enrolled in their own browser profiles, a tainted session's transfer
 // waiting for them, then the inbox, the approval dialog and the evidence page once it ran; a

@@ -78,13 +78,9 @@ const closeBy = (p: Person, notes: string): Promise<Reply> =>
     timestamp: stamp(),
   });
 
-async function ledger(): Promise<{ type: string; actor: { id: string }; payload: JsonObject }[]> {
+async function ledger(): ReturnType<typeof entriesOf> {
   await rig.instance.core.ledger.settled();
-  return (await entriesOf(rig.instance.core.ledger)) as unknown as {
-    type: string;
-    actor: { id: string };
-    payload: JsonObject;
-  }[];
+  return entriesOf(rig.instance.core.ledger);
 }
 
 async function reviewStatus(): Promise<string | undefined> {
