@@ -1,9 +1,11 @@
 // @ts-check
+/* global fetch */
 // Screenshots of the console for docs/ (docs/console.md): an embedded gate in a temporary data
 // directory, two approvers enrolled in their own browser profiles, a tainted session's transfer
 // waiting for them, then the inbox, the approval dialog and the evidence page once it ran; a
 // policy activation waiting for approval with its diff; and the operator's pages (incident
-// controls and their confirmation, ledger, policy bundles, clients and approvers, break-glass).
+// controls and their confirmation, ledger, policy bundles, clients and approvers, break-glass);
+// and an approver's Reviews page once break-glass was used twice and one review closed.
 // Run after `npm run build`:
 //   node scripts/console-screenshots.mjs
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { createClient } from '../dist/src/client/index.js';
+import { createClient, signBreakGlass } from '../dist/src/client/index.js';
+import { generateSigningKey } from '../dist/src/kernel/signing/index.js';
 import {
   DEMO_CLIENT,
   initDataDir,
@@ -139,6 +142,48 @@ try {
   const item = carol.locator(`article.approval[data-decision-id="${activation}"]`);
   await item.locator('.policy-diff').waitFor();
   await item.screenshot({ path: join(root, 'docs', 'console-policy-activation.png') });
+
+  // Break-glass by dave (L4), used by two transfers: two reviews; bob closes one on his page.
+  const daveKey = generateSigningKey();
+  const added = await gate.core.gate.admin(
+    'approvers-add',
+    { name: 'dave', roles: ['L4'], tenants: ['acme'], public_jwk: { ...daveKey.publicJwk } },
+    auth,
+  );
+  if (added.status !== 201) throw new Error(JSON.stringify(added.body));
+  const glass = {
+    approver: 'dave',
+    tenant: 'acme',
+    tool: 'transfer_funds',
+    reason_category: 'incident',
+    reason: 'payroll outage INC-7: the treasury approvers are unreachable',
+    ttl_sec: 600,
+    timestamp: new Date().toISOString(),
+  };
+  const granted = await fetch(`${gate.url}/v1/break-glass`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ statement: glass, signature: signBreakGlass(daveKey, glass) }),
+  });
+  if (granted.status !== 201) throw new Error(await granted.text());
+  for (const amount of [4200, 3900]) {
+    const used = await agent.call('transfer_funds', {
+      from_account: 'acct_ops',
+      to_account: 'acct_payroll',
+      amount,
+      currency: 'USD',
+    });
+    if (used.outcome !== 'executed') throw new Error(JSON.stringify(used));
+  }
+  await bob.click('#back');
+  await bob.waitForSelector('#inbox');
+  await bob.click('#nav-reviews');
+  await bob.waitForSelector('#reviews');
+  await bob.locator('article.review.open button.close-review').last().click();
+  await bob.fill('#review-notes', 'INC-7 postmortem: payroll run verified against the bank statement');
+  await bob.click('#review-sign-submit');
+  await bob.locator('#status', { hasText: /Review closed/ }).waitFor();
+  await bob.screenshot({ path: join(root, 'docs', 'console-reviews.png'), fullPage: true });
 
   // The operator's pages.
   const opContext = await browser.newContext({

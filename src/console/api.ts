@@ -12,6 +12,7 @@ import type { ApprovalApi, ApprovalService, PendingRecord, SessionProof } from '
 import { awaitsOidc, keySignedIn } from './service.js';
 import type { ConsoleService, SignedIn } from './service.js';
 import type { OperatorConsole } from './operator-api.js';
+import { reviewsFor } from './reviews.js';
 
 /** What the API needs. */
 export interface ApiDeps {
@@ -243,6 +244,7 @@ export async function routeApi(
     return isDeny(r) ? r : ok({ outcome: 'ok', kid: r.kid });
   }
   if (method === 'GET' && route === 'inbox') return inbox(deps, who);
+  if (method === 'GET' && route === 'reviews') return reviewsFor(deps, who);
   const r = method === 'GET' ? REQUEST.exec(route) : null;
   if (r?.[1] !== undefined) return evidence(deps, who, r[1]);
   const v = method === 'POST' ? VERDICT.exec(route) : null;

@@ -66,6 +66,8 @@ export interface OperatorConsoleDeps {
   readonly latestCheckpoint?: () => Promise<JsonObject | null>;
   /** Break-glass reviews (open and closed); absent: no break-glass page. */
   readonly reviews?: () => Promise<JsonObject[]>;
+  /** Break-glass grants unexpired now; absent: the page lists reviews only. */
+  readonly grants?: () => Promise<JsonObject[]>;
   /** The policy page; absent: none. */
   readonly policy?: OperatorPolicyPages;
   readonly now: Clock;
@@ -394,7 +396,10 @@ export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsol
         if (deps.reviews === undefined) return { status: 404, body: { error: 'not_found' } };
         // A review names no tenant: for operators of every tenant.
         if (who.tenants !== '*') return scope('break-glass reviews are for operators of every tenant');
-        return ok({ reviews: await deps.reviews() });
+        return ok({
+          reviews: await deps.reviews(),
+          ...(deps.grants === undefined ? {} : { grants: await deps.grants() }),
+        });
       }
       if (method === 'POST' && route === 'ledger/export') {
         // An export holds every tenant's records: for operators of every tenant. The admin

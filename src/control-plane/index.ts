@@ -100,6 +100,7 @@ export {
   DEFAULT_WATCH_SETTINGS,
   checkApproval,
   tallyApprovals,
+  humanOf,
   describePreview,
   previewDigest,
   redactedParams,

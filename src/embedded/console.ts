@@ -294,6 +294,18 @@ export function operatorConsoleFor(deps: {
         closed_at: r.closed_at === null ? null : new Date(r.closed_at).toISOString(),
         notes: r.notes,
       })),
+    grants: async () =>
+      (await deps.approvals.activeGrants()).map((g) => ({
+        grant_id: g.grant_id,
+        approver: g.approver,
+        role: g.role,
+        tenant: g.tenant,
+        tool: g.tool,
+        reason_category: g.reason_category,
+        reason: g.reason,
+        created_at: new Date(g.created_at).toISOString(),
+        expires_at: new Date(g.expires_at).toISOString(),
+      })),
     latestCheckpoint: async () => {
       const c = await deps.ledger.latestCheckpoint();
       return c === null ? null : { size: c.size, root_hash: c.root_hash, note: c.note };

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { breakGlassSigningInput, encodeBase64url } from '../../src/kernel/index.js';
+import { breakGlassSigningInput, encodeBase64url, reviewSigningInput } from '../../src/kernel/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
 import { generateSigningKey, importSigningKeyJwk, signEd25519 } from '../../src/kernel/signing/index.js';
 import type { SigningKey } from '../../src/kernel/signing/index.js';
@@ -151,6 +151,27 @@ describe('SPEC §7 scenario 14: break-glass', () => {
     const reviewId = reviews[0]!['review_id'] as string;
     const own = await rig.cli('reviews', 'close', reviewId, '--as', 'dave', '--notes', 'my own review');
     expect(own.err).toContain('ERR_APPROVAL_SELF');
+    // Under his identity-provider name his own key closes nothing either: no key approver is
+    // `oidc:dave` (key approver names carry no colon), and one would be dave (`ERR_APPROVAL_SELF`).
+    const asOidc = {
+      review_id: reviewId,
+      reviewer: 'oidc:dave',
+      notes: 'as oidc',
+      timestamp: new Date(rig.now()).toISOString(),
+    };
+    const oidcClose = await fetch(new URL(`/v1/reviews/${reviewId}/close`, rig.instance.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        statement: asOidc,
+        signature: encodeBase64url(signEd25519(keys.get('dave')!, reviewSigningInput(asOidc))),
+      }),
+    });
+    expect(await oidcClose.json()).toMatchObject({ outcome: 'deny', code: 'ERR_APPROVER_UNKNOWN' });
+    // A reviewer of another tenant, through the CLI: the same step refuses it.
+    expect(await rig.enrol('gina', 'L5', ['globex'])).toBe(0);
+    const foreign = await rig.cli('reviews', 'close', reviewId, '--as', 'gina', '--notes', 'not my tenant');
+    expect(foreign.err).toContain('ERR_APPROVER_TENANT');
     const closed = await rig.cli(
       'reviews',
       'close',

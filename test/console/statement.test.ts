@@ -6,7 +6,13 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { approvalSigningInput as kernelInput, canonicalize, intentSha256 } from '../../src/kernel/index.js';
+import {
+  approvalSigningInput as kernelInput,
+  canonicalize,
+  intentSha256,
+  parseReviewStatement,
+  reviewSigningInput as kernelReviewInput,
+} from '../../src/kernel/index.js';
 import { previewDigest as serverPreviewDigest } from '../../src/control-plane/index.js';
 import type { ApprovalStatement } from '../../src/kernel/index.js';
 import { signInInput as serverSignIn } from '../../src/console/index.js';
@@ -15,6 +21,7 @@ import {
   canonicalJson,
   intentDigest,
   previewDigest,
+  reviewSigningInput,
   shownMismatch,
   signInInput,
 } from '../../src/console/web/statement.js';
@@ -78,6 +85,37 @@ describe('the browser signing input', () => {
   it('refuses a lone surrogate, as the kernel does', () => {
     expect(() => canonicalJson('\uD800')).toThrow(TypeError);
     expect(() => canonicalJson(1.5)).toThrow(TypeError);
+  });
+
+  it('the review-close input equals the kernel’s reviewSigningInput (what `reviews close` signs)', () => {
+    const review = fc.record({
+      review_id: fc.stringMatching(/^rv_[0-9a-f]{32}$/),
+      reviewer: fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,20}$/),
+      notes: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 80 }),
+      timestamp: fc
+        .date({ min: new Date(0), max: new Date(4e12), noInvalidDate: true })
+        .map((d) => d.toISOString()),
+    });
+    fc.assert(
+      fc.property(review, (s) => {
+        // Only statements the server accepts matter: each one is signed the same in both places.
+        const parsed = parseReviewStatement(s);
+        fc.pre(parsed !== undefined);
+        expect(Buffer.from(reviewSigningInput(s)).equals(kernelReviewInput(parsed))).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+    const hostile = {
+      review_id: 'rv_' + 'a'.repeat(32),
+      reviewer: 'erin',
+      notes: '"quoted" \\ \n\t \u2028 é 😀 <script>alert(1)</script><img src=x onerror=alert(1)>',
+      timestamp: '2026-01-01T00:00:00.000Z',
+    };
+    expect(Buffer.from(reviewSigningInput(hostile)).equals(kernelReviewInput(hostile))).toBe(true);
+    // Another context: a review signature is never an approval's, and the other way round.
+    expect(Buffer.from(reviewSigningInput(hostile)).subarray(0, 21).toString()).toBe(
+      'failclosed-review-v1\n',
+    );
   });
 
   it('the sign-in input equals the server’s', () => {

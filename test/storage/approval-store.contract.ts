@@ -294,6 +294,10 @@ export function runApprovalStoreContract(name: string, make: () => Promise<Appro
         );
         expect((await store.activeGrant('acme', 'wire', T + 900_000))?.grant_id).toBeUndefined();
         expect(await store.activeGrant('other', 'wire', T)).toBeUndefined();
+        // Every unexpired grant, of any tenant and tool, the latest expiry first.
+        expect((await store.activeGrants(T)).map((g) => g.grant_id)).toEqual(['bg_3', 'bg_2', 'bg_1']);
+        expect((await store.activeGrants(T + 900_000)).map((g) => g.grant_id)).toEqual(['bg_3']);
+        expect(await store.activeGrants(T + 999_000)).toEqual([]);
         await expect(store.insertGrant(grant('bg_1'))).rejects.toThrow(Error);
       }),
     );

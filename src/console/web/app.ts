@@ -11,6 +11,7 @@ import { createDeviceKey, loadDeviceKey, signWith, thumbprint } from './keystore
 import type { DeviceKey } from './keystore.js';
 import { checkInclusion, entryHashOf, verifyCheckpointNote } from './proof.js';
 import type { Entry } from './proof.js';
+import { showReviews, type ReviewsHost } from './reviews.js';
 import { approvalSigningInput, canonicalJson, shownMismatch, signInInput } from './statement.js';
 import type { ApprovalStatement } from './statement.js';
 
@@ -366,6 +367,8 @@ async function showInbox(): Promise<void> {
   const items = Array.isArray(a.body['approvals']) ? (a.body['approvals'] as unknown[]).map(obj) : [];
   const refresh = el('button', { id: 'refresh', type: 'button', className: 'secondary' }, 'Refresh');
   refresh.addEventListener('click', () => void showInbox());
+  const reviews = el('button', { id: 'nav-reviews', type: 'button', className: 'secondary' }, 'Reviews');
+  reviews.addEventListener('click', () => void showReviews(reviewsHost));
   const requestId = input('evidence-id');
   const lookup = el(
     'form',
@@ -382,13 +385,28 @@ async function showInbox(): Promise<void> {
     el(
       'section',
       { id: 'inbox' },
-      el('div', { className: 'bar' }, el('h2', {}, `Waiting for ${who}`), refresh, signOutButton()),
+      el('div', { className: 'bar' }, el('h2', {}, `Waiting for ${who}`), reviews, refresh, signOutButton()),
       items.length === 0 ? el('p', { className: 'muted', id: 'empty' }, 'Nothing waits for you.') : null,
       ...items.map(card),
       lookup,
     ),
   );
 }
+
+/** The Reviews page's view of this app (reviews.ts). */
+const reviewsHost: ReviewsHost = {
+  who: () => who,
+  now: () => new Date(Date.now() + skewMs).toISOString(),
+  syncClock,
+  say,
+  inbox: () => void showInbox(),
+  evidence: (requestId) => void showEvidence(requestId),
+  signedOut: (a) => {
+    showSignIn();
+    say(`Signed out (${refusal(a)})`, 'error');
+  },
+  signOutButton,
+};
 
 function check(ok: boolean, yes: string, no: string): HTMLElement {
   return el('span', { className: ok ? 'check ok' : 'check fail' }, ok ? `\u2713 ${yes}` : `\u2717 ${no}`);

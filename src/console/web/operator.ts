@@ -703,7 +703,10 @@ async function showPeople(): Promise<void> {
   );
 }
 
-/** Break-glass reviews, read-only: closing one is signed by an approver (`failclosed reviews close`). */
+/**
+ * Break-glass grants in force and reviews, read-only: closing a review is signed by an approver
+ * (`failclosed reviews close`, or the approvers' Reviews page).
+ */
 async function showBreakGlass(): Promise<void> {
   const a = await get('operator/break-glass');
   if (a.status !== 200) return readFailed('Break-glass reviews', a);
@@ -711,6 +714,21 @@ async function showBreakGlass(): Promise<void> {
   const reviews = Array.isArray(a.body['reviews']) ? (a.body['reviews'] as unknown[]).map(obj) : [];
   const open = reviews.filter((r) => r['status'] === 'open');
   const closed = reviews.filter((r) => r['status'] !== 'open');
+  const grants = Array.isArray(a.body['grants']) ? (a.body['grants'] as unknown[]).map(obj) : [];
+  const grantOf = (g: Obj): HTMLElement =>
+    el(
+      'article',
+      { className: 'card grant', data: { grantId: str(g['grant_id']) } },
+      el('h4', {}, `${str(g['tool'])} for tenant ${str(g['tenant'])}, until ${str(g['expires_at'])}`),
+      el(
+        'dl',
+        {},
+        field('Granted by', `${str(g['approver'])} (${str(g['role'])})`),
+        field('Reason', `${str(g['reason_category'])}: ${str(g['reason'])}`),
+        field('Granted', g['created_at']),
+        field('Grant', g['grant_id']),
+      ),
+    );
   const cardOf = (r: Obj): HTMLElement =>
     el(
       'article',
@@ -736,8 +754,11 @@ async function showBreakGlass(): Promise<void> {
       el(
         'p',
         { className: 'muted' },
-        'Each use of a break-glass grant opens a review. Another approver closes it with a signed statement: failclosed reviews close ID --as NAME --notes TEXT.',
+        'Each use of a break-glass grant opens a review. Another approver closes it with a signed statement: on their Reviews page, or failclosed reviews close ID --as NAME --notes TEXT.',
       ),
+      el('h3', {}, `Grants in force (${String(grants.length)})`),
+      grants.length === 0 ? el('p', { className: 'muted', id: 'no-grants' }, 'None.') : null,
+      ...grants.map(grantOf),
       el('h3', {}, `Open (${String(open.length)})`),
       open.length === 0 ? el('p', { className: 'muted' }, 'None.') : null,
       ...open.map(cardOf),

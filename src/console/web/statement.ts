@@ -1,8 +1,8 @@
 /**
  * The bytes the browser signs, built in the browser from the statement it shows (OE-INV-019,
- * docs/approvals.md "The signed approval"): the same context string and RFC 8785 canonical JSON
- * as `approvalSigningInput` in src/kernel/approval.ts, compared byte for byte by
- * test/console/statement.test.ts. Pure: no DOM, no network.
+ * docs/approvals.md "The signed approval"): the same context strings and RFC 8785 canonical JSON
+ * as `approvalSigningInput` and `reviewSigningInput` in src/kernel/approval.ts, compared byte for
+ * byte by test/console/statement.test.ts. Pure: no DOM, no network.
  */
 
 /** A JSON value as statements use it. */
@@ -10,6 +10,8 @@ export type Json = string | number | boolean | null | readonly Json[] | { readon
 
 /** Context string of an approval signature (src/kernel/approval.ts APPROVAL_SIGNING_CONTEXT). */
 export const APPROVAL_CONTEXT = 'failclosed-approval-v1\n';
+/** Context string of a review closing signature (src/kernel/approval.ts REVIEW_SIGNING_CONTEXT). */
+export const REVIEW_CONTEXT = 'failclosed-review-v1\n';
 /** Context string of a console sign-in signature (src/console/service.ts SIGN_IN_CONTEXT). */
 export const SIGN_IN_CONTEXT = 'failclosed-console-sign-in-v1\n';
 
@@ -22,6 +24,14 @@ export interface ApprovalStatement {
   readonly justification: string;
   readonly timestamp: string;
   readonly approver: string;
+}
+
+/** Closing a post-incident review item (L7 Break-glass): exactly these members. */
+export interface ReviewStatement {
+  readonly review_id: string;
+  readonly reviewer: string;
+  readonly notes: string;
+  readonly timestamp: string;
 }
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
@@ -85,6 +95,17 @@ export function approvalSigningInput(s: ApprovalStatement): Uint8Array<ArrayBuff
       timestamp: s.timestamp,
       approver: s.approver,
     }),
+  );
+}
+
+/**
+ * The bytes a reviewer signs to close a review item: context || RFC 8785 of exactly the
+ * statement's members, what `failclosed reviews close` signs (L7 "mandatory post-incident review").
+ */
+export function reviewSigningInput(s: ReviewStatement): Uint8Array<ArrayBuffer> {
+  return concat(
+    REVIEW_CONTEXT,
+    canonicalJson({ review_id: s.review_id, reviewer: s.reviewer, notes: s.notes, timestamp: s.timestamp }),
   );
 }
 

@@ -303,8 +303,9 @@ export function useBreakGlass(ctx: ApprovalCtx, seen: PendingRecord): Promise<st
 /**
  * Closes a review item. Denies `ERR_APPROVAL_INVALID` (malformed statement, or the review is not
  * open), `ERR_APPROVAL_UNKNOWN`, `ERR_APPROVAL_SELF` (the break-glass user cannot review its own
- * use), the signature codes of approvers, `ERR_APPROVAL_EXPIRED`, `ERR_APPROVAL_REPLAYED`,
- * `ERR_LEDGER_UNAVAILABLE`. (L7 "mandatory post-incident review")
+ * use, under either of its names), `ERR_APPROVER_TENANT` (the reviewed call's tenant is outside
+ * the reviewer's scope; both ledgered as a `denial`), the signature codes of approvers,
+ * `ERR_APPROVAL_EXPIRED`, `ERR_APPROVAL_REPLAYED`, `ERR_LEDGER_UNAVAILABLE`. (L7 "mandatory post-incident review")
  */
 export function closeReview(
   ctx: ApprovalCtx,
@@ -320,6 +321,27 @@ export function closeReview(
     // Closing is a step of the reviewed decision: read again inside its critical section.
     return ctx.deps.store.withDecisionLock(seen.decision_id, () => closeLocked(ctx, reviewId, s, body));
   });
+}
+
+/**
+ * Why an authenticated reviewer may not close `r`, or undefined: the person who used break-glass
+ * never reviews their own use, also under their identity-provider name (`oidc:x` is `x`, as for
+ * votes: OE-INV-020 distinct humans), and a reviewer scoped to tenants reviews only a call of one
+ * of them (OE-INV-020 tenant scope); a review whose call is unknown, or of every tenant, is for
+ * reviewers of every tenant only (fail closed).
+ */
+function reviewerRefusal(
+  signer: Signer,
+  reviewer: string,
+  r: ReviewRecord,
+  reviewed: PendingRecord | undefined,
+): Deny | undefined {
+  if (humanOf(reviewer) === humanOf(r.opened_for))
+    return deny('ERR_APPROVAL_SELF', 'the break-glass user cannot close its own review');
+  const tenant = reviewed?.tenant ?? '*';
+  if (tenant === '*' ? signer.tenants !== '*' : !approverCovers(signer.tenants, tenant))
+    return deny('ERR_APPROVER_TENANT', 'the reviewed call is of a tenant outside your scope');
+  return undefined;
 }
 
 async function closeLocked(
@@ -347,13 +369,26 @@ async function closeLocked(
       { stage: 'review', decision_id: r.decision_id },
     );
   }
-  if (s.reviewer === r.opened_for)
-    return deny('ERR_APPROVAL_SELF', 'the break-glass user cannot close its own review');
+  const p = await store.pending(r.decision_id);
+  const refusal = reviewerRefusal(signer, s.reviewer, r, p);
+  if (refusal !== undefined) {
+    // The signature verified: the refusal is ledgered with the reviewer, as vote refusals are.
+    await ctx.append(
+      'denial',
+      {
+        trace_id: p?.trace_id ?? r.review_id,
+        request_id: p?.request_id ?? r.review_id,
+        tenant: p?.tenant ?? '*',
+      },
+      { id: s.reviewer, role: 'approver' },
+      { code: refusal.code, reason: refusal.reason, stage: 'review', decision_id: r.decision_id },
+    );
+    return refusal;
+  }
   if (!fresh(ctx, s.timestamp)) return deny('ERR_APPROVAL_EXPIRED', 'the review statement is stale');
   const sha = sha256Hex(reviewSigningInput(s));
   if (!(await store.markUsed(sha, now())))
     return deny('ERR_APPROVAL_REPLAYED', 'this review statement was already used');
-  const p = await store.pending(r.decision_id);
   const payload: JsonObject = {
     review_id: r.review_id,
     decision_id: r.decision_id,

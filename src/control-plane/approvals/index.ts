@@ -39,7 +39,7 @@ export type {
   VoteRecord,
 } from './store.js';
 export { approverCovers } from './store.js';
-export { checkApproval, tallyApprovals } from './threshold.js';
+export { checkApproval, humanOf, tallyApprovals } from './threshold.js';
 export type { ApprovalCandidate, ApprovalRules, ApproverKey, CountedApproval, Tally } from './threshold.js';
 export { describePreview, previewDigest, redactedParams } from './preview.js';
 export type { Preview, PreviewProvider } from './preview.js';

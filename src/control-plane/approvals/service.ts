@@ -81,6 +81,8 @@ export interface ApprovalService {
   /** Finalises `p` through a break-glass grant in scope; undefined when there is none. */
   useBreakGlass(p: PendingRecord): Promise<string | Deny | undefined>;
   listReviews(): Promise<readonly ReviewRecord[]>;
+  /** The break-glass grants unexpired now (at most 1,000), the latest expiry first. */
+  activeGrants(): Promise<readonly BreakGlassGrant[]>;
   closeReview(
     reviewId: string,
     body: SignedStatement,
@@ -218,6 +220,7 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
     breakGlass: (body: SignedStatement) => grantBreakGlass(ctx, body),
     useBreakGlass: (p: PendingRecord) => useBreakGlass(ctx, p),
     listReviews: () => store.listReviews(),
+    activeGrants: () => store.activeGrants(deps.now()),
     closeReview: (id: string, body: SignedStatement) => closeReview(ctx, id, body),
     registerApprover: (
       input: { name: string; roles: readonly string[]; tenants: unknown; public_jwk: unknown },

@@ -181,6 +181,9 @@ export function createSqliteApprovalStore(
     addGrant: db.prepare(
       'INSERT INTO approval_grants (grant_id, body, tenant, tool, expires_at) VALUES (?, ?, ?, ?, ?)',
     ),
+    grants: db.prepare<[number], Row>(
+      'SELECT body FROM approval_grants WHERE expires_at > ? ORDER BY expires_at DESC, grant_id LIMIT 1000',
+    ),
     grant: db.prepare<[string, string, number], Row>(
       'SELECT body FROM approval_grants WHERE tenant = ? AND tool = ? AND expires_at > ? ORDER BY expires_at DESC, grant_id LIMIT 1',
     ),
@@ -366,6 +369,14 @@ export function createSqliteApprovalStore(
       if (g.tenant !== tenant || g.tool !== tool || !(g.expires_at > atMs))
         throw new TypeError('approval_grants row does not match its columns');
       return g;
+    },
+    activeGrants(atMs: number) {
+      open();
+      return q.grants.all(Math.trunc(atMs)).map((r) => {
+        const g = parseGrantBody(r['body']);
+        if (!(g.expires_at > atMs)) throw new TypeError('approval_grants row does not match its columns');
+        return g;
+      });
     },
     insertReview(r: ReviewRecord) {
       open();

@@ -183,6 +183,8 @@ export interface ApprovalStore {
   insertGrant(grant: BreakGlassGrant): Promise<void>;
   /** The latest unexpired grant for `tenant` and `tool` at `atMs`. */
   activeGrant(tenant: string, tool: string, atMs: number): Promise<BreakGlassGrant | undefined>;
+  /** Every grant unexpired at `atMs` (at most 1,000), the latest expiry first. */
+  activeGrants(atMs: number): Promise<readonly BreakGlassGrant[]>;
   /** Inserts a review item; one with the same id is kept as it is (a retried break-glass use). */
   insertReview(review: ReviewRecord): Promise<void>;
   review(id: string): Promise<ReviewRecord | undefined>;

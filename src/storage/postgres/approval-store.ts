@@ -276,6 +276,19 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
         [g.grant_id, JSON.stringify(g), g.tenant, g.tool, ms(g.expires_at, 'expires_at')],
       );
     },
+    async activeGrants(atMs: number) {
+      const found = await rows(
+        `SELECT body FROM approval_grants WHERE expires_at > $1::bigint
+          ORDER BY expires_at DESC, grant_id LIMIT 1000`,
+        [ms(atMs, 'atMs')],
+      );
+      return found.map((r) => {
+        const g = parseGrantBody(r['body']);
+        // The row must be what the query selected.
+        if (!(g.expires_at > atMs)) throw new TypeError('approval_grants row does not match its columns');
+        return g;
+      });
+    },
     async activeGrant(tenant: string, tool: string, atMs: number) {
       const r = (
         await rows(
