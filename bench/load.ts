@@ -20,6 +20,14 @@ export interface LoadShape {
    * ended inside the measured window (slow calls in a short phase). Default 0.
    */
   readonly minCalls?: number;
+  /**
+   * Which calls are measured: `inside` (default), those that started after the warm-up and ended
+   * within the phase; `ended`, those that ended within the phase, wherever they started. With
+   * calls long against the phase, `inside` drops those crossing either edge and understates the
+   * rate; `ended` counts completions per second, each latency measured whole, and never a
+   * client's first call.
+   */
+  readonly measured?: 'inside' | 'ended';
 }
 
 /** What one load phase measured. */
@@ -57,7 +65,8 @@ export async function runLoad(
         const code = await once(w, n);
         const t1 = performance.now();
         total += 1;
-        if (t0 < warmEnd) continue;
+        // Measured as `ended`, a client's first call (its cold start) is part of the warm-up.
+        if (shape.measured === 'ended' ? t1 < warmEnd || n === 0 : t0 < warmEnd) continue;
         if (t1 > end) {
           if (count >= minCalls) continue;
           // Still short of `minCalls`: the window grows to take this call in.

@@ -16,10 +16,16 @@
  *      above, receipt; at 1 client and at `BENCH_CLIENTS` (4) clients.
  * The load generator runs in its own process (a child of this one; the gate and its sandboxed
  * upstreams run in and under this one). Each phase runs `BENCH_RUNS` times (default 3) for
- * `BENCH_PHASE_MS` (default 4 s, after a warm-up of a quarter of it, at most 1 s, not measured;
- * at least `BENCH_MIN_CALLS` (3) calls measured) and the medians are printed, then the ratios
- * governed / direct per call and governed / direct long-lived. Any call that did not succeed is
- * printed with its code and makes the process exit 1. Run: `npm run bench:mcp`.
+ * `BENCH_PHASE_MS` (default 5 s, after a warm-up of `BENCH_WARMUP_MS`, a quarter of it and at
+ * most 1 s) and the medians are printed: a call is measured when it ends inside the phase (calls
+ * last about a second, so counting only those that also started inside would understate the
+ * rate), never a client's first, and the phase runs on until `BENCH_MIN_CALLS` (3) were
+ * measured. Then come the ratios governed / direct per call and governed / direct long-lived,
+ * and the split of a governed call's p50 between the upstream, the sandbox and the gate. The
+ * governed phases also print this process's CPU time per call (`gate CPU`: the gate, its
+ * Execution Layer and the SDK client that speaks to the upstream; not the upstream's own).
+ * Any call that did not succeed is printed with its code and makes the process exit 1.
+ * Run: `npm run bench:mcp`.
  */
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,7 +53,7 @@ import { CHILD_ROLE, inChild, measure, runLoad } from '../load.js';
 import type { LoadResult, LoadShape, Summary } from '../load.js';
 
 const RUNS = Math.max(1, Number(process.env['BENCH_RUNS'] ?? 3));
-const PHASE_MS = Number(process.env['BENCH_PHASE_MS'] ?? 4_000);
+const PHASE_MS = Number(process.env['BENCH_PHASE_MS'] ?? 5_000);
 const WARMUP_MS = Number(process.env['BENCH_WARMUP_MS'] ?? Math.min(1_000, PHASE_MS / 4));
 const CLIENTS = Math.max(2, Number(process.env['BENCH_CLIENTS'] ?? 4));
 const MIN_CALLS = Math.max(1, Number(process.env['BENCH_MIN_CALLS'] ?? 3));
@@ -304,7 +310,13 @@ async function main(): Promise<void> {
     });
     if (isDeny(constraints)) throw new Error(`the pinned tool's limits: ${constraints.code}`);
     const file = readClientFile(dir, DEMO_CLIENT.identity);
-    const shape = { clients: 1, ms: PHASE_MS, warmupMs: WARMUP_MS, minCalls: MIN_CALLS };
+    const shape = {
+      clients: 1,
+      ms: PHASE_MS,
+      warmupMs: WARMUP_MS,
+      minCalls: MIN_CALLS,
+      measured: 'ended',
+    } as const;
     console.log(
       `failclosed MCP bench: ${TOOL} of @modelcontextprotocol/server-filesystem (${MARKER.length} bytes), ${PHASE_MS / 1000} s per phase (+${WARMUP_MS / 1000} s warm-up, ≥ ${MIN_CALLS} calls), median of ${RUNS} runs, load generator (official SDK client) in its own process\n`,
     );
