@@ -24,8 +24,8 @@ export interface LoadShape {
    * Which calls are measured: `inside` (default), those that started after the warm-up and ended
    * within the phase; `ended`, those that ended within the phase, wherever they started. With
    * calls long against the phase, `inside` drops those crossing either edge and understates the
-   * rate; `ended` counts completions per second, each latency measured whole, and never a
-   * client's first call.
+   * rate; `ended` counts completions per second, each latency measured whole, after a warm-up
+   * that lasts at least `warmupMs` and until every client's first call ended.
    */
   readonly measured?: 'inside' | 'ended';
 }
@@ -56,8 +56,11 @@ export async function runLoad(
   let total = 0;
   let failures = 0;
   const start = performance.now();
-  const warmEnd = start + shape.warmupMs;
+  const ended = shape.measured === 'ended';
+  // Measured as `ended`, the warm-up lasts until every client's first call (its cold start) ended.
+  let warmEnd = ended ? Infinity : start + shape.warmupMs;
   let end = warmEnd + shape.ms;
+  let firstCalls = 0;
   await Promise.all(
     Array.from({ length: shape.clients }, async (_, w) => {
       for (let n = 0; performance.now() < end || count < minCalls; n++) {
@@ -65,8 +68,11 @@ export async function runLoad(
         const code = await once(w, n);
         const t1 = performance.now();
         total += 1;
-        // Measured as `ended`, a client's first call (its cold start) is part of the warm-up.
-        if (shape.measured === 'ended' ? t1 < warmEnd || n === 0 : t0 < warmEnd) continue;
+        if (ended && n === 0 && ++firstCalls === shape.clients) {
+          warmEnd = Math.max(start + shape.warmupMs, t1);
+          end = warmEnd + shape.ms;
+        }
+        if (ended ? !(t1 > warmEnd) : t0 < warmEnd) continue;
         if (t1 > end) {
           if (count >= minCalls) continue;
           // Still short of `minCalls`: the window grows to take this call in.

@@ -16,10 +16,11 @@
  *      above, receipt; at 1 client and at `BENCH_CLIENTS` (4) clients.
  * The load generator runs in its own process (a child of this one; the gate and its sandboxed
  * upstreams run in and under this one). Each phase runs `BENCH_RUNS` times (default 3) for
- * `BENCH_PHASE_MS` (default 5 s, after a warm-up of `BENCH_WARMUP_MS`, a quarter of it and at
- * most 1 s) and the medians are printed: a call is measured when it ends inside the phase (calls
- * last about a second, so counting only those that also started inside would understate the
- * rate), never a client's first, and the phase runs on until `BENCH_MIN_CALLS` (3) were
+ * `BENCH_PHASE_MS` (default 5 s) and the medians are printed. A phase starts measuring once
+ * every client's first call (its cold start) ended and `BENCH_WARMUP_MS` (a quarter of the
+ * phase, at most 1 s) passed; a call is measured when it ends inside the phase (calls last about
+ * a second, so counting only those that also started inside would understate the rate), and the
+ * phase runs on until `BENCH_MIN_CALLS` (3) were
  * measured. Then come the ratios governed / direct per call and governed / direct long-lived,
  * and the split of a governed call's p50 between the upstream, the sandbox and the gate. The
  * governed phases also print this process's CPU time per call (`gate CPU`: the gate, its
@@ -318,7 +319,7 @@ async function main(): Promise<void> {
       measured: 'ended',
     } as const;
     console.log(
-      `failclosed MCP bench: ${TOOL} of @modelcontextprotocol/server-filesystem (${MARKER.length} bytes), ${PHASE_MS / 1000} s per phase (+${WARMUP_MS / 1000} s warm-up, ≥ ${MIN_CALLS} calls), median of ${RUNS} runs, load generator (official SDK client) in its own process\n`,
+      `failclosed MCP bench: ${TOOL} of @modelcontextprotocol/server-filesystem (${MARKER.length} bytes), ${PHASE_MS / 1000} s per phase (after a warm-up of each client's first call and ≥ ${WARMUP_MS / 1000} s; ≥ ${MIN_CALLS} calls), median of ${RUNS} runs, load generator (official SDK client) in its own process\n`,
     );
     const phase = (name: string, job: Job, cpuLabel: string | false = false): Promise<Summary> =>
       measure(name, RUNS, () => inChild<LoadResult>(HERE, job), { nameWidth: 50, cpuLabel, rateDigits: 1 });
