@@ -2,13 +2,25 @@
  * The load generator the end-to-end benchmarks share (`bench/e2e`, `bench/mcp`): concurrent
  * client loops bounded in time after an unmeasured warm-up, run in a child process of the
  * benchmark (so that the server keeps its own core), each phase repeated and its median printed,
- * the machine being shared and noisy.
+ * the machine being shared and noisy; and the breaker limits of a gate under that load.
  */
 import { fork } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 
 /** Set in the load generator's own process: the benchmark file then serves jobs instead of running. */
 export const CHILD_ROLE = 'FC_BENCH_CHILD';
+
+const HIGH = 1_000_000_000;
+/**
+ * Breaker limits for a gate under bench load: one tenant hammering one tool, which the default
+ * breakers would (rightly) stop.
+ */
+export const BENCH_BREAKERS = Object.freeze({
+  maxCallsPerSessionWindow: HIGH,
+  maxCallsPerTenantWindow: HIGH,
+  maxCallsPerSession: HIGH,
+  loopThreshold: HIGH,
+});
 
 /** How long and how wide a load phase is. */
 export interface LoadShape {

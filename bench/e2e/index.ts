@@ -60,7 +60,13 @@ import {
 } from '../../src/kernel/signing/index.js';
 import { createLedger, createSqliteLedgerStore } from '../../src/ledger/index.js';
 import type { EntryInput } from '../../src/ledger/index.js';
-import { CHILD_ROLE, inChild as inChildOf, measure as measureRuns, runLoad } from '../load.js';
+import {
+  BENCH_BREAKERS,
+  CHILD_ROLE,
+  inChild as inChildOf,
+  measure as measureRuns,
+  runLoad,
+} from '../load.js';
 import type { LoadResult, LoadShape, Summary } from '../load.js';
 
 const PHASE_MS = Number(process.env['BENCH_PHASE_MS'] ?? 10_000);
@@ -71,6 +77,7 @@ const PHASES = new Set((process.env['BENCH_PHASES'] ?? 'bare,governed,primitives
 /** Repetitions of each load phase; the median is reported. */
 const RUNS = Math.max(1, Number(process.env['BENCH_RUNS'] ?? 3));
 const PG_URL = process.env['BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
 interface LoadJob extends LoadShape {
   readonly kind: 'bare' | 'governed';
   readonly url: string;
@@ -326,15 +333,6 @@ async function primitives(job: PrimitivesJob): Promise<Record<string, number>> {
       storage.perCall,
   };
 }
-
-/** The load is one tenant hammering one tool: raise the breakers that would (rightly) stop it. */
-const HIGH = 1_000_000_000;
-const BENCH_BREAKERS = {
-  maxCallsPerSessionWindow: HIGH,
-  maxCallsPerTenantWindow: HIGH,
-  maxCallsPerSession: HIGH,
-  loopThreshold: HIGH,
-};
 
 /** Governed load at {@link CLIENTS} clients and alone, against the gate at `url`. */
 async function governedPhases(

@@ -50,7 +50,7 @@ import { isDeny } from '../../src/kernel/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
 import type { ToolSpec } from '../../src/policy/index.js';
 import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
-import { CHILD_ROLE, inChild, measure, runLoad } from '../load.js';
+import { BENCH_BREAKERS, CHILD_ROLE, inChild, measure, runLoad } from '../load.js';
 import type { LoadResult, LoadShape, Summary } from '../load.js';
 
 const RUNS = Math.max(1, Number(process.env['BENCH_RUNS'] ?? 3));
@@ -231,24 +231,14 @@ async function loadOf(job: Job): Promise<LoadResult> {
   }
 }
 
-/** The load is one client hammering one tool: raise the breakers that would (rightly) stop it. */
-const HIGH = 1_000_000_000;
-const BENCH_BREAKERS = {
-  maxCallsPerSessionWindow: HIGH,
-  maxCallsPerTenantWindow: HIGH,
-  maxCallsPerSession: HIGH,
-  loopThreshold: HIGH,
-};
-
-const quiet = {
-  out: (): undefined => undefined,
-  err: (t: string): undefined => void process.stderr.write(t),
-};
-
 /** Runs the CLI on the data directory as an operator would; throws when it fails. */
 async function cli(dir: string, ...args: string[]): Promise<string> {
   const out: string[] = [];
-  const code = await runCli(['--data', dir, ...args], { ...quiet, out: (t) => void out.push(t), env: {} });
+  const code = await runCli(['--data', dir, ...args], {
+    out: (t) => void out.push(t),
+    err: (t) => void process.stderr.write(t),
+    env: {},
+  });
   if (code !== 0) throw new Error(`failclosed ${args.slice(0, 2).join(' ')} exited with ${code}`);
   return out.join('');
 }
