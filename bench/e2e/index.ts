@@ -60,6 +60,14 @@ import {
 } from '../../src/kernel/signing/index.js';
 import { createLedger, createSqliteLedgerStore } from '../../src/ledger/index.js';
 import type { EntryInput } from '../../src/ledger/index.js';
+import {
+  BENCH_BREAKERS,
+  CHILD_ROLE,
+  inChild as inChildOf,
+  measure as measureRuns,
+  runLoad,
+} from '../load.js';
+import type { LoadResult, LoadShape, Summary } from '../load.js';
 
 const PHASE_MS = Number(process.env['BENCH_PHASE_MS'] ?? 10_000);
 const CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 32);
@@ -69,32 +77,17 @@ const PHASES = new Set((process.env['BENCH_PHASES'] ?? 'bare,governed,primitives
 /** Repetitions of each load phase; the median is reported. */
 const RUNS = Math.max(1, Number(process.env['BENCH_RUNS'] ?? 3));
 const PG_URL = process.env['BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-/** Set in the load generator's own process. */
-const CHILD_ROLE = 'FC_BENCH_CHILD';
 
-interface LoadJob {
+interface LoadJob extends LoadShape {
   readonly kind: 'bare' | 'governed';
   readonly url: string;
   /** Gates to spread the clients over (client i calls `urls[i % n]`); default `[url]`. */
   readonly urls?: readonly string[];
-  readonly clients: number;
-  readonly ms: number;
-  readonly warmupMs: number;
   readonly client?: { identity: string; tenant: string; key: JsonObject };
 }
 
-interface LoadResult {
-  readonly count: number;
-  /** Every call made, warm-up included (the server's CPU time is divided by it). */
-  readonly total: number;
-  readonly failures: number;
-  readonly seconds: number;
-  readonly latenciesMs: number[];
-  readonly codes: Record<string, number>;
-}
-
 /** Worker side: `clients` concurrent loops for `ms`, after a warm-up that is not measured. */
-async function runLoad(job: LoadJob): Promise<LoadResult> {
+async function loadOf(job: LoadJob): Promise<LoadResult> {
   const urls = job.urls ?? [job.url];
   const clients = urls.map((url) =>
     job.client === undefined
@@ -102,7 +95,7 @@ async function runLoad(job: LoadJob): Promise<LoadResult> {
       : createClient({ url, identity: job.client.identity, tenant: job.client.tenant, key: job.client.key }),
   );
   const healthz = new URL('/healthz', job.url).toString();
-  const once = async (worker: number, n: number): Promise<string> => {
+  return runLoad(job, async (worker, n) => {
     const client = clients[worker % clients.length];
     if (client === undefined) {
       const res = await fetch(healthz);
@@ -111,110 +104,17 @@ async function runLoad(job: LoadJob): Promise<LoadResult> {
     }
     const r = await client.call('echo', { message: `bench ${worker}-${n}` }, { session: `bench-${worker}` });
     return r.outcome === 'executed' ? 'ok' : r.code;
-  };
-  const latenciesMs: number[] = [];
-  const codes: Record<string, number> = {};
-  let count = 0;
-  let total = 0;
-  let failures = 0;
-  let measuring = false;
-  const start = performance.now();
-  const warmEnd = start + job.warmupMs;
-  const end = warmEnd + job.ms;
-  await Promise.all(
-    Array.from({ length: job.clients }, async (_, w) => {
-      for (let n = 0; performance.now() < end; n++) {
-        const t0 = performance.now();
-        const code = await once(w, n);
-        const t1 = performance.now();
-        total += 1;
-        if (!measuring && t0 >= warmEnd) measuring = true;
-        if (t0 < warmEnd || t1 > end) continue;
-        count += 1;
-        latenciesMs.push(t1 - t0);
-        if (code !== 'ok') {
-          failures += 1;
-          codes[code] = (codes[code] ?? 0) + 1;
-        }
-      }
-    }),
-  );
-  return { count, total, failures, seconds: job.ms / 1000, latenciesMs, codes };
-}
-
-/** Runs `job` in a child process of this file (the load generator's own process). */
-function inChild<T>(job: LoadJob | PrimitivesJob): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), [], {
-      env: { ...process.env, [CHILD_ROLE]: '1' },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    let answered = false;
-    child.once('message', (r) => {
-      answered = true;
-      resolve(r as T);
-      child.disconnect();
-    });
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      if (!answered) reject(new Error(`bench child exited with ${code ?? 'a signal'} before answering`));
-    });
-    child.send(job);
   });
 }
 
-const pct = (sorted: number[], p: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
+const HERE = fileURLToPath(import.meta.url);
 
-interface Summary {
-  readonly rate: number;
-  readonly p50: number;
-  readonly p99: number;
-  /**
-   * CPU time (user + system) of this process (the server, for every phase but the second
-   * PostgreSQL replica's) per call: what the server spends on a call, whatever else the shared
-   * machine runs meanwhile.
-   */
-  readonly cpuUs: number;
-}
-
-function summaryOf(r: LoadResult, cpuUs: number): Summary & { readonly note: string } {
-  const sorted = [...r.latenciesMs].sort((a, b) => a - b);
-  const fails = r.failures === 0 ? '' : `, ${r.failures} not ok ${JSON.stringify(r.codes)}`;
-  return {
-    rate: r.count / r.seconds,
-    p50: pct(sorted, 50),
-    p99: pct(sorted, 99),
-    cpuUs: cpuUs / Math.max(1, r.total),
-    note: `${r.count} calls${fails}`,
-  };
-}
-
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
-};
+/** Runs `job` in a child process of this file (the load generator's own process). */
+const inChild = <T>(job: LoadJob | PrimitivesJob): Promise<T> => inChildOf<T>(HERE, job);
 
 /** Runs a load phase {@link RUNS} times and prints the median (and every run's rate). */
-async function measure(name: string, run: () => Promise<LoadResult>): Promise<Summary> {
-  const runs: (Summary & { readonly note: string })[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const before = process.cpuUsage();
-    const r = await run();
-    const used = process.cpuUsage(before);
-    runs.push(summaryOf(r, used.user + used.system));
-  }
-  const m = {
-    rate: median(runs.map((r) => r.rate)),
-    p50: median(runs.map((r) => r.p50)),
-    p99: median(runs.map((r) => r.p99)),
-    cpuUs: median(runs.map((r) => r.cpuUs)),
-  };
-  console.log(
-    `${name.padEnd(34)} ${m.rate.toFixed(0).padStart(7)} /s   p50 ${m.p50.toFixed(2)} ms   p99 ${m.p99.toFixed(2)} ms   server CPU ${m.cpuUs.toFixed(0)} µs/call   (median of ${RUNS}: ${runs.map((r) => r.rate.toFixed(0)).join(', ')} /s; last ${runs[runs.length - 1]?.note ?? ''})`,
-  );
-  return m;
-}
+const measure = (name: string, run: () => Promise<LoadResult>): Promise<Summary> =>
+  measureRuns(name, RUNS, run);
 
 /** Mean µs per call of `fn` over `ms` of wall time. */
 function perOp(fn: () => unknown, ms = 1_000): number {
@@ -322,7 +222,7 @@ interface ReplicaJob {
 
 /** Starts a {@link ReplicaJob} and resolves once it listens. */
 async function startReplica(dir: string): Promise<{ url: string; stop(): Promise<void> }> {
-  const child = fork(fileURLToPath(import.meta.url), [], {
+  const child = fork(HERE, [], {
     env: { ...process.env, [CHILD_ROLE]: '1' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -433,15 +333,6 @@ async function primitives(job: PrimitivesJob): Promise<Record<string, number>> {
       storage.perCall,
   };
 }
-
-/** The load is one tenant hammering one tool: raise the breakers that would (rightly) stop it. */
-const HIGH = 1_000_000_000;
-const BENCH_BREAKERS = {
-  maxCallsPerSessionWindow: HIGH,
-  maxCallsPerTenantWindow: HIGH,
-  maxCallsPerSession: HIGH,
-  loopThreshold: HIGH,
-};
 
 /** Governed load at {@link CLIENTS} clients and alone, against the gate at `url`. */
 async function governedPhases(
@@ -608,7 +499,7 @@ if (process.env[CHILD_ROLE] === '1') {
         process.send?.({ url: replica.url });
         return;
       }
-      const result = job.kind === 'primitives' ? await primitives(job) : await runLoad(job);
+      const result = job.kind === 'primitives' ? await primitives(job) : await loadOf(job);
       process.send?.(result);
     })();
   });
