@@ -246,8 +246,9 @@ export const PAYLOAD_ALLOWLIST = {
   'admin.approver_invited': ['client', 'roles', 'tenants', 'expires_at', 'oidc'],
   'admin.approver_enrolled': ['client', 'kid', 'public_jwk', 'key_use', 'oidc'],
   'admin.breaker_reset': ['breaker', 'scope', 'client', 'session', 'reason'],
-  // The operator registry (OE-INV-025): `change` added | rotated | removed, never a token or its hash.
-  'admin.operator': ['operator', 'change', 'tenants', 'reason'],
+  // The operator registry (OE-INV-025): `change` added | rotated | removed | bound | unbound |
+  // not_applied, never a token or its hash; `oidc`: the `{issuer, subject}` bound or unbound.
+  'admin.operator': ['operator', 'change', 'tenants', 'reason', 'oidc'],
   // An operator action refused for the person's tenant scope (`code` ERR_FORBIDDEN).
   'admin.refused': ['action', 'code', 'tenant', 'reason'],
   'audit.export': ['scope', 'from', 'to', 'trace_id', 'checkpoint_size', 'reason', 'format'],
