@@ -202,7 +202,7 @@ export async function routeApi(
   // Operator sessions and approver sessions never stand in for each other (operator-api.ts).
   if (route.startsWith('operator/')) {
     if (deps.operator === undefined) return { status: 404, body: { error: 'not_found' } };
-    return deps.operator.route(method, route.slice('operator/'.length), body, cookie);
+    return deps.operator.route(method, route.slice('operator/'.length), body, cookie, cookies.pending);
   }
   const who = await c.authenticate(cookie);
   if (isDeny(who)) return who;

@@ -4,7 +4,7 @@
  * invite and confirm approvers (`approvers-invite`, `approvers-confirm`), and the endpoint the
  * Gate's listener serves under `/console/`.
  */
-import { deny, isDeny, isLedgerRef, sha256Hex, statusOf, withDeadline } from '../kernel/index.js';
+import { deny, isDeny, isLedgerRef, statusOf, withDeadline } from '../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import type { ApprovalApi, ApprovalService, BundleStore, GovernanceState } from '../control-plane/index.js';
 import { diffBundles, formatBundleDiff, parseBundleDocument } from '../policy/index.js';
@@ -17,16 +17,20 @@ import {
   createConsoleService,
   createOidcRelyingParty,
   createOperatorConsole,
+  operatorRedirectUri,
 } from '../console/index.js';
 import type {
   ConsoleEndpoint,
   ConsoleService,
   ConsoleStore,
   OidcConfig,
+  OidcRelyingParty,
+  OperatorAccount,
+  OperatorAccounts,
   OperatorConsole,
   OperatorPolicyPages,
 } from '../console/index.js';
-import type { OperatorIdentity, OperatorStore, OperatorTenants } from '../gate/index.js';
+import type { OperatorIdentity, OperatorRecord, OperatorStore, OperatorTenants } from '../gate/index.js';
 import { operatorActor, requestedTenants } from './admin.js';
 import type { ScopeGuard } from './admin.js';
 import type { LedgerPort } from './ports.js';
@@ -49,15 +53,7 @@ export function openConsole(deps: {
   readonly oidc?: OidcConfig;
 }): EmbeddedConsole {
   const { store } = deps;
-  const oidc =
-    deps.oidc === undefined
-      ? undefined
-      : createOidcRelyingParty({
-          config: deps.oidc,
-          now: deps.clock,
-          // A sign-in's state is used once, as a sign-in challenge is (the same store, every gate).
-          useState: (id, expiresAt, atMs) => store.useChallenge(id, expiresAt, atMs),
-        });
+  const oidc = deps.oidc === undefined ? undefined : relyingPartyFor(deps.oidc, store, deps.clock);
   const service = createConsoleService({
     store,
     approvals: deps.approvals,
@@ -67,6 +63,23 @@ export function openConsole(deps: {
     ...(oidc === undefined ? {} : { oidc }),
   });
   return { service, store, ...(deps.oidc === undefined ? {} : { oidc: deps.oidc }) };
+}
+
+/**
+ * The console's relying party for `config` (approvers' and, with the operator page as redirect
+ * URI, operators'): a sign-in's state is used once, as a sign-in challenge is (the same store,
+ * every gate).
+ */
+export function relyingPartyFor(
+  config: OidcConfig,
+  store: Pick<ConsoleStore, 'useChallenge'>,
+  clock: Clock,
+): OidcRelyingParty {
+  return createOidcRelyingParty({
+    config,
+    now: clock,
+    useState: (id, expiresAt, atMs) => store.useChallenge(id, expiresAt, atMs),
+  });
 }
 
 function denied(d: Deny): OperatorAnswer {
@@ -185,16 +198,20 @@ export function decisionReader(
 }
 
 /**
- * The one place an operator token becomes a person for the console: the operator registry
- * (`byToken` of the token's SHA-256), as the Gate authenticates `POST /v1/admin/…`.
+ * The one place the console reads the operator registry: an operator's token (`byToken` of its
+ * SHA-256, as the Gate authenticates `POST /v1/admin/…`), OIDC identity, or name; active ones only.
  */
-export function registryOperator(
-  operators: Pick<OperatorStore, 'byToken'>,
-): (token: string) => Promise<OperatorIdentity | undefined> {
-  return async (token) => {
-    if (token.length === 0) return undefined;
-    const r = await operators.byToken(sha256Hex(token));
-    return r === undefined ? undefined : { name: r.name, tenants: r.tenants };
+export function registryOperators(
+  operators: Pick<OperatorStore, 'byToken' | 'bySubject' | 'get'>,
+): OperatorAccounts {
+  const account = (r: OperatorRecord | undefined): OperatorAccount | undefined =>
+    r === undefined || r.status !== 'active'
+      ? undefined
+      : { name: r.name, tenants: r.tenants, token_sha256: r.token_sha256, oidc: r.oidc };
+  return {
+    byToken: async (sha) => account(await operators.byToken(sha)),
+    bySubject: async (issuer, subject) => account(await operators.bySubject(issuer, subject)),
+    named: async (name) => account(await operators.get(name)),
   };
 }
 
@@ -260,7 +277,11 @@ export function policyPagesFor(bundles: BundleStore, approvals: ApprovalService)
 /** The operator pages over the operator actions, the incident state and the ledger. */
 export function operatorConsoleFor(deps: {
   readonly operator: OperatorActions;
-  readonly operators: Pick<OperatorStore, 'byToken'>;
+  readonly operators: Pick<OperatorStore, 'byToken' | 'bySubject' | 'get'>;
+  /** `console.oidc`: operators bound to an identity there sign in through it. */
+  readonly oidc?: OidcConfig;
+  /** Where a sign-in's state is used once (the console store). */
+  readonly challenges: Pick<ConsoleStore, 'useChallenge'>;
   readonly governance: Pick<GovernanceState, 'snapshot'>;
   readonly ledger: Pick<GateLedger, 'latestCheckpoint'>;
   readonly bundles: BundleStore;
@@ -268,7 +289,16 @@ export function operatorConsoleFor(deps: {
   readonly clock: Clock;
 }): OperatorConsole {
   return createOperatorConsole({
-    authenticateOperator: registryOperator(deps.operators),
+    operators: registryOperators(deps.operators),
+    ...(deps.oidc === undefined
+      ? {}
+      : {
+          oidc: relyingPartyFor(
+            { ...deps.oidc, redirect_uri: operatorRedirectUri(deps.oidc) },
+            deps.challenges,
+            deps.clock,
+          ),
+        }),
     // Every action is ledgered with the signed-in operator and held to its tenant scope by the actions.
     runAdmin: async (person, action, body) => {
       const r = await withDeadline(() => deps.operator.run(action, body, person), 30_000);

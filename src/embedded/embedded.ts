@@ -205,6 +205,8 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
             operator: operatorConsoleFor({
               operator: core.operator,
               operators: core.backend.operators,
+              challenges: core.console.store,
+              ...(core.console.oidc === undefined ? {} : { oidc: core.console.oidc }),
               governance: core.governance,
               ledger: gateLedgerOver(core.ledger, core.ledgerPort),
               bundles: core.bundles,
