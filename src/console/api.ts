@@ -12,6 +12,7 @@ import type { ApprovalApi, ApprovalService, PendingRecord, SessionProof } from '
 import { awaitsOidc, keySignedIn } from './service.js';
 import type { ConsoleService, SignedIn } from './service.js';
 import type { OperatorConsole } from './operator-api.js';
+import type { SignInGuard } from './sign-in-guard.js';
 
 /** What the API needs. */
 export interface ApiDeps {
@@ -31,6 +32,8 @@ export interface ApiDeps {
    * `policy diff` shows it), for a policy activation in the inbox; null when it cannot be said.
    */
   readonly policyDiff?: (hash: string) => Promise<JsonObject | null>;
+  /** Every sign-in attempt goes through it: failures rate limited, attempts ledgered (sign-in-guard.ts). */
+  readonly signInGuard?: SignInGuard;
   readonly now: Clock;
 }
 
@@ -51,7 +54,18 @@ export interface ApiAnswer {
 export interface ApiCookies {
   readonly session: string | undefined;
   readonly pending: string | undefined;
+  /** The client address of the request (for the sign-in limits and records). */
+  readonly address?: string | undefined;
 }
+
+/** The sign-in routes: who signs in, and how. */
+const SIGN_INS: Readonly<Record<string, { kind: 'approver' | 'operator'; method: string }>> = {
+  'sign-in/code': { kind: 'approver', method: 'code' },
+  'sign-in/key': { kind: 'approver', method: 'key' },
+  'sign-in/oidc/callback': { kind: 'approver', method: 'oidc' },
+  'operator/sign-in': { kind: 'operator', method: 'token' },
+  'operator/sign-in/oidc/callback': { kind: 'operator', method: 'oidc' },
+};
 
 const VERDICT = /^approvals\/([A-Za-z0-9._:-]{1,128})\/(approve|reject)$/;
 const REVIEW = /^reviews\/([A-Za-z0-9._:-]{1,128})\/close$/;
@@ -172,8 +186,32 @@ async function evidence(deps: ApiDeps, who: SignedIn, requestId: string): Promis
   return ok({ ...(view as JsonObject) });
 }
 
-/** Routes one API request (`route` is the path after `/console/api/`). Never rejects on refusal: denies. */
+/**
+ * Routes one API request (`route` is the path after `/console/api/`). Never rejects on refusal:
+ * denies. A sign-in goes through the sign-in guard (limits, `console.sign_in` records).
+ */
 export async function routeApi(
+  deps: ApiDeps,
+  method: string,
+  route: string,
+  body: JsonObject,
+  cookies: ApiCookies,
+): Promise<ApiAnswer | Deny> {
+  const signIn = method === 'POST' ? SIGN_INS[route] : undefined;
+  if (signIn === undefined || deps.signInGuard === undefined)
+    return routeOne(deps, method, route, body, cookies);
+  const name = body['name'];
+  return deps.signInGuard(
+    {
+      ...signIn,
+      ...(signIn.kind === 'approver' && typeof name === 'string' ? { name } : {}),
+      ...(cookies.address === undefined ? {} : { address: cookies.address }),
+    },
+    () => routeOne(deps, method, route, body, cookies),
+  );
+}
+
+async function routeOne(
   deps: ApiDeps,
   method: string,
   route: string,

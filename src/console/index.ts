@@ -41,6 +41,8 @@ export { createSqliteConsoleStore } from './sqlite-store.js';
 export { parsePersonRow, parseSessionRow } from './rows.js';
 export type { ConsoleSession, ConsoleStore, InvitedPerson, SessionMethod } from './store.js';
 export { createOperatorConsole, OPERATOR_OIDC_BINDING } from './operator-api.js';
+export { createSignInGuard, DEFAULT_SIGN_IN_LIMITS } from './sign-in-guard.js';
+export type { SignInAttempt, SignInGuard, SignInGuardDeps, SignInLimits } from './sign-in-guard.js';
 export type {
   IncidentState,
   OperatorAccount,

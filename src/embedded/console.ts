@@ -4,7 +4,16 @@
  * invite and confirm approvers (`approvers-invite`, `approvers-confirm`), and the endpoint the
  * Gate's listener serves under `/console/`.
  */
-import { deny, isDeny, isLedgerRef, statusOf, withDeadline } from '../kernel/index.js';
+import { randomUUID } from 'node:crypto';
+import {
+  canonicalize,
+  deny,
+  isDeny,
+  isLedgerRef,
+  sha256Hex,
+  statusOf,
+  withDeadline,
+} from '../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import type { ApprovalApi, ApprovalService, BundleStore, GovernanceState } from '../control-plane/index.js';
 import { diffBundles, formatBundleDiff, parseBundleDocument } from '../policy/index.js';
@@ -17,6 +26,7 @@ import {
   createConsoleService,
   createOidcRelyingParty,
   createOperatorConsole,
+  createSignInGuard,
   operatorRedirectUri,
 } from '../console/index.js';
 import type {
@@ -29,6 +39,8 @@ import type {
   OperatorAccounts,
   OperatorConsole,
   OperatorPolicyPages,
+  SignInAttempt,
+  SignInLimits,
 } from '../console/index.js';
 import type { OperatorIdentity, OperatorRecord, OperatorStore, OperatorTenants } from '../gate/index.js';
 import { operatorActor, requestedTenants } from './admin.js';
@@ -332,6 +344,41 @@ export function operatorConsoleFor(deps: {
   });
 }
 
+/**
+ * Ledgers a console sign-in attempt (`console.sign_in`, every tenant's: a person signing in has
+ * no tenant yet), with the person as actor when known; true once confirmed, in time.
+ */
+async function recordSignIn(
+  ledgerPort: Pick<LedgerPort, 'append'>,
+  clock: Clock,
+  a: SignInAttempt,
+): Promise<boolean> {
+  const payload: JsonObject = {
+    kind: a.kind,
+    method: a.method,
+    outcome: a.outcome,
+    ...(a.code === undefined ? {} : { code: a.code }),
+    ...(a.name === undefined ? {} : { name: a.name }),
+    ...(a.address === undefined ? {} : { address: a.address }),
+  };
+  const id = sha256Hex(
+    canonicalize({ type: 'console.sign_in', payload, at: clock(), n: randomUUID() }),
+  ).slice(0, 32);
+  const r = await withDeadline(
+    () =>
+      ledgerPort.append({
+        type: 'console.sign_in',
+        trace_id: id,
+        request_id: id,
+        tenant: '*',
+        actor: { id: a.name ?? 'unknown', role: a.kind },
+        payload,
+      }),
+    5_000,
+  );
+  return r.status === 'ok' && isLedgerRef(r.value);
+}
+
 /** The console endpoint of a listener at `url`. */
 export function consoleEndpointFor(
   deps: {
@@ -345,6 +392,10 @@ export function consoleEndpointFor(
     /** Stored bundles: a policy activation in the inbox shows its diff. */
     readonly bundles?: BundleStore;
     readonly oidc?: OidcConfig;
+    /** Where sign-in attempts are ledgered (`console.sign_in`). */
+    readonly ledgerPort: Pick<LedgerPort, 'append'>;
+    /** `console.sign_in_limit`; default {@link DEFAULT_SIGN_IN_LIMITS}. */
+    readonly signInLimits?: SignInLimits;
   },
   url: string,
 ): ConsoleEndpoint {
@@ -355,9 +406,19 @@ export function consoleEndpointFor(
     throw new TypeError(
       `failclosed.json: console.oidc.redirect_uri must be this console’s URL (${new URL(url).origin}/console/)`,
     );
+  const operator = deps.operator;
   return createConsoleEndpoint({
     url,
-    ...(deps.operator === undefined ? {} : { operator: deps.operator }),
+    ...(operator === undefined ? {} : { operator }),
+    signInGuard: createSignInGuard({
+      record: (a) => recordSignIn(deps.ledgerPort, deps.clock, a),
+      endSession: async (cookie) => {
+        operator?.signOut(cookie);
+        await deps.console.signOut(cookie);
+      },
+      now: deps.clock,
+      ...(deps.signInLimits === undefined ? {} : { limits: deps.signInLimits }),
+    }),
     ...(deps.bundles === undefined ? {} : { policyDiff: policyDiffer(deps.bundles) }),
     console: deps.console,
     approvals: deps.approvals,

@@ -214,6 +214,10 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
               clock: core.clock,
             }),
             ...(core.console.oidc === undefined ? {} : { oidc: core.console.oidc }),
+            ledgerPort: core.ledgerPort,
+            ...(core.config.console?.sign_in_limit === undefined
+              ? {}
+              : { signInLimits: core.config.console.sign_in_limit }),
           },
           url,
         ),

@@ -46,6 +46,7 @@ export const ENTRY_TYPES = [
   'session.tainted',
   'audit.export',
   'audit.read',
+  'console.sign_in',
 ] as const;
 
 /** A ledger entry type. */
@@ -253,6 +254,8 @@ export const PAYLOAD_ALLOWLIST = {
   'admin.refused': ['action', 'code', 'tenant', 'reason'],
   'audit.export': ['scope', 'from', 'to', 'trace_id', 'checkpoint_size', 'reason', 'format'],
   'audit.read': ['target_index', 'trace_id', 'request_id', 'evidence_sha256', 'scope', 'reason'],
+  // A console sign-in attempt (docs/console.md "Sign-in attempts"): never a code, token or key.
+  'console.sign_in': ['kind', 'method', 'outcome', 'code', 'name', 'address'],
 } as const satisfies Record<EntryType, readonly string[]>;
 
 /** `prev_hash` of entry 0: 64 zeros (OE-INV-016). */

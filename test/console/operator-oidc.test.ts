@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dataPaths } from '../../src/embedded/index.js';
+import { runCli } from '../../src/cli/run.js';
+import { dataPaths, parseConfig } from '../../src/embedded/index.js';
 import type { LedgerEntry } from '../../src/ledger/index.js';
 import { startRig, type Rig } from '../approvals/support.js';
 import { entriesOf } from '../control-plane/support.js';
@@ -302,5 +303,92 @@ describe('operator sign-in with OIDC', { timeout: 240_000 }, () => {
     ]);
     expect((await getFromPage(p.page, 'operator/me')).status).toBe(401);
     await p.context.close();
+  });
+
+  it('every sign-in attempt is ledgered console.sign_in; failed ones past the limit are refused ERR_SIGN_IN_RATE_LIMITED per address', async () => {
+    const signIns = await entries('console.sign_in');
+    // Earlier in this file: olivia through the identity provider, her token refused, mallory's subject refused.
+    expect(signIns).toContainEqual(
+      expect.objectContaining({
+        actor: { id: 'olivia', role: 'operator' },
+        payload: expect.objectContaining({ kind: 'operator', method: 'oidc', outcome: 'ok', name: 'olivia' }),
+      }),
+    );
+    expect(signIns).toContainEqual(
+      expect.objectContaining({
+        payload: expect.objectContaining({
+          method: 'token',
+          outcome: 'refused',
+          code: 'ERR_UNAUTHENTICATED',
+        }),
+      }),
+    );
+    for (const e of signIns) expect(JSON.stringify(e)).not.toContain(tokenOf('olivia'));
+
+    expect((await rig.cli('operators', 'add', 'uma', '--tenant', 'acme')).code).toBe(0);
+    const p = await openOperatorPage('uma');
+    const signIn = (token: string) => post(p, 'operator/sign-in', { token });
+    // Wrong tokens from this address until the limit (5 in 15 minutes; earlier refusals count too).
+    let tries = 0;
+    let last = await signIn('wrong-token-0123456789');
+    while (last.status !== 429 && tries < 6) {
+      tries += 1;
+      last = await signIn('wrong-token-0123456789');
+    }
+    expect([last.status, last.body['code']]).toEqual([429, 'ERR_SIGN_IN_RATE_LIMITED']);
+    expect(tries).toBeLessThanOrEqual(5);
+    // Refused before it is tried: a valid token too, and no session.
+    const valid = await signIn(tokenOf('uma'));
+    expect([valid.status, valid.body['code']]).toEqual([429, 'ERR_SIGN_IN_RATE_LIMITED']);
+    expect((await getFromPage(p.page, 'operator/me')).status).toBe(401);
+    // The limit is ledgered once per window, however many attempts it refuses.
+    const limited = (await entries('console.sign_in')).filter((e) => e.payload['outcome'] === 'rate_limited');
+    expect(limited).toHaveLength(1);
+    expect(limited[0]?.payload).toMatchObject({ kind: 'operator', code: 'ERR_SIGN_IN_RATE_LIMITED' });
+    // The window passes (the injected clock): the valid token signs in, ledgered with the person.
+    rig.advance(15 * 60_000 + 1);
+    expect((await signIn(tokenOf('uma'))).status).toBe(200);
+    expect((await entries('console.sign_in')).at(-1)).toMatchObject({
+      actor: { id: 'uma', role: 'operator' },
+      payload: { kind: 'operator', method: 'token', outcome: 'ok', name: 'uma' },
+    });
+    await p.context.close();
+  });
+
+  it('console.sign_in_limit is parsed strictly: no setting turns the limit off', () => {
+    const base = JSON.parse(readFileSync(dataPaths(rig.dir).config, 'utf8')) as Record<string, unknown>;
+    const parse = (limit: unknown) =>
+      parseConfig(Buffer.from(JSON.stringify({ ...base, console: { sign_in_limit: limit } })));
+    expect(parse({ failures: 3, window_sec: 60 }).console?.sign_in_limit).toEqual({
+      failures: 3,
+      window_ms: 60_000,
+    });
+    for (const bad of [
+      { failures: 0, window_sec: 60 },
+      { failures: 3, window_sec: 0 },
+      { failures: 3 },
+      { failures: 3, window_sec: 60, off: true },
+      { failures: 1.5, window_sec: 60 },
+    ])
+      expect(() => parse(bad)).toThrow(TypeError);
+  });
+
+  it('an export with the bindings and sign-in records verifies offline under the trust roots', async () => {
+    const bundle = join(work, 'audit.jsonl');
+    const exported = await rig.cli('ledger', 'export', '--out', bundle);
+    expect(exported.code, exported.err).toBe(0);
+    const text = readFileSync(bundle, 'utf8');
+    expect(text).toContain('"console.sign_in"');
+    expect(text).toContain('"change":"bound"');
+    const trust = join(work, 'trust-roots.json');
+    writeFileSync(trust, await (await fetch(new URL('/v1/trust-roots', rig.instance.url))).text());
+    let out = '';
+    const code = await runCli(['verify', bundle, '--trust', trust], {
+      out: (t) => (out += t),
+      err: (t) => (out += t),
+      env: {},
+    });
+    expect(out).toContain('entries');
+    expect(code, out).toBe(0);
   });
 });
