@@ -1,6 +1,6 @@
 /**
  * Operators as people (OE-INV-025, L7 Identity & Signing): `failclosed operators add|rotate|
- * remove|list` and `admin rotate-operator-token`, and which operator a command acts as. A person's
+ * remove|bind|unbind|list` and `admin rotate-operator-token`, and which operator a command acts as. A person's
  * token lives in their own place, `$XDG_CONFIG_HOME/failclosed/operators/NAME.token` (else
  * `~/.config/failclosed/operators/`), 0600 in a 0700 directory, never in the gate's data directory;
  * the bootstrap operator's is the data directory's `operator.token`. Every change goes through the
@@ -18,10 +18,14 @@ import type { JsonObject } from '../kernel/index.js';
 export class OperatorUsageError extends Error {}
 
 /** Usage lines of the operator commands (part of the CLI usage). */
-export const OPERATOR_USAGE = `  operators add NAME --tenant T [--tenant T]... | --all-tenants [--out FILE] [--reason TEXT]
+export const OPERATOR_USAGE = `  operators add NAME --tenant T [--tenant T]... | --all-tenants [--out FILE] [--oidc-subject SUB] [--reason TEXT]
                                               a person who operates the tenants named (or every tenant);
                                               the token is written 0600 to --out (default
-                                              $XDG_CONFIG_HOME/failclosed/operators/NAME.token), never printed
+                                              $XDG_CONFIG_HOME/failclosed/operators/NAME.token), never printed;
+                                              --oidc-subject: the console signs them in at console.oidc only
+  operators bind NAME SUB [--reason TEXT]     bind NAME to subject SUB of console.oidc's issuer (ledgered):
+                                              the console refuses NAME's token from then on (the CLI keeps it)
+  operators unbind NAME [--reason TEXT]       undo the binding (ledgered); NAME's console sessions end
   operators rotate NAME [--out FILE]          new token for NAME (ledgered; the old one is refused at once)
   operators remove NAME [--reason TEXT]       NAME's token is refused from now on (ledgered)
   operators list                              every operator, tenant scope and status (no tokens)
@@ -109,21 +113,29 @@ export interface OperatorCommand {
   readonly tenants?: readonly string[] | undefined;
   readonly allTenants?: boolean | undefined;
   readonly reason?: string | undefined;
+  readonly oidcSubject?: string | undefined;
 }
 
 /**
- * Runs `operators SUB [NAME]` (`rotate-operator-token` is `rotate operator`). Answers the status
- * and the body to print: a token is written to its file first and never part of what is printed.
+ * Runs `operators SUB [NAME [SUBJECT]]` (`rotate-operator-token` is `rotate operator`). Answers
+ * the status and the body to print: a token is written to its file first and never part of what
+ * is printed.
  */
 export async function runOperatorsCommand(
   run: RunAction,
   sub: string | undefined,
   name: string | undefined,
   c: OperatorCommand,
+  subject?: string,
 ): Promise<{ readonly status: number; readonly body: unknown }> {
   const reason = c.reason === undefined ? {} : { reason: c.reason };
   if (sub === 'list') return run('operators-list', {});
-  if (name === undefined) throw new OperatorUsageError('operators add|rotate|remove NAME');
+  if (name === undefined) throw new OperatorUsageError('operators add|rotate|remove|bind|unbind NAME');
+  if (sub === 'bind') {
+    if (subject === undefined) throw new OperatorUsageError('operators bind NAME SUBJECT');
+    return run('operators-bind', { name, oidc_subject: subject, ...reason });
+  }
+  if (sub === 'unbind') return run('operators-unbind', { name, ...reason });
   if (sub === 'add') {
     const tenants = c.tenants ?? [];
     if (tenants.length > 0 === (c.allTenants === true))
@@ -135,6 +147,7 @@ export async function runOperatorsCommand(
     const a = await run('operators-add', {
       name,
       tenants: c.allTenants === true ? '*' : [...tenants],
+      ...(c.oidcSubject === undefined ? {} : { oidc_subject: c.oidcSubject }),
       ...reason,
     });
     const token = tokenOf(a.body);
@@ -159,5 +172,5 @@ export async function runOperatorsCommand(
     return { status: a.status, body: withoutToken(a.body, file) };
   }
   if (sub === 'remove') return run('operators-remove', { name, ...reason });
-  throw new OperatorUsageError('operators add|rotate|remove NAME | operators list');
+  throw new OperatorUsageError('operators add|rotate|remove|bind|unbind NAME | operators list');
 }

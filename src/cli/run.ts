@@ -372,14 +372,21 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
   if (cmd === 'operators' || (cmd === 'admin' && sub === 'rotate-operator-token')) {
     const [s, name] = cmd === 'operators' ? [sub, arg1] : ['rotate', 'operator'];
     return op(async (c) => {
-      const a = await runOperatorsCommand((action, body) => operatorAction(c, action, body), s, name, {
-        dir,
-        env: io.env,
-        out: v.out,
-        tenants: v.tenant,
-        allTenants: v['all-tenants'],
-        reason: v.reason,
-      });
+      const a = await runOperatorsCommand(
+        (action, body) => operatorAction(c, action, body),
+        s,
+        name,
+        {
+          dir,
+          env: io.env,
+          out: v.out,
+          tenants: v.tenant,
+          allTenants: v['all-tenants'],
+          reason: v.reason,
+          oidcSubject: v['oidc-subject'],
+        },
+        cmd === 'operators' ? arg2 : undefined,
+      );
       return a as HttpAnswer;
     });
   }

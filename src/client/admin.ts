@@ -87,6 +87,13 @@ export interface AdminClient {
   rotateOperator(name: string, reason?: string): Promise<AdminAnswer>;
   /** Removes operator `name`: its token is refused from now on. */
   removeOperator(name: string, reason?: string): Promise<AdminAnswer>;
+  /**
+   * Binds operator `name` to `oidcSubject` at the console's OIDC issuer: the console then signs
+   * them in through the identity provider only and refuses their token (docs/console.md).
+   */
+  bindOperator(name: string, oidcSubject: string, reason?: string): Promise<AdminAnswer>;
+  /** Unbinds operator `name` from its OIDC identity; its console sessions end at their next request. */
+  unbindOperator(name: string, reason?: string): Promise<AdminAnswer>;
   /** Every operator with its tenants and status (no tokens). */
   listOperators(): Promise<AdminAnswer>;
   /** Exports an audit bundle for offline `failclosed verify`. */
@@ -156,6 +163,10 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
       action('operators-rotate', { name, ...reasonOf(reason) }),
     removeOperator: (name: string, reason?: string) =>
       action('operators-remove', { name, ...reasonOf(reason) }),
+    bindOperator: (name: string, oidcSubject: string, reason?: string) =>
+      action('operators-bind', { name, oidc_subject: oidcSubject, ...reasonOf(reason) }),
+    unbindOperator: (name: string, reason?: string) =>
+      action('operators-unbind', { name, ...reasonOf(reason) }),
     listOperators: () => action('operators-list'),
     exportLedger: (o: ExportOptions = {}) =>
       action('ledger-export', {

@@ -13,6 +13,7 @@ import { awaitsOidc, keySignedIn } from './service.js';
 import type { ConsoleService, SignedIn } from './service.js';
 import type { OperatorConsole } from './operator-api.js';
 import { reviewsFor } from './reviews.js';
+import type { SignInGuard } from './sign-in-guard.js';
 
 /** What the API needs. */
 export interface ApiDeps {
@@ -32,6 +33,11 @@ export interface ApiDeps {
    * `policy diff` shows it), for a policy activation in the inbox; null when it cannot be said.
    */
   readonly policyDiff?: (hash: string) => Promise<JsonObject | null>;
+  /**
+   * Every sign-in attempt goes through it: failures rate limited, attempts ledgered
+   * (sign-in-guard.ts). Required: there is no unguarded sign-in.
+   */
+  readonly signInGuard: SignInGuard;
   readonly now: Clock;
 }
 
@@ -52,7 +58,18 @@ export interface ApiAnswer {
 export interface ApiCookies {
   readonly session: string | undefined;
   readonly pending: string | undefined;
+  /** The client address of the request (for the sign-in limits and records). */
+  readonly address?: string | undefined;
 }
+
+/** The sign-in routes: who signs in, and how. */
+const SIGN_INS: Readonly<Record<string, { kind: 'approver' | 'operator'; method: string }>> = {
+  'sign-in/code': { kind: 'approver', method: 'code' },
+  'sign-in/key': { kind: 'approver', method: 'key' },
+  'sign-in/oidc/callback': { kind: 'approver', method: 'oidc' },
+  'operator/sign-in': { kind: 'operator', method: 'token' },
+  'operator/sign-in/oidc/callback': { kind: 'operator', method: 'oidc' },
+};
 
 const VERDICT = /^approvals\/([A-Za-z0-9._:-]{1,128})\/(approve|reject)$/;
 const REVIEW = /^reviews\/([A-Za-z0-9._:-]{1,128})\/close$/;
@@ -173,8 +190,31 @@ async function evidence(deps: ApiDeps, who: SignedIn, requestId: string): Promis
   return ok({ ...(view as JsonObject) });
 }
 
-/** Routes one API request (`route` is the path after `/console/api/`). Never rejects on refusal: denies. */
+/**
+ * Routes one API request (`route` is the path after `/console/api/`). Never rejects on refusal:
+ * denies. A sign-in goes through the sign-in guard (limits, `console.sign_in` records).
+ */
 export async function routeApi(
+  deps: ApiDeps,
+  method: string,
+  route: string,
+  body: JsonObject,
+  cookies: ApiCookies,
+): Promise<ApiAnswer | Deny> {
+  const signIn = method === 'POST' ? SIGN_INS[route] : undefined;
+  if (signIn === undefined) return routeOne(deps, method, route, body, cookies);
+  const name = body['name'];
+  return deps.signInGuard(
+    {
+      ...signIn,
+      ...(signIn.kind === 'approver' && typeof name === 'string' ? { name } : {}),
+      ...(cookies.address === undefined ? {} : { address: cookies.address }),
+    },
+    () => routeOne(deps, method, route, body, cookies),
+  );
+}
+
+async function routeOne(
   deps: ApiDeps,
   method: string,
   route: string,
@@ -203,7 +243,7 @@ export async function routeApi(
   // Operator sessions and approver sessions never stand in for each other (operator-api.ts).
   if (route.startsWith('operator/')) {
     if (deps.operator === undefined) return { status: 404, body: { error: 'not_found' } };
-    return deps.operator.route(method, route.slice('operator/'.length), body, cookie);
+    return deps.operator.route(method, route.slice('operator/'.length), body, cookie, cookies.pending);
   }
   const who = await c.authenticate(cookie);
   if (isDeny(who)) return who;

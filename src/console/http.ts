@@ -283,6 +283,7 @@ export function createConsoleEndpoint(
     const a = await routeApi(deps, method, path.slice('/console/api/'.length), body, {
       session: cookieOf(req, SESSION_COOKIE),
       pending: cookieOf(req, OIDC_PENDING_COOKIE),
+      address: req.socket.remoteAddress,
     });
     if (isDeny(a)) return refuse(res, a);
     if (a.download !== undefined && a.status === 200)

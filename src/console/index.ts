@@ -29,6 +29,7 @@ export {
   createOidcRelyingParty,
   isIssuerUrl,
   openPending,
+  operatorRedirectUri,
   pkceChallenge,
   sealPending,
   OIDC_CLOCK_TOLERANCE_SEC,
@@ -39,9 +40,13 @@ export type { ConsoleActor, ConsoleService, ConsoleServiceDeps, ConsoleTimes, Si
 export { createSqliteConsoleStore } from './sqlite-store.js';
 export { parsePersonRow, parseSessionRow } from './rows.js';
 export type { ConsoleSession, ConsoleStore, InvitedPerson, SessionMethod } from './store.js';
-export { createOperatorConsole } from './operator-api.js';
+export { createOperatorConsole, OPERATOR_OIDC_BINDING } from './operator-api.js';
+export { createSignInGuard, DEFAULT_SIGN_IN_LIMITS } from './sign-in-guard.js';
+export type { SignInAttempt, SignInGuard, SignInGuardDeps, SignInLimits } from './sign-in-guard.js';
 export type {
   IncidentState,
+  OperatorAccount,
+  OperatorAccounts,
   OperatorActionAnswer,
   OperatorConsole,
   OperatorConsoleDeps,

@@ -67,6 +67,15 @@ export interface OidcRelyingParty {
   finish(pending: string | undefined, binding: string, callback: OidcCallback): Promise<OidcIdentity | Deny>;
 }
 
+/**
+ * Where the issuer sends an operator back: the operator page next to the approvers' redirect URI
+ * (`<origin>/console/operator.html`), registered at the issuer as well. The operators' relying
+ * party is this module's with that one setting changed (docs/console.md "Operator sign-in").
+ */
+export function operatorRedirectUri(config: OidcConfig): string {
+  return `${config.redirect_uri}operator.html`;
+}
+
 /** The pending sign-in's lifetime (ms). */
 export const OIDC_PENDING_MS = 10 * 60_000;
 /** Accepted skew between the issuer's clock and the gate's for `iat`/`exp` (s). */

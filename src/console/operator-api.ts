@@ -1,6 +1,9 @@
 /**
  * The operator's side of the console (docs/console.md "Operator pages"): sign-in with the
- * operator token, resolved by one injected function, into a server-side operator session; the
+ * operator token, or through the configured OpenID Connect issuer for an operator bound to an
+ * identity there (the relying party of oidc.ts: code flow, PKCE, state, nonce), into a
+ * server-side operator session whose credential is checked again against the registry on every
+ * request (a rotated token, a changed binding or a removed operator ends it); the
  * incident controls (kill switch, tenant lockdown, session quarantine, breaker reset), each
  * confirmed by typing its target, carried out through one injected function that runs the
  * operator actions (`POST /v1/admin/{action}`: ledgered first, OE-INV-025); and the latest
@@ -14,6 +17,7 @@ import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import { approverCovers } from '../control-plane/index.js';
 import type { ApproverTenants } from '../control-plane/index.js';
 import type { ApiAnswer } from './api.js';
+import type { OidcRelyingParty } from './oidc.js';
 import type { ConsoleTimes } from './service.js';
 import { DEFAULT_CONSOLE_TIMES } from './service.js';
 
@@ -22,6 +26,27 @@ export interface OperatorIdentity {
   readonly name: string;
   readonly tenants: ApproverTenants;
 }
+
+/** An active operator as the registry holds it, for the console's sign-ins and per-request checks. */
+export interface OperatorAccount extends OperatorIdentity {
+  /** SHA-256 (hex) of the operator's bearer token. */
+  readonly token_sha256: string;
+  /** The OIDC identity the operator is bound to; null when none (the token signs in). */
+  readonly oidc: { readonly issuer: string; readonly subject: string; readonly bound_at: number } | null;
+}
+
+/** The operator registry as the console reads it (src/gate/operators.ts); each read may reject. */
+export interface OperatorAccounts {
+  /** The ACTIVE operator whose token hashes to `tokenSha256`. */
+  byToken(tokenSha256: string): Promise<OperatorAccount | undefined>;
+  /** The ACTIVE operator bound to this identity. */
+  bySubject(issuer: string, subject: string): Promise<OperatorAccount | undefined>;
+  /** The ACTIVE operator named `name`. */
+  named(name: string): Promise<OperatorAccount | undefined>;
+}
+
+/** What an operator's pending OIDC sign-in is bound to (the relying party's `binding`). */
+export const OPERATOR_OIDC_BINDING = 'operator-console';
 
 /** An operator action's answer (`OperatorActions.run`). */
 export interface OperatorActionAnswer {
@@ -52,8 +77,10 @@ export interface OperatorPolicyPages {
 
 /** What the operator pages need; wired in src/embedded/console.ts. */
 export interface OperatorConsoleDeps {
-  /** Resolves an operator token to the person it belongs to; undefined: not an operator. */
-  readonly authenticateOperator: (token: string) => Promise<OperatorIdentity | undefined>;
+  /** The operator registry: sign-ins, and every request's check of its session's credential. */
+  readonly operators: OperatorAccounts;
+  /** The relying party of `console.oidc` sending the browser back to the operator page; absent: token sign-in only. */
+  readonly oidc?: OidcRelyingParty;
   /** Runs an operator action as `person` (`OperatorActions.run`). */
   readonly runAdmin: (
     person: OperatorIdentity,
@@ -75,9 +102,25 @@ export interface OperatorConsoleDeps {
 }
 
 interface OperatorSession {
-  readonly person: OperatorIdentity;
+  readonly name: string;
+  readonly method: 'token' | 'oidc';
+  /** The credential proven at sign-in ({@link credentialOf}); the registry must still show it. */
+  readonly credential: string;
   readonly created_at: number;
   last_seen: number;
+}
+
+/**
+ * What a session of `method` proved for `a`: its token's hash (only while unbound: a bound
+ * operator's token is refused here), or its binding, including when it was made (an unbind and a
+ * rebind to the same subject end the sessions of the first binding). Undefined: `method` cannot
+ * sign `a` in.
+ */
+function credentialOf(a: OperatorAccount, method: 'token' | 'oidc'): string | undefined {
+  if (method === 'token') return a.oidc === null ? `token:${a.token_sha256}` : undefined;
+  return a.oidc === null
+    ? undefined
+    : `oidc:${JSON.stringify([a.oidc.issuer, a.oidc.subject, a.oidc.bound_at])}`;
 }
 
 /** The operator pages' API under `/console/api/operator/`. */
@@ -87,6 +130,8 @@ export interface OperatorConsole {
     route: string,
     body: JsonObject,
     cookie: string | undefined,
+    /** The cookie of a pending OIDC sign-in. */
+    pending?: string,
   ): Promise<ApiAnswer | Deny>;
   /** Ends the operator session of this cookie value, if it is one. */
   signOut(cookie: string): void;
@@ -310,7 +355,11 @@ export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsol
       if (at - s.last_seen >= times.idleMs || at - s.created_at >= times.absoluteMs) sessions.delete(k);
   };
 
-  const authenticate = (cookie: string | undefined): OperatorSession | Deny => {
+  /**
+   * The session of this cookie, its credential checked against the registry now (a rotated token,
+   * a binding made, changed or undone, a removed operator: the session ends), and who acts.
+   */
+  const authenticate = async (cookie: string | undefined): Promise<OperatorIdentity | Deny> => {
     if (cookie === undefined || !TOKEN.test(cookie)) return deny('ERR_UNAUTHENTICATED', 'sign in first');
     const key = sha256Hex(cookie);
     const s = sessions.get(key);
@@ -320,21 +369,54 @@ export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsol
       sessions.delete(key);
       return deny('ERR_UNAUTHENTICATED', 'the session expired: sign in again');
     }
+    // A failing registry read rejects: the console answers ERR_INTERNAL, never the old scope.
+    const a = await deps.operators.named(s.name);
+    if (a === undefined || credentialOf(a, s.method) !== s.credential) {
+      sessions.delete(key);
+      return deny('ERR_UNAUTHENTICATED', 'the operator’s sign-in changed or was removed: sign in again');
+    }
     s.last_seen = at;
-    return s;
+    return { name: a.name, tenants: a.tenants };
+  };
+
+  /** A new session of `a` proven by `method`. */
+  const open = (a: OperatorAccount, method: 'token' | 'oidc'): ApiAnswer | Deny => {
+    const credential = credentialOf(a, method);
+    if (credential === undefined) return deny('ERR_UNAUTHENTICATED', 'this operator cannot sign in so');
+    const at = deps.now();
+    prune(at);
+    if (sessions.size >= MAX_SESSIONS) return deny('ERR_OVERLOADED', 'too many operator sessions');
+    const id = encodeBase64url(randomBytes(32));
+    // Only the hash of the session id is kept: a memory dump names no live cookie.
+    sessions.set(sha256Hex(id), { name: a.name, method, credential, created_at: at, last_seen: at });
+    return ok({ outcome: 'ok', kind: 'operator', name: a.name, method }, id);
   };
 
   const signIn = async (token: JsonValue | undefined): Promise<ApiAnswer | Deny> => {
     if (typeof token !== 'string' || token.length === 0 || token.length > 512)
       return deny('ERR_UNAUTHENTICATED', 'the operator token is required');
-    const person = await deps.authenticateOperator(token);
-    if (person === undefined) return deny('ERR_UNAUTHENTICATED', 'the operator token is not valid');
-    const at = deps.now();
-    prune(at);
-    if (sessions.size >= MAX_SESSIONS) return deny('ERR_OVERLOADED', 'too many operator sessions');
-    const id = encodeBase64url(randomBytes(32));
-    sessions.set(sha256Hex(id), { person, created_at: at, last_seen: at });
-    return ok({ outcome: 'ok', kind: 'operator', name: person.name }, id);
+    const a = await deps.operators.byToken(sha256Hex(token));
+    if (a === undefined) return deny('ERR_UNAUTHENTICATED', 'the operator token is not valid');
+    // Bound to an identity provider: the console hears this person only through it (the CLI
+    // still takes the token).
+    if (a.oidc !== null)
+      return deny('ERR_UNAUTHENTICATED', 'this operator signs in with the identity provider');
+    return open(a, 'token');
+  };
+
+  /** Back from the issuer: the code exchanged and the ID token validated by the relying party. */
+  const oidcFinish = async (body: JsonObject, pending: string | undefined): Promise<ApiAnswer | Deny> => {
+    if (deps.oidc === undefined) return { status: 404, body: { error: 'not_found' } };
+    const id = await deps.oidc.finish(pending, OPERATOR_OIDC_BINDING, {
+      code: body['code'],
+      state: body['state'],
+      ...(body['iss'] === undefined ? {} : { iss: body['iss'] }),
+    });
+    if (isDeny(id)) return id;
+    const a = await deps.operators.bySubject(id.issuer, id.subject);
+    if (a === undefined) return deny('ERR_UNAUTHENTICATED', 'no operator is bound to this identity');
+    const r = open(a, 'oidc');
+    return isDeny(r) ? r : { ...r, pending: '' };
   };
 
   const incident = async (who: OperatorIdentity): Promise<ApiAnswer> => {
@@ -369,18 +451,30 @@ export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsol
   };
 
   const api: OperatorConsole = {
-    async route(method, route, body, cookie) {
+    async route(method, route, body, cookie, pending) {
       if (method === 'POST' && route === 'sign-in') return signIn(body['token']);
-      const s = authenticate(cookie);
-      if ('code' in s) return s;
-      const who = s.person;
-      if (method === 'GET' && route === 'me')
+      // What the sign-in page offers: the issuer when one is configured.
+      if (method === 'GET' && route === 'sign-in')
+        return ok({ oidc: deps.oidc === undefined ? null : { issuer: deps.oidc.config.issuer } });
+      if (method === 'POST' && route === 'sign-in/oidc/start') {
+        if (deps.oidc === undefined) return { status: 404, body: { error: 'not_found' } };
+        const r = await deps.oidc.begin(OPERATOR_OIDC_BINDING);
+        if (isDeny(r)) return r;
+        return { status: 200, body: { outcome: 'ok', authorization_url: r.url }, pending: r.pending };
+      }
+      if (method === 'POST' && route === 'sign-in/oidc/callback') return oidcFinish(body, pending);
+      const who = await authenticate(cookie);
+      if (isDeny(who)) return who;
+      if (method === 'GET' && route === 'me') {
+        const s = sessions.get(sha256Hex(cookie ?? ''));
         return ok({
           kind: 'operator',
           name: who.name,
           tenants: tenantsView(who.tenants),
+          method: s?.method ?? null,
           now: new Date(deps.now()).toISOString(),
         });
+      }
       if (method === 'GET' && route === 'incident') return incident(who);
       const m = method === 'POST' ? /^incident\/([a-z-]{1,32})$/.exec(route) : null;
       if (m?.[1] !== undefined) return control(who, m[1], body);

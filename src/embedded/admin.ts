@@ -34,6 +34,7 @@ import type {
 import {
   BOOTSTRAP_OPERATOR,
   OAUTH_IDENTITY_PREFIX,
+  OIDC_SUBJECT,
   OPERATOR_NAME,
   OPERATOR_TENANT,
   operatorCovers,
@@ -70,6 +71,11 @@ export interface OperatorDeps {
   readonly openReader?: () => ExportReader;
   /** The operator registry (OE-INV-025); absent: no operator management actions. */
   readonly operators?: OperatorStore;
+  /**
+   * The console's OIDC issuer (`console.oidc.issuer`): operators are bound to subjects of this
+   * issuer; absent, binding is refused.
+   */
+  readonly oidcIssuer?: string;
 }
 
 /** Files that hold the issuer's keys across restarts (OE-INV-025 key rotation). */
@@ -104,6 +110,14 @@ function operatorView(r: OperatorRecord): JsonObject {
     created_at: new Date(r.created_at).toISOString(),
     rotated_at: r.rotated_at === null ? null : new Date(r.rotated_at).toISOString(),
     removed_at: r.removed_at === null ? null : new Date(r.removed_at).toISOString(),
+    oidc:
+      r.oidc === null
+        ? null
+        : {
+            issuer: r.oidc.issuer,
+            subject: r.oidc.subject,
+            bound_at: new Date(r.oidc.bound_at).toISOString(),
+          },
   };
 }
 
@@ -312,6 +326,15 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
     return ok;
   };
 
+  /** The OIDC identity `subject` names at the configured issuer, or the refusal. */
+  const identityOf = (subject: JsonValue | undefined): { issuer: string; subject: string } | Answer => {
+    if (deps.oidcIssuer === undefined)
+      return usage('no OIDC issuer is configured (failclosed.json console.oidc)');
+    if (typeof subject !== 'string' || !OIDC_SUBJECT.test(subject))
+      return usage('oidc_subject must be 1 .. 255 printable ASCII characters');
+    return { issuer: deps.oidcIssuer, subject };
+  };
+
   /** The registry, or the 404 of a deployment without one. */
   const registry = (action: string): OperatorStore | Answer =>
     deps.operators ?? { status: 404, body: { error: 'unknown_action', action } };
@@ -337,19 +360,30 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
         )
           tenants = [...new Set(t)];
         else return usage('tenants must be a list of tenant names, or "*" for every tenant');
+        const oidc = o['oidc_subject'] === undefined ? undefined : identityOf(o['oidc_subject']);
+        if (oidc !== undefined && 'status' in oidc) return oidc;
         if ((await store.get(name)) !== undefined)
           return { status: 409, body: { error: 'exists', operator: name } };
+        if (oidc !== undefined && (await store.bySubject(oidc.issuer, oidc.subject)) !== undefined)
+          return { status: 409, body: { error: 'identity_taken', operator: name } };
         const token = newOperatorToken();
         const payload: JsonObject = {
           operator: name,
           change: 'added',
           tenants: tenants === '*' ? '*' : [...tenants],
           reason: reasonOf(o),
+          ...(oidc === undefined ? {} : { oidc: { ...oidc } }),
         };
         if (!(await ledgerAdmin('admin.operator', GLOBAL_TENANT, payload, operatorActor(who))))
           return denied(deny('ERR_LEDGER_UNAVAILABLE', 'operator not recorded'));
         const added = await applyRecorded(payload, who, () =>
-          store.add({ name, tenants, token_sha256: sha256Hex(token), created_at: deps.clock() }),
+          store.add({
+            name,
+            tenants,
+            token_sha256: sha256Hex(token),
+            created_at: deps.clock(),
+            ...(oidc === undefined ? {} : { oidc }),
+          }),
         );
         if (!added) return { status: 409, body: { error: 'exists', operator: name } };
         const rec = await store.get(name);
@@ -418,6 +452,78 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
           return denied(deny('ERR_LEDGER_UNAVAILABLE', 'operator removal not recorded'));
         if (!(await applyRecorded(payload, who, () => store.remove(name, deps.clock()))))
           return { status: 404, body: { error: 'not_found', operator: name } };
+        const now = await store.get(name);
+        return {
+          status: 200,
+          body: { outcome: 'ok', ...(now === undefined ? { name } : operatorView(now)) },
+        };
+      }),
+    'operators-bind': (o, who) =>
+      serialized(async () => {
+        const store = registry('operators-bind');
+        if (isAnswer(store)) return store;
+        const refused = await guard('operators-bind', who, '*');
+        if (refused !== undefined) return refused;
+        const name = o['name'];
+        if (typeof name !== 'string' || !OPERATOR_NAME.test(name)) return usage('name is malformed');
+        const oidc = identityOf(o['oidc_subject']);
+        if ('status' in oidc) return oidc;
+        const rec = await store.get(name);
+        if (rec === undefined || rec.status !== 'active')
+          return { status: 404, body: { error: 'not_found', operator: name } };
+        // One identity at a time: a rebinding is an unbind (ledgered) and then a bind.
+        if (rec.oidc !== null)
+          return {
+            status: 409,
+            body: { error: 'bound', reason: 'unbind the operator first', operator: name },
+          };
+        if ((await store.bySubject(oidc.issuer, oidc.subject)) !== undefined)
+          return { status: 409, body: { error: 'identity_taken', operator: name } };
+        const payload: JsonObject = {
+          operator: name,
+          change: 'bound',
+          tenants: rec.tenants === '*' ? '*' : [...rec.tenants],
+          reason: reasonOf(o),
+          oidc: { ...oidc },
+        };
+        if (!(await ledgerAdmin('admin.operator', GLOBAL_TENANT, payload, operatorActor(who))))
+          return denied(deny('ERR_LEDGER_UNAVAILABLE', 'operator binding not recorded'));
+        if (
+          !(await applyRecorded(payload, who, () =>
+            store.bind(name, oidc.issuer, oidc.subject, deps.clock()),
+          ))
+        )
+          return { status: 409, body: { error: 'conflict', reason: 'changed meanwhile', operator: name } };
+        const now = await store.get(name);
+        return {
+          status: 200,
+          body: { outcome: 'ok', ...(now === undefined ? { name } : operatorView(now)) },
+        };
+      }),
+    'operators-unbind': (o, who) =>
+      serialized(async () => {
+        const store = registry('operators-unbind');
+        if (isAnswer(store)) return store;
+        const refused = await guard('operators-unbind', who, '*');
+        if (refused !== undefined) return refused;
+        const name = o['name'];
+        if (typeof name !== 'string' || !OPERATOR_NAME.test(name)) return usage('name is malformed');
+        const rec = await store.get(name);
+        if (rec === undefined || rec.status !== 'active')
+          return { status: 404, body: { error: 'not_found', operator: name } };
+        const bound = rec.oidc;
+        if (bound === null) return { status: 409, body: { error: 'not_bound', operator: name } };
+        const payload: JsonObject = {
+          operator: name,
+          change: 'unbound',
+          tenants: rec.tenants === '*' ? '*' : [...rec.tenants],
+          reason: reasonOf(o),
+          oidc: { issuer: bound.issuer, subject: bound.subject },
+        };
+        if (!(await ledgerAdmin('admin.operator', GLOBAL_TENANT, payload, operatorActor(who))))
+          return denied(deny('ERR_LEDGER_UNAVAILABLE', 'operator unbinding not recorded'));
+        if (!(await applyRecorded(payload, who, () => store.unbind(name, bound.issuer, bound.subject))))
+          return { status: 409, body: { error: 'conflict', reason: 'changed meanwhile', operator: name } };
         const now = await store.get(name);
         return {
           status: 200,

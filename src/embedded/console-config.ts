@@ -4,12 +4,14 @@
  * the enrolment code, then the device key.
  */
 import { isIssuerUrl } from '../console/index.js';
-import type { OidcConfig } from '../console/index.js';
+import type { OidcConfig, SignInLimits } from '../console/index.js';
 
 /** `failclosed.json` `console`. */
 export interface ConsoleConfig {
   /** The OpenID Connect issuer whose identities invitations can be bound to. */
   readonly oidc?: OidcConfig;
+  /** `sign_in_limit` `{failures, window_sec}`: failed sign-ins per name and per address. */
+  readonly sign_in_limit?: SignInLimits;
 }
 
 function bad(message: string): TypeError {
@@ -22,11 +24,30 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 const CLIENT_ID = /^[\x21-\x7e]{1,255}$/;
 
+/** `sign_in_limit`: `failures` 1 .. 1000 in `window_sec` 1 .. 86400 (no setting turns the limit off). */
+function parseSignInLimit(v: unknown): SignInLimits {
+  if (!isObject(v)) throw bad('sign_in_limit must be an object');
+  for (const k of Object.keys(v))
+    if (k !== 'failures' && k !== 'window_sec') throw bad(`unknown field sign_in_limit.${k}`);
+  const { failures, window_sec } = v;
+  if (typeof failures !== 'number' || !Number.isInteger(failures) || failures < 1 || failures > 1000)
+    throw bad('sign_in_limit.failures must be an integer 1 .. 1000');
+  if (
+    typeof window_sec !== 'number' ||
+    !Number.isInteger(window_sec) ||
+    window_sec < 1 ||
+    window_sec > 86_400
+  )
+    throw bad('sign_in_limit.window_sec must be an integer 1 .. 86400');
+  return Object.freeze({ failures, window_ms: window_sec * 1000 });
+}
+
 /** Parses `failclosed.json` `console`; `TypeError` on anything unknown or malformed. */
 export function parseConsoleConfig(v: unknown): ConsoleConfig {
   if (!isObject(v)) throw bad('must be an object');
-  for (const k of Object.keys(v)) if (k !== 'oidc') throw bad(`unknown field ${k}`);
-  if (v.oidc === undefined) return Object.freeze({});
+  for (const k of Object.keys(v)) if (k !== 'oidc' && k !== 'sign_in_limit') throw bad(`unknown field ${k}`);
+  const limit = v.sign_in_limit === undefined ? {} : { sign_in_limit: parseSignInLimit(v.sign_in_limit) };
+  if (v.oidc === undefined) return Object.freeze(limit);
   const o = v.oidc;
   if (!isObject(o)) throw bad('oidc must be an object');
   const keys = ['issuer', 'client_id', 'client_secret', 'redirect_uri', 'required'];
@@ -47,6 +68,7 @@ export function parseConsoleConfig(v: unknown): ConsoleConfig {
   if (o.required !== undefined && typeof o.required !== 'boolean')
     throw bad('oidc.required must be a boolean');
   return Object.freeze({
+    ...limit,
     oidc: Object.freeze({
       issuer: o.issuer,
       client_id: o.client_id,

@@ -4,7 +4,16 @@
  * invite and confirm approvers (`approvers-invite`, `approvers-confirm`), and the endpoint the
  * Gate's listener serves under `/console/`.
  */
-import { deny, isDeny, isLedgerRef, sha256Hex, statusOf, withDeadline } from '../kernel/index.js';
+import { randomUUID } from 'node:crypto';
+import {
+  canonicalize,
+  deny,
+  isDeny,
+  isLedgerRef,
+  sha256Hex,
+  statusOf,
+  withDeadline,
+} from '../kernel/index.js';
 import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import type { ApprovalApi, ApprovalService, BundleStore, GovernanceState } from '../control-plane/index.js';
 import { diffBundles, formatBundleDiff, parseBundleDocument } from '../policy/index.js';
@@ -17,16 +26,23 @@ import {
   createConsoleService,
   createOidcRelyingParty,
   createOperatorConsole,
+  createSignInGuard,
+  operatorRedirectUri,
 } from '../console/index.js';
 import type {
   ConsoleEndpoint,
   ConsoleService,
   ConsoleStore,
   OidcConfig,
+  OidcRelyingParty,
+  OperatorAccount,
+  OperatorAccounts,
   OperatorConsole,
   OperatorPolicyPages,
+  SignInAttempt,
+  SignInLimits,
 } from '../console/index.js';
-import type { OperatorIdentity, OperatorStore, OperatorTenants } from '../gate/index.js';
+import type { OperatorIdentity, OperatorRecord, OperatorStore, OperatorTenants } from '../gate/index.js';
 import { operatorActor, requestedTenants } from './admin.js';
 import type { ScopeGuard } from './admin.js';
 import type { LedgerPort } from './ports.js';
@@ -49,15 +65,7 @@ export function openConsole(deps: {
   readonly oidc?: OidcConfig;
 }): EmbeddedConsole {
   const { store } = deps;
-  const oidc =
-    deps.oidc === undefined
-      ? undefined
-      : createOidcRelyingParty({
-          config: deps.oidc,
-          now: deps.clock,
-          // A sign-in's state is used once, as a sign-in challenge is (the same store, every gate).
-          useState: (id, expiresAt, atMs) => store.useChallenge(id, expiresAt, atMs),
-        });
+  const oidc = deps.oidc === undefined ? undefined : relyingPartyFor(deps.oidc, store, deps.clock);
   const service = createConsoleService({
     store,
     approvals: deps.approvals,
@@ -67,6 +75,23 @@ export function openConsole(deps: {
     ...(oidc === undefined ? {} : { oidc }),
   });
   return { service, store, ...(deps.oidc === undefined ? {} : { oidc: deps.oidc }) };
+}
+
+/**
+ * The console's relying party for `config` (approvers' and, with the operator page as redirect
+ * URI, operators'): a sign-in's state is used once, as a sign-in challenge is (the same store,
+ * every gate).
+ */
+export function relyingPartyFor(
+  config: OidcConfig,
+  store: Pick<ConsoleStore, 'useChallenge'>,
+  clock: Clock,
+): OidcRelyingParty {
+  return createOidcRelyingParty({
+    config,
+    now: clock,
+    useState: (id, expiresAt, atMs) => store.useChallenge(id, expiresAt, atMs),
+  });
 }
 
 function denied(d: Deny): OperatorAnswer {
@@ -185,16 +210,20 @@ export function decisionReader(
 }
 
 /**
- * The one place an operator token becomes a person for the console: the operator registry
- * (`byToken` of the token's SHA-256), as the Gate authenticates `POST /v1/admin/…`.
+ * The one place the console reads the operator registry: an operator's token (`byToken` of its
+ * SHA-256, as the Gate authenticates `POST /v1/admin/…`), OIDC identity, or name; active ones only.
  */
-export function registryOperator(
-  operators: Pick<OperatorStore, 'byToken'>,
-): (token: string) => Promise<OperatorIdentity | undefined> {
-  return async (token) => {
-    if (token.length === 0) return undefined;
-    const r = await operators.byToken(sha256Hex(token));
-    return r === undefined ? undefined : { name: r.name, tenants: r.tenants };
+export function registryOperators(
+  operators: Pick<OperatorStore, 'byToken' | 'bySubject' | 'get'>,
+): OperatorAccounts {
+  const account = (r: OperatorRecord | undefined): OperatorAccount | undefined =>
+    r === undefined || r.status !== 'active'
+      ? undefined
+      : { name: r.name, tenants: r.tenants, token_sha256: r.token_sha256, oidc: r.oidc };
+  return {
+    byToken: async (sha) => account(await operators.byToken(sha)),
+    bySubject: async (issuer, subject) => account(await operators.bySubject(issuer, subject)),
+    named: async (name) => account(await operators.get(name)),
   };
 }
 
@@ -260,7 +289,11 @@ export function policyPagesFor(bundles: BundleStore, approvals: ApprovalService)
 /** The operator pages over the operator actions, the incident state and the ledger. */
 export function operatorConsoleFor(deps: {
   readonly operator: OperatorActions;
-  readonly operators: Pick<OperatorStore, 'byToken'>;
+  readonly operators: Pick<OperatorStore, 'byToken' | 'bySubject' | 'get'>;
+  /** `console.oidc`: operators bound to an identity there sign in through it. */
+  readonly oidc?: OidcConfig;
+  /** Where a sign-in's state is used once (the console store). */
+  readonly challenges: Pick<ConsoleStore, 'useChallenge'>;
   readonly governance: Pick<GovernanceState, 'snapshot'>;
   readonly ledger: Pick<GateLedger, 'latestCheckpoint'>;
   readonly bundles: BundleStore;
@@ -268,7 +301,16 @@ export function operatorConsoleFor(deps: {
   readonly clock: Clock;
 }): OperatorConsole {
   return createOperatorConsole({
-    authenticateOperator: registryOperator(deps.operators),
+    operators: registryOperators(deps.operators),
+    ...(deps.oidc === undefined
+      ? {}
+      : {
+          oidc: relyingPartyFor(
+            { ...deps.oidc, redirect_uri: operatorRedirectUri(deps.oidc) },
+            deps.challenges,
+            deps.clock,
+          ),
+        }),
     // Every action is ledgered with the signed-in operator and held to its tenant scope by the actions.
     runAdmin: async (person, action, body) => {
       const r = await withDeadline(() => deps.operator.run(action, body, person), 30_000);
@@ -314,6 +356,41 @@ export function operatorConsoleFor(deps: {
   });
 }
 
+/**
+ * Ledgers a console sign-in attempt (`console.sign_in`, every tenant's: a person signing in has
+ * no tenant yet), with the person as actor when known; true once confirmed, in time.
+ */
+async function recordSignIn(
+  ledgerPort: Pick<LedgerPort, 'append'>,
+  clock: Clock,
+  a: SignInAttempt,
+): Promise<boolean> {
+  const payload: JsonObject = {
+    kind: a.kind,
+    method: a.method,
+    outcome: a.outcome,
+    ...(a.code === undefined ? {} : { code: a.code }),
+    ...(a.name === undefined ? {} : { name: a.name }),
+    ...(a.address === undefined ? {} : { address: a.address }),
+  };
+  const id = sha256Hex(
+    canonicalize({ type: 'console.sign_in', payload, at: clock(), n: randomUUID() }),
+  ).slice(0, 32);
+  const r = await withDeadline(
+    () =>
+      ledgerPort.append({
+        type: 'console.sign_in',
+        trace_id: id,
+        request_id: id,
+        tenant: '*',
+        actor: { id: a.name ?? 'unknown', role: a.kind },
+        payload,
+      }),
+    5_000,
+  );
+  return r.status === 'ok' && isLedgerRef(r.value);
+}
+
 /** The console endpoint of a listener at `url`. */
 export function consoleEndpointFor(
   deps: {
@@ -327,6 +404,10 @@ export function consoleEndpointFor(
     /** Stored bundles: a policy activation in the inbox shows its diff. */
     readonly bundles?: BundleStore;
     readonly oidc?: OidcConfig;
+    /** Where sign-in attempts are ledgered (`console.sign_in`). */
+    readonly ledgerPort: Pick<LedgerPort, 'append'>;
+    /** `console.sign_in_limit`; default {@link DEFAULT_SIGN_IN_LIMITS}. */
+    readonly signInLimits?: SignInLimits;
   },
   url: string,
 ): ConsoleEndpoint {
@@ -337,9 +418,19 @@ export function consoleEndpointFor(
     throw new TypeError(
       `failclosed.json: console.oidc.redirect_uri must be this console’s URL (${new URL(url).origin}/console/)`,
     );
+  const operator = deps.operator;
   return createConsoleEndpoint({
     url,
-    ...(deps.operator === undefined ? {} : { operator: deps.operator }),
+    ...(operator === undefined ? {} : { operator }),
+    signInGuard: createSignInGuard({
+      record: (a) => recordSignIn(deps.ledgerPort, deps.clock, a),
+      endSession: async (cookie) => {
+        operator?.signOut(cookie);
+        await deps.console.signOut(cookie);
+      },
+      now: deps.clock,
+      ...(deps.signInLimits === undefined ? {} : { limits: deps.signInLimits }),
+    }),
     ...(deps.bundles === undefined ? {} : { policyDiff: policyDiffer(deps.bundles) }),
     console: deps.console,
     approvals: deps.approvals,

@@ -497,6 +497,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       issuerKeys: issuerKeyFiles(p.issuerKey, p.issuerJwks),
       openReader: () => backend.openLedgerReader(),
       operators: backend.operators,
+      ...(config.console?.oidc === undefined ? {} : { oidcIssuer: config.console.oidc.issuer }),
     }),
     consoleState.service,
     {

@@ -205,6 +205,8 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
             operator: operatorConsoleFor({
               operator: core.operator,
               operators: core.backend.operators,
+              challenges: core.console.store,
+              ...(core.console.oidc === undefined ? {} : { oidc: core.console.oidc }),
               governance: core.governance,
               ledger: gateLedgerOver(core.ledger, core.ledgerPort),
               bundles: core.bundles,
@@ -212,6 +214,10 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
               clock: core.clock,
             }),
             ...(core.console.oidc === undefined ? {} : { oidc: core.console.oidc }),
+            ledgerPort: core.ledgerPort,
+            ...(core.config.console?.sign_in_limit === undefined
+              ? {}
+              : { signInLimits: core.config.console.sign_in_limit }),
           },
           url,
         ),

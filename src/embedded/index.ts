@@ -44,7 +44,8 @@ export { notificationsPath, openNotifications } from './notifications.js';
 export type { EmbeddedNotifications } from './notifications.js';
 export type { EmbeddedApprovals } from './approvals.js';
 export {
-  registryOperator,
+  registryOperators,
+  relyingPartyFor,
   consoleEndpointFor,
   decisionReader,
   openConsole,

@@ -39,13 +39,20 @@ export { createSqliteGateState } from './sqlite-state.js';
 export {
   BOOTSTRAP_OPERATOR,
   createSqliteOperatorStore,
+  OIDC_SUBJECT,
   OPERATOR_NAME,
   OPERATOR_TENANT,
   operatorCovers,
   parseOperatorRow,
   storedTenants,
 } from './operators.js';
-export type { OperatorIdentity, OperatorRecord, OperatorStore, OperatorTenants } from './operators.js';
+export type {
+  OperatorIdentity,
+  OperatorOidcBinding,
+  OperatorRecord,
+  OperatorStore,
+  OperatorTenants,
+} from './operators.js';
 export { DEFAULT_MAX_INFLIGHT } from './types.js';
 export type { SqliteGateStateOptions } from './sqlite-state.js';
 export { buildEvidenceView, decodeEnvelopeClaims } from './evidence.js';

@@ -96,6 +96,11 @@ export const DENIAL_CODES = {
     meaning:
       'the identity provider of a console OIDC sign-in did not answer (discovery, token endpoint or JWKS)',
   },
+  ERR_SIGN_IN_RATE_LIMITED: {
+    status: 429,
+    meaning:
+      'too many failed console sign-ins for this name or from this address within the window (console.sign_in_limit); refused before the attempt is tried',
+  },
   ERR_TOKEN_INVALID: {
     status: 401,
     meaning:

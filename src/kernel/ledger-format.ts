@@ -46,6 +46,7 @@ export const ENTRY_TYPES = [
   'session.tainted',
   'audit.export',
   'audit.read',
+  'console.sign_in',
 ] as const;
 
 /** A ledger entry type. */
@@ -246,12 +247,15 @@ export const PAYLOAD_ALLOWLIST = {
   'admin.approver_invited': ['client', 'roles', 'tenants', 'expires_at', 'oidc'],
   'admin.approver_enrolled': ['client', 'kid', 'public_jwk', 'key_use', 'oidc'],
   'admin.breaker_reset': ['breaker', 'scope', 'client', 'session', 'reason'],
-  // The operator registry (OE-INV-025): `change` added | rotated | removed, never a token or its hash.
-  'admin.operator': ['operator', 'change', 'tenants', 'reason'],
+  // The operator registry (OE-INV-025): `change` added | rotated | removed | bound | unbound |
+  // not_applied, never a token or its hash; `oidc`: the `{issuer, subject}` bound or unbound.
+  'admin.operator': ['operator', 'change', 'tenants', 'reason', 'oidc'],
   // An operator action refused for the person's tenant scope (`code` ERR_FORBIDDEN).
   'admin.refused': ['action', 'code', 'tenant', 'reason'],
   'audit.export': ['scope', 'from', 'to', 'trace_id', 'checkpoint_size', 'reason', 'format'],
   'audit.read': ['target_index', 'trace_id', 'request_id', 'evidence_sha256', 'scope', 'reason'],
+  // A console sign-in attempt (docs/console.md "Sign-in attempts"): never a code, token or key.
+  'console.sign_in': ['kind', 'method', 'outcome', 'code', 'name', 'address'],
 } as const satisfies Record<EntryType, readonly string[]>;
 
 /** `prev_hash` of entry 0: 64 zeros (OE-INV-016). */

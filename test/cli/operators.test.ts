@@ -3,7 +3,9 @@
  * tenant scope gets a token file 0600 in their own place (`$XDG_CONFIG_HOME/failclosed/operators`),
  * never printed; commands run as that person are ledgered with their name; a scoped person is
  * refused a global action (exit 1, ERR_FORBIDDEN); `operators rotate` replaces the file's token and
- * the old one is refused; `admin rotate-operator-token` rewrites the data directory's token.
+ * the old one is refused; `admin rotate-operator-token` rewrites the data directory's token;
+ * `operators bind|unbind` and `add --oidc-subject` are refused without `console.oidc` (bound
+ * sign-in itself: test/console/operator-oidc.test.ts).
  */
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -142,5 +144,24 @@ describe('failclosed operators (OE-INV-025)', () => {
     expect((await run('operators', 'add', 'bob')).code).toBe(EXIT.usage);
     expect((await run('operators', 'add', 'bob', '--tenant', 'acme', '--all-tenants')).code).toBe(EXIT.usage);
     expect((await run('operators', 'frobnicate', 'bob')).code).toBe(EXIT.usage);
+    expect((await run('operators', 'bind', 'bob')).code).toBe(EXIT.usage);
+  });
+
+  it('operators bind without console.oidc is refused and nothing is bound; the token still works', async () => {
+    expect((await run('operators', 'add', 'carol', '--tenant', 'acme')).code).toBe(EXIT.ok);
+    const bound = await run('operators', 'bind', 'carol', 'carol-sub');
+    expect(bound.code).toBe(EXIT.failed);
+    expect(bound.err).toContain('ERR_REQUEST_MALFORMED');
+    const added = await run('operators', 'add', 'dave', '--tenant', 'acme', '--oidc-subject', 'dave-sub');
+    expect(added.code).toBe(EXIT.failed);
+    expect(added.err).toContain('ERR_REQUEST_MALFORMED');
+    const unbound = await run('operators', 'unbind', 'carol');
+    expect(unbound.code).toBe(EXIT.failed);
+    const listed = JSON.parse((await run('operators', 'list')).out) as {
+      operators: { name: string; oidc: unknown }[];
+    };
+    expect(listed.operators.find((o) => o.name === 'carol')?.oidc).toBeNull();
+    expect(listed.operators.some((o) => o.name === 'dave')).toBe(false);
+    expect(await status(readFileSync(tokenFile('carol'), 'utf8').trim())).toBe(200);
   });
 });

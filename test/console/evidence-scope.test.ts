@@ -12,6 +12,7 @@ import type { Deny, JsonValue } from '../../src/kernel/index.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import { OPERATOR_ACTOR } from '../../src/embedded/index.js';
 import { routeApi, signInInput } from '../../src/console/index.js';
+import { createSignInGuard } from '../../src/console/sign-in-guard.js';
 import type { ConsoleApiDeps as ApiDeps } from '../../src/console/index.js';
 import { startRig, type Rig } from '../approvals/support.js';
 
@@ -57,6 +58,11 @@ async function read(session: string, v: JsonValue): Promise<string | number> {
     approvalApi: core.approvals.api,
     evidenceOf: () => Promise.resolve(v),
     recordRead: () => Promise.resolve(true),
+    signInGuard: createSignInGuard({
+      record: async () => true,
+      endSession: async () => undefined,
+      now: rig.now,
+    }),
     now: rig.now,
   };
   const a = await routeApi(deps, 'GET', 'requests/r1', {}, { session, pending: undefined });

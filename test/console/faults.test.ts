@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConsoleEndpoint, createConsoleService, CONSOLE_CSP } from '../../src/console/index.js';
+import { createSignInGuard } from '../../src/console/sign-in-guard.js';
 import type { ConsoleStore } from '../../src/console/index.js';
 import { startRig, type Rig } from '../approvals/support.js';
 
@@ -50,6 +51,12 @@ beforeAll(async () => {
     console: svc,
     approvals: core.approvals.service,
     approvalApi: core.approvals.api,
+    // Sign-ins are guarded as in the composition; recording is not what these faults test.
+    signInGuard: createSignInGuard({
+      record: async () => true,
+      endSession: async () => undefined,
+      now: rig.now,
+    }),
     now: rig.now,
   });
 }, 60_000);

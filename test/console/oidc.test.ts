@@ -13,8 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
-import Provider from 'oidc-provider';
+import { SignJWT, generateKeyPair, type CryptoKey } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -28,6 +27,7 @@ import { dataPaths, initDataDir, parseConfig, startEmbedded } from '../../src/em
 import { isDeny } from '../../src/kernel/index.js';
 import { startRig, type Rig } from '../approvals/support.js';
 import { ensureConsoleBuilt, launchBrowser, openPerson, postFromPage } from './browser.js';
+import { freePort, startIdp, throughIdp, type Idp } from './idp.js';
 
 const SECRET = 'console-client-secret-0123456789';
 const CLIENT = 'failclosed-console';
@@ -35,7 +35,7 @@ const SEAL = Buffer.alloc(32, 7);
 
 let rig: Rig;
 let browser: Browser;
-let idp: Server;
+let idp: Idp;
 let issuer: string;
 let idpKey: CryptoKey;
 let work: string;
@@ -44,45 +44,18 @@ let rpStore: ConsoleStore;
 let RP_REDIRECT = '';
 let rpBack: Server;
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 beforeAll(async () => {
   ensureConsoleBuilt();
   work = mkdtempSync(join(tmpdir(), 'fc-oidc-'));
   rpStore = createSqliteConsoleStore(join(work, 'rp.db'));
-  const pair = await generateKeyPair('RS256', { extractable: true });
-  idpKey = pair.privateKey;
-  const jwk: JWK = { ...(await exportJWK(pair.privateKey)), kid: 'idp-1', alg: 'RS256', use: 'sig' };
-  idp = createServer();
-  await new Promise<void>((r) => idp.listen(0, '127.0.0.1', r));
-  issuer = `http://127.0.0.1:${(idp.address() as AddressInfo).port}`;
   rpBack = createServer((_req, res) => res.end('back'));
   await new Promise<void>((r) => rpBack.listen(0, '127.0.0.1', r));
   RP_REDIRECT = `http://127.0.0.1:${(rpBack.address() as AddressInfo).port}/rp/console/`;
   const port = await freePort();
   const consoleUrl = `http://127.0.0.1:${port}/console/`;
-  const provider = new Provider(issuer, {
-    clients: [
-      {
-        client_id: CLIENT,
-        client_secret: SECRET,
-        grant_types: ['authorization_code'],
-        response_types: ['code'],
-        redirect_uris: [consoleUrl, RP_REDIRECT],
-        token_endpoint_auth_method: 'client_secret_basic',
-      },
-    ],
-    jwks: { keys: [jwk] },
-    // Its own login and consent pages: any login name signs in as that subject.
-    features: { devInteractions: { enabled: true } },
-  });
-  idp.on('request', provider.callback());
+  idp = await startIdp({ id: CLIENT, secret: SECRET }, [consoleUrl, RP_REDIRECT]);
+  issuer = idp.issuer;
+  idpKey = idp.key;
   rig = await startRig(
     undefined,
     (dir) => {
@@ -102,51 +75,10 @@ afterAll(async () => {
   await browser?.close();
   await rig?.close();
   await rpStore?.close();
-  await new Promise((r) => idp?.close(r));
+  await idp?.close();
   await new Promise((r) => rpBack?.close(r));
   rmSync(work, { recursive: true, force: true });
 });
-
-/**
- * Runs `go` (which sends the browser to the issuer), then goes through the issuer's own pages
- * (login as `sub`, consent) until the browser is sent back to `back` with a `state`; a remembered
- * login and grant go straight back.
- */
-async function throughIdp(page: Page, sub: string, back: string, go: () => Promise<unknown>): Promise<void> {
-  let returned = false;
-  const back$ = page
-    .waitForRequest(
-      (r) => r.isNavigationRequest() && r.url().startsWith(back) && r.url().includes('state='),
-      {
-        timeout: 60_000,
-      },
-    )
-    .then(() => {
-      returned = true;
-    });
-  await go();
-  const submit = page.locator('.login-card button[type="submit"]');
-  for (let step = 0; step < 6 && !returned; step += 1) {
-    await Promise.race([
-      back$,
-      submit
-        .first()
-        .waitFor({ timeout: 30_000 })
-        .catch(() => undefined),
-    ]);
-    if (returned) break;
-    const login = page.locator('input[name="login"]');
-    if ((await login.count()) > 0) {
-      await login.fill(sub);
-      await page.locator('input[name="password"]').fill('any');
-    }
-    const nav = page.waitForNavigation();
-    await submit.first().click();
-    await nav;
-  }
-  await back$;
-  await page.waitForLoadState();
-}
 
 const ledgerOf = async (): Promise<string> => {
   const out = join(rig.dir, `audit-${Date.now()}.json`);

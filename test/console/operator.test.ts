@@ -12,7 +12,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOperatorConsole } from '../../src/console/index.js';
 import { policyPagesFor, readOperatorToken } from '../../src/embedded/index.js';
-import { isDeny } from '../../src/kernel/index.js';
+import { isDeny, sha256Hex } from '../../src/kernel/index.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import { startRig, type Rig } from '../approvals/support.js';
 import { entriesOf } from '../control-plane/support.js';
@@ -243,10 +243,19 @@ describe('console operator pages', { timeout: 180_000 }, () => {
     }
     expect((await rig.instance.core.governance.snapshot()).kill_switch).toBe(false);
 
-    // An operator of one tenant (as a per-person authenticator would resolve it), over the real actions.
+    // An operator of one tenant (as the registry would resolve it), over the real actions.
+    const olga = {
+      name: 'olga',
+      tenants: ['acme'],
+      token_sha256: sha256Hex('acme-operator-token-0123'),
+      oidc: null,
+    };
     const scoped = createOperatorConsole({
-      authenticateOperator: (t) =>
-        Promise.resolve(t === 'acme-operator-token-0123' ? { name: 'olga', tenants: ['acme'] } : undefined),
+      operators: {
+        byToken: (sha) => Promise.resolve(sha === olga.token_sha256 ? olga : undefined),
+        bySubject: () => Promise.resolve(undefined),
+        named: (n) => Promise.resolve(n === olga.name ? olga : undefined),
+      },
       runAdmin: (person, action, body) => rig.instance.core.operator.run(action, body, person),
       incidentState: () => rig.instance.core.governance.snapshot(),
       policy: policyPagesFor(rig.instance.core.bundles, rig.instance.core.approvals.service),

@@ -164,6 +164,7 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
       ['ledger', 1],
       ['ledger', 2],
       ['operators', 1],
+      ['operators', 2],
     ]);
     // The old files are kept for the operator under another name, never read again.
     for (const file of ['state.db', 'nonces.db']) {
@@ -204,7 +205,7 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
     const operators = await cli('operators', 'list');
     expect(operators.code).toBe(0);
     expect((JSON.parse(operators.out) as { operators: unknown[] }).operators).toEqual([
-      expect.objectContaining({ name: 'operator', tenants: '*', status: 'active' }),
+      expect.objectContaining({ name: 'operator', tenants: '*', status: 'active', oidc: null }),
     ]);
     // The previous release kept alice's private key in the data directory: still there, and warned about.
     expect(approvers.err).toContain(join(dir, 'approvers', 'alice.json'));

@@ -3,7 +3,9 @@
  * implementation: SQLite on the deployment's shared connection in `ledger.db`, SQLite as a file of
  * its own, and PostgreSQL (a migrated schema, as every gate on the database shares it). Each
  * change succeeds exactly once; a rotated token is found no more; a removed operator is found by
- * no token; names are never reused; a malformed row rejects (fail closed).
+ * no token; names are never reused; a malformed row rejects (fail closed). An OIDC identity binds
+ * at most one active operator, a binding changes only from unbound or from the binding read, and a
+ * removed operator's identity is found no more (docs/console.md "Operator sign-in").
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -100,6 +102,64 @@ describe.each(Object.keys(openers))('operator store: %s (OE-INV-025)', (name) =>
   });
 });
 
+describe.each(Object.keys(openers))('operator OIDC bindings: %s (OE-INV-025)', (name) => {
+  const open = (): OperatorStore | Promise<OperatorStore> => openers[name]!();
+  const ISS = 'https://idp.example';
+
+  it('an operator added bound is found by its identity, which no second operator can take', async () => {
+    const s = await open();
+    expect(
+      await s.add({
+        name: 'dora',
+        tenants: ['acme'],
+        token_sha256: sha('d1'),
+        created_at: T,
+        oidc: { issuer: ISS, subject: 'dora-sub' },
+      }),
+    ).toBe(true);
+    expect(await s.bySubject(ISS, 'dora-sub')).toMatchObject({
+      name: 'dora',
+      oidc: { issuer: ISS, subject: 'dora-sub', bound_at: T },
+    });
+    expect(await s.bySubject('https://other.example', 'dora-sub')).toBeUndefined();
+    expect(
+      await s.add({
+        name: 'eve',
+        tenants: ['acme'],
+        token_sha256: sha('e1'),
+        created_at: T,
+        oidc: { issuer: ISS, subject: 'dora-sub' },
+      }),
+    ).toBe(false);
+    expect(await s.get('eve')).toBeUndefined();
+    await s.add({ name: 'eve', tenants: ['acme'], token_sha256: sha('e1'), created_at: T });
+    expect(await s.bind('eve', ISS, 'dora-sub', T + 1)).toBe(false);
+    expect((await s.get('eve'))?.oidc).toBeNull();
+  });
+
+  it('binds once from unbound, unbinds once from the binding read, and a removed operator frees its identity', async () => {
+    const s = await open();
+    await s.add({ name: 'fred', tenants: '*', token_sha256: sha('f1'), created_at: T });
+    expect((await s.get('fred'))?.oidc).toBeNull();
+    expect(await s.bind('fred', ISS, 'fred-sub', T + 2)).toBe(true);
+    expect(await s.bind('fred', ISS, 'other-sub', T + 3)).toBe(false);
+    expect((await s.get('fred'))?.oidc).toEqual({ issuer: ISS, subject: 'fred-sub', bound_at: T + 2 });
+    expect(await s.unbind('fred', ISS, 'other-sub')).toBe(false);
+    expect(await s.unbind('fred', ISS, 'fred-sub')).toBe(true);
+    expect(await s.unbind('fred', ISS, 'fred-sub')).toBe(false);
+    expect(await s.bySubject(ISS, 'fred-sub')).toBeUndefined();
+    expect(await s.bind('fred', ISS, 'fred-sub', T + 4)).toBe(true);
+    expect(await s.remove('fred', T + 5)).toBe(true);
+    expect(await s.bySubject(ISS, 'fred-sub')).toBeUndefined();
+    expect(await s.bind('fred', ISS, 'x-sub', T + 6)).toBe(false);
+    // The removed operator keeps its binding as history; the identity binds another operator.
+    expect((await s.get('fred'))?.oidc?.subject).toBe('fred-sub');
+    await s.add({ name: 'gus', tenants: '*', token_sha256: sha('g1'), created_at: T });
+    expect(await s.bind('gus', ISS, 'fred-sub', T + 7)).toBe(true);
+    expect((await s.bySubject(ISS, 'fred-sub'))?.name).toBe('gus');
+  });
+});
+
 describe('operator rows are parsed as untrusted input', () => {
   const good = {
     name: 'alice',
@@ -115,7 +175,11 @@ describe('operator rows are parsed as untrusted input', () => {
       name: 'alice',
       tenants: ['acme'],
       created_at: 1_700_000_000_000,
+      oidc: null,
     });
+    expect(
+      parseOperatorRow({ ...good, oidc_issuer: 'https://i', oidc_subject: 's', oidc_bound_at: 5 }).oidc,
+    ).toEqual({ issuer: 'https://i', subject: 's', bound_at: 5 });
   });
   it.each([
     ['status', { status: 'admin' }],
@@ -123,6 +187,10 @@ describe('operator rows are parsed as untrusted input', () => {
     ['tenants', { tenants: 'acme' }],
     ['token_sha256', { token_sha256: 'x' }],
     ['name', { name: 'a:b' }],
+    ['oidc_subject', { oidc_issuer: 'https://idp.example', oidc_subject: null, oidc_bound_at: '1' }],
+    ['oidc_issuer', { oidc_issuer: null, oidc_subject: 'sub', oidc_bound_at: '1' }],
+    ['oidc_bound_at', { oidc_issuer: 'https://idp.example', oidc_subject: 'sub', oidc_bound_at: null }],
+    ['oidc_subject', { oidc_issuer: 'https://idp.example', oidc_subject: 'a b', oidc_bound_at: '1' }],
   ])('a malformed %s rejects', (_c, bad) => {
     expect(() => parseOperatorRow({ ...good, ...bad })).toThrow(TypeError);
   });

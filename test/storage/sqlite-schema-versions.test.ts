@@ -32,7 +32,7 @@ interface VersionedStore {
 const STORES: readonly VersionedStore[] = [
   {
     store: 'operators',
-    version: 1,
+    version: 2,
     open: (path) => {
       const s = createSqliteOperatorStore(path);
       return () => s.close();

@@ -1,6 +1,8 @@
 /**
  * The operator's console (docs/console.md "Operator pages"): sign-in with the operator token
- * (sent once, never kept in the page or the browser's storage), the incident controls with a
+ * (sent once, never kept in the page or the browser's storage) or, for an operator bound to an
+ * identity there, through the configured identity provider (the browser comes back to
+ * `operator.html?code=…&state=…`, handed to the gate at once), the incident controls with a
  * confirmation step, and the ledger's latest signed checkpoint checked in this browser. Every
  * value is rendered as text only (dom.ts); answers and denial codes are shown as text.
  */
@@ -68,11 +70,63 @@ function showSignIn(): void {
     token.value = '';
     void signIn(value);
   });
+  const providers = el('section', { className: 'card', id: 'operator-oidc' });
+  providers.hidden = true;
   replace(
     main,
+    providers,
     el('section', { className: 'card' }, form),
     el('p', { className: 'muted' }, 'Approvers sign in on the approvals page.'),
   );
+  void get('operator/sign-in').then((a) => {
+    const issuer = str(obj(a.body['oidc'])['issuer']);
+    if (a.status !== 200 || issuer === '') return;
+    let host = issuer;
+    try {
+      host = new URL(issuer).host;
+    } catch {
+      // Shown as given.
+    }
+    const b = el('button', { id: 'operator-oidc-sign-in', type: 'button' }, `Sign in with ${host}`);
+    b.addEventListener('click', () => void oidcStart());
+    replace(
+      providers,
+      el('h2', {}, 'Sign in with your identity provider'),
+      el('p', {}, 'Operators bound to an identity there sign in with it; their token is refused here.'),
+      b,
+    );
+    providers.hidden = false;
+  });
+}
+
+/** Sends the browser to the identity provider; it comes back to this page with a code and state. */
+async function oidcStart(): Promise<void> {
+  const a = await post('operator/sign-in/oidc/start', {});
+  const url = str(a.body['authorization_url']);
+  if (a.status !== 200 || !/^https?:\/\//.test(url)) return say(`Sign-in refused (${refusal(a)})`, 'error');
+  window.location.assign(url);
+}
+
+/** Back from the identity provider: hands the code and state to the gate; true when signed in. */
+async function oidcReturn(params: URLSearchParams): Promise<boolean> {
+  if (!params.has('state') || !(params.has('code') || params.has('error'))) return false;
+  // The code leaves the address bar and the history at once.
+  window.history.replaceState(null, '', '/console/operator.html');
+  if (params.has('error')) {
+    say(`The identity provider refused the sign-in (${params.get('error') ?? ''})`, 'error');
+    return false;
+  }
+  const a = await post('operator/sign-in/oidc/callback', {
+    code: params.get('code'),
+    state: params.get('state'),
+    ...(params.has('iss') ? { iss: params.get('iss') } : {}),
+  });
+  if (a.status !== 200) {
+    say(`Sign-in refused (${refusal(a)})`, 'error');
+    return false;
+  }
+  say('Signed in with your identity provider.');
+  return true;
 }
 
 async function signIn(token: string): Promise<void> {
@@ -832,4 +886,6 @@ async function showLedger(): Promise<void> {
   );
 }
 
-void start();
+void oidcReturn(new URLSearchParams(window.location.search))
+  .then(() => start())
+  .catch(() => say('The console failed to start.', 'error'));

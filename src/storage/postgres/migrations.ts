@@ -567,6 +567,20 @@ ALTER TABLE console_sessions ADD CONSTRAINT console_sessions_method_check
   CHECK (method IN ('code', 'key', 'code+oidc', 'key+oidc'));
 `;
 
+/**
+ * Version 12: an operator bound to an OIDC identity (src/gate/operators.ts; docs/console.md
+ * "Operator sign-in"), one ACTIVE operator per identity.
+ */
+const V_OPERATOR_OIDC = `
+ALTER TABLE operators ADD COLUMN oidc_issuer text;
+ALTER TABLE operators ADD COLUMN oidc_subject text;
+ALTER TABLE operators ADD COLUMN oidc_bound_at bigint;
+ALTER TABLE operators ADD CONSTRAINT operators_oidc_whole
+  CHECK ((oidc_issuer IS NULL) = (oidc_subject IS NULL) AND (oidc_subject IS NULL) = (oidc_bound_at IS NULL));
+CREATE UNIQUE INDEX operators_oidc ON operators (oidc_issuer, oidc_subject)
+  WHERE status = 'active' AND oidc_subject IS NOT NULL;
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
@@ -580,6 +594,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 9, name: 'breaker window hits counted in buckets', sql: V_BREAKER_BUCKETS },
   { version: 10, name: 'operators with tenant scopes and token hashes', sql: V_OPERATORS },
   { version: 11, name: 'console invitations bound to an OIDC identity', sql: V_CONSOLE_OIDC },
+  { version: 12, name: 'operators bound to an OIDC identity', sql: V_OPERATOR_OIDC },
 ]);
 
 /** The newest schema version this build knows. */

@@ -26,15 +26,50 @@ export function createPostgresOperatorStore(db: PostgresPool): OperatorStore {
     return r === undefined ? undefined : parseOperatorRow(r);
   };
   return Object.freeze({
+    // ON CONFLICT covers the name and an identity another active operator holds (a unique index).
     add: (rec: Parameters<OperatorStore['add']>[0]) =>
       changed(
-        `INSERT INTO operators (name, tenants, token_sha256, status, created_at)
-         VALUES ($1, $2, $3, 'active', $4::bigint) ON CONFLICT DO NOTHING`,
-        [rec.name, storedTenants(rec.tenants), rec.token_sha256, rec.created_at],
+        `INSERT INTO operators (name, tenants, token_sha256, status, created_at, oidc_issuer, oidc_subject, oidc_bound_at)
+         VALUES ($1, $2, $3, 'active', $4::bigint, $5, $6, $7::bigint) ON CONFLICT DO NOTHING`,
+        [
+          rec.name,
+          storedTenants(rec.tenants),
+          rec.token_sha256,
+          rec.created_at,
+          rec.oidc?.issuer ?? null,
+          rec.oidc?.subject ?? null,
+          rec.oidc === undefined ? null : rec.created_at,
+        ],
       ),
     get: (name: string) => one('SELECT * FROM operators WHERE name = $1', [name]),
     byToken: (sha: string) =>
       one("SELECT * FROM operators WHERE token_sha256 = $1 AND status = 'active'", [sha]),
+    bySubject: (issuer: string, subject: string) =>
+      one("SELECT * FROM operators WHERE oidc_issuer = $1 AND oidc_subject = $2 AND status = 'active'", [
+        issuer,
+        subject,
+      ]),
+    bind: async (name: string, issuer: string, subject: string, atMs: number) => {
+      try {
+        return await changed(
+          `UPDATE operators SET oidc_issuer = $1, oidc_subject = $2, oidc_bound_at = $3::bigint
+           WHERE name = $4 AND status = 'active' AND oidc_subject IS NULL
+             AND NOT EXISTS (SELECT 1 FROM operators o
+                             WHERE o.oidc_issuer = $1 AND o.oidc_subject = $2 AND o.status = 'active')`,
+          [issuer, subject, atMs, name],
+        );
+      } catch (err) {
+        // Two replicas binding one identity at once: the unique index decides, the loser is refused.
+        if ((err as { code?: unknown }).code === '23505') return false;
+        throw err;
+      }
+    },
+    unbind: (name: string, issuer: string, subject: string) =>
+      changed(
+        `UPDATE operators SET oidc_issuer = NULL, oidc_subject = NULL, oidc_bound_at = NULL
+         WHERE name = $1 AND status = 'active' AND oidc_issuer = $2 AND oidc_subject = $3`,
+        [name, issuer, subject],
+      ),
     rotate: (name: string, from: string, to: string, atMs: number) =>
       changed(
         `UPDATE operators SET token_sha256 = $1, rotated_at = $2::bigint

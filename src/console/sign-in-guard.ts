@@ -1,0 +1,133 @@
+/**
+ * Every console sign-in attempt, of approvers and operators, through one guard (docs/console.md
+ * "Sign-in attempts"; OE-INV-025, L7 Identity & Signing): failed attempts are counted per name
+ * (the name an approver types) and per client address in a fixed window, and past the limit the
+ * next attempt is refused `ERR_SIGN_IN_RATE_LIMITED` before it is tried; every attempt is ledgered
+ * `console.sign_in` (a successful one before the session is handed out: not recorded, the session
+ * is ended and the sign-in refused `ERR_LEDGER_UNAVAILABLE`). Counters live in this process.
+ */
+import { deny, isDeny } from '../kernel/index.js';
+import type { Clock, Deny, JsonObject } from '../kernel/index.js';
+import type { ApiAnswer } from './api.js';
+
+/** The limit on failed sign-ins: at most `failures` per name and per address in `window_ms`. */
+export interface SignInLimits {
+  readonly failures: number;
+  readonly window_ms: number;
+}
+
+/** Five failures per name and per address in 15 minutes. */
+export const DEFAULT_SIGN_IN_LIMITS: SignInLimits = Object.freeze({ failures: 5, window_ms: 15 * 60_000 });
+
+/** One attempt as ledgered (`console.sign_in`). */
+export interface SignInAttempt {
+  /** `approver` or `operator`. */
+  readonly kind: 'approver' | 'operator';
+  /** `code`, `key`, `oidc` or `token`. */
+  readonly method: string;
+  readonly outcome: 'ok' | 'refused' | 'rate_limited';
+  /** The denial code of a refusal. */
+  readonly code?: string;
+  /** The person: the name typed, or the one signed in; absent when unknown. */
+  readonly name?: string;
+  /** The client address the attempt came from. */
+  readonly address?: string;
+}
+
+/** What the guard needs. */
+export interface SignInGuardDeps {
+  /** Ledgers an attempt; true once confirmed. */
+  readonly record: (attempt: SignInAttempt) => Promise<boolean>;
+  /** Ends the session a sign-in just opened (its cookie value). */
+  readonly endSession: (cookie: string) => Promise<void>;
+  readonly now: Clock;
+  readonly limits?: SignInLimits;
+}
+
+/** The guard: runs one sign-in attempt under the limits and ledgers it. */
+export type SignInGuard = (
+  attempt: {
+    readonly kind: 'approver' | 'operator';
+    readonly method: string;
+    readonly name?: string;
+    readonly address?: string;
+  },
+  run: () => Promise<ApiAnswer | Deny>,
+) => Promise<ApiAnswer | Deny>;
+
+const MAX_KEYS = 10_000;
+const NAME = /^[\x21-\x7e]{1,128}$/;
+
+/** Creates the guard; counters per process. */
+export function createSignInGuard(deps: SignInGuardDeps): SignInGuard {
+  const limits = deps.limits ?? DEFAULT_SIGN_IN_LIMITS;
+  const failures = new Map<string, { count: number; since: number; told: boolean }>();
+
+  const keysOf = (name: string | undefined, address: string | undefined): string[] => [
+    ...(name === undefined ? [] : [`name:${name}`]),
+    ...(address === undefined ? [] : [`addr:${address}`]),
+  ];
+  const live = (key: string, at: number) => {
+    const f = failures.get(key);
+    if (f !== undefined && (at - f.since >= limits.window_ms || at < f.since)) {
+      failures.delete(key);
+      return undefined;
+    }
+    return f;
+  };
+  const fail = (keys: readonly string[], at: number): void => {
+    for (const k of keys) {
+      const f = live(k, at);
+      if (f !== undefined) f.count += 1;
+      else {
+        // A flood of distinct names is bounded: the oldest counters go first.
+        if (failures.size >= MAX_KEYS) {
+          const oldest = failures.keys().next().value;
+          if (oldest !== undefined) failures.delete(oldest);
+        }
+        failures.set(k, { count: 1, since: at, told: false });
+      }
+    }
+  };
+
+  return async (a, run) => {
+    const name = a.name !== undefined && NAME.test(a.name) ? a.name : undefined;
+    const who = {
+      kind: a.kind,
+      method: a.method,
+      ...(name === undefined ? {} : { name }),
+      ...(a.address === undefined ? {} : { address: a.address }),
+    };
+    const keys = keysOf(name, a.address);
+    const at = deps.now();
+    const over = keys.map((k) => live(k, at)).filter((f) => f !== undefined && f.count >= limits.failures);
+    if (over.length > 0) {
+      // Ledgered once per window and counter: a flood of refused attempts does not flood the ledger.
+      if (over.some((f) => f !== undefined && !f.told)) {
+        for (const f of over) if (f !== undefined) f.told = true;
+        await deps
+          .record({ ...who, outcome: 'rate_limited', code: 'ERR_SIGN_IN_RATE_LIMITED' })
+          .catch(() => false);
+      }
+      return deny('ERR_SIGN_IN_RATE_LIMITED', 'too many failed sign-ins: wait and try again');
+    }
+    const r = await run();
+    if (isDeny(r) || r.status !== 200) {
+      fail(keys, at);
+      const code = isDeny(r) ? r.code : `HTTP_${r.status}`;
+      // The refusal stands whether or not the ledger took it.
+      await deps.record({ ...who, outcome: 'refused', code }).catch(() => false);
+      return r;
+    }
+    const body = r.body as JsonObject;
+    const signedIn = typeof body['name'] === 'string' ? body['name'] : name;
+    const recorded = await deps
+      .record({ ...who, outcome: 'ok', ...(signedIn === undefined ? {} : { name: signedIn }) })
+      .catch(() => false);
+    if (!recorded) {
+      if (r.cookie !== undefined && r.cookie !== '') await deps.endSession(r.cookie);
+      return deny('ERR_LEDGER_UNAVAILABLE', 'the sign-in was not recorded');
+    }
+    return r;
+  };
+}
