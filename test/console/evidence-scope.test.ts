@@ -59,8 +59,8 @@ async function read(session: string, v: JsonValue): Promise<string | number> {
     evidenceOf: () => Promise.resolve(v),
     recordRead: () => Promise.resolve(true),
     signInGuard: createSignInGuard({
-      record: async () => true,
-      endSession: async () => undefined,
+      record: () => Promise.resolve(true),
+      endSession: () => Promise.resolve(),
       now: rig.now,
     }),
     now: rig.now,

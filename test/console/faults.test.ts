@@ -53,8 +53,8 @@ beforeAll(async () => {
     approvalApi: core.approvals.api,
     // Sign-ins are guarded as in the composition; recording is not what these faults test.
     signInGuard: createSignInGuard({
-      record: async () => true,
-      endSession: async () => undefined,
+      record: () => Promise.resolve(true),
+      endSession: () => Promise.resolve(),
       now: rig.now,
     }),
     now: rig.now,
