@@ -17,7 +17,12 @@
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { createEnvSecretResolver, listMcpHttpTools, listMcpTools, parseHttpUrlTemplate } from '../execution/index.js';
+import {
+  createEnvSecretResolver,
+  listMcpHttpTools,
+  listMcpTools,
+  parseHttpUrlTemplate,
+} from '../execution/index.js';
 import type { McpHeaderValue } from '../execution/index.js';
 import { isDeny } from '../kernel/index.js';
 import type { Deny } from '../kernel/index.js';

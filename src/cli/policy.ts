@@ -255,7 +255,13 @@ async function run(
     return diff(io, dir, arg1, arg2, v['json'] === true);
   const server = str(v, 'server');
   const url = str(v, 'url');
-  if (sub === 'pin-mcp' && arg1 !== undefined && server !== undefined && url !== undefined && pos.length === 3)
+  if (
+    sub === 'pin-mcp' &&
+    arg1 !== undefined &&
+    server !== undefined &&
+    url !== undefined &&
+    pos.length === 3
+  )
     return pinMcpHttp(io, {
       dir: arg1,
       server,

@@ -426,7 +426,8 @@ function checkMcp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]
   if ((spec['command'] === undefined) === (spec['url'] === undefined))
     out.push(`${at}: an MCP upstream has exactly one of command (stdio) and url (Streamable HTTP)`);
   if (spec['url'] !== undefined) checkMcpUrl(at, spec, out);
-  else if (spec['headers'] !== undefined) out.push(`${at}.headers: only an HTTP upstream (url) takes headers`);
+  else if (spec['headers'] !== undefined)
+    out.push(`${at}.headers: only an HTTP upstream (url) takes headers`);
   const command = spec['command'];
   const program: JsonValue | undefined = Array.isArray(command)
     ? (command as readonly JsonValue[])[0]

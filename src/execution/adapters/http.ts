@@ -40,7 +40,12 @@ const PLACEHOLDER = /\{(?:secret:([A-Z][A-Z0-9_]{0,63})|([A-Za-z_][A-Za-z0-9_]{0
 /** A header name a bundle may set. */
 export const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/;
 /** Headers failclosed sets itself; a bundle may not. */
-export const FORBIDDEN_HEADERS: ReadonlySet<string> = new Set(['host', 'content-length', 'transfer-encoding', 'connection']);
+export const FORBIDDEN_HEADERS: ReadonlySet<string> = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+]);
 
 /** A parsed URL template: the fixed origin and the templated rest. */
 export interface HttpUrlTemplate {

@@ -42,7 +42,13 @@ import type { SecretResolver } from '../secrets.js';
 import { isLoopbackAddress, isNonPublicAddress, resolveDestination } from '../sandbox/egress.js';
 import { FORBIDDEN_HEADERS, HEADER_NAME, checkDestination, parseHttpUrlTemplate } from './http.js';
 import type { HttpUrlTemplate } from './http.js';
-import { PROTOCOL_BUDGET_BYTES, callPinnedTool, isObject, listTools, parsePinnedTool } from './mcp-session.js';
+import {
+  PROTOCOL_BUDGET_BYTES,
+  callPinnedTool,
+  isObject,
+  listTools,
+  parsePinnedTool,
+} from './mcp-session.js';
 import type { PinnedMcpTool, Upstream } from './mcp-session.js';
 import type { ExecutionConstraints, ToolAdapter } from './types.js';
 
@@ -239,7 +245,9 @@ async function connectUpstream(
       const req = (url.scheme === 'https' ? httpsRequest : httpRequest)(options_, (res: IncomingMessage) => {
         const status = res.statusCode ?? 0;
         if (status >= 300 && status <= 399) {
-          fail(deny('ERR_EGRESS_DENIED', `the upstream answered a redirect (HTTP ${status}), never followed`));
+          fail(
+            deny('ERR_EGRESS_DENIED', `the upstream answered a redirect (HTTP ${status}), never followed`),
+          );
           res.destroy();
           reject(new Error('redirect refused'));
           return;
@@ -280,9 +288,7 @@ async function connectUpstream(
           if (typeof v === 'string') responseHeaders.set(k, v);
           else if (Array.isArray(v)) for (const x of v) responseHeaders.append(k, x);
         try {
-          resolve(
-            new Response(NULL_BODY.has(status) ? null : stream, { status, headers: responseHeaders }),
-          );
+          resolve(new Response(NULL_BODY.has(status) ? null : stream, { status, headers: responseHeaders }));
         } catch {
           fail(deny('ERR_TOOL_FAILED', 'the upstream answered an invalid HTTP status'));
           res.destroy();
@@ -298,17 +304,20 @@ async function connectUpstream(
       req.end(body ?? undefined);
     });
 
-  const transport = new StreamableHTTPClientTransport(new URL(`${url.scheme}://${url.authority}${url.rest}`), {
-    fetch: fetchPinned,
-    requestInit: { headers: sent },
-    // A lost stream is not reopened: a call is one short session.
-    reconnectionOptions: {
-      maxRetries: 0,
-      initialReconnectionDelay: 1000,
-      maxReconnectionDelay: 1000,
-      reconnectionDelayGrowFactor: 1,
+  const transport = new StreamableHTTPClientTransport(
+    new URL(`${url.scheme}://${url.authority}${url.rest}`),
+    {
+      fetch: fetchPinned,
+      requestInit: { headers: sent },
+      // A lost stream is not reopened: a call is one short session.
+      reconnectionOptions: {
+        maxRetries: 0,
+        initialReconnectionDelay: 1000,
+        maxReconnectionDelay: 1000,
+        reconnectionDelayGrowFactor: 1,
+      },
     },
-  });
+  );
   const fail = (d: Deny): void => {
     if (first !== undefined) return;
     first = d;
@@ -407,7 +416,9 @@ export function routeMcpAdapter(stdio: ToolAdapter, http: ToolAdapter): ToolAdap
       const hasUrl = call.spec['url'] !== undefined;
       const hasCommand = call.spec['command'] !== undefined;
       if (hasUrl === hasCommand)
-        return Promise.resolve(deny('ERR_ADAPTER_UNAVAILABLE', 'MCP spec needs exactly one of command and url'));
+        return Promise.resolve(
+          deny('ERR_ADAPTER_UNAVAILABLE', 'MCP spec needs exactly one of command and url'),
+        );
       return hasUrl ? http.run(call) : stdio.run(call);
     },
   };

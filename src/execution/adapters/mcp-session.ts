@@ -203,7 +203,10 @@ export async function callPinnedTool(
     // upstream can clear with notifications/tools/list_changed).
     if (pinned.output !== undefined) {
       if (r.structuredContent === undefined)
-        return deny('ERR_TOOL_FAILED', 'the upstream returned no structuredContent for its pinned outputSchema');
+        return deny(
+          'ERR_TOOL_FAILED',
+          'the upstream returned no structuredContent for its pinned outputSchema',
+        );
       if (pinned.output(r.structuredContent) !== true)
         return deny(
           'ERR_TOOL_FAILED',

@@ -36,7 +36,13 @@ import type { Deny } from '../../kernel/index.js';
 import { buildSandboxArgv, openEgress } from '../sandbox/bwrap.js';
 import { EGRESS_ENV } from '../sandbox/egress.js';
 import type { BwrapSandboxOptions } from '../sandbox/bwrap.js';
-import { PROTOCOL_BUDGET_BYTES, callPinnedTool, isObject, listTools, parsePinnedTool } from './mcp-session.js';
+import {
+  PROTOCOL_BUDGET_BYTES,
+  callPinnedTool,
+  isObject,
+  listTools,
+  parsePinnedTool,
+} from './mcp-session.js';
 import type { PinnedMcpTool, Upstream } from './mcp-session.js';
 import type { ExecutionConstraints, ToolAdapter } from './types.js';
 
