@@ -190,7 +190,7 @@ export function pinMcpTools(
               url: server.url,
               ...(server.headers === undefined || Object.keys(server.headers).length === 0
                 ? {}
-                : { headers: server.headers as JsonObject }),
+                : { headers: server.headers }),
             }
           : { command: [...(server.command ?? [])] };
       const spec: JsonObject = {

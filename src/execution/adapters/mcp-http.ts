@@ -118,7 +118,7 @@ function parseHeaders(raw: unknown): Readonly<Record<string, McpHeaderValue>> | 
       out[name] =
         value['prefix'] === undefined
           ? { secret: value['secret'] }
-          : { secret: value['secret'], prefix: value['prefix'] as string };
+          : { secret: value['secret'], prefix: value['prefix'] };
     else return undefined;
   }
   return out;

@@ -193,9 +193,7 @@ export async function callPinnedTool(
     // Checked before anything is called: a changed definition never reaches a call.
     if (!hexDigestEquals(sha256, pinned.sha256))
       return deny('ERR_TOOL_DEFINITION_CHANGED', `the upstream changed the definition of ${pinned.tool}`);
-    const ran = await step(() =>
-      client.callTool({ name: pinned.tool, arguments: params as Record<string, unknown> }, { timeout }),
-    );
+    const ran = await step(() => client.callTool({ name: pinned.tool, arguments: params }, { timeout }));
     if ('outcome' in ran) return ran;
     const r = ran.value as { isError?: unknown; content?: unknown; structuredContent?: unknown };
     if (r.isError === true) return deny('ERR_TOOL_FAILED', 'the upstream tool reported an error');
