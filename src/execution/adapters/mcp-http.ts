@@ -29,19 +29,14 @@
  * resolved by the Execution Layer's `SecretResolver` at the call (OE-INV-009). Nothing of the
  * agent's request reaches the upstream: not its bearer token, not its headers.
  */
-import { request as httpRequest } from 'node:http';
-import type { IncomingMessage, RequestOptions } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import type { LookupFunction } from 'node:net';
-import { isIP } from 'node:net';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import type { FetchLike } from '@modelcontextprotocol/client';
 import { deny, FailclosedError, isDeny } from '../../kernel/index.js';
 import type { Deny } from '../../kernel/index.js';
 import type { SecretResolver } from '../secrets.js';
 import { isLoopbackAddress, isNonPublicAddress, resolveDestination } from '../sandbox/egress.js';
 import { FORBIDDEN_HEADERS, HEADER_NAME, checkDestination, parseHttpUrlTemplate } from './http.js';
 import type { HttpUrlTemplate } from './http.js';
+import { createUpstreamFetch } from './mcp-http-fetch.js';
 import {
   PROTOCOL_BUDGET_BYTES,
   callPinnedTool,
@@ -158,9 +153,6 @@ function resolveHeaders(
   return out;
 }
 
-/** HTTP statuses whose answer has no body (the Response constructor refuses one). */
-const NULL_BODY = new Set([101, 103, 204, 205, 304]);
-
 /**
  * Checks the destination, then opens the SDK's Streamable HTTP transport over a fetch that
  * connects only to the resolved address, counts requests and answer bytes, refuses redirects,
@@ -187,122 +179,22 @@ async function connectUpstream(
       'ERR_EGRESS_DENIED',
       `egress to ${url.destination.key}: an MCP upstream must have a public address`,
     );
-  const family = isIP(address) === 6 ? 6 : 4;
-  // The connection goes to the address checked above; nothing resolves the name again.
-  const lookup = ((_h: string, opts: { all?: boolean }, cb: (...a: unknown[]) => void) => {
-    if (opts?.all === true) cb(null, [{ address, family }]);
-    else cb(null, address, family);
-  }) as unknown as LookupFunction;
-  const origin = new URL(`${url.scheme}://${url.authority}/`).origin;
   const cap = c.max_output_bytes + (options.protocolBudgetBytes ?? PROTOCOL_BUDGET_BYTES);
   const maxRequests = options.maxRequests ?? MAX_UPSTREAM_REQUESTS;
   const ended = new AbortController();
   let first: Deny | undefined;
   let resolveFault: (d: Deny) => void = () => undefined;
   const faulted = new Promise<Deny>((r) => (resolveFault = r));
-  let requests = 0;
-  let used = 0;
 
-  const fetchPinned: FetchLike = (input, init) =>
-    new Promise<Response>((resolve, reject) => {
-      if (first !== undefined) {
-        reject(new Error('the upstream connection is ended'));
-        return;
-      }
-      const target = new URL(input instanceof URL ? input.href : String(input));
-      if (target.origin !== origin || target.username !== '' || target.password !== '') {
-        fail(deny('ERR_EGRESS_DENIED', 'the MCP client was sent to another origin'));
-        reject(new Error('origin refused'));
-        return;
-      }
-      requests += 1;
-      if (requests > maxRequests) {
-        fail(deny('ERR_EGRESS_LIMIT', `more than ${maxRequests} HTTP requests to the upstream`));
-        reject(new Error('request limit'));
-        return;
-      }
-      const body = init?.body;
-      if (body !== undefined && body !== null && typeof body !== 'string') {
-        reject(new Error('unsupported request body'));
-        return;
-      }
-      const out: Record<string, string> = {};
-      new Headers(init?.headers).forEach((v, k) => (out[k] = v));
-      out['host'] = url.authority;
-      const signals = [ended.signal, ...(init?.signal ? [init.signal] : [])];
-      const options_: RequestOptions & { servername?: string } = {
-        host: url.destination.host,
-        port: url.destination.port,
-        method: init?.method ?? 'GET',
-        path: `${target.pathname}${target.search}`,
-        headers: out,
-        lookup,
-        agent: false,
-        signal: AbortSignal.any(signals),
-      };
-      if (url.scheme === 'https' && isIP(url.destination.host) === 0)
-        options_.servername = url.destination.host;
-      const req = (url.scheme === 'https' ? httpsRequest : httpRequest)(options_, (res: IncomingMessage) => {
-        const status = res.statusCode ?? 0;
-        if (status >= 300 && status <= 399) {
-          fail(
-            deny('ERR_EGRESS_DENIED', `the upstream answered a redirect (HTTP ${status}), never followed`),
-          );
-          res.destroy();
-          reject(new Error('redirect refused'));
-          return;
-        }
-        let done = false;
-        const stream = new ReadableStream<Uint8Array>({
-          start(controller) {
-            res.on('data', (chunk: Buffer) => {
-              if (done) return;
-              used += chunk.length;
-              if (used > cap) {
-                done = true;
-                fail(deny('ERR_TOOL_OUTPUT_LIMIT', 'the upstream exceeded the output limit'));
-                controller.error(new Error('output limit'));
-                res.destroy();
-                return;
-              }
-              controller.enqueue(new Uint8Array(chunk));
-            });
-            res.on('end', () => {
-              if (done) return;
-              done = true;
-              controller.close();
-            });
-            res.on('error', (e) => {
-              if (done) return;
-              done = true;
-              controller.error(e);
-            });
-          },
-          cancel() {
-            done = true;
-            res.destroy();
-          },
-        });
-        const responseHeaders = new Headers();
-        for (const [k, v] of Object.entries(res.headers))
-          if (typeof v === 'string') responseHeaders.set(k, v);
-          else if (Array.isArray(v)) for (const x of v) responseHeaders.append(k, x);
-        try {
-          resolve(new Response(NULL_BODY.has(status) ? null : stream, { status, headers: responseHeaders }));
-        } catch {
-          fail(deny('ERR_TOOL_FAILED', 'the upstream answered an invalid HTTP status'));
-          res.destroy();
-          reject(new Error('invalid status'));
-        }
-      });
-      req.on('error', (err) => {
-        // The MCP client's own cancellations (a stream it no longer needs) are not faults.
-        if (init?.signal?.aborted !== true)
-          fail(deny('ERR_TOOL_FAILED', 'the connection to the upstream failed'));
-        reject(err);
-      });
-      req.end(body ?? undefined);
-    });
+  const fetchPinned = createUpstreamFetch({
+    url,
+    address,
+    cap,
+    maxRequests,
+    ended: ended.signal,
+    fault: () => first,
+    fail: (d) => fail(d),
+  });
 
   const transport = new StreamableHTTPClientTransport(
     new URL(`${url.scheme}://${url.authority}${url.rest}`),

@@ -9,7 +9,7 @@
  * to it over the sandbox's stdin/stdout, the server's current definition of the tool is compared
  * with the pinned SHA-256 **before** anything is called (`ERR_TOOL_DEFINITION_CHANGED` when it
  * differs or the tool is gone), the tool is called with the envelope's exact parameters, and the
- * server is killed. Each call launches its own process: no process state (a changed definition,
+ * server is killed (`callPinnedTool`, mcp-session.ts, shared with the Streamable HTTP adapter). Each call launches its own process: no process state (a changed definition,
  * a poisoned cache, an open connection) survives from one call to the next. Files do, where the
  * server is granted `fs_write`: whatever one call writes there the next call can read.
  *
