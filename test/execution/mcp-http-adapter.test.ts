@@ -16,6 +16,7 @@ import {
 } from '../../src/execution/index.js';
 import type { ExecutionConstraints, ToolAdapter } from '../../src/execution/index.js';
 import { pinMcpDefinition } from '../../src/kernel/index.js';
+import { runAdapterContract } from './adapter.contract.js';
 import { hostileTools, startHostileUpstream, startServerEverything } from '../support/mcp-http-upstream.js';
 import type { HostileUpstream, RunningEverything } from '../support/mcp-http-upstream.js';
 
@@ -318,3 +319,27 @@ describe('mcp adapter over Streamable HTTP: headers and spec', () => {
     });
   });
 });
+
+/** A hostile tool's spec, pinned as the hostile server lists it. */
+function hostileSpec(tool: string, over: Record<string, unknown> = {}) {
+  const { definition, sha256 } = pinMcpDefinition(hostileTools({}).find((t) => t['name'] === tool)!);
+  return {
+    type: 'mcp',
+    server: 'up',
+    url: hostile.url,
+    tool,
+    definition,
+    definition_sha256: sha256,
+    ...over,
+  };
+}
+
+runAdapterContract('mcp over Streamable HTTP', () => ({
+  adapter: createMcpHttpAdapter({ allowLoopback: true, protocolBudgetBytes: 64 * 1024 }),
+  echo: hostileSpec('echo'),
+  slow: hostileSpec('hang'),
+  loud: hostileSpec('flood'),
+  failing: hostileSpec('fail'),
+  malformed: hostileSpec('echo', { url: 'http://127.0.0.1:1/{x}' }),
+  grants: { network: true, egress: [`127.0.0.1:${hostile.port}`] },
+}));

@@ -111,6 +111,7 @@ export function hostileTools(state: HostileState): Record<string, unknown>[] {
     { name: 'hang', description: 'Never answers.', inputSchema: object() },
     { name: 'flood', description: 'Answers 2 MiB.', inputSchema: object() },
     { name: 'leak', description: 'Answers with a credential.', inputSchema: object() },
+    { name: 'fail', description: 'Answers with isError.', inputSchema: object() },
   ];
 }
 
@@ -162,7 +163,8 @@ export async function startHostileUpstream(): Promise<HostileUpstream> {
           return answer({ content: [{ type: 'text', text: 'x'.repeat(2 * 1024 * 1024) }] });
         if (name === 'leak')
           return answer({ content: [{ type: 'text', text: 'key AKIAIOSFODNN7EXAMPLE here' }] });
-        return answer({ content: [{ type: 'text', text: String(args['text']) }] });
+        if (name === 'fail') return answer({ content: [{ type: 'text', text: 'failed' }], isError: true });
+        return answer({ content: [{ type: 'text', text: String(args['text'] ?? args['message']) }] });
       }
       res
         .writeHead(200, { 'content-type': 'application/json' })
