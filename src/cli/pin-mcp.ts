@@ -8,12 +8,26 @@
  * (`schema/mcp-NAME.cedarschema`), replacing what an earlier pin of that server wrote. Nothing
  * is activated: the operator reviews the files, writes policies for the new actions, and builds
  * and activates the bundle as usual. docs/adapters.md "MCP tools". (OE-INV-005/023)
+ *
+ * `failclosed policy pin-mcp DIR --server NAME --url URL [--header 'Name: value']... [--only
+ * TOOL]... [--allow-loopback]` does the same for a Streamable HTTP upstream, reached under the
+ * Execution Layer's own destination rules (public address only; `--allow-loopback` admits a
+ * literal loopback address, for tests and development). A header value is a literal, or ends in
+ * `{secret:NAME}`: the value of `FC_SECRET_NAME` is sent, and the tool files keep the reference.
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { listMcpTools } from '../execution/index.js';
+import {
+  createEnvSecretResolver,
+  listMcpHttpTools,
+  listMcpTools,
+  parseHttpUrlTemplate,
+} from '../execution/index.js';
+import type { McpHeaderValue } from '../execution/index.js';
 import { isDeny } from '../kernel/index.js';
+import type { Deny } from '../kernel/index.js';
 import { MAX_TOOL_TIMEOUT_MS, pinMcpTools, SERVER_NAME_RE } from '../policy/index.js';
+import type { McpServerDeclaration } from '../policy/index.js';
 
 /** Output of the command. */
 /**
@@ -47,16 +61,20 @@ export interface PinMcpInput {
 /** Address space granted to a pinned server: a Node.js server needs about 1 GiB. */
 export const PIN_MEMORY_BYTES = 2 * 1024 * 1024 * 1024;
 
+function checkDir(dir: string): void {
+  if (!existsSync(join(dir, 'schema.cedarschema')))
+    throw new Error(`${dir} is not a bundle source directory (no schema.cedarschema)`);
+  if (existsSync(join(dir, 'tools.json')))
+    throw new Error('pin-mcp writes tools/ files; this directory uses tools.json');
+}
+
 /** Runs the command; exit 0 when at least one tool was pinned, 1 otherwise. Throws on bad usage. */
 export async function pinMcp(io: PinMcpIo, input: PinMcpInput): Promise<number> {
   if (!SERVER_NAME_RE.test(input.server)) throw new Error(`--server must match ${SERVER_NAME_RE.source}`);
   const [program] = input.command;
   if (program === undefined || !isAbsolute(program))
     throw new Error('the server command must start with an absolute program path (after --)');
-  if (!existsSync(join(input.dir, 'schema.cedarschema')))
-    throw new Error(`${input.dir} is not a bundle source directory (no schema.cedarschema)`);
-  if (existsSync(join(input.dir, 'tools.json')))
-    throw new Error('pin-mcp writes tools/ files; this directory uses tools.json');
+  checkDir(input.dir);
   const listed = await listMcpTools(input.command, {
     timeout_ms: MAX_TOOL_TIMEOUT_MS,
     max_output_bytes: 1024 * 1024,
@@ -67,11 +85,9 @@ export async function pinMcp(io: PinMcpIo, input: PinMcpInput): Promise<number> 
     fs_write: [...input.write],
     max_cost_cents: null,
   });
-  if (isDeny(listed)) {
-    io.err(`${listed.code}: ${listed.reason}\n`);
-    return 1;
-  }
-  const { pinned, skipped } = pinMcpTools(
+  return write(
+    io,
+    input,
     {
       name: input.server,
       command: input.command,
@@ -82,8 +98,90 @@ export async function pinMcp(io: PinMcpIo, input: PinMcpInput): Promise<number> 
       memory_bytes: PIN_MEMORY_BYTES,
     },
     listed,
-    input.only,
   );
+}
+
+/** What `pin-mcp --url` is told. */
+export interface PinMcpHttpInput {
+  readonly dir: string;
+  readonly server: string;
+  readonly url: string;
+  /** `Name: value` lines; a value may end in `{secret:NAME}`. */
+  readonly headers: readonly string[];
+  readonly allowLoopback: boolean;
+  /** Where `FC_SECRET_<NAME>` values are read. */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly only?: readonly string[];
+}
+
+/** `Name: value` → the bundle's header value: a literal, or a `{secret:NAME}` reference with its prefix. */
+function parseHeader(line: string): [string, McpHeaderValue] {
+  const colon = line.indexOf(':');
+  if (colon <= 0) throw new Error(`--header must be 'Name: value' (got ${shown(line.slice(0, 80))})`);
+  const name = line.slice(0, colon).trim();
+  const value = line.slice(colon + 1).trim();
+  const ref = /^(.*)\{secret:([A-Z][A-Z0-9_]{0,63})\}$/.exec(value);
+  if (ref === null) {
+    if (value.includes('{secret:')) throw new Error('a {secret:NAME} reference must end the header value');
+    return [name, value];
+  }
+  const prefix = ref[1] ?? '';
+  return [name, prefix === '' ? { secret: ref[2] ?? '' } : { secret: ref[2] ?? '', prefix }];
+}
+
+/** `pin-mcp --url`: lists a Streamable HTTP upstream's tools and writes them like {@link pinMcp}. */
+export async function pinMcpHttp(io: PinMcpIo, input: PinMcpHttpInput): Promise<number> {
+  if (!SERVER_NAME_RE.test(input.server)) throw new Error(`--server must match ${SERVER_NAME_RE.source}`);
+  const parsed = parseHttpUrlTemplate(input.url);
+  if (parsed === undefined || /[{}]/.test(parsed.rest))
+    throw new Error('--url must be http(s)://HOST[:PORT]/path with a literal host and port');
+  checkDir(input.dir);
+  const headers = Object.fromEntries(input.headers.map(parseHeader));
+  const egress = [parsed.destination.key];
+  const listed = await listMcpHttpTools(
+    { url: input.url, headers },
+    {
+      timeout_ms: MAX_TOOL_TIMEOUT_MS,
+      max_output_bytes: 1024 * 1024,
+      memory_bytes: PIN_MEMORY_BYTES,
+      network: true,
+      egress,
+      fs_read: [],
+      fs_write: [],
+      max_cost_cents: null,
+    },
+    createEnvSecretResolver({ env: input.env }),
+    { allowLoopback: input.allowLoopback },
+  );
+  return write(
+    io,
+    input,
+    {
+      name: input.server,
+      url: input.url,
+      headers,
+      fs_read: [],
+      fs_write: [],
+      network: true,
+      egress,
+      memory_bytes: PIN_MEMORY_BYTES,
+    },
+    listed,
+  );
+}
+
+/** Pins what the upstream listed and writes the tool files and Cedar actions into `input.dir`. */
+function write(
+  io: PinMcpIo,
+  input: { readonly dir: string; readonly server: string; readonly only?: readonly string[] },
+  server: McpServerDeclaration,
+  listed: readonly Readonly<Record<string, unknown>>[] | Deny,
+): number {
+  if (isDeny(listed)) {
+    io.err(`${listed.code}: ${listed.reason}\n`);
+    return 1;
+  }
+  const { pinned, skipped } = pinMcpTools(server, listed, input.only);
   for (const s of skipped) io.err(`skipped ${shown(s.upstream)}: ${shown(s.reason)}\n`);
   if (pinned.length === 0) {
     io.err('no tool pinned\n');

@@ -11,7 +11,7 @@ import type { PolicyRuntime } from '../control-plane/index.js';
 import { connect, dataPaths, DEMO_CLIENT, operatorAction, readClientFile } from '../embedded/index.js';
 import type { ConnectOptions, HttpAnswer } from '../embedded/index.js';
 import { createDefaultBuiltins } from '../execution/index.js';
-import { pinMcp } from './pin-mcp.js';
+import { pinMcp, pinMcpHttp } from './pin-mcp.js';
 import { isDeny, parseJson } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import {
@@ -28,6 +28,8 @@ import {
 export interface PolicyCliIo {
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
+  /** Where `pin-mcp --header` reads `FC_SECRET_<NAME>` values. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** Option values the policy commands read. */
@@ -43,6 +45,9 @@ export const POLICY_USAGE = `  policy build DIR --out FILE                 build
   policy pin-mcp DIR --server NAME [--read PATH]... [--write PATH]... [--egress HOST:PORT]... [--only TOOL]...
               -- COMMAND ARGS...              list an upstream MCP server's tools in the sandbox and
                                               write them, definitions pinned by SHA-256, into DIR
+  policy pin-mcp DIR --server NAME --url URL [--header 'Name: value']... [--only TOOL]...
+              [--allow-loopback]              the same for a Streamable HTTP upstream; a header value
+                                              may hold {secret:NAME} (resolved from FC_SECRET_NAME)
 `;
 
 /** The CLI's option declarations for these commands (merged into `parseArgs`). */
@@ -56,6 +61,9 @@ export const POLICY_OPTIONS = {
   write: { type: 'string', multiple: true },
   egress: { type: 'string', multiple: true },
   only: { type: 'string', multiple: true },
+  url: { type: 'string' },
+  header: { type: 'string', multiple: true },
+  'allow-loopback': { type: 'boolean' },
 } as const;
 
 /** Exit codes of `policy test`: the decision. */
@@ -246,7 +254,24 @@ async function run(
   if (sub === 'diff' && arg1 !== undefined && arg2 !== undefined)
     return diff(io, dir, arg1, arg2, v['json'] === true);
   const server = str(v, 'server');
-  if (sub === 'pin-mcp' && arg1 !== undefined && server !== undefined && pos.length > 3)
+  const url = str(v, 'url');
+  if (
+    sub === 'pin-mcp' &&
+    arg1 !== undefined &&
+    server !== undefined &&
+    url !== undefined &&
+    pos.length === 3
+  )
+    return pinMcpHttp(io, {
+      dir: arg1,
+      server,
+      url,
+      headers: list(v, 'header'),
+      allowLoopback: v['allow-loopback'] === true,
+      env: io.env ?? {},
+      ...(v['only'] === undefined ? {} : { only: list(v, 'only') }),
+    });
+  if (sub === 'pin-mcp' && arg1 !== undefined && server !== undefined && url === undefined && pos.length > 3)
     return pinMcp(io, {
       dir: arg1,
       server,
@@ -257,7 +282,7 @@ async function run(
       ...(v['only'] === undefined ? {} : { only: list(v, 'only') }),
     });
   throw new Usage(
-    'policy build DIR --out FILE | activate FILE | test TOOL --params JSON | diff A B | pin-mcp DIR --server NAME -- COMMAND ARGS...',
+    'policy build DIR --out FILE | activate FILE | test TOOL --params JSON | diff A B | pin-mcp DIR --server NAME (-- COMMAND ARGS... | --url URL)',
   );
 }
 

@@ -27,6 +27,8 @@ import {
   createCommandAdapter,
   createHttpAdapter,
   createMcpAdapter,
+  createMcpHttpAdapter,
+  routeMcpAdapter,
   createDefaultBuiltinAdapter,
   createDefaultBuiltins,
   createBwrapSandbox,
@@ -162,6 +164,12 @@ export interface CoreOptions {
   readonly orphanSweepMs?: number;
   /** Told why this gate starts or stops following the others on its backend (default: stderr). */
   readonly onReplicaNotice?: (message: string) => void;
+  /**
+   * Admit Streamable HTTP upstream MCP servers at a literal loopback address (`127.0.0.1`,
+   * `[::1]`). For tests and development only; default false: an upstream must have a public
+   * address (docs/mcp.md "Upstream servers").
+   */
+  readonly allowLoopbackMcpUpstreams?: boolean;
 }
 
 /** Opens the storage backend `spec` names for the data directory `p`. */
@@ -438,8 +446,12 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       {
         builtin: createDefaultBuiltinAdapter({ now: clock }),
         command: createCommandAdapter({ sandbox }),
-        // Upstream MCP servers: launched per call in the same sandbox profile (docs/adapters.md).
-        mcp: createMcpAdapter(),
+        // Upstream MCP servers: stdio ones launched per call in the same sandbox profile,
+        // Streamable HTTP ones reached by the Execution Layer itself (docs/adapters.md).
+        mcp: routeMcpAdapter(
+          createMcpAdapter(),
+          createMcpHttpAdapter({ allowLoopback: options.allowLoopbackMcpUpstreams === true }),
+        ),
         // Declarative HTTP tools: requests the Execution Layer makes to allowlisted destinations.
         http: createHttpAdapter(),
       },

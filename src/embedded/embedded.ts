@@ -125,6 +125,8 @@ export interface EmbeddedOptions {
   readonly onWriterLost?: () => void;
   /** Shared storage: how often gone gates' open requests are swept (see `CoreOptions`). */
   readonly orphanSweepMs?: number;
+  /** HTTP upstream MCP servers at a loopback address: tests and development only (see `CoreOptions`). */
+  readonly allowLoopbackMcpUpstreams?: boolean;
 }
 
 /** A running embedded deployment. */
@@ -185,6 +187,9 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     ...(options.onWriterLost === undefined ? {} : { onWriterLost: options.onWriterLost }),
     ...(options.orphanSweepMs === undefined ? {} : { orphanSweepMs: options.orphanSweepMs }),
+    ...(options.allowLoopbackMcpUpstreams === undefined
+      ? {}
+      : { allowLoopbackMcpUpstreams: options.allowLoopbackMcpUpstreams }),
   });
   let gateServer;
   let execServer;

@@ -42,6 +42,13 @@ export type { ArgvTemplate } from './adapters/argv-template.js';
 export { createCommandAdapter } from './adapters/command.js';
 export { createMcpAdapter, listMcpTools, PROTOCOL_BUDGET_BYTES } from './adapters/mcp.js';
 export type { McpAdapterOptions } from './adapters/mcp.js';
+export {
+  createMcpHttpAdapter,
+  listMcpHttpTools,
+  routeMcpAdapter,
+  MAX_UPSTREAM_REQUESTS,
+} from './adapters/mcp-http.js';
+export type { McpHttpAdapterOptions, McpHeaderValue, McpHttpUpstreamSpec } from './adapters/mcp-http.js';
 export type { CommandAdapterOptions } from './adapters/command.js';
 export { createBwrapSandbox, buildSandboxArgv, checkNetworkGrant } from './sandbox/bwrap.js';
 export type {

@@ -200,11 +200,12 @@ export const DENIAL_CODES = {
   ERR_EGRESS_DENIED: {
     status: 403,
     meaning:
-      'a sandboxed tool tried to reach a destination its egress allowlist does not name (or a name that resolves to a non-public address); the call was ended',
+      'a sandboxed tool tried to reach a destination its egress allowlist does not name (or a name that resolves to a non-public address), or an HTTP upstream MCP server is not on the allowlist, not at a public address, or answered a redirect; the call was ended',
   },
   ERR_EGRESS_LIMIT: {
     status: 502,
-    meaning: 'a sandboxed tool exceeded its egress byte or connection limit; the call was ended',
+    meaning:
+      'a sandboxed tool exceeded its egress byte or connection limit, or a call to an HTTP upstream MCP server its request limit; the call was ended',
   },
   ERR_TOOL_TIMEOUT: { status: 504, meaning: 'the tool exceeded its time limit' },
   ERR_TOOL_OUTPUT_LIMIT: { status: 502, meaning: 'the tool exceeded its output limit' },

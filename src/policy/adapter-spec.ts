@@ -125,7 +125,7 @@ const SCHEMAS: Readonly<Record<string, object>> = {
   mcp: {
     type: 'object',
     additionalProperties: false,
-    required: ['type', 'server', 'command', 'tool', 'definition', 'definition_sha256'],
+    required: ['type', 'server', 'tool', 'definition', 'definition_sha256'],
     properties: {
       type: { const: 'mcp' },
       server: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$' },
@@ -134,6 +134,26 @@ const SCHEMAS: Readonly<Record<string, object>> = {
         minItems: 1,
         maxItems: 256,
         items: { type: 'string', maxLength: 65536, pattern: NO_NUL },
+      },
+      url: { type: 'string', minLength: 8, maxLength: 2048, pattern: NO_NUL },
+      headers: {
+        type: 'object',
+        maxProperties: 32,
+        propertyNames: { pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$" },
+        additionalProperties: {
+          anyOf: [
+            { type: 'string', maxLength: 8192, pattern: '^[^\\u0000\\r\\n]*$' },
+            {
+              type: 'object',
+              additionalProperties: false,
+              required: ['secret'],
+              properties: {
+                secret: { type: 'string', pattern: '^[A-Z][A-Z0-9_]{0,63}$' },
+                prefix: { type: 'string', maxLength: 256, pattern: '^[^\\u0000\\r\\n]*$' },
+              },
+            },
+          ],
+        },
       },
       tool: { type: 'string', minLength: 1, maxLength: 128 },
       definition: {
@@ -309,13 +329,18 @@ const HTTP_ORIGIN = /^(https?):\/\/([^/?#{}@]+)(\/[^#\s]*)$/;
  * the spec's own egress allowlist with network granted (the Execution Layer checks it again
  * against the envelope's).
  */
-function checkHttp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]): void {
+/**
+ * The `url`'s origin is literal and its destination is on the spec's own egress allowlist with
+ * network granted (the Execution Layer checks it again against the envelope's). The url's match,
+ * or undefined when it is not an http(s) url.
+ */
+function checkUrlDestination(at: string, spec: AdapterConfig, out: string[]): RegExpExecArray | undefined {
   const url = spec['url'];
-  if (typeof url !== 'string') return;
+  if (typeof url !== 'string') return undefined;
   const m = HTTP_ORIGIN.exec(url);
   if (m === null) {
     out.push(`${at}.url: must be http(s)://HOST[:PORT]/path with a literal host and port`);
-    return;
+    return undefined;
   }
   const authority = (m[2] ?? '').toLowerCase();
   const port = /:\d+$/.test(authority) && !authority.endsWith(']') ? '' : m[1] === 'http' ? ':80' : ':443';
@@ -329,6 +354,12 @@ function checkHttp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[
       !egress.some((e) => typeof e === 'string' && parseEgressDestination(e)?.key === dest.key))
   )
     out.push(`${at}.limits.egress: must grant network and list ${dest.key}, the url's destination`);
+  return m;
+}
+
+function checkHttp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]): void {
+  const m = checkUrlDestination(at, spec, out);
+  if (m === undefined) return;
   const needs = (where: string, text: string, secretsAllowed: boolean): void => {
     for (const p of text.matchAll(/\{(?:secret:([A-Z][A-Z0-9_]{0,63})|([A-Za-z_][A-Za-z0-9_]{0,63}))\}/g)) {
       if (p[1] !== undefined) {
@@ -355,7 +386,48 @@ function checkHttp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[
     }
 }
 
+/** Headers the MCP Streamable HTTP transport (or HTTP itself) manages: a bundle may not set them. */
+const MCP_RESERVED_HEADERS = [
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'accept',
+  'content-type',
+  'last-event-id',
+  'mcp-session-id',
+  'mcp-protocol-version',
+  'mcp-method',
+  'mcp-name',
+];
+
+/**
+ * A Streamable HTTP upstream (`url`): a literal `http(s)://HOST[:PORT]/path` whose destination
+ * the spec's own egress allowlist lists with network granted, no filesystem grants (nothing runs
+ * in a sandbox), no header failclosed or the MCP transport sets.
+ */
+function checkMcpUrl(at: string, spec: AdapterConfig, out: string[]): void {
+  const url = spec['url'];
+  if (typeof url === 'string' && /[{}]/.test(url))
+    out.push(`${at}.url: an upstream url is literal (no placeholders)`);
+  else checkUrlDestination(at, spec, out);
+  const limits = isObject(spec['limits']) ? spec['limits'] : {};
+  for (const key of ['fs_read', 'fs_write'] as const)
+    if (Array.isArray(limits[key]) && limits[key].length > 0)
+      out.push(`${at}.limits.${key}: an HTTP upstream runs in no sandbox: no filesystem grants`);
+  const headers = spec['headers'];
+  if (isObject(headers))
+    for (const name of Object.keys(headers))
+      if (MCP_RESERVED_HEADERS.includes(name.toLowerCase()))
+        out.push(`${at}.headers.${name}: is set by failclosed or the MCP transport`);
+}
+
 function checkMcp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]): void {
+  if ((spec['command'] === undefined) === (spec['url'] === undefined))
+    out.push(`${at}: an MCP upstream has exactly one of command (stdio) and url (Streamable HTTP)`);
+  if (spec['url'] !== undefined) checkMcpUrl(at, spec, out);
+  else if (spec['headers'] !== undefined)
+    out.push(`${at}.headers: only an HTTP upstream (url) takes headers`);
   const command = spec['command'];
   const program: JsonValue | undefined = Array.isArray(command)
     ? (command as readonly JsonValue[])[0]
@@ -393,6 +465,8 @@ function serverDeclaration(spec: AdapterConfig): string {
   const limits = isObject(spec['limits']) ? spec['limits'] : {};
   return canonicalize({
     command: spec['command'] ?? null,
+    url: spec['url'] ?? null,
+    headers: spec['headers'] ?? {},
     fs_read: limits['fs_read'] ?? [],
     fs_write: limits['fs_write'] ?? [],
     network: limits['network'] ?? false,
@@ -469,7 +543,7 @@ export function checkAdapterSpecs(
     if (first === undefined) servers.set(server, { tool: tool.name, declaration });
     else if (first.declaration !== declaration)
       problems.push(
-        `tool "${tool.name}": adapter: MCP server "${server}" is declared differently by tool "${first.tool}" (command, fs_read, fs_write, network, egress)`,
+        `tool "${tool.name}": adapter: MCP server "${server}" is declared differently by tool "${first.tool}" (command, url, headers, fs_read, fs_write, network, egress)`,
       );
   }
   return problems;

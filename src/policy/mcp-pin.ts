@@ -14,8 +14,12 @@ import { TOOL_NAME_RE } from './bundle-shape.js';
 export interface McpServerDeclaration {
   /** Server name: `[a-z][a-z0-9_-]{0,31}`, the prefix of its tools' failclosed names. */
   readonly name: string;
-  /** argv; `[0]` an absolute path inside the sandbox. */
-  readonly command: readonly string[];
+  /** argv; `[0]` an absolute path inside the sandbox (a stdio server). */
+  readonly command?: readonly string[];
+  /** The endpoint of a Streamable HTTP server (instead of `command`). */
+  readonly url?: string;
+  /** Headers sent to an HTTP server: literals or `{ secret, prefix? }` references. */
+  readonly headers?: Readonly<Record<string, string | { readonly secret: string; readonly prefix?: string }>>;
   readonly fs_read: readonly string[];
   readonly fs_write: readonly string[];
   readonly network: boolean;
@@ -169,13 +173,26 @@ export function pinMcpTools(
       // would deny every call, so it is not pinned.
       if (definition['outputSchema'] !== undefined) compileOutputSchema(definition['outputSchema']);
       const description = definition['description'];
-      const limits: Record<string, JsonValue> = {
-        memory_bytes: server.memory_bytes,
-        network: server.network,
-        ...(server.network ? { egress: [...(server.egress ?? [])] } : {}),
-        fs_read: [...server.fs_read],
-        fs_write: [...server.fs_write],
-      };
+      // An HTTP server runs in no sandbox: it gets its destination and nothing else.
+      const limits: Record<string, JsonValue> =
+        server.url !== undefined
+          ? { network: true, egress: [...(server.egress ?? [])] }
+          : {
+              memory_bytes: server.memory_bytes,
+              network: server.network,
+              ...(server.network ? { egress: [...(server.egress ?? [])] } : {}),
+              fs_read: [...server.fs_read],
+              fs_write: [...server.fs_write],
+            };
+      const upstream_: JsonObject =
+        server.url !== undefined
+          ? {
+              url: server.url,
+              ...(server.headers === undefined || Object.keys(server.headers).length === 0
+                ? {}
+                : { headers: server.headers }),
+            }
+          : { command: [...(server.command ?? [])] };
       const spec: JsonObject = {
         name,
         description:
@@ -188,7 +205,7 @@ export function pinMcpTools(
         adapter: {
           type: 'mcp',
           server: server.name,
-          command: [...server.command],
+          ...upstream_,
           tool: upstream,
           definition,
           definition_sha256: sha256,

@@ -1,10 +1,10 @@
 /**
- * The one contract suite every ToolAdapter must pass (in-process, command; later MCP, HTTP):
+ * The one contract suite every ToolAdapter must pass (in-process, command, Streamable HTTP MCP):
  * results, time limit, abort, output cap, failure and malformed specs all answer with the
  * right outcome or code (OE-INV-003, OE-INV-024).
  */
 import { describe, expect, it } from 'vitest';
-import type { ToolAdapter, ToolExecutionSpec } from '../../src/execution/index.js';
+import type { ExecutionConstraints, ToolAdapter, ToolExecutionSpec } from '../../src/execution/index.js';
 import type { JsonValue } from '../../src/kernel/index.js';
 import { constraints } from './support.js';
 
@@ -21,6 +21,8 @@ export interface AdapterFixture {
   readonly failing: ToolExecutionSpec;
   /** A spec of the adapter's type that it must refuse. */
   readonly malformed: ToolExecutionSpec;
+  /** Grants every call of the fixture needs (an upstream's destination), under each test's own. */
+  readonly grants?: Partial<ExecutionConstraints>;
 }
 
 /** Registers the contract suite for one adapter. */
@@ -32,7 +34,13 @@ export function runAdapterContract(name: string, fixture: () => AdapterFixture):
       over = {},
       signal = new AbortController().signal,
     ) =>
-      fixture().adapter.run({ tool: 'contract_tool', spec, params, constraints: constraints(over), signal });
+      fixture().adapter.run({
+        tool: 'contract_tool',
+        spec,
+        params,
+        constraints: constraints({ ...fixture().grants, ...over }),
+        signal,
+      });
 
     it('returns the result of a successful call', async () => {
       const f = fixture();

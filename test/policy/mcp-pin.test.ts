@@ -143,6 +143,100 @@ describe('pinned definitions', () => {
   });
 });
 
+const HTTP_SERVER = {
+  name: 'up',
+  url: 'https://mcp.example.com/mcp',
+  headers: { Authorization: { secret: 'UP_TOKEN', prefix: 'Bearer ' }, 'X-Tenant': 'acme' },
+  fs_read: [],
+  fs_write: [],
+  network: true,
+  egress: ['mcp.example.com:443'],
+  memory_bytes: 2 ** 31,
+};
+
+/** The pinned `echo` of the Streamable HTTP server `up`, under the failclosed name `echo`. */
+function pinnedHttpEcho(
+  over: (spec: Record<string, unknown>) => void = () => undefined,
+): Record<string, unknown> {
+  const { pinned } = pinMcpTools(HTTP_SERVER, [LISTED]);
+  const spec = structuredClone(pinned[0]!.spec) as Record<string, unknown>;
+  spec['name'] = 'echo';
+  over(spec);
+  return spec;
+}
+
+describe('Streamable HTTP upstreams in the bundle (issue 11, OE-INV-011)', () => {
+  it('pin-mcp --url output loads: url, headers as secret references, only its destination', () => {
+    const bundle = mustLoad({ ...baseDoc(), tools: [pinnedHttpEcho(), PAY_TOOL] });
+    const tool = bundle.document.tools.find((t) => t.name === 'echo')!;
+    expect(tool.untrusted_output).toBe(true);
+    expect(tool.adapter).toMatchObject({
+      type: 'mcp',
+      url: 'https://mcp.example.com/mcp',
+      headers: { Authorization: { secret: 'UP_TOKEN', prefix: 'Bearer ' } },
+      limits: { network: true, egress: ['mcp.example.com:443'] },
+      definition_sha256: pinMcpDefinition(LISTED).sha256,
+    });
+    expect(tool.adapter['command']).toBeUndefined();
+  });
+
+  it.each([
+    [
+      'both command and url',
+      (s: Record<string, unknown>) => void (s['command'] = ['/usr/bin/node']),
+      'exactly one of command',
+    ],
+    [
+      'neither command nor url',
+      (s: Record<string, unknown>) => void delete s['url'],
+      'exactly one of command',
+    ],
+    [
+      'a url whose destination is not on the allowlist',
+      (s: Record<string, unknown>) => void (s['url'] = 'https://other.example.com/mcp'),
+      'must grant network and list other.example.com:443',
+    ],
+    [
+      'a url with a placeholder',
+      (s: Record<string, unknown>) => void (s['url'] = 'https://mcp.example.com/{p}'),
+      'literal',
+    ],
+    [
+      'a scheme other than http(s)',
+      (s: Record<string, unknown>) => void (s['url'] = 'ftp://mcp.example.com/x'),
+      'adapter.url',
+    ],
+    [
+      'a header the transport sets',
+      (s: Record<string, unknown>) => void (s['headers'] = { 'Mcp-Session-Id': 'x' }),
+      'is set by failclosed or the MCP transport',
+    ],
+    [
+      'a malformed secret reference',
+      (s: Record<string, unknown>) => void (s['headers'] = { Authorization: { secret: 'lower' } }),
+      'adapter.headers',
+    ],
+    [
+      'a filesystem grant',
+      (s: Record<string, unknown>) => void ((s['limits'] as Record<string, unknown>)['fs_read'] = ['/srv']),
+      'no filesystem grants',
+    ],
+  ])('refuses %s', (_, edit, expected) => {
+    const spec = pinnedHttpEcho((s) => edit(adapterOf(s)));
+    expect(reasonOf([spec, PAY_TOOL])).toContain(expected);
+  });
+
+  it('one server, one declaration: a tool cannot send its server other headers', () => {
+    const echo = pinnedHttpEcho();
+    const pay = structuredClone(PAY_TOOL) as unknown as Record<string, unknown>;
+    pay['adapter'] = adapterOf(
+      pinnedHttpEcho((s) => void (adapterOf(s)['headers'] = { 'X-Tenant': 'globex' })),
+    );
+    pay['untrusted_output'] = true;
+    expect(reasonOf([echo, pay])).toContain('MCP server "up" is declared differently by tool "echo"');
+  });
+});
+
 describe('pinMcpTools', () => {
   it('closes every object of the input schema and types params in Cedar', () => {
     const listed = {

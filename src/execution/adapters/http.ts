@@ -33,12 +33,19 @@ import type { Deny, EgressDestination, JsonValue } from '../../kernel/index.js';
 import type { SecretResolver } from '../secrets.js';
 import { checkNetworkGrant } from '../sandbox/bwrap.js';
 import { parseEgressAllowlist, resolveDestination } from '../sandbox/egress.js';
-import type { ToolAdapter } from './types.js';
+import type { ExecutionConstraints, ToolAdapter } from './types.js';
 
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
 const PLACEHOLDER = /\{(?:secret:([A-Z][A-Z0-9_]{0,63})|([A-Za-z_][A-Za-z0-9_]{0,63}))\}/g;
-const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/;
-const FORBIDDEN_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection']);
+/** A header name a bundle may set. */
+export const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/;
+/** Headers failclosed sets itself; a bundle may not. */
+export const FORBIDDEN_HEADERS: ReadonlySet<string> = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+]);
 
 /** A parsed URL template: the fixed origin and the templated rest. */
 export interface HttpUrlTemplate {
@@ -140,6 +147,22 @@ function renderBody(
   return node;
 }
 
+/**
+ * Whether the envelope lets the Execution Layer itself reach `to` (the HTTP tool, an HTTP
+ * upstream MCP server): network granted and `to` on the egress allowlist, the same rule as for
+ * sandboxed tools (OE-INV-011); else `ERR_EGRESS_DENIED` (`ERR_SANDBOX_UNAVAILABLE` for a
+ * malformed grant). The address is checked after resolution, by the caller.
+ */
+export function checkDestination(c: ExecutionConstraints, to: EgressDestination): Deny | undefined {
+  const grant = checkNetworkGrant(c);
+  if (grant !== undefined) return grant;
+  if (!c.network) return deny('ERR_EGRESS_DENIED', 'network is not granted');
+  const allow = parseEgressAllowlist(c.egress);
+  if (allow === undefined || !allow.has(to.key))
+    return deny('ERR_EGRESS_DENIED', `egress to ${to.key} is not on the allowlist`);
+  return undefined;
+}
+
 /** Creates the HTTP adapter. */
 export function createHttpAdapter(): ToolAdapter {
   return {
@@ -150,13 +173,8 @@ export function createHttpAdapter(): ToolAdapter {
       const method = spec['method'];
       if (url === undefined || typeof method !== 'string' || !METHODS.has(method))
         return deny('ERR_ADAPTER_UNAVAILABLE', 'http spec is malformed');
-      // Same rule as for sandboxed tools: network only to listed host:port destinations.
-      const grant = checkNetworkGrant(c);
-      if (grant !== undefined) return grant;
-      if (!c.network) return deny('ERR_EGRESS_DENIED', 'network is not granted');
-      const allow = parseEgressAllowlist(c.egress);
-      if (allow === undefined || !allow.has(url.destination.key))
-        return deny('ERR_EGRESS_DENIED', `egress to ${url.destination.key} is not on the allowlist`);
+      const refused = checkDestination(c, url.destination);
+      if (refused !== undefined) return refused;
       if (typeof call.params !== 'object' || call.params === null || Array.isArray(call.params))
         return deny('ERR_PARAMS_INVALID', 'http tool parameters must be an object');
       const params = call.params as Readonly<Record<string, JsonValue>>;

@@ -9,7 +9,7 @@
  * to it over the sandbox's stdin/stdout, the server's current definition of the tool is compared
  * with the pinned SHA-256 **before** anything is called (`ERR_TOOL_DEFINITION_CHANGED` when it
  * differs or the tool is gone), the tool is called with the envelope's exact parameters, and the
- * server is killed. Each call launches its own process: no process state (a changed definition,
+ * server is killed (`callPinnedTool`, mcp-session.ts, shared with the Streamable HTTP adapter). Each call launches its own process: no process state (a changed definition,
  * a poisoned cache, an open connection) survives from one call to the next. Files do, where the
  * server is granted `fs_write`: whatever one call writes there the next call can read.
  *
@@ -29,33 +29,24 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import {
-  Client,
-  ProtocolError,
-  SdkError,
-  SdkErrorCode,
-  deserializeMessage,
-  serializeMessage,
-} from '@modelcontextprotocol/client';
+import { deserializeMessage, serializeMessage } from '@modelcontextprotocol/client';
 import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/client';
-import { Ajv } from 'ajv';
-import type { ValidateFunction } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import {
-  OUTPUT_SCHEMA_AJV_OPTIONS,
-  deny,
-  hexDigestEquals,
-  outputSchemaDraft,
-  pinMcpDefinition,
-} from '../../kernel/index.js';
-import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
+import { deny } from '../../kernel/index.js';
+import type { Deny } from '../../kernel/index.js';
 import { buildSandboxArgv, openEgress } from '../sandbox/bwrap.js';
 import { EGRESS_ENV } from '../sandbox/egress.js';
 import type { BwrapSandboxOptions } from '../sandbox/bwrap.js';
+import {
+  PROTOCOL_BUDGET_BYTES,
+  callPinnedTool,
+  isObject,
+  listTools,
+  parsePinnedTool,
+} from './mcp-session.js';
+import type { PinnedMcpTool, Upstream } from './mcp-session.js';
 import type { ExecutionConstraints, ToolAdapter } from './types.js';
 
-/** Bytes of upstream stdout allowed besides the result: the handshake and the tool listing. */
-export const PROTOCOL_BUDGET_BYTES = 1024 * 1024;
+export { PROTOCOL_BUDGET_BYTES } from './mcp-session.js';
 
 /** Options for {@link createMcpAdapter}. */
 export interface McpAdapterOptions extends BwrapSandboxOptions {
@@ -63,63 +54,20 @@ export interface McpAdapterOptions extends BwrapSandboxOptions {
   readonly protocolBudgetBytes?: number;
 }
 
-interface McpSpec {
+interface McpSpec extends PinnedMcpTool {
   readonly command: readonly string[];
-  readonly tool: string;
-  readonly sha256: string;
-  /** The pinned `outputSchema`'s validator, when the pinned definition has one. */
-  readonly output: ValidateFunction | undefined;
-}
-
-/**
- * A validator for a pinned `outputSchema`, compiled as {@link OUTPUT_SCHEMA_AJV_OPTIONS} says:
- * the twin of the bundle check's `compileOutputSchema` (src/policy/json-schema.ts), kept here
- * because the Execution Layer does not import the policy layer. Throws when it does not compile.
- */
-function compileOutputSchema(schema: unknown): ValidateFunction {
-  if (typeof schema !== 'object' || schema === null || Array.isArray(schema))
-    throw new Error('outputSchema is not a schema object');
-  const s = schema as JsonObject;
-  return outputSchemaDraft(s) === 'draft-07'
-    ? new Ajv(OUTPUT_SCHEMA_AJV_OPTIONS).compile(s)
-    : new Ajv2020(OUTPUT_SCHEMA_AJV_OPTIONS).compile(s);
 }
 
 function parseSpec(spec: Readonly<Record<string, unknown>>): McpSpec | undefined {
-  const { command, tool, definition, definition_sha256: sha256 } = spec;
+  const { command } = spec;
   if (
     !Array.isArray(command) ||
     command.length === 0 ||
-    !command.every((a): a is string => typeof a === 'string') ||
-    typeof tool !== 'string' ||
-    tool.length === 0 ||
-    typeof sha256 !== 'string' ||
-    !/^[0-9a-f]{64}$/.test(sha256) ||
-    !isObject(definition)
+    !command.every((a): a is string => typeof a === 'string')
   )
     return undefined;
-  try {
-    // The pinned definition is the one hashed: its outputSchema is the one the hash vouches for.
-    if (!hexDigestEquals(pinMcpDefinition(definition).sha256, sha256)) return undefined;
-    const schema = definition['outputSchema'];
-    const output = schema === undefined ? undefined : compileOutputSchema(schema);
-    return { command: Object.freeze([...command]), tool, sha256, output };
-  } catch {
-    return undefined;
-  }
-}
-
-/** One sandboxed upstream process and the MCP transport over its stdio. */
-interface Upstream {
-  readonly transport: Transport;
-  /** The first fault (timeout, abort, output cap, garbage, exit), once there is one. */
-  fault(): Deny | undefined;
-  /** Resolves with the first fault. */
-  readonly faulted: Promise<Deny>;
-  /** Records `d` as the fault, unless there is one already, and ends the upstream. */
-  fail(d: Deny): void;
-  /** Kills the sandbox's process group and waits until it is gone. */
-  kill(): Promise<void>;
+  const pinned = parsePinnedTool(spec);
+  return pinned === undefined ? undefined : { ...pinned, command: Object.freeze([...command]) };
 }
 
 async function launch(
@@ -282,78 +230,6 @@ async function launch(
   };
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/**
- * Why a step was rejected, when it was for something the upstream said; undefined for a lost
- * connection (the exit handler names that). The upstream's own message is not repeated: it is
- * untrusted text and the reason is ledgered.
- */
-function rejectionReason(error: unknown): string | undefined {
-  if (error instanceof SdkError && error.code === SdkErrorCode.CapabilityNotSupported)
-    return 'the upstream does not advertise the tools capability';
-  // The SDK's own connection errors (closed, timed out) are SdkErrors: only answers are ProtocolErrors.
-  if (!(error instanceof ProtocolError)) return undefined;
-  return `the upstream's answer was an error or was rejected by the MCP client (JSON-RPC code ${String(error.code)})`;
-}
-
-type Step = <T>(p: () => Promise<T>) => Promise<{ readonly value: T } | Deny>;
-
-/**
- * Launches `command` in the sandbox under `constraints`, connects the SDK client, runs `fn`,
- * and kills the upstream whatever happens. Every step of `fn` races the upstream's first fault.
- */
-async function withUpstream<R>(
-  command: readonly string[],
-  constraints: ExecutionConstraints,
-  signal: AbortSignal,
-  options: McpAdapterOptions,
-  fn: (client: Client, step: Step) => Promise<R | Deny>,
-): Promise<R | Deny> {
-  const upstream = await launch(command, constraints, signal, options);
-  if ('outcome' in upstream) return upstream;
-  const step: Step = async (p) => {
-    const settled = await Promise.race([
-      p().then(
-        (value) => ({ value }),
-        (error: unknown) => ({ error }),
-      ),
-      upstream.faulted,
-    ]);
-    if ('error' in settled) {
-      // The first real reason is the one recorded: an answer the upstream gave (a JSON-RPC
-      // error, an answer the SDK rejects) is named before the upstream is ended, so its exit is
-      // not mistaken for the cause. A lost connection is left to the exit's own report.
-      const why = rejectionReason(settled.error);
-      if (why !== undefined) upstream.fail(deny('ERR_TOOL_FAILED', why));
-      await upstream.kill();
-    }
-    const fault = upstream.fault();
-    if (fault !== undefined) return fault;
-    return 'value' in settled
-      ? settled
-      : deny('ERR_TOOL_FAILED', 'the upstream did not answer as MCP requires');
-  };
-  // Strict capabilities: a server that does not advertise tools is an error, never an empty
-  // list (and never a console message from the SDK, which would reach a stdio relay's stdout).
-  const client = new Client(
-    { name: 'failclosed', version: '0.1.0' },
-    { capabilities: {}, enforceStrictCapabilities: true },
-  );
-  try {
-    const connected = await step(() =>
-      client.connect(upstream.transport, { timeout: constraints.timeout_ms }),
-    );
-    if ('outcome' in connected) return connected;
-    return await fn(client, step);
-  } finally {
-    await upstream.kill();
-    await client.close().catch(() => undefined);
-  }
-}
-
 /**
  * The tools an upstream lists, each as listed (for `failclosed policy pin-mcp`): the server is
  * launched in the same sandbox as for a call, under `constraints`. Denies as the adapter does.
@@ -363,20 +239,18 @@ export async function listMcpTools(
   constraints: ExecutionConstraints,
   options: McpAdapterOptions = {},
 ): Promise<readonly Readonly<Record<string, unknown>>[] | Deny> {
-  return withUpstream(command, constraints, new AbortController().signal, options, async (client, step) => {
-    const listed = await step(() => client.listTools(undefined, { timeout: constraints.timeout_ms }));
-    if ('outcome' in listed) return listed;
-    return listed.value.tools;
-  });
+  const upstream = await launch(command, constraints, new AbortController().signal, options);
+  if ('outcome' in upstream) return upstream;
+  return listTools(upstream, constraints.timeout_ms);
 }
 
 /**
- * Creates the MCP adapter. Denies with `ERR_ADAPTER_UNAVAILABLE` (malformed spec: the pinned
- * definition missing, not matching its hash, or an `outputSchema` that does not compile),
- * `ERR_PARAMS_INVALID` (parameters not an object), `ERR_SANDBOX_UNAVAILABLE`,
+ * Creates the MCP adapter for stdio upstreams. Denies with `ERR_ADAPTER_UNAVAILABLE` (malformed
+ * spec: the pinned definition missing, not matching its hash, or an `outputSchema` that does not
+ * compile), `ERR_PARAMS_INVALID` (parameters not an object), `ERR_SANDBOX_UNAVAILABLE`,
  * `ERR_TOOL_DEFINITION_CHANGED` (the listed definition's hash differs from the pinned one, or
  * the tool is no longer listed: nothing is called), `ERR_TOOL_TIMEOUT`, `ERR_TOOL_OUTPUT_LIMIT`
- * and `ERR_TOOL_FAILED`.
+ * and `ERR_TOOL_FAILED` (see `callPinnedTool`, shared with the Streamable HTTP adapter).
  */
 export function createMcpAdapter(options: McpAdapterOptions = {}): ToolAdapter {
   return {
@@ -385,43 +259,9 @@ export function createMcpAdapter(options: McpAdapterOptions = {}): ToolAdapter {
       if (spec === undefined) return deny('ERR_ADAPTER_UNAVAILABLE', 'MCP spec is malformed');
       const params = call.params;
       if (!isObject(params)) return deny('ERR_PARAMS_INVALID', 'MCP tool arguments must be an object');
-      const timeout = call.constraints.timeout_ms;
-      return withUpstream(spec.command, call.constraints, call.signal, options, async (client, step) => {
-        const listed = await step(() => client.listTools(undefined, { timeout }));
-        if ('outcome' in listed) return listed;
-        const current = listed.value.tools.filter((t) => t.name === spec.tool);
-        if (current.length !== 1)
-          return deny('ERR_TOOL_DEFINITION_CHANGED', `the upstream no longer offers ${spec.tool}`);
-        let sha256: string;
-        try {
-          sha256 = pinMcpDefinition(current[0] as unknown as Readonly<Record<string, unknown>>).sha256;
-        } catch {
-          return deny('ERR_TOOL_DEFINITION_CHANGED', 'the upstream definition is not strict JSON');
-        }
-        // Checked before anything is called: a changed definition never reaches a call.
-        if (!hexDigestEquals(sha256, spec.sha256))
-          return deny('ERR_TOOL_DEFINITION_CHANGED', `the upstream changed the definition of ${spec.tool}`);
-        const ran = await step(() => client.callTool({ name: spec.tool, arguments: params }, { timeout }));
-        if ('outcome' in ran) return ran;
-        const r = ran.value as { isError?: unknown; content?: unknown; structuredContent?: unknown };
-        if (r.isError === true) return deny('ERR_TOOL_FAILED', 'the upstream tool reported an error');
-        // The pinned outputSchema, checked here and not trusted to the SDK client's cache.
-        if (spec.output !== undefined) {
-          if (r.structuredContent === undefined)
-            return deny(
-              'ERR_TOOL_FAILED',
-              'the upstream returned no structuredContent for its pinned outputSchema',
-            );
-          if (spec.output(r.structuredContent) !== true)
-            return deny(
-              'ERR_TOOL_FAILED',
-              "the upstream's structuredContent does not match its pinned outputSchema",
-            );
-        }
-        const result: Record<string, JsonValue> = { content: (r.content ?? []) as JsonValue };
-        if (isObject(r.structuredContent)) result['structuredContent'] = r.structuredContent as JsonObject;
-        return { outcome: 'ok' as const, result };
-      });
+      const upstream = await launch(spec.command, call.constraints, call.signal, options);
+      if ('outcome' in upstream) return upstream;
+      return callPinnedTool(upstream, spec, params, call.constraints.timeout_ms);
     },
   };
 }

@@ -181,6 +181,23 @@ for (const [net, prefix] of [
 ] as const)
   NON_PUBLIC.addSubnet(net, prefix, 'ipv6');
 
+/** Whether `address` (an IP literal) is loopback, private, link-local, shared, multicast or reserved. */
+export function isNonPublicAddress(address: string): boolean {
+  const family = isIP(address);
+  if (family === 0) return true;
+  return NON_PUBLIC.check(address, family === 6 ? 'ipv6' : 'ipv4');
+}
+
+/** Whether `address` (an IP literal) is a loopback address: 127.0.0.0/8 or ::1. */
+export function isLoopbackAddress(address: string): boolean {
+  const family = isIP(address);
+  if (family === 4) return address.startsWith('127.');
+  return family === 6 && LOOPBACK6.check(address, 'ipv6');
+}
+
+const LOOPBACK6 = new BlockList();
+LOOPBACK6.addAddress('::1', 'ipv6');
+
 /** Only these characters of a destination reach the ledgered reason; anything else is elided. */
 function shown(text: string): string {
   return /^[A-Za-z0-9.:[\]-]{1,300}$/.test(text) ? text : '(malformed destination)';
