@@ -6,6 +6,7 @@
  * `console.sign_in` (a successful one before the session is handed out: not recorded, the session
  * is ended and the sign-in refused `ERR_LEDGER_UNAVAILABLE`). Counters live in this process.
  */
+import { isIP } from 'node:net';
 import { deny, isDeny } from '../kernel/index.js';
 import type { Clock, Deny, JsonObject } from '../kernel/index.js';
 import type { ApiAnswer } from './api.js';
@@ -58,6 +59,28 @@ export type SignInGuard = (
 const MAX_KEYS = 10_000;
 const NAME = /^[\x21-\x7e]{1,128}$/;
 
+/**
+ * The counter key of a client address: an IPv6 address by its /64 (one host usually holds a whole
+ * /64, so counting single addresses would not limit it), an IPv4-mapped one as its IPv4 address,
+ * anything else as given.
+ */
+export function addressKey(address: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  if (mapped?.[1] !== undefined) return mapped[1];
+  if (isIP(address) !== 6) return address;
+  const [head = '', tail] = address.split('%')[0]!.toLowerCase().split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups =
+    tail === undefined
+      ? left
+      : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
+}
+
 /** Creates the guard; counters per process. */
 export function createSignInGuard(deps: SignInGuardDeps): SignInGuard {
   const limits = deps.limits ?? DEFAULT_SIGN_IN_LIMITS;
@@ -65,7 +88,7 @@ export function createSignInGuard(deps: SignInGuardDeps): SignInGuard {
 
   const keysOf = (name: string | undefined, address: string | undefined): string[] => [
     ...(name === undefined ? [] : [`name:${name}`]),
-    ...(address === undefined ? [] : [`addr:${address}`]),
+    ...(address === undefined ? [] : [`addr:${addressKey(address)}`]),
   ];
   const live = (key: string, at: number) => {
     const f = failures.get(key);
@@ -90,6 +113,14 @@ export function createSignInGuard(deps: SignInGuardDeps): SignInGuard {
     }
   };
 
+  /** Takes back the failure an attempt was counted as before it was tried (it succeeded). */
+  const succeed = (keys: readonly string[], at: number): void => {
+    for (const k of keys) {
+      const f = live(k, at);
+      if (f !== undefined && f.count > 0) f.count -= 1;
+    }
+  };
+
   return async (a, run) => {
     const name = a.name !== undefined && NAME.test(a.name) ? a.name : undefined;
     const who = {
@@ -111,14 +142,18 @@ export function createSignInGuard(deps: SignInGuardDeps): SignInGuard {
       }
       return deny('ERR_SIGN_IN_RATE_LIMITED', 'too many failed sign-ins: wait and try again');
     }
+    // Counted as a failure before it is tried, taken back if it succeeds: attempts sent at once
+    // cannot all pass the check before the first failure is counted.
+    fail(keys, at);
+    // Thrown: stays counted as a failure.
     const r = await run();
     if (isDeny(r) || r.status !== 200) {
-      fail(keys, at);
       const code = isDeny(r) ? r.code : `HTTP_${r.status}`;
       // The refusal stands whether or not the ledger took it.
       await deps.record({ ...who, outcome: 'refused', code }).catch(() => false);
       return r;
     }
+    succeed(keys, at);
     const body = r.body as JsonObject;
     const signedIn = typeof body['name'] === 'string' ? body['name'] : name;
     const recorded = await deps
