@@ -697,7 +697,8 @@ describe('approvals from MCP', () => {
       const call = start(stop.signal);
       const decision = await nextRequested(from);
       stop.abort();
-      await expect(call, name).rejects.toThrow();
+      // The caller sees its own cancellation, not an answer.
+      await expect(call, name).rejects.toThrow('This operation was aborted');
       // The Gate notices the closed exchange and ends the wait at once, not when it would have
       // timed out (WAIT_MS for MCP, the approvals' 25 s cap for HTTP): answered pending into the
       // void, recorded. Half the shorter wait is a bound no loaded machine comes near.
