@@ -5,7 +5,7 @@
  * rendered as text only (dom.ts).
  */
 import { el, obj, replace, str, text, type Obj } from './dom.js';
-import { get, post, refusal } from './http.js';
+import { get, oidcReturn, post, refusal } from './http.js';
 import type { Answer } from './http.js';
 import { createDeviceKey, loadDeviceKey, signWith, thumbprint } from './keystore.js';
 import type { DeviceKey } from './keystore.js';
@@ -107,28 +107,6 @@ function showOidcStep(name: string): void {
       signOutButton(),
     ),
   );
-}
-
-/** Back from the identity provider: hands the code and state to the gate, then carries on. */
-async function oidcReturn(params: URLSearchParams): Promise<boolean> {
-  if (!params.has('state') || !(params.has('code') || params.has('error'))) return false;
-  // The code leaves the address bar and the history at once.
-  window.history.replaceState(null, '', '/console/');
-  if (params.has('error')) {
-    say(`The identity provider refused the sign-in (${params.get('error') ?? ''})`, 'error');
-    return false;
-  }
-  const a = await post('sign-in/oidc/callback', {
-    code: params.get('code'),
-    state: params.get('state'),
-    ...(params.has('iss') ? { iss: params.get('iss') } : {}),
-  });
-  if (a.status !== 200) {
-    say(`Sign-in refused (${refusal(a)})`, 'error');
-    return false;
-  }
-  say('Signed in with your identity provider.');
-  return true;
 }
 
 async function enrolThisDevice(name: string): Promise<void> {
@@ -584,6 +562,6 @@ async function decide(item: Obj, statement: ApprovalStatement): Promise<void> {
   );
 }
 
-void oidcReturn(new URLSearchParams(window.location.search))
+void oidcReturn(new URLSearchParams(window.location.search), '/console/', 'sign-in/oidc/callback', say)
   .then(() => start())
   .catch(() => say('The console failed to start.', 'error'));

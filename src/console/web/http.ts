@@ -38,3 +38,33 @@ export function refusal(a: Answer): string {
   const reason = typeof a.body['reason'] === 'string' ? a.body['reason'] : '';
   return reason === '' ? code : `${code}: ${reason}`;
 }
+
+/**
+ * Back from the identity provider on `page`: hands the code and state to the gate's `route`;
+ * true when signed in. `say` tells the person what happened.
+ */
+export async function oidcReturn(
+  params: URLSearchParams,
+  page: string,
+  route: string,
+  say: (message: string, kind?: 'info' | 'error') => void,
+): Promise<boolean> {
+  if (!params.has('state') || !(params.has('code') || params.has('error'))) return false;
+  // The code leaves the address bar and the history at once.
+  window.history.replaceState(null, '', page);
+  if (params.has('error')) {
+    say(`The identity provider refused the sign-in (${params.get('error') ?? ''})`, 'error');
+    return false;
+  }
+  const a = await post(route, {
+    code: params.get('code'),
+    state: params.get('state'),
+    ...(params.has('iss') ? { iss: params.get('iss') } : {}),
+  });
+  if (a.status !== 200) {
+    say(`Sign-in refused (${refusal(a)})`, 'error');
+    return false;
+  }
+  say('Signed in with your identity provider.');
+  return true;
+}

@@ -7,7 +7,7 @@
  * value is rendered as text only (dom.ts); answers and denial codes are shown as text.
  */
 import { el, obj, replace, str, text, type Obj } from './dom.js';
-import { get, post, refusal } from './http.js';
+import { get, oidcReturn, post, refusal } from './http.js';
 import type { Answer } from './http.js';
 import { verifyCheckpointNote } from './proof.js';
 
@@ -105,28 +105,6 @@ async function oidcStart(): Promise<void> {
   const url = str(a.body['authorization_url']);
   if (a.status !== 200 || !/^https?:\/\//.test(url)) return say(`Sign-in refused (${refusal(a)})`, 'error');
   window.location.assign(url);
-}
-
-/** Back from the identity provider: hands the code and state to the gate; true when signed in. */
-async function oidcReturn(params: URLSearchParams): Promise<boolean> {
-  if (!params.has('state') || !(params.has('code') || params.has('error'))) return false;
-  // The code leaves the address bar and the history at once.
-  window.history.replaceState(null, '', '/console/operator.html');
-  if (params.has('error')) {
-    say(`The identity provider refused the sign-in (${params.get('error') ?? ''})`, 'error');
-    return false;
-  }
-  const a = await post('operator/sign-in/oidc/callback', {
-    code: params.get('code'),
-    state: params.get('state'),
-    ...(params.has('iss') ? { iss: params.get('iss') } : {}),
-  });
-  if (a.status !== 200) {
-    say(`Sign-in refused (${refusal(a)})`, 'error');
-    return false;
-  }
-  say('Signed in with your identity provider.');
-  return true;
 }
 
 async function signIn(token: string): Promise<void> {
@@ -886,6 +864,11 @@ async function showLedger(): Promise<void> {
   );
 }
 
-void oidcReturn(new URLSearchParams(window.location.search))
+void oidcReturn(
+  new URLSearchParams(window.location.search),
+  '/console/operator.html',
+  'operator/sign-in/oidc/callback',
+  say,
+)
   .then(() => start())
   .catch(() => say('The console failed to start.', 'error'));
