@@ -33,7 +33,7 @@ export interface CallOptions {
   /**
    * Cancels the call: the connection closes and `call` rejects with the signal's reason. A call
    * still waiting for its approvals then stops waiting and does not run, even if approved later
-   * (docs/approvals.md "Waiting"); one that already runs finishes, unseen.
+   * (docs/approvals.md "Retries and waiting"); one that already runs finishes, unseen.
    */
   readonly signal?: AbortSignal;
 }

@@ -195,18 +195,19 @@ async function route(
   if (consoleEndpoint?.matches(path) === true) return consoleEndpoint.handle(req, res, path);
   if (method === 'POST' && path === '/v1/calls') {
     const body = await readBody(req, MAX_REQUEST_BYTES);
+    const waitMs = preferWaitMs(req.headers.prefer);
     // A client that goes away while its call waits for approvals stops the wait: the call does
-    // not run unseen (docs/approvals.md "Waiting").
-    const gone = abortOnClose(res);
+    // not run unseen (docs/approvals.md "Retries and waiting"). Only a call that may wait listens.
+    const gone = waitMs > 0 ? abortOnClose(res) : undefined;
     try {
       // An oversized body reaches the Gate as null, so it is denied and recorded there.
       const a = await gate.call(body.overflow ? null : body.bytes, {
-        waitMs: preferWaitMs(req.headers.prefer),
-        signal: gone.signal,
+        waitMs,
+        ...(gone === undefined ? {} : { signal: gone.signal }),
       });
       send(res, a.status, a.body as unknown as JsonValue, body.overflow);
     } finally {
-      gone.release();
+      gone?.release();
     }
     return;
   }
