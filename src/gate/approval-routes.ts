@@ -14,7 +14,7 @@
 import { deny, statusOf } from '../kernel/index.js';
 import type { DenialCode, JsonValue } from '../kernel/index.js';
 import { withDeadline } from './deadline.js';
-import type { GateApprovals, RouteAnswer } from './types.js';
+import type { GateApprovals, RouteAnswer, TenantScope } from './types.js';
 
 const ID = '([A-Za-z0-9._:-]{1,128})';
 const APPROVAL = new RegExp(`^/v1/approvals/${ID}$`);
@@ -64,26 +64,25 @@ export function routeApprovals(
       ? r.value
       : refused('ERR_CONTROL_PLANE_UNAVAILABLE', 'the approval service did not answer in time');
   };
-  const viewer = async (fn: () => Promise<RouteAnswer>): Promise<RouteAnswer> => {
+  // An operator reads everything; an approver's bearer only what its tenant scope covers
+  // (OE-INV-020): another tenant's approvals and reviews do not exist for it.
+  const viewer = async (
+    fn: (who?: { readonly name: string; readonly tenants: TenantScope }) => Promise<RouteAnswer>,
+  ): Promise<RouteAnswer> => {
     if (await deps.isOperator(authorization)) return fn();
     const bearer = bearerOf(authorization);
-    if (bearer !== undefined && (await api.isApprover(bearer))) return fn();
+    const who = bearer === undefined ? undefined : await api.approverOf(bearer);
+    if (who !== undefined) return fn(who);
     return refused('ERR_UNAUTHENTICATED', 'operator or approver token required');
   };
   if (method === 'GET') {
-    if (path === '/v1/approvals') return bounded(() => viewer(() => api.list()));
-    if (path === '/v1/reviews') return bounded(() => viewer(() => api.reviews()));
+    if (path === '/v1/approvals') return bounded(() => viewer((who) => api.list(who?.tenants)));
+    if (path === '/v1/reviews') return bounded(() => viewer((who) => api.reviews(who?.tenants)));
     const m = APPROVAL.exec(path);
     if (m?.[1] !== undefined) {
       const id = m[1];
-      return bounded(async () => {
-        if (await deps.isOperator(authorization)) return api.show(id);
-        // An identified approver opening the item is recorded (approvals watched, L7 hardening).
-        const bearer = bearerOf(authorization);
-        const who = bearer === undefined ? undefined : await api.approverOf?.(bearer);
-        if (who !== undefined) return api.show(id, who);
-        return viewer(() => api.show(id));
-      });
+      // An identified approver opening the item is recorded (approvals watched, L7 hardening).
+      return bounded(() => viewer((who) => api.show(id, who)));
     }
   }
   if (method === 'POST') {

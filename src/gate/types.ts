@@ -210,9 +210,13 @@ export interface RouteAnswer {
  * operator token or a valid approver token.
  */
 export interface GateApprovals {
-  list(): Promise<RouteAnswer>;
-  /** `viewer`: the identified approver reading it (recorded as having opened it). */
-  show(decisionId: string, viewer?: string): Promise<RouteAnswer>;
+  /** `scope`: only the approvals of tenants a reading approver is scoped to. */
+  list(scope?: TenantScope): Promise<RouteAnswer>;
+  /** `viewer`: the identified approver reading it (recorded as having opened it; scoped). */
+  show(
+    decisionId: string,
+    viewer?: { readonly name: string; readonly tenants: TenantScope },
+  ): Promise<RouteAnswer>;
   submit(
     decisionId: string,
     verdict: 'approve' | 'reject',
@@ -220,13 +224,15 @@ export interface GateApprovals {
     bearer: string | undefined,
   ): Promise<RouteAnswer>;
   breakGlass(body: JsonValue): Promise<RouteAnswer>;
-  reviews(): Promise<RouteAnswer>;
+  /** `scope`: only the reviews of calls of tenants a reading approver is scoped to. */
+  reviews(scope?: TenantScope): Promise<RouteAnswer>;
   closeReview(reviewId: string, body: JsonValue): Promise<RouteAnswer>;
-  /** True when `bearer` is a valid approver token (OIDC). */
-  isApprover(bearer: string): Promise<boolean>;
-  /** The approver a valid approver token identifies; absent or undefined: none. */
-  approverOf?(bearer: string): Promise<string | undefined>;
+  /** The approver a valid approver token (OIDC) identifies, with its tenant scope; undefined: none. */
+  approverOf(bearer: string): Promise<{ readonly name: string; readonly tenants: TenantScope } | undefined>;
 }
+
+/** The tenants an approver may see: a list of tenant names, or `'*'` for every tenant. */
+export type TenantScope = '*' | readonly string[];
 
 /** A named readiness check for `/readyz`. */
 export interface ReadinessCheck {

@@ -1,7 +1,8 @@
 /**
  * OIDC approver identity (OE-INV-019, L7 Identity & Signing "OAuth/OIDC, role claims"): tokens
  * verified against a real local HTTP JWKS endpoint serving keys generated with jose; roles from a
- * configured claim; a token counts only when bound to the exact approval statement.
+ * configured claim; a token counts only when bound to the exact approval statement, and only for
+ * a tenant its tenant claim names (OE-INV-020), which also bounds what its bearer can read.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -27,6 +28,7 @@ let idpKey: Key;
 let otherKey: Key;
 const entries: LedgerAppend[] = [];
 let service: ApprovalService;
+const store = createSqliteApprovalStore(':memory:');
 
 beforeAll(async () => {
   const idp = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
@@ -40,7 +42,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
   service = createApprovalService({
-    store: createSqliteApprovalStore(':memory:'),
+    store,
     ledger: {
       append: (e) => (
         entries.push(e),
@@ -104,7 +106,9 @@ async function token(
   claims: Record<string, unknown>,
   opts: { key?: Key; aud?: string; sub?: string; exp?: string } = {},
 ): Promise<string> {
-  return new SignJWT(claims)
+  // Scoped to the tenant of the calls below unless a test says otherwise (`tenants: undefined`
+  // leaves the claim out).
+  return new SignJWT({ tenants: ['acme'], ...claims })
     .setProtectedHeader({ alg: 'EdDSA', kid: 'idp-1' })
     .setIssuer('https://idp.example')
     .setAudience(opts.aud ?? 'failclosed')
@@ -281,5 +285,91 @@ describe('OIDC approvers', () => {
       }),
     ).toMatchObject({ outcome: 'ok', status: 'pending', required: 3 });
     expect((await watched.get(p.decision_id))?.status).toBe('pending');
+  });
+
+  it('an OIDC vote counts only for a tenant its token is scoped to (OE-INV-020): other, absent and malformed scopes are ERR_APPROVER_TENANT', async () => {
+    const p = await open('oidc-tenant');
+    const a = statement(p, 'oidc:alice');
+    const claims = { approval_sha256: bound(a), groups: ['treasury'] };
+    for (const tenants of [['globex'], undefined, [], 'acme globex!', [7], 'acme*']) {
+      expect(await submit(p, a, await token({ ...claims, tenants }))).toMatchObject({
+        outcome: 'deny',
+        code: 'ERR_APPROVER_TENANT',
+      });
+    }
+    expect((await service.votes(p.decision_id)).length).toBe(0);
+    // The refusals are ledgered, as every refused vote is.
+    expect(
+      entries.filter((e) => e.type === 'denial' && e.payload['code'] === 'ERR_APPROVER_TENANT').length,
+    ).toBeGreaterThanOrEqual(6);
+    // A space-separated claim, and the explicit every-tenant scope, count.
+    expect(await submit(p, a, await token({ ...claims, tenants: 'globex acme' }))).toMatchObject({
+      outcome: 'ok',
+      status: 'pending',
+    });
+    const b = statement(p, 'oidc:bob');
+    expect(
+      await submit(
+        p,
+        b,
+        await token({ approval_sha256: bound(b), groups: ['treasury'], tenants: '*' }, { sub: 'bob' }),
+      ),
+    ).toMatchObject({ outcome: 'ok', status: 'approved' });
+  });
+
+  it('an approver bearer reads only its tenants’ approvals and reviews; another tenant’s item is unknown to it', async () => {
+    const p = await open('oidc-read-scope');
+    const api = createApprovalApi(service);
+    const get = async (path: string, bearer: string) =>
+      (await routeApprovals(
+        { approvals: api, isOperator: (auth) => auth === 'Bearer op', timeoutMs: 5000 },
+        'GET',
+        path,
+        {},
+        `Bearer ${bearer}`,
+      ))!;
+    const ids = (r: { body: unknown }) =>
+      ((r.body as { approvals: { decision_id: string }[] }).approvals ?? []).map((x) => x.decision_id);
+    const acme = await token({ groups: ['treasury'] }, { sub: 'erin' });
+    const globex = await token({ groups: ['treasury'], tenants: ['globex'] }, { sub: 'erin' });
+    const none = await token({ groups: ['treasury'], tenants: undefined }, { sub: 'erin' });
+    expect(ids(await get('/v1/approvals', acme))).toContain(p.decision_id);
+    expect(ids(await get('/v1/approvals', 'op'))).toContain(p.decision_id);
+    expect(ids(await get('/v1/approvals', globex))).toEqual([]);
+    expect(ids(await get('/v1/approvals', none))).toEqual([]);
+    expect((await get(`/v1/approvals/${p.decision_id}`, acme)).status).toBe(200);
+    for (const outside of [globex, none])
+      expect(await get(`/v1/approvals/${p.decision_id}`, outside)).toMatchObject({
+        status: 404,
+        body: { code: 'ERR_APPROVAL_UNKNOWN' },
+      });
+    // Reviews by the reviewed call's tenant; one whose call is unknown is for every-tenant readers.
+    const review = (id: string, decision: string) => ({
+      review_id: id,
+      grant_id: `g-${id}`,
+      decision_id: decision,
+      opened_for: 'zed',
+      opened_at: Date.now(),
+      status: 'open' as const,
+      closed_by: null,
+      closed_at: null,
+      notes: null,
+    });
+    await store.insertReview(review('rv-acme', p.decision_id));
+    await store.insertReview(review('rv-unknown', 'no-such-decision'));
+    const reviews = async (bearer: string) =>
+      ((await get('/v1/reviews', bearer)).body as { reviews: { review_id: string }[] }).reviews
+        .map((r) => r.review_id)
+        .sort();
+    const every = await token({ groups: ['treasury'], tenants: '*' }, { sub: 'erin' });
+    expect(await reviews(acme)).toEqual(['rv-acme']);
+    expect(await reviews(globex)).toEqual([]);
+    expect(await reviews(none)).toEqual([]);
+    expect(await reviews(every)).toEqual(['rv-acme', 'rv-unknown']);
+    expect(await reviews('op')).toEqual(['rv-acme', 'rv-unknown']);
+    expect(await get('/v1/approvals', 'not-a-token')).toMatchObject({
+      status: 401,
+      body: { code: 'ERR_UNAUTHENTICATED' },
+    });
   });
 });

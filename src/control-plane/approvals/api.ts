@@ -7,7 +7,8 @@ import { isDeny, statusOf } from '../../kernel/index.js';
 import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
 import type { ApprovalService } from './service.js';
 import type { SessionProof } from './session.js';
-import type { PendingRecord, ReviewRecord } from './store.js';
+import { approverCovers } from './store.js';
+import type { ApproverTenants, PendingRecord, ReviewRecord } from './store.js';
 
 /** An HTTP answer. */
 export interface ApiAnswer {
@@ -17,9 +18,13 @@ export interface ApiAnswer {
 
 /** The approval API (structurally the Gate's `GateApprovals`). */
 export interface ApprovalApi {
-  list(): Promise<ApiAnswer>;
-  /** One approval with its votes; `viewer`, an identified approver, is recorded as having opened it. */
-  show(decisionId: string, viewer?: string): Promise<ApiAnswer>;
+  /** The pending approvals; `scope`: only those of tenants the reading approver is scoped to. */
+  list(scope?: ApproverTenants): Promise<ApiAnswer>;
+  /**
+   * One approval with its votes; `viewer`, an identified approver, is recorded as having opened
+   * it, and sees only an approval of a tenant its `scope` covers (any other is unknown to it).
+   */
+  show(decisionId: string, viewer?: ApproverScope): Promise<ApiAnswer>;
   submit(
     decisionId: string,
     verdict: 'approve' | 'reject',
@@ -29,11 +34,17 @@ export interface ApprovalApi {
     session?: SessionProof,
   ): Promise<ApiAnswer>;
   breakGlass(body: JsonValue, session?: SessionProof): Promise<ApiAnswer>;
-  reviews(): Promise<ApiAnswer>;
+  /** The review items; `scope`: only those of calls of tenants the reading approver is scoped to. */
+  reviews(scope?: ApproverTenants): Promise<ApiAnswer>;
   closeReview(reviewId: string, body: JsonValue, session?: SessionProof): Promise<ApiAnswer>;
-  isApprover(bearer: string): Promise<boolean>;
-  /** The approver an approver bearer token identifies, or undefined. */
-  approverOf(bearer: string): Promise<string | undefined>;
+  /** The approver an approver bearer token identifies, with its tenant scope, or undefined. */
+  approverOf(bearer: string): Promise<ApproverScope | undefined>;
+}
+
+/** An approver identified by its bearer token, and the tenants its token scopes it to (OE-INV-020). */
+export interface ApproverScope {
+  readonly name: string;
+  readonly tenants: ApproverTenants;
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -96,20 +107,27 @@ function reviewView(r: ReviewRecord): JsonObject {
 /** Builds the API over `service`; `now` times recorded views (the service's injected clock). */
 export function createApprovalApi(service: ApprovalService, now: () => number = Date.now): ApprovalApi {
   return Object.freeze({
-    async list() {
+    async list(scope?: ApproverTenants) {
       const items = await service.list();
       const views: JsonValue[] = [];
       // Reading through `get` applies expiry, so the list never shows a closed window as pending.
-      for (const p of items)
+      for (const p of items) {
+        if (scope !== undefined && !approverCovers(scope, p.tenant)) continue;
         views.push(await pendingView(service, (await service.get(p.decision_id)) ?? p, false));
+      }
       return { status: 200, body: { approvals: views } };
     },
-    async show(id: string, viewer?: string) {
-      const p = await service.get(id);
+    async show(id: string, viewer?: ApproverScope) {
+      const found = await service.get(id);
+      // Another tenant's approval does not exist for a scoped approver (not even its id).
+      const p =
+        viewer === undefined || found === undefined || approverCovers(viewer.tenants, found.tenant)
+          ? found
+          : undefined;
       // A view that cannot be recorded only makes a later approval look more unusual (flagged),
       // never less: the view is shown anyway.
       if (p !== undefined && viewer !== undefined)
-        await service.recordView(id, viewer, now()).catch(() => false);
+        await service.recordView(id, viewer.name, now()).catch(() => false);
       if (p === undefined)
         return {
           status: 404,
@@ -163,7 +181,19 @@ export function createApprovalApi(service: ApprovalService, now: () => number = 
         },
       };
     },
-    reviews: async () => ({ status: 200, body: { reviews: (await service.listReviews()).map(reviewView) } }),
+    async reviews(scope?: ApproverTenants) {
+      const all = await service.listReviews();
+      const shown: ReviewRecord[] = [];
+      for (const r of all) {
+        // As for closing one: a review whose call is unknown, or of every tenant, is for
+        // every-tenant reviewers only (break-glass.ts reviewerRefusal).
+        const tenant = scope === undefined ? undefined : ((await service.get(r.decision_id))?.tenant ?? '*');
+        if (scope !== undefined && (tenant === '*' ? scope !== '*' : !approverCovers(scope, tenant ?? '')))
+          continue;
+        shown.push(r);
+      }
+      return { status: 200, body: { reviews: shown.map(reviewView) } };
+    },
     async closeReview(id: string, body: JsonValue, session?: SessionProof) {
       const b = obj(body);
       const r = await service.closeReview(id, {
@@ -174,7 +204,6 @@ export function createApprovalApi(service: ApprovalService, now: () => number = 
       if (isDeny(r)) return refused(r);
       return { status: 200, body: { outcome: 'ok', review: reviewView(r.review), ledger: { ...r.ledger } } };
     },
-    isApprover: (bearer: string) => service.isApproverToken(bearer),
     approverOf: (bearer: string) => service.approverOfToken(bearer),
   });
 }

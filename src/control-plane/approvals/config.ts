@@ -105,7 +105,14 @@ export function parseApprovalConfig(bytes: Uint8Array): ApprovalConfig {
   }
   if (o['watch'] !== undefined) set('watch', parseWatch(o['watch']));
   if (o['oidc'] === undefined) return { settings };
-  const c = obj(o['oidc'], 'oidc', ['issuer', 'audience', 'jwks_uri', 'roles_claim', 'algorithms']);
+  const c = obj(o['oidc'], 'oidc', [
+    'issuer',
+    'audience',
+    'jwks_uri',
+    'roles_claim',
+    'tenants_claim',
+    'algorithms',
+  ]);
   const algorithms = c['algorithms'];
   if (
     algorithms !== undefined &&
@@ -117,6 +124,9 @@ export function parseApprovalConfig(bytes: Uint8Array): ApprovalConfig {
     audience: str(c['audience'], 'oidc.audience'),
     jwksUri: str(c['jwks_uri'], 'oidc.jwks_uri'),
     ...(c['roles_claim'] === undefined ? {} : { rolesClaim: str(c['roles_claim'], 'oidc.roles_claim') }),
+    ...(c['tenants_claim'] === undefined
+      ? {}
+      : { tenantsClaim: str(c['tenants_claim'], 'oidc.tenants_claim') }),
     ...(algorithms === undefined ? {} : { algorithms }),
   };
   return { settings, oidc };

@@ -11,6 +11,7 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
 import { deny } from '../../kernel/index.js';
 import type { Deny } from '../../kernel/index.js';
+import { TENANT_NAME, type ApproverTenants } from './store.js';
 
 /** Configuration of the OIDC approver identity. */
 export interface OidcConfig {
@@ -20,6 +21,13 @@ export interface OidcConfig {
   readonly jwksUri: string;
   /** Claim holding the roles: an array of strings or a space-separated string. Default `roles`. */
   readonly rolesClaim?: string;
+  /**
+   * Claim holding the approver's tenant scope (OE-INV-020): a list of tenant names, a
+   * space-separated string of them, or `"*"` for every tenant (asked for explicitly). Default
+   * `tenants`. A token without it, or with a malformed one, is scoped to no tenant: its votes
+   * count for nothing and the approval API lists nothing to it.
+   */
+  readonly tenantsClaim?: string;
   /** Accepted algorithms. Default `EdDSA`, `ES256`, `RS256`. */
   readonly algorithms?: readonly string[];
   /** Clock tolerance in seconds. Default 30. */
@@ -30,6 +38,8 @@ export interface OidcConfig {
 export interface OidcIdentity {
   readonly subject: string;
   readonly roles: readonly string[];
+  /** The tenants the token scopes the approver to (`[]`: none; `'*'`: every tenant). */
+  readonly tenants: ApproverTenants;
   /** The token's `approval_sha256` claim, when present. */
   readonly approval_sha256: string | undefined;
 }
@@ -55,6 +65,22 @@ function rolesOf(payload: JWTPayload, claim: string): readonly string[] | undefi
   return Object.freeze([...new Set(list)].sort());
 }
 
+const NO_TENANT: ApproverTenants = Object.freeze([]);
+
+/** The tenant scope a token's claim gives; anything absent or malformed scopes to no tenant. */
+export function tenantsOf(payload: JWTPayload, claim: string): ApproverTenants {
+  const v = payload[claim];
+  if (v === '*') return '*';
+  const list = typeof v === 'string' ? v.split(' ').filter((s) => s.length > 0) : v;
+  if (
+    !Array.isArray(list) ||
+    list.length > 64 ||
+    !list.every((t): t is string => typeof t === 'string' && TENANT_NAME.test(t))
+  )
+    return NO_TENANT;
+  return Object.freeze([...new Set(list)].sort());
+}
+
 /**
  * Creates the verifier over a remote JWKS (`createRemoteJWKSet`, cached and rate-limited by jose),
  * or over `getKey` when given (tests, pinned keys). Throws `TypeError` for a malformed configuration.
@@ -64,6 +90,7 @@ export function createOidcVerifier(config: OidcConfig, getKey?: JWTVerifyGetKey)
     throw new TypeError('oidc issuer and audience are required');
   const keys = getKey ?? createRemoteJWKSet(new URL(config.jwksUri), { timeoutDuration: 2000 });
   const claim = config.rolesClaim ?? 'roles';
+  const tenantsClaim = config.tenantsClaim ?? 'tenants';
   const algorithms = [...(config.algorithms ?? ['EdDSA', 'ES256', 'RS256'])];
   return Object.freeze({
     async verify(token: string, nowMs: number): Promise<OidcIdentity | Deny> {
@@ -85,6 +112,7 @@ export function createOidcVerifier(config: OidcConfig, getKey?: JWTVerifyGetKey)
         return Object.freeze({
           subject: payload.sub,
           roles,
+          tenants: tenantsOf(payload, tenantsClaim),
           approval_sha256: typeof bound === 'string' ? bound : undefined,
         });
       } catch {

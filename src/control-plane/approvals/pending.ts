@@ -209,7 +209,7 @@ async function candidateOf(ctx: ApprovalCtx, s: Submission): Promise<ApprovalCan
     if (id.approval_sha256 !== sha256Hex(approvalSigningInput(statement))) {
       return deny('ERR_APPROVAL_SIGNATURE', 'the token is not bound to this approval statement');
     }
-    return { statement: s.statement, oidc: { subject: id.subject, roles: id.roles } };
+    return { statement: s.statement, oidc: { subject: id.subject, roles: id.roles, tenants: id.tenants } };
   }
   if (typeof s.signature === 'string' && s.token === undefined)
     return { statement: s.statement, signature: s.signature };
@@ -365,7 +365,13 @@ export function submitApproval(
         statement: { ...checked.statement },
         ...(candidate.oidc === undefined
           ? { signature: candidate.signature ?? '' }
-          : { oidc: { subject: candidate.oidc.subject, roles: [...candidate.oidc.roles] } }),
+          : {
+              oidc: {
+                subject: candidate.oidc.subject,
+                roles: [...candidate.oidc.roles],
+                tenants: candidate.oidc.tenants === '*' ? '*' : [...(candidate.oidc.tenants ?? [])],
+              },
+            }),
       },
     });
     // Not expected inside the critical section (the statement hash used by another kind of

@@ -51,8 +51,11 @@ export interface ApprovalService {
   required(p: PendingRecord): Promise<number>;
   /** True when `token` is a valid OIDC approver token (for reading the approval API). */
   isApproverToken(token: string): Promise<boolean>;
-  /** The approver a valid OIDC approver token identifies (`oidc:<sub>`), or undefined. */
-  approverOfToken(token: string): Promise<string | undefined>;
+  /**
+   * The approver a valid OIDC approver token identifies (`oidc:<sub>`) with the tenants the
+   * token scopes it to, or undefined.
+   */
+  approverOfToken(token: string): Promise<{ name: string; tenants: ApproverTenants } | undefined>;
   /**
    * Records that the identified approver `approverName` opened the view of a pending approval
    * at `at` (ms; the first time stays): an approval soon after the request by an approver who
@@ -189,12 +192,12 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
       const id = await deps.oidc.verify(token, deps.now());
       return !('outcome' in id) && !(await deps.isClient(`oidc:${id.subject}`));
     },
-    async approverOfToken(token: string): Promise<string | undefined> {
+    async approverOfToken(token: string) {
       if (deps.oidc === undefined) return undefined;
       const id = await deps.oidc.verify(token, deps.now());
       if ('outcome' in id) return undefined;
       const name = `oidc:${id.subject}`;
-      return (await deps.isClient(name)) ? undefined : name;
+      return (await deps.isClient(name)) ? undefined : { name, tenants: id.tenants };
     },
     async recordView(decisionId: string, approverName: string, at: number): Promise<boolean> {
       if (typeof approverName !== 'string' || !VIEWER_NAME.test(approverName) || !Number.isSafeInteger(at))

@@ -60,8 +60,15 @@ export interface ApprovalCandidate {
   readonly statement: unknown;
   /** base64url Ed25519 signature over `approvalSigningInput(statement)` (registered approver keys). */
   readonly signature?: string;
-  /** Set only after an OIDC token bound to this statement verified: its subject and roles. */
-  readonly oidc?: { readonly subject: string; readonly roles: readonly string[] };
+  /**
+   * Set only after an OIDC token bound to this statement verified: its subject, roles and tenant
+   * scope (a vote stored before tenant scopes were recorded has none, and counts for no tenant).
+   */
+  readonly oidc?: {
+    readonly subject: string;
+    readonly roles: readonly string[];
+    readonly tenants?: ApproverTenants;
+  };
 }
 
 /** An approval that counts. */
@@ -114,6 +121,9 @@ export function checkApproval(rules: ApprovalRules, c: ApprovalCandidate): Count
   if (c.oidc !== undefined && c.signature === undefined) {
     if (s.approver !== `oidc:${c.oidc.subject}`)
       return deny('ERR_APPROVAL_SIGNATURE', 'the statement names another approver than the token');
+    // Scoped approvers (OE-INV-020), as for keys: the token's tenant claim must cover the call.
+    if (!approverCovers(c.oidc.tenants ?? [], rules.tenant))
+      return deny('ERR_APPROVER_TENANT', 'the approver token is not scoped to the tenant of the call');
     roles = c.oidc.roles;
     method = 'oidc';
   } else if (c.signature !== undefined && c.oidc === undefined) {
