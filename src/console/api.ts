@@ -203,15 +203,28 @@ export async function routeApi(
 ): Promise<ApiAnswer | Deny> {
   const signIn = method === 'POST' ? SIGN_INS[route] : undefined;
   if (signIn === undefined) return routeOne(deps, method, route, body, cookies);
-  const name = body['name'];
+  // The identity provider's step comes after a sign-in: the session names the person, so the
+  // record of a refused return names them too (the body names nobody).
+  const name =
+    route === 'sign-in/oidc/callback'
+      ? await sessionName(deps, cookies.session)
+      : typeof body['name'] === 'string'
+        ? body['name']
+        : undefined;
   return deps.signInGuard(
     {
       ...signIn,
-      ...(signIn.kind === 'approver' && typeof name === 'string' ? { name } : {}),
+      ...(signIn.kind === 'approver' && name !== undefined ? { name } : {}),
       ...(cookies.address === undefined ? {} : { address: cookies.address }),
     },
     () => routeOne(deps, method, route, body, cookies),
   );
+}
+
+/** The person the approver session `cookie` belongs to, or undefined. */
+async function sessionName(deps: ApiDeps, cookie: string | undefined): Promise<string | undefined> {
+  const who = await deps.console.authenticate(cookie).catch(() => undefined);
+  return who === undefined || isDeny(who) ? undefined : who.person.name;
 }
 
 async function routeOne(
@@ -260,7 +273,12 @@ async function routeOne(
     });
     // Refused: no session changes; its state was used once already, a retry starts at the issuer.
     if (isDeny(r)) return r;
-    return { status: 200, body: { outcome: 'ok', method: 'oidc' }, cookie: r.id, pending: '' };
+    return {
+      status: 200,
+      body: { outcome: 'ok', method: 'oidc', name: who.person.name },
+      cookie: r.id,
+      pending: '',
+    };
   }
   if (method === 'GET' && route === 'me') {
     const a = who.approver;

@@ -279,7 +279,15 @@ describe('an approver bound to an identity provider', () => {
     const challenge = ch.body['challenge'] as string;
     const signature = encodeBase64url(signEd25519(erinKey, signInInput('erin', challenge)));
     expect((await con('POST', 'sign-in/key', { name: 'erin', challenge, signature })).status).toBe(200);
+    const refusedFrom = rig.instance.core.ledger.size();
     expect((await throughIdp()).body).toMatchObject({ code: 'ERR_OIDC_INVALID' });
+    // The refused return from the identity provider is ledgered under the person signed in.
+    expect(
+      (await ledgerSince(refusedFrom)).map(eventOf).find((e) => e['type'] === 'console.sign_in'),
+    ).toMatchObject({
+      actor: { id: 'erin', role: 'approver' },
+      payload: { method: 'oidc', outcome: 'refused', name: 'erin' },
+    });
     const inConsole = await con('POST', `approvals/${decisionId}/approve`, await approvalBody(decisionId));
     expect(inConsole.body).toMatchObject({ code: 'ERR_APPROVER_UNKNOWN' });
     expect(await rig.instance.core.approvals.service.votes(decisionId)).toHaveLength(0);
@@ -292,7 +300,11 @@ describe('an approver bound to an identity provider', () => {
     const challenge = ch.body['challenge'] as string;
     const signature = encodeBase64url(signEd25519(erinKey, signInInput('erin', challenge)));
     expect((await con('POST', 'sign-in/key', { name: 'erin', challenge, signature })).status).toBe(200);
+    const okFrom = rig.instance.core.ledger.size();
     expect((await throughIdp()).status).toBe(200);
+    expect(
+      (await ledgerSince(okFrom)).map(eventOf).find((e) => e['type'] === 'console.sign_in'),
+    ).toMatchObject({ actor: { id: 'erin', role: 'approver' }, payload: { method: 'oidc', outcome: 'ok' } });
     expect((await con('GET', 'me')).body).toMatchObject({ method: 'key+oidc' });
     const from = rig.instance.core.ledger.size();
     const session = { method: 'key+oidc', issuer, subject: 'sub-erin' };
