@@ -113,7 +113,17 @@ export async function issueApproved(
     p = (await approvals.get(id)) ?? p;
   }
   if (p.status === 'pending' && waitMs > 0) {
-    await approvals.waitFor(id, waitMs, signal);
+    // One waiting slot per call of this principal, at most `maxWaitingPerPrincipal` at once: a
+    // call beyond them is answered pending at once (it may be retried), never run.
+    const waited = await approvals.waitFor(id, waitMs, signal, `${p.tenant}\u0000${p.identity}`);
+    if (!waited)
+      return withId(
+        deny(
+          'ERR_APPROVAL_PENDING',
+          'waiting for approvals (too many calls of this client are waiting already)',
+        ),
+        id,
+      );
     // A caller that cancelled or went away while waiting is never answered: an approval that
     // came meanwhile must not make the call run unseen (docs/mcp.md "Approvals").
     if (signal?.aborted === true)

@@ -149,6 +149,35 @@ describe('Control Plane approval step', () => {
     expect((await waiting).outcome).toBe('allow');
   });
 
+  it('long-poll: a client may have at most maxWaitingPerPrincipal calls waiting; one more is answered pending at once and never runs', async () => {
+    const { r, sign } = await setup({ maxWaitingPerPrincipal: 2 });
+    const ids: string[] = [];
+    for (const amount_cents of [21, 22, 23]) {
+      const first = await r.cp.decide(request('wire', { amount_cents }));
+      ids.push(first.decision_id!);
+      await sign(first.decision_id!, 'ann');
+    }
+    let settled = 0;
+    const waiting = [21, 22].map((amount_cents) =>
+      r.cp.decide(retry('wire', { amount_cents }), { waitMs: 5000 }).finally(() => (settled += 1)),
+    );
+    // The third waits for nothing: its answer comes while the other two still wait.
+    const third = await r.cp.decide(retry('wire', { amount_cents: 23 }), { waitMs: 5000 });
+    expect(third).toMatchObject({ outcome: 'deny', code: 'ERR_APPROVAL_PENDING', decision_id: ids[2] });
+    expect(third.outcome === 'deny' ? third.reason : '').toMatch(/too many calls of this client/);
+    expect(settled).toBe(0);
+    // Approved meanwhile, it still does not run: only a call that asks again is issued.
+    await sign(ids[2]!, 'ben');
+    expect((await entriesOf(r.ledger)).filter((e) => e.type === 'envelope.issued')).toEqual([]);
+    // A finished wait frees its slot.
+    await sign(ids[0]!, 'ben');
+    expect((await waiting[0])?.outcome).toBe('allow');
+    const again = r.cp.decide(retry('wire', { amount_cents: 23 }), { waitMs: 5000 });
+    expect((await again).outcome).toBe('allow');
+    await sign(ids[1]!, 'ben');
+    expect((await waiting[1])?.outcome).toBe('allow');
+  });
+
   it('long-poll: a kill switch engaged while the call waits denies the issuance, though the approvals complete', async () => {
     const { r, sign } = await setup();
     const first = await r.cp.decide(request('wire', { amount_cents: 8 }));

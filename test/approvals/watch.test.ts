@@ -371,6 +371,8 @@ describe('approvals.json "watch" is parsed strictly', () => {
   const parse = (v: unknown) => parseApprovalConfig(Buffer.from(JSON.stringify(v)));
   it('members left out keep their defaults; a given one is taken', () => {
     expect(parse({}).settings.watch).toBeUndefined();
+    expect(parse({}).settings.maxWaitingPerPrincipal).toBeUndefined();
+    expect(parse({ wait_per_principal_max: 0 }).settings.maxWaitingPerPrincipal).toBe(0);
     expect(parse({ watch: { on_flag: 'require_extra', rate_limit: { max: 5 } } }).settings.watch).toEqual({
       ...DEFAULT_WATCH_SETTINGS,
       onFlag: 'require_extra',
@@ -384,6 +386,9 @@ describe('approvals.json "watch" is parsed strictly', () => {
     [{ watch: { burst: { count: 1 } } }, /burst.count/],
     [{ watch: { quick_sec: 30 } }, /unknown member watch.quick_sec/],
     [{ watch: { rate_limit: { max: 5, per: 'hour' } } }, /unknown member watch.rate_limit.per/],
+    [{ wait_per_principal_max: -1 }, /wait_per_principal_max/],
+    [{ wait_per_principal_max: 1.5 }, /wait_per_principal_max/],
+    [{ wait_per_principal_max: 'many' }, /wait_per_principal_max/],
   ])('refuses %j', (v, why) => {
     expect(() => parse(v)).toThrow(why);
   });

@@ -18,6 +18,7 @@ export interface ApprovalConfig {
 
 const TOP = [
   'wait_max_ms',
+  'wait_per_principal_max',
   'default_ttl_sec',
   'statement_max_age_sec',
   'break_glass_roles',
@@ -91,6 +92,7 @@ export function parseApprovalConfig(bytes: Uint8Array): ApprovalConfig {
     if (v !== undefined) settings[k] = v;
   };
   set('maxWaitMs', int(o['wait_max_ms'], 'wait_max_ms', 0, 120_000));
+  set('maxWaitingPerPrincipal', int(o['wait_per_principal_max'], 'wait_per_principal_max', 0, 4096));
   set('defaultTtlSec', int(o['default_ttl_sec'], 'default_ttl_sec', 1, 2_592_000));
   set('statementMaxAgeSec', int(o['statement_max_age_sec'], 'statement_max_age_sec', 1, 86_400));
   set('breakGlassRoles', roles(o['break_glass_roles'], 'break_glass_roles'));

@@ -32,6 +32,12 @@ export interface ApprovalSettings {
   readonly statementSkewMs: number;
   /** Longest a call may wait for approvals (`Prefer: wait=N`, long-poll), ms. */
   readonly maxWaitMs: number;
+  /**
+   * Most calls one principal (client identity and tenant) may have waiting for approvals at once
+   * in this process; a call beyond it does not wait and is answered pending at once, so one
+   * principal cannot hold every in-flight slot of the Gate (issue: waiting calls as a denial of service).
+   */
+  readonly maxWaitingPerPrincipal: number;
   /** Roles that may use break-glass (L7: L4 security, L5 executive). */
   readonly breakGlassRoles: readonly string[];
   /** Longest break-glass grant, seconds ("short TTL"). */
@@ -50,6 +56,7 @@ export const DEFAULT_APPROVAL_SETTINGS: ApprovalSettings = Object.freeze({
   statementMaxAgeSec: 900,
   statementSkewMs: 120_000,
   maxWaitMs: 25_000,
+  maxWaitingPerPrincipal: 8,
   breakGlassRoles: Object.freeze(['L4', 'L5']),
   breakGlassMaxTtlSec: 3600,
   reviewDueSec: 7 * 86_400,
@@ -99,8 +106,12 @@ export interface ApprovalCtx {
    */
   step<T>(decisionId: string, fn: () => Promise<T>): Promise<T>;
   notify(decisionId: string): void;
-  /** Resolves when the decision is finalised, after `ms`, or when `signal` aborts (the caller went away). */
-  waitFor(decisionId: string, ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Resolves when the decision is finalised, after `ms`, or when `signal` aborts (the caller went
+   * away): true. Resolves false at once, without waiting, when `principal` already has
+   * `maxWaitingPerPrincipal` calls waiting.
+   */
+  waitFor(decisionId: string, ms: number, signal?: AbortSignal, principal?: string): Promise<boolean>;
   append(
     type: ControlPlaneEntryType,
     on: { trace_id: string; request_id: string; tenant: string },
@@ -141,6 +152,8 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
     return run;
   };
   const waiters = new Map<string, Set<() => void>>();
+  // Calls waiting, by principal (maxWaitingPerPrincipal).
+  const waiting = new Map<string, number>();
   let stepHeld: (() => boolean) | undefined;
   // Notices raised by the running step: handed on once its decision lock is released.
   let stepNotices: ApprovalNotice[] | undefined;
@@ -195,17 +208,26 @@ export function createApprovalCtx(deps: ApprovalServiceDeps): ApprovalCtx {
       waiters.delete(decisionId);
       for (const w of set ?? []) w();
     },
-    waitFor(decisionId, ms, signal) {
-      if (!(ms > 0) || signal?.aborted === true) return Promise.resolve();
-      return new Promise<void>((resolve) => {
+    waitFor(decisionId, ms, signal, principal) {
+      if (!(ms > 0) || signal?.aborted === true) return Promise.resolve(true);
+      const held = principal === undefined ? 0 : (waiting.get(principal) ?? 0);
+      if (principal !== undefined) {
+        if (held >= settings.maxWaitingPerPrincipal) return Promise.resolve(false);
+        waiting.set(principal, held + 1);
+      }
+      return new Promise<boolean>((resolve) => {
         const set = waiters.get(decisionId) ?? new Set<() => void>();
         waiters.set(decisionId, set);
         const done = (): void => {
           clearTimeout(timer);
           clearInterval(poll);
           signal?.removeEventListener('abort', done);
-          set.delete(done);
-          resolve();
+          if (set.delete(done) && principal !== undefined) {
+            const left = (waiting.get(principal) ?? 1) - 1;
+            if (left > 0) waiting.set(principal, left);
+            else waiting.delete(principal);
+          }
+          resolve(true);
         };
         signal?.addEventListener('abort', done, { once: true });
         const timer = setTimeout(done, Math.min(ms, settings.maxWaitMs));

@@ -75,9 +75,10 @@ export interface ApprovalService {
   markIssued(decisionId: string): Promise<boolean>;
   /**
    * Resolves when the decision is finalised, after `ms` (at most `settings.maxWaitMs`), or when
-   * `signal` aborts (the caller cancelled or went away).
+   * `signal` aborts (the caller cancelled or went away): true. Resolves false at once, without
+   * waiting, when `principal` already has `settings.maxWaitingPerPrincipal` calls waiting.
    */
-  waitFor(decisionId: string, ms: number, signal?: AbortSignal): Promise<void>;
+  waitFor(decisionId: string, ms: number, signal?: AbortSignal, principal?: string): Promise<boolean>;
   breakGlass(
     body: SignedStatement,
   ): Promise<{ outcome: 'ok'; grant: BreakGlassGrant; ledger: LedgerRef } | Deny>;
@@ -170,7 +171,10 @@ export function parseApproverScope(input: {
 export function createApprovalService(deps: ApprovalServiceDeps): ApprovalService {
   const ctx = createApprovalCtx(deps);
   const s = ctx.settings;
-  if (!(s.defaultTtlSec > 0 && s.statementMaxAgeSec > 0 && s.maxWaitMs >= 0 && s.breakGlassMaxTtlSec > 0))
+  if (
+    !(s.defaultTtlSec > 0 && s.statementMaxAgeSec > 0 && s.maxWaitMs >= 0 && s.breakGlassMaxTtlSec > 0) ||
+    !(Number.isSafeInteger(s.maxWaitingPerPrincipal) && s.maxWaitingPerPrincipal >= 0)
+  )
     throw new TypeError('malformed approval settings');
   const w = s.watch;
   if (
@@ -219,7 +223,8 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
       return true;
     },
     markIssued: (id: string) => store.markIssued(id),
-    waitFor: (id: string, ms: number, signal?: AbortSignal) => ctx.waitFor(id, ms, signal),
+    waitFor: (id: string, ms: number, signal?: AbortSignal, principal?: string) =>
+      ctx.waitFor(id, ms, signal, principal),
     breakGlass: (body: SignedStatement) => grantBreakGlass(ctx, body),
     useBreakGlass: (p: PendingRecord) => useBreakGlass(ctx, p),
     listReviews: () => store.listReviews(),
