@@ -11,6 +11,7 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMcpAdapter, listMcpTools } from '../../src/execution/index.js';
+import { parsePinnedTool } from '../../src/execution/adapters/mcp-session.js';
 import type { ExecutionConstraints } from '../../src/execution/index.js';
 import { pinMcpDefinition } from '../../src/kernel/index.js';
 import { REPO_ROOT } from '../support/paths.js';
@@ -240,5 +241,26 @@ describe('mcp adapter', () => {
       },
     );
     expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_FAILED' });
+  });
+});
+
+describe('pinned outputSchema validators', () => {
+  it('are compiled once per pinned definition, and a definition that does not hash to its pin gets none', () => {
+    const { definition, sha256 } = pinMcpDefinition({
+      name: 'weather',
+      inputSchema: { type: 'object' },
+      outputSchema: { type: 'object', properties: { c: { type: 'number' } }, required: ['c'] },
+    });
+    const a = parsePinnedTool({ tool: 'weather', definition, definition_sha256: sha256 });
+    const b = parsePinnedTool({ tool: 'weather', definition, definition_sha256: sha256 });
+    expect(a?.output).toBeTypeOf('function');
+    expect(b?.output).toBe(a?.output);
+    expect(a?.output?.({ c: 1 })).toBe(true);
+    expect(a?.output?.({ c: 'warm' })).toBe(false);
+    // The cache is keyed by a hash the definition was just checked against, never trusted alone.
+    const swapped = { ...definition, outputSchema: { type: 'object' } };
+    expect(
+      parsePinnedTool({ tool: 'weather', definition: swapped, definition_sha256: sha256 }),
+    ).toBeUndefined();
   });
 });

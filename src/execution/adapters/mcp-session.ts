@@ -82,12 +82,24 @@ export function parsePinnedTool(spec: Readonly<Record<string, unknown>>): Pinned
     // The pinned definition is the one hashed: its outputSchema is the one the hash vouches for.
     if (!hexDigestEquals(pinMcpDefinition(definition).sha256, sha256)) return undefined;
     const schema = definition['outputSchema'];
-    const output = schema === undefined ? undefined : compileOutputSchema(schema);
+    if (schema === undefined) return { tool, sha256, output: undefined };
+    // Compiled once per pinned definition, not per call: the hash just checked names exactly
+    // this schema, so the cached validator is the one it would compile.
+    let output = compiledOutputs.get(sha256);
+    if (output === undefined) {
+      output = compileOutputSchema(schema);
+      if (compiledOutputs.size >= MAX_COMPILED_OUTPUTS) compiledOutputs.clear();
+      compiledOutputs.set(sha256, output);
+    }
     return { tool, sha256, output };
   } catch {
     return undefined;
   }
 }
+
+/** Output validators by pinned definition hash (bounded: cleared when full). */
+const compiledOutputs = new Map<string, ValidateFunction>();
+const MAX_COMPILED_OUTPUTS = 1024;
 
 /**
  * Why a step was rejected, when it was for something the upstream said; undefined for a lost
