@@ -278,6 +278,66 @@ describe('OE-INV-019/020: each approval finding on its own (approvals check only
     expect(only(all)).toEqual([]);
   });
 
+  it('L7 identity & signing: a statement by an approver enrolled bound to an identity provider, without a console session proving it: APPROVAL_SESSION', () => {
+    const issuer = 'https://idp.example';
+    /** Ledgers `name`'s enrolment bound to `subject`, just after its registration. */
+    const bind = (b: Mutable, name: string, subject: string): void => {
+      const reg = entries(b, 'admin.client_registered').find((e) => e['payload']['client'] === name)!;
+      const enrolled = structuredClone(reg);
+      enrolled['type'] = 'admin.approver_enrolled';
+      enrolled['payload'] = {
+        client: name,
+        kid: reg['payload']['kid'],
+        public_jwk: reg['payload']['public_jwk'],
+        key_use: 'approval',
+        oidc: { issuer, subject },
+      };
+      (b['entries'] as Mutable[]).push(enrolled);
+    };
+    /** Adds a session proof to the evidence document stored under `sha`. */
+    const prove = (b: Mutable, sha: string, session: Mutable): void => {
+      const blob = (b['evidence'] as Mutable)[sha];
+      const doc = JSON.parse(Buffer.from(blob['body_b64'], 'base64').toString('utf8')) as Mutable;
+      blob['body_b64'] = Buffer.from(JSON.stringify({ ...doc, session })).toString('base64');
+    };
+    const vote = (b: Mutable): string =>
+      entries(b, 'approval.added').find((e) => e['payload']['approver'] === 'alice')!['payload'][
+        'approval_sha256'
+      ];
+    const bound = fresh();
+    bind(bound, 'alice', 'sub-alice');
+    expect(only(bound)).toEqual(['APPROVAL_SESSION']);
+    // A proof of another subject, or not of a key+oidc session, proves nothing.
+    for (const session of [
+      { method: 'key+oidc', issuer, subject: 'sub-mallory' },
+      { method: 'key', issuer, subject: 'sub-alice' },
+    ]) {
+      const b = fresh();
+      bind(b, 'alice', 'sub-alice');
+      prove(b, vote(b), session);
+      expect(only(b)).toEqual(['APPROVAL_SESSION']);
+    }
+    const proven = fresh();
+    bind(proven, 'alice', 'sub-alice');
+    prove(proven, vote(proven), {
+      method: 'key+oidc',
+      issuer,
+      subject: 'sub-alice',
+      session_started_at: '2026-01-01T00:00:00.000Z',
+    });
+    expect(only(proven)).toEqual([]);
+    // Break-glass too: the grant's evidence must carry the proof.
+    const glass = fresh();
+    bind(glass, 'dave', 'sub-dave');
+    expect(only(glass)).toEqual(['APPROVAL_SESSION']);
+    prove(glass, breakGlassFinal(glass)['payload']['approval_sha256'], {
+      method: 'key+oidc',
+      issuer,
+      subject: 'sub-dave',
+    });
+    expect(only(glass)).toEqual([]);
+  });
+
   it('OE-INV-020: an approval after the approver’s ledgered removal: APPROVAL_REVOKED', () => {
     const b = fresh();
     const reg = entries(b, 'admin.client_registered').find((e) => e['payload']['client'] === 'alice')!;

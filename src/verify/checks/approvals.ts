@@ -88,6 +88,25 @@ function signatureOk(keys: Map<string, KeyObject>, doc: JsonObject, input: Buffe
   return verifyEd25519(key, input, sig);
 }
 
+/**
+ * Why a statement by `approver`, recorded at ledger `index` with evidence `doc`, lacks the console
+ * session proof its identity-provider binding requires (L7 identity & signing, OE-INV-020, as
+ * `sessionCheck` at run time), or undefined.
+ */
+function sessionMissing(
+  ix: ReturnType<typeof indexEntries>,
+  approver: string,
+  index: number,
+  doc: JsonObject,
+): string | undefined {
+  const b = ix.bindings.get(approver);
+  if (b === undefined || b.index > index) return undefined;
+  const s = doc['session'];
+  if (isObj(s) && s['method'] === 'key+oidc' && s['issuer'] === b.issuer && s['subject'] === b.subject)
+    return undefined;
+  return `${approver} is bound to ${b.issuer} and signed without a console session proving it`;
+}
+
 /** Indexes the entries the check needs, by decision id. */
 function indexEntries(views: readonly View[]) {
   const first = new Map<string, View>();
@@ -98,6 +117,11 @@ function indexEntries(views: readonly View[]) {
   >();
   /** Ledger index of each approver's removal (`admin.key_revoked`, key_use approval). */
   const approverRemovedAt = new Map<string, number>();
+  /**
+   * The identity provider each approver was enrolled bound to (`admin.approver_enrolled` with
+   * `oidc`), and where: its statements after that count only with a console session proof of it.
+   */
+  const bindings = new Map<string, { issuer: string; subject: string; index: number }>();
   const clients = new Set<string>();
   const owners = new Map<string, string>();
   /** The owner an OAuth principal's token named, by request id (its `gateway.accepted`). */
@@ -132,6 +156,13 @@ function indexEntries(views: readonly View[]) {
         if (owner !== undefined) owners.set(name, owner);
       }
     }
+    if (v.entry.type === 'admin.approver_enrolled' && isObj(p['oidc'])) {
+      const name = str(p['client']);
+      const issuer = str(p['oidc']['issuer']);
+      const subject = str(p['oidc']['subject']);
+      if (name !== undefined && issuer !== undefined && subject !== undefined)
+        bindings.set(name, { issuer, subject, index: v.entry.index });
+    }
     if (v.entry.type === 'admin.key_revoked' && p['key_use'] === 'approval') {
       const name = str(p['client']);
       if (name !== undefined && !approverRemovedAt.has(name)) approverRemovedAt.set(name, v.entry.index);
@@ -148,6 +179,7 @@ function indexEntries(views: readonly View[]) {
     many,
     approverRoles,
     approverRemovedAt,
+    bindings,
     clients,
     owners,
     requestOwners,
@@ -261,6 +293,8 @@ export const approvalsCheck: VerifyCheck = {
           'APPROVAL_TENANT',
           `the approver ${s.approver} is not registered for tenant ${v.entry.tenant}`,
         );
+      const unproven = sessionMissing(ix, s.approver, v.entry.index, doc);
+      if (unproven !== undefined) bad(v, 'APPROVAL_SESSION', unproven);
       const removed = ix.approverRemovedAt.get(s.approver);
       if (removed !== undefined && removed < v.entry.index)
         bad(v, 'APPROVAL_REVOKED', `the approver ${s.approver} was removed at entry ${removed}`);
@@ -406,4 +440,6 @@ function checkBreakGlass(
     bad(used, 'APPROVAL_ROLE', 'break-glass was used without an L4/L5 role');
   if (held !== undefined && held.tenants !== '*' && !held.tenants.includes(s.tenant))
     bad(used, 'APPROVAL_TENANT', `the approver ${s.approver} is not registered for tenant ${s.tenant}`);
+  const unproven = sessionMissing(ix, s.approver, fin.entry.index, doc);
+  if (unproven !== undefined) bad(fin, 'APPROVAL_SESSION', unproven);
 }
