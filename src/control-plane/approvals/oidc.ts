@@ -53,13 +53,17 @@ export interface OidcVerifier {
 const SUBJECT = /^[A-Za-z0-9._:@-]{1,120}$/;
 const ROLE = /^[A-Za-z0-9._:-]{1,64}$/;
 
-function rolesOf(payload: JWTPayload, claim: string): readonly string[] | undefined {
+/**
+ * A claim holding a list of names (an array, or a space-separated string), sorted without
+ * duplicates; undefined when absent or when any name does not match `pattern`.
+ */
+function namesOf(payload: JWTPayload, claim: string, pattern: RegExp): readonly string[] | undefined {
   const v = payload[claim];
   const list = typeof v === 'string' ? v.split(' ').filter((s) => s.length > 0) : v;
   if (
     !Array.isArray(list) ||
     list.length > 64 ||
-    !list.every((r): r is string => typeof r === 'string' && ROLE.test(r))
+    !list.every((r): r is string => typeof r === 'string' && pattern.test(r))
   )
     return undefined;
   return Object.freeze([...new Set(list)].sort());
@@ -69,16 +73,7 @@ const NO_TENANT: ApproverTenants = Object.freeze([]);
 
 /** The tenant scope a token's claim gives; anything absent or malformed scopes to no tenant. */
 export function tenantsOf(payload: JWTPayload, claim: string): ApproverTenants {
-  const v = payload[claim];
-  if (v === '*') return '*';
-  const list = typeof v === 'string' ? v.split(' ').filter((s) => s.length > 0) : v;
-  if (
-    !Array.isArray(list) ||
-    list.length > 64 ||
-    !list.every((t): t is string => typeof t === 'string' && TENANT_NAME.test(t))
-  )
-    return NO_TENANT;
-  return Object.freeze([...new Set(list)].sort());
+  return payload[claim] === '*' ? '*' : (namesOf(payload, claim, TENANT_NAME) ?? NO_TENANT);
 }
 
 /**
@@ -105,7 +100,7 @@ export function createOidcVerifier(config: OidcConfig, getKey?: JWTVerifyGetKey)
           clockTolerance: config.clockToleranceSec ?? 30,
           currentDate: new Date(nowMs),
         });
-        const roles = rolesOf(payload, claim);
+        const roles = namesOf(payload, claim, ROLE);
         if (typeof payload.sub !== 'string' || !SUBJECT.test(payload.sub) || roles === undefined)
           return refused;
         const bound = payload['approval_sha256'];
