@@ -303,6 +303,21 @@ export function runApprovalStoreContract(name: string, make: () => Promise<Appro
     );
 
     it(
+      'an ended (revoked) grant is found by no lookup from then on; ending is true once',
+      withFixture(async ({ store }) => {
+        await store.insertGrant(grant('bg_1', { expires_at: T + 900_000 }));
+        await store.insertGrant(grant('bg_2', { expires_at: T + 800_000 }));
+        expect(await store.endGrant('bg_1', T + 1000)).toBe(true);
+        expect(await store.endGrant('bg_1', T + 2000)).toBe(false);
+        expect(await store.endGrant('bg_unknown', T + 1000)).toBe(false);
+        expect((await store.activeGrant('acme', 'wire', T + 1000))?.grant_id).toBe('bg_2');
+        expect((await store.activeGrants(T + 1000)).map((g) => g.grant_id)).toEqual(['bg_2']);
+        // An expired grant cannot be ended again.
+        expect(await store.endGrant('bg_2', T + 800_000)).toBe(false);
+      }),
+    );
+
+    it(
       'a review item is opened once and closed once',
       withFixture(async ({ store }) => {
         await store.insertReview(review('rv_1'));

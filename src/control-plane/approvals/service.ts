@@ -87,6 +87,18 @@ export interface ApprovalService {
   listReviews(): Promise<readonly ReviewRecord[]>;
   /** The break-glass grants unexpired now (at most 1,000), the latest expiry first. */
   activeGrants(): Promise<readonly BreakGlassGrant[]>;
+  /**
+   * Revokes an unexpired break-glass grant now (L7 break-glass): ledgers `break_glass.used` with
+   * `scope.phase` `revoked` first (actor: who revoked it), then ends the grant, so no call looks
+   * it up from then on. A use already finalising a call when it is revoked completes (its records
+   * may follow the revocation's). Denies `ERR_APPROVAL_UNKNOWN` (no unexpired grant has this id),
+   * `ERR_LEDGER_UNAVAILABLE`.
+   */
+  revokeGrant(
+    grantId: string,
+    reason: string,
+    actor: Actor,
+  ): Promise<{ outcome: 'ok'; grant: BreakGlassGrant; ledger: LedgerRef } | Deny>;
   closeReview(
     reviewId: string,
     body: SignedStatement,
@@ -279,6 +291,33 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
           if (err instanceof TypeError) return deny('ERR_APPROVAL_INVALID', 'the approver already exists');
           throw err;
         }
+      }),
+    revokeGrant: (grantId: string, reason: string, actor: Actor) =>
+      ctx.serial(async () => {
+        const now = deps.now();
+        const g = (await store.activeGrants(now)).find((x) => x.grant_id === grantId);
+        if (g === undefined)
+          return deny('ERR_APPROVAL_UNKNOWN', 'no unexpired break-glass grant has this id');
+        const ref = await ctx.append(
+          'break_glass.used',
+          { trace_id: g.grant_id, request_id: g.grant_id, tenant: g.tenant },
+          actor,
+          {
+            decision_id: null,
+            role: g.role,
+            reason: { category: 'revoked', text: String(reason).slice(0, 500) },
+            ttl_ms: Math.max(0, now - g.created_at),
+            expires_at: new Date(now).toISOString(),
+            scope: { phase: 'revoked', grant_id: g.grant_id, statement_sha256: g.statement_sha256 },
+            target: g.tenant,
+            action_class: g.tool,
+            review_id: null,
+          },
+        );
+        if (isDeny(ref)) return ref;
+        // Ended meanwhile (expired, or revoked through another replica): the ledger says so twice.
+        await store.endGrant(g.grant_id, now);
+        return { outcome: 'ok' as const, grant: { ...g, expires_at: now }, ledger: ref };
       }),
     removeApprover: (name: string, reason: string, actor: Actor) =>
       ctx.serial(async (): Promise<ApproverRecord | Deny> => {

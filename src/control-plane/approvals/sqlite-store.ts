@@ -181,6 +181,7 @@ export function createSqliteApprovalStore(
     addGrant: db.prepare(
       'INSERT INTO approval_grants (grant_id, body, tenant, tool, expires_at) VALUES (?, ?, ?, ?, ?)',
     ),
+    endGrant: db.prepare('UPDATE approval_grants SET expires_at = ? WHERE grant_id = ? AND expires_at > ?'),
     grants: db.prepare<[number], Row>(
       'SELECT body FROM approval_grants WHERE expires_at > ? ORDER BY expires_at DESC, grant_id LIMIT 1000',
     ),
@@ -377,6 +378,11 @@ export function createSqliteApprovalStore(
         if (!(g.expires_at > atMs)) throw new TypeError('approval_grants row does not match its columns');
         return g;
       });
+    },
+    endGrant(grantId: string, atMs: number) {
+      open();
+      const at = Math.trunc(atMs);
+      return q.endGrant.run(at, grantId, at).changes === 1;
     },
     insertReview(r: ReviewRecord) {
       open();

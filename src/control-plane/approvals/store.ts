@@ -185,6 +185,11 @@ export interface ApprovalStore {
   activeGrant(tenant: string, tool: string, atMs: number): Promise<BreakGlassGrant | undefined>;
   /** Every grant unexpired at `atMs` (at most 1,000), the latest expiry first. */
   activeGrants(atMs: number): Promise<readonly BreakGlassGrant[]>;
+  /**
+   * Ends the grant `grantId` at `atMs` (revoked): from then on no lookup finds it. True exactly
+   * once, when it was unexpired at `atMs`; false when it is unknown or already ended.
+   */
+  endGrant(grantId: string, atMs: number): Promise<boolean>;
   /** Inserts a review item; one with the same id is kept as it is (a retried break-glass use). */
   insertReview(review: ReviewRecord): Promise<void>;
   review(id: string): Promise<ReviewRecord | undefined>;

@@ -304,6 +304,13 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
         throw new TypeError('approval_grants row does not match its columns');
       return g;
     },
+    async endGrant(grantId: string, atMs: number) {
+      const at = ms(atMs, 'atMs');
+      return changed(
+        'UPDATE approval_grants SET expires_at = $1::bigint WHERE grant_id = $2 AND expires_at > $1::bigint',
+        [at, grantId],
+      );
+    },
     async insertReview(r: ReviewRecord) {
       await rows(
         'INSERT INTO approval_reviews (review_id, body, status) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
