@@ -171,6 +171,8 @@ async function up(
       standby,
       ...(io.signal === undefined ? {} : { signal: io.signal }),
       onWriterLost: () => lost.abort(),
+      // JSON lines on standard output (docs/deployment.md "Observability").
+      defaultLogLevel: 'info',
     });
   } catch (err) {
     if (err instanceof WriterLockBusy) {

@@ -4,8 +4,16 @@
  * envelope. Every failure is a deny with a code and, where the ledger still answers, a ledger
  * record (FC-INV-4, FC-INV-5, OE-INV-003, OE-INV-014). `decide` never throws.
  */
-import { computeParamsSha256, deny, envelopeSha256, isDeny, issuedPayload } from '../kernel/index.js';
-import type { Clock, Deny, DurableWrites, JsonValue } from '../kernel/index.js';
+import { performance } from 'node:perf_hooks';
+import {
+  NO_OBSERVER,
+  computeParamsSha256,
+  deny,
+  envelopeSha256,
+  isDeny,
+  issuedPayload,
+} from '../kernel/index.js';
+import type { Clock, Deny, DurableWrites, JsonValue, Observer } from '../kernel/index.js';
 import type { SigningKey } from '../kernel/signing/index.js';
 import {
   createCircuitBreakers,
@@ -73,6 +81,8 @@ export interface ControlPlaneDeps {
   readonly approvals?: ApprovalService;
   /** Preview provider for decisions that oblige one (OE-INV-018). Default: `describePreview`. */
   readonly preview?: PreviewProvider;
+  /** Told the stages' durations and breaker trips (docs/deployment.md "Observability"). Default: none. */
+  readonly observer?: Observer;
 }
 
 /** The Control Plane with its operator functions (SPEC §6, OE-INV-025). */
@@ -168,6 +178,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     throw new TypeError('derivationKey must be at least 32 bytes');
   }
   const deadlines = { ...DEFAULT_DEADLINES, ...deps.deadlines };
+  const obs = deps.observer ?? NO_OBSERVER;
   const breakerConfig: BreakerConfig = { ...DEFAULT_BREAKERS, ...deps.breakers };
   const breakers = createCircuitBreakers(breakerConfig, deps.breakerStore);
   const issuer = createIssuer({ config: deps.issuer, ledger, now, ledgerTimeoutMs: deadlines.ledgerMs });
@@ -254,6 +265,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
   /** A breaker tripped: quarantine the session (ledgered first), then deny (OE-INV-021). */
   async function trip(ctx: Ctx, breaker: string): Promise<ControlPlaneResult> {
     const { req } = ctx;
+    obs.breakerTrip(breaker);
     if (req.session !== null && breaker !== 'tenant_rate') {
       await admin.setSessionQuarantine(
         req.session,
@@ -354,6 +366,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
 
     // 4. Known tool (OE-INV-005), 5. parameters match its schema (OE-INV-004), 6. policy
     // evaluation, bounded and checked (SPEC §2 step 3), 7. constraints: shared with the dry run.
+    let t = performance.now();
     const evaluation = await evaluateCall(
       runtime,
       {
@@ -366,6 +379,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       },
       deadlines.policyMs,
     );
+    obs.stage('policy', req.trace_id, t, performance.now());
     if (evaluation.outcome === 'deny') return refuse(ctx, evaluation.denial, evaluation.facts ?? {});
     const { decision, tool, constraints } = evaluation;
     const policyFacts = evaluation.facts;
@@ -416,6 +430,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     // 8. The decision record, confirmed before anything else happens (GEI, SPEC §2 step 4). An
     // allow may share its commit with the issuance: the envelope is signed over the decision's
     // sealed index and hash, and leaves only once both are durable (`issue`).
+    t = performance.now();
     const recorded = await append(
       ctx,
       'decision',
@@ -427,6 +442,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       }),
       decision.outcome === 'allow' && !escalate,
     );
+    obs.stage('ledger_decision', req.trace_id, t, performance.now());
     if (isDeny(recorded)) {
       release();
       return withId(recorded, ctx.decisionId);
@@ -444,7 +460,10 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
         ttlSec: runtime.bundle.document.settings?.approval_ttl_seconds,
       });
       if (isDeny(opened)) return withId(opened, ctx.decisionId);
-      return resume(ctx, opened, waitMs, signal);
+      t = performance.now();
+      const resumed = await resume(ctx, opened, waitMs, signal);
+      obs.stage('approval_wait', req.trace_id, t, performance.now());
+      return resumed;
     }
 
     // 10. Sign, 11. record the issuance and wait, 12. allow (SPEC §2 step 5).
@@ -510,6 +529,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     release: () => void,
   ): Promise<ControlPlaneResult> {
     const { req } = ctx;
+    const t = performance.now();
     const jti = deriveJti(derivationKey, req, ctx.paramsSha256);
     // Untrusted output is about to reach this session: taint it first, confirmed, or issue nothing.
     const runtime = ctx.runtime ?? bundles.get(bundleHash);
@@ -580,6 +600,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
         return withId(deny('ERR_LEDGER_UNAVAILABLE', 'the decision was not confirmed'), ctx.decisionId);
       }
     }
+    obs.stage('envelope_issue', req.trace_id, t, performance.now());
     return Object.freeze({
       outcome: 'allow',
       decision_id: ctx.decisionId,

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { canonicalize, isDeny, parseJson, fileSync, systemClock } from '../kernel/index.js';
 import { callableTools } from '../policy/index.js';
 import type { LoadedBundle } from '../policy/index.js';
-import type { Clock } from '../kernel/index.js';
+import type { Clock, Observer } from '../kernel/index.js';
 import { exportSigningKeyJwk, noteSignerFor } from '../kernel/signing/index.js';
 import { createLedger } from '../ledger/index.js';
 import type { Ledger } from '../ledger/index.js';
@@ -170,6 +170,11 @@ export interface CoreOptions {
    * address (docs/mcp.md "Upstream servers").
    */
   readonly allowLoopbackMcpUpstreams?: boolean;
+  /**
+   * Sees the roles' stages, outcomes, ledger batches, nonce-store answers and breaker trips
+   * (telemetry: logs, metrics, traces; docs/deployment.md "Observability"). Default: none.
+   */
+  readonly observer?: Observer;
 }
 
 /** Opens the storage backend `spec` names for the data directory `p`. */
@@ -179,6 +184,7 @@ async function openBackend(
   config: EmbeddedConfig,
   clock: Clock,
   decorate: CoreDecorators | undefined,
+  observer: Observer | undefined,
 ): Promise<StorageBackend> {
   // Nonces are pruned only past every envelope's possible life: exp + clock tolerance + max lifetime.
   const retainAfterExpSec = config.clock_tolerance_sec + config.max_envelope_lifetime_sec;
@@ -192,6 +198,7 @@ async function openBackend(
       retainAfterExpSec,
       replayRetentionMs,
       ...(decorate?.fileSync === undefined ? {} : { fileSync: decorate.fileSync(fileSync) }),
+      ...(observer === undefined ? {} : { observer }),
     });
   return openPostgresBackend({
     url: spec.url,
@@ -277,7 +284,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   let ledger: Ledger;
   let backend: StorageBackend;
   try {
-    backend = await openBackend(spec, p, config, clock, options.decorate);
+    backend = await openBackend(spec, p, config, clock, options.decorate, options.observer);
   } catch (err) {
     unlock();
     throw err;
@@ -298,6 +305,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       checkpointSigner: noteSignerFor(config.origin, ledgerKey.privateKey),
       origin: config.origin,
       checkpointEvery: { entries: 256, ms: 10_000 },
+      ...(options.observer === undefined ? {} : { observer: options.observer }),
     });
     ledgerAdminReadAt = clock();
     ledgerAdmin = await readLedgerAdminState(backend.ledger);
@@ -414,6 +422,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     approvals: approvals.service,
     ...(options.deadlines?.controlPlane === undefined ? {} : { deadlines: options.deadlines.controlPlane }),
     ...(options.breakers === undefined ? {} : { breakers: options.breakers }),
+    ...(options.observer === undefined ? {} : { observer: options.observer }),
   });
   // Secrets by reference only: FC_SECRET_<NAME> variables and <data>/secrets.json, resolved in
   // the Execution Layer; their values and the secret patterns are redacted from every result and
@@ -428,6 +437,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const sandbox = createBwrapSandbox();
   // Past a stop's grace period the Execution Layer runs nothing (see fence.ts).
   const unfencedExecutor = createExecutor({
+    ...(options.observer === undefined ? {} : { observer: options.observer }),
     audience: config.audience,
     // Public keys only: the Execution Layer never sees the issuer's private key (SPEC §1, GEI).
     keys: followIssuerKeys(() => controlPlane.issuerJwks()),
@@ -521,6 +531,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     },
   );
   const gate = createGate({
+    ...(options.observer === undefined ? {} : { observer: options.observer }),
     clock,
     clients: state,
     replay: state,

@@ -16,6 +16,8 @@ import { parseMcpConfig } from './mcp-config.js';
 import { parseWebhookConfig, type WebhookConfig } from '../control-plane/index.js';
 import type { McpConfig } from './mcp-config.js';
 import { parseConsoleConfig } from './console-config.js';
+import { parseLogConfig, parseMetricsConfig } from './telemetry/config.js';
+import type { LogConfig, MetricsConfig } from './telemetry/config.js';
 import type { ConsoleConfig } from './console-config.js';
 
 /** `failclosed.json`: the deployment's settings. */
@@ -60,6 +62,10 @@ export interface EmbeddedConfig {
   readonly webhooks?: WebhookConfig;
   /** The browser console: its OIDC issuer (docs/console.md "OIDC sign-in"). Optional. */
   readonly console?: ConsoleConfig;
+  /** Logs: `level` (`FAILCLOSED_LOG_LEVEL` over it; docs/deployment.md "Observability"). Optional. */
+  readonly log?: LogConfig;
+  /** Metrics: `listen`, the `host:port` of `GET /metrics` (`FAILCLOSED_METRICS_LISTEN` over it). Optional. */
+  readonly metrics?: MetricsConfig;
 }
 
 /** Optional settings: absent in data directories made before they existed. */
@@ -71,6 +77,8 @@ const OPTIONAL_FIELDS: readonly string[] = [
   'mcp',
   'webhooks',
   'console',
+  'log',
+  'metrics',
 ];
 /** Optional settings that are positive integers. */
 const OPTIONAL_INTEGERS: readonly string[] = ['max_inflight', 'min_free_disk_mb', 'follow_ms'];
@@ -125,7 +133,16 @@ export function defaultConfig(): EmbeddedConfig {
   };
 }
 
-const CONFIG_FIELDS = [...Object.keys(defaultConfig()), 'follow_ms', 'backend', 'mcp', 'webhooks', 'console'];
+const CONFIG_FIELDS = [
+  ...Object.keys(defaultConfig()),
+  'follow_ms',
+  'backend',
+  'mcp',
+  'webhooks',
+  'console',
+  'log',
+  'metrics',
+];
 
 function bad(message: string): TypeError {
   return new TypeError(`failclosed.json: ${message}`);
@@ -177,7 +194,22 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
     throw bad(err instanceof Error ? err.message : 'webhooks is malformed');
   }
   const consoleConfig = o.console === undefined ? {} : { console: parseConsoleConfig(o.console) };
-  return Object.freeze({ ...(o as unknown as EmbeddedConfig), ...mcp, ...webhooks, ...consoleConfig });
+  let observability = {};
+  try {
+    observability = {
+      ...(o.log === undefined ? {} : { log: parseLogConfig(o.log) }),
+      ...(o.metrics === undefined ? {} : { metrics: parseMetricsConfig(o.metrics) }),
+    };
+  } catch (err) {
+    throw bad(err instanceof Error ? err.message : 'log or metrics is malformed');
+  }
+  return Object.freeze({
+    ...(o as unknown as EmbeddedConfig),
+    ...mcp,
+    ...webhooks,
+    ...consoleConfig,
+    ...observability,
+  });
 }
 
 /** Writes `text` with mode 0600 (secrets). */

@@ -22,8 +22,11 @@ import {
   readOperatorToken,
   writeFreshDataDir,
   dataPaths,
+  readConfig,
 } from './data-dir.js';
 import { createExecutionServer } from './execution-server.js';
+import { createTelemetry, resolveTelemetrySettings, serveMetrics } from './telemetry/index.js';
+import type { LogLevel, MetricsServer, Telemetry } from './telemetry/index.js';
 
 /** What {@link initDataDir} did. */
 export interface InitResult {
@@ -127,6 +130,14 @@ export interface EmbeddedOptions {
   readonly orphanSweepMs?: number;
   /** HTTP upstream MCP servers at a loopback address: tests and development only (see `CoreOptions`). */
   readonly allowLoopbackMcpUpstreams?: boolean;
+  /**
+   * The deployment's logs, metrics and traces (docs/deployment.md "Observability"). Absent: built
+   * from `failclosed.json` (`log`, `metrics`) and the environment (`FAILCLOSED_LOG_LEVEL`,
+   * `FAILCLOSED_METRICS_LISTEN`, `OTEL_*`), and closed with the deployment.
+   */
+  readonly telemetry?: Telemetry;
+  /** Log level when neither `FAILCLOSED_LOG_LEVEL` nor `log.level` sets one (default `silent`; `failclosed up`: `info`). */
+  readonly defaultLogLevel?: LogLevel;
 }
 
 /** A running embedded deployment. */
@@ -137,6 +148,10 @@ export interface EmbeddedInstance {
   readonly executionUrl: string;
   /** The composed roles, for tests and tools. */
   readonly core: Core;
+  /** Its logs, metrics and traces. */
+  readonly telemetry: Telemetry;
+  /** Where `GET /metrics` is served (`http://host:port`), when `metrics.listen` says so. */
+  readonly metricsUrl?: string;
   /**
    * Graceful stop (SPEC §5, FC-INV-5): closes both listeners, lets calls in flight finish for up
    * to `graceMs` (default {@link DEFAULT_GRACE_MS}), records `request.abandoned` for any still
@@ -176,7 +191,79 @@ function mcpEndpointFor(core: Core, url: string): McpEndpoint {
 
 /** Starts all four roles over an initialised data directory, on 127.0.0.1 (or the configured host). */
 export async function startEmbedded(dir: string, options: EmbeddedOptions = {}): Promise<EmbeddedInstance> {
-  const core = await openCore(dir, {
+  const settings = resolveTelemetrySettings(
+    readConfig(dir),
+    process.env,
+    options.defaultLogLevel ?? 'silent',
+  );
+  // Built here, closed here; a telemetry passed in belongs to the caller.
+  const telemetry = options.telemetry ?? createTelemetry({ logLevel: settings.logLevel, role: 'embedded' });
+  const ownTelemetry = options.telemetry === undefined;
+  let core: Core;
+  try {
+    core = await openCoreWith(dir, options, telemetry);
+  } catch (err) {
+    if (ownTelemetry) await telemetry.close();
+    throw err;
+  }
+  let metricsServer: MetricsServer | undefined;
+  try {
+    if (settings.metricsListen !== undefined)
+      metricsServer = await serveMetrics(
+        telemetry.metrics,
+        settings.metricsListen.host,
+        settings.metricsListen.port,
+      );
+  } catch (err) {
+    await core.close();
+    if (ownTelemetry) await telemetry.close();
+    throw err;
+  }
+  const closeTelemetry = async (): Promise<void> => {
+    await metricsServer?.close();
+    if (ownTelemetry) await telemetry.close();
+  };
+  let instance: Omit<EmbeddedInstance, 'telemetry' | 'metricsUrl'>;
+  try {
+    instance = await listen(core, options);
+  } catch (err) {
+    await closeTelemetry();
+    throw err;
+  }
+  telemetry.logger.info(
+    {
+      url: instance.url,
+      metrics: metricsServer?.url ?? null,
+      storage: core.storage,
+      tracing: telemetry.tracing !== undefined,
+    },
+    'gate listening',
+  );
+  return {
+    ...instance,
+    telemetry,
+    ...(metricsServer === undefined ? {} : { metricsUrl: metricsServer.url }),
+    async stop(stopOptions) {
+      try {
+        return await instance.stop(stopOptions);
+      } finally {
+        await closeTelemetry();
+      }
+    },
+    async close() {
+      try {
+        await instance.close();
+      } finally {
+        await closeTelemetry();
+      }
+    },
+  };
+}
+
+/** The roles over `dir`, reporting to `telemetry`. */
+function openCoreWith(dir: string, options: EmbeddedOptions, telemetry: Telemetry): Promise<Core> {
+  return openCore(dir, {
+    observer: telemetry.observer,
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.onToolRun === undefined ? {} : { onToolRun: options.onToolRun }),
     ...(options.deadlines === undefined ? {} : { deadlines: options.deadlines }),
@@ -191,6 +278,13 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
       ? {}
       : { allowLoopbackMcpUpstreams: options.allowLoopbackMcpUpstreams }),
   });
+}
+
+/** Starts the Gate's and the Execution Layer's listeners over `core`; closes `core` when they cannot start. */
+async function listen(
+  core: Core,
+  options: EmbeddedOptions,
+): Promise<Omit<EmbeddedInstance, 'telemetry' | 'metricsUrl'>> {
   let gateServer;
   let execServer;
   try {

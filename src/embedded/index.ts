@@ -54,3 +54,19 @@ export {
   withConsoleActions,
 } from './console.js';
 export type { EmbeddedConsole } from './console.js';
+export {
+  createTelemetry,
+  createMetrics,
+  createTracing,
+  parseTraceparent,
+  resolveTelemetrySettings,
+  serveMetrics,
+} from './telemetry/index.js';
+export type {
+  LogLevel,
+  Metrics,
+  MetricsServer,
+  Telemetry,
+  TelemetryOptions,
+  Tracing,
+} from './telemetry/index.js';

@@ -13,7 +13,9 @@
  * the other way round: the Gate cannot consume or run) to record the jti as voided in the nonce
  * store and to ledger `envelope.voided`, so the envelope can never run later (SPEC §3).
  */
+import { performance } from 'node:perf_hooks';
 import {
+  NO_OBSERVER,
   canonicalize,
   createDurableWrites,
   deny,
@@ -22,7 +24,15 @@ import {
   sha256Hex,
   verifyEnvelope,
 } from '../kernel/index.js';
-import type { Clock, Deny, DurableWrites, EnvelopeClaims, JsonValue, KeyRing } from '../kernel/index.js';
+import type {
+  Clock,
+  Deny,
+  DurableWrites,
+  EnvelopeClaims,
+  JsonValue,
+  KeyRing,
+  Observer,
+} from '../kernel/index.js';
 import type { ToolAdapter, ToolExecutionSpec } from './adapters/types.js';
 import { checkEnvelopeLedger, parseEnvelopeContext } from './ledger-checks.js';
 import type { ExecutionLedger, LedgerRef } from './ledger.js';
@@ -37,6 +47,8 @@ export type { VoidInput, VoidOutcome } from './void-envelope.js';
 
 /** Everything the executor depends on; injected at composition. Public keys only (SPEC §1). */
 export interface ExecutorDeps {
+  /** Told the stages' durations and the nonce store's (docs/deployment.md "Observability"). Default: none. */
+  readonly observer?: Observer;
   /** This executor's identity: the envelopes' `aud`, and the actor of its ledger entries. */
   readonly audience: string;
   /** Pinned issuer public keys with revocations. */
@@ -219,9 +231,13 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     writes: DurableWrites | undefined,
   ): Promise<ExecutionOutcome> => {
     const started = deps.now();
+    const obs = deps.observer ?? NO_OBSERVER;
+    const traceId = trail.trace_id;
 
     // 1. The envelope, in SPEC §3 order up to the policy bundle (public keys only).
+    let t = performance.now();
     const verified = verifyFor(input);
+    obs.stage('envelope_verify', traceId, t, performance.now());
     if (verified.outcome !== 'allow') return verified;
     const c = verified.claims;
     Object.assign(trail, {
@@ -273,11 +289,15 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     }
 
     // 5. Single use: one atomic consumption (SPEC §8); a voided envelope never runs.
+    t = performance.now();
     const consumed = await callWithTimeout(
       () =>
         deps.nonces.consume({ jti: c.jti, tenant: c.tenant, exp: c.exp, decision_id: c.decision_id }, writes),
       deps.timeouts.nonceMs,
     );
+    let now = performance.now();
+    obs.nonceStore((now - t) / 1000);
+    obs.stage('nonce', traceId, t, now);
     if (consumed.status === 'ok' && consumed.value === 'replayed') {
       return deny('ERR_NONCE_REPLAYED', 'envelope already used');
     }
@@ -295,7 +315,11 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     }
 
     // 6-7. Run with the envelope's constraints, then redact. From here on a receipt is owed.
+    t = performance.now();
     const ran = await runAdapter(adapter, spec, c, params);
+    now = performance.now();
+    obs.stage('tool', traceId, t, now);
+    t = now;
     if ('outcome' in ran) {
       const ref = await appendReceipt(trail, c, jws, {
         status: 'failed',
@@ -325,6 +349,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     };
     const own = writes === undefined ? undefined : createDurableWrites();
     const receipt = await appendReceipt(trail, c, jws, fields, own);
+    obs.stage('ledger_receipt', traceId, t, performance.now());
     if (writes !== undefined && own !== undefined && receipt !== undefined)
       writes.add(
         own.sync().catch(async (err: unknown) => {

@@ -4,7 +4,9 @@
  * Layer. It never executes a tool and never signs anything; every failure is a deny with a code
  * and a ledger record (FC-INV-3, FC-INV-4, FC-INV-5, FC-INV-6).
  */
+import { performance } from 'node:perf_hooks';
 import {
+  NO_OBSERVER,
   createDurableWrites,
   deny,
   denyFromError,
@@ -142,6 +144,16 @@ export interface CallOptions {
    * and the call does not run, even if approved meanwhile (nobody would see its result).
    */
   readonly signal?: AbortSignal;
+  /**
+   * The caller's W3C `traceparent` header, unparsed: linked from the call's trace when valid,
+   * ignored otherwise (docs/deployment.md "Observability"). Never decides anything.
+   */
+  readonly traceparent?: string;
+}
+
+/** What the Gate learns of a call on its way, for its observer: the tool once authenticated. */
+interface CallNote {
+  tool: string | null;
 }
 
 /** Longest wait a client may ask for (ms); the Control Plane caps it further. */
@@ -167,6 +179,7 @@ export function createGate(deps: GateDeps): Gate {
   const voidMs = deps.timeouts?.voidMs ?? 5_000;
   const budget = deps.unauthenticatedRecordsPerSecond ?? 50;
   const maxInflight = deps.maxInflight ?? DEFAULT_MAX_INFLIGHT;
+  const obs = deps.observer ?? NO_OBSERVER;
   if (!/^[0-9a-f]{64}$/.test(deps.operatorTokenSha256))
     throw new TypeError('operatorTokenSha256 must be hex SHA-256');
   if (!Number.isSafeInteger(maxInflight) || maxInflight < 1)
@@ -440,7 +453,9 @@ export function createGate(deps: GateDeps): Gate {
     body: Uint8Array,
     waitMs: number,
     signal: AbortSignal | undefined,
+    note: CallNote,
   ): Promise<GateAnswer<CallResponse>> => {
+    const t0 = performance.now();
     const rawSha = sha256Hex(body);
     // The call's durable writes up to its decision share one commit where the stores allow it,
     // and are waited for before an envelope leaves the Control Plane; those after it, before the
@@ -449,6 +464,8 @@ export function createGate(deps: GateDeps): Gate {
     const auth = await authenticate(body, rawSha, writes);
     if ('status' in auth) return auth;
     const { p, client } = auth;
+    note.tool = p.request.action;
+    obs.stage('authenticate', p.trace_id, t0, performance.now());
     return governed(
       { body, rawSha, p, request: p.request, client, auth: { auth_method: 'signature' }, writes },
       waitMs,
@@ -488,6 +505,7 @@ export function createGate(deps: GateDeps): Gate {
 
     // Step 2: raw bytes as evidence and gateway.accepted, both confirmed before the Control Plane.
     // Issued together, they join the same group commit: one durable round instead of two.
+    let t = performance.now();
     const [stored, accepted] = await Promise.all([
       withDeadline(() => deps.ledger.putEvidence(body, 'application/json', writes), ledgerMs),
       record(
@@ -509,6 +527,9 @@ export function createGate(deps: GateDeps): Gate {
       return failAccepted(deny('ERR_LEDGER_UNAVAILABLE', 'request evidence not confirmed'), 'ledger');
     if (!accepted)
       return failAccepted(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.accepted not confirmed'), 'ledger');
+    let now = performance.now();
+    obs.stage('ledger_accept', p.trace_id, t, now);
+    t = now;
 
     // Step 3-5: the Control Plane decides (and ledgers the decision) within the deadline.
     const decided = await withDeadline(
@@ -532,6 +553,9 @@ export function createGate(deps: GateDeps): Gate {
         ),
       cpMs + waitMs,
     );
+    now = performance.now();
+    obs.stage('decide', p.trace_id, t, now);
+    t = now;
     const decision =
       // Stryker disable next-line ConditionalExpression: equivalent, a missing answer parses as uninterpretable, the same code
       decided.status === 'ok'
@@ -564,6 +588,9 @@ export function createGate(deps: GateDeps): Gate {
     };
     try {
       const executed = await withDeadline(() => deps.executor.execute(execCall, writes), execMs);
+      now = performance.now();
+      obs.stage('execute', p.trace_id, t, now);
+      t = now;
       const outcome =
         // Stryker disable next-line ConditionalExpression: equivalent, a missing answer parses as uninterpretable, the same code
         executed.status === 'ok'
@@ -598,6 +625,7 @@ export function createGate(deps: GateDeps): Gate {
       );
       if (!durable)
         return await failIssued(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.completed not confirmed'), true);
+      obs.stage('ledger_complete', p.trace_id, t, performance.now());
       return {
         status: 200,
         body: {
@@ -626,6 +654,7 @@ export function createGate(deps: GateDeps): Gate {
     waitMs: number,
     signal?: AbortSignal,
   ): Promise<GateAnswer<CallResponse>> => {
+    const t0 = performance.now();
     const now = deps.clock();
     let m: MintedCall;
     try {
@@ -709,6 +738,7 @@ export function createGate(deps: GateDeps): Gate {
             : deny('ERR_REQUEST_REPLAYED', 'request id already used'),
           INGRESS,
         );
+      obs.stage('authenticate', m.trace_id, t0, performance.now());
       return await governed(
         {
           body: m.evidence,
@@ -799,31 +829,60 @@ export function createGate(deps: GateDeps): Gate {
     body: denyBody('ERR_UNAUTHENTICATED'),
   });
 
-  const gate: Gate = Object.freeze({
-    call: async (body: Uint8Array | null, options?: CallOptions) => {
-      const waitMs = waitOf(options);
-      // Stryker disable next-line AssignmentOperator: equivalent, counting down keeps each placeholder distinct too
-      const bytes = body ?? Buffer.from(`oversized:${deps.clock()}:${(oversized += 1)}`);
-      try {
-        if (body === null || body.byteLength > MAX_REQUEST_BYTES)
-          return await failUnauthenticated(
-            deny('ERR_REQUEST_TOO_LARGE', 'request body too large'),
-            sha256Hex(bytes),
-            undefined,
-          );
-        return await call(body, waitMs, options?.signal);
-      } catch (err) {
-        // Fail closed by construction: nothing thrown past this point can become an allow. The
-        // failure is still recorded, with the request id once the request authenticates.
-        const d = denyFromError(err);
-        return failCaught(
-          { deps, ledgerMs, record, answer, failUnauthenticated },
-          deny(d.code, d.reason),
-          body,
+  const callEntry = async (
+    body: Uint8Array | null,
+    options: CallOptions | undefined,
+    note: CallNote,
+  ): Promise<GateAnswer<CallResponse>> => {
+    const waitMs = waitOf(options);
+    // Stryker disable next-line AssignmentOperator: equivalent, counting down keeps each placeholder distinct too
+    const bytes = body ?? Buffer.from(`oversized:${deps.clock()}:${(oversized += 1)}`);
+    try {
+      if (body === null || body.byteLength > MAX_REQUEST_BYTES)
+        return await failUnauthenticated(
+          deny('ERR_REQUEST_TOO_LARGE', 'request body too large'),
           sha256Hex(bytes),
+          undefined,
         );
-      }
-    },
+      return await call(body, waitMs, options?.signal, note);
+    } catch (err) {
+      // Fail closed by construction: nothing thrown past this point can become an allow. The
+      // failure is still recorded, with the request id once the request authenticates.
+      const d = denyFromError(err);
+      return failCaught(
+        { deps, ledgerMs, record, answer, failUnauthenticated },
+        deny(d.code, d.reason),
+        body,
+        sha256Hex(bytes),
+      );
+    }
+  };
+
+  /** Tells the observer how a call ended (its answer, never its parameters or result). */
+  const observeEnd = (
+    a: GateAnswer<CallResponse>,
+    startMs: number,
+    ingress: 'http' | 'mcp',
+    tool: string | null,
+    traceparent: string | undefined,
+  ): void => {
+    const b = a.body;
+    obs.callEnded({
+      outcome: b.outcome,
+      code: b.outcome === 'executed' ? null : b.code,
+      status: a.status,
+      trace_id: b.trace_id,
+      request_id: b.request_id,
+      tool,
+      ingress,
+      startMs,
+      endMs: performance.now(),
+      ...(traceparent === undefined ? {} : { traceparent }),
+    });
+  };
+
+  const gate: Gate = Object.freeze({
+    call: (body: Uint8Array | null, options?: CallOptions) => callEntry(body, options, { tool: null }),
     callAs: (principal: Principal, c: PrincipalCall, options?: CallOptions) =>
       callAs(principal, c, waitOf(options), options?.signal),
     toolsFor,
@@ -906,22 +965,37 @@ export function createGate(deps: GateDeps): Gate {
   return Object.freeze({
     ...gate,
     call: async (body: Uint8Array | null, options?: CallOptions) => {
-      if (inflight >= maxInflight) return shedCall(body);
-      inflight += 1;
-      try {
-        return await gate.call(body, options);
-      } finally {
-        inflight -= 1;
+      const startMs = obs === NO_OBSERVER ? 0 : performance.now();
+      const note: CallNote = { tool: null };
+      let a: GateAnswer<CallResponse>;
+      if (inflight >= maxInflight) a = shedCall(body);
+      else {
+        inflight += 1;
+        try {
+          a = await callEntry(body, options, note);
+        } finally {
+          inflight -= 1;
+        }
       }
+      if (obs !== NO_OBSERVER) observeEnd(a, startMs, 'http', note.tool, options?.traceparent);
+      return a;
     },
     callAs: async (principal: Principal, c: PrincipalCall, options?: CallOptions) => {
-      if (inflight >= maxInflight) return shedCall(null);
-      inflight += 1;
-      try {
-        return await gate.callAs(principal, c, options);
-      } finally {
-        inflight -= 1;
+      const startMs = obs === NO_OBSERVER ? 0 : performance.now();
+      let a: GateAnswer<CallResponse>;
+      if (inflight >= maxInflight) a = shedCall(null);
+      else {
+        inflight += 1;
+        try {
+          a = await gate.callAs(principal, c, options);
+        } finally {
+          inflight -= 1;
+        }
       }
+      // The principal is authenticated: the tool it names is attributable (shed calls name none).
+      if (obs !== NO_OBSERVER)
+        observeEnd(a, startMs, 'mcp', a.body.request_id === null ? null : c.tool, options?.traceparent);
+      return a;
     },
   });
 }

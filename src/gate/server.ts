@@ -201,9 +201,12 @@ async function route(
     const gone = waitMs > 0 ? abortOnClose(res) : undefined;
     try {
       // An oversized body reaches the Gate as null, so it is denied and recorded there.
+      const traceparent = req.headers.traceparent;
       const a = await gate.call(body.overflow ? null : body.bytes, {
         waitMs,
         ...(gone === undefined ? {} : { signal: gone.signal }),
+        // W3C Trace Context: one header; several, or none, leave the call unlinked.
+        ...(typeof traceparent === 'string' ? { traceparent } : {}),
       });
       send(res, a.status, a.body as unknown as JsonValue, body.overflow);
     } finally {

@@ -5,7 +5,15 @@
  * code (test/layering.test.ts).
  */
 import type { KeyObject } from 'node:crypto';
-import type { Clock, DenialCode, Deny, DurableWrites, JsonObject, JsonValue } from '../kernel/index.js';
+import type {
+  Clock,
+  DenialCode,
+  Deny,
+  DurableWrites,
+  JsonObject,
+  JsonValue,
+  Observer,
+} from '../kernel/index.js';
 import type { ControlPlane, ControlPlaneResult, GovernedRequest } from '../control-plane/index.js';
 import type { OperatorIdentity, OperatorStore } from './operators.js';
 
@@ -315,6 +323,11 @@ export interface GateDeps {
    * budget. Default {@link DEFAULT_MAX_INFLIGHT}.
    */
   readonly maxInflight?: number;
+  /**
+   * Sees each governed call's stages and outcome (logs, metrics, traces; docs/deployment.md
+   * "Observability"). Default: nothing is measured.
+   */
+  readonly observer?: Observer;
 }
 
 /**

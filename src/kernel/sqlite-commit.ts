@@ -56,7 +56,9 @@
 import { closeSync, fstatSync, fsync, fsyncSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
+import { performance } from 'node:perf_hooks';
 import type { DurableWrites } from './durability.js';
+import type { Observer } from './observe.js';
 
 /** A write that ran in the open transaction: its result, and the commit that makes it durable. */
 export interface StagedWrite<T> {
@@ -98,6 +100,9 @@ export interface SqliteCommitUnit {
 }
 
 interface OpenTransaction {
+  /** Writes staged in it, and `performance.now()` at its `COMMIT` (observed only). */
+  writes: number;
+  committedAt: number;
   readonly durable: Promise<void>;
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
@@ -135,6 +140,12 @@ const AMBIGUOUS = /^SQLITE_(IOERR|CORRUPT|NOTADB)/;
 export interface SqliteCommitOptions {
   /** How the write-ahead log (and its directory) is made durable; default {@link fileSync}. */
   readonly fileSync?: FileSync;
+  /**
+   * Told, per transaction, how many writes it held and the seconds from its `COMMIT` until its
+   * log `fsync` ended (the ledger's batch size and commit latency on SQLite, where every store
+   * shares the transaction), or that it failed.
+   */
+  readonly observer?: Pick<Observer, 'ledgerBatch'>;
 }
 
 /**
@@ -155,6 +166,7 @@ export function createSqliteCommitUnit(
   // The log restarts from its beginning after a complete checkpoint; the file shrinks back to this.
   db.pragma(`journal_size_limit = ${CHECKPOINT_BYTES}`);
   const files = options.fileSync ?? fileSync;
+  const observer = options.observer;
   const walPath = `${db.name}-wal`;
   const dirPath = dirname(db.name);
   let open: OpenTransaction | undefined;
@@ -188,6 +200,7 @@ export function createSqliteCommitUnit(
     const waiting = [...(syncing ?? []), ...unsynced];
     syncing = undefined;
     unsynced = [];
+    for (const tx of waiting) observer?.ledgerBatch(tx.writes, 0, true);
     for (const tx of waiting) tx.reject(stopped);
     return stopped;
   };
@@ -243,6 +256,10 @@ export function createSqliteCommitUnit(
       () => {
         if (syncing !== batch) return;
         syncing = undefined;
+        if (observer !== undefined) {
+          const now = performance.now();
+          for (const tx of batch) observer.ledgerBatch(tx.writes, (now - tx.committedAt) / 1000, false);
+        }
         for (const tx of batch) tx.resolve();
         syncLater();
       },
@@ -303,6 +320,7 @@ export function createSqliteCommitUnit(
       tx.reject(failed);
       return false;
     }
+    if (observer !== undefined) tx.committedAt = performance.now();
     try {
       db.exec('COMMIT');
       commits += 1;
@@ -313,6 +331,7 @@ export function createSqliteCommitUnit(
         // The connection is unusable; the next BEGIN fails and its writers deny.
       }
       const e = err instanceof Error ? err : new Error('commit failed');
+      observer?.ledgerBatch(tx.writes, 0, true);
       tx.reject(e);
       // An I/O error at commit leaves the log's state unknown: stop.
       const code = (err as { code?: unknown }).code;
@@ -356,7 +375,7 @@ export function createSqliteCommitUnit(
     });
     // Observed here: a writer that never waits does not make the rejection unhandled.
     durable.catch(() => undefined);
-    open = { durable, resolve, reject };
+    open = { writes: 0, committedAt: 0, durable, resolve, reject };
     if (!scheduled) {
       scheduled = true;
       // After every write of this turn (and of the I/O callbacks resumed with it): one commit.
@@ -369,6 +388,7 @@ export function createSqliteCommitUnit(
     db,
     stage<T>(fn: () => T): StagedWrite<T> {
       const tx = begin();
+      tx.writes += 1;
       let value: T;
       try {
         value = savepoint(fn) as T;

@@ -13,7 +13,9 @@ import {
   type Clock,
   type DurableWrites,
   type JsonValue,
+  type Observer,
 } from '../kernel/index.js';
+import { performance } from 'node:perf_hooks';
 import { createMerkleTree, type MerkleTree } from '../kernel/index.js';
 import { GENESIS_PREV_HASH, entryLeafHash, parseEntryInput, sealEntry } from './entry.js';
 import type { EntryInput, EntryRef, LedgerEntry } from './entry.js';
@@ -41,6 +43,8 @@ export interface LedgerOptions {
   readonly checkpointEvery?: { readonly entries?: number; readonly ms?: number };
   /** Largest batch per transaction. Default 1024. */
   readonly maxBatch?: number;
+  /** Told each batch's size and write time (metrics; docs/deployment.md "Observability"). */
+  readonly observer?: Pick<Observer, 'ledgerBatch'>;
 }
 
 /** What {@link Ledger.append} resolves with, once the entry is durable: the envelope's `ledger` claim. */
@@ -170,6 +174,7 @@ function verifyPage(page: readonly LedgerEntry[], start: number, end: number, pr
 export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
   const { store, clock } = opts;
   const maxBatch = Math.max(1, opts.maxBatch ?? 1024);
+  const observer = opts.observer;
   let tree: MerkleTree = createMerkleTree();
   let size = 0;
   let lastHash = GENESIS_PREV_HASH;
@@ -361,6 +366,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
       }
       return sealed;
     };
+    const t0 = observer === undefined ? 0 : performance.now();
     try {
       if (needsResync) await resync();
       if (store.appendShared === undefined) {
@@ -386,10 +392,12 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
       }
     } catch (err) {
       needsResync = true;
+      observer?.ledgerBatch(batch.length, (performance.now() - t0) / 1000, true);
       const e = unavailable('ledger write not confirmed', err);
       for (const p of batch) p.reject(e);
       return;
     }
+    observer?.ledgerBatch(batch.length, (performance.now() - t0) / 1000, false);
     // Confirmed: only now does the in-memory head advance and do callers hear success.
     for (const e of others) tree.append(entryLeafHash(e.entry_hash));
     size += others.length;

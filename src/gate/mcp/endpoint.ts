@@ -281,6 +281,7 @@ export function createMcpEndpoint(
       set.add(exchange);
       underWay.set(key, set);
     }
+    const traceparent = single(req.headers.traceparent);
     const headers = new Headers();
     for (const [k, v] of Object.entries(req.headers)) {
       // The bearer token stops here: the SDK and everything behind it never see it.
@@ -294,7 +295,11 @@ export function createMcpEndpoint(
       signal: exchange.signal,
     });
     const handler = createMcpHandler(
-      () => createPrincipalServer(gate, principal, { approvalWaitMs: settings.approvalWaitMs ?? 0 }),
+      () =>
+        createPrincipalServer(gate, principal, {
+          approvalWaitMs: settings.approvalWaitMs ?? 0,
+          ...(traceparent === undefined ? {} : { traceparent }),
+        }),
       {
         responseMode: 'auto',
         keepAliveMs: 0,

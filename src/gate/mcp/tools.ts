@@ -124,6 +124,8 @@ export interface PrincipalServerOptions {
   readonly approvalWaitMs?: number;
   /** Interval of `notifications/progress` while a call waits (ms). Default {@link PROGRESS_EVERY_MS}. */
   readonly progressEveryMs?: number;
+  /** The HTTP request's W3C `traceparent` header, linked from the call's trace (never decides anything). */
+  readonly traceparent?: string;
 }
 
 /** Default interval of progress notifications while a call waits for its approval (ms). */
@@ -151,6 +153,7 @@ export function createPrincipalServer(
 ): Server {
   const waitMs = options.approvalWaitMs ?? 0;
   const every = options.progressEveryMs ?? PROGRESS_EVERY_MS;
+  const traced = options.traceparent === undefined ? undefined : { traceparent: options.traceparent };
   const server = new Server(SERVER_INFO, { capabilities: { tools: {} } });
   server.setRequestHandler('tools/list', async () => {
     const tools = await gate.toolsFor(principal);
@@ -185,7 +188,8 @@ export function createPrincipalServer(
     }
     const call = { tool: request.params.name, params, session, ...(retryOf === null ? {} : { retryOf }) };
     const token = progressTokenOf(request.params._meta);
-    if (waitMs <= 0 || token === undefined) return toolResultOf((await gate.callAs(principal, call)).body);
+    if (waitMs <= 0 || token === undefined)
+      return toolResultOf((await gate.callAs(principal, call, traced)).body);
     // Progress while the call is decided and, when escalated, waits for its approvers. The
     // notifications carry no decision: a failed send changes nothing about the call.
     let progress = 0;
@@ -200,7 +204,9 @@ export function createPrincipalServer(
     try {
       // Cancelled, or its client gone (the SDK aborts the handler's signal): the wait ends and the
       // call does not run, even if approved meanwhile.
-      return toolResultOf((await gate.callAs(principal, call, { waitMs, signal: ctx.mcpReq.signal })).body);
+      return toolResultOf(
+        (await gate.callAs(principal, call, { ...traced, waitMs, signal: ctx.mcpReq.signal })).body,
+      );
     } finally {
       clearInterval(timer);
     }

@@ -8,7 +8,12 @@
  * open (`merge-files.ts`).
  */
 import Database from 'better-sqlite3';
-import { createSqliteCommitUnit, type Clock, type FileSync } from '../../kernel/index.js';
+import {
+  createSqliteCommitUnit,
+  type Clock,
+  type FileSync,
+  type SqliteCommitOptions,
+} from '../../kernel/index.js';
 import { createSqliteLedgerStore } from '../../ledger/index.js';
 import { createSqliteApprovalStore, createSqliteGovernanceState } from '../../control-plane/index.js';
 import { createSqliteConsoleStore } from '../../console/index.js';
@@ -38,6 +43,8 @@ export interface SqliteBackendOptions {
   readonly replayRetentionMs: number;
   /** How the write-ahead log is made durable (default: `fsync`, `src/kernel/sqlite-commit.ts`). */
   readonly fileSync?: FileSync;
+  /** Told each shared transaction's size and commit time (`SqliteCommitOptions.observer`). */
+  readonly observer?: SqliteCommitOptions['observer'];
 }
 
 /** The lease of a data directory whose writer lock the composition holds for the process's life. */
@@ -56,7 +63,10 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
     db.pragma('busy_timeout = 5000');
     db.pragma('journal_mode = WAL');
     // The unit sets `synchronous=NORMAL` and syncs the log itself, off the event loop.
-    unit = createSqliteCommitUnit(db, options.fileSync === undefined ? {} : { fileSync: options.fileSync });
+    unit = createSqliteCommitUnit(db, {
+      ...(options.fileSync === undefined ? {} : { fileSync: options.fileSync }),
+      ...(options.observer === undefined ? {} : { observer: options.observer }),
+    });
   } catch (err) {
     db.close();
     throw err;

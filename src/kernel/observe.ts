@@ -1,0 +1,67 @@
+/**
+ * What the roles tell an observer about their work (docs/deployment.md "Observability"): timed
+ * stages of a governed call, its outcome, ledger batches, breaker trips and shed load. Plain
+ * callbacks with numbers and bounded names, never parameters, results or secrets (OE-INV-009).
+ * The roles depend only on this interface; logs, metrics and traces are composed elsewhere
+ * (`src/embedded/telemetry/`), and without one nothing is measured.
+ */
+
+/** A timed stage of a governed call. `call` is the whole call at the Gate. */
+export type CallStage =
+  | 'call'
+  | 'authenticate'
+  | 'ledger_accept'
+  | 'decide'
+  | 'policy'
+  | 'ledger_decision'
+  | 'approval_wait'
+  | 'envelope_issue'
+  | 'execute'
+  | 'envelope_verify'
+  | 'nonce'
+  | 'tool'
+  | 'ledger_receipt'
+  | 'ledger_complete';
+
+/** How a governed call ended at the Gate, as its answer says. */
+export interface CallEnd {
+  readonly outcome: 'executed' | 'deny' | 'pending';
+  /** The denial code (`null` when executed). */
+  readonly code: string | null;
+  readonly status: number;
+  /** The ledger's `trace_id` of the call, and its request id once authenticated. */
+  readonly trace_id: string;
+  readonly request_id: string | null;
+  /** The tool the call named once authenticated (bounded to the request's name syntax). */
+  readonly tool: string | null;
+  /** The ingress: signed `POST /v1/calls` or MCP `tools/call`. */
+  readonly ingress: 'http' | 'mcp';
+  /** `performance.now()` at entry and answer. */
+  readonly startMs: number;
+  readonly endMs: number;
+  /** A W3C `traceparent` the caller sent, unparsed (the observer parses it, or ignores it). */
+  readonly traceparent?: string;
+}
+
+/** Receives what the roles measure. Every method must be cheap and must never throw. */
+export interface Observer {
+  /** One stage of the call with `traceId` ran from `startMs` to `endMs` (`performance.now()`). */
+  stage(stage: CallStage, traceId: string, startMs: number, endMs: number): void;
+  /** A governed call was answered. */
+  callEnded(end: CallEnd): void;
+  /** The ledger wrote a batch of `size` items in `seconds` (failed: not written). */
+  ledgerBatch(size: number, seconds: number, failed: boolean): void;
+  /** The envelope nonce store answered a consumption in `seconds`. */
+  nonceStore(seconds: number): void;
+  /** A circuit breaker tripped (OE-INV-021). */
+  breakerTrip(breaker: string): void;
+}
+
+/** An observer that does nothing: the default of every role. */
+export const NO_OBSERVER: Observer = Object.freeze({
+  stage: () => undefined,
+  callEnded: () => undefined,
+  ledgerBatch: () => undefined,
+  nonceStore: () => undefined,
+  breakerTrip: () => undefined,
+});
