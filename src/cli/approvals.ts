@@ -275,6 +275,19 @@ async function run(
         'approvals list [--all] | show ID | approve|reject ID --as NAME --justification TEXT [--key FILE]',
       );
     case 'break-glass': {
+      if (sub === 'list') return print(io, await operatorAction(conn, 'break-glass-list', {}));
+      if (sub === 'revoke' && id !== undefined)
+        return print(
+          io,
+          await operatorAction(conn, 'break-glass-revoke', {
+            grant_id: id,
+            ...(typeof v['reason'] === 'string' ? { reason: v['reason'] } : {}),
+          }),
+        );
+      if (sub !== undefined)
+        throw new Usage(
+          'break-glass --as NAME --tool T --tenant X --reason-category C --reason TEXT --ttl SEC [--key FILE] | break-glass list | break-glass revoke GRANT_ID [--reason TEXT]',
+        );
       const ttl = need(v, 'ttl');
       if (!/^\d{1,7}$/.test(ttl)) throw new Usage('--ttl must be a number of seconds');
       return print(

@@ -68,6 +68,10 @@ export interface AdminClient {
   /** Removes an approver: its later votes are refused, its votes on open decisions stop counting. */
   removeApprover(name: string, reason?: string): Promise<AdminAnswer>;
   listApprovers(): Promise<AdminAnswer>;
+  /** The break-glass grants in force, of the operator's tenants. */
+  listBreakGlass(): Promise<AdminAnswer>;
+  /** Ends a break-glass grant before its TTL: no call finds it from then on (ledgered first). */
+  revokeBreakGlass(grantId: string, reason?: string): Promise<AdminAnswer>;
   /** Replaces a client's key; the old one stops at once. */
   rotateClient(name: string, publicJwk: Ed25519PublicJwk, reason?: string): Promise<AdminAnswer>;
   /** Revokes a client: its calls are denied `ERR_CLIENT_REVOKED`. */
@@ -147,6 +151,9 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
         tenants: a.tenants === '*' ? '*' : [...a.tenants],
         public_jwk: { ...a.publicJwk },
       }),
+    listBreakGlass: () => action('break-glass-list'),
+    revokeBreakGlass: (grantId: string, reason?: string) =>
+      action('break-glass-revoke', { grant_id: grantId, ...reasonOf(reason) }),
     removeApprover: (name: string, reason?: string) =>
       action('approvers-remove', { name, ...reasonOf(reason) }),
     listApprovers: () => action('approvers-list'),

@@ -495,6 +495,16 @@ export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsol
           ...(deps.grants === undefined ? {} : { grants: await deps.grants() }),
         });
       }
+      if (method === 'POST' && route === 'break-glass/revoke') {
+        // As the page that lists them: for operators of every tenant.
+        if (who.tenants !== '*') return scope('break-glass grants are for operators of every tenant');
+        const id = body['grant_id'];
+        if (typeof id !== 'string') return deny('ERR_REQUEST_MALFORMED', 'grant_id is required');
+        if (!confirmed(body['confirm'], id)) return deny('ERR_REQUEST_MALFORMED', `type "${id}" to confirm`);
+        const reason = typeof body['reason'] === 'string' ? body['reason'].slice(0, 500) : 'console';
+        const r = await deps.runAdmin(who, 'break-glass-revoke', { grant_id: id, reason });
+        return { status: r.status, body: r.body };
+      }
       if (method === 'POST' && route === 'ledger/export') {
         // An export holds every tenant's records: for operators of every tenant. The admin
         // action ledgers the export (`audit.export`) before a line is read.

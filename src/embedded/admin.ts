@@ -27,6 +27,7 @@ import { GLOBAL_TENANT } from '../control-plane/index.js';
 import type {
   ApprovalService,
   ApproverRecord,
+  BreakGlassGrant,
   BreakerResetScope,
   BundleStore,
   ControlPlaneService,
@@ -224,6 +225,24 @@ function approverView(a: ApproverRecord): JsonObject {
     registered_at: a.registered_at,
   };
 }
+
+/** A break-glass grant as operators see it (times ISO 8601). */
+export function grantView(g: BreakGlassGrant): JsonObject {
+  return {
+    grant_id: g.grant_id,
+    approver: g.approver,
+    role: g.role,
+    tenant: g.tenant,
+    tool: g.tool,
+    reason_category: g.reason_category,
+    reason: g.reason,
+    created_at: new Date(g.created_at).toISOString(),
+    expires_at: new Date(g.expires_at).toISOString(),
+  };
+}
+
+/** A break-glass grant id as the service makes them. */
+const GRANT_ID = /^bg_[A-Za-z0-9_]{1,64}$/;
 
 /** The tenants an approver registration or invitation asks for (`'*'` unless a list of names). */
 export function requestedTenants(t: unknown): ScopeTarget {
@@ -621,6 +640,28 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
         operatorActor(who),
       );
       return isDeny(r) ? denied(r) : { status: 201, body: approverView(r) };
+    },
+    'break-glass-list': async (_o, who) => {
+      if (deps.approvals === undefined)
+        return { status: 404, body: { error: 'unknown_action', action: 'break-glass-list' } };
+      const grants = (await deps.approvals.activeGrants()).filter((g) =>
+        operatorCovers(who.tenants, g.tenant),
+      );
+      return { status: 200, body: { grants: grants.map(grantView) } };
+    },
+    'break-glass-revoke': async (o, who) => {
+      if (deps.approvals === undefined)
+        return { status: 404, body: { error: 'unknown_action', action: 'break-glass-revoke' } };
+      const id = o['grant_id'];
+      if (typeof id !== 'string' || !GRANT_ID.test(id)) return usage('grant_id is malformed');
+      const g = (await deps.approvals.activeGrants()).find((x) => x.grant_id === id);
+      // A grant of another tenant is refused as one of the caller's scope would be: by scope.
+      const refused = await guard('break-glass-revoke', who, g === undefined ? '*' : [g.tenant]);
+      if (refused !== undefined) return refused;
+      const r = await deps.approvals.revokeGrant(id, reasonOf(o), operatorActor(who));
+      return isDeny(r)
+        ? denied(r)
+        : { status: 200, body: { outcome: 'ok', grant: grantView(r.grant), ledger: { ...r.ledger } } };
     },
     'approvers-remove': async (o, who) => {
       if (deps.approvals === undefined)

@@ -43,7 +43,7 @@ import type {
   SignInLimits,
 } from '../console/index.js';
 import type { OperatorIdentity, OperatorRecord, OperatorStore, OperatorTenants } from '../gate/index.js';
-import { operatorActor, requestedTenants } from './admin.js';
+import { grantView, operatorActor, requestedTenants } from './admin.js';
 import type { ScopeGuard } from './admin.js';
 import type { LedgerPort } from './ports.js';
 
@@ -336,18 +336,7 @@ export function operatorConsoleFor(deps: {
         closed_at: r.closed_at === null ? null : new Date(r.closed_at).toISOString(),
         notes: r.notes,
       })),
-    grants: async () =>
-      (await deps.approvals.activeGrants()).map((g) => ({
-        grant_id: g.grant_id,
-        approver: g.approver,
-        role: g.role,
-        tenant: g.tenant,
-        tool: g.tool,
-        reason_category: g.reason_category,
-        reason: g.reason,
-        created_at: new Date(g.created_at).toISOString(),
-        expires_at: new Date(g.expires_at).toISOString(),
-      })),
+    grants: async () => (await deps.approvals.activeGrants()).map(grantView),
     latestCheckpoint: async () => {
       const c = await deps.ledger.latestCheckpoint();
       return c === null ? null : { size: c.size, root_hash: c.root_hash, note: c.note };

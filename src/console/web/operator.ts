@@ -517,6 +517,8 @@ function peopleDialog(
   fixed: Obj,
   build: (values: Record<string, string>) => Obj,
   confirmText?: string,
+  /** The page shown again once answered. */
+  refresh: () => Promise<void> = showPeople,
 ): void {
   const controls = fields.map(([id, label, kind]) => {
     const c = kind === 'textarea' ? el('textarea', { id, name: id }) : input(id);
@@ -548,7 +550,7 @@ function peopleDialog(
         return say('The public key must be a JSON Web Key (JSON).', 'error');
       }
       const r = await post(`operator/${route}`, body);
-      await showPeople();
+      await refresh();
       const code = str(r.body['code']);
       if (r.status < 300 && route === 'approvers/invite' && code !== '')
         return showInvitation(str(r.body['name']), code);
@@ -580,6 +582,13 @@ const csv = (v: string): string[] =>
     .filter((x) => x !== '');
 
 /** Clients and approvers of the operator's tenants, with their changes. */
+/** A button that runs `act` when clicked. */
+function button(label: string, className: string, act: () => void): HTMLButtonElement {
+  const b = el('button', { type: 'button', className }, label);
+  b.addEventListener('click', act);
+  return b;
+}
+
 async function showPeople(): Promise<void> {
   const a = await get('operator/people');
   if (a.status !== 200) return readFailed('Clients and approvers', a);
@@ -587,11 +596,6 @@ async function showPeople(): Promise<void> {
   const clients = Array.isArray(a.body['clients']) ? (a.body['clients'] as unknown[]).map(obj) : [];
   const approvers = Array.isArray(a.body['approvers']) ? (a.body['approvers'] as unknown[]).map(obj) : [];
   const jwk = (v: string): unknown => JSON.parse(v) as unknown;
-  const button = (label: string, className: string, act: () => void): HTMLButtonElement => {
-    const b = el('button', { type: 'button', className }, label);
-    b.addEventListener('click', act);
-    return b;
-  };
   const clientCards = clients.map((c) => {
     const name = str(c['identity']);
     return el(
@@ -736,8 +740,8 @@ async function showPeople(): Promise<void> {
 }
 
 /**
- * Break-glass grants in force and reviews, read-only: closing a review is signed by an approver
- * (`failclosed reviews close`, or the approvers' Reviews page).
+ * Break-glass grants in force, each revocable (typed confirmation), and reviews, read-only:
+ * closing a review is signed by an approver (`failclosed reviews close`, or the approvers' Reviews page).
  */
 async function showBreakGlass(): Promise<void> {
   const a = await get('operator/break-glass');
@@ -759,6 +763,21 @@ async function showBreakGlass(): Promise<void> {
         field('Reason', `${str(g['reason_category'])}: ${str(g['reason'])}`),
         field('Granted', g['created_at']),
         field('Grant', g['grant_id']),
+      ),
+      el(
+        'div',
+        { className: 'actions' },
+        button('Revoke…', 'danger revoke', () =>
+          peopleDialog(
+            `Revoke grant ${str(g['grant_id'])}`,
+            'break-glass/revoke',
+            [['revoke-reason', 'Reason (ledgered)', 'text']],
+            { grant_id: str(g['grant_id']) },
+            (v) => ({ reason: v['revoke-reason'] || 'console' }),
+            str(g['grant_id']),
+            showBreakGlass,
+          ),
+        ),
       ),
     );
   const cardOf = (r: Obj): HTMLElement =>
