@@ -30,6 +30,7 @@ import type { JsonObject, JsonValue } from '../kernel/index.js';
 import { exportSigningKeyJwk, generateSigningKey } from '../kernel/signing/index.js';
 import { runVerifyCli } from '../verify/index.js';
 import { runDemo } from './demo.js';
+import { CERTS_USAGE, CertsUsageError, runCertsCli } from './certs.js';
 import { APPROVAL_OPTIONS, APPROVAL_USAGE, isApprovalCommand, runApprovalCommand } from './approvals.js';
 import { POLICY_OPTIONS, POLICY_USAGE, runPolicyCommand } from './policy.js';
 import { WEBHOOK_OPTIONS, WEBHOOK_USAGE, WebhookUsageError, runWebhookCommand } from './webhooks.js';
@@ -80,6 +81,7 @@ ${WEBHOOK_USAGE.trimEnd()}
   admin rotate-issuer-key                     new envelope signing key (ledgered; old key stays published)
   admin revoke-issuer-key KID                 revoke a retired issuer key (its envelopes are refused)
 ${OPERATOR_USAGE.trimEnd()}
+${CERTS_USAGE.trimEnd()}
   jwks                                        the issuer JWKS (retired and revoked keys included)
   trust-roots [--out FILE]                    the trust file to pin: ledger vkey, issuer and approver keys
   demo [--data DIR]                           the guided SPEC §7 walkthrough against a real gate
@@ -346,6 +348,8 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
     // No `readFile`: the bundle is streamed from disk, whatever its size (a 1 GB bundle fits no string).
     return runVerifyCli(argv.slice(verifyAt + 1), { out: io.out, err: io.err });
   }
+  // `certs` works on its own directory, with options of its own.
+  if (argv[verifyAt] === 'certs') return runCertsCli(argv.slice(verifyAt + 1), io.out);
   // Identifiers (kids, ids) may start with '-': anything that is not one of our options is a value.
   const MARK = '\u0000';
   const args = argv.map((a) => (/^-[^-h]/.test(a) ? `${MARK}${a}` : a));
@@ -510,6 +514,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       err instanceof UsageError ||
       err instanceof WebhookUsageError ||
       err instanceof OperatorUsageError ||
+      err instanceof CertsUsageError ||
       (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))
     ) {
       io.err(`failclosed: ${err.message}\n\n${USAGE}`);
