@@ -44,6 +44,8 @@ export interface CliIo {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Aborting it stops `up` (the process wires SIGINT/SIGTERM to it). */
   readonly signal?: AbortSignal;
+  /** Subscribes `up` to reload requests (the process wires SIGHUP); returns the unsubscribe. */
+  readonly onReload?: (listener: () => void) => () => void;
 }
 
 /** Exit codes. */
@@ -191,6 +193,18 @@ async function up(
     );
   announceServer(dir, instance.url);
   io.out(`failclosed gate listening on ${instance.url} (storage: ${instance.core.storage})\n`);
+  if (instance.executionUrl.startsWith('https:'))
+    io.out(`execution layer listening on ${instance.executionUrl} (mutual TLS, gate role only)\n`);
+  // SIGHUP: re-read the mutual-TLS certificates, keys, CA and revocations (rotation, revocation).
+  const unsubscribe = io.onReload?.(() => {
+    instance.reloadTls().then(
+      () => io.out('reloaded TLS material\n'),
+      (err: unknown) =>
+        io.err(
+          `TLS reload failed, refusing every peer until a reload succeeds: ${err instanceof Error ? err.message : 'failed'}\n`,
+        ),
+    );
+  });
   await new Promise<void>((done) => {
     // The lease may have been lost while the listeners were starting.
     if (lost.signal.aborted) done();
@@ -199,6 +213,7 @@ async function up(
     if (io.signal.aborted) done();
     else io.signal.addEventListener('abort', () => done(), { once: true });
   });
+  unsubscribe?.();
   withdrawServer(dir);
   if (lost.signal.aborted) {
     io.err(

@@ -17,6 +17,8 @@ import { parseWebhookConfig, type WebhookConfig } from '../control-plane/index.j
 import type { McpConfig } from './mcp-config.js';
 import { parseConsoleConfig } from './console-config.js';
 import type { ConsoleConfig } from './console-config.js';
+import { parseExecutorUrl, parseTlsConfig } from './tls-config.js';
+import type { TlsConfig } from './tls-config.js';
 
 /** `failclosed.json`: the deployment's settings. */
 export interface EmbeddedConfig {
@@ -60,6 +62,10 @@ export interface EmbeddedConfig {
   readonly webhooks?: WebhookConfig;
   /** The browser console: its OIDC issuer (docs/console.md "OIDC sign-in"). Optional. */
   readonly console?: ConsoleConfig;
+  /** Mutual TLS between the Gate and the Execution Layer (docs/deployment.md "Mutual TLS"). Optional. */
+  readonly tls?: TlsConfig;
+  /** The Gate calls the Execution Layer at this `https://` URL over mTLS (needs `tls.gate`). Optional. */
+  readonly executor_url?: string;
 }
 
 /** Optional settings: absent in data directories made before they existed. */
@@ -71,6 +77,8 @@ const OPTIONAL_FIELDS: readonly string[] = [
   'mcp',
   'webhooks',
   'console',
+  'tls',
+  'executor_url',
 ];
 /** Optional settings that are positive integers. */
 const OPTIONAL_INTEGERS: readonly string[] = ['max_inflight', 'min_free_disk_mb', 'follow_ms'];
@@ -125,7 +133,16 @@ export function defaultConfig(): EmbeddedConfig {
   };
 }
 
-const CONFIG_FIELDS = [...Object.keys(defaultConfig()), 'follow_ms', 'backend', 'mcp', 'webhooks', 'console'];
+const CONFIG_FIELDS = [
+  ...Object.keys(defaultConfig()),
+  'follow_ms',
+  'backend',
+  'mcp',
+  'webhooks',
+  'console',
+  'tls',
+  'executor_url',
+];
 
 function bad(message: string): TypeError {
   return new TypeError(`failclosed.json: ${message}`);
@@ -177,7 +194,18 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
     throw bad(err instanceof Error ? err.message : 'webhooks is malformed');
   }
   const consoleConfig = o.console === undefined ? {} : { console: parseConsoleConfig(o.console) };
-  return Object.freeze({ ...(o as unknown as EmbeddedConfig), ...mcp, ...webhooks, ...consoleConfig });
+  const tls = o.tls === undefined ? {} : { tls: parseTlsConfig(o.tls) };
+  const executorUrl = o.executor_url === undefined ? {} : { executor_url: parseExecutorUrl(o.executor_url) };
+  if (o.executor_url !== undefined && (o.tls === undefined || tls.tls?.gate === undefined))
+    throw bad('executor_url needs tls.gate (the Gate reaches a remote Execution Layer over mutual TLS only)');
+  return Object.freeze({
+    ...(o as unknown as EmbeddedConfig),
+    ...mcp,
+    ...webhooks,
+    ...consoleConfig,
+    ...tls,
+    ...executorUrl,
+  });
 }
 
 /** Writes `text` with mode 0600 (secrets). */

@@ -16,3 +16,5 @@ export { createMtlsAgent } from './client.js';
 export type { MtlsAgent, MtlsAgentOptions } from './client.js';
 export { createDevCa, issueCert, revokeCert, writeCrl, pkiPaths } from './dev-pki.js';
 export type { DevCaOptions, DevCaResult, IssueOptions, IssueResult, CrlOptions } from './dev-pki.js';
+export { createRefusalRecorder } from './refusal-record.js';
+export type { RefusalEntry, RefusalRecorderOptions } from './refusal-record.js';
