@@ -29,6 +29,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   'control-plane': ['kernel', 'kernel/signing', 'ledger', 'policy'],
   gate: ['kernel', 'ledger', 'policy', 'execution'],
   client: ['kernel', 'kernel/signing'],
+  // Mutual TLS between roles: certificates and listeners, no role and nothing that signs envelopes.
+  transport: ['kernel'],
   // Storage backends implement the roles' store interfaces (types only at run time beyond ledger).
   // The Gate's state store parses rows with the Gate's own role checks (parseClientRoles).
   storage: ['kernel', 'ledger', 'execution', 'control-plane', 'gate', 'console'],
@@ -46,6 +48,7 @@ const ALLOWED: Record<string, readonly string[]> = {
     'gate',
     'verify',
     'storage',
+    'transport',
   ],
   cli: [
     'console',
@@ -60,6 +63,7 @@ const ALLOWED: Record<string, readonly string[]> = {
     'client',
     'embedded',
     'storage',
+    'transport',
   ],
   '(root)': ['kernel', 'kernel/signing', 'client', 'embedded', 'verify'],
 };

@@ -14,6 +14,10 @@ const code = await runCli(process.argv.slice(2), {
   err: (t) => process.stderr.write(t),
   env: process.env,
   signal: controller.signal,
+  onReload: (listener) => {
+    process.on('SIGHUP', listener);
+    return () => void process.off('SIGHUP', listener);
+  },
 });
 process.exitCode = code;
 // Signal listeners would keep nothing alive, but open handles of a failed start might: exit explicitly.

@@ -30,6 +30,7 @@ import type { JsonObject, JsonValue } from '../kernel/index.js';
 import { exportSigningKeyJwk, generateSigningKey } from '../kernel/signing/index.js';
 import { runVerifyCli } from '../verify/index.js';
 import { runDemo } from './demo.js';
+import { CERTS_USAGE, CertsUsageError, runCertsCli } from './certs.js';
 import { APPROVAL_OPTIONS, APPROVAL_USAGE, isApprovalCommand, runApprovalCommand } from './approvals.js';
 import { POLICY_OPTIONS, POLICY_USAGE, runPolicyCommand } from './policy.js';
 import { WEBHOOK_OPTIONS, WEBHOOK_USAGE, WebhookUsageError, runWebhookCommand } from './webhooks.js';
@@ -43,6 +44,8 @@ export interface CliIo {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Aborting it stops `up` (the process wires SIGINT/SIGTERM to it). */
   readonly signal?: AbortSignal;
+  /** Subscribes `up` to reload requests (the process wires SIGHUP); returns the unsubscribe. */
+  readonly onReload?: (listener: () => void) => () => void;
 }
 
 /** Exit codes. */
@@ -80,6 +83,7 @@ ${WEBHOOK_USAGE.trimEnd()}
   admin rotate-issuer-key                     new envelope signing key (ledgered; old key stays published)
   admin revoke-issuer-key KID                 revoke a retired issuer key (its envelopes are refused)
 ${OPERATOR_USAGE.trimEnd()}
+${CERTS_USAGE.trimEnd()}
   jwks                                        the issuer JWKS (retired and revoked keys included)
   trust-roots [--out FILE]                    the trust file to pin: ledger vkey, issuer and approver keys
   demo [--data DIR]                           the guided SPEC §7 walkthrough against a real gate
@@ -191,6 +195,18 @@ async function up(
     );
   announceServer(dir, instance.url);
   io.out(`failclosed gate listening on ${instance.url} (storage: ${instance.core.storage})\n`);
+  if (instance.executionUrl.startsWith('https:'))
+    io.out(`execution layer listening on ${instance.executionUrl} (mutual TLS, gate role only)\n`);
+  // SIGHUP: re-read the mutual-TLS certificates, keys, CA and revocations (rotation, revocation).
+  const unsubscribe = io.onReload?.(() => {
+    instance.reloadTls().then(
+      () => io.out('reloaded TLS material\n'),
+      (err: unknown) =>
+        io.err(
+          `TLS reload failed, refusing every peer until a reload succeeds: ${err instanceof Error ? err.message : 'failed'}\n`,
+        ),
+    );
+  });
   await new Promise<void>((done) => {
     // The lease may have been lost while the listeners were starting.
     if (lost.signal.aborted) done();
@@ -199,6 +215,7 @@ async function up(
     if (io.signal.aborted) done();
     else io.signal.addEventListener('abort', () => done(), { once: true });
   });
+  unsubscribe?.();
   withdrawServer(dir);
   if (lost.signal.aborted) {
     io.err(
@@ -348,6 +365,8 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
     // No `readFile`: the bundle is streamed from disk, whatever its size (a 1 GB bundle fits no string).
     return runVerifyCli(argv.slice(verifyAt + 1), { out: io.out, err: io.err });
   }
+  // `certs` works on its own directory, with options of its own.
+  if (argv[verifyAt] === 'certs') return runCertsCli(argv.slice(verifyAt + 1), io.out);
   // Identifiers (kids, ids) may start with '-': anything that is not one of our options is a value.
   const MARK = '\u0000';
   const args = argv.map((a) => (/^-[^-h]/.test(a) ? `${MARK}${a}` : a));
@@ -512,6 +531,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       err instanceof UsageError ||
       err instanceof WebhookUsageError ||
       err instanceof OperatorUsageError ||
+      err instanceof CertsUsageError ||
       (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))
     ) {
       io.err(`failclosed: ${err.message}\n\n${USAGE}`);

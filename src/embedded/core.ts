@@ -70,6 +70,10 @@ import { mirroredBundleStore, syncBundlesFromBackend } from './bundle-sync.js';
 import { createReplicaFollower, DEFAULT_FOLLOW_MS } from './replica-follow.js';
 import type { ReplicaFollower } from './replica-follow.js';
 import type { BackendSpec } from './backend-spec.js';
+import { createMtlsAgent } from '../transport/index.js';
+import type { MtlsAgent } from '../transport/index.js';
+import { createRemoteExecutor } from './remote-executor.js';
+import { tlsFilesFor } from './tls-config.js';
 
 /** `/readyz` fails its `disk` check below this much free space (MiB) unless `min_free_disk_mb` says otherwise. */
 export const DEFAULT_MIN_FREE_DISK_MB = 64;
@@ -126,6 +130,11 @@ export interface Core {
    * the next sweep).
    */
   sweepOrphans(): Promise<RecoveryReport>;
+  /**
+   * With `executor_url`: the Gate's mutual-TLS Agent to the remote Execution Layer (reloaded by
+   * `EmbeddedInstance.reloadTls`); undefined when the Gate calls the executor in-process.
+   */
+  readonly executorAgent?: MtlsAgent;
   close(): Promise<void>;
 }
 
@@ -273,6 +282,12 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const clock = options.clock ?? systemClock;
   const decorate = options.decorate ?? {};
   const ledgerKey = readSigningKey(p.ledgerKey);
+  // A remote Execution Layer is reached over mutual TLS only; its files are checked before anything opens.
+  const gateTls = config.executor_url === undefined ? undefined : config.tls?.gate;
+  const executorAgent =
+    gateTls === undefined || config.tls === undefined
+      ? undefined
+      : await createMtlsAgent({ files: tlsFilesFor(p.root, config.tls, gateTls), expect: ['executor'] });
   const spec: BackendSpec = resolveBackendSpec(options.backend, process.env, config.backend);
   if (options.standby === true && spec.kind === 'postgres')
     throw new TypeError('every gate on PostgreSQL serves at once: a standby applies to SQLite only');
@@ -479,10 +494,14 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ...backend.probes,
     createDiskSpaceProbe(p.root, (config.min_free_disk_mb ?? DEFAULT_MIN_FREE_DISK_MB) * 1024 * 1024),
   ];
-  const directPort: GateExecutor = {
-    execute: (call, writes) => executor.execute(call, writes),
-    void: (input) => executor.void(input),
-  };
+  // In-process, the executor joins the Gate's shared commit; across the network it writes its own.
+  const directPort: GateExecutor =
+    executorAgent === undefined || config.executor_url === undefined
+      ? {
+          execute: (call, writes) => executor.execute(call, writes),
+          void: (input) => executor.void(input),
+        }
+      : createRemoteExecutor({ url: config.executor_url, agent: executorAgent });
   const gateExecutorPort = decorate.gateExecutor?.(directPort) ?? directPort;
   const controlPlanePort: GateControlPlane = {
     decide: (req, decideOptions) => controlPlane.decide(req, decideOptions),
@@ -571,6 +590,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     await notifications?.close();
     await ledger.close();
     await backend.close();
+    executorAgent?.close();
     unlock();
   };
   let recovery: RecoveryDeps;
@@ -656,6 +676,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       );
     },
     sweepOrphans,
+    ...(executorAgent === undefined ? {} : { executorAgent }),
     close,
   };
 }

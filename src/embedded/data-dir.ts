@@ -19,6 +19,8 @@ import { parseConsoleConfig } from './console-config.js';
 import { parseLogConfig, parseMetricsConfig } from './telemetry/config.js';
 import type { LogConfig, MetricsConfig } from './telemetry/config.js';
 import type { ConsoleConfig } from './console-config.js';
+import { parseExecutorUrl, parseTlsConfig } from './tls-config.js';
+import type { TlsConfig } from './tls-config.js';
 
 /** `failclosed.json`: the deployment's settings. */
 export interface EmbeddedConfig {
@@ -66,6 +68,10 @@ export interface EmbeddedConfig {
   readonly log?: LogConfig;
   /** Metrics: `listen`, the `host:port` of `GET /metrics` (`FAILCLOSED_METRICS_LISTEN` over it). Optional. */
   readonly metrics?: MetricsConfig;
+  /** Mutual TLS between the Gate and the Execution Layer (docs/deployment.md "Mutual TLS"). Optional. */
+  readonly tls?: TlsConfig;
+  /** The Gate calls the Execution Layer at this `https://` URL over mTLS (needs `tls.gate`). Optional. */
+  readonly executor_url?: string;
 }
 
 /** Optional settings: absent in data directories made before they existed. */
@@ -79,6 +85,8 @@ const OPTIONAL_FIELDS: readonly string[] = [
   'console',
   'log',
   'metrics',
+  'tls',
+  'executor_url',
 ];
 /** Optional settings that are positive integers. */
 const OPTIONAL_INTEGERS: readonly string[] = ['max_inflight', 'min_free_disk_mb', 'follow_ms'];
@@ -142,6 +150,8 @@ const CONFIG_FIELDS = [
   'console',
   'log',
   'metrics',
+  'tls',
+  'executor_url',
 ];
 
 function bad(message: string): TypeError {
@@ -203,12 +213,18 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
   } catch (err) {
     throw bad(err instanceof Error ? err.message : 'log or metrics is malformed');
   }
+  const tls = o.tls === undefined ? {} : { tls: parseTlsConfig(o.tls) };
+  const executorUrl = o.executor_url === undefined ? {} : { executor_url: parseExecutorUrl(o.executor_url) };
+  if (o.executor_url !== undefined && (o.tls === undefined || tls.tls?.gate === undefined))
+    throw bad('executor_url needs tls.gate (the Gate reaches a remote Execution Layer over mutual TLS only)');
   return Object.freeze({
     ...(o as unknown as EmbeddedConfig),
     ...mcp,
     ...webhooks,
     ...consoleConfig,
     ...observability,
+    ...tls,
+    ...executorUrl,
   });
 }
 

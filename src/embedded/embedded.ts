@@ -27,6 +27,9 @@ import {
 import { createExecutionServer } from './execution-server.js';
 import { createTelemetry, resolveTelemetrySettings, serveMetrics } from './telemetry/index.js';
 import type { LogLevel, MetricsServer, Telemetry } from './telemetry/index.js';
+import type { ExecutionTls } from './execution-server.js';
+import { createRefusalRecorder } from '../transport/index.js';
+import { tlsFilesFor } from './tls-config.js';
 
 /** What {@link initDataDir} did. */
 export interface InitResult {
@@ -160,6 +163,13 @@ export interface EmbeddedInstance {
   stop(options?: { readonly graceMs?: number }): Promise<StopReport>;
   /** Immediate stop: connections are cut; calls in flight are recorded as abandoned on the next start. */
   close(): Promise<void>;
+  /**
+   * Re-reads the mutual-TLS files (certificates, keys, CA, revocations) of the Execution Layer's
+   * listener and of the Gate's Agent to a remote Execution Layer, without closing a listener
+   * (`failclosed up` does it on SIGHUP). Rejects when one fails; that side then refuses every
+   * peer until a reload succeeds.
+   */
+  reloadTls(): Promise<void>;
 }
 
 /** What a graceful stop did. */
@@ -288,6 +298,7 @@ async function listen(
   let gateServer;
   let execServer;
   try {
+    const execTls = executionTls(core);
     gateServer = await createGateServer(core.gate, {
       host: core.config.host,
       port: options.port ?? core.config.port,
@@ -326,6 +337,7 @@ async function listen(
       audience: core.config.audience,
       host: '127.0.0.1',
       port: options.executionPort ?? core.config.execution_port,
+      ...(execTls === undefined ? {} : { tls: execTls }),
     });
   } catch (err) {
     await gateServer?.close();
@@ -362,5 +374,30 @@ async function listen(
       await Promise.allSettled([gs.close(), es.close()]);
       await core.close();
     },
+    async reloadTls() {
+      const results = await Promise.allSettled([es.reload(), core.executorAgent?.reload()]);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+    },
+  };
+}
+
+/**
+ * The Execution Layer listener's mutual TLS when `tls.executor` is configured: the `gate` role
+ * only, every refusal recorded as `transport.refused` (rate-limited per reason, see
+ * `src/transport/refusal-record.ts`).
+ */
+function executionTls(core: Core): ExecutionTls | undefined {
+  const tls = core.config.tls;
+  if (tls?.executor === undefined) return undefined;
+  return {
+    files: tlsFilesFor(core.dir, tls, tls.executor),
+    now: core.clock,
+    onRefused: createRefusalRecorder({
+      append: (e) => core.ledgerPort.append(e),
+      listener: 'execution',
+      actor: { id: core.config.audience, role: 'executor' },
+      now: core.clock,
+    }),
   };
 }

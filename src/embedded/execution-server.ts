@@ -1,15 +1,24 @@
 /**
- * The Execution Layer's own HTTP listener, `POST /v1/execute` (SPEC §1, §7 scenario 3). In the
- * embedded deployment the Gate calls the executor in-process; this listener exists so that a
- * direct call that bypasses the Gate can be made, and is denied by the executor itself
- * (`ERR_ENVELOPE_MISSING` without an envelope). It binds to loopback only.
+ * The Execution Layer's own listener, `POST /v1/execute` (SPEC §1, §7 scenario 3).
+ *
+ * Without TLS (the embedded default) the Gate calls the executor in-process; this plain HTTP
+ * listener binds to loopback only and exists so that a direct call that bypasses the Gate can be
+ * made, and is denied by the executor itself (`ERR_ENVELOPE_MISSING` without an envelope).
+ *
+ * With `tls` (docs/deployment.md "Mutual TLS", FC-INV-6) it serves HTTPS with mutual TLS and
+ * admits only peers whose certificate names the `gate` role: every other peer is refused at the
+ * TLS handshake or right after it, before a request is read (`src/transport/server.ts`), and the
+ * refusal is handed to `tls.onRefused`. Only then is `POST /v1/void` served too: voiding takes an
+ * envelope out of use, which only the Gate may ask for.
  */
 import { createServer } from 'node:http';
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FailclosedError, parseJson, statusOf, withDeadline } from '../kernel/index.js';
+import { FailclosedError, isDenialCode, parseJson, statusOf, withDeadline } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
-import type { ExecutionLedger, Executor } from '../execution/index.js';
+import type { ExecutionInput, ExecutionLedger, Executor } from '../execution/index.js';
+import { createMtlsServer } from '../transport/index.js';
+import type { MtlsServer, Refusal, RefusalReason, TlsFiles } from '../transport/index.js';
 
 const MAX_BODY = 256 * 1024;
 
@@ -35,7 +44,20 @@ function readBody(req: IncomingMessage): Promise<Buffer | null> {
 export interface ExecutionServer {
   readonly server: Server;
   readonly url: string;
+  /** With TLS: re-reads the certificate, key, CA and revocations without closing (see `MtlsServer.reload`). */
+  reload(): Promise<void>;
+  /** With TLS: refusals so far by reason; without, undefined. */
+  refusals(): Readonly<Record<RefusalReason, number>> | undefined;
   close(): Promise<void>;
+}
+
+/** Mutual TLS of the listener. */
+export interface ExecutionTls {
+  readonly files: TlsFiles;
+  /** Told of every refused peer (the composition records it, rate-limited). */
+  readonly onRefused?: (r: Refusal) => void;
+  /** Clock (ms) of validity and CRL checks. */
+  readonly now?: () => number;
 }
 
 /** Options of {@link createExecutionServer}. */
@@ -50,6 +72,20 @@ export interface ExecutionServerOptions {
   readonly audience?: string;
   /** Deadline (ms) of that record; default 2000. */
   readonly ledgerMs?: number;
+  /** Serve HTTPS with mutual TLS to the `gate` role only. */
+  readonly tls?: ExecutionTls;
+}
+
+/** The call an untrusted body names, as the executor takes it (it verifies everything itself). */
+function inputOf(o: JsonObject): ExecutionInput {
+  return {
+    envelope: o['envelope'],
+    tool: typeof o['tool'] === 'string' ? o['tool'] : '',
+    tenant: typeof o['tenant'] === 'string' ? o['tenant'] : '',
+    params: o['params'] ?? null,
+    ...(typeof o['trace_id'] === 'string' ? { trace_id: o['trace_id'] } : {}),
+    ...(typeof o['request_id'] === 'string' ? { request_id: o['request_id'] } : {}),
+  };
 }
 
 /**
@@ -60,7 +96,7 @@ export async function createExecutionServer(
   executor: Executor,
   options: ExecutionServerOptions,
 ): Promise<ExecutionServer> {
-  const server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse, gate: boolean): void => {
     const send = (status: number, body: JsonValue): void => {
       const text = JSON.stringify(body);
       res.writeHead(status, {
@@ -72,7 +108,9 @@ export async function createExecutionServer(
     // What the call named, for the record of an exception caught at the edge.
     let named: JsonObject = {};
     const handle = async (): Promise<void> => {
-      if (req.method !== 'POST' || req.url !== '/v1/execute') {
+      const route =
+        req.url === '/v1/execute' ? 'execute' : gate && req.url === '/v1/void' ? 'void' : undefined;
+      if (req.method !== 'POST' || route === undefined) {
         req.resume();
         return send(404, { error: 'not_found' });
       }
@@ -88,14 +126,18 @@ export async function createExecutionServer(
       }
       const o = (typeof v === 'object' && v !== null && !Array.isArray(v) ? v : {}) as JsonObject;
       named = o;
-      const r = await executor.execute({
-        envelope: o['envelope'],
-        tool: typeof o['tool'] === 'string' ? o['tool'] : '',
-        tenant: typeof o['tenant'] === 'string' ? o['tenant'] : '',
-        params: o['params'] ?? null,
-        ...(typeof o['trace_id'] === 'string' ? { trace_id: o['trace_id'] } : {}),
-        ...(typeof o['request_id'] === 'string' ? { request_id: o['request_id'] } : {}),
-      });
+      if (route === 'void') {
+        const code = o['code'];
+        if (!isDenialCode(code) || typeof o['stage'] !== 'string')
+          return send(400, {
+            outcome: 'deny',
+            code: 'ERR_REQUEST_MALFORMED',
+            reason: 'void needs code and stage',
+          });
+        const r = await executor.void({ ...inputOf(o), code, stage: o['stage'].slice(0, 64) });
+        return send(r.outcome === 'deny' ? statusOf(r.code) : 200, { ...r });
+      }
+      const r = await executor.execute(inputOf(o));
       if (r.outcome === 'deny')
         return send(statusOf(r.code), { outcome: 'deny', code: r.code, reason: r.reason });
       return send(200, { outcome: 'executed', result: r.result, receipt: { ...r.receipt } });
@@ -110,7 +152,9 @@ export async function createExecutionServer(
         res.destroy();
       }
     });
-  });
+  };
+  if (options.tls !== undefined) return listenMtls(handler, options, options.tls);
+  const server = createServer((req, res) => handler(req, res, false));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
@@ -119,11 +163,36 @@ export async function createExecutionServer(
   return {
     server,
     url: `http://${options.host}:${port}`,
+    reload: () => Promise.resolve(),
+    refusals: () => undefined,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
         server.closeAllConnections();
       }),
+  };
+}
+
+/** The listener over mutual TLS: only peers holding a `gate` certificate reach `handler`. */
+async function listenMtls(
+  handler: (req: IncomingMessage, res: ServerResponse, gate: boolean) => void,
+  options: ExecutionServerOptions,
+  tls: ExecutionTls,
+): Promise<ExecutionServer> {
+  const m: MtlsServer = await createMtlsServer((req, res) => handler(req, res, true), {
+    files: tls.files,
+    allow: ['gate'],
+    host: options.host,
+    port: options.port,
+    ...(tls.now === undefined ? {} : { now: tls.now }),
+    ...(tls.onRefused === undefined ? {} : { onRefused: tls.onRefused }),
+  });
+  return {
+    server: m.server,
+    url: m.url,
+    reload: () => m.reload(),
+    refusals: () => m.refusals(),
+    close: () => m.close(),
   };
 }
 

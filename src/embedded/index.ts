@@ -13,7 +13,11 @@ export { createReplicaFollower, DEFAULT_FOLLOW_MS } from './replica-follow.js';
 export type { ReplicaFollower, ReplicaFollowerDeps } from './replica-follow.js';
 export type { CoreDecorators, LedgerPort, ToolRunObserver } from './ports.js';
 export { createExecutionServer } from './execution-server.js';
-export type { ExecutionServer } from './execution-server.js';
+export type { ExecutionServer, ExecutionServerOptions, ExecutionTls } from './execution-server.js';
+export { createRemoteExecutor, traceparentOf } from './remote-executor.js';
+export type { RemoteExecutorOptions } from './remote-executor.js';
+export { parseTlsConfig, parseExecutorUrl, tlsFilesFor } from './tls-config.js';
+export type { TlsConfig, TlsIdentityConfig } from './tls-config.js';
 export { createOperatorActions, OPERATOR_ACTOR } from './admin.js';
 export type { OperatorDeps } from './admin.js';
 export {

@@ -47,6 +47,7 @@ export const ENTRY_TYPES = [
   'audit.export',
   'audit.read',
   'console.sign_in',
+  'transport.refused',
 ] as const;
 
 /** A ledger entry type. */
@@ -256,6 +257,18 @@ export const PAYLOAD_ALLOWLIST = {
   'audit.read': ['target_index', 'trace_id', 'request_id', 'evidence_sha256', 'scope', 'reason'],
   // A console sign-in attempt (docs/console.md "Sign-in attempts"): never a code, token or key.
   'console.sign_in': ['kind', 'method', 'outcome', 'code', 'name', 'address'],
+  // A peer refused by a mutual-TLS listener (docs/deployment.md "Mutual TLS"), rate-limited per
+  // reason: `suppressed` counts the refusals of that reason not recorded since the last entry.
+  'transport.refused': [
+    'listener',
+    'reason',
+    'detail',
+    'peer_role',
+    'serial',
+    'fingerprint',
+    'address',
+    'suppressed',
+  ],
 } as const satisfies Record<EntryType, readonly string[]>;
 
 /** `prev_hash` of entry 0: 64 zeros (OE-INV-016). */

@@ -1,0 +1,76 @@
+/**
+ * The client side of mutual TLS between roles: an https Agent that presents this role's
+ * certificate and accepts a server only if its certificate chains to the configured CA, matches
+ * the host name, and names one of the expected roles, unrevoked (FC-INV-6: the Gate talks only
+ * to an `executor` certificate). `reload()` swaps in a new Agent over re-read files; requests
+ * already under way finish on the old one.
+ */
+import { Agent } from 'node:https';
+import { checkServerIdentity } from 'node:tls';
+import type { PeerCertificate } from 'node:tls';
+import type { Role } from './identity.js';
+import { loadTlsMaterial } from './material.js';
+import type { TlsFiles, TlsMaterial } from './material.js';
+import { authorizePeer } from './peer.js';
+
+/** How long requests under way on a replaced Agent may take before its sockets are closed. */
+const DRAIN_MS = 60_000;
+
+/** Options of {@link createMtlsAgent}. */
+export interface MtlsAgentOptions {
+  readonly files: TlsFiles;
+  /** The roles a server may have (e.g. the Gate calling the Execution Layer: `['executor']`). */
+  readonly expect: readonly Role[];
+  /** Clock (ms) of validity and CRL checks; default `Date.now`. */
+  readonly now?: () => number;
+}
+
+/** A reloadable mutual-TLS https Agent. */
+export interface MtlsAgent {
+  /** The Agent to use for the next request. */
+  current(): Agent;
+  /** Re-reads the TLS files; on failure the Agent refuses every server until a reload succeeds. */
+  reload(): Promise<void>;
+  close(): void;
+}
+
+function agentOver(m: TlsMaterial | undefined, options: MtlsAgentOptions): Agent {
+  const now = options.now ?? Date.now;
+  return new Agent({
+    ...(m === undefined ? {} : { ca: m.ca, cert: m.cert, key: m.key }),
+    minVersion: 'TLSv1.3',
+    keepAlive: true,
+    // No resumed sessions: every connection verifies the server's certificate afresh.
+    maxCachedSessions: 0,
+    checkServerIdentity(host: string, cert: PeerCertificate): Error | undefined {
+      const named = checkServerIdentity(host, cert);
+      if (named !== undefined) return named;
+      const verdict = authorizePeer(cert, options.expect, m, now());
+      return verdict.ok ? undefined : new Error(`server refused: ${verdict.refusal.reason}`);
+    },
+  });
+}
+
+/** Loads `options.files` and returns an Agent over them. */
+export async function createMtlsAgent(options: MtlsAgentOptions): Promise<MtlsAgent> {
+  let agent = agentOver(await loadTlsMaterial(options.files), options);
+  const swap = (next: Agent): void => {
+    const old = agent;
+    agent = next;
+    // Idle sockets go now; busy ones finish their request, then the old Agent is destroyed.
+    for (const list of Object.values(old.freeSockets)) for (const s of list ?? []) s.destroy();
+    setTimeout(() => old.destroy(), DRAIN_MS).unref();
+  };
+  return {
+    current: () => agent,
+    async reload() {
+      let m: TlsMaterial | undefined;
+      try {
+        m = await loadTlsMaterial(options.files);
+      } finally {
+        swap(agentOver(m, options));
+      }
+    },
+    close: () => agent.destroy(),
+  };
+}

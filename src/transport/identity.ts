@@ -1,0 +1,61 @@
+/**
+ * A role's identity in its certificate (FC-INV-6 "authenticated Gate identity", L7 hardening:
+ * mutual TLS between roles). A certificate names its role with exactly one subject alternative
+ * name URI `urn:failclosed:role:<role>`; peers read that URI, never the subject's common name.
+ * docs/deployment.md "Mutual TLS" says what an operator's own CA must put in a certificate.
+ */
+import { SubjectAlternativeNameExtension, X509Certificate } from './x509.js';
+
+/** The roles a certificate can name: the four roles of SPEC §1, and clients of the Gate. */
+export const ROLES = ['gate', 'control-plane', 'executor', 'ledger', 'client'] as const;
+
+/** A role named by a certificate. */
+export type Role = (typeof ROLES)[number];
+
+/** The SAN URI prefix that carries a role. */
+export const ROLE_URI_PREFIX = 'urn:failclosed:role:';
+
+/** True when `v` names a role. */
+export function isRole(v: unknown): v is Role {
+  return typeof v === 'string' && (ROLES as readonly string[]).includes(v);
+}
+
+/** The SAN URI that names `role`. */
+export function roleUri(role: Role): string {
+  return `${ROLE_URI_PREFIX}${role}`;
+}
+
+/** What a certificate says about its holder, as peers use it. */
+export interface PeerIdentity {
+  /** The one role its SAN URI names; undefined when it names none, several, or an unknown one. */
+  readonly role: Role | undefined;
+  /** Serial number, lowercase hex without leading zeros (as revocation lists are compared). */
+  readonly serial: string;
+  /** SHA-256 of the DER certificate, lowercase hex. */
+  readonly fingerprint: string;
+}
+
+/** A serial number as compared: lowercase hex, no `:` separators, no leading zeros. */
+export function normalizeSerial(serial: string): string {
+  const hex = serial.replace(/:/g, '').toLowerCase().replace(/^0+/, '');
+  return hex.length === 0 ? '0' : hex;
+}
+
+/**
+ * Reads the identity of a DER certificate presented by a peer (attacker-controlled bytes, but
+ * already chain-verified by the TLS stack before this is called). Throws on a malformed one.
+ */
+export function identityOf(der: Uint8Array, fingerprint: string): PeerIdentity {
+  const cert = new X509Certificate(der);
+  const san = cert.getExtension(SubjectAlternativeNameExtension);
+  const uris = (san?.names.toJSON() ?? []).filter(
+    (n) => n.type === 'url' && n.value.startsWith(ROLE_URI_PREFIX),
+  );
+  // Exactly one role URI: two would make the role ambiguous, and ambiguous is a refusal.
+  const named = uris.length === 1 ? uris[0]!.value.slice(ROLE_URI_PREFIX.length) : undefined;
+  return Object.freeze({
+    role: isRole(named) ? named : undefined,
+    serial: normalizeSerial(cert.serialNumber),
+    fingerprint: fingerprint.replace(/:/g, '').toLowerCase(),
+  });
+}

@@ -1,0 +1,86 @@
+/**
+ * Authorizing a peer whose certificate the TLS stack has already verified against the CA
+ * (FC-INV-6, L7 hardening): it must name exactly one allowed role, be within its validity window
+ * on the injected clock (a resumed session is not re-verified by the TLS stack), and be revoked
+ * neither by the configured serials nor by a current CRL. Anything else is a refusal with a reason.
+ */
+import type { PeerCertificate } from 'node:tls';
+import { X509Certificate } from './x509.js';
+import { identityOf } from './identity.js';
+import type { PeerIdentity, Role } from './identity.js';
+import { revocationOf } from './material.js';
+import type { TlsMaterial } from './material.js';
+
+/**
+ * Why a peer was refused: `handshake` (no certificate, not from the CA, expired, self-signed:
+ * refused by the TLS stack itself), `no_role` (no single role URI), `wrong_role`, `expired`,
+ * `revoked`, `revocation_stale` (the CRL is past its next update: revocation status unknown),
+ * `unavailable` (this side's TLS material failed to reload: it refuses everyone until it loads).
+ */
+export type RefusalReason =
+  'handshake' | 'no_role' | 'wrong_role' | 'expired' | 'revoked' | 'revocation_stale' | 'unavailable';
+
+/** Every refusal reason, for counters. */
+export const REFUSAL_REASONS: readonly RefusalReason[] = [
+  'handshake',
+  'no_role',
+  'wrong_role',
+  'expired',
+  'revoked',
+  'revocation_stale',
+  'unavailable',
+];
+
+/** A refused peer, as recorded (never a key or a request body). */
+export interface Refusal {
+  readonly reason: RefusalReason;
+  /** The TLS stack's error code for `handshake`; otherwise absent. */
+  readonly detail?: string;
+  readonly peer_role?: string;
+  readonly serial?: string;
+  readonly fingerprint?: string;
+  readonly address?: string;
+}
+
+/** The verdict on one peer. */
+export type PeerVerdict =
+  { readonly ok: true; readonly peer: PeerIdentity } | { readonly ok: false; readonly refusal: Refusal };
+
+/**
+ * Authorizes the verified certificate `cert` of a peer for `allow` under `material` at `now` (ms).
+ * `material` undefined: this side could not load its own material, every peer is refused.
+ */
+export function authorizePeer(
+  cert: PeerCertificate | undefined,
+  allow: readonly Role[],
+  material: TlsMaterial | undefined,
+  now: number,
+): PeerVerdict {
+  if (material === undefined) return { ok: false, refusal: { reason: 'unavailable' } };
+  if (cert?.raw === undefined || cert.raw.length === 0)
+    return { ok: false, refusal: { reason: 'handshake' } };
+  let id: PeerIdentity;
+  let notBefore: number;
+  let notAfter: number;
+  try {
+    // Attacker-chosen bytes, but chain-verified by the TLS stack before this runs.
+    id = identityOf(cert.raw, cert.fingerprint256);
+    const parsed = new X509Certificate(cert.raw);
+    notBefore = parsed.notBefore.getTime();
+    notAfter = parsed.notAfter.getTime();
+  } catch {
+    return { ok: false, refusal: { reason: 'no_role' } };
+  }
+  const who = { serial: id.serial, fingerprint: id.fingerprint };
+  if (id.role === undefined) return { ok: false, refusal: { reason: 'no_role', ...who } };
+  if (!allow.includes(id.role))
+    return { ok: false, refusal: { reason: 'wrong_role', peer_role: id.role, ...who } };
+  if (now < notBefore || now > notAfter)
+    return { ok: false, refusal: { reason: 'expired', peer_role: id.role, ...who } };
+  const revocation = revocationOf(material, id.serial, now);
+  if (revocation === 'revoked')
+    return { ok: false, refusal: { reason: 'revoked', peer_role: id.role, ...who } };
+  if (revocation === 'stale')
+    return { ok: false, refusal: { reason: 'revocation_stale', peer_role: id.role, ...who } };
+  return { ok: true, peer: id };
+}

@@ -1,0 +1,150 @@
+/**
+ * An HTTPS listener with mutual TLS that admits only peers of the allowed roles (FC-INV-6:
+ * "only the Gate reaches execution", L7 hardening). The TLS stack refuses at the handshake a
+ * peer without a certificate, or whose certificate does not chain to the configured CA, is
+ * self-signed or outside its validity; every admitted connection is then authorized by role and
+ * revocation ({@link authorizePeer}) before a byte of a request is read, and refused connections
+ * are closed. Each refusal is counted and handed to `onRefused` (the composition records it).
+ *
+ * `reload()` re-reads the certificate, key, CA and revocations and swaps them in with
+ * `server.setSecureContext` without closing the listener; open connections are re-authorized
+ * under the new revocations. A reload that fails leaves the listener refusing every peer
+ * (`unavailable`) until one succeeds: revocations that cannot be read are not assumed away.
+ */
+import { createServer } from 'node:https';
+import type { Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { constants } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import type { PeerIdentity, Role } from './identity.js';
+import { loadTlsMaterial } from './material.js';
+import type { TlsFiles, TlsMaterial } from './material.js';
+import { authorizePeer, REFUSAL_REASONS } from './peer.js';
+import type { Refusal, RefusalReason } from './peer.js';
+
+/** A request handler that is told who the authorized peer is. */
+export type MtlsHandler = (req: IncomingMessage, res: ServerResponse, peer: PeerIdentity) => void;
+
+/** Options of {@link createMtlsServer}. */
+export interface MtlsServerOptions {
+  readonly files: TlsFiles;
+  /** The roles admitted (e.g. the Execution Layer: `['gate']`). */
+  readonly allow: readonly Role[];
+  readonly host: string;
+  readonly port: number;
+  /** Clock (ms) of validity and CRL checks; default `Date.now`. */
+  readonly now?: () => number;
+  /** Told of every refusal (after it is counted); must not throw. */
+  readonly onRefused?: (refusal: Refusal) => void;
+}
+
+/** A listening mutual-TLS endpoint. */
+export interface MtlsServer {
+  readonly server: Server;
+  readonly url: string;
+  /** Re-reads the TLS files; rejects (and refuses every peer until a reload succeeds) on failure. */
+  reload(): Promise<void>;
+  /** Refusals so far, by reason. */
+  refusals(): Readonly<Record<RefusalReason, number>>;
+  close(): Promise<void>;
+}
+
+function secureOptions(m: TlsMaterial) {
+  return {
+    ca: m.ca,
+    cert: m.cert,
+    key: m.key,
+    requestCert: true,
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.3' as const,
+    // No session tickets: every connection presents and verifies its certificate afresh.
+    secureOptions: constants.SSL_OP_NO_TICKET,
+  };
+}
+
+/** Starts an mTLS HTTPS listener on `host:port` that hands authorized requests to `handler`. */
+export async function createMtlsServer(
+  handler: MtlsHandler,
+  options: MtlsServerOptions,
+): Promise<MtlsServer> {
+  const now = options.now ?? Date.now;
+  let material: TlsMaterial | undefined = await loadTlsMaterial(options.files);
+  const counts = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>;
+  const peers = new WeakMap<TLSSocket, PeerIdentity>();
+  const open = new Set<TLSSocket>();
+  const refuse = (refusal: Refusal): void => {
+    counts[refusal.reason] += 1;
+    try {
+      options.onRefused?.(refusal);
+    } catch {
+      // Recording is the composition's; the refusal stands whatever happens there.
+    }
+  };
+  const admit = (socket: TLSSocket): boolean => {
+    const verdict = authorizePeer(socket.getPeerCertificate(true), options.allow, material, now());
+    if (verdict.ok) {
+      peers.set(socket, verdict.peer);
+      return true;
+    }
+    peers.delete(socket);
+    refuse({ ...verdict.refusal, ...addressOf(socket) });
+    socket.destroy();
+    return false;
+  };
+  const server = createServer(secureOptions(material), (req, res) => {
+    const peer = peers.get(req.socket as TLSSocket);
+    // Only admitted sockets reach here; a request on any other is cut, never answered.
+    if (peer === undefined) {
+      req.socket.destroy();
+      return;
+    }
+    handler(req, res, peer);
+  });
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (!admit(socket)) return;
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+  });
+  server.on('tlsClientError', (err: Error & { code?: unknown }, socket: TLSSocket) => {
+    refuse({
+      reason: 'handshake',
+      ...(typeof err.code === 'string' ? { detail: err.code.slice(0, 80) } : {}),
+      ...addressOf(socket),
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  return {
+    server,
+    url: `https://${host}:${port}`,
+    async reload() {
+      let next: TlsMaterial;
+      try {
+        next = await loadTlsMaterial(options.files);
+      } catch (err) {
+        material = undefined;
+        throw err;
+      }
+      server.setSecureContext(secureOptions(next));
+      material = next;
+      // Connections admitted before: still allowed under the new revocations?
+      for (const socket of [...open]) if (!admit(socket)) open.delete(socket);
+    },
+    refusals: () => ({ ...counts }),
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function addressOf(socket: TLSSocket): { address?: string } {
+  const a = socket.remoteAddress;
+  return typeof a === 'string' ? { address: a.slice(0, 64) } : {};
+}

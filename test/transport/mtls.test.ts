@@ -1,0 +1,210 @@
+/**
+ * Mutual TLS between roles over real TLS sockets (FC-INV-6 authenticated Gate identity, L7
+ * hardening): a listener that admits only the `gate` role refuses every other peer (no
+ * certificate, self-signed, another CA, expired, wrong role, revoked by serial or CRL), and the
+ * handler never runs for them; reload swaps in a rotated certificate and new revocations
+ * without closing the listener; the client Agent refuses a server of the wrong role.
+ */
+import { mkdtempSync, readFileSync, statSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'node:https';
+import type { Agent } from 'node:https';
+import { X509Certificate } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createDevCa,
+  createMtlsAgent,
+  createMtlsServer,
+  issueCert,
+  pkiPaths,
+  revokeCert,
+} from '../../src/transport/index.js';
+import type { MtlsServer, Refusal, TlsFiles } from '../../src/transport/index.js';
+
+const DAY = 86_400_000;
+
+interface Answer {
+  readonly status?: number;
+  readonly body?: string;
+  readonly error?: string;
+}
+
+/** One GET over TLS with the given client credentials (or none), to the listener at `url`. */
+function get(
+  url: string,
+  tls: { cert?: Buffer; key?: Buffer; ca: Buffer } | { agent: Agent },
+): Promise<Answer> {
+  return new Promise((resolve) => {
+    const req = request(
+      `${url}/who`,
+      'agent' in tls ? { agent: tls.agent } : { ...tls, agent: false, maxVersion: 'TLSv1.3' },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        res.on('error', (e) => resolve({ error: e.message }));
+      },
+    );
+    req.on('error', (e: Error & { code?: string }) => resolve({ error: e.code ?? e.message }));
+    req.end();
+  });
+}
+
+describe('mutual TLS listener admitting the gate role only', () => {
+  let root: string;
+  let pki: string;
+  let other: string;
+  let server: MtlsServer;
+  let ran = 0;
+  const refused: Refusal[] = [];
+  const files = (name: string, dir = pki) => ({
+    cert: readFileSync(pkiPaths(dir).cert(name)),
+    key: readFileSync(pkiPaths(dir).key(name)),
+    ca: readFileSync(pkiPaths(pki).caCert),
+  });
+  let serverFiles: { -readonly [K in keyof TlsFiles]: TlsFiles[K] };
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'fc-mtls-'));
+    pki = join(root, 'pki');
+    other = join(root, 'other');
+    await createDevCa(pki);
+    await createDevCa(other);
+    const now = Date.now();
+    await Promise.all([
+      issueCert(pki, { role: 'executor' }),
+      issueCert(pki, { role: 'gate' }),
+      issueCert(pki, { role: 'control-plane' }),
+      issueCert(pki, { role: 'client', name: 'agent-1' }),
+      issueCert(pki, { role: 'gate', name: 'gate-expired', notBefore: now - 10 * DAY, days: 1 }),
+      issueCert(pki, { role: 'gate', name: 'gate-revoked' }).then((r) => revokeCert(pki, r.serial)),
+      issueCert(other, { role: 'gate' }),
+    ]);
+    serverFiles = {
+      ca: pkiPaths(pki).caCert,
+      cert: pkiPaths(pki).cert('executor'),
+      key: pkiPaths(pki).key('executor'),
+      crl: pkiPaths(pki).crl,
+    };
+    server = await createMtlsServer(
+      (_req, res, peer) => {
+        ran += 1;
+        res.end(peer.role);
+      },
+      {
+        files: serverFiles,
+        allow: ['gate'],
+        host: '127.0.0.1',
+        port: 0,
+        onRefused: (r) => refused.push(r),
+      },
+    );
+  });
+  afterAll(async () => {
+    await server.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('writes private keys 0600 and names the role in one SAN URI', () => {
+    for (const name of ['ca', 'gate', 'executor', 'agent-1'])
+      expect(statSync(name === 'ca' ? pkiPaths(pki).caKey : pkiPaths(pki).key(name)).mode & 0o777).toBe(
+        0o600,
+      );
+    const cert = new X509Certificate(readFileSync(pkiPaths(pki).cert('gate')));
+    expect(cert.subjectAltName).toContain('URI:urn:failclosed:role:gate');
+    expect(cert.checkIssued(new X509Certificate(readFileSync(pkiPaths(pki).caCert)))).toBe(true);
+  });
+
+  it('admits the gate', async () => {
+    const before = ran;
+    expect(await get(server.url, files('gate'))).toEqual({ status: 200, body: 'gate' });
+    expect(ran).toBe(before + 1);
+  });
+
+  it.each([
+    ['no certificate', () => ({ ca: readFileSync(pkiPaths(pki).caCert) }), 'handshake'],
+    ['another CA', () => files('gate', other), 'handshake'],
+    // A leaf presented without its CA: a self-issued certificate the listener's CA never signed.
+    [
+      'self-signed (the other CA itself)',
+      () => ({
+        ...files('gate'),
+        cert: readFileSync(pkiPaths(other).caCert),
+        key: readFileSync(pkiPaths(other).caKey),
+      }),
+      'handshake',
+    ],
+    ['an expired certificate', () => files('gate-expired'), 'handshake'],
+    ['the wrong role', () => files('control-plane'), 'wrong_role'],
+    ['a client certificate', () => files('agent-1'), 'wrong_role'],
+    ['a revoked certificate', () => files('gate-revoked'), 'revoked'],
+  ] as const)('refuses %s, and the handler never runs', async (_name, creds, reason) => {
+    const before = ran;
+    const counted = server.refusals()[reason];
+    const a = await get(server.url, creds());
+    expect(a.status).toBeUndefined();
+    expect(ran).toBe(before);
+    // The refusal is counted when the listener has seen it (the TLS alert may reach the client first).
+    await expect.poll(() => server.refusals()[reason]).toBe(counted + 1);
+    expect(refused.at(-1)?.reason).toBe(reason);
+  });
+
+  it('reload picks up a rotated certificate and new revocations without closing the listener', async () => {
+    const oldFingerprint = new X509Certificate(readFileSync(serverFiles.cert)).fingerprint256;
+    const gate = await issueCert(pki, { role: 'gate', name: 'gate-2' });
+    await issueCert(pki, { role: 'executor' });
+    await server.reload();
+    const agent = await createMtlsAgent({
+      files: { ca: pkiPaths(pki).caCert, cert: gate.cert, key: gate.key },
+      expect: ['executor'],
+    });
+    let seen = '';
+    const req = await new Promise<Answer>((resolve) => {
+      const r = request(`${server.url}/who`, { agent: agent.current() }, (res) => {
+        seen = (
+          res.socket as unknown as { getPeerCertificate(): { fingerprint256: string } }
+        ).getPeerCertificate().fingerprint256;
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+      });
+      r.on('error', (e) => resolve({ error: e.message }));
+      r.end();
+    });
+    expect(req.status).toBe(200);
+    expect(seen).not.toBe(oldFingerprint);
+    // Revoke the new gate certificate; after a reload its calls are refused.
+    await revokeCert(pki, gate.serial);
+    await server.reload();
+    await agent.reload();
+    const before = ran;
+    const after = await get(server.url, { agent: agent.current() });
+    expect(after.status).toBeUndefined();
+    expect(ran).toBe(before);
+    agent.close();
+  });
+
+  it('a reload that cannot read its files refuses every peer until one succeeds', async () => {
+    const good = pkiPaths(pki).crl;
+    serverFiles.crl = join(root, 'missing.crl');
+    await expect(server.reload()).rejects.toThrow();
+    const before = ran;
+    expect((await get(server.url, files('gate'))).status).toBeUndefined();
+    expect(ran).toBe(before);
+    serverFiles.crl = good;
+    await server.reload();
+    expect(await get(server.url, files('gate'))).toEqual({ status: 200, body: 'gate' });
+  });
+
+  it('the client Agent refuses a server whose certificate names another role', async () => {
+    const agent = await createMtlsAgent({
+      files: { ca: pkiPaths(pki).caCert, cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
+      expect: ['control-plane'],
+    });
+    const before = ran;
+    const a = await get(server.url, { agent: agent.current() });
+    expect(a.error).toMatch(/server refused: wrong_role/);
+    expect(ran).toBe(before);
+    agent.close();
+  });
+});
