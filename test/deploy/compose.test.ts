@@ -157,7 +157,7 @@ describe('deploy/compose/compose.yaml', () => {
       const env = (service(name).environment ?? {}) as YamlObject;
       for (const [k, v] of Object.entries(env))
         if (/PASSWORD|SECRET|TOKEN/.test(k)) expect(v, `${name} ${k}`).toMatch(/^\$\{[A-Z_]+:\?[^}]+\}$/);
-      expect(String(env.FAILCLOSED_BACKEND ?? '')).not.toMatch(/:\/\/[^@/]*:[^@/]*@/);
+      expect(JSON.stringify(env.FAILCLOSED_BACKEND ?? '')).not.toMatch(/:\/\/[^@/]*:[^@/]*@/);
     }
     expect(text).not.toMatch(/\.jwk|operator\.token/);
   });

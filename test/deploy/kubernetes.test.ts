@@ -34,7 +34,8 @@ const MODELS: Record<string, (data: never) => { validate(): void }> = {
   'networking.k8s.io/v1/NetworkPolicy': (d) => new NetworkPolicy(d),
 };
 
-const typeOf = (doc: YamlObject) => `${String(doc.apiVersion)}/${String(doc.kind)}`;
+const typeOf = (doc: YamlObject) =>
+  `${JSON.stringify(doc.apiVersion)}/${JSON.stringify(doc.kind)}`.replaceAll('"', '');
 const find = (kind: string, name: string) => {
   const m = manifests.find((x) => x.doc.kind === kind && at(x.doc, 'metadata', 'name') === name);
   if (m === undefined) throw new Error(`no ${kind} ${name}`);
@@ -75,14 +76,14 @@ describe('deploy/kubernetes manifests', () => {
   });
 
   it('the validation can fail: a mistyped field and a wrong enum are refused', () => {
-    const bad = structuredClone(gate) as YamlObject;
+    const bad = structuredClone(gate);
     (at(bad, 'spec') as YamlObject).replicas = 'two';
     expect(validate(bad)).toMatch(/replicas/);
-    const bad2 = structuredClone(gate) as YamlObject;
+    const bad2 = structuredClone(gate);
     ((at(bad2, 'spec', 'template', 'spec', 'containers', 0, 'securityContext') as YamlObject)
       .procMount as Yaml) = 'Open';
     expect(validate(bad2)).toMatch(/procMount/);
-    const bad3 = structuredClone(gate) as YamlObject;
+    const bad3 = structuredClone(gate);
     (at(bad3, 'spec', 'template', 'spec', 'securityContext') as YamlObject).runAsNonRoot = 'true';
     expect(validate(bad3)).toMatch(/runAsNonRoot/);
   });
@@ -122,7 +123,7 @@ describe('deploy/kubernetes manifests', () => {
       expect(pod.hostPID ?? false).toBe(false);
       expect(pod.hostIPC ?? false).toBe(false);
       for (const c of containers(w)) {
-        const name = String(c.name);
+        const name = JSON.stringify(c.name);
         expect(at(c, 'securityContext', 'readOnlyRootFilesystem'), name).toBe(true);
         expect(at(c, 'securityContext', 'allowPrivilegeEscalation'), name).toBe(false);
         expect(at(c, 'securityContext', 'capabilities', 'drop'), name).toEqual(['ALL']);
@@ -167,8 +168,8 @@ describe('deploy/kubernetes manifests', () => {
     for (const w of [gate, postgresql])
       for (const c of containers(w))
         for (const e of (c.env ?? []) as YamlObject[])
-          if (/PASSWORD|SECRET|TOKEN/.test(String(e.name)))
-            expect(at(e, 'valueFrom', 'secretKeyRef', 'name'), String(e.name)).toBeDefined();
+          if (/PASSWORD|SECRET|TOKEN/.test(JSON.stringify(e.name)))
+            expect(at(e, 'valueFrom', 'secretKeyRef', 'name'), JSON.stringify(e.name)).toBeDefined();
     const backend = ((at(podSpec(gate), 'containers', 0, 'env') as YamlObject[]).find(
       (e) => e.name === 'FAILCLOSED_BACKEND',
     )!.value ?? '') as string;

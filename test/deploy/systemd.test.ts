@@ -26,6 +26,7 @@ function sandboxNamespaces(): string[] {
     egress: [],
     fs_read: [],
     fs_write: [],
+    max_cost_cents: 0,
   });
   if (built.outcome !== 'ok') throw new Error('sandbox argv');
   const argv = built.argv;
