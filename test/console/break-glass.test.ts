@@ -232,7 +232,7 @@ describe('break-glass reviews in the console', { timeout: 120_000 }, () => {
     expect([...dave.dialogs, ...erin.dialogs, ...frank.dialogs]).toEqual([]);
   });
 
-  it('the operator’s break-glass page lists the grant in force with its reason, and the closed review', async () => {
+  it('the operator’s break-glass page lists the grant in force with its reason, and the closed review; the operator revokes the grant there', async () => {
     const context = await browser.newContext();
     try {
       const page = await context.newPage();
@@ -250,6 +250,32 @@ describe('break-glass reviews in the console', { timeout: 120_000 }, () => {
       const review = page.locator(`#break-glass article.review.closed[data-review-id="${reviewId}"]`);
       expect(await review.textContent()).toContain(MARKUP);
       expect(await page.locator('main img, main script').count()).toBe(0);
+
+      // Revoked from the page: refused without the typed grant id, then ended and ledgered first.
+      const grantId = (await grants.first().getAttribute('data-grant-id')) ?? '';
+      const revoke = async (typed: string): Promise<string> => {
+        await page.evaluate("document.getElementById('status').textContent = ''");
+        await grants.first().locator('button.revoke').click();
+        await page.fill('#revoke-reason', 'incident over');
+        await page.fill('#confirm-text', typed);
+        await page.click('#people-submit');
+        await page.locator('#status', { hasText: /\S/ }).waitFor();
+        return (await page.locator('#status').textContent()) ?? '';
+      };
+      expect(await revoke('wrong')).toContain('ERR_REQUEST_MALFORMED');
+      expect(await grants.count()).toBe(1);
+      expect(await revoke(grantId)).not.toContain('ERR_');
+      await page.locator('#no-grants').waitFor();
+      await rig.instance.core.ledger.settled();
+      const ended = (await entriesOf(rig.instance.core.ledger)).filter(
+        (e) =>
+          e.type === 'break_glass.used' &&
+          (e.payload['scope'] as Record<string, unknown>)['phase'] === 'revoked',
+      );
+      expect(
+        ended.map((e) => [e.actor.role, (e.payload['scope'] as Record<string, unknown>)['grant_id']]),
+      ).toEqual([['operator', grantId]]);
+      expect(await rig.instance.core.approvals.service.activeGrants()).toEqual([]);
     } finally {
       await context.close();
     }
