@@ -41,6 +41,17 @@ import { entriesOf, OPERATOR, request, rig, type Rig } from './cp-support.js';
 
 const db = useTestDatabase('fc_approval_lock');
 const TRIALS = 100;
+/** Trials in flight at once (each its own decision); every trial's submissions are still simultaneous. */
+const LANES = 4;
+
+/** Runs `trial(0..TRIALS-1)` in {@link LANES} lanes at once. */
+async function inLanes(trial: (i: number) => Promise<void>): Promise<void> {
+  await Promise.all(
+    Array.from({ length: LANES }, async (_, lane) => {
+      for (let i = lane; i < TRIALS; i += LANES) await trial(i);
+    }),
+  );
+}
 
 const pools: PostgresPool[] = [];
 const rigs: Rig[] = [];
@@ -160,7 +171,7 @@ async function escalate(r: Rig, x: Replica, i: number): Promise<string> {
 describe('one decision’s approval steps are serialized across gates (OE-INV-019/020, GEI)', () => {
   it(`${TRIALS} trials: the same vote through both gates at once: one approval.added, one counted vote`, async () => {
     const { r, a, b, sign } = await replicas();
-    for (let i = 0; i < TRIALS; i += 1) {
+    await inLanes(async (i) => {
       const id = await escalate(r, i % 2 === 0 ? a : b, i);
       const ann = await sign(id, 'ann');
       const both = await Promise.all([a.approvals.submit(id, ann), b.approvals.submit(id, ann)]);
@@ -171,7 +182,7 @@ describe('one decision’s approval steps are serialized across gates (OE-INV-01
       // The refused one is on the ledger as refused, and only as refused.
       const refusals = about(entries, id, 'denial').map((e) => (e.payload as { code?: unknown }).code);
       expect(refusals).toEqual(['ERR_APPROVAL_DUPLICATE']);
-    }
+    });
   }, 300_000);
 
   it('a step whose decision lock is lost while it runs records nothing more and denies', async () => {
@@ -190,7 +201,7 @@ describe('one decision’s approval steps are serialized across gates (OE-INV-01
 
   it(`${TRIALS} trials: the final approvals of two approvers through both gates at once: one approval.finalized`, async () => {
     const { r, a, b, sign } = await replicas();
-    for (let i = 0; i < TRIALS; i += 1) {
+    await inLanes(async (i) => {
       const id = await escalate(r, i % 2 === 0 ? a : b, i);
       const [ann, ben] = [await sign(id, 'ann'), await sign(id, 'ben')];
       const both = await Promise.all([a.approvals.submit(id, ann), b.approvals.submit(id, ben)]);
@@ -203,13 +214,13 @@ describe('one decision’s approval steps are serialized across gates (OE-INV-01
       const fin = about(entries, id, 'approval.finalized');
       expect(fin).toHaveLength(1);
       expect(fin[0]?.payload).toMatchObject({ verdict: 'approve', count: 2 });
-    }
+    });
   }, 300_000);
 
   it(`${TRIALS} trials: a rejection racing the final approval: the ledger order agrees with the stored outcome, and the ledger verifies`, async () => {
     const { r, a, b, sign } = await replicas();
     const outcomes = new Map<string, number>();
-    for (let i = 0; i < TRIALS; i += 1) {
+    await inLanes(async (i) => {
       const id = await escalate(r, i % 2 === 0 ? a : b, i);
       expect(await a.approvals.submit(id, await sign(id, 'ann'))).toMatchObject({
         outcome: 'ok',
@@ -243,7 +254,7 @@ describe('one decision’s approval steps are serialized across gates (OE-INV-01
         expect(about(entries, id, 'approval.added')).toHaveLength(1);
         expect(codeOf(await (i % 2 === 0 ? b : a).cp.decide(wire(i, true)))).toBe('ERR_APPROVAL_REJECTED');
       }
-    }
+    });
     expect([...outcomes.keys()].every((s) => s === 'approved' || s === 'rejected')).toBe(true);
     const entries = await entriesOf(r.ledger);
     expect(entries.filter((e) => e.type === 'envelope.issued')).toHaveLength(outcomes.get('approved') ?? 0);
