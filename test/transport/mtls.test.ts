@@ -57,6 +57,8 @@ describe('mutual TLS listener admitting the gate role only', () => {
   let other: string;
   let server: MtlsServer;
   let ran = 0;
+  /** The listener's clock runs `skew` ms ahead of the real one. */
+  let skew = 0;
   const refused: Refusal[] = [];
   const files = (name: string, dir = pki) => ({
     cert: readFileSync(pkiPaths(dir).cert(name)),
@@ -97,6 +99,7 @@ describe('mutual TLS listener admitting the gate role only', () => {
         allow: ['gate'],
         host: '127.0.0.1',
         port: 0,
+        now: () => Date.now() + skew,
         onRefused: (r) => refused.push(r),
       },
     );
@@ -194,6 +197,57 @@ describe('mutual TLS listener admitting the gate role only', () => {
     serverFiles.crl = good;
     await server.reload();
     expect(await get(server.url, files('gate'))).toEqual({ status: 200, body: 'gate' });
+  });
+
+  /** A keep-alive Agent holding the gate certificate, on a clock `agentSkew()` ms ahead. */
+  const gateAgent = (agentSkew: () => number = () => 0) =>
+    createMtlsAgent({
+      files: { ca: pkiPaths(pki).caCert, cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
+      expect: ['executor'],
+      now: () => Date.now() + agentSkew(),
+    });
+
+  it('a failed reload refuses the next request on a kept-alive connection', async () => {
+    const agent = await gateAgent();
+    expect(await get(server.url, { agent: agent.current() })).toEqual({ status: 200, body: 'gate' });
+    const good = pkiPaths(pki).crl;
+    serverFiles.crl = join(root, 'missing.crl');
+    await expect(server.reload()).rejects.toThrow();
+    const before = ran;
+    expect((await get(server.url, { agent: agent.current() })).status).toBeUndefined();
+    expect(ran).toBe(before);
+    serverFiles.crl = good;
+    await server.reload();
+    agent.close();
+  });
+
+  it('a kept-alive connection is refused once the gate certificate expires', async () => {
+    const agent = await gateAgent();
+    expect(await get(server.url, { agent: agent.current() })).toEqual({ status: 200, body: 'gate' });
+    const notAfter = Date.parse(new X509Certificate(readFileSync(pkiPaths(pki).cert('gate'))).validTo);
+    const counted = server.refusals().expired;
+    skew = notAfter - Date.now() + DAY;
+    try {
+      const before = ran;
+      expect((await get(server.url, { agent: agent.current() })).status).toBeUndefined();
+      expect(ran).toBe(before);
+      expect(server.refusals().expired).toBeGreaterThan(counted);
+    } finally {
+      skew = 0;
+      agent.close();
+    }
+  });
+
+  it('the client Agent does not reuse a connection to a server whose certificate expired', async () => {
+    let agentSkew = 0;
+    const agent = await gateAgent(() => agentSkew);
+    expect(await get(server.url, { agent: agent.current() })).toEqual({ status: 200, body: 'gate' });
+    const notAfter = Date.parse(new X509Certificate(readFileSync(serverFiles.cert)).validTo);
+    agentSkew = notAfter - Date.now() + DAY;
+    const before = ran;
+    expect((await get(server.url, { agent: agent.current() })).error).toMatch(/server refused: expired/);
+    expect(ran).toBe(before);
+    agent.close();
   });
 
   it('the client Agent refuses a server whose certificate names another role', async () => {
