@@ -340,7 +340,8 @@ async function listen(
     execServer = await createExecutionServer(core.executor, {
       ledger: core.ledgerPort,
       audience: core.config.audience,
-      host: '127.0.0.1',
+      // Loopback unless `execution_host` says otherwise, which config parsing allows only with mTLS.
+      host: execTls === undefined ? '127.0.0.1' : (core.config.execution_host ?? '127.0.0.1'),
       port: options.executionPort ?? core.config.execution_port,
       ...(execTls === undefined ? {} : { tls: execTls }),
       ...(options.executionAnswerBytes === undefined ? {} : { maxAnswerBytes: options.executionAnswerBytes }),

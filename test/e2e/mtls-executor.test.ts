@@ -19,7 +19,9 @@ import {
   DEMO_CLIENT,
   createRemoteExecutor,
   dataPaths,
+  defaultConfig,
   initDataDir,
+  parseConfig,
   readClientFile,
   startEmbedded,
   traceparentOf,
@@ -114,6 +116,7 @@ describe('Gate → Execution Layer over mutual TLS', () => {
       JSON.stringify({
         ...config,
         execution_port: port,
+        execution_host: '127.0.0.1',
         executor_url: `https://127.0.0.1:${port}`,
         tls: {
           ca: 'certs/ca.pem',
@@ -223,6 +226,19 @@ describe('Gate → Execution Layer over mutual TLS', () => {
     await instance.reloadTls();
     const r = await demo().call('echo', { message: 'after rotation' });
     expect(r.outcome).toBe('executed');
+  });
+});
+
+describe('execution_host', () => {
+  const parse = (extra: object) =>
+    parseConfig(new TextEncoder().encode(JSON.stringify({ ...defaultConfig(), ...extra })));
+  const tls = { ca: 'ca.pem', executor: { cert: 'e.pem', key: 'e.key' } };
+
+  it('is accepted with tls.executor only: a plain-HTTP execution listener stays on loopback', () => {
+    expect(parse({ tls, execution_host: '0.0.0.0' }).execution_host).toBe('0.0.0.0');
+    expect(() => parse({ execution_host: '0.0.0.0' })).toThrow(/needs tls.executor/);
+    expect(() => parse({ tls: { ca: 'ca.pem' }, execution_host: '::' })).toThrow(/needs tls.executor/);
+    expect(() => parse({ tls, execution_host: 'example.com' })).toThrow(/IP address/);
   });
 });
 
