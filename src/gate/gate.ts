@@ -17,6 +17,7 @@ import {
   statusOf,
   canonicalize,
   verifyEd25519,
+  observedToolName,
 } from '../kernel/index.js';
 import type { DenialCode, Deny, DurableWrites, JsonObject, JsonValue } from '../kernel/index.js';
 import { parseDecisionAnswer, parseExecutionAnswer } from './answers.js';
@@ -883,7 +884,8 @@ export function createGate(deps: GateDeps): Gate {
       status: a.status,
       trace_id: b.trace_id,
       request_id: b.request_id,
-      tool,
+      // Only a name of the request syntax is logged or traced; anything else is `invalid`.
+      tool: observedToolName(tool),
       ingress,
       startMs,
       endMs: performance.now(),
