@@ -13,7 +13,13 @@ import type { Agent } from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  PemConverter,
+  SubjectAlternativeNameExtension,
+  X509CertificateGenerator,
+} from '../../src/transport/x509.js';
+import {
   createDevCa,
+  identityOf,
   createMtlsAgent,
   createMtlsServer,
   issueCert,
@@ -260,5 +266,29 @@ describe('mutual TLS listener admitting the gate role only', () => {
     expect(a.error).toMatch(/server refused: wrong_role/);
     expect(ran).toBe(before);
     agent.close();
+  });
+});
+
+describe('the role a certificate names', () => {
+  /** A self-signed certificate with these SAN URIs (identityOf reads names; the chain is not its part). */
+  const withUris = async (uris: string[]) => {
+    const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+    const keys = await crypto.subtle.generateKey(alg, false, ['sign', 'verify']);
+    const cert = await X509CertificateGenerator.createSelfSigned({
+      serialNumber: '01',
+      name: 'CN=test',
+      keys,
+      signingAlgorithm: alg,
+      extensions: [new SubjectAlternativeNameExtension(uris.map((value) => ({ type: 'url', value })))],
+    });
+    return identityOf(new Uint8Array(PemConverter.decode(cert.toString('pem'))[0]!), '00');
+  };
+
+  it('reads the URN prefix case-insensitively and refuses two role URIs in any spelling', async () => {
+    expect((await withUris(['URN:FailClosed:ROLE:gate'])).role).toBe('gate');
+    expect(
+      (await withUris(['urn:failclosed:role:gate', 'URN:failclosed:role:executor'])).role,
+    ).toBeUndefined();
+    expect((await withUris(['urn:failclosed:role:GATE'])).role).toBeUndefined();
   });
 });
