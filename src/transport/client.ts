@@ -99,7 +99,10 @@ function agentOver(m: TlsMaterial | undefined, options: MtlsAgentOptions): Agent
 
 /** Loads `options.files` and returns an Agent over them. */
 export async function createMtlsAgent(options: MtlsAgentOptions): Promise<MtlsAgent> {
-  let agent = agentOver(await loadTlsMaterial(options.files), options);
+  const first = await loadTlsMaterial(options.files);
+  let agent = agentOver(first, options);
+  // The newest CRL loaded so far: a reload never goes back before it.
+  let crlFloor = first.crl;
   const swap = (next: Agent): void => {
     const old = agent;
     agent = next;
@@ -112,7 +115,8 @@ export async function createMtlsAgent(options: MtlsAgentOptions): Promise<MtlsAg
     async reload() {
       let m: TlsMaterial | undefined;
       try {
-        m = await loadTlsMaterial(options.files);
+        m = await loadTlsMaterial(options.files, { notOlderThan: crlFloor });
+        crlFloor = m.crl ?? crlFloor;
       } finally {
         swap(agentOver(m, options));
       }

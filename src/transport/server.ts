@@ -75,6 +75,8 @@ export async function createMtlsServer(
 ): Promise<MtlsServer> {
   const now = options.now ?? Date.now;
   let material: TlsMaterial | undefined = await loadTlsMaterial(options.files);
+  // The newest CRL loaded so far: a reload never goes back before it, even after a failed one.
+  let crlFloor = material.crl;
   const counts = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>;
   const peers = new WeakMap<TLSSocket, ParsedPeer>();
   const open = new Set<TLSSocket>();
@@ -143,7 +145,7 @@ export async function createMtlsServer(
     async reload() {
       let next: TlsMaterial;
       try {
-        next = await loadTlsMaterial(options.files);
+        next = await loadTlsMaterial(options.files, { notOlderThan: crlFloor });
       } catch (err) {
         material = undefined;
         // Nothing is allowed without material: every open connection is refused and closed.
@@ -152,6 +154,7 @@ export async function createMtlsServer(
       }
       server.setSecureContext(secureOptions(next));
       material = next;
+      crlFloor = next.crl ?? crlFloor;
       // Connections admitted before: still allowed under the new revocations?
       for (const socket of [...open]) if (!admit(socket)) open.delete(socket);
     },

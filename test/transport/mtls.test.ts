@@ -5,7 +5,7 @@
  * handler never runs for them; reload swaps in a rotated certificate and new revocations
  * without closing the listener; the client Agent refuses a server of the wrong role.
  */
-import { mkdtempSync, readFileSync, statSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:https';
@@ -16,6 +16,8 @@ import {
   PemConverter,
   SubjectAlternativeNameExtension,
   X509CertificateGenerator,
+  X509Certificate as PeculiarCertificate,
+  X509CrlGenerator,
 } from '../../src/transport/x509.js';
 import {
   createDevCa,
@@ -25,6 +27,7 @@ import {
   issueCert,
   pkiPaths,
   revokeCert,
+  writeCrl,
 } from '../../src/transport/index.js';
 import type { MtlsServer, Refusal, TlsFiles } from '../../src/transport/index.js';
 
@@ -254,6 +257,47 @@ describe('mutual TLS listener admitting the gate role only', () => {
     expect((await get(server.url, { agent: agent.current() })).error).toMatch(/server refused: expired/);
     expect(ran).toBe(before);
     agent.close();
+  });
+
+  it('a reload refuses a CRL older than the one loaded: a rollback never un-revokes', async () => {
+    const crl = pkiPaths(pki).crl;
+    const older = readFileSync(crl);
+    await writeCrl(pki, { now: () => Date.now() + 120_000 });
+    await server.reload();
+    const newer = readFileSync(crl);
+    writeFileSync(crl, older);
+    await expect(server.reload()).rejects.toThrow(/older than the one loaded/);
+    writeFileSync(crl, newer);
+    await server.reload();
+    expect(await get(server.url, files('gate'))).toEqual({ status: 200, body: 'gate' });
+  });
+
+  it('a reload refuses a CRL without nextUpdate (it would never go stale)', async () => {
+    const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+    const caKey = await crypto.subtle.importKey(
+      'pkcs8',
+      PemConverter.decodeFirst(readFileSync(pkiPaths(pki).caKey, 'utf8')),
+      alg,
+      false,
+      ['sign'],
+    );
+    const ca = new PeculiarCertificate(readFileSync(pkiPaths(pki).caCert, 'utf8'));
+    const crl = await X509CrlGenerator.create({
+      issuer: ca.subject,
+      thisUpdate: new Date(Date.now() + 180_000),
+      entries: [],
+      signingKey: caKey,
+      signingAlgorithm: alg,
+    });
+    const good = pkiPaths(pki).crl;
+    serverFiles.crl = join(root, 'no-next-update.crl');
+    writeFileSync(serverFiles.crl, PemConverter.encode(crl.rawData, 'X509 CRL'));
+    try {
+      await expect(server.reload()).rejects.toThrow(/nextUpdate/);
+    } finally {
+      serverFiles.crl = good;
+      await server.reload();
+    }
   });
 
   it('the client Agent refuses a server whose certificate names another role', async () => {
