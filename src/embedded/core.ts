@@ -148,6 +148,12 @@ export interface EmbeddedDeadlines {
 /** Options of {@link openCore}. */
 export interface CoreOptions {
   readonly clock?: Clock;
+  /**
+   * Largest execution answer (bytes) between the Gate and an Execution Layer at `executor_url`
+   * (default `EXECUTION_ANSWER_LIMITS.maxBytes`); the listener started over this core must use the
+   * same. Tests lower it.
+   */
+  readonly executionAnswerBytes?: number;
   /** Sees every tool run just before its adapter starts (tests, demo: "the tool never ran"). */
   readonly onToolRun?: ToolRunObserver;
   readonly deadlines?: EmbeddedDeadlines;
@@ -501,7 +507,15 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
           execute: (call, writes) => executor.execute(call, writes),
           void: (input) => executor.void(input),
         }
-      : createRemoteExecutor({ url: config.executor_url, agent: executorAgent });
+      : createRemoteExecutor({
+          url: config.executor_url,
+          agent: executorAgent,
+          // Below the Gate's execute deadline, which also cancels the request.
+          timeoutMs: Math.max(1, Math.floor(((options.deadlines?.gate?.executionMs ?? 30_000) * 5) / 6)),
+          ...(options.executionAnswerBytes === undefined
+            ? {}
+            : { maxAnswerBytes: options.executionAnswerBytes }),
+        });
   const gateExecutorPort = decorate.gateExecutor?.(directPort) ?? directPort;
   const controlPlanePort: GateControlPlane = {
     decide: (req, decideOptions) => controlPlane.decide(req, decideOptions),

@@ -19,6 +19,7 @@ import { parseConsoleConfig } from './console-config.js';
 import { parseLogConfig, parseMetricsConfig } from './telemetry/config.js';
 import type { LogConfig, MetricsConfig } from './telemetry/config.js';
 import type { ConsoleConfig } from './console-config.js';
+import { isIP } from 'node:net';
 import { parseExecutorUrl, parseTlsConfig } from './tls-config.js';
 import type { TlsConfig } from './tls-config.js';
 
@@ -72,6 +73,11 @@ export interface EmbeddedConfig {
   readonly tls?: TlsConfig;
   /** The Gate calls the Execution Layer at this `https://` URL over mTLS (needs `tls.gate`). Optional. */
   readonly executor_url?: string;
+  /**
+   * Listen address (IP literal) of the Execution Layer's listener; default `127.0.0.1`. Only with
+   * `tls.executor`: a plain-HTTP execution listener stays on loopback. Optional.
+   */
+  readonly execution_host?: string;
 }
 
 /** Optional settings: absent in data directories made before they existed. */
@@ -87,6 +93,7 @@ const OPTIONAL_FIELDS: readonly string[] = [
   'metrics',
   'tls',
   'executor_url',
+  'execution_host',
 ];
 /** Optional settings that are positive integers. */
 const OPTIONAL_INTEGERS: readonly string[] = ['max_inflight', 'min_free_disk_mb', 'follow_ms'];
@@ -152,6 +159,7 @@ const CONFIG_FIELDS = [
   'metrics',
   'tls',
   'executor_url',
+  'execution_host',
 ];
 
 function bad(message: string): TypeError {
@@ -217,6 +225,12 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
   const executorUrl = o.executor_url === undefined ? {} : { executor_url: parseExecutorUrl(o.executor_url) };
   if (o.executor_url !== undefined && (o.tls === undefined || tls.tls?.gate === undefined))
     throw bad('executor_url needs tls.gate (the Gate reaches a remote Execution Layer over mutual TLS only)');
+  if (o.execution_host !== undefined) {
+    if (typeof o.execution_host !== 'string' || isIP(o.execution_host) === 0)
+      throw bad('execution_host must be an IP address');
+    if (tls.tls?.executor === undefined)
+      throw bad('execution_host needs tls.executor (a plain-HTTP execution listener stays on loopback)');
+  }
   return Object.freeze({
     ...(o as unknown as EmbeddedConfig),
     ...mcp,

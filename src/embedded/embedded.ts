@@ -115,6 +115,8 @@ export interface EmbeddedOptions {
   readonly clock?: Clock;
   /** Sees every tool run just before its adapter starts (tests, demo, benchmarks). */
   readonly onToolRun?: CoreOptions['onToolRun'];
+  /** Largest execution answer between the Gate and the Execution Layer (see `CoreOptions`; tests lower it). */
+  readonly executionAnswerBytes?: number;
   /** Shorter dependency deadlines (tests: hang faults). */
   readonly deadlines?: CoreOptions['deadlines'];
   /** Circuit breaker limits over the defaults (load tests). */
@@ -277,6 +279,9 @@ function openCoreWith(dir: string, options: EmbeddedOptions, telemetry: Telemetr
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.onToolRun === undefined ? {} : { onToolRun: options.onToolRun }),
     ...(options.deadlines === undefined ? {} : { deadlines: options.deadlines }),
+    ...(options.executionAnswerBytes === undefined
+      ? {}
+      : { executionAnswerBytes: options.executionAnswerBytes }),
     ...(options.breakers === undefined ? {} : { breakers: options.breakers }),
     ...(options.decorate === undefined ? {} : { decorate: options.decorate }),
     ...(options.backend === undefined ? {} : { backend: options.backend }),
@@ -335,9 +340,11 @@ async function listen(
     execServer = await createExecutionServer(core.executor, {
       ledger: core.ledgerPort,
       audience: core.config.audience,
-      host: '127.0.0.1',
+      // Loopback unless `execution_host` says otherwise, which config parsing allows only with mTLS.
+      host: execTls === undefined ? '127.0.0.1' : (core.config.execution_host ?? '127.0.0.1'),
       port: options.executionPort ?? core.config.execution_port,
       ...(execTls === undefined ? {} : { tls: execTls }),
+      ...(options.executionAnswerBytes === undefined ? {} : { maxAnswerBytes: options.executionAnswerBytes }),
     });
   } catch (err) {
     await gateServer?.close();

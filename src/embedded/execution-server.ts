@@ -10,17 +10,28 @@
  * TLS handshake or right after it, before a request is read (`src/transport/server.ts`), and the
  * refusal is handed to `tls.onRefused`. Only then is `POST /v1/void` served too: voiding takes an
  * envelope out of use, which only the Gate may ask for.
+ *
+ * An answer is sent only within `EXECUTION_ANSWER_LIMITS` (what the Gate's remote port accepts):
+ * a result beyond them is answered `ERR_TOOL_OUTPUT_LIMIT` and recorded as a `denial` (the tool
+ * ran, its receipt is written, the result is withheld), so the Gate never denies a call whose
+ * result the Execution Layer reported as delivered.
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FailclosedError, isDenialCode, parseJson, statusOf, withDeadline } from '../kernel/index.js';
-import type { JsonObject, JsonValue } from '../kernel/index.js';
+import type { DenialCode, JsonObject, JsonValue } from '../kernel/index.js';
 import type { ExecutionInput, ExecutionLedger, Executor } from '../execution/index.js';
 import { createMtlsServer } from '../transport/index.js';
 import type { MtlsServer, Refusal, RefusalReason, TlsFiles } from '../transport/index.js';
 
 const MAX_BODY = 256 * 1024;
+
+/**
+ * The largest execution answer carried between the Execution Layer and the Gate's remote port
+ * (bytes of its JSON, nesting depth): the listener refuses to send more, the port to read more.
+ */
+export const EXECUTION_ANSWER_LIMITS = Object.freeze({ maxBytes: 1024 * 1024, maxDepth: 64 });
 
 function readBody(req: IncomingMessage): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
@@ -74,6 +85,8 @@ export interface ExecutionServerOptions {
   readonly ledgerMs?: number;
   /** Serve HTTPS with mutual TLS to the `gate` role only. */
   readonly tls?: ExecutionTls;
+  /** Largest answer (bytes) sent; default `EXECUTION_ANSWER_LIMITS.maxBytes`. Must match the Gate's port. */
+  readonly maxAnswerBytes?: number;
 }
 
 /** The call an untrusted body names, as the executor takes it (it verifies everything itself). */
@@ -140,11 +153,27 @@ export async function createExecutionServer(
       const r = await executor.execute(inputOf(o));
       if (r.outcome === 'deny')
         return send(statusOf(r.code), { outcome: 'deny', code: r.code, reason: r.reason });
-      return send(200, { outcome: 'executed', result: r.result, receipt: { ...r.receipt } });
+      const executed = { outcome: 'executed', result: r.result, receipt: { ...r.receipt } };
+      if (!withinAnswerLimits(executed, options.maxAnswerBytes ?? EXECUTION_ANSWER_LIMITS.maxBytes)) {
+        // The tool ran (its receipt is written); the Gate could not take the result, so it is withheld.
+        await recordDenial(options, o, {
+          code: 'ERR_TOOL_OUTPUT_LIMIT',
+          reason: 'the result exceeds what an answer to the Gate may carry; the tool ran',
+        });
+        return send(statusOf('ERR_TOOL_OUTPUT_LIMIT'), {
+          outcome: 'deny',
+          code: 'ERR_TOOL_OUTPUT_LIMIT',
+          reason: 'the result exceeds what an answer to the Gate may carry',
+        });
+      }
+      return send(200, executed);
     };
     handle().catch(async () => {
       // Recorded first (bounded), then answered: the deny stands either way.
-      await recordCaught(options, named);
+      await recordDenial(options, named, {
+        code: 'ERR_INTERNAL',
+        reason: 'the execution listener failed unexpectedly',
+      });
       try {
         if (!res.headersSent)
           send(500, { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'internal failure' });
@@ -201,11 +230,26 @@ const namedString = (o: JsonObject, key: string): string => {
   return typeof v === 'string' ? v.slice(0, 256) : '';
 };
 
+/** True when `answer` is within what the Gate's remote port parses (the same strict parser). */
+function withinAnswerLimits(answer: JsonValue, maxBytes: number): boolean {
+  try {
+    parseJson(Buffer.from(JSON.stringify(answer)), { maxBytes, maxDepth: EXECUTION_ANSWER_LIMITS.maxDepth });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * The `denial` record of an exception caught at the listener's edge, carrying the ids the call
- * named (as the executor records its own denials). Best effort; never throws.
+ * The `denial` record of a failure at the listener's edge (an exception caught, a result too
+ * large to answer), carrying the ids the call named (as the executor records its own denials).
+ * Best effort; never throws.
  */
-async function recordCaught(options: ExecutionServerOptions, o: JsonObject): Promise<void> {
+async function recordDenial(
+  options: ExecutionServerOptions,
+  o: JsonObject,
+  what: { readonly code: DenialCode; readonly reason: string },
+): Promise<void> {
   const ledger = options.ledger;
   if (ledger === undefined) return;
   try {
@@ -218,9 +262,9 @@ async function recordCaught(options: ExecutionServerOptions, o: JsonObject): Pro
           tenant: namedString(o, 'tenant'),
           actor: { id: options.audience ?? 'execution', role: 'executor' },
           payload: {
-            code: 'ERR_INTERNAL',
+            code: what.code,
             stage: 'execution',
-            reason: 'the execution listener failed unexpectedly',
+            reason: what.reason,
             tool: namedString(o, 'tool'),
           },
         }),

@@ -7,6 +7,11 @@
  * garbage) is `ERR_EXECUTION_UNAVAILABLE`; the Gate then parses the execution answer again
  * (`parseExecutionAnswer`). The Execution Layer writes its receipt itself before answering: the
  * Gate's shared commit (`DurableWrites`) stays in-process and is not passed on.
+ *
+ * Bounds agree with the other side: the Execution Layer's listener refuses to send an answer the
+ * Gate would not accept (`EXECUTION_ANSWER_LIMITS`, `ERR_TOOL_OUTPUT_LIMIT`, recorded there), and
+ * the request is cancelled when the Gate's execute deadline passes (its `signal`), with a socket
+ * timeout below that deadline: no answer arrives after the Gate has denied.
  */
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:https';
@@ -14,8 +19,7 @@ import { deny, isDenialCode, parseJson } from '../kernel/index.js';
 import type { JsonValue } from '../kernel/index.js';
 import type { ExecutionCall, ExecutionResult, GateExecutor, VoidCall, VoidResult } from '../gate/index.js';
 import type { MtlsAgent } from '../transport/index.js';
-
-const MAX_ANSWER = 1024 * 1024;
+import { EXECUTION_ANSWER_LIMITS } from './execution-server.js';
 
 /** Options of {@link createRemoteExecutor}. */
 export interface RemoteExecutorOptions {
@@ -23,9 +27,18 @@ export interface RemoteExecutorOptions {
   readonly url: string;
   /** The Gate's mutual-TLS Agent, expecting the `executor` role. */
   readonly agent: MtlsAgent;
-  /** Socket deadline (ms) of one call; the Gate's own deadline applies on top. Default 60 000. */
+  /**
+   * Socket idle deadline (ms) of one call; keep it below the Gate's execute deadline
+   * (`GateTimeouts.executionMs`, default 30 000). Default 25 000. The Gate's deadline also cancels
+   * the request through its `signal`.
+   */
   readonly timeoutMs?: number;
+  /** Largest answer (bytes) accepted; default and what the listener enforces: `EXECUTION_ANSWER_LIMITS`. */
+  readonly maxAnswerBytes?: number;
 }
+
+/** Default socket deadline: below the Gate's default execute deadline of 30 s. */
+export const REMOTE_EXECUTOR_TIMEOUT_MS = 25_000;
 
 const unavailable = (why: string) => deny('ERR_EXECUTION_UNAVAILABLE', why);
 
@@ -45,16 +58,21 @@ function post(
   path: string,
   body: JsonValue,
   traceId: string,
+  signal: AbortSignal | undefined,
 ): Promise<JsonValue> {
   const text = JSON.stringify(body);
   const traceparent = traceparentOf(traceId);
+  const maxBytes = options.maxAnswerBytes ?? EXECUTION_ANSWER_LIMITS.maxBytes;
+  if (signal?.aborted === true) return Promise.reject(new Error('deadline passed'));
   return new Promise((resolve, reject) => {
     const req = request(
       `${options.url}${path}`,
       {
         method: 'POST',
         agent: options.agent.current(),
-        timeout: options.timeoutMs ?? 60_000,
+        // Aborting destroys the request (and its socket): the Execution Layer sees it cut.
+        ...(signal === undefined ? {} : { signal }),
+        timeout: options.timeoutMs ?? REMOTE_EXECUTOR_TIMEOUT_MS,
         headers: {
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(text),
@@ -66,7 +84,7 @@ function post(
         let size = 0;
         res.on('data', (c: Buffer) => {
           size += c.length;
-          if (size > MAX_ANSWER) {
+          if (size > maxBytes) {
             res.destroy();
             reject(new Error('answer too large'));
             return;
@@ -76,7 +94,9 @@ function post(
         res.once('end', () => {
           try {
             // Untrusted bytes from the wire: the strict parser (duplicate keys, depth, size).
-            resolve(parseJson(Buffer.concat(chunks), { maxBytes: MAX_ANSWER, maxDepth: 64 }));
+            resolve(
+              parseJson(Buffer.concat(chunks), { maxBytes, maxDepth: EXECUTION_ANSWER_LIMITS.maxDepth }),
+            );
           } catch (err) {
             reject(err instanceof Error ? err : new Error('malformed answer'));
           }
@@ -116,21 +136,28 @@ export function createRemoteExecutor(options: RemoteExecutorOptions): GateExecut
     request_id: c.request_id,
   });
   return {
-    async execute(call: ExecutionCall): Promise<ExecutionResult> {
+    async execute(call: ExecutionCall, _writes?: unknown, signal?: AbortSignal): Promise<ExecutionResult> {
       try {
         // Shape checked by the Gate (parseExecutionAnswer): anything uninterpretable is a deny.
-        return (await post(options, '/v1/execute', body(call), call.trace_id)) as unknown as ExecutionResult;
+        return (await post(
+          options,
+          '/v1/execute',
+          body(call),
+          call.trace_id,
+          signal,
+        )) as unknown as ExecutionResult;
       } catch {
         return unavailable('the Execution Layer could not be reached or answered garbage');
       }
     },
-    async void(call: VoidCall): Promise<VoidResult> {
+    async void(call: VoidCall, signal?: AbortSignal): Promise<VoidResult> {
       try {
         const v = await post(
           options,
           '/v1/void',
           { ...(body(call) as object), code: call.code, stage: call.stage },
           call.trace_id,
+          signal,
         );
         return parseVoidAnswer(v);
       } catch {

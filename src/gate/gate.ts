@@ -17,6 +17,7 @@ import {
   statusOf,
   canonicalize,
   verifyEd25519,
+  observedToolName,
 } from '../kernel/index.js';
 import type { DenialCode, Deny, DurableWrites, JsonObject, JsonValue } from '../kernel/index.js';
 import { parseDecisionAnswer, parseExecutionAnswer } from './answers.js';
@@ -32,6 +33,7 @@ import { BOOTSTRAP_OPERATOR, operatorCovers } from './operators.js';
 import type { OperatorIdentity } from './operators.js';
 import { CAUGHT_STATUS, failCaught } from './caught.js';
 import { voidEnvelope } from './void-envelope.js';
+import type { VoidReport } from './void-envelope.js';
 import { mintCall } from './principal.js';
 import type { AuthMethod, MintedCall, Principal, PrincipalCall } from './principal.js';
 import type { SignedRequest } from '../kernel/index.js';
@@ -490,7 +492,11 @@ export function createGate(deps: GateDeps): Gate {
       tenant: client.tenant,
       identity: client.identity,
     };
-    const failAccepted = async (d: DenyAnswer, stage: string): Promise<GateAnswer<CallResponse>> => {
+    const failAccepted = async (
+      d: DenyAnswer,
+      stage: string,
+      report: VoidReport | undefined = undefined,
+    ): Promise<GateAnswer<CallResponse>> => {
       const payload: JsonObject = {
         code: d.code,
         status: stage,
@@ -498,6 +504,8 @@ export function createGate(deps: GateDeps): Gate {
         tool: request.action,
         client: client.identity,
         ...(d.decision_id === undefined ? {} : { decision_id: d.decision_id }),
+        // After issuance: whether the envelope is out of use, or was consumed (the tool may have run).
+        ...(report === undefined ? {} : { ...report }),
       };
       await record({ ...base, type: 'gateway.failed', payload });
       return answer(d, request.request_id, p.trace_id);
@@ -582,12 +590,15 @@ export function createGate(deps: GateDeps): Gate {
       );
       const withId = { ...d, decision_id: decision.decision_id };
       const a = record
-        ? await failAccepted(withId, 'execution')
+        ? await failAccepted(withId, 'execution', report)
         : answer(withId, request.request_id, p.trace_id);
       return a.body.outcome === 'deny' ? { status: a.status, body: { ...a.body, ...report } } : a;
     };
     try {
-      const executed = await withDeadline(() => deps.executor.execute(execCall, writes), execMs);
+      const executed = await withDeadline(
+        (signal) => deps.executor.execute(execCall, writes, signal),
+        execMs,
+      );
       now = performance.now();
       obs.stage('execute', p.trace_id, t, now);
       t = now;
@@ -873,7 +884,8 @@ export function createGate(deps: GateDeps): Gate {
       status: a.status,
       trace_id: b.trace_id,
       request_id: b.request_id,
-      tool,
+      // Only a name of the request syntax is logged or traced; anything else is `invalid`.
+      tool: observedToolName(tool),
       ingress,
       startMs,
       endMs: performance.now(),

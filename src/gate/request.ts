@@ -12,6 +12,7 @@ import {
   REQUEST_SIGNING_CONTEXT,
   requestSigningInput,
   requestTraceId,
+  REQUEST_NAME,
 } from '../kernel/index.js';
 import type { Deny, JsonObject, JsonValue, SignedRequest } from '../kernel/index.js';
 
@@ -43,7 +44,7 @@ const FIELD_SET: ReadonlySet<string> = new Set(FIELDS);
 
 const ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const IDENTITY = /^[A-Za-z0-9._:@-]{1,128}$/;
-const NAME = /^[A-Za-z0-9._-]{1,128}$/;
+const NAME = REQUEST_NAME;
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const MIN_NONCE_BYTES = 16;
 const MAX_NONCE_BYTES = 64;

@@ -95,8 +95,9 @@ export interface GateExecutor {
    * consumption joins the call's pending writes and the receipt may be written without waiting:
    * the Gate lets nothing out before `writes.sync()` (`durability.ts`).
    */
-  execute(call: ExecutionCall, writes?: DurableWrites): Promise<ExecutionResult>;
-  void(call: VoidCall): Promise<VoidResult>;
+  execute(call: ExecutionCall, writes?: DurableWrites, signal?: AbortSignal): Promise<ExecutionResult>;
+  /** `signal` (both methods): aborted when the Gate's deadline passes; a remote port cancels its request. */
+  void(call: VoidCall, signal?: AbortSignal): Promise<VoidResult>;
 }
 
 /** A gateway event appended by the Gate (SPEC §2 steps 2 and 8, FC-INV-5). */

@@ -28,7 +28,7 @@ export async function voidEnvelope(
 ): Promise<VoidReport> {
   try {
     const r = await withDeadline(
-      () => executor.void({ ...call, code: why.code, stage: why.stage }),
+      (signal) => executor.void({ ...call, code: why.code, stage: why.stage }, signal),
       deadlineMs,
     );
     const v: unknown = r.status === 'ok' ? r.value : undefined;

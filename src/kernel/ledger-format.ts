@@ -69,6 +69,9 @@ const GATEWAY = [
   'issuer',
   // The human owner an OAuth principal's token named (docs/mcp.md "Approvals", OE-INV-002).
   'owner',
+  // gateway.failed after an envelope was issued: voided (never usable) or consumed (the tool may have run).
+  'envelope_voided',
+  'envelope_consumed',
 ] as const;
 
 const APPROVAL = [

@@ -6,6 +6,19 @@
  * (`src/embedded/telemetry/`), and without one nothing is measured.
  */
 
+/** The request name syntax of a tenant or tool (`src/gate/request.ts`). */
+export const REQUEST_NAME = /^[A-Za-z0-9._-]{1,128}$/;
+
+/**
+ * A tool name as logged and traced: itself when it has the request name syntax, `invalid`
+ * otherwise (an MCP `tools/call` names its tool unchecked; it never reaches logs or span names
+ * raw), `null` for none.
+ */
+export function observedToolName(tool: string | null): string | null {
+  if (tool === null) return null;
+  return REQUEST_NAME.test(tool) ? tool : 'invalid';
+}
+
 /** A timed stage of a governed call. `call` is the whole call at the Gate. */
 export type CallStage =
   | 'call'
@@ -32,7 +45,7 @@ export interface CallEnd {
   /** The ledger's `trace_id` of the call, and its request id once authenticated. */
   readonly trace_id: string;
   readonly request_id: string | null;
-  /** The tool the call named once authenticated (bounded to the request's name syntax). */
+  /** The tool the call named once authenticated (`observedToolName`: `invalid` when not a request name). */
   readonly tool: string | null;
   /** The ingress: signed `POST /v1/calls` or MCP `tools/call`. */
   readonly ingress: 'http' | 'mcp';

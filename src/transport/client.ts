@@ -2,16 +2,22 @@
  * The client side of mutual TLS between roles: an https Agent that presents this role's
  * certificate and accepts a server only if its certificate chains to the configured CA, matches
  * the host name, and names one of the expected roles, unrevoked (FC-INV-6: the Gate talks only
- * to an `executor` certificate). `reload()` swaps in a new Agent over re-read files; requests
- * already under way finish on the old one.
+ * to an `executor` certificate). The server is authorized again each time a kept-alive connection
+ * is reused (and when it is returned to the pool), against the Agent's material and clock: a
+ * server certificate past its `notAfter`, revoked, or under a CRL past its `nextUpdate` is not
+ * used again; the request is refused before a byte is written. `reload()` swaps in a new Agent
+ * over re-read files; requests already under way finish on the old one.
  */
 import { Agent } from 'node:https';
 import { checkServerIdentity } from 'node:tls';
-import type { PeerCertificate } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
+import type { ClientRequest } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Role } from './identity.js';
 import { loadTlsMaterial } from './material.js';
 import type { TlsFiles, TlsMaterial } from './material.js';
 import { authorizePeer } from './peer.js';
+import type { PeerVerdict } from './peer.js';
 
 /** How long requests under way on a replaced Agent may take before its sockets are closed. */
 const DRAIN_MS = 60_000;
@@ -34,26 +40,69 @@ export interface MtlsAgent {
   close(): void;
 }
 
+/** An https Agent that re-authorizes the server of a kept-alive connection before reusing it. */
+class CheckedAgent extends Agent {
+  readonly #authorize: (cert: PeerCertificate | undefined) => PeerVerdict;
+
+  constructor(
+    opts: ConstructorParameters<typeof Agent>[0],
+    authorize: (cert: PeerCertificate | undefined) => PeerVerdict,
+  ) {
+    super(opts);
+    this.#authorize = authorize;
+  }
+
+  private verdict(socket: Duplex): PeerVerdict {
+    const s = socket as TLSSocket;
+    return this.#authorize(
+      typeof s.getPeerCertificate === 'function' ? s.getPeerCertificate(true) : undefined,
+    );
+  }
+
+  /** Pools a finished connection only while its server is still allowed. */
+  override keepSocketAlive(socket: Duplex): boolean {
+    if (!this.verdict(socket).ok) return false;
+    return super.keepSocketAlive(socket) as unknown as boolean;
+  }
+
+  /** Reuses a pooled connection only if its server is still allowed now; else the request fails. */
+  override reuseSocket(socket: Duplex, req: ClientRequest): void {
+    const v = this.verdict(socket);
+    if (!v.ok) {
+      // Destroying the request before it has its socket: nothing is written, the socket is closed.
+      req.destroy(new Error(`server refused: ${v.refusal.reason}`));
+      return;
+    }
+    super.reuseSocket(socket, req);
+  }
+}
+
 function agentOver(m: TlsMaterial | undefined, options: MtlsAgentOptions): Agent {
   const now = options.now ?? Date.now;
-  return new Agent({
-    ...(m === undefined ? {} : { ca: m.ca, cert: m.cert, key: m.key }),
-    minVersion: 'TLSv1.3',
-    keepAlive: true,
-    // No resumed sessions: every connection verifies the server's certificate afresh.
-    maxCachedSessions: 0,
-    checkServerIdentity(host: string, cert: PeerCertificate): Error | undefined {
-      const named = checkServerIdentity(host, cert);
-      if (named !== undefined) return named;
-      const verdict = authorizePeer(cert, options.expect, m, now());
-      return verdict.ok ? undefined : new Error(`server refused: ${verdict.refusal.reason}`);
+  return new CheckedAgent(
+    {
+      ...(m === undefined ? {} : { ca: m.ca, cert: m.cert, key: m.key }),
+      minVersion: 'TLSv1.3',
+      keepAlive: true,
+      // No resumed sessions: every connection verifies the server's certificate afresh.
+      maxCachedSessions: 0,
+      checkServerIdentity(host: string, cert: PeerCertificate): Error | undefined {
+        const named = checkServerIdentity(host, cert);
+        if (named !== undefined) return named;
+        const verdict = authorizePeer(cert, options.expect, m, now());
+        return verdict.ok ? undefined : new Error(`server refused: ${verdict.refusal.reason}`);
+      },
     },
-  });
+    (cert) => authorizePeer(cert, options.expect, m, now()),
+  );
 }
 
 /** Loads `options.files` and returns an Agent over them. */
 export async function createMtlsAgent(options: MtlsAgentOptions): Promise<MtlsAgent> {
-  let agent = agentOver(await loadTlsMaterial(options.files), options);
+  const first = await loadTlsMaterial(options.files);
+  let agent = agentOver(first, options);
+  // The newest CRL loaded so far: a reload never goes back before it.
+  let crlFloor = first.crl;
   const swap = (next: Agent): void => {
     const old = agent;
     agent = next;
@@ -66,7 +115,8 @@ export async function createMtlsAgent(options: MtlsAgentOptions): Promise<MtlsAg
     async reload() {
       let m: TlsMaterial | undefined;
       try {
-        m = await loadTlsMaterial(options.files);
+        m = await loadTlsMaterial(options.files, { notOlderThan: crlFloor });
+        crlFloor = m.crl ?? crlFloor;
       } finally {
         swap(agentOver(m, options));
       }

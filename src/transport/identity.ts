@@ -48,8 +48,10 @@ export function normalizeSerial(serial: string): string {
 export function identityOf(der: Uint8Array, fingerprint: string): PeerIdentity {
   const cert = new X509Certificate(der);
   const san = cert.getExtension(SubjectAlternativeNameExtension);
+  // The URN scheme and namespace are case-insensitive (RFC 8141 §3.1): every spelling of the
+  // prefix is a role URI and counts; the role after it is compared exactly.
   const uris = (san?.names.toJSON() ?? []).filter(
-    (n) => n.type === 'url' && n.value.startsWith(ROLE_URI_PREFIX),
+    (n) => n.type === 'url' && n.value.slice(0, ROLE_URI_PREFIX.length).toLowerCase() === ROLE_URI_PREFIX,
   );
   // Exactly one role URI: two would make the role ambiguous, and ambiguous is a refusal.
   const named = uris.length === 1 ? uris[0]!.value.slice(ROLE_URI_PREFIX.length) : undefined;

@@ -8,8 +8,8 @@ export { ROLES, ROLE_URI_PREFIX, isRole, roleUri, normalizeSerial, identityOf } 
 export type { Role, PeerIdentity } from './identity.js';
 export { loadTlsMaterial, revocationOf } from './material.js';
 export type { TlsFiles, TlsMaterial, RevocationVerdict } from './material.js';
-export { authorizePeer, REFUSAL_REASONS } from './peer.js';
-export type { Refusal, RefusalReason, PeerVerdict } from './peer.js';
+export { authorizePeer, authorizeParsed, parsePeer, REFUSAL_REASONS } from './peer.js';
+export type { Refusal, RefusalReason, PeerVerdict, ParsedPeer } from './peer.js';
 export { createMtlsServer } from './server.js';
 export type { MtlsServer, MtlsServerOptions, MtlsHandler } from './server.js';
 export { createMtlsAgent } from './client.js';

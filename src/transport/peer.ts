@@ -46,6 +46,60 @@ export interface Refusal {
 export type PeerVerdict =
   { readonly ok: true; readonly peer: PeerIdentity } | { readonly ok: false; readonly refusal: Refusal };
 
+/** A peer certificate as read once per connection: its identity and validity window (ms). */
+export interface ParsedPeer {
+  readonly id: PeerIdentity;
+  readonly notBefore: number;
+  readonly notAfter: number;
+}
+
+/**
+ * Reads the verified certificate `cert` of a peer once, so that every request on its connection
+ * can be authorized afresh ({@link authorizeParsed}) without parsing it again.
+ */
+export function parsePeer(
+  cert: PeerCertificate | undefined,
+): { readonly ok: true; readonly parsed: ParsedPeer } | { readonly ok: false; readonly refusal: Refusal } {
+  if (cert?.raw === undefined || cert.raw.length === 0)
+    return { ok: false, refusal: { reason: 'handshake' } };
+  try {
+    // Attacker-chosen bytes, but chain-verified by the TLS stack before this runs.
+    const id = identityOf(cert.raw, cert.fingerprint256);
+    const x = new X509Certificate(cert.raw);
+    return { ok: true, parsed: { id, notBefore: x.notBefore.getTime(), notAfter: x.notAfter.getTime() } };
+  } catch {
+    return { ok: false, refusal: { reason: 'no_role' } };
+  }
+}
+
+/**
+ * Authorizes a parsed peer for `allow` under `material` at `now` (ms): run on every request of a
+ * kept-alive connection, so that a certificate that expires, is revoked by a reload, or whose CRL
+ * goes stale, or material that fails to reload, stops the connection's next request.
+ * `material` undefined: this side could not load its own material, every peer is refused.
+ */
+export function authorizeParsed(
+  p: ParsedPeer,
+  allow: readonly Role[],
+  material: TlsMaterial | undefined,
+  now: number,
+): PeerVerdict {
+  if (material === undefined) return { ok: false, refusal: { reason: 'unavailable' } };
+  const id = p.id;
+  const who = { serial: id.serial, fingerprint: id.fingerprint };
+  if (id.role === undefined) return { ok: false, refusal: { reason: 'no_role', ...who } };
+  if (!allow.includes(id.role))
+    return { ok: false, refusal: { reason: 'wrong_role', peer_role: id.role, ...who } };
+  if (now < p.notBefore || now > p.notAfter)
+    return { ok: false, refusal: { reason: 'expired', peer_role: id.role, ...who } };
+  const revocation = revocationOf(material, id.serial, now);
+  if (revocation === 'revoked')
+    return { ok: false, refusal: { reason: 'revoked', peer_role: id.role, ...who } };
+  if (revocation === 'stale')
+    return { ok: false, refusal: { reason: 'revocation_stale', peer_role: id.role, ...who } };
+  return { ok: true, peer: id };
+}
+
 /**
  * Authorizes the verified certificate `cert` of a peer for `allow` under `material` at `now` (ms).
  * `material` undefined: this side could not load its own material, every peer is refused.
@@ -57,30 +111,6 @@ export function authorizePeer(
   now: number,
 ): PeerVerdict {
   if (material === undefined) return { ok: false, refusal: { reason: 'unavailable' } };
-  if (cert?.raw === undefined || cert.raw.length === 0)
-    return { ok: false, refusal: { reason: 'handshake' } };
-  let id: PeerIdentity;
-  let notBefore: number;
-  let notAfter: number;
-  try {
-    // Attacker-chosen bytes, but chain-verified by the TLS stack before this runs.
-    id = identityOf(cert.raw, cert.fingerprint256);
-    const parsed = new X509Certificate(cert.raw);
-    notBefore = parsed.notBefore.getTime();
-    notAfter = parsed.notAfter.getTime();
-  } catch {
-    return { ok: false, refusal: { reason: 'no_role' } };
-  }
-  const who = { serial: id.serial, fingerprint: id.fingerprint };
-  if (id.role === undefined) return { ok: false, refusal: { reason: 'no_role', ...who } };
-  if (!allow.includes(id.role))
-    return { ok: false, refusal: { reason: 'wrong_role', peer_role: id.role, ...who } };
-  if (now < notBefore || now > notAfter)
-    return { ok: false, refusal: { reason: 'expired', peer_role: id.role, ...who } };
-  const revocation = revocationOf(material, id.serial, now);
-  if (revocation === 'revoked')
-    return { ok: false, refusal: { reason: 'revoked', peer_role: id.role, ...who } };
-  if (revocation === 'stale')
-    return { ok: false, refusal: { reason: 'revocation_stale', peer_role: id.role, ...who } };
-  return { ok: true, peer: id };
+  const read = parsePeer(cert);
+  return read.ok ? authorizeParsed(read.parsed, allow, material, now) : read;
 }

@@ -3,13 +3,18 @@
  * "only the Gate reaches execution", L7 hardening). The TLS stack refuses at the handshake a
  * peer without a certificate, or whose certificate does not chain to the configured CA, is
  * self-signed or outside its validity; every admitted connection is then authorized by role and
- * revocation ({@link authorizePeer}) before a byte of a request is read, and refused connections
+ * revocation ({@link authorizeParsed}) before a byte of a request is read, and refused connections
  * are closed. Each refusal is counted and handed to `onRefused` (the composition records it).
+ *
+ * Every request on a kept-alive connection is authorized again against the current material and
+ * clock: a certificate past its `notAfter`, a CRL past its `nextUpdate`, or a serial revoked by a
+ * reload stops the connection at its next request (refused and closed, the handler never runs).
  *
  * `reload()` re-reads the certificate, key, CA and revocations and swaps them in with
  * `server.setSecureContext` without closing the listener; open connections are re-authorized
- * under the new revocations. A reload that fails leaves the listener refusing every peer
- * (`unavailable`) until one succeeds: revocations that cannot be read are not assumed away.
+ * under the new revocations. A reload that fails closes every open connection and leaves the
+ * listener refusing every peer (`unavailable`) until one succeeds: revocations that cannot be read
+ * are not assumed away.
  */
 import { createServer } from 'node:https';
 import type { Server } from 'node:https';
@@ -20,8 +25,8 @@ import type { TLSSocket } from 'node:tls';
 import type { PeerIdentity, Role } from './identity.js';
 import { loadTlsMaterial } from './material.js';
 import type { TlsFiles, TlsMaterial } from './material.js';
-import { authorizePeer, REFUSAL_REASONS } from './peer.js';
-import type { Refusal, RefusalReason } from './peer.js';
+import { authorizeParsed, parsePeer, REFUSAL_REASONS } from './peer.js';
+import type { ParsedPeer, Refusal, RefusalReason } from './peer.js';
 
 /** A request handler that is told who the authorized peer is. */
 export type MtlsHandler = (req: IncomingMessage, res: ServerResponse, peer: PeerIdentity) => void;
@@ -70,8 +75,10 @@ export async function createMtlsServer(
 ): Promise<MtlsServer> {
   const now = options.now ?? Date.now;
   let material: TlsMaterial | undefined = await loadTlsMaterial(options.files);
+  // The newest CRL loaded so far: a reload never goes back before it, even after a failed one.
+  let crlFloor = material.crl;
   const counts = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>;
-  const peers = new WeakMap<TLSSocket, PeerIdentity>();
+  const peers = new WeakMap<TLSSocket, ParsedPeer>();
   const open = new Set<TLSSocket>();
   const refuse = (refusal: Refusal): void => {
     counts[refusal.reason] += 1;
@@ -81,24 +88,37 @@ export async function createMtlsServer(
       // Recording is the composition's; the refusal stands whatever happens there.
     }
   };
-  const admit = (socket: TLSSocket): boolean => {
-    const verdict = authorizePeer(socket.getPeerCertificate(true), options.allow, material, now());
-    if (verdict.ok) {
-      peers.set(socket, verdict.peer);
-      return true;
+  /** The peer of `socket` if it is allowed now, under the current material; else refused and closed. */
+  const authorize = (socket: TLSSocket): PeerIdentity | undefined => {
+    let parsed = peers.get(socket);
+    if (parsed === undefined) {
+      const read = parsePeer(socket.getPeerCertificate(true));
+      if (read.ok) parsed = read.parsed;
+      else {
+        refuse({ ...read.refusal, ...addressOf(socket) });
+        socket.destroy();
+        return undefined;
+      }
+      peers.set(socket, parsed);
     }
+    const verdict = authorizeParsed(parsed, options.allow, material, now());
+    if (verdict.ok) return verdict.peer;
     peers.delete(socket);
     refuse({ ...verdict.refusal, ...addressOf(socket) });
     socket.destroy();
-    return false;
+    return undefined;
   };
+  const admit = (socket: TLSSocket): boolean => authorize(socket) !== undefined;
   const server = createServer(secureOptions(material), (req, res) => {
-    const peer = peers.get(req.socket as TLSSocket);
+    const socket = req.socket as TLSSocket;
     // Only admitted sockets reach here; a request on any other is cut, never answered.
-    if (peer === undefined) {
-      req.socket.destroy();
+    if (!open.has(socket)) {
+      socket.destroy();
       return;
     }
+    // Authorized again for every request: expiry, revocation and CRL freshness move on.
+    const peer = authorize(socket);
+    if (peer === undefined) return;
     handler(req, res, peer);
   });
   server.on('secureConnection', (socket: TLSSocket) => {
@@ -125,13 +145,16 @@ export async function createMtlsServer(
     async reload() {
       let next: TlsMaterial;
       try {
-        next = await loadTlsMaterial(options.files);
+        next = await loadTlsMaterial(options.files, { notOlderThan: crlFloor });
       } catch (err) {
         material = undefined;
+        // Nothing is allowed without material: every open connection is refused and closed.
+        for (const socket of [...open]) if (!admit(socket)) open.delete(socket);
         throw err;
       }
       server.setSecureContext(secureOptions(next));
       material = next;
+      crlFloor = next.crl ?? crlFloor;
       // Connections admitted before: still allowed under the new revocations?
       for (const socket of [...open]) if (!admit(socket)) open.delete(socket);
     },

@@ -19,7 +19,9 @@ import {
   DEMO_CLIENT,
   createRemoteExecutor,
   dataPaths,
+  defaultConfig,
   initDataDir,
+  parseConfig,
   readClientFile,
   startEmbedded,
   traceparentOf,
@@ -78,6 +80,8 @@ describe('Gate → Execution Layer over mutual TLS', () => {
   let runs = 0;
   /** When set, the next envelope on its way to the Execution Layer is kept and the Gate answered "unavailable". */
   let capture: ((envelope: string) => void) | undefined;
+  /** The captured call's void is dropped, so its envelope stays live for the direct attempts. */
+  let dropVoid = false;
   const creds = (name: string, at = pki) => ({
     cert: readFileSync(pkiPaths(at).cert(name)),
     key: readFileSync(pkiPaths(at).key(name)),
@@ -112,6 +116,7 @@ describe('Gate → Execution Layer over mutual TLS', () => {
       JSON.stringify({
         ...config,
         execution_port: port,
+        execution_host: '127.0.0.1',
         executor_url: `https://127.0.0.1:${port}`,
         tls: {
           ca: 'certs/ca.pem',
@@ -123,13 +128,16 @@ describe('Gate → Execution Layer over mutual TLS', () => {
     );
     instance = await startEmbedded(dir, {
       port: 0,
+      // Lowered so that an echo result can exceed what an answer may carry.
+      executionAnswerBytes: 1024,
       onToolRun: () => void (runs += 1),
       decorate: {
         gateExecutor: (inner: GateExecutor): GateExecutor => ({
-          execute: (call) => {
+          execute: (call, writes, signal) => {
             const keep = capture;
-            if (keep === undefined) return inner.execute(call);
+            if (keep === undefined) return inner.execute(call, writes, signal);
             capture = undefined;
+            dropVoid = true;
             keep(call.envelope);
             return Promise.resolve({
               outcome: 'deny',
@@ -137,9 +145,11 @@ describe('Gate → Execution Layer over mutual TLS', () => {
               reason: 'captured',
             });
           },
-          // Dropped while capturing: the envelope stays live for the direct attempts below.
-          void: () =>
-            Promise.resolve({ outcome: 'deny', code: 'ERR_EXECUTION_UNAVAILABLE', reason: 'dropped' }),
+          void: (call, signal) => {
+            if (!dropVoid) return inner.void(call, signal);
+            dropVoid = false;
+            return Promise.resolve({ outcome: 'deny', code: 'ERR_EXECUTION_UNAVAILABLE', reason: 'dropped' });
+          },
         }),
       },
     });
@@ -198,6 +208,19 @@ describe('Gate → Execution Layer over mutual TLS', () => {
     expect(size).toBeGreaterThan(0);
   });
 
+  it('a result larger than an answer may carry is withheld and recorded; the deny says the tool ran', async () => {
+    const before = runs;
+    const r = await demo().call('echo', { message: 'x'.repeat(1000) });
+    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_OUTPUT_LIMIT', envelope_consumed: true });
+    expect(runs).toBe(before + 1);
+    const entries = await instance.core.ledger.store.readByRequest(r.request_id ?? '');
+    const denial = entries.find((e) => e.type === 'denial');
+    expect(denial?.actor.role).toBe('executor');
+    expect(denial?.payload).toMatchObject({ code: 'ERR_TOOL_OUTPUT_LIMIT', stage: 'execution' });
+    const failed = entries.find((e) => e.type === 'gateway.failed');
+    expect(failed?.payload).toMatchObject({ code: 'ERR_TOOL_OUTPUT_LIMIT', envelope_consumed: true });
+  });
+
   it('reload picks up a rotated Gate certificate without a restart', async () => {
     await issueCert(pki, { role: 'gate' });
     await instance.reloadTls();
@@ -206,10 +229,27 @@ describe('Gate → Execution Layer over mutual TLS', () => {
   });
 });
 
+describe('execution_host', () => {
+  const parse = (extra: object) =>
+    parseConfig(new TextEncoder().encode(JSON.stringify({ ...defaultConfig(), ...extra })));
+  const tls = { ca: 'ca.pem', executor: { cert: 'e.pem', key: 'e.key' } };
+
+  it('is accepted with tls.executor only: a plain-HTTP execution listener stays on loopback', () => {
+    expect(parse({ tls, execution_host: '0.0.0.0' }).execution_host).toBe('0.0.0.0');
+    expect(() => parse({ execution_host: '0.0.0.0' })).toThrow(/needs tls.executor/);
+    expect(() => parse({ tls: { ca: 'ca.pem' }, execution_host: '::' })).toThrow(/needs tls.executor/);
+    expect(() => parse({ tls, execution_host: 'example.com' })).toThrow(/IP address/);
+  });
+});
+
 describe('the remote executor port parses the wire as untrusted input', () => {
   let pki: string;
   let garbage: MtlsServer;
   let answer = '';
+  const HANG = 'hang';
+  /** Told when a request to the hanging server arrives; `cut` once its connection closes. */
+  let arrived: (() => void) | undefined;
+  let cut = false;
   beforeAll(async () => {
     pki = mkdtempSync(join(tmpdir(), 'fc-mtls-port-'));
     await createDevCa(pki);
@@ -218,16 +258,23 @@ describe('the remote executor port parses the wire as untrusted input', () => {
       issueCert(pki, { role: 'executor' }),
       issueCert(pki, { role: 'control-plane' }),
     ]);
-    garbage = await createMtlsServer((_req, res) => res.end(answer), {
-      files: {
-        ca: pkiPaths(pki).caCert,
-        cert: pkiPaths(pki).cert('executor'),
-        key: pkiPaths(pki).key('executor'),
+    garbage = await createMtlsServer(
+      (req, res) => {
+        if (answer !== HANG) return void res.end(answer);
+        req.socket.once('close', () => void (cut = true));
+        arrived?.();
       },
-      allow: ['gate'],
-      host: '127.0.0.1',
-      port: 0,
-    });
+      {
+        files: {
+          ca: pkiPaths(pki).caCert,
+          cert: pkiPaths(pki).cert('executor'),
+          key: pkiPaths(pki).key('executor'),
+        },
+        allow: ['gate'],
+        host: '127.0.0.1',
+        port: 0,
+      },
+    );
   });
   afterAll(async () => {
     await garbage.close();
@@ -270,6 +317,24 @@ describe('the remote executor port parses the wire as untrusted input', () => {
     });
     const r = await createRemoteExecutor({ url: garbage.url, agent }).execute(call);
     expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_EXECUTION_UNAVAILABLE' });
+    agent.close();
+  });
+
+  it("the Gate's deadline cancels the request: the Execution Layer sees it cut", async () => {
+    answer = HANG;
+    const agent = await createMtlsAgent({
+      files: { ca: pkiPaths(pki).caCert, cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
+      expect: ['executor'],
+    });
+    const deadline = new AbortController();
+    arrived = () => deadline.abort();
+    const r = await createRemoteExecutor({ url: garbage.url, agent }).execute(
+      call,
+      undefined,
+      deadline.signal,
+    );
+    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_EXECUTION_UNAVAILABLE' });
+    await expect.poll(() => cut).toBe(true);
     agent.close();
   });
 

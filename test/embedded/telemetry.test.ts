@@ -255,3 +255,36 @@ describe('traceparent', () => {
       expect(parseTraceparent(bad)).toBeUndefined();
   });
 });
+
+describe('tool names in logs and traces', () => {
+  it('a tool name outside the request name syntax is logged and traced as invalid', async () => {
+    const lines: string[] = [];
+    const port = (receiver.address() as AddressInfo).port;
+    const t = createTelemetry({
+      logLevel: 'info',
+      logDestination: { write: (line: string) => lines.push(line) },
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_SERVICE_NAME: 'fc-test' },
+    });
+    const traceId = 'abcdefabcdefabcdefabcdefabcdef01';
+    const hostile = 'evil\ntool {"x":1}';
+    t.observer.callEnded({
+      outcome: 'deny',
+      code: 'ERR_TOOL_UNKNOWN',
+      status: 403,
+      trace_id: traceId,
+      request_id: 'r-1',
+      tool: hostile,
+      ingress: 'mcp',
+      startMs: 0,
+      endMs: 1,
+    });
+    await t.tracing?.flush();
+    await t.close();
+    const line = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['msg'] === 'call');
+    expect(line?.['tool']).toBe('invalid');
+    const root = spans.find((s) => s.traceId === traceId);
+    expect(root?.name).toBe('execute_tool invalid');
+    expect(attr(root as ExportedSpan, 'gen_ai.tool.name')).toBe('invalid');
+    expect(lines.join('') + bodies.join('')).not.toContain('evil');
+  });
+});

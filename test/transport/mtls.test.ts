@@ -5,7 +5,7 @@
  * handler never runs for them; reload swaps in a rotated certificate and new revocations
  * without closing the listener; the client Agent refuses a server of the wrong role.
  */
-import { mkdtempSync, readFileSync, statSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:https';
@@ -13,12 +13,21 @@ import type { Agent } from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  PemConverter,
+  SubjectAlternativeNameExtension,
+  X509CertificateGenerator,
+  X509Certificate as PeculiarCertificate,
+  X509CrlGenerator,
+} from '../../src/transport/x509.js';
+import {
   createDevCa,
+  identityOf,
   createMtlsAgent,
   createMtlsServer,
   issueCert,
   pkiPaths,
   revokeCert,
+  writeCrl,
 } from '../../src/transport/index.js';
 import type { MtlsServer, Refusal, TlsFiles } from '../../src/transport/index.js';
 
@@ -57,6 +66,8 @@ describe('mutual TLS listener admitting the gate role only', () => {
   let other: string;
   let server: MtlsServer;
   let ran = 0;
+  /** The listener's clock runs `skew` ms ahead of the real one. */
+  let skew = 0;
   const refused: Refusal[] = [];
   const files = (name: string, dir = pki) => ({
     cert: readFileSync(pkiPaths(dir).cert(name)),
@@ -97,6 +108,7 @@ describe('mutual TLS listener admitting the gate role only', () => {
         allow: ['gate'],
         host: '127.0.0.1',
         port: 0,
+        now: () => Date.now() + skew,
         onRefused: (r) => refused.push(r),
       },
     );
@@ -196,6 +208,98 @@ describe('mutual TLS listener admitting the gate role only', () => {
     expect(await get(server.url, files('gate'))).toEqual({ status: 200, body: 'gate' });
   });
 
+  /** A keep-alive Agent holding the gate certificate, on a clock `agentSkew()` ms ahead. */
+  const gateAgent = (agentSkew: () => number = () => 0) =>
+    createMtlsAgent({
+      files: { ca: pkiPaths(pki).caCert, cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
+      expect: ['executor'],
+      now: () => Date.now() + agentSkew(),
+    });
+
+  it('a failed reload refuses the next request on a kept-alive connection', async () => {
+    const agent = await gateAgent();
+    expect(await get(server.url, { agent: agent.current() })).toEqual({ status: 200, body: 'gate' });
+    const good = pkiPaths(pki).crl;
+    serverFiles.crl = join(root, 'missing.crl');
+    await expect(server.reload()).rejects.toThrow();
+    const before = ran;
+    expect((await get(server.url, { agent: agent.current() })).status).toBeUndefined();
+    expect(ran).toBe(before);
+    serverFiles.crl = good;
+    await server.reload();
+    agent.close();
+  });
+
+  it('a kept-alive connection is refused once the gate certificate expires', async () => {
+    const agent = await gateAgent();
+    expect(await get(server.url, { agent: agent.current() })).toEqual({ status: 200, body: 'gate' });
+    const notAfter = Date.parse(new X509Certificate(readFileSync(pkiPaths(pki).cert('gate'))).validTo);
+    const counted = server.refusals().expired;
+    skew = notAfter - Date.now() + DAY;
+    try {
+      const before = ran;
+      expect((await get(server.url, { agent: agent.current() })).status).toBeUndefined();
+      expect(ran).toBe(before);
+      expect(server.refusals().expired).toBeGreaterThan(counted);
+    } finally {
+      skew = 0;
+      agent.close();
+    }
+  });
+
+  it('the client Agent does not reuse a connection to a server whose certificate expired', async () => {
+    let agentSkew = 0;
+    const agent = await gateAgent(() => agentSkew);
+    expect(await get(server.url, { agent: agent.current() })).toEqual({ status: 200, body: 'gate' });
+    const notAfter = Date.parse(new X509Certificate(readFileSync(serverFiles.cert)).validTo);
+    agentSkew = notAfter - Date.now() + DAY;
+    const before = ran;
+    expect((await get(server.url, { agent: agent.current() })).error).toMatch(/server refused: expired/);
+    expect(ran).toBe(before);
+    agent.close();
+  });
+
+  it('a reload refuses a CRL older than the one loaded: a rollback never un-revokes', async () => {
+    const crl = pkiPaths(pki).crl;
+    const older = readFileSync(crl);
+    await writeCrl(pki, { now: () => Date.now() + 120_000 });
+    await server.reload();
+    const newer = readFileSync(crl);
+    writeFileSync(crl, older);
+    await expect(server.reload()).rejects.toThrow(/older than the one loaded/);
+    writeFileSync(crl, newer);
+    await server.reload();
+    expect(await get(server.url, files('gate'))).toEqual({ status: 200, body: 'gate' });
+  });
+
+  it('a reload refuses a CRL without nextUpdate (it would never go stale)', async () => {
+    const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+    const caKey = await crypto.subtle.importKey(
+      'pkcs8',
+      PemConverter.decodeFirst(readFileSync(pkiPaths(pki).caKey, 'utf8')),
+      alg,
+      false,
+      ['sign'],
+    );
+    const ca = new PeculiarCertificate(readFileSync(pkiPaths(pki).caCert, 'utf8'));
+    const crl = await X509CrlGenerator.create({
+      issuer: ca.subject,
+      thisUpdate: new Date(Date.now() + 180_000),
+      entries: [],
+      signingKey: caKey,
+      signingAlgorithm: alg,
+    });
+    const good = pkiPaths(pki).crl;
+    serverFiles.crl = join(root, 'no-next-update.crl');
+    writeFileSync(serverFiles.crl, PemConverter.encode(crl.rawData, 'X509 CRL'));
+    try {
+      await expect(server.reload()).rejects.toThrow(/nextUpdate/);
+    } finally {
+      serverFiles.crl = good;
+      await server.reload();
+    }
+  });
+
   it('the client Agent refuses a server whose certificate names another role', async () => {
     const agent = await createMtlsAgent({
       files: { ca: pkiPaths(pki).caCert, cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
@@ -206,5 +310,29 @@ describe('mutual TLS listener admitting the gate role only', () => {
     expect(a.error).toMatch(/server refused: wrong_role/);
     expect(ran).toBe(before);
     agent.close();
+  });
+});
+
+describe('the role a certificate names', () => {
+  /** A self-signed certificate with these SAN URIs (identityOf reads names; the chain is not its part). */
+  const withUris = async (uris: string[]) => {
+    const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+    const keys = await crypto.subtle.generateKey(alg, false, ['sign', 'verify']);
+    const cert = await X509CertificateGenerator.createSelfSigned({
+      serialNumber: '01',
+      name: 'CN=test',
+      keys,
+      signingAlgorithm: alg,
+      extensions: [new SubjectAlternativeNameExtension(uris.map((value) => ({ type: 'url', value })))],
+    });
+    return identityOf(new Uint8Array(PemConverter.decode(cert.toString('pem'))[0]!), '00');
+  };
+
+  it('reads the URN prefix case-insensitively and refuses two role URIs in any spelling', async () => {
+    expect((await withUris(['URN:FailClosed:ROLE:gate'])).role).toBe('gate');
+    expect(
+      (await withUris(['urn:failclosed:role:gate', 'URN:failclosed:role:executor'])).role,
+    ).toBeUndefined();
+    expect((await withUris(['urn:failclosed:role:GATE'])).role).toBeUndefined();
   });
 });

@@ -4,6 +4,7 @@
  * the {@link Observer} the roles report to. Built once per composition and handed to each role,
  * so that a role process (Gate, Control Plane, Execution Layer) gets the same pieces.
  */
+import { observedToolName } from '../../kernel/index.js';
 import type { CallEnd, CallStage, Observer } from '../../kernel/index.js';
 import { createLogger, flushLogger } from './log.js';
 import type { LogDestination, LogLevel, Logger } from './log.js';
@@ -59,7 +60,7 @@ export function createTelemetry(options: TelemetryOptions = {}): Telemetry {
           {
             request_id: end.request_id,
             trace_id: end.trace_id,
-            tool: end.tool,
+            tool: observedToolName(end.tool),
             outcome: end.outcome,
             code: end.code,
             status: end.status,

@@ -25,6 +25,7 @@ import {
   RandomIdGenerator,
 } from '@opentelemetry/sdk-trace-node';
 import type { IdGenerator } from '@opentelemetry/sdk-trace-node';
+import { observedToolName } from '../../kernel/index.js';
 import type { CallEnd, CallStage } from '../../kernel/index.js';
 
 /** The traces of one composition. */
@@ -150,18 +151,20 @@ export function createTracing(
       if (!TRACE_ID.test(traceId) || traceId === ZERO_TRACE) return;
       const caller = parseTraceparent(end.traceparent);
       const links: Link[] = caller === undefined ? [] : [{ context: caller }];
+      // An MCP tool name is unchecked: only one of the request name syntax names a span.
+      const tool = observedToolName(end.tool);
       ids.next = { traceId, spanId: rootSpanIdOf(traceId) };
       let span;
       try {
         span = tracer.startSpan(
-          end.tool === null ? 'execute_tool' : `execute_tool ${end.tool}`,
+          tool === null ? 'execute_tool' : `execute_tool ${tool}`,
           {
             kind: SpanKind.INTERNAL,
             startTime: end.startMs,
             links,
             attributes: {
               'gen_ai.operation.name': 'execute_tool',
-              ...(end.tool === null ? {} : { 'gen_ai.tool.name': end.tool }),
+              ...(tool === null ? {} : { 'gen_ai.tool.name': tool }),
               'failclosed.request_id': end.request_id ?? '',
               'failclosed.outcome': end.outcome,
               'failclosed.ingress': end.ingress,
