@@ -199,7 +199,7 @@ describe('mutual TLS listener admitting the gate role only', () => {
   it('a reload that cannot read its files refuses every peer until one succeeds', async () => {
     const good = pkiPaths(pki).crl;
     serverFiles.crl = join(root, 'missing.crl');
-    await expect(server.reload()).rejects.toThrow();
+    await expect(server.reload()).rejects.toThrow(/ENOENT|no such file/);
     const before = ran;
     expect((await get(server.url, files('gate'))).status).toBeUndefined();
     expect(ran).toBe(before);
@@ -221,7 +221,7 @@ describe('mutual TLS listener admitting the gate role only', () => {
     expect(await get(server.url, { agent: agent.current() })).toEqual({ status: 200, body: 'gate' });
     const good = pkiPaths(pki).crl;
     serverFiles.crl = join(root, 'missing.crl');
-    await expect(server.reload()).rejects.toThrow();
+    await expect(server.reload()).rejects.toThrow(/ENOENT|no such file/);
     const before = ran;
     expect((await get(server.url, { agent: agent.current() })).status).toBeUndefined();
     expect(ran).toBe(before);
