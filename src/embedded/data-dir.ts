@@ -148,19 +148,8 @@ export function defaultConfig(): EmbeddedConfig {
   };
 }
 
-const CONFIG_FIELDS = [
-  ...Object.keys(defaultConfig()),
-  'follow_ms',
-  'backend',
-  'mcp',
-  'webhooks',
-  'console',
-  'log',
-  'metrics',
-  'tls',
-  'executor_url',
-  'execution_host',
-];
+/** Every field `failclosed.json` may hold: the defaults' and the optional ones. */
+const CONFIG_FIELDS: readonly string[] = [...new Set([...Object.keys(defaultConfig()), ...OPTIONAL_FIELDS])];
 
 function bad(message: string): TypeError {
   return new TypeError(`failclosed.json: ${message}`);
