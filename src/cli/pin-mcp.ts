@@ -13,7 +13,8 @@
  * TOOL]... [--allow-loopback]` does the same for a Streamable HTTP upstream, reached under the
  * Execution Layer's own destination rules (public address only; `--allow-loopback` admits a
  * literal loopback address, for tests and development). A header value is a literal, or ends in
- * `{secret:NAME}`: the value of `FC_SECRET_NAME` is sent, and the tool files keep the reference.
+ * `{secret:NAME}`: the value the Execution Layer would send is sent (`FC_SECRET_NAME`, or NAME in
+ * the data directory's `secrets.json`, which wins), and the tool files keep the reference.
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
@@ -111,6 +112,8 @@ export interface PinMcpHttpInput {
   readonly allowLoopback: boolean;
   /** Where `FC_SECRET_<NAME>` values are read. */
   readonly env: Readonly<Record<string, string | undefined>>;
+  /** The data directory's `secrets.json`, when there is one (it wins over the environment, as in the Execution Layer). */
+  readonly secretsFile?: string;
   readonly only?: readonly string[];
 }
 
@@ -150,7 +153,10 @@ export async function pinMcpHttp(io: PinMcpIo, input: PinMcpHttpInput): Promise<
       fs_write: [],
       max_cost_cents: null,
     },
-    createEnvSecretResolver({ env: input.env }),
+    createEnvSecretResolver({
+      env: input.env,
+      ...(input.secretsFile === undefined ? {} : { file: input.secretsFile }),
+    }),
     { allowLoopback: input.allowLoopback },
   );
   return write(

@@ -269,6 +269,8 @@ async function run(
       headers: list(v, 'header'),
       allowLoopback: v['allow-loopback'] === true,
       env: io.env ?? {},
+      // The same sources the Execution Layer reads: FC_SECRET_<NAME> and <data>/secrets.json.
+      ...(existsSync(join(dir, 'secrets.json')) ? { secretsFile: join(dir, 'secrets.json') } : {}),
       ...(v['only'] === undefined ? {} : { only: list(v, 'only') }),
     });
   if (sub === 'pin-mcp' && arg1 !== undefined && server !== undefined && url === undefined && pos.length > 3)

@@ -194,6 +194,35 @@ describe('policy pin-mcp --url', () => {
     expect(hostile.headers.some((h) => h['authorization'] === 'Bearer pin-time-token')).toBe(true);
   });
 
+  it("reads a secret from the data directory's secrets.json, as the Execution Layer does", async () => {
+    const secrets = join(dir, 'secrets.json');
+    writeFileSync(secrets, JSON.stringify({ HOSTILE_TOKEN: 'file-token-91' }), { mode: 0o600 });
+    try {
+      const r = await cli([
+        'policy',
+        'pin-mcp',
+        src,
+        '--server',
+        'hostile',
+        '--url',
+        hostile.url,
+        '--header',
+        'Authorization: Bearer {secret:HOSTILE_TOKEN}',
+        '--only',
+        'echo',
+        '--only',
+        'leak',
+        '--allow-loopback',
+      ]);
+      expect(r.err).toBe('');
+      expect(r.code).toBe(0);
+      expect(hostile.headers.some((h) => h['authorization'] === 'Bearer file-token-91')).toBe(true);
+      expect(readFileSync(join(src, 'tools', 'hostile.echo.json'), 'utf8')).not.toContain('file-token-91');
+    } finally {
+      rmSync(secrets, { force: true });
+    }
+  });
+
   it('refuses a loopback upstream without --allow-loopback; nothing written', async () => {
     const r = await cli(['policy', 'pin-mcp', src, '--server', 'loop', '--url', everything.url]);
     expect(r.code).toBe(1);
