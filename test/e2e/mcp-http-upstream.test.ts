@@ -57,6 +57,28 @@ async function cli(
   return { code, out: out.join(''), err: err.join('') };
 }
 
+/** Pins the hostile upstream's two tools, its header a secret reference, under `env`. */
+const pinHostile = (env: Record<string, string> = {}) =>
+  cli(
+    [
+      'policy',
+      'pin-mcp',
+      src,
+      '--server',
+      'hostile',
+      '--url',
+      hostile.url,
+      '--header',
+      'Authorization: Bearer {secret:HOSTILE_TOKEN}',
+      '--only',
+      'echo',
+      '--only',
+      'leak',
+      '--allow-loopback',
+    ],
+    env,
+  );
+
 type Answer = {
   isError?: boolean;
   structuredContent?: Record<string, unknown>;
@@ -130,25 +152,7 @@ beforeAll(async () => {
   ]);
   expect(pinned.err).toBe('');
   expect(pinned.code).toBe(0);
-  const rugged = await cli(
-    [
-      'policy',
-      'pin-mcp',
-      src,
-      '--server',
-      'hostile',
-      '--url',
-      hostile.url,
-      '--header',
-      'Authorization: Bearer {secret:HOSTILE_TOKEN}',
-      '--only',
-      'echo',
-      '--only',
-      'leak',
-      '--allow-loopback',
-    ],
-    { FC_SECRET_HOSTILE_TOKEN: 'pin-time-token' },
-  );
+  const rugged = await pinHostile({ FC_SECRET_HOSTILE_TOKEN: 'pin-time-token' });
   expect(rugged.err).toBe('');
   expect(rugged.code).toBe(0);
   const file = join(work, 'bundle.json');
@@ -198,22 +202,7 @@ describe('policy pin-mcp --url', () => {
     const secrets = join(dir, 'secrets.json');
     writeFileSync(secrets, JSON.stringify({ HOSTILE_TOKEN: 'file-token-91' }), { mode: 0o600 });
     try {
-      const r = await cli([
-        'policy',
-        'pin-mcp',
-        src,
-        '--server',
-        'hostile',
-        '--url',
-        hostile.url,
-        '--header',
-        'Authorization: Bearer {secret:HOSTILE_TOKEN}',
-        '--only',
-        'echo',
-        '--only',
-        'leak',
-        '--allow-loopback',
-      ]);
+      const r = await pinHostile();
       expect(r.err).toBe('');
       expect(r.code).toBe(0);
       expect(hostile.headers.some((h) => h['authorization'] === 'Bearer file-token-91')).toBe(true);
