@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildBundleFromDir } from '../policy/index.js';
-import { isDeny } from '../kernel/index.js';
+import { guardObserver, isDeny } from '../kernel/index.js';
 import type { Clock } from '../kernel/index.js';
 import { importSigningKeyJwk } from '../kernel/signing/index.js';
 import { createGateServer, createMcpAuthenticator, createMcpEndpoint } from '../gate/index.js';
@@ -275,7 +275,8 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
 /** The roles over `dir`, reporting to `telemetry`. */
 function openCoreWith(dir: string, options: EmbeddedOptions, telemetry: Telemetry): Promise<Core> {
   return openCore(dir, {
-    observer: telemetry.observer,
+    // Guarded: telemetry never decides a call's outcome (kernel/observe.ts).
+    observer: guardObserver(telemetry.observer),
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.onToolRun === undefined ? {} : { onToolRun: options.onToolRun }),
     ...(options.deadlines === undefined ? {} : { deadlines: options.deadlines }),

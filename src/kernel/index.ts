@@ -146,6 +146,6 @@ export type { DurableWrites } from './durability.js';
 export { createSqliteCommitUnit, fileSync } from './sqlite-commit.js';
 export type { FileSync, SqliteCommitOptions, SqliteCommitUnit, StagedWrite } from './sqlite-commit.js';
 export { isIpLiteral, parseEgressDestination } from './egress.js';
-export { NO_OBSERVER, REQUEST_NAME, observedToolName } from './observe.js';
+export { NO_OBSERVER, REQUEST_NAME, guardObserver, observedToolName } from './observe.js';
 export type { CallEnd, CallStage, Observer } from './observe.js';
 export type { EgressDestination } from './egress.js';

@@ -78,3 +78,27 @@ export const NO_OBSERVER: Observer = Object.freeze({
   nonceStore: () => undefined,
   breakerTrip: () => undefined,
 });
+
+/**
+ * `o` with every method made unable to throw: what the roles are given, so that no observer (a
+ * failing exporter, a logger, a metric with a bad label) can turn a governed call's outcome into
+ * an exception after its tool ran. Its answer and records never depend on telemetry.
+ */
+export function guardObserver(o: Observer): Observer {
+  const guarded =
+    <A extends unknown[]>(fn: (...a: A) => void) =>
+    (...a: A): void => {
+      try {
+        fn(...a);
+      } catch {
+        // The call's outcome does not depend on its telemetry.
+      }
+    };
+  return Object.freeze({
+    stage: guarded((s: CallStage, t: string, a: number, b: number) => o.stage(s, t, a, b)),
+    callEnded: guarded((e: CallEnd) => o.callEnded(e)),
+    ledgerBatch: guarded((n: number, sec: number, f: boolean) => o.ledgerBatch(n, sec, f)),
+    nonceStore: guarded((sec: number) => o.nonceStore(sec)),
+    breakerTrip: guarded((b: string) => o.breakerTrip(b)),
+  });
+}

@@ -288,3 +288,41 @@ describe('tool names in logs and traces', () => {
     expect(lines.join('') + bodies.join('')).not.toContain('evil');
   });
 });
+
+describe('a failing observer', () => {
+  it('never changes a call: a telemetry whose every method throws leaves the call executed, once', async () => {
+    const base = createTelemetry({ logLevel: 'silent' });
+    const boom = (): never => {
+      throw new Error('telemetry down');
+    };
+    const failing: Telemetry = {
+      ...base,
+      observer: { stage: boom, callEnded: boom, ledgerBatch: boom, nonceStore: boom, breakerTrip: boom },
+    };
+    const d = join(mkdtempSync(join(tmpdir(), 'fc-telemetry-fail-')), 'data');
+    await initDataDir(d);
+    const other = await startEmbedded(d, { port: 0, executionPort: 0, telemetry: failing });
+    try {
+      const file = readClientFile(d, DEMO_CLIENT.identity);
+      const request = buildSignedRequest({
+        identity: file.identity,
+        tenant: file.tenant,
+        action: 'echo',
+        parameters: { message: 'still runs' },
+        timestampMs: Date.now(),
+        key: importSigningKeyJwk(file.key),
+      });
+      const res = await fetch(`${other.url}/v1/calls`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(request),
+      });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ outcome: 'executed' });
+    } finally {
+      await other.close();
+      await base.close();
+      rmSync(join(d, '..'), { recursive: true, force: true });
+    }
+  });
+});
