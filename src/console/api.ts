@@ -249,7 +249,7 @@ async function routeOne(
     return isDeny(r) ? r : ok({ outcome: 'ok', method: 'key' }, r.id);
   }
   if (method === 'POST' && route === 'sign-out') {
-    deps.operator?.signOut(cookie ?? '');
+    await deps.operator?.signOut(cookie ?? '');
     if (cookie !== undefined) await c.signOut(cookie);
     return ok({ outcome: 'ok' }, '');
   }

@@ -38,8 +38,15 @@ export {
 export type { OidcCallback, OidcConfig, OidcDeps, OidcIdentity, OidcRelyingParty } from './oidc.js';
 export type { ConsoleActor, ConsoleService, ConsoleServiceDeps, ConsoleTimes, SignedIn } from './service.js';
 export { createSqliteConsoleStore } from './sqlite-store.js';
-export { parsePersonRow, parseSessionRow } from './rows.js';
-export type { ConsoleSession, ConsoleStore, InvitedPerson, SessionMethod } from './store.js';
+export { parseOperatorSessionRow, parsePersonRow, parseSessionRow } from './rows.js';
+export type {
+  ConsoleSession,
+  ConsoleStore,
+  InvitedPerson,
+  OperatorSession,
+  SessionMethod,
+  SignInAdmission,
+} from './store.js';
 export { createOperatorConsole, OPERATOR_OIDC_BINDING } from './operator-api.js';
 export { createSignInGuard, DEFAULT_SIGN_IN_LIMITS } from './sign-in-guard.js';
 export type { SignInAttempt, SignInGuard, SignInGuardDeps, SignInLimits } from './sign-in-guard.js';

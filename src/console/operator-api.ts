@@ -19,6 +19,7 @@ import type { ApproverTenants } from '../control-plane/index.js';
 import type { ApiAnswer } from './api.js';
 import type { OidcRelyingParty } from './oidc.js';
 import type { ConsoleTimes } from './service.js';
+import type { ConsoleStore } from './store.js';
 import { DEFAULT_CONSOLE_TIMES } from './service.js';
 
 /** An operator as the injected authenticator resolves a token: a name and the tenants it acts for. */
@@ -97,17 +98,13 @@ export interface OperatorConsoleDeps {
   readonly grants?: () => Promise<JsonObject[]>;
   /** The policy page; absent: none. */
   readonly policy?: OperatorPolicyPages;
+  /** Where the sessions are kept (the console store). */
+  readonly sessions: Pick<
+    ConsoleStore,
+    'createOperatorSession' | 'operatorSession' | 'touchOperatorSession' | 'deleteOperatorSession'
+  >;
   readonly now: Clock;
   readonly times?: Partial<ConsoleTimes>;
-}
-
-interface OperatorSession {
-  readonly name: string;
-  readonly method: 'token' | 'oidc';
-  /** The credential proven at sign-in ({@link credentialOf}); the registry must still show it. */
-  readonly credential: string;
-  readonly created_at: number;
-  last_seen: number;
 }
 
 /**
@@ -134,7 +131,7 @@ export interface OperatorConsole {
     pending?: string,
   ): Promise<ApiAnswer | Deny>;
   /** Ends the operator session of this cookie value, if it is one. */
-  signOut(cookie: string): void;
+  signOut(cookie: string): Promise<void>;
 }
 
 const TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
@@ -345,50 +342,53 @@ async function peopleRoute(
   return undefined;
 }
 
-/** Creates the operator pages' API. Sessions are kept in this gate process (docs/console.md "Limits"). */
+/**
+ * Creates the operator pages' API. Sessions are kept in the console store (`deps.sessions`), shared
+ * by every gate on the same storage: signed in through one replica, signed in through all.
+ */
 export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsole {
   const times: ConsoleTimes = Object.freeze({ ...DEFAULT_CONSOLE_TIMES, ...deps.times });
-  const sessions = new Map<string, OperatorSession>();
-
-  const prune = (at: number): void => {
-    for (const [k, s] of sessions)
-      if (at - s.last_seen >= times.idleMs || at - s.created_at >= times.absoluteMs) sessions.delete(k);
-  };
+  const sessions = deps.sessions;
 
   /**
    * The session of this cookie, its credential checked against the registry now (a rotated token,
    * a binding made, changed or undone, a removed operator: the session ends), and who acts.
+   * A failing store or registry read rejects: the console answers ERR_INTERNAL, never the old scope.
    */
-  const authenticate = async (cookie: string | undefined): Promise<OperatorIdentity | Deny> => {
+  const authenticate = async (
+    cookie: string | undefined,
+  ): Promise<(OperatorIdentity & { readonly method: 'token' | 'oidc' }) | Deny> => {
     if (cookie === undefined || !TOKEN.test(cookie)) return deny('ERR_UNAUTHENTICATED', 'sign in first');
     const key = sha256Hex(cookie);
-    const s = sessions.get(key);
+    const s = await sessions.operatorSession(key);
     if (s === undefined) return deny('ERR_UNAUTHENTICATED', 'not an operator session');
     const at = deps.now();
     if (at - s.last_seen >= times.idleMs || at - s.created_at >= times.absoluteMs || at < s.created_at) {
-      sessions.delete(key);
+      await sessions.deleteOperatorSession(key);
       return deny('ERR_UNAUTHENTICATED', 'the session expired: sign in again');
     }
-    // A failing registry read rejects: the console answers ERR_INTERNAL, never the old scope.
     const a = await deps.operators.named(s.name);
     if (a === undefined || credentialOf(a, s.method) !== s.credential) {
-      sessions.delete(key);
+      await sessions.deleteOperatorSession(key);
       return deny('ERR_UNAUTHENTICATED', 'the operator’s sign-in changed or was removed: sign in again');
     }
-    s.last_seen = at;
-    return { name: a.name, tenants: a.tenants };
+    await sessions.touchOperatorSession(key, at);
+    return { name: a.name, tenants: a.tenants, method: s.method };
   };
 
   /** A new session of `a` proven by `method`. */
-  const open = (a: OperatorAccount, method: 'token' | 'oidc'): ApiAnswer | Deny => {
+  const open = async (a: OperatorAccount, method: 'token' | 'oidc'): Promise<ApiAnswer | Deny> => {
     const credential = credentialOf(a, method);
     if (credential === undefined) return deny('ERR_UNAUTHENTICATED', 'this operator cannot sign in so');
     const at = deps.now();
-    prune(at);
-    if (sessions.size >= MAX_SESSIONS) return deny('ERR_OVERLOADED', 'too many operator sessions');
     const id = encodeBase64url(randomBytes(32));
-    // Only the hash of the session id is kept: a memory dump names no live cookie.
-    sessions.set(sha256Hex(id), { name: a.name, method, credential, created_at: at, last_seen: at });
+    // Only the hash of the session id is kept: the store names no live cookie.
+    const made = await sessions.createOperatorSession(
+      { id_sha256: sha256Hex(id), name: a.name, method, credential, created_at: at, last_seen: at },
+      { idleBefore: at - times.idleMs, createdBefore: at - times.absoluteMs },
+      MAX_SESSIONS,
+    );
+    if (!made) return deny('ERR_OVERLOADED', 'too many operator sessions');
     return ok({ outcome: 'ok', kind: 'operator', name: a.name, method }, id);
   };
 
@@ -415,7 +415,7 @@ export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsol
     if (isDeny(id)) return id;
     const a = await deps.operators.bySubject(id.issuer, id.subject);
     if (a === undefined) return deny('ERR_UNAUTHENTICATED', 'no operator is bound to this identity');
-    const r = open(a, 'oidc');
+    const r = await open(a, 'oidc');
     return isDeny(r) ? r : { ...r, pending: '' };
   };
 
@@ -466,12 +466,11 @@ export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsol
       const who = await authenticate(cookie);
       if (isDeny(who)) return who;
       if (method === 'GET' && route === 'me') {
-        const s = sessions.get(sha256Hex(cookie ?? ''));
         return ok({
           kind: 'operator',
           name: who.name,
           tenants: tenantsView(who.tenants),
-          method: s?.method ?? null,
+          method: who.method,
           now: new Date(deps.now()).toISOString(),
         });
       }
@@ -527,8 +526,8 @@ export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsol
       }
       return { status: 404, body: { error: 'not_found' } };
     },
-    signOut(cookie) {
-      if (TOKEN.test(cookie)) sessions.delete(sha256Hex(cookie));
+    async signOut(cookie) {
+      if (TOKEN.test(cookie)) await sessions.deleteOperatorSession(sha256Hex(cookie));
     },
   };
   return Object.freeze(api);

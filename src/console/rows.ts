@@ -4,7 +4,7 @@
  */
 import type { JsonObject } from '../kernel/index.js';
 import type { ApproverTenants } from '../control-plane/index.js';
-import type { ConsoleSession, InvitedPerson } from './store.js';
+import type { ConsoleSession, InvitedPerson, OperatorSession } from './store.js';
 
 function malformed(column: string): never {
   throw new TypeError(`malformed console row (${column})`);
@@ -74,6 +74,20 @@ export function parseSessionRow(r: Record<string, unknown>): ConsoleSession {
     id_sha256: str(r, 'id_sha256'),
     name: str(r, 'name'),
     method,
+    created_at: int(r, 'created_at'),
+    last_seen: int(r, 'last_seen'),
+  });
+}
+
+/** An operator session's row. */
+export function parseOperatorSessionRow(r: Record<string, unknown>): OperatorSession {
+  const method = r['method'];
+  if (method !== 'token' && method !== 'oidc') return malformed('method');
+  return Object.freeze({
+    id_sha256: str(r, 'id_sha256'),
+    name: str(r, 'name'),
+    method,
+    credential: str(r, 'credential'),
     created_at: int(r, 'created_at'),
     last_seen: int(r, 'last_seen'),
   });

@@ -4,12 +4,15 @@
  * (the name an approver types) and per client address in a fixed window, and past the limit the
  * next attempt is refused `ERR_SIGN_IN_RATE_LIMITED` before it is tried; every attempt is ledgered
  * `console.sign_in` (a successful one before the session is handed out: not recorded, the session
- * is ended and the sign-in refused `ERR_LEDGER_UNAVAILABLE`). Counters live in this process.
+ * is ended and the sign-in refused `ERR_LEDGER_UNAVAILABLE`). The counters live in the console
+ * store, shared by every gate on the same storage: replicas do not multiply the limit. A store that
+ * cannot count rejects, and the attempt is refused without being tried.
  */
 import { isIP } from 'node:net';
 import { deny, isDeny } from '../kernel/index.js';
 import type { Clock, Deny, JsonObject } from '../kernel/index.js';
 import type { ApiAnswer } from './api.js';
+import type { ConsoleStore } from './store.js';
 
 /** The limit on failed sign-ins: at most `failures` per name and per address in `window_ms`. */
 export interface SignInLimits {
@@ -41,6 +44,8 @@ export interface SignInGuardDeps {
   readonly record: (attempt: SignInAttempt) => Promise<boolean>;
   /** Ends the session a sign-in just opened (its cookie value). */
   readonly endSession: (cookie: string) => Promise<void>;
+  /** The failure counters (the console store). */
+  readonly counters: Pick<ConsoleStore, 'admitSignIn' | 'forgiveSignIn'>;
   readonly now: Clock;
   readonly limits?: SignInLimits;
 }
@@ -56,7 +61,6 @@ export type SignInGuard = (
   run: () => Promise<ApiAnswer | Deny>,
 ) => Promise<ApiAnswer | Deny>;
 
-const MAX_KEYS = 10_000;
 const NAME = /^[\x21-\x7e]{1,128}$/;
 
 /**
@@ -81,45 +85,13 @@ export function addressKey(address: string): string {
     .join(':')}::/64`;
 }
 
-/** Creates the guard; counters per process. */
+/** Creates the guard over the store's counters. */
 export function createSignInGuard(deps: SignInGuardDeps): SignInGuard {
   const limits = deps.limits ?? DEFAULT_SIGN_IN_LIMITS;
-  const failures = new Map<string, { count: number; since: number; told: boolean }>();
-
   const keysOf = (name: string | undefined, address: string | undefined): string[] => [
     ...(name === undefined ? [] : [`name:${name}`]),
     ...(address === undefined ? [] : [`addr:${addressKey(address)}`]),
   ];
-  const live = (key: string, at: number) => {
-    const f = failures.get(key);
-    if (f !== undefined && (at - f.since >= limits.window_ms || at < f.since)) {
-      failures.delete(key);
-      return undefined;
-    }
-    return f;
-  };
-  const fail = (keys: readonly string[], at: number): void => {
-    for (const k of keys) {
-      const f = live(k, at);
-      if (f !== undefined) f.count += 1;
-      else {
-        // A flood of distinct names is bounded: the oldest counters go first.
-        if (failures.size >= MAX_KEYS) {
-          const oldest = failures.keys().next().value;
-          if (oldest !== undefined) failures.delete(oldest);
-        }
-        failures.set(k, { count: 1, since: at, told: false });
-      }
-    }
-  };
-
-  /** Takes back the failure an attempt was counted as before it was tried (it succeeded). */
-  const succeed = (keys: readonly string[], at: number): void => {
-    for (const k of keys) {
-      const f = live(k, at);
-      if (f !== undefined && f.count > 0) f.count -= 1;
-    }
-  };
 
   return async (a, run) => {
     const name = a.name !== undefined && NAME.test(a.name) ? a.name : undefined;
@@ -131,20 +103,17 @@ export function createSignInGuard(deps: SignInGuardDeps): SignInGuard {
     };
     const keys = keysOf(name, a.address);
     const at = deps.now();
-    const over = keys.map((k) => live(k, at)).filter((f) => f !== undefined && f.count >= limits.failures);
-    if (over.length > 0) {
+    // Counted as a failure before it is tried, taken back if it succeeds: attempts sent at once,
+    // through this gate or another on the same storage, cannot all pass the check.
+    const admission = await deps.counters.admitSignIn(keys, at, limits.failures, limits.window_ms);
+    if (!admission.admitted) {
       // Ledgered once per window and counter: a flood of refused attempts does not flood the ledger.
-      if (over.some((f) => f !== undefined && !f.told)) {
-        for (const f of over) if (f !== undefined) f.told = true;
+      if (admission.tell)
         await deps
           .record({ ...who, outcome: 'rate_limited', code: 'ERR_SIGN_IN_RATE_LIMITED' })
           .catch(() => false);
-      }
       return deny('ERR_SIGN_IN_RATE_LIMITED', 'too many failed sign-ins: wait and try again');
     }
-    // Counted as a failure before it is tried, taken back if it succeeds: attempts sent at once
-    // cannot all pass the check before the first failure is counted.
-    fail(keys, at);
     // Thrown: stays counted as a failure.
     const r = await run();
     if (isDeny(r) || r.status !== 200) {
@@ -153,7 +122,8 @@ export function createSignInGuard(deps: SignInGuardDeps): SignInGuard {
       await deps.record({ ...who, outcome: 'refused', code }).catch(() => false);
       return r;
     }
-    succeed(keys, at);
+    // Not taken back when the store cannot: the attempt stays counted, the stricter side.
+    await deps.counters.forgiveSignIn(keys, at, limits.window_ms).catch(() => undefined);
     const body = r.body as JsonObject;
     const signedIn = typeof body['name'] === 'string' ? body['name'] : name;
     const recorded = await deps

@@ -7,8 +7,14 @@
 import Database from 'better-sqlite3';
 import { migrateSchema } from '../kernel/index.js';
 import type { JsonObject, SchemaMigration, SqliteCommitUnit } from '../kernel/index.js';
-import { parsePersonRow, parseSessionRow } from './rows.js';
-import type { ConsoleSession, ConsoleStore, InvitedPerson } from './store.js';
+import { parseOperatorSessionRow, parsePersonRow, parseSessionRow } from './rows.js';
+import type {
+  ConsoleSession,
+  ConsoleStore,
+  InvitedPerson,
+  OperatorSession,
+  SignInAdmission,
+} from './store.js';
 
 const SCHEMA = `
 CREATE TABLE console_people (
@@ -29,6 +35,19 @@ const MIGRATIONS: readonly SchemaMigration[] = [
     version: 2,
     name: 'invitations bound to an OIDC identity',
     up: 'ALTER TABLE console_people ADD COLUMN oidc_issuer TEXT; ALTER TABLE console_people ADD COLUMN oidc_subject TEXT;',
+  },
+  {
+    version: 3,
+    name: 'operator sessions and failed sign-in counters in the store',
+    up: `
+CREATE TABLE console_operator_sessions (
+  id_sha256 TEXT PRIMARY KEY, name TEXT NOT NULL, method TEXT NOT NULL, credential TEXT NOT NULL,
+  created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL
+);
+CREATE TABLE console_sign_in_failures (
+  key TEXT PRIMARY KEY, count INTEGER NOT NULL, since INTEGER NOT NULL, told INTEGER NOT NULL
+);
+CREATE INDEX console_sign_in_failures_since ON console_sign_in_failures (since);`,
   },
 ];
 
@@ -87,7 +106,57 @@ export function createSqliteConsoleStore(
     deleteSessionsOf: db.prepare('DELETE FROM console_sessions WHERE name = ?'),
     pruneChallenges: db.prepare('DELETE FROM console_used_challenges WHERE expires_at <= ?'),
     useChallenge: db.prepare('INSERT OR IGNORE INTO console_used_challenges (id, expires_at) VALUES (?, ?)'),
+    pruneOperatorSessions: db.prepare(
+      'DELETE FROM console_operator_sessions WHERE last_seen < ? OR created_at < ?',
+    ),
+    countOperatorSessions: db.prepare('SELECT count(*) AS n FROM console_operator_sessions'),
+    createOperatorSession: db.prepare(
+      `INSERT INTO console_operator_sessions (id_sha256, name, method, credential, created_at, last_seen)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+    ),
+    operatorSession: db.prepare('SELECT * FROM console_operator_sessions WHERE id_sha256 = ?'),
+    touchOperatorSession: db.prepare(
+      'UPDATE console_operator_sessions SET last_seen = ? WHERE id_sha256 = ?',
+    ),
+    deleteOperatorSession: db.prepare('DELETE FROM console_operator_sessions WHERE id_sha256 = ?'),
+    // A counter is live from its first failure (`since`) for the window; one from the future (the
+    // clock went back) is dropped too.
+    pruneFailures: db.prepare('DELETE FROM console_sign_in_failures WHERE since <= ? OR since > ?'),
+    failures: db.prepare('SELECT count, told FROM console_sign_in_failures WHERE key = ?'),
+    countFailure: db.prepare(
+      `INSERT INTO console_sign_in_failures (key, count, since, told) VALUES (?, 1, ?, 0)
+       ON CONFLICT(key) DO UPDATE SET count = count + 1`,
+    ),
+    tell: db.prepare('UPDATE console_sign_in_failures SET told = 1 WHERE key = ? AND told = 0'),
+    forgive: db.prepare(
+      'UPDATE console_sign_in_failures SET count = count - 1 WHERE key = ? AND count > 0 AND since > ? AND since <= ?',
+    ),
   };
+  /** The check and the count of one attempt, in one transaction. */
+  const admit = db.transaction(
+    (keys: readonly string[], at: number, limit: number, windowMs: number): SignInAdmission => {
+      q.pruneFailures.run(at - windowMs, at);
+      const over = keys.filter((k) => {
+        const r = q.failures.get(k) as { count: unknown } | undefined;
+        return r !== undefined && Number(r.count) >= limit;
+      });
+      if (over.length > 0) {
+        let tell = false;
+        for (const k of over) if (q.tell.run(k).changes === 1) tell = true;
+        return { admitted: false, tell };
+      }
+      for (const k of keys) q.countFailure.run(k, at);
+      return { admitted: true };
+    },
+  );
+  const createOperator = db.transaction(
+    (s: OperatorSession, idleBefore: number, createdBefore: number, max: number): boolean => {
+      q.pruneOperatorSessions.run(idleBefore, createdBefore);
+      if (Number((q.countOperatorSessions.get() as { n: unknown }).n) >= max) return false;
+      q.createOperatorSession.run(s.id_sha256, s.name, s.method, s.credential, s.created_at, s.last_seen);
+      return true;
+    },
+  );
   return Object.freeze({
     putInvitation: (p: InvitedPerson) =>
       Promise.resolve(
@@ -154,6 +223,31 @@ export function createSqliteConsoleStore(
           return q.useChallenge.run(id, expiresAt);
         }).changes === 1,
       ),
+    createOperatorSession: (
+      s: OperatorSession,
+      prune: { readonly idleBefore: number; readonly createdBefore: number },
+      max: number,
+    ) => Promise.resolve(write(() => createOperator(s, prune.idleBefore, prune.createdBefore, max))),
+    operatorSession: (id: string) => {
+      const r = q.operatorSession.get(id) as Record<string, unknown> | undefined;
+      return Promise.resolve(r === undefined ? undefined : parseOperatorSessionRow(r));
+    },
+    touchOperatorSession: (id: string, atMs: number) => {
+      write(() => q.touchOperatorSession.run(atMs, id));
+      return Promise.resolve();
+    },
+    deleteOperatorSession: (id: string) => {
+      write(() => q.deleteOperatorSession.run(id));
+      return Promise.resolve();
+    },
+    admitSignIn: (keys: readonly string[], atMs: number, limit: number, windowMs: number) =>
+      Promise.resolve(write(() => admit(keys, atMs, limit, windowMs))),
+    forgiveSignIn: (keys: readonly string[], atMs: number, windowMs: number) => {
+      write(() => {
+        for (const k of keys) q.forgive.run(k, atMs - windowMs, atMs);
+      });
+      return Promise.resolve();
+    },
     close: () => {
       if (unit === undefined) db.close();
       return Promise.resolve();

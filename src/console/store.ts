@@ -1,8 +1,10 @@
 /**
  * What the console keeps (docs/console.md "What the gate stores"): the people invited as approvers
  * with the SHA-256 of their one-time enrolment code and, once enrolled, their device's public key;
- * the sign-in sessions, named by the SHA-256 of their cookie value; and the ids of the sign-in
- * challenges used (a challenge itself is stateless, MAC-ed by the gate).
+ * the sign-in sessions of approvers and operators, named by the SHA-256 of their cookie value; the
+ * counters of failed sign-ins; and the ids of the sign-in challenges used (a challenge itself is
+ * stateless, MAC-ed by the gate). Every gate on the same storage shares them: a session opened
+ * through one replica is one of every replica, and the sign-in limits count across replicas.
  * Never a private key, never a code or a session id in clear. Every state change is one atomic
  * statement ("one row changed" is the only success); failures reject and the callers refuse
  * (OE-INV-020, L7 Identity & Signing).
@@ -44,6 +46,23 @@ export interface ConsoleSession {
   readonly last_seen: number;
 }
 
+/** An operator's console session (server side; the browser holds only the opaque id). */
+export interface OperatorSession {
+  readonly id_sha256: string;
+  readonly name: string;
+  readonly method: 'token' | 'oidc';
+  /** What the sign-in proved (`src/console/operator-api.ts` `credentialOf`); the registry must still show it. */
+  readonly credential: string;
+  readonly created_at: number;
+  readonly last_seen: number;
+}
+
+/** What {@link ConsoleStore.admitSignIn} decided. */
+export type SignInAdmission =
+  | { readonly admitted: true }
+  /** Over the limit: nothing counted; `tell` is true once per window and counter over the limit. */
+  | { readonly admitted: false; readonly tell: boolean };
+
 /** The console's state, one implementation per backend (SQLite: `sqlite-store.ts`). */
 export interface ConsoleStore {
   /** Inserts or replaces the invitation of `name`; false when `name` is already confirmed. */
@@ -69,5 +88,32 @@ export interface ConsoleStore {
    * once per id (single use).
    */
   useChallenge(id: string, expiresAt: number, atMs: number): Promise<boolean>;
+  /**
+   * Records an operator session unless `max` live ones exist, first dropping those last seen
+   * before `idleBefore` or created before `createdBefore`; false: too many.
+   */
+  createOperatorSession(
+    s: OperatorSession,
+    prune: { readonly idleBefore: number; readonly createdBefore: number },
+    max: number,
+  ): Promise<boolean>;
+  operatorSession(idSha256: string): Promise<OperatorSession | undefined>;
+  touchOperatorSession(idSha256: string, atMs: number): Promise<void>;
+  deleteOperatorSession(idSha256: string): Promise<void>;
+  /**
+   * One sign-in attempt against the failure counters of `keys` (a name, a client address), in
+   * fixed windows of `windowMs` that start at a counter's first failure: atomically, when every
+   * live counter is below `limit`, counts one failure on each (taken back by
+   * {@link forgiveSignIn} when the attempt succeeds) and admits; otherwise counts nothing.
+   * Attempts sent at once through different gates cannot all pass the check.
+   */
+  admitSignIn(
+    keys: readonly string[],
+    atMs: number,
+    limit: number,
+    windowMs: number,
+  ): Promise<SignInAdmission>;
+  /** Takes back one counted failure of each live counter of `keys` (the attempt succeeded). */
+  forgiveSignIn(keys: readonly string[], atMs: number, windowMs: number): Promise<void>;
   close(): Promise<void>;
 }

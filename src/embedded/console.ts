@@ -292,8 +292,15 @@ export function operatorConsoleFor(deps: {
   readonly operators: Pick<OperatorStore, 'byToken' | 'bySubject' | 'get'>;
   /** `console.oidc`: operators bound to an identity there sign in through it. */
   readonly oidc?: OidcConfig;
-  /** Where a sign-in's state is used once (the console store). */
-  readonly challenges: Pick<ConsoleStore, 'useChallenge'>;
+  /** Where a sign-in's state is used once and the sessions are kept (the console store). */
+  readonly store: Pick<
+    ConsoleStore,
+    | 'useChallenge'
+    | 'createOperatorSession'
+    | 'operatorSession'
+    | 'touchOperatorSession'
+    | 'deleteOperatorSession'
+  >;
   readonly governance: Pick<GovernanceState, 'snapshot'>;
   readonly ledger: Pick<GateLedger, 'latestCheckpoint'>;
   readonly bundles: BundleStore;
@@ -302,12 +309,13 @@ export function operatorConsoleFor(deps: {
 }): OperatorConsole {
   return createOperatorConsole({
     operators: registryOperators(deps.operators),
+    sessions: deps.store,
     ...(deps.oidc === undefined
       ? {}
       : {
           oidc: relyingPartyFor(
             { ...deps.oidc, redirect_uri: operatorRedirectUri(deps.oidc) },
-            deps.challenges,
+            deps.store,
             deps.clock,
           ),
         }),
@@ -397,6 +405,8 @@ export function consoleEndpointFor(
     readonly ledgerPort: Pick<LedgerPort, 'append'>;
     /** `console.sign_in_limit`; default {@link DEFAULT_SIGN_IN_LIMITS}. */
     readonly signInLimits?: SignInLimits;
+    /** Where failed sign-ins are counted (the console store, shared by the gates on it). */
+    readonly signInCounters: Pick<ConsoleStore, 'admitSignIn' | 'forgiveSignIn'>;
   },
   url: string,
 ): ConsoleEndpoint {
@@ -414,9 +424,10 @@ export function consoleEndpointFor(
     signInGuard: createSignInGuard({
       record: (a) => recordSignIn(deps.ledgerPort, deps.clock, a),
       endSession: async (cookie) => {
-        operator?.signOut(cookie);
+        await operator?.signOut(cookie);
         await deps.console.signOut(cookie);
       },
+      counters: deps.signInCounters,
       now: deps.clock,
       ...(deps.signInLimits === undefined ? {} : { limits: deps.signInLimits }),
     }),

@@ -321,7 +321,7 @@ async function listen(
             operator: operatorConsoleFor({
               operator: core.operator,
               operators: core.backend.operators,
-              challenges: core.console.store,
+              store: core.console.store,
               ...(core.console.oidc === undefined ? {} : { oidc: core.console.oidc }),
               governance: core.governance,
               ledger: gateLedgerOver(core.ledger, core.ledgerPort),
@@ -331,6 +331,7 @@ async function listen(
             }),
             ...(core.console.oidc === undefined ? {} : { oidc: core.console.oidc }),
             ledgerPort: core.ledgerPort,
+            signInCounters: core.console.store,
             ...(core.config.console?.sign_in_limit === undefined
               ? {}
               : { signInLimits: core.config.console.sign_in_limit }),

@@ -61,6 +61,7 @@ async function read(session: string, v: JsonValue): Promise<string | number> {
     signInGuard: createSignInGuard({
       record: () => Promise.resolve(true),
       endSession: () => Promise.resolve(),
+      counters: core.console.store,
       now: rig.now,
     }),
     now: rig.now,

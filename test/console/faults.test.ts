@@ -55,6 +55,7 @@ beforeAll(async () => {
     signInGuard: createSignInGuard({
       record: () => Promise.resolve(true),
       endSession: () => Promise.resolve(),
+      counters: core.console.store,
       now: rig.now,
     }),
     now: rig.now,

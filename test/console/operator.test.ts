@@ -258,6 +258,7 @@ describe('console operator pages', { timeout: 180_000 }, () => {
       },
       runAdmin: (person, action, body) => rig.instance.core.operator.run(action, body, person),
       incidentState: () => rig.instance.core.governance.snapshot(),
+      sessions: rig.instance.core.console.store,
       policy: policyPagesFor(rig.instance.core.bundles, rig.instance.core.approvals.service),
       now: rig.now,
     });
@@ -305,6 +306,39 @@ describe('console operator pages', { timeout: 180_000 }, () => {
     });
     // Its session is not the bootstrap console's, nor an approver's.
     expect(await scoped.route('GET', 'incident', {}, 'A'.repeat(43))).toMatchObject({
+      code: 'ERR_UNAUTHENTICATED',
+    });
+  });
+
+  it('a session is kept in the store: signed in through one gate, signed in and out through another on it', async () => {
+    const olaf = {
+      name: 'olaf',
+      tenants: '*' as const,
+      token_sha256: sha256Hex('olaf-operator-token-0123'),
+      oidc: null,
+    };
+    // Two gates' operator consoles over one console store, as replicas on one database are.
+    const replica = () =>
+      createOperatorConsole({
+        operators: {
+          byToken: (sha) => Promise.resolve(sha === olaf.token_sha256 ? olaf : undefined),
+          bySubject: () => Promise.resolve(undefined),
+          named: (n) => Promise.resolve(n === olaf.name ? olaf : undefined),
+        },
+        runAdmin: (person, action, body) => rig.instance.core.operator.run(action, body, person),
+        incidentState: () => rig.instance.core.governance.snapshot(),
+        sessions: rig.instance.core.console.store,
+        now: rig.now,
+      });
+    const [a, b] = [replica(), replica()];
+    const signedIn = await a.route('POST', 'sign-in', { token: 'olaf-operator-token-0123' }, undefined);
+    if (isDeny(signedIn) || signedIn.cookie === undefined) throw new Error('sign-in failed');
+    expect(await b.route('GET', 'me', {}, signedIn.cookie)).toMatchObject({
+      status: 200,
+      body: { name: 'olaf', method: 'token' },
+    });
+    await b.signOut(signedIn.cookie);
+    expect(await a.route('GET', 'incident', {}, signedIn.cookie)).toMatchObject({
       code: 'ERR_UNAUTHENTICATED',
     });
   });

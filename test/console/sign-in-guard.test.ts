@@ -1,16 +1,41 @@
 /**
  * The console's sign-in guard (docs/console.md "Sign-in attempts"; L7 Identity & Signing): the
- * failure limit holds for attempts sent at once, a success takes back what it was counted as, and
- * an IPv6 client is counted by its /64.
+ * failure limit holds for attempts sent at once, through one gate or several on the same storage
+ * (SQLite, PostgreSQL), a success takes back what it was counted as, a window ends, and an IPv6
+ * client is counted by its /64.
  */
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createSqliteConsoleStore } from '../../src/console/index.js';
+import type { ConsoleStore } from '../../src/console/index.js';
 import { addressKey, createSignInGuard } from '../../src/console/sign-in-guard.js';
 import type { SignInAttempt } from '../../src/console/sign-in-guard.js';
 import { deny, isDeny } from '../../src/kernel/index.js';
+import { createPostgresConsoleStore, openPostgresPool } from '../../src/storage/postgres/index.js';
+import { openMigratedPool, useTestDatabase } from '../support/postgres.js';
 
 const LIMITS = { failures: 3, window_ms: 60_000 };
 
-function guard() {
+const dir = mkdtempSync(join(tmpdir(), 'fc-sign-in-'));
+const closers: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const c of closers.splice(0)) await c();
+  rmSync(dir, { recursive: true, force: true });
+});
+let files = 0;
+const sqliteStore = (path = join(dir, `console-${++files}.db`)): ConsoleStore => {
+  const s = createSqliteConsoleStore(path);
+  closers.push(() => s.close());
+  return s;
+};
+
+const refused = () => Promise.resolve(deny('ERR_UNAUTHENTICATED', 'wrong code'));
+const codeOf = (r: Awaited<ReturnType<ReturnType<typeof createSignInGuard>>>): string | number =>
+  isDeny(r) ? r.code : r.status;
+
+function guard(store: ConsoleStore = sqliteStore(), now: () => number = () => 1_000) {
   const records: SignInAttempt[] = [];
   const g = createSignInGuard({
     record: (a) => {
@@ -18,15 +43,68 @@ function guard() {
       return Promise.resolve(true);
     },
     endSession: () => Promise.resolve(),
-    now: () => 1_000,
+    counters: store,
+    now,
     limits: LIMITS,
   });
   return { g, records };
 }
 
-const refused = () => Promise.resolve(deny('ERR_UNAUTHENTICATED', 'wrong code'));
-const codeOf = (r: Awaited<ReturnType<ReturnType<typeof guard>['g']>>): string | number =>
-  isDeny(r) ? r.code : r.status;
+const pg = useTestDatabase('fc_sign_in');
+
+/** Two gates' views of one storage: two connections to one SQLite file, two pools on one database. */
+const shared: Record<string, () => Promise<[ConsoleStore, ConsoleStore]>> = {
+  SQLite: () => {
+    const path = join(dir, `shared-${++files}.db`);
+    return Promise.resolve([sqliteStore(path), sqliteStore(path)]);
+  },
+  PostgreSQL: async () => {
+    // A fresh schema per test; the second gate's pool opens the same one.
+    const a = await openMigratedPool(pg.url);
+    const b = openPostgresPool({ url: pg.url, schema: a.schema, max: 4 });
+    closers.push(
+      () => a.close(),
+      () => b.close(),
+    );
+    return [createPostgresConsoleStore(a), createPostgresConsoleStore(b)];
+  },
+};
+
+describe.each(Object.entries(shared))('sign-in limits across gates (%s)', (_name, open) => {
+  it('failures through two gates count against one limit, and sent at once only the limit runs', async () => {
+    const [s1, s2] = await open();
+    const [a, b] = [guard(s1), guard(s2)];
+    let ran = 0;
+    const who = { kind: 'approver' as const, method: 'code', name: 'mallory', address: '192.0.2.66' };
+    const attempts = Array.from({ length: 10 }, (_, i) =>
+      (i % 2 === 0 ? a : b).g(who, () => {
+        ran += 1;
+        return refused();
+      }),
+    );
+    const codes = (await Promise.all(attempts)).map(codeOf);
+    expect(ran).toBe(LIMITS.failures);
+    expect(codes.filter((c) => c === 'ERR_SIGN_IN_RATE_LIMITED')).toHaveLength(10 - LIMITS.failures);
+    // The limit is ledgered once, by whichever gate saw it first.
+    const told = [...a.records, ...b.records].filter((r) => r.outcome === 'rate_limited');
+    expect(told).toHaveLength(1);
+  });
+
+  it('a success through one gate takes back its count for the other; the window ends for both', async () => {
+    const [s1, s2] = await open();
+    let at = 5_000;
+    const [a, b] = [guard(s1, () => at), guard(s2, () => at)];
+    const who = { kind: 'operator' as const, method: 'token', address: '192.0.2.77' };
+    const ok = () => Promise.resolve({ status: 200, body: { name: 'op' } });
+    expect(codeOf(await a.g(who, refused))).toBe('ERR_UNAUTHENTICATED');
+    expect(codeOf(await b.g(who, refused))).toBe('ERR_UNAUTHENTICATED');
+    expect(codeOf(await a.g(who, ok))).toBe(200);
+    expect(codeOf(await b.g(who, refused))).toBe('ERR_UNAUTHENTICATED');
+    expect(codeOf(await a.g(who, ok))).toBe('ERR_SIGN_IN_RATE_LIMITED');
+    at += LIMITS.window_ms;
+    expect(codeOf(await b.g(who, ok))).toBe(200);
+  });
+});
 
 describe('sign-in guard', () => {
   it('attempts sent at once cannot all pass the check: only the limit runs, the rest are refused', async () => {

@@ -152,4 +152,56 @@ describe.each(Object.entries(openers))('console store (%s)', (_name, open) => {
     expect(await s.replaceSession(code.id_sha256, { ...up, id_sha256: '3'.repeat(64) })).toBe(false);
     expect(await s.session('3'.repeat(64))).toBeUndefined();
   });
+
+  it('keeps operator sessions until deleted, idle, too old or too many', async () => {
+    const s = await open();
+    const op = (id: string, at: number) => ({
+      id_sha256: id.repeat(64),
+      name: 'olga',
+      method: 'token' as const,
+      credential: `token:${'f'.repeat(64)}`,
+      created_at: at,
+      last_seen: at,
+    });
+    const none = { idleBefore: -1, createdBefore: -1 };
+    expect(await s.createOperatorSession(op('a', 10), none, 2)).toBe(true);
+    expect(await s.createOperatorSession(op('b', 20), none, 2)).toBe(true);
+    // At the bound: refused, nothing stored.
+    expect(await s.createOperatorSession(op('c', 30), none, 2)).toBe(false);
+    expect(await s.operatorSession('c'.repeat(64))).toBeUndefined();
+    expect(await s.operatorSession('a'.repeat(64))).toEqual(op('a', 10));
+    await s.touchOperatorSession('a'.repeat(64), 40);
+    expect((await s.operatorSession('a'.repeat(64)))?.last_seen).toBe(40);
+    // `b` idle since 20: dropped when the next session is made, which then fits.
+    expect(await s.createOperatorSession(op('c', 50), { idleBefore: 25, createdBefore: -1 }, 2)).toBe(true);
+    expect(await s.operatorSession('b'.repeat(64))).toBeUndefined();
+    // `a` created at 10: past its absolute lifetime whatever its use.
+    expect(await s.createOperatorSession(op('d', 60), { idleBefore: -1, createdBefore: 11 }, 2)).toBe(true);
+    expect(await s.operatorSession('a'.repeat(64))).toBeUndefined();
+    await s.deleteOperatorSession('c'.repeat(64));
+    expect(await s.operatorSession('c'.repeat(64))).toBeUndefined();
+    expect(await s.operatorSession('d'.repeat(64))).toEqual(op('d', 60));
+  });
+
+  it('counts failed sign-ins per key within a window, and refuses without counting past the limit', async () => {
+    const s = await open();
+    const keys = ['name:ann', 'addr:192.0.2.1'];
+    for (let i = 0; i < 2; i++) expect(await s.admitSignIn(keys, 100, 2, 1000)).toEqual({ admitted: true });
+    // Over for the name: told once, and the other key is not counted either.
+    expect(await s.admitSignIn(['name:ann', 'addr:192.0.2.2'], 200, 2, 1000)).toEqual({
+      admitted: false,
+      tell: true,
+    });
+    expect(await s.admitSignIn(['name:ann'], 300, 2, 1000)).toEqual({ admitted: false, tell: false });
+    expect(await s.admitSignIn(['addr:192.0.2.2'], 300, 2, 1000)).toEqual({ admitted: true });
+    // A success takes one back; a key never counted is untouched.
+    await s.forgiveSignIn(['name:ann', 'name:nobody'], 400, 1000);
+    expect(await s.admitSignIn(['name:ann'], 500, 2, 1000)).toEqual({ admitted: true });
+    // Over again in the same window: already told.
+    expect(await s.admitSignIn(['name:ann'], 600, 2, 1000)).toEqual({ admitted: false, tell: false });
+    // The window started at the first failure (100): over at 1100, counted anew.
+    expect(await s.admitSignIn(['name:ann'], 1100, 2, 1000)).toEqual({ admitted: true });
+    // A clock that went back drops counters from its future.
+    expect(await s.admitSignIn(['name:ann'], 1099, 2, 1000)).toEqual({ admitted: true });
+  });
 });

@@ -5,10 +5,23 @@
  * success. Rows are parsed as untrusted input (`src/console/rows.ts`); any failure rejects and
  * the console refuses (fail closed). The store owns nothing: the backend closes the pool.
  */
-import { parsePersonRow, parseSessionRow } from '../../console/index.js';
-import type { ConsoleSession, ConsoleStore, InvitedPerson } from '../../console/index.js';
+import { parseOperatorSessionRow, parsePersonRow, parseSessionRow } from '../../console/index.js';
+import type {
+  ConsoleSession,
+  ConsoleStore,
+  InvitedPerson,
+  OperatorSession,
+  SignInAdmission,
+} from '../../console/index.js';
 import type { JsonObject } from '../../kernel/index.js';
+import { inTransaction } from './pool.js';
 import type { PostgresPool } from './pool.js';
+
+/**
+ * First key of the transaction advisory lock every sign-in check takes ("fcsi" read as a 32-bit
+ * integer): sign-ins are rare, so one lock per schema serializes them simply and without deadlocks.
+ */
+const SIGN_IN_LOCK_CLASS = 0x66637369;
 
 type Row = Record<string, unknown>;
 
@@ -98,6 +111,74 @@ export function createPostgresConsoleStore(db: PostgresPool): ConsoleStore {
       return changed(
         'INSERT INTO console_used_challenges (id, expires_at) VALUES ($1, $2::bigint) ON CONFLICT DO NOTHING',
         [id, expiresAt],
+      );
+    },
+    async createOperatorSession(
+      s: OperatorSession,
+      prune: { readonly idleBefore: number; readonly createdBefore: number },
+      max: number,
+    ) {
+      await db.pool.query(
+        'DELETE FROM console_operator_sessions WHERE last_seen < $1::bigint OR created_at < $2::bigint',
+        [prune.idleBefore, prune.createdBefore],
+      );
+      // The bound on live sessions is a resource bound: replicas inserting at once may pass it by a few.
+      return changed(
+        `INSERT INTO console_operator_sessions (id_sha256, name, method, credential, created_at, last_seen)
+         SELECT $1, $2, $3, $4, $5::bigint, $6::bigint
+         WHERE (SELECT count(*) FROM console_operator_sessions) < $7::int`,
+        [s.id_sha256, s.name, s.method, s.credential, s.created_at, s.last_seen, max],
+      );
+    },
+    async operatorSession(id: string) {
+      const [r] = await rows('SELECT * FROM console_operator_sessions WHERE id_sha256 = $1', [id]);
+      return r === undefined ? undefined : parseOperatorSessionRow(r);
+    },
+    async touchOperatorSession(id: string, atMs: number) {
+      await db.pool.query(
+        'UPDATE console_operator_sessions SET last_seen = $1::bigint WHERE id_sha256 = $2',
+        [atMs, id],
+      );
+    },
+    async deleteOperatorSession(id: string) {
+      await db.pool.query('DELETE FROM console_operator_sessions WHERE id_sha256 = $1', [id]);
+    },
+    admitSignIn: (keys: readonly string[], atMs: number, limit: number, windowMs: number) =>
+      inTransaction(db.pool, async (c): Promise<SignInAdmission> => {
+        await c.query('SELECT pg_advisory_xact_lock($1::int4, hashtext($2))', [
+          SIGN_IN_LOCK_CLASS,
+          db.schema,
+        ]);
+        // A counter is live from its first failure for the window; one from the future (the clock
+        // went back) is dropped too.
+        await c.query(
+          'DELETE FROM console_sign_in_failures WHERE since <= $1::bigint OR since > $2::bigint',
+          [atMs - windowMs, atMs],
+        );
+        const over = await c.query<Row>(
+          'SELECT key, told FROM console_sign_in_failures WHERE key = ANY($1::text[]) AND count >= $2::int',
+          [keys, limit],
+        );
+        if (over.rows.length > 0) {
+          const told = await c.query(
+            'UPDATE console_sign_in_failures SET told = true WHERE key = ANY($1::text[]) AND NOT told',
+            [over.rows.map((r) => r['key'])],
+          );
+          return { admitted: false, tell: (told.rowCount ?? 0) > 0 };
+        }
+        await c.query(
+          `INSERT INTO console_sign_in_failures (key, count, since, told)
+           SELECT k, 1, $2::bigint, false FROM unnest($1::text[]) AS k
+           ON CONFLICT (key) DO UPDATE SET count = console_sign_in_failures.count + 1`,
+          [keys, atMs],
+        );
+        return { admitted: true };
+      }),
+    async forgiveSignIn(keys: readonly string[], atMs: number, windowMs: number) {
+      await db.pool.query(
+        `UPDATE console_sign_in_failures SET count = count - 1
+         WHERE key = ANY($1::text[]) AND count > 0 AND since > $2::bigint AND since <= $3::bigint`,
+        [keys, atMs - windowMs, atMs],
       );
     },
     close: () => Promise.resolve(),

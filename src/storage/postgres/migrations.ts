@@ -581,6 +581,30 @@ CREATE UNIQUE INDEX operators_oidc ON operators (oidc_issuer, oidc_subject)
   WHERE status = 'active' AND oidc_subject IS NOT NULL;
 `;
 
+/**
+ * Version 13: operator console sessions (by the SHA-256 of their cookie) and the counters of
+ * failed console sign-ins, shared by every gate on the database (docs/console.md "Sign-in
+ * attempts"): a session opened through one replica is known to all, and the limits count
+ * attempts made through any replica.
+ */
+const V_CONSOLE_SHARED = `
+CREATE TABLE console_operator_sessions (
+  id_sha256 text PRIMARY KEY,
+  name text NOT NULL,
+  method text NOT NULL CHECK (method IN ('token', 'oidc')),
+  credential text NOT NULL,
+  created_at bigint NOT NULL,
+  last_seen bigint NOT NULL
+);
+CREATE TABLE console_sign_in_failures (
+  key text PRIMARY KEY,
+  count integer NOT NULL CHECK (count >= 0),
+  since bigint NOT NULL,
+  told boolean NOT NULL
+);
+CREATE INDEX console_sign_in_failures_since ON console_sign_in_failures (since);
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
@@ -595,6 +619,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 10, name: 'operators with tenant scopes and token hashes', sql: V_OPERATORS },
   { version: 11, name: 'console invitations bound to an OIDC identity', sql: V_CONSOLE_OIDC },
   { version: 12, name: 'operators bound to an OIDC identity', sql: V_OPERATOR_OIDC },
+  { version: 13, name: 'operator console sessions, failed sign-in counters', sql: V_CONSOLE_SHARED },
 ]);
 
 /** The newest schema version this build knows. */
