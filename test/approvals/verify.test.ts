@@ -336,6 +336,42 @@ describe('OE-INV-019/020: each approval finding on its own (approvals check only
       subject: 'sub-dave',
     });
     expect(only(glass)).toEqual([]);
+    // A review closed by a bound approver: only through the console, with its session proof.
+    const closedBy = (b: Mutable, oidc_session?: Mutable): void => {
+      const opened = first(b, 'review.opened');
+      const closed = structuredClone(opened);
+      closed['type'] = 'review.closed';
+      closed['index'] = (b['entries'] as Mutable[]).length + 200;
+      closed['actor'] = { id: 'bob', role: 'approver' };
+      closed['payload'] = {
+        review_id: opened['payload']['review_id'],
+        decision_id: opened['payload']['decision_id'],
+        outcome: 'closed',
+        reviewer: 'bob',
+        justification: 'looked at it',
+        ...(oidc_session === undefined ? {} : { oidc_session }),
+      };
+      (b['entries'] as Mutable[]).push(closed);
+    };
+    /** Binds bob after his vote (which then needed no proof), before the review he closes. */
+    const bindLate = (b: Mutable): void => {
+      bind(b, 'bob', 'sub-bob');
+      const list = b['entries'] as Mutable[];
+      list[list.length - 1]!['index'] = list.length + 100;
+    };
+    const review = fresh();
+    bindLate(review);
+    closedBy(review);
+    expect(only(review)).toEqual(['APPROVAL_SESSION']);
+    const reviewed = fresh();
+    bindLate(reviewed);
+    closedBy(reviewed, {
+      method: 'key+oidc',
+      issuer,
+      subject: 'sub-bob',
+      session_started_at: '2026-01-01T00:00:00.000Z',
+    });
+    expect(only(reviewed)).toEqual([]);
   });
 
   it('OE-INV-020: an approval after the approver’s ledgered removal: APPROVAL_REVOKED', () => {

@@ -97,11 +97,10 @@ function sessionMissing(
   ix: ReturnType<typeof indexEntries>,
   approver: string,
   index: number,
-  doc: JsonObject,
+  s: JsonValue | undefined,
 ): string | undefined {
   const b = ix.bindings.get(approver);
   if (b === undefined || b.index > index) return undefined;
-  const s = doc['session'];
   if (isObj(s) && s['method'] === 'key+oidc' && s['issuer'] === b.issuer && s['subject'] === b.subject)
     return undefined;
   return `${approver} is bound to ${b.issuer} and signed without a console session proving it`;
@@ -293,7 +292,7 @@ export const approvalsCheck: VerifyCheck = {
           'APPROVAL_TENANT',
           `the approver ${s.approver} is not registered for tenant ${v.entry.tenant}`,
         );
-      const unproven = sessionMissing(ix, s.approver, v.entry.index, doc);
+      const unproven = sessionMissing(ix, s.approver, v.entry.index, doc['session']);
       if (unproven !== undefined) bad(v, 'APPROVAL_SESSION', unproven);
       const removed = ix.approverRemovedAt.get(s.approver);
       if (removed !== undefined && removed < v.entry.index)
@@ -304,6 +303,18 @@ export const approvalsCheck: VerifyCheck = {
         typeof p['approval_sha256'] === 'string'
       )
         valid.set(p['approval_sha256'], v);
+    }
+
+    // A review closed by an approver bound to an identity provider: only the console closes it,
+    // with the session that proved the binding (`oidc_session`, as at run time).
+    for (const v of views) {
+      if (v.entry.type !== 'review.closed') continue;
+      const reviewer = str(v.entry.payload['reviewer']);
+      const unproven =
+        reviewer === undefined
+          ? undefined
+          : sessionMissing(ix, reviewer, v.entry.index, v.entry.payload['oidc_session']);
+      if (unproven !== undefined) bad(v, 'APPROVAL_SESSION', unproven);
     }
 
     for (const v of views) {
@@ -440,6 +451,6 @@ function checkBreakGlass(
     bad(used, 'APPROVAL_ROLE', 'break-glass was used without an L4/L5 role');
   if (held !== undefined && held.tenants !== '*' && !held.tenants.includes(s.tenant))
     bad(used, 'APPROVAL_TENANT', `the approver ${s.approver} is not registered for tenant ${s.tenant}`);
-  const unproven = sessionMissing(ix, s.approver, fin.entry.index, doc);
+  const unproven = sessionMissing(ix, s.approver, fin.entry.index, doc['session']);
   if (unproven !== undefined) bad(fin, 'APPROVAL_SESSION', unproven);
 }
