@@ -218,6 +218,8 @@ export const PAYLOAD_ALLOWLIST = {
     'justification_sha256',
     // A reviewer bound to an identity provider: the console's key+oidc session that carried it.
     'oidc_session',
+    // The signed review statement, stored as evidence (`failclosed.review/v1`).
+    'review_sha256',
   ],
   'admin.policy_activated': [
     'policy_bundle',

@@ -65,6 +65,12 @@ beforeAll(async () => {
     '300',
   );
   expect((await rig.agent().call('transfer_funds', { ...params, amount: 6000 })).outcome).toBe('executed');
+  // bob closes dave's post-incident review (a signed statement, kept as evidence).
+  const listed = JSON.parse((await rig.cli('reviews', 'list')).out) as { reviews: { review_id: string }[] };
+  const reviewId = listed.reviews[0]?.review_id ?? '';
+  expect((await rig.cli('reviews', 'close', reviewId, '--as', 'bob', '--notes', 'looked at it')).code).toBe(
+    0,
+  );
   const out = join(rig.dir, 'bundle.json');
   expect((await rig.cli('ledger', 'export', '--out', out)).code).toBe(0);
   // The export is v2; these tests tamper with the bundle as one object (v1, same verdict).
@@ -337,41 +343,52 @@ describe('OE-INV-019/020: each approval finding on its own (approvals check only
     });
     expect(only(glass)).toEqual([]);
     // A review closed by a bound approver: only through the console, with its session proof.
-    const closedBy = (b: Mutable, oidc_session?: Mutable): void => {
-      const opened = first(b, 'review.opened');
-      const closed = structuredClone(opened);
-      closed['type'] = 'review.closed';
-      closed['index'] = (b['entries'] as Mutable[]).length + 200;
-      closed['actor'] = { id: 'bob', role: 'approver' };
-      closed['payload'] = {
-        review_id: opened['payload']['review_id'],
-        decision_id: opened['payload']['decision_id'],
-        outcome: 'closed',
-        reviewer: 'bob',
-        justification: 'looked at it',
-        ...(oidc_session === undefined ? {} : { oidc_session }),
-      };
-      (b['entries'] as Mutable[]).push(closed);
-    };
-    /** Binds bob after his vote (which then needed no proof), before the review he closes. */
+    const closed = (b: Mutable): Mutable => first(b, 'review.closed');
+    /** Binds bob after his vote (which then needed no proof), before the review he closed. */
     const bindLate = (b: Mutable): void => {
       bind(b, 'bob', 'sub-bob');
       const list = b['entries'] as Mutable[];
-      list[list.length - 1]!['index'] = list.length + 100;
+      list[list.length - 1]!['index'] = closed(b)['index'] - 1;
     };
     const review = fresh();
     bindLate(review);
-    closedBy(review);
     expect(only(review)).toEqual(['APPROVAL_SESSION']);
     const reviewed = fresh();
     bindLate(reviewed);
-    closedBy(reviewed, {
+    closed(reviewed)['payload']['oidc_session'] = {
       method: 'key+oidc',
       issuer,
       subject: 'sub-bob',
       session_started_at: '2026-01-01T00:00:00.000Z',
-    });
+    };
     expect(only(reviewed)).toEqual([]);
+  });
+
+  it('L7 break-glass: a closed review carries its signed statement; a missing, forged or rebound one is named', () => {
+    const reviewed = (b: Mutable): Mutable => first(b, 'review.closed');
+    expect(reviewed(fresh())['payload']['review_sha256']).toMatch(/^[0-9a-f]{64}$/);
+    let b = fresh();
+    delete b['evidence'][reviewed(b)['payload']['review_sha256']];
+    expect(only(b)).toEqual(['APPROVAL_MISSING']);
+    b = fresh();
+    reviewed(b)['payload']['justification'] = 'nothing to see';
+    expect(only(b)).toEqual(['APPROVAL_BINDING']);
+    b = fresh();
+    reviewed(b)['payload']['reviewer'] = 'alice';
+    reviewed(b)['actor']['id'] = 'alice';
+    expect(only(b)).toEqual(['APPROVAL_BINDING']);
+    // A statement re-signed by a key the trust roots do not pin.
+    b = fresh();
+    const sha = reviewed(b)['payload']['review_sha256'] as string;
+    const blob = (b['evidence'] as Mutable)[sha];
+    const doc = JSON.parse(Buffer.from(blob['body_b64'], 'base64').toString('utf8')) as Mutable;
+    blob['body_b64'] = Buffer.from(
+      JSON.stringify({
+        ...doc,
+        signature: doc['signature'].replace(/^./, (c: string) => (c === 'A' ? 'B' : 'A')),
+      }),
+    ).toString('base64');
+    expect(only(b)).toEqual(['APPROVAL_SIGNATURE']);
   });
 
   it('OE-INV-020: an approval after the approver’s ledgered removal: APPROVAL_REVOKED', () => {
@@ -495,7 +512,7 @@ describe('OE-INV-019/020: each approval finding names its entry (approvals check
     expect(findings(fresh())).toEqual([]);
   });
 
-  it('OE-INV-019: a bundle without approver keys verifies no approval and no break-glass grant: APPROVAL_SIGNATURE', () => {
+  it('OE-INV-019: a bundle without approver keys verifies no approval, break-glass grant or review: APPROVAL_SIGNATURE', () => {
     const b = fresh();
     delete b['jwks']['approvers'];
     expect(findings(b)).toEqual(
@@ -503,6 +520,7 @@ describe('OE-INV-019/020: each approval finding names its entry (approvals check
         finding('APPROVAL_SIGNATURE', approvalBy(b, 'alice')),
         finding('APPROVAL_SIGNATURE', approvalBy(b, 'bob')),
         finding('APPROVAL_SIGNATURE', breakGlassFinal(b)),
+        finding('APPROVAL_SIGNATURE', entries(b, 'review.closed')[0]!),
       ].sort((x, y) => x.index - y.index),
     );
   });

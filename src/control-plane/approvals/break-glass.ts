@@ -389,12 +389,23 @@ async function closeLocked(
   const sha = sha256Hex(reviewSigningInput(s));
   if (!(await store.markUsed(sha, now())))
     return deny('ERR_APPROVAL_REPLAYED', 'this review statement was already used');
+  // The signed statement kept as evidence: `verify` checks it under the pinned approver keys.
+  const statement = await ctx.evidence({
+    format: 'failclosed.review/v1',
+    method: 'key',
+    kid: signer.kid,
+    statement: { ...s },
+    signature: String(body.signature),
+    ...(signer.session === undefined ? {} : { session: signer.session }),
+  });
+  if (isDeny(statement)) return statement;
   const payload: JsonObject = {
     review_id: r.review_id,
     decision_id: r.decision_id,
     outcome: 'closed',
     reviewer: s.reviewer,
     justification: s.notes,
+    review_sha256: statement,
     // The console session that carried it, for a reviewer bound to an identity provider.
     ...(signer.session === undefined ? {} : { oidc_session: signer.session }),
   };

@@ -17,7 +17,9 @@ import {
   parseBreakGlassStatement,
   parseJson,
   parsePublicJwk,
+  parseReviewStatement,
   parseStatementTimestamp,
+  reviewSigningInput,
   verifyEd25519,
 } from '../../kernel/index.js';
 import type { JsonObject, JsonValue } from '../../kernel/index.js';
@@ -309,7 +311,27 @@ export const approvalsCheck: VerifyCheck = {
     // with the session that proved the binding (`oidc_session`, as at run time).
     for (const v of views) {
       if (v.entry.type !== 'review.closed') continue;
-      const reviewer = str(v.entry.payload['reviewer']);
+      const p = v.entry.payload;
+      // The reviewer's signed statement, under the pinned approver keys, bound to this entry.
+      const signed = signedStatement(ctx.bundle.evidence, p['review_sha256'], parseReviewStatement);
+      if (signed === undefined)
+        bad(v, 'APPROVAL_MISSING', 'the signed review statement is not in the bundle evidence');
+      else {
+        if (!signatureOk(keys, signed.doc, reviewSigningInput(signed.s)))
+          bad(
+            v,
+            'APPROVAL_SIGNATURE',
+            `the review closed by ${signed.s.reviewer} does not verify under ${ctx.roots === undefined ? 'an exported' : 'a pinned'} approver key`,
+          );
+        if (
+          signed.s.review_id !== p['review_id'] ||
+          signed.s.reviewer !== p['reviewer'] ||
+          signed.s.reviewer !== v.entry.actor.id ||
+          signed.s.notes !== p['justification']
+        )
+          bad(v, 'APPROVAL_BINDING', 'the review entry does not match its signed statement');
+      }
+      const reviewer = str(p['reviewer']);
       const unproven =
         reviewer === undefined
           ? undefined
