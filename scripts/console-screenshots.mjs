@@ -177,6 +177,15 @@ try {
   }
   await bob.click('#back');
   await bob.waitForSelector('#inbox');
+  // The Break-glass page, filled in (bob holds no L4/L5 role: the gate would refuse him).
+  await bob.click('#nav-break-glass');
+  await bob.waitForSelector('#bg-form');
+  await bob.fill('#bg-tool', 'transfer_funds');
+  await bob.fill('#bg-reason', 'payroll outage INC-7: the treasury approvers are unreachable');
+  await bob.fill('#bg-ttl', '600');
+  await bob.screenshot({ path: join(root, 'docs', 'console-break-glass.png'), fullPage: true });
+  await bob.click('#nav-inbox');
+  await bob.waitForSelector('#inbox');
   await bob.click('#nav-reviews');
   await bob.waitForSelector('#reviews');
   await bob.locator('article.review.open button.close-review').last().click();

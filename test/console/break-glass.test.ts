@@ -7,7 +7,9 @@
  * ledger verifies offline. dave himself, and frank of another tenant, are refused (each refusal
  * ledgered, the review left open); a replayed close, a cross-origin close and a close in an
  * expired session are refused; markup in the justification renders as text. The operator's
- * break-glass page lists the grant in force and the closed review.
+ * break-glass page lists the grant in force and the closed review. dave breaks glass on his own
+ * Break-glass page, which signs exactly the statement it shows; erin (no L4/L5 role) is refused
+ * there.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -97,6 +99,44 @@ async function openReviews(p: Person): Promise<void> {
   await p.page.locator('#reviews:not([data-stale])').waitFor();
 }
 
+/**
+ * Fills the Break-glass page of `p` for `transfer_funds` in `acme` and signs it; the status line
+ * after. The page shows exactly the statement signed.
+ */
+async function breakGlassOnPage(p: Person, reason: string): Promise<string> {
+  if ((await p.page.locator('#nav-break-glass').count()) === 0) {
+    await p.page.click('#nav-inbox');
+    await p.page.locator('#inbox').waitFor();
+  }
+  await p.page.click('#nav-break-glass');
+  await p.page.locator('#bg-form').waitFor();
+  await p.page.selectOption('#bg-tenant', 'acme');
+  await p.page.fill('#bg-tool', 'transfer_funds');
+  await p.page.selectOption('#bg-category', 'incident');
+  await p.page.fill('#bg-reason', reason);
+  await p.page.fill('#bg-ttl', '600');
+  const shown = JSON.parse((await p.page.locator('#bg-statement').textContent()) ?? '{}') as JsonObject;
+  expect(shown).toMatchObject({
+    approver: p.name,
+    tenant: 'acme',
+    tool: 'transfer_funds',
+    reason_category: 'incident',
+    reason,
+    ttl_sec: 600,
+  });
+  await p.page.check('#bg-ack');
+  await p.page.evaluate("document.getElementById('status').textContent = ''");
+  await p.page.click('#bg-submit');
+  await p.page.locator('#status', { hasText: /\S/ }).waitFor();
+  return (await p.page.locator('#status').textContent()) ?? '';
+}
+
+/** Back to the inbox from the Break-glass page. */
+async function backToInbox(p: Person): Promise<void> {
+  await p.page.click('#nav-inbox');
+  await p.page.locator('#inbox').waitFor();
+}
+
 beforeAll(async () => {
   ensureConsoleBuilt();
   rig = await startRig();
@@ -104,17 +144,11 @@ beforeAll(async () => {
   dave = await onboard(browser, rig, 'dave', 'L4', ['acme']);
   erin = await onboard(browser, rig, 'erin', 'treasury', ['acme']);
   frank = await onboard(browser, rig, 'frank', 'treasury', ['globex']);
-  // dave breaks glass from his browser with his device key; a transfer then runs under it.
-  const granted = await signedPost(dave, 'break-glass', 'break-glass', {
-    approver: 'dave',
-    tenant: 'acme',
-    tool: 'transfer_funds',
-    reason_category: 'incident',
-    reason: 'payroll outage INC-7',
-    ttl_sec: 600,
-    timestamp: stamp(),
-  });
-  expect(granted.status, JSON.stringify(granted.body)).toBe(201);
+  // dave breaks glass on his Break-glass page with his device key; a transfer then runs under it.
+  expect(await breakGlassOnPage(dave, 'payroll outage INC-7')).toContain('Break-glass granted');
+  expect(await dave.page.locator('#bg-result article.grant .grant-id dd').textContent()).toMatch(/^bg_/);
+  expect((await rig.instance.core.approvals.service.activeGrants()).map((g) => g.approver)).toEqual(['dave']);
+  await backToInbox(dave);
   const ran = await rig.agent().call('transfer_funds', TRANSFER);
   expect(ran.outcome).toBe('executed');
   requestId = String(ran.request_id);
@@ -279,6 +313,15 @@ describe('break-glass reviews in the console', { timeout: 120_000 }, () => {
     } finally {
       await context.close();
     }
+  });
+
+  it('an approver without an L4 or L5 role is refused on the Break-glass page: nothing granted', async () => {
+    const before = (await ledger()).length;
+    expect(await breakGlassOnPage(erin, 'trying my luck')).toContain('ERR_BREAK_GLASS_DENIED');
+    expect(await erin.page.locator('#bg-result article.grant').count()).toBe(0);
+    expect(await rig.instance.core.approvals.service.activeGrants()).toEqual([]);
+    expect((await ledger()).slice(before).filter((e) => e.type === 'break_glass.used')).toEqual([]);
+    await backToInbox(erin);
   });
 
   it('a close in an expired session is refused: ERR_UNAUTHENTICATED', async () => {

@@ -8,8 +8,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   approvalSigningInput as kernelInput,
+  breakGlassSigningInput as kernelBreakGlassInput,
   canonicalize,
   intentSha256,
+  parseBreakGlassStatement,
   parseReviewStatement,
   reviewSigningInput as kernelReviewInput,
 } from '../../src/kernel/index.js';
@@ -18,6 +20,7 @@ import type { ApprovalStatement } from '../../src/kernel/index.js';
 import { signInInput as serverSignIn } from '../../src/console/index.js';
 import {
   approvalSigningInput,
+  breakGlassSigningInput,
   canonicalJson,
   intentDigest,
   previewDigest,
@@ -115,6 +118,41 @@ describe('the browser signing input', () => {
     // Another context: a review signature is never an approval's, and the other way round.
     expect(Buffer.from(reviewSigningInput(hostile)).subarray(0, 21).toString()).toBe(
       'failclosed-review-v1\n',
+    );
+  });
+
+  it('the break-glass input equals the kernel’s breakGlassSigningInput (what `break-glass` signs)', () => {
+    const glass = fc.record({
+      approver: fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,20}$/),
+      tenant: fc.stringMatching(/^[a-z][a-z0-9_-]{0,20}$/),
+      tool: fc.stringMatching(/^[a-z][a-z0-9_.-]{0,30}$/),
+      reason_category: fc.stringMatching(/^[a-z][a-z0-9_-]{0,20}$/),
+      reason: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 80 }),
+      ttl_sec: fc.integer({ min: -10, max: 1e9 }),
+      timestamp: fc
+        .date({ min: new Date(0), max: new Date(4e12), noInvalidDate: true })
+        .map((d) => d.toISOString()),
+    });
+    fc.assert(
+      fc.property(glass, (s) => {
+        const parsed = parseBreakGlassStatement(s);
+        fc.pre(parsed !== undefined);
+        expect(Buffer.from(breakGlassSigningInput(s)).equals(kernelBreakGlassInput(parsed))).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+    const hostile = {
+      approver: 'dave',
+      tenant: 'acme',
+      tool: 'transfer_funds',
+      reason_category: 'incident',
+      reason: '"quoted" \\ \n\t \u2028 é 😀 <script>alert(1)</script>',
+      ttl_sec: 600,
+      timestamp: '2026-01-01T00:00:00.000Z',
+    };
+    expect(Buffer.from(breakGlassSigningInput(hostile)).equals(kernelBreakGlassInput(hostile))).toBe(true);
+    expect(Buffer.from(breakGlassSigningInput(hostile)).subarray(0, 26).toString()).toBe(
+      'failclosed-break-glass-v1\n',
     );
   });
 

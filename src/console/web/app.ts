@@ -11,6 +11,7 @@ import { createDeviceKey, loadDeviceKey, signWith, thumbprint } from './keystore
 import type { DeviceKey } from './keystore.js';
 import { checkInclusion, entryHashOf, verifyCheckpointNote } from './proof.js';
 import type { Entry } from './proof.js';
+import { showBreakGlass, type BreakGlassHost } from './break-glass.js';
 import { showReviews, type ReviewsHost } from './reviews.js';
 import { approvalSigningInput, canonicalJson, shownMismatch, signInInput } from './statement.js';
 import type { ApprovalStatement } from './statement.js';
@@ -347,6 +348,12 @@ async function showInbox(): Promise<void> {
   refresh.addEventListener('click', () => void showInbox());
   const reviews = el('button', { id: 'nav-reviews', type: 'button', className: 'secondary' }, 'Reviews');
   reviews.addEventListener('click', () => void showReviews(reviewsHost));
+  const glass = el(
+    'button',
+    { id: 'nav-break-glass', type: 'button', className: 'secondary' },
+    'Break glass',
+  );
+  glass.addEventListener('click', () => void showBreakGlass(reviewsHost));
   const requestId = input('evidence-id');
   const lookup = el(
     'form',
@@ -363,7 +370,15 @@ async function showInbox(): Promise<void> {
     el(
       'section',
       { id: 'inbox' },
-      el('div', { className: 'bar' }, el('h2', {}, `Waiting for ${who}`), reviews, refresh, signOutButton()),
+      el(
+        'div',
+        { className: 'bar' },
+        el('h2', {}, `Waiting for ${who}`),
+        reviews,
+        glass,
+        refresh,
+        signOutButton(),
+      ),
       items.length === 0 ? el('p', { className: 'muted', id: 'empty' }, 'Nothing waits for you.') : null,
       ...items.map(card),
       lookup,
@@ -371,8 +386,8 @@ async function showInbox(): Promise<void> {
   );
 }
 
-/** The Reviews page's view of this app (reviews.ts). */
-const reviewsHost: ReviewsHost = {
+/** The Reviews and Break-glass pages' view of this app (reviews.ts, break-glass.ts). */
+const reviewsHost: ReviewsHost & BreakGlassHost = {
   who: () => who,
   now: () => new Date(Date.now() + skewMs).toISOString(),
   syncClock,

@@ -1,7 +1,8 @@
 /**
  * The bytes the browser signs, built in the browser from the statement it shows (OE-INV-019,
  * docs/approvals.md "The signed approval"): the same context strings and RFC 8785 canonical JSON
- * as `approvalSigningInput` and `reviewSigningInput` in src/kernel/approval.ts, compared byte for
+ * as `approvalSigningInput`, `breakGlassSigningInput` and `reviewSigningInput` in
+ * src/kernel/approval.ts, compared byte for
  * byte by test/console/statement.test.ts. Pure: no DOM, no network.
  */
 
@@ -10,6 +11,8 @@ export type Json = string | number | boolean | null | readonly Json[] | { readon
 
 /** Context string of an approval signature (src/kernel/approval.ts APPROVAL_SIGNING_CONTEXT). */
 export const APPROVAL_CONTEXT = 'failclosed-approval-v1\n';
+/** Context string of a break-glass signature (src/kernel/approval.ts BREAK_GLASS_SIGNING_CONTEXT). */
+export const BREAK_GLASS_CONTEXT = 'failclosed-break-glass-v1\n';
 /** Context string of a review closing signature (src/kernel/approval.ts REVIEW_SIGNING_CONTEXT). */
 export const REVIEW_CONTEXT = 'failclosed-review-v1\n';
 /** Context string of a console sign-in signature (src/console/service.ts SIGN_IN_CONTEXT). */
@@ -24,6 +27,19 @@ export interface ApprovalStatement {
   readonly justification: string;
   readonly timestamp: string;
   readonly approver: string;
+}
+
+/** A break-glass request (L7 Break-glass): exactly these members. */
+export interface BreakGlassStatement {
+  readonly approver: string;
+  /** The tenant the grant is scoped to. */
+  readonly tenant: string;
+  /** The tool the grant is scoped to. */
+  readonly tool: string;
+  readonly reason_category: string;
+  readonly reason: string;
+  readonly ttl_sec: number;
+  readonly timestamp: string;
 }
 
 /** Closing a post-incident review item (L7 Break-glass): exactly these members. */
@@ -106,6 +122,25 @@ export function reviewSigningInput(s: ReviewStatement): Uint8Array<ArrayBuffer> 
   return concat(
     REVIEW_CONTEXT,
     canonicalJson({ review_id: s.review_id, reviewer: s.reviewer, notes: s.notes, timestamp: s.timestamp }),
+  );
+}
+
+/**
+ * The bytes an approver signs to break glass: context || RFC 8785 of exactly the statement's
+ * members, what `failclosed break-glass` signs (L7 Break-glass).
+ */
+export function breakGlassSigningInput(s: BreakGlassStatement): Uint8Array<ArrayBuffer> {
+  return concat(
+    BREAK_GLASS_CONTEXT,
+    canonicalJson({
+      approver: s.approver,
+      tenant: s.tenant,
+      tool: s.tool,
+      reason_category: s.reason_category,
+      reason: s.reason,
+      ttl_sec: s.ttl_sec,
+      timestamp: s.timestamp,
+    }),
   );
 }
 
