@@ -9,26 +9,13 @@
  */
 import { el, obj, replace, str, text } from './dom.js';
 import { get, post, refusal } from './http.js';
-import type { Answer } from './http.js';
 import { loadDeviceKey, signWith } from './keystore.js';
+import type { ReviewsHost } from './reviews.js';
 import { breakGlassSigningInput, canonicalJson } from './statement.js';
 import type { BreakGlassStatement } from './statement.js';
 
-/** What the page needs of the approvers' app. */
-export interface BreakGlassHost {
-  /** The signed-in approver's name. */
-  readonly who: () => string;
-  /** The gate's time now (the app keeps the skew), as ISO 8601. */
-  readonly now: () => string;
-  /** Records the gate's time of an answer. */
-  readonly syncClock: (a: Answer) => void;
-  readonly say: (message: string, kind?: 'info' | 'error') => void;
-  /** Back to the inbox. */
-  readonly inbox: () => void;
-  /** The sign-in page after a lost session. */
-  readonly signedOut: (a: Answer) => void;
-  readonly signOutButton: () => HTMLButtonElement;
-}
+/** What the page needs of the approvers' app: what the Reviews page needs but evidence links. */
+export type BreakGlassHost = Omit<ReviewsHost, 'evidence'>;
 
 /** The reason categories offered (the gate accepts any lowercase word; these are the usual ones). */
 const CATEGORIES = ['incident', 'outage', 'security', 'data-recovery', 'other'] as const;
