@@ -11,38 +11,54 @@ export type Settled<T> =
   | { readonly status: 'error'; readonly error: unknown }
   | { readonly status: 'timeout' };
 
+/** The signal handed to a callee that declares no parameter: it never reads it (see below). */
+const UNUSED_SIGNAL: AbortSignal = new AbortController().signal;
+
 /**
  * Runs `fn` with a deadline of `ms` milliseconds. Synchronous throws, rejections and the
  * deadline all resolve to a non-`ok` {@link Settled}; the returned promise never rejects. The
  * `AbortSignal` handed to `fn` is aborted when the deadline passes, so a cooperative callee can
  * stop its work. A non-positive or non-finite `ms` is a programming error: `TypeError`.
+ *
+ * Only a callee that declares the signal parameter (`fn.length > 0`, e.g. `(signal) => ...`) gets
+ * a signal of its own: an `AbortController` and its signal cost more than the rest of a bounded
+ * call, and most callees (`() => store.write(...)`) never look at it; the others get a signal
+ * that never aborts. The deadline itself is the same for both: on expiry the call settles as
+ * `timeout` whatever the callee does.
  */
-export async function withDeadline<T>(
+export function withDeadline<T>(
   fn: (signal: AbortSignal) => T | Promise<T>,
   ms: number,
 ): Promise<Settled<T>> {
   if (!Number.isFinite(ms) || ms <= 0)
     throw new TypeError('deadline must be a positive number of milliseconds');
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<Settled<T>>((resolve) => {
-    timer = setTimeout(() => {
-      controller.abort();
+  const controller = fn.length > 0 ? new AbortController() : undefined;
+  return new Promise<Settled<T>>((resolve) => {
+    let settled = false;
+    const timer = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      controller?.abort();
       resolve({ status: 'timeout' });
     }, ms);
-  });
-  const work = (async (): Promise<Settled<T>> => {
+    const settle = (s: Settled<T>): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(s);
+    };
+    let result: T | Promise<T>;
     try {
-      return { status: 'ok', value: await fn(controller.signal) };
+      result = fn(controller?.signal ?? UNUSED_SIGNAL);
     } catch (error) {
-      return { status: 'error', error };
+      settle({ status: 'error', error });
+      return;
     }
-  })();
-  try {
-    return await Promise.race([work, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
+    Promise.resolve(result).then(
+      (value) => settle({ status: 'ok', value }),
+      (error: unknown) => settle({ status: 'error', error }),
+    );
+  });
 }
 
 /**

@@ -134,6 +134,8 @@ CREATE INDEX IF NOT EXISTS breaker_spend_day ON breaker_spend (day);`,
 const PRUNE_BATCH = 2000;
 /** Admissions between two prunes the store starts by itself (in the background). */
 const PRUNE_EVERY = 1000;
+/** Keys whose last prune bucket {@link createSqliteBreakerStore} remembers; past it, it forgets them all. */
+const PRUNED_KEYS = 4096;
 /** Wall time one background prune may take before it leaves the rest to the next one (ms). */
 const BACKGROUND_BUDGET_MS = 1000;
 
@@ -248,6 +250,8 @@ export function createSqliteBreakerStore(
     return breaker;
   };
 
+  /** The bucket each principal and tenant last had its stale buckets pruned in (bounded). */
+  const prunedIn = new Map<string, number>();
   const admit = db.transaction((input: AdmitInput): AdmitCounts => {
     const p = keyBytes(input.principal, 'principal');
     const t = keyBytes(input.tenant, 'tenant');
@@ -258,9 +262,18 @@ export function createSqliteBreakerStore(
     const cutoff = input.now - input.windowMs;
     // Buckets two windows old: a clock stepped back by up to a window still counts the rest.
     const stale = input.now - 2 * input.windowMs;
-    pruneWindows.run({ p, t, cutoff: stale });
-    sweep.run(stale);
     const b = bucketOf(input.now, input.windowMs);
+    // A key's buckets leave the window only as time crosses a bucket's end: its prune runs at its
+    // first admission in each bucket, not at every one (the prune was a third of an admission's
+    // cost). Counts never depend on it (they read `last_at` inside the window): it only keeps a
+    // key's rows few, one bucket later at the most.
+    const pruneKey = `${input.principal}\u0000${input.tenant}`;
+    if (prunedIn.get(pruneKey) !== b.start) {
+      pruneWindows.run({ p, t, cutoff: stale });
+      if (prunedIn.size >= PRUNED_KEYS) prunedIn.clear();
+      prunedIn.set(pruneKey, b.start);
+    }
+    sweep.run(stale);
     hit.run(0, p, EMPTY, b.start, b.end, input.now);
     hit.run(1, t, EMPTY, b.start, b.end, input.now);
     hit.run(2, p, c, b.start, b.end, input.now);
