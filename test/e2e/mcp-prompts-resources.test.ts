@@ -3,7 +3,8 @@
  * SPEC §2, FC-INV-3/4/6, OE-INV-005/010/013/023). A real embedded gate (loopback upstreams
  * admitted by its embedding option, as for tests); the official SDK client over the
  * `failclosed mcp` stdio relay; the upstreams are the official
- * `@modelcontextprotocol/server-everything` (Streamable HTTP on loopback) and the recording
+ * `@modelcontextprotocol/server-everything` (Streamable HTTP on loopback, and over stdio launched
+ * per call by the Execution Layer inside bubblewrap) and the recording
  * hostile server of test/support/mcp-http-upstream.ts, pinned with `failclosed policy pin-mcp
  * --url --prompt --resource`, built and activated with the CLI. Every `prompts/get` and
  * `resources/read` is a governed call: asserted by its ledger records (decision and envelope
@@ -25,6 +26,9 @@ import type { HostileUpstream, RunningEverything } from '../support/mcp-http-ups
 
 const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 const DOC_URI = 'demo://resource/static/document/instructions.md';
+const LOCAL_DOC_URI = 'demo://resource/static/document/features.md';
+const NODE_MODULES = realpathSync(join(REPO_ROOT, 'node_modules'));
+const EVERYTHING_STDIO = join(NODE_MODULES, '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
 
 let work: string;
 let dir: string;
@@ -84,6 +88,8 @@ beforeAll(async () => {
         'everything.prompts.args-prompt',
         'everything.resources.instructions_md',
         'hostile.resources.notes',
+        'local.prompts.simple-prompt',
+        'local.resources.features_md',
       ]
         .map((a) => `Action::"${a}"`)
         .join(', ')}], resource);`,
@@ -142,6 +148,28 @@ beforeAll(async () => {
   ]);
   expect(pinnedHostile.err).toBe('');
   expect(pinnedHostile.code).toBe(0);
+  // The same server over stdio, launched in the sandbox with only its package readable.
+  const pinnedLocal = await cli([
+    'policy',
+    'pin-mcp',
+    src,
+    '--server',
+    'local',
+    '--read',
+    NODE_MODULES,
+    '--only',
+    'echo',
+    '--prompt',
+    'simple-prompt',
+    '--resource',
+    LOCAL_DOC_URI,
+    '--',
+    '/usr/bin/node',
+    EVERYTHING_STDIO,
+    'stdio',
+  ]);
+  expect(pinnedLocal.err).toBe('');
+  expect(pinnedLocal.code).toBe(0);
   const file = join(work, 'bundle.json');
   const built = await cli(['policy', 'build', src, '--out', file]);
   expect(built.err).toBe('');
@@ -198,6 +226,7 @@ describe('prompts and resources through the gateway', () => {
       'everything.prompts.args-prompt',
       'everything.prompts.simple-prompt',
       'hostile.prompts.greet',
+      'local.prompts.simple-prompt',
     ]);
     expect(prompts.find((p) => p.name === 'everything.prompts.args-prompt')?.arguments).toEqual([
       { name: 'city', description: 'Name of the city', required: true },
@@ -205,7 +234,7 @@ describe('prompts and resources through the gateway', () => {
     ]);
     const { resources } = await client.listResources();
     // hostile://secret/1 is pinned, but no policy could allow it: not listed.
-    expect(resources.map((r) => r.uri).sort()).toEqual([DOC_URI, 'hostile://notes/1']);
+    expect(resources.map((r) => r.uri).sort()).toEqual([LOCAL_DOC_URI, DOC_URI, 'hostile://notes/1'].sort());
     // Neither a prompt nor a resource is a tool.
     const { tools } = await client.listTools();
     expect(tools.filter((t) => /\.(prompts|resources)\./.test(t.name))).toEqual([]);
@@ -270,6 +299,22 @@ describe('prompts and resources through the gateway', () => {
     });
     expect(follow.structuredContent).toMatchObject({ outcome: 'pending', code: 'ERR_APPROVAL_PENDING' });
     expect(runs.get('transfer_funds') ?? 0).toBe(before);
+  });
+
+  it('over stdio in the sandbox: a prompt is got and a resource read, each with its receipt', async () => {
+    const p = await client.getPrompt({ name: 'local.prompts.simple-prompt' });
+    expect(JSON.stringify(p.messages)).toContain('This is a simple prompt without arguments.');
+    // One URI, one entry (the bundle check): this document is pinned from the stdio server only.
+    const r = await client.readResource({ uri: LOCAL_DOC_URI });
+    expect(r.contents[0]).toMatchObject({ uri: LOCAL_DOC_URI, mimeType: 'text/markdown' });
+    const read = (await ledgerFor(requestIdOf(r))).find((e) => e.type === 'execution.receipt');
+    expect(read?.payload).toMatchObject({ status: 'succeeded', tool: 'local.resources.features_md' });
+    const receipt = (await ledgerFor(requestIdOf(p))).find((e) => e.type === 'execution.receipt');
+    expect(receipt?.payload).toMatchObject({
+      status: 'succeeded',
+      adapter: 'mcp',
+      tool: 'local.prompts.simple-prompt',
+    });
   });
 
   it('a prompts/get the policy does not allow is denied by a ledgered decision; nothing is asked upstream', async () => {
