@@ -15,6 +15,10 @@
  * literal loopback address, for tests and development). A header value is a literal, or ends in
  * `{secret:NAME}`: the value the Execution Layer would send is sent (`FC_SECRET_NAME`, or NAME in
  * the data directory's `secrets.json`, which wins), and the tool files keep the reference.
+ *
+ * Both also take `--prompt NAME`... and `--resource URI`...: those prompts and resources are
+ * pinned too, each an entry with its own Cedar action (`NAME.prompts.PROMPT`,
+ * `NAME.resources.SLUG`); none unless named. docs/mcp.md "Prompts and resources".
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';

@@ -16,7 +16,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import { createApproverClient } from '../../src/client/index.js';
 import { runCli } from '../../src/cli/run.js';
+import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import { announceServer, initDataDir, readOperatorToken, startEmbedded } from '../../src/embedded/index.js';
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
 import type { VerifyReport } from '../../src/verify/index.js';
@@ -97,8 +99,12 @@ beforeAll(async () => {
     ].join('\n'),
   );
   writeFileSync(
+    join(src, 'policies', 'mcp-greet-carol.cedar'),
+    '@reason("greeting carol needs one approval")\n@approvals("1")\npermit (principal, action == Action::"hostile.prompts.greet", resource) when { context.params.who == "carol" };\n',
+  );
+  writeFileSync(
     join(src, 'policies', 'mcp-greet.cedar'),
-    '@reason("greet anyone but mallory")\npermit (principal, action == Action::"hostile.prompts.greet", resource) when { context.params.who != "mallory" };\n',
+    '@reason("greet anyone but mallory")\npermit (principal, action == Action::"hostile.prompts.greet", resource) when { context.params.who != "mallory" && context.params.who != "carol" };\n',
   );
   await initDataDir(dir);
   instance = await startEmbedded(dir, {
@@ -332,6 +338,43 @@ describe('prompts and resources through the gateway', () => {
     const ok = await client.getPrompt({ name: 'hostile.prompts.greet', arguments: { who: 'alice' } });
     expect(JSON.stringify(ok.messages)).toContain('Hello alice');
     expect(hostile.fetched.slice(fetched)).toEqual(['greet']);
+  });
+
+  it('an escalated prompts/get answers pending with its decision; approved, the retry named in it runs once', async () => {
+    const fetched = hostile.fetched.length;
+    const first = await refusal(
+      client.getPrompt({ name: 'hostile.prompts.greet', arguments: { who: 'carol' } }),
+    );
+    expect(first.code).toBe(-32001);
+    const pending = first.data as {
+      code: string;
+      decision_id: string;
+      retry: { _meta: Record<string, unknown> };
+    };
+    expect(pending).toMatchObject({ outcome: 'pending', code: 'ERR_APPROVAL_PENDING' });
+    expect(hostile.fetched.length).toBe(fetched);
+    const key = generateSigningKey();
+    const authorization = `Bearer ${readOperatorToken(dir)}`;
+    const added = await instance.core.gate.admin(
+      'approvers-add',
+      { name: 'prompt-reviewer', roles: ['treasury'], tenants: ['acme'], public_jwk: { ...key.publicJwk } },
+      authorization,
+    );
+    expect(added.status).toBe(201);
+    const approver = createApproverClient({ url: instance.url, name: 'prompt-reviewer', key, authorization });
+    expect((await approver.decide(pending.decision_id, 'approve', 'a greeting')).status).toBe(200);
+    const retry = () =>
+      client.getPrompt({
+        name: 'hostile.prompts.greet',
+        arguments: { who: 'carol' },
+        _meta: pending.retry._meta,
+      });
+    const done = await retry();
+    expect(JSON.stringify(done.messages)).toContain('Hello carol');
+    expect(hostile.fetched.slice(fetched)).toEqual(['greet']);
+    // Issued once: a further retry is a replay, nothing asked upstream.
+    expect((await refusal(retry())).data).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
+    expect(hostile.fetched.length).toBe(fetched + 1);
   });
 
   it('a pinned resource no policy allows is not listed, and a read of it is denied; nothing is read upstream', async () => {

@@ -1,9 +1,11 @@
 /**
  * The MCP server one authenticated principal talks to (docs/mcp.md): `tools/list` shows the
  * active bundle's tools this principal could be allowed to call, and every `tools/call` is a
- * governed call through the Gate's shared pipeline (SPEC §2, FC-INV-3, FC-INV-6). Nothing else is
- * offered: `resources/*`, `prompts/*` and `completion/complete` are refused with a denial code by
- * the endpoint before they reach this server, any other method answers a JSON-RPC error (-32601).
+ * governed call through the Gate's shared pipeline (SPEC §2, FC-INV-3, FC-INV-6). Pinned upstream
+ * prompts and resources are listed, got and read the same way (entries.ts). Nothing else is
+ * offered: resource templates and subscriptions and `completion/complete` are refused with a
+ * denial code by the endpoint before they reach this server, any other method answers a
+ * JSON-RPC error (-32601).
  */
 // The low-level Server: tools come from the active policy bundle at request time with their JSON
 // Schemas, and arguments are validated by the Control Plane (a ledgered deny), not by the SDK.
