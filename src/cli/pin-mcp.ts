@@ -15,19 +15,29 @@
  * literal loopback address, for tests and development). A header value is a literal, or ends in
  * `{secret:NAME}`: the value the Execution Layer would send is sent (`FC_SECRET_NAME`, or NAME in
  * the data directory's `secrets.json`, which wins), and the tool files keep the reference.
+ *
+ * Both also take `--prompt NAME`... and `--resource URI`...: those prompts and resources are
+ * pinned too, each an entry with its own Cedar action (`NAME.prompts.PROMPT`,
+ * `NAME.resources.SLUG`); none unless named. docs/mcp.md "Prompts and resources".
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import {
   createEnvSecretResolver,
-  listMcpHttpTools,
-  listMcpTools,
+  listMcpCatalog,
+  listMcpHttpCatalog,
   parseHttpUrlTemplate,
 } from '../execution/index.js';
-import type { McpHeaderValue } from '../execution/index.js';
+import type { McpHeaderValue, McpListing } from '../execution/index.js';
 import { isDeny } from '../kernel/index.js';
 import type { Deny } from '../kernel/index.js';
-import { MAX_TOOL_TIMEOUT_MS, pinMcpTools, SERVER_NAME_RE } from '../policy/index.js';
+import {
+  MAX_TOOL_TIMEOUT_MS,
+  pinMcpPrompts,
+  pinMcpResources,
+  pinMcpTools,
+  SERVER_NAME_RE,
+} from '../policy/index.js';
 import type { McpServerDeclaration } from '../policy/index.js';
 
 /** Output of the command. */
@@ -57,6 +67,10 @@ export interface PinMcpInput {
   /** `host:port` destinations the server may reach (network only through the egress proxy). */
   readonly egress: readonly string[];
   readonly only?: readonly string[];
+  /** Upstream prompt names to pin too (`--prompt`); none by default. */
+  readonly prompts?: readonly string[];
+  /** Upstream resource URIs to pin too (`--resource`); none by default. */
+  readonly resources?: readonly string[];
 }
 
 /** Address space granted to a pinned server: a Node.js server needs about 1 GiB. */
@@ -76,16 +90,20 @@ export async function pinMcp(io: PinMcpIo, input: PinMcpInput): Promise<number> 
   if (program === undefined || !isAbsolute(program))
     throw new Error('the server command must start with an absolute program path (after --)');
   checkDir(input.dir);
-  const listed = await listMcpTools(input.command, {
-    timeout_ms: MAX_TOOL_TIMEOUT_MS,
-    max_output_bytes: 1024 * 1024,
-    memory_bytes: PIN_MEMORY_BYTES,
-    network: input.egress.length > 0,
-    egress: [...input.egress],
-    fs_read: [...input.read],
-    fs_write: [...input.write],
-    max_cost_cents: null,
-  });
+  const listed = await listMcpCatalog(
+    input.command,
+    {
+      timeout_ms: MAX_TOOL_TIMEOUT_MS,
+      max_output_bytes: 1024 * 1024,
+      memory_bytes: PIN_MEMORY_BYTES,
+      network: input.egress.length > 0,
+      egress: [...input.egress],
+      fs_read: [...input.read],
+      fs_write: [...input.write],
+      max_cost_cents: null,
+    },
+    wanted(input),
+  );
   return write(
     io,
     input,
@@ -115,6 +133,8 @@ export interface PinMcpHttpInput {
   /** The data directory's `secrets.json`, when there is one (it wins over the environment, as in the Execution Layer). */
   readonly secretsFile?: string;
   readonly only?: readonly string[];
+  readonly prompts?: readonly string[];
+  readonly resources?: readonly string[];
 }
 
 /** `Name: value` → the bundle's header value: a literal, or a `{secret:NAME}` reference with its prefix. */
@@ -141,7 +161,7 @@ export async function pinMcpHttp(io: PinMcpIo, input: PinMcpHttpInput): Promise<
   checkDir(input.dir);
   const headers = Object.fromEntries(input.headers.map(parseHeader));
   const egress = [parsed.destination.key];
-  const listed = await listMcpHttpTools(
+  const listed = await listMcpHttpCatalog(
     { url: input.url, headers },
     {
       timeout_ms: MAX_TOOL_TIMEOUT_MS,
@@ -153,6 +173,7 @@ export async function pinMcpHttp(io: PinMcpIo, input: PinMcpHttpInput): Promise<
       fs_write: [],
       max_cost_cents: null,
     },
+    wanted(input),
     createEnvSecretResolver({
       env: input.env,
       ...(input.secretsFile === undefined ? {} : { file: input.secretsFile }),
@@ -176,21 +197,39 @@ export async function pinMcpHttp(io: PinMcpIo, input: PinMcpHttpInput): Promise<
   );
 }
 
+/** Which listings the command needs besides the tools. */
+function wanted(input: { readonly prompts?: readonly string[]; readonly resources?: readonly string[] }) {
+  return { prompts: (input.prompts ?? []).length > 0, resources: (input.resources ?? []).length > 0 };
+}
+
 /** Pins what the upstream listed and writes the tool files and Cedar actions into `input.dir`. */
 function write(
   io: PinMcpIo,
-  input: { readonly dir: string; readonly server: string; readonly only?: readonly string[] },
+  input: {
+    readonly dir: string;
+    readonly server: string;
+    readonly only?: readonly string[];
+    readonly prompts?: readonly string[];
+    readonly resources?: readonly string[];
+  },
   server: McpServerDeclaration,
-  listed: readonly Readonly<Record<string, unknown>>[] | Deny,
+  listed: McpListing | Deny,
 ): number {
   if (isDeny(listed)) {
     io.err(`${listed.code}: ${listed.reason}\n`);
     return 1;
   }
-  const { pinned, skipped } = pinMcpTools(server, listed, input.only);
+  // Only what is named: --only for tools (all when absent), --prompt and --resource (none when absent).
+  const parts = [
+    pinMcpTools(server, listed.tools, input.only),
+    pinMcpPrompts(server, listed.prompts, input.prompts ?? []),
+    pinMcpResources(server, listed.resources, input.resources ?? []),
+  ];
+  const pinned = parts.flatMap((p) => p.pinned);
+  const skipped = parts.flatMap((p) => p.skipped);
   for (const s of skipped) io.err(`skipped ${shown(s.upstream)}: ${shown(s.reason)}\n`);
   if (pinned.length === 0) {
-    io.err('no tool pinned\n');
+    io.err('nothing pinned\n');
     return 1;
   }
   const tools = join(input.dir, 'tools');

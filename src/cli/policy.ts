@@ -48,6 +48,7 @@ export const POLICY_USAGE = `  policy build DIR --out FILE                 build
   policy pin-mcp DIR --server NAME --url URL [--header 'Name: value']... [--only TOOL]...
               [--allow-loopback]              the same for a Streamable HTTP upstream; a header value
                                               may hold {secret:NAME} (resolved from FC_SECRET_NAME)
+              both also take [--prompt NAME]... [--resource URI]...: pin those prompts and resources too
 `;
 
 /** The CLI's option declarations for these commands (merged into `parseArgs`). */
@@ -61,6 +62,8 @@ export const POLICY_OPTIONS = {
   write: { type: 'string', multiple: true },
   egress: { type: 'string', multiple: true },
   only: { type: 'string', multiple: true },
+  prompt: { type: 'string', multiple: true },
+  resource: { type: 'string', multiple: true },
   url: { type: 'string' },
   header: { type: 'string', multiple: true },
   'allow-loopback': { type: 'boolean' },
@@ -272,6 +275,8 @@ async function run(
       // The same sources the Execution Layer reads: FC_SECRET_<NAME> and <data>/secrets.json.
       ...(existsSync(join(dir, 'secrets.json')) ? { secretsFile: join(dir, 'secrets.json') } : {}),
       ...(v['only'] === undefined ? {} : { only: list(v, 'only') }),
+      prompts: list(v, 'prompt'),
+      resources: list(v, 'resource'),
     });
   if (sub === 'pin-mcp' && arg1 !== undefined && server !== undefined && url === undefined && pos.length > 3)
     return pinMcp(io, {
@@ -282,6 +287,8 @@ async function run(
       write: list(v, 'write'),
       egress: list(v, 'egress'),
       ...(v['only'] === undefined ? {} : { only: list(v, 'only') }),
+      prompts: list(v, 'prompt'),
+      resources: list(v, 'resource'),
     });
   throw new Usage(
     'policy build DIR --out FILE | activate FILE | test TOOL --params JSON | diff A B | pin-mcp DIR --server NAME (-- COMMAND ARGS... | --url URL)',

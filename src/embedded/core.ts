@@ -9,8 +9,8 @@ import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalize, isDeny, parseJson, fileSync, systemClock } from '../kernel/index.js';
 import { callableTools } from '../policy/index.js';
-import type { LoadedBundle } from '../policy/index.js';
-import type { Clock, Observer } from '../kernel/index.js';
+import type { LoadedBundle, ToolSpec } from '../policy/index.js';
+import type { Clock, JsonObject, Observer } from '../kernel/index.js';
 import { exportSigningKeyJwk, noteSignerFor } from '../kernel/signing/index.js';
 import { createLedger } from '../ledger/index.js';
 import type { Ledger } from '../ledger/index.js';
@@ -39,6 +39,7 @@ import {
 import type { Executor, NonceStore, Sandbox } from '../execution/index.js';
 import { BOOTSTRAP_OPERATOR, createGate } from '../gate/index.js';
 import type {
+  CatalogListing,
   Gate,
   GateControlPlane,
   GateExecutor,
@@ -46,6 +47,7 @@ import type {
   GateStateStore,
   GateTimeouts,
   LedgerEntryView,
+  McpEntryInfo,
   OperatorActions,
 } from '../gate/index.js';
 import { dataPaths, operatorTokenSha256, readConfig, readSigningKey, writeSecret } from './data-dir.js';
@@ -234,7 +236,37 @@ function toolListingsFor(
     id: principal.identity,
     tenant: principal.tenant,
     roles: principal.roles,
-  }).map((t) => ({ name: t.name, description: t.description, inputSchema: t.parameters }));
+  }).map(listingOf);
+}
+
+/** A bundle entry as the MCP ingress lists it: with its pinned prompt or resource, when it is one. */
+function listingOf(t: ToolSpec): CatalogListing {
+  const a = t.adapter;
+  const raw = a['definition'];
+  const prompt = a['prompt'];
+  const resource = a['resource'];
+  const definition =
+    typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as JsonObject) : undefined;
+  const mcp: McpEntryInfo | undefined =
+    a.type !== 'mcp' || definition === undefined
+      ? undefined
+      : typeof prompt === 'string'
+        ? { kind: 'prompt', upstream: prompt, definition }
+        : typeof resource === 'string'
+          ? { kind: 'resource', upstream: resource, definition }
+          : undefined;
+  return {
+    name: t.name,
+    description: t.description,
+    inputSchema: t.parameters,
+    ...(mcp === undefined ? {} : { mcp }),
+  };
+}
+
+/** The active bundle's pinned MCP prompts and resources, unfiltered (docs/mcp.md). */
+function mcpEntriesOf(bundle: LoadedBundle | undefined): readonly CatalogListing[] {
+  if (bundle === undefined) return [];
+  return bundle.document.tools.map(listingOf).filter((l) => l.mcp !== undefined);
 }
 
 /** The Gate's ledger port over the ledger as the roles write to it (the embedded composition's wiring). */
@@ -524,6 +556,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     isRetry: (r) => controlPlane.isRetry(r),
     callableTools: (principal) =>
       Promise.resolve(toolListingsFor(controlPlane.activeBundle()?.bundle, principal)),
+    mcpEntries: () => Promise.resolve(mcpEntriesOf(controlPlane.activeBundle()?.bundle)),
   };
   // The data directory's `operator.token` is the bootstrap operator, of every tenant (OE-INV-025):
   // recorded in the registry the first time a gate opens this storage (an upgrade in place), and

@@ -40,10 +40,12 @@ export type { BuiltinAdapterOptions } from './adapters/builtin.js';
 export { parseArgvTemplate, renderArgv } from './adapters/argv-template.js';
 export type { ArgvTemplate } from './adapters/argv-template.js';
 export { createCommandAdapter } from './adapters/command.js';
-export { createMcpAdapter, listMcpTools, PROTOCOL_BUDGET_BYTES } from './adapters/mcp.js';
+export { createMcpAdapter, listMcpCatalog, listMcpTools, PROTOCOL_BUDGET_BYTES } from './adapters/mcp.js';
+export type { McpListing } from './adapters/mcp-entries.js';
 export type { McpAdapterOptions } from './adapters/mcp.js';
 export {
   createMcpHttpAdapter,
+  listMcpHttpCatalog,
   listMcpHttpTools,
   routeMcpAdapter,
   MAX_UPSTREAM_REQUESTS,

@@ -27,7 +27,14 @@ import { buildEvidenceView } from './evidence.js';
 import { MAX_REQUEST_BYTES, parseSignedRequest, requestSigningInput } from './request.js';
 import type { ParsedRequest } from './request.js';
 import { DEFAULT_MAX_INFLIGHT } from './types.js';
-import type { CallResponse, EvidenceRead, GateDeps, GatewayEvent, RegisteredClient } from './types.js';
+import type {
+  CallResponse,
+  EvidenceRead,
+  GateDeps,
+  GatewayEvent,
+  McpEntryInfo,
+  RegisteredClient,
+} from './types.js';
 import { routeApprovals } from './approval-routes.js';
 import { BOOTSTRAP_OPERATOR, operatorCovers } from './operators.js';
 import type { OperatorIdentity } from './operators.js';
@@ -85,6 +92,11 @@ export interface Gate {
    */
   toolsFor(principal: Principal): Promise<readonly ToolListing[]>;
   /**
+   * MCP `prompts/get` and `resources/read`: the active bundle's pinned prompts and resources,
+   * unfiltered (the call is then decided in full); empty when the Control Plane cannot say.
+   */
+  mcpEntries(): Promise<readonly ToolListing[]>;
+  /**
    * Records a request the MCP ingress refused before authentication (`gateway.failed`, hash only,
    * within the per-second budget for unauthenticated records).
    */
@@ -108,12 +120,17 @@ export interface Gate {
   operatorOf(authorization: string | undefined): Promise<OperatorIdentity | undefined>;
 }
 
-/** A tool this principal could be allowed to call, as `tools/list` shows it (docs/mcp.md). */
+/**
+ * A bundle entry this principal could be allowed to use, as `tools/list`, `prompts/list` and
+ * `resources/list` show it (docs/mcp.md): a tool, or (with `mcp`) a pinned upstream prompt or resource.
+ */
 export interface ToolListing {
   readonly name: string;
   readonly description: string;
-  /** The tool's input JSON Schema from the active bundle. */
+  /** The entry's input JSON Schema from the active bundle. */
   readonly inputSchema: JsonObject;
+  /** Present for a pinned upstream prompt or resource. */
+  readonly mcp?: McpEntryInfo;
 }
 
 /**
@@ -786,6 +803,13 @@ export function createGate(deps: GateDeps): Gate {
     return r.status === 'ok' ? r.value : [];
   };
 
+  const mcpEntries = async (): Promise<readonly ToolListing[]> => {
+    const list = deps.controlPlane.mcpEntries?.bind(deps.controlPlane);
+    if (list === undefined) return [];
+    const r = await withDeadline(() => list(), cpMs);
+    return r.status === 'ok' ? r.value : [];
+  };
+
   const probeReadiness = async (): Promise<GateAnswer> => {
     const checks: Record<string, boolean> = {};
     const cp = await withDeadline(() => deps.controlPlane.ready(), cpMs);
@@ -898,6 +922,7 @@ export function createGate(deps: GateDeps): Gate {
     callAs: (principal: Principal, c: PrincipalCall, options?: CallOptions) =>
       callAs(principal, c, waitOf(options), options?.signal),
     toolsFor,
+    mcpEntries,
     refuse: async (d: Deny, requestSha256: string) => {
       await failUnauthenticated(d, requestSha256, undefined);
     },

@@ -54,6 +54,7 @@ export type {
   OperatorTenants,
 } from './operators.js';
 export { DEFAULT_MAX_INFLIGHT } from './types.js';
+export type { CatalogListing, McpEntryInfo } from './types.js';
 export type { SqliteGateStateOptions } from './sqlite-state.js';
 export { buildEvidenceView, decodeEnvelopeClaims } from './evidence.js';
 export type {

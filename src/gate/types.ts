@@ -44,10 +44,32 @@ export type GateControlPlane = Pick<ControlPlane, 'decide' | 'ready' | 'issuerJw
     readonly identity: string;
     readonly tenant: string;
     readonly roles: readonly string[];
-  }): Promise<
-    readonly { readonly name: string; readonly description: string; readonly inputSchema: JsonObject }[]
-  >;
+  }): Promise<readonly CatalogListing[]>;
+  /**
+   * The active bundle's pinned MCP prompts and resources, whatever policy says (MCP
+   * `prompts/get` and `resources/read` find their entry here, then the call is decided in full).
+   * Absent: none.
+   */
+  mcpEntries?(): Promise<readonly CatalogListing[]>;
 };
+
+/** A pinned upstream prompt or resource behind a bundle entry (docs/mcp.md "Prompts and resources"). */
+export interface McpEntryInfo {
+  readonly kind: 'prompt' | 'resource';
+  /** The upstream prompt name, or the resource URI. */
+  readonly upstream: string;
+  /** The pinned definition (prompt: name, title, description, arguments; resource: uri, name, title, description, mimeType). */
+  readonly definition: JsonObject;
+}
+
+/** A bundle entry as the MCP ingress lists it. */
+export interface CatalogListing {
+  readonly name: string;
+  readonly description: string;
+  readonly inputSchema: JsonObject;
+  /** Present for a pinned upstream prompt or resource; absent for a tool. */
+  readonly mcp?: McpEntryInfo;
+}
 
 /** The call the Gate forwards to the Execution Layer with the envelope (SPEC §2 step 6). */
 export interface ExecutionCall {

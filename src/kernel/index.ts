@@ -21,8 +21,13 @@ export {
   OUTPUT_SCHEMA_AJV_OPTIONS,
   outputSchemaDraft,
   pinMcpDefinition,
+  mcpEntryKindOf,
   PINNED_DEFINITION_FIELDS,
+  PINNED_FIELDS_OF,
+  PINNED_PROMPT_FIELDS,
+  PINNED_RESOURCE_FIELDS,
 } from './mcp-definition.js';
+export type { McpEntryKind } from './mcp-definition.js';
 export { sha256, sha256Hex, digestEquals, hexDigestEquals } from './hash.js';
 export { encodeBase64url, decodeBase64url } from './base64url.js';
 export { systemClock, fixedClock } from './clock.js';

@@ -25,16 +25,53 @@ export const PINNED_DEFINITION_FIELDS = [
 ] as const;
 
 /**
+ * The fields of an MCP prompt that are pinned: what the model and the user read (`title`,
+ * `description`) and what may be sent (`arguments`: name, title, description, required).
+ * `_meta` and `icons` are not pinned.
+ */
+export const PINNED_PROMPT_FIELDS = ['name', 'title', 'description', 'arguments'] as const;
+
+/**
+ * The fields of an MCP resource that are pinned: its address (`uri`) and what a reader is told
+ * about it (`name`, `title`, `description`, `mimeType`). Not pinned: `size` and `annotations`
+ * (`lastModified` and the like change with the content, which is read, never pinned), `_meta`,
+ * `icons`.
+ */
+export const PINNED_RESOURCE_FIELDS = ['uri', 'name', 'title', 'description', 'mimeType'] as const;
+
+/** What an `mcp` adapter entry of the bundle reaches upstream: a tool, a prompt or a resource. */
+export type McpEntryKind = 'tool' | 'prompt' | 'resource';
+
+/** The pinned fields of each kind of entry. */
+export const PINNED_FIELDS_OF: Readonly<Record<McpEntryKind, readonly string[]>> = Object.freeze({
+  tool: PINNED_DEFINITION_FIELDS,
+  prompt: PINNED_PROMPT_FIELDS,
+  resource: PINNED_RESOURCE_FIELDS,
+});
+
+/**
+ * The kind of an `mcp` adapter spec: by which of `tool`, `prompt` or `resource` it names
+ * (undefined when not exactly one).
+ */
+export function mcpEntryKindOf(spec: Readonly<Record<string, unknown>>): McpEntryKind | undefined {
+  const named = (['tool', 'prompt', 'resource'] as const).filter((k) => spec[k] !== undefined);
+  return named.length === 1 ? named[0] : undefined;
+}
+
+/**
  * The pinned part of a tool definition as listed by its server (the present fields of
- * {@link PINNED_DEFINITION_FIELDS}) and the lower-hex SHA-256 of its RFC 8785 canonical JSON.
+ * {@link PINNED_DEFINITION_FIELDS}, or of `fields` for a prompt or a resource) and the lower-hex SHA-256 of its RFC 8785 canonical JSON.
  * Throws when the definition is not strict JSON (unsafe numbers, lone surrogates): callers deny.
  */
-export function pinMcpDefinition(listed: Readonly<Record<string, unknown>>): {
+export function pinMcpDefinition(
+  listed: Readonly<Record<string, unknown>>,
+  fields: readonly string[] = PINNED_DEFINITION_FIELDS,
+): {
   readonly definition: JsonObject;
   readonly sha256: string;
 } {
   const definition: Record<string, JsonValue> = {};
-  for (const k of PINNED_DEFINITION_FIELDS) {
+  for (const k of fields) {
     const v = listed[k];
     if (v !== undefined) definition[k] = v as JsonValue;
   }

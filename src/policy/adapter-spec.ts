@@ -11,7 +11,13 @@ import { tmpdir } from 'node:os';
 import { posix } from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { canonicalize, parseEgressDestination, pinMcpDefinition } from '../kernel/index.js';
+import {
+  canonicalize,
+  mcpEntryKindOf,
+  parseEgressDestination,
+  PINNED_FIELDS_OF,
+  pinMcpDefinition,
+} from '../kernel/index.js';
 import { compileOutputSchema } from './json-schema.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import type { AdapterConfig, ToolSpec } from './types.js';
@@ -125,7 +131,7 @@ const SCHEMAS: Readonly<Record<string, object>> = {
   mcp: {
     type: 'object',
     additionalProperties: false,
-    required: ['type', 'server', 'tool', 'definition', 'definition_sha256'],
+    required: ['type', 'server', 'definition', 'definition_sha256'],
     properties: {
       type: { const: 'mcp' },
       server: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$' },
@@ -156,10 +162,13 @@ const SCHEMAS: Readonly<Record<string, object>> = {
         },
       },
       tool: { type: 'string', minLength: 1, maxLength: 128 },
+      prompt: { type: 'string', minLength: 1, maxLength: 128 },
+      resource: { type: 'string', minLength: 1, maxLength: 2048, pattern: NO_NUL },
+      // The fields each kind pins (kernel PINNED_FIELDS_OF): checked by kind in checkMcp.
       definition: {
         type: 'object',
         additionalProperties: false,
-        required: ['name', 'inputSchema'],
+        required: ['name'],
         properties: {
           name: { type: 'string', minLength: 1, maxLength: 128 },
           title: { type: 'string' },
@@ -167,6 +176,9 @@ const SCHEMAS: Readonly<Record<string, object>> = {
           inputSchema: { type: 'object' },
           outputSchema: { type: 'object' },
           annotations: { type: 'object' },
+          arguments: { type: 'array', maxItems: 64, items: { type: 'object' } },
+          uri: { type: 'string' },
+          mimeType: { type: 'string' },
         },
       },
       definition_sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
@@ -434,13 +446,23 @@ function checkMcp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]
     : undefined;
   if (typeof program === 'string' && (!program.startsWith('/') || posix.normalize(program) !== program))
     out.push(`${at}.command[0]: must be a literal normalized absolute path`);
+  const kind = mcpEntryKindOf(spec);
+  if (kind === undefined)
+    out.push(`${at}: an MCP entry names exactly one of tool, prompt (its name) and resource (its URI)`);
   const definition = spec['definition'];
-  if (isObject(definition)) {
-    if (definition['name'] !== spec['tool'])
+  if (isObject(definition) && kind !== undefined) {
+    const fields: readonly string[] = PINNED_FIELDS_OF[kind];
+    for (const k of Object.keys(definition))
+      if (!fields.includes(k)) out.push(`${at}.definition.${k}: is not pinned for an MCP ${kind}`);
+    if (kind === 'tool' && definition['name'] !== spec['tool'])
       out.push(`${at}.definition.name: must equal the upstream tool name`);
+    if (kind === 'tool' && !isObject(definition['inputSchema']))
+      out.push(`${at}.definition.inputSchema: a tool's definition has its input schema`);
+    if (kind === 'prompt') checkMcpPrompt(at, tool, spec, definition, out);
+    if (kind === 'resource') checkMcpResource(at, tool, spec, definition, out);
     let pinned: string | undefined;
     try {
-      pinned = pinMcpDefinition(definition).sha256;
+      pinned = pinMcpDefinition(definition, fields).sha256;
     } catch {
       out.push(`${at}.definition: is not strict JSON`);
     }
@@ -458,6 +480,72 @@ function checkMcp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]
   }
   // Everything an upstream says comes from outside: its output always taints the session (OE-INV-013).
   if (tool.untrusted_output !== true) out.push(`${at}: an MCP tool must set untrusted_output: true`);
+}
+
+/**
+ * A pinned prompt: its definition names it, and the entry's parameters are exactly its
+ * arguments, each a string (MCP prompt arguments are strings), required as the prompt says.
+ */
+function checkMcpPrompt(
+  at: string,
+  tool: ToolSpec,
+  spec: AdapterConfig,
+  definition: JsonObject,
+  out: string[],
+): void {
+  if (definition['name'] !== spec['prompt'])
+    out.push(`${at}.definition.name: must equal the upstream prompt name`);
+  const expected = promptParameters(definition['arguments']);
+  if (expected === undefined) out.push(`${at}.definition.arguments: each argument needs a string name`);
+  else if (canonicalize(expected) !== canonicalize(tool.parameters))
+    out.push(`${at}: the parameters of a prompt must be its pinned arguments, each a string`);
+}
+
+/**
+ * A pinned resource: its definition's URI is the entry's, and the entry's parameters are
+ * exactly `{uri}` fixed to it, so the envelope binds the URI read (and Cedar sees it).
+ */
+function checkMcpResource(
+  at: string,
+  tool: ToolSpec,
+  spec: AdapterConfig,
+  definition: JsonObject,
+  out: string[],
+): void {
+  if (definition['uri'] !== spec['resource'])
+    out.push(`${at}.definition.uri: must equal the upstream resource URI`);
+  if (typeof spec['resource'] === 'string')
+    if (canonicalize(resourceParameters(spec['resource'])) !== canonicalize(tool.parameters))
+      out.push(`${at}: the parameters of a resource must be exactly {uri} fixed to its URI`);
+}
+
+/** The parameters schema of a prompt with these pinned `arguments`; undefined when malformed. */
+export function promptParameters(args: JsonValue | undefined): JsonObject | undefined {
+  const list = args === undefined ? [] : args;
+  if (!Array.isArray(list)) return undefined;
+  const properties: Record<string, JsonValue> = {};
+  const required: string[] = [];
+  for (const a of list as readonly JsonValue[]) {
+    if (!isObject(a) || typeof a['name'] !== 'string' || a['name'].length === 0) return undefined;
+    if (a['name'] in properties) return undefined;
+    const description = a['description'];
+    properties[a['name']] = {
+      type: 'string',
+      ...(typeof description === 'string' ? { description: description.slice(0, 2000) } : {}),
+    };
+    if (a['required'] === true) required.push(a['name']);
+  }
+  return { type: 'object', properties, required, additionalProperties: false };
+}
+
+/** The parameters schema of a pinned resource: `{uri}`, fixed to its URI. */
+export function resourceParameters(uri: string): JsonObject {
+  return {
+    type: 'object',
+    properties: { uri: { type: 'string', const: uri } },
+    required: ['uri'],
+    additionalProperties: false,
+  };
 }
 
 /** The declaration of one upstream server that every tool it serves must repeat identically. */
@@ -534,6 +622,15 @@ export function checkAdapterSpecs(
   // One upstream server, one declaration: the tools it serves name the same command, paths and
   // network, so no tool can widen what its server may touch.
   const servers = new Map<string, { tool: string; declaration: string }>();
+  // An MCP client reads a resource by URI: one URI, one entry (the Gate never has to choose).
+  const uris = new Map<string, string>();
+  for (const tool of tools) {
+    const uri = tool.adapter['resource'];
+    if (tool.adapter.type !== 'mcp' || typeof uri !== 'string') continue;
+    const first = uris.get(uri);
+    if (first === undefined) uris.set(uri, tool.name);
+    else problems.push(`tool "${tool.name}": adapter.resource: the URI is pinned by tool "${first}" too`);
+  }
   for (const tool of tools) {
     const spec = tool.adapter;
     const server = spec['server'];

@@ -35,5 +35,12 @@ export { ANNOTATION_KEYS, MAX_APPROVALS } from './annotations.js';
 export { toCedarDecimal } from './cedar-values.js';
 export { diffBundles, diffLines, formatBundleDiff } from './diff.js';
 export type { BundleDiff, DiffLine, FieldChange } from './diff.js';
-export { closeSchema, cedarTypeOf, pinMcpTools, SERVER_NAME_RE } from './mcp-pin.js';
+export {
+  closeSchema,
+  cedarTypeOf,
+  pinMcpPrompts,
+  pinMcpResources,
+  pinMcpTools,
+  SERVER_NAME_RE,
+} from './mcp-pin.js';
 export type { McpServerDeclaration, PinnedTool, SkippedTool } from './mcp-pin.js';

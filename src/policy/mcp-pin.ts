@@ -5,10 +5,11 @@
  * operator reviews what it writes, and `policy build` checks it like any other source.
  * docs/adapters.md "MCP tools". (SPEC §6 "Policy as code", OE-INV-005/013, OE-INV-023)
  */
-import { pinMcpDefinition } from '../kernel/index.js';
+import { PINNED_PROMPT_FIELDS, PINNED_RESOURCE_FIELDS, pinMcpDefinition } from '../kernel/index.js';
 import { compileOutputSchema } from './json-schema.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import { TOOL_NAME_RE } from './bundle-shape.js';
+import { promptParameters, resourceParameters } from './adapter-spec.js';
 
 /** What an upstream server may touch, as declared for every tool it serves. */
 export interface McpServerDeclaration {
@@ -133,6 +134,31 @@ function cedarRecordOf(schema: JsonObject, depth: number): string {
   return `{ ${attrs.join(', ')} }`;
 }
 
+/** What every entry of `server` repeats: where it is (command or url and headers) and its grants. */
+function declared(server: McpServerDeclaration): { limits: JsonObject; upstream: JsonObject } {
+  // An HTTP server runs in no sandbox: it gets its destination and nothing else.
+  const limits: JsonObject =
+    server.url !== undefined
+      ? { network: true, egress: [...(server.egress ?? [])] }
+      : {
+          memory_bytes: server.memory_bytes,
+          network: server.network,
+          ...(server.network ? { egress: [...(server.egress ?? [])] } : {}),
+          fs_read: [...server.fs_read],
+          fs_write: [...server.fs_write],
+        };
+  const upstream: JsonObject =
+    server.url !== undefined
+      ? {
+          url: server.url,
+          ...(server.headers === undefined || Object.keys(server.headers).length === 0
+            ? {}
+            : { headers: server.headers }),
+        }
+      : { command: [...(server.command ?? [])] };
+  return { limits, upstream };
+}
+
 function riskOf(annotations: JsonValue | undefined): 'low' | 'medium' | 'high' {
   // No hints: MCP's defaults (not read-only, destructive) are the worst case.
   if (!isObject(annotations)) return 'high';
@@ -163,6 +189,9 @@ export function pinMcpTools(
     const name = `${server.name}.${upstream}`;
     try {
       if (!TOOL_NAME_RE.test(name)) throw new Error(`"${name}" is not a failclosed tool name`);
+      // Those names belong to the server's pinned prompts and resources.
+      if (/^(prompts|resources)\./.test(upstream))
+        throw new Error('a tool name beginning prompts. or resources. would shadow a prompt or resource');
       const { definition, sha256 } = pinMcpDefinition(tool);
       const input = definition['inputSchema'];
       const parameters = closeSchema(isObject(input) ? input : { type: 'object' });
@@ -173,26 +202,7 @@ export function pinMcpTools(
       // would deny every call, so it is not pinned.
       if (definition['outputSchema'] !== undefined) compileOutputSchema(definition['outputSchema']);
       const description = definition['description'];
-      // An HTTP server runs in no sandbox: it gets its destination and nothing else.
-      const limits: Record<string, JsonValue> =
-        server.url !== undefined
-          ? { network: true, egress: [...(server.egress ?? [])] }
-          : {
-              memory_bytes: server.memory_bytes,
-              network: server.network,
-              ...(server.network ? { egress: [...(server.egress ?? [])] } : {}),
-              fs_read: [...server.fs_read],
-              fs_write: [...server.fs_write],
-            };
-      const upstream_: JsonObject =
-        server.url !== undefined
-          ? {
-              url: server.url,
-              ...(server.headers === undefined || Object.keys(server.headers).length === 0
-                ? {}
-                : { headers: server.headers }),
-            }
-          : { command: [...(server.command ?? [])] };
+      const { limits, upstream: upstream_ } = declared(server);
       const spec: JsonObject = {
         name,
         description:
@@ -219,4 +229,131 @@ export function pinMcpTools(
     }
   }
   return { pinned, skipped };
+}
+
+/**
+ * Pins the listed prompts of `server` named in `names` (none unless named): each becomes the
+ * entry `<server>.prompts.<name>` (adapter `mcp` with `prompt`), its parameters the prompt's
+ * arguments (strings, required as listed, closed), its own Cedar action with those arguments in
+ * `context.params`, risk low (a prompt runs nothing but the server's template), its output
+ * untrusted (OE-INV-013). docs/mcp.md "Prompts and resources".
+ */
+export function pinMcpPrompts(
+  server: McpServerDeclaration,
+  listed: readonly Readonly<Record<string, unknown>>[],
+  names: readonly string[],
+): { readonly pinned: readonly PinnedTool[]; readonly skipped: readonly SkippedTool[] } {
+  const pinned: PinnedTool[] = [];
+  const skipped: SkippedTool[] = [];
+  for (const wanted of names) {
+    const found = listed.filter((p) => p['name'] === wanted);
+    if (found.length !== 1) {
+      skipped.push({ upstream: wanted, reason: 'the server lists no such prompt (or more than one)' });
+      continue;
+    }
+    const name = `${server.name}.prompts.${wanted}`;
+    try {
+      if (!TOOL_NAME_RE.test(name)) throw new Error(`"${name}" is not a failclosed tool name`);
+      const { definition, sha256 } = pinMcpDefinition(found[0] ?? {}, PINNED_PROMPT_FIELDS);
+      const parameters = promptParameters(definition['arguments']);
+      if (parameters === undefined) throw new Error('its arguments are malformed');
+      const description = definition['description'];
+      const { limits, upstream } = declared(server);
+      const spec: JsonObject = {
+        name,
+        description:
+          typeof description === 'string' && description.length > 0
+            ? description.slice(0, 2000)
+            : `prompt ${wanted} (upstream MCP server ${server.name})`,
+        risk: 'low',
+        untrusted_output: true,
+        parameters,
+        adapter: {
+          type: 'mcp',
+          server: server.name,
+          ...upstream,
+          prompt: wanted,
+          definition,
+          definition_sha256: sha256,
+          limits,
+        },
+      };
+      pinned.push({ name, upstream: wanted, sha256, spec, cedar: cedarAction(name, parameters) });
+    } catch (err) {
+      skipped.push({ upstream: wanted, reason: err instanceof Error ? err.message : 'cannot be pinned' });
+    }
+  }
+  return { pinned, skipped };
+}
+
+/** A resource's entry name: its listed name, lowercased, anything outside `[a-z0-9_-]` as `_`. */
+function resourceSlug(listedName: unknown, uri: string): string {
+  const base = typeof listedName === 'string' && listedName.length > 0 ? listedName : uri;
+  return base
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, '_')
+    .slice(0, 40);
+}
+
+/**
+ * Pins the listed resources of `server` whose URIs are in `uris` (none unless named): each
+ * becomes the entry `<server>.resources.<slug of its name>` (adapter `mcp` with `resource`), its
+ * parameters exactly `{uri}` fixed to its URI (so Cedar sees `context.params.uri` and the
+ * envelope binds what is read), risk low, its output untrusted (OE-INV-013). Only resources the
+ * server lists are pinned: templates are not.
+ */
+export function pinMcpResources(
+  server: McpServerDeclaration,
+  listed: readonly Readonly<Record<string, unknown>>[],
+  uris: readonly string[],
+): { readonly pinned: readonly PinnedTool[]; readonly skipped: readonly SkippedTool[] } {
+  const pinned: PinnedTool[] = [];
+  const skipped: SkippedTool[] = [];
+  const names = new Set<string>();
+  for (const uri of uris) {
+    const found = listed.filter((r) => r['uri'] === uri);
+    if (found.length !== 1) {
+      skipped.push({ upstream: uri, reason: 'the server lists no such resource (or more than one)' });
+      continue;
+    }
+    const first = found[0] ?? {};
+    const base = `${server.name}.resources.${resourceSlug(first['name'], uri)}`;
+    let name = base;
+    for (let i = 2; names.has(name); i += 1) name = `${base}-${i}`;
+    try {
+      if (!TOOL_NAME_RE.test(name)) throw new Error(`"${name}" is not a failclosed tool name`);
+      const { definition, sha256 } = pinMcpDefinition(first, PINNED_RESOURCE_FIELDS);
+      const parameters = resourceParameters(uri);
+      const description = definition['description'];
+      const { limits, upstream } = declared(server);
+      const spec: JsonObject = {
+        name,
+        description:
+          typeof description === 'string' && description.length > 0
+            ? description.slice(0, 2000)
+            : `resource ${uri} (upstream MCP server ${server.name})`,
+        risk: 'low',
+        untrusted_output: true,
+        parameters,
+        adapter: {
+          type: 'mcp',
+          server: server.name,
+          ...upstream,
+          resource: uri,
+          definition,
+          definition_sha256: sha256,
+          limits,
+        },
+      };
+      names.add(name);
+      pinned.push({ name, upstream: uri, sha256, spec, cedar: cedarAction(name, parameters) });
+    } catch (err) {
+      skipped.push({ upstream: uri, reason: err instanceof Error ? err.message : 'cannot be pinned' });
+    }
+  }
+  return { pinned, skipped };
+}
+
+function cedarAction(name: string, parameters: JsonObject): string {
+  return `action ${JSON.stringify(name)} appliesTo {\n  principal: Agent,\n  resource: Tenant,\n  context: { params: ${cedarRecordOf(parameters, 0)}, risk: String, tainted: Bool },\n};\n`;
 }

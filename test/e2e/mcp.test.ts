@@ -276,11 +276,12 @@ describe('stdio: failclosed mcp, authenticated by the local client key', () => {
     expect(totalRuns()).toBe(before);
   });
 
-  it('only tools are advertised: no resources, no prompts', () => {
+  it('tools, prompts and resources are advertised (no subscriptions), completion is not', () => {
     const caps = client.getServerCapabilities();
     expect(caps?.tools).toBeDefined();
-    expect(caps?.resources).toBeUndefined();
-    expect(caps?.prompts).toBeUndefined();
+    expect(caps?.prompts).toEqual({});
+    expect(caps?.resources).toEqual({});
+    expect(caps?.completions).toBeUndefined();
   });
 });
 
@@ -863,16 +864,13 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
     expect(forbidden.length).toBeGreaterThanOrEqual(2);
   });
 
-  it('resources/*, prompts/* and completion answer a JSON-RPC error with ERR_MCP_NOT_OFFERED, recorded; nothing runs', async () => {
+  it('resource templates and subscriptions, and completion answer a JSON-RPC error with ERR_MCP_NOT_OFFERED, recorded; nothing runs', async () => {
     const auth = { authorization: `Bearer ${await issue('agent-http')}` };
     const before = totalRuns();
     const methods = [
-      'resources/list',
-      'resources/read',
       'resources/templates/list',
       'resources/subscribe',
-      'prompts/list',
-      'prompts/get',
+      'resources/unsubscribe',
       'completion/complete',
     ];
     for (const [i, method] of methods.entries()) {
@@ -894,7 +892,7 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
     }
     // The SDK client sees the same refusal, with the code in `data`.
     const c = await httpClient(await issue('agent-http'));
-    await expect(c.request({ method: 'resources/list', params: {} })).rejects.toMatchObject({
+    await expect(c.request({ method: 'resources/templates/list', params: {} })).rejects.toMatchObject({
       code: -32601,
       data: { code: 'ERR_MCP_NOT_OFFERED' },
     });
@@ -905,6 +903,32 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
       (e) => e.type === 'gateway.failed' && e.payload['code'] === 'ERR_MCP_NOT_OFFERED',
     );
     expect(recorded.length).toBeGreaterThanOrEqual(methods.length + 1);
+  });
+
+  it('prompts and resources the bundle does not pin: none listed; a get or read is refused ERR_TOOL_UNKNOWN, recorded; nothing runs', async () => {
+    const before = totalRuns();
+    const c = await httpClient(await issue('agent-http'));
+    expect((await c.listPrompts()).prompts).toEqual([]);
+    expect((await c.listResources()).resources).toEqual([]);
+    await expect(c.readResource({ uri: 'file:///etc/passwd' })).rejects.toMatchObject({
+      code: -32001,
+      data: { outcome: 'deny', code: 'ERR_TOOL_UNKNOWN' },
+    });
+    await expect(c.getPrompt({ name: 'p' })).rejects.toMatchObject({
+      code: -32001,
+      data: { outcome: 'deny', code: 'ERR_TOOL_UNKNOWN' },
+    });
+    // A tool is not a prompt: its name does not reach it through prompts/get.
+    await expect(c.getPrompt({ name: 'echo', arguments: { message: 'x' } })).rejects.toMatchObject({
+      data: { code: 'ERR_TOOL_UNKNOWN' },
+    });
+    await c.close();
+    expect(totalRuns()).toBe(before);
+    await instance.core.ledger.settled();
+    const recorded = (await ledgerEntries()).filter(
+      (e) => e.type === 'gateway.failed' && e.payload['code'] === 'ERR_TOOL_UNKNOWN',
+    );
+    expect(recorded.length).toBeGreaterThanOrEqual(3);
   });
 
   it('malformed JSON-RPC, a batch and an oversized body are refused; nothing runs', async () => {

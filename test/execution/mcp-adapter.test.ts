@@ -163,7 +163,7 @@ describe('mcp adapter', () => {
     try {
       const r = await run({ definition_sha256: pinMcpDefinition(ECHO).sha256 });
       expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_FAILED' });
-      if (r.outcome === 'deny') expect(r.reason).toContain('tools capability');
+      if (r.outcome === 'deny') expect(r.reason).toContain('does not advertise the capability');
     } finally {
       rmSync(join(state, 'no-tools'));
     }

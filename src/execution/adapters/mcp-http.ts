@@ -37,14 +37,10 @@ import { isLoopbackAddress, isNonPublicAddress, resolveDestination } from '../sa
 import { FORBIDDEN_HEADERS, HEADER_NAME, checkDestination, parseHttpUrlTemplate } from './http.js';
 import type { HttpUrlTemplate } from './http.js';
 import { createUpstreamFetch } from './mcp-http-fetch.js';
-import {
-  PROTOCOL_BUDGET_BYTES,
-  callPinnedTool,
-  isObject,
-  listTools,
-  parsePinnedTool,
-} from './mcp-session.js';
-import type { PinnedMcpTool, Upstream } from './mcp-session.js';
+import { listCatalog, parsePinnedEntry, runPinnedEntry } from './mcp-entries.js';
+import type { McpListing, PinnedMcpEntry } from './mcp-entries.js';
+import { PROTOCOL_BUDGET_BYTES, isObject, listTools } from './mcp-session.js';
+import type { Upstream } from './mcp-session.js';
 import type { ExecutionConstraints, ToolAdapter } from './types.js';
 
 /** HTTP requests one call may make to its upstream (handshake, listing, call, stream, end). */
@@ -83,7 +79,8 @@ export interface McpHttpUpstreamSpec {
   readonly headers?: Readonly<Record<string, McpHeaderValue>>;
 }
 
-interface McpHttpSpec extends PinnedMcpTool {
+interface McpHttpSpec {
+  readonly entry: PinnedMcpEntry;
   readonly url: HttpUrlTemplate;
   readonly headers: Readonly<Record<string, McpHeaderValue>>;
 }
@@ -123,9 +120,9 @@ function parseSpec(spec: Readonly<Record<string, unknown>>): McpHttpSpec | undef
   if (spec['command'] !== undefined) return undefined;
   const url = parseUpstreamUrl(spec['url']);
   const headers = parseHeaders(spec['headers']);
-  const pinned = parsePinnedTool(spec);
-  if (url === undefined || headers === undefined || pinned === undefined) return undefined;
-  return { ...pinned, url, headers };
+  const entry = parsePinnedEntry(spec);
+  if (url === undefined || headers === undefined || entry === undefined) return undefined;
+  return { entry, url, headers };
 }
 
 /** The header values to send, secrets resolved; a deny names the reference, never a value. */
@@ -271,7 +268,35 @@ export async function listMcpHttpTools(
 }
 
 /**
- * Creates the MCP adapter for Streamable HTTP upstreams. Denies with `ERR_ADAPTER_UNAVAILABLE`
+ * What an HTTP upstream lists (for `failclosed policy pin-mcp --url --prompt/--resource`): its
+ * tools, and its prompts and resources when asked, under the same destination rules as a call.
+ */
+export async function listMcpHttpCatalog(
+  upstream: McpHttpUpstreamSpec,
+  constraints: ExecutionConstraints,
+  want: { readonly prompts: boolean; readonly resources: boolean },
+  secrets?: SecretResolver,
+  options: McpHttpAdapterOptions = {},
+): Promise<McpListing | Deny> {
+  const url = parseUpstreamUrl(upstream.url);
+  const headers = parseHeaders(upstream.headers);
+  if (url === undefined || headers === undefined)
+    return deny('ERR_ADAPTER_UNAVAILABLE', 'the upstream url or headers are malformed');
+  const connected = await connectUpstream(
+    url,
+    headers,
+    constraints,
+    new AbortController().signal,
+    secrets,
+    options,
+  );
+  if ('outcome' in connected) return connected;
+  return listCatalog(connected, constraints.timeout_ms, want);
+}
+
+/**
+ * Creates the MCP adapter for Streamable HTTP upstreams (a pinned tool called, prompt got or
+ * resource read, mcp-entries.ts). Denies with `ERR_ADAPTER_UNAVAILABLE`
  * (malformed spec or an unresolvable secret reference), `ERR_PARAMS_INVALID`,
  * `ERR_EGRESS_DENIED` (destination not allowlisted, not public, a redirect), `ERR_EGRESS_LIMIT`
  * (too many requests), `ERR_TOOL_DEFINITION_CHANGED` (nothing is called), `ERR_TOOL_TIMEOUT`,
@@ -293,7 +318,7 @@ export function createMcpHttpAdapter(options: McpHttpAdapterOptions = {}): ToolA
         options,
       );
       if ('outcome' in upstream) return upstream;
-      return callPinnedTool(upstream, spec, params, call.constraints.timeout_ms);
+      return runPinnedEntry(upstream, spec.entry, params, call.constraints.timeout_ms);
     },
   };
 }

@@ -108,7 +108,7 @@ const MAX_COMPILED_OUTPUTS = 1024;
  */
 function rejectionReason(error: unknown): string | undefined {
   if (error instanceof SdkError && error.code === SdkErrorCode.CapabilityNotSupported)
-    return 'the upstream does not advertise the tools capability';
+    return 'the upstream does not advertise the capability (tools, prompts or resources) asked of it';
   // The SDK's own connection errors (closed, timed out) are SdkErrors: only answers are ProtocolErrors.
   if (!(error instanceof ProtocolError)) return undefined;
   return `the upstream's answer was an error or was rejected by the MCP client (JSON-RPC code ${String(error.code)})`;

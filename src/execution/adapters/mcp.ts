@@ -36,14 +36,10 @@ import type { Deny } from '../../kernel/index.js';
 import { buildSandboxArgv, openEgress } from '../sandbox/bwrap.js';
 import { EGRESS_ENV } from '../sandbox/egress.js';
 import type { BwrapSandboxOptions } from '../sandbox/bwrap.js';
-import {
-  PROTOCOL_BUDGET_BYTES,
-  callPinnedTool,
-  isObject,
-  listTools,
-  parsePinnedTool,
-} from './mcp-session.js';
-import type { PinnedMcpTool, Upstream } from './mcp-session.js';
+import { listCatalog, parsePinnedEntry, runPinnedEntry } from './mcp-entries.js';
+import type { McpListing, PinnedMcpEntry } from './mcp-entries.js';
+import { PROTOCOL_BUDGET_BYTES, isObject, listTools } from './mcp-session.js';
+import type { Upstream } from './mcp-session.js';
 import type { ExecutionConstraints, ToolAdapter } from './types.js';
 
 export { PROTOCOL_BUDGET_BYTES } from './mcp-session.js';
@@ -54,7 +50,8 @@ export interface McpAdapterOptions extends BwrapSandboxOptions {
   readonly protocolBudgetBytes?: number;
 }
 
-interface McpSpec extends PinnedMcpTool {
+interface McpSpec {
+  readonly entry: PinnedMcpEntry;
   readonly command: readonly string[];
 }
 
@@ -66,8 +63,8 @@ function parseSpec(spec: Readonly<Record<string, unknown>>): McpSpec | undefined
     !command.every((a): a is string => typeof a === 'string')
   )
     return undefined;
-  const pinned = parsePinnedTool(spec);
-  return pinned === undefined ? undefined : { ...pinned, command: Object.freeze([...command]) };
+  const entry = parsePinnedEntry(spec);
+  return entry === undefined ? undefined : { entry, command: Object.freeze([...command]) };
 }
 
 async function launch(
@@ -245,7 +242,23 @@ export async function listMcpTools(
 }
 
 /**
- * Creates the MCP adapter for stdio upstreams. Denies with `ERR_ADAPTER_UNAVAILABLE` (malformed
+ * What an upstream lists (for `failclosed policy pin-mcp --prompt/--resource`): its tools, and
+ * its prompts and resources when asked, in one session in the same sandbox as a call.
+ */
+export async function listMcpCatalog(
+  command: readonly string[],
+  constraints: ExecutionConstraints,
+  want: { readonly prompts: boolean; readonly resources: boolean },
+  options: McpAdapterOptions = {},
+): Promise<McpListing | Deny> {
+  const upstream = await launch(command, constraints, new AbortController().signal, options);
+  if ('outcome' in upstream) return upstream;
+  return listCatalog(upstream, constraints.timeout_ms, want);
+}
+
+/**
+ * Creates the MCP adapter for stdio upstreams: a pinned tool is called, a pinned prompt got, a
+ * pinned resource read (mcp-entries.ts). Denies with `ERR_ADAPTER_UNAVAILABLE` (malformed
  * spec: the pinned definition missing, not matching its hash, or an `outputSchema` that does not
  * compile), `ERR_PARAMS_INVALID` (parameters not an object), `ERR_SANDBOX_UNAVAILABLE`,
  * `ERR_TOOL_DEFINITION_CHANGED` (the listed definition's hash differs from the pinned one, or
@@ -261,7 +274,7 @@ export function createMcpAdapter(options: McpAdapterOptions = {}): ToolAdapter {
       if (!isObject(params)) return deny('ERR_PARAMS_INVALID', 'MCP tool arguments must be an object');
       const upstream = await launch(spec.command, call.constraints, call.signal, options);
       if ('outcome' in upstream) return upstream;
-      return callPinnedTool(upstream, spec, params, call.constraints.timeout_ms);
+      return runPinnedEntry(upstream, spec.entry, params, call.constraints.timeout_ms);
     },
   };
 }

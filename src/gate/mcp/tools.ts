@@ -1,9 +1,11 @@
 /**
  * The MCP server one authenticated principal talks to (docs/mcp.md): `tools/list` shows the
  * active bundle's tools this principal could be allowed to call, and every `tools/call` is a
- * governed call through the Gate's shared pipeline (SPEC §2, FC-INV-3, FC-INV-6). Nothing else is
- * offered: `resources/*`, `prompts/*` and `completion/complete` are refused with a denial code by
- * the endpoint before they reach this server, any other method answers a JSON-RPC error (-32601).
+ * governed call through the Gate's shared pipeline (SPEC §2, FC-INV-3, FC-INV-6). Pinned upstream
+ * prompts and resources are listed, got and read the same way (entries.ts). Nothing else is
+ * offered: resource templates and subscriptions and `completion/complete` are refused with a
+ * denial code by the endpoint before they reach this server, any other method answers a
+ * JSON-RPC error (-32601).
  */
 // The low-level Server: tools come from the active policy bundle at request time with their JSON
 // Schemas, and arguments are validated by the Control Plane (a ledgered deny), not by the SDK.
@@ -15,9 +17,10 @@ import type { Gate } from '../gate.js';
 import type { Principal } from '../principal.js';
 import { MAX_REQUEST_BYTES, MAX_REQUEST_DEPTH } from '../request.js';
 import type { CallResponse } from '../types.js';
+import { registerPromptsAndResources } from './entries.js';
+import { RETRY_META_KEY, callMetaOf, refusedCall, retryOf, sessionOf } from './meta.js';
 
-/** `_meta` key under which a tool result carries the request id, decision id and receipt. */
-export const CALL_META_KEY = 'failclosed.dev/call';
+export { CALL_META_KEY, RETRY_META_KEY, SESSION_META_KEY } from './meta.js';
 
 /** Server name and version announced in `initialize`. */
 export const SERVER_INFO = Object.freeze({ name: 'failclosed', version: '0.1.0' });
@@ -32,15 +35,7 @@ function text(value: JsonValue): string {
  * request id; pending → `isError` with the decision id and where to approve it.
  */
 export function toolResultOf(a: CallResponse): CallToolResult {
-  const meta = {
-    [CALL_META_KEY]: {
-      outcome: a.outcome,
-      request_id: a.request_id,
-      trace_id: a.trace_id,
-      ...('decision_id' in a && a.decision_id !== undefined ? { decision_id: a.decision_id } : {}),
-      ...(a.outcome === 'executed' ? { receipt: { ...a.receipt } } : {}),
-    },
-  };
+  const meta = callMetaOf(a);
   if (a.outcome === 'executed') {
     const structured =
       typeof a.result === 'object' && a.result !== null && !Array.isArray(a.result)
@@ -102,19 +97,6 @@ function argumentsOf(v: unknown): JsonObject | undefined {
   }
 }
 
-/** `_meta` key naming the agent session of a call. */
-export const SESSION_META_KEY = 'failclosed.dev/session';
-/** `_meta` key naming the request id of an escalated call a call retries once approved. */
-export const RETRY_META_KEY = 'failclosed.dev/retry';
-
-/** Reads an optional `_meta` string: null when absent, undefined when malformed. */
-function metaOf(meta: unknown, key: string, re: RegExp): string | null | undefined {
-  if (typeof meta !== 'object' || meta === null) return null;
-  const s = (meta as Record<string, unknown>)[key];
-  if (s === undefined) return null;
-  return typeof s === 'string' && re.test(s) ? s : undefined;
-}
-
 /** Options of a principal's server. */
 export interface PrincipalServerOptions {
   /**
@@ -154,9 +136,10 @@ export function createPrincipalServer(
   const waitMs = options.approvalWaitMs ?? 0;
   const every = options.progressEveryMs ?? PROGRESS_EVERY_MS;
   const traced = options.traceparent === undefined ? undefined : { traceparent: options.traceparent };
-  const server = new Server(SERVER_INFO, { capabilities: { tools: {} } });
+  const server = new Server(SERVER_INFO, { capabilities: { tools: {}, prompts: {}, resources: {} } });
+  registerPromptsAndResources(server, gate, principal, traced);
   server.setRequestHandler('tools/list', async () => {
-    const tools = await gate.toolsFor(principal);
+    const tools = (await gate.toolsFor(principal)).filter((t) => t.mcp === undefined);
     return {
       tools: tools.map((t) => ({
         name: t.name,
@@ -167,9 +150,18 @@ export function createPrincipalServer(
   });
   server.setRequestHandler('tools/call', async (request, ctx) => {
     const params = argumentsOf(request.params.arguments);
-    const session = metaOf(request.params._meta, SESSION_META_KEY, /^[A-Za-z0-9._:-]{1,128}$/);
-    const retryOf = metaOf(request.params._meta, RETRY_META_KEY, /^mcp-[0-9a-f-]{36}$/);
-    if (params === undefined || session === undefined || retryOf === undefined) {
+    const session = sessionOf(request.params._meta);
+    const retry = retryOf(request.params._meta);
+    // A prompt's or resource's entry is reached by prompts/get or resources/read only.
+    if ((await gate.mcpEntries()).some((e) => e.name === request.params.name)) {
+      await refusedCall(gate, 'ERR_TOOL_UNKNOWN', 'a prompt or resource is not a tool', request.params);
+      return {
+        isError: true,
+        content: [{ type: 'text', text: 'ERR_TOOL_UNKNOWN: a prompt or resource is not a tool' }],
+        structuredContent: { outcome: 'deny', code: 'ERR_TOOL_UNKNOWN', request_id: null },
+      };
+    }
+    if (params === undefined || session === undefined || retry === undefined) {
       // Recorded like any refusal (hash of what was received only), then answered.
       await gate.refuse(
         deny('ERR_REQUEST_MALFORMED', 'malformed tools/call arguments or _meta'),
@@ -186,7 +178,12 @@ export function createPrincipalServer(
         structuredContent: { outcome: 'deny', code: 'ERR_REQUEST_MALFORMED', request_id: null },
       };
     }
-    const call = { tool: request.params.name, params, session, ...(retryOf === null ? {} : { retryOf }) };
+    const call = {
+      tool: request.params.name,
+      params,
+      session,
+      ...(retry === null ? {} : { retryOf: retry }),
+    };
     const token = progressTokenOf(request.params._meta);
     if (waitMs <= 0 || token === undefined)
       return toolResultOf((await gate.callAs(principal, call, traced)).body);

@@ -1,0 +1,217 @@
+/**
+ * An upstream MCP server's pinned prompts and resources, reached like its pinned tools
+ * (docs/mcp.md "Prompts and resources"): per governed call, over the same carrier (the sandboxed
+ * stdio process or the Streamable HTTP connection) and the same session code, the server's
+ * current definition of the prompt or resource is compared with the pinned SHA-256 **before**
+ * it is got or read (`ERR_TOOL_DEFINITION_CHANGED` when it differs or is gone: nothing is got or
+ * read), and the prompt is got with the envelope's exact arguments, the resource read at the
+ * URI the envelope binds. Everything it answers is untrusted (OE-INV-013): bounded by the
+ * carrier, redacted by the executor, and it taints the session. (OE-INV-005/023, SPEC §6)
+ */
+import type { Client } from '@modelcontextprotocol/client';
+import {
+  PINNED_PROMPT_FIELDS,
+  PINNED_RESOURCE_FIELDS,
+  deny,
+  hexDigestEquals,
+  mcpEntryKindOf,
+  pinMcpDefinition,
+} from '../../kernel/index.js';
+import type { Deny, JsonValue } from '../../kernel/index.js';
+import { callPinnedTool, isObject, parsePinnedTool, withUpstream } from './mcp-session.js';
+import type { PinnedMcpTool, Step, Upstream } from './mcp-session.js';
+import type { ToolOutput } from './types.js';
+
+/** Pages of a prompt or resource listing read to find a pinned entry (each within the carrier's byte cap). */
+export const MAX_LIST_PAGES = 16;
+
+/** What an `mcp` spec reaches upstream, pinned. */
+export type PinnedMcpEntry =
+  | ({ readonly kind: 'tool' } & PinnedMcpTool)
+  | { readonly kind: 'prompt'; readonly prompt: string; readonly sha256: string }
+  | { readonly kind: 'resource'; readonly uri: string; readonly sha256: string };
+
+/**
+ * The pinned entry of an `mcp` spec (a tool, a prompt or a resource), or undefined when it is
+ * malformed or its definition does not hash to the pin (the caller denies `ERR_ADAPTER_UNAVAILABLE`).
+ */
+export function parsePinnedEntry(spec: Readonly<Record<string, unknown>>): PinnedMcpEntry | undefined {
+  const kind = mcpEntryKindOf(spec);
+  if (kind === 'tool') {
+    const tool = parsePinnedTool(spec);
+    return tool === undefined ? undefined : { kind, ...tool };
+  }
+  if (kind === undefined) return undefined;
+  const { definition, definition_sha256: sha256 } = spec;
+  const named = kind === 'prompt' ? spec['prompt'] : spec['resource'];
+  if (
+    typeof named !== 'string' ||
+    named.length === 0 ||
+    typeof sha256 !== 'string' ||
+    !/^[0-9a-f]{64}$/.test(sha256) ||
+    !isObject(definition)
+  )
+    return undefined;
+  try {
+    const fields = kind === 'prompt' ? PINNED_PROMPT_FIELDS : PINNED_RESOURCE_FIELDS;
+    if (!hexDigestEquals(pinMcpDefinition(definition, fields).sha256, sha256)) return undefined;
+  } catch {
+    return undefined;
+  }
+  if (kind === 'prompt') return definition['name'] === named ? { kind, prompt: named, sha256 } : undefined;
+  return definition['uri'] === named ? { kind, uri: named, sha256 } : undefined;
+}
+
+/** Every item of a paginated listing, at most {@link MAX_LIST_PAGES} pages (a longer one is an error). */
+async function listAll(
+  step: Step,
+  page: (
+    cursor: string | undefined,
+  ) => Promise<{ items: readonly unknown[]; nextCursor?: string | undefined }>,
+): Promise<readonly Readonly<Record<string, unknown>>[] | Deny> {
+  const all: Readonly<Record<string, unknown>>[] = [];
+  let cursor: string | undefined;
+  for (let i = 0; i < MAX_LIST_PAGES; i += 1) {
+    const got = await step(() => page(cursor));
+    if ('outcome' in got) return got;
+    for (const item of got.value.items) if (isObject(item)) all.push(item);
+    cursor = got.value.nextCursor;
+    if (cursor === undefined) return all;
+  }
+  return deny('ERR_TOOL_FAILED', `the upstream's listing is longer than ${MAX_LIST_PAGES} pages`);
+}
+
+const promptPages = (client: Client, timeout: number) => async (cursor: string | undefined) => {
+  const r = await client.listPrompts(cursor === undefined ? undefined : { cursor }, { timeout });
+  return { items: r.prompts, nextCursor: r.nextCursor };
+};
+
+const resourcePages = (client: Client, timeout: number) => async (cursor: string | undefined) => {
+  const r = await client.listResources(cursor === undefined ? undefined : { cursor }, { timeout });
+  return { items: r.resources, nextCursor: r.nextCursor };
+};
+
+/** The one listed item matching `match`, compared with the pin before anything else is asked. */
+function checkPin(
+  listed: readonly Readonly<Record<string, unknown>>[],
+  match: (item: Readonly<Record<string, unknown>>) => boolean,
+  fields: readonly string[],
+  sha256: string,
+  what: string,
+): Deny | undefined {
+  const current = listed.filter(match);
+  if (current.length !== 1)
+    return deny('ERR_TOOL_DEFINITION_CHANGED', `the upstream no longer offers ${what}`);
+  let listedSha: string;
+  try {
+    listedSha = pinMcpDefinition(current[0] ?? {}, fields).sha256;
+  } catch {
+    return deny('ERR_TOOL_DEFINITION_CHANGED', 'the upstream definition is not strict JSON');
+  }
+  return hexDigestEquals(listedSha, sha256)
+    ? undefined
+    : deny('ERR_TOOL_DEFINITION_CHANGED', `the upstream changed the definition of ${what}`);
+}
+
+/**
+ * Gets the pinned prompt with `params` as its arguments (each a string): lists the prompts,
+ * compares the listed definition with the pin (nothing is got when it differs or is gone), gets
+ * it. Result: `{ description?, messages }` of the upstream's `GetPromptResult`.
+ */
+export async function getPinnedPrompt(
+  upstream: Upstream,
+  pinned: { readonly prompt: string; readonly sha256: string },
+  params: Readonly<Record<string, unknown>>,
+  timeout: number,
+): Promise<ToolOutput> {
+  const args: Record<string, string> = {};
+  for (const [k, v] of Object.entries(params)) {
+    if (typeof v !== 'string') return deny('ERR_PARAMS_INVALID', 'prompt arguments must be strings');
+    args[k] = v;
+  }
+  return withUpstream(upstream, timeout, async (client, step) => {
+    const listed = await listAll(step, promptPages(client, timeout));
+    if ('outcome' in listed) return listed;
+    const changed = checkPin(
+      listed,
+      (p) => p['name'] === pinned.prompt,
+      PINNED_PROMPT_FIELDS,
+      pinned.sha256,
+      `the prompt ${pinned.prompt}`,
+    );
+    if (changed !== undefined) return changed;
+    const got = await step(() => client.getPrompt({ name: pinned.prompt, arguments: args }, { timeout }));
+    if ('outcome' in got) return got;
+    const r = got.value as { description?: unknown; messages?: unknown };
+    const result: Record<string, JsonValue> = { messages: (r.messages ?? []) as JsonValue };
+    if (typeof r.description === 'string') result['description'] = r.description;
+    return { outcome: 'ok' as const, result };
+  });
+}
+
+/**
+ * Reads the pinned resource: `params` must be exactly `{uri}` of the pin; lists the resources,
+ * compares the listed metadata with the pin (nothing is read when it differs or is gone), reads
+ * it. Result: `{ contents }` of the upstream's `ReadResourceResult`.
+ */
+export async function readPinnedResource(
+  upstream: Upstream,
+  pinned: { readonly uri: string; readonly sha256: string },
+  params: Readonly<Record<string, unknown>>,
+  timeout: number,
+): Promise<ToolOutput> {
+  if (Object.keys(params).length !== 1 || params['uri'] !== pinned.uri)
+    return deny('ERR_PARAMS_INVALID', 'a resource is read at its pinned URI only');
+  return withUpstream(upstream, timeout, async (client, step) => {
+    const listed = await listAll(step, resourcePages(client, timeout));
+    if ('outcome' in listed) return listed;
+    const changed = checkPin(
+      listed,
+      (r) => r['uri'] === pinned.uri,
+      PINNED_RESOURCE_FIELDS,
+      pinned.sha256,
+      'the resource',
+    );
+    if (changed !== undefined) return changed;
+    const read = await step(() => client.readResource({ uri: pinned.uri }, { timeout }));
+    if ('outcome' in read) return read;
+    const r = read.value as { contents?: unknown };
+    return { outcome: 'ok' as const, result: { contents: (r.contents ?? []) as JsonValue } };
+  });
+}
+
+/** Runs the pinned entry over `upstream`: a tool call, a prompt get or a resource read. */
+export function runPinnedEntry(
+  upstream: Upstream,
+  entry: PinnedMcpEntry,
+  params: Readonly<Record<string, unknown>>,
+  timeout: number,
+): Promise<ToolOutput> {
+  if (entry.kind === 'prompt') return getPinnedPrompt(upstream, entry, params, timeout);
+  if (entry.kind === 'resource') return readPinnedResource(upstream, entry, params, timeout);
+  return callPinnedTool(upstream, entry, params, timeout);
+}
+
+/** What an upstream lists, for `failclosed policy pin-mcp`: its tools, and its prompts and resources when asked. */
+export interface McpListing {
+  readonly tools: readonly Readonly<Record<string, unknown>>[];
+  readonly prompts: readonly Readonly<Record<string, unknown>>[];
+  readonly resources: readonly Readonly<Record<string, unknown>>[];
+}
+
+/** Lists what `want` names over `upstream` (one session); tools always. */
+export async function listCatalog(
+  upstream: Upstream,
+  timeout: number,
+  want: { readonly prompts: boolean; readonly resources: boolean },
+): Promise<McpListing | Deny> {
+  return withUpstream(upstream, timeout, async (client, step) => {
+    const tools = await step(() => client.listTools(undefined, { timeout }));
+    if ('outcome' in tools) return tools;
+    const prompts = want.prompts ? await listAll(step, promptPages(client, timeout)) : [];
+    if ('outcome' in prompts) return prompts;
+    const resources = want.resources ? await listAll(step, resourcePages(client, timeout)) : [];
+    if ('outcome' in resources) return resources;
+    return { tools: tools.value.tools, prompts, resources };
+  });
+}
