@@ -44,7 +44,13 @@ import { canonicalBytes, parseJson, sha256Hex } from '../../src/kernel/index.js'
 import type { JsonObject } from '../../src/kernel/index.js';
 import { createBundleCompiler } from '../../src/control-plane/index.js';
 import { createDefaultBuiltins } from '../../src/execution/index.js';
-import { createDevCa, createMtlsAgent, createMtlsServer, issueCert, pkiPaths } from '../../src/transport/index.js';
+import {
+  createDevCa,
+  createMtlsAgent,
+  createMtlsServer,
+  issueCert,
+  pkiPaths,
+} from '../../src/transport/index.js';
 import type { MtlsAgent, MtlsServer } from '../../src/transport/index.js';
 import { runCli } from '../../src/cli/run.js';
 import { saveTrustRoots } from '../../src/cli/trust-file.js';
@@ -64,7 +70,9 @@ function freePort(): Promise<number> {
 }
 
 /** A TCP relay to `target` that the test can cut (every connection closed, new ones refused). */
-async function relay(target: number): Promise<{ port: number; cut(): void; mend(): void; close(): Promise<void> }> {
+async function relay(
+  target: number,
+): Promise<{ port: number; cut(): void; mend(): void; close(): Promise<void> }> {
   let open = true;
   const sockets = new Set<Socket>();
   const server: NetServer = createNetServer((inbound) => {
@@ -130,7 +138,8 @@ async function spawnExecutor(config: string): Promise<ExecutorProcess> {
 function consumed(path: string): number {
   const db = new Database(path, { readonly: true, fileMustExist: true });
   try {
-    return db.prepare<[], { n: number }>('SELECT count(*) AS n FROM envelope_nonces WHERE voided = 0').get()!.n;
+    return db.prepare<[], { n: number }>('SELECT count(*) AS n FROM envelope_nonces WHERE voided = 0').get()!
+      .n;
   } finally {
     db.close();
   }
@@ -264,6 +273,12 @@ describe('the Execution Layer as a separate process', () => {
           res.end(Buffer.from(canonicalBytes({ ...doc, description: 'swapped' })));
           return;
         }
+        if (url === '/v1/internal/ledger/append') {
+          // Garbage where a confirmation belongs: a string index.
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(`{"index":"7","entry_hash":"${'a'.repeat(64)}"}`);
+          return;
+        }
         res.writeHead(503, { 'content-type': 'application/json' });
         res.end('{"outcome":"deny","code":"ERR_LEDGER_UNAVAILABLE","reason":"stand-in"}');
       },
@@ -287,9 +302,9 @@ describe('the Execution Layer as a separate process', () => {
 
   afterAll(async () => {
     for (const p of [a, c]) p?.child.kill('SIGTERM');
-    await Promise.all(
-      [a, c].map((p) => (p?.child.exitCode === null ? new Promise((r) => p.child.once('exit', r)) : undefined)),
-    );
+    for (const p of [a, c])
+      if (p !== undefined && p.child.exitCode === null && p.child.signalCode === null)
+        await new Promise((r) => p.child.once('exit', r));
     gateAgent?.close();
     await fakeGate?.close();
     await link?.close();
@@ -352,7 +367,10 @@ describe('the Execution Layer as a separate process', () => {
     const tail = await instance.core.ledger.store.readRange(Math.max(0, size - 50), size);
     expect(
       tail.some(
-        (e) => e.type === 'transport.refused' && e.actor.role === 'executor' && e.payload['listener'] === 'execution',
+        (e) =>
+          e.type === 'transport.refused' &&
+          e.actor.role === 'executor' &&
+          e.payload['listener'] === 'execution',
       ),
     ).toBe(true);
   }, 30_000);
@@ -385,7 +403,11 @@ describe('the Execution Layer as a separate process', () => {
   it('denies ERR_TRUST_UNAVAILABLE when the issuer keys cannot be had fresh enough', async () => {
     let t = 1_000_000;
     const trust = createGateTrust({
-      link: { url: `https://127.0.0.1:${link.port}`, agent: await agentOf('executor', 'gate'), timeoutMs: 2000 },
+      link: {
+        url: `https://127.0.0.1:${link.port}`,
+        agent: await agentOf('executor', 'gate'),
+        timeoutMs: 2000,
+      },
       now: () => t,
       maxAgeMs: 5000,
       compile: createBundleCompiler({ builtins: Object.keys(createDefaultBuiltins()) }),
@@ -396,7 +418,9 @@ describe('the Execution Layer as a separate process', () => {
     // A bundle by hash: fetched, hashed again and compiled here.
     const hash = instance.core.controlPlane.activeBundle()!.hash;
     expect(await trust.bundle(hash)).toBeUndefined();
-    expect(trust.held(hash)?.hash).toBe(sha256Hex(readFileSync(join(dataPaths(dir).bundles, `${hash}.json`))));
+    expect(trust.held(hash)?.hash).toBe(
+      sha256Hex(readFileSync(join(dataPaths(dir).bundles, `${hash}.json`))),
+    );
     link.cut();
     try {
       t += 4999;
@@ -410,6 +434,57 @@ describe('the Execution Layer as a separate process', () => {
       link.mend();
     }
     expect(await trust.freshKeys()).toBeUndefined();
+  }, 30_000);
+
+  it('the Gate’s ledger writer takes only the Execution Layer’s entry types, as role executor; its answers are parsed as untrusted', async () => {
+    const agent = await agentOf('executor', 'gate');
+    try {
+      const post = (path: string, body: object) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = request(
+            `${instance.internalUrl!}${path}`,
+            { method: 'POST', agent: agent.current(), headers: { 'content-type': 'application/json' } },
+            (res) => {
+              let text = '';
+              res.on('data', (d: Buffer) => (text += d.toString()));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+            },
+          );
+          req.on('error', reject);
+          req.end(JSON.stringify(body));
+        });
+      const entry = {
+        type: 'decision',
+        trace_id: 't',
+        request_id: 'r',
+        tenant: 'acme',
+        actor: { id: 'x', role: 'control-plane' },
+        payload: {},
+      };
+      const forged = await post('/v1/internal/ledger/append', entry);
+      expect(forged.status).toBe(400);
+      expect(forged.body).toContain('ERR_REQUEST_MALFORMED');
+      const denial = await post('/v1/internal/ledger/append', {
+        ...entry,
+        type: 'denial',
+        payload: { code: 'ERR_INTERNAL', stage: 'execution', reason: 'probe', tool: 'echo' },
+      });
+      expect(denial.status).toBe(200);
+      const ref = JSON.parse(denial.body) as { index: number };
+      const [written] = await instance.core.ledger.store.readRange(ref.index, ref.index + 1);
+      expect(written?.actor).toEqual({ id: 'x', role: 'executor' });
+      // An answer that is not a confirmation is a rejection, whatever status it came with.
+      const { createGateLedger } = await import('../../src/embedded/index.js');
+      const stand = createGateLedger({ url: fakeGate.url, agent, timeoutMs: 2000 });
+      await expect(
+        stand.append({ ...entry, type: 'denial', actor: { id: 'x', role: 'executor' } }),
+      ).rejects.toThrow('the ledger writer answered garbage');
+      await expect(stand.readEnvelopeContext({ index: 0, jti: 'j', decision_id: 'd' })).rejects.toThrow(
+        'the ledger writer answered 503',
+      );
+    } finally {
+      agent.close();
+    }
   }, 30_000);
 
   async function agentOf(name: string, expect: 'gate' | 'executor'): Promise<MtlsAgent> {
