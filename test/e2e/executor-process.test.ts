@@ -15,6 +15,8 @@
  *   (`ERR_POLICY_BUNDLE_INVALID`), the tool did not run.
  * - Issuer keys that cannot be had fresh enough (injected clock): `ERR_TRUST_UNAVAILABLE`, and
  *   the key ring answers no kid.
+ * - Two replicas on one PostgreSQL nonce store: an envelope run by one is `ERR_NONCE_REPLAYED`
+ *   at the other (OE-INV-017).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -33,12 +35,13 @@ import {
   createGateTrust,
   createRemoteExecutor,
   dataPaths,
+  startExecutorNode,
   initDataDir,
   readClientFile,
   readOperatorToken,
   startEmbedded,
 } from '../../src/embedded/index.js';
-import type { EmbeddedInstance } from '../../src/embedded/index.js';
+import type { EmbeddedInstance, ExecutorNode } from '../../src/embedded/index.js';
 import type { GateExecutor } from '../../src/gate/index.js';
 import { canonicalBytes, parseJson, sha256Hex } from '../../src/kernel/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
@@ -55,6 +58,7 @@ import type { MtlsAgent, MtlsServer } from '../../src/transport/index.js';
 import { runCli } from '../../src/cli/run.js';
 import { saveTrustRoots } from '../../src/cli/trust-file.js';
 import { REPO_ROOT } from '../support/paths.js';
+import { nextSchema, useTestDatabase } from '../support/postgres.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 
@@ -165,6 +169,7 @@ function postExecute(
 }
 
 describe('the Execution Layer as a separate process', () => {
+  const pgdb = useTestDatabase('fc_exec_proc');
   let work: string;
   let dir: string;
   let pki: string;
@@ -486,6 +491,41 @@ describe('the Execution Layer as a separate process', () => {
       agent.close();
     }
   }, 30_000);
+
+  it('replicas sharing one PostgreSQL nonce store run an envelope once across them', async () => {
+    const schema = nextSchema();
+    const replicas: ExecutorNode[] = [];
+    try {
+      for (const name of ['replica-1', 'replica-2'])
+        replicas.push(
+          await startExecutorNode(
+            executorConfig(name, Number(new URL(instance.internalUrl!).port), {
+              nonces: pgdb.url,
+              nonces_schema: schema,
+            }),
+          ),
+        );
+      const [one, two] = replicas.map((n) => createRemoteExecutor({ url: n.url, agent: gateAgent }));
+      let kept: Parameters<GateExecutor['execute']>[0] | undefined;
+      route = {
+        execute: (call, writes, signal) => {
+          kept = call;
+          return one!.execute(call, writes, signal);
+        },
+        void: (call, signal) => one!.void(call, signal),
+      };
+      try {
+        expect(await echo('replica one')).toMatchObject({ outcome: 'executed' });
+      } finally {
+        route = undefined;
+      }
+      // The same envelope, presented by the Gate to the other replica: consumed already.
+      expect(kept).toBeDefined();
+      expect(await two!.execute(kept!)).toMatchObject({ outcome: 'deny', code: 'ERR_NONCE_REPLAYED' });
+    } finally {
+      for (const n of replicas) await n.close();
+    }
+  }, 60_000);
 
   async function agentOf(name: string, expect: 'gate' | 'executor'): Promise<MtlsAgent> {
     return createMtlsAgent({
