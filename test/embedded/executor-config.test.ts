@@ -11,6 +11,7 @@ import {
   policyBundleNamed,
 } from '../../src/embedded/index.js';
 import { encodeBase64url } from '../../src/kernel/index.js';
+import { runCli } from '../../src/cli/run.js';
 
 const base = {
   audience: 'failclosed-executor',
@@ -82,5 +83,27 @@ describe('failclosed.json internal_port', () => {
     expect(() => parseConfig(config({ internal_host: '127.0.0.1', tls }))).toThrow(
       'internal_host needs internal_port',
     );
+  });
+});
+
+describe('failclosed serve', () => {
+  const run = async (argv: string[]) => {
+    let err = '';
+    const code = await runCli(argv, { out: () => undefined, err: (t) => void (err += t), env: {} });
+    return { code, err };
+  };
+
+  it('knows only `serve executor --config FILE`', async () => {
+    for (const argv of [['serve', 'executor'], ['serve', 'gate', '--config', 'x.json'], ['serve']]) {
+      const r = await run(argv);
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(r.err).toContain('serve executor --config FILE');
+    }
+  });
+
+  it('refuses to start over a configuration that does not parse', async () => {
+    const r = await run(['serve', 'executor', '--config', '/nonexistent/executor.json']);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('ENOENT');
   });
 });
