@@ -199,8 +199,12 @@ async function up(
     );
   announceServer(dir, instance.url);
   io.out(`failclosed gate listening on ${instance.url} (storage: ${instance.core.storage})\n`);
-  if (instance.executionUrl.startsWith('https:'))
+  if (instance.core.config.tls?.executor !== undefined)
     io.out(`execution layer listening on ${instance.executionUrl} (mutual TLS, gate role only)\n`);
+  else if (instance.core.config.executor_url !== undefined)
+    io.out(`execution layer: a separate process at ${instance.executionUrl}\n`);
+  if (instance.internalUrl !== undefined)
+    io.out(`internal listener on ${instance.internalUrl} (mutual TLS, executor role only)\n`);
   // SIGHUP: re-read the mutual-TLS certificates, keys, CA and revocations (rotation, revocation).
   const unsubscribe = io.onReload?.(() => {
     instance.reloadTls().then(
