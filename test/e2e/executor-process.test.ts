@@ -208,6 +208,8 @@ describe('the Execution Layer as a separate process', () => {
         },
         nonces: 'nonces.db',
         keys_max_age_ms: 600_000,
+        // Generous on a loaded test machine: a cut link is refused at once, not timed out.
+        gate_timeout_ms: 10_000,
         ...extra,
       }),
     );
