@@ -19,6 +19,7 @@ import {
   operatorDownload,
   readClientFile,
   startEmbedded,
+  startExecutorNode,
   withdrawServer,
   writeClientFile,
   DEMO_CLIENT,
@@ -59,6 +60,8 @@ export const USAGE = `usage: failclosed <command> [options]
                                               SIGTERM/SIGINT drain calls for up to SEC (default 30) seconds;
                                               --standby (SQLite) waits while another gate holds the data
                                               directory's writer lock; on PostgreSQL every gate serves
+  serve executor --config FILE                the Execution Layer as its own process (public keys only): mutual
+                                              TLS to the Gate process's internal listener (docs/deployment.md)
   call TOOL --params JSON [--session S] [--client NAME] [--wait SEC] [--request-id ID]
   mcp [--client NAME]                         MCP over stdio as client NAME (default demo-agent),
                                               relayed to the Gate's /mcp endpoint (docs/mcp.md)
@@ -112,6 +115,7 @@ const OPTIONS = {
   backend: { type: 'string' },
   standby: { type: 'boolean' },
   operator: { type: 'string' },
+  config: { type: 'string' },
   ...APPROVAL_OPTIONS,
   ...POLICY_OPTIONS,
   ...WEBHOOK_OPTIONS,
@@ -195,8 +199,12 @@ async function up(
     );
   announceServer(dir, instance.url);
   io.out(`failclosed gate listening on ${instance.url} (storage: ${instance.core.storage})\n`);
-  if (instance.executionUrl.startsWith('https:'))
+  if (instance.core.config.tls?.executor !== undefined)
     io.out(`execution layer listening on ${instance.executionUrl} (mutual TLS, gate role only)\n`);
+  else if (instance.core.config.executor_url !== undefined)
+    io.out(`execution layer: a separate process at ${instance.executionUrl}\n`);
+  if (instance.internalUrl !== undefined)
+    io.out(`internal listener on ${instance.internalUrl} (mutual TLS, executor role only)\n`);
   // SIGHUP: re-read the mutual-TLS certificates, keys, CA and revocations (rotation, revocation).
   const unsubscribe = io.onReload?.(() => {
     instance.reloadTls().then(
@@ -352,6 +360,30 @@ async function rotateClient(
 }
 
 /** Index of the command word: the first argument that is neither an option nor `--data`'s value. */
+/** `serve executor`: the separate Execution Layer until SIGTERM/SIGINT; SIGHUP reloads its TLS files. */
+async function serveExecutor(io: CliIo, config: string): Promise<number> {
+  const node = await startExecutorNode(config);
+  io.out(`execution layer listening on ${node.url} (mutual TLS, gate role only)\n`);
+  const unsubscribe = io.onReload?.(() => {
+    node.reloadTls().then(
+      () => io.out('reloaded TLS material\n'),
+      (err: unknown) =>
+        io.err(
+          `TLS reload failed, refusing every peer until a reload succeeds: ${err instanceof Error ? err.message : 'failed'}\n`,
+        ),
+    );
+  });
+  await new Promise<void>((done) => {
+    if (io.signal === undefined) return;
+    if (io.signal.aborted) done();
+    else io.signal.addEventListener('abort', () => done(), { once: true });
+  });
+  unsubscribe?.();
+  await node.close();
+  io.out('stopped\n');
+  return EXIT.ok;
+}
+
 function commandIndex(argv: readonly string[]): number {
   let i = 0;
   while (i < argv.length && argv[i]!.startsWith('-')) i += argv[i] === '--data' ? 2 : 1;
@@ -422,6 +454,10 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
     }
     case 'up':
       return up(io, dir, intOption(v.port, 'port'), intOption(v.grace, 'grace'), v.standby === true);
+    case 'serve':
+      if (sub !== 'executor' || v.config === undefined || arg1 !== undefined)
+        throw new UsageError('serve executor --config FILE');
+      return serveExecutor(io, v.config);
     case 'call':
       if (sub === undefined) throw new UsageError('call TOOL --params JSON');
       return call(io, dir, sub, v);

@@ -24,12 +24,6 @@ import type {
   GovernanceState,
 } from '../control-plane/index.js';
 import {
-  createCommandAdapter,
-  createHttpAdapter,
-  createMcpAdapter,
-  createMcpHttpAdapter,
-  routeMcpAdapter,
-  createDefaultBuiltinAdapter,
   createDefaultBuiltins,
   createBwrapSandbox,
   createExecutor,
@@ -60,7 +54,8 @@ import { buildTrustRoots } from './trust-roots.js';
 import type { EmbeddedApprovals } from './approvals.js';
 import { openConsole, withConsoleActions } from './console.js';
 import type { EmbeddedConsole } from './console.js';
-import { followIssuerKeys, observedAdapters } from './ports.js';
+import { followIssuerKeys } from './ports.js';
+import { executionAdapters } from './execution-adapters.js';
 import type { CoreDecorators, LedgerPort, ToolRunObserver } from './ports.js';
 import { createDiskSpaceProbe } from './readiness.js';
 import { openPostgresBackend, openSqliteBackend } from '../storage/index.js';
@@ -505,21 +500,12 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       if (isDeny(runtime)) return undefined;
       return runtime.getTool(name)?.adapter;
     },
-    adapters: observedAdapters(
-      {
-        builtin: createDefaultBuiltinAdapter({ now: clock }),
-        command: createCommandAdapter({ sandbox }),
-        // Upstream MCP servers: stdio ones launched per call in the same sandbox profile,
-        // Streamable HTTP ones reached by the Execution Layer itself (docs/adapters.md).
-        mcp: routeMcpAdapter(
-          createMcpAdapter(),
-          createMcpHttpAdapter({ allowLoopback: options.allowLoopbackMcpUpstreams === true }),
-        ),
-        // Declarative HTTP tools: requests the Execution Layer makes to allowlisted destinations.
-        http: createHttpAdapter(),
-      },
-      options.onToolRun,
-    ),
+    adapters: executionAdapters({
+      clock,
+      sandbox,
+      allowLoopbackMcpUpstreams: options.allowLoopbackMcpUpstreams === true,
+      ...(options.onToolRun === undefined ? {} : { onToolRun: options.onToolRun }),
+    }),
     redactor,
     secrets,
     timeouts: {

@@ -78,6 +78,15 @@ export interface EmbeddedConfig {
    * `tls.executor`: a plain-HTTP execution listener stays on loopback. Optional.
    */
   readonly execution_host?: string;
+  /**
+   * Port of the Gate process's internal listener for a separate Execution Layer (`failclosed
+   * serve executor`): mutual TLS with `tls.gate`, admitting the `executor` role only; it serves
+   * the issuer's public keys, policy bundles by hash and the ledger writer
+   * (`internal-server.ts`). Absent: no such listener. Optional; needs `tls.gate`.
+   */
+  readonly internal_port?: number;
+  /** Listen address (IP literal) of that listener; default `127.0.0.1`. Optional. */
+  readonly internal_host?: string;
 }
 
 /** Optional settings: absent in data directories made before they existed. */
@@ -94,6 +103,8 @@ const OPTIONAL_FIELDS: readonly string[] = [
   'tls',
   'executor_url',
   'execution_host',
+  'internal_port',
+  'internal_host',
 ];
 /** Optional settings that are positive integers. */
 const OPTIONAL_INTEGERS: readonly string[] = ['max_inflight', 'min_free_disk_mb', 'follow_ms'];
@@ -219,6 +230,18 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
       throw bad('execution_host must be an IP address');
     if (tls.tls?.executor === undefined)
       throw bad('execution_host needs tls.executor (a plain-HTTP execution listener stays on loopback)');
+  }
+  if (o.internal_port !== undefined) {
+    const n = o.internal_port;
+    if (!Number.isSafeInteger(n) || (n as number) < 0 || (n as number) > 65535)
+      throw bad('internal_port must be a port number');
+    if (tls.tls?.gate === undefined)
+      throw bad('internal_port needs tls.gate (the internal listener serves over mutual TLS only)');
+  }
+  if (o.internal_host !== undefined) {
+    if (typeof o.internal_host !== 'string' || isIP(o.internal_host) === 0)
+      throw bad('internal_host must be an IP address');
+    if (o.internal_port === undefined) throw bad('internal_host needs internal_port');
   }
   return Object.freeze({
     ...(o as unknown as EmbeddedConfig),

@@ -29,6 +29,8 @@ import { createTelemetry, resolveTelemetrySettings, serveMetrics } from './telem
 import type { LogLevel, MetricsServer, Telemetry } from './telemetry/index.js';
 import type { ExecutionTls } from './execution-server.js';
 import { createRefusalRecorder } from '../transport/index.js';
+import type { MtlsServer } from '../transport/index.js';
+import { createInternalServer } from './internal-server.js';
 import { tlsFilesFor } from './tls-config.js';
 
 /** What {@link initDataDir} did. */
@@ -149,8 +151,14 @@ export interface EmbeddedOptions {
 export interface EmbeddedInstance {
   /** The Gate's base URL. */
   readonly url: string;
-  /** The Execution Layer's base URL (`POST /v1/execute`). */
+  /**
+   * The Execution Layer's base URL (`POST /v1/execute`): this process's own listener, or, when
+   * `executor_url` names a separate Execution Layer and `tls.executor` is absent, that URL (no
+   * execution listener is started here then).
+   */
   readonly executionUrl: string;
+  /** The internal listener for a separate Execution Layer (`internal_port`), when configured. */
+  readonly internalUrl?: string;
   /** The composed roles, for tests and tools. */
   readonly core: Core;
   /** Its logs, metrics and traces. */
@@ -303,6 +311,7 @@ async function listen(
 ): Promise<Omit<EmbeddedInstance, 'telemetry' | 'metricsUrl'>> {
   let gateServer;
   let execServer;
+  let internalServer;
   try {
     const execTls = executionTls(core);
     gateServer = await createGateServer(core.gate, {
@@ -339,40 +348,52 @@ async function listen(
           url,
         ),
     });
-    execServer = await createExecutionServer(core.executor, {
-      ledger: core.ledgerPort,
-      audience: core.config.audience,
-      // Loopback unless `execution_host` says otherwise, which config parsing allows only with mTLS.
-      host: execTls === undefined ? '127.0.0.1' : (core.config.execution_host ?? '127.0.0.1'),
-      port: options.executionPort ?? core.config.execution_port,
-      ...(execTls === undefined ? {} : { tls: execTls }),
-      ...(options.executionAnswerBytes === undefined ? {} : { maxAnswerBytes: options.executionAnswerBytes }),
-    });
+    // A separate Execution Layer (`failclosed serve executor`) at `executor_url`: none here.
+    const separate = core.config.executor_url !== undefined && core.config.tls?.executor === undefined;
+    internalServer = await startInternal(core);
+    if (!separate)
+      execServer = await createExecutionServer(core.executor, {
+        ledger: core.ledgerPort,
+        audience: core.config.audience,
+        // Loopback unless `execution_host` says otherwise, which config parsing allows only with mTLS.
+        host: execTls === undefined ? '127.0.0.1' : (core.config.execution_host ?? '127.0.0.1'),
+        port: options.executionPort ?? core.config.execution_port,
+        ...(execTls === undefined ? {} : { tls: execTls }),
+        ...(options.executionAnswerBytes === undefined
+          ? {}
+          : { maxAnswerBytes: options.executionAnswerBytes }),
+      });
   } catch (err) {
     await gateServer?.close();
+    await internalServer?.close();
     await core.close();
     throw err;
   }
   const gs = gateServer;
   const es = execServer;
+  const is = internalServer;
+  const closeListeners = () =>
+    Promise.allSettled([gs.close(), es?.close(), is?.close()]).then(() => undefined);
   // Notices link to this Gate's console unless `webhooks.public_url` says otherwise.
   core.notifications?.start(gs.url);
   let closed = false;
   return {
     url: gs.url,
-    executionUrl: es.url,
+    executionUrl: es?.url ?? core.config.executor_url ?? '',
+    ...(is === undefined ? {} : { internalUrl: is.url }),
     core,
     async stop(stopOptions = {}) {
       if (closed) return { drained: true, abandoned: 0, mayHaveRun: 0 };
       closed = true;
       gs.stopAccepting();
-      es.server.close();
+      es?.server.close();
       const drained = await gs.drain(stopOptions.graceMs ?? DEFAULT_GRACE_MS);
       let report = { abandoned: 0, mayHaveRun: 0 };
       try {
         if (!drained) report = await core.abandonInFlight();
       } finally {
-        await Promise.allSettled([gs.close(), es.close()]);
+        // The internal listener stays up while calls drain: their receipts go through it.
+        await closeListeners();
         await core.close();
       }
       return { drained, ...report };
@@ -380,15 +401,40 @@ async function listen(
     async close() {
       if (closed) return;
       closed = true;
-      await Promise.allSettled([gs.close(), es.close()]);
+      await closeListeners();
       await core.close();
     },
     async reloadTls() {
-      const results = await Promise.allSettled([es.reload(), core.executorAgent?.reload()]);
+      const results = await Promise.allSettled([es?.reload(), is?.reload(), core.executorAgent?.reload()]);
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed !== undefined) throw failed.reason;
     },
   };
+}
+
+/**
+ * The internal listener for a separate Execution Layer when `internal_port` is configured: the
+ * Gate's certificate, the `executor` role only, refusals recorded as `transport.refused`.
+ */
+async function startInternal(core: Core): Promise<MtlsServer | undefined> {
+  const tls = core.config.tls;
+  if (core.config.internal_port === undefined || tls?.gate === undefined) return undefined;
+  return createInternalServer({
+    host: core.config.internal_host ?? '127.0.0.1',
+    port: core.config.internal_port,
+    files: tlsFilesFor(core.dir, tls, tls.gate),
+    now: core.clock,
+    onRefused: createRefusalRecorder({
+      append: (e) => core.ledgerPort.append(e),
+      listener: 'internal',
+      actor: { id: core.config.issuer, role: 'gate' },
+      now: core.clock,
+    }),
+    issuerJwks: () => core.controlPlane.issuerJwks(),
+    bundles: core.bundles,
+    bundleDir: dataPaths(core.dir).bundles,
+    ledger: core.ledgerPort,
+  });
 }
 
 /**

@@ -17,6 +17,23 @@ export type { ExecutionServer, ExecutionServerOptions, ExecutionTls } from './ex
 export { createRemoteExecutor, traceparentOf } from './remote-executor.js';
 export type { RemoteExecutorOptions } from './remote-executor.js';
 export { parseTlsConfig, parseExecutorUrl, tlsFilesFor } from './tls-config.js';
+export {
+  startExecutorNode,
+  parseExecutorConfig,
+  readExecutorConfig,
+  createGateLedger,
+  createGateTrust,
+  policyBundleNamed,
+} from './executor-node.js';
+export type {
+  ExecutorNode,
+  ExecutorNodeConfig,
+  ExecutorNodeOptions,
+  GateLedger,
+  GateTrust,
+} from './executor-node.js';
+export { createInternalServer, EXECUTOR_ENTRY_TYPES } from './internal-server.js';
+export type { InternalServerOptions } from './internal-server.js';
 export type { TlsConfig, TlsIdentityConfig } from './tls-config.js';
 export { createOperatorActions, OPERATOR_ACTOR } from './admin.js';
 export type { OperatorDeps } from './admin.js';

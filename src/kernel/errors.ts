@@ -195,6 +195,11 @@ export const DENIAL_CODES = {
 
   // Execution Layer.
   ERR_EXECUTION_UNAVAILABLE: { status: 503, meaning: 'the Execution Layer did not answer in time' },
+  ERR_TRUST_UNAVAILABLE: {
+    status: 503,
+    meaning:
+      'a separate Execution Layer could not get the issuer keys fresh enough, or the policy bundle an envelope names, from the Gate',
+  },
   ERR_ADAPTER_UNAVAILABLE: { status: 503, meaning: 'the tool adapter is missing or misconfigured' },
   ERR_SANDBOX_UNAVAILABLE: { status: 503, meaning: 'the sandbox could not be established' },
   ERR_EGRESS_DENIED: {

@@ -12,7 +12,12 @@ export { WriterLockBusy, WRITER_LOCK_BUSY, pauseUnlessAborted } from './writer-l
 export type { AcquireOptions, WriterLease, WriterLock } from './writer-lock.js';
 export { createFileWriterLock, tryAcquireFileLease } from './sqlite/index.js';
 export type { FileWriterLease } from './sqlite/index.js';
-export { openPostgresBackend } from './postgres/index.js';
+export {
+  openPostgresBackend,
+  openPostgresPool,
+  migrate,
+  createPostgresNonceStore,
+} from './postgres/index.js';
 export type { PostgresBackendOptions } from './postgres/index.js';
 export { createSqliteBreakerStore } from './sqlite/breaker-store.js';
 export type { SqliteBreakerStore } from './sqlite/breaker-store.js';

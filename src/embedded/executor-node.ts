@@ -1,0 +1,624 @@
+/**
+ * The Execution Layer as its own process: `failclosed serve executor --config FILE`
+ * (docs/deployment.md "Separate Execution Layer"; SPEC §1 "can be deployed independently",
+ * FC-INV-6, L7 mutual TLS between roles, GEI public keys only).
+ *
+ * It holds public keys only: no issuer key, no ledger checkpoint key, no operator token. Its
+ * configuration names its own mutual-TLS certificate (role `executor`), its listen address, the
+ * Gate process's internal listener (`internal_port` there), its nonce store (its own SQLite file,
+ * or a `postgres://` URL several replicas share) and where its tools' secrets are. It reaches the
+ * Gate process over mutual TLS, expecting a `gate` certificate, for three things:
+ * - the issuer's JWKS, refreshed whenever the copy held is older than `keys_max_age_ms`; when no
+ *   copy that fresh can be had, every call is denied `ERR_TRUST_UNAVAILABLE` (never the old keys);
+ * - a policy bundle by its hash, fetched once, hashed again here (bytes whose SHA-256 is not the
+ *   hash asked for are refused, `ERR_POLICY_BUNDLE_INVALID`) and compiled here;
+ * - the ledger (`ExecutionLedger`): the one writer stays in the Gate process; answers are parsed
+ *   as untrusted input under deadlines, and any failure is `ERR_LEDGER_UNAVAILABLE` in the
+ *   executor: nothing runs without its records.
+ * Its listener is `createExecutionServer` with mutual TLS admitting the `gate` role only, so a
+ * direct call, a client certificate or another role's certificate is refused before a byte is
+ * read, and recorded (`transport.refused`, through the Gate's ledger writer).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { isIP } from 'node:net';
+import {
+  decodeBase64url,
+  deny,
+  hexDigestEquals,
+  isLedgerRef,
+  keyRingFromJwks,
+  parseJson,
+  sha256Hex,
+  systemClock,
+  withDeadline,
+} from '../kernel/index.js';
+import type { Clock, Deny, JsonObject, JsonValue, KeyLookup, KeyRing } from '../kernel/index.js';
+import { MAX_BUNDLE_BYTES } from '../policy/index.js';
+import { createBundleCompiler } from '../control-plane/index.js';
+import type { PolicyRuntime } from '../control-plane/index.js';
+import {
+  createBwrapSandbox,
+  createDefaultBuiltins,
+  createEnvSecretResolver,
+  createExecutor,
+  createRedactor,
+  createSqliteNonceStore,
+} from '../execution/index.js';
+import type {
+  EnvelopeLedgerContext,
+  ExecutionEntry,
+  ExecutionInput,
+  ExecutionLedger,
+  Executor,
+  LedgerRecord,
+  LedgerRef,
+  NonceStore,
+  VoidInput,
+} from '../execution/index.js';
+import { createPostgresNonceStore, migrate, openPostgresPool } from '../storage/index.js';
+import { createMtlsAgent, createRefusalRecorder } from '../transport/index.js';
+import type { MtlsAgent, RefusalEntry, TlsFiles } from '../transport/index.js';
+import { createExecutionServer } from './execution-server.js';
+import type { ExecutionServer } from './execution-server.js';
+import { executionAdapters } from './execution-adapters.js';
+import type { ToolRunObserver } from './ports.js';
+
+/** The separate Execution Layer's configuration file (JSON). */
+export interface ExecutorNodeConfig {
+  /** The envelopes' `aud` this Execution Layer accepts (the Gate's `audience`). */
+  readonly audience: string;
+  /** Where `POST /v1/execute` listens (IP literal, port; 0 = any free port). */
+  readonly listen: { readonly host: string; readonly port: number };
+  /** `https://HOST:PORT` of the Gate process's internal listener. */
+  readonly gate_url: string;
+  /** This process's mutual TLS: CA, its `executor` certificate and key, optional CRL and revoked serials. */
+  readonly tls: TlsFiles;
+  /** Nonce store: a SQLite file path, or a `postgres://` URL (with `nonces_schema`). */
+  readonly nonces: string;
+  readonly nonces_schema?: string;
+  /** A `secrets.json` (name → value) beside the FC_SECRET_ variables; optional. */
+  readonly secrets?: string;
+  readonly clock_tolerance_sec: number;
+  readonly max_envelope_lifetime_sec: number;
+  /** Largest age (ms) of the issuer keys a call is checked against; default 5000. */
+  readonly keys_max_age_ms: number;
+  /** Deadline (ms) of one request to the Gate process; default 2000. */
+  readonly gate_timeout_ms: number;
+}
+
+const FIELDS = [
+  'audience',
+  'listen',
+  'gate_url',
+  'tls',
+  'nonces',
+  'nonces_schema',
+  'secrets',
+  'clock_tolerance_sec',
+  'max_envelope_lifetime_sec',
+  'keys_max_age_ms',
+  'gate_timeout_ms',
+];
+const TLS_FIELDS = ['ca', 'cert', 'key', 'crl', 'revoked_serials'];
+const HASH_RE = /^[0-9a-f]{64}$/;
+
+const bad = (m: string): TypeError => new TypeError(`executor config: ${m}`);
+const isObject = (v: JsonValue | undefined): v is JsonObject =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function positive(o: JsonObject, k: string, fallback: number): number {
+  const v = o[k];
+  if (v === undefined) return fallback;
+  if (!Number.isSafeInteger(v) || (v as number) <= 0) throw bad(`${k} must be a positive integer`);
+  return v as number;
+}
+
+function text(o: JsonObject, k: string, max = 4096): string {
+  const v = o[k];
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) throw bad(`${k} must be a non-empty string`);
+  return v;
+}
+
+/** Parses the configuration strictly; relative paths are resolved against `base` (its directory). */
+export function parseExecutorConfig(bytes: Uint8Array, base: string): ExecutorNodeConfig {
+  const v = parseJson(bytes, { maxBytes: 64 * 1024, maxDepth: 6 });
+  if (!isObject(v)) throw bad('not an object');
+  for (const k of Object.keys(v)) if (!FIELDS.includes(k)) throw bad(`unknown field ${k}`);
+  const at = (p: string): string => (isAbsolute(p) ? p : join(base, p));
+  const listen = v['listen'];
+  if (!isObject(listen)) throw bad('listen must be { host, port }');
+  const host = text(listen, 'host', 64);
+  if (isIP(host) === 0) throw bad('listen.host must be an IP address');
+  const port = listen['port'];
+  if (!Number.isSafeInteger(port) || (port as number) < 0 || (port as number) > 65535)
+    throw bad('listen.port must be a port number');
+  const gateUrl = text(v, 'gate_url', 512);
+  let u: URL;
+  try {
+    u = new URL(gateUrl);
+  } catch {
+    throw bad('gate_url must be a URL');
+  }
+  if (
+    u.protocol !== 'https:' ||
+    u.username !== '' ||
+    u.password !== '' ||
+    u.pathname !== '/' ||
+    u.search !== ''
+  )
+    throw bad('gate_url must be https://HOST:PORT');
+  const tls = v['tls'];
+  if (!isObject(tls)) throw bad('tls must be { ca, cert, key }');
+  for (const k of Object.keys(tls)) if (!TLS_FIELDS.includes(k)) throw bad(`tls: unknown field ${k}`);
+  const serials = tls['revoked_serials'];
+  if (
+    serials !== undefined &&
+    (!Array.isArray(serials) ||
+      !serials.every((s) => typeof s === 'string' && /^[0-9a-fA-F:]{1,64}$/.test(s)))
+  )
+    throw bad('tls.revoked_serials must be a list of hexadecimal serial numbers');
+  const nonces = text(v, 'nonces');
+  const schema = v['nonces_schema'];
+  if (schema !== undefined && (typeof schema !== 'string' || !nonces.startsWith('postgres')))
+    throw bad('nonces_schema must be a string, with a postgres:// nonces URL');
+  return Object.freeze({
+    audience: text(v, 'audience', 256),
+    listen: Object.freeze({ host, port: port as number }),
+    gate_url: u.origin,
+    tls: Object.freeze({
+      ca: at(text(tls, 'ca')),
+      cert: at(text(tls, 'cert')),
+      key: at(text(tls, 'key')),
+      ...(tls['crl'] === undefined ? {} : { crl: at(text(tls, 'crl')) }),
+      ...(serials === undefined ? {} : { revokedSerials: serials as string[] }),
+    }),
+    nonces: /^postgres(ql)?:\/\//.test(nonces) ? nonces : at(nonces),
+    ...(typeof schema === 'string' ? { nonces_schema: schema } : {}),
+    ...(v['secrets'] === undefined ? {} : { secrets: at(text(v, 'secrets')) }),
+    clock_tolerance_sec: positive(v, 'clock_tolerance_sec', 30),
+    max_envelope_lifetime_sec: positive(v, 'max_envelope_lifetime_sec', 300),
+    keys_max_age_ms: positive(v, 'keys_max_age_ms', 5000),
+    gate_timeout_ms: positive(v, 'gate_timeout_ms', 2000),
+  });
+}
+
+/** Reads and parses the configuration file at `path`. */
+export function readExecutorConfig(path: string): ExecutorNodeConfig {
+  const file = resolve(path);
+  return parseExecutorConfig(readFileSync(file), dirname(file));
+}
+
+/** One answer of the Gate process: its status and body bytes. */
+interface GateAnswer {
+  readonly status: number;
+  readonly body: Buffer;
+}
+
+/** How the separate Execution Layer reaches the Gate process's internal listener. */
+export interface GateLink {
+  readonly url: string;
+  readonly agent: MtlsAgent;
+  readonly timeoutMs: number;
+}
+
+/**
+ * One request to the Gate process over mutual TLS, bounded in size (`maxBytes`) and time (the
+ * whole exchange, `link.timeoutMs`). Rejects on anything but a complete answer.
+ */
+export function gateRequest(
+  link: GateLink,
+  method: 'GET' | 'POST',
+  path: string,
+  body: JsonValue | undefined,
+  maxBytes: number,
+): Promise<GateAnswer> {
+  const data = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolvePromise, reject) => {
+    const req = request(
+      `${link.url}${path}`,
+      {
+        method,
+        agent: link.agent.current(),
+        timeout: link.timeoutMs,
+        headers:
+          data === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > maxBytes) {
+            res.destroy();
+            reject(new Error('answer too large'));
+            return;
+          }
+          chunks.push(c);
+        });
+        res.once('end', () => resolvePromise({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        res.once('error', reject);
+      },
+    );
+    // The whole exchange is bounded, not only socket idleness.
+    const timer = setTimeout(() => req.destroy(new Error('deadline passed')), link.timeoutMs);
+    req.once('close', () => clearTimeout(timer));
+    req.once('timeout', () => req.destroy(new Error('timeout')));
+    req.once('error', reject);
+    req.end(data);
+  });
+}
+
+const STRING_FIELDS = ['entry_hash', 'type', 'trace_id', 'request_id', 'tenant'] as const;
+
+/** A ledger record from the wire, or undefined. */
+function recordOf(v: JsonValue): LedgerRecord | undefined {
+  if (!isObject(v) || !isLedgerRef(v)) return undefined;
+  const o: JsonObject = v;
+  for (const k of STRING_FIELDS) if (typeof o[k] !== 'string') return undefined;
+  if (!isObject(o['payload'])) return undefined;
+  return v as unknown as LedgerRecord;
+}
+
+function recordsOf(v: JsonValue | undefined): LedgerRecord[] | undefined {
+  if (!Array.isArray(v) || v.length > 1000) return undefined;
+  const out: LedgerRecord[] = [];
+  for (const x of v as readonly JsonValue[]) {
+    const r = recordOf(x);
+    if (r === undefined) return undefined;
+    out.push(r);
+  }
+  return out;
+}
+
+/** The Execution Layer's ledger as a client of the ledger writer in the Gate process. */
+export interface GateLedger extends ExecutionLedger {
+  /** Appends a `transport.refused` entry of this process's listener. */
+  appendRefusal(entry: RefusalEntry): Promise<LedgerRef>;
+}
+
+/**
+ * {@link ExecutionLedger} over the Gate process's internal listener. Rejects on anything but a
+ * well-formed confirmation (no answer, a deny, garbage, a deadline): the executor then denies
+ * `ERR_LEDGER_UNAVAILABLE` and runs nothing.
+ */
+export function createGateLedger(link: GateLink): GateLedger {
+  const post = async (path: string, body: JsonValue): Promise<JsonValue> => {
+    const a = await gateRequest(link, 'POST', path, body, 4 * 1024 * 1024);
+    if (a.status !== 200) throw new Error(`the ledger writer answered ${a.status}`);
+    // Untrusted bytes from the wire: the strict parser.
+    return parseJson(a.body, { maxBytes: 4 * 1024 * 1024, maxDepth: 64 });
+  };
+  const append = async (entry: ExecutionEntry | RefusalEntry): Promise<LedgerRef> => {
+    const v = await post('/v1/internal/ledger/append', entry as unknown as JsonValue);
+    if (!isLedgerRef(v)) throw new Error('the ledger writer answered garbage');
+    return Object.freeze({ index: v.index, entry_hash: v.entry_hash });
+  };
+  return {
+    async readEnvelopeContext(query): Promise<EnvelopeLedgerContext> {
+      const v = await post('/v1/internal/ledger/envelope-context', { ...query });
+      if (!isObject(v)) throw new Error('the ledger writer answered garbage');
+      const decision = v['decision'] === null ? undefined : recordOf(v['decision'] ?? null);
+      const issued = recordsOf(v['issued']);
+      const finalized = recordsOf(v['finalized']);
+      if (
+        (v['decision'] !== null && decision === undefined) ||
+        issued === undefined ||
+        finalized === undefined
+      )
+        throw new Error('the ledger writer answered garbage');
+      return { decision, issued, finalized };
+    },
+    append: (entry) => append(entry),
+    appendRefusal: (entry) => append(entry),
+  };
+}
+
+/** The issuer keys and policy bundles as the separate Execution Layer gets them from the Gate process. */
+export interface GateTrust {
+  /** A key ring over the copy held (unknown kids when none is held). */
+  readonly keys: KeyRing;
+  /** Undefined when the keys held are fresh enough (fetching them if not); else the deny. */
+  freshKeys(): Promise<Deny | undefined>;
+  /** Undefined when the bundle `hash` is held (fetching, hashing and compiling it if not); else the deny. */
+  bundle(hash: string): Promise<Deny | undefined>;
+  /** The compiled bundle `hash`, if held. */
+  held(hash: string): PolicyRuntime | undefined;
+}
+
+/** Options of {@link createGateTrust}. */
+export interface GateTrustOptions {
+  readonly link: GateLink;
+  readonly now: Clock;
+  readonly maxAgeMs: number;
+  readonly compile: (bytes: Uint8Array, hash: string) => PolicyRuntime;
+}
+
+const UNKNOWN: KeyLookup = Object.freeze({ status: 'unknown' });
+
+/** See {@link GateTrust}. */
+export function createGateTrust(options: GateTrustOptions): GateTrust {
+  const { link, now, maxAgeMs } = options;
+  let ring: KeyRing | undefined;
+  let fetchedAt = Number.NEGATIVE_INFINITY;
+  let refreshing: Promise<void> | undefined;
+  const bundles = new Map<string, PolicyRuntime>();
+  const fresh = (): boolean => ring !== undefined && now() - fetchedAt < maxAgeMs;
+  const refresh = async (): Promise<void> => {
+    // The age counts from before the request: a slow answer is no fresher than when it was asked.
+    const asked = now();
+    const a = await gateRequest(link, 'GET', '/v1/internal/issuer-jwks', undefined, 1 << 20);
+    if (a.status !== 200) throw new Error(`issuer keys: ${a.status}`);
+    const v = parseJson(a.body, { maxBytes: 1 << 20, maxDepth: 8 });
+    if (!isObject(v)) throw new Error('issuer keys: garbage');
+    const next = keyRingFromJwks(v['jwks']);
+    if (asked >= fetchedAt) {
+      ring = next;
+      fetchedAt = asked;
+    }
+  };
+  const keys: KeyRing = Object.freeze({
+    add: () => {
+      throw new TypeError('the executor key ring follows the Gate process and is read-only');
+    },
+    revoke: () => {
+      throw new TypeError('the executor key ring follows the Gate process and is read-only');
+    },
+    // Only a copy fresh enough is used: past its age, every kid is unknown.
+    lookup: (kid: unknown) => (fresh() ? ring!.lookup(kid) : UNKNOWN),
+    toJwks: () => {
+      if (ring === undefined) throw new TypeError('no issuer keys held');
+      return ring.toJwks();
+    },
+  });
+  return {
+    keys,
+    async freshKeys() {
+      if (fresh()) return undefined;
+      try {
+        await (refreshing ??= refresh().finally(() => (refreshing = undefined)));
+      } catch {
+        // Judged below: only a copy fresh enough counts.
+      }
+      return fresh()
+        ? undefined
+        : deny('ERR_TRUST_UNAVAILABLE', 'the issuer keys could not be had from the Gate fresh enough');
+    },
+    async bundle(hash) {
+      if (bundles.has(hash)) return undefined;
+      let a: GateAnswer;
+      try {
+        a = await gateRequest(link, 'GET', `/v1/internal/bundles/${hash}`, undefined, MAX_BUNDLE_BYTES + 1);
+      } catch {
+        return deny('ERR_TRUST_UNAVAILABLE', 'the policy bundle could not be had from the Gate');
+      }
+      if (a.status === 403) return deny('ERR_POLICY_BUNDLE_INVALID', 'the Gate holds no such policy bundle');
+      if (a.status !== 200)
+        return deny('ERR_TRUST_UNAVAILABLE', 'the policy bundle could not be had from the Gate');
+      // Hashed again here: bytes that are not the bundle asked for are refused, whoever sent them.
+      if (!hexDigestEquals(sha256Hex(a.body), hash))
+        return deny('ERR_POLICY_BUNDLE_INVALID', 'the bundle served does not hash to the hash asked for');
+      try {
+        const runtime = options.compile(a.body, hash);
+        if (!hexDigestEquals(runtime.hash, hash))
+          return deny('ERR_POLICY_BUNDLE_INVALID', 'the compiled bundle hash differs');
+        bundles.set(hash, runtime);
+        return undefined;
+      } catch {
+        return deny('ERR_POLICY_BUNDLE_INVALID', 'the bundle served does not compile');
+      }
+    },
+    held: (hash) => bundles.get(hash),
+  };
+}
+
+/** The `policy_bundle` claim an envelope names, read without verifying it (the executor verifies). */
+export function policyBundleNamed(envelope: unknown): string | undefined {
+  if (typeof envelope !== 'string' || envelope.length > 64 * 1024) return undefined;
+  const parts = envelope.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    const bytes = decodeBase64url(parts[1]!);
+    if (bytes === undefined) return undefined;
+    const claims = parseJson(bytes, { maxBytes: 32 * 1024, maxDepth: 8 });
+    const hash = isObject(claims) ? claims['policy_bundle'] : undefined;
+    return typeof hash === 'string' && HASH_RE.test(hash) ? hash : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const bounded = (v: unknown): string => (typeof v === 'string' ? v.slice(0, 256) : '');
+
+/**
+ * `inner` with the trust it needs fetched first: fresh issuer keys and the envelope's policy
+ * bundle. When either cannot be had, the call is denied (recorded as a `denial`, best effort)
+ * and `inner` is never called: nothing runs.
+ */
+export function trustedExecutor(
+  inner: Executor,
+  trust: GateTrust,
+  ledger: ExecutionLedger,
+  audience: string,
+  ledgerMs: number,
+): Executor {
+  const prepare = async (input: ExecutionInput): Promise<Deny | undefined> => {
+    const keys = await trust.freshKeys();
+    if (keys !== undefined) return keys;
+    const hash = policyBundleNamed(input.envelope);
+    // No hash to fetch: the envelope is malformed, and the executor denies it with its own code.
+    return hash === undefined ? undefined : await trust.bundle(hash);
+  };
+  const record = async (input: ExecutionInput, d: Deny): Promise<void> => {
+    await withDeadline(
+      () =>
+        ledger.append({
+          type: 'denial',
+          trace_id: bounded(input.trace_id),
+          request_id: bounded(input.request_id),
+          tenant: bounded(input.tenant),
+          actor: { id: audience, role: 'executor' },
+          payload: { code: d.code, stage: 'execution', reason: d.reason, tool: bounded(input.tool) },
+        }),
+      ledgerMs,
+    );
+  };
+  return {
+    async execute(input) {
+      const d = await prepare(input);
+      if (d === undefined) return inner.execute(input);
+      await record(input, d);
+      return d;
+    },
+    async void(input: VoidInput) {
+      const d = await prepare(input);
+      if (d === undefined) return inner.void(input);
+      await record(input, d);
+      return d;
+    },
+  };
+}
+
+/** Opens the nonce store `config.nonces` names: a SQLite file, or a shared PostgreSQL schema. */
+async function openNonceStore(
+  config: ExecutorNodeConfig,
+  clock: Clock,
+): Promise<{ readonly store: NonceStore; close(): Promise<void> }> {
+  const retainAfterExpSec = config.clock_tolerance_sec + config.max_envelope_lifetime_sec;
+  if (!/^postgres(ql)?:\/\//.test(config.nonces)) {
+    const store = createSqliteNonceStore({ path: config.nonces, now: clock, retainAfterExpSec });
+    return { store, close: () => store.close() };
+  }
+  const db = openPostgresPool({
+    url: config.nonces,
+    ...(config.nonces_schema === undefined ? {} : { schema: config.nonces_schema }),
+    max: 8,
+  });
+  try {
+    await migrate(db);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  const store = createPostgresNonceStore(db, { now: clock, retainAfterExpSec });
+  return {
+    store,
+    async close() {
+      await store.close();
+      await db.close();
+    },
+  };
+}
+
+/** Options of {@link startExecutorNode}. */
+export interface ExecutorNodeOptions {
+  readonly clock?: Clock;
+  /** Where FC_SECRET_ variables are read; default `process.env`. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Sees every tool run just before its adapter starts (tests). */
+  readonly onToolRun?: ToolRunObserver;
+  /** Admit Streamable HTTP upstreams at a literal loopback address (tests and development only). */
+  readonly allowLoopbackMcpUpstreams?: boolean;
+}
+
+/** A running separate Execution Layer. */
+export interface ExecutorNode {
+  /** `https://HOST:PORT` of its `POST /v1/execute`. */
+  readonly url: string;
+  readonly config: ExecutorNodeConfig;
+  /** Re-reads its mutual-TLS files (listener and client), as `failclosed up` does on SIGHUP. */
+  reloadTls(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Starts the separate Execution Layer from its configuration file. */
+export async function startExecutorNode(
+  configPath: string,
+  options: ExecutorNodeOptions = {},
+): Promise<ExecutorNode> {
+  const config = readExecutorConfig(configPath);
+  const clock = options.clock ?? systemClock;
+  const agent = await createMtlsAgent({ files: config.tls, expect: ['gate'], now: clock });
+  const link: GateLink = { url: config.gate_url, agent, timeoutMs: config.gate_timeout_ms };
+  const ledger = createGateLedger(link);
+  // Bundles naming a builtin this Execution Layer lacks never load (OE-INV-005).
+  const compile = createBundleCompiler({ builtins: Object.keys(createDefaultBuiltins()) });
+  const trust = createGateTrust({ link, now: clock, maxAgeMs: config.keys_max_age_ms, compile });
+  let nonces: Awaited<ReturnType<typeof openNonceStore>>;
+  try {
+    nonces = await openNonceStore(config, clock);
+  } catch (err) {
+    agent.close();
+    throw err;
+  }
+  const secrets = createEnvSecretResolver({
+    env: options.env ?? process.env,
+    ...(config.secrets !== undefined && existsSync(config.secrets) ? { file: config.secrets } : {}),
+  });
+  const redactor = createRedactor({ secrets: () => secrets.knownValues() });
+  const sandbox = createBwrapSandbox();
+  const ledgerMs = config.gate_timeout_ms + 500;
+  const inner = createExecutor({
+    audience: config.audience,
+    // Public keys only, from the Gate process, no older than `keys_max_age_ms`.
+    keys: trust.keys,
+    now: clock,
+    clockToleranceSec: config.clock_tolerance_sec,
+    maxLifetimeSec: config.max_envelope_lifetime_sec,
+    isKnownPolicyBundle: (hash) => trust.held(hash) !== undefined,
+    ledger,
+    nonces: nonces.store,
+    resolveTool: (hash, name) => trust.held(hash)?.getTool(name)?.adapter,
+    adapters: executionAdapters({
+      clock,
+      sandbox,
+      allowLoopbackMcpUpstreams: options.allowLoopbackMcpUpstreams === true,
+      ...(options.onToolRun === undefined ? {} : { onToolRun: options.onToolRun }),
+    }),
+    redactor,
+    secrets,
+    timeouts: { ledgerMs, nonceMs: 1000 },
+  });
+  const executor = trustedExecutor(inner, trust, ledger, config.audience, ledgerMs);
+  let server: ExecutionServer;
+  try {
+    server = await createExecutionServer(executor, {
+      host: config.listen.host,
+      port: config.listen.port,
+      ledger,
+      audience: config.audience,
+      ledgerMs,
+      tls: {
+        files: config.tls,
+        now: clock,
+        onRefused: createRefusalRecorder({
+          append: (e) => ledger.appendRefusal(e),
+          listener: 'execution',
+          actor: { id: config.audience, role: 'executor' },
+          now: clock,
+        }),
+      },
+    });
+  } catch (err) {
+    agent.close();
+    await nonces.close();
+    throw err;
+  }
+  return {
+    url: server.url,
+    config,
+    async reloadTls() {
+      const results = await Promise.allSettled([server.reload(), agent.reload()]);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+    },
+    async close() {
+      await server.close();
+      agent.close();
+      await nonces.close();
+    },
+  };
+}

@@ -1,0 +1,109 @@
+/**
+ * The separate Execution Layer's configuration (`failclosed serve executor --config FILE`) and
+ * the Gate's `internal_port`: parsed strictly at the edge; anything malformed refuses the start
+ * (FC-INV-6, L7 mutual TLS between roles).
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  defaultConfig,
+  parseConfig,
+  parseExecutorConfig,
+  policyBundleNamed,
+} from '../../src/embedded/index.js';
+import { encodeBase64url } from '../../src/kernel/index.js';
+import { runCli } from '../../src/cli/run.js';
+
+const base = {
+  audience: 'failclosed-executor',
+  listen: { host: '127.0.0.1', port: 7443 },
+  gate_url: 'https://127.0.0.1:7444',
+  tls: { ca: 'certs/ca.pem', cert: 'certs/executor.pem', key: 'certs/executor.key' },
+  nonces: 'nonces.db',
+};
+const parse = (o: object) => parseExecutorConfig(Buffer.from(JSON.stringify(o)), '/etc/fc');
+
+describe('serve executor configuration', () => {
+  it('resolves relative paths against the file, keeps a postgres URL, and applies the bounds’ defaults', () => {
+    const c = parse(base);
+    expect(c.tls).toEqual({
+      ca: '/etc/fc/certs/ca.pem',
+      cert: '/etc/fc/certs/executor.pem',
+      key: '/etc/fc/certs/executor.key',
+    });
+    expect(c.nonces).toBe('/etc/fc/nonces.db');
+    expect(c.keys_max_age_ms).toBe(5000);
+    expect(c.gate_timeout_ms).toBe(2000);
+    expect(parse({ ...base, nonces: 'postgres://u@127.0.0.1/db', nonces_schema: 'fc' }).nonces).toBe(
+      'postgres://u@127.0.0.1/db',
+    );
+  });
+
+  it('refuses unknown fields, keys it must not hold, plain HTTP to the Gate, and bad bounds', () => {
+    expect(() => parse({ ...base, issuer_key: 'keys/issuer.jwk' })).toThrow('unknown field issuer_key');
+    expect(() => parse({ ...base, gate_url: 'http://127.0.0.1:7444' })).toThrow(
+      'gate_url must be https://HOST:PORT',
+    );
+    expect(() => parse({ ...base, gate_url: 'https://u:p@127.0.0.1:7444' })).toThrow(
+      'gate_url must be https://HOST:PORT',
+    );
+    expect(() => parse({ ...base, listen: { host: 'localhost', port: 1 } })).toThrow(
+      'listen.host must be an IP address',
+    );
+    expect(() => parse({ ...base, keys_max_age_ms: 0 })).toThrow(
+      'keys_max_age_ms must be a positive integer',
+    );
+    expect(() => parse({ ...base, tls: { ...base.tls, pass: 'x' } })).toThrow('tls: unknown field pass');
+    expect(() => parse({ ...base, nonces_schema: 'fc' })).toThrow('nonces_schema must be a string');
+  });
+
+  it('reads the policy bundle an envelope names without trusting it', () => {
+    const hash = 'ab'.repeat(32);
+    const jws = (claims: object) =>
+      `${encodeBase64url(Buffer.from('{}'))}.${encodeBase64url(Buffer.from(JSON.stringify(claims)))}.sig`;
+    expect(policyBundleNamed(jws({ policy_bundle: hash }))).toBe(hash);
+    expect(policyBundleNamed(jws({ policy_bundle: '../etc/passwd' }))).toBeUndefined();
+    expect(policyBundleNamed('not-a-jws')).toBeUndefined();
+    expect(policyBundleNamed(42)).toBeUndefined();
+  });
+});
+
+describe('failclosed.json internal_port', () => {
+  const config = (extra: object) => Buffer.from(JSON.stringify({ ...defaultConfig(), ...extra }));
+  const tls = { ca: 'certs/ca.pem', gate: { cert: 'certs/gate.pem', key: 'certs/gate.key' } };
+
+  it('needs tls.gate: the internal listener serves over mutual TLS only', () => {
+    expect(() => parseConfig(config({ internal_port: 7444 }))).toThrow('internal_port needs tls.gate');
+    expect(parseConfig(config({ internal_port: 7444, tls })).internal_port).toBe(7444);
+  });
+
+  it('refuses a host name or a host without a port', () => {
+    expect(() => parseConfig(config({ internal_port: 7444, internal_host: 'gate.local', tls }))).toThrow(
+      'internal_host must be an IP address',
+    );
+    expect(() => parseConfig(config({ internal_host: '127.0.0.1', tls }))).toThrow(
+      'internal_host needs internal_port',
+    );
+  });
+});
+
+describe('failclosed serve', () => {
+  const run = async (argv: string[]) => {
+    let err = '';
+    const code = await runCli(argv, { out: () => undefined, err: (t) => void (err += t), env: {} });
+    return { code, err };
+  };
+
+  it('knows only `serve executor --config FILE`', async () => {
+    for (const argv of [['serve', 'executor'], ['serve', 'gate', '--config', 'x.json'], ['serve']]) {
+      const r = await run(argv);
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(r.err).toContain('serve executor --config FILE');
+    }
+  });
+
+  it('refuses to start over a configuration that does not parse', async () => {
+    const r = await run(['serve', 'executor', '--config', '/nonexistent/executor.json']);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('ENOENT');
+  });
+});
