@@ -12,6 +12,7 @@ import {
   approvalSigningInput,
   breakGlassSigningInput,
   encodeBase64url,
+  reviewSigningInput,
   type JsonValue,
 } from '../../src/kernel/index.js';
 import {
@@ -889,5 +890,29 @@ describe('OE-INV-019/020: each approval finding names its entry (approvals check
       resign(b, shaOf(breakGlassFinal(b)), 'dave', (s) => void (s['tool'] = 'echo'), breakGlassSigningInput);
       expect(findings(b)).toEqual([finding('APPROVAL_BINDING', breakGlassFinal(b))]);
     });
+  });
+});
+
+describe('L7 break-glass: a closed review is re-checked offline as the gate checks it at run time', () => {
+  const closed = (b: Mutable): Mutable => first(b, 'review.closed');
+  /** The closing statement re-signed by `signer`, naming `reviewer` (the entry follows it). */
+  const closeAs = (b: Mutable, signer: string, reviewer: string, kid?: string): void => {
+    const sha = closed(b)['payload']['review_sha256'] as string;
+    resign(b, sha, signer, (s) => void (s['reviewer'] = reviewer), reviewSigningInput);
+    if (kid !== undefined) putDoc(b, sha, { ...docOf(b, sha), kid });
+    closed(b)['payload']['reviewer'] = reviewer;
+    closed(b)['actor']['id'] = reviewer;
+  };
+
+  it('the break-glass user closing its own review, with its own key: APPROVAL_SELF', () => {
+    const b = fresh();
+    closeAs(b, 'dave', 'dave', registrationOf(b, 'dave')['payload']['kid'] as string);
+    expect(findings(b)).toEqual([finding('APPROVAL_SELF', closed(b))]);
+  });
+
+  it('a review statement naming bob signed with alice’s key: APPROVAL_ROLE', () => {
+    const b = fresh();
+    closeAs(b, 'alice', 'bob', registrationOf(b, 'alice')['payload']['kid'] as string);
+    expect(findings(b)).toEqual([finding('APPROVAL_ROLE', closed(b))]);
   });
 });

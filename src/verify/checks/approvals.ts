@@ -330,6 +330,17 @@ export const approvalsCheck: VerifyCheck = {
           signed.s.notes !== p['justification']
         )
           bad(v, 'APPROVAL_BINDING', 'the review entry does not match its signed statement');
+        // As at run time (`authenticate`, `reviewerRefusal`): the key is the reviewer's own, and
+        // the break-glass user never closes its own review.
+        const held = ix.approverRoles.get(signed.s.reviewer);
+        if (held !== undefined && held.kid !== signed.doc['kid'])
+          bad(v, 'APPROVAL_ROLE', `the review was not signed with ${signed.s.reviewer}'s registered key`);
+        const grant = ix
+          .all('approval.finalized', str(p['decision_id']) ?? '')
+          .find((f) => f.entry.payload['verdict'] === 'break_glass');
+        const glass = strList(grant?.entry.payload['approvers'])[0];
+        if (glass !== undefined && humanOf(glass) === humanOf(signed.s.reviewer))
+          bad(v, 'APPROVAL_SELF', `${signed.s.reviewer} broke glass and cannot close its own review`);
       }
       const reviewer = str(p['reviewer']);
       const unproven =
