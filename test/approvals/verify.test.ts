@@ -856,7 +856,13 @@ describe('OE-INV-019/020: each approval finding names its entry (approvals check
         const b = fresh();
         const id = breakGlassFinal(b)['payload']['decision_id'];
         entries(b, type).find((e) => e['payload']['decision_id'] === id)!['type'] = 'audit.read';
-        expect(findings(b)).toEqual([finding('APPROVAL_MISSING', breakGlassIssued(b))]);
+        // Without its review.opened, the review's closure has no item it closed either.
+        expect(findings(b)).toEqual(
+          [
+            finding('APPROVAL_MISSING', breakGlassIssued(b)),
+            ...(type === 'review.opened' ? [finding('APPROVAL_ORDER', first(b, 'review.closed'))] : []),
+          ].sort((x, y) => x.index - y.index),
+        );
       },
     );
 
@@ -914,5 +920,14 @@ describe('L7 break-glass: a closed review is re-checked offline as the gate chec
     const b = fresh();
     closeAs(b, 'alice', 'bob', registrationOf(b, 'alice')['payload']['kid'] as string);
     expect(findings(b)).toEqual([finding('APPROVAL_ROLE', closed(b))]);
+  });
+
+  it('a closed review whose entry names another decision than the review opened, or precedes it: APPROVAL_BINDING / APPROVAL_ORDER', () => {
+    const other = fresh();
+    closed(other)['payload']['decision_id'] = first(other, 'approval.added')['payload']['decision_id'];
+    expect(findings(other)).toEqual([finding('APPROVAL_BINDING', closed(other))]);
+    const early = fresh();
+    closed(early)['index'] = first(early, 'review.opened')['index'] - 1;
+    expect(findings(early)).toEqual([finding('APPROVAL_ORDER', closed(early))]);
   });
 });

@@ -309,9 +309,22 @@ export const approvalsCheck: VerifyCheck = {
 
     // A review closed by an approver bound to an identity provider: only the console closes it,
     // with the session that proved the binding (`oidc_session`, as at run time).
+    /** Each review item's `review.opened`, by review id (the first one). */
+    const openedReviews = new Map<string, View>();
+    for (const v of views) {
+      const id = str(v.entry.payload['review_id']);
+      if (v.entry.type === 'review.opened' && id !== undefined && !openedReviews.has(id))
+        openedReviews.set(id, v);
+    }
     for (const v of views) {
       if (v.entry.type !== 'review.closed') continue;
       const p = v.entry.payload;
+      // The item closed was opened earlier, for this entry's decision (the statement names only the review id).
+      const opened = openedReviews.get(str(p['review_id']) ?? '');
+      if (opened === undefined || opened.entry.index > v.entry.index)
+        bad(v, 'APPROVAL_ORDER', 'no earlier review.opened for this review');
+      else if (opened.entry.payload['decision_id'] !== p['decision_id'])
+        bad(v, 'APPROVAL_BINDING', 'the closed review names another decision than the review opened');
       // The reviewer's signed statement, under the pinned approver keys, bound to this entry.
       const signed = signedStatement(ctx.bundle.evidence, p['review_sha256'], parseReviewStatement);
       if (signed === undefined)
