@@ -930,4 +930,23 @@ describe('L7 break-glass: a closed review is re-checked offline as the gate chec
     closed(early)['index'] = first(early, 'review.opened')['index'] - 1;
     expect(findings(early)).toEqual([finding('APPROVAL_ORDER', closed(early))]);
   });
+
+  it('a review closed outside the reviewer’s tenant scope or after its removal: APPROVAL_TENANT / APPROVAL_REVOKED', () => {
+    const scoped = fresh();
+    registrationOf(scoped, 'bob')['payload']['tenants'] = ['globex'];
+    expect(findings(scoped)).toEqual(
+      [
+        finding('APPROVAL_TENANT', approvalBy(scoped, 'bob')),
+        finding('APPROVAL_TENANT', closed(scoped)),
+      ].sort((x, y) => x.index - y.index),
+    );
+    const removed = fresh();
+    const reg = registrationOf(removed, 'bob');
+    const revoked = structuredClone(reg);
+    revoked['type'] = 'admin.key_revoked';
+    revoked['payload'] = { client: 'bob', kid: reg['payload']['kid'], key_use: 'approval', reason: 'left' };
+    revoked['index'] = closed(removed)['index'] - 1;
+    (removed['entries'] as Mutable[]).push(revoked);
+    expect(findings(removed)).toEqual([finding('APPROVAL_REVOKED', closed(removed))]);
+  });
 });

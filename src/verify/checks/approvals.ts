@@ -354,6 +354,15 @@ export const approvalsCheck: VerifyCheck = {
         const glass = strList(grant?.entry.payload['approvers'])[0];
         if (glass !== undefined && humanOf(glass) === humanOf(signed.s.reviewer))
           bad(v, 'APPROVAL_SELF', `${signed.s.reviewer} broke glass and cannot close its own review`);
+        if (held !== undefined && held.tenants !== '*' && !held.tenants.includes(v.entry.tenant))
+          bad(
+            v,
+            'APPROVAL_TENANT',
+            `the reviewer ${signed.s.reviewer} is not registered for tenant ${v.entry.tenant}`,
+          );
+        const removed = ix.approverRemovedAt.get(signed.s.reviewer);
+        if (removed !== undefined && removed < v.entry.index)
+          bad(v, 'APPROVAL_REVOKED', `the reviewer ${signed.s.reviewer} was removed at entry ${removed}`);
       }
       const reviewer = str(p['reviewer']);
       const unproven =
