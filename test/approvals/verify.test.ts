@@ -922,6 +922,21 @@ describe('L7 break-glass: a closed review is re-checked offline as the gate chec
     expect(findings(b)).toEqual([finding('APPROVAL_ROLE', closed(b))]);
   });
 
+  it('a closing statement signed long before the review opened or after it was recorded: APPROVAL_EXPIRED', () => {
+    for (const shift of [-365 * 86_400_000, 365 * 86_400_000]) {
+      const b = fresh();
+      const sha = closed(b)['payload']['review_sha256'] as string;
+      resign(
+        b,
+        sha,
+        'bob',
+        (s) => void (s['timestamp'] = iso(ms(closed(b)['at'] as string) + shift)),
+        reviewSigningInput,
+      );
+      expect(findings(b)).toEqual([finding('APPROVAL_EXPIRED', closed(b))]);
+    }
+  });
+
   it('a closed review whose entry names another decision than the review opened, or precedes it: APPROVAL_BINDING / APPROVAL_ORDER', () => {
     const other = fresh();
     closed(other)['payload']['decision_id'] = first(other, 'approval.added')['payload']['decision_id'];

@@ -363,6 +363,11 @@ export const approvalsCheck: VerifyCheck = {
         const removed = ix.approverRemovedAt.get(signed.s.reviewer);
         if (removed !== undefined && removed < v.entry.index)
           bad(v, 'APPROVAL_REVOKED', `the reviewer ${signed.s.reviewer} was removed at entry ${removed}`);
+        // Signed while the item was open and no later than it was recorded (with the clock skew).
+        const at = parseStatementTimestamp(signed.s.timestamp) ?? Number.NaN;
+        const since = Date.parse(opened?.entry.at ?? '');
+        if (opened !== undefined && !(at >= since - SKEW_MS && at <= Date.parse(v.entry.at) + SKEW_MS))
+          bad(v, 'APPROVAL_EXPIRED', 'the review statement was not signed while the review was open');
       }
       const reviewer = str(p['reviewer']);
       const unproven =
