@@ -946,6 +946,14 @@ describe('L7 break-glass: a closed review is re-checked offline as the gate chec
     expect(findings(early)).toEqual([finding('APPROVAL_ORDER', closed(early))]);
   });
 
+  it('a review closed twice (its statement and evidence reused by a second entry): APPROVAL_BINDING at the second', () => {
+    const b = fresh();
+    const again = structuredClone(closed(b));
+    again['index'] = (b['entries'] as Mutable[]).length + 1000;
+    (b['entries'] as Mutable[]).push(again);
+    expect(findings(b)).toEqual([finding('APPROVAL_BINDING', again)]);
+  });
+
   it('a review closed outside the reviewer’s tenant scope or after its removal: APPROVAL_TENANT / APPROVAL_REVOKED', () => {
     const scoped = fresh();
     registrationOf(scoped, 'bob')['payload']['tenants'] = ['globex'];

@@ -311,10 +311,14 @@ export const approvalsCheck: VerifyCheck = {
     // with the session that proved the binding (`oidc_session`, as at run time).
     /** Each review item's `review.opened`, by review id (the first one). */
     const openedReviews = new Map<string, View>();
+    /** Where each review item was first closed: it closes once (as at run time). */
+    const firstClosed = new Map<string, number>();
     for (const v of views) {
       const id = str(v.entry.payload['review_id']);
-      if (v.entry.type === 'review.opened' && id !== undefined && !openedReviews.has(id))
-        openedReviews.set(id, v);
+      if (id === undefined) continue;
+      if (v.entry.type === 'review.opened' && !openedReviews.has(id)) openedReviews.set(id, v);
+      if (v.entry.type === 'review.closed')
+        firstClosed.set(id, Math.min(firstClosed.get(id) ?? Infinity, v.entry.index));
     }
     for (const v of views) {
       if (v.entry.type !== 'review.closed') continue;
@@ -325,6 +329,8 @@ export const approvalsCheck: VerifyCheck = {
         bad(v, 'APPROVAL_ORDER', 'no earlier review.opened for this review');
       else if (opened.entry.payload['decision_id'] !== p['decision_id'])
         bad(v, 'APPROVAL_BINDING', 'the closed review names another decision than the review opened');
+      if ((firstClosed.get(str(p['review_id']) ?? '') ?? v.entry.index) < v.entry.index)
+        bad(v, 'APPROVAL_BINDING', 'the review was already closed by an earlier entry');
       // The reviewer's signed statement, under the pinned approver keys, bound to this entry.
       const signed = signedStatement(ctx.bundle.evidence, p['review_sha256'], parseReviewStatement);
       if (signed === undefined)
