@@ -119,8 +119,9 @@ export function createSqliteConsoleStore(
       'UPDATE console_operator_sessions SET last_seen = ? WHERE id_sha256 = ?',
     ),
     deleteOperatorSession: db.prepare('DELETE FROM console_operator_sessions WHERE id_sha256 = ?'),
-    // A counter is live from its first failure (`since`) for the window; one from the future (the
-    // clock went back) is dropped too.
+    // A counter is live from its first failure (`since`) for the window. One up to a window in this
+    // gate's future stays live: another gate's clock may be ahead (dropping it would let a gate
+    // whose clock is behind reset the limit); one further ahead (a clock stepped far back) is dropped.
     pruneFailures: db.prepare('DELETE FROM console_sign_in_failures WHERE since <= ? OR since > ?'),
     failures: db.prepare('SELECT count, told FROM console_sign_in_failures WHERE key = ?'),
     countFailure: db.prepare(
@@ -135,7 +136,7 @@ export function createSqliteConsoleStore(
   /** The check and the count of one attempt, in one transaction. */
   const admit = db.transaction(
     (keys: readonly string[], at: number, limit: number, windowMs: number): SignInAdmission => {
-      q.pruneFailures.run(at - windowMs, at);
+      q.pruneFailures.run(at - windowMs, at + windowMs);
       const over = keys.filter((k) => {
         const r = q.failures.get(k) as { count: unknown } | undefined;
         return r !== undefined && Number(r.count) >= limit;
@@ -244,7 +245,7 @@ export function createSqliteConsoleStore(
       Promise.resolve(write(() => admit(keys, atMs, limit, windowMs))),
     forgiveSignIn: (keys: readonly string[], atMs: number, windowMs: number) => {
       write(() => {
-        for (const k of keys) q.forgive.run(k, atMs - windowMs, atMs);
+        for (const k of keys) q.forgive.run(k, atMs - windowMs, atMs + windowMs);
       });
       return Promise.resolve();
     },

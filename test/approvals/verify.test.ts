@@ -12,6 +12,7 @@ import {
   approvalSigningInput,
   breakGlassSigningInput,
   encodeBase64url,
+  reviewSigningInput,
   type JsonValue,
 } from '../../src/kernel/index.js';
 import {
@@ -855,7 +856,13 @@ describe('OE-INV-019/020: each approval finding names its entry (approvals check
         const b = fresh();
         const id = breakGlassFinal(b)['payload']['decision_id'];
         entries(b, type).find((e) => e['payload']['decision_id'] === id)!['type'] = 'audit.read';
-        expect(findings(b)).toEqual([finding('APPROVAL_MISSING', breakGlassIssued(b))]);
+        // Without its review.opened, the review's closure has no item it closed either.
+        expect(findings(b)).toEqual(
+          [
+            finding('APPROVAL_MISSING', breakGlassIssued(b)),
+            ...(type === 'review.opened' ? [finding('APPROVAL_ORDER', first(b, 'review.closed'))] : []),
+          ].sort((x, y) => x.index - y.index),
+        );
       },
     );
 
@@ -889,5 +896,80 @@ describe('OE-INV-019/020: each approval finding names its entry (approvals check
       resign(b, shaOf(breakGlassFinal(b)), 'dave', (s) => void (s['tool'] = 'echo'), breakGlassSigningInput);
       expect(findings(b)).toEqual([finding('APPROVAL_BINDING', breakGlassFinal(b))]);
     });
+  });
+});
+
+describe('L7 break-glass: a closed review is re-checked offline as the gate checks it at run time', () => {
+  const closed = (b: Mutable): Mutable => first(b, 'review.closed');
+  /** The closing statement re-signed by `signer`, naming `reviewer` (the entry follows it). */
+  const closeAs = (b: Mutable, signer: string, reviewer: string, kid?: string): void => {
+    const sha = closed(b)['payload']['review_sha256'] as string;
+    resign(b, sha, signer, (s) => void (s['reviewer'] = reviewer), reviewSigningInput);
+    if (kid !== undefined) putDoc(b, sha, { ...docOf(b, sha), kid });
+    closed(b)['payload']['reviewer'] = reviewer;
+    closed(b)['actor']['id'] = reviewer;
+  };
+
+  it('the break-glass user closing its own review, with its own key: APPROVAL_SELF', () => {
+    const b = fresh();
+    closeAs(b, 'dave', 'dave', registrationOf(b, 'dave')['payload']['kid'] as string);
+    expect(findings(b)).toEqual([finding('APPROVAL_SELF', closed(b))]);
+  });
+
+  it('a review statement naming bob signed with alice’s key: APPROVAL_ROLE', () => {
+    const b = fresh();
+    closeAs(b, 'alice', 'bob', registrationOf(b, 'alice')['payload']['kid'] as string);
+    expect(findings(b)).toEqual([finding('APPROVAL_ROLE', closed(b))]);
+  });
+
+  it('a closing statement signed long before the review opened or after it was recorded: APPROVAL_EXPIRED', () => {
+    for (const shift of [-365 * 86_400_000, 365 * 86_400_000]) {
+      const b = fresh();
+      const sha = closed(b)['payload']['review_sha256'] as string;
+      resign(
+        b,
+        sha,
+        'bob',
+        (s) => void (s['timestamp'] = iso(ms(closed(b)['at'] as string) + shift)),
+        reviewSigningInput,
+      );
+      expect(findings(b)).toEqual([finding('APPROVAL_EXPIRED', closed(b))]);
+    }
+  });
+
+  it('a closed review whose entry names another decision than the review opened, or precedes it: APPROVAL_BINDING / APPROVAL_ORDER', () => {
+    const other = fresh();
+    closed(other)['payload']['decision_id'] = first(other, 'approval.added')['payload']['decision_id'];
+    expect(findings(other)).toEqual([finding('APPROVAL_BINDING', closed(other))]);
+    const early = fresh();
+    closed(early)['index'] = first(early, 'review.opened')['index'] - 1;
+    expect(findings(early)).toEqual([finding('APPROVAL_ORDER', closed(early))]);
+  });
+
+  it('a review closed twice (its statement and evidence reused by a second entry): APPROVAL_BINDING at the second', () => {
+    const b = fresh();
+    const again = structuredClone(closed(b));
+    again['index'] = (b['entries'] as Mutable[]).length + 1000;
+    (b['entries'] as Mutable[]).push(again);
+    expect(findings(b)).toEqual([finding('APPROVAL_BINDING', again)]);
+  });
+
+  it('a review closed outside the reviewer’s tenant scope or after its removal: APPROVAL_TENANT / APPROVAL_REVOKED', () => {
+    const scoped = fresh();
+    registrationOf(scoped, 'bob')['payload']['tenants'] = ['globex'];
+    expect(findings(scoped)).toEqual(
+      [
+        finding('APPROVAL_TENANT', approvalBy(scoped, 'bob')),
+        finding('APPROVAL_TENANT', closed(scoped)),
+      ].sort((x, y) => x.index - y.index),
+    );
+    const removed = fresh();
+    const reg = registrationOf(removed, 'bob');
+    const revoked = structuredClone(reg);
+    revoked['type'] = 'admin.key_revoked';
+    revoked['payload'] = { client: 'bob', kid: reg['payload']['kid'], key_use: 'approval', reason: 'left' };
+    revoked['index'] = closed(removed)['index'] - 1;
+    (removed['entries'] as Mutable[]).push(revoked);
+    expect(findings(removed)).toEqual([finding('APPROVAL_REVOKED', closed(removed))]);
   });
 });

@@ -201,7 +201,18 @@ describe.each(Object.entries(openers))('console store (%s)', (_name, open) => {
     expect(await s.admitSignIn(['name:ann'], 600, 2, 1000)).toEqual({ admitted: false, tell: false });
     // The window started at the first failure (100): over at 1100, counted anew.
     expect(await s.admitSignIn(['name:ann'], 1100, 2, 1000)).toEqual({ admitted: true });
-    // A clock that went back drops counters from its future.
+    // A clock that went back (by less than a window) still counts it.
     expect(await s.admitSignIn(['name:ann'], 1099, 2, 1000)).toEqual({ admitted: true });
+    expect(await s.admitSignIn(['name:ann'], 1099, 2, 1000)).toEqual({ admitted: false, tell: true });
+  });
+
+  it('a gate whose clock is behind another’s does not drop the other’s counters (limit across replicas)', async () => {
+    const s = await open();
+    // Gate A (clock at 5000) counts the only failure allowed; gate B, 50 ms behind, must see it.
+    expect(await s.admitSignIn(['name:bea'], 5000, 1, 1000)).toEqual({ admitted: true });
+    expect(await s.admitSignIn(['name:bea'], 4950, 1, 1000)).toEqual({ admitted: false, tell: true });
+    expect(await s.admitSignIn(['name:bea'], 5010, 1, 1000)).toEqual({ admitted: false, tell: false });
+    // A counter more than a window in a gate's future (a clock stepped far back) is dropped.
+    expect(await s.admitSignIn(['name:bea'], 3999, 1, 1000)).toEqual({ admitted: true });
   });
 });

@@ -149,11 +149,12 @@ export function createPostgresConsoleStore(db: PostgresPool): ConsoleStore {
           SIGN_IN_LOCK_CLASS,
           db.schema,
         ]);
-        // A counter is live from its first failure for the window; one from the future (the clock
-        // went back) is dropped too.
+        // A counter is live from its first failure for the window. One up to a window in this
+        // gate's future stays live: another gate's clock may be ahead (dropping it would let a gate
+        // whose clock is behind reset the limit); one further ahead (a clock stepped far back) is dropped.
         await c.query(
           'DELETE FROM console_sign_in_failures WHERE since <= $1::bigint OR since > $2::bigint',
-          [atMs - windowMs, atMs],
+          [atMs - windowMs, atMs + windowMs],
         );
         const over = await c.query<Row>(
           'SELECT key, told FROM console_sign_in_failures WHERE key = ANY($1::text[]) AND count >= $2::int',
@@ -178,7 +179,7 @@ export function createPostgresConsoleStore(db: PostgresPool): ConsoleStore {
       await db.pool.query(
         `UPDATE console_sign_in_failures SET count = count - 1
          WHERE key = ANY($1::text[]) AND count > 0 AND since > $2::bigint AND since <= $3::bigint`,
-        [keys, atMs - windowMs, atMs],
+        [keys, atMs - windowMs, atMs + windowMs],
       );
     },
     close: () => Promise.resolve(),

@@ -309,9 +309,28 @@ export const approvalsCheck: VerifyCheck = {
 
     // A review closed by an approver bound to an identity provider: only the console closes it,
     // with the session that proved the binding (`oidc_session`, as at run time).
+    /** Each review item's `review.opened`, by review id (the first one). */
+    const openedReviews = new Map<string, View>();
+    /** Where each review item was first closed: it closes once (as at run time). */
+    const firstClosed = new Map<string, number>();
+    for (const v of views) {
+      const id = str(v.entry.payload['review_id']);
+      if (id === undefined) continue;
+      if (v.entry.type === 'review.opened' && !openedReviews.has(id)) openedReviews.set(id, v);
+      if (v.entry.type === 'review.closed')
+        firstClosed.set(id, Math.min(firstClosed.get(id) ?? Infinity, v.entry.index));
+    }
     for (const v of views) {
       if (v.entry.type !== 'review.closed') continue;
       const p = v.entry.payload;
+      // The item closed was opened earlier, for this entry's decision (the statement names only the review id).
+      const opened = openedReviews.get(str(p['review_id']) ?? '');
+      if (opened === undefined || opened.entry.index > v.entry.index)
+        bad(v, 'APPROVAL_ORDER', 'no earlier review.opened for this review');
+      else if (opened.entry.payload['decision_id'] !== p['decision_id'])
+        bad(v, 'APPROVAL_BINDING', 'the closed review names another decision than the review opened');
+      if ((firstClosed.get(str(p['review_id']) ?? '') ?? v.entry.index) < v.entry.index)
+        bad(v, 'APPROVAL_BINDING', 'the review was already closed by an earlier entry');
       // The reviewer's signed statement, under the pinned approver keys, bound to this entry.
       const signed = signedStatement(ctx.bundle.evidence, p['review_sha256'], parseReviewStatement);
       if (signed === undefined)
@@ -330,6 +349,31 @@ export const approvalsCheck: VerifyCheck = {
           signed.s.notes !== p['justification']
         )
           bad(v, 'APPROVAL_BINDING', 'the review entry does not match its signed statement');
+        // As at run time (`authenticate`, `reviewerRefusal`): the key is the reviewer's own, and
+        // the break-glass user never closes its own review.
+        const held = ix.approverRoles.get(signed.s.reviewer);
+        if (held !== undefined && held.kid !== signed.doc['kid'])
+          bad(v, 'APPROVAL_ROLE', `the review was not signed with ${signed.s.reviewer}'s registered key`);
+        const grant = ix
+          .all('approval.finalized', str(p['decision_id']) ?? '')
+          .find((f) => f.entry.payload['verdict'] === 'break_glass');
+        const glass = strList(grant?.entry.payload['approvers'])[0];
+        if (glass !== undefined && humanOf(glass) === humanOf(signed.s.reviewer))
+          bad(v, 'APPROVAL_SELF', `${signed.s.reviewer} broke glass and cannot close its own review`);
+        if (held !== undefined && held.tenants !== '*' && !held.tenants.includes(v.entry.tenant))
+          bad(
+            v,
+            'APPROVAL_TENANT',
+            `the reviewer ${signed.s.reviewer} is not registered for tenant ${v.entry.tenant}`,
+          );
+        const removed = ix.approverRemovedAt.get(signed.s.reviewer);
+        if (removed !== undefined && removed < v.entry.index)
+          bad(v, 'APPROVAL_REVOKED', `the reviewer ${signed.s.reviewer} was removed at entry ${removed}`);
+        // Signed while the item was open and no later than it was recorded (with the clock skew).
+        const at = parseStatementTimestamp(signed.s.timestamp) ?? Number.NaN;
+        const since = Date.parse(opened?.entry.at ?? '');
+        if (opened !== undefined && !(at >= since - SKEW_MS && at <= Date.parse(v.entry.at) + SKEW_MS))
+          bad(v, 'APPROVAL_EXPIRED', 'the review statement was not signed while the review was open');
       }
       const reviewer = str(p['reviewer']);
       const unproven =
