@@ -20,7 +20,7 @@ import type { ApiAnswer } from './api.js';
 import type { OidcRelyingParty } from './oidc.js';
 import type { ConsoleTimes } from './service.js';
 import type { ConsoleStore } from './store.js';
-import { DEFAULT_CONSOLE_TIMES } from './service.js';
+import { DEFAULT_CONSOLE_TIMES, SESSION_CLOCK_SKEW_MS } from './service.js';
 
 /** An operator as the injected authenticator resolves a token: a name and the tenants it acts for. */
 export interface OperatorIdentity {
@@ -363,7 +363,11 @@ export function createOperatorConsole(deps: OperatorConsoleDeps): OperatorConsol
     const s = await sessions.operatorSession(key);
     if (s === undefined) return deny('ERR_UNAUTHENTICATED', 'not an operator session');
     const at = deps.now();
-    if (at - s.last_seen >= times.idleMs || at - s.created_at >= times.absoluteMs || at < s.created_at) {
+    if (
+      at - s.last_seen >= times.idleMs ||
+      at - s.created_at >= times.absoluteMs ||
+      at < s.created_at - SESSION_CLOCK_SKEW_MS
+    ) {
       await sessions.deleteOperatorSession(key);
       return deny('ERR_UNAUTHENTICATED', 'the session expired: sign in again');
     }

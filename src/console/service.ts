@@ -49,6 +49,13 @@ export interface ConsoleTimes {
   readonly inviteMs: number;
 }
 
+/**
+ * How far the clocks of gates on one database may disagree: a session created by a gate up to this
+ * far ahead of the one reading it holds there; one from further in the future ends (a clock set
+ * back, or a forged row).
+ */
+export const SESSION_CLOCK_SKEW_MS = 2 * 60_000;
+
 /** The default {@link ConsoleTimes}. */
 export const DEFAULT_CONSOLE_TIMES: ConsoleTimes = Object.freeze({
   idleMs: 15 * 60_000,
@@ -396,7 +403,11 @@ export function createConsoleService(deps: ConsoleServiceDeps): ConsoleService {
       if (s === undefined) return unauthenticated('the session is unknown');
       const at = deps.now();
       const absolute = s.method.startsWith('code') ? times.enrolMs : times.absoluteMs;
-      if (at - s.last_seen >= times.idleMs || at - s.created_at >= absolute || at < s.created_at) {
+      if (
+        at - s.last_seen >= times.idleMs ||
+        at - s.created_at >= absolute ||
+        at < s.created_at - SESSION_CLOCK_SKEW_MS
+      ) {
         await store.deleteSession(idSha);
         return unauthenticated('the session expired: sign in again');
       }

@@ -337,9 +337,27 @@ describe('console operator pages', { timeout: 180_000 }, () => {
       status: 200,
       body: { name: 'olaf', method: 'token' },
     });
-    await b.signOut(signedIn.cookie);
-    expect(await a.route('GET', 'incident', {}, signedIn.cookie)).toMatchObject({
+    // A gate whose clock is a minute behind the one that signed in still holds the session; one
+    // ten minutes behind does not (a clock set back, or a row from the future).
+    const behind = (ms: number) =>
+      createOperatorConsole({
+        operators: {
+          byToken: () => Promise.resolve(undefined),
+          bySubject: () => Promise.resolve(undefined),
+          named: (n) => Promise.resolve(n === olaf.name ? olaf : undefined),
+        },
+        runAdmin: (person, action, body) => rig.instance.core.operator.run(action, body, person),
+        incidentState: () => rig.instance.core.governance.snapshot(),
+        sessions: rig.instance.core.console.store,
+        now: () => rig.now() - ms,
+      });
+    expect(await behind(60_000).route('GET', 'me', {}, signedIn.cookie)).toMatchObject({ status: 200 });
+    expect(await behind(10 * 60_000).route('GET', 'me', {}, signedIn.cookie)).toMatchObject({
       code: 'ERR_UNAUTHENTICATED',
     });
+    const again = await a.route('POST', 'sign-in', { token: 'olaf-operator-token-0123' }, undefined);
+    if (isDeny(again) || again.cookie === undefined) throw new Error('sign-in failed');
+    await b.signOut(again.cookie);
+    expect(await a.route('GET', 'incident', {}, again.cookie)).toMatchObject({ code: 'ERR_UNAUTHENTICATED' });
   });
 });
