@@ -22,7 +22,7 @@ import type { AddressInfo } from 'node:net';
 import { FailclosedError, isDenialCode, parseJson, statusOf, withDeadline } from '../kernel/index.js';
 import type { DenialCode, JsonObject, JsonValue } from '../kernel/index.js';
 import type { ExecutionInput, ExecutionLedger, Executor } from '../execution/index.js';
-import { createMtlsServer } from '../transport/index.js';
+import { createMtlsServer, readCapped } from '../transport/index.js';
 import type { MtlsServer, Refusal, RefusalReason, TlsFiles } from '../transport/index.js';
 
 const MAX_BODY = 256 * 1024;
@@ -32,24 +32,6 @@ const MAX_BODY = 256 * 1024;
  * (bytes of its JSON, nesting depth): the listener refuses to send more, the port to read more.
  */
 export const EXECUTION_ANSWER_LIMITS = Object.freeze({ maxBytes: 1024 * 1024, maxDepth: 64 });
-
-function readBody(req: IncomingMessage): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        resolve(null);
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.once('end', () => resolve(Buffer.concat(chunks)));
-    req.once('error', reject);
-  });
-}
 
 /** A listening Execution Layer endpoint. */
 export interface ExecutionServer {
@@ -127,7 +109,7 @@ export async function createExecutionServer(
         req.resume();
         return send(404, { error: 'not_found' });
       }
-      const body = await readBody(req);
+      const body = await readCapped(req, MAX_BODY);
       if (body === null)
         return send(413, { outcome: 'deny', code: 'ERR_REQUEST_TOO_LARGE', reason: 'too large' });
       let v: JsonValue;

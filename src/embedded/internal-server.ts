@@ -23,7 +23,7 @@ import { FailclosedError, isDeny, parseJson, statusOf, withDeadline } from '../k
 import type { DenialCode, JsonObject, JsonValue } from '../kernel/index.js';
 import type { BundleStore } from '../control-plane/index.js';
 import type { EntryType } from '../ledger/index.js';
-import { createMtlsServer } from '../transport/index.js';
+import { createMtlsServer, readCapped } from '../transport/index.js';
 import type { MtlsServer, Refusal, TlsFiles } from '../transport/index.js';
 import type { LedgerPort } from './ports.js';
 
@@ -53,24 +53,6 @@ export interface InternalServerOptions {
   readonly ledger: LedgerPort;
   /** Deadline (ms) of one ledger call; default 2000. */
   readonly ledgerMs?: number;
-}
-
-function readBody(req: IncomingMessage): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        resolve(null);
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.once('end', () => resolve(Buffer.concat(chunks)));
-    req.once('error', reject);
-  });
 }
 
 const isObject = (v: JsonValue | undefined): v is JsonObject =>
@@ -158,7 +140,7 @@ export async function createInternalServer(options: InternalServerOptions): Prom
         req.resume();
         return send(404, { error: 'not_found' });
       }
-      const body = await readBody(req);
+      const body = await readCapped(req, MAX_BODY);
       if (body === null) return refuse('ERR_REQUEST_TOO_LARGE', 'too large');
       let v: JsonValue;
       try {

@@ -13,6 +13,7 @@ export type { Refusal, RefusalReason, PeerVerdict, ParsedPeer } from './peer.js'
 export { createMtlsServer } from './server.js';
 export type { MtlsServer, MtlsServerOptions, MtlsHandler } from './server.js';
 export { createMtlsAgent } from './client.js';
+export { readCapped } from './read-capped.js';
 export type { MtlsAgent, MtlsAgentOptions } from './client.js';
 export { createDevCa, issueCert, revokeCert, writeCrl, pkiPaths } from './dev-pki.js';
 export type { DevCaOptions, DevCaResult, IssueOptions, IssueResult, CrlOptions } from './dev-pki.js';
