@@ -251,20 +251,23 @@ export async function listMcpHttpTools(
   secrets?: SecretResolver,
   options: McpHttpAdapterOptions = {},
 ): Promise<readonly Readonly<Record<string, unknown>>[] | Deny> {
+  const connected = await connectSpec(upstream, constraints, secrets, options);
+  if ('outcome' in connected) return connected;
+  return listTools(connected, constraints.timeout_ms);
+}
+
+/** Connects to `upstream` as declared (for listing), under the same destination rules as a call. */
+async function connectSpec(
+  upstream: McpHttpUpstreamSpec,
+  constraints: ExecutionConstraints,
+  secrets: SecretResolver | undefined,
+  options: McpHttpAdapterOptions,
+): ReturnType<typeof connectUpstream> {
   const url = parseUpstreamUrl(upstream.url);
   const headers = parseHeaders(upstream.headers);
   if (url === undefined || headers === undefined)
     return deny('ERR_ADAPTER_UNAVAILABLE', 'the upstream url or headers are malformed');
-  const connected = await connectUpstream(
-    url,
-    headers,
-    constraints,
-    new AbortController().signal,
-    secrets,
-    options,
-  );
-  if ('outcome' in connected) return connected;
-  return listTools(connected, constraints.timeout_ms);
+  return connectUpstream(url, headers, constraints, new AbortController().signal, secrets, options);
 }
 
 /**
@@ -278,18 +281,7 @@ export async function listMcpHttpCatalog(
   secrets?: SecretResolver,
   options: McpHttpAdapterOptions = {},
 ): Promise<McpListing | Deny> {
-  const url = parseUpstreamUrl(upstream.url);
-  const headers = parseHeaders(upstream.headers);
-  if (url === undefined || headers === undefined)
-    return deny('ERR_ADAPTER_UNAVAILABLE', 'the upstream url or headers are malformed');
-  const connected = await connectUpstream(
-    url,
-    headers,
-    constraints,
-    new AbortController().signal,
-    secrets,
-    options,
-  );
+  const connected = await connectSpec(upstream, constraints, secrets, options);
   if ('outcome' in connected) return connected;
   return listCatalog(connected, constraints.timeout_ms, want);
 }
