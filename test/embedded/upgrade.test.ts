@@ -158,6 +158,7 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
       ['breakers', 3],
       ['console', 1],
       ['console', 2],
+      ['console', 3],
       ['envelope_nonces', 1],
       ['gate_state', 1],
       ['governance', 1],
