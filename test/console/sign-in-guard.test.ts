@@ -158,3 +158,36 @@ describe('sign-in guard', () => {
     expect(addressKey('not an address')).toBe('not an address');
   });
 });
+
+describe('operator sessions across gates (PostgreSQL)', () => {
+  it('the bound on live operator sessions holds for gates creating sessions at once', async () => {
+    const a = await openMigratedPool(pg.url);
+    const b = openPostgresPool({ url: pg.url, schema: a.schema, max: 4 });
+    closers.push(
+      () => a.close(),
+      () => b.close(),
+    );
+    const stores = [createPostgresConsoleStore(a), createPostgresConsoleStore(b)];
+    const none = { idleBefore: -1, createdBefore: -1 };
+    const session = (id: string) => ({
+      id_sha256: id.padStart(64, '0'),
+      name: 'olga',
+      method: 'token' as const,
+      credential: `token:${'f'.repeat(64)}`,
+      created_at: 1,
+      last_seen: 1,
+    });
+    for (let trial = 0; trial < 40; trial++) {
+      await a.pool.query('DELETE FROM console_operator_sessions');
+      const made = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          stores[i % 2]!.createOperatorSession(session(`${trial}x${i}`), none, 2),
+        ),
+      );
+      expect(made.filter(Boolean)).toHaveLength(2);
+      const [row] = (await a.pool.query<{ n: string }>('SELECT count(*) AS n FROM console_operator_sessions'))
+        .rows;
+      expect(Number(row?.n)).toBe(2);
+    }
+  });
+});

@@ -22,6 +22,8 @@ import type { PostgresPool } from './pool.js';
  * integer): sign-ins are rare, so one lock per schema serializes them simply and without deadlocks.
  */
 const SIGN_IN_LOCK_CLASS = 0x66637369;
+/** First key of the lock that serializes making operator sessions ("fcos"), for their bound. */
+const OPERATOR_SESSION_LOCK_CLASS = 0x66636f73;
 
 type Row = Record<string, unknown>;
 
@@ -113,23 +115,29 @@ export function createPostgresConsoleStore(db: PostgresPool): ConsoleStore {
         [id, expiresAt],
       );
     },
-    async createOperatorSession(
+    createOperatorSession: (
       s: OperatorSession,
       prune: { readonly idleBefore: number; readonly createdBefore: number },
       max: number,
-    ) {
-      await db.pool.query(
-        'DELETE FROM console_operator_sessions WHERE last_seen < $1::bigint OR created_at < $2::bigint',
-        [prune.idleBefore, prune.createdBefore],
-      );
-      // The bound on live sessions is a resource bound: replicas inserting at once may pass it by a few.
-      return changed(
-        `INSERT INTO console_operator_sessions (id_sha256, name, method, credential, created_at, last_seen)
-         SELECT $1, $2, $3, $4, $5::bigint, $6::bigint
-         WHERE (SELECT count(*) FROM console_operator_sessions) < $7::int`,
-        [s.id_sha256, s.name, s.method, s.credential, s.created_at, s.last_seen, max],
-      );
-    },
+    ) =>
+      // Under a transaction advisory lock per schema: gates making sessions at once cannot pass the bound.
+      inTransaction(db.pool, async (c) => {
+        await c.query('SELECT pg_advisory_xact_lock($1::int4, hashtext($2))', [
+          OPERATOR_SESSION_LOCK_CLASS,
+          db.schema,
+        ]);
+        await c.query(
+          'DELETE FROM console_operator_sessions WHERE last_seen < $1::bigint OR created_at < $2::bigint',
+          [prune.idleBefore, prune.createdBefore],
+        );
+        const made = await c.query(
+          `INSERT INTO console_operator_sessions (id_sha256, name, method, credential, created_at, last_seen)
+           SELECT $1, $2, $3, $4, $5::bigint, $6::bigint
+           WHERE (SELECT count(*) FROM console_operator_sessions) < $7::int`,
+          [s.id_sha256, s.name, s.method, s.credential, s.created_at, s.last_seen, max],
+        );
+        return made.rowCount === 1;
+      }),
     async operatorSession(id: string) {
       const [r] = await rows('SELECT * FROM console_operator_sessions WHERE id_sha256 = $1', [id]);
       return r === undefined ? undefined : parseOperatorSessionRow(r);
