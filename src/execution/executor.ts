@@ -40,7 +40,7 @@ import type { NonceStore } from './nonce-store.js';
 import { countRedactions, deepFreeze, parseAdapterOutput, parseLedgerRef } from './outcome-checks.js';
 import type { Redactor } from './redaction.js';
 import type { SecretResolver } from './secrets.js';
-import { callWithTimeout } from './timeout.js';
+import { callWithCancellableTimeout, callWithTimeout } from './timeout.js';
 import { createVoider, type VoidInput, type VoidOutcome } from './void-envelope.js';
 
 export type { VoidInput, VoidOutcome } from './void-envelope.js';
@@ -381,7 +381,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   ): Promise<{ readonly result: JsonValue; readonly canonical: string } | Deny> => {
     const k = c.constraints;
     if (k.timeout_ms <= 0) return deny('ERR_TOOL_TIMEOUT', 'no time granted');
-    const ran = await callWithTimeout(
+    const ran = await callWithCancellableTimeout(
       (signal) =>
         adapter.run({
           tool: c.tool,

@@ -22,7 +22,7 @@ import {
 import type { DenialCode, Deny, DurableWrites, JsonObject, JsonValue } from '../kernel/index.js';
 import { parseDecisionAnswer, parseExecutionAnswer } from './answers.js';
 import type { DenyAnswer } from './answers.js';
-import { withDeadline } from './deadline.js';
+import { withCancellableDeadline, withDeadline } from './deadline.js';
 import { buildEvidenceView } from './evidence.js';
 import { MAX_REQUEST_BYTES, parseSignedRequest, requestSigningInput } from './request.js';
 import type { ParsedRequest } from './request.js';
@@ -612,7 +612,7 @@ export function createGate(deps: GateDeps): Gate {
       return a.body.outcome === 'deny' ? { status: a.status, body: { ...a.body, ...report } } : a;
     };
     try {
-      const executed = await withDeadline(
+      const executed = await withCancellableDeadline(
         (signal) => deps.executor.execute(execCall, writes, signal),
         execMs,
       );

@@ -5,7 +5,7 @@
  * out of use for ever. The Gate can only take an envelope out of use: it never consumes or runs.
  */
 import type { DenialCode } from '../kernel/index.js';
-import { withDeadline } from './deadline.js';
+import { withCancellableDeadline } from './deadline.js';
 import type { ExecutionCall, GateExecutor } from './types.js';
 
 /** What the Gate's deny answer tells about the envelope. */
@@ -27,7 +27,7 @@ export async function voidEnvelope(
   deadlineMs: number,
 ): Promise<VoidReport> {
   try {
-    const r = await withDeadline(
+    const r = await withCancellableDeadline(
       (signal) => executor.void({ ...call, code: why.code, stage: why.stage }, signal),
       deadlineMs,
     );

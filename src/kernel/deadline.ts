@@ -11,28 +11,40 @@ export type Settled<T> =
   | { readonly status: 'error'; readonly error: unknown }
   | { readonly status: 'timeout' };
 
-/** The signal handed to a callee that declares no parameter: it never reads it (see below). */
-const UNUSED_SIGNAL: AbortSignal = new AbortController().signal;
-
 /**
  * Runs `fn` with a deadline of `ms` milliseconds. Synchronous throws, rejections and the
- * deadline all resolve to a non-`ok` {@link Settled}; the returned promise never rejects. The
- * `AbortSignal` handed to `fn` is aborted when the deadline passes, so a cooperative callee can
- * stop its work. A non-positive or non-finite `ms` is a programming error: `TypeError`.
+ * deadline all resolve to a non-`ok` {@link Settled}; the returned promise never rejects. A
+ * non-positive or non-finite `ms` is a programming error: `TypeError`.
  *
- * Only a callee that declares the signal parameter (`fn.length > 0`, e.g. `(signal) => ...`) gets
- * a signal of its own: an `AbortController` and its signal cost more than the rest of a bounded
- * call, and most callees (`() => store.write(...)`) never look at it; the others get a signal
- * that never aborts. The deadline itself is the same for both: on expiry the call settles as
- * `timeout` whatever the callee does.
+ * `fn` takes no signal: on expiry the call settles as `timeout` and its work is left to finish or
+ * fail on its own. A callee that can stop its work goes through {@link withCancellableDeadline},
+ * which hands it an `AbortSignal` aborted at the deadline; the two are separate so that the type
+ * says which one a caller gets (a function that takes a signal is refused here), and the
+ * `AbortController` a signal costs is spent only where someone listens to it.
  */
-export function withDeadline<T>(
+export function withDeadline<T>(fn: () => T | Promise<T>, ms: number): Promise<Settled<T>> {
+  return bounded(() => fn(), ms, undefined);
+}
+
+/**
+ * {@link withDeadline} for a callee that can stop its work: `fn` gets an `AbortSignal` of its own,
+ * aborted when the deadline passes.
+ */
+export function withCancellableDeadline<T>(
   fn: (signal: AbortSignal) => T | Promise<T>,
   ms: number,
 ): Promise<Settled<T>> {
+  const controller = new AbortController();
+  return bounded(() => fn(controller.signal), ms, controller);
+}
+
+function bounded<T>(
+  run: () => T | Promise<T>,
+  ms: number,
+  controller: AbortController | undefined,
+): Promise<Settled<T>> {
   if (!Number.isFinite(ms) || ms <= 0)
     throw new TypeError('deadline must be a positive number of milliseconds');
-  const controller = fn.length > 0 ? new AbortController() : undefined;
   return new Promise<Settled<T>>((resolve) => {
     let settled = false;
     const timer = setTimeout(() => {
@@ -49,7 +61,7 @@ export function withDeadline<T>(
     };
     let result: T | Promise<T>;
     try {
-      result = fn(controller?.signal ?? UNUSED_SIGNAL);
+      result = run();
     } catch (error) {
       settle({ status: 'error', error });
       return;

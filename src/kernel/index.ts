@@ -31,7 +31,7 @@ export type { McpEntryKind } from './mcp-definition.js';
 export { sha256, sha256Hex, digestEquals, hexDigestEquals } from './hash.js';
 export { encodeBase64url, decodeBase64url } from './base64url.js';
 export { systemClock, fixedClock } from './clock.js';
-export { withDeadline, isLedgerRef } from './deadline.js';
+export { withDeadline, withCancellableDeadline, isLedgerRef } from './deadline.js';
 export type { Settled } from './deadline.js';
 export {
   MINTED_CALL_FORMAT,

@@ -1,10 +1,11 @@
 /**
  * Bounded calls (FC-INV-4, OE-INV-003): `withDeadline` turns a value, a throw, a rejection and an
- * expired deadline into a settled outcome that never rejects, and aborts the signal of a callee
- * that asked for one when the deadline passes.
+ * expired deadline into a settled outcome that never rejects; `withCancellableDeadline` does the
+ * same and aborts its callee's signal when the deadline passes, whatever the callee's shape (a
+ * callee that takes the signal through a rest parameter, or a default, still sees it aborted).
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { withDeadline } from '../../src/kernel/deadline.js';
+import { withCancellableDeadline, withDeadline } from '../../src/kernel/deadline.js';
 
 describe('withDeadline', () => {
   beforeEach(() => {
@@ -40,16 +41,29 @@ describe('withDeadline', () => {
   it('settles timeout when the callee hangs, whether or not it takes the signal', async () => {
     const hang = withDeadline(() => new Promise<never>(() => undefined), 50);
     let seen: AbortSignal | undefined;
-    const cooperative = withDeadline((signal) => {
+    const cooperative = withCancellableDeadline((signal) => {
       seen = signal;
+      return new Promise<never>(() => undefined);
+    }, 50);
+    // Callees whose declared parameter count is 0 but that read the signal all the same.
+    const signals: AbortSignal[] = [];
+    const rest = withCancellableDeadline((...args: AbortSignal[]) => {
+      signals.push(args[0]!);
+      return new Promise<never>(() => undefined);
+    }, 50);
+    const defaulted = withCancellableDeadline((signal: AbortSignal = new AbortController().signal) => {
+      signals.push(signal);
       return new Promise<never>(() => undefined);
     }, 50);
     expect(seen?.aborted).toBe(false);
     await vi.advanceTimersByTimeAsync(50);
     await expect(hang).resolves.toEqual({ status: 'timeout' });
     await expect(cooperative).resolves.toEqual({ status: 'timeout' });
-    // The callee that declared the signal sees it aborted at the deadline.
+    await expect(rest).resolves.toEqual({ status: 'timeout' });
+    await expect(defaulted).resolves.toEqual({ status: 'timeout' });
+    // Every callee of withCancellableDeadline sees its signal aborted at the deadline.
     expect(seen?.aborted).toBe(true);
+    expect(signals.map((s) => s.aborted)).toEqual([true, true]);
   });
 
   it('a late answer after the deadline changes nothing', async () => {
@@ -62,6 +76,7 @@ describe('withDeadline', () => {
 
   it('refuses a deadline that is not a positive finite number of milliseconds', () => {
     for (const ms of [0, -1, Number.NaN, Number.POSITIVE_INFINITY])
-      expect(() => withDeadline(() => 1, ms)).toThrow('deadline must be a positive number of milliseconds');
+      for (const bounded of [() => withDeadline(() => 1, ms), () => withCancellableDeadline(() => 1, ms)])
+        expect(bounded).toThrow('deadline must be a positive number of milliseconds');
   });
 });

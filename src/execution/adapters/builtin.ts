@@ -5,7 +5,7 @@
  */
 import { canonicalize, deny, FailclosedError, sha256Hex } from '../../kernel/index.js';
 import type { Clock, JsonObject, JsonValue } from '../../kernel/index.js';
-import { callWithTimeout } from '../timeout.js';
+import { callWithCancellableTimeout } from '../timeout.js';
 import type { BuiltinFunction, ToolAdapter } from './types.js';
 
 /** Options for {@link createBuiltinAdapter}. */
@@ -35,7 +35,7 @@ export function createBuiltinAdapter(
       }
       const fn = registry.get(named ?? call.tool);
       if (fn === undefined) return deny('ERR_ADAPTER_UNAVAILABLE', 'no builtin function for this tool');
-      const ran = await callWithTimeout(
+      const ran = await callWithCancellableTimeout(
         async (timerSignal) => {
           const signal = AbortSignal.any([call.signal, timerSignal]);
           const work = fn(call.params, {
