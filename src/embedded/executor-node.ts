@@ -58,7 +58,7 @@ import type {
   VoidInput,
 } from '../execution/index.js';
 import { createPostgresNonceStore, migrate, openPostgresPool } from '../storage/index.js';
-import { createMtlsAgent, createRefusalRecorder } from '../transport/index.js';
+import { createMtlsAgent, createRefusalRecorder, readCapped } from '../transport/index.js';
 import type { MtlsAgent, RefusalEntry, TlsFiles } from '../transport/index.js';
 import { createExecutionServer } from './execution-server.js';
 import type { ExecutionServer } from './execution-server.js';
@@ -228,19 +228,13 @@ export function gateRequest(
             : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
       },
       (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > maxBytes) {
-            res.destroy();
-            reject(new Error('answer too large'));
-            return;
-          }
-          chunks.push(c);
-        });
-        res.once('end', () => resolvePromise({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-        res.once('error', reject);
+        readCapped(res, maxBytes).then(
+          (b) =>
+            b === null
+              ? reject(new Error('answer too large'))
+              : resolvePromise({ status: res.statusCode ?? 0, body: b }),
+          reject,
+        );
       },
     );
     // The whole exchange is bounded, not only socket idleness.

@@ -18,6 +18,7 @@ import { request } from 'node:https';
 import { deny, isDenialCode, parseJson } from '../kernel/index.js';
 import type { JsonValue } from '../kernel/index.js';
 import type { ExecutionCall, ExecutionResult, GateExecutor, VoidCall, VoidResult } from '../gate/index.js';
+import { readCapped } from '../transport/index.js';
 import type { MtlsAgent } from '../transport/index.js';
 import { EXECUTION_ANSWER_LIMITS } from './execution-server.js';
 
@@ -80,28 +81,15 @@ function post(
         },
       },
       (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > maxBytes) {
-            res.destroy();
-            reject(new Error('answer too large'));
-            return;
-          }
-          chunks.push(c);
-        });
-        res.once('end', () => {
+        readCapped(res, maxBytes).then((b) => {
+          if (b === null) return reject(new Error('answer too large'));
           try {
             // Untrusted bytes from the wire: the strict parser (duplicate keys, depth, size).
-            resolve(
-              parseJson(Buffer.concat(chunks), { maxBytes, maxDepth: EXECUTION_ANSWER_LIMITS.maxDepth }),
-            );
+            resolve(parseJson(b, { maxBytes, maxDepth: EXECUTION_ANSWER_LIMITS.maxDepth }));
           } catch (err) {
             reject(err instanceof Error ? err : new Error('malformed answer'));
           }
-        });
-        res.once('error', reject);
+        }, reject);
       },
     );
     req.once('timeout', () => req.destroy(new Error('timeout')));

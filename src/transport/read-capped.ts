@@ -1,7 +1,8 @@
 /**
  * Reads a whole HTTP body into memory, at most `maxBytes` of it: past the cap the stream is
  * destroyed and the answer is `null` (the caller refuses), so a peer cannot make a role buffer
- * more than it allows. Used by the roles' mTLS listeners for request bodies.
+ * more than it allows. Used by the roles' mTLS listeners for request bodies and their clients for
+ * answers.
  */
 import type { Readable } from 'node:stream';
 
