@@ -76,17 +76,67 @@ export type CallResult =
       readonly status: number;
     };
 
+/** A background call the Gate accepted (docs/jobs.md): decided, enveloped and queued. */
+export interface QueuedCall {
+  readonly outcome: 'queued';
+  readonly request_id: string;
+  readonly trace_id: string | null;
+  readonly decision_id: string;
+  /** The job: its id, its bearer token (shown once) and where to read it. */
+  readonly job: { readonly id: string; readonly token: string; readonly href: string };
+  readonly status: number;
+}
+
+/** What a background call's submission returns. */
+export type SubmitResult = QueuedCall | Exclude<CallResult, { outcome: 'executed' }>;
+
+/** A background call's state (`GET /v1/jobs/{id}`). */
+export type JobState =
+  | (Omit<Extract<CallResult, { outcome: 'executed' }>, 'request_id'> & {
+      readonly request_id: string;
+      readonly status: 'executed';
+    })
+  | {
+      readonly outcome: 'queued';
+      readonly status: 'queued' | 'running';
+      readonly request_id: string;
+      readonly trace_id: string | null;
+      readonly decision_id: string | null;
+    }
+  | {
+      readonly outcome: 'deny' | 'abandoned';
+      /** `abandoned`: the envelope was consumed without a result (the tool may have run). */
+      readonly status: 'failed' | 'abandoned';
+      readonly code: DenialCode;
+      readonly request_id: string;
+      readonly trace_id: string | null;
+      readonly decision_id: string | null;
+      readonly envelope_consumed: boolean;
+    }
+  | { readonly outcome: 'unknown'; readonly status: number };
+
 /** A client bound to one identity. */
 export interface FailclosedClient {
   /** Signs and sends one governed call (FC-INV-3). Never rejects: failures are denies. */
   call(tool: string, params: JsonObject, options?: CallOptions): Promise<CallResult>;
+  /**
+   * Signs and sends one background call (`Prefer: respond-async`, docs/jobs.md): `queued` once
+   * the decision and envelope exist and the queue holds the job. Never rejects.
+   */
+  submit(tool: string, params: JsonObject, options?: Omit<CallOptions, 'waitSec'>): Promise<SubmitResult>;
+  /** Reads a background call's state with its token. Never rejects: `unknown` when unreadable. */
+  job(id: string, token: string, options?: { readonly signal?: AbortSignal }): Promise<JobState>;
 }
 
 function isSigningKey(k: unknown): k is SigningKey {
   return typeof k === 'object' && k !== null && 'privateKey' in k && 'publicJwk' in k && 'kid' in k;
 }
 
-function unreachable(code: DenialCode, status: number, requestId: string): CallResult {
+function unreachable(
+  code: DenialCode,
+  status: number,
+  requestId: string,
+): Extract<CallResult, { outcome: 'deny' }> {
   const d = deny(
     code,
     status === 0 ? 'the Gate could not be reached' : 'the Gate answer could not be interpreted',
@@ -96,6 +146,55 @@ function unreachable(code: DenialCode, status: number, requestId: string): CallR
 
 /** Interprets a Gate answer body; anything unexpected is a deny. */
 export function parseCallResult(status: number, body: unknown, requestId: string): CallResult {
+  const r = parseAnswer(status, body, requestId);
+  // A synchronous call is never queued: such an answer cannot be interpreted.
+  return r.outcome === 'queued' ? unreachable('ERR_INTERNAL', status, requestId) : r;
+}
+
+/** Interprets a background call's answer; anything unexpected is a deny. */
+export function parseSubmitResult(status: number, body: unknown, requestId: string): SubmitResult {
+  const r = parseAnswer(status, body, requestId);
+  return r.outcome === 'executed' ? unreachable('ERR_INTERNAL', status, requestId) : r;
+}
+
+/** Interprets a `GET /v1/jobs/{id}` answer; anything unexpected is `unknown`. */
+export function parseJobState(status: number, body: unknown): JobState {
+  const unknown: JobState = { outcome: 'unknown', status };
+  if (status !== 200 || typeof body !== 'object' || body === null) return unknown;
+  const b = body as Record<string, unknown>;
+  if (typeof b.request_id !== 'string') return unknown;
+  const traceId = typeof b.trace_id === 'string' ? b.trace_id : null;
+  const decisionId = typeof b.decision_id === 'string' ? b.decision_id : null;
+  if (b.outcome === 'executed' && b.status === 'executed') {
+    const r = parseAnswer(200, b, b.request_id);
+    return r.outcome === 'executed' ? { ...r, request_id: b.request_id, status: 'executed' } : unknown;
+  }
+  if (b.outcome === 'queued' && (b.status === 'queued' || b.status === 'running'))
+    return {
+      outcome: 'queued',
+      status: b.status,
+      request_id: b.request_id,
+      trace_id: traceId,
+      decision_id: decisionId,
+    };
+  if (
+    (b.outcome === 'deny' || b.outcome === 'abandoned') &&
+    (b.status === 'failed' || b.status === 'abandoned') &&
+    isDenialCode(b.code)
+  )
+    return {
+      outcome: b.outcome,
+      status: b.status,
+      code: b.code,
+      request_id: b.request_id,
+      trace_id: traceId,
+      decision_id: decisionId,
+      envelope_consumed: b.envelope_consumed === true,
+    };
+  return unknown;
+}
+
+function parseAnswer(status: number, body: unknown, requestId: string): CallResult | QueuedCall {
   if (typeof body !== 'object' || body === null) return unreachable('ERR_INTERNAL', status, requestId);
   const b = body as Record<string, unknown>;
   if (
@@ -119,6 +218,25 @@ export function parseCallResult(status: number, body: unknown, requestId: string
       decision_id: b.decision_id,
       result: (b.result ?? null) as JsonValue,
       receipt: { index: receipt.index, entry_hash: receipt.entry_hash },
+    };
+  }
+  if (status === 202 && b.outcome === 'queued' && typeof b.decision_id === 'string') {
+    const j = b.job as { id?: unknown; token?: unknown; href?: unknown } | null;
+    if (
+      typeof j !== 'object' ||
+      j === null ||
+      typeof j.id !== 'string' ||
+      typeof j.token !== 'string' ||
+      typeof j.href !== 'string'
+    )
+      return unreachable('ERR_INTERNAL', status, requestId);
+    return {
+      outcome: 'queued',
+      request_id: requestId,
+      trace_id: typeof b.trace_id === 'string' ? b.trace_id : null,
+      decision_id: b.decision_id,
+      job: { id: j.id, token: j.token, href: j.href },
+      status,
     };
   }
   if (
@@ -162,45 +280,72 @@ export function createClient(options: ClientOptions): FailclosedClient {
   const now = options.now ?? (() => Date.now());
   const doFetch = options.fetch ?? fetch;
   const endpoint = new URL('/v1/calls', options.url).toString();
+  /** Signs and posts one call; the raw answer, or undefined when the Gate could not be reached or read. */
+  const post = async (
+    tool: string,
+    params: JsonObject,
+    callOptions: CallOptions | undefined,
+    prefer: string | undefined,
+  ): Promise<{ requestId: string; status: number; body?: unknown }> => {
+    const body = buildSignedRequest({
+      key,
+      identity: options.identity,
+      tenant: options.tenant,
+      action: tool,
+      parameters: params,
+      timestampMs: now(),
+      session: callOptions?.session ?? null,
+      ...(callOptions?.requestId === undefined ? {} : { requestId: callOptions.requestId }),
+    });
+    let res: Response;
+    try {
+      res = await doFetch(endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(prefer === undefined ? {} : { prefer }) },
+        body: JSON.stringify(body),
+        ...(callOptions?.signal === undefined ? {} : { signal: callOptions.signal }),
+      });
+    } catch (err) {
+      if (callOptions?.signal?.aborted === true) throw err;
+      return { requestId: body.request_id, status: 0 };
+    }
+    try {
+      return {
+        requestId: body.request_id,
+        status: res.status,
+        body: parseJson(new Uint8Array(await res.arrayBuffer())),
+      };
+    } catch (err) {
+      if (callOptions?.signal?.aborted === true) throw err;
+      return { requestId: body.request_id, status: res.status };
+    }
+  };
   return Object.freeze({
     async call(tool: string, params: JsonObject, callOptions?: CallOptions): Promise<CallResult> {
-      const body = buildSignedRequest({
-        key,
-        identity: options.identity,
-        tenant: options.tenant,
-        action: tool,
-        parameters: params,
-        timestampMs: now(),
-        session: callOptions?.session ?? null,
-        ...(callOptions?.requestId === undefined ? {} : { requestId: callOptions.requestId }),
-      });
+      const wait = callOptions?.waitSec;
+      const prefer =
+        wait !== undefined && Number.isSafeInteger(wait) && wait > 0 ? `wait=${wait}` : undefined;
+      const a = await post(tool, params, callOptions, prefer);
+      if (a.body === undefined) return unreachable('ERR_INTERNAL', a.status, a.requestId);
+      return parseCallResult(a.status, a.body, a.requestId);
+    },
+    async submit(tool: string, params: JsonObject, callOptions?: CallOptions): Promise<SubmitResult> {
+      const a = await post(tool, params, callOptions, 'respond-async');
+      if (a.body === undefined) return unreachable('ERR_INTERNAL', a.status, a.requestId);
+      return parseSubmitResult(a.status, a.body, a.requestId);
+    },
+    async job(id: string, token: string, jobOptions?: { readonly signal?: AbortSignal }): Promise<JobState> {
       let res: Response;
       try {
-        res = await doFetch(endpoint, {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            ...(callOptions?.waitSec !== undefined &&
-            Number.isSafeInteger(callOptions.waitSec) &&
-            callOptions.waitSec > 0
-              ? { prefer: `wait=${callOptions.waitSec}` }
-              : {}),
-          },
-          body: JSON.stringify(body),
-          ...(callOptions?.signal === undefined ? {} : { signal: callOptions.signal }),
+        res = await doFetch(new URL(`/v1/jobs/${encodeURIComponent(id)}`, options.url), {
+          headers: { authorization: `Bearer ${token}` },
+          ...(jobOptions?.signal === undefined ? {} : { signal: jobOptions.signal }),
         });
+        return parseJobState(res.status, parseJson(new Uint8Array(await res.arrayBuffer())));
       } catch (err) {
-        if (callOptions?.signal?.aborted === true) throw err;
-        return unreachable('ERR_INTERNAL', 0, body.request_id);
+        if (jobOptions?.signal?.aborted === true) throw err;
+        return { outcome: 'unknown', status: 0 };
       }
-      let parsed: unknown;
-      try {
-        parsed = parseJson(new Uint8Array(await res.arrayBuffer()));
-      } catch (err) {
-        if (callOptions?.signal?.aborted === true) throw err;
-        return unreachable('ERR_INTERNAL', res.status, body.request_id);
-      }
-      return parseCallResult(res.status, parsed, body.request_id);
     },
   });
 }

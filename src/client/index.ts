@@ -3,8 +3,16 @@
  * (docs/request-format.md, FC-INV-3) and sends them to the Gate, client key generation, the
  * approver client and the operator (admin) client. Imports only the kernel and its signing face.
  */
-export { createClient, parseCallResult } from './client.js';
-export type { CallOptions, CallResult, ClientOptions, FailclosedClient } from './client.js';
+export { createClient, parseCallResult, parseJobState, parseSubmitResult } from './client.js';
+export type {
+  CallOptions,
+  CallResult,
+  ClientOptions,
+  FailclosedClient,
+  JobState,
+  QueuedCall,
+  SubmitResult,
+} from './client.js';
 export { REQUEST_CONTEXT, buildSignedRequest, newRequestId, requestSigningBytes } from './request.js';
 export type { BuildRequestInput, SignedRequestBody } from './request.js';
 export { createApproverClient, signApproval, signBreakGlass, signReview } from './approver.js';

@@ -57,6 +57,9 @@ import type { EmbeddedConsole } from './console.js';
 import { followIssuerKeys } from './ports.js';
 import { executionAdapters } from './execution-adapters.js';
 import type { CoreDecorators, LedgerPort, ToolRunObserver } from './ports.js';
+import { openJobs } from './jobs-config.js';
+import type { NatsWorkers } from './nats-queue.js';
+import type { GateJobQueue } from '../gate/jobs.js';
 import { createDiskSpaceProbe } from './readiness.js';
 import { openPostgresBackend, openSqliteBackend } from '../storage/index.js';
 import type { StorageBackend, WriterLease } from '../storage/index.js';
@@ -120,6 +123,8 @@ export interface Core {
    * call still in flight (SPEC §5, FC-INV-5).
    */
   abandonInFlight(): Promise<RecoveryReport>;
+  /** The queue of background calls (docs/jobs.md). */
+  readonly jobs: GateJobQueue;
   /**
    * Records `request.abandoned` for the open requests of gate instances that are gone (shared
    * storage: another replica stopped, crashed or was cut off; SPEC §5, FC-INV-5). Runs on open
@@ -268,6 +273,7 @@ function mcpEntriesOf(bundle: LoadedBundle | undefined): readonly CatalogListing
 export function gateLedgerOver(ledger: Ledger, port: Core['ledgerPort']): GateLedger {
   return {
     putEvidence: (bytes, mediaType, writes) => port.putEvidence(bytes, mediaType, writes),
+    getEvidence: async (sha256) => (await ledger.store.getEvidence(sha256))?.body,
     appendGatewayEvent: (e, writes) =>
       port.append(
         {
@@ -582,8 +588,11 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       },
     },
   );
+  // Background calls (docs/jobs.md): the queue runs jobs through the same Execution Layer port.
+  const jobs = openJobs(config.jobs, gateExecutorPort);
   const gate = createGate({
     ...(options.observer === undefined ? {} : { observer: options.observer }),
+    jobs: jobs.queue,
     clock,
     clients: state,
     replay: state,
@@ -616,7 +625,10 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   });
   let sweepTimer: NodeJS.Timeout | undefined;
   let sweeping: Promise<RecoveryReport> | undefined;
+  let workers: NatsWorkers | undefined;
   const close = async (): Promise<void> => {
+    await workers?.close();
+    await jobs.queue.close();
     clearInterval(sweepTimer);
     await sweeping?.catch(() => undefined);
     await follower?.stop();
@@ -667,6 +679,9 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     sweepTimer.unref();
   }
   follower?.start();
+  await jobs.queue.start((d) => gate.finishJob(d));
+  // In-process queue workers over this process's own Execution Layer, when `jobs.workers` asks.
+  if (config.executor_url === undefined) workers = jobs.startWorkers((input) => executor.execute(input));
   return {
     dir: p.root,
     config,
@@ -709,6 +724,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       );
     },
     sweepOrphans,
+    jobs: jobs.queue,
     ...(executorAgent === undefined ? {} : { executorAgent }),
     close,
   };

@@ -22,6 +22,8 @@ import type { ConsoleConfig } from './console-config.js';
 import { isIP } from 'node:net';
 import { parseExecutorUrl, parseTlsConfig } from './tls-config.js';
 import type { TlsConfig } from './tls-config.js';
+import { parseJobsConfig } from './jobs-config.js';
+import type { JobsConfig } from './jobs-config.js';
 
 /** `failclosed.json`: the deployment's settings. */
 export interface EmbeddedConfig {
@@ -87,6 +89,8 @@ export interface EmbeddedConfig {
   readonly internal_port?: number;
   /** Listen address (IP literal) of that listener; default `127.0.0.1`. Optional. */
   readonly internal_host?: string;
+  /** The queue of background calls: `local` (default) or NATS JetStream (docs/jobs.md). Optional. */
+  readonly jobs?: JobsConfig;
 }
 
 /** Optional settings: absent in data directories made before they existed. */
@@ -105,6 +109,7 @@ const OPTIONAL_FIELDS: readonly string[] = [
   'execution_host',
   'internal_port',
   'internal_host',
+  'jobs',
 ];
 /** Optional settings that are positive integers. */
 const OPTIONAL_INTEGERS: readonly string[] = ['max_inflight', 'min_free_disk_mb', 'follow_ms'];
@@ -222,6 +227,12 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
     throw bad(err instanceof Error ? err.message : 'log or metrics is malformed');
   }
   const tls = o.tls === undefined ? {} : { tls: parseTlsConfig(o.tls) };
+  let jobs = {};
+  try {
+    jobs = o.jobs === undefined ? {} : { jobs: parseJobsConfig(o.jobs) };
+  } catch (err) {
+    throw bad(err instanceof Error ? err.message : 'jobs is malformed');
+  }
   const executorUrl = o.executor_url === undefined ? {} : { executor_url: parseExecutorUrl(o.executor_url) };
   if (o.executor_url !== undefined && (o.tls === undefined || tls.tls?.gate === undefined))
     throw bad('executor_url needs tls.gate (the Gate reaches a remote Execution Layer over mutual TLS only)');
@@ -251,6 +262,7 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
     ...observability,
     ...tls,
     ...executorUrl,
+    ...jobs,
   });
 }
 

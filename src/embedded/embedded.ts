@@ -387,16 +387,24 @@ async function listen(
       closed = true;
       gs.stopAccepting();
       es?.server.close();
-      const drained = await gs.drain(stopOptions.graceMs ?? DEFAULT_GRACE_MS);
+      const graceMs = stopOptions.graceMs ?? DEFAULT_GRACE_MS;
+      const started = Date.now();
+      const drained = await gs.drain(graceMs);
+      // Background jobs running in this process finish within what is left of the grace period;
+      // the rest, with the jobs not started, are recorded abandoned below (envelopes voided first).
+      const jobsDone = await settledWithin(
+        core.jobs.close({ waitMs: Math.max(0, graceMs - (Date.now() - started)) }),
+        Math.max(0, graceMs - (Date.now() - started)) + 1000,
+      );
       let report = { abandoned: 0, mayHaveRun: 0 };
       try {
-        if (!drained) report = await core.abandonInFlight();
+        report = await core.abandonInFlight();
       } finally {
         // The internal listener stays up while calls drain: their receipts go through it.
         await closeListeners();
         await core.close();
       }
-      return { drained, ...report };
+      return { drained: drained && jobsDone && report.abandoned === 0, ...report };
     },
     async close() {
       if (closed) return;
@@ -455,4 +463,19 @@ function executionTls(core: Core): ExecutionTls | undefined {
       now: core.clock,
     }),
   };
+}
+
+/** True when `p` settled within `ms`. */
+function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  return Promise.race([
+    p.then(
+      () => true,
+      () => true,
+    ),
+    late,
+  ]).finally(() => clearTimeout(timer));
 }

@@ -71,8 +71,8 @@ export interface ExecutionServerOptions {
   readonly maxAnswerBytes?: number;
 }
 
-/** The call an untrusted body names, as the executor takes it (it verifies everything itself). */
-function inputOf(o: JsonObject): ExecutionInput {
+/** An execution request as the Execution Layer reads it from the wire: untrusted, checked by the executor. */
+export function executionInputOf(o: JsonObject): ExecutionInput {
   return {
     envelope: o['envelope'],
     tool: typeof o['tool'] === 'string' ? o['tool'] : '',
@@ -129,10 +129,10 @@ export async function createExecutionServer(
             code: 'ERR_REQUEST_MALFORMED',
             reason: 'void needs code and stage',
           });
-        const r = await executor.void({ ...inputOf(o), code, stage: o['stage'].slice(0, 64) });
+        const r = await executor.void({ ...executionInputOf(o), code, stage: o['stage'].slice(0, 64) });
         return send(r.outcome === 'deny' ? statusOf(r.code) : 200, { ...r });
       }
-      const r = await executor.execute(inputOf(o));
+      const r = await executor.execute(executionInputOf(o));
       if (r.outcome === 'deny')
         return send(statusOf(r.code), { outcome: 'deny', code: r.code, reason: r.reason });
       const executed = { outcome: 'executed', result: r.result, receipt: { ...r.receipt } };

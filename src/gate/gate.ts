@@ -4,6 +4,7 @@
  * Layer. It never executes a tool and never signs anything; every failure is a deny with a code
  * and a ledger record (FC-INV-3, FC-INV-4, FC-INV-5, FC-INV-6).
  */
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
   NO_OBSERVER,
@@ -42,6 +43,8 @@ import { CAUGHT_STATUS, failCaught } from './caught.js';
 import { voidEnvelope } from './void-envelope.js';
 import type { VoidReport } from './void-envelope.js';
 import { mintCall } from './principal.js';
+import { jobView } from './job-view.js';
+import type { JobDelivery, QueuedJob } from './jobs.js';
 import type { AuthMethod, MintedCall, Principal, PrincipalCall } from './principal.js';
 import type { SignedRequest } from '../kernel/index.js';
 
@@ -74,6 +77,17 @@ export interface Gate {
    * reads only a request whose every record is of those tenants (`403 ERR_FORBIDDEN` otherwise).
    */
   evidence(requestId: string, authorization: string | undefined): Promise<GateAnswer>;
+  /**
+   * `GET /v1/jobs/{id}`: a background call's state and, once executed, its redacted result, for
+   * the holder of the job's token or an operator of its tenant (docs/jobs.md).
+   */
+  job(requestId: string, authorization: string | undefined): Promise<GateAnswer>;
+  /**
+   * Records a worker's answer for a background call (`gateway.completed` / `gateway.failed`),
+   * as the synchronous path does; the job queue calls it. Rejects when the ledger cannot record
+   * it (the queue keeps the answer and delivers it again).
+   */
+  finishJob(delivery: JobDelivery): Promise<void>;
   /**
    * The evidence view of `requestId` for an already authenticated `reader` (a signed-in person):
    * ledgered as `audit.read` with the reader before anything is read; `503
@@ -168,6 +182,11 @@ export interface CallOptions {
    * ignored otherwise (docs/deployment.md "Observability"). Never decides anything.
    */
   readonly traceparent?: string;
+  /**
+   * A background call (`Prefer: respond-async`, docs/jobs.md): once decided and enveloped, the
+   * call goes to the job queue and the answer is `202` with the job's id and bearer token.
+   */
+  readonly background?: boolean;
 }
 
 /** What the Gate learns of a call on its way, for its observer: the tool once authenticated. */
@@ -196,6 +215,7 @@ export function createGate(deps: GateDeps): Gate {
   const execMs = deps.timeouts?.executionMs ?? 30_000;
   const ledgerMs = deps.timeouts?.ledgerMs ?? 5_000;
   const voidMs = deps.timeouts?.voidMs ?? 5_000;
+  const queueMs = deps.timeouts?.queueMs ?? 5_000;
   const budget = deps.unauthenticatedRecordsPerSecond ?? 50;
   const maxInflight = deps.maxInflight ?? DEFAULT_MAX_INFLIGHT;
   const obs = deps.observer ?? NO_OBSERVER;
@@ -473,6 +493,7 @@ export function createGate(deps: GateDeps): Gate {
     waitMs: number,
     signal: AbortSignal | undefined,
     note: CallNote,
+    background: boolean,
   ): Promise<GateAnswer<CallResponse>> => {
     const t0 = performance.now();
     const rawSha = sha256Hex(body);
@@ -489,7 +510,146 @@ export function createGate(deps: GateDeps): Gate {
       { body, rawSha, p, request: p.request, client, auth: { auth_method: 'signature' }, writes },
       waitMs,
       signal,
+      background,
     );
+  };
+
+  /**
+   * A background call past its decision (docs/jobs.md): `gateway.queued`, durable with the
+   * call's earlier writes, then the queue's confirmation, then `202`. Anything short of that
+   * voids the envelope and denies (`ERR_QUEUE_UNAVAILABLE`): a caller told "deny" never sees the
+   * job run later. The job's bearer token is returned once; the ledger keeps its digest.
+   */
+  const queueJob = async (
+    job: QueuedJob,
+    base: Omit<GatewayEvent, 'type' | 'payload'>,
+    writes: DurableWrites,
+    failIssued: (d: DenyAnswer, record: boolean) => Promise<GateAnswer<CallResponse>>,
+  ): Promise<GateAnswer<CallResponse>> => {
+    const jobs = deps.jobs;
+    if (jobs === undefined)
+      return failIssued(deny('ERR_QUEUE_UNAVAILABLE', 'background calls are not configured'), true);
+    const token = randomBytes(32).toString('base64url');
+    const queued = await record(
+      {
+        ...base,
+        type: 'gateway.queued',
+        payload: {
+          decision_id: job.decision_id,
+          tool: job.call.tool,
+          client: job.client,
+          job_token_sha256: sha256Hex(token),
+          queue: jobs.name,
+        },
+      },
+      writes,
+    );
+    if (!queued) return failIssued(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.queued not confirmed'), false);
+    const durable = await writes.sync().then(
+      () => true,
+      () => false,
+    );
+    if (!durable) return failIssued(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.queued not confirmed'), true);
+    const put = await withCancellableDeadline((s) => jobs.enqueue(job, s), queueMs);
+    if (put.status !== 'ok')
+      return failIssued(deny('ERR_QUEUE_UNAVAILABLE', 'the queue did not confirm the job in time'), true);
+    const id = job.call.request_id;
+    return {
+      status: 202,
+      body: {
+        outcome: 'queued',
+        request_id: id,
+        trace_id: job.call.trace_id,
+        decision_id: job.decision_id,
+        job: { id, token, href: `/v1/jobs/${encodeURIComponent(id)}` },
+      },
+    };
+  };
+
+  /** Jobs whose answer this process is recording now: a second delivery waits for the queue's next try. */
+  const finishing = new Set<string>();
+
+  /**
+   * Records a worker's answer for a queued call. The answer is untrusted: it must belong to a
+   * `gateway.queued` record of this ledger still without an outcome, and an `executed` answer's
+   * receipt must be in the ledger, written by the Execution Layer for this decision with this
+   * result's digest. Anything else is recorded as a deny after voiding the envelope.
+   */
+  const finishJob = async ({ job, answer: raw }: JobDelivery): Promise<void> => {
+    const c = job.call;
+    const key = `${c.request_id}\u0000${c.trace_id}`;
+    if (finishing.has(key)) throw new Error('this job is being recorded');
+    finishing.add(key);
+    try {
+      const read = await withDeadline(() => deps.ledger.entriesForRequest(c.request_id), ledgerMs);
+      if (read.status !== 'ok') throw new Error('the ledger could not be read');
+      const mine = read.value.filter((e) => e.trace_id === c.trace_id);
+      const queued = mine.find(
+        (e) =>
+          e.type === 'gateway.queued' &&
+          e.tenant === c.tenant &&
+          payloadOf(e)['decision_id'] === job.decision_id &&
+          payloadOf(e)['tool'] === c.tool,
+      );
+      // Not a job this deployment queued (a message someone else published): the executor has
+      // recorded its own denial, and there is no call to close.
+      if (queued === undefined) return;
+      if (mine.some((e) => TERMINAL.has(e.type))) return;
+      const actor = (queued['actor'] as { id?: unknown } | undefined)?.id;
+      const identity = typeof actor === 'string' ? actor : job.client;
+      const base = { trace_id: c.trace_id, request_id: c.request_id, tenant: c.tenant, identity };
+      let outcome = parseExecutionAnswer(raw);
+      if (outcome.outcome === 'executed') {
+        const r = outcome.receipt;
+        const receipt = mine.find((e) => e.index === r.index);
+        const p = receipt === undefined ? {} : payloadOf(receipt);
+        const role = (receipt?.['actor'] as { role?: unknown } | undefined)?.role;
+        if (
+          receipt === undefined ||
+          receipt.type !== 'execution.receipt' ||
+          receipt.entry_hash !== r.entry_hash ||
+          role !== 'executor' ||
+          p['decision_id'] !== job.decision_id ||
+          p['result_sha256'] !== sha256Hex(canonicalize(outcome.result))
+        )
+          outcome = deny('ERR_EXECUTION_UNAVAILABLE', 'the worker answer is not confirmed by a receipt');
+      }
+      if (outcome.outcome === 'executed') {
+        const bytes = Buffer.from(canonicalize(outcome.result));
+        const stored = await withDeadline(() => deps.ledger.putEvidence(bytes, 'application/json'), ledgerMs);
+        if (stored.status !== 'ok') throw new Error('the result could not be stored');
+        const completed = await record({
+          ...base,
+          type: 'gateway.completed',
+          payload: {
+            decision_id: job.decision_id,
+            outcome: 'executed',
+            tool: c.tool,
+            client: identity,
+            result_sha256: stored.value,
+          },
+        });
+        if (!completed) throw new Error('gateway.completed not confirmed');
+        return;
+      }
+      const report = await voidEnvelope(deps.executor, c, { code: outcome.code, stage: 'execution' }, voidMs);
+      const failed = await record({
+        ...base,
+        type: 'gateway.failed',
+        payload: {
+          code: outcome.code,
+          status: 'execution',
+          outcome: 'deny',
+          tool: c.tool,
+          client: identity,
+          decision_id: job.decision_id,
+          ...report,
+        },
+      });
+      if (!failed) throw new Error('gateway.failed not confirmed');
+    } finally {
+      finishing.delete(key);
+    }
   };
 
   /**
@@ -501,6 +661,7 @@ export function createGate(deps: GateDeps): Gate {
     a: Authenticated,
     waitMs: number,
     signal?: AbortSignal,
+    background = false,
   ): Promise<GateAnswer<CallResponse>> => {
     const { body, rawSha, p, request, client, writes } = a;
     const base = {
@@ -611,6 +772,15 @@ export function createGate(deps: GateDeps): Gate {
         : answer(withId, request.request_id, p.trace_id);
       return a.body.outcome === 'deny' ? { status: a.status, body: { ...a.body, ...report } } : a;
     };
+    if (background) {
+      const job: QueuedJob = {
+        call: execCall,
+        decision_id: decision.decision_id,
+        client: client.identity,
+        queued_at: deps.clock(),
+      };
+      return queueJob(job, base, writes, failIssued);
+    }
     try {
       const executed = await withCancellableDeadline(
         (signal) => deps.executor.execute(execCall, writes, signal),
@@ -879,7 +1049,7 @@ export function createGate(deps: GateDeps): Gate {
           sha256Hex(bytes),
           undefined,
         );
-      return await call(body, waitMs, options?.signal, note);
+      return await call(body, waitMs, options?.signal, note, options?.background === true);
     } catch (err) {
       // Fail closed by construction: nothing thrown past this point can become an allow. The
       // failure is still recorded, with the request id once the request authenticates.
@@ -904,7 +1074,7 @@ export function createGate(deps: GateDeps): Gate {
     const b = a.body;
     obs.callEnded({
       outcome: b.outcome,
-      code: b.outcome === 'executed' ? null : b.code,
+      code: b.outcome === 'executed' || b.outcome === 'queued' ? null : b.code,
       status: a.status,
       trace_id: b.trace_id,
       request_id: b.request_id,
@@ -950,6 +1120,20 @@ export function createGate(deps: GateDeps): Gate {
         return { status: 503, body: denyBody('ERR_LEDGER_UNAVAILABLE') };
       return { status: 200, body: view.value };
     },
+    async job(requestId: string, authorization: string | undefined) {
+      const read = await withDeadline(() => deps.ledger.entriesForRequest(requestId), ledgerMs);
+      if (read.status !== 'ok') return { status: 503, body: denyBody('ERR_LEDGER_UNAVAILABLE') };
+      const who = await operatorOf(authorization);
+      const view = await jobView(read.value, {
+        token: bearerOf(authorization),
+        operator: who === undefined ? undefined : who.tenants,
+        covers: operatorCovers,
+        result: (sha) => deps.ledger.getEvidence(sha),
+        ledgerMs,
+      });
+      return view;
+    },
+    finishJob,
     async readEvidence(requestId: string, reader: EvidenceRead['reader']) {
       // L7 read path: the read is ledgered, with who reads, before anything is read; a ledger
       // that cannot record it refuses the read (fail closed).
@@ -1040,6 +1224,20 @@ export function createGate(deps: GateDeps): Gate {
 function waitOf(options: CallOptions | undefined): number {
   const w = options?.waitMs ?? 0;
   return Number.isSafeInteger(w) && w > 0 ? Math.min(w, MAX_CALL_WAIT_MS) : 0;
+}
+
+/** Records after which a request has its outcome (`request.abandoned` on restart or stop). */
+const TERMINAL: ReadonlySet<string> = new Set(['gateway.completed', 'gateway.failed', 'request.abandoned']);
+
+function payloadOf(e: { readonly [field: string]: JsonValue }): Readonly<Record<string, JsonValue>> {
+  const p = e['payload'];
+  return typeof p === 'object' && p !== null && !Array.isArray(p) ? (p as JsonObject) : {};
+}
+
+/** The token of an `Authorization: Bearer …` header, or undefined. */
+function bearerOf(authorization: string | undefined): string | undefined {
+  const m = /^Bearer ([A-Za-z0-9._~+/=-]{1,512})$/.exec(authorization ?? '');
+  return m?.[1];
 }
 
 function denyBody(code: DenialCode): JsonValue {

@@ -20,6 +20,12 @@ function preferWaitMs(header: string | string[] | undefined): number {
   return m?.[1] === undefined ? 0 : Number(m[1]) * 1000;
 }
 
+/** RFC 7240 `Prefer: respond-async`: the client asks for a background call (docs/jobs.md). */
+function preferAsync(header: string | string[] | undefined): boolean {
+  const text = Array.isArray(header) ? header.join(',') : (header ?? '');
+  return /(?:^|[,;\s])respond-async(?:$|[,;\s])/i.test(text);
+}
+
 async function readJsonBody(
   req: IncomingMessage,
 ): Promise<{ value: JsonValue } | { status: number; body: JsonValue; close?: boolean }> {
@@ -167,6 +173,7 @@ const ABANDONED_ANSWER: JsonValue = {
 };
 
 const REQUEST_PATH = /^\/v1\/requests\/([A-Za-z0-9._:-]{1,128})$/;
+const JOB_PATH = /^\/v1\/jobs\/([A-Za-z0-9._:-]{1,128})$/;
 const ADMIN_PATH = /^\/v1\/admin\/([a-z][a-z0-9-]{0,63})$/;
 
 /**
@@ -205,6 +212,7 @@ async function route(
       const a = await gate.call(body.overflow ? null : body.bytes, {
         waitMs,
         ...(gone === undefined ? {} : { signal: gone.signal }),
+        ...(preferAsync(req.headers.prefer) ? { background: true } : {}),
         // W3C Trace Context: one header; several, or none, leave the call unlinked.
         ...(typeof traceparent === 'string' ? { traceparent } : {}),
       });
@@ -243,6 +251,11 @@ async function route(
     const a = await gate.evidence(requestMatch[1], req.headers.authorization);
     return send(res, a.status, a.body);
   }
+  const jobMatch = method === 'GET' ? JOB_PATH.exec(path) : null;
+  if (jobMatch?.[1] !== undefined) {
+    const a = await gate.job(jobMatch[1], req.headers.authorization);
+    return send(res, a.status, a.body);
+  }
   const adminMatch = method === 'POST' ? ADMIN_PATH.exec(path) : null;
   if (adminMatch?.[1] !== undefined) {
     if ((await gate.operatorOf(req.headers.authorization)) === undefined) {
@@ -274,10 +287,10 @@ async function route(
 
 /**
  * Starts the Gate's HTTP listener: `POST /v1/calls`, `GET /v1/requests/{id}`, `GET /v1/jwks`,
- * `GET /v1/trust-roots`,
+ * `GET /v1/trust-roots`, `GET /v1/jobs/{id}`,
  * `GET /healthz`, `GET /readyz`, `POST /v1/admin/{action}`, the console under `/console/`, and the approval API
  * (`/v1/approvals`, `/v1/break-glass`, `/v1/reviews`, docs/approvals.md). `POST /v1/calls` honours
- * `Prefer: wait=N` (long-poll for approvals). Any unexpected failure answers 500
+ * `Prefer: wait=N` (long-poll for approvals) and `Prefer: respond-async` (a background call). Any unexpected failure answers 500
  * `ERR_INTERNAL` without details (FC-INV-4).
  */
 export async function createGateServer(gate: Gate, options: GateServerOptions): Promise<GateServer> {

@@ -16,6 +16,7 @@ import type {
 } from '../kernel/index.js';
 import type { ControlPlane, ControlPlaneResult, GovernedRequest } from '../control-plane/index.js';
 import type { OperatorIdentity, OperatorStore } from './operators.js';
+import type { GateJobQueue } from './jobs.js';
 
 export type { ControlPlaneResult, GovernedRequest };
 
@@ -124,7 +125,7 @@ export interface GateExecutor {
 
 /** A gateway event appended by the Gate (SPEC §2 steps 2 and 8, FC-INV-5). */
 export interface GatewayEvent {
-  readonly type: 'gateway.accepted' | 'gateway.completed' | 'gateway.failed';
+  readonly type: 'gateway.accepted' | 'gateway.completed' | 'gateway.failed' | 'gateway.queued';
   readonly trace_id: string;
   /** Null when the request never authenticated (its fields cannot be trusted). */
   readonly request_id: string | null;
@@ -160,6 +161,8 @@ export interface GateLedger {
   putEvidence(bytes: Uint8Array, mediaType: string, writes?: DurableWrites): Promise<string>;
   /** Appends a gateway event; resolves once confirmed. */
   appendGatewayEvent(event: GatewayEvent, writes?: DurableWrites): Promise<LedgerRef>;
+  /** The evidence blob with this lower-case hex SHA-256 (a background call's result), or undefined. */
+  getEvidence(sha256: string): Promise<Uint8Array | undefined>;
   /** Every entry whose `request_id` is `requestId`, in index order. */
   entriesForRequest(requestId: string): Promise<readonly LedgerEntryView[]>;
   /** The latest signed checkpoint, or null before the first. */
@@ -294,6 +297,8 @@ export interface OperatorActions {
 export interface GateTimeouts {
   /** Deadline for `decide` (ms). Default 5000. */
   readonly controlPlaneMs?: number;
+  /** Deadline for the job queue to confirm a background call (ms). Default 5000. */
+  readonly queueMs?: number;
   /** Deadline for `execute` (ms). Default 30000. */
   readonly executionMs?: number;
   /** Deadline for each ledger write (ms). Default 5000. */
@@ -331,6 +336,11 @@ export interface GateDeps {
    * `ERR_PARAMS_SECRET` before its bytes are stored (scenario 16). A throw counts as true.
    */
   readonly secretScanner?: (params: JsonValue) => boolean;
+  /**
+   * The job queue of background calls (docs/jobs.md); absent, a background call is voided and
+   * denied with `ERR_QUEUE_UNAVAILABLE`.
+   */
+  readonly jobs?: GateJobQueue;
   /** The approval API; absent, its routes answer 404. */
   readonly approvals?: GateApprovals;
   /** Builds the public trust file for `GET /v1/trust-roots`; absent, the route answers 404. */
@@ -384,6 +394,17 @@ export type CallResponse =
       readonly envelope_voided?: boolean;
       /** True when the envelope had already been consumed: the tool may have run. */
       readonly envelope_consumed?: boolean;
+    }
+  | {
+      /**
+       * 202: a background call, decided and queued (docs/jobs.md); fetch its outcome at
+       * `job.href` with `Authorization: Bearer <job.token>`.
+       */
+      readonly outcome: 'queued';
+      readonly request_id: string;
+      readonly trace_id: string;
+      readonly decision_id: string;
+      readonly job: { readonly id: string; readonly token: string; readonly href: string };
     }
   | {
       /** 202: the call waits for approvals; retry with the same request id (docs/approvals.md). */

@@ -200,6 +200,11 @@ export const DENIAL_CODES = {
     meaning:
       'a separate Execution Layer could not get the issuer keys fresh enough, or the policy bundle an envelope names, from the Gate',
   },
+  ERR_QUEUE_UNAVAILABLE: {
+    status: 503,
+    meaning:
+      'a background call could not be handed to its queue (none configured, the broker down or not confirming in time); its envelope was voided',
+  },
   ERR_ADAPTER_UNAVAILABLE: { status: 503, meaning: 'the tool adapter is missing or misconfigured' },
   ERR_SANDBOX_UNAVAILABLE: { status: 503, meaning: 'the sandbox could not be established' },
   ERR_EGRESS_DENIED: {

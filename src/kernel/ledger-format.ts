@@ -17,6 +17,7 @@ export const ENTRY_TYPES = [
   'gateway.accepted',
   'gateway.completed',
   'gateway.failed',
+  'gateway.queued',
   'decision',
   'denial',
   'envelope.issued',
@@ -72,6 +73,10 @@ const GATEWAY = [
   // gateway.failed after an envelope was issued: voided (never usable) or consumed (the tool may have run).
   'envelope_voided',
   'envelope_consumed',
+  // gateway.queued (a background call, docs/jobs.md): the digest of the job's bearer token, and
+  // the queue that carries it (`local`, `nats:<stream>`).
+  'job_token_sha256',
+  'queue',
 ] as const;
 
 const APPROVAL = [
@@ -103,6 +108,8 @@ export const PAYLOAD_ALLOWLIST = {
   'gateway.accepted': GATEWAY,
   'gateway.completed': GATEWAY,
   'gateway.failed': GATEWAY,
+  // Not an outcome: the call's envelope was handed to a queue; its outcome record follows.
+  'gateway.queued': GATEWAY,
   decision: [
     'decision_id',
     'outcome',

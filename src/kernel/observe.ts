@@ -38,7 +38,7 @@ export type CallStage =
 
 /** How a governed call ended at the Gate, as its answer says. */
 export interface CallEnd {
-  readonly outcome: 'executed' | 'deny' | 'pending';
+  readonly outcome: 'executed' | 'deny' | 'pending' | 'queued';
   /** The denial code (`null` when executed). */
   readonly code: string | null;
   readonly status: number;

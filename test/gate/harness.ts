@@ -55,6 +55,9 @@ export function recordingLedger(): RecordingLedger {
       events.push(event);
       return Promise.resolve({ index: events.length - 1, entry_hash: sha256Hex(String(events.length)) });
     },
+    getEvidence(sha256) {
+      return Promise.resolve(evidence.get(sha256));
+    },
     entriesForRequest(requestId) {
       const out: LedgerEntryView[] = [];
       events.forEach((e, index) => {

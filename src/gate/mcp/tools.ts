@@ -43,6 +43,16 @@ export function toolResultOf(a: CallResponse): CallToolResult {
         : {};
     return { content: [{ type: 'text', text: text(a.result) }], ...structured, _meta: meta };
   }
+  if (a.outcome === 'queued') {
+    // The MCP ingress never asks for a background call; a queued answer is reported as such.
+    const body = { outcome: 'queued', request_id: a.request_id, decision_id: a.decision_id };
+    return {
+      isError: true,
+      content: [{ type: 'text', text: `queued: request ${a.request_id}` }],
+      structuredContent: body,
+      _meta: meta,
+    };
+  }
   if (a.outcome === 'pending') {
     const approve = `/v1/approvals/${encodeURIComponent(a.decision_id)}`;
     const body = {

@@ -1,0 +1,295 @@
+/**
+ * Background calls over NATS JetStream (docs/jobs.md, FC-INV-6 "All message-driven workers MUST
+ * verify an approval envelope before execution"). One stream holds two subjects:
+ * `failclosed.<stream>.jobs`, which the Gate publishes decided calls to, and
+ * `failclosed.<stream>.answers`, which workers publish the executor's answers to. Workers of the
+ * Execution Layer share one durable consumer of the jobs (add workers to scale); the Gates share
+ * one durable consumer of the answers.
+ *
+ * The broker decides nothing. Every message a worker takes, whoever published it, goes to the
+ * executor, which verifies the envelope, its ledger records and the call binding and consumes the
+ * nonce before anything runs, and records every denial; a redelivery (a worker that died, an ack
+ * that was lost) meets the consumed nonce: `ERR_NONCE_REPLAYED`, never a second run. A job whose
+ * envelope expired in the queue is denied `ERR_ENVELOPE_EXPIRED`. An answer is taken by the Gate
+ * as untrusted input (`Gate.finishJob` checks an `executed` answer's receipt in the ledger).
+ * Publishes carry a message id, so the broker drops a duplicate within its window.
+ */
+import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import { canonicalize, parseJson } from '../kernel/index.js';
+import type { JsonObject, JsonValue } from '../kernel/index.js';
+import type { ExecutionInput } from '../execution/index.js';
+import { parseQueuedJob } from '../gate/jobs.js';
+import type { GateJobQueue, JobDelivery, QueuedJob } from '../gate/jobs.js';
+import { executionInputOf } from './execution-server.js';
+
+/** Where the queue lives. */
+export interface NatsQueueOptions {
+  /** `nats://host:port` (one or several, comma-separated). */
+  readonly url: string;
+  /** JetStream stream name (letters, digits, `_`, `-`); default `FAILCLOSED`. */
+  readonly stream?: string;
+  /** How long the broker waits for a worker's ack before redelivering (ms, default 30 000). */
+  readonly ackWaitMs?: number;
+  /** Deadline of connecting and of each publish's acknowledgement (ms, default 5000). */
+  readonly timeoutMs?: number;
+}
+
+/** The longest message the queue carries (a job's parameters, an answer's redacted result). */
+export const MAX_QUEUE_MESSAGE_BYTES = 1024 * 1024;
+
+const STREAM = /^[A-Za-z0-9_-]{1,64}$/;
+const NS = 1_000_000;
+
+interface Subjects {
+  readonly stream: string;
+  readonly jobs: string;
+  readonly answers: string;
+}
+
+function subjectsOf(o: NatsQueueOptions): Subjects {
+  const stream = o.stream ?? 'FAILCLOSED';
+  if (!STREAM.test(stream)) throw new TypeError('stream must be 1-64 letters, digits, _ or -');
+  const s = stream.toLowerCase();
+  return { stream, jobs: `failclosed.${s}.jobs`, answers: `failclosed.${s}.answers` };
+}
+
+/** Creates the stream and both durable consumers unless they exist (idempotent). */
+async function ensureStream(nc: NatsConnection, s: Subjects, ackWaitMs: number): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.streams.info(s.stream);
+  } catch {
+    await jsm.streams.add({
+      name: s.stream,
+      subjects: [s.jobs, s.answers],
+      // A message is kept until a consumer acknowledges it; file storage survives a broker restart.
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      max_msg_size: MAX_QUEUE_MESSAGE_BYTES,
+      // Duplicate publishes (same message id) within this window are dropped by the broker.
+      duplicate_window: 10 * 60 * 1000 * NS,
+    });
+  }
+  for (const [name, subject] of [
+    ['workers', s.jobs],
+    ['gates', s.answers],
+  ] as const) {
+    try {
+      await jsm.consumers.info(s.stream, name);
+    } catch {
+      await jsm.consumers.add(s.stream, {
+        durable_name: name,
+        filter_subject: subject,
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: ackWaitMs * NS,
+        max_deliver: -1,
+      });
+    }
+  }
+}
+
+async function open(o: NatsQueueOptions): Promise<{ nc: NatsConnection; js: JetStreamClient; s: Subjects }> {
+  const s = subjectsOf(o);
+  const timeoutMs = o.timeoutMs ?? 5000;
+  const nc = await connect({
+    servers: o.url.split(',').map((u) => u.trim()),
+    timeout: timeoutMs,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    name: 'failclosed',
+  });
+  try {
+    await ensureStream(nc, s, o.ackWaitMs ?? 30_000);
+  } catch (err) {
+    await nc.close().catch(() => undefined);
+    throw err;
+  }
+  return { nc, js: jetstream(nc, { timeout: timeoutMs }), s };
+}
+
+function decode(m: JsMsg): JsonValue | undefined {
+  try {
+    return parseJson(m.data, { maxBytes: MAX_QUEUE_MESSAGE_BYTES, maxDepth: 64 });
+  } catch {
+    return undefined;
+  }
+}
+
+function isObject(v: JsonValue | undefined): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Takes messages from `consumer` with `concurrency` loops until `isClosed()`; each message goes
+ * to `handle`, which acknowledges it.
+ */
+function consumeLoops(
+  js: JetStreamClient,
+  stream: string,
+  consumer: string,
+  concurrency: number,
+  isClosed: () => boolean,
+  handle: (m: JsMsg) => Promise<void>,
+): Promise<void>[] {
+  const loop = async (): Promise<void> => {
+    while (!isClosed()) {
+      let m: JsMsg | null = null;
+      try {
+        const c = await js.consumers.get(stream, consumer);
+        m = await c.next({ expires: 1000 });
+      } catch {
+        // The broker is unreachable: try again shortly (messages wait in the stream).
+        await new Promise((r) => setTimeout(r, 250).unref());
+        continue;
+      }
+      if (m === null) continue;
+      await handle(m).catch(() => {
+        m?.nak(1000);
+      });
+    }
+  };
+  return Array.from({ length: concurrency }, () => loop());
+}
+
+/**
+ * The Gate's side: publishes jobs, and delivers the workers' answers to `finish`. It connects in
+ * the background: while the broker is unreachable, `enqueue` rejects and the call is denied.
+ */
+export function createNatsJobQueue(o: NatsQueueOptions): GateJobQueue {
+  const s = subjectsOf(o);
+  let conn: { nc: NatsConnection; js: JetStreamClient; s: Subjects } | undefined;
+  let closed = false;
+  let loops: Promise<void>[] = [];
+  let finish: ((d: JobDelivery) => Promise<void>) | undefined;
+  const opening = (async () => {
+    while (!closed) {
+      try {
+        conn = await open(o);
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 500).unref());
+      }
+    }
+  })();
+  const startLoops = (): void => {
+    if (conn === undefined || finish === undefined || loops.length > 0) return;
+    const f = finish;
+    loops = consumeLoops(
+      conn.js,
+      s.stream,
+      'gates',
+      2,
+      () => closed,
+      async (m) => {
+        const v = decode(m);
+        const job = isObject(v) ? parseQueuedJob(v['job']) : undefined;
+        // Not an answer of this protocol: dropped (the executor recorded whatever it denied).
+        if (!isObject(v) || job === undefined || !('answer' in v)) return m.term();
+        await f({ job, answer: v['answer'] });
+        m.ack();
+      },
+    );
+  };
+  void opening.then(startLoops);
+  return Object.freeze({
+    name: `nats:${s.stream}`,
+    async enqueue(job: QueuedJob) {
+      const c = conn;
+      if (c === undefined || c.nc.isClosed() || closed) throw new Error('the broker is not connected');
+      const bytes = canonicalize(job as unknown as JsonValue);
+      // The broker confirms only once the job is stored; a retried publish is dropped by its id.
+      await c.js.publish(s.jobs, bytes, { msgID: `job:${job.call.request_id}:${job.call.trace_id}` });
+    },
+    start(f: (d: JobDelivery) => Promise<void>) {
+      finish = f;
+      startLoops();
+      return Promise.resolve();
+    },
+    ready: () => Promise.resolve(conn !== undefined && !conn.nc.isClosed() && !closed),
+    async close() {
+      // Answers not taken wait in the stream for another Gate, or this one's next start.
+      closed = true;
+      await opening;
+      await Promise.allSettled(loops);
+      await conn?.nc.close().catch(() => undefined);
+    },
+  });
+}
+
+/** A running pool of queue workers. */
+export interface NatsWorkers {
+  /** True once connected to the broker and taking jobs. */
+  readonly connected: () => boolean;
+  close(): Promise<void>;
+}
+
+/** What a worker runs each message through: the Execution Layer's entry point. */
+export type WorkerExecute = (input: ExecutionInput) => Promise<unknown>;
+
+/**
+ * The Execution Layer's side: `concurrency` workers take jobs and run each through `execute`
+ * (the executor: envelope verification and nonce consumption first), publish its answer, then
+ * acknowledge. While a tool runs the worker tells the broker it is still working, so a long job
+ * is not redelivered; a worker that dies leaves the job to be redelivered, and the consumed nonce
+ * denies it. It connects in the background and keeps trying while the broker is unreachable.
+ */
+export function startNatsWorkers(
+  o: NatsQueueOptions & { readonly concurrency?: number },
+  execute: WorkerExecute,
+): NatsWorkers {
+  const ackWaitMs = o.ackWaitMs ?? 30_000;
+  let closed = false;
+  let conn: { nc: NatsConnection; js: JetStreamClient; s: Subjects } | undefined;
+  let loops: Promise<void>[] = [];
+  const handle = async (js: JetStreamClient, answers: string, m: JsMsg): Promise<void> => {
+    const v = decode(m);
+    // Whatever the message holds goes to the executor, which denies and records what does not
+    // verify; only a message that is not even an object is dropped unread.
+    if (!isObject(v)) return m.term();
+    const call = isObject(v['call']) ? v['call'] : {};
+    const beat = setInterval(() => m.working(), Math.max(250, Math.floor(ackWaitMs / 3)));
+    let answer: unknown;
+    try {
+      answer = await execute(executionInputOf(call));
+    } finally {
+      clearInterval(beat);
+    }
+    const job = parseQueuedJob(v);
+    if (job === undefined) return m.term();
+    const bytes = canonicalize({ job, answer } as unknown as JsonValue);
+    await js.publish(answers, bytes, { msgID: `answer:${job.call.request_id}:${job.call.trace_id}` });
+    m.ack();
+  };
+  const opening = (async () => {
+    while (!closed) {
+      try {
+        conn = await open(o);
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 500).unref());
+      }
+    }
+    const c = conn;
+    if (c === undefined || closed) return;
+    loops = consumeLoops(
+      c.js,
+      c.s.stream,
+      'workers',
+      o.concurrency ?? 2,
+      () => closed,
+      (m) => handle(c.js, c.s.answers, m),
+    );
+  })();
+  return {
+    connected: () => conn !== undefined && !conn.nc.isClosed(),
+    async close() {
+      closed = true;
+      await opening;
+      await Promise.allSettled(loops);
+      await conn?.nc.close().catch(() => undefined);
+    },
+  };
+}

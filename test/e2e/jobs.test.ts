@@ -1,0 +1,193 @@
+/**
+ * Background calls on the embedded default (docs/jobs.md; FC-INV-6 "All background jobs MUST
+ * verify an approval envelope before execution"): `Prefer: respond-async` answers `202` once the
+ * decision and envelope exist; the in-process queue runs the job through the Execution Layer
+ * (envelope verified, nonce consumed first), and `GET /v1/jobs/{id}` gives its outcome to the
+ * holder of its token. The ledger records `gateway.queued` between the decision and the receipt,
+ * and the export verifies.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { JobState, QueuedCall, SubmitResult } from '../../src/client/index.js';
+import { readOperatorToken } from '../../src/embedded/index.js';
+import { runCli } from '../../src/cli/run.js';
+import { saveTrustRoots } from '../../src/cli/trust-file.js';
+import { expectDenied, session, startE2e } from './harness.js';
+import type { E2e } from './harness.js';
+
+function queued(r: SubmitResult): QueuedCall {
+  expect(r).toMatchObject({ outcome: 'queued', status: 202 });
+  if (r.outcome !== 'queued') throw new Error(`not queued: ${JSON.stringify(r)}`);
+  return r;
+}
+
+/** Reads the job until it is no longer queued or running. */
+async function settled(e2e: E2e, q: QueuedCall, token = q.job.token): Promise<JobState> {
+  for (let i = 0; i < 200; i += 1) {
+    const s = await e2e.client().job(q.job.id, token);
+    if (s.outcome !== 'queued') return s;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('the job did not settle');
+}
+
+async function jobAs(e2e: E2e, id: string, authorization: string | undefined): Promise<number> {
+  const res = await fetch(`${e2e.instance.url}/v1/jobs/${encodeURIComponent(id)}`, {
+    headers: authorization === undefined ? {} : { authorization },
+  });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+describe('background calls (embedded, in-process queue)', () => {
+  let e2e: E2e;
+  beforeAll(async () => {
+    e2e = await startE2e();
+  });
+  afterAll(async () => {
+    await e2e?.close();
+  });
+
+  it('answers 202 with a job once decided and queued; the job runs under its envelope and its result is fetched', async () => {
+    const before = e2e.runs.get('echo') ?? 0;
+    const q = queued(await e2e.client().submit('echo', { message: 'later' }, { session: session() }));
+    expect(q.job.href).toBe(`/v1/jobs/${q.request_id}`);
+    const s = await settled(e2e, q);
+    expect(s).toMatchObject({ outcome: 'executed', status: 'executed', decision_id: q.decision_id });
+    if (s.outcome !== 'executed') throw new Error('not executed');
+    expect(s.result).toMatchObject({ message: 'later' });
+    expect(e2e.runs.get('echo')).toBe(before + 1);
+    // The ledger: accepted, decision, envelope, queued, receipt, completed, in that order.
+    const view = await e2e.evidence(q.request_id);
+    const types = (view.body['records'] as { entry: { type: string } }[]).map((r) => r.entry.type);
+    const at = (t: string) => types.indexOf(t);
+    expect(at('gateway.accepted')).toBeLessThan(at('decision'));
+    expect(at('envelope.issued')).toBeLessThan(at('gateway.queued'));
+    expect(at('gateway.queued')).toBeLessThan(at('execution.receipt'));
+    expect(at('execution.receipt')).toBeLessThan(at('gateway.completed'));
+    expect(s.receipt.index).toBe(
+      (view.body['records'] as { entry: { type: string; index: number } }[]).find(
+        (r) => r.entry.type === 'execution.receipt',
+      )?.entry.index,
+    );
+  });
+
+  it('shows a job only to the holder of its token or an operator (404 otherwise, as for an unknown id)', async () => {
+    const q = queued(await e2e.client().submit('echo', { message: 'mine' }, { session: session() }));
+    await settled(e2e, q);
+    expect(await jobAs(e2e, q.job.id, undefined)).toBe(404);
+    expect(await jobAs(e2e, q.job.id, `Bearer ${'A'.repeat(43)}`)).toBe(404);
+    expect(await jobAs(e2e, 'no-such-request', `Bearer ${q.job.token}`)).toBe(404);
+    expect(await jobAs(e2e, q.job.id, `Bearer ${q.job.token}`)).toBe(200);
+    expect(await jobAs(e2e, q.job.id, `Bearer ${readOperatorToken(e2e.dir)}`)).toBe(200);
+    // A token opens its own job only.
+    const other = queued(await e2e.client().submit('echo', { message: 'theirs' }, { session: session() }));
+    expect(await jobAs(e2e, other.job.id, `Bearer ${q.job.token}`)).toBe(404);
+  });
+
+  it('denies a background call policy denies, and queues nothing', async () => {
+    const r = await expectDenied(e2e, 'ERR_POLICY_DENY', () =>
+      e2e
+        .client()
+        .submit(
+          'transfer_funds',
+          { from_account: 'acct_a', to_account: 'acct_b', amount: 60000, currency: 'USD' },
+          { session: session() },
+        ),
+    );
+    const view = await e2e.evidence(r.request_id ?? '');
+    const types = (view.body['records'] as { entry: { type: string } }[]).map((x) => x.entry.type);
+    expect(types).not.toContain('gateway.queued');
+  });
+
+  it('records a job whose executor denies as failed, with its code, and runs nothing', async () => {
+    const before = e2e.totalRuns();
+    e2e.faults.nonceStore = 'throw';
+    let q: QueuedCall;
+    try {
+      q = queued(await e2e.client().submit('echo', { message: 'no nonce store' }, { session: session() }));
+      const s = await settled(e2e, q);
+      expect(s).toMatchObject({ outcome: 'deny', status: 'failed', code: 'ERR_NONCE_STORE_UNAVAILABLE' });
+    } finally {
+      e2e.faults.nonceStore = 'off';
+    }
+    expect(e2e.totalRuns()).toBe(before);
+  });
+
+  it('refuses a forged worker answer: an "executed" without its receipt is recorded as a deny and the envelope voided', async () => {
+    const before = e2e.totalRuns();
+    e2e.port.mode = 'hang';
+    let q: QueuedCall;
+    try {
+      q = queued(await e2e.client().submit('echo', { message: 'forged' }, { session: session() }));
+    } finally {
+      e2e.port.mode = 'pass';
+    }
+    const envelope = e2e.port.captured.at(-1);
+    expect(typeof envelope).toBe('string');
+    const s0 = await e2e.client().job(q.job.id, q.job.token);
+    expect(s0).toMatchObject({ outcome: 'queued', status: 'queued' });
+    await e2e.instance.core.gate.finishJob({
+      job: {
+        call: {
+          envelope: envelope ?? '',
+          tool: 'echo',
+          tenant: 'acme',
+          params: { message: 'forged' },
+          trace_id: q.trace_id ?? '',
+          request_id: q.request_id,
+        },
+        decision_id: q.decision_id,
+        client: 'demo-agent',
+        queued_at: Date.now(),
+      },
+      answer: {
+        outcome: 'executed',
+        result: { message: 'forged' },
+        receipt: { index: 1, entry_hash: 'a'.repeat(64) },
+      },
+    });
+    const s = await e2e.client().job(q.job.id, q.job.token);
+    expect(s).toMatchObject({ outcome: 'deny', status: 'failed', code: 'ERR_EXECUTION_UNAVAILABLE' });
+    // Voided before the deny was recorded: presented now, it never runs.
+    const direct = await e2e.execute({
+      envelope: envelope ?? '',
+      tool: 'echo',
+      tenant: 'acme',
+      params: { message: 'forged' },
+    });
+    expect(direct.body).toMatchObject({ outcome: 'deny', code: 'ERR_ENVELOPE_VOIDED' });
+    expect(e2e.totalRuns()).toBe(before);
+  });
+
+  it('exports a ledger with background calls that verifies offline', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'fc-jobs-verify-'));
+    try {
+      const res = await fetch(`${e2e.instance.url}/v1/admin/ledger-export`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${readOperatorToken(e2e.dir)}`,
+          'content-type': 'application/json',
+        },
+        body: '{}',
+      });
+      expect(res.status).toBe(200);
+      const bundle = join(work, 'export.jsonl');
+      writeFileSync(bundle, await res.text());
+      const trust = join(work, 'trust.json');
+      expect(await saveTrustRoots(e2e.instance.url, trust)).toBe(true);
+      let report = '';
+      const code = await runCli(['verify', bundle, '--trust', trust], {
+        out: (t) => void (report += t),
+        err: (t) => void (report += t),
+        env: {},
+      });
+      expect(report).not.toMatch(/FAIL/);
+      expect(code).toBe(0);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
