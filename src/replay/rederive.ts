@@ -78,10 +78,25 @@ function runtimeFor(input: ReplayInput, cache: RuntimeCache, hash: string): Poli
   return made;
 }
 
+/** The input records of decisions (registrations, taint), filtered once per bundle. */
+const inputRecords = new WeakMap<ReplayInput, { registrations: ReplayEntry[]; taints: ReplayEntry[] }>();
+
+function recordsFor(input: ReplayInput): { registrations: ReplayEntry[]; taints: ReplayEntry[] } {
+  let r = inputRecords.get(input);
+  if (r === undefined) {
+    r = {
+      registrations: input.entries.filter((e) => e.type === 'admin.client_registered'),
+      taints: input.entries.filter((e) => e.type === 'session.tainted'),
+    };
+    inputRecords.set(input, r);
+  }
+  return r;
+}
+
 /** The client's roles from its latest `admin.client_registered` (request key) before `at`. */
 function rolesOf(input: ReplayInput, identity: string, tenant: string, at: number): string[] | undefined {
   let roles: string[] | undefined;
-  for (const e of input.entries) {
+  for (const e of recordsFor(input).registrations) {
     if (e.index >= at) break;
     if (e.type !== 'admin.client_registered' || e.payload['key_use'] !== 'request') continue;
     if (e.payload['client'] !== identity || e.tenant !== tenant) continue;
@@ -94,9 +109,7 @@ function rolesOf(input: ReplayInput, identity: string, tenant: string, at: numbe
 /** Whether a `session.tainted` record for the call's principal precedes `at` (OE-INV-013). */
 function taintedBefore(input: ReplayInput, req: EvidenceRequest, at: number): boolean {
   const key = req.session ?? `${CLIENT_PRINCIPAL_PREFIX}${req.identity}`;
-  return input.entries.some(
-    (e) => e.index < at && e.type === 'session.tainted' && e.payload['session'] === key,
-  );
+  return recordsFor(input).taints.some((e) => e.index < at && e.payload['session'] === key);
 }
 
 function mismatches(d: ReplayEntry, recorded: JsonValue, rederived: JsonValue, prefix = ''): ReplayFinding[] {

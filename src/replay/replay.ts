@@ -80,11 +80,18 @@ export async function replayBundleFile(path: string, opts: ReplayOptions): Promi
   if (opts.traceId !== undefined && targets.length === 0)
     return failed(2, verify, opts.traceId, 'no decision is recorded in this trace');
   const cache: RuntimeCache = new Map();
+  // The records of each decision id, grouped once (a decision's follow-ups are few).
+  const byDecision = new Map<JsonValue, ReplayEntry[]>();
+  for (const e of input.entries) {
+    const id = e.payload['decision_id'];
+    if (e.type === 'decision' || typeof id !== 'string') continue;
+    byDecision.set(id, [...(byDecision.get(id) ?? []), e]);
+  }
   const decisions: DecisionReplay[] = [];
   const findings: ReplayFinding[] = [];
   for (const d of targets) {
     const r = await rederiveDecision(input, cache, d);
-    const records = recordsOf(input.entries, d);
+    const records = recordsOf(byDecision.get(d.payload['decision_id'] ?? null) ?? [], d);
     const follow = rederiveRecords(d, r, records);
     const all = [...r.findings, ...follow];
     findings.push(...all);
