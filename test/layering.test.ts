@@ -36,6 +36,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   storage: ['kernel', 'ledger', 'execution', 'control-plane', 'gate', 'console'],
   // The browser console's server side: its own store, over the approval service (web/ imports nothing outside).
   console: ['kernel', 'control-plane'],
+  // Forensic replay: the verifier's reading plus the Control Plane's own evaluation (Cedar).
+  replay: ['kernel', 'verify', 'policy', 'control-plane'],
   // The composition layers wire the roles together; they are the only ones above the roles.
   embedded: [
     'console',
@@ -64,6 +66,7 @@ const ALLOWED: Record<string, readonly string[]> = {
     'embedded',
     'storage',
     'transport',
+    'replay',
   ],
   '(root)': ['kernel', 'kernel/signing', 'client', 'embedded', 'verify'],
 };

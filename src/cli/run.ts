@@ -31,6 +31,7 @@ import type { JsonObject, JsonValue } from '../kernel/index.js';
 import { exportSigningKeyJwk, generateSigningKey } from '../kernel/signing/index.js';
 import { runVerifyCli } from '../verify/index.js';
 import { runDemo } from './demo.js';
+import { REPLAY_USAGE, runReplayCommand } from './replay.js';
 import { CERTS_USAGE, CertsUsageError, runCertsCli } from './certs.js';
 import { APPROVAL_OPTIONS, APPROVAL_USAGE, isApprovalCommand, runApprovalCommand } from './approvals.js';
 import { POLICY_OPTIONS, POLICY_USAGE, runPolicyCommand } from './policy.js';
@@ -77,6 +78,7 @@ export const USAGE = `usage: failclosed <command> [options]
 ${APPROVAL_USAGE.trimEnd()}
   ledger export --out FILE [--trace ID] [--from N --to M]
   verify FILE --trust TRUST_FILE [...]        verify an audit bundle offline against pinned trust roots
+${REPLAY_USAGE.trimEnd()}
 ${POLICY_USAGE.trimEnd()}
 ${WEBHOOK_USAGE.trimEnd()}
   admin kill-switch on|off
@@ -397,6 +399,9 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
     // No `readFile`: the bundle is streamed from disk, whatever its size (a 1 GB bundle fits no string).
     return runVerifyCli(argv.slice(verifyAt + 1), { out: io.out, err: io.err });
   }
+  // `replay` has options of its own (and may be preceded by `--data DIR`).
+  if (argv[verifyAt] === 'replay')
+    return runReplayCommand([...argv.slice(0, verifyAt), ...argv.slice(verifyAt + 1)], io);
   // `certs` works on its own directory, with options of its own.
   if (argv[verifyAt] === 'certs') return runCertsCli(argv.slice(verifyAt + 1), io.out);
   // Identifiers (kids, ids) may start with '-': anything that is not one of our options is a value.

@@ -9,6 +9,7 @@ import { computeParamsSha256, deny, isDeny } from '../kernel/index.js';
 import type { Deny, EnvelopeConstraints, JsonValue } from '../kernel/index.js';
 import type { PolicyDecision } from '../policy/index.js';
 import type { ApprovalService, PendingRecord, Preview } from './approvals/index.js';
+import { approvalsRequired } from './decision-record.js';
 import type { ActivationApproval, ActivationResult, BundleStore } from './bundle-store.js';
 import type { Ctx } from './control-plane.js';
 import { deriveId } from './derive.js';
@@ -47,8 +48,7 @@ export function openApproval(
     params_sha256: ctx.paramsSha256,
     preview: input.preview,
     risk: decision.risk,
-    // A preview obligation alone still needs one human to look at it.
-    required: Math.max(1, decision.obligations.approvals),
+    required: approvalsRequired(decision.obligations),
     roles: decision.obligations.approver_roles,
     policy_bundle: ctx.runtime?.hash ?? null,
     decision_ref: input.decisionRef,

@@ -24,7 +24,7 @@ import {
 import type { ActivationResult, BundleStore } from './bundle-store.js';
 import { withDeadline } from './deadline.js';
 import { decisionPayload, type constraintsFor, type DecisionFacts } from './decision-record.js';
-import { evaluateCall } from './evaluate-call.js';
+import { evaluateCall, evaluatedFields } from './evaluate-call.js';
 import { deriveDecisionId, deriveJti, MIN_DERIVATION_KEY_BYTES } from './derive.js';
 import { createGovernanceAdmin, type GovernanceAdmin } from './governance-admin.js';
 import type { GovernanceState } from './governance-state.js';
@@ -380,7 +380,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       deadlines.policyMs,
     );
     obs.stage('policy', req.trace_id, t, performance.now());
-    if (evaluation.outcome === 'deny') return refuse(ctx, evaluation.denial, evaluation.facts ?? {});
+    if (evaluation.outcome === 'deny') return refuse(ctx, evaluation.denial, evaluatedFields(evaluation));
     const { decision, tool, constraints } = evaluation;
     const policyFacts = evaluation.facts;
 
@@ -434,12 +434,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     const recorded = await append(
       ctx,
       'decision',
-      facts(ctx, {
-        ...policyFacts,
-        outcome: decision.outcome,
-        code: escalate ? 'ERR_APPROVAL_REQUIRED' : null,
-        rationale: decision.rationale,
-      }),
+      facts(ctx, evaluatedFields(evaluation)),
       decision.outcome === 'allow' && !escalate,
     );
     obs.stage('ledger_decision', req.trace_id, t, performance.now());

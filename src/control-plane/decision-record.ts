@@ -67,6 +67,15 @@ export function decisionPayload(f: DecisionFacts): JsonObject {
   };
 }
 
+/**
+ * How many approvals an escalated call waits for: the policy's `@approvals`, and at least one (a
+ * preview obligation alone still needs one human to look at it). Shared by the pipeline and the
+ * forensic replay. (OE-INV-019, OE-INV-020)
+ */
+export function approvalsRequired(obligations: Obligations): number {
+  return Math.max(1, obligations.approvals);
+}
+
 function obligationsJson(o: Obligations): JsonObject {
   return {
     approvals: o.approvals,

@@ -6,10 +6,11 @@
  * would grant (SPEC §3, OE-INV-006). Pure: no ledger, no state, no envelope. (OE-INV-014)
  */
 import { deny, isDeny } from '../kernel/index.js';
-import type { Deny, EnvelopeConstraints, JsonValue } from '../kernel/index.js';
+import type { DenialCode, Deny, EnvelopeConstraints, JsonValue } from '../kernel/index.js';
 import type { Obligations, PolicyPermit, RiskClass, ToolSpec } from '../policy/index.js';
 import { withDeadline } from './deadline.js';
 import { constraintsFor } from './decision-record.js';
+import type { DecisionFacts } from './decision-record.js';
 import { parsePolicyAnswer } from './policy-decision.js';
 import type { PolicyRuntime } from './ports.js';
 
@@ -101,4 +102,38 @@ export async function evaluateCall(
   const constraints = constraintsFor(tool, decision.obligations);
   if (isDeny(constraints)) return refused(constraints, facts);
   return Object.freeze({ outcome: decision.outcome, decision, tool, constraints, facts });
+}
+
+/** The members of a decision record that policy evaluation determines. */
+export type EvaluatedFields = Pick<
+  DecisionFacts,
+  'outcome' | 'code' | 'rationale' | 'rules_fired' | 'risk' | 'obligations'
+>;
+
+/**
+ * The decision record's policy members for `evaluation`, exactly as the pipeline records them:
+ * a deny with its code and reason (the policies' rationale when they decided), an escalation with
+ * `ERR_APPROVAL_REQUIRED`, an allow with no code. Shared by the Control Plane and the forensic
+ * replay (`src/replay/`), so a replay cannot drift from what the gate records. (OE-INV-014, GEI
+ * Determinism)
+ */
+export function evaluatedFields(evaluation: CallEvaluation): EvaluatedFields {
+  if (evaluation.outcome === 'deny') {
+    const code: DenialCode = evaluation.denial.code;
+    return {
+      rules_fired: [],
+      risk: null,
+      obligations: null,
+      outcome: 'deny',
+      code,
+      rationale: evaluation.denial.reason,
+      ...(evaluation.facts ?? {}),
+    };
+  }
+  return {
+    ...evaluation.facts,
+    outcome: evaluation.decision.outcome,
+    code: evaluation.decision.outcome === 'escalate' ? 'ERR_APPROVAL_REQUIRED' : null,
+    rationale: evaluation.decision.rationale,
+  };
 }

@@ -60,8 +60,8 @@ export {
 } from './bundle-store.js';
 export type { ActivationApproval, ActivationResult, BundleStore, BundleStoreDeps } from './bundle-store.js';
 export { compilePolicyBundle, createBundleCompiler } from './policy-runtime.js';
-export { evaluateCall } from './evaluate-call.js';
-export type { CallEvaluation, CallToEvaluate, PolicyFacts } from './evaluate-call.js';
+export { evaluateCall, evaluatedFields } from './evaluate-call.js';
+export type { CallEvaluation, CallToEvaluate, EvaluatedFields, PolicyFacts } from './evaluate-call.js';
 export type { CompileBundle, PolicyBundleLike, PolicyRuntime } from './ports.js';
 export { createIssuer, MAX_ENVELOPE_TTL_SEC } from './issuer.js';
 export type {
@@ -72,7 +72,12 @@ export type {
   IssuerDeps,
   KeyChangeResult,
 } from './issuer.js';
-export { constraintsFor, decisionPayload, DEFAULT_CONSTRAINTS } from './decision-record.js';
+export {
+  approvalsRequired,
+  constraintsFor,
+  decisionPayload,
+  DEFAULT_CONSTRAINTS,
+} from './decision-record.js';
 export type { DecisionFacts, RecordedOutcome } from './decision-record.js';
 export { deriveDecisionId, deriveId, deriveJti, MIN_DERIVATION_KEY_BYTES } from './derive.js';
 export type { DerivationDomain } from './derive.js';

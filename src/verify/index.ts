@@ -9,6 +9,8 @@ export type { VerifyFileOptions } from './verify-file.js';
 export { createV2Reader, readV2Lines, MAX_LINE_BYTES } from './bundle-v2.js';
 export type { StreamLimits, V2Reader } from './bundle-v2.js';
 export { runVerifyCli } from './run-cli.js';
+export { parseEvidenceRequest } from './request-evidence.js';
+export type { EvidenceRequest } from './request-evidence.js';
 export type { VerifyCliIo } from './run-cli.js';
 export { formatReport } from './report.js';
 export { VERIFY_CHECKS } from './checks.js';
