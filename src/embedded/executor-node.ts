@@ -61,6 +61,9 @@ import { createPostgresNonceStore, migrate, openPostgresPool } from '../storage/
 import { createMtlsAgent, createRefusalRecorder, readCapped } from '../transport/index.js';
 import type { MtlsAgent, RefusalEntry, TlsFiles } from '../transport/index.js';
 import { createExecutionServer } from './execution-server.js';
+import { natsOptionsOf, parseJobsConfig } from './jobs-config.js';
+import type { JobsConfig } from './jobs-config.js';
+import { startNatsWorkers } from './nats-queue.js';
 import type { ExecutionServer } from './execution-server.js';
 import { executionAdapters } from './execution-adapters.js';
 import type { ToolRunObserver } from './ports.js';
@@ -86,6 +89,12 @@ export interface ExecutorNodeConfig {
   readonly keys_max_age_ms: number;
   /** Deadline (ms) of one request to the Gate process; default 2000. */
   readonly gate_timeout_ms: number;
+  /**
+   * Queue workers (docs/jobs.md): `{"queue": "nats", "url": "nats://…", "stream", "workers",
+   * "ack_wait_ms"}` takes background calls from NATS JetStream and runs each through this
+   * Execution Layer (default 2 workers). Optional.
+   */
+  readonly jobs?: Extract<JobsConfig, { queue: 'nats' }>;
 }
 
 const FIELDS = [
@@ -100,6 +109,7 @@ const FIELDS = [
   'max_envelope_lifetime_sec',
   'keys_max_age_ms',
   'gate_timeout_ms',
+  'jobs',
 ];
 const TLS_FIELDS = ['ca', 'cert', 'key', 'crl', 'revoked_serials'];
 const HASH_RE = /^[0-9a-f]{64}$/;
@@ -159,6 +169,14 @@ export function parseExecutorConfig(bytes: Uint8Array, base: string): ExecutorNo
       !serials.every((s) => typeof s === 'string' && /^[0-9a-fA-F:]{1,64}$/.test(s)))
   )
     throw bad('tls.revoked_serials must be a list of hexadecimal serial numbers');
+  let jobs: JobsConfig | undefined;
+  try {
+    jobs = v['jobs'] === undefined ? undefined : parseJobsConfig(v['jobs']);
+  } catch (err) {
+    throw bad(err instanceof Error ? err.message : 'jobs is malformed');
+  }
+  if (jobs !== undefined && jobs.queue !== 'nats')
+    throw bad('jobs.queue must be "nats" (workers take jobs from a broker)');
   const nonces = text(v, 'nonces');
   const schema = v['nonces_schema'];
   if (schema !== undefined && (typeof schema !== 'string' || !nonces.startsWith('postgres')))
@@ -181,6 +199,7 @@ export function parseExecutorConfig(bytes: Uint8Array, base: string): ExecutorNo
     max_envelope_lifetime_sec: positive(v, 'max_envelope_lifetime_sec', 300),
     keys_max_age_ms: positive(v, 'keys_max_age_ms', 5000),
     gate_timeout_ms: positive(v, 'gate_timeout_ms', 2000),
+    ...(jobs === undefined ? {} : { jobs }),
   });
 }
 
@@ -601,6 +620,13 @@ export async function startExecutorNode(
     await nonces.close();
     throw err;
   }
+  // Queue workers run each job through the same executor as `POST /v1/execute` (FC-INV-6).
+  const workers =
+    config.jobs === undefined
+      ? undefined
+      : startNatsWorkers({ ...natsOptionsOf(config.jobs), concurrency: config.jobs.workers ?? 2 }, (input) =>
+          executor.execute(input),
+        );
   return {
     url: server.url,
     config,
@@ -610,6 +636,7 @@ export async function startExecutorNode(
       if (failed !== undefined) throw failed.reason;
     },
     async close() {
+      await workers?.close();
       await server.close();
       agent.close();
       await nonces.close();
