@@ -299,7 +299,8 @@ describe('background calls over NATS JetStream with separate queue workers', () 
       const denial = entries.find((e) => e.type === 'denial');
       expect(denial?.actor.role).toBe('executor');
       // A forged JWS fails at its header or signature, whichever the executor checks first.
-      if (id === 'pub-forged') expect(String(denial?.payload['code'])).toMatch(/^ERR_ENVELOPE_/);
+      if (id === 'pub-forged')
+        expect(denial?.payload['code']).toEqual(expect.stringMatching(/^ERR_ENVELOPE_/));
       else expect(denial?.payload['code']).toBe(code);
     }
     expect(await consumptions()).toBe(before);
