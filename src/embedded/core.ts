@@ -673,6 +673,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     // fresh storage records it with its first activation (init), which nothing can run before.
     if (ledger.size() > 0)
       await recordStartInventory(inventory, bundles, config, { id: config.issuer, role: 'gate' });
+    else await inventory.load();
   } catch (err) {
     await close();
     throw err;

@@ -7,7 +7,14 @@
  * bundle can run before its inventory is in the ledger). A recording the ledger did not confirm
  * refuses the activation, or the start: no interface runs unlisted.
  */
-import { deny, INVENTORY_MEDIA_TYPE, inventoryBytes, inventorySha256, isDeny } from '../kernel/index.js';
+import {
+  deny,
+  INVENTORY_MEDIA_TYPE,
+  inventoryBytes,
+  inventorySha256,
+  isDeny,
+  withDeadline,
+} from '../kernel/index.js';
 import type { InventoryDocument } from '../kernel/index.js';
 import type { Actor, LedgerStore } from '../ledger/index.js';
 import type { BundleStore } from '../control-plane/index.js';
@@ -34,6 +41,15 @@ export interface InventoryRecorder {
 /** The tenant of global entries. */
 const GLOBAL_TENANT = '*';
 const PAGE = 1000;
+/** How long one ledger write of a recording may take before the recording fails. */
+export const INVENTORY_LEDGER_MS = 2000;
+
+/** The value of a bounded ledger call, or a throw: a hang past the deadline fails the recording. */
+async function bounded<T>(fn: () => Promise<T>): Promise<T> {
+  const r = await withDeadline(fn, INVENTORY_LEDGER_MS);
+  if (r.status === 'ok') return r.value;
+  throw new Error(`the ledger did not confirm the inventory (${r.status})`);
+}
 
 /**
  * The recorder that appends through `port`. `load` reads the ledger's global entries once (the
@@ -73,21 +89,23 @@ export function createInventoryRecorder(
         await load();
         const sha = inventorySha256(doc);
         if (sha === last) return sha;
-        const stored = await port.putEvidence(inventoryBytes(doc), INVENTORY_MEDIA_TYPE);
+        const stored = await bounded(() => port.putEvidence(inventoryBytes(doc), INVENTORY_MEDIA_TYPE));
         if (stored !== sha) throw new Error('the inventory evidence was stored under another digest');
-        await port.append({
-          type: 'inventory.recorded',
-          trace_id: '',
-          request_id: '',
-          tenant: GLOBAL_TENANT,
-          actor,
-          payload: {
-            inventory_sha256: sha,
-            policy_bundle: doc.policy_bundle,
-            interfaces: doc.interfaces.length,
-            reason,
-          },
-        });
+        await bounded(() =>
+          port.append({
+            type: 'inventory.recorded',
+            trace_id: '',
+            request_id: '',
+            tenant: GLOBAL_TENANT,
+            actor,
+            payload: {
+              inventory_sha256: sha,
+              policy_bundle: doc.policy_bundle,
+              interfaces: doc.interfaces.length,
+              reason,
+            },
+          }),
+        );
         last = sha;
         if (reason === 'policy_activated' && doc.policy_bundle !== null)
           activators.set(doc.policy_bundle, actor.id);
@@ -141,6 +159,8 @@ export async function recordStartInventory(
   config: InventorySources['config'],
   actor: Actor,
 ): Promise<string> {
+  // The owners of what names none come from the ledger's activations: read them first.
+  await recorder.load();
   return recorder.record(currentInventory(recorder, bundles, config), 'start', actor);
 }
 
