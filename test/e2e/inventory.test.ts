@@ -17,6 +17,7 @@ import { createClient } from '../../src/client/index.js';
 import {
   DEMO_CLIENT,
   initDataDir,
+  openCore,
   readClientFile,
   readOperatorToken,
   startEmbedded,
@@ -107,6 +108,29 @@ describe('failclosed inventory', () => {
         id: 'executor:https://127.0.0.1:7443',
       }),
     ]);
+  });
+
+  it('an operator of some tenants only is refused ERR_FORBIDDEN, and the refusal is ledgered', async () => {
+    const env = { XDG_CONFIG_HOME: join(work, 'xdg') };
+    const io = { out: () => undefined, err: () => undefined, env };
+    expect(await runCli(['--data', dir, 'operators', 'add', 'acme-ops', '--tenant', 'acme'], io)).toBe(0);
+    const err: string[] = [];
+    const code = await runCli(['--data', dir, 'inventory', '--operator', 'acme-ops'], {
+      ...io,
+      err: (t) => void err.push(t),
+    });
+    expect(code).toBe(1);
+    expect(err.join('')).toContain('ERR_FORBIDDEN');
+    const core = await openCore(dir);
+    try {
+      const all = await core.ledger.store.readRange(0, core.ledger.size());
+      expect(all.filter((e) => e.type === 'admin.refused').at(-1)).toMatchObject({
+        actor: { id: 'acme-ops', role: 'operator' },
+        payload: { action: 'inventory', code: 'ERR_FORBIDDEN' },
+      });
+    } finally {
+      await core.close();
+    }
   });
 
   it('--data and --config together, or a stray word, are usage errors (exit 2)', async () => {
