@@ -33,6 +33,7 @@ import { runVerifyCli } from '../verify/index.js';
 import { runDemo } from './demo.js';
 import { REPLAY_USAGE, runReplayCommand } from './replay.js';
 import { CERTS_USAGE, CertsUsageError, runCertsCli } from './certs.js';
+import { INVENTORY_USAGE, InventoryUsageError, runInventoryCli } from './inventory.js';
 import { APPROVAL_OPTIONS, APPROVAL_USAGE, isApprovalCommand, runApprovalCommand } from './approvals.js';
 import { POLICY_OPTIONS, POLICY_USAGE, runPolicyCommand } from './policy.js';
 import { WEBHOOK_OPTIONS, WEBHOOK_USAGE, WebhookUsageError, runWebhookCommand } from './webhooks.js';
@@ -89,6 +90,7 @@ ${WEBHOOK_USAGE.trimEnd()}
   admin revoke-issuer-key KID                 revoke a retired issuer key (its envelopes are refused)
 ${OPERATOR_USAGE.trimEnd()}
 ${CERTS_USAGE.trimEnd()}
+${INVENTORY_USAGE.trimEnd()}
   jwks                                        the issuer JWKS (retired and revoked keys included)
   trust-roots [--out FILE]                    the trust file to pin: ledger vkey, issuer and approver keys
   demo [--data DIR]                           the guided SPEC §7 walkthrough against a real gate
@@ -404,6 +406,9 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
     return runReplayCommand([...argv.slice(0, verifyAt), ...argv.slice(verifyAt + 1)], io);
   // `certs` works on its own directory, with options of its own.
   if (argv[verifyAt] === 'certs') return runCertsCli(argv.slice(verifyAt + 1), io.out);
+  // `inventory` has options of its own (`--config`, `--json`); `--data` may come before the word.
+  if (argv[verifyAt] === 'inventory')
+    return runInventoryCli([...argv.slice(0, verifyAt), ...argv.slice(verifyAt + 1)], io);
   // Identifiers (kids, ids) may start with '-': anything that is not one of our options is a value.
   const MARK = '\u0000';
   const args = argv.map((a) => (/^-[^-h]/.test(a) ? `${MARK}${a}` : a));
@@ -573,6 +578,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       err instanceof WebhookUsageError ||
       err instanceof OperatorUsageError ||
       err instanceof CertsUsageError ||
+      err instanceof InventoryUsageError ||
       (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))
     ) {
       io.err(`failclosed: ${err.message}\n\n${USAGE}`);

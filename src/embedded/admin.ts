@@ -10,6 +10,8 @@ import { randomBytes } from 'node:crypto';
 import {
   canonicalize,
   deny,
+  inventoryJson,
+  inventorySha256,
   isDeny,
   isLedgerRef,
   keyRingFromJwks,
@@ -18,7 +20,7 @@ import {
   statusOf,
   withDeadline,
 } from '../kernel/index.js';
-import type { Clock, Deny, JsonObject, JsonValue } from '../kernel/index.js';
+import type { Clock, Deny, InventoryDocument, JsonObject, JsonValue } from '../kernel/index.js';
 import { generateSigningKey } from '../kernel/signing/index.js';
 import type { SigningKey } from '../kernel/signing/index.js';
 import { exportBundleStream, type LedgerReader } from '../ledger/index.js';
@@ -70,6 +72,8 @@ export interface OperatorDeps {
   readonly issuerKeys?: IssuerKeyFiles;
   /** Opens a read-only connection to the ledger for one export; absent: the export reads through the writer's store. */
   readonly openReader?: () => ExportReader;
+  /** The inventory of execution-capable interfaces in force (docs/inventory.md); absent: the action is unknown. */
+  readonly inventory?: () => InventoryDocument;
   /** The operator registry (OE-INV-025); absent: no operator management actions. */
   readonly operators?: OperatorStore;
   /**
@@ -869,6 +873,20 @@ export function createOperatorActions(deps: OperatorDeps): OperatorActions {
       if (isDeny(r)) return denied(r);
       deps.issuerKeys?.commit(false, deps.controlPlane.issuerJwks());
       return { status: 200, body: { outcome: 'ok', kid: r.kid, ledger: { ...r.ledger } } };
+    },
+    // The deployment's execution-capable interfaces (docs/inventory.md, FC-INV-6): every tenant's.
+    inventory: async (_o, who) => {
+      const refused = await guard('inventory', who, '*');
+      if (refused !== undefined) return refused;
+      if (deps.inventory === undefined)
+        return { status: 404, body: { error: 'unknown_action', action: 'inventory' } };
+      let doc: InventoryDocument;
+      try {
+        doc = deps.inventory();
+      } catch {
+        return denied(deny('ERR_POLICY_UNAVAILABLE', 'the inventory could not be built'));
+      }
+      return { status: 200, body: { inventory_sha256: inventorySha256(doc), inventory: inventoryJson(doc) } };
     },
     'ledger-export': async (o, who) => {
       // The export is of the whole ledger (every tenant's records): an operator of every tenant's.

@@ -80,6 +80,13 @@ export const DEFAULT_MIN_FREE_DISK_MB = 64;
 import { createFence, fencedExecutor, fencedLedgerPort } from './fence.js';
 import { lockDataDir, waitForDataDir } from './instance-lock.js';
 import { recordAbandonedRequests, recoveryDeps } from './recovery.js';
+import {
+  createInventoryRecorder,
+  currentInventory,
+  recordStartInventory,
+  recordingInventory,
+} from './inventory-record.js';
+import type { InventoryRecorder } from './inventory-record.js';
 import type { RecoveryDeps, RecoveryReport } from './recovery.js';
 
 /** The opened roles and stores. */
@@ -117,6 +124,8 @@ export interface Core {
   readonly notifications?: EmbeddedNotifications;
   /** What the recovery pass on open recorded (requests a crash or stop left without an outcome). */
   readonly recovered: RecoveryReport;
+  /** Records the inventory of execution-capable interfaces (docs/inventory.md, FC-INV-6). */
+  readonly inventory: InventoryRecorder;
   /**
    * End of a stop's grace period: raises the fence (no role writes to the ledger, the Execution
    * Layer runs nothing), waits for queued appends, then records `request.abandoned` for every
@@ -425,10 +434,15 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
           followMs: config.follow_ms ?? DEFAULT_FOLLOW_MS,
           notice: options.onReplicaNotice ?? ((m) => void process.stderr.write(`failclosed: ${m}\n`)),
         });
-  const bundles =
+  // Every activation first records the inventory of the bundle it activates (docs/inventory.md).
+  const inventory = createInventoryRecorder(ledgerPort, ledger.store);
+  const bundles = recordingInventory(
     mirror === undefined || follower === undefined
       ? withholdStaleBundle(localBundles, ledgerActive)
-      : follower.guard(mirroredBundleStore(localBundles, mirror, p.bundles));
+      : follower.guard(mirroredBundleStore(localBundles, mirror, p.bundles)),
+    inventory,
+    config,
+  );
   const notifications = openNotifications(dir, config.webhooks, clock);
   const approvals = openApprovals(dir, {
     ledgerPort,
@@ -569,6 +583,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       controlPlane: keyChangesFollowed(controlPlane, follower),
       bundles,
       approvals: approvals.service,
+      inventory: () => currentInventory(inventory, bundles, config),
       executor: {
         audience: config.audience,
         clockToleranceSec: config.clock_tolerance_sec,
@@ -666,6 +681,11 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     recovery = recoveryDeps(ledger, backend.nonces);
     // Before anything serves: every request a crash or stop left open gets its outcome (FC-INV-5).
     recovered = await sweepOrphans();
+    // Before anything serves: the interfaces that can execute are in the ledger (FC-INV-6). A
+    // fresh storage records it with its first activation (init), which nothing can run before.
+    if (ledger.size() > 0)
+      await recordStartInventory(inventory, bundles, config, { id: config.issuer, role: 'gate' });
+    else await inventory.load();
   } catch (err) {
     await close();
     throw err;
@@ -704,6 +724,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     console: consoleState,
     ...(notifications === undefined ? {} : { notifications }),
     recovered,
+    inventory,
     async abandonInFlight() {
       fence.raise();
       clearInterval(sweepTimer);

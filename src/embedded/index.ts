@@ -36,6 +36,22 @@ export { createInternalServer, EXECUTOR_ENTRY_TYPES } from './internal-server.js
 export type { InternalServerOptions } from './internal-server.js';
 export type { TlsConfig, TlsIdentityConfig } from './tls-config.js';
 export { createOperatorActions, OPERATOR_ACTOR } from './admin.js';
+export {
+  buildExecutorNodeInventory,
+  buildInventory,
+  EXECUTE_GUARD,
+  INVENTORY_PROVIDERS,
+  listenerInterfaces,
+  toolInterfaces,
+} from './inventory.js';
+export type { InventoryProvider, InventorySources } from './inventory.js';
+export {
+  createInventoryRecorder,
+  currentInventory,
+  recordStartInventory,
+  recordingInventory,
+} from './inventory-record.js';
+export type { InventoryReason, InventoryRecorder } from './inventory-record.js';
 export type { OperatorDeps } from './admin.js';
 export {
   DEMO_CLIENT,

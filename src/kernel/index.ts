@@ -151,6 +151,27 @@ export type { DurableWrites } from './durability.js';
 export { createSqliteCommitUnit, fileSync } from './sqlite-commit.js';
 export type { FileSync, SqliteCommitOptions, SqliteCommitUnit, StagedWrite } from './sqlite-commit.js';
 export { isIpLiteral, parseEgressDestination } from './egress.js';
+export {
+  INVENTORY_FORMAT,
+  INVENTORY_MEDIA_TYPE,
+  INTERFACE_KINDS,
+  TOOL_INTERFACE_KINDS,
+  EXECUTOR_INTERFACE_KINDS,
+  parseInventory,
+  inventoryJson,
+  inventoryBytes,
+  inventorySha256,
+  inventoryLists,
+} from './inventory.js';
+export type {
+  DetailValue,
+  InterfaceKind,
+  InventoryDocument,
+  InventoryEntry,
+  OwnerSource,
+  PermitReach,
+  ReceiptInterface,
+} from './inventory.js';
 export { NO_OBSERVER, REQUEST_NAME, guardObserver, observedToolName } from './observe.js';
 export type { CallEnd, CallStage, Observer } from './observe.js';
 export type { EgressDestination } from './egress.js';

@@ -49,6 +49,7 @@ export const ENTRY_TYPES = [
   'audit.read',
   'console.sign_in',
   'transport.refused',
+  'inventory.recorded',
 ] as const;
 
 /** A ledger entry type. */
@@ -281,6 +282,9 @@ export const PAYLOAD_ALLOWLIST = {
     'address',
     'suppressed',
   ],
+  // The inventory of execution-capable interfaces in force (docs/inventory.md, FC-INV-6): the
+  // document itself is evidence named by `inventory_sha256`; `interfaces` counts its entries.
+  'inventory.recorded': ['inventory_sha256', 'policy_bundle', 'interfaces', 'reason'],
 } as const satisfies Record<EntryType, readonly string[]>;
 
 /** `prev_hash` of entry 0: 64 zeros (OE-INV-016). */

@@ -71,7 +71,12 @@ function preview(v: JsonValue | undefined, what: string): ToolPreviewSpec {
 function tool(v: JsonValue, i: number): ToolSpec {
   const what = `tools[${i}]`;
   const o = object(v, what);
-  members(o, what, ['name', 'description', 'parameters', 'risk', 'adapter'], ['preview', 'untrusted_output']);
+  members(
+    o,
+    what,
+    ['name', 'description', 'parameters', 'risk', 'adapter'],
+    ['preview', 'untrusted_output', 'owner'],
+  );
   const untrusted = o['untrusted_output'];
   if (untrusted !== undefined && typeof untrusted !== 'boolean')
     fail(`${what}.untrusted_output must be a boolean`);
@@ -88,6 +93,7 @@ function tool(v: JsonValue, i: number): ToolSpec {
     adapter: adapter(o['adapter'], `${what}.adapter`),
     ...(o['preview'] === undefined ? {} : { preview: preview(o['preview'], `${what}.preview`) }),
     ...(typeof untrusted === 'boolean' ? { untrusted_output: untrusted } : {}),
+    ...(o['owner'] === undefined ? {} : { owner: text(o['owner'], `${what}.owner`, 200) }),
   };
   return spec;
 }

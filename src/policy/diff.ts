@@ -41,7 +41,15 @@ export interface BundleDiff {
   readonly schema: readonly DiffLine[] | null;
 }
 
-const TOOL_FIELDS = ['description', 'parameters', 'risk', 'adapter', 'preview', 'untrusted_output'] as const;
+const TOOL_FIELDS = [
+  'description',
+  'parameters',
+  'risk',
+  'adapter',
+  'preview',
+  'untrusted_output',
+  'owner',
+] as const;
 /** Past this many cells the line diff shows the whole text removed and added. */
 const MAX_DIFF_CELLS = 4_000_000;
 

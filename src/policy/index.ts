@@ -27,7 +27,7 @@ export type { AdapterCheckOptions } from './adapter-spec.js';
 export { buildBundleFromDir } from './build-from-dir.js';
 export type { BuiltBundle } from './build-from-dir.js';
 export { createToolCatalog } from './catalog.js';
-export { callableTools } from './reachable.js';
+export { callableTools, permitReach } from './reachable.js';
 export type { ToolCatalog } from './catalog.js';
 export { createPolicyEngine, isPermit } from './engine.js';
 export type { PolicyEngine } from './engine.js';

@@ -52,3 +52,33 @@ export function callableTools(bundle: LoadedBundle, principal: PrincipalInput): 
     }
   });
 }
+
+/**
+ * Whether any rule of `bundle` could ever permit `tool` (docs/inventory.md, FC-INV-6): Cedar's
+ * partial evaluation with the principal, the tenant, the parameters and the session's taint all
+ * unknown. `possible` when the policies allow it outright or leave a permit that may hold;
+ * `never` when no permit can (no rule names the action, or a forbid always holds); `unknown`
+ * when evaluation fails (the engine then denies every call). Never throws.
+ */
+export function permitReach(bundle: LoadedBundle, tool: ToolSpec): 'possible' | 'never' | 'unknown' {
+  try {
+    const answer = cedar.isAuthorizedPartial({
+      principal: null,
+      action: { type: 'Action', id: tool.name },
+      resource: null,
+      context: { params: UNKNOWN('params'), risk: tool.risk, tainted: UNKNOWN('tainted') },
+      policies: { staticPolicies: { ...bundle.document.policies } },
+      entities: [],
+    });
+    if (answer.type !== 'residuals') return 'unknown';
+    const r = answer.response;
+    if (r.decision === 'allow') return 'possible';
+    if (r.decision === 'deny') return 'never';
+    const possible = new Set([...r.satisfied, ...r.nontrivialResiduals]);
+    if ([...possible].some((id) => r.residuals[id]?.effect === 'permit')) return 'possible';
+    // A rule that errored with everything unknown cannot be judged here.
+    return r.errored.length > 0 ? 'unknown' : 'never';
+  } catch {
+    return 'unknown';
+  }
+}

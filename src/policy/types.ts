@@ -43,6 +43,11 @@ export interface ToolSpec {
    * receives it is marked tainted, and policy sees `context.tainted` on its later calls (OE-INV-013).
    */
   readonly untrusted_output?: boolean;
+  /**
+   * Who answers for the tool (a person or team): listed as its owner in the inventory of
+   * execution-capable interfaces (docs/inventory.md, FC-INV-6); absent, the bundle's activator.
+   */
+  readonly owner?: string;
 }
 
 /** Bundle-wide settings: a closed set of members. */

@@ -14,6 +14,7 @@ import { entryHashCheck } from './checks/entry-hash.js';
 import { envelopeBindingCheck } from './checks/envelope-binding.js';
 import { evidenceCheck } from './checks/evidence.js';
 import { inclusionProofsCheck } from './checks/inclusion-proofs.js';
+import { interfaceInventoryCheck } from './checks/interface-inventory.js';
 import { merkleRootCheck } from './checks/merkle-root.js';
 import { payloadAllowlistCheck } from './checks/payload-allowlist.js';
 import { receiptLinkageCheck } from './checks/receipt-linkage.js';
@@ -38,4 +39,5 @@ export const VERIFY_CHECKS: readonly VerifyCheck[] = [
   receiptLinkageCheck,
   traceLinkageCheck,
   attributableOutcomeCheck,
+  interfaceInventoryCheck,
 ];

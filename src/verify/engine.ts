@@ -49,6 +49,8 @@ export interface CheckTally {
   moreFindings: number;
   moreUndecided: number;
   readonly seen: Set<string>;
+  /** What the check noted on its last segment (`VerifyCheck.notes`), for the report. */
+  notes: readonly string[];
 }
 
 /** Runs requests-unit checks on a group; the inline runner calls the checks in this thread. */
@@ -108,6 +110,7 @@ export function runOn(t: CheckTally, ctx: VerifyContext): void {
       return;
     }
     all = t.check.run(ctx);
+    if (ctx.segment.final && t.check.notes !== undefined) t.notes = t.check.notes(ctx);
   } catch {
     // A check that cannot finish has not shown the property holds: fail closed.
     all = [{ code: 'CHECK_ERROR', message: `check ${t.check.id} could not complete` }];
@@ -126,6 +129,7 @@ export function tallies(checks: readonly VerifyCheck[]): CheckTally[] {
     moreFindings: 0,
     moreUndecided: 0,
     seen: new Set(),
+    notes: [],
   }));
 }
 

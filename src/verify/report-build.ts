@@ -92,6 +92,7 @@ export function buildReport(i: ReportInput): VerifyReport {
     notes.push(
       `${i.abandoned.count} request(s) abandoned by a crash or stop (request.abandoned), ${i.abandoned.mayHaveRun} of them may have run (envelope consumed)`,
     );
+  for (const t of i.tallies) notes.push(...t.notes);
   if (!i.complete) notes.push('partial export: the bundle does not hold every entry of its checkpoint');
   const undecided = results.reduce((n, r) => n + (r.undecided?.length ?? 0), 0);
   if (undecided > 0)

@@ -1,6 +1,6 @@
 /**
  * `failclosed verify FILE (--trust TRUST_FILE | --trusted-key VKEY ... | --trust-bundle-keys)
- * [--invariant ID] [--json] [--since CHECKPOINT_FILE]` as a library call (the bundle streamed from
+ * [--invariant ID] [--json] [--since CHECKPOINT_FILE] [--require-inventory]` as a library call (the bundle streamed from
  * disk), so the CLI only wires
  * argv (SPEC §5 "a verify.sh-style entry point for auditors", "Trust roots out of band"). Exit
  * codes: 0 all checks hold under pinned roots, 1 a violation, 2 unusable input or arguments,
@@ -21,7 +21,7 @@ export interface VerifyCliIo {
 }
 
 const USAGE =
-  'usage: verify FILE (--trust TRUST_FILE | --trusted-key VKEY ... | --trust-bundle-keys) [--invariant ID] [--json] [--since CHECKPOINT_FILE]\n';
+  'usage: verify FILE (--trust TRUST_FILE | --trusted-key VKEY ... | --trust-bundle-keys) [--invariant ID] [--json] [--since CHECKPOINT_FILE] [--require-inventory]\n';
 
 const defaultIo: VerifyCliIo = {
   out: (t) => process.stdout.write(t),
@@ -36,6 +36,7 @@ interface Args {
   readonly trust?: string;
   readonly trustedKeys: readonly string[];
   readonly trustBundleKeys: boolean;
+  readonly requireInventory: boolean;
 }
 
 const SINGLE = new Set(['--invariant', '--since', '--trust']);
@@ -44,12 +45,14 @@ function parseArgs(argv: readonly string[]): Args | string {
   let file: string | undefined;
   let json = false;
   let trustBundleKeys = false;
+  let requireInventory = false;
   const trustedKeys: string[] = [];
   const flags: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     if (a === '--json') json = true;
     else if (a === '--trust-bundle-keys') trustBundleKeys = true;
+    else if (a === '--require-inventory') requireInventory = true;
     else if (a === '--trusted-key') {
       const v = argv[++i];
       if (v === undefined) return '--trusted-key needs a value';
@@ -72,6 +75,7 @@ function parseArgs(argv: readonly string[]): Args | string {
     json,
     trustedKeys,
     trustBundleKeys,
+    requireInventory,
     ...pick('invariant'),
     ...pick('since'),
     ...pick('trust'),
@@ -106,6 +110,7 @@ export async function runVerifyCli(argv: readonly string[], io: VerifyCliIo = de
     ...(args.trustedKeys.length > 0 ? { trustedKeys: args.trustedKeys } : {}),
     ...(trust !== undefined ? { trust } : {}),
     ...(args.trustBundleKeys ? { trustBundleKeys: true } : {}),
+    ...(args.requireInventory ? { requireInventory: true } : {}),
   };
   const report = bundle !== undefined ? verifyBundle(bundle, opts) : await verifyBundleFile(args.file, opts);
   io.out(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));

@@ -70,6 +70,12 @@ export type FindingCode =
   | 'OUTCOME_MALFORMED'
   | 'REQUEST_EVIDENCE'
   | 'REQUEST_SIGNATURE'
+  /** The inventory of execution-capable interfaces (checks/interface-inventory.ts, FC-INV-6). */
+  | 'INVENTORY_MISSING'
+  | 'INVENTORY_MALFORMED'
+  | 'INVENTORY_NOT_PRESENT'
+  | 'INVENTORY_UNLISTED'
+  | 'INVENTORY_EXECUTOR_UNLISTED'
   /** A check threw: counted as a violation (fail closed). */
   | 'CHECK_ERROR';
 
@@ -113,6 +119,11 @@ export interface VerifyCheck {
   /** When false for a bundle the check is reported as skipped (e.g. no `--since`). Default: applies. */
   readonly applies?: (ctx: VerifyContext) => boolean;
   readonly run: (ctx: VerifyContext) => readonly Finding[];
+  /**
+   * Notes for the report, asked once after the check's last segment (`ctx.segment.final`), e.g.
+   * what an older bundle lacks that the check looks for. A note is never a violation.
+   */
+  readonly notes?: (ctx: VerifyContext) => readonly string[];
 }
 
 /** Options of {@link VerifyCheck}s and `verifyBundle`. */
@@ -140,6 +151,11 @@ export interface VerifyOptions {
    * (exit 2) together with pinned roots.
    */
   readonly trustBundleKeys?: boolean;
+  /**
+   * Demand an inventory of execution-capable interfaces (`--require-inventory`): a receipt with
+   * no inventory recorded before it is a violation (`INVENTORY_NOT_PRESENT`) instead of a note.
+   */
+  readonly requireInventory?: boolean;
   /** Largest single-document (v1) bundle accepted, in bytes. Default 512 MiB. Streamed (v2) bundles have no size limit. */
   readonly maxBytes?: number;
 }

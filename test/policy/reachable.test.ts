@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildBundleFromDir, callableTools } from '../../src/policy/index.js';
+import { buildBundleFromDir, callableTools, permitReach } from '../../src/policy/index.js';
 import type { LoadedBundle } from '../../src/policy/index.js';
 import { REPO_ROOT } from '../support/paths.js';
 
@@ -50,5 +50,51 @@ describe('callableTools', () => {
       },
     };
     expect(callableTools(broken, { id: 'agent-1', tenant: 'acme', roles: [] })).toEqual([]);
+  });
+});
+
+/** A tool of the demo bundle by name. */
+function toolNamed(name: string): LoadedBundle['document']['tools'][number] {
+  const t = bundle.document.tools.find((x) => x.name === name);
+  if (t === undefined) throw new Error(`no tool ${name}`);
+  return t;
+}
+
+describe('permitReach (FC-INV-6 inventory: could any rule ever permit the action)', () => {
+  it('a tool some permit names is possible, whoever calls (delete_records: operators only)', () => {
+    for (const name of ['echo', 'send_email', 'transfer_funds', 'delete_records'])
+      expect(permitReach(bundle, toolNamed(name))).toBe('possible');
+  });
+
+  it('a tool no permit names is never permitted', () => {
+    const { 'send-email': _dropped, ...rest } = bundle.document.policies;
+    const without: LoadedBundle = { hash: bundle.hash, document: { ...bundle.document, policies: rest } };
+    expect(permitReach(without, toolNamed('send_email'))).toBe('never');
+    expect(permitReach(without, toolNamed('echo'))).toBe('possible');
+  });
+
+  it('a forbid that always holds makes it never', () => {
+    const forbidden: LoadedBundle = {
+      hash: bundle.hash,
+      document: {
+        ...bundle.document,
+        policies: {
+          ...bundle.document.policies,
+          stop: 'forbid (principal, action == Action::"echo", resource);',
+        },
+      },
+    };
+    expect(permitReach(forbidden, toolNamed('echo'))).toBe('never');
+  });
+
+  it('policies that do not evaluate are unknown, not possible', () => {
+    const broken: LoadedBundle = {
+      hash: bundle.hash,
+      document: {
+        ...bundle.document,
+        policies: { bad: 'permit (principal, action, resource) when { nope };' },
+      },
+    };
+    expect(permitReach(broken, toolNamed('echo'))).toBe('unknown');
   });
 });
