@@ -30,6 +30,7 @@ export interface InventorySources {
     | 'executor_url'
     | 'internal_port'
     | 'internal_host'
+    | 'jobs'
   >;
   /** The bundle the tools come from (the active one, or the one being activated); absent: none. */
   readonly bundle?: LoadedBundle;
@@ -115,6 +116,49 @@ export const listenerInterfaces: InventoryProvider = (s) => {
   return out;
 };
 
+/**
+ * The queue of background calls (docs/jobs.md): in the Gate's process (`local`), or NATS
+ * JetStream with its jobs subject and the workers' durable consumer. A queue runs nothing by
+ * itself: every job goes through an executor's envelope check.
+ */
+export const queueInterfaces: InventoryProvider = (s) => {
+  const j = s.config.jobs ?? { queue: 'local' as const };
+  if (j.queue === 'local')
+    return [
+      {
+        kind: 'job-queue',
+        id: 'queue:local',
+        ...ownerOf(s),
+        policy: LISTENER_POLICY(s),
+        guard: `background calls of this Gate, run through its Execution Layer port; ${EXECUTE_GUARD}`,
+        detail: {
+          queue: 'local',
+          concurrency: j.concurrency ?? 2,
+          source: 'src/embedded/local-queue.ts',
+        },
+      },
+    ];
+  const stream = j.stream ?? 'FAILCLOSED';
+  return [
+    {
+      kind: 'job-queue',
+      id: `queue:nats:${stream}`,
+      ...ownerOf(s),
+      policy: LISTENER_POLICY(s),
+      guard: `NATS JetStream subject failclosed.${stream.toLowerCase()}.jobs, durable consumer "workers": every message, whoever published it, goes to executor.execute; ${EXECUTE_GUARD}`,
+      detail: {
+        queue: 'nats',
+        url: j.url,
+        stream,
+        subject: `failclosed.${stream.toLowerCase()}.jobs`,
+        consumer: 'workers',
+        workers_in_gate: j.workers ?? 0,
+        source: 'src/embedded/nats-queue.ts',
+      },
+    },
+  ];
+};
+
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
@@ -180,6 +224,7 @@ export const toolInterfaces: InventoryProvider = (s) => {
 /** The providers, in the order their interfaces are listed. */
 export const INVENTORY_PROVIDERS: readonly InventoryProvider[] = Object.freeze([
   listenerInterfaces,
+  queueInterfaces,
   toolInterfaces,
 ]);
 
@@ -222,6 +267,28 @@ export function buildExecutorNodeInventory(config: ExecutorNodeConfig): Inventor
           source: 'src/embedded/executor-node.ts',
         },
       } satisfies InventoryEntry,
+      // Its queue workers, when it has them: the same executor behind a broker's consumer.
+      ...(config.jobs === undefined
+        ? []
+        : [
+            {
+              kind: 'job-queue' as const,
+              id: `queue:nats:${config.jobs.stream ?? 'FAILCLOSED'}`,
+              owner: 'unowned',
+              owner_source: 'none' as const,
+              policy: { bundle: null, actions: [], permit: 'not-applicable' as const },
+              guard: `NATS JetStream consumer "workers": every message goes to executor.execute; ${EXECUTE_GUARD}`,
+              audience: config.audience,
+              detail: {
+                queue: 'nats',
+                url: config.jobs.url,
+                stream: config.jobs.stream ?? 'FAILCLOSED',
+                consumer: 'workers',
+                workers: config.jobs.workers ?? 2,
+                source: 'src/embedded/nats-queue.ts',
+              },
+            } satisfies InventoryEntry,
+          ]),
     ]),
   });
 }

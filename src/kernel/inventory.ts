@@ -24,6 +24,8 @@ export const INTERFACE_KINDS = [
   'execution-listener',
   'internal-listener',
   'executor-node',
+  // The queue that carries background calls to workers of the Execution Layer (docs/jobs.md).
+  'job-queue',
   // Tools of the active policy bundle, by adapter and transport.
   'builtin',
   'command',

@@ -137,13 +137,17 @@ describe('buildInventory', () => {
     const mtls = buildInventory({
       config: { ...CONFIG, tls: tls, execution_host: '10.0.0.5', internal_port: 7443 },
     });
-    expect(mtls.interfaces.map((e) => e.kind)).toEqual(['execution-listener', 'internal-listener']);
+    expect(mtls.interfaces.map((e) => e.kind)).toEqual([
+      'execution-listener',
+      'internal-listener',
+      'job-queue',
+    ]);
     expect(mtls.interfaces[0]?.detail).toMatchObject({ host: '10.0.0.5', tls: true, admits: 'gate' });
     expect(mtls.interfaces[1]?.detail).toMatchObject({ port: 7443, admits: 'executor' });
     const separate = buildInventory({
       config: { ...CONFIG, tls: { ...tls, executor: undefined } as never, executor_url: 'https://exec:7443' },
     });
-    expect(separate.interfaces.map((e) => e.kind)).toEqual(['executor-node']);
+    expect(separate.interfaces.map((e) => e.kind)).toEqual(['executor-node', 'job-queue']);
     expect(separate.interfaces[0]).toMatchObject({
       id: 'executor:https://exec:7443',
       audience: CONFIG.audience,
@@ -163,7 +167,27 @@ describe('buildInventory', () => {
       },
     ];
     const doc = buildInventory({ config: CONFIG }, [...INVENTORY_PROVIDERS, scheduler]);
-    expect(doc.interfaces.map((e) => e.id)).toEqual(['listener:execution', 'scheduler:nightly']);
+    expect(doc.interfaces.map((e) => e.id)).toEqual([
+      'listener:execution',
+      'queue:local',
+      'scheduler:nightly',
+    ]);
+  });
+
+  it('lists the queue of background calls: local by default, or the NATS subject and consumer', () => {
+    const local = buildInventory({ config: CONFIG }).interfaces.find((e) => e.kind === 'job-queue');
+    expect(local).toMatchObject({ id: 'queue:local', detail: { queue: 'local', concurrency: 2 } });
+    const nats = buildInventory({
+      config: {
+        ...CONFIG,
+        jobs: { queue: 'nats', url: 'nats://127.0.0.1:4222', stream: 'JOBS', workers: 1 },
+      },
+    }).interfaces.find((e) => e.kind === 'job-queue');
+    expect(nats).toMatchObject({
+      id: 'queue:nats:JOBS',
+      detail: { subject: 'failclosed.jobs.jobs', consumer: 'workers', workers_in_gate: 1 },
+    });
+    expect(nats?.guard).toContain('executor.execute');
   });
 });
 
