@@ -8,7 +8,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runMcpStdio } from './mcp.js';
-import { createClient } from '../client/index.js';
+import { createClient, readJob } from '../client/index.js';
 import {
   announceServer,
   connect,
@@ -65,6 +65,9 @@ export const USAGE = `usage: failclosed <command> [options]
   serve executor --config FILE                the Execution Layer as its own process (public keys only): mutual
                                               TLS to the Gate process's internal listener (docs/deployment.md)
   call TOOL --params JSON [--session S] [--client NAME] [--wait SEC] [--request-id ID]
+  call TOOL --params JSON --background [...]  a background call: queued once decided, prints its job id
+                                              and token (docs/jobs.md)
+  jobs show ID --token TOKEN [--wait SEC]     a background call's state and result (exit 0 executed)
   mcp [--client NAME]                         MCP over stdio as client NAME (default demo-agent),
                                               relayed to the Gate's /mcp endpoint (docs/mcp.md)
   requests show ID                            the evidence view of one request
@@ -116,6 +119,8 @@ const OPTIONS = {
   owner: { type: 'string' },
   wait: { type: 'string' },
   'request-id': { type: 'string' },
+  background: { type: 'boolean' },
+  token: { type: 'string' },
   backend: { type: 'string' },
   standby: { type: 'boolean' },
   operator: { type: 'string' },
@@ -250,7 +255,14 @@ async function call(
   io: CliIo,
   dir: string,
   tool: string,
-  v: { params?: string; session?: string; client?: string; wait?: string; 'request-id'?: string },
+  v: {
+    params?: string;
+    session?: string;
+    client?: string;
+    wait?: string;
+    'request-id'?: string;
+    background?: boolean;
+  },
 ): Promise<number> {
   if (v.params === undefined) throw new UsageError('--params JSON is required');
   let params: JsonValue;
@@ -270,6 +282,24 @@ async function call(
       key: file.key,
     });
     const wait = intOption(v.wait, 'wait');
+    if (v.background === true) {
+      if (wait !== undefined) throw new UsageError('--wait and --background cannot be combined');
+      // A background call (docs/jobs.md): queued once decided; `jobs show ID --token T` reads it.
+      const q = await client.submit(tool, params as JsonObject, {
+        ...(v.session === undefined ? {} : { session: v.session }),
+        ...(v['request-id'] === undefined ? {} : { requestId: v['request-id'] }),
+      });
+      print(io, q as unknown as JsonValue);
+      if (q.outcome !== 'queued') return EXIT.failed;
+      // No gate was running: this command's own instance holds the job, and would record it
+      // abandoned if it stopped now. It stays until the job has its outcome.
+      if (conn.inProcess) {
+        io.err('no gate is running: this command runs the job before it stops\n');
+        while ((await readJob(conn.url, q.job.id, q.job.token)).outcome === 'queued')
+          await new Promise((r) => setTimeout(r, 100));
+      }
+      return EXIT.ok;
+    }
     const r = await client.call(tool, params as JsonObject, {
       ...(v.session === undefined ? {} : { session: v.session }),
       ...(v['request-id'] === undefined ? {} : { requestId: v['request-id'] }),
@@ -277,6 +307,25 @@ async function call(
     });
     print(io, r);
     return r.outcome === 'executed' ? EXIT.ok : EXIT.failed;
+  });
+}
+
+/**
+ * `jobs show ID --token T [--wait SEC]`: a background call's state; with `--wait`, read again
+ * until it has an outcome or SEC seconds passed. Exit 0 executed, 1 otherwise (still queued
+ * included).
+ */
+async function showJob(io: CliIo, dir: string, id: string, token: string, waitSec: number): Promise<number> {
+  return withConnection(dir, async (conn) => {
+    // Reading a job needs no key: the token is the reader's credential.
+    const until = Date.now() + waitSec * 1000;
+    let s = await readJob(conn.url, id, token);
+    while (s.outcome === 'queued' && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 250));
+      s = await readJob(conn.url, id, token);
+    }
+    print(io, s);
+    return s.outcome === 'executed' ? EXIT.ok : EXIT.failed;
   });
 }
 
@@ -480,6 +529,10 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
         io.err,
         io.signal,
       );
+    case 'jobs':
+      if (sub !== 'show' || arg1 === undefined || v.token === undefined)
+        throw new UsageError('jobs show ID --token TOKEN [--wait SEC]');
+      return showJob(io, dir, arg1, v.token, intOption(v.wait, 'wait') ?? 0);
     case 'requests':
       if (sub !== 'show' || arg1 === undefined) throw new UsageError('requests show ID');
       return op((c) => getJson(c, `/v1/requests/${encodeURIComponent(arg1)}`, true));

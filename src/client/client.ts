@@ -334,18 +334,31 @@ export function createClient(options: ClientOptions): FailclosedClient {
       if (a.body === undefined) return unreachable('ERR_INTERNAL', a.status, a.requestId);
       return parseSubmitResult(a.status, a.body, a.requestId);
     },
-    async job(id: string, token: string, jobOptions?: { readonly signal?: AbortSignal }): Promise<JobState> {
-      let res: Response;
-      try {
-        res = await doFetch(new URL(`/v1/jobs/${encodeURIComponent(id)}`, options.url), {
-          headers: { authorization: `Bearer ${token}` },
-          ...(jobOptions?.signal === undefined ? {} : { signal: jobOptions.signal }),
-        });
-        return parseJobState(res.status, parseJson(new Uint8Array(await res.arrayBuffer())));
-      } catch (err) {
-        if (jobOptions?.signal?.aborted === true) throw err;
-        return { outcome: 'unknown', status: 0 };
-      }
-    },
+    job: (id: string, token: string, jobOptions?: { readonly signal?: AbortSignal }) =>
+      readJob(options.url, id, token, { fetch: doFetch, ...jobOptions }),
   });
+}
+
+/**
+ * Reads a background call's state (`GET /v1/jobs/{id}` with its bearer token; docs/jobs.md). No
+ * signing key is needed: the token is the reader's credential. Never rejects unless `signal`
+ * aborts: `unknown` when the Gate cannot be reached or read.
+ */
+export async function readJob(
+  url: string,
+  id: string,
+  token: string,
+  options: { readonly fetch?: typeof fetch; readonly signal?: AbortSignal } = {},
+): Promise<JobState> {
+  const doFetch = options.fetch ?? fetch;
+  try {
+    const res = await doFetch(new URL(`/v1/jobs/${encodeURIComponent(id)}`, url), {
+      headers: { authorization: `Bearer ${token}` },
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    return parseJobState(res.status, parseJson(new Uint8Array(await res.arrayBuffer())));
+  } catch (err) {
+    if (options.signal?.aborted === true) throw err;
+    return { outcome: 'unknown', status: 0 };
+  }
 }

@@ -71,6 +71,20 @@ describe('failclosed CLI', () => {
     expect((JSON.parse(shown.out) as { outcome: string }).outcome).toBe('executed');
   });
 
+  it('call --background queues the call and jobs show reads its outcome with the token (docs/jobs.md)', async () => {
+    const q = await run('call', 'echo', '--params', '{"message":"bg"}', '--background');
+    expect(q.code).toBe(EXIT.ok);
+    const queued = JSON.parse(q.out) as { outcome: string; job: { id: string; token: string } };
+    expect(queued.outcome).toBe('queued');
+    const shown = await run('jobs', 'show', queued.job.id, '--token', queued.job.token, '--wait', '20');
+    expect(shown.code).toBe(EXIT.ok);
+    expect(JSON.parse(shown.out)).toMatchObject({ outcome: 'executed', result: { message: 'bg' } });
+    const wrong = await run('jobs', 'show', queued.job.id, '--token', 'not-the-token');
+    expect(wrong.code).toBe(EXIT.failed);
+    expect(JSON.parse(wrong.out)).toMatchObject({ outcome: 'unknown', status: 404 });
+    expect((await run('jobs', 'show', queued.job.id)).code).toBe(EXIT.usage);
+  });
+
   it('a denied call exits 1', async () => {
     const r = await run('call', 'no_such_tool', '--params', '{}');
     expect(r.code).toBe(EXIT.failed);
