@@ -59,7 +59,7 @@ import { executionAdapters } from './execution-adapters.js';
 import type { CoreDecorators, LedgerPort, ToolRunObserver } from './ports.js';
 import { openJobs } from './jobs-config.js';
 import type { NatsWorkers } from './nats-queue.js';
-import type { GateJobQueue } from '../gate/jobs.js';
+import type { GateJobQueue } from '../gate/index.js';
 import { createDiskSpaceProbe } from './readiness.js';
 import { openPostgresBackend, openSqliteBackend } from '../storage/index.js';
 import type { StorageBackend, WriterLease } from '../storage/index.js';

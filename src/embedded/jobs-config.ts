@@ -7,8 +7,8 @@
  *   NATS JetStream (`nats-queue.ts`). `workers` queue workers run in this process over its own
  *   Execution Layer (0: none; workers of `failclosed serve executor` take the jobs).
  */
-import type { GateJobQueue } from '../gate/jobs.js';
-import type { GateExecutor } from '../gate/types.js';
+import type { GateJobQueue } from '../gate/index.js';
+import type { GateExecutor } from '../gate/index.js';
 import { createLocalJobQueue } from './local-queue.js';
 import { createNatsJobQueue, startNatsWorkers } from './nats-queue.js';
 import type { NatsQueueOptions, NatsWorkers, WorkerExecute } from './nats-queue.js';

@@ -6,10 +6,9 @@
  * the jobs not yet finished, and recovery records each as `request.abandoned` after voiding its
  * envelope (never ran, or may have run when it had been consumed), as for any call in flight.
  */
-import { deny } from '../kernel/index.js';
-import { withCancellableDeadline } from '../gate/deadline.js';
-import type { GateJobQueue, JobDelivery, QueuedJob } from '../gate/jobs.js';
-import type { GateExecutor } from '../gate/types.js';
+import { deny, withCancellableDeadline } from '../kernel/index.js';
+import type { GateJobQueue, JobDelivery, QueuedJob } from '../gate/index.js';
+import type { GateExecutor } from '../gate/index.js';
 
 /** Options of {@link createLocalJobQueue}. */
 export interface LocalQueueOptions {

@@ -21,8 +21,8 @@ import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { canonicalize, parseJson } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import type { ExecutionInput } from '../execution/index.js';
-import { parseQueuedJob } from '../gate/jobs.js';
-import type { GateJobQueue, JobDelivery, QueuedJob } from '../gate/jobs.js';
+import { parseQueuedJob } from '../gate/index.js';
+import type { GateJobQueue, JobDelivery, QueuedJob } from '../gate/index.js';
 import { executionInputOf } from './execution-server.js';
 
 /** Where the queue lives. */

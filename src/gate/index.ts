@@ -57,6 +57,8 @@ export { DEFAULT_MAX_INFLIGHT } from './types.js';
 export type { CatalogListing, McpEntryInfo } from './types.js';
 export type { SqliteGateStateOptions } from './sqlite-state.js';
 export { buildEvidenceView, decodeEnvelopeClaims } from './evidence.js';
+export { parseQueuedJob } from './jobs.js';
+export type { GateJobQueue, JobDelivery, QueuedJob } from './jobs.js';
 export type {
   CallResponse,
   CheckpointView,
