@@ -294,6 +294,38 @@ describe('FC-INV-6: every execution trace holds Gate, Control Plane and Executio
     expect(codesOf(late.report, TRACE)).toEqual(['TRACE_GATE_MISSING']);
   });
 
+  /** Trace 0 as a background call: `gateway.queued` after its envelope, by `role`. */
+  const queued =
+    (role: string, position: 'after-envelope' | 'before-envelope') =>
+    (b: MutableBundle): void => {
+      const decisionId = entryAt(b, 'envelope.issued')['payload']['decision_id'] as string;
+      insert(
+        b,
+        position === 'after-envelope' ? at(b, 'envelope.issued') + 1 : at(b, 'envelope.issued'),
+        ofTrace0({
+          type: 'gateway.queued',
+          actor: { id: 'demo-agent', role },
+          payload: { decision_id: decisionId, tool: 'echo', client: 'demo-agent', queue: 'local' },
+        }),
+      );
+    };
+
+  it('a background call: gateway.queued by the Gate after its envelope holds; by another role, or before the envelope, is named', () => {
+    const ok = forge(base, queued('gate', 'after-envelope'));
+    expect(findingsOf(ok.report, TRACE)).toEqual([]);
+    const role = forge(base, queued('executor', 'after-envelope'));
+    expect(findingsOf(role.report, TRACE)).toEqual([
+      expect.objectContaining({ code: 'TRACE_ROLE', index: at(role.bundle, 'gateway.queued') }),
+    ]);
+    const early = forge(base, queued('gate', 'before-envelope'));
+    expect(findingsOf(early.report, TRACE)).toEqual([
+      expect.objectContaining({
+        code: 'TRACE_CONTROL_PLANE_MISSING',
+        index: at(early.bundle, 'gateway.queued'),
+      }),
+    ]);
+  });
+
   it('no Control Plane record between the Gate record and the receipt: TRACE_CONTROL_PLANE_MISSING', () => {
     const role = forge(base, (b) => {
       entryAt(b, 'decision')['actor']['role'] = 'gate';

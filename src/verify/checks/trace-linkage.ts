@@ -8,6 +8,10 @@
  * the process stopped before the Gate could record the outcome). A run the Gate did not
  * mediate (a direct call to the Execution Layer) lacks one of them. Traces where nothing ran
  * (ingress denials that never reached the Control Plane, policy denials) are exempt.
+ *
+ * A background call's `gateway.queued` (docs/jobs.md) is the Gate's (role `gate`) and follows the
+ * Control Plane's `envelope.issued` of the same decision in its trace: a job handed to a queue
+ * without an issued envelope, or by another role, is named.
  */
 import { linkageOf, type View } from '../linkage.js';
 import type { Finding, FindingCode, VerifyCheck } from '../types.js';
@@ -36,6 +40,10 @@ export const traceLinkageCheck: VerifyCheck = {
     const out: Finding[] = [];
     const l = linkageOf(ctx);
     for (const r of l.views) {
+      if (r.entry.type === 'gateway.queued') {
+        out.push(...queuedFindings(r, l.traces.get(r.entry.trace_id) ?? []));
+        continue;
+      }
       if (r.entry.type !== 'execution.receipt') continue;
       // A link the bundle does not hold is undecidable in a partial export, a violation in a complete one.
       const bad = (code: FindingCode, message: string, partial = true): void =>
@@ -83,3 +91,34 @@ export const traceLinkageCheck: VerifyCheck = {
     return out;
   },
 };
+
+/** Findings for one `gateway.queued`: its role, and the issued envelope of its decision before it. */
+function queuedFindings(q: View, trace: readonly View[]): Finding[] {
+  const out: Finding[] = [];
+  if (!by('gate')(q))
+    out.push(
+      entryFinding(
+        q,
+        'TRACE_ROLE',
+        `trace ${q.entry.trace_id}: gateway.queued was recorded by ${q.entry.actor.role}, not the Gate`,
+      ),
+    );
+  const decision = q.entry.payload['decision_id'];
+  const issued = trace.some(
+    (v) =>
+      v.entry.index < q.entry.index &&
+      v.entry.type === 'envelope.issued' &&
+      by('control-plane')(v) &&
+      v.entry.payload['decision_id'] === decision,
+  );
+  if (!issued)
+    out.push({
+      ...entryFinding(
+        q,
+        'TRACE_CONTROL_PLANE_MISSING',
+        `trace ${q.entry.trace_id}: no envelope.issued of decision ${typeof decision === 'string' ? decision : '(none)'} before the job was queued`,
+      ),
+      partial: true as const,
+    });
+  return out;
+}
