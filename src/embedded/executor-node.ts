@@ -20,21 +20,32 @@
  * read, and recorded (`transport.refused`, through the Gate's ledger writer).
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { request } from 'node:https';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import {
   decodeBase64url,
   deny,
+  guardObserver,
   hexDigestEquals,
   isLedgerRef,
+  observedToolName,
   keyRingFromJwks,
   parseJson,
   sha256Hex,
   systemClock,
   withDeadline,
 } from '../kernel/index.js';
-import type { Clock, Deny, JsonObject, JsonValue, KeyLookup, KeyRing } from '../kernel/index.js';
+import type {
+  Clock,
+  Deny,
+  DurableWrites,
+  JsonObject,
+  JsonValue,
+  KeyLookup,
+  KeyRing,
+} from '../kernel/index.js';
 import { MAX_BUNDLE_BYTES } from '../policy/index.js';
 import { createBundleCompiler } from '../control-plane/index.js';
 import type { PolicyRuntime } from '../control-plane/index.js';
@@ -67,6 +78,21 @@ import { startNatsWorkers } from './nats-queue.js';
 import type { ExecutionServer } from './execution-server.js';
 import { executionAdapters } from './execution-adapters.js';
 import type { ToolRunObserver } from './ports.js';
+import {
+  createTelemetry,
+  parseLogConfig,
+  parseMetricsConfig,
+  resolveTelemetrySettings,
+  serveMetrics,
+} from './telemetry/index.js';
+import type {
+  LogConfig,
+  LogDestination,
+  LogLevel,
+  Logger,
+  MetricsConfig,
+  MetricsServer,
+} from './telemetry/index.js';
 
 /** The separate Execution Layer's configuration file (JSON). */
 export interface ExecutorNodeConfig {
@@ -95,6 +121,10 @@ export interface ExecutorNodeConfig {
    * Execution Layer (default 2 workers). Optional.
    */
   readonly jobs?: Extract<JobsConfig, { queue: 'nats' }>;
+  /** Logs: `level` (`FAILCLOSED_LOG_LEVEL` over it; default `info`). Optional. */
+  readonly log?: LogConfig;
+  /** Metrics: `listen`, the `host:port` of `GET /metrics` (`FAILCLOSED_METRICS_LISTEN` over it). Optional. */
+  readonly metrics?: MetricsConfig;
 }
 
 const FIELDS = [
@@ -110,6 +140,8 @@ const FIELDS = [
   'keys_max_age_ms',
   'gate_timeout_ms',
   'jobs',
+  'log',
+  'metrics',
 ];
 const TLS_FIELDS = ['ca', 'cert', 'key', 'crl', 'revoked_serials'];
 const HASH_RE = /^[0-9a-f]{64}$/;
@@ -175,6 +207,15 @@ export function parseExecutorConfig(bytes: Uint8Array, base: string): ExecutorNo
   } catch (err) {
     throw bad(err instanceof Error ? err.message : 'jobs is malformed');
   }
+  let observability = {};
+  try {
+    observability = {
+      ...(v['log'] === undefined ? {} : { log: parseLogConfig(v['log']) }),
+      ...(v['metrics'] === undefined ? {} : { metrics: parseMetricsConfig(v['metrics']) }),
+    };
+  } catch (err) {
+    throw bad(err instanceof Error ? err.message : 'log or metrics is malformed');
+  }
   if (jobs !== undefined && jobs.queue !== 'nats')
     throw bad('jobs.queue must be "nats" (workers take jobs from a broker)');
   const nonces = text(v, 'nonces');
@@ -200,6 +241,7 @@ export function parseExecutorConfig(bytes: Uint8Array, base: string): ExecutorNo
     keys_max_age_ms: positive(v, 'keys_max_age_ms', 5000),
     gate_timeout_ms: positive(v, 'gate_timeout_ms', 2000),
     ...(jobs === undefined ? {} : { jobs }),
+    ...observability,
   });
 }
 
@@ -447,6 +489,33 @@ export function policyBundleNamed(envelope: unknown): string | undefined {
 const bounded = (v: unknown): string => (typeof v === 'string' ? v.slice(0, 256) : '');
 
 /**
+ * Logs each execution's outcome: identifiers, the tool's name and the code only, never
+ * parameters, results or envelopes (OE-INV-009).
+ */
+function loggedExecutor(inner: Executor, logger: Logger): Executor {
+  if (!logger.isLevelEnabled('info')) return inner;
+  return Object.freeze({
+    ...inner,
+    async execute(input: ExecutionInput, writes?: DurableWrites) {
+      const t = performance.now();
+      const r = await inner.execute(input, writes);
+      logger.info(
+        {
+          request_id: typeof input.request_id === 'string' ? input.request_id : null,
+          trace_id: typeof input.trace_id === 'string' ? input.trace_id : null,
+          tool: observedToolName(input.tool),
+          outcome: r.outcome,
+          code: r.outcome === 'deny' ? r.code : null,
+          duration_ms: Math.round((performance.now() - t) * 1000) / 1000,
+        },
+        'execute',
+      );
+      return r;
+    },
+  });
+}
+
+/**
  * `inner` with the trust it needs fetched first: fresh issuer keys and the envelope's policy
  * bundle. When either cannot be had, the call is denied (recorded as a `denial`, best effort)
  * and `inner` is never called: nothing runs.
@@ -535,6 +604,9 @@ export interface ExecutorNodeOptions {
   readonly onToolRun?: ToolRunObserver;
   /** Admit Streamable HTTP upstreams at a literal loopback address (tests and development only). */
   readonly allowLoopbackMcpUpstreams?: boolean;
+  /** Where logs go (default standard output) and their level when neither file nor variable says (default `info`). */
+  readonly logDestination?: LogDestination;
+  readonly defaultLogLevel?: LogLevel;
 }
 
 /** A running separate Execution Layer. */
@@ -542,6 +614,8 @@ export interface ExecutorNode {
   /** `https://HOST:PORT` of its `POST /v1/execute`. */
   readonly url: string;
   readonly config: ExecutorNodeConfig;
+  /** `http://HOST:PORT` of the metrics listener (`GET /metrics`) when metrics are served. */
+  readonly metricsUrl?: string;
   /** Re-reads its mutual-TLS files (listener and client), as `failclosed up` does on SIGHUP. */
   reloadTls(): Promise<void>;
   close(): Promise<void>;
@@ -554,6 +628,16 @@ export async function startExecutorNode(
 ): Promise<ExecutorNode> {
   const config = readExecutorConfig(configPath);
   const clock = options.clock ?? systemClock;
+  const env = options.env ?? process.env;
+  // Its own logs, metrics and traces (role `executor`): its stage spans join each call's trace,
+  // whose root span id every role derives from the ledger's trace id (telemetry/tracing.ts).
+  const settings = resolveTelemetrySettings(config, env, options.defaultLogLevel ?? 'info');
+  const telemetry = createTelemetry({
+    logLevel: settings.logLevel,
+    role: 'executor',
+    env,
+    ...(options.logDestination === undefined ? {} : { logDestination: options.logDestination }),
+  });
   const agent = await createMtlsAgent({ files: config.tls, expect: ['gate'], now: clock });
   const link: GateLink = { url: config.gate_url, agent, timeoutMs: config.gate_timeout_ms };
   const ledger = createGateLedger(link);
@@ -575,6 +659,8 @@ export async function startExecutorNode(
   const sandbox = createBwrapSandbox();
   const ledgerMs = config.gate_timeout_ms + 500;
   const inner = createExecutor({
+    // Guarded: telemetry never decides a call's outcome.
+    observer: guardObserver(telemetry.observer),
     audience: config.audience,
     // Public keys only, from the Gate process, no older than `keys_max_age_ms`.
     keys: trust.keys,
@@ -595,7 +681,10 @@ export async function startExecutorNode(
     secrets,
     timeouts: { ledgerMs, nonceMs: 1000 },
   });
-  const executor = trustedExecutor(inner, trust, ledger, config.audience, ledgerMs);
+  const executor = loggedExecutor(
+    trustedExecutor(inner, trust, ledger, config.audience, ledgerMs),
+    telemetry.logger,
+  );
   let server: ExecutionServer;
   try {
     server = await createExecutionServer(executor, {
@@ -620,6 +709,25 @@ export async function startExecutorNode(
     await nonces.close();
     throw err;
   }
+  let metricsServer: MetricsServer | undefined;
+  try {
+    if (settings.metricsListen !== undefined)
+      metricsServer = await serveMetrics(
+        telemetry.metrics,
+        settings.metricsListen.host,
+        settings.metricsListen.port,
+      );
+  } catch (err) {
+    await server.close();
+    agent.close();
+    await nonces.close();
+    await telemetry.close();
+    throw err;
+  }
+  telemetry.logger.info(
+    { url: server.url, metrics: metricsServer?.url ?? null, tracing: telemetry.tracing !== undefined },
+    'executor listening',
+  );
   // Queue workers run each job through the same executor as `POST /v1/execute` (FC-INV-6).
   const workers =
     config.jobs === undefined
@@ -630,6 +738,7 @@ export async function startExecutorNode(
   return {
     url: server.url,
     config,
+    ...(metricsServer === undefined ? {} : { metricsUrl: metricsServer.url }),
     async reloadTls() {
       const results = await Promise.allSettled([server.reload(), agent.reload()]);
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -640,6 +749,8 @@ export async function startExecutorNode(
       await server.close();
       agent.close();
       await nonces.close();
+      await metricsServer?.close();
+      await telemetry.close();
     },
   };
 }

@@ -1,0 +1,188 @@
+/**
+ * Observability of a separate Execution Layer (docs/deployment.md "Observability"; issue: one
+ * governed call gives one trace with spans from every role): a Gate process with `executor_url`
+ * and a `serve executor` composition (started in this process through the same entry point the
+ * CLI uses, each with its own telemetry) export to one real OTLP/HTTP receiver. The call's trace
+ * id is the ledger's `trace_id`; the Gate's root span `execute_tool echo` and the Execution
+ * Layer's stage spans (resource `failclosed.role` = `executor`) are in it, the latter parented to
+ * the root span derived from the trace id. The executor logs each execution (ids and code, never
+ * parameters) and serves its own `/metrics`.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '../../src/client/index.js';
+import {
+  DEMO_CLIENT,
+  dataPaths,
+  initDataDir,
+  readClientFile,
+  startEmbedded,
+  startExecutorNode,
+} from '../../src/embedded/index.js';
+import type { EmbeddedInstance, ExecutorNode } from '../../src/embedded/index.js';
+import { createTelemetry, rootSpanIdOf } from '../../src/embedded/telemetry/index.js';
+import type { Telemetry } from '../../src/embedded/telemetry/index.js';
+import type { JsonObject } from '../../src/kernel/index.js';
+import { createDevCa, issueCert, pkiPaths } from '../../src/transport/index.js';
+import { until } from './processes.js';
+
+interface Span {
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId?: string;
+  readonly name: string;
+  readonly role: string;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe('a separate Execution Layer joins the call trace and reports its own logs and metrics', () => {
+  let work: string;
+  let receiver: Server;
+  let endpoint: string;
+  const spans: Span[] = [];
+  const executorLogs: string[] = [];
+  let gateTelemetry: Telemetry;
+  let instance: EmbeddedInstance;
+  let node: ExecutorNode;
+
+  beforeAll(async () => {
+    receiver = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+          resourceSpans: {
+            resource: { attributes: { key: string; value: { stringValue?: string } }[] };
+            scopeSpans: { spans: Omit<Span, 'role'>[] }[];
+          }[];
+        };
+        for (const rs of body.resourceSpans) {
+          const role =
+            rs.resource.attributes.find((a) => a.key === 'failclosed.role')?.value.stringValue ?? '';
+          for (const ss of rs.scopeSpans) for (const s of ss.spans) spans.push({ ...s, role });
+        }
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+
+    work = mkdtempSync(join(tmpdir(), 'fc-exec-telemetry-'));
+    const dir = join(work, 'gate');
+    await initDataDir(dir);
+    const pki = join(work, 'certs');
+    await createDevCa(pki);
+    await Promise.all([issueCert(pki, { role: 'gate' }), issueCert(pki, { role: 'executor' })]);
+    const [internalPort, execPort] = [await freePort(), await freePort()];
+    const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as JsonObject;
+    writeFileSync(
+      dataPaths(dir).config,
+      JSON.stringify({
+        ...config,
+        executor_url: `https://127.0.0.1:${execPort}`,
+        internal_port: internalPort,
+        tls: {
+          ca: pkiPaths(pki).caCert,
+          gate: { cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
+        },
+      }),
+    );
+    gateTelemetry = createTelemetry({
+      logLevel: 'silent',
+      role: 'gate',
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint },
+    });
+    instance = await startEmbedded(dir, { port: 0, telemetry: gateTelemetry });
+    mkdirSync(join(work, 'executor'));
+    const execConfig = join(work, 'executor', 'executor.json');
+    writeFileSync(
+      execConfig,
+      JSON.stringify({
+        audience: 'failclosed-executor',
+        listen: { host: '127.0.0.1', port: execPort },
+        gate_url: `https://127.0.0.1:${internalPort}`,
+        tls: {
+          ca: pkiPaths(pki).caCert,
+          cert: pkiPaths(pki).cert('executor'),
+          key: pkiPaths(pki).key('executor'),
+        },
+        nonces: 'nonces.db',
+        metrics: { listen: '127.0.0.1:0' },
+      }),
+    );
+    node = await startExecutorNode(execConfig, {
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint },
+      logDestination: { write: (line: string) => void executorLogs.push(line) },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await node?.close();
+    await instance?.close();
+    await gateTelemetry?.close();
+    await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('one call: one trace, the ledger trace id, with the Gate root span and the Execution Layer stage spans under it', async () => {
+    const f = readClientFile(instance.core.dir, DEMO_CLIENT.identity);
+    const client = createClient({ url: instance.url, identity: f.identity, tenant: f.tenant, key: f.key });
+    const r = await client.call('echo', { message: 'traced' }, { session: 'telemetry' });
+    expect(r).toMatchObject({ outcome: 'executed' });
+    if (r.outcome !== 'executed') return;
+    await gateTelemetry.tracing?.flush();
+    await until(
+      () =>
+        spans.some((s) => s.traceId === r.trace_id && s.role === 'executor' && s.name === 'failclosed.tool'),
+      'the executor spans',
+      20_000,
+    );
+    const mine = spans.filter((s) => s.traceId === r.trace_id);
+    const root = mine.find((s) => s.name === 'execute_tool echo');
+    expect(root).toMatchObject({ spanId: rootSpanIdOf(r.trace_id), role: 'gate' });
+    const executor = mine.filter((s) => s.role === 'executor').map((s) => s.name);
+    expect(executor).toEqual(
+      expect.arrayContaining(['failclosed.envelope_verify', 'failclosed.nonce', 'failclosed.tool']),
+    );
+    for (const s of mine.filter((x) => x.role === 'executor'))
+      expect(s.parentSpanId).toBe(rootSpanIdOf(r.trace_id));
+    // No other trace: every span of the call carries the ledger's trace id.
+    expect(mine.length).toBeGreaterThanOrEqual(4);
+
+    // Its log line names the call by ids and code only: never the parameters.
+    const line = executorLogs
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l['msg'] === 'execute');
+    expect(line).toMatchObject({
+      role: 'executor',
+      request_id: r.request_id,
+      trace_id: r.trace_id,
+      tool: 'echo',
+      outcome: 'executed',
+      code: null,
+    });
+    expect(executorLogs.join('\n')).not.toContain('traced');
+
+    // Its own metrics: the stages it ran.
+    expect(node.metricsUrl).toBeDefined();
+    const metrics = await (await fetch(`${node.metricsUrl ?? ''}/metrics`)).text();
+    expect(metrics).toMatch(/failclosed_stage_duration_seconds_count\{stage="tool"\} [1-9]/);
+    expect(metrics).toMatch(/failclosed_nonce_store_duration_seconds_count [1-9]/);
+  }, 60_000);
+});
