@@ -1,0 +1,196 @@
+/**
+ * kill -9 of the Execution Layer process under load (FC-INV-4 fail closed, FC-INV-5 every request
+ * has its outcome, FC-INV-6): a Gate process with `executor_url` and a real `failclosed serve
+ * executor` child of the built CLI, four clients calling without pause. The executor is killed
+ * with SIGKILL mid-load: every call answered meanwhile is a deny with a code (never an
+ * `executed` without its receipt), and every request the Gate accepted has its outcome record
+ * (`verify`: attributable-outcome, trace linkage; a call whose envelope the dead process had
+ * consumed says `envelope_consumed: true`). The executor restarts on the same port and calls
+ * succeed again; the exported ledger verifies.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '../../src/client/index.js';
+import type { CallResult, FailclosedClient } from '../../src/client/index.js';
+import {
+  DEMO_CLIENT,
+  dataPaths,
+  initDataDir,
+  readClientFile,
+  readOperatorToken,
+  startEmbedded,
+} from '../../src/embedded/index.js';
+import type { EmbeddedInstance } from '../../src/embedded/index.js';
+import type { JsonObject } from '../../src/kernel/index.js';
+import { createDevCa, issueCert, pkiPaths } from '../../src/transport/index.js';
+import { runCli } from '../../src/cli/run.js';
+import { saveTrustRoots } from '../../src/cli/trust-file.js';
+import { REPO_ROOT } from '../support/paths.js';
+import { until } from './processes.js';
+
+const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function spawnExecutor(config: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [CLI, 'serve', 'executor', '--config', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FAILCLOSED_HOME: '/nonexistent', FAILCLOSED_LOG_LEVEL: 'silent' },
+  });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', () => {
+      if (/listening on (\S+)/.test(out)) resolve();
+    });
+    child.once('exit', (c) => reject(new Error(`serve executor exited (${String(c)}): ${out}`)));
+  });
+  return child;
+}
+
+describe('kill -9 of the Execution Layer process under load', () => {
+  let work: string;
+  let dir: string;
+  let config: string;
+  let instance: EmbeddedInstance;
+  let client: FailclosedClient;
+  let executor: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'fc-exec-kill-'));
+    dir = join(work, 'gate');
+    await initDataDir(dir);
+    const pki = join(work, 'certs');
+    await createDevCa(pki);
+    await Promise.all([issueCert(pki, { role: 'gate' }), issueCert(pki, { role: 'executor' })]);
+    const [internalPort, execPort] = [await freePort(), await freePort()];
+    const gateConfig = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as JsonObject;
+    writeFileSync(
+      dataPaths(dir).config,
+      JSON.stringify({
+        ...gateConfig,
+        executor_url: `https://127.0.0.1:${execPort}`,
+        internal_port: internalPort,
+        tls: {
+          ca: pkiPaths(pki).caCert,
+          gate: { cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
+        },
+      }),
+    );
+    // Short Gate deadlines: a call to a dead process is denied quickly.
+    instance = await startEmbedded(dir, {
+      port: 0,
+      deadlines: { gate: { executionMs: 5000, voidMs: 2000 } },
+    });
+    const f = readClientFile(dir, DEMO_CLIENT.identity);
+    client = createClient({ url: instance.url, identity: f.identity, tenant: f.tenant, key: f.key });
+    mkdirSync(join(work, 'executor'));
+    config = join(work, 'executor', 'executor.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        audience: 'failclosed-executor',
+        listen: { host: '127.0.0.1', port: execPort },
+        gate_url: `https://127.0.0.1:${internalPort}`,
+        tls: {
+          ca: pkiPaths(pki).caCert,
+          cert: pkiPaths(pki).cert('executor'),
+          key: pkiPaths(pki).key('executor'),
+        },
+        nonces: 'nonces.db',
+        keys_max_age_ms: 600_000,
+        gate_timeout_ms: 10_000,
+      }),
+    );
+    executor = await spawnExecutor(config);
+  }, 60_000);
+
+  afterAll(async () => {
+    if (executor !== undefined && executor.exitCode === null && executor.signalCode === null) {
+      const gone = new Promise((r) => executor?.once('exit', r));
+      executor.kill('SIGTERM');
+      await gone;
+    }
+    await instance?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('denies while it is dead, records every outcome, runs again once restarted, and the ledger verifies', async () => {
+    const answers: CallResult[] = [];
+    let stop = false;
+    let n = 0;
+    const loop = async (): Promise<void> => {
+      while (!stop) {
+        n += 1;
+        answers.push(await client.call('echo', { message: `load ${n}` }, { session: 'kill' }));
+      }
+    };
+    const loops = [loop(), loop(), loop(), loop()];
+    await until(
+      () => answers.filter((a) => a.outcome === 'executed').length >= 20,
+      'calls under load',
+      30_000,
+    );
+    const killed = new Promise((r) => executor?.once('exit', r));
+    executor?.kill('SIGKILL');
+    await killed;
+    const atKill = answers.length;
+    await until(() => answers.length >= atKill + 8, 'calls while the executor is dead', 30_000);
+    stop = true;
+    await Promise.all(loops);
+    // While it was dead: denies with a code, never an execution.
+    const whileDead = answers.slice(atKill + 4);
+    expect(whileDead.length).toBeGreaterThan(0);
+    for (const a of whileDead)
+      expect(a).toMatchObject({ outcome: 'deny', code: 'ERR_EXECUTION_UNAVAILABLE' });
+    // Every answer is an execution with its receipt or a deny with a code.
+    for (const a of answers) {
+      if (a.outcome === 'executed') expect(a.receipt.entry_hash).toMatch(/^[0-9a-f]{64}$/);
+      else expect(a).toMatchObject({ outcome: 'deny', code: expect.stringMatching(/^ERR_/) as unknown });
+    }
+
+    executor = await spawnExecutor(config);
+    await until(
+      async () =>
+        (await client.call('echo', { message: 'back' }, { session: 'kill' })).outcome === 'executed',
+      'a call after the restart',
+      30_000,
+    );
+
+    const res = await fetch(`${instance.url}/v1/admin/ledger-export`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${readOperatorToken(dir)}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(res.status).toBe(200);
+    const bundle = join(work, 'export.jsonl');
+    writeFileSync(bundle, await res.text());
+    const trust = join(work, 'trust.json');
+    expect(await saveTrustRoots(instance.url, trust)).toBe(true);
+    let report = '';
+    const code = await runCli(['verify', bundle, '--trust', trust, '--json'], {
+      out: (t) => void (report += t),
+      err: (t) => void (report += t),
+      env: {},
+    });
+    // Every accepted request has its outcome record (FC-INV-5), every receipt its Gate records (FC-INV-6).
+    expect(report).not.toMatch(/OUTCOME_MISSING|TRACE_COMPLETION_MISSING|TRACE_GATE_MISSING/);
+    expect(code).toBe(0);
+  }, 120_000);
+});
