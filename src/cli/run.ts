@@ -67,7 +67,8 @@ export const USAGE = `usage: failclosed <command> [options]
   call TOOL --params JSON [--session S] [--client NAME] [--wait SEC] [--request-id ID]
   call TOOL --params JSON --background [...]  a background call: queued once decided, prints its job id
                                               and token (docs/jobs.md)
-  jobs show ID --token TOKEN [--wait SEC]     a background call's state and result (exit 0 executed)
+  jobs show ID --token TOKEN [--wait SEC]     a background call's state and result (exit 0 executed);
+                                              FAILCLOSED_JOB_TOKEN instead of --token keeps it out of ps
   mcp [--client NAME]                         MCP over stdio as client NAME (default demo-agent),
                                               relayed to the Gate's /mcp endpoint (docs/mcp.md)
   requests show ID                            the evidence view of one request
@@ -291,14 +292,17 @@ async function call(
       });
       print(io, q as unknown as JsonValue);
       if (q.outcome !== 'queued') return EXIT.failed;
+      if (!conn.inProcess) return EXIT.ok;
       // No gate was running: this command's own instance holds the job, and would record it
-      // abandoned if it stopped now. It stays until the job has its outcome.
-      if (conn.inProcess) {
-        io.err('no gate is running: this command runs the job before it stops\n');
-        while ((await readJob(conn.url, q.job.id, q.job.token)).outcome === 'queued')
-          await new Promise((r) => setTimeout(r, 100));
+      // abandoned if it stopped now. It stays until the job has its outcome, and exits with it.
+      io.err('no gate is running: this command runs the job before it stops\n');
+      let s = await readJob(conn.url, q.job.id, q.job.token);
+      while (s.outcome === 'queued' || s.outcome === 'unknown') {
+        await new Promise((r) => setTimeout(r, 100));
+        s = await readJob(conn.url, q.job.id, q.job.token);
       }
-      return EXIT.ok;
+      print(io, s as unknown as JsonValue);
+      return s.outcome === 'executed' ? EXIT.ok : EXIT.failed;
     }
     const r = await client.call(tool, params as JsonObject, {
       ...(v.session === undefined ? {} : { session: v.session }),
@@ -529,10 +533,13 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
         io.err,
         io.signal,
       );
-    case 'jobs':
-      if (sub !== 'show' || arg1 === undefined || v.token === undefined)
-        throw new UsageError('jobs show ID --token TOKEN [--wait SEC]');
-      return showJob(io, dir, arg1, v.token, intOption(v.wait, 'wait') ?? 0);
+    case 'jobs': {
+      // The token from FAILCLOSED_JOB_TOKEN keeps it out of the process list and shell history.
+      const token = v.token ?? io.env['FAILCLOSED_JOB_TOKEN'];
+      if (sub !== 'show' || arg1 === undefined || token === undefined || token === '')
+        throw new UsageError('jobs show ID (--token TOKEN | FAILCLOSED_JOB_TOKEN) [--wait SEC]');
+      return showJob(io, dir, arg1, token, intOption(v.wait, 'wait') ?? 0);
+    }
     case 'requests':
       if (sub !== 'show' || arg1 === undefined) throw new UsageError('requests show ID');
       return op((c) => getJson(c, `/v1/requests/${encodeURIComponent(arg1)}`, true));

@@ -678,7 +678,12 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       currentKid: issuerKey.kid,
       revoked: revokedKids(controlPlane.issuerJwks()),
     });
-    recovery = recoveryDeps(ledger, backend.nonces);
+    recovery = recoveryDeps(ledger, backend.nonces, {
+      // With a separate Execution Layer its nonce store is elsewhere: a void here cannot say "never ran".
+      voidIsAuthoritative: config.executor_url === undefined,
+      now: clock,
+      toleranceSec: config.clock_tolerance_sec,
+    });
     // Before anything serves: every request a crash or stop left open gets its outcome (FC-INV-5).
     recovered = await sweepOrphans();
     // Before anything serves: the interfaces that can execute are in the ledger (FC-INV-6). A

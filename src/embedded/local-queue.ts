@@ -21,7 +21,10 @@ export interface LocalQueueOptions {
   readonly jobMs?: number;
   /** Jobs waiting at most (default 1,000); beyond it `enqueue` rejects and the call is denied. */
   readonly maxPending?: number;
-  /** Waits between tries to record an answer the ledger did not take (ms). */
+  /**
+   * Waits between tries to record an answer the ledger did not take (ms); the last one repeats
+   * until the answer is recorded or the queue closes.
+   */
   readonly retryMs?: readonly number[];
 }
 
@@ -44,9 +47,9 @@ export function createLocalJobQueue(executor: GateExecutor, options: LocalQueueO
         await finish?.(d);
         return;
       } catch {
-        const wait = retryMs[attempt];
-        // Given up: the request stays open, and the next start's recovery records it abandoned.
-        if (wait === undefined || closed) return;
+        // Closed: the request stays open, and recovery records it abandoned.
+        if (closed) return;
+        const wait = retryMs[Math.min(attempt, retryMs.length - 1)] ?? 1000;
         await new Promise((r) => setTimeout(r, wait).unref());
       }
     }

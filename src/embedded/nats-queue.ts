@@ -188,7 +188,13 @@ export function createNatsJobQueue(o: NatsQueueOptions): GateJobQueue {
         const job = isObject(v) ? parseQueuedJob(v['job']) : undefined;
         // Not an answer of this protocol: dropped (the executor recorded whatever it denied).
         if (!isObject(v) || job === undefined || !('answer' in v)) return m.term();
-        await f({ job, answer: v['answer'] });
+        // Recording may take a few ledger rounds: the broker must not hand it to another Gate meanwhile.
+        const beat = setInterval(() => m.working(), Math.max(250, Math.floor((o.ackWaitMs ?? 30_000) / 3)));
+        try {
+          await f({ job, answer: v['answer'] });
+        } finally {
+          clearInterval(beat);
+        }
         m.ack();
       },
     );
@@ -246,10 +252,16 @@ export function startNatsWorkers(
   let loops: Promise<void>[] = [];
   const handle = async (js: JetStreamClient, answers: string, m: JsMsg): Promise<void> => {
     const v = decode(m);
-    // Whatever the message holds goes to the executor, which denies and records what does not
-    // verify; only a message that is not even an object is dropped unread.
+    // Only a message that is not even an object is dropped unread.
     if (!isObject(v)) return m.term();
     const call = isObject(v['call']) ? v['call'] : {};
+    const job = parseQueuedJob(v);
+    if (job === undefined) {
+      // Not a job: the executor records its denial, without the envelope, so it can never run.
+      await execute({ ...executionInputOf(call), envelope: undefined });
+      return m.term();
+    }
+    // A job goes to the executor, which verifies everything and records what it denies.
     const beat = setInterval(() => m.working(), Math.max(250, Math.floor(ackWaitMs / 3)));
     let answer: unknown;
     try {
@@ -257,8 +269,6 @@ export function startNatsWorkers(
     } finally {
       clearInterval(beat);
     }
-    const job = parseQueuedJob(v);
-    if (job === undefined) return m.term();
     const bytes = canonicalize({ job, answer } as unknown as JsonValue);
     await js.publish(answers, bytes, { msgID: `answer:${job.call.request_id}:${job.call.trace_id}` });
     m.ack();

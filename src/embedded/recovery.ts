@@ -24,6 +24,20 @@ export interface RecoveryDeps {
    * this one function so the nonce store's own voided state can replace it.
    */
   readonly voidEnvelope: (nonce: NonceConsumption) => Promise<VoidVerdict>;
+  /**
+   * False when the Execution Layer's nonce store is not the one voided here (a separate
+   * Execution Layer at `executor_url`): a void here cannot tell that the envelope was not
+   * consumed there, so an issued envelope without a receipt is recorded as possibly run.
+   */
+  readonly voidIsAuthoritative?: boolean;
+  /**
+   * The clock (ms) and the Execution Layer's envelope tolerance (s). A request whose envelope a
+   * broker holds (`gateway.queued` on a `nats:` queue) is left open while a worker could still
+   * take it (until `exp` + tolerance): its worker's answer closes it. Without a clock it is left
+   * open.
+   */
+  readonly now?: () => number;
+  readonly toleranceSec?: number;
 }
 
 /** What a recovery pass recorded. */
@@ -41,7 +55,7 @@ async function abandonOne(
   deps: RecoveryDeps,
   open: OpenRequest,
   when: 'restart' | 'stop',
-): Promise<{ input: EntryInput; consumed: boolean }> {
+): Promise<{ input: EntryInput; consumed: boolean } | undefined> {
   const entries = (await deps.entriesOf(open.request_id)).filter(
     (e) => e.trace_id === open.trace_id && e.index >= open.accepted_index,
   );
@@ -51,6 +65,14 @@ async function abandonOne(
   const decision = entries.find((e) => e.type === 'decision');
   const issued = entries.filter((e) => e.type === 'envelope.issued');
   const receipt = entries.find((e) => e.type === 'execution.receipt');
+  const queue = entries.find((e) => e.type === 'gateway.queued')?.payload['queue'];
+  const brokered = typeof queue === 'string' && queue.startsWith('nats:');
+  if (brokered && receipt === undefined) {
+    // A broker holds the job: a worker may still take it until its envelope expires.
+    const exps = issued.map((e) => e.payload['exp']).filter((x): x is number => typeof x === 'number');
+    const lastRunnableMs = (Math.max(0, ...exps) + (deps.toleranceSec ?? 0)) * 1000;
+    if (deps.now === undefined || deps.now() <= lastRunnableMs) return undefined;
+  }
   let consumed = receipt !== undefined;
   let jti: string | undefined;
   for (const e of issued) {
@@ -63,6 +85,9 @@ async function abandonOne(
     const verdict = await deps.voidEnvelope({ jti, tenant: e.tenant, exp, decision_id: decisionId });
     if (verdict === 'consumed') consumed = true;
   }
+  // Voided here, but consumed perhaps where the Execution Layer keeps its nonces.
+  const unsure = !consumed && issued.length > 0 && deps.voidIsAuthoritative === false;
+  if (unsure) consumed = true;
   const decisionId =
     str(issued[issued.length - 1]?.payload['decision_id']) ?? str(decision?.payload['decision_id']);
   const stage =
@@ -77,11 +102,13 @@ async function abandonOne(
   const ran =
     receipt !== undefined
       ? 'the tool ran (receipt recorded)'
-      : consumed
-        ? 'its envelope was consumed: the tool may have run'
-        : issued.length > 0
-          ? 'its envelope was voided unconsumed: the tool did not run and never can'
-          : 'no envelope was issued: the tool did not run';
+      : unsure
+        ? 'its envelope may have been consumed where the Execution Layer keeps its nonces: the tool may have run'
+        : consumed
+          ? 'its envelope was consumed: the tool may have run'
+          : issued.length > 0
+            ? 'its envelope was voided unconsumed: the tool did not run and never can'
+            : 'no envelope was issued: the tool did not run';
   const payload: JsonObject = {
     code: 'ERR_ABANDONED',
     status: stage,
@@ -118,6 +145,8 @@ export async function recordAbandonedRequests(
   let mayHaveRun = 0;
   for (const open of await deps.openRequests()) {
     const r = await abandonOne(deps, open, when);
+    // Left open: a broker's worker may still run it, and its answer is its outcome.
+    if (r === undefined) continue;
     await deps.append(r.input);
     abandoned += 1;
     if (r.consumed) mayHaveRun += 1;
@@ -129,7 +158,11 @@ export async function recordAbandonedRequests(
  * Recovery over the ledger itself (past the fence) and the Execution Layer's nonce store. Throws
  * when either cannot serve recovery: the deployment then does not start.
  */
-export function recoveryDeps(ledger: Ledger, nonces: NonceStore): RecoveryDeps {
+export function recoveryDeps(
+  ledger: Ledger,
+  nonces: NonceStore,
+  options: Pick<RecoveryDeps, 'voidIsAuthoritative' | 'now' | 'toleranceSec'> = {},
+): RecoveryDeps {
   const openRequests = ledger.store.openRequests?.bind(ledger.store);
   const voidNonce = nonces.void.bind(nonces);
   if (openRequests === undefined) throw new Error('crash recovery needs a ledger store with open requests');
@@ -138,5 +171,6 @@ export function recoveryDeps(ledger: Ledger, nonces: NonceStore): RecoveryDeps {
     entriesOf: (id) => ledger.store.readByRequest(id),
     append: (input) => ledger.append(input),
     voidEnvelope: voidNonce,
+    ...options,
   };
 }

@@ -11,6 +11,7 @@ import {
   createDurableWrites,
   deny,
   denyFromError,
+  envelopeSha256,
   hexDigestEquals,
   isDeny,
   isLedgerRef,
@@ -595,6 +596,13 @@ export function createGate(deps: GateDeps): Gate {
       // recorded its own denial, and there is no call to close.
       if (queued === undefined) return;
       if (mine.some((e) => TERMINAL.has(e.type))) return;
+      // The answer must carry the very envelope issued for this decision: an answer naming this
+      // job with another envelope (forged, or another job's) closes nothing and voids nothing.
+      const issued = mine.find(
+        (e) => e.type === 'envelope.issued' && payloadOf(e)['decision_id'] === job.decision_id,
+      );
+      const digest = payloadOf(issued ?? {})['envelope_sha256'];
+      if (typeof digest !== 'string' || !hexDigestEquals(envelopeSha256(c.envelope), digest)) return;
       const actor = (queued['actor'] as { id?: unknown } | undefined)?.id;
       const identity = typeof actor === 'string' ? actor : job.client;
       const base = { trace_id: c.trace_id, request_id: c.request_id, tenant: c.tenant, identity };
@@ -1121,6 +1129,8 @@ export function createGate(deps: GateDeps): Gate {
       return { status: 200, body: view.value };
     },
     async job(requestId: string, authorization: string | undefined) {
+      // Without a bearer there is no reader: nothing is read.
+      if (bearerOf(authorization) === undefined) return { status: 404, body: { error: 'not_found' } };
       const read = await withDeadline(() => deps.ledger.entriesForRequest(requestId), ledgerMs);
       if (read.status !== 'ok') return { status: 503, body: denyBody('ERR_LEDGER_UNAVAILABLE') };
       const who = await operatorOf(authorization);
@@ -1130,6 +1140,10 @@ export function createGate(deps: GateDeps): Gate {
         covers: operatorCovers,
         result: (sha) => deps.ledger.getEvidence(sha),
         ledgerMs,
+        recordOperatorRead: () =>
+          who === undefined
+            ? Promise.resolve(false)
+            : recordRead(requestId, { id: who.name, role: 'operator' }),
       });
       return view;
     },

@@ -19,6 +19,12 @@ export interface JobViewOptions {
   readonly covers: (scope: TenantScope, tenant: string) => boolean;
   readonly result: (sha256: string) => Promise<Uint8Array | undefined>;
   readonly ledgerMs: number;
+  /**
+   * Records an operator's read (`audit.read`, L7 read path) before anything is returned; false
+   * when it could not be recorded (the read is then refused). The token's holder reads its own
+   * job's answer, as a synchronous caller does, without one.
+   */
+  readonly recordOperatorRead: () => Promise<boolean>;
 }
 
 /** The state of a job: `queued` → (`running`) → `executed`, `failed` or `abandoned`. */
@@ -37,21 +43,29 @@ function str(v: JsonValue | undefined): string | undefined {
   return typeof v === 'string' && v.length > 0 ? v : undefined;
 }
 
-/** Whether the reader may see the job `queued` names. */
-function mayRead(queued: LedgerEntryView, o: JobViewOptions): boolean {
+/** How the reader may see the job `queued` names: as the token's holder, as an operator, or not. */
+function readerOf(queued: LedgerEntryView, o: JobViewOptions): 'token' | 'operator' | undefined {
   const digest = str(payloadOf(queued)['job_token_sha256']);
   if (o.token !== undefined && digest !== undefined && hexDigestEquals(sha256Hex(o.token), digest))
-    return true;
+    return 'token';
   const tenant = queued['tenant'];
-  return (
-    o.operator !== undefined && typeof tenant === 'string' && tenant !== '' && o.covers(o.operator, tenant)
-  );
+  return o.operator !== undefined &&
+    typeof tenant === 'string' &&
+    tenant !== '' &&
+    o.covers(o.operator, tenant)
+    ? 'operator'
+    : undefined;
 }
 
 /** Builds the answer for one request id's entries. */
 export async function jobView(entries: readonly LedgerEntryView[], o: JobViewOptions): Promise<Answer> {
-  const queued = entries.filter((e) => e.type === 'gateway.queued').find((e) => mayRead(e, o));
+  const queued = entries.filter((e) => e.type === 'gateway.queued').find((e) => readerOf(e, o) !== undefined);
   if (queued === undefined) return NOT_FOUND;
+  if (readerOf(queued, o) === 'operator' && !(await o.recordOperatorRead()))
+    return {
+      status: 503,
+      body: { outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE', reason: 'the read could not be recorded' },
+    };
   const trace = queued['trace_id'];
   const mine = entries.filter((e) => e['trace_id'] === trace && e.index >= queued.index);
   const q = payloadOf(queued);

@@ -202,7 +202,7 @@ describe('background calls over NATS JetStream with separate queue workers', () 
       JSON.stringify({
         ...config,
         // Short-lived envelopes, so one can expire in the queue within the test.
-        envelope_ttl_sec: 8,
+        envelope_ttl_sec: 12,
         executor_url: `https://127.0.0.1:${execPort}`,
         internal_port: internalPort,
         tls: {
@@ -327,12 +327,29 @@ describe('background calls over NATS JetStream with separate queue workers', () 
     await Promise.all(workers.splice(0).map((p) => stop(p)));
     const before = await consumptions();
     const q = queued(await client.submit('echo', { message: 'too late' }, { session: 'nats-jobs' }));
-    // Longer than the envelope's 8 s TTL and the workers' 1 s tolerance, with no worker running.
-    await new Promise((r) => setTimeout(r, 10_500));
+    // Longer than the envelope's 12 s TTL and the workers' 1 s tolerance, with no worker running.
+    await new Promise((r) => setTimeout(r, 14_000));
     workers.push(await worker('worker-4'));
     const s = await settled(client, q);
     expect(s).toMatchObject({ outcome: 'deny', status: 'failed', code: 'ERR_ENVELOPE_EXPIRED' });
     expect(await consumptions()).toBe(before);
+  }, 60_000);
+
+  it('a Gate restart leaves a job the broker holds to its worker: run later, its result recorded', async () => {
+    await Promise.all(workers.splice(0).map((p) => stop(p)));
+    const q = queued(await client.submit('echo', { message: 'across a restart' }, { session: 'nats-jobs' }));
+    await instance.stop({ graceMs: 1000 });
+    instance = await startEmbedded(dir, { port: 0 });
+    const f = readClientFile(dir, DEMO_CLIENT.identity);
+    client = createClient({ url: instance.url, identity: f.identity, tenant: f.tenant, key: f.key });
+    // Neither the stop nor the start recorded it abandoned.
+    expect((await entriesOf(instance, dir, q.request_id)).map((e) => e.type)).not.toContain(
+      'request.abandoned',
+    );
+    workers.push(await worker('worker-5'));
+    const s = await settled(client, q);
+    expect(s).toMatchObject({ outcome: 'executed' });
+    if (s.outcome === 'executed') expect(s.result).toMatchObject({ message: 'across a restart' });
   }, 60_000);
 
   it('exports a ledger that verifies offline', async () => {

@@ -82,6 +82,16 @@ describe('background calls (embedded, in-process queue)', () => {
     expect(await jobAs(e2e, 'no-such-request', `Bearer ${q.job.token}`)).toBe(404);
     expect(await jobAs(e2e, q.job.id, `Bearer ${q.job.token}`)).toBe(200);
     expect(await jobAs(e2e, q.job.id, `Bearer ${readOperatorToken(e2e.dir)}`)).toBe(200);
+    // An operator's read is ledgered first (audit.read, L7 read path): unrecorded, it is refused.
+    e2e.faults.ledgerTypes = ['audit.read'];
+    e2e.faults.ledger = 'throw';
+    try {
+      expect(await jobAs(e2e, q.job.id, `Bearer ${readOperatorToken(e2e.dir)}`)).toBe(503);
+      expect(await jobAs(e2e, q.job.id, `Bearer ${q.job.token}`)).toBe(200);
+    } finally {
+      e2e.faults.ledger = 'off';
+      e2e.faults.ledgerTypes = null;
+    }
     // A token opens its own job only.
     const other = queued(await e2e.client().submit('echo', { message: 'theirs' }, { session: session() }));
     expect(await jobAs(e2e, other.job.id, `Bearer ${q.job.token}`)).toBe(404);
@@ -129,20 +139,27 @@ describe('background calls (embedded, in-process queue)', () => {
     expect(typeof envelope).toBe('string');
     const s0 = await e2e.client().job(q.job.id, q.job.token);
     expect(s0).toMatchObject({ outcome: 'queued', status: 'queued' });
-    await e2e.instance.core.gate.finishJob({
-      job: {
-        call: {
-          envelope: envelope ?? '',
-          tool: 'echo',
-          tenant: 'acme',
-          params: { message: 'forged' },
-          trace_id: q.trace_id ?? '',
-          request_id: q.request_id,
-        },
-        decision_id: q.decision_id,
-        client: 'demo-agent',
-        queued_at: Date.now(),
+    const job = {
+      call: {
+        envelope: envelope ?? '',
+        tool: 'echo',
+        tenant: 'acme',
+        params: { message: 'forged' },
+        trace_id: q.trace_id ?? '',
+        request_id: q.request_id,
       },
+      decision_id: q.decision_id,
+      client: 'demo-agent',
+      queued_at: Date.now(),
+    };
+    // An answer that names this job but carries another envelope closes nothing and voids nothing.
+    await e2e.instance.core.gate.finishJob({
+      job: { ...job, call: { ...job.call, envelope: 'aGVhZA.Y2xhaW1z.c2ln' } },
+      answer: { outcome: 'deny', code: 'ERR_TOOL_FAILED', reason: 'forged' },
+    });
+    expect(await e2e.client().job(q.job.id, q.job.token)).toMatchObject({ status: 'queued' });
+    await e2e.instance.core.gate.finishJob({
+      job,
       answer: {
         outcome: 'executed',
         result: { message: 'forged' },

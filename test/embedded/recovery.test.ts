@@ -121,6 +121,47 @@ describe('recordAbandonedRequests (crash recovery)', () => {
     }
   });
 
+  it('leaves a job a broker holds open while a worker could still run it; with a separate Execution Layer, says "may have run"', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const store = createSqliteLedgerStore({ path: join(dir, 'ledger.db') });
+      const ledger = await openLedger(store);
+      const nonces = createSqliteNonceStore({ path: join(dir, 'nonces.db'), now: () => 1_000 });
+      await accepted(ledger, 'brokered', 'issued');
+      await ledger.append(
+        entry('gateway.queued', 'brokered', { decision_id: 'd-brokered', queue: 'nats:JOBS' }),
+      );
+      await accepted(ledger, 'local-job', 'issued');
+      await ledger.append(
+        entry('gateway.queued', 'local-job', { decision_id: 'd-local-job', queue: 'local' }),
+      );
+      const open = async () => (await store.openRequests?.())?.map((r) => r.request_id);
+      // Before exp + tolerance: the brokered job stays open; the in-process one is abandoned.
+      let now = (EXP + 30) * 1000;
+      const deps = () => recoveryDeps(ledger, nonces, { now: () => now, toleranceSec: 30 });
+      expect(await recordAbandonedRequests(deps(), 'restart')).toEqual({ abandoned: 1, mayHaveRun: 0 });
+      expect(await open()).toEqual(['brokered']);
+      // Past it no worker can run it: abandoned, its envelope voided here (the workers' store).
+      now += 1;
+      expect(await recordAbandonedRequests(deps(), 'restart')).toEqual({ abandoned: 1, mayHaveRun: 0 });
+      expect(await open()).toEqual([]);
+
+      // A separate Execution Layer keeps its nonces elsewhere: a void here proves nothing.
+      await accepted(ledger, 'remote', 'issued');
+      const remote = recoveryDeps(ledger, nonces, { voidIsAuthoritative: false });
+      expect(await recordAbandonedRequests(remote, 'restart')).toEqual({ abandoned: 1, mayHaveRun: 1 });
+      const payload = (await store.readByRequest('remote')).find(
+        (e) => e.type === 'request.abandoned',
+      )?.payload;
+      expect(payload).toMatchObject({ envelope_consumed: true });
+      expect(payload?.['reason']).toMatch(/may have run/);
+      await ledger.close();
+      await nonces.close();
+    } finally {
+      cleanup();
+    }
+  });
+
   it('rejects (the deployment does not start) when the nonce store cannot void', async () => {
     const { dir, cleanup } = tempDir();
     try {
