@@ -301,7 +301,7 @@ async function call(
         await new Promise((r) => setTimeout(r, 100));
         s = await readJob(conn.url, q.job.id, q.job.token);
       }
-      print(io, s as unknown as JsonValue);
+      print(io, s);
       return s.outcome === 'executed' ? EXIT.ok : EXIT.failed;
     }
     const r = await client.call(tool, params as JsonObject, {
