@@ -1,8 +1,10 @@
 /**
  * deploy/compose/compose.yaml: validated against the pinned Compose Specification schema
  * (test/fixtures/schemas, checked byte for byte) and checked for its segmentation and hardening:
- * PostgreSQL only on an internal network that only the gates join, only the gates' client port
- * published, read-only root filesystems, every capability dropped.
+ * PostgreSQL only on internal networks, only the gates' client port published, the separate
+ * Execution Layer (`serve executor`) publishing nothing and sharing its listener's network with
+ * the gates alone (FC-INV-6 "only the Gate reaches execution"), each service mounting only its own
+ * key, read-only root filesystems, every capability dropped.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -18,6 +20,9 @@ const [compose] = readYaml(join(DEPLOY_DIR, 'compose/compose.yaml')) as [YamlObj
 const services = compose.services as YamlObject;
 const service = (name: string) => services[name] as YamlObject;
 const GATES = ['gate-a', 'gate-b'];
+/** Services `docker compose up` starts (no profile); `certs` and `nats` run only when asked for. */
+const RUNTIME = [...GATES, 'executor', 'postgresql'];
+const networks = compose.networks as YamlObject;
 
 /** The Compose schema compiled strictly, its draft-07 meta-schema registered under the `$schema` it names. */
 function composeValidator() {
@@ -82,18 +87,115 @@ describe('deploy/compose/compose.yaml', () => {
     expect(validate(bad2)).toBe(false);
   });
 
-  it('runs two gates and PostgreSQL, and nothing else', () => {
-    expect(Object.keys(services).sort()).toEqual([...GATES, 'postgresql'].sort());
+  it('runs two gates, the Execution Layer and PostgreSQL; the certificate step and NATS only by profile', () => {
+    expect(Object.keys(services).sort()).toEqual([...RUNTIME, 'certs', 'nats'].sort());
+    expect(Object.keys(services).filter((n) => service(n).profiles === undefined)).toEqual(
+      expect.arrayContaining(RUNTIME),
+    );
+    expect(Object.keys(services).filter((n) => service(n).profiles === undefined)).toHaveLength(
+      RUNTIME.length,
+    );
+    expect(service('certs').profiles).toEqual(['setup']);
+    expect(service('nats').profiles).toEqual(['queue']);
   });
 
-  it('puts PostgreSQL on an internal network only, joined by the gates and nothing else', () => {
-    const networks = compose.networks as YamlObject;
-    expect(networksOf(service('postgresql'))).toEqual(['db']);
-    expect(at(networks, 'db', 'internal')).toBe(true);
-    const onDb = Object.keys(services).filter((n) => networksOf(service(n)).includes('db'));
-    expect(onDb.sort()).toEqual([...GATES, 'postgresql'].sort());
+  /** The services on network `name`. */
+  const on = (name: string) =>
+    Object.keys(services)
+      .filter((n) => networksOf(service(n)).includes(name))
+      .sort();
+
+  it('every network but the clients one is internal, and each is shared by exactly the services that talk on it', () => {
+    expect(Object.keys(networks).sort()).toEqual(['db', 'exec', 'front', 'nonces', 'queue']);
+    for (const n of ['db', 'exec', 'nonces', 'queue']) expect(at(networks, n, 'internal'), n).toBe(true);
+    expect(at(networks, 'front', 'internal')).toBeUndefined();
+    expect(on('front')).toEqual([...GATES].sort());
+    expect(on('db')).toEqual([...GATES, 'postgresql'].sort());
+    expect(on('exec')).toEqual([...GATES, 'executor'].sort());
+    expect(on('nonces')).toEqual(['executor', 'postgresql']);
+    expect(on('queue')).toEqual([...GATES, 'executor', 'nats'].sort());
+  });
+
+  it('puts PostgreSQL on internal networks only: the gates (db) and the executors (nonces), publishing nothing', () => {
+    expect(networksOf(service('postgresql')).sort()).toEqual(['db', 'nonces']);
     expect(service('postgresql').ports).toBeUndefined();
     expect(service('postgresql').expose).toBeUndefined();
+  });
+
+  it('the Execution Layer publishes no port and shares its listener network with the gates alone (FC-INV-6)', () => {
+    const e = service('executor');
+    expect(e.ports).toBeUndefined();
+    expect(e.expose).toBeUndefined();
+    expect(e.network_mode).toBeUndefined();
+    // Never on the clients' network: a client has no route to it at all.
+    expect(networksOf(e).sort()).toEqual(['exec', 'nonces', 'queue']);
+    for (const n of networksOf(e)) {
+      expect(at(networks, n, 'internal'), n).toBe(true);
+      // Every service it shares a network with is a gate or a store it needs, never a client.
+      for (const other of on(n)) expect([...GATES, 'executor', 'postgresql', 'nats'], n).toContain(other);
+    }
+    // Only the gates share the network its listener is reached on.
+    expect(on('exec').filter((n) => n !== 'executor')).toEqual([...GATES].sort());
+    expect(at(e, 'deploy', 'replicas')).toBe(2);
+    expect(e.container_name).toBeUndefined();
+    expect(e.command).toEqual(['serve', 'executor', '--config', '/etc/failclosed/executor.json']);
+  });
+
+  it('the gates answer the name the executors dial (`gate`) on the exec network only', () => {
+    for (const name of GATES) {
+      const n = service(name).networks as YamlObject;
+      expect(at(n, 'exec', 'aliases'), name).toEqual(['gate']);
+      for (const other of ['front', 'db', 'queue']) expect(at(n, other, 'aliases'), name).toBeUndefined();
+    }
+  });
+
+  /** A service's bind mounts: source -> [target, read-only]. */
+  const binds = (name: string) =>
+    new Map(
+      ((service(name).volumes ?? []) as YamlObject[])
+        .filter((v) => v.type === 'bind')
+        .map((v) => [v.source as string, [v.target as string, v.read_only === true] as const]),
+    );
+
+  it('each service mounts only its own certificate key, read-only; the CA key is mounted by no running service', () => {
+    for (const name of GATES) {
+      const b = binds(name);
+      const certs = [...b.keys()].filter((s) => s.startsWith('./certs/')).sort();
+      expect(certs, name).toEqual([
+        './certs/ca.pem',
+        './certs/crl.pem',
+        './certs/gate.key',
+        './certs/gate.pem',
+      ]);
+      for (const c of certs) expect(b.get(c)![1], `${name} ${c}`).toBe(true);
+    }
+    const e = binds('executor');
+    expect([...e.keys()].sort()).toEqual([
+      './certs/ca.pem',
+      './certs/crl.pem',
+      './certs/executor.key',
+      './certs/executor.pem',
+      './config/executor.json',
+    ]);
+    for (const [source, [, ro]] of e) expect(ro, source).toBe(true);
+    for (const name of [...RUNTIME, 'nats']) {
+      const sources = [...binds(name).keys()];
+      expect(sources, name).not.toContain('./certs/ca.key');
+      expect(sources, name).not.toContain('./certs');
+    }
+    // The executor holds no data directory (no issuer key, no ledger key, no operator token).
+    expect([...e.values()].map(([t]) => t)).not.toContain('/var/lib/failclosed');
+  });
+
+  it('the certificate step runs without a network and writes only ./certs, naming the hosts the peers dial', () => {
+    const c = service('certs');
+    expect(c.network_mode).toBe('none');
+    expect(c.networks).toBeUndefined();
+    expect([...binds('certs').keys()]).toEqual(['./certs']);
+    const command = c.command as string[];
+    expect(command.slice(0, 4)).toEqual(['certs', 'init', '--dir', '/certs']);
+    const hosts = command.flatMap((w, i) => (command[i - 1] === '--host' ? [w] : []));
+    expect(hosts.sort()).toEqual(['executor', 'gate']);
   });
 
   it('publishes only the gates client port (7070 in the container), each gate on its own host port', () => {
@@ -121,8 +223,11 @@ describe('deploy/compose/compose.yaml', () => {
       expect(s.privileged, name).toBeUndefined();
       expect(s.security_opt, name).toContain('no-new-privileges:true');
       expect(s.user, name).toMatch(/^[1-9]\d*:[1-9]\d*$/);
-      expect(at(s, 'healthcheck', 'test', 0), name).toBe('CMD');
-      expect(s.network_mode, name).toBeUndefined();
+      // The executor's only port is mutual TLS for the gate role: a probe would be a refused,
+      // recorded handshake, so it has none; the one-shot certificate step has none either.
+      if (name === 'executor' || name === 'certs') expect(at(s, 'healthcheck', 'disable'), name).toBe(true);
+      else expect(at(s, 'healthcheck', 'test', 0), name).toBe('CMD');
+      if (name !== 'certs') expect(s.network_mode, name).toBeUndefined();
       expect(s.pid, name).toBeUndefined();
       expect(s.ipc, name).toBeUndefined();
     }
@@ -142,13 +247,22 @@ describe('deploy/compose/compose.yaml', () => {
     }
   });
 
-  it('the only relaxations are the ones bubblewrap needs (seccomp, AppArmor, /proc masking), on the gates alone', () => {
+  it('the only relaxations are the ones bubblewrap needs (seccomp, AppArmor, /proc masking), on the gates and the executors alone', () => {
     const needed = ['seccomp=unconfined', 'apparmor=unconfined', 'systempaths=unconfined'];
-    for (const name of GATES)
-      expect((service(name).security_opt as string[]).sort()).toEqual(
+    for (const name of [...GATES, 'executor'])
+      expect((service(name).security_opt as string[]).sort(), name).toEqual(
         ['no-new-privileges:true', ...needed].sort(),
       );
-    expect(service('postgresql').security_opt).toEqual(['no-new-privileges:true']);
+    for (const name of ['postgresql', 'nats', 'certs'])
+      expect(service(name).security_opt, name).toEqual(['no-new-privileges:true']);
+  });
+
+  it('NATS runs JetStream, publishes nothing, and is on the gates-and-executors network only', () => {
+    const n = service('nats');
+    expect(n.command as string[]).toContain('--jetstream');
+    expect(n.ports).toBeUndefined();
+    expect(networksOf(n)).toEqual(['queue']);
+    expect(n.image).toMatch(/^nats:\d+\.\d+\.\d+/);
   });
 
   it('holds no secret: the database password comes from the environment, required', () => {

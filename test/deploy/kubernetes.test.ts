@@ -1,11 +1,12 @@
 /**
  * deploy/kubernetes/: every manifest validated against the Kubernetes v1.33.0 OpenAPI schema
- * (the pinned `kubernetes-models` validators), and the gates' and PostgreSQL's pod security
- * asserted key by key (the OpenAPI schema does not refuse unknown keys, so a misspelt one would
- * pass it; these checks name each key).
+ * (the pinned `kubernetes-models` validators), and the pod security of the gates, the separate
+ * Execution Layer (`serve executor`), NATS and PostgreSQL asserted key by key (the OpenAPI schema
+ * does not refuse unknown keys, so a misspelt one would pass it; these checks name each key).
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
@@ -26,6 +27,7 @@ const manifests = FILES.flatMap((f) =>
 
 /** The models this deployment uses, by `apiVersion/kind`. Anything else is refused. */
 const MODELS: Record<string, (data: never) => { validate(): void }> = {
+  'v1/ConfigMap': (d) => new ConfigMap(d),
   'v1/Namespace': (d) => new Namespace(d),
   'v1/Service': (d) => new Service(d),
   'v1/ServiceAccount': (d) => new ServiceAccount(d),
@@ -54,7 +56,10 @@ function validate(doc: YamlObject): string | undefined {
 }
 
 const gate = find('Deployment', 'failclosed-gate');
+const executor = find('Deployment', 'failclosed-executor');
+const nats = find('Deployment', 'failclosed-nats');
 const postgresql = find('StatefulSet', 'postgresql');
+const WORKLOADS = [gate, executor, nats, postgresql];
 const podSpec = (w: YamlObject) => at(w, 'spec', 'template', 'spec') as YamlObject;
 const containers = (w: YamlObject) => [
   ...((podSpec(w).initContainers ?? []) as YamlObject[]),
@@ -88,11 +93,20 @@ describe('deploy/kubernetes manifests', () => {
     expect(validate(bad3)).toMatch(/runAsNonRoot/);
   });
 
-  it('gates: two replicas, liveness on /healthz, readiness on /readyz, the Gate port the only container port', () => {
+  it('gates: two replicas, liveness on /healthz, readiness on /readyz, the client port and the internal port (each its own Service)', () => {
     expect(at(gate, 'spec', 'replicas')).toBe(2);
     const c = (podSpec(gate).containers as YamlObject[])[0]!;
     expect(podSpec(gate).containers).toHaveLength(1);
-    expect(c.ports).toEqual([{ name: 'gate-http', containerPort: 7070, protocol: 'TCP' }]);
+    expect(c.ports).toEqual([
+      { name: 'gate-http', containerPort: 7070, protocol: 'TCP' },
+      { name: 'gate-internal', containerPort: 7444, protocol: 'TCP' },
+    ]);
+    const internal = find('Service', 'failclosed-gate-internal');
+    expect(at(internal, 'spec', 'ports')).toEqual([
+      { name: 'gate-internal', port: 7444, targetPort: 'gate-internal', protocol: 'TCP' },
+    ]);
+    expect(at(internal, 'spec', 'type')).toBe('ClusterIP');
+    expect(at(internal, 'spec', 'selector')).toEqual(at(gate, 'spec', 'template', 'metadata', 'labels'));
     expect(at(c, 'livenessProbe', 'httpGet', 'path')).toBe('/healthz');
     expect(at(c, 'readinessProbe', 'httpGet', 'path')).toBe('/readyz');
     expect(at(c, 'startupProbe', 'httpGet', 'path')).toBe('/healthz');
@@ -114,7 +128,7 @@ describe('deploy/kubernetes manifests', () => {
   });
 
   it('every container: non-root, read-only root filesystem, no privilege escalation, every capability dropped, resources set', () => {
-    for (const w of [gate, postgresql]) {
+    for (const w of WORKLOADS) {
       const pod = podSpec(w);
       expect(at(pod, 'securityContext', 'runAsNonRoot')).toBe(true);
       expect(at(pod, 'securityContext', 'runAsUser') as number).toBeGreaterThan(0);
@@ -135,19 +149,24 @@ describe('deploy/kubernetes manifests', () => {
     }
   });
 
-  it('gates: the relaxations bubblewrap needs come with a pod user namespace, and nowhere else', () => {
+  it('the relaxations bubblewrap needs come with a pod user namespace, on the gate and executor containers alone', () => {
     // procMount: Unmasked is accepted only with hostUsers: false; it and the unconfined profiles
-    // are the gate container's alone.
-    expect(podSpec(gate).hostUsers).toBe(false);
-    expect(at(podSpec(gate), 'securityContext', 'seccompProfile', 'type')).toBe('Unconfined');
-    const [init, main] = containers(gate);
-    expect(at(main, 'securityContext', 'procMount')).toBe('Unmasked');
-    expect(at(main, 'securityContext', 'appArmorProfile', 'type')).toBe('Unconfined');
+    // are the gate container's and the executor container's (the tools run there) alone.
+    for (const w of [gate, executor]) {
+      expect(podSpec(w).hostUsers).toBe(false);
+      expect(at(podSpec(w), 'securityContext', 'seccompProfile', 'type')).toBe('Unconfined');
+      const main = (podSpec(w).containers as YamlObject[])[0]!;
+      expect(at(main, 'securityContext', 'procMount')).toBe('Unmasked');
+      expect(at(main, 'securityContext', 'appArmorProfile', 'type')).toBe('Unconfined');
+    }
+    const [init] = containers(gate);
     expect(at(init, 'securityContext', 'procMount')).toBeUndefined();
-    expect(at(podSpec(postgresql), 'securityContext', 'seccompProfile', 'type')).toBe('RuntimeDefault');
-    for (const c of containers(postgresql)) {
-      expect(at(c, 'securityContext', 'procMount')).toBeUndefined();
-      expect(at(c, 'securityContext', 'appArmorProfile')).toBeUndefined();
+    for (const w of [nats, postgresql]) {
+      expect(at(podSpec(w), 'securityContext', 'seccompProfile', 'type')).toBe('RuntimeDefault');
+      for (const c of containers(w)) {
+        expect(at(c, 'securityContext', 'procMount')).toBeUndefined();
+        expect(at(c, 'securityContext', 'appArmorProfile')).toBeUndefined();
+      }
     }
   });
 
@@ -155,7 +174,7 @@ describe('deploy/kubernetes manifests', () => {
     const mounts = (at(podSpec(gate), 'containers', 0, 'volumeMounts') as YamlObject[]).map(
       (m) => m.mountPath,
     );
-    expect(mounts.sort()).toEqual(['/tmp', '/var/lib/failclosed']);
+    expect(mounts.sort()).toEqual(['/etc/failclosed/tls', '/tmp', '/var/lib/failclosed']);
     const volumes = podSpec(gate).volumes as YamlObject[];
     expect(
       at(
@@ -164,8 +183,15 @@ describe('deploy/kubernetes manifests', () => {
         'secretName',
       ),
     ).toBe('failclosed-data');
-    expect(manifests.filter(({ doc }) => doc.kind === 'Secret' || doc.kind === 'ConfigMap')).toEqual([]);
-    for (const w of [gate, postgresql])
+    expect(
+      at(
+        volumes.find((v) => v.name === 'tls'),
+        'secret',
+        'secretName',
+      ),
+    ).toBe('failclosed-gate-tls');
+    expect(manifests.filter(({ doc }) => doc.kind === 'Secret')).toEqual([]);
+    for (const w of WORKLOADS)
       for (const c of containers(w))
         for (const e of (c.env ?? []) as YamlObject[])
           if (/PASSWORD|SECRET|TOKEN/.test(JSON.stringify(e.name)))
@@ -174,5 +200,83 @@ describe('deploy/kubernetes manifests', () => {
       (e) => e.name === 'FAILCLOSED_BACKEND',
     )!.value ?? '') as string;
     expect(backend).toMatch(/^postgres:\/\/[^:@/]+@/);
+  });
+
+  it('executors: serve executor, two replicas, one container port (the execution listener), its own Service', () => {
+    expect(at(executor, 'spec', 'replicas')).toBe(2);
+    expect(podSpec(executor).containers).toHaveLength(1);
+    expect(podSpec(executor).initContainers).toBeUndefined();
+    const c = (podSpec(executor).containers as YamlObject[])[0]!;
+    expect(c.args).toEqual(['serve', 'executor', '--config', '/etc/failclosed/executor/executor.json']);
+    expect(c.ports).toEqual([{ name: 'execution', containerPort: 7443, protocol: 'TCP' }]);
+    const service = find('Service', 'failclosed-executor');
+    expect(at(service, 'spec', 'type')).toBe('ClusterIP');
+    expect(at(service, 'spec', 'ports')).toEqual([
+      { name: 'execution', port: 7443, targetPort: 'execution', protocol: 'TCP' },
+    ]);
+    expect(at(service, 'spec', 'selector')).toEqual(at(executor, 'spec', 'template', 'metadata', 'labels'));
+    expect(at(executor, 'spec', 'template', 'metadata', 'labels', 'app.kubernetes.io/component')).toBe(
+      'executor',
+    );
+  });
+
+  it('no Service selects both roles: the gates Services never reach an executor pod, the executor Service never a gate', () => {
+    const labelsOf = (w: YamlObject) =>
+      at(w, 'spec', 'template', 'metadata', 'labels') as Record<string, string>;
+    const selectsPod = (svc: YamlObject, labels: Record<string, string>) =>
+      Object.entries(at(svc, 'spec', 'selector') as Record<string, string>).every(
+        ([k, v]) => labels[k] === v,
+      );
+    for (const name of ['failclosed-gate', 'failclosed-gate-internal']) {
+      expect(selectsPod(find('Service', name), labelsOf(executor)), name).toBe(false);
+      expect(selectsPod(find('Service', name), labelsOf(gate)), name).toBe(true);
+    }
+    expect(selectsPod(find('Service', 'failclosed-executor'), labelsOf(gate))).toBe(false);
+  });
+
+  it('executors: no probe on the mutual-TLS port (a probe is a refused, recorded handshake), grace outlasts the preStop pause', () => {
+    const c = (podSpec(executor).containers as YamlObject[])[0]!;
+    for (const probe of ['livenessProbe', 'readinessProbe', 'startupProbe'])
+      expect(c[probe], probe).toBeUndefined();
+    const pause = Number((at(c, 'lifecycle', 'preStop', 'exec', 'command') as string[])[1]);
+    expect(podSpec(executor).terminationGracePeriodSeconds as number).toBeGreaterThan(pause);
+  });
+
+  it('executors: public keys only: no data directory, its own certificate Secret, its config a ConfigMap with no secret in it', () => {
+    const pod = podSpec(executor);
+    expect(pod.serviceAccountName).toBe('failclosed-executor');
+    expect(at(find('ServiceAccount', 'failclosed-executor'), 'automountServiceAccountToken')).toBe(false);
+    const c = (pod.containers as YamlObject[])[0]!;
+    const mounts = Object.fromEntries(
+      (c.volumeMounts as YamlObject[]).map((m) => [m.mountPath as string, m.name as string]),
+    );
+    expect(mounts).toEqual({
+      '/etc/failclosed/executor': 'config',
+      '/etc/failclosed/tls': 'tls',
+      '/tmp': 'tmp',
+    });
+    const volumes = Object.fromEntries((pod.volumes as YamlObject[]).map((v) => [v.name as string, v]));
+    expect(at(volumes, 'config', 'configMap', 'name')).toBe('failclosed-executor');
+    expect(at(volumes, 'tls', 'secret', 'secretName')).toBe('failclosed-executor-tls');
+    // Neither the gates' data Secret (issuer and ledger keys, operator token) nor their certificate.
+    const text = JSON.stringify(executor);
+    expect(text).not.toMatch(/failclosed-data|failclosed-gate-tls|gate\.key|\.jwk|operator\.token/);
+    const configMaps = manifests.filter(({ doc }) => doc.kind === 'ConfigMap');
+    expect(configMaps.map(({ doc }) => at(doc, 'metadata', 'name'))).toEqual(['failclosed-executor']);
+    const data = at(find('ConfigMap', 'failclosed-executor'), 'data') as Record<string, string>;
+    expect(Object.keys(data)).toEqual(['executor.json']);
+    expect(data['executor.json']).not.toMatch(/PRIVATE KEY|:\/\/[^@/]*:[^@/]*@|password/i);
+    const env = (c.env ?? []) as YamlObject[];
+    expect(env.map((e) => e.name)).toEqual(['PGPASSWORD']);
+    expect(at(env[0], 'valueFrom', 'secretKeyRef', 'name')).toBe('failclosed-postgresql');
+  });
+
+  it('NATS: JetStream on, only its client and monitoring ports, the stream in a volume', () => {
+    const c = (podSpec(nats).containers as YamlObject[])[0]!;
+    expect(c.args as string[]).toContain('--jetstream');
+    expect((c.ports as YamlObject[]).map((p) => p.containerPort)).toEqual([4222, 8222]);
+    expect(at(find('Service', 'failclosed-nats'), 'spec', 'ports', 0, 'port')).toBe(4222);
+    expect((at(find('Service', 'failclosed-nats'), 'spec', 'ports') as YamlObject[]).length).toBe(1);
+    expect(c.image).toMatch(/^nats:\d+\.\d+\.\d+/);
   });
 });

@@ -1,8 +1,9 @@
 /**
  * The NetworkPolicies of deploy/kubernetes/40-network-policies.yaml, evaluated as data
  * (networking.k8s.io/v1 semantics, `reachable` in ./support.ts) over the pods the manifests
- * define and a few others: which endpoint may open which port to which (FC-INV-6, L7 hardening).
- * The gates' and PostgreSQL's labels are read from their workloads, not restated here.
+ * define and a few others: which endpoint may open which port to which (FC-INV-6 "only the Gate
+ * reaches execution", L7 hardening). The labels of the gates, the executors (`serve executor`),
+ * NATS and PostgreSQL are read from their workloads, not restated here.
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,9 +11,14 @@ import { DEPLOY_DIR, at, readYaml, reachable } from './support.js';
 import type { Connection, Endpoint, Labels, NetworkPolicy, YamlObject } from './support.js';
 
 const K8S = join(DEPLOY_DIR, 'kubernetes');
-const docs = ['00-namespace.yaml', '10-postgresql.yaml', '20-gate.yaml', '40-network-policies.yaml'].flatMap(
-  (f) => readYaml(join(K8S, f)),
-) as YamlObject[];
+const docs = [
+  '00-namespace.yaml',
+  '10-postgresql.yaml',
+  '20-gate.yaml',
+  '30-executor.yaml',
+  '35-nats.yaml',
+  '40-network-policies.yaml',
+].flatMap((f) => readYaml(join(K8S, f))) as YamlObject[];
 const policies = docs.filter((d) => d.kind === 'NetworkPolicy') as unknown as NetworkPolicy[];
 const templateLabels = (kind: string, name: string) =>
   at(
@@ -39,10 +45,16 @@ const pod = (name: string, namespace: string, labels: Labels): Endpoint => ({
 });
 const gateLabels = templateLabels('Deployment', 'failclosed-gate');
 const postgresqlLabels = templateLabels('StatefulSet', 'postgresql');
+const executorLabels = templateLabels('Deployment', 'failclosed-executor');
+const natsLabels = templateLabels('Deployment', 'failclosed-nats');
 
 const gate = pod('gate', NS, gateLabels);
 const otherGate = pod('gate-2', NS, gateLabels);
 const postgresql = pod('postgresql', NS, postgresqlLabels);
+const executor = pod('executor', NS, executorLabels);
+const otherExecutor = pod('executor-2', NS, executorLabels);
+const nats = pod('nats', NS, natsLabels);
+const impostorExecutor = pod('impostor-executor', 'clients', executorLabels);
 const stranger = pod('stranger', NS, { app: 'debug' }); // any other pod in the namespace
 const client = pod('client', 'clients', { app: 'agent' });
 const impostorGate = pod('impostor-gate', 'clients', gateLabels); // gate labels, other namespace
@@ -56,7 +68,26 @@ const udp = (port: number): Connection => ({ port, protocol: 'UDP' });
 const can = (src: Endpoint, dst: Endpoint, c: Connection) => reachable(src, dst, c, policies, namespaces);
 
 /** Ports a probe tries besides the allowed ones. */
-const OTHER_PORTS = [22, 80, 443, 5432, 7071, 8080, 9090, 9464];
+const OTHER_PORTS = [22, 80, 443, 4222, 5432, 7071, 7443, 7444, 8080, 8222, 9090, 9464];
+const EXECUTION = tcp(7443);
+const INTERNAL = tcp(7444);
+/** Every endpoint the tests know, inside the namespace and out. */
+const EVERYONE: readonly Endpoint[] = [
+  gate,
+  otherGate,
+  executor,
+  otherExecutor,
+  postgresql,
+  nats,
+  stranger,
+  client,
+  impostorGate,
+  impostorExecutor,
+  impostorDb,
+  dns,
+  fakeDns,
+  internet,
+];
 
 describe('NetworkPolicies of the failclosed namespace', () => {
   it('default deny: one policy selects every pod for both ingress and egress, with no rule', () => {
@@ -99,14 +130,16 @@ describe('NetworkPolicies of the failclosed namespace', () => {
 
   it('gates reach nothing else: not the internet, not clients, not each other, not a PostgreSQL-labelled pod elsewhere', () => {
     for (const port of [...OTHER_PORTS, 53]) expect(can(gate, internet, tcp(port)), `${port}`).toBe(false);
+    expect(can(gate, otherGate, INTERNAL)).toBe(false);
+    expect(can(gate, impostorExecutor, EXECUTION)).toBe(false);
     expect(can(gate, client, tcp(7070))).toBe(false);
     expect(can(gate, otherGate, tcp(7070))).toBe(false);
     expect(can(gate, stranger, tcp(8080))).toBe(false);
     expect(can(gate, impostorDb, tcp(5432))).toBe(false);
   });
 
-  it('PostgreSQL accepts only the gates: not clients, not other pods of the namespace, not gate-labelled pods elsewhere', () => {
-    for (const src of [client, internet, stranger, impostorGate, dns])
+  it('PostgreSQL accepts only the gates and the executors (their nonce table): not clients, not other pods of the namespace, not gate-labelled pods elsewhere', () => {
+    for (const src of [client, internet, stranger, impostorGate, impostorExecutor, dns, nats])
       expect(can(src, postgresql, tcp(5432)), src.name).toBe(false);
   });
 
@@ -119,7 +152,7 @@ describe('NetworkPolicies of the failclosed namespace', () => {
   });
 
   it('any other pod in the namespace is isolated both ways', () => {
-    for (const dst of [gate, postgresql, internet, dns]) {
+    for (const dst of [gate, executor, nats, postgresql, internet, dns]) {
       expect(can(stranger, dst, tcp(7070)), dst.name).toBe(false);
       expect(can(stranger, dst, tcp(5432)), dst.name).toBe(false);
       expect(can(stranger, dst, udp(53)), dst.name).toBe(false);
@@ -135,5 +168,64 @@ describe('NetworkPolicies of the failclosed namespace', () => {
     expect(reachable(gate, postgresql, tcp(5432), withoutPg, namespaces)).toBe(false);
     const withoutDefault = policies.filter((p) => p.metadata.name !== 'default-deny');
     expect(reachable(postgresql, internet, tcp(443), withoutDefault, namespaces)).toBe(true);
+    // Without the executors' ingress policy the default deny still closes their port to everyone,
+    // the gates included; without the default deny, a stranger reaches it.
+    const withoutExecIngress = policies.filter((p) => p.metadata.name !== 'executor-ingress-gates');
+    expect(reachable(gate, executor, EXECUTION, withoutExecIngress, namespaces)).toBe(false);
+    expect(none(client, executor, EXECUTION)).toBe(true);
+  });
+
+  it('only the gates reach the execution listener (FC-INV-6): of every endpoint known, exactly the gate pods', () => {
+    for (const dst of [executor, otherExecutor])
+      for (const src of EVERYONE)
+        expect(can(src, dst, EXECUTION), `${src.name} -> ${dst.name}:7443`).toBe(
+          src === gate || src === otherGate,
+        );
+  });
+
+  it('the executors accept nothing else: no other port, not UDP, not from a gate-labelled pod of another namespace', () => {
+    for (const src of [gate, client, internet, stranger])
+      for (const port of OTHER_PORTS.filter((p) => p !== 7443))
+        expect(can(src, executor, tcp(port)), `${src.name} ${port}`).toBe(false);
+    expect(can(gate, executor, udp(7443))).toBe(false);
+    expect(can(impostorGate, executor, EXECUTION)).toBe(false);
+  });
+
+  it('only the executors reach the gates internal listener: of every endpoint known, exactly the executor pods', () => {
+    for (const dst of [gate, otherGate])
+      for (const src of EVERYONE)
+        expect(can(src, dst, INTERNAL), `${src.name} -> ${dst.name}:7444`).toBe(
+          src === executor || src === otherExecutor,
+        );
+  });
+
+  it('executors reach the gates internal port, PostgreSQL, NATS and DNS, and nothing else', () => {
+    expect(can(executor, gate, INTERNAL)).toBe(true);
+    expect(can(executor, postgresql, tcp(5432))).toBe(true);
+    expect(can(executor, nats, tcp(4222))).toBe(true);
+    expect(can(executor, dns, udp(53))).toBe(true);
+    expect(can(executor, dns, tcp(53))).toBe(true);
+    // Not the gates' client port: the Execution Layer does not call the Gate as a client.
+    expect(can(executor, gate, tcp(7070))).toBe(false);
+    expect(can(executor, otherExecutor, EXECUTION)).toBe(false);
+    for (const dst of [internet, client, stranger, impostorDb, fakeDns, impostorGate])
+      for (const port of [...OTHER_PORTS, 53, 7070])
+        expect(can(executor, dst, tcp(port)), `${dst.name} ${port}`).toBe(false);
+    for (const port of OTHER_PORTS.filter((p) => p !== 7444))
+      expect(can(executor, gate, tcp(port)), `gate ${port}`).toBe(false);
+  });
+
+  it('NATS accepts the gates and the executors on 4222 only, and reaches nothing', () => {
+    for (const src of EVERYONE)
+      expect(can(src, nats, tcp(4222)), src.name).toBe(
+        [gate, otherGate, executor, otherExecutor].includes(src),
+      );
+    expect(can(gate, nats, tcp(8222))).toBe(false);
+    expect(can(gate, nats, tcp(4222))).toBe(true);
+    for (const dst of [internet, dns, gate, executor, postgresql]) {
+      expect(can(nats, dst, tcp(443)), dst.name).toBe(false);
+      expect(can(nats, dst, udp(53)), dst.name).toBe(false);
+      expect(can(nats, dst, INTERNAL), dst.name).toBe(false);
+    }
   });
 });

@@ -2,16 +2,25 @@
  * deploy/systemd/*.service, parsed and checked for the sandboxing options (static: no systemd runs
  * here). The namespaces a unit must let through are derived from the sandbox's own argv
  * (`buildSandboxArgv`), so a change of the bubblewrap profile that the unit would refuse fails here.
+ * failclosed-executor.service (the Execution Layer as its own process) has the same sandboxing as
+ * the gates' units, its own user, and sees neither the Gate's data directory nor its configuration;
+ * the gates' units do not see the executor's.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildSandboxArgv } from '../../src/execution/sandbox/bwrap.js';
 import { DEPLOY_DIR, parseUnit, unitValue } from './support.js';
 import type { Unit } from './support.js';
 
-const UNITS = ['failclosed.service', 'failclosed-postgres.service'];
+const GATE_UNITS = ['failclosed.service', 'failclosed-postgres.service'];
+const EXECUTOR_UNIT = 'failclosed-executor.service';
+const UNITS = [...GATE_UNITS, EXECUTOR_UNIT];
 const units = new Map(UNITS.map((f) => [f, parseUnit(readFileSync(join(DEPLOY_DIR, 'systemd', f), 'utf8'))]));
+const executorUnit = units.get(EXECUTOR_UNIT)!;
+/** The unit's writable directory: the gates' data directory, or the executor's state. */
+const stateDir = (file: string) =>
+  file === EXECUTOR_UNIT ? '/var/lib/failclosed-executor' : '/var/lib/failclosed';
 
 const words = (unit: Unit, key: string) =>
   (unitValue(unit, 'Service', key) ?? '').split(/\s+/).filter(Boolean);
@@ -47,7 +56,16 @@ describe('deploy/systemd units', () => {
     expect(needed).toEqual(['cgroup', 'ipc', 'mnt', 'net', 'pid', 'user', 'uts']);
   });
 
-  for (const [file, unit] of units) {
+  it('the directory listing holds exactly these units', () => {
+    expect(
+      readdirSync(join(DEPLOY_DIR, 'systemd'))
+        .filter((f) => f.endsWith('.service'))
+        .sort(),
+    ).toEqual([...UNITS].sort());
+  });
+
+  for (const file of GATE_UNITS) {
+    const unit = units.get(file)!;
     describe(file, () => {
       it('runs failclosed up as an unprivileged user on the data directory', () => {
         const user = unitValue(unit, 'Service', 'User');
@@ -68,7 +86,11 @@ describe('deploy/systemd units', () => {
         );
         expect(unitValue(unit, 'Service', 'Restart')).toBe('on-failure');
       });
+    });
+  }
 
+  for (const [file, unit] of units) {
+    describe(`${file}: sandboxing`, () => {
       it('sets the hardening options', () => {
         const expected: Record<string, string> = {
           NoNewPrivileges: 'yes',
@@ -87,7 +109,7 @@ describe('deploy/systemd units', () => {
           AmbientCapabilities: '',
         };
         for (const [k, v] of Object.entries(expected)) expect(unitValue(unit, 'Service', k), k).toBe(v);
-        expect(words(unit, 'ReadWritePaths')).toEqual(['/var/lib/failclosed']);
+        expect(words(unit, 'ReadWritePaths')).toEqual([stateDir(file)]);
         expect(words(unit, 'SystemCallFilter')[0]).toBe('@system-service');
       });
 
@@ -122,5 +144,81 @@ describe('deploy/systemd units', () => {
     const env = unit.get('Service')!.get('Environment')!.join(' ');
     expect(env).not.toMatch(/FAILCLOSED_BACKEND|PGPASSWORD|postgres:\/\//);
     expect(unitValue(units.get('failclosed.service')!, 'Service', 'EnvironmentFile')).toBeUndefined();
+  });
+
+  describe(EXECUTOR_UNIT, () => {
+    it('runs serve executor with its own configuration, as a user of its own (not the Gate user)', () => {
+      const user = unitValue(executorUnit, 'Service', 'User')!;
+      expect(user).toBe('failclosed-executor');
+      for (const f of GATE_UNITS) expect(unitValue(units.get(f)!, 'Service', 'User')).not.toBe(user);
+      expect(unitValue(executorUnit, 'Service', 'Group')).toBe('failclosed-executor');
+      expect(unitValue(executorUnit, 'Service', 'ExecStart')).toBe(
+        '/usr/bin/node /opt/failclosed/dist/src/cli/main.js serve executor --config /etc/failclosed-executor/executor.json',
+      );
+      expect(unitValue(executorUnit, 'Service', 'StateDirectory')).toBe('failclosed-executor');
+      expect(unitValue(executorUnit, 'Service', 'ExecReload')).toBe('/bin/kill -HUP $MAINPID');
+    });
+
+    it('stops by SIGTERM to failclosed alone, restarts on failure', () => {
+      expect(unitValue(executorUnit, 'Service', 'KillMode')).toBe('mixed');
+      expect(unitValue(executorUnit, 'Service', 'KillSignal')).toBe('SIGTERM');
+      expect(unitValue(executorUnit, 'Service', 'Restart')).toBe('on-failure');
+    });
+
+    it('has the sandboxing of failclosed.service, key for key, but for its own paths', () => {
+      const gate = units.get('failclosed.service')!.get('Service')!;
+      const own = executorUnit.get('Service')!;
+      const PATHS = ['ReadWritePaths', 'InaccessiblePaths'];
+      const SANDBOX = [
+        'NoNewPrivileges',
+        'CapabilityBoundingSet',
+        'AmbientCapabilities',
+        'ProtectSystem',
+        'ProtectHome',
+        'PrivateTmp',
+        'PrivateDevices',
+        'ProtectKernelModules',
+        'ProtectControlGroups',
+        'ProtectClock',
+        'ProtectProc',
+        'RestrictSUIDSGID',
+        'RestrictRealtime',
+        'LockPersonality',
+        'RemoveIPC',
+        'KeyringMode',
+        'RestrictAddressFamilies',
+        'RestrictNamespaces',
+        'SystemCallArchitectures',
+        'SystemCallFilter',
+        'SystemCallErrorNumber',
+        'UMask',
+      ];
+      for (const k of SANDBOX) {
+        expect(own.get(k), k).toBeDefined();
+        expect(own.get(k), k).toEqual(gate.get(k));
+      }
+      // Nothing the gate unit sets is missing here, besides its paths and what starts it.
+      const START = ['ExecStart', 'User', 'Group', 'StateDirectory', 'Environment', 'EnvironmentFile'];
+      for (const k of gate.keys()) if (![...PATHS, ...START].includes(k)) expect(own.has(k), k).toBe(true);
+    });
+
+    it("sees neither the Gate's data directory nor its configuration, and the gates do not see its own", () => {
+      expect(words(executorUnit, 'InaccessiblePaths').sort()).toEqual([
+        '-/etc/failclosed',
+        '-/var/lib/failclosed',
+      ]);
+      for (const f of GATE_UNITS)
+        expect(words(units.get(f)!, 'InaccessiblePaths').sort(), f).toEqual([
+          '-/etc/failclosed-executor',
+          '-/var/lib/failclosed-executor',
+        ]);
+      // Its configuration, certificate and secrets live under /etc/failclosed-executor, which it reads.
+      expect(unitValue(executorUnit, 'Service', 'EnvironmentFile')).toBe(
+        '-/etc/failclosed-executor/executor.env',
+      );
+      expect(unitValue(executorUnit, 'Service', 'Environment')).not.toMatch(
+        /PGPASSWORD|FC_SECRET|postgres:\/\//,
+      );
+    });
   });
 });
