@@ -12,6 +12,9 @@
  * The same governed load is then run against the gate on the PostgreSQL backend
  * (`BENCH_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`: a database is created
  * for the run and dropped after it; `BENCH_PHASES` without `postgres` skips it).
+ * Then the distributed shape (`BENCH_PHASES` without `distributed` skips it): the gate with a
+ * separate Execution Layer (`failclosed serve executor`'s entry point in a process of its own),
+ * reached over mutual TLS, its ledger writes and keys over the gate's internal listener.
  * Each phase also prints the server process's CPU time (user + system) per call: on a shared,
  * noisy machine it moves less than the rate does, and it is what a faster call must cut.
  * The load generator runs in its own process (a child of this one) so that the server keeps its
@@ -20,7 +23,9 @@
  * default 10 s) and the process stops by itself. Run: `npm run bench:e2e` (profile:
  * `node --cpu-prof dist/bench/e2e/index.js`).
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,7 +43,9 @@ import {
   readOperatorToken,
   readSigningKey,
   startEmbedded,
+  startExecutorNode,
 } from '../../src/embedded/index.js';
+import { createDevCa, issueCert, pkiPaths } from '../../src/transport/index.js';
 import { compilePolicyBundle } from '../../src/control-plane/index.js';
 import { createSqliteNonceStore } from '../../src/execution/index.js';
 import { createSqliteBreakerStore } from '../../src/storage/index.js';
@@ -73,7 +80,9 @@ const PHASE_MS = Number(process.env['BENCH_PHASE_MS'] ?? 10_000);
 const CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 32);
 const WARMUP_MS = Math.min(2_000, PHASE_MS / 4);
 /** Phases to run (profiling one phase): `bare,governed,primitives,postgres` by default. */
-const PHASES = new Set((process.env['BENCH_PHASES'] ?? 'bare,governed,primitives,postgres').split(','));
+const PHASES = new Set(
+  (process.env['BENCH_PHASES'] ?? 'bare,governed,primitives,postgres,distributed').split(','),
+);
 /** Repetitions of each load phase; the median is reported. */
 const RUNS = Math.max(1, Number(process.env['BENCH_RUNS'] ?? 3));
 const PG_URL = process.env['BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -220,8 +229,14 @@ interface ReplicaJob {
   readonly dir: string;
 }
 
-/** Starts a {@link ReplicaJob} and resolves once it listens. */
-async function startReplica(dir: string): Promise<{ url: string; stop(): Promise<void> }> {
+/** A separate Execution Layer in a process of its own, from its configuration file. */
+interface ExecutorJob {
+  readonly kind: 'executor';
+  readonly config: string;
+}
+
+/** Starts a {@link ReplicaJob} or {@link ExecutorJob} and resolves once it listens. */
+async function startReplica(dir: string | ExecutorJob): Promise<{ url: string; stop(): Promise<void> }> {
   const child = fork(HERE, [], {
     env: { ...process.env, [CHILD_ROLE]: '1' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -231,7 +246,7 @@ async function startReplica(dir: string): Promise<{ url: string; stop(): Promise
     child.once('message', (m) => resolve((m as { url: string }).url));
     void exited.then(() => reject(new Error('the replica exited before it listened')));
   });
-  child.send({ kind: 'replica', dir } satisfies ReplicaJob);
+  child.send(typeof dir === 'string' ? ({ kind: 'replica', dir } satisfies ReplicaJob) : dir);
   const url = await listening;
   return {
     url,
@@ -410,6 +425,78 @@ async function postgresPhase(work: string): Promise<PostgresResult | undefined> 
   }
 }
 
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The distributed shape: a gate (SQLite) whose Execution Layer is a separate process over mutual
+ * TLS (`executor_url`), which reaches the gate's internal listener for keys, bundles and the
+ * ledger writer. The governed load and its single-client latency.
+ */
+async function distributedPhase(work: string): Promise<{ gov: Summary; solo: Summary }> {
+  const dir = join(work, 'dist-data');
+  await initDataDir(dir);
+  const pki = join(work, 'dist-certs');
+  await createDevCa(pki);
+  await Promise.all([issueCert(pki, { role: 'gate' }), issueCert(pki, { role: 'executor' })]);
+  const [internalPort, execPort] = [await freePort(), await freePort()];
+  const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as JsonObject;
+  writeFileSync(
+    dataPaths(dir).config,
+    JSON.stringify({
+      ...config,
+      executor_url: `https://127.0.0.1:${execPort}`,
+      internal_port: internalPort,
+      tls: {
+        ca: pkiPaths(pki).caCert,
+        gate: { cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
+      },
+    }),
+  );
+  const execDir = join(work, 'dist-executor');
+  mkdirSync(execDir);
+  const execConfig = join(execDir, 'executor.json');
+  writeFileSync(
+    execConfig,
+    JSON.stringify({
+      audience: 'failclosed-executor',
+      listen: { host: '127.0.0.1', port: execPort },
+      gate_url: `https://127.0.0.1:${internalPort}`,
+      tls: {
+        ca: pkiPaths(pki).caCert,
+        cert: pkiPaths(pki).cert('executor'),
+        key: pkiPaths(pki).key('executor'),
+      },
+      nonces: 'nonces.db',
+      log: { level: 'silent' },
+    }),
+  );
+  const instance = await startEmbedded(dir, { port: 0, breakers: BENCH_BREAKERS });
+  try {
+    const executor = await startReplica({ kind: 'executor', config: execConfig });
+    try {
+      const file = readClientFile(dir, DEMO_CLIENT.identity);
+      return await governedPhases('distributed (separate Execution Layer, mTLS)', instance.url, {
+        identity: file.identity,
+        tenant: file.tenant,
+        key: file.key,
+      });
+    } finally {
+      await executor.stop();
+    }
+  } finally {
+    await instance.close();
+  }
+}
+
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'fc-bench-e2e-'));
   const dir = join(work, 'data');
@@ -451,6 +538,7 @@ async function main(): Promise<void> {
     await instance.close();
     closed = true;
     const postgres = PHASES.has('postgres') ? await postgresPhase(work) : undefined;
+    const distributed = PHASES.has('distributed') ? await distributedPhase(work) : undefined;
     console.log('\nratios (medians):');
     if (bare !== undefined && sqlite !== undefined) {
       console.log(`  SQLite governed / bare HTTP throughput   ${(sqlite.gov.rate / bare.rate).toFixed(3)}`);
@@ -472,6 +560,14 @@ async function main(): Promise<void> {
       console.log(
         `  PostgreSQL two replicas / one            ${(postgres.two.rate / postgres.one.gov.rate).toFixed(3)}`,
       );
+    if (sqlite !== undefined && distributed !== undefined) {
+      console.log(
+        `  distributed / embedded throughput        ${(distributed.gov.rate / sqlite.gov.rate).toFixed(3)}  (${distributed.gov.rate.toFixed(0)} /s)`,
+      );
+      console.log(
+        `  distributed / embedded p50 (1 client)    ${(distributed.solo.p50 / sqlite.solo.p50).toFixed(2)}×  (${distributed.solo.p50.toFixed(2)} ms)`,
+      );
+    }
     if (sqlite !== undefined) {
       const ok = sqlite.gov.rate >= 1200 && sqlite.solo.p50 <= 2;
       console.log(
@@ -489,8 +585,16 @@ async function main(): Promise<void> {
 }
 
 if (process.env[CHILD_ROLE] === '1') {
-  process.once('message', (job: LoadJob | PrimitivesJob | ReplicaJob) => {
+  process.once('message', (job: LoadJob | PrimitivesJob | ReplicaJob | ExecutorJob) => {
     void (async () => {
+      if (job.kind === 'executor') {
+        const node = await startExecutorNode(job.config);
+        process.once('message', () => {
+          void node.close().then(() => process.exit(0));
+        });
+        process.send?.({ url: node.url });
+        return;
+      }
       if (job.kind === 'replica') {
         const replica = await startEmbedded(job.dir, { port: 0, executionPort: 0, breakers: BENCH_BREAKERS });
         process.once('message', () => {
