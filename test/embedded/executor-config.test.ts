@@ -86,6 +86,41 @@ describe('failclosed.json internal_port', () => {
   });
 });
 
+describe('failclosed.json jobs', () => {
+  const config = (extra: object) => Buffer.from(JSON.stringify({ ...defaultConfig(), ...extra }));
+  const tls = { ca: 'certs/ca.pem', gate: { cert: 'certs/gate.pem', key: 'certs/gate.key' } };
+  const nats = { queue: 'nats', url: 'nats://127.0.0.1:4222' };
+
+  it('takes the queue, and refuses in-process workers beside a separate Execution Layer', () => {
+    expect(parseConfig(config({ jobs: { queue: 'local', concurrency: 3 } })).jobs).toEqual({
+      queue: 'local',
+      concurrency: 3,
+    });
+    expect(parseConfig(config({ jobs: { ...nats, workers: 2 } })).jobs).toMatchObject({ workers: 2 });
+    expect(() =>
+      parseConfig(config({ jobs: { ...nats, workers: 2 }, executor_url: 'https://127.0.0.1:7443', tls })),
+    ).toThrow('jobs.workers runs workers over');
+    expect(() => parseConfig(config({ jobs: { queue: 'kafka' } }))).toThrow('jobs.queue must be');
+  });
+
+  it('serve executor takes NATS workers only', () => {
+    const base = {
+      audience: 'a',
+      listen: { host: '127.0.0.1', port: 0 },
+      gate_url: 'https://127.0.0.1:7444',
+      tls: { ca: 'ca.pem', cert: 'e.pem', key: 'e.key' },
+      nonces: 'n.db',
+    };
+    const parse = (extra: object) =>
+      parseExecutorConfig(Buffer.from(JSON.stringify({ ...base, ...extra })), '/etc/failclosed');
+    expect(parse({ jobs: { ...nats, workers: 4 } }).jobs).toMatchObject({ queue: 'nats', workers: 4 });
+    expect(() => parse({ jobs: { queue: 'local' } })).toThrow('jobs.queue must be "nats"');
+    expect(parse({ log: { level: 'warn' }, metrics: { listen: '127.0.0.1:9464' } }).log).toEqual({
+      level: 'warn',
+    });
+  });
+});
+
 describe('failclosed serve', () => {
   const run = async (argv: string[]) => {
     let err = '';
