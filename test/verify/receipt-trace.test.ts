@@ -326,6 +326,17 @@ describe('FC-INV-6: every execution trace holds Gate, Control Plane and Executio
     ]);
   });
 
+  it('a completion naming another result than the receipt: TRACE_RESULT_MISMATCH', () => {
+    const { report, bundle } = forge(base, (b) => {
+      const done = entryAt(b, 'gateway.completed');
+      done['payload']['decision_id'] = receiptOf(b)['payload']['decision_id'];
+      done['payload']['result_sha256'] = 'e'.repeat(64);
+    });
+    expect(findingsOf(report, TRACE)).toEqual([
+      expect.objectContaining({ code: 'TRACE_RESULT_MISMATCH', index: at(bundle, 'gateway.completed') }),
+    ]);
+  });
+
   it('no Control Plane record between the Gate record and the receipt: TRACE_CONTROL_PLANE_MISSING', () => {
     const role = forge(base, (b) => {
       entryAt(b, 'decision')['actor']['role'] = 'gate';

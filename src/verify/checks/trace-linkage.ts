@@ -17,6 +17,7 @@ import { linkageOf, type View } from '../linkage.js';
 import type { Finding, FindingCode, VerifyCheck } from '../types.js';
 import { entryFinding } from './util.js';
 
+const HEX64 = /^[0-9a-f]{64}$/;
 const CONTROL_PLANE_TYPES: ReadonlySet<string> = new Set(['decision', 'envelope.issued']);
 // A run whose process stopped before the Gate recorded it is closed by `request.abandoned`.
 const COMPLETION_TYPES: ReadonlySet<string> = new Set([
@@ -77,6 +78,22 @@ export const traceLinkageCheck: VerifyCheck = {
           'TRACE_CONTROL_PLANE_MISSING',
           `no Control Plane record (decision or envelope.issued) between the Gate record at entry ${gate.entry.index} and the execution`,
         );
+      }
+      // The result the Gate let out is the one the Execution Layer produced and receipted.
+      const decision = r.entry.payload['decision_id'];
+      for (const done of trace) {
+        if (done.entry.type !== 'gateway.completed' || done.entry.index < r.entry.index) continue;
+        if (done.entry.payload['decision_id'] !== decision) continue;
+        const named = done.entry.payload['result_sha256'];
+        // A completion naming no well-formed result digest is attributable-outcome's finding.
+        if (typeof named === 'string' && HEX64.test(named) && named !== r.entry.payload['result_sha256'])
+          out.push(
+            entryFinding(
+              done,
+              'TRACE_RESULT_MISMATCH',
+              `trace ${done.entry.trace_id}: gateway.completed names another result than the receipt at entry ${r.entry.index}`,
+            ),
+          );
       }
       if (
         !trace.some(
