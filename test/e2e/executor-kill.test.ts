@@ -8,11 +8,7 @@
  * consumed says `envelope_consumed: true`). The executor restarts on the same port and calls
  * succeed again; the exported ledger verifies.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,40 +25,9 @@ import {
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
 import { createDevCa, issueCert, pkiPaths } from '../../src/transport/index.js';
-import { runCli } from '../../src/cli/run.js';
-import { saveTrustRoots } from '../../src/cli/trust-file.js';
-import { REPO_ROOT } from '../support/paths.js';
 import { until } from './processes.js';
-
-const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function spawnExecutor(config: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', 'executor', '--config', config], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, FAILCLOSED_HOME: '/nonexistent', FAILCLOSED_LOG_LEVEL: 'silent' },
-  });
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout?.on('data', () => {
-      if (/listening on (\S+)/.test(out)) resolve();
-    });
-    child.once('exit', (c) => reject(new Error(`serve executor exited (${String(c)}): ${out}`)));
-  });
-  return child;
-}
+import { exportAndVerify, freePort, spawnExecutor, stopProcess } from './topology.js';
+import type { ExecutorProcess } from './topology.js';
 
 describe('kill -9 of the Execution Layer process under load', () => {
   let work: string;
@@ -70,7 +35,7 @@ describe('kill -9 of the Execution Layer process under load', () => {
   let config: string;
   let instance: EmbeddedInstance;
   let client: FailclosedClient;
-  let executor: ChildProcess | undefined;
+  let executor: ExecutorProcess | undefined;
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'fc-exec-kill-'));
@@ -118,15 +83,11 @@ describe('kill -9 of the Execution Layer process under load', () => {
         gate_timeout_ms: 10_000,
       }),
     );
-    executor = await spawnExecutor(config);
+    executor = await spawnExecutor(config, { FAILCLOSED_LOG_LEVEL: 'silent' });
   }, 60_000);
 
   afterAll(async () => {
-    if (executor !== undefined && executor.exitCode === null && executor.signalCode === null) {
-      const gone = new Promise((r) => executor?.once('exit', r));
-      executor.kill('SIGTERM');
-      await gone;
-    }
+    await stopProcess(executor);
     await instance?.close();
     rmSync(work, { recursive: true, force: true });
   });
@@ -147,9 +108,7 @@ describe('kill -9 of the Execution Layer process under load', () => {
       'calls under load',
       30_000,
     );
-    const killed = new Promise((r) => executor?.once('exit', r));
-    executor?.kill('SIGKILL');
-    await killed;
+    await stopProcess(executor, 'SIGKILL');
     const atKill = answers.length;
     await until(() => answers.length >= atKill + 8, 'calls while the executor is dead', 30_000);
     stop = true;
@@ -165,7 +124,7 @@ describe('kill -9 of the Execution Layer process under load', () => {
       else expect(a).toMatchObject({ outcome: 'deny', code: expect.stringMatching(/^ERR_/) as unknown });
     }
 
-    executor = await spawnExecutor(config);
+    executor = await spawnExecutor(config, { FAILCLOSED_LOG_LEVEL: 'silent' });
     await until(
       async () =>
         (await client.call('echo', { message: 'back' }, { session: 'kill' })).outcome === 'executed',
@@ -173,22 +132,7 @@ describe('kill -9 of the Execution Layer process under load', () => {
       30_000,
     );
 
-    const res = await fetch(`${instance.url}/v1/admin/ledger-export`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${readOperatorToken(dir)}`, 'content-type': 'application/json' },
-      body: '{}',
-    });
-    expect(res.status).toBe(200);
-    const bundle = join(work, 'export.jsonl');
-    writeFileSync(bundle, await res.text());
-    const trust = join(work, 'trust.json');
-    expect(await saveTrustRoots(instance.url, trust)).toBe(true);
-    let report = '';
-    const code = await runCli(['verify', bundle, '--trust', trust, '--json'], {
-      out: (t) => void (report += t),
-      err: (t) => void (report += t),
-      env: {},
-    });
+    const { code, report } = await exportAndVerify(instance.url, readOperatorToken(dir), work, ['--json']);
     // Every accepted request has its outcome record (FC-INV-5), every receipt its Gate records (FC-INV-6).
     expect(report).not.toMatch(/OUTCOME_MISSING|TRACE_COMPLETION_MISSING|TRACE_GATE_MISSING/);
     expect(code).toBe(0);

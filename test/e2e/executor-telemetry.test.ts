@@ -11,7 +11,6 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +30,7 @@ import type { Telemetry } from '../../src/embedded/telemetry/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
 import { createDevCa, issueCert, pkiPaths } from '../../src/transport/index.js';
 import { until } from './processes.js';
+import { freePort } from './topology.js';
 
 interface Span {
   readonly traceId: string;
@@ -38,17 +38,6 @@ interface Span {
   readonly parentSpanId?: string;
   readonly name: string;
   readonly role: string;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 describe('a separate Execution Layer joins the call trace and reports its own logs and metrics', () => {

@@ -19,8 +19,6 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
@@ -40,56 +38,15 @@ import {
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
 import { createDevCa, issueCert, pkiPaths } from '../../src/transport/index.js';
-import { runCli } from '../../src/cli/run.js';
-import { saveTrustRoots } from '../../src/cli/trust-file.js';
-import { REPO_ROOT } from '../support/paths.js';
 import { nextSchema, useTestDatabase } from '../support/postgres.js';
 import { napPolicyDir, until } from './processes.js';
+import { exportAndVerify, freePort, spawnExecutor, stopProcess as stop } from './topology.js';
+import type { ExecutorProcess } from './topology.js';
 
-const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 const NATS_URL = 'nats://127.0.0.1:4222';
 const NATS_SERVER = '/usr/sbin/nats-server';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-interface Proc {
-  readonly child: ChildProcess;
-  out(): string;
-}
-
-async function spawnExecutor(config: string): Promise<Proc> {
-  const child = spawn(process.execPath, [CLI, 'serve', 'executor', '--config', config], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, FAILCLOSED_HOME: '/nonexistent' },
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  await new Promise<void>((resolve, reject) => {
-    const look = (): void => {
-      if (/listening on (\S+)/.test(out)) resolve();
-    };
-    child.stdout.on('data', look);
-    child.once('exit', (c) => reject(new Error(`serve executor exited (${String(c)}): ${out}`)));
-  });
-  return { child, out: () => out };
-}
-
-async function stop(p: Proc | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (p === undefined || p.child.exitCode !== null || p.child.signalCode !== null) return;
-  const gone = new Promise((r) => p.child.once('exit', r));
-  p.child.kill(signal);
-  await gone;
-}
+type Proc = ExecutorProcess;
 
 function queued(r: SubmitResult): QueuedCall {
   expect(r).toMatchObject({ outcome: 'queued', status: 202 });
@@ -353,24 +310,10 @@ describe('background calls over NATS JetStream with separate queue workers', () 
   }, 60_000);
 
   it('exports a ledger that verifies offline', async () => {
-    const res = await fetch(`${instance.url}/v1/admin/ledger-export`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${readOperatorToken(dir)}`, 'content-type': 'application/json' },
-      body: '{}',
-    });
-    expect(res.status).toBe(200);
-    const bundle = join(work, 'export.jsonl');
-    writeFileSync(bundle, await res.text());
-    const trust = join(work, 'trust.json');
-    expect(await saveTrustRoots(instance.url, trust)).toBe(true);
-    let report = '';
-    const code = await runCli(['verify', bundle, '--trust', trust], {
-      out: (t) => void (report += t),
-      err: (t) => void (report += t),
-      env: {},
-    });
-    expect(report).not.toMatch(/FAIL/);
-    expect(code).toBe(0);
+    const v = await exportAndVerify(instance.url, readOperatorToken(dir), work);
+    expect(v.status).toBe(200);
+    expect(v.report).not.toMatch(/FAIL/);
+    expect(v.code).toBe(0);
   }, 30_000);
 });
 

@@ -6,15 +6,14 @@
  * holder of its token. The ledger records `gateway.queued` between the decision and the receipt,
  * and the export verifies.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobState, QueuedCall, SubmitResult } from '../../src/client/index.js';
 import { readOperatorToken } from '../../src/embedded/index.js';
-import { runCli } from '../../src/cli/run.js';
-import { saveTrustRoots } from '../../src/cli/trust-file.js';
 import { expectDenied, session, startE2e } from './harness.js';
+import { exportAndVerify } from './topology.js';
 import type { E2e } from './harness.js';
 
 function queued(r: SubmitResult): QueuedCall {
@@ -182,27 +181,10 @@ describe('background calls (embedded, in-process queue)', () => {
   it('exports a ledger with background calls that verifies offline', async () => {
     const work = mkdtempSync(join(tmpdir(), 'fc-jobs-verify-'));
     try {
-      const res = await fetch(`${e2e.instance.url}/v1/admin/ledger-export`, {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${readOperatorToken(e2e.dir)}`,
-          'content-type': 'application/json',
-        },
-        body: '{}',
-      });
-      expect(res.status).toBe(200);
-      const bundle = join(work, 'export.jsonl');
-      writeFileSync(bundle, await res.text());
-      const trust = join(work, 'trust.json');
-      expect(await saveTrustRoots(e2e.instance.url, trust)).toBe(true);
-      let report = '';
-      const code = await runCli(['verify', bundle, '--trust', trust], {
-        out: (t) => void (report += t),
-        err: (t) => void (report += t),
-        env: {},
-      });
-      expect(report).not.toMatch(/FAIL/);
-      expect(code).toBe(0);
+      const v = await exportAndVerify(e2e.instance.url, readOperatorToken(e2e.dir), work);
+      expect(v.status).toBe(200);
+      expect(v.report).not.toMatch(/FAIL/);
+      expect(v.code).toBe(0);
     } finally {
       rmSync(work, { recursive: true, force: true });
     }

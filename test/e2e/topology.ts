@@ -1,0 +1,99 @@
+/**
+ * Pieces of the distributed topology shared by the end-to-end tests: a free loopback port, a
+ * real `failclosed serve executor` child of the built CLI (`dist/`, `npm run build`), and the
+ * operator's export of a gate's ledger verified offline under the trust roots it publishes.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { runCli } from '../../src/cli/run.js';
+import { saveTrustRoots } from '../../src/cli/trust-file.js';
+import { REPO_ROOT } from '../support/paths.js';
+
+const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+
+/** A loopback port free when asked (the caller binds it next). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A running `failclosed serve executor`. */
+export interface ExecutorProcess {
+  readonly child: ChildProcess;
+  /** Its `POST /v1/execute` URL, as it printed it. */
+  readonly url: string;
+  /** Everything it printed so far. */
+  out(): string;
+}
+
+/** Spawns `failclosed serve executor --config FILE` and resolves once it listens. */
+export async function spawnExecutor(
+  config: string,
+  env: Readonly<Record<string, string>> = {},
+): Promise<ExecutorProcess> {
+  const child = spawn(process.execPath, [CLI, 'serve', 'executor', '--config', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FAILCLOSED_HOME: '/nonexistent', ...env },
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const look = (): void => {
+      const m = /listening on (\S+)/.exec(out);
+      if (m?.[1] !== undefined) resolve(m[1]);
+    };
+    child.stdout.on('data', look);
+    child.once('exit', (c) => reject(new Error(`serve executor exited (${String(c)}): ${out}`)));
+  });
+  return { child, url, out: () => out };
+}
+
+/** Stops a child with `signal` and waits for its exit (nothing when it has exited). */
+export async function stopProcess(
+  p: { readonly child: ChildProcess } | undefined,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<void> {
+  if (p === undefined || p.child.exitCode !== null || p.child.signalCode !== null) return;
+  const gone = new Promise((r) => p.child.once('exit', r));
+  p.child.kill(signal);
+  await gone;
+}
+
+/**
+ * The operator's export of the gate at `url` (`POST /v1/admin/ledger-export`) written under
+ * `work`, verified with `failclosed verify --trust` under the trust roots the gate publishes.
+ */
+export async function exportAndVerify(
+  url: string,
+  operatorToken: string,
+  work: string,
+  extraArgs: readonly string[] = [],
+): Promise<{ readonly code: number; readonly report: string; readonly status: number }> {
+  const res = await fetch(`${url}/v1/admin/ledger-export`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${operatorToken}`, 'content-type': 'application/json' },
+    body: '{}',
+  });
+  const bundle = join(work, `export-${Date.now()}.jsonl`);
+  writeFileSync(bundle, await res.text());
+  const trust = join(work, `trust-${Date.now()}.json`);
+  if (!(await saveTrustRoots(url, trust))) return { code: -1, report: 'no trust roots', status: res.status };
+  let report = '';
+  const code = await runCli(['verify', bundle, '--trust', trust, ...extraArgs], {
+    out: (t) => void (report += t),
+    err: (t) => void (report += t),
+    env: {},
+  });
+  return { code, report, status: res.status };
+}
