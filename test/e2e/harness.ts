@@ -217,6 +217,7 @@ function executorConfig(
   work: string,
   dir: string,
   at: { pki: string; execPort: number; internalPort: number },
+  extra: JsonObject,
 ): string {
   const gate = readConfig(dir);
   mkdirSync(join(work, 'executor'));
@@ -239,6 +240,7 @@ function executorConfig(
       // Generous on a loaded test machine; a refused connection is still answered at once.
       gate_timeout_ms: 10_000,
       log: { level: 'silent' },
+      ...extra,
     }),
   );
   return path;
@@ -280,6 +282,8 @@ export async function startE2e(
     /** Default `embedded`. */
     topology?: Topology;
     embedded?: Omit<EmbeddedOptions, 'clock' | 'onToolRun' | 'port' | 'executionPort' | 'decorate'>;
+    /** Fields of the separate Execution Layer's configuration file (`distributed`), over the harness's. */
+    executor?: JsonObject;
   } = {},
 ): Promise<E2e> {
   const topology = options.topology ?? 'embedded';
@@ -304,7 +308,7 @@ export async function startE2e(
   let gateAgent: MtlsAgent | undefined;
   if (separate !== undefined) {
     try {
-      node = await startExecutorNode(executorConfig(work, dir, separate), {
+      node = await startExecutorNode(executorConfig(work, dir, separate, options.executor ?? {}), {
         clock: clock.now,
         env: {},
         onToolRun,
