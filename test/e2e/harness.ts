@@ -79,6 +79,8 @@ export interface E2e {
   readonly instance: EmbeddedInstance;
   /** The separate Execution Layer (`distributed` only). */
   readonly node: ExecutorNode | undefined;
+  /** Its directory: configuration and nonce store (`distributed` only). */
+  readonly nodeDir: string | undefined;
   /**
    * How long the Execution Layer may check envelopes against issuer keys it already holds: 0
    * embedded (it reads the Control Plane's key ring), the node's `keys_max_age_ms` distributed
@@ -310,7 +312,6 @@ export async function startE2e(
     try {
       node = await startExecutorNode(executorConfig(work, dir, separate, options.executor ?? {}), {
         clock: clock.now,
-        env: {},
         onToolRun,
       });
       gateAgent = await createMtlsAgent({
@@ -337,6 +338,7 @@ export async function startE2e(
     dir,
     instance,
     node,
+    nodeDir: node === undefined ? undefined : join(work, 'executor'),
     keysMaxAgeMs: node === undefined ? 0 : KEYS_MAX_AGE_MS,
     faults,
     clock,
