@@ -400,19 +400,31 @@ export function createGateTrust(options: GateTrustOptions): GateTrust {
   let ring: KeyRing | undefined;
   let fetchedAt = Number.NEGATIVE_INFINITY;
   let refreshing: Promise<void> | undefined;
+  // Requests are ordered by when they were asked, not by the clock: a clock set back must not
+  // keep an older answer in place of a newer one.
+  let asks = 0;
+  let held = 0;
   const bundles = new Map<string, PolicyRuntime>();
-  const fresh = (): boolean => ring !== undefined && now() - fetchedAt < maxAgeMs;
+  // A copy whose age is negative (the clock went back since it was fetched) has no known age:
+  // not fresh, so the keys are fetched again and a revocation still arrives within the bound.
+  const fresh = (): boolean => {
+    if (ring === undefined) return false;
+    const age = now() - fetchedAt;
+    return age >= 0 && age < maxAgeMs;
+  };
   const refresh = async (): Promise<void> => {
     // The age counts from before the request: a slow answer is no fresher than when it was asked.
     const asked = now();
+    const ask = (asks += 1);
     const a = await gateRequest(link, 'GET', '/v1/internal/issuer-jwks', undefined, 1 << 20);
     if (a.status !== 200) throw new Error(`issuer keys: ${a.status}`);
     const v = parseJson(a.body, { maxBytes: 1 << 20, maxDepth: 8 });
     if (!isObject(v)) throw new Error('issuer keys: garbage');
     const next = keyRingFromJwks(v['jwks']);
-    if (asked >= fetchedAt) {
+    if (ask > held) {
       ring = next;
       fetchedAt = asked;
+      held = ask;
     }
   };
   const keys: KeyRing = Object.freeze({

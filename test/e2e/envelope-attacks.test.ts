@@ -153,6 +153,35 @@ describe.each(TOPOLOGIES)('%s topology', (topology) => {
       }
     });
 
+    it('scenario 10: a revocation reaches the Execution Layer within its bound after its clock went back', async () => {
+      const lag = e2e.keysMaxAgeMs;
+      try {
+        e2e.clock.set(0);
+        // Keys held as of now (distributed: fetched at this clock, or later by a clock since set back).
+        expect(await e2e.client().call('echo', { message: 'held' }, { session: session() })).toMatchObject({
+          outcome: 'executed',
+        });
+        // The clock goes back half a minute: a held copy must not look younger than it is.
+        e2e.clock.set(-30_000);
+        const p = { message: 'clock went back' };
+        const old = await e2e.unusedEnvelope('echo', p);
+        const cp = e2e.instance.core.controlPlane;
+        const operator = { id: 'operator', role: 'operator' };
+        const rotated = await cp.rotateIssuerKey(operator, 'e2e: rotate after the clock went back');
+        expect(rotated).toMatchObject({ outcome: 'ok' });
+        if (rotated.outcome !== 'ok') return;
+        expect(await cp.revokeIssuerKey(rotated.previous_kid ?? '', operator, 'e2e: revoke')).toMatchObject({
+          outcome: 'ok',
+        });
+        e2e.clock.set(-30_000 + lag + 1);
+        await expectDenied(e2e, 'ERR_ENVELOPE_KID_REVOKED', () =>
+          e2e.execute({ envelope: old.envelope, tool: 'echo', tenant: 'acme', params: p }),
+        );
+      } finally {
+        e2e.clock.set(0);
+      }
+    });
+
     // Known gap of the separate Execution Layer (distributed: `it.fails`): right after a rotation
     // it still holds the published keys of before, for up to `keys_max_age_ms`, and denies every
     // envelope of the new key `ERR_ENVELOPE_KID_UNKNOWN` (fail closed: nothing runs) instead of
