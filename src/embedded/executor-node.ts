@@ -378,7 +378,12 @@ export interface GateTrust {
   readonly keys: KeyRing;
   /** Undefined when the keys held are fresh enough (fetching them if not); else the deny. */
   freshKeys(): Promise<Deny | undefined>;
-  /** Undefined when the bundle `hash` is held (fetching, hashing and compiling it if not); else the deny. */
+  /**
+   * Undefined when the bundle `hash` is held (fetching, hashing and compiling it if not), or when
+   * the Gate holds no such bundle: the envelope then names an unknown bundle, which the
+   * executor's own check denies (`ERR_ENVELOPE_POLICY_UNKNOWN`) in its place in the verification
+   * order, after the signature (SPEC §3). Else the deny.
+   */
   bundle(hash: string): Promise<Deny | undefined>;
   /** The compiled bundle `hash`, if held. */
   held(hash: string): PolicyRuntime | undefined;
@@ -462,7 +467,8 @@ export function createGateTrust(options: GateTrustOptions): GateTrust {
       } catch {
         return deny('ERR_TRUST_UNAVAILABLE', 'the policy bundle could not be had from the Gate');
       }
-      if (a.status === 403) return deny('ERR_POLICY_BUNDLE_INVALID', 'the Gate holds no such policy bundle');
+      // Not held here either: `held(hash)` stays undefined, so the executor denies the envelope.
+      if (a.status === 403) return undefined;
       if (a.status !== 200)
         return deny('ERR_TRUST_UNAVAILABLE', 'the policy bundle could not be had from the Gate');
       // Hashed again here: bytes that are not the bundle asked for are refused, whoever sent them.
