@@ -281,7 +281,10 @@ function postOverMtls(url: string, agent: MtlsAgent, body: string): Promise<Answ
 export async function startE2e(
   options: {
     policyDir?: string;
-    /** Default `embedded`. */
+    /**
+     * Default `embedded`. In `distributed`, `embedded` options configure the Gate process only
+     * (its `deadlines.executor` do not reach the separate Execution Layer: see `executor`).
+     */
     topology?: Topology;
     embedded?: Omit<EmbeddedOptions, 'clock' | 'onToolRun' | 'port' | 'executionPort' | 'decorate'>;
     /** Fields of the separate Execution Layer's configuration file (`distributed`), over the harness's. */
