@@ -8,10 +8,13 @@
  * In both topologies (harness.ts). `distributed`: the Control Plane, the policy engine and the
  * ledger writer stay in the Gate process, where the faults are injected; the separate Execution
  * Layer reaches that faulty ledger writer over mutual TLS (its decision lookup and its receipt
- * included), so scenarios 5 and 9 run there too. Scenario 8 runs embedded only: a separate
- * Execution Layer has its own nonce store, out of the test's reach (its loss of the Gate process
- * is in executor-process.test.ts and executor-kill.test.ts).
+ * included), so scenarios 5 and 9 run there too. Scenario 8's decorated nonce store is the
+ * embedded one only: a separate Execution Layer has its own SQLite nonce store, which another
+ * writer holding its write lock makes unavailable instead (a real fault, the `throw` kind; its
+ * hang and garbage kinds are not reproduced there).
  */
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { noFaults } from '../support/faults.js';
 import type { FaultMode } from '../support/faults.js';
@@ -84,7 +87,8 @@ describe.each(TOPOLOGIES)('%s topology', (topology) => {
     });
   });
 
-  // Distributed: the separate Execution Layer has its own nonce store, which the test cannot reach.
+  // Distributed: the separate Execution Layer has its own nonce store, out of the decorators'
+  // reach; there another writer holding its SQLite file's write lock makes it unavailable (below).
   describe.skipIf(topology === 'distributed')('scenario 8: nonce store unavailable', () => {
     it.each(MODES)(
       'scenario 8: the nonce store %s → ERR_NONCE_STORE_UNAVAILABLE, tool never ran',
@@ -94,6 +98,21 @@ describe.each(TOPOLOGIES)('%s topology', (topology) => {
         await recovers();
       },
     );
+  });
+
+  describe.runIf(topology === 'distributed')('scenario 8: the separate Execution Layer’s nonce store', () => {
+    it('scenario 8: its nonce store locked by another writer → ERR_NONCE_STORE_UNAVAILABLE, tool never ran', async () => {
+      // A real fault: another connection holds the write lock of its SQLite file past its busy timeout.
+      const lock = new Database(join(e2e.nodeDir ?? '', 'nonces.db'), { fileMustExist: true });
+      try {
+        lock.prepare('BEGIN IMMEDIATE').run();
+        await expectDenied(e2e, 'ERR_NONCE_STORE_UNAVAILABLE', echo);
+      } finally {
+        if (lock.inTransaction) lock.prepare('ROLLBACK').run();
+        lock.close();
+      }
+      await recovers();
+    }, 20_000);
   });
 
   describe('scenario 9: ledger write fails', () => {

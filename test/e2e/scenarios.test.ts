@@ -7,9 +7,9 @@
  * code AND that no tool ran. In `distributed` the attacks reach the Execution Layer over mutual
  * TLS with a `gate` certificate: the transport admits the caller, so each verdict is the
  * Execution Layer's own envelope check (FC-INV-6).
- * Scenarios 1, 2, 3, 4, 6, 7, 18 here, both ways; 10 in envelope-attacks.test.ts, 5/9 in
+ * Scenarios 1, 2, 3, 4, 6, 7, 18 here, both ways; 10 in envelope-attacks.test.ts, 5/8/9 in
  * faults.test.ts, 15 in incident.test.ts, 16 in secrets.test.ts, 17 in sandbox.test.ts and the
- * unknown-bundle envelope of 13 in policy-bundle.test.ts, both ways; 8 in faults.test.ts, 12 in
+ * unknown-bundle envelope of 13 in policy-bundle.test.ts, both ways; 12 in
  * ledger-tampering.test.ts and 13's other cases, embedded only (docs/COMPLIANCE.md says why).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
