@@ -378,7 +378,12 @@ export interface GateTrust {
   readonly keys: KeyRing;
   /** Undefined when the keys held are fresh enough (fetching them if not); else the deny. */
   freshKeys(): Promise<Deny | undefined>;
-  /** Undefined when the bundle `hash` is held (fetching, hashing and compiling it if not); else the deny. */
+  /**
+   * Undefined when the bundle `hash` is held (fetching, hashing and compiling it if not), or when
+   * the Gate holds no such bundle: the envelope then names an unknown bundle, which the
+   * executor's own check denies (`ERR_ENVELOPE_POLICY_UNKNOWN`) in its place in the verification
+   * order, after the signature (SPEC §3). Else the deny.
+   */
   bundle(hash: string): Promise<Deny | undefined>;
   /** The compiled bundle `hash`, if held. */
   held(hash: string): PolicyRuntime | undefined;
@@ -400,19 +405,31 @@ export function createGateTrust(options: GateTrustOptions): GateTrust {
   let ring: KeyRing | undefined;
   let fetchedAt = Number.NEGATIVE_INFINITY;
   let refreshing: Promise<void> | undefined;
+  // Requests are ordered by when they were asked, not by the clock: a clock set back must not
+  // keep an older answer in place of a newer one.
+  let asks = 0;
+  let held = 0;
   const bundles = new Map<string, PolicyRuntime>();
-  const fresh = (): boolean => ring !== undefined && now() - fetchedAt < maxAgeMs;
+  // A copy whose age is negative (the clock went back since it was fetched) has no known age:
+  // not fresh, so the keys are fetched again and a revocation still arrives within the bound.
+  const fresh = (): boolean => {
+    if (ring === undefined) return false;
+    const age = now() - fetchedAt;
+    return age >= 0 && age < maxAgeMs;
+  };
   const refresh = async (): Promise<void> => {
     // The age counts from before the request: a slow answer is no fresher than when it was asked.
     const asked = now();
+    const ask = (asks += 1);
     const a = await gateRequest(link, 'GET', '/v1/internal/issuer-jwks', undefined, 1 << 20);
     if (a.status !== 200) throw new Error(`issuer keys: ${a.status}`);
     const v = parseJson(a.body, { maxBytes: 1 << 20, maxDepth: 8 });
     if (!isObject(v)) throw new Error('issuer keys: garbage');
     const next = keyRingFromJwks(v['jwks']);
-    if (asked >= fetchedAt) {
+    if (ask > held) {
       ring = next;
       fetchedAt = asked;
+      held = ask;
     }
   };
   const keys: KeyRing = Object.freeze({
@@ -450,7 +467,8 @@ export function createGateTrust(options: GateTrustOptions): GateTrust {
       } catch {
         return deny('ERR_TRUST_UNAVAILABLE', 'the policy bundle could not be had from the Gate');
       }
-      if (a.status === 403) return deny('ERR_POLICY_BUNDLE_INVALID', 'the Gate holds no such policy bundle');
+      // Not held here either: `held(hash)` stays undefined, so the executor denies the envelope.
+      if (a.status === 403) return undefined;
       if (a.status !== 200)
         return deny('ERR_TRUST_UNAVAILABLE', 'the policy bundle could not be had from the Gate');
       // Hashed again here: bytes that are not the bundle asked for are refused, whoever sent them.

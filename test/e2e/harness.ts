@@ -1,11 +1,24 @@
 /**
- * End-to-end harness (SPEC §7): one real embedded deployment per test file (real SQLite, real
- * bubblewrap, real HTTP on loopback), the real signing client, an adjustable injected clock, a
- * tool-run counter (the only way to observe that a tool ran), a fault-injecting wrapper around
- * the Gate's port to the Execution Layer (it captures envelopes in flight: the ledger never holds
- * an unconsumed one) and helpers to present envelopes to the Execution Layer's listener.
+ * End-to-end harness (SPEC §7): one real deployment per test file (real SQLite, real bubblewrap,
+ * real HTTP on loopback), the real signing client, an adjustable injected clock, a tool-run
+ * counter (the only way to observe that a tool ran), a fault-injecting wrapper around the Gate's
+ * port to the Execution Layer (it captures envelopes in flight: the ledger never holds an
+ * unconsumed one) and helpers to present envelopes to the Execution Layer's listener.
+ *
+ * Two topologies (FC-INV-6; SPEC §1 "can be deployed independently"):
+ * - `embedded` (default): every role in one process (`startEmbedded`), the Execution Layer's
+ *   listener on loopback.
+ * - `distributed`: the Gate process with `executor_url`, `internal_port` and `tls` (a fresh dev
+ *   CA), and a separate Execution Layer (`startExecutorNode`, the `failclosed serve executor`
+ *   composition) with its own nonce store, public keys only, reaching the Gate's internal
+ *   listener over mutual TLS, on the same test clock and tool-run counter. `execute` then
+ *   presents bodies to that node over mutual TLS with a `gate` certificate: the strongest caller
+ *   its transport admits, so every verdict comes from the Execution Layer's own checks.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { createServer as createNetServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
@@ -16,16 +29,20 @@ import {
   dataPaths,
   initDataDir,
   readClientFile,
+  readConfig,
   readOperatorToken,
   readSigningKey,
   startEmbedded,
+  startExecutorNode,
 } from '../../src/embedded/index.js';
-import type { EmbeddedInstance, EmbeddedOptions } from '../../src/embedded/index.js';
+import type { EmbeddedInstance, EmbeddedOptions, ExecutorNode } from '../../src/embedded/index.js';
 import type { GateExecutor } from '../../src/gate/index.js';
 import { parseJson } from '../../src/kernel/index.js';
 import type { JsonObject, JsonValue } from '../../src/kernel/index.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import type { SigningKey } from '../../src/kernel/signing/index.js';
+import { createDevCa, createMtlsAgent, issueCert, pkiPaths } from '../../src/transport/index.js';
+import type { MtlsAgent } from '../../src/transport/index.js';
 import { faultDecorators, noFaults } from '../support/faults.js';
 import type { InjectedFaults } from '../support/faults.js';
 
@@ -48,10 +65,28 @@ export interface Answer {
   readonly body: Record<string, unknown>;
 }
 
+/** Where the Execution Layer runs: in the Gate's process, or as its own composition. */
+export type Topology = 'embedded' | 'distributed';
+
+/** Both topologies, for `describe.each` over a suite that must hold in each. */
+export const TOPOLOGIES: readonly Topology[] = ['embedded', 'distributed'];
+
 /** One running deployment and its observation points. */
 export interface E2e {
+  readonly topology: Topology;
   readonly dir: string;
+  /** The Gate process (with every role in `embedded`; without the Execution Layer in `distributed`). */
   readonly instance: EmbeddedInstance;
+  /** The separate Execution Layer (`distributed` only). */
+  readonly node: ExecutorNode | undefined;
+  /** Its directory: configuration and nonce store (`distributed` only). */
+  readonly nodeDir: string | undefined;
+  /**
+   * How long the Execution Layer may check envelopes against issuer keys it already holds: 0
+   * embedded (it reads the Control Plane's key ring), the node's `keys_max_age_ms` distributed
+   * (a rotation or revocation reaches it within that bound, docs/deployment.md).
+   */
+  readonly keysMaxAgeMs: number;
   /** Fault switches of the instance's dependencies, read on every call. */
   readonly faults: InjectedFaults;
   readonly clock: TestClock;
@@ -69,7 +104,10 @@ export interface E2e {
   envelopeOf(requestId: string): Promise<string>;
   /** The wrapper around the Gate's port to the Execution Layer (test fault injection). */
   readonly port: CapturingPort;
-  /** `POST /v1/execute` on the Execution Layer's own listener, bypassing the Gate. */
+  /**
+   * `POST /v1/execute` on the Execution Layer's own listener, bypassing the Gate (distributed:
+   * over mutual TLS with a `gate` certificate).
+   */
   execute(body: JsonValue | string): Promise<Answer>;
   /**
    * A real envelope for `tool`/`params` whose issuance was ledgered but that was never used: the
@@ -133,32 +171,178 @@ function capturingPort(): { port: CapturingPort; wrap: (inner: GateExecutor) => 
   return { port, wrap };
 }
 
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** The issuer keys' age bound of the distributed topology's Execution Layer (its default). */
+const KEYS_MAX_AGE_MS = 5000;
+
+/**
+ * Distributed topology, first half: a dev CA with `gate` and `executor` certificates under
+ * `work`, and the Gate's `failclosed.json` naming the Execution Layer at `executor_url` and its
+ * own `internal_port`. Returns what the node's configuration needs.
+ */
+async function separateExecutionLayer(
+  work: string,
+  dir: string,
+): Promise<{ pki: string; execPort: number; internalPort: number }> {
+  const pki = join(work, 'certs');
+  await createDevCa(pki);
+  await Promise.all([issueCert(pki, { role: 'gate' }), issueCert(pki, { role: 'executor' })]);
+  const [internalPort, execPort] = [await freePort(), await freePort()];
+  const config = parseJson(readFileSync(dataPaths(dir).config)) as JsonObject;
+  writeFileSync(
+    dataPaths(dir).config,
+    JSON.stringify({
+      ...config,
+      executor_url: `https://127.0.0.1:${execPort}`,
+      internal_port: internalPort,
+      tls: {
+        ca: pkiPaths(pki).caCert,
+        gate: { cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
+      },
+    }),
+  );
+  return { pki, execPort, internalPort };
+}
+
+/** Distributed topology, second half: the node's configuration file, the Gate's limits copied. */
+function executorConfig(
+  work: string,
+  dir: string,
+  at: { pki: string; execPort: number; internalPort: number },
+  extra: JsonObject,
+): string {
+  const gate = readConfig(dir);
+  mkdirSync(join(work, 'executor'));
+  const path = join(work, 'executor', 'executor.json');
+  writeFileSync(
+    path,
+    JSON.stringify({
+      audience: gate.audience,
+      listen: { host: '127.0.0.1', port: at.execPort },
+      gate_url: `https://127.0.0.1:${at.internalPort}`,
+      tls: {
+        ca: pkiPaths(at.pki).caCert,
+        cert: pkiPaths(at.pki).cert('executor'),
+        key: pkiPaths(at.pki).key('executor'),
+      },
+      nonces: 'nonces.db',
+      clock_tolerance_sec: gate.clock_tolerance_sec,
+      max_envelope_lifetime_sec: gate.max_envelope_lifetime_sec,
+      keys_max_age_ms: KEYS_MAX_AGE_MS,
+      // Generous on a loaded test machine; a refused connection is still answered at once.
+      gate_timeout_ms: 10_000,
+      log: { level: 'silent' },
+      ...extra,
+    }),
+  );
+  return path;
+}
+
+/** `POST /v1/execute` at `url` through `agent` (mutual TLS). */
+function postOverMtls(url: string, agent: MtlsAgent, body: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${url}/v1/execute`,
+      {
+        method: 'POST',
+        agent: agent.current(),
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          try {
+            const parsed = parseJson(new Uint8Array(Buffer.concat(chunks))) as Record<string, unknown>;
+            resolve({ status: res.statusCode ?? 0, body: parsed });
+          } catch (err) {
+            reject(err instanceof Error ? err : new Error('unparseable answer'));
+          }
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /** Starts a deployment over a fresh data directory (built from `policyDir` when given). */
 export async function startE2e(
   options: {
     policyDir?: string;
+    /**
+     * Default `embedded`. In `distributed`, `embedded` options configure the Gate process only
+     * (its `deadlines.executor` do not reach the separate Execution Layer: see `executor`).
+     */
+    topology?: Topology;
     embedded?: Omit<EmbeddedOptions, 'clock' | 'onToolRun' | 'port' | 'executionPort' | 'decorate'>;
+    /** Fields of the separate Execution Layer's configuration file (`distributed`), over the harness's. */
+    executor?: JsonObject;
   } = {},
 ): Promise<E2e> {
-  const dir = mkdtempSync(join(tmpdir(), 'fc-e2e-'));
+  const topology = options.topology ?? 'embedded';
+  const work = mkdtempSync(join(tmpdir(), 'fc-e2e-'));
+  const dir = topology === 'embedded' ? work : join(work, 'gate');
   const clock = testClock();
   const capture = capturingPort();
   await initDataDir(dir, options.policyDir === undefined ? {} : { policyDir: options.policyDir });
+  const separate = topology === 'distributed' ? await separateExecutionLayer(work, dir) : undefined;
   const runs = new Map<string, number>();
+  const onToolRun = ({ tool }: { tool: string }): void => void runs.set(tool, (runs.get(tool) ?? 0) + 1);
   const faults = noFaults();
   const instance = await startEmbedded(dir, {
     ...options.embedded,
     port: 0,
     executionPort: 0,
     clock: clock.now,
-    onToolRun: ({ tool }) => runs.set(tool, (runs.get(tool) ?? 0) + 1),
+    onToolRun,
     decorate: faultDecorators(faults, capture.wrap),
   });
+  let node: ExecutorNode | undefined;
+  let gateAgent: MtlsAgent | undefined;
+  if (separate !== undefined) {
+    try {
+      node = await startExecutorNode(executorConfig(work, dir, separate, options.executor ?? {}), {
+        clock: clock.now,
+        onToolRun,
+      });
+      gateAgent = await createMtlsAgent({
+        files: {
+          ca: pkiPaths(separate.pki).caCert,
+          cert: pkiPaths(separate.pki).cert('gate'),
+          key: pkiPaths(separate.pki).key('gate'),
+        },
+        expect: ['executor'],
+      });
+      // The Gate has no execution listener of its own: its calls go to the node only.
+      expect(instance.executionUrl).toBe(node.url);
+    } catch (err) {
+      await node?.close();
+      await instance.close();
+      rmSync(work, { recursive: true, force: true });
+      throw err;
+    }
+  }
   const token = readOperatorToken(dir);
   const keys = new Map<string, { key: SigningKey; tenant: string }>();
   const e2e: E2e = {
+    topology,
     dir,
     instance,
+    node,
+    nodeDir: node === undefined ? undefined : join(work, 'executor'),
+    keysMaxAgeMs: node === undefined ? 0 : KEYS_MAX_AGE_MS,
     faults,
     clock,
     runs,
@@ -214,11 +398,13 @@ export async function startE2e(
       return envelope;
     },
     async execute(body) {
+      const text = typeof body === 'string' ? body : JSON.stringify(body);
+      if (node !== undefined && gateAgent !== undefined) return postOverMtls(node.url, gateAgent, text);
       return answer(
         await fetch(`${instance.executionUrl}/v1/execute`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: typeof body === 'string' ? body : JSON.stringify(body),
+          body: text,
         }),
       );
     },
@@ -240,8 +426,10 @@ export async function startE2e(
     },
     issuerKey: () => readSigningKey(dataPaths(dir).issuerKey),
     async close() {
+      gateAgent?.close();
+      await node?.close();
       await instance.close();
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(work, { recursive: true, force: true });
     },
   };
   return e2e;

@@ -3,7 +3,10 @@
  * "the policy store unavailable → deny, never a fallback to an unknown policy"). The active bundle
  * file is tampered on disk and the deployment restarted; the ACTIVE pointer is aimed at an
  * unknown hash; an unknown hash is activated; an envelope names an unknown bundle. Every call is
- * denied and no tool runs.
+ * denied and no tool runs. The envelope naming an unknown bundle is checked in both topologies
+ * (harness.ts): in `distributed` a separate Execution Layer, which fetches bundles by hash from
+ * the Gate process, still names it in its place in the verification order (SPEC §3). The other
+ * cases restart their own embedded deployments.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,11 +18,12 @@ import {
   dataPaths,
   initDataDir,
   readClientFile,
-  readSigningKey,
   startEmbedded,
 } from '../../src/embedded/index.js';
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
-import { partsOf, signRaw, withClaim } from './forge.js';
+import { flipBit, partsOf, signRaw, withClaim } from './forge.js';
+import type { E2e } from './harness.js';
+import { TOPOLOGIES, expectDenied, startE2e } from './harness.js';
 
 let work: string;
 let dir: string;
@@ -91,37 +95,6 @@ describe('scenario 13: unknown or tampered policy bundle', () => {
     }
   });
 
-  it('scenario 13: an envelope naming an unknown policy bundle (well signed) → ERR_ENVELOPE_POLICY_UNKNOWN', async () => {
-    const instance = await start();
-    try {
-      const params = { message: 'unknown-bundle' };
-      // A real envelope: the consumed one, from its receipt (no unconsumed JWS is ever at rest).
-      const ran = await echo(instance, params.message);
-      expect(ran).toMatchObject({ outcome: 'executed' });
-      const records = (await instance.core.ledger.store.readByRequest(ran.request_id ?? '')) as unknown as {
-        type: string;
-        payload: { envelope?: string };
-      }[];
-      const envelope = records.find((e) => e.type === 'execution.receipt')?.payload.envelope ?? '';
-      const { header, payload } = partsOf(envelope);
-      const forged = signRaw(
-        header,
-        withClaim(payload, 'policy_bundle', 'cd'.repeat(32)),
-        readSigningKey(dataPaths(dir).issuerKey),
-      );
-      const before = runs;
-      const res = await fetch(`${instance.executionUrl}/v1/execute`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ envelope: forged, tool: 'echo', tenant: 'acme', params }),
-      });
-      expect(await res.json()).toMatchObject({ outcome: 'deny', code: 'ERR_ENVELOPE_POLICY_UNKNOWN' });
-      expect(runs).toBe(before);
-    } finally {
-      await stop();
-    }
-  });
-
   it('scenario 13: the active bundle file tampered on disk → after restart every call is denied ERR_POLICY_UNAVAILABLE', async () => {
     const path = join(bundlesDir(), `${activeHash()}.json`);
     const original = readFileSync(path, 'utf8');
@@ -169,3 +142,33 @@ describe('scenario 13: unknown or tampered policy bundle', () => {
     }
   });
 });
+
+describe.each(TOPOLOGIES)(
+  '%s topology: scenario 13: an envelope naming an unknown policy bundle',
+  (topology) => {
+    let e2e: E2e;
+
+    beforeAll(async () => {
+      e2e = await startE2e({ topology });
+    }, 60_000);
+
+    afterAll(async () => {
+      await e2e?.close();
+    });
+
+    it('scenario 13: well signed → ERR_ENVELOPE_POLICY_UNKNOWN, and the genuine envelope still runs', async () => {
+      const params = { message: 'unknown-bundle' };
+      const { envelope } = await e2e.unusedEnvelope('echo', params);
+      const { header, payload } = partsOf(envelope);
+      const forged = signRaw(header, withClaim(payload, 'policy_bundle', 'cd'.repeat(32)), e2e.issuerKey());
+      const present = (env: string) => () =>
+        e2e.execute({ envelope: env, tool: 'echo', tenant: 'acme', params });
+      await expectDenied(e2e, 'ERR_ENVELOPE_POLICY_UNKNOWN', present(forged));
+      // The check has its place in the verification order (SPEC §3): a bad signature is named first.
+      await expectDenied(e2e, 'ERR_ENVELOPE_SIGNATURE', present(flipBit(forged, 2)));
+      const before = e2e.totalRuns();
+      expect((await present(envelope)()).body).toMatchObject({ outcome: 'executed' });
+      expect(e2e.totalRuns()).toBe(before + 1);
+    });
+  },
+);

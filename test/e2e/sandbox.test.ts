@@ -5,6 +5,10 @@
  * sandbox: the host file does not exist there (`ERR_TOOL_FAILED`, nothing of it returned), and
  * the network probe (which reports instead of failing, to prove it ran) finds only an empty
  * loopback and no route, while the host's listener never sees a connection.
+ *
+ * In both topologies (harness.ts): `distributed` runs the tools in a separate Execution Layer
+ * (`startExecutorNode`), which compiles the bundle it fetched from the Gate process and starts
+ * the same sandbox; there "the Gate itself" is the Gate process's public listener.
  */
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -14,10 +18,9 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoPolicyDir } from '../../src/embedded/index.js';
 import type { E2e } from './harness.js';
-import { session, startE2e } from './harness.js';
+import { TOPOLOGIES, session, startE2e } from './harness.js';
 
 let work: string;
-let e2e: E2e;
 let listener: Server;
 let connections = 0;
 const secretFile = (): string => join(work, 'host-secret.txt');
@@ -74,78 +77,92 @@ action "net_probe" appliesTo { principal: Agent, resource: Tenant, context: { pa
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'fc-e2e-sandbox-'));
   writeFileSync(secretFile(), SECRET);
+  sandboxPolicyDir();
   listener = createServer((socket) => {
     connections += 1;
     socket.destroy();
   });
   await new Promise<void>((done) => listener.listen(0, '127.0.0.1', done));
-  e2e = await startE2e({ policyDir: sandboxPolicyDir() });
 });
 
 afterAll(async () => {
-  await e2e?.close();
   await new Promise<void>((done) => listener.close(() => done()));
   rmSync(work, { recursive: true, force: true });
 });
 
-const call = (tool: string, params: Record<string, string | number>) =>
-  e2e.client().call(tool, params, { session: session() });
+describe.each(TOPOLOGIES)(
+  '%s topology: scenario 17: the sandbox blocks host files and the network',
+  (topology) => {
+    let e2e: E2e;
 
-describe('scenario 17: the sandbox blocks host files and the network', () => {
-  it('control: a file that exists inside the sandbox (/usr) is read', async () => {
-    const r = await call('read_file', { path: '/usr/lib/os-release' });
-    expect(r).toMatchObject({ outcome: 'executed', result: { exit_code: 0 } });
-  });
+    beforeAll(async () => {
+      e2e = await startE2e({ topology, policyDir: join(work, 'policy') });
+    }, 60_000);
 
-  // [what, path, a marker its content holds on the host (checked there when readable), host-readable]
-  it.each([
-    ['/etc/shadow', (): string => '/etc/shadow', 'root:', false],
-    ['/etc/passwd', (): string => '/etc/passwd', 'root:', true],
-    ['a host file outside the granted paths', (): string => secretFile(), SECRET, true],
-    ['the repository', (): string => resolve('package.json'), '"name": "failclosed"', true],
-    ['the data directory key', (): string => join(e2e.dir, 'keys', 'issuer.jwk'), '"kty"', true],
-  ] as const)(
-    'scenario 17: reading %s is blocked (ERR_TOOL_FAILED, nothing of it returned)',
-    async (_what, path, marker, hostReadable) => {
-      const target = path();
-      // Control: the content is really there on the host, so its absence below means something.
-      if (hostReadable) expect(readFileSync(target, 'utf8')).toContain(marker);
-      const before = e2e.runs.get('read_file') ?? 0;
-      const r = await call('read_file', { path: target });
-      expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_FAILED' });
-      // The tool ran only inside the sandbox, where the host file does not exist.
-      expect(e2e.runs.get('read_file')).toBe(before + 1);
-      expect(JSON.stringify(r)).not.toContain(JSON.stringify(marker).slice(1, -1));
-    },
-  );
-
-  const probe = async (host: string, port: number): Promise<string> => {
-    const r = await call('net_probe', { host, port });
-    expect(r).toMatchObject({ outcome: 'executed', result: { exit_code: 0 } });
-    return r.outcome === 'executed' ? String((r.result as { stdout: unknown }).stdout) : '';
-  };
-
-  it('scenario 17: a connection to a host loopback service is blocked; the service sees nothing', async () => {
-    const port = (listener.address() as AddressInfo).port;
-    expect(await probe('127.0.0.1', port)).toMatch(/^blocked ConnectionRefusedError/);
-    expect(connections).toBe(0);
-  });
-
-  it('scenario 17: a connection to the Gate itself or an outside address is blocked', async () => {
-    expect(await probe('127.0.0.1', Number(new URL(e2e.instance.url).port))).toMatch(
-      /^blocked ConnectionRefusedError/,
-    );
-    // Only `lo` exists in the sandbox: no route anywhere else.
-    expect(await probe('192.0.2.1', 80)).toMatch(/^blocked OSError 101/);
-    // Control: the same probe from the host reaches the host service.
-    const port = (listener.address() as AddressInfo).port;
-    await new Promise<void>((done, fail) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.destroy();
-        done();
-      });
-      s.once('error', fail);
+    afterAll(async () => {
+      await e2e?.close();
     });
-    await expect.poll(() => connections).toBe(1);
-  });
-});
+
+    const call = (tool: string, params: Record<string, string | number>) =>
+      e2e.client().call(tool, params, { session: session() });
+
+    it('control: a file that exists inside the sandbox (/usr) is read', async () => {
+      const r = await call('read_file', { path: '/usr/lib/os-release' });
+      expect(r).toMatchObject({ outcome: 'executed', result: { exit_code: 0 } });
+    });
+
+    // [what, path, a marker its content holds on the host (checked there when readable), host-readable]
+    it.each([
+      ['/etc/shadow', (): string => '/etc/shadow', 'root:', false],
+      ['/etc/passwd', (): string => '/etc/passwd', 'root:', true],
+      ['a host file outside the granted paths', (): string => secretFile(), SECRET, true],
+      ['the repository', (): string => resolve('package.json'), '"name": "failclosed"', true],
+      ['the data directory key', (): string => join(e2e.dir, 'keys', 'issuer.jwk'), '"kty"', true],
+    ] as const)(
+      'scenario 17: reading %s is blocked (ERR_TOOL_FAILED, nothing of it returned)',
+      async (_what, path, marker, hostReadable) => {
+        const target = path();
+        // Control: the content is really there on the host, so its absence below means something.
+        if (hostReadable) expect(readFileSync(target, 'utf8')).toContain(marker);
+        const before = e2e.runs.get('read_file') ?? 0;
+        const r = await call('read_file', { path: target });
+        expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_FAILED' });
+        // The tool ran only inside the sandbox, where the host file does not exist.
+        expect(e2e.runs.get('read_file')).toBe(before + 1);
+        expect(JSON.stringify(r)).not.toContain(JSON.stringify(marker).slice(1, -1));
+      },
+    );
+
+    const probe = async (host: string, port: number): Promise<string> => {
+      const r = await call('net_probe', { host, port });
+      expect(r).toMatchObject({ outcome: 'executed', result: { exit_code: 0 } });
+      return r.outcome === 'executed' ? String((r.result as { stdout: unknown }).stdout) : '';
+    };
+
+    it('scenario 17: a connection to a host loopback service is blocked; the service sees nothing', async () => {
+      const port = (listener.address() as AddressInfo).port;
+      const seen = connections;
+      expect(await probe('127.0.0.1', port)).toMatch(/^blocked ConnectionRefusedError/);
+      expect(connections).toBe(seen);
+    });
+
+    it('scenario 17: a connection to the Gate itself or an outside address is blocked', async () => {
+      expect(await probe('127.0.0.1', Number(new URL(e2e.instance.url).port))).toMatch(
+        /^blocked ConnectionRefusedError/,
+      );
+      // Only `lo` exists in the sandbox: no route anywhere else.
+      expect(await probe('192.0.2.1', 80)).toMatch(/^blocked OSError 101/);
+      // Control: the same probe from the host reaches the host service.
+      const port = (listener.address() as AddressInfo).port;
+      const seen = connections;
+      await new Promise<void>((done, fail) => {
+        const s = connect(port, '127.0.0.1', () => {
+          s.destroy();
+          done();
+        });
+        s.once('error', fail);
+      });
+      await expect.poll(() => connections).toBe(seen + 1);
+    });
+  },
+);

@@ -3,6 +3,8 @@
  * Secret Handling): a secret placed in parameters is refused at the Gate before its bytes are
  * stored anywhere; a secret a tool prints is redacted before the result, the receipt hash and the
  * ledger see it. Checked against the raw bytes of every database file and of the audit export.
+ * In both topologies (harness.ts): `distributed` resolves and redacts the secret in a separate
+ * Execution Layer (its own `FC_SECRET_` variables), whose nonce store is searched as well.
  */
 import {
   appendFileSync,
@@ -18,12 +20,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoPolicyDir, readOperatorToken } from '../../src/embedded/index.js';
 import type { E2e } from './harness.js';
-import { expectDenied, session, startE2e } from './harness.js';
+import { TOPOLOGIES, expectDenied, session, startE2e } from './harness.js';
 
 const SECRET = 'sk-demo-7c1e0f9a4b2d8e6f';
 const AWS_KEY = 'AKIAIOSFODNN7EXAMPLE';
 let work: string;
-let e2e: E2e;
 
 function leakyPolicyDir(): string {
   const dir = join(work, 'policy');
@@ -55,68 +56,88 @@ function leakyPolicyDir(): string {
   return dir;
 }
 
-/** Every byte failclosed keeps: the data directory's files (databases, WAL) and an export. */
-async function everythingStored(): Promise<Buffer> {
-  const res = await fetch(`${e2e.instance.url}/v1/admin/ledger-export`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${readOperatorToken(e2e.dir)}`, 'content-type': 'application/json' },
-    body: '{}',
-  });
-  const exported = Buffer.from(await res.arrayBuffer());
-  expect(res.status).toBe(200);
-  const files = readdirSync(e2e.dir)
-    .filter((f) => /\.db(-wal)?$/.test(f))
-    .map((f) => readFileSync(join(e2e.dir, f)));
-  return Buffer.concat([exported, ...files]);
-}
-
-beforeAll(async () => {
+beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'fc-e2e-secrets-'));
   process.env['FC_SECRET_DEMO_API_TOKEN'] = SECRET;
-  e2e = await startE2e({ policyDir: leakyPolicyDir() });
+  leakyPolicyDir();
 });
 
-afterAll(async () => {
+afterAll(() => {
   delete process.env['FC_SECRET_DEMO_API_TOKEN'];
-  await e2e?.close();
   rmSync(work, { recursive: true, force: true });
 });
 
-describe('scenario 16: secrets are never stored or returned in plaintext', () => {
-  it('scenario 16: a secret printed by a tool is redacted from the result and from every record', async () => {
-    const r = await e2e.client().call('leaky_status', {}, { session: session() });
-    if (r.outcome !== 'executed') throw new Error(`expected executed, got ${JSON.stringify(r)}`);
-    const text = JSON.stringify(r.result);
-    expect(text).toContain('[REDACTED:secret]');
-    expect(text).not.toContain(SECRET);
-    expect((await everythingStored()).includes(SECRET)).toBe(false);
-  });
+describe.each(TOPOLOGIES)(
+  '%s topology: scenario 16: secrets are never stored or returned in plaintext',
+  (topology) => {
+    let e2e: E2e;
 
-  it.each([
-    ['a known secret value', { message: `token ${SECRET}` }],
-    ['a secret pattern (AWS access key id)', { message: `key ${AWS_KEY}` }],
-    ['a credential assignment', { message: 'password=hunter2hunter2' }],
-  ])(
-    'scenario 16: %s in parameters → ERR_PARAMS_SECRET, nothing runs or is stored',
-    async (_name, params) => {
-      const r = await expectDenied(e2e, 'ERR_PARAMS_SECRET', () =>
-        e2e.client().call('echo', params, { session: session() }),
-      );
-      const view = await e2e.evidence(r.request_id ?? '');
-      const types = (view.body['records'] as { entry: { type: string } }[]).map((x) => x.entry.type);
-      expect(types).toEqual(['gateway.failed']);
-      const stored = await everythingStored();
-      expect(stored.includes(SECRET)).toBe(false);
-      expect(stored.includes(AWS_KEY)).toBe(false);
-      expect(stored.includes('hunter2hunter2')).toBe(false);
-    },
-  );
+    beforeAll(async () => {
+      e2e = await startE2e({ topology, policyDir: join(work, 'policy') });
+    }, 60_000);
 
-  it('control: ordinary parameters still run', async () => {
-    expect(
-      await e2e.client().call('echo', { message: 'no secrets here' }, { session: session() }),
-    ).toMatchObject({
-      outcome: 'executed',
+    afterAll(async () => {
+      await e2e?.close();
     });
-  });
-});
+
+    /**
+     * Every byte failclosed keeps: the data directory's files (databases, WAL), the separate
+     * Execution Layer's (its nonce store), and an export.
+     */
+    async function everythingStored(): Promise<Buffer> {
+      const res = await fetch(`${e2e.instance.url}/v1/admin/ledger-export`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${readOperatorToken(e2e.dir)}`,
+          'content-type': 'application/json',
+        },
+        body: '{}',
+      });
+      const exported = Buffer.from(await res.arrayBuffer());
+      expect(res.status).toBe(200);
+      const files = [e2e.dir, ...(e2e.nodeDir === undefined ? [] : [e2e.nodeDir])].flatMap((d) =>
+        readdirSync(d)
+          .filter((f) => /\.db(-wal)?$/.test(f))
+          .map((f) => readFileSync(join(d, f))),
+      );
+      return Buffer.concat([exported, ...files]);
+    }
+
+    it('scenario 16: a secret printed by a tool is redacted from the result and from every record', async () => {
+      const r = await e2e.client().call('leaky_status', {}, { session: session() });
+      if (r.outcome !== 'executed') throw new Error(`expected executed, got ${JSON.stringify(r)}`);
+      const text = JSON.stringify(r.result);
+      expect(text).toContain('[REDACTED:secret]');
+      expect(text).not.toContain(SECRET);
+      expect((await everythingStored()).includes(SECRET)).toBe(false);
+    });
+
+    it.each([
+      ['a known secret value', { message: `token ${SECRET}` }],
+      ['a secret pattern (AWS access key id)', { message: `key ${AWS_KEY}` }],
+      ['a credential assignment', { message: 'password=hunter2hunter2' }],
+    ])(
+      'scenario 16: %s in parameters → ERR_PARAMS_SECRET, nothing runs or is stored',
+      async (_name, params) => {
+        const r = await expectDenied(e2e, 'ERR_PARAMS_SECRET', () =>
+          e2e.client().call('echo', params, { session: session() }),
+        );
+        const view = await e2e.evidence(r.request_id ?? '');
+        const types = (view.body['records'] as { entry: { type: string } }[]).map((x) => x.entry.type);
+        expect(types).toEqual(['gateway.failed']);
+        const stored = await everythingStored();
+        expect(stored.includes(SECRET)).toBe(false);
+        expect(stored.includes(AWS_KEY)).toBe(false);
+        expect(stored.includes('hunter2hunter2')).toBe(false);
+      },
+    );
+
+    it('control: ordinary parameters still run', async () => {
+      expect(
+        await e2e.client().call('echo', { message: 'no secrets here' }, { session: session() }),
+      ).toMatchObject({
+        outcome: 'executed',
+      });
+    });
+  },
+);
