@@ -376,8 +376,12 @@ export function createGateLedger(link: GateLink): GateLedger {
 export interface GateTrust {
   /** A key ring over the copy held (unknown kids when none is held). */
   readonly keys: KeyRing;
-  /** Undefined when the keys held are fresh enough (fetching them if not); else the deny. */
-  freshKeys(): Promise<Deny | undefined>;
+  /**
+   * Undefined when the keys held are fresh enough (fetching them if not); else the deny. With
+   * `kid`, a fresh copy that does not know it is fetched again (a rotation just made), at most
+   * once per {@link KID_REFETCH_MS}, so unknown kids cannot make it ask the Gate on every call.
+   */
+  freshKeys(kid?: string): Promise<Deny | undefined>;
   /**
    * Undefined when the bundle `hash` is held (fetching, hashing and compiling it if not), or when
    * the Gate holds no such bundle: the envelope then names an unknown bundle, which the
@@ -398,6 +402,9 @@ export interface GateTrustOptions {
 }
 
 const UNKNOWN: KeyLookup = Object.freeze({ status: 'unknown' });
+
+/** Least time between fetches of the issuer keys for a kid the copy held does not know (ms). */
+export const KID_REFETCH_MS = 250;
 
 /** See {@link GateTrust}. */
 export function createGateTrust(options: GateTrustOptions): GateTrust {
@@ -446,10 +453,15 @@ export function createGateTrust(options: GateTrustOptions): GateTrust {
       return ring.toJwks();
     },
   });
+  let kidAskedAt = Number.NEGATIVE_INFINITY;
   return {
     keys,
-    async freshKeys() {
-      if (fresh()) return undefined;
+    async freshKeys(kid?: string) {
+      const known = kid === undefined || ring?.lookup(kid).status !== 'unknown';
+      const since = now() - kidAskedAt;
+      const mayAsk = !known && (since < 0 || since >= Math.min(KID_REFETCH_MS, maxAgeMs));
+      if (fresh() && !mayAsk) return undefined;
+      if (mayAsk) kidAskedAt = now();
       try {
         await (refreshing ??= refresh().finally(() => (refreshing = undefined)));
       } catch {
@@ -486,6 +498,21 @@ export function createGateTrust(options: GateTrustOptions): GateTrust {
     },
     held: (hash) => bundles.get(hash),
   };
+}
+
+/** The `kid` of an envelope's protected header, unverified (only to know which key to have). */
+export function kidNamed(envelope: unknown): string | undefined {
+  if (typeof envelope !== 'string' || envelope.length > 64 * 1024) return undefined;
+  const head = envelope.split('.')[0];
+  try {
+    const bytes = head === undefined ? undefined : decodeBase64url(head);
+    if (bytes === undefined) return undefined;
+    const header = parseJson(bytes, { maxBytes: 4 * 1024, maxDepth: 4 });
+    const kid = isObject(header) ? header['kid'] : undefined;
+    return typeof kid === 'string' && kid.length <= 256 ? kid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The `policy_bundle` claim an envelope names, read without verifying it (the executor verifies). */
@@ -546,7 +573,7 @@ export function trustedExecutor(
   ledgerMs: number,
 ): Executor {
   const prepare = async (input: ExecutionInput): Promise<Deny | undefined> => {
-    const keys = await trust.freshKeys();
+    const keys = await trust.freshKeys(kidNamed(input.envelope));
     if (keys !== undefined) return keys;
     const hash = policyBundleNamed(input.envelope);
     // No hash to fetch: the envelope is malformed, and the executor denies it with its own code.

@@ -23,6 +23,7 @@ export {
   readExecutorConfig,
   createGateLedger,
   createGateTrust,
+  KID_REFETCH_MS,
   policyBundleNamed,
 } from './executor-node.js';
 export type {

@@ -33,6 +33,7 @@ import type { FailclosedClient } from '../../src/client/index.js';
 import {
   DEMO_CLIENT,
   createGateTrust,
+  KID_REFETCH_MS,
   createRemoteExecutor,
   dataPaths,
   startExecutorNode,
@@ -441,6 +442,23 @@ describe('the Execution Layer as a separate process', () => {
       link.mend();
     }
     expect(await trust.freshKeys()).toBeUndefined();
+
+    // A kid the fresh copy does not know (a rotation just made) is fetched again, at most once
+    // per KID_REFETCH_MS: unknown kids cannot make it ask the Gate on every call.
+    expect(await trust.freshKeys('no-such-kid')).toBeUndefined();
+    const rotated = await instance.core.controlPlane.rotateIssuerKey(
+      { id: 'operator', role: 'operator' },
+      'e2e: a kid the executor does not hold yet',
+    );
+    expect(rotated).toMatchObject({ outcome: 'ok' });
+    const next = (instance.core.controlPlane.issuerJwks() as { keys: { kid: string }[] }).keys.find(
+      (k) => k.kid !== kid && trust.keys.lookup(k.kid).status === 'unknown',
+    )!.kid;
+    expect(await trust.freshKeys(next)).toBeUndefined();
+    expect(trust.keys.lookup(next).status).toBe('unknown'); // asked for a kid just now: not again yet
+    t += KID_REFETCH_MS;
+    expect(await trust.freshKeys(next)).toBeUndefined();
+    expect(trust.keys.lookup(next).status).toBe('active');
   }, 30_000);
 
   it('the Gate’s ledger writer takes only the Execution Layer’s entry types, as role executor; its answers are parsed as untrusted', async () => {
