@@ -10,6 +10,7 @@ export type {
   ControlPlaneResult,
   DecideOptions,
   GovernedRequest,
+  ScheduledRun,
 } from './types.js';
 export { createControlPlane, DEFAULT_DEADLINES } from './control-plane.js';
 export type { ControlPlaneDeadlines, ControlPlaneDeps, ControlPlaneService } from './control-plane.js';

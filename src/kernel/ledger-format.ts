@@ -127,6 +127,9 @@ export const PAYLOAD_ALLOWLIST = {
     'taint',
     'approvals_required',
     'request_sha256',
+    // A scheduled run (docs/schedules.md): its schedule, and the creation decision whose approvals stand behind it.
+    'schedule_id',
+    'schedule_decision_id',
   ],
   denial: [
     'code',

@@ -1,6 +1,6 @@
 /** Schedule timing: the 5-field cron parser and slots (docs/schedules.md, FC-INV-6 scheduled tasks). */
 import { describe, expect, it } from 'vitest';
-import { nextCronTime, nextSlot, parseCron } from '../../src/schedules/cron.js';
+import { nextCronTime, nextSlot, parseCron } from '../../src/kernel/cron.js';
 
 const at = (iso: string): number => Date.parse(iso);
 const iso = (ms: number | undefined): string | undefined =>
