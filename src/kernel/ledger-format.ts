@@ -49,6 +49,10 @@ export const ENTRY_TYPES = [
   'audit.read',
   'console.sign_in',
   'transport.refused',
+  'schedule.created',
+  'schedule.paused',
+  'schedule.resumed',
+  'schedule.removed',
 ] as const;
 
 /** A ledger entry type. */
@@ -96,6 +100,23 @@ const APPROVAL = [
   'approvers',
   'preview_sha256',
   'code',
+] as const;
+
+const SCHEDULE = [
+  'schedule_id',
+  'tool',
+  'client',
+  'params_sha256',
+  'spec_sha256',
+  'cron',
+  'at',
+  'until',
+  'window_seconds',
+  'decision_id',
+  'approvals',
+  'next_slot',
+  'status',
+  'reason',
 ] as const;
 
 /**
@@ -284,6 +305,13 @@ export const PAYLOAD_ALLOWLIST = {
     'address',
     'suppressed',
   ],
+  // Schedules (docs/schedules.md, FC-INV-6): created by an approved `schedule.create` call (in its
+  // request, naming its decision); paused, resumed and removed by an operator (request id: the
+  // schedule's id). Each run is a request of its own (`gateway.accepted` with auth_method `schedule`).
+  'schedule.created': SCHEDULE,
+  'schedule.paused': SCHEDULE,
+  'schedule.resumed': SCHEDULE,
+  'schedule.removed': SCHEDULE,
 } as const satisfies Record<EntryType, readonly string[]>;
 
 /** `prev_hash` of entry 0: 64 zeros (OE-INV-016). */

@@ -19,6 +19,7 @@ import { payloadAllowlistCheck } from './checks/payload-allowlist.js';
 import { receiptLinkageCheck } from './checks/receipt-linkage.js';
 import { traceLinkageCheck } from './checks/trace-linkage.js';
 import { trustRootsCheck } from './checks/trust-roots.js';
+import { schedulesCheck } from './checks/schedules.js';
 import type { VerifyCheck } from './types.js';
 
 /** Every check, run in this order. */
@@ -38,4 +39,5 @@ export const VERIFY_CHECKS: readonly VerifyCheck[] = [
   receiptLinkageCheck,
   traceLinkageCheck,
   attributableOutcomeCheck,
+  schedulesCheck,
 ];

@@ -70,6 +70,9 @@ export type FindingCode =
   | 'OUTCOME_MALFORMED'
   | 'REQUEST_EVIDENCE'
   | 'REQUEST_SIGNATURE'
+  /** Schedules (checks/schedules.ts, FC-INV-6). */
+  | 'SCHEDULE_UNAPPROVED'
+  | 'SCHEDULE_UNBOUND'
   /** A check threw: counted as a violation (fail closed). */
   | 'CHECK_ERROR';
 
