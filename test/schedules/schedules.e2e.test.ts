@@ -108,6 +108,12 @@ describe('scheduled calls (embedded, demo policy)', () => {
     const types = (await records(first.request_id)).map((e) => e.type);
     expect(types).toContain('approval.finalized');
     expect(types.indexOf('schedule.created')).toBeLessThan(types.lastIndexOf('gateway.completed'));
+    // The operator's CLI lists it.
+    const shown = await rig.cli('schedules', 'list');
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.out)).toMatchObject({
+      schedules: [{ id: scheduleId, status: 'active', client: 'demo-agent', next_run: result.next_run }],
+    });
     // Before its slot: nothing is due.
     expect(await tickAt(firstSlot - 1000)).toEqual([]);
   }, 30_000);
@@ -176,8 +182,11 @@ describe('scheduled calls (embedded, demo policy)', () => {
   }, 30_000);
 
   it('a paused schedule does not run; resumed, it runs from the next slot; removed, never again', async () => {
-    const paused = await rig.operator('schedules-pause', { id: scheduleId, reason: 'maintenance' });
-    expect(paused).toMatchObject({ status: 200, body: { schedule: { status: 'paused' } } });
+    const paused = await rig.cli('schedules', 'pause', scheduleId, '--reason', 'maintenance');
+    expect(paused.code).toBe(0);
+    expect(JSON.parse(paused.out)).toMatchObject({ schedule: { status: 'paused' } });
+    // Paused twice: refused, nothing changes.
+    expect((await rig.operator('schedules-pause', { id: scheduleId, reason: 'again' })).status).toBe(400);
     expect(await tickAt(firstSlot + 4 * DAY + 1_000)).toEqual([]);
     const resumed = await rig.operator('schedules-resume', { id: scheduleId, reason: 'maintenance done' });
     expect(resumed).toMatchObject({ status: 200, body: { schedule: { status: 'active' } } });
