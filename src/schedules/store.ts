@@ -71,7 +71,9 @@ function str(v: unknown, name: string): string {
 }
 
 function int(v: unknown, name: string): number {
-  const n = typeof v === 'bigint' ? Number(v) : v;
+  // PostgreSQL answers a bigint as its decimal text; SQLite as a number (or a bigint).
+  const n =
+    typeof v === 'bigint' ? Number(v) : typeof v === 'string' && /^-?\d{1,16}$/.test(v) ? Number(v) : v;
   if (typeof n !== 'number' || !Number.isSafeInteger(n))
     throw new TypeError(`schedule row: ${name} is malformed`);
   return n;

@@ -90,9 +90,9 @@ export interface StorageBackend {
    */
   readonly bundles?: PolicyBundleMirror;
   /**
-   * Schedules and the slot each fires next (docs/schedules.md): SQLite in `ledger.db`. Undefined
-   * on a backend without them (PostgreSQL for now): `schedule.create` then denies
-   * `ERR_SCHEDULE_UNAVAILABLE`.
+   * Schedules and the slot each fires next (docs/schedules.md): SQLite in `ledger.db`, PostgreSQL
+   * in the shared schema (every gate ticks; one takes each slot). Undefined on a backend without
+   * them: `schedule.create` then denies `ERR_SCHEDULE_UNAVAILABLE`.
    */
   readonly schedules?: ScheduleStore;
   /** Probes of the real stores for `/readyz`. */
