@@ -29,7 +29,7 @@ import {
   type constraintsFor,
   type DecisionFacts,
 } from './decision-record.js';
-import { evaluateCall, evaluatedFields } from './evaluate-call.js';
+import { evaluatedFields } from './evaluate-call.js';
 import { deriveDecisionId, deriveJti, MIN_DERIVATION_KEY_BYTES } from './derive.js';
 import { createGovernanceAdmin, type GovernanceAdmin } from './governance-admin.js';
 import type { GovernanceState } from './governance-state.js';
@@ -52,7 +52,7 @@ import {
   checkRun,
   creationApproval,
   creationSpec,
-  evaluateCreation,
+  evaluateGoverned,
   runFacts,
 } from './schedule-step.js';
 import { CLIENT_PRINCIPAL_PREFIX, resetBreaker } from './breaker-admin.js';
@@ -367,9 +367,6 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       if (isDeny(run)) return refuse(ctx, run);
       ctx.notAfterMs = run.slot.end;
     }
-    // A schedule's creation: the scheduled call is what policy decides.
-    const spec = creationSpec(req);
-    if (spec !== undefined && isDeny(spec)) return refuse(ctx, spec);
 
     // 2. Circuit breakers: rate, loop, lifetime (OE-INV-021).
     const call = {
@@ -391,6 +388,10 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       return refuse(ctx, deny('ERR_POLICY_UNAVAILABLE', 'no verified active policy bundle'));
     const runtime = active;
     ctx.runtime = runtime;
+    // A schedule's creation: the scheduled call is what policy decides (a malformed spec is
+    // refused as malformed parameters are, under the bundle that would have decided).
+    const spec = creationSpec(req);
+    if (spec !== undefined && isDeny(spec)) return refuse(ctx, spec);
 
     // 4. Known tool (OE-INV-005), 5. parameters match its schema (OE-INV-004), 6. policy
     // evaluation, bounded and checked (SPEC §2 step 3), 7. constraints: shared with the dry run.
@@ -403,10 +404,8 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       params: req.params,
       tainted: ctx.tainted !== false,
     };
-    const evaluation =
-      spec === undefined
-        ? await evaluateCall(runtime, toEvaluate, deadlines.policyMs)
-        : await evaluateCreation(runtime, toEvaluate, spec, deadlines.policyMs);
+    // Shared with the forensic replay: a creation is evaluated as the call it schedules.
+    const evaluation = await evaluateGoverned(runtime, toEvaluate, deadlines.policyMs);
     obs.stage('policy', req.trace_id, t, performance.now());
     if (evaluation.outcome === 'deny') return refuse(ctx, evaluation.denial, evaluatedFields(evaluation));
     const { decision, tool, constraints } = evaluation;

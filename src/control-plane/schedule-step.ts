@@ -61,6 +61,22 @@ export async function evaluateCreation(
   });
 }
 
+/**
+ * The policy part of a decision, as the pipeline and the forensic replay both evaluate it: a
+ * `schedule.create` call through {@link evaluateCreation} (`ERR_PARAMS_INVALID` for a malformed
+ * spec), any other call through `evaluateCall`. Never throws.
+ */
+export async function evaluateGoverned(
+  runtime: PolicyRuntime,
+  call: CallToEvaluate,
+  policyMs: number,
+): Promise<CallEvaluation> {
+  const spec = creationSpec(call);
+  if (spec === undefined) return evaluateCall(runtime, call, policyMs);
+  if (isDeny(spec)) return Object.freeze({ outcome: 'deny', denial: spec });
+  return evaluateCreation(runtime, call, spec, policyMs);
+}
+
 /** The slot a run names, checked against its schedule's spec: it must be one the spec fires. */
 export function runSlot(run: ScheduledRun, spec: ScheduleSpec): Slot | Deny {
   const slot = nextSlot(spec.timing, run.slot_start, spec.windowMs);

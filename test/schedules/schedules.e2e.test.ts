@@ -259,5 +259,14 @@ describe('scheduled calls (embedded, demo policy)', () => {
     ).toEqual([]);
     expect(report.exitCode).toBe(0);
     expect(report.checks.find((c) => c.id === 'schedules')?.status).toBe('pass');
+    // Forensic replay re-derives the creations as the Control Plane decided them (a run, minted
+    // by the Gate, is not re-derivable from a client signature and is listed as such).
+    const replay = await rig.cli('replay', '--bundle', out, '--trust', trust, '--json');
+    expect(replay.err).toBe('');
+    expect(replay.out).not.toContain('REPLAY_MISMATCH');
+    const summary = (JSON.parse(replay.out) as { summary: Record<string, number> }).summary;
+    expect(summary).toMatchObject({ mismatch: 0 });
+    expect(summary['match']).toBeGreaterThanOrEqual(4);
+    expect(replay.code).toBe(0);
   }, 60_000);
 });
