@@ -16,6 +16,8 @@ import { verifyBundle } from '../../src/verify/index.js';
 import type { RunReport, Scheduler } from '../../src/schedules/index.js';
 import type { SigningKey } from '../../src/kernel/signing/index.js';
 import { startRig } from '../approvals/support.js';
+import { openBundle, renderBundle, resignWithDeploymentKeys } from '../e2e/forge-ledger.js';
+import type { Rec } from '../e2e/forge-ledger.js';
 import type { Rig } from '../approvals/support.js';
 
 let rig: Rig;
@@ -268,5 +270,57 @@ describe('scheduled calls (embedded, demo policy)', () => {
     expect(summary).toMatchObject({ mismatch: 0 });
     expect(summary['match']).toBeGreaterThanOrEqual(4);
     expect(replay.code).toBe(0);
+  }, 60_000);
+
+  it('a forger holding every deployment key cannot unhook a run from its approved schedule past verify', () => {
+    const out = join(rig.dir, 'audit.json');
+    const trust = join(rig.dir, 'trust-roots.json');
+    const original = readFileSync(out, 'utf8');
+    const findingsOf = (edit: (entries: Rec[]) => void): string[] => {
+      const b = openBundle(original);
+      edit(b.entries);
+      resignWithDeploymentKeys(b, rig.dir);
+      const report = verifyBundle(Buffer.from(renderBundle(b)), { trust: readFileSync(trust) });
+      expect(report.exitCode).toBe(1);
+      const check = report.checks.find((c) => c.id === 'schedules');
+      expect(check?.status).toBe('fail');
+      return (check?.findings ?? []).map((f) => f.code);
+    };
+    const runDecision = (entries: Rec[]): Rec => {
+      const d = entries.find(
+        (e) => e['type'] === 'decision' && e['payload']['schedule_decision_id'] !== undefined,
+      );
+      if (d === undefined) throw new Error('no run decision');
+      return d;
+    };
+    // A run decision pointed at a creation that made no schedule.
+    expect(
+      findingsOf((entries) => {
+        runDecision(entries)['payload']['schedule_decision_id'] = 'dec_forged';
+      }),
+    ).toContain('SCHEDULE_UNBOUND');
+    // A run claiming a schedule that does not exist.
+    expect(
+      findingsOf((entries) => {
+        const a = entries.find(
+          (e) => e['type'] === 'gateway.accepted' && e['payload']['auth_method'] === 'schedule',
+        );
+        if (a === undefined) throw new Error('no run');
+        a['payload']['issuer'] = 'sch-000000000000000000000000';
+      }),
+    ).toContain('SCHEDULE_UNBOUND');
+    // A schedule whose creation's approval is made to name another decision.
+    expect(
+      findingsOf((entries) => {
+        const created = entries.find((e) => e['type'] === 'schedule.created');
+        const fin = entries.find(
+          (e) =>
+            e['type'] === 'approval.finalized' &&
+            e['payload']['decision_id'] === created?.['payload']['decision_id'],
+        );
+        if (fin === undefined) throw new Error('no finalisation');
+        fin['payload']['decision_id'] = 'dec_other';
+      }),
+    ).toContain('SCHEDULE_UNAPPROVED');
   }, 60_000);
 });
