@@ -168,7 +168,7 @@ describe('scheduled calls (embedded, demo policy)', () => {
     expect(entries.map((e) => e.type)).not.toContain('envelope.issued');
   }, 30_000);
 
-  it('the kill switch denies a run (ERR_KILL_SWITCH), recorded; released, the next slot runs', async () => {
+  it('the kill switch, a lockdown, a quarantine each deny a run with their code, recorded; released, the next slot runs', async () => {
     expect((await rig.operator('kill-switch', { on: true, reason: 'incident drill' })).status).toBe(200);
     try {
       const [run] = await tickAt(firstSlot + 2 * DAY + 1_000);
@@ -178,7 +178,29 @@ describe('scheduled calls (embedded, demo policy)', () => {
     } finally {
       expect((await rig.operator('kill-switch', { on: false, reason: 'drill over' })).status).toBe(200);
     }
-    const [next] = await tickAt(firstSlot + 3 * DAY + 1_000);
+    // A tenant lockdown and a quarantine of the creator's sessionless calls deny the same way.
+    expect((await rig.operator('lockdown', { tenant: 'acme', on: true, reason: 'drill' })).status).toBe(200);
+    try {
+      const [run] = await tickAt(firstSlot + 3 * DAY + 1_000);
+      expect(run).toMatchObject({ outcome: 'deny', code: 'ERR_TENANT_LOCKDOWN' });
+    } finally {
+      expect(
+        (await rig.operator('lockdown', { tenant: 'acme', on: false, reason: 'drill over' })).status,
+      ).toBe(200);
+    }
+    expect(
+      (await rig.operator('quarantine', { session: 'client:demo-agent', on: true, reason: 'drill' })).status,
+    ).toBe(200);
+    try {
+      const [run] = await tickAt(firstSlot + 4 * DAY + 1_000);
+      expect(run).toMatchObject({ outcome: 'deny', code: 'ERR_SESSION_QUARANTINED' });
+    } finally {
+      expect(
+        (await rig.operator('quarantine', { session: 'client:demo-agent', on: false, reason: 'drill over' }))
+          .status,
+      ).toBe(200);
+    }
+    const [next] = await tickAt(firstSlot + 5 * DAY + 1_000);
     expect(next).toMatchObject({ outcome: 'queued' });
     await outcomeOf(next?.request_id ?? '');
   }, 30_000);
@@ -189,17 +211,17 @@ describe('scheduled calls (embedded, demo policy)', () => {
     expect(JSON.parse(paused.out)).toMatchObject({ schedule: { status: 'paused' } });
     // Paused twice: refused, nothing changes.
     expect((await rig.operator('schedules-pause', { id: scheduleId, reason: 'again' })).status).toBe(400);
-    expect(await tickAt(firstSlot + 4 * DAY + 1_000)).toEqual([]);
+    expect(await tickAt(firstSlot + 7 * DAY + 1_000)).toEqual([]);
     const resumed = await rig.operator('schedules-resume', { id: scheduleId, reason: 'maintenance done' });
     expect(resumed).toMatchObject({ status: 200, body: { schedule: { status: 'active' } } });
     // No catch-up of the slot missed while paused: the next one is the following night.
-    expect(await tickAt(firstSlot + 4 * DAY + 1_000)).toEqual([]);
-    const [run] = await tickAt(firstSlot + 5 * DAY + 1_000);
+    expect(await tickAt(firstSlot + 7 * DAY + 1_000)).toEqual([]);
+    const [run] = await tickAt(firstSlot + 8 * DAY + 1_000);
     expect(run).toMatchObject({ outcome: 'queued' });
     await outcomeOf(run?.request_id ?? '');
     const removed = await rig.operator('schedules-remove', { id: scheduleId, reason: 'no longer needed' });
     expect(removed).toMatchObject({ status: 200, body: { schedule: { status: 'removed' } } });
-    expect(await tickAt(firstSlot + 6 * DAY + 1_000)).toEqual([]);
+    expect(await tickAt(firstSlot + 9 * DAY + 1_000)).toEqual([]);
     expect(await scheduler.list('*')).toEqual([]);
     // Each change is ledgered with the operator as actor, under the schedule's id.
     const types = (await records(scheduleId)).map((e) => e.type);
@@ -323,4 +345,20 @@ describe('scheduled calls (embedded, demo policy)', () => {
       }),
     ).toContain('SCHEDULE_UNAPPROVED');
   }, 60_000);
+
+  it('a creator revoked since gets no more runs: the schedule is paused, ledgered', async () => {
+    const [weekly] = await scheduler.list('*');
+    expect(weekly).toMatchObject({ tool: 'transfer_funds', status: 'active' });
+    expect((await rig.operator('clients-revoke', { name: 'demo-agent', reason: 'key leaked' })).status).toBe(
+      200,
+    );
+    const [run] = await tickAt(Date.parse(weekly?.next_run ?? '') + 1_000);
+    expect(run).toMatchObject({ outcome: 'deny', code: 'ERR_CLIENT_REVOKED', request_id: null });
+    expect((await scheduler.list('*'))[0]).toMatchObject({ id: weekly?.id, status: 'paused' });
+    const paused = (await records(weekly?.id ?? '')).find((e) => e.type === 'schedule.paused');
+    expect(paused).toMatchObject({
+      actor: { role: 'gate' },
+      payload: { reason: 'the creator client is revoked' },
+    });
+  });
 });
