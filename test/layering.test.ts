@@ -33,7 +33,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   transport: ['kernel'],
   // Storage backends implement the roles' store interfaces (types only at run time beyond ledger).
   // The Gate's state store parses rows with the Gate's own role checks (parseClientRoles).
-  storage: ['kernel', 'ledger', 'execution', 'control-plane', 'gate', 'console'],
+  storage: ['kernel', 'ledger', 'execution', 'control-plane', 'gate', 'console', 'schedules'],
+  // The Gate's scheduler (docs/schedules.md): submits runs through the Gate's face, decides nothing.
+  schedules: ['kernel', 'gate'],
   // The browser console's server side: its own store, over the approval service (web/ imports nothing outside).
   console: ['kernel', 'control-plane'],
   // Forensic replay: the verifier's reading plus the Control Plane's own evaluation (Cedar).
@@ -51,6 +53,7 @@ const ALLOWED: Record<string, readonly string[]> = {
     'verify',
     'storage',
     'transport',
+    'schedules',
   ],
   cli: [
     'console',
@@ -67,6 +70,7 @@ const ALLOWED: Record<string, readonly string[]> = {
     'storage',
     'transport',
     'replay',
+    'schedules',
   ],
   '(root)': ['kernel', 'kernel/signing', 'client', 'embedded', 'verify'],
 };
@@ -82,7 +86,7 @@ function unknownLayers(sourceFiles: readonly string[], topFolders: readonly stri
 /** Layers that may import packages from node_modules. The kernel and verifier have no runtime dependency. */
 const NO_PACKAGES = new Set(['kernel', 'kernel/signing', 'verify']);
 /** Layers whose transitive run-time closure must never reach signing code or the Control Plane. */
-const NEVER_SIGNS = ['execution', 'verify', 'gate'];
+const NEVER_SIGNS = ['execution', 'verify', 'gate', 'schedules'];
 
 interface Import {
   readonly spec: string;

@@ -82,6 +82,10 @@ export const USAGE = `usage: failclosed <command> [options]
   clients list
 ${APPROVAL_USAGE.trimEnd()}
   ledger export --out FILE [--trace ID] [--from N --to M]
+  schedules list                              the schedules an operator may see: call, timing, next run, last run
+  schedules pause|resume|remove ID [--reason TEXT]
+                                              stop, restart (from the next slot) or end a schedule (ledgered);
+                                              create one with: call schedule.create --params '{"tool":…,"params":…,"cron":…}'
   verify FILE --trust TRUST_FILE [...]        verify an audit bundle offline against pinned trust roots
 ${REPLAY_USAGE.trimEnd()}
 ${POLICY_USAGE.trimEnd()}
@@ -582,6 +586,13 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
         as(),
       );
     }
+    case 'schedules':
+      if (sub === 'list' && arg1 === undefined) return op((c) => operatorAction(c, 'schedules-list', {}));
+      if ((sub === 'pause' || sub === 'resume' || sub === 'remove') && arg1 !== undefined)
+        return op((c) =>
+          operatorAction(c, `schedules-${sub}`, { id: arg1, reason: v.reason ?? `schedules ${sub} (CLI)` }),
+        );
+      throw new UsageError('schedules list | schedules pause|resume|remove ID [--reason TEXT]');
     case 'admin':
       if (sub === 'kill-switch') {
         const on = onOff(arg1);

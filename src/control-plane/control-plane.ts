@@ -23,8 +23,13 @@ import {
 } from './breakers.js';
 import type { ActivationResult, BundleStore } from './bundle-store.js';
 import { withDeadline } from './deadline.js';
-import { decisionPayload, type constraintsFor, type DecisionFacts } from './decision-record.js';
-import { evaluateCall, evaluatedFields } from './evaluate-call.js';
+import {
+  approvalsRequired,
+  decisionPayload,
+  type constraintsFor,
+  type DecisionFacts,
+} from './decision-record.js';
+import { evaluatedFields } from './evaluate-call.js';
 import { deriveDecisionId, deriveJti, MIN_DERIVATION_KEY_BYTES } from './derive.js';
 import { createGovernanceAdmin, type GovernanceAdmin } from './governance-admin.js';
 import type { GovernanceState } from './governance-state.js';
@@ -42,6 +47,14 @@ import type { ControlPlane, ControlPlaneResult, DecideOptions, GovernedRequest }
 import type { ApprovalService, PendingRecord, PreviewProvider } from './approvals/index.js';
 import { describePreview } from './approvals/index.js';
 import { activateWithApprovals, issueApproved, openApproval } from './approval-step.js';
+import {
+  approvalsCover,
+  checkRun,
+  creationApproval,
+  creationSpec,
+  evaluateGoverned,
+  runFacts,
+} from './schedule-step.js';
 import { CLIENT_PRINCIPAL_PREFIX, resetBreaker } from './breaker-admin.js';
 import type { BreakerResetResult, BreakerResetScope } from './breaker-admin.js';
 import type { ActivationApproval } from './bundle-store.js';
@@ -126,6 +139,8 @@ export interface Ctx {
   tainted?: boolean;
   /** The call's pending durable writes, when the Gate shares its commits (`DecideOptions.writes`). */
   readonly writes?: DurableWrites;
+  /** A scheduled run's slot end (ms): its envelope expires then at the latest (docs/schedules.md). */
+  notAfterMs?: number;
 }
 
 /**
@@ -206,6 +221,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       client: ctx.req.identity,
       session: ctx.req.session,
       request_sha256: ctx.req.request_sha256,
+      ...(ctx.req.schedule === undefined ? {} : runFacts(ctx.req.schedule)),
       ...over,
     };
   }
@@ -322,6 +338,8 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     ) {
       return withId(deny('ERR_REQUEST_MALFORMED', 'the governed request is malformed'), null);
     }
+    if (req.schedule !== undefined && !isScheduledRun(req.schedule))
+      return withId(deny('ERR_REQUEST_MALFORMED', 'the scheduled run is malformed'), null);
     let paramsSha256: string;
     try {
       paramsSha256 = computeParamsSha256(req.params);
@@ -343,6 +361,13 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     const halted = await governance(ctx);
     if (halted !== undefined) return refuse(ctx, halted);
 
+    // 1b. A scheduled run: the call its schedule names, decided within its slot (docs/schedules.md).
+    if (req.schedule !== undefined) {
+      const run = checkRun(req, req.schedule, paramsSha256, at);
+      if (isDeny(run)) return refuse(ctx, run);
+      ctx.notAfterMs = run.slot.end;
+    }
+
     // 2. Circuit breakers: rate, loop, lifetime (OE-INV-021).
     const call = {
       sessionKey: taintKey(req),
@@ -363,30 +388,53 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       return refuse(ctx, deny('ERR_POLICY_UNAVAILABLE', 'no verified active policy bundle'));
     const runtime = active;
     ctx.runtime = runtime;
+    // A schedule's creation: the scheduled call is what policy decides (a malformed spec is
+    // refused as malformed parameters are, under the bundle that would have decided).
+    const spec = creationSpec(req);
+    if (spec !== undefined && isDeny(spec)) return refuse(ctx, spec);
 
     // 4. Known tool (OE-INV-005), 5. parameters match its schema (OE-INV-004), 6. policy
     // evaluation, bounded and checked (SPEC §2 step 3), 7. constraints: shared with the dry run.
     let t = performance.now();
-    const evaluation = await evaluateCall(
-      runtime,
-      {
-        identity: req.identity,
-        tenant: req.tenant,
-        roles: req.roles ?? [],
-        tool: req.tool,
-        params: req.params,
-        tainted: ctx.tainted !== false,
-      },
-      deadlines.policyMs,
-    );
+    const toEvaluate = {
+      identity: req.identity,
+      tenant: req.tenant,
+      roles: req.roles ?? [],
+      tool: req.tool,
+      params: req.params,
+      tainted: ctx.tainted !== false,
+    };
+    // Shared with the forensic replay: a creation is evaluated as the call it schedules.
+    const evaluation = await evaluateGoverned(runtime, toEvaluate, deadlines.policyMs);
     obs.stage('policy', req.trace_id, t, performance.now());
     if (evaluation.outcome === 'deny') return refuse(ctx, evaluation.denial, evaluatedFields(evaluation));
     const { decision, tool, constraints } = evaluation;
     const policyFacts = evaluation.facts;
 
+    // 7a. A scheduled run stands on its creation's approvals: never a fresh wait for people.
+    let escalate = decision.outcome === 'escalate';
+    let standing: readonly string[] = [];
+    if (req.schedule !== undefined) {
+      const approvals = deps.approvals;
+      const p = creationApproval(req, req.schedule, await approvals?.get(req.schedule.decision_id));
+      const covered =
+        p !== undefined &&
+        (!escalate ||
+          approvalsCover(p, approvalsRequired(decision.obligations), decision.obligations.approver_roles)) &&
+        (await approvals?.stillApproved(p)) === true;
+      if (!covered || p === undefined)
+        return refuse(
+          ctx,
+          deny('ERR_SCHEDULE_NOT_APPROVED', 'no approved schedule creation covers this run'),
+          policyFacts,
+        );
+      escalate = false;
+      standing = p.approvals;
+    }
+
     // 7b. Spend (allow only; an approved escalation re-checks at issuance).
     let release = (): void => undefined;
-    if (decision.outcome === 'allow') {
+    if (!escalate) {
       const cost = declaredCostCents(req.params, breakerConfig.costParam);
       if (Number.isNaN(cost))
         return refuse(ctx, deny('ERR_PARAMS_INVALID', 'the declared cost is not an amount'), policyFacts);
@@ -405,7 +453,6 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     }
 
     // 7c. A preview the policy requires, computed before the decision is recorded (OE-INV-018).
-    const escalate = decision.outcome === 'escalate';
     let preview = null;
     if (escalate && decision.obligations.preview) {
       const made = await withDeadline(
@@ -413,7 +460,8 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
           (deps.preview ?? describePreview)({
             tool,
             tenant: req.tenant,
-            params: req.params,
+            // A schedule's approvers preview the call it schedules.
+            params: spec?.params ?? req.params,
             params_sha256: paramsSha256,
           }),
         deadlines.policyMs,
@@ -431,12 +479,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     // allow may share its commit with the issuance: the envelope is signed over the decision's
     // sealed index and hash, and leaves only once both are durable (`issue`).
     t = performance.now();
-    const recorded = await append(
-      ctx,
-      'decision',
-      facts(ctx, evaluatedFields(evaluation)),
-      decision.outcome === 'allow' && !escalate,
-    );
+    const recorded = await append(ctx, 'decision', facts(ctx, evaluatedFields(evaluation)), !escalate);
     obs.stage('ledger_decision', req.trace_id, t, performance.now());
     if (isDeny(recorded)) {
       release();
@@ -462,7 +505,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     }
 
     // 10. Sign, 11. record the issuance and wait, 12. allow (SPEC §2 step 5).
-    return issue(ctx, runtime.hash, recorded, [], constraints, release);
+    return issue(ctx, runtime.hash, recorded, standing, constraints, release);
   }
 
   /** Resumes an escalated decision: break-glass, long-poll, then issuance once approved. */
@@ -568,6 +611,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
           constraints,
         },
         ctx.at,
+        ctx.notAfterMs,
       );
     } catch {
       release();
@@ -663,4 +707,18 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       }
     },
   });
+}
+
+/** The shape of a scheduled run as the Gate hands it in; its meaning is checked by `checkRun`. */
+function isScheduledRun(r: unknown): boolean {
+  if (typeof r !== 'object' || r === null) return false;
+  const o = r as Record<string, unknown>;
+  return (
+    isRequestString(o['id']) &&
+    isRequestString(o['decision_id']) &&
+    typeof o['spec'] === 'object' &&
+    o['spec'] !== null &&
+    !Array.isArray(o['spec']) &&
+    Number.isSafeInteger(o['slot_start'])
+  );
 }

@@ -41,6 +41,9 @@ export interface DecisionFacts {
   readonly client: string;
   readonly session: string | null;
   readonly request_sha256: string;
+  /** A scheduled run's schedule and the decision of its creation (docs/schedules.md). */
+  readonly schedule_id?: string;
+  readonly schedule_decision_id?: string;
 }
 
 /**
@@ -64,6 +67,8 @@ export function decisionPayload(f: DecisionFacts): JsonObject {
     client: f.client,
     session: f.session,
     request_sha256: f.request_sha256,
+    ...(f.schedule_id === undefined ? {} : { schedule_id: f.schedule_id }),
+    ...(f.schedule_decision_id === undefined ? {} : { schedule_decision_id: f.schedule_decision_id }),
   };
 }
 

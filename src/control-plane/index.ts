@@ -10,6 +10,7 @@ export type {
   ControlPlaneResult,
   DecideOptions,
   GovernedRequest,
+  ScheduledRun,
 } from './types.js';
 export { createControlPlane, DEFAULT_DEADLINES } from './control-plane.js';
 export type { ControlPlaneDeadlines, ControlPlaneDeps, ControlPlaneService } from './control-plane.js';
@@ -61,6 +62,7 @@ export {
 export type { ActivationApproval, ActivationResult, BundleStore, BundleStoreDeps } from './bundle-store.js';
 export { compilePolicyBundle, createBundleCompiler } from './policy-runtime.js';
 export { evaluateCall, evaluatedFields } from './evaluate-call.js';
+export { evaluateGoverned } from './schedule-step.js';
 export type { CallEvaluation, CallToEvaluate, EvaluatedFields, PolicyFacts } from './evaluate-call.js';
 export type { CompileBundle, PolicyBundleLike, PolicyRuntime } from './ports.js';
 export { createIssuer, MAX_ENVELOPE_TTL_SEC } from './issuer.js';

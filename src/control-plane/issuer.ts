@@ -62,11 +62,14 @@ export interface Issuer {
   /** The kid of the key that signs now. */
   currentKid(): string;
   /**
-   * Signs an envelope with `iat = floor(nowMs / 1000)` and `exp = iat + ttl`. Deterministic for
+   * Signs an envelope with `iat = floor(nowMs / 1000)` and `exp = iat + ttl`, or `floor(notAfterMs /
+   * 1000)` when that is sooner (a scheduled run's slot end, docs/schedules.md: the Execution Layer
+   * then refuses the envelope after the slot, FC-INV-6). `TypeError` when that leaves no lifetime.
+   * Deterministic for
    * equal inputs (Ed25519 is deterministic). Throws `FailclosedError('ERR_ENVELOPE_CLAIMS')` for
    * claims the verifier would refuse; the pipeline turns that into a deny.
    */
-  issue(claims: EnvelopeRequestClaims, nowMs: number): IssuedEnvelope;
+  issue(claims: EnvelopeRequestClaims, nowMs: number, notAfterMs?: number): IssuedEnvelope;
   /** Public keys and revocations: `{keys, revoked}`, sorted by kid. Never a private key. */
   jwks(): Ed25519Jwks;
   /**
@@ -120,9 +123,13 @@ export function createIssuer(deps: IssuerDeps): Issuer {
 
   return Object.freeze({
     currentKid: () => current.kid,
-    issue(claims: EnvelopeRequestClaims, nowMs: number): IssuedEnvelope {
+    issue(claims: EnvelopeRequestClaims, nowMs: number, notAfterMs?: number): IssuedEnvelope {
       const iat = Math.floor(nowMs / 1000);
-      const exp = iat + config.envelopeTtlSec;
+      const exp =
+        notAfterMs === undefined
+          ? iat + config.envelopeTtlSec
+          : Math.min(iat + config.envelopeTtlSec, Math.floor(notAfterMs / 1000));
+      if (!(exp > iat)) throw new TypeError('the envelope would expire before it is issued');
       const full: EnvelopeClaims = { ...claims, iss: config.iss, aud: config.audience, iat, exp };
       return Object.freeze({
         envelope: signEnvelope(full, current),

@@ -2,7 +2,7 @@
  * The Control Plane's contract with the Gate (SPEC §2 steps 3–5, FC-INV-6): what the Gate hands
  * in after authenticating and parsing a signed request, and what it gets back.
  */
-import type { DurableWrites, Deny, JsonValue } from '../kernel/index.js';
+import type { DurableWrites, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import type { PolicyBundleLike } from './ports.js';
 
 /** A request the Gate authenticated and parsed (SPEC §2 steps 1–2, FC-INV-3). */
@@ -31,6 +31,23 @@ export interface GovernedRequest {
    * (OE-INV-002). Absent: the owner registered for the client.
    */
   readonly owner?: string | null;
+  /**
+   * Present for a run of a schedule (docs/schedules.md): the Control Plane checks the run against
+   * its schedule and slot, and issues an envelope that expires at the slot's end at the latest.
+   */
+  readonly schedule?: ScheduledRun;
+}
+
+/** A scheduled run as the Gate's scheduler submits it (docs/schedules.md, FC-INV-6). */
+export interface ScheduledRun {
+  /** The schedule's id. */
+  readonly id: string;
+  /** The decision of the schedule's creation (`schedule.create`), whose approvals stand behind its runs. */
+  readonly decision_id: string;
+  /** The creation's parameters, exactly as approved (`{tool, params, cron | at, until?, window_seconds?}`). */
+  readonly spec: JsonObject;
+  /** The start of the slot this run is for (ms since the epoch); the spec must fire then. */
+  readonly slot_start: number;
 }
 
 /**

@@ -58,6 +58,9 @@ import { followIssuerKeys } from './ports.js';
 import { executionAdapters } from './execution-adapters.js';
 import type { CoreDecorators, LedgerPort, ToolRunObserver } from './ports.js';
 import { openJobs } from './jobs-config.js';
+import { createScheduler, withoutSchedules } from '../schedules/index.js';
+import type { Scheduler } from '../schedules/index.js';
+import { withScheduleActions } from './schedule-actions.js';
 import type { NatsWorkers } from './nats-queue.js';
 import type { GateJobQueue } from '../gate/index.js';
 import { createDiskSpaceProbe } from './readiness.js';
@@ -134,6 +137,8 @@ export interface Core {
   abandonInFlight(): Promise<RecoveryReport>;
   /** The queue of background calls (docs/jobs.md). */
   readonly jobs: GateJobQueue;
+  /** The scheduler (docs/schedules.md); undefined on a backend without a schedule store. */
+  readonly scheduler?: Scheduler;
   /**
    * Records `request.abandoned` for the open requests of gate instances that are gone (shared
    * storage: another replica stopped, crashed or was cut off; SPEC §5, FC-INV-5). Runs on open
@@ -188,6 +193,11 @@ export interface CoreOptions {
    * 5000 ms; 0: only on open and through {@link Core.sweepOrphans}).
    */
   readonly orphanSweepMs?: number;
+  /**
+   * How often the scheduler looks for due slots (default 1000 ms; 0: never by itself, only
+   * through {@link Core.scheduler}'s `tick`, as tests with an injected clock do).
+   */
+  readonly scheduleTickMs?: number;
   /** Told why this gate starts or stops following the others on its backend (default: stderr). */
   readonly onReplicaNotice?: (message: string) => void;
   /**
@@ -573,8 +583,15 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     token_sha256: operatorTokenSha256(dir),
     created_at: clock(),
   });
+  // Schedules (docs/schedules.md): an allowed `schedule.create` becomes a schedule in place of a
+  // tool run; each due slot is submitted back through the Gate as a background call.
+  const scheduler =
+    backend.schedules === undefined
+      ? undefined
+      : createScheduler({ store: backend.schedules, ledger: ledgerPort, clients: state, clock });
+  const scheduledPort = scheduler?.executor(gateExecutorPort) ?? withoutSchedules(gateExecutorPort);
   // The operator actions: behind operator tokens at the Gate, and the console's operator pages.
-  const operator = withConsoleActions(
+  const operatorActions = withConsoleActions(
     createOperatorActions({
       clock,
       ledger,
@@ -603,6 +620,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       },
     },
   );
+  const operator = withScheduleActions(operatorActions, scheduler);
   // Background calls (docs/jobs.md): the queue runs jobs through the same Execution Layer port.
   const jobs = openJobs(config.jobs, gateExecutorPort);
   const gate = createGate({
@@ -613,7 +631,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     replay: state,
     ledger: gateLedgerOver(ledger, ledgerPort),
     controlPlane: decorate.controlPlane?.(controlPlanePort) ?? controlPlanePort,
-    executor: gateExecutorPort,
+    executor: scheduledPort,
     secretScanner: (params) => {
       const text = canonicalize(params);
       return redactor.redactText(text) !== text;
@@ -642,6 +660,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   let sweeping: Promise<RecoveryReport> | undefined;
   let workers: NatsWorkers | undefined;
   const close = async (): Promise<void> => {
+    await scheduler?.stop();
     await workers?.close();
     await jobs.queue.close();
     clearInterval(sweepTimer);
@@ -707,6 +726,9 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   await jobs.queue.start((d) => gate.finishJob(d));
   // In-process queue workers over this process's own Execution Layer, when `jobs.workers` asks.
   if (config.executor_url === undefined) workers = jobs.startWorkers((input) => executor.execute(input));
+  scheduler?.attach(gate);
+  const tickMs = options.scheduleTickMs ?? 1000;
+  if (tickMs > 0) scheduler?.start(tickMs);
   return {
     dir: p.root,
     config,
@@ -751,6 +773,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     },
     sweepOrphans,
     jobs: jobs.queue,
+    ...(scheduler === undefined ? {} : { scheduler }),
     ...(executorAgent === undefined ? {} : { executorAgent }),
     close,
   };

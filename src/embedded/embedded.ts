@@ -135,6 +135,8 @@ export interface EmbeddedOptions {
   readonly onWriterLost?: () => void;
   /** Shared storage: how often gone gates' open requests are swept (see `CoreOptions`). */
   readonly orphanSweepMs?: number;
+  /** How often the scheduler looks for due slots (see `CoreOptions`). */
+  readonly scheduleTickMs?: number;
   /** HTTP upstream MCP servers at a loopback address: tests and development only (see `CoreOptions`). */
   readonly allowLoopbackMcpUpstreams?: boolean;
   /**
@@ -298,6 +300,7 @@ function openCoreWith(dir: string, options: EmbeddedOptions, telemetry: Telemetr
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     ...(options.onWriterLost === undefined ? {} : { onWriterLost: options.onWriterLost }),
     ...(options.orphanSweepMs === undefined ? {} : { orphanSweepMs: options.orphanSweepMs }),
+    ...(options.scheduleTickMs === undefined ? {} : { scheduleTickMs: options.scheduleTickMs }),
     ...(options.allowLoopbackMcpUpstreams === undefined
       ? {}
       : { allowLoopbackMcpUpstreams: options.allowLoopbackMcpUpstreams }),

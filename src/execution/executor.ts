@@ -34,8 +34,8 @@ import type {
   Observer,
 } from '../kernel/index.js';
 import type { ToolAdapter, ToolExecutionSpec } from './adapters/types.js';
-import { checkEnvelopeLedger, parseEnvelopeContext } from './ledger-checks.js';
-import type { ExecutionLedger, LedgerRef } from './ledger.js';
+import { checkEnvelopeLedger, parseEnvelopeContext, standingDecisionOf } from './ledger-checks.js';
+import type { EnvelopeLedgerContext, ExecutionLedger, LedgerRef } from './ledger.js';
 import type { NonceStore } from './nonce-store.js';
 import { countRedactions, deepFreeze, parseAdapterOutput, parseLedgerRef } from './outcome-checks.js';
 import type { Redactor } from './redaction.js';
@@ -268,7 +268,20 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     const context = read.status === 'ok' ? parseEnvelopeContext(read.value) : undefined;
     if (context === undefined)
       return deny('ERR_LEDGER_UNAVAILABLE', 'ledger confirmation could not be obtained');
-    const unconfirmed = checkEnvelopeLedger(context, c, jws.digest);
+    // A scheduled run's escalated decision: the approvals of its schedule's creation are read too.
+    const standingId = standingDecisionOf(context);
+    let standing: EnvelopeLedgerContext['finalized'] = [];
+    if (standingId !== undefined) {
+      const more = await callWithTimeout(
+        () => deps.ledger.readEnvelopeContext({ index: c.ledger.index, jti: c.jti, decision_id: standingId }),
+        deps.timeouts.ledgerMs,
+      );
+      const parsed = more.status === 'ok' ? parseEnvelopeContext(more.value) : undefined;
+      if (parsed === undefined)
+        return deny('ERR_LEDGER_UNAVAILABLE', 'ledger confirmation could not be obtained');
+      standing = parsed.finalized;
+    }
+    const unconfirmed = checkEnvelopeLedger(context, c, jws.digest, standing);
     if (unconfirmed !== undefined) return unconfirmed;
 
     // 4. The adapter exists (checked before the nonce is burnt; no side effect).

@@ -28,6 +28,14 @@ const isRecord = (v: unknown): v is LedgerRecord => {
 const records = (v: unknown): readonly LedgerRecord[] | undefined =>
   Array.isArray(v) && v.every(isRecord) ? v : undefined;
 
+/** The creation decision a scheduled run's escalated decision stands on, or undefined (docs/schedules.md). */
+export function standingDecisionOf(ctx: EnvelopeLedgerContext): string | undefined {
+  const d = ctx.decision;
+  if (d === undefined || d.type !== 'decision' || field(d, 'outcome') !== 'escalate') return undefined;
+  const s = field(d, 'schedule_decision_id');
+  return typeof s === 'string' && s.length > 0 ? s : undefined;
+}
+
 /** The ledger's answer in the expected shape, or undefined (the ledger is then unavailable). */
 export function parseEnvelopeContext(v: unknown): EnvelopeLedgerContext | undefined {
   if (typeof v !== 'object' || v === null) return undefined;
@@ -41,14 +49,19 @@ export function parseEnvelopeContext(v: unknown): EnvelopeLedgerContext | undefi
 
 const field = (r: LedgerRecord, name: string): JsonValue | undefined => r.payload[name];
 
-/** True when an approval was finalised as approved (or by break-glass) before `before`. */
-function approvedBefore(finalized: readonly LedgerRecord[], c: EnvelopeClaims, before: number): boolean {
+/** True when an approval of `decisionId` was finalised as approved (or by break-glass) before `before`. */
+function approvedBefore(
+  finalized: readonly LedgerRecord[],
+  c: EnvelopeClaims,
+  before: number,
+  decisionId: string = c.decision_id,
+): boolean {
   return finalized.some(
     (f) =>
       f.type === 'approval.finalized' &&
       f.tenant === c.tenant &&
       f.index < before &&
-      field(f, 'decision_id') === c.decision_id &&
+      field(f, 'decision_id') === decisionId &&
       (field(f, 'verdict') === 'approve' || field(f, 'verdict') === 'break_glass'),
   );
 }
@@ -83,12 +96,16 @@ function issuedRecord(
  *    break-glass) before the issuance (`ERR_ENVELOPE_DECISION_MISMATCH`);
  * 3. an `envelope.issued` record names this jti, decision and JWS digest, after the decision
  *    (`ERR_ENVELOPE_NOT_ISSUED`).
+ * A scheduled run's escalated decision stands on its schedule's creation instead
+ * (`schedule_decision_id`, docs/schedules.md): `standing` holds that creation's
+ * `approval.finalized` entries, and one of them must approve before the issuance (FC-INV-6).
  * Undefined when every check holds (L7 Boundary B, FC-INV-4, OE-INV-017).
  */
 export function checkEnvelopeLedger(
   ctx: EnvelopeLedgerContext,
   c: EnvelopeClaims,
   digest: string,
+  standing: readonly LedgerRecord[] = [],
 ): Deny | undefined {
   const d = ctx.decision;
   if (d === undefined || d.index !== c.ledger.index || !hexDigestEquals(d.entry_hash, c.ledger.entry_hash))
@@ -110,8 +127,12 @@ export function checkEnvelopeLedger(
     return mismatch;
   const issued = issuedRecord(ctx, c, digest);
   const outcome = field(d, 'outcome');
+  const before = issued?.index ?? Number.MAX_SAFE_INTEGER;
+  const schedule = field(d, 'schedule_decision_id');
   const approved =
-    outcome === 'escalate' && approvedBefore(ctx.finalized, c, issued?.index ?? Number.MAX_SAFE_INTEGER);
+    outcome === 'escalate' &&
+    (approvedBefore(ctx.finalized, c, before) ||
+      (typeof schedule === 'string' && approvedBefore(standing, c, before, schedule)));
   if (outcome !== 'allow' && !approved) return mismatch;
   if (issued === undefined || issued.index <= d.index)
     return deny('ERR_ENVELOPE_NOT_ISSUED', 'the issuance of this envelope was never recorded');

@@ -48,6 +48,7 @@ import { jobView } from './job-view.js';
 import type { JobDelivery, QueuedJob } from './jobs.js';
 import type { AuthMethod, MintedCall, Principal, PrincipalCall } from './principal.js';
 import type { SignedRequest } from '../kernel/index.js';
+import type { ScheduledRun } from '../control-plane/index.js';
 
 /** An HTTP-neutral answer: status and JSON body. */
 export interface GateAnswer<B = JsonValue> {
@@ -167,6 +168,8 @@ interface Authenticated {
   readonly owner?: string | null;
   /** The call's pending durable writes, the request id's claim among them (durability.ts). */
   readonly writes: DurableWrites;
+  /** A scheduled run: its schedule and slot, checked by the Control Plane (docs/schedules.md). */
+  readonly schedule?: ScheduledRun;
 }
 
 /** Options of one call. */
@@ -188,6 +191,11 @@ export interface CallOptions {
    * call goes to the job queue and the answer is `202` with the job's id and bearer token.
    */
   readonly background?: boolean;
+  /**
+   * A run of a schedule (`callAs` by the Gate's scheduler only, docs/schedules.md): handed to the
+   * Control Plane, which checks it against the schedule's approved creation and its slot.
+   */
+  readonly schedule?: ScheduledRun;
 }
 
 /** What the Gate learns of a call on its way, for its observer: the tool once authenticated. */
@@ -742,6 +750,7 @@ export function createGate(deps: GateDeps): Gate {
             session: request.session,
             request_sha256: rawSha,
             ...(a.owner === undefined ? {} : { owner: a.owner }),
+            ...(a.schedule === undefined ? {} : { schedule: a.schedule }),
           },
           waitMs > 0 ? { waitMs, writes, ...(signal === undefined ? {} : { signal }) } : { writes },
         ),
@@ -859,6 +868,7 @@ export function createGate(deps: GateDeps): Gate {
     c: PrincipalCall,
     waitMs: number,
     signal?: AbortSignal,
+    options?: Pick<CallOptions, 'background' | 'schedule'>,
   ): Promise<GateAnswer<CallResponse>> => {
     const t0 = performance.now();
     const now = deps.clock();
@@ -955,10 +965,12 @@ export function createGate(deps: GateDeps): Gate {
           auth,
           // An OAuth principal's owner is its token's, or nobody: never a registered client's.
           ...(principal.auth_method === 'oauth' ? { owner: principal.owner ?? null } : {}),
+          ...(options?.schedule === undefined ? {} : { schedule: options.schedule }),
           writes,
         },
         waitMs,
         signal,
+        options?.background === true,
       );
     } catch (err) {
       // Fail closed by construction, as at the signed edge (caught.ts).
@@ -1098,7 +1110,7 @@ export function createGate(deps: GateDeps): Gate {
   const gate: Gate = Object.freeze({
     call: (body: Uint8Array | null, options?: CallOptions) => callEntry(body, options, { tool: null }),
     callAs: (principal: Principal, c: PrincipalCall, options?: CallOptions) =>
-      callAs(principal, c, waitOf(options), options?.signal),
+      callAs(principal, c, waitOf(options), options?.signal, options),
     toolsFor,
     mcpEntries,
     refuse: async (d: Deny, requestSha256: string) => {

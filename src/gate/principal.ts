@@ -9,8 +9,12 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { canonicalize, MINTED_CALL_FORMAT, sha256Hex } from '../kernel/index.js';
 import type { JsonObject } from '../kernel/index.js';
 
-/** How a principal authenticated, as ledgered in `gateway.accepted.auth_method`. */
-export type AuthMethod = 'signature' | 'oauth' | 'client_key';
+/**
+ * How a principal authenticated, as ledgered in `gateway.accepted.auth_method`: `schedule` is a
+ * run the Gate's scheduler minted for a schedule's creator (docs/schedules.md); its `issuer` is
+ * the schedule's id.
+ */
+export type AuthMethod = 'signature' | 'oauth' | 'client_key' | 'schedule';
 
 /**
  * A principal the MCP ingress authenticated: from a bearer JWT of the configured OAuth issuer
@@ -66,7 +70,8 @@ export interface MintedCall {
  */
 export function mintCall(principal: Principal, call: PrincipalCall, nowMs: number): MintedCall {
   // A retry keeps its request id (the decision is derived from it) and gets a fresh nonce.
-  const request_id = call.retryOf ?? `mcp-${randomUUID()}`;
+  const request_id =
+    call.retryOf ?? `${principal.auth_method === 'schedule' ? 'run' : 'mcp'}-${randomUUID()}`;
   const nonce = randomBytes(16).toString('base64url');
   const text = canonicalize({
     format: MINTED_CALL_FORMAT,

@@ -205,6 +205,20 @@ export const DENIAL_CODES = {
     meaning:
       'a background call could not be handed to its queue (none configured, the broker down or not confirming in time); its envelope was voided',
   },
+  ERR_SCHEDULE_SLOT_MISSED: {
+    status: 403,
+    meaning:
+      "a scheduled run was decided outside its slot (the clock passed the slot's end, or had not reached its start); nothing ran",
+  },
+  ERR_SCHEDULE_NOT_APPROVED: {
+    status: 403,
+    meaning:
+      'a scheduled run names no issued schedule creation for its principal, tool and parameters, or its approvals no longer cover what the policy requires',
+  },
+  ERR_SCHEDULE_UNAVAILABLE: {
+    status: 503,
+    meaning: 'schedules are not configured, or the schedule store did not answer; nothing was scheduled',
+  },
   ERR_ADAPTER_UNAVAILABLE: { status: 503, meaning: 'the tool adapter is missing or misconfigured' },
   ERR_SANDBOX_UNAVAILABLE: { status: 503, meaning: 'the sandbox could not be established' },
   ERR_EGRESS_DENIED: {

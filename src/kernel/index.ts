@@ -175,3 +175,13 @@ export type {
 export { NO_OBSERVER, REQUEST_NAME, guardObserver, observedToolName } from './observe.js';
 export type { CallEnd, CallStage, Observer } from './observe.js';
 export type { EgressDestination } from './egress.js';
+export { nextCronTime, nextSlot, parseCron } from './cron.js';
+export type { CronSpec, Slot, Timing } from './cron.js';
+export {
+  DEFAULT_SLOT_SECONDS,
+  MAX_SLOT_SECONDS,
+  MIN_SLOT_SECONDS,
+  SCHEDULE_CREATE_ACTION,
+  parseScheduleSpec,
+} from './schedule-spec.js';
+export type { ScheduleSpec } from './schedule-spec.js';

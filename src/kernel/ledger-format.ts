@@ -50,6 +50,10 @@ export const ENTRY_TYPES = [
   'console.sign_in',
   'transport.refused',
   'inventory.recorded',
+  'schedule.created',
+  'schedule.paused',
+  'schedule.resumed',
+  'schedule.removed',
 ] as const;
 
 /** A ledger entry type. */
@@ -99,6 +103,23 @@ const APPROVAL = [
   'code',
 ] as const;
 
+const SCHEDULE = [
+  'schedule_id',
+  'tool',
+  'client',
+  'params_sha256',
+  'spec_sha256',
+  'cron',
+  'at',
+  'until',
+  'window_seconds',
+  'decision_id',
+  'approvals',
+  'next_slot',
+  'status',
+  'reason',
+] as const;
+
 /**
  * Payload field allowlist per entry type. Values are hashes, identifiers, codes and references;
  * raw requests and other large or sensitive artefacts go to the evidence table and are named
@@ -128,6 +149,9 @@ export const PAYLOAD_ALLOWLIST = {
     'taint',
     'approvals_required',
     'request_sha256',
+    // A scheduled run (docs/schedules.md): its schedule, and the creation decision whose approvals stand behind it.
+    'schedule_id',
+    'schedule_decision_id',
   ],
   denial: [
     'code',
@@ -285,6 +309,13 @@ export const PAYLOAD_ALLOWLIST = {
   // The inventory of execution-capable interfaces in force (docs/inventory.md, FC-INV-6): the
   // document itself is evidence named by `inventory_sha256`; `interfaces` counts its entries.
   'inventory.recorded': ['inventory_sha256', 'policy_bundle', 'interfaces', 'reason'],
+  // Schedules (docs/schedules.md, FC-INV-6): created by an approved `schedule.create` call (in its
+  // request, naming its decision); paused, resumed and removed by an operator (request id: the
+  // schedule's id). Each run is a request of its own (`gateway.accepted` with auth_method `schedule`).
+  'schedule.created': SCHEDULE,
+  'schedule.paused': SCHEDULE,
+  'schedule.resumed': SCHEDULE,
+  'schedule.removed': SCHEDULE,
 } as const satisfies Record<EntryType, readonly string[]>;
 
 /** `prev_hash` of entry 0: 64 zeros (OE-INV-016). */

@@ -11,7 +11,7 @@ import {
   CLIENT_PRINCIPAL_PREFIX,
   compilePolicyBundle,
   decisionPayload,
-  evaluateCall,
+  evaluateGoverned,
   evaluatedFields,
 } from '../control-plane/index.js';
 import type { CallEvaluation, EvaluatedFields, PolicyRuntime } from '../control-plane/index.js';
@@ -242,8 +242,9 @@ export async function rederiveDecision(
       ],
     };
   }
+  // A schedule.create is evaluated as the call it schedules, exactly as the Control Plane does.
   const evaluate = (tainted: boolean) =>
-    evaluateCall(
+    evaluateGoverned(
       runtime,
       {
         identity: req.identity,

@@ -13,6 +13,7 @@ import type { ConsoleStore } from '../console/index.js';
 import type { NonceStore } from '../execution/index.js';
 import type { GateStateStore, OperatorStore } from '../gate/index.js';
 import type { LedgerStore, OpenRequest } from '../ledger/index.js';
+import type { ScheduleStore } from '../schedules/index.js';
 import type { AcquireOptions, WriterLease } from './writer-lock.js';
 
 /** A named readiness check as the Gate runs it: a real write and read back of one store. */
@@ -88,6 +89,12 @@ export interface StorageBackend {
    * when the data directory's bundle files are the truth (SQLite, one process).
    */
   readonly bundles?: PolicyBundleMirror;
+  /**
+   * Schedules and the slot each fires next (docs/schedules.md): SQLite in `ledger.db`, PostgreSQL
+   * in the shared schema (every gate ticks; one takes each slot). Undefined on a backend without
+   * them: `schedule.create` then denies `ERR_SCHEDULE_UNAVAILABLE`.
+   */
+  readonly schedules?: ScheduleStore;
   /** Probes of the real stores for `/readyz`. */
   readonly probes: readonly ReadinessProbe[];
   /**

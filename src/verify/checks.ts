@@ -20,6 +20,7 @@ import { payloadAllowlistCheck } from './checks/payload-allowlist.js';
 import { receiptLinkageCheck } from './checks/receipt-linkage.js';
 import { traceLinkageCheck } from './checks/trace-linkage.js';
 import { trustRootsCheck } from './checks/trust-roots.js';
+import { schedulesCheck } from './checks/schedules.js';
 import type { VerifyCheck } from './types.js';
 
 /** Every check, run in this order. */
@@ -40,4 +41,5 @@ export const VERIFY_CHECKS: readonly VerifyCheck[] = [
   traceLinkageCheck,
   attributableOutcomeCheck,
   interfaceInventoryCheck,
+  schedulesCheck,
 ];

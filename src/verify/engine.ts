@@ -29,11 +29,15 @@ const REQUEST_BATCH = 2048;
 /** Findings kept per check for the report (sorted by position); the rest are only counted. */
 const KEEP_FINDINGS = 1000;
 
-/** Ledger key records every request group sees (client keys, issuer key rotation and revocation). */
+/**
+ * Records every request group sees: client keys, issuer key rotation and revocation, and the
+ * schedules a later run stands on (docs/schedules.md).
+ */
 const KEY_RECORD_TYPES: ReadonlySet<string> = new Set([
   'admin.client_registered',
   'admin.key_rotated',
   'admin.key_revoked',
+  'schedule.created',
 ]);
 /** Records of reads and exports: no request check looks at them. */
 const UNGROUPED_PREFIX = 'audit.';

@@ -77,6 +77,9 @@ export type FindingCode =
   | 'INVENTORY_NOT_PRESENT'
   | 'INVENTORY_UNLISTED'
   | 'INVENTORY_EXECUTOR_UNLISTED'
+  /** Schedules (checks/schedules.ts, FC-INV-6). */
+  | 'SCHEDULE_UNAPPROVED'
+  | 'SCHEDULE_UNBOUND'
   /** A check threw: counted as a violation (fail closed). */
   | 'CHECK_ERROR';
 

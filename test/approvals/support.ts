@@ -59,7 +59,7 @@ export interface Rig {
 export async function startRig(
   approvalsJson?: JsonValue,
   prepare?: (dir: string) => void | Promise<void>,
-  options: { readonly port?: number } = {},
+  options: { readonly port?: number; readonly scheduleTickMs?: number } = {},
 ): Promise<Rig> {
   const dir = mkdtempSync(join(tmpdir(), 'fc-approvals-'));
   let offset = 0;
@@ -67,7 +67,12 @@ export async function startRig(
   await initDataDir(dir, { clock: now });
   if (approvalsJson !== undefined) writeFileSync(join(dir, 'approvals.json'), JSON.stringify(approvalsJson));
   await prepare?.(dir);
-  const instance = await startEmbedded(dir, { port: options.port ?? 0, executionPort: 0, clock: now });
+  const instance = await startEmbedded(dir, {
+    port: options.port ?? 0,
+    executionPort: 0,
+    clock: now,
+    ...(options.scheduleTickMs === undefined ? {} : { scheduleTickMs: options.scheduleTickMs }),
+  });
   announceServer(dir, instance.url);
   const token = readOperatorToken(dir);
   const home = mkdtempSync(join(tmpdir(), 'fc-approver-home-'));

@@ -75,6 +75,24 @@ describe('GEI Issuer: configuration', () => {
   });
 });
 
+describe('FC-INV-6 scheduled tasks: a run envelope expires at its slot end at the latest', () => {
+  it('exp = min(iat + ttl, floor(notAfter / 1000)); without a bound, iat + ttl', () => {
+    const issuer = issuerOf({ envelopeTtlSec: 60 });
+    const at = T0 + 500;
+    expect(issuer.issue(CLAIMS, at, T0 + 30_000).exp).toBe(T0 / 1000 + 30);
+    expect(issuer.issue(CLAIMS, at, T0 + 30_999).exp).toBe(T0 / 1000 + 30);
+    // A bound later than the lifetime changes nothing.
+    expect(issuer.issue(CLAIMS, at, T0 + 600_000).exp).toBe(T0 / 1000 + 60);
+    expect(issuer.issue(CLAIMS, at).exp).toBe(T0 / 1000 + 60);
+  });
+
+  it('a bound that leaves no lifetime is a TypeError: nothing is signed', () => {
+    const issuer = issuerOf();
+    expect(() => issuer.issue(CLAIMS, T0 + 500, T0 + 999)).toThrow(/expire before it is issued/);
+    expect(() => issuer.issue(CLAIMS, T0 + 500, T0 - 60_000)).toThrow(/expire before it is issued/);
+  });
+});
+
 describe('OE-INV-025: key changes are ledgered first, globally, under their own admin id', () => {
   it('rotation records both kids, the new public key and the reason; the new key then signs', async () => {
     const issuer = issuerOf();

@@ -166,6 +166,7 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
       ['ledger', 2],
       ['operators', 1],
       ['operators', 2],
+      ['schedules', 1],
     ]);
     // The old files are kept for the operator under another name, never read again.
     for (const file of ['state.db', 'nonces.db']) {

@@ -5,7 +5,11 @@
  * (FC-INV-4). Pure functions, fed with records built here.
  */
 import { describe, expect, it } from 'vitest';
-import { checkEnvelopeLedger, parseEnvelopeContext } from '../../src/execution/ledger-checks.js';
+import {
+  checkEnvelopeLedger,
+  parseEnvelopeContext,
+  standingDecisionOf,
+} from '../../src/execution/ledger-checks.js';
 import type { EnvelopeLedgerContext, LedgerRecord } from '../../src/execution/index.js';
 import { sha256Hex } from '../../src/kernel/index.js';
 import type { EnvelopeClaims } from '../../src/kernel/index.js';
@@ -224,4 +228,40 @@ describe('FC-INV-4: a ledger answer of any other shape is no answer', () => {
       expect(parseEnvelopeContext(value)).toBeUndefined();
     });
   }
+});
+
+describe('FC-INV-6 scheduled tasks: a run’s escalated decision stands only on its schedule’s approved creation', () => {
+  const run = decision({}, { outcome: 'escalate', schedule_decision_id: 'dec-create' });
+  const creation = (over: Partial<LedgerRecord> = {}, payload: Record<string, unknown> = {}) =>
+    finalized({ index: 3, ...over }, { decision_id: 'dec-create', ...payload });
+  const check = (standing: LedgerRecord[], d = run) =>
+    checkEnvelopeLedger(ctx({ decision: d }), claims, DIGEST, standing)?.code;
+
+  it('names the creation decision only for an escalated decision that carries one', () => {
+    expect(standingDecisionOf(ctx({ decision: run }))).toBe('dec-create');
+    expect(standingDecisionOf(ctx())).toBeUndefined();
+    expect(
+      standingDecisionOf(ctx({ decision: decision({}, { schedule_decision_id: 'dec-create' }) })),
+    ).toBeUndefined();
+    expect(
+      standingDecisionOf(ctx({ decision: decision({}, { outcome: 'escalate', schedule_decision_id: 7 }) })),
+    ).toBeUndefined();
+  });
+
+  it('the creation approved before the issuance → no objection', () => {
+    expect(check([creation()])).toBeUndefined();
+    expect(check([creation({}, { verdict: 'break_glass' })])).toBeUndefined();
+  });
+
+  it('no approval of the creation, a rejected one, one after the issuance, another tenant’s, another decision’s → ERR_ENVELOPE_DECISION_MISMATCH', () => {
+    expect(check([])).toBe('ERR_ENVELOPE_DECISION_MISMATCH');
+    expect(check([creation({}, { verdict: 'reject' })])).toBe('ERR_ENVELOPE_DECISION_MISMATCH');
+    expect(check([creation({ index: 13 })])).toBe('ERR_ENVELOPE_DECISION_MISMATCH');
+    expect(check([creation({ tenant: 'globex' })])).toBe('ERR_ENVELOPE_DECISION_MISMATCH');
+    expect(check([creation({}, { decision_id: 'dec-other' })])).toBe('ERR_ENVELOPE_DECISION_MISMATCH');
+  });
+
+  it('a creation’s approval never stands in for an escalated decision that names no schedule', () => {
+    expect(check([creation()], decision({}, { outcome: 'escalate' }))).toBe('ERR_ENVELOPE_DECISION_MISMATCH');
+  });
 });

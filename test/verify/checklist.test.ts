@@ -36,6 +36,7 @@ const CHECKLIST: readonly { id: string; unit: string; requirements: string[] }[]
   { id: 'trace-linkage', unit: 'requests', requirements: ['FC-INV-6'] },
   { id: 'attributable-outcome', unit: 'requests', requirements: ['FC-INV-5', 'FC-INV-3'] },
   { id: 'interface-inventory', unit: 'entries', requirements: ['FC-INV-6'] },
+  { id: 'schedules', unit: 'requests', requirements: ['FC-INV-6'] },
 ];
 
 describe('SPEC §5: every check serves its requirement IDs, in checklist order', () => {

@@ -157,10 +157,10 @@ describe('a real export passes the linkage checks (SPEC §5)', () => {
     expect(report.keyPinned).toBe(true);
   });
 
-  it('--invariant FC-INV-6 (alias INV-6, verify.sh: INV-6) runs only the trace linkage and interface inventory checks', async () => {
+  it('--invariant FC-INV-6 (alias INV-6, verify.sh: INV-6) runs the trace linkage, interface inventory and schedule checks', async () => {
     for (const invariant of ['FC-INV-6', 'INV-6']) {
       const r = verifyBundle(full, { invariant, trust });
-      expect(r.checks.map((c) => c.id)).toEqual(['trace-linkage', 'interface-inventory']);
+      expect(r.checks.map((c) => c.id)).toEqual(['trace-linkage', 'interface-inventory', 'schedules']);
       expect(r.exitCode).toBe(0);
     }
     const out: string[] = [];

@@ -19,6 +19,7 @@ import { acquireInstanceLease, type InstanceLease } from './instance-lease.js';
 import { createPostgresApprovalStore } from './approval-store.js';
 import { createPostgresConsoleStore } from './console-store.js';
 import { createPostgresOperatorStore } from './operator-store.js';
+import { createPostgresScheduleStore } from './schedule-store.js';
 import { createPostgresBreakerStore } from './breaker-store.js';
 import { createPostgresBundleMirror } from './bundle-mirror.js';
 import { createPostgresGateState } from './gate-state.js';
@@ -117,6 +118,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
     approvals,
     console: consoleStore,
     operators,
+    schedules: createPostgresScheduleStore(db),
     bundles: createPostgresBundleMirror(db),
     probes: [createPostgresWriteProbe('database', db)],
     async acquireWriter(acquire: AcquireOptions): Promise<WriterLease> {

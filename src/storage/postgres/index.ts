@@ -22,6 +22,7 @@ export { createPostgresApprovalStore, DECISION_LOCK_CLASS } from './approval-sto
 export { createPostgresBreakerStore } from './breaker-store.js';
 export { createPostgresConsoleStore } from './console-store.js';
 export { createPostgresOperatorStore } from './operator-store.js';
+export { createPostgresScheduleStore } from './schedule-store.js';
 export { createPostgresBundleMirror } from './bundle-mirror.js';
 export { openPostgresBackend } from './backend.js';
 export type { PostgresBackendOptions } from './backend.js';

@@ -605,6 +605,27 @@ CREATE TABLE console_sign_in_failures (
 CREATE INDEX console_sign_in_failures_since ON console_sign_in_failures (since);
 `;
 
+/**
+ * Version 14: schedules (docs/schedules.md, FC-INV-6 scheduled tasks), shared by every gate on the
+ * database: each slot is taken by one gate through a compare-and-set on `next_slot`.
+ */
+const V_SCHEDULES = `
+CREATE TABLE schedules (
+  id text PRIMARY KEY,
+  tenant text NOT NULL,
+  identity text NOT NULL,
+  tool text NOT NULL,
+  spec text NOT NULL,
+  decision_id text NOT NULL UNIQUE,
+  request_id text NOT NULL,
+  status text NOT NULL CHECK (status IN ('pending', 'active', 'paused', 'removed')),
+  next_slot bigint,
+  created_at bigint NOT NULL,
+  last_run text
+);
+CREATE INDEX schedules_due ON schedules (status, next_slot);
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
@@ -620,6 +641,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 11, name: 'console invitations bound to an OIDC identity', sql: V_CONSOLE_OIDC },
   { version: 12, name: 'operators bound to an OIDC identity', sql: V_OPERATOR_OIDC },
   { version: 13, name: 'operator console sessions, failed sign-in counters', sql: V_CONSOLE_SHARED },
+  { version: 14, name: 'schedules with their next slot', sql: V_SCHEDULES },
 ]);
 
 /** The newest schema version this build knows. */

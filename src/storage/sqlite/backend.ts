@@ -19,6 +19,7 @@ import { createSqliteApprovalStore, createSqliteGovernanceState } from '../../co
 import { createSqliteConsoleStore } from '../../console/index.js';
 import { createSqliteNonceStore } from '../../execution/index.js';
 import { createSqliteGateState, createSqliteOperatorStore } from '../../gate/index.js';
+import { createSqliteScheduleStore } from '../../schedules/index.js';
 import type { StorageBackend } from '../backend.js';
 import type { WriterLease } from '../writer-lock.js';
 import { createSqliteBreakerStore } from './breaker-store.js';
@@ -91,6 +92,8 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
     opened.push(consoleStore);
     const operators = createSqliteOperatorStore(options.ledgerPath, { unit });
     opened.push(operators);
+    const schedules = createSqliteScheduleStore(options.ledgerPath, { unit });
+    opened.push(schedules);
     const nonces = createSqliteNonceStore({
       path: options.ledgerPath,
       unit,
@@ -140,6 +143,7 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
       approvals,
       console: consoleStore,
       operators,
+      schedules,
       probes,
       close: () =>
         (closing ??= (async () => {
@@ -151,6 +155,7 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
           await approvals.close();
           await consoleStore.close();
           await operators.close();
+          await schedules.close();
           governance.close();
           unit.close();
         })()),

@@ -28,6 +28,8 @@ import type { BundleEntry } from '../entry-format.js';
 import type { EntryView } from '../context.js';
 import type { Finding, FindingCode, VerifyCheck } from '../types.js';
 import { entryFinding, parsedViews } from './util.js';
+import { linkageOf } from '../linkage.js';
+import { standingCreation } from '../schedule-links.js';
 
 type View = EntryView & { readonly entry: BundleEntry };
 
@@ -391,6 +393,19 @@ export const approvalsCheck: VerifyCheck = {
       const refs = strList(v.entry.payload['approvals']);
       if (decision === undefined || (decision.entry.payload['outcome'] !== 'escalate' && refs.length === 0))
         continue;
+      // A scheduled run stands on its schedule's creation, whose approvals its own request
+      // proves: the run's envelope may carry only those (docs/schedules.md).
+      if (typeof decision.entry.payload['schedule_decision_id'] === 'string') {
+        const creation = standingCreation(linkageOf(ctx), decision, v.entry.index);
+        const given = new Set(strList(creation?.entry.payload['approvals']));
+        if (creation === undefined || refs.some((r) => !given.has(r)))
+          bad(
+            v,
+            'APPROVAL_MISSING',
+            'an envelope was issued for a scheduled run whose schedule creation does not carry its approvals',
+          );
+        continue;
+      }
       const fin = ix
         .all('approval.finalized', id)
         .find(

@@ -28,6 +28,7 @@ import {
 import type { VerifyContext } from '../context.js';
 import { envelopeSignatureHolds } from '../envelope-offline.js';
 import { linkageOf, type Linkage, type View } from '../linkage.js';
+import { standingCreation } from '../schedule-links.js';
 import type { Finding, FindingCode, VerifyCheck } from '../types.js';
 import { entryFinding, isHex64 } from './util.js';
 
@@ -162,7 +163,9 @@ function checkDecision(
         f.entry.index < v.entry.index &&
         (f.entry.payload['verdict'] === 'approve' || f.entry.payload['verdict'] === 'break_glass'),
     );
-  if (!(p['outcome'] === 'allow' || (p['outcome'] === 'escalate' && approved)))
+  // A scheduled run's escalated decision stands on its schedule's approved creation.
+  const standing = p['outcome'] === 'escalate' && standingCreation(l, d, v.entry.index) !== undefined;
+  if (!(p['outcome'] === 'allow' || (p['outcome'] === 'escalate' && (approved || standing))))
     bad(
       'ENVELOPE_LEDGER',
       `decision entry ${d.entry.index} did not allow the call (outcome ${JSON.stringify(p['outcome'] ?? null)}, no earlier finalised approval)`,

@@ -9,6 +9,7 @@
  */
 import { envelopeSha256, hexDigestEquals, type EnvelopeClaims } from '../../kernel/index.js';
 import { linkageOf, refNames, str, type Linkage, type View } from '../linkage.js';
+import { standingCreation } from '../schedule-links.js';
 import type { Finding, FindingCode, VerifyCheck } from '../types.js';
 import { entryFinding } from './util.js';
 
@@ -27,7 +28,9 @@ function checkDecision(l: Linkage, r: View, id: string, bad: Report): void {
         f.entry.index < r.entry.index &&
         (f.entry.payload['verdict'] === 'approve' || f.entry.payload['verdict'] === 'break_glass'),
     );
-  if (!(outcome === 'allow' || (outcome === 'escalate' && approved)))
+  // A scheduled run's escalated decision stands on its schedule's approved creation.
+  const standing = outcome === 'escalate' && standingCreation(l, d, r.entry.index) !== undefined;
+  if (!(outcome === 'allow' || (outcome === 'escalate' && (approved || standing))))
     bad(
       'RECEIPT_DENIED',
       `executed although decision entry ${d.entry.index} is ${JSON.stringify(outcome ?? null)}${outcome === 'escalate' ? ' without a finalised approval' : ''}`,
