@@ -159,6 +159,21 @@ export const queueInterfaces: InventoryProvider = (s) => {
   ];
 };
 
+/**
+ * The scheduler (docs/schedules.md): it runs nothing itself; each run of an approved schedule is
+ * a governed call of its creator, decided again in its slot, carried by the job queue.
+ */
+export const schedulerInterfaces: InventoryProvider = (s) => [
+  {
+    kind: 'scheduler',
+    id: 'scheduler',
+    ...ownerOf(s),
+    policy: LISTENER_POLICY(s),
+    guard: `each run is its own governed call through Gate.callAs: the Control Plane checks the approved schedule.create and the slot (ERR_SCHEDULE_NOT_APPROVED, ERR_SCHEDULE_SLOT_MISSED), the envelope expires by the slot's end, then the job queue; ${EXECUTE_GUARD}`,
+    detail: { source: 'src/schedules/scheduler.ts' },
+  },
+];
+
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
@@ -225,6 +240,7 @@ export const toolInterfaces: InventoryProvider = (s) => {
 export const INVENTORY_PROVIDERS: readonly InventoryProvider[] = Object.freeze([
   listenerInterfaces,
   queueInterfaces,
+  schedulerInterfaces,
   toolInterfaces,
 ]);
 

@@ -26,6 +26,8 @@ export const INTERFACE_KINDS = [
   'executor-node',
   // The queue that carries background calls to workers of the Execution Layer (docs/jobs.md).
   'job-queue',
+  // The scheduler that submits the runs of approved schedules (docs/schedules.md).
+  'scheduler',
   // Tools of the active policy bundle, by adapter and transport.
   'builtin',
   'command',

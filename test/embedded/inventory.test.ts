@@ -141,13 +141,14 @@ describe('buildInventory', () => {
       'execution-listener',
       'internal-listener',
       'job-queue',
+      'scheduler',
     ]);
     expect(mtls.interfaces[0]?.detail).toMatchObject({ host: '10.0.0.5', tls: true, admits: 'gate' });
     expect(mtls.interfaces[1]?.detail).toMatchObject({ port: 7443, admits: 'executor' });
     const separate = buildInventory({
       config: { ...CONFIG, tls: { ...tls, executor: undefined } as never, executor_url: 'https://exec:7443' },
     });
-    expect(separate.interfaces.map((e) => e.kind)).toEqual(['executor-node', 'job-queue']);
+    expect(separate.interfaces.map((e) => e.kind)).toEqual(['executor-node', 'job-queue', 'scheduler']);
     expect(separate.interfaces[0]).toMatchObject({
       id: 'executor:https://exec:7443',
       audience: CONFIG.audience,
@@ -170,6 +171,7 @@ describe('buildInventory', () => {
     expect(doc.interfaces.map((e) => e.id)).toEqual([
       'listener:execution',
       'queue:local',
+      'scheduler',
       'scheduler:nightly',
     ]);
   });
