@@ -238,7 +238,7 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
     throw bad('executor_url needs tls.gate (the Gate reaches a remote Execution Layer over mutual TLS only)');
   const j = (jobs as { jobs?: JobsConfig }).jobs;
   if (j?.queue === 'nats' && (j.workers ?? 0) > 0 && o.executor_url !== undefined)
-    throw bad('jobs.workers runs workers over this process\'s own Execution Layer: not with executor_url');
+    throw bad("jobs.workers runs workers over this process's own Execution Layer: not with executor_url");
   if (o.execution_host !== undefined) {
     if (typeof o.execution_host !== 'string' || isIP(o.execution_host) === 0)
       throw bad('execution_host must be an IP address');
