@@ -8,7 +8,7 @@
  * consumed says `envelope_consumed: true`). The executor restarts on the same port and calls
  * succeed again; the exported ledger verifies.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,17 +16,14 @@ import { createClient } from '../../src/client/index.js';
 import type { CallResult, FailclosedClient } from '../../src/client/index.js';
 import {
   DEMO_CLIENT,
-  dataPaths,
   initDataDir,
   readClientFile,
   readOperatorToken,
   startEmbedded,
 } from '../../src/embedded/index.js';
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
-import type { JsonObject } from '../../src/kernel/index.js';
-import { createDevCa, issueCert, pkiPaths } from '../../src/transport/index.js';
 import { until } from './processes.js';
-import { exportAndVerify, freePort, spawnExecutor, stopProcess } from './topology.js';
+import { exportAndVerify, separateExecutorLayout, spawnExecutor, stopProcess } from './topology.js';
 import type { ExecutorProcess } from './topology.js';
 
 describe('kill -9 of the Execution Layer process under load', () => {
@@ -41,23 +38,7 @@ describe('kill -9 of the Execution Layer process under load', () => {
     work = mkdtempSync(join(tmpdir(), 'fc-exec-kill-'));
     dir = join(work, 'gate');
     await initDataDir(dir);
-    const pki = join(work, 'certs');
-    await createDevCa(pki);
-    await Promise.all([issueCert(pki, { role: 'gate' }), issueCert(pki, { role: 'executor' })]);
-    const [internalPort, execPort] = [await freePort(), await freePort()];
-    const gateConfig = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as JsonObject;
-    writeFileSync(
-      dataPaths(dir).config,
-      JSON.stringify({
-        ...gateConfig,
-        executor_url: `https://127.0.0.1:${execPort}`,
-        internal_port: internalPort,
-        tls: {
-          ca: pkiPaths(pki).caCert,
-          gate: { cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
-        },
-      }),
-    );
+    const layout = await separateExecutorLayout(work, dir);
     // Short Gate deadlines: a call to a dead process is denied quickly.
     instance = await startEmbedded(dir, {
       port: 0,
@@ -65,24 +46,10 @@ describe('kill -9 of the Execution Layer process under load', () => {
     });
     const f = readClientFile(dir, DEMO_CLIENT.identity);
     client = createClient({ url: instance.url, identity: f.identity, tenant: f.tenant, key: f.key });
-    mkdirSync(join(work, 'executor'));
-    config = join(work, 'executor', 'executor.json');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        audience: 'failclosed-executor',
-        listen: { host: '127.0.0.1', port: execPort },
-        gate_url: `https://127.0.0.1:${internalPort}`,
-        tls: {
-          ca: pkiPaths(pki).caCert,
-          cert: pkiPaths(pki).cert('executor'),
-          key: pkiPaths(pki).key('executor'),
-        },
-        nonces: 'nonces.db',
-        keys_max_age_ms: 600_000,
-        gate_timeout_ms: 10_000,
-      }),
-    );
+    config = layout.executorConfig(join(work, 'executor'), {
+      keys_max_age_ms: 600_000,
+      gate_timeout_ms: 10_000,
+    });
     executor = await spawnExecutor(config, { FAILCLOSED_LOG_LEVEL: 'silent' });
   }, 60_000);
 

@@ -8,7 +8,7 @@
  * the root span derived from the trace id. The executor logs each execution (ids and code, never
  * parameters) and serves its own `/metrics`.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,7 +18,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
 import {
   DEMO_CLIENT,
-  dataPaths,
   initDataDir,
   readClientFile,
   startEmbedded,
@@ -27,10 +26,8 @@ import {
 import type { EmbeddedInstance, ExecutorNode } from '../../src/embedded/index.js';
 import { createTelemetry, rootSpanIdOf } from '../../src/embedded/telemetry/index.js';
 import type { Telemetry } from '../../src/embedded/telemetry/index.js';
-import type { JsonObject } from '../../src/kernel/index.js';
-import { createDevCa, issueCert, pkiPaths } from '../../src/transport/index.js';
 import { until } from './processes.js';
-import { freePort } from './topology.js';
+import { separateExecutorLayout } from './topology.js';
 
 interface Span {
   readonly traceId: string;
@@ -75,46 +72,14 @@ describe('a separate Execution Layer joins the call trace and reports its own lo
     work = mkdtempSync(join(tmpdir(), 'fc-exec-telemetry-'));
     const dir = join(work, 'gate');
     await initDataDir(dir);
-    const pki = join(work, 'certs');
-    await createDevCa(pki);
-    await Promise.all([issueCert(pki, { role: 'gate' }), issueCert(pki, { role: 'executor' })]);
-    const [internalPort, execPort] = [await freePort(), await freePort()];
-    const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as JsonObject;
-    writeFileSync(
-      dataPaths(dir).config,
-      JSON.stringify({
-        ...config,
-        executor_url: `https://127.0.0.1:${execPort}`,
-        internal_port: internalPort,
-        tls: {
-          ca: pkiPaths(pki).caCert,
-          gate: { cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
-        },
-      }),
-    );
+    const layout = await separateExecutorLayout(work, dir);
     gateTelemetry = createTelemetry({
       logLevel: 'silent',
       role: 'gate',
       env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint },
     });
     instance = await startEmbedded(dir, { port: 0, telemetry: gateTelemetry });
-    mkdirSync(join(work, 'executor'));
-    const execConfig = join(work, 'executor', 'executor.json');
-    writeFileSync(
-      execConfig,
-      JSON.stringify({
-        audience: 'failclosed-executor',
-        listen: { host: '127.0.0.1', port: execPort },
-        gate_url: `https://127.0.0.1:${internalPort}`,
-        tls: {
-          ca: pkiPaths(pki).caCert,
-          cert: pkiPaths(pki).cert('executor'),
-          key: pkiPaths(pki).key('executor'),
-        },
-        nonces: 'nonces.db',
-        metrics: { listen: '127.0.0.1:0' },
-      }),
-    );
+    const execConfig = layout.executorConfig(join(work, 'executor'), { metrics: { listen: '127.0.0.1:0' } });
     node = await startExecutorNode(execConfig, {
       env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint },
       logDestination: { write: (line: string) => void executorLogs.push(line) },

@@ -5,12 +5,15 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { runCli } from '../../src/cli/run.js';
 import { saveTrustRoots } from '../../src/cli/trust-file.js';
+import { dataPaths } from '../../src/embedded/index.js';
+import type { JsonObject } from '../../src/kernel/index.js';
+import { createDevCa, issueCert, pkiPaths } from '../../src/transport/index.js';
 import { REPO_ROOT } from '../support/paths.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -96,4 +99,71 @@ export async function exportAndVerify(
     env: {},
   });
   return { code, report, status: res.status };
+}
+
+/** A data directory prepared for a separate Execution Layer, and what its executors need. */
+export interface SeparateExecutorLayout {
+  readonly pki: string;
+  readonly execPort: number;
+  readonly internalPort: number;
+  /**
+   * Writes `executor.json` under `at` for an executor reaching this Gate's internal listener
+   * (its `listen` port `execPort` by default, 0 to take any), with `extra` fields; returns its path.
+   */
+  executorConfig(at: string, extra?: JsonObject): string;
+}
+
+/**
+ * Makes a development CA with `gate` and `executor` certificates under `work/certs`, and sets
+ * `executor_url`, `internal_port` and `tls` (plus `extra`) in the initialised data directory
+ * `dir`, so the Gate there runs no Execution Layer of its own.
+ */
+export async function separateExecutorLayout(
+  work: string,
+  dir: string,
+  extra: JsonObject = {},
+): Promise<SeparateExecutorLayout> {
+  const pki = join(work, 'certs');
+  await createDevCa(pki);
+  await Promise.all([issueCert(pki, { role: 'gate' }), issueCert(pki, { role: 'executor' })]);
+  const [internalPort, execPort] = [await freePort(), await freePort()];
+  const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as JsonObject;
+  writeFileSync(
+    dataPaths(dir).config,
+    JSON.stringify({
+      ...config,
+      executor_url: `https://127.0.0.1:${execPort}`,
+      internal_port: internalPort,
+      tls: {
+        ca: pkiPaths(pki).caCert,
+        gate: { cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
+      },
+      ...extra,
+    }),
+  );
+  return {
+    pki,
+    execPort,
+    internalPort,
+    executorConfig(at, fields = {}) {
+      mkdirSync(at, { recursive: true });
+      const path = join(at, 'executor.json');
+      writeFileSync(
+        path,
+        JSON.stringify({
+          audience: 'failclosed-executor',
+          listen: { host: '127.0.0.1', port: execPort },
+          gate_url: `https://127.0.0.1:${internalPort}`,
+          tls: {
+            ca: pkiPaths(pki).caCert,
+            cert: pkiPaths(pki).cert('executor'),
+            key: pkiPaths(pki).key('executor'),
+          },
+          nonces: 'nonces.db',
+          ...fields,
+        }),
+      );
+      return path;
+    },
+  };
 }
