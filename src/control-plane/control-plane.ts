@@ -403,6 +403,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       tool: req.tool,
       params: req.params,
       tainted: ctx.tainted !== false,
+      ...(req.background === true ? { background: true } : {}),
     };
     // Shared with the forensic replay: a creation is evaluated as the call it schedules.
     const evaluation = await evaluateGoverned(runtime, toEvaluate, deadlines.policyMs);

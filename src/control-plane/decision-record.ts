@@ -5,7 +5,7 @@
  */
 import { deny } from '../kernel/index.js';
 import type { DenialCode, Deny, EnvelopeConstraints, JsonObject, JsonValue } from '../kernel/index.js';
-import { MAX_TOOL_TIMEOUT_MS } from '../policy/index.js';
+import { MAX_BACKGROUND_TIMEOUT_MS, MAX_TOOL_TIMEOUT_MS } from '../policy/index.js';
 import type { Obligations, RiskClass, ToolSpec } from '../policy/index.js';
 import { usdToCents } from './breakers.js';
 
@@ -93,7 +93,12 @@ function obligationsJson(o: Obligations): JsonObject {
 const LIST_LIMITS = ['egress', 'fs_read', 'fs_write'] as const;
 const COUNT_LIMITS = ['timeout_ms', 'max_output_bytes', 'memory_bytes'] as const;
 export { MAX_TOOL_TIMEOUT_MS };
-const KNOWN_LIMITS: ReadonlySet<string> = new Set([...LIST_LIMITS, ...COUNT_LIMITS, 'network']);
+const KNOWN_LIMITS: ReadonlySet<string> = new Set([
+  ...LIST_LIMITS,
+  ...COUNT_LIMITS,
+  'network',
+  'background_timeout_ms',
+]);
 
 /**
  * The `constraints` claim for a call: `adapter.limits` of the tool spec (any of `timeout_ms`,
@@ -101,17 +106,27 @@ const KNOWN_LIMITS: ReadonlySet<string> = new Set([...LIST_LIMITS, ...COUNT_LIMI
  * `fs_read`, `fs_write`: string lists) over {@link DEFAULT_CONSTRAINTS}, and `max_cost_cents`
  * from the obligations' `max_cost_usd`. A malformed or unknown limit is
  * `ERR_POLICY_BUNDLE_INVALID`; an unreadable cost cap `ERR_POLICY_ERROR`. (SPEC §3, OE-INV-006)
+ * For a background call (`options.background`), `background_timeout_ms` (up to an hour), when the
+ * tool names one, is the `timeout_ms` granted: no caller waits on the run (docs/jobs.md).
  */
-export function constraintsFor(tool: ToolSpec, obligations: Obligations): EnvelopeConstraints | Deny {
+export function constraintsFor(
+  tool: ToolSpec,
+  obligations: Obligations,
+  options: { readonly background?: boolean } = {},
+): EnvelopeConstraints | Deny {
   const maxCost = usdToCents(obligations.max_cost_usd);
   if (Number.isNaN(maxCost))
     return deny('ERR_POLICY_ERROR', 'the max_cost_usd obligation is not a decimal amount');
   const limits: JsonValue | undefined = tool.adapter['limits'];
   if (limits === undefined) return Object.freeze({ ...DEFAULT_CONSTRAINTS, max_cost_cents: maxCost });
-  return parseLimits(limits, maxCost);
+  return parseLimits(limits, maxCost, options.background === true);
 }
 
-function parseLimits(limits: JsonValue, maxCost: number | null): EnvelopeConstraints | Deny {
+function parseLimits(
+  limits: JsonValue,
+  maxCost: number | null,
+  background: boolean,
+): EnvelopeConstraints | Deny {
   const bad = deny('ERR_POLICY_BUNDLE_INVALID', 'the tool adapter limits are malformed');
   // Bundle content the policy layer does not interpret: checked member by member here.
   if (typeof limits !== 'object' || limits === null || Array.isArray(limits)) return bad;
@@ -139,10 +154,13 @@ function parseLimits(limits: JsonValue, maxCost: number | null): EnvelopeConstra
   // The Gate waits 30 s for the Execution Layer; a longer tool could finish after the caller was
   // told "denied". Tools are bounded well inside that window (docs/adapters.md).
   if (timeout_ms > MAX_TOOL_TIMEOUT_MS) return bad;
+  const long = l['background_timeout_ms'];
+  if (long !== undefined && !(typeof long === 'number' && Number.isSafeInteger(long) && long > 0)) return bad;
+  if (typeof long === 'number' && long > MAX_BACKGROUND_TIMEOUT_MS) return bad;
   if (egress === undefined || fs_read === undefined || fs_write === undefined || typeof network !== 'boolean')
     return bad;
   return Object.freeze({
-    timeout_ms,
+    timeout_ms: background && typeof long === 'number' ? long : timeout_ms,
     max_output_bytes,
     memory_bytes,
     network,

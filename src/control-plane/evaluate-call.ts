@@ -26,6 +26,8 @@ export interface CallToEvaluate {
   readonly params: JsonValue;
   /** The session (or sessionless client) has received untrusted output (OE-INV-013). */
   readonly tainted: boolean;
+  /** A background call (docs/jobs.md): the tool's `background_timeout_ms` is granted. */
+  readonly background?: boolean;
 }
 
 /** What policy determined, as recorded with the decision (OE-INV-014). */
@@ -99,7 +101,11 @@ export async function evaluateCall(
   if (decision.outcome === 'deny') return refused(decision, { ...facts, rationale: decision.rationale });
 
   // The constraints the envelope would carry: a tool the bundle cannot grant is refused.
-  const constraints = constraintsFor(tool, decision.obligations);
+  const constraints = constraintsFor(
+    tool,
+    decision.obligations,
+    call.background === true ? { background: true } : {},
+  );
   if (isDeny(constraints)) return refused(constraints, facts);
   return Object.freeze({ outcome: decision.outcome, decision, tool, constraints, facts });
 }

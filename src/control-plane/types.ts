@@ -36,6 +36,12 @@ export interface GovernedRequest {
    * its schedule and slot, and issues an envelope that expires at the slot's end at the latest.
    */
   readonly schedule?: ScheduledRun;
+  /**
+   * A background call (docs/jobs.md): the envelope grants the tool's `background_timeout_ms`
+   * when it names one. Unsigned by the client (the `Prefer` header): it chooses only which of the
+   * tool's policy-set limits applies.
+   */
+  readonly background?: boolean;
 }
 
 /** A scheduled run as the Gate's scheduler submits it (docs/schedules.md, FC-INV-6). */

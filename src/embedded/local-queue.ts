@@ -7,6 +7,7 @@
  * envelope (never ran, or may have run when it had been consumed), as for any call in flight.
  */
 import { deny, withCancellableDeadline } from '../kernel/index.js';
+import { MAX_BACKGROUND_TIMEOUT_MS } from '../policy/index.js';
 import type { GateJobQueue, JobDelivery, QueuedJob } from '../gate/index.js';
 import type { GateExecutor } from '../gate/index.js';
 
@@ -15,8 +16,9 @@ export interface LocalQueueOptions {
   /** Jobs run at once (default 2). */
   readonly concurrency?: number;
   /**
-   * Longest wait for one job's execution answer (ms, default 30 min): the tool's own limit comes
-   * from its policy (`limits.timeout_ms`) and is enforced by the executor; this bounds the port.
+   * Longest wait for one job's execution answer (ms, default the longest background run plus a
+   * minute): the tool's own limit comes from its policy and its envelope, and is enforced by the
+   * executor; this bounds the port.
    */
   readonly jobMs?: number;
   /** Jobs waiting at most (default 1,000); beyond it `enqueue` rejects and the call is denied. */
@@ -31,7 +33,7 @@ export interface LocalQueueOptions {
 /** The in-process queue over `executor`. */
 export function createLocalJobQueue(executor: GateExecutor, options: LocalQueueOptions = {}): GateJobQueue {
   const concurrency = options.concurrency ?? 2;
-  const jobMs = options.jobMs ?? 30 * 60_000;
+  const jobMs = options.jobMs ?? MAX_BACKGROUND_TIMEOUT_MS + 60_000;
   const maxPending = options.maxPending ?? 1000;
   const retryMs = options.retryMs ?? [100, 1000, 5000];
   if (!Number.isSafeInteger(concurrency) || concurrency < 1)
@@ -56,7 +58,10 @@ export function createLocalJobQueue(executor: GateExecutor, options: LocalQueueO
   };
 
   const runOne = async (job: QueuedJob): Promise<void> => {
-    const r = await withCancellableDeadline((signal) => executor.execute(job.call, undefined, signal), jobMs);
+    const r = await withCancellableDeadline(
+      (signal) => executor.execute({ ...job.call, background: true }, undefined, signal),
+      jobMs,
+    );
     const answer =
       r.status === 'ok'
         ? r.value

@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { request } from 'node:https';
 import { deny, isDenialCode, parseJson } from '../kernel/index.js';
 import type { JsonValue } from '../kernel/index.js';
+import { MAX_BACKGROUND_TIMEOUT_MS } from '../policy/index.js';
 import type { ExecutionCall, ExecutionResult, GateExecutor, VoidCall, VoidResult } from '../gate/index.js';
 import { readCapped } from '../transport/index.js';
 import type { MtlsAgent } from '../transport/index.js';
@@ -41,6 +42,9 @@ export interface RemoteExecutorOptions {
 /** Default socket deadline: below the Gate's default execute deadline of 30 s. */
 export const REMOTE_EXECUTOR_TIMEOUT_MS = 25_000;
 
+/** Beyond a background call's longest run: the receipt's ledger rounds and the answer. */
+export const BACKGROUND_GRACE_MS = 60_000;
+
 const unavailable = (why: string) => deny('ERR_EXECUTION_UNAVAILABLE', why);
 
 /**
@@ -60,6 +64,7 @@ function post(
   body: JsonValue,
   traceId: string,
   signal: AbortSignal | undefined,
+  idleMs = options.timeoutMs ?? REMOTE_EXECUTOR_TIMEOUT_MS,
 ): Promise<JsonValue> {
   const text = JSON.stringify(body);
   const traceparent = traceparentOf(traceId);
@@ -73,7 +78,7 @@ function post(
         agent: options.agent.current(),
         // Aborting destroys the request (and its socket): the Execution Layer sees it cut.
         ...(signal === undefined ? {} : { signal }),
-        timeout: options.timeoutMs ?? REMOTE_EXECUTOR_TIMEOUT_MS,
+        timeout: idleMs,
         headers: {
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(text),
@@ -133,6 +138,9 @@ export function createRemoteExecutor(options: RemoteExecutorOptions): GateExecut
           body(call),
           call.trace_id,
           signal,
+          // A background call's tool may run up to its policy's background limit; the caller's
+          // own deadline (the job queue's) still bounds the wait.
+          call.background === true ? MAX_BACKGROUND_TIMEOUT_MS + BACKGROUND_GRACE_MS : undefined,
         )) as unknown as ExecutionResult;
       } catch {
         return unavailable('the Execution Layer could not be reached or answered garbage');

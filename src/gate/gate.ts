@@ -751,6 +751,7 @@ export function createGate(deps: GateDeps): Gate {
             request_sha256: rawSha,
             ...(a.owner === undefined ? {} : { owner: a.owner }),
             ...(a.schedule === undefined ? {} : { schedule: a.schedule }),
+            ...(background ? { background: true } : {}),
           },
           waitMs > 0 ? { waitMs, writes, ...(signal === undefined ? {} : { signal }) } : { writes },
         ),

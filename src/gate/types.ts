@@ -80,6 +80,12 @@ export interface ExecutionCall {
   readonly params: JsonObject;
   readonly trace_id: string;
   readonly request_id: string;
+  /**
+   * A background call's run (docs/jobs.md): its envelope may grant up to the tool's background
+   * time limit, so a port waits that long. Never sent to the Execution Layer, which reads the
+   * limit from the envelope.
+   */
+  readonly background?: true;
 }
 
 /** Reference to a confirmed ledger entry. */

@@ -25,6 +25,12 @@ import type { AdapterConfig, ToolSpec } from './types.js';
 /** Longest tool run an envelope may grant: inside the Gate's 30 s wait for the Execution Layer. */
 export const MAX_TOOL_TIMEOUT_MS = 25_000;
 
+/**
+ * Longest run a background call's envelope may grant (`limits.background_timeout_ms`, docs/jobs.md):
+ * no caller waits on it, so it is bounded by the policy only.
+ */
+export const MAX_BACKGROUND_TIMEOUT_MS = 3_600_000;
+
 /** Adapter types a tool's `adapter` may name. */
 export const ADAPTER_TYPES = ['builtin', 'command', 'mcp', 'http'] as const;
 /** Adapter types a tool's `preview.dry_run` may name (computed by the Control Plane). */
@@ -48,6 +54,7 @@ const LIMITS = {
   additionalProperties: false,
   properties: {
     timeout_ms: { type: 'integer', minimum: 1, maximum: MAX_TOOL_TIMEOUT_MS },
+    background_timeout_ms: { type: 'integer', minimum: 1, maximum: MAX_BACKGROUND_TIMEOUT_MS },
     max_output_bytes: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
     memory_bytes: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
     network: { type: 'boolean' },

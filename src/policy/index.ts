@@ -22,7 +22,13 @@ export type {
 } from './types.js';
 export { loadBundle, hashBundle, MAX_BUNDLE_BYTES, parseBundleDocument } from './bundle.js';
 export type { LoadBundleOptions } from './bundle.js';
-export { ADAPTER_TYPES, checkAdapterSpecs, DRY_RUN_TYPES, MAX_TOOL_TIMEOUT_MS } from './adapter-spec.js';
+export {
+  ADAPTER_TYPES,
+  checkAdapterSpecs,
+  DRY_RUN_TYPES,
+  MAX_BACKGROUND_TIMEOUT_MS,
+  MAX_TOOL_TIMEOUT_MS,
+} from './adapter-spec.js';
 export type { AdapterCheckOptions } from './adapter-spec.js';
 export { buildBundleFromDir } from './build-from-dir.js';
 export type { BuiltBundle } from './build-from-dir.js';

@@ -45,6 +45,8 @@ const KEPT: ReadonlySet<string> = new Set([
   'envelope.issued',
   'admin.client_registered',
   'session.tainted',
+  // A background call's envelope grants the tool's background time limit (docs/jobs.md).
+  'gateway.queued',
 ]);
 
 type Obj = Record<string, unknown>;

@@ -79,14 +79,22 @@ function runtimeFor(input: ReplayInput, cache: RuntimeCache, hash: string): Poli
 }
 
 /** The input records of decisions (registrations, taint), filtered once per bundle. */
-const inputRecords = new WeakMap<ReplayInput, { registrations: ReplayEntry[]; taints: ReplayEntry[] }>();
+interface InputRecords {
+  registrations: ReplayEntry[];
+  taints: ReplayEntry[];
+  /** Traces the Gate queued as background calls (`gateway.queued`). */
+  queued: ReadonlySet<string>;
+}
 
-function recordsFor(input: ReplayInput): { registrations: ReplayEntry[]; taints: ReplayEntry[] } {
+const inputRecords = new WeakMap<ReplayInput, InputRecords>();
+
+function recordsFor(input: ReplayInput): InputRecords {
   let r = inputRecords.get(input);
   if (r === undefined) {
     r = {
       registrations: input.entries.filter((e) => e.type === 'admin.client_registered'),
       taints: input.entries.filter((e) => e.type === 'session.tainted'),
+      queued: new Set(input.entries.filter((e) => e.type === 'gateway.queued').map((e) => e.trace_id)),
     };
     inputRecords.set(input, r);
   }
@@ -243,6 +251,8 @@ export async function rederiveDecision(
     };
   }
   // A schedule.create is evaluated as the call it schedules, exactly as the Control Plane does.
+  // A background call was granted the tool's background time limit: its trace queued it.
+  const background = recordsFor(input).queued.has(d.trace_id);
   const evaluate = (tainted: boolean) =>
     evaluateGoverned(
       runtime,
@@ -253,6 +263,7 @@ export async function rederiveDecision(
         tool: req.action,
         params: req.parameters,
         tainted,
+        ...(background ? { background: true } : {}),
       },
       REPLAY_POLICY_MS,
     );

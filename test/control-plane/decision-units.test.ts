@@ -209,6 +209,22 @@ describe('SPEC §3 / OE-INV-006: the constraints claim', () => {
     expect(code(constraintsFor(tool({ timeout_ms: 5 }), obligations('1.234')))).toBe('ERR_POLICY_ERROR');
   });
 
+  it('a background call is granted the tool background_timeout_ms; a synchronous call never is (docs/jobs.md)', () => {
+    const limits = { timeout_ms: 20_000, background_timeout_ms: 1_800_000 };
+    expect(constraintsFor(tool(limits), obligations())).toMatchObject({ timeout_ms: 20_000 });
+    expect(constraintsFor(tool(limits), obligations(), { background: true })).toMatchObject({
+      timeout_ms: 1_800_000,
+    });
+    // Without one, a background call gets timeout_ms as any call does.
+    expect(constraintsFor(tool({ timeout_ms: 20_000 }), obligations(), { background: true })).toMatchObject({
+      timeout_ms: 20_000,
+    });
+    for (const bad of [0, -1, 1.5, '60000', 3_600_001])
+      expect(
+        code(constraintsFor(tool({ background_timeout_ms: bad }), obligations(), { background: true })),
+      ).toBe('ERR_POLICY_BUNDLE_INVALID');
+  });
+
   it('every declared limit is granted as declared', () => {
     const limits = {
       timeout_ms: MAX_TOOL_TIMEOUT_MS,

@@ -6,7 +6,7 @@
  * holder of its token. The ledger records `gateway.queued` between the decision and the receipt,
  * and the export verifies.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,8 @@ import type { JobState, QueuedCall, SubmitResult } from '../../src/client/index.
 import { readOperatorToken } from '../../src/embedded/index.js';
 import { expectDenied, session, startE2e } from './harness.js';
 import { exportAndVerify } from './topology.js';
+import { napPolicyDir } from './processes.js';
+import { runCli } from '../../src/cli/run.js';
 import type { E2e } from './harness.js';
 
 function queued(r: SubmitResult): QueuedCall {
@@ -189,4 +191,57 @@ describe('background calls (embedded, in-process queue)', () => {
       rmSync(work, { recursive: true, force: true });
     }
   }, 30_000);
+});
+
+describe('background calls get the time limit their policy sets for them (docs/jobs.md "Time limits")', () => {
+  let e2e: E2e;
+  let work: string;
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'fc-jobs-limits-'));
+    const policy = napPolicyDir(work);
+    const nap = join(policy, 'tools', 'nap.json');
+    const spec = JSON.parse(readFileSync(nap, 'utf8')) as { adapter: { limits: Record<string, unknown> } };
+    spec.adapter.limits['background_timeout_ms'] = 1_800_000;
+    writeFileSync(nap, JSON.stringify(spec));
+    e2e = await startE2e({ policyDir: policy });
+  });
+  afterAll(async () => {
+    await e2e?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  /** The `constraints.timeout_ms` of the envelope issued for `requestId`. */
+  const granted = async (requestId: string): Promise<unknown> => {
+    const view = await e2e.evidence(requestId);
+    const records = view.body['records'] as { entry: { type: string; payload: { constraints?: unknown } } }[];
+    const issued = records.find((r) => r.entry.type === 'envelope.issued');
+    return (issued?.entry.payload.constraints as { timeout_ms?: unknown } | undefined)?.timeout_ms;
+  };
+
+  it('grants background_timeout_ms to a background call and timeout_ms to a synchronous one; replay derives both', async () => {
+    const sync = await e2e.client().call('nap', { seconds: '0' }, { session: session() });
+    expect(sync).toMatchObject({ outcome: 'executed' });
+    expect(await granted(sync.request_id ?? '')).toBe(15_000);
+    const q = queued(await e2e.client().submit('nap', { seconds: '0' }, { session: session() }));
+    expect(await settled(e2e, q)).toMatchObject({ outcome: 'executed' });
+    expect(await granted(q.request_id)).toBe(1_800_000);
+
+    // The forensic replay re-derives both envelopes' constraints, the background one from its
+    // trace's gateway.queued.
+    const v = await exportAndVerify(e2e.instance.url, readOperatorToken(e2e.dir), work);
+    expect(v.code).toBe(0);
+    const bundle = readdirSync(work).find((f) => f.startsWith('export-'));
+    const trust = readdirSync(work).find((f) => f.startsWith('trust-'));
+    let report = '';
+    const code = await runCli(
+      ['replay', '--bundle', join(work, bundle ?? ''), '--trust', join(work, trust ?? '')],
+      {
+        out: (t) => void (report += t),
+        err: (t) => void (report += t),
+        env: {},
+      },
+    );
+    expect(report).not.toMatch(/REPLAY_MISMATCH/);
+    expect(code).toBe(0);
+  }, 60_000);
 });
