@@ -16,8 +16,11 @@ import type { Duplex } from 'node:stream';
 import type { Role } from './identity.js';
 import { loadTlsMaterial } from './material.js';
 import type { TlsFiles, TlsMaterial } from './material.js';
-import { authorizePeer } from './peer.js';
+import { authorizeParsed, authorizePeer, parsePeer } from './peer.js';
 import type { PeerVerdict } from './peer.js';
+
+/** A connection's server certificate, read once (as the server side reads its clients'). */
+type ReadPeer = ReturnType<typeof parsePeer>;
 
 /** How long requests under way on a replaced Agent may take before its sockets are closed. */
 const DRAIN_MS = 60_000;
@@ -40,23 +43,28 @@ export interface MtlsAgent {
   close(): void;
 }
 
-/** An https Agent that re-authorizes the server of a kept-alive connection before reusing it. */
+/**
+ * An https Agent that re-authorizes the server of a kept-alive connection before reusing it. The
+ * certificate of a connection cannot change (TLS 1.3, no renegotiation): it is read and parsed
+ * once per connection, and only the verdict (expiry, revocation, CRL freshness) is taken again.
+ */
 class CheckedAgent extends Agent {
-  readonly #authorize: (cert: PeerCertificate | undefined) => PeerVerdict;
+  readonly #authorize: (peer: ReadPeer) => PeerVerdict;
+  readonly #peers = new WeakMap<Duplex, ReadPeer>();
 
-  constructor(
-    opts: ConstructorParameters<typeof Agent>[0],
-    authorize: (cert: PeerCertificate | undefined) => PeerVerdict,
-  ) {
+  constructor(opts: ConstructorParameters<typeof Agent>[0], authorize: (peer: ReadPeer) => PeerVerdict) {
     super(opts);
     this.#authorize = authorize;
   }
 
   private verdict(socket: Duplex): PeerVerdict {
-    const s = socket as TLSSocket;
-    return this.#authorize(
-      typeof s.getPeerCertificate === 'function' ? s.getPeerCertificate(true) : undefined,
-    );
+    let read = this.#peers.get(socket);
+    if (read === undefined) {
+      const s = socket as TLSSocket;
+      read = parsePeer(typeof s.getPeerCertificate === 'function' ? s.getPeerCertificate(true) : undefined);
+      this.#peers.set(socket, read);
+    }
+    return this.#authorize(read);
   }
 
   /** Pools a finished connection only while its server is still allowed. */
@@ -93,7 +101,7 @@ function agentOver(m: TlsMaterial | undefined, options: MtlsAgentOptions): Agent
         return verdict.ok ? undefined : new Error(`server refused: ${verdict.refusal.reason}`);
       },
     },
-    (cert) => authorizePeer(cert, options.expect, m, now()),
+    (read) => (read.ok ? authorizeParsed(read.parsed, options.expect, m, now()) : read),
   );
 }
 
