@@ -419,11 +419,14 @@ export function createGateTrust(options: GateTrustOptions): GateTrust {
   const bundles = new Map<string, PolicyRuntime>();
   // A copy whose age is negative (the clock went back since it was fetched) has no known age:
   // not fresh, so the keys are fetched again and a revocation still arrives within the bound.
-  const fresh = (): boolean => {
+  const fresh = (margin = 0): boolean => {
     if (ring === undefined) return false;
     const age = now() - fetchedAt;
-    return age >= 0 && age < maxAgeMs;
+    return age >= 0 && age < maxAgeMs - margin;
   };
+  // A call checked now verifies its envelope a moment later: the copy is renewed this long before
+  // its bound, so that no call is denied for a copy that aged past it in between.
+  const renewMs = Math.min(1000, Math.floor(maxAgeMs / 4));
   const refresh = async (): Promise<void> => {
     // The age counts from before the request: a slow answer is no fresher than when it was asked.
     const asked = now();
@@ -457,10 +460,10 @@ export function createGateTrust(options: GateTrustOptions): GateTrust {
   return {
     keys,
     async freshKeys(kid?: string) {
-      const known = kid === undefined || ring?.lookup(kid).status !== 'unknown';
+      const known = kid === undefined || (ring !== undefined && ring.lookup(kid).status !== 'unknown');
       const since = now() - kidAskedAt;
       const mayAsk = !known && (since < 0 || since >= Math.min(KID_REFETCH_MS, maxAgeMs));
-      if (fresh() && !mayAsk) return undefined;
+      if (fresh(renewMs) && !mayAsk) return undefined;
       if (mayAsk) kidAskedAt = now();
       try {
         await (refreshing ??= refresh().finally(() => (refreshing = undefined)));

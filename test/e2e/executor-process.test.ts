@@ -459,6 +459,13 @@ describe('the Execution Layer as a separate process', () => {
     t += KID_REFETCH_MS;
     expect(await trust.freshKeys(next)).toBeUndefined();
     expect(trust.keys.lookup(next).status).toBe('active');
+
+    // Near its bound the copy is renewed before it is used: a call checked now still finds its
+    // key a moment later, when it verifies, instead of a copy that aged out in between.
+    t += 4500;
+    expect(await trust.freshKeys(next)).toBeUndefined();
+    t += 900;
+    expect(trust.keys.lookup(next).status).toBe('active');
   }, 30_000);
 
   it('the Gate’s ledger writer takes only the Execution Layer’s entry types, as role executor; its answers are parsed as untrusted', async () => {
