@@ -547,17 +547,22 @@ function loggedExecutor(inner: Executor, logger: Logger): Executor {
     async execute(input: ExecutionInput, writes?: DurableWrites) {
       const t = performance.now();
       const r = await inner.execute(input, writes);
-      logger.info(
-        {
-          request_id: typeof input.request_id === 'string' ? input.request_id : null,
-          trace_id: typeof input.trace_id === 'string' ? input.trace_id : null,
-          tool: observedToolName(input.tool),
-          outcome: r.outcome,
-          code: r.outcome === 'deny' ? r.code : null,
-          duration_ms: Math.round((performance.now() - t) * 1000) / 1000,
-        },
-        'execute',
-      );
+      // A log line never changes the outcome: a logger that throws is ignored.
+      try {
+        logger.info(
+          {
+            request_id: typeof input.request_id === 'string' ? input.request_id : null,
+            trace_id: typeof input.trace_id === 'string' ? input.trace_id : null,
+            tool: observedToolName(input.tool),
+            outcome: r.outcome,
+            code: r.outcome === 'deny' ? r.code : null,
+            duration_ms: Math.round((performance.now() - t) * 1000) / 1000,
+          },
+          'execute',
+        );
+      } catch {
+        // Ignored (see above).
+      }
       return r;
     },
   });

@@ -17,7 +17,7 @@
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { Consumer, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { canonicalize, parseJson } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import type { ExecutionInput } from '../execution/index.js';
@@ -135,13 +135,16 @@ function consumeLoops(
   handle: (m: JsMsg) => Promise<void>,
 ): Promise<void>[] {
   const loop = async (): Promise<void> => {
+    // Looked up once, and again only after a failure (one API request, not one per message).
+    let c: Consumer | undefined;
     while (!isClosed()) {
       let m: JsMsg | null = null;
       try {
-        const c = await js.consumers.get(stream, consumer);
+        c ??= await js.consumers.get(stream, consumer);
         m = await c.next({ expires: 1000 });
       } catch {
         // The broker is unreachable: try again shortly (messages wait in the stream).
+        c = undefined;
         await new Promise((r) => setTimeout(r, 250).unref());
         continue;
       }

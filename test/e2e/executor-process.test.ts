@@ -18,8 +18,6 @@
  * - Two replicas on one PostgreSQL nonce store: an envelope run by one is `ERR_NONCE_REPLAYED`
  *   at the other (OE-INV-017).
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer as createNetServer } from 'node:net';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
@@ -58,21 +56,10 @@ import {
 import type { MtlsAgent, MtlsServer } from '../../src/transport/index.js';
 import { runCli } from '../../src/cli/run.js';
 import { saveTrustRoots } from '../../src/cli/trust-file.js';
-import { REPO_ROOT } from '../support/paths.js';
 import { nextSchema, useTestDatabase } from '../support/postgres.js';
+import { freePort, spawnExecutor } from './topology.js';
+import type { ExecutorProcess } from './topology.js';
 
-const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A TCP relay to `target` that the test can cut (every connection closed, new ones refused). */
 async function relay(
@@ -111,32 +98,6 @@ async function relay(
         server.close(() => resolve());
       }),
   };
-}
-
-/** A running `failclosed serve executor`. */
-interface ExecutorProcess {
-  readonly child: ChildProcess;
-  readonly url: string;
-  out(): string;
-}
-
-async function spawnExecutor(config: string): Promise<ExecutorProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', 'executor', '--config', config], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, FAILCLOSED_HOME: '/nonexistent' },
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    const look = (): void => {
-      const m = /listening on (\S+)/.exec(out);
-      if (m?.[1] !== undefined) resolve(m[1]);
-    };
-    child.stdout.on('data', look);
-    child.once('exit', (c) => reject(new Error(`serve executor exited (${String(c)}): ${out}`)));
-  });
-  return { child, url, out: () => out };
 }
 
 /** Consumptions (not voids) in an executor's SQLite nonce store: a tool ran only after one. */
