@@ -60,7 +60,6 @@ import { nextSchema, useTestDatabase } from '../support/postgres.js';
 import { freePort, spawnExecutor } from './topology.js';
 import type { ExecutorProcess } from './topology.js';
 
-
 /** A TCP relay to `target` that the test can cut (every connection closed, new ones refused). */
 async function relay(
   target: number,
