@@ -15,6 +15,8 @@
  * literal loopback address, for tests and development). A header value is a literal, or ends in
  * `{secret:NAME}`: the value the Execution Layer would send is sent (`FC_SECRET_NAME`, or NAME in
  * the data directory's `secrets.json`, which wins), and the tool files keep the reference.
+ * An https upstream is listed under the trust the tools will have (`--ca`, `--client-cert-ref`,
+ * `--client-key-ref`; `--oauth-*` for a bearer by client credentials, pin-mcp-trust.ts).
  *
  * Both also take `--prompt NAME`... and `--resource URI`...: those prompts and resources are
  * pinned too, each an entry with its own Cedar action (`NAME.prompts.PROMPT`,
@@ -28,7 +30,7 @@ import {
   listMcpHttpCatalog,
   parseHttpUrlTemplate,
 } from '../execution/index.js';
-import type { McpHeaderValue, McpListing } from '../execution/index.js';
+import type { McpHeaderValue, McpListing, UpstreamOAuthSpec, UpstreamTlsSpec } from '../execution/index.js';
 import { isDeny } from '../kernel/index.js';
 import type { Deny } from '../kernel/index.js';
 import {
@@ -135,6 +137,10 @@ export interface PinMcpHttpInput {
   readonly only?: readonly string[];
   readonly prompts?: readonly string[];
   readonly resources?: readonly string[];
+  /** The https upstream's trust (`--ca`, `--client-cert-ref`, `--client-key-ref`). */
+  readonly tls?: UpstreamTlsSpec;
+  /** OAuth client credentials for the upstream's bearer (`--oauth-*`). */
+  readonly oauth?: UpstreamOAuthSpec;
 }
 
 /** `Name: value` → the bundle's header value: a literal, or a `{secret:NAME}` reference with its prefix. */
@@ -160,9 +166,19 @@ export async function pinMcpHttp(io: PinMcpIo, input: PinMcpHttpInput): Promise<
     throw new Error('--url must be http(s)://HOST[:PORT]/path with a literal host and port');
   checkDir(input.dir);
   const headers = Object.fromEntries(input.headers.map(parseHeader));
-  const egress = [parsed.destination.key];
+  const tokenAt = input.oauth === undefined ? undefined : parseHttpUrlTemplate(input.oauth.token_url);
+  if (input.oauth !== undefined && tokenAt === undefined)
+    throw new Error('--oauth-token-url must be http(s)://HOST[:PORT]/path with a literal host and port');
+  // The token endpoint is an egress destination of its own.
+  const egress = [
+    ...new Set([parsed.destination.key, ...(tokenAt === undefined ? [] : [tokenAt.destination.key])]),
+  ];
+  const trust = {
+    ...(input.tls === undefined ? {} : { tls: input.tls }),
+    ...(input.oauth === undefined ? {} : { oauth: input.oauth }),
+  };
   const listed = await listMcpHttpCatalog(
-    { url: input.url, headers },
+    { url: input.url, headers, ...trust },
     {
       timeout_ms: MAX_TOOL_TIMEOUT_MS,
       max_output_bytes: 1024 * 1024,
@@ -187,6 +203,7 @@ export async function pinMcpHttp(io: PinMcpIo, input: PinMcpHttpInput): Promise<
       name: input.server,
       url: input.url,
       headers,
+      ...trust,
       fs_read: [],
       fs_write: [],
       network: true,

@@ -12,6 +12,7 @@ import { connect, dataPaths, DEMO_CLIENT, operatorAction, readClientFile } from 
 import type { ConnectOptions, HttpAnswer } from '../embedded/index.js';
 import { createDefaultBuiltins } from '../execution/index.js';
 import { pinMcp, pinMcpHttp } from './pin-mcp.js';
+import { PIN_TRUST_OPTIONS, pinTrustOf } from './pin-mcp-trust.js';
 import { isDeny, parseJson } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import {
@@ -48,6 +49,11 @@ export const POLICY_USAGE = `  policy build DIR --out FILE                 build
   policy pin-mcp DIR --server NAME --url URL [--header 'Name: value']... [--only TOOL]...
               [--allow-loopback]              the same for a Streamable HTTP upstream; a header value
                                               may hold {secret:NAME} (resolved from FC_SECRET_NAME)
+              [--ca FILE] [--client-cert-ref NAME --client-key-ref NAME]
+                                              https: trust only that CA; mutual TLS by secret reference
+              [--oauth-token-url URL --oauth-client-id ID --oauth-client-secret-ref NAME
+               [--oauth-scope S] [--oauth-audience A] [--oauth-resource R] [--oauth-ca FILE]]
+                                              the upstream's bearer by OAuth client credentials
               both also take [--prompt NAME]... [--resource URI]...: pin those prompts and resources too
 `;
 
@@ -67,6 +73,7 @@ export const POLICY_OPTIONS = {
   url: { type: 'string' },
   header: { type: 'string', multiple: true },
   'allow-loopback': { type: 'boolean' },
+  ...PIN_TRUST_OPTIONS,
 } as const;
 
 /** Exit codes of `policy test`: the decision. */
@@ -277,6 +284,7 @@ async function run(
       ...(v['only'] === undefined ? {} : { only: list(v, 'only') }),
       prompts: list(v, 'prompt'),
       resources: list(v, 'resource'),
+      ...pinTrustOf(v),
     });
   if (sub === 'pin-mcp' && arg1 !== undefined && server !== undefined && url === undefined && pos.length > 3)
     return pinMcp(io, {

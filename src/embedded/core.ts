@@ -29,6 +29,7 @@ import {
   createExecutor,
   createEnvSecretResolver,
   createRedactor,
+  createUpstreamTokenCache,
 } from '../execution/index.js';
 import type { Executor, NonceStore, Sandbox } from '../execution/index.js';
 import { BOOTSTRAP_OPERATOR, createGate } from '../gate/index.js';
@@ -510,7 +511,9 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     env: process.env,
     ...(existsSync(secretsFile) ? { file: secretsFile } : {}),
   });
-  const redactor = createRedactor({ secrets: () => secrets.knownValues() });
+  // Upstream access tokens the Execution Layer obtains are redacted like secrets.
+  const tokens = createUpstreamTokenCache();
+  const redactor = createRedactor({ secrets: () => [...secrets.knownValues(), ...tokens.knownValues()] });
   const nonces: NonceStore = decorate.nonceStore?.(backend.nonces) ?? backend.nonces;
   const sandbox = createBwrapSandbox();
   // Past a stop's grace period the Execution Layer runs nothing (see fence.ts).
@@ -533,6 +536,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     adapters: executionAdapters({
       clock,
       sandbox,
+      tokens,
       allowLoopbackMcpUpstreams: options.allowLoopbackMcpUpstreams === true,
       ...(options.onToolRun === undefined ? {} : { onToolRun: options.onToolRun }),
     }),

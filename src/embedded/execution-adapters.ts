@@ -12,7 +12,7 @@ import {
   createMcpHttpAdapter,
   routeMcpAdapter,
 } from '../execution/index.js';
-import type { Sandbox, ToolAdapter } from '../execution/index.js';
+import type { Sandbox, ToolAdapter, UpstreamTokenCache } from '../execution/index.js';
 import { observedAdapters } from './ports.js';
 import type { ToolRunObserver } from './ports.js';
 
@@ -22,6 +22,8 @@ export interface ExecutionAdapterOptions {
   readonly sandbox: Sandbox;
   /** Admit Streamable HTTP upstreams at a literal loopback address (tests and development only). */
   readonly allowLoopbackMcpUpstreams?: boolean;
+  /** The process's OAuth access tokens for upstreams (the redactor knows them too). */
+  readonly tokens: UpstreamTokenCache;
   /** Sees every tool run just before its adapter starts. */
   readonly onToolRun?: ToolRunObserver;
 }
@@ -36,7 +38,10 @@ export function executionAdapters(options: ExecutionAdapterOptions): Readonly<Re
       // Streamable HTTP ones reached by the Execution Layer itself (docs/adapters.md).
       mcp: routeMcpAdapter(
         createMcpAdapter(),
-        createMcpHttpAdapter({ allowLoopback: options.allowLoopbackMcpUpstreams === true }),
+        createMcpHttpAdapter({
+          allowLoopback: options.allowLoopbackMcpUpstreams === true,
+          tokens: options.tokens,
+        }),
       ),
       // Declarative HTTP tools: requests the Execution Layer makes to allowlisted destinations.
       http: createHttpAdapter(),

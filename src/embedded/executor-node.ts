@@ -55,6 +55,7 @@ import {
   createEnvSecretResolver,
   createExecutor,
   createRedactor,
+  createUpstreamTokenCache,
   createSqliteNonceStore,
 } from '../execution/index.js';
 import type {
@@ -708,7 +709,9 @@ export async function startExecutorNode(
     env: options.env ?? process.env,
     ...(config.secrets !== undefined && existsSync(config.secrets) ? { file: config.secrets } : {}),
   });
-  const redactor = createRedactor({ secrets: () => secrets.knownValues() });
+  // Upstream access tokens the Execution Layer obtains are redacted like secrets.
+  const tokens = createUpstreamTokenCache();
+  const redactor = createRedactor({ secrets: () => [...secrets.knownValues(), ...tokens.knownValues()] });
   const sandbox = createBwrapSandbox();
   const ledgerMs = config.gate_timeout_ms + 500;
   const inner = createExecutor({
@@ -727,6 +730,7 @@ export async function startExecutorNode(
     adapters: executionAdapters({
       clock,
       sandbox,
+      tokens,
       allowLoopbackMcpUpstreams: options.allowLoopbackMcpUpstreams === true,
       ...(options.onToolRun === undefined ? {} : { onToolRun: options.onToolRun }),
     }),

@@ -37,7 +37,13 @@ import type { ToolAdapter, ToolExecutionSpec } from './adapters/types.js';
 import { checkEnvelopeLedger, parseEnvelopeContext, standingDecisionOf } from './ledger-checks.js';
 import type { EnvelopeLedgerContext, ExecutionLedger, LedgerRef } from './ledger.js';
 import type { NonceStore } from './nonce-store.js';
-import { countRedactions, deepFreeze, parseAdapterOutput, parseLedgerRef } from './outcome-checks.js';
+import {
+  countRedactions,
+  deepFreeze,
+  hasEvidenceReason,
+  parseAdapterOutput,
+  parseLedgerRef,
+} from './outcome-checks.js';
 import type { Redactor } from './redaction.js';
 import type { SecretResolver } from './secrets.js';
 import { callWithCancellableTimeout, callWithTimeout } from './timeout.js';
@@ -339,10 +345,9 @@ export function createExecutor(deps: ExecutorDeps): Executor {
         code: ran.code,
         adapter: adapterType,
         started,
-        // The egress proxy's refusal names the destination or limit (characters it vetted).
-        ...(ran.code === 'ERR_EGRESS_DENIED' || ran.code === 'ERR_EGRESS_LIMIT'
-          ? { reason: ran.reason }
-          : {}),
+        // The egress proxy's refusal names the destination or limit, an upstream's TLS or token
+        // failure which check failed (characters failclosed vetted).
+        ...(hasEvidenceReason(ran.code) ? { reason: ran.reason } : {}),
       });
       return ref === undefined ? deny('ERR_LEDGER_UNAVAILABLE', 'execution receipt not confirmed') : ran;
     }

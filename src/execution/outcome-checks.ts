@@ -23,8 +23,25 @@ export function isAdapterCode(code: unknown): code is DenialCode {
     'ERR_TOOL_DEFINITION_CHANGED',
     'ERR_EGRESS_DENIED',
     'ERR_EGRESS_LIMIT',
+    'ERR_UPSTREAM_TLS',
+    'ERR_UPSTREAM_TOKEN',
   ];
   return (codes as readonly unknown[]).includes(code);
+}
+
+/**
+ * True for the codes whose adapter reason is evidence for the receipt: the egress proxy's
+ * (the refused destination, or the limit) and an upstream's TLS or token failure (the
+ * destination and which check failed). Those reasons are built by failclosed from its own
+ * vocabulary and the checked destination, never from what an upstream said.
+ */
+export function hasEvidenceReason(code: DenialCode): boolean {
+  return (
+    code === 'ERR_EGRESS_DENIED' ||
+    code === 'ERR_EGRESS_LIMIT' ||
+    code === 'ERR_UPSTREAM_TLS' ||
+    code === 'ERR_UPSTREAM_TOKEN'
+  );
 }
 
 /** The ledger reference in an append answer, or `undefined` when it is malformed. */
@@ -42,11 +59,10 @@ export function parseAdapterOutput(value: unknown): { readonly result: JsonValue
   const v = value as { outcome?: unknown; result?: unknown; code?: unknown; reason?: unknown };
   if (v.outcome === 'deny') {
     const code = isAdapterCode(v.code) ? v.code : 'ERR_TOOL_FAILED';
-    // The egress proxy's reason (the refused destination, or the limit) is evidence for the
-    // receipt; it holds only characters the proxy vetted. Other adapter reasons stay out.
-    const egress = code === 'ERR_EGRESS_DENIED' || code === 'ERR_EGRESS_LIMIT';
+    // An evidence reason (the refused destination, the limit, the failed TLS or token check)
+    // goes into the receipt; it holds only printable ASCII. Other adapter reasons stay out.
     const reason =
-      egress && typeof v.reason === 'string' && /^[ -~]{1,400}$/.test(v.reason)
+      hasEvidenceReason(code) && typeof v.reason === 'string' && /^[ -~]{1,400}$/.test(v.reason)
         ? v.reason
         : 'the tool adapter denied';
     return deny(code, reason);

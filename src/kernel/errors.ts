@@ -231,6 +231,16 @@ export const DENIAL_CODES = {
     meaning:
       'a sandboxed tool exceeded its egress byte or connection limit, or a call to an HTTP upstream MCP server its request limit; the call was ended',
   },
+  ERR_UPSTREAM_TLS: {
+    status: 502,
+    meaning:
+      'an https upstream (MCP server, HTTP tool, token endpoint) presented a certificate that does not verify: not issued by the trusted or pinned CA, not naming the host, expired or not yet valid, or the TLS handshake failed (a client certificate refused); nothing was sent',
+  },
+  ERR_UPSTREAM_TOKEN: {
+    status: 502,
+    meaning:
+      'the access token for an upstream could not be obtained by OAuth client credentials (token endpoint unreachable, refusing, or answering anything but a bearer token); nothing was sent to the upstream',
+  },
   ERR_TOOL_TIMEOUT: { status: 504, meaning: 'the tool exceeded its time limit' },
   ERR_TOOL_OUTPUT_LIMIT: { status: 502, meaning: 'the tool exceeded its output limit' },
   ERR_TOOL_FAILED: { status: 502, meaning: 'the tool ran and failed' },

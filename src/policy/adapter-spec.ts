@@ -7,6 +7,7 @@
  * The Execution Layer still re-parses every spec at run time (defence in depth).
  * See docs/adapters.md and docs/policy.md. (SPEC §6 "Policy as code", OE-INV-005/006/012/024)
  */
+import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { posix } from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
@@ -77,6 +78,34 @@ const DEFS = {
   limits: LIMITS,
 } as const;
 
+const SECRET_REF = { type: 'string', pattern: '^[A-Z][A-Z0-9_]{0,63}$' } as const;
+const PEM_CA = { type: 'string', minLength: 1, maxLength: 65536 } as const;
+const PRINTABLE = { type: 'string', minLength: 1, maxLength: 1024, pattern: '^[\\x20-\\x7e]*$' } as const;
+
+/** An https upstream's trust: a pinned CA (PEM, not a secret), a client certificate by reference. */
+const TLS = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { ca: PEM_CA, client_cert_ref: SECRET_REF, client_key_ref: SECRET_REF },
+  dependentRequired: { client_cert_ref: ['client_key_ref'], client_key_ref: ['client_cert_ref'] },
+} as const;
+
+/** OAuth client credentials for an upstream's bearer (RFC 6749 §4.4, RFC 8707). */
+const OAUTH = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['token_url', 'client_id', 'client_secret_ref'],
+  properties: {
+    token_url: { type: 'string', minLength: 8, maxLength: 2048, pattern: NO_NUL },
+    client_id: PRINTABLE,
+    client_secret_ref: SECRET_REF,
+    scope: PRINTABLE,
+    audience: PRINTABLE,
+    resource: PRINTABLE,
+    ca: PEM_CA,
+  },
+} as const;
+
 const SCHEMAS: Readonly<Record<string, object>> = {
   builtin: {
     type: 'object',
@@ -131,6 +160,7 @@ const SCHEMAS: Readonly<Record<string, object>> = {
         additionalProperties: { type: 'string', maxLength: 8192, pattern: '^[^\\u0000\\r\\n]*$' },
       },
       body: {},
+      tls: TLS,
       limits: { $ref: '#/$defs/limits' },
     },
     $defs: DEFS,
@@ -168,6 +198,8 @@ const SCHEMAS: Readonly<Record<string, object>> = {
           ],
         },
       },
+      tls: TLS,
+      oauth: OAUTH,
       tool: { type: 'string', minLength: 1, maxLength: 128 },
       prompt: { type: 'string', minLength: 1, maxLength: 128 },
       resource: { type: 'string', minLength: 1, maxLength: 2048, pattern: NO_NUL },
@@ -353,18 +385,23 @@ const HTTP_ORIGIN = /^(https?):\/\/([^/?#{}@]+)(\/[^#\s]*)$/;
  * network granted (the Execution Layer checks it again against the envelope's). The url's match,
  * or undefined when it is not an http(s) url.
  */
-function checkUrlDestination(at: string, spec: AdapterConfig, out: string[]): RegExpExecArray | undefined {
-  const url = spec['url'];
+function checkUrlDestination(
+  at: string,
+  spec: AdapterConfig,
+  out: string[],
+  url: JsonValue | undefined = spec['url'],
+  field = 'url',
+): RegExpExecArray | undefined {
   if (typeof url !== 'string') return undefined;
   const m = HTTP_ORIGIN.exec(url);
   if (m === null) {
-    out.push(`${at}.url: must be http(s)://HOST[:PORT]/path with a literal host and port`);
+    out.push(`${at}.${field}: must be http(s)://HOST[:PORT]/path with a literal host and port`);
     return undefined;
   }
   const authority = (m[2] ?? '').toLowerCase();
   const port = /:\d+$/.test(authority) && !authority.endsWith(']') ? '' : m[1] === 'http' ? ':80' : ':443';
   const dest = parseEgressDestination(`${authority}${port}`);
-  if (dest === undefined) out.push(`${at}.url: the host and port are not a valid host:port`);
+  if (dest === undefined) out.push(`${at}.${field}: the host and port are not a valid host:port`);
   const limits = isObject(spec['limits']) ? spec['limits'] : {};
   const egress = Array.isArray(limits['egress']) ? limits['egress'] : [];
   if (
@@ -372,11 +409,56 @@ function checkUrlDestination(at: string, spec: AdapterConfig, out: string[]): Re
     (limits['network'] !== true ||
       !egress.some((e) => typeof e === 'string' && parseEgressDestination(e)?.key === dest.key))
   )
-    out.push(`${at}.limits.egress: must grant network and list ${dest.key}, the url's destination`);
+    out.push(`${at}.limits.egress: must grant network and list ${dest.key}, the ${field}'s destination`);
   return m;
 }
 
+/**
+ * `tls` and `oauth` of an upstream: TLS trust only for an `https` url, a CA that is PEM
+ * certificates only (each parsed), a token endpoint that is literal, on the egress allowlist,
+ * and `https` (plain `http` only to a literal loopback address), and no bundle `authorization`
+ * header next to the OAuth bearer.
+ */
+function checkUpstreamTrust(at: string, spec: AdapterConfig, out: string[]): void {
+  const tls = spec['tls'];
+  if (tls !== undefined && (typeof spec['url'] !== 'string' || !spec['url'].startsWith('https://')))
+    out.push(`${at}.tls: only an https url takes tls`);
+  if (isObject(tls) && tls['ca'] !== undefined && !isCaPem(tls['ca']))
+    out.push(`${at}.tls.ca: must be PEM certificates and nothing else`);
+  const oauth = spec['oauth'];
+  if (!isObject(oauth)) return;
+  if (oauth['ca'] !== undefined && !isCaPem(oauth['ca']))
+    out.push(`${at}.oauth.ca: must be PEM certificates and nothing else`);
+  const tokenUrl = oauth['token_url'];
+  if (typeof tokenUrl === 'string' && /[{}]/.test(tokenUrl))
+    out.push(`${at}.oauth.token_url: is literal (no placeholders)`);
+  else {
+    const m = checkUrlDestination(at, spec, out, tokenUrl, 'oauth.token_url');
+    const host = (m?.[2] ?? '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+    if (m !== null && m !== undefined && m[1] === 'http' && !(host.startsWith('127.') || host === '::1'))
+      out.push(`${at}.oauth.token_url: must be https (plain http only to a literal loopback address)`);
+  }
+  const headers = spec['headers'];
+  if (isObject(headers) && Object.keys(headers).some((h) => h.toLowerCase() === 'authorization'))
+    out.push(`${at}.headers.authorization: the OAuth bearer is the upstream's authorization`);
+}
+
+/** Whether `v` is one or more PEM certificates, each a parseable X.509 certificate, and nothing else. */
+function isCaPem(v: JsonValue): boolean {
+  if (typeof v !== 'string') return false;
+  const re = /-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----/g;
+  const blocks = v.match(re) ?? [];
+  if (blocks.length === 0 || v.replace(re, '').trim() !== '') return false;
+  try {
+    for (const b of blocks) new X509Certificate(b);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function checkHttp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]): void {
+  checkUpstreamTrust(at, spec, out);
   const m = checkUrlDestination(at, spec, out);
   if (m === undefined) return;
   const needs = (where: string, text: string, secretsAllowed: boolean): void => {
@@ -444,9 +526,12 @@ function checkMcpUrl(at: string, spec: AdapterConfig, out: string[]): void {
 function checkMcp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]): void {
   if ((spec['command'] === undefined) === (spec['url'] === undefined))
     out.push(`${at}: an MCP upstream has exactly one of command (stdio) and url (Streamable HTTP)`);
-  if (spec['url'] !== undefined) checkMcpUrl(at, spec, out);
-  else if (spec['headers'] !== undefined)
-    out.push(`${at}.headers: only an HTTP upstream (url) takes headers`);
+  if (spec['url'] !== undefined) {
+    checkMcpUrl(at, spec, out);
+    checkUpstreamTrust(at, spec, out);
+  } else
+    for (const key of ['headers', 'tls', 'oauth'])
+      if (spec[key] !== undefined) out.push(`${at}.${key}: only an HTTP upstream (url) takes ${key}`);
   const command = spec['command'];
   const program: JsonValue | undefined = Array.isArray(command)
     ? (command as readonly JsonValue[])[0]
@@ -562,6 +647,8 @@ function serverDeclaration(spec: AdapterConfig): string {
     command: spec['command'] ?? null,
     url: spec['url'] ?? null,
     headers: spec['headers'] ?? {},
+    tls: spec['tls'] ?? null,
+    oauth: spec['oauth'] ?? null,
     fs_read: limits['fs_read'] ?? [],
     fs_write: limits['fs_write'] ?? [],
     network: limits['network'] ?? false,
@@ -647,7 +734,7 @@ export function checkAdapterSpecs(
     if (first === undefined) servers.set(server, { tool: tool.name, declaration });
     else if (first.declaration !== declaration)
       problems.push(
-        `tool "${tool.name}": adapter: MCP server "${server}" is declared differently by tool "${first.tool}" (command, url, headers, fs_read, fs_write, network, egress)`,
+        `tool "${tool.name}": adapter: MCP server "${server}" is declared differently by tool "${first.tool}" (command, url, headers, tls, oauth, fs_read, fs_write, network, egress)`,
       );
   }
   return problems;

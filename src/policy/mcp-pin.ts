@@ -21,6 +21,10 @@ export interface McpServerDeclaration {
   readonly url?: string;
   /** Headers sent to an HTTP server: literals or `{ secret, prefix? }` references. */
   readonly headers?: Readonly<Record<string, string | { readonly secret: string; readonly prefix?: string }>>;
+  /** An https server's trust: pinned CA, client certificate and key by secret reference. */
+  readonly tls?: object;
+  /** OAuth client credentials for an HTTP server's bearer. */
+  readonly oauth?: object;
   readonly fs_read: readonly string[];
   readonly fs_write: readonly string[];
   readonly network: boolean;
@@ -154,6 +158,8 @@ function declared(server: McpServerDeclaration): { limits: JsonObject; upstream:
           ...(server.headers === undefined || Object.keys(server.headers).length === 0
             ? {}
             : { headers: server.headers }),
+          ...(server.tls === undefined ? {} : { tls: { ...server.tls } }),
+          ...(server.oauth === undefined ? {} : { oauth: { ...server.oauth } }),
         }
       : { command: [...(server.command ?? [])] };
   return { limits, upstream };

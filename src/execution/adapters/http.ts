@@ -16,6 +16,10 @@
  * - The destination `HOST:PORT` must be on the envelope's `egress` allowlist with `network`
  *   granted; a name is resolved once and refused when it resolves to a non-public address
  *   (`resolveDestination`, the egress proxy's own check) → `ERR_EGRESS_DENIED`.
+ * - `tls` (only with `https`): `{ ca?, client_cert_ref?, client_key_ref? }`, the CA (PEM) the
+ *   certificate must chain to instead of Node's trusted roots, and a client certificate and key
+ *   by secret reference for mutual TLS. The certificate is verified (chain, the url's host, its
+ *   validity) before anything is written to the connection → `ERR_UPSTREAM_TLS` (upstream-tls.ts).
  * - No redirects are followed; the response is capped at `max_output_bytes`
  *   (`ERR_TOOL_OUTPUT_LIMIT`), the request at `timeout_ms` and the abort signal
  *   (`ERR_TOOL_TIMEOUT`); a non-2xx status is `ERR_TOOL_FAILED`, output withheld.
@@ -25,7 +29,6 @@
  */
 import { request as httpRequest } from 'node:http';
 import type { IncomingMessage, RequestOptions } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { isIP } from 'node:net';
 import { deny, FailclosedError, parseEgressDestination } from '../../kernel/index.js';
@@ -34,6 +37,7 @@ import type { SecretResolver } from '../secrets.js';
 import { checkNetworkGrant } from '../sandbox/bwrap.js';
 import { parseEgressAllowlist, resolveDestination } from '../sandbox/egress.js';
 import type { ExecutionConstraints, ToolAdapter } from './types.js';
+import { connectVerifiedTls, parseUpstreamTls, resolveTlsMaterial, tlsFailure } from './upstream-tls.js';
 
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
 const PLACEHOLDER = /\{(?:secret:([A-Z][A-Z0-9_]{0,63})|([A-Za-z_][A-Za-z0-9_]{0,63}))\}/g;
@@ -171,7 +175,14 @@ export function createHttpAdapter(): ToolAdapter {
       const c = call.constraints;
       const url = parseHttpUrlTemplate(spec['url']);
       const method = spec['method'];
-      if (url === undefined || typeof method !== 'string' || !METHODS.has(method))
+      const tlsSpec = parseUpstreamTls(spec['tls']);
+      if (
+        url === undefined ||
+        typeof method !== 'string' ||
+        !METHODS.has(method) ||
+        tlsSpec === undefined ||
+        (spec['tls'] !== undefined && url.scheme !== 'https')
+      )
         return deny('ERR_ADAPTER_UNAVAILABLE', 'http spec is malformed');
       const refused = checkDestination(c, url.destination);
       if (refused !== undefined) return refused;
@@ -206,6 +217,8 @@ export function createHttpAdapter(): ToolAdapter {
         if (err instanceof FailclosedError) return deny(err.code, err.message);
         return deny('ERR_ADAPTER_UNAVAILABLE', 'http spec is malformed');
       }
+      const tls = resolveTlsMaterial(tlsSpec, call.secrets);
+      if ('outcome' in tls) return tls;
       const resolved = await resolveDestination(url.destination);
       if ('outcome' in resolved) return resolved;
       const address = resolved.address;
@@ -215,18 +228,31 @@ export function createHttpAdapter(): ToolAdapter {
         if (opts?.all === true) cb(null, [{ address, family }]);
         else cb(null, address, family);
       }) as unknown as LookupFunction;
-      const options: RequestOptions & { servername?: string } = {
+      const timeout = AbortSignal.timeout(c.timeout_ms);
+      const options: RequestOptions = {
         host: url.destination.host,
         port: url.destination.port,
         method,
         path,
         headers: { ...headers, host: url.authority },
-        lookup,
-        agent: false,
         signal: call.signal,
       };
-      if (url.scheme === 'https' && isIP(url.destination.host) === 0)
-        options.servername = url.destination.host;
+      let connect: RequestOptions;
+      if (url.scheme === 'http') connect = { lookup, agent: false };
+      else {
+        // https: the request is written only to a connection whose certificate verified.
+        const socket = await connectVerifiedTls({
+          to: url.destination,
+          address,
+          material: tls,
+          signal: AbortSignal.any([call.signal, timeout]),
+        });
+        if ('outcome' in socket)
+          return socket.code === 'ERR_TOOL_TIMEOUT' && !call.signal.aborted
+            ? deny('ERR_TOOL_TIMEOUT', 'the request exceeded the time limit')
+            : socket;
+        connect = { createConnection: () => socket };
+      }
       return new Promise((resolve) => {
         let done = false;
         const finish = (r: { readonly outcome: 'ok'; readonly result: JsonValue } | Deny): void => {
@@ -234,7 +260,7 @@ export function createHttpAdapter(): ToolAdapter {
           done = true;
           resolve(r);
         };
-        const req = (url.scheme === 'https' ? httpsRequest : httpRequest)(options, (res: IncomingMessage) => {
+        const req = httpRequest({ ...options, ...connect }, (res: IncomingMessage) => {
           const chunks: Buffer[] = [];
           let used = 0;
           res.on('data', (chunk: Buffer) => {
@@ -266,11 +292,13 @@ export function createHttpAdapter(): ToolAdapter {
             finish({ outcome: 'ok', result: { status, body: parsed } });
           });
         });
-        req.on('error', () =>
+        req.on('error', (err) =>
           finish(
             call.signal.aborted
               ? deny('ERR_TOOL_TIMEOUT', 'aborted')
-              : deny('ERR_TOOL_FAILED', 'the request failed'),
+              : url.scheme === 'https'
+                ? tlsFailure(err, url.destination)
+                : deny('ERR_TOOL_FAILED', 'the request failed'),
           ),
         );
         const timer = setTimeout(() => {

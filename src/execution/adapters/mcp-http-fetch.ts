@@ -3,18 +3,20 @@
  * every request goes to the url's origin and to the one address checked before the call (no
  * second name resolution), none follows a redirect (a 3xx ends the call `ERR_EGRESS_DENIED`), at
  * most `maxRequests` per call (`ERR_EGRESS_LIMIT`), and the bodies of all answers together at
- * `cap` bytes (`ERR_TOOL_OUTPUT_LIMIT`); a connection that fails is `ERR_TOOL_FAILED`.
- * (OE-INV-011, OE-INV-013)
+ * `cap` bytes (`ERR_TOOL_OUTPUT_LIMIT`); a connection that fails is `ERR_TOOL_FAILED`. An
+ * `https` url is reached over a connection whose certificate verified before anything is written
+ * to it (upstream-tls.ts; `ERR_UPSTREAM_TLS`). (OE-INV-011, OE-INV-013)
  */
 import { request as httpRequest } from 'node:http';
 import type { IncomingMessage, RequestOptions } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { isIP } from 'node:net';
 import type { FetchLike } from '@modelcontextprotocol/client';
 import { deny } from '../../kernel/index.js';
 import type { Deny } from '../../kernel/index.js';
 import type { HttpUrlTemplate } from './http.js';
+import { connectVerifiedTls, tlsFailure } from './upstream-tls.js';
+import type { TlsMaterial } from './upstream-tls.js';
 
 /** HTTP statuses whose answer has no body (the Response constructor refuses one). */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
@@ -27,6 +29,8 @@ export interface UpstreamFetchOptions {
   /** Bytes of answer bodies allowed over the whole call. */
   readonly cap: number;
   readonly maxRequests: number;
+  /** The trust of an `https` url (default: Node's trusted roots, no client certificate). */
+  readonly tls?: TlsMaterial;
   /** Aborted when the call ends: every request in flight is cut. */
   readonly ended: AbortSignal;
   fault(): Deny | undefined;
@@ -73,77 +77,97 @@ export function createUpstreamFetch(o: UpstreamFetchOptions): FetchLike {
       new Headers(init?.headers).forEach((v, k) => (out[k] = v));
       out['host'] = url.authority;
       const signals = [o.ended, ...(init?.signal ? [init.signal] : [])];
-      const options_: RequestOptions & { servername?: string } = {
+      const signal = AbortSignal.any(signals);
+      const options_: RequestOptions = {
         host: url.destination.host,
         port: url.destination.port,
         method: init?.method ?? 'GET',
         path: `${target.pathname}${target.search}`,
         headers: out,
-        lookup,
-        agent: false,
-        signal: AbortSignal.any(signals),
+        signal,
       };
-      if (url.scheme === 'https' && isIP(url.destination.host) === 0)
-        options_.servername = url.destination.host;
-      const req = (url.scheme === 'https' ? httpsRequest : httpRequest)(options_, (res: IncomingMessage) => {
-        const status = res.statusCode ?? 0;
-        if (status >= 300 && status <= 399) {
-          fail(
-            deny('ERR_EGRESS_DENIED', `the upstream answered a redirect (HTTP ${status}), never followed`),
-          );
-          res.destroy();
-          reject(new Error('redirect refused'));
-          return;
-        }
-        let done = false;
-        const stream = new ReadableStream<Uint8Array>({
-          start(controller) {
-            res.on('data', (chunk: Buffer) => {
-              if (done) return;
-              used += chunk.length;
-              if (used > cap) {
-                done = true;
-                fail(deny('ERR_TOOL_OUTPUT_LIMIT', 'the upstream exceeded the output limit'));
-                controller.error(new Error('output limit'));
-                res.destroy();
-                return;
-              }
-              controller.enqueue(new Uint8Array(chunk));
-            });
-            res.on('end', () => {
-              if (done) return;
-              done = true;
-              controller.close();
-            });
-            res.on('error', (e) => {
-              if (done) return;
-              done = true;
-              controller.error(e);
-            });
-          },
-          cancel() {
-            done = true;
+      if (url.scheme === 'http') {
+        send({ ...options_, lookup, agent: false });
+        return;
+      }
+      // https: the request is written only to a connection whose certificate verified.
+      void connectVerifiedTls({ to: url.destination, address, material: o.tls ?? {}, signal }).then(
+        (socket) => {
+          if ('outcome' in socket) {
+            if (init?.signal?.aborted !== true) fail(socket);
+            reject(new Error('the TLS connection failed'));
+            return;
+          }
+          send({ ...options_, createConnection: () => socket });
+        },
+      );
+      function send(requestOptions: RequestOptions): void {
+        const req = httpRequest(requestOptions, (res: IncomingMessage) => {
+          const status = res.statusCode ?? 0;
+          if (status >= 300 && status <= 399) {
+            fail(
+              deny('ERR_EGRESS_DENIED', `the upstream answered a redirect (HTTP ${status}), never followed`),
+            );
             res.destroy();
-          },
+            reject(new Error('redirect refused'));
+            return;
+          }
+          let done = false;
+          const stream = new ReadableStream<Uint8Array>({
+            start(controller) {
+              res.on('data', (chunk: Buffer) => {
+                if (done) return;
+                used += chunk.length;
+                if (used > cap) {
+                  done = true;
+                  fail(deny('ERR_TOOL_OUTPUT_LIMIT', 'the upstream exceeded the output limit'));
+                  controller.error(new Error('output limit'));
+                  res.destroy();
+                  return;
+                }
+                controller.enqueue(new Uint8Array(chunk));
+              });
+              res.on('end', () => {
+                if (done) return;
+                done = true;
+                controller.close();
+              });
+              res.on('error', (e) => {
+                if (done) return;
+                done = true;
+                controller.error(e);
+              });
+            },
+            cancel() {
+              done = true;
+              res.destroy();
+            },
+          });
+          const responseHeaders = new Headers();
+          for (const [k, v] of Object.entries(res.headers))
+            if (typeof v === 'string') responseHeaders.set(k, v);
+            else if (Array.isArray(v)) for (const x of v) responseHeaders.append(k, x);
+          try {
+            resolve(
+              new Response(NULL_BODY.has(status) ? null : stream, { status, headers: responseHeaders }),
+            );
+          } catch {
+            fail(deny('ERR_TOOL_FAILED', 'the upstream answered an invalid HTTP status'));
+            res.destroy();
+            reject(new Error('invalid status'));
+          }
         });
-        const responseHeaders = new Headers();
-        for (const [k, v] of Object.entries(res.headers))
-          if (typeof v === 'string') responseHeaders.set(k, v);
-          else if (Array.isArray(v)) for (const x of v) responseHeaders.append(k, x);
-        try {
-          resolve(new Response(NULL_BODY.has(status) ? null : stream, { status, headers: responseHeaders }));
-        } catch {
-          fail(deny('ERR_TOOL_FAILED', 'the upstream answered an invalid HTTP status'));
-          res.destroy();
-          reject(new Error('invalid status'));
-        }
-      });
-      req.on('error', (err) => {
-        // The MCP client's own cancellations (a stream it no longer needs) are not faults.
-        if (init?.signal?.aborted !== true)
-          fail(deny('ERR_TOOL_FAILED', 'the connection to the upstream failed'));
-        reject(err);
-      });
-      req.end(body ?? undefined);
+        req.on('error', (err) => {
+          // The MCP client's own cancellations (a stream it no longer needs) are not faults.
+          if (init?.signal?.aborted !== true)
+            fail(
+              url.scheme === 'https'
+                ? tlsFailure(err, url.destination)
+                : deny('ERR_TOOL_FAILED', 'the connection to the upstream failed'),
+            );
+          reject(err);
+        });
+        req.end(body ?? undefined);
+      }
     });
 }

@@ -26,8 +26,13 @@
  * taints the session like any upstream's (the bundle check requires `untrusted_output: true`).
  *
  * Headers: the bundle's `headers` only, each a literal or a `{ secret, prefix? }` reference
- * resolved by the Execution Layer's `SecretResolver` at the call (OE-INV-009). Nothing of the
- * agent's request reaches the upstream: not its bearer token, not its headers.
+ * resolved by the Execution Layer's `SecretResolver` at the call (OE-INV-009), and with `oauth`
+ * the access token the Execution Layer obtained by client credentials (upstream-oauth.ts).
+ * Nothing of the agent's request reaches the upstream: not its bearer token, not its headers.
+ *
+ * An `https` url is reached with its certificate verified (Node's trusted roots, or only the
+ * bundle's `tls.ca`; a client certificate by secret reference for mutual TLS; upstream-tls.ts)
+ * before any request is written: `ERR_UPSTREAM_TLS` otherwise.
  */
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { deny, FailclosedError, isDeny } from '../../kernel/index.js';
@@ -37,6 +42,10 @@ import { isLoopbackAddress, isNonPublicAddress, resolveDestination } from '../sa
 import { FORBIDDEN_HEADERS, HEADER_NAME, checkDestination, parseHttpUrlTemplate } from './http.js';
 import type { HttpUrlTemplate } from './http.js';
 import { createUpstreamFetch } from './mcp-http-fetch.js';
+import { createUpstreamTokenCache, obtainUpstreamToken, parseUpstreamOAuth } from './upstream-oauth.js';
+import type { UpstreamOAuthSpec, UpstreamTokenCache } from './upstream-oauth.js';
+import { parseUpstreamTls, resolveTlsMaterial } from './upstream-tls.js';
+import type { UpstreamTlsSpec } from './upstream-tls.js';
 import { listCatalog, parsePinnedEntry, runPinnedEntry } from './mcp-entries.js';
 import type { McpListing, PinnedMcpEntry } from './mcp-entries.js';
 import { PROTOCOL_BUDGET_BYTES, isObject, listTools } from './mcp-session.js';
@@ -68,6 +77,11 @@ export interface McpHttpAdapterOptions {
   readonly maxRequests?: number;
   /** Bytes of upstream answers allowed besides `max_output_bytes`. Default {@link PROTOCOL_BUDGET_BYTES}. */
   readonly protocolBudgetBytes?: number;
+  /**
+   * The process's cache of OAuth access tokens (its values also go to the redactor). Default: a
+   * cache of this adapter's own.
+   */
+  readonly tokens?: UpstreamTokenCache;
 }
 
 /** A header value in a bundle: a literal, or a secret reference with an optional literal prefix. */
@@ -77,12 +91,25 @@ export type McpHeaderValue = string | { readonly secret: string; readonly prefix
 export interface McpHttpUpstreamSpec {
   readonly url: string;
   readonly headers?: Readonly<Record<string, McpHeaderValue>>;
+  /** Trust for an `https` url: a pinned CA, a client certificate (upstream-tls.ts). */
+  readonly tls?: UpstreamTlsSpec;
+  /** OAuth client credentials for the upstream's bearer (upstream-oauth.ts). */
+  readonly oauth?: UpstreamOAuthSpec;
+}
+
+/** An upstream's parsed location and credentials. */
+interface McpHttpTarget {
+  readonly url: HttpUrlTemplate;
+  /** The url as written (the default OAuth `resource`). */
+  readonly href: string;
+  readonly headers: Readonly<Record<string, McpHeaderValue>>;
+  readonly tls: UpstreamTlsSpec;
+  readonly oauth: UpstreamOAuthSpec | null;
 }
 
 interface McpHttpSpec {
   readonly entry: PinnedMcpEntry;
-  readonly url: HttpUrlTemplate;
-  readonly headers: Readonly<Record<string, McpHeaderValue>>;
+  readonly target: McpHttpTarget;
 }
 
 /** The url of an HTTP upstream: `http(s)://HOST[:PORT]/path`, literal (no placeholders). */
@@ -116,13 +143,27 @@ function parseHeaders(raw: unknown): Readonly<Record<string, McpHeaderValue>> | 
   return out;
 }
 
-function parseSpec(spec: Readonly<Record<string, unknown>>): McpHttpSpec | undefined {
-  if (spec['command'] !== undefined) return undefined;
+/** The url, headers, tls and oauth of an upstream spec, or undefined when any is malformed. */
+function parseTarget(spec: Readonly<Record<string, unknown>>): McpHttpTarget | undefined {
   const url = parseUpstreamUrl(spec['url']);
   const headers = parseHeaders(spec['headers']);
+  const tls = parseUpstreamTls(spec['tls']);
+  const oauth = parseUpstreamOAuth(spec['oauth']);
+  if (url === undefined || headers === undefined || tls === undefined || oauth === undefined)
+    return undefined;
+  // TLS trust only for an https url; the OAuth bearer is the only Authorization header.
+  if (url.scheme !== 'https' && spec['tls'] !== undefined) return undefined;
+  if (oauth !== null && Object.keys(headers).some((h) => h.toLowerCase() === 'authorization'))
+    return undefined;
+  return { url, href: spec['url'] as string, headers, tls, oauth };
+}
+
+function parseSpec(spec: Readonly<Record<string, unknown>>): McpHttpSpec | undefined {
+  if (spec['command'] !== undefined) return undefined;
+  const target = parseTarget(spec);
   const entry = parsePinnedEntry(spec);
-  if (url === undefined || headers === undefined || entry === undefined) return undefined;
-  return { entry, url, headers };
+  if (target === undefined || entry === undefined) return undefined;
+  return { entry, target };
 }
 
 /** The header values to send, secrets resolved; a deny names the reference, never a value. */
@@ -156,17 +197,19 @@ function resolveHeaders(
  * and ends everything at the first fault or the call's time limit.
  */
 async function connectUpstream(
-  url: HttpUrlTemplate,
-  headers: Readonly<Record<string, McpHeaderValue>>,
+  target: McpHttpTarget,
   c: ExecutionConstraints,
   signal: AbortSignal,
   secrets: SecretResolver | undefined,
-  options: McpHttpAdapterOptions,
+  options: McpHttpAdapterOptions & { readonly tokens: UpstreamTokenCache },
 ): Promise<Upstream | Deny> {
+  const { url } = target;
   const refused = checkDestination(c, url.destination);
   if (refused !== undefined) return refused;
-  const sent = resolveHeaders(headers, secrets);
+  const sent = resolveHeaders(target.headers, secrets);
   if (isDeny(sent)) return sent;
+  const tls = resolveTlsMaterial(target.tls, secrets);
+  if (isDeny(tls)) return tls;
   if (signal.aborted) return deny('ERR_TOOL_TIMEOUT', 'aborted before start');
   const resolved = await resolveDestination(url.destination);
   if ('outcome' in resolved) return resolved;
@@ -176,6 +219,19 @@ async function connectUpstream(
       'ERR_EGRESS_DENIED',
       `egress to ${url.destination.key}: an MCP upstream must have a public address`,
     );
+  // The bearer first: a token endpoint that fails ends the call before the upstream is reached.
+  if (target.oauth !== null) {
+    const token = await obtainUpstreamToken(target.oauth, {
+      upstreamUrl: target.href,
+      constraints: c,
+      secrets,
+      cache: options.tokens,
+      allowLoopback: options.allowLoopback === true,
+      signal,
+    });
+    if (typeof token !== 'string') return token;
+    sent['authorization'] = `Bearer ${token}`;
+  }
   const cap = c.max_output_bytes + (options.protocolBudgetBytes ?? PROTOCOL_BUDGET_BYTES);
   const maxRequests = options.maxRequests ?? MAX_UPSTREAM_REQUESTS;
   const ended = new AbortController();
@@ -188,6 +244,7 @@ async function connectUpstream(
     address,
     cap,
     maxRequests,
+    tls,
     ended: ended.signal,
     fault: () => first,
     fail: (d) => fail(d),
@@ -263,11 +320,13 @@ async function connectSpec(
   secrets: SecretResolver | undefined,
   options: McpHttpAdapterOptions,
 ): ReturnType<typeof connectUpstream> {
-  const url = parseUpstreamUrl(upstream.url);
-  const headers = parseHeaders(upstream.headers);
-  if (url === undefined || headers === undefined)
-    return deny('ERR_ADAPTER_UNAVAILABLE', 'the upstream url or headers are malformed');
-  return connectUpstream(url, headers, constraints, new AbortController().signal, secrets, options);
+  const target = parseTarget(upstream as unknown as Readonly<Record<string, unknown>>);
+  if (target === undefined)
+    return deny('ERR_ADAPTER_UNAVAILABLE', 'the upstream url, headers, tls or oauth are malformed');
+  return connectUpstream(target, constraints, new AbortController().signal, secrets, {
+    ...options,
+    tokens: options.tokens ?? createUpstreamTokenCache(),
+  });
 }
 
 /**
@@ -289,12 +348,14 @@ export async function listMcpHttpCatalog(
 /**
  * Creates the MCP adapter for Streamable HTTP upstreams (a pinned tool called, prompt got or
  * resource read, mcp-entries.ts). Denies with `ERR_ADAPTER_UNAVAILABLE`
- * (malformed spec or an unresolvable secret reference), `ERR_PARAMS_INVALID`,
+ * (malformed spec or an unresolvable secret reference), `ERR_PARAMS_INVALID`, `ERR_UPSTREAM_TLS`
+ * (the certificate did not verify), `ERR_UPSTREAM_TOKEN` (no access token),
  * `ERR_EGRESS_DENIED` (destination not allowlisted, not public, a redirect), `ERR_EGRESS_LIMIT`
  * (too many requests), `ERR_TOOL_DEFINITION_CHANGED` (nothing is called), `ERR_TOOL_TIMEOUT`,
  * `ERR_TOOL_OUTPUT_LIMIT` and `ERR_TOOL_FAILED` (unreachable, not MCP, tool error).
  */
 export function createMcpHttpAdapter(options: McpHttpAdapterOptions = {}): ToolAdapter {
+  const withTokens = { ...options, tokens: options.tokens ?? createUpstreamTokenCache() };
   return {
     async run(call) {
       const spec = parseSpec(call.spec);
@@ -302,12 +363,11 @@ export function createMcpHttpAdapter(options: McpHttpAdapterOptions = {}): ToolA
       const params = call.params;
       if (!isObject(params)) return deny('ERR_PARAMS_INVALID', 'MCP tool arguments must be an object');
       const upstream = await connectUpstream(
-        spec.url,
-        spec.headers,
+        spec.target,
         call.constraints,
         call.signal,
         call.secrets,
-        options,
+        withTokens,
       );
       if ('outcome' in upstream) return upstream;
       return runPinnedEntry(upstream, spec.entry, params, call.constraints.timeout_ms);
