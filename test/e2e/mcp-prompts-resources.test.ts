@@ -404,6 +404,22 @@ describe('prompts and resources through the gateway', () => {
     expect(hostile.fetched.length).toBe(fetched);
   });
 
+  it('a resource changed upstream after pinning is denied ERR_TOOL_DEFINITION_CHANGED, ledgered, and not read', async () => {
+    const fetched = hostile.fetched.length;
+    hostile.state.resourceRug = true;
+    try {
+      const e = await refusal(client.readResource({ uri: 'hostile://notes/1' }));
+      expect(e.data).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_DEFINITION_CHANGED' });
+      const receipt = (await ledgerFor(String(e.data['request_id']))).find(
+        (r) => r.type === 'execution.receipt',
+      );
+      expect(receipt?.payload).toMatchObject({ status: 'failed', code: 'ERR_TOOL_DEFINITION_CHANGED' });
+    } finally {
+      hostile.state.resourceRug = false;
+    }
+    expect(hostile.fetched.length).toBe(fetched);
+  });
+
   it('a prompt entry is not a tool: tools/call of its name is refused ERR_TOOL_UNKNOWN; nothing runs', async () => {
     const fetched = hostile.fetched.length;
     const r = await client.callTool({ name: 'hostile.prompts.greet', arguments: { who: 'alice' } });
