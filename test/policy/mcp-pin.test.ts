@@ -3,11 +3,13 @@
  * loads, and a pinned tool whose pin, binding or grants do not hold never loads.
  * (SPEC §6 "Policy as code", OE-INV-005/013/023)
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pinMcpDefinition } from '../../src/kernel/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
 import { closeSchema, loadBundle, pinMcpTools } from '../../src/policy/index.js';
 import { PAY_TOOL, baseDoc, mustLoad } from './fixtures.js';
+import { createTestPki } from '../support/https-upstream.js';
+import type { TestPki } from '../support/https-upstream.js';
 
 const SERVER = {
   name: 'up',
@@ -234,6 +236,101 @@ describe('Streamable HTTP upstreams in the bundle (issue 11, OE-INV-011)', () =>
     );
     pay['untrusted_output'] = true;
     expect(reasonOf([echo, pay])).toContain('MCP server "up" is declared differently by tool "echo"');
+  });
+});
+
+describe('https trust and OAuth of an HTTP upstream in the bundle (OE-INV-011, OE-INV-009)', () => {
+  let pki: TestPki;
+  beforeAll(async () => {
+    pki = await createTestPki();
+  }, 30_000);
+  afterAll(() => pki?.remove());
+
+  const trusted = (over: (a: Record<string, unknown>) => void = () => undefined) =>
+    pinnedHttpEcho((s) => {
+      const a = adapterOf(s);
+      delete (a['headers'] as Record<string, unknown>)['Authorization'];
+      a['tls'] = { ca: pki.ca, client_cert_ref: 'UP_CERT', client_key_ref: 'UP_KEY' };
+      a['oauth'] = {
+        token_url: 'https://idp.example.com/token',
+        client_id: 'gate',
+        client_secret_ref: 'UP_CLIENT_SECRET',
+        scope: 'mcp',
+      };
+      (a['limits'] as Record<string, unknown>)['egress'] = ['mcp.example.com:443', 'idp.example.com:443'];
+      over(a);
+    });
+
+  it('a pinned CA, client certificate references and client credentials load', () => {
+    const bundle = mustLoad({ ...baseDoc(), tools: [trusted(), PAY_TOOL] });
+    expect(bundle.document.tools.find((t) => t.name === 'echo')!.adapter).toMatchObject({
+      tls: { ca: pki.ca, client_cert_ref: 'UP_CERT' },
+      oauth: { client_secret_ref: 'UP_CLIENT_SECRET' },
+    });
+  });
+
+  it.each([
+    [
+      'a CA that is not PEM certificates',
+      (a: Record<string, unknown>) => void ((a['tls'] as Record<string, unknown>)['ca'] = 'x'),
+      'tls.ca',
+    ],
+    [
+      'a private key in place of the CA',
+      (a: Record<string, unknown>) => void ((a['tls'] as Record<string, unknown>)['ca'] = pki.client.key),
+      'tls.ca',
+    ],
+    [
+      'a client certificate without its key',
+      (a: Record<string, unknown>) => void delete (a['tls'] as Record<string, unknown>)['client_key_ref'],
+      'adapter.tls',
+    ],
+    [
+      'an inline client key',
+      (a: Record<string, unknown>) =>
+        void ((a['tls'] as Record<string, unknown>)['client_key'] = pki.client.key),
+      'adapter.tls',
+    ],
+    [
+      'tls on an http url',
+      (a: Record<string, unknown>) => void (a['url'] = 'http://mcp.example.com:443/mcp'),
+      'only an https url takes tls',
+    ],
+    [
+      'a token endpoint off the allowlist',
+      (a: Record<string, unknown>) =>
+        void ((a['oauth'] as Record<string, unknown>)['token_url'] = 'https://elsewhere.example.com/token'),
+      'list elsewhere.example.com:443',
+    ],
+    [
+      'a plain http token endpoint',
+      (a: Record<string, unknown>) =>
+        void ((a['oauth'] as Record<string, unknown>)['token_url'] = 'http://idp.example.com:443/token'),
+      'must be https',
+    ],
+    [
+      'an inline client secret',
+      (a: Record<string, unknown>) =>
+        void ((a['oauth'] as Record<string, unknown>)['client_secret'] = 's3cret'),
+      'adapter.oauth',
+    ],
+    [
+      'an authorization header next to OAuth',
+      (a: Record<string, unknown>) =>
+        void ((a['headers'] as Record<string, unknown>)['Authorization'] = 'Bearer x'),
+      'the OAuth bearer',
+    ],
+  ])('refuses %s', (_, edit, expected) => {
+    expect(reasonOf([trusted(edit), PAY_TOOL])).toContain(expected);
+  });
+
+  it('one server, one declaration: a tool cannot trust its server under another CA', () => {
+    const pay = structuredClone(PAY_TOOL) as unknown as Record<string, unknown>;
+    pay['adapter'] = adapterOf(
+      trusted((a) => void ((a['tls'] as Record<string, unknown>)['ca'] = pki.otherCa)),
+    );
+    pay['untrusted_output'] = true;
+    expect(reasonOf([trusted(), pay])).toContain('MCP server "up" is declared differently by tool "echo"');
   });
 });
 
