@@ -200,8 +200,9 @@ describe('https upstream: mutual TLS', () => {
     const foreignClient = await callEcho(mutual, {
       tls: { ca: pki.ca, client_cert_ref: 'FOREIGN_CERT', client_key_ref: 'FOREIGN_KEY' },
     });
-    expect(foreignClient).toMatchObject({ outcome: 'deny' });
-    expect(['ERR_UPSTREAM_TLS', 'ERR_TOOL_FAILED']).toContain((foreignClient as { code: string }).code);
+    expect(foreignClient.outcome === 'deny' ? foreignClient.code : 'ran').toMatch(
+      /^(ERR_UPSTREAM_TLS|ERR_TOOL_FAILED)$/,
+    );
     expect(mutual.requests).toHaveLength(0);
     const withCert = await callEcho(mutual, {
       tls: { ca: pki.ca, client_cert_ref: 'UP_CERT', client_key_ref: 'UP_KEY' },
