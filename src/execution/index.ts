@@ -51,7 +51,11 @@ export {
   MAX_UPSTREAM_REQUESTS,
 } from './adapters/mcp-http.js';
 export type { McpHttpAdapterOptions, McpHeaderValue, McpHttpUpstreamSpec } from './adapters/mcp-http.js';
-export { createUpstreamTokenCache, parseUpstreamOAuth, TOKEN_RENEW_MARGIN_MS } from './adapters/upstream-oauth.js';
+export {
+  createUpstreamTokenCache,
+  parseUpstreamOAuth,
+  TOKEN_RENEW_MARGIN_MS,
+} from './adapters/upstream-oauth.js';
 export type { UpstreamOAuthSpec, UpstreamTokenCache } from './adapters/upstream-oauth.js';
 export { parseCaPem, parseUpstreamTls } from './adapters/upstream-tls.js';
 export type { UpstreamTlsSpec } from './adapters/upstream-tls.js';
