@@ -39,6 +39,8 @@ let foreign: HttpsFront;
 let mutual: HttpsFront;
 let guarded: HttpsFront;
 let echo: { definition: JsonObject; sha256: string };
+/** The guarded upstream refuses every bearer while set (a revoked token). */
+let refuseBearers = false;
 
 const grants = (
   ports: readonly number[],
@@ -105,7 +107,10 @@ beforeAll(async () => {
     startHttpsFront(at, { pair: pki.expired }),
     startHttpsFront(at, { pair: pki.foreign }),
     startHttpsFront(at, { pair: pki.server, clientCa: pki.ca }),
-    startHttpsFront(at, { pair: pki.server, bearer: (token, url) => idp.verify(token, url) }),
+    startHttpsFront(at, {
+      pair: pki.server,
+      bearer: async (token, url) => !refuseBearers && (await idp.verify(token, url)),
+    }),
   ]);
   const listed = await listMcpHttpTools(
     { url: good.url, tls: { ca: pki.ca } },
@@ -282,6 +287,23 @@ describe('OAuth client credentials to an upstream', () => {
       const token = /^Bearer (\S+)$/.exec(h.authorization ?? '')?.[1] ?? '';
       expect(await idp.verify(token, guarded.url)).toBe(true);
     }
+  });
+
+  it('a token the upstream refuses (401) is dropped: the next call asks the token endpoint again', async () => {
+    const a = createMcpHttpAdapter({ allowLoopback: true, tokens: createUpstreamTokenCache() });
+    const ports = [guarded.port, idp.port];
+    const spec = { tls: { ca: pki.ca }, oauth: oauth() };
+    expect(await callEcho(guarded, spec, { a, ports })).toEqual(executed);
+    const tokensBefore = idp.tokenRequests;
+    refuseBearers = true;
+    try {
+      expect(await callEcho(guarded, spec, { a, ports })).toMatchObject({ code: 'ERR_TOOL_FAILED' });
+    } finally {
+      refuseBearers = false;
+    }
+    expect(idp.tokenRequests).toBe(tokensBefore);
+    expect(await callEcho(guarded, spec, { a, ports })).toEqual(executed);
+    expect(idp.tokenRequests).toBe(tokensBefore + 1);
   });
 
   it('the cache hands the redactor every token it obtained', async () => {

@@ -31,6 +31,8 @@ export interface UpstreamFetchOptions {
   readonly maxRequests: number;
   /** The trust of an `https` url (default: Node's trusted roots, no client certificate). */
   readonly tls?: TlsMaterial;
+  /** Called when the upstream answers 401 (its bearer refused). */
+  readonly onUnauthorized?: () => void;
   /** Aborted when the call ends: every request in flight is cut. */
   readonly ended: AbortSignal;
   fault(): Deny | undefined;
@@ -104,6 +106,7 @@ export function createUpstreamFetch(o: UpstreamFetchOptions): FetchLike {
       function send(requestOptions: RequestOptions): void {
         const req = httpRequest(requestOptions, (res: IncomingMessage) => {
           const status = res.statusCode ?? 0;
+          if (status === 401) o.onUnauthorized?.();
           if (status >= 300 && status <= 399) {
             fail(
               deny('ERR_EGRESS_DENIED', `the upstream answered a redirect (HTTP ${status}), never followed`),

@@ -220,6 +220,7 @@ async function connectUpstream(
       `egress to ${url.destination.key}: an MCP upstream must have a public address`,
     );
   // The bearer first: a token endpoint that fails ends the call before the upstream is reached.
+  let bearer: string | undefined;
   if (target.oauth !== null) {
     const token = await obtainUpstreamToken(target.oauth, {
       upstreamUrl: target.href,
@@ -230,6 +231,7 @@ async function connectUpstream(
       signal,
     });
     if (typeof token !== 'string') return token;
+    bearer = token;
     sent['authorization'] = `Bearer ${token}`;
   }
   const cap = c.max_output_bytes + (options.protocolBudgetBytes ?? PROTOCOL_BUDGET_BYTES);
@@ -245,6 +247,8 @@ async function connectUpstream(
     cap,
     maxRequests,
     tls,
+    // A refused token is not used again: the next call asks the token endpoint.
+    ...(bearer === undefined ? {} : { onUnauthorized: () => options.tokens.drop(bearer) }),
     ended: ended.signal,
     fault: () => first,
     fail: (d) => fail(d),

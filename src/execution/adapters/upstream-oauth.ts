@@ -14,7 +14,7 @@
  *
  * Tokens are cached per Execution Layer process ({@link createUpstreamTokenCache}), keyed by the
  * spec's OAuth declaration and the digest of the client secret, until shortly before `expires_in`
- * runs out (not at all without it); the cache also tells the redactor every token it handed out,
+ * runs out (not at all without it), or until the upstream answers 401; the cache also tells the redactor every token it handed out,
  * so an upstream that echoes its bearer does not hand it to the agent. (OE-INV-009/010/011)
  */
 import { createHash } from 'node:crypto';
@@ -87,6 +87,8 @@ export interface UpstreamTokenCache {
   get(key: string): string | undefined;
   /** Caches `token` for `key` until `expiresInSec` less the margin (not at all without it). */
   put(key: string, token: string, expiresInSec: number | undefined): void;
+  /** Forgets `token` (an upstream refused it): the next call asks the token endpoint again. */
+  drop(token: string): void;
   /** Every token handed out lately, for the redactor (OE-INV-010). */
   knownValues(): readonly string[];
 }
@@ -114,6 +116,9 @@ export function createUpstreamTokenCache(now: () => number = Date.now): Upstream
       const lifeMs = expiresInSec * 1000;
       const renewAt = now() + lifeMs - Math.min(TOKEN_RENEW_MARGIN_MS, lifeMs / 2);
       cached.set(key, { token, renewAt });
+    },
+    drop(token) {
+      for (const [key, hit] of cached) if (hit.token === token) cached.delete(key);
     },
     knownValues: () => [...remembered],
   };
