@@ -15,8 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { runCli } from '../../src/cli/run.js';
-import { announceServer, initDataDir, startEmbedded } from '../../src/embedded/index.js';
+import { announceServer, initDataDir, readOperatorToken, startEmbedded } from '../../src/embedded/index.js';
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
+import type { VerifyReport } from '../../src/verify/index.js';
 import { REPO_ROOT } from '../support/paths.js';
 import { startServerEverything } from '../support/mcp-http-upstream.js';
 import type { RunningEverything } from '../support/mcp-http-upstream.js';
@@ -248,4 +249,34 @@ describe('https upstreams through the gateway', () => {
     expect(String(receipt?.payload['reason'])).toContain('answered HTTP 401');
     expect(guarded.requests.length).toBe(from);
   });
+});
+
+describe('evidence', () => {
+  it('the exported ledger, https upstream calls and a token refusal included, verifies offline', async () => {
+    const trust = join(work, 'trust.json');
+    const quiet = { out: () => undefined, err: () => undefined, env: {} };
+    expect(await runCli(['--data', dir, 'trust-roots', '--out', trust], quiet)).toBe(0);
+    const exp = await fetch(`${instance.url}/v1/admin/ledger-export`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${readOperatorToken(dir)}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(exp.status).toBe(200);
+    const bundle = join(work, 'ledger.jsonl');
+    const text = await exp.text();
+    expect(text).toContain('ERR_UPSTREAM_TOKEN');
+    // Neither the client secret nor the client key is anywhere in the evidence.
+    expect(text).not.toContain(CLIENT_SECRET);
+    expect(text).not.toContain('PRIVATE KEY');
+    writeFileSync(bundle, text);
+    const out: string[] = [];
+    const code = await runCli(['verify', bundle, '--trust', trust, '--json'], {
+      out: (t) => out.push(t),
+      err: (t) => out.push(t),
+      env: {},
+    });
+    const report = JSON.parse(out.join('')) as VerifyReport;
+    expect(report.checks.flatMap((c) => c.findings.map((f) => `${f.code}: ${f.message}`))).toEqual([]);
+    expect(code).toBe(0);
+  }, 60_000);
 });
