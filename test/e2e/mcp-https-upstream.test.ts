@@ -214,6 +214,38 @@ describe('policy pin-mcp --url https://… --ca', () => {
   });
 });
 
+describe('policy pin-mcp trust options: misuse is refused before anything is listed', () => {
+  it.each([
+    ['a client certificate without its key', ['--client-cert-ref', 'UP_CERT'], 'go together'],
+    ['a CA file holding a key', ['--ca', 'KEYFILE'], 'PEM certificates only'],
+    [
+      'OAuth without its token endpoint',
+      ['--oauth-client-id', 'x', '--oauth-client-secret-ref', 'CC_SECRET'],
+      'needed together',
+    ],
+  ])('%s', async (_, extra, expected) => {
+    const keyFile = join(work, 'not-a-ca.pem');
+    writeFileSync(keyFile, pki.client.key, { mode: 0o600 });
+    const from = mutual.requests.length;
+    const args = extra.map((a) => (a === 'KEYFILE' ? keyFile : a));
+    const r = await cli([
+      'policy',
+      'pin-mcp',
+      src,
+      '--server',
+      'misused',
+      '--url',
+      mutual.url,
+      '--allow-loopback',
+      ...args,
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(expected);
+    expect(existsSync(join(src, 'tools', 'misused.echo.json'))).toBe(false);
+    expect(mutual.requests.length).toBe(from);
+  });
+});
+
 describe('https upstreams through the gateway', () => {
   it('mutual TLS with the pinned CA: the call executes, with its receipt', async () => {
     const r = await call('secure.echo', { message: 'over mutual tls' });
