@@ -301,11 +301,14 @@ export function createHttpAdapter(): ToolAdapter {
                 : deny('ERR_TOOL_FAILED', 'the request failed'),
           ),
         );
-        const timer = setTimeout(() => {
+        // One time limit for the handshake and the request together.
+        const onTimeout = (): void => {
           finish(deny('ERR_TOOL_TIMEOUT', 'the request exceeded the time limit'));
           req.destroy();
-        }, c.timeout_ms);
-        req.on('close', () => clearTimeout(timer));
+        };
+        if (timeout.aborted) onTimeout();
+        else timeout.addEventListener('abort', onTimeout, { once: true });
+        req.on('close', () => timeout.removeEventListener('abort', onTimeout));
         req.end(body);
       });
     },
