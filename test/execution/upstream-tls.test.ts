@@ -7,6 +7,7 @@
  * Every refusal is asserted by its code and by the upstream not having received a request.
  */
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:tls';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -154,6 +155,45 @@ describe('https upstream: the certificate is verified before anything is sent', 
     expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_UPSTREAM_TLS' });
     if (r.outcome === 'deny') expect(r.reason).toContain('does not chain to the trusted CA');
     expect(foreign.requests).toHaveLength(0);
+  });
+
+  it('not one byte of application data reaches a server whose certificate does not verify', async () => {
+    // A raw TLS server: whatever a client writes after the handshake is counted here.
+    let received = 0;
+    const raw = createTlsServer({ cert: pki.foreign.cert, key: pki.foreign.key }, (socket) => {
+      socket.on('data', (d: Buffer) => (received += d.length));
+      socket.on('error', () => undefined);
+    });
+    raw.on('tlsClientError', () => undefined);
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+    const port = (raw.address() as AddressInfo).port;
+    try {
+      const front = { url: `https://127.0.0.1:${port}/mcp`, port } as HttpsFront;
+      const mcp = await callEcho(front, {
+        tls: { ca: pki.ca },
+        headers: { authorization: { secret: 'UP_TOKEN', prefix: 'Bearer ' } },
+      });
+      expect(mcp).toMatchObject({ outcome: 'deny', code: 'ERR_UPSTREAM_TLS' });
+      const post = await createHttpAdapter().run({
+        tool: 'raw.post',
+        spec: {
+          type: 'http',
+          method: 'POST',
+          url: `https://127.0.0.1:${port}/submit`,
+          headers: { authorization: 'Bearer {secret:UP_TOKEN}' },
+          body: { text: '{text}' },
+          tls: { ca: pki.ca },
+        },
+        params: { text: 'never sent' },
+        constraints: grants([port]),
+        secrets: secrets(),
+        signal: new AbortController().signal,
+      });
+      expect(post).toMatchObject({ outcome: 'deny', code: 'ERR_UPSTREAM_TLS' });
+      expect(received).toBe(0);
+    } finally {
+      await new Promise<void>((r) => raw.close(() => r()));
+    }
   });
 
   it('a certificate for another host → ERR_UPSTREAM_TLS naming the host check', async () => {
