@@ -8,7 +8,7 @@
  */
 import { createServer } from 'node:http';
 import { createServer as createTlsServer } from 'node:tls';
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -78,7 +78,12 @@ function secrets(extra: Record<string, string> = {}) {
 function callEcho(
   front: HttpsFront,
   spec: Record<string, unknown>,
-  options: { a?: ToolAdapter; ports?: readonly number[]; extraSecrets?: Record<string, string> } = {},
+  options: {
+    a?: ToolAdapter;
+    ports?: readonly number[];
+    extraSecrets?: Record<string, string>;
+    timeoutMs?: number;
+  } = {},
 ) {
   return (options.a ?? adapter).run({
     tool: 'up.echo',
@@ -92,7 +97,10 @@ function callEcho(
       ...spec,
     },
     params: { message: 'over tls' },
-    constraints: grants(options.ports ?? [front.port]),
+    constraints: grants(
+      options.ports ?? [front.port],
+      options.timeoutMs === undefined ? {} : { timeout_ms: options.timeoutMs },
+    ),
     secrets: secrets(options.extraSecrets),
     signal: new AbortController().signal,
   });
@@ -397,6 +405,27 @@ describe('OAuth client credentials to an upstream', () => {
       expect(guarded.requests.length).toBe(before);
     } finally {
       await new Promise<void>((r) => garbage.close(() => r()));
+    }
+  });
+
+  it('a token endpoint that never answers → ERR_TOOL_TIMEOUT at the time limit, the upstream saw nothing', async () => {
+    const held: ServerResponse[] = [];
+    const hang: Server = createServer((_req, res) => void held.push(res));
+    await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
+    const port = (hang.address() as AddressInfo).port;
+    try {
+      const before = guarded.requests.length;
+      const r = await callEcho(
+        guarded,
+        { tls: { ca: pki.ca }, oauth: oauth({ token_url: `http://127.0.0.1:${port}/token` }) },
+        { ports: [guarded.port, port], timeoutMs: 1500 },
+      );
+      expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_TIMEOUT' });
+      expect(held).toHaveLength(1);
+      expect(guarded.requests.length).toBe(before);
+    } finally {
+      hang.closeAllConnections();
+      await new Promise<void>((r) => hang.close(() => r()));
     }
   });
 

@@ -238,8 +238,16 @@ function post(
     const finish = (r: { readonly status: number; readonly body: Buffer } | Deny): void => {
       if (done) return;
       done = true;
+      signal.removeEventListener('abort', onAbort);
       resolve(r);
     };
+    // The time limit ends the exchange wherever it is (connecting, waiting, reading).
+    const onAbort = (): void => finish(deny('ERR_TOOL_TIMEOUT', 'the token request timed out'));
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
     const send = (o: RequestOptions): void => {
       const req = httpRequest(o, (res: IncomingMessage) => {
         const status = res.statusCode ?? 0;
@@ -264,13 +272,7 @@ function post(
         res.on('end', () => finish({ status, body: Buffer.concat(chunks) }));
         res.on('error', () => finish(unreachable));
       });
-      req.on('error', () =>
-        finish(
-          timeout.aborted || ctx.signal.aborted
-            ? deny('ERR_TOOL_TIMEOUT', 'the token request timed out')
-            : unreachable,
-        ),
-      );
+      req.on('error', () => finish(unreachable));
       req.end(body);
     };
     if (url.scheme === 'http') {

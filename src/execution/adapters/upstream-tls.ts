@@ -200,5 +200,7 @@ export function connectVerifiedTls(target: TlsTarget): Promise<TLSSocket | Deny>
       socket.destroy();
       settle(tlsFailure(err, to));
     });
+    // Closed without an error before the handshake ended: not verified, so not used.
+    socket.once('close', () => settle(deny('ERR_TOOL_FAILED', 'the connection to the upstream failed')));
   });
 }
