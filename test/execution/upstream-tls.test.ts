@@ -354,6 +354,16 @@ describe('OAuth client credentials to an upstream', () => {
     expect(idp.tokenRequests).toBe(tokensBefore + 1);
   });
 
+  it('calls that miss the cache together share one token request', async () => {
+    const a = createMcpHttpAdapter({ allowLoopback: true, tokens: createUpstreamTokenCache() });
+    const ports = [guarded.port, idp.port];
+    const tokensBefore = idp.tokenRequests;
+    const spec = { tls: { ca: pki.ca }, oauth: oauth() };
+    const all = await Promise.all([1, 2, 3].map(() => callEcho(guarded, spec, { a, ports })));
+    for (const r of all) expect(r).toEqual(executed);
+    expect(idp.tokenRequests - tokensBefore).toBe(1);
+  });
+
   it('the cache hands the redactor every token it obtained', async () => {
     const tokens = createUpstreamTokenCache();
     const a = createMcpHttpAdapter({ allowLoopback: true, tokens });

@@ -87,6 +87,11 @@ export interface UpstreamTokenCache {
   get(key: string): string | undefined;
   /** Caches `token` for `key` until `expiresInSec` less the margin (not at all without it). */
   put(key: string, token: string, expiresInSec: number | undefined): void;
+  /**
+   * The token request for `key` already in flight, or `start()` as that request: calls that miss
+   * the cache together share one request to the token endpoint.
+   */
+  join(key: string, start: () => Promise<string | Deny>): Promise<string | Deny>;
   /** Forgets `token` (an upstream refused it): the next call asks the token endpoint again. */
   drop(token: string): void;
   /** Every token handed out lately, for the redactor (OE-INV-010). */
@@ -96,8 +101,18 @@ export interface UpstreamTokenCache {
 /** Creates an {@link UpstreamTokenCache}; `now` in ms (default `Date.now`). */
 export function createUpstreamTokenCache(now: () => number = Date.now): UpstreamTokenCache {
   const cached = new Map<string, { token: string; renewAt: number }>();
+  const inFlight = new Map<string, Promise<string | Deny>>();
   const remembered: string[] = [];
   return {
+    join(key, start) {
+      const running = inFlight.get(key);
+      if (running !== undefined) return running;
+      const started = start()
+        .catch(() => deny('ERR_UPSTREAM_TOKEN', 'the token request failed'))
+        .finally(() => inFlight.delete(key));
+      inFlight.set(key, started);
+      return started;
+    },
     get(key) {
       const hit = cached.get(key);
       if (hit === undefined) return undefined;
@@ -193,12 +208,28 @@ export async function obtainUpstreamToken(
   if (spec.scope !== undefined) form.set('scope', spec.scope);
   if (spec.audience !== undefined) form.set('audience', spec.audience);
   form.set('resource', resource);
-  const answer = await post(url, address, spec, secret, form.toString(), ctx);
-  if ('outcome' in answer) return answer;
-  const parsed = parseTokenAnswer(answer.status, answer.body, url);
-  if ('outcome' in parsed) return parsed;
-  ctx.cache.put(key, parsed.token, parsed.expiresIn);
-  return parsed.token;
+  const shared = ctx.cache.join(key, async () => {
+    const answer = await post(url, address, spec, secret, form.toString(), ctx.constraints.timeout_ms);
+    if ('outcome' in answer) return answer;
+    const parsed = parseTokenAnswer(answer.status, answer.body, url);
+    if ('outcome' in parsed) return parsed;
+    ctx.cache.put(key, parsed.token, parsed.expiresIn);
+    return parsed.token;
+  });
+  return untilAborted(shared, ctx.signal);
+}
+
+/** `p`, unless `signal` aborts first (the shared request goes on for the other callers). */
+function untilAborted(p: Promise<string | Deny>, signal: AbortSignal): Promise<string | Deny> {
+  if (signal.aborted) return Promise.resolve(deny('ERR_TOOL_TIMEOUT', 'aborted before the token arrived'));
+  return new Promise((resolve) => {
+    const onAbort = (): void => resolve(deny('ERR_TOOL_TIMEOUT', 'aborted before the token arrived'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    void p.then((r) => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(r);
+    });
+  });
 }
 
 /** RFC 6749 §2.3.1: id and secret form-urlencoded, then Basic. */
@@ -213,11 +244,11 @@ function post(
   spec: UpstreamOAuthSpec,
   secret: string,
   body: string,
-  ctx: TokenRequestContext,
+  timeoutMs: number,
 ): Promise<{ readonly status: number; readonly body: Buffer } | Deny> {
   const to = url.destination;
-  const timeout = AbortSignal.timeout(ctx.constraints.timeout_ms);
-  const signal = AbortSignal.any([ctx.signal, timeout]);
+  // Bounded by time only: the request may be shared by several calls (UpstreamTokenCache.join).
+  const signal = AbortSignal.timeout(timeoutMs);
   const options: RequestOptions = {
     host: to.host,
     port: to.port,
