@@ -68,7 +68,12 @@ import type {
   NonceStore,
   VoidInput,
 } from '../execution/index.js';
-import { assertSchemaCurrent, createPostgresNonceStore, migrate, openPostgresPool } from '../storage/index.js';
+import {
+  assertSchemaCurrent,
+  createPostgresNonceStore,
+  migrate,
+  openPostgresPool,
+} from '../storage/index.js';
 import { createMtlsAgent, createRefusalRecorder, readCapped } from '../transport/index.js';
 import type { MtlsAgent, RefusalEntry, TlsFiles } from '../transport/index.js';
 import { createExecutionServer } from './execution-server.js';
@@ -627,7 +632,10 @@ export function trustedExecutor(
  * that can do neither is refused at start, naming both reasons.
  */
 export async function openExecutorNonceStore(
-  config: Pick<ExecutorNodeConfig, 'nonces' | 'nonces_schema' | 'clock_tolerance_sec' | 'max_envelope_lifetime_sec'>,
+  config: Pick<
+    ExecutorNodeConfig,
+    'nonces' | 'nonces_schema' | 'clock_tolerance_sec' | 'max_envelope_lifetime_sec'
+  >,
   clock: Clock,
 ): Promise<{ readonly store: NonceStore; close(): Promise<void> }> {
   const retainAfterExpSec = config.clock_tolerance_sec + config.max_envelope_lifetime_sec;
