@@ -9,7 +9,7 @@
  * expected-failures.yml, each with its reason; and a listed scenario that passes fails the test
  * too, so the list only shrinks as the gateway learns to relay more.
  */
-import { cpSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -20,6 +20,7 @@ import type { EmbeddedInstance } from '../../src/embedded/index.js';
 import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
 import {
   EXPECTED_FAILURES,
+  REFERENCE_SERVER,
   runConformance,
   startForwarder,
   startReferenceServer,
@@ -54,19 +55,39 @@ async function cli(args: string[]): Promise<{ code: number; out: string; err: st
   return { code, out: out.join(''), err: err.join('') };
 }
 
-const pinArgs = (server: string) => [
+/** The scenarios also run over stdio: each calls the upstream once; the last one fails by design. */
+const OVER_STDIO = [
+  'tools-call-simple-text',
+  'tools-call-error',
+  'prompts-get-with-args',
+  'resources-read-binary',
+  'tools-call-image',
+];
+
+const overHttp = () => ['--url', reference.url, '--allow-loopback'];
+/** The reference server over stdio, in the sandbox with only what it needs to read. */
+const overStdio = () => [
+  '--read',
+  realpathSync(join(REPO_ROOT, 'node_modules')),
+  '--read',
+  realpathSync(join(REPO_ROOT, 'test', 'fixtures', 'mcp-conformance')),
+  '--',
+  '/usr/bin/node',
+  realpathSync(REFERENCE_SERVER),
+  'stdio',
+];
+
+const pinArgs = (server: string, transport: () => string[] = overHttp) => [
   'policy',
   'pin-mcp',
   src,
   '--server',
   server,
-  '--url',
-  reference.url,
-  '--allow-loopback',
   '--names',
   'upstream',
   ...PROMPTS.flatMap((p) => ['--prompt', p]),
   ...RESOURCES.flatMap((r) => ['--resource', r]),
+  ...transport(),
 ];
 
 /** The baseline: scenario names (the YAML's `server` list). */
@@ -127,7 +148,12 @@ beforeAll(async () => {
   cpSync(join(REPO_ROOT, 'examples', 'demo-policy'), src, { recursive: true });
   instance = await startEmbedded(dir, { port: 0, executionPort: 0, allowLoopbackMcpUpstreams: true });
   announceServer(dir, instance.url);
-  const pinned = await cli(pinArgs('conformance'));
+  await pinAndActivate(overHttp);
+}, 120_000);
+
+/** Pins the reference server (again) under `conformance`, permits every entry, builds and activates. */
+async function pinAndActivate(transport: () => string[]): Promise<void> {
+  const pinned = await cli(pinArgs('conformance', transport));
   expect(pinned.code).toBe(0);
   const names = (JSON.parse(pinned.out) as { pinned: { tool: string }[] }).pinned.map((p) => p.tool);
   writeFileSync(
@@ -136,14 +162,14 @@ beforeAll(async () => {
       .map((a) => `Action::"${a}"`)
       .join(', ')}], resource);\n`,
   );
-  const file = join(work, 'bundle.json');
+  const file = join(work, `bundle-${Date.now()}.json`);
   const built = await cli(['policy', 'build', src, '--out', file]);
   expect(built.err).toBe('');
   expect(built.code).toBe(0);
   const activated = await cli(['policy', 'activate', file]);
   expect(activated.err).toBe('');
   expect(activated.code).toBe(0);
-}, 120_000);
+}
 
 afterAll(async () => {
   await forwarder?.close();
@@ -212,5 +238,28 @@ describe('the MCP conformance suite', () => {
     expect(failing(run)).toEqual([...baseline()].sort());
     // The suite's own baseline check agrees (it exits 1 on either).
     expect(run.code).toBe(0);
+  }, 300_000);
+
+  it('over stdio, the server launched per call in the sandbox, the same scenarios give the same results', async () => {
+    // Pinning the same server again replaces its upstream-named entries with the stdio ones.
+    await pinAndActivate(overStdio);
+    const spec = JSON.parse(readFileSync(join(src, 'tools', 'test_simple_text.json'), 'utf8')) as {
+      adapter: Record<string, unknown>;
+    };
+    expect(spec.adapter['url']).toBeUndefined();
+    expect(spec.adapter['command']).toEqual(overStdio().slice(-3));
+    expect(existsSync(join(src, 'tools', 'conformance.resources.static-text.json'))).toBe(true);
+    for (const scenario of OVER_STDIO) {
+      const run = await runConformance(
+        `${forwarder.url}/mcp`,
+        mkdtempSync(join(work, 'stdio-')),
+        EXPECTED_FAILURES,
+        scenario,
+      );
+      console.log(`through the gateway, over stdio:\n${table(run)}`);
+      expect(run.scenarios.map((s) => s.scenario)).toEqual([scenario]);
+      expect(failing(run)).toEqual(baseline().includes(scenario) ? [scenario] : []);
+      expect(run.code).toBe(0);
+    }
   }, 300_000);
 });

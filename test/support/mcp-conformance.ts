@@ -99,16 +99,18 @@ interface Check {
 }
 
 /**
- * Runs `conformance server --url URL --suite all -o OUT [--expected-failures FILE]` as a child
- * process (never synchronously: the gate under test may run in this process) and reads every
- * scenario's `checks.json` from OUT.
+ * Runs `conformance server --url URL (--suite all | --scenario S) -o OUT [--expected-failures
+ * FILE]` as a child process (never synchronously: the gate under test may run in this process)
+ * and reads every scenario's `checks.json` from OUT.
  */
 export async function runConformance(
   url: string,
   out: string,
   expectedFailures?: string,
+  scenario?: string,
 ): Promise<ConformanceRun> {
-  const args = [CONFORMANCE_CLI, 'server', '--url', url, '--suite', 'all', '-o', out];
+  const args = [CONFORMANCE_CLI, 'server', '--url', url, '-o', out];
+  args.push(...(scenario === undefined ? ['--suite', 'all'] : ['--scenario', scenario]));
   if (expectedFailures !== undefined) args.push('--expected-failures', expectedFailures);
   const child = spawn(process.execPath, args, {
     cwd: out,
