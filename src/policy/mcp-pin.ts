@@ -13,7 +13,7 @@ import { promptParameters, resourceParameters } from './adapter-spec.js';
 
 /** What an upstream server may touch, as declared for every tool it serves. */
 export interface McpServerDeclaration {
-  /** Server name: `[a-z][a-z0-9_-]{0,31}`, the prefix of its tools' failclosed names. */
+  /** Server name: `[a-z][a-z0-9_-]{0,31}`, the prefix of its tools' failclosed names (unless pinned with upstream names). */
   readonly name: string;
   /** argv; `[0]` an absolute path inside the sandbox (a stdio server). */
   readonly command?: readonly string[];
