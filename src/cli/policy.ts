@@ -48,7 +48,8 @@ export const POLICY_USAGE = `  policy build DIR --out FILE                 build
   policy pin-mcp DIR --server NAME --url URL [--header 'Name: value']... [--only TOOL]...
               [--allow-loopback]              the same for a Streamable HTTP upstream; a header value
                                               may hold {secret:NAME} (resolved from FC_SECRET_NAME)
-              both also take [--prompt NAME]... [--resource URI]...: pin those prompts and resources too
+              both also take [--prompt NAME]... [--resource URI]...: pin those prompts and resources too,
+              and [--names server|upstream]: tools and prompts named SERVER.TOOL (default) or as upstream
 `;
 
 /** The CLI's option declarations for these commands (merged into `parseArgs`). */
@@ -67,6 +68,7 @@ export const POLICY_OPTIONS = {
   url: { type: 'string' },
   header: { type: 'string', multiple: true },
   'allow-loopback': { type: 'boolean' },
+  names: { type: 'string' },
 } as const;
 
 /** Exit codes of `policy test`: the decision. */
@@ -258,6 +260,10 @@ async function run(
     return diff(io, dir, arg1, arg2, v['json'] === true);
   const server = str(v, 'server');
   const url = str(v, 'url');
+  const names = str(v, 'names');
+  if (sub === 'pin-mcp' && names !== undefined && names !== 'server' && names !== 'upstream')
+    throw new Usage('--names must be server or upstream');
+  const naming = names === 'upstream' ? { naming: 'upstream' as const } : {};
   if (
     sub === 'pin-mcp' &&
     arg1 !== undefined &&
@@ -277,6 +283,7 @@ async function run(
       ...(v['only'] === undefined ? {} : { only: list(v, 'only') }),
       prompts: list(v, 'prompt'),
       resources: list(v, 'resource'),
+      ...naming,
     });
   if (sub === 'pin-mcp' && arg1 !== undefined && server !== undefined && url === undefined && pos.length > 3)
     return pinMcp(io, {
@@ -289,6 +296,7 @@ async function run(
       ...(v['only'] === undefined ? {} : { only: list(v, 'only') }),
       prompts: list(v, 'prompt'),
       resources: list(v, 'resource'),
+      ...naming,
     });
   throw new Usage(
     'policy build DIR --out FILE | activate FILE | test TOOL --params JSON | diff A B | pin-mcp DIR --server NAME (-- COMMAND ARGS... | --url URL)',

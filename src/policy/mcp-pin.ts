@@ -13,7 +13,7 @@ import { promptParameters, resourceParameters } from './adapter-spec.js';
 
 /** What an upstream server may touch, as declared for every tool it serves. */
 export interface McpServerDeclaration {
-  /** Server name: `[a-z][a-z0-9_-]{0,31}`, the prefix of its tools' failclosed names. */
+  /** Server name: `[a-z][a-z0-9_-]{0,31}`, the prefix of its tools' failclosed names (unless pinned with upstream names). */
   readonly name: string;
   /** argv; `[0]` an absolute path inside the sandbox (a stdio server). */
   readonly command?: readonly string[];
@@ -46,6 +46,35 @@ export interface SkippedTool {
 }
 
 export const SERVER_NAME_RE = /^[a-z][a-z0-9_-]{0,31}$/;
+
+/**
+ * How pinned tools and prompts are named in the bundle: `server` (the default) as
+ * `<server>.<tool>` and `<server>.prompts.<prompt>`; `upstream` as the upstream server names them,
+ * so a client that expects the server's own names finds them (docs/mcp.md "Naming"). Resources
+ * are addressed by URI either way and keep `<server>.resources.<slug>`.
+ */
+export type McpNaming = 'server' | 'upstream';
+
+/**
+ * What an upstream-named entry may be called: a bundle tool name without dots. Dotted names are
+ * the `<server>.` namespace of server-named entries, so an upstream-named entry can never be
+ * taken for one of them, nor replaced when that server is pinned again.
+ */
+export const UPSTREAM_NAME_RE = /^[a-z][a-z0-9_-]{0,63}$/;
+
+/** The entry name of an upstream tool or prompt under `naming`; throws when it cannot be one. */
+function entryName(server: string, kind: 'tool' | 'prompt', upstream: string, naming: McpNaming): string {
+  if (naming === 'upstream') {
+    if (!UPSTREAM_NAME_RE.test(upstream))
+      throw new Error(
+        `"${upstream}" cannot keep its upstream name (it must match ${UPSTREAM_NAME_RE.source})`,
+      );
+    return upstream;
+  }
+  const name = kind === 'tool' ? `${server}.${upstream}` : `${server}.prompts.${upstream}`;
+  if (!TOOL_NAME_RE.test(name)) throw new Error(`"${name}" is not a failclosed tool name`);
+  return name;
+}
 
 function isObject(v: JsonValue | undefined): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -169,7 +198,8 @@ function riskOf(annotations: JsonValue | undefined): 'low' | 'medium' | 'high' {
 
 /**
  * Pins each listed tool of `server` (all of them, or only those named in `only`): its
- * failclosed name is `<server>.<upstream name>`, its parameters the closed input schema, its
+ * failclosed name is `<server>.<upstream name>` (or, with `naming` `upstream`, the upstream
+ * name itself), its parameters the closed input schema, its
  * risk from the server's annotations (read-only → low, non-destructive → medium, else or
  * without annotations high: a
  * hint to review, never trusted for more than a default), its output untrusted. The adapter
@@ -179,6 +209,7 @@ export function pinMcpTools(
   server: McpServerDeclaration,
   listed: readonly Readonly<Record<string, unknown>>[],
   only?: readonly string[],
+  naming: McpNaming = 'server',
 ): { readonly pinned: readonly PinnedTool[]; readonly skipped: readonly SkippedTool[] } {
   if (!SERVER_NAME_RE.test(server.name)) throw new Error(`server name must match ${SERVER_NAME_RE.source}`);
   const pinned: PinnedTool[] = [];
@@ -186,9 +217,8 @@ export function pinMcpTools(
   for (const tool of listed) {
     const upstream = typeof tool['name'] === 'string' ? tool['name'] : '';
     if (only !== undefined && !only.includes(upstream)) continue;
-    const name = `${server.name}.${upstream}`;
     try {
-      if (!TOOL_NAME_RE.test(name)) throw new Error(`"${name}" is not a failclosed tool name`);
+      const name = entryName(server.name, 'tool', upstream, naming);
       // Those names belong to the server's pinned prompts and resources.
       if (/^(prompts|resources)\./.test(upstream))
         throw new Error('a tool name beginning prompts. or resources. would shadow a prompt or resource');
@@ -233,7 +263,7 @@ export function pinMcpTools(
 
 /**
  * Pins the listed prompts of `server` named in `names` (none unless named): each becomes the
- * entry `<server>.prompts.<name>` (adapter `mcp` with `prompt`), its parameters the prompt's
+ * entry `<server>.prompts.<name>` (with `naming` `upstream`: `<name>`; adapter `mcp` with `prompt`), its parameters the prompt's
  * arguments (strings, required as listed, closed), its own Cedar action with those arguments in
  * `context.params`, risk low (a prompt runs nothing but the server's template), its output
  * untrusted (OE-INV-013). docs/mcp.md "Prompts and resources".
@@ -242,6 +272,7 @@ export function pinMcpPrompts(
   server: McpServerDeclaration,
   listed: readonly Readonly<Record<string, unknown>>[],
   names: readonly string[],
+  naming: McpNaming = 'server',
 ): { readonly pinned: readonly PinnedTool[]; readonly skipped: readonly SkippedTool[] } {
   const pinned: PinnedTool[] = [];
   const skipped: SkippedTool[] = [];
@@ -251,9 +282,8 @@ export function pinMcpPrompts(
       skipped.push({ upstream: wanted, reason: 'the server lists no such prompt (or more than one)' });
       continue;
     }
-    const name = `${server.name}.prompts.${wanted}`;
     try {
-      if (!TOOL_NAME_RE.test(name)) throw new Error(`"${name}" is not a failclosed tool name`);
+      const name = entryName(server.name, 'prompt', wanted, naming);
       const { definition, sha256 } = pinMcpDefinition(found[0] ?? {}, PINNED_PROMPT_FIELDS);
       const parameters = promptParameters(definition['arguments']);
       if (parameters === undefined) throw new Error('its arguments are malformed');

@@ -6,7 +6,13 @@
 import { describe, expect, it } from 'vitest';
 import { pinMcpDefinition } from '../../src/kernel/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
-import { closeSchema, loadBundle, pinMcpTools } from '../../src/policy/index.js';
+import {
+  closeSchema,
+  loadBundle,
+  pinMcpPrompts,
+  pinMcpResources,
+  pinMcpTools,
+} from '../../src/policy/index.js';
 import { PAY_TOOL, baseDoc, mustLoad } from './fixtures.js';
 
 const SERVER = {
@@ -329,6 +335,45 @@ describe('pinMcpTools', () => {
     ]);
     expect(pinned).toEqual([]);
     expect(skipped).toHaveLength(1);
+  });
+
+  it('names upstream: tools and prompts keep the upstream names, resources stay under the server', () => {
+    const tools = pinMcpTools(SERVER, [LISTED], undefined, 'upstream');
+    expect(tools.pinned.map((p) => [p.name, p.upstream])).toEqual([['echo', 'echo']]);
+    expect(tools.pinned[0]?.cedar).toContain('action "echo" appliesTo');
+    expect(adapterOf(tools.pinned[0]!.spec as Record<string, unknown>)).toMatchObject({
+      server: 'up',
+      tool: 'echo',
+    });
+    const prompts = pinMcpPrompts(SERVER, [{ name: 'greet', description: 'Greets.' }], ['greet'], 'upstream');
+    expect(prompts.pinned.map((p) => p.name)).toEqual(['greet']);
+    const resources = pinMcpResources(SERVER, [{ uri: 'test://a', name: 'a' }], ['test://a']);
+    expect(resources.pinned.map((p) => p.name)).toEqual(['up.resources.a']);
+    // The default is unchanged.
+    expect(pinMcpTools(SERVER, [LISTED]).pinned.map((p) => p.name)).toEqual(['up.echo']);
+    expect(
+      pinMcpPrompts(SERVER, [{ name: 'greet', description: 'Greets.' }], ['greet']).pinned.map((p) => p.name),
+    ).toEqual(['up.prompts.greet']);
+  });
+
+  it('names upstream: skips, with a reason, an upstream name that is not a dotless bundle tool name', () => {
+    const { pinned, skipped } = pinMcpTools(
+      SERVER,
+      [
+        { name: 'files.read', inputSchema: { type: 'object' } },
+        { name: 'getWeather', inputSchema: { type: 'object' } },
+        { name: 'x'.repeat(65), inputSchema: { type: 'object' } },
+        { name: 'fine-1', inputSchema: { type: 'object' } },
+      ],
+      undefined,
+      'upstream',
+    );
+    expect(pinned.map((p) => p.name)).toEqual(['fine-1']);
+    expect(skipped.map((s) => s.upstream)).toEqual(['files.read', 'getWeather', 'x'.repeat(65)]);
+    expect(skipped[0]?.reason).toContain('cannot keep its upstream name');
+    const prompts = pinMcpPrompts(SERVER, [{ name: 'a.b' }], ['a.b'], 'upstream');
+    expect(prompts.pinned).toEqual([]);
+    expect(prompts.skipped[0]?.reason).toContain('cannot keep its upstream name');
   });
 
   it('closeSchema keeps a schema that is already closed as it is', () => {
