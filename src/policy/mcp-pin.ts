@@ -101,6 +101,77 @@ const UNTYPEABLE_KEYWORDS = [
   '$recursiveRef',
 ] as const;
 
+/** Keywords that annotate a schema and say nothing about what it admits. */
+const ANNOTATIONS: ReadonlySet<string> = new Set([
+  'title',
+  'description',
+  'default',
+  'examples',
+  '$comment',
+  'deprecated',
+  'readOnly',
+  'writeOnly',
+]);
+
+/** How deep references may nest: a chain this long is a cycle or not worth typing. */
+const MAX_REF_DEPTH = 16;
+
+/** Schema nodes an inlined schema may hold: references that fan out would otherwise multiply. */
+const MAX_INLINED_NODES = 10_000;
+
+/**
+ * The schema with every local reference (`{"$ref": "#/$defs/NAME"}` or `#/definitions/NAME`, into
+ * the root's own definitions) replaced by a copy of what it names, so that the schema the
+ * parameters are validated against and the Cedar type derived from it say the same thing.
+ * The root's definitions stay (a client reads them in the listing), and nothing points at them
+ * any more. Throws on any other reference (remote, JSON-pointer paths, `$id` anchors), on a
+ * reference beside keywords other than annotations, on references nested past
+ * {@link MAX_REF_DEPTH} (a recursive schema, which Cedar cannot type), and past
+ * {@link MAX_INLINED_NODES} nodes (references that fan out).
+ */
+export function inlineLocalRefs(schema: JsonValue): JsonValue {
+  if (!isObject(schema)) return schema;
+  const defs: Record<string, JsonObject | undefined> = {
+    $defs: isObject(schema['$defs']) ? schema['$defs'] : undefined,
+    definitions: isObject(schema['definitions']) ? schema['definitions'] : undefined,
+  };
+  let nodes = 0;
+  const walk = (node: JsonValue, depth: number): JsonValue => {
+    if ((nodes += 1) > MAX_INLINED_NODES)
+      throw new Error('the schema is too large once its $ref are inlined for failclosed to type in Cedar');
+    if (Array.isArray(node)) return node.map((n) => walk(n, depth));
+    if (!isObject(node)) return node;
+    const ref = node['$ref'];
+    if (ref !== undefined) {
+      const m = typeof ref === 'string' ? /^#\/(\$defs|definitions)\/([^/~]+)$/.exec(ref) : null;
+      const target = m === null ? undefined : defs[m[1]!]?.[m[2]!];
+      if (m === null || !isObject(target))
+        throw new Error(`the schema uses $ref ${JSON.stringify(ref)}, which failclosed cannot type in Cedar`);
+      const others = Object.keys(node).filter((k) => k !== '$ref' && !ANNOTATIONS.has(k));
+      if (others.length > 0)
+        throw new Error(
+          `the schema uses $ref beside ${others.join(', ')}, which failclosed cannot type in Cedar`,
+        );
+      if (depth >= MAX_REF_DEPTH)
+        throw new Error('the schema uses $ref recursively, which failclosed cannot type in Cedar');
+      const { $ref: _, ...notes } = node;
+      return { ...(walk(target, depth + 1) as JsonObject), ...notes };
+    }
+    const out: Record<string, JsonValue> = {};
+    for (const [k, v] of Object.entries(node)) {
+      // Property names and definition names are not schemas; their values are.
+      if (k === 'properties' || k === '$defs' || k === 'definitions')
+        out[k] = isObject(v)
+          ? Object.fromEntries(Object.entries(v).map(([n, sub]) => [n, walk(sub, depth)]))
+          : v;
+      else if (k === 'const' || k === 'enum' || k === 'default' || k === 'examples') out[k] = v;
+      else out[k] = walk(v, depth);
+    }
+    return out;
+  };
+  return walk(schema, 0);
+}
+
 /**
  * The schema with `additionalProperties: false` on every object it describes (a tightening:
  * failclosed validates parameters against closed schemas only). Throws when an object admits a
@@ -224,7 +295,7 @@ export function pinMcpTools(
         throw new Error('a tool name beginning prompts. or resources. would shadow a prompt or resource');
       const { definition, sha256 } = pinMcpDefinition(tool);
       const input = definition['inputSchema'];
-      const parameters = closeSchema(isObject(input) ? input : { type: 'object' });
+      const parameters = closeSchema(inlineLocalRefs(isObject(input) ? input : { type: 'object' }));
       if (!isObject(parameters) || parameters['type'] !== 'object')
         throw new Error('the input schema is not an object schema');
       const cedarParams = cedarRecordOf(parameters, 0);

@@ -179,7 +179,7 @@ afterAll(async () => {
 });
 
 describe('pin-mcp --names upstream', () => {
-  it('pins the tools and prompts under their upstream names, and skips what Cedar cannot type', async () => {
+  it('pins the tools and prompts under their upstream names, a local $ref inlined', async () => {
     const again = await cli(pinArgs('conformance'));
     expect(again.code).toBe(0);
     const out = JSON.parse(again.out) as {
@@ -190,13 +190,9 @@ describe('pin-mcp --names upstream', () => {
     expect(tools).toContain('test_simple_text');
     expect(tools).toContain('test_prompt_with_arguments');
     expect(tools).toContain('conformance.resources.static-text');
-    // $ref cannot be typed in Cedar: that tool is not pinned at all (by design).
-    expect(out.skipped).toEqual([
-      {
-        upstream: 'json_schema_2020_12_tool',
-        reason: 'the schema uses $ref, which failclosed cannot type in Cedar',
-      },
-    ]);
+    // Its $ref into $defs is inlined, so the tool is pinned and typed in Cedar.
+    expect(tools).toContain('json_schema_2020_12_tool');
+    expect(out.skipped).toEqual([]);
     const spec = JSON.parse(readFileSync(join(src, 'tools', 'test_simple_text.json'), 'utf8')) as {
       adapter: Record<string, unknown>;
     };

@@ -303,13 +303,94 @@ describe('pinMcpTools', () => {
       'unevaluatedProperties',
       { type: 'object', allOf: [{ properties: { b: { type: 'string' } } }], unevaluatedProperties: false },
     ],
-    ['$ref', { type: 'object', properties: { a: { $ref: '#/$defs/s' } }, $defs: { s: { type: 'string' } } }],
   ])('skips, with a reason, a schema Cedar cannot type: %s', (keyword, inputSchema) => {
     const { pinned, skipped } = pinMcpTools(SERVER, [{ name: 'odd', inputSchema }]);
     expect(pinned).toEqual([]);
     expect(skipped[0]?.reason).toMatch(
       new RegExp(`uses (${keyword.replaceAll('$', '\\$').replaceAll('/', '|')}),`),
     );
+  });
+
+  it.each([
+    [{ type: 'object', properties: { a: { $ref: 'https://example.com/s.json' } } }],
+    [{ type: 'object', properties: { a: { $ref: '#/properties/b' }, b: { type: 'string' } } }],
+    [{ type: 'object', properties: { a: { $ref: '#/$defs/missing' } }, $defs: {} }],
+    [
+      {
+        type: 'object',
+        properties: { a: { $ref: '#/$defs/s', minLength: 2 } },
+        $defs: { s: { type: 'string' } },
+      },
+    ],
+    [
+      {
+        type: 'object',
+        properties: { n: { $ref: '#/$defs/node' } },
+        $defs: { node: { type: 'object', properties: { next: { $ref: '#/$defs/node' } } } },
+      },
+    ],
+    [
+      {
+        type: 'object',
+        properties: { a: { $ref: '#/$defs/d0' } },
+        $defs: Object.fromEntries(
+          Array.from({ length: 12 }, (_, i) => [
+            `d${i}`,
+            i === 11
+              ? { type: 'string' }
+              : {
+                  type: 'object',
+                  properties: Object.fromEntries(
+                    Array.from({ length: 6 }, (_, j) => [`p${j}`, { $ref: `#/$defs/d${i + 1}` }]),
+                  ),
+                },
+          ]),
+        ),
+      },
+    ],
+  ])('skips, with a reason, a $ref it cannot inline: %j', (inputSchema) => {
+    const { pinned, skipped } = pinMcpTools(SERVER, [{ name: 'odd', inputSchema }]);
+    expect(pinned).toEqual([]);
+    expect(skipped[0]?.reason).toMatch(/\$ref/);
+  });
+
+  it('inlines local $ref into $defs and definitions, keeping $schema, the definitions and annotations beside a reference', () => {
+    const inputSchema = {
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      type: 'object',
+      $defs: {
+        address: {
+          type: 'object',
+          properties: { street: { type: 'string' }, city: { $ref: '#/$defs/city' } },
+        },
+        city: { type: 'string', maxLength: 40 },
+      },
+      definitions: { n: { type: 'integer' } },
+      properties: {
+        name: { type: 'string' },
+        address: { $ref: '#/$defs/address', description: 'where' },
+        count: { $ref: '#/definitions/n' },
+      },
+      additionalProperties: false,
+    };
+    const { pinned, skipped } = pinMcpTools(SERVER, [{ name: 'refs', inputSchema }]);
+    expect(skipped).toEqual([]);
+    const params = pinned[0]!.spec['parameters'] as Record<string, Record<string, unknown>>;
+    expect(params['$schema']).toBe('https://json-schema.org/draft/2020-12/schema');
+    expect(Object.keys(params['$defs']!)).toEqual(['address', 'city']);
+    expect(params['properties']).toEqual({
+      name: { type: 'string' },
+      address: {
+        type: 'object',
+        properties: { street: { type: 'string' }, city: { type: 'string', maxLength: 40 } },
+        additionalProperties: false,
+        description: 'where',
+      },
+      count: { type: 'integer' },
+    });
+    expect(JSON.stringify(params)).not.toContain('$ref');
+    expect(pinned[0]!.cedar).toContain('"address"?: { "city"?: String, "street"?: String }');
+    expect(pinned[0]!.cedar).toContain('"count"?: Long');
   });
 
   it.each([
