@@ -68,7 +68,7 @@ describe('kill -9 of the Gate process with a separate Execution Layer', () => {
       'the nap tool to run',
     );
     const acknowledged: string[] = [];
-    const answers: (CallResult | unknown)[] = [];
+    const answers: unknown[] = [];
     let killed = false;
     const worker = async (w: number): Promise<void> => {
       for (let i = 0; !killed; i++) {
