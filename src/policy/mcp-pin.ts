@@ -139,7 +139,7 @@ export function inlineLocalRefs(schema: JsonValue): JsonValue {
   const walk = (node: JsonValue, depth: number): JsonValue => {
     if ((nodes += 1) > MAX_INLINED_NODES)
       throw new Error('the schema is too large once its $ref are inlined for failclosed to type in Cedar');
-    if (Array.isArray(node)) return node.map((n) => walk(n, depth));
+    if (Array.isArray(node)) return (node as readonly JsonValue[]).map((n) => walk(n, depth));
     if (!isObject(node)) return node;
     const ref = node['$ref'];
     if (ref !== undefined) {
