@@ -21,8 +21,12 @@
  * Both also take `--prompt NAME`... and `--resource URI`...: those prompts and resources are
  * pinned too, each an entry with its own Cedar action (`NAME.prompts.PROMPT`,
  * `NAME.resources.SLUG`); none unless named. docs/mcp.md "Prompts and resources".
+ *
+ * With `--names upstream` tools and prompts keep the upstream server's own names (`TOOL`,
+ * `PROMPT`) instead: refused, and nothing written, when one of them is not a dotless bundle tool
+ * name or would take the name of another entry of the bundle source. docs/mcp.md "Naming".
  */
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import {
   createEnvSecretResolver,
@@ -40,7 +44,7 @@ import {
   pinMcpTools,
   SERVER_NAME_RE,
 } from '../policy/index.js';
-import type { McpServerDeclaration } from '../policy/index.js';
+import type { McpNaming, McpServerDeclaration } from '../policy/index.js';
 
 /** Output of the command. */
 /**
@@ -73,6 +77,8 @@ export interface PinMcpInput {
   readonly prompts?: readonly string[];
   /** Upstream resource URIs to pin too (`--resource`); none by default. */
   readonly resources?: readonly string[];
+  /** How tools and prompts are named in the bundle (`--names`); `server` by default. */
+  readonly naming?: McpNaming;
 }
 
 /** Address space granted to a pinned server: a Node.js server needs about 1 GiB. */
@@ -141,6 +147,7 @@ export interface PinMcpHttpInput {
   readonly tls?: UpstreamTlsSpec;
   /** OAuth client credentials for the upstream's bearer (`--oauth-*`). */
   readonly oauth?: UpstreamOAuthSpec;
+  readonly naming?: McpNaming;
 }
 
 /** `Name: value` → the bundle's header value: a literal, or a `{secret:NAME}` reference with its prefix. */
@@ -214,6 +221,39 @@ export async function pinMcpHttp(io: PinMcpIo, input: PinMcpHttpInput): Promise<
   );
 }
 
+/** The `adapter.server` of an MCP tool file, when it is one (upstream-named entries carry no prefix). */
+function pinnedBy(file: string): string | undefined {
+  try {
+    const spec = JSON.parse(readFileSync(file, 'utf8')) as { adapter?: { type?: unknown; server?: unknown } };
+    return spec.adapter?.type === 'mcp' && typeof spec.adapter.server === 'string'
+      ? spec.adapter.server
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why the entries cannot be written under their names, if they cannot: two of them share a name
+ * (an upstream tool and prompt of the same name), or a file of the bundle source that is not this
+ * server's already holds one (a hand-written tool, or another server's entry).
+ */
+function collision(
+  tools: string,
+  server: string,
+  pinned: readonly { readonly name: string; readonly upstream: string }[],
+): string | undefined {
+  const seen = new Set<string>();
+  for (const p of pinned) {
+    if (seen.has(p.name)) return `two entries would be named ${shown(p.name)}`;
+    seen.add(p.name);
+    const file = join(tools, `${p.name}.json`);
+    if (existsSync(file) && !p.name.startsWith(`${server}.`) && pinnedBy(file) !== server)
+      return `${shown(p.name)} is already an entry of the bundle source (tools/${p.name}.json) that is not this server's`;
+  }
+  return undefined;
+}
+
 /** Which listings the command needs besides the tools. */
 function wanted(input: { readonly prompts?: readonly string[]; readonly resources?: readonly string[] }) {
   return { prompts: (input.prompts ?? []).length > 0, resources: (input.resources ?? []).length > 0 };
@@ -228,6 +268,7 @@ function write(
     readonly only?: readonly string[];
     readonly prompts?: readonly string[];
     readonly resources?: readonly string[];
+    readonly naming?: McpNaming;
   },
   server: McpServerDeclaration,
   listed: McpListing | Deny,
@@ -237,9 +278,10 @@ function write(
     return 1;
   }
   // Only what is named: --only for tools (all when absent), --prompt and --resource (none when absent).
+  const naming = input.naming ?? 'server';
   const parts = [
-    pinMcpTools(server, listed.tools, input.only),
-    pinMcpPrompts(server, listed.prompts, input.prompts ?? []),
+    pinMcpTools(server, listed.tools, input.only, naming),
+    pinMcpPrompts(server, listed.prompts, input.prompts ?? [], naming),
     pinMcpResources(server, listed.resources, input.resources ?? []),
   ];
   const pinned = parts.flatMap((p) => p.pinned);
@@ -251,11 +293,20 @@ function write(
   }
   const tools = join(input.dir, 'tools');
   const schema = join(input.dir, 'schema');
+  const clash = collision(tools, input.server, pinned);
+  if (clash !== undefined) {
+    io.err(`nothing pinned: ${clash}\n`);
+    return 1;
+  }
   mkdirSync(tools, { recursive: true });
   mkdirSync(schema, { recursive: true });
   // A re-pin replaces the server's earlier files: a tool it no longer lists is gone from the bundle.
-  for (const f of readdirSync(tools))
-    if (f.startsWith(`${input.server}.`) && f.endsWith('.json')) rmSync(join(tools, f));
+  for (const f of existsSync(tools) ? readdirSync(tools) : [])
+    if (
+      f.endsWith('.json') &&
+      (f.startsWith(`${input.server}.`) || pinnedBy(join(tools, f)) === input.server)
+    )
+      rmSync(join(tools, f));
   for (const p of pinned)
     writeFileSync(join(tools, `${p.name}.json`), `${JSON.stringify(p.spec, null, 2)}\n`);
   writeFileSync(

@@ -54,7 +54,8 @@ export const POLICY_USAGE = `  policy build DIR --out FILE                 build
               [--oauth-token-url URL --oauth-client-id ID --oauth-client-secret-ref NAME
                [--oauth-scope S] [--oauth-audience A] [--oauth-resource R] [--oauth-ca FILE]]
                                               the upstream's bearer by OAuth client credentials
-              both also take [--prompt NAME]... [--resource URI]...: pin those prompts and resources too
+              both also take [--prompt NAME]... [--resource URI]...: pin those prompts and resources too,
+              and [--names server|upstream]: tools and prompts named SERVER.TOOL (default) or as upstream
 `;
 
 /** The CLI's option declarations for these commands (merged into `parseArgs`). */
@@ -74,6 +75,7 @@ export const POLICY_OPTIONS = {
   header: { type: 'string', multiple: true },
   'allow-loopback': { type: 'boolean' },
   ...PIN_TRUST_OPTIONS,
+  names: { type: 'string' },
 } as const;
 
 /** Exit codes of `policy test`: the decision. */
@@ -265,6 +267,10 @@ async function run(
     return diff(io, dir, arg1, arg2, v['json'] === true);
   const server = str(v, 'server');
   const url = str(v, 'url');
+  const names = str(v, 'names');
+  if (sub === 'pin-mcp' && names !== undefined && names !== 'server' && names !== 'upstream')
+    throw new Usage('--names must be server or upstream');
+  const naming = names === 'upstream' ? { naming: 'upstream' as const } : {};
   if (
     sub === 'pin-mcp' &&
     arg1 !== undefined &&
@@ -285,6 +291,7 @@ async function run(
       prompts: list(v, 'prompt'),
       resources: list(v, 'resource'),
       ...pinTrustOf(v),
+      ...naming,
     });
   if (sub === 'pin-mcp' && arg1 !== undefined && server !== undefined && url === undefined && pos.length > 3)
     return pinMcp(io, {
@@ -297,6 +304,7 @@ async function run(
       ...(v['only'] === undefined ? {} : { only: list(v, 'only') }),
       prompts: list(v, 'prompt'),
       resources: list(v, 'resource'),
+      ...naming,
     });
   throw new Usage(
     'policy build DIR --out FILE | activate FILE | test TOOL --params JSON | diff A B | pin-mcp DIR --server NAME (-- COMMAND ARGS... | --url URL)',

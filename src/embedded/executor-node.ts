@@ -69,7 +69,12 @@ import type {
   NonceStore,
   VoidInput,
 } from '../execution/index.js';
-import { createPostgresNonceStore, migrate, openPostgresPool } from '../storage/index.js';
+import {
+  assertSchemaCurrent,
+  createPostgresNonceStore,
+  migrate,
+  openPostgresPool,
+} from '../storage/index.js';
 import { createMtlsAgent, createRefusalRecorder, readCapped } from '../transport/index.js';
 import type { MtlsAgent, RefusalEntry, TlsFiles } from '../transport/index.js';
 import { createExecutionServer } from './execution-server.js';
@@ -618,9 +623,20 @@ export function trustedExecutor(
   };
 }
 
-/** Opens the nonce store `config.nonces` names: a SQLite file, or a shared PostgreSQL schema. */
-async function openNonceStore(
-  config: ExecutorNodeConfig,
+/**
+ * Opens the nonce store `config.nonces` names: a SQLite file, or a shared PostgreSQL schema.
+ *
+ * On PostgreSQL the Execution Layer needs no more of the database than its nonce tables
+ * (FC-INV-6 least privilege; `deploy/postgres/executor-role.sql` grants exactly that): a schema
+ * already at this build's version is used as it is, without a DDL statement; only a schema that
+ * is behind (a fresh one, say) is migrated, which needs the rights the gates' role has. A role
+ * that can do neither is refused at start, naming both reasons.
+ */
+export async function openExecutorNonceStore(
+  config: Pick<
+    ExecutorNodeConfig,
+    'nonces' | 'nonces_schema' | 'clock_tolerance_sec' | 'max_envelope_lifetime_sec'
+  >,
   clock: Clock,
 ): Promise<{ readonly store: NonceStore; close(): Promise<void> }> {
   const retainAfterExpSec = config.clock_tolerance_sec + config.max_envelope_lifetime_sec;
@@ -634,7 +650,13 @@ async function openNonceStore(
     max: 8,
   });
   try {
-    await migrate(db);
+    await assertSchemaCurrent(db).catch(async (notCurrent: unknown) => {
+      await migrate(db).catch((err: unknown) => {
+        throw new Error(
+          `nonce store: ${(notCurrent as Error).message}, and migrating it failed: ${(err as Error).message}`,
+        );
+      });
+    });
   } catch (err) {
     await db.close();
     throw err;
@@ -698,9 +720,9 @@ export async function startExecutorNode(
   // Bundles naming a builtin this Execution Layer lacks never load (OE-INV-005).
   const compile = createBundleCompiler({ builtins: Object.keys(createDefaultBuiltins()) });
   const trust = createGateTrust({ link, now: clock, maxAgeMs: config.keys_max_age_ms, compile });
-  let nonces: Awaited<ReturnType<typeof openNonceStore>>;
+  let nonces: Awaited<ReturnType<typeof openExecutorNonceStore>>;
   try {
-    nonces = await openNonceStore(config, clock);
+    nonces = await openExecutorNonceStore(config, clock);
   } catch (err) {
     agent.close();
     throw err;

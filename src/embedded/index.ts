@@ -25,6 +25,7 @@ export {
   createGateTrust,
   KID_REFETCH_MS,
   policyBundleNamed,
+  openExecutorNonceStore,
 } from './executor-node.js';
 export type {
   ExecutorNode,

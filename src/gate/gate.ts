@@ -44,7 +44,7 @@ import { CAUGHT_STATUS, failCaught } from './caught.js';
 import { voidEnvelope } from './void-envelope.js';
 import type { VoidReport } from './void-envelope.js';
 import { mintCall } from './principal.js';
-import { jobView } from './job-view.js';
+import { holdsJobToken, jobView } from './job-view.js';
 import type { JobDelivery, QueuedJob } from './jobs.js';
 import type { AuthMethod, MintedCall, Principal, PrincipalCall } from './principal.js';
 import type { SignedRequest } from '../kernel/index.js';
@@ -1146,7 +1146,11 @@ export function createGate(deps: GateDeps): Gate {
       if (bearerOf(authorization) === undefined) return { status: 404, body: { error: 'not_found' } };
       const read = await withDeadline(() => deps.ledger.entriesForRequest(requestId), ledgerMs);
       if (read.status !== 'ok') return { status: 503, body: denyBody('ERR_LEDGER_UNAVAILABLE') };
-      const who = await operatorOf(authorization);
+      // The job's own token reads it without an operator lookup (the registry is asked only for
+      // a bearer that is no job's token here).
+      const who = holdsJobToken(read.value, bearerOf(authorization))
+        ? undefined
+        : await operatorOf(authorization);
       const view = await jobView(read.value, {
         token: bearerOf(authorization),
         operator: who === undefined ? undefined : who.tenants,

@@ -48,5 +48,6 @@ export {
   pinMcpResources,
   pinMcpTools,
   SERVER_NAME_RE,
+  UPSTREAM_NAME_RE,
 } from './mcp-pin.js';
-export type { McpServerDeclaration, PinnedTool, SkippedTool } from './mcp-pin.js';
+export type { McpNaming, McpServerDeclaration, PinnedTool, SkippedTool } from './mcp-pin.js';

@@ -13,7 +13,7 @@ import { promptParameters, resourceParameters } from './adapter-spec.js';
 
 /** What an upstream server may touch, as declared for every tool it serves. */
 export interface McpServerDeclaration {
-  /** Server name: `[a-z][a-z0-9_-]{0,31}`, the prefix of its tools' failclosed names. */
+  /** Server name: `[a-z][a-z0-9_-]{0,31}`, the prefix of its tools' failclosed names (unless pinned with upstream names). */
   readonly name: string;
   /** argv; `[0]` an absolute path inside the sandbox (a stdio server). */
   readonly command?: readonly string[];
@@ -51,6 +51,35 @@ export interface SkippedTool {
 
 export const SERVER_NAME_RE = /^[a-z][a-z0-9_-]{0,31}$/;
 
+/**
+ * How pinned tools and prompts are named in the bundle: `server` (the default) as
+ * `<server>.<tool>` and `<server>.prompts.<prompt>`; `upstream` as the upstream server names them,
+ * so a client that expects the server's own names finds them (docs/mcp.md "Naming"). Resources
+ * are addressed by URI either way and keep `<server>.resources.<slug>`.
+ */
+export type McpNaming = 'server' | 'upstream';
+
+/**
+ * What an upstream-named entry may be called: a bundle tool name without dots. Dotted names are
+ * the `<server>.` namespace of server-named entries, so an upstream-named entry can never be
+ * taken for one of them, nor replaced when that server is pinned again.
+ */
+export const UPSTREAM_NAME_RE = /^[a-z][a-z0-9_-]{0,63}$/;
+
+/** The entry name of an upstream tool or prompt under `naming`; throws when it cannot be one. */
+function entryName(server: string, kind: 'tool' | 'prompt', upstream: string, naming: McpNaming): string {
+  if (naming === 'upstream') {
+    if (!UPSTREAM_NAME_RE.test(upstream))
+      throw new Error(
+        `"${upstream}" cannot keep its upstream name (it must match ${UPSTREAM_NAME_RE.source})`,
+      );
+    return upstream;
+  }
+  const name = kind === 'tool' ? `${server}.${upstream}` : `${server}.prompts.${upstream}`;
+  if (!TOOL_NAME_RE.test(name)) throw new Error(`"${name}" is not a failclosed tool name`);
+  return name;
+}
+
 function isObject(v: JsonValue | undefined): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -75,6 +104,77 @@ const UNTYPEABLE_KEYWORDS = [
   '$dynamicRef',
   '$recursiveRef',
 ] as const;
+
+/** Keywords that annotate a schema and say nothing about what it admits. */
+const ANNOTATIONS: ReadonlySet<string> = new Set([
+  'title',
+  'description',
+  'default',
+  'examples',
+  '$comment',
+  'deprecated',
+  'readOnly',
+  'writeOnly',
+]);
+
+/** How deep references may nest: a chain this long is a cycle or not worth typing. */
+const MAX_REF_DEPTH = 16;
+
+/** Schema nodes an inlined schema may hold: references that fan out would otherwise multiply. */
+const MAX_INLINED_NODES = 10_000;
+
+/**
+ * The schema with every local reference (`{"$ref": "#/$defs/NAME"}` or `#/definitions/NAME`, into
+ * the root's own definitions) replaced by a copy of what it names, so that the schema the
+ * parameters are validated against and the Cedar type derived from it say the same thing.
+ * The root's definitions stay (a client reads them in the listing), and nothing points at them
+ * any more. Throws on any other reference (remote, JSON-pointer paths, `$id` anchors), on a
+ * reference beside keywords other than annotations, on references nested past
+ * {@link MAX_REF_DEPTH} (a recursive schema, which Cedar cannot type), and past
+ * {@link MAX_INLINED_NODES} nodes (references that fan out).
+ */
+export function inlineLocalRefs(schema: JsonValue): JsonValue {
+  if (!isObject(schema)) return schema;
+  const defs: Record<string, JsonObject | undefined> = {
+    $defs: isObject(schema['$defs']) ? schema['$defs'] : undefined,
+    definitions: isObject(schema['definitions']) ? schema['definitions'] : undefined,
+  };
+  let nodes = 0;
+  const walk = (node: JsonValue, depth: number): JsonValue => {
+    if ((nodes += 1) > MAX_INLINED_NODES)
+      throw new Error('the schema is too large once its $ref are inlined for failclosed to type in Cedar');
+    if (Array.isArray(node)) return (node as readonly JsonValue[]).map((n) => walk(n, depth));
+    if (!isObject(node)) return node;
+    const ref = node['$ref'];
+    if (ref !== undefined) {
+      const m = typeof ref === 'string' ? /^#\/(\$defs|definitions)\/([^/~]+)$/.exec(ref) : null;
+      const target = m === null ? undefined : defs[m[1]!]?.[m[2]!];
+      if (m === null || !isObject(target))
+        throw new Error(`the schema uses $ref ${JSON.stringify(ref)}, which failclosed cannot type in Cedar`);
+      const others = Object.keys(node).filter((k) => k !== '$ref' && !ANNOTATIONS.has(k));
+      if (others.length > 0)
+        throw new Error(
+          `the schema uses $ref beside ${others.join(', ')}, which failclosed cannot type in Cedar`,
+        );
+      if (depth >= MAX_REF_DEPTH)
+        throw new Error('the schema uses $ref recursively, which failclosed cannot type in Cedar');
+      const { $ref: _, ...notes } = node;
+      return { ...(walk(target, depth + 1) as JsonObject), ...notes };
+    }
+    const out: Record<string, JsonValue> = {};
+    for (const [k, v] of Object.entries(node)) {
+      // Property names and definition names are not schemas; their values are.
+      if (k === 'properties' || k === '$defs' || k === 'definitions')
+        out[k] = isObject(v)
+          ? Object.fromEntries(Object.entries(v).map(([n, sub]) => [n, walk(sub, depth)]))
+          : v;
+      else if (k === 'const' || k === 'enum' || k === 'default' || k === 'examples') out[k] = v;
+      else out[k] = walk(v, depth);
+    }
+    return out;
+  };
+  return walk(schema, 0);
+}
 
 /**
  * The schema with `additionalProperties: false` on every object it describes (a tightening:
@@ -175,7 +275,8 @@ function riskOf(annotations: JsonValue | undefined): 'low' | 'medium' | 'high' {
 
 /**
  * Pins each listed tool of `server` (all of them, or only those named in `only`): its
- * failclosed name is `<server>.<upstream name>`, its parameters the closed input schema, its
+ * failclosed name is `<server>.<upstream name>` (or, with `naming` `upstream`, the upstream
+ * name itself), its parameters the closed input schema, its
  * risk from the server's annotations (read-only → low, non-destructive → medium, else or
  * without annotations high: a
  * hint to review, never trusted for more than a default), its output untrusted. The adapter
@@ -185,6 +286,7 @@ export function pinMcpTools(
   server: McpServerDeclaration,
   listed: readonly Readonly<Record<string, unknown>>[],
   only?: readonly string[],
+  naming: McpNaming = 'server',
 ): { readonly pinned: readonly PinnedTool[]; readonly skipped: readonly SkippedTool[] } {
   if (!SERVER_NAME_RE.test(server.name)) throw new Error(`server name must match ${SERVER_NAME_RE.source}`);
   const pinned: PinnedTool[] = [];
@@ -192,15 +294,14 @@ export function pinMcpTools(
   for (const tool of listed) {
     const upstream = typeof tool['name'] === 'string' ? tool['name'] : '';
     if (only !== undefined && !only.includes(upstream)) continue;
-    const name = `${server.name}.${upstream}`;
     try {
-      if (!TOOL_NAME_RE.test(name)) throw new Error(`"${name}" is not a failclosed tool name`);
+      const name = entryName(server.name, 'tool', upstream, naming);
       // Those names belong to the server's pinned prompts and resources.
       if (/^(prompts|resources)\./.test(upstream))
         throw new Error('a tool name beginning prompts. or resources. would shadow a prompt or resource');
       const { definition, sha256 } = pinMcpDefinition(tool);
       const input = definition['inputSchema'];
-      const parameters = closeSchema(isObject(input) ? input : { type: 'object' });
+      const parameters = closeSchema(inlineLocalRefs(isObject(input) ? input : { type: 'object' }));
       if (!isObject(parameters) || parameters['type'] !== 'object')
         throw new Error('the input schema is not an object schema');
       const cedarParams = cedarRecordOf(parameters, 0);
@@ -239,7 +340,7 @@ export function pinMcpTools(
 
 /**
  * Pins the listed prompts of `server` named in `names` (none unless named): each becomes the
- * entry `<server>.prompts.<name>` (adapter `mcp` with `prompt`), its parameters the prompt's
+ * entry `<server>.prompts.<name>` (with `naming` `upstream`: `<name>`; adapter `mcp` with `prompt`), its parameters the prompt's
  * arguments (strings, required as listed, closed), its own Cedar action with those arguments in
  * `context.params`, risk low (a prompt runs nothing but the server's template), its output
  * untrusted (OE-INV-013). docs/mcp.md "Prompts and resources".
@@ -248,6 +349,7 @@ export function pinMcpPrompts(
   server: McpServerDeclaration,
   listed: readonly Readonly<Record<string, unknown>>[],
   names: readonly string[],
+  naming: McpNaming = 'server',
 ): { readonly pinned: readonly PinnedTool[]; readonly skipped: readonly SkippedTool[] } {
   const pinned: PinnedTool[] = [];
   const skipped: SkippedTool[] = [];
@@ -257,9 +359,8 @@ export function pinMcpPrompts(
       skipped.push({ upstream: wanted, reason: 'the server lists no such prompt (or more than one)' });
       continue;
     }
-    const name = `${server.name}.prompts.${wanted}`;
     try {
-      if (!TOOL_NAME_RE.test(name)) throw new Error(`"${name}" is not a failclosed tool name`);
+      const name = entryName(server.name, 'prompt', wanted, naming);
       const { definition, sha256 } = pinMcpDefinition(found[0] ?? {}, PINNED_PROMPT_FIELDS);
       const parameters = promptParameters(definition['arguments']);
       if (parameters === undefined) throw new Error('its arguments are malformed');

@@ -16,6 +16,7 @@ export {
   openPostgresBackend,
   openPostgresPool,
   migrate,
+  assertSchemaCurrent,
   createPostgresNonceStore,
 } from './postgres/index.js';
 export type { PostgresBackendOptions } from './postgres/index.js';

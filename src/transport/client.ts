@@ -110,7 +110,7 @@ export async function createMtlsAgent(options: MtlsAgentOptions): Promise<MtlsAg
   const first = await loadTlsMaterial(options.files);
   let agent = agentOver(first, options);
   // The newest CRL loaded so far: a reload never goes back before it.
-  let crlFloor = first.crl;
+  let crlFloor = first.crls;
   const swap = (next: Agent): void => {
     const old = agent;
     agent = next;
@@ -124,7 +124,7 @@ export async function createMtlsAgent(options: MtlsAgentOptions): Promise<MtlsAg
       let m: TlsMaterial | undefined;
       try {
         m = await loadTlsMaterial(options.files, { notOlderThan: crlFloor });
-        crlFloor = m.crl ?? crlFloor;
+        crlFloor = m.crls;
       } finally {
         swap(agentOver(m, options));
       }

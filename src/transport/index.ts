@@ -7,7 +7,7 @@
 export { ROLES, ROLE_URI_PREFIX, isRole, roleUri, normalizeSerial, identityOf } from './identity.js';
 export type { Role, PeerIdentity } from './identity.js';
 export { loadTlsMaterial, revocationOf } from './material.js';
-export type { TlsFiles, TlsMaterial, RevocationVerdict } from './material.js';
+export type { TlsFiles, TlsMaterial, RevocationVerdict, ChainLink, LoadedCrl } from './material.js';
 export { authorizePeer, authorizeParsed, parsePeer, REFUSAL_REASONS } from './peer.js';
 export type { Refusal, RefusalReason, PeerVerdict, ParsedPeer } from './peer.js';
 export { createMtlsServer } from './server.js';

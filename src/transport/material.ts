@@ -21,16 +21,21 @@ export interface TlsFiles {
   /** PEM: this role's private key. */
   readonly key: string;
   /**
-   * PEM or DER CRL signed by one of the CAs, with a `nextUpdate` (past it every peer is refused).
-   * A reload refuses a CRL older than the one loaded (lower CRL number, or earlier `thisUpdate`).
+   * PEM: one CRL per issuing CA (or one DER CRL), each signed by a CA of the `ca` bundle, each
+   * with a `nextUpdate` (past it every peer is refused). A CRL applies to the certificates its CA
+   * issued, leaf or intermediate: an intermediate CA revoked by its root's CRL takes every
+   * certificate under it with it. A reload refuses a CRL older than the one loaded for the same CA
+   * (lower CRL number, or earlier `thisUpdate`), or one CA's CRL dropped.
    */
   readonly crl?: string;
   /** Revoked serial numbers (hex), besides the CRL's. */
   readonly revokedSerials?: readonly string[];
 }
 
-/** The CRL as checked: its revoked serials, until when it speaks, and how recent it is. */
+/** A CRL as checked: its issuer, revoked serials, until when it speaks, and how recent it is. */
 export interface LoadedCrl {
+  /** The issuing CA's subject name, as certificates name their issuer. */
+  readonly issuer: string;
   readonly revoked: ReadonlySet<string>;
   /** ms; required: a CRL without one would never go stale. */
   readonly nextUpdate: number;
@@ -46,25 +51,58 @@ export interface TlsMaterial {
   readonly cert: Buffer;
   readonly key: Buffer;
   readonly revoked: ReadonlySet<string>;
-  readonly crl: LoadedCrl | undefined;
+  /** The CRLs by their issuer's subject name (empty: no CRL configured). */
+  readonly crls: ReadonlyMap<string, LoadedCrl>;
 }
 
-/** Why a revocation check refuses: the serial is revoked, or the CRL is past its next update. */
+/** One certificate of a peer's chain as revocation checks it: its serial (normalized) and issuer. */
+export interface ChainLink {
+  readonly serial: string;
+  readonly issuer: string;
+}
+
+/** Why a revocation check refuses: a serial is revoked, or a CRL is past its next update. */
 export type RevocationVerdict = 'ok' | 'revoked' | 'stale';
 
-/** Checks `serial` (normalized) against `m`'s revocations at `now` (ms). */
-export function revocationOf(m: TlsMaterial, serial: string, now: number): RevocationVerdict {
-  if (m.revoked.has(serial)) return 'revoked';
-  if (m.crl === undefined) return 'ok';
-  if (m.crl.revoked.has(serial)) return 'revoked';
-  if (now > m.crl.nextUpdate) return 'stale';
+/**
+ * Checks a peer's chain (`chain[0]` the leaf, then the intermediates above it; not the self-signed
+ * root) against `m`'s revocations at `now` (ms): a link is revoked when its serial is among the
+ * configured serials or on the CRL of the CA that issued it. Any CRL past its next update makes
+ * the answer `stale`: what it would say now is unknown.
+ */
+export function revocationOf(m: TlsMaterial, chain: readonly ChainLink[], now: number): RevocationVerdict {
+  for (const link of chain) {
+    if (m.revoked.has(link.serial)) return 'revoked';
+    if (m.crls.get(link.issuer)?.revoked.has(link.serial) === true) return 'revoked';
+  }
+  for (const crl of m.crls.values()) if (now > crl.nextUpdate) return 'stale';
   return 'ok';
 }
 
-async function loadCrl(path: string, cas: readonly X509Certificate[]): Promise<LoadedCrl> {
+/** The CRLs of the file at `path`: one DER CRL, or PEM blocks of one or more. */
+function readCrls(path: string): X509Crl[] {
   const bytes = readFileSync(path);
   const text = bytes.toString('latin1');
-  const crl = new X509Crl(PemConverter.isPem(text) ? text : new Uint8Array(bytes));
+  if (!PemConverter.isPem(text)) return [new X509Crl(new Uint8Array(bytes))];
+  const crls = PemConverter.decodeWithHeaders(text)
+    .filter((b) => b.type === 'X509 CRL' || b.type === 'CRL')
+    .map((b) => new X509Crl(new Uint8Array(b.rawData)));
+  if (crls.length === 0) throw new TypeError(`${path} holds no CRL`);
+  return crls;
+}
+
+async function loadCrls(path: string, cas: readonly X509Certificate[]): Promise<Map<string, LoadedCrl>> {
+  const out = new Map<string, LoadedCrl>();
+  for (const crl of readCrls(path)) {
+    const loaded = await checkCrl(crl, path, cas);
+    // Two CRLs of one CA would leave which one speaks to chance.
+    if (out.has(loaded.issuer)) throw new TypeError(`CRL ${path} holds two CRLs of ${loaded.issuer}`);
+    out.set(loaded.issuer, loaded);
+  }
+  return out;
+}
+
+async function checkCrl(crl: X509Crl, path: string, cas: readonly X509Certificate[]): Promise<LoadedCrl> {
   // The CRL is trusted only under the signature of a configured CA that issued it.
   const issuer = cas.find((c) => c.subject === crl.issuer);
   if (issuer === undefined) throw new TypeError(`CRL ${path} was not issued by a configured CA`);
@@ -74,6 +112,7 @@ async function loadCrl(path: string, cas: readonly X509Certificate[]): Promise<L
   if (nextUpdate === undefined) throw new TypeError(`CRL ${path} has no nextUpdate`);
   const numberExt = crl.extensions.find((e) => e.type === CRL_NUMBER_OID);
   return Object.freeze({
+    issuer: crl.issuer,
     revoked: new Set(crl.entries.map((e) => normalizeSerial(e.serialNumber))),
     nextUpdate,
     thisUpdate: crl.thisUpdate.getTime(),
@@ -102,13 +141,13 @@ function olderThan(next: LoadedCrl, loaded: LoadedCrl): boolean {
 
 /**
  * Reads and checks `files`: the CA bundle parses, the key matches the certificate (Node builds a
- * secure context from them), the CRL verifies under a configured CA and names its next update,
- * and is not older than `options.notOlderThan` (the CRL loaded before: a reload never rolls
- * revocations back). Throws on any failure.
+ * secure context from them), each CRL verifies under a configured CA and names its next update,
+ * and none is older than `options.notOlderThan`'s CRL of its CA (the CRLs loaded before: a reload
+ * never rolls revocations back, nor drops a CA's CRL). Throws on any failure.
  */
 export async function loadTlsMaterial(
   files: TlsFiles,
-  options: { readonly notOlderThan?: LoadedCrl | undefined } = {},
+  options: { readonly notOlderThan?: ReadonlyMap<string, LoadedCrl> | undefined } = {},
 ): Promise<TlsMaterial> {
   const ca = readFileSync(files.ca);
   const cert = readFileSync(files.cert);
@@ -118,9 +157,11 @@ export async function loadTlsMaterial(
   // Throws when the key does not match the certificate, or either is malformed.
   createSecureContext({ ca, cert, key });
   const revoked = new Set((files.revokedSerials ?? []).map(normalizeSerial));
-  const crl = files.crl === undefined ? undefined : await loadCrl(files.crl, cas);
-  const floor = options.notOlderThan;
-  if (floor !== undefined && (crl === undefined || olderThan(crl, floor)))
-    throw new TypeError(`CRL ${files.crl ?? '(none)'} is older than the one loaded`);
-  return Object.freeze({ ca, cert, key, revoked, crl });
+  const crls = files.crl === undefined ? new Map<string, LoadedCrl>() : await loadCrls(files.crl, cas);
+  for (const [issuer, floor] of options.notOlderThan ?? []) {
+    const next = crls.get(issuer);
+    if (next === undefined || olderThan(next, floor))
+      throw new TypeError(`CRL ${files.crl ?? '(none)'} of ${issuer} is older than the one loaded`);
+  }
+  return Object.freeze({ ca, cert, key, revoked, crls });
 }

@@ -1,15 +1,16 @@
 /**
  * Authorizing a peer whose certificate the TLS stack has already verified against the CA
  * (FC-INV-6, L7 hardening): it must name exactly one allowed role, be within its validity window
- * on the injected clock (a resumed session is not re-verified by the TLS stack), and be revoked
- * neither by the configured serials nor by a current CRL. Anything else is a refusal with a reason.
+ * on the injected clock (a resumed session is not re-verified by the TLS stack), and neither it nor
+ * an intermediate CA above it may be revoked, by the configured serials or by a current CRL of its
+ * issuer. Anything else is a refusal with a reason.
  */
-import type { PeerCertificate } from 'node:tls';
+import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import { X509Certificate } from './x509.js';
-import { identityOf } from './identity.js';
+import { identityOf, normalizeSerial } from './identity.js';
 import type { PeerIdentity, Role } from './identity.js';
 import { revocationOf } from './material.js';
-import type { TlsMaterial } from './material.js';
+import type { ChainLink, TlsMaterial } from './material.js';
 
 /**
  * Why a peer was refused: `handshake` (no certificate, not from the CA, expired, self-signed:
@@ -46,11 +47,38 @@ export interface Refusal {
 export type PeerVerdict =
   { readonly ok: true; readonly peer: PeerIdentity } | { readonly ok: false; readonly refusal: Refusal };
 
-/** A peer certificate as read once per connection: its identity and validity window (ms). */
+/**
+ * A peer certificate as read once per connection: its identity, validity window (ms), and the
+ * chain revocation is checked along (the leaf, then each CA certificate above it that is not
+ * self-signed).
+ */
 export interface ParsedPeer {
   readonly id: PeerIdentity;
   readonly notBefore: number;
   readonly notAfter: number;
+  readonly chain: readonly ChainLink[];
+}
+
+/** A chain longer than this is not followed further: no operator's PKI is that deep. */
+const MAX_CHAIN = 8;
+
+/**
+ * The links of `cert`'s verified chain as Node gives it (`getPeerCertificate(true)`): the leaf
+ * first, then each issuer certificate up to, not including, the self-signed root.
+ */
+function chainOf(cert: DetailedPeerCertificate, leaf: X509Certificate): ChainLink[] {
+  const links: ChainLink[] = [{ serial: normalizeSerial(leaf.serialNumber), issuer: leaf.issuer }];
+  let at: DetailedPeerCertificate = cert;
+  for (let i = 0; i < MAX_CHAIN; i += 1) {
+    const up = at.issuerCertificate as DetailedPeerCertificate | undefined;
+    // Node ends the chain with the root pointing at itself.
+    if (up === undefined || up === at || up.raw === undefined || up.raw.length === 0) break;
+    const x = new X509Certificate(up.raw);
+    if (x.subject === x.issuer) break;
+    links.push({ serial: normalizeSerial(x.serialNumber), issuer: x.issuer });
+    at = up;
+  }
+  return links;
 }
 
 /**
@@ -66,7 +94,11 @@ export function parsePeer(
     // Attacker-chosen bytes, but chain-verified by the TLS stack before this runs.
     const id = identityOf(cert.raw, cert.fingerprint256);
     const x = new X509Certificate(cert.raw);
-    return { ok: true, parsed: { id, notBefore: x.notBefore.getTime(), notAfter: x.notAfter.getTime() } };
+    const chain = chainOf(cert as DetailedPeerCertificate, x);
+    return {
+      ok: true,
+      parsed: { id, notBefore: x.notBefore.getTime(), notAfter: x.notAfter.getTime(), chain },
+    };
   } catch {
     return { ok: false, refusal: { reason: 'no_role' } };
   }
@@ -92,7 +124,7 @@ export function authorizeParsed(
     return { ok: false, refusal: { reason: 'wrong_role', peer_role: id.role, ...who } };
   if (now < p.notBefore || now > p.notAfter)
     return { ok: false, refusal: { reason: 'expired', peer_role: id.role, ...who } };
-  const revocation = revocationOf(material, id.serial, now);
+  const revocation = revocationOf(material, p.chain, now);
   if (revocation === 'revoked')
     return { ok: false, refusal: { reason: 'revoked', peer_role: id.role, ...who } };
   if (revocation === 'stale')

@@ -76,7 +76,7 @@ export async function createMtlsServer(
   const now = options.now ?? Date.now;
   let material: TlsMaterial | undefined = await loadTlsMaterial(options.files);
   // The newest CRL loaded so far: a reload never goes back before it, even after a failed one.
-  let crlFloor = material.crl;
+  let crlFloor = material.crls;
   const counts = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>;
   const peers = new WeakMap<TLSSocket, ParsedPeer>();
   const open = new Set<TLSSocket>();
@@ -154,7 +154,7 @@ export async function createMtlsServer(
       }
       server.setSecureContext(secureOptions(next));
       material = next;
-      crlFloor = next.crl ?? crlFloor;
+      crlFloor = next.crls;
       // Connections admitted before: still allowed under the new revocations?
       for (const socket of [...open]) if (!admit(socket)) open.delete(socket);
     },

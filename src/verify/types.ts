@@ -69,6 +69,7 @@ export type FindingCode =
   /** Attributable outcomes (checks/attributable-outcome.ts, FC-INV-5, FC-INV-3). */
   | 'OUTCOME_MISSING'
   | 'OUTCOME_MALFORMED'
+  | 'OUTCOME_DUPLICATE'
   | 'REQUEST_EVIDENCE'
   | 'REQUEST_SIGNATURE'
   /** The inventory of execution-capable interfaces (checks/interface-inventory.ts, FC-INV-6). */

@@ -281,4 +281,20 @@ describe('policy diff', () => {
     const missing = await run('policy', 'diff', demoBundle, join(work, 'nope.json'));
     expect(missing.code).toBe(2);
   });
+
+  it('pin-mcp --names takes server or upstream only: anything else is a usage error, nothing listed', async () => {
+    const r = await run(
+      'policy',
+      'pin-mcp',
+      join(work, 'nowhere'),
+      '--server',
+      'x',
+      '--names',
+      'both',
+      '--url',
+      'http://127.0.0.1:9/mcp',
+    );
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('--names must be server or upstream');
+  });
 });

@@ -90,7 +90,7 @@ describe.sequential('graceful stop (SIGTERM/SIGINT) and crash recovery', () => {
     expect(entries.filter((e) => e.request_id === id).map((e) => e.type)).toContain('gateway.completed');
     expect(requestsWithoutOutcome(entries)).toEqual([]);
     expect(exportAndVerify('after-sigterm').code).toBe(0);
-  }, 30_000);
+  }, 60_000);
 
   it('past the grace period a running call is recorded abandoned (may have run), its client gets ERR_SHUTTING_DOWN, up exits 0', async () => {
     const up = await startUp(dir, 1);

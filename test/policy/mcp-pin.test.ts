@@ -6,7 +6,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pinMcpDefinition } from '../../src/kernel/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
-import { closeSchema, loadBundle, pinMcpTools } from '../../src/policy/index.js';
+import {
+  closeSchema,
+  loadBundle,
+  pinMcpPrompts,
+  pinMcpResources,
+  pinMcpTools,
+} from '../../src/policy/index.js';
 import { PAY_TOOL, baseDoc, mustLoad } from './fixtures.js';
 import { createTestPki } from '../support/https-upstream.js';
 import type { TestPki } from '../support/https-upstream.js';
@@ -394,13 +400,94 @@ describe('pinMcpTools', () => {
       'unevaluatedProperties',
       { type: 'object', allOf: [{ properties: { b: { type: 'string' } } }], unevaluatedProperties: false },
     ],
-    ['$ref', { type: 'object', properties: { a: { $ref: '#/$defs/s' } }, $defs: { s: { type: 'string' } } }],
   ])('skips, with a reason, a schema Cedar cannot type: %s', (keyword, inputSchema) => {
     const { pinned, skipped } = pinMcpTools(SERVER, [{ name: 'odd', inputSchema }]);
     expect(pinned).toEqual([]);
     expect(skipped[0]?.reason).toMatch(
       new RegExp(`uses (${keyword.replaceAll('$', '\\$').replaceAll('/', '|')}),`),
     );
+  });
+
+  it.each([
+    [{ type: 'object', properties: { a: { $ref: 'https://example.com/s.json' } } }],
+    [{ type: 'object', properties: { a: { $ref: '#/properties/b' }, b: { type: 'string' } } }],
+    [{ type: 'object', properties: { a: { $ref: '#/$defs/missing' } }, $defs: {} }],
+    [
+      {
+        type: 'object',
+        properties: { a: { $ref: '#/$defs/s', minLength: 2 } },
+        $defs: { s: { type: 'string' } },
+      },
+    ],
+    [
+      {
+        type: 'object',
+        properties: { n: { $ref: '#/$defs/node' } },
+        $defs: { node: { type: 'object', properties: { next: { $ref: '#/$defs/node' } } } },
+      },
+    ],
+    [
+      {
+        type: 'object',
+        properties: { a: { $ref: '#/$defs/d0' } },
+        $defs: Object.fromEntries(
+          Array.from({ length: 12 }, (_, i) => [
+            `d${i}`,
+            i === 11
+              ? { type: 'string' }
+              : {
+                  type: 'object',
+                  properties: Object.fromEntries(
+                    Array.from({ length: 6 }, (_, j) => [`p${j}`, { $ref: `#/$defs/d${i + 1}` }]),
+                  ),
+                },
+          ]),
+        ),
+      },
+    ],
+  ])('skips, with a reason, a $ref it cannot inline: %j', (inputSchema) => {
+    const { pinned, skipped } = pinMcpTools(SERVER, [{ name: 'odd', inputSchema }]);
+    expect(pinned).toEqual([]);
+    expect(skipped[0]?.reason).toMatch(/\$ref/);
+  });
+
+  it('inlines local $ref into $defs and definitions, keeping $schema, the definitions and annotations beside a reference', () => {
+    const inputSchema = {
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      type: 'object',
+      $defs: {
+        address: {
+          type: 'object',
+          properties: { street: { type: 'string' }, city: { $ref: '#/$defs/city' } },
+        },
+        city: { type: 'string', maxLength: 40 },
+      },
+      definitions: { n: { type: 'integer' } },
+      properties: {
+        name: { type: 'string' },
+        address: { $ref: '#/$defs/address', description: 'where' },
+        count: { $ref: '#/definitions/n' },
+      },
+      additionalProperties: false,
+    };
+    const { pinned, skipped } = pinMcpTools(SERVER, [{ name: 'refs', inputSchema }]);
+    expect(skipped).toEqual([]);
+    const params = pinned[0]!.spec['parameters'] as Record<string, Record<string, unknown>>;
+    expect(params['$schema']).toBe('https://json-schema.org/draft/2020-12/schema');
+    expect(Object.keys(params['$defs']!)).toEqual(['address', 'city']);
+    expect(params['properties']).toEqual({
+      name: { type: 'string' },
+      address: {
+        type: 'object',
+        properties: { street: { type: 'string' }, city: { type: 'string', maxLength: 40 } },
+        additionalProperties: false,
+        description: 'where',
+      },
+      count: { type: 'integer' },
+    });
+    expect(JSON.stringify(params)).not.toContain('$ref');
+    expect(pinned[0]!.cedar).toContain('"address"?: { "city"?: String, "street"?: String }');
+    expect(pinned[0]!.cedar).toContain('"count"?: Long');
   });
 
   it.each([
@@ -426,6 +513,45 @@ describe('pinMcpTools', () => {
     ]);
     expect(pinned).toEqual([]);
     expect(skipped).toHaveLength(1);
+  });
+
+  it('names upstream: tools and prompts keep the upstream names, resources stay under the server', () => {
+    const tools = pinMcpTools(SERVER, [LISTED], undefined, 'upstream');
+    expect(tools.pinned.map((p) => [p.name, p.upstream])).toEqual([['echo', 'echo']]);
+    expect(tools.pinned[0]?.cedar).toContain('action "echo" appliesTo');
+    expect(adapterOf(tools.pinned[0]!.spec as Record<string, unknown>)).toMatchObject({
+      server: 'up',
+      tool: 'echo',
+    });
+    const prompts = pinMcpPrompts(SERVER, [{ name: 'greet', description: 'Greets.' }], ['greet'], 'upstream');
+    expect(prompts.pinned.map((p) => p.name)).toEqual(['greet']);
+    const resources = pinMcpResources(SERVER, [{ uri: 'test://a', name: 'a' }], ['test://a']);
+    expect(resources.pinned.map((p) => p.name)).toEqual(['up.resources.a']);
+    // The default is unchanged.
+    expect(pinMcpTools(SERVER, [LISTED]).pinned.map((p) => p.name)).toEqual(['up.echo']);
+    expect(
+      pinMcpPrompts(SERVER, [{ name: 'greet', description: 'Greets.' }], ['greet']).pinned.map((p) => p.name),
+    ).toEqual(['up.prompts.greet']);
+  });
+
+  it('names upstream: skips, with a reason, an upstream name that is not a dotless bundle tool name', () => {
+    const { pinned, skipped } = pinMcpTools(
+      SERVER,
+      [
+        { name: 'files.read', inputSchema: { type: 'object' } },
+        { name: 'getWeather', inputSchema: { type: 'object' } },
+        { name: 'x'.repeat(65), inputSchema: { type: 'object' } },
+        { name: 'fine-1', inputSchema: { type: 'object' } },
+      ],
+      undefined,
+      'upstream',
+    );
+    expect(pinned.map((p) => p.name)).toEqual(['fine-1']);
+    expect(skipped.map((s) => s.upstream)).toEqual(['files.read', 'getWeather', 'x'.repeat(65)]);
+    expect(skipped[0]?.reason).toContain('cannot keep its upstream name');
+    const prompts = pinMcpPrompts(SERVER, [{ name: 'a.b' }], ['a.b'], 'upstream');
+    expect(prompts.pinned).toEqual([]);
+    expect(prompts.skipped[0]?.reason).toContain('cannot keep its upstream name');
   });
 
   it('closeSchema keeps a schema that is already closed as it is', () => {

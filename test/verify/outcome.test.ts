@@ -18,6 +18,7 @@ import {
   expectFinding,
   findingsOf,
   forge,
+  insert,
   reissue,
   undecidedOf,
 } from './forge.js';
@@ -359,5 +360,68 @@ describe('SPEC §5: records outside any trace are still judged (no trace to sear
       c['payload'] = { code: 'ERR_ABANDONED', outcome: 'abandoned', tool: 'echo', envelope_consumed: false };
     });
     expect(codesOf(report, CHECK)).toEqual(['OUTCOME_MISSING']);
+  });
+});
+
+describe('FC-INV-5: one outcome per accepted attempt (OUTCOME_DUPLICATE)', () => {
+  /** A copy of trace 0's entry of `type`, with `payload` changes. */
+  const copyOf = (b: MutableBundle, type: string, payload: Record<string, unknown> = {}): MutableBundle => {
+    const e = structuredClone(entryAt(b, type));
+    e['payload'] = { ...e['payload'], ...payload };
+    return e;
+  };
+
+  it('a second gateway.completed for the one accepted attempt (two gates recording one job): OUTCOME_DUPLICATE', () => {
+    const { report, bundle } = forge(base, (b) =>
+      insert(b, at(b, 'gateway.completed') + 1, copyOf(b, 'gateway.completed')),
+    );
+    expect(findingsOf(report, CHECK)).toEqual([
+      expect.objectContaining({ code: 'OUTCOME_DUPLICATE', index: at(bundle, 'gateway.completed') + 1 }),
+    ]);
+  });
+
+  it('a gateway.failed or request.abandoned after the completed attempt: OUTCOME_DUPLICATE', () => {
+    for (const [type, payload] of [
+      ['gateway.failed', { code: 'ERR_TOOL_FAILED', status: 'execution', outcome: 'deny' }],
+      ['request.abandoned', { code: 'ERR_ABANDONED', outcome: 'abandoned', envelope_consumed: true }],
+    ] as const) {
+      const { report, bundle } = forge(base, (b) => {
+        const e = copyOf(b, 'gateway.completed', payload);
+        e['type'] = type;
+        delete e['payload']['result_sha256'];
+        insert(b, at(b, 'gateway.completed') + 1, e);
+      });
+      expect(codesOf(report, CHECK), type).toEqual(['OUTCOME_DUPLICATE']);
+      expect(findingsOf(report, CHECK)[0]).toMatchObject({ index: at(bundle, type) });
+    }
+  });
+
+  it('an identical replay refused at ingress in the same trace after the outcome: no finding', () => {
+    const { report } = forge(base, (b) =>
+      insert(
+        b,
+        at(b, 'gateway.completed') + 1,
+        (() => {
+          const e = copyOf(b, 'gateway.completed', {
+            code: 'ERR_REQUEST_REPLAYED',
+            status: 'ingress',
+            outcome: 'deny',
+          });
+          e['type'] = 'gateway.failed';
+          delete e['payload']['result_sha256'];
+          return e;
+        })(),
+      ),
+    );
+    expect(findingsOf(report, CHECK)).toEqual([]);
+  });
+
+  it('a second accepted attempt in the same trace with its own outcome: no finding', () => {
+    const { report } = forge(base, (b) => {
+      const i = at(b, 'gateway.completed') + 1;
+      insert(b, i, copyOf(b, 'gateway.accepted'));
+      insert(b, i + 1, copyOf(b, 'gateway.completed'));
+    });
+    expect(codesOf(report, CHECK).filter((c) => c === 'OUTCOME_DUPLICATE')).toEqual([]);
   });
 });

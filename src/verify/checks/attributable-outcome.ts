@@ -6,7 +6,9 @@
  * every outcome record names one; an abandoned request that says its envelope was never consumed
  * has no receipt (the report counts abandoned requests and those that may have run); and the raw signed request behind every
  * `gateway.accepted` is in the bundle, matches the entry (request id, tenant, identity, tool,
- * trace id) and verifies under a key bound to that client identity and tenant. With a pinned
+ * trace id) and verifies under a key bound to that client identity and tenant. A request has one
+ * outcome per accepted attempt: an outcome record of the Gate after every attempt of its request
+ * in its trace was settled is `OUTCOME_DUPLICATE` (two gates recording one job's answer, say). With a pinned
  * ledger key (`--trusted-key`, `--trust`) only a ledgered `admin.client_registered` record the
  * verified checkpoint covers binds a key; when the bundle is partial and holds none for the
  * client, the signature is undecided (never a pass). Only with `--trust-bundle-keys` may the
@@ -134,16 +136,54 @@ function checkRequest(l: Linkage, a: View, bad: Report): void {
     bad('REQUEST_SIGNATURE', `the request signature does not verify under a key of client ${r.identity}`);
 }
 
+/**
+ * Statuses of `gateway.failed` records written before a request was accepted (an authentication
+ * or replay denial, src/gate/gate.ts `INGRESS`; a throw caught there, src/gate/caught.ts): they
+ * settle no attempt. An identical replay of a request is refused so, in the original's trace
+ * (its trace id is derived from the request), after the original's own outcome.
+ */
+const BEFORE_ACCEPTANCE: ReadonlySet<unknown> = new Set(['ingress', 'internal']);
+
+/**
+ * Outcome records of the Gate past the attempts of their request: within one request and trace,
+ * in ledger order, each `gateway.accepted` opens an attempt and each outcome record settles one;
+ * an outcome once every attempt seen was settled, after at least one was, is a duplicate. (One
+ * before any attempt seen is left alone: its attempt may lie before an exported range, and
+ * records written before acceptance have their own statuses.)
+ */
+function duplicateOutcomes(l: Linkage): View[] {
+  const dups: View[] = [];
+  for (const trace of l.traces.values()) {
+    const open = new Map<string, { open: number; settled: number }>();
+    for (const v of trace) {
+      const e = v.entry;
+      if (e.type === 'gateway.accepted') {
+        const s = open.get(e.request_id) ?? { open: 0, settled: 0 };
+        open.set(e.request_id, { ...s, open: s.open + 1 });
+        continue;
+      }
+      if (!OUTCOME_TYPES.has(e.type) || e.actor.role !== 'gate') continue;
+      if (e.type === 'gateway.failed' && BEFORE_ACCEPTANCE.has(e.payload['status'])) continue;
+      const s = open.get(e.request_id);
+      if (s === undefined) continue;
+      if (s.open > 0) open.set(e.request_id, { open: s.open - 1, settled: s.settled + 1 });
+      else if (s.settled > 0) dups.push(v);
+    }
+  }
+  return dups;
+}
+
 /** Attributable outcome check. */
 export const attributableOutcomeCheck: VerifyCheck = {
   id: 'attributable-outcome',
   title:
-    'every accepted request is signed by its registered client (an MCP call: matches the call the Gate minted, no client signature) and has an outcome record naming its result or code',
+    'every accepted request is signed by its registered client (an MCP call: matches the call the Gate minted, no client signature) and has one outcome record per accepted attempt, naming its result or code',
   requirements: ['FC-INV-5', 'FC-INV-3'],
   unit: 'requests',
   run: (ctx) => {
     const out: Finding[] = [];
     const l = linkageOf(ctx);
+    const duplicates = new Set(duplicateOutcomes(l));
     let uncoveredSaid = false;
     for (const v of l.views) {
       const bad: Report = (code, message, partial) =>
@@ -154,6 +194,11 @@ export const attributableOutcomeCheck: VerifyCheck = {
       if (OUTCOME_TYPES.has(v.entry.type)) {
         const problem = outcomeProblem(v) ?? abandonedProblem(l, v);
         if (problem !== undefined) bad('OUTCOME_MALFORMED', `the outcome record ${problem}`);
+        if (duplicates.has(v))
+          bad(
+            'OUTCOME_DUPLICATE',
+            `request ${v.entry.request_id} already has an outcome for every attempt the Gate accepted in this trace: a second answer was recorded`,
+          );
         continue;
       }
       if (v.entry.type !== 'gateway.accepted') continue;
