@@ -310,7 +310,10 @@ export function createMcpHttpAdapter(options: McpHttpAdapterOptions = {}): ToolA
         options,
       );
       if ('outcome' in upstream) return upstream;
-      return runPinnedEntry(upstream, spec.entry, params, call.constraints.timeout_ms);
+      return runPinnedEntry(upstream, spec.entry, params, call.constraints.timeout_ms, {
+        signal: call.signal,
+        ...(call.notices === undefined ? {} : { notices: call.notices }),
+      });
     },
   };
 }

@@ -20,6 +20,7 @@ import {
   pinMcpDefinition,
 } from '../../kernel/index.js';
 import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
+import type { UpstreamNotices } from '../relay.js';
 import type { ToolOutput } from './types.js';
 
 /** Bytes an upstream may send besides the result: the handshake and the tool listing. */
@@ -176,11 +177,21 @@ export async function listTools(
   });
 }
 
+/** What a call hands on besides its parameters: where the upstream's notices go, and its abort. */
+export interface CallChannels {
+  /** The executor's guard of the caller's relay; absent: the upstream's notices are dropped. */
+  readonly notices?: UpstreamNotices;
+  /** The call's abort: the MCP client then tells the upstream `notifications/cancelled`. */
+  readonly signal?: AbortSignal;
+}
+
 /**
  * Calls the pinned tool over `upstream` with `params`: lists the tools, compares the listed
  * definition with the pin (`ERR_TOOL_DEFINITION_CHANGED` when it differs or the tool is gone:
  * nothing is called), calls it, and checks the result (`isError` and a `structuredContent`
- * outside the pinned `outputSchema` are `ERR_TOOL_FAILED`, output withheld).
+ * outside the pinned `outputSchema` are `ERR_TOOL_FAILED`, output withheld). While the call
+ * runs, the upstream's log messages, and its progress when the caller asked for progress (only
+ * then is the upstream given a progress token), go to `channels.notices`.
  * Result: `{ content, structuredContent? }` of the upstream's `CallToolResult`.
  */
 export async function callPinnedTool(
@@ -188,9 +199,13 @@ export async function callPinnedTool(
   pinned: PinnedMcpTool,
   params: Readonly<Record<string, unknown>>,
   timeoutMs: number,
+  channels: CallChannels = {},
 ): Promise<ToolOutput> {
   const timeout = timeoutMs;
+  const { notices, signal } = channels;
   return withUpstream(upstream, timeout, async (client, step) => {
+    if (notices !== undefined)
+      client.setNotificationHandler('notifications/message', (n) => notices.onLog(n.params));
     const listed = await step(() => client.listTools(undefined, { timeout }));
     if ('outcome' in listed) return listed;
     const current = listed.value.tools.filter((t) => t.name === pinned.tool);
@@ -205,7 +220,16 @@ export async function callPinnedTool(
     // Checked before anything is called: a changed definition never reaches a call.
     if (!hexDigestEquals(sha256, pinned.sha256))
       return deny('ERR_TOOL_DEFINITION_CHANGED', `the upstream changed the definition of ${pinned.tool}`);
-    const ran = await step(() => client.callTool({ name: pinned.tool, arguments: params }, { timeout }));
+    const ran = await step(() =>
+      client.callTool(
+        { name: pinned.tool, arguments: params },
+        {
+          timeout,
+          ...(notices?.progress === true ? { onprogress: (p: unknown) => notices.onProgress(p) } : {}),
+          ...(signal === undefined ? {} : { signal }),
+        },
+      ),
+    );
     if ('outcome' in ran) return ran;
     const r = ran.value as { isError?: unknown; content?: unknown; structuredContent?: unknown };
     if (r.isError === true) return deny('ERR_TOOL_FAILED', 'the upstream tool reported an error');

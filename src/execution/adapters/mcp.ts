@@ -274,7 +274,10 @@ export function createMcpAdapter(options: McpAdapterOptions = {}): ToolAdapter {
       if (!isObject(params)) return deny('ERR_PARAMS_INVALID', 'MCP tool arguments must be an object');
       const upstream = await launch(spec.command, call.constraints, call.signal, options);
       if ('outcome' in upstream) return upstream;
-      return runPinnedEntry(upstream, spec.entry, params, call.constraints.timeout_ms);
+      return runPinnedEntry(upstream, spec.entry, params, call.constraints.timeout_ms, {
+        signal: call.signal,
+        ...(call.notices === undefined ? {} : { notices: call.notices }),
+      });
     },
   };
 }

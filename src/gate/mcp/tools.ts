@@ -9,10 +9,11 @@
  */
 // The low-level Server: tools come from the active policy bundle at request time with their JSON
 // Schemas, and arguments are validated by the Control Plane (a ledgered deny), not by the SDK.
-import { Server } from '@modelcontextprotocol/server';
-import type { CallToolResult } from '@modelcontextprotocol/server';
+import { Server, isSpecType } from '@modelcontextprotocol/server';
+import type { CallToolResult, ContentBlock, ServerContext } from '@modelcontextprotocol/server';
 import { canonicalize, deny, parseJson, sha256Hex } from '../../kernel/index.js';
 import type { JsonObject, JsonValue } from '../../kernel/index.js';
+import type { CallRelay, RelayedNotice } from '../../execution/index.js';
 import type { Gate } from '../gate.js';
 import type { Principal } from '../principal.js';
 import { MAX_REQUEST_BYTES, MAX_REQUEST_DEPTH } from '../request.js';
@@ -29,14 +30,42 @@ function text(value: JsonValue): string {
   return JSON.stringify(value);
 }
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
 /**
- * Turns the Gate's answer into a tool result: executed → the redacted result as JSON text (and
- * as `structuredContent` when it is an object); deny → `isError` with the denial code and
- * request id; pending → `isError` with the decision id and where to approve it.
+ * The executed result as the MCP tool result it is, when it is one: an object with a `content`
+ * array of valid MCP content blocks (text, image, audio, resource link, embedded resource), an
+ * optional `structuredContent` object, and nothing else; what an upstream MCP tool answers (after
+ * redaction). Undefined otherwise, a block that redaction made invalid (an altered base64 `data`
+ * or `blob`) included: such a result is answered as JSON text, never as a block it is not.
+ */
+export function upstreamResultOf(
+  result: JsonValue,
+): { content: ContentBlock[]; structuredContent?: Record<string, unknown> } | undefined {
+  if (!isPlainObject(result)) return undefined;
+  if (!Object.keys(result).every((k) => k === 'content' || k === 'structuredContent')) return undefined;
+  const { content, structuredContent } = result;
+  if (!Array.isArray(content) || !content.every((b) => isSpecType.ContentBlock(b))) return undefined;
+  if (structuredContent !== undefined && !isPlainObject(structuredContent)) return undefined;
+  return {
+    content: content,
+    ...(structuredContent === undefined ? {} : { structuredContent }),
+  };
+}
+
+/**
+ * Turns the Gate's answer into a tool result: executed → an MCP tool result (an upstream MCP
+ * tool's) as it is, its `content` blocks and `structuredContent` (`upstreamResultOf`); any other
+ * result as JSON text (and as `structuredContent` when it is an object); deny → `isError` with
+ * the denial code and request id; pending → `isError` with the decision id and where to approve
+ * it. Either way the executed answer's fields are exactly the result whose hash the receipt holds.
  */
 export function toolResultOf(a: CallResponse): CallToolResult {
   const meta = callMetaOf(a);
   if (a.outcome === 'executed') {
+    const relayed = upstreamResultOf(a.result);
+    if (relayed !== undefined) return { ...relayed, _meta: meta };
     const structured =
       typeof a.result === 'object' && a.result !== null && !Array.isArray(a.result)
         ? { structuredContent: a.result as Record<string, unknown> }
@@ -132,6 +161,46 @@ function progressTokenOf(meta: unknown): string | number | undefined {
 }
 
 /**
+ * The relay of one `tools/call` (docs/mcp.md "While a call runs"): an upstream's progress is
+ * sent as `notifications/progress` under the client's own token, and only with one and only
+ * rising (MCP requires it to increase; `sent` is shared with the approval wait's progress); its
+ * log messages as `notifications/message` through the SDK's `log`, which applies the client's
+ * level (a 2026-07-28 request's log-level `_meta`; a 2025 client's `logging/setLevel` reaches
+ * another, stateless server instance, so every level is sent). Both on the POST's SSE stream,
+ * related to the call. The request's abort (its stream closed, or `notifications/cancelled`)
+ * cancels the call. A failed send changes nothing about the call.
+ */
+function relayFor(
+  ctx: ServerContext,
+  token: string | number | undefined,
+  sent: { progress: number },
+): CallRelay {
+  return {
+    progress: token !== undefined,
+    cancelled: ctx.mcpReq.signal,
+    notify(n: RelayedNotice) {
+      if (n.kind === 'log') {
+        void ctx.mcpReq.log(n.level, n.data, n.logger).catch(() => undefined);
+        return;
+      }
+      if (token === undefined || !(n.progress > sent.progress)) return;
+      sent.progress = n.progress;
+      void ctx.mcpReq
+        .notify({
+          method: 'notifications/progress',
+          params: {
+            progressToken: token,
+            progress: n.progress,
+            ...(n.total === undefined ? {} : { total: n.total }),
+            ...(n.message === undefined ? {} : { message: n.message }),
+          },
+        })
+        .catch(() => undefined);
+    },
+  };
+}
+
+/**
  * A fresh MCP server for one principal (one HTTP request, or one stdio connection). A call with a
  * `progressToken` may wait for its approval up to `approvalWaitMs`, the client told meanwhile by
  * `notifications/progress`; nothing the client sends (an elicitation answer, a notification, a
@@ -146,7 +215,10 @@ export function createPrincipalServer(
   const waitMs = options.approvalWaitMs ?? 0;
   const every = options.progressEveryMs ?? PROGRESS_EVERY_MS;
   const traced = options.traceparent === undefined ? undefined : { traceparent: options.traceparent };
-  const server = new Server(SERVER_INFO, { capabilities: { tools: {}, prompts: {}, resources: {} } });
+  // `logging`: an upstream's log messages about a call are relayed (relayFor).
+  const server = new Server(SERVER_INFO, {
+    capabilities: { tools: {}, prompts: {}, resources: {}, logging: {} },
+  });
   registerPromptsAndResources(server, gate, principal, traced);
   server.setRequestHandler('tools/list', async () => {
     const tools = (await gate.toolsFor(principal)).filter((t) => t.mcp === undefined);
@@ -195,13 +267,15 @@ export function createPrincipalServer(
       ...(retry === null ? {} : { retryOf: retry }),
     };
     const token = progressTokenOf(request.params._meta);
+    const sent = { progress: 0 };
+    const relay = relayFor(ctx, token, sent);
     if (waitMs <= 0 || token === undefined)
-      return toolResultOf((await gate.callAs(principal, call, traced)).body);
+      return toolResultOf((await gate.callAs(principal, call, { ...traced, relay })).body);
     // Progress while the call is decided and, when escalated, waits for its approvers. The
     // notifications carry no decision: a failed send changes nothing about the call.
-    let progress = 0;
     const tell = (message: string): void => {
-      progress += 1;
+      sent.progress += 1;
+      const progress = sent.progress;
       void ctx.mcpReq
         .notify({ method: 'notifications/progress', params: { progressToken: token, progress, message } })
         .catch(() => undefined);
@@ -212,7 +286,7 @@ export function createPrincipalServer(
       // Cancelled, or its client gone (the SDK aborts the handler's signal): the wait ends and the
       // call does not run, even if approved meanwhile.
       return toolResultOf(
-        (await gate.callAs(principal, call, { ...traced, waitMs, signal: ctx.mcpReq.signal })).body,
+        (await gate.callAs(principal, call, { ...traced, waitMs, signal: ctx.mcpReq.signal, relay })).body,
       );
     } finally {
       clearInterval(timer);

@@ -1,0 +1,248 @@
+/**
+ * What the gateway relays from an upstream MCP server during a governed `tools/call`
+ * (docs/mcp.md "What is served", "While a call runs"; OE-INV-010, OE-INV-013, FC-INV-4): the
+ * upstream's own content blocks and `structuredContent`, redacted, with the receipt's hash over
+ * exactly what is answered; its progress (only for a client that sent a progress token) and log
+ * messages, as notifications on the call's SSE stream, redacted and bounded; and the client's
+ * cancellation, which ends the upstream call with a receipt saying so. A real embedded gate; the
+ * official SDK client over Streamable HTTP with the demo client's key tokens; the upstream a
+ * fixture on the official SDK's server package (test/fixtures/mcp-relay-upstream/server.mjs),
+ * launched per call in bubblewrap and pinned with `failclosed policy pin-mcp`.
+ */
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import type { Progress } from '@modelcontextprotocol/client';
+import { signClientToken } from '../../src/client/index.js';
+import { runCli } from '../../src/cli/run.js';
+import { canonicalize, sha256Hex } from '../../src/kernel/index.js';
+import type { JsonValue } from '../../src/kernel/index.js';
+import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
+import { MAX_RELAYED_NOTICES } from '../../src/execution/index.js';
+import { announceServer, initDataDir, readClientFile, startEmbedded } from '../../src/embedded/index.js';
+import type { EmbeddedInstance } from '../../src/embedded/index.js';
+import { REPO_ROOT } from '../support/paths.js';
+
+const NODE_MODULES = realpathSync(join(REPO_ROOT, 'node_modules'));
+const FIXTURE = realpathSync(join(REPO_ROOT, 'test', 'fixtures', 'mcp-relay-upstream'));
+const TOOLS = ['mixed', 'chatty', 'flood', 'slow'];
+const PNG =
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
+const WAV = 'UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQAAAAA=';
+
+let work: string;
+let dir: string;
+let state: string;
+let instance: EmbeddedInstance;
+let client: Client;
+const logs: { level: string; logger?: string; data: unknown }[] = [];
+let onLog: ((data: unknown) => void) | undefined;
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(['--data', dir, ...args], {
+    out: (t) => out.push(t),
+    err: (t) => err.push(t),
+    env: {},
+  });
+  return { code, out: out.join(''), err: err.join('') };
+}
+
+type Entry = { type: string; request_id: string; payload: Record<string, unknown> };
+
+async function entries(): Promise<Entry[]> {
+  const l = instance.core.ledger;
+  return await l.store.readRange(0, l.size());
+}
+
+const requestIdOf = (r: { _meta?: unknown }): string =>
+  ((r._meta as Record<string, Record<string, string>>)['failclosed.dev/call'] ?? {})['request_id'] ?? '';
+
+const upstreamCalls = (): string[] =>
+  readFileSync(join(state, 'calls.log'), 'utf8').split('\n').filter(Boolean);
+
+beforeAll(async () => {
+  work = realpathSync(mkdtempSync('/var/tmp/fc-e2e-relay-'));
+  dir = join(work, 'data');
+  state = join(work, 'state');
+  const src = join(work, 'policy');
+  mkdirSync(state);
+  writeFileSync(join(state, 'calls.log'), '');
+  cpSync(join(REPO_ROOT, 'examples', 'demo-policy'), src, { recursive: true });
+  writeFileSync(
+    join(src, 'policies', 'mcp-relay.cedar'),
+    `@reason("the relay fixture's tools")\npermit (principal, action in [${TOOLS.map(
+      (t) => `Action::"relay.${t}"`,
+    ).join(', ')}], resource);\n`,
+  );
+  await initDataDir(dir);
+  instance = await startEmbedded(dir, { port: 0, executionPort: 0 });
+  announceServer(dir, instance.url);
+  const pinned = await cli(
+    'policy',
+    'pin-mcp',
+    src,
+    '--server',
+    'relay',
+    '--read',
+    NODE_MODULES,
+    '--read',
+    FIXTURE,
+    '--write',
+    state,
+    '--',
+    '/usr/bin/node',
+    join(FIXTURE, 'server.mjs'),
+    state,
+  );
+  expect(pinned.err).toBe('');
+  expect(pinned.code).toBe(0);
+  const file = join(work, 'bundle.json');
+  const built = await cli('policy', 'build', src, '--out', file);
+  expect(built.err).toBe('');
+  expect((await cli('policy', 'activate', file)).code).toBe(0);
+
+  // The demo client's key signs a fresh token for every HTTP request, as `failclosed mcp` does.
+  const agent = readClientFile(dir, 'demo-agent');
+  const key = importSigningKeyJwk(agent.key);
+  const resource = `${instance.url}/mcp`;
+  client = new Client({ name: 'fc-test-relay', version: '1.0.0' });
+  client.setNotificationHandler('notifications/message', (n) => {
+    logs.push(n.params as (typeof logs)[number]);
+    onLog?.(n.params.data);
+  });
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(resource), {
+      fetch: (url, init) => {
+        const headers = new Headers(init?.headers);
+        headers.set('authorization', `Bearer ${signClientToken(key, agent.identity, resource, Date.now())}`);
+        return fetch(url, { ...init, headers });
+      },
+    }),
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await client?.close();
+  await instance?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('the result, relayed', () => {
+  it("answers the upstream's own content blocks and structuredContent, redacted; the receipt hashes exactly them", async () => {
+    const r = await client.callTool({ name: 'relay.mixed', arguments: {} });
+    expect(r.isError).not.toBe(true);
+    expect(r.content).toEqual([
+      { type: 'text', text: 'found in the config: [REDACTED:aws_access_key_id]' },
+      { type: 'image', data: PNG, mimeType: 'image/png' },
+      { type: 'audio', data: WAV, mimeType: 'audio/wav' },
+      { type: 'resource_link', uri: 'file:///srv/report.txt', name: 'report.txt', mimeType: 'text/plain' },
+      { type: 'resource', resource: { uri: 'file:///srv/notes.txt', mimeType: 'text/plain', text: 'notes' } },
+      { type: 'resource', resource: { uri: 'file:///srv/pixel.png', mimeType: 'image/png', blob: PNG } },
+    ]);
+    expect(r.structuredContent).toEqual({ ok: true, key: '[REDACTED:aws_access_key_id]' });
+    expect(JSON.stringify(r)).not.toContain('AKIAIOSFODNN7EXAMPLE');
+
+    const id = requestIdOf(r);
+    const mine = (await entries()).filter((e) => e.request_id === id);
+    const receipt = mine.find((e) => e.type === 'execution.receipt');
+    const completed = mine.find((e) => e.type === 'gateway.completed');
+    const answered = sha256Hex(
+      canonicalize({ content: r.content, structuredContent: r.structuredContent } as JsonValue),
+    );
+    expect(receipt?.payload).toMatchObject({ status: 'succeeded', result_sha256: answered });
+    expect(completed?.payload['result_sha256']).toBe(answered);
+  });
+});
+
+describe('while a call runs', () => {
+  it('relays progress under the client token and log messages, a credential in a log message redacted', async () => {
+    const progress: Progress[] = [];
+    const before = logs.length;
+    const r = await client.callTool(
+      { name: 'relay.chatty', arguments: {} },
+      { onprogress: (p) => progress.push(p) },
+    );
+    expect(r.content).toEqual([{ type: 'text', text: 'chatty done' }]);
+    expect(progress).toEqual([
+      { progress: 1, total: 3, message: 'first step' },
+      { progress: 2, total: 3 },
+      { progress: 3, total: 3, message: 'done' },
+    ]);
+    const mine = logs.slice(before);
+    expect(mine).toEqual([
+      { level: 'info', logger: 'fixture', data: 'working on it' },
+      {
+        level: 'warning',
+        logger: 'fixture',
+        data: { note: 'connecting with password=[REDACTED:credential_assignment]' },
+      },
+    ]);
+    expect(JSON.stringify(mine)).not.toContain('hunter2-relay-secret');
+    const receipt = (await entries()).find(
+      (e) => e.request_id === requestIdOf(r) && e.type === 'execution.receipt',
+    );
+    expect(receipt?.payload['notices']).toEqual({ relayed: 5, dropped: 0 });
+  });
+
+  it('without a progress token the upstream is given none: only its log messages are relayed', async () => {
+    const r = await client.callTool({ name: 'relay.chatty', arguments: {} });
+    const receipt = (await entries()).find(
+      (e) => e.request_id === requestIdOf(r) && e.type === 'execution.receipt',
+    );
+    expect(receipt?.payload['notices']).toEqual({ relayed: 2, dropped: 0 });
+  });
+
+  it('an upstream flooding notices: at most the bound relayed, the rest counted as dropped, the call answered', async () => {
+    const progress: Progress[] = [];
+    const before = logs.length;
+    const r = await client.callTool(
+      { name: 'relay.flood', arguments: {} },
+      { onprogress: (p) => progress.push(p) },
+    );
+    expect(r.isError).not.toBe(true);
+    expect(r.content).toEqual([{ type: 'text', text: 'flood done' }]);
+    expect(logs.length - before + progress.length).toBeLessThanOrEqual(MAX_RELAYED_NOTICES);
+    const receipt = (await entries()).find(
+      (e) => e.request_id === requestIdOf(r) && e.type === 'execution.receipt',
+    );
+    const counted = receipt?.payload['notices'] as { relayed: number; dropped: number };
+    expect(counted.relayed).toBe(MAX_RELAYED_NOTICES);
+    // Notices still in flight when the call ended are neither relayed nor counted.
+    expect(counted.dropped).toBeGreaterThan(0);
+    expect(counted.relayed + counted.dropped).toBeLessThanOrEqual(4000);
+  });
+
+  it('a client cancelling a running call ends the upstream call; the receipt says ERR_CALL_CANCELLED', async () => {
+    const ac = new AbortController();
+    const started = new Promise<void>((resolve) => {
+      onLog = (data) => {
+        if (data === 'slow started') resolve();
+      };
+    });
+    const calls = upstreamCalls().length;
+    const pending = client.callTool({ name: 'relay.slow', arguments: {} }, { signal: ac.signal });
+    await started;
+    onLog = undefined;
+    ac.abort();
+    await expect(pending).rejects.toThrow(/abort/i);
+    // The outcome is recorded once the upstream is gone: wait for it.
+    let receipt: Entry | undefined;
+    let failed: Entry | undefined;
+    for (let i = 0; i < 200 && failed === undefined; i++) {
+      const all = await entries();
+      receipt = all
+        .filter((e) => e.type === 'execution.receipt' && e.payload['tool'] === 'relay.slow')
+        .at(-1);
+      failed = all.find((e) => e.type === 'gateway.failed' && e.request_id === receipt?.request_id);
+      if (failed === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(receipt?.payload).toMatchObject({ status: 'failed', code: 'ERR_CALL_CANCELLED' });
+    expect(failed?.payload).toMatchObject({ code: 'ERR_CALL_CANCELLED' });
+    // The upstream got the call, and never answered it.
+    expect(upstreamCalls().slice(calls)[0]).toBe('slow');
+    expect(upstreamCalls()).not.toContain('slow done');
+  });
+});
