@@ -13,7 +13,6 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, wri
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import type { Progress } from '@modelcontextprotocol/client';
 import { signClientToken } from '../../src/client/index.js';
 import { runCli } from '../../src/cli/run.js';
 import { canonicalize, sha256Hex } from '../../src/kernel/index.js';
@@ -26,7 +25,7 @@ import { REPO_ROOT } from '../support/paths.js';
 
 const NODE_MODULES = realpathSync(join(REPO_ROOT, 'node_modules'));
 const FIXTURE = realpathSync(join(REPO_ROOT, 'test', 'fixtures', 'mcp-relay-upstream'));
-const TOOLS = ['mixed', 'chatty', 'flood', 'slow'];
+const TOOLS = ['mixed', 'chatty', 'flood', 'oops', 'slow'];
 const PNG =
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
 const WAV = 'UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQAAAAA=';
@@ -37,6 +36,12 @@ let state: string;
 let instance: EmbeddedInstance;
 let client: Client;
 const logs: { level: string; logger?: string; data: unknown }[] = [];
+/**
+ * Progress notifications as received. Taken raw: the SDK client's own progress dispatch runs a
+ * microtask after the message, and drops a notification that arrived in the same read as the
+ * answer (the answer removed its token first).
+ */
+const progressed: Record<string, unknown>[] = [];
 let onLog: ((data: unknown) => void) | undefined;
 
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -113,6 +118,9 @@ beforeAll(async () => {
     logs.push(n.params as (typeof logs)[number]);
     onLog?.(n.params.data);
   });
+  client.setNotificationHandler('notifications/progress', (n) => {
+    progressed.push(n.params);
+  });
   await client.connect(
     new StreamableHTTPClientTransport(new URL(resource), {
       fetch: (url, init) => {
@@ -157,14 +165,33 @@ describe('the result, relayed', () => {
   });
 });
 
+describe('a tool-level error, relayed', () => {
+  it("answers the upstream's isError and its content, redacted; the receipt hashes exactly them", async () => {
+    const r = await client.callTool({ name: 'relay.oops', arguments: {} });
+    expect(r.isError).toBe(true);
+    expect(r.content).toEqual([
+      { type: 'text', text: 'cannot reach the database with password=[REDACTED:credential_assignment]' },
+    ]);
+    const mine = (await entries()).filter((e) => e.request_id === requestIdOf(r));
+    const answered = sha256Hex(canonicalize({ content: r.content, isError: true } as JsonValue));
+    expect(mine.find((e) => e.type === 'execution.receipt')?.payload).toMatchObject({
+      status: 'succeeded',
+      result_sha256: answered,
+    });
+    expect(mine.find((e) => e.type === 'gateway.completed')?.payload['result_sha256']).toBe(answered);
+  });
+});
+
 describe('while a call runs', () => {
   it('relays progress under the client token and log messages, a credential in a log message redacted', async () => {
-    const progress: Progress[] = [];
     const before = logs.length;
-    const r = await client.callTool(
-      { name: 'relay.chatty', arguments: {} },
-      { onprogress: (p) => progress.push(p) },
-    );
+    const seen = progressed.length;
+    // onprogress makes the client send a progress token.
+    const r = await client.callTool({ name: 'relay.chatty', arguments: {} }, { onprogress: () => undefined });
+    const received = progressed.slice(seen);
+    // Under the token the client's request carried (one token, the SDK's own).
+    expect(new Set(received.map((p) => p['progressToken'])).size).toBe(1);
+    const progress = received.map(({ progressToken: _token, ...p }) => p);
     expect(r.content).toEqual([{ type: 'text', text: 'chatty done' }]);
     expect(progress).toEqual([
       { progress: 1, total: 3, message: 'first step' },
@@ -196,12 +223,10 @@ describe('while a call runs', () => {
   });
 
   it('an upstream flooding notices: at most the bound relayed, the rest counted as dropped, the call answered', async () => {
-    const progress: Progress[] = [];
     const before = logs.length;
-    const r = await client.callTool(
-      { name: 'relay.flood', arguments: {} },
-      { onprogress: (p) => progress.push(p) },
-    );
+    const seen = progressed.length;
+    const r = await client.callTool({ name: 'relay.flood', arguments: {} }, { onprogress: () => undefined });
+    const progress = progressed.slice(seen);
     expect(r.isError).not.toBe(true);
     expect(r.content).toEqual([{ type: 'text', text: 'flood done' }]);
     expect(logs.length - before + progress.length).toBeLessThanOrEqual(MAX_RELAYED_NOTICES);

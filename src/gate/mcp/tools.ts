@@ -36,27 +36,31 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
 /**
  * The executed result as the MCP tool result it is, when it is one: an object with a `content`
  * array of valid MCP content blocks (text, image, audio, resource link, embedded resource), an
- * optional `structuredContent` object, and nothing else; what an upstream MCP tool answers (after
+ * optional `structuredContent` object, an optional `isError: true`, and nothing else; what an
+ * upstream MCP tool answers (after
  * redaction). Undefined otherwise, a block that redaction made invalid (an altered base64 `data`
  * or `blob`) included: such a result is answered as JSON text, never as a block it is not.
  */
 export function upstreamResultOf(
   result: JsonValue,
-): { content: ContentBlock[]; structuredContent?: Record<string, unknown> } | undefined {
+): { content: ContentBlock[]; structuredContent?: Record<string, unknown>; isError?: true } | undefined {
   if (!isPlainObject(result)) return undefined;
-  if (!Object.keys(result).every((k) => k === 'content' || k === 'structuredContent')) return undefined;
-  const { content, structuredContent } = result;
+  const fields = ['content', 'structuredContent', 'isError'];
+  if (!Object.keys(result).every((k) => fields.includes(k))) return undefined;
+  const { content, structuredContent, isError } = result;
   if (!Array.isArray(content) || !content.every((b) => isSpecType.ContentBlock(b))) return undefined;
   if (structuredContent !== undefined && !isPlainObject(structuredContent)) return undefined;
+  if (isError !== undefined && isError !== true) return undefined;
   return {
-    content: content,
+    content,
     ...(structuredContent === undefined ? {} : { structuredContent }),
+    ...(isError === true ? { isError } : {}),
   };
 }
 
 /**
  * Turns the Gate's answer into a tool result: executed → an MCP tool result (an upstream MCP
- * tool's) as it is, its `content` blocks and `structuredContent` (`upstreamResultOf`); any other
+ * tool's) as it is, its `content` blocks, `structuredContent` and `isError` (`upstreamResultOf`); any other
  * result as JSON text (and as `structuredContent` when it is an object); deny → `isError` with
  * the denial code and request id; pending → `isError` with the decision id and where to approve
  * it. Either way the executed answer's fields are exactly the result whose hash the receipt holds.
@@ -167,26 +171,33 @@ function progressTokenOf(meta: unknown): string | number | undefined {
  * log messages as `notifications/message` through the SDK's `log`, which applies the client's
  * level (a 2026-07-28 request's log-level `_meta`; a 2025 client's `logging/setLevel` reaches
  * another, stateless server instance, so every level is sent). Both on the POST's SSE stream,
- * related to the call. The request's abort (its stream closed, or `notifications/cancelled`)
- * cancels the call. A failed send changes nothing about the call.
+ * related to the call, and all sent before the call's answer (`flushed`). The request's abort
+ * (its stream closed, or `notifications/cancelled`) cancels the call. A failed send changes
+ * nothing about the call.
  */
 function relayFor(
   ctx: ServerContext,
   token: string | number | undefined,
   sent: { progress: number },
-): CallRelay {
-  return {
+): { readonly relay: CallRelay; flushed(): Promise<void> } {
+  const sending = new Set<Promise<void>>();
+  const track = (p: Promise<void>): void => {
+    const settled = p.catch(() => undefined);
+    sending.add(settled);
+    void settled.then(() => sending.delete(settled));
+  };
+  const relay: CallRelay = {
     progress: token !== undefined,
     cancelled: ctx.mcpReq.signal,
     notify(n: RelayedNotice) {
       if (n.kind === 'log') {
-        void ctx.mcpReq.log(n.level, n.data, n.logger).catch(() => undefined);
+        track(ctx.mcpReq.log(n.level, n.data, n.logger));
         return;
       }
       if (token === undefined || !(n.progress > sent.progress)) return;
       sent.progress = n.progress;
-      void ctx.mcpReq
-        .notify({
+      track(
+        ctx.mcpReq.notify({
           method: 'notifications/progress',
           params: {
             progressToken: token,
@@ -194,8 +205,14 @@ function relayFor(
             ...(n.total === undefined ? {} : { total: n.total }),
             ...(n.message === undefined ? {} : { message: n.message }),
           },
-        })
-        .catch(() => undefined);
+        }),
+      );
+    },
+  };
+  return {
+    relay,
+    flushed: async () => {
+      await Promise.all([...sending]);
     },
   };
 }
@@ -268,9 +285,12 @@ export function createPrincipalServer(
     };
     const token = progressTokenOf(request.params._meta);
     const sent = { progress: 0 };
-    const relay = relayFor(ctx, token, sent);
-    if (waitMs <= 0 || token === undefined)
-      return toolResultOf((await gate.callAs(principal, call, { ...traced, relay })).body);
+    const { relay, flushed } = relayFor(ctx, token, sent);
+    if (waitMs <= 0 || token === undefined) {
+      const answered = await gate.callAs(principal, call, { ...traced, relay });
+      await flushed();
+      return toolResultOf(answered.body);
+    }
     // Progress while the call is decided and, when escalated, waits for its approvers. The
     // notifications carry no decision: a failed send changes nothing about the call.
     const tell = (message: string): void => {
@@ -285,9 +305,14 @@ export function createPrincipalServer(
     try {
       // Cancelled, or its client gone (the SDK aborts the handler's signal): the wait ends and the
       // call does not run, even if approved meanwhile.
-      return toolResultOf(
-        (await gate.callAs(principal, call, { ...traced, waitMs, signal: ctx.mcpReq.signal, relay })).body,
-      );
+      const answered = await gate.callAs(principal, call, {
+        ...traced,
+        waitMs,
+        signal: ctx.mcpReq.signal,
+        relay,
+      });
+      await flushed();
+      return toolResultOf(answered.body);
     } finally {
       clearInterval(timer);
     }
