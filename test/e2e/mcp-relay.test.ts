@@ -22,6 +22,8 @@ import { MAX_RELAYED_NOTICES } from '../../src/execution/index.js';
 import { announceServer, initDataDir, readClientFile, startEmbedded } from '../../src/embedded/index.js';
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
 import { REPO_ROOT } from '../support/paths.js';
+import { startServerEverything } from '../support/mcp-http-upstream.js';
+import type { RunningEverything } from '../support/mcp-http-upstream.js';
 
 const NODE_MODULES = realpathSync(join(REPO_ROOT, 'node_modules'));
 const FIXTURE = realpathSync(join(REPO_ROOT, 'test', 'fixtures', 'mcp-relay-upstream'));
@@ -35,6 +37,7 @@ let dir: string;
 let state: string;
 let instance: EmbeddedInstance;
 let client: Client;
+let everything: RunningEverything;
 const logs: { level: string; logger?: string; data: unknown }[] = [];
 /**
  * Progress notifications as received. Taken raw: the SDK client's own progress dispatch runs a
@@ -78,12 +81,17 @@ beforeAll(async () => {
   cpSync(join(REPO_ROOT, 'examples', 'demo-policy'), src, { recursive: true });
   writeFileSync(
     join(src, 'policies', 'mcp-relay.cedar'),
-    `@reason("the relay fixture's tools")\npermit (principal, action in [${TOOLS.map(
-      (t) => `Action::"relay.${t}"`,
-    ).join(', ')}], resource);\n`,
+    `@reason("the relay fixture's tools")\npermit (principal, action in [${[
+      ...TOOLS.map((t) => `relay.${t}`),
+      'everything.get-tiny-image',
+      'everything.trigger-long-running-operation',
+    ]
+      .map((a) => `Action::"${a}"`)
+      .join(', ')}], resource);\n`,
   );
   await initDataDir(dir);
-  instance = await startEmbedded(dir, { port: 0, executionPort: 0 });
+  everything = await startServerEverything();
+  instance = await startEmbedded(dir, { port: 0, executionPort: 0, allowLoopbackMcpUpstreams: true });
   announceServer(dir, instance.url);
   const pinned = await cli(
     'policy',
@@ -104,6 +112,22 @@ beforeAll(async () => {
   );
   expect(pinned.err).toBe('');
   expect(pinned.code).toBe(0);
+  const pinnedHttp = await cli(
+    'policy',
+    'pin-mcp',
+    src,
+    '--server',
+    'everything',
+    '--url',
+    everything.url,
+    '--only',
+    'get-tiny-image',
+    '--only',
+    'trigger-long-running-operation',
+    '--allow-loopback',
+  );
+  expect(pinnedHttp.err).toBe('');
+  expect(pinnedHttp.code).toBe(0);
   const file = join(work, 'bundle.json');
   const built = await cli('policy', 'build', src, '--out', file);
   expect(built.err).toBe('');
@@ -135,6 +159,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await client?.close();
   await instance?.close();
+  await everything?.stop();
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -269,5 +294,31 @@ describe('while a call runs', () => {
     // The upstream got the call, and never answered it.
     expect(upstreamCalls().slice(calls)[0]).toBe('slow');
     expect(upstreamCalls()).not.toContain('slow done');
+  });
+});
+
+describe('server-everything over Streamable HTTP, relayed', () => {
+  it('get-tiny-image: its text and image blocks as it sends them', async () => {
+    const r = await client.callTool({ name: 'everything.get-tiny-image', arguments: {} });
+    expect(r.isError).not.toBe(true);
+    const content = r.content as { type: string; data?: string; mimeType?: string }[];
+    expect(content.map((b) => b.type)).toEqual(['text', 'image', 'text']);
+    const image = content[1]!;
+    expect(image.mimeType).toBe('image/png');
+    // The PNG signature, decoded from the relayed base64.
+    expect(Buffer.from(image.data!, 'base64').subarray(1, 4).toString('latin1')).toBe('PNG');
+  });
+
+  it('trigger-long-running-operation: its progress relayed under the client token', async () => {
+    const seen = progressed.length;
+    const r = await client.callTool(
+      { name: 'everything.trigger-long-running-operation', arguments: { duration: 1, steps: 2 } },
+      { onprogress: () => undefined },
+    );
+    expect(r.isError).not.toBe(true);
+    expect(progressed.slice(seen).map((p) => [p['progress'], p['total']])).toEqual([
+      [1, 2],
+      [2, 2],
+    ]);
   });
 });
