@@ -27,7 +27,7 @@ import type { RunningEverything } from '../support/mcp-http-upstream.js';
 
 const NODE_MODULES = realpathSync(join(REPO_ROOT, 'node_modules'));
 const FIXTURE = realpathSync(join(REPO_ROOT, 'test', 'fixtures', 'mcp-relay-upstream'));
-const TOOLS = ['mixed', 'chatty', 'flood', 'oops', 'slow'];
+const TOOLS = ['mixed', 'chatty', 'flood', 'oops', 'sample', 'slow'];
 const PNG =
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
 const WAV = 'UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQAAAAA=';
@@ -45,6 +45,8 @@ const logs: { level: string; logger?: string; data: unknown }[] = [];
  * answer (the answer removed its token first).
  */
 const progressed: Record<string, unknown>[] = [];
+/** Requests the client was asked by the server side (none may reach it). */
+const asked: string[] = [];
 let onLog: ((data: unknown) => void) | undefined;
 
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -137,7 +139,19 @@ beforeAll(async () => {
   const agent = readClientFile(dir, 'demo-agent');
   const key = importSigningKeyJwk(agent.key);
   const resource = `${instance.url}/mcp`;
-  client = new Client({ name: 'fc-test-relay', version: '1.0.0' });
+  // A client that would sample and elicit: the gateway still relays neither to it.
+  client = new Client(
+    { name: 'fc-test-relay', version: '1.0.0' },
+    { capabilities: { sampling: {}, elicitation: { form: {} } } },
+  );
+  client.setRequestHandler('sampling/createMessage', () => {
+    asked.push('sampling/createMessage');
+    return { role: 'assistant', content: { type: 'text', text: 'sampled' }, model: 'test' };
+  });
+  client.setRequestHandler('elicitation/create', () => {
+    asked.push('elicitation/create');
+    return { action: 'accept', content: { ok: true } };
+  });
   client.setNotificationHandler('notifications/message', (n) => {
     logs.push(n.params as (typeof logs)[number]);
     onLog?.(n.params.data);
@@ -204,6 +218,19 @@ describe('a tool-level error, relayed', () => {
       result_sha256: answered,
     });
     expect(mine.find((e) => e.type === 'gateway.completed')?.payload['result_sha256']).toBe(answered);
+  });
+});
+
+describe('sampling and elicitation, not relayed', () => {
+  it("an upstream's sampling and elicitation requests are refused to it with an error; the client is never asked", async () => {
+    const r = await client.callTool({ name: 'relay.sample', arguments: {} });
+    expect(r.isError).not.toBe(true);
+    // JSON-RPC -32601: the gateway's MCP client offers neither.
+    expect(r.content).toEqual([
+      { type: 'text', text: 'refused: -32601' },
+      { type: 'text', text: 'refused: -32601' },
+    ]);
+    expect(asked).toEqual([]);
   });
 });
 
