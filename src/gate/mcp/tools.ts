@@ -153,6 +153,9 @@ export interface PrincipalServerOptions {
   readonly traceparent?: string;
 }
 
+/** How long a call's answer waits at most for its relayed notifications to be sent (ms). */
+const FLUSH_MAX_MS = 2_000;
+
 /** Default interval of progress notifications while a call waits for its approval (ms). */
 export const PROGRESS_EVERY_MS = 5_000;
 
@@ -179,7 +182,7 @@ function relayFor(
   ctx: ServerContext,
   token: string | number | undefined,
   sent: { progress: number },
-): { readonly relay: CallRelay; flushed(): Promise<void> } {
+): { readonly relay: CallRelay; readonly flushed: () => Promise<void> } {
   const sending = new Set<Promise<void>>();
   const track = (p: Promise<void>): void => {
     const settled = p.catch(() => undefined);
@@ -211,8 +214,17 @@ function relayFor(
   };
   return {
     relay,
+    // Bounded: a send that never settles (a stream nobody reads) must not hold the answer.
     flushed: async () => {
-      await Promise.all([...sending]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all([...sending]),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, FLUSH_MAX_MS);
+          timer.unref();
+        }),
+      ]);
+      clearTimeout(timer);
     },
   };
 }
