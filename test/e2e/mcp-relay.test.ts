@@ -19,7 +19,14 @@ import { canonicalize, sha256Hex } from '../../src/kernel/index.js';
 import type { JsonValue } from '../../src/kernel/index.js';
 import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
 import { MAX_RELAYED_NOTICES } from '../../src/execution/index.js';
-import { announceServer, initDataDir, readClientFile, startEmbedded } from '../../src/embedded/index.js';
+import {
+  announceServer,
+  initDataDir,
+  readClientFile,
+  readOperatorToken,
+  startEmbedded,
+} from '../../src/embedded/index.js';
+import type { VerifyReport } from '../../src/verify/index.js';
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
 import { REPO_ROOT } from '../support/paths.js';
 import { startServerEverything } from '../support/mcp-http-upstream.js';
@@ -348,4 +355,29 @@ describe('server-everything over Streamable HTTP, relayed', () => {
       [2, 2],
     ]);
   });
+});
+
+describe('evidence', () => {
+  it('the exported ledger, relayed answers, error answers, notice counts and a cancelled call included, verifies offline', async () => {
+    const quiet = { out: () => undefined, err: () => undefined, env: {} };
+    const trust = join(work, 'trust.json');
+    expect(await runCli(['--data', dir, 'trust-roots', '--out', trust], quiet)).toBe(0);
+    const exp = await fetch(`${instance.url}/v1/admin/ledger-export`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${readOperatorToken(dir)}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(exp.status).toBe(200);
+    const bundle = join(work, 'ledger.jsonl');
+    writeFileSync(bundle, await exp.text());
+    const out: string[] = [];
+    const code = await runCli(['verify', bundle, '--trust', trust, '--json'], {
+      out: (t) => out.push(t),
+      err: (t) => out.push(t),
+      env: {},
+    });
+    const report = JSON.parse(out.join('')) as VerifyReport;
+    expect(report.checks.flatMap((c) => c.findings.map((f) => `${f.code}: ${f.message}`))).toEqual([]);
+    expect(code).toBe(0);
+  }, 60_000);
 });
