@@ -354,7 +354,9 @@ export function createExecutor(deps: ExecutorDeps): Executor {
           ? { reason: ran.reason }
           : {}),
       });
-      return ref === undefined ? deny('ERR_LEDGER_UNAVAILABLE', 'execution receipt not confirmed') : ran;
+      return ref === undefined
+        ? deny('ERR_LEDGER_UNAVAILABLE', 'execution receipt not confirmed')
+        : deny(ran.code, ran.reason);
     }
 
     // 8. The receipt is durable before the result leaves (OE-INV-015).
