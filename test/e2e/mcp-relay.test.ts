@@ -44,6 +44,8 @@ let dir: string;
 let state: string;
 let instance: EmbeddedInstance;
 let client: Client;
+/** The same client key, speaking the 2026-07-28 revision (per-request, no handshake state). */
+let modern: Client;
 let everything: RunningEverything;
 const logs: { level: string; logger?: string; data: unknown }[] = [];
 /**
@@ -166,18 +168,27 @@ beforeAll(async () => {
   client.setNotificationHandler('notifications/progress', (n) => {
     progressed.push(n.params);
   });
-  await client.connect(
+  const transport = () =>
     new StreamableHTTPClientTransport(new URL(resource), {
       fetch: (url, init) => {
         const headers = new Headers(init?.headers);
         headers.set('authorization', `Bearer ${signClientToken(key, agent.identity, resource, Date.now())}`);
         return fetch(url, { ...init, headers });
       },
-    }),
+    });
+  await client.connect(transport());
+  modern = new Client(
+    { name: 'fc-test-relay-modern', version: '1.0.0' },
+    { versionNegotiation: { mode: { pin: '2026-07-28' } } },
   );
+  modern.setNotificationHandler('notifications/progress', (n) => {
+    progressed.push(n.params);
+  });
+  await modern.connect(transport());
 }, 120_000);
 
 afterAll(async () => {
+  await modern?.close();
   await client?.close();
   await instance?.close();
   await everything?.stop();
@@ -271,6 +282,13 @@ describe('while a call runs', () => {
       (e) => e.request_id === requestIdOf(r) && e.type === 'execution.receipt',
     );
     expect(receipt?.payload['notices']).toEqual({ relayed: 5, dropped: 0 });
+  });
+
+  it('a 2026-07-28 client gets the same progress and result', async () => {
+    const seen = progressed.length;
+    const r = await modern.callTool({ name: 'relay.chatty', arguments: {} }, { onprogress: () => undefined });
+    expect(r.content).toEqual([{ type: 'text', text: 'chatty done' }]);
+    expect(progressed.slice(seen).map((p) => p['progress'])).toEqual([1, 2, 3]);
   });
 
   it('without a progress token the upstream is given none: only its log messages are relayed', async () => {
