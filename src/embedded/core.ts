@@ -556,7 +556,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const directPort: GateExecutor =
     executorAgent === undefined || config.executor_url === undefined
       ? {
-          execute: (call, writes) => executor.execute(call, writes),
+          execute: (call, writes, _signal, relay) => executor.execute(call, writes, relay),
           void: (input) => executor.void(input),
         }
       : createRemoteExecutor({

@@ -43,10 +43,10 @@ export function fencedLedgerPort<P extends Pick<Ledger, 'append' | 'putEvidence'
 /** The executor, denying `ERR_SHUTTING_DOWN` before any check once the fence is raised. */
 export function fencedExecutor(executor: Executor, fence: Fence): Executor {
   return {
-    execute: (call, writes) =>
+    execute: (call, writes, relay) =>
       fence.raised
         ? Promise.resolve(deny('ERR_SHUTTING_DOWN', 'the deployment is stopping'))
-        : executor.execute(call, writes),
+        : executor.execute(call, writes, relay),
     // Voiding only ever takes authority away: it stays open past the fence.
     void: (input) => executor.void(input),
   };

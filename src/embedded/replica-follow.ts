@@ -262,9 +262,13 @@ export function createReplicaFollower(deps: ReplicaFollowerDeps): ReplicaFollowe
     },
     guardExecutor(executor: Executor): Executor {
       return Object.freeze({
-        execute: (call: Parameters<Executor['execute']>[0], writes?: Parameters<Executor['execute']>[1]) => {
+        execute: (
+          call: Parameters<Executor['execute']>[0],
+          writes?: Parameters<Executor['execute']>[1],
+          relay?: Parameters<Executor['execute']>[2],
+        ) => {
           const d = unsure();
-          return d === null ? executor.execute(call, writes) : Promise.resolve(d);
+          return d === null ? executor.execute(call, writes, relay) : Promise.resolve(d);
         },
         // Voiding only ever takes authority away: it stays open.
         void: (input: Parameters<Executor['void']>[0]) => executor.void(input),

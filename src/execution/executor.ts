@@ -33,7 +33,7 @@ import type {
   KeyRing,
   Observer,
 } from '../kernel/index.js';
-import type { ToolAdapter, ToolExecutionSpec } from './adapters/types.js';
+import type { ToolAdapter, ToolExecutionSpec, ToolOutput } from './adapters/types.js';
 import { checkEnvelopeLedger, parseEnvelopeContext, standingDecisionOf } from './ledger-checks.js';
 import type { EnvelopeLedgerContext, ExecutionLedger, LedgerRef } from './ledger.js';
 import type { NonceStore } from './nonce-store.js';
@@ -45,6 +45,8 @@ import {
   parseLedgerRef,
 } from './outcome-checks.js';
 import type { Redactor } from './redaction.js';
+import { guardRelay } from './relay.js';
+import type { CallRelay, RelayCounts } from './relay.js';
 import type { SecretResolver } from './secrets.js';
 import { callWithCancellableTimeout, callWithTimeout } from './timeout.js';
 import { createVoider, type VoidInput, type VoidOutcome } from './void-envelope.js';
@@ -121,8 +123,13 @@ export interface Executor {
    * consumption joins the caller's pending writes and the adapter runs only once they are all
    * durable (`writes.sync()`); the success receipt is written and registered there, and the
    * caller lets the result out of the process only after its own `writes.sync()`.
+   *
+   * With `relay` (an in-process caller, relay.ts): an MCP upstream's progress and log messages
+   * about the call are relayed to it, guarded (parsed, redacted, bounded; counted in the
+   * receipt's `notices`), and its `cancelled` signal ends the upstream call, which is then
+   * denied `ERR_CALL_CANCELLED` (a receipt is written: the tool may have started).
    */
-  execute(input: ExecutionInput, writes?: DurableWrites): Promise<ExecutionOutcome>;
+  execute(input: ExecutionInput, writes?: DurableWrites, relay?: CallRelay): Promise<ExecutionOutcome>;
   /**
    * Voids the envelope of `input` for ever (SPEC §3): it must verify as for `execute` (signature,
    * claims, time, call binding; else its deny), then its jti is recorded as voided in the nonce
@@ -235,6 +242,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     input: ExecutionInput,
     trail: Trail,
     writes: DurableWrites | undefined,
+    relay: CallRelay | undefined,
   ): Promise<ExecutionOutcome> => {
     const started = deps.now();
     const obs = deps.observer ?? NO_OBSERVER;
@@ -335,7 +343,8 @@ export function createExecutor(deps: ExecutorDeps): Executor {
 
     // 6-7. Run with the envelope's constraints, then redact. From here on a receipt is owed.
     t = performance.now();
-    const ran = await runAdapter(adapter, spec, c, params);
+    const ran = await runAdapter(adapter, spec, c, params, relay);
+    const notices = 'notices' in ran && ran.notices !== undefined ? { notices: { ...ran.notices } } : {};
     now = performance.now();
     obs.stage('tool', traceId, t, now);
     t = now;
@@ -345,11 +354,14 @@ export function createExecutor(deps: ExecutorDeps): Executor {
         code: ran.code,
         adapter: adapterType,
         started,
+        ...notices,
         // The egress proxy's refusal names the destination or limit, an upstream's TLS or token
         // failure which check failed (characters failclosed vetted).
         ...(hasEvidenceReason(ran.code) ? { reason: ran.reason } : {}),
       });
-      return ref === undefined ? deny('ERR_LEDGER_UNAVAILABLE', 'execution receipt not confirmed') : ran;
+      return ref === undefined
+        ? deny('ERR_LEDGER_UNAVAILABLE', 'execution receipt not confirmed')
+        : deny(ran.code, ran.reason);
     }
 
     // 8. The receipt is durable before the result leaves (OE-INV-015).
@@ -364,6 +376,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       redactions,
       adapter: adapterType,
       started,
+      ...notices,
     };
     const own = writes === undefined ? undefined : createDurableWrites();
     const receipt = await appendReceipt(trail, c, jws, fields, own);
@@ -396,9 +409,15 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     spec: ToolExecutionSpec,
     c: EnvelopeClaims,
     params: JsonValue,
-  ): Promise<{ readonly result: JsonValue; readonly canonical: string } | Deny> => {
+    relay: CallRelay | undefined,
+  ): Promise<
+    | { readonly result: JsonValue; readonly canonical: string; readonly notices?: RelayCounts }
+    | (Deny & { readonly notices?: RelayCounts })
+  > => {
     const k = c.constraints;
     if (k.timeout_ms <= 0) return deny('ERR_TOOL_TIMEOUT', 'no time granted');
+    const guard = relay === undefined ? undefined : guardRelay(relay, deps.redactor, k.max_output_bytes);
+    const cancelled = relay?.cancelled;
     const ran = await callWithCancellableTimeout(
       (signal) =>
         adapter.run({
@@ -406,11 +425,27 @@ export function createExecutor(deps: ExecutorDeps): Executor {
           spec,
           params,
           constraints: k,
-          signal,
+          // The caller's cancellation ends the call as the time limit does.
+          signal: cancelled === undefined ? signal : AbortSignal.any([signal, cancelled]),
           ...(deps.secrets === undefined ? {} : { secrets: deps.secrets }),
+          ...(guard === undefined ? {} : { notices: guard.notices }),
         }),
       k.timeout_ms + graceMs,
     );
+    // A notice arriving after the call ended is not relayed.
+    guard?.close();
+    const counted = guard === undefined ? {} : { notices: guard.counts() };
+    const output = checkOutput(ran, k);
+    // Cancelled and not answered: the cancellation is the reason, whatever the adapter made of it.
+    if ('outcome' in output && cancelled?.aborted === true)
+      return { ...deny('ERR_CALL_CANCELLED', 'the caller cancelled the call'), ...counted };
+    return { ...output, ...counted };
+  };
+
+  const checkOutput = (
+    ran: Awaited<ReturnType<typeof callWithCancellableTimeout<ToolOutput>>>,
+    k: EnvelopeClaims['constraints'],
+  ): { readonly result: JsonValue; readonly canonical: string } | Deny => {
     if (ran.status === 'timeout') return deny('ERR_TOOL_TIMEOUT', 'the tool exceeded its time limit');
     if (ran.status === 'error') return deny('ERR_TOOL_FAILED', 'the tool adapter failed');
     const output = parseAdapterOutput(ran.value);
@@ -453,7 +488,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
         return deny('ERR_INTERNAL', 'voiding failed unexpectedly');
       }
     },
-    async execute(input, writes) {
+    async execute(input, writes, relay) {
       // Each field read on its own: a field that throws on read leaves the others for the record.
       const trail: Trail = {
         tenant: field(input, 'tenant'),
@@ -463,7 +498,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       };
       let outcome: ExecutionOutcome;
       try {
-        outcome = await pipeline(input, trail, writes);
+        outcome = await pipeline(input, trail, writes, relay);
       } catch {
         outcome = deny('ERR_INTERNAL', 'execution failed unexpectedly');
       }

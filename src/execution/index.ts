@@ -22,6 +22,14 @@ export {
   REDACTED_SECRET,
 } from './redaction.js';
 export type { Redactor, RedactorOptions, RedactionPatternName } from './redaction.js';
+export {
+  guardRelay,
+  LOGGING_LEVELS,
+  MAX_NOTICE_BYTES,
+  MAX_RELAYED_BYTES,
+  MAX_RELAYED_NOTICES,
+} from './relay.js';
+export type { CallRelay, LoggingLevel, RelayCounts, RelayedNotice, UpstreamNotices } from './relay.js';
 export type {
   ToolAdapter,
   ToolCall,

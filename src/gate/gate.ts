@@ -49,6 +49,7 @@ import type { JobDelivery, QueuedJob } from './jobs.js';
 import type { AuthMethod, MintedCall, Principal, PrincipalCall } from './principal.js';
 import type { SignedRequest } from '../kernel/index.js';
 import type { ScheduledRun } from '../control-plane/index.js';
+import type { CallRelay } from '../execution/index.js';
 
 /** An HTTP-neutral answer: status and JSON body. */
 export interface GateAnswer<B = JsonValue> {
@@ -196,6 +197,13 @@ export interface CallOptions {
    * Control Plane, which checks it against the schedule's approved creation and its slot.
    */
   readonly schedule?: ScheduledRun;
+  /**
+   * Where an MCP upstream's progress and log messages about the call go, and the caller's
+   * cancellation of it while it runs (the MCP ingress, docs/mcp.md "While a call runs"). Handed
+   * to the Execution Layer with the call; a port that cannot carry it (a separate Execution
+   * Layer) runs the call without it. Never decides anything.
+   */
+  readonly relay?: CallRelay;
 }
 
 /** What the Gate learns of a call on its way, for its observer: the tool once authenticated. */
@@ -678,6 +686,7 @@ export function createGate(deps: GateDeps): Gate {
     waitMs: number,
     signal?: AbortSignal,
     background = false,
+    relay?: CallRelay,
   ): Promise<GateAnswer<CallResponse>> => {
     const { body, rawSha, p, request, client, writes } = a;
     const base = {
@@ -801,7 +810,7 @@ export function createGate(deps: GateDeps): Gate {
     }
     try {
       const executed = await withCancellableDeadline(
-        (signal) => deps.executor.execute(execCall, writes, signal),
+        (signal) => deps.executor.execute(execCall, writes, signal, relay),
         execMs,
       );
       now = performance.now();
@@ -869,7 +878,7 @@ export function createGate(deps: GateDeps): Gate {
     c: PrincipalCall,
     waitMs: number,
     signal?: AbortSignal,
-    options?: Pick<CallOptions, 'background' | 'schedule'>,
+    options?: Pick<CallOptions, 'background' | 'schedule' | 'relay'>,
   ): Promise<GateAnswer<CallResponse>> => {
     const t0 = performance.now();
     const now = deps.clock();
@@ -972,6 +981,7 @@ export function createGate(deps: GateDeps): Gate {
         waitMs,
         signal,
         options?.background === true,
+        options?.relay,
       );
     } catch (err) {
       // Fail closed by construction, as at the signed edge (caught.ts).

@@ -17,6 +17,7 @@ import type {
 import type { ControlPlane, ControlPlaneResult, GovernedRequest } from '../control-plane/index.js';
 import type { OperatorIdentity, OperatorStore } from './operators.js';
 import type { GateJobQueue } from './jobs.js';
+import type { CallRelay } from '../execution/index.js';
 
 export type { ControlPlaneResult, GovernedRequest };
 
@@ -123,8 +124,16 @@ export interface GateExecutor {
    * With `writes` (an in-process Execution Layer over stores that share commits), the nonce
    * consumption joins the call's pending writes and the receipt may be written without waiting:
    * the Gate lets nothing out before `writes.sync()` (`durability.ts`).
+   *
+   * With `relay` (the MCP ingress): an in-process Execution Layer relays the upstream's notices
+   * of the call to it and ends the call when it is cancelled (relay.ts); a remote port ignores it.
    */
-  execute(call: ExecutionCall, writes?: DurableWrites, signal?: AbortSignal): Promise<ExecutionResult>;
+  execute(
+    call: ExecutionCall,
+    writes?: DurableWrites,
+    signal?: AbortSignal,
+    relay?: CallRelay,
+  ): Promise<ExecutionResult>;
   /** `signal` (both methods): aborted when the Gate's deadline passes; a remote port cancels its request. */
   void(call: VoidCall, signal?: AbortSignal): Promise<VoidResult>;
 }

@@ -244,6 +244,11 @@ export const DENIAL_CODES = {
   ERR_TOOL_TIMEOUT: { status: 504, meaning: 'the tool exceeded its time limit' },
   ERR_TOOL_OUTPUT_LIMIT: { status: 502, meaning: 'the tool exceeded its output limit' },
   ERR_TOOL_FAILED: { status: 502, meaning: 'the tool ran and failed' },
+  ERR_CALL_CANCELLED: {
+    status: 499,
+    meaning:
+      "the caller cancelled the call while it ran (an MCP client's notifications/cancelled, or its stream closed); the upstream call was ended",
+  },
   ERR_TOOL_DEFINITION_CHANGED: {
     status: 502,
     meaning:

@@ -200,6 +200,8 @@ export const PAYLOAD_ALLOWLIST = {
     'envelope_sha256',
     // Only on a call the egress proxy ended: which destination or limit (OE-INV-011).
     'reason',
+    // Only on a call whose caller took its upstream's notices: how many were relayed and dropped.
+    'notices',
   ],
   // Written on start for a request left without an outcome by a crash or a stop (SPEC §5):
   // `envelope_consumed` true means the tool may have run; false that it never can.

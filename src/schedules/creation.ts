@@ -39,10 +39,15 @@ function specPayload(spec: JsonObject, parsed: ScheduleSpec): JsonObject {
  */
 export function withoutSchedules(inner: GateExecutor): GateExecutor {
   return Object.freeze({
-    execute: (call: ExecutionCall, writes?: Parameters<GateExecutor['execute']>[1], signal?: AbortSignal) =>
+    execute: (
+      call: ExecutionCall,
+      writes?: Parameters<GateExecutor['execute']>[1],
+      signal?: AbortSignal,
+      relay?: Parameters<GateExecutor['execute']>[3],
+    ) =>
       call.tool === SCHEDULE_CREATE_ACTION
         ? Promise.resolve(deny('ERR_SCHEDULE_UNAVAILABLE', 'this deployment has no schedule store'))
-        : inner.execute(call, writes, signal),
+        : inner.execute(call, writes, signal, relay),
     void: (call: VoidCall, signal?: AbortSignal) => inner.void(call, signal),
   });
 }

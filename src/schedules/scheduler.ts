@@ -189,7 +189,9 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
           call: ExecutionCall,
           writes?: Parameters<GateExecutor['execute']>[1],
           signal?: AbortSignal,
-        ) => (call.tool === SCHEDULE_CREATE_ACTION ? create(call) : inner.execute(call, writes, signal)),
+          relay?: Parameters<GateExecutor['execute']>[3],
+        ) =>
+          call.tool === SCHEDULE_CREATE_ACTION ? create(call) : inner.execute(call, writes, signal, relay),
         async void(call: VoidCall, signal?: AbortSignal): Promise<VoidResult> {
           if (call.tool === SCHEDULE_CREATE_ACTION) await undoCreation(call).catch(() => undefined);
           return inner.void(call, signal);

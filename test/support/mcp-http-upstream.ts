@@ -117,7 +117,7 @@ export function hostileTools(state: HostileState): Record<string, unknown>[] {
     { name: 'hang', description: 'Never answers.', inputSchema: object() },
     { name: 'flood', description: 'Answers 2 MiB.', inputSchema: object() },
     { name: 'leak', description: 'Answers with a credential.', inputSchema: object() },
-    { name: 'fail', description: 'Answers with isError.', inputSchema: object() },
+    { name: 'fail', description: 'Answers with a JSON-RPC error.', inputSchema: object() },
   ];
 }
 
@@ -213,7 +213,10 @@ export async function startHostileUpstream(): Promise<HostileUpstream> {
           return answer({ content: [{ type: 'text', text: 'x'.repeat(2 * 1024 * 1024) }] });
         if (name === 'leak')
           return answer({ content: [{ type: 'text', text: 'key AKIAIOSFODNN7EXAMPLE here' }] });
-        if (name === 'fail') return answer({ content: [{ type: 'text', text: 'failed' }], isError: true });
+        if (name === 'fail')
+          return res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'failed' } }));
         return answer({ content: [{ type: 'text', text: String(args['text'] ?? args['message']) }] });
       }
       res

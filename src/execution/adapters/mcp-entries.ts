@@ -19,7 +19,7 @@ import {
 } from '../../kernel/index.js';
 import type { Deny, JsonValue } from '../../kernel/index.js';
 import { callPinnedTool, isObject, parsePinnedTool, withUpstream } from './mcp-session.js';
-import type { PinnedMcpTool, Step, Upstream } from './mcp-session.js';
+import type { CallChannels, PinnedMcpTool, Step, Upstream } from './mcp-session.js';
 import type { ToolOutput } from './types.js';
 
 /** Pages of a prompt or resource listing read to find a pinned entry (each within the carrier's byte cap). */
@@ -186,10 +186,11 @@ export function runPinnedEntry(
   entry: PinnedMcpEntry,
   params: Readonly<Record<string, unknown>>,
   timeout: number,
+  channels: CallChannels = {},
 ): Promise<ToolOutput> {
   if (entry.kind === 'prompt') return getPinnedPrompt(upstream, entry, params, timeout);
   if (entry.kind === 'resource') return readPinnedResource(upstream, entry, params, timeout);
-  return callPinnedTool(upstream, entry, params, timeout);
+  return callPinnedTool(upstream, entry, params, timeout, channels);
 }
 
 /** What an upstream lists, for `failclosed policy pin-mcp`: its tools, and its prompts and resources when asked. */

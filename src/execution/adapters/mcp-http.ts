@@ -374,7 +374,10 @@ export function createMcpHttpAdapter(options: McpHttpAdapterOptions = {}): ToolA
         withTokens,
       );
       if ('outcome' in upstream) return upstream;
-      return runPinnedEntry(upstream, spec.entry, params, call.constraints.timeout_ms);
+      return runPinnedEntry(upstream, spec.entry, params, call.constraints.timeout_ms, {
+        signal: call.signal,
+        ...(call.notices === undefined ? {} : { notices: call.notices }),
+      });
     },
   };
 }

@@ -20,6 +20,7 @@ import {
   pinMcpDefinition,
 } from '../../kernel/index.js';
 import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
+import type { UpstreamNotices } from '../relay.js';
 import type { ToolOutput } from './types.js';
 
 /** Bytes an upstream may send besides the result: the handshake and the tool listing. */
@@ -176,21 +177,47 @@ export async function listTools(
   });
 }
 
+/** The progress token a call gives its upstream (one call per session). */
+const PROGRESS_TOKEN = 'failclosed-call';
+
+/** What a call hands on besides its parameters: where the upstream's notices go, and its abort. */
+export interface CallChannels {
+  /** The executor's guard of the caller's relay; absent: the upstream's notices are dropped. */
+  readonly notices?: UpstreamNotices;
+  /** The call's abort: the MCP client then tells the upstream `notifications/cancelled`. */
+  readonly signal?: AbortSignal;
+}
+
 /**
  * Calls the pinned tool over `upstream` with `params`: lists the tools, compares the listed
  * definition with the pin (`ERR_TOOL_DEFINITION_CHANGED` when it differs or the tool is gone:
- * nothing is called), calls it, and checks the result (`isError` and a `structuredContent`
- * outside the pinned `outputSchema` are `ERR_TOOL_FAILED`, output withheld).
- * Result: `{ content, structuredContent? }` of the upstream's `CallToolResult`.
+ * nothing is called), calls it, and checks the result (a `structuredContent` outside the pinned
+ * `outputSchema` is `ERR_TOOL_FAILED`, output withheld; an `isError` answer is relayed as
+ * `{ content, isError: true }`, its `structuredContent` dropped). While the call
+ * runs, the upstream's log messages, and its progress when the caller asked for progress (only
+ * then is the upstream given a progress token), go to `channels.notices`.
+ * Result: `{ content, structuredContent? }` of the upstream's `CallToolResult`, or
+ * `{ content, isError: true }`.
  */
 export async function callPinnedTool(
   upstream: Upstream,
   pinned: PinnedMcpTool,
   params: Readonly<Record<string, unknown>>,
   timeoutMs: number,
+  channels: CallChannels = {},
 ): Promise<ToolOutput> {
   const timeout = timeoutMs;
+  const { notices, signal } = channels;
   return withUpstream(upstream, timeout, async (client, step) => {
+    if (notices !== undefined) {
+      client.setNotificationHandler('notifications/message', (n) => notices.onLog(n.params));
+      // Taken here rather than through the SDK's `onprogress`, which drops a progress notification
+      // read in the same chunk as the answer (the answer removes its token before the deferred
+      // dispatch runs). Only the token this call gave is accepted.
+      client.setNotificationHandler('notifications/progress', (n) => {
+        if (notices.progress && n.params.progressToken === PROGRESS_TOKEN) notices.onProgress(n.params);
+      });
+    }
     const listed = await step(() => client.listTools(undefined, { timeout }));
     if ('outcome' in listed) return listed;
     const current = listed.value.tools.filter((t) => t.name === pinned.tool);
@@ -205,10 +232,22 @@ export async function callPinnedTool(
     // Checked before anything is called: a changed definition never reaches a call.
     if (!hexDigestEquals(sha256, pinned.sha256))
       return deny('ERR_TOOL_DEFINITION_CHANGED', `the upstream changed the definition of ${pinned.tool}`);
-    const ran = await step(() => client.callTool({ name: pinned.tool, arguments: params }, { timeout }));
+    const ran = await step(() =>
+      client.callTool(
+        {
+          name: pinned.tool,
+          arguments: params,
+          ...(notices?.progress === true ? { _meta: { progressToken: PROGRESS_TOKEN } } : {}),
+        },
+        { timeout, ...(signal === undefined ? {} : { signal }) },
+      ),
+    );
     if ('outcome' in ran) return ran;
     const r = ran.value as { isError?: unknown; content?: unknown; structuredContent?: unknown };
-    if (r.isError === true) return deny('ERR_TOOL_FAILED', 'the upstream tool reported an error');
+    // A tool-level error is the upstream's answer, for the client to see (MCP "Error Handling"):
+    // relayed as it is, redacted like any result; the pinned outputSchema is for results only.
+    if (r.isError === true)
+      return { outcome: 'ok' as const, result: { content: (r.content ?? []) as JsonValue, isError: true } };
     // The pinned outputSchema, checked here and not trusted to the SDK client's cache (which the
     // upstream can clear with notifications/tools/list_changed).
     if (pinned.output !== undefined) {

@@ -16,15 +16,18 @@
  * The upstream is untrusted (OE-INV-013): everything it sends is bounded. Its stdout is capped at
  * `max_output_bytes` plus {@link PROTOCOL_BUDGET_BYTES} for the handshake and listing
  * (`ERR_TOOL_OUTPUT_LIMIT`), the whole exchange at the envelope's `timeout_ms`
- * (`ERR_TOOL_TIMEOUT`); a line that is not JSON-RPC, an exit before its answer, an answer the SDK
- * rejects or a tool result with `isError` is `ERR_TOOL_FAILED` (output withheld). When the pinned
+ * (`ERR_TOOL_TIMEOUT`); a line that is not JSON-RPC, an exit before its answer, or an answer the
+ * SDK rejects is `ERR_TOOL_FAILED` (output withheld). When the pinned
  * definition has an `outputSchema`, failclosed itself validates the result's `structuredContent`
  * against it (ajv, never the SDK client's cache, which the upstream can clear with
  * `notifications/tools/list_changed`): missing or invalid is `ERR_TOOL_FAILED`. The tool name
  * called is the one the bundle binds to this server: an agent never names an upstream or its tools.
  *
- * Result: `{ content, structuredContent? }` of the upstream's `CallToolResult` (redacted by the
- * executor like every result). (SPEC §6 Shell and sandbox, OE-INV-006/012/024)
+ * Result: `{ content, structuredContent? }` of the upstream's `CallToolResult`, or
+ * `{ content, isError: true }` for its tool-level error (redacted by the executor like every
+ * result). While it runs, its progress and log messages go to the call's `notices` and the call's
+ * abort (time limit or the caller's cancellation) ends it (`callPinnedTool`, relay.ts).
+ * (SPEC §6 Shell and sandbox, OE-INV-006/012/024)
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -274,7 +277,10 @@ export function createMcpAdapter(options: McpAdapterOptions = {}): ToolAdapter {
       if (!isObject(params)) return deny('ERR_PARAMS_INVALID', 'MCP tool arguments must be an object');
       const upstream = await launch(spec.command, call.constraints, call.signal, options);
       if ('outcome' in upstream) return upstream;
-      return runPinnedEntry(upstream, spec.entry, params, call.constraints.timeout_ms);
+      return runPinnedEntry(upstream, spec.entry, params, call.constraints.timeout_ms, {
+        signal: call.signal,
+        ...(call.notices === undefined ? {} : { notices: call.notices }),
+      });
     },
   };
 }

@@ -5,6 +5,7 @@
  * time limit or a malformed answer as a deny.
  */
 import type { Clock, Deny, EnvelopeConstraints, JsonValue } from '../../kernel/index.js';
+import type { UpstreamNotices } from '../relay.js';
 import type { SecretResolver } from '../secrets.js';
 
 /**
@@ -36,8 +37,16 @@ export interface ToolCall {
   readonly constraints: ExecutionConstraints;
   /** Resolves secret references named by the spec (OE-INV-009). */
   readonly secrets?: SecretResolver;
-  /** Aborted when the executor gives up on the call (timeout); adapters must stop promptly. */
+  /**
+   * Aborted when the executor gives up on the call (timeout) or its caller cancels it; adapters
+   * must stop promptly.
+   */
   readonly signal: AbortSignal;
+  /**
+   * Where an upstream's progress and log messages about this call go (an MCP upstream's adapter
+   * only; relay.ts): guarded by the executor, so an adapter hands on what it received as is.
+   */
+  readonly notices?: UpstreamNotices;
 }
 
 /** A tool's answer: a JSON result, or a deny with an `ERR_TOOL_*`, `ERR_SANDBOX_*` or `ERR_ADAPTER_*` code. */

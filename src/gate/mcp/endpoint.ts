@@ -271,7 +271,8 @@ export function createMcpEndpoint(
 
     // Closing the exchange's stream is the cancellation signal of 2026-07-28 (and what a client
     // that went away does): the SDK then aborts the handler's signal, which stops a call waiting
-    // for its approvals before it runs (docs/mcp.md "Approvals").
+    // for its approvals before it runs (docs/mcp.md "Approvals") and ends one that runs in an
+    // in-process Execution Layer (`ERR_CALL_CANCELLED`, docs/mcp.md "While a call runs").
     const exchange = new AbortController();
     const onClose = (): void => {
       if (!res.writableEnded) exchange.abort();
@@ -328,7 +329,9 @@ export function createMcpEndpoint(
           'x-content-type-options': 'nosniff',
         });
         for await (const chunk of answer.body) {
-          // A client that went away gets nothing more; the call itself goes on to its outcome.
+          // A client that went away gets nothing more. Its exchange was aborted (onClose): a call
+          // waiting for approval stops, a running one is cancelled (docs/mcp.md "While a call runs");
+          // one past that point goes on to its outcome.
           if (res.destroyed) continue;
           res.write(chunk);
         }

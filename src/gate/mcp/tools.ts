@@ -9,10 +9,11 @@
  */
 // The low-level Server: tools come from the active policy bundle at request time with their JSON
 // Schemas, and arguments are validated by the Control Plane (a ledgered deny), not by the SDK.
-import { Server } from '@modelcontextprotocol/server';
-import type { CallToolResult } from '@modelcontextprotocol/server';
+import { Server, isSpecType } from '@modelcontextprotocol/server';
+import type { CallToolResult, ContentBlock, ServerContext } from '@modelcontextprotocol/server';
 import { canonicalize, deny, parseJson, sha256Hex } from '../../kernel/index.js';
 import type { JsonObject, JsonValue } from '../../kernel/index.js';
+import type { CallRelay, RelayedNotice } from '../../execution/index.js';
 import type { Gate } from '../gate.js';
 import type { Principal } from '../principal.js';
 import { MAX_REQUEST_BYTES, MAX_REQUEST_DEPTH } from '../request.js';
@@ -29,14 +30,46 @@ function text(value: JsonValue): string {
   return JSON.stringify(value);
 }
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
 /**
- * Turns the Gate's answer into a tool result: executed → the redacted result as JSON text (and
- * as `structuredContent` when it is an object); deny → `isError` with the denial code and
- * request id; pending → `isError` with the decision id and where to approve it.
+ * The executed result as the MCP tool result it is, when it is one: an object with a `content`
+ * array of valid MCP content blocks (text, image, audio, resource link, embedded resource), an
+ * optional `structuredContent` object, an optional `isError: true`, and nothing else; what an
+ * upstream MCP tool answers (after
+ * redaction). Undefined otherwise, a block that redaction made invalid (an altered base64 `data`
+ * or `blob`) included: such a result is answered as JSON text, never as a block it is not.
+ */
+export function upstreamResultOf(
+  result: JsonValue,
+): { content: ContentBlock[]; structuredContent?: Record<string, unknown>; isError?: true } | undefined {
+  if (!isPlainObject(result)) return undefined;
+  const fields = ['content', 'structuredContent', 'isError'];
+  if (!Object.keys(result).every((k) => fields.includes(k))) return undefined;
+  const { content, structuredContent, isError } = result;
+  if (!Array.isArray(content) || !content.every((b) => isSpecType.ContentBlock(b))) return undefined;
+  if (structuredContent !== undefined && !isPlainObject(structuredContent)) return undefined;
+  if (isError !== undefined && isError !== true) return undefined;
+  return {
+    content,
+    ...(structuredContent === undefined ? {} : { structuredContent }),
+    ...(isError === true ? { isError } : {}),
+  };
+}
+
+/**
+ * Turns the Gate's answer into a tool result: executed → an MCP tool result (an upstream MCP
+ * tool's) as it is, its `content` blocks, `structuredContent` and `isError` (`upstreamResultOf`); any other
+ * result as JSON text (and as `structuredContent` when it is an object); deny → `isError` with
+ * the denial code and request id; pending → `isError` with the decision id and where to approve
+ * it. Either way the executed answer's fields are exactly the result whose hash the receipt holds.
  */
 export function toolResultOf(a: CallResponse): CallToolResult {
   const meta = callMetaOf(a);
   if (a.outcome === 'executed') {
+    const relayed = upstreamResultOf(a.result);
+    if (relayed !== undefined) return { ...relayed, _meta: meta };
     const structured =
       typeof a.result === 'object' && a.result !== null && !Array.isArray(a.result)
         ? { structuredContent: a.result as Record<string, unknown> }
@@ -120,6 +153,9 @@ export interface PrincipalServerOptions {
   readonly traceparent?: string;
 }
 
+/** How long a call's answer waits at most for its relayed notifications to be sent (ms). */
+const FLUSH_MAX_MS = 2_000;
+
 /** Default interval of progress notifications while a call waits for its approval (ms). */
 export const PROGRESS_EVERY_MS = 5_000;
 
@@ -129,6 +165,68 @@ function progressTokenOf(meta: unknown): string | number | undefined {
   const t = (meta as Record<string, unknown>)['progressToken'];
   if (typeof t === 'string' && t.length > 0 && t.length <= 256) return t;
   return typeof t === 'number' && Number.isSafeInteger(t) ? t : undefined;
+}
+
+/**
+ * The relay of one `tools/call` (docs/mcp.md "While a call runs"): an upstream's progress is
+ * sent as `notifications/progress` under the client's own token, and only with one and only
+ * rising (MCP requires it to increase; `sent` is shared with the approval wait's progress); its
+ * log messages as `notifications/message` through the SDK's `log`, which applies the client's
+ * level (a 2026-07-28 request's log-level `_meta`; a 2025 client's `logging/setLevel` reaches
+ * another, stateless server instance, so every level is sent). Both on the POST's SSE stream,
+ * related to the call, and all sent before the call's answer (`flushed`). The request's abort
+ * (its stream closed, or `notifications/cancelled`) cancels the call. A failed send changes
+ * nothing about the call.
+ */
+function relayFor(
+  ctx: ServerContext,
+  token: string | number | undefined,
+  sent: { progress: number },
+): { readonly relay: CallRelay; readonly flushed: () => Promise<void> } {
+  const sending = new Set<Promise<void>>();
+  const track = (p: Promise<void>): void => {
+    const settled = p.catch(() => undefined);
+    sending.add(settled);
+    void settled.then(() => sending.delete(settled));
+  };
+  const relay: CallRelay = {
+    progress: token !== undefined,
+    cancelled: ctx.mcpReq.signal,
+    notify(n: RelayedNotice) {
+      if (n.kind === 'log') {
+        track(ctx.mcpReq.log(n.level, n.data, n.logger));
+        return;
+      }
+      if (token === undefined || !(n.progress > sent.progress)) return;
+      sent.progress = n.progress;
+      track(
+        ctx.mcpReq.notify({
+          method: 'notifications/progress',
+          params: {
+            progressToken: token,
+            progress: n.progress,
+            ...(n.total === undefined ? {} : { total: n.total }),
+            ...(n.message === undefined ? {} : { message: n.message }),
+          },
+        }),
+      );
+    },
+  };
+  return {
+    relay,
+    // Bounded: a send that never settles (a stream nobody reads) must not hold the answer.
+    flushed: async () => {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all([...sending]),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, FLUSH_MAX_MS);
+          timer.unref();
+        }),
+      ]);
+      clearTimeout(timer);
+    },
+  };
 }
 
 /**
@@ -146,7 +244,10 @@ export function createPrincipalServer(
   const waitMs = options.approvalWaitMs ?? 0;
   const every = options.progressEveryMs ?? PROGRESS_EVERY_MS;
   const traced = options.traceparent === undefined ? undefined : { traceparent: options.traceparent };
-  const server = new Server(SERVER_INFO, { capabilities: { tools: {}, prompts: {}, resources: {} } });
+  // `logging`: an upstream's log messages about a call are relayed (relayFor).
+  const server = new Server(SERVER_INFO, {
+    capabilities: { tools: {}, prompts: {}, resources: {}, logging: {} },
+  });
   registerPromptsAndResources(server, gate, principal, traced);
   server.setRequestHandler('tools/list', async () => {
     const tools = (await gate.toolsFor(principal)).filter((t) => t.mcp === undefined);
@@ -195,13 +296,18 @@ export function createPrincipalServer(
       ...(retry === null ? {} : { retryOf: retry }),
     };
     const token = progressTokenOf(request.params._meta);
-    if (waitMs <= 0 || token === undefined)
-      return toolResultOf((await gate.callAs(principal, call, traced)).body);
+    const sent = { progress: 0 };
+    const { relay, flushed } = relayFor(ctx, token, sent);
+    if (waitMs <= 0 || token === undefined) {
+      const answered = await gate.callAs(principal, call, { ...traced, relay });
+      await flushed();
+      return toolResultOf(answered.body);
+    }
     // Progress while the call is decided and, when escalated, waits for its approvers. The
     // notifications carry no decision: a failed send changes nothing about the call.
-    let progress = 0;
     const tell = (message: string): void => {
-      progress += 1;
+      sent.progress += 1;
+      const progress = sent.progress;
       void ctx.mcpReq
         .notify({ method: 'notifications/progress', params: { progressToken: token, progress, message } })
         .catch(() => undefined);
@@ -211,9 +317,14 @@ export function createPrincipalServer(
     try {
       // Cancelled, or its client gone (the SDK aborts the handler's signal): the wait ends and the
       // call does not run, even if approved meanwhile.
-      return toolResultOf(
-        (await gate.callAs(principal, call, { ...traced, waitMs, signal: ctx.mcpReq.signal })).body,
-      );
+      const answered = await gate.callAs(principal, call, {
+        ...traced,
+        waitMs,
+        signal: ctx.mcpReq.signal,
+        relay,
+      });
+      await flushed();
+      return toolResultOf(answered.body);
     } finally {
       clearInterval(timer);
     }

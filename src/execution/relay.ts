@@ -1,0 +1,188 @@
+/**
+ * What an upstream MCP server says about a call while it runs, on its way back to the caller
+ * (docs/mcp.md "While a call runs"): its progress and its log messages, relayed to the MCP client
+ * that made the call, and the client's cancellation, relayed to the upstream. The channel is
+ * narrow and one-way for notices: the caller hands a {@link CallRelay} with the execution, the
+ * executor puts a {@link guardRelay} in front of it, and the adapter sees only the guard.
+ *
+ * Everything an upstream sends is untrusted (OE-INV-013): a notice is parsed into a closed shape,
+ * its text redacted like a result (OE-INV-010), its size bounded, and the notices of one call
+ * bounded in number and bytes; past the bounds they are dropped and counted. A notice never
+ * changes the call's outcome: a caller's sink that throws is ignored.
+ */
+import { canonicalize } from '../kernel/index.js';
+import type { JsonValue } from '../kernel/index.js';
+import type { Redactor } from './redaction.js';
+
+/** MCP logging levels (RFC 5424 severities), least severe first. */
+export const LOGGING_LEVELS = Object.freeze([
+  'debug',
+  'info',
+  'notice',
+  'warning',
+  'error',
+  'critical',
+  'alert',
+  'emergency',
+] as const);
+
+/** One MCP logging level. */
+export type LoggingLevel = (typeof LOGGING_LEVELS)[number];
+
+/** A notice of a running call, parsed, bounded and redacted. */
+export type RelayedNotice =
+  | {
+      readonly kind: 'progress';
+      readonly progress: number;
+      readonly total?: number;
+      readonly message?: string;
+    }
+  | {
+      readonly kind: 'log';
+      readonly level: LoggingLevel;
+      readonly logger?: string;
+      readonly data: JsonValue;
+    };
+
+/** Where a caller wants the notices of its call, and how it cancels it. */
+export interface CallRelay {
+  /** Whether the caller asked for progress: only then is the upstream asked for it. */
+  readonly progress: boolean;
+  /** Told each notice that passed the guard. Must not block; a throw is ignored. */
+  notify(notice: RelayedNotice): void;
+  /** Aborted when the caller cancels the call: the upstream call is ended (`ERR_CALL_CANCELLED`). */
+  readonly cancelled?: AbortSignal;
+}
+
+/** What an adapter hands on: the upstream's notification params as received (untrusted). */
+export interface UpstreamNotices {
+  /** Whether to ask the upstream for progress. */
+  readonly progress: boolean;
+  /** `notifications/progress` params (the progress token already matched by the MCP client). */
+  onProgress(params: unknown): void;
+  /** `notifications/message` params. */
+  onLog(params: unknown): void;
+}
+
+/** How many notices of one call are relayed at most; the rest are dropped and counted. */
+export const MAX_RELAYED_NOTICES = 64;
+/** Bytes of one relayed notice at most (its canonical JSON, after redaction); larger ones are dropped. */
+export const MAX_NOTICE_BYTES = 4096;
+/** Bytes of all the relayed notices of one call at most (and never more than its `max_output_bytes`). */
+export const MAX_RELAYED_BYTES = 64 * 1024;
+
+/** Counts of one call's notices, for its receipt. */
+export interface RelayCounts {
+  readonly relayed: number;
+  readonly dropped: number;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/** A bounded string field, or undefined when absent; null when present but not a string. */
+function textField(v: unknown): string | undefined | null {
+  if (v === undefined) return undefined;
+  return typeof v === 'string' && v.length <= MAX_NOTICE_BYTES ? v : null;
+}
+
+/** Parses `notifications/progress` params (attacker-controlled) into a notice; undefined when malformed. */
+function parseProgress(p: unknown): RelayedNotice | undefined {
+  if (!isObject(p) || !finite(p['progress'])) return undefined;
+  const total = p['total'];
+  if (total !== undefined && !finite(total)) return undefined;
+  const message = textField(p['message']);
+  if (message === null) return undefined;
+  return {
+    kind: 'progress',
+    progress: p['progress'],
+    ...(total === undefined ? {} : { total }),
+    ...(message === undefined ? {} : { message }),
+  };
+}
+
+/** Parses `notifications/message` params (attacker-controlled) into a notice; undefined when malformed. */
+function parseLog(p: unknown): RelayedNotice | undefined {
+  if (!isObject(p) || !(LOGGING_LEVELS as readonly unknown[]).includes(p['level'])) return undefined;
+  const logger = textField(p['logger']);
+  if (logger === null || !('data' in p)) return undefined;
+  return {
+    kind: 'log',
+    level: p['level'] as LoggingLevel,
+    ...(logger === undefined ? {} : { logger }),
+    data: p['data'] as JsonValue,
+  };
+}
+
+/** `notice` with its text (message, logger, data) redacted; its numbers and level are its own. */
+function redactNotice(notice: RelayedNotice, redactor: Redactor): RelayedNotice {
+  if (notice.kind === 'progress')
+    return notice.message === undefined
+      ? notice
+      : { ...notice, message: redactor.redactText(notice.message) };
+  return {
+    ...notice,
+    ...(notice.logger === undefined ? {} : { logger: redactor.redactText(notice.logger) }),
+    data: redactor.redact(notice.data),
+  };
+}
+
+/**
+ * The guard between an adapter and a caller's relay: parses each notice, redacts it with the
+ * executor's redactor, and relays at most {@link MAX_RELAYED_NOTICES} notices of at most
+ * {@link MAX_NOTICE_BYTES} each, {@link MAX_RELAYED_BYTES} (and `maxOutputBytes`) in all; the
+ * rest, and anything malformed or unredactable, is dropped and counted. Nothing it does can fail
+ * the call. After `close()` nothing more is relayed (a late notice of a finished call).
+ */
+export function guardRelay(
+  relay: CallRelay,
+  redactor: Redactor,
+  maxOutputBytes: number,
+): { readonly notices: UpstreamNotices; counts(): RelayCounts; close(): void } {
+  const budget = Math.min(MAX_RELAYED_BYTES, maxOutputBytes);
+  let relayed = 0;
+  let dropped = 0;
+  let bytes = 0;
+  let closed = false;
+  const pass = (notice: RelayedNotice | undefined): void => {
+    if (closed) return;
+    if (notice === undefined || relayed >= MAX_RELAYED_NOTICES) {
+      dropped += 1;
+      return;
+    }
+    let clean: RelayedNotice;
+    let size: number;
+    try {
+      // The redactor walks strings (and refuses what is not plain JSON or nests too deep).
+      clean = redactNotice(notice, redactor);
+      size = Buffer.byteLength(canonicalize(clean), 'utf8');
+    } catch {
+      dropped += 1;
+      return;
+    }
+    if (size > MAX_NOTICE_BYTES || bytes + size > budget) {
+      dropped += 1;
+      return;
+    }
+    bytes += size;
+    relayed += 1;
+    try {
+      relay.notify(clean);
+    } catch {
+      // The caller's sink never changes the call.
+    }
+  };
+  return Object.freeze({
+    notices: Object.freeze({
+      progress: relay.progress,
+      onProgress: (params: unknown) => pass(relay.progress ? parseProgress(params) : undefined),
+      onLog: (params: unknown) => pass(parseLog(params)),
+    }),
+    counts: () => ({ relayed, dropped }),
+    close: () => {
+      closed = true;
+    },
+  });
+}

@@ -1,0 +1,401 @@
+/**
+ * What the gateway relays from an upstream MCP server during a governed `tools/call`
+ * (docs/mcp.md "What is served", "While a call runs"; OE-INV-010, OE-INV-013, FC-INV-4): the
+ * upstream's own content blocks and `structuredContent`, redacted, with the receipt's hash over
+ * exactly what is answered; its progress (only for a client that sent a progress token) and log
+ * messages, as notifications on the call's SSE stream, redacted and bounded; and the client's
+ * cancellation, which ends the upstream call with a receipt saying so. A real embedded gate; the
+ * official SDK client over Streamable HTTP with the demo client's key tokens; the upstream a
+ * fixture on the official SDK's server package (test/fixtures/mcp-relay-upstream/server.mjs),
+ * launched per call in bubblewrap and pinned with `failclosed policy pin-mcp`.
+ */
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { signClientToken } from '../../src/client/index.js';
+import { runCli } from '../../src/cli/run.js';
+import { canonicalize, sha256Hex } from '../../src/kernel/index.js';
+import type { JsonValue } from '../../src/kernel/index.js';
+import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
+import { MAX_RELAYED_NOTICES } from '../../src/execution/index.js';
+import {
+  announceServer,
+  initDataDir,
+  readClientFile,
+  readOperatorToken,
+  startEmbedded,
+} from '../../src/embedded/index.js';
+import type { VerifyReport } from '../../src/verify/index.js';
+import type { EmbeddedInstance } from '../../src/embedded/index.js';
+import { REPO_ROOT } from '../support/paths.js';
+import { startServerEverything } from '../support/mcp-http-upstream.js';
+import type { RunningEverything } from '../support/mcp-http-upstream.js';
+
+const NODE_MODULES = realpathSync(join(REPO_ROOT, 'node_modules'));
+const FIXTURE = realpathSync(join(REPO_ROOT, 'test', 'fixtures', 'mcp-relay-upstream'));
+const TOOLS = ['mixed', 'chatty', 'flood', 'oops', 'sample', 'slow'];
+const PNG =
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
+const WAV = 'UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQAAAAA=';
+
+let work: string;
+let dir: string;
+let state: string;
+let instance: EmbeddedInstance;
+let client: Client;
+/** The same client key, speaking the 2026-07-28 revision (per-request, no handshake state). */
+let modern: Client;
+let everything: RunningEverything;
+const logs: { level: string; logger?: string; data: unknown }[] = [];
+/**
+ * Progress notifications as received. Taken raw: the SDK client's own progress dispatch runs a
+ * microtask after the message, and drops a notification that arrived in the same read as the
+ * answer (the answer removed its token first).
+ */
+const progressed: Record<string, unknown>[] = [];
+/** Requests the client was asked by the server side (none may reach it). */
+const asked: string[] = [];
+let onLog: ((data: unknown) => void) | undefined;
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(['--data', dir, ...args], {
+    out: (t) => out.push(t),
+    err: (t) => err.push(t),
+    env: {},
+  });
+  return { code, out: out.join(''), err: err.join('') };
+}
+
+type Entry = { type: string; request_id: string; payload: Record<string, unknown> };
+
+async function entries(): Promise<Entry[]> {
+  const l = instance.core.ledger;
+  return await l.store.readRange(0, l.size());
+}
+
+const requestIdOf = (r: { _meta?: unknown }): string =>
+  ((r._meta as Record<string, Record<string, string>>)['failclosed.dev/call'] ?? {})['request_id'] ?? '';
+
+const upstreamCalls = (): string[] =>
+  readFileSync(join(state, 'calls.log'), 'utf8').split('\n').filter(Boolean);
+
+beforeAll(async () => {
+  work = realpathSync(mkdtempSync('/var/tmp/fc-e2e-relay-'));
+  dir = join(work, 'data');
+  state = join(work, 'state');
+  const src = join(work, 'policy');
+  mkdirSync(state);
+  writeFileSync(join(state, 'calls.log'), '');
+  cpSync(join(REPO_ROOT, 'examples', 'demo-policy'), src, { recursive: true });
+  writeFileSync(
+    join(src, 'policies', 'mcp-relay.cedar'),
+    `@reason("the relay fixture's tools")\npermit (principal, action in [${[
+      ...TOOLS.map((t) => `relay.${t}`),
+      'everything.get-tiny-image',
+      'everything.trigger-long-running-operation',
+    ]
+      .map((a) => `Action::"${a}"`)
+      .join(', ')}], resource);\n`,
+  );
+  await initDataDir(dir);
+  everything = await startServerEverything();
+  instance = await startEmbedded(dir, { port: 0, executionPort: 0, allowLoopbackMcpUpstreams: true });
+  announceServer(dir, instance.url);
+  const pinned = await cli(
+    'policy',
+    'pin-mcp',
+    src,
+    '--server',
+    'relay',
+    '--read',
+    NODE_MODULES,
+    '--read',
+    FIXTURE,
+    '--write',
+    state,
+    '--',
+    '/usr/bin/node',
+    join(FIXTURE, 'server.mjs'),
+    state,
+  );
+  expect(pinned.err).toBe('');
+  expect(pinned.code).toBe(0);
+  const pinnedHttp = await cli(
+    'policy',
+    'pin-mcp',
+    src,
+    '--server',
+    'everything',
+    '--url',
+    everything.url,
+    '--only',
+    'get-tiny-image',
+    '--only',
+    'trigger-long-running-operation',
+    '--allow-loopback',
+  );
+  expect(pinnedHttp.err).toBe('');
+  expect(pinnedHttp.code).toBe(0);
+  const file = join(work, 'bundle.json');
+  const built = await cli('policy', 'build', src, '--out', file);
+  expect(built.err).toBe('');
+  expect((await cli('policy', 'activate', file)).code).toBe(0);
+
+  // The demo client's key signs a fresh token for every HTTP request, as `failclosed mcp` does.
+  const agent = readClientFile(dir, 'demo-agent');
+  const key = importSigningKeyJwk(agent.key);
+  const resource = `${instance.url}/mcp`;
+  // A client that would sample and elicit: the gateway still relays neither to it.
+  client = new Client(
+    { name: 'fc-test-relay', version: '1.0.0' },
+    { capabilities: { sampling: {}, elicitation: { form: {} } } },
+  );
+  client.setRequestHandler('sampling/createMessage', () => {
+    asked.push('sampling/createMessage');
+    return { role: 'assistant', content: { type: 'text', text: 'sampled' }, model: 'test' };
+  });
+  client.setRequestHandler('elicitation/create', () => {
+    asked.push('elicitation/create');
+    return { action: 'accept', content: { ok: true } };
+  });
+  client.setNotificationHandler('notifications/message', (n) => {
+    logs.push(n.params as (typeof logs)[number]);
+    onLog?.(n.params.data);
+  });
+  client.setNotificationHandler('notifications/progress', (n) => {
+    progressed.push(n.params);
+  });
+  const transport = () =>
+    new StreamableHTTPClientTransport(new URL(resource), {
+      fetch: (url, init) => {
+        const headers = new Headers(init?.headers);
+        headers.set('authorization', `Bearer ${signClientToken(key, agent.identity, resource, Date.now())}`);
+        return fetch(url, { ...init, headers });
+      },
+    });
+  await client.connect(transport());
+  modern = new Client(
+    { name: 'fc-test-relay-modern', version: '1.0.0' },
+    { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+  );
+  modern.setNotificationHandler('notifications/progress', (n) => {
+    progressed.push(n.params);
+  });
+  await modern.connect(transport());
+}, 120_000);
+
+afterAll(async () => {
+  await modern?.close();
+  await client?.close();
+  await instance?.close();
+  await everything?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('the result, relayed', () => {
+  it("answers the upstream's own content blocks and structuredContent, redacted; the receipt hashes exactly them", async () => {
+    const r = await client.callTool({ name: 'relay.mixed', arguments: {} });
+    expect(r.isError).not.toBe(true);
+    expect(r.content).toEqual([
+      { type: 'text', text: 'found in the config: [REDACTED:aws_access_key_id]' },
+      { type: 'image', data: PNG, mimeType: 'image/png' },
+      { type: 'audio', data: WAV, mimeType: 'audio/wav' },
+      { type: 'resource_link', uri: 'file:///srv/report.txt', name: 'report.txt', mimeType: 'text/plain' },
+      { type: 'resource', resource: { uri: 'file:///srv/notes.txt', mimeType: 'text/plain', text: 'notes' } },
+      { type: 'resource', resource: { uri: 'file:///srv/pixel.png', mimeType: 'image/png', blob: PNG } },
+    ]);
+    expect(r.structuredContent).toEqual({ ok: true, key: '[REDACTED:aws_access_key_id]' });
+    expect(JSON.stringify(r)).not.toContain('AKIAIOSFODNN7EXAMPLE');
+
+    const id = requestIdOf(r);
+    const mine = (await entries()).filter((e) => e.request_id === id);
+    const receipt = mine.find((e) => e.type === 'execution.receipt');
+    const completed = mine.find((e) => e.type === 'gateway.completed');
+    const answered = sha256Hex(
+      canonicalize({ content: r.content, structuredContent: r.structuredContent } as JsonValue),
+    );
+    expect(receipt?.payload).toMatchObject({ status: 'succeeded', result_sha256: answered });
+    expect(completed?.payload['result_sha256']).toBe(answered);
+  });
+});
+
+describe('a tool-level error, relayed', () => {
+  it("answers the upstream's isError and its content, redacted; the receipt hashes exactly them", async () => {
+    const r = await client.callTool({ name: 'relay.oops', arguments: {} });
+    expect(r.isError).toBe(true);
+    expect(r.content).toEqual([
+      { type: 'text', text: 'cannot reach the database with password=[REDACTED:credential_assignment]' },
+    ]);
+    const mine = (await entries()).filter((e) => e.request_id === requestIdOf(r));
+    const answered = sha256Hex(canonicalize({ content: r.content, isError: true } as JsonValue));
+    expect(mine.find((e) => e.type === 'execution.receipt')?.payload).toMatchObject({
+      status: 'succeeded',
+      result_sha256: answered,
+    });
+    expect(mine.find((e) => e.type === 'gateway.completed')?.payload['result_sha256']).toBe(answered);
+  });
+});
+
+describe('sampling and elicitation, not relayed', () => {
+  it("an upstream's sampling and elicitation requests are refused to it with an error; the client is never asked", async () => {
+    const r = await client.callTool({ name: 'relay.sample', arguments: {} });
+    expect(r.isError).not.toBe(true);
+    // JSON-RPC -32601: the gateway's MCP client offers neither.
+    expect(r.content).toEqual([
+      { type: 'text', text: 'refused: -32601' },
+      { type: 'text', text: 'refused: -32601' },
+    ]);
+    expect(asked).toEqual([]);
+  });
+});
+
+describe('while a call runs', () => {
+  it('relays progress under the client token and log messages, a credential in a log message redacted', async () => {
+    const before = logs.length;
+    const seen = progressed.length;
+    // onprogress makes the client send a progress token.
+    const r = await client.callTool({ name: 'relay.chatty', arguments: {} }, { onprogress: () => undefined });
+    const received = progressed.slice(seen);
+    // Under the token the client's request carried (one token, the SDK's own).
+    expect(new Set(received.map((p) => p['progressToken'])).size).toBe(1);
+    const progress = received.map(({ progressToken: _token, ...p }) => p);
+    expect(r.content).toEqual([{ type: 'text', text: 'chatty done' }]);
+    expect(progress).toEqual([
+      { progress: 1, total: 3, message: 'first step' },
+      { progress: 2, total: 3 },
+      { progress: 3, total: 3, message: 'done' },
+    ]);
+    const mine = logs.slice(before);
+    expect(mine).toEqual([
+      { level: 'info', logger: 'fixture', data: 'working on it' },
+      {
+        level: 'warning',
+        logger: 'fixture',
+        data: { note: 'connecting with password=[REDACTED:credential_assignment]' },
+      },
+    ]);
+    expect(JSON.stringify(mine)).not.toContain('hunter2-relay-secret');
+    const receipt = (await entries()).find(
+      (e) => e.request_id === requestIdOf(r) && e.type === 'execution.receipt',
+    );
+    expect(receipt?.payload['notices']).toEqual({ relayed: 5, dropped: 0 });
+  });
+
+  it('a 2026-07-28 client gets the same progress and result', async () => {
+    const seen = progressed.length;
+    const r = await modern.callTool({ name: 'relay.chatty', arguments: {} }, { onprogress: () => undefined });
+    expect(r.content).toEqual([{ type: 'text', text: 'chatty done' }]);
+    expect(progressed.slice(seen).map((p) => p['progress'])).toEqual([1, 2, 3]);
+  });
+
+  it('without a progress token the upstream is given none: only its log messages are relayed', async () => {
+    const r = await client.callTool({ name: 'relay.chatty', arguments: {} });
+    const receipt = (await entries()).find(
+      (e) => e.request_id === requestIdOf(r) && e.type === 'execution.receipt',
+    );
+    expect(receipt?.payload['notices']).toEqual({ relayed: 2, dropped: 0 });
+  });
+
+  it('an upstream flooding notices: at most the bound relayed, the rest counted as dropped, the call answered', async () => {
+    const before = logs.length;
+    const seen = progressed.length;
+    const r = await client.callTool({ name: 'relay.flood', arguments: {} }, { onprogress: () => undefined });
+    const progress = progressed.slice(seen);
+    expect(r.isError).not.toBe(true);
+    expect(r.content).toEqual([{ type: 'text', text: 'flood done' }]);
+    expect(logs.length - before + progress.length).toBeLessThanOrEqual(MAX_RELAYED_NOTICES);
+    const receipt = (await entries()).find(
+      (e) => e.request_id === requestIdOf(r) && e.type === 'execution.receipt',
+    );
+    const counted = receipt?.payload['notices'] as { relayed: number; dropped: number };
+    expect(counted.relayed).toBe(MAX_RELAYED_NOTICES);
+    // Notices still in flight when the call ended are neither relayed nor counted.
+    expect(counted.dropped).toBeGreaterThan(0);
+    expect(counted.relayed + counted.dropped).toBeLessThanOrEqual(4000);
+  });
+
+  it('a client cancelling a running call ends the upstream call; the receipt says ERR_CALL_CANCELLED', async () => {
+    const ac = new AbortController();
+    const started = new Promise<void>((resolve) => {
+      onLog = (data) => {
+        if (data === 'slow started') resolve();
+      };
+    });
+    const calls = upstreamCalls().length;
+    const pending = client.callTool({ name: 'relay.slow', arguments: {} }, { signal: ac.signal });
+    await started;
+    onLog = undefined;
+    ac.abort();
+    await expect(pending).rejects.toThrow(/abort/i);
+    // The outcome is recorded once the upstream is gone: wait for it.
+    let receipt: Entry | undefined;
+    let failed: Entry | undefined;
+    for (let i = 0; i < 200 && failed === undefined; i++) {
+      const all = await entries();
+      receipt = all
+        .filter((e) => e.type === 'execution.receipt' && e.payload['tool'] === 'relay.slow')
+        .at(-1);
+      failed = all.find((e) => e.type === 'gateway.failed' && e.request_id === receipt?.request_id);
+      if (failed === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(receipt?.payload).toMatchObject({ status: 'failed', code: 'ERR_CALL_CANCELLED' });
+    expect(failed?.payload).toMatchObject({ code: 'ERR_CALL_CANCELLED' });
+    // The upstream got the call, and never answered it.
+    expect(upstreamCalls().slice(calls)[0]).toBe('slow');
+    expect(upstreamCalls()).not.toContain('slow done');
+  });
+});
+
+describe('server-everything over Streamable HTTP, relayed', () => {
+  it('get-tiny-image: its text and image blocks as it sends them', async () => {
+    const r = await client.callTool({ name: 'everything.get-tiny-image', arguments: {} });
+    expect(r.isError).not.toBe(true);
+    const content = r.content as { type: string; data?: string; mimeType?: string }[];
+    expect(content.map((b) => b.type)).toEqual(['text', 'image', 'text']);
+    const image = content[1]!;
+    expect(image.mimeType).toBe('image/png');
+    // The PNG signature, decoded from the relayed base64.
+    expect(Buffer.from(image.data!, 'base64').subarray(1, 4).toString('latin1')).toBe('PNG');
+  });
+
+  it('trigger-long-running-operation: its progress relayed under the client token', async () => {
+    const seen = progressed.length;
+    const r = await client.callTool(
+      { name: 'everything.trigger-long-running-operation', arguments: { duration: 1, steps: 2 } },
+      { onprogress: () => undefined },
+    );
+    expect(r.isError).not.toBe(true);
+    expect(progressed.slice(seen).map((p) => [p['progress'], p['total']])).toEqual([
+      [1, 2],
+      [2, 2],
+    ]);
+  });
+});
+
+describe('evidence', () => {
+  it('the exported ledger, relayed answers, error answers, notice counts and a cancelled call included, verifies offline', async () => {
+    const quiet = { out: () => undefined, err: () => undefined, env: {} };
+    const trust = join(work, 'trust.json');
+    expect(await runCli(['--data', dir, 'trust-roots', '--out', trust], quiet)).toBe(0);
+    const exp = await fetch(`${instance.url}/v1/admin/ledger-export`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${readOperatorToken(dir)}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(exp.status).toBe(200);
+    const bundle = join(work, 'ledger.jsonl');
+    writeFileSync(bundle, await exp.text());
+    const out: string[] = [];
+    const code = await runCli(['verify', bundle, '--trust', trust, '--json'], {
+      out: (t) => out.push(t),
+      err: (t) => out.push(t),
+      env: {},
+    });
+    const report = JSON.parse(out.join('')) as VerifyReport;
+    expect(report.checks.flatMap((c) => c.findings.map((f) => `${f.code}: ${f.message}`))).toEqual([]);
+    expect(code).toBe(0);
+  }, 60_000);
+});
