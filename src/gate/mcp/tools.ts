@@ -296,7 +296,8 @@ export function createPrincipalServer(
       ...(retry === null ? {} : { retryOf: retry }),
     };
     const token = progressTokenOf(request.params._meta);
-    const sent = { progress: 0 };
+    // Nothing sent yet: an upstream's first progress may be 0 (MCP only asks that it increase).
+    const sent = { progress: Number.NEGATIVE_INFINITY };
     const { relay, flushed } = relayFor(ctx, token, sent);
     if (waitMs <= 0 || token === undefined) {
       const answered = await gate.callAs(principal, call, { ...traced, relay });
@@ -306,7 +307,7 @@ export function createPrincipalServer(
     // Progress while the call is decided and, when escalated, waits for its approvers. The
     // notifications carry no decision: a failed send changes nothing about the call.
     const tell = (message: string): void => {
-      sent.progress += 1;
+      sent.progress = Math.max(sent.progress + 1, 1);
       const progress = sent.progress;
       void ctx.mcpReq
         .notify({ method: 'notifications/progress', params: { progressToken: token, progress, message } })
