@@ -48,7 +48,8 @@ export const POLICY_USAGE = `  policy build DIR --out FILE                 build
   policy pin-mcp DIR --server NAME --url URL [--header 'Name: value']... [--only TOOL]...
               [--allow-loopback]              the same for a Streamable HTTP upstream; a header value
                                               may hold {secret:NAME} (resolved from FC_SECRET_NAME)
-              both also take [--prompt NAME]... [--resource URI]...: pin those prompts and resources too,
+              both also take [--prompt NAME]... [--resource URI]... [--resource-template TEMPLATE]...:
+              pin those prompts, resources and resource templates ({name} variables only) too,
               and [--names server|upstream]: tools and prompts named SERVER.TOOL (default) or as upstream
 `;
 
@@ -65,6 +66,7 @@ export const POLICY_OPTIONS = {
   only: { type: 'string', multiple: true },
   prompt: { type: 'string', multiple: true },
   resource: { type: 'string', multiple: true },
+  'resource-template': { type: 'string', multiple: true },
   url: { type: 'string' },
   header: { type: 'string', multiple: true },
   'allow-loopback': { type: 'boolean' },
@@ -283,6 +285,7 @@ async function run(
       ...(v['only'] === undefined ? {} : { only: list(v, 'only') }),
       prompts: list(v, 'prompt'),
       resources: list(v, 'resource'),
+      templates: list(v, 'resource-template'),
       ...naming,
     });
   if (sub === 'pin-mcp' && arg1 !== undefined && server !== undefined && url === undefined && pos.length > 3)
@@ -296,6 +299,7 @@ async function run(
       ...(v['only'] === undefined ? {} : { only: list(v, 'only') }),
       prompts: list(v, 'prompt'),
       resources: list(v, 'resource'),
+      templates: list(v, 'resource-template'),
       ...naming,
     });
   throw new Usage(
