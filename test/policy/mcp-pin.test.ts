@@ -488,9 +488,9 @@ describe('resource templates (pin-mcp --resource-template)', () => {
     ])
       expect(re.test(bad), bad).toBe(false);
     // The bundle loads it, and refuses the same entry widened to any URI.
-    const doc = baseDoc() as unknown as Record<string, unknown>;
+    const doc = baseDoc();
     const withAction = { ...doc, schema: `${String(doc['schema'])}\n${pinned[0]!.cedar}` };
-    expect(() => mustLoad({ ...withAction, tools: [pinned[0]!.spec, PAY_TOOL] } as never)).not.toThrow();
+    expect(() => mustLoad({ ...withAction, tools: [pinned[0]!.spec, PAY_TOOL] })).not.toThrow();
     const widened = structuredClone(pinned[0]!.spec) as Record<string, Record<string, unknown>>;
     widened['parameters'] = {
       type: 'object',
