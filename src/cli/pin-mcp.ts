@@ -41,6 +41,7 @@ import {
   MAX_TOOL_TIMEOUT_MS,
   pinMcpPrompts,
   pinMcpResources,
+  pinMcpResourceTemplates,
   pinMcpTools,
   SERVER_NAME_RE,
 } from '../policy/index.js';
@@ -77,6 +78,8 @@ export interface PinMcpInput {
   readonly prompts?: readonly string[];
   /** Upstream resource URIs to pin too (`--resource`); none by default. */
   readonly resources?: readonly string[];
+  /** Upstream resource templates to pin too (`--resource-template`); none by default. */
+  readonly templates?: readonly string[];
   /** How tools and prompts are named in the bundle (`--names`); `server` by default. */
   readonly naming?: McpNaming;
 }
@@ -147,6 +150,7 @@ export interface PinMcpHttpInput {
   readonly tls?: UpstreamTlsSpec;
   /** OAuth client credentials for the upstream's bearer (`--oauth-*`). */
   readonly oauth?: UpstreamOAuthSpec;
+  readonly templates?: readonly string[];
   readonly naming?: McpNaming;
 }
 
@@ -255,8 +259,16 @@ function collision(
 }
 
 /** Which listings the command needs besides the tools. */
-function wanted(input: { readonly prompts?: readonly string[]; readonly resources?: readonly string[] }) {
-  return { prompts: (input.prompts ?? []).length > 0, resources: (input.resources ?? []).length > 0 };
+function wanted(input: {
+  readonly prompts?: readonly string[];
+  readonly resources?: readonly string[];
+  readonly templates?: readonly string[];
+}) {
+  return {
+    prompts: (input.prompts ?? []).length > 0,
+    resources: (input.resources ?? []).length > 0,
+    templates: (input.templates ?? []).length > 0,
+  };
 }
 
 /** Pins what the upstream listed and writes the tool files and Cedar actions into `input.dir`. */
@@ -268,6 +280,7 @@ function write(
     readonly only?: readonly string[];
     readonly prompts?: readonly string[];
     readonly resources?: readonly string[];
+    readonly templates?: readonly string[];
     readonly naming?: McpNaming;
   },
   server: McpServerDeclaration,
@@ -283,6 +296,7 @@ function write(
     pinMcpTools(server, listed.tools, input.only, naming),
     pinMcpPrompts(server, listed.prompts, input.prompts ?? [], naming),
     pinMcpResources(server, listed.resources, input.resources ?? []),
+    pinMcpResourceTemplates(server, listed.templates, input.templates ?? []),
   ];
   const pinned = parts.flatMap((p) => p.pinned);
   const skipped = parts.flatMap((p) => p.skipped);

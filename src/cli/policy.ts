@@ -54,7 +54,8 @@ export const POLICY_USAGE = `  policy build DIR --out FILE                 build
               [--oauth-token-url URL --oauth-client-id ID --oauth-client-secret-ref NAME
                [--oauth-scope S] [--oauth-audience A] [--oauth-resource R] [--oauth-ca FILE]]
                                               the upstream's bearer by OAuth client credentials
-              both also take [--prompt NAME]... [--resource URI]...: pin those prompts and resources too,
+              both also take [--prompt NAME]... [--resource URI]... [--resource-template TEMPLATE]...:
+              pin those prompts, resources and resource templates ({name} variables only) too,
               and [--names server|upstream]: tools and prompts named SERVER.TOOL (default) or as upstream
 `;
 
@@ -71,6 +72,7 @@ export const POLICY_OPTIONS = {
   only: { type: 'string', multiple: true },
   prompt: { type: 'string', multiple: true },
   resource: { type: 'string', multiple: true },
+  'resource-template': { type: 'string', multiple: true },
   url: { type: 'string' },
   header: { type: 'string', multiple: true },
   'allow-loopback': { type: 'boolean' },
@@ -291,6 +293,7 @@ async function run(
       prompts: list(v, 'prompt'),
       resources: list(v, 'resource'),
       ...pinTrustOf(v),
+      templates: list(v, 'resource-template'),
       ...naming,
     });
   if (sub === 'pin-mcp' && arg1 !== undefined && server !== undefined && url === undefined && pos.length > 3)
@@ -304,6 +307,7 @@ async function run(
       ...(v['only'] === undefined ? {} : { only: list(v, 'only') }),
       prompts: list(v, 'prompt'),
       resources: list(v, 'resource'),
+      templates: list(v, 'resource-template'),
       ...naming,
     });
   throw new Usage(

@@ -7,7 +7,14 @@
  */
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { canonicalize, isDeny, parseJson, fileSync, systemClock } from '../kernel/index.js';
+import {
+  canonicalize,
+  isDeny,
+  parseJson,
+  fileSync,
+  systemClock,
+  uriTemplatePattern,
+} from '../kernel/index.js';
 import { callableTools } from '../policy/index.js';
 import type { LoadedBundle, ToolSpec } from '../policy/index.js';
 import type { Clock, JsonObject, Observer } from '../kernel/index.js';
@@ -265,6 +272,8 @@ function listingOf(t: ToolSpec): CatalogListing {
   const raw = a['definition'];
   const prompt = a['prompt'];
   const resource = a['resource'];
+  const template = a['resource_template'];
+  const pattern = typeof template === 'string' ? uriTemplatePattern(template) : undefined;
   const definition =
     typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as JsonObject) : undefined;
   const mcp: McpEntryInfo | undefined =
@@ -274,7 +283,9 @@ function listingOf(t: ToolSpec): CatalogListing {
         ? { kind: 'prompt', upstream: prompt, definition }
         : typeof resource === 'string'
           ? { kind: 'resource', upstream: resource, definition }
-          : undefined;
+          : typeof template === 'string' && pattern !== undefined
+            ? { kind: 'template', upstream: template, pattern: new RegExp(pattern), definition }
+            : undefined;
   return {
     name: t.name,
     description: t.description,

@@ -57,9 +57,11 @@ export type GateControlPlane = Pick<ControlPlane, 'decide' | 'ready' | 'issuerJw
 
 /** A pinned upstream prompt or resource behind a bundle entry (docs/mcp.md "Prompts and resources"). */
 export interface McpEntryInfo {
-  readonly kind: 'prompt' | 'resource';
-  /** The upstream prompt name, or the resource URI. */
+  readonly kind: 'prompt' | 'resource' | 'template';
+  /** The upstream prompt name, the resource URI, or the URI template. */
   readonly upstream: string;
+  /** A template's URIs: the anchored pattern of what it expands to (kernel `uriTemplatePattern`). */
+  readonly pattern?: RegExp;
   /** The pinned definition (prompt: name, title, description, arguments; resource: uri, name, title, description, mimeType). */
   readonly definition: JsonObject;
 }

@@ -22,6 +22,8 @@ export {
   outputSchemaDraft,
   pinMcpDefinition,
   mcpEntryKindOf,
+  uriTemplatePattern,
+  PINNED_TEMPLATE_FIELDS,
   PINNED_DEFINITION_FIELDS,
   PINNED_FIELDS_OF,
   PINNED_PROMPT_FIELDS,

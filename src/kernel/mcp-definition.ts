@@ -39,23 +39,68 @@ export const PINNED_PROMPT_FIELDS = ['name', 'title', 'description', 'arguments'
  */
 export const PINNED_RESOURCE_FIELDS = ['uri', 'name', 'title', 'description', 'mimeType'] as const;
 
-/** What an `mcp` adapter entry of the bundle reaches upstream: a tool, a prompt or a resource. */
-export type McpEntryKind = 'tool' | 'prompt' | 'resource';
+/**
+ * The fields of an MCP resource template that are pinned: its URI template and what a reader is
+ * told about it. Not pinned: `annotations`, `_meta`, `icons`.
+ */
+export const PINNED_TEMPLATE_FIELDS = ['uriTemplate', 'name', 'title', 'description', 'mimeType'] as const;
+
+/**
+ * What an `mcp` adapter entry of the bundle reaches upstream: a tool, a prompt, a resource, or
+ * the resources of a resource template (`resource_template` in the spec, kind `template`).
+ */
+export type McpEntryKind = 'tool' | 'prompt' | 'resource' | 'template';
 
 /** The pinned fields of each kind of entry. */
 export const PINNED_FIELDS_OF: Readonly<Record<McpEntryKind, readonly string[]>> = Object.freeze({
   tool: PINNED_DEFINITION_FIELDS,
   prompt: PINNED_PROMPT_FIELDS,
   resource: PINNED_RESOURCE_FIELDS,
+  template: PINNED_TEMPLATE_FIELDS,
 });
 
 /**
- * The kind of an `mcp` adapter spec: by which of `tool`, `prompt` or `resource` it names
- * (undefined when not exactly one).
+ * The kind of an `mcp` adapter spec: by which of `tool`, `prompt`, `resource` or
+ * `resource_template` it names (undefined when not exactly one).
  */
 export function mcpEntryKindOf(spec: Readonly<Record<string, unknown>>): McpEntryKind | undefined {
-  const named = (['tool', 'prompt', 'resource'] as const).filter((k) => spec[k] !== undefined);
-  return named.length === 1 ? named[0] : undefined;
+  const named = (['tool', 'prompt', 'resource', 'resource_template'] as const).filter(
+    (k) => spec[k] !== undefined,
+  );
+  if (named.length !== 1) return undefined;
+  return named[0] === 'resource_template' ? 'template' : named[0];
+}
+
+/** Longest URI template pinned, and longest URI read through one. */
+const MAX_TEMPLATE_LENGTH = 2048;
+
+/**
+ * The anchored regular expression (its source) of the URIs an RFC 6570 level-1 URI template
+ * expands to: literal characters as they are, each `{name}` (simple string expansion) one or more
+ * unreserved characters or percent-encodings, so a value can never carry a `/`, `?`, `#` or any
+ * other delimiter into the URI, nor be a dot segment. Undefined for anything else (operators such as `{+path}`,
+ * `{/x}`, `{?q}`, lists, prefixes, explode, an unbalanced brace, a template without variables),
+ * which failclosed does not pin: what such a template admits is too wide to bind in a policy.
+ */
+export function uriTemplatePattern(template: string): string | undefined {
+  if (template.length === 0 || template.length > MAX_TEMPLATE_LENGTH) return undefined;
+  let out = '^';
+  let vars = 0;
+  for (const part of template.split(/(\{[^{}]*\})/)) {
+    if (part.startsWith('{')) {
+      if (!/^\{[A-Za-z0-9_]+\}$/.test(part)) return undefined;
+      // Not `.` or `..` (nor their percent-encodings) as a whole value: a dot segment an upstream
+      // may resolve against the path before it.
+      out += '(?!(?:\\.|%2[Ee]){1,2}(?![A-Za-z0-9._~%-]))(?:[A-Za-z0-9._~-]|%[0-9A-Fa-f]{2})+';
+      vars += 1;
+    } else {
+      // Braces outside a variable, spaces and control characters: not a template failclosed reads.
+      if (/[{}]/.test(part) || [...part].some((c) => c.charCodeAt(0) <= 0x20 || c === '\u007f'))
+        return undefined;
+      out += part.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    }
+  }
+  return vars === 0 ? undefined : `${out}$`;
 }
 
 /**

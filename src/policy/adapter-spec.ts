@@ -15,6 +15,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import {
   canonicalize,
   mcpEntryKindOf,
+  uriTemplatePattern,
   parseEgressDestination,
   PINNED_FIELDS_OF,
   pinMcpDefinition,
@@ -203,6 +204,7 @@ const SCHEMAS: Readonly<Record<string, object>> = {
       tool: { type: 'string', minLength: 1, maxLength: 128 },
       prompt: { type: 'string', minLength: 1, maxLength: 128 },
       resource: { type: 'string', minLength: 1, maxLength: 2048, pattern: NO_NUL },
+      resource_template: { type: 'string', minLength: 1, maxLength: 2048, pattern: NO_NUL },
       // The fields each kind pins (kernel PINNED_FIELDS_OF): checked by kind in checkMcp.
       definition: {
         type: 'object',
@@ -210,6 +212,7 @@ const SCHEMAS: Readonly<Record<string, object>> = {
         required: ['name'],
         properties: {
           name: { type: 'string', minLength: 1, maxLength: 128 },
+          uriTemplate: { type: 'string' },
           title: { type: 'string' },
           description: { type: 'string' },
           inputSchema: { type: 'object' },
@@ -540,7 +543,9 @@ function checkMcp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]
     out.push(`${at}.command[0]: must be a literal normalized absolute path`);
   const kind = mcpEntryKindOf(spec);
   if (kind === undefined)
-    out.push(`${at}: an MCP entry names exactly one of tool, prompt (its name) and resource (its URI)`);
+    out.push(
+      `${at}: an MCP entry names exactly one of tool, prompt (its name), resource (its URI) and resource_template`,
+    );
   const definition = spec['definition'];
   if (isObject(definition) && kind !== undefined) {
     const fields: readonly string[] = PINNED_FIELDS_OF[kind];
@@ -552,6 +557,7 @@ function checkMcp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]
       out.push(`${at}.definition.inputSchema: a tool's definition has its input schema`);
     if (kind === 'prompt') checkMcpPrompt(at, tool, spec, definition, out);
     if (kind === 'resource') checkMcpResource(at, tool, spec, definition, out);
+    if (kind === 'template') checkMcpTemplate(at, tool, spec, definition, out);
     let pinned: string | undefined;
     try {
       pinned = pinMcpDefinition(definition, fields).sha256;
@@ -609,6 +615,44 @@ function checkMcpResource(
   if (typeof spec['resource'] === 'string')
     if (canonicalize(resourceParameters(spec['resource'])) !== canonicalize(tool.parameters))
       out.push(`${at}: the parameters of a resource must be exactly {uri} fixed to its URI`);
+}
+
+/**
+ * A pinned resource template: its definition's template is the entry's, a level-1 template
+ * failclosed can bind, and the entry's parameters are exactly `{uri}` matching it, so the
+ * envelope binds the URI read (and Cedar sees it).
+ */
+function checkMcpTemplate(
+  at: string,
+  tool: ToolSpec,
+  spec: AdapterConfig,
+  definition: JsonObject,
+  out: string[],
+): void {
+  const template = spec['resource_template'];
+  if (definition['uriTemplate'] !== template)
+    out.push(`${at}.definition.uriTemplate: must equal the upstream URI template`);
+  if (typeof template !== 'string') return;
+  const expected = templateParameters(template);
+  if (expected === undefined)
+    out.push(`${at}.resource_template: only {name} variables (RFC 6570 level 1) can be pinned`);
+  else if (canonicalize(expected) !== canonicalize(tool.parameters))
+    out.push(`${at}: the parameters of a resource template must be exactly {uri} matching it`);
+}
+
+/**
+ * The parameters schema of a pinned resource template: `{uri}`, matching the template
+ * (kernel `uriTemplatePattern`); undefined for a template failclosed does not pin.
+ */
+export function templateParameters(template: string): JsonObject | undefined {
+  const pattern = uriTemplatePattern(template);
+  if (pattern === undefined) return undefined;
+  return {
+    type: 'object',
+    properties: { uri: { type: 'string', maxLength: 2048, pattern } },
+    required: ['uri'],
+    additionalProperties: false,
+  };
 }
 
 /** The parameters schema of a prompt with these pinned `arguments`; undefined when malformed. */
@@ -718,12 +762,24 @@ export function checkAdapterSpecs(
   const servers = new Map<string, { tool: string; declaration: string }>();
   // An MCP client reads a resource by URI: one URI, one entry (the Gate never has to choose).
   const uris = new Map<string, string>();
+  const templates = new Map<string, string>();
   for (const tool of tools) {
     const uri = tool.adapter['resource'];
-    if (tool.adapter.type !== 'mcp' || typeof uri !== 'string') continue;
-    const first = uris.get(uri);
-    if (first === undefined) uris.set(uri, tool.name);
-    else problems.push(`tool "${tool.name}": adapter.resource: the URI is pinned by tool "${first}" too`);
+    const template = tool.adapter['resource_template'];
+    if (tool.adapter.type !== 'mcp') continue;
+    if (typeof uri === 'string') {
+      const first = uris.get(uri);
+      if (first === undefined) uris.set(uri, tool.name);
+      else problems.push(`tool "${tool.name}": adapter.resource: the URI is pinned by tool "${first}" too`);
+    }
+    if (typeof template === 'string') {
+      const first = templates.get(template);
+      if (first === undefined) templates.set(template, tool.name);
+      else
+        problems.push(
+          `tool "${tool.name}": adapter.resource_template: the template is pinned by tool "${first}" too`,
+        );
+    }
   }
   for (const tool of tools) {
     const spec = tool.adapter;

@@ -46,6 +46,7 @@ export {
   cedarTypeOf,
   pinMcpPrompts,
   pinMcpResources,
+  pinMcpResourceTemplates,
   pinMcpTools,
   SERVER_NAME_RE,
   UPSTREAM_NAME_RE,

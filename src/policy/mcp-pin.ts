@@ -5,11 +5,16 @@
  * operator reviews what it writes, and `policy build` checks it like any other source.
  * docs/adapters.md "MCP tools". (SPEC §6 "Policy as code", OE-INV-005/013, OE-INV-023)
  */
-import { PINNED_PROMPT_FIELDS, PINNED_RESOURCE_FIELDS, pinMcpDefinition } from '../kernel/index.js';
+import {
+  PINNED_PROMPT_FIELDS,
+  PINNED_RESOURCE_FIELDS,
+  PINNED_TEMPLATE_FIELDS,
+  pinMcpDefinition,
+} from '../kernel/index.js';
 import { compileOutputSchema } from './json-schema.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import { TOOL_NAME_RE } from './bundle-shape.js';
-import { promptParameters, resourceParameters } from './adapter-spec.js';
+import { promptParameters, resourceParameters, templateParameters } from './adapter-spec.js';
 
 /** What an upstream server may touch, as declared for every tool it serves. */
 export interface McpServerDeclaration {
@@ -456,6 +461,73 @@ export function pinMcpResources(
       pinned.push({ name, upstream: uri, sha256, spec, cedar: cedarAction(name, parameters) });
     } catch (err) {
       skipped.push({ upstream: uri, reason: err instanceof Error ? err.message : 'cannot be pinned' });
+    }
+  }
+  return { pinned, skipped };
+}
+
+/**
+ * Pins the listed resource templates of `server` whose URI templates are in `templates` (none
+ * unless named): each becomes the entry `<server>.resources.<slug of its name>` (adapter `mcp`
+ * with `resource_template`), its parameters exactly `{uri}` matching the template (so Cedar sees
+ * `context.params.uri`, a policy can narrow it with `like`, and the envelope binds the URI read),
+ * risk low, its output untrusted (OE-INV-013). Only `{name}` variables (RFC 6570 level 1) are
+ * pinned: a value then cannot carry a delimiter into the URI.
+ */
+export function pinMcpResourceTemplates(
+  server: McpServerDeclaration,
+  listed: readonly Readonly<Record<string, unknown>>[],
+  templates: readonly string[],
+): { readonly pinned: readonly PinnedTool[]; readonly skipped: readonly SkippedTool[] } {
+  const pinned: PinnedTool[] = [];
+  const skipped: SkippedTool[] = [];
+  const names = new Set<string>();
+  for (const template of templates) {
+    const found = listed.filter((r) => r['uriTemplate'] === template);
+    if (found.length !== 1) {
+      skipped.push({
+        upstream: template,
+        reason: 'the server lists no such resource template (or more than one)',
+      });
+      continue;
+    }
+    const first = found[0] ?? {};
+    const base = `${server.name}.resources.${resourceSlug(first['name'], template)}`;
+    let name = base;
+    for (let i = 2; names.has(name); i += 1) name = `${base}-${i}`;
+    try {
+      if (!TOOL_NAME_RE.test(name)) throw new Error(`"${name}" is not a failclosed tool name`);
+      const parameters = templateParameters(template);
+      if (parameters === undefined)
+        throw new Error(
+          'only {name} variables (RFC 6570 level 1) can be pinned: what the template admits must be boundable',
+        );
+      const { definition, sha256 } = pinMcpDefinition(first, PINNED_TEMPLATE_FIELDS);
+      const description = definition['description'];
+      const { limits, upstream } = declared(server);
+      const spec: JsonObject = {
+        name,
+        description:
+          typeof description === 'string' && description.length > 0
+            ? description.slice(0, 2000)
+            : `resources ${template} (upstream MCP server ${server.name})`,
+        risk: 'low',
+        untrusted_output: true,
+        parameters,
+        adapter: {
+          type: 'mcp',
+          server: server.name,
+          ...upstream,
+          resource_template: template,
+          definition,
+          definition_sha256: sha256,
+          limits,
+        },
+      };
+      names.add(name);
+      pinned.push({ name, upstream: template, sha256, spec, cedar: cedarAction(name, parameters) });
+    } catch (err) {
+      skipped.push({ upstream: template, reason: err instanceof Error ? err.message : 'cannot be pinned' });
     }
   }
   return { pinned, skipped };

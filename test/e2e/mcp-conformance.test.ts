@@ -13,6 +13,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, wr
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { signClientToken } from '../../src/client/index.js';
 import { runCli } from '../../src/cli/run.js';
 import { announceServer, initDataDir, readClientFile, startEmbedded } from '../../src/embedded/index.js';
@@ -87,6 +88,8 @@ const pinArgs = (server: string, transport: () => string[] = overHttp) => [
   'upstream',
   ...PROMPTS.flatMap((p) => ['--prompt', p]),
   ...RESOURCES.flatMap((r) => ['--resource', r]),
+  '--resource-template',
+  'test://template/{id}/data',
   ...transport(),
 ];
 
@@ -190,6 +193,7 @@ describe('pin-mcp --names upstream', () => {
     expect(tools).toContain('test_simple_text');
     expect(tools).toContain('test_prompt_with_arguments');
     expect(tools).toContain('conformance.resources.static-text');
+    expect(tools).toContain('conformance.resources.template');
     // Its $ref into $defs is inlined, so the tool is pinned and typed in Cedar.
     expect(tools).toContain('json_schema_2020_12_tool');
     expect(out.skipped).toEqual([]);
@@ -258,4 +262,48 @@ describe('the MCP conformance suite', () => {
       expect(run.code).toBe(0);
     }
   }, 300_000);
+});
+
+describe('resource templates (pin-mcp --resource-template)', () => {
+  async function connected(): Promise<Client> {
+    const client = new Client({ name: 'templates', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${forwarder.url}/mcp`)));
+    return client;
+  }
+
+  it('lists the pinned template and reads a URI it expands to as a governed call', async () => {
+    await pinAndActivate(overHttp);
+    const client = await connected();
+    try {
+      const listed = await client.listResourceTemplates();
+      expect(listed.resourceTemplates.map((t) => t.uriTemplate)).toEqual(['test://template/{id}/data']);
+      const read = await client.readResource({ uri: 'test://template/7/data' });
+      expect(JSON.stringify(read.contents)).toContain('Data for ID: 7');
+      expect(read._meta?.['failclosed.dev/call']).toMatchObject({ receipt: expect.anything() as unknown });
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
+
+  it.each([
+    'test://template/../data',
+    'test://template/%2e%2e/data',
+    'test://template/1/2/data',
+    'test://template//data',
+  ])(
+    'refuses %s, which the template does not expand to: ERR_TOOL_UNKNOWN, no decision, nothing read',
+    async (uri) => {
+      const client = await connected();
+      try {
+        const err = await client.readResource({ uri }).then(
+          () => undefined,
+          (e: unknown) => e as { code?: number; data?: { code?: string } },
+        );
+        expect(err).toMatchObject({ code: -32001, data: { code: 'ERR_TOOL_UNKNOWN' } });
+      } finally {
+        await client.close();
+      }
+    },
+    30_000,
+  );
 });

@@ -4,13 +4,14 @@
  * (SPEC §6 "Policy as code", OE-INV-005/013/023)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pinMcpDefinition } from '../../src/kernel/index.js';
+import { pinMcpDefinition, uriTemplatePattern } from '../../src/kernel/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
 import {
   closeSchema,
   loadBundle,
   pinMcpPrompts,
   pinMcpResources,
+  pinMcpResourceTemplates,
   pinMcpTools,
 } from '../../src/policy/index.js';
 import { PAY_TOOL, baseDoc, mustLoad } from './fixtures.js';
@@ -557,5 +558,65 @@ describe('pinMcpTools', () => {
   it('closeSchema keeps a schema that is already closed as it is', () => {
     const closed = { type: 'object', properties: { a: { type: 'string' } }, additionalProperties: false };
     expect(closeSchema(closed)).toEqual(closed);
+  });
+});
+
+describe('resource templates (pin-mcp --resource-template)', () => {
+  const T = 'test://template/{id}/data';
+  const listed = [{ uriTemplate: T, name: 'template', description: 'One parameter.' }];
+
+  it('pins a level-1 template as {uri} matching it: no delimiter and no dot segment in a value', () => {
+    const { pinned, skipped } = pinMcpResourceTemplates(SERVER, listed, [T]);
+    expect(skipped).toEqual([]);
+    expect(pinned[0]!.name).toBe('up.resources.template');
+    const re = new RegExp(uriTemplatePattern(T)!, 'u');
+    for (const ok of ['test://template/7/data', 'test://template/a.b%20c/data', 'test://template/..x/data'])
+      expect(re.test(ok), ok).toBe(true);
+    for (const bad of [
+      'test://template/../data',
+      'test://template/./data',
+      'test://template/%2E%2e/data',
+      'test://template/1/2/data',
+      'test://template//data',
+      'test://template/a?b/data',
+      'test://template/a#b/data',
+      'test://template/7/data/more',
+      'xtest://template/7/data',
+    ])
+      expect(re.test(bad), bad).toBe(false);
+    // The bundle loads it, and refuses the same entry widened to any URI.
+    const doc = baseDoc();
+    const withAction = { ...doc, schema: `${String(doc['schema'])}\n${pinned[0]!.cedar}` };
+    expect(() => mustLoad({ ...withAction, tools: [pinned[0]!.spec, PAY_TOOL] })).not.toThrow();
+    const widened = structuredClone(pinned[0]!.spec) as Record<string, Record<string, unknown>>;
+    widened['parameters'] = {
+      type: 'object',
+      properties: { uri: { type: 'string' } },
+      required: ['uri'],
+      additionalProperties: false,
+    };
+    const r = loadBundle(JSON.stringify({ ...withAction, tools: [widened, PAY_TOOL] }));
+    expect(JSON.stringify(r)).toContain(
+      'the parameters of a resource template must be exactly {uri} matching it',
+    );
+  });
+
+  it.each([
+    'x://{+path}',
+    'x://{/seg}',
+    'x://{?q}',
+    'x://{a,b}',
+    'x://{a*}',
+    'x://{a:3}',
+    'x://plain',
+    'x://a{b',
+  ])('skips %s: only {name} variables are pinned', (template) => {
+    const { pinned, skipped } = pinMcpResourceTemplates(
+      SERVER,
+      [{ uriTemplate: template, name: 't' }],
+      [template],
+    );
+    expect(pinned).toEqual([]);
+    expect(skipped[0]?.reason).toMatch(/only \{name\} variables|lists no such/);
   });
 });

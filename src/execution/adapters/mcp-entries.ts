@@ -12,6 +12,8 @@ import type { Client } from '@modelcontextprotocol/client';
 import {
   PINNED_PROMPT_FIELDS,
   PINNED_RESOURCE_FIELDS,
+  PINNED_TEMPLATE_FIELDS,
+  uriTemplatePattern,
   deny,
   hexDigestEquals,
   mcpEntryKindOf,
@@ -29,7 +31,13 @@ export const MAX_LIST_PAGES = 16;
 export type PinnedMcpEntry =
   | ({ readonly kind: 'tool' } & PinnedMcpTool)
   | { readonly kind: 'prompt'; readonly prompt: string; readonly sha256: string }
-  | { readonly kind: 'resource'; readonly uri: string; readonly sha256: string };
+  | { readonly kind: 'resource'; readonly uri: string; readonly sha256: string }
+  | {
+      readonly kind: 'template';
+      readonly template: string;
+      readonly pattern: RegExp;
+      readonly sha256: string;
+    };
 
 /**
  * The pinned entry of an `mcp` spec (a tool, a prompt or a resource), or undefined when it is
@@ -43,7 +51,8 @@ export function parsePinnedEntry(spec: Readonly<Record<string, unknown>>): Pinne
   }
   if (kind === undefined) return undefined;
   const { definition, definition_sha256: sha256 } = spec;
-  const named = kind === 'prompt' ? spec['prompt'] : spec['resource'];
+  const named =
+    kind === 'prompt' ? spec['prompt'] : kind === 'resource' ? spec['resource'] : spec['resource_template'];
   if (
     typeof named !== 'string' ||
     named.length === 0 ||
@@ -53,13 +62,22 @@ export function parsePinnedEntry(spec: Readonly<Record<string, unknown>>): Pinne
   )
     return undefined;
   try {
-    const fields = kind === 'prompt' ? PINNED_PROMPT_FIELDS : PINNED_RESOURCE_FIELDS;
+    const fields =
+      kind === 'prompt'
+        ? PINNED_PROMPT_FIELDS
+        : kind === 'resource'
+          ? PINNED_RESOURCE_FIELDS
+          : PINNED_TEMPLATE_FIELDS;
     if (!hexDigestEquals(pinMcpDefinition(definition, fields).sha256, sha256)) return undefined;
   } catch {
     return undefined;
   }
   if (kind === 'prompt') return definition['name'] === named ? { kind, prompt: named, sha256 } : undefined;
-  return definition['uri'] === named ? { kind, uri: named, sha256 } : undefined;
+  if (kind === 'resource') return definition['uri'] === named ? { kind, uri: named, sha256 } : undefined;
+  const pattern = uriTemplatePattern(named);
+  return definition['uriTemplate'] === named && pattern !== undefined
+    ? { kind, template: named, pattern: new RegExp(pattern), sha256 }
+    : undefined;
 }
 
 /** Every item of a paginated listing, at most {@link MAX_LIST_PAGES} pages (a longer one is an error). */
@@ -89,6 +107,11 @@ const promptPages = (client: Client, timeout: number) => async (cursor: string |
 const resourcePages = (client: Client, timeout: number) => async (cursor: string | undefined) => {
   const r = await client.listResources(cursor === undefined ? undefined : { cursor }, { timeout });
   return { items: r.resources, nextCursor: r.nextCursor };
+};
+
+const templatePages = (client: Client, timeout: number) => async (cursor: string | undefined) => {
+  const r = await client.listResourceTemplates(cursor === undefined ? undefined : { cursor }, { timeout });
+  return { items: r.resourceTemplates, nextCursor: r.nextCursor };
 };
 
 /** The one listed item matching `match`, compared with the pin before anything else is asked. */
@@ -180,6 +203,42 @@ export async function readPinnedResource(
   });
 }
 
+/**
+ * Reads a resource of the pinned template: `params` must be exactly `{uri}`, a URI the template
+ * expands to (checked again here, whatever the Gate and the bundle said); lists the templates,
+ * compares the listed one with the pin (nothing is read when it differs or is gone), reads the
+ * URI. Result: `{ contents }` of the upstream's `ReadResourceResult`.
+ */
+export async function readTemplateResource(
+  upstream: Upstream,
+  pinned: { readonly template: string; readonly pattern: RegExp; readonly sha256: string },
+  params: Readonly<Record<string, unknown>>,
+  timeout: number,
+): Promise<ToolOutput> {
+  const uri = params['uri'];
+  if (Object.keys(params).length !== 1 || typeof uri !== 'string' || !pinned.pattern.test(uri))
+    return deny(
+      'ERR_PARAMS_INVALID',
+      'a resource of a template is read at a URI the template expands to only',
+    );
+  return withUpstream(upstream, timeout, async (client, step) => {
+    const listed = await listAll(step, templatePages(client, timeout));
+    if ('outcome' in listed) return listed;
+    const changed = checkPin(
+      listed,
+      (t) => t['uriTemplate'] === pinned.template,
+      PINNED_TEMPLATE_FIELDS,
+      pinned.sha256,
+      'the resource template',
+    );
+    if (changed !== undefined) return changed;
+    const read = await step(() => client.readResource({ uri }, { timeout }));
+    if ('outcome' in read) return read;
+    const r = read.value as { contents?: unknown };
+    return { outcome: 'ok' as const, result: { contents: (r.contents ?? []) as JsonValue } };
+  });
+}
+
 /** Runs the pinned entry over `upstream`: a tool call, a prompt get or a resource read. */
 export function runPinnedEntry(
   upstream: Upstream,
@@ -190,6 +249,7 @@ export function runPinnedEntry(
 ): Promise<ToolOutput> {
   if (entry.kind === 'prompt') return getPinnedPrompt(upstream, entry, params, timeout);
   if (entry.kind === 'resource') return readPinnedResource(upstream, entry, params, timeout);
+  if (entry.kind === 'template') return readTemplateResource(upstream, entry, params, timeout);
   return callPinnedTool(upstream, entry, params, timeout, channels);
 }
 
@@ -198,13 +258,14 @@ export interface McpListing {
   readonly tools: readonly Readonly<Record<string, unknown>>[];
   readonly prompts: readonly Readonly<Record<string, unknown>>[];
   readonly resources: readonly Readonly<Record<string, unknown>>[];
+  readonly templates: readonly Readonly<Record<string, unknown>>[];
 }
 
 /** Lists what `want` names over `upstream` (one session); tools always. */
 export async function listCatalog(
   upstream: Upstream,
   timeout: number,
-  want: { readonly prompts: boolean; readonly resources: boolean },
+  want: { readonly prompts: boolean; readonly resources: boolean; readonly templates?: boolean },
 ): Promise<McpListing | Deny> {
   return withUpstream(upstream, timeout, async (client, step) => {
     const tools = await step(() => client.listTools(undefined, { timeout }));
@@ -213,6 +274,8 @@ export async function listCatalog(
     if ('outcome' in prompts) return prompts;
     const resources = want.resources ? await listAll(step, resourcePages(client, timeout)) : [];
     if ('outcome' in resources) return resources;
-    return { tools: tools.value.tools, prompts, resources };
+    const templates = want.templates === true ? await listAll(step, templatePages(client, timeout)) : [];
+    if ('outcome' in templates) return templates;
+    return { tools: tools.value.tools, prompts, resources, templates };
   });
 }

@@ -72,11 +72,17 @@ function rpcError(status: number, code: number, message: string, data: string): 
 }
 
 /** The `prompts/*` and `resources/*` methods governed (entries.ts); the rest of those families is not offered. */
-const GOVERNED_ENTRY_METHODS = new Set(['prompts/list', 'prompts/get', 'resources/list', 'resources/read']);
+const GOVERNED_ENTRY_METHODS = new Set([
+  'prompts/list',
+  'prompts/get',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+]);
 
 /**
- * MCP methods no policy governs (docs/mcp.md "Not there yet"): resource templates and
- * subscriptions, and completion. Refused before the SDK sees them, with a denial code and a
+ * MCP methods no policy governs (docs/mcp.md "Not there yet"): resource subscriptions, and
+ * completion. Refused before the SDK sees them, with a denial code and a
  * record, not left to the SDK's unrecorded -32601.
  */
 function notOffered(method: string): boolean {

@@ -65,7 +65,7 @@ export function registerPromptsAndResources(
   principal: Principal,
   traced: { readonly traceparent: string } | undefined,
 ): void {
-  const listed = async (kind: 'prompt' | 'resource'): Promise<readonly ToolListing[]> =>
+  const listed = async (kind: 'prompt' | 'resource' | 'template'): Promise<readonly ToolListing[]> =>
     (await gate.toolsFor(principal)).filter((t) => t.mcp?.kind === kind);
 
   /** Runs the entry as a governed call; its executed result, or the JSON-RPC error of why not. */
@@ -138,12 +138,34 @@ export function registerPromptsAndResources(
     }),
   }));
 
+  server.setRequestHandler('resources/templates/list', async () => ({
+    resourceTemplates: (await listed('template')).map((t) => {
+      const d = t.mcp?.definition ?? {};
+      return {
+        uriTemplate: t.mcp?.upstream ?? '',
+        name: str(d['name']) ? d['name'] : t.name,
+        ...(str(d['title']) ? { title: d['title'] } : {}),
+        description: t.description,
+        ...(str(d['mimeType']) ? { mimeType: d['mimeType'] } : {}),
+      };
+    }),
+  }));
+
   server.setRequestHandler('resources/read', async (request) => {
     const uri = request.params.uri;
-    const entry = (await gate.mcpEntries()).find((e) => e.mcp?.kind === 'resource' && e.mcp.upstream === uri);
+    const entries = await gate.mcpEntries();
+    // A pinned resource by its URI; else the one pinned template the URI is an expansion of. A
+    // URI two templates expand to is refused: the Gate never chooses which policy speaks.
+    const exact = entries.find((e) => e.mcp?.kind === 'resource' && e.mcp.upstream === uri);
+    const expanded = entries.filter((e) => e.mcp?.kind === 'template' && e.mcp.pattern?.test(uri) === true);
+    const entry = exact ?? (expanded.length === 1 ? expanded[0] : undefined);
     if (entry === undefined) {
-      await refusedCall(gate, 'ERR_TOOL_UNKNOWN', 'no such pinned resource', request.params);
-      throw refused('ERR_TOOL_UNKNOWN', 'no such resource');
+      const reason =
+        expanded.length > 1
+          ? 'the URI is an expansion of several pinned templates'
+          : 'no such pinned resource';
+      await refusedCall(gate, 'ERR_TOOL_UNKNOWN', reason, request.params);
+      throw refused('ERR_TOOL_UNKNOWN', expanded.length > 1 ? reason : 'no such resource');
     }
     const { result, meta } = await governed(entry, { uri }, request.params._meta, request.params);
     return {

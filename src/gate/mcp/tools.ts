@@ -2,8 +2,8 @@
  * The MCP server one authenticated principal talks to (docs/mcp.md): `tools/list` shows the
  * active bundle's tools this principal could be allowed to call, and every `tools/call` is a
  * governed call through the Gate's shared pipeline (SPEC §2, FC-INV-3, FC-INV-6). Pinned upstream
- * prompts and resources are listed, got and read the same way (entries.ts). Nothing else is
- * offered: resource templates and subscriptions and `completion/complete` are refused with a
+ * prompts, resources and resource templates are listed, got and read the same way (entries.ts).
+ * Nothing else is offered: resource subscriptions and `completion/complete` are refused with a
  * denial code by the endpoint before they reach this server, any other method answers a
  * JSON-RPC error (-32601).
  */
