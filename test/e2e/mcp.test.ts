@@ -864,15 +864,10 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
     expect(forbidden.length).toBeGreaterThanOrEqual(2);
   });
 
-  it('resource templates and subscriptions, and completion answer a JSON-RPC error with ERR_MCP_NOT_OFFERED, recorded; nothing runs', async () => {
+  it('subscriptions and completion answer a JSON-RPC error with ERR_MCP_NOT_OFFERED, recorded; nothing runs', async () => {
     const auth = { authorization: `Bearer ${await issue('agent-http')}` };
     const before = totalRuns();
-    const methods = [
-      'resources/templates/list',
-      'resources/subscribe',
-      'resources/unsubscribe',
-      'completion/complete',
-    ];
+    const methods = ['resources/subscribe', 'resources/unsubscribe', 'completion/complete'];
     for (const [i, method] of methods.entries()) {
       const res = await post(
         { ...auth, 'mcp-protocol-version': '2025-11-25' },
@@ -892,7 +887,9 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
     }
     // The SDK client sees the same refusal, with the code in `data`.
     const c = await httpClient(await issue('agent-http'));
-    await expect(c.request({ method: 'resources/templates/list', params: {} })).rejects.toMatchObject({
+    await expect(
+      c.request({ method: 'resources/subscribe', params: { uri: 'file:///etc/passwd' } }),
+    ).rejects.toMatchObject({
       code: -32601,
       data: { code: 'ERR_MCP_NOT_OFFERED' },
     });
