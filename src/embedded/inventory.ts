@@ -198,9 +198,16 @@ function toolShape(t: ToolSpec): { kind: InventoryEntry['kind']; detail: Record<
     case 'mcp': {
       const url = str(a['url']);
       detail['server'] = str(a['server']) ?? null;
-      const pinned = a['prompt'] !== undefined ? 'prompt' : a['resource'] !== undefined ? 'resource' : 'tool';
-      detail['pinned'] = pinned;
-      detail['upstream_name'] = str(a[pinned]) ?? null;
+      const field =
+        a['prompt'] !== undefined
+          ? 'prompt'
+          : a['resource'] !== undefined
+            ? 'resource'
+            : a['resource_template'] !== undefined
+              ? 'resource_template'
+              : 'tool';
+      detail['pinned'] = field === 'resource_template' ? 'template' : field;
+      detail['upstream_name'] = str(a[field]) ?? null;
       detail['definition_sha256'] = str(a['definition_sha256']) ?? null;
       if (url !== undefined) {
         detail['url'] = url;
