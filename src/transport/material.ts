@@ -4,7 +4,7 @@
  * "Mutual TLS"). Every file is configuration, parsed at this edge: a malformed, mismatched or
  * unverifiable one is an error, never a weaker check.
  */
-import { webcrypto } from 'node:crypto';
+import { X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { PemConverter, X509Certificate, X509Crl } from './x509.js';
@@ -53,6 +53,8 @@ export interface TlsMaterial {
   readonly revoked: ReadonlySet<string>;
   /** The CRLs by their issuer's subject name (empty: no CRL configured). */
   readonly crls: ReadonlyMap<string, LoadedCrl>;
+  /** The `ca` bundle's certificates, for rebuilding a peer's chain by signature (peer.ts). */
+  readonly anchors: readonly NodeX509Certificate[];
 }
 
 /** One certificate of a peer's chain as revocation checks it: its serial (normalized) and issuer. */
@@ -163,5 +165,8 @@ export async function loadTlsMaterial(
     if (next === undefined || olderThan(next, floor))
       throw new TypeError(`CRL ${files.crl ?? '(none)'} of ${issuer} is older than the one loaded`);
   }
-  return Object.freeze({ ca, cert, key, revoked, crls });
+  const anchors = PemConverter.decode(ca.toString('latin1')).map(
+    (der) => new NodeX509Certificate(Buffer.from(der)),
+  );
+  return Object.freeze({ ca, cert, key, revoked, crls, anchors });
 }

@@ -5,6 +5,7 @@
  * an intermediate CA above it may be revoked, by the configured serials or by a current CRL of its
  * issuer. Anything else is a refusal with a reason.
  */
+import { X509Certificate as NodeX509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import { X509Certificate } from './x509.js';
 import { identityOf, normalizeSerial } from './identity.js';
@@ -49,36 +50,74 @@ export type PeerVerdict =
 
 /**
  * A peer certificate as read once per connection: its identity, validity window (ms), and the
- * chain revocation is checked along (the leaf, then each CA certificate above it that is not
- * self-signed).
+ * certificates it presented (the leaf, then what came with it), from which the chain revocation
+ * is checked along is rebuilt by signature under each configuration ({@link verifiedChain}).
  */
 export interface ParsedPeer {
   readonly id: PeerIdentity;
   readonly notBefore: number;
   readonly notAfter: number;
-  readonly chain: readonly ChainLink[];
+  readonly leaf: NodeX509Certificate;
+  readonly presented: readonly NodeX509Certificate[];
+  /** Chains rebuilt so far, per loaded material (a reload rebuilds; undefined: no chain verifies). */
+  readonly chains: WeakMap<TlsMaterial, readonly ChainLink[] | undefined>;
 }
 
 /** A chain longer than this is not followed further: no operator's PKI is that deep. */
 const MAX_CHAIN = 8;
 
-/**
- * The links of `cert`'s verified chain as Node gives it (`getPeerCertificate(true)`): the leaf
- * first, then each issuer certificate up to, not including, the self-signed root.
- */
-function chainOf(cert: DetailedPeerCertificate, leaf: X509Certificate): ChainLink[] {
-  const links: ChainLink[] = [{ serial: normalizeSerial(leaf.serialNumber), issuer: leaf.issuer }];
+/** The certificates Node reports with the peer's (`getPeerCertificate(true)`), leaf excluded. */
+function presentedOf(cert: DetailedPeerCertificate): NodeX509Certificate[] {
+  const out: NodeX509Certificate[] = [];
   let at: DetailedPeerCertificate = cert;
   for (let i = 0; i < MAX_CHAIN; i += 1) {
     const up = at.issuerCertificate as DetailedPeerCertificate | undefined;
     // Node ends the chain with the root pointing at itself.
     if (up === undefined || up === at || up.raw === undefined || up.raw.length === 0) break;
-    const x = new X509Certificate(up.raw);
-    if (x.subject === x.issuer) break;
-    links.push({ serial: normalizeSerial(x.serialNumber), issuer: x.issuer });
+    out.push(new NodeX509Certificate(up.raw));
     at = up;
   }
-  return links;
+  return out;
+}
+
+/** Revocation's view of one certificate: its serial and its issuer as CRLs name it. */
+function linkOf(c: NodeX509Certificate): ChainLink {
+  const x = new X509Certificate(c.raw);
+  return { serial: normalizeSerial(x.serialNumber), issuer: x.issuer };
+}
+
+const isSelfSigned = (c: NodeX509Certificate): boolean => c.checkIssued(c) && c.verify(c.publicKey);
+
+/**
+ * The peer's chain as revocation must see it: from the leaf, each next certificate one whose
+ * public key verifies the previous one's signature (Node reports a chain matched by names only,
+ * so a peer could present a look-alike of a revoked intermediate; OpenSSL verified the real one),
+ * found among the configured CA certificates first, then among those the peer presented; up to
+ * a configured CA (a self-signed root is not a link: nothing revokes it). Undefined when no such
+ * chain can be rebuilt: what OpenSSL verified is then unknown here, and the peer is refused.
+ */
+export function verifiedChain(p: ParsedPeer, material: TlsMaterial): readonly ChainLink[] | undefined {
+  if (p.chains.has(material)) return p.chains.get(material);
+  const pool = [...material.anchors, ...p.presented];
+  const anchor = (c: NodeX509Certificate): boolean =>
+    material.anchors.some((a) => a.fingerprint256 === c.fingerprint256);
+  let chain: ChainLink[] | undefined = [];
+  let at = p.leaf;
+  for (let i = 0; ; i += 1) {
+    if (anchor(at)) {
+      if (!isSelfSigned(at)) chain.push(linkOf(at));
+      break;
+    }
+    const issuer = i < MAX_CHAIN ? pool.find((c) => at.checkIssued(c) && at.verify(c.publicKey)) : undefined;
+    if (issuer === undefined || issuer.fingerprint256 === at.fingerprint256) {
+      chain = undefined;
+      break;
+    }
+    chain.push(linkOf(at));
+    at = issuer;
+  }
+  p.chains.set(material, chain);
+  return chain;
 }
 
 /**
@@ -94,10 +133,16 @@ export function parsePeer(
     // Attacker-chosen bytes, but chain-verified by the TLS stack before this runs.
     const id = identityOf(cert.raw, cert.fingerprint256);
     const x = new X509Certificate(cert.raw);
-    const chain = chainOf(cert as DetailedPeerCertificate, x);
     return {
       ok: true,
-      parsed: { id, notBefore: x.notBefore.getTime(), notAfter: x.notAfter.getTime(), chain },
+      parsed: {
+        id,
+        notBefore: x.notBefore.getTime(),
+        notAfter: x.notAfter.getTime(),
+        leaf: new NodeX509Certificate(cert.raw),
+        presented: presentedOf(cert as DetailedPeerCertificate),
+        chains: new WeakMap(),
+      },
     };
   } catch {
     return { ok: false, refusal: { reason: 'no_role' } };
@@ -124,7 +169,10 @@ export function authorizeParsed(
     return { ok: false, refusal: { reason: 'wrong_role', peer_role: id.role, ...who } };
   if (now < p.notBefore || now > p.notAfter)
     return { ok: false, refusal: { reason: 'expired', peer_role: id.role, ...who } };
-  const revocation = revocationOf(material, p.chain, now);
+  const chain = verifiedChain(p, material);
+  if (chain === undefined)
+    return { ok: false, refusal: { reason: 'handshake', detail: 'CHAIN_NOT_REBUILT', ...who } };
+  const revocation = revocationOf(material, chain, now);
   if (revocation === 'revoked')
     return { ok: false, refusal: { reason: 'revoked', peer_role: id.role, ...who } };
   if (revocation === 'stale')

@@ -218,6 +218,32 @@ describe('revocation along a chain with an intermediate CA', () => {
     }
   });
 
+  it('a look-alike of the revoked intermediate presented with the leaf does not hide the revocation', async () => {
+    // The real intermediate is configured (its CRL checkable) and revoked on the root's CRL; the
+    // peer sends its leaf with a certificate of the same name under another key. OpenSSL verifies
+    // the leaf against the configured one; revocation must see that one, not the look-alike.
+    const forged = await rootCa('failclosed test roles CA');
+    files = { ...files, ca: at('bundle.pem') };
+    writeFileSync(at('crl.pem'), await crlOf(root, [intermediate], Date.now() + 2000));
+    const s = await createMtlsServer(
+      (_req, res) => {
+        ran += 1;
+        res.end('ok');
+      },
+      { files, allow: ['gate'], host: '127.0.0.1', port: 0, onRefused: (r) => refused.push(r) },
+    );
+    try {
+      refused.length = 0;
+      const before = ran;
+      const tls = { cert: pem(gate) + pem(forged), key: await keyPem(gate), ca: pem(root) };
+      expect(await get(s.url, tls)).toBe('ECONNRESET');
+      expect(refused.map((r) => r.reason)).toEqual(['revoked']);
+      expect(ran).toBe(before);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('refuses a file with two CRLs of one CA, and a CRL of a CA not configured', async () => {
     writeFileSync(at('two.pem'), (await crlOf(root, [])) + (await crlOf(root, [intermediate])));
     await expect(loadTlsMaterial({ ...files, ca: at('root.pem'), crl: at('two.pem') })).rejects.toThrow(
