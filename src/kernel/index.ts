@@ -23,6 +23,8 @@ export {
   pinMcpDefinition,
   mcpEntryKindOf,
   uriTemplatePattern,
+  uriTemplatePrefix,
+  MAX_TEMPLATE_URI_LENGTH,
   PINNED_TEMPLATE_FIELDS,
   PINNED_DEFINITION_FIELDS,
   PINNED_FIELDS_OF,

@@ -74,33 +74,55 @@ export function mcpEntryKindOf(spec: Readonly<Record<string, unknown>>): McpEntr
 /** Longest URI template pinned, and longest URI read through one. */
 const MAX_TEMPLATE_LENGTH = 2048;
 
+/** Longest URI read through a template: longer ones are refused before any match. */
+export const MAX_TEMPLATE_URI_LENGTH = 2048;
+
+/** A character a template variable's value may hold: RFC 3986 unreserved. */
+const VALUE_CHAR = /[A-Za-z0-9._~-]/;
+
 /**
  * The anchored regular expression (its source) of the URIs an RFC 6570 level-1 URI template
  * expands to: literal characters as they are, each `{name}` (simple string expansion) one or more
- * unreserved characters or percent-encodings, so a value can never carry a `/`, `?`, `#` or any
- * other delimiter into the URI, nor be a dot segment. Undefined for anything else (operators such as `{+path}`,
- * `{/x}`, `{?q}`, lists, prefixes, explode, an unbalanced brace, a template without variables),
- * which failclosed does not pin: what such a template admits is too wide to bind in a policy.
+ * unreserved characters (`A–Z a–z 0–9 . _ ~ -`), so a value can never carry a `/`, `?`, `#`, a
+ * percent-encoding (an upstream may decode `%2F` or `%73` into what a policy did not see) or any
+ * other delimiter into the URI, nor be the dot segment `.` or `..`.
+ *
+ * Undefined for anything else, which failclosed does not pin: operators such as `{+path}`,
+ * `{/x}`, `{?q}`, lists, prefixes, explode, an unbalanced brace, a template without variables,
+ * and a variable followed by another or by a literal that starts with a value character
+ * (`{name}.{ext}`): where a value ends would be ambiguous, and matching such patterns can take
+ * time exponential in the URI's length. With every variable ended by a character no value holds,
+ * a match is linear.
  */
 export function uriTemplatePattern(template: string): string | undefined {
   if (template.length === 0 || template.length > MAX_TEMPLATE_LENGTH) return undefined;
   let out = '^';
   let vars = 0;
+  let afterVar = false;
   for (const part of template.split(/(\{[^{}]*\})/)) {
+    if (part.length === 0) continue;
     if (part.startsWith('{')) {
-      if (!/^\{[A-Za-z0-9_]+\}$/.test(part)) return undefined;
-      // Not `.` or `..` (nor their percent-encodings) as a whole value: a dot segment an upstream
-      // may resolve against the path before it.
-      out += '(?!(?:\\.|%2[Ee]){1,2}(?![A-Za-z0-9._~%-]))(?:[A-Za-z0-9._~-]|%[0-9A-Fa-f]{2})+';
+      if (!/^\{[A-Za-z0-9_]+\}$/.test(part) || afterVar) return undefined;
+      // Not `.` or `..` as a whole value: a dot segment an upstream may resolve against the path.
+      out += '(?!\\.\\.?(?![A-Za-z0-9._~-]))[A-Za-z0-9._~-]+';
       vars += 1;
+      afterVar = true;
     } else {
       // Braces outside a variable, spaces and control characters: not a template failclosed reads.
       if (/[{}]/.test(part) || [...part].some((c) => c.charCodeAt(0) <= 0x20 || c === '\u007f'))
         return undefined;
+      if (afterVar && VALUE_CHAR.test(part[0] ?? '')) return undefined;
       out += part.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+      afterVar = false;
     }
   }
   return vars === 0 ? undefined : `${out}$`;
+}
+
+/** The literal start of a URI template, up to its first variable. */
+export function uriTemplatePrefix(template: string): string {
+  const at = template.indexOf('{');
+  return at < 0 ? template : template.slice(0, at);
 }
 
 /**

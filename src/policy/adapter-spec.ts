@@ -16,6 +16,7 @@ import {
   canonicalize,
   mcpEntryKindOf,
   uriTemplatePattern,
+  uriTemplatePrefix,
   parseEgressDestination,
   PINNED_FIELDS_OF,
   pinMcpDefinition,
@@ -780,6 +781,28 @@ export function checkAdapterSpecs(
           `tool "${tool.name}": adapter.resource_template: the template is pinned by tool "${first}" too`,
         );
     }
+  }
+  // A URI reached through two entries would be read under whichever policy the caller names: a
+  // template must not expand to a pinned resource's URI, nor share a URI with another template
+  // (two templates whose literal starts could meet are refused: failclosed does not intersect them).
+  for (const [template, name] of templates) {
+    const source = uriTemplatePattern(template);
+    if (source === undefined) continue;
+    const pattern = new RegExp(source, 'u');
+    for (const [uri, other] of uris)
+      if (pattern.test(uri))
+        problems.push(
+          `tool "${name}": adapter.resource_template: it expands to ${uri}, pinned by tool "${other}"`,
+        );
+    const prefix = uriTemplatePrefix(template);
+    for (const [t2, other] of templates)
+      if (template < t2) {
+        const p2 = uriTemplatePrefix(t2);
+        if (prefix.startsWith(p2) || p2.startsWith(prefix))
+          problems.push(
+            `tool "${name}": adapter.resource_template: it may expand to the URIs of tool "${other}"'s template (their literal starts meet)`,
+          );
+      }
   }
   for (const tool of tools) {
     const spec = tool.adapter;

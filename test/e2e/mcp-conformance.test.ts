@@ -288,10 +288,12 @@ describe('resource templates (pin-mcp --resource-template)', () => {
   it.each([
     'test://template/../data',
     'test://template/%2e%2e/data',
+    'test://template/%2F/data',
     'test://template/1/2/data',
     'test://template//data',
+    `test://template/${'a'.repeat(3000)}/data`,
   ])(
-    'refuses %s, which the template does not expand to: ERR_TOOL_UNKNOWN, no decision, nothing read',
+    'refuses %s, which the template does not expand to (or past 2048 characters): ERR_TOOL_UNKNOWN, no decision, nothing read',
     async (uri) => {
       const client = await connected();
       try {

@@ -570,12 +570,15 @@ describe('resource templates (pin-mcp --resource-template)', () => {
     expect(skipped).toEqual([]);
     expect(pinned[0]!.name).toBe('up.resources.template');
     const re = new RegExp(uriTemplatePattern(T)!, 'u');
-    for (const ok of ['test://template/7/data', 'test://template/a.b%20c/data', 'test://template/..x/data'])
+    for (const ok of ['test://template/7/data', 'test://template/a.b~c_d-e/data', 'test://template/..x/data'])
       expect(re.test(ok), ok).toBe(true);
     for (const bad of [
       'test://template/../data',
       'test://template/./data',
       'test://template/%2E%2e/data',
+      'test://template/..%2F..%2Fetc/data',
+      'test://template/%73ecret/data',
+      'test://template/a%20b/data',
       'test://template/1/2/data',
       'test://template//data',
       'test://template/a?b/data',
@@ -601,6 +604,33 @@ describe('resource templates (pin-mcp --resource-template)', () => {
     );
   });
 
+  it('refuses in the bundle a template that expands to a pinned resource, or whose literal start meets another template', () => {
+    const doc = baseDoc() as unknown as Record<string, unknown>;
+    const template = pinMcpResourceTemplates(SERVER, listed, [T]).pinned[0]!;
+    const resource = pinMcpResources(
+      SERVER,
+      [{ uri: 'test://template/secret/data', name: 'secret' }],
+      ['test://template/secret/data'],
+    ).pinned[0]!;
+    const other = pinMcpResourceTemplates(
+      SERVER,
+      [{ uriTemplate: 'test://template/{id}/meta', name: 'meta' }],
+      ['test://template/{id}/meta'],
+    ).pinned[0]!;
+    const load = (...ps: (typeof template)[]) =>
+      JSON.stringify(
+        loadBundle(
+          JSON.stringify({
+            ...doc,
+            schema: `${String(doc['schema'])}\n${ps.map((p) => p.cedar).join('\n')}`,
+            tools: [...ps.map((p) => p.spec), PAY_TOOL],
+          }),
+        ),
+      );
+    expect(load(template, resource)).toContain('it expands to test://template/secret/data, pinned by tool');
+    expect(load(template, other)).toContain('their literal starts meet');
+  });
+
   it.each([
     'x://{+path}',
     'x://{/seg}',
@@ -610,6 +640,10 @@ describe('resource templates (pin-mcp --resource-template)', () => {
     'x://{a:3}',
     'x://plain',
     'x://a{b',
+    // Where a value ends would be ambiguous (and matching could take exponential time).
+    'file:///docs/{name}.{ext}',
+    'pg://{db}-{schema}',
+    'x://{a}{b}',
   ])('skips %s: only {name} variables are pinned', (template) => {
     const { pinned, skipped } = pinMcpResourceTemplates(
       SERVER,

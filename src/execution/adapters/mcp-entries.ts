@@ -13,6 +13,7 @@ import {
   PINNED_PROMPT_FIELDS,
   PINNED_RESOURCE_FIELDS,
   PINNED_TEMPLATE_FIELDS,
+  MAX_TEMPLATE_URI_LENGTH,
   uriTemplatePattern,
   deny,
   hexDigestEquals,
@@ -216,7 +217,12 @@ export async function readTemplateResource(
   timeout: number,
 ): Promise<ToolOutput> {
   const uri = params['uri'];
-  if (Object.keys(params).length !== 1 || typeof uri !== 'string' || !pinned.pattern.test(uri))
+  if (
+    Object.keys(params).length !== 1 ||
+    typeof uri !== 'string' ||
+    uri.length > MAX_TEMPLATE_URI_LENGTH ||
+    !pinned.pattern.test(uri)
+  )
     return deny(
       'ERR_PARAMS_INVALID',
       'a resource of a template is read at a URI the template expands to only',

@@ -10,6 +10,7 @@
  * refused `ERR_TOOL_UNKNOWN` and recorded; what policy does not allow is denied by the decision.
  */
 import { ProtocolError } from '@modelcontextprotocol/server';
+import { MAX_TEMPLATE_URI_LENGTH } from '../../kernel/index.js';
 import type { Server } from '@modelcontextprotocol/server';
 import type { Gate, ToolListing } from '../gate.js';
 import type { Principal } from '../principal.js';
@@ -157,7 +158,11 @@ export function registerPromptsAndResources(
     // A pinned resource by its URI; else the one pinned template the URI is an expansion of. A
     // URI two templates expand to is refused: the Gate never chooses which policy speaks.
     const exact = entries.find((e) => e.mcp?.kind === 'resource' && e.mcp.upstream === uri);
-    const expanded = entries.filter((e) => e.mcp?.kind === 'template' && e.mcp.pattern?.test(uri) === true);
+    // Matched only within the bound (the patterns are linear, and the bound keeps them cheap).
+    const expanded =
+      uri.length > MAX_TEMPLATE_URI_LENGTH
+        ? []
+        : entries.filter((e) => e.mcp?.kind === 'template' && e.mcp.pattern?.test(uri) === true);
     const entry = exact ?? (expanded.length === 1 ? expanded[0] : undefined);
     if (entry === undefined) {
       const reason =
