@@ -605,7 +605,7 @@ describe('resource templates (pin-mcp --resource-template)', () => {
   });
 
   it('refuses in the bundle a template that expands to a pinned resource, or whose literal start meets another template', () => {
-    const doc = baseDoc() as unknown as Record<string, unknown>;
+    const doc = baseDoc();
     const template = pinMcpResourceTemplates(SERVER, listed, [T]).pinned[0]!;
     const resource = pinMcpResources(
       SERVER,
