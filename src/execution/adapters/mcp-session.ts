@@ -209,15 +209,6 @@ export async function callPinnedTool(
   const timeout = timeoutMs;
   const { notices, signal } = channels;
   return withUpstream(upstream, timeout, async (client, step) => {
-    if (notices !== undefined) {
-      client.setNotificationHandler('notifications/message', (n) => notices.onLog(n.params));
-      // Taken here rather than through the SDK's `onprogress`, which drops a progress notification
-      // read in the same chunk as the answer (the answer removes its token before the deferred
-      // dispatch runs). Only the token this call gave is accepted.
-      client.setNotificationHandler('notifications/progress', (n) => {
-        if (notices.progress && n.params.progressToken === PROGRESS_TOKEN) notices.onProgress(n.params);
-      });
-    }
     const listed = await step(() => client.listTools(undefined, { timeout }));
     if ('outcome' in listed) return listed;
     const current = listed.value.tools.filter((t) => t.name === pinned.tool);
@@ -232,6 +223,16 @@ export async function callPinnedTool(
     // Checked before anything is called: a changed definition never reaches a call.
     if (!hexDigestEquals(sha256, pinned.sha256))
       return deny('ERR_TOOL_DEFINITION_CHANGED', `the upstream changed the definition of ${pinned.tool}`);
+    // Only a server that passed its pin is heard: a changed one's notices never reach the client.
+    if (notices !== undefined) {
+      client.setNotificationHandler('notifications/message', (n) => notices.onLog(n.params));
+      // Taken here rather than through the SDK's `onprogress`, which drops a progress notification
+      // read in the same chunk as the answer (the answer removes its token before the deferred
+      // dispatch runs). Only the token this call gave is accepted.
+      client.setNotificationHandler('notifications/progress', (n) => {
+        if (notices.progress && n.params.progressToken === PROGRESS_TOKEN) notices.onProgress(n.params);
+      });
+    }
     const ran = await step(() =>
       client.callTool(
         {
