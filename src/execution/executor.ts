@@ -436,8 +436,14 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     guard?.close();
     const counted = guard === undefined ? {} : { notices: guard.counts() };
     const output = checkOutput(ran, k);
-    // Cancelled and not answered: the cancellation is the reason, whatever the adapter made of it.
-    if ('outcome' in output && cancelled?.aborted === true)
+    // Cancelled and not answered: the cancellation is the reason for what the abort itself made
+    // (a time-out or a failed exchange); a refusal of its own (a changed definition, an egress or
+    // TLS refusal) keeps its code and evidence.
+    if (
+      'outcome' in output &&
+      cancelled?.aborted === true &&
+      (output.code === 'ERR_TOOL_TIMEOUT' || output.code === 'ERR_TOOL_FAILED')
+    )
       return { ...deny('ERR_CALL_CANCELLED', 'the caller cancelled the call'), ...counted };
     return { ...output, ...counted };
   };

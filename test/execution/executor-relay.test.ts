@@ -79,6 +79,26 @@ describe('executor with a relay', () => {
     ]);
   });
 
+  it("a refusal of the adapter's own keeps its code though the caller cancelled meanwhile", async () => {
+    const r = relay();
+    const w = world(
+      {},
+      spyAdapter(() => {
+        r.cancel();
+        return Promise.resolve({
+          outcome: 'deny' as const,
+          code: 'ERR_TOOL_DEFINITION_CHANGED' as const,
+          reason: 'the upstream changed the definition of echo',
+        });
+      }),
+    );
+    const out = await createExecutor(w.deps).execute(call(w.envelope()), undefined, r.relay);
+    expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_DEFINITION_CHANGED' });
+    expect(w.ledger.ofType('execution.receipt').map((e) => e.payload.code)).toEqual([
+      'ERR_TOOL_DEFINITION_CHANGED',
+    ]);
+  });
+
   it('a call that answered before the cancellation keeps its outcome', async () => {
     const r = relay();
     const w = world(
