@@ -9,6 +9,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
+import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -525,6 +526,29 @@ function checkMcpUrl(at: string, spec: AdapterConfig, out: string[]): void {
     for (const name of Object.keys(headers))
       if (MCP_RESERVED_HEADERS.includes(name.toLowerCase()))
         out.push(`${at}.headers.${name}: is set by failclosed or the MCP transport`);
+  // A credential (an OAuth bearer, a secret header) crosses a network only inside verified TLS:
+  // over plain http it goes to whoever answers at that address. Loopback is the one exception.
+  const secretHeader = isObject(headers) && Object.values(headers).some((v) => isObject(v));
+  if (typeof url === 'string' && (spec['oauth'] !== undefined || secretHeader)) {
+    let plain = false;
+    try {
+      const u = new URL(url);
+      const host = u.hostname.replace(/^\[|\]$/g, '');
+      plain = u.protocol === 'http:' && !(isIP(host) !== 0 && isLoopbackAddress(host));
+    } catch {
+      // A malformed url is reported by the destination check.
+    }
+    if (plain)
+      out.push(
+        `${at}.url: an upstream given a credential (oauth, a secret header) must be https, or a literal loopback address`,
+      );
+  }
+}
+
+/** True for 127.0.0.0/8 and ::1 (and ::ffff:127.x). */
+function isLoopbackAddress(host: string): boolean {
+  const v4 = host.replace(/^::ffff:/i, '');
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4) || host === '::1';
 }
 
 function checkMcp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]): void {

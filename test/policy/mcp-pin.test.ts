@@ -654,3 +654,50 @@ describe('resource templates (pin-mcp --resource-template)', () => {
     expect(skipped[0]?.reason).toMatch(/only \{name\} variables|lists no such/);
   });
 });
+
+describe('credentials to an HTTP upstream only over TLS', () => {
+  const server = (url: string, host: string) => ({
+    name: 'up',
+    url,
+    fs_read: [],
+    fs_write: [],
+    network: true,
+    egress: [host, 'idp.example.com:443'],
+    memory_bytes: 2 ** 31,
+  });
+  const specFor = (url: string, host: string, credential: 'oauth' | 'header'): Record<string, unknown> => {
+    const { pinned } = pinMcpTools(server(url, host) as never, [LISTED]);
+    const spec = structuredClone(pinned[0]!.spec) as Record<string, Record<string, unknown>>;
+    spec['name'] = 'echo';
+    if (credential === 'oauth')
+      spec['adapter']!['oauth'] = {
+        token_url: 'https://idp.example.com/token',
+        client_id: 'gate',
+        client_secret_ref: 'UP_SECRET',
+      };
+    else spec['adapter']!['headers'] = { 'X-Api-Key': { secret: 'UP_KEY' } };
+    (spec['adapter']!['limits'] as Record<string, unknown>)['egress'] = [host, 'idp.example.com:443'];
+    return spec;
+  };
+
+  it.each(['oauth', 'header'] as const)(
+    'refuses a %s credential to a plain-http upstream that is not a literal loopback address',
+    (credential) => {
+      const reason = reasonOf([
+        specFor('http://mcp.example.com/mcp', 'mcp.example.com:80', credential),
+        PAY_TOOL,
+      ]);
+      expect(reason).toContain('must be https, or a literal loopback address');
+    },
+  );
+
+  it('loads the same credential to https, or to plain http on a literal loopback address', () => {
+    for (const [url, host] of [
+      ['https://mcp.example.com/mcp', 'mcp.example.com:443'],
+      ['http://127.0.0.1:8080/mcp', '127.0.0.1:8080'],
+    ] as const) {
+      const r = loadBundle(JSON.stringify({ ...baseDoc(), tools: [specFor(url, host, 'header'), PAY_TOOL] }));
+      expect(JSON.stringify(r)).not.toContain('must be https');
+    }
+  });
+});
