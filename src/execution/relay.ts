@@ -10,6 +10,7 @@
  * bounded in number and bytes; past the bounds they are dropped and counted. A notice never
  * changes the call's outcome: a caller's sink that throws is ignored.
  */
+import { createHash } from 'node:crypto';
 import { canonicalize } from '../kernel/index.js';
 import type { JsonValue } from '../kernel/index.js';
 import type { Redactor } from './redaction.js';
@@ -71,10 +72,15 @@ export const MAX_NOTICE_BYTES = 4096;
 /** Bytes of all the relayed notices of one call at most (and never more than its `max_output_bytes`). */
 export const MAX_RELAYED_BYTES = 64 * 1024;
 
-/** Counts of one call's notices, for its receipt. */
+/**
+ * Counts of one call's notices, for its receipt, and the SHA-256 of what was relayed: the relayed
+ * notices as JSON Lines of their RFC 8785 canonical forms, in the order relayed (so the receipt
+ * covers everything the client was sent, the notices as the result).
+ */
 export interface RelayCounts {
   readonly relayed: number;
   readonly dropped: number;
+  readonly sha256: string;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -146,6 +152,7 @@ export function guardRelay(
   let dropped = 0;
   let bytes = 0;
   let closed = false;
+  const digest = createHash('sha256');
   const pass = (notice: RelayedNotice | undefined): void => {
     if (closed) return;
     if (notice === undefined || relayed >= MAX_RELAYED_NOTICES) {
@@ -153,11 +160,13 @@ export function guardRelay(
       return;
     }
     let clean: RelayedNotice;
+    let canonical: string;
     let size: number;
     try {
       // The redactor walks strings (and refuses what is not plain JSON or nests too deep).
       clean = redactNotice(notice, redactor);
-      size = Buffer.byteLength(canonicalize(clean), 'utf8');
+      canonical = canonicalize(clean);
+      size = Buffer.byteLength(canonical, 'utf8');
     } catch {
       dropped += 1;
       return;
@@ -168,6 +177,7 @@ export function guardRelay(
     }
     bytes += size;
     relayed += 1;
+    digest.update(`${canonical}\n`);
     try {
       relay.notify(clean);
     } catch {
@@ -180,7 +190,7 @@ export function guardRelay(
       onProgress: (params: unknown) => pass(relay.progress ? parseProgress(params) : undefined),
       onLog: (params: unknown) => pass(parseLog(params)),
     }),
-    counts: () => ({ relayed, dropped }),
+    counts: () => ({ relayed, dropped, sha256: digest.copy().digest('hex') }),
     close: () => {
       closed = true;
     },

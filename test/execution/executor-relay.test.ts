@@ -9,6 +9,8 @@ import { createExecutor } from '../../src/execution/index.js';
 import type { CallRelay, RelayedNotice, ToolCall } from '../../src/execution/index.js';
 import { call, removeScratch, SECRET, world } from './executor-world.js';
 import { spyAdapter } from './support.js';
+import { canonicalize, sha256Hex } from '../../src/kernel/index.js';
+import type { JsonValue } from '../../src/kernel/index.js';
 
 afterAll(removeScratch);
 
@@ -47,8 +49,10 @@ describe('executor with a relay', () => {
       { kind: 'log', level: 'info', data: 'using [REDACTED:secret]' },
       { kind: 'progress', progress: 1, total: 2 },
     ]);
+    // The receipt covers what was relayed: their count, and the digest of them as JSON Lines.
+    const lines = r.seen.map((n) => `${canonicalize(n as unknown as JsonValue)}\n`).join('');
     expect(w.ledger.ofType('execution.receipt').map((e) => e.payload['notices'])).toEqual([
-      { relayed: 2, dropped: 1 },
+      { relayed: 2, dropped: 1, sha256: sha256Hex(Buffer.from(lines)) },
     ]);
   });
 

@@ -668,7 +668,7 @@ describe('credentials to an HTTP upstream only over TLS', () => {
   const specFor = (url: string, host: string, credential: 'oauth' | 'header'): Record<string, unknown> => {
     const { pinned } = pinMcpTools(server(url, host) as never, [LISTED]);
     const spec = structuredClone(pinned[0]!.spec) as Record<string, Record<string, unknown>>;
-    spec['name'] = 'echo';
+    (spec as Record<string, unknown>)['name'] = 'echo';
     if (credential === 'oauth')
       spec['adapter']!['oauth'] = {
         token_url: 'https://idp.example.com/token',
