@@ -666,7 +666,7 @@ describe('credentials to an HTTP upstream only over TLS', () => {
     memory_bytes: 2 ** 31,
   });
   const specFor = (url: string, host: string, credential: 'oauth' | 'header'): Record<string, unknown> => {
-    const { pinned } = pinMcpTools(server(url, host) as never, [LISTED]);
+    const { pinned } = pinMcpTools(server(url, host), [LISTED]);
     const spec = structuredClone(pinned[0]!.spec) as Record<string, Record<string, unknown>>;
     (spec as Record<string, unknown>)['name'] = 'echo';
     if (credential === 'oauth')
