@@ -369,27 +369,15 @@ export function pinMcpPrompts(
       const { definition, sha256 } = pinMcpDefinition(found[0] ?? {}, PINNED_PROMPT_FIELDS);
       const parameters = promptParameters(definition['arguments']);
       if (parameters === undefined) throw new Error('its arguments are malformed');
-      const description = definition['description'];
-      const { limits, upstream } = declared(server);
-      const spec: JsonObject = {
+      const spec = entrySpec(
+        server,
         name,
-        description:
-          typeof description === 'string' && description.length > 0
-            ? description.slice(0, 2000)
-            : `prompt ${wanted} (upstream MCP server ${server.name})`,
-        risk: 'low',
-        untrusted_output: true,
+        `prompt ${wanted} (upstream MCP server ${server.name})`,
         parameters,
-        adapter: {
-          type: 'mcp',
-          server: server.name,
-          ...upstream,
-          prompt: wanted,
-          definition,
-          definition_sha256: sha256,
-          limits,
-        },
-      };
+        { prompt: wanted },
+        definition,
+        sha256,
+      );
       pinned.push({ name, upstream: wanted, sha256, spec, cedar: cedarAction(name, parameters) });
     } catch (err) {
       skipped.push({ upstream: wanted, reason: err instanceof Error ? err.message : 'cannot be pinned' });
@@ -436,27 +424,15 @@ export function pinMcpResources(
       if (!TOOL_NAME_RE.test(name)) throw new Error(`"${name}" is not a failclosed tool name`);
       const { definition, sha256 } = pinMcpDefinition(first, PINNED_RESOURCE_FIELDS);
       const parameters = resourceParameters(uri);
-      const description = definition['description'];
-      const { limits, upstream } = declared(server);
-      const spec: JsonObject = {
+      const spec = entrySpec(
+        server,
         name,
-        description:
-          typeof description === 'string' && description.length > 0
-            ? description.slice(0, 2000)
-            : `resource ${uri} (upstream MCP server ${server.name})`,
-        risk: 'low',
-        untrusted_output: true,
+        `resource ${uri} (upstream MCP server ${server.name})`,
         parameters,
-        adapter: {
-          type: 'mcp',
-          server: server.name,
-          ...upstream,
-          resource: uri,
-          definition,
-          definition_sha256: sha256,
-          limits,
-        },
-      };
+        { resource: uri },
+        definition,
+        sha256,
+      );
       names.add(name);
       pinned.push({ name, upstream: uri, sha256, spec, cedar: cedarAction(name, parameters) });
     } catch (err) {
@@ -503,27 +479,15 @@ export function pinMcpResourceTemplates(
           'only {name} variables (RFC 6570 level 1) can be pinned: what the template admits must be boundable',
         );
       const { definition, sha256 } = pinMcpDefinition(first, PINNED_TEMPLATE_FIELDS);
-      const description = definition['description'];
-      const { limits, upstream } = declared(server);
-      const spec: JsonObject = {
+      const spec = entrySpec(
+        server,
         name,
-        description:
-          typeof description === 'string' && description.length > 0
-            ? description.slice(0, 2000)
-            : `resources ${template} (upstream MCP server ${server.name})`,
-        risk: 'low',
-        untrusted_output: true,
+        `resources ${template} (upstream MCP server ${server.name})`,
         parameters,
-        adapter: {
-          type: 'mcp',
-          server: server.name,
-          ...upstream,
-          resource_template: template,
-          definition,
-          definition_sha256: sha256,
-          limits,
-        },
-      };
+        { resource_template: template },
+        definition,
+        sha256,
+      );
       names.add(name);
       pinned.push({ name, upstream: template, sha256, spec, cedar: cedarAction(name, parameters) });
     } catch (err) {
@@ -531,6 +495,41 @@ export function pinMcpResourceTemplates(
     }
   }
   return { pinned, skipped };
+}
+
+/**
+ * The bundle entry of a pinned upstream prompt, resource or resource template: risk low (a hint
+ * to review), its output untrusted (OE-INV-013), the adapter naming what it reaches (`pinned`),
+ * the pinned definition and its SHA-256, and the server's one declaration.
+ */
+function entrySpec(
+  server: McpServerDeclaration,
+  name: string,
+  fallback: string,
+  parameters: JsonObject,
+  pinned: JsonObject,
+  definition: JsonObject,
+  sha256: string,
+): JsonObject {
+  const description = definition['description'];
+  const { limits, upstream } = declared(server);
+  return {
+    name,
+    description:
+      typeof description === 'string' && description.length > 0 ? description.slice(0, 2000) : fallback,
+    risk: 'low',
+    untrusted_output: true,
+    parameters,
+    adapter: {
+      type: 'mcp',
+      server: server.name,
+      ...upstream,
+      ...pinned,
+      definition,
+      definition_sha256: sha256,
+      limits,
+    },
+  };
 }
 
 function cedarAction(name: string, parameters: JsonObject): string {
