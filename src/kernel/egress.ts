@@ -4,6 +4,7 @@
  * lower-case DNS name, a dotted IPv4 address, or a bracketed IPv6 address; `port` 1..65535.
  * No wildcards, no schemes, no paths: an entry names exactly one destination.
  */
+import { BlockList, isIP } from 'node:net';
 
 /** One parsed allowlist entry (or a destination a tool asked for). */
 export interface EgressDestination {
@@ -50,3 +51,13 @@ export function parseEgressDestination(text: string): EgressDestination | undefi
   const key = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
   return Object.freeze({ host, port: Number(port), key });
 }
+
+/** Whether `address` (an IP literal) is a loopback address: 127.0.0.0/8 or ::1 (any spelling). */
+export function isLoopbackAddress(address: string): boolean {
+  const family = isIP(address);
+  if (family === 4) return address.startsWith('127.');
+  return family === 6 && LOOPBACK6.check(address, 'ipv6');
+}
+
+const LOOPBACK6 = new BlockList();
+LOOPBACK6.addAddress('::1', 'ipv6');

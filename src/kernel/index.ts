@@ -154,7 +154,7 @@ export { createDurableWrites } from './durability.js';
 export type { DurableWrites } from './durability.js';
 export { createSqliteCommitUnit, fileSync } from './sqlite-commit.js';
 export type { FileSync, SqliteCommitOptions, SqliteCommitUnit, StagedWrite } from './sqlite-commit.js';
-export { isIpLiteral, parseEgressDestination } from './egress.js';
+export { isIpLiteral, isLoopbackAddress, parseEgressDestination } from './egress.js';
 export {
   INVENTORY_FORMAT,
   INVENTORY_MEDIA_TYPE,

@@ -9,12 +9,12 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import {
   canonicalize,
+  isLoopbackAddress,
   mcpEntryKindOf,
   uriTemplatePattern,
   uriTemplatePrefix,
@@ -534,7 +534,7 @@ function checkMcpUrl(at: string, spec: AdapterConfig, out: string[]): void {
     try {
       const u = new URL(url);
       const host = u.hostname.replace(/^\[|\]$/g, '');
-      plain = u.protocol === 'http:' && !(isIP(host) !== 0 && isLoopbackAddress(host));
+      plain = u.protocol === 'http:' && !isLoopbackAddress(host);
     } catch {
       // A malformed url is reported by the destination check.
     }
@@ -543,12 +543,6 @@ function checkMcpUrl(at: string, spec: AdapterConfig, out: string[]): void {
         `${at}.url: an upstream given a credential (oauth, a secret header) must be https, or a literal loopback address`,
       );
   }
-}
-
-/** True for 127.0.0.0/8 and ::1 (and ::ffff:127.x). */
-function isLoopbackAddress(host: string): boolean {
-  const v4 = host.replace(/^::ffff:/i, '');
-  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4) || host === '::1';
 }
 
 function checkMcp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]): void {

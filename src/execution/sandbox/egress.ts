@@ -188,15 +188,7 @@ export function isNonPublicAddress(address: string): boolean {
   return NON_PUBLIC.check(address, family === 6 ? 'ipv6' : 'ipv4');
 }
 
-/** Whether `address` (an IP literal) is a loopback address: 127.0.0.0/8 or ::1. */
-export function isLoopbackAddress(address: string): boolean {
-  const family = isIP(address);
-  if (family === 4) return address.startsWith('127.');
-  return family === 6 && LOOPBACK6.check(address, 'ipv6');
-}
-
-const LOOPBACK6 = new BlockList();
-LOOPBACK6.addAddress('::1', 'ipv6');
+export { isLoopbackAddress } from '../../kernel/index.js';
 
 /** Only these characters of a destination reach the ledgered reason; anything else is elided. */
 function shown(text: string): string {
