@@ -98,25 +98,30 @@ const isSelfSigned = (c: NodeX509Certificate): boolean => c.checkIssued(c) && c.
  */
 export function verifiedChain(p: ParsedPeer, material: TlsMaterial): readonly ChainLink[] | undefined {
   if (p.chains.has(material)) return p.chains.get(material);
+  let chain: readonly ChainLink[] | undefined;
+  try {
+    chain = rebuild(p, material);
+  } catch {
+    // A certificate that cannot be read or checked here: no chain, so the peer is refused.
+    chain = undefined;
+  }
+  p.chains.set(material, chain);
+  return chain;
+}
+
+function rebuild(p: ParsedPeer, material: TlsMaterial): ChainLink[] | undefined {
   const pool = [...material.anchors, ...p.presented];
   const anchor = (c: NodeX509Certificate): boolean =>
     material.anchors.some((a) => a.fingerprint256 === c.fingerprint256);
-  let chain: ChainLink[] | undefined = [];
+  const chain: ChainLink[] = [];
   let at = p.leaf;
-  for (let i = 0; ; i += 1) {
-    if (anchor(at)) {
-      if (!isSelfSigned(at)) chain.push(linkOf(at));
-      break;
-    }
+  for (let i = 0; !anchor(at); i += 1) {
     const issuer = i < MAX_CHAIN ? pool.find((c) => at.checkIssued(c) && at.verify(c.publicKey)) : undefined;
-    if (issuer === undefined || issuer.fingerprint256 === at.fingerprint256) {
-      chain = undefined;
-      break;
-    }
+    if (issuer === undefined || issuer.fingerprint256 === at.fingerprint256) return undefined;
     chain.push(linkOf(at));
     at = issuer;
   }
-  p.chains.set(material, chain);
+  if (!isSelfSigned(at)) chain.push(linkOf(at));
   return chain;
 }
 
