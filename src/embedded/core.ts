@@ -267,7 +267,16 @@ function toolListingsFor(
 }
 
 /** A bundle entry as the MCP ingress lists it: with its pinned prompt or resource, when it is one. */
+const listings = new WeakMap<ToolSpec, CatalogListing>();
+
+/** {@link listingOf}, once per tool of a loaded bundle (its specs are frozen): no re-parsing per MCP request. */
 function listingOf(t: ToolSpec): CatalogListing {
+  let l = listings.get(t);
+  if (l === undefined) listings.set(t, (l = buildListing(t)));
+  return l;
+}
+
+function buildListing(t: ToolSpec): CatalogListing {
   const a = t.adapter;
   const raw = a['definition'];
   const prompt = a['prompt'];
@@ -295,9 +304,17 @@ function listingOf(t: ToolSpec): CatalogListing {
 }
 
 /** The active bundle's pinned MCP prompts and resources, unfiltered (docs/mcp.md). */
+const entriesOfBundle = new WeakMap<LoadedBundle, readonly CatalogListing[]>();
+
 function mcpEntriesOf(bundle: LoadedBundle | undefined): readonly CatalogListing[] {
   if (bundle === undefined) return [];
-  return bundle.document.tools.map(listingOf).filter((l) => l.mcp !== undefined);
+  let entries = entriesOfBundle.get(bundle);
+  if (entries === undefined)
+    entriesOfBundle.set(
+      bundle,
+      (entries = bundle.document.tools.map(listingOf).filter((l) => l.mcp !== undefined)),
+    );
+  return entries;
 }
 
 /** The Gate's ledger port over the ledger as the roles write to it (the embedded composition's wiring). */
