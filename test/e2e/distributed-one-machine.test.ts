@@ -115,11 +115,24 @@ describe('the distributed shape on one machine, as documented', () => {
     const verified = runCli('verify', at('ledger.jsonl'), '--trust', at('trust.json'));
     expect(verified.code, verified.out + verified.err).toBe(0);
     // Both calls ran in an Execution Layer process: receipts by the executor role, one per call.
+    type Entry = {
+      type: string;
+      request_id: string;
+      actor: { role: string };
+      payload: Record<string, unknown>;
+    };
     const entries = readFileSync(at('ledger.jsonl'), 'utf8')
       .split('\n')
       .filter((l) => l.length > 0)
-      .map((l) => JSON.parse(l) as { type?: string; entry?: { type: string; actor: { role: string } } });
-    const receipts = entries.filter((e) => (e.entry?.type ?? e.type) === 'execution.receipt');
-    expect(receipts.length).toBeGreaterThanOrEqual(2);
+      .map((l) => JSON.parse(l) as { record: string; entry?: Entry })
+      .filter((r) => r.record === 'entry')
+      .map((r) => r.entry!);
+    const echoes = entries.filter((e) => e.type === 'gateway.completed' && e.payload['tool'] === 'echo');
+    expect(echoes).toHaveLength(2);
+    for (const done of echoes) {
+      const receipt = entries.find((e) => e.type === 'execution.receipt' && e.request_id === done.request_id);
+      expect(receipt?.actor.role).toBe('executor');
+      expect(receipt?.payload['status']).toBe('succeeded');
+    }
   }, 120_000);
 });
