@@ -43,21 +43,20 @@ function str(v: JsonValue | undefined): string | undefined {
   return typeof v === 'string' && v.length > 0 ? v : undefined;
 }
 
-/** True when `token` is the bearer token of a job among `entries` (its `gateway.queued` digest). */
+/** True when `token` is the bearer token of the job `queued` records (its digest). */
+function isTokenOf(queued: LedgerEntryView, token: string | undefined): boolean {
+  const digest = queued.type === 'gateway.queued' ? str(payloadOf(queued)['job_token_sha256']) : undefined;
+  return token !== undefined && digest !== undefined && hexDigestEquals(sha256Hex(token), digest);
+}
+
+/** True when `token` is the bearer token of a job among `entries`. */
 export function holdsJobToken(entries: readonly LedgerEntryView[], token: string | undefined): boolean {
-  if (token === undefined) return false;
-  const mine = sha256Hex(token);
-  return entries.some((e) => {
-    const digest = e.type === 'gateway.queued' ? str(payloadOf(e)['job_token_sha256']) : undefined;
-    return digest !== undefined && hexDigestEquals(mine, digest);
-  });
+  return entries.some((e) => isTokenOf(e, token));
 }
 
 /** How the reader may see the job `queued` names: as the token's holder, as an operator, or not. */
 function readerOf(queued: LedgerEntryView, o: JobViewOptions): 'token' | 'operator' | undefined {
-  const digest = str(payloadOf(queued)['job_token_sha256']);
-  if (o.token !== undefined && digest !== undefined && hexDigestEquals(sha256Hex(o.token), digest))
-    return 'token';
+  if (isTokenOf(queued, o.token)) return 'token';
   const tenant = queued['tenant'];
   return o.operator !== undefined &&
     typeof tenant === 'string' &&
