@@ -36,7 +36,7 @@ import {
 } from '../execution/index.js';
 import type { McpHeaderValue, McpListing, UpstreamOAuthSpec, UpstreamTlsSpec } from '../execution/index.js';
 import { isDeny } from '../kernel/index.js';
-import type { Deny } from '../kernel/index.js';
+import type { ClientRequestKind, Deny } from '../kernel/index.js';
 import {
   MAX_TOOL_TIMEOUT_MS,
   pinMcpPrompts,
@@ -82,6 +82,8 @@ export interface PinMcpInput {
   readonly templates?: readonly string[];
   /** How tools and prompts are named in the bundle (`--names`); `server` by default. */
   readonly naming?: McpNaming;
+  /** What the tools may ask of the caller's client (`--client-requests`); none by default. */
+  readonly clientRequests?: readonly ClientRequestKind[];
 }
 
 /** Address space granted to a pinned server: a Node.js server needs about 1 GiB. */
@@ -126,6 +128,7 @@ export async function pinMcp(io: PinMcpIo, input: PinMcpInput): Promise<number> 
       network: input.egress.length > 0,
       egress: input.egress,
       memory_bytes: PIN_MEMORY_BYTES,
+      ...(input.clientRequests === undefined ? {} : { client_requests: input.clientRequests }),
     },
     listed,
   );
@@ -152,6 +155,7 @@ export interface PinMcpHttpInput {
   readonly oauth?: UpstreamOAuthSpec;
   readonly templates?: readonly string[];
   readonly naming?: McpNaming;
+  readonly clientRequests?: readonly ClientRequestKind[];
 }
 
 /** `Name: value` → the bundle's header value: a literal, or a `{secret:NAME}` reference with its prefix. */
@@ -220,6 +224,7 @@ export async function pinMcpHttp(io: PinMcpIo, input: PinMcpHttpInput): Promise<
       network: true,
       egress,
       memory_bytes: PIN_MEMORY_BYTES,
+      ...(input.clientRequests === undefined ? {} : { client_requests: input.clientRequests }),
     },
     listed,
   );

@@ -13,8 +13,8 @@ import type { ConnectOptions, HttpAnswer } from '../embedded/index.js';
 import { createDefaultBuiltins } from '../execution/index.js';
 import { pinMcp, pinMcpHttp } from './pin-mcp.js';
 import { PIN_TRUST_OPTIONS, pinTrustOf } from './pin-mcp-trust.js';
-import { isDeny, parseJson } from '../kernel/index.js';
-import type { JsonObject, JsonValue } from '../kernel/index.js';
+import { CLIENT_REQUEST_KINDS, isDeny, parseJson } from '../kernel/index.js';
+import type { ClientRequestKind, JsonObject, JsonValue } from '../kernel/index.js';
 import {
   buildBundleFromDir,
   createToolCatalog,
@@ -56,7 +56,8 @@ export const POLICY_USAGE = `  policy build DIR --out FILE                 build
                                               the upstream's bearer by OAuth client credentials
               both also take [--prompt NAME]... [--resource URI]... [--resource-template TEMPLATE]...:
               pin those prompts, resources and resource templates ({name} variables only) too,
-              and [--names server|upstream]: tools and prompts named SERVER.TOOL (default) or as upstream
+              and [--names server|upstream]: tools and prompts named SERVER.TOOL (default) or as upstream,
+              and [--client-requests sampling,elicitation]: what the tools may ask of the MCP client
 `;
 
 /** The CLI's option declarations for these commands (merged into `parseArgs`). */
@@ -78,6 +79,7 @@ export const POLICY_OPTIONS = {
   'allow-loopback': { type: 'boolean' },
   ...PIN_TRUST_OPTIONS,
   names: { type: 'string' },
+  'client-requests': { type: 'string' },
 } as const;
 
 /** Exit codes of `policy test`: the decision. */
@@ -253,6 +255,18 @@ function diffOrThrow(io: PolicyCliIo, dir: string, a: string, b: string, asJson:
   return d.identical ? 0 : 1;
 }
 
+/** `--client-requests sampling,elicitation`: each kind at most once. */
+function clientRequestsOf(v: string | undefined): { clientRequests?: readonly ClientRequestKind[] } {
+  if (v === undefined) return {};
+  const kinds = v.split(',').map((k) => k.trim());
+  if (
+    new Set(kinds).size !== kinds.length ||
+    !kinds.every((k) => (CLIENT_REQUEST_KINDS as readonly string[]).includes(k))
+  )
+    throw new Usage(`--client-requests must be a comma-separated list of ${CLIENT_REQUEST_KINDS.join(', ')}`);
+  return { clientRequests: kinds as ClientRequestKind[] };
+}
+
 async function run(
   io: PolicyCliIo,
   dir: string,
@@ -272,7 +286,10 @@ async function run(
   const names = str(v, 'names');
   if (sub === 'pin-mcp' && names !== undefined && names !== 'server' && names !== 'upstream')
     throw new Usage('--names must be server or upstream');
-  const naming = names === 'upstream' ? { naming: 'upstream' as const } : {};
+  const naming = {
+    ...(names === 'upstream' ? { naming: 'upstream' as const } : {}),
+    ...clientRequestsOf(str(v, 'client-requests')),
+  };
   if (
     sub === 'pin-mcp' &&
     arg1 !== undefined &&

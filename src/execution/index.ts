@@ -29,7 +29,14 @@ export {
   MAX_RELAYED_BYTES,
   MAX_RELAYED_NOTICES,
 } from './relay.js';
-export type { CallRelay, LoggingLevel, RelayCounts, RelayedNotice, UpstreamNotices } from './relay.js';
+export type {
+  CallRelay,
+  LoggingLevel,
+  RelayCounts,
+  RelayedAsk,
+  RelayedNotice,
+  UpstreamNotices,
+} from './relay.js';
 export type {
   ToolAdapter,
   ToolCall,

@@ -11,8 +11,12 @@
  * changes the call's outcome: a caller's sink that throws is ignored.
  */
 import { createHash } from 'node:crypto';
+import { isSpecType } from '@modelcontextprotocol/client';
 import { canonicalize } from '../kernel/index.js';
-import type { JsonValue } from '../kernel/index.js';
+import type { ClientRequestKind, JsonObject, JsonValue } from '../kernel/index.js';
+
+export { CLIENT_REQUEST_KINDS } from '../kernel/index.js';
+export type { ClientRequestKind } from '../kernel/index.js';
 import type { Redactor } from './redaction.js';
 
 /** MCP logging levels (RFC 5424 severities), least severe first. */
@@ -45,6 +49,18 @@ export type RelayedNotice =
       readonly data: JsonValue;
     };
 
+/** The MCP method of each kind. */
+export const CLIENT_REQUEST_METHODS = Object.freeze({
+  sampling: 'sampling/createMessage',
+  elicitation: 'elicitation/create',
+} as const);
+
+/** An upstream's request to the caller's client, screened: its method and closed, redacted params. */
+export interface RelayedAsk {
+  readonly method: (typeof CLIENT_REQUEST_METHODS)[ClientRequestKind];
+  readonly params: JsonObject;
+}
+
 /** Where a caller wants the notices of its call, and how it cancels it. */
 export interface CallRelay {
   /** Whether the caller asked for progress: only then is the upstream asked for it. */
@@ -53,6 +69,12 @@ export interface CallRelay {
   notify(notice: RelayedNotice): void;
   /** Aborted when the caller cancels the call: the upstream call is ended (`ERR_CALL_CANCELLED`). */
   readonly cancelled?: AbortSignal;
+  /**
+   * Sends `ask` to the caller's client and resolves with its answer's `result` (untrusted: the
+   * guard checks it); rejects when the client answers an error, or `signal` aborts (the call
+   * ended). Absent: the caller's client cannot be asked, and no upstream is told it can.
+   */
+  ask?(ask: RelayedAsk, signal: AbortSignal): Promise<unknown>;
 }
 
 /** What an adapter hands on: the upstream's notification params as received (untrusted). */
@@ -63,6 +85,14 @@ export interface UpstreamNotices {
   onProgress(params: unknown): void;
   /** `notifications/message` params. */
   onLog(params: unknown): void;
+  /** Whether the caller's client can be asked at all (only then may an upstream be told it can). */
+  readonly canAsk: boolean;
+  /**
+   * An upstream's `sampling/createMessage` or `elicitation/create` params, as received: relayed to
+   * the caller's client when they pass the guard; resolves with the client's checked answer.
+   * Rejects (the upstream is answered an error) when refused, unanswered or the call ended.
+   */
+  onAsk(kind: ClientRequestKind, params: unknown): Promise<JsonObject>;
 }
 
 /** How many notices of one call are relayed at most; the rest are dropped and counted. */
@@ -71,6 +101,10 @@ export const MAX_RELAYED_NOTICES = 64;
 export const MAX_NOTICE_BYTES = 4096;
 /** Bytes of all the relayed notices of one call at most (and never more than its `max_output_bytes`). */
 export const MAX_RELAYED_BYTES = 64 * 1024;
+/** How many requests of one call are relayed to the caller's client at most; the rest are refused. */
+export const MAX_RELAYED_ASKS = 8;
+/** Bytes of one relayed request's params, and of its answer, at most (canonical JSON). */
+export const MAX_ASK_BYTES = 64 * 1024;
 
 /**
  * Counts of one call's notices, for its receipt, and the SHA-256 of what was relayed: the relayed
@@ -135,6 +169,69 @@ function redactNotice(notice: RelayedNotice, redactor: Redactor): RelayedNotice 
   };
 }
 
+const pick = (o: Record<string, unknown>, keys: readonly string[]): JsonObject => {
+  const out: Record<string, JsonValue> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k] as JsonValue;
+  return out;
+};
+
+/** Content a relayed sampling message or answer may carry: no tool use (never declared). */
+const SAMPLING_CONTENT = new Set(['text', 'image', 'audio']);
+
+function samplingContentOk(content: unknown): boolean {
+  const blocks = Array.isArray(content) ? content : [content];
+  return blocks.length > 0 && blocks.every((b) => isObject(b) && SAMPLING_CONTENT.has(b['type'] as string));
+}
+
+/**
+ * An upstream's request params (attacker-controlled) in the closed shape relayed, or undefined
+ * when refused. Sampling: messages of text, image or audio, no tools (the capability is declared
+ * without them) and no `includeContext` beyond `none` (the client's other servers' context is not
+ * the upstream's to ask for). Elicitation: form mode only (a URL to open is not relayed).
+ */
+export function screenAsk(kind: ClientRequestKind, params: unknown): JsonObject | undefined {
+  if (!isObject(params)) return undefined;
+  if (kind === 'sampling') {
+    if (!isSpecType.CreateMessageRequestParams(params)) return undefined;
+    if (params['tools'] !== undefined || params['toolChoice'] !== undefined) return undefined;
+    const include = params['includeContext'];
+    if (include !== undefined && include !== 'none') return undefined;
+    const messages = params['messages'];
+    if (!Array.isArray(messages) || !messages.every((m) => isObject(m) && samplingContentOk(m['content'])))
+      return undefined;
+    return pick(params, [
+      'messages',
+      'systemPrompt',
+      'modelPreferences',
+      'temperature',
+      'maxTokens',
+      'stopSequences',
+      'metadata',
+    ]);
+  }
+  if (!isSpecType.ElicitRequestFormParams(params)) return undefined;
+  if (params['mode'] !== undefined && params['mode'] !== 'form') return undefined;
+  return { mode: 'form', ...pick(params, ['message', 'requestedSchema']) };
+}
+
+/** The client's answer (untrusted) in the closed shape handed to the upstream, or undefined. */
+export function screenAnswer(kind: ClientRequestKind, result: unknown): JsonObject | undefined {
+  if (!isObject(result)) return undefined;
+  if (kind === 'sampling') {
+    if (!isSpecType.CreateMessageResult(result) || !samplingContentOk(result['content'])) return undefined;
+    return pick(result, ['role', 'content', 'model', 'stopReason']);
+  }
+  if (!isSpecType.ElicitResult(result)) return undefined;
+  return pick(result, ['action', 'content']);
+}
+
+/** The checks a relayed request's params must pass again after redaction. */
+function stillValid(kind: ClientRequestKind, params: JsonObject): boolean {
+  return kind === 'sampling'
+    ? isSpecType.CreateMessageRequestParams(params)
+    : isSpecType.ElicitRequestFormParams(params);
+}
+
 /**
  * The guard between an adapter and a caller's relay: parses each notice, redacts it with the
  * executor's redactor, and relays at most {@link MAX_RELAYED_NOTICES} notices of at most
@@ -152,6 +249,9 @@ export function guardRelay(
   let dropped = 0;
   let bytes = 0;
   let closed = false;
+  let asked = 0;
+  // Ends the wait for a client's answer when the call ends.
+  const ended = new AbortController();
   const digest = createHash('sha256');
   const pass = (notice: RelayedNotice | undefined): void => {
     if (closed) return;
@@ -184,15 +284,64 @@ export function guardRelay(
       // The caller's sink never changes the call.
     }
   };
+  const canonicalOf = (v: JsonValue): string | undefined => {
+    try {
+      const c = canonicalize(v);
+      return Buffer.byteLength(c, 'utf8') <= MAX_ASK_BYTES ? c : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  /** An upstream's request: screened, redacted, relayed, its answer screened; both hashed in order. */
+  const onAsk = async (kind: ClientRequestKind, params: unknown): Promise<JsonObject> => {
+    const refuse = (why: string): never => {
+      dropped += 1;
+      throw new Error(why);
+    };
+    if (closed || relay.ask === undefined) return refuse('the call has ended');
+    if (asked >= MAX_RELAYED_ASKS) return refuse('too many requests to the client in one call');
+    asked += 1;
+    const screened = screenAsk(kind, params);
+    if (screened === undefined) return refuse('the request is not one failclosed relays');
+    let clean: JsonObject;
+    try {
+      // Upstream text to the client's model or user is untrusted output, redacted like a result.
+      clean = redactor.redact(screened) as JsonObject;
+    } catch {
+      return refuse('the request could not be redacted');
+    }
+    const method = CLIENT_REQUEST_METHODS[kind];
+    const asking = canonicalOf({ kind: 'ask', method, params: clean });
+    if (!stillValid(kind, clean) || asking === undefined)
+      return refuse('the request is too large or invalid');
+    relayed += 1;
+    digest.update(`${asking}\n`);
+    let answer: unknown;
+    try {
+      answer = await relay.ask({ method, params: clean }, ended.signal);
+    } catch {
+      throw new Error('the client did not answer');
+    }
+    const checked = screenAnswer(kind, answer);
+    const answered =
+      checked === undefined ? undefined : canonicalOf({ kind: 'answer', method, result: checked });
+    if (checked === undefined || answered === undefined || closed)
+      throw new Error('the client answer is not one failclosed relays');
+    digest.update(`${answered}\n`);
+    return checked;
+  };
   return Object.freeze({
     notices: Object.freeze({
       progress: relay.progress,
       onProgress: (params: unknown) => pass(relay.progress ? parseProgress(params) : undefined),
       onLog: (params: unknown) => pass(parseLog(params)),
+      canAsk: relay.ask !== undefined,
+      onAsk,
     }),
     counts: () => ({ relayed, dropped, sha256: digest.copy().digest('hex') }),
     close: () => {
       closed = true;
+      ended.abort();
     },
   });
 }

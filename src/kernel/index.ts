@@ -30,8 +30,9 @@ export {
   PINNED_FIELDS_OF,
   PINNED_PROMPT_FIELDS,
   PINNED_RESOURCE_FIELDS,
+  CLIENT_REQUEST_KINDS,
 } from './mcp-definition.js';
-export type { McpEntryKind } from './mcp-definition.js';
+export type { ClientRequestKind, McpEntryKind } from './mcp-definition.js';
 export { sha256, sha256Hex, digestEquals, hexDigestEquals } from './hash.js';
 export { encodeBase64url, decodeBase64url } from './base64url.js';
 export { systemClock, fixedClock } from './clock.js';

@@ -71,6 +71,16 @@ export function mcpEntryKindOf(spec: Readonly<Record<string, unknown>>): McpEntr
   return named[0] === 'resource_template' ? 'template' : named[0];
 }
 
+/**
+ * What an upstream tool may ask of the caller's MCP client while it runs, when its bundle entry
+ * lists it in `client_requests` (docs/mcp.md "Sampling and elicitation"): a completion from the
+ * client's model (`sampling`), an answer from its user (`elicitation`, form mode).
+ */
+export const CLIENT_REQUEST_KINDS = Object.freeze(['sampling', 'elicitation'] as const);
+
+/** One kind of request an upstream may make of the caller's client. */
+export type ClientRequestKind = (typeof CLIENT_REQUEST_KINDS)[number];
+
 /** Longest URI template pinned, and longest URI read through one. */
 const MAX_TEMPLATE_LENGTH = 2048;
 

@@ -14,6 +14,7 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import {
   canonicalize,
+  CLIENT_REQUEST_KINDS,
   isLoopbackAddress,
   mcpEntryKindOf,
   uriTemplatePattern,
@@ -226,6 +227,12 @@ const SCHEMAS: Readonly<Record<string, object>> = {
         },
       },
       definition_sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+      client_requests: {
+        type: 'array',
+        uniqueItems: true,
+        maxItems: CLIENT_REQUEST_KINDS.length,
+        items: { enum: [...CLIENT_REQUEST_KINDS] },
+      },
       limits: { $ref: '#/$defs/limits' },
     },
     $defs: DEFS,
@@ -565,6 +572,8 @@ function checkMcp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]
     out.push(
       `${at}: an MCP entry names exactly one of tool, prompt (its name), resource (its URI) and resource_template`,
     );
+  if (spec['client_requests'] !== undefined && kind !== 'tool')
+    out.push(`${at}.client_requests: only a tool's upstream may ask the client (sampling, elicitation)`);
   const definition = spec['definition'];
   if (isObject(definition) && kind !== undefined) {
     const fields: readonly string[] = PINNED_FIELDS_OF[kind];

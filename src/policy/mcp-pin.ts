@@ -12,7 +12,7 @@ import {
   pinMcpDefinition,
 } from '../kernel/index.js';
 import { compileOutputSchema } from './json-schema.js';
-import type { JsonObject, JsonValue } from '../kernel/index.js';
+import type { ClientRequestKind, JsonObject, JsonValue } from '../kernel/index.js';
 import { TOOL_NAME_RE } from './bundle-shape.js';
 import { promptParameters, resourceParameters, templateParameters } from './adapter-spec.js';
 
@@ -37,6 +37,8 @@ export interface McpServerDeclaration {
   readonly egress?: readonly string[];
   /** Address-space limit: a Node.js server needs about 1 GiB. */
   readonly memory_bytes: number;
+  /** What its tools may ask of the caller's client while they run (`client_requests`); none by default. */
+  readonly client_requests?: readonly ClientRequestKind[];
 }
 
 /** One pinned tool: its file name, its ToolSpec, and its Cedar action declaration. */
@@ -331,6 +333,9 @@ export function pinMcpTools(
           tool: upstream,
           definition,
           definition_sha256: sha256,
+          ...(server.client_requests === undefined || server.client_requests.length === 0
+            ? {}
+            : { client_requests: [...server.client_requests] }),
           limits,
         },
       };

@@ -63,6 +63,8 @@ const OVER_STDIO = [
   'prompts-get-with-args',
   'resources-read-binary',
   'tools-call-image',
+  'tools-call-sampling',
+  'tools-call-elicitation',
 ];
 
 const overHttp = () => ['--url', reference.url, '--allow-loopback'];
@@ -90,6 +92,9 @@ const pinArgs = (server: string, transport: () => string[] = overHttp) => [
   ...RESOURCES.flatMap((r) => ['--resource', r]),
   '--resource-template',
   'test://template/{id}/data',
+  // Its sampling and elicitation tools ask the client; the gateway relays only what is pinned.
+  '--client-requests',
+  'sampling,elicitation',
   ...transport(),
 ];
 

@@ -95,7 +95,13 @@ it('an upstream that fails its pin gets none of its notices to the caller, and n
       max_cost_cents: null,
     },
     signal: new AbortController().signal,
-    notices: { progress: false, onProgress: () => undefined, onLog: (p: unknown) => logs.push(p) },
+    notices: {
+      progress: false,
+      onProgress: () => undefined,
+      onLog: (p: unknown) => logs.push(p),
+      canAsk: false,
+      onAsk: () => Promise.reject(new Error('not asked')),
+    },
   });
   expect((out as { code?: string }).code).toBe('ERR_TOOL_DEFINITION_CHANGED');
   expect(calls).toBe(0);

@@ -48,9 +48,10 @@ import { parseUpstreamTls, resolveTlsMaterial } from './upstream-tls.js';
 import type { UpstreamTlsSpec } from './upstream-tls.js';
 import { listCatalog, parsePinnedEntry, runPinnedEntry } from './mcp-entries.js';
 import type { McpListing, PinnedMcpEntry } from './mcp-entries.js';
-import { PROTOCOL_BUDGET_BYTES, isObject, listTools } from './mcp-session.js';
+import { PROTOCOL_BUDGET_BYTES, isObject, listTools, parseClientRequests } from './mcp-session.js';
 import type { Upstream } from './mcp-session.js';
 import type { ExecutionConstraints, ToolAdapter } from './types.js';
+import type { ClientRequestKind } from '../relay.js';
 
 /** HTTP requests one call may make to its upstream (handshake, listing, call, stream, end). */
 export const MAX_UPSTREAM_REQUESTS = 32;
@@ -110,6 +111,7 @@ interface McpHttpTarget {
 interface McpHttpSpec {
   readonly entry: PinnedMcpEntry;
   readonly target: McpHttpTarget;
+  readonly asks: readonly ClientRequestKind[];
 }
 
 /** The url of an HTTP upstream: `http(s)://HOST[:PORT]/path`, literal (no placeholders). */
@@ -162,8 +164,9 @@ function parseSpec(spec: Readonly<Record<string, unknown>>): McpHttpSpec | undef
   if (spec['command'] !== undefined) return undefined;
   const target = parseTarget(spec);
   const entry = parsePinnedEntry(spec);
-  if (target === undefined || entry === undefined) return undefined;
-  return { entry, target };
+  const asks = parseClientRequests(spec);
+  if (target === undefined || entry === undefined || asks === undefined) return undefined;
+  return { entry, target, asks };
 }
 
 /** The header values to send, secrets resolved; a deny names the reference, never a value. */
@@ -376,6 +379,7 @@ export function createMcpHttpAdapter(options: McpHttpAdapterOptions = {}): ToolA
       if ('outcome' in upstream) return upstream;
       return runPinnedEntry(upstream, spec.entry, params, call.constraints.timeout_ms, {
         signal: call.signal,
+        asks: spec.asks,
         ...(call.notices === undefined ? {} : { notices: call.notices }),
       });
     },

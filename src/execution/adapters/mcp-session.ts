@@ -7,8 +7,14 @@
  * exact parameters, and the pinned `outputSchema` checked by failclosed itself.
  * docs/adapters.md "MCP tools". (OE-INV-005/013/023, SPEC §6)
  */
-import { Client, ProtocolError, SdkError, SdkErrorCode } from '@modelcontextprotocol/client';
-import type { Transport } from '@modelcontextprotocol/client';
+import {
+  Client,
+  ProtocolError,
+  ProtocolErrorCode,
+  SdkError,
+  SdkErrorCode,
+} from '@modelcontextprotocol/client';
+import type { ClientCapabilities, Transport } from '@modelcontextprotocol/client';
 import { Ajv } from 'ajv';
 import type { ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -20,7 +26,8 @@ import {
   pinMcpDefinition,
 } from '../../kernel/index.js';
 import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
-import type { UpstreamNotices } from '../relay.js';
+import { CLIENT_REQUEST_KINDS } from '../relay.js';
+import type { ClientRequestKind, UpstreamNotices } from '../relay.js';
 import type { ToolOutput } from './types.js';
 
 /** Bytes an upstream may send besides the result: the handshake and the tool listing. */
@@ -126,6 +133,7 @@ export async function withUpstream<R>(
   upstream: Upstream,
   timeoutMs: number,
   fn: (client: Client, step: Step) => Promise<R | Deny>,
+  capabilities: ClientCapabilities = {},
 ): Promise<R | Deny> {
   const step: Step = async (p) => {
     const settled = await Promise.race([
@@ -153,7 +161,7 @@ export async function withUpstream<R>(
   // list (and never a console message from the SDK, which would reach a stdio relay's stdout).
   const client = new Client(
     { name: 'failclosed', version: '0.1.0' },
-    { capabilities: {}, enforceStrictCapabilities: true },
+    { capabilities, enforceStrictCapabilities: true },
   );
   try {
     const connected = await step(() => client.connect(upstream.transport, { timeout: timeoutMs }));
@@ -186,6 +194,38 @@ export interface CallChannels {
   readonly notices?: UpstreamNotices;
   /** The call's abort: the MCP client then tells the upstream `notifications/cancelled`. */
   readonly signal?: AbortSignal;
+  /**
+   * What the upstream may ask of the caller's client (the entry's `client_requests`): declared to
+   * the upstream as capabilities only when the caller's client can be asked (`notices.canAsk`).
+   */
+  readonly asks?: readonly ClientRequestKind[];
+}
+
+/**
+ * An entry's `client_requests` (absent: none), or undefined when malformed (the caller denies
+ * `ERR_ADAPTER_UNAVAILABLE`): each kind at most once, and only a tool's entry has any.
+ */
+export function parseClientRequests(
+  spec: Readonly<Record<string, unknown>>,
+): readonly ClientRequestKind[] | undefined {
+  const v = spec['client_requests'];
+  if (v === undefined) return [];
+  if (
+    !Array.isArray(v) ||
+    spec['tool'] === undefined ||
+    new Set(v).size !== v.length ||
+    !v.every((k) => (CLIENT_REQUEST_KINDS as readonly unknown[]).includes(k))
+  )
+    return undefined;
+  return Object.freeze([...(v as ClientRequestKind[])]);
+}
+
+/** The client capabilities declared to an upstream for `kinds` (no sampling tools, form elicitation only). */
+export function capabilitiesFor(kinds: readonly ClientRequestKind[]): ClientCapabilities {
+  return {
+    ...(kinds.includes('sampling') ? { sampling: {} } : {}),
+    ...(kinds.includes('elicitation') ? { elicitation: { form: {} } } : {}),
+  };
 }
 
 /**
@@ -208,63 +248,94 @@ export async function callPinnedTool(
 ): Promise<ToolOutput> {
   const timeout = timeoutMs;
   const { notices, signal } = channels;
-  return withUpstream(upstream, timeout, async (client, step) => {
-    const listed = await step(() => client.listTools(undefined, { timeout }));
-    if ('outcome' in listed) return listed;
-    const current = listed.value.tools.filter((t) => t.name === pinned.tool);
-    if (current.length !== 1)
-      return deny('ERR_TOOL_DEFINITION_CHANGED', `the upstream no longer offers ${pinned.tool}`);
-    let sha256: string;
-    try {
-      sha256 = pinMcpDefinition(current[0] as unknown as Readonly<Record<string, unknown>>).sha256;
-    } catch {
-      return deny('ERR_TOOL_DEFINITION_CHANGED', 'the upstream definition is not strict JSON');
-    }
-    // Checked before anything is called: a changed definition never reaches a call.
-    if (!hexDigestEquals(sha256, pinned.sha256))
-      return deny('ERR_TOOL_DEFINITION_CHANGED', `the upstream changed the definition of ${pinned.tool}`);
-    // Only a server that passed its pin is heard: a changed one's notices never reach the client.
-    if (notices !== undefined) {
-      client.setNotificationHandler('notifications/message', (n) => notices.onLog(n.params));
-      // Taken here rather than through the SDK's `onprogress`, which drops a progress notification
-      // read in the same chunk as the answer (the answer removes its token before the deferred
-      // dispatch runs). Only the token this call gave is accepted.
-      client.setNotificationHandler('notifications/progress', (n) => {
-        if (notices.progress && n.params.progressToken === PROGRESS_TOKEN) notices.onProgress(n.params);
-      });
-    }
-    const ran = await step(() =>
-      client.callTool(
-        {
-          name: pinned.tool,
-          arguments: params,
-          ...(notices?.progress === true ? { _meta: { progressToken: PROGRESS_TOKEN } } : {}),
-        },
-        { timeout, ...(signal === undefined ? {} : { signal }) },
-      ),
+  const asks = notices?.canAsk === true ? (channels.asks ?? []) : [];
+  return withUpstream(
+    upstream,
+    timeout,
+    async (client, step) => {
+      const listed = await step(() => client.listTools(undefined, { timeout }));
+      if ('outcome' in listed) return listed;
+      const current = listed.value.tools.filter((t) => t.name === pinned.tool);
+      if (current.length !== 1)
+        return deny('ERR_TOOL_DEFINITION_CHANGED', `the upstream no longer offers ${pinned.tool}`);
+      let sha256: string;
+      try {
+        sha256 = pinMcpDefinition(current[0] as unknown as Readonly<Record<string, unknown>>).sha256;
+      } catch {
+        return deny('ERR_TOOL_DEFINITION_CHANGED', 'the upstream definition is not strict JSON');
+      }
+      // Checked before anything is called: a changed definition never reaches a call.
+      if (!hexDigestEquals(sha256, pinned.sha256))
+        return deny('ERR_TOOL_DEFINITION_CHANGED', `the upstream changed the definition of ${pinned.tool}`);
+      // Only a server that passed its pin is heard: a changed one's notices never reach the client.
+      if (notices !== undefined) {
+        client.setNotificationHandler('notifications/message', (n) => notices.onLog(n.params));
+        // Taken here rather than through the SDK's `onprogress`, which drops a progress notification
+        // read in the same chunk as the answer (the answer removes its token before the deferred
+        // dispatch runs). Only the token this call gave is accepted.
+        client.setNotificationHandler('notifications/progress', (n) => {
+          if (notices.progress && n.params.progressToken === PROGRESS_TOKEN) notices.onProgress(n.params);
+        });
+        // What the upstream asks of the caller's client, when its entry lets it: screened and
+        // relayed by the guard, its answer checked; a refusal is the upstream's error to handle.
+        if (asks.includes('sampling'))
+          client.setRequestHandler('sampling/createMessage', async (r) =>
+            askedOrError(notices.onAsk('sampling', r.params)),
+          );
+        if (asks.includes('elicitation'))
+          client.setRequestHandler('elicitation/create', async (r) =>
+            askedOrError(notices.onAsk('elicitation', r.params)),
+          );
+      }
+      const ran = await step(() =>
+        client.callTool(
+          {
+            name: pinned.tool,
+            arguments: params,
+            ...(notices?.progress === true ? { _meta: { progressToken: PROGRESS_TOKEN } } : {}),
+          },
+          { timeout, ...(signal === undefined ? {} : { signal }) },
+        ),
+      );
+      if ('outcome' in ran) return ran;
+      const r = ran.value as { isError?: unknown; content?: unknown; structuredContent?: unknown };
+      // A tool-level error is the upstream's answer, for the client to see (MCP "Error Handling"):
+      // relayed as it is, redacted like any result; the pinned outputSchema is for results only.
+      if (r.isError === true)
+        return { outcome: 'ok' as const, result: { content: (r.content ?? []) as JsonValue, isError: true } };
+      // The pinned outputSchema, checked here and not trusted to the SDK client's cache (which the
+      // upstream can clear with notifications/tools/list_changed).
+      if (pinned.output !== undefined) {
+        if (r.structuredContent === undefined)
+          return deny(
+            'ERR_TOOL_FAILED',
+            'the upstream returned no structuredContent for its pinned outputSchema',
+          );
+        if (pinned.output(r.structuredContent) !== true)
+          return deny(
+            'ERR_TOOL_FAILED',
+            "the upstream's structuredContent does not match its pinned outputSchema",
+          );
+      }
+      const result: Record<string, JsonValue> = { content: (r.content ?? []) as JsonValue };
+      if (isObject(r.structuredContent)) result['structuredContent'] = r.structuredContent as JsonObject;
+      return { outcome: 'ok' as const, result };
+    },
+    capabilitiesFor(asks),
+  );
+}
+
+/**
+ * The checked answer of the caller's client, for the SDK to send back; a refusal becomes a
+ * JSON-RPC error with a fixed message (the client's own text is not passed on).
+ */
+async function askedOrError<T>(answer: Promise<T>): Promise<never> {
+  try {
+    return (await answer) as never;
+  } catch (e) {
+    throw new ProtocolError(
+      ProtocolErrorCode.InternalError,
+      `failclosed did not relay the request: ${e instanceof Error ? e.message : 'refused'}`,
     );
-    if ('outcome' in ran) return ran;
-    const r = ran.value as { isError?: unknown; content?: unknown; structuredContent?: unknown };
-    // A tool-level error is the upstream's answer, for the client to see (MCP "Error Handling"):
-    // relayed as it is, redacted like any result; the pinned outputSchema is for results only.
-    if (r.isError === true)
-      return { outcome: 'ok' as const, result: { content: (r.content ?? []) as JsonValue, isError: true } };
-    // The pinned outputSchema, checked here and not trusted to the SDK client's cache (which the
-    // upstream can clear with notifications/tools/list_changed).
-    if (pinned.output !== undefined) {
-      if (r.structuredContent === undefined)
-        return deny(
-          'ERR_TOOL_FAILED',
-          'the upstream returned no structuredContent for its pinned outputSchema',
-        );
-      if (pinned.output(r.structuredContent) !== true)
-        return deny(
-          'ERR_TOOL_FAILED',
-          "the upstream's structuredContent does not match its pinned outputSchema",
-        );
-    }
-    const result: Record<string, JsonValue> = { content: (r.content ?? []) as JsonValue };
-    if (isObject(r.structuredContent)) result['structuredContent'] = r.structuredContent as JsonObject;
-    return { outcome: 'ok' as const, result };
-  });
+  }
 }

@@ -41,9 +41,10 @@ import { EGRESS_ENV } from '../sandbox/egress.js';
 import type { BwrapSandboxOptions } from '../sandbox/bwrap.js';
 import { listCatalog, parsePinnedEntry, runPinnedEntry } from './mcp-entries.js';
 import type { McpListing, PinnedMcpEntry } from './mcp-entries.js';
-import { PROTOCOL_BUDGET_BYTES, isObject, listTools } from './mcp-session.js';
+import { PROTOCOL_BUDGET_BYTES, isObject, listTools, parseClientRequests } from './mcp-session.js';
 import type { Upstream } from './mcp-session.js';
 import type { ExecutionConstraints, ToolAdapter } from './types.js';
+import type { ClientRequestKind } from '../relay.js';
 
 export { PROTOCOL_BUDGET_BYTES } from './mcp-session.js';
 
@@ -56,6 +57,7 @@ export interface McpAdapterOptions extends BwrapSandboxOptions {
 interface McpSpec {
   readonly entry: PinnedMcpEntry;
   readonly command: readonly string[];
+  readonly asks: readonly ClientRequestKind[];
 }
 
 function parseSpec(spec: Readonly<Record<string, unknown>>): McpSpec | undefined {
@@ -67,7 +69,10 @@ function parseSpec(spec: Readonly<Record<string, unknown>>): McpSpec | undefined
   )
     return undefined;
   const entry = parsePinnedEntry(spec);
-  return entry === undefined ? undefined : { entry, command: Object.freeze([...command]) };
+  const asks = parseClientRequests(spec);
+  return entry === undefined || asks === undefined
+    ? undefined
+    : { entry, command: Object.freeze([...command]), asks };
 }
 
 async function launch(
@@ -279,6 +284,7 @@ export function createMcpAdapter(options: McpAdapterOptions = {}): ToolAdapter {
       if ('outcome' in upstream) return upstream;
       return runPinnedEntry(upstream, spec.entry, params, call.constraints.timeout_ms, {
         signal: call.signal,
+        asks: spec.asks,
         ...(call.notices === undefined ? {} : { notices: call.notices }),
       });
     },

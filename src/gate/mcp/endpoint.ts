@@ -16,6 +16,7 @@ import type { Gate } from '../gate.js';
 import { MAX_REQUEST_BYTES, MAX_REQUEST_DEPTH } from '../request.js';
 import type { McpAuthenticator } from './auth.js';
 import { createPrincipalServer } from './tools.js';
+import type { ClientAnswers } from './tools.js';
 
 /** Where the RFC 9728 protected-resource metadata is served (also with the resource path appended). */
 export const PROTECTED_RESOURCE_PATH = '/.well-known/oauth-protected-resource';
@@ -113,6 +114,26 @@ function readLimited(req: IncomingMessage, limit: number): Promise<Buffer | unde
   });
 }
 
+/**
+ * A JSON-RPC response of the gateway's own id form (the client answering a request the gateway
+ * relayed to it): `id` a string, exactly one of an object `result` and an `error` with a numeric
+ * code and a string message, and nothing else.
+ */
+function isClientAnswer(m: JsonObject): m is JsonObject & { id: string } {
+  if (m['jsonrpc'] !== '2.0' || 'method' in m || typeof m['id'] !== 'string') return false;
+  const keys = Object.keys(m);
+  if (keys.length !== 3) return false;
+  const { result, error } = m;
+  if (result !== undefined) return typeof result === 'object' && result !== null && !Array.isArray(result);
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    !Array.isArray(error) &&
+    typeof (error as JsonObject)['code'] === 'number' &&
+    typeof (error as JsonObject)['message'] === 'string'
+  );
+}
+
 function single(h: string | string[] | undefined): string | undefined {
   return Array.isArray(h) ? (h.length === 1 ? h[0] : '') : h;
 }
@@ -151,6 +172,31 @@ export function createMcpEndpoint(
   const underWay = new Map<string, Set<AbortController>>();
   const exchangeKey = (principal: { tenant: string; identity: string }, id: unknown): string =>
     JSON.stringify([principal.tenant, principal.identity, id]);
+  /**
+   * The requests relayed to clients that wait for their answers (docs/mcp.md "Sampling and
+   * elicitation"), by the gateway's id: an answer is a POST of its own, taken only from the
+   * principal the request was sent to. Each entry ends with its call (the waiting side aborts).
+   */
+  const awaiting = new Map<string, { owner: string; take: (m: JsonObject) => void }>();
+  const answers: ClientAnswers = {
+    expect: (principal, id, signal) =>
+      new Promise<JsonObject>((resolve, reject) => {
+        if (signal.aborted) return reject(new Error('the call has ended'));
+        const onAbort = (): void => {
+          awaiting.delete(id);
+          reject(new Error('the call has ended'));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        awaiting.set(id, {
+          owner: exchangeKey(principal, null),
+          take: (m) => {
+            signal.removeEventListener('abort', onAbort);
+            awaiting.delete(id);
+            resolve(m);
+          },
+        });
+      }),
+  };
 
   const denyUnauthenticated = async (d: Deny): Promise<Reply> => {
     refusals += 1;
@@ -246,6 +292,22 @@ export function createMcpEndpoint(
         bytes,
       );
     const message = typeof value === 'object' && value !== null ? (value as JsonObject) : undefined;
+    if (message !== undefined && isClientAnswer(message)) {
+      const waiting = awaiting.get(message.id);
+      // Only the principal the request was sent to answers it; anything else is refused as one
+      // more malformed message (whether such a request exists is not told).
+      if (waiting === undefined || waiting.owner !== exchangeKey(principal, null))
+        return refused(
+          res,
+          rpcError(400, -32600, 'Invalid Request', 'ERR_REQUEST_MALFORMED'),
+          'an answer to no request of this client',
+          bytes,
+        );
+      waiting.take(message);
+      res.writeHead(202, { 'cache-control': 'no-store', 'content-length': 0 });
+      res.end();
+      return;
+    }
     if (message?.['jsonrpc'] !== '2.0' || typeof message['method'] !== 'string')
       return refused(
         res,
@@ -310,6 +372,7 @@ export function createMcpEndpoint(
       () =>
         createPrincipalServer(gate, principal, {
           approvalWaitMs: settings.approvalWaitMs ?? 0,
+          answers,
           ...(traceparent === undefined ? {} : { traceparent }),
         }),
       {

@@ -9,11 +9,12 @@
  */
 // The low-level Server: tools come from the active policy bundle at request time with their JSON
 // Schemas, and arguments are validated by the Control Plane (a ledgered deny), not by the SDK.
-import { Server, isSpecType } from '@modelcontextprotocol/server';
+import { randomUUID } from 'node:crypto';
+import { PROTOCOL_VERSION_META_KEY, Server, isSpecType } from '@modelcontextprotocol/server';
 import type { CallToolResult, ContentBlock, ServerContext } from '@modelcontextprotocol/server';
 import { canonicalize, deny, parseJson, sha256Hex } from '../../kernel/index.js';
 import type { JsonObject, JsonValue } from '../../kernel/index.js';
-import type { CallRelay, RelayedNotice } from '../../execution/index.js';
+import type { CallRelay, RelayedAsk, RelayedNotice } from '../../execution/index.js';
 import type { Gate } from '../gate.js';
 import type { Principal } from '../principal.js';
 import { MAX_REQUEST_BYTES, MAX_REQUEST_DEPTH } from '../request.js';
@@ -151,6 +152,23 @@ export interface PrincipalServerOptions {
   readonly progressEveryMs?: number;
   /** The HTTP request's W3C `traceparent` header, linked from the call's trace (never decides anything). */
   readonly traceparent?: string;
+  /**
+   * Where the client's answers to requests relayed to it arrive (the HTTP endpoint's registry,
+   * docs/mcp.md "Sampling and elicitation"). Absent: an upstream can ask the client nothing.
+   */
+  readonly answers?: ClientAnswers;
+}
+
+/**
+ * The answers a principal's client posts to requests the gateway sent it (a JSON-RPC response
+ * is a POST of its own, served statelessly by another server instance).
+ */
+export interface ClientAnswers {
+  /**
+   * Resolves with the JSON-RPC response `principal`'s client posts for the request `id`; rejects
+   * when `signal` aborts. Only that principal's answer is taken.
+   */
+  expect(principal: Principal, id: string, signal: AbortSignal): Promise<JsonObject>;
 }
 
 /** How long a call's answer waits at most for its relayed notifications to be sent (ms). */
@@ -182,6 +200,7 @@ function relayFor(
   ctx: ServerContext,
   token: string | number | undefined,
   sent: { progress: number },
+  ask?: CallRelay['ask'],
 ): { readonly relay: CallRelay; readonly flushed: () => Promise<void> } {
   const sending = new Set<Promise<void>>();
   const track = (p: Promise<void>): void => {
@@ -192,6 +211,7 @@ function relayFor(
   const relay: CallRelay = {
     progress: token !== undefined,
     cancelled: ctx.mcpReq.signal,
+    ...(ask === undefined ? {} : { ask }),
     notify(n: RelayedNotice) {
       if (n.kind === 'log') {
         track(ctx.mcpReq.log(n.level, n.data, n.logger));
@@ -226,6 +246,44 @@ function relayFor(
       ]);
       clearTimeout(timer);
     },
+  };
+}
+
+/**
+ * How an upstream's request reaches the client of one `tools/call` (docs/mcp.md "Sampling and
+ * elicitation"): sent on the call's own response stream, related to it, under an id of the
+ * gateway's (unguessable, unique across server instances), and answered by a POST the endpoint
+ * hands to `answers`. Only a 2025-revision exchange has such a stream: 2026-07-28 has no
+ * server-to-client request, so there the client cannot be asked (undefined), nor without `answers`.
+ */
+function askerFor(
+  server: Server,
+  ctx: ServerContext,
+  principal: Principal,
+  answers: ClientAnswers | undefined,
+): CallRelay['ask'] {
+  const envelope = ctx.mcpReq.envelope as Readonly<Record<string, unknown>> | undefined;
+  if (answers === undefined || envelope?.[PROTOCOL_VERSION_META_KEY] !== undefined) return undefined;
+  return async (ask: RelayedAsk, ended: AbortSignal) => {
+    const transport = server.transport;
+    if (transport === undefined) throw new Error('the exchange has ended');
+    const id = `failclosed-${randomUUID()}`;
+    const unsent = new AbortController();
+    const answer = answers.expect(principal, id, AbortSignal.any([ended, ctx.mcpReq.signal, unsent.signal]));
+    answer.catch(() => undefined);
+    try {
+      await transport.send(
+        { jsonrpc: '2.0', id, method: ask.method, params: ask.params },
+        { relatedRequestId: ctx.mcpReq.id },
+      );
+    } catch (e) {
+      // Nothing is left waiting for an answer to a request that was never sent.
+      unsent.abort();
+      throw e;
+    }
+    const message = await answer;
+    if (!('result' in message)) throw new Error('the client answered an error');
+    return message['result'];
   };
 }
 
@@ -298,7 +356,7 @@ export function createPrincipalServer(
     const token = progressTokenOf(request.params._meta);
     // Nothing sent yet: an upstream's first progress may be 0 (MCP only asks that it increase).
     const sent = { progress: Number.NEGATIVE_INFINITY };
-    const { relay, flushed } = relayFor(ctx, token, sent);
+    const { relay, flushed } = relayFor(ctx, token, sent, askerFor(server, ctx, principal, options.answers));
     if (waitMs <= 0 || token === undefined) {
       const answered = await gate.callAs(principal, call, { ...traced, relay });
       await flushed();
