@@ -35,6 +35,8 @@ import type { RunningEverything } from '../support/mcp-http-upstream.js';
 const NODE_MODULES = realpathSync(join(REPO_ROOT, 'node_modules'));
 const FIXTURE = realpathSync(join(REPO_ROOT, 'test', 'fixtures', 'mcp-relay-upstream'));
 const TOOLS = ['mixed', 'chatty', 'flood', 'oops', 'sample', 'slow'];
+/** The fixture's tools that ask the client, pinned again as `asking` with `--client-requests`. */
+const ASKING = ['sample', 'overreach', 'insist'];
 const PNG =
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
 const WAV = 'UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQAAAAA=';
@@ -54,8 +56,12 @@ const logs: { level: string; logger?: string; data: unknown }[] = [];
  * answer (the answer removed its token first).
  */
 const progressed: Record<string, unknown>[] = [];
-/** Requests the client was asked by the server side (none may reach it). */
+/** Requests the client was asked by the server side (none may reach it unless pinned to). */
 const asked: string[] = [];
+/** The same, with their params and JSON-RPC ids. */
+const askedWith: { method: string; params: unknown; id: unknown }[] = [];
+/** Runs before the client answers a request (a test's chance to post something else first). */
+let beforeAnswer: ((id: unknown) => Promise<void>) | undefined;
 let onLog: ((data: unknown) => void) | undefined;
 
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -94,6 +100,7 @@ beforeAll(async () => {
     join(src, 'policies', 'mcp-relay.cedar'),
     `@reason("the relay fixture's tools")\npermit (principal, action in [${[
       ...TOOLS.map((t) => `relay.${t}`),
+      ...ASKING.map((t) => `asking.${t}`),
       'everything.get-tiny-image',
       'everything.trigger-long-running-operation',
     ]
@@ -123,6 +130,28 @@ beforeAll(async () => {
   );
   expect(pinned.err).toBe('');
   expect(pinned.code).toBe(0);
+  const pinnedAsking = await cli(
+    'policy',
+    'pin-mcp',
+    src,
+    '--server',
+    'asking',
+    ...ASKING.flatMap((t) => ['--only', t]),
+    '--client-requests',
+    'sampling,elicitation',
+    '--read',
+    NODE_MODULES,
+    '--read',
+    FIXTURE,
+    '--write',
+    state,
+    '--',
+    '/usr/bin/node',
+    join(FIXTURE, 'server.mjs'),
+    state,
+  );
+  expect(pinnedAsking.err).toBe('');
+  expect(pinnedAsking.code).toBe(0);
   const pinnedHttp = await cli(
     'policy',
     'pin-mcp',
@@ -139,6 +168,8 @@ beforeAll(async () => {
   );
   expect(pinnedHttp.err).toBe('');
   expect(pinnedHttp.code).toBe(0);
+  // Another principal of the same tenant: it may not answer what demo-agent was asked.
+  expect((await cli('clients', 'add', 'other-agent', '--tenant', 'acme')).code).toBe(0);
   const file = join(work, 'bundle.json');
   const built = await cli('policy', 'build', src, '--out', file);
   expect(built.err).toBe('');
@@ -153,13 +184,17 @@ beforeAll(async () => {
     { name: 'fc-test-relay', version: '1.0.0' },
     { capabilities: { sampling: {}, elicitation: { form: {} } } },
   );
-  client.setRequestHandler('sampling/createMessage', () => {
+  client.setRequestHandler('sampling/createMessage', async (r, ctx) => {
     asked.push('sampling/createMessage');
-    return { role: 'assistant', content: { type: 'text', text: 'sampled' }, model: 'test' };
+    askedWith.push({ method: 'sampling/createMessage', params: r.params, id: ctx.mcpReq.id });
+    await beforeAnswer?.(ctx.mcpReq.id);
+    return { role: 'assistant', content: { type: 'text', text: 'sampled' }, model: 'test' } as const;
   });
-  client.setRequestHandler('elicitation/create', () => {
+  client.setRequestHandler('elicitation/create', async (r, ctx) => {
     asked.push('elicitation/create');
-    return { action: 'accept', content: { ok: true } };
+    askedWith.push({ method: 'elicitation/create', params: r.params, id: ctx.mcpReq.id });
+    await beforeAnswer?.(ctx.mcpReq.id);
+    return { action: 'accept', content: { ok: true } } as const;
   });
   client.setNotificationHandler('notifications/message', (n) => {
     logs.push(n.params as (typeof logs)[number]);
@@ -239,8 +274,129 @@ describe('a tool-level error, relayed', () => {
   });
 });
 
+/** POSTs `body` to the MCP endpoint as the registered client `name` (a fresh token). */
+async function postAs(name: string, body: unknown): Promise<{ status: number; text: string }> {
+  const c = readClientFile(dir, name);
+  const resource = `${instance.url}/mcp`;
+  const res = await fetch(resource, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-11-25',
+      authorization: `Bearer ${signClientToken(importSigningKeyJwk(c.key), c.identity, resource, Date.now())}`,
+    },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+const SAMPLED = { role: 'assistant', content: { type: 'text', text: 'sampled' }, model: 'test' };
+
+/** What the fixture says came back for each of its requests: the answer's result, or the refusal. */
+const answersOf = (r: { content?: unknown }): unknown[] =>
+  (r.content as { text: string }[]).map((c) =>
+    c.text.startsWith('answered: ') ? (JSON.parse(c.text.slice('answered: '.length)) as unknown) : c.text,
+  );
+
+const receiptOf = async (r: { _meta?: unknown }) =>
+  (await entries()).find((e) => e.request_id === requestIdOf(r) && e.type === 'execution.receipt');
+
+describe('sampling and elicitation, relayed when the bundle lets the tool ask (client_requests)', () => {
+  it("reach the client on the call's stream; its answers reach the upstream; the receipt counts and hashes them", async () => {
+    const before = askedWith.length;
+    const r = await client.callTool({ name: 'asking.sample', arguments: {} });
+    expect(r.isError).not.toBe(true);
+    expect(answersOf(r)).toEqual([SAMPLED, { action: 'accept', content: { ok: true } }]);
+    const seen = askedWith.slice(before);
+    expect(seen.map((a) => a.method).sort()).toEqual(['elicitation/create', 'sampling/createMessage']);
+    // Under ids of the gateway's own, in the closed shapes relayed.
+    for (const a of seen) expect(String(a.id)).toMatch(/^failclosed-[0-9a-f-]{36}$/);
+    expect(seen.find((a) => a.method === 'elicitation/create')?.params).toMatchObject({
+      mode: 'form',
+      message: 'Approve the transfer?',
+    });
+    const receipt = await receiptOf(r);
+    expect(receipt?.payload).toMatchObject({ status: 'succeeded', notices: { relayed: 2, dropped: 0 } });
+  });
+
+  it('the client answering an elicitation is never an approval: a transfer afterwards still waits for its approvers', async () => {
+    // The upstream asked "Approve the transfer?" and the client accepted (above and here).
+    await client.callTool({ name: 'asking.sample', arguments: {} });
+    const t = await client.callTool({
+      name: 'transfer_funds',
+      arguments: { from_account: 'acct_a', to_account: 'acct_b', amount: 2500, currency: 'USD' },
+    });
+    expect(t.isError).toBe(true);
+    expect(t.structuredContent).toMatchObject({ outcome: 'pending', code: 'ERR_APPROVAL_PENDING' });
+  });
+
+  it("refuses what it does not relay (another servers' context, a URL to open) and redacts what it does", async () => {
+    const before = askedWith.length;
+    const r = await client.callTool({ name: 'asking.overreach', arguments: {} });
+    // includeContext: refused by the gateway's guard (-32603); a URL elicitation: refused by its
+    // MCP client, which declared form elicitation only (-32602).
+    expect(answersOf(r)).toEqual(['refused: -32603', 'refused: -32602', SAMPLED]);
+    // Only the third reached the client, its credential redacted.
+    const seen = askedWith.slice(before);
+    expect(seen.map((a) => a.method)).toEqual(['sampling/createMessage']);
+    expect(JSON.stringify(seen[0]?.params)).toContain('[REDACTED:aws_access_key_id]');
+    expect(JSON.stringify(seen)).not.toContain('AKIAIOSFODNN7EXAMPLE');
+    expect(JSON.stringify(seen)).not.toContain('includeContext');
+    expect((await receiptOf(r))?.payload).toMatchObject({ notices: { relayed: 1, dropped: 1 } });
+  });
+
+  it('relays at most 8 requests of one call; the rest are refused to the upstream', async () => {
+    const before = askedWith.length;
+    const r = await client.callTool({ name: 'asking.insist', arguments: {} });
+    const texts = (r.content as { text: string }[]).map((c) => c.text);
+    expect(texts.filter((t) => t.startsWith('answered: '))).toHaveLength(8);
+    expect(texts.slice(8)).toEqual(['refused: -32603', 'refused: -32603']);
+    expect(askedWith.length - before).toBe(8);
+    expect((await receiptOf(r))?.payload).toMatchObject({ notices: { relayed: 8, dropped: 2 } });
+  });
+
+  it("takes an answer only from the principal asked: another client's answer, or one to no request, is refused and recorded", async () => {
+    const refusals: { status: number; text: string }[] = [];
+    beforeAnswer = async (id) => {
+      const answer = { jsonrpc: '2.0', id, result: { action: 'decline' } };
+      refusals.push(await postAs('other-agent', answer));
+    };
+    try {
+      const r = await client.callTool({ name: 'asking.sample', arguments: {} });
+      // The forged declines did not reach the upstream: the real answers did.
+      expect(JSON.stringify(r.content)).not.toContain('decline');
+      expect(JSON.stringify(r.content)).toContain('accept');
+    } finally {
+      beforeAnswer = undefined;
+    }
+    expect(refusals).toHaveLength(2);
+    for (const f of refusals) {
+      expect(f.status).toBe(400);
+      expect(JSON.parse(f.text)).toMatchObject({
+        error: { code: -32600, data: { code: 'ERR_REQUEST_MALFORMED' } },
+      });
+    }
+    const stray = await postAs('demo-agent', { jsonrpc: '2.0', id: 'failclosed-0', result: {} });
+    expect(stray.status).toBe(400);
+    const failed = (await entries()).filter(
+      (e) => e.type === 'gateway.failed' && e.payload['code'] === 'ERR_REQUEST_MALFORMED',
+    );
+    expect(failed.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('a 2026-07-28 client is not asked (that revision has no request to the client): the upstream is refused', async () => {
+    const r = await modern.callTool({ name: 'asking.sample', arguments: {} });
+    expect(r.content).toEqual([
+      { type: 'text', text: 'refused: -32601' },
+      { type: 'text', text: 'refused: -32601' },
+    ]);
+  });
+});
+
 describe('sampling and elicitation, not relayed', () => {
-  it("an upstream's sampling and elicitation requests are refused to it with an error; the client is never asked", async () => {
+  it("without client_requests, an upstream's sampling and elicitation requests are refused to it with an error; the client is never asked", async () => {
+    const before = asked.length;
     const r = await client.callTool({ name: 'relay.sample', arguments: {} });
     expect(r.isError).not.toBe(true);
     // JSON-RPC -32601: the gateway's MCP client offers neither.
@@ -248,7 +404,7 @@ describe('sampling and elicitation, not relayed', () => {
       { type: 'text', text: 'refused: -32601' },
       { type: 'text', text: 'refused: -32601' },
     ]);
-    expect(asked).toEqual([]);
+    expect(asked.length).toBe(before);
   });
 });
 

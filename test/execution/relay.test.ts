@@ -12,7 +12,7 @@ import {
   MAX_RELAYED_BYTES,
   MAX_RELAYED_NOTICES,
 } from '../../src/execution/index.js';
-import type { RelayedNotice } from '../../src/execution/index.js';
+import type { RelayedAsk, RelayedNotice } from '../../src/execution/index.js';
 
 const redactor = createRedactor({ secrets: () => ['s3cr3t-value-42'] });
 
@@ -106,5 +106,106 @@ describe('guardRelay', () => {
     g.close();
     g.notices.onLog({ level: 'info', data: 'late' });
     expect(g.counts()).toMatchObject({ relayed: 1, dropped: 0 });
+  });
+});
+
+describe("guardRelay: requests to the caller's client (sampling, elicitation)", () => {
+  const hello = {
+    messages: [{ role: 'user', content: { type: 'text', text: 'hi s3cr3t-value-42' } }],
+    maxTokens: 5,
+  };
+  const form = {
+    message: 'ok?',
+    requestedSchema: { type: 'object', properties: { ok: { type: 'boolean' } } },
+  };
+  const sampled = { role: 'assistant', content: { type: 'text', text: 'yes' }, model: 'm' };
+
+  function asking(answer: (a: RelayedAsk, signal: AbortSignal) => Promise<unknown>) {
+    const asks: RelayedAsk[] = [];
+    const g = guardRelay(
+      {
+        progress: false,
+        notify: () => undefined,
+        ask: (a, signal) => {
+          asks.push(a);
+          return answer(a, signal);
+        },
+      },
+      redactor,
+      1024 * 1024,
+    );
+    return { ...g, asks };
+  }
+
+  it('cannot ask a caller that offers no ask', async () => {
+    const g = guarded();
+    expect(g.notices.canAsk).toBe(false);
+    await expect(g.notices.onAsk('sampling', hello)).rejects.toThrow('the call has ended');
+    expect(g.counts()).toMatchObject({ relayed: 0, dropped: 1 });
+  });
+
+  it('relays the closed, redacted request and hands back the checked answer; both are hashed', async () => {
+    const g = asking(() => Promise.resolve({ ...sampled, extra: 'dropped', _meta: { x: 1 } }));
+    const got = await g.notices.onAsk('sampling', { ...hello, _meta: { y: 2 }, task: { ttl: 1 } });
+    expect(got).toEqual(sampled);
+    expect(g.asks).toEqual([
+      {
+        method: 'sampling/createMessage',
+        params: {
+          messages: [{ role: 'user', content: { type: 'text', text: 'hi [REDACTED:secret]' } }],
+          maxTokens: 5,
+        },
+      },
+    ]);
+    const before = g.counts();
+    expect(before).toMatchObject({ relayed: 1, dropped: 0 });
+    expect(before.sha256).not.toBe(guarded().counts().sha256);
+  });
+
+  it.each([
+    [
+      'sampling with tools',
+      'sampling',
+      { ...hello, tools: [{ name: 't', inputSchema: { type: 'object' } }] },
+    ],
+    ['sampling with includeContext thisServer', 'sampling', { ...hello, includeContext: 'thisServer' }],
+    [
+      'sampling with a tool_result message',
+      'sampling',
+      {
+        messages: [{ role: 'user', content: { type: 'tool_result', toolUseId: 'a', content: [] } }],
+        maxTokens: 5,
+      },
+    ],
+    [
+      'a URL elicitation',
+      'elicitation',
+      { mode: 'url', message: 'm', url: 'https://x.example/', elicitationId: 'e' },
+    ],
+    ['an elicitation without a schema', 'elicitation', { message: 'm' }],
+    ['not an object', 'elicitation', 'text'],
+  ] as const)('refuses %s without asking the client', async (_what, kind, params) => {
+    const g = asking(() => Promise.resolve({ action: 'accept' }));
+    await expect(g.notices.onAsk(kind, params)).rejects.toThrow('not one failclosed relays');
+    expect(g.asks).toEqual([]);
+    expect(g.counts()).toMatchObject({ relayed: 0, dropped: 1 });
+  });
+
+  it("refuses an answer that is not the method's result, and a client error, to the upstream", async () => {
+    const bad = asking(() => Promise.resolve({ action: 'maybe' }));
+    await expect(bad.notices.onAsk('elicitation', form)).rejects.toThrow('client answer is not one');
+    const failed = asking(() => Promise.reject(new Error('declined by the user')));
+    await expect(failed.notices.onAsk('elicitation', form)).rejects.toThrow('the client did not answer');
+  });
+
+  it('ends the wait for an answer when the call ends, and asks nothing after', async () => {
+    const g = asking(
+      (_a, signal) =>
+        new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('ended')))),
+    );
+    const waiting = g.notices.onAsk('elicitation', form);
+    g.close();
+    await expect(waiting).rejects.toThrow('the client did not answer');
+    await expect(g.notices.onAsk('elicitation', form)).rejects.toThrow('the call has ended');
   });
 });

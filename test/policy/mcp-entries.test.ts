@@ -76,6 +76,32 @@ function reasonOf(tools: unknown[]): string {
   return r.reason;
 }
 
+describe('pin-mcp --client-requests', () => {
+  const TOOL = { name: 'ask', inputSchema: { type: 'object', properties: {} } };
+  const pinned = (kinds: readonly ('sampling' | 'elicitation')[]) =>
+    pinMcpTools({ ...SERVER, client_requests: kinds }, [TOOL]).pinned[0]!.spec;
+
+  it("writes the kinds into the tool's adapter, and nothing when there are none", () => {
+    expect(adapterOf(pinned(['sampling', 'elicitation']))['client_requests']).toEqual([
+      'sampling',
+      'elicitation',
+    ]);
+    expect(adapterOf(pinned([]))['client_requests']).toBeUndefined();
+  });
+
+  it('refuses a kind it does not know, and one listed twice', () => {
+    for (const bad of [
+      ['sampling', 'roots'],
+      ['sampling', 'sampling'],
+    ]) {
+      const spec = structuredClone(pinned(['sampling'])) as Record<string, unknown>;
+      spec['name'] = 'echo';
+      adapterOf(spec)['client_requests'] = bad;
+      expect(reasonOf([spec, PAY_TOOL])).toContain('client_requests');
+    }
+  });
+});
+
 describe('pin-mcp --prompt', () => {
   it('pins name, title, description and arguments; its parameters are its arguments as strings; its action types them', () => {
     const { pinned, skipped } = pinMcpPrompts(SERVER, [PROMPT], ['greet', 'missing']);
@@ -121,6 +147,13 @@ describe('pin-mcp --prompt', () => {
       (adapterOf(s)['definition'] as Record<string, unknown>)['inputSchema'] = { type: 'object' };
     });
     expect(reasonOf([extra, PAY_TOOL])).toContain('is not pinned for an MCP prompt');
+  });
+
+  it('refuses client_requests on a prompt: only a tool may ask the client', () => {
+    const spec = entry('prompt', (s) => {
+      adapterOf(s)['client_requests'] = ['sampling'];
+    });
+    expect(reasonOf([spec, PAY_TOOL])).toContain("only a tool's upstream may ask the client");
   });
 
   it('refuses an entry that names both a tool and a prompt', () => {
