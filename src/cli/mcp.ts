@@ -9,6 +9,7 @@ import type { Readable, Writable } from 'node:stream';
 import { format } from 'node:util';
 import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
 import type { JSONRPCMessage } from '@modelcontextprotocol/server';
+import { createParser } from 'eventsource-parser';
 import { signClientToken } from '../client/index.js';
 import { parseJson } from '../kernel/index.js';
 import { importSigningKeyJwk } from '../kernel/signing/index.js';
@@ -27,25 +28,63 @@ export interface StdioStreams {
 
 type Raw = Record<string, unknown>;
 
-function jsonMessage(bytes: Uint8Array): Raw[] {
-  return bytes.byteLength === 0 ? [] : [parseJson(bytes, { maxBytes: MAX_ANSWER_BYTES }) as Raw];
+/**
+ * The messages of one answer of the Gate, each handed to `each` as soon as it is complete: a
+ * `text/event-stream` answer is read event by event, so what the Gate sends while a call runs
+ * (progress, log messages, a request the client must answer before the call can end) reaches the
+ * client then, not with the call's answer. The whole answer is bounded by MAX_ANSWER_BYTES, and so
+ * is what the parser may hold of one event; anything not strict JSON (or not UTF-8) throws.
+ */
+async function readAnswer(res: Response, each: (v: Raw) => Promise<void>): Promise<void> {
+  const sse = (res.headers.get('content-type') ?? '').startsWith('text/event-stream');
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const events: string[] = [];
+  let failure: Error | undefined;
+  const parser = createParser({
+    maxBufferSize: MAX_ANSWER_BYTES,
+    onEvent: (e) => {
+      // An event without data (a priming event that only carries an id) has no message.
+      if (e.data.length > 0) events.push(e.data);
+    },
+    // Unknown fields and malformed `retry:` lines are ignored, as an EventSource would.
+    onError: (e) => {
+      if (e.type === 'max-buffer-size-exceeded') failure = new Error('answer event too large');
+    },
+  });
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const feed = async (text: string): Promise<void> => {
+    parser.feed(text);
+    if (failure !== undefined) throw failure;
+    for (const data of events.splice(0)) await each(parseJson(data, { maxBytes: MAX_ANSWER_BYTES }) as Raw);
+  };
+  const reader = (res.body as ReadableStream<Uint8Array> | null)?.getReader();
+  try {
+    for (let r = await reader?.read(); r !== undefined && !r.done; r = await reader?.read()) {
+      total += r.value.byteLength;
+      if (total > MAX_ANSWER_BYTES) throw new Error('answer too large');
+      if (sse) await feed(decoder.decode(r.value, { stream: true }));
+      else chunks.push(r.value);
+    }
+  } catch (e) {
+    // The rest of an answer given up on is not read: the exchange is closed.
+    await reader?.cancel().catch(() => undefined);
+    throw e;
+  }
+  if (sse) {
+    // A last event the stream ends without its blank line is still read, as the relay always did.
+    await feed(`${decoder.decode()}\n\n`);
+    return;
+  }
+  const bytes = Buffer.concat(chunks);
+  if (bytes.byteLength > 0) await each(parseJson(bytes, { maxBytes: MAX_ANSWER_BYTES }) as Raw);
 }
 
-/** The JSON `data` of each event of a `text/event-stream` body. */
-function sseMessages(bytes: Uint8Array): Raw[] {
-  const out: Raw[] = [];
-  for (const event of Buffer.from(bytes)
-    .toString('utf8')
-    .split(/\r?\n\r?\n/)) {
-    const data = event
-      .split(/\r?\n/)
-      .filter((l) => l.startsWith('data:'))
-      .map((l) => l.slice(5).trimStart())
-      .join('\n');
-    if (data.length > 0)
-      out.push(parseJson(Buffer.from(data, 'utf8'), { maxBytes: MAX_ANSWER_BYTES }) as Raw);
-  }
-  return out;
+/** The denial code of a refusal of the Gate (its own shape, or a JSON-RPC error's), else the HTTP status. */
+function refusalCode(v: Raw, status: number): string | number {
+  if (typeof v['code'] === 'string') return v['code'];
+  const data = (v['error'] as { data?: { code?: unknown } } | undefined)?.data;
+  return typeof data?.code === 'string' ? data.code : status;
 }
 
 function idOf(m: JSONRPCMessage): string | number | undefined {
@@ -94,8 +133,10 @@ export async function runMcpStdio(
     const underWay = new Map<string | number, AbortController>();
 
     const relay = async (m: JSONRPCMessage): Promise<void> => {
-      const id = idOf(m);
       const method = (m as { method?: unknown }).method;
+      // Only a request is answered (and can be cancelled): a notification is not, and neither is a
+      // response, the client's answer to a request the Gate sent it (its id is the Gate's).
+      const id = typeof method === 'string' ? idOf(m) : undefined;
       const params = (m as { params?: { _meta?: Record<string, unknown>; name?: unknown } }).params;
       const perRequest = params?._meta?.[PROTOCOL_META];
       const version = typeof perRequest === 'string' ? perRequest : negotiated;
@@ -114,7 +155,7 @@ export async function runMcpStdio(
         if (typeof named === 'string' || typeof named === 'number') underWay.get(named)?.abort();
       }
       const exchange = new AbortController();
-      if (id !== undefined && typeof method === 'string') underWay.set(id, exchange);
+      if (id !== undefined) underWay.set(id, exchange);
       let answer: JSONRPCMessage | undefined;
       try {
         const res = await fetch(endpoint, {
@@ -129,27 +170,31 @@ export async function runMcpStdio(
           },
           body: JSON.stringify(m),
         });
-        const bytes = new Uint8Array(await res.arrayBuffer());
-        if (bytes.byteLength > MAX_ANSWER_BYTES) throw new Error('answer too large');
-        const type = res.headers.get('content-type') ?? '';
-        for (const v of type.startsWith('text/event-stream') ? sseMessages(bytes) : jsonMessage(bytes)) {
+        await readAnswer(res, async (v) => {
+          // A notification or a response is no request: what the Gate answers to one (`202`, or a
+          // refusal, the Gate's JSON-RPC error with `id: null` included) answers nothing the client
+          // asked, so none of it goes to stdout; a refusal is a diagnostic.
+          if (id === undefined) {
+            if (res.status >= 300 || v['jsonrpc'] !== '2.0' || 'error' in v)
+              err(
+                `mcp: the Gate refused a ${method === undefined ? 'response' : 'notification'} (${refusalCode(v, res.status)})\n`,
+              );
+            return;
+          }
           if (v['jsonrpc'] !== '2.0') {
-            if (id !== undefined)
-              answer = {
-                jsonrpc: '2.0',
-                id,
-                error: {
-                  code: -32001,
-                  message: `refused by the Gate (${typeof v['code'] === 'string' ? v['code'] : res.status})`,
-                },
-              };
-            continue;
+            answer = {
+              jsonrpc: '2.0',
+              id,
+              error: { code: -32001, message: `refused by the Gate (${refusalCode(v, res.status)})` },
+            };
+            return;
           }
           const msg = v as unknown as JSONRPCMessage;
-          // Notifications related to the request are relayed as they came; the answer goes last.
-          if (idOf(msg) === id && id !== undefined) answer = msg;
-          else await transport.send(msg);
-        }
+          // The request's own answer goes last; everything else on its stream (notifications, and
+          // requests the Gate sends the client, which may carry the same id) goes out at once.
+          if (idOf(msg) === id && !('method' in msg)) answer = msg;
+          else if (!exchange.signal.aborted) await transport.send(msg);
+        });
       } catch (e) {
         // A cancelled request is not answered (MCP cancellation).
         if (exchange.signal.aborted) return;
