@@ -13,6 +13,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, wri
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { signClientToken } from '../../src/client/index.js';
 import { runCli } from '../../src/cli/run.js';
 import { canonicalize, sha256Hex } from '../../src/kernel/index.js';
@@ -33,6 +34,7 @@ import { startServerEverything } from '../support/mcp-http-upstream.js';
 import type { RunningEverything } from '../support/mcp-http-upstream.js';
 
 const NODE_MODULES = realpathSync(join(REPO_ROOT, 'node_modules'));
+const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 const FIXTURE = realpathSync(join(REPO_ROOT, 'test', 'fixtures', 'mcp-relay-upstream'));
 const TOOLS = ['mixed', 'chatty', 'flood', 'oops', 'sample', 'slow'];
 /** The fixture's tools that ask the client, pinned again as `asking` with `--client-requests`. */
@@ -383,6 +385,39 @@ describe('sampling and elicitation, relayed when the bundle lets the tool ask (c
       (e) => e.type === 'gateway.failed' && e.payload['code'] === 'ERR_REQUEST_MALFORMED',
     );
     expect(failed.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('over stdio (failclosed mcp): the request reaches the client before the call ends, and its answer the upstream', async () => {
+    const c = new Client(
+      { name: 'fc-test-relay-stdio', version: '1.0.0' },
+      { capabilities: { sampling: {}, elicitation: { form: {} } } },
+    );
+    const seen: string[] = [];
+    c.setRequestHandler('sampling/createMessage', () => {
+      seen.push('sampling/createMessage');
+      return { role: 'assistant', content: { type: 'text', text: 'from stdio' }, model: 'stdio' } as const;
+    });
+    c.setRequestHandler('elicitation/create', () => {
+      seen.push('elicitation/create');
+      return { action: 'decline' } as const;
+    });
+    await c.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [CLI, 'mcp', '--data', dir],
+        stderr: 'pipe',
+      }),
+    );
+    try {
+      const r = await c.callTool({ name: 'asking.sample', arguments: {} });
+      expect(answersOf(r)).toEqual([
+        { role: 'assistant', content: { type: 'text', text: 'from stdio' }, model: 'stdio' },
+        { action: 'decline' },
+      ]);
+      expect(seen.sort()).toEqual(['elicitation/create', 'sampling/createMessage']);
+    } finally {
+      await c.close();
+    }
   });
 
   it('a 2026-07-28 client is not asked (that revision has no request to the client): the upstream is refused', async () => {
