@@ -65,6 +65,8 @@ const askedWith: { method: string; params: unknown; id: unknown }[] = [];
 /** Runs before the client answers a request (a test's chance to post something else first). */
 let beforeAnswer: ((id: unknown) => Promise<void>) | undefined;
 let onLog: ((data: unknown) => void) | undefined;
+/** A fresh Streamable HTTP transport to the gateway with the demo client's key tokens. */
+let transportFor: () => StreamableHTTPClientTransport;
 
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
@@ -205,7 +207,7 @@ beforeAll(async () => {
   client.setNotificationHandler('notifications/progress', (n) => {
     progressed.push(n.params);
   });
-  const transport = () =>
+  const transport = (): StreamableHTTPClientTransport =>
     new StreamableHTTPClientTransport(new URL(resource), {
       fetch: (url, init) => {
         const headers = new Headers(init?.headers);
@@ -213,6 +215,7 @@ beforeAll(async () => {
         return fetch(url, { ...init, headers });
       },
     });
+  transportFor = transport;
   await client.connect(transport());
   modern = new Client(
     { name: 'fc-test-relay-modern', version: '1.0.0' },
@@ -277,7 +280,11 @@ describe('a tool-level error, relayed', () => {
 });
 
 /** POSTs `body` to the MCP endpoint as the registered client `name` (a fresh token). */
-async function postAs(name: string, body: unknown): Promise<{ status: number; text: string }> {
+async function postAs(
+  name: string,
+  body: unknown,
+  headers: Record<string, string> = { 'mcp-protocol-version': '2025-11-25' },
+): Promise<{ status: number; text: string }> {
   const c = readClientFile(dir, name);
   const resource = `${instance.url}/mcp`;
   const res = await fetch(resource, {
@@ -285,7 +292,7 @@ async function postAs(name: string, body: unknown): Promise<{ status: number; te
     headers: {
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2025-11-25',
+      ...headers,
       authorization: `Bearer ${signClientToken(importSigningKeyJwk(c.key), c.identity, resource, Date.now())}`,
     },
     body: JSON.stringify(body),
@@ -301,13 +308,19 @@ const answersOf = (r: { content?: unknown }): unknown[] =>
     c.text.startsWith('answered: ') ? (JSON.parse(c.text.slice('answered: '.length)) as unknown) : c.text,
   );
 
+/**
+ * A session of its own for each call: the same call repeated in one session would trip the
+ * demo policy's loop breaker for the session (and, with none named, for the client).
+ */
+const asSession = (id: string) => ({ 'failclosed.dev/session': id });
+
 const receiptOf = async (r: { _meta?: unknown }) =>
   (await entries()).find((e) => e.request_id === requestIdOf(r) && e.type === 'execution.receipt');
 
 describe('sampling and elicitation, relayed when the bundle lets the tool ask (client_requests)', () => {
   it("reach the client on the call's stream; its answers reach the upstream; the receipt counts and hashes them", async () => {
     const before = askedWith.length;
-    const r = await client.callTool({ name: 'asking.sample', arguments: {} });
+    const r = await client.callTool({ name: 'asking.sample', arguments: {}, _meta: asSession('asking-1') });
     expect(r.isError).not.toBe(true);
     expect(answersOf(r)).toEqual([SAMPLED, { action: 'accept', content: { ok: true } }]);
     const seen = askedWith.slice(before);
@@ -324,7 +337,7 @@ describe('sampling and elicitation, relayed when the bundle lets the tool ask (c
 
   it('the client answering an elicitation is never an approval: a transfer afterwards still waits for its approvers', async () => {
     // The upstream asked "Approve the transfer?" and the client accepted (above and here).
-    await client.callTool({ name: 'asking.sample', arguments: {} });
+    await client.callTool({ name: 'asking.sample', arguments: {}, _meta: asSession('asking-2') });
     const t = await client.callTool({
       name: 'transfer_funds',
       arguments: { from_account: 'acct_a', to_account: 'acct_b', amount: 2500, currency: 'USD' },
@@ -335,7 +348,11 @@ describe('sampling and elicitation, relayed when the bundle lets the tool ask (c
 
   it("refuses what it does not relay (another servers' context, a URL to open) and redacts what it does", async () => {
     const before = askedWith.length;
-    const r = await client.callTool({ name: 'asking.overreach', arguments: {} });
+    const r = await client.callTool({
+      name: 'asking.overreach',
+      arguments: {},
+      _meta: asSession('asking-3'),
+    });
     // includeContext: refused by the gateway's guard (-32603); a URL elicitation: refused by its
     // MCP client, which declared form elicitation only (-32602).
     expect(answersOf(r)).toEqual(['refused: -32603', 'refused: -32602', SAMPLED]);
@@ -350,7 +367,7 @@ describe('sampling and elicitation, relayed when the bundle lets the tool ask (c
 
   it('relays at most 8 requests of one call; the rest are refused to the upstream', async () => {
     const before = askedWith.length;
-    const r = await client.callTool({ name: 'asking.insist', arguments: {} });
+    const r = await client.callTool({ name: 'asking.insist', arguments: {}, _meta: asSession('asking-4') });
     const texts = (r.content as { text: string }[]).map((c) => c.text);
     expect(texts.filter((t) => t.startsWith('answered: '))).toHaveLength(8);
     expect(texts.slice(8)).toEqual(['refused: -32603', 'refused: -32603']);
@@ -365,7 +382,7 @@ describe('sampling and elicitation, relayed when the bundle lets the tool ask (c
       refusals.push(await postAs('other-agent', answer));
     };
     try {
-      const r = await client.callTool({ name: 'asking.sample', arguments: {} });
+      const r = await client.callTool({ name: 'asking.sample', arguments: {}, _meta: asSession('asking-5') });
       // The forged declines did not reach the upstream: the real answers did.
       expect(JSON.stringify(r.content)).not.toContain('decline');
       expect(JSON.stringify(r.content)).toContain('accept');
@@ -409,7 +426,7 @@ describe('sampling and elicitation, relayed when the bundle lets the tool ask (c
       }),
     );
     try {
-      const r = await c.callTool({ name: 'asking.sample', arguments: {} });
+      const r = await c.callTool({ name: 'asking.sample', arguments: {}, _meta: asSession('asking-6') });
       expect(answersOf(r)).toEqual([
         { role: 'assistant', content: { type: 'text', text: 'from stdio' }, model: 'stdio' },
         { action: 'decline' },
@@ -420,8 +437,72 @@ describe('sampling and elicitation, relayed when the bundle lets the tool ask (c
     }
   });
 
-  it('a 2026-07-28 client is not asked (that revision has no request to the client): the upstream is refused', async () => {
-    const r = await modern.callTool({ name: 'asking.sample', arguments: {} });
+  it('a 2026-07-28 client is asked in input_required rounds of the one governed call; its answers reach the upstream', async () => {
+    const m = new Client(
+      { name: 'fc-test-relay-rounds', version: '1.0.0' },
+      {
+        capabilities: { sampling: {}, elicitation: { form: {} } },
+        versionNegotiation: { mode: { pin: '2026-07-28' } },
+      },
+    );
+    const seen: string[] = [];
+    m.setRequestHandler('sampling/createMessage', () => {
+      seen.push('sampling/createMessage');
+      return { role: 'assistant', content: { type: 'text', text: 'in a round' }, model: 'rounds' } as const;
+    });
+    m.setRequestHandler('elicitation/create', () => {
+      seen.push('elicitation/create');
+      return { action: 'accept', content: { ok: false } } as const;
+    });
+    await m.connect(transportFor());
+    try {
+      const before = (await entries()).filter((e) => e.type === 'execution.receipt').length;
+      const r = await m.callTool({ name: 'asking.sample', arguments: {}, _meta: asSession('asking-7') });
+      expect(answersOf(r)).toEqual([
+        { role: 'assistant', content: { type: 'text', text: 'in a round' }, model: 'rounds' },
+        { action: 'accept', content: { ok: false } },
+      ]);
+      expect(seen.sort()).toEqual(['elicitation/create', 'sampling/createMessage']);
+      // One governed call, however many rounds: one receipt, the requests counted in it.
+      const receipts = (await entries()).filter((e) => e.type === 'execution.receipt');
+      expect(receipts.length - before).toBe(1);
+      expect((await receiptOf(r))?.payload).toMatchObject({
+        status: 'succeeded',
+        notices: { relayed: 2, dropped: 0 },
+      });
+    } finally {
+      await m.close();
+    }
+  });
+
+  it('a round state that names no held call of this client is refused and starts nothing', async () => {
+    const res = await postAs(
+      'demo-agent',
+      {
+        jsonrpc: '2.0',
+        id: 7,
+        method: 'tools/call',
+        params: {
+          name: 'asking.sample',
+          arguments: {},
+          requestState: 'failclosed-00000000-0000-4000-8000-000000000000',
+          inputResponses: {},
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientInfo': { name: 'x', version: '1' },
+            'io.modelcontextprotocol/clientCapabilities': { sampling: {} },
+          },
+        },
+      },
+      { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'asking.sample' },
+    );
+    const calls = upstreamCalls().length;
+    expect(res.text).toContain('ERR_REQUEST_MALFORMED');
+    expect(upstreamCalls().length).toBe(calls);
+  });
+
+  it('a 2026-07-28 client that takes no such request is not asked: the upstream is refused', async () => {
+    const r = await modern.callTool({ name: 'asking.sample', arguments: {}, _meta: asSession('asking-8') });
     expect(r.content).toEqual([
       { type: 'text', text: 'refused: -32601' },
       { type: 'text', text: 'refused: -32601' },

@@ -17,6 +17,7 @@ import { MAX_REQUEST_BYTES, MAX_REQUEST_DEPTH } from '../request.js';
 import type { McpAuthenticator } from './auth.js';
 import { createPrincipalServer } from './tools.js';
 import type { ClientAnswers } from './tools.js';
+import { createInputRounds } from './rounds.js';
 
 /** Where the RFC 9728 protected-resource metadata is served (also with the resource path appended). */
 export const PROTECTED_RESOURCE_PATH = '/.well-known/oauth-protected-resource';
@@ -178,6 +179,8 @@ export function createMcpEndpoint(
    * principal the request was sent to. Each entry ends with its call (the waiting side aborts).
    */
   const awaiting = new Map<string, { owner: string; take: (m: JsonObject) => void }>();
+  /** The 2026-07-28 calls held between their `input_required` rounds (rounds.ts). */
+  const rounds = createInputRounds();
   const answers: ClientAnswers = {
     expect: (principal, id, signal) =>
       new Promise<JsonObject>((resolve, reject) => {
@@ -373,6 +376,7 @@ export function createMcpEndpoint(
         createPrincipalServer(gate, principal, {
           approvalWaitMs: settings.approvalWaitMs ?? 0,
           answers,
+          rounds,
           ...(traceparent === undefined ? {} : { traceparent }),
         }),
       {

@@ -10,8 +10,19 @@
 // The low-level Server: tools come from the active policy bundle at request time with their JSON
 // Schemas, and arguments are validated by the Control Plane (a ledgered deny), not by the SDK.
 import { randomUUID } from 'node:crypto';
-import { PROTOCOL_VERSION_META_KEY, Server, isSpecType } from '@modelcontextprotocol/server';
-import type { CallToolResult, ContentBlock, ServerContext } from '@modelcontextprotocol/server';
+import {
+  CLIENT_CAPABILITIES_META_KEY,
+  PROTOCOL_VERSION_META_KEY,
+  Server,
+  inputRequired,
+  isSpecType,
+} from '@modelcontextprotocol/server';
+import type {
+  CallToolResult,
+  ContentBlock,
+  InputRequests,
+  ServerContext,
+} from '@modelcontextprotocol/server';
 import { canonicalize, deny, parseJson, sha256Hex } from '../../kernel/index.js';
 import type { JsonObject, JsonValue } from '../../kernel/index.js';
 import type { CallRelay, RelayedAsk, RelayedNotice } from '../../execution/index.js';
@@ -21,6 +32,8 @@ import { MAX_REQUEST_BYTES, MAX_REQUEST_DEPTH } from '../request.js';
 import type { CallResponse } from '../types.js';
 import { registerPromptsAndResources } from './entries.js';
 import { RETRY_META_KEY, callMetaOf, refusedCall, retryOf, sessionOf } from './meta.js';
+import { inputRequestOf } from './rounds.js';
+import type { InputRounds, Round, RoundIo } from './rounds.js';
 
 export { CALL_META_KEY, RETRY_META_KEY, SESSION_META_KEY } from './meta.js';
 
@@ -157,6 +170,11 @@ export interface PrincipalServerOptions {
    * docs/mcp.md "Sampling and elicitation"). Absent: an upstream can ask the client nothing.
    */
   readonly answers?: ClientAnswers;
+  /**
+   * Where a 2026-07-28 call that asks its client for input is held between rounds (the HTTP
+   * endpoint's registry, rounds.ts). Absent: such a client can be asked nothing.
+   */
+  readonly rounds?: InputRounds;
 }
 
 /**
@@ -287,6 +305,38 @@ function askerFor(
   };
 }
 
+/** The envelope of a 2026-07-28 request (absent for the 2025 revisions). */
+function envelopeOf(ctx: ServerContext): Readonly<Record<string, unknown>> | undefined {
+  return ctx.mcpReq.envelope;
+}
+
+/** What a 2026-07-28 client says it answers, from its request's capabilities. */
+function askableBy(envelope: Readonly<Record<string, unknown>>): ReadonlySet<string> {
+  const caps = envelope[CLIENT_CAPABILITIES_META_KEY];
+  const c = typeof caps === 'object' && caps !== null ? (caps as Record<string, unknown>) : {};
+  const out = new Set<string>();
+  if (typeof c['sampling'] === 'object' && c['sampling'] !== null) out.add('sampling/createMessage');
+  // A bare `elicitation: {}` is form elicitation (the rule before modes).
+  const e = c['elicitation'];
+  if (typeof e === 'object' && e !== null) {
+    const modes = e as Record<string, unknown>;
+    if (modes['form'] !== undefined || modes['url'] === undefined) out.add('elicitation/create');
+  }
+  return out;
+}
+
+/** A round's answer: the client's requests as `input_required`, or the call's result. */
+function answerOf(round: Round): CallToolResult {
+  if (round.kind === 'done') return round.result;
+  const inputRequests = Object.fromEntries(
+    Object.entries(round.requests).map(([key, ask]) => [key, inputRequestOf(ask)]),
+  );
+  return inputRequired({
+    inputRequests: inputRequests as unknown as InputRequests,
+    requestState: round.state,
+  }) as unknown as CallToolResult;
+}
+
 /**
  * A fresh MCP server for one principal (one HTTP request, or one stdio connection). A call with a
  * `progressToken` may wait for its approval up to `approvalWaitMs`, the client told meanwhile by
@@ -354,6 +404,58 @@ export function createPrincipalServer(
       ...(retry === null ? {} : { retryOf: retry }),
     };
     const token = progressTokenOf(request.params._meta);
+    const envelope = envelopeOf(ctx);
+    const rounds = options.rounds;
+    if (envelope?.[PROTOCOL_VERSION_META_KEY] !== undefined && rounds !== undefined) {
+      // 2026-07-28: an upstream's requests to the client go out as `input_required` rounds of
+      // a call held here (rounds.ts); a retry carrying a state is such a round, never a new call.
+      const owner = JSON.stringify([principal.tenant, principal.identity]);
+      const exact = sha256Hex(canonicalize({ call, tool: request.params.name }));
+      const io: RoundIo = (shared) => {
+        const round = relayFor(ctx, token, shared);
+        return { signal: ctx.mcpReq.signal, notify: (n) => round.relay.notify(n) };
+      };
+      const state = ctx.mcpReq.requestState();
+      if (typeof state === 'string') {
+        const round = rounds.resume(owner, exact, state, ctx.mcpReq.inputResponses, io);
+        if (round !== undefined) return answerOf(await round);
+        await refusedCall(
+          gate,
+          'ERR_REQUEST_MALFORMED',
+          'no call of this client waits for this input',
+          request.params,
+        );
+        return {
+          isError: true,
+          content: [
+            { type: 'text', text: 'ERR_REQUEST_MALFORMED: no call of this client waits for this input' },
+          ],
+          structuredContent: { outcome: 'deny', code: 'ERR_REQUEST_MALFORMED', request_id: null },
+        };
+      }
+      const askable = askableBy(envelope);
+      if (askable.size > 0) {
+        const first = await rounds.start(
+          owner,
+          exact,
+          async (held) => {
+            const relay: CallRelay = {
+              progress: token !== undefined,
+              cancelled: held.cancelled,
+              notify: (n) => held.notify(n),
+              ask: (a, signal) =>
+                askable.has(a.method)
+                  ? held.ask(a, signal)
+                  : Promise.reject(new Error('the client does not take this request')),
+            };
+            const waiting = waitMs > 0 && token !== undefined ? { waitMs, signal: held.cancelled } : {};
+            return toolResultOf((await gate.callAs(principal, call, { ...traced, ...waiting, relay })).body);
+          },
+          io,
+        );
+        return answerOf(first);
+      }
+    }
     // Nothing sent yet: an upstream's first progress may be 0 (MCP only asks that it increase).
     const sent = { progress: Number.NEGATIVE_INFINITY };
     const { relay, flushed } = relayFor(ctx, token, sent, askerFor(server, ctx, principal, options.answers));
