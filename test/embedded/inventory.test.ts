@@ -61,6 +61,12 @@ function adapterBundle(): LoadedBundle {
         tool('files.read', { ...mcp, command: ['/usr/bin/mcp-files'], tool: 'read' }, 'storage-team'),
         tool('files.prompt', { ...mcp, command: ['/usr/bin/mcp-files'], prompt: 'summarise' }),
         tool('web.page', { ...mcp, server: 'web', url: 'https://mcp.example/mcp', resource: 'page://x' }),
+        tool('web.pages', {
+          ...mcp,
+          server: 'web',
+          url: 'https://mcp.example/mcp',
+          resource_template: 'page://{id}',
+        }),
         tool('hook', { type: 'http', method: 'POST', url: 'https://hooks.example/x' }, 'ops'),
       ],
     },
@@ -109,6 +115,11 @@ describe('buildInventory', () => {
     expect(by('web.page')).toMatchObject({
       kind: 'mcp-http',
       detail: { server: 'web', url: 'https://mcp.example/mcp', pinned: 'resource' },
+    });
+    // A resource template is labelled as such, under its template (not as a resource).
+    expect(by('web.pages')).toMatchObject({
+      kind: 'mcp-http',
+      detail: { server: 'web', pinned: 'template', upstream_name: 'page://{id}' },
     });
     expect(by('hook')).toMatchObject({ kind: 'http', owner: 'ops', detail: { method: 'POST' } });
     expect(parseInventory(inventoryJson(doc))).toEqual(doc);
