@@ -115,47 +115,38 @@ beforeAll(async () => {
   everything = await startServerEverything();
   instance = await startEmbedded(dir, { port: 0, executionPort: 0, allowLoopbackMcpUpstreams: true });
   announceServer(dir, instance.url);
-  const pinned = await cli(
-    'policy',
-    'pin-mcp',
-    src,
-    '--server',
-    'relay',
-    '--read',
-    NODE_MODULES,
-    '--read',
-    FIXTURE,
-    '--write',
-    state,
-    '--',
-    '/usr/bin/node',
-    join(FIXTURE, 'server.mjs'),
-    state,
-  );
-  expect(pinned.err).toBe('');
-  expect(pinned.code).toBe(0);
-  const pinnedAsking = await cli(
-    'policy',
-    'pin-mcp',
-    src,
-    '--server',
-    'asking',
-    ...ASKING.flatMap((t) => ['--only', t]),
-    '--client-requests',
-    'sampling,elicitation',
-    '--read',
-    NODE_MODULES,
-    '--read',
-    FIXTURE,
-    '--write',
-    state,
-    '--',
-    '/usr/bin/node',
-    join(FIXTURE, 'server.mjs'),
-    state,
-  );
-  expect(pinnedAsking.err).toBe('');
-  expect(pinnedAsking.code).toBe(0);
+  // The fixture pinned twice: as `relay` (it may ask the client nothing) and, its asking tools
+  // only, as `asking` (it may ask for sampling and elicitation).
+  const pinFixture = (...args: string[]) =>
+    cli(
+      'policy',
+      'pin-mcp',
+      src,
+      ...args,
+      '--read',
+      NODE_MODULES,
+      '--read',
+      FIXTURE,
+      '--write',
+      state,
+      '--',
+      '/usr/bin/node',
+      join(FIXTURE, 'server.mjs'),
+      state,
+    );
+  for (const pinned of [
+    await pinFixture('--server', 'relay'),
+    await pinFixture(
+      '--server',
+      'asking',
+      ...ASKING.flatMap((t) => ['--only', t]),
+      '--client-requests',
+      'sampling,elicitation',
+    ),
+  ]) {
+    expect(pinned.err).toBe('');
+    expect(pinned.code).toBe(0);
+  }
   const pinnedHttp = await cli(
     'policy',
     'pin-mcp',
