@@ -15,6 +15,11 @@
  * a result beyond them is answered `ERR_TOOL_OUTPUT_LIMIT` and recorded as a `denial` (the tool
  * ran, its receipt is written, the result is withheld), so the Gate never denies a call whose
  * result the Execution Layer reported as delivered.
+ *
+ * Over mutual TLS, a call whose request asks for the relay is answered as a stream of its
+ * guarded notices and requests to the caller's client, then the same answer
+ * ({@link RELAY_CONTENT_TYPE}); `POST /v1/execute/answer` and `POST /v1/execute/cancel` reach a
+ * relayed call still running, by the ids the stream named.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';

@@ -12,6 +12,11 @@
  * Gate would not accept (`EXECUTION_ANSWER_LIMITS`, `ERR_TOOL_OUTPUT_LIMIT`, recorded there), and
  * the request is cancelled when the Gate's execute deadline passes (its `signal`), with a socket
  * timeout below that deadline: no answer arrives after the Gate has denied.
+ *
+ * A call with a `CallRelay` (the MCP ingress, never a background call) is relayed across the
+ * connection ({@link postRelayed}; docs/deployment.md "The relay between the Gate and the
+ * Execution Layer"): notices and requests to the client stream back as lines, each checked here
+ * again, and a cancellation is sent to the Execution Layer.
  */
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:https';
