@@ -15,6 +15,7 @@
  *   `ERR_EXECUTION_UNAVAILABLE`, and nothing is relayed.
  */
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -322,6 +323,8 @@ describe('the Gate reads a relayed answer as untrusted input', () => {
   let agent: MtlsAgent;
   /** What the fake Execution Layer streams to the next call. */
   let lines: string[] = [];
+  /** When set, answers every request instead. */
+  let route: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   const CALL = '{"event":"call","call":"BBBBBBBBBBBBBBBBBBBBBB"}';
   const NOTICE = '{"event":"notice","notice":{"kind":"log","level":"info","data":"hello"}}';
   const ANSWER = '{"outcome":"deny","code":"ERR_TOOL_FAILED","reason":"the tool adapter failed"}';
@@ -336,6 +339,7 @@ describe('the Gate reads a relayed answer as untrusted input', () => {
   beforeAll(async () => {
     fake = await createMtlsServer(
       (req, res) => {
+        if (route !== undefined) return route(req, res);
         req.resume();
         res.writeHead(200, { 'content-type': 'application/x-ndjson' });
         for (const l of lines) res.write(l);
@@ -360,11 +364,14 @@ describe('the Gate reads a relayed answer as untrusted input', () => {
   });
 
   /** Runs `call` through the Gate's remote port to the fake; what was relayed and the answer. */
-  async function run(): Promise<{ answer: unknown; notices: RelayedNotice[]; asks: RelayedAsk[] }> {
+  async function run(
+    cancelled?: AbortSignal,
+  ): Promise<{ answer: unknown; notices: RelayedNotice[]; asks: RelayedAsk[] }> {
     const notices: RelayedNotice[] = [];
     const asks: RelayedAsk[] = [];
     const relay: CallRelay = {
       progress: true,
+      ...(cancelled === undefined ? {} : { cancelled }),
       notify: (n) => notices.push(n),
       ask: (a) => {
         asks.push(a);
@@ -424,5 +431,55 @@ describe('the Gate reads a relayed answer as untrusted input', () => {
     expect(r.answer).toMatchObject({ outcome: 'deny', code: 'ERR_EXECUTION_UNAVAILABLE' });
     expect(r.notices).toEqual([]);
     expect(r.asks).toEqual([]);
+  });
+  it('a call that ended before its cancellation arrived keeps its outcome: the Gate takes the answer that follows', async () => {
+    const cancel = new AbortController();
+    let held: ServerResponse | undefined;
+    const told: unknown[] = [];
+    route = (req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        if (req.url === '/v1/execute') {
+          res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+          res.write(`${CALL}\n`);
+          held = res;
+          cancel.abort();
+          return;
+        }
+        told.push(JSON.parse(body));
+        // The call has ended meanwhile: the cancellation is refused, the answer follows.
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end('{"outcome":"deny","code":"ERR_REQUEST_MALFORMED","reason":"no such running call"}');
+        held?.end(`${ANSWER}\n`);
+      });
+    };
+    try {
+      const r = await run(cancel.signal);
+      expect(told).toEqual([{ call: 'BBBBBBBBBBBBBBBBBBBBBB' }]);
+      expect(r.answer).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_FAILED' });
+    } finally {
+      route = undefined;
+    }
+  });
+
+  it('a cancellation the Execution Layer cannot be told of cuts the request (which cancels there)', async () => {
+    const cancel = new AbortController();
+    let cut: Promise<void> | undefined;
+    route = (req, res) => {
+      req.resume();
+      if (req.url !== '/v1/execute') return void req.socket.destroy();
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.write(`${CALL}\n`);
+      cut = new Promise((resolve) => res.once('close', () => resolve()));
+      cancel.abort();
+    };
+    try {
+      const r = await run(cancel.signal);
+      expect(r.answer).toMatchObject({ outcome: 'deny', code: 'ERR_EXECUTION_UNAVAILABLE' });
+      await cut;
+    } finally {
+      route = undefined;
+    }
   });
 });
