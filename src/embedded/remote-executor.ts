@@ -207,15 +207,18 @@ function postRelayed(
           .split(';')[0]
           ?.trim();
         if (type !== RELAY_CONTENT_TYPE) {
-          readCapped(res, maxBytes).then((b) => {
-            if (b === null) return fail('answer too large');
-            try {
-              const v = parseJson(b, parseOptions);
-              settle(() => resolve(v));
-            } catch {
-              fail('malformed answer');
-            }
-          }, fail);
+          readCapped(res, maxBytes).then(
+            (b) => {
+              if (b === null) return fail('answer too large');
+              try {
+                const v = parseJson(b, parseOptions);
+                settle(() => resolve(v));
+              } catch {
+                fail('malformed answer');
+              }
+            },
+            () => fail('the answer broke off'),
+          );
           return;
         }
         readLines(res, relay, {
@@ -231,8 +234,10 @@ function postRelayed(
               .then(() => relay.ask!(ask, ended.signal))
               .then(
                 (result) => {
+                  // Screened here too (the Execution Layer's guard checks it again), within its bound.
                   const checked = screenAnswer(kind, result);
-                  return checked === undefined
+                  return checked === undefined ||
+                    Buffer.byteLength(canonicalize(checked), 'utf8') > MAX_ASK_BYTES
                     ? { call: answered, ask: id, error: 'the client answer is not one failclosed relays' }
                     : { call: answered, ask: id, result: checked };
                 },
