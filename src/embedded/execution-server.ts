@@ -15,13 +15,19 @@
  * a result beyond them is answered `ERR_TOOL_OUTPUT_LIMIT` and recorded as a `denial` (the tool
  * ran, its receipt is written, the result is withheld), so the Gate never denies a call whose
  * result the Execution Layer reported as delivered.
+ *
+ * Over mutual TLS, a call whose request asks for the relay is answered as a stream of its
+ * guarded notices and requests to the caller's client, then the same answer
+ * ({@link RELAY_CONTENT_TYPE}); `POST /v1/execute/answer` and `POST /v1/execute/cancel` reach a
+ * relayed call still running, by the ids the stream named.
  */
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FailclosedError, isDenialCode, parseJson, statusOf, withDeadline } from '../kernel/index.js';
 import type { DenialCode, JsonObject, JsonValue } from '../kernel/index.js';
-import type { ExecutionInput, ExecutionLedger, Executor } from '../execution/index.js';
+import type { CallRelay, ExecutionInput, ExecutionLedger, Executor } from '../execution/index.js';
 import { createMtlsServer, readCapped } from '../transport/index.js';
 import type { MtlsServer, Refusal, RefusalReason, TlsFiles } from '../transport/index.js';
 
@@ -32,6 +38,22 @@ const MAX_BODY = 256 * 1024;
  * (bytes of its JSON, nesting depth): the listener refuses to send more, the port to read more.
  */
 export const EXECUTION_ANSWER_LIMITS = Object.freeze({ maxBytes: 1024 * 1024, maxDepth: 64 });
+
+/**
+ * The relayed form of `POST /v1/execute` (docs/deployment.md "The relay between the Gate and the
+ * Execution Layer"). A request whose body carries `relay: {progress, ask}` (booleans) is answered
+ * `200` with `content-type: application/x-ndjson`: one JSON object a line, first
+ * `{"event":"call","call":ID}`, then `{"event":"notice","notice":N}` for each notice the
+ * executor's guard relayed and `{"event":"ask","ask":ID,"method":M,"params":P}` for each request
+ * to the caller's client, and last the execution answer itself, the same object as the plain
+ * answer, then the end of the stream. The Gate answers an ask with `POST /v1/execute/answer`
+ * (`{call, ask, result}` or `{call, ask, error}`) and cancels with `POST /v1/execute/cancel`
+ * (`{call}`); the EL's ids are 128 random bits. A request without `relay` is answered as before.
+ */
+export const RELAY_CONTENT_TYPE = 'application/x-ndjson';
+
+/** Bytes a relayed answer may carry beyond its last line: its event lines (notices, requests). */
+export const RELAY_EVENT_BYTES = 1024 * 1024;
 
 /** A listening Execution Layer endpoint. */
 export interface ExecutionServer {
@@ -91,7 +113,11 @@ export async function createExecutionServer(
   executor: Executor,
   options: ExecutionServerOptions,
 ): Promise<ExecutionServer> {
+  /** The relayed calls running: their cancellation and their requests waiting for an answer. */
+  const running = new Map<string, RunningCall>();
   const handler = (req: IncomingMessage, res: ServerResponse, gate: boolean): void => {
+    // Until a relayed answer starts streaming, the plain answer; after, its last line.
+    let finish: (status: number, body: JsonValue) => void;
     const send = (status: number, body: JsonValue): void => {
       const text = JSON.stringify(body);
       res.writeHead(status, {
@@ -100,11 +126,11 @@ export async function createExecutionServer(
       });
       res.end(text);
     };
+    finish = send;
     // What the call named, for the record of an exception caught at the edge.
     let named: JsonObject = {};
     const handle = async (): Promise<void> => {
-      const route =
-        req.url === '/v1/execute' ? 'execute' : gate && req.url === '/v1/void' ? 'void' : undefined;
+      const route = req.url === '/v1/execute' ? 'execute' : gate ? GATE_ROUTES.get(req.url ?? '') : undefined;
       if (req.method !== 'POST' || route === undefined) {
         req.resume();
         return send(404, { error: 'not_found' });
@@ -120,6 +146,16 @@ export async function createExecutionServer(
         return send(400, { outcome: 'deny', code, reason: 'malformed JSON' });
       }
       const o = (typeof v === 'object' && v !== null && !Array.isArray(v) ? v : {}) as JsonObject;
+      if (route === 'answer' || route === 'cancel') {
+        const taken = route === 'answer' ? answerAsk(running, o) : cancelCall(running, o);
+        return taken
+          ? send(200, { accepted: true })
+          : send(400, {
+              outcome: 'deny',
+              code: 'ERR_REQUEST_MALFORMED',
+              reason: 'no such running call or pending request',
+            });
+      }
       named = o;
       if (route === 'void') {
         const code = o['code'];
@@ -132,9 +168,30 @@ export async function createExecutionServer(
         const r = await executor.void({ ...executionInputOf(o), code, stage: o['stage'].slice(0, 64) });
         return send(r.outcome === 'deny' ? statusOf(r.code) : 200, { ...r });
       }
-      const r = await executor.execute(executionInputOf(o));
+      const wanted = o['relay'];
+      if (wanted !== undefined && !(gate && isRelayAsked(wanted)))
+        return send(400, {
+          outcome: 'deny',
+          code: 'ERR_REQUEST_MALFORMED',
+          reason: 'relay must be { progress, ask } (booleans), over mutual TLS',
+        });
+      let relay: CallRelay | undefined;
+      let done = (): void => undefined;
+      if (wanted !== undefined) {
+        const streaming = streamCall(res, running, wanted);
+        relay = streaming.relay;
+        done = streaming.done;
+        finish = streaming.finish;
+      }
+      let r: Awaited<ReturnType<Executor['execute']>>;
+      try {
+        r = await executor.execute(executionInputOf(o), undefined, relay);
+      } finally {
+        // The call has ended (its receipt written): nothing more is relayed or awaited.
+        done();
+      }
       if (r.outcome === 'deny')
-        return send(statusOf(r.code), { outcome: 'deny', code: r.code, reason: r.reason });
+        return finish(statusOf(r.code), { outcome: 'deny', code: r.code, reason: r.reason });
       const executed = { outcome: 'executed', result: r.result, receipt: { ...r.receipt } };
       if (!withinAnswerLimits(executed, options.maxAnswerBytes ?? EXECUTION_ANSWER_LIMITS.maxBytes)) {
         // The tool ran (its receipt is written); the Gate could not take the result, so it is withheld.
@@ -142,13 +199,13 @@ export async function createExecutionServer(
           code: 'ERR_TOOL_OUTPUT_LIMIT',
           reason: 'the result exceeds what an answer to the Gate may carry; the tool ran',
         });
-        return send(statusOf('ERR_TOOL_OUTPUT_LIMIT'), {
+        return finish(statusOf('ERR_TOOL_OUTPUT_LIMIT'), {
           outcome: 'deny',
           code: 'ERR_TOOL_OUTPUT_LIMIT',
           reason: 'the result exceeds what an answer to the Gate may carry',
         });
       }
-      return send(200, executed);
+      return finish(200, executed);
     };
     handle().catch(async () => {
       // Recorded first (bounded), then answered: the deny stands either way.
@@ -157,8 +214,9 @@ export async function createExecutionServer(
         reason: 'the execution listener failed unexpectedly',
       });
       try {
-        if (!res.headersSent)
-          send(500, { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'internal failure' });
+        // A relayed answer already streaming ends with the deny as its last line.
+        if (!res.headersSent || finish !== send)
+          finish(500, { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'internal failure' });
       } catch {
         res.destroy();
       }
@@ -205,6 +263,122 @@ async function listenMtls(
     refusals: () => m.refusals(),
     close: () => m.close(),
   };
+}
+
+/** The routes only the Gate reaches (over mutual TLS). */
+const GATE_ROUTES: ReadonlyMap<string, 'void' | 'answer' | 'cancel'> = new Map([
+  ['/v1/void', 'void'],
+  ['/v1/execute/answer', 'answer'],
+  ['/v1/execute/cancel', 'cancel'],
+] as const);
+
+/** A relayed call running: how to cancel it, and its requests waiting for the caller's answer. */
+interface RunningCall {
+  readonly cancel: () => void;
+  readonly pending: Map<string, { resolve(v: unknown): void; reject(e: Error): void }>;
+}
+
+/** An id the Execution Layer chooses: 128 random bits, base64url. */
+const freshId = (): string => randomBytes(16).toString('base64url');
+
+const ID_RE = /^[A-Za-z0-9_-]{22}$/;
+
+function isRelayAsked(v: JsonValue): v is { readonly progress: boolean; readonly ask: boolean } {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const o = v as JsonObject;
+  return Object.keys(o).length === 2 && typeof o['progress'] === 'boolean' && typeof o['ask'] === 'boolean';
+}
+
+/**
+ * Starts the relayed answer of a call: its first line names the call; the relay handed to the
+ * executor writes each guarded notice and each request to the caller's client as a line. The
+ * call is cancelled when the Gate asks (`POST /v1/execute/cancel`) or goes away (the connection
+ * closes before the last line). `done()` ends it: its requests still waiting are refused, and
+ * nothing more is written but the last line, `finish`.
+ */
+function streamCall(
+  res: ServerResponse,
+  running: Map<string, RunningCall>,
+  wanted: { readonly progress: boolean; readonly ask: boolean },
+): {
+  readonly relay: CallRelay;
+  readonly done: () => void;
+  readonly finish: (status: number, body: JsonValue) => void;
+} {
+  const call = freshId();
+  const cancelled = new AbortController();
+  const pending: RunningCall['pending'] = new Map();
+  let open = true;
+  running.set(call, { cancel: () => cancelled.abort(), pending });
+  res.writeHead(200, { 'content-type': `${RELAY_CONTENT_TYPE}; charset=utf-8`, 'cache-control': 'no-store' });
+  const line = (v: JsonValue): void => {
+    if (open && !res.destroyed) res.write(`${JSON.stringify(v)}\n`);
+  };
+  // The Gate gone before the last line: the call is cancelled as if it had asked.
+  res.once('close', () => {
+    if (!res.writableFinished) cancelled.abort();
+  });
+  line({ event: 'call', call });
+  const ask: CallRelay['ask'] = (a, signal) =>
+    new Promise<unknown>((resolve, reject) => {
+      if (!open || signal.aborted) return reject(new Error('the call has ended'));
+      const id = freshId();
+      pending.set(id, { resolve, reject });
+      signal.addEventListener(
+        'abort',
+        () => {
+          if (pending.delete(id)) reject(new Error('the call has ended'));
+        },
+        { once: true },
+      );
+      line({ event: 'ask', ask: id, method: a.method, params: a.params });
+    });
+  const relay: CallRelay = {
+    progress: wanted.progress,
+    cancelled: cancelled.signal,
+    notify: (notice) => line({ event: 'notice', notice: notice as unknown as JsonValue }),
+    ...(wanted.ask ? { ask } : {}),
+  };
+  return {
+    relay,
+    done: () => {
+      open = false;
+      running.delete(call);
+      for (const p of pending.values()) p.reject(new Error('the call has ended'));
+      pending.clear();
+    },
+    finish: (_status, body) => {
+      open = false;
+      if (!res.destroyed && !res.writableEnded) res.end(`${JSON.stringify(body)}\n`);
+    },
+  };
+}
+
+/** `POST /v1/execute/answer`: hands the answer to the call's own pending request; false when there is none. */
+function answerAsk(running: ReadonlyMap<string, RunningCall>, o: JsonObject): boolean {
+  const call = o['call'];
+  const ask = o['ask'];
+  if (typeof call !== 'string' || typeof ask !== 'string' || !ID_RE.test(call) || !ID_RE.test(ask))
+    return false;
+  const hasResult = 'result' in o;
+  const error = o['error'];
+  if (hasResult === (error !== undefined) || (error !== undefined && typeof error !== 'string')) return false;
+  const pending = running.get(call)?.pending;
+  const waiting = pending?.get(ask);
+  if (pending === undefined || waiting === undefined) return false;
+  pending.delete(ask);
+  if (hasResult) waiting.resolve(o['result']);
+  else waiting.reject(new Error('the client answered an error'));
+  return true;
+}
+
+/** `POST /v1/execute/cancel`: cancels a running relayed call; false when there is none. */
+function cancelCall(running: ReadonlyMap<string, RunningCall>, o: JsonObject): boolean {
+  const call = o['call'];
+  const found = typeof call === 'string' && Object.keys(o).length === 1 ? running.get(call) : undefined;
+  if (found === undefined) return false;
+  found.cancel();
+  return true;
 }
 
 const namedString = (o: JsonObject, key: string): string => {

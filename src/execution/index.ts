@@ -23,11 +23,17 @@ export {
 } from './redaction.js';
 export type { Redactor, RedactorOptions, RedactionPatternName } from './redaction.js';
 export {
+  CLIENT_REQUEST_METHODS,
   guardRelay,
   LOGGING_LEVELS,
+  MAX_ASK_BYTES,
   MAX_NOTICE_BYTES,
+  MAX_RELAYED_ASKS,
   MAX_RELAYED_BYTES,
   MAX_RELAYED_NOTICES,
+  parseRelayedNotice,
+  screenAnswer,
+  screenAsk,
 } from './relay.js';
 export type {
   CallRelay,

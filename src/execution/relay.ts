@@ -156,6 +156,25 @@ function parseLog(p: unknown): RelayedNotice | undefined {
   };
 }
 
+/**
+ * A notice as relayed (`{kind, ...}`, e.g. read back from another process's wire, untrusted) in
+ * its closed shape, or undefined: no other key, its fields as {@link guardRelay} relays them, and
+ * at most {@link MAX_NOTICE_BYTES} as canonical JSON.
+ */
+export function parseRelayedNotice(v: unknown): RelayedNotice | undefined {
+  if (!isObject(v)) return undefined;
+  const { kind, ...rest } = v;
+  const allowed = kind === 'progress' ? ['progress', 'total', 'message'] : ['level', 'logger', 'data'];
+  if (Object.keys(rest).some((k) => !allowed.includes(k))) return undefined;
+  const notice = kind === 'progress' ? parseProgress(rest) : kind === 'log' ? parseLog(rest) : undefined;
+  if (notice === undefined) return undefined;
+  try {
+    return Buffer.byteLength(canonicalize(notice), 'utf8') <= MAX_NOTICE_BYTES ? notice : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** `notice` with its text (message, logger, data) redacted; its numbers and level are its own. */
 function redactNotice(notice: RelayedNotice, redactor: Redactor): RelayedNotice {
   if (notice.kind === 'progress')

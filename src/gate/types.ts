@@ -127,8 +127,10 @@ export interface GateExecutor {
    * consumption joins the call's pending writes and the receipt may be written without waiting:
    * the Gate lets nothing out before `writes.sync()` (`durability.ts`).
    *
-   * With `relay` (the MCP ingress): an in-process Execution Layer relays the upstream's notices
-   * of the call to it and ends the call when it is cancelled (relay.ts); a remote port ignores it.
+   * With `relay` (the MCP ingress): the Execution Layer relays the upstream's notices and
+   * requests of the call to it and ends the call when it is cancelled (relay.ts); a remote port
+   * carries it across the connection (docs/deployment.md "The relay between the Gate and the
+   * Execution Layer"), except for a background call.
    */
   execute(
     call: ExecutionCall,
