@@ -416,7 +416,8 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   > => {
     const k = c.constraints;
     if (k.timeout_ms <= 0) return deny('ERR_TOOL_TIMEOUT', 'no time granted');
-    const guard = relay === undefined ? undefined : guardRelay(relay, deps.redactor, k.max_output_bytes);
+    const guard =
+      relay === undefined ? undefined : guardRelay(relay, deps.redactor, k.max_output_bytes, c.tool);
     const cancelled = relay?.cancelled;
     const ran = await callWithCancellableTimeout(
       (signal) =>

@@ -31,6 +31,7 @@ export {
   MAX_RELAYED_ASKS,
   MAX_RELAYED_BYTES,
   MAX_RELAYED_NOTICES,
+  AskNotSent,
   parseRelayedNotice,
   screenAnswer,
   screenAsk,

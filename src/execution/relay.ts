@@ -65,8 +65,11 @@ export interface RelayedAsk {
 export interface CallRelay {
   /** Whether the caller asked for progress: only then is the upstream asked for it. */
   readonly progress: boolean;
-  /** Told each notice that passed the guard. Must not block; a throw is ignored. */
-  notify(notice: RelayedNotice): void;
+  /**
+   * Told each notice that passed the guard. Must not block; a throw is ignored. `false`: there was
+   * nowhere to send it (it is counted dropped, not relayed).
+   */
+  notify(notice: RelayedNotice): boolean | void;
   /** Aborted when the caller cancels the call: the upstream call is ended (`ERR_CALL_CANCELLED`). */
   readonly cancelled?: AbortSignal;
   /**
@@ -76,6 +79,12 @@ export interface CallRelay {
    */
   ask?(ask: RelayedAsk, signal: AbortSignal): Promise<unknown>;
 }
+
+/**
+ * What a caller's `ask` rejects with when the request never reached the client (its capabilities
+ * do not take it, there was no stream to send it on): counted dropped, not relayed.
+ */
+export class AskNotSent extends Error {}
 
 /** What an adapter hands on: the upstream's notification params as received (untrusted). */
 export interface UpstreamNotices {
@@ -92,7 +101,7 @@ export interface UpstreamNotices {
    * the caller's client when they pass the guard; resolves with the client's checked answer.
    * Rejects (the upstream is answered an error) when refused, unanswered or the call ended.
    */
-  onAsk(kind: ClientRequestKind, params: unknown): Promise<JsonObject>;
+  onAsk(kind: ClientRequestKind, params: unknown, signal?: AbortSignal): Promise<JsonObject>;
 }
 
 /** How many notices of one call are relayed at most; the rest are dropped and counted. */
@@ -188,25 +197,109 @@ function redactNotice(notice: RelayedNotice, redactor: Redactor): RelayedNotice 
   };
 }
 
-const pick = (o: Record<string, unknown>, keys: readonly string[]): JsonObject => {
+const pick = (o: Record<string, unknown>, keys: readonly string[]): Record<string, JsonValue> => {
   const out: Record<string, JsonValue> = {};
   for (const k of keys) if (o[k] !== undefined) out[k] = o[k] as JsonValue;
   return out;
 };
 
-/** Content a relayed sampling message or answer may carry: no tool use (never declared). */
-const SAMPLING_CONTENT = new Set(['text', 'image', 'audio']);
+/** `pick` of an object, or undefined when `v` is not one. */
+const pickOf = (v: unknown, keys: readonly string[]): Record<string, JsonValue> | undefined =>
+  isObject(v) ? pick(v, keys) : undefined;
 
-function samplingContentOk(content: unknown): boolean {
-  const blocks = Array.isArray(content) ? content : [content];
-  return blocks.length > 0 && blocks.every((b) => isObject(b) && SAMPLING_CONTENT.has(b['type'] as string));
+/**
+ * A sampling content block rebuilt with only the fields MCP defines for it (no `_meta`, no
+ * annotations, nothing else): text, image or audio; undefined for anything else (tool use and
+ * tool results are never declared).
+ */
+function samplingBlock(b: unknown): JsonObject | undefined {
+  if (!isObject(b)) return undefined;
+  if (b['type'] === 'text')
+    return typeof b['text'] === 'string' ? { type: 'text', text: b['text'] } : undefined;
+  if (b['type'] !== 'image' && b['type'] !== 'audio') return undefined;
+  const { data, mimeType } = b;
+  return typeof data === 'string' && typeof mimeType === 'string'
+    ? { type: b['type'], data, mimeType }
+    : undefined;
+}
+
+/** Content of a sampling message or answer, rebuilt (one block or a non-empty array of them). */
+function samplingContent(content: unknown): JsonValue | undefined {
+  if (!Array.isArray(content)) return samplingBlock(content);
+  const blocks = content.map(samplingBlock);
+  return blocks.length > 0 && blocks.every((x) => x !== undefined) ? blocks : undefined;
+}
+
+/** Model preferences rebuilt: hints by name, the three priorities. */
+function modelPreferencesOf(v: unknown): JsonObject | undefined {
+  const prefs = pickOf(v, ['costPriority', 'speedPriority', 'intelligencePriority']);
+  if (prefs === undefined || !isObject(v)) return undefined;
+  const hints = v['hints'];
+  if (Array.isArray(hints)) prefs['hints'] = hints.map((h) => pickOf(h, ['name']) ?? {});
+  return prefs;
+}
+
+/** The keys MCP defines for a primitive schema of a form (string, number, boolean, enums). */
+const PRIMITIVE_KEYS = [
+  'type',
+  'title',
+  'description',
+  'minLength',
+  'maxLength',
+  'format',
+  'minimum',
+  'maximum',
+  'default',
+  'enum',
+  'enumNames',
+  'minItems',
+  'maxItems',
+];
+
+/** One property of a form's `requestedSchema`, rebuilt with the keys MCP defines, in depth. */
+function primitiveSchemaOf(v: unknown): JsonObject | undefined {
+  const out = pickOf(v, PRIMITIVE_KEYS);
+  if (out === undefined || !isObject(v)) return undefined;
+  const titled = (list: unknown): JsonValue | undefined =>
+    Array.isArray(list) ? list.map((o) => pickOf(o, ['const', 'title']) ?? {}) : undefined;
+  const oneOf = titled(v['oneOf']);
+  if (oneOf !== undefined) out['oneOf'] = oneOf;
+  const items = v['items'];
+  if (isObject(items)) {
+    const rebuilt = pick(items, ['type', 'enum']);
+    const anyOf = titled(items['anyOf']);
+    if (anyOf !== undefined) rebuilt['anyOf'] = anyOf;
+    out['items'] = rebuilt;
+  }
+  return out;
+}
+
+/** A form's `requestedSchema` rebuilt: an object of primitive properties and its `required`. */
+function requestedSchemaOf(v: unknown): JsonObject | undefined {
+  if (!isObject(v) || !isObject(v['properties'])) return undefined;
+  const properties: Record<string, JsonValue> = {};
+  for (const [name, schema] of Object.entries(v['properties'])) {
+    const rebuilt = primitiveSchemaOf(schema);
+    if (rebuilt === undefined) return undefined;
+    properties[name] = rebuilt;
+  }
+  return {
+    type: 'object',
+    properties,
+    ...(Array.isArray(v['required']) ? { required: v['required'] as JsonValue } : {}),
+  };
 }
 
 /**
- * An upstream's request params (attacker-controlled) in the closed shape relayed, or undefined
- * when refused. Sampling: messages of text, image or audio, no tools (the capability is declared
- * without them) and no `includeContext` beyond `none` (the client's other servers' context is not
- * the upstream's to ask for). Elicitation: form mode only (a URL to open is not relayed).
+ * An upstream's request params (attacker-controlled) rebuilt, in depth, with only the fields MCP
+ * defines and failclosed relays, or undefined when refused. Sampling: messages (`role` and text,
+ * image or audio content), `systemPrompt`, `modelPreferences` (hint names and priorities),
+ * `temperature`, `maxTokens`, `stopSequences`; no tools (the capability is declared without them),
+ * no `includeContext` beyond `none` (the client's other servers' context is not the upstream's to
+ * ask for), no provider `metadata`. Elicitation: form mode only (a URL to open is not relayed),
+ * its `message` and a `requestedSchema` of primitive properties. Never a `_meta`, anywhere.
+ * Rebuilding what it rebuilt gives the same (the Gate screens again what a separate Execution
+ * Layer sends it).
  */
 export function screenAsk(kind: ClientRequestKind, params: unknown): JsonObject | undefined {
   if (!isObject(params)) return undefined;
@@ -215,33 +308,51 @@ export function screenAsk(kind: ClientRequestKind, params: unknown): JsonObject 
     if (params['tools'] !== undefined || params['toolChoice'] !== undefined) return undefined;
     const include = params['includeContext'];
     if (include !== undefined && include !== 'none') return undefined;
-    const messages = params['messages'];
-    if (!Array.isArray(messages) || !messages.every((m) => isObject(m) && samplingContentOk(m['content'])))
-      return undefined;
-    return pick(params, [
-      'messages',
-      'systemPrompt',
-      'modelPreferences',
-      'temperature',
-      'maxTokens',
-      'stopSequences',
-      'metadata',
-    ]);
+    const raw = params['messages'];
+    if (!Array.isArray(raw)) return undefined;
+    const messages: JsonObject[] = [];
+    for (const m of raw) {
+      const content = isObject(m) ? samplingContent(m['content']) : undefined;
+      if (content === undefined || !isObject(m)) return undefined;
+      messages.push({ role: m['role'], content });
+    }
+    const prefs = params['modelPreferences'];
+    const modelPreferences = prefs === undefined ? undefined : modelPreferencesOf(prefs);
+    if (prefs !== undefined && modelPreferences === undefined) return undefined;
+    return {
+      messages,
+      ...pick(params, ['systemPrompt', 'temperature', 'maxTokens', 'stopSequences']),
+      ...(modelPreferences === undefined ? {} : { modelPreferences }),
+    };
   }
   if (!isSpecType.ElicitRequestFormParams(params)) return undefined;
   if (params['mode'] !== undefined && params['mode'] !== 'form') return undefined;
-  return { mode: 'form', ...pick(params, ['message', 'requestedSchema']) };
+  const requestedSchema = requestedSchemaOf(params['requestedSchema']);
+  if (requestedSchema === undefined || typeof params['message'] !== 'string') return undefined;
+  return { mode: 'form', message: params['message'], requestedSchema };
 }
 
-/** The client's answer (untrusted) in the closed shape handed to the upstream, or undefined. */
+/** A form answer's value: a string, number, boolean or list of strings (what forms hold). */
+const formValue = (v: unknown): boolean =>
+  typeof v === 'string' ||
+  typeof v === 'boolean' ||
+  (typeof v === 'number' && Number.isFinite(v)) ||
+  (Array.isArray(v) && v.every((x) => typeof x === 'string'));
+
+/** The client's answer (untrusted) rebuilt, in depth, as handed to the upstream, or undefined. */
 export function screenAnswer(kind: ClientRequestKind, result: unknown): JsonObject | undefined {
   if (!isObject(result)) return undefined;
   if (kind === 'sampling') {
-    if (!isSpecType.CreateMessageResult(result) || !samplingContentOk(result['content'])) return undefined;
-    return pick(result, ['role', 'content', 'model', 'stopReason']);
+    if (!isSpecType.CreateMessageResult(result)) return undefined;
+    const content = samplingContent(result['content']);
+    if (content === undefined) return undefined;
+    return { ...pick(result, ['role', 'model', 'stopReason']), content };
   }
   if (!isSpecType.ElicitResult(result)) return undefined;
-  return pick(result, ['action', 'content']);
+  const content = result['content'];
+  if (content === undefined) return pick(result, ['action']);
+  if (!isObject(content) || !Object.values(content).every(formValue)) return undefined;
+  return { action: result['action'] as JsonValue, content: content as JsonObject };
 }
 
 /** The checks a relayed request's params must pass again after redaction. */
@@ -262,6 +373,7 @@ export function guardRelay(
   relay: CallRelay,
   redactor: Redactor,
   maxOutputBytes: number,
+  origin?: string,
 ): { readonly notices: UpstreamNotices; counts(): RelayCounts; close(): void } {
   const budget = Math.min(MAX_RELAYED_BYTES, maxOutputBytes);
   let relayed = 0;
@@ -294,14 +406,20 @@ export function guardRelay(
       dropped += 1;
       return;
     }
+    let delivered = true;
+    try {
+      delivered = relay.notify(clean) !== false;
+    } catch {
+      // The caller's sink never changes the call (a throw counts as sent).
+    }
+    if (!delivered) {
+      // Nowhere to send it now (between two rounds of a 2026-07-28 call): not relayed.
+      dropped += 1;
+      return;
+    }
     bytes += size;
     relayed += 1;
     digest.update(`${canonical}\n`);
-    try {
-      relay.notify(clean);
-    } catch {
-      // The caller's sink never changes the call.
-    }
   };
   const canonicalOf = (v: JsonValue): string | undefined => {
     try {
@@ -311,8 +429,16 @@ export function guardRelay(
       return undefined;
     }
   };
-  /** An upstream's request: screened, redacted, relayed, its answer screened; both hashed in order. */
-  const onAsk = async (kind: ClientRequestKind, params: unknown): Promise<JsonObject> => {
+  /**
+   * An upstream's request: screened, redacted, attributed, charged to the byte budget, relayed;
+   * its answer screened. A request sent is counted `relayed` and hashed, followed by its answer
+   * when one passed; one refused, or never sent (the caller's `AskNotSent`), is counted `dropped`.
+   */
+  const onAsk = async (
+    kind: ClientRequestKind,
+    params: unknown,
+    signal?: AbortSignal,
+  ): Promise<JsonObject> => {
     const refuse = (why: string): never => {
       dropped += 1;
       throw new Error(why);
@@ -329,18 +455,36 @@ export function guardRelay(
     } catch {
       return refuse('the request could not be redacted');
     }
+    // A question put to the client's user says which tool asks it: failclosed itself asks nothing.
+    const message = clean['message'];
+    if (kind === 'elicitation' && origin !== undefined && typeof message === 'string')
+      clean = { ...clean, message: `The tool ${origin} asks: ${message}` };
     const method = CLIENT_REQUEST_METHODS[kind];
     const asking = canonicalOf({ kind: 'ask', method, params: clean });
     if (!stillValid(kind, clean) || asking === undefined)
       return refuse('the request is too large or invalid');
-    relayed += 1;
-    digest.update(`${asking}\n`);
+    // Upstream text reaching the client counts towards the same bound as its notices (and never
+    // more than the tool's max_output_bytes): requests are no way around it.
+    const size = Buffer.byteLength(asking, 'utf8');
+    if (bytes + size > budget) return refuse('the request is past the byte budget of the call');
+    bytes += size;
     let answer: unknown;
     try {
-      answer = await relay.ask({ method, params: clean }, ended.signal);
-    } catch {
+      answer = await relay.ask(
+        { method, params: clean },
+        signal === undefined ? ended.signal : AbortSignal.any([ended.signal, signal]),
+      );
+    } catch (e) {
+      if (e instanceof AskNotSent) {
+        bytes -= size;
+        return refuse(e.message);
+      }
+      relayed += 1;
+      digest.update(`${asking}\n`);
       throw new Error('the client did not answer');
     }
+    relayed += 1;
+    digest.update(`${asking}\n`);
     const checked = screenAnswer(kind, answer);
     const answered =
       checked === undefined ? undefined : canonicalOf({ kind: 'answer', method, result: checked });

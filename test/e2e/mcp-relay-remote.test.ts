@@ -372,7 +372,7 @@ describe('the Gate reads a relayed answer as untrusted input', () => {
     const relay: CallRelay = {
       progress: true,
       ...(cancelled === undefined ? {} : { cancelled }),
-      notify: (n) => notices.push(n),
+      notify: (n) => void notices.push(n),
       ask: (a) => {
         asks.push(a);
         return Promise.resolve({ action: 'decline' });

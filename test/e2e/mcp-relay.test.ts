@@ -320,7 +320,8 @@ describe('sampling and elicitation, relayed when the bundle lets the tool ask (c
     for (const a of seen) expect(String(a.id)).toMatch(/^failclosed-[0-9a-f-]{36}$/);
     expect(seen.find((a) => a.method === 'elicitation/create')?.params).toMatchObject({
       mode: 'form',
-      message: 'Approve the transfer?',
+      // Attributed: the question is the tool's, not failclosed's.
+      message: 'The tool asking.sample asks: Approve the transfer?',
     });
     const receipt = await receiptOf(r);
     expect(receipt?.payload).toMatchObject({ status: 'succeeded', notices: { relayed: 2, dropped: 0 } });

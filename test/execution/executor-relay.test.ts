@@ -18,7 +18,7 @@ function relay(progress = true): { relay: CallRelay; seen: RelayedNotice[]; canc
   const seen: RelayedNotice[] = [];
   const ac = new AbortController();
   return {
-    relay: { progress, notify: (n) => seen.push(n), cancelled: ac.signal },
+    relay: { progress, notify: (n) => void seen.push(n), cancelled: ac.signal },
     seen,
     cancel: () => ac.abort(),
   };

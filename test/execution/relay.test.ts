@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  AskNotSent,
   createRedactor,
   guardRelay,
   MAX_NOTICE_BYTES,
@@ -18,7 +19,7 @@ const redactor = createRedactor({ secrets: () => ['s3cr3t-value-42'] });
 
 function guarded(progress = true, maxOutputBytes = 1024 * 1024) {
   const seen: RelayedNotice[] = [];
-  const g = guardRelay({ progress, notify: (n) => seen.push(n) }, redactor, maxOutputBytes);
+  const g = guardRelay({ progress, notify: (n) => void seen.push(n) }, redactor, maxOutputBytes);
   return { ...g, seen };
 }
 
@@ -120,7 +121,11 @@ describe("guardRelay: requests to the caller's client (sampling, elicitation)", 
   };
   const sampled = { role: 'assistant', content: { type: 'text', text: 'yes' }, model: 'm' };
 
-  function asking(answer: (a: RelayedAsk, signal: AbortSignal) => Promise<unknown>) {
+  function asking(
+    answer: (a: RelayedAsk, signal: AbortSignal) => Promise<unknown>,
+    maxOutputBytes = 1024 * 1024,
+    origin?: string,
+  ) {
     const asks: RelayedAsk[] = [];
     const g = guardRelay(
       {
@@ -132,7 +137,8 @@ describe("guardRelay: requests to the caller's client (sampling, elicitation)", 
         },
       },
       redactor,
-      1024 * 1024,
+      maxOutputBytes,
+      origin,
     );
     return { ...g, asks };
   }
@@ -207,5 +213,72 @@ describe("guardRelay: requests to the caller's client (sampling, elicitation)", 
     g.close();
     await expect(waiting).rejects.toThrow('the client did not answer');
     await expect(g.notices.onAsk('elicitation', form)).rejects.toThrow('the call has ended');
+  });
+
+  it('rebuilds in depth: no _meta, unknown field, provider metadata or schema keyword reaches the client', async () => {
+    const g = asking(() => Promise.resolve({ action: 'accept', content: { ok: true } }));
+    await g.notices.onAsk('elicitation', {
+      message: 'ok?',
+      _meta: { x: 1 },
+      requestedSchema: {
+        type: 'object',
+        $defs: { smuggled: { type: 'string' } },
+        properties: { ok: { type: 'boolean', 'x-widget': 'password', description: 'Ok' } },
+        required: ['ok'],
+      },
+    });
+    expect(g.asks[0]?.params).toEqual({
+      mode: 'form',
+      message: 'ok?',
+      requestedSchema: {
+        type: 'object',
+        properties: { ok: { type: 'boolean', description: 'Ok' } },
+        required: ['ok'],
+      },
+    });
+    const s = asking(() =>
+      Promise.resolve({
+        ...sampled,
+        content: { type: 'text', text: 'yes', _meta: { y: 1 }, annotations: {} },
+      }),
+    );
+    const got = await s.notices.onAsk('sampling', {
+      messages: [
+        { role: 'user', content: { type: 'text', text: 'hi', _meta: { z: 1 }, smuggled: 1 }, _meta: {} },
+      ],
+      maxTokens: 5,
+      metadata: { provider: 'x' },
+      modelPreferences: { hints: [{ name: 'm', extra: 1 }], costPriority: 0.5, extra: 2 },
+    });
+    expect(s.asks[0]?.params).toEqual({
+      messages: [{ role: 'user', content: { type: 'text', text: 'hi' } }],
+      maxTokens: 5,
+      modelPreferences: { hints: [{ name: 'm' }], costPriority: 0.5 },
+    });
+    expect(got).toEqual(sampled);
+  });
+
+  it("names the tool in a question to the client's user", async () => {
+    const g = asking(() => Promise.resolve({ action: 'decline' }), 1024 * 1024, 'files.delete');
+    await g.notices.onAsk('elicitation', form);
+    expect(g.asks[0]?.params['message']).toBe('The tool files.delete asks: ok?');
+  });
+
+  it("charges requests to the call's byte budget (no more than max_output_bytes reach the client)", async () => {
+    const g = asking(() => Promise.resolve({ action: 'decline' }), 250);
+    await g.notices.onAsk('elicitation', form);
+    await expect(g.notices.onAsk('elicitation', form)).rejects.toThrow('byte budget');
+    expect(g.asks).toHaveLength(1);
+    expect(g.counts()).toMatchObject({ relayed: 1, dropped: 1 });
+  });
+
+  it('counts a request never sent, and a notice with nowhere to go, as dropped, not relayed', async () => {
+    const g = asking(() => Promise.reject(new AskNotSent('the client does not take this request')));
+    await expect(g.notices.onAsk('elicitation', form)).rejects.toThrow('does not take');
+    expect(g.counts()).toMatchObject({ relayed: 0, dropped: 1 });
+    expect(g.counts().sha256).toBe(guarded().counts().sha256);
+    const nowhere = guardRelay({ progress: true, notify: () => false }, redactor, 1024 * 1024);
+    nowhere.notices.onLog({ level: 'info', data: 'x' });
+    expect(nowhere.counts()).toMatchObject({ relayed: 0, dropped: 1 });
   });
 });

@@ -55,14 +55,28 @@ describe('input_required rounds', () => {
     });
   });
 
-  it('a state is good once, and only for its owner and exact request', async () => {
+  it('a state is only for its owner and exact request; its round runs once; an ended call answers its outcome again', async () => {
     const rounds = createInputRounds();
-    const first = inputOf(await rounds.start('me', 'req', asking([ELICIT]).run, io()));
+    let runs = 0;
+    const call = asking([ELICIT]);
+    const first = inputOf(await rounds.start('me', 'req', (r) => ((runs += 1), call.run(r)), io()));
     expect(rounds.resume('someone-else', 'req', first.state, {}, io())).toBeUndefined();
     expect(rounds.resume('me', 'another-request', first.state, {}, io())).toBeUndefined();
     const key = Object.keys(first.requests)[0]!;
-    await rounds.resume('me', 'req', first.state, { [key]: { action: 'decline' } }, io());
-    expect(rounds.resume('me', 'req', first.state, { [key]: { action: 'accept' } }, io())).toBeUndefined();
+    const done = await rounds.resume('me', 'req', first.state, { [key]: { action: 'decline' } }, io());
+    // Late or repeated, the last round gets the same outcome: its answer is not taken, nothing runs.
+    const again = await rounds.resume('me', 'req', first.state, { [key]: { action: 'accept' } }, io());
+    expect(again).toEqual(done);
+    expect(JSON.stringify(again)).toContain('decline');
+    expect(runs).toBe(1);
+  });
+
+  it('two retries of one round at once: the second finds nothing held', async () => {
+    const rounds = createInputRounds();
+    const first = inputOf(await rounds.start('me', 'req', asking([ELICIT, SAMPLE]).run, io()));
+    const one = rounds.resume('me', 'req', first.state, {}, io());
+    expect(rounds.resume('me', 'req', first.state, {}, io())).toBeUndefined();
+    await one;
   });
 
   it('an ask the client did not answer is refused to the call', async () => {

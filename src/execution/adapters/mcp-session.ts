@@ -279,12 +279,12 @@ export async function callPinnedTool(
         // What the upstream asks of the caller's client, when its entry lets it: screened and
         // relayed by the guard, its answer checked; a refusal is the upstream's error to handle.
         if (asks.includes('sampling'))
-          client.setRequestHandler('sampling/createMessage', async (r) =>
-            askedOrError(notices.onAsk('sampling', r.params)),
+          client.setRequestHandler('sampling/createMessage', async (r, ctx) =>
+            askedOrError(notices.onAsk('sampling', r.params, ctx.mcpReq.signal)),
           );
         if (asks.includes('elicitation'))
-          client.setRequestHandler('elicitation/create', async (r) =>
-            askedOrError(notices.onAsk('elicitation', r.params)),
+          client.setRequestHandler('elicitation/create', async (r, ctx) =>
+            askedOrError(notices.onAsk('elicitation', r.params, ctx.mcpReq.signal)),
           );
       }
       const ran = await step(() =>

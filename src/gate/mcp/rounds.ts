@@ -12,6 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import type { JsonObject } from '../../kernel/index.js';
+import { AskNotSent } from '../../execution/index.js';
 import type { RelayedAsk, RelayedNotice } from '../../execution/index.js';
 
 /** What one round answers: the requests the client must answer, or the call's result. */
@@ -27,8 +28,8 @@ export type Round =
 export interface HeldRelay {
   /** Asks the client in the next round; resolves with its answer, rejects when unanswered. */
   ask(ask: RelayedAsk, signal: AbortSignal): Promise<unknown>;
-  /** Passes a notice to the round open now; between rounds there is no stream and it is dropped. */
-  notify(notice: RelayedNotice): void;
+  /** Passes a notice to the round open now; between rounds there is no stream: false, dropped. */
+  notify(notice: RelayedNotice): boolean;
   /** Aborted when a round's exchange is closed by the client: the call is cancelled. */
   readonly cancelled: AbortSignal;
 }
@@ -68,8 +69,15 @@ export interface InputRounds {
   ): Promise<Round> | undefined;
 }
 
-/** How long a finished call's result waits for the round that collects it (ms). */
-const UNCOLLECTED_MS = 60_000;
+/**
+ * How long a finished call's outcome is kept under its last state (ms): a client retrying that
+ * round late, or again, gets the outcome and its request id, never a refusal it might take for
+ * "not run" (and run the call again as a new one).
+ */
+const RESULT_KEPT_MS = 10 * 60_000;
+
+/** Most states kept at once; past it the oldest finished calls' outcomes go first. */
+const MAX_KEPT = 4096;
 
 type Pending = {
   readonly ask: RelayedAsk;
@@ -101,7 +109,11 @@ export function createInputRounds(): InputRounds {
     relay(): HeldRelay {
       return {
         cancelled: this.cancel.signal,
-        notify: (n) => this.notify?.(n),
+        notify: (n) => {
+          if (this.notify === undefined) return false;
+          this.notify(n);
+          return true;
+        },
         ask: (ask, signal) =>
           new Promise<unknown>((resolve, reject) => {
             const key = `r${randomUUID()}`;
@@ -110,9 +122,10 @@ export function createInputRounds(): InputRounds {
             signal.addEventListener(
               'abort',
               () => {
-                this.queued.delete(key);
+                // Never carried by a round: not sent. Carried: sent, and not answered in time.
+                const unsent = this.queued.delete(key);
                 this.sent.delete(key);
-                reject(new Error('the call has ended'));
+                reject(unsent ? new AskNotSent('the call has ended') : new Error('the call has ended'));
               },
               { once: true },
             );
@@ -138,9 +151,12 @@ export function createInputRounds(): InputRounds {
     }
 
     /** Waits for the call's next asks (those arriving together go in one round) or its result. */
+    /** Whether the call has ended (its result is kept for the round that collects it). */
+    ended(): boolean {
+      return this.result !== undefined;
+    }
+
     async next(io: RoundIo): Promise<Round> {
-      if (this.state !== undefined) held.delete(this.state);
-      this.state = undefined;
       const { signal, notify } = io(this.shared);
       this.notify = notify;
       const onAbort = (): void => this.cancel.abort();
@@ -165,6 +181,7 @@ export function createInputRounds(): InputRounds {
           this.sent.set(key, p);
         }
         this.queued.clear();
+        if (this.state !== undefined) held.delete(this.state);
         const state = `failclosed-${randomUUID()}`;
         this.state = state;
         held.set(state, this);
@@ -176,15 +193,22 @@ export function createInputRounds(): InputRounds {
     }
   }
 
+  /** Keeps `h` under `state` for the time its outcome is kept, within the bound. */
+  const keep = (state: string, h: Held): void => {
+    held.set(state, h);
+    for (const [old, x] of held) {
+      if (held.size <= MAX_KEPT) break;
+      if (x.ended()) held.delete(old);
+    }
+  };
   const rounds: InputRounds = {
     async start(owner, request, run, io) {
       const h = new Held(owner, request);
       const ended = (result: { readonly value: CallToolResult } | { readonly error: unknown }): void => {
         h.finish(result);
-        // Nobody came back for it: it goes (the call itself is complete and recorded).
         setTimeout(() => {
           for (const [state, x] of held) if (x === h) held.delete(state);
-        }, UNCOLLECTED_MS).unref();
+        }, RESULT_KEPT_MS).unref();
       };
       run(h.relay()).then(
         (value) => ended({ value }),
@@ -195,9 +219,15 @@ export function createInputRounds(): InputRounds {
     resume(owner, request, state, responses, io) {
       const h = held.get(state);
       if (h === undefined || h.owner !== owner || h.request !== request) return undefined;
+      // Ended: its outcome again, under the same state (a late or repeated last round).
+      if (h.ended()) return h.next(io);
+      // Taken out while the round runs: the same state cannot run two rounds at once.
       held.delete(state);
       h.answer(responses);
-      return h.next(io);
+      return h.next(io).then((round) => {
+        if (round.kind === 'done') keep(state, h);
+        return round;
+      });
     },
   };
   return Object.freeze(rounds);

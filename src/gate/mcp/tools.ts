@@ -25,6 +25,7 @@ import type {
 } from '@modelcontextprotocol/server';
 import { canonicalize, deny, parseJson, sha256Hex } from '../../kernel/index.js';
 import type { JsonObject, JsonValue } from '../../kernel/index.js';
+import { AskNotSent } from '../../execution/index.js';
 import type { CallRelay, RelayedAsk, RelayedNotice } from '../../execution/index.js';
 import type { Gate } from '../gate.js';
 import type { Principal } from '../principal.js';
@@ -284,7 +285,7 @@ function askerFor(
   if (answers === undefined || envelope?.[PROTOCOL_VERSION_META_KEY] !== undefined) return undefined;
   return async (ask: RelayedAsk, ended: AbortSignal) => {
     const transport = server.transport;
-    if (transport === undefined) throw new Error('the exchange has ended');
+    if (transport === undefined) throw new AskNotSent('the exchange has ended');
     const id = `failclosed-${randomUUID()}`;
     const unsent = new AbortController();
     const answer = answers.expect(principal, id, AbortSignal.any([ended, ctx.mcpReq.signal, unsent.signal]));
@@ -297,7 +298,7 @@ function askerFor(
     } catch (e) {
       // Nothing is left waiting for an answer to a request that was never sent.
       unsent.abort();
-      throw e;
+      throw new AskNotSent(e instanceof Error ? e.message : 'the request could not be sent');
     }
     const message = await answer;
     if (!('result' in message)) throw new Error('the client answered an error');
@@ -446,7 +447,7 @@ export function createPrincipalServer(
               ask: (a, signal) =>
                 askable.has(a.method)
                   ? held.ask(a, signal)
-                  : Promise.reject(new Error('the client does not take this request')),
+                  : Promise.reject(new AskNotSent('the client does not take this request')),
             };
             const waiting = waitMs > 0 && token !== undefined ? { waitMs, signal: held.cancelled } : {};
             return toolResultOf((await gate.callAs(principal, call, { ...traced, ...waiting, relay })).body);
