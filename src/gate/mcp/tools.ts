@@ -412,14 +412,22 @@ export function createPrincipalServer(
       // a call held here (rounds.ts); a retry carrying a state is such a round, never a new call.
       const owner = JSON.stringify([principal.tenant, principal.identity]);
       const exact = sha256Hex(canonicalize({ call, tool: request.params.name }));
+      // This round's relay: its notices are sent before its answer (`answered`).
+      let flushed: () => Promise<void> = () => Promise.resolve();
       const io: RoundIo = (shared) => {
         const round = relayFor(ctx, token, shared);
+        flushed = round.flushed;
         return { signal: ctx.mcpReq.signal, notify: (n) => round.relay.notify(n) };
+      };
+      const answered = async (round: Promise<Round>): Promise<CallToolResult> => {
+        const r = await round;
+        await flushed();
+        return answerOf(r);
       };
       const state = ctx.mcpReq.requestState();
       if (typeof state === 'string') {
         const round = rounds.resume(owner, exact, state, ctx.mcpReq.inputResponses, io);
-        if (round !== undefined) return answerOf(await round);
+        if (round !== undefined) return answered(round);
         await refusedCall(
           gate,
           'ERR_REQUEST_MALFORMED',
@@ -436,25 +444,28 @@ export function createPrincipalServer(
       }
       const askable = askableBy(envelope);
       if (askable.size > 0) {
-        const first = await rounds.start(
-          owner,
-          exact,
-          async (held) => {
-            const relay: CallRelay = {
-              progress: token !== undefined,
-              cancelled: held.cancelled,
-              notify: (n) => held.notify(n),
-              ask: (a, signal) =>
-                askable.has(a.method)
-                  ? held.ask(a, signal)
-                  : Promise.reject(new AskNotSent('the client does not take this request')),
-            };
-            const waiting = waitMs > 0 && token !== undefined ? { waitMs, signal: held.cancelled } : {};
-            return toolResultOf((await gate.callAs(principal, call, { ...traced, ...waiting, relay })).body);
-          },
-          io,
+        return answered(
+          rounds.start(
+            owner,
+            exact,
+            async (held) => {
+              const relay: CallRelay = {
+                progress: token !== undefined,
+                cancelled: held.cancelled,
+                notify: (n) => held.notify(n),
+                ask: (a, signal) =>
+                  askable.has(a.method)
+                    ? held.ask(a, signal)
+                    : Promise.reject(new AskNotSent('the client does not take this request')),
+              };
+              const waiting = waitMs > 0 && token !== undefined ? { waitMs, signal: held.cancelled } : {};
+              return toolResultOf(
+                (await gate.callAs(principal, call, { ...traced, ...waiting, relay })).body,
+              );
+            },
+            io,
+          ),
         );
-        return answerOf(first);
       }
     }
     // Nothing sent yet: an upstream's first progress may be 0 (MCP only asks that it increase).
