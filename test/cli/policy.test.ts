@@ -297,4 +297,23 @@ describe('policy diff', () => {
     expect(r.code).toBe(2);
     expect(r.err).toContain('--names must be server or upstream');
   });
+
+  it.each(['roots', 'sampling,sampling', 'sampling,'])(
+    'pin-mcp --client-requests %s is a usage error, nothing listed',
+    async (kinds) => {
+      const r = await run(
+        'policy',
+        'pin-mcp',
+        join(work, 'nowhere'),
+        '--server',
+        'x',
+        '--client-requests',
+        kinds,
+        '--url',
+        'http://127.0.0.1:9/mcp',
+      );
+      expect(r.code).toBe(2);
+      expect(r.err).toContain('--client-requests must be a comma-separated list of sampling, elicitation');
+    },
+  );
 });
