@@ -27,6 +27,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FailclosedError, isDenialCode, parseJson, statusOf, withDeadline } from '../kernel/index.js';
 import type { DenialCode, JsonObject, JsonValue } from '../kernel/index.js';
+import { AskNotSent } from '../execution/index.js';
 import type { CallRelay, ExecutionInput, ExecutionLedger, Executor } from '../execution/index.js';
 import { createMtlsServer, readCapped } from '../transport/index.js';
 import type { MtlsServer, Refusal, RefusalReason, TlsFiles } from '../transport/index.js';
@@ -311,8 +312,24 @@ function streamCall(
   let open = true;
   running.set(call, { cancel: () => cancelled.abort(), pending });
   res.writeHead(200, { 'content-type': `${RELAY_CONTENT_TYPE}; charset=utf-8`, 'cache-control': 'no-store' });
-  const line = (v: JsonValue): void => {
-    if (open && !res.destroyed) res.write(`${JSON.stringify(v)}\n`);
+  /**
+   * Writes one event; false when it was not written: the stream has ended, or the line is one the
+   * Gate would refuse (its nesting is checked as the Gate parses it: a notice nested near the limit
+   * plus its event wrapper would otherwise cut the whole call there). Not written is not relayed.
+   */
+  const line = (v: JsonValue): boolean => {
+    if (!open || res.destroyed) return false;
+    const text = JSON.stringify(v);
+    try {
+      parseJson(Buffer.from(text, 'utf8'), {
+        maxBytes: EXECUTION_ANSWER_LIMITS.maxBytes,
+        maxDepth: EXECUTION_ANSWER_LIMITS.maxDepth,
+      });
+    } catch {
+      return false;
+    }
+    res.write(`${text}\n`);
+    return true;
   };
   // The Gate gone before the last line: the call is cancelled as if it had asked.
   res.once('close', () => {
@@ -331,7 +348,10 @@ function streamCall(
         },
         { once: true },
       );
-      line({ event: 'ask', ask: id, method: a.method, params: a.params });
+      if (!line({ event: 'ask', ask: id, method: a.method, params: a.params })) {
+        pending.delete(id);
+        reject(new AskNotSent('the request could not be sent to the Gate'));
+      }
     });
   const relay: CallRelay = {
     progress: wanted.progress,
@@ -354,6 +374,9 @@ function streamCall(
   };
 }
 
+/** The `error` of an answer whose request the Gate could not send on to the client. */
+export const NOT_SENT = 'not sent';
+
 /** `POST /v1/execute/answer`: hands the answer to the call's own pending request; false when there is none. */
 function answerAsk(running: ReadonlyMap<string, RunningCall>, o: JsonObject): boolean {
   const call = o['call'];
@@ -368,6 +391,8 @@ function answerAsk(running: ReadonlyMap<string, RunningCall>, o: JsonObject): bo
   if (pending === undefined || waiting === undefined) return false;
   pending.delete(ask);
   if (hasResult) waiting.resolve(o['result']);
+  // The Gate could not send it on (the client's capabilities, no stream): never relayed.
+  else if (error === NOT_SENT) waiting.reject(new AskNotSent('the request never reached the client'));
   else waiting.reject(new Error('the client answered an error'));
   return true;
 }

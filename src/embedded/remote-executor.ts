@@ -24,6 +24,7 @@ import type { IncomingMessage } from 'node:http';
 import { canonicalize, deny, isDenialCode, parseJson } from '../kernel/index.js';
 import type { ClientRequestKind, JsonObject, JsonValue } from '../kernel/index.js';
 import {
+  AskNotSent,
   CLIENT_REQUEST_METHODS,
   MAX_ASK_BYTES,
   MAX_RELAYED_ASKS,
@@ -38,7 +39,12 @@ import { MAX_BACKGROUND_TIMEOUT_MS } from '../policy/index.js';
 import type { ExecutionCall, ExecutionResult, GateExecutor, VoidCall, VoidResult } from '../gate/index.js';
 import { readCapped } from '../transport/index.js';
 import type { MtlsAgent } from '../transport/index.js';
-import { EXECUTION_ANSWER_LIMITS, RELAY_CONTENT_TYPE, RELAY_EVENT_BYTES } from './execution-server.js';
+import {
+  EXECUTION_ANSWER_LIMITS,
+  NOT_SENT,
+  RELAY_CONTENT_TYPE,
+  RELAY_EVENT_BYTES,
+} from './execution-server.js';
 
 /** Options of {@link createRemoteExecutor}. */
 export interface RemoteExecutorOptions {
@@ -241,7 +247,11 @@ function postRelayed(
                     ? { call: answered, ask: id, error: 'the client answer is not one failclosed relays' }
                     : { call: answered, ask: id, result: checked };
                 },
-                () => ({ call: answered, ask: id, error: 'the client did not answer' }),
+                (e: unknown) => ({
+                  call: answered,
+                  ask: id,
+                  error: e instanceof AskNotSent ? NOT_SENT : 'the client did not answer',
+                }),
               )
               .then(
                 (answer) => {
@@ -359,6 +369,9 @@ function readLines(
         Buffer.byteLength(canonicalize(params), 'utf8') > MAX_ASK_BYTES
       )
         return 'a malformed request to the client';
+      // Requests count towards the same byte budget as the notices, as in the guard.
+      noticeBytes += Buffer.byteLength(canonicalize(params), 'utf8');
+      if (noticeBytes > MAX_RELAYED_BYTES) return 'too many notices and requests';
       h.onAsk(id, { method: CLIENT_REQUEST_METHODS[askKind], params }, askKind);
       return undefined;
     }

@@ -98,6 +98,7 @@ beforeAll(async () => {
     join(src, 'policies', 'mcp-relay.cedar'),
     `@reason("the relay fixture's tools")\npermit (principal, action in [${[
       'relay.chatty',
+      'relay.deep',
       'relay.slow',
       'asking.sample',
     ]
@@ -107,8 +108,8 @@ beforeAll(async () => {
   await initDataDir(dir);
   const layout = await separateExecutorLayout(work, dir);
   pki = layout.pki;
-  // A short execute deadline: a call still running past it is cut by the Gate (see the last test).
-  instance = await startEmbedded(dir, { port: 0, deadlines: { gate: { executionMs: 4000 } } });
+  // A short execute deadline (long enough for a busy machine): a call still running past it is cut by the Gate (see the last test).
+  instance = await startEmbedded(dir, { port: 0, deadlines: { gate: { executionMs: 8000 } } });
   announceServer(dir, instance.url);
   node = await startExecutorNode(layout.executorConfig(join(work, 'executor')), {
     defaultLogLevel: 'silent',
@@ -132,7 +133,7 @@ beforeAll(async () => {
       join(FIXTURE, 'server.mjs'),
       state,
     );
-  const relay = await pin('relay', '--only', 'chatty', '--only', 'slow');
+  const relay = await pin('relay', '--only', 'chatty', '--only', 'deep', '--only', 'slow');
   expect(relay.err).toBe('');
   expect(relay.code).toBe(0);
   const asking = await pin('asking', '--only', 'sample', '--client-requests', 'sampling,elicitation');
@@ -208,6 +209,20 @@ describe('a separate Execution Layer relays a running call', () => {
     expect(JSON.stringify(mine)).not.toContain('hunter2-relay-secret');
     const receipt = await receiptOf(r);
     expect(receipt?.payload).toMatchObject({ status: 'succeeded', notices: { relayed: 5, dropped: 0 } });
+  });
+
+  it('a notice nested too deep for a line of the stream is dropped at the Execution Layer; the call is answered', async () => {
+    const before = logs.length;
+    const r = await client.callTool({ name: 'relay.deep', arguments: {} });
+    // Before: the Gate refused the line, cut the call (ERR_EXECUTION_UNAVAILABLE) and the
+    // Execution Layer cancelled it.
+    expect(r.isError).not.toBe(true);
+    expect(r.content).toEqual([{ type: 'text', text: 'deep done' }]);
+    expect(logs.length).toBe(before);
+    expect((await receiptOf(r))?.payload).toMatchObject({
+      status: 'succeeded',
+      notices: { relayed: 0, dropped: 1 },
+    });
   });
 
   it('a client cancelling a running call ends the upstream call at the Execution Layer; the receipt says ERR_CALL_CANCELLED', async () => {
