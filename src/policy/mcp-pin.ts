@@ -514,7 +514,7 @@ export function pinMcpResourceTemplates(
  * `resource_template`, definition and SHA-256 and `completion: true`, its parameters
  * `{argument, value, context?}` over the prompt's argument names or the template's variable
  * names, its own Cedar action with them in `context.params`, risk low, its output untrusted
- * (OE-INV-013). A prompt without arguments has nothing to complete and is skipped.
+ * (OE-INV-013). A prompt without arguments has nothing to complete: it gets none.
  */
 export function pinMcpCompletions(
   server: McpServerDeclaration,
@@ -533,8 +533,9 @@ export function pinMcpCompletions(
       const name = `${entry.name}.complete`;
       if (!TOOL_NAME_RE.test(name)) throw new Error(`"${name}" is not a failclosed tool name`);
       const names = completionNamesOf(definition, typeof template === 'string' ? template : undefined);
-      const parameters = names === undefined ? undefined : completionParameters(names);
-      if (parameters === undefined) throw new Error('it has no arguments to complete');
+      if (names === undefined) throw new Error('its arguments are malformed');
+      const parameters = completionParameters(names);
+      if (parameters === undefined) continue;
       const spec = entrySpec(
         server,
         name,

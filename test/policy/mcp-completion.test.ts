@@ -58,8 +58,9 @@ function reasonOf(tools: unknown[]): string {
 describe('pin-mcp --completions', () => {
   it('writes ENTRY.complete for each pinned prompt with arguments and each template, typed in Cedar', () => {
     const { pinned: entries, skipped } = pinned();
+    // A prompt without arguments has nothing to complete.
     expect(entries.map((e) => e.name)).toEqual(['up.prompts.greet.complete', 'up.resources.page.complete']);
-    expect(skipped).toEqual([{ upstream: 'bare (completion)', reason: 'it has no arguments to complete' }]);
+    expect(skipped).toEqual([]);
     const [prompt, template] = entries;
     expect(adapterOf(prompt!.spec)).toMatchObject({ type: 'mcp', prompt: 'greet', completion: true });
     expect(adapterOf(template!.spec)).toMatchObject({
