@@ -470,6 +470,16 @@ describe('prompts and resources through the gateway', () => {
     expect(done._meta?.['failclosed.dev/call']).toMatchObject({ receipt: expect.anything() as unknown });
     expect(runs.get('hostile.prompts.greet.complete')).toBe(1);
     expect(hostile.fetched.slice(fetched)).toEqual(['complete']);
+    // An answer that is not a completion (over 100 values, a value not a string) is not relayed.
+    for (const value of ['bflood', 'bnum']) {
+      const bad = await refusal(
+        client.complete({
+          ref: { type: 'ref/prompt', name: 'hostile.prompts.greet' },
+          argument: { name: 'who', value },
+        }),
+      );
+      expect(bad.data).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_FAILED' });
+    }
     hostile.state.promptRug = true;
     try {
       const e = await refusal(ask());
@@ -477,7 +487,7 @@ describe('prompts and resources through the gateway', () => {
     } finally {
       hostile.state.promptRug = false;
     }
-    expect(hostile.fetched.length).toBe(fetched + 1);
+    expect(hostile.fetched.length).toBe(fetched + 3);
   });
 });
 

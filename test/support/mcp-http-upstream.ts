@@ -200,6 +200,10 @@ export async function startHostileUpstream(): Promise<HostileUpstream> {
       if (m.method === 'completion/complete') {
         fetched.push('complete');
         const value = String((m.params?.['argument'] as Record<string, unknown> | undefined)?.['value']);
+        // More values than MCP allows, and one that is not a string: not a completion.
+        if (value === 'bflood')
+          return answer({ completion: { values: Array.from({ length: 101 }, (_, i) => `b${i}`) } });
+        if (value === 'bnum') return answer({ completion: { values: ['b', 7] } });
         // The second value carries a credential: the executor redacts it like any result.
         return answer({ completion: { values: [`${value}b`, 'AKIAIOSFODNN7EXAMPLE'], hasMore: false } });
       }
