@@ -22,6 +22,10 @@
  * pinned too, each an entry with its own Cedar action (`NAME.prompts.PROMPT`,
  * `NAME.resources.SLUG`); none unless named. docs/mcp.md "Prompts and resources".
  *
+ * With `--completions`, every prompt and resource template pinned in that run also gets its
+ * completion entry, `ENTRY.complete` with its own Cedar action (MCP `completion/complete`).
+ * docs/mcp.md "Completion".
+ *
  * With `--names upstream` tools and prompts keep the upstream server's own names (`TOOL`,
  * `PROMPT`) instead: refused, and nothing written, when one of them is not a dotless bundle tool
  * name or would take the name of another entry of the bundle source. docs/mcp.md "Naming".
@@ -39,6 +43,7 @@ import { isDeny } from '../kernel/index.js';
 import type { ClientRequestKind, Deny } from '../kernel/index.js';
 import {
   MAX_TOOL_TIMEOUT_MS,
+  pinMcpCompletions,
   pinMcpPrompts,
   pinMcpResources,
   pinMcpResourceTemplates,
@@ -84,6 +89,8 @@ export interface PinMcpInput {
   readonly naming?: McpNaming;
   /** What the tools may ask of the caller's client (`--client-requests`); none by default. */
   readonly clientRequests?: readonly ClientRequestKind[];
+  /** Pin the completion entry of every prompt and template pinned too (`--completions`). */
+  readonly completions?: boolean;
 }
 
 /** Address space granted to a pinned server: a Node.js server needs about 1 GiB. */
@@ -156,6 +163,7 @@ export interface PinMcpHttpInput {
   readonly templates?: readonly string[];
   readonly naming?: McpNaming;
   readonly clientRequests?: readonly ClientRequestKind[];
+  readonly completions?: boolean;
 }
 
 /** `Name: value` → the bundle's header value: a literal, or a `{secret:NAME}` reference with its prefix. */
@@ -287,6 +295,7 @@ function write(
     readonly resources?: readonly string[];
     readonly templates?: readonly string[];
     readonly naming?: McpNaming;
+    readonly completions?: boolean;
   },
   server: McpServerDeclaration,
   listed: McpListing | Deny,
@@ -297,11 +306,16 @@ function write(
   }
   // Only what is named: --only for tools (all when absent), --prompt and --resource (none when absent).
   const naming = input.naming ?? 'server';
+  const prompts = pinMcpPrompts(server, listed.prompts, input.prompts ?? [], naming);
+  const templates = pinMcpResourceTemplates(server, listed.templates, input.templates ?? []);
   const parts = [
     pinMcpTools(server, listed.tools, input.only, naming),
-    pinMcpPrompts(server, listed.prompts, input.prompts ?? [], naming),
+    prompts,
     pinMcpResources(server, listed.resources, input.resources ?? []),
-    pinMcpResourceTemplates(server, listed.templates, input.templates ?? []),
+    templates,
+    ...(input.completions === true
+      ? [pinMcpCompletions(server, [...prompts.pinned, ...templates.pinned])]
+      : []),
   ];
   const pinned = parts.flatMap((p) => p.pinned);
   const skipped = parts.flatMap((p) => p.skipped);

@@ -57,7 +57,8 @@ export const POLICY_USAGE = `  policy build DIR --out FILE                 build
               both also take [--prompt NAME]... [--resource URI]... [--resource-template TEMPLATE]...:
               pin those prompts, resources and resource templates ({name} variables only) too,
               and [--names server|upstream]: tools and prompts named SERVER.TOOL (default) or as upstream,
-              and [--client-requests sampling,elicitation]: what the tools may ask of the MCP client
+              and [--client-requests sampling,elicitation]: what the tools may ask of the MCP client,
+              and [--completions]: each prompt and template pinned also gets its NAME.complete entry
 `;
 
 /** The CLI's option declarations for these commands (merged into `parseArgs`). */
@@ -80,6 +81,7 @@ export const POLICY_OPTIONS = {
   ...PIN_TRUST_OPTIONS,
   names: { type: 'string' },
   'client-requests': { type: 'string' },
+  completions: { type: 'boolean' },
 } as const;
 
 /** Exit codes of `policy test`: the decision. */
@@ -289,6 +291,7 @@ async function run(
   const naming = {
     ...(names === 'upstream' ? { naming: 'upstream' as const } : {}),
     ...clientRequestsOf(str(v, 'client-requests')),
+    ...(v['completions'] === true ? { completions: true } : {}),
   };
   if (
     sub === 'pin-mcp' &&

@@ -288,13 +288,20 @@ function buildListing(t: ToolSpec): CatalogListing {
   const mcp: McpEntryInfo | undefined =
     a.type !== 'mcp' || definition === undefined
       ? undefined
-      : typeof prompt === 'string'
-        ? { kind: 'prompt', upstream: prompt, definition }
-        : typeof resource === 'string'
-          ? { kind: 'resource', upstream: resource, definition }
-          : typeof template === 'string' && pattern !== undefined
-            ? { kind: 'template', upstream: template, pattern: new RegExp(pattern), definition }
-            : undefined;
+      : a['completion'] !== undefined
+        ? // Never listed as a tool, a prompt or a template: reached by completion/complete only.
+          {
+            kind: 'completion',
+            upstream: typeof prompt === 'string' ? prompt : typeof template === 'string' ? template : '',
+            definition,
+          }
+        : typeof prompt === 'string'
+          ? { kind: 'prompt', upstream: prompt, definition }
+          : typeof resource === 'string'
+            ? { kind: 'resource', upstream: resource, definition }
+            : typeof template === 'string' && pattern !== undefined
+              ? { kind: 'template', upstream: template, pattern: new RegExp(pattern), definition }
+              : undefined;
   return {
     name: t.name,
     description: t.description,

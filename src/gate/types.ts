@@ -55,10 +55,14 @@ export type GateControlPlane = Pick<ControlPlane, 'decide' | 'ready' | 'issuerJw
   mcpEntries?(): Promise<readonly CatalogListing[]>;
 };
 
-/** A pinned upstream prompt or resource behind a bundle entry (docs/mcp.md "Prompts and resources"). */
+/**
+ * A pinned upstream prompt or resource behind a bundle entry (docs/mcp.md "Prompts and
+ * resources"), or the completion of a pinned prompt's arguments or template's variables
+ * (docs/mcp.md "Completion"): never listed, reached by `completion/complete` only.
+ */
 export interface McpEntryInfo {
-  readonly kind: 'prompt' | 'resource' | 'template';
-  /** The upstream prompt name, the resource URI, or the URI template. */
+  readonly kind: 'prompt' | 'resource' | 'template' | 'completion';
+  /** The upstream prompt name, the resource URI, or the URI template (a completion: of what it completes). */
   readonly upstream: string;
   /** A template's URIs: the anchored pattern of what it expands to (kernel `uriTemplatePattern`). */
   readonly pattern?: RegExp;

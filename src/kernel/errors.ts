@@ -131,7 +131,7 @@ export const DENIAL_CODES = {
   ERR_MCP_NOT_OFFERED: {
     status: 403,
     meaning:
-      'the MCP method is not under policy and not offered (resource subscriptions, completion/complete): refused and recorded',
+      'the MCP method is not under policy and not offered (resource subscriptions): refused and recorded',
   },
   ERR_PARAMS_SECRET: {
     status: 400,

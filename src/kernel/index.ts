@@ -22,7 +22,11 @@ export {
   outputSchemaDraft,
   pinMcpDefinition,
   mcpEntryKindOf,
+  mcpPinnedKindOf,
   uriTemplatePattern,
+  uriTemplateVariables,
+  MAX_COMPLETION_VALUES,
+  MAX_COMPLETION_VALUE_LENGTH,
   uriTemplatePrefix,
   MAX_TEMPLATE_URI_LENGTH,
   PINNED_TEMPLATE_FIELDS,
@@ -32,7 +36,7 @@ export {
   PINNED_RESOURCE_FIELDS,
   CLIENT_REQUEST_KINDS,
 } from './mcp-definition.js';
-export type { ClientRequestKind, McpEntryKind } from './mcp-definition.js';
+export type { ClientRequestKind, McpEntryKind, McpPinnedKind } from './mcp-definition.js';
 export { sha256, sha256Hex, digestEquals, hexDigestEquals } from './hash.js';
 export { encodeBase64url, decodeBase64url } from './base64url.js';
 export { systemClock, fixedClock } from './clock.js';

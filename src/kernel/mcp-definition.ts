@@ -46,29 +46,61 @@ export const PINNED_RESOURCE_FIELDS = ['uri', 'name', 'title', 'description', 'm
 export const PINNED_TEMPLATE_FIELDS = ['uriTemplate', 'name', 'title', 'description', 'mimeType'] as const;
 
 /**
- * What an `mcp` adapter entry of the bundle reaches upstream: a tool, a prompt, a resource, or
- * the resources of a resource template (`resource_template` in the spec, kind `template`).
+ * What an `mcp` adapter entry of the bundle reaches upstream: a tool, a prompt, a resource, the
+ * resources of a resource template (`resource_template` in the spec, kind `template`), or the
+ * completion of a prompt's arguments or a template's variables (`completion: true` beside
+ * `prompt` or `resource_template`, kind `completion`).
  */
-export type McpEntryKind = 'tool' | 'prompt' | 'resource' | 'template';
+export type McpEntryKind = 'tool' | 'prompt' | 'resource' | 'template' | 'completion';
 
-/** The pinned fields of each kind of entry. */
-export const PINNED_FIELDS_OF: Readonly<Record<McpEntryKind, readonly string[]>> = Object.freeze({
+/** What a definition is pinned as: a completion entry pins the prompt or template it completes. */
+export type McpPinnedKind = Exclude<McpEntryKind, 'completion'>;
+
+/** The pinned fields of each kind of definition. */
+export const PINNED_FIELDS_OF: Readonly<Record<McpPinnedKind, readonly string[]>> = Object.freeze({
   tool: PINNED_DEFINITION_FIELDS,
   prompt: PINNED_PROMPT_FIELDS,
   resource: PINNED_RESOURCE_FIELDS,
   template: PINNED_TEMPLATE_FIELDS,
 });
 
-/**
- * The kind of an `mcp` adapter spec: by which of `tool`, `prompt`, `resource` or
- * `resource_template` it names (undefined when not exactly one).
- */
-export function mcpEntryKindOf(spec: Readonly<Record<string, unknown>>): McpEntryKind | undefined {
+/** What `spec` names upstream, by which one of `tool`, `prompt`, `resource` or `resource_template` it has. */
+function namedKindOf(spec: Readonly<Record<string, unknown>>): McpPinnedKind | undefined {
   const named = (['tool', 'prompt', 'resource', 'resource_template'] as const).filter(
     (k) => spec[k] !== undefined,
   );
   if (named.length !== 1) return undefined;
   return named[0] === 'resource_template' ? 'template' : named[0];
+}
+
+/**
+ * The kind of an `mcp` adapter spec: by which of `tool`, `prompt`, `resource` or
+ * `resource_template` it names (undefined when not exactly one); `completion` when it also says
+ * `completion: true` and names a prompt or a resource template (undefined for any other
+ * `completion`).
+ */
+export function mcpEntryKindOf(spec: Readonly<Record<string, unknown>>): McpEntryKind | undefined {
+  const kind = namedKindOf(spec);
+  if (spec['completion'] === undefined) return kind;
+  return spec['completion'] === true && (kind === 'prompt' || kind === 'template') ? 'completion' : undefined;
+}
+
+/**
+ * The kind of the definition an `mcp` adapter spec pins: its own kind, or for a completion entry
+ * the prompt or template it completes (undefined when the spec has no kind).
+ */
+export function mcpPinnedKindOf(spec: Readonly<Record<string, unknown>>): McpPinnedKind | undefined {
+  return mcpEntryKindOf(spec) === undefined ? undefined : namedKindOf(spec);
+}
+
+/** Most values a completion answers (MCP's own bound), and longest value or argument sent. */
+export const MAX_COMPLETION_VALUES = 100;
+export const MAX_COMPLETION_VALUE_LENGTH = 1024;
+
+/** The variable names of a URI template failclosed pins (kernel {@link uriTemplatePattern}); undefined otherwise. */
+export function uriTemplateVariables(template: string): readonly string[] | undefined {
+  if (uriTemplatePattern(template) === undefined) return undefined;
+  return [...new Set([...template.matchAll(/\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1] ?? ''))];
 }
 
 /**

@@ -17,7 +17,10 @@ import {
   CLIENT_REQUEST_KINDS,
   isLoopbackAddress,
   mcpEntryKindOf,
+  mcpPinnedKindOf,
+  MAX_COMPLETION_VALUE_LENGTH,
   uriTemplatePattern,
+  uriTemplateVariables,
   uriTemplatePrefix,
   parseEgressDestination,
   PINNED_FIELDS_OF,
@@ -208,6 +211,8 @@ const SCHEMAS: Readonly<Record<string, object>> = {
       prompt: { type: 'string', minLength: 1, maxLength: 128 },
       resource: { type: 'string', minLength: 1, maxLength: 2048, pattern: NO_NUL },
       resource_template: { type: 'string', minLength: 1, maxLength: 2048, pattern: NO_NUL },
+      // Beside prompt or resource_template: the entry completes its arguments or variables.
+      completion: { const: true },
       // The fields each kind pins (kernel PINNED_FIELDS_OF): checked by kind in checkMcp.
       definition: {
         type: 'object',
@@ -568,17 +573,20 @@ function checkMcp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]
   if (typeof program === 'string' && (!program.startsWith('/') || posix.normalize(program) !== program))
     out.push(`${at}.command[0]: must be a literal normalized absolute path`);
   const kind = mcpEntryKindOf(spec);
+  const pinnedKind = mcpPinnedKindOf(spec);
   if (kind === undefined)
     out.push(
-      `${at}: an MCP entry names exactly one of tool, prompt (its name), resource (its URI) and resource_template`,
+      spec['completion'] === undefined
+        ? `${at}: an MCP entry names exactly one of tool, prompt (its name), resource (its URI) and resource_template`
+        : `${at}: a completion entry names exactly one of prompt (its name) and resource_template`,
     );
   if (spec['client_requests'] !== undefined && kind !== 'tool')
     out.push(`${at}.client_requests: only a tool's upstream may ask the client (sampling, elicitation)`);
   const definition = spec['definition'];
-  if (isObject(definition) && kind !== undefined) {
-    const fields: readonly string[] = PINNED_FIELDS_OF[kind];
+  if (isObject(definition) && kind !== undefined && pinnedKind !== undefined) {
+    const fields: readonly string[] = PINNED_FIELDS_OF[pinnedKind];
     for (const k of Object.keys(definition))
-      if (!fields.includes(k)) out.push(`${at}.definition.${k}: is not pinned for an MCP ${kind}`);
+      if (!fields.includes(k)) out.push(`${at}.definition.${k}: is not pinned for an MCP ${pinnedKind}`);
     if (kind === 'tool' && definition['name'] !== spec['tool'])
       out.push(`${at}.definition.name: must equal the upstream tool name`);
     if (kind === 'tool' && !isObject(definition['inputSchema']))
@@ -586,6 +594,7 @@ function checkMcp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]
     if (kind === 'prompt') checkMcpPrompt(at, tool, spec, definition, out);
     if (kind === 'resource') checkMcpResource(at, tool, spec, definition, out);
     if (kind === 'template') checkMcpTemplate(at, tool, spec, definition, out);
+    if (kind === 'completion') checkMcpCompletion(at, tool, spec, definition, out);
     let pinned: string | undefined;
     try {
       pinned = pinMcpDefinition(definition, fields).sha256;
@@ -666,6 +675,79 @@ function checkMcpTemplate(
     out.push(`${at}.resource_template: only {name} variables (RFC 6570 level 1) can be pinned`);
   else if (canonicalize(expected) !== canonicalize(tool.parameters))
     out.push(`${at}: the parameters of a resource template must be exactly {uri} matching it`);
+}
+
+/**
+ * A completion entry: its definition is the pinned prompt's or template's (named as the entry
+ * names it), and its parameters are exactly {@link completionParameters} of the prompt's
+ * argument names or the template's variable names.
+ */
+function checkMcpCompletion(
+  at: string,
+  tool: ToolSpec,
+  spec: AdapterConfig,
+  definition: JsonObject,
+  out: string[],
+): void {
+  const prompt = spec['prompt'];
+  const template = spec['resource_template'];
+  let names: readonly string[] | undefined;
+  if (typeof prompt === 'string') {
+    if (definition['name'] !== prompt) out.push(`${at}.definition.name: must equal the upstream prompt name`);
+    names = promptArgumentNames(definition['arguments']);
+    if (names === undefined) out.push(`${at}.definition.arguments: each argument needs a string name`);
+  } else if (typeof template === 'string') {
+    if (definition['uriTemplate'] !== template)
+      out.push(`${at}.definition.uriTemplate: must equal the upstream URI template`);
+    names = uriTemplateVariables(template);
+    if (names === undefined)
+      out.push(`${at}.resource_template: only {name} variables (RFC 6570 level 1) can be pinned`);
+  }
+  if (names === undefined) return;
+  const expected = completionParameters(names);
+  if (expected === undefined) out.push(`${at}: a completion entry needs something to complete`);
+  else if (canonicalize(expected) !== canonicalize(tool.parameters))
+    out.push(
+      `${at}: the parameters of a completion must be exactly {argument, value, context} over the pinned names`,
+    );
+}
+
+/** The argument names of a prompt's pinned `arguments`; undefined when malformed. */
+function promptArgumentNames(args: JsonValue | undefined): readonly string[] | undefined {
+  const schema = promptParameters(args);
+  const props = schema?.['properties'];
+  return isObject(props) ? Object.keys(props) : undefined;
+}
+
+/**
+ * The parameters schema of a completion entry over these argument or variable names:
+ * `argument` one of them, `value` the partial value (a string), `context` the values of the
+ * others already given (strings); undefined when there are none.
+ */
+export function completionParameters(names: readonly string[]): JsonObject | undefined {
+  if (names.length === 0) return undefined;
+  const value = { type: 'string', maxLength: MAX_COMPLETION_VALUE_LENGTH };
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['argument', 'value'],
+    properties: {
+      argument: { type: 'string', enum: [...names] },
+      value,
+      context: {
+        type: 'object',
+        additionalProperties: false,
+        properties: Object.fromEntries(names.map((n) => [n, value])),
+      },
+    },
+  };
+}
+
+/** The argument names of the prompt or the variable names of the template a completion entry completes. */
+export function completionNamesOf(definition: JsonObject, template?: string): readonly string[] | undefined {
+  return template === undefined
+    ? promptArgumentNames(definition['arguments'])
+    : uriTemplateVariables(template);
 }
 
 /**
@@ -794,7 +876,8 @@ export function checkAdapterSpecs(
   for (const tool of tools) {
     const uri = tool.adapter['resource'];
     const template = tool.adapter['resource_template'];
-    if (tool.adapter.type !== 'mcp') continue;
+    // A completion entry reads nothing: it names the template it completes, pinned by its own entry.
+    if (tool.adapter.type !== 'mcp' || tool.adapter['completion'] !== undefined) continue;
     if (typeof uri === 'string') {
       const first = uris.get(uri);
       if (first === undefined) uris.set(uri, tool.name);

@@ -44,6 +44,7 @@ export type { BundleDiff, DiffLine, FieldChange } from './diff.js';
 export {
   closeSchema,
   cedarTypeOf,
+  pinMcpCompletions,
   pinMcpPrompts,
   pinMcpResources,
   pinMcpResourceTemplates,

@@ -14,7 +14,13 @@ import {
 import { compileOutputSchema } from './json-schema.js';
 import type { ClientRequestKind, JsonObject, JsonValue } from '../kernel/index.js';
 import { TOOL_NAME_RE } from './bundle-shape.js';
-import { promptParameters, resourceParameters, templateParameters } from './adapter-spec.js';
+import {
+  completionNamesOf,
+  completionParameters,
+  promptParameters,
+  resourceParameters,
+  templateParameters,
+} from './adapter-spec.js';
 
 /** What an upstream server may touch, as declared for every tool it serves. */
 export interface McpServerDeclaration {
@@ -497,6 +503,66 @@ export function pinMcpResourceTemplates(
       pinned.push({ name, upstream: template, sha256, spec, cedar: cedarAction(name, parameters) });
     } catch (err) {
       skipped.push({ upstream: template, reason: err instanceof Error ? err.message : 'cannot be pinned' });
+    }
+  }
+  return { pinned, skipped };
+}
+
+/**
+ * The completion entry of each pinned prompt and resource template in `entries` (docs/mcp.md
+ * "Completion"): named `<its entry's name>.complete`, adapter `mcp` with the same `prompt` or
+ * `resource_template`, definition and SHA-256 and `completion: true`, its parameters
+ * `{argument, value, context?}` over the prompt's argument names or the template's variable
+ * names, its own Cedar action with them in `context.params`, risk low, its output untrusted
+ * (OE-INV-013). A prompt without arguments has nothing to complete: it gets none.
+ */
+export function pinMcpCompletions(
+  server: McpServerDeclaration,
+  entries: readonly PinnedTool[],
+): { readonly pinned: readonly PinnedTool[]; readonly skipped: readonly SkippedTool[] } {
+  const pinned: PinnedTool[] = [];
+  const skipped: SkippedTool[] = [];
+  for (const entry of entries) {
+    const adapter = entry.spec['adapter'];
+    if (!isObject(adapter) || adapter['completion'] !== undefined) continue;
+    const prompt = adapter['prompt'];
+    const template = adapter['resource_template'];
+    const definition = adapter['definition'];
+    if ((typeof prompt !== 'string' && typeof template !== 'string') || !isObject(definition)) continue;
+    try {
+      const name = `${entry.name}.complete`;
+      if (!TOOL_NAME_RE.test(name)) throw new Error(`"${name}" is not a failclosed tool name`);
+      const names = completionNamesOf(definition, typeof template === 'string' ? template : undefined);
+      if (names === undefined) throw new Error('its arguments are malformed');
+      const parameters = completionParameters(names);
+      if (parameters === undefined) continue;
+      const spec = entrySpec(
+        server,
+        name,
+        `completion of ${entry.name} (upstream MCP server ${server.name})`,
+        parameters,
+        typeof prompt === 'string'
+          ? { prompt, completion: true }
+          : { resource_template: template ?? '', completion: true },
+        definition,
+        entry.sha256,
+      );
+      // Not the prompt's or template's description: the entry completes, it does not get or read.
+      pinned.push({
+        name,
+        upstream: entry.upstream,
+        sha256: entry.sha256,
+        spec: {
+          ...spec,
+          description: `Completes the ${typeof prompt === 'string' ? 'arguments' : 'variables'} of ${entry.name}.`,
+        },
+        cedar: cedarAction(name, parameters),
+      });
+    } catch (err) {
+      skipped.push({
+        upstream: `${entry.upstream} (completion)`,
+        reason: err instanceof Error ? err.message : 'cannot be pinned',
+      });
     }
   }
   return { pinned, skipped };

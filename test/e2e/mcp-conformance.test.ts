@@ -95,6 +95,8 @@ const pinArgs = (server: string, transport: () => string[] = overHttp) => [
   // Its sampling and elicitation tools ask the client; the gateway relays only what is pinned.
   '--client-requests',
   'sampling,elicitation',
+  // The completion of each pinned prompt's arguments and the template's variables.
+  '--completions',
   ...transport(),
 ];
 
@@ -199,6 +201,10 @@ describe('pin-mcp --names upstream', () => {
     expect(tools).toContain('test_prompt_with_arguments');
     expect(tools).toContain('conformance.resources.static-text');
     expect(tools).toContain('conformance.resources.template');
+    expect(tools).toContain('test_prompt_with_arguments.complete');
+    expect(tools).toContain('conformance.resources.template.complete');
+    // A prompt without arguments has nothing to complete.
+    expect(tools).not.toContain('test_simple_prompt.complete');
     // Its $ref into $defs is inlined, so the tool is pinned and typed in Cedar.
     expect(tools).toContain('json_schema_2020_12_tool');
     expect(out.skipped).toEqual([]);
@@ -285,6 +291,31 @@ describe('resource templates (pin-mcp --resource-template)', () => {
       const read = await client.readResource({ uri: 'test://template/7/data' });
       expect(JSON.stringify(read.contents)).toContain('Data for ID: 7');
       expect(read._meta?.['failclosed.dev/call']).toMatchObject({ receipt: expect.anything() as unknown });
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
+
+  it("completes the template's variable through its completion entry, as a governed call", async () => {
+    const client = await connected();
+    try {
+      const done = await client.complete({
+        ref: { type: 'ref/resource', uri: 'test://template/{id}/data' },
+        argument: { name: 'id', value: '7' },
+      });
+      expect(done.completion).toEqual({ values: [], total: 0, hasMore: false });
+      expect(done._meta?.['failclosed.dev/call']).toMatchObject({ receipt: expect.anything() as unknown });
+      // A variable the template does not have is denied by the entry's parameters, nothing asked.
+      const err = await client
+        .complete({
+          ref: { type: 'ref/resource', uri: 'test://template/{id}/data' },
+          argument: { name: 'other', value: '7' },
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e as { code?: number; data?: { code?: string } },
+        );
+      expect(err).toMatchObject({ code: -32001, data: { code: 'ERR_PARAMS_INVALID' } });
     } finally {
       await client.close();
     }

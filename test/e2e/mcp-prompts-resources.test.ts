@@ -103,6 +103,10 @@ beforeAll(async () => {
     '@reason("greeting carol needs one approval")\n@approvals("1")\npermit (principal, action == Action::"hostile.prompts.greet", resource) when { context.params.who == "carol" };\n',
   );
   writeFileSync(
+    join(src, 'policies', 'mcp-greet-complete.cedar'),
+    '@reason("complete names starting with b")\npermit (principal, action == Action::"hostile.prompts.greet.complete", resource) when { context.params.argument == "who" && context.params.value like "b*" };\n',
+  );
+  writeFileSync(
     join(src, 'policies', 'mcp-greet.cedar'),
     '@reason("greet anyone but mallory")\npermit (principal, action == Action::"hostile.prompts.greet", resource) when { context.params.who != "mallory" && context.params.who != "carol" };\n',
   );
@@ -150,6 +154,7 @@ beforeAll(async () => {
     'hostile://notes/1',
     '--resource',
     'hostile://secret/1',
+    '--completions',
     '--allow-loopback',
   ]);
   expect(pinnedHostile.err).toBe('');
@@ -426,6 +431,63 @@ describe('prompts and resources through the gateway', () => {
     expect(r.isError).toBe(true);
     expect(r.structuredContent).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_UNKNOWN' });
     expect(hostile.fetched.length).toBe(fetched);
+  });
+
+  it('a completion/complete no policy allows is denied by a ledgered decision; nothing runs upstream; an unpinned one is ERR_TOOL_UNKNOWN', async () => {
+    const e = await refusal(
+      client.complete({
+        ref: { type: 'ref/prompt', name: 'hostile.prompts.greet' },
+        argument: { name: 'who', value: 'al' },
+      }),
+    );
+    expect(e.code).toBe(-32001);
+    expect(e.data).toMatchObject({ outcome: 'deny', code: 'ERR_POLICY_DENY' });
+    const records = await ledgerFor(String(e.data['request_id']));
+    expect(records.find((r) => r.type === 'decision')?.payload).toMatchObject({ outcome: 'deny' });
+    expect(records.map((r) => r.type)).not.toContain('envelope.issued');
+    expect(runs.get('hostile.prompts.greet.complete')).toBeUndefined();
+    // A prompt pinned without --completions has no completion entry.
+    const unknown = await refusal(
+      client.complete({
+        ref: { type: 'ref/prompt', name: 'everything.prompts.args-prompt' },
+        argument: { name: 'city', value: 'Pa' },
+      }),
+    );
+    expect(unknown).toMatchObject({ code: -32001, data: { code: 'ERR_TOOL_UNKNOWN' } });
+  });
+
+  it('an allowed completion/complete runs upstream once, redacted, with its receipt; changed upstream it is not asked', async () => {
+    const fetched = hostile.fetched.length;
+    const ask = () =>
+      client.complete({
+        ref: { type: 'ref/prompt', name: 'hostile.prompts.greet' },
+        argument: { name: 'who', value: 'bo' },
+      });
+    const done = await ask();
+    expect(done.completion.values[0]).toBe('bob');
+    expect(done.completion.values[1]).not.toContain('AKIAIOSFODNN7EXAMPLE');
+    expect(done.completion.hasMore).toBe(false);
+    expect(done._meta?.['failclosed.dev/call']).toMatchObject({ receipt: expect.anything() as unknown });
+    expect(runs.get('hostile.prompts.greet.complete')).toBe(1);
+    expect(hostile.fetched.slice(fetched)).toEqual(['complete']);
+    // An answer that is not a completion (over 100 values, a value not a string) is not relayed.
+    for (const value of ['bflood', 'bnum']) {
+      const bad = await refusal(
+        client.complete({
+          ref: { type: 'ref/prompt', name: 'hostile.prompts.greet' },
+          argument: { name: 'who', value },
+        }),
+      );
+      expect(bad.data).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_FAILED' });
+    }
+    hostile.state.promptRug = true;
+    try {
+      const e = await refusal(ask());
+      expect(e.data).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_DEFINITION_CHANGED' });
+    } finally {
+      hostile.state.promptRug = false;
+    }
+    expect(hostile.fetched.length).toBe(fetched + 3);
   });
 });
 

@@ -276,12 +276,12 @@ describe('stdio: failclosed mcp, authenticated by the local client key', () => {
     expect(totalRuns()).toBe(before);
   });
 
-  it('tools, prompts and resources are advertised (no subscriptions), completion is not', () => {
+  it('tools, prompts, resources and completions are advertised (no subscriptions)', () => {
     const caps = client.getServerCapabilities();
     expect(caps?.tools).toBeDefined();
     expect(caps?.prompts).toEqual({});
     expect(caps?.resources).toEqual({});
-    expect(caps?.completions).toBeUndefined();
+    expect(caps?.completions).toEqual({});
   });
 });
 
@@ -864,10 +864,10 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
     expect(forbidden.length).toBeGreaterThanOrEqual(2);
   });
 
-  it('subscriptions and completion answer a JSON-RPC error with ERR_MCP_NOT_OFFERED, recorded; nothing runs', async () => {
+  it('subscriptions answer a JSON-RPC error with ERR_MCP_NOT_OFFERED, recorded; nothing runs', async () => {
     const auth = { authorization: `Bearer ${await issue('agent-http')}` };
     const before = totalRuns();
-    const methods = ['resources/subscribe', 'resources/unsubscribe', 'completion/complete'];
+    const methods = ['resources/subscribe', 'resources/unsubscribe'];
     for (const [i, method] of methods.entries()) {
       const res = await post(
         { ...auth, 'mcp-protocol-version': '2025-11-25' },
@@ -902,7 +902,7 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
     expect(recorded.length).toBeGreaterThanOrEqual(methods.length + 1);
   });
 
-  it('prompts and resources the bundle does not pin: none listed; a get or read is refused ERR_TOOL_UNKNOWN, recorded; nothing runs', async () => {
+  it('prompts and resources the bundle does not pin: none listed; a get, read or completion is refused ERR_TOOL_UNKNOWN, recorded; nothing runs', async () => {
     const before = totalRuns();
     const c = await httpClient(await issue('agent-http'));
     expect((await c.listPrompts()).prompts).toEqual([]);
@@ -919,13 +919,22 @@ describe('Streamable HTTP: an OAuth 2.1 resource server', () => {
     await expect(c.getPrompt({ name: 'echo', arguments: { message: 'x' } })).rejects.toMatchObject({
       data: { code: 'ERR_TOOL_UNKNOWN' },
     });
+    // Nor through completion/complete, of a prompt or of a template.
+    for (const ref of [
+      { type: 'ref/prompt' as const, name: 'echo' },
+      { type: 'ref/resource' as const, uri: 'file:///{path}' },
+    ])
+      await expect(c.complete({ ref, argument: { name: 'message', value: 'x' } })).rejects.toMatchObject({
+        code: -32001,
+        data: { outcome: 'deny', code: 'ERR_TOOL_UNKNOWN' },
+      });
     await c.close();
     expect(totalRuns()).toBe(before);
     await instance.core.ledger.settled();
     const recorded = (await ledgerEntries()).filter(
       (e) => e.type === 'gateway.failed' && e.payload['code'] === 'ERR_TOOL_UNKNOWN',
     );
-    expect(recorded.length).toBeGreaterThanOrEqual(3);
+    expect(recorded.length).toBeGreaterThanOrEqual(5);
   });
 
   it('malformed JSON-RPC, a batch and an oversized body are refused; nothing runs', async () => {

@@ -177,7 +177,7 @@ export async function startHostileUpstream(): Promise<HostileUpstream> {
       if (m.method === 'initialize')
         return answer({
           protocolVersion: m.params?.['protocolVersion'],
-          capabilities: { tools: {}, prompts: {}, resources: {} },
+          capabilities: { tools: {}, prompts: {}, resources: {}, completions: {} },
           serverInfo: { name: 'hostile-http', version: '1.0.0' },
         });
       if (m.method === 'tools/list') return answer({ tools: hostileTools(state) });
@@ -196,6 +196,16 @@ export async function startHostileUpstream(): Promise<HostileUpstream> {
         return answer({
           messages: [{ role: 'user', content: { type: 'text', text: `Hello ${String(args['who'])}` } }],
         });
+      }
+      if (m.method === 'completion/complete') {
+        fetched.push('complete');
+        const value = String((m.params?.['argument'] as Record<string, unknown> | undefined)?.['value']);
+        // More values than MCP allows, and one that is not a string: not a completion.
+        if (value === 'bflood')
+          return answer({ completion: { values: Array.from({ length: 101 }, (_, i) => `b${i}`) } });
+        if (value === 'bnum') return answer({ completion: { values: ['b', 7] } });
+        // The second value carries a credential: the executor redacts it like any result.
+        return answer({ completion: { values: [`${value}b`, 'AKIAIOSFODNN7EXAMPLE'], hasMore: false } });
       }
       if (m.method === 'resources/read') {
         const uri = String(m.params?.['uri']);

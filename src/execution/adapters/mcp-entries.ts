@@ -14,7 +14,10 @@ import {
   PINNED_RESOURCE_FIELDS,
   PINNED_TEMPLATE_FIELDS,
   MAX_TEMPLATE_URI_LENGTH,
+  MAX_COMPLETION_VALUES,
+  MAX_COMPLETION_VALUE_LENGTH,
   uriTemplatePattern,
+  uriTemplateVariables,
   deny,
   hexDigestEquals,
   mcpEntryKindOf,
@@ -38,6 +41,16 @@ export type PinnedMcpEntry =
       readonly template: string;
       readonly pattern: RegExp;
       readonly sha256: string;
+    }
+  | {
+      readonly kind: 'completion';
+      /** What it completes: the arguments of a prompt, or the variables of a resource template. */
+      readonly of: 'prompt' | 'template';
+      /** The prompt's name, or the URI template. */
+      readonly target: string;
+      /** The argument or variable names that may be completed (and given as context). */
+      readonly names: ReadonlySet<string>;
+      readonly sha256: string;
     };
 
 /**
@@ -51,6 +64,7 @@ export function parsePinnedEntry(spec: Readonly<Record<string, unknown>>): Pinne
     return tool === undefined ? undefined : { kind, ...tool };
   }
   if (kind === undefined) return undefined;
+  if (kind === 'completion') return parseCompletion(spec);
   const { definition, definition_sha256: sha256 } = spec;
   const named =
     kind === 'prompt' ? spec['prompt'] : kind === 'resource' ? spec['resource'] : spec['resource_template'];
@@ -79,6 +93,30 @@ export function parsePinnedEntry(spec: Readonly<Record<string, unknown>>): Pinne
   return definition['uriTemplate'] === named && pattern !== undefined
     ? { kind, template: named, pattern: new RegExp(pattern), sha256 }
     : undefined;
+}
+
+/** A completion entry: the pinned prompt or template it completes, checked as {@link parsePinnedEntry} checks those. */
+function parseCompletion(spec: Readonly<Record<string, unknown>>): PinnedMcpEntry | undefined {
+  const of = spec['prompt'] !== undefined ? 'prompt' : 'template';
+  const pinned = parsePinnedEntry({ ...spec, completion: undefined });
+  if (pinned === undefined || pinned.kind !== of) return undefined;
+  const definition = spec['definition'] as Readonly<Record<string, unknown>>;
+  let names: readonly string[] | undefined;
+  if (pinned.kind === 'template') names = uriTemplateVariables(pinned.template);
+  else {
+    const args = definition['arguments'] ?? [];
+    names = Array.isArray(args)
+      ? args.map((a: unknown) => (isObject(a) && typeof a['name'] === 'string' ? a['name'] : ''))
+      : undefined;
+  }
+  if (names === undefined || names.length === 0 || names.includes('')) return undefined;
+  return {
+    kind: 'completion',
+    of,
+    target: pinned.kind === 'template' ? pinned.template : pinned.kind === 'prompt' ? pinned.prompt : '',
+    names: new Set(names),
+    sha256: pinned.sha256,
+  };
 }
 
 /** Every item of a paginated listing, at most {@link MAX_LIST_PAGES} pages (a longer one is an error). */
@@ -245,7 +283,86 @@ export async function readTemplateResource(
   });
 }
 
-/** Runs the pinned entry over `upstream`: a tool call, a prompt get or a resource read. */
+/** The `{argument, value, context?}` of a completion, each within the pin; undefined otherwise. */
+function completionRequest(
+  names: ReadonlySet<string>,
+  params: Readonly<Record<string, unknown>>,
+):
+  { argument: { name: string; value: string }; context?: { arguments: Record<string, string> } } | undefined {
+  const { argument, value, context } = params;
+  if (Object.keys(params).some((k) => k !== 'argument' && k !== 'value' && k !== 'context')) return undefined;
+  const short = (v: unknown): v is string => typeof v === 'string' && v.length <= MAX_COMPLETION_VALUE_LENGTH;
+  if (typeof argument !== 'string' || !names.has(argument) || !short(value)) return undefined;
+  if (context === undefined) return { argument: { name: argument, value } };
+  if (!isObject(context)) return undefined;
+  const given: Record<string, string> = {};
+  for (const [k, v] of Object.entries(context)) {
+    if (!names.has(k) || !short(v)) return undefined;
+    given[k] = v;
+  }
+  return { argument: { name: argument, value }, context: { arguments: given } };
+}
+
+/**
+ * Completes an argument of the pinned prompt or a variable of the pinned template: `params` must
+ * be `{argument, value, context?}` over the pinned names (checked again here, whatever the Gate
+ * and the bundle said); lists the prompts or templates, compares the listed definition with the
+ * pin (nothing is asked when it differs or is gone), asks for the completion. Result:
+ * `{ completion: { values, total?, hasMore? } }`, at most {@link MAX_COMPLETION_VALUES} strings;
+ * anything else the upstream answers is `ERR_TOOL_FAILED`.
+ */
+export async function completePinnedEntry(
+  upstream: Upstream,
+  pinned: Extract<PinnedMcpEntry, { kind: 'completion' }>,
+  params: Readonly<Record<string, unknown>>,
+  timeout: number,
+): Promise<ToolOutput> {
+  const request = completionRequest(pinned.names, params);
+  if (request === undefined)
+    return deny(
+      'ERR_PARAMS_INVALID',
+      'a completion names a pinned argument, its value and others given, as strings',
+    );
+  return withUpstream(upstream, timeout, async (client, step) => {
+    const prompt = pinned.of === 'prompt';
+    const listed = await listAll(
+      step,
+      prompt ? promptPages(client, timeout) : templatePages(client, timeout),
+    );
+    if ('outcome' in listed) return listed;
+    const changed = checkPin(
+      listed,
+      prompt ? (p) => p['name'] === pinned.target : (t) => t['uriTemplate'] === pinned.target,
+      prompt ? PINNED_PROMPT_FIELDS : PINNED_TEMPLATE_FIELDS,
+      pinned.sha256,
+      prompt ? `the prompt ${pinned.target}` : 'the resource template',
+    );
+    if (changed !== undefined) return changed;
+    const ref = prompt
+      ? { type: 'ref/prompt' as const, name: pinned.target }
+      : { type: 'ref/resource' as const, uri: pinned.target };
+    const got = await step(() => client.complete({ ref, ...request }, { timeout }));
+    if ('outcome' in got) return got;
+    const c = (got.value as { completion?: unknown }).completion;
+    const values = isObject(c) ? c['values'] : undefined;
+    if (
+      !isObject(c) ||
+      !Array.isArray(values) ||
+      values.length > MAX_COMPLETION_VALUES ||
+      !values.every((v) => typeof v === 'string') ||
+      (c['total'] !== undefined &&
+        (typeof c['total'] !== 'number' || !Number.isSafeInteger(c['total']) || c['total'] < 0)) ||
+      (c['hasMore'] !== undefined && typeof c['hasMore'] !== 'boolean')
+    )
+      return deny('ERR_TOOL_FAILED', 'the upstream answered no well-formed completion');
+    const completion: Record<string, JsonValue> = { values };
+    if (typeof c['total'] === 'number') completion['total'] = c['total'];
+    if (typeof c['hasMore'] === 'boolean') completion['hasMore'] = c['hasMore'];
+    return { outcome: 'ok' as const, result: { completion } };
+  });
+}
+
+/** Runs the pinned entry over `upstream`: a tool call, a prompt get, a resource read or a completion. */
 export function runPinnedEntry(
   upstream: Upstream,
   entry: PinnedMcpEntry,
@@ -256,6 +373,7 @@ export function runPinnedEntry(
   if (entry.kind === 'prompt') return getPinnedPrompt(upstream, entry, params, timeout);
   if (entry.kind === 'resource') return readPinnedResource(upstream, entry, params, timeout);
   if (entry.kind === 'template') return readTemplateResource(upstream, entry, params, timeout);
+  if (entry.kind === 'completion') return completePinnedEntry(upstream, entry, params, timeout);
   return callPinnedTool(upstream, entry, params, timeout, channels);
 }
 

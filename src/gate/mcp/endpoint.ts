@@ -73,8 +73,9 @@ function rpcError(status: number, code: number, message: string, data: string): 
   return { status, body: { jsonrpc: '2.0', id: null, error: { code, message, data: { code: data } } } };
 }
 
-/** The `prompts/*` and `resources/*` methods governed (entries.ts); the rest of those families is not offered. */
+/** The `prompts/*`, `resources/*` and `completion/*` methods governed (entries.ts); the rest of those families is not offered. */
 const GOVERNED_ENTRY_METHODS = new Set([
+  'completion/complete',
   'prompts/list',
   'prompts/get',
   'resources/list',
@@ -83,13 +84,13 @@ const GOVERNED_ENTRY_METHODS = new Set([
 ]);
 
 /**
- * MCP methods no policy governs (docs/mcp.md "Not there yet"): resource subscriptions, and
- * completion. Refused before the SDK sees them, with a denial code and a
- * record, not left to the SDK's unrecorded -32601.
+ * MCP methods no policy governs (docs/mcp.md "Not there yet"): resource subscriptions. Refused
+ * before the SDK sees them, with a denial code and a record, not left to the SDK's unrecorded
+ * -32601.
  */
 function notOffered(method: string): boolean {
   if (GOVERNED_ENTRY_METHODS.has(method)) return false;
-  return method.startsWith('resources/') || method.startsWith('prompts/') || method === 'completion/complete';
+  return method.startsWith('resources/') || method.startsWith('prompts/') || method.startsWith('completion/');
 }
 
 /** Reads at most `limit` bytes; undefined when the body is larger (reading stops). */

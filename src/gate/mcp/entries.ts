@@ -11,6 +11,7 @@
  */
 import { ProtocolError } from '@modelcontextprotocol/server';
 import { MAX_TEMPLATE_URI_LENGTH } from '../../kernel/index.js';
+import type { JsonObject } from '../../kernel/index.js';
 import type { Server } from '@modelcontextprotocol/server';
 import type { Gate, ToolListing } from '../gate.js';
 import type { Principal } from '../principal.js';
@@ -59,7 +60,7 @@ function refused(code: 'ERR_TOOL_UNKNOWN' | 'ERR_REQUEST_MALFORMED', reason: str
 
 const str = (v: unknown): v is string => typeof v === 'string';
 
-/** Registers the four handlers on a principal's server (tools.ts). */
+/** Registers the handlers on a principal's server (tools.ts). */
 export function registerPromptsAndResources(
   server: Server,
   gate: Gate,
@@ -72,7 +73,7 @@ export function registerPromptsAndResources(
   /** Runs the entry as a governed call; its executed result, or the JSON-RPC error of why not. */
   const governed = async (
     entry: ToolListing,
-    params: Record<string, string>,
+    params: JsonObject,
     meta: unknown,
     what: unknown,
   ): Promise<{ result: Record<string, unknown>; meta: Record<string, Record<string, unknown>> }> => {
@@ -91,7 +92,7 @@ export function registerPromptsAndResources(
     ).body;
     if (answer.outcome !== 'executed') throw notRun(answer);
     const result = answer.result;
-    // The adapter answers an object for a prompt or a resource; anything else is relayed as nothing.
+    // The adapter answers an object for a prompt, a resource or a completion; anything else is relayed as nothing.
     const body = typeof result === 'object' && result !== null && !Array.isArray(result) ? result : {};
     return { result: body as Record<string, unknown>, meta: callMetaOf(answer) };
   };
@@ -175,6 +176,46 @@ export function registerPromptsAndResources(
     const { result, meta } = await governed(entry, { uri }, request.params._meta, request.params);
     return {
       contents: (Array.isArray(result['contents']) ? result['contents'] : []) as never,
+      _meta: meta,
+    };
+  });
+
+  // The completion entry of a pinned prompt (by its bundle name, as prompts/list shows it) or of
+  // a pinned template (by its URI template, as resources/templates/list shows it): `NAME.complete`.
+  server.setRequestHandler('completion/complete', async (request) => {
+    const { ref, argument, context } = request.params;
+    const entries = await gate.mcpEntries();
+    const target =
+      ref.type === 'ref/prompt'
+        ? entries.find((e) => e.mcp?.kind === 'prompt' && e.name === ref.name)
+        : entries.find((e) => e.mcp?.kind === 'template' && e.mcp.upstream === ref.uri);
+    const entry =
+      target === undefined
+        ? undefined
+        : entries.find(
+            (e) =>
+              e.mcp?.kind === 'completion' &&
+              e.name === `${target.name}.complete` &&
+              e.mcp.upstream === target.mcp?.upstream,
+          );
+    if (entry === undefined) {
+      await refusedCall(gate, 'ERR_TOOL_UNKNOWN', 'no such pinned completion', request.params);
+      throw refused('ERR_TOOL_UNKNOWN', 'no such completion');
+    }
+    const params = {
+      argument: argument.name,
+      value: argument.value,
+      ...(context?.arguments === undefined ? {} : { context: { ...context.arguments } }),
+    };
+    const { result, meta } = await governed(entry, params, request.params._meta, request.params);
+    const c = result['completion'];
+    const completion = typeof c === 'object' && c !== null ? (c as Record<string, unknown>) : {};
+    return {
+      completion: {
+        values: (Array.isArray(completion['values']) ? completion['values'] : []) as string[],
+        ...(typeof completion['total'] === 'number' ? { total: completion['total'] } : {}),
+        ...(typeof completion['hasMore'] === 'boolean' ? { hasMore: completion['hasMore'] } : {}),
+      },
       _meta: meta,
     };
   });

@@ -2,10 +2,10 @@
  * The MCP server one authenticated principal talks to (docs/mcp.md): `tools/list` shows the
  * active bundle's tools this principal could be allowed to call, and every `tools/call` is a
  * governed call through the Gate's shared pipeline (SPEC §2, FC-INV-3, FC-INV-6). Pinned upstream
- * prompts, resources and resource templates are listed, got and read the same way (entries.ts).
- * Nothing else is offered: resource subscriptions and `completion/complete` are refused with a
- * denial code by the endpoint before they reach this server, any other method answers a
- * JSON-RPC error (-32601).
+ * prompts, resources and resource templates are listed, got and read the same way, and their
+ * arguments completed (`completion/complete`) by their pinned completion entries (entries.ts).
+ * Nothing else is offered: resource subscriptions are refused with a denial code by the endpoint
+ * before they reach this server, any other method answers a JSON-RPC error (-32601).
  */
 // The low-level Server: tools come from the active policy bundle at request time with their JSON
 // Schemas, and arguments are validated by the Control Plane (a ledgered deny), not by the SDK.
@@ -355,7 +355,7 @@ export function createPrincipalServer(
   const traced = options.traceparent === undefined ? undefined : { traceparent: options.traceparent };
   // `logging`: an upstream's log messages about a call are relayed (relayFor).
   const server = new Server(SERVER_INFO, {
-    capabilities: { tools: {}, prompts: {}, resources: {}, logging: {} },
+    capabilities: { tools: {}, prompts: {}, resources: {}, logging: {}, completions: {} },
   });
   registerPromptsAndResources(server, gate, principal, traced);
   server.setRequestHandler('tools/list', async () => {
