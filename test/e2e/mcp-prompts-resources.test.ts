@@ -443,7 +443,10 @@ describe('prompts and resources through the gateway', () => {
     expect(e.code).toBe(-32001);
     expect(e.data).toMatchObject({ outcome: 'deny', code: 'ERR_POLICY_DENY' });
     const records = await ledgerFor(String(e.data['request_id']));
-    expect(records.find((r) => r.type === 'decision')?.payload).toMatchObject({ outcome: 'deny' });
+    expect(records.find((r) => r.type === 'decision')?.payload).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_POLICY_DENY',
+    });
     expect(records.map((r) => r.type)).not.toContain('envelope.issued');
     expect(runs.get('hostile.prompts.greet.complete')).toBeUndefined();
     // A prompt pinned without --completions has no completion entry.
