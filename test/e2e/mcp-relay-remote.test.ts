@@ -19,28 +19,23 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { signClientToken } from '../../src/client/index.js';
+import { Client } from '@modelcontextprotocol/client';
 import { runCli } from '../../src/cli/run.js';
 import {
   announceServer,
   createRemoteExecutor,
   initDataDir,
-  readClientFile,
   startEmbedded,
   startExecutorNode,
 } from '../../src/embedded/index.js';
 import type { EmbeddedInstance, ExecutorNode } from '../../src/embedded/index.js';
 import type { CallRelay, RelayedAsk, RelayedNotice } from '../../src/execution/index.js';
 import { parseExecutionAnswer } from '../../src/gate/answers.js';
-import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
 import { createMtlsAgent, createMtlsServer, pkiPaths } from '../../src/transport/index.js';
 import type { MtlsAgent, MtlsServer } from '../../src/transport/index.js';
 import { REPO_ROOT } from '../support/paths.js';
+import { cancelledRecords, demoAgentTransport, relayFixturePin } from '../support/mcp-relay.js';
 import { separateExecutorLayout } from './topology.js';
-
-const NODE_MODULES = realpathSync(join(REPO_ROOT, 'node_modules'));
-const FIXTURE = realpathSync(join(REPO_ROOT, 'test', 'fixtures', 'mcp-relay-upstream'));
 
 let work: string;
 let dir: string;
@@ -114,25 +109,7 @@ beforeAll(async () => {
   node = await startExecutorNode(layout.executorConfig(join(work, 'executor')), {
     defaultLogLevel: 'silent',
   });
-  const pin = (server: string, ...extra: string[]) =>
-    cli(
-      'policy',
-      'pin-mcp',
-      src,
-      '--server',
-      server,
-      ...extra,
-      '--read',
-      NODE_MODULES,
-      '--read',
-      FIXTURE,
-      '--write',
-      state,
-      '--',
-      '/usr/bin/node',
-      join(FIXTURE, 'server.mjs'),
-      state,
-    );
+  const pin = (server: string, ...extra: string[]) => cli(...relayFixturePin(src, state, server, ...extra));
   const relay = await pin('relay', '--only', 'chatty', '--only', 'deep', '--only', 'slow');
   expect(relay.err).toBe('');
   expect(relay.code).toBe(0);
@@ -146,9 +123,6 @@ beforeAll(async () => {
   expect(activated.err).toBe('');
   expect(activated.code).toBe(0);
 
-  const agent = readClientFile(dir, 'demo-agent');
-  const key = importSigningKeyJwk(agent.key);
-  const resource = `${instance.url}/mcp`;
   client = new Client(
     { name: 'fc-test-relay-remote', version: '1.0.0' },
     { capabilities: { sampling: {}, elicitation: { form: {} } } },
@@ -168,15 +142,7 @@ beforeAll(async () => {
   client.setNotificationHandler('notifications/progress', (n) => {
     progressed.push(n.params);
   });
-  await client.connect(
-    new StreamableHTTPClientTransport(new URL(resource), {
-      fetch: (url, init) => {
-        const headers = new Headers(init?.headers);
-        headers.set('authorization', `Bearer ${signClientToken(key, agent.identity, resource, Date.now())}`);
-        return fetch(url, { ...init, headers });
-      },
-    }),
-  );
+  await client.connect(demoAgentTransport(dir, instance.url)());
 }, 120_000);
 
 afterAll(async () => {
@@ -239,16 +205,7 @@ describe('a separate Execution Layer relays a running call', () => {
     ac.abort();
     await expect(pending).rejects.toThrow(/abort/i);
     // The outcome is recorded once the upstream is gone: wait for the Gate's record of it.
-    let receipt: Entry | undefined;
-    let failed: Entry | undefined;
-    for (let i = 0; i < 200 && failed === undefined; i++) {
-      const all = await entries();
-      receipt = all
-        .filter((e) => e.type === 'execution.receipt' && e.payload['tool'] === 'relay.slow')
-        .at(-1);
-      failed = all.find((e) => e.type === 'gateway.failed' && e.request_id === receipt?.request_id);
-      if (failed === undefined) await new Promise((r) => setTimeout(r, 100));
-    }
+    const { receipt, failed } = await cancelledRecords(entries, 'relay.slow');
     expect(receipt?.payload).toMatchObject({ status: 'failed', code: 'ERR_CALL_CANCELLED' });
     // The Gate took the Execution Layer's own answer: the same code, not "unavailable".
     expect(failed?.payload).toMatchObject({ code: 'ERR_CALL_CANCELLED' });

@@ -12,7 +12,8 @@
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { Client } from '@modelcontextprotocol/client';
+import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { signClientToken } from '../../src/client/index.js';
 import { runCli } from '../../src/cli/run.js';
@@ -30,12 +31,11 @@ import {
 import type { VerifyReport } from '../../src/verify/index.js';
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
 import { REPO_ROOT } from '../support/paths.js';
+import { cancelledRecords, demoAgentTransport, relayFixturePin } from '../support/mcp-relay.js';
 import { startServerEverything } from '../support/mcp-http-upstream.js';
 import type { RunningEverything } from '../support/mcp-http-upstream.js';
 
-const NODE_MODULES = realpathSync(join(REPO_ROOT, 'node_modules'));
 const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
-const FIXTURE = realpathSync(join(REPO_ROOT, 'test', 'fixtures', 'mcp-relay-upstream'));
 const TOOLS = ['mixed', 'chatty', 'flood', 'oops', 'sample', 'slow'];
 /** The fixture's tools that ask the client, pinned again as `asking` with `--client-requests`. */
 const ASKING = ['sample', 'overreach', 'insist'];
@@ -117,27 +117,11 @@ beforeAll(async () => {
   announceServer(dir, instance.url);
   // The fixture pinned twice: as `relay` (it may ask the client nothing) and, its asking tools
   // only, as `asking` (it may ask for sampling and elicitation).
-  const pinFixture = (...args: string[]) =>
-    cli(
-      'policy',
-      'pin-mcp',
-      src,
-      ...args,
-      '--read',
-      NODE_MODULES,
-      '--read',
-      FIXTURE,
-      '--write',
-      state,
-      '--',
-      '/usr/bin/node',
-      join(FIXTURE, 'server.mjs'),
-      state,
-    );
+  const pinFixture = (server: string, ...extra: string[]) =>
+    cli(...relayFixturePin(src, state, server, ...extra));
   for (const pinned of [
-    await pinFixture('--server', 'relay'),
+    await pinFixture('relay'),
     await pinFixture(
-      '--server',
       'asking',
       ...ASKING.flatMap((t) => ['--only', t]),
       '--client-requests',
@@ -171,9 +155,6 @@ beforeAll(async () => {
   expect((await cli('policy', 'activate', file)).code).toBe(0);
 
   // The demo client's key signs a fresh token for every HTTP request, as `failclosed mcp` does.
-  const agent = readClientFile(dir, 'demo-agent');
-  const key = importSigningKeyJwk(agent.key);
-  const resource = `${instance.url}/mcp`;
   // A client that would sample and elicit: the gateway still relays neither to it.
   client = new Client(
     { name: 'fc-test-relay', version: '1.0.0' },
@@ -198,14 +179,7 @@ beforeAll(async () => {
   client.setNotificationHandler('notifications/progress', (n) => {
     progressed.push(n.params);
   });
-  const transport = (): StreamableHTTPClientTransport =>
-    new StreamableHTTPClientTransport(new URL(resource), {
-      fetch: (url, init) => {
-        const headers = new Headers(init?.headers);
-        headers.set('authorization', `Bearer ${signClientToken(key, agent.identity, resource, Date.now())}`);
-        return fetch(url, { ...init, headers });
-      },
-    });
+  const transport = demoAgentTransport(dir, instance.url);
   transportFor = transport;
   await client.connect(transport());
   modern = new Client(
@@ -595,16 +569,7 @@ describe('while a call runs', () => {
     ac.abort();
     await expect(pending).rejects.toThrow(/abort/i);
     // The outcome is recorded once the upstream is gone: wait for it.
-    let receipt: Entry | undefined;
-    let failed: Entry | undefined;
-    for (let i = 0; i < 200 && failed === undefined; i++) {
-      const all = await entries();
-      receipt = all
-        .filter((e) => e.type === 'execution.receipt' && e.payload['tool'] === 'relay.slow')
-        .at(-1);
-      failed = all.find((e) => e.type === 'gateway.failed' && e.request_id === receipt?.request_id);
-      if (failed === undefined) await new Promise((r) => setTimeout(r, 100));
-    }
+    const { receipt, failed } = await cancelledRecords(entries, 'relay.slow');
     expect(receipt?.payload).toMatchObject({ status: 'failed', code: 'ERR_CALL_CANCELLED' });
     expect(failed?.payload).toMatchObject({ code: 'ERR_CALL_CANCELLED' });
     // The upstream got the call, and never answered it.
