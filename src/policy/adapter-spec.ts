@@ -617,6 +617,33 @@ function checkMcp(at: string, tool: ToolSpec, spec: AdapterConfig, out: string[]
   if (tool.untrusted_output !== true) out.push(`${at}: an MCP tool must set untrusted_output: true`);
 }
 
+/** The pinned definition is the prompt the entry names. */
+function checkNamesPrompt(at: string, spec: AdapterConfig, definition: JsonObject, out: string[]): void {
+  if (definition['name'] !== spec['prompt'])
+    out.push(`${at}.definition.name: must equal the upstream prompt name`);
+}
+
+/**
+ * The pinned definition is the template the entry names; its variables, when it is one
+ * failclosed can bind (RFC 6570 level 1), else undefined (and reported).
+ */
+function checkNamesTemplate(
+  at: string,
+  spec: AdapterConfig,
+  definition: JsonObject,
+  out: string[],
+): { readonly template: string } | undefined {
+  const template = spec['resource_template'];
+  if (definition['uriTemplate'] !== template)
+    out.push(`${at}.definition.uriTemplate: must equal the upstream URI template`);
+  if (typeof template !== 'string') return undefined;
+  if (uriTemplateVariables(template) === undefined) {
+    out.push(`${at}.resource_template: only {name} variables (RFC 6570 level 1) can be pinned`);
+    return undefined;
+  }
+  return { template };
+}
+
 /**
  * A pinned prompt: its definition names it, and the entry's parameters are exactly its
  * arguments, each a string (MCP prompt arguments are strings), required as the prompt says.
@@ -628,8 +655,7 @@ function checkMcpPrompt(
   definition: JsonObject,
   out: string[],
 ): void {
-  if (definition['name'] !== spec['prompt'])
-    out.push(`${at}.definition.name: must equal the upstream prompt name`);
+  checkNamesPrompt(at, spec, definition, out);
   const expected = promptParameters(definition['arguments']);
   if (expected === undefined) out.push(`${at}.definition.arguments: each argument needs a string name`);
   else if (canonicalize(expected) !== canonicalize(tool.parameters))
@@ -666,14 +692,11 @@ function checkMcpTemplate(
   definition: JsonObject,
   out: string[],
 ): void {
-  const template = spec['resource_template'];
-  if (definition['uriTemplate'] !== template)
-    out.push(`${at}.definition.uriTemplate: must equal the upstream URI template`);
-  if (typeof template !== 'string') return;
-  const expected = templateParameters(template);
-  if (expected === undefined)
-    out.push(`${at}.resource_template: only {name} variables (RFC 6570 level 1) can be pinned`);
-  else if (canonicalize(expected) !== canonicalize(tool.parameters))
+  const named = checkNamesTemplate(at, spec, definition, out);
+  if (named === undefined) return;
+  const expected = templateParameters(named.template);
+  // Never undefined here (the same test as the variables'); were it, the entry would not load.
+  if (expected === undefined || canonicalize(expected) !== canonicalize(tool.parameters))
     out.push(`${at}: the parameters of a resource template must be exactly {uri} matching it`);
 }
 
@@ -689,19 +712,14 @@ function checkMcpCompletion(
   definition: JsonObject,
   out: string[],
 ): void {
-  const prompt = spec['prompt'];
-  const template = spec['resource_template'];
   let names: readonly string[] | undefined;
-  if (typeof prompt === 'string') {
-    if (definition['name'] !== prompt) out.push(`${at}.definition.name: must equal the upstream prompt name`);
+  if (typeof spec['prompt'] === 'string') {
+    checkNamesPrompt(at, spec, definition, out);
     names = promptArgumentNames(definition['arguments']);
     if (names === undefined) out.push(`${at}.definition.arguments: each argument needs a string name`);
-  } else if (typeof template === 'string') {
-    if (definition['uriTemplate'] !== template)
-      out.push(`${at}.definition.uriTemplate: must equal the upstream URI template`);
-    names = uriTemplateVariables(template);
-    if (names === undefined)
-      out.push(`${at}.resource_template: only {name} variables (RFC 6570 level 1) can be pinned`);
+  } else if (typeof spec['resource_template'] === 'string') {
+    const named = checkNamesTemplate(at, spec, definition, out);
+    names = named === undefined ? undefined : uriTemplateVariables(named.template);
   }
   if (names === undefined) return;
   const expected = completionParameters(names);

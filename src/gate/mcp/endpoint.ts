@@ -15,7 +15,7 @@ import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
 import type { Gate } from '../gate.js';
 import { MAX_REQUEST_BYTES, MAX_REQUEST_DEPTH } from '../request.js';
 import type { McpAuthenticator } from './auth.js';
-import { createPrincipalServer } from './tools.js';
+import { createPrincipalServer, ownerOf } from './tools.js';
 import type { ClientAnswers } from './tools.js';
 import { createInputRounds } from './rounds.js';
 
@@ -192,7 +192,7 @@ export function createMcpEndpoint(
         };
         signal.addEventListener('abort', onAbort, { once: true });
         awaiting.set(id, {
-          owner: exchangeKey(principal, null),
+          owner: ownerOf(principal),
           take: (m) => {
             signal.removeEventListener('abort', onAbort);
             awaiting.delete(id);
@@ -300,7 +300,7 @@ export function createMcpEndpoint(
       const waiting = awaiting.get(message.id);
       // Only the principal the request was sent to answers it; anything else is refused as one
       // more malformed message (whether such a request exists is not told).
-      if (waiting === undefined || waiting.owner !== exchangeKey(principal, null))
+      if (waiting === undefined || waiting.owner !== ownerOf(principal))
         return refused(
           res,
           rpcError(400, -32600, 'Invalid Request', 'ERR_REQUEST_MALFORMED'),

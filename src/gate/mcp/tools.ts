@@ -306,6 +306,9 @@ function askerFor(
   };
 }
 
+/** Whose a relayed request or a held call is: the principal's tenant and identity. */
+export const ownerOf = (p: Principal): string => JSON.stringify([p.tenant, p.identity]);
+
 /** The envelope of a 2026-07-28 request (absent for the 2025 revisions). */
 function envelopeOf(ctx: ServerContext): Readonly<Record<string, unknown>> | undefined {
   return ctx.mcpReq.envelope;
@@ -410,7 +413,7 @@ export function createPrincipalServer(
     if (envelope?.[PROTOCOL_VERSION_META_KEY] !== undefined && rounds !== undefined) {
       // 2026-07-28: an upstream's requests to the client go out as `input_required` rounds of
       // a call held here (rounds.ts); a retry carrying a state is such a round, never a new call.
-      const owner = JSON.stringify([principal.tenant, principal.identity]);
+      const owner = ownerOf(principal);
       const exact = sha256Hex(canonicalize({ call, tool: request.params.name }));
       // This round's relay: its notices are sent before its answer (`answered`).
       let flushed: () => Promise<void> = () => Promise.resolve();
