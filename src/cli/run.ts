@@ -20,11 +20,12 @@ import {
   readClientFile,
   startEmbedded,
   startExecutorNode,
+  startGateNode,
   withdrawServer,
   writeClientFile,
   DEMO_CLIENT,
 } from '../embedded/index.js';
-import type { Connection, EmbeddedInstance, HttpAnswer } from '../embedded/index.js';
+import type { Connection, EmbeddedInstance, GateNode, HttpAnswer } from '../embedded/index.js';
 import { WriterLockBusy } from '../storage/index.js';
 import { parseJson } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
@@ -64,7 +65,10 @@ export const USAGE = `usage: failclosed <command> [options]
                                               directory's writer lock; on PostgreSQL every gate serves
   serve executor --config FILE                the Execution Layer as its own process (public keys only): mutual
                                               TLS to the Gate process's internal listener (docs/deployment.md)
-  call TOOL --params JSON [--session S] [--client NAME] [--wait SEC] [--request-id ID]
+  serve gate --config FILE                    a Gate as its own process (no key at all): signed calls, decided by
+                                              the Control Plane process over mutual TLS (docs/deployment.md)
+  call TOOL --params JSON [--session S] [--client NAME] [--wait SEC] [--request-id ID] [--gate URL]
+                                              --gate: send it to that Gate (\`serve gate\`) instead of --data's
   call TOOL --params JSON --background [...]  a background call: queued once decided, prints its job id
                                               and token (docs/jobs.md)
   jobs show ID --token TOKEN [--wait SEC]     a background call's state and result (exit 0 executed);
@@ -125,6 +129,7 @@ const OPTIONS = {
   wait: { type: 'string' },
   'request-id': { type: 'string' },
   background: { type: 'boolean' },
+  gate: { type: 'string' },
   token: { type: 'string' },
   backend: { type: 'string' },
   standby: { type: 'boolean' },
@@ -267,9 +272,12 @@ async function call(
     wait?: string;
     'request-id'?: string;
     background?: boolean;
+    gate?: string;
   },
 ): Promise<number> {
   if (v.params === undefined) throw new UsageError('--params JSON is required');
+  if (v.gate !== undefined && !/^https?:\/\/[^/?#]+\/?$/.test(v.gate))
+    throw new UsageError('--gate must be http(s)://HOST:PORT');
   let params: JsonValue;
   try {
     params = parseJson(v.params);
@@ -279,7 +287,12 @@ async function call(
   if (typeof params !== 'object' || params === null || Array.isArray(params))
     throw new UsageError('--params must be a JSON object');
   const file = readClientFile(dir, v.client ?? DEMO_CLIENT.identity);
-  return withConnection(dir, async (conn) => {
+  // `--gate URL`: a Gate of its own (`failclosed serve gate`), with the client key of `--data`.
+  const connect: typeof withConnection =
+    v.gate === undefined
+      ? withConnection
+      : (_dir, fn) => fn({ url: v.gate!, token: '', inProcess: false, close: () => Promise.resolve() });
+  return connect(dir, async (conn) => {
     const client = createClient({
       url: conn.url,
       identity: file.identity,
@@ -421,10 +434,17 @@ async function rotateClient(
 }
 
 /** Index of the command word: the first argument that is neither an option nor `--data`'s value. */
-/** `serve executor`: the separate Execution Layer until SIGTERM/SIGINT; SIGHUP reloads its TLS files. */
-async function serveExecutor(io: CliIo, config: string): Promise<number> {
-  const node = await startExecutorNode(config);
-  io.out(`execution layer listening on ${node.url} (mutual TLS, gate role only)\n`);
+/**
+ * `serve executor` and `serve gate`: a role as its own process until SIGTERM/SIGINT; SIGHUP
+ * reloads its TLS files.
+ */
+async function serveRole(io: CliIo, role: 'executor' | 'gate', config: string): Promise<number> {
+  const node = role === 'executor' ? await startExecutorNode(config) : await startGateNode(config);
+  io.out(
+    role === 'executor'
+      ? `execution layer listening on ${node.url} (mutual TLS, gate role only)\n`
+      : `gate listening on ${node.url} (control plane ${(node as GateNode).config.control_plane_url})\n`,
+  );
   const unsubscribe = io.onReload?.(() => {
     node.reloadTls().then(
       () => io.out('reloaded TLS material\n'),
@@ -522,9 +542,9 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
     case 'up':
       return up(io, dir, intOption(v.port, 'port'), intOption(v.grace, 'grace'), v.standby === true);
     case 'serve':
-      if (sub !== 'executor' || v.config === undefined || arg1 !== undefined)
-        throw new UsageError('serve executor --config FILE');
-      return serveExecutor(io, v.config);
+      if ((sub !== 'executor' && sub !== 'gate') || v.config === undefined || arg1 !== undefined)
+        throw new UsageError('serve executor|gate --config FILE');
+      return serveRole(io, sub, v.config);
     case 'call':
       if (sub === undefined) throw new UsageError('call TOOL --params JSON');
       return call(io, dir, sub, v);

@@ -121,6 +121,8 @@ export interface Core {
    */
   readonly follower?: ReplicaFollower;
   readonly controlPlane: ControlPlaneService;
+  /** The Control Plane as the Gate calls it (decorated by `decorate.controlPlane`): also separate Gates' (`gate-routes.ts`). */
+  readonly controlPlanePort: GateControlPlane;
   readonly executor: Executor;
   readonly nonces: NonceStore;
   readonly sandbox: Sandbox;
@@ -660,6 +662,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     },
   );
   const operator = withScheduleActions(operatorActions, scheduler);
+  const gateControlPlane = decorate.controlPlane?.(controlPlanePort) ?? controlPlanePort;
   // Background calls (docs/jobs.md): the queue runs jobs through the same Execution Layer port.
   const jobs = openJobs(config.jobs, gateExecutorPort);
   const gate = createGate({
@@ -669,7 +672,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     clients: state,
     replay: state,
     ledger: gateLedgerOver(ledger, ledgerPort),
-    controlPlane: decorate.controlPlane?.(controlPlanePort) ?? controlPlanePort,
+    controlPlane: gateControlPlane,
     executor: scheduledPort,
     secretScanner: (params) => {
       const text = canonicalize(params);
@@ -781,6 +784,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     bundles,
     ...(follower === undefined ? {} : { follower }),
     controlPlane,
+    controlPlanePort: gateControlPlane,
     executor,
     nonces,
     sandbox,

@@ -89,6 +89,12 @@ export interface EmbeddedConfig {
   readonly internal_port?: number;
   /** Listen address (IP literal) of that listener; default `127.0.0.1`. Optional. */
   readonly internal_host?: string;
+  /**
+   * True: the internal listener also admits separate Gate processes (`failclosed serve gate`,
+   * role `gate`) to this process's Control Plane and ledger writer (`gate-routes.ts`). Default
+   * false: the `executor` role only. Needs `internal_port`.
+   */
+  readonly internal_gates?: boolean;
   /** The queue of background calls: `local` (default) or NATS JetStream (docs/jobs.md). Optional. */
   readonly jobs?: JobsConfig;
 }
@@ -109,6 +115,7 @@ const OPTIONAL_FIELDS: readonly string[] = [
   'execution_host',
   'internal_port',
   'internal_host',
+  'internal_gates',
   'jobs',
 ];
 /** Optional settings that are positive integers. */
@@ -256,6 +263,10 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
     if (typeof o.internal_host !== 'string' || isIP(o.internal_host) === 0)
       throw bad('internal_host must be an IP address');
     if (o.internal_port === undefined) throw bad('internal_host needs internal_port');
+  }
+  if (o.internal_gates !== undefined) {
+    if (typeof o.internal_gates !== 'boolean') throw bad('internal_gates must be true or false');
+    if (o.internal_port === undefined) throw bad('internal_gates needs internal_port');
   }
   return Object.freeze({
     ...(o as unknown as EmbeddedConfig),

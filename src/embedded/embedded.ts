@@ -445,6 +445,16 @@ async function startInternal(core: Core): Promise<MtlsServer | undefined> {
     bundles: core.bundles,
     bundleDir: dataPaths(core.dir).bundles,
     ledger: core.ledgerPort,
+    ...(core.config.internal_gates === true
+      ? {
+          gates: {
+            controlPlane: core.controlPlanePort,
+            ledger: gateLedgerOver(core.ledger, core.ledgerPort),
+            ledgerPort: core.ledgerPort,
+            clients: core.state,
+          },
+        }
+      : {}),
   });
 }
 

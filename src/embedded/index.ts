@@ -17,6 +17,9 @@ export type { ExecutionServer, ExecutionServerOptions, ExecutionTls } from './ex
 export { createRemoteExecutor, traceparentOf } from './remote-executor.js';
 export type { RemoteExecutorOptions } from './remote-executor.js';
 export { parseTlsConfig, parseExecutorUrl, tlsFilesFor } from './tls-config.js';
+export { startGateNode, parseGateConfig, readGateConfig } from './gate-node.js';
+export type { GateNode, GateNodeConfig, GateNodeOptions } from './gate-node.js';
+export { createRemoteControlPlane, createRemoteGateLedger, decisionOf } from './control-plane-link.js';
 export {
   startExecutorNode,
   parseExecutorConfig,

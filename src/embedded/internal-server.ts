@@ -24,8 +24,9 @@ import type { DenialCode, JsonObject, JsonValue } from '../kernel/index.js';
 import type { BundleStore } from '../control-plane/index.js';
 import type { EntryType } from '../ledger/index.js';
 import { createMtlsServer, readCapped } from '../transport/index.js';
-import type { MtlsServer, Refusal, TlsFiles } from '../transport/index.js';
+import type { MtlsServer, PeerIdentity, Refusal, TlsFiles } from '../transport/index.js';
 import type { LedgerPort } from './ports.js';
+import { handleGateRoute, type GateRoutes } from './gate-routes.js';
 
 const MAX_BODY = 256 * 1024;
 const HASH_RE = /^[0-9a-f]{64}$/;
@@ -53,6 +54,11 @@ export interface InternalServerOptions {
   readonly ledger: LedgerPort;
   /** Deadline (ms) of one ledger call; default 2000. */
   readonly ledgerMs?: number;
+  /**
+   * Present: separate Gate processes (`failclosed serve gate`, role `gate`) are admitted too, to
+   * the Control Plane's and the ledger's routes of `gate-routes.ts` and to nothing else.
+   */
+  readonly gates?: GateRoutes;
 }
 
 const isObject = (v: JsonValue | undefined): v is JsonObject =>
@@ -99,7 +105,7 @@ function contextQueryOf(v: JsonValue) {
 /** Starts the internal listener; see the module comment. */
 export async function createInternalServer(options: InternalServerOptions): Promise<MtlsServer> {
   const ledgerMs = options.ledgerMs ?? 2000;
-  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+  const handler = (req: IncomingMessage, res: ServerResponse, peer: PeerIdentity): void => {
     const send = (status: number, body: JsonValue | Buffer): void => {
       const bytes = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
       res.writeHead(status, {
@@ -113,6 +119,19 @@ export async function createInternalServer(options: InternalServerOptions): Prom
       send(statusOf(code), { outcome: 'deny', code, reason });
     const handle = async (): Promise<void> => {
       const url = req.url ?? '';
+      // Each role reaches its own routes only: a Gate never appends an Execution Layer's entries.
+      if (peer.role === 'gate') {
+        if (options.gates === undefined) {
+          req.resume();
+          return send(404, { error: 'not_found' });
+        }
+        const a = await handleGateRoute(options.gates, req, peer);
+        return send(a.status, a.body);
+      }
+      if (peer.role !== 'executor') {
+        req.resume();
+        return send(404, { error: 'not_found' });
+      }
       if (req.method === 'GET' && url === '/v1/internal/issuer-jwks') {
         req.resume();
         return send(200, { jwks: options.issuerJwks() as JsonValue });
@@ -182,7 +201,7 @@ export async function createInternalServer(options: InternalServerOptions): Prom
   };
   return createMtlsServer(handler, {
     files: options.files,
-    allow: ['executor'],
+    allow: options.gates === undefined ? ['executor'] : ['executor', 'gate'],
     host: options.host,
     port: options.port,
     ...(options.now === undefined ? {} : { now: options.now }),

@@ -30,6 +30,7 @@ export interface InventorySources {
     | 'executor_url'
     | 'internal_port'
     | 'internal_host'
+    | 'internal_gates'
     | 'jobs'
   >;
   /** The bundle the tools come from (the active one, or the one being activated); absent: none. */
@@ -104,12 +105,14 @@ export const listenerInterfaces: InventoryProvider = (s) => {
       ...ownerOf(s),
       policy: LISTENER_POLICY(s),
       guard:
-        'mutual TLS (executor role only): issuer public keys, bundles by hash, and ledger writes of the executor entry types with actor role executor; runs no tool',
+        c.internal_gates === true
+          ? 'mutual TLS (executor and gate roles, each to its own routes): issuer public keys, bundles by hash, and ledger writes of the executor entry types with actor role executor; decisions of signed calls checked against the client registry, and the gate entry types with actor role gate; runs no tool'
+          : 'mutual TLS (executor role only): issuer public keys, bundles by hash, and ledger writes of the executor entry types with actor role executor; runs no tool',
       detail: {
         host: c.internal_host ?? '127.0.0.1',
         port: c.internal_port,
         tls: true,
-        admits: 'executor',
+        admits: c.internal_gates === true ? 'executor, gate' : 'executor',
         source: 'src/embedded/internal-server.ts',
       },
     });

@@ -22,7 +22,9 @@ import type { CallRelay } from '../execution/index.js';
 export type { ControlPlaneResult, GovernedRequest };
 
 /** The slice of the Control Plane the Gate calls (decide, readiness, issuer keys, retries of escalated calls). */
-export type GateControlPlane = Pick<ControlPlane, 'decide' | 'ready' | 'issuerJwks'> & {
+export type GateControlPlane = Pick<ControlPlane, 'decide' | 'ready'> & {
+  /** The issuer's public keys with the revocation list; a Control Plane in another process answers later. */
+  issuerJwks(): JsonValue | Promise<JsonValue>;
   /**
    * True when a request with a reused request id is a retry of an escalated call with the same
    * client, tenant, tool, session and parameters that has not been issued yet

@@ -18,6 +18,9 @@ export {
   migrate,
   assertSchemaCurrent,
   createPostgresNonceStore,
+  createPostgresGateState,
+  createPostgresOperatorStore,
+  createPostgresWriteProbe,
 } from './postgres/index.js';
 export type { PostgresBackendOptions } from './postgres/index.js';
 export { createSqliteBreakerStore } from './sqlite/breaker-store.js';

@@ -30,21 +30,30 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** A running `failclosed serve executor`. */
+/** A running `failclosed serve executor` (or `serve gate`). */
 export interface ExecutorProcess {
   readonly child: ChildProcess;
-  /** Its `POST /v1/execute` URL, as it printed it. */
+  /** Its URL, as it printed it (an executor's `POST /v1/execute`, a gate's client URL). */
   readonly url: string;
   /** Everything it printed so far. */
   out(): string;
 }
 
 /** Spawns `failclosed serve executor --config FILE` and resolves once it listens. */
-export async function spawnExecutor(
+export function spawnExecutor(
   config: string,
   env: Readonly<Record<string, string>> = {},
 ): Promise<ExecutorProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', 'executor', '--config', config], {
+  return spawnServe('executor', config, env);
+}
+
+/** Spawns `failclosed serve ROLE --config FILE` and resolves once it listens. */
+export async function spawnServe(
+  role: 'executor' | 'gate',
+  config: string,
+  env: Readonly<Record<string, string>> = {},
+): Promise<ExecutorProcess> {
+  const child = spawn(process.execPath, [CLI, 'serve', role, '--config', config], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, FAILCLOSED_HOME: '/nonexistent', ...env },
   });
@@ -57,7 +66,7 @@ export async function spawnExecutor(
       if (m?.[1] !== undefined) resolve(m[1]);
     };
     child.stdout.on('data', look);
-    child.once('exit', (c) => reject(new Error(`serve executor exited (${String(c)}): ${out}`)));
+    child.once('exit', (c) => reject(new Error(`serve ${role} exited (${String(c)}): ${out}`)));
   });
   return { child, url, out: () => out };
 }

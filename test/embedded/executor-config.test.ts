@@ -128,17 +128,19 @@ describe('failclosed serve', () => {
     return { code, err };
   };
 
-  it('knows only `serve executor --config FILE`', async () => {
-    for (const argv of [['serve', 'executor'], ['serve', 'gate', '--config', 'x.json'], ['serve']]) {
+  it('knows only `serve executor|gate --config FILE`', async () => {
+    for (const argv of [['serve', 'executor'], ['serve', 'control-plane', '--config', 'x.json'], ['serve']]) {
       const r = await run(argv);
       expect(r.code, argv.join(' ')).toBe(2);
-      expect(r.err).toContain('serve executor --config FILE');
+      expect(r.err).toContain('serve executor|gate --config FILE');
     }
   });
 
   it('refuses to start over a configuration that does not parse', async () => {
-    const r = await run(['serve', 'executor', '--config', '/nonexistent/executor.json']);
-    expect(r.code).toBe(1);
-    expect(r.err).toContain('ENOENT');
+    for (const role of ['executor', 'gate']) {
+      const r = await run(['serve', role, '--config', `/nonexistent/${role}.json`]);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain('ENOENT');
+    }
   });
 });

@@ -879,7 +879,7 @@ describe('SPEC §5: operator endpoints need the operator token', () => {
     const base = depsOf(x);
     const gate = createGate({
       ...base,
-      controlPlane: { ...base.controlPlane, issuerJwks: () => Promise.reject(new Error('down')) as never },
+      controlPlane: { ...base.controlPlane, issuerJwks: () => Promise.reject(new Error('down')) },
     });
     expect(await gate.jwks()).toEqual({
       status: 503,

@@ -1,0 +1,297 @@
+/**
+ * A separate Gate's ports to the Control Plane process (`failclosed serve gate`, docs/deployment.md
+ * "Separate Gate"; SPEC §1 separation of powers, FC-INV-6, L7 mutual TLS between roles).
+ *
+ * The Gate process holds no signing key: the Control Plane process (`failclosed up` with
+ * `internal_port`) decides, signs envelopes and holds the one ledger writer. This module is the
+ * Gate's side of that link, over mutual TLS to the Control Plane process's internal listener:
+ * - {@link createRemoteControlPlane}: `decide`, `ready`, `isRetry` and the issuer's public keys;
+ * - {@link createRemoteGateLedger}: evidence, the Gate's own entries, the evidence view's reads.
+ *
+ * Every answer is untrusted input: bounded in size and time, parsed strictly, closed in shape.
+ * Anything else is a deny (`ERR_CONTROL_PLANE_UNAVAILABLE` for a decision, a rejection that the
+ * Gate maps to `ERR_LEDGER_UNAVAILABLE` for the ledger): a Gate that cannot read its Control
+ * Plane's answer never calls the Execution Layer (FC-INV-4, GEI).
+ */
+import { createHash } from 'node:crypto';
+import {
+  FailclosedError,
+  deny,
+  isDenialCode,
+  isLedgerRef,
+  parseJson,
+  withDeadline,
+} from '../kernel/index.js';
+import type { Deny, JsonObject, JsonValue } from '../kernel/index.js';
+import type { ControlPlaneResult, LedgerRef } from '../control-plane/index.js';
+import type { CheckpointView, GateControlPlane, GateLedger, LedgerEntryView } from '../gate/index.js';
+import { gateRequest } from './executor-node.js';
+import type { GateLink } from './executor-node.js';
+
+/** Largest answer read from the Control Plane process (an evidence view's entries, a blob). */
+const MAX_ANSWER = 8 * 1024 * 1024;
+/** Largest envelope (compact JWS) accepted from the Control Plane. */
+const MAX_ENVELOPE = 64 * 1024;
+const HEX64 = /^[0-9a-f]{64}$/;
+const JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+const isObject = (v: JsonValue | undefined): v is JsonObject =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const onlyKeys = (o: JsonObject, keys: readonly string[]): boolean =>
+  Object.keys(o).every((k) => keys.includes(k));
+
+/** POSTs (or GETs) `path` and parses a 200 answer strictly; rejects on anything else. */
+async function ask(
+  link: GateLink,
+  method: 'GET' | 'POST',
+  path: string,
+  body: JsonValue | undefined,
+): Promise<{ readonly status: number; readonly value: JsonValue }> {
+  const a = await gateRequest(link, method, path, body, MAX_ANSWER);
+  return { status: a.status, value: parseJson(a.body, { maxBytes: MAX_ANSWER, maxDepth: 64 }) };
+}
+
+/**
+ * A decision as the wire carries it, or undefined when it is not exactly one of the two shapes
+ * the Control Plane answers (an allow with its envelope and confirmed decision record; a deny
+ * with a known code).
+ */
+export function decisionOf(v: JsonValue): ControlPlaneResult | undefined {
+  if (!isObject(v)) return undefined;
+  if (v['outcome'] === 'allow') {
+    if (!onlyKeys(v, ['outcome', 'decision_id', 'envelope', 'decision_ref', 'policy_bundle']))
+      return undefined;
+    const { decision_id, envelope, decision_ref, policy_bundle } = v;
+    if (typeof decision_id !== 'string' || decision_id.length === 0 || decision_id.length > 256)
+      return undefined;
+    if (typeof envelope !== 'string' || envelope.length > MAX_ENVELOPE || !JWS.test(envelope))
+      return undefined;
+    if (typeof policy_bundle !== 'string' || !HEX64.test(policy_bundle)) return undefined;
+    if (
+      !isObject(decision_ref) ||
+      !onlyKeys(decision_ref, ['index', 'entry_hash']) ||
+      !isLedgerRef(decision_ref)
+    )
+      return undefined;
+    return Object.freeze({
+      outcome: 'allow',
+      decision_id,
+      envelope,
+      decision_ref: Object.freeze({ index: decision_ref.index, entry_hash: decision_ref.entry_hash }),
+      policy_bundle,
+    });
+  }
+  if (v['outcome'] === 'deny') {
+    if (!onlyKeys(v, ['outcome', 'code', 'reason', 'decision_id'])) return undefined;
+    const { code, reason, decision_id } = v;
+    if (!isDenialCode(code) || typeof reason !== 'string' || reason.length > 1024) return undefined;
+    if (decision_id !== null && (typeof decision_id !== 'string' || decision_id.length > 256))
+      return undefined;
+    return Object.freeze({ outcome: 'deny', code, reason, decision_id });
+  }
+  return undefined;
+}
+
+/** Options of {@link createRemoteControlPlane}. */
+export interface RemoteControlPlaneOptions {
+  readonly link: GateLink;
+  /** Most a decision may wait for approvals (`waitMs`, long-poll) beyond the link's deadline. */
+  readonly maxWaitMs?: number;
+}
+
+/**
+ * The Gate's Control Plane port over the Control Plane process's internal listener. `decide`
+ * never rejects: no answer, a non-200 answer without a well-formed deny, or garbage is
+ * `ERR_CONTROL_PLANE_UNAVAILABLE`. A decision the Control Plane made but whose answer was lost
+ * holds an envelope nobody will present: it expires unused.
+ */
+export function createRemoteControlPlane(options: RemoteControlPlaneOptions): GateControlPlane {
+  const { link } = options;
+  const maxWaitMs = options.maxWaitMs ?? 60_000;
+  const unavailable = (reason: string): Deny & { readonly decision_id: null } =>
+    Object.freeze({ ...deny('ERR_CONTROL_PLANE_UNAVAILABLE', reason), decision_id: null });
+  return {
+    async decide(req, decideOptions) {
+      const waitMs = Math.min(Math.max(0, Math.trunc(decideOptions?.waitMs ?? 0)), maxWaitMs);
+      const body: JsonObject = {
+        request_id: req.request_id,
+        trace_id: req.trace_id,
+        identity: req.identity,
+        tenant: req.tenant,
+        roles: [...(req.roles ?? [])],
+        tool: req.tool,
+        params: req.params,
+        timestamp: req.timestamp,
+        session: req.session,
+        request_sha256: req.request_sha256,
+        ...(req.background === undefined ? {} : { background: req.background }),
+        wait_ms: waitMs,
+      };
+      // A schedule's run or an OAuth owner never comes through a separate Gate (it serves signed calls only).
+      if (req.schedule !== undefined || req.owner !== undefined)
+        return unavailable('a separate Gate submits signed calls only');
+      try {
+        const a = await ask(
+          { ...link, timeoutMs: link.timeoutMs + waitMs },
+          'POST',
+          '/v1/internal/cp/decide',
+          body,
+        );
+        const d = decisionOf(a.value);
+        if (d === undefined) return unavailable('the Control Plane answered garbage');
+        // An allow only ever comes with 200; a deny keeps its code whatever the status.
+        if (d.outcome === 'allow' && a.status !== 200)
+          return unavailable('the Control Plane answered garbage');
+        return d;
+      } catch {
+        return unavailable('the Control Plane did not answer');
+      }
+    },
+    async ready() {
+      try {
+        const a = await ask(link, 'GET', '/v1/internal/cp/ready', undefined);
+        const v = a.value;
+        if (a.status === 200 && isObject(v) && v['ready'] === true) return { ready: true };
+        const reason =
+          isObject(v) && typeof v['reason'] === 'string' ? v['reason'].slice(0, 256) : 'not ready';
+        return { ready: false, reason: `control plane: ${reason}` };
+      } catch {
+        return { ready: false, reason: 'control plane: no answer' };
+      }
+    },
+    async issuerJwks() {
+      const a = await ask(link, 'GET', '/v1/internal/issuer-jwks', undefined);
+      if (a.status !== 200 || !isObject(a.value) || !isObject(a.value['jwks']))
+        throw new Error('the Control Plane answered garbage');
+      return a.value['jwks'];
+    },
+    async isRetry(r) {
+      // Only signed clients come through a separate Gate: no owner claim to carry.
+      if (r.owner !== undefined) return false;
+      const a = await ask(link, 'POST', '/v1/internal/cp/is-retry', {
+        request_id: r.request_id,
+        identity: r.identity,
+        tenant: r.tenant,
+        tool: r.tool,
+        params: r.params,
+        session: r.session,
+      });
+      if (a.status !== 200 || !isObject(a.value) || typeof a.value['retry'] !== 'boolean')
+        throw new Error('the Control Plane answered garbage');
+      return a.value['retry'];
+    },
+  };
+}
+
+/** A ledger entry read back over the wire, or undefined. */
+function entryViewOf(v: JsonValue): LedgerEntryView | undefined {
+  if (!isObject(v) || typeof v['type'] !== 'string' || !isLedgerRef(v)) return undefined;
+  return v as unknown as LedgerEntryView;
+}
+
+/**
+ * The Gate's ledger port over the Control Plane process's internal listener (the one ledger
+ * writer). Rejects on anything but a well-formed confirmation; the Gate then denies
+ * `ERR_LEDGER_UNAVAILABLE` (GEI "If the ledger write fails, the tool does not run").
+ */
+export function createRemoteGateLedger(link: GateLink, ledgerMs: number): GateLedger {
+  const post = async (path: string, body: JsonValue): Promise<JsonValue> => {
+    const r = await withDeadline(() => ask(link, 'POST', path, body), ledgerMs);
+    if (r.status !== 'ok') throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'no answer');
+    if (r.value.status !== 200) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'refused');
+    return r.value.value;
+  };
+  const ref = (v: JsonValue): LedgerRef => {
+    if (!isObject(v) || !onlyKeys(v, ['index', 'entry_hash']) || !isLedgerRef(v))
+      throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'the ledger writer answered garbage');
+    return Object.freeze({ index: v.index, entry_hash: v.entry_hash });
+  };
+  return {
+    async putEvidence(bytes, mediaType) {
+      const sha = createHash('sha256').update(bytes).digest('hex');
+      const v = await post('/v1/internal/gate/evidence', {
+        media_type: mediaType,
+        body: Buffer.from(bytes).toString('base64'),
+      });
+      // The writer stores what was sent: any other hash is not this blob.
+      if (!isObject(v) || v['sha256'] !== sha)
+        throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'the ledger writer answered garbage');
+      return sha;
+    },
+    async appendGatewayEvent(e) {
+      return ref(
+        await post('/v1/internal/gate/event', {
+          type: e.type,
+          trace_id: e.trace_id,
+          request_id: e.request_id,
+          tenant: e.tenant,
+          identity: e.identity,
+          payload: e.payload,
+        }),
+      );
+    },
+    async getEvidence(sha256) {
+      if (!HEX64.test(sha256)) return undefined;
+      const v = await post('/v1/internal/gate/evidence/get', { sha256 });
+      if (!isObject(v)) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'garbage');
+      if (v['body'] === null) return undefined;
+      if (typeof v['body'] !== 'string') throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'garbage');
+      const bytes = new Uint8Array(Buffer.from(v['body'], 'base64'));
+      if (createHash('sha256').update(bytes).digest('hex') !== sha256)
+        throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'evidence does not hash to its name');
+      return bytes;
+    },
+    async entriesForRequest(requestId) {
+      const v = await post('/v1/internal/gate/entries', { request_id: requestId });
+      const list = isObject(v) ? v['entries'] : undefined;
+      if (!Array.isArray(list)) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'garbage');
+      const out: LedgerEntryView[] = [];
+      for (const x of list as readonly JsonValue[]) {
+        const e = entryViewOf(x);
+        if (e === undefined || e['request_id'] !== requestId)
+          throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'garbage');
+        out.push(e);
+      }
+      return out;
+    },
+    async latestCheckpoint() {
+      const v = await post('/v1/internal/gate/checkpoint', {});
+      const c = isObject(v) ? v['checkpoint'] : undefined;
+      if (c === null) return null;
+      if (
+        !isObject(c) ||
+        !Number.isSafeInteger(c['size']) ||
+        typeof c['root_hash'] !== 'string' ||
+        !HEX64.test(c['root_hash']) ||
+        typeof c['note'] !== 'string'
+      )
+        throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'garbage');
+      return {
+        size: c['size'] as number,
+        root_hash: c['root_hash'],
+        note: c['note'],
+      } satisfies CheckpointView;
+    },
+    async proveInclusion(index, treeSize) {
+      const v = await post('/v1/internal/gate/prove', { index, size: treeSize });
+      const proof = isObject(v) ? v['proof'] : undefined;
+      if (
+        !Array.isArray(proof) ||
+        proof.length > 64 ||
+        !proof.every((h) => typeof h === 'string' && HEX64.test(h))
+      )
+        throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'garbage');
+      return proof as string[];
+    },
+    async recordRead(read) {
+      return ref(
+        await post('/v1/internal/gate/read', {
+          reader: { id: read.reader.id, role: read.reader.role },
+          request_id: read.request_id,
+          scope: read.scope,
+        }),
+      );
+    },
+  };
+}

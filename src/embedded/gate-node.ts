@@ -1,0 +1,315 @@
+/**
+ * The Gate as its own process: `failclosed serve gate --config FILE` (docs/deployment.md
+ * "Separate Gate"; SPEC §1 separation of powers, FC-INV-6, L7 mutual TLS between roles).
+ *
+ * It holds **no key at all**: no issuer key, no ledger checkpoint key, no derivation key, no
+ * operator token. It is the one role clients reach: it authenticates signed calls (the client
+ * registry and the request nonces are the shared PostgreSQL state every Gate uses, so a request
+ * id or nonce is single-use across all of them, FC-INV-3), then, over mutual TLS with its `gate`
+ * certificate:
+ * - asks the Control Plane process (`failclosed up` with `internal_port` and `internal_gates`)
+ *   for the decision, which checks the client's signature again against its own registry and
+ *   signs the envelope (`gate-routes.ts`), and writes its evidence and records through that
+ *   process's one ledger writer (`control-plane-link.ts`);
+ * - hands the envelope to an Execution Layer (`failclosed serve executor`), expecting its
+ *   `executor` certificate (`remote-executor.ts`).
+ * Several such Gates scale horizontally behind one load balancer. What they do not serve: MCP,
+ * the console, approvals and operator actions (the Control Plane process serves those to
+ * operators and approvers), background calls (`ERR_QUEUE_UNAVAILABLE`) and schedules.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { isIP } from 'node:net';
+import { canonicalize, guardObserver, parseJson, systemClock } from '../kernel/index.js';
+import type { Clock, JsonObject, JsonValue } from '../kernel/index.js';
+import { createRedactor } from '../execution/index.js';
+import { createGate, createGateServer } from '../gate/index.js';
+import type { GateServer } from '../gate/index.js';
+import {
+  assertSchemaCurrent,
+  createPostgresGateState,
+  createPostgresOperatorStore,
+  createPostgresWriteProbe,
+  openPostgresPool,
+} from '../storage/index.js';
+import { createMtlsAgent } from '../transport/index.js';
+import type { TlsFiles } from '../transport/index.js';
+import { parseBackendSpec } from './backend-spec.js';
+import { createRemoteControlPlane, createRemoteGateLedger } from './control-plane-link.js';
+import { createRemoteExecutor } from './remote-executor.js';
+import {
+  createTelemetry,
+  parseLogConfig,
+  parseMetricsConfig,
+  resolveTelemetrySettings,
+  serveMetrics,
+} from './telemetry/index.js';
+import type { LogConfig, LogDestination, LogLevel, MetricsConfig, MetricsServer } from './telemetry/index.js';
+
+/** The separate Gate's configuration file (JSON). */
+export interface GateNodeConfig {
+  /** Where clients reach it (IP literal, port; 0 = any free port). Plain HTTP, as `failclosed up`. */
+  readonly listen: { readonly host: string; readonly port: number };
+  /** `https://HOST:PORT` of the Control Plane process's internal listener. */
+  readonly control_plane_url: string;
+  /** `https://HOST:PORT` of an Execution Layer (`failclosed serve executor`). */
+  readonly executor_url: string;
+  /** This process's mutual TLS: CA, its `gate` certificate and key, optional CRL and revoked serials. */
+  readonly tls: TlsFiles;
+  /** The shared state: a `postgres://` URL (`?schema=` names the schema), as the Control Plane's backend. */
+  readonly state: string;
+  /** Accepted clock skew of request timestamps (ms); default 120000, as `failclosed up`. */
+  readonly timestamp_tolerance_ms: number;
+  /** Most calls in flight; default 64. */
+  readonly max_inflight?: number;
+  /** Deadline (ms) of one request to the Control Plane process; default 5000. */
+  readonly control_plane_timeout_ms: number;
+  /** Deadline (ms) of one tool call at the Execution Layer; default 30000. */
+  readonly execution_timeout_ms: number;
+  readonly log?: LogConfig;
+  readonly metrics?: MetricsConfig;
+}
+
+const FIELDS = [
+  'listen',
+  'control_plane_url',
+  'executor_url',
+  'tls',
+  'state',
+  'timestamp_tolerance_ms',
+  'max_inflight',
+  'control_plane_timeout_ms',
+  'execution_timeout_ms',
+  'log',
+  'metrics',
+];
+const TLS_FIELDS = ['ca', 'cert', 'key', 'crl', 'revoked_serials'];
+
+const bad = (m: string): TypeError => new TypeError(`gate config: ${m}`);
+const isObject = (v: JsonValue | undefined): v is JsonObject =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function positive(o: JsonObject, k: string, fallback: number): number {
+  const v = o[k];
+  if (v === undefined) return fallback;
+  if (!Number.isSafeInteger(v) || (v as number) <= 0) throw bad(`${k} must be a positive integer`);
+  return v as number;
+}
+
+function text(o: JsonObject, k: string, max = 4096): string {
+  const v = o[k];
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) throw bad(`${k} must be a non-empty string`);
+  return v;
+}
+
+function httpsOrigin(o: JsonObject, k: string): string {
+  let u: URL;
+  try {
+    u = new URL(text(o, k, 512));
+  } catch {
+    throw bad(`${k} must be a URL`);
+  }
+  if (
+    u.protocol !== 'https:' ||
+    u.username !== '' ||
+    u.password !== '' ||
+    u.pathname !== '/' ||
+    u.search !== ''
+  )
+    throw bad(`${k} must be https://HOST:PORT`);
+  return u.origin;
+}
+
+/** Parses the configuration strictly; relative paths are resolved against `base` (its directory). */
+export function parseGateConfig(bytes: Uint8Array, base: string): GateNodeConfig {
+  const v = parseJson(bytes, { maxBytes: 64 * 1024, maxDepth: 6 });
+  if (!isObject(v)) throw bad('not an object');
+  // A key of any kind is refused by name: this process must never hold one.
+  for (const k of Object.keys(v)) if (!FIELDS.includes(k)) throw bad(`unknown field ${k}`);
+  const at = (p: string): string => (isAbsolute(p) ? p : join(base, p));
+  const listen = v['listen'];
+  if (!isObject(listen)) throw bad('listen must be { host, port }');
+  const host = text(listen, 'host', 64);
+  if (isIP(host) === 0) throw bad('listen.host must be an IP address');
+  const port = listen['port'];
+  if (!Number.isSafeInteger(port) || (port as number) < 0 || (port as number) > 65535)
+    throw bad('listen.port must be a port number');
+  const tls = v['tls'];
+  if (!isObject(tls)) throw bad('tls must be { ca, cert, key }');
+  for (const k of Object.keys(tls)) if (!TLS_FIELDS.includes(k)) throw bad(`tls: unknown field ${k}`);
+  const serials = tls['revoked_serials'];
+  if (
+    serials !== undefined &&
+    (!Array.isArray(serials) ||
+      !serials.every((s) => typeof s === 'string' && /^[0-9a-fA-F:]{1,64}$/.test(s)))
+  )
+    throw bad('tls.revoked_serials must be a list of hexadecimal serial numbers');
+  const state = text(v, 'state');
+  let spec;
+  try {
+    spec = parseBackendSpec(state);
+  } catch {
+    throw bad('state must be a postgres:// URL');
+  }
+  if (spec.kind !== 'postgres') throw bad('state must be a postgres:// URL (Gates share it)');
+  let observability = {};
+  try {
+    observability = {
+      ...(v['log'] === undefined ? {} : { log: parseLogConfig(v['log']) }),
+      ...(v['metrics'] === undefined ? {} : { metrics: parseMetricsConfig(v['metrics']) }),
+    };
+  } catch (err) {
+    throw bad(err instanceof Error ? err.message : 'log or metrics is malformed');
+  }
+  return Object.freeze({
+    listen: Object.freeze({ host, port: port as number }),
+    control_plane_url: httpsOrigin(v, 'control_plane_url'),
+    executor_url: httpsOrigin(v, 'executor_url'),
+    tls: Object.freeze({
+      ca: at(text(tls, 'ca')),
+      cert: at(text(tls, 'cert')),
+      key: at(text(tls, 'key')),
+      ...(tls['crl'] === undefined ? {} : { crl: at(text(tls, 'crl')) }),
+      ...(serials === undefined ? {} : { revokedSerials: serials as string[] }),
+    }),
+    state,
+    timestamp_tolerance_ms: positive(v, 'timestamp_tolerance_ms', 120_000),
+    ...(v['max_inflight'] === undefined ? {} : { max_inflight: positive(v, 'max_inflight', 64) }),
+    control_plane_timeout_ms: positive(v, 'control_plane_timeout_ms', 5000),
+    execution_timeout_ms: positive(v, 'execution_timeout_ms', 30_000),
+    ...observability,
+  });
+}
+
+/** Reads and parses the configuration file at `path`. */
+export function readGateConfig(path: string): GateNodeConfig {
+  const file = resolve(path);
+  return parseGateConfig(readFileSync(file), dirname(file));
+}
+
+/** Options of {@link startGateNode}. */
+export interface GateNodeOptions {
+  readonly clock?: Clock;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly logDestination?: LogDestination;
+  readonly defaultLogLevel?: LogLevel;
+}
+
+/** A running separate Gate. */
+export interface GateNode {
+  /** `http://HOST:PORT` where clients call it. */
+  readonly url: string;
+  readonly config: GateNodeConfig;
+  readonly metricsUrl?: string;
+  /** Re-reads its mutual-TLS files (both links), as on SIGHUP. */
+  reloadTls(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Starts a separate Gate from its configuration file. */
+export async function startGateNode(configPath: string, options: GateNodeOptions = {}): Promise<GateNode> {
+  const config = readGateConfig(configPath);
+  const clock = options.clock ?? systemClock;
+  const env = options.env ?? process.env;
+  const settings = resolveTelemetrySettings(config, env, options.defaultLogLevel ?? 'info');
+  const spec = parseBackendSpec(config.state);
+  if (spec.kind !== 'postgres') throw bad('state must be a postgres:// URL');
+  const db = openPostgresPool({
+    url: spec.url,
+    ...(spec.schema === undefined ? {} : { schema: spec.schema }),
+    max: 8,
+    applicationName: 'failclosed-gate',
+  });
+  const closers: (() => Promise<void> | void)[] = [() => db.close()];
+  const closeAll = async (): Promise<void> => {
+    for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  };
+  try {
+    // The Control Plane process migrates the schema; a Gate uses it only at its own version.
+    await assertSchemaCurrent(db);
+    const telemetry = createTelemetry({
+      logLevel: settings.logLevel,
+      role: 'gate',
+      env,
+      ...(options.logDestination === undefined ? {} : { logDestination: options.logDestination }),
+    });
+    closers.push(() => telemetry.close());
+    const cpAgent = await createMtlsAgent({ files: config.tls, expect: ['gate'], now: clock });
+    closers.push(() => cpAgent.close());
+    const elAgent = await createMtlsAgent({ files: config.tls, expect: ['executor'], now: clock });
+    closers.push(() => elAgent.close());
+    const link = {
+      url: config.control_plane_url,
+      agent: cpAgent,
+      timeoutMs: config.control_plane_timeout_ms,
+    };
+    const state = createPostgresGateState(db, {
+      replayRetentionMs: Math.max(7 * 86_400_000, 2 * config.timestamp_tolerance_ms),
+    });
+    const operators = createPostgresOperatorStore(db);
+    // No secret values here: only the secret patterns are caught at this Gate (docs/deployment.md).
+    const redactor = createRedactor({ secrets: () => [] });
+    const gate = createGate({
+      observer: guardObserver(telemetry.observer),
+      clock,
+      clients: state,
+      replay: state,
+      ledger: createRemoteGateLedger(link, config.control_plane_timeout_ms),
+      controlPlane: createRemoteControlPlane({ link }),
+      executor: createRemoteExecutor({
+        url: config.executor_url,
+        agent: elAgent,
+        timeoutMs: Math.max(1, Math.floor((config.execution_timeout_ms * 5) / 6)),
+      }),
+      secretScanner: (params) => {
+        const t = canonicalize(params);
+        return redactor.redactText(t) !== t;
+      },
+      timestampToleranceMs: config.timestamp_tolerance_ms,
+      ...(config.max_inflight === undefined ? {} : { maxInflight: config.max_inflight }),
+      timeouts: {
+        controlPlaneMs: config.control_plane_timeout_ms,
+        ledgerMs: config.control_plane_timeout_ms,
+        executionMs: config.execution_timeout_ms,
+      },
+      // Unused: the registry alone authenticates operators (the evidence view).
+      operatorTokenSha256: '0'.repeat(64),
+      operators,
+      readiness: [createPostgresWriteProbe('database', db)],
+    });
+    const server: GateServer = await createGateServer(gate, {
+      host: config.listen.host,
+      port: config.listen.port,
+    });
+    closers.push(() => server.close());
+    let metricsServer: MetricsServer | undefined;
+    if (settings.metricsListen !== undefined) {
+      metricsServer = await serveMetrics(
+        telemetry.metrics,
+        settings.metricsListen.host,
+        settings.metricsListen.port,
+      );
+      const m = metricsServer;
+      closers.push(() => m.close());
+    }
+    telemetry.logger.info(
+      { url: server.url, metrics: metricsServer?.url ?? null, control_plane: config.control_plane_url },
+      'gate listening',
+    );
+    let closed: Promise<void> | undefined;
+    return {
+      url: server.url,
+      config,
+      ...(metricsServer === undefined ? {} : { metricsUrl: metricsServer.url }),
+      async reloadTls() {
+        const results = await Promise.allSettled([cpAgent.reload(), elAgent.reload()]);
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed !== undefined) throw failed.reason;
+      },
+      close: () => (closed ??= closeAll()),
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

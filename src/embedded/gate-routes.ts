@@ -1,0 +1,406 @@
+/**
+ * The Control Plane process's routes for separate Gate processes (`failclosed serve gate`,
+ * docs/deployment.md "Separate Gate"; SPEC §1 separation of powers, FC-INV-6, L7 mutual TLS
+ * between roles), served on its internal listener to peers whose certificate names the `gate`
+ * role, and only to them:
+ *
+ * - `POST /v1/internal/cp/decide`: one decision (SPEC §2 steps 3–5) of a signed call;
+ * - `POST /v1/internal/cp/is-retry`, `GET /v1/internal/cp/ready`;
+ * - `POST /v1/internal/gate/{evidence, evidence/get, event, entries, checkpoint, prove, read}`:
+ *   the Gate's evidence, its own entries (`gateway.*`, `audit.read`, actor role pinned to `gate`),
+ *   and the reads of the evidence view.
+ *
+ * **The Control Plane takes no Gate's word for who asked** (FC-INV-3, FC-INV-6). A decision names
+ * the SHA-256 of the raw signed request, which the Gate stored as evidence first; the Control
+ * Plane reads those bytes back from its own ledger, parses them, checks the client's signature
+ * against its own client registry, and decides on what the client signed, with the roles and
+ * tenant of the registry. A claim that differs from the signed request in any field, or names
+ * bytes that are not a validly signed request of an active client, is denied
+ * `ERR_REQUEST_SIGNATURE`. So a compromised Gate can withhold or delay calls, but cannot have an
+ * envelope issued for a call no registered client signed. Freshness and single use of the
+ * request's nonce stay the Gate's (its replay store is shared by every Gate); a request decided
+ * twice gets the same derived `jti`, which the Execution Layer runs at most once (OE-INV-017).
+ *
+ * Bodies are untrusted input (strict JSON, size bounds, closed shapes).
+ */
+import type { IncomingMessage } from 'node:http';
+import {
+  FailclosedError,
+  canonicalize,
+  deny,
+  parseJson,
+  requestSigningInput,
+  verifyEd25519,
+  withDeadline,
+} from '../kernel/index.js';
+import type { DenialCode, JsonObject, JsonValue } from '../kernel/index.js';
+import { parseSignedRequest } from '../gate/index.js';
+import type { ControlPlaneResult, GovernedRequest } from '../control-plane/index.js';
+import type { ClientRegistry, GateControlPlane, GateLedger, GatewayEvent } from '../gate/index.js';
+import { readCapped } from '../transport/index.js';
+import type { PeerIdentity } from '../transport/index.js';
+import type { LedgerPort } from './ports.js';
+
+/** Largest body a Gate sends (a signed request's evidence is at most 256 KiB, base64 a third more). */
+const MAX_BODY = 512 * 1024;
+const HEX64 = /^[0-9a-f]{64}$/;
+const GATEWAY_TYPES: readonly GatewayEvent['type'][] = [
+  'gateway.accepted',
+  'gateway.completed',
+  'gateway.failed',
+  'gateway.queued',
+];
+
+/** What the Control Plane process serves separate Gates. */
+export interface GateRoutes {
+  /** The Control Plane as the in-process Gate calls it. */
+  readonly controlPlane: GateControlPlane;
+  /** The ledger as the in-process Gate reads and writes it. */
+  readonly ledger: GateLedger;
+  /** The ledger writer (evidence blobs). */
+  readonly ledgerPort: Pick<LedgerPort, 'putEvidence'>;
+  /** The client registry the signatures are checked against. */
+  readonly clients: ClientRegistry;
+  /** Deadline (ms) of one ledger or registry call; default 2000. */
+  readonly ledgerMs?: number;
+  /** Most a decision may wait for approvals (ms); default 60000. */
+  readonly maxWaitMs?: number;
+}
+
+/** An answer of one route. */
+export interface RouteAnswer {
+  readonly status: number;
+  readonly body: JsonValue;
+}
+
+const isObject = (v: JsonValue | undefined): v is JsonObject =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const str = (v: JsonValue | undefined, max = 256): string | undefined =>
+  typeof v === 'string' && v.length <= max ? v : undefined;
+
+const refuse = (code: DenialCode, reason: string, status = 400): RouteAnswer => ({
+  status,
+  body: { outcome: 'deny', code, reason },
+});
+
+/** The decision's answer on the wire: exactly the {@link ControlPlaneResult} fields. */
+function wireOf(r: ControlPlaneResult): RouteAnswer {
+  if (r.outcome === 'allow')
+    return {
+      status: 200,
+      body: {
+        outcome: 'allow',
+        decision_id: r.decision_id,
+        envelope: r.envelope,
+        decision_ref: { index: r.decision_ref.index, entry_hash: r.decision_ref.entry_hash },
+        policy_bundle: r.policy_bundle,
+      },
+    };
+  return {
+    status: 200,
+    body: { outcome: 'deny', code: r.code, reason: r.reason, decision_id: r.decision_id },
+  };
+}
+
+/** The claim a Gate sends with `decide`, shape-checked; undefined when malformed. */
+function claimOf(v: JsonValue): (GovernedRequest & { readonly wait_ms: number }) | undefined {
+  if (!isObject(v)) return undefined;
+  const allowed = [
+    'request_id',
+    'trace_id',
+    'identity',
+    'tenant',
+    'roles',
+    'tool',
+    'params',
+    'timestamp',
+    'session',
+    'request_sha256',
+    'background',
+    'wait_ms',
+  ];
+  if (!Object.keys(v).every((k) => allowed.includes(k))) return undefined;
+  const request_id = str(v['request_id']);
+  const trace_id = str(v['trace_id']);
+  const identity = str(v['identity']);
+  const tenant = str(v['tenant']);
+  const tool = str(v['tool']);
+  const sha = str(v['request_sha256']);
+  const session = v['session'];
+  const timestamp = v['timestamp'];
+  const waitMs = v['wait_ms'];
+  const background = v['background'];
+  if (
+    request_id === undefined ||
+    trace_id === undefined ||
+    identity === undefined ||
+    tenant === undefined ||
+    tool === undefined ||
+    sha === undefined ||
+    !HEX64.test(sha) ||
+    (session !== null && str(session) === undefined) ||
+    !Number.isSafeInteger(timestamp) ||
+    !Number.isSafeInteger(waitMs) ||
+    (waitMs as number) < 0 ||
+    (background !== undefined && typeof background !== 'boolean') ||
+    !('params' in v)
+  )
+    return undefined;
+  return {
+    request_id,
+    trace_id,
+    identity,
+    tenant,
+    tool,
+    params: v['params'],
+    timestamp: timestamp as number,
+    session: session as string | null,
+    request_sha256: sha,
+    ...(background === undefined ? {} : { background }),
+    wait_ms: waitMs as number,
+  };
+}
+
+/**
+ * The request the client signed, as the Control Plane decides it: read back by its hash from the
+ * ledger's evidence, its signature checked against the registry, every field of the Gate's
+ * claim compared. A deny when anything differs or cannot be read.
+ */
+async function signedRequestOf(
+  routes: GateRoutes,
+  claim: GovernedRequest,
+  ledgerMs: number,
+): Promise<GovernedRequest | { readonly deny: DenialCode; readonly reason: string }> {
+  const bytes = await withDeadline(() => routes.ledger.getEvidence(claim.request_sha256), ledgerMs);
+  if (bytes.status !== 'ok') return { deny: 'ERR_LEDGER_UNAVAILABLE', reason: 'evidence unreadable' };
+  if (bytes.value === undefined)
+    return { deny: 'ERR_REQUEST_SIGNATURE', reason: 'no signed request has that hash' };
+  const parsed = parseSignedRequest(bytes.value);
+  if ('outcome' in parsed) return { deny: 'ERR_REQUEST_SIGNATURE', reason: 'not a signed request' };
+  const r = parsed.request;
+  const found = await withDeadline(() => routes.clients.lookup(r.identity), ledgerMs);
+  if (found.status !== 'ok')
+    return { deny: 'ERR_CLIENT_REGISTRY_UNAVAILABLE', reason: 'client registry unavailable' };
+  const client = found.value;
+  if (
+    client === undefined ||
+    client.status !== 'active' ||
+    client.tenant !== r.tenant ||
+    !verifyEd25519(client.publicKey, requestSigningInput(r), parsed.signatureBytes)
+  )
+    return { deny: 'ERR_REQUEST_SIGNATURE', reason: 'not signed by an active registered client' };
+  const same =
+    r.request_id === claim.request_id &&
+    parsed.trace_id === claim.trace_id &&
+    r.identity === claim.identity &&
+    r.tenant === claim.tenant &&
+    r.action === claim.tool &&
+    r.session === claim.session &&
+    parsed.timestampMs === claim.timestamp &&
+    canonicalize(r.parameters) === canonicalize(claim.params);
+  if (!same) return { deny: 'ERR_REQUEST_SIGNATURE', reason: 'the call is not what the client signed' };
+  return {
+    ...claim,
+    params: r.parameters,
+    // From the registry, never from the Gate: what Cedar sees as principal.roles.
+    roles: [...(client.roles ?? [])],
+  };
+}
+
+/** One gate route; `peer` is an authorized `gate`. */
+export async function handleGateRoute(
+  routes: GateRoutes,
+  req: IncomingMessage,
+  _peer: PeerIdentity,
+): Promise<RouteAnswer> {
+  const ledgerMs = routes.ledgerMs ?? 2000;
+  const url = req.url ?? '';
+  if (req.method === 'GET') {
+    req.resume();
+    if (url === '/v1/internal/issuer-jwks') {
+      const r = await withDeadline(() => routes.controlPlane.issuerJwks(), ledgerMs);
+      return r.status === 'ok'
+        ? { status: 200, body: { jwks: r.value } }
+        : refuse('ERR_CONTROL_PLANE_UNAVAILABLE', 'no keys', 503);
+    }
+    if (url === '/v1/internal/cp/ready') {
+      const r = await withDeadline(() => routes.controlPlane.ready(), ledgerMs);
+      if (r.status !== 'ok') return { status: 503, body: { ready: false, reason: 'no answer' } };
+      return {
+        status: r.value.ready ? 200 : 503,
+        body: r.value.ready ? { ready: true } : { ready: false, reason: r.value.reason ?? 'not ready' },
+      };
+    }
+    return { status: 404, body: { error: 'not_found' } };
+  }
+  if (req.method !== 'POST' || !url.startsWith('/v1/internal/')) {
+    req.resume();
+    return { status: 404, body: { error: 'not_found' } };
+  }
+  const raw = await readCapped(req, MAX_BODY);
+  if (raw === null) return refuse('ERR_REQUEST_TOO_LARGE', 'too large', 413);
+  let v: JsonValue;
+  try {
+    v = parseJson(raw, { maxBytes: MAX_BODY, maxDepth: 40 });
+  } catch (err) {
+    return refuse(err instanceof FailclosedError ? err.code : 'ERR_REQUEST_MALFORMED', 'malformed JSON');
+  }
+  const o = isObject(v) ? v : undefined;
+  if (o === undefined) return refuse('ERR_REQUEST_MALFORMED', 'not an object');
+  const unavailable = refuse('ERR_LEDGER_UNAVAILABLE', 'the ledger could not answer', 503);
+  const write = async (fn: () => Promise<JsonValue>): Promise<RouteAnswer> => {
+    const r = await withDeadline(fn, ledgerMs);
+    if (r.status === 'ok') return { status: 200, body: r.value };
+    if (
+      r.status === 'error' &&
+      r.error instanceof FailclosedError &&
+      r.error.code === 'ERR_LEDGER_PAYLOAD_FIELD'
+    )
+      return refuse('ERR_LEDGER_PAYLOAD_FIELD', 'a payload field is not on its allowlist');
+    return unavailable;
+  };
+  const refOf = (ref: { index: number; entry_hash: string }): JsonValue => ({
+    index: ref.index,
+    entry_hash: ref.entry_hash,
+  });
+  switch (url) {
+    case '/v1/internal/cp/decide': {
+      const claim = claimOf(o);
+      if (claim === undefined) return refuse('ERR_REQUEST_MALFORMED', 'not a call to decide');
+      const signed = await signedRequestOf(routes, claim, ledgerMs);
+      if ('deny' in signed) return wireOf({ ...deny(signed.deny, signed.reason), decision_id: null });
+      const waitMs = Math.min(claim.wait_ms, routes.maxWaitMs ?? 60_000);
+      // A Gate that goes away ends a long-poll: the call is then not issued (approval-step.ts).
+      const gone = new AbortController();
+      req.socket.once('close', () => gone.abort());
+      const { wait_ms: _w, ...governed } = signed as GovernedRequest & { wait_ms?: number };
+      return wireOf(await routes.controlPlane.decide(governed, { waitMs, signal: gone.signal }));
+    }
+    case '/v1/internal/cp/is-retry': {
+      const request_id = str(o['request_id']);
+      const identity = str(o['identity']);
+      const tenant = str(o['tenant']);
+      const tool = str(o['tool']);
+      const session = o['session'];
+      if (
+        request_id === undefined ||
+        identity === undefined ||
+        tenant === undefined ||
+        tool === undefined ||
+        (session !== null && str(session) === undefined) ||
+        !('params' in o) ||
+        routes.controlPlane.isRetry === undefined
+      )
+        return refuse('ERR_REQUEST_MALFORMED', 'not a retry question');
+      const isRetry = routes.controlPlane.isRetry.bind(routes.controlPlane);
+      const params = o['params'];
+      return write(async () => ({
+        retry: await isRetry({
+          request_id,
+          identity,
+          tenant,
+          tool,
+          params,
+          session: session as string | null,
+        }),
+      }));
+    }
+    case '/v1/internal/gate/evidence': {
+      const mediaType = str(o['media_type'], 128);
+      const body = str(o['body'], MAX_BODY);
+      if (mediaType === undefined || body === undefined || !/^[A-Za-z0-9+/]*={0,2}$/.test(body))
+        return refuse('ERR_REQUEST_MALFORMED', 'media_type and base64 body');
+      const bytes = new Uint8Array(Buffer.from(body, 'base64'));
+      return write(async () => ({ sha256: await routes.ledgerPort.putEvidence(bytes, mediaType) }));
+    }
+    case '/v1/internal/gate/evidence/get': {
+      const sha = str(o['sha256']);
+      if (sha === undefined || !HEX64.test(sha)) return refuse('ERR_REQUEST_MALFORMED', 'sha256');
+      return write(async () => {
+        const b = await routes.ledger.getEvidence(sha);
+        return { body: b === undefined ? null : Buffer.from(b).toString('base64') };
+      });
+    }
+    case '/v1/internal/gate/event': {
+      const type = o['type'];
+      const trace_id = str(o['trace_id']);
+      const payload = o['payload'];
+      const nullable = (k: string): string | null | undefined => (o[k] === null ? null : str(o[k]));
+      const request_id = nullable('request_id');
+      const tenant = nullable('tenant');
+      const identity = nullable('identity');
+      if (
+        typeof type !== 'string' ||
+        !(GATEWAY_TYPES as readonly string[]).includes(type) ||
+        trace_id === undefined ||
+        request_id === undefined ||
+        tenant === undefined ||
+        identity === undefined ||
+        !isObject(payload)
+      )
+        return refuse('ERR_REQUEST_MALFORMED', 'not a Gate entry');
+      return write(async () =>
+        refOf(
+          await routes.ledger.appendGatewayEvent({
+            type: type as GatewayEvent['type'],
+            trace_id,
+            request_id,
+            tenant,
+            identity,
+            payload,
+          }),
+        ),
+      );
+    }
+    case '/v1/internal/gate/entries': {
+      const id = str(o['request_id']);
+      if (id === undefined) return refuse('ERR_REQUEST_MALFORMED', 'request_id');
+      return write(async () => ({
+        entries: (await routes.ledger.entriesForRequest(id)) as unknown as JsonValue,
+      }));
+    }
+    case '/v1/internal/gate/checkpoint':
+      return write(async () => {
+        const c = await routes.ledger.latestCheckpoint();
+        return { checkpoint: c === null ? null : { size: c.size, root_hash: c.root_hash, note: c.note } };
+      });
+    case '/v1/internal/gate/prove': {
+      const index = o['index'];
+      const size = o['size'];
+      if (
+        !Number.isSafeInteger(index) ||
+        !Number.isSafeInteger(size) ||
+        (index as number) < 0 ||
+        (index as number) >= (size as number)
+      )
+        return refuse('ERR_REQUEST_MALFORMED', 'index and size');
+      return write(async () => ({
+        proof: [...(await routes.ledger.proveInclusion(index as number, size as number))],
+      }));
+    }
+    case '/v1/internal/gate/read': {
+      const reader = o['reader'];
+      const request_id = str(o['request_id']);
+      if (
+        !isObject(reader) ||
+        str(reader['id']) === undefined ||
+        str(reader['role']) === undefined ||
+        request_id === undefined ||
+        o['scope'] !== 'request'
+      )
+        return refuse('ERR_REQUEST_MALFORMED', 'not an evidence read');
+      return write(async () =>
+        refOf(
+          await routes.ledger.recordRead({
+            reader: { id: reader['id'] as string, role: reader['role'] as string },
+            request_id,
+            scope: 'request',
+          }),
+        ),
+      );
+    }
+    default:
+      return { status: 404, body: { error: 'not_found' } };
+  }
+}

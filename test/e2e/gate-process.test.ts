@@ -1,0 +1,286 @@
+/**
+ * The Gate as its own process (`failclosed serve gate`, docs/deployment.md "Separate Gate"; SPEC
+ * §1 separation of powers, FC-INV-6, FC-INV-3, L7 mutual TLS between roles), on the real
+ * components: PostgreSQL, the Control Plane process (`failclosed up` with `internal_gates`), an
+ * Execution Layer process (`failclosed serve executor`) and a Gate process holding no key, each a
+ * child process of the built CLI, as docs/deployment.md brings them up.
+ *
+ * - A signed call through the Gate is decided by the Control Plane process and runs in the
+ *   Execution Layer process; a policy deny runs nothing; one export verifies.
+ * - The Control Plane takes no Gate's word: a decision asked with a gate certificate for a call
+ *   the client did not sign (other parameters, another tool, no evidence) is denied
+ *   `ERR_REQUEST_SIGNATURE` and no envelope is issued.
+ * - Each role reaches its own routes only, and a client certificate nothing at all.
+ * - kill -9 of the Control Plane process: the Gate denies, nothing runs; once it is back, calls run.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '../../src/client/index.js';
+import type { FailclosedClient } from '../../src/client/index.js';
+import { readClientFile } from '../../src/embedded/index.js';
+import { traceIdOf } from '../../src/gate/index.js';
+import { gateRequest } from '../../src/embedded/executor-node.js';
+import { buildSignedRequest } from '../../src/client/index.js';
+import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
+import { parseJson, sha256Hex } from '../../src/kernel/index.js';
+import type { JsonObject } from '../../src/kernel/index.js';
+import { createMtlsAgent, pkiPaths } from '../../src/transport/index.js';
+import { nextSchema, useTestDatabase } from '../support/postgres.js';
+import pg from 'pg';
+import { runCli, startUp, type UpProcess } from './processes.js';
+import { freePort, spawnExecutor, spawnServe, stopProcess, type ExecutorProcess } from './topology.js';
+
+const pgdb = useTestDatabase('fc_e2e_gate_process');
+
+describe('a Gate as its own process, holding no key', () => {
+  let work: string;
+  let cp: UpProcess | undefined;
+  let executor: ExecutorProcess;
+  let gate: ExecutorProcess;
+  let client: FailclosedClient;
+  let internalPort: number;
+  let schema: string;
+  type Entry = { type: string; request_id: string; actor: { role: string } };
+  /** Every entry of the shared ledger, read from PostgreSQL (the source of truth). */
+  const ledgerEntries = async (): Promise<Entry[]> => {
+    const c = new pg.Client({ connectionString: pgdb.url });
+    await c.connect();
+    try {
+      const r = await c.query<{ body: string }>(`SELECT body FROM ${schema}.ledger_entries ORDER BY idx`);
+      return r.rows.map((row) => (typeof row.body === 'string' ? JSON.parse(row.body) : row.body) as Entry);
+    } finally {
+      await c.end();
+    }
+  };
+  const at = (...p: string[]): string => join(work, ...p);
+  const ok = (r: { code: number | null; out: string; err: string }): string => {
+    expect(r.code, r.err + r.out).toBe(0);
+    return r.out;
+  };
+  /** An mTLS request to the Control Plane process's internal listener with `role`'s certificate. */
+  const asRole = async (
+    role: 'gate' | 'executor',
+    method: 'GET' | 'POST',
+    path: string,
+    body?: JsonObject,
+  ) => {
+    const pki = pkiPaths(at('certs'));
+    const agent = await createMtlsAgent({
+      files: { ca: pki.caCert, cert: pki.cert(role), key: pki.key(role) },
+      expect: ['gate'],
+    });
+    try {
+      const a = await gateRequest(
+        { url: `https://127.0.0.1:${internalPort}`, agent, timeoutMs: 5000 },
+        method,
+        path,
+        body,
+        1 << 20,
+      );
+      return { status: a.status, body: parseJson(a.body) as JsonObject };
+    } finally {
+      agent.close();
+    }
+  };
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'fc-gate-process-'));
+    schema = nextSchema();
+    const backend = `${pgdb.url}?schema=${schema}`;
+    ok(runCli('certs', 'init', '--dir', at('certs'), '--host', '127.0.0.1'));
+    ok(runCli('certs', 'issue', '--dir', at('certs'), '--role', 'client'));
+    ok(runCli('init', at('cp'), '--backend', backend));
+    const [execPort, gatePort] = [await freePort(), await freePort()];
+    internalPort = await freePort();
+    const configPath = at('cp', 'failclosed.json');
+    const config = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        ...config,
+        executor_url: `https://127.0.0.1:${execPort}`,
+        internal_port: internalPort,
+        internal_gates: true,
+        tls: {
+          ca: '../certs/ca.pem',
+          crl: '../certs/crl.pem',
+          gate: { cert: '../certs/gate.pem', key: '../certs/gate.key' },
+        },
+      }),
+    );
+    const u = new URL(backend);
+    writeFileSync(
+      at('executor.json'),
+      JSON.stringify({
+        audience: 'failclosed-executor',
+        listen: { host: '127.0.0.1', port: execPort },
+        gate_url: `https://127.0.0.1:${internalPort}`,
+        tls: {
+          ca: 'certs/ca.pem',
+          crl: 'certs/crl.pem',
+          cert: 'certs/executor.pem',
+          key: 'certs/executor.key',
+        },
+        nonces: `${u.protocol}//${u.username}@${u.host}${u.pathname}`,
+        nonces_schema: u.searchParams.get('schema'),
+      }),
+    );
+    writeFileSync(
+      at('gate.json'),
+      JSON.stringify({
+        listen: { host: '127.0.0.1', port: gatePort },
+        control_plane_url: `https://127.0.0.1:${internalPort}`,
+        executor_url: `https://127.0.0.1:${execPort}`,
+        tls: { ca: 'certs/ca.pem', crl: 'certs/crl.pem', cert: 'certs/gate.pem', key: 'certs/gate.key' },
+        state: backend,
+        control_plane_timeout_ms: 3000,
+      }),
+    );
+    cp = await startUp(at('cp'), 30);
+    executor = await spawnExecutor(at('executor.json'), { FAILCLOSED_LOG_LEVEL: 'silent' });
+    gate = await spawnServe('gate', at('gate.json'), { FAILCLOSED_LOG_LEVEL: 'silent' });
+    const f = readClientFile(at('cp'), 'demo-agent');
+    client = createClient({ url: gate.url, identity: f.identity, tenant: f.tenant, key: f.key });
+  }, 120_000);
+
+  afterAll(async () => {
+    await stopProcess(gate);
+    await stopProcess(executor);
+    await stopProcess(cp);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('refuses a configuration that names a key, and takes none', () => {
+    const config = JSON.parse(readFileSync(at('gate.json'), 'utf8')) as JsonObject;
+    writeFileSync(at('keyed.json'), JSON.stringify({ ...config, issuer_key: 'cp/keys/issuer.jwk' }));
+    const r = runCli('serve', 'gate', '--config', at('keyed.json'));
+    expect(r.code).not.toBe(0);
+    expect(r.err + r.out).toContain('unknown field issuer_key');
+  });
+
+  it('runs a signed call decided by the Control Plane process in the Execution Layer process; a deny runs nothing; one export verifies', async () => {
+    const r = await client.call('echo', { message: 'through a keyless gate' });
+    expect(r.outcome).toBe('executed');
+    const denied = await client.call('transfer_funds', {
+      from_account: 'acct_ops',
+      to_account: 'acct_x',
+      amount: 60000,
+      currency: 'USD',
+    });
+    expect(denied).toMatchObject({ outcome: 'deny', code: 'ERR_POLICY_DENY' });
+    // The CLI sends a call to that Gate with the data directory's client key.
+    const out = ok(
+      runCli('call', 'echo', '--params', '{"message":"via the cli"}', '--gate', gate.url, '--data', at('cp')),
+    );
+    expect(out).toContain('via the cli');
+    const entries = await ledgerEntries();
+    const mine = (id: string | null) => entries.filter((e) => e.request_id === id);
+    const executed = mine(r.request_id);
+    // Accepted and completed by the gate, decided and issued by the control plane, run by the executor.
+    expect(executed.find((e) => e.type === 'gateway.accepted')?.actor.role).toBe('gate');
+    expect(executed.find((e) => e.type === 'decision')?.actor.role).toBe('control-plane');
+    expect(executed.find((e) => e.type === 'execution.receipt')?.actor.role).toBe('executor');
+    expect(executed.find((e) => e.type === 'gateway.completed')?.actor.role).toBe('gate');
+    const refused = mine(denied.request_id);
+    expect(refused.some((e) => e.type === 'envelope.issued')).toBe(false);
+    expect(refused.some((e) => e.type === 'execution.receipt')).toBe(false);
+    ok(runCli('ledger', 'export', '--out', at('ledger.jsonl'), '--data', at('cp')));
+    ok(runCli('trust-roots', '--out', at('trust.json'), '--data', at('cp')));
+    const verified = runCli('verify', at('ledger.jsonl'), '--trust', at('trust.json'));
+    expect(verified.code, verified.out + verified.err).toBe(0);
+  }, 60_000);
+
+  it('takes no Gate word for who asked: a decision for a call the client did not sign is denied ERR_REQUEST_SIGNATURE, nothing issued', async () => {
+    const f = readClientFile(at('cp'), 'demo-agent');
+    const signed = buildSignedRequest({
+      key: importSigningKeyJwk(f.key),
+      identity: f.identity,
+      tenant: f.tenant,
+      action: 'echo',
+      parameters: { message: 'signed' },
+      timestampMs: Date.now(),
+      session: null,
+    });
+    const bytes = Buffer.from(JSON.stringify(signed));
+    // A gate stores the signed request as evidence, as it does before asking for a decision.
+    const stored = await asRole('gate', 'POST', '/v1/internal/gate/evidence', {
+      media_type: 'application/json',
+      body: bytes.toString('base64'),
+    });
+    expect(stored.status).toBe(200);
+    const claim = {
+      request_id: signed.request_id,
+      trace_id: traceIdOf(signed),
+      identity: f.identity,
+      tenant: f.tenant,
+      roles: ['admin'],
+      tool: 'echo',
+      params: { message: 'signed' },
+      timestamp: Date.parse(signed.timestamp),
+      session: null,
+      request_sha256: sha256Hex(bytes),
+      wait_ms: 0,
+    };
+    const lies: JsonObject[] = [
+      { ...claim, params: { message: 'not what was signed' } },
+      { ...claim, tool: 'transfer_funds' },
+      { ...claim, identity: 'someone-else' },
+      { ...claim, request_sha256: '0'.repeat(64) },
+    ];
+    for (const lie of lies) {
+      const a = await asRole('gate', 'POST', '/v1/internal/cp/decide', lie);
+      expect(a.body, JSON.stringify(lie)).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_SIGNATURE' });
+    }
+    expect(
+      (await ledgerEntries()).some((e) => e.request_id === signed.request_id && e.type === 'decision'),
+    ).toBe(false);
+    // The same route decides the claim that is exactly what the client signed.
+    const truth = await asRole('gate', 'POST', '/v1/internal/cp/decide', claim);
+    expect(truth.body).toMatchObject({ outcome: 'allow', policy_bundle: expect.any(String) });
+  }, 60_000);
+
+  it('lets each role reach its own routes only, and a client certificate nothing', async () => {
+    // An executor cannot ask for a decision; a gate cannot append an executor's receipt.
+    expect((await asRole('executor', 'GET', '/v1/internal/cp/ready')).status).toBe(404);
+    const receipt = await asRole('gate', 'POST', '/v1/internal/ledger/append', {
+      type: 'execution.receipt',
+      trace_id: 't',
+      request_id: 'r',
+      tenant: 'acme',
+      actor: { id: 'x', role: 'executor' },
+      payload: {},
+    });
+    expect(receipt.status).toBe(404);
+    // A client certificate is refused at the handshake or before a byte is read.
+    const pki = pkiPaths(at('certs'));
+    const agent = await createMtlsAgent({
+      files: { ca: pki.caCert, cert: pki.cert('client'), key: pki.key('client') },
+      expect: ['gate'],
+    });
+    await expect(
+      gateRequest(
+        { url: `https://127.0.0.1:${internalPort}`, agent, timeoutMs: 5000 },
+        'GET',
+        '/v1/internal/cp/ready',
+        undefined,
+        1 << 16,
+      ),
+    ).rejects.toThrow(/socket hang up|ECONNRESET|EPIPE|alert|closed/i);
+    agent.close();
+  }, 60_000);
+
+  it('denies while the Control Plane process is gone (kill -9), runs nothing, and serves again once it is back', async () => {
+    await stopProcess(cp, 'SIGKILL');
+    const before = (await ledgerEntries()).filter((e) => e.type === 'execution.receipt').length;
+    const r = await client.call('echo', { message: 'no control plane' });
+    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' });
+    cp = await startUp(at('cp'), 30);
+    const entries = await ledgerEntries();
+    expect(entries.filter((e) => e.type === 'execution.receipt')).toHaveLength(before);
+    expect(entries.some((e) => e.request_id === r.request_id && e.type === 'envelope.issued')).toBe(false);
+    const again = await client.call('echo', { message: 'control plane back' });
+    expect(again.outcome).toBe('executed');
+  }, 90_000);
+});
