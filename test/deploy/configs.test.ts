@@ -141,9 +141,13 @@ describe('compose (deploy/compose/config)', () => {
 });
 
 describe('kubernetes (the executor ConfigMap, fragments/gate.json)', () => {
-  const docs = ['20-gate.yaml', '30-executor.yaml', '35-nats.yaml', '10-postgresql.yaml'].flatMap((f) =>
-    readYaml(join(DEPLOY_DIR, 'kubernetes', f)),
-  ) as YamlObject[];
+  const docs = [
+    '20-gate.yaml',
+    '25-executor-role.yaml',
+    '30-executor.yaml',
+    '35-nats.yaml',
+    '10-postgresql.yaml',
+  ].flatMap((f) => readYaml(join(DEPLOY_DIR, 'kubernetes', f))) as YamlObject[];
   const find = (kind: string, name: string) =>
     docs.find((d) => d.kind === kind && at(d, 'metadata', 'name') === name)!;
   const svcHost = (name: string) =>
@@ -198,10 +202,11 @@ describe('kubernetes (the executor ConfigMap, fragments/gate.json)', () => {
       expect(f.startsWith(`${gateTls}/`), f).toBe(true);
   });
 
-  it('the executors nonce store is the gates schema on the same database', () => {
+  it('the executors nonce store is the gates schema on the same database, on the role the Job grants', () => {
     const backendUrl = (gateContainer.env as YamlObject[]).find((e) => e.name === 'FAILCLOSED_BACKEND')!
       .value as string;
-    expect(nonceStore(exec)).toEqual(backend(backendUrl));
+    const job = at(find('Job', 'failclosed-executor-role'), 'spec', 'template', 'spec', 'containers', 0);
+    expectOwnRole(exec, backendUrl, at(job, 'command') as string[]);
     expect(new URL(exec.nonces).host).toBe(`${svcHost('postgresql')}:${svcPort('postgresql')}`);
   });
 
