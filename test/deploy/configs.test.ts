@@ -222,7 +222,7 @@ describe('kubernetes (the executor ConfigMap, fragments/gate.json)', () => {
   });
 });
 
-describe('systemd (deploy/systemd/executor.json, gate.json)', () => {
+describe('systemd (deploy/systemd/executor.json, executor.postgres.json, gate.json)', () => {
   const unit = parseUnit(read('systemd/failclosed-executor.service').toString('utf8'));
   const configPath = /--config (\S+)$/.exec(unitValue(unit, 'Service', 'ExecStart')!)![1]!;
   const configDir = configPath.slice(0, configPath.lastIndexOf('/'));
@@ -235,6 +235,18 @@ describe('systemd (deploy/systemd/executor.json, gate.json)', () => {
       expect(f.startsWith('/etc/failclosed-executor/'), f).toBe(true);
     expect(exec.nonces.startsWith(`/var/lib/${unitValue(unit, 'Service', 'StateDirectory')!}/`)).toBe(true);
     expect(exec.audience).toBe(gate.audience);
+  });
+
+  it('with executor.postgres.json merged in, the nonce store is the role failclosed-executor-role.service grants, not the gates', () => {
+    const merged = { ...json('systemd/executor.json'), ...json('systemd/executor.postgres.json') };
+    const pgExec = parseExecutorConfig(Buffer.from(JSON.stringify(merged)), configDir);
+    const roleUnit = parseUnit(read('systemd/failclosed-executor-role.service').toString('utf8'));
+    const argv = unitValue(roleUnit, 'Service', 'ExecStart')!.split(/\s+/);
+    // The role step connects as the owner to the database the executor's URL names.
+    const owner = new URL(argv[1]!);
+    expectOwnRole(pgExec, `${owner.toString()}?schema=${psqlVars(argv).schema}`, argv);
+    expect(nonceStore(pgExec).role).not.toBe(owner.username);
+    expect(Object.keys(json('systemd/executor.postgres.json')).sort()).toEqual(['nonces', 'nonces_schema']);
   });
 
   it('the gate calls the executor’s loopback listener, the executor the gate’s internal port', () => {
