@@ -4,11 +4,12 @@
  * PostgreSQL only on internal networks, only the gates' client port published, the separate
  * Execution Layer (`serve executor`) publishing nothing and sharing its listener's network with
  * the gates alone (FC-INV-6 "only the Gate reaches execution"), each service mounting only its own
- * key, read-only root filesystems, every capability dropped.
+ * key, read-only root filesystems, every capability dropped; the executors on a database role of
+ * their own, which the one-shot `executor-role` applies from the shipped SQL before they start.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../support/paths.js';
@@ -21,7 +22,9 @@ const services = compose.services as YamlObject;
 const service = (name: string) => services[name] as YamlObject;
 const GATES = ['gate-a', 'gate-b'];
 /** Services `docker compose up` starts (no profile); `certs` and `nats` run only when asked for. */
-const RUNTIME = [...GATES, 'executor', 'postgresql'];
+const RUNTIME = [...GATES, 'executor', 'executor-role', 'postgresql'];
+/** The one-shot services: they exit, so they have no healthcheck and do not restart. */
+const ONE_SHOT = ['certs', 'executor-role'];
 const networks = compose.networks as YamlObject;
 
 /** The Compose schema compiled strictly, its draft-07 meta-schema registered under the `$schema` it names. */
@@ -87,7 +90,7 @@ describe('deploy/compose/compose.yaml', () => {
     expect(validate(bad2)).toBe(false);
   });
 
-  it('runs two gates, the Execution Layer and PostgreSQL; the certificate step and NATS only by profile', () => {
+  it('runs two gates, the Execution Layer, its role step and PostgreSQL; the certificate step and NATS only by profile', () => {
     expect(Object.keys(services).sort()).toEqual([...RUNTIME, 'certs', 'nats'].sort());
     expect(Object.keys(services).filter((n) => service(n).profiles === undefined)).toEqual(
       expect.arrayContaining(RUNTIME),
@@ -110,7 +113,7 @@ describe('deploy/compose/compose.yaml', () => {
     for (const n of ['db', 'exec', 'nonces', 'queue']) expect(at(networks, n, 'internal'), n).toBe(true);
     expect(at(networks, 'front', 'internal')).toBeUndefined();
     expect(on('front')).toEqual([...GATES].sort());
-    expect(on('db')).toEqual([...GATES, 'postgresql'].sort());
+    expect(on('db')).toEqual([...GATES, 'executor-role', 'postgresql'].sort());
     expect(on('exec')).toEqual([...GATES, 'executor'].sort());
     expect(on('nonces')).toEqual(['executor', 'postgresql']);
     expect(on('queue')).toEqual([...GATES, 'executor', 'nats'].sort());
@@ -225,7 +228,8 @@ describe('deploy/compose/compose.yaml', () => {
       expect(s.user, name).toMatch(/^[1-9]\d*:[1-9]\d*$/);
       // The executor's only port is mutual TLS for the gate role: a probe would be a refused,
       // recorded handshake, so it has none; the one-shot certificate step has none either.
-      if (name === 'executor' || name === 'certs') expect(at(s, 'healthcheck', 'disable'), name).toBe(true);
+      if (name === 'executor' || ONE_SHOT.includes(name))
+        expect(at(s, 'healthcheck', 'disable'), name).toBe(true);
       else expect(at(s, 'healthcheck', 'test', 0), name).toBe('CMD');
       if (name !== 'certs') expect(s.network_mode, name).toBeUndefined();
       expect(s.pid, name).toBeUndefined();
@@ -253,7 +257,7 @@ describe('deploy/compose/compose.yaml', () => {
       expect((service(name).security_opt as string[]).sort(), name).toEqual(
         ['no-new-privileges:true', ...needed].sort(),
       );
-    for (const name of ['postgresql', 'nats', 'certs'])
+    for (const name of ['postgresql', 'nats', ...ONE_SHOT])
       expect(service(name).security_opt, name).toEqual(['no-new-privileges:true']);
   });
 
@@ -263,6 +267,68 @@ describe('deploy/compose/compose.yaml', () => {
     expect(n.ports).toBeUndefined();
     expect(networksOf(n)).toEqual(['queue']);
     expect(n.image).toMatch(/^nats:\d+\.\d+\.\d+/);
+  });
+
+  describe('the executors database role (FC-INV-6 least privilege)', () => {
+    const job = service('executor-role');
+    const command = job.command as string[];
+    /** The `-v NAME=VALUE` psql variables of the job. */
+    const vars = Object.fromEntries(
+      command.flatMap((w, i) => (command[i - 1] === '-v' ? [w.split('=', 2) as [string, string]] : [])),
+    );
+    const env = (name: string) => (service(name).environment ?? {}) as YamlObject;
+    const gateBackend = new URL(at(compose, 'x-gate', 'environment', 'FAILCLOSED_BACKEND') as string);
+
+    it('executor-role runs the shipped SQL file with psql, mounted read-only, from the PostgreSQL image', () => {
+      expect(job.image).toBe(service('postgresql').image);
+      expect(job.profiles).toBeUndefined(); // `up` runs it
+      expect(job.restart).toBe('no');
+      expect(command[0]).toBe('psql');
+      const sql = command[command.indexOf('-f') + 1]!;
+      expect([...binds('executor-role')]).toEqual([['../postgres/executor-role.sql', [sql, true]]]);
+      // Relative to the compose file: the file deploy/postgres/executor-role.sql of this repository.
+      expect(resolve(DEPLOY_DIR, 'compose', '../postgres/executor-role.sql')).toBe(
+        join(DEPLOY_DIR, 'postgres/executor-role.sql'),
+      );
+      expect(vars.ON_ERROR_STOP).toBe('1');
+    });
+
+    it('it connects as the gates role (the schema owner) to their database and schema, after a gate is healthy', () => {
+      const url = new URL(command[1]!);
+      expect(url.password).toBe('');
+      expect(`${url.username}@${url.host}${url.pathname}`).toBe(
+        `${gateBackend.username}@${gateBackend.host}${gateBackend.pathname}`,
+      );
+      expect(vars.schema).toBe(gateBackend.searchParams.get('schema'));
+      const deps = job.depends_on as YamlObject;
+      expect(Object.keys(deps).some((d) => GATES.includes(d))).toBe(true);
+      for (const [d, v] of Object.entries(deps)) {
+        expect(GATES, d).toContain(d);
+        expect(at(v, 'condition'), d).toBe('service_healthy');
+      }
+      // On the gates network only: not the executors, not the clients.
+      expect(networksOf(job)).toEqual(['db']);
+    });
+
+    it('it names a role of its own for the executors, its password read from the environment (on no command line)', () => {
+      expect(vars.role).toMatch(/^[a-z_][a-z0-9_]*$/);
+      expect(vars.role).not.toBe(gateBackend.username);
+      expect(vars.password_env).toBe('FAILCLOSED_EXECUTOR_DB_PASSWORD');
+      expect(env('executor-role').FAILCLOSED_EXECUTOR_DB_PASSWORD).toBe(
+        '${FAILCLOSED_EXECUTOR_DB_PASSWORD:?set FAILCLOSED_EXECUTOR_DB_PASSWORD}',
+      );
+      expect(env('executor-role').PGPASSWORD).toBe(env('postgresql').POSTGRES_PASSWORD);
+      expect(command.join(' ')).not.toMatch(/PASSWORD=|\$\{/);
+    });
+
+    it('the executors start only after it succeeded, and hold their role password, never the gates one', () => {
+      expect(at(service('executor'), 'depends_on', 'executor-role', 'condition')).toBe(
+        'service_completed_successfully',
+      );
+      expect(env('executor').PGPASSWORD).toBe(env('executor-role').FAILCLOSED_EXECUTOR_DB_PASSWORD);
+      expect(env('executor').PGPASSWORD).not.toBe(env('postgresql').POSTGRES_PASSWORD);
+      expect(JSON.stringify(service('executor'))).not.toContain('FAILCLOSED_DB_PASSWORD');
+    });
   });
 
   it('holds no secret: the database password comes from the environment, required', () => {

@@ -5,7 +5,8 @@
  * with the shipped settings merged in), and checked against the artefacts that use them: the
  * names and ports dialled are those the services, aliases and listeners define, the certificate
  * paths are those mounted, the executors share the gates' nonce table (FC-INV-6: the Gate's
- * recovery voids what an executor has not consumed), and the queue settings agree.
+ * recovery voids what an executor has not consumed) on a database role of their own, the one the
+ * shipped role step grants (FC-INV-6 least privilege), and the queue settings agree.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,15 +32,34 @@ const hostPort = (url: string) => {
   return { host: u.hostname, port: Number(u.port) };
 };
 
-/** The schema a gate's `FAILCLOSED_BACKEND` URL names, and its database address. */
+/** The schema a gate's `FAILCLOSED_BACKEND` URL names, its database address, and its role. */
 function backend(url: string) {
   const u = new URL(url);
-  return { schema: u.searchParams.get('schema'), where: `${u.username}@${u.host}${u.pathname}` };
+  return { schema: u.searchParams.get('schema'), where: `${u.host}${u.pathname}`, role: u.username };
 }
 function nonceStore(c: ExecutorNodeConfig) {
   const u = new URL(c.nonces);
   expect(u.password).toBe('');
-  return { schema: c.nonces_schema ?? null, where: `${u.username}@${u.host}${u.pathname}` };
+  return { schema: c.nonces_schema ?? null, where: `${u.host}${u.pathname}`, role: u.username };
+}
+/** The `-v NAME=VALUE` psql variables of a command line. */
+function psqlVars(argv: readonly string[]): Record<string, string> {
+  return Object.fromEntries(
+    argv.flatMap((w, i) => (argv[i - 1] === '-v' ? [w.split('=', 2) as [string, string]] : [])),
+  );
+}
+/**
+ * The executors' nonce store is the gates' schema on the same database, on the role the role step
+ * grants (`-v role=`, on `-v schema=`), which is not the gates' role.
+ */
+function expectOwnRole(exec: ExecutorNodeConfig, gateBackend: string, roleStep: readonly string[]) {
+  const store = nonceStore(exec);
+  const gates = backend(gateBackend);
+  expect({ schema: store.schema, where: store.where }).toEqual({ schema: gates.schema, where: gates.where });
+  const vars = psqlVars(roleStep);
+  expect(store.role).toBe(vars.role);
+  expect(store.schema).toBe(vars.schema);
+  expect(store.role).not.toBe(gates.role);
 }
 
 describe('the parsers are the real ones and refuse what is wrong', () => {
@@ -96,9 +116,9 @@ describe('compose (deploy/compose/config)', () => {
     expect(at(services, 'executor', 'command')).toContain('/etc/failclosed/executor.json');
   });
 
-  it('the executors nonce store is the gates schema on the same database, without a password in the file', () => {
+  it('the executors nonce store is the gates schema on the same database, on the role executor-role grants, without a password in the file', () => {
     const backendUrl = at(compose, 'x-gate', 'environment', 'FAILCLOSED_BACKEND') as string;
-    expect(nonceStore(exec)).toEqual(backend(backendUrl));
+    expectOwnRole(exec, backendUrl, at(services, 'executor-role', 'command') as string[]);
   });
 
   it('the queue fragments parse, on both sides, and agree: the gates publish, the executors work', () => {
@@ -121,9 +141,13 @@ describe('compose (deploy/compose/config)', () => {
 });
 
 describe('kubernetes (the executor ConfigMap, fragments/gate.json)', () => {
-  const docs = ['20-gate.yaml', '30-executor.yaml', '35-nats.yaml', '10-postgresql.yaml'].flatMap((f) =>
-    readYaml(join(DEPLOY_DIR, 'kubernetes', f)),
-  ) as YamlObject[];
+  const docs = [
+    '20-gate.yaml',
+    '25-executor-role.yaml',
+    '30-executor.yaml',
+    '35-nats.yaml',
+    '10-postgresql.yaml',
+  ].flatMap((f) => readYaml(join(DEPLOY_DIR, 'kubernetes', f))) as YamlObject[];
   const find = (kind: string, name: string) =>
     docs.find((d) => d.kind === kind && at(d, 'metadata', 'name') === name)!;
   const svcHost = (name: string) =>
@@ -178,10 +202,11 @@ describe('kubernetes (the executor ConfigMap, fragments/gate.json)', () => {
       expect(f.startsWith(`${gateTls}/`), f).toBe(true);
   });
 
-  it('the executors nonce store is the gates schema on the same database', () => {
+  it('the executors nonce store is the gates schema on the same database, on the role the Job grants', () => {
     const backendUrl = (gateContainer.env as YamlObject[]).find((e) => e.name === 'FAILCLOSED_BACKEND')!
       .value as string;
-    expect(nonceStore(exec)).toEqual(backend(backendUrl));
+    const job = at(find('Job', 'failclosed-executor-role'), 'spec', 'template', 'spec', 'containers', 0);
+    expectOwnRole(exec, backendUrl, at(job, 'command') as string[]);
     expect(new URL(exec.nonces).host).toBe(`${svcHost('postgresql')}:${svcPort('postgresql')}`);
   });
 
@@ -197,7 +222,7 @@ describe('kubernetes (the executor ConfigMap, fragments/gate.json)', () => {
   });
 });
 
-describe('systemd (deploy/systemd/executor.json, gate.json)', () => {
+describe('systemd (deploy/systemd/executor.json, executor.postgres.json, gate.json)', () => {
   const unit = parseUnit(read('systemd/failclosed-executor.service').toString('utf8'));
   const configPath = /--config (\S+)$/.exec(unitValue(unit, 'Service', 'ExecStart')!)![1]!;
   const configDir = configPath.slice(0, configPath.lastIndexOf('/'));
@@ -210,6 +235,18 @@ describe('systemd (deploy/systemd/executor.json, gate.json)', () => {
       expect(f.startsWith('/etc/failclosed-executor/'), f).toBe(true);
     expect(exec.nonces.startsWith(`/var/lib/${unitValue(unit, 'Service', 'StateDirectory')!}/`)).toBe(true);
     expect(exec.audience).toBe(gate.audience);
+  });
+
+  it('with executor.postgres.json merged in, the nonce store is the role failclosed-executor-role.service grants, not the gates', () => {
+    const merged = { ...json('systemd/executor.json'), ...json('systemd/executor.postgres.json') };
+    const pgExec = parseExecutorConfig(Buffer.from(JSON.stringify(merged)), configDir);
+    const roleUnit = parseUnit(read('systemd/failclosed-executor-role.service').toString('utf8'));
+    const argv = unitValue(roleUnit, 'Service', 'ExecStart')!.split(/\s+/);
+    // The role step connects as the owner to the database the executor's URL names.
+    const owner = new URL(argv[1]!);
+    expectOwnRole(pgExec, `${owner.toString()}?schema=${psqlVars(argv).schema}`, argv);
+    expect(nonceStore(pgExec).role).not.toBe(owner.username);
+    expect(Object.keys(json('systemd/executor.postgres.json')).sort()).toEqual(['nonces', 'nonces_schema']);
   });
 
   it('the gate calls the executor’s loopback listener, the executor the gate’s internal port', () => {

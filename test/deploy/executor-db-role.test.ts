@@ -4,9 +4,12 @@
  * applied with the real `psql` as its header says, grants the envelope-nonce tables and nothing
  * else; an executor on that role opens its nonce store on the gates' migrated schema (no DDL),
  * consumes, voids and prunes, and cannot read or write the ledger, approvals, policy or the
- * gates' request nonces, nor change the schema.
+ * gates' request nonces, nor change the schema. With `password_env` (as the compose service, the
+ * Kubernetes Job and the systemd unit run it) it also creates the role and sets its password from
+ * the environment, never from the command line; it refuses a missing password and a role that is
+ * the connecting user.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -112,5 +115,117 @@ describe('deploy/postgres/executor-role.sql', () => {
     } finally {
       await c.end();
     }
+  });
+});
+
+describe('deploy/postgres/executor-role.sql with password_env (the shipped artefacts run it so)', () => {
+  const pgdb2 = useTestDatabase('fc_exec_role_pw');
+  const made = `fc_exec_${randomBytes(4).toString('hex')}`;
+  const schema2 = nextSchema();
+  const ENV = 'FC_TEST_EXECUTOR_DB_PASSWORD';
+
+  beforeAll(async () => {
+    const owner = openPostgresPool({ url: pgdb2.url, schema: schema2, max: 1 });
+    try {
+      await migrate(owner);
+    } finally {
+      await owner.close();
+    }
+  });
+  afterAll(async () => {
+    await adminQuery(pgdb2.url, `DROP OWNED BY ${made}`).catch(() => undefined);
+    await pgdb2.db.drop();
+    await adminQuery(PG_ADMIN_URL, `DROP ROLE IF EXISTS ${made}`);
+  });
+
+  /** psql as documented, the password (if any) in the environment variable `password_env` names. */
+  const apply = (roleName: string, password: string | undefined) => {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env[ENV];
+    if (password !== undefined) env[ENV] = password;
+    const args = [
+      pgdb2.url,
+      '-X',
+      '-q',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-v',
+      `schema=${schema2}`,
+      '-v',
+      `role=${roleName}`,
+      '-v',
+      `password_env=${ENV}`,
+      '-f',
+      SQL,
+    ];
+    const r = spawnSync('psql', args, { env, encoding: 'utf8' });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr, args };
+  };
+  async function authid(
+    name: string,
+  ): Promise<{ rolcanlogin: boolean; rolpassword: string | null } | undefined> {
+    const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+    await c.connect();
+    try {
+      const r = await c.query<{ rolcanlogin: boolean; rolpassword: string | null }>(
+        'SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = $1',
+        [name],
+      );
+      return r.rows[0];
+    } finally {
+      await c.end();
+    }
+  }
+
+  it('an unset or empty password is refused, and no role is made', async () => {
+    for (const pw of [undefined, '']) {
+      const r = apply(made, pw);
+      expect(r.status, String(pw)).not.toBe(0);
+      expect(r.stderr).toMatch(/password_env names is unset or empty/);
+    }
+    expect(await authid(made)).toBeUndefined();
+  });
+
+  it('a role that is the connecting user (here a superuser and the schema owner) is refused', () => {
+    const r = apply(new URL(pgdb2.url).username, 'not-the-owners');
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/connecting user, the schema's owner or a superuser/);
+  });
+
+  it('creates the role with a SCRAM password that is on no command line, grants, and sets it anew when run again', async () => {
+    const secret = `pw-'${randomBytes(8).toString('hex')}`;
+    const r = apply(made, secret);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.args.join(' ')).not.toContain(secret);
+    expect(r.stdout).not.toContain(secret);
+    const first = await authid(made);
+    expect(first?.rolcanlogin).toBe(true);
+    expect(first?.rolpassword).toMatch(/^SCRAM-SHA-256\$/);
+
+    const u = new URL(pgdb2.url);
+    u.username = made;
+    const nonces = await openExecutorNonceStore(
+      {
+        nonces: u.toString(),
+        nonces_schema: schema2,
+        clock_tolerance_sec: 1,
+        max_envelope_lifetime_sec: 300,
+      },
+      () => Date.now(),
+    );
+    try {
+      const exp = Math.floor(Date.now() / 1000) + 60;
+      expect(await nonces.store.consume({ jti: 'p-1', tenant: 'acme', exp, decision_id: 'd-p-1' })).toBe(
+        'fresh',
+      );
+    } finally {
+      await nonces.close();
+    }
+
+    expect(apply(made, `${secret}-rotated`).status).toBe(0);
+    const second = await authid(made);
+    expect(second?.rolpassword).toMatch(/^SCRAM-SHA-256\$/);
+    expect(second?.rolpassword).not.toBe(first?.rolpassword);
   });
 });

@@ -1,10 +1,11 @@
 /**
  * deploy/kubernetes/: every manifest validated against the Kubernetes v1.33.0 OpenAPI schema
  * (the pinned `kubernetes-models` validators), and the pod security of the gates, the separate
- * Execution Layer (`serve executor`), NATS and PostgreSQL asserted key by key (the OpenAPI schema
- * does not refuse unknown keys, so a misspelt one would pass it; these checks name each key).
+ * Execution Layer (`serve executor`), NATS, PostgreSQL and the Job that grants the executors their
+ * own database role asserted key by key (the OpenAPI schema does not refuse unknown keys, so a
+ * misspelt one would pass it; these checks name each key).
  */
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
@@ -12,6 +13,7 @@ import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
+import { Job } from 'kubernetes-models/batch/v1/Job';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { describe, expect, it } from 'vitest';
 import { DEPLOY_DIR, at, readYaml } from './support.js';
@@ -33,6 +35,7 @@ const MODELS: Record<string, (data: never) => { validate(): void }> = {
   'v1/ServiceAccount': (d) => new ServiceAccount(d),
   'apps/v1/Deployment': (d) => new Deployment(d),
   'apps/v1/StatefulSet': (d) => new StatefulSet(d),
+  'batch/v1/Job': (d) => new Job(d),
   'networking.k8s.io/v1/NetworkPolicy': (d) => new NetworkPolicy(d),
 };
 
@@ -59,7 +62,8 @@ const gate = find('Deployment', 'failclosed-gate');
 const executor = find('Deployment', 'failclosed-executor');
 const nats = find('Deployment', 'failclosed-nats');
 const postgresql = find('StatefulSet', 'postgresql');
-const WORKLOADS = [gate, executor, nats, postgresql];
+const roleJob = find('Job', 'failclosed-executor-role');
+const WORKLOADS = [gate, executor, nats, postgresql, roleJob];
 const podSpec = (w: YamlObject) => at(w, 'spec', 'template', 'spec') as YamlObject;
 const containers = (w: YamlObject) => [
   ...((podSpec(w).initContainers ?? []) as YamlObject[]),
@@ -161,7 +165,15 @@ describe('deploy/kubernetes manifests', () => {
     }
     const [init] = containers(gate);
     expect(at(init, 'securityContext', 'procMount')).toBeUndefined();
-    for (const w of [nats, postgresql]) {
+    // The executors' wait for their role runs no tool: the runtime's default profile, /proc masked.
+    for (const c of (podSpec(executor).initContainers ?? []) as YamlObject[]) {
+      expect(at(c, 'securityContext', 'seccompProfile', 'type'), JSON.stringify(c.name)).toBe(
+        'RuntimeDefault',
+      );
+      expect(at(c, 'securityContext', 'procMount')).toBeUndefined();
+      expect(at(c, 'securityContext', 'appArmorProfile')).toBeUndefined();
+    }
+    for (const w of [nats, postgresql, roleJob]) {
       expect(at(podSpec(w), 'securityContext', 'seccompProfile', 'type')).toBe('RuntimeDefault');
       for (const c of containers(w)) {
         expect(at(c, 'securityContext', 'procMount')).toBeUndefined();
@@ -205,7 +217,7 @@ describe('deploy/kubernetes manifests', () => {
   it('executors: serve executor, two replicas, one container port (the execution listener), its own Service', () => {
     expect(at(executor, 'spec', 'replicas')).toBe(2);
     expect(podSpec(executor).containers).toHaveLength(1);
-    expect(podSpec(executor).initContainers).toBeUndefined();
+    expect((podSpec(executor).initContainers as YamlObject[]).map((c) => c.name)).toEqual(['wait-for-role']);
     const c = (podSpec(executor).containers as YamlObject[])[0]!;
     expect(c.args).toEqual(['serve', 'executor', '--config', '/etc/failclosed/executor/executor.json']);
     expect(c.ports).toEqual([{ name: 'execution', containerPort: 7443, protocol: 'TCP' }]);
@@ -260,15 +272,106 @@ describe('deploy/kubernetes manifests', () => {
     expect(at(volumes, 'tls', 'secret', 'secretName')).toBe('failclosed-executor-tls');
     // Neither the gates' data Secret (issuer and ledger keys, operator token) nor their certificate.
     const text = JSON.stringify(executor);
-    expect(text).not.toMatch(/failclosed-data|failclosed-gate-tls|gate\.key|\.jwk|operator\.token/);
+    // Nor the gates' database password (the Secret failclosed-postgresql): a role of its own.
+    expect(text).not.toMatch(
+      /failclosed-data|failclosed-gate-tls|failclosed-postgresql|gate\.key|\.jwk|operator\.token/,
+    );
     const configMaps = manifests.filter(({ doc }) => doc.kind === 'ConfigMap');
-    expect(configMaps.map(({ doc }) => at(doc, 'metadata', 'name'))).toEqual(['failclosed-executor']);
+    expect(configMaps.map(({ doc }) => at(doc, 'metadata', 'name')).sort()).toEqual([
+      'failclosed-executor',
+      'failclosed-executor-role',
+    ]);
     const data = at(find('ConfigMap', 'failclosed-executor'), 'data') as Record<string, string>;
     expect(Object.keys(data)).toEqual(['executor.json']);
     expect(data['executor.json']).not.toMatch(/PRIVATE KEY|:\/\/[^@/]*:[^@/]*@|password/i);
     const env = (c.env ?? []) as YamlObject[];
     expect(env.map((e) => e.name)).toEqual(['PGPASSWORD']);
-    expect(at(env[0], 'valueFrom', 'secretKeyRef', 'name')).toBe('failclosed-postgresql');
+    expect(at(env[0], 'valueFrom', 'secretKeyRef', 'name')).toBe('failclosed-executor-postgresql');
+  });
+
+  describe('the executors database role (FC-INV-6 least privilege): 25-executor-role.yaml', () => {
+    const pod = podSpec(roleJob);
+    const main = (pod.containers as YamlObject[])[0]!;
+    const command = main.command as string[];
+    const vars = Object.fromEntries(
+      command.flatMap((w, i) => (command[i - 1] === '-v' ? [w.split('=', 2) as [string, string]] : [])),
+    );
+    const secretOf = (c: YamlObject, name: string) =>
+      at(
+        ((c.env ?? []) as YamlObject[]).find((e) => e.name === name),
+        'valueFrom',
+        'secretKeyRef',
+        'name',
+      );
+    const gateBackend = new URL(
+      (at(podSpec(gate), 'containers', 0, 'env') as YamlObject[]).find(
+        (e) => e.name === 'FAILCLOSED_BACKEND',
+      )!.value ?? '',
+    );
+    const executorConfig = JSON.parse(
+      at(find('ConfigMap', 'failclosed-executor'), 'data', 'executor.json') as string,
+    ) as { nonces: string; nonces_schema: string };
+    const script = (c: YamlObject) => (c.command as string[]).join(' ');
+
+    it('its ConfigMap holds deploy/postgres/executor-role.sql byte for byte, and the Job runs it with psql', () => {
+      const shipped = readFileSync(join(DEPLOY_DIR, 'postgres/executor-role.sql'), 'utf8');
+      const data = at(find('ConfigMap', 'failclosed-executor-role'), 'data') as Record<string, string>;
+      expect(Object.keys(data)).toEqual(['executor-role.sql']);
+      expect(data['executor-role.sql']).toBe(shipped);
+      expect(pod.containers).toHaveLength(1);
+      expect(command[0]).toBe('psql');
+      expect(main.image).toBe(at(podSpec(postgresql), 'containers', 0, 'image'));
+      const mount = (main.volumeMounts as YamlObject[]).find((m) => m.name === 'sql')!;
+      expect(mount.readOnly).toBe(true);
+      expect(command[command.indexOf('-f') + 1]).toBe(`${mount.mountPath as string}/executor-role.sql`);
+      expect(
+        at(
+          (pod.volumes as YamlObject[]).find((v) => v.name === 'sql'),
+          'configMap',
+          'name',
+        ),
+      ).toBe('failclosed-executor-role');
+      expect(vars.ON_ERROR_STOP).toBe('1');
+      expect(pod.restartPolicy).toBe('OnFailure');
+      expect(pod.serviceAccountName).toBeUndefined();
+    });
+
+    it('connects as the gates role (the schema owner), after a gate migrated the schema', () => {
+      const url = new URL(command[1]!);
+      expect(url.password).toBe('');
+      expect(`${url.username}@${url.host}${url.pathname}`).toBe(
+        `${gateBackend.username}@${gateBackend.host}${gateBackend.pathname}`,
+      );
+      expect(vars.schema).toBe(gateBackend.searchParams.get('schema'));
+      expect(secretOf(main, 'PGPASSWORD')).toBe('failclosed-postgresql');
+      // Its init container waits, as the same role, until the last table the grants name exists.
+      const [wait] = pod.initContainers as YamlObject[];
+      expect(script(wait!)).toContain(command[1]);
+      expect(script(wait!)).toContain(`${vars.schema}.envelope_nonce_horizon`);
+      expect(secretOf(wait!, 'PGPASSWORD')).toBe('failclosed-postgresql');
+    });
+
+    it('grants the role the executors connect as, not the gates, its password from its own Secret through the environment', () => {
+      const nonces = new URL(executorConfig.nonces);
+      expect(nonces.username).toBe(vars.role);
+      expect(executorConfig.nonces_schema).toBe(vars.schema);
+      expect(vars.role).not.toBe(gateBackend.username);
+      expect(vars.password_env).toBe('FAILCLOSED_EXECUTOR_DB_PASSWORD');
+      expect(secretOf(main, 'FAILCLOSED_EXECUTOR_DB_PASSWORD')).toBe('failclosed-executor-postgresql');
+      expect(secretOf((podSpec(executor).containers as YamlObject[])[0]!, 'PGPASSWORD')).toBe(
+        'failclosed-executor-postgresql',
+      );
+      expect(command.join(' ')).not.toMatch(/PASSWORD=|\$\(|\$\{/);
+    });
+
+    it('the executors start after it: their init container waits until their role reads its last granted table', () => {
+      const [wait] = podSpec(executor).initContainers as YamlObject[];
+      const url = new URL(executorConfig.nonces);
+      expect(script(wait!)).toContain(`postgres://${url.username}@${url.host}${url.pathname}`);
+      expect(script(wait!)).toContain(`${executorConfig.nonces_schema}.envelope_nonce_horizon`);
+      expect(secretOf(wait!, 'PGPASSWORD')).toBe('failclosed-executor-postgresql');
+      expect(wait!.image).toBe(main.image);
+    });
   });
 
   it('NATS: JetStream on, only its client and monitoring ports, the stream in a volume', () => {

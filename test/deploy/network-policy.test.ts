@@ -3,7 +3,8 @@
  * (networking.k8s.io/v1 semantics, `reachable` in ./support.ts) over the pods the manifests
  * define and a few others: which endpoint may open which port to which (FC-INV-6 "only the Gate
  * reaches execution", L7 hardening). The labels of the gates, the executors (`serve executor`),
- * NATS and PostgreSQL are read from their workloads, not restated here.
+ * NATS, PostgreSQL and the Job granting the executors' database role are read from their
+ * workloads, not restated here.
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -15,6 +16,7 @@ const docs = [
   '00-namespace.yaml',
   '10-postgresql.yaml',
   '20-gate.yaml',
+  '25-executor-role.yaml',
   '30-executor.yaml',
   '35-nats.yaml',
   '40-network-policies.yaml',
@@ -47,6 +49,7 @@ const gateLabels = templateLabels('Deployment', 'failclosed-gate');
 const postgresqlLabels = templateLabels('StatefulSet', 'postgresql');
 const executorLabels = templateLabels('Deployment', 'failclosed-executor');
 const natsLabels = templateLabels('Deployment', 'failclosed-nats');
+const roleJobLabels = templateLabels('Job', 'failclosed-executor-role');
 
 const gate = pod('gate', NS, gateLabels);
 const otherGate = pod('gate-2', NS, gateLabels);
@@ -54,6 +57,8 @@ const postgresql = pod('postgresql', NS, postgresqlLabels);
 const executor = pod('executor', NS, executorLabels);
 const otherExecutor = pod('executor-2', NS, executorLabels);
 const nats = pod('nats', NS, natsLabels);
+const roleJob = pod('executor-role', NS, roleJobLabels);
+const impostorRoleJob = pod('impostor-executor-role', 'clients', roleJobLabels);
 const impostorExecutor = pod('impostor-executor', 'clients', executorLabels);
 const stranger = pod('stranger', NS, { app: 'debug' }); // any other pod in the namespace
 const client = pod('client', 'clients', { app: 'agent' });
@@ -79,6 +84,8 @@ const EVERYONE: readonly Endpoint[] = [
   otherExecutor,
   postgresql,
   nats,
+  roleJob,
+  impostorRoleJob,
   stranger,
   client,
   impostorGate,
@@ -143,6 +150,26 @@ describe('NetworkPolicies of the failclosed namespace', () => {
       expect(can(src, postgresql, tcp(5432)), src.name).toBe(false);
   });
 
+  it('PostgreSQL: of every endpoint known, exactly the gates, the executors and the executor-role Job reach it', () => {
+    for (const src of EVERYONE)
+      expect(can(src, postgresql, tcp(5432)), src.name).toBe(
+        [gate, otherGate, executor, otherExecutor, roleJob].includes(src),
+      );
+  });
+
+  it('the executor-role Job reaches PostgreSQL and DNS only, and nothing reaches it', () => {
+    expect(can(roleJob, postgresql, tcp(5432))).toBe(true);
+    expect(can(roleJob, dns, udp(53))).toBe(true);
+    expect(can(roleJob, dns, tcp(53))).toBe(true);
+    expect(can(roleJob, postgresql, udp(5432))).toBe(false);
+    for (const dst of [gate, otherGate, executor, nats, internet, client, stranger, impostorDb, fakeDns])
+      for (const port of [...OTHER_PORTS, 53, 7070])
+        expect(can(roleJob, dst, tcp(port)), `${dst.name} ${port}`).toBe(false);
+    for (const src of EVERYONE)
+      for (const port of [...OTHER_PORTS, 7070])
+        expect(can(src, roleJob, tcp(port)), `${src.name} ${port}`).toBe(false);
+  });
+
   it('PostgreSQL reaches nothing, not even DNS', () => {
     for (const dst of [internet, dns, gate, client]) {
       expect(can(postgresql, dst, tcp(443)), dst.name).toBe(false);
@@ -173,6 +200,9 @@ describe('NetworkPolicies of the failclosed namespace', () => {
     const withoutExecIngress = policies.filter((p) => p.metadata.name !== 'executor-ingress-gates');
     expect(reachable(gate, executor, EXECUTION, withoutExecIngress, namespaces)).toBe(false);
     expect(none(client, executor, EXECUTION)).toBe(true);
+    // The executor-role Job reaches PostgreSQL through its own egress policy, not by accident.
+    const withoutRoleEgress = policies.filter((p) => p.metadata.name !== 'executor-role-egress');
+    expect(reachable(roleJob, postgresql, tcp(5432), withoutRoleEgress, namespaces)).toBe(false);
   });
 
   it('only the gates reach the execution listener (FC-INV-6): of every endpoint known, exactly the gate pods', () => {

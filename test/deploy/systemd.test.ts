@@ -4,7 +4,9 @@
  * (`buildSandboxArgv`), so a change of the bubblewrap profile that the unit would refuse fails here.
  * failclosed-executor.service (the Execution Layer as its own process) has the same sandboxing as
  * the gates' units, its own user, and sees neither the Gate's data directory nor its configuration;
- * the gates' units do not see the executor's.
+ * the gates' units do not see the executor's. failclosed-executor-role.service applies the shipped
+ * deploy/postgres/executor-role.sql (the executor's own database role, FC-INV-6 least privilege)
+ * after a gate migrated the schema and before the executor, which then requires it.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +17,9 @@ import type { Unit } from './support.js';
 
 const GATE_UNITS = ['failclosed.service', 'failclosed-postgres.service'];
 const EXECUTOR_UNIT = 'failclosed-executor.service';
+/** The units that run failclosed (and bubblewrap for its tools). */
 const UNITS = [...GATE_UNITS, EXECUTOR_UNIT];
+const ROLE_UNIT = 'failclosed-executor-role.service';
 const units = new Map(UNITS.map((f) => [f, parseUnit(readFileSync(join(DEPLOY_DIR, 'systemd', f), 'utf8'))]));
 const executorUnit = units.get(EXECUTOR_UNIT)!;
 /** The unit's writable directory: the gates' data directory, or the executor's state. */
@@ -61,7 +65,7 @@ describe('deploy/systemd units', () => {
       readdirSync(join(DEPLOY_DIR, 'systemd'))
         .filter((f) => f.endsWith('.service'))
         .sort(),
-    ).toEqual([...UNITS].sort());
+    ).toEqual([...UNITS, ROLE_UNIT].sort());
   });
 
   for (const file of GATE_UNITS) {
@@ -220,5 +224,81 @@ describe('deploy/systemd units', () => {
         /PGPASSWORD|FC_SECRET|postgres:\/\//,
       );
     });
+  });
+});
+
+describe(ROLE_UNIT, () => {
+  const unit = parseUnit(readFileSync(join(DEPLOY_DIR, 'systemd', ROLE_UNIT), 'utf8'));
+  const argv = unitValue(unit, 'Service', 'ExecStart')!.split(/\s+/);
+  const vars = Object.fromEntries(
+    argv.flatMap((w, i) => (argv[i - 1] === '-v' ? [w.split('=', 2) as [string, string]] : [])),
+  );
+  /** The words of a [Unit] key. */
+  const inUnit = (key: string) => (unitValue(unit, 'Unit', key) ?? '').split(/\s+/).filter(Boolean);
+
+  it('a oneshot that runs the shipped SQL file with psql, as the gates role, the role and its password named, not given', () => {
+    expect(unitValue(unit, 'Service', 'Type')).toBe('oneshot');
+    expect(unitValue(unit, 'Service', 'RemainAfterExit')).toBe('yes');
+    expect(argv[0]).toBe('/usr/bin/psql');
+    expect(argv[argv.indexOf('-f') + 1]).toBe('/opt/failclosed/deploy/postgres/executor-role.sql');
+    expect(vars).toEqual({
+      ON_ERROR_STOP: '1',
+      schema: 'failclosed',
+      role: 'failclosed_executor',
+      password_env: 'FAILCLOSED_EXECUTOR_DB_PASSWORD',
+    });
+    const url = new URL(argv[1]!);
+    expect(url.password).toBe('');
+    expect(url.username).not.toBe(vars.role);
+    // The passwords come from root-owned files systemd reads: the gate's (the owner's PGPASSWORD)
+    // and the one naming the executor's password.
+    expect(unit.get('Service')!.get('EnvironmentFile')).toEqual([
+      '/etc/failclosed/postgres.env',
+      '/etc/failclosed/executor-role.env',
+    ]);
+    const text = readFileSync(join(DEPLOY_DIR, 'systemd', ROLE_UNIT), 'utf8');
+    expect(text).not.toMatch(/^(?!#).*(PGPASSWORD=|PASSWORD=\S)/m);
+  });
+
+  it('waits for a gate to have migrated the schema, on the same database, before it grants', () => {
+    const pre = unitValue(unit, 'Service', 'ExecStartPre')!;
+    expect(pre).toContain(argv[1]);
+    expect(pre).toContain(`${vars.schema}.envelope_nonce_horizon`);
+    expect(pre).toMatch(/until .* do sleep \d+; done/);
+    expect(Number(unitValue(unit, 'Service', 'TimeoutStartSec'))).toBeGreaterThan(0);
+    expect(inUnit('After')).toContain('failclosed-postgres.service');
+  });
+
+  it('runs before the executor, which requires it once it is enabled', () => {
+    expect(inUnit('Before')).toEqual([EXECUTOR_UNIT]);
+    expect(unitValue(unit, 'Install', 'RequiredBy')).toBe(EXECUTOR_UNIT);
+    expect(unitValue(unit, 'Install', 'WantedBy')).toBeUndefined();
+  });
+
+  it('is sandboxed for psql alone: a dynamic user, no capability, nothing writable, neither role’s data visible', () => {
+    const expected: Record<string, string> = {
+      DynamicUser: 'yes',
+      NoNewPrivileges: 'yes',
+      CapabilityBoundingSet: '',
+      AmbientCapabilities: '',
+      ProtectSystem: 'strict',
+      ProtectHome: 'yes',
+      PrivateTmp: 'yes',
+      PrivateDevices: 'yes',
+      RestrictNamespaces: 'yes',
+      MemoryDenyWriteExecute: 'yes',
+      SystemCallArchitectures: 'native',
+      SystemCallFilter: '@system-service',
+      UMask: '0077',
+    };
+    for (const [k, v] of Object.entries(expected)) expect(unitValue(unit, 'Service', k), k).toBe(v);
+    expect(unitValue(unit, 'Service', 'ReadWritePaths')).toBeUndefined();
+    expect(unitValue(unit, 'Service', 'User')).toBeUndefined();
+    expect(words(unit, 'InaccessiblePaths').sort()).toEqual([
+      '-/etc/failclosed-executor',
+      '-/var/lib/failclosed',
+      '-/var/lib/failclosed-executor',
+    ]);
+    expect(words(unit, 'RestrictAddressFamilies').sort()).toEqual(['AF_INET', 'AF_INET6', 'AF_UNIX']);
   });
 });
