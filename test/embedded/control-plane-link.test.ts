@@ -1,0 +1,217 @@
+/**
+ * A separate Gate's link to the Control Plane process parses every answer as untrusted input
+ * (docs/deployment.md "Separate Gate"; FC-INV-4, FC-INV-6, L7 "wire answers are parsed as
+ * untrusted input"): a real mutual-TLS listener answers what each case says, and the Gate's ports
+ * turn anything but a well-formed answer into a deny (`ERR_CONTROL_PLANE_UNAVAILABLE`) or a
+ * rejection (`ERR_LEDGER_UNAVAILABLE`), never an allow. Also: the configuration of `serve gate`
+ * is closed (no key of any kind) and its URLs are https origins, its state PostgreSQL.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createRemoteControlPlane,
+  createRemoteGateLedger,
+  decisionOf,
+  parseGateConfig,
+} from '../../src/embedded/index.js';
+import type { GovernedRequest } from '../../src/control-plane/index.js';
+import {
+  createDevCa,
+  createMtlsAgent,
+  createMtlsServer,
+  issueCert,
+  pkiPaths,
+} from '../../src/transport/index.js';
+import type { MtlsAgent, MtlsServer } from '../../src/transport/index.js';
+
+const ENVELOPE = 'eyJhbGciOiJFZERTQSJ9.eyJqdGkiOiJ4In0.c2ln';
+const HASH = 'a'.repeat(64);
+const ALLOW = {
+  outcome: 'allow',
+  decision_id: 'dec_1',
+  envelope: ENVELOPE,
+  decision_ref: { index: 3, entry_hash: HASH },
+  policy_bundle: HASH,
+};
+const REQ: GovernedRequest = {
+  request_id: 'r1',
+  trace_id: 't1',
+  identity: 'demo-agent',
+  tenant: 'acme',
+  tool: 'echo',
+  params: { message: 'x' },
+  timestamp: 1,
+  session: null,
+  request_sha256: HASH,
+};
+
+describe('the Gate reads its Control Plane process as untrusted', () => {
+  let root: string;
+  let server: MtlsServer;
+  let agent: MtlsAgent;
+  /** What the listener answers next: status and raw body, or `hang` to never answer. */
+  let next: { status: number; body: string } | 'hang' = { status: 200, body: '{}' };
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'fc-cp-link-'));
+    const pki = join(root, 'pki');
+    await createDevCa(pki);
+    await issueCert(pki, { role: 'gate' });
+    const files = {
+      ca: pkiPaths(pki).caCert,
+      cert: pkiPaths(pki).cert('gate'),
+      key: pkiPaths(pki).key('gate'),
+    };
+    server = await createMtlsServer(
+      (req, res) => {
+        req.resume();
+        const a = next;
+        if (a === 'hang') return;
+        res.writeHead(a.status, { 'content-type': 'application/json' });
+        res.end(a.body);
+      },
+      { files, allow: ['gate'], host: '127.0.0.1', port: 0 },
+    );
+    agent = await createMtlsAgent({ files, expect: ['gate'] });
+  });
+  afterAll(async () => {
+    agent.close();
+    await server.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const link = () => ({ url: server.url, agent, timeoutMs: 500 });
+
+  it('takes a well-formed allow, and a deny with its own code', async () => {
+    const cp = createRemoteControlPlane({ link: link() });
+    next = { status: 200, body: JSON.stringify(ALLOW) };
+    expect(await cp.decide(REQ)).toEqual(ALLOW);
+    next = {
+      status: 200,
+      body: JSON.stringify({ outcome: 'deny', code: 'ERR_POLICY_DENY', reason: 'no', decision_id: 'dec_1' }),
+    };
+    expect(await cp.decide(REQ)).toMatchObject({ outcome: 'deny', code: 'ERR_POLICY_DENY' });
+  });
+
+  it.each([
+    ['not JSON', 200, 'allow'],
+    ['an allow without its envelope', 200, JSON.stringify({ ...ALLOW, envelope: undefined })],
+    ['an allow with a field more', 200, JSON.stringify({ ...ALLOW, approved: true })],
+    ['an envelope that is not a compact JWS', 200, JSON.stringify({ ...ALLOW, envelope: 'x.y' })],
+    [
+      'a decision record that is not a ledger reference',
+      200,
+      JSON.stringify({ ...ALLOW, decision_ref: { index: -1, entry_hash: HASH } }),
+    ],
+    ['a bundle hash that is not one', 200, JSON.stringify({ ...ALLOW, policy_bundle: 'ACTIVE' })],
+    ['an allow under an error status', 500, JSON.stringify(ALLOW)],
+    [
+      'a deny with an unknown code',
+      200,
+      JSON.stringify({ outcome: 'deny', code: 'ERR_NOPE', reason: '', decision_id: null }),
+    ],
+    ['an outcome that is neither', 200, JSON.stringify({ ...ALLOW, outcome: 'executed' })],
+  ])('denies ERR_CONTROL_PLANE_UNAVAILABLE on %s', async (_what, status, body) => {
+    next = { status, body };
+    const d = await createRemoteControlPlane({ link: link() }).decide(REQ);
+    expect(d).toMatchObject({ outcome: 'deny', code: 'ERR_CONTROL_PLANE_UNAVAILABLE', decision_id: null });
+  });
+
+  it('denies ERR_CONTROL_PLANE_UNAVAILABLE when no answer comes within the deadline', async () => {
+    next = 'hang';
+    const d = await createRemoteControlPlane({ link: link() }).decide(REQ);
+    expect(d).toMatchObject({ outcome: 'deny', code: 'ERR_CONTROL_PLANE_UNAVAILABLE' });
+  });
+
+  it('sends no schedule run and no OAuth owner: those never come through a separate Gate', async () => {
+    next = { status: 200, body: JSON.stringify(ALLOW) };
+    const cp = createRemoteControlPlane({ link: link() });
+    expect(await cp.decide({ ...REQ, owner: 'alice' })).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_CONTROL_PLANE_UNAVAILABLE',
+    });
+  });
+
+  it('rejects a ledger confirmation that is not one, and evidence stored under another hash', async () => {
+    const ledger = createRemoteGateLedger(link(), 500);
+    const event = {
+      type: 'gateway.accepted' as const,
+      trace_id: 't',
+      request_id: 'r',
+      tenant: 'acme',
+      identity: 'demo-agent',
+      payload: {},
+    };
+    next = { status: 200, body: JSON.stringify({ index: 1, entry_hash: HASH }) };
+    expect(await ledger.appendGatewayEvent(event)).toEqual({ index: 1, entry_hash: HASH });
+    for (const body of ['{"index":1}', '{"index":1,"entry_hash":"x"}', 'null', '[]']) {
+      next = { status: 200, body };
+      await expect(ledger.appendGatewayEvent(event)).rejects.toMatchObject({
+        code: 'ERR_LEDGER_UNAVAILABLE',
+      });
+    }
+    next = { status: 503, body: JSON.stringify({ index: 1, entry_hash: HASH }) };
+    await expect(ledger.appendGatewayEvent(event)).rejects.toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
+    next = { status: 200, body: JSON.stringify({ sha256: HASH }) };
+    await expect(ledger.putEvidence(new Uint8Array([1, 2, 3]), 'application/json')).rejects.toMatchObject({
+      code: 'ERR_LEDGER_UNAVAILABLE',
+    });
+    // Evidence read back must hash to the name asked for.
+    next = { status: 200, body: JSON.stringify({ body: Buffer.from('other').toString('base64') }) };
+    await expect(ledger.getEvidence(HASH)).rejects.toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
+    next = 'hang';
+    await expect(ledger.appendGatewayEvent(event)).rejects.toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
+  });
+
+  it('decisionOf accepts exactly the two shapes', () => {
+    expect(decisionOf(ALLOW)).toEqual(ALLOW);
+    expect(
+      decisionOf({ outcome: 'deny', code: 'ERR_POLICY_DENY', reason: 'r', decision_id: null }),
+    ).toMatchObject({
+      code: 'ERR_POLICY_DENY',
+    });
+    expect(
+      decisionOf({ outcome: 'deny', code: 'ERR_POLICY_DENY', reason: 'r', decision_id: null, x: 1 }),
+    ).toBe(undefined);
+  });
+});
+
+describe('serve gate configuration', () => {
+  const base = {
+    listen: { host: '127.0.0.1', port: 0 },
+    control_plane_url: 'https://127.0.0.1:7444',
+    executor_url: 'https://127.0.0.1:7443',
+    tls: { ca: 'ca.pem', cert: 'gate.pem', key: 'gate.key' },
+    state: 'postgres://failclosed@127.0.0.1:5432/failclosed?schema=failclosed',
+  };
+  const parse = (o: object) => parseGateConfig(Buffer.from(JSON.stringify(o)), '/etc/failclosed');
+
+  it('resolves paths against its directory and defaults its deadlines', () => {
+    const c = parse(base);
+    expect(c.tls.cert).toBe('/etc/failclosed/gate.pem');
+    expect(c.control_plane_timeout_ms).toBe(5000);
+    expect(c.timestamp_tolerance_ms).toBe(120_000);
+  });
+
+  it.each([
+    ['a key of any kind', { ...base, issuer_key: 'keys/issuer.jwk' }, 'unknown field issuer_key'],
+    ['an operator token', { ...base, operator_token: 'x' }, 'unknown field operator_token'],
+    [
+      'plain HTTP to the Control Plane',
+      { ...base, control_plane_url: 'http://127.0.0.1:7444' },
+      'https://HOST:PORT',
+    ],
+    [
+      'a path in the executor URL',
+      { ...base, executor_url: 'https://127.0.0.1:7443/x' },
+      'https://HOST:PORT',
+    ],
+    ['SQLite state (not shared)', { ...base, state: 'sqlite' }, 'postgres:// URL'],
+    ['a host name to listen on', { ...base, listen: { host: 'localhost', port: 1 } }, 'IP address'],
+    ['an unknown TLS field', { ...base, tls: { ...base.tls, pass: 'x' } }, 'tls: unknown field pass'],
+  ])('refuses %s', (_what, config, message) => {
+    expect(() => parse(config)).toThrow(message);
+  });
+});
