@@ -186,6 +186,18 @@ describe('a Gate as its own process, holding no key', () => {
     const refused = mine(denied.request_id);
     expect(refused.some((e) => e.type === 'envelope.issued')).toBe(false);
     expect(refused.some((e) => e.type === 'execution.receipt')).toBe(false);
+    // An operator of the registry reads the evidence view through this Gate too (recorded as read).
+    const token = readFileSync(at('cp', 'operator.token'), 'utf8').trim();
+    const view = await fetch(`${gate.url}/v1/requests/${r.request_id}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(view.status).toBe(200);
+    expect(JSON.stringify(await view.json())).toContain('execution.receipt');
+    expect((await fetch(`${gate.url}/v1/requests/${r.request_id}`)).status).toBe(401);
+    // A background call has no queue at a separate Gate: denied, nothing runs.
+    const queued = await client.submit('echo', { message: 'later' });
+    expect(queued).toMatchObject({ outcome: 'deny', code: 'ERR_QUEUE_UNAVAILABLE' });
+    expect((await fetch(`${gate.url}/readyz`)).status).toBe(200);
     ok(runCli('ledger', 'export', '--out', at('ledger.jsonl'), '--data', at('cp')));
     ok(runCli('trust-roots', '--out', at('trust.json'), '--data', at('cp')));
     const verified = runCli('verify', at('ledger.jsonl'), '--trust', at('trust.json'));
@@ -276,6 +288,7 @@ describe('a Gate as its own process, holding no key', () => {
     const before = (await ledgerEntries()).filter((e) => e.type === 'execution.receipt').length;
     const r = await client.call('echo', { message: 'no control plane' });
     expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' });
+    expect((await fetch(`${gate.url}/readyz`)).status).toBe(503);
     cp = await startUp(at('cp'), 30);
     const entries = await ledgerEntries();
     expect(entries.filter((e) => e.type === 'execution.receipt')).toHaveLength(before);
