@@ -1,0 +1,158 @@
+/**
+ * One governed call through a keyless Gate is one trace across the role processes
+ * (docs/deployment.md "Observability" and "Separate Gate"; issue "the four roles as separate
+ * processes": one trace with spans from every role). A `serve gate` composition, the Control
+ * Plane process (`up` with `internal_gates`, which also holds the ledger writer) and a `serve
+ * executor` composition, each started in this process through the entry point the CLI uses and
+ * each with its own telemetry, export to one real OTLP/HTTP receiver. The trace id is the
+ * ledger's `trace_id`; the Gate's root span `execute_tool echo` (GenAI conventions), the Control
+ * Plane's decision spans and the ledger's decision write, and the Execution Layer's stage spans
+ * are all in it, each resource naming its role.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '../../src/client/index.js';
+import {
+  DEMO_CLIENT,
+  initDataDir,
+  readClientFile,
+  startEmbedded,
+  startExecutorNode,
+  startGateNode,
+} from '../../src/embedded/index.js';
+import type { EmbeddedInstance, ExecutorNode, GateNode } from '../../src/embedded/index.js';
+import { createTelemetry, rootSpanIdOf } from '../../src/embedded/telemetry/index.js';
+import type { Telemetry } from '../../src/embedded/telemetry/index.js';
+import { pkiPaths } from '../../src/transport/index.js';
+import { nextSchema, useTestDatabase } from '../support/postgres.js';
+import { until } from './processes.js';
+import { freePort, separateExecutorLayout } from './topology.js';
+
+const pgdb = useTestDatabase('fc_e2e_gate_trace');
+
+interface Span {
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId?: string;
+  readonly name: string;
+  readonly role: string;
+  readonly attributes: readonly { key: string; value: { stringValue?: string } }[];
+}
+
+describe('a call through a keyless Gate is one trace across the Gate, Control Plane and Execution Layer processes', () => {
+  let work: string;
+  let receiver: Server;
+  const spans: Span[] = [];
+  let cpTelemetry: Telemetry;
+  let cp: EmbeddedInstance;
+  let executor: ExecutorNode;
+  let gate: GateNode;
+
+  beforeAll(async () => {
+    receiver = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+          resourceSpans: {
+            resource: { attributes: { key: string; value: { stringValue?: string } }[] };
+            scopeSpans: { spans: Omit<Span, 'role'>[] }[];
+          }[];
+        };
+        for (const rs of body.resourceSpans) {
+          const role =
+            rs.resource.attributes.find((a) => a.key === 'failclosed.role')?.value.stringValue ?? '';
+          for (const ss of rs.scopeSpans) for (const s of ss.spans) spans.push({ ...s, role });
+        }
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const env = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`,
+    };
+
+    work = mkdtempSync(join(tmpdir(), 'fc-gate-trace-'));
+    const dir = join(work, 'cp');
+    const state = `${pgdb.url}?schema=${nextSchema()}`;
+    await initDataDir(dir, { backend: state });
+    const layout = await separateExecutorLayout(work, dir, { internal_gates: true });
+    cpTelemetry = createTelemetry({ logLevel: 'silent', role: 'control-plane', env });
+    cp = await startEmbedded(dir, { port: 0, telemetry: cpTelemetry });
+    executor = await startExecutorNode(layout.executorConfig(join(work, 'executor')), {
+      env,
+      defaultLogLevel: 'silent',
+    });
+    const pki = pkiPaths(layout.pki);
+    writeFileSync(
+      join(work, 'gate.json'),
+      JSON.stringify({
+        listen: { host: '127.0.0.1', port: await freePort() },
+        control_plane_url: `https://127.0.0.1:${layout.internalPort}`,
+        executor_url: `https://127.0.0.1:${layout.execPort}`,
+        tls: { ca: pki.caCert, cert: pki.cert('gate'), key: pki.key('gate') },
+        state,
+      }),
+    );
+    gate = await startGateNode(join(work, 'gate.json'), { env, defaultLogLevel: 'silent' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await gate?.close();
+    await executor?.close();
+    await cp?.close();
+    await cpTelemetry?.close();
+    await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('carries the ledger trace id, the GenAI root span at the Gate, and stage spans of every process under it', async () => {
+    const f = readClientFile(cp.core.dir, DEMO_CLIENT.identity);
+    const client = createClient({ url: gate.url, identity: f.identity, tenant: f.tenant, key: f.key });
+    const r = await client.call('echo', { message: 'traced' }, { session: 'keyless-trace' });
+    expect(r).toMatchObject({ outcome: 'executed' });
+    if (r.outcome !== 'executed') return;
+    // Its evidence names the same trace id.
+    expect(
+      (await cp.core.ledger.store.readByRequest(r.request_id)).every((e) => e.trace_id === r.trace_id),
+    ).toBe(true);
+    await cpTelemetry.tracing?.flush();
+    const roles = (): Set<string> =>
+      new Set(spans.filter((s) => s.traceId === r.trace_id).map((s) => s.role));
+    await until(
+      () => ['gate', 'control-plane', 'executor'].every((role) => roles().has(role)),
+      'spans of the three processes',
+      20_000,
+    );
+    await until(
+      () => spans.some((s) => s.traceId === r.trace_id && s.name === 'execute_tool echo'),
+      'the root span',
+      20_000,
+    );
+    const mine = spans.filter((s) => s.traceId === r.trace_id);
+    const root = mine.find((s) => s.name === 'execute_tool echo');
+    expect(root).toMatchObject({ spanId: rootSpanIdOf(r.trace_id), role: 'gate' });
+    const attr = (s: Span | undefined, k: string) =>
+      s?.attributes.find((a) => a.key === k)?.value.stringValue;
+    expect(attr(root, 'gen_ai.operation.name')).toBe('execute_tool');
+    expect(attr(root, 'gen_ai.tool.name')).toBe('echo');
+    const names = (role: string) => mine.filter((s) => s.role === role).map((s) => s.name);
+    expect(names('gate')).toEqual(expect.arrayContaining(['failclosed.authenticate', 'failclosed.decide']));
+    expect(names('control-plane')).toEqual(
+      expect.arrayContaining([
+        'failclosed.policy',
+        'failclosed.ledger_decision',
+        'failclosed.envelope_issue',
+      ]),
+    );
+    expect(names('executor')).toEqual(
+      expect.arrayContaining(['failclosed.envelope_verify', 'failclosed.tool']),
+    );
+    for (const s of mine.filter((x) => x !== root)) expect(s.parentSpanId).toBe(rootSpanIdOf(r.trace_id));
+  }, 60_000);
+});
