@@ -109,6 +109,8 @@ export interface ExecutorNodeConfig {
   readonly listen: { readonly host: string; readonly port: number };
   /** `https://HOST:PORT` of the Gate process's internal listener. */
   readonly gate_url: string;
+  /** Further such processes on the same PostgreSQL schema, tried when `gate_url` cannot be connected to. */
+  readonly gate_standby_urls?: readonly string[];
   /** This process's mutual TLS: CA, its `executor` certificate and key, optional CRL and revoked serials. */
   readonly tls: TlsFiles;
   /** Nonce store: a SQLite file path, or a `postgres://` URL (with `nonces_schema`). */
@@ -138,6 +140,7 @@ const FIELDS = [
   'audience',
   'listen',
   'gate_url',
+  'gate_standby_urls',
   'tls',
   'nonces',
   'nonces_schema',
@@ -168,6 +171,30 @@ function text(o: JsonObject, k: string, max = 4096): string {
   const v = o[k];
   if (typeof v !== 'string' || v.length === 0 || v.length > max) throw bad(`${k} must be a non-empty string`);
   return v;
+}
+
+/** A list of 1 to 4 `https://HOST:PORT` origins (standby processes), or a `TypeError` made by `fail`. */
+export function standbyUrls(v: JsonValue, name: string, fail: (m: string) => TypeError): readonly string[] {
+  if (!Array.isArray(v) || v.length < 1 || v.length > 4) throw fail(`${name} must list 1 to 4 URLs`);
+  return Object.freeze(
+    v.map((x) => {
+      let u: URL;
+      try {
+        u = new URL(typeof x === 'string' ? x : '');
+      } catch {
+        throw fail(`${name} must list https://HOST:PORT URLs`);
+      }
+      if (
+        u.protocol !== 'https:' ||
+        u.username !== '' ||
+        u.password !== '' ||
+        u.pathname !== '/' ||
+        u.search !== ''
+      )
+        throw fail(`${name} must list https://HOST:PORT URLs`);
+      return u.origin;
+    }),
+  );
 }
 
 /** Parses the configuration strictly; relative paths are resolved against `base` (its directory). */
@@ -233,6 +260,9 @@ export function parseExecutorConfig(bytes: Uint8Array, base: string): ExecutorNo
     audience: text(v, 'audience', 256),
     listen: Object.freeze({ host, port: port as number }),
     gate_url: u.origin,
+    ...(v['gate_standby_urls'] === undefined
+      ? {}
+      : { gate_standby_urls: standbyUrls(v['gate_standby_urls'], 'gate_standby_urls', bad) }),
     tls: Object.freeze({
       ca: at(text(tls, 'ca')),
       cert: at(text(tls, 'cert')),
@@ -267,15 +297,49 @@ interface GateAnswer {
 /** How the separate Execution Layer reaches the Gate process's internal listener. */
 export interface GateLink {
   readonly url: string;
+  /**
+   * Processes on the same PostgreSQL schema tried in order when `url` cannot be connected to at
+   * all (refused, unreachable): never after a byte of the request may have reached one.
+   */
+  readonly standby?: readonly string[];
   readonly agent: MtlsAgent;
   readonly timeoutMs: number;
 }
 
+/** Errors raised before a connection exists: the request reached no process, another may take it. */
+const NOT_CONNECTED: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+]);
+
 /**
  * One request to the Gate process over mutual TLS, bounded in size (`maxBytes`) and time (the
- * whole exchange, `link.timeoutMs`). Rejects on anything but a complete answer.
+ * whole exchange, `link.timeoutMs`). Rejects on anything but a complete answer. When `url` cannot
+ * be connected to, the `standby` URLs are tried in turn; any other failure (a handshake refused,
+ * a reset, a deadline) rejects at once, since the request may have been received.
  */
-export function gateRequest(
+export async function gateRequest(
+  link: GateLink,
+  method: 'GET' | 'POST',
+  path: string,
+  body: JsonValue | undefined,
+  maxBytes: number,
+): Promise<GateAnswer> {
+  const urls = [link.url, ...(link.standby ?? [])];
+  for (let i = 0; ; i++) {
+    try {
+      return await requestOnce(urls[i]!, link, method, path, body, maxBytes);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException | undefined)?.code;
+      if (i + 1 >= urls.length || code === undefined || !NOT_CONNECTED.has(code)) throw err;
+    }
+  }
+}
+
+function requestOnce(
+  url: string,
   link: GateLink,
   method: 'GET' | 'POST',
   path: string,
@@ -285,7 +349,7 @@ export function gateRequest(
   const data = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolvePromise, reject) => {
     const req = request(
-      `${link.url}${path}`,
+      `${url}${path}`,
       {
         method,
         agent: link.agent.current(),
@@ -717,7 +781,12 @@ export async function startExecutorNode(
     ...(options.logDestination === undefined ? {} : { logDestination: options.logDestination }),
   });
   const agent = await createMtlsAgent({ files: config.tls, expect: ['gate'], now: clock });
-  const link: GateLink = { url: config.gate_url, agent, timeoutMs: config.gate_timeout_ms };
+  const link: GateLink = {
+    url: config.gate_url,
+    ...(config.gate_standby_urls === undefined ? {} : { standby: config.gate_standby_urls }),
+    agent,
+    timeoutMs: config.gate_timeout_ms,
+  };
   const ledger = createGateLedger(link);
   // Bundles naming a builtin this Execution Layer lacks never load (OE-INV-005).
   const compile = createBundleCompiler({ builtins: Object.keys(createDefaultBuiltins()) });

@@ -32,11 +32,13 @@ import {
   createPostgresWriteProbe,
   openPostgresPool,
 } from '../storage/index.js';
+import type { PostgresPool } from '../storage/index.js';
 import { createMtlsAgent } from '../transport/index.js';
 import type { TlsFiles } from '../transport/index.js';
 import { parseBackendSpec } from './backend-spec.js';
 import { createRemoteControlPlane, createRemoteGateLedger } from './control-plane-link.js';
 import { createRemoteExecutor } from './remote-executor.js';
+import { standbyUrls } from './executor-node.js';
 import {
   createTelemetry,
   parseLogConfig,
@@ -52,6 +54,11 @@ export interface GateNodeConfig {
   readonly listen: { readonly host: string; readonly port: number };
   /** `https://HOST:PORT` of the Control Plane process's internal listener. */
   readonly control_plane_url: string;
+  /**
+   * Further Control Plane processes on the same PostgreSQL schema (`failclosed up` with the same
+   * keys), tried in order only when the one before cannot be connected to at all.
+   */
+  readonly control_plane_standby_urls?: readonly string[];
   /** `https://HOST:PORT` of an Execution Layer (`failclosed serve executor`). */
   readonly executor_url: string;
   /** This process's mutual TLS: CA, its `gate` certificate and key, optional CRL and revoked serials. */
@@ -73,6 +80,7 @@ export interface GateNodeConfig {
 const FIELDS = [
   'listen',
   'control_plane_url',
+  'control_plane_standby_urls',
   'executor_url',
   'tls',
   'state',
@@ -164,6 +172,15 @@ export function parseGateConfig(bytes: Uint8Array, base: string): GateNodeConfig
   return Object.freeze({
     listen: Object.freeze({ host, port: port as number }),
     control_plane_url: httpsOrigin(v, 'control_plane_url'),
+    ...(v['control_plane_standby_urls'] === undefined
+      ? {}
+      : {
+          control_plane_standby_urls: standbyUrls(
+            v['control_plane_standby_urls'],
+            'control_plane_standby_urls',
+            bad,
+          ),
+        }),
     executor_url: httpsOrigin(v, 'executor_url'),
     tls: Object.freeze({
       ca: at(text(tls, 'ca')),
@@ -185,6 +202,49 @@ export function parseGateConfig(bytes: Uint8Array, base: string): GateNodeConfig
 export function readGateConfig(path: string): GateNodeConfig {
   const file = resolve(path);
   return parseGateConfig(readFileSync(file), dirname(file));
+}
+
+/** Tables a Gate's role must not write (or, for the ledger's and the Control Plane's, read). */
+const FORBIDDEN: readonly (readonly [table: string, privileges: string])[] = [
+  ['gate_clients', 'INSERT, UPDATE, DELETE, TRUNCATE'],
+  ['operators', 'INSERT, UPDATE, DELETE, TRUNCATE'],
+  ['ledger_entries', 'SELECT, INSERT, UPDATE, DELETE'],
+  ['ledger_evidence', 'SELECT, INSERT, UPDATE, DELETE'],
+  ['envelope_nonces', 'SELECT, INSERT, UPDATE, DELETE'],
+  ['approval_pending', 'SELECT, INSERT, UPDATE, DELETE'],
+  ['approval_votes', 'INSERT, UPDATE, DELETE'],
+  ['policy_active', 'INSERT, UPDATE, DELETE'],
+  ['governance_kill_switch', 'INSERT, UPDATE, DELETE'],
+];
+
+/**
+ * Refuses a database role that can do more than a Gate needs (`deploy/postgres/gate-role.sql`):
+ * a superuser, the schema's owner or a member of it, a role that can create in the schema, write
+ * the client registry or the operators, or reach the ledger, the envelope nonces, approvals,
+ * policy or governance state. On such a role a compromised Gate could register a client of its
+ * own, whose calls the Control Plane would then sign (FC-INV-6, SPEC §1).
+ */
+export async function assertGateRole(db: PostgresPool): Promise<void> {
+  const r = await db.pool.query<Record<string, boolean | null>>(
+    `SELECT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) AS superuser,
+            (SELECT pg_has_role(current_user, n.nspowner, 'USAGE')
+               FROM pg_catalog.pg_namespace n WHERE n.nspname = $1) AS owner,
+            has_schema_privilege(current_user, $1, 'CREATE') AS can_create,
+            ${FORBIDDEN.map(([t, p], i) => `has_table_privilege(current_user, $1 || '.${t}', '${p}') AS t${i}`).join(', ')}`,
+    [db.schema],
+  );
+  const row = r.rows[0] ?? {};
+  const held: string[] = [];
+  if (row['superuser'] !== false) held.push('superuser');
+  if (row['owner'] !== false) held.push(`owner of schema ${db.schema}`);
+  if (row['can_create'] !== false) held.push(`CREATE on schema ${db.schema}`);
+  FORBIDDEN.forEach(([t, p], i) => {
+    if (row[`t${i}`] !== false) held.push(`${p} on ${t}`);
+  });
+  if (held.length > 0)
+    throw new Error(
+      `gate: the database role can do more than a Gate needs (${held.join('; ')}): give it the role of deploy/postgres/gate-role.sql`,
+    );
 }
 
 /** Options of {@link startGateNode}. */
@@ -225,8 +285,10 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
     for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
   };
   try {
-    // The Control Plane process migrates the schema; a Gate uses it only at its own version.
+    // The Control Plane process migrates the schema; a Gate uses it only at its own version,
+    // and only on a role that can do no more than a Gate needs.
     await assertSchemaCurrent(db);
+    await assertGateRole(db);
     const telemetry = createTelemetry({
       logLevel: settings.logLevel,
       role: 'gate',

@@ -22,6 +22,6 @@ export {
   createPostgresOperatorStore,
   createPostgresWriteProbe,
 } from './postgres/index.js';
-export type { PostgresBackendOptions } from './postgres/index.js';
+export type { PostgresBackendOptions, PostgresPool } from './postgres/index.js';
 export { createSqliteBreakerStore } from './sqlite/breaker-store.js';
 export type { SqliteBreakerStore } from './sqlite/breaker-store.js';

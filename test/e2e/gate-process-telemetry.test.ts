@@ -29,7 +29,9 @@ import type { EmbeddedInstance, ExecutorNode, GateNode } from '../../src/embedde
 import { createTelemetry, rootSpanIdOf } from '../../src/embedded/telemetry/index.js';
 import type { Telemetry } from '../../src/embedded/telemetry/index.js';
 import { pkiPaths } from '../../src/transport/index.js';
-import { nextSchema, useTestDatabase } from '../support/postgres.js';
+import { createRoleWith, nextSchema, useTestDatabase } from '../support/postgres.js';
+import type { TestRole } from '../support/postgres.js';
+import { REPO_ROOT } from '../support/paths.js';
 import { until } from './processes.js';
 import { freePort, separateExecutorLayout } from './topology.js';
 
@@ -52,6 +54,7 @@ describe('a call through a keyless Gate is one trace across the Gate, Control Pl
   let cp: EmbeddedInstance;
   let executor: ExecutorNode;
   let gate: GateNode;
+  let gateRole: TestRole | undefined;
 
   beforeAll(async () => {
     receiver = createServer((req, res) => {
@@ -79,7 +82,8 @@ describe('a call through a keyless Gate is one trace across the Gate, Control Pl
 
     work = mkdtempSync(join(tmpdir(), 'fc-gate-trace-'));
     const dir = join(work, 'cp');
-    const state = `${pgdb.url}?schema=${nextSchema()}`;
+    const schema = nextSchema();
+    const state = `${pgdb.url}?schema=${schema}`;
     await initDataDir(dir, { backend: state });
     const layout = await separateExecutorLayout(work, dir, { internal_gates: true });
     cpTelemetry = createTelemetry({ logLevel: 'silent', role: 'control-plane', env });
@@ -88,6 +92,12 @@ describe('a call through a keyless Gate is one trace across the Gate, Control Pl
       env,
       defaultLogLevel: 'silent',
     });
+    gateRole = await createRoleWith(
+      'fc_gate',
+      join(REPO_ROOT, 'deploy/postgres/gate-role.sql'),
+      pgdb.url,
+      schema,
+    );
     const pki = pkiPaths(layout.pki);
     writeFileSync(
       join(work, 'gate.json'),
@@ -96,7 +106,7 @@ describe('a call through a keyless Gate is one trace across the Gate, Control Pl
         control_plane_url: `https://127.0.0.1:${layout.internalPort}`,
         executor_url: `https://127.0.0.1:${layout.execPort}`,
         tls: { ca: pki.caCert, cert: pki.cert('gate'), key: pki.key('gate') },
-        state,
+        state: gateRole.url(state),
       }),
     );
     gate = await startGateNode(join(work, 'gate.json'), { env, defaultLogLevel: 'silent' });
@@ -107,6 +117,7 @@ describe('a call through a keyless Gate is one trace across the Gate, Control Pl
     await executor?.close();
     await cp?.close();
     await cpTelemetry?.close();
+    await gateRole?.drop(pgdb.url);
     await new Promise<void>((resolve) => receiver.close(() => resolve()));
     rmSync(work, { recursive: true, force: true });
   });

@@ -27,7 +27,11 @@ import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
 import { parseJson, sha256Hex } from '../../src/kernel/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
 import { createMtlsAgent, pkiPaths } from '../../src/transport/index.js';
-import { nextSchema, useTestDatabase } from '../support/postgres.js';
+import { createRoleWith, nextSchema, useTestDatabase } from '../support/postgres.js';
+import type { TestRole } from '../support/postgres.js';
+import { REPO_ROOT } from '../support/paths.js';
+
+const GATE_ROLE_SQL = join(REPO_ROOT, 'deploy/postgres/gate-role.sql');
 import pg from 'pg';
 import { runCli, startUp, type UpProcess } from './processes.js';
 import { freePort, spawnExecutor, spawnServe, stopProcess, type ExecutorProcess } from './topology.js';
@@ -42,6 +46,7 @@ describe('a Gate as its own process, holding no key', () => {
   let client: FailclosedClient;
   let internalPort: number;
   let schema: string;
+  let gateRole: TestRole | undefined;
   type Entry = { type: string; request_id: string; actor: { role: string } };
   /** Every entry of the shared ledger, read from PostgreSQL (the source of truth). */
   const ledgerEntries = async (): Promise<Entry[]> => {
@@ -127,6 +132,9 @@ describe('a Gate as its own process, holding no key', () => {
         nonces_schema: u.searchParams.get('schema'),
       }),
     );
+    cp = await startUp(at('cp'), 30);
+    // Once the Control Plane process migrated the schema: the Gate's own role, as documented.
+    gateRole = await createRoleWith('fc_gate', GATE_ROLE_SQL, pgdb.url, schema);
     writeFileSync(
       at('gate.json'),
       JSON.stringify({
@@ -134,11 +142,10 @@ describe('a Gate as its own process, holding no key', () => {
         control_plane_url: `https://127.0.0.1:${internalPort}`,
         executor_url: `https://127.0.0.1:${execPort}`,
         tls: { ca: 'certs/ca.pem', crl: 'certs/crl.pem', cert: 'certs/gate.pem', key: 'certs/gate.key' },
-        state: backend,
+        state: gateRole.url(backend),
         control_plane_timeout_ms: 3000,
       }),
     );
-    cp = await startUp(at('cp'), 30);
     executor = await spawnExecutor(at('executor.json'), { FAILCLOSED_LOG_LEVEL: 'silent' });
     gate = await spawnServe('gate', at('gate.json'), { FAILCLOSED_LOG_LEVEL: 'silent' });
     const f = readClientFile(at('cp'), 'demo-agent');
@@ -149,15 +156,21 @@ describe('a Gate as its own process, holding no key', () => {
     await stopProcess(gate);
     await stopProcess(executor);
     await stopProcess(cp);
+    await gateRole?.drop(pgdb.url);
     rmSync(work, { recursive: true, force: true });
   });
 
-  it('refuses a configuration that names a key, and takes none', () => {
+  it('refuses a configuration that names a key, and a database role that can do more than a Gate needs', () => {
     const config = JSON.parse(readFileSync(at('gate.json'), 'utf8')) as JsonObject;
     writeFileSync(at('keyed.json'), JSON.stringify({ ...config, issuer_key: 'cp/keys/issuer.jwk' }));
     const r = runCli('serve', 'gate', '--config', at('keyed.json'));
     expect(r.code).not.toBe(0);
     expect(r.err + r.out).toContain('unknown field issuer_key');
+    // The Control Plane's own role could register a client of its own: refused at start.
+    writeFileSync(at('owner.json'), JSON.stringify({ ...config, state: `${pgdb.url}?schema=${schema}` }));
+    const owner = runCli('serve', 'gate', '--config', at('owner.json'));
+    expect(owner.code).not.toBe(0);
+    expect(owner.err + owner.out).toMatch(/can do more than a Gate needs \(superuser; owner of schema/);
   });
 
   it('runs a signed call decided by the Control Plane process in the Execution Layer process; a deny runs nothing; one export verifies', async () => {

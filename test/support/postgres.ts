@@ -122,3 +122,50 @@ export async function waitUntilBlocked(holder: pg.Client, count: number): Promis
     if (r.rows[0]!.n >= count) return;
   }
 }
+
+/** A login role made for one test file: its URL on a database, and how to remove it. */
+export interface TestRole {
+  readonly name: string;
+  /** `dbUrl` (with `?schema=`, if any) as this role. */
+  url(dbUrl: string): string;
+  /** Revokes what it was granted in `dbUrl`'s database and drops the role (cluster-wide). */
+  drop(dbUrl: string): Promise<void>;
+}
+
+/**
+ * Creates a login role and applies `sqlFile` (a `deploy/postgres/*-role.sql`) to it with the real
+ * `psql`, as the file's header tells an operator, on `schema` of `dbUrl`.
+ */
+export async function createRoleWith(
+  prefix: string,
+  sqlFile: string,
+  dbUrl: string,
+  schema: string,
+): Promise<TestRole> {
+  const name = `${prefix}_${randomBytes(4).toString('hex')}`;
+  await admin((c) => c.query(`CREATE ROLE ${name} LOGIN`));
+  const { execFileSync } = await import('node:child_process');
+  execFileSync(
+    'psql',
+    [dbUrl, '-v', `schema=${schema}`, '-v', `role=${name}`, '-v', 'ON_ERROR_STOP=1', '-q', '-f', sqlFile],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  return {
+    name,
+    url(db) {
+      const u = new URL(db);
+      u.username = name;
+      return u.toString();
+    },
+    async drop(db) {
+      const c = new pg.Client({ connectionString: db.replace(/\?.*$/, '') });
+      await c.connect();
+      try {
+        await c.query(`DROP OWNED BY ${name}`);
+      } finally {
+        await c.end();
+      }
+      await admin((a) => a.query(`DROP ROLE IF EXISTS ${name}`));
+    },
+  };
+}
