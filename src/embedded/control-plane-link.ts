@@ -125,12 +125,17 @@ export function createRemoteControlPlane(options: RemoteControlPlaneOptions): Ga
         timestamp: req.timestamp,
         session: req.session,
         request_sha256: req.request_sha256,
-        ...(req.background === undefined ? {} : { background: req.background }),
         wait_ms: waitMs,
       };
       // A schedule's run or an OAuth owner never comes through a separate Gate (it serves signed calls only).
       if (req.schedule !== undefined || req.owner !== undefined)
         return unavailable('a separate Gate submits signed calls only');
+      // Nor a background call: it has no queue, so nothing is decided for one.
+      if (req.background === true)
+        return Object.freeze({
+          ...deny('ERR_QUEUE_UNAVAILABLE', 'a separate Gate takes no background calls'),
+          decision_id: null,
+        });
       try {
         const a = await ask(
           { ...link, timeoutMs: link.timeoutMs + waitMs },
@@ -231,17 +236,9 @@ export function createRemoteGateLedger(link: GateLink, ledgerMs: number): GateLe
         }),
       );
     },
-    async getEvidence(sha256) {
-      if (!HEX64.test(sha256)) return undefined;
-      const v = await post('/v1/internal/gate/evidence/get', { sha256 });
-      if (!isObject(v)) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'garbage');
-      if (v['body'] === null) return undefined;
-      if (typeof v['body'] !== 'string') throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'garbage');
-      const bytes = new Uint8Array(Buffer.from(v['body'], 'base64'));
-      if (createHash('sha256').update(bytes).digest('hex') !== sha256)
-        throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'evidence does not hash to its name');
-      return bytes;
-    },
+    // Raw evidence is never served to a separate Gate (it reads only through the evidence view).
+    getEvidence: () =>
+      Promise.reject(new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'raw evidence is not served to a Gate')),
     async entriesForRequest(requestId) {
       const v = await post('/v1/internal/gate/entries', { request_id: requestId });
       const list = isObject(v) ? v['entries'] : undefined;

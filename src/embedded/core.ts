@@ -123,6 +123,8 @@ export interface Core {
   readonly controlPlane: ControlPlaneService;
   /** The Control Plane as the Gate calls it (decorated by `decorate.controlPlane`): also separate Gates' (`gate-routes.ts`). */
   readonly controlPlanePort: GateControlPlane;
+  /** The Execution Layer as the Gate calls it (decorated by `decorate.gateExecutor`). */
+  readonly executorPort: GateExecutor;
   readonly executor: Executor;
   readonly nonces: NonceStore;
   readonly sandbox: Sandbox;
@@ -785,6 +787,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ...(follower === undefined ? {} : { follower }),
     controlPlane,
     controlPlanePort: gateControlPlane,
+    executorPort: gateExecutorPort,
     executor,
     nonces,
     sandbox,

@@ -452,6 +452,9 @@ async function startInternal(core: Core): Promise<MtlsServer | undefined> {
             ledger: gateLedgerOver(core.ledger, core.ledgerPort),
             ledgerPort: core.ledgerPort,
             clients: core.state,
+            executor: core.executorPort,
+            now: core.clock,
+            timestampToleranceMs: core.config.timestamp_tolerance_ms,
           },
         }
       : {}),

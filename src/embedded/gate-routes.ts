@@ -6,9 +6,10 @@
  *
  * - `POST /v1/internal/cp/decide`: one decision (SPEC §2 steps 3–5) of a signed call;
  * - `POST /v1/internal/cp/is-retry`, `GET /v1/internal/cp/ready`;
- * - `POST /v1/internal/gate/{evidence, evidence/get, event, entries, checkpoint, prove, read}`:
- *   the Gate's evidence, its own entries (`gateway.*`, `audit.read`, actor role pinned to `gate`),
- *   and the reads of the evidence view.
+ * - `POST /v1/internal/gate/{evidence, event, entries, checkpoint, prove, read}`: the Gate's
+ *   evidence, its own entries (`gateway.*`, `audit.read`, actor role pinned to `gate`), and the
+ *   reads of the evidence view. Raw evidence is never served back to a Gate, and every read of a
+ *   request's entries is itself recorded (`audit.read` by the `gate` role), whoever asked for it.
  *
  * **The Control Plane takes no Gate's word for who asked** (FC-INV-3, FC-INV-6). A decision names
  * the SHA-256 of the raw signed request, which the Gate stored as evidence first; the Control
@@ -16,10 +17,17 @@
  * against its own client registry, and decides on what the client signed, with the roles and
  * tenant of the registry. A claim that differs from the signed request in any field, or names
  * bytes that are not a validly signed request of an active client, is denied
- * `ERR_REQUEST_SIGNATURE`. So a compromised Gate can withhold or delay calls, but cannot have an
- * envelope issued for a call no registered client signed. Freshness and single use of the
- * request's nonce stay the Gate's (its replay store is shared by every Gate); a request decided
- * twice gets the same derived `jti`, which the Execution Layer runs at most once (OE-INV-017).
+ * `ERR_REQUEST_SIGNATURE`. A request signed outside the timestamp tolerance is denied
+ * `ERR_REQUEST_TIMESTAMP` here too, and a request whose envelope was already issued is never
+ * issued another (`ERR_REQUEST_REPLAYED`): the Gates' shared replay table is their own check,
+ * this one is the Control Plane's. So a Gate, even compromised, can refuse or briefly delay
+ * calls (within the tolerance), but cannot have an envelope issued for a call no registered
+ * client signed, nor a second one for a call that had its own. (The registry is the Control
+ * Plane's: a Gate's database role can only read it, `deploy/postgres/gate-role.sql`.)
+ *
+ * An allow that cannot be handed to the Gate (the connection closed before the answer was
+ * written in full) has its envelope voided at once through the Execution Layer, as the Gate
+ * itself voids an envelope it cannot use (docs/envelope.md "Voiding").
  *
  * Bodies are untrusted input (strict JSON, size bounds, closed shapes).
  */
@@ -36,7 +44,13 @@ import {
 import type { DenialCode, JsonObject, JsonValue } from '../kernel/index.js';
 import { parseSignedRequest } from '../gate/index.js';
 import type { ControlPlaneResult, GovernedRequest } from '../control-plane/index.js';
-import type { ClientRegistry, GateControlPlane, GateLedger, GatewayEvent } from '../gate/index.js';
+import type {
+  ClientRegistry,
+  GateControlPlane,
+  GateExecutor,
+  GateLedger,
+  GatewayEvent,
+} from '../gate/index.js';
 import { readCapped } from '../transport/index.js';
 import type { PeerIdentity } from '../transport/index.js';
 import type { LedgerPort } from './ports.js';
@@ -61,6 +75,11 @@ export interface GateRoutes {
   readonly ledgerPort: Pick<LedgerPort, 'putEvidence'>;
   /** The client registry the signatures are checked against. */
   readonly clients: ClientRegistry;
+  /** Voids an envelope that could not be handed to its Gate. */
+  readonly executor: Pick<GateExecutor, 'void'>;
+  /** The Control Plane's clock (ms) and its accepted skew of request timestamps either way. */
+  readonly now: () => number;
+  readonly timestampToleranceMs: number;
   /** Deadline (ms) of one ledger or registry call; default 2000. */
   readonly ledgerMs?: number;
   /** Most a decision may wait for approvals (ms); default 60000. */
@@ -71,6 +90,8 @@ export interface GateRoutes {
 export interface RouteAnswer {
   readonly status: number;
   readonly body: JsonValue;
+  /** Called when the answer could not be written in full (the Gate went away first). */
+  readonly undelivered?: () => void;
 }
 
 const isObject = (v: JsonValue | undefined): v is JsonObject =>
@@ -117,7 +138,6 @@ function claimOf(v: JsonValue): (GovernedRequest & { readonly wait_ms: number })
     'timestamp',
     'session',
     'request_sha256',
-    'background',
     'wait_ms',
   ];
   if (!Object.keys(v).every((k) => allowed.includes(k))) return undefined;
@@ -130,7 +150,6 @@ function claimOf(v: JsonValue): (GovernedRequest & { readonly wait_ms: number })
   const session = v['session'];
   const timestamp = v['timestamp'];
   const waitMs = v['wait_ms'];
-  const background = v['background'];
   if (
     request_id === undefined ||
     trace_id === undefined ||
@@ -143,7 +162,6 @@ function claimOf(v: JsonValue): (GovernedRequest & { readonly wait_ms: number })
     !Number.isSafeInteger(timestamp) ||
     !Number.isSafeInteger(waitMs) ||
     (waitMs as number) < 0 ||
-    (background !== undefined && typeof background !== 'boolean') ||
     !('params' in v)
   )
     return undefined;
@@ -157,7 +175,6 @@ function claimOf(v: JsonValue): (GovernedRequest & { readonly wait_ms: number })
     timestamp: timestamp as number,
     session: session as string | null,
     request_sha256: sha,
-    ...(background === undefined ? {} : { background }),
     wait_ms: waitMs as number,
   };
 }
@@ -208,11 +225,63 @@ async function signedRequestOf(
   };
 }
 
+/** How a Gate's own reads are recorded: the reading role, no person. */
+const GATE_READER = Object.freeze({ id: 'gate', role: 'gate' });
+
+/** Requests being decided in this process: a second decision of one waits for the first. */
+const deciding = new Map<string, Promise<unknown>>();
+
+/**
+ * One decision for a Gate: fresh, signed as claimed, not issued before (serialized per request
+ * id in this process; the ledger's `envelope.issued` across processes), then decided. `gone`
+ * aborts when the Gate goes away, before or during a long-poll.
+ */
+async function decideFor(
+  routes: GateRoutes,
+  claim: GovernedRequest & { readonly wait_ms: number },
+  gone: AbortSignal,
+  ledgerMs: number,
+): Promise<RouteAnswer> {
+  const key = `${claim.identity}\u0000${claim.request_id}`;
+  const before = deciding.get(key) ?? Promise.resolve();
+  const run = before.then(async (): Promise<RouteAnswer> => {
+    if (Math.abs(routes.now() - claim.timestamp) > routes.timestampToleranceMs)
+      return wireOf({
+        ...deny('ERR_REQUEST_TIMESTAMP', 'request timestamp outside tolerance'),
+        decision_id: null,
+      });
+    const signed = await signedRequestOf(routes, claim, ledgerMs);
+    if ('deny' in signed) return wireOf({ ...deny(signed.deny, signed.reason), decision_id: null });
+    const entries = await withDeadline(() => routes.ledger.entriesForRequest(claim.request_id), ledgerMs);
+    if (entries.status !== 'ok')
+      return wireOf({ ...deny('ERR_LEDGER_UNAVAILABLE', 'the ledger could not answer'), decision_id: null });
+    if (entries.value.some((e) => e.type === 'envelope.issued'))
+      return wireOf({
+        ...deny('ERR_REQUEST_REPLAYED', 'this request already had its envelope'),
+        decision_id: null,
+      });
+    if (gone.aborted)
+      return wireOf({ ...deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the Gate went away'), decision_id: null });
+    const waitMs = Math.min(claim.wait_ms, routes.maxWaitMs ?? 60_000);
+    const { wait_ms: _w, ...governed } = signed as GovernedRequest & { wait_ms?: number };
+    // A Gate that goes away ends a long-poll: the call is then not issued (approval-step.ts).
+    return wireOf(await routes.controlPlane.decide(governed, { waitMs, signal: gone }));
+  });
+  const settled = run.catch(() => undefined);
+  deciding.set(key, settled);
+  try {
+    return await run;
+  } finally {
+    if (deciding.get(key) === settled) deciding.delete(key);
+  }
+}
+
 /** One gate route; `peer` is an authorized `gate`. */
 export async function handleGateRoute(
   routes: GateRoutes,
   req: IncomingMessage,
   _peer: PeerIdentity,
+  gone: AbortSignal = new AbortController().signal,
 ): Promise<RouteAnswer> {
   const ledgerMs = routes.ledgerMs ?? 2000;
   const url = req.url ?? '';
@@ -268,14 +337,28 @@ export async function handleGateRoute(
     case '/v1/internal/cp/decide': {
       const claim = claimOf(o);
       if (claim === undefined) return refuse('ERR_REQUEST_MALFORMED', 'not a call to decide');
-      const signed = await signedRequestOf(routes, claim, ledgerMs);
-      if ('deny' in signed) return wireOf({ ...deny(signed.deny, signed.reason), decision_id: null });
-      const waitMs = Math.min(claim.wait_ms, routes.maxWaitMs ?? 60_000);
-      // A Gate that goes away ends a long-poll: the call is then not issued (approval-step.ts).
-      const gone = new AbortController();
-      req.socket.once('close', () => gone.abort());
-      const { wait_ms: _w, ...governed } = signed as GovernedRequest & { wait_ms?: number };
-      return wireOf(await routes.controlPlane.decide(governed, { waitMs, signal: gone.signal }));
+      const answer = await decideFor(routes, claim, gone, ledgerMs);
+      const body = answer.body;
+      if (!isObject(body) || body['outcome'] !== 'allow' || typeof body['envelope'] !== 'string')
+        return answer;
+      const envelope = body['envelope'];
+      // An envelope its Gate never got is taken out of use at once (the Gate told its client "deny").
+      return {
+        ...answer,
+        undelivered: () =>
+          void routes.executor
+            .void({
+              envelope,
+              tool: claim.tool,
+              tenant: claim.tenant,
+              params: claim.params as JsonObject,
+              trace_id: claim.trace_id,
+              request_id: claim.request_id,
+              code: 'ERR_CONTROL_PLANE_UNAVAILABLE',
+              stage: 'decision',
+            })
+            .catch(() => undefined),
+      };
     }
     case '/v1/internal/cp/is-retry': {
       const request_id = str(o['request_id']);
@@ -314,14 +397,6 @@ export async function handleGateRoute(
       const bytes = new Uint8Array(Buffer.from(body, 'base64'));
       return write(async () => ({ sha256: await routes.ledgerPort.putEvidence(bytes, mediaType) }));
     }
-    case '/v1/internal/gate/evidence/get': {
-      const sha = str(o['sha256']);
-      if (sha === undefined || !HEX64.test(sha)) return refuse('ERR_REQUEST_MALFORMED', 'sha256');
-      return write(async () => {
-        const b = await routes.ledger.getEvidence(sha);
-        return { body: b === undefined ? null : Buffer.from(b).toString('base64') };
-      });
-    }
     case '/v1/internal/gate/event': {
       const type = o['type'];
       const trace_id = str(o['trace_id']);
@@ -356,9 +431,11 @@ export async function handleGateRoute(
     case '/v1/internal/gate/entries': {
       const id = str(o['request_id']);
       if (id === undefined) return refuse('ERR_REQUEST_MALFORMED', 'request_id');
-      return write(async () => ({
-        entries: (await routes.ledger.entriesForRequest(id)) as unknown as JsonValue,
-      }));
+      // Every read of a request's entries by a Gate is recorded first, whoever it says asked.
+      return write(async () => {
+        await routes.ledger.recordRead({ reader: GATE_READER, request_id: id, scope: 'request' });
+        return { entries: (await routes.ledger.entriesForRequest(id)) as unknown as JsonValue };
+      });
     }
     case '/v1/internal/gate/checkpoint':
       return write(async () => {
@@ -390,10 +467,11 @@ export async function handleGateRoute(
         o['scope'] !== 'request'
       )
         return refuse('ERR_REQUEST_MALFORMED', 'not an evidence read');
+      // The person the Gate authenticated, under the role `gate`: a Gate's word, marked as such.
       return write(async () =>
         refOf(
           await routes.ledger.recordRead({
-            reader: { id: reader['id'] as string, role: reader['role'] as string },
+            reader: { id: reader['id'] as string, role: 'gate' },
             request_id,
             scope: 'request',
           }),

@@ -2,8 +2,10 @@
  * The Gate process's internal listener for a separate Execution Layer (`failclosed serve
  * executor`, docs/deployment.md "Separate Execution Layer"; FC-INV-6, L7 mutual TLS between
  * roles). HTTPS with mutual TLS, the Gate's own certificate, admitting only peers whose
- * certificate names the `executor` role (`src/transport/server.ts`); every other peer is refused
- * at or right after the handshake and recorded (`transport.refused`).
+ * certificate names the `executor` role (`src/transport/server.ts`), and with `internal_gates`
+ * also the `gate` role of separate Gates (`failclosed serve gate`), each role to its own routes
+ * only (the Gates' are in `gate-routes.ts`); every other peer is refused at or right after the
+ * handshake and recorded (`transport.refused`).
  *
  * What it serves is what the Execution Layer needs and may have, nothing more:
  * - `GET /v1/internal/issuer-jwks`: the issuer's PUBLIC keys and revocations (never a private key);
@@ -125,7 +127,20 @@ export async function createInternalServer(options: InternalServerOptions): Prom
           req.resume();
           return send(404, { error: 'not_found' });
         }
-        const a = await handleGateRoute(options.gates, req, peer);
+        // Gone: the connection closed before this answer was written in full.
+        const gone = new AbortController();
+        res.once('close', () => {
+          if (!res.writableFinished) gone.abort();
+        });
+        const a = await handleGateRoute(options.gates, req, peer, gone.signal);
+        if (a.undelivered !== undefined) {
+          const undelivered = a.undelivered;
+          if (gone.signal.aborted) undelivered();
+          else
+            res.once('close', () => {
+              if (!res.writableFinished) undelivered();
+            });
+        }
         return send(a.status, a.body);
       }
       if (peer.role !== 'executor') {

@@ -14,6 +14,7 @@
  * - kill -9 of the Control Plane process: the Gate denies, nothing runs; once it is back, calls run.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +24,8 @@ import { readClientFile } from '../../src/embedded/index.js';
 import { traceIdOf } from '../../src/gate/index.js';
 import { gateRequest } from '../../src/embedded/executor-node.js';
 import { buildSignedRequest } from '../../src/client/index.js';
-import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
+import { generateSigningKey, importSigningKeyJwk } from '../../src/kernel/signing/index.js';
+import type { SigningKey } from '../../src/kernel/signing/index.js';
 import { parseJson, sha256Hex } from '../../src/kernel/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
 import { createMtlsAgent, pkiPaths } from '../../src/transport/index.js';
@@ -47,7 +49,7 @@ describe('a Gate as its own process, holding no key', () => {
   let internalPort: number;
   let schema: string;
   let gateRole: TestRole | undefined;
-  type Entry = { type: string; request_id: string; actor: { role: string } };
+  type Entry = { index: number; type: string; request_id: string; actor: { id: string; role: string } };
   /** Every entry of the shared ledger, read from PostgreSQL (the source of truth). */
   const ledgerEntries = async (): Promise<Entry[]> => {
     const c = new pg.Client({ connectionString: pgdb.url });
@@ -88,6 +90,49 @@ describe('a Gate as its own process, holding no key', () => {
     } finally {
       agent.close();
     }
+  };
+
+  const demoKey = () => {
+    const f = readClientFile(at('cp'), 'demo-agent');
+    return { identity: f.identity, tenant: f.tenant, key: importSigningKeyJwk(f.key) };
+  };
+  const sign = (
+    who: { identity: string; tenant: string; key: SigningKey },
+    parameters: JsonObject,
+    timestampMs = Date.now(),
+    action = 'echo',
+  ) =>
+    buildSignedRequest({
+      key: who.key,
+      identity: who.identity,
+      tenant: who.tenant,
+      action,
+      parameters,
+      timestampMs,
+      session: null,
+    });
+  /** As a compromised Gate: stores `signed` as evidence and asks for a decision of exactly it. */
+  const decideAsGate = async (signed: ReturnType<typeof buildSignedRequest>) => {
+    const bytes = Buffer.from(JSON.stringify(signed));
+    const stored = await asRole('gate', 'POST', '/v1/internal/gate/evidence', {
+      media_type: 'application/json',
+      body: bytes.toString('base64'),
+    });
+    expect(stored.status).toBe(200);
+    const claim: JsonObject = {
+      request_id: signed.request_id,
+      trace_id: traceIdOf(signed),
+      identity: signed.identity,
+      tenant: signed.tenant,
+      roles: [],
+      tool: signed.action,
+      params: signed.parameters,
+      timestamp: Date.parse(signed.timestamp),
+      session: null,
+      request_sha256: sha256Hex(bytes),
+      wait_ms: 0,
+    };
+    return { claim, answer: await asRole('gate', 'POST', '/v1/internal/cp/decide', claim) };
   };
 
   beforeAll(async () => {
@@ -294,6 +339,127 @@ describe('a Gate as its own process, holding no key', () => {
       ),
     ).rejects.toThrow(/socket hang up|ECONNRESET|EPIPE|alert|closed/i);
     agent.close();
+  }, 60_000);
+
+  it('takes no Gate word for freshness or single issuance either: a day-old signed request, bytes edited after signing, another tenant, a second decision of an issued request are denied', async () => {
+    const demo = demoKey();
+    const stale = await decideAsGate(sign(demo, { message: 'signed yesterday' }, Date.now() - 86_400_000));
+    expect(stale.answer.body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_TIMESTAMP' });
+    // Parameters edited after signing, the claim matching the edited bytes: the signature decides.
+    const signed = sign(demo, { message: 'original' });
+    const edited = await decideAsGate({ ...signed, parameters: { message: 'edited by the gate' } });
+    expect(edited.answer.body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_SIGNATURE' });
+    const otherTenant = await decideAsGate(sign({ ...demo, tenant: 'globex' }, { message: 'x' }));
+    expect(otherTenant.answer.body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_SIGNATURE' });
+    // Allowed once; asked again (a lost answer, or a Gate replaying), nothing more is issued.
+    const once = await decideAsGate(sign(demo, { message: 'decided once' }));
+    expect(once.answer.body['outcome']).toBe('allow');
+    const again = await asRole('gate', 'POST', '/v1/internal/cp/decide', once.claim);
+    expect(again.body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
+    // Concurrent decisions of one request: exactly one envelope.
+    const twice = sign(demo, { message: 'decided at once' });
+    const first = await decideAsGate(twice);
+    const racing = await Promise.all(
+      [0, 1, 2].map(() => asRole('gate', 'POST', '/v1/internal/cp/decide', first.claim)),
+    );
+    expect([first.answer, ...racing].filter((a) => a.body['outcome'] === 'allow')).toHaveLength(1);
+    const issued = (await ledgerEntries()).filter(
+      (e) => e.request_id === twice.request_id && e.type === 'envelope.issued',
+    );
+    expect(issued).toHaveLength(1);
+  }, 60_000);
+
+  it("cannot use the Gate's database role to register a client, and reads of evidence through it are recorded", async () => {
+    const key = generateSigningKey();
+    const c = new pg.Client({ connectionString: gateRole!.url(pgdb.url) });
+    await c.connect();
+    try {
+      await expect(
+        c.query(
+          `INSERT INTO ${schema}.gate_clients (identity, tenant, kid, jwk, status, registered_at, roles)
+           VALUES ($1, 'acme', $2, $3, 'active', $4, '{admin}')`,
+          ['mallory', key.kid, JSON.stringify(key.publicJwk), Date.now()],
+        ),
+      ).rejects.toThrow(/permission denied/);
+      await expect(c.query(`SELECT body FROM ${schema}.ledger_entries LIMIT 1`)).rejects.toThrow(
+        /permission denied/,
+      );
+    } finally {
+      await c.end();
+    }
+    const signed = sign({ identity: 'mallory', tenant: 'acme', key }, { message: 'nobody registered me' });
+    expect((await decideAsGate(signed)).answer.body).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_REQUEST_SIGNATURE',
+    });
+    // A read a Gate records is the Gate's, whatever role the body names; raw evidence is not served.
+    const read = await asRole('gate', 'POST', '/v1/internal/gate/read', {
+      reader: { id: 'alice', role: 'control-plane' },
+      request_id: 'some-request',
+      scope: 'request',
+    });
+    expect(read.status).toBe(200);
+    const e = (await ledgerEntries()).find((x) => x.type === 'audit.read' && x.index === read.body['index']);
+    expect(e?.actor).toEqual({ id: 'alice', role: 'gate' });
+    expect(
+      (await asRole('gate', 'POST', '/v1/internal/gate/evidence/get', { sha256: 'a'.repeat(64) })).status,
+    ).toBe(404);
+    const r = await client.call('echo', { message: 'confidential' });
+    const before = (await ledgerEntries()).filter((x) => x.type === 'audit.read').length;
+    const entries = await asRole('gate', 'POST', '/v1/internal/gate/entries', { request_id: r.request_id });
+    expect((entries.body['entries'] as unknown[]).length).toBeGreaterThan(0);
+    const reads = (await ledgerEntries()).filter((x) => x.type === 'audit.read');
+    expect(reads.length).toBe(before + 1);
+    expect(reads.at(-1)?.actor).toEqual({ id: 'gate', role: 'gate' });
+  }, 60_000);
+
+  it('a Gate that goes away mid-decision leaves no usable envelope: none issued, or the one issued voided and never issued again', async () => {
+    const demo = demoKey();
+    const signed = sign(demo, { message: 'nobody will hear the answer' });
+    const bytes = Buffer.from(JSON.stringify(signed));
+    await asRole('gate', 'POST', '/v1/internal/gate/evidence', {
+      media_type: 'application/json',
+      body: bytes.toString('base64'),
+    });
+    const claim = JSON.stringify({
+      request_id: signed.request_id,
+      trace_id: traceIdOf(signed),
+      identity: signed.identity,
+      tenant: signed.tenant,
+      roles: [],
+      tool: 'echo',
+      params: signed.parameters,
+      timestamp: Date.parse(signed.timestamp),
+      session: null,
+      request_sha256: sha256Hex(bytes),
+      wait_ms: 0,
+    });
+    const pki = pkiPaths(at('certs'));
+    const agent = await createMtlsAgent({
+      files: { ca: pki.caCert, cert: pki.cert('gate'), key: pki.key('gate') },
+      expect: ['gate'],
+    });
+    // The request is sent in full, then the connection is cut before any answer can arrive.
+    await new Promise<void>((resolve) => {
+      const req = httpsRequest(`https://127.0.0.1:${internalPort}/v1/internal/cp/decide`, {
+        method: 'POST',
+        agent: agent.current(),
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(claim) },
+      });
+      req.on('error', () => resolve());
+      req.on('close', () => resolve());
+      req.end(claim, () => setTimeout(() => req.destroy(), 1));
+    });
+    agent.close();
+    await new Promise((r) => setTimeout(r, 2000));
+    const mine = (await ledgerEntries()).filter((e) => e.request_id === signed.request_id);
+    // Either nothing was issued (the Gate was seen gone before the decision), or what was issued
+    // is voided and the request is never issued again; never an envelope out of anyone's reach.
+    const issued = mine.some((e) => e.type === 'envelope.issued');
+    if (issued) expect(mine.some((e) => e.type === 'envelope.voided')).toBe(true);
+    const again = await decideAsGate(signed);
+    if (issued) expect(again.answer.body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
+    else expect(again.answer.body['outcome']).toBe('allow');
   }, 60_000);
 
   it('denies while the Control Plane process is gone (kill -9), runs nothing, and serves again once it is back', async () => {

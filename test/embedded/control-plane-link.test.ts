@@ -134,7 +134,7 @@ describe('the Gate reads its Control Plane process as untrusted', () => {
     });
   });
 
-  it('rejects a ledger confirmation that is not one, and evidence stored under another hash', async () => {
+  it('rejects a ledger confirmation that is not one and evidence stored under another hash, and reads no raw evidence', async () => {
     const ledger = createRemoteGateLedger(link(), 500);
     const event = {
       type: 'gateway.accepted' as const,
@@ -158,7 +158,7 @@ describe('the Gate reads its Control Plane process as untrusted', () => {
     await expect(ledger.putEvidence(new Uint8Array([1, 2, 3]), 'application/json')).rejects.toMatchObject({
       code: 'ERR_LEDGER_UNAVAILABLE',
     });
-    // Evidence read back must hash to the name asked for.
+    // Raw evidence is never read through the link, whatever the other side would answer.
     next = { status: 200, body: JSON.stringify({ body: Buffer.from('other').toString('base64') }) };
     await expect(ledger.getEvidence(HASH)).rejects.toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
     next = 'hang';
