@@ -223,7 +223,9 @@ async function up(
   else if (instance.core.config.executor_url !== undefined)
     io.out(`execution layer: a separate process at ${instance.executionUrl}\n`);
   if (instance.internalUrl !== undefined)
-    io.out(`internal listener on ${instance.internalUrl} (mutual TLS, executor role only)\n`);
+    io.out(
+      `internal listener on ${instance.internalUrl} (mutual TLS, ${instance.core.config.internal_gates === true ? 'executor and gate roles' : 'executor role only'})\n`,
+    );
   // SIGHUP: re-read the mutual-TLS certificates, keys, CA and revocations (rotation, revocation).
   const unsubscribe = io.onReload?.(() => {
     instance.reloadTls().then(

@@ -302,6 +302,9 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
     closers.push(() => elAgent.close());
     const link = {
       url: config.control_plane_url,
+      ...(config.control_plane_standby_urls === undefined
+        ? {}
+        : { standby: config.control_plane_standby_urls }),
       agent: cpAgent,
       timeoutMs: config.control_plane_timeout_ms,
     };

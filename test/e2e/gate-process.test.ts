@@ -13,7 +13,7 @@
  * - Each role reaches its own routes only, and a client certificate nothing at all.
  * - kill -9 of the Control Plane process: the Gate denies, nothing runs; once it is back, calls run.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +47,8 @@ describe('a Gate as its own process, holding no key', () => {
   let gate: ExecutorProcess;
   let client: FailclosedClient;
   let internalPort: number;
+  let standbyPort: number;
+  let cpB: UpProcess | undefined;
   let schema: string;
   let gateRole: TestRole | undefined;
   type Entry = { index: number; type: string; request_id: string; actor: { id: string; role: string } };
@@ -144,6 +146,7 @@ describe('a Gate as its own process, holding no key', () => {
     ok(runCli('init', at('cp'), '--backend', backend));
     const [execPort, gatePort] = [await freePort(), await freePort()];
     internalPort = await freePort();
+    standbyPort = await freePort();
     const configPath = at('cp', 'failclosed.json');
     const config = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
     writeFileSync(
@@ -160,6 +163,15 @@ describe('a Gate as its own process, holding no key', () => {
         },
       }),
     );
+    // A standby Control Plane process: the same data directory copied (same keys, same database).
+    cpSync(at('cp'), at('cp-b'), { recursive: true });
+    writeFileSync(
+      at('cp-b', 'failclosed.json'),
+      JSON.stringify({
+        ...(JSON.parse(readFileSync(configPath, 'utf8')) as object),
+        internal_port: standbyPort,
+      }),
+    );
     const u = new URL(backend);
     writeFileSync(
       at('executor.json'),
@@ -167,6 +179,7 @@ describe('a Gate as its own process, holding no key', () => {
         audience: 'failclosed-executor',
         listen: { host: '127.0.0.1', port: execPort },
         gate_url: `https://127.0.0.1:${internalPort}`,
+        gate_standby_urls: [`https://127.0.0.1:${standbyPort}`],
         tls: {
           ca: 'certs/ca.pem',
           crl: 'certs/crl.pem',
@@ -178,6 +191,7 @@ describe('a Gate as its own process, holding no key', () => {
       }),
     );
     cp = await startUp(at('cp'), 30);
+    cpB = await startUp(at('cp-b'), 30);
     // Once the Control Plane process migrated the schema: the Gate's own role, as documented.
     gateRole = await createRoleWith('fc_gate', GATE_ROLE_SQL, pgdb.url, schema);
     writeFileSync(
@@ -185,6 +199,7 @@ describe('a Gate as its own process, holding no key', () => {
       JSON.stringify({
         listen: { host: '127.0.0.1', port: gatePort },
         control_plane_url: `https://127.0.0.1:${internalPort}`,
+        control_plane_standby_urls: [`https://127.0.0.1:${standbyPort}`],
         executor_url: `https://127.0.0.1:${execPort}`,
         tls: { ca: 'certs/ca.pem', crl: 'certs/crl.pem', cert: 'certs/gate.pem', key: 'certs/gate.key' },
         state: gateRole.url(backend),
@@ -201,6 +216,7 @@ describe('a Gate as its own process, holding no key', () => {
     await stopProcess(gate);
     await stopProcess(executor);
     await stopProcess(cp);
+    await stopProcess(cpB);
     await gateRole?.drop(pgdb.url);
     rmSync(work, { recursive: true, force: true });
   });
@@ -462,17 +478,50 @@ describe('a Gate as its own process, holding no key', () => {
     else expect(again.answer.body['outcome']).toBe('allow');
   }, 60_000);
 
-  it('denies while the Control Plane process is gone (kill -9), runs nothing, and serves again once it is back', async () => {
+  it('kill -9 of the Control Plane process under load: the standby takes the calls, none runs without its records; with both gone every call denies; back, calls run; verify holds', async () => {
+    const answers: { outcome: string; request_id: string | null; code?: string }[] = [];
+    let loading = true;
+    const load = Promise.all(
+      [0, 1, 2, 3].map(async (w) => {
+        for (let i = 0; loading; i++) {
+          const r = await client.call('echo', { message: `load ${w}.${i}` }, { session: `load-${w}-${i}` });
+          answers.push({
+            outcome: r.outcome,
+            request_id: r.request_id,
+            ...('code' in r ? { code: r.code } : {}),
+          });
+        }
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 1500));
     await stopProcess(cp, 'SIGKILL');
-    const before = (await ledgerEntries()).filter((e) => e.type === 'execution.receipt').length;
+    await new Promise((r) => setTimeout(r, 2500));
+    const afterKill = answers.length;
+    await new Promise((r) => setTimeout(r, 1500));
+    loading = false;
+    await load;
+    // The standby served on: calls made after the kill ran.
+    expect(answers.slice(afterKill).filter((a) => a.outcome === 'executed').length).toBeGreaterThan(0);
+    for (const a of answers) if (a.outcome !== 'executed') expect(a.code).toMatch(/^ERR_/);
+    let entries = await ledgerEntries();
+    for (const a of answers.filter((x) => x.outcome === 'executed'))
+      expect(entries.some((e) => e.request_id === a.request_id && e.type === 'execution.receipt')).toBe(true);
+    // Both gone: a deny, nothing runs.
+    await stopProcess(cpB, 'SIGKILL');
+    const receipts = entries.filter((e) => e.type === 'execution.receipt').length;
     const r = await client.call('echo', { message: 'no control plane' });
     expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' });
     expect((await fetch(`${gate.url}/readyz`)).status).toBe(503);
     cp = await startUp(at('cp'), 30);
-    const entries = await ledgerEntries();
-    expect(entries.filter((e) => e.type === 'execution.receipt')).toHaveLength(before);
+    entries = await ledgerEntries();
+    expect(entries.filter((e) => e.type === 'execution.receipt')).toHaveLength(receipts);
     expect(entries.some((e) => e.request_id === r.request_id && e.type === 'envelope.issued')).toBe(false);
     const again = await client.call('echo', { message: 'control plane back' });
     expect(again.outcome).toBe('executed');
-  }, 90_000);
+    // Every request the dead processes left open is recorded abandoned once swept; the chain verifies.
+    ok(runCli('ledger', 'export', '--out', at('after-kill.jsonl'), '--data', at('cp')));
+    ok(runCli('trust-roots', '--out', at('trust-2.json'), '--data', at('cp')));
+    const verified = runCli('verify', at('after-kill.jsonl'), '--trust', at('trust-2.json'));
+    expect(verified.code, verified.out + verified.err).toBe(0);
+  }, 120_000);
 });
