@@ -30,7 +30,7 @@ import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -44,6 +44,7 @@ import {
   readSigningKey,
   startEmbedded,
   startExecutorNode,
+  startGateNode,
 } from '../../src/embedded/index.js';
 import { createDevCa, issueCert, pkiPaths } from '../../src/transport/index.js';
 import { compilePolicyBundle } from '../../src/control-plane/index.js';
@@ -81,7 +82,7 @@ const CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 32);
 const WARMUP_MS = Math.min(2_000, PHASE_MS / 4);
 /** Phases to run (profiling one phase): `bare,governed,primitives,postgres` by default. */
 const PHASES = new Set(
-  (process.env['BENCH_PHASES'] ?? 'bare,governed,primitives,postgres,distributed').split(','),
+  (process.env['BENCH_PHASES'] ?? 'bare,governed,primitives,postgres,distributed,keyless').split(','),
 );
 /** Repetitions of each load phase; the median is reported. */
 const RUNS = Math.max(1, Number(process.env['BENCH_RUNS'] ?? 3));
@@ -117,6 +118,7 @@ async function loadOf(job: LoadJob): Promise<LoadResult> {
 }
 
 const HERE = fileURLToPath(import.meta.url);
+const GATE_ROLE_SQL = fileURLToPath(new URL('../../../deploy/postgres/gate-role.sql', import.meta.url));
 
 /** Runs `job` in a child process of this file (the load generator's own process). */
 const inChild = <T>(job: LoadJob | PrimitivesJob): Promise<T> => inChildOf<T>(HERE, job);
@@ -235,8 +237,16 @@ interface ExecutorJob {
   readonly config: string;
 }
 
+/** A keyless Gate in a process of its own, from its configuration file. */
+interface GateJob {
+  readonly kind: 'gate';
+  readonly config: string;
+}
+
 /** Starts a {@link ReplicaJob} or {@link ExecutorJob} and resolves once it listens. */
-async function startReplica(dir: string | ExecutorJob): Promise<{ url: string; stop(): Promise<void> }> {
+async function startReplica(
+  dir: string | ExecutorJob | GateJob,
+): Promise<{ url: string; stop(): Promise<void> }> {
   const child = fork(HERE, [], {
     env: { ...process.env, [CHILD_ROLE]: '1' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -497,6 +507,121 @@ async function distributedPhase(work: string): Promise<{ gov: Summary; solo: Sum
   }
 }
 
+/**
+ * The keyless Gate (`failclosed serve gate`'s entry point in a process of its own) in front of the
+ * Control Plane process (this one: `up` on PostgreSQL with `internal_gates`, which checks each
+ * client signature again before it signs) and a separate Execution Layer process, every link
+ * mutual TLS; the Gate on its own database role (`deploy/postgres/gate-role.sql`, applied with
+ * `psql`). The governed load and its single-client latency.
+ */
+async function keylessPhase(work: string): Promise<{ gov: Summary; solo: Summary } | undefined> {
+  const name = `fc_bench_${randomBytes(6).toString('hex')}`;
+  const role = `fc_bench_gate_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 5000 });
+  try {
+    await admin.connect();
+  } catch (err) {
+    console.log(`keyless phase skipped: ${PG_URL} unreachable (${(err as Error).message})`);
+    return undefined;
+  }
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+    await admin.query(`CREATE ROLE ${role} LOGIN`);
+    const url = new URL(PG_URL);
+    url.pathname = `/${name}`;
+    const schema = 'failclosed';
+    const dir = join(work, 'keyless-cp');
+    await initDataDir(dir, { backend: `${url.toString()}?schema=${schema}` });
+    const pki = join(work, 'keyless-certs');
+    await createDevCa(pki);
+    await Promise.all([issueCert(pki, { role: 'gate' }), issueCert(pki, { role: 'executor' })]);
+    const [internalPort, execPort, gatePort] = [await freePort(), await freePort(), await freePort()];
+    const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as JsonObject;
+    const tls = {
+      ca: pkiPaths(pki).caCert,
+      cert: pkiPaths(pki).cert('gate'),
+      key: pkiPaths(pki).key('gate'),
+    };
+    writeFileSync(
+      dataPaths(dir).config,
+      JSON.stringify({
+        ...config,
+        executor_url: `https://127.0.0.1:${execPort}`,
+        internal_port: internalPort,
+        internal_gates: true,
+        tls: { ca: tls.ca, gate: { cert: tls.cert, key: tls.key } },
+      }),
+    );
+    const execConfig = join(work, 'keyless-executor.json');
+    writeFileSync(
+      execConfig,
+      JSON.stringify({
+        audience: 'failclosed-executor',
+        listen: { host: '127.0.0.1', port: execPort },
+        gate_url: `https://127.0.0.1:${internalPort}`,
+        tls: { ca: tls.ca, cert: pkiPaths(pki).cert('executor'), key: pkiPaths(pki).key('executor') },
+        nonces: url.toString(),
+        nonces_schema: schema,
+        log: { level: 'silent' },
+      }),
+    );
+    const instance = await startEmbedded(dir, { port: 0, breakers: BENCH_BREAKERS });
+    try {
+      execFileSync(
+        'psql',
+        [
+          url.toString(),
+          '-v',
+          `schema=${schema}`,
+          '-v',
+          `role=${role}`,
+          '-v',
+          'ON_ERROR_STOP=1',
+          '-q',
+          '-f',
+          GATE_ROLE_SQL,
+        ],
+        { stdio: ['ignore', 'ignore', 'inherit'] },
+      );
+      const gateUrl = new URL(url.toString());
+      gateUrl.username = role;
+      const gateConfig = join(work, 'keyless-gate.json');
+      writeFileSync(
+        gateConfig,
+        JSON.stringify({
+          listen: { host: '127.0.0.1', port: gatePort },
+          control_plane_url: `https://127.0.0.1:${internalPort}`,
+          executor_url: `https://127.0.0.1:${execPort}`,
+          tls,
+          state: `${gateUrl.toString()}?schema=${schema}`,
+        }),
+      );
+      const executor = await startReplica({ kind: 'executor', config: execConfig });
+      try {
+        const gate = await startReplica({ kind: 'gate', config: gateConfig });
+        try {
+          const file = readClientFile(dir, DEMO_CLIENT.identity);
+          return await governedPhases('keyless Gate → Control Plane → Execution Layer, mTLS', gate.url, {
+            identity: file.identity,
+            tenant: file.tenant,
+            key: file.key,
+          });
+        } finally {
+          await gate.stop();
+        }
+      } finally {
+        await executor.stop();
+      }
+    } finally {
+      await instance.close();
+    }
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.query(`DROP ROLE IF EXISTS ${role}`);
+    await admin.end();
+  }
+}
+
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'fc-bench-e2e-'));
   const dir = join(work, 'data');
@@ -539,6 +664,7 @@ async function main(): Promise<void> {
     closed = true;
     const postgres = PHASES.has('postgres') ? await postgresPhase(work) : undefined;
     const distributed = PHASES.has('distributed') ? await distributedPhase(work) : undefined;
+    const keyless = PHASES.has('keyless') ? await keylessPhase(work) : undefined;
     console.log('\nratios (medians):');
     if (bare !== undefined && sqlite !== undefined) {
       console.log(`  SQLite governed / bare HTTP throughput   ${(sqlite.gov.rate / bare.rate).toFixed(3)}`);
@@ -568,6 +694,14 @@ async function main(): Promise<void> {
         `  distributed / embedded p50 (1 client)    ${(distributed.solo.p50 / sqlite.solo.p50).toFixed(2)}×  (${distributed.solo.p50.toFixed(2)} ms)`,
       );
     }
+    if (sqlite !== undefined && keyless !== undefined) {
+      console.log(
+        `  keyless Gate / embedded throughput       ${(keyless.gov.rate / sqlite.gov.rate).toFixed(3)}  (${keyless.gov.rate.toFixed(0)} /s)`,
+      );
+      console.log(
+        `  keyless Gate / embedded p50 (1 client)   ${(keyless.solo.p50 / sqlite.solo.p50).toFixed(2)}×  (${keyless.solo.p50.toFixed(2)} ms)`,
+      );
+    }
     if (sqlite !== undefined) {
       const ok = sqlite.gov.rate >= 1200 && sqlite.solo.p50 <= 2;
       console.log(
@@ -585,10 +719,13 @@ async function main(): Promise<void> {
 }
 
 if (process.env[CHILD_ROLE] === '1') {
-  process.once('message', (job: LoadJob | PrimitivesJob | ReplicaJob | ExecutorJob) => {
+  process.once('message', (job: LoadJob | PrimitivesJob | ReplicaJob | ExecutorJob | GateJob) => {
     void (async () => {
-      if (job.kind === 'executor') {
-        const node = await startExecutorNode(job.config);
+      if (job.kind === 'executor' || job.kind === 'gate') {
+        const node =
+          job.kind === 'executor'
+            ? await startExecutorNode(job.config)
+            : await startGateNode(job.config, { defaultLogLevel: 'silent' });
         process.once('message', () => {
           void node.close().then(() => process.exit(0));
         });

@@ -255,7 +255,17 @@ async function decideFor(
     const entries = await withDeadline(() => routes.ledger.entriesForRequest(claim.request_id), ledgerMs);
     if (entries.status !== 'ok')
       return wireOf({ ...deny('ERR_LEDGER_UNAVAILABLE', 'the ledger could not answer'), decision_id: null });
-    if (entries.value.some((e) => e.type === 'envelope.issued'))
+    // Request ids are the client's own: another client's request of the same id is not this one.
+    const issuedBefore = entries.value.some((e) => {
+      const payload = e['payload'];
+      return (
+        e.type === 'envelope.issued' &&
+        e['tenant'] === claim.tenant &&
+        isObject(payload) &&
+        payload['sub'] === claim.identity
+      );
+    });
+    if (issuedBefore)
       return wireOf({
         ...deny('ERR_REQUEST_REPLAYED', 'this request already had its envelope'),
         decision_id: null,
