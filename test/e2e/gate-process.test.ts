@@ -35,7 +35,7 @@ import { REPO_ROOT } from '../support/paths.js';
 
 const GATE_ROLE_SQL = join(REPO_ROOT, 'deploy/postgres/gate-role.sql');
 import pg from 'pg';
-import { runCli, startUp, type UpProcess } from './processes.js';
+import { requestsWithoutOutcome, runCli, startUp, until, type UpProcess } from './processes.js';
 import { freePort, spawnExecutor, spawnServe, stopProcess, type ExecutorProcess } from './topology.js';
 
 const pgdb = useTestDatabase('fc_e2e_gate_process');
@@ -51,7 +51,13 @@ describe('a Gate as its own process, holding no key', () => {
   let cpB: UpProcess | undefined;
   let schema: string;
   let gateRole: TestRole | undefined;
-  type Entry = { index: number; type: string; request_id: string; actor: { id: string; role: string } };
+  type Entry = {
+    index: number;
+    type: string;
+    request_id: string;
+    trace_id: string;
+    actor: { id: string; role: string };
+  };
   /** Every entry of the shared ledger, read from PostgreSQL (the source of truth). */
   const ledgerEntries = async (): Promise<Entry[]> => {
     const c = new pg.Client({ connectionString: pgdb.url });
@@ -522,6 +528,57 @@ describe('a Gate as its own process, holding no key', () => {
     ok(runCli('ledger', 'export', '--out', at('after-kill.jsonl'), '--data', at('cp')));
     ok(runCli('trust-roots', '--out', at('trust-2.json'), '--data', at('cp')));
     const verified = runCli('verify', at('after-kill.jsonl'), '--trust', at('trust-2.json'));
+    expect(verified.code, verified.out + verified.err).toBe(0);
+  }, 120_000);
+
+  it('kill -9 of a keyless Gate under load: no run without its records; restarted, it serves; once the Control Plane process restarts, every request it had open is recorded abandoned and verify holds', async () => {
+    const answers: { outcome: string; request_id: string | null }[] = [];
+    let loading = true;
+    const load = Promise.all(
+      [0, 1, 2, 3].map(async (w) => {
+        for (let i = 0; loading; i++) {
+          const r = await client.call(
+            'echo',
+            { message: `gate load ${w}.${i}` },
+            { session: `gl-${w}-${i}` },
+          );
+          answers.push({ outcome: r.outcome, request_id: r.request_id });
+          // A gone Gate answers nothing: do not spin on it.
+          if (r.outcome !== 'executed') await new Promise((res) => setTimeout(res, 50));
+        }
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 1500));
+    await stopProcess(gate, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 300));
+    loading = false;
+    await load;
+    expect(answers.some((a) => a.outcome === 'executed')).toBe(true);
+    gate = await spawnServe('gate', at('gate.json'), { FAILCLOSED_LOG_LEVEL: 'silent' });
+    const back = await client.call('echo', { message: 'gate back' });
+    expect(back.outcome).toBe('executed');
+    // Every executed answer has its receipt; every receipt its decision and issuance.
+    let entries = await ledgerEntries();
+    for (const a of answers.filter((x) => x.outcome === 'executed'))
+      expect(entries.some((e) => e.request_id === a.request_id && e.type === 'execution.receipt')).toBe(true);
+    for (const receipt of entries.filter((e) => e.type === 'execution.receipt'))
+      expect(entries.some((e) => e.request_id === receipt.request_id && e.type === 'envelope.issued')).toBe(
+        true,
+      );
+    // The dead Gate's open requests belong to the Control Plane process's instance: its restart
+    // records them abandoned, truthfully (`envelope_consumed` says whether the tool may have run).
+    await stopProcess(cp);
+    cp = await startUp(at('cp'), 30);
+    await until(
+      async () => requestsWithoutOutcome((await ledgerEntries()) as never).length === 0,
+      'every accepted request has its outcome',
+      20_000,
+    );
+    entries = await ledgerEntries();
+    expect(requestsWithoutOutcome(entries as never)).toEqual([]);
+    ok(runCli('ledger', 'export', '--out', at('after-gate-kill.jsonl'), '--data', at('cp')));
+    ok(runCli('trust-roots', '--out', at('trust-3.json'), '--data', at('cp')));
+    const verified = runCli('verify', at('after-gate-kill.jsonl'), '--trust', at('trust-3.json'));
     expect(verified.code, verified.out + verified.err).toBe(0);
   }, 120_000);
 });
