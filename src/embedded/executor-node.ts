@@ -316,9 +316,10 @@ const NOT_CONNECTED: ReadonlySet<string> = new Set([
 
 /**
  * One request to the Gate process over mutual TLS, bounded in size (`maxBytes`) and time (the
- * whole exchange, `link.timeoutMs`). Rejects on anything but a complete answer. When `url` cannot
- * be connected to, the `standby` URLs are tried in turn; any other failure (a handshake refused,
- * a reset, a deadline) rejects at once, since the request may have been received.
+ * whole exchange, `link.timeoutMs`, one deadline for every attempt). Rejects on anything but a
+ * complete answer. When `url` cannot be connected to, the `standby` URLs are tried in turn; any
+ * other failure (a handshake refused, a reset, a deadline) rejects at once, since the request may
+ * have been received.
  */
 export async function gateRequest(
   link: GateLink,
@@ -328,12 +329,15 @@ export async function gateRequest(
   maxBytes: number,
 ): Promise<GateAnswer> {
   const urls = [link.url, ...(link.standby ?? [])];
+  // One deadline for every attempt: a standby's answer never arrives after the caller gave up.
+  const end = performance.now() + link.timeoutMs;
   for (let i = 0; ; i++) {
     try {
-      return await requestOnce(urls[i]!, link, method, path, body, maxBytes);
+      return await requestOnce(urls[i]!, link, end - performance.now(), method, path, body, maxBytes);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException | undefined)?.code;
       if (i + 1 >= urls.length || code === undefined || !NOT_CONNECTED.has(code)) throw err;
+      if (end - performance.now() <= 0) throw err;
     }
   }
 }
@@ -341,6 +345,7 @@ export async function gateRequest(
 function requestOnce(
   url: string,
   link: GateLink,
+  timeoutMs: number,
   method: 'GET' | 'POST',
   path: string,
   body: JsonValue | undefined,
@@ -353,7 +358,7 @@ function requestOnce(
       {
         method,
         agent: link.agent.current(),
-        timeout: link.timeoutMs,
+        timeout: timeoutMs,
         headers:
           data === undefined
             ? {}
@@ -370,7 +375,7 @@ function requestOnce(
       },
     );
     // The whole exchange is bounded, not only socket idleness.
-    const timer = setTimeout(() => req.destroy(new Error('deadline passed')), link.timeoutMs);
+    const timer = setTimeout(() => req.destroy(new Error('deadline passed')), Math.max(1, timeoutMs));
     req.once('close', () => clearTimeout(timer));
     req.once('timeout', () => req.destroy(new Error('timeout')));
     req.once('error', reject);

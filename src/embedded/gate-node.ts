@@ -204,43 +204,63 @@ export function readGateConfig(path: string): GateNodeConfig {
   return parseGateConfig(readFileSync(file), dirname(file));
 }
 
-/** Tables a Gate's role must not write (or, for the ledger's and the Control Plane's, read). */
-const FORBIDDEN: readonly (readonly [table: string, privileges: string])[] = [
-  ['gate_clients', 'INSERT, UPDATE, DELETE, TRUNCATE'],
-  ['operators', 'INSERT, UPDATE, DELETE, TRUNCATE'],
-  ['ledger_entries', 'SELECT, INSERT, UPDATE, DELETE'],
-  ['ledger_evidence', 'SELECT, INSERT, UPDATE, DELETE'],
-  ['envelope_nonces', 'SELECT, INSERT, UPDATE, DELETE'],
-  ['approval_pending', 'SELECT, INSERT, UPDATE, DELETE'],
-  ['approval_votes', 'INSERT, UPDATE, DELETE'],
-  ['policy_active', 'INSERT, UPDATE, DELETE'],
-  ['governance_kill_switch', 'INSERT, UPDATE, DELETE'],
-];
+/**
+ * What a Gate's role may hold in the schema, exactly (`deploy/postgres/gate-role.sql`): the
+ * schema version and the registries read-only, its request nonces, its readiness row.
+ */
+const GATE_GRANTS: Readonly<Record<string, readonly string[]>> = {
+  failclosed_schema: ['SELECT'],
+  gate_clients: ['SELECT'],
+  operators: ['SELECT'],
+  gate_request_nonces: ['SELECT', 'INSERT', 'DELETE'],
+  readiness_probe: ['SELECT', 'INSERT', 'UPDATE'],
+};
+const TABLE_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'];
+const COLUMN_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'REFERENCES'];
 
 /**
- * Refuses a database role that can do more than a Gate needs (`deploy/postgres/gate-role.sql`):
- * a superuser, the schema's owner or a member of it, a role that can create in the schema, write
- * the client registry or the operators, or reach the ledger, the envelope nonces, approvals,
- * policy or governance state. On such a role a compromised Gate could register a client of its
- * own, whose calls the Control Plane would then sign (FC-INV-6, SPEC §1).
+ * Refuses a database role that can do more than a Gate needs (`deploy/postgres/gate-role.sql`).
+ * An allowlist: on every table, view and sequence of the schema, the role's privileges, table
+ * or column level, must be exactly those of {@link GATE_GRANTS} (nothing elsewhere). And the role
+ * must be no superuser, have no CREATEROLE or BYPASSRLS, be a member of no role at all (so no
+ * `SET ROLE` to an owner or to `pg_write_all_data`, inherited or not), own nothing in the schema
+ * and not be able to create in it. On any other role a compromised Gate could register a client
+ * of its own, change a registered key or lift a lockdown, and have the Control Plane sign for it
+ * (FC-INV-6, SPEC §1). Every unknown answer counts as held.
  */
 export async function assertGateRole(db: PostgresPool): Promise<void> {
-  const r = await db.pool.query<Record<string, boolean | null>>(
-    `SELECT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) AS superuser,
-            (SELECT pg_has_role(current_user, n.nspowner, 'USAGE')
-               FROM pg_catalog.pg_namespace n WHERE n.nspname = $1) AS owner,
-            has_schema_privilege(current_user, $1, 'CREATE') AS can_create,
-            ${FORBIDDEN.map(([t, p], i) => `has_table_privilege(current_user, $1 || '.${t}', '${p}') AS t${i}`).join(', ')}`,
+  const held: string[] = [];
+  const role = await db.pool.query<Record<string, unknown>>(
+    `SELECT r.rolsuper, r.rolcreaterole, r.rolbypassrls,
+            (SELECT count(*) FROM pg_catalog.pg_auth_members m WHERE m.member = r.oid)::int AS memberships,
+            (SELECT n.nspowner = r.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = $1) AS owner,
+            has_schema_privilege(r.oid, $1, 'CREATE') AS can_create
+       FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`,
     [db.schema],
   );
-  const row = r.rows[0] ?? {};
-  const held: string[] = [];
-  if (row['superuser'] !== false) held.push('superuser');
-  if (row['owner'] !== false) held.push(`owner of schema ${db.schema}`);
-  if (row['can_create'] !== false) held.push(`CREATE on schema ${db.schema}`);
-  FORBIDDEN.forEach(([t, p], i) => {
-    if (row[`t${i}`] !== false) held.push(`${p} on ${t}`);
-  });
+  const r = role.rows[0] ?? {};
+  if (r['rolsuper'] !== false) held.push('superuser');
+  if (r['rolcreaterole'] !== false) held.push('CREATEROLE');
+  if (r['rolbypassrls'] !== false) held.push('BYPASSRLS');
+  if (r['memberships'] !== 0) held.push('membership in another role');
+  if (r['owner'] !== false) held.push(`owner of schema ${db.schema}`);
+  if (r['can_create'] !== false) held.push(`CREATE on schema ${db.schema}`);
+  const tables = await db.pool.query<{ name: string; owned: boolean; privileges: string[] | null }>(
+    `SELECT c.relname AS name, c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) AS owned,
+            ARRAY(SELECT p FROM unnest($2::text[]) AS p WHERE has_table_privilege(current_user, c.oid, p)
+                  UNION
+                  SELECT p FROM unnest($3::text[]) AS p WHERE has_any_column_privilege(current_user, c.oid, p)) AS privileges
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')`,
+    [db.schema, TABLE_PRIVILEGES, COLUMN_PRIVILEGES],
+  );
+  if (tables.rows.length === 0) held.push(`no table of schema ${db.schema} could be read`);
+  for (const t of tables.rows) {
+    if (t.owned !== false) held.push(`owner of ${t.name}`);
+    const allowed = GATE_GRANTS[t.name] ?? [];
+    const extra = (t.privileges ?? ['unknown']).filter((p) => !allowed.includes(p));
+    if (extra.length > 0) held.push(`${extra.join(', ')} on ${t.name}`);
+  }
   if (held.length > 0)
     throw new Error(
       `gate: the database role can do more than a Gate needs (${held.join('; ')}): give it the role of deploy/postgres/gate-role.sql`,
@@ -306,7 +326,10 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
         ? {}
         : { standby: config.control_plane_standby_urls }),
       agent: cpAgent,
-      timeoutMs: config.control_plane_timeout_ms,
+      // Below the Gate's own deadline for the Control Plane, so that an answer (an allow) never
+      // arrives after the Gate gave up: the link's end closes the connection first, and the
+      // Control Plane voids an allow it could not deliver.
+      timeoutMs: Math.max(1, Math.floor((config.control_plane_timeout_ms * 5) / 6)),
     };
     const state = createPostgresGateState(db, {
       replayRetentionMs: Math.max(7 * 86_400_000, 2 * config.timestamp_tolerance_ms),
