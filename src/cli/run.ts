@@ -435,7 +435,6 @@ async function rotateClient(
   });
 }
 
-/** Index of the command word: the first argument that is neither an option nor `--data`'s value. */
 /**
  * `serve executor` and `serve gate`: a role as its own process until SIGTERM/SIGINT; SIGHUP
  * reloads its TLS files.
@@ -467,6 +466,7 @@ async function serveRole(io: CliIo, role: 'executor' | 'gate', config: string): 
   return EXIT.ok;
 }
 
+/** Index of the command word: the first argument that is neither an option nor `--data`'s value. */
 function commandIndex(argv: readonly string[]): number {
   let i = 0;
   while (i < argv.length && argv[i]!.startsWith('-')) i += argv[i] === '--data' ? 2 : 1;
