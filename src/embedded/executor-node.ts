@@ -23,7 +23,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { request } from 'node:https';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { isIP } from 'node:net';
 import {
   decodeBase64url,
   deny,
@@ -84,14 +83,17 @@ import type { JobsConfig } from './jobs-config.js';
 import { startNatsWorkers } from './nats-queue.js';
 import type { ExecutionServer } from './execution-server.js';
 import { executionAdapters } from './execution-adapters.js';
-import type { ToolRunObserver } from './ports.js';
 import {
-  createTelemetry,
-  parseLogConfig,
-  parseMetricsConfig,
-  resolveTelemetrySettings,
-  serveMetrics,
-} from './telemetry/index.js';
+  configListen,
+  configObservability,
+  configOrigin,
+  configPositive,
+  configText,
+  configTls,
+  standbyUrls,
+} from './node-config.js';
+import type { ToolRunObserver } from './ports.js';
+import { createTelemetry, resolveTelemetrySettings, serveMetrics } from './telemetry/index.js';
 import type {
   LogConfig,
   LogDestination,
@@ -153,49 +155,15 @@ const FIELDS = [
   'log',
   'metrics',
 ];
-const TLS_FIELDS = ['ca', 'cert', 'key', 'crl', 'revoked_serials'];
 const HASH_RE = /^[0-9a-f]{64}$/;
 
 const bad = (m: string): TypeError => new TypeError(`executor config: ${m}`);
 const isObject = (v: JsonValue | undefined): v is JsonObject =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function positive(o: JsonObject, k: string, fallback: number): number {
-  const v = o[k];
-  if (v === undefined) return fallback;
-  if (!Number.isSafeInteger(v) || (v as number) <= 0) throw bad(`${k} must be a positive integer`);
-  return v as number;
-}
+const positive = (o: JsonObject, k: string, fallback: number): number => configPositive(o, k, fallback, bad);
 
-function text(o: JsonObject, k: string, max = 4096): string {
-  const v = o[k];
-  if (typeof v !== 'string' || v.length === 0 || v.length > max) throw bad(`${k} must be a non-empty string`);
-  return v;
-}
-
-/** A list of 1 to 4 `https://HOST:PORT` origins (standby processes), or a `TypeError` made by `fail`. */
-export function standbyUrls(v: JsonValue, name: string, fail: (m: string) => TypeError): readonly string[] {
-  if (!Array.isArray(v) || v.length < 1 || v.length > 4) throw fail(`${name} must list 1 to 4 URLs`);
-  return Object.freeze(
-    v.map((x) => {
-      let u: URL;
-      try {
-        u = new URL(typeof x === 'string' ? x : '');
-      } catch {
-        throw fail(`${name} must list https://HOST:PORT URLs`);
-      }
-      if (
-        u.protocol !== 'https:' ||
-        u.username !== '' ||
-        u.password !== '' ||
-        u.pathname !== '/' ||
-        u.search !== ''
-      )
-        throw fail(`${name} must list https://HOST:PORT URLs`);
-      return u.origin;
-    }),
-  );
-}
+const text = (o: JsonObject, k: string, max = 4096): string => configText(o, k, bad, max);
 
 /** Parses the configuration strictly; relative paths are resolved against `base` (its directory). */
 export function parseExecutorConfig(bytes: Uint8Array, base: string): ExecutorNodeConfig {
@@ -203,53 +171,16 @@ export function parseExecutorConfig(bytes: Uint8Array, base: string): ExecutorNo
   if (!isObject(v)) throw bad('not an object');
   for (const k of Object.keys(v)) if (!FIELDS.includes(k)) throw bad(`unknown field ${k}`);
   const at = (p: string): string => (isAbsolute(p) ? p : join(base, p));
-  const listen = v['listen'];
-  if (!isObject(listen)) throw bad('listen must be { host, port }');
-  const host = text(listen, 'host', 64);
-  if (isIP(host) === 0) throw bad('listen.host must be an IP address');
-  const port = listen['port'];
-  if (!Number.isSafeInteger(port) || (port as number) < 0 || (port as number) > 65535)
-    throw bad('listen.port must be a port number');
-  const gateUrl = text(v, 'gate_url', 512);
-  let u: URL;
-  try {
-    u = new URL(gateUrl);
-  } catch {
-    throw bad('gate_url must be a URL');
-  }
-  if (
-    u.protocol !== 'https:' ||
-    u.username !== '' ||
-    u.password !== '' ||
-    u.pathname !== '/' ||
-    u.search !== ''
-  )
-    throw bad('gate_url must be https://HOST:PORT');
-  const tls = v['tls'];
-  if (!isObject(tls)) throw bad('tls must be { ca, cert, key }');
-  for (const k of Object.keys(tls)) if (!TLS_FIELDS.includes(k)) throw bad(`tls: unknown field ${k}`);
-  const serials = tls['revoked_serials'];
-  if (
-    serials !== undefined &&
-    (!Array.isArray(serials) ||
-      !serials.every((s) => typeof s === 'string' && /^[0-9a-fA-F:]{1,64}$/.test(s)))
-  )
-    throw bad('tls.revoked_serials must be a list of hexadecimal serial numbers');
+  const listen = configListen(v['listen'], bad);
+  const gateUrl = configOrigin(v, 'gate_url', bad);
+  const tls = configTls(v['tls'], base, bad);
   let jobs: JobsConfig | undefined;
   try {
     jobs = v['jobs'] === undefined ? undefined : parseJobsConfig(v['jobs']);
   } catch (err) {
     throw bad(err instanceof Error ? err.message : 'jobs is malformed');
   }
-  let observability = {};
-  try {
-    observability = {
-      ...(v['log'] === undefined ? {} : { log: parseLogConfig(v['log']) }),
-      ...(v['metrics'] === undefined ? {} : { metrics: parseMetricsConfig(v['metrics']) }),
-    };
-  } catch (err) {
-    throw bad(err instanceof Error ? err.message : 'log or metrics is malformed');
-  }
+  const observability = configObservability(v, bad);
   if (jobs !== undefined && jobs.queue !== 'nats')
     throw bad('jobs.queue must be "nats" (workers take jobs from a broker)');
   const nonces = text(v, 'nonces');
@@ -258,18 +189,12 @@ export function parseExecutorConfig(bytes: Uint8Array, base: string): ExecutorNo
     throw bad('nonces_schema must be a string, with a postgres:// nonces URL');
   return Object.freeze({
     audience: text(v, 'audience', 256),
-    listen: Object.freeze({ host, port: port as number }),
-    gate_url: u.origin,
+    listen,
+    gate_url: gateUrl,
     ...(v['gate_standby_urls'] === undefined
       ? {}
       : { gate_standby_urls: standbyUrls(v['gate_standby_urls'], 'gate_standby_urls', bad) }),
-    tls: Object.freeze({
-      ca: at(text(tls, 'ca')),
-      cert: at(text(tls, 'cert')),
-      key: at(text(tls, 'key')),
-      ...(tls['crl'] === undefined ? {} : { crl: at(text(tls, 'crl')) }),
-      ...(serials === undefined ? {} : { revokedSerials: serials as string[] }),
-    }),
+    tls,
     nonces: /^postgres(ql)?:\/\//.test(nonces) ? nonces : at(nonces),
     ...(typeof schema === 'string' ? { nonces_schema: schema } : {}),
     ...(v['secrets'] === undefined ? {} : { secrets: at(text(v, 'secrets')) }),

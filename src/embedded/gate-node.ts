@@ -18,10 +18,9 @@
  * operators and approvers), background calls (`ERR_QUEUE_UNAVAILABLE`) and schedules.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { isIP } from 'node:net';
+import { dirname, resolve } from 'node:path';
 import { canonicalize, guardObserver, parseJson, systemClock } from '../kernel/index.js';
-import type { Clock, JsonObject, JsonValue } from '../kernel/index.js';
+import type { Clock } from '../kernel/index.js';
 import { createRedactor } from '../execution/index.js';
 import { createGate, createGateServer } from '../gate/index.js';
 import type { GateServer } from '../gate/index.js';
@@ -38,14 +37,17 @@ import type { TlsFiles } from '../transport/index.js';
 import { parseBackendSpec } from './backend-spec.js';
 import { createRemoteControlPlane, createRemoteGateLedger } from './control-plane-link.js';
 import { createRemoteExecutor } from './remote-executor.js';
-import { standbyUrls } from './executor-node.js';
 import {
-  createTelemetry,
-  parseLogConfig,
-  parseMetricsConfig,
-  resolveTelemetrySettings,
-  serveMetrics,
-} from './telemetry/index.js';
+  configListen,
+  configObservability,
+  configOrigin,
+  configPositive,
+  configText,
+  configTls,
+  isConfigObject,
+  standbyUrls,
+} from './node-config.js';
+import { createTelemetry, resolveTelemetrySettings, serveMetrics } from './telemetry/index.js';
 import type { LogConfig, LogDestination, LogLevel, MetricsConfig, MetricsServer } from './telemetry/index.js';
 
 /** The separate Gate's configuration file (JSON). */
@@ -91,68 +93,15 @@ const FIELDS = [
   'log',
   'metrics',
 ];
-const TLS_FIELDS = ['ca', 'cert', 'key', 'crl', 'revoked_serials'];
-
 const bad = (m: string): TypeError => new TypeError(`gate config: ${m}`);
-const isObject = (v: JsonValue | undefined): v is JsonObject =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function positive(o: JsonObject, k: string, fallback: number): number {
-  const v = o[k];
-  if (v === undefined) return fallback;
-  if (!Number.isSafeInteger(v) || (v as number) <= 0) throw bad(`${k} must be a positive integer`);
-  return v as number;
-}
-
-function text(o: JsonObject, k: string, max = 4096): string {
-  const v = o[k];
-  if (typeof v !== 'string' || v.length === 0 || v.length > max) throw bad(`${k} must be a non-empty string`);
-  return v;
-}
-
-function httpsOrigin(o: JsonObject, k: string): string {
-  let u: URL;
-  try {
-    u = new URL(text(o, k, 512));
-  } catch {
-    throw bad(`${k} must be a URL`);
-  }
-  if (
-    u.protocol !== 'https:' ||
-    u.username !== '' ||
-    u.password !== '' ||
-    u.pathname !== '/' ||
-    u.search !== ''
-  )
-    throw bad(`${k} must be https://HOST:PORT`);
-  return u.origin;
-}
 
 /** Parses the configuration strictly; relative paths are resolved against `base` (its directory). */
 export function parseGateConfig(bytes: Uint8Array, base: string): GateNodeConfig {
   const v = parseJson(bytes, { maxBytes: 64 * 1024, maxDepth: 6 });
-  if (!isObject(v)) throw bad('not an object');
+  if (!isConfigObject(v)) throw bad('not an object');
   // A key of any kind is refused by name: this process must never hold one.
   for (const k of Object.keys(v)) if (!FIELDS.includes(k)) throw bad(`unknown field ${k}`);
-  const at = (p: string): string => (isAbsolute(p) ? p : join(base, p));
-  const listen = v['listen'];
-  if (!isObject(listen)) throw bad('listen must be { host, port }');
-  const host = text(listen, 'host', 64);
-  if (isIP(host) === 0) throw bad('listen.host must be an IP address');
-  const port = listen['port'];
-  if (!Number.isSafeInteger(port) || (port as number) < 0 || (port as number) > 65535)
-    throw bad('listen.port must be a port number');
-  const tls = v['tls'];
-  if (!isObject(tls)) throw bad('tls must be { ca, cert, key }');
-  for (const k of Object.keys(tls)) if (!TLS_FIELDS.includes(k)) throw bad(`tls: unknown field ${k}`);
-  const serials = tls['revoked_serials'];
-  if (
-    serials !== undefined &&
-    (!Array.isArray(serials) ||
-      !serials.every((s) => typeof s === 'string' && /^[0-9a-fA-F:]{1,64}$/.test(s)))
-  )
-    throw bad('tls.revoked_serials must be a list of hexadecimal serial numbers');
-  const state = text(v, 'state');
+  const state = configText(v, 'state', bad);
   let spec;
   try {
     spec = parseBackendSpec(state);
@@ -160,18 +109,9 @@ export function parseGateConfig(bytes: Uint8Array, base: string): GateNodeConfig
     throw bad('state must be a postgres:// URL');
   }
   if (spec.kind !== 'postgres') throw bad('state must be a postgres:// URL (Gates share it)');
-  let observability = {};
-  try {
-    observability = {
-      ...(v['log'] === undefined ? {} : { log: parseLogConfig(v['log']) }),
-      ...(v['metrics'] === undefined ? {} : { metrics: parseMetricsConfig(v['metrics']) }),
-    };
-  } catch (err) {
-    throw bad(err instanceof Error ? err.message : 'log or metrics is malformed');
-  }
   return Object.freeze({
-    listen: Object.freeze({ host, port: port as number }),
-    control_plane_url: httpsOrigin(v, 'control_plane_url'),
+    listen: configListen(v['listen'], bad),
+    control_plane_url: configOrigin(v, 'control_plane_url', bad),
     ...(v['control_plane_standby_urls'] === undefined
       ? {}
       : {
@@ -181,20 +121,14 @@ export function parseGateConfig(bytes: Uint8Array, base: string): GateNodeConfig
             bad,
           ),
         }),
-    executor_url: httpsOrigin(v, 'executor_url'),
-    tls: Object.freeze({
-      ca: at(text(tls, 'ca')),
-      cert: at(text(tls, 'cert')),
-      key: at(text(tls, 'key')),
-      ...(tls['crl'] === undefined ? {} : { crl: at(text(tls, 'crl')) }),
-      ...(serials === undefined ? {} : { revokedSerials: serials as string[] }),
-    }),
+    executor_url: configOrigin(v, 'executor_url', bad),
+    tls: configTls(v['tls'], base, bad),
     state,
-    timestamp_tolerance_ms: positive(v, 'timestamp_tolerance_ms', 120_000),
-    ...(v['max_inflight'] === undefined ? {} : { max_inflight: positive(v, 'max_inflight', 64) }),
-    control_plane_timeout_ms: positive(v, 'control_plane_timeout_ms', 5000),
-    execution_timeout_ms: positive(v, 'execution_timeout_ms', 30_000),
-    ...observability,
+    timestamp_tolerance_ms: configPositive(v, 'timestamp_tolerance_ms', 120_000, bad),
+    ...(v['max_inflight'] === undefined ? {} : { max_inflight: configPositive(v, 'max_inflight', 64, bad) }),
+    control_plane_timeout_ms: configPositive(v, 'control_plane_timeout_ms', 5000, bad),
+    execution_timeout_ms: configPositive(v, 'execution_timeout_ms', 30_000, bad),
+    ...configObservability(v, bad),
   });
 }
 

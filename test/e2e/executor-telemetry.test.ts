@@ -9,9 +9,6 @@
  * parameters) and serves its own `/metrics`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,47 +24,20 @@ import type { EmbeddedInstance, ExecutorNode } from '../../src/embedded/index.js
 import { createTelemetry, rootSpanIdOf } from '../../src/embedded/telemetry/index.js';
 import type { Telemetry } from '../../src/embedded/telemetry/index.js';
 import { until } from './processes.js';
+import { startOtlpReceiver } from '../support/otlp-receiver.js';
+import type { OtlpReceiver } from '../support/otlp-receiver.js';
 import { separateExecutorLayout } from './topology.js';
-
-interface Span {
-  readonly traceId: string;
-  readonly spanId: string;
-  readonly parentSpanId?: string;
-  readonly name: string;
-  readonly role: string;
-}
 
 describe('a separate Execution Layer joins the call trace and reports its own logs and metrics', () => {
   let work: string;
-  let receiver: Server;
-  let endpoint: string;
-  const spans: Span[] = [];
+  let receiver: OtlpReceiver;
   const executorLogs: string[] = [];
   let gateTelemetry: Telemetry;
   let instance: EmbeddedInstance;
   let node: ExecutorNode;
 
   beforeAll(async () => {
-    receiver = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-          resourceSpans: {
-            resource: { attributes: { key: string; value: { stringValue?: string } }[] };
-            scopeSpans: { spans: Omit<Span, 'role'>[] }[];
-          }[];
-        };
-        for (const rs of body.resourceSpans) {
-          const role =
-            rs.resource.attributes.find((a) => a.key === 'failclosed.role')?.value.stringValue ?? '';
-          for (const ss of rs.scopeSpans) for (const s of ss.spans) spans.push({ ...s, role });
-        }
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    receiver = await startOtlpReceiver();
 
     work = mkdtempSync(join(tmpdir(), 'fc-exec-telemetry-'));
     const dir = join(work, 'gate');
@@ -76,12 +46,12 @@ describe('a separate Execution Layer joins the call trace and reports its own lo
     gateTelemetry = createTelemetry({
       logLevel: 'silent',
       role: 'gate',
-      env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint },
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint },
     });
     instance = await startEmbedded(dir, { port: 0, telemetry: gateTelemetry });
     const execConfig = layout.executorConfig(join(work, 'executor'), { metrics: { listen: '127.0.0.1:0' } });
     node = await startExecutorNode(execConfig, {
-      env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint },
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint },
       logDestination: { write: (line: string) => void executorLogs.push(line) },
     });
   }, 60_000);
@@ -90,7 +60,7 @@ describe('a separate Execution Layer joins the call trace and reports its own lo
     await node?.close();
     await instance?.close();
     await gateTelemetry?.close();
-    await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    await receiver.close();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -103,11 +73,13 @@ describe('a separate Execution Layer joins the call trace and reports its own lo
     await gateTelemetry.tracing?.flush();
     await until(
       () =>
-        spans.some((s) => s.traceId === r.trace_id && s.role === 'executor' && s.name === 'failclosed.tool'),
+        receiver.spans.some(
+          (s) => s.traceId === r.trace_id && s.role === 'executor' && s.name === 'failclosed.tool',
+        ),
       'the executor spans',
       20_000,
     );
-    const mine = spans.filter((s) => s.traceId === r.trace_id);
+    const mine = receiver.spans.filter((s) => s.traceId === r.trace_id);
     const root = mine.find((s) => s.name === 'execute_tool echo');
     expect(root).toMatchObject({ spanId: rootSpanIdOf(r.trace_id), role: 'gate' });
     const executor = mine.filter((s) => s.role === 'executor').map((s) => s.name);

@@ -10,9 +10,6 @@
  * are all in it, each resource naming its role.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,23 +30,15 @@ import { createRoleWith, nextSchema, useTestDatabase } from '../support/postgres
 import type { TestRole } from '../support/postgres.js';
 import { REPO_ROOT } from '../support/paths.js';
 import { until } from './processes.js';
+import { startOtlpReceiver } from '../support/otlp-receiver.js';
+import type { OtlpReceiver, ReceivedSpan } from '../support/otlp-receiver.js';
 import { freePort, separateExecutorLayout } from './topology.js';
 
 const pgdb = useTestDatabase('fc_e2e_gate_trace');
 
-interface Span {
-  readonly traceId: string;
-  readonly spanId: string;
-  readonly parentSpanId?: string;
-  readonly name: string;
-  readonly role: string;
-  readonly attributes: readonly { key: string; value: { stringValue?: string } }[];
-}
-
 describe('a call through a keyless Gate is one trace across the Gate, Control Plane and Execution Layer processes', () => {
   let work: string;
-  let receiver: Server;
-  const spans: Span[] = [];
+  let receiver: OtlpReceiver;
   let cpTelemetry: Telemetry;
   let cp: EmbeddedInstance;
   let executor: ExecutorNode;
@@ -57,27 +46,9 @@ describe('a call through a keyless Gate is one trace across the Gate, Control Pl
   let gateRole: TestRole | undefined;
 
   beforeAll(async () => {
-    receiver = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-          resourceSpans: {
-            resource: { attributes: { key: string; value: { stringValue?: string } }[] };
-            scopeSpans: { spans: Omit<Span, 'role'>[] }[];
-          }[];
-        };
-        for (const rs of body.resourceSpans) {
-          const role =
-            rs.resource.attributes.find((a) => a.key === 'failclosed.role')?.value.stringValue ?? '';
-          for (const ss of rs.scopeSpans) for (const s of ss.spans) spans.push({ ...s, role });
-        }
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    receiver = await startOtlpReceiver();
     const env = {
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`,
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
     };
 
     work = mkdtempSync(join(tmpdir(), 'fc-gate-trace-'));
@@ -118,7 +89,7 @@ describe('a call through a keyless Gate is one trace across the Gate, Control Pl
     await cp?.close();
     await cpTelemetry?.close();
     await gateRole?.drop(pgdb.url);
-    await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    await receiver.close();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -134,21 +105,21 @@ describe('a call through a keyless Gate is one trace across the Gate, Control Pl
     ).toBe(true);
     await cpTelemetry.tracing?.flush();
     const roles = (): Set<string> =>
-      new Set(spans.filter((s) => s.traceId === r.trace_id).map((s) => s.role));
+      new Set(receiver.spans.filter((s) => s.traceId === r.trace_id).map((s) => s.role));
     await until(
       () => ['gate', 'control-plane', 'executor'].every((role) => roles().has(role)),
       'spans of the three processes',
       20_000,
     );
     await until(
-      () => spans.some((s) => s.traceId === r.trace_id && s.name === 'execute_tool echo'),
+      () => receiver.spans.some((s) => s.traceId === r.trace_id && s.name === 'execute_tool echo'),
       'the root span',
       20_000,
     );
-    const mine = spans.filter((s) => s.traceId === r.trace_id);
+    const mine = receiver.spans.filter((s) => s.traceId === r.trace_id);
     const root = mine.find((s) => s.name === 'execute_tool echo');
     expect(root).toMatchObject({ spanId: rootSpanIdOf(r.trace_id), role: 'gate' });
-    const attr = (s: Span | undefined, k: string) =>
+    const attr = (s: ReceivedSpan | undefined, k: string) =>
       s?.attributes.find((a) => a.key === k)?.value.stringValue;
     expect(attr(root, 'gen_ai.operation.name')).toBe('execute_tool');
     expect(attr(root, 'gen_ai.tool.name')).toBe('echo');
