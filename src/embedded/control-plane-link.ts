@@ -103,8 +103,10 @@ export interface RemoteControlPlaneOptions {
 /**
  * The Gate's Control Plane port over the Control Plane process's internal listener. `decide`
  * never rejects: no answer, a non-200 answer without a well-formed deny, or garbage is
- * `ERR_CONTROL_PLANE_UNAVAILABLE`. A decision the Control Plane made but whose answer was lost
- * holds an envelope nobody will present: it expires unused.
+ * `ERR_CONTROL_PLANE_UNAVAILABLE`. The link gives up before the Gate does (`gate-node.ts`) and
+ * closes its connection, and the Control Plane voids an allow it could not write in full
+ * (`gate-routes.ts`): an envelope whose answer was lost is taken out of use, and the request is
+ * never issued another.
  */
 export function createRemoteControlPlane(options: RemoteControlPlaneOptions): GateControlPlane {
   const { link } = options;
