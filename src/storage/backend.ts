@@ -8,7 +8,12 @@
  * FC-INV-3/4) and every failure rejects: the roles map a rejection to their `*_UNAVAILABLE`
  * denial. No store answers "allow" for a database it cannot read.
  */
-import type { ApprovalStore, BreakerStore, GovernanceState } from '../control-plane/index.js';
+import type {
+  ApprovalStore,
+  BreakerStore,
+  DecisionClaimStore,
+  GovernanceState,
+} from '../control-plane/index.js';
 import type { ConsoleStore } from '../console/index.js';
 import type { NonceStore } from '../execution/index.js';
 import type { GateStateStore, OperatorStore } from '../gate/index.js';
@@ -74,6 +79,12 @@ export interface StorageBackend {
    * process on the backend.
    */
   readonly approvals: ApprovalStore;
+  /**
+   * The Control Plane's claims of the requests it decides for separate Gates (FC-INV-3,
+   * FC-INV-6): one atomic insert per request before its decision, so of every Control Plane
+   * process on the backend one decides it and the others refuse `ERR_REQUEST_REPLAYED`.
+   */
+  readonly decisionClaims: DecisionClaimStore;
   /**
    * The browser console's invited people, sessions and used sign-in challenges (docs/console.md):
    * SQLite in `ledger.db`, PostgreSQL in the shared schema.

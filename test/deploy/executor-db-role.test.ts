@@ -107,6 +107,7 @@ describe('deploy/postgres/executor-role.sql', () => {
         'UPDATE governance_kill_switch SET engaged = false',
         'SELECT count(*) FROM gate_request_nonces',
         'SELECT count(*) FROM gate_clients',
+        'DELETE FROM decision_claims',
         'CREATE TABLE smuggled (x int)',
         'DROP TABLE envelope_nonces',
         'TRUNCATE envelope_nonces',

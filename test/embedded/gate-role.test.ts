@@ -100,6 +100,18 @@ describe('assertGateRole refuses a role that could write the client registry', (
     ).toBe('refused at start');
   });
 
+  it("the Control Plane's decision claims (FC-INV-3, FC-INV-6): gate-role.sql alone cannot free or take one; a grant on them is refused at start", async () => {
+    const free = [`DELETE FROM $S.decision_claims RETURNING request_id`];
+    const take = [
+      `INSERT INTO $S.decision_claims (tenant, identity, request_id, holder, claimed_at) VALUES ('acme', 'demo-agent', 'r', 'h', 0)`,
+    ];
+    expect(await attempt(() => [], free)).toBe('started, attack denied');
+    expect(await attempt(() => [], take)).toBe('started, attack denied');
+    expect(await attempt((r, s) => [`GRANT SELECT, DELETE ON ${s}.decision_claims TO ${r}`], free)).toBe(
+      'refused at start',
+    );
+  });
+
   it('the schema owner (the Control Plane role) is refused, naming what it holds', async () => {
     await expect(assertGateRole(owner)).rejects.toThrow(/superuser; .*owner of schema/);
   });

@@ -18,6 +18,7 @@ import type { AcquireOptions, WriterLease } from '../writer-lock.js';
 import { acquireInstanceLease, type InstanceLease } from './instance-lease.js';
 import { createPostgresApprovalStore } from './approval-store.js';
 import { createPostgresConsoleStore } from './console-store.js';
+import { createPostgresDecisionClaims } from './decision-claims.js';
 import { createPostgresOperatorStore } from './operator-store.js';
 import { createPostgresScheduleStore } from './schedule-store.js';
 import { createPostgresBreakerStore } from './breaker-store.js';
@@ -116,6 +117,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
     gateState,
     breakers,
     approvals,
+    decisionClaims: createPostgresDecisionClaims(db),
     console: consoleStore,
     operators,
     schedules: createPostgresScheduleStore(db),

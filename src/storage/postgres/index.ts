@@ -23,6 +23,7 @@ export { createPostgresBreakerStore } from './breaker-store.js';
 export { createPostgresConsoleStore } from './console-store.js';
 export { createPostgresOperatorStore } from './operator-store.js';
 export { createPostgresScheduleStore } from './schedule-store.js';
+export { createPostgresDecisionClaims } from './decision-claims.js';
 export { createPostgresBundleMirror } from './bundle-mirror.js';
 export { openPostgresBackend } from './backend.js';
 export type { PostgresBackendOptions } from './backend.js';

@@ -626,6 +626,24 @@ CREATE TABLE schedules (
 CREATE INDEX schedules_due ON schedules (status, next_slot);
 `;
 
+/**
+ * Version 15: the Control Plane's claims of the requests it decides for separate Gates
+ * (FC-INV-3, FC-INV-6, `src/control-plane/decision-claims.ts`): one row per tenant, client
+ * identity and request id, inserted by one `ON CONFLICT DO NOTHING` statement before the decision,
+ * so of every Control Plane process on the schema one decides each request. Neither the Gate's
+ * nor the Execution Layer's database role has any privilege on it.
+ */
+const V_DECISION_CLAIMS = `
+CREATE TABLE decision_claims (
+  tenant text NOT NULL,
+  identity text NOT NULL,
+  request_id text NOT NULL,
+  holder text NOT NULL,
+  claimed_at bigint NOT NULL,
+  PRIMARY KEY (tenant, identity, request_id)
+);
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
@@ -642,6 +660,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 12, name: 'operators bound to an OIDC identity', sql: V_OPERATOR_OIDC },
   { version: 13, name: 'operator console sessions, failed sign-in counters', sql: V_CONSOLE_SHARED },
   { version: 14, name: 'schedules with their next slot', sql: V_SCHEDULES },
+  { version: 15, name: 'requests claimed before they are decided', sql: V_DECISION_CLAIMS },
 ]);
 
 /** The newest schema version this build knows. */

@@ -15,7 +15,11 @@ import {
   type SqliteCommitOptions,
 } from '../../kernel/index.js';
 import { createSqliteLedgerStore } from '../../ledger/index.js';
-import { createSqliteApprovalStore, createSqliteGovernanceState } from '../../control-plane/index.js';
+import {
+  createSqliteApprovalStore,
+  createSqliteDecisionClaims,
+  createSqliteGovernanceState,
+} from '../../control-plane/index.js';
 import { createSqliteConsoleStore } from '../../console/index.js';
 import { createSqliteNonceStore } from '../../execution/index.js';
 import { createSqliteGateState, createSqliteOperatorStore } from '../../gate/index.js';
@@ -88,6 +92,8 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
     opened.push(breakers);
     const approvals = createSqliteApprovalStore(options.ledgerPath, { unit });
     opened.push(approvals);
+    const decisionClaims = createSqliteDecisionClaims(options.ledgerPath, { unit });
+    opened.push(decisionClaims);
     const consoleStore = createSqliteConsoleStore(options.ledgerPath, { unit });
     opened.push(consoleStore);
     const operators = createSqliteOperatorStore(options.ledgerPath, { unit });
@@ -141,6 +147,7 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
       gateState,
       breakers,
       approvals,
+      decisionClaims,
       console: consoleStore,
       operators,
       schedules,
@@ -153,6 +160,7 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
           await gateState.close();
           breakers.close();
           await approvals.close();
+          await decisionClaims.close();
           await consoleStore.close();
           await operators.close();
           await schedules.close();

@@ -1,0 +1,112 @@
+/**
+ * The Control Plane's claims of the requests it decides for separate Gates (FC-INV-3, FC-INV-6,
+ * docs/deployment.md "Separate Gate"): one row per (tenant, client identity, request id), taken
+ * by ONE atomic statement on its primary key (`INSERT … ON CONFLICT DO NOTHING`, SQLite
+ * `INSERT OR IGNORE`) before the decision is taken. Only the asker that inserted the row decides;
+ * every other asker, in this process or in any other Control Plane process on the same store, is
+ * refused (`ERR_REQUEST_REPLAYED`). So one request has at most one envelope by construction, not
+ * by a read of the ledger followed by an issuance that another process may race.
+ *
+ * The claim is kept once the request was decided, and given back only by its holder when the
+ * asker certainly issued nothing: it never reached the decision, or the decision held the call
+ * for approvals (`ERR_APPROVAL_PENDING`), the one answer a Gate legitimately asks again for
+ * (a client's retry of an escalated call, docs/approvals.md "Retries"). A claim whose asker died,
+ * or whose release failed, stays: the request is refused from then on, never issued twice.
+ *
+ * Every failure rejects: the Control Plane then denies `ERR_LEDGER_UNAVAILABLE`.
+ */
+import Database from 'better-sqlite3';
+import { migrateSchema, type SchemaMigration, type SqliteCommitUnit } from '../kernel/index.js';
+
+/** The request a claim names: request ids are the client's own, so its tenant and identity too. */
+export interface DecisionClaimKey {
+  readonly tenant: string;
+  readonly identity: string;
+  readonly request_id: string;
+}
+
+/** Claims of requests being decided or decided, shared by every Control Plane process on the store. */
+export interface DecisionClaimStore {
+  /**
+   * Claims `key` for `holder` (a value unique to this asker): true when this call inserted the
+   * row, false when the request was claimed already. Rejects when the store cannot answer.
+   */
+  claim(key: DecisionClaimKey, holder: string, atMs: number): Promise<boolean>;
+  /** Deletes the claim of `key` if `holder` holds it (another holder's claim is kept). */
+  release(key: DecisionClaimKey, holder: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS decision_claims (
+  tenant TEXT NOT NULL,
+  identity TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  holder TEXT NOT NULL,
+  claimed_at INTEGER NOT NULL,
+  PRIMARY KEY (tenant, identity, request_id)
+) STRICT, WITHOUT ROWID;
+`;
+
+/** Schema versions of the decision claims (store `decision_claims`; append-only). */
+const MIGRATIONS: readonly SchemaMigration[] = [
+  { version: 1, name: 'requests claimed before they are decided', up: SCHEMA },
+];
+
+/**
+ * The decision claims in SQLite (`ledger.db`, on the deployment's one connection when `unit` is
+ * given): each claim and release commits before it returns (`writeNow`).
+ */
+export function createSqliteDecisionClaims(
+  path: string,
+  options: { readonly unit?: SqliteCommitUnit } = {},
+): DecisionClaimStore {
+  const { unit } = options;
+  const db = unit?.db ?? new Database(path);
+  try {
+    if (unit === undefined) {
+      db.pragma('busy_timeout = 2000');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+    }
+    migrateSchema(db, 'decision_claims', MIGRATIONS);
+  } catch (err) {
+    if (unit === undefined) db.close();
+    throw err;
+  }
+  const write = <T>(fn: () => T): T => (unit === undefined ? fn() : unit.writeNow(fn));
+  const insert = db.prepare(
+    'INSERT OR IGNORE INTO decision_claims (tenant, identity, request_id, holder, claimed_at) VALUES (?, ?, ?, ?, ?)',
+  );
+  const remove = db.prepare(
+    'DELETE FROM decision_claims WHERE tenant = ? AND identity = ? AND request_id = ? AND holder = ?',
+  );
+  let closed = false;
+  const open = (): void => {
+    if (closed) throw new Error('the decision claims are closed');
+  };
+  return Object.freeze({
+    claim: (key: DecisionClaimKey, holder: string, atMs: number) =>
+      new Promise<boolean>((resolve) => {
+        open();
+        const n = write(
+          () => insert.run(key.tenant, key.identity, key.request_id, holder, Math.trunc(atMs)).changes,
+        );
+        if (n !== 0 && n !== 1) throw new TypeError('a claim changed more than one row');
+        resolve(n === 1);
+      }),
+    release: (key: DecisionClaimKey, holder: string) =>
+      new Promise<void>((resolve) => {
+        open();
+        write(() => remove.run(key.tenant, key.identity, key.request_id, holder));
+        resolve();
+      }),
+    close: () => {
+      if (!closed) {
+        closed = true;
+        if (unit === undefined) db.close();
+      }
+      return Promise.resolve();
+    },
+  });
+}
