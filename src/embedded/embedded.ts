@@ -452,6 +452,7 @@ async function startInternal(core: Core): Promise<MtlsServer | undefined> {
             ledger: gateLedgerOver(core.ledger, core.ledgerPort),
             ledgerPort: core.ledgerPort,
             clients: core.state,
+            claims: core.backend.decisionClaims,
             executor: core.executorPort,
             now: core.clock,
             timestampToleranceMs: core.config.timestamp_tolerance_ms,

@@ -20,10 +20,14 @@
  * `ERR_REQUEST_SIGNATURE`. A request signed outside the timestamp tolerance is denied
  * `ERR_REQUEST_TIMESTAMP` here too, and a request whose envelope was already issued is never
  * issued another (`ERR_REQUEST_REPLAYED`): the Gates' shared replay table is their own check,
- * this one is the Control Plane's. So a Gate, even compromised, can refuse or briefly delay
- * calls (within the tolerance), but cannot have an envelope issued for a call no registered
- * client signed, nor a second one for a call that had its own. (The registry is the Control
- * Plane's: a Gate's database role can only read it, `deploy/postgres/gate-role.sql`.)
+ * this one is the Control Plane's, made by construction: the request is claimed in the shared
+ * store by one atomic insert before it is decided (`decision-claims.ts`), so of any number of
+ * asks in any number of Control Plane processes on that store one decides and the others are
+ * refused. So a Gate, even compromised, can refuse or briefly delay calls (within the
+ * tolerance), but cannot have an envelope issued for a call no registered client signed, nor a
+ * second one for a call that had its own. (The registry is the Control Plane's: a Gate's
+ * database role can only read it, `deploy/postgres/gate-role.sql`; neither it nor the Execution
+ * Layer's role has any privilege on the claims.)
  *
  * An allow that cannot be handed to the Gate (the connection closed before the answer was
  * written in full) has its envelope voided at once through the Execution Layer, as the Gate
@@ -31,6 +35,7 @@
  *
  * Bodies are untrusted input (strict JSON, size bounds, closed shapes).
  */
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import {
   FailclosedError,
@@ -43,7 +48,12 @@ import {
 } from '../kernel/index.js';
 import type { DenialCode, JsonObject, JsonValue } from '../kernel/index.js';
 import { parseSignedRequest } from '../gate/index.js';
-import type { ControlPlaneResult, GovernedRequest } from '../control-plane/index.js';
+import type {
+  ControlPlaneResult,
+  DecisionClaimKey,
+  DecisionClaimStore,
+  GovernedRequest,
+} from '../control-plane/index.js';
 import type {
   ClientRegistry,
   GateControlPlane,
@@ -75,6 +85,11 @@ export interface GateRoutes {
   readonly ledgerPort: Pick<LedgerPort, 'putEvidence'>;
   /** The client registry the signatures are checked against. */
   readonly clients: ClientRegistry;
+  /**
+   * The claims of requests decided for Gates, shared by every Control Plane process on the
+   * storage: only the asker that claims a request decides it.
+   */
+  readonly claims: Pick<DecisionClaimStore, 'claim' | 'release'>;
   /** Voids an envelope that could not be handed to its Gate. */
   readonly executor: Pick<GateExecutor, 'void'>;
   /** The Control Plane's clock (ms) and its accepted skew of request timestamps either way. */
@@ -228,13 +243,30 @@ async function signedRequestOf(
 /** How a Gate's own reads are recorded: the reading role, no person. */
 const GATE_READER = Object.freeze({ id: 'gate', role: 'gate' });
 
-/** Requests being decided in this process: a second decision of one waits for the first. */
+/**
+ * Requests being decided in this process: a second ask of one waits for the first to end before
+ * it tries to claim the request. A client's retry of an escalated call (docs/approvals.md
+ * "Retries") that arrives while its earlier ask still waits for approvals here then gets its own
+ * decision once that wait ended, instead of being refused for a claim about to be given back.
+ * The claim, not this map, is what keeps two decisions apart (across processes too).
+ */
 const deciding = new Map<string, Promise<unknown>>();
 
 /**
- * One decision for a Gate: fresh, signed as claimed, not issued before (serialized per request
- * id in this process; the ledger's `envelope.issued` across processes), then decided. `gone`
- * aborts when the Gate goes away, before or during a long-poll.
+ * True when an answer certainly issued nothing and is one a Gate legitimately asks again for: the
+ * call is held for approvals (a retry of it resumes it). Every other answer keeps its claim.
+ */
+const askedAgainLegitimately = (r: ControlPlaneResult): boolean =>
+  r.outcome === 'deny' && r.code === 'ERR_APPROVAL_PENDING';
+
+/**
+ * One decision for a Gate: fresh, signed as claimed, not issued before (the ledger's
+ * `envelope.issued`, which also covers requests issued before claims were recorded), claimed in
+ * the shared store (one atomic insert: only the claimant decides, every other asker in any
+ * process is refused `ERR_REQUEST_REPLAYED`), then decided. A Gate seen gone before the claim has
+ * nothing claimed; the claim is given back only when the decision issued nothing for sure
+ * ({@link askedAgainLegitimately}); a claim the store cannot take in time is a deny
+ * (`ERR_LEDGER_UNAVAILABLE`). `gone` aborts when the Gate goes away, before or during a long-poll.
  */
 async function decideFor(
   routes: GateRoutes,
@@ -242,7 +274,7 @@ async function decideFor(
   gone: AbortSignal,
   ledgerMs: number,
 ): Promise<RouteAnswer> {
-  const key = `${claim.identity}\u0000${claim.request_id}`;
+  const key = `${claim.tenant}\u0000${claim.identity}\u0000${claim.request_id}`;
   const before = deciding.get(key) ?? Promise.resolve();
   const run = before.then(async (): Promise<RouteAnswer> => {
     if (Math.abs(routes.now() - claim.timestamp) > routes.timestampToleranceMs)
@@ -265,17 +297,40 @@ async function decideFor(
         payload['sub'] === claim.identity
       );
     });
-    if (issuedBefore)
-      return wireOf({
-        ...deny('ERR_REQUEST_REPLAYED', 'this request already had its envelope'),
-        decision_id: null,
-      });
+    const replayed = wireOf({
+      ...deny('ERR_REQUEST_REPLAYED', 'this request already had its envelope'),
+      decision_id: null,
+    });
+    if (issuedBefore) return replayed;
     if (gone.aborted)
       return wireOf({ ...deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the Gate went away'), decision_id: null });
+    const request: DecisionClaimKey = {
+      tenant: claim.tenant,
+      identity: claim.identity,
+      request_id: claim.request_id,
+    };
+    const holder = randomUUID();
+    // A claim past its deadline may still commit later: the request is then refused from then on.
+    const claimed = await withDeadline(() => routes.claims.claim(request, holder, routes.now()), ledgerMs);
+    if (claimed.status !== 'ok')
+      return wireOf({
+        ...deny('ERR_LEDGER_UNAVAILABLE', 'the request could not be claimed'),
+        decision_id: null,
+      });
+    if (!claimed.value)
+      return wireOf({
+        ...deny('ERR_REQUEST_REPLAYED', 'this request is decided, or being decided, for another ask'),
+        decision_id: null,
+      });
     const waitMs = Math.min(claim.wait_ms, routes.maxWaitMs ?? 60_000);
     const { wait_ms: _w, ...governed } = signed as GovernedRequest & { wait_ms?: number };
     // A Gate that goes away ends a long-poll: the call is then not issued (approval-step.ts).
-    return wireOf(await routes.controlPlane.decide(governed, { waitMs, signal: gone }));
+    const result = await routes.controlPlane.decide(governed, { waitMs, signal: gone });
+    // Given back before the answer leaves, so the Gate's retry finds it free; a failed release
+    // keeps the claim, and the retry is refused (never a second envelope).
+    if (askedAgainLegitimately(result))
+      await withDeadline(() => routes.claims.release(request, holder), ledgerMs);
+    return wireOf(result);
   });
   const settled = run.catch(() => undefined);
   deciding.set(key, settled);

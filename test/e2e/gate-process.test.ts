@@ -10,6 +10,8 @@
  * - The Control Plane takes no Gate's word: a decision asked with a gate certificate for a call
  *   the client did not sign (other parameters, another tool, no evidence) is denied
  *   `ERR_REQUEST_SIGNATURE` and no envelope is issued.
+ * - One request, one envelope across Control Plane processes: a claim asked at once of the primary
+ *   and the standby is allowed once (FC-INV-3); an escalated call's retry is decided again.
  * - Each role reaches its own routes only, and a client certificate nothing at all.
  * - kill -9 of the Control Plane process: the Gate denies, nothing runs; once it is back, calls run.
  */
@@ -18,9 +20,9 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient } from '../../src/client/index.js';
+import { createApproverClient, createClient } from '../../src/client/index.js';
 import type { FailclosedClient } from '../../src/client/index.js';
-import { readClientFile } from '../../src/embedded/index.js';
+import { readClientFile, readOperatorToken } from '../../src/embedded/index.js';
 import { traceIdOf } from '../../src/gate/index.js';
 import { gateRequest } from '../../src/embedded/executor-node.js';
 import { buildSignedRequest } from '../../src/client/index.js';
@@ -74,12 +76,16 @@ describe('a Gate as its own process, holding no key', () => {
     expect(r.code, r.err + r.out).toBe(0);
     return r.out;
   };
-  /** An mTLS request to the Control Plane process's internal listener with `role`'s certificate. */
+  /**
+   * An mTLS request to a Control Plane process's internal listener (the primary's unless `port`
+   * names the standby's) with `role`'s certificate.
+   */
   const asRole = async (
     role: 'gate' | 'executor',
     method: 'GET' | 'POST',
     path: string,
     body?: JsonObject,
+    port = internalPort,
   ) => {
     const pki = pkiPaths(at('certs'));
     const agent = await createMtlsAgent({
@@ -88,7 +94,7 @@ describe('a Gate as its own process, holding no key', () => {
     });
     try {
       const a = await gateRequest(
-        { url: `https://127.0.0.1:${internalPort}`, agent, timeoutMs: 5000 },
+        { url: `https://127.0.0.1:${port}`, agent, timeoutMs: 5000 },
         method,
         path,
         body,
@@ -387,6 +393,89 @@ describe('a Gate as its own process, holding no key', () => {
     expect([first.answer, ...racing].filter((a) => a.body['outcome'] === 'allow')).toHaveLength(1);
     const issued = (await ledgerEntries()).filter(
       (e) => e.request_id === twice.request_id && e.type === 'envelope.issued',
+    );
+    expect(issued).toHaveLength(1);
+  }, 60_000);
+
+  it('issues one envelope per request across Control Plane processes: the same claim asked of the primary and the standby at once is allowed once, every other ask ERR_REQUEST_REPLAYED', async () => {
+    const demo = demoKey();
+    for (let round = 0; round < 3; round++) {
+      const signed = sign(demo, { message: `asked of both processes at once, round ${round}` });
+      const bytes = Buffer.from(JSON.stringify(signed));
+      const stored = await asRole('gate', 'POST', '/v1/internal/gate/evidence', {
+        media_type: 'application/json',
+        body: bytes.toString('base64'),
+      });
+      expect(stored.status).toBe(200);
+      const claim: JsonObject = {
+        request_id: signed.request_id,
+        trace_id: traceIdOf(signed),
+        identity: signed.identity,
+        tenant: signed.tenant,
+        roles: [],
+        tool: signed.action,
+        params: signed.parameters,
+        timestamp: Date.parse(signed.timestamp),
+        session: null,
+        request_sha256: sha256Hex(bytes),
+        wait_ms: 0,
+      };
+      // Eight asks spread over both processes, all in flight together (FC-INV-3, FC-INV-6).
+      const answers = await Promise.all(
+        [0, 1, 2, 3, 4, 5, 6, 7].map((i) =>
+          asRole('gate', 'POST', '/v1/internal/cp/decide', claim, i % 2 === 0 ? internalPort : standbyPort),
+        ),
+      );
+      const outcomes = answers.map(
+        (a) => `${JSON.stringify(a.body['outcome'])}:${JSON.stringify(a.body['code'] ?? null)}`,
+      );
+      expect(
+        outcomes.filter((o) => o === '"allow":null'),
+        outcomes.join(),
+      ).toHaveLength(1);
+      expect(
+        outcomes.filter((o) => o === '"deny":"ERR_REQUEST_REPLAYED"'),
+        outcomes.join(),
+      ).toHaveLength(7);
+      const issued = (await ledgerEntries()).filter(
+        (e) => e.request_id === signed.request_id && e.type === 'envelope.issued',
+      );
+      expect(issued).toHaveLength(1);
+    }
+  }, 60_000);
+
+  it('an escalated call is asked again legitimately: its retries through the Gate are decided again (pending, then approved and run once), never refused for an earlier claim', async () => {
+    const transfer = { from_account: 'acct_ops', to_account: 'acct_vendor', amount: 5000, currency: 'USD' };
+    const session = 'gate-process-escalated';
+    const first = await client.call('transfer_funds', transfer, { session });
+    expect(first.outcome).toBe('pending');
+    if (first.outcome !== 'pending') return;
+    // Asked again before any approval: held for approvals again, not refused as a replay.
+    const early = await client.call('transfer_funds', transfer, { session, requestId: first.request_id });
+    expect(early.outcome === 'pending' || early).toBe(true);
+    const authorization = `Bearer ${readOperatorToken(at('cp'))}`;
+    for (const name of ['gp-alice', 'gp-bob']) {
+      const key = generateSigningKey();
+      const added = await fetch(new URL('/v1/admin/approvers-add', cp!.url), {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          name,
+          roles: ['treasury'],
+          tenants: ['acme'],
+          public_jwk: { ...key.publicJwk },
+        }),
+      });
+      expect(added.status).toBe(201);
+      const approver = createApproverClient({ url: cp!.url, name, key, authorization });
+      expect((await approver.decide(first.decision_id, 'approve', 'invoice checked')).status).toBe(200);
+    }
+    const ran = await client.call('transfer_funds', transfer, { session, requestId: first.request_id });
+    expect(ran.outcome === 'executed' || ran).toBe(true);
+    const again = await client.call('transfer_funds', transfer, { session, requestId: first.request_id });
+    expect(again.outcome === 'deny' && again.code).toBe('ERR_REQUEST_REPLAYED');
+    const issued = (await ledgerEntries()).filter(
+      (e) => e.request_id === first.request_id && e.type === 'envelope.issued',
     );
     expect(issued).toHaveLength(1);
   }, 60_000);
