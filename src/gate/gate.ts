@@ -656,7 +656,15 @@ export function createGate(deps: GateDeps): Gate {
         if (!completed) throw new Error('gateway.completed not confirmed');
         return;
       }
-      const report = await voidEnvelope(deps.executor, c, { code: outcome.code, stage: 'execution' }, voidMs);
+      const voided = await voidEnvelope(deps.executor, c, { code: outcome.code, stage: 'execution' }, voidMs);
+      // A replay denial is the nonce store's word that the envelope was consumed before (a worker
+      // that died mid-job): the tool may have run. The void cannot always tell any more (the
+      // envelope may have expired since, and an expired envelope is not voided), so unless the
+      // void confirmed the jti unused, the record says consumed rather than leave it unknown.
+      const report =
+        outcome.code === 'ERR_NONCE_REPLAYED' && !voided.envelope_voided
+          ? { ...voided, envelope_consumed: true as const }
+          : voided;
       const failed = await record({
         ...base,
         type: 'gateway.failed',

@@ -16,7 +16,9 @@
  * - kill -9 of the Control Plane process: the Gate denies, nothing runs; once it is back, calls run.
  */
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
+import { once } from 'node:events';
+import { createConnection } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,6 +36,7 @@ import { createMtlsAgent, pkiPaths } from '../../src/transport/index.js';
 import { createRoleWith, nextSchema, useTestDatabase } from '../support/postgres.js';
 import type { TestRole } from '../support/postgres.js';
 import { REPO_ROOT } from '../support/paths.js';
+import { WRITER_LOCK_CLASS } from '../../src/storage/postgres/writer-lock.js';
 
 const GATE_ROLE_SQL = join(REPO_ROOT, 'deploy/postgres/gate-role.sql');
 import pg from 'pg';
@@ -524,7 +527,7 @@ describe('a Gate as its own process, holding no key', () => {
     expect(reads.at(-1)?.actor).toEqual({ id: 'gate', role: 'gate' });
   }, 60_000);
 
-  it('a Gate that goes away mid-decision leaves no usable envelope: none issued, or the one issued voided and never issued again', async () => {
+  it('a Gate that goes away while its decision is being recorded: the envelope issued is voided and the request never issued again', async () => {
     const demo = demoKey();
     const signed = sign(demo, { message: 'nobody will hear the answer' });
     const bytes = Buffer.from(JSON.stringify(signed));
@@ -545,32 +548,70 @@ describe('a Gate as its own process, holding no key', () => {
       request_sha256: sha256Hex(bytes),
       wait_ms: 0,
     });
-    const pki = pkiPaths(at('certs'));
-    const agent = await createMtlsAgent({
-      files: { ca: pki.caCert, cert: pki.cert('gate'), key: pki.key('gate') },
-      expect: ['gate'],
-    });
-    // The request is sent in full, then the connection is cut before any answer can arrive.
-    await new Promise<void>((resolve) => {
-      const req = httpsRequest(`https://127.0.0.1:${internalPort}/v1/internal/cp/decide`, {
-        method: 'POST',
-        agent: agent.current(),
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(claim) },
+    // The ledger's writer lock, held by the test: the decision passes every check of its Gate,
+    // then waits to record its decision and envelope until the Gate is gone (a real lock of the
+    // real database, so no branch is left to the scheduler).
+    const lock = new pg.Client({ connectionString: pgdb.url });
+    await lock.connect();
+    const key = [WRITER_LOCK_CLASS, schema];
+    let held = false;
+    try {
+      await lock.query('SELECT pg_advisory_lock($1, hashtext($2))', key);
+      held = true;
+      const pki = pkiPaths(at('certs'));
+      const tcp = createConnection(internalPort, '127.0.0.1');
+      tcp.on('error', () => undefined);
+      const tls = tlsConnect({
+        socket: tcp,
+        host: '127.0.0.1',
+        minVersion: 'TLSv1.3',
+        ca: readFileSync(pki.caCert),
+        cert: readFileSync(pki.cert('gate')),
+        key: readFileSync(pki.key('gate')),
       });
-      req.on('error', () => resolve());
-      req.on('close', () => resolve());
-      req.end(claim, () => setTimeout(() => req.destroy(), 1));
-    });
-    agent.close();
-    await new Promise((r) => setTimeout(r, 2000));
+      tls.on('error', () => undefined);
+      await once(tls, 'secureConnect');
+      tls.write(
+        `POST /v1/internal/cp/decide HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n` +
+          `content-length: ${Buffer.byteLength(claim)}\r\n\r\n${claim}`,
+      );
+      // Blocked on the lock: the request was read and checked, and its Gate was still there.
+      await until(async () => {
+        const r = await lock.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+             AND classid = $1::bigint::oid AND objid = ((hashtext($2)::bigint + 4294967296) % 4294967296)::oid`,
+          key,
+        );
+        return (r.rows[0]?.n ?? 0) > 0;
+      }, 'the decision waiting to record');
+      // Gone at once (a reset, not an orderly close): whether the Control Plane process sees it
+      // before its answer or only when writing it, the answer is never delivered.
+      tcp.resetAndDestroy();
+      await lock.query('SELECT pg_advisory_unlock($1, hashtext($2))', key);
+      held = false;
+    } finally {
+      if (held) await lock.query('SELECT pg_advisory_unlock($1, hashtext($2))', key).catch(() => undefined);
+      await lock.end();
+    }
+    // Issued, then voided as undelivered: never an envelope out of anyone's reach.
+    await until(
+      async () =>
+        (await ledgerEntries()).some(
+          (e) => e.request_id === signed.request_id && e.type === 'envelope.voided',
+        ),
+      'the undelivered envelope voided',
+    );
     const mine = (await ledgerEntries()).filter((e) => e.request_id === signed.request_id);
-    // Either nothing was issued (the Gate was seen gone before the decision), or what was issued
-    // is voided and the request is never issued again; never an envelope out of anyone's reach.
-    const issued = mine.some((e) => e.type === 'envelope.issued');
-    if (issued) expect(mine.some((e) => e.type === 'envelope.voided')).toBe(true);
-    const again = await decideAsGate(signed);
-    if (issued) expect(again.answer.body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
-    else expect(again.answer.body['outcome']).toBe('allow');
+    expect(mine.filter((e) => e.type === 'envelope.issued')).toHaveLength(1);
+    expect((await decideAsGate(signed)).answer.body).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_REQUEST_REPLAYED',
+    });
+    expect(
+      (await ledgerEntries()).filter(
+        (e) => e.request_id === signed.request_id && e.type === 'envelope.issued',
+      ),
+    ).toHaveLength(1);
   }, 60_000);
 
   it('kill -9 of the Control Plane process under load: the standby takes the calls, none runs without its records; with both gone every call denies; back, calls run; verify holds', async () => {

@@ -128,6 +128,19 @@ describe('background calls over NATS JetStream with separate queue workers', () 
         jobs: { queue: 'nats', url: NATS_URL, stream, workers: 1, ack_wait_ms: 2000 },
       }),
     );
+  /**
+   * Restarts the Gate with envelopes of `ttlSec`: short only for the test that lets one expire in
+   * the queue, so that no other test races an envelope's lifetime on a loaded machine.
+   */
+  const restartGate = async (ttlSec: number): Promise<void> => {
+    await instance.stop({ graceMs: 1000 });
+    const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as JsonObject;
+    writeFileSync(dataPaths(dir).config, JSON.stringify({ ...config, envelope_ttl_sec: ttlSec }));
+    instance = await startEmbedded(dir, { port: 0 });
+    const f = readClientFile(dir, DEMO_CLIENT.identity);
+    client = createClient({ url: instance.url, identity: f.identity, tenant: f.tenant, key: f.key });
+    await until(() => instance.core.jobs.ready(), 'the Gate connected to the broker');
+  };
   const consumptions = async (): Promise<number> => {
     const c = new pg.Client({ connectionString: pgdb.url });
     await c.connect();
@@ -158,8 +171,6 @@ describe('background calls over NATS JetStream with separate queue workers', () 
       dataPaths(dir).config,
       JSON.stringify({
         ...config,
-        // Short-lived envelopes, so one can expire in the queue within the test.
-        envelope_ttl_sec: 12,
         executor_url: `https://127.0.0.1:${execPort}`,
         internal_port: internalPort,
         tls: {
@@ -282,6 +293,8 @@ describe('background calls over NATS JetStream with separate queue workers', () 
 
   it('denies a job whose envelope expired while it waited in the queue, and records it', async () => {
     await Promise.all(workers.splice(0).map((p) => stop(p)));
+    // Short-lived envelopes, so one can expire in the queue within the test.
+    await restartGate(12);
     const before = await consumptions();
     const q = queued(await client.submit('echo', { message: 'too late' }, { session: 'nats-jobs' }));
     // Longer than the envelope's 12 s TTL and the workers' 1 s tolerance, with no worker running.
@@ -294,11 +307,10 @@ describe('background calls over NATS JetStream with separate queue workers', () 
 
   it('a Gate restart leaves a job the broker holds to its worker: run later, its result recorded', async () => {
     await Promise.all(workers.splice(0).map((p) => stop(p)));
+    // Envelopes of the default lifetime again, issued before the restart.
+    await restartGate(60);
     const q = queued(await client.submit('echo', { message: 'across a restart' }, { session: 'nats-jobs' }));
-    await instance.stop({ graceMs: 1000 });
-    instance = await startEmbedded(dir, { port: 0 });
-    const f = readClientFile(dir, DEMO_CLIENT.identity);
-    client = createClient({ url: instance.url, identity: f.identity, tenant: f.tenant, key: f.key });
+    await restartGate(60);
     // Neither the stop nor the start recorded it abandoned.
     expect((await entriesOf(instance, dir, q.request_id)).map((e) => e.type)).not.toContain(
       'request.abandoned',

@@ -182,6 +182,50 @@ describe('background calls (embedded, in-process queue)', () => {
     expect(e2e.totalRuns()).toBe(before);
   });
 
+  it('records a replay denial as consumed (abandoned) when the void cannot confirm the envelope unused', async () => {
+    const before = e2e.totalRuns();
+    e2e.port.mode = 'hang';
+    let q: QueuedCall;
+    try {
+      q = queued(await e2e.client().submit('echo', { message: 'replayed' }, { session: session() }));
+    } finally {
+      e2e.port.mode = 'pass';
+    }
+    const envelope = e2e.port.captured.at(-1);
+    expect(typeof envelope).toBe('string');
+    // The executor's replay denial (a redelivery after a worker died mid-job), while the void
+    // cannot answer (as for an envelope that expired meanwhile): the tool may have run.
+    e2e.faults.nonceStore = 'throw';
+    try {
+      await e2e.instance.core.gate.finishJob({
+        job: {
+          call: {
+            envelope: envelope ?? '',
+            tool: 'echo',
+            tenant: 'acme',
+            params: { message: 'replayed' },
+            trace_id: q.trace_id ?? '',
+            request_id: q.request_id,
+          },
+          decision_id: q.decision_id,
+          client: 'demo-agent',
+          queued_at: Date.now(),
+        },
+        answer: { outcome: 'deny', code: 'ERR_NONCE_REPLAYED', reason: 'envelope already used' },
+      });
+    } finally {
+      e2e.faults.nonceStore = 'off';
+    }
+    const s = await e2e.client().job(q.job.id, q.job.token);
+    expect(s).toMatchObject({
+      outcome: 'deny',
+      status: 'abandoned',
+      code: 'ERR_NONCE_REPLAYED',
+      envelope_consumed: true,
+    });
+    expect(e2e.totalRuns()).toBe(before);
+  });
+
   it('exports a ledger with background calls that verifies offline', async () => {
     const work = mkdtempSync(join(tmpdir(), 'fc-jobs-verify-'));
     try {
