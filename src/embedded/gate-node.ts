@@ -35,6 +35,7 @@ import type { PostgresPool } from '../storage/index.js';
 import { createMtlsAgent } from '../transport/index.js';
 import type { TlsFiles } from '../transport/index.js';
 import { parseBackendSpec } from './backend-spec.js';
+import type { CoreDecorators } from './ports.js';
 import { createRemoteControlPlane, createRemoteGateLedger } from './control-plane-link.js';
 import { createRemoteExecutor } from './remote-executor.js';
 import {
@@ -207,6 +208,13 @@ export interface GateNodeOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly logDestination?: LogDestination;
   readonly defaultLogLevel?: LogLevel;
+  /**
+   * Decorators of this Gate's ports to the Control Plane and the Execution Layer, as
+   * `startEmbedded`'s (`ports.ts`): the end-to-end suite wraps them to inject faults and to take
+   * envelopes in flight. Only code that starts the Gate in its own process can pass them: no
+   * configuration field, flag or route reaches them.
+   */
+  readonly decorate?: Pick<CoreDecorators, 'controlPlane' | 'gateExecutor'>;
 }
 
 /** A running separate Gate. */
@@ -271,18 +279,21 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
     const operators = createPostgresOperatorStore(db);
     // No secret values here: only the secret patterns are caught at this Gate (docs/deployment.md).
     const redactor = createRedactor({ secrets: () => [] });
+    const decorate = options.decorate ?? {};
+    const controlPlane = createRemoteControlPlane({ link });
+    const executor = createRemoteExecutor({
+      url: config.executor_url,
+      agent: elAgent,
+      timeoutMs: Math.max(1, Math.floor((config.execution_timeout_ms * 5) / 6)),
+    });
     const gate = createGate({
       observer: guardObserver(telemetry.observer),
       clock,
       clients: state,
       replay: state,
       ledger: createRemoteGateLedger(link, config.control_plane_timeout_ms),
-      controlPlane: createRemoteControlPlane({ link }),
-      executor: createRemoteExecutor({
-        url: config.executor_url,
-        agent: elAgent,
-        timeoutMs: Math.max(1, Math.floor((config.execution_timeout_ms * 5) / 6)),
-      }),
+      controlPlane: decorate.controlPlane?.(controlPlane) ?? controlPlane,
+      executor: decorate.gateExecutor?.(executor) ?? executor,
       secretScanner: (params) => {
         const t = canonicalize(params);
         return redactor.redactText(t) !== t;

@@ -5,7 +5,7 @@
  * port to the Execution Layer (it captures envelopes in flight: the ledger never holds an
  * unconsumed one) and helpers to present envelopes to the Execution Layer's listener.
  *
- * Two topologies (FC-INV-6; SPEC §1 "can be deployed independently"):
+ * Three topologies (FC-INV-6; SPEC §1 "can be deployed independently"):
  * - `embedded` (default): every role in one process (`startEmbedded`), the Execution Layer's
  *   listener on loopback.
  * - `distributed`: the Gate process with `executor_url`, `internal_port` and `tls` (a fresh dev
@@ -14,6 +14,15 @@
  *   listener over mutual TLS, on the same test clock and tool-run counter. `execute` then
  *   presents bodies to that node over mutual TLS with a `gate` certificate: the strongest caller
  *   its transport admits, so every verdict comes from the Execution Layer's own checks.
+ * - `keyless`: the most separated shape (docs/deployment.md "Separate Gate"). The Control Plane
+ *   process (`startEmbedded`, the `failclosed up` composition) on a fresh PostgreSQL database
+ *   with `internal_port` and `internal_gates`, the separate Execution Layer as in `distributed`,
+ *   and a Gate holding no key (`startGateNode`, the `failclosed serve gate` composition) on the
+ *   Gate's own least-privilege database role (deploy/postgres/gate-role.sql), reaching both over
+ *   mutual TLS. Clients call that Gate; the fault/capture wrapper sits around its port to the
+ *   Execution Layer; `execute` presents to the Execution Layer as in `distributed`. Every role on
+ *   the same test clock and tool-run counter; the database is created and dropped with the
+ *   deployment (test/support/postgres.ts).
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -35,7 +44,8 @@ import {
   startEmbedded,
   startExecutorNode,
 } from '../../src/embedded/index.js';
-import type { EmbeddedInstance, EmbeddedOptions, ExecutorNode } from '../../src/embedded/index.js';
+import { startGateNode } from '../../src/embedded/index.js';
+import type { EmbeddedInstance, EmbeddedOptions, ExecutorNode, GateNode } from '../../src/embedded/index.js';
 import type { GateExecutor } from '../../src/gate/index.js';
 import { parseJson } from '../../src/kernel/index.js';
 import type { JsonObject, JsonValue } from '../../src/kernel/index.js';
@@ -43,8 +53,11 @@ import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import type { SigningKey } from '../../src/kernel/signing/index.js';
 import { createDevCa, createMtlsAgent, issueCert, pkiPaths } from '../../src/transport/index.js';
 import type { MtlsAgent } from '../../src/transport/index.js';
-import { faultDecorators, noFaults } from '../support/faults.js';
+import { faultDecorators, faultyControlPlane, noFaults } from '../support/faults.js';
 import type { InjectedFaults } from '../support/faults.js';
+import { REPO_ROOT } from '../support/paths.js';
+import { createRoleWith, createTestDatabase, nextSchema } from '../support/postgres.js';
+import type { TestDatabase, TestRole } from '../support/postgres.js';
 
 /** A clock the test moves: real time plus an offset. */
 export interface TestClock {
@@ -65,21 +78,38 @@ export interface Answer {
   readonly body: Record<string, unknown>;
 }
 
-/** Where the Execution Layer runs: in the Gate's process, or as its own composition. */
-export type Topology = 'embedded' | 'distributed';
+/**
+ * Where the roles run: all in one process, the Execution Layer as its own composition, or also
+ * the Gate as its own composition holding no key.
+ */
+export type Topology = 'embedded' | 'distributed' | 'keyless';
 
-/** Both topologies, for `describe.each` over a suite that must hold in each. */
+/**
+ * The embedded and distributed topologies, for `describe.each` over a suite that must hold in
+ * each. The keyless one needs a PostgreSQL database and two more listeners per deployment: only
+ * the SPEC §7 scenario suite runs in it ({@link ALL_TOPOLOGIES}).
+ */
 export const TOPOLOGIES: readonly Topology[] = ['embedded', 'distributed'];
+
+/** Every topology, the keyless Gate's too: the SPEC §7 scenario suite holds in each (FC-INV-6). */
+export const ALL_TOPOLOGIES: readonly Topology[] = ['embedded', 'distributed', 'keyless'];
 
 /** One running deployment and its observation points. */
 export interface E2e {
   readonly topology: Topology;
   readonly dir: string;
-  /** The Gate process (with every role in `embedded`; without the Execution Layer in `distributed`). */
+  /**
+   * The Gate process (with every role in `embedded`; without the Execution Layer in
+   * `distributed`); in `keyless`, the Control Plane process, which clients do not call.
+   */
   readonly instance: EmbeddedInstance;
-  /** The separate Execution Layer (`distributed` only). */
+  /** Where clients call: the instance's listener, or the keyless Gate's (`keyless`). */
+  readonly url: string;
+  /** The keyless Gate (`keyless` only). */
+  readonly gate: GateNode | undefined;
+  /** The separate Execution Layer (`distributed` and `keyless`). */
   readonly node: ExecutorNode | undefined;
-  /** Its directory: configuration and nonce store (`distributed` only). */
+  /** Its directory: configuration and nonce store (`distributed` and `keyless`). */
   readonly nodeDir: string | undefined;
   /**
    * How long the Execution Layer may check envelopes against issuer keys it already holds: 0
@@ -90,6 +120,15 @@ export interface E2e {
   /** Fault switches of the instance's dependencies, read on every call. */
   readonly faults: InjectedFaults;
   readonly clock: TestClock;
+  /**
+   * Moves the test clock (`clock.set`) and, where the Control Plane follows a PostgreSQL backend
+   * (`keyless`), has it confirm the deployment's policy and issuer keys on the new time before
+   * returning: its follower reads a step of the clock beyond its staleness bound, either way, as
+   * not knowing and denies every decision `ERR_POLICY_UNAVAILABLE` until a follow round succeeds
+   * (replica-follow.ts), which a Control Plane whose clock really stood there would have run long
+   * before. Without a follower it only sets the clock.
+   */
+  setClock(offsetMs: number): Promise<void>;
   /** Tool runs seen so far, by tool name. */
   readonly runs: Map<string, number>;
   /** Total tool runs so far. */
@@ -102,11 +141,14 @@ export interface E2e {
   evidence(requestId: string): Promise<Answer>;
   /** The consumed envelope of an executed request, read from its `execution.receipt` record. */
   envelopeOf(requestId: string): Promise<string>;
-  /** The wrapper around the Gate's port to the Execution Layer (test fault injection). */
+  /**
+   * The wrapper around the client-facing Gate's port to the Execution Layer (test fault
+   * injection): the instance's, or the keyless Gate's.
+   */
   readonly port: CapturingPort;
   /**
-   * `POST /v1/execute` on the Execution Layer's own listener, bypassing the Gate (distributed:
-   * over mutual TLS with a `gate` certificate).
+   * `POST /v1/execute` on the Execution Layer's own listener, bypassing the Gate (distributed and
+   * keyless: over mutual TLS with a `gate` certificate).
    */
   execute(body: JsonValue | string): Promise<Answer>;
   /**
@@ -193,6 +235,7 @@ const KEYS_MAX_AGE_MS = 5000;
 async function separateExecutionLayer(
   work: string,
   dir: string,
+  extra: JsonObject = {},
 ): Promise<{ pki: string; execPort: number; internalPort: number }> {
   const pki = join(work, 'certs');
   await createDevCa(pki);
@@ -209,6 +252,7 @@ async function separateExecutionLayer(
         ca: pkiPaths(pki).caCert,
         gate: { cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
       },
+      ...extra,
     }),
   );
   return { pki, execPort, internalPort };
@@ -243,6 +287,42 @@ function executorConfig(
       gate_timeout_ms: 10_000,
       log: { level: 'silent' },
       ...extra,
+    }),
+  );
+  return path;
+}
+
+const GATE_ROLE_SQL = join(REPO_ROOT, 'deploy/postgres/gate-role.sql');
+
+/**
+ * Keyless topology: the Gate's configuration file (`failclosed serve gate`), reaching the
+ * Control Plane process's internal listener and the Execution Layer with its `gate` certificate,
+ * its shared state on `state` (the Gate's own role), the Control Plane's request timestamp
+ * tolerance copied (scenario 18 reads it there).
+ */
+function keylessGateConfig(
+  work: string,
+  dir: string,
+  at: { pki: string; execPort: number; internalPort: number },
+  state: string,
+): string {
+  const path = join(work, 'gate.json');
+  writeFileSync(
+    path,
+    JSON.stringify({
+      listen: { host: '127.0.0.1', port: 0 },
+      control_plane_url: `https://127.0.0.1:${at.internalPort}`,
+      executor_url: `https://127.0.0.1:${at.execPort}`,
+      tls: {
+        ca: pkiPaths(at.pki).caCert,
+        cert: pkiPaths(at.pki).cert('gate'),
+        key: pkiPaths(at.pki).key('gate'),
+      },
+      state,
+      timestamp_tolerance_ms: readConfig(dir).timestamp_tolerance_ms,
+      // Generous on a loaded test machine; a refused connection is still answered at once.
+      control_plane_timeout_ms: 10_000,
+      log: { level: 'silent' },
     }),
   );
   return path;
@@ -283,11 +363,15 @@ export async function startE2e(
     policyDir?: string;
     /**
      * Default `embedded`. In `distributed`, `embedded` options configure the Gate process only
-     * (its `deadlines.executor` do not reach the separate Execution Layer: see `executor`).
+     * (its `deadlines.executor` do not reach the separate Execution Layer: see `executor`); in
+     * `keyless`, the Control Plane process only.
      */
     topology?: Topology;
     embedded?: Omit<EmbeddedOptions, 'clock' | 'onToolRun' | 'port' | 'executionPort' | 'decorate'>;
-    /** Fields of the separate Execution Layer's configuration file (`distributed`), over the harness's. */
+    /**
+     * Fields of the separate Execution Layer's configuration file (`distributed`, `keyless`), over
+     * the harness's.
+     */
     executor?: JsonObject;
   } = {},
 ): Promise<E2e> {
@@ -296,23 +380,49 @@ export async function startE2e(
   const dir = topology === 'embedded' ? work : join(work, 'gate');
   const clock = testClock();
   const capture = capturingPort();
-  await initDataDir(dir, options.policyDir === undefined ? {} : { policyDir: options.policyDir });
-  const separate = topology === 'distributed' ? await separateExecutionLayer(work, dir) : undefined;
   const runs = new Map<string, number>();
   const onToolRun = ({ tool }: { tool: string }): void => void runs.set(tool, (runs.get(tool) ?? 0) + 1);
   const faults = noFaults();
-  const instance = await startEmbedded(dir, {
-    ...options.embedded,
-    port: 0,
-    executionPort: 0,
-    clock: clock.now,
-    onToolRun,
-    decorate: faultDecorators(faults, capture.wrap),
-  });
+  let database: TestDatabase | undefined;
+  let gateRole: TestRole | undefined;
+  let instance: EmbeddedInstance | undefined;
   let node: ExecutorNode | undefined;
+  let gate: GateNode | undefined;
   let gateAgent: MtlsAgent | undefined;
-  if (separate !== undefined) {
-    try {
+  const stop = async (): Promise<void> => {
+    await gate?.close();
+    gateAgent?.close();
+    await node?.close();
+    await instance?.close();
+    if (database !== undefined) await gateRole?.drop(database.url);
+    await database?.drop();
+    rmSync(work, { recursive: true, force: true });
+  };
+  try {
+    let backend: { url: string; schema: string } | undefined;
+    if (topology === 'keyless') {
+      database = await createTestDatabase('fc_e2e_keyless');
+      const schema = nextSchema();
+      backend = { url: `${database.url}?schema=${schema}`, schema };
+    }
+    await initDataDir(dir, {
+      ...(options.policyDir === undefined ? {} : { policyDir: options.policyDir }),
+      ...(backend === undefined ? {} : { backend: backend.url }),
+    });
+    const separate =
+      topology === 'embedded'
+        ? undefined
+        : await separateExecutionLayer(work, dir, topology === 'keyless' ? { internal_gates: true } : {});
+    instance = await startEmbedded(dir, {
+      ...options.embedded,
+      port: 0,
+      executionPort: 0,
+      clock: clock.now,
+      onToolRun,
+      // In `keyless` clients call the keyless Gate: the capture wrapper goes around its port.
+      decorate: faultDecorators(faults, topology === 'keyless' ? undefined : capture.wrap),
+    });
+    if (separate !== undefined) {
       node = await startExecutorNode(executorConfig(work, dir, separate, options.executor ?? {}), {
         clock: clock.now,
         onToolRun,
@@ -327,24 +437,43 @@ export async function startE2e(
       });
       // The Gate has no execution listener of its own: its calls go to the node only.
       expect(instance.executionUrl).toBe(node.url);
-    } catch (err) {
-      await node?.close();
-      await instance.close();
-      rmSync(work, { recursive: true, force: true });
-      throw err;
     }
+    if (separate !== undefined && database !== undefined && backend !== undefined) {
+      // Once the Control Plane process migrated the schema: the Gate's own role, as documented.
+      gateRole = await createRoleWith('fc_gate', GATE_ROLE_SQL, database.url, backend.schema);
+      gate = await startGateNode(keylessGateConfig(work, dir, separate, gateRole.url(backend.url)), {
+        clock: clock.now,
+        env: {},
+        defaultLogLevel: 'silent',
+        decorate: {
+          controlPlane: (port) => faultyControlPlane(port, faults),
+          gateExecutor: capture.wrap,
+        },
+      });
+    }
+  } catch (err) {
+    await stop();
+    throw err;
   }
+  const url = gate?.url ?? instance.url;
   const token = readOperatorToken(dir);
   const keys = new Map<string, { key: SigningKey; tenant: string }>();
   const e2e: E2e = {
     topology,
     dir,
     instance,
+    url,
+    gate,
     node,
     nodeDir: node === undefined ? undefined : join(work, 'executor'),
     keysMaxAgeMs: node === undefined ? 0 : KEYS_MAX_AGE_MS,
     faults,
     clock,
+    async setClock(offsetMs) {
+      clock.set(offsetMs);
+      const follower = instance.core.follower;
+      if (follower !== undefined) expect(await follower.round()).toBe(true);
+    },
     runs,
     port: capture.port,
     totalRuns: () => [...runs.values()].reduce((a, b) => a + b, 0),
@@ -354,7 +483,7 @@ export async function startE2e(
       if (o.name !== undefined && extra === undefined) throw new TypeError(`unknown test client ${o.name}`);
       if (extra !== undefined && o.name !== undefined) {
         return createClient({
-          url: instance.url,
+          url,
           identity: o.name,
           tenant: extra.tenant,
           key: extra.key,
@@ -363,7 +492,7 @@ export async function startE2e(
       }
       const file = readClientFile(dir, DEMO_CLIENT.identity);
       return createClient({
-        url: instance.url,
+        url,
         identity: file.identity,
         tenant: file.tenant,
         key: file.key,
@@ -425,12 +554,7 @@ export async function startE2e(
       return { envelope, requestId: r.request_id ?? '' };
     },
     issuerKey: () => readSigningKey(dataPaths(dir).issuerKey),
-    async close() {
-      gateAgent?.close();
-      await node?.close();
-      await instance.close();
-      rmSync(work, { recursive: true, force: true });
-    },
+    close: stop,
   };
   return e2e;
 }

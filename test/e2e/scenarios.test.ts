@@ -1,26 +1,30 @@
 /**
- * SPEC §7 adversarial scenarios end to end, over HTTP, in both topologies (harness.ts): every
- * role in one process (`embedded`), and the Gate process with a separate Execution Layer
- * (`distributed`: `startExecutorNode`, its own nonce store, public keys only, reached over
- * mutual TLS), one deployment of each per run. Every attack is a real request or a real envelope
- * (issued by the Control Plane and read back from the ledger), and every test asserts the denial
- * code AND that no tool ran. In `distributed` the attacks reach the Execution Layer over mutual
- * TLS with a `gate` certificate: the transport admits the caller, so each verdict is the
- * Execution Layer's own envelope check (FC-INV-6).
- * Scenarios 1, 2, 3, 4, 6, 7, 18 here, both ways; 10 in envelope-attacks.test.ts, 5/8/9 in
+ * SPEC §7 adversarial scenarios end to end, over HTTP, in every topology (harness.ts): every role
+ * in one process (`embedded`); the Gate process with a separate Execution Layer (`distributed`:
+ * `startExecutorNode`, its own nonce store, public keys only, reached over mutual TLS); and the
+ * most separated shape (`keyless`: the Control Plane process on PostgreSQL with `internal_gates`,
+ * the separate Execution Layer, and a Gate holding no key, `startGateNode` on its own
+ * least-privilege database role, which clients call), one deployment of each per run. Every
+ * attack is a real request or a real envelope (issued by the Control Plane and read back from the
+ * ledger), and every test asserts the denial code AND that no tool ran. In `distributed` and
+ * `keyless` the attacks reach the Execution Layer over mutual TLS with a `gate` certificate: the
+ * transport admits the caller, so each verdict is the Execution Layer's own envelope check
+ * (FC-INV-6). Clock steps go through `e2e.setClock`: in `keyless` the Control Plane follows its
+ * PostgreSQL backend and would otherwise read a step as having lost track of the policy.
+ * Scenarios 1, 2, 3, 4, 6, 7, 18 here, all three ways; 10 in envelope-attacks.test.ts, 5/8/9 in
  * faults.test.ts, 15 in incident.test.ts, 16 in secrets.test.ts, 17 in sandbox.test.ts and the
- * unknown-bundle envelope of 13 in policy-bundle.test.ts, both ways; 12 in
+ * unknown-bundle envelope of 13 in policy-bundle.test.ts, embedded and distributed; 12 in
  * ledger-tampering.test.ts and 13's other cases, embedded only (docs/COMPLIANCE.md says why).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
 import { readClientFile, readConfig } from '../../src/embedded/index.js';
 import type { E2e } from './harness.js';
-import { TOPOLOGIES, expectDenied, session, startE2e } from './harness.js';
+import { ALL_TOPOLOGIES, expectDenied, session, startE2e } from './harness.js';
 import { flipBit, partsOf, signRaw } from './forge.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
 
-describe.each(TOPOLOGIES)('%s topology', (topology) => {
+describe.each(ALL_TOPOLOGIES)('%s topology', (topology) => {
   let e2e: E2e;
 
   beforeAll(async () => {
@@ -195,7 +199,7 @@ describe.each(TOPOLOGIES)('%s topology', (topology) => {
       // The demo agent signing a request for tenant globex: authenticated, wrong tenant.
       const demo = readClientFile(e2e.dir, 'demo-agent');
       const cross = createClient({
-        url: e2e.instance.url,
+        url: e2e.url,
         identity: demo.identity,
         tenant: 'globex',
         key: demo.key,
@@ -213,12 +217,12 @@ describe.each(TOPOLOGIES)('%s topology', (topology) => {
       const params = { message: 's4' };
       const { envelope } = await e2e.unusedEnvelope('echo', params);
       try {
-        e2e.clock.set((cfg.envelope_ttl_sec + cfg.clock_tolerance_sec + 5) * 1000);
+        await e2e.setClock((cfg.envelope_ttl_sec + cfg.clock_tolerance_sec + 5) * 1000);
         await expectDenied(e2e, 'ERR_ENVELOPE_EXPIRED', () =>
           e2e.execute({ envelope, tool: 'echo', tenant: 'acme', params }),
         );
       } finally {
-        e2e.clock.set(0);
+        await e2e.setClock(0);
       }
       // Within its lifetime the same envelope still runs: the expiry alone made the difference.
       expect((await e2e.execute({ envelope, tool: 'echo', tenant: 'acme', params })).body).toMatchObject({
@@ -246,10 +250,10 @@ describe.each(TOPOLOGIES)('%s topology', (topology) => {
       const params = { message: 's18' };
       let issued: { envelope: string };
       try {
-        e2e.clock.set((cfg.clock_tolerance_sec + 60) * 1000);
+        await e2e.setClock((cfg.clock_tolerance_sec + 60) * 1000);
         issued = await e2e.unusedEnvelope('echo', params);
       } finally {
-        e2e.clock.set(0);
+        await e2e.setClock(0);
       }
       await expectDenied(e2e, 'ERR_ENVELOPE_NOT_YET_VALID', () =>
         e2e.execute({ envelope: issued.envelope, tool: 'echo', tenant: 'acme', params }),
