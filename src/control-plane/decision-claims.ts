@@ -7,11 +7,10 @@
  * refused (`ERR_REQUEST_REPLAYED`). So one request has at most one envelope by construction, not
  * by a read of the ledger followed by an issuance that another process may race.
  *
- * The claim is kept once the request was decided, and given back only by its holder when the
- * asker certainly issued nothing: it never reached the decision, or the decision held the call
- * for approvals (`ERR_APPROVAL_PENDING`), the one answer a Gate legitimately asks again for
- * (a client's retry of an escalated call, docs/approvals.md "Retries"). A claim whose asker died,
- * or whose release failed, stays: the request is refused from then on, never issued twice.
+ * A claim is never given back: a claim whose asker died stays, and the request is refused from
+ * then on, never issued twice. The one request a Gate legitimately asks again for, a client's
+ * retry of an escalated call (docs/approvals.md "Retries"), is recognised by its approval record
+ * instead (`gate-routes.ts`), and its single issuance is the approval's (`markIssued`).
  *
  * Every failure rejects: the Control Plane then denies `ERR_LEDGER_UNAVAILABLE`.
  */
@@ -32,8 +31,6 @@ export interface DecisionClaimStore {
    * row, false when the request was claimed already. Rejects when the store cannot answer.
    */
   claim(key: DecisionClaimKey, holder: string, atMs: number): Promise<boolean>;
-  /** Deletes the claim of `key` if `holder` holds it (another holder's claim is kept). */
-  release(key: DecisionClaimKey, holder: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -55,7 +52,7 @@ const MIGRATIONS: readonly SchemaMigration[] = [
 
 /**
  * The decision claims in SQLite (`ledger.db`, on the deployment's one connection when `unit` is
- * given): each claim and release commits before it returns (`writeNow`).
+ * given): each claim commits before it returns (`writeNow`).
  */
 export function createSqliteDecisionClaims(
   path: string,
@@ -78,9 +75,6 @@ export function createSqliteDecisionClaims(
   const insert = db.prepare(
     'INSERT OR IGNORE INTO decision_claims (tenant, identity, request_id, holder, claimed_at) VALUES (?, ?, ?, ?, ?)',
   );
-  const remove = db.prepare(
-    'DELETE FROM decision_claims WHERE tenant = ? AND identity = ? AND request_id = ? AND holder = ?',
-  );
   let closed = false;
   const open = (): void => {
     if (closed) throw new Error('the decision claims are closed');
@@ -94,12 +88,6 @@ export function createSqliteDecisionClaims(
         );
         if (n !== 0 && n !== 1) throw new TypeError('a claim changed more than one row');
         resolve(n === 1);
-      }),
-    release: (key: DecisionClaimKey, holder: string) =>
-      new Promise<void>((resolve) => {
-        open();
-        write(() => remove.run(key.tenant, key.identity, key.request_id, holder));
-        resolve();
       }),
     close: () => {
       if (!closed) {

@@ -89,7 +89,7 @@ export interface GateRoutes {
    * The claims of requests decided for Gates, shared by every Control Plane process on the
    * storage: only the asker that claims a request decides it.
    */
-  readonly claims: Pick<DecisionClaimStore, 'claim' | 'release'>;
+  readonly claims: Pick<DecisionClaimStore, 'claim'>;
   /** Voids an envelope that could not be handed to its Gate. */
   readonly executor: Pick<GateExecutor, 'void'>;
   /** The Control Plane's clock (ms) and its accepted skew of request timestamps either way. */
@@ -245,28 +245,24 @@ const GATE_READER = Object.freeze({ id: 'gate', role: 'gate' });
 
 /**
  * Requests being decided in this process: a second ask of one waits for the first to end before
- * it tries to claim the request. A client's retry of an escalated call (docs/approvals.md
- * "Retries") that arrives while its earlier ask still waits for approvals here then gets its own
- * decision once that wait ended, instead of being refused for a claim about to be given back.
+ * it reads the ledger and tries to claim the request, so it sees what the first one recorded.
  * The claim, not this map, is what keeps two decisions apart (across processes too).
  */
 const deciding = new Map<string, Promise<unknown>>();
 
 /**
- * True when an answer certainly issued nothing and is one a Gate legitimately asks again for: the
- * call is held for approvals (a retry of it resumes it). Every other answer keeps its claim.
- */
-const askedAgainLegitimately = (r: ControlPlaneResult): boolean =>
-  r.outcome === 'deny' && r.code === 'ERR_APPROVAL_PENDING';
-
-/**
  * One decision for a Gate: fresh, signed as claimed, not issued before (the ledger's
  * `envelope.issued`, which also covers requests issued before claims were recorded), claimed in
  * the shared store (one atomic insert: only the claimant decides, every other asker in any
- * process is refused `ERR_REQUEST_REPLAYED`), then decided. A Gate seen gone before the claim has
- * nothing claimed; the claim is given back only when the decision issued nothing for sure
- * ({@link askedAgainLegitimately}); a claim the store cannot take in time is a deny
- * (`ERR_LEDGER_UNAVAILABLE`). `gone` aborts when the Gate goes away, before or during a long-poll.
+ * process is refused `ERR_REQUEST_REPLAYED`), then decided. Claims are never given back. The one
+ * request asked again legitimately, a client's retry of an escalated call that has an approval
+ * record not yet issued (docs/approvals.md "Retries"), finds the claim taken and is decided all
+ * the same: the decision resumes that record, and its single issuance is the approval's
+ * (`markIssued`, a status-guarded update under the decision's lock, on every replica), so an
+ * approved call denied at issuance (a lockdown, a spend limit) runs on a later retry, as through
+ * an embedded Gate. A Gate seen gone before the claim has nothing claimed; a claim the store
+ * cannot take in time is a deny (`ERR_LEDGER_UNAVAILABLE`). `gone` aborts when the Gate goes
+ * away, before or during a long-poll.
  */
 async function decideFor(
   routes: GateRoutes,
@@ -317,20 +313,23 @@ async function decideFor(
         ...deny('ERR_LEDGER_UNAVAILABLE', 'the request could not be claimed'),
         decision_id: null,
       });
-    if (!claimed.value)
-      return wireOf({
-        ...deny('ERR_REQUEST_REPLAYED', 'this request is decided, or being decided, for another ask'),
-        decision_id: null,
-      });
+    if (!claimed.value) {
+      // Taken: decided, or being decided, for another ask, unless this is a retry of an escalated
+      // call (its approval record exists and is not issued; a record that cannot be read is not).
+      const retry = await withDeadline(
+        async () => (await routes.controlPlane.isRetry?.(signed)) === true,
+        ledgerMs,
+      );
+      if (retry.status !== 'ok' || !retry.value)
+        return wireOf({
+          ...deny('ERR_REQUEST_REPLAYED', 'this request is decided, or being decided, for another ask'),
+          decision_id: null,
+        });
+    }
     const waitMs = Math.min(claim.wait_ms, routes.maxWaitMs ?? 60_000);
     const { wait_ms: _w, ...governed } = signed as GovernedRequest & { wait_ms?: number };
     // A Gate that goes away ends a long-poll: the call is then not issued (approval-step.ts).
-    const result = await routes.controlPlane.decide(governed, { waitMs, signal: gone });
-    // Given back before the answer leaves, so the Gate's retry finds it free; a failed release
-    // keeps the claim, and the retry is refused (never a second envelope).
-    if (askedAgainLegitimately(result))
-      await withDeadline(() => routes.claims.release(request, holder), ledgerMs);
-    return wireOf(result);
+    return wireOf(await routes.controlPlane.decide(governed, { waitMs, signal: gone }));
   });
   const settled = run.catch(() => undefined);
   deciding.set(key, settled);

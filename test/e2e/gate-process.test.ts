@@ -447,7 +447,7 @@ describe('a Gate as its own process, holding no key', () => {
     }
   }, 60_000);
 
-  it('an escalated call is asked again legitimately: its retries through the Gate are decided again (pending, then approved and run once), never refused for an earlier claim', async () => {
+  it('an escalated call is asked again legitimately: its retries through the Gate are decided again (pending; approved but denied at issuance by a lockdown; once it is lifted, run once), never refused for an earlier claim', async () => {
     const transfer = { from_account: 'acct_ops', to_account: 'acct_vendor', amount: 5000, currency: 'USD' };
     const session = 'gate-process-escalated';
     const first = await client.call('transfer_funds', transfer, { session });
@@ -473,6 +473,25 @@ describe('a Gate as its own process, holding no key', () => {
       const approver = createApproverClient({ url: cp!.url, name, key, authorization });
       expect((await approver.decide(first.decision_id, 'approve', 'invoice checked')).status).toBe(200);
     }
+    // Approved, then denied at issuance (a tenant lockdown): nothing issued, the approval stands,
+    // and once the lockdown is lifted a retry runs, as through an embedded Gate.
+    const admin = async (on: boolean): Promise<number> => {
+      const res = await fetch(new URL('/v1/admin/lockdown', cp!.url), {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/json' },
+        body: JSON.stringify({ tenant: 'acme', on, reason: 'incident drill' }),
+      });
+      await res.arrayBuffer();
+      return res.status;
+    };
+    expect(await admin(true)).toBe(200);
+    let locked;
+    try {
+      locked = await client.call('transfer_funds', transfer, { session, requestId: first.request_id });
+    } finally {
+      expect(await admin(false)).toBe(200);
+    }
+    expect(locked.outcome === 'deny' && locked.code).toBe('ERR_TENANT_LOCKDOWN');
     const ran = await client.call('transfer_funds', transfer, { session, requestId: first.request_id });
     expect(ran.outcome === 'executed' || ran).toBe(true);
     const again = await client.call('transfer_funds', transfer, { session, requestId: first.request_id });

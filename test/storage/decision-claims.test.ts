@@ -97,20 +97,9 @@ describe.each(Object.keys(openers))('decision claims: %s (FC-INV-3, FC-INV-6)', 
     expect(takes.filter((t) => t)).toHaveLength(1);
   });
 
-  it('only the holder gives a claim back; given back, the request can be claimed again once', async () => {
-    const { one, other } = await open();
-    expect(await one.claim(KEY, 'h1', T)).toBe(true);
-    await other.release(KEY, 'someone-else');
-    expect(await other.claim(KEY, 'h2', T)).toBe(false);
-    await other.release(KEY, 'h1');
-    const again = await Promise.all([one.claim(KEY, 'h3', T), other.claim(KEY, 'h4', T)]);
-    expect(again.filter((t) => t)).toHaveLength(1);
-  });
-
   it('a store that cannot answer rejects: never a claim taken on its word', async () => {
     const { one, breakStorage } = await open();
     await breakStorage();
     await expect(one.claim(KEY, 'h1', T)).rejects.toThrow(/closed|ended|pool/i);
-    await expect(one.release(KEY, 'h1')).rejects.toThrow(/closed|ended|pool/i);
   });
 });

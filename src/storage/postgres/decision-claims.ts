@@ -23,12 +23,6 @@ export function createPostgresDecisionClaims(db: PostgresPool): DecisionClaimSto
       if (n !== 0 && n !== 1) throw new TypeError('a claim changed more than one row');
       return n === 1;
     },
-    async release(key: DecisionClaimKey, holder: string): Promise<void> {
-      await db.pool.query(
-        'DELETE FROM decision_claims WHERE tenant = $1 AND identity = $2 AND request_id = $3 AND holder = $4',
-        [key.tenant, key.identity, key.request_id, holder],
-      );
-    },
     close: () => Promise.resolve(),
   });
 }
