@@ -657,12 +657,20 @@ export function createGate(deps: GateDeps): Gate {
         return;
       }
       const voided = await voidEnvelope(deps.executor, c, { code: outcome.code, stage: 'execution' }, voidMs);
-      // A replay denial is the nonce store's word that the envelope was consumed before (a worker
-      // that died mid-job): the tool may have run. The void cannot always tell any more (the
-      // envelope may have expired since, and an expired envelope is not voided), so unless the
-      // void confirmed the jti unused, the record says consumed rather than leave it unknown.
+      // A replay denial the Execution Layer recorded for this decision is the nonce store's word
+      // that the envelope was consumed before (a worker that died mid-job): the tool may have run.
+      // The void cannot always tell any more (the envelope may have expired since, and an expired
+      // envelope is not voided), so unless the void confirmed the jti unused, the record says
+      // consumed rather than leave it unknown. The worker's answer alone is not that word.
+      const replayRecorded = mine.some(
+        (e) =>
+          e.type === 'denial' &&
+          (e['actor'] as { role?: unknown } | undefined)?.role === 'executor' &&
+          payloadOf(e)['code'] === 'ERR_NONCE_REPLAYED' &&
+          payloadOf(e)['decision_id'] === job.decision_id,
+      );
       const report =
-        outcome.code === 'ERR_NONCE_REPLAYED' && !voided.envelope_voided
+        outcome.code === 'ERR_NONCE_REPLAYED' && replayRecorded && !voided.envelope_voided
           ? { ...voided, envelope_consumed: true as const }
           : voided;
       const failed = await record({

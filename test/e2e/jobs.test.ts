@@ -182,28 +182,48 @@ describe('background calls (embedded, in-process queue)', () => {
     expect(e2e.totalRuns()).toBe(before);
   });
 
-  it('records a replay denial as consumed (abandoned) when the void cannot confirm the envelope unused', async () => {
-    const before = e2e.totalRuns();
-    e2e.port.mode = 'hang';
+  /**
+   * A held job (its envelope captured in flight) closed by a worker's `ERR_NONCE_REPLAYED` answer
+   * while the void cannot answer (as for an envelope that expired meanwhile); `ranFirst` has a
+   * worker run it and die before answering, so its redelivery meets the consumed nonce and the
+   * Execution Layer records the replay denial.
+   */
+  const replayAnswered = async (ranFirst: boolean): Promise<unknown> => {
+    // The job is held at the port (its envelope captured) until its answer is recorded here; then
+    // the held run ends with a deny the Gate finds already closed, so the queue's slot is free.
+    let letGo: (() => void) | undefined;
+    e2e.port.around = <T>() =>
+      new Promise<T>((resolve) => {
+        letGo = () => resolve({ outcome: 'deny', code: 'ERR_EXECUTION_UNAVAILABLE', reason: 'held' } as T);
+      });
     let q: QueuedCall;
+    const params = { message: `replayed-${ranFirst}` };
+    const held = e2e.port.captured.length;
     try {
-      q = queued(await e2e.client().submit('echo', { message: 'replayed' }, { session: session() }));
+      q = queued(await e2e.client().submit('echo', params, { session: session() }));
+      // The queue hands the job to the port after the 202: wait until it holds this job's envelope.
+      for (let i = 0; i < 500 && letGo === undefined; i++) await new Promise((r) => setTimeout(r, 10));
     } finally {
-      e2e.port.mode = 'pass';
+      e2e.port.around = undefined;
     }
-    const envelope = e2e.port.captured.at(-1);
-    expect(typeof envelope).toBe('string');
-    // The executor's replay denial (a redelivery after a worker died mid-job), while the void
-    // cannot answer (as for an envelope that expired meanwhile): the tool may have run.
+    expect(e2e.port.captured.length).toBe(held + 1);
+    const envelope = e2e.port.captured.at(-1) ?? '';
+    expect(envelope).not.toBe('');
+    if (ranFirst) {
+      const ran = await e2e.execute({ envelope, tool: 'echo', tenant: 'acme', params });
+      expect(ran.body['outcome']).toBe('executed');
+      const replay = await e2e.execute({ envelope, tool: 'echo', tenant: 'acme', params });
+      expect(replay.body['code']).toBe('ERR_NONCE_REPLAYED');
+    }
     e2e.faults.nonceStore = 'throw';
     try {
       await e2e.instance.core.gate.finishJob({
         job: {
           call: {
-            envelope: envelope ?? '',
+            envelope,
             tool: 'echo',
             tenant: 'acme',
-            params: { message: 'replayed' },
+            params,
             trace_id: q.trace_id ?? '',
             request_id: q.request_id,
           },
@@ -215,15 +235,30 @@ describe('background calls (embedded, in-process queue)', () => {
       });
     } finally {
       e2e.faults.nonceStore = 'off';
+      letGo?.();
     }
-    const s = await e2e.client().job(q.job.id, q.job.token);
-    expect(s).toMatchObject({
+    return e2e.client().job(q.job.id, q.job.token);
+  };
+
+  it("records a replay denial the Execution Layer recorded as consumed (abandoned) when the void cannot confirm the envelope unused; a worker's word alone is not", async () => {
+    const before = e2e.totalRuns();
+    expect(await replayAnswered(true)).toMatchObject({
       outcome: 'deny',
       status: 'abandoned',
       code: 'ERR_NONCE_REPLAYED',
       envelope_consumed: true,
     });
-    expect(e2e.totalRuns()).toBe(before);
+    expect(e2e.totalRuns()).toBe(before + 1);
+    // A replay answer no replay denial backs (forged, or a worker's mistake): failed, and not
+    // said to be consumed.
+    const forged = await replayAnswered(false);
+    expect(forged).toMatchObject({
+      outcome: 'deny',
+      status: 'failed',
+      code: 'ERR_NONCE_REPLAYED',
+      envelope_consumed: false,
+    });
+    expect(e2e.totalRuns()).toBe(before + 1);
   });
 
   it('exports a ledger with background calls that verifies offline', async () => {
