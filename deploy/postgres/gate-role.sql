@@ -5,15 +5,22 @@
 -- cannot add a client whose calls the Control Plane would then sign (SPEC §1 separation of
 -- powers, FC-INV-6). `serve gate` refuses to start on a role that can do any of that.
 --
--- Create the role first (CREATE ROLE failclosed_gate LOGIN PASSWORD '…', or your identity
--- setup's equivalent), then run this as the schema's owner (the Control Plane's role) or a
--- superuser, after the Control Plane process has migrated the schema, and again after an upgrade:
+-- Run it as the schema's owner (the Control Plane's role) or a superuser, after the Control Plane
+-- process has migrated the schema, and again after an upgrade:
 --
 --   psql "postgres://OWNER@HOST:5432/DB" -v schema=failclosed -v role=failclosed_gate \
 --        -v ON_ERROR_STOP=1 -f deploy/postgres/gate-role.sql
 --
--- A role that is the connecting user, the schema's owner or a superuser is refused (it would
--- hold far more than these grants). Point the Gate's `state` at the role:
+-- Without `password_env` the role must exist already (CREATE ROLE failclosed_gate LOGIN
+-- PASSWORD '…', or your identity setup's equivalent) and this file only grants. With
+-- `-v password_env=NAME` (as the shipped compose service, Kubernetes Job and systemd unit run
+-- it) it also creates the role (LOGIN) when it is missing and sets its password to the value of
+-- the environment variable NAME of psql's process, so the password is on no command line; unset
+-- or empty is refused. Either way a role that is the connecting user, the schema's owner or a
+-- superuser is refused (it would hold far more than these grants). The password travels to the
+-- server in the ALTER ROLE statement: do not echo queries (psql -a, -e) and do not log DDL
+-- statements (log_statement) while this runs. Running it again is harmless, and sets the password
+-- anew (rotation). Point the Gate's `state` at the role:
 -- "state": "postgres://failclosed_gate@HOST:5432/DB?schema=failclosed".
 -- docs/deployment.md "Separate Gate".
 
@@ -23,6 +30,23 @@ SELECT :'role' = current_user
                 WHERE n.nspname = :'schema' AND r.rolname = :'role') AS fc_role_refused \gset
 \if :fc_role_refused
 DO $$ BEGIN RAISE EXCEPTION 'gate-role.sql: the role is the connecting user, the schema''s owner or a superuser: name the Gate''s own role'; END $$;
+\endif
+
+\if :{?password_env}
+\unset password
+\getenv password :password_env
+\if :{?password}
+\else
+\set password ''
+\endif
+SELECT :'password' = '' AS fc_password_missing \gset
+\if :fc_password_missing
+DO $$ BEGIN RAISE EXCEPTION 'gate-role.sql: the environment variable that password_env names is unset or empty'; END $$;
+\endif
+SELECT format('CREATE ROLE %I LOGIN', :'role')
+ WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = :'role') \gexec
+SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', :'role', :'password') \gexec
+\unset password
 \endif
 
 -- The schema version check at start: read-only.

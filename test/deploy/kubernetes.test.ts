@@ -1,9 +1,11 @@
 /**
  * deploy/kubernetes/: every manifest validated against the Kubernetes v1.33.0 OpenAPI schema
- * (the pinned `kubernetes-models` validators), and the pod security of the gates, the separate
- * Execution Layer (`serve executor`), NATS, PostgreSQL and the Job that grants the executors their
- * own database role asserted key by key (the OpenAPI schema does not refuse unknown keys, so a
- * misspelt one would pass it; these checks name each key).
+ * (the pinned `kubernetes-models` validators), and the pod security of the keyless Gates
+ * (`serve gate`), the Control Plane process (`up` with `internal_gates`), the separate Execution
+ * Layer (`serve executor`), NATS, PostgreSQL and the two Jobs that grant the gates and the
+ * executors their own database roles asserted key by key (the OpenAPI schema does not refuse
+ * unknown keys, so a misspelt one would pass it; these checks name each key). FC-INV-6, SPEC §1
+ * separation of powers: the gates hold no key and no owner's password.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -59,11 +61,13 @@ function validate(doc: YamlObject): string | undefined {
 }
 
 const gate = find('Deployment', 'failclosed-gate');
+const cp = find('Deployment', 'failclosed-control-plane');
 const executor = find('Deployment', 'failclosed-executor');
 const nats = find('Deployment', 'failclosed-nats');
 const postgresql = find('StatefulSet', 'postgresql');
 const roleJob = find('Job', 'failclosed-executor-role');
-const WORKLOADS = [gate, executor, nats, postgresql, roleJob];
+const gateRoleJob = find('Job', 'failclosed-gate-role');
+const WORKLOADS = [gate, cp, executor, nats, postgresql, roleJob, gateRoleJob];
 const podSpec = (w: YamlObject) => at(w, 'spec', 'template', 'spec') as YamlObject;
 const containers = (w: YamlObject) => [
   ...((podSpec(w).initContainers ?? []) as YamlObject[]),
@@ -97,20 +101,12 @@ describe('deploy/kubernetes manifests', () => {
     expect(validate(bad3)).toMatch(/runAsNonRoot/);
   });
 
-  it('gates: two replicas, liveness on /healthz, readiness on /readyz, the client port and the internal port (each its own Service)', () => {
+  it('keyless gates: serve gate, two replicas, liveness on /healthz, readiness on /readyz, the client port alone and its Service', () => {
     expect(at(gate, 'spec', 'replicas')).toBe(2);
     const c = (podSpec(gate).containers as YamlObject[])[0]!;
     expect(podSpec(gate).containers).toHaveLength(1);
-    expect(c.ports).toEqual([
-      { name: 'gate-http', containerPort: 7070, protocol: 'TCP' },
-      { name: 'gate-internal', containerPort: 7444, protocol: 'TCP' },
-    ]);
-    const internal = find('Service', 'failclosed-gate-internal');
-    expect(at(internal, 'spec', 'ports')).toEqual([
-      { name: 'gate-internal', port: 7444, targetPort: 'gate-internal', protocol: 'TCP' },
-    ]);
-    expect(at(internal, 'spec', 'type')).toBe('ClusterIP');
-    expect(at(internal, 'spec', 'selector')).toEqual(at(gate, 'spec', 'template', 'metadata', 'labels'));
+    expect(c.args).toEqual(['serve', 'gate', '--config', '/etc/failclosed/gate/gate.json']);
+    expect(c.ports).toEqual([{ name: 'gate-http', containerPort: 7070, protocol: 'TCP' }]);
     expect(at(c, 'livenessProbe', 'httpGet', 'path')).toBe('/healthz');
     expect(at(c, 'readinessProbe', 'httpGet', 'path')).toBe('/readyz');
     expect(at(c, 'startupProbe', 'httpGet', 'path')).toBe('/healthz');
@@ -120,15 +116,66 @@ describe('deploy/kubernetes manifests', () => {
     ]);
     expect(at(service, 'spec', 'type')).toBe('ClusterIP');
     expect(at(service, 'spec', 'selector')).toEqual(at(gate, 'spec', 'template', 'metadata', 'labels'));
+    const pause = Number((at(c, 'lifecycle', 'preStop', 'exec', 'command') as string[])[1]);
+    expect(podSpec(gate).terminationGracePeriodSeconds as number).toBeGreaterThan(pause);
   });
 
-  it('gates: the termination grace outlasts the preStop pause plus the drain (--grace)', () => {
-    const c = (podSpec(gate).containers as YamlObject[])[0]!;
+  it('keyless gates hold no key: no data directory, no owner password, their own certificate Secret and database role Secret', () => {
+    const pod = podSpec(gate);
+    expect(pod.serviceAccountName).toBe('failclosed-gate');
+    const c = (pod.containers as YamlObject[])[0]!;
+    const mounts = Object.fromEntries(
+      (c.volumeMounts as YamlObject[]).map((m) => [m.mountPath as string, m.name as string]),
+    );
+    expect(mounts).toEqual({ '/etc/failclosed/gate': 'config', '/etc/failclosed/tls': 'tls', '/tmp': 'tmp' });
+    const volumes = Object.fromEntries((pod.volumes as YamlObject[]).map((v) => [v.name as string, v]));
+    expect(at(volumes, 'config', 'configMap', 'name')).toBe('failclosed-gate');
+    expect(at(volumes, 'tls', 'secret', 'secretName')).toBe('failclosed-gate-tls');
+    // Not the Control Plane's data Secret (issuer and ledger keys, operator token), not its
+    // certificate, not the owner's database password, not the executor's certificate.
+    expect(JSON.stringify(gate)).not.toMatch(
+      /failclosed-data|failclosed-control-plane-tls|failclosed-executor-tls|failclosed-postgresql"|\.jwk|operator\.token|FAILCLOSED_BACKEND/,
+    );
+    const env = (c.env ?? []) as YamlObject[];
+    expect(env.map((e) => e.name)).toEqual(['PGPASSWORD']);
+    expect(at(env[0], 'valueFrom', 'secretKeyRef', 'name')).toBe('failclosed-gate-postgresql');
+    const data = at(find('ConfigMap', 'failclosed-gate'), 'data') as Record<string, string>;
+    expect(Object.keys(data)).toEqual(['gate.json']);
+    expect(data['gate.json']).not.toMatch(/PRIVATE KEY|:\/\/[^@/]*:[^@/]*@|password/i);
+  });
+
+  it('the Control Plane: up, two replicas, probes, its operators port and its internal port (each its own Service)', () => {
+    expect(at(cp, 'spec', 'replicas')).toBe(2);
+    const c = (podSpec(cp).containers as YamlObject[])[0]!;
+    expect(podSpec(cp).containers).toHaveLength(1);
+    expect((c.args as string[]).slice(0, 3)).toEqual(['up', '--data', '/var/lib/failclosed']);
+    expect(c.ports).toEqual([
+      { name: 'cp-http', containerPort: 7070, protocol: 'TCP' },
+      { name: 'cp-internal', containerPort: 7444, protocol: 'TCP' },
+    ]);
+    const internal = find('Service', 'failclosed-control-plane-internal');
+    expect(at(internal, 'spec', 'ports')).toEqual([
+      { name: 'cp-internal', port: 7444, targetPort: 'cp-internal', protocol: 'TCP' },
+    ]);
+    expect(at(internal, 'spec', 'type')).toBe('ClusterIP');
+    expect(at(internal, 'spec', 'selector')).toEqual(at(cp, 'spec', 'template', 'metadata', 'labels'));
+    expect(at(c, 'livenessProbe', 'httpGet', 'path')).toBe('/healthz');
+    expect(at(c, 'readinessProbe', 'httpGet', 'path')).toBe('/readyz');
+    expect(at(c, 'startupProbe', 'httpGet', 'path')).toBe('/healthz');
+    const service = find('Service', 'failclosed-control-plane');
+    expect(at(service, 'spec', 'ports')).toEqual([
+      { name: 'cp-http', port: 7070, targetPort: 'cp-http', protocol: 'TCP' },
+    ]);
+    expect(at(service, 'spec', 'type')).toBe('ClusterIP');
+  });
+
+  it('the Control Plane: the termination grace outlasts the preStop pause plus the drain (--grace)', () => {
+    const c = (podSpec(cp).containers as YamlObject[])[0]!;
     const args = c.args as string[];
     const grace = Number(args[args.indexOf('--grace') + 1]);
     const pause = Number((at(c, 'lifecycle', 'preStop', 'exec', 'command') as string[])[1]);
     expect(grace).toBeGreaterThan(0);
-    expect(podSpec(gate).terminationGracePeriodSeconds as number).toBeGreaterThan(grace + pause);
+    expect(podSpec(cp).terminationGracePeriodSeconds as number).toBeGreaterThan(grace + pause);
   });
 
   it('every container: non-root, read-only root filesystem, no privilege escalation, every capability dropped, resources set', () => {
@@ -153,17 +200,17 @@ describe('deploy/kubernetes manifests', () => {
     }
   });
 
-  it('the relaxations bubblewrap needs come with a pod user namespace, on the gate and executor containers alone', () => {
+  it('the relaxations bubblewrap needs come with a pod user namespace, on the Control Plane and executor containers alone', () => {
     // procMount: Unmasked is accepted only with hostUsers: false; it and the unconfined profiles
-    // are the gate container's and the executor container's (the tools run there) alone.
-    for (const w of [gate, executor]) {
+    // are the Control Plane's and the executor container's (the tools run there) alone.
+    for (const w of [cp, executor]) {
       expect(podSpec(w).hostUsers).toBe(false);
       expect(at(podSpec(w), 'securityContext', 'seccompProfile', 'type')).toBe('Unconfined');
       const main = (podSpec(w).containers as YamlObject[])[0]!;
       expect(at(main, 'securityContext', 'procMount')).toBe('Unmasked');
       expect(at(main, 'securityContext', 'appArmorProfile', 'type')).toBe('Unconfined');
     }
-    const [init] = containers(gate);
+    const [init] = containers(cp);
     expect(at(init, 'securityContext', 'procMount')).toBeUndefined();
     // The executors' wait for their role runs no tool: the runtime's default profile, /proc masked.
     for (const c of (podSpec(executor).initContainers ?? []) as YamlObject[]) {
@@ -173,7 +220,8 @@ describe('deploy/kubernetes manifests', () => {
       expect(at(c, 'securityContext', 'procMount')).toBeUndefined();
       expect(at(c, 'securityContext', 'appArmorProfile')).toBeUndefined();
     }
-    for (const w of [nats, postgresql, roleJob]) {
+    // The keyless gates run no tool: the runtime's defaults, no pod user namespace needed.
+    for (const w of [gate, nats, postgresql, roleJob, gateRoleJob]) {
       expect(at(podSpec(w), 'securityContext', 'seccompProfile', 'type')).toBe('RuntimeDefault');
       for (const c of containers(w)) {
         expect(at(c, 'securityContext', 'procMount')).toBeUndefined();
@@ -182,12 +230,10 @@ describe('deploy/kubernetes manifests', () => {
     }
   });
 
-  it('gates: writable paths are volumes (data directory, /tmp); secrets are referenced, never contained', () => {
-    const mounts = (at(podSpec(gate), 'containers', 0, 'volumeMounts') as YamlObject[]).map(
-      (m) => m.mountPath,
-    );
+  it('the Control Plane: writable paths are volumes (data directory, /tmp); secrets are referenced, never contained', () => {
+    const mounts = (at(podSpec(cp), 'containers', 0, 'volumeMounts') as YamlObject[]).map((m) => m.mountPath);
     expect(mounts.sort()).toEqual(['/etc/failclosed/tls', '/tmp', '/var/lib/failclosed']);
-    const volumes = podSpec(gate).volumes as YamlObject[];
+    const volumes = podSpec(cp).volumes as YamlObject[];
     expect(
       at(
         volumes.find((v) => v.name === 'seed'),
@@ -201,14 +247,14 @@ describe('deploy/kubernetes manifests', () => {
         'secret',
         'secretName',
       ),
-    ).toBe('failclosed-gate-tls');
+    ).toBe('failclosed-control-plane-tls');
     expect(manifests.filter(({ doc }) => doc.kind === 'Secret')).toEqual([]);
     for (const w of WORKLOADS)
       for (const c of containers(w))
         for (const e of (c.env ?? []) as YamlObject[])
           if (/PASSWORD|SECRET|TOKEN/.test(JSON.stringify(e.name)))
             expect(at(e, 'valueFrom', 'secretKeyRef', 'name'), JSON.stringify(e.name)).toBeDefined();
-    const backend = ((at(podSpec(gate), 'containers', 0, 'env') as YamlObject[]).find(
+    const backend = ((at(podSpec(cp), 'containers', 0, 'env') as YamlObject[]).find(
       (e) => e.name === 'FAILCLOSED_BACKEND',
     )!.value ?? '') as string;
     expect(backend).toMatch(/^postgres:\/\/[^:@/]+@/);
@@ -232,18 +278,30 @@ describe('deploy/kubernetes manifests', () => {
     );
   });
 
-  it('no Service selects both roles: the gates Services never reach an executor pod, the executor Service never a gate', () => {
+  it('each Service selects the pods of exactly one workload: the clients Service the keyless gates alone, never the Control Plane or an executor', () => {
     const labelsOf = (w: YamlObject) =>
       at(w, 'spec', 'template', 'metadata', 'labels') as Record<string, string>;
     const selectsPod = (svc: YamlObject, labels: Record<string, string>) =>
       Object.entries(at(svc, 'spec', 'selector') as Record<string, string>).every(
         ([k, v]) => labels[k] === v,
       );
-    for (const name of ['failclosed-gate', 'failclosed-gate-internal']) {
-      expect(selectsPod(find('Service', name), labelsOf(executor)), name).toBe(false);
-      expect(selectsPod(find('Service', name), labelsOf(gate)), name).toBe(true);
+    const expected: Record<string, YamlObject> = {
+      'failclosed-gate': gate,
+      'failclosed-control-plane': cp,
+      'failclosed-control-plane-internal': cp,
+      'failclosed-executor': executor,
+      'failclosed-nats': nats,
+      postgresql,
+    };
+    const services = manifests.filter(({ doc }) => doc.kind === 'Service').map(({ doc }) => doc);
+    expect(services.map((d) => at(d, 'metadata', 'name')).sort()).toEqual(Object.keys(expected).sort());
+    for (const svc of services) {
+      const name = at(svc, 'metadata', 'name') as string;
+      for (const w of WORKLOADS)
+        expect(selectsPod(svc, labelsOf(w)), `${name} selects ${at(w, 'metadata', 'name') as string}`).toBe(
+          w === expected[name],
+        );
     }
-    expect(selectsPod(find('Service', 'failclosed-executor'), labelsOf(gate))).toBe(false);
   });
 
   it('executors: no probe on the mutual-TLS port (a probe is a refused, recorded handshake), grace outlasts the preStop pause', () => {
@@ -274,12 +332,14 @@ describe('deploy/kubernetes manifests', () => {
     const text = JSON.stringify(executor);
     // Nor the gates' database password (the Secret failclosed-postgresql): a role of its own.
     expect(text).not.toMatch(
-      /failclosed-data|failclosed-gate-tls|failclosed-postgresql|gate\.key|\.jwk|operator\.token/,
+      /failclosed-data|failclosed-gate-tls|failclosed-control-plane-tls|failclosed-postgresql|failclosed-gate-postgresql|gate\.key|\.jwk|operator\.token/,
     );
     const configMaps = manifests.filter(({ doc }) => doc.kind === 'ConfigMap');
     expect(configMaps.map(({ doc }) => at(doc, 'metadata', 'name')).sort()).toEqual([
       'failclosed-executor',
       'failclosed-executor-role',
+      'failclosed-gate',
+      'failclosed-gate-role',
     ]);
     const data = at(find('ConfigMap', 'failclosed-executor'), 'data') as Record<string, string>;
     expect(Object.keys(data)).toEqual(['executor.json']);
@@ -289,89 +349,136 @@ describe('deploy/kubernetes manifests', () => {
     expect(at(env[0], 'valueFrom', 'secretKeyRef', 'name')).toBe('failclosed-executor-postgresql');
   });
 
-  describe('the executors database role (FC-INV-6 least privilege): 25-executor-role.yaml', () => {
-    const pod = podSpec(roleJob);
-    const main = (pod.containers as YamlObject[])[0]!;
-    const command = main.command as string[];
-    const vars = Object.fromEntries(
-      command.flatMap((w, i) => (command[i - 1] === '-v' ? [w.split('=', 2) as [string, string]] : [])),
-    );
-    const secretOf = (c: YamlObject, name: string) =>
-      at(
-        ((c.env ?? []) as YamlObject[]).find((e) => e.name === name),
-        'valueFrom',
-        'secretKeyRef',
-        'name',
+  /** The two role Jobs, and the workload that connects as the role each grants. */
+  const ROLE_JOBS = [
+    {
+      file: '25-executor-role.yaml',
+      name: 'failclosed-executor-role',
+      sql: 'executor-role.sql',
+      env: 'FAILCLOSED_EXECUTOR_DB_PASSWORD',
+      secret: 'failclosed-executor-postgresql',
+      user: executor,
+      /** The user's database URL and schema, from its configuration. */
+      store: () => {
+        const c = JSON.parse(
+          at(find('ConfigMap', 'failclosed-executor'), 'data', 'executor.json') as string,
+        ) as {
+          nonces: string;
+          nonces_schema: string;
+        };
+        return { url: new URL(c.nonces), schema: c.nonces_schema };
+      },
+    },
+    {
+      file: '26-gate-role.yaml',
+      name: 'failclosed-gate-role',
+      sql: 'gate-role.sql',
+      env: 'FAILCLOSED_GATE_DB_PASSWORD',
+      secret: 'failclosed-gate-postgresql',
+      user: gate,
+      store: () => {
+        const c = JSON.parse(at(find('ConfigMap', 'failclosed-gate'), 'data', 'gate.json') as string) as {
+          state: string;
+        };
+        const url = new URL(c.state);
+        return { url, schema: url.searchParams.get('schema') ?? '' };
+      },
+    },
+  ];
+  for (const r of ROLE_JOBS)
+    describe(`the database role of ${at(r.user, 'metadata', 'name') as string} (FC-INV-6 least privilege): ${r.file}`, () => {
+      const job = find('Job', r.name);
+      const pod = podSpec(job);
+      const main = (pod.containers as YamlObject[])[0]!;
+      const command = main.command as string[];
+      const vars = Object.fromEntries(
+        command.flatMap((w, i) => (command[i - 1] === '-v' ? [w.split('=', 2) as [string, string]] : [])),
       );
-    const gateBackend = new URL(
-      (at(podSpec(gate), 'containers', 0, 'env') as YamlObject[]).find(
-        (e) => e.name === 'FAILCLOSED_BACKEND',
-      )!.value ?? '',
-    );
-    const executorConfig = JSON.parse(
-      at(find('ConfigMap', 'failclosed-executor'), 'data', 'executor.json') as string,
-    ) as { nonces: string; nonces_schema: string };
-    const script = (c: YamlObject) => (c.command as string[]).join(' ');
-
-    it('its ConfigMap holds deploy/postgres/executor-role.sql byte for byte, and the Job runs it with psql', () => {
-      const shipped = readFileSync(join(DEPLOY_DIR, 'postgres/executor-role.sql'), 'utf8');
-      const data = at(find('ConfigMap', 'failclosed-executor-role'), 'data') as Record<string, string>;
-      expect(Object.keys(data)).toEqual(['executor-role.sql']);
-      expect(data['executor-role.sql']).toBe(shipped);
-      expect(pod.containers).toHaveLength(1);
-      expect(command[0]).toBe('psql');
-      expect(main.image).toBe(at(podSpec(postgresql), 'containers', 0, 'image'));
-      const mount = (main.volumeMounts as YamlObject[]).find((m) => m.name === 'sql')!;
-      expect(mount.readOnly).toBe(true);
-      expect(command[command.indexOf('-f') + 1]).toBe(`${mount.mountPath as string}/executor-role.sql`);
-      expect(
+      const secretOf = (c: YamlObject, name: string) =>
         at(
-          (pod.volumes as YamlObject[]).find((v) => v.name === 'sql'),
-          'configMap',
+          ((c.env ?? []) as YamlObject[]).find((e) => e.name === name),
+          'valueFrom',
+          'secretKeyRef',
           'name',
-        ),
-      ).toBe('failclosed-executor-role');
-      expect(vars.ON_ERROR_STOP).toBe('1');
-      expect(pod.restartPolicy).toBe('OnFailure');
-      expect(pod.serviceAccountName).toBeUndefined();
-    });
-
-    it('connects as the gates role (the schema owner), after a gate migrated the schema', () => {
-      const url = new URL(command[1]!);
-      expect(url.password).toBe('');
-      expect(`${url.username}@${url.host}${url.pathname}`).toBe(
-        `${gateBackend.username}@${gateBackend.host}${gateBackend.pathname}`,
+        );
+      const ownerBackend = new URL(
+        (at(podSpec(cp), 'containers', 0, 'env') as YamlObject[]).find(
+          (e) => e.name === 'FAILCLOSED_BACKEND',
+        )!.value ?? '',
       );
-      expect(vars.schema).toBe(gateBackend.searchParams.get('schema'));
-      expect(secretOf(main, 'PGPASSWORD')).toBe('failclosed-postgresql');
-      // Its init container waits, as the same role, until the last table the grants name exists.
-      const [wait] = pod.initContainers as YamlObject[];
-      expect(script(wait!)).toContain(command[1]);
-      expect(script(wait!)).toContain(`${vars.schema}.envelope_nonce_horizon`);
-      expect(secretOf(wait!, 'PGPASSWORD')).toBe('failclosed-postgresql');
+      const script = (c: YamlObject) => (c.command as string[]).join(' ');
+
+      it('its ConfigMap holds the shipped SQL file byte for byte, and the Job runs it with psql', () => {
+        const shipped = readFileSync(join(DEPLOY_DIR, 'postgres', r.sql), 'utf8');
+        const data = at(find('ConfigMap', r.name), 'data') as Record<string, string>;
+        expect(Object.keys(data)).toEqual([r.sql]);
+        expect(data[r.sql]).toBe(shipped);
+        expect(pod.containers).toHaveLength(1);
+        expect(command[0]).toBe('psql');
+        expect(main.image).toBe(at(podSpec(postgresql), 'containers', 0, 'image'));
+        const mount = (main.volumeMounts as YamlObject[]).find((m) => m.name === 'sql')!;
+        expect(mount.readOnly).toBe(true);
+        expect(command[command.indexOf('-f') + 1]).toBe(`${mount.mountPath as string}/${r.sql}`);
+        expect(
+          at(
+            (pod.volumes as YamlObject[]).find((v) => v.name === 'sql'),
+            'configMap',
+            'name',
+          ),
+        ).toBe(r.name);
+        expect(vars.ON_ERROR_STOP).toBe('1');
+        expect(pod.restartPolicy).toBe('OnFailure');
+        expect(pod.serviceAccountName).toBeUndefined();
+      });
+
+      it('connects as the Control Plane role (the schema owner), after the Control Plane migrated the schema', () => {
+        const url = new URL(command[1]!);
+        expect(url.password).toBe('');
+        expect(`${url.username}@${url.host}${url.pathname}`).toBe(
+          `${ownerBackend.username}@${ownerBackend.host}${ownerBackend.pathname}`,
+        );
+        expect(vars.schema).toBe(ownerBackend.searchParams.get('schema'));
+        expect(secretOf(main, 'PGPASSWORD')).toBe('failclosed-postgresql');
+        // Its init container waits, as the same role, until a table the grants name exists.
+        const [wait] = pod.initContainers as YamlObject[];
+        expect(script(wait!)).toContain(command[1]);
+        expect(script(wait!)).toMatch(new RegExp(`${vars.schema}\\.[a-z_]+ LIMIT 0`));
+        expect(secretOf(wait!, 'PGPASSWORD')).toBe('failclosed-postgresql');
+      });
+
+      it('grants the role its users connect as, not the owner, its password from its own Secret through the environment', () => {
+        const store = r.store();
+        expect(store.url.username).toBe(vars.role);
+        expect(store.url.password).toBe('');
+        expect(store.schema).toBe(vars.schema);
+        expect(vars.role).not.toBe(ownerBackend.username);
+        expect(vars.password_env).toBe(r.env);
+        expect(secretOf(main, r.env)).toBe(r.secret);
+        expect(r.secret).not.toBe('failclosed-postgresql');
+        expect(secretOf((podSpec(r.user).containers as YamlObject[])[0]!, 'PGPASSWORD')).toBe(r.secret);
+        expect(command.join(' ')).not.toMatch(/PASSWORD=|\$\(|\$\{/);
+      });
+
+      it('its users start after it: their init container waits until their role reads a granted table', () => {
+        const [wait] = podSpec(r.user).initContainers as YamlObject[];
+        const { url, schema } = r.store();
+        expect(wait!.name).toBe('wait-for-role');
+        expect(script(wait!)).toContain(`postgres://${url.username}@${url.host}${url.pathname}`);
+        expect(script(wait!)).toMatch(new RegExp(`${schema}\\.[a-z_]+ LIMIT 0`));
+        expect(secretOf(wait!, 'PGPASSWORD')).toBe(r.secret);
+        expect(wait!.image).toBe(main.image);
+      });
     });
 
-    it('grants the role the executors connect as, not the gates, its password from its own Secret through the environment', () => {
-      const nonces = new URL(executorConfig.nonces);
-      expect(nonces.username).toBe(vars.role);
-      expect(executorConfig.nonces_schema).toBe(vars.schema);
-      expect(vars.role).not.toBe(gateBackend.username);
-      expect(vars.password_env).toBe('FAILCLOSED_EXECUTOR_DB_PASSWORD');
-      expect(secretOf(main, 'FAILCLOSED_EXECUTOR_DB_PASSWORD')).toBe('failclosed-executor-postgresql');
-      expect(secretOf((podSpec(executor).containers as YamlObject[])[0]!, 'PGPASSWORD')).toBe(
-        'failclosed-executor-postgresql',
+  it('the two role Jobs grant two different roles, from two different Secrets', () => {
+    const vars = (name: string) => {
+      const c = at(podSpec(find('Job', name)), 'containers', 0, 'command') as string[];
+      return Object.fromEntries(
+        c.flatMap((w, i) => (c[i - 1] === '-v' ? [w.split('=', 2) as [string, string]] : [])),
       );
-      expect(command.join(' ')).not.toMatch(/PASSWORD=|\$\(|\$\{/);
-    });
-
-    it('the executors start after it: their init container waits until their role reads its last granted table', () => {
-      const [wait] = podSpec(executor).initContainers as YamlObject[];
-      const url = new URL(executorConfig.nonces);
-      expect(script(wait!)).toContain(`postgres://${url.username}@${url.host}${url.pathname}`);
-      expect(script(wait!)).toContain(`${executorConfig.nonces_schema}.envelope_nonce_horizon`);
-      expect(secretOf(wait!, 'PGPASSWORD')).toBe('failclosed-executor-postgresql');
-      expect(wait!.image).toBe(main.image);
-    });
+    };
+    expect(vars('failclosed-gate-role').role).not.toBe(vars('failclosed-executor-role').role);
+    expect(ROLE_JOBS[0]!.secret).not.toBe(ROLE_JOBS[1]!.secret);
   });
 
   it('NATS: JetStream on, only its client and monitoring ports, the stream in a volume', () => {

@@ -4,9 +4,13 @@
  * (`buildSandboxArgv`), so a change of the bubblewrap profile that the unit would refuse fails here.
  * failclosed-executor.service (the Execution Layer as its own process) has the same sandboxing as
  * the gates' units, its own user, and sees neither the Gate's data directory nor its configuration;
- * the gates' units do not see the executor's. failclosed-executor-role.service applies the shipped
- * deploy/postgres/executor-role.sql (the executor's own database role, FC-INV-6 least privilege)
- * after a gate migrated the schema and before the executor, which then requires it.
+ * the gates' units do not see the executor's. failclosed-gate.service (the keyless Gate, `serve
+ * gate`) has every sandboxing option of failclosed.service with the same value or a stricter one
+ * (it runs no tool), a user of its own, nothing writable, and sees neither the Control Plane's nor
+ * the executor's files (FC-INV-6, SPEC §1 separation of powers). failclosed-executor-role.service
+ * and failclosed-gate-role.service apply the shipped deploy/postgres/executor-role.sql and
+ * gate-role.sql (each role's own database role, FC-INV-6 least privilege) after the Control Plane
+ * migrated the schema and before the unit that connects as it, which then requires it.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +24,9 @@ const EXECUTOR_UNIT = 'failclosed-executor.service';
 /** The units that run failclosed (and bubblewrap for its tools). */
 const UNITS = [...GATE_UNITS, EXECUTOR_UNIT];
 const ROLE_UNIT = 'failclosed-executor-role.service';
+const GATE_ROLE_UNIT = 'failclosed-gate-role.service';
+/** The keyless Gate (`serve gate`): no tool, no bubblewrap. */
+const KEYLESS_UNIT = 'failclosed-gate.service';
 const units = new Map(UNITS.map((f) => [f, parseUnit(readFileSync(join(DEPLOY_DIR, 'systemd', f), 'utf8'))]));
 const executorUnit = units.get(EXECUTOR_UNIT)!;
 /** The unit's writable directory: the gates' data directory, or the executor's state. */
@@ -65,7 +72,7 @@ describe('deploy/systemd units', () => {
       readdirSync(join(DEPLOY_DIR, 'systemd'))
         .filter((f) => f.endsWith('.service'))
         .sort(),
-    ).toEqual([...UNITS, ROLE_UNIT].sort());
+    ).toEqual([...UNITS, ROLE_UNIT, GATE_ROLE_UNIT, KEYLESS_UNIT].sort());
   });
 
   for (const file of GATE_UNITS) {
@@ -209,11 +216,13 @@ describe('deploy/systemd units', () => {
     it("sees neither the Gate's data directory nor its configuration, and the gates do not see its own", () => {
       expect(words(executorUnit, 'InaccessiblePaths').sort()).toEqual([
         '-/etc/failclosed',
+        '-/etc/failclosed-gate',
         '-/var/lib/failclosed',
       ]);
       for (const f of GATE_UNITS)
         expect(words(units.get(f)!, 'InaccessiblePaths').sort(), f).toEqual([
           '-/etc/failclosed-executor',
+          '-/etc/failclosed-gate',
           '-/var/lib/failclosed-executor',
         ]);
       // Its configuration, certificate and secrets live under /etc/failclosed-executor, which it reads.
@@ -227,78 +236,187 @@ describe('deploy/systemd units', () => {
   });
 });
 
-describe(ROLE_UNIT, () => {
-  const unit = parseUnit(readFileSync(join(DEPLOY_DIR, 'systemd', ROLE_UNIT), 'utf8'));
-  const argv = unitValue(unit, 'Service', 'ExecStart')!.split(/\s+/);
-  const vars = Object.fromEntries(
-    argv.flatMap((w, i) => (argv[i - 1] === '-v' ? [w.split('=', 2) as [string, string]] : [])),
-  );
-  /** The words of a [Unit] key. */
+const ROLE_UNITS = [
+  {
+    file: ROLE_UNIT,
+    sql: 'executor-role.sql',
+    role: 'failclosed_executor',
+    env: 'FAILCLOSED_EXECUTOR_DB_PASSWORD',
+    envFile: '/etc/failclosed/executor-role.env',
+    before: EXECUTOR_UNIT,
+    table: 'envelope_nonce_horizon',
+  },
+  {
+    file: GATE_ROLE_UNIT,
+    sql: 'gate-role.sql',
+    role: 'failclosed_gate',
+    env: 'FAILCLOSED_GATE_DB_PASSWORD',
+    envFile: '/etc/failclosed/gate-role.env',
+    before: KEYLESS_UNIT,
+    table: 'gate_request_nonces',
+  },
+];
+for (const r of ROLE_UNITS)
+  describe(r.file, () => {
+    const ROLE_UNIT = r.file;
+    const unit = parseUnit(readFileSync(join(DEPLOY_DIR, 'systemd', ROLE_UNIT), 'utf8'));
+    const argv = unitValue(unit, 'Service', 'ExecStart')!.split(/\s+/);
+    const vars = Object.fromEntries(
+      argv.flatMap((w, i) => (argv[i - 1] === '-v' ? [w.split('=', 2) as [string, string]] : [])),
+    );
+    /** The words of a [Unit] key. */
+    const inUnit = (key: string) => (unitValue(unit, 'Unit', key) ?? '').split(/\s+/).filter(Boolean);
+
+    it('a oneshot that runs the shipped SQL file with psql, as the gates role, the role and its password named, not given', () => {
+      expect(unitValue(unit, 'Service', 'Type')).toBe('oneshot');
+      expect(unitValue(unit, 'Service', 'RemainAfterExit')).toBe('yes');
+      expect(argv[0]).toBe('/usr/bin/psql');
+      expect(argv[argv.indexOf('-f') + 1]).toBe(`/opt/failclosed/deploy/postgres/${r.sql}`);
+      expect(vars).toEqual({
+        ON_ERROR_STOP: '1',
+        schema: 'failclosed',
+        role: r.role,
+        password_env: r.env,
+      });
+      const url = new URL(argv[1]!);
+      expect(url.password).toBe('');
+      expect(url.username).not.toBe(vars.role);
+      // The passwords come from root-owned files systemd reads: the gate's (the owner's PGPASSWORD)
+      // and the one naming the executor's password.
+      expect(unit.get('Service')!.get('EnvironmentFile')).toEqual([
+        '/etc/failclosed/postgres.env',
+        r.envFile,
+      ]);
+      const text = readFileSync(join(DEPLOY_DIR, 'systemd', ROLE_UNIT), 'utf8');
+      expect(text).not.toMatch(/^(?!#).*(PGPASSWORD=|PASSWORD=\S)/m);
+    });
+
+    it('waits for a gate to have migrated the schema, on the same database, before it grants', () => {
+      const pre = unitValue(unit, 'Service', 'ExecStartPre')!;
+      expect(pre).toContain(argv[1]);
+      expect(pre).toContain(`${vars.schema}.${r.table}`);
+      expect(pre).toMatch(/until .* do sleep \d+; done/);
+      expect(Number(unitValue(unit, 'Service', 'TimeoutStartSec'))).toBeGreaterThan(0);
+      expect(inUnit('After')).toContain('failclosed-postgres.service');
+    });
+
+    it('runs before the executor, which requires it once it is enabled', () => {
+      expect(inUnit('Before')).toEqual([r.before]);
+      expect(unitValue(unit, 'Install', 'RequiredBy')).toBe(r.before);
+      expect(unitValue(unit, 'Install', 'WantedBy')).toBeUndefined();
+    });
+
+    it('is sandboxed for psql alone: a dynamic user, no capability, nothing writable, neither role’s data visible', () => {
+      const expected: Record<string, string> = {
+        DynamicUser: 'yes',
+        NoNewPrivileges: 'yes',
+        CapabilityBoundingSet: '',
+        AmbientCapabilities: '',
+        ProtectSystem: 'strict',
+        ProtectHome: 'yes',
+        PrivateTmp: 'yes',
+        PrivateDevices: 'yes',
+        RestrictNamespaces: 'yes',
+        MemoryDenyWriteExecute: 'yes',
+        SystemCallArchitectures: 'native',
+        SystemCallFilter: '@system-service',
+        UMask: '0077',
+      };
+      for (const [k, v] of Object.entries(expected)) expect(unitValue(unit, 'Service', k), k).toBe(v);
+      expect(unitValue(unit, 'Service', 'ReadWritePaths')).toBeUndefined();
+      expect(unitValue(unit, 'Service', 'User')).toBeUndefined();
+      expect(words(unit, 'InaccessiblePaths').sort()).toEqual([
+        '-/etc/failclosed-executor',
+        '-/etc/failclosed-gate',
+        '-/var/lib/failclosed',
+        '-/var/lib/failclosed-executor',
+      ]);
+      expect(words(unit, 'RestrictAddressFamilies').sort()).toEqual(['AF_INET', 'AF_INET6', 'AF_UNIX']);
+    });
+  });
+
+describe(KEYLESS_UNIT, () => {
+  const unit = parseUnit(readFileSync(join(DEPLOY_DIR, 'systemd', KEYLESS_UNIT), 'utf8'));
+  const own = unit.get('Service')!;
+  const gateUnit = units.get('failclosed.service')!.get('Service')!;
   const inUnit = (key: string) => (unitValue(unit, 'Unit', key) ?? '').split(/\s+/).filter(Boolean);
 
-  it('a oneshot that runs the shipped SQL file with psql, as the gates role, the role and its password named, not given', () => {
-    expect(unitValue(unit, 'Service', 'Type')).toBe('oneshot');
-    expect(unitValue(unit, 'Service', 'RemainAfterExit')).toBe('yes');
-    expect(argv[0]).toBe('/usr/bin/psql');
-    expect(argv[argv.indexOf('-f') + 1]).toBe('/opt/failclosed/deploy/postgres/executor-role.sql');
-    expect(vars).toEqual({
-      ON_ERROR_STOP: '1',
-      schema: 'failclosed',
-      role: 'failclosed_executor',
-      password_env: 'FAILCLOSED_EXECUTOR_DB_PASSWORD',
-    });
-    const url = new URL(argv[1]!);
-    expect(url.password).toBe('');
-    expect(url.username).not.toBe(vars.role);
-    // The passwords come from root-owned files systemd reads: the gate's (the owner's PGPASSWORD)
-    // and the one naming the executor's password.
-    expect(unit.get('Service')!.get('EnvironmentFile')).toEqual([
-      '/etc/failclosed/postgres.env',
-      '/etc/failclosed/executor-role.env',
-    ]);
-    const text = readFileSync(join(DEPLOY_DIR, 'systemd', ROLE_UNIT), 'utf8');
-    expect(text).not.toMatch(/^(?!#).*(PGPASSWORD=|PASSWORD=\S)/m);
-  });
-
-  it('waits for a gate to have migrated the schema, on the same database, before it grants', () => {
-    const pre = unitValue(unit, 'Service', 'ExecStartPre')!;
-    expect(pre).toContain(argv[1]);
-    expect(pre).toContain(`${vars.schema}.envelope_nonce_horizon`);
-    expect(pre).toMatch(/until .* do sleep \d+; done/);
-    expect(Number(unitValue(unit, 'Service', 'TimeoutStartSec'))).toBeGreaterThan(0);
+  it('runs serve gate with its own configuration, as a user of its own, after its role step, which it requires', () => {
+    expect(unitValue(unit, 'Service', 'ExecStart')).toBe(
+      '/usr/bin/node /opt/failclosed/dist/src/cli/main.js serve gate --config /etc/failclosed-gate/gate.json',
+    );
+    const user = unitValue(unit, 'Service', 'User')!;
+    expect(user).toBe('failclosed-gate');
+    expect(unitValue(unit, 'Service', 'Group')).toBe('failclosed-gate');
+    for (const u of units.values()) expect(unitValue(u, 'Service', 'User')).not.toBe(user);
+    expect(inUnit('Requires')).toEqual([GATE_ROLE_UNIT]);
+    expect(inUnit('After')).toContain(GATE_ROLE_UNIT);
     expect(inUnit('After')).toContain('failclosed-postgres.service');
+    expect(unitValue(unit, 'Service', 'ExecReload')).toBe('/bin/kill -HUP $MAINPID');
+    expect(unitValue(unit, 'Service', 'KillMode')).toBe('mixed');
+    expect(unitValue(unit, 'Service', 'Restart')).toBe('on-failure');
   });
 
-  it('runs before the executor, which requires it once it is enabled', () => {
-    expect(inUnit('Before')).toEqual([EXECUTOR_UNIT]);
-    expect(unitValue(unit, 'Install', 'RequiredBy')).toBe(EXECUTOR_UNIT);
-    expect(unitValue(unit, 'Install', 'WantedBy')).toBeUndefined();
-  });
-
-  it('is sandboxed for psql alone: a dynamic user, no capability, nothing writable, neither role’s data visible', () => {
-    const expected: Record<string, string> = {
-      DynamicUser: 'yes',
-      NoNewPrivileges: 'yes',
-      CapabilityBoundingSet: '',
-      AmbientCapabilities: '',
-      ProtectSystem: 'strict',
-      ProtectHome: 'yes',
-      PrivateTmp: 'yes',
-      PrivateDevices: 'yes',
-      RestrictNamespaces: 'yes',
-      MemoryDenyWriteExecute: 'yes',
-      SystemCallArchitectures: 'native',
-      SystemCallFilter: '@system-service',
-      UMask: '0077',
-    };
-    for (const [k, v] of Object.entries(expected)) expect(unitValue(unit, 'Service', k), k).toBe(v);
+  it('holds nothing: no state directory, nothing writable, neither the Control Plane data directory (keys) nor the executor files visible', () => {
+    expect(unitValue(unit, 'Service', 'StateDirectory')).toBeUndefined();
     expect(unitValue(unit, 'Service', 'ReadWritePaths')).toBeUndefined();
-    expect(unitValue(unit, 'Service', 'User')).toBeUndefined();
     expect(words(unit, 'InaccessiblePaths').sort()).toEqual([
+      '-/etc/failclosed',
       '-/etc/failclosed-executor',
       '-/var/lib/failclosed',
       '-/var/lib/failclosed-executor',
     ]);
+    // Its database password (its own role's) from a root-owned file, never in the unit.
+    expect(unitValue(unit, 'Service', 'EnvironmentFile')).toBe('/etc/failclosed-gate/gate.env');
+    expect(own.get('Environment')!.join(' ')).not.toMatch(/PGPASSWORD|FAILCLOSED_BACKEND|postgres:\/\//);
+  });
+
+  it('has every sandboxing option of failclosed.service, with the same value or a stricter one', () => {
+    const SAME = [
+      'NoNewPrivileges',
+      'CapabilityBoundingSet',
+      'AmbientCapabilities',
+      'ProtectSystem',
+      'ProtectHome',
+      'PrivateTmp',
+      'PrivateDevices',
+      'ProtectKernelModules',
+      'ProtectControlGroups',
+      'ProtectClock',
+      'ProtectProc',
+      'RestrictSUIDSGID',
+      'RestrictRealtime',
+      'LockPersonality',
+      'RemoveIPC',
+      'KeyringMode',
+      'SystemCallArchitectures',
+      'SystemCallErrorNumber',
+      'UMask',
+    ];
+    for (const k of SAME) {
+      expect(own.get(k), k).toBeDefined();
+      expect(own.get(k), k).toEqual(gateUnit.get(k));
+    }
+    // What failclosed.service lets through for bubblewrap, refused here: it runs no tool.
+    expect(unitValue(unit, 'Service', 'RestrictNamespaces')).toBe('yes');
+    expect(words(unit, 'SystemCallFilter')).toEqual(['@system-service']);
     expect(words(unit, 'RestrictAddressFamilies').sort()).toEqual(['AF_INET', 'AF_INET6', 'AF_UNIX']);
+    for (const k of ['ProtectKernelTunables', 'ProtectKernelLogs', 'ProtectHostname'])
+      expect(unitValue(unit, 'Service', k), k).toBe('yes');
+    // Left out as in failclosed.service: V8 needs writable, executable memory; it serves clients.
+    for (const k of ['MemoryDenyWriteExecute', 'PrivateNetwork'])
+      expect(unitValue(unit, 'Service', k) ?? 'no', k).toBe('no');
+    // Nothing failclosed.service sets is missing, besides its paths and what starts it.
+    const START = [
+      'ExecStart',
+      'User',
+      'Group',
+      'StateDirectory',
+      'StateDirectoryMode',
+      'Environment',
+      'EnvironmentFile',
+      'ReadWritePaths',
+    ];
+    for (const k of gateUnit.keys()) if (!START.includes(k)) expect(own.has(k), k).toBe(true);
   });
 });

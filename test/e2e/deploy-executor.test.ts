@@ -1,7 +1,7 @@
 /**
  * The separate Execution Layer as deploy/systemd ships it (FC-INV-6 "only the Gate reaches
- * execution", L7 mutual TLS): the Gate's settings of `deploy/systemd/gate.json` merged into a
- * fresh data directory and `deploy/systemd/executor.json`, with only their directory prefixes and
+ * execution", L7 mutual TLS): the `failclosed up` settings of `deploy/systemd/control-plane.json`
+ * merged into a fresh data directory and `deploy/systemd/executor.json`, with only their directory prefixes and
  * ports rewritten to the test's own, run as the real components (`startEmbedded`,
  * `startExecutorNode`, no in-process execution listener in the Gate).
  *
@@ -80,14 +80,14 @@ describe('the separate Execution Layer from the shipped systemd configuration', 
     await writeCrl(pki);
     const [execPort, internalPort] = [await freePort(), await freePort()];
 
-    // The Gate: a fresh data directory with deploy/systemd/gate.json merged in.
+    // The Gate (`up`): a fresh data directory with deploy/systemd/control-plane.json merged in.
     gateDir = join(work, 'gate');
     await initDataDir(gateDir);
     const etcGate = join(work, 'etc-failclosed');
     mkdirSync(join(etcGate, 'tls'), { recursive: true });
     for (const f of ['ca.pem', 'crl.pem', 'gate.pem', 'gate.key'])
       copyFileSync(join(pki, f), join(etcGate, 'tls', f));
-    let gateText = readFileSync(join(SYSTEMD, 'gate.json'), 'utf8');
+    let gateText = readFileSync(join(SYSTEMD, 'control-plane.json'), 'utf8');
     gateText = rewrite(gateText, '/etc/failclosed/', `${etcGate}/`);
     gateText = rewrite(gateText, '127.0.0.1:7443', `127.0.0.1:${execPort}`);
     gateText = rewrite(gateText, '"internal_port": 7444', `"internal_port": ${internalPort}`);
