@@ -3,7 +3,7 @@
  * nonce store per world, the real redactor and default builtins, a spy adapter and an in-memory
  * ExecutionLedger holding the decision and issuance each envelope points at.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -25,9 +25,16 @@ export const AUD = 'executor-1';
 export const BUNDLE = sha256Hex('bundle-1');
 export const SECRET = 'sk_live_0123456789abcdef';
 
-/** This test file's scratch folder; {@link removeScratch} deletes it (call it in `afterAll`). */
-export const dir = mkdtempSync(join(tmpdir(), 'fc-executor-'));
-export const removeScratch = (): void => rmSync(dir, { recursive: true, force: true });
+/**
+ * The scratch folder, made again if an earlier file removed it (test files share this module
+ * when they share a worker); {@link removeScratch} deletes it (call it in `afterAll`).
+ */
+const scratch = mkdtempSync(join(tmpdir(), 'fc-executor-'));
+export const scratchDir = (): string => {
+  mkdirSync(scratch, { recursive: true });
+  return scratch;
+};
+export const removeScratch = (): void => rmSync(scratch, { recursive: true, force: true });
 
 export const key = generateSigningKey();
 export const keys = createKeyRing();
@@ -48,7 +55,7 @@ export interface World {
 
 export function world(over: Partial<ExecutorDeps> = {}, spy = spyAdapter()): World {
   const ledger = new MemoryLedger();
-  const nonces = createSqliteNonceStore({ path: join(dir, `n${++seq}.db`), now: () => NOW_MS });
+  const nonces = createSqliteNonceStore({ path: join(scratchDir(), `n${++seq}.db`), now: () => NOW_MS });
   const secrets = createEnvSecretResolver({ env: { FC_SECRET_API_KEY: SECRET } });
   const specs: Record<string, ToolExecutionSpec> = {
     echo: { type: 'spy' },

@@ -17,7 +17,7 @@ import type {
 import { canonicalize, computeParamsSha256, envelopeSha256, sha256Hex } from '../../src/kernel/index.js';
 import type { EnvelopeClaims } from '../../src/kernel/index.js';
 import { generateSigningKey, signEnvelope } from '../../src/kernel/signing/index.js';
-import { call, dir, keys, NOW, NOW_MS, removeScratch, SECRET, world } from './executor-world.js';
+import { call, keys, NOW, NOW_MS, removeScratch, scratchDir, SECRET, world } from './executor-world.js';
 import type { World } from './executor-world.js';
 import { never, spyAdapter } from './support.js';
 
@@ -152,7 +152,7 @@ describe('executor: single use (scenario 6)', () => {
 
   it('32 concurrent replays through two executors sharing the store file → exactly one execution', async () => {
     const w = world();
-    const path = join(dir, 'shared.db');
+    const path = join(scratchDir(), 'shared.db');
     const a = createExecutor({ ...w.deps, nonces: createSqliteNonceStore({ path, now: () => NOW_MS }) });
     const b = createExecutor({ ...w.deps, nonces: createSqliteNonceStore({ path, now: () => NOW_MS }) });
     const env = w.envelope();
@@ -427,7 +427,7 @@ describe('executor: voiding (issue 8 Why 1)', () => {
 
   it('a void racing 16 consumptions through another store connection: exactly one winner', async () => {
     const w = world();
-    const path = join(dir, 'race.db');
+    const path = join(scratchDir(), 'race.db');
     const a = createExecutor({ ...w.deps, nonces: createSqliteNonceStore({ path, now: () => NOW_MS }) });
     const b = createExecutor({ ...w.deps, nonces: createSqliteNonceStore({ path, now: () => NOW_MS }) });
     const env = w.envelope();
