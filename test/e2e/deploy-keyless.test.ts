@@ -107,7 +107,7 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
   const onTestDatabase = (text: string): string => {
     const server = new URL(pgdb.url);
     let t = rewrite(text, '127.0.0.1:5432/failclosed', `${server.host}${server.pathname}`);
-    // Longest names first: `failclosed@` is a suffix of neither other role's URL form.
+    // The two roles' names first; what is then left as `failclosed@` is the owner in a URL.
     t = t.replaceAll('failclosed_gate', roles.gate).replaceAll('failclosed_executor', roles.executor);
     return t.replaceAll('failclosed@', `${roles.owner}@`);
   };
