@@ -289,6 +289,10 @@ for (const r of ROLE_UNITS)
       ]);
       const text = readFileSync(join(DEPLOY_DIR, 'systemd', ROLE_UNIT), 'utf8');
       expect(text).not.toMatch(/^(?!#).*(PGPASSWORD=|PASSWORD=\S)/m);
+      // With password_env the file creates the role and sets its password, which the owner can
+      // only with CREATEROLE (test/e2e/deploy-keyless.test.ts runs the line on such an owner):
+      // the unit says so.
+      expect(text).toMatch(/^# .*owner holding CREATEROLE/m);
     });
 
     it('waits for a gate to have migrated the schema, on the same database, before it grants', () => {

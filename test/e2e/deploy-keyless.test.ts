@@ -1,0 +1,324 @@
+/**
+ * The separated shape as deploy/systemd ships it on PostgreSQL (FC-INV-6, SPEC §1 separation of
+ * powers, L7 mutual TLS between roles), run rather than read: `control-plane.json` merged into a
+ * data directory initialised on the database (the Control Plane process, `failclosed up`),
+ * `executor.json` with `executor.postgres.json` merged in (`failclosed serve executor` on the
+ * shared nonce schema) and `gate.json` (`failclosed serve gate`, holding no key), with only their
+ * directory prefixes, ports and PostgreSQL roles and database rewritten to the test's own (a fresh
+ * database; the roles' names are cluster-wide, so each gets a name of its own). The Gate's and the
+ * executor's database roles are made as failclosed-gate-role.service and
+ * failclosed-executor-role.service make them: their ExecStartPre probe and ExecStart `psql` line,
+ * run as written with the owner's and the role's passwords in the environment only. The three
+ * roles run as the real components in this process (`startEmbedded`, `startExecutorNode`,
+ * `startGateNode`).
+ *
+ * - A signed call to the keyless Gate runs once in the Execution Layer: `gateway.*` by the role
+ *   `gate`, `decision` and `envelope.issued` by `control-plane`, `execution.receipt` by
+ *   `executor`; its envelope's nonce is consumed in the shared schema.
+ * - A policy deny issues nothing and runs nothing.
+ * - The Control Plane's internal listener refuses a client certificate.
+ * - The exported ledger verifies against the deployment's trust roots.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../src/cli/run.js';
+import { createClient } from '../../src/client/index.js';
+import type { FailclosedClient } from '../../src/client/index.js';
+import {
+  DEMO_CLIENT,
+  announceServer,
+  dataPaths,
+  initDataDir,
+  readClientFile,
+  readOperatorToken,
+  startEmbedded,
+  startExecutorNode,
+  startGateNode,
+} from '../../src/embedded/index.js';
+import type { EmbeddedInstance, ExecutorNode, GateNode } from '../../src/embedded/index.js';
+import { gateRequest } from '../../src/embedded/executor-node.js';
+import type { LedgerEntry } from '../../src/ledger/index.js';
+import { createDevCa, createMtlsAgent, issueCert, pkiPaths, writeCrl } from '../../src/transport/index.js';
+import { parseUnit, unitValue } from '../deploy/support.js';
+import { PG_ADMIN_URL, useTestDatabase } from '../support/postgres.js';
+import { REPO_ROOT } from '../support/paths.js';
+
+const SYSTEMD = join(REPO_ROOT, 'deploy/systemd');
+
+const pgdb = useTestDatabase('fc_e2e_deploy_keyless');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** `text` with every `from` replaced by `to`; refuses when `from` is absent (the file changed). */
+function rewrite(text: string, from: string, to: string): string {
+  expect(text, from).toContain(from);
+  return text.replaceAll(from, to);
+}
+
+async function admin<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+describe('the separated shape from the shipped systemd configuration, on PostgreSQL', () => {
+  const suffix = randomBytes(4).toString('hex');
+  /** The shipped role names, each replaced by one of this file's own (roles are cluster-wide). */
+  const roles = {
+    owner: `fc_owner_${suffix}`,
+    gate: `fc_gate_${suffix}`,
+    executor: `fc_executor_${suffix}`,
+  };
+  let work: string;
+  let cpDir: string;
+  let pki: string;
+  let cp: EmbeddedInstance | undefined;
+  let executor: ExecutorNode | undefined;
+  let gate: GateNode | undefined;
+  let client: FailclosedClient;
+  let internalPort: number;
+  const runs: string[] = [];
+
+  /**
+   * A shipped text naming the shipped database (`failclosed@127.0.0.1:5432/failclosed` and its
+   * roles) rewritten to this file's database and roles; the schema stays `failclosed` (the
+   * database is fresh).
+   */
+  const onTestDatabase = (text: string): string => {
+    const server = new URL(pgdb.url);
+    let t = rewrite(text, '127.0.0.1:5432/failclosed', `${server.host}${server.pathname}`);
+    // The two roles' names first; what is then left as `failclosed@` is the owner in a URL.
+    t = t.replaceAll('failclosed_gate', roles.gate).replaceAll('failclosed_executor', roles.executor);
+    return t.replaceAll('failclosed@', `${roles.owner}@`);
+  };
+
+  /**
+   * A role unit run as systemd would: its ExecStartPre probe (once: the schema is migrated, so it
+   * must pass at once) and its ExecStart `psql`, with only the environment its EnvironmentFiles give.
+   */
+  const runRoleUnit = (file: string, env: Record<string, string>): void => {
+    const unit = parseUnit(readFileSync(join(SYSTEMD, file), 'utf8'));
+    const pre = unitValue(unit, 'Service', 'ExecStartPre')!;
+    const probe = /^\/bin\/sh -c 'until (.*) >\/dev\/null; do sleep \d+; done'$/.exec(pre);
+    expect(probe, pre).not.toBeNull();
+    const base = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env };
+    const waited = spawnSync('/bin/sh', ['-c', onTestDatabase(probe![1]!)], { env: base, encoding: 'utf8' });
+    expect(waited.status, waited.stderr).toBe(0);
+    const exec = onTestDatabase(unitValue(unit, 'Service', 'ExecStart')!);
+    const argv = rewrite(exec, '/opt/failclosed/deploy/', `${REPO_ROOT}/deploy/`).split(/\s+/);
+    const r = spawnSync(argv[0]!, argv.slice(1), { env: base, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+  };
+
+  /** Every ledger entry of one request, read from the Control Plane's ledger. */
+  const entriesOf = async (requestId: string | null): Promise<LedgerEntry[]> => {
+    const size = cp!.core.ledger.size();
+    return (await cp!.core.ledger.store.readRange(0, size)).filter((e) => e.request_id === requestId);
+  };
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'fc-deploy-keyless-'));
+    pki = join(work, 'certs');
+    await createDevCa(pki);
+    for (const role of ['gate', 'executor', 'client'] as const) await issueCert(pki, { role });
+    await writeCrl(pki);
+    const [execPort, gatePort] = [await freePort(), await freePort()];
+    internalPort = await freePort();
+
+    // The Control Plane's role: the schema's owner, not a superuser. It creates the other two
+    // roles (the role units' `password_env`), which takes CREATEROLE.
+    const ownerPassword = randomBytes(12).toString('hex');
+    await admin(PG_ADMIN_URL, async (c) => {
+      await c.query(`CREATE ROLE ${roles.owner} LOGIN CREATEROLE PASSWORD '${ownerPassword}'`);
+      await c.query(`GRANT CREATE ON DATABASE ${pgdb.db.name} TO ${roles.owner}`);
+    });
+
+    // The Control Plane (`up`): a data directory on the database the role units name (as
+    // FAILCLOSED_BACKEND would), with deploy/systemd/control-plane.json merged in.
+    const roleUnit = parseUnit(readFileSync(join(SYSTEMD, 'failclosed-gate-role.service'), 'utf8'));
+    const ownerUrl = onTestDatabase(unitValue(roleUnit, 'Service', 'ExecStart')!.split(/\s+/)[1]!);
+    cpDir = join(work, 'var-lib-failclosed');
+    await initDataDir(cpDir, { backend: `${ownerUrl}?schema=failclosed` });
+    const etcCp = join(work, 'etc-failclosed');
+    mkdirSync(join(etcCp, 'tls'), { recursive: true });
+    for (const f of ['ca.pem', 'crl.pem', 'gate.pem', 'gate.key'])
+      copyFileSync(join(pki, f), join(etcCp, 'tls', f));
+    let cpText = readFileSync(join(SYSTEMD, 'control-plane.json'), 'utf8');
+    cpText = rewrite(cpText, '/etc/failclosed/', `${etcCp}/`);
+    cpText = rewrite(cpText, '127.0.0.1:7443', `127.0.0.1:${execPort}`);
+    cpText = rewrite(cpText, '"internal_port": 7444', `"internal_port": ${internalPort}`);
+    const config = JSON.parse(readFileSync(dataPaths(cpDir).config, 'utf8')) as Record<string, unknown>;
+    writeFileSync(
+      dataPaths(cpDir).config,
+      JSON.stringify({ ...config, ...(JSON.parse(cpText) as Record<string, unknown>) }),
+    );
+    cp = await startEmbedded(cpDir, { port: 0, defaultLogLevel: 'silent' });
+
+    // Once the Control Plane migrated the schema: the two role units, as systemd runs them.
+    const passwords = { gate: randomBytes(12).toString('hex'), executor: randomBytes(12).toString('hex') };
+    runRoleUnit('failclosed-gate-role.service', {
+      PGPASSWORD: ownerPassword,
+      FAILCLOSED_GATE_DB_PASSWORD: passwords.gate,
+    });
+    runRoleUnit('failclosed-executor-role.service', {
+      PGPASSWORD: ownerPassword,
+      FAILCLOSED_EXECUTOR_DB_PASSWORD: passwords.executor,
+    });
+
+    // The executor: executor.json with executor.postgres.json merged in, its certificate beside it.
+    const etcExec = join(work, 'etc-failclosed-executor');
+    mkdirSync(join(etcExec, 'tls'), { recursive: true });
+    for (const f of ['ca.pem', 'crl.pem', 'executor.pem', 'executor.key'])
+      copyFileSync(join(pki, f), join(etcExec, 'tls', f));
+    let execText = readFileSync(join(SYSTEMD, 'executor.json'), 'utf8');
+    execText = rewrite(
+      execText,
+      '/var/lib/failclosed-executor/',
+      `${join(work, 'var-lib-failclosed-executor')}/`,
+    );
+    execText = rewrite(execText, '"port": 7443', `"port": ${execPort}`);
+    execText = rewrite(execText, '127.0.0.1:7444', `127.0.0.1:${internalPort}`);
+    const execPg = onTestDatabase(readFileSync(join(SYSTEMD, 'executor.postgres.json'), 'utf8'));
+    const executorConfig = join(etcExec, 'executor.json');
+    writeFileSync(
+      executorConfig,
+      JSON.stringify({
+        ...(JSON.parse(execText) as Record<string, unknown>),
+        ...(JSON.parse(execPg) as Record<string, unknown>),
+      }),
+    );
+    executor = await startExecutorNode(executorConfig, {
+      env: {},
+      defaultLogLevel: 'silent',
+      onToolRun: (r) => runs.push(r.tool),
+    });
+
+    // The keyless Gate: gate.json in its own directory, its certificate beside it.
+    const etcGate = join(work, 'etc-failclosed-gate');
+    mkdirSync(join(etcGate, 'tls'), { recursive: true });
+    for (const f of ['ca.pem', 'crl.pem', 'gate.pem', 'gate.key'])
+      copyFileSync(join(pki, f), join(etcGate, 'tls', f));
+    let gateText = readFileSync(join(SYSTEMD, 'gate.json'), 'utf8');
+    gateText = rewrite(gateText, '"port": 7080', `"port": ${gatePort}`);
+    gateText = rewrite(gateText, '127.0.0.1:7443', `127.0.0.1:${execPort}`);
+    gateText = rewrite(gateText, '127.0.0.1:7444', `127.0.0.1:${internalPort}`);
+    gateText = onTestDatabase(gateText);
+    const gateConfig = join(etcGate, 'gate.json');
+    writeFileSync(gateConfig, gateText);
+    gate = await startGateNode(gateConfig, { env: {}, defaultLogLevel: 'silent' });
+
+    const f = readClientFile(cpDir, DEMO_CLIENT.identity);
+    client = createClient({ url: gate.url, identity: f.identity, tenant: f.tenant, key: f.key });
+  }, 120_000);
+
+  afterAll(async () => {
+    await gate?.close();
+    await executor?.close();
+    await cp?.close();
+    // The roles are the cluster's: dropped once the database holding their grants is gone.
+    await pgdb.db.drop();
+    await admin(PG_ADMIN_URL, async (c) => {
+      for (const name of [roles.gate, roles.executor, roles.owner])
+        await c.query(`DROP ROLE IF EXISTS ${name}`);
+    });
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('a signed call to the keyless Gate runs once in the Execution Layer, each record by its role', async () => {
+    expect(cp!.executionUrl).toBe(cp!.core.config.executor_url);
+    const r = await client.call('echo', { message: 'as deployed' }, { session: 'deploy-keyless' });
+    expect(r).toMatchObject({ outcome: 'executed', result: { message: 'as deployed' } });
+    expect(runs).toEqual(['echo']);
+    const mine = await entriesOf(r.request_id);
+    const by = (type: string) => mine.filter((e) => e.type === type).map((e) => e.actor.role);
+    expect(by('gateway.accepted')).toEqual(['gate']);
+    expect(by('decision')).toEqual(['control-plane']);
+    expect(by('envelope.issued')).toEqual(['control-plane']);
+    expect(by('execution.receipt')).toEqual(['executor']);
+    expect(by('gateway.completed')).toEqual(['gate']);
+    expect(mine.filter((e) => e.type.startsWith('gateway.')).every((e) => e.actor.role === 'gate')).toBe(
+      true,
+    );
+    // The envelope's nonce is consumed in the shared schema, on the executor's own role.
+    const consumed = await admin(pgdb.url, (c) =>
+      c.query<{ n: number }>('SELECT count(*)::int AS n FROM failclosed.envelope_nonces WHERE NOT voided'),
+    );
+    expect(consumed.rows[0]!.n).toBe(1);
+  }, 30_000);
+
+  it('a policy deny issues no envelope and runs nothing', async () => {
+    const denied = await client.call(
+      'transfer_funds',
+      { from_account: 'acct_ops', to_account: 'acct_x', amount: 60000, currency: 'USD' },
+      { session: 'deploy-keyless' },
+    );
+    expect(denied).toMatchObject({ outcome: 'deny', code: 'ERR_POLICY_DENY' });
+    const mine = await entriesOf(denied.request_id);
+    expect(mine.find((e) => e.type === 'decision')?.actor.role).toBe('control-plane');
+    expect(mine.some((e) => e.type === 'envelope.issued')).toBe(false);
+    expect(mine.some((e) => e.type === 'execution.receipt')).toBe(false);
+    expect(runs).toEqual(['echo']);
+  }, 30_000);
+
+  it('the Control Plane’s internal listener refuses a client certificate', async () => {
+    const p = pkiPaths(pki);
+    const agent = await createMtlsAgent({
+      files: { ca: p.caCert, cert: p.cert('client'), key: p.key('client') },
+      expect: ['gate'],
+    });
+    try {
+      await expect(
+        gateRequest(
+          { url: `https://127.0.0.1:${internalPort}`, agent, timeoutMs: 5000 },
+          'GET',
+          '/v1/internal/cp/ready',
+          undefined,
+          1 << 16,
+        ),
+      ).rejects.toThrow(/socket hang up|ECONNRESET|EPIPE|alert|closed/i);
+    } finally {
+      agent.close();
+    }
+    expect(runs).toEqual(['echo']);
+  }, 30_000);
+
+  it('the exported ledger verifies against the deployment’s trust roots', async () => {
+    const res = await fetch(`${cp!.url}/v1/admin/ledger-export`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${readOperatorToken(cpDir)}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(res.status).toBe(200);
+    const bundle = join(work, 'ledger.jsonl');
+    writeFileSync(bundle, await res.text());
+    // The operator's CLI reaches the running process as it would `up`'s: through the server it
+    // announced in the data directory.
+    announceServer(cpDir, cp!.url);
+    const trust = join(work, 'trust-roots.json');
+    const said: string[] = [];
+    const io = { out: (t: string) => void said.push(t), err: (t: string) => void said.push(t), env: {} };
+    expect(await runCli(['--data', cpDir, 'trust-roots', '--out', trust], io), said.join('')).toBe(0);
+    expect(await runCli(['verify', bundle, '--trust', trust], io), said.join('')).toBe(0);
+  }, 60_000);
+});
