@@ -9,7 +9,7 @@
  * the environment, never from the command line; it refuses a missing password and a role that is
  * the connecting user.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openExecutorNonceStore } from '../../src/embedded/index.js';
 import { openPostgresPool, migrate } from '../../src/storage/postgres/index.js';
-import { PG_ADMIN_URL, nextSchema, useTestDatabase } from '../support/postgres.js';
+import { PG_ADMIN_URL, applyRoleSql, nextSchema, roleAuth, useTestDatabase } from '../support/postgres.js';
 
 const SQL = join(dirname(fileURLToPath(import.meta.url)), '../../deploy/postgres/executor-role.sql');
 const pgdb = useTestDatabase('fc_exec_role');
@@ -140,43 +140,14 @@ describe('deploy/postgres/executor-role.sql with password_env (the shipped artef
   });
 
   /** psql as documented, the password (if any) in the environment variable `password_env` names. */
-  const apply = (roleName: string, password: string | undefined) => {
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    delete env[ENV];
-    if (password !== undefined) env[ENV] = password;
-    const args = [
-      pgdb2.url,
-      '-X',
-      '-q',
-      '-v',
-      'ON_ERROR_STOP=1',
-      '-v',
-      `schema=${schema2}`,
-      '-v',
-      `role=${roleName}`,
-      '-v',
-      `password_env=${ENV}`,
-      '-f',
-      SQL,
-    ];
-    const r = spawnSync('psql', args, { env, encoding: 'utf8' });
-    return { status: r.status, stdout: r.stdout, stderr: r.stderr, args };
-  };
-  async function authid(
-    name: string,
-  ): Promise<{ rolcanlogin: boolean; rolpassword: string | null } | undefined> {
-    const c = new pg.Client({ connectionString: PG_ADMIN_URL });
-    await c.connect();
-    try {
-      const r = await c.query<{ rolcanlogin: boolean; rolpassword: string | null }>(
-        'SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = $1',
-        [name],
-      );
-      return r.rows[0];
-    } finally {
-      await c.end();
-    }
-  }
+  const apply = (roleName: string, password: string | undefined) =>
+    applyRoleSql(SQL, pgdb2.url, {
+      schema: schema2,
+      role: roleName,
+      passwordEnv: ENV,
+      ...(password === undefined ? {} : { password }),
+    });
+  const authid = roleAuth;
 
   it('an unset or empty password is refused, and no role is made', async () => {
     for (const pw of [undefined, '']) {

@@ -8,14 +8,13 @@
  * (`assertGateRole`); it refuses a missing password and the schema owner. What a role that holds
  * more is refused for is tested in test/embedded/gate-role.test.ts.
  */
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertGateRole } from '../../src/embedded/gate-node.js';
 import { migrate, openPostgresPool } from '../../src/storage/postgres/index.js';
-import { PG_ADMIN_URL, nextSchema, useTestDatabase } from '../support/postgres.js';
+import { PG_ADMIN_URL, applyRoleSql, nextSchema, roleAuth, useTestDatabase } from '../support/postgres.js';
 import { DEPLOY_DIR } from './support.js';
 
 const SQL = join(DEPLOY_DIR, 'postgres/gate-role.sql');
@@ -52,34 +51,14 @@ describe('deploy/postgres/gate-role.sql with password_env (the shipped artefacts
   });
 
   /** psql as the artefacts run it, the password (if any) in the variable `password_env` names. */
-  const apply = (roleName: string, password: string | undefined) => {
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    delete env[ENV];
-    if (password !== undefined) env[ENV] = password;
-    const args = [
-      pgdb.url,
-      '-X',
-      '-q',
-      '-v',
-      'ON_ERROR_STOP=1',
-      '-v',
-      `schema=${schema}`,
-      '-v',
-      `role=${roleName}`,
-      '-v',
-      `password_env=${ENV}`,
-      '-f',
-      SQL,
-    ];
-    const r = spawnSync('psql', args, { env, encoding: 'utf8' });
-    return { status: r.status, stdout: r.stdout, stderr: r.stderr, args };
-  };
-  const authid = async (name: string) =>
-    (
-      await adminQuery(PG_ADMIN_URL, 'SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = $1', [
-        name,
-      ])
-    ).rows[0];
+  const apply = (roleName: string, password: string | undefined) =>
+    applyRoleSql(SQL, pgdb.url, {
+      schema,
+      role: roleName,
+      passwordEnv: ENV,
+      ...(password === undefined ? {} : { password }),
+    });
+  const authid = roleAuth;
   const asMade = () => {
     const u = new URL(pgdb.url);
     u.username = made;

@@ -4,6 +4,7 @@
  * empty). The server is `FC_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`,
  * trust auth). These tests never skip: without a reachable server they fail, with the URL to fix.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
@@ -168,4 +169,56 @@ export async function createRoleWith(
       await admin((a) => a.query(`DROP ROLE IF EXISTS ${name}`));
     },
   };
+}
+
+/**
+ * Applies a shipped role script (`deploy/postgres/*-role.sql`) with the real `psql` as the
+ * artefacts run it: `-v password_env=<passwordEnv>`, the password (if any) only in that
+ * environment variable, never on the command line.
+ */
+export function applyRoleSql(
+  sqlFile: string,
+  dbUrl: string,
+  o: {
+    readonly schema: string;
+    readonly role: string;
+    readonly passwordEnv: string;
+    readonly password?: string;
+  },
+): { status: number | null; stdout: string; stderr: string; args: string[] } {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env[o.passwordEnv];
+  if (o.password !== undefined) env[o.passwordEnv] = o.password;
+  const args = [
+    dbUrl,
+    '-X',
+    '-q',
+    '-v',
+    'ON_ERROR_STOP=1',
+    '-v',
+    `schema=${o.schema}`,
+    '-v',
+    `role=${o.role}`,
+    '-v',
+    `password_env=${o.passwordEnv}`,
+    '-f',
+    sqlFile,
+  ];
+  const r = spawnSync('psql', args, { env, encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, args };
+}
+
+/** A role's login flag and stored password hash, or undefined when there is no such role. */
+export async function roleAuth(
+  name: string,
+): Promise<{ rolcanlogin: boolean; rolpassword: string | null } | undefined> {
+  return admin(
+    async (c) =>
+      (
+        await c.query<{ rolcanlogin: boolean; rolpassword: string | null }>(
+          'SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = $1',
+          [name],
+        )
+      ).rows[0],
+  );
 }
