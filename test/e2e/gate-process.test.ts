@@ -128,8 +128,8 @@ describe('a Gate as its own process, holding no key', () => {
       timestampMs,
       session: null,
     });
-  /** As a compromised Gate: stores `signed` as evidence and asks for a decision of exactly it. */
-  const decideAsGate = async (signed: ReturnType<typeof buildSignedRequest>) => {
+  /** As a compromised Gate: stores `signed` as evidence; the claim of a decision of exactly it. */
+  const claimOf = async (signed: ReturnType<typeof buildSignedRequest>): Promise<JsonObject> => {
     const bytes = Buffer.from(JSON.stringify(signed));
     const stored = await asRole('gate', 'POST', '/v1/internal/gate/evidence', {
       media_type: 'application/json',
@@ -149,6 +149,11 @@ describe('a Gate as its own process, holding no key', () => {
       request_sha256: sha256Hex(bytes),
       wait_ms: 0,
     };
+    return claim;
+  };
+  /** As a compromised Gate: stores `signed` as evidence and asks for a decision of exactly it. */
+  const decideAsGate = async (signed: ReturnType<typeof buildSignedRequest>) => {
+    const claim = await claimOf(signed);
     return { claim, answer: await asRole('gate', 'POST', '/v1/internal/cp/decide', claim) };
   };
 
@@ -404,25 +409,7 @@ describe('a Gate as its own process, holding no key', () => {
     const demo = demoKey();
     for (let round = 0; round < 3; round++) {
       const signed = sign(demo, { message: `asked of both processes at once, round ${round}` });
-      const bytes = Buffer.from(JSON.stringify(signed));
-      const stored = await asRole('gate', 'POST', '/v1/internal/gate/evidence', {
-        media_type: 'application/json',
-        body: bytes.toString('base64'),
-      });
-      expect(stored.status).toBe(200);
-      const claim: JsonObject = {
-        request_id: signed.request_id,
-        trace_id: traceIdOf(signed),
-        identity: signed.identity,
-        tenant: signed.tenant,
-        roles: [],
-        tool: signed.action,
-        params: signed.parameters,
-        timestamp: Date.parse(signed.timestamp),
-        session: null,
-        request_sha256: sha256Hex(bytes),
-        wait_ms: 0,
-      };
+      const claim = await claimOf(signed);
       // Eight asks spread over both processes, all in flight together (FC-INV-3, FC-INV-6).
       const answers = await Promise.all(
         [0, 1, 2, 3, 4, 5, 6, 7].map((i) =>
