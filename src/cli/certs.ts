@@ -13,9 +13,11 @@ const SERVICE_ROLES: readonly Role[] = ['gate', 'control-plane', 'executor', 'le
 export const CERTS_USAGE = `  certs init --dir D [--days N] [--host H]...
                                               development CA (ca.pem, ca.key 0600) and a certificate
                                               per role: gate, control-plane, executor, ledger
-  certs issue --dir D --role R [--name N] [--days N] [--host H]...
+  certs issue --dir D --role R [--name N] [--days N] [--host H... | --no-host]
                                               one more certificate (R: gate|control-plane|executor|
-                                              ledger|client); reissuing a name rotates it
+                                              ledger|client); reissuing a name rotates it;
+                                              --no-host: only to connect out with (no host, clientAuth
+                                              only), as a keyless Gate's (serve gate) must be
   certs revoke --dir D --serial HEX [--days N]
                                               revoke a serial and rewrite crl.pem (next update in N days)
   certs crl --dir D [--days N]                re-sign crl.pem with a new next update
@@ -39,6 +41,7 @@ export async function runCertsCli(argv: readonly string[], out: (t: string) => v
       dir: { type: 'string' },
       days: { type: 'string' },
       host: { type: 'string', multiple: true },
+      'no-host': { type: 'boolean' },
       role: { type: 'string' },
       name: { type: 'string' },
       serial: { type: 'string' },
@@ -54,6 +57,7 @@ export async function runCertsCli(argv: readonly string[], out: (t: string) => v
   const hosts = v.host === undefined ? {} : { hosts: v.host };
   switch (sub) {
     case 'init': {
+      if (v['no-host'] === true) throw new CertsUsageError('--no-host is an option of certs issue');
       const ca = await createDevCa(dir, d === undefined ? {} : { days: d });
       out(ca.created ? `created CA ${ca.caCert}\n` : `kept the CA in ${ca.caCert}\n`);
       for (const role of SERVICE_ROLES) {
@@ -66,10 +70,13 @@ export async function runCertsCli(argv: readonly string[], out: (t: string) => v
     case 'issue': {
       if (!isRole(v.role))
         throw new CertsUsageError('--role must be gate, control-plane, executor, ledger or client');
+      if (v['no-host'] === true && v.host !== undefined)
+        throw new CertsUsageError('--no-host and --host exclude each other');
       const r = await issueCert(dir, {
         role: v.role,
         ...(v.name === undefined ? {} : { name: v.name }),
         ...hosts,
+        ...(v['no-host'] === true ? { clientOnly: true } : {}),
         ...(d === undefined ? {} : { days: d }),
       });
       out(`${r.cert} (serial ${r.serial}), key ${r.key}\n`);
