@@ -224,4 +224,30 @@ describe('a client-only certificate cannot serve', () => {
       runCertsCli(['issue', '--dir', pki, '--role', 'gate', '--no-host', '--host', 'cp'], () => undefined),
     ).rejects.toThrow(CertsUsageError);
   });
+
+  it('failclosed certs init --keyless-gate issues each named Gate one beside the hosts’ certificates', async () => {
+    const dir = join(root, 'init');
+    const args = [
+      'init',
+      '--dir',
+      dir,
+      '--host',
+      'control-plane',
+      '--keyless-gate',
+      'gate-a',
+      '--keyless-gate',
+      'gate-b',
+    ];
+    expect(await runCertsCli(args, () => undefined)).toBe(0);
+    for (const g of ['gate-a', 'gate-b']) {
+      const cert = new NodeX509Certificate(readFileSync(pkiPaths(dir).cert(g)));
+      expect(cert.subjectAltName, g).toBe('URI:urn:failclosed:role:gate');
+      expect(cert.keyUsage, g).toEqual(['1.3.6.1.5.5.7.3.2']);
+    }
+    expect(serverNamesOf(readFileSync(pkiPaths(dir).cert('gate'), 'utf8'))).toEqual(['DNS:control-plane']);
+    // The Control Plane's own `gate.pem` is never overwritten by a keyless Gate's.
+    await expect(
+      runCertsCli(['init', '--dir', dir, '--keyless-gate', 'gate'], () => undefined),
+    ).rejects.toThrow(CertsUsageError);
+  });
 });
