@@ -534,7 +534,12 @@ async function keylessPhase(work: string): Promise<{ gov: Summary; solo: Summary
     await initDataDir(dir, { backend: `${url.toString()}?schema=${schema}` });
     const pki = join(work, 'keyless-certs');
     await createDevCa(pki);
-    await Promise.all([issueCert(pki, { role: 'gate' }), issueCert(pki, { role: 'executor' })]);
+    await Promise.all([
+      issueCert(pki, { role: 'gate' }),
+      issueCert(pki, { role: 'executor' }),
+      // The keyless Gate's own, only to connect out with: `serve gate` refuses one naming a host.
+      issueCert(pki, { role: 'gate', name: 'gate-1', clientOnly: true }),
+    ]);
     const [internalPort, execPort, gatePort] = [await freePort(), await freePort(), await freePort()];
     const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as JsonObject;
     const tls = {
@@ -592,7 +597,7 @@ async function keylessPhase(work: string): Promise<{ gov: Summary; solo: Summary
           listen: { host: '127.0.0.1', port: gatePort },
           control_plane_url: `https://127.0.0.1:${internalPort}`,
           executor_url: `https://127.0.0.1:${execPort}`,
-          tls,
+          tls: { ca: tls.ca, cert: pkiPaths(pki).cert('gate-1'), key: pkiPaths(pki).key('gate-1') },
           state: `${gateUrl.toString()}?schema=${schema}`,
         }),
       );

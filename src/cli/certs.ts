@@ -10,12 +10,16 @@ import type { Role } from '../transport/index.js';
 /** The roles `certs init` issues a certificate for. */
 const SERVICE_ROLES: readonly Role[] = ['gate', 'control-plane', 'executor', 'ledger'];
 
-export const CERTS_USAGE = `  certs init --dir D [--days N] [--host H]...
+export const CERTS_USAGE = `  certs init --dir D [--days N] [--host H]... [--keyless-gate N]...
                                               development CA (ca.pem, ca.key 0600) and a certificate
-                                              per role: gate, control-plane, executor, ledger
-  certs issue --dir D --role R [--name N] [--days N] [--host H]...
+                                              per role: gate, control-plane, executor, ledger; and
+                                              per --keyless-gate a gate certificate N.pem as with
+                                              certs issue --role gate --name N --no-host
+  certs issue --dir D --role R [--name N] [--days N] [--host H... | --no-host]
                                               one more certificate (R: gate|control-plane|executor|
-                                              ledger|client); reissuing a name rotates it
+                                              ledger|client); reissuing a name rotates it;
+                                              --no-host: only to connect out with (no host, clientAuth
+                                              only), as a keyless Gate's (serve gate) must be
   certs revoke --dir D --serial HEX [--days N]
                                               revoke a serial and rewrite crl.pem (next update in N days)
   certs crl --dir D [--days N]                re-sign crl.pem with a new next update
@@ -39,6 +43,8 @@ export async function runCertsCli(argv: readonly string[], out: (t: string) => v
       dir: { type: 'string' },
       days: { type: 'string' },
       host: { type: 'string', multiple: true },
+      'no-host': { type: 'boolean' },
+      'keyless-gate': { type: 'string', multiple: true },
       role: { type: 'string' },
       name: { type: 'string' },
       serial: { type: 'string' },
@@ -54,22 +60,41 @@ export async function runCertsCli(argv: readonly string[], out: (t: string) => v
   const hosts = v.host === undefined ? {} : { hosts: v.host };
   switch (sub) {
     case 'init': {
+      if (v['no-host'] === true) throw new CertsUsageError('--no-host is an option of certs issue');
+      const gates = v['keyless-gate'] ?? [];
+      // A keyless Gate's certificate is a file of its own: never the Control Plane's `gate.pem`.
+      if (gates.some((n) => SERVICE_ROLES.includes(n as Role)) || new Set(gates).size !== gates.length)
+        throw new CertsUsageError('--keyless-gate names must differ from each other and from the roles');
       const ca = await createDevCa(dir, d === undefined ? {} : { days: d });
       out(ca.created ? `created CA ${ca.caCert}\n` : `kept the CA in ${ca.caCert}\n`);
       for (const role of SERVICE_ROLES) {
         const r = await issueCert(dir, { role, ...hosts, ...(d === undefined ? {} : { days: d }) });
         out(`${role}: ${r.cert} (serial ${r.serial})\n`);
       }
+      for (const name of gates) {
+        const r = await issueCert(dir, {
+          role: 'gate',
+          name,
+          clientOnly: true,
+          ...(d === undefined ? {} : { days: d }),
+        });
+        out(`keyless gate ${name}: ${r.cert} (serial ${r.serial})\n`);
+      }
       out(`crl: ${await writeCrl(dir)}\n`);
       return 0;
     }
     case 'issue': {
+      if (v['keyless-gate'] !== undefined)
+        throw new CertsUsageError('--keyless-gate is an option of certs init');
       if (!isRole(v.role))
         throw new CertsUsageError('--role must be gate, control-plane, executor, ledger or client');
+      if (v['no-host'] === true && v.host !== undefined)
+        throw new CertsUsageError('--no-host and --host exclude each other');
       const r = await issueCert(dir, {
         role: v.role,
         ...(v.name === undefined ? {} : { name: v.name }),
         ...hosts,
+        ...(v['no-host'] === true ? { clientOnly: true } : {}),
         ...(d === undefined ? {} : { days: d }),
       });
       out(`${r.cert} (serial ${r.serial}), key ${r.key}\n`);

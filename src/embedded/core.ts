@@ -373,6 +373,15 @@ export function gateLedgerOver(ledger: Ledger, port: Core['ledgerPort']): GateLe
   };
 }
 
+/**
+ * True when a tool can run in this process: no separate Execution Layer (`executor_url`), or an
+ * execution listener of its own (`tls.executor`), which `startEmbedded` serves then. Otherwise
+ * every call, void and queued job goes to the Execution Layer at `executor_url`.
+ */
+export function runsToolsLocally(config: Pick<EmbeddedConfig, 'executor_url' | 'tls'>): boolean {
+  return config.executor_url === undefined || config.tls?.executor !== undefined;
+}
+
 /** Opens every role over an initialised data directory (see `initDataDir`). */
 export async function openCore(dir: string, options: CoreOptions = {}): Promise<Core> {
   const p = dataPaths(dir);
@@ -697,7 +706,14 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     readiness: [
       ...probes,
       { name: 'policy', check: () => !isDeny(bundles.active()) },
-      { name: 'sandbox', check: async () => (await sandbox.probe()).outcome === 'ok' },
+      // Only where a tool can run in this process: with a separate Execution Layer
+      // (`executor_url`) and no execution listener of its own (`tls.executor`), calls go to it,
+      // no queue worker runs here (see below), and the sandbox is that layer's readiness, not
+      // this process's. So the Control Plane process of the separated shape needs none of the
+      // sandbox's relaxations of its container or unit to be ready (docs/deployment.md).
+      ...(runsToolsLocally(config)
+        ? [{ name: 'sandbox', check: async () => (await sandbox.probe()).outcome === 'ok' }]
+        : []),
     ],
   });
   let sweepTimer: NodeJS.Timeout | undefined;

@@ -12,7 +12,7 @@ import { importSigningKeyJwk } from '../kernel/signing/index.js';
 import { createGateServer, createMcpAuthenticator, createMcpEndpoint } from '../gate/index.js';
 import type { McpEndpoint } from '../gate/index.js';
 import { resolveMcpSettings } from './mcp-config.js';
-import { gateLedgerOver, openCore } from './core.js';
+import { gateLedgerOver, openCore, runsToolsLocally } from './core.js';
 import { consoleEndpointFor, operatorConsoleFor } from './console.js';
 import type { Core, CoreOptions } from './core.js';
 import {
@@ -351,10 +351,10 @@ async function listen(
           url,
         ),
     });
-    // A separate Execution Layer (`failclosed serve executor`) at `executor_url`: none here.
-    const separate = core.config.executor_url !== undefined && core.config.tls?.executor === undefined;
     internalServer = await startInternal(core);
-    if (!separate)
+    // With a separate Execution Layer (`failclosed serve executor`) at `executor_url` and no
+    // `tls.executor`: none here. The same test decides whether /readyz probes the sandbox.
+    if (runsToolsLocally(core.config))
       execServer = await createExecutionServer(core.executor, {
         ledger: core.ledgerPort,
         audience: core.config.audience,

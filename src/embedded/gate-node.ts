@@ -32,7 +32,7 @@ import {
   openPostgresPool,
 } from '../storage/index.js';
 import type { PostgresPool } from '../storage/index.js';
-import { createMtlsAgent } from '../transport/index.js';
+import { assertNamesNoHost, createMtlsAgent } from '../transport/index.js';
 import type { TlsFiles } from '../transport/index.js';
 import { parseBackendSpec } from './backend-spec.js';
 import type { CoreDecorators } from './ports.js';
@@ -228,9 +228,29 @@ export interface GateNode {
   close(): Promise<void>;
 }
 
+/**
+ * Refuses a Gate certificate that names a host or an IP address (FC-INV-6, L7 mutual TLS). A
+ * keyless Gate only ever connects out over mutual TLS (clients reach it over plain HTTP with
+ * signed calls), and its peers accept a server by role `gate` and host name: the Control Plane's
+ * internal listener serves a `gate` certificate. A Gate certificate that named the Control
+ * Plane's host (or any host) would let whoever stole it serve there, as the Control Plane to
+ * the Execution Layers or to the other Gates. A certificate whose names cannot be read is
+ * refused as well.
+ */
+export function assertGateCertificate(certPath: string): void {
+  try {
+    assertNamesNoHost(readFileSync(certPath, 'latin1'), certPath);
+  } catch (err) {
+    throw bad(
+      `tls.cert must be a client-only gate certificate that names no host (a Gate certificate that names one could pass for the Control Plane or for another server to its peers): ${(err as Error).message}`,
+    );
+  }
+}
+
 /** Starts a separate Gate from its configuration file. */
 export async function startGateNode(configPath: string, options: GateNodeOptions = {}): Promise<GateNode> {
   const config = readGateConfig(configPath);
+  assertGateCertificate(config.tls.cert);
   const clock = options.clock ?? systemClock;
   const env = options.env ?? process.env;
   const settings = resolveTelemetrySettings(config, env, options.defaultLogLevel ?? 'info');
@@ -258,9 +278,20 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
       ...(options.logDestination === undefined ? {} : { logDestination: options.logDestination }),
     });
     closers.push(() => telemetry.close());
-    const cpAgent = await createMtlsAgent({ files: config.tls, expect: ['gate'], now: clock });
+    // Client-only: a reload that brings a certificate naming a host is refused like a bad file.
+    const cpAgent = await createMtlsAgent({
+      files: config.tls,
+      expect: ['gate'],
+      now: clock,
+      clientOnly: true,
+    });
     closers.push(() => cpAgent.close());
-    const elAgent = await createMtlsAgent({ files: config.tls, expect: ['executor'], now: clock });
+    const elAgent = await createMtlsAgent({
+      files: config.tls,
+      expect: ['executor'],
+      now: clock,
+      clientOnly: true,
+    });
     closers.push(() => elAgent.close());
     const link = {
       url: config.control_plane_url,

@@ -13,9 +13,10 @@ import { checkServerIdentity } from 'node:tls';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { ClientRequest } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { assertNamesNoHost, serverNamesOf } from './identity.js';
 import type { Role } from './identity.js';
 import { loadTlsMaterial } from './material.js';
-import type { TlsFiles, TlsMaterial } from './material.js';
+import type { LoadedCrl, TlsFiles, TlsMaterial } from './material.js';
 import { authorizeParsed, authorizePeer, parsePeer } from './peer.js';
 import type { PeerVerdict } from './peer.js';
 
@@ -32,6 +33,30 @@ export interface MtlsAgentOptions {
   readonly expect: readonly Role[];
   /** Clock (ms) of validity and CRL checks; default `Date.now`. */
   readonly now?: () => number;
+  /**
+   * This identity only ever connects out (a keyless Gate): its certificate must name no host or
+   * IP address, at the first load (which then throws) and at every reload (which then fails, and
+   * the Agent refuses every server until a reload succeeds), as {@link assertNamesNoHost} says.
+   */
+  readonly clientOnly?: boolean;
+}
+
+/**
+ * Node's `checkServerIdentity`, without its fallback to the subject's common name: a server
+ * certificate is accepted for a host only when its subject alternative names name that host
+ * (RFC 6125 §6.4.4 lets a client skip the common name, and RFC 9525 forbids it). Otherwise a
+ * certificate that names no host, such as a keyless Gate's (FC-INV-6), whose common name is
+ * only a label, would pass as the server of any host spelled like that label.
+ */
+function namedServer(host: string, cert: PeerCertificate): Error | undefined {
+  let names: string[];
+  try {
+    names = serverNamesOf(cert.raw);
+  } catch {
+    return new Error('server refused: its subject alternative names cannot be read');
+  }
+  if (names.length === 0) return new Error(`server refused: its certificate names no host (${host})`);
+  return checkServerIdentity(host, cert);
 }
 
 /** A reloadable mutual-TLS https Agent. */
@@ -95,7 +120,7 @@ function agentOver(m: TlsMaterial | undefined, options: MtlsAgentOptions): Agent
       // No resumed sessions: every connection verifies the server's certificate afresh.
       maxCachedSessions: 0,
       checkServerIdentity(host: string, cert: PeerCertificate): Error | undefined {
-        const named = checkServerIdentity(host, cert);
+        const named = namedServer(host, cert);
         if (named !== undefined) return named;
         const verdict = authorizePeer(cert, options.expect, m, now());
         return verdict.ok ? undefined : new Error(`server refused: ${verdict.refusal.reason}`);
@@ -107,7 +132,12 @@ function agentOver(m: TlsMaterial | undefined, options: MtlsAgentOptions): Agent
 
 /** Loads `options.files` and returns an Agent over them. */
 export async function createMtlsAgent(options: MtlsAgentOptions): Promise<MtlsAgent> {
-  const first = await loadTlsMaterial(options.files);
+  const load = async (notOlderThan?: ReadonlyMap<string, LoadedCrl>): Promise<TlsMaterial> => {
+    const m = await loadTlsMaterial(options.files, { notOlderThan });
+    if (options.clientOnly === true) assertNamesNoHost(m.cert.toString('latin1'), options.files.cert);
+    return m;
+  };
+  const first = await load();
   let agent = agentOver(first, options);
   // The newest CRL loaded so far: a reload never goes back before it.
   let crlFloor = first.crls;
@@ -123,7 +153,7 @@ export async function createMtlsAgent(options: MtlsAgentOptions): Promise<MtlsAg
     async reload() {
       let m: TlsMaterial | undefined;
       try {
-        m = await loadTlsMaterial(options.files, { notOlderThan: crlFloor });
+        m = await load(crlFloor);
         crlFloor = m.crls;
       } finally {
         swap(agentOver(m, options));

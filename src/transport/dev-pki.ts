@@ -2,7 +2,9 @@
  * The development PKI behind `failclosed certs` (docs/cli.md, docs/deployment.md "Mutual TLS"):
  * a CA, per-role certificates and a CRL, all ECDSA P-256 / SHA-256. Production uses the
  * operator's own CA; these files follow the same rules a production certificate must (one SAN
- * URI `urn:failclosed:role:<role>`, serverAuth and clientAuth, a positive random serial).
+ * URI `urn:failclosed:role:<role>`, serverAuth and clientAuth, a positive random serial; a
+ * certificate only to connect out with, a `client`'s or a keyless Gate's, names no host and has
+ * clientAuth alone).
  *
  * Why P-256 and not Ed25519: Node's TLS accepts Ed25519 certificates (OpenSSL 3, TLS 1.3), but
  * operators' CAs, HSMs, cert-manager issuers and most TLS clients outside Node issue and accept
@@ -140,6 +142,13 @@ export interface IssueOptions {
   readonly notBefore?: number;
   /** DNS names and IP addresses it serves under (not for `client`); default localhost, 127.0.0.1, ::1. */
   readonly hosts?: readonly string[];
+  /**
+   * A certificate only to connect out with, as a `client`'s always is: no host or IP address in
+   * its subject alternative names, and `clientAuth` alone as its extended key usage, so that no
+   * TLS client accepts it as a server's. A keyless Gate's (FC-INV-6): with a `gate` certificate
+   * that names hosts, its holder could serve as the Control Plane's internal listener.
+   */
+  readonly clientOnly?: boolean;
   readonly now?: () => number;
 }
 
@@ -166,7 +175,9 @@ export async function issueCert(dir: string, options: IssueOptions): Promise<Iss
   const now = options.now?.() ?? Date.now();
   const notBefore = options.notBefore ?? now - 60_000;
   const keys = await newKeyPair();
-  const server = options.role !== 'client';
+  if (options.clientOnly === true && options.hosts !== undefined && options.hosts.length > 0)
+    throw new TypeError('a client-only certificate names no host');
+  const server = options.role !== 'client' && options.clientOnly !== true;
   const hosts = server ? (options.hosts ?? ['localhost', '127.0.0.1', '::1']) : [];
   const names: JsonGeneralName[] = [
     { type: 'url', value: roleUri(options.role) },

@@ -61,3 +61,37 @@ export function identityOf(der: Uint8Array, fingerprint: string): PeerIdentity {
     fingerprint: fingerprint.replace(/:/g, '').toLowerCase(),
   });
 }
+
+/**
+ * The host names and IP addresses a certificate names in its subject alternative names (`dns` and
+ * `ip` entries), the names under which a TLS client accepts it as a server. `cert` is DER, or PEM
+ * whose first block is the certificate (its chain may follow). Throws on a certificate that does
+ * not parse, or whose subject alternative names do not: what it names is then unknown.
+ */
+export function serverNamesOf(cert: string | Uint8Array): string[] {
+  const c = new X509Certificate(cert);
+  const san = c.getExtension(SubjectAlternativeNameExtension);
+  return (san?.names.toJSON() ?? [])
+    .filter((n) => n.type === 'dns' || n.type === 'ip')
+    .map((n) => `${n.type === 'dns' ? 'DNS' : 'IP'}:${n.value}`);
+}
+
+/**
+ * Refuses an identity that only ever connects out (a keyless Gate, FC-INV-6) when its
+ * certificate names a host or an IP address: whoever holds that key could then serve under those
+ * names and pass, to the peers that expect its role, for the server they meant (the Control
+ * Plane's internal listener carries a `gate` certificate too). A certificate whose names cannot
+ * be read is refused as well. `pem` is the certificate file's text, `path` names it in the error.
+ */
+export function assertNamesNoHost(pem: string, path: string): void {
+  let names: string[];
+  try {
+    names = serverNamesOf(pem);
+  } catch (err) {
+    throw new TypeError(`${path}: its subject alternative names cannot be read (${(err as Error).message})`);
+  }
+  if (names.length > 0)
+    throw new TypeError(
+      `${path} names ${names.join(', ')}: a certificate used only to connect out must name no host or IP address, or its holder could serve under those names as the peer they belong to (issue one with: failclosed certs issue --role R --name N --no-host)`,
+    );
+}

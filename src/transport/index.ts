@@ -4,7 +4,16 @@
  * revocation, a reloadable client Agent that checks the server's role, and the ledger record of
  * refusals. Depends on the kernel only; never on a role.
  */
-export { ROLES, ROLE_URI_PREFIX, isRole, roleUri, normalizeSerial, identityOf } from './identity.js';
+export {
+  ROLES,
+  ROLE_URI_PREFIX,
+  isRole,
+  roleUri,
+  normalizeSerial,
+  identityOf,
+  serverNamesOf,
+  assertNamesNoHost,
+} from './identity.js';
 export type { Role, PeerIdentity } from './identity.js';
 export { loadTlsMaterial, revocationOf } from './material.js';
 export type { TlsFiles, TlsMaterial, RevocationVerdict, ChainLink, LoadedCrl } from './material.js';

@@ -188,16 +188,34 @@ describe('deploy/compose/compose.yaml', () => {
     );
 
   it('each service mounts only its own certificate key, read-only; the CA key is mounted by no running service', () => {
+    // The Control Plane serves its internal listener with the `gate` certificate; each keyless
+    // gate has a key of its own, never that one (FC-INV-6: a stolen gate key must not serve as
+    // the Control Plane), and no two gates share one.
+    const keyOf = new Map<string, string>();
     for (const name of [...GATES, CP]) {
       const b = binds(name);
       const certs = [...b.keys()].filter((s) => s.startsWith('./certs/')).sort();
+      const own = name === CP ? 'gate' : name;
       expect(certs, name).toEqual([
         './certs/ca.pem',
         './certs/crl.pem',
-        './certs/gate.key',
-        './certs/gate.pem',
+        `./certs/${own}.key`,
+        `./certs/${own}.pem`,
       ]);
       for (const c of certs) expect(b.get(c)![1], `${name} ${c}`).toBe(true);
+      keyOf.set(name, `./certs/${own}.key`);
+    }
+    expect(new Set(keyOf.values()).size).toBe(keyOf.size);
+    // What each gate's configuration names is what that gate mounts from its own files.
+    const gateTls = (
+      JSON.parse(readFileSync(join(DEPLOY_DIR, 'compose/config/gate.json'), 'utf8')) as {
+        tls: { cert: string; key: string };
+      }
+    ).tls;
+    for (const name of GATES) {
+      const b = binds(name);
+      expect(b.get(`./certs/${name}.pem`)![0], name).toBe(gateTls.cert);
+      expect(b.get(`./certs/${name}.key`)![0], name).toBe(gateTls.key);
     }
     const e = binds('executor');
     expect([...e.keys()].sort()).toEqual([
@@ -221,8 +239,8 @@ describe('deploy/compose/compose.yaml', () => {
       expect([...g.keys()].sort(), name).toEqual([
         './certs/ca.pem',
         './certs/crl.pem',
-        './certs/gate.key',
-        './certs/gate.pem',
+        `./certs/${name}.key`,
+        `./certs/${name}.pem`,
         './config/gate.json',
       ]);
       for (const [source, [, ro]] of g) expect(ro, `${name} ${source}`).toBe(true);
@@ -238,7 +256,7 @@ describe('deploy/compose/compose.yaml', () => {
       ).toBe(name === CP);
   });
 
-  it('the certificate step runs without a network and writes only ./certs, naming the hosts the peers dial', () => {
+  it('the certificate step runs without a network and writes only ./certs, naming the hosts the peers dial, and a host-less certificate per gate', () => {
     const c = service('certs');
     expect(c.network_mode).toBe('none');
     expect(c.networks).toBeUndefined();
@@ -247,6 +265,9 @@ describe('deploy/compose/compose.yaml', () => {
     expect(command.slice(0, 4)).toEqual(['certs', 'init', '--dir', '/certs']);
     const hosts = command.flatMap((w, i) => (command[i - 1] === '--host' ? [w] : []));
     expect(hosts.sort()).toEqual([CP, 'executor'].sort());
+    // Each keyless gate's certificate, naming no host (`serve gate` refuses one that names any).
+    const gates = command.flatMap((w, i) => (command[i - 1] === '--keyless-gate' ? [w] : []));
+    expect(gates.sort()).toEqual([...GATES].sort());
   });
 
   it('publishes only the gates client port and the Control Plane port for operators (7070 in each container), each on its own host port', () => {
@@ -310,14 +331,14 @@ describe('deploy/compose/compose.yaml', () => {
     }
   });
 
-  it('the only relaxations are the ones bubblewrap needs (seccomp, AppArmor, /proc masking), on the gates and the executors alone', () => {
+  it('the only relaxations are the ones bubblewrap needs (seccomp, AppArmor, /proc masking), on the executors alone', () => {
     const needed = ['seccomp=unconfined', 'apparmor=unconfined', 'systempaths=unconfined'];
-    for (const name of [CP, 'executor'])
-      expect((service(name).security_opt as string[]).sort(), name).toEqual(
-        ['no-new-privileges:true', ...needed].sort(),
-      );
-    // The keyless gates run no tool: the runtime's defaults.
-    for (const name of ['postgresql', 'nats', ...GATES, ...ONE_SHOT])
+    expect((service('executor').security_opt as string[]).sort()).toEqual(
+      ['no-new-privileges:true', ...needed].sort(),
+    );
+    // The keyless gates and the Control Plane (`executor_url`, no `tls.executor`) run no tool:
+    // the runtime's defaults.
+    for (const name of ['postgresql', 'nats', CP, ...GATES, ...ONE_SHOT])
       expect(service(name).security_opt, name).toEqual(['no-new-privileges:true']);
   });
 

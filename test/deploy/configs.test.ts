@@ -107,9 +107,14 @@ function expectSeparatedShape(cp: EmbeddedConfig, gate: GateNodeConfig, exec: Ex
   expect(gate.executor_url).toBe(new URL(cp.executor_url!).origin);
   expect(hostPort(gate.executor_url).port).toBe(exec.listen.port);
   expect(exec.audience).toBe(cp.audience);
-  // Each has its own certificate: the gate's and the Control Plane's are `gate` certificates.
-  expect(gate.tls.cert).toMatch(/gate\.pem$/);
-  expect(gate.tls.key).toMatch(/gate\.key$/);
+  // Each has its own certificate. The gate's and the Control Plane's are both `gate` certificates,
+  // but never the same one (FC-INV-6): the gate's names no host (docs/deployment.md), so that a
+  // stolen gate key cannot serve as the Control Plane's internal listener.
+  const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
+  expect(base(gate.tls.cert)).toBe('gate-client.pem');
+  expect(base(gate.tls.key)).toBe('gate-client.key');
+  expect(base(cp.tls!.gate!.cert)).toBe('gate.pem');
+  expect(base(cp.tls!.gate!.key)).toBe('gate.key');
   expect(exec.tls.cert).toMatch(/executor\.pem$/);
 }
 
@@ -253,6 +258,27 @@ describe('kubernetes (the gate and executor ConfigMaps, fragments/control-plane.
     expect(cp.internal_host).toBe('0.0.0.0');
     expect(gate.listen.port).toBe(at(gateContainer, 'ports', 0, 'containerPort'));
     expect(gate.listen.port).toBe(svcPort('failclosed-gate'));
+  });
+
+  it('the documented Secret commands give the gates their own host-less certificate, never the Control Plane’s', () => {
+    // docs/deployment.md "Deployment artefacts": the `certs init` and `create secret` lines.
+    const text = readFileSync(join(DEPLOY_DIR, '../docs/deployment.md'), 'utf8').replace(/\\\n\s*/g, ' ');
+    const secretFiles = (name: string) => {
+      const line = text.split('\n').find((l) => l.includes(`create secret generic ${name} `));
+      expect(line, name).toBeDefined();
+      return [...line!.matchAll(/--from-file=certs\/(\S+)/g)].map((m) => m[1]!).sort();
+    };
+    const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
+    expect(secretFiles('failclosed-gate-tls')).toEqual(
+      ['ca.pem', 'crl.pem', base(gate.tls.cert), base(gate.tls.key)].sort(),
+    );
+    expect(secretFiles('failclosed-control-plane-tls')).toEqual(
+      ['ca.pem', 'crl.pem', base(cp.tls!.gate!.cert), base(cp.tls!.gate!.key)].sort(),
+    );
+    const init = text
+      .split('\n')
+      .find((l) => l.startsWith('failclosed certs init --dir certs') && l.includes('.svc'));
+    expect(init).toContain(`--keyless-gate ${base(gate.tls.cert).replace(/\.pem$/, '')}`);
   });
 
   it('certificate paths lie in each side’s own TLS Secret volume', () => {

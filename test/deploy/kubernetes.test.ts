@@ -200,18 +200,14 @@ describe('deploy/kubernetes manifests', () => {
     }
   });
 
-  it('the relaxations bubblewrap needs come with a pod user namespace, on the Control Plane and executor containers alone', () => {
+  it('the relaxations bubblewrap needs come with a pod user namespace, on the executor container alone', () => {
     // procMount: Unmasked is accepted only with hostUsers: false; it and the unconfined profiles
-    // are the Control Plane's and the executor container's (the tools run there) alone.
-    for (const w of [cp, executor]) {
-      expect(podSpec(w).hostUsers).toBe(false);
-      expect(at(podSpec(w), 'securityContext', 'seccompProfile', 'type')).toBe('Unconfined');
-      const main = (podSpec(w).containers as YamlObject[])[0]!;
-      expect(at(main, 'securityContext', 'procMount')).toBe('Unmasked');
-      expect(at(main, 'securityContext', 'appArmorProfile', 'type')).toBe('Unconfined');
-    }
-    const [init] = containers(cp);
-    expect(at(init, 'securityContext', 'procMount')).toBeUndefined();
+    // are the executor container's (the tools run there) alone.
+    expect(podSpec(executor).hostUsers).toBe(false);
+    expect(at(podSpec(executor), 'securityContext', 'seccompProfile', 'type')).toBe('Unconfined');
+    const main = (podSpec(executor).containers as YamlObject[])[0]!;
+    expect(at(main, 'securityContext', 'procMount')).toBe('Unmasked');
+    expect(at(main, 'securityContext', 'appArmorProfile', 'type')).toBe('Unconfined');
     // The executors' wait for their role runs no tool: the runtime's default profile, /proc masked.
     for (const c of (podSpec(executor).initContainers ?? []) as YamlObject[]) {
       expect(at(c, 'securityContext', 'seccompProfile', 'type'), JSON.stringify(c.name)).toBe(
@@ -220,8 +216,10 @@ describe('deploy/kubernetes manifests', () => {
       expect(at(c, 'securityContext', 'procMount')).toBeUndefined();
       expect(at(c, 'securityContext', 'appArmorProfile')).toBeUndefined();
     }
-    // The keyless gates run no tool: the runtime's defaults, no pod user namespace needed.
-    for (const w of [gate, nats, postgresql, roleJob, gateRoleJob]) {
+    // The keyless gates and the Control Plane (`executor_url`, no `tls.executor`: its /readyz does
+    // not probe the sandbox) run no tool: the runtime's defaults, no pod user namespace needed.
+    for (const w of [gate, cp, nats, postgresql, roleJob, gateRoleJob]) {
+      expect(podSpec(w).hostUsers ?? true).toBe(true);
       expect(at(podSpec(w), 'securityContext', 'seccompProfile', 'type')).toBe('RuntimeDefault');
       for (const c of containers(w)) {
         expect(at(c, 'securityContext', 'procMount')).toBeUndefined();

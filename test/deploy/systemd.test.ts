@@ -20,9 +20,13 @@ import { DEPLOY_DIR, parseUnit, unitValue } from './support.js';
 import type { Unit } from './support.js';
 
 const GATE_UNITS = ['failclosed.service', 'failclosed-postgres.service'];
+/** The Control Plane process of the separated shape: `up` with `executor_url`, no tool runs there. */
+const CP_UNIT = 'failclosed-postgres.service';
 const EXECUTOR_UNIT = 'failclosed-executor.service';
-/** The units that run failclosed (and bubblewrap for its tools). */
+/** The units that run `up` or `serve executor`. */
 const UNITS = [...GATE_UNITS, EXECUTOR_UNIT];
+/** The units that run tools, in bubblewrap: the embedded `up` and the Execution Layer. */
+const TOOL_UNITS = ['failclosed.service', EXECUTOR_UNIT];
 const ROLE_UNIT = 'failclosed-executor-role.service';
 const GATE_ROLE_UNIT = 'failclosed-gate-role.service';
 /** The keyless Gate (`serve gate`): no tool, no bubblewrap. */
@@ -124,28 +128,34 @@ describe('deploy/systemd units', () => {
         expect(words(unit, 'SystemCallFilter')[0]).toBe('@system-service');
       });
 
-      it('lets through exactly the namespaces, address families and system calls bubblewrap uses', () => {
-        expect(words(unit, 'RestrictNamespaces').sort()).toEqual([...needed].sort());
-        expect(words(unit, 'RestrictAddressFamilies').sort()).toEqual([
-          'AF_INET',
-          'AF_INET6',
-          'AF_NETLINK',
-          'AF_UNIX',
-        ]);
-        expect(words(unit, 'SystemCallFilter').sort()).toEqual(['@mount', '@system-service', 'sethostname']);
-      });
+      if (TOOL_UNITS.includes(file))
+        it('lets through exactly the namespaces, address families and system calls bubblewrap uses', () => {
+          expect(words(unit, 'RestrictNamespaces').sort()).toEqual([...needed].sort());
+          expect(words(unit, 'RestrictAddressFamilies').sort()).toEqual([
+            'AF_INET',
+            'AF_INET6',
+            'AF_NETLINK',
+            'AF_UNIX',
+          ]);
+          expect(words(unit, 'SystemCallFilter').sort()).toEqual([
+            '@mount',
+            '@system-service',
+            'sethostname',
+          ]);
+        });
 
-      it('leaves out what breaks Node.js or the sandbox: MemoryDenyWriteExecute, /proc over-mounts, ProtectHostname', () => {
-        for (const k of [
-          'MemoryDenyWriteExecute',
-          'ProtectKernelTunables',
-          'ProtectKernelLogs',
-          'ProtectHostname',
-          'PrivateNetwork',
-        ])
-          expect(unitValue(unit, 'Service', k) ?? 'no', k).toBe('no');
-        expect(unitValue(unit, 'Service', 'ProcSubset') ?? 'all').toBe('all');
-      });
+      if (TOOL_UNITS.includes(file))
+        it('leaves out what breaks Node.js or the sandbox: MemoryDenyWriteExecute, /proc over-mounts, ProtectHostname', () => {
+          for (const k of [
+            'MemoryDenyWriteExecute',
+            'ProtectKernelTunables',
+            'ProtectKernelLogs',
+            'ProtectHostname',
+            'PrivateNetwork',
+          ])
+            expect(unitValue(unit, 'Service', k) ?? 'no', k).toBe('no');
+          expect(unitValue(unit, 'Service', 'ProcSubset') ?? 'all').toBe('all');
+        });
     });
   }
 
@@ -155,6 +165,10 @@ describe('deploy/systemd units', () => {
     const env = unit.get('Service')!.get('Environment')!.join(' ');
     expect(env).not.toMatch(/FAILCLOSED_BACKEND|PGPASSWORD|postgres:\/\//);
     expect(unitValue(units.get('failclosed.service')!, 'Service', 'EnvironmentFile')).toBeUndefined();
+  });
+
+  it('the Control Plane process runs no tool (executor_url, no tls.executor): none of the relaxations for bubblewrap, every other option of failclosed.service', () => {
+    expectNoToolSandboxing(units.get(CP_UNIT)!, units.get('failclosed.service')!);
   });
 
   describe(EXECUTOR_UNIT, () => {
@@ -342,7 +356,6 @@ for (const r of ROLE_UNITS)
 describe(KEYLESS_UNIT, () => {
   const unit = parseUnit(readFileSync(join(DEPLOY_DIR, 'systemd', KEYLESS_UNIT), 'utf8'));
   const own = unit.get('Service')!;
-  const gateUnit = units.get('failclosed.service')!.get('Service')!;
   const inUnit = (key: string) => (unitValue(unit, 'Unit', key) ?? '').split(/\s+/).filter(Boolean);
 
   it('runs serve gate with its own configuration, as a user of its own, after its role step, which it requires', () => {
@@ -376,51 +389,62 @@ describe(KEYLESS_UNIT, () => {
   });
 
   it('has every sandboxing option of failclosed.service, with the same value or a stricter one', () => {
-    const SAME = [
-      'NoNewPrivileges',
-      'CapabilityBoundingSet',
-      'AmbientCapabilities',
-      'ProtectSystem',
-      'ProtectHome',
-      'PrivateTmp',
-      'PrivateDevices',
-      'ProtectKernelModules',
-      'ProtectControlGroups',
-      'ProtectClock',
-      'ProtectProc',
-      'RestrictSUIDSGID',
-      'RestrictRealtime',
-      'LockPersonality',
-      'RemoveIPC',
-      'KeyringMode',
-      'SystemCallArchitectures',
-      'SystemCallErrorNumber',
-      'UMask',
-    ];
-    for (const k of SAME) {
-      expect(own.get(k), k).toBeDefined();
-      expect(own.get(k), k).toEqual(gateUnit.get(k));
-    }
-    // What failclosed.service lets through for bubblewrap, refused here: it runs no tool.
-    expect(unitValue(unit, 'Service', 'RestrictNamespaces')).toBe('yes');
-    expect(words(unit, 'SystemCallFilter')).toEqual(['@system-service']);
-    expect(words(unit, 'RestrictAddressFamilies').sort()).toEqual(['AF_INET', 'AF_INET6', 'AF_UNIX']);
-    for (const k of ['ProtectKernelTunables', 'ProtectKernelLogs', 'ProtectHostname'])
-      expect(unitValue(unit, 'Service', k), k).toBe('yes');
-    // Left out as in failclosed.service: V8 needs writable, executable memory; it serves clients.
-    for (const k of ['MemoryDenyWriteExecute', 'PrivateNetwork'])
-      expect(unitValue(unit, 'Service', k) ?? 'no', k).toBe('no');
-    // Nothing failclosed.service sets is missing, besides its paths and what starts it.
-    const START = [
-      'ExecStart',
-      'User',
-      'Group',
-      'StateDirectory',
-      'StateDirectoryMode',
-      'Environment',
-      'EnvironmentFile',
-      'ReadWritePaths',
-    ];
-    for (const k of gateUnit.keys()) if (!START.includes(k)) expect(own.has(k), k).toBe(true);
+    expectNoToolSandboxing(unit, units.get('failclosed.service')!);
   });
 });
+
+/**
+ * A unit that runs no tool (the keyless Gate; the Control Plane process of the separated shape):
+ * every sandboxing option of `failclosed.service` (`reference`), with the same value or a
+ * stricter one, and none of what that unit lets through for bubblewrap.
+ */
+function expectNoToolSandboxing(unit: Unit, reference: Unit): void {
+  const own = unit.get('Service')!;
+  const ref = reference.get('Service')!;
+  const SAME = [
+    'NoNewPrivileges',
+    'CapabilityBoundingSet',
+    'AmbientCapabilities',
+    'ProtectSystem',
+    'ProtectHome',
+    'PrivateTmp',
+    'PrivateDevices',
+    'ProtectKernelModules',
+    'ProtectControlGroups',
+    'ProtectClock',
+    'ProtectProc',
+    'RestrictSUIDSGID',
+    'RestrictRealtime',
+    'LockPersonality',
+    'RemoveIPC',
+    'KeyringMode',
+    'SystemCallArchitectures',
+    'SystemCallErrorNumber',
+    'UMask',
+  ];
+  for (const k of SAME) {
+    expect(own.get(k), k).toBeDefined();
+    expect(own.get(k), k).toEqual(ref.get(k));
+  }
+  // What failclosed.service lets through for bubblewrap, refused here: it runs no tool.
+  expect(unitValue(unit, 'Service', 'RestrictNamespaces')).toBe('yes');
+  expect(words(unit, 'SystemCallFilter')).toEqual(['@system-service']);
+  expect(words(unit, 'RestrictAddressFamilies').sort()).toEqual(['AF_INET', 'AF_INET6', 'AF_UNIX']);
+  for (const k of ['ProtectKernelTunables', 'ProtectKernelLogs', 'ProtectHostname'])
+    expect(unitValue(unit, 'Service', k), k).toBe('yes');
+  // Left out as in failclosed.service: V8 needs writable, executable memory; it serves clients.
+  for (const k of ['MemoryDenyWriteExecute', 'PrivateNetwork'])
+    expect(unitValue(unit, 'Service', k) ?? 'no', k).toBe('no');
+  // Nothing failclosed.service sets is missing, besides its paths and what starts it.
+  const START = [
+    'ExecStart',
+    'User',
+    'Group',
+    'StateDirectory',
+    'StateDirectoryMode',
+    'Environment',
+    'EnvironmentFile',
+    'ReadWritePaths',
+  ];
+  for (const k of ref.keys()) if (!START.includes(k)) expect(own.has(k), k).toBe(true);
+}

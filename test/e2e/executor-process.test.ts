@@ -17,6 +17,8 @@
  *   the key ring answers no kid.
  * - Two replicas on one PostgreSQL nonce store: an envelope run by one is `ERR_NONCE_REPLAYED`
  *   at the other (OE-INV-017).
+ * - The Gate process's readiness does not probe the sandbox (no tool runs there); an embedded
+ *   process's does.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer as createNetServer } from 'node:net';
@@ -313,6 +315,26 @@ describe('the Execution Layer as a separate process', () => {
     expect(report).not.toMatch(/FAIL/);
     expect(code).toBe(0);
   }, 30_000);
+
+  it('probes the sandbox for readiness only where a tool can run: not in the process with a separate Execution Layer', async () => {
+    const checksOf = async (url: string) =>
+      Object.keys(
+        ((await (await fetch(`${url}/readyz`)).json()) as { checks: Record<string, boolean> }).checks,
+      );
+    // `executor_url` and no `tls.executor`: every call goes to the Execution Layer process.
+    const separated = await checksOf(instance.url);
+    expect(separated).toContain('policy');
+    expect(separated).not.toContain('sandbox');
+    // An embedded process runs its tools itself: its readiness includes the sandbox.
+    const own = join(work, 'embedded');
+    await initDataDir(own);
+    const embedded = await startEmbedded(own, { port: 0 });
+    try {
+      expect(await checksOf(embedded.url)).toContain('sandbox');
+    } finally {
+      await embedded.close();
+    }
+  });
 
   it('refuses a peer of another role, a client certificate and a call without one (not from the Gate)', async () => {
     const before = consumed(noncesA());

@@ -32,7 +32,7 @@ import { REPO_ROOT } from '../support/paths.js';
 import { until } from './processes.js';
 import { startOtlpReceiver } from '../support/otlp-receiver.js';
 import type { OtlpReceiver, ReceivedSpan } from '../support/otlp-receiver.js';
-import { freePort, separateExecutorLayout } from './topology.js';
+import { freePort, KEYLESS_GATE_CERT, separateExecutorLayout } from './topology.js';
 
 const pgdb = useTestDatabase('fc_e2e_gate_trace');
 
@@ -76,7 +76,7 @@ describe('a call through a keyless Gate is one trace across the Gate, Control Pl
         listen: { host: '127.0.0.1', port: await freePort() },
         control_plane_url: `https://127.0.0.1:${layout.internalPort}`,
         executor_url: `https://127.0.0.1:${layout.execPort}`,
-        tls: { ca: pki.caCert, cert: pki.cert('gate'), key: pki.key('gate') },
+        tls: { ca: pki.caCert, cert: pki.cert(KEYLESS_GATE_CERT), key: pki.key(KEYLESS_GATE_CERT) },
         state: gateRole.url(state),
       }),
     );

@@ -32,7 +32,7 @@ import { generateSigningKey, importSigningKeyJwk } from '../../src/kernel/signin
 import type { SigningKey } from '../../src/kernel/signing/index.js';
 import { parseJson, sha256Hex } from '../../src/kernel/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
-import { createMtlsAgent, pkiPaths } from '../../src/transport/index.js';
+import { createMtlsAgent, createMtlsServer, pkiPaths } from '../../src/transport/index.js';
 import { createRoleWith, nextSchema, useTestDatabase } from '../support/postgres.js';
 import type { TestRole } from '../support/postgres.js';
 import { REPO_ROOT } from '../support/paths.js';
@@ -91,8 +91,10 @@ describe('a Gate as its own process, holding no key', () => {
     port = internalPort,
   ) => {
     const pki = pkiPaths(at('certs'));
+    // A Gate's word is a keyless Gate's: its own certificate.
+    const name = role === 'gate' ? 'gate-1' : role;
     const agent = await createMtlsAgent({
-      files: { ca: pki.caCert, cert: pki.cert(role), key: pki.key(role) },
+      files: { ca: pki.caCert, cert: pki.cert(name), key: pki.key(name) },
       expect: ['gate'],
     });
     try {
@@ -163,6 +165,8 @@ describe('a Gate as its own process, holding no key', () => {
     const backend = `${pgdb.url}?schema=${schema}`;
     ok(runCli('certs', 'init', '--dir', at('certs'), '--host', '127.0.0.1'));
     ok(runCli('certs', 'issue', '--dir', at('certs'), '--role', 'client'));
+    // The keyless Gate's own certificate, only to connect out with (docs/deployment.md).
+    ok(runCli('certs', 'issue', '--dir', at('certs'), '--role', 'gate', '--name', 'gate-1', '--no-host'));
     ok(runCli('init', at('cp'), '--backend', backend));
     const [execPort, gatePort] = [await freePort(), await freePort()];
     internalPort = await freePort();
@@ -221,7 +225,7 @@ describe('a Gate as its own process, holding no key', () => {
         control_plane_url: `https://127.0.0.1:${internalPort}`,
         control_plane_standby_urls: [`https://127.0.0.1:${standbyPort}`],
         executor_url: `https://127.0.0.1:${execPort}`,
-        tls: { ca: 'certs/ca.pem', crl: 'certs/crl.pem', cert: 'certs/gate.pem', key: 'certs/gate.key' },
+        tls: { ca: 'certs/ca.pem', crl: 'certs/crl.pem', cert: 'certs/gate-1.pem', key: 'certs/gate-1.key' },
         state: gateRole.url(backend),
         control_plane_timeout_ms: 3000,
       }),
@@ -252,6 +256,81 @@ describe('a Gate as its own process, holding no key', () => {
     const owner = runCli('serve', 'gate', '--config', at('owner.json'));
     expect(owner.code).not.toBe(0);
     expect(owner.err + owner.out).toMatch(/can do more than a Gate needs \(superuser; .*owner of schema/);
+  });
+
+  it("refuses to start with the Control Plane's certificate, or any that names a host: with it a Gate could pass for the Control Plane", () => {
+    const config = JSON.parse(readFileSync(at('gate.json'), 'utf8')) as JsonObject;
+    writeFileSync(
+      at('shared-cert.json'),
+      JSON.stringify({
+        ...config,
+        tls: { ...(config['tls'] as JsonObject), cert: 'certs/gate.pem', key: 'certs/gate.key' },
+      }),
+    );
+    const r = runCli('serve', 'gate', '--config', at('shared-cert.json'));
+    expect(r.code).not.toBe(0);
+    expect(r.err + r.out).toMatch(
+      /gate\.pem names IP:127\.0\.0\.1: a certificate used only to connect out must name no host/,
+    );
+    // An unreadable certificate is a refusal too.
+    writeFileSync(at('garbage.pem'), 'not a certificate');
+    writeFileSync(
+      at('garbage-cert.json'),
+      JSON.stringify({ ...config, tls: { ...(config['tls'] as JsonObject), cert: 'garbage.pem' } }),
+    );
+    const g = runCli('serve', 'gate', '--config', at('garbage-cert.json'));
+    expect(g.code).not.toBe(0);
+    expect(g.err + g.out).toMatch(/client-only gate certificate.*cannot be read/);
+  });
+
+  it("the keyless Gate's certificate cannot serve as the Control Plane: the Execution Layer's TLS client refuses it at the Control Plane's address", async () => {
+    const pki = pkiPaths(at('certs'));
+    const gateTls = JSON.parse(readFileSync(at('gate.json'), 'utf8')) as {
+      tls: { cert: string; key: string };
+    };
+    // What a stolen Gate key could do: listen with it where the executors reach the Control Plane.
+    let ran = 0;
+    const rogue = await createMtlsServer(
+      (_req, res) => {
+        ran += 1;
+        res.end('{}');
+      },
+      {
+        files: { ca: pki.caCert, cert: at(gateTls.tls.cert), key: at(gateTls.tls.key) },
+        allow: ['executor'],
+        host: '127.0.0.1',
+        port: 0,
+      },
+    );
+    // The Execution Layer's link to the Control Plane, as `serve executor` builds it.
+    const agent = await createMtlsAgent({
+      files: { ca: pki.caCert, cert: pki.cert('executor'), key: pki.key('executor') },
+      expect: ['gate'],
+    });
+    try {
+      await expect(
+        gateRequest(
+          { url: rogue.url, agent, timeoutMs: 5000 },
+          'GET',
+          '/v1/internal/issuer-jwks',
+          undefined,
+          1 << 16,
+        ),
+      ).rejects.toThrow(/unsuitable certificate purpose/);
+      expect(ran).toBe(0);
+      // The Control Plane's own listener, at the same address, is accepted by that link.
+      const keys = await gateRequest(
+        { url: `https://127.0.0.1:${internalPort}`, agent, timeoutMs: 5000 },
+        'GET',
+        '/v1/internal/issuer-jwks',
+        undefined,
+        1 << 16,
+      );
+      expect(keys.status).toBe(200);
+    } finally {
+      agent.close();
+      await rogue.close();
+    }
   });
 
   it('runs a signed call decided by the Control Plane process in the Execution Layer process; a deny runs nothing; one export verifies', async () => {
@@ -572,8 +651,8 @@ describe('a Gate as its own process, holding no key', () => {
         host: '127.0.0.1',
         minVersion: 'TLSv1.3',
         ca: readFileSync(pki.caCert),
-        cert: readFileSync(pki.cert('gate')),
-        key: readFileSync(pki.key('gate')),
+        cert: readFileSync(pki.cert('gate-1')),
+        key: readFileSync(pki.key('gate-1')),
       });
       tls.on('error', () => undefined);
       await once(tls, 'secureConnect');

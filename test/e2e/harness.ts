@@ -239,7 +239,12 @@ async function separateExecutionLayer(
 ): Promise<{ pki: string; execPort: number; internalPort: number }> {
   const pki = join(work, 'certs');
   await createDevCa(pki);
-  await Promise.all([issueCert(pki, { role: 'gate' }), issueCert(pki, { role: 'executor' })]);
+  await Promise.all([
+    issueCert(pki, { role: 'gate' }),
+    issueCert(pki, { role: 'executor' }),
+    // The keyless topology's Gate: a certificate only to connect out with (FC-INV-6).
+    issueCert(pki, { role: 'gate', name: 'gate-1', clientOnly: true }),
+  ]);
   const [internalPort, execPort] = [await freePort(), await freePort()];
   const config = parseJson(readFileSync(dataPaths(dir).config)) as JsonObject;
   writeFileSync(
@@ -315,8 +320,8 @@ function keylessGateConfig(
       executor_url: `https://127.0.0.1:${at.execPort}`,
       tls: {
         ca: pkiPaths(at.pki).caCert,
-        cert: pkiPaths(at.pki).cert('gate'),
-        key: pkiPaths(at.pki).key('gate'),
+        cert: pkiPaths(at.pki).cert('gate-1'),
+        key: pkiPaths(at.pki).key('gate-1'),
       },
       state,
       timestamp_tolerance_ms: readConfig(dir).timestamp_tolerance_ms,

@@ -122,8 +122,12 @@ export interface SeparateExecutorLayout {
   executorConfig(at: string, extra?: JsonObject): string;
 }
 
+/** The name of a keyless Gate's client-only `gate` certificate under the layout's `pki`. */
+export const KEYLESS_GATE_CERT = 'gate-1';
+
 /**
- * Makes a development CA with `gate` and `executor` certificates under `work/certs`, and sets
+ * Makes a development CA with `gate` and `executor` certificates (and a keyless Gate's
+ * client-only one, {@link KEYLESS_GATE_CERT}) under `work/certs`, and sets
  * `executor_url`, `internal_port` and `tls` (plus `extra`) in the initialised data directory
  * `dir`, so the Gate there runs no Execution Layer of its own.
  */
@@ -134,7 +138,13 @@ export async function separateExecutorLayout(
 ): Promise<SeparateExecutorLayout> {
   const pki = join(work, 'certs');
   await createDevCa(pki);
-  await Promise.all([issueCert(pki, { role: 'gate' }), issueCert(pki, { role: 'executor' })]);
+  await Promise.all([
+    issueCert(pki, { role: 'gate' }),
+    issueCert(pki, { role: 'executor' }),
+    // A keyless Gate's own certificate: only to connect out with, so it cannot serve as the
+    // Control Plane's internal listener (FC-INV-6, docs/deployment.md).
+    issueCert(pki, { role: 'gate', name: KEYLESS_GATE_CERT, clientOnly: true }),
+  ]);
   const [internalPort, execPort] = [await freePort(), await freePort()];
   const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as JsonObject;
   writeFileSync(

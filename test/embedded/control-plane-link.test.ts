@@ -59,6 +59,8 @@ describe('the Gate reads its Control Plane process as untrusted', () => {
     const pki = join(root, 'pki');
     await createDevCa(pki);
     await issueCert(pki, { role: 'gate' });
+    // The Gate's own certificate, as `serve gate` requires: only to connect out with.
+    await issueCert(pki, { role: 'gate', name: 'gate-1', clientOnly: true });
     const files = {
       ca: pkiPaths(pki).caCert,
       cert: pkiPaths(pki).cert('gate'),
@@ -74,7 +76,11 @@ describe('the Gate reads its Control Plane process as untrusted', () => {
       },
       { files, allow: ['gate'], host: '127.0.0.1', port: 0 },
     );
-    agent = await createMtlsAgent({ files, expect: ['gate'] });
+    agent = await createMtlsAgent({
+      files: { ...files, cert: pkiPaths(pki).cert('gate-1'), key: pkiPaths(pki).key('gate-1') },
+      expect: ['gate'],
+      clientOnly: true,
+    });
   });
   afterAll(async () => {
     agent.close();
