@@ -142,6 +142,8 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
     pki = join(work, 'certs');
     await createDevCa(pki);
     for (const role of ['gate', 'executor', 'client'] as const) await issueCert(pki, { role });
+    // The keyless Gate's own certificate, naming no host (`certs issue --role gate --no-host`).
+    await issueCert(pki, { role: 'gate', name: 'gate-client', clientOnly: true });
     await writeCrl(pki);
     const [execPort, gatePort] = [await freePort(), await freePort()];
     internalPort = await freePort();
@@ -217,7 +219,7 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
     // The keyless Gate: gate.json in its own directory, its certificate beside it.
     const etcGate = join(work, 'etc-failclosed-gate');
     mkdirSync(join(etcGate, 'tls'), { recursive: true });
-    for (const f of ['ca.pem', 'crl.pem', 'gate.pem', 'gate.key'])
+    for (const f of ['ca.pem', 'crl.pem', 'gate-client.pem', 'gate-client.key'])
       copyFileSync(join(pki, f), join(etcGate, 'tls', f));
     let gateText = readFileSync(join(SYSTEMD, 'gate.json'), 'utf8');
     gateText = rewrite(gateText, '"port": 7080', `"port": ${gatePort}`);
