@@ -63,8 +63,17 @@ export async function runCertsCli(argv: readonly string[], out: (t: string) => v
       if (v['no-host'] === true) throw new CertsUsageError('--no-host is an option of certs issue');
       const gates = v['keyless-gate'] ?? [];
       // A keyless Gate's certificate is a file of its own: never the Control Plane's `gate.pem`.
-      if (gates.some((n) => SERVICE_ROLES.includes(n as Role)) || new Set(gates).size !== gates.length)
-        throw new CertsUsageError('--keyless-gate names must differ from each other and from the roles');
+      // Checked before anything is written: a bad name must not leave the role certificates
+      // re-issued and the command failed. No role's file name (`client` included), none reserved.
+      if (
+        gates.some(
+          (n) => isRole(n) || ['ca', 'crl', 'revoked'].includes(n) || !/^[a-z0-9][a-z0-9._-]{0,63}$/.test(n),
+        ) ||
+        new Set(gates).size !== gates.length
+      )
+        throw new CertsUsageError(
+          '--keyless-gate names must be file names ([a-z0-9][a-z0-9._-]*), differ from each other, from the roles and from ca, crl and revoked',
+        );
       const ca = await createDevCa(dir, d === undefined ? {} : { days: d });
       out(ca.created ? `created CA ${ca.caCert}\n` : `kept the CA in ${ca.caCert}\n`);
       for (const role of SERVICE_ROLES) {

@@ -56,7 +56,9 @@ function namedServer(host: string, cert: PeerCertificate): Error | undefined {
     return new Error('server refused: its subject alternative names cannot be read');
   }
   if (names.length === 0) return new Error(`server refused: its certificate names no host (${host})`);
-  return checkServerIdentity(host, cert);
+  // Without the subject: Node falls back to its common name whenever no DNS SAN is present,
+  // also when an IP SAN is (a certificate naming only an IP would pass for a DNS host by its CN).
+  return checkServerIdentity(host, { ...cert, subject: {} });
 }
 
 /** A reloadable mutual-TLS https Agent. */

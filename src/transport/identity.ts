@@ -4,6 +4,7 @@
  * name URI `urn:failclosed:role:<role>`; peers read that URI, never the subject's common name.
  * docs/deployment.md "Mutual TLS" says what an operator's own CA must put in a certificate.
  */
+import { X509Certificate as NodeX509Certificate } from 'node:crypto';
 import { SubjectAlternativeNameExtension, X509Certificate } from './x509.js';
 
 /** The roles a certificate can name: the four roles of SPEC §1, and clients of the Gate. */
@@ -86,7 +87,8 @@ export function serverNamesOf(cert: string | Uint8Array): string[] {
 export function assertNamesNoHost(pem: string, path: string): void {
   let names: string[];
   try {
-    names = serverNamesOf(pem);
+    // The leaf as TLS reads it (OpenSSL skips PEM blocks not labelled as certificates).
+    names = serverNamesOf(new NodeX509Certificate(Buffer.from(pem, 'latin1')).raw);
   } catch (err) {
     throw new TypeError(`${path}: its subject alternative names cannot be read (${(err as Error).message})`);
   }

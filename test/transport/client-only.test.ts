@@ -246,8 +246,13 @@ describe('a client-only certificate cannot serve', () => {
     }
     expect(serverNamesOf(readFileSync(pkiPaths(dir).cert('gate'), 'utf8'))).toEqual(['DNS:control-plane']);
     // The Control Plane's own `gate.pem` is never overwritten by a keyless Gate's.
-    await expect(
-      runCertsCli(['init', '--dir', dir, '--keyless-gate', 'gate'], () => undefined),
-    ).rejects.toThrow(CertsUsageError);
+    // Nor the client's, and a name that is no file name is refused before anything is re-issued.
+    const before = readFileSync(pkiPaths(dir).cert('gate'), 'utf8');
+    for (const name of ['gate', 'client', 'ca', 'Gate-A'])
+      await expect(
+        runCertsCli(['init', '--dir', dir, '--keyless-gate', name], () => undefined),
+        name,
+      ).rejects.toThrow(CertsUsageError);
+    expect(readFileSync(pkiPaths(dir).cert('gate'), 'utf8')).toBe(before);
   });
 });
