@@ -5,7 +5,7 @@
  * caller refuses).
  */
 import Database from 'better-sqlite3';
-import { migrateSchema } from '../kernel/index.js';
+import { openStoreConnection } from '../kernel/index.js';
 import type { JsonObject, SchemaMigration, SqliteCommitUnit } from '../kernel/index.js';
 import { parseOperatorSessionRow, parsePersonRow, parseSessionRow } from './rows.js';
 import type {
@@ -61,18 +61,11 @@ export function createSqliteConsoleStore(
   options: { readonly unit?: SqliteCommitUnit } = {},
 ): ConsoleStore {
   const { unit } = options;
-  const db = unit?.db ?? new Database(path);
-  try {
-    if (unit === undefined) {
-      db.pragma('busy_timeout = 2000');
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-    }
-    migrateSchema(db, 'console', MIGRATIONS);
-  } catch (err) {
-    if (unit === undefined) db.close();
-    throw err;
-  }
+  const db = openStoreConnection(() => new Database(path), {
+    unit,
+    store: 'console',
+    migrations: MIGRATIONS,
+  });
   /** A write, durable when it returns. */
   const write = <T>(fn: () => T): T => (unit === undefined ? fn() : unit.writeNow(fn));
   const q = {

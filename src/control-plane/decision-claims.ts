@@ -15,7 +15,7 @@
  * Every failure rejects: the Control Plane then denies `ERR_LEDGER_UNAVAILABLE`.
  */
 import Database from 'better-sqlite3';
-import { migrateSchema, type SchemaMigration, type SqliteCommitUnit } from '../kernel/index.js';
+import { openStoreConnection, type SchemaMigration, type SqliteCommitUnit } from '../kernel/index.js';
 
 /** The request a claim names: request ids are the client's own, so its tenant and identity too. */
 export interface DecisionClaimKey {
@@ -59,18 +59,11 @@ export function createSqliteDecisionClaims(
   options: { readonly unit?: SqliteCommitUnit } = {},
 ): DecisionClaimStore {
   const { unit } = options;
-  const db = unit?.db ?? new Database(path);
-  try {
-    if (unit === undefined) {
-      db.pragma('busy_timeout = 2000');
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-    }
-    migrateSchema(db, 'decision_claims', MIGRATIONS);
-  } catch (err) {
-    if (unit === undefined) db.close();
-    throw err;
-  }
+  const db = openStoreConnection(() => new Database(path), {
+    unit,
+    store: 'decision_claims',
+    migrations: MIGRATIONS,
+  });
   const write = <T>(fn: () => T): T => (unit === undefined ? fn() : unit.writeNow(fn));
   const insert = db.prepare(
     'INSERT OR IGNORE INTO decision_claims (tenant, identity, request_id, holder, claimed_at) VALUES (?, ?, ?, ?, ?)',

@@ -4,7 +4,7 @@
  * several processes sharing it see one state (OE-INV-025).
  */
 import Database from 'better-sqlite3';
-import { migrateSchema, type SchemaMigration, type SqliteCommitUnit } from '../kernel/index.js';
+import { openStoreConnection, type SchemaMigration, type SqliteCommitUnit } from '../kernel/index.js';
 import {
   assertGovernanceChange,
   type GovernanceChange,
@@ -49,18 +49,11 @@ export function createSqliteGovernanceState(
   } = {},
 ): SqliteGovernanceState {
   const unit = options.unit;
-  const db = unit?.db ?? new Database(path);
-  try {
-    if (unit === undefined) {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-      db.pragma('busy_timeout = 2000');
-    }
-    migrateSchema(db, 'governance', MIGRATIONS);
-  } catch (err) {
-    if (unit === undefined) db.close();
-    throw err;
-  }
+  const db = openStoreConnection(() => new Database(path), {
+    unit,
+    store: 'governance',
+    migrations: MIGRATIONS,
+  });
 
   const readKill = db.prepare<[], { engaged: unknown }>('SELECT engaged FROM kill_switch WHERE id = 1');
   const readTenant = db.prepare<[string], { one: number }>(

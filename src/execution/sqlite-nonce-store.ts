@@ -16,7 +16,7 @@
  * them on their own.
  */
 import Database from 'better-sqlite3';
-import { migrateSchema } from '../kernel/index.js';
+import { openStoreConnection } from '../kernel/index.js';
 import type { Clock, DurableWrites, SchemaMigration, SqliteCommitUnit } from '../kernel/index.js';
 import { createGroupCommit } from './group-commit.js';
 import type { NonceConsumption, NonceStore } from './nonce-store.js';
@@ -96,18 +96,12 @@ type NonceRow = readonly [string, string, number, string, number, number];
  */
 export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceStore {
   const unit = options.unit;
-  const db = unit?.db ?? new Database(options.path);
-  try {
-    if (unit === undefined) {
-      db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 2000)}`);
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-    }
-    migrateSchema(db, 'envelope_nonces', nonceMigrations(db));
-  } catch (err) {
-    if (unit === undefined) db.close();
-    throw err;
-  }
+  const db = openStoreConnection(() => new Database(options.path), {
+    unit,
+    store: 'envelope_nonces',
+    migrations: nonceMigrations,
+    ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }),
+  });
   // One statement: an exp below the prune horizon is never inserted, so it is never 'fresh'.
   const insert = db.prepare(
     `INSERT INTO envelope_nonces (jti, tenant, exp, decision_id, consumed_at, voided)

@@ -14,7 +14,7 @@
  * refuses their bearer token (docs/console.md "Operator sign-in"); the CLI still uses the token.
  */
 import Database from 'better-sqlite3';
-import { migrateSchema } from '../kernel/index.js';
+import { openStoreConnection } from '../kernel/index.js';
 import type { SchemaMigration, SqliteCommitUnit } from '../kernel/index.js';
 
 /** The name of the bootstrap operator, the holder of the data directory's `operator.token`. */
@@ -212,18 +212,11 @@ export function createSqliteOperatorStore(
   options: { readonly unit?: SqliteCommitUnit } = {},
 ): OperatorStore {
   const { unit } = options;
-  const db = unit?.db ?? new Database(path);
-  try {
-    if (unit === undefined) {
-      db.pragma('busy_timeout = 2000');
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-    }
-    migrateSchema(db, 'operators', MIGRATIONS);
-  } catch (err) {
-    if (unit === undefined) db.close();
-    throw err;
-  }
+  const db = openStoreConnection(() => new Database(path), {
+    unit,
+    store: 'operators',
+    migrations: MIGRATIONS,
+  });
   const write = <T>(fn: () => T): T => (unit === undefined ? fn() : unit.writeNow(fn));
   const q = {
     add: db.prepare(

@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import type { KeyObject } from 'node:crypto';
 import { createGroupCommit } from '../execution/index.js';
 import {
-  migrateSchema,
+  openStoreConnection,
   parsePublicJwk,
   type DurableWrites,
   type SchemaMigration,
@@ -120,18 +120,12 @@ interface ReplayClaim {
  */
 export function createSqliteGateState(options: SqliteGateStateOptions): GateStateStore {
   const unit = options.unit;
-  const db = unit?.db ?? new Database(options.path);
-  try {
-    if (unit === undefined) {
-      db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 2000)}`);
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-    }
-    migrateSchema(db, 'gate_state', gateStateMigrations(db));
-  } catch (err) {
-    if (unit === undefined) db.close();
-    throw err;
-  }
+  const db = openStoreConnection(() => new Database(options.path), {
+    unit,
+    store: 'gate_state',
+    migrations: gateStateMigrations,
+    ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }),
+  });
   /** A write durable when it returns: its own transaction, or one after the shared connection's open one. */
   const writeNow = <T>(fn: () => T): T => (unit === undefined ? fn() : unit.writeNow(fn));
   const retention = options.replayRetentionMs ?? 7 * 24 * 3600 * 1000;

@@ -158,6 +158,8 @@ export type { SchemaConnection, SchemaMigration, SchemaMigrationResult } from '.
 export { createDurableWrites } from './durability.js';
 export type { DurableWrites } from './durability.js';
 export { createSqliteCommitUnit, fileSync } from './sqlite-commit.js';
+export { openStoreConnection } from './sqlite-store.js';
+export type { StoreConnectionOptions } from './sqlite-store.js';
 export type { FileSync, SqliteCommitOptions, SqliteCommitUnit, StagedWrite } from './sqlite-commit.js';
 export { isIpLiteral, isLoopbackAddress, parseEgressDestination } from './egress.js';
 export {

@@ -4,7 +4,7 @@
  * (`failclosed_schema`, store `schedules`).
  */
 import Database from 'better-sqlite3';
-import { canonicalize, migrateSchema } from '../kernel/index.js';
+import { canonicalize, openStoreConnection } from '../kernel/index.js';
 import type { SchemaMigration, SqliteCommitUnit } from '../kernel/index.js';
 import { parseScheduleRow } from './store.js';
 import type { ScheduleRecord, ScheduleRunNote, ScheduleStatus, ScheduleStore } from './store.js';
@@ -36,18 +36,11 @@ export function createSqliteScheduleStore(
   options: { readonly unit?: SqliteCommitUnit } = {},
 ): ScheduleStore {
   const { unit } = options;
-  const db = unit?.db ?? new Database(path);
-  try {
-    if (unit === undefined) {
-      db.pragma('busy_timeout = 2000');
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-    }
-    migrateSchema(db, 'schedules', MIGRATIONS);
-  } catch (err) {
-    if (unit === undefined) db.close();
-    throw err;
-  }
+  const db = openStoreConnection(() => new Database(path), {
+    unit,
+    store: 'schedules',
+    migrations: MIGRATIONS,
+  });
   const write = <T>(fn: () => T): T => (unit === undefined ? fn() : unit.writeNow(fn));
   const q = {
     insert: db.prepare(

@@ -34,14 +34,26 @@ beforeAll(() => {
   const rewritten = transpile('src/execution/sqlite-nonce-store.ts')
     .replace(/from 'better-sqlite3'/, `from '${sqliteUrl}'`)
     .replace(/from '\.\/group-commit\.js'/, `from './group-commit.mjs'`)
-    .replace(/from '\.\.\/kernel\/index\.js'/, `from './schema-migrations.mjs'`);
+    .replace(/from '\.\.\/kernel\/index\.js'/, `from './kernel.mjs'`);
   expect(rewritten).toContain(sqliteUrl);
   expect(rewritten).toContain('./group-commit.mjs');
-  expect(rewritten).toContain('./schema-migrations.mjs');
+  expect(rewritten).toContain('./kernel.mjs');
   expect(rewritten).not.toContain('../kernel/index.js');
   writeFileSync(join(dir, 'store.mjs'), rewritten);
   writeFileSync(join(dir, 'group-commit.mjs'), transpile('src/execution/group-commit.ts'));
   writeFileSync(join(dir, 'schema-migrations.mjs'), transpile('src/kernel/schema-migrations.ts'));
+  // The kernel's schema runner and the stores' connection opener: the workers load them alone.
+  writeFileSync(
+    join(dir, 'sqlite-store.mjs'),
+    transpile('src/kernel/sqlite-store.ts').replace(
+      /from '\.\/schema-migrations\.js'/,
+      `from './schema-migrations.mjs'`,
+    ),
+  );
+  writeFileSync(
+    join(dir, 'kernel.mjs'),
+    "export * from './schema-migrations.mjs';\nexport * from './sqlite-store.mjs';\n",
+  );
   workerFile = join(dir, 'worker.mjs');
   writeFileSync(
     workerFile,

@@ -36,12 +36,11 @@ beforeAll(() => {
     .replace(/from 'better-sqlite3'/, `from '${sqliteUrl}'`)
     .replace(/from '\.\.\/breaker-rows\.js'/, `from './breaker-rows.mjs'`)
     .replace(/from '\.\.\/postgres\/rows\.js'/, `from './rows.mjs'`)
-    // The kernel's schema runner is import-free: the workers load it alone.
-    .replace(/from '\.\.\/\.\.\/kernel\/index\.js'/, `from './schema-migrations.mjs'`)
+    .replace(/from '\.\.\/\.\.\/kernel\/index\.js'/, `from './kernel.mjs'`)
     // Of the Control Plane, only the breaker store's prune bounds (its file imports types only).
     .replace(/from '\.\.\/\.\.\/control-plane\/index\.js'/, `from './control-plane-breaker-store.mjs'`);
   expect(store).toContain(sqliteUrl);
-  expect(store).toContain('./schema-migrations.mjs');
+  expect(store).toContain('./kernel.mjs');
   expect(store).toContain('./breaker-rows.mjs');
   expect(store).toContain('./rows.mjs');
   expect(store).toContain('./control-plane-breaker-store.mjs');
@@ -57,6 +56,18 @@ beforeAll(() => {
   const schema = transpile('src/kernel/schema-migrations.ts');
   expect(schema).not.toMatch(/^import /m);
   writeFileSync(join(dir, 'schema-migrations.mjs'), schema);
+  // The kernel's schema runner and the stores' connection opener: the workers load them alone.
+  writeFileSync(
+    join(dir, 'sqlite-store.mjs'),
+    transpile('src/kernel/sqlite-store.ts').replace(
+      /from '\.\/schema-migrations\.js'/,
+      `from './schema-migrations.mjs'`,
+    ),
+  );
+  writeFileSync(
+    join(dir, 'kernel.mjs'),
+    "export * from './schema-migrations.mjs';\nexport * from './sqlite-store.mjs';\n",
+  );
   workerFile = join(dir, 'worker.mjs');
   writeFileSync(
     workerFile,

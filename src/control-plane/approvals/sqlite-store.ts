@@ -9,7 +9,7 @@
  */
 import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { migrateSchema, parsePublicJwk, type SchemaMigration } from '../../kernel/index.js';
+import { openStoreConnection, parsePublicJwk, type SchemaMigration } from '../../kernel/index.js';
 import type { Ed25519Jwks, SqliteCommitUnit } from '../../kernel/index.js';
 import {
   intOf,
@@ -132,18 +132,11 @@ export function createSqliteApprovalStore(
   } = {},
 ): ApprovalStore {
   const unit = options.unit;
-  const db = unit?.db ?? new Database(path);
-  try {
-    if (unit === undefined) {
-      db.pragma('busy_timeout = 2000');
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-    }
-    migrateSchema(db, 'approvals', MIGRATIONS);
-  } catch (err) {
-    if (unit === undefined) db.close();
-    throw err;
-  }
+  const db = openStoreConnection(() => new Database(path), {
+    unit,
+    store: 'approvals',
+    migrations: MIGRATIONS,
+  });
   const q = {
     approver: db.prepare<[string], Row>('SELECT * FROM approval_approvers WHERE name = ?'),
     approvers: db.prepare<[], Row>('SELECT * FROM approval_approvers ORDER BY name'),

@@ -17,7 +17,7 @@
  */
 import Database from 'better-sqlite3';
 import {
-  migrateSchema,
+  openStoreConnection,
   type DurableWrites,
   type SchemaMigration,
   type SqliteCommitUnit,
@@ -159,18 +159,12 @@ export function createSqliteBreakerStore(
   options: SqliteBreakerStoreOptions = {},
 ): SqliteBreakerStore {
   const unit = options.unit;
-  const db = unit?.db ?? new Database(path);
-  try {
-    if (unit === undefined) {
-      db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 2000)}`);
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-    }
-    migrateSchema(db, 'breakers', BREAKER_SQLITE_MIGRATIONS);
-  } catch (err) {
-    if (unit === undefined) db.close();
-    throw err;
-  }
+  const db = openStoreConnection(() => new Database(path), {
+    unit,
+    store: 'breakers',
+    migrations: BREAKER_SQLITE_MIGRATIONS,
+    ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }),
+  });
   /**
    * Runs `fn` (which calls this store's transaction functions) durably: in a transaction of its
    * own, or on the shared connection, resolving after its commit, or with `writes` once decided.
