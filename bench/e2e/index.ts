@@ -47,6 +47,7 @@ import {
   startGateNode,
 } from '../../src/embedded/index.js';
 import { createDevCa, issueCert, pkiPaths } from '../../src/transport/index.js';
+import type { IssueOptions } from '../../src/transport/index.js';
 import { compilePolicyBundle } from '../../src/control-plane/index.js';
 import { createSqliteNonceStore } from '../../src/execution/index.js';
 import { createSqliteBreakerStore } from '../../src/storage/index.js';
@@ -447,31 +448,38 @@ function freePort(): Promise<number> {
 }
 
 /**
- * The distributed shape: a gate (SQLite) whose Execution Layer is a separate process over mutual
- * TLS (`executor_url`), which reaches the gate's internal listener for keys, bundles and the
- * ledger writer. The governed load and its single-client latency.
+ * A dev CA with the `gate` and `executor` certificates (and `extra` ones), the `up` data
+ * directory `dir` set to call a separate Execution Layer over mutual TLS (its internal listener
+ * and `up` fields of the phase's own), and that Execution Layer's configuration (`nonces`: its
+ * nonce store), written under `work/<tag>-*`. Shared by the distributed and keyless phases.
  */
-async function distributedPhase(work: string): Promise<{ gov: Summary; solo: Summary }> {
-  const dir = join(work, 'dist-data');
-  await initDataDir(dir);
-  const pki = join(work, 'dist-certs');
+async function separateExecutionLayer(
+  work: string,
+  tag: string,
+  dir: string,
+  o: { readonly nonces: JsonObject; readonly up?: JsonObject; readonly extra?: readonly IssueOptions[] },
+): Promise<{ pki: string; internalPort: number; execPort: number; execConfig: string }> {
+  const pki = join(work, `${tag}-certs`);
   await createDevCa(pki);
-  await Promise.all([issueCert(pki, { role: 'gate' }), issueCert(pki, { role: 'executor' })]);
+  await Promise.all(
+    [{ role: 'gate' } as const, { role: 'executor' } as const, ...(o.extra ?? [])].map((c) =>
+      issueCert(pki, c),
+    ),
+  );
   const [internalPort, execPort] = [await freePort(), await freePort()];
+  const ca = pkiPaths(pki).caCert;
   const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as JsonObject;
   writeFileSync(
     dataPaths(dir).config,
     JSON.stringify({
       ...config,
+      ...o.up,
       executor_url: `https://127.0.0.1:${execPort}`,
       internal_port: internalPort,
-      tls: {
-        ca: pkiPaths(pki).caCert,
-        gate: { cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
-      },
+      tls: { ca, gate: { cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') } },
     }),
   );
-  const execDir = join(work, 'dist-executor');
+  const execDir = join(work, `${tag}-executor`);
   mkdirSync(execDir);
   const execConfig = join(execDir, 'executor.json');
   writeFileSync(
@@ -480,15 +488,23 @@ async function distributedPhase(work: string): Promise<{ gov: Summary; solo: Sum
       audience: 'failclosed-executor',
       listen: { host: '127.0.0.1', port: execPort },
       gate_url: `https://127.0.0.1:${internalPort}`,
-      tls: {
-        ca: pkiPaths(pki).caCert,
-        cert: pkiPaths(pki).cert('executor'),
-        key: pkiPaths(pki).key('executor'),
-      },
-      nonces: 'nonces.db',
+      tls: { ca, cert: pkiPaths(pki).cert('executor'), key: pkiPaths(pki).key('executor') },
+      ...o.nonces,
       log: { level: 'silent' },
     }),
   );
+  return { pki, internalPort, execPort, execConfig };
+}
+
+/**
+ * The distributed shape: a gate (SQLite) whose Execution Layer is a separate process over mutual
+ * TLS (`executor_url`), which reaches the gate's internal listener for keys, bundles and the
+ * ledger writer. The governed load and its single-client latency.
+ */
+async function distributedPhase(work: string): Promise<{ gov: Summary; solo: Summary }> {
+  const dir = join(work, 'dist-data');
+  await initDataDir(dir);
+  const { execConfig } = await separateExecutionLayer(work, 'dist', dir, { nonces: { nonces: 'nonces.db' } });
   const instance = await startEmbedded(dir, { port: 0, breakers: BENCH_BREAKERS });
   try {
     const executor = await startReplica({ kind: 'executor', config: execConfig });
@@ -532,44 +548,13 @@ async function keylessPhase(work: string): Promise<{ gov: Summary; solo: Summary
     const schema = 'failclosed';
     const dir = join(work, 'keyless-cp');
     await initDataDir(dir, { backend: `${url.toString()}?schema=${schema}` });
-    const pki = join(work, 'keyless-certs');
-    await createDevCa(pki);
-    await Promise.all([
-      issueCert(pki, { role: 'gate' }),
-      issueCert(pki, { role: 'executor' }),
+    const { pki, internalPort, execPort, execConfig } = await separateExecutionLayer(work, 'keyless', dir, {
+      nonces: { nonces: url.toString(), nonces_schema: schema },
+      up: { internal_gates: true },
       // The keyless Gate's own, only to connect out with: `serve gate` refuses one naming a host.
-      issueCert(pki, { role: 'gate', name: 'gate-1', clientOnly: true }),
-    ]);
-    const [internalPort, execPort, gatePort] = [await freePort(), await freePort(), await freePort()];
-    const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as JsonObject;
-    const tls = {
-      ca: pkiPaths(pki).caCert,
-      cert: pkiPaths(pki).cert('gate'),
-      key: pkiPaths(pki).key('gate'),
-    };
-    writeFileSync(
-      dataPaths(dir).config,
-      JSON.stringify({
-        ...config,
-        executor_url: `https://127.0.0.1:${execPort}`,
-        internal_port: internalPort,
-        internal_gates: true,
-        tls: { ca: tls.ca, gate: { cert: tls.cert, key: tls.key } },
-      }),
-    );
-    const execConfig = join(work, 'keyless-executor.json');
-    writeFileSync(
-      execConfig,
-      JSON.stringify({
-        audience: 'failclosed-executor',
-        listen: { host: '127.0.0.1', port: execPort },
-        gate_url: `https://127.0.0.1:${internalPort}`,
-        tls: { ca: tls.ca, cert: pkiPaths(pki).cert('executor'), key: pkiPaths(pki).key('executor') },
-        nonces: url.toString(),
-        nonces_schema: schema,
-        log: { level: 'silent' },
-      }),
-    );
+      extra: [{ role: 'gate', name: 'gate-1', clientOnly: true }],
+    });
+    const gatePort = await freePort();
     const instance = await startEmbedded(dir, { port: 0, breakers: BENCH_BREAKERS });
     try {
       execFileSync(
@@ -597,7 +582,11 @@ async function keylessPhase(work: string): Promise<{ gov: Summary; solo: Summary
           listen: { host: '127.0.0.1', port: gatePort },
           control_plane_url: `https://127.0.0.1:${internalPort}`,
           executor_url: `https://127.0.0.1:${execPort}`,
-          tls: { ca: tls.ca, cert: pkiPaths(pki).cert('gate-1'), key: pkiPaths(pki).key('gate-1') },
+          tls: {
+            ca: pkiPaths(pki).caCert,
+            cert: pkiPaths(pki).cert('gate-1'),
+            key: pkiPaths(pki).key('gate-1'),
+          },
           state: `${gateUrl.toString()}?schema=${schema}`,
         }),
       );
