@@ -17,7 +17,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openExecutorNonceStore } from '../../src/embedded/index.js';
 import { openPostgresPool, migrate } from '../../src/storage/postgres/index.js';
-import { PG_ADMIN_URL, applyRoleSql, nextSchema, roleAuth, useTestDatabase } from '../support/postgres.js';
+import { PG_ADMIN_URL, nextSchema, useTestDatabase } from '../support/postgres.js';
+import { describePasswordEnv } from './role-sql.js';
 
 const SQL = join(dirname(fileURLToPath(import.meta.url)), '../../deploy/postgres/executor-role.sql');
 const pgdb = useTestDatabase('fc_exec_role');
@@ -119,71 +120,15 @@ describe('deploy/postgres/executor-role.sql', () => {
   });
 });
 
-describe('deploy/postgres/executor-role.sql with password_env (the shipped artefacts run it so)', () => {
-  const pgdb2 = useTestDatabase('fc_exec_role_pw');
-  const made = `fc_exec_${randomBytes(4).toString('hex')}`;
-  const schema2 = nextSchema();
-  const ENV = 'FC_TEST_EXECUTOR_DB_PASSWORD';
-
-  beforeAll(async () => {
-    const owner = openPostgresPool({ url: pgdb2.url, schema: schema2, max: 1 });
-    try {
-      await migrate(owner);
-    } finally {
-      await owner.close();
-    }
-  });
-  afterAll(async () => {
-    await adminQuery(pgdb2.url, `DROP OWNED BY ${made}`).catch(() => undefined);
-    await pgdb2.db.drop();
-    await adminQuery(PG_ADMIN_URL, `DROP ROLE IF EXISTS ${made}`);
-  });
-
-  /** psql as documented, the password (if any) in the environment variable `password_env` names. */
-  const apply = (roleName: string, password: string | undefined) =>
-    applyRoleSql(SQL, pgdb2.url, {
-      schema: schema2,
-      role: roleName,
-      passwordEnv: ENV,
-      ...(password === undefined ? {} : { password }),
-    });
-  const authid = roleAuth;
-
-  it('an unset or empty password is refused, and no role is made', async () => {
-    for (const pw of [undefined, '']) {
-      const r = apply(made, pw);
-      expect(r.status, String(pw)).not.toBe(0);
-      expect(r.stderr).toMatch(/password_env names is unset or empty/);
-    }
-    expect(await authid(made)).toBeUndefined();
-  });
-
-  it('a role that is the connecting user (here a superuser and the schema owner) is refused', () => {
-    const r = apply(new URL(pgdb2.url).username, 'not-the-owners');
-    expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/connecting user, the schema's owner or a superuser/);
-  });
-
-  it('creates the role with a SCRAM password that is on no command line, grants, and sets it anew when run again', async () => {
-    const secret = `pw-'${randomBytes(8).toString('hex')}`;
-    const r = apply(made, secret);
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
-    expect(r.args.join(' ')).not.toContain(secret);
-    expect(r.stdout).not.toContain(secret);
-    const first = await authid(made);
-    expect(first?.rolcanlogin).toBe(true);
-    expect(first?.rolpassword).toMatch(/^SCRAM-SHA-256\$/);
-
-    const u = new URL(pgdb2.url);
-    u.username = made;
+describePasswordEnv({
+  title: 'deploy/postgres/executor-role.sql',
+  sql: SQL,
+  prefix: 'fc_exec',
+  env: 'FC_TEST_EXECUTOR_DB_PASSWORD',
+  // An executor opens its nonce store on the role and consumes.
+  async usable(url, schema) {
     const nonces = await openExecutorNonceStore(
-      {
-        nonces: u.toString(),
-        nonces_schema: schema2,
-        clock_tolerance_sec: 1,
-        max_envelope_lifetime_sec: 300,
-      },
+      { nonces: url, nonces_schema: schema, clock_tolerance_sec: 1, max_envelope_lifetime_sec: 300 },
       () => Date.now(),
     );
     try {
@@ -194,10 +139,5 @@ describe('deploy/postgres/executor-role.sql with password_env (the shipped artef
     } finally {
       await nonces.close();
     }
-
-    expect(apply(made, `${secret}-rotated`).status).toBe(0);
-    const second = await authid(made);
-    expect(second?.rolpassword).toMatch(/^SCRAM-SHA-256\$/);
-    expect(second?.rolpassword).not.toBe(first?.rolpassword);
-  });
+  },
 });
