@@ -1,29 +1,38 @@
 /**
- * The distributed shape on one machine, exactly as docs/deployment.md "Distributed on one
- * machine" tells a new user to bring it up (issue "the four roles as separate processes", Done
- * when; FC-INV-6, SPEC §1): a development CA from `failclosed certs init`, one `failclosed init`
- * on PostgreSQL copied into two gate data directories, two `failclosed up` gates and two
- * `failclosed serve executor` replicas (each gate calling its own executor over mutual TLS, the
- * executors sharing the gates' nonce schema), every process with its own metrics listener. A call
- * through each gate executes in a separate Execution Layer process; each process serves its own
- * metrics; one export of the one ledger verifies under the pinned trust roots, with both calls'
- * receipts written by the Execution Layer.
+ * The separated shape on one machine, exactly as docs/deployment.md "Distributed on one machine"
+ * tells a new user to bring it up (issue "the four roles as separate processes", Done when;
+ * FC-INV-6, SPEC §1): a development CA from `failclosed certs init` with a client-only certificate
+ * per Gate, the Control Plane process and its standby (`failclosed up` with `internal_gates`, one
+ * data directory on PostgreSQL copied), the Gates' and the Execution Layers' database roles made by
+ * the shipped role scripts with `password_env`, two `failclosed serve executor` and two keyless
+ * `failclosed serve gate` replicas, every process with its own metrics listener.
+ *
+ * A call through each Gate executes in its own Execution Layer process; every process serves its
+ * metrics; with the Control Plane process killed, a call through a Gate is decided by the standby
+ * and runs; one export of the one ledger verifies under the pinned trust roots, with every call's
+ * decision written by the Control Plane and its receipt by the Execution Layer.
  */
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nextSchema, useTestDatabase } from '../support/postgres.js';
+import pg from 'pg';
+import { applyRoleSql, nextSchema, PG_ADMIN_URL, useTestDatabase } from '../support/postgres.js';
+import { REPO_ROOT } from '../support/paths.js';
 import { runCli, startUp, type UpProcess } from './processes.js';
-import { freePort, spawnExecutor, stopProcess, type ExecutorProcess } from './topology.js';
+import { freePort, spawnExecutor, spawnServe, stopProcess, type ExecutorProcess } from './topology.js';
 
 const pgdb = useTestDatabase('fc_e2e_one_machine');
 
-describe('the distributed shape on one machine, as documented', () => {
+describe('the separated shape on one machine, as documented', () => {
   let work: string;
-  const gates: UpProcess[] = [];
+  let backend: string;
+  let cp: UpProcess;
+  let standby: UpProcess;
   const executors: ExecutorProcess[] = [];
-  const metrics: string[] = [];
+  const gates: ExecutorProcess[] = [];
+  const metrics: Record<string, string> = {};
+  const roles: string[] = [];
   const at = (...p: string[]): string => join(work, ...p);
   const ok = (r: { code: number | null; out: string; err: string }): string => {
     expect(r.code, r.err + r.out).toBe(0);
@@ -32,89 +41,192 @@ describe('the distributed shape on one machine, as documented', () => {
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'fc-one-machine-'));
-    const backend = `${pgdb.url}?schema=${nextSchema()}`;
-    // 1. Certificates: a development CA and a certificate per role, served under 127.0.0.1.
-    ok(runCli('certs', 'init', '--dir', at('certs'), '--host', '127.0.0.1'));
-    // 2. One data directory on PostgreSQL, copied for each gate (same keys, same database).
-    ok(runCli('init', at('seed'), '--backend', backend));
-    // Relative paths, as the documentation writes them: from the data directory for a gate,
-    // from the file's directory for an executor.
-    const tls = {
-      ca: '../certs/ca.pem',
-      crl: '../certs/crl.pem',
-      gate: { cert: '../certs/gate.pem', key: '../certs/gate.key' },
+    const schema = nextSchema();
+    backend = `${pgdb.url}?schema=${schema}`;
+    // 1. A development CA, a certificate per role served under 127.0.0.1, one per Gate naming no host.
+    ok(
+      runCli(
+        'certs',
+        'init',
+        '--dir',
+        at('certs'),
+        '--host',
+        '127.0.0.1',
+        '--keyless-gate',
+        'gate-1',
+        '--keyless-gate',
+        'gate-2',
+      ),
+    );
+    // 2. The Control Plane's data directory on PostgreSQL, copied for its standby.
+    ok(runCli('init', at('cp'), '--backend', backend));
+    cpSync(at('cp'), at('cp-standby'), { recursive: true });
+    const internal = { cp: await freePort(), standby: await freePort() };
+    const exec = [await freePort(), await freePort()];
+    const listen = [await freePort(), await freePort()];
+    /** Each process's own metrics listener. */
+    const metricsAt = async (name: string): Promise<{ listen: string }> => {
+      const host = `127.0.0.1:${await freePort()}`;
+      metrics[name] = `http://${host}/metrics`;
+      return { listen: host };
     };
-    const ports = { exec: [0, 0], internal: [0, 0], metrics: [0, 0, 0, 0] };
-    for (const k of ['exec', 'internal', 'metrics'] as const)
-      for (let i = 0; i < ports[k].length; i++) ports[k][i] = await freePort();
-    const u = new URL(backend);
-    for (const [i, name] of ['gate-a', 'gate-b'].entries()) {
-      cpSync(at('seed'), at(name), { recursive: true });
+    // 3. The Control Plane process and its standby: the internal listener for the Gates and the
+    // Execution Layers, the Gates admitted there, their own calls (operators) to executor-a.
+    for (const [name, internalPort] of [
+      ['cp', internal.cp],
+      ['cp-standby', internal.standby],
+    ] as const) {
       const configPath = at(name, 'failclosed.json');
       const config = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
-      // 3. Each gate calls its own executor and serves an internal listener for it.
       writeFileSync(
         configPath,
         JSON.stringify({
           ...config,
-          executor_url: `https://127.0.0.1:${ports.exec[i]}`,
-          internal_port: ports.internal[i],
-          tls,
-          metrics: { listen: `127.0.0.1:${ports.metrics[i]}` },
+          executor_url: `https://127.0.0.1:${exec[0]}`,
+          internal_port: internalPort,
+          internal_gates: true,
+          tls: {
+            ca: '../certs/ca.pem',
+            crl: '../certs/crl.pem',
+            gate: { cert: '../certs/gate.pem', key: '../certs/gate.key' },
+          },
+          metrics: await metricsAt(name),
         }),
       );
-      // 4. Its executor: public keys and bundles from that gate, nonces in the gates' schema.
+    }
+    const u = new URL(backend);
+    const database = `${u.protocol}//${u.username}@${u.host}${u.pathname}`;
+    const roleName = (r: string): string => `${r}_${process.pid}`;
+    const asRole = (r: string): string => {
+      const v = new URL(database);
+      v.username = roleName(r);
+      return v.toString();
+    };
+    for (const [i, name] of ['executor-a', 'executor-b'].entries()) {
+      // 4. Each Execution Layer: public keys and bundles from the Control Plane (or its standby),
+      // envelope nonces in its schema as its own database role.
       writeFileSync(
-        at(`executor-${i}.json`),
+        at(`${name}.json`),
         JSON.stringify({
           audience: 'failclosed-executor',
-          listen: { host: '127.0.0.1', port: ports.exec[i] },
-          gate_url: `https://127.0.0.1:${ports.internal[i]}`,
+          listen: { host: '127.0.0.1', port: exec[i] },
+          gate_url: `https://127.0.0.1:${internal.cp}`,
+          gate_standby_urls: [`https://127.0.0.1:${internal.standby}`],
           tls: {
             ca: 'certs/ca.pem',
             crl: 'certs/crl.pem',
             cert: 'certs/executor.pem',
             key: 'certs/executor.key',
           },
-          nonces: `${u.protocol}//${u.username}@${u.host}${u.pathname}`,
-          nonces_schema: u.searchParams.get('schema'),
-          metrics: { listen: `127.0.0.1:${ports.metrics[i + 2]}` },
+          nonces: asRole('failclosed_executor'),
+          nonces_schema: schema,
+          metrics: await metricsAt(name),
         }),
       );
     }
-    // 5. Start them: the gates first (the executors fetch keys from them), then the executors.
-    for (const name of ['gate-a', 'gate-b']) gates.push(await startUp(at(name), 30));
-    for (const i of [0, 1])
-      executors.push(await spawnExecutor(at(`executor-${i}.json`), { FAILCLOSED_LOG_LEVEL: 'silent' }));
-    for (const p of ports.metrics) metrics.push(`http://127.0.0.1:${p}/metrics`);
-  }, 120_000);
+    for (const [i, name] of ['gate-1', 'gate-2'].entries()) {
+      // 5. Each keyless Gate: the client port, the Control Plane and its standby, its Execution
+      // Layer, its own certificate, the shared state as the Gates' database role.
+      writeFileSync(
+        at(`${name}.json`),
+        JSON.stringify({
+          listen: { host: '127.0.0.1', port: listen[i] },
+          control_plane_url: `https://127.0.0.1:${internal.cp}`,
+          control_plane_standby_urls: [`https://127.0.0.1:${internal.standby}`],
+          executor_url: `https://127.0.0.1:${exec[i]}`,
+          tls: {
+            ca: 'certs/ca.pem',
+            crl: 'certs/crl.pem',
+            cert: `certs/${name}.pem`,
+            key: `certs/${name}.key`,
+          },
+          state: `${asRole('failclosed_gate')}?schema=${schema}`,
+          metrics: await metricsAt(name),
+        }),
+      );
+    }
+    // 6. The Control Plane processes first (the first start migrates the schema).
+    cp = await startUp(at('cp'), 30);
+    standby = await startUp(at('cp-standby'), 30);
+    // 7. The Gates' and the Execution Layers' database roles, made by the shipped scripts as the
+    // schema's owner, each with a password of its own from the environment.
+    for (const [role, script] of [
+      ['failclosed_gate', 'gate-role.sql'],
+      ['failclosed_executor', 'executor-role.sql'],
+    ] as const) {
+      const r = applyRoleSql(join(REPO_ROOT, 'deploy/postgres', script), database, {
+        schema,
+        role: roleName(role),
+        passwordEnv: 'FAILCLOSED_ROLE_DB_PASSWORD',
+        password: `pw-${role}-${process.pid}`,
+      });
+      expect(r.status, r.stderr).toBe(0);
+      roles.push(roleName(role));
+    }
+    // 8. The Execution Layers, then the Gates.
+    const started = async (into: ExecutorProcess[], starts: Promise<ExecutorProcess>[]): Promise<void> => {
+      // Every process that started is stopped in afterAll, also when another one did not start.
+      const all = await Promise.allSettled(starts);
+      for (const r of all) if (r.status === 'fulfilled') into.push(r.value);
+      for (const r of all) if (r.status === 'rejected') throw r.reason;
+    };
+    const env = (role: string) => ({
+      FAILCLOSED_LOG_LEVEL: 'silent',
+      PGPASSWORD: `pw-${role}-${process.pid}`,
+    });
+    await started(
+      executors,
+      ['executor-a', 'executor-b'].map((n) => spawnExecutor(at(`${n}.json`), env('failclosed_executor'))),
+    );
+    await started(
+      gates,
+      ['gate-1', 'gate-2'].map((n) => spawnServe('gate', at(`${n}.json`), env('failclosed_gate'))),
+    );
+  }, 180_000);
 
   afterAll(async () => {
-    for (const p of executors) await stopProcess(p);
-    for (const g of gates) await stopProcess(g);
+    for (const p of [...gates, ...executors]) await stopProcess(p);
+    await stopProcess(standby);
+    await stopProcess(cp);
+    // The roles are the cluster's: dropped once the database holding their grants is gone.
+    await pgdb.db.drop();
+    const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+    await admin.connect();
+    try {
+      for (const name of roles) await admin.query(`DROP ROLE IF EXISTS ${name}`);
+    } finally {
+      await admin.end();
+    }
     rmSync(work, { recursive: true, force: true });
   });
 
-  it('runs a call through each gate in a separate executor, serves metrics per process, and one export verifies', async () => {
-    // 6. A call through each gate.
-    for (const name of ['gate-a', 'gate-b']) {
-      const out = ok(
-        runCli('call', 'echo', '--params', JSON.stringify({ message: `via ${name}` }), '--data', at(name)),
-      );
-      expect(out).toContain(`via ${name}`);
-    }
-    // 7. Metrics of every process: each gate answered one executed call, each executor ran one.
-    const texts = await Promise.all(metrics.map(async (m) => (await fetch(m)).text()));
-    for (const t of texts.slice(0, 2))
-      expect(t).toMatch(/failclosed_calls_total\{[^}]*outcome="executed"[^}]*\} 1/);
-    // Each executor ran one call: its stages were timed once each.
-    for (const t of texts.slice(2)) expect(t).toMatch(/failclosed_stage_duration_seconds_count\{[^}]*\} 1/);
-    // 8. One ledger: export it through either gate, pin the trust roots, verify.
-    ok(runCli('ledger', 'export', '--out', at('ledger.jsonl'), '--data', at('gate-b')));
-    ok(runCli('trust-roots', '--out', at('trust.json'), '--data', at('gate-a')));
+  const call = (gate: ExecutorProcess, message: string): string =>
+    ok(
+      runCli('call', 'echo', '--params', JSON.stringify({ message }), '--gate', gate.url, '--data', at('cp')),
+    );
+
+  it('runs a call through each Gate in its own Execution Layer, serves metrics per process, runs on with the standby, and one export verifies', async () => {
+    // 9. A call through each Gate, signed with the Control Plane's demo client.
+    expect(call(gates[0]!, 'via gate-1')).toContain('via gate-1');
+    expect(call(gates[1]!, 'via gate-2')).toContain('via gate-2');
+    // 10. Metrics of every process: each Gate answered one executed call, each Execution Layer
+    // ran one (its stages timed once each), each Control Plane process serves its own.
+    const text = async (name: string): Promise<string> => (await fetch(metrics[name]!)).text();
+    for (const g of ['gate-1', 'gate-2'])
+      expect(await text(g)).toMatch(/failclosed_calls_total\{[^}]*outcome="executed"[^}]*\} 1/);
+    for (const e of ['executor-a', 'executor-b'])
+      expect(await text(e)).toMatch(/failclosed_stage_duration_seconds_count\{[^}]*\} 1/);
+    for (const c of ['cp', 'cp-standby']) expect(await text(c)).toMatch(/^failclosed_/m);
+    // The Control Plane process goes (kill -9): the Gates and the Execution Layers turn to the
+    // standby, which decides, records and serves the issuer keys; a call runs.
+    await stopProcess(cp, 'SIGKILL');
+    expect(call(gates[1]!, 'via the standby')).toContain('via the standby');
+    // 11. One ledger: export it through the standby, pin the trust roots, verify.
+    ok(runCli('ledger', 'export', '--out', at('ledger.jsonl'), '--data', at('cp-standby')));
+    ok(runCli('trust-roots', '--out', at('trust.json'), '--data', at('cp-standby')));
     const verified = runCli('verify', at('ledger.jsonl'), '--trust', at('trust.json'));
     expect(verified.code, verified.out + verified.err).toBe(0);
-    // Both calls ran in an Execution Layer process: receipts by the executor role, one per call.
+    // Every call was decided by the Control Plane and ran in an Execution Layer process.
     type Entry = {
       type: string;
       request_id: string;
@@ -128,11 +240,14 @@ describe('the distributed shape on one machine, as documented', () => {
       .filter((r) => r.record === 'entry')
       .map((r) => r.entry!);
     const echoes = entries.filter((e) => e.type === 'gateway.completed' && e.payload['tool'] === 'echo');
-    expect(echoes).toHaveLength(2);
+    expect(echoes).toHaveLength(3);
     for (const done of echoes) {
-      const receipt = entries.find((e) => e.type === 'execution.receipt' && e.request_id === done.request_id);
-      expect(receipt?.actor.role).toBe('executor');
-      expect(receipt?.payload['status']).toBe('succeeded');
+      const of = (type: string): Entry | undefined =>
+        entries.find((e) => e.type === type && e.request_id === done.request_id);
+      expect(of('gateway.accepted')?.actor.role).toBe('gate');
+      expect(of('envelope.issued')?.actor.role).toBe('control-plane');
+      expect(of('execution.receipt')?.actor.role).toBe('executor');
+      expect(of('execution.receipt')?.payload['status']).toBe('succeeded');
     }
   }, 120_000);
 });
