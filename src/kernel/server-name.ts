@@ -4,7 +4,7 @@
  * HTTP, declarative `http` tools, OAuth token endpoints: src/execution/adapters/upstream-tls.ts).
  * A server certificate is accepted for a host only when its subject alternative names name that
  * host (a DNS name, wildcards as Node matches them, or an IP address). The subject's common name
- * is never read: RFC 9525 §6.3 forbids that fallback and RFC 6125 §6.4.4 lets a client skip it.
+ * is never read: RFC 9525 forbids that fallback and RFC 6125 §6.4.4 lets a client skip it.
  * Node's `checkServerIdentity` falls back to the common name whenever the certificate has no DNS
  * name, also when it names only an IP address, so a certificate naming no host at all (a keyless
  * Gate's, FC-INV-6) or one issued for an address would pass for any DNS host spelled like its
@@ -20,5 +20,5 @@ import type { PeerCertificate } from 'node:tls';
  */
 export function checkServerName(host: string, cert: PeerCertificate): Error | undefined {
   // Without the subject, Node has no common name to fall back to: no DNS SAN means no DNS host.
-  return checkServerIdentity(host, { ...cert, subject: {} as PeerCertificate['subject'] });
+  return checkServerIdentity(host, { ...cert, subject: {} });
 }

@@ -244,7 +244,7 @@ describe('https upstream: the certificate is verified before anything is sent', 
   });
 });
 
-describe('https upstream: the host is read from the subject alternative names only (RFC 9525 §6.3)', () => {
+describe('https upstream: the host is read from the subject alternative names only (RFC 9525)', () => {
   /**
    * A raw TLS server presenting `pair`, dialled as `upstream.example` at 127.0.0.1 the way every
    * upstream client of the Execution Layer connects (MCP, the http tool, OAuth token endpoints:
