@@ -162,6 +162,7 @@ export { openStoreConnection } from './sqlite-store.js';
 export type { StoreConnectionOptions } from './sqlite-store.js';
 export type { FileSync, SqliteCommitOptions, SqliteCommitUnit, StagedWrite } from './sqlite-commit.js';
 export { isIpLiteral, isLoopbackAddress, parseEgressDestination } from './egress.js';
+export { checkServerName } from './server-name.js';
 export {
   INVENTORY_FORMAT,
   INVENTORY_MEDIA_TYPE,

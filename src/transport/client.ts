@@ -9,10 +9,10 @@
  * over re-read files; requests already under way finish on the old one.
  */
 import { Agent } from 'node:https';
-import { checkServerIdentity } from 'node:tls';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { ClientRequest } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { checkServerName } from '../kernel/index.js';
 import { assertNamesNoHost, serverNamesOf } from './identity.js';
 import type { Role } from './identity.js';
 import { loadTlsMaterial } from './material.js';
@@ -42,11 +42,10 @@ export interface MtlsAgentOptions {
 }
 
 /**
- * Node's `checkServerIdentity`, without its fallback to the subject's common name: a server
- * certificate is accepted for a host only when its subject alternative names name that host
- * (RFC 6125 §6.4.4 lets a client skip the common name, and RFC 9525 forbids it). Otherwise a
- * certificate that names no host, such as a keyless Gate's (FC-INV-6), whose common name is
- * only a label, would pass as the server of any host spelled like that label.
+ * The product's host check ({@link checkServerName}: subject alternative names only, never the
+ * common name), after reading the names itself: a certificate whose names cannot be read, or
+ * that names no host (a keyless Gate's, FC-INV-6, whose common name is only a label), is refused
+ * with a reason that says so.
  */
 function namedServer(host: string, cert: PeerCertificate): Error | undefined {
   let names: string[];
@@ -56,9 +55,7 @@ function namedServer(host: string, cert: PeerCertificate): Error | undefined {
     return new Error('server refused: its subject alternative names cannot be read');
   }
   if (names.length === 0) return new Error(`server refused: its certificate names no host (${host})`);
-  // Without the subject: Node falls back to its common name whenever no DNS SAN is present,
-  // also when an IP SAN is (a certificate naming only an IP would pass for a DNS host by its CN).
-  return checkServerIdentity(host, { ...cert, subject: {} });
+  return checkServerName(host, cert);
 }
 
 /** A reloadable mutual-TLS https Agent. */

@@ -19,7 +19,8 @@ import {
   listMcpHttpTools,
 } from '../../src/execution/index.js';
 import type { ExecutionConstraints, ToolAdapter } from '../../src/execution/index.js';
-import { pinMcpDefinition } from '../../src/kernel/index.js';
+import { connectVerifiedTls } from '../../src/execution/adapters/upstream-tls.js';
+import { parseEgressDestination, pinMcpDefinition } from '../../src/kernel/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
 import { startServerEverything } from '../support/mcp-http-upstream.js';
 import type { RunningEverything } from '../support/mcp-http-upstream.js';
@@ -240,6 +241,71 @@ describe('https upstream: the certificate is verified before anything is sent', 
     expect(await callEcho(good, { tls: { ca: pki.ca, client_cert_ref: 'UP_CERT' } })).toMatchObject({
       code: 'ERR_ADAPTER_UNAVAILABLE',
     });
+  });
+});
+
+describe('https upstream: the host is read from the subject alternative names only (RFC 9525)', () => {
+  /**
+   * A raw TLS server presenting `pair`, dialled as `upstream.example` at 127.0.0.1 the way every
+   * upstream client of the Execution Layer connects (MCP, the http tool, OAuth token endpoints:
+   * the url's host is the name checked, the address the one resolved before). An upstream named
+   * by a DNS name is reached only at a public address, so the adapters cannot be pointed at a
+   * loopback front by name: the connection they all share is dialled here. Counts every byte a
+   * client writes after the handshake.
+   */
+  async function dialAsUpstreamExample(pair: { cert: string; key: string }, write: string) {
+    let received = 0;
+    const raw = createTlsServer({ cert: pair.cert, key: pair.key }, (socket) => {
+      socket.on('data', (d: Buffer) => (received += d.length));
+      socket.on('error', () => undefined);
+    });
+    raw.on('tlsClientError', () => undefined);
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+    const port = (raw.address() as AddressInfo).port;
+    try {
+      const r = await connectVerifiedTls({
+        to: parseEgressDestination(`upstream.example:${port}`)!,
+        address: '127.0.0.1',
+        material: { ca: [pki.ca] },
+        signal: new AbortController().signal,
+      });
+      if ('outcome' in r) return { deny: r, received };
+      // Verified: the caller's request goes out now (the server counts it).
+      await new Promise<void>((done) => r.end(write, () => done()));
+      await new Promise<void>((done) => r.once('close', () => done()));
+      return { deny: undefined, received };
+    } finally {
+      raw.close();
+    }
+  }
+
+  it('a certificate naming upstream.example in its SANs verifies (the dial itself is sound)', async () => {
+    const r = await dialAsUpstreamExample(pki.wrongHost, 'GET / HTTP/1.1\r\n\r\n');
+    expect(r.deny).toBeUndefined();
+    expect(r.received).toBeGreaterThan(0);
+  });
+
+  it('no host in its SANs, the common name upstream.example → ERR_UPSTREAM_TLS, nothing written', async () => {
+    const r = await dialAsUpstreamExample(pki.cnOnly, 'never sent');
+    expect(r.deny).toMatchObject({ outcome: 'deny', code: 'ERR_UPSTREAM_TLS' });
+    expect(r.deny?.reason).toContain('does not name the host');
+    expect(r.received).toBe(0);
+  });
+
+  it('only an IP address in its SANs, the common name upstream.example → ERR_UPSTREAM_TLS, nothing written', async () => {
+    const r = await dialAsUpstreamExample(pki.ipOnly, 'never sent');
+    expect(r.deny).toMatchObject({ outcome: 'deny', code: 'ERR_UPSTREAM_TLS' });
+    expect(r.deny?.reason).toContain('does not name the host');
+    expect(r.received).toBe(0);
+  });
+
+  it('the IP-only certificate still verifies for its address: the url 127.0.0.1 reaches the tool', async () => {
+    const front = await startHttpsFront(everything.port, { pair: pki.ipOnly });
+    try {
+      expect(await callEcho(front, { tls: { ca: pki.ca } })).toEqual(executed);
+    } finally {
+      await front.close();
+    }
   });
 });
 

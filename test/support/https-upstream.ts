@@ -6,8 +6,9 @@
  * verifies itself (a JWT from the test's identity provider, its audience the front's url). It
  * also answers `GET /plain` itself, for the declarative `http` tool. Certificates come from the
  * repository's development PKI (src/transport/dev-pki.ts, what `failclosed certs` writes): a CA,
- * a server certificate for 127.0.0.1, one naming another host, an expired one, one from another
- * CA, and a client certificate.
+ * a server certificate for 127.0.0.1, one naming another host, two whose common name spells that
+ * host while their subject alternative names do not (none, or only an IP address), an expired
+ * one, one from another CA, and a client certificate.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -35,6 +36,10 @@ export interface TestPki {
   readonly server: Pair;
   /** For upstream.example only, under `ca`. */
   readonly wrongHost: Pair;
+  /** Under `ca`, naming no host or IP address; its common name is upstream.example. */
+  readonly cnOnly: Pair;
+  /** Under `ca`, naming only 127.0.0.1; its common name is upstream.example. */
+  readonly ipOnly: Pair;
   /** For 127.0.0.1 under `ca`, expired yesterday. */
   readonly expired: Pair;
   /** For 127.0.0.1 under `otherCa`. */
@@ -62,6 +67,9 @@ export async function createTestPki(): Promise<TestPki> {
   const other = await createDevCa(b);
   const server = await issue(a, { role: 'gate', name: 'upstream', hosts: ['127.0.0.1'] });
   const wrongHost = await issue(a, { role: 'gate', name: 'wrong-host', hosts: ['upstream.example'] });
+  // The file name is the common name: issued one after the other, each read before the next.
+  const cnOnly = await issue(a, { role: 'gate', name: 'upstream.example', hosts: [] });
+  const ipOnly = await issue(a, { role: 'gate', name: 'upstream.example', hosts: ['127.0.0.1'] });
   const expired = await issue(a, {
     role: 'gate',
     name: 'expired',
@@ -77,6 +85,8 @@ export async function createTestPki(): Promise<TestPki> {
     otherCa: readFileSync(other.caCert, 'utf8'),
     server,
     wrongHost,
+    cnOnly,
+    ipOnly,
     expired,
     foreign,
     client,

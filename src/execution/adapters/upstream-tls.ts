@@ -3,7 +3,8 @@
  * declarative `http` tool, an OAuth token endpoint): the certificate is verified against Node's
  * default trusted roots, or only against the CA the bundle pins (`tls.ca`, PEM inline: a CA is
  * not a secret, and the signed bundle hashes it like every other field), with the url's host as
- * the name it must carry; optionally with a client certificate and key for mutual TLS, both by
+ * the name it must carry in its subject alternative names (never its common name: the product's
+ * one host check, `checkServerName`); optionally with a client certificate and key for mutual TLS, both by
  * secret reference (`tls.client_cert_ref`, `tls.client_key_ref`), never in the bundle.
  *
  * {@link connectVerifiedTls} opens the connection to the address checked before the call and
@@ -14,9 +15,9 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import { checkServerIdentity, connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { deny, FailclosedError } from '../../kernel/index.js';
+import { checkServerName, deny, FailclosedError } from '../../kernel/index.js';
 import type { Deny, EgressDestination } from '../../kernel/index.js';
 import type { SecretResolver } from '../secrets.js';
 import { SECRET_NAME } from '../secrets.js';
@@ -172,8 +173,9 @@ export function connectVerifiedTls(target: TlsTarget): Promise<TLSSocket | Deny>
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
       ALPNProtocols: ['http/1.1'],
-      // The name checked is the url's host, not the address connected to.
-      checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(to.host, cert),
+      // The name checked is the url's host, not the address connected to, and only against the
+      // certificate's subject alternative names: never its common name (checkServerName).
+      checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerName(to.host, cert),
     });
     const onAbort = (): void => {
       socket.destroy();
