@@ -197,6 +197,16 @@ function entryViewOf(v: JsonValue): LedgerEntryView | undefined {
   return v as unknown as LedgerEntryView;
 }
 
+/** Exactly the writer's refusal of evidence that holds a secret value. */
+function isSecretRefusal(v: JsonValue): boolean {
+  return (
+    isObject(v) &&
+    onlyKeys(v, ['outcome', 'code', 'reason']) &&
+    v['outcome'] === 'deny' &&
+    v['code'] === 'ERR_PARAMS_SECRET'
+  );
+}
+
 /**
  * The Gate's ledger port over the Control Plane process's internal listener (the one ledger
  * writer). Rejects on anything but a well-formed confirmation; the Gate then denies
@@ -217,10 +227,21 @@ export function createRemoteGateLedger(link: GateLink, ledgerMs: number): GateLe
   return {
     async putEvidence(bytes, mediaType) {
       const sha = createHash('sha256').update(bytes).digest('hex');
-      const v = await post('/v1/internal/gate/evidence', {
-        media_type: mediaType,
-        body: Buffer.from(bytes).toString('base64'),
-      });
+      const r = await withDeadline(
+        () =>
+          ask(link, 'POST', '/v1/internal/gate/evidence', {
+            media_type: mediaType,
+            body: Buffer.from(bytes).toString('base64'),
+          }),
+        ledgerMs,
+      );
+      if (r.status !== 'ok') throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'no answer');
+      // The one refusal with a code of its own: the writer found a secret value it knows in the
+      // request (scenario 16), and stored nothing. Anything else is the ledger being unavailable.
+      if (r.value.status === 400 && isSecretRefusal(r.value.value))
+        throw new FailclosedError('ERR_PARAMS_SECRET', 'the request carries a secret value');
+      if (r.value.status !== 200) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'refused');
+      const v = r.value.value;
       // The writer stores what was sent: any other hash is not this blob.
       if (!isObject(v) || v['sha256'] !== sha)
         throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'the ledger writer answered garbage');

@@ -120,11 +120,22 @@ export interface Core {
    * changes made through other gates on it (replica-follow.ts); undefined on SQLite.
    */
   readonly follower?: ReplicaFollower;
+  /**
+   * The Control Plane service; with a follower, an issuer key rotation or revocation made through
+   * it answers once the follower has read it, so this gate's next call is decided at once.
+   */
   readonly controlPlane: ControlPlaneService;
   /** The Control Plane as the Gate calls it (decorated by `decorate.controlPlane`): also separate Gates' (`gate-routes.ts`). */
   readonly controlPlanePort: GateControlPlane;
   /** The Execution Layer as the Gate calls it (decorated by `decorate.gateExecutor`). */
   readonly executorPort: GateExecutor;
+  /**
+   * True when `text` holds a value of a secret this process knows (`FC_SECRET_*`, `secrets.json`,
+   * upstream tokens), in any encoded form the redactor knows; patterns are not matched. The
+   * internal listener refuses to store a separate Gate's request evidence that holds one
+   * (scenario 16): a keyless Gate knows no secret value (`gate-routes.ts`).
+   */
+  readonly secretValueIn: (text: string) => boolean;
   readonly executor: Executor;
   readonly nonces: NonceStore;
   readonly sandbox: Sandbox;
@@ -561,7 +572,9 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   });
   // Upstream access tokens the Execution Layer obtains are redacted like secrets.
   const tokens = createUpstreamTokenCache();
-  const redactor = createRedactor({ secrets: () => [...secrets.knownValues(), ...tokens.knownValues()] });
+  const knownValues = (): string[] => [...secrets.knownValues(), ...tokens.knownValues()];
+  const redactor = createRedactor({ secrets: knownValues });
+  const valuesOnly = createRedactor({ secrets: knownValues, patterns: [] });
   const nonces: NonceStore = decorate.nonceStore?.(backend.nonces) ?? backend.nonces;
   const sandbox = createBwrapSandbox();
   // Past a stop's grace period the Execution Layer runs nothing (see fence.ts).
@@ -642,6 +655,9 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       ? undefined
       : createScheduler({ store: backend.schedules, ledger: ledgerPort, clients: state, clock });
   const scheduledPort = scheduler?.executor(gateExecutorPort) ?? withoutSchedules(gateExecutorPort);
+  // Whoever rotates or revokes an issuer key through this process (operator actions, the console,
+  // an embedding program) gets its answer once this gate's follower agrees with the ledger.
+  const followedControlPlane = keyChangesFollowed(controlPlane, follower);
   // The operator actions: behind operator tokens at the Gate, and the console's operator pages.
   const operatorActions = withConsoleActions(
     createOperatorActions({
@@ -649,7 +665,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       ledger,
       ledgerPort,
       state,
-      controlPlane: keyChangesFollowed(controlPlane, follower),
+      controlPlane: followedControlPlane,
       bundles,
       approvals: approvals.service,
       inventory: () => currentInventory(inventory, bundles, config),
@@ -801,9 +817,10 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     storage: redactedBackend(spec),
     bundles,
     ...(follower === undefined ? {} : { follower }),
-    controlPlane,
+    controlPlane: followedControlPlane,
     controlPlanePort: gateControlPlane,
     executorPort: gateExecutorPort,
+    secretValueIn: (text) => valuesOnly.redactText(text) !== text,
     executor,
     nonces,
     sandbox,

@@ -453,6 +453,7 @@ async function startInternal(core: Core): Promise<MtlsServer | undefined> {
             ledgerPort: core.ledgerPort,
             clients: core.state,
             claims: core.backend.decisionClaims,
+            secretValueIn: core.secretValueIn,
             executor: core.executorPort,
             now: core.clock,
             timestampToleranceMs: core.config.timestamp_tolerance_ms,

@@ -92,6 +92,11 @@ export interface GateRoutes {
   readonly claims: Pick<DecisionClaimStore, 'claim'>;
   /** Voids an envelope that could not be handed to its Gate. */
   readonly executor: Pick<GateExecutor, 'void'>;
+  /**
+   * True when a text holds the value of a secret this process knows (see `Core.secretValueIn`).
+   * A Gate's request evidence that holds one is refused `ERR_PARAMS_SECRET` and not stored.
+   */
+  readonly secretValueIn: (text: string) => boolean;
   /** The Control Plane's clock (ms) and its accepted skew of request timestamps either way. */
   readonly now: () => number;
   readonly timestampToleranceMs: number;
@@ -114,6 +119,26 @@ const isObject = (v: JsonValue | undefined): v is JsonObject =>
 
 const str = (v: JsonValue | undefined, max = 256): string | undefined =>
   typeof v === 'string' && v.length <= max ? v : undefined;
+
+/**
+ * Whether evidence `bytes` hold a known secret value: in its text as sent, and, when it is JSON,
+ * in its canonical form too (an escape such as `\u0073` would hide a value from the text alone).
+ * A scanner that throws counts as a find.
+ */
+function holdsSecretValue(bytes: Uint8Array, secretValueIn: (text: string) => boolean): boolean {
+  try {
+    if (secretValueIn(Buffer.from(bytes).toString('utf8'))) return true;
+    let parsed: JsonValue;
+    try {
+      parsed = parseJson(bytes, { maxBytes: MAX_BODY, maxDepth: 64 });
+    } catch {
+      return false;
+    }
+    return secretValueIn(canonicalize(parsed));
+  } catch {
+    return true;
+  }
+}
 
 const refuse = (code: DenialCode, reason: string, status = 400): RouteAnswer => ({
   status,
@@ -459,6 +484,10 @@ export async function handleGateRoute(
       if (mediaType === undefined || body === undefined || !/^[A-Za-z0-9+/]*={0,2}$/.test(body))
         return refuse('ERR_REQUEST_MALFORMED', 'media_type and base64 body');
       const bytes = new Uint8Array(Buffer.from(body, 'base64'));
+      // Scenario 16, OE-INV-009: a keyless Gate checks parameters for secret patterns only (it
+      // knows no secret value), so the writer refuses to store a request that holds a value.
+      if (holdsSecretValue(bytes, routes.secretValueIn))
+        return refuse('ERR_PARAMS_SECRET', 'the request carries a secret value');
       return write(async () => ({ sha256: await routes.ledgerPort.putEvidence(bytes, mediaType) }));
     }
     case '/v1/internal/gate/event': {

@@ -11,6 +11,7 @@ import {
   createDurableWrites,
   deny,
   denyFromError,
+  FailclosedError,
   envelopeSha256,
   hexDigestEquals,
   isDeny,
@@ -750,6 +751,14 @@ export function createGate(deps: GateDeps): Gate {
         writes,
       ),
     ]);
+    // A writer that knows secret values the Gate does not (a keyless Gate's) refuses evidence
+    // holding one, and stores nothing (scenario 16).
+    if (
+      stored.status === 'error' &&
+      stored.error instanceof FailclosedError &&
+      stored.error.code === 'ERR_PARAMS_SECRET'
+    )
+      return failAccepted(deny('ERR_PARAMS_SECRET', 'parameters carry a secret value'), INGRESS);
     if (stored.status !== 'ok' || stored.value !== rawSha)
       return failAccepted(deny('ERR_LEDGER_UNAVAILABLE', 'request evidence not confirmed'), 'ledger');
     if (!accepted)

@@ -19,12 +19,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { noFaults } from '../support/faults.js';
 import type { FaultMode } from '../support/faults.js';
 import type { E2e } from './harness.js';
-import { TOPOLOGIES, expectDenied, session, startE2e } from './harness.js';
+import { ALL_TOPOLOGIES, expectDenied, session, startE2e } from './harness.js';
 
 /** A suite that does not apply to this topology: declared nowhere. */
 const notInThisTopology = (_name: string, _body: () => void): void => undefined;
 
-describe.each(TOPOLOGIES)('%s topology', (topology) => {
+describe.each(ALL_TOPOLOGIES)('%s topology', (topology) => {
   let e2e: E2e;
   const MODES: readonly Exclude<FaultMode, 'off'>[] = ['throw', 'hang', 'garbage'];
 
@@ -90,9 +90,9 @@ describe.each(TOPOLOGIES)('%s topology', (topology) => {
     });
   });
 
-  // Distributed: the separate Execution Layer has its own nonce store, out of the decorators'
-  // reach; there another writer holding its SQLite file's write lock makes it unavailable (below).
-  // Not declared at all in the distributed topology (never a skipped test).
+  // Distributed and keyless: the separate Execution Layer has its own nonce store, out of the
+  // decorators' reach; there another writer holding its SQLite file's write lock makes it
+  // unavailable (below). Not declared at all in those topologies (never a skipped test).
   (topology === 'embedded' ? describe : notInThisTopology)('scenario 8: nonce store unavailable', () => {
     it.each(MODES)(
       'scenario 8: the nonce store %s → ERR_NONCE_STORE_UNAVAILABLE, tool never ran',
@@ -104,7 +104,7 @@ describe.each(TOPOLOGIES)('%s topology', (topology) => {
     );
   });
 
-  (topology === 'distributed' ? describe : notInThisTopology)(
+  (topology !== 'embedded' ? describe : notInThisTopology)(
     'scenario 8: the separate Execution Layer’s nonce store',
     () => {
       it('scenario 8: its nonce store locked by another writer → ERR_NONCE_STORE_UNAVAILABLE, tool never ran', async () => {

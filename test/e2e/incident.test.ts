@@ -8,9 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readOperatorToken } from '../../src/embedded/index.js';
 import type { E2e } from './harness.js';
-import { TOPOLOGIES, expectDenied, session, startE2e } from './harness.js';
+import { ALL_TOPOLOGIES, expectDenied, session, startE2e } from './harness.js';
 
-describe.each(TOPOLOGIES)('%s topology', (topology) => {
+describe.each(ALL_TOPOLOGIES)('%s topology', (topology) => {
   let e2e: E2e;
 
   beforeAll(async () => {

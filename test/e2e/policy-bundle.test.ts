@@ -23,7 +23,7 @@ import {
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
 import { flipBit, partsOf, signRaw, withClaim } from './forge.js';
 import type { E2e } from './harness.js';
-import { TOPOLOGIES, expectDenied, startE2e } from './harness.js';
+import { ALL_TOPOLOGIES, expectDenied, startE2e } from './harness.js';
 
 let work: string;
 let dir: string;
@@ -143,7 +143,7 @@ describe('scenario 13: unknown or tampered policy bundle', () => {
   });
 });
 
-describe.each(TOPOLOGIES)(
+describe.each(ALL_TOPOLOGIES)(
   '%s topology: scenario 13: an envelope naming an unknown policy bundle',
   (topology) => {
     let e2e: E2e;

@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoPolicyDir } from '../../src/embedded/index.js';
 import type { E2e } from './harness.js';
-import { TOPOLOGIES, session, startE2e } from './harness.js';
+import { ALL_TOPOLOGIES, session, startE2e } from './harness.js';
 
 let work: string;
 let listener: Server;
@@ -90,7 +90,7 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-describe.each(TOPOLOGIES)(
+describe.each(ALL_TOPOLOGIES)(
   '%s topology: scenario 17: the sandbox blocks host files and the network',
   (topology) => {
     let e2e: E2e;

@@ -13,7 +13,7 @@
  * PostgreSQL backend and would otherwise read a step as having lost track of the policy.
  * Scenarios 1, 2, 3, 4, 6, 7, 18 here, all three ways; 10 in envelope-attacks.test.ts, 5/8/9 in
  * faults.test.ts, 15 in incident.test.ts, 16 in secrets.test.ts, 17 in sandbox.test.ts and the
- * unknown-bundle envelope of 13 in policy-bundle.test.ts, embedded and distributed; 12 in
+ * unknown-bundle envelope of 13 in policy-bundle.test.ts, in all three too; 12 in
  * ledger-tampering.test.ts and 13's other cases, embedded only (docs/COMPLIANCE.md says why).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -3,8 +3,10 @@
  * Secret Handling): a secret placed in parameters is refused at the Gate before its bytes are
  * stored anywhere; a secret a tool prints is redacted before the result, the receipt hash and the
  * ledger see it. Checked against the raw bytes of every database file and of the audit export.
- * In both topologies (harness.ts): `distributed` resolves and redacts the secret in a separate
- * Execution Layer (its own `FC_SECRET_` variables), whose nonce store is searched as well.
+ * In every topology (harness.ts): `distributed` resolves and redacts the secret in a separate
+ * Execution Layer (its own `FC_SECRET_` variables), whose nonce store is searched as well;
+ * `keyless` calls a Gate that knows no secret value, so the Control Plane process's ledger writer
+ * refuses to store request evidence holding one.
  */
 import {
   appendFileSync,
@@ -18,9 +20,11 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoPolicyDir, readOperatorToken } from '../../src/embedded/index.js';
+import { buildSignedRequest } from '../../src/client/index.js';
+import { DEMO_CLIENT, demoPolicyDir, readClientFile, readOperatorToken } from '../../src/embedded/index.js';
+import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
 import type { E2e } from './harness.js';
-import { TOPOLOGIES, expectDenied, session, startE2e } from './harness.js';
+import { ALL_TOPOLOGIES, expectDenied, session, startE2e } from './harness.js';
 
 const SECRET = 'sk-demo-7c1e0f9a4b2d8e6f';
 const AWS_KEY = 'AKIAIOSFODNN7EXAMPLE';
@@ -67,7 +71,7 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-describe.each(TOPOLOGIES)(
+describe.each(ALL_TOPOLOGIES)(
   '%s topology: scenario 16: secrets are never stored or returned in plaintext',
   (topology) => {
     let e2e: E2e;
@@ -124,13 +128,48 @@ describe.each(TOPOLOGIES)(
         );
         const view = await e2e.evidence(r.request_id ?? '');
         const types = (view.body['records'] as { entry: { type: string } }[]).map((x) => x.entry.type);
-        expect(types).toEqual(['gateway.failed']);
+        // A keyless Gate knows no secret value: the Control Plane process's ledger writer finds
+        // it in the request evidence and refuses to store it, after `gateway.accepted` (which
+        // holds the request's hash only) was recorded beside it.
+        expect(types).toEqual(
+          topology === 'keyless' && params.message.startsWith('token ')
+            ? ['gateway.accepted', 'gateway.failed']
+            : ['gateway.failed'],
+        );
         const stored = await everythingStored();
         expect(stored.includes(SECRET)).toBe(false);
         expect(stored.includes(AWS_KEY)).toBe(false);
         expect(stored.includes('hunter2hunter2')).toBe(false);
       },
     );
+
+    it('scenario 16: a known secret value written with JSON escapes → ERR_PARAMS_SECRET, nothing runs or is stored', async () => {
+      // The same request as the client signs it, its bytes spelling the secret's first letter as
+      // an escape: the signature covers the parsed values, so it still verifies.
+      const demo = readClientFile(e2e.dir, DEMO_CLIENT.identity);
+      const signed = buildSignedRequest({
+        key: importSigningKeyJwk(demo.key),
+        identity: demo.identity,
+        tenant: demo.tenant,
+        action: 'echo',
+        parameters: { message: `token ${SECRET}` },
+        timestampMs: e2e.clock.now(),
+        session: session(),
+      });
+      const hidden = JSON.stringify(signed).replace(SECRET, `\\u0073${SECRET.slice(1)}`);
+      expect(hidden).not.toContain(SECRET);
+      const before = e2e.totalRuns();
+      const res = await fetch(`${e2e.url}/v1/calls`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: hidden,
+      });
+      expect(await res.json()).toMatchObject({ outcome: 'deny', code: 'ERR_PARAMS_SECRET' });
+      expect(e2e.totalRuns()).toBe(before);
+      const stored = await everythingStored();
+      expect(stored.includes(SECRET)).toBe(false);
+      expect(stored.includes(`\\u0073${SECRET.slice(1)}`)).toBe(false);
+    });
 
     it('control: ordinary parameters still run', async () => {
       expect(
