@@ -448,7 +448,7 @@ function freePort(): Promise<number> {
 }
 
 /**
- * A dev CA with the `gate` and `executor` certificates (and `extra` ones), the `up` data
+ * A dev CA with the `gate`, `control-plane` and `executor` certificates (and `extra` ones), the `up` data
  * directory `dir` set to call a separate Execution Layer over mutual TLS (its internal listener
  * and `up` fields of the phase's own), and that Execution Layer's configuration (`nonces`: its
  * nonce store), written under `work/<tag>-*`. Shared by the distributed and keyless phases.
@@ -462,9 +462,12 @@ async function separateExecutionLayer(
   const pki = join(work, `${tag}-certs`);
   await createDevCa(pki);
   await Promise.all(
-    [{ role: 'gate' } as const, { role: 'executor' } as const, ...(o.extra ?? [])].map((c) =>
-      issueCert(pki, c),
-    ),
+    [
+      { role: 'gate' } as const,
+      { role: 'control-plane' } as const,
+      { role: 'executor' } as const,
+      ...(o.extra ?? []),
+    ].map((c) => issueCert(pki, c)),
   );
   const [internalPort, execPort] = [await freePort(), await freePort()];
   const ca = pkiPaths(pki).caCert;
@@ -476,7 +479,14 @@ async function separateExecutionLayer(
       ...o.up,
       executor_url: `https://127.0.0.1:${execPort}`,
       internal_port: internalPort,
-      tls: { ca, gate: { cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') } },
+      tls: {
+        ca,
+        gate: { cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
+        control_plane: {
+          cert: pkiPaths(pki).cert('control-plane'),
+          key: pkiPaths(pki).key('control-plane'),
+        },
+      },
     }),
   );
   const execDir = join(work, `${tag}-executor`);

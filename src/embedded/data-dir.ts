@@ -81,10 +81,11 @@ export interface EmbeddedConfig {
    */
   readonly execution_host?: string;
   /**
-   * Port of the Gate process's internal listener for a separate Execution Layer (`failclosed
-   * serve executor`): mutual TLS with `tls.gate`, admitting the `executor` role only; it serves
-   * the issuer's public keys, policy bundles by hash and the ledger writer
-   * (`internal-server.ts`). Absent: no such listener. Optional; needs `tls.gate`.
+   * Port of the Control Plane process's internal listener for a separate Execution Layer
+   * (`failclosed serve executor`): mutual TLS serving `tls.control_plane` (a certificate naming
+   * the `control-plane` role, FC-INV-6), admitting the `executor` role only; it serves the
+   * issuer's public keys, policy bundles by hash and the ledger writer (`internal-server.ts`).
+   * Absent: no such listener. Optional; needs `tls.control_plane`.
    */
   readonly internal_port?: number;
   /** Listen address (IP literal) of that listener; default `127.0.0.1`. Optional. */
@@ -256,8 +257,12 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
     const n = o.internal_port;
     if (!Number.isSafeInteger(n) || (n as number) < 0 || (n as number) > 65535)
       throw bad('internal_port must be a port number');
-    if (tls.tls?.gate === undefined)
-      throw bad('internal_port needs tls.gate (the internal listener serves over mutual TLS only)');
+    // Never `tls.gate` in its place: peers accept the internal listener by the `control-plane`
+    // role only, and the Gate's certificate names another role (FC-INV-6).
+    if (tls.tls?.control_plane === undefined)
+      throw bad(
+        "internal_port needs tls.control_plane: the Control Plane's own certificate, naming the control-plane role and the host its peers dial, which the internal listener serves over mutual TLS (issue one with: failclosed certs issue --role control-plane --host H)",
+      );
   }
   if (o.internal_host !== undefined) {
     if (typeof o.internal_host !== 'string' || isIP(o.internal_host) === 0)

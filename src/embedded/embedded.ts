@@ -425,20 +425,24 @@ async function listen(
 
 /**
  * The internal listener for a separate Execution Layer when `internal_port` is configured: the
- * Gate's certificate, the `executor` role only, refusals recorded as `transport.refused`.
+ * Control Plane's certificate (`tls.control_plane`, never `tls.gate`: config parsing requires it,
+ * and the listener refuses to start on one that does not name the `control-plane` role), the
+ * `executor` role (and with `internal_gates` the `gate` role) only, refusals recorded as
+ * `transport.refused` (FC-INV-6).
  */
 async function startInternal(core: Core): Promise<MtlsServer | undefined> {
   const tls = core.config.tls;
-  if (core.config.internal_port === undefined || tls?.gate === undefined) return undefined;
+  if (core.config.internal_port === undefined) return undefined;
+  if (tls?.control_plane === undefined) throw new TypeError('internal_port needs tls.control_plane');
   return createInternalServer({
     host: core.config.internal_host ?? '127.0.0.1',
     port: core.config.internal_port,
-    files: tlsFilesFor(core.dir, tls, tls.gate),
+    files: tlsFilesFor(core.dir, tls, tls.control_plane),
     now: core.clock,
     onRefused: createRefusalRecorder({
       append: (e) => core.ledgerPort.append(e),
       listener: 'internal',
-      actor: { id: core.config.issuer, role: 'gate' },
+      actor: { id: core.config.issuer, role: 'control-plane' },
       now: core.clock,
     }),
     issuerJwks: () => core.controlPlane.issuerJwks(),

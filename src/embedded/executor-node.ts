@@ -5,9 +5,11 @@
  *
  * It holds public keys only: no issuer key, no ledger checkpoint key, no operator token. Its
  * configuration names its own mutual-TLS certificate (role `executor`), its listen address, the
- * Gate process's internal listener (`internal_port` there), its nonce store (its own SQLite file,
- * or a `postgres://` URL several replicas share) and where its tools' secrets are. It reaches the
- * Gate process over mutual TLS, expecting a `gate` certificate, for three things:
+ * Control Plane process's internal listener (`internal_port` there), its nonce store (its own
+ * SQLite file, or a `postgres://` URL several replicas share) and where its tools' secrets are. It
+ * reaches that process over mutual TLS, accepting its server only by the `control-plane` role
+ * (and a host its certificate names: a `gate` certificate naming the right host is refused), for
+ * three things:
  * - the issuer's JWKS, refreshed whenever the copy held is older than `keys_max_age_ms`; when no
  *   copy that fresh can be had, every call is denied `ERR_TRUST_UNAVAILABLE` (never the old keys);
  * - a policy bundle by its hash, fetched once, hashed again here (bytes whose SHA-256 is not the
@@ -710,7 +712,8 @@ export async function startExecutorNode(
     env,
     ...(options.logDestination === undefined ? {} : { logDestination: options.logDestination }),
   });
-  const agent = await createMtlsAgent({ files: config.tls, expect: ['gate'], now: clock });
+  // The Control Plane by its role, not by the host it is dialled at (FC-INV-6).
+  const agent = await createMtlsAgent({ files: config.tls, expect: ['control-plane'], now: clock });
   const link: GateLink = {
     url: config.gate_url,
     ...(config.gate_standby_urls === undefined ? {} : { standby: config.gate_standby_urls }),

@@ -7,8 +7,8 @@
  * registry and the request nonces are the shared PostgreSQL state every Gate uses, so a request
  * id or nonce is single-use across all of them, FC-INV-3), then, over mutual TLS with its `gate`
  * certificate:
- * - asks the Control Plane process (`failclosed up` with `internal_port` and `internal_gates`)
- *   for the decision, which checks the client's signature again against its own registry and
+ * - asks the Control Plane process (`failclosed up` with `internal_port` and `internal_gates`,
+ *   accepted only by its `control-plane` certificate and the host it names) for the decision, which checks the client's signature again against its own registry and
  *   signs the envelope (`gate-routes.ts`), and writes its evidence and records through that
  *   process's one ledger writer (`control-plane-link.ts`);
  * - hands the envelope to an Execution Layer (`failclosed serve executor`), expecting its
@@ -231,18 +231,17 @@ export interface GateNode {
 /**
  * Refuses a Gate certificate that names a host or an IP address (FC-INV-6, L7 mutual TLS). A
  * keyless Gate only ever connects out over mutual TLS (clients reach it over plain HTTP with
- * signed calls), and its peers accept a server by role `gate` and host name: the Control Plane's
- * internal listener serves a `gate` certificate. A Gate certificate that named the Control
- * Plane's host (or any host) would let whoever stole it serve there, as the Control Plane to
- * the Execution Layers or to the other Gates. A certificate whose names cannot be read is
- * refused as well.
+ * signed calls). Its peers accept the Control Plane by role `control-plane` (and host name), so
+ * a stolen Gate certificate naming the Control Plane's host no longer passes for it; naming no
+ * host keeps whoever stole one from serving under any name as well, should a peer ever accept a
+ * `gate` server. A certificate whose names cannot be read is refused as well.
  */
 export function assertGateCertificate(certPath: string): void {
   try {
     assertNamesNoHost(readFileSync(certPath, 'latin1'), certPath);
   } catch (err) {
     throw bad(
-      `tls.cert must be a client-only gate certificate that names no host (a Gate certificate that names one could pass for the Control Plane or for another server to its peers): ${(err as Error).message}`,
+      `tls.cert must be a client-only gate certificate that names no host (whoever stole a Gate certificate that names one could serve under those names): ${(err as Error).message}`,
     );
   }
 }
@@ -279,9 +278,10 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
     });
     closers.push(() => telemetry.close());
     // Client-only: a reload that brings a certificate naming a host is refused like a bad file.
+    // The Control Plane by its role, not by the host it is dialled at (FC-INV-6).
     const cpAgent = await createMtlsAgent({
       files: config.tls,
-      expect: ['gate'],
+      expect: ['control-plane'],
       now: clock,
       clientOnly: true,
     });

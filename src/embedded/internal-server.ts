@@ -1,7 +1,8 @@
 /**
- * The Gate process's internal listener for a separate Execution Layer (`failclosed serve
+ * The Control Plane process's internal listener for a separate Execution Layer (`failclosed serve
  * executor`, docs/deployment.md "Separate Execution Layer"; FC-INV-6, L7 mutual TLS between
- * roles). HTTPS with mutual TLS, the Gate's own certificate, admitting only peers whose
+ * roles). HTTPS with mutual TLS, serving the Control Plane's own certificate (`tls.control_plane`,
+ * which must name the `control-plane` role: its peers accept no other), admitting only peers whose
  * certificate names the `executor` role (`src/transport/server.ts`), and with `internal_gates`
  * also the `gate` role of separate Gates (`failclosed serve gate`), each role to its own routes
  * only (the Gates' are in `gate-routes.ts`); every other peer is refused at or right after the
@@ -44,7 +45,10 @@ export const EXECUTOR_ENTRY_TYPES: readonly EntryType[] = [
 export interface InternalServerOptions {
   readonly host: string;
   readonly port: number;
-  /** The Gate's certificate, key, CA and revocations. */
+  /**
+   * The Control Plane's certificate (naming the `control-plane` role, checked at start and at
+   * every reload), key, CA and revocations.
+   */
   readonly files: TlsFiles;
   readonly now?: () => number;
   readonly onRefused?: (r: Refusal) => void;
@@ -217,6 +221,10 @@ export async function createInternalServer(options: InternalServerOptions): Prom
   return createMtlsServer(handler, {
     files: options.files,
     allow: options.gates === undefined ? ['executor'] : ['executor', 'gate'],
+    serves: {
+      role: 'control-plane',
+      fix: "tls.control_plane must be the Control Plane's own certificate (issue one with: failclosed certs issue --role control-plane --host H)",
+    },
     host: options.host,
     port: options.port,
     ...(options.now === undefined ? {} : { now: options.now }),

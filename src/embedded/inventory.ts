@@ -98,7 +98,7 @@ export const listenerInterfaces: InventoryProvider = (s) => {
         source: 'src/embedded/executor-node.ts',
       },
     });
-  if (c.internal_port !== undefined && c.tls?.gate !== undefined)
+  if (c.internal_port !== undefined && c.tls?.control_plane !== undefined)
     out.push({
       kind: 'internal-listener',
       id: 'listener:internal',

@@ -1,6 +1,6 @@
 /**
- * `tls` and `executor_url` in `failclosed.json`: mutual TLS between the Gate and the Execution
- * Layer (docs/deployment.md "Mutual TLS", FC-INV-6, L7 hardening). Relative paths are resolved
+ * `tls` and `executor_url` in `failclosed.json`: mutual TLS between the Gate, the Control Plane
+ * and the Execution Layer (docs/deployment.md "Mutual TLS", FC-INV-6, L7 hardening). Relative paths are resolved
  * against the data directory. Parsed at this edge; anything malformed refuses the start.
  */
 import { isAbsolute, join } from 'node:path';
@@ -23,8 +23,13 @@ export interface TlsConfig {
   readonly revoked_serials?: readonly string[];
   /** The Execution Layer's listener identity: with it, `/v1/execute` is served over mTLS to the `gate` role only. */
   readonly executor?: TlsIdentityConfig;
-  /** The Gate's identity when it calls an Execution Layer at `executor_url`. */
+  /** The Gate's identity when it calls an Execution Layer at `executor_url` (a client only). */
   readonly gate?: TlsIdentityConfig;
+  /**
+   * The Control Plane's identity: the certificate its internal listener (`internal_port`) serves,
+   * which must name the `control-plane` role; Execution Layers and keyless Gates accept no other.
+   */
+  readonly control_plane?: TlsIdentityConfig;
 }
 
 const bad = (m: string): TypeError => new TypeError(`failclosed.json: tls: ${m}`);
@@ -49,7 +54,7 @@ function identity(v: JsonValue | undefined, name: string): TlsIdentityConfig | u
 /** Parses `tls`. */
 export function parseTlsConfig(v: JsonValue): TlsConfig {
   if (!isObject(v)) throw bad('must be an object');
-  const fields = ['ca', 'crl', 'revoked_serials', 'executor', 'gate'];
+  const fields = ['ca', 'crl', 'revoked_serials', 'executor', 'gate', 'control_plane'];
   for (const k of Object.keys(v)) if (!fields.includes(k)) throw bad(`unknown field ${k}`);
   const serials = v['revoked_serials'];
   if (
@@ -60,12 +65,14 @@ export function parseTlsConfig(v: JsonValue): TlsConfig {
     throw bad('revoked_serials must be a list of hexadecimal serial numbers');
   const executor = identity(v['executor'], 'executor');
   const gate = identity(v['gate'], 'gate');
+  const controlPlane = identity(v['control_plane'], 'control_plane');
   return Object.freeze({
     ca: path(v, 'ca'),
     ...(v['crl'] === undefined ? {} : { crl: path(v, 'crl') }),
     ...(serials === undefined ? {} : { revoked_serials: Object.freeze([...(serials as string[])]) }),
     ...(executor === undefined ? {} : { executor }),
     ...(gate === undefined ? {} : { gate }),
+    ...(controlPlane === undefined ? {} : { control_plane: controlPlane }),
   });
 }
 

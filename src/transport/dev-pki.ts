@@ -145,8 +145,8 @@ export interface IssueOptions {
   /**
    * A certificate only to connect out with, as a `client`'s always is: no host or IP address in
    * its subject alternative names, and `clientAuth` alone as its extended key usage, so that no
-   * TLS client accepts it as a server's. A keyless Gate's (FC-INV-6): with a `gate` certificate
-   * that names hosts, its holder could serve as the Control Plane's internal listener.
+   * TLS client accepts it as a server's. A keyless Gate's (FC-INV-6): whoever holds it cannot
+   * serve under any name, whatever role a peer would accept of a server.
    */
   readonly clientOnly?: boolean;
   readonly now?: () => number;

@@ -78,10 +78,32 @@ export function serverNamesOf(cert: string | Uint8Array): string[] {
 }
 
 /**
+ * Refuses a certificate of one's own that does not name `role` as peers read it
+ * ({@link identityOf}: exactly one role URI): a listener serving it would be refused by every
+ * peer that expects that role, or, worse, pass with another role's certificate for a peer that
+ * decides by host name alone (FC-INV-6, L7 mutual TLS between roles). `pem` is the certificate
+ * file's text (its leaf as TLS reads it), `path` names it in the error, `fix` says how to get one.
+ */
+export function assertNamesRole(pem: string, role: Role, path: string, fix: string): void {
+  let named: Role | undefined;
+  try {
+    const leaf = new NodeX509Certificate(Buffer.from(pem, 'latin1'));
+    named = identityOf(leaf.raw, leaf.fingerprint256).role;
+  } catch (err) {
+    throw new TypeError(`${path}: its role cannot be read (${(err as Error).message})`);
+  }
+  if (named !== role)
+    throw new TypeError(
+      `${path} names ${named === undefined ? 'no role' : `the ${named} role`}, not ${role} (${roleUri(role)}): ${fix}`,
+    );
+}
+
+/**
  * Refuses an identity that only ever connects out (a keyless Gate, FC-INV-6) when its
  * certificate names a host or an IP address: whoever holds that key could then serve under those
- * names and pass, to the peers that expect its role, for the server they meant (the Control
- * Plane's internal listener carries a `gate` certificate too). A certificate whose names cannot
+ * names and pass, to any peer that expects its role of a server, for the server it meant (no
+ * peer expects a `gate` server today: the Control Plane's internal listener is accepted by the
+ * `control-plane` role only; this keeps it so should one). A certificate whose names cannot
  * be read is refused as well. `pem` is the certificate file's text, `path` names it in the error.
  */
 export function assertNamesNoHost(pem: string, path: string): void {

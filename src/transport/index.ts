@@ -13,6 +13,7 @@ export {
   identityOf,
   serverNamesOf,
   assertNamesNoHost,
+  assertNamesRole,
 } from './identity.js';
 export type { Role, PeerIdentity } from './identity.js';
 export { loadTlsMaterial, revocationOf } from './material.js';

@@ -10,6 +10,8 @@
  * clock: a certificate past its `notAfter`, a CRL past its `nextUpdate`, or a serial revoked by a
  * reload stops the connection at its next request (refused and closed, the handler never runs).
  *
+ * With `serves`, the listener's own certificate must name that role, at start and at every reload.
+ *
  * `reload()` re-reads the certificate, key, CA and revocations and swaps them in with
  * `server.setSecureContext` without closing the listener; open connections are re-authorized
  * under the new revocations. A reload that fails closes every open connection and leaves the
@@ -22,9 +24,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { constants } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
+import { assertNamesRole } from './identity.js';
 import type { PeerIdentity, Role } from './identity.js';
 import { loadTlsMaterial } from './material.js';
-import type { TlsFiles, TlsMaterial } from './material.js';
+import type { LoadedCrl, TlsFiles, TlsMaterial } from './material.js';
 import { authorizeParsed, parsePeer, REFUSAL_REASONS } from './peer.js';
 import type { ParsedPeer, Refusal, RefusalReason } from './peer.js';
 
@@ -42,6 +45,12 @@ export interface MtlsServerOptions {
   readonly now?: () => number;
   /** Told of every refusal (after it is counted); must not throw. */
   readonly onRefused?: (refusal: Refusal) => void;
+  /**
+   * The role this listener's own certificate must name ({@link assertNamesRole}), with what the
+   * error tells the operator to do otherwise: checked at start (which then throws) and at every
+   * reload (which then fails, and the listener refuses every peer until one succeeds).
+   */
+  readonly serves?: { readonly role: Role; readonly fix: string };
 }
 
 /** A listening mutual-TLS endpoint. */
@@ -74,7 +83,14 @@ export async function createMtlsServer(
   options: MtlsServerOptions,
 ): Promise<MtlsServer> {
   const now = options.now ?? Date.now;
-  let material: TlsMaterial | undefined = await loadTlsMaterial(options.files);
+  const load = async (notOlderThan?: ReadonlyMap<string, LoadedCrl>): Promise<TlsMaterial> => {
+    const m = await loadTlsMaterial(options.files, { notOlderThan });
+    const serves = options.serves;
+    if (serves !== undefined)
+      assertNamesRole(m.cert.toString('latin1'), serves.role, options.files.cert, serves.fix);
+    return m;
+  };
+  let material: TlsMaterial | undefined = await load();
   // The newest CRL loaded so far: a reload never goes back before it, even after a failed one.
   let crlFloor = material.crls;
   const counts = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>;
@@ -145,7 +161,7 @@ export async function createMtlsServer(
     async reload() {
       let next: TlsMaterial;
       try {
-        next = await loadTlsMaterial(options.files, { notOlderThan: crlFloor });
+        next = await load(crlFloor);
       } catch (err) {
         material = undefined;
         // Nothing is allowed without material: every open connection is refused and closed.

@@ -89,6 +89,7 @@ describe('the separated shape on one machine, as documented', () => {
             ca: '../certs/ca.pem',
             crl: '../certs/crl.pem',
             gate: { cert: '../certs/gate.pem', key: '../certs/gate.key' },
+            control_plane: { cert: '../certs/control-plane.pem', key: '../certs/control-plane.key' },
           },
           metrics: await metricsAt(name),
         }),

@@ -203,6 +203,10 @@ describe('the Execution Layer as a separate process', () => {
         tls: {
           ca: pkiPaths(pki).caCert,
           gate: { cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
+          control_plane: {
+            cert: pkiPaths(pki).cert('control-plane'),
+            key: pkiPaths(pki).key('control-plane'),
+          },
         },
       }),
     );
@@ -225,8 +229,8 @@ describe('the Execution Layer as a separate process', () => {
       JSON.stringify({ ...configA, listen: { host: '127.0.0.1', port: execPort } }),
     );
     a = await spawnExecutor(join(work, 'executor-a', 'executor.json'));
-    // A stand-in for the Gate process holding a `gate` certificate that serves the real issuer
-    // keys but a policy bundle whose content differs from the hash asked for.
+    // A stand-in for the Control Plane process holding a `control-plane` certificate that serves
+    // the real issuer keys but a policy bundle whose content differs from the hash asked for.
     fakeGate = await createMtlsServer(
       (req, res) => {
         req.resume();
@@ -255,8 +259,8 @@ describe('the Execution Layer as a separate process', () => {
       {
         files: {
           ca: pkiPaths(pki).caCert,
-          cert: pkiPaths(pki).cert('gate'),
-          key: pkiPaths(pki).key('gate'),
+          cert: pkiPaths(pki).cert('control-plane'),
+          key: pkiPaths(pki).key('control-plane'),
         },
         allow: ['executor'],
         host: '127.0.0.1',
@@ -395,7 +399,7 @@ describe('the Execution Layer as a separate process', () => {
     const trust = createGateTrust({
       link: {
         url: `https://127.0.0.1:${link.port}`,
-        agent: await agentOf('executor', 'gate'),
+        agent: await agentOf('executor', 'control-plane'),
         timeoutMs: 2000,
       },
       now: () => t,
@@ -451,7 +455,7 @@ describe('the Execution Layer as a separate process', () => {
   }, 30_000);
 
   it('the Gate’s ledger writer takes only the Execution Layer’s entry types, as role executor; its answers are parsed as untrusted', async () => {
-    const agent = await agentOf('executor', 'gate');
+    const agent = await agentOf('executor', 'control-plane');
     try {
       const post = (path: string, body: object) =>
         new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -536,7 +540,7 @@ describe('the Execution Layer as a separate process', () => {
     }
   }, 60_000);
 
-  async function agentOf(name: string, expect: 'gate' | 'executor'): Promise<MtlsAgent> {
+  async function agentOf(name: string, expect: 'control-plane' | 'executor'): Promise<MtlsAgent> {
     return createMtlsAgent({
       files: { ca: pkiPaths(pki).caCert, cert: pkiPaths(pki).cert(name), key: pkiPaths(pki).key(name) },
       expect: [expect],

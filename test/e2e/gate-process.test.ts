@@ -19,6 +19,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { once } from 'node:events';
 import { createConnection } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,7 +96,7 @@ describe('a Gate as its own process, holding no key', () => {
     const name = role === 'gate' ? 'gate-1' : role;
     const agent = await createMtlsAgent({
       files: { ca: pki.caCert, cert: pki.cert(name), key: pki.key(name) },
-      expect: ['gate'],
+      expect: ['control-plane'],
     });
     try {
       const a = await gateRequest(
@@ -184,6 +185,7 @@ describe('a Gate as its own process, holding no key', () => {
           ca: '../certs/ca.pem',
           crl: '../certs/crl.pem',
           gate: { cert: '../certs/gate.pem', key: '../certs/gate.key' },
+          control_plane: { cert: '../certs/control-plane.pem', key: '../certs/control-plane.key' },
         },
       }),
     );
@@ -258,7 +260,7 @@ describe('a Gate as its own process, holding no key', () => {
     expect(owner.err + owner.out).toMatch(/can do more than a Gate needs \(superuser; .*owner of schema/);
   });
 
-  it("refuses to start with the Control Plane's certificate, or any that names a host: with it a Gate could pass for the Control Plane", () => {
+  it("refuses to start with the Control Plane's gate.pem, or any certificate that names a host: whoever stole it could serve under those names", () => {
     const config = JSON.parse(readFileSync(at('gate.json'), 'utf8')) as JsonObject;
     writeFileSync(
       at('shared-cert.json'),
@@ -305,7 +307,7 @@ describe('a Gate as its own process, holding no key', () => {
     // The Execution Layer's link to the Control Plane, as `serve executor` builds it.
     const agent = await createMtlsAgent({
       files: { ca: pki.caCert, cert: pki.cert('executor'), key: pki.key('executor') },
-      expect: ['gate'],
+      expect: ['control-plane'],
     });
     try {
       await expect(
@@ -332,6 +334,93 @@ describe('a Gate as its own process, holding no key', () => {
       await rogue.close();
     }
   });
+
+  it("a gate certificate naming the Control Plane's host is no Control Plane: the Execution Layer's and the keyless Gate's links refuse a server on it at the Control Plane's address (FC-INV-6)", async () => {
+    const pki = pkiPaths(at('certs'));
+    // What a stolen `gate` key naming 127.0.0.1 (the Control Plane's own gate.pem, the identity
+    // it calls the executors with) could do: listen with it where the Control Plane is dialled,
+    // and answer that it is ready. Before the links expected the `control-plane` role, both
+    // accepted it (role `gate` and the host were all they checked).
+    let ran = 0;
+    const rogue = await createMtlsServer(
+      (req, res) => {
+        ran += 1;
+        req.resume();
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(req.url === '/v1/internal/cp/ready' ? '{"ready":true}' : '{}');
+      },
+      {
+        files: { ca: pki.caCert, cert: pki.cert('gate'), key: pki.key('gate') },
+        allow: ['executor', 'gate'],
+        host: '127.0.0.1',
+        port: 0,
+      },
+    );
+    const [execPort, gatePort] = [await freePort(), await freePort()];
+    const executorConfig = JSON.parse(readFileSync(at('executor.json'), 'utf8')) as JsonObject;
+    writeFileSync(
+      at('executor-rogue.json'),
+      JSON.stringify({
+        ...executorConfig,
+        listen: { host: '127.0.0.1', port: execPort },
+        gate_url: rogue.url,
+        gate_standby_urls: undefined,
+      }),
+    );
+    const gateConfig = JSON.parse(readFileSync(at('gate.json'), 'utf8')) as JsonObject;
+    writeFileSync(
+      at('gate-rogue.json'),
+      JSON.stringify({
+        ...gateConfig,
+        listen: { host: '127.0.0.1', port: gatePort },
+        control_plane_url: rogue.url,
+        control_plane_standby_urls: undefined,
+      }),
+    );
+    let rogueExecutor: ExecutorProcess | undefined;
+    let rogueGate: ExecutorProcess | undefined;
+    try {
+      rogueExecutor = await spawnExecutor(at('executor-rogue.json'), { FAILCLOSED_LOG_LEVEL: 'silent' });
+      rogueGate = await spawnServe('gate', at('gate-rogue.json'), { FAILCLOSED_LOG_LEVEL: 'silent' });
+      // The keyless Gate asks that server whether the Control Plane is ready: refused, not ready.
+      const ready = await fetch(`${rogueGate.url}/readyz`);
+      expect(ready.status).toBe(503);
+      // A call handed to the Execution Layer: the issuer keys cannot be had from that server.
+      const answer = await new Promise<JsonObject>((resolve, reject) => {
+        const req = httpsRequest(
+          `${rogueExecutor!.url}/v1/execute`,
+          {
+            method: 'POST',
+            agent: false,
+            ca: readFileSync(pki.caCert),
+            cert: readFileSync(pki.cert('gate')),
+            key: readFileSync(pki.key('gate')),
+            headers: { 'content-type': 'application/json' },
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (d: Buffer) => (body += d.toString()));
+            res.on('end', () => resolve(JSON.parse(body) as JsonObject));
+          },
+        );
+        req.on('error', reject);
+        req.end(JSON.stringify({ envelope: 'x.y.z', tool: 'echo', tenant: 'acme', params: {} }));
+      });
+      expect(answer).toMatchObject({ outcome: 'deny', code: 'ERR_TRUST_UNAVAILABLE' });
+      // A signed call through that Gate: denied, nothing decided or run anywhere.
+      const f = readClientFile(at('cp'), 'demo-agent');
+      const via = createClient({ url: rogueGate.url, identity: f.identity, tenant: f.tenant, key: f.key });
+      expect(await via.call('echo', { message: 'rogue' })).toMatchObject({
+        outcome: 'deny',
+        code: 'ERR_LEDGER_UNAVAILABLE',
+      });
+      expect(ran).toBe(0);
+    } finally {
+      await stopProcess(rogueGate);
+      await stopProcess(rogueExecutor);
+      await rogue.close();
+    }
+  }, 60_000);
 
   it('runs a signed call decided by the Control Plane process in the Execution Layer process; a deny runs nothing; one export verifies', async () => {
     const r = await client.call('echo', { message: 'through a keyless gate' });
@@ -442,7 +531,7 @@ describe('a Gate as its own process, holding no key', () => {
     const pki = pkiPaths(at('certs'));
     const agent = await createMtlsAgent({
       files: { ca: pki.caCert, cert: pki.cert('client'), key: pki.key('client') },
-      expect: ['gate'],
+      expect: ['control-plane'],
     });
     await expect(
       gateRequest(

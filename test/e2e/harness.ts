@@ -225,7 +225,7 @@ function freePort(): Promise<number> {
 const KEYS_MAX_AGE_MS = 5000;
 
 /**
- * Distributed topology, first half: a dev CA with `gate` and `executor` certificates under
+ * Distributed topology, first half: a dev CA with `gate`, `control-plane` and `executor` certificates under
  * `work`, and the Gate's `failclosed.json` naming the Execution Layer at `executor_url` and its
  * own `internal_port`. Returns what the node's configuration needs.
  */
@@ -238,6 +238,7 @@ async function separateExecutionLayer(
   await createDevCa(pki);
   await Promise.all([
     issueCert(pki, { role: 'gate' }),
+    issueCert(pki, { role: 'control-plane' }),
     issueCert(pki, { role: 'executor' }),
     // The keyless topology's Gate: a certificate only to connect out with (FC-INV-6).
     issueCert(pki, { role: 'gate', name: 'gate-1', clientOnly: true }),
@@ -253,6 +254,10 @@ async function separateExecutionLayer(
       tls: {
         ca: pkiPaths(pki).caCert,
         gate: { cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
+        control_plane: {
+          cert: pkiPaths(pki).cert('control-plane'),
+          key: pkiPaths(pki).key('control-plane'),
+        },
       },
       ...extra,
     }),

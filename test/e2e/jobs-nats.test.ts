@@ -163,7 +163,11 @@ describe('background calls over NATS JetStream with separate queue workers', () 
     await initDataDir(dir, { policyDir: napPolicyDir(work) });
     pki = join(work, 'certs');
     await createDevCa(pki);
-    await Promise.all([issueCert(pki, { role: 'gate' }), issueCert(pki, { role: 'executor' })]);
+    await Promise.all([
+      issueCert(pki, { role: 'gate' }),
+      issueCert(pki, { role: 'control-plane' }),
+      issueCert(pki, { role: 'executor' }),
+    ]);
     internalPort = await freePort();
     const execPort = await freePort();
     const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as JsonObject;
@@ -176,6 +180,10 @@ describe('background calls over NATS JetStream with separate queue workers', () 
         tls: {
           ca: pkiPaths(pki).caCert,
           gate: { cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
+          control_plane: {
+            cert: pkiPaths(pki).cert('control-plane'),
+            key: pkiPaths(pki).key('control-plane'),
+          },
         },
         jobs: { queue: 'nats', url: NATS_URL, stream, workers: 0, ack_wait_ms: 2000 },
       }),

@@ -126,7 +126,7 @@ export interface SeparateExecutorLayout {
 export const KEYLESS_GATE_CERT = 'gate-1';
 
 /**
- * Makes a development CA with `gate` and `executor` certificates (and a keyless Gate's
+ * Makes a development CA with `gate`, `control-plane` and `executor` certificates (and a keyless Gate's
  * client-only one, {@link KEYLESS_GATE_CERT}) under `work/certs`, and sets
  * `executor_url`, `internal_port` and `tls` (plus `extra`) in the initialised data directory
  * `dir`, so the Gate there runs no Execution Layer of its own.
@@ -140,9 +140,10 @@ export async function separateExecutorLayout(
   await createDevCa(pki);
   await Promise.all([
     issueCert(pki, { role: 'gate' }),
+    issueCert(pki, { role: 'control-plane' }),
     issueCert(pki, { role: 'executor' }),
-    // A keyless Gate's own certificate: only to connect out with, so it cannot serve as the
-    // Control Plane's internal listener (FC-INV-6, docs/deployment.md).
+    // A keyless Gate's own certificate: only to connect out with, so it cannot serve under any
+    // name (FC-INV-6, docs/deployment.md).
     issueCert(pki, { role: 'gate', name: KEYLESS_GATE_CERT, clientOnly: true }),
   ]);
   const [internalPort, execPort] = [await freePort(), await freePort()];
@@ -156,6 +157,10 @@ export async function separateExecutorLayout(
       tls: {
         ca: pkiPaths(pki).caCert,
         gate: { cert: pkiPaths(pki).cert('gate'), key: pkiPaths(pki).key('gate') },
+        control_plane: {
+          cert: pkiPaths(pki).cert('control-plane'),
+          key: pkiPaths(pki).key('control-plane'),
+        },
       },
       ...extra,
     }),

@@ -58,13 +58,14 @@ describe('the Gate reads its Control Plane process as untrusted', () => {
     root = mkdtempSync(join(tmpdir(), 'fc-cp-link-'));
     const pki = join(root, 'pki');
     await createDevCa(pki);
-    await issueCert(pki, { role: 'gate' });
+    // The Control Plane's internal listener serves its own role's certificate.
+    await issueCert(pki, { role: 'control-plane' });
     // The Gate's own certificate, as `serve gate` requires: only to connect out with.
     await issueCert(pki, { role: 'gate', name: 'gate-1', clientOnly: true });
     const files = {
       ca: pkiPaths(pki).caCert,
-      cert: pkiPaths(pki).cert('gate'),
-      key: pkiPaths(pki).key('gate'),
+      cert: pkiPaths(pki).cert('control-plane'),
+      key: pkiPaths(pki).key('control-plane'),
     };
     server = await createMtlsServer(
       (req, res) => {
@@ -78,7 +79,7 @@ describe('the Gate reads its Control Plane process as untrusted', () => {
     );
     agent = await createMtlsAgent({
       files: { ...files, cert: pkiPaths(pki).cert('gate-1'), key: pkiPaths(pki).key('gate-1') },
-      expect: ['gate'],
+      expect: ['control-plane'],
       clientOnly: true,
     });
   });

@@ -1,6 +1,6 @@
 /**
  * The separate Execution Layer's configuration (`failclosed serve executor --config FILE`) and
- * the Gate's `internal_port`: parsed strictly at the edge; anything malformed refuses the start
+ * the Control Plane's `internal_port` (and its `tls.control_plane`): parsed strictly at the edge; anything malformed refuses the start
  * (FC-INV-6, L7 mutual TLS between roles).
  */
 import { describe, expect, it } from 'vitest';
@@ -69,11 +69,27 @@ describe('serve executor configuration', () => {
 
 describe('failclosed.json internal_port', () => {
   const config = (extra: object) => Buffer.from(JSON.stringify({ ...defaultConfig(), ...extra }));
-  const tls = { ca: 'certs/ca.pem', gate: { cert: 'certs/gate.pem', key: 'certs/gate.key' } };
+  const gate = { cert: 'certs/gate.pem', key: 'certs/gate.key' };
+  const controlPlane = { cert: 'certs/control-plane.pem', key: 'certs/control-plane.key' };
+  const tls = { ca: 'certs/ca.pem', control_plane: controlPlane };
 
-  it('needs tls.gate: the internal listener serves over mutual TLS only', () => {
-    expect(() => parseConfig(config({ internal_port: 7444 }))).toThrow('internal_port needs tls.gate');
+  it("needs tls.control_plane, never the Gate's certificate in its place: peers accept the internal listener by the control-plane role (FC-INV-6)", () => {
+    const fix = 'failclosed certs issue --role control-plane --host H';
+    expect(() => parseConfig(config({ internal_port: 7444 }))).toThrow(
+      'internal_port needs tls.control_plane',
+    );
+    // `tls.gate` alone (what the listener served before) is no fallback.
+    expect(() => parseConfig(config({ internal_port: 7444, tls: { ca: 'certs/ca.pem', gate } }))).toThrow(
+      fix,
+    );
+    const c = parseConfig(config({ internal_port: 7444, tls: { ...tls, gate } }));
+    expect(c.internal_port).toBe(7444);
+    expect(c.tls?.control_plane).toEqual(controlPlane);
+    expect(c.tls?.gate).toEqual(gate);
     expect(parseConfig(config({ internal_port: 7444, tls })).internal_port).toBe(7444);
+    expect(() =>
+      parseConfig(config({ internal_port: 7444, tls: { ...tls, control_plane: { cert: 'x.pem' } } })),
+    ).toThrow('key must be a file path');
   });
 
   it('refuses a host name or a host without a port', () => {

@@ -143,6 +143,7 @@ describe('buildInventory', () => {
     const tls = {
       ca: 'ca.pem',
       gate: { cert: 'g.pem', key: 'g.key' },
+      control_plane: { cert: 'cp.pem', key: 'cp.key' },
       executor: { cert: 'e.pem', key: 'e.key' },
     };
     const mtls = buildInventory({

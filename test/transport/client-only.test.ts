@@ -1,8 +1,9 @@
 /**
  * A certificate only to connect out with (FC-INV-6, L7 mutual TLS): a keyless Gate's `gate`
- * certificate names no host and has `clientAuth` alone, so that whoever holds it cannot serve as
- * the Control Plane's internal listener (which serves a `gate` certificate too) to the Execution
- * Layers and the other Gates. Over real TLS sockets: a server presenting it is refused by the
+ * certificate names no host and has `clientAuth` alone, so that whoever holds it cannot serve
+ * under any name, even to a peer that accepted a `gate` server (none does: the Control Plane's
+ * internal listener is accepted by its `control-plane` role, see own-role.test.ts). Over real TLS
+ * sockets: a server presenting it is refused by the
  * product's Agent for every host; a server certificate that names no host in its subject
  * alternative names is refused even where its common name spells the host (no fallback to the
  * common name); an Agent marked client-only refuses such a certificate of its own, at start and
@@ -115,7 +116,7 @@ describe('a client-only certificate cannot serve', () => {
     pki = join(root, 'pki');
     await createDevCa(pki);
     await Promise.all([
-      // The Control Plane's internal listener, and a keyless Gate's own certificate.
+      // A `gate` certificate naming hosts, and a keyless Gate's own certificate.
       issueCert(pki, { role: 'gate' }),
       issueCert(pki, { role: 'gate', name: 'gate-1', clientOnly: true }),
       issueCert(pki, { role: 'gate', name: 'localhost', clientOnly: true }),
@@ -135,7 +136,7 @@ describe('a client-only certificate cannot serve', () => {
     expect(cert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']);
     expect(serverNamesOf(pem)).toEqual([]);
     expect(() => assertNamesNoHost(pem, 'gate-1.pem')).not.toThrow();
-    // The Control Plane's certificate names its hosts: it is no client-only one.
+    // A server's `gate` certificate names its hosts: it is no client-only one.
     expect(() => assertNamesNoHost(readFileSync(pkiPaths(pki).cert('gate'), 'utf8'), 'gate.pem')).toThrow(
       /names DNS:localhost, IP:127\.0\.0\.1, IP:::1/,
     );
@@ -145,7 +146,7 @@ describe('a client-only certificate cannot serve', () => {
     ).rejects.toThrow(/names no host/);
   });
 
-  it('the Control Plane certificate is accepted as the gate-role server (the check below is not vacuous)', async () => {
+  it('a gate certificate naming hosts is accepted as a gate-role server (the check below is not vacuous)', async () => {
     const port = await serveAs('gate');
     const agent = await createMtlsAgent({ files: files('executor'), expect: ['gate'] });
     try {
@@ -156,7 +157,7 @@ describe('a client-only certificate cannot serve', () => {
     }
   });
 
-  it('refuses a keyless Gate certificate served for the Control Plane, by IP and by host name', async () => {
+  it('refuses a keyless Gate certificate served as a gate-role server, by IP and by host name', async () => {
     const before = ran;
     // Named `localhost`: its common name spells the host the Agent asks for.
     for (const name of ['gate-1', 'localhost']) {
