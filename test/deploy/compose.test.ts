@@ -188,24 +188,29 @@ describe('deploy/compose/compose.yaml', () => {
     );
 
   it('each service mounts only its own certificate key, read-only; the CA key is mounted by no running service', () => {
-    // The Control Plane serves its internal listener with the `gate` certificate; each keyless
-    // gate has a key of its own, never that one (FC-INV-6: a stolen gate key must not serve as
-    // the Control Plane), and no two gates share one.
-    const keyOf = new Map<string, string>();
+    // The Control Plane serves its internal listener with the `control-plane` certificate and
+    // calls the executors with the `gate` one; only it mounts those keys (FC-INV-6). Each keyless
+    // gate has a key of its own, never one of those, and no two gates share one.
+    const keyOf = new Map<string, readonly string[]>();
     for (const name of [...GATES, CP]) {
       const b = binds(name);
       const certs = [...b.keys()].filter((s) => s.startsWith('./certs/')).sort();
-      const own = name === CP ? 'gate' : name;
-      expect(certs, name).toEqual([
-        './certs/ca.pem',
-        './certs/crl.pem',
-        `./certs/${own}.key`,
-        `./certs/${own}.pem`,
-      ]);
+      const own = name === CP ? ['control-plane', 'gate'] : [name];
+      expect(certs, name).toEqual(
+        [
+          './certs/ca.pem',
+          './certs/crl.pem',
+          ...own.flatMap((o) => [`./certs/${o}.key`, `./certs/${o}.pem`]),
+        ].sort(),
+      );
       for (const c of certs) expect(b.get(c)![1], `${name} ${c}`).toBe(true);
-      keyOf.set(name, `./certs/${own}.key`);
+      keyOf.set(
+        name,
+        own.map((o) => `./certs/${o}.key`),
+      );
     }
-    expect(new Set(keyOf.values()).size).toBe(keyOf.size);
+    const keys = [...keyOf.values()].flat();
+    expect(new Set(keys).size).toBe(keys.length);
     // What each gate's configuration names is what that gate mounts from its own files.
     const gateTls = (
       JSON.parse(readFileSync(join(DEPLOY_DIR, 'compose/config/gate.json'), 'utf8')) as {

@@ -77,10 +77,15 @@ function expectOwnRole(
 }
 
 describe('the parsers are the real ones and refuse what is wrong', () => {
-  it('a Control Plane fragment without tls.gate, an executor config with an unknown field and a gate config naming a key are refused', () => {
+  it('a Control Plane fragment without tls.gate or tls.control_plane, an executor config with an unknown field and a gate config naming a key are refused', () => {
     const fragment = json('compose/config/control-plane.json');
     const { tls: _tls, ...noTls } = fragment;
     expect(() => cpConfig(noTls)).toThrow(/executor_url needs tls\.gate/);
+    // The internal listener is never served with the gate certificate in its place.
+    const { control_plane: _cp, ...gateOnly } = fragment.tls as Record<string, unknown>;
+    expect(() => cpConfig({ ...fragment, tls: gateOnly })).toThrow(
+      /internal_port needs tls\.control_plane.*failclosed certs issue --role control-plane --host H/,
+    );
     const exec = { ...json('compose/config/executor.json'), listen_all: true };
     expect(() => parseExecutorConfig(Buffer.from(JSON.stringify(exec)), '/x')).toThrow(
       /unknown field listen_all/,
@@ -100,6 +105,7 @@ function expectSeparatedShape(cp: EmbeddedConfig, gate: GateNodeConfig, exec: Ex
   // listener of its own; the gates and the executors dial that listener.
   expect(cp.internal_gates).toBe(true);
   expect(cp.tls?.gate).toBeDefined();
+  expect(cp.tls?.control_plane).toBeDefined();
   expect(cp.tls?.executor).toBeUndefined();
   expect(new URL(gate.control_plane_url).port).toBe(String(cp.internal_port));
   expect(hostPort(exec.gate_url)).toEqual(hostPort(gate.control_plane_url));
@@ -107,14 +113,17 @@ function expectSeparatedShape(cp: EmbeddedConfig, gate: GateNodeConfig, exec: Ex
   expect(gate.executor_url).toBe(new URL(cp.executor_url!).origin);
   expect(hostPort(gate.executor_url).port).toBe(exec.listen.port);
   expect(exec.audience).toBe(cp.audience);
-  // Each has its own certificate. The gate's and the Control Plane's are both `gate` certificates,
-  // but never the same one (FC-INV-6): the gate's names no host (docs/deployment.md), so that a
-  // stolen gate key cannot serve as the Control Plane's internal listener.
+  // Each has its own certificate (FC-INV-6). The Control Plane's internal listener serves its
+  // `control-plane` one (the role its peers accept there); it calls the executors with its `gate`
+  // one. The keyless gate's is a `gate` certificate of its own that names no host
+  // (docs/deployment.md), never the Control Plane's.
   const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
   expect(base(gate.tls.cert)).toBe('gate-client.pem');
   expect(base(gate.tls.key)).toBe('gate-client.key');
   expect(base(cp.tls!.gate!.cert)).toBe('gate.pem');
   expect(base(cp.tls!.gate!.key)).toBe('gate.key');
+  expect(base(cp.tls!.control_plane!.cert)).toBe('control-plane.pem');
+  expect(base(cp.tls!.control_plane!.key)).toBe('control-plane.key');
   expect(exec.tls.cert).toMatch(/executor\.pem$/);
 }
 
@@ -163,7 +172,7 @@ describe('compose (deploy/compose/config)', () => {
     const { ca, crl, cert, key } = exec.tls;
     for (const f of [ca, crl!, cert, key]) expect(mounts('executor'), f).toContain(f);
     const t = cp.tls!;
-    for (const f of [t.ca, t.crl!, t.gate!.cert, t.gate!.key])
+    for (const f of [t.ca, t.crl!, t.gate!.cert, t.gate!.key, t.control_plane!.cert, t.control_plane!.key])
       expect(mounts('control-plane'), f).toContain(f);
     for (const g of ['gate-a', 'gate-b'])
       for (const f of [gate.tls.ca, gate.tls.crl!, gate.tls.cert, gate.tls.key])
@@ -272,9 +281,22 @@ describe('kubernetes (the gate and executor ConfigMaps, fragments/control-plane.
     expect(secretFiles('failclosed-gate-tls')).toEqual(
       ['ca.pem', 'crl.pem', base(gate.tls.cert), base(gate.tls.key)].sort(),
     );
+    const t = cp.tls!;
     expect(secretFiles('failclosed-control-plane-tls')).toEqual(
-      ['ca.pem', 'crl.pem', base(cp.tls!.gate!.cert), base(cp.tls!.gate!.key)].sort(),
+      [
+        'ca.pem',
+        'crl.pem',
+        base(t.gate!.cert),
+        base(t.gate!.key),
+        base(t.control_plane!.cert),
+        base(t.control_plane!.key),
+      ].sort(),
     );
+    // The Control Plane's keys are in its Secret only.
+    for (const name of ['failclosed-gate-tls', 'failclosed-executor-tls'])
+      expect(secretFiles(name), name).not.toEqual(
+        expect.arrayContaining([expect.stringMatching(/^(control-plane|gate)\.key$/)]),
+      );
     const init = text
       .split('\n')
       .find((l) => l.startsWith('failclosed certs init --dir certs') && l.includes('.svc'));
@@ -287,7 +309,7 @@ describe('kubernetes (the gate and executor ConfigMaps, fragments/control-plane.
       expect(f.startsWith(`${execTls}/`), f).toBe(true);
     const cpTls = mountOf(cpContainer, 'tls');
     const t = cp.tls!;
-    for (const f of [t.ca, t.crl!, t.gate!.cert, t.gate!.key])
+    for (const f of [t.ca, t.crl!, t.gate!.cert, t.gate!.key, t.control_plane!.cert, t.control_plane!.key])
       expect(f.startsWith(`${cpTls}/`), f).toBe(true);
     const gateTls = mountOf(gateContainer, 'tls');
     for (const f of [gate.tls.ca, gate.tls.crl!, gate.tls.cert, gate.tls.key])

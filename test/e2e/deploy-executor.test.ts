@@ -76,6 +76,7 @@ describe('the separate Execution Layer from the shipped systemd configuration', 
     const pki = join(work, 'certs');
     await createDevCa(pki);
     await issueCert(pki, { role: 'gate' });
+    await issueCert(pki, { role: 'control-plane' });
     await issueCert(pki, { role: 'executor' });
     await writeCrl(pki);
     const [execPort, internalPort] = [await freePort(), await freePort()];
@@ -85,7 +86,8 @@ describe('the separate Execution Layer from the shipped systemd configuration', 
     await initDataDir(gateDir);
     const etcGate = join(work, 'etc-failclosed');
     mkdirSync(join(etcGate, 'tls'), { recursive: true });
-    for (const f of ['ca.pem', 'crl.pem', 'gate.pem', 'gate.key'])
+    // What the Control Plane's unit is given: the CA, the CRL and its own two certificates.
+    for (const f of ['ca.pem', 'crl.pem', 'gate.pem', 'gate.key', 'control-plane.pem', 'control-plane.key'])
       copyFileSync(join(pki, f), join(etcGate, 'tls', f));
     let gateText = readFileSync(join(SYSTEMD, 'control-plane.json'), 'utf8');
     gateText = rewrite(gateText, '/etc/failclosed/', `${etcGate}/`);

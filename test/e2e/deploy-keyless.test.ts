@@ -141,7 +141,8 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
     work = mkdtempSync(join(tmpdir(), 'fc-deploy-keyless-'));
     pki = join(work, 'certs');
     await createDevCa(pki);
-    for (const role of ['gate', 'executor', 'client'] as const) await issueCert(pki, { role });
+    for (const role of ['gate', 'control-plane', 'executor', 'client'] as const)
+      await issueCert(pki, { role });
     // The keyless Gate's own certificate, naming no host (`certs issue --role gate --no-host`).
     await issueCert(pki, { role: 'gate', name: 'gate-client', clientOnly: true });
     await writeCrl(pki);
@@ -164,7 +165,8 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
     await initDataDir(cpDir, { backend: `${ownerUrl}?schema=failclosed` });
     const etcCp = join(work, 'etc-failclosed');
     mkdirSync(join(etcCp, 'tls'), { recursive: true });
-    for (const f of ['ca.pem', 'crl.pem', 'gate.pem', 'gate.key'])
+    // What the Control Plane's unit is given: the CA, the CRL and its own two certificates.
+    for (const f of ['ca.pem', 'crl.pem', 'gate.pem', 'gate.key', 'control-plane.pem', 'control-plane.key'])
       copyFileSync(join(pki, f), join(etcCp, 'tls', f));
     let cpText = readFileSync(join(SYSTEMD, 'control-plane.json'), 'utf8');
     cpText = rewrite(cpText, '/etc/failclosed/', `${etcCp}/`);
@@ -287,7 +289,7 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
     const p = pkiPaths(pki);
     const agent = await createMtlsAgent({
       files: { ca: p.caCert, cert: p.cert('client'), key: p.key('client') },
-      expect: ['gate'],
+      expect: ['control-plane'],
     });
     try {
       await expect(
