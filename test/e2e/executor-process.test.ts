@@ -367,6 +367,15 @@ describe('the Execution Layer as a separate process', () => {
           e.payload['listener'] === 'execution',
       ),
     ).toBe(true);
+    // And the internal listener's, by the role it serves as.
+    expect(
+      tail.some(
+        (e) =>
+          e.type === 'transport.refused' &&
+          e.actor.role === 'control-plane' &&
+          e.payload['listener'] === 'internal',
+      ),
+    ).toBe(true);
   }, 30_000);
 
   it('denies when the Gate’s internal listener cannot be reached, and the tool does not run', async () => {
