@@ -8,7 +8,7 @@
  * time the table recorded (not the clock now: a clock set back deletes nothing) AND it is not
  * among the newest `keep` rows of its client in insertion order (a clock jumped forward cannot
  * empty the memory: the requests a client made just before the jump are still known when the
- * clock comes back). docs/deployment.md "Clock jumps", docs/storage.md "Pruning".
+ * clock comes back). docs/deployment.md "Clock jumps", docs/storage.md "Retention and pruning".
  *
  * **The walk.** Client by client (resumed at the client a run stopped in, then wrapping around,
  * so clients late in the order are reached too), in batches of at most `batchRows` examined rows
