@@ -21,8 +21,8 @@ export type {
   GovernanceSnapshot,
   GovernanceState,
 } from './governance-state.js';
-export { createSqliteDecisionClaims } from './decision-claims.js';
-export type { DecisionClaimKey, DecisionClaimStore } from './decision-claims.js';
+export { createSqliteDecisionClaims, decisionClaimRetention } from './decision-claims.js';
+export type { DecisionClaimKey, DecisionClaimRetention, DecisionClaimStore } from './decision-claims.js';
 export { createSqliteGovernanceState } from './governance-state-sqlite.js';
 export type { SqliteGovernanceState } from './governance-state-sqlite.js';
 export { createGovernanceAdmin } from './governance-admin.js';

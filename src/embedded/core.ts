@@ -247,6 +247,7 @@ async function openBackend(
 ): Promise<StorageBackend> {
   // Nonces are pruned only past every envelope's possible life: exp + clock tolerance + max lifetime.
   const retainAfterExpSec = config.clock_tolerance_sec + config.max_envelope_lifetime_sec;
+  // The Gate's request replay memory and the Control Plane's decision claims (FC-INV-3).
   const replayRetentionMs = Math.max(7 * 86_400_000, 2 * config.timestamp_tolerance_ms);
   if (spec.kind === 'sqlite')
     return await openSqliteBackend({

@@ -279,7 +279,10 @@ const deciding = new Map<string, Promise<unknown>>();
  * One decision for a Gate: fresh, signed as claimed, not issued before (the ledger's
  * `envelope.issued`, which also covers requests issued before claims were recorded), claimed in
  * the shared store (one atomic insert: only the claimant decides, every other asker in any
- * process is refused `ERR_REQUEST_REPLAYED`), then decided. Claims are never given back. The one
+ * process is refused `ERR_REQUEST_REPLAYED`), then decided. The timestamp is checked first, so a
+ * claim is taken only within the tolerance of the request's timestamp: that is what lets the
+ * claims be pruned once their requests could no longer be decided (`decision-claims.ts`);
+ * before that, a claim is never given back. The one
  * request asked again legitimately, a client's retry of an escalated call that has an approval
  * record not yet issued (docs/approvals.md "Retries"), finds the claim taken and is decided all
  * the same: the decision resumes that record, and its single issuance is the approval's

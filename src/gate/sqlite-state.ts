@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import type { KeyObject } from 'node:crypto';
 import { createGroupCommit } from '../execution/index.js';
 import {
+  createRequestMemoryPruner,
   openStoreConnection,
   parsePublicJwk,
   type DurableWrites,
@@ -168,85 +169,44 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
     cutoff: number;
   }>(`DELETE FROM gate_request_nonces WHERE rowid IN (${BATCH_ROWS}) AND seen_at < @cutoff`);
   const pruneBatch = db.transaction(
-    (b: { identity: string; cursor: number; floor: number; cutoff: number }) => {
-      const params = { identity: b.identity, cursor: b.cursor, floor: b.floor, batch: PRUNE_BATCH };
+    (b: { identity: string; cursor: number; floor: number; cutoff: number; batch: number }) => {
+      const params = { identity: b.identity, cursor: b.cursor, floor: b.floor, batch: b.batch };
       const seen = examineBatch.get(params);
       const deleted = deleteBatch.run({ ...params, cutoff: b.cutoff }).changes;
       return { examined: seen?.n ?? 0, last: seen?.last ?? b.cursor, deleted };
     },
   );
   let closed = false;
-  let resumeAt: string | undefined;
   /**
-   * Deletes, client by client in transactions of at most {@link PRUNE_BATCH} examined rows, the
-   * rows older than the latest `seen_at` minus the retention that are not among the client's
-   * newest `keep` rows (FC-INV-3), yielding to the event loop between batches. A background
-   * prune runs until done or its budget is spent (`close()` waits for it); a prune called runs
-   * until done and stops with an error when the store closes. Stopping early, or failing, only
-   * keeps more rows.
+   * The replay rows by the rule of `request-memory-prune.ts` (FC-INV-3): transactions of at most
+   * {@link PRUNE_BATCH} examined rows, a background run at most {@link BACKGROUND_BUDGET_MS}.
    */
-  const prune = async (background: boolean): Promise<number> => {
-    const started = performance.now();
-    // Started from inside a claims transaction: read nothing before it committed.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    const latest = maxSeen.get()?.m;
-    if (typeof latest !== 'number') return 0;
-    const cutoff = Math.trunc(latest - retention);
-    let deleted = 0;
-    // A run that stopped on its budget is resumed at the client it stopped in (then wraps
-    // around), so clients late in the order are reached too.
-    const first = resumeAt;
-    let identity = first ?? '';
-    let wrapped = first === undefined;
-    let current: string | undefined = first;
-    for (;;) {
-      if (current === undefined) {
-        const next = nextIdentity.get(identity);
-        if (next === undefined) {
-          if (wrapped) {
-            resumeAt = undefined;
-            return deleted;
-          }
-          wrapped = true;
-          identity = '';
-          continue;
-        }
-        if (wrapped && first !== undefined && next.identity >= first) {
-          resumeAt = undefined;
-          return deleted;
-        }
-        current = next.identity;
-      }
-      identity = current;
-      current = undefined;
-      const floor = floorOf.get(identity, keep - 1)?.r;
-      if (floor === undefined) continue;
-      let cursor = 0;
-      for (;;) {
-        if (!background && closed) throw new Error('gate state is closed');
-        if (background && performance.now() - started >= BACKGROUND_BUDGET_MS) {
-          resumeAt = identity;
-          return deleted;
-        }
-        const b = { identity, cursor, floor, cutoff };
-        const r = unit === undefined ? pruneBatch.immediate(b) : unit.stage(() => pruneBatch(b)).value;
-        deleted += r.deleted;
-        if (r.examined < PRUNE_BATCH) break;
-        cursor = r.last;
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
-    }
-  };
-  let pruning: Promise<unknown> | undefined;
-  /** A prune after this turn, unless one runs; a failed one is retried after the next 1000 claims. */
-  const startPrune = (): void => {
-    if (pruning !== undefined || closed) return;
-    pruning = prune(true)
-      .catch(() => 0)
-      .finally(() => {
-        pruning = undefined;
-      });
-  };
+  const pruner = createRequestMemoryPruner<string>(
+    {
+      latest: () => settle(() => maxSeen.get()?.m ?? undefined),
+      clients: () =>
+        settle(() => {
+          const found: string[] = [];
+          for (let next = nextIdentity.get(''); next !== undefined; next = nextIdentity.get(next.identity))
+            found.push(next.identity);
+          return found;
+        }),
+      keyOf: (identity) => identity,
+      floor: (identity) => settle(() => floorOf.get(identity, keep - 1)?.r),
+      batch: (identity, cursor, floor, cutoff, batch) =>
+        settle(() => {
+          const b = { identity, cursor, floor, cutoff, batch };
+          return unit === undefined ? pruneBatch.immediate(b) : unit.stage(() => pruneBatch(b)).value;
+        }),
+    },
+    {
+      retentionMs: retention,
+      batchRows: PRUNE_BATCH,
+      budgetMs: BACKGROUND_BUDGET_MS,
+      closed: () => closed,
+      closedError: () => new Error('gate state is closed'),
+    },
+  );
   const keyCache = new Map<string, KeyObject>();
   let claimsSincePrune = 0;
 
@@ -272,7 +232,7 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
     if (claimsSincePrune >= 1000) {
       claimsSincePrune = 0;
       // Not in this transaction: the claims' commit never waits for a prune.
-      startPrune();
+      pruner.start();
     }
     return verdicts;
   });
@@ -362,12 +322,12 @@ export function createSqliteGateState(options: SqliteGateStateOptions): GateStat
             .map((r) => ({ jwk: parsePublicJwk(JSON.parse(r.jwk)).jwk, kid: r.kid, status: r.status })),
         ),
       ),
-    pruneReplay: () => (closed ? Promise.reject(new Error('gate state is closed')) : prune(false)),
+    pruneReplay: () => (closed ? Promise.reject(new Error('gate state is closed')) : pruner.run()),
     async close() {
       closed = true;
       // Claims queued commit (or reject) first; a background prune ends within its budget.
       await group.drain();
-      await pruning;
+      await pruner.idle();
       if (unit === undefined) db.close();
     },
   };

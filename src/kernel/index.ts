@@ -160,6 +160,13 @@ export type { DurableWrites } from './durability.js';
 export { createSqliteCommitUnit, fileSync } from './sqlite-commit.js';
 export { openStoreConnection } from './sqlite-store.js';
 export type { StoreConnectionOptions } from './sqlite-store.js';
+export { createRequestMemoryPruner } from './request-memory-prune.js';
+export type {
+  RequestMemoryBatch,
+  RequestMemoryPruneOptions,
+  RequestMemoryPruner,
+  RequestMemoryTable,
+} from './request-memory-prune.js';
 export type { FileSync, SqliteCommitOptions, SqliteCommitUnit, StagedWrite } from './sqlite-commit.js';
 export { isIpLiteral, isLoopbackAddress, parseEgressDestination } from './egress.js';
 export { checkServerName } from './server-name.js';

@@ -160,6 +160,7 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
       ['console', 2],
       ['console', 3],
       ['decision_claims', 1],
+      ['decision_claims', 2],
       ['envelope_nonces', 1],
       ['gate_state', 1],
       ['governance', 1],

@@ -40,7 +40,10 @@ export interface PostgresBackendOptions {
   readonly clock: Clock;
   /** Nonce rows are kept this long past `exp`: clock tolerance plus the longest envelope life. */
   readonly retainAfterExpSec: number;
-  /** Request nonces and ids are kept this long (ms): at least twice the request timestamp tolerance. */
+  /**
+   * Request nonces and ids, and the Control Plane's decision claims, are kept this long (ms): at
+   * least twice the request timestamp tolerance.
+   */
   readonly replayRetentionMs: number;
   /** Deadline of one statement (default 5000 ms): past it the store rejects and the role denies. */
   readonly statementTimeoutMs?: number;
@@ -82,6 +85,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
   });
   const governance = createPostgresGovernanceState(db);
   const gateState = createPostgresGateState(db, { replayRetentionMs: options.replayRetentionMs });
+  const decisionClaims = createPostgresDecisionClaims(db, { retentionMs: options.replayRetentionMs });
   const breakers = createPostgresBreakerStore(db);
   const approvals = createPostgresApprovalStore(db);
   const consoleStore = createPostgresConsoleStore(db);
@@ -117,7 +121,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
     gateState,
     breakers,
     approvals,
-    decisionClaims: createPostgresDecisionClaims(db),
+    decisionClaims,
     console: consoleStore,
     operators,
     schedules: createPostgresScheduleStore(db),
@@ -140,6 +144,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
         await ledger.close();
         await nonces.close();
         await gateState.close();
+        await decisionClaims.close();
         await approvals.close();
         await db.close();
       })()),

@@ -9,7 +9,7 @@
 import type { KeyObject } from 'node:crypto';
 import { clientJwksOf, parseClientRoles } from '../../gate/index.js';
 import type { ClientRecord, ClientRegistration, GateStateStore, RegisteredClient } from '../../gate/index.js';
-import { parsePublicJwk } from '../../kernel/index.js';
+import { createRequestMemoryPruner, parsePublicJwk } from '../../kernel/index.js';
 import type { PublicKey } from '../../kernel/index.js';
 import type { PostgresPool } from './pool.js';
 import { rowBool, rowInt, rowText } from './rows.js';
@@ -99,8 +99,6 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
   let closed = false;
   const keyCache = new Map<string, PublicKey>();
   let claimsSincePrune = 0;
-  let resumeAt: string | undefined;
-  let pruning: Promise<unknown> | undefined;
 
   const open = (): void => {
     if (closed) throw new Error('gate state is closed');
@@ -148,72 +146,55 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
   };
 
   /**
-   * Deletes, client by client and in batches of {@link PRUNE_BATCH} rows (each one short
-   * statement), the rows older than the latest `seen_at` minus the retention that are not among
-   * the client's newest `keep` rows (FC-INV-3). A background prune stops when done or once
-   * {@link BACKGROUND_BUDGET_MS} is spent (the rest goes at the next one; `close()` waits for
-   * it); a prune called runs until done, and stops with an error when the store closes. Rows it
-   * keeps are exactly those the rule keeps: a prune that stops early or fails only keeps more.
+   * The replay rows by the rule of `request-memory-prune.ts` (FC-INV-3): batches of
+   * {@link PRUNE_BATCH} rows (each one short statement), a background run at most
+   * {@link BACKGROUND_BUDGET_MS}.
    */
-  const prune = async (background: boolean): Promise<number> => {
-    const started = performance.now();
-    const spent = (): boolean => {
-      if (!background && closed) throw new Error('gate state is closed');
-      return background && performance.now() - started >= BACKGROUND_BUDGET_MS;
-    };
-    const latestRow = (await pool.query<{ latest: unknown }>(LATEST)).rows[0]?.latest;
-    if (latestRow === null || latestRow === undefined) return 0;
-    const cutoff = rowInt(latestRow, 'gate_request_nonces.seen_at') - retention;
-    const listed = (await pool.query<{ identity: unknown }>(IDENTITIES)).rows.map((r) =>
-      rowText(r.identity, 'gate_request_nonces.identity'),
-    );
-    // A run that stopped on its budget is resumed at the client it stopped in, so clients late
-    // in the order are reached too.
-    const from = Math.max(0, listed.indexOf(resumeAt ?? ''));
-    const identities = [...listed.slice(from), ...listed.slice(0, from)];
-    let deleted = 0;
-    for (const identity of identities) {
-      if (spent()) {
-        resumeAt = identity;
-        return deleted;
-      }
-      const floorRow = (await pool.query<{ seq: unknown }>(FLOOR, [identity, keep - 1])).rows[0];
-      if (floorRow === undefined) continue;
-      const floor = rowInt(floorRow.seq, 'gate_request_nonces.seq');
-      let cursor = 0;
-      for (;;) {
+  const pruner = createRequestMemoryPruner<string>(
+    {
+      async latest() {
+        const v = (await pool.query<{ latest: unknown }>(LATEST)).rows[0]?.latest;
+        return v === null || v === undefined ? undefined : rowInt(v, 'gate_request_nonces.seen_at');
+      },
+      clients: async () =>
+        (await pool.query<{ identity: unknown }>(IDENTITIES)).rows.map((r) =>
+          rowText(r.identity, 'gate_request_nonces.identity'),
+        ),
+      keyOf: (identity) => identity,
+      async floor(identity) {
+        const row = (await pool.query<{ seq: unknown }>(FLOOR, [identity, keep - 1])).rows[0];
+        return row === undefined ? undefined : rowInt(row.seq, 'gate_request_nonces.seq');
+      },
+      async batch(identity, cursor, floor, cutoff, rows) {
         const r = await pool.query<Record<string, unknown>>(PRUNE_BATCH_SQL, [
           identity,
           cursor,
           floor,
           cutoff,
-          PRUNE_BATCH,
+          rows,
         ]);
         const row = r.rows[0];
         if (row === undefined) throw new TypeError('prune answered no row');
         const examined = rowInt(row['examined'], 'examined');
-        deleted += rowInt(row['deleted'], 'deleted');
-        if (examined < PRUNE_BATCH) break;
-        if (spent()) {
-          resumeAt = identity;
-          return deleted;
-        }
-        cursor = rowInt(row['last'], 'last');
-      }
-    }
-    resumeAt = undefined;
-    return deleted;
-  };
+        return {
+          examined,
+          last: examined === 0 ? cursor : rowInt(row['last'], 'last'),
+          deleted: rowInt(row['deleted'], 'deleted'),
+        };
+      },
+    },
+    {
+      retentionMs: retention,
+      batchRows: PRUNE_BATCH,
+      budgetMs: BACKGROUND_BUDGET_MS,
+      closed: () => closed,
+      closedError: () => new Error('gate state is closed'),
+    },
+  );
   /** Every `pruneEvery` claims a prune starts in the background; a failed one is retried at the next. */
   const counted = (): void => {
     claimsSincePrune += 1;
-    if (claimsSincePrune < pruneEvery || pruning !== undefined || closed) return;
-    claimsSincePrune = 0;
-    pruning = prune(true)
-      .catch(() => 0)
-      .finally(() => {
-        pruning = undefined;
-      });
+    if (claimsSincePrune >= pruneEvery && pruner.start()) claimsSincePrune = 0;
   };
   const claimOne = async (
     identity: string,
@@ -311,11 +292,11 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
     },
     async pruneReplay() {
       open();
-      return prune(false);
+      return pruner.run();
     },
     async close() {
       closed = true;
-      await pruning;
+      await pruner.idle();
     },
   };
 }

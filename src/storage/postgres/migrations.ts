@@ -644,6 +644,17 @@ CREATE TABLE decision_claims (
 );
 `;
 
+/**
+ * Version 16: the decision claims in insertion order (`seq`, numbered for the rows already there
+ * as the column is added) with the indexes their prune walks (FC-INV-3,
+ * `src/storage/postgres/decision-claims.ts`): a client's claims by seq, the latest `claimed_at`.
+ */
+const V_DECISION_CLAIMS_PRUNE = `
+ALTER TABLE decision_claims ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY;
+CREATE INDEX decision_claims_client_seq ON decision_claims (tenant, identity, seq);
+CREATE INDEX decision_claims_at ON decision_claims (claimed_at);
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
@@ -661,6 +672,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 13, name: 'operator console sessions, failed sign-in counters', sql: V_CONSOLE_SHARED },
   { version: 14, name: 'schedules with their next slot', sql: V_SCHEDULES },
   { version: 15, name: 'requests claimed before they are decided', sql: V_DECISION_CLAIMS },
+  { version: 16, name: 'decision claims in insertion order, pruned', sql: V_DECISION_CLAIMS_PRUNE },
 ]);
 
 /** The newest schema version this build knows. */

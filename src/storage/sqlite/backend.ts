@@ -44,7 +44,10 @@ export interface SqliteBackendOptions {
   readonly clock: Clock;
   /** Nonce rows are kept this long past `exp`: clock tolerance plus the longest envelope life. */
   readonly retainAfterExpSec: number;
-  /** Request nonces and ids are kept this long (ms): at least twice the request timestamp tolerance. */
+  /**
+   * Request nonces and ids, and the Control Plane's decision claims, are kept this long (ms): at
+   * least twice the request timestamp tolerance.
+   */
   readonly replayRetentionMs: number;
   /** How the write-ahead log is made durable (default: `fsync`, `src/kernel/sqlite-commit.ts`). */
   readonly fileSync?: FileSync;
@@ -92,7 +95,10 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
     opened.push(breakers);
     const approvals = createSqliteApprovalStore(options.ledgerPath, { unit });
     opened.push(approvals);
-    const decisionClaims = createSqliteDecisionClaims(options.ledgerPath, { unit });
+    const decisionClaims = createSqliteDecisionClaims(options.ledgerPath, {
+      unit,
+      retentionMs: options.replayRetentionMs,
+    });
     opened.push(decisionClaims);
     const consoleStore = createSqliteConsoleStore(options.ledgerPath, { unit });
     opened.push(consoleStore);
