@@ -191,6 +191,21 @@ export function createRemoteControlPlane(options: RemoteControlPlaneOptions): Ga
   };
 }
 
+/**
+ * Whether parameters hold a secret value the Control Plane process knows (a keyless Gate knows
+ * none): its `/v1/internal/cp/secret-values` answer, exactly `{ found: boolean }`; anything else
+ * rejects, and the Gate denies `ERR_CONTROL_PLANE_UNAVAILABLE` (scenario 16, OE-INV-009).
+ */
+export function createRemoteSecretValues(link: GateLink): (params: JsonValue) => Promise<boolean> {
+  return async (params) => {
+    const a = await ask(link, 'POST', '/v1/internal/cp/secret-values', { params });
+    const v = a.value;
+    if (a.status !== 200 || !isObject(v) || !onlyKeys(v, ['found']) || typeof v['found'] !== 'boolean')
+      throw new Error('the Control Plane answered garbage');
+    return v['found'];
+  };
+}
+
 /** A ledger entry read back over the wire, or undefined. */
 function entryViewOf(v: JsonValue): LedgerEntryView | undefined {
   if (!isObject(v) || typeof v['type'] !== 'string' || !isLedgerRef(v)) return undefined;

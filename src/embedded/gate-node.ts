@@ -36,7 +36,11 @@ import { assertNamesNoHost, createMtlsAgent } from '../transport/index.js';
 import type { TlsFiles } from '../transport/index.js';
 import { parseBackendSpec } from './backend-spec.js';
 import type { CoreDecorators } from './ports.js';
-import { createRemoteControlPlane, createRemoteGateLedger } from './control-plane-link.js';
+import {
+  createRemoteControlPlane,
+  createRemoteGateLedger,
+  createRemoteSecretValues,
+} from './control-plane-link.js';
 import { createRemoteExecutor } from './remote-executor.js';
 import {
   configListen,
@@ -329,6 +333,8 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
         const t = canonicalize(params);
         return redactor.redactText(t) !== t;
       },
+      // The secret values are the Control Plane process's: asked before anything is stored.
+      secretValues: createRemoteSecretValues(link),
       timestampToleranceMs: config.timestamp_tolerance_ms,
       ...(config.max_inflight === undefined ? {} : { maxInflight: config.max_inflight }),
       timeouts: {

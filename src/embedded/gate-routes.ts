@@ -121,20 +121,22 @@ const str = (v: JsonValue | undefined, max = 256): string | undefined =>
   typeof v === 'string' && v.length <= max ? v : undefined;
 
 /**
- * Whether evidence `bytes` hold a known secret value: in its text as sent, and, when it is JSON,
- * in its canonical form too (an escape such as `\u0073` would hide a value from the text alone).
- * A scanner that throws counts as a find.
+ * Whether request evidence `bytes` hold a known secret value in their parameters, in canonical
+ * form (an escape such as `\u0073` in the bytes hides nothing there); bytes that are not a JSON
+ * object with `parameters` are searched as text. A scanner that throws counts as a find. The
+ * Gate asked first (`/v1/internal/cp/secret-values`); this holds against one that did not.
  */
 function holdsSecretValue(bytes: Uint8Array, secretValueIn: (text: string) => boolean): boolean {
   try {
-    if (secretValueIn(Buffer.from(bytes).toString('utf8'))) return true;
     let parsed: JsonValue;
     try {
       parsed = parseJson(bytes, { maxBytes: MAX_BODY, maxDepth: 64 });
     } catch {
-      return false;
+      return secretValueIn(Buffer.from(bytes).toString('utf8'));
     }
-    return secretValueIn(canonicalize(parsed));
+    if (isObject(parsed) && 'parameters' in parsed)
+      return secretValueIn(canonicalize(parsed['parameters'] ?? null));
+    return secretValueIn(Buffer.from(bytes).toString('utf8'));
   } catch {
     return true;
   }
@@ -452,6 +454,23 @@ export async function handleGateRoute(
             .catch(() => undefined),
       };
     }
+    case '/v1/internal/cp/secret-values': {
+      // Scenario 16, OE-INV-009: a keyless Gate knows no secret value; it asks here, before it
+      // claims or stores anything of the request, whether the parameters hold one this process
+      // knows. Parameters only, as an embedded Gate checks them, in their canonical form (an
+      // escape in the request's bytes hides nothing there). A scanner that throws is a find.
+      if (!('params' in o)) return refuse('ERR_REQUEST_MALFORMED', 'params');
+      const params = o['params'];
+      return write(() => {
+        let found: boolean;
+        try {
+          found = routes.secretValueIn(canonicalize(params));
+        } catch {
+          found = true;
+        }
+        return Promise.resolve({ found });
+      });
+    }
     case '/v1/internal/cp/is-retry': {
       const request_id = str(o['request_id']);
       const identity = str(o['identity']);
@@ -487,8 +506,8 @@ export async function handleGateRoute(
       if (mediaType === undefined || body === undefined || !/^[A-Za-z0-9+/]*={0,2}$/.test(body))
         return refuse('ERR_REQUEST_MALFORMED', 'media_type and base64 body');
       const bytes = new Uint8Array(Buffer.from(body, 'base64'));
-      // Scenario 16, OE-INV-009: a keyless Gate checks parameters for secret patterns only (it
-      // knows no secret value), so the writer refuses to store a request that holds a value.
+      // Scenario 16, OE-INV-009: a Gate that did not ask `/v1/internal/cp/secret-values` first
+      // (a compromised one) still cannot have a request holding a known secret value stored.
       if (holdsSecretValue(bytes, routes.secretValueIn))
         return refuse('ERR_PARAMS_SECRET', 'the request carries a secret value');
       return write(async () => ({ sha256: await routes.ledgerPort.putEvidence(bytes, mediaType) }));

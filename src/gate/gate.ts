@@ -241,6 +241,18 @@ export function createGate(deps: GateDeps): Gate {
     throw new TypeError('operatorTokenSha256 must be hex SHA-256');
   if (!Number.isSafeInteger(maxInflight) || maxInflight < 1)
     throw new TypeError('maxInflight must be a positive integer');
+  /**
+   * The deny when `params` hold a secret value known where {@link GateDeps.secretValues} asks, or
+   * when it cannot say within the Control Plane deadline; undefined when they hold none.
+   */
+  const secretValuesIn = async (params: JsonValue): Promise<Deny | undefined> => {
+    const ask = deps.secretValues;
+    if (ask === undefined) return undefined;
+    const r = await withDeadline(() => ask(params), cpMs);
+    if (r.status !== 'ok' || typeof r.value !== 'boolean')
+      return deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the secret values could not be checked');
+    return r.value ? deny('ERR_PARAMS_SECRET', 'parameters carry a secret value') : undefined;
+  };
   // Stryker disable next-line UnaryOperator: equivalent, the first window starts with a count of 0 either way
   let window = -1;
   let windowCount = 0;
@@ -476,6 +488,8 @@ export function createGate(deps: GateDeps): Gate {
           client,
         );
     }
+    const valued = await secretValuesIn(request.parameters);
+    if (valued !== undefined) return failAuthenticated(valued, rawSha, p, client);
     const claimed = await withDeadline(
       () =>
         deps.replay.claim(
@@ -949,6 +963,8 @@ export function createGate(deps: GateDeps): Gate {
         }
         if (found) return await fail(deny('ERR_PARAMS_SECRET', 'parameters carry a secret value'), INGRESS);
       }
+      const valued = await secretValuesIn(c.params);
+      if (valued !== undefined) return await fail(valued, INGRESS);
       const writes = createDurableWrites();
       const claimed = await withDeadline(
         () =>

@@ -362,6 +362,13 @@ export interface GateDeps {
    */
   readonly secretScanner?: (params: JsonValue) => boolean;
   /**
+   * Where the secret values are known elsewhere (a keyless Gate: the Control Plane process's):
+   * resolves true when parameters hold one. Asked after {@link secretScanner} and before anything
+   * of the request is claimed or stored; a find is `ERR_PARAMS_SECRET`, a rejection or a missed
+   * deadline `ERR_CONTROL_PLANE_UNAVAILABLE` (scenario 16, OE-INV-009).
+   */
+  readonly secretValues?: (params: JsonValue) => Promise<boolean>;
+  /**
    * The job queue of background calls (docs/jobs.md); absent, a background call is voided and
    * denied with `ERR_QUEUE_UNAVAILABLE`.
    */

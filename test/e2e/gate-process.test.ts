@@ -45,6 +45,8 @@ import { requestsWithoutOutcome, runCli, startUp, until, type UpProcess } from '
 import { freePort, spawnExecutor, spawnServe, stopProcess, type ExecutorProcess } from './topology.js';
 
 const pgdb = useTestDatabase('fc_e2e_gate_process');
+const SECRET_VAR = 'FC_SECRET_GATE_PROCESS_PROBE';
+const SECRET_VALUE = 'gp-secret-5e1f0c2a9d7b';
 
 describe('a Gate as its own process, holding no key', () => {
   let work: string;
@@ -216,8 +218,14 @@ describe('a Gate as its own process, holding no key', () => {
         nonces_schema: u.searchParams.get('schema'),
       }),
     );
-    cp = await startUp(at('cp'), 30);
-    cpB = await startUp(at('cp-b'), 30);
+    // A tool secret the Control Plane processes know (scenario 16); the Gate never does.
+    process.env[SECRET_VAR] = SECRET_VALUE;
+    try {
+      cp = await startUp(at('cp'), 30);
+      cpB = await startUp(at('cp-b'), 30);
+    } finally {
+      delete process.env[SECRET_VAR];
+    }
     // Once the Control Plane process migrated the schema: the Gate's own role, as documented.
     gateRole = await createRoleWith('fc_gate', GATE_ROLE_SQL, pgdb.url, schema);
     writeFileSync(
@@ -410,9 +418,10 @@ describe('a Gate as its own process, holding no key', () => {
       // A signed call through that Gate: denied, nothing decided or run anywhere.
       const f = readClientFile(at('cp'), 'demo-agent');
       const via = createClient({ url: rogueGate.url, identity: f.identity, tenant: f.tenant, key: f.key });
+      // (Its first question to the Control Plane, whether the parameters hold a secret value.)
       expect(await via.call('echo', { message: 'rogue' })).toMatchObject({
         outcome: 'deny',
-        code: 'ERR_LEDGER_UNAVAILABLE',
+        code: 'ERR_CONTROL_PLANE_UNAVAILABLE',
       });
       expect(ran).toBe(0);
     } finally {
@@ -572,6 +581,46 @@ describe('a Gate as its own process, holding no key', () => {
     );
     expect(issued).toHaveLength(1);
   }, 60_000);
+
+  it('scenario 16: parameters holding a secret value only the Control Plane process knows → ERR_PARAMS_SECRET before anything is stored; a Gate that skips the question cannot have such a request stored either', async () => {
+    const before = (await ledgerEntries()).length;
+    const r = await client.call('echo', { message: `key ${SECRET_VALUE}` }, { session: 'gp-secret' });
+    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_PARAMS_SECRET' });
+    // One record, by hash only: nothing was claimed, accepted or stored before the refusal.
+    const mine = (await ledgerEntries()).filter((e) => e.request_id === r.request_id);
+    expect(mine.map((e) => e.type)).toEqual(['gateway.failed']);
+    // The question a Gate asks, and the answer for ordinary parameters.
+    const ask = (params: JsonObject) => asRole('gate', 'POST', '/v1/internal/cp/secret-values', { params });
+    expect(await ask({ message: `key ${SECRET_VALUE}` })).toEqual({ status: 200, body: { found: true } });
+    expect(await ask({ message: 'nothing secret' })).toEqual({ status: 200, body: { found: false } });
+    // A compromised Gate that does not ask, storing the signed request as evidence: refused, also
+    // with the value spelled by a JSON escape in the bytes.
+    const signed = sign(demoKey(), { message: `key ${SECRET_VALUE}` });
+    for (const text of [
+      JSON.stringify(signed),
+      JSON.stringify(signed).replace(SECRET_VALUE, `\\u0067${SECRET_VALUE.slice(1)}`),
+    ]) {
+      const stored = await asRole('gate', 'POST', '/v1/internal/gate/evidence', {
+        media_type: 'application/json',
+        body: Buffer.from(text).toString('base64'),
+      });
+      expect(stored).toMatchObject({ status: 400, body: { outcome: 'deny', code: 'ERR_PARAMS_SECRET' } });
+    }
+    // Nowhere in the ledger or its evidence.
+    const c = new pg.Client({ connectionString: pgdb.url });
+    await c.connect();
+    try {
+      const found = await c.query<{ n: number }>(
+        `SELECT (SELECT count(*) FROM ${schema}.ledger_evidence WHERE position($1::bytea in body) > 0)::int
+              + (SELECT count(*) FROM ${schema}.ledger_entries WHERE body::text LIKE '%' || $2 || '%')::int AS n`,
+        [Buffer.from(SECRET_VALUE), SECRET_VALUE],
+      );
+      expect(found.rows[0]?.n).toBe(0);
+    } finally {
+      await c.end();
+    }
+    expect((await ledgerEntries()).length).toBe(before + 1);
+  });
 
   it('issues one envelope per request across Control Plane processes: the same claim asked of the primary and the standby at once is allowed once, every other ask ERR_REQUEST_REPLAYED', async () => {
     const demo = demoKey();
@@ -820,7 +869,8 @@ describe('a Gate as its own process, holding no key', () => {
     await stopProcess(cpB, 'SIGKILL');
     const receipts = entries.filter((e) => e.type === 'execution.receipt').length;
     const r = await client.call('echo', { message: 'no control plane' });
-    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' });
+    // The Gate's first question (whether the parameters hold a secret value) finds no Control Plane.
+    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_CONTROL_PLANE_UNAVAILABLE' });
     expect((await fetch(`${gate.url}/readyz`)).status).toBe(503);
     cp = await startUp(at('cp'), 30);
     entries = await ledgerEntries();
@@ -852,7 +902,8 @@ describe('a Gate as its own process, holding no key', () => {
         }
       }),
     );
-    await new Promise((r) => setTimeout(r, 1500));
+    // Killed while calls run, once one has gone through (a loaded machine may take its time).
+    await until(() => answers.some((a) => a.outcome === 'executed'), 'a call ran through the Gate', 60_000);
     await stopProcess(gate, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 300));
     loading = false;
