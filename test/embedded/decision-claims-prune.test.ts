@@ -42,6 +42,7 @@ beforeAll(async () => {
     clients: core.state,
     claims,
     executor: core.executorPort,
+    secretValueIn: core.secretValueIn,
     now: () => now,
     timestampToleranceMs: core.config.timestamp_tolerance_ms,
   };
