@@ -293,6 +293,33 @@ describe('decision claims of the version before pruning, upgraded in place (FC-I
   });
 });
 
+describe('the PostgreSQL migration of a large claims table', () => {
+  it('schema version 16 is reached although numbering the claims takes longer than the pool’s statement deadline', async () => {
+    const schema = nextSchema();
+    // A deployment's pool: a request-path deadline far shorter than the table's rewrite.
+    const db = openPostgresPool({ url: pg.url, schema, max: 2, statementTimeoutMs: 50 });
+    const seed = openPostgresPool({ url: pg.url, schema, max: 1 });
+    try {
+      await migrate(
+        seed,
+        MIGRATIONS.filter((m) => m.version <= 15),
+      );
+      await seed.pool.query(
+        `INSERT INTO decision_claims SELECT 'acme', 'demo-agent', 'r' || g, 'h', g FROM generate_series(1, 200000) g`,
+      );
+      // Before: the rewrite ran under the pool's 50 ms and was cancelled; nothing could start.
+      expect(await migrate(db)).toMatchObject({ from: 15, applied: [16] });
+      const n = await seed.pool.query<{ n: string }>(
+        'SELECT count(*) AS n FROM decision_claims WHERE seq IS NOT NULL',
+      );
+      expect(Number(n.rows[0]?.n)).toBe(200000);
+    } finally {
+      await seed.close();
+      await db.close();
+    }
+  }, 60_000);
+});
+
 function req2(request_id: string) {
   return { tenant: 'acme', identity: 'demo-agent', request_id };
 }

@@ -7,7 +7,7 @@
  *
  * Migrations are append-only: a released migration is never edited, a change is a new version.
  */
-import type pg from 'pg';
+import pg from 'pg';
 import { inTransaction } from './pool.js';
 import type { PostgresPool } from './pool.js';
 import { rowInt } from './rows.js';
@@ -689,19 +689,48 @@ export interface MigrationReport {
 }
 
 /**
+ * The deadline of one migration statement. A migration may rewrite a table that grew with the
+ * deployment (version 16 numbers every decision claim), which can take far longer than the
+ * request path's statement deadline (`statementTimeoutMs`, 5 s by default) that the pool's
+ * connections carry: cut there, the migration would roll back and no process of this build could
+ * start. Lock waits keep the pool's `lock_timeout`.
+ */
+export const MIGRATION_STATEMENT_TIMEOUT_MS = 30 * 60 * 1000;
+
+/**
  * Brings the schema of `db` to {@link SCHEMA_VERSION}: creates the schema if needed, then applies
- * the missing migrations in one transaction under an advisory lock. Rejects with `RangeError`
- * when the database is at a newer version than this build, and passes on any database error
- * (nothing is applied then).
+ * the missing migrations in one transaction under an advisory lock, on a connection of its own
+ * whose statements may take up to {@link MIGRATION_STATEMENT_TIMEOUT_MS}. Rejects with
+ * `RangeError` when the database is at a newer version than this build, and passes on any
+ * database error (nothing is applied then).
  */
 export async function migrate(
   db: PostgresPool,
   migrations: readonly Migration[] = MIGRATIONS,
 ): Promise<MigrationReport> {
-  return inTransaction(db.pool, async (client) => {
+  const own = new pg.Pool({
+    ...db.clientConfig,
+    statement_timeout: MIGRATION_STATEMENT_TIMEOUT_MS,
+    query_timeout: MIGRATION_STATEMENT_TIMEOUT_MS + 500,
+    max: 1,
+  });
+  own.on('error', () => undefined);
+  try {
+    return await applyMigrations(own, db.schema, migrations);
+  } finally {
+    await own.end().catch(() => undefined);
+  }
+}
+
+async function applyMigrations(
+  pool: pg.Pool,
+  schema: string,
+  migrations: readonly Migration[],
+): Promise<MigrationReport> {
+  return inTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK.toString()]);
     // The schema name was validated by openPostgresPool; identifiers cannot be bound as parameters.
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${db.schema}`);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
     await client.query(`CREATE TABLE IF NOT EXISTS failclosed_schema (
       version integer PRIMARY KEY,
       name text NOT NULL,
