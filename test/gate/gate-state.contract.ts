@@ -257,12 +257,18 @@ export function runGateStateContract(name: string, factory: GateStateFactory): v
         async ({ state, openAnother }) => {
           for (let i = 0; i < 5; i++)
             await state.claim({ identity: 'a', nonce: `n${i}`, requestId: `r${i}`, atMs: T0 + i });
-          const claims = [];
-          for (let i = 0; i < 1000; i++)
-            claims.push(
-              state.claim({ identity: 'b', nonce: `n${i}`, requestId: `r${i}`, atMs: T0 + 8 * DAY }),
-            );
-          expect(new Set(await Promise.all(claims))).toEqual(new Set(['fresh']));
+          // Fifty at a time: a thousand at once queue longer than a pool's connect deadline on a
+          // loaded machine, which is not what this test is about.
+          const answers = new Set<string>();
+          for (let from = 0; from < 1000; from += 50) {
+            const claims = [];
+            for (let i = from; i < from + 50; i++)
+              claims.push(
+                state.claim({ identity: 'b', nonce: `n${i}`, requestId: `r${i}`, atMs: T0 + 8 * DAY }),
+              );
+            for (const a of await Promise.all(claims)) answers.add(a);
+          }
+          expect(answers).toEqual(new Set(['fresh']));
           // Closing waits for a prune still running.
           await state.close();
           const other = await openAnother();
