@@ -21,7 +21,7 @@ import type {
 } from '../../control-plane/index.js';
 import { createRequestMemoryPruner } from '../../kernel/index.js';
 import type { PostgresPool } from './pool.js';
-import { rowInt, rowText } from './rows.js';
+import { pruneBatchOf, rowInt, rowText } from './rows.js';
 
 /** Rows one prune statement examines at most: every statement stays far below the deadline. */
 const PRUNE_BATCH = 5000;
@@ -99,14 +99,7 @@ export function createPostgresDecisionClaims(
           cutoff,
           rows,
         ]);
-        const row = r.rows[0];
-        if (row === undefined) throw new TypeError('prune answered no row');
-        const examined = rowInt(row['examined'], 'examined');
-        return {
-          examined,
-          last: examined === 0 ? cursor : rowInt(row['last'], 'last'),
-          deleted: rowInt(row['deleted'], 'deleted'),
-        };
+        return pruneBatchOf(r.rows[0], cursor);
       },
     },
     {

@@ -12,7 +12,7 @@ import type { ClientRecord, ClientRegistration, GateStateStore, RegisteredClient
 import { createRequestMemoryPruner, parsePublicJwk } from '../../kernel/index.js';
 import type { PublicKey } from '../../kernel/index.js';
 import type { PostgresPool } from './pool.js';
-import { rowBool, rowInt, rowText } from './rows.js';
+import { pruneBatchOf, rowBool, rowInt, rowText } from './rows.js';
 
 /** Options of {@link createPostgresGateState}. */
 export interface PostgresGateStateOptions {
@@ -173,14 +173,7 @@ export function createPostgresGateState(db: PostgresPool, options: PostgresGateS
           cutoff,
           rows,
         ]);
-        const row = r.rows[0];
-        if (row === undefined) throw new TypeError('prune answered no row');
-        const examined = rowInt(row['examined'], 'examined');
-        return {
-          examined,
-          last: examined === 0 ? cursor : rowInt(row['last'], 'last'),
-          deleted: rowInt(row['deleted'], 'deleted'),
-        };
+        return pruneBatchOf(r.rows[0], cursor);
       },
     },
     {

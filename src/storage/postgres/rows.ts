@@ -29,3 +29,20 @@ export function rowBool(v: unknown, column: string): boolean {
   if (typeof v !== 'boolean') throw new TypeError(`column ${column} is not boolean`);
   return v;
 }
+
+/**
+ * The row of a prune batch statement (`examined`, `last`, `deleted`) as the request-memory pruner
+ * takes it; `last` is `cursor` when nothing was examined. Throws on a missing or malformed row.
+ */
+export function pruneBatchOf(
+  row: Record<string, unknown> | undefined,
+  cursor: number,
+): { readonly examined: number; readonly last: number; readonly deleted: number } {
+  if (row === undefined) throw new TypeError('prune answered no row');
+  const examined = rowInt(row['examined'], 'examined');
+  return {
+    examined,
+    last: examined === 0 ? cursor : rowInt(row['last'], 'last'),
+    deleted: rowInt(row['deleted'], 'deleted'),
+  };
+}
