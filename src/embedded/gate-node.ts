@@ -8,9 +8,10 @@
  * id or nonce is single-use across all of them, FC-INV-3), then, over mutual TLS with its `gate`
  * certificate:
  * - asks the Control Plane process (`failclosed up` with `internal_port` and `internal_gates`,
- *   accepted only by its `control-plane` certificate and the host it names) for the decision, which checks the client's signature again against its own registry and
- *   signs the envelope (`gate-routes.ts`), and writes its evidence and records through that
- *   process's one ledger writer (`control-plane-link.ts`);
+ *   accepted only by its `control-plane` certificate and the host it names) for the decision,
+ *   which checks the client's signature again against its own registry and signs the envelope
+ *   (`gate-routes.ts`), and writes its evidence and records through that process's one ledger
+ *   writer (`control-plane-link.ts`);
  * - hands the envelope to an Execution Layer (`failclosed serve executor`), expecting its
  *   `executor` certificate (`remote-executor.ts`).
  * Several such Gates scale horizontally behind one load balancer. What they do not serve: MCP,

@@ -1,7 +1,8 @@
 /**
  * `tls` and `executor_url` in `failclosed.json`: mutual TLS between the Gate, the Control Plane
- * and the Execution Layer (docs/deployment.md "Mutual TLS", FC-INV-6, L7 hardening). Relative paths are resolved
- * against the data directory. Parsed at this edge; anything malformed refuses the start.
+ * and the Execution Layer (docs/deployment.md "Mutual TLS", FC-INV-6, L7 hardening). Relative
+ * paths are resolved against the data directory. Parsed at this edge; anything malformed refuses
+ * the start.
  */
 import { isAbsolute, join } from 'node:path';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
