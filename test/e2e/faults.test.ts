@@ -33,6 +33,8 @@ describe.each(ALL_TOPOLOGIES)('%s topology', (topology) => {
       topology,
       // Distributed: the Execution Layer waits on the Gate's ledger writer less than the Gate waits on it.
       executor: { gate_timeout_ms: 500 },
+      // Keyless: the Gate gives up on a hung Control Plane process sooner than the harness's 10 s.
+      gate: { control_plane_timeout_ms: 2500 },
       embedded: {
         // Short deadlines so that "hang" is observed quickly; the Gate waits longer for the
         // Execution Layer and the Control Plane than they wait for their own dependencies.

@@ -312,6 +312,7 @@ function keylessGateConfig(
   dir: string,
   at: { pki: string; execPort: number; internalPort: number },
   state: string,
+  extra: JsonObject = {},
 ): string {
   const path = join(work, 'gate.json');
   writeFileSync(
@@ -330,6 +331,7 @@ function keylessGateConfig(
       // Generous on a loaded test machine; a refused connection is still answered at once.
       control_plane_timeout_ms: 10_000,
       log: { level: 'silent' },
+      ...extra,
     }),
   );
   return path;
@@ -380,6 +382,8 @@ export async function startE2e(
      * the harness's.
      */
     executor?: JsonObject;
+    /** Fields of the keyless Gate's configuration file (`keyless`), over the harness's. */
+    gate?: JsonObject;
   } = {},
 ): Promise<E2e> {
   const topology = options.topology ?? 'embedded';
@@ -448,15 +452,18 @@ export async function startE2e(
     if (separate !== undefined && database !== undefined && backend !== undefined) {
       // Once the Control Plane process migrated the schema: the Gate's own role, as documented.
       gateRole = await createRoleWith('fc_gate', GATE_ROLE_SQL, database.url, backend.schema);
-      gate = await startGateNode(keylessGateConfig(work, dir, separate, gateRole.url(backend.url)), {
-        clock: clock.now,
-        env: {},
-        defaultLogLevel: 'silent',
-        decorate: {
-          controlPlane: (port) => faultyControlPlane(port, faults),
-          gateExecutor: capture.wrap,
+      gate = await startGateNode(
+        keylessGateConfig(work, dir, separate, gateRole.url(backend.url), options.gate),
+        {
+          clock: clock.now,
+          env: {},
+          defaultLogLevel: 'silent',
+          decorate: {
+            controlPlane: (port) => faultyControlPlane(port, faults),
+            gateExecutor: capture.wrap,
+          },
         },
-      });
+      );
     }
   } catch (err) {
     await stop();
