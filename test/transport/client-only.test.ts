@@ -13,8 +13,6 @@ import { webcrypto, X509Certificate as NodeX509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'node:https';
-import type { Agent } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ExtendedKeyUsage,
@@ -35,20 +33,9 @@ import {
 } from '../../src/transport/index.js';
 import type { MtlsServer, TlsFiles } from '../../src/transport/index.js';
 import { CertsUsageError, runCertsCli } from '../../src/cli/certs.js';
+import { getWho, pkiFiles } from '../support/mtls.js';
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
-
-/** One GET to `url` through `agent`: the status, or the error that refused the server. */
-function get(url: string, agent: Agent): Promise<{ status?: number; error?: string }> {
-  return new Promise((resolve) => {
-    const req = request(`${url}/who`, { agent }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
-    });
-    req.on('error', (e: Error) => resolve({ error: e.message }));
-    req.end();
-  });
-}
 
 describe('a client-only certificate cannot serve', () => {
   let root: string;
@@ -56,11 +43,7 @@ describe('a client-only certificate cannot serve', () => {
   const servers: MtlsServer[] = [];
   let ran = 0;
 
-  const files = (name: string): TlsFiles => ({
-    ca: pkiPaths(pki).caCert,
-    cert: pkiPaths(pki).cert(name),
-    key: pkiPaths(pki).key(name),
-  });
+  const files = (name: string): TlsFiles => pkiFiles(pki, name);
 
   /** An mTLS listener on 127.0.0.1 presenting the certificate `name`, admitting the executor role. */
   async function serveAs(name: string): Promise<number> {
@@ -150,8 +133,8 @@ describe('a client-only certificate cannot serve', () => {
     const port = await serveAs('gate');
     const agent = await createMtlsAgent({ files: files('executor'), expect: ['gate'] });
     try {
-      expect(await get(`https://127.0.0.1:${port}`, agent.current())).toEqual({ status: 200 });
-      expect(await get(`https://localhost:${port}`, agent.current())).toEqual({ status: 200 });
+      expect(await getWho(`https://127.0.0.1:${port}`, agent.current())).toEqual({ status: 200 });
+      expect(await getWho(`https://localhost:${port}`, agent.current())).toEqual({ status: 200 });
     } finally {
       agent.close();
     }
@@ -165,7 +148,7 @@ describe('a client-only certificate cannot serve', () => {
       const agent = await createMtlsAgent({ files: files('executor'), expect: ['gate'] });
       try {
         for (const host of ['127.0.0.1', 'localhost']) {
-          const r = await get(`https://${host}:${port}`, agent.current());
+          const r = await getWho(`https://${host}:${port}`, agent.current());
           expect(r.status, `${name} at ${host}`).toBeUndefined();
           expect(r.error).toMatch(/unsuitable certificate purpose/);
         }
@@ -181,7 +164,7 @@ describe('a client-only certificate cannot serve', () => {
     const port = await serveAs('gate-cn');
     const agent = await createMtlsAgent({ files: files('executor'), expect: ['gate'] });
     try {
-      const r = await get(`https://localhost:${port}`, agent.current());
+      const r = await getWho(`https://localhost:${port}`, agent.current());
       expect(r).toEqual({ error: 'server refused: its certificate names no host (localhost)' });
     } finally {
       agent.close();

@@ -10,8 +10,6 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'node:https';
-import type { Agent } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   assertNamesRole,
@@ -22,17 +20,7 @@ import {
   pkiPaths,
 } from '../../src/transport/index.js';
 import type { MtlsServer, TlsFiles } from '../../src/transport/index.js';
-
-function get(url: string, agent: Agent): Promise<{ status?: number; error?: string }> {
-  return new Promise((resolve) => {
-    const req = request(`${url}/who`, { agent }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
-    });
-    req.on('error', (e: Error) => resolve({ error: e.message }));
-    req.end();
-  });
-}
+import { getWho, pkiFiles } from '../support/mtls.js';
 
 const SERVES = { role: 'control-plane', fix: 'issue one with: certs issue --role control-plane' } as const;
 
@@ -41,11 +29,7 @@ describe('a listener serves its own role only', () => {
   let pki: string;
   const servers: MtlsServer[] = [];
   let ran = 0;
-  const files = (name: string): TlsFiles => ({
-    ca: pkiPaths(pki).caCert,
-    cert: pkiPaths(pki).cert(name),
-    key: pkiPaths(pki).key(name),
-  });
+  const files = (name: string): TlsFiles => pkiFiles(pki, name);
   const listen = async (name: string, serves?: typeof SERVES): Promise<MtlsServer> => {
     const s = await createMtlsServer(
       (_req, res) => {
@@ -121,7 +105,7 @@ describe('a listener serves its own role only', () => {
       expect: ['control-plane'],
     });
     try {
-      expect(await get(s.url, agent.current())).toEqual({ status: 200 });
+      expect(await getWho(s.url, agent.current())).toEqual({ status: 200 });
       const before = ran;
       // The control-plane file now holds a gate certificate (an operator's mistake).
       await issueCert(dir, { role: 'gate', name: 'control-plane' });
@@ -136,11 +120,11 @@ describe('a listener serves its own role only', () => {
         expect: ['control-plane'],
       });
       try {
-        expect((await get(s.url, again.current())).status).toBeUndefined();
+        expect((await getWho(s.url, again.current())).status).toBeUndefined();
         expect(ran).toBe(before);
         await issueCert(dir, { role: 'control-plane' });
         await s.reload();
-        expect(await get(s.url, again.current())).toEqual({ status: 200 });
+        expect(await getWho(s.url, again.current())).toEqual({ status: 200 });
       } finally {
         again.close();
       }
@@ -156,11 +140,11 @@ describe('a listener serves its own role only', () => {
     try {
       const before = ran;
       for (const host of ['127.0.0.1', 'localhost']) {
-        const r = await get(`https://${host}:${new URL(rogue.url).port}`, agent.current());
+        const r = await getWho(`https://${host}:${new URL(rogue.url).port}`, agent.current());
         expect(r, host).toEqual({ error: 'server refused: wrong_role' });
       }
       expect(ran).toBe(before);
-      expect(await get(cp.url, agent.current())).toEqual({ status: 200 });
+      expect(await getWho(cp.url, agent.current())).toEqual({ status: 200 });
     } finally {
       agent.close();
     }

@@ -8,9 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'node:https';
 import { X509Certificate as NodeX509 } from 'node:crypto';
-import type { Agent } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   assertNamesNoHost,
@@ -22,28 +20,14 @@ import {
 } from '../../src/transport/index.js';
 import type { MtlsServer, TlsFiles } from '../../src/transport/index.js';
 import { PemConverter } from '../../src/transport/x509.js';
-
-function get(url: string, agent: Agent): Promise<{ status?: number; error?: string }> {
-  return new Promise((resolve) => {
-    const req = request(`${url}/who`, { agent }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
-    });
-    req.on('error', (e: Error) => resolve({ error: e.message }));
-    req.end();
-  });
-}
+import { getWho, pkiFiles } from '../support/mtls.js';
 
 describe('server names and the leaf a certificate file presents', () => {
   let root: string;
   let pki: string;
   const servers: MtlsServer[] = [];
   let ran = 0;
-  const files = (name: string): TlsFiles => ({
-    ca: pkiPaths(pki).caCert,
-    cert: pkiPaths(pki).cert(name),
-    key: pkiPaths(pki).key(name),
-  });
+  const files = (name: string): TlsFiles => pkiFiles(pki, name);
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'fc-server-names-'));
     pki = join(root, 'pki');
@@ -71,7 +55,7 @@ describe('server names and the leaf a certificate file presents', () => {
     const port = Number(new URL(s.url).port);
     const agent = await createMtlsAgent({ files: files('executor'), expect: ['gate'] });
     try {
-      const r = await get(`https://localhost:${port}`, agent.current());
+      const r = await getWho(`https://localhost:${port}`, agent.current());
       expect(r.status).toBeUndefined();
       expect(ran).toBe(0);
     } finally {
