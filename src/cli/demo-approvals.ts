@@ -4,7 +4,8 @@
  * approvers approve with the `failclosed approvals approve` command and the retry runs; break-glass
  * without role, reason or TTL is refused, with them it lets a transfer run flagged for a review
  * another person closes; and `verify` proves who approved what before it ran. The approval
- * commands run against the demo's own instance (announced for the step), like an operator's shell.
+ * commands run against the demo's own instance (announced for the step), or through a deployment
+ * against the Control Plane process serving the data directory, like an operator's shell.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -37,7 +38,7 @@ function homeOf(ctx: DemoContext, name: string): string {
 }
 
 /**
- * Runs `failclosed <argv>` (an approval command) against the demo instance; exit code and
+ * Runs `failclosed <argv>` (an approval command) against the demo's deployment; exit code and
  * output. A command run `--as NAME` (or an `approvers keygen NAME`) runs in that approver's home.
  */
 async function cli(ctx: DemoContext, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -45,7 +46,8 @@ async function cli(ctx: DemoContext, ...argv: string[]): Promise<{ code: number;
   let err = '';
   const as = argv[argv.indexOf('--as') + 1];
   const person = argv.includes('--as') ? as : argv[1] === 'keygen' ? argv[2] : undefined;
-  announceServer(ctx.dir, ctx.instance.url);
+  // The demo's own instance is announced for the command; a deployment's process announced itself.
+  if (ctx.own) announceServer(ctx.dir, ctx.url);
   try {
     const code = await runApprovalCommand(
       {
@@ -59,7 +61,7 @@ async function cli(ctx: DemoContext, ...argv: string[]): Promise<{ code: number;
     );
     return { code, out, err };
   } finally {
-    withdrawServer(ctx.dir);
+    if (ctx.own) withdrawServer(ctx.dir);
   }
 }
 
@@ -111,7 +113,7 @@ async function forged(
   key: Readonly<Record<string, unknown>> | ReturnType<typeof generateSigningKey>,
 ): Promise<string> {
   const c = createApproverClient({
-    url: ctx.instance.url,
+    url: ctx.url,
     name: as,
     key,
     authorization: `Bearer ${readOperatorToken(ctx.dir)}`,
@@ -254,7 +256,7 @@ async function evidenceStep(ctx: DemoContext): Promise<DemoObservation> {
   const refused = await exportTo(ctx, path);
   if (refused !== undefined) return { observed: `export failed (HTTP ${refused})` };
   const trustPath = join(ctx.work, 'trust-roots-approvals.json');
-  if (!(await saveTrustRoots(ctx.instance.url, trustPath))) return { observed: 'no trust roots published' };
+  if (!(await saveTrustRoots(ctx.url, trustPath))) return { observed: 'no trust roots published' };
   // Approvals verify only under the pinned approver keys, never the bundle's own.
   const report = await verifyBundleFile(path, { trust: readFileSync(trustPath) });
   const check = report.checks.find((c) => c.id === 'approvals');

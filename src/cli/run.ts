@@ -31,7 +31,7 @@ import { parseJson } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import { exportSigningKeyJwk, generateSigningKey } from '../kernel/signing/index.js';
 import { runVerifyCli } from '../verify/index.js';
-import { runDemo } from './demo.js';
+import { runDemo, runDemoThrough } from './demo.js';
 import { REPLAY_USAGE, runReplayCommand } from './replay.js';
 import { CERTS_USAGE, CertsUsageError, runCertsCli } from './certs.js';
 import { INVENTORY_USAGE, InventoryUsageError, runInventoryCli } from './inventory.js';
@@ -106,6 +106,8 @@ ${INVENTORY_USAGE.trimEnd()}
   jwks                                        the issuer JWKS (retired and revoked keys included)
   trust-roots [--out FILE]                    the trust file to pin: ledger vkey, issuer and approver keys
   demo [--data DIR]                           the guided SPEC §7 walkthrough against a real gate
+  demo --gate URL [--data DIR]                the same through a deployed topology: calls through that Gate,
+                                              operators on the Control Plane process serving --data
 
   global option: --data DIR
 `;
@@ -278,8 +280,7 @@ async function call(
   },
 ): Promise<number> {
   if (v.params === undefined) throw new UsageError('--params JSON is required');
-  if (v.gate !== undefined && !/^https?:\/\/[^/?#]+\/?$/.test(v.gate))
-    throw new UsageError('--gate must be http(s)://HOST:PORT');
+  if (v.gate !== undefined) gateUrlOf(v.gate);
   let params: JsonValue;
   try {
     params = parseJson(v.params);
@@ -655,10 +656,18 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
       });
     }
     case 'demo':
+      // Through a deployed topology: its Gate for calls, the Control Plane process serving --data.
+      if (v.gate !== undefined) return runDemoThrough(io.out, { gateUrl: gateUrlOf(v.gate), dataDir: dir });
       return runDemo(io.out, v.data === undefined ? {} : { dataDir: dir });
     default:
       throw new UsageError(`unknown command ${cmd}`);
   }
+}
+
+/** `--gate URL`: an http(s) origin, nothing after it. */
+function gateUrlOf(url: string): string {
+  if (!/^https?:\/\/[^/?#]+\/?$/.test(url)) throw new UsageError('--gate must be http(s)://HOST:PORT');
+  return url;
 }
 
 /** Runs one CLI invocation; never throws. */
