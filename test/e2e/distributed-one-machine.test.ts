@@ -21,6 +21,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { applyRoleSql, nextSchema, PG_ADMIN_URL, useTestDatabase } from '../support/postgres.js';
 import { REPO_ROOT } from '../support/paths.js';
+import { runDemoThrough } from '../../src/cli/demo.js';
+import type { DemoStep } from '../../src/cli/demo.js';
 import { runCli, startUp, type UpProcess } from './processes.js';
 import { freePort, spawnExecutor, spawnServe, stopProcess, type ExecutorProcess } from './topology.js';
 
@@ -281,4 +283,23 @@ describe('the separated shape on one machine, as documented', () => {
     expect(lines.filter((l) => l.startsWith('SKIP'))).toHaveLength(4);
     expect(r.out).toMatch(/^10\/10 steps behaved as SPEC §7 says \(4 skipped\)$/m);
   }, 180_000);
+
+  it('the walkthrough through a Gate counts tool runs from the ledger: a step that runs a tool it should not fails', async () => {
+    const wrong: DemoStep = {
+      title: 'expects a deny but the call runs',
+      expect: 'ERR_POLICY_DENY',
+      run: (ctx) =>
+        ctx.client
+          .call('echo', { message: 'counted from its receipt' })
+          .then((r) => ({ observed: r.outcome === 'executed' ? 'ERR_POLICY_DENY' : r.code })),
+    };
+    const out: string[] = [];
+    const code = await runDemoThrough((t) => out.push(t), {
+      gateUrl: gates[1]!.url,
+      dataDir: at('cp-standby'),
+      steps: [wrong],
+    });
+    expect(code, out.join('')).toBe(1);
+    expect(out.join('')).toMatch(/^FAIL +1\. .*tool ran 1×; expected ERR_POLICY_DENY$/m);
+  }, 60_000);
 });
