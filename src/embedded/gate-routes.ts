@@ -121,10 +121,11 @@ const str = (v: JsonValue | undefined, max = 256): string | undefined =>
   typeof v === 'string' && v.length <= max ? v : undefined;
 
 /**
- * Whether request evidence `bytes` hold a known secret value in their parameters, in canonical
- * form (an escape such as `\u0073` in the bytes hides nothing there); bytes that are not a JSON
- * object with `parameters` are searched as text. A scanner that throws counts as a find. The
- * Gate asked first (`/v1/internal/cp/secret-values`); this holds against one that did not.
+ * Whether request evidence `bytes` hold a known secret value in their parameters, session or
+ * request id, in canonical form (an escape such as `\u0073` in the bytes hides nothing there);
+ * bytes that are not a JSON object with `parameters` are searched as text. A scanner that throws
+ * counts as a find. The Gate asked first (`/v1/internal/cp/secret-values`); this holds against
+ * one that did not.
  */
 function holdsSecretValue(bytes: Uint8Array, secretValueIn: (text: string) => boolean): boolean {
   try {
@@ -135,7 +136,13 @@ function holdsSecretValue(bytes: Uint8Array, secretValueIn: (text: string) => bo
       return secretValueIn(Buffer.from(bytes).toString('utf8'));
     }
     if (isObject(parsed) && 'parameters' in parsed)
-      return secretValueIn(canonicalize(parsed['parameters'] ?? null));
+      return secretValueIn(
+        canonicalize({
+          parameters: parsed['parameters'] ?? null,
+          session: parsed['session'] ?? null,
+          request_id: parsed['request_id'] ?? null,
+        }),
+      );
     return secretValueIn(Buffer.from(bytes).toString('utf8'));
   } catch {
     return true;

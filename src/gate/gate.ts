@@ -4,7 +4,7 @@
  * Layer. It never executes a tool and never signs anything; every failure is a deny with a code
  * and a ledger record (FC-INV-3, FC-INV-4, FC-INV-5, FC-INV-6).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
   NO_OBSERVER,
@@ -51,6 +51,15 @@ import type { AuthMethod, MintedCall, Principal, PrincipalCall } from './princip
 import type { SignedRequest } from '../kernel/index.js';
 import type { ScheduledRun } from '../control-plane/index.js';
 import type { CallRelay } from '../execution/index.js';
+
+/**
+ * The request id a record names when the client's own holds a secret: `redacted-` and the first
+ * 32 hex digits of its SHA-256, so the record is linked to the request without naming it
+ * (SPEC §7 scenario 16, OE-INV-009).
+ */
+export function redactedId(requestId: string): string {
+  return `redacted-${createHash('sha256').update(requestId).digest('hex').slice(0, 32)}`;
+}
 
 /** An HTTP-neutral answer: status and JSON body. */
 export interface GateAnswer<B = JsonValue> {
@@ -253,6 +262,23 @@ export function createGate(deps: GateDeps): Gate {
       return deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the secret values could not be checked');
     return r.value ? deny('ERR_PARAMS_SECRET', 'parameters carry a secret value') : undefined;
   };
+  /**
+   * The deny when `value` holds a secret: by {@link GateDeps.secretScanner} (a throwing scanner is
+   * a find), then by {@link secretValuesIn}; undefined when it holds none.
+   */
+  const secretsIn = async (value: JsonValue): Promise<Deny | undefined> => {
+    if (deps.secretScanner !== undefined) {
+      // Assigned on both paths (the compiler checks it): a throwing scanner is a finding.
+      let found: boolean;
+      try {
+        found = deps.secretScanner(value);
+      } catch {
+        found = true;
+      }
+      if (found) return deny('ERR_PARAMS_SECRET', 'parameters carry a secret value');
+    }
+    return secretValuesIn(value);
+  };
   // Stryker disable next-line UnaryOperator: equivalent, the first window starts with a count of 0 either way
   let window = -1;
   let windowCount = 0;
@@ -371,6 +397,8 @@ export function createGate(deps: GateDeps): Gate {
     rawSha: string,
     p: ParsedRequest,
     client: RegisteredClient,
+    /** The request id the client is answered with, when the record names another (a redacted one). */
+    answeredId: string = p.request.request_id,
   ): Promise<GateAnswer<CallResponse>> => {
     await record({
       type: 'gateway.failed',
@@ -387,7 +415,7 @@ export function createGate(deps: GateDeps): Gate {
         client: client.identity,
       },
     });
-    return answer(d, p.request.request_id, p.trace_id);
+    return answer(d, answeredId, p.trace_id);
   };
 
   /**
@@ -471,25 +499,25 @@ export function createGate(deps: GateDeps): Gate {
         client,
       );
     // Secrets travel by reference only (secret_ref): a request carrying one is refused before its
-    // bytes are stored anywhere, and recorded by hash only (SPEC §7 scenario 16, OE-INV-009).
-    if (deps.secretScanner !== undefined) {
-      // Assigned on both paths (the compiler checks it): a throwing scanner is a finding.
-      let found: boolean;
-      try {
-        found = deps.secretScanner(request.parameters);
-      } catch {
-        found = true;
-      }
-      if (found)
-        return failAuthenticated(
-          deny('ERR_PARAMS_SECRET', 'parameters carry a secret value'),
-          rawSha,
-          p,
-          client,
-        );
+    // bytes are stored anywhere, and recorded by hash only (SPEC §7 scenario 16, OE-INV-009). The
+    // session and the request id are stored too (in the evidence and the records), so they are
+    // searched with the parameters; a request id that holds a secret is recorded by hash.
+    const held = await secretsIn({
+      parameters: request.parameters,
+      session: request.session,
+      request_id: request.request_id,
+    });
+    if (held !== undefined) {
+      if (held.code !== 'ERR_PARAMS_SECRET') return failAuthenticated(held, rawSha, p, client);
+      // Which field held it decides only what the record may name: asked again on this deny path
+      // alone, and an id that cannot be cleared is recorded by hash all the same.
+      const idHeld = await secretsIn(request.request_id);
+      const recorded =
+        idHeld === undefined
+          ? p
+          : { ...p, request: { ...request, request_id: redactedId(request.request_id) } };
+      return failAuthenticated(held, rawSha, recorded, client, request.request_id);
     }
-    const valued = await secretValuesIn(request.parameters);
-    if (valued !== undefined) return failAuthenticated(valued, rawSha, p, client);
     const claimed = await withDeadline(
       () =>
         deps.replay.claim(

@@ -18,7 +18,7 @@ export type { McpAuthenticator, McpAuthOptions, OAuthIssuerConfig } from './mcp/
 export { createMcpEndpoint, PROTECTED_RESOURCE_PATH, resourceMetadataUrl } from './mcp/endpoint.js';
 export type { McpEndpoint, McpEndpointSettings } from './mcp/endpoint.js';
 export { CALL_META_KEY, toolResultOf } from './mcp/tools.js';
-export { MAX_CALL_WAIT_MS, OPERATOR_READER } from './gate.js';
+export { MAX_CALL_WAIT_MS, OPERATOR_READER, redactedId } from './gate.js';
 export { isApprovalPath, routeApprovals } from './approval-routes.js';
 export { createGateServer, MAX_HEADER_BYTES } from './server.js';
 export type { GateServer, GateServerOptions } from './server.js';

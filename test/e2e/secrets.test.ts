@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildSignedRequest } from '../../src/client/index.js';
 import { DEMO_CLIENT, demoPolicyDir, readClientFile, readOperatorToken } from '../../src/embedded/index.js';
+import { redactedId } from '../../src/gate/index.js';
 import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
 import type { E2e } from './harness.js';
 import { ALL_TOPOLOGIES, expectDenied, session, startE2e } from './harness.js';
@@ -167,6 +168,32 @@ describe.each(ALL_TOPOLOGIES)(
       const stored = await everythingStored();
       expect(stored.includes(SECRET)).toBe(false);
       expect(stored.includes(`\\u0073${SECRET.slice(1)}`)).toBe(false);
+    });
+
+    it.each([
+      ['a known secret value in the session', { session: `s-${SECRET}` }, SECRET],
+      ['a secret pattern (AWS access key id) in the session', { session: `s-${AWS_KEY}` }, AWS_KEY],
+    ])('scenario 16: %s → ERR_PARAMS_SECRET, nothing runs or is stored', async (_name, options, secret) => {
+      const r = await expectDenied(e2e, 'ERR_PARAMS_SECRET', () =>
+        e2e.client().call('echo', { message: 'harmless' }, options),
+      );
+      const view = await e2e.evidence(r.request_id ?? '');
+      const types = (view.body['records'] as { entry: { type: string } }[]).map((x) => x.entry.type);
+      expect(types).toEqual(['gateway.failed']);
+      expect((await everythingStored()).includes(secret)).toBe(false);
+    });
+
+    it('scenario 16: a known secret value as the request id → ERR_PARAMS_SECRET, recorded under its hash only', async () => {
+      const id = `id-${SECRET}`;
+      const r = await expectDenied(e2e, 'ERR_PARAMS_SECRET', () =>
+        e2e.client().call('echo', { message: 'harmless' }, { session: session(), requestId: id }),
+      );
+      // The client is answered with its own id; the record names the id's hash.
+      expect(r.request_id).toBe(id);
+      const view = await e2e.evidence(redactedId(id));
+      const types = (view.body['records'] as { entry: { type: string } }[]).map((x) => x.entry.type);
+      expect(types).toEqual(['gateway.failed']);
+      expect((await everythingStored()).includes(SECRET)).toBe(false);
     });
 
     it('after every refusal the export verifies: no record points at evidence never stored', async () => {

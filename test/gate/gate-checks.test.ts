@@ -210,7 +210,12 @@ describe('SPEC §2 step 1 (docs/request-format.md 8a): parameters carrying a sec
     const res = await send(x, req);
     expect(res.status).toBe(400);
     expect(res.body['code']).toBe('ERR_PARAMS_SECRET');
-    expect(seen).toEqual([{ key: 'AKIA0000' }]);
+    // The parameters with the session and the request id, which are stored too; then the id alone,
+    // to learn whether the record may name it.
+    expect(seen).toEqual([
+      { parameters: { key: 'AKIA0000' }, session: null, request_id: req.request_id },
+      req.request_id,
+    ]);
     expect(x.ledger.events).toHaveLength(1);
     expect(x.ledger.events[0]).toMatchObject({
       type: 'gateway.failed',
