@@ -324,6 +324,11 @@ export async function runApprovalCommand(
   values: ApprovalCliOptions,
   /** The operator the command connects as (`--operator`), read only once a gate is needed. */
   connectAs?: () => ConnectOptions,
+  /**
+   * The gate to act on, when the caller already holds one: then no announced server is looked
+   * for, and no instance is started in-process should it not answer.
+   */
+  connection?: Connection,
 ): Promise<number> {
   let conn: Connection | undefined;
   try {
@@ -337,7 +342,7 @@ export async function runApprovalCommand(
       io.err(
         `failclosed: warning: ${file} is a private approver key in the gate's data directory: whoever holds this host can approve with it; move it to the approver's own place (docs/approvals.md "Migration")\n`,
       );
-    conn = await connect(dir, connectAs?.() ?? {});
+    conn = connection ?? (await connect(dir, connectAs?.() ?? {}));
     return await run(io, dir, conn, positionals, values);
   } catch (err) {
     if (err instanceof Usage) {

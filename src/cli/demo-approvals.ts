@@ -58,6 +58,17 @@ async function cli(ctx: DemoContext, ...argv: string[]): Promise<{ code: number;
       ctx.dir,
       positionals(argv),
       parseFlags(argv),
+      undefined,
+      // Through a deployment: its Control Plane process, never an instance of the demo's own
+      // started should that process not answer for a moment.
+      ctx.own
+        ? undefined
+        : {
+            url: ctx.url,
+            token: readOperatorToken(ctx.dir),
+            inProcess: false,
+            close: () => Promise.resolve(),
+          },
     );
     return { code, out, err };
   } finally {

@@ -122,13 +122,19 @@ function directOver(executionUrl: string): DemoContext['direct'] {
   };
 }
 
-/** Errors of a connection that was made and then refused by the peer's TLS, before any answer. */
-const TLS_REFUSALS = /ECONNRESET|EPIPE|SSL|TLS|certificate|alert|socket hang up/i;
+/**
+ * The alerts a TLS server sends when it refuses the client's certificate (or its absence): only
+ * these are a refusal by the Execution Layer. A reset, a client-side verification failure or a
+ * peer that does not speak TLS is something else.
+ */
+const TLS_REFUSALS =
+  /^ERR_SSL_(?:TLSV13|SSLV3|TLSV1)_ALERT_(?:CERTIFICATE_REQUIRED|HANDSHAKE_FAILURE|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN|ACCESS_DENIED|CERTIFICATE_REVOKED|CERTIFICATE_EXPIRED)$/;
 
 /**
  * `direct` through a deployment: `POST /v1/execute` at `executorUrl` over TLS, trusting `ca`, as
  * the holder of `agent`'s certificate, or with none (`withoutCertificate`). A handshake the
- * Execution Layer refuses is observed as `refused at TLS`; no connection at all is not.
+ * Execution Layer refuses with one of {@link TLS_REFUSALS} is observed as `refused at TLS`;
+ * anything else (no connection, a reset) is a failure.
  */
 function directOverTls(executorUrl: string, agent: MtlsAgent, ca: Buffer): DemoContext['direct'] {
   return (body, options) =>
@@ -158,11 +164,11 @@ function directOverTls(executorUrl: string, agent: MtlsAgent, ca: Buffer): DemoC
       );
       req.once('timeout', () => req.destroy(new Error('no answer within 10 s')));
       req.once('error', (err: NodeJS.ErrnoException) => {
-        const what = `${err.code ?? ''} ${err.message}`;
+        const code = err.code ?? '';
         resolve(
-          err.code !== 'ECONNREFUSED' && TLS_REFUSALS.test(what)
-            ? { observed: 'refused at TLS', detail: err.code ?? err.message.slice(0, 120) }
-            : { observed: `failed: ${what.trim().slice(0, 200)}` },
+          TLS_REFUSALS.test(code)
+            ? { observed: 'refused at TLS', detail: code }
+            : { observed: `failed: ${`${code} ${err.message}`.trim().slice(0, 200)}` },
         );
       });
       req.end(text);
@@ -506,8 +512,8 @@ export async function runDemoThrough(
     return 1;
   }
   const files = tlsFilesFor(dir, config.tls, config.tls.gate);
-  const agent = await createMtlsAgent({ files, expect: ['executor'] });
   const { ca } = await loadTlsMaterial(files);
+  const agent = await createMtlsAgent({ files, expect: ['executor'] });
   const work = mkdtempSync(join(tmpdir(), 'failclosed-demo-'));
   try {
     out(

@@ -127,6 +127,15 @@ const str = (v: JsonValue | undefined, max = 256): string | undefined =>
  * counts as a find. The Gate asked first (`/v1/internal/cp/secret-values`); this holds against
  * one that did not.
  */
+/** Whether `value`, in canonical form, holds a known secret value; a scanner that throws is a find. */
+function secretValueHeld(secretValueIn: (text: string) => boolean, value: JsonValue): boolean {
+  try {
+    return secretValueIn(canonicalize(value));
+  } catch {
+    return true;
+  }
+}
+
 function holdsSecretValue(bytes: Uint8Array, secretValueIn: (text: string) => boolean): boolean {
   try {
     let parsed: JsonValue;
@@ -537,6 +546,11 @@ export async function handleGateRoute(
         !isObject(payload)
       )
         return refuse('ERR_REQUEST_MALFORMED', 'not a Gate entry');
+      // Scenario 16, OE-INV-009: the entry names the request id and, in its payload, the session;
+      // a Gate that did not search them (an older or a compromised one) cannot have a known secret
+      // value stored there either. A scanner that throws counts as a find.
+      if (secretValueHeld(routes.secretValueIn, { request_id, payload }))
+        return refuse('ERR_PARAMS_SECRET', 'the entry carries a secret value');
       return write(async () =>
         refOf(
           await routes.ledger.appendGatewayEvent({

@@ -4,7 +4,7 @@
  * Layer. It never executes a tool and never signs anything; every failure is a deny with a code
  * and a ledger record (FC-INV-3, FC-INV-4, FC-INV-5, FC-INV-6).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
   NO_OBSERVER,
@@ -27,7 +27,7 @@ import { parseDecisionAnswer, parseExecutionAnswer } from './answers.js';
 import type { DenyAnswer } from './answers.js';
 import { withCancellableDeadline, withDeadline } from './deadline.js';
 import { buildEvidenceView } from './evidence.js';
-import { MAX_REQUEST_BYTES, parseSignedRequest, requestSigningInput } from './request.js';
+import { MAX_REQUEST_BYTES, parseSignedRequest, REDACTED_ID_PREFIX, requestSigningInput } from './request.js';
 import type { ParsedRequest } from './request.js';
 import { DEFAULT_MAX_INFLIGHT } from './types.js';
 import type {
@@ -54,11 +54,12 @@ import type { CallRelay } from '../execution/index.js';
 
 /**
  * The request id a record names when the client's own holds a secret: `redacted-` and the first
- * 32 hex digits of its SHA-256, so the record is linked to the request without naming it
- * (SPEC §7 scenario 16, OE-INV-009).
+ * 32 hex digits of the SHA-256 of the request's bytes as received (`rawSha`), which covers its
+ * nonce and signature: the record is linked to the request, and offers no test of a guessed
+ * secret (SPEC §7 scenario 16, OE-INV-009). Clients may not use the prefix (request.ts).
  */
-export function redactedId(requestId: string): string {
-  return `redacted-${createHash('sha256').update(requestId).digest('hex').slice(0, 32)}`;
+export function redactedId(rawSha: string): string {
+  return `${REDACTED_ID_PREFIX}${rawSha.slice(0, 32)}`;
 }
 
 /** An HTTP-neutral answer: status and JSON body. */
@@ -216,9 +217,13 @@ export interface CallOptions {
   readonly relay?: CallRelay;
 }
 
-/** What the Gate learns of a call on its way, for its observer: the tool once authenticated. */
+/**
+ * What the Gate learns of a call on its way, for its observer: the tool once authenticated, and
+ * the request id once it is known to hold no secret (or the redacted id its records name).
+ */
 interface CallNote {
   tool: string | null;
+  requestId?: string | null;
 }
 
 /** Longest wait a client may ask for (ms); the Control Plane caps it further. */
@@ -460,6 +465,7 @@ export function createGate(deps: GateDeps): Gate {
     body: Uint8Array,
     rawSha: string,
     writes: DurableWrites,
+    note: CallNote,
   ): Promise<{ p: ParsedRequest; client: RegisteredClient } | GateAnswer<CallResponse>> => {
     const p = parseSignedRequest(body);
     if (isDeny(p)) return failUnauthenticated(p, rawSha, undefined);
@@ -483,6 +489,27 @@ export function createGate(deps: GateDeps): Gate {
         p,
       );
     // Authenticated from here on: denials are attributable to the client.
+    // Secrets travel by reference only (secret_ref): a request carrying one is refused before its
+    // bytes or its id are stored anywhere, and recorded by hash only (SPEC §7 scenario 16,
+    // OE-INV-009). The session and the request id are stored too (in the evidence and every
+    // record), so they are searched with the parameters, before any other attributable denial
+    // records the id; a request id that holds a secret is recorded as {@link redactedId}.
+    const held = await secretsIn({
+      parameters: request.parameters,
+      session: request.session,
+      request_id: request.request_id,
+    });
+    if (held !== undefined) {
+      // Which field held it decides only what the record may name: asked again on this deny path
+      // alone, and an id that cannot be cleared (or a Control Plane that did not answer) is
+      // recorded by hash all the same.
+      const idHeld = held.code !== 'ERR_PARAMS_SECRET' || (await secretsIn(request.request_id)) !== undefined;
+      const recordedId = idHeld ? redactedId(rawSha) : request.request_id;
+      note.requestId = recordedId;
+      const recorded = { ...p, request: { ...request, request_id: recordedId } };
+      return failAuthenticated(held, rawSha, recorded, client, request.request_id);
+    }
+    note.requestId = request.request_id;
     if (client.tenant !== request.tenant)
       return failAuthenticated(
         deny('ERR_REQUEST_TENANT', 'client not registered for this tenant'),
@@ -498,26 +525,6 @@ export function createGate(deps: GateDeps): Gate {
         p,
         client,
       );
-    // Secrets travel by reference only (secret_ref): a request carrying one is refused before its
-    // bytes are stored anywhere, and recorded by hash only (SPEC §7 scenario 16, OE-INV-009). The
-    // session and the request id are stored too (in the evidence and the records), so they are
-    // searched with the parameters; a request id that holds a secret is recorded by hash.
-    const held = await secretsIn({
-      parameters: request.parameters,
-      session: request.session,
-      request_id: request.request_id,
-    });
-    if (held !== undefined) {
-      if (held.code !== 'ERR_PARAMS_SECRET') return failAuthenticated(held, rawSha, p, client);
-      // Which field held it decides only what the record may name: asked again on this deny path
-      // alone, and an id that cannot be cleared is recorded by hash all the same.
-      const idHeld = await secretsIn(request.request_id);
-      const recorded =
-        idHeld === undefined
-          ? p
-          : { ...p, request: { ...request, request_id: redactedId(request.request_id) } };
-      return failAuthenticated(held, rawSha, recorded, client, request.request_id);
-    }
     const claimed = await withDeadline(
       () =>
         deps.replay.claim(
@@ -561,7 +568,7 @@ export function createGate(deps: GateDeps): Gate {
     // and are waited for before an envelope leaves the Control Plane; those after it, before the
     // tool runs and before the answer leaves (at most three durable rounds, durability.ts).
     const writes = createDurableWrites();
-    const auth = await authenticate(body, rawSha, writes);
+    const auth = await authenticate(body, rawSha, writes, note);
     if ('status' in auth) return auth;
     const { p, client } = auth;
     note.tool = p.request.action;
@@ -982,17 +989,17 @@ export function createGate(deps: GateDeps): Gate {
       return answer(d, m.request_id, m.trace_id);
     };
     try {
-      if (deps.secretScanner !== undefined) {
-        let found: boolean;
-        try {
-          found = deps.secretScanner(c.params);
-        } catch {
-          found = true;
-        }
-        if (found) return await fail(deny('ERR_PARAMS_SECRET', 'parameters carry a secret value'), INGRESS);
+      // The session and a retried request id come from the caller and are stored like the
+      // parameters (scenario 16, OE-INV-009): searched with them. A retried id that holds a
+      // secret (or one that could not be cleared) is recorded and answered as its redacted id.
+      const held = await secretsIn({ parameters: c.params, session: c.session, request_id: m.request_id });
+      if (held !== undefined) {
+        const idHeld =
+          c.retryOf !== undefined &&
+          (held.code !== 'ERR_PARAMS_SECRET' || (await secretsIn(m.request_id)) !== undefined);
+        if (idHeld) m = { ...m, request_id: redactedId(m.rawSha) };
+        return await fail(held, INGRESS);
       }
-      const valued = await secretValuesIn(c.params);
-      if (valued !== undefined) return await fail(valued, INGRESS);
       const writes = createDurableWrites();
       const claimed = await withDeadline(
         () =>
@@ -1170,6 +1177,8 @@ export function createGate(deps: GateDeps): Gate {
     ingress: 'http' | 'mcp',
     tool: string | null,
     traceparent: string | undefined,
+    /** The id logs and traces may name: never one a secret was found in, nor an unauthenticated one. */
+    requestId: string | null,
   ): void => {
     const b = a.body;
     obs.callEnded({
@@ -1177,7 +1186,7 @@ export function createGate(deps: GateDeps): Gate {
       code: b.outcome === 'executed' || b.outcome === 'queued' ? null : b.code,
       status: a.status,
       trace_id: b.trace_id,
-      request_id: b.request_id,
+      request_id: requestId,
       // Only a name of the request syntax is logged or traced; anything else is `invalid`.
       tool: observedToolName(tool),
       ingress,
@@ -1308,7 +1317,8 @@ export function createGate(deps: GateDeps): Gate {
           inflight -= 1;
         }
       }
-      if (obs !== NO_OBSERVER) observeEnd(a, startMs, 'http', note.tool, options?.traceparent);
+      if (obs !== NO_OBSERVER)
+        observeEnd(a, startMs, 'http', note.tool, options?.traceparent, note.requestId ?? null);
       return a;
     },
     callAs: async (principal: Principal, c: PrincipalCall, options?: CallOptions) => {
@@ -1325,7 +1335,14 @@ export function createGate(deps: GateDeps): Gate {
       }
       // The principal is authenticated: the tool it names is attributable (shed calls name none).
       if (obs !== NO_OBSERVER)
-        observeEnd(a, startMs, 'mcp', a.body.request_id === null ? null : c.tool, options?.traceparent);
+        observeEnd(
+          a,
+          startMs,
+          'mcp',
+          a.body.request_id === null ? null : c.tool,
+          options?.traceparent,
+          a.body.request_id,
+        );
       return a;
     },
   });

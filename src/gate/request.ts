@@ -43,6 +43,11 @@ const FIELDS = REQUEST_FIELDS;
 const FIELD_SET: ReadonlySet<string> = new Set(FIELDS);
 
 const ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/**
+ * The prefix of the ids the Gate records a request under when its own id holds a secret
+ * (`redactedId` in gate.ts): no client may use it, so no request is ever read as another's.
+ */
+export const REDACTED_ID_PREFIX = 'redacted-';
 const IDENTITY = /^[A-Za-z0-9._:@-]{1,128}$/;
 const NAME = REQUEST_NAME;
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -97,7 +102,7 @@ export function parseRequestValue(value: JsonValue): ParsedRequest | Deny {
     if (!Object.prototype.hasOwnProperty.call(obj, key))
       return deny('ERR_REQUEST_MALFORMED', `request lacks ${key}`);
   const { request_id, identity, tenant, action, parameters, timestamp, nonce, session, signature } = obj;
-  if (typeof request_id !== 'string' || !ID.test(request_id))
+  if (typeof request_id !== 'string' || !ID.test(request_id) || request_id.startsWith(REDACTED_ID_PREFIX))
     return deny('ERR_REQUEST_MALFORMED', 'request_id is malformed');
   if (typeof identity !== 'string' || !IDENTITY.test(identity))
     return deny('ERR_REQUEST_MALFORMED', 'identity is malformed');

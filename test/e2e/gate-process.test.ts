@@ -606,6 +606,22 @@ describe('a Gate as its own process, holding no key', () => {
       });
       expect(stored).toMatchObject({ status: 400, body: { outcome: 'deny', code: 'ERR_PARAMS_SECRET' } });
     }
+    // Nor can it have an entry naming the value stored: as the request id, or in the payload
+    // (the session a gateway.accepted names).
+    for (const [request_id, payload] of [
+      [`id-${SECRET_VALUE}`, { code: 'ERR_POLICY_DENY', outcome: 'deny', status: 'ingress' }],
+      ['gp-secret-entry', { tool: 'echo', session: `s-${SECRET_VALUE}`, request_sha256: '0'.repeat(64) }],
+    ] as const) {
+      const entry = await asRole('gate', 'POST', '/v1/internal/gate/event', {
+        type: 'gateway.failed',
+        trace_id: '0'.repeat(32),
+        request_id,
+        tenant: 'acme',
+        identity: 'demo-agent',
+        payload,
+      });
+      expect(entry).toMatchObject({ status: 400, body: { outcome: 'deny', code: 'ERR_PARAMS_SECRET' } });
+    }
     // Nowhere in the ledger or its evidence.
     const c = new pg.Client({ connectionString: pgdb.url });
     await c.connect();

@@ -19,6 +19,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -183,17 +184,52 @@ describe.each(ALL_TOPOLOGIES)(
       expect((await everythingStored()).includes(secret)).toBe(false);
     });
 
-    it('scenario 16: a known secret value as the request id → ERR_PARAMS_SECRET, recorded under its hash only', async () => {
-      const id = `id-${SECRET}`;
-      const r = await expectDenied(e2e, 'ERR_PARAMS_SECRET', () =>
-        e2e.client().call('echo', { message: 'harmless' }, { session: session(), requestId: id }),
-      );
-      // The client is answered with its own id; the record names the id's hash.
-      expect(r.request_id).toBe(id);
-      const view = await e2e.evidence(redactedId(id));
-      const types = (view.body['records'] as { entry: { type: string } }[]).map((x) => x.entry.type);
-      expect(types).toEqual(['gateway.failed']);
-      expect((await everythingStored()).includes(SECRET)).toBe(false);
+    it.each([
+      ['in time', 0],
+      // Refused for the secret before the timestamp check could record the id.
+      ['with a stale timestamp', -3_600_000],
+    ])(
+      'scenario 16: a known secret value as the request id (%s) → ERR_PARAMS_SECRET, recorded under a hash of the request only',
+      async (_name, skewMs) => {
+        const demo = readClientFile(e2e.dir, DEMO_CLIENT.identity);
+        const id = `id-${SECRET}`;
+        const bytes = JSON.stringify(
+          buildSignedRequest({
+            key: importSigningKeyJwk(demo.key),
+            identity: demo.identity,
+            tenant: demo.tenant,
+            action: 'echo',
+            parameters: { message: 'harmless' },
+            timestampMs: e2e.clock.now() + skewMs,
+            session: session(),
+            requestId: id,
+          }),
+        );
+        const before = e2e.totalRuns();
+        const res = await fetch(`${e2e.url}/v1/calls`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: bytes,
+        });
+        // The client is answered with its own id; the record names the request's hash.
+        expect(await res.json()).toMatchObject({
+          outcome: 'deny',
+          code: 'ERR_PARAMS_SECRET',
+          request_id: id,
+        });
+        expect(e2e.totalRuns()).toBe(before);
+        const view = await e2e.evidence(redactedId(createHash('sha256').update(bytes).digest('hex')));
+        const types = (view.body['records'] as { entry: { type: string } }[]).map((x) => x.entry.type);
+        expect(types).toEqual(['gateway.failed']);
+        expect((await everythingStored()).includes(SECRET)).toBe(false);
+      },
+    );
+
+    it('a request id with the prefix of redacted ids is malformed: no request is read as another', async () => {
+      const r = await e2e
+        .client()
+        .call('echo', { message: 'x' }, { session: session(), requestId: `redacted-${'0'.repeat(32)}` });
+      expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_MALFORMED' });
     });
 
     it('after every refusal the export verifies: no record points at evidence never stored', async () => {

@@ -87,6 +87,7 @@ async function call(
   tool: string,
   parameters: Record<string, string>,
   headers: Record<string, string> = {},
+  ids: { readonly requestId?: string; readonly session?: string } = {},
 ): Promise<{
   status: number;
   body: { outcome: string; code?: string; trace_id: string; request_id: string };
@@ -99,6 +100,7 @@ async function call(
     parameters,
     timestampMs: Date.now(),
     key: importSigningKeyJwk(file.key),
+    ...ids,
   });
   const res = await fetch(`${instance.url}/v1/calls`, {
     method: 'POST',
@@ -123,7 +125,14 @@ describe('telemetry of governed calls', () => {
       { message: CANARY },
       { traceparent: `00-${CALLER_TRACE}-00f067aa0ba902b7-01` },
     );
-    secret = await call('echo', { message: SECRET }, { traceparent: 'not-a-traceparent' });
+    // The secret in the request id and the session as well: the Gate answers the client with its
+    // own id, but no log line or span may name it (scenario 16, OE-INV-009).
+    secret = await call(
+      'echo',
+      { message: SECRET },
+      { traceparent: 'not-a-traceparent' },
+      { requestId: `id-${SECRET}`, session: `s-${SECRET}` },
+    );
     await telemetry.tracing?.flush();
   });
 
@@ -152,6 +161,9 @@ describe('telemetry of governed calls', () => {
       outcome: 'deny',
       code: 'ERR_PARAMS_SECRET',
     });
+    // Logged under the id its record names, never the client's own.
+    expect(secret.body.request_id).toBe(`id-${SECRET}`);
+    expect(calls[1]?.['request_id']).toMatch(/^redacted-[0-9a-f]{32}$/);
     const all = logLines.join('\n');
     expect(all).not.toContain(SECRET);
     expect(all).not.toContain(CANARY);

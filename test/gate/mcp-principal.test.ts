@@ -91,6 +91,25 @@ describe('Gate.callAs', () => {
     expect(h.execCalls).toEqual([]);
   });
 
+  it('a secret in the session is refused before anything is stored (scenario 16, OE-INV-009)', async () => {
+    const scanned: unknown[] = [];
+    h = await startHarness({
+      extra: {
+        secretScanner: (v) => {
+          scanned.push(v);
+          return JSON.stringify(v).includes('AKIA');
+        },
+      },
+    });
+    const a = await h.gate.callAs(principal, { ...call, session: 's-AKIAIOSFODNN7EXAMPLE' });
+    expect(a.body).toMatchObject({ outcome: 'deny', code: 'ERR_PARAMS_SECRET' });
+    expect(scanned[0]).toMatchObject({ parameters: call.params, session: 's-AKIAIOSFODNN7EXAMPLE' });
+    expect(h.ledger.evidence.size).toBe(0);
+    expect(JSON.stringify(h.ledger.events)).not.toContain('AKIA');
+    expect(h.cpCalls).toEqual([]);
+    expect(h.execCalls).toEqual([]);
+  });
+
   it('a retry of a request id the Control Plane does not hold as escalated is ERR_REQUEST_REPLAYED; nothing runs', async () => {
     h = await startHarness();
     const first = await h.gate.callAs(principal, call);
