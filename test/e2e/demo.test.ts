@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DEMO_STEPS, runDemo } from '../../src/cli/demo.js';
-import type { DemoStep } from '../../src/cli/demo.js';
+import { misreportingStep } from '../support/demo-steps.js';
 
 describe('failclosed demo', () => {
   it('every step behaves as SPEC §7 says (exit 0), one PASS line per step', async () => {
@@ -32,14 +32,7 @@ describe('failclosed demo', () => {
   });
 
   it('a step that observes something else, or runs a tool it should not, fails the demo (exit 1)', async () => {
-    const wrong: DemoStep = {
-      title: 'expects a deny but the call runs',
-      expect: 'ERR_POLICY_DENY',
-      run: (ctx) =>
-        ctx.client
-          .call('echo', { message: 'x' })
-          .then((r) => ({ observed: r.outcome === 'executed' ? 'ERR_POLICY_DENY' : r.code })),
-    };
+    const wrong = misreportingStep('x');
     const out: string[] = [];
     expect(await runDemo((t) => out.push(t), { steps: [wrong] })).toBe(1);
     expect(out.join('')).toMatch(/^FAIL +1\. .*tool ran 1×/m);

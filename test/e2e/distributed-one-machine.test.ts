@@ -22,7 +22,7 @@ import pg from 'pg';
 import { applyRoleSql, nextSchema, PG_ADMIN_URL, useTestDatabase } from '../support/postgres.js';
 import { REPO_ROOT } from '../support/paths.js';
 import { runDemoThrough } from '../../src/cli/demo.js';
-import type { DemoStep } from '../../src/cli/demo.js';
+import { misreportingStep } from '../support/demo-steps.js';
 import { runCli, startUp, type UpProcess } from './processes.js';
 import { freePort, spawnExecutor, spawnServe, stopProcess, type ExecutorProcess } from './topology.js';
 
@@ -285,14 +285,7 @@ describe('the separated shape on one machine, as documented', () => {
   }, 180_000);
 
   it('the walkthrough through a Gate counts tool runs from the ledger: a step that runs a tool it should not fails', async () => {
-    const wrong: DemoStep = {
-      title: 'expects a deny but the call runs',
-      expect: 'ERR_POLICY_DENY',
-      run: (ctx) =>
-        ctx.client
-          .call('echo', { message: 'counted from its receipt' })
-          .then((r) => ({ observed: r.outcome === 'executed' ? 'ERR_POLICY_DENY' : r.code })),
-    };
+    const wrong = misreportingStep('counted from its receipt');
     const out: string[] = [];
     const code = await runDemoThrough((t) => out.push(t), {
       gateUrl: gates[1]!.url,
