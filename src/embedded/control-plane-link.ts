@@ -192,9 +192,10 @@ export function createRemoteControlPlane(options: RemoteControlPlaneOptions): Ga
 }
 
 /**
- * Whether parameters hold a secret value the Control Plane process knows (a keyless Gate knows
- * none): its `/v1/internal/cp/secret-values` answer, exactly `{ found: boolean }`; anything else
- * rejects, and the Gate denies `ERR_CONTROL_PLANE_UNAVAILABLE` (scenario 16, OE-INV-009).
+ * Whether a value (what the Gate would store of a request: its parameters, session and request
+ * id) holds a secret value the Control Plane process knows (a keyless Gate knows none): its
+ * `/v1/internal/cp/secret-values` answer, exactly `{ found: boolean }`; anything else rejects,
+ * and the Gate denies `ERR_CONTROL_PLANE_UNAVAILABLE` (scenario 16, OE-INV-009).
  */
 export function createRemoteSecretValues(link: GateLink): (params: JsonValue) => Promise<boolean> {
   return async (params) => {

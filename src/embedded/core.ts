@@ -131,9 +131,9 @@ export interface Core {
   readonly executorPort: GateExecutor;
   /**
    * True when `text` holds a value of a secret this process knows (`FC_SECRET_*`, `secrets.json`,
-   * upstream tokens), in any encoded form the redactor knows; patterns are not matched. The
-   * internal listener refuses to store a separate Gate's request evidence that holds one
-   * (scenario 16): a keyless Gate knows no secret value (`gate-routes.ts`).
+   * upstream tokens), in any encoded form the redactor knows; patterns are not matched. A keyless
+   * Gate knows no secret value: it asks the internal listener, which also refuses to store its
+   * request evidence or entries holding one (scenario 16, `gate-routes.ts`).
    */
   readonly secretValueIn: (text: string) => boolean;
   readonly executor: Executor;

@@ -121,13 +121,9 @@ const str = (v: JsonValue | undefined, max = 256): string | undefined =>
   typeof v === 'string' && v.length <= max ? v : undefined;
 
 /**
- * Whether request evidence `bytes` hold a known secret value in their parameters, session or
- * request id, in canonical form (an escape such as `\u0073` in the bytes hides nothing there);
- * bytes that are not a JSON object with `parameters` are searched as text. A scanner that throws
- * counts as a find. The Gate asked first (`/v1/internal/cp/secret-values`); this holds against
- * one that did not.
+ * Whether `value`, in canonical form (an escape such as `\u0073` in the bytes it came from hides
+ * nothing there), holds a known secret value; a scanner that throws counts as a find.
  */
-/** Whether `value`, in canonical form, holds a known secret value; a scanner that throws is a find. */
 function secretValueHeld(secretValueIn: (text: string) => boolean, value: JsonValue): boolean {
   try {
     return secretValueIn(canonicalize(value));
@@ -136,22 +132,26 @@ function secretValueHeld(secretValueIn: (text: string) => boolean, value: JsonVa
   }
 }
 
+/**
+ * Whether request evidence `bytes` hold a known secret value in their parameters, session or
+ * request id ({@link secretValueHeld}); bytes that are not a JSON object with `parameters` are
+ * searched as text. The Gate asked first (`/v1/internal/cp/secret-values`); this holds against
+ * one that did not.
+ */
 function holdsSecretValue(bytes: Uint8Array, secretValueIn: (text: string) => boolean): boolean {
+  let parsed: JsonValue | undefined;
   try {
-    let parsed: JsonValue;
-    try {
-      parsed = parseJson(bytes, { maxBytes: MAX_BODY, maxDepth: 64 });
-    } catch {
-      return secretValueIn(Buffer.from(bytes).toString('utf8'));
-    }
-    if (isObject(parsed) && 'parameters' in parsed)
-      return secretValueIn(
-        canonicalize({
-          parameters: parsed['parameters'] ?? null,
-          session: parsed['session'] ?? null,
-          request_id: parsed['request_id'] ?? null,
-        }),
-      );
+    parsed = parseJson(bytes, { maxBytes: MAX_BODY, maxDepth: 64 });
+  } catch {
+    parsed = undefined;
+  }
+  if (isObject(parsed) && 'parameters' in parsed)
+    return secretValueHeld(secretValueIn, {
+      parameters: parsed['parameters'] ?? null,
+      session: parsed['session'] ?? null,
+      request_id: parsed['request_id'] ?? null,
+    });
+  try {
     return secretValueIn(Buffer.from(bytes).toString('utf8'));
   } catch {
     return true;
@@ -472,20 +472,11 @@ export async function handleGateRoute(
     }
     case '/v1/internal/cp/secret-values': {
       // Scenario 16, OE-INV-009: a keyless Gate knows no secret value; it asks here, before it
-      // claims or stores anything of the request, whether the parameters hold one this process
-      // knows. Parameters only, as an embedded Gate checks them, in their canonical form (an
-      // escape in the request's bytes hides nothing there). A scanner that throws is a find.
+      // claims or stores anything of the request, whether what it would store (the parameters,
+      // the session and the request id, as the Gate sends them) holds one this process knows.
       if (!('params' in o)) return refuse('ERR_REQUEST_MALFORMED', 'params');
       const params = o['params'];
-      return write(() => {
-        let found: boolean;
-        try {
-          found = routes.secretValueIn(canonicalize(params));
-        } catch {
-          found = true;
-        }
-        return Promise.resolve({ found });
-      });
+      return write(() => Promise.resolve({ found: secretValueHeld(routes.secretValueIn, params) }));
     }
     case '/v1/internal/cp/is-retry': {
       const request_id = str(o['request_id']);

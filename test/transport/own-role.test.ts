@@ -83,11 +83,9 @@ describe('a listener serves its own role only', () => {
     await createDevCa(dir);
     await issueCert(dir, { role: 'control-plane' });
     await issueCert(dir, { role: 'executor' });
-    const own: TlsFiles = {
-      ca: pkiPaths(dir).caCert,
-      cert: pkiPaths(dir).cert('control-plane'),
-      key: pkiPaths(dir).key('control-plane'),
-    };
+    const own = pkiFiles(dir, 'control-plane');
+    const executorAgent = () =>
+      createMtlsAgent({ files: pkiFiles(dir, 'executor'), expect: ['control-plane'] });
     const s = await createMtlsServer(
       (_req, res) => {
         ran += 1;
@@ -96,14 +94,7 @@ describe('a listener serves its own role only', () => {
       { files: own, allow: ['executor'], host: '127.0.0.1', port: 0, serves: SERVES },
     );
     servers.push(s);
-    const agent = await createMtlsAgent({
-      files: {
-        ca: pkiPaths(dir).caCert,
-        cert: pkiPaths(dir).cert('executor'),
-        key: pkiPaths(dir).key('executor'),
-      },
-      expect: ['control-plane'],
-    });
+    const agent = await executorAgent();
     try {
       expect(await getWho(s.url, agent.current())).toEqual({ status: 200 });
       const before = ran;
@@ -111,14 +102,7 @@ describe('a listener serves its own role only', () => {
       await issueCert(dir, { role: 'gate', name: 'control-plane' });
       await expect(s.reload()).rejects.toThrow(/names the gate role, not control-plane/);
       agent.close();
-      const again = await createMtlsAgent({
-        files: {
-          ca: pkiPaths(dir).caCert,
-          cert: pkiPaths(dir).cert('executor'),
-          key: pkiPaths(dir).key('executor'),
-        },
-        expect: ['control-plane'],
-      });
+      const again = await executorAgent();
       try {
         expect((await getWho(s.url, again.current())).status).toBeUndefined();
         expect(ran).toBe(before);
