@@ -14,8 +14,10 @@
  * Plane's answer never calls the Execution Layer (FC-INV-4, GEI).
  */
 import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import {
   FailclosedError,
+  canonicalize,
   deny,
   isDenialCode,
   isLedgerRef,
@@ -24,7 +26,13 @@ import {
 } from '../kernel/index.js';
 import type { Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import type { ControlPlaneResult, LedgerRef } from '../control-plane/index.js';
-import type { CheckpointView, GateControlPlane, GateLedger, LedgerEntryView } from '../gate/index.js';
+import type {
+  CheckpointView,
+  GateControlPlane,
+  GateLedger,
+  GatewayEvent,
+  LedgerEntryView,
+} from '../gate/index.js';
 import { gateRequest } from './executor-node.js';
 import type { GateLink } from './executor-node.js';
 
@@ -213,15 +221,20 @@ function entryViewOf(v: JsonValue): LedgerEntryView | undefined {
   return v as unknown as LedgerEntryView;
 }
 
-/** Exactly the writer's refusal of evidence that holds a secret value. */
-function isSecretRefusal(v: JsonValue): boolean {
+/** Exactly a refusal of the writer with `code`. */
+function isRefusal(v: JsonValue, code: string): boolean {
   return (
-    isObject(v) &&
-    onlyKeys(v, ['outcome', 'code', 'reason']) &&
-    v['outcome'] === 'deny' &&
-    v['code'] === 'ERR_PARAMS_SECRET'
+    isObject(v) && onlyKeys(v, ['outcome', 'code', 'reason']) && v['outcome'] === 'deny' && v['code'] === code
   );
 }
+
+/** Exactly the writer's refusal of evidence that holds a secret value. */
+function isSecretRefusal(v: JsonValue): boolean {
+  return isRefusal(v, 'ERR_PARAMS_SECRET');
+}
+
+/** The pause between two tries of an outcome whose answer was lost. */
+const OUTCOME_RETRY_MS = 100;
 
 /**
  * The Gate's ledger port over the Control Plane process's internal listener (the one ledger
@@ -239,6 +252,73 @@ export function createRemoteGateLedger(link: GateLink, ledgerMs: number): GateLe
     if (!isObject(v) || !onlyKeys(v, ['index', 'entry_hash']) || !isLedgerRef(v))
       throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'the ledger writer answered garbage');
     return Object.freeze({ index: v.index, entry_hash: v.entry_hash });
+  };
+
+  /**
+   * An outcome closing one attempt (`GatewayEvent.closes`), tried until confirmed within
+   * `ledgerMs`. An outcome is appended only while its attempt is open, so a try whose answer was
+   * lost (the Control Plane process killed mid-append, a reset, its deadline while the append was
+   * queued) can be made again on the same process or a standby without ever recording a second
+   * outcome (FC-INV-5). When a later try finds the request closed, the request's entries say
+   * whether the outcome recorded is exactly this one (the lost try's): then it is confirmed;
+   * otherwise another closed it first (`ERR_LEDGER_REQUEST_CLOSED`). A definite refusal (a
+   * malformed entry, a secret value) is not tried again.
+   */
+  const closeOnce = async (e: GatewayEvent, body: JsonObject): Promise<LedgerRef> => {
+    const end = performance.now() + ledgerMs;
+    let unsure = false;
+    for (;;) {
+      const r = await withDeadline(
+        () => ask(link, 'POST', '/v1/internal/gate/event', body),
+        Math.max(1, end - performance.now()),
+      );
+      if (r.status === 'ok' && r.value.status === 200) return ref(r.value.value);
+      if (
+        r.status === 'ok' &&
+        r.value.status === 409 &&
+        isRefusal(r.value.value, 'ERR_LEDGER_REQUEST_CLOSED')
+      ) {
+        const own = unsure ? await recorded(e) : undefined;
+        if (own !== undefined) return own;
+        throw new FailclosedError('ERR_LEDGER_REQUEST_CLOSED', 'the request already has an outcome record');
+      }
+      if (r.status === 'ok' && r.value.status < 500)
+        throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'refused');
+      // No answer, or the writer did not confirm in time: the append may still have happened.
+      unsure = true;
+      if (end - performance.now() <= OUTCOME_RETRY_MS)
+        throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'no answer');
+      await new Promise((resolve) => setTimeout(resolve, OUTCOME_RETRY_MS));
+    }
+  };
+
+  /** The entry recording exactly `e` after the attempt it closes, if the ledger holds one. */
+  const recorded = async (e: GatewayEvent): Promise<LedgerRef | undefined> => {
+    if (e.request_id === null || e.closes === undefined) return undefined;
+    const v = await post('/v1/internal/gate/entries', { request_id: e.request_id });
+    const list = isObject(v) ? v['entries'] : undefined;
+    if (!Array.isArray(list)) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'garbage');
+    const want = canonicalize(e.payload);
+    for (const x of list as readonly JsonValue[]) {
+      const entry = entryViewOf(x);
+      if (entry === undefined) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'garbage');
+      const actor = entry['actor'];
+      const payload = entry['payload'];
+      if (
+        entry.index > e.closes &&
+        entry.type === e.type &&
+        entry['request_id'] === e.request_id &&
+        entry['trace_id'] === e.trace_id &&
+        entry['tenant'] === e.tenant &&
+        isObject(actor) &&
+        actor['id'] === e.identity &&
+        actor['role'] === 'gate' &&
+        isObject(payload) &&
+        canonicalize(payload) === want
+      )
+        return Object.freeze({ index: entry.index, entry_hash: entry.entry_hash });
+    }
+    return undefined;
   };
   return {
     async putEvidence(bytes, mediaType) {
@@ -264,16 +344,16 @@ export function createRemoteGateLedger(link: GateLink, ledgerMs: number): GateLe
       return sha;
     },
     async appendGatewayEvent(e) {
-      return ref(
-        await post('/v1/internal/gate/event', {
-          type: e.type,
-          trace_id: e.trace_id,
-          request_id: e.request_id,
-          tenant: e.tenant,
-          identity: e.identity,
-          payload: e.payload,
-        }),
-      );
+      const body: JsonObject = {
+        type: e.type,
+        trace_id: e.trace_id,
+        request_id: e.request_id,
+        tenant: e.tenant,
+        identity: e.identity,
+        payload: e.payload,
+      };
+      if (e.closes === undefined) return ref(await post('/v1/internal/gate/event', body));
+      return closeOnce(e, { ...body, closes: e.closes });
     },
     // Raw evidence is never served to a separate Gate (it reads only through the evidence view).
     getEvidence: () =>

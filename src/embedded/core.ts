@@ -357,6 +357,7 @@ export function gateLedgerOver(ledger: Ledger, port: Core['ledgerPort']): GateLe
           payload: e.payload,
         },
         writes,
+        e.closes === undefined ? undefined : { ifOpen: e.closes },
       ),
     // Committed entries only. A store that stages (the SQLite connection) also reads entries
     // whose commit is under way: those past the committed size. On a shared store, entries past

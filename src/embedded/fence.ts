@@ -33,7 +33,8 @@ export function fencedLedgerPort<P extends Pick<Ledger, 'append' | 'putEvidence'
   fence: Fence,
 ): Pick<Ledger, 'append' | 'putEvidence' | 'readEnvelopeContext'> {
   return {
-    append: (input, writes) => (fence.raised ? Promise.reject(stopped()) : port.append(input, writes)),
+    append: (input, writes, options) =>
+      fence.raised ? Promise.reject(stopped()) : port.append(input, writes, options),
     putEvidence: (body, mediaType, writes) =>
       fence.raised ? Promise.reject(stopped()) : port.putEvidence(body, mediaType, writes),
     readEnvelopeContext: (query) => port.readEnvelopeContext(query),

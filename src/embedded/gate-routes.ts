@@ -437,6 +437,13 @@ export async function handleGateRoute(
       r.error.code === 'ERR_LEDGER_PAYLOAD_FIELD'
     )
       return refuse('ERR_LEDGER_PAYLOAD_FIELD', 'a payload field is not on its allowlist');
+    // Nothing was written: the request already has an outcome (a retried one's first try, or a sweep's).
+    if (
+      r.status === 'error' &&
+      r.error instanceof FailclosedError &&
+      r.error.code === 'ERR_LEDGER_REQUEST_CLOSED'
+    )
+      return refuse('ERR_LEDGER_REQUEST_CLOSED', 'the request already has an outcome record', 409);
     return unavailable;
   };
   const refOf = (ref: { index: number; entry_hash: string }): JsonValue => ({
@@ -527,6 +534,8 @@ export async function handleGateRoute(
       const request_id = nullable('request_id');
       const tenant = nullable('tenant');
       const identity = nullable('identity');
+      // An outcome closing one attempt (`GatewayEvent.closes`): appended only while it is open.
+      const closes = o['closes'];
       if (
         typeof type !== 'string' ||
         !(GATEWAY_TYPES as readonly string[]).includes(type) ||
@@ -534,7 +543,11 @@ export async function handleGateRoute(
         request_id === undefined ||
         tenant === undefined ||
         identity === undefined ||
-        !isObject(payload)
+        !isObject(payload) ||
+        (closes !== undefined &&
+          (!Number.isSafeInteger(closes) ||
+            (closes as number) < 0 ||
+            (type !== 'gateway.completed' && type !== 'gateway.failed')))
       )
         return refuse('ERR_REQUEST_MALFORMED', 'not a Gate entry');
       // Scenario 16, OE-INV-009: the entry names the request id and, in its payload, the session;
@@ -551,6 +564,7 @@ export async function handleGateRoute(
             tenant,
             identity,
             payload,
+            ...(closes === undefined ? {} : { closes: closes as number }),
           }),
         ),
       );

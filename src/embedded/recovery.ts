@@ -10,7 +10,7 @@
  * `false` says it never ran and now never can. When the nonce store cannot confirm, recovery
  * throws and the deployment does not start (fail closed).
  */
-import type { JsonObject } from '../kernel/index.js';
+import { FailclosedError, type JsonObject } from '../kernel/index.js';
 import type { EntryInput, EntryRef, Ledger, LedgerEntry, OpenRequest } from '../ledger/index.js';
 import type { NonceConsumption, NonceStore, VoidVerdict } from '../execution/index.js';
 
@@ -18,7 +18,11 @@ import type { NonceConsumption, NonceStore, VoidVerdict } from '../execution/ind
 export interface RecoveryDeps {
   readonly openRequests: () => Promise<readonly OpenRequest[]>;
   readonly entriesOf: (requestId: string) => Promise<readonly LedgerEntry[]>;
-  readonly append: (input: EntryInput) => Promise<EntryRef>;
+  /**
+   * Appends `input` only while the attempt accepted at `ifOpen` is still open (`AppendOptions`);
+   * rejects with `ERR_LEDGER_REQUEST_CLOSED` when it has an outcome by then.
+   */
+  readonly append: (input: EntryInput, ifOpen: number) => Promise<EntryRef>;
   /**
    * Voids an issued envelope's nonce unless it was consumed (see `NonceStore.void`). Kept behind
    * this one function so the nonce store's own voided state can replace it.
@@ -147,7 +151,14 @@ export async function recordAbandonedRequests(
     const r = await abandonOne(deps, open, when);
     // Left open: a broker's worker may still run it, and its answer is its outcome.
     if (r === undefined) continue;
-    await deps.append(r.input);
+    try {
+      // Conditional: the request's own Gate may record its outcome while this pass voids and
+      // reads (a keyless Gate retrying an outcome, a job's answer): then that outcome stands.
+      await deps.append(r.input, open.accepted_index);
+    } catch (err) {
+      if (err instanceof FailclosedError && err.code === 'ERR_LEDGER_REQUEST_CLOSED') continue;
+      throw err;
+    }
     abandoned += 1;
     if (r.consumed) mayHaveRun += 1;
   }
@@ -169,7 +180,7 @@ export function recoveryDeps(
   return {
     openRequests,
     entriesOf: (id) => ledger.store.readByRequest(id),
-    append: (input) => ledger.append(input),
+    append: (input, ifOpen) => ledger.append(input, undefined, { ifOpen }),
     voidEnvelope: voidNonce,
     ...options,
   };

@@ -308,12 +308,29 @@ export function createGate(deps: GateDeps): Gate {
     return true;
   };
 
-  /** True only when the ledger confirmed the event in time with a well-formed reference: anything else is unconfirmed. */
-  /** Appends `event`; true once confirmed (with `writes`: once written, durable at `writes.sync()`). */
-  const record = async (event: GatewayEvent, writes?: DurableWrites): Promise<boolean> => {
+  /**
+   * Appends `event` (with `writes`: confirmed once written, durable at `writes.sync()`): its
+   * reference once the ledger confirmed it in time with a well-formed one, `closed` when the
+   * ledger refused an outcome because its request already has one (`GatewayEvent.closes`),
+   * anything else `unconfirmed`.
+   */
+  const recordAt = async (
+    event: GatewayEvent,
+    writes?: DurableWrites,
+  ): Promise<{ readonly index: number; readonly entry_hash: string } | 'closed' | 'unconfirmed'> => {
     const r = await withDeadline(() => deps.ledger.appendGatewayEvent(event, writes), ledgerMs);
-    return r.status === 'ok' && isLedgerRef(r.value);
+    if (r.status === 'ok' && isLedgerRef(r.value)) return r.value;
+    if (
+      r.status === 'error' &&
+      r.error instanceof FailclosedError &&
+      r.error.code === 'ERR_LEDGER_REQUEST_CLOSED'
+    )
+      return 'closed';
+    return 'unconfirmed';
   };
+  /** Appends `event`; true only once confirmed (see {@link recordAt}). */
+  const record = async (event: GatewayEvent, writes?: DurableWrites): Promise<boolean> =>
+    typeof (await recordAt(event, writes)) === 'object';
 
   const answer = (d: DenyAnswer, requestId: string | null, traceId: string): GateAnswer<CallResponse> => {
     if (d.code === 'ERR_APPROVAL_PENDING' && d.decision_id !== undefined && requestId !== null) {
@@ -671,7 +688,23 @@ export function createGate(deps: GateDeps): Gate {
       if (typeof digest !== 'string' || !hexDigestEquals(envelopeSha256(c.envelope), digest)) return;
       const actor = (queued['actor'] as { id?: unknown } | undefined)?.id;
       const identity = typeof actor === 'string' ? actor : job.client;
-      const base = { trace_id: c.trace_id, request_id: c.request_id, tenant: c.tenant, identity };
+      // The attempt the job belongs to: its answer closes exactly it, once, whichever Gate records
+      // it first (another delivery of the same answer to another Gate is then refused: FC-INV-5).
+      const acceptedAt = mine
+        .filter((e) => e.type === 'gateway.accepted' && e.index < queued.index)
+        .at(-1)?.index;
+      const base = {
+        trace_id: c.trace_id,
+        request_id: c.request_id,
+        tenant: c.tenant,
+        identity,
+        ...(acceptedAt === undefined ? {} : { closes: acceptedAt }),
+      };
+      /** Records the job's outcome; a request another Gate closed meanwhile is done, not an error. */
+      const close = async (event: GatewayEvent): Promise<void> => {
+        const r = await recordAt(event);
+        if (r === 'unconfirmed') throw new Error(`${event.type} not confirmed`);
+      };
       let outcome = parseExecutionAnswer(raw);
       if (outcome.outcome === 'executed') {
         const r = outcome.receipt;
@@ -692,7 +725,7 @@ export function createGate(deps: GateDeps): Gate {
         const bytes = Buffer.from(canonicalize(outcome.result));
         const stored = await withDeadline(() => deps.ledger.putEvidence(bytes, 'application/json'), ledgerMs);
         if (stored.status !== 'ok') throw new Error('the result could not be stored');
-        const completed = await record({
+        await close({
           ...base,
           type: 'gateway.completed',
           payload: {
@@ -703,7 +736,6 @@ export function createGate(deps: GateDeps): Gate {
             result_sha256: stored.value,
           },
         });
-        if (!completed) throw new Error('gateway.completed not confirmed');
         return;
       }
       const voided = await voidEnvelope(deps.executor, c, { code: outcome.code, stage: 'execution' }, voidMs);
@@ -723,7 +755,7 @@ export function createGate(deps: GateDeps): Gate {
         outcome.code === 'ERR_NONCE_REPLAYED' && replayRecorded && !voided.envelope_voided
           ? { ...voided, envelope_consumed: true as const }
           : voided;
-      const failed = await record({
+      await close({
         ...base,
         type: 'gateway.failed',
         payload: {
@@ -736,7 +768,6 @@ export function createGate(deps: GateDeps): Gate {
           ...report,
         },
       });
-      if (!failed) throw new Error('gateway.failed not confirmed');
     } finally {
       finishing.delete(key);
     }
@@ -761,6 +792,10 @@ export function createGate(deps: GateDeps): Gate {
       tenant: client.tenant,
       identity: client.identity,
     };
+    /** The index of this attempt's `gateway.accepted`, once confirmed: its outcome closes exactly it. */
+    const attempt: { accepted?: number } = {};
+    const closing = (): { closes?: number } =>
+      attempt.accepted === undefined ? {} : { closes: attempt.accepted };
     const failAccepted = async (
       d: DenyAnswer,
       stage: string,
@@ -776,7 +811,7 @@ export function createGate(deps: GateDeps): Gate {
         // After issuance: whether the envelope is out of use, or was consumed (the tool may have run).
         ...(report === undefined ? {} : { ...report }),
       };
-      await record({ ...base, type: 'gateway.failed', payload });
+      await record({ ...base, ...closing(), type: 'gateway.failed', payload });
       return answer(d, request.request_id, p.trace_id);
     };
 
@@ -785,7 +820,7 @@ export function createGate(deps: GateDeps): Gate {
     let t = performance.now();
     const [stored, accepted] = await Promise.all([
       withDeadline(() => deps.ledger.putEvidence(body, 'application/json', writes), ledgerMs),
-      record(
+      recordAt(
         {
           ...base,
           type: 'gateway.accepted',
@@ -810,8 +845,9 @@ export function createGate(deps: GateDeps): Gate {
       return failAccepted(deny('ERR_PARAMS_SECRET', 'parameters carry a secret value'), INGRESS);
     if (stored.status !== 'ok' || stored.value !== rawSha)
       return failAccepted(deny('ERR_LEDGER_UNAVAILABLE', 'request evidence not confirmed'), 'ledger');
-    if (!accepted)
+    if (typeof accepted !== 'object')
       return failAccepted(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.accepted not confirmed'), 'ledger');
+    attempt.accepted = accepted.index;
     let now = performance.now();
     obs.stage('ledger_accept', p.trace_id, t, now);
     t = now;
@@ -901,6 +937,7 @@ export function createGate(deps: GateDeps): Gate {
       const completed = await record(
         {
           ...base,
+          ...closing(),
           type: 'gateway.completed',
           payload: {
             decision_id: decision.decision_id,

@@ -158,6 +158,15 @@ export interface GatewayEvent {
   /** The authenticated client identity, or null. */
   readonly identity: string | null;
   readonly payload: JsonObject;
+  /**
+   * For an outcome (`gateway.completed`, `gateway.failed`): the index of the `gateway.accepted`
+   * entry of the attempt it closes. The outcome is then appended only while that request is
+   * open, and refused with `ERR_LEDGER_REQUEST_CLOSED` once it has an outcome (its own, written
+   * by an earlier try whose answer was lost, or another's: a sweep's `request.abandoned`, another
+   * Gate's answer to the same job). So an outcome can be retried, and a request never gets two
+   * (FC-INV-5).
+   */
+  readonly closes?: number;
 }
 
 /** A ledger entry as read back for the evidence view (SPEC §4 fields). */

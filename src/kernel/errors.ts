@@ -183,6 +183,10 @@ export const DENIAL_CODES = {
   // Audit System.
   ERR_LEDGER_UNAVAILABLE: { status: 503, meaning: 'the ledger could not durably confirm the write' },
   ERR_LEDGER_PAYLOAD_FIELD: { status: 500, meaning: 'a ledger payload holds a field not on its allowlist' },
+  ERR_LEDGER_REQUEST_CLOSED: {
+    status: 409,
+    meaning: 'the request already has an outcome record: a second one is not appended',
+  },
   ERR_CHECKPOINT_MALFORMED: {
     status: 400,
     meaning: 'a signed note or checkpoint is malformed (C2SP signed-note, tlog-checkpoint)',

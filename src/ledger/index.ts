@@ -26,7 +26,7 @@ export type {
 } from './store.js';
 export { REQUEST_OUTCOME_TYPES, TREE_CHUNK_HASHES } from './store.js';
 export { createLedger } from './writer.js';
-export type { Ledger, LedgerOptions, AppendReceipt } from './writer.js';
+export type { Ledger, LedgerOptions, AppendOptions, AppendReceipt } from './writer.js';
 export type { CheckpointSigner, LedgerKey } from './checkpoint.js';
 export { exportBundle, AUDIT_BUNDLE_FORMAT } from './export.js';
 export type {

@@ -116,23 +116,42 @@ export interface LedgerStore {
    * open transaction, and hands back the commit that makes it durable. Throws (synchronously)
    * on a conflict, e.g. indices that do not continue the stored head. The writer then pipelines:
    * it seals each entry at once after the last one written and lets callers wait for durability
-   * together (`durability.ts`).
+   * together (`durability.ts`). With `ifOpen` (a conditional append of one outcome record, see
+   * {@link LedgerStore.openAmong}) it first checks, in the same transaction, that the request whose
+   * `gateway.accepted` is at that index is still open, and otherwise throws
+   * `ERR_LEDGER_REQUEST_CLOSED` having written nothing (also when that request is not the one of
+   * the batch's one entry).
    */
-  stageBatch?(entries: readonly LedgerEntry[], evidence?: readonly EvidenceBlob[]): StagedWrite<void>;
+  stageBatch?(
+    entries: readonly LedgerEntry[],
+    evidence?: readonly EvidenceBlob[],
+    ifOpen?: number,
+  ): StagedWrite<void>;
   /**
    * For a store several writers share (gate replicas on PostgreSQL; SPEC §4 "one writer" holds per
    * transaction): takes the store's append lock, reads the entries other writers committed from
    * index `from` on, hands them to `seal`, which verifies that they continue the chain the caller
    * knows and returns its own batch sealed to follow them, and appends that batch with `evidence`
-   * in the same transaction. Resolves with the entries read, once the batch is durable. Rejects,
+   * in the same transaction. With `ifOpen`, it also reads, under the lock, which of those accepted
+   * indices are still open requests and hands them to `seal` (see {@link LedgerStore.openAmong}).
+   * Resolves with the entries read, once the batch is durable. Rejects,
    * storing nothing, when `seal` throws, the lock or the database fails, or this writer may no
    * longer append. Undefined on stores one writer owns.
    */
   appendShared?(
     from: number,
-    seal: (committed: readonly LedgerEntry[]) => readonly LedgerEntry[],
+    seal: (committed: readonly LedgerEntry[], open: readonly OpenRequest[]) => readonly LedgerEntry[],
     evidence?: readonly EvidenceBlob[],
+    ifOpen?: readonly number[],
   ): Promise<readonly LedgerEntry[]>;
+  /**
+   * Of `accepted` (indices of `gateway.accepted` entries), the requests still open, as the next
+   * append of a store one writer owns would find them. Conditional appends (an outcome recorded
+   * only while its request is open: the writer's `append(…, { ifOpen })`) read it before they are
+   * sealed; on a shared store `appendShared` reads the same under its append lock (its `ifOpen`,
+   * handed to `seal`). Optional: without it a conditional append is refused.
+   */
+  openAmong?(accepted: readonly number[]): Promise<OpenRequest[]>;
   /** Current size and last entry. */
   head(): Promise<StoreHead>;
   /**

@@ -28,7 +28,8 @@ import {
   type Checkpointer,
   type LedgerKey,
 } from './checkpoint.js';
-import type { EnvelopeContext, EvidenceBlob, StoredCheckpoint } from './store.js';
+import { REQUEST_OUTCOME_TYPES } from './store.js';
+import type { EnvelopeContext, EvidenceBlob, OpenRequest, StoredCheckpoint } from './store.js';
 import { restoreTree, snapshotChunks } from './open.js';
 
 /** Options for {@link createLedger}. */
@@ -45,6 +46,22 @@ export interface LedgerOptions {
   readonly maxBatch?: number;
   /** Told each batch's size and write time (metrics; docs/deployment.md "Observability"). */
   readonly observer?: Pick<Observer, 'ledgerBatch'>;
+}
+
+/** Options of one {@link Ledger.append}. */
+export interface AppendOptions {
+  /**
+   * A conditional append of an outcome record (`gateway.completed`, `gateway.failed`,
+   * `request.abandoned`): the index of the `gateway.accepted` entry of the request it closes. The
+   * entry is appended only if that entry is an open request of the same request id and trace
+   * when its batch is sealed (read under
+   * the shared store's append lock, or in the staging transaction); otherwise nothing is written
+   * and the append rejects with `ERR_LEDGER_REQUEST_CLOSED`. Outcomes that may race (a retried
+   * outcome whose first attempt may have committed, a sweep abandoning a request its owner is
+   * closing, two answers to one queued job) use it, so a request never gets two outcomes
+   * (FC-INV-5, verify's `OUTCOME_DUPLICATE`).
+   */
+  readonly ifOpen?: number;
 }
 
 /** What {@link Ledger.append} resolves with, once the entry is durable: the envelope's `ledger` claim. */
@@ -71,7 +88,7 @@ export interface Ledger {
    * anything that depends on the entry leaves the process. Any other store resolves after the
    * commit, as without `writes`.
    */
-  append(input: EntryInput, writes?: DurableWrites): Promise<AppendReceipt>;
+  append(input: EntryInput, writes?: DurableWrites, options?: AppendOptions): Promise<AppendReceipt>;
   /**
    * Stores an evidence blob and resolves with its lower-hex SHA-256 once durable: the blob joins
    * the writer's next batch and commits in the same transaction as that batch's entries (SPEC §8
@@ -121,6 +138,8 @@ interface PendingEntry {
   readonly kind: 'entry';
   readonly input: EntryInput;
   readonly atMs: number;
+  /** {@link AppendOptions.ifOpen}. */
+  readonly ifOpen: number | undefined;
   readonly resolve: (r: AppendReceipt) => void;
   readonly reject: (e: unknown) => void;
 }
@@ -145,6 +164,35 @@ const SHARED_BEHIND_UNDER_LOCK = 64;
 
 function unavailable(message: string, cause?: unknown): FailclosedError {
   return new FailclosedError('ERR_LEDGER_UNAVAILABLE', message, { cause });
+}
+
+function requestClosed(): FailclosedError {
+  return new FailclosedError('ERR_LEDGER_REQUEST_CLOSED', 'the request already has an outcome record');
+}
+
+/**
+ * Which conditional appends of a batch may be sealed, in order: each needs the attempt it names
+ * (its request and trace, accepted at its `ifOpen` index) open,
+ * given the requests `open` before the batch and the outcome records sealed before it in the
+ * batch (an outcome closes every open attempt of its request and trace accepted before it, as
+ * the stores' open-request index does).
+ */
+function admitConditional(
+  appends: readonly PendingEntry[],
+  open: readonly OpenRequest[],
+): readonly boolean[] {
+  const stillOpen = new Map(open.map((o) => [o.accepted_index, o]));
+  return appends.map((p) => {
+    const { type, request_id, trace_id } = p.input;
+    if (p.ifOpen !== undefined) {
+      const o = stillOpen.get(p.ifOpen);
+      if (o === undefined || o.request_id !== request_id || o.trace_id !== trace_id) return false;
+    }
+    if (REQUEST_OUTCOME_TYPES.has(type) && request_id !== '')
+      for (const [i, o] of stillOpen)
+        if (o.request_id === request_id && o.trace_id === trace_id) stillOpen.delete(i);
+    return true;
+  });
 }
 
 /**
@@ -275,7 +323,11 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
   let tailHash = lastHash;
   let lastStaged: Promise<void> = Promise.resolve();
   let checkpoints: Promise<void> = Promise.resolve();
-  function stageNow(inputs: readonly { input: EntryInput; atMs: number }[], blobs: readonly EvidenceBlob[]) {
+  function stageNow(
+    inputs: readonly { input: EntryInput; atMs: number }[],
+    blobs: readonly EvidenceBlob[],
+    ifOpen?: number,
+  ) {
     if (stage === undefined) throw new Error('the store does not stage');
     const entries: LedgerEntry[] = [];
     let prev = tailHash;
@@ -286,8 +338,10 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     }
     let written: Promise<void>;
     try {
-      written = stage(entries, blobs).durable;
+      written = stage(entries, blobs, ifOpen).durable;
     } catch (err) {
+      // Checked in the staging transaction: nothing was written, the tail stays where it was.
+      if (err instanceof FailclosedError && err.code === 'ERR_LEDGER_REQUEST_CLOSED') throw err;
       throw unavailable('ledger write not confirmed', err);
     }
     tailSize += entries.length;
@@ -348,18 +402,26 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
   async function commitOne(batch: Pending[]): Promise<void> {
     const appends = batch.filter((p): p is PendingEntry => p.kind === 'entry');
     const blobs = batch.flatMap((p) => (p.kind === 'evidence' ? [p.blob] : []));
+    const conditional = appends.flatMap((p) => (p.ifOpen === undefined ? [] : [p.ifOpen]));
     let entries: LedgerEntry[] = [];
     let others: readonly LedgerEntry[] = [];
-    /** Seals the batch to follow `after` (verified to continue the confirmed head) at index `from`. */
-    const seal = (after: readonly LedgerEntry[]): LedgerEntry[] => {
+    /** The appends sealed into `entries`, in order; the others were refused (request closed). */
+    let kept: readonly PendingEntry[] = appends;
+    /**
+     * Seals the batch to follow `after` (verified to continue the confirmed head), leaving out
+     * each conditional append whose request is not among `open` (read in the same transaction).
+     */
+    const seal = (after: readonly LedgerEntry[], open: readonly OpenRequest[]): LedgerEntry[] => {
       let prev = lastHash;
       for (const [i, e] of after.entries()) {
         if (e.index !== size + i || !hexDigestEquals(e.prev_hash, prev))
           throw unavailable(`ledger chain is broken at entry ${size + i}`);
         prev = e.entry_hash;
       }
+      const admitted = conditional.length === 0 ? undefined : admitConditional(appends, open);
+      kept = admitted === undefined ? appends : appends.filter((_, i) => admitted[i] === true);
       const sealed: LedgerEntry[] = [];
-      for (const [i, p] of appends.entries()) {
+      for (const [i, p] of kept.entries()) {
         const e = sealEntry(p.input, size + after.length + i, prev, p.atMs);
         sealed.push(e);
         prev = e.entry_hash;
@@ -370,7 +432,13 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     try {
       if (needsResync) await resync();
       if (store.appendShared === undefined) {
-        entries = seal([]);
+        // One writer owns the store: what it reads now is what the batch follows.
+        let open: readonly OpenRequest[] = [];
+        if (conditional.length > 0) {
+          if (store.openAmong === undefined) throw new Error('the store cannot tell open requests');
+          open = await store.openAmong(conditional);
+        }
+        entries = seal([], open);
         // Entries and evidence of the batch: one transaction, one durable commit.
         await store.appendBatch(entries, blobs);
       } else {
@@ -383,11 +451,12 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
         // Writers share the store: under its append lock, continue after what the others committed.
         others = await store.appendShared(
           size,
-          (committed) => {
-            entries = seal(committed);
+          (committed, open) => {
+            entries = seal(committed, open);
             return entries;
           },
           blobs,
+          conditional,
         );
       }
     } catch (err) {
@@ -405,9 +474,13 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     for (const e of entries) tree.append(entryLeafHash(e.entry_hash));
     size += entries.length;
     lastHash = entries[entries.length - 1]?.entry_hash ?? lastHash;
-    for (const [i, p] of appends.entries()) {
+    for (const [i, p] of kept.entries()) {
       const e = entries[i] as LedgerEntry;
       p.resolve({ index: e.index, entry_hash: e.entry_hash });
+    }
+    if (kept.length !== appends.length) {
+      const sealed = new Set(kept);
+      for (const p of appends) if (!sealed.has(p)) p.reject(requestClosed());
     }
     for (const p of batch) if (p.kind === 'evidence') p.resolve(p.blob.sha256);
     if (entries.length + others.length > 0) await checkpointer.afterCommit(size);
@@ -429,10 +502,15 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     origin: opts.origin,
     store,
     ledgerKey: checkpointer.ledgerKey,
-    append(input, writes) {
+    append(input, writes, options) {
       let checked: EntryInput;
+      const ifOpen = options?.ifOpen;
       try {
         checked = parseEntryInput(input);
+        if (ifOpen !== undefined && (!Number.isSafeInteger(ifOpen) || ifOpen < 0))
+          throw new TypeError('ifOpen must be the index of a gateway.accepted entry');
+        if (ifOpen !== undefined && !REQUEST_OUTCOME_TYPES.has(checked.type))
+          throw new TypeError('only an outcome record is appended conditionally');
       } catch (err) {
         return Promise.reject(err instanceof Error ? err : new TypeError('invalid entry input'));
       }
@@ -441,7 +519,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
         return afterResync(() => {
           let staged: ReturnType<typeof stageNow>;
           try {
-            staged = stageNow([{ input: checked, atMs }], []);
+            staged = stageNow([{ input: checked, atMs }], [], ifOpen);
           } catch (err) {
             return Promise.reject(err instanceof Error ? err : unavailable('ledger write not confirmed'));
           }
@@ -452,7 +530,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
           return Promise.resolve(ref);
         });
       return new Promise<AppendReceipt>((resolve, reject) => {
-        queue.push({ kind: 'entry', input: checked, atMs, resolve, reject });
+        queue.push({ kind: 'entry', input: checked, atMs, ifOpen, resolve, reject });
         schedule();
       });
     },

@@ -53,6 +53,10 @@ describe('the Gate reads its Control Plane process as untrusted', () => {
   let agent: MtlsAgent;
   /** What the listener answers next: status and raw body, or `hang` to never answer. */
   let next: { status: number; body: string } | 'hang' = { status: 200, body: '{}' };
+  /** Answers taken before `next`, one per request, in order. */
+  let queue: ({ status: number; body: string } | 'hang')[] = [];
+  /** The requests the listener received: path and parsed body. */
+  let seen: { url: string; body: unknown }[] = [];
 
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'fc-cp-link-'));
@@ -69,11 +73,16 @@ describe('the Gate reads its Control Plane process as untrusted', () => {
     };
     server = await createMtlsServer(
       (req, res) => {
-        req.resume();
-        const a = next;
-        if (a === 'hang') return;
-        res.writeHead(a.status, { 'content-type': 'application/json' });
-        res.end(a.body);
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          seen.push({ url: req.url ?? '', body: text === '' ? undefined : (JSON.parse(text) as unknown) });
+          const a = queue.shift() ?? next;
+          if (a === 'hang') return;
+          res.writeHead(a.status, { 'content-type': 'application/json' });
+          res.end(a.body);
+        });
       },
       { files, allow: ['gate'], host: '127.0.0.1', port: 0 },
     );
@@ -170,6 +179,96 @@ describe('the Gate reads its Control Plane process as untrusted', () => {
     await expect(ledger.getEvidence(HASH)).rejects.toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
     next = 'hang';
     await expect(ledger.appendGatewayEvent(event)).rejects.toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
+  });
+
+  describe('an outcome closing one attempt (FC-INV-5)', () => {
+    const outcome = {
+      type: 'gateway.completed' as const,
+      trace_id: 't',
+      request_id: 'r',
+      tenant: 'acme',
+      identity: 'demo-agent',
+      payload: { outcome: 'executed', result_sha256: HASH },
+      closes: 4,
+    };
+    const closed = {
+      status: 409,
+      body: JSON.stringify({ outcome: 'deny', code: 'ERR_LEDGER_REQUEST_CLOSED', reason: 'closed' }),
+    };
+    const lost = {
+      status: 503,
+      body: JSON.stringify({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE', reason: '' }),
+    };
+    const stored = (over: Record<string, unknown> = {}) => ({
+      index: 9,
+      entry_hash: 'c'.repeat(64),
+      type: 'gateway.completed',
+      trace_id: 't',
+      request_id: 'r',
+      tenant: 'acme',
+      actor: { id: 'demo-agent', role: 'gate' },
+      payload: { result_sha256: HASH, outcome: 'executed' },
+      ...over,
+    });
+    const entries = (...list: unknown[]) => ({ status: 200, body: JSON.stringify({ entries: list }) });
+    const events = () => seen.filter((x) => x.url === '/v1/internal/gate/event');
+
+    it('sends the attempt it closes and is tried again after a lost answer, until confirmed', async () => {
+      seen = [];
+      queue = [lost, 'hang', { status: 200, body: JSON.stringify({ index: 9, entry_hash: HASH }) }];
+      const ledger = createRemoteGateLedger(link(), 3000);
+      expect(await ledger.appendGatewayEvent(outcome)).toEqual({ index: 9, entry_hash: HASH });
+      expect(events()).toHaveLength(3);
+      expect(events().every((x) => (x.body as { closes?: unknown }).closes === 4)).toBe(true);
+    });
+
+    it('after a lost answer, a request found closed by exactly this outcome is confirmed from its entries', async () => {
+      seen = [];
+      queue = [lost, closed, entries(stored({ type: 'gateway.accepted', index: 4 }), stored())];
+      const ledger = createRemoteGateLedger(link(), 3000);
+      expect(await ledger.appendGatewayEvent(outcome)).toEqual({ index: 9, entry_hash: 'c'.repeat(64) });
+    });
+
+    it.each([
+      ['another outcome type', { type: 'request.abandoned' }],
+      ['another payload', { payload: { outcome: 'executed', result_sha256: 'd'.repeat(64) } }],
+      ['another trace', { trace_id: 'u' }],
+      ['another identity', { actor: { id: 'other', role: 'gate' } }],
+      ['an entry before the attempt', { index: 3 }],
+    ])('after a lost answer, a request closed by %s is ERR_LEDGER_REQUEST_CLOSED', async (_what, over) => {
+      queue = [lost, closed, entries(stored(over))];
+      const ledger = createRemoteGateLedger(link(), 3000);
+      await expect(ledger.appendGatewayEvent(outcome)).rejects.toMatchObject({
+        code: 'ERR_LEDGER_REQUEST_CLOSED',
+      });
+    });
+
+    it('a request closed at the first try is ERR_LEDGER_REQUEST_CLOSED without reading its entries; a definite refusal is not tried again', async () => {
+      seen = [];
+      queue = [closed];
+      const ledger = createRemoteGateLedger(link(), 3000);
+      await expect(ledger.appendGatewayEvent(outcome)).rejects.toMatchObject({
+        code: 'ERR_LEDGER_REQUEST_CLOSED',
+      });
+      expect(seen.map((x) => x.url)).toEqual(['/v1/internal/gate/event']);
+      seen = [];
+      queue = [
+        { status: 400, body: JSON.stringify({ outcome: 'deny', code: 'ERR_REQUEST_MALFORMED', reason: '' }) },
+      ];
+      await expect(ledger.appendGatewayEvent(outcome)).rejects.toMatchObject({
+        code: 'ERR_LEDGER_UNAVAILABLE',
+      });
+      expect(seen).toHaveLength(1);
+    });
+
+    it('gives up with ERR_LEDGER_UNAVAILABLE when no try is confirmed within its deadline', async () => {
+      queue = [];
+      next = lost;
+      const ledger = createRemoteGateLedger(link(), 700);
+      await expect(ledger.appendGatewayEvent(outcome)).rejects.toMatchObject({
+        code: 'ERR_LEDGER_UNAVAILABLE',
+      });
+    });
   });
 
   it('decisionOf accepts exactly the two shapes', () => {

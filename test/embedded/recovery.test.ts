@@ -50,6 +50,42 @@ async function accepted(
 }
 
 describe('recordAbandonedRequests (crash recovery)', () => {
+  it('FC-INV-5: a request whose Gate records its outcome while the sweep voids and reads keeps that outcome, and is not counted abandoned', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const store = createSqliteLedgerStore({ path: join(dir, 'ledger.db') });
+      const ledger = await openLedger(store);
+      const nonces = createSqliteNonceStore({ path: join(dir, 'nonces.db'), now: () => 1_000 });
+      await accepted(ledger, 'closing', 'issued');
+      await accepted(ledger, 'left', 'accepted');
+      const deps = recoveryDeps(ledger, nonces);
+      // The request's own Gate records its outcome between the sweep's reading and its append.
+      const report = await recordAbandonedRequests(
+        {
+          ...deps,
+          append: async (input, ifOpen) => {
+            if (input.request_id === 'closing')
+              await ledger.append(
+                entry('gateway.failed', 'closing', { outcome: 'deny', code: 'ERR_EXECUTION_UNAVAILABLE' }),
+              );
+            return deps.append(input, ifOpen);
+          },
+        },
+        'restart',
+      );
+      expect(report).toEqual({ abandoned: 1, mayHaveRun: 0 });
+      const types = async (id: string) => (await store.readByRequest(id)).map((e) => e.type);
+      expect(await types('closing')).not.toContain('request.abandoned');
+      expect((await types('closing')).filter((t) => t === 'gateway.failed')).toHaveLength(1);
+      expect(await types('left')).toContain('request.abandoned');
+      expect(await store.openRequests?.()).toEqual([]);
+      await ledger.close();
+      await nonces.close();
+    } finally {
+      cleanup();
+    }
+  });
+
   it('records each open request once, voiding unconsumed envelopes and reporting consumed ones', async () => {
     const { dir, cleanup } = tempDir();
     try {

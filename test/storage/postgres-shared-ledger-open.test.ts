@@ -150,14 +150,15 @@ describe('a replica far behind the others (SPEC §4 one writer per transaction, 
     const b = await replica(schema, (s) =>
       wrapStore(s, {
         // Counts the entries of other writers that each shared append reads under the lock.
-        appendShared: (from, seal, evidence) =>
+        appendShared: (from, seal, evidence, ifOpen) =>
           s.appendShared!(
             from,
-            (committed: readonly LedgerEntry[]) => {
+            (committed: readonly LedgerEntry[], open) => {
               underLock.push(committed.length);
-              return seal(committed);
+              return seal(committed, open);
             },
             evidence,
+            ifOpen,
           ),
       }),
     );

@@ -9,6 +9,7 @@
 import type { PolicyRuntime } from '../../src/control-plane/index.js';
 import type { CoreDecorators, LedgerPort } from '../../src/embedded/index.js';
 import type { NonceStore } from '../../src/execution/index.js';
+import type { EntryRef } from '../../src/ledger/index.js';
 import type { GateControlPlane, GateExecutor } from '../../src/gate/index.js';
 
 /** How a faulty dependency misbehaves: `off` is healthy. */
@@ -26,11 +27,29 @@ export interface InjectedFaults {
   ledgerTypes: readonly string[] | null;
   /** Policy evaluation throws, never answers, or answers something that is not a decision. */
   policyEngine: FaultMode;
+  /**
+   * The next append of this entry type reaches the ledger only `ms` later: its caller's deadline
+   * passes first (an answer lost), and then the append is made as asked (it may still commit).
+   * Cleared once used.
+   */
+  ledgerLate: {
+    readonly type: string;
+    readonly ms: number;
+    /** Told the late append's outcome once it is made. */
+    readonly made?: (append: Promise<unknown>) => void;
+  } | null;
 }
 
 /** A fresh set of {@link InjectedFaults}, all off. */
 export function noFaults(): InjectedFaults {
-  return { controlPlane: 'off', nonceStore: 'off', ledger: 'off', ledgerTypes: null, policyEngine: 'off' };
+  return {
+    controlPlane: 'off',
+    nonceStore: 'off',
+    ledger: 'off',
+    ledgerTypes: null,
+    policyEngine: 'off',
+    ledgerLate: null,
+  };
 }
 
 const injected = (what: string): Error => new Error(`${what} unavailable (fault injected)`);
@@ -51,9 +70,20 @@ export function faultyLedgerPort(ledger: LedgerPort, faults: InjectedFaults): Le
     return type !== null && faults.ledgerTypes.includes(type) ? m : 'off';
   };
   return {
-    append: (e) => {
+    append: async (e, _writes, options) => {
+      const late = faults.ledgerLate;
+      if (late !== null && late.type === e.type) {
+        faults.ledgerLate = null;
+        await new Promise((resolve) => setTimeout(resolve, late.ms));
+      }
       const m = mode(e.type);
-      return m === 'off' ? ledger.append(e) : misbehave(m, 'ledger', { index: 'garbage' });
+      // Conditions pass through (an outcome closing one attempt stays conditional).
+      const made =
+        m === 'off'
+          ? ledger.append(e, undefined, options)
+          : misbehave<EntryRef>(m, 'ledger', { index: 'garbage' });
+      if (late?.type === e.type) late.made?.(made);
+      return made;
     },
     putEvidence: (b, t) => {
       const m = mode(null);

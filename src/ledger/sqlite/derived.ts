@@ -37,6 +37,8 @@ export interface DerivedTables {
   /** Inside the append transaction: opens and closes requests for `entries`. */
   track(entries: readonly LedgerEntry[]): void;
   openRequests(): OpenRequest[];
+  /** Of `accepted` (indices of `gateway.accepted` entries), the requests still open. */
+  openAmong(accepted: readonly number[]): OpenRequest[];
   treeSnapshot(): TreeSnapshot | undefined;
   putTreeSnapshot(snapshot: TreeSnapshot): void;
 }
@@ -58,6 +60,21 @@ export function backfillOpenRequests(db: Database.Database): void {
   db.prepare("INSERT INTO store_meta (key, value) VALUES ('open_requests', 1)").run();
 }
 
+/** Parses an `open_requests` row: database rows are a trust boundary. */
+function openRow(r: { accepted_idx: unknown; request_id: unknown; trace_id: unknown }): OpenRequest {
+  if (
+    !Number.isSafeInteger(r.accepted_idx) ||
+    typeof r.request_id !== 'string' ||
+    typeof r.trace_id !== 'string'
+  )
+    throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'open request row is malformed');
+  return Object.freeze({
+    accepted_index: r.accepted_idx as number,
+    request_id: r.request_id,
+    trace_id: r.trace_id,
+  });
+}
+
 /** Prepares the derived tables of a writable store (created by schema version 1). */
 export function prepareDerived(db: Database.Database): DerivedTables {
   const getMeta = db.prepare<[string], { value: number }>('SELECT value FROM store_meta WHERE key = ?');
@@ -72,6 +89,9 @@ export function prepareDerived(db: Database.Database): DerivedTables {
   );
   const allOpen = db.prepare<[], { accepted_idx: number; request_id: string; trace_id: string }>(
     'SELECT accepted_idx, request_id, trace_id FROM open_requests ORDER BY accepted_idx',
+  );
+  const oneOpen = db.prepare<[number], { accepted_idx: number; request_id: string; trace_id: string }>(
+    'SELECT accepted_idx, request_id, trace_id FROM open_requests WHERE accepted_idx = ?',
   );
   const allChunks = db.prepare<[], { level: number; chunk: number; hashes: Buffer }>(
     'SELECT level, chunk, hashes FROM tree_chunks ORDER BY level, chunk',
@@ -96,20 +116,12 @@ export function prepareDerived(db: Database.Database): DerivedTables {
         else if (REQUEST_OUTCOME_TYPES.has(e.type)) closeOne.run(e.request_id, e.trace_id, e.index);
       }
     },
-    openRequests: () =>
-      allOpen.all().map((r) => {
-        // Database rows are a trust boundary.
-        if (
-          !Number.isSafeInteger(r.accepted_idx) ||
-          typeof r.request_id !== 'string' ||
-          typeof r.trace_id !== 'string'
-        )
-          throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'open request row is malformed');
-        return Object.freeze({
-          accepted_index: r.accepted_idx,
-          request_id: r.request_id,
-          trace_id: r.trace_id,
-        });
+    openRequests: () => allOpen.all().map(openRow),
+    openAmong: (accepted) =>
+      accepted.flatMap((i) => {
+        if (!Number.isSafeInteger(i) || i < 0) return [];
+        const r = oneOpen.get(i);
+        return r === undefined ? [] : [openRow(r)];
       }),
     treeSnapshot() {
       const size = getMeta.get('tree_size')?.value;

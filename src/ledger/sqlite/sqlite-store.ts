@@ -226,19 +226,28 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
     'SELECT sha256, media_type, body FROM evidence WHERE sha256 = ?',
   );
 
-  const appendTx = db.transaction((entries: readonly LedgerEntry[], evidence: readonly EvidenceBlob[]) => {
-    for (const b of evidence) putEv.run(b.sha256, b.media_type, b.body);
-    if (entries.length === 0) return;
-    const next = (maxIdx.get()?.m ?? -1) + 1;
-    entries.forEach((e, i) => {
-      // Stores never assign indices; they refuse anything but the next contiguous ones.
-      if (e.index !== next + i)
-        throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'batch does not continue the ledger head');
-      insert.run(e.index, e.entry_hash, e.type, e.trace_id, e.request_id, e.tenant, entryJson(e));
-    });
-    // Same transaction: the open-request index never disagrees with the entries.
-    derived?.track(entries);
-  });
+  const appendTx = db.transaction(
+    (entries: readonly LedgerEntry[], evidence: readonly EvidenceBlob[], ifOpen?: number) => {
+      // A conditional append (one outcome record): only while its request is open, in this transaction.
+      if (ifOpen !== undefined) {
+        const o = derived?.openAmong([ifOpen])[0];
+        const e = entries[0];
+        if (o === undefined || e === undefined || o.request_id !== e.request_id || o.trace_id !== e.trace_id)
+          throw new FailclosedError('ERR_LEDGER_REQUEST_CLOSED', 'the request already has an outcome record');
+      }
+      for (const b of evidence) putEv.run(b.sha256, b.media_type, b.body);
+      if (entries.length === 0) return;
+      const next = (maxIdx.get()?.m ?? -1) + 1;
+      entries.forEach((e, i) => {
+        // Stores never assign indices; they refuse anything but the next contiguous ones.
+        if (e.index !== next + i)
+          throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'batch does not continue the ledger head');
+        insert.run(e.index, e.entry_hash, e.type, e.trace_id, e.request_id, e.tenant, entryJson(e));
+      });
+      // Same transaction: the open-request index never disagrees with the entries.
+      derived?.track(entries);
+    },
+  );
   // IMMEDIATE takes the write lock up front, so a locked database fails before any insert.
   const appendImmediate = (entries: readonly LedgerEntry[], evidence: readonly EvidenceBlob[]): void =>
     appendTx.immediate(entries, evidence);
@@ -260,8 +269,11 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
     ...(unit === undefined
       ? {}
       : {
-          stageBatch: (entries: readonly LedgerEntry[], evidence: readonly EvidenceBlob[] = []) =>
-            unit.stage(() => appendTx(entries, evidence)),
+          stageBatch: (
+            entries: readonly LedgerEntry[],
+            evidence: readonly EvidenceBlob[] = [],
+            ifOpen?: number,
+          ) => unit.stage(() => appendTx(entries, evidence, ifOpen)),
         }),
     head: () =>
       later((): StoreHead => {
@@ -313,6 +325,7 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
       ? {}
       : {
           openRequests: () => later(() => derived.openRequests()),
+          openAmong: (accepted: readonly number[]) => later(() => derived.openAmong(accepted)),
           treeSnapshot: () => later(() => derived.treeSnapshot()),
           // Under the shared connection's open transaction its `immediate` is a savepoint.
           putTreeSnapshot: (snapshot) => durably(() => derived.putTreeSnapshot(snapshot)),

@@ -11,7 +11,14 @@
  * {@link FailclosedError} `ERR_LEDGER_UNAVAILABLE` (L7 degraded mode: deny).
  */
 import { FailclosedError } from '../../kernel/index.js';
-import type { EvidenceBlob, LedgerEntry, LedgerStore, StoreHead, TreeSnapshot } from '../../ledger/index.js';
+import type {
+  EvidenceBlob,
+  LedgerEntry,
+  LedgerStore,
+  OpenRequest,
+  StoreHead,
+  TreeSnapshot,
+} from '../../ledger/index.js';
 import {
   batchParams,
   checkpointFromRow,
@@ -99,6 +106,7 @@ SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bytea[])
 ON CONFLICT (level, chunk) DO UPDATE SET hashes = excluded.hashes`;
 
 const ENTRY_COLUMNS = 'SELECT idx, body FROM ledger_entries';
+const OPEN_COLUMNS = 'SELECT accepted_idx, request_id, trace_id, owner FROM ledger_open_requests';
 
 /**
  * A ledger store over `db` (migrated to the current schema; see `migrate`). It never assigns
@@ -146,8 +154,9 @@ export function createPostgresLedgerStore(
 
   async function appendShared(
     from: number,
-    seal: (committed: readonly LedgerEntry[]) => readonly LedgerEntry[],
+    seal: (committed: readonly LedgerEntry[], open: readonly OpenRequest[]) => readonly LedgerEntry[],
     evidence: readonly EvidenceBlob[],
+    ifOpen: readonly number[],
   ): Promise<readonly LedgerEntry[]> {
     writable();
     const lease = shared?.();
@@ -155,21 +164,27 @@ export function createPostgresLedgerStore(
       throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'this gate instance holds no lease');
     // On the lease's own session: once it has ended, this instance can never append again.
     if (!Number.isSafeInteger(from) || from < 0) throw new TypeError('from must be a non-negative integer');
+    if (!ifOpen.every((i) => Number.isSafeInteger(i) && i >= 0))
+      throw new TypeError('ifOpen must hold entry indices');
     return lease.run(async (c) => {
       try {
-        // BEGIN, the lock and the read after it in one round trip (a simple query): each of its
-        // statements takes its own snapshot (read committed), so the read sees every entry an
-        // earlier holder of the lock committed. The schema is validated and `from` an integer,
-        // so both are safe in the text.
+        // BEGIN, the lock and the reads after it in one round trip (a simple query): each of its
+        // statements takes its own snapshot (read committed), so the reads see every entry and
+        // every closed request an earlier holder of the lock committed. The schema is validated,
+        // `from` and the indices are integers, so all are safe in the text.
         const results = (await c.query(
           `BEGIN; SELECT pg_advisory_xact_lock(${WRITER_LOCK_CLASS}, hashtext('${db.schema}')); ` +
-            `${ENTRY_COLUMNS} WHERE idx >= ${from} ORDER BY idx`,
+            `${ENTRY_COLUMNS} WHERE idx >= ${from} ORDER BY idx` +
+            (ifOpen.length === 0 ? '' : `; ${OPEN_COLUMNS} WHERE accepted_idx IN (${ifOpen.join(', ')})`),
         )) as unknown as readonly { readonly rows: Row[] }[];
+        const expected = ifOpen.length === 0 ? 3 : 4;
         const read = results[2];
-        if (!Array.isArray(results) || results.length !== 3 || read === undefined)
+        const openRows = results[3]?.rows ?? [];
+        if (!Array.isArray(results) || results.length !== expected || read === undefined)
           throw new TypeError('the append lock and read answered unexpectedly');
         const committed = read.rows.map((r) => entryFromRow(r));
-        const list = seal(committed);
+        const open = openRows.map(openRequestFromRow);
+        const list = seal(committed, open);
         if (list.length > 0 || evidence.length > 0) {
           const row = (await c.query<Row>(APPEND, [...batchParams(list, evidence), lease.instance])).rows[0];
           appended(row, list.length);
@@ -234,6 +249,7 @@ export function createPostgresLedgerStore(
             return list;
           },
           evidence,
+          [],
         );
       }),
     ...(shared === undefined
@@ -241,10 +257,19 @@ export function createPostgresLedgerStore(
       : {
           appendShared: (
             from: number,
-            seal: (c: readonly LedgerEntry[]) => readonly LedgerEntry[],
+            seal: (c: readonly LedgerEntry[], open: readonly OpenRequest[]) => readonly LedgerEntry[],
             ev: readonly EvidenceBlob[] = [],
-          ) => guard(() => appendShared(from, seal, ev)),
+            ifOpen: readonly number[] = [],
+          ) => guard(() => appendShared(from, seal, ev, ifOpen)),
         }),
+    openAmong: (accepted) =>
+      guard(async () => {
+        if (!accepted.every((i) => Number.isSafeInteger(i) && i >= 0))
+          throw new TypeError('accepted must hold entry indices');
+        return (await rows(`${OPEN_COLUMNS} WHERE accepted_idx = ANY($1::bigint[])`, [accepted])).map(
+          openRequestFromRow,
+        );
+      }),
     head: () =>
       guard(async (): Promise<StoreHead> => {
         const row = (await rows(HEAD))[0];

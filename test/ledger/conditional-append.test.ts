@@ -1,0 +1,186 @@
+/**
+ * Conditional outcome appends (FC-INV-5; verify's `OUTCOME_DUPLICATE`): an outcome record
+ * appended with `ifOpen` lands only while the request whose `gateway.accepted` is at that index
+ * is still open, read in the transaction that appends it (the staging transaction of the shared
+ * SQLite connection, the only writer of an own SQLite file, the append lock of a PostgreSQL
+ * ledger several replicas write). A retried outcome whose first attempt committed, a sweep
+ * abandoning a request its Gate is closing, and two answers to one queued job therefore never
+ * record two outcomes. Each case runs on every store shape.
+ */
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FailclosedError, createSqliteCommitUnit } from '../../src/kernel/index.js';
+import { createSqliteLedgerStore, type EntryInput, type Ledger } from '../../src/ledger/index.js';
+import { nextSchema, useTestDatabase } from '../support/postgres.js';
+import { useSharedBackends } from '../storage/shared-backends.js';
+import { openLedger, tempDir } from './fixtures.js';
+
+const pgdb = useTestDatabase();
+const { replica } = useSharedBackends(pgdb);
+
+let cleanups: (() => void | Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups) await c();
+  cleanups = [];
+});
+
+/** Two writers of one ledger (the same one twice where a store has a single writer). */
+interface Writers {
+  readonly a: Ledger;
+  readonly b: Ledger;
+}
+
+const SHAPES: Record<string, () => Promise<Writers>> = {
+  'sqlite, its own connection': async () => {
+    const { dir, cleanup } = tempDir();
+    const ledger = await openLedger(createSqliteLedgerStore({ path: join(dir, 'ledger.db') }));
+    cleanups.push(async () => {
+      await ledger.close();
+      cleanup();
+    });
+    return { a: ledger, b: ledger };
+  },
+  'sqlite, the shared connection (staged)': async () => {
+    const { dir, cleanup } = tempDir();
+    const path = join(dir, 'ledger.db');
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    const unit = createSqliteCommitUnit(db);
+    const ledger = await openLedger(createSqliteLedgerStore({ path, unit }));
+    cleanups.push(async () => {
+      await ledger.close();
+      unit.close();
+      cleanup();
+    });
+    return { a: ledger, b: ledger };
+  },
+  'postgres, two replicas': async () => {
+    const schema = nextSchema();
+    const a = await replica(schema);
+    const b = await replica(schema);
+    return { a: a.ledger, b: b.ledger };
+  },
+};
+
+const entry = (type: EntryInput['type'], id: string, payload: EntryInput['payload']): EntryInput => ({
+  type,
+  trace_id: `t-${id}`,
+  request_id: id,
+  tenant: 'acme',
+  actor: { id: 'agent-1', role: 'gate' },
+  payload,
+});
+const acceptedOf = (id: string) =>
+  entry('gateway.accepted', id, { tool: 'echo', client: 'agent-1', request_sha256: 'a'.repeat(64) });
+const completedOf = (id: string) =>
+  entry('gateway.completed', id, { outcome: 'executed', result_sha256: 'b'.repeat(64) });
+const failedOf = (id: string) =>
+  entry('gateway.failed', id, { outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' });
+const noteOf = (i: number): EntryInput => ({
+  type: 'decision',
+  trace_id: `n-${i}`,
+  request_id: `n-${i}`,
+  tenant: 'acme',
+  actor: { id: 'control-plane', role: 'control-plane' },
+  payload: { outcome: 'allow', decision_id: `d-${i}` },
+});
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(FailclosedError);
+  return (err as FailclosedError).code;
+}
+
+/** The outcome records of `id` in the ledger. */
+async function outcomesOf(ledger: Ledger, id: string): Promise<string[]> {
+  return (await ledger.store.readByRequest(id))
+    .filter((e) => ['gateway.completed', 'gateway.failed', 'request.abandoned'].includes(e.type))
+    .map((e) => e.type);
+}
+
+describe.each(Object.keys(SHAPES))('conditional outcome appends: %s (FC-INV-5)', (shape) => {
+  const open = SHAPES[shape] as () => Promise<Writers>;
+
+  it('FC-INV-5: appends an outcome while its request is open, and refuses a second one with ERR_LEDGER_REQUEST_CLOSED, writing nothing', async () => {
+    const { a, b } = await open();
+    const acc = await a.append(acceptedOf('r1'));
+    await a.append(completedOf('r1'), undefined, { ifOpen: acc.index });
+    const before = (await b.store.head()).size;
+    expect(await codeOf(b.append(failedOf('r1'), undefined, { ifOpen: acc.index }))).toBe(
+      'ERR_LEDGER_REQUEST_CLOSED',
+    );
+    expect((await b.store.head()).size).toBe(before);
+    expect(await outcomesOf(a, 'r1')).toEqual(['gateway.completed']);
+    // The chain goes on: the next entry follows the last one written.
+    const next = await b.append(noteOf(1));
+    expect(next.index).toBe(before);
+  });
+
+  it('FC-INV-5: of two outcomes of one request appended at once, exactly one lands; the other entries of their batches do', async () => {
+    const { a, b } = await open();
+    for (let trial = 0; trial < 20; trial += 1) {
+      const id = `race-${trial}`;
+      const acc = await a.append(acceptedOf(id));
+      const results = await Promise.allSettled([
+        a.append(completedOf(id), undefined, { ifOpen: acc.index }),
+        a.append(noteOf(trial * 2)),
+        b.append(failedOf(id), undefined, { ifOpen: acc.index }),
+        b.append(noteOf(trial * 2 + 1)),
+      ]);
+      const [first, noteA, second, noteB] = results;
+      expect(noteA?.status).toBe('fulfilled');
+      expect(noteB?.status).toBe('fulfilled');
+      const landed = [first, second].filter((r) => r?.status === 'fulfilled');
+      expect(landed).toHaveLength(1);
+      const refused = [first, second].find((r) => r?.status === 'rejected') as PromiseRejectedResult;
+      expect((refused.reason as FailclosedError).code).toBe('ERR_LEDGER_REQUEST_CLOSED');
+      expect(await outcomesOf(a, id)).toHaveLength(1);
+    }
+    // Every index is used once and the chain is whole.
+    const head = await a.store.head();
+    const all = await a.store.readRange(0, head.size);
+    expect(all.map((e) => e.index)).toEqual(Array.from({ length: head.size }, (_, i) => i));
+  });
+
+  it('FC-INV-5: refuses a condition naming no open request, and an unconditional outcome still closes the request for later conditional ones', async () => {
+    const { a, b } = await open();
+    const n = await a.append(noteOf(7));
+    expect(await codeOf(a.append(failedOf('nobody'), undefined, { ifOpen: n.index }))).toBe(
+      'ERR_LEDGER_REQUEST_CLOSED',
+    );
+    const acc = await a.append(acceptedOf('r2'));
+    await a.append(failedOf('r2'));
+    expect(await codeOf(b.append(completedOf('r2'), undefined, { ifOpen: acc.index }))).toBe(
+      'ERR_LEDGER_REQUEST_CLOSED',
+    );
+    expect(await outcomesOf(a, 'r2')).toEqual(['gateway.failed']);
+  });
+
+  it("FC-INV-5: an outcome naming another request's open attempt is refused and leaves that request open", async () => {
+    const { a, b } = await open();
+    const other = await a.append(acceptedOf('r5'));
+    expect(await codeOf(b.append(failedOf('r4'), undefined, { ifOpen: other.index }))).toBe(
+      'ERR_LEDGER_REQUEST_CLOSED',
+    );
+    expect(await a.store.openAmong!([other.index])).toEqual([
+      expect.objectContaining({ accepted_index: other.index, request_id: 'r5' }),
+    ]);
+    await b.append(completedOf('r5'), undefined, { ifOpen: other.index });
+    expect(await outcomesOf(a, 'r5')).toEqual(['gateway.completed']);
+  });
+
+  it('only an outcome record is appended conditionally', async () => {
+    const { a } = await open();
+    const acc = await a.append(acceptedOf('r3'));
+    await expect(a.append(noteOf(9), undefined, { ifOpen: acc.index })).rejects.toThrow(
+      'only an outcome record is appended conditionally',
+    );
+    await expect(a.append(failedOf('r3'), undefined, { ifOpen: -1 })).rejects.toThrow(
+      'ifOpen must be the index of a gateway.accepted entry',
+    );
+  });
+});
