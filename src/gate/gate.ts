@@ -811,8 +811,20 @@ export function createGate(deps: GateDeps): Gate {
         // After issuance: whether the envelope is out of use, or was consumed (the tool may have run).
         ...(report === undefined ? {} : { ...report }),
       };
-      await record({ ...base, ...closing(), type: 'gateway.failed', payload });
+      const event: GatewayEvent = { ...base, type: 'gateway.failed', payload };
+      const recorded = await recordAt({ ...event, ...closing() });
+      // Refused as closed: a sweep's outcome stands; but an attempt whose acceptance was never
+      // committed (its shared commit failed) has nothing to close, and its denial is recorded.
+      if (recorded === 'closed' && !(await attemptRecorded())) await record(event);
       return answer(d, request.request_id, p.trace_id);
+    };
+    /** True when this attempt's `gateway.accepted` is in the ledger, or when that cannot be read. */
+    const attemptRecorded = async (): Promise<boolean> => {
+      const r = await withDeadline(() => deps.ledger.entriesForRequest(request.request_id), ledgerMs);
+      if (r.status !== 'ok') return true;
+      return r.value.some(
+        (e) => e.index === attempt.accepted && e.type === 'gateway.accepted' && e['trace_id'] === p.trace_id,
+      );
     };
 
     // Step 2: raw bytes as evidence and gateway.accepted, both confirmed before the Control Plane.

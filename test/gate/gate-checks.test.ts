@@ -461,6 +461,8 @@ describe('SPEC §2 steps 2-8: what the Gate records and forwards (FC-INV-5, FC-I
       },
       {
         ...base,
+        // The attempt it closes: the accepted entry's index (FC-INV-5).
+        closes: 0,
         type: 'gateway.completed',
         payload: {
           decision_id: 'dec-1',
@@ -574,6 +576,7 @@ describe('SPEC §2 steps 2-8: what the Gate records and forwards (FC-INV-5, FC-I
         request_id: req.request_id,
         tenant: 'acme',
         identity: 'agent-1',
+        closes: 0,
         payload: {
           code: 'ERR_POLICY_DENY',
           status: 'control-plane',
