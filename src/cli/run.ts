@@ -456,13 +456,23 @@ async function serveRole(io: CliIo, role: 'executor' | 'gate', config: string): 
         ),
     );
   });
-  await new Promise<void>((done) => {
-    if (io.signal === undefined) return;
-    if (io.signal.aborted) done();
-    else io.signal.addEventListener('abort', () => done(), { once: true });
-  });
+  // A Gate also stops on its own when it loses its instance lease: that is a failure, for its
+  // supervisor to restart it.
+  const stoppedItself = role === 'gate' ? (node as GateNode).stopped : new Promise<string>(() => undefined);
+  const why = await Promise.race([
+    stoppedItself,
+    new Promise<undefined>((done) => {
+      if (io.signal === undefined) return;
+      if (io.signal.aborted) done(undefined);
+      else io.signal.addEventListener('abort', () => done(undefined), { once: true });
+    }),
+  ]);
   unsubscribe?.();
   await node.close();
+  if (why !== undefined) {
+    io.err(`stopped: ${why}\n`);
+    return EXIT.failed;
+  }
   io.out('stopped\n');
   return EXIT.ok;
 }

@@ -241,7 +241,19 @@ const OUTCOME_RETRY_MS = 100;
  * writer). Rejects on anything but a well-formed confirmation; the Gate then denies
  * `ERR_LEDGER_UNAVAILABLE` (GEI "If the ledger write fails, the tool does not run").
  */
-export function createRemoteGateLedger(link: GateLink, ledgerMs: number): GateLedger {
+export function createRemoteGateLedger(
+  link: GateLink,
+  ledgerMs: number,
+  options: {
+    /**
+     * This Gate's instance id while it holds its lease, else undefined: named as the owner
+     * (`gate_instance`) of every request it accepts, so that its requests are recorded abandoned
+     * once it is gone (FC-INV-5). While it holds none, it accepts no request
+     * (`ERR_LEDGER_UNAVAILABLE`).
+     */
+    readonly owner?: () => string | undefined;
+  } = {},
+): GateLedger {
   const post = async (path: string, body: JsonValue): Promise<JsonValue> => {
     const r = await withDeadline(() => ask(link, 'POST', path, body), ledgerMs);
     if (r.status !== 'ok') throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'no answer');
@@ -344,13 +356,20 @@ export function createRemoteGateLedger(link: GateLink, ledgerMs: number): GateLe
       return sha;
     },
     async appendGatewayEvent(e) {
+      let payload = e.payload;
+      if (e.type === 'gateway.accepted' && options.owner !== undefined) {
+        const owner = options.owner();
+        if (owner === undefined)
+          throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'this Gate holds no instance lease');
+        payload = { ...payload, gate_instance: owner };
+      }
       const body: JsonObject = {
         type: e.type,
         trace_id: e.trace_id,
         request_id: e.request_id,
         tenant: e.tenant,
         identity: e.identity,
-        payload: e.payload,
+        payload,
       };
       if (e.closes === undefined) return ref(await post('/v1/internal/gate/event', body));
       return closeOnce(e, { ...body, closes: e.closes });

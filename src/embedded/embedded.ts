@@ -461,6 +461,8 @@ async function startInternal(core: Core): Promise<MtlsServer | undefined> {
             executor: core.executorPort,
             now: core.clock,
             timestampToleranceMs: core.config.timestamp_tolerance_ms,
+            // Keyless Gates own their requests where the ledger keeps owners (PostgreSQL).
+            gateOwners: core.backend.shared,
           },
         }
       : {}),

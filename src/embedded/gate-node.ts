@@ -19,6 +19,7 @@
  * operators and approvers), background calls (`ERR_QUEUE_UNAVAILABLE`) and schedules.
  */
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { canonicalize, guardObserver, parseJson, systemClock } from '../kernel/index.js';
 import type { Clock } from '../kernel/index.js';
@@ -26,6 +27,8 @@ import { createRedactor } from '../execution/index.js';
 import { createGate, createGateServer } from '../gate/index.js';
 import type { GateServer } from '../gate/index.js';
 import {
+  GATE_INSTANCE_PREFIX,
+  acquireInstanceLease,
   assertSchemaCurrent,
   createPostgresGateState,
   createPostgresOperatorStore,
@@ -220,6 +223,8 @@ export interface GateNodeOptions {
    * configuration field, flag or route reaches them.
    */
   readonly decorate?: Pick<CoreDecorators, 'controlPlane' | 'gateExecutor'>;
+  /** Time between two checks of the instance lease's session (default 1000 ms). */
+  readonly heartbeatMs?: number;
 }
 
 /** A running separate Gate. */
@@ -228,6 +233,10 @@ export interface GateNode {
   readonly url: string;
   readonly config: GateNodeConfig;
   readonly metricsUrl?: string;
+  /** Its instance id (`gate/HOST:PID:…`), the owner its `gateway.accepted` entries name. */
+  readonly instance: string;
+  /** Settles with why, once it stopped on its own (it lost its instance lease). */
+  readonly stopped: Promise<string>;
   /** Re-reads its mutual-TLS files (both links), as on SIGHUP. */
   reloadTls(): Promise<void>;
   close(): Promise<void>;
@@ -275,6 +284,14 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
     // and only on a role that can do no more than a Gate needs.
     await assertSchemaCurrent(db);
     await assertGateRole(db);
+    // This Gate's instance lease (a session lock, as each `up` holds one): the requests it accepts
+    // are its own while it lives, and any Control Plane process records them abandoned once it is
+    // gone, killed or cut off (FC-INV-5). Released last, after the calls in flight drained.
+    const lease = await acquireInstanceLease(db, {
+      name: `${GATE_INSTANCE_PREFIX}${hostname()}:${process.pid}`,
+      ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
+    });
+    closers.push(() => lease.release());
     const telemetry = createTelemetry({
       logLevel: settings.logLevel,
       role: 'gate',
@@ -327,7 +344,9 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
       clock,
       clients: state,
       replay: state,
-      ledger: createRemoteGateLedger(link, config.control_plane_timeout_ms),
+      ledger: createRemoteGateLedger(link, config.control_plane_timeout_ms, {
+        owner: () => (lease.isHeld() ? lease.instance : undefined),
+      }),
       controlPlane: decorate.controlPlane?.(controlPlane) ?? controlPlane,
       executor: decorate.gateExecutor?.(executor) ?? executor,
       secretScanner: (params) => {
@@ -368,16 +387,26 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
       'gate listening',
     );
     let closed: Promise<void> | undefined;
+    const close = (): Promise<void> => (closed ??= closeAll());
+    // Without its lease this Gate accepts nothing (its ledger port refuses) and its requests are
+    // another's to close: it stops, and its supervisor starts it again with a new lease.
+    const stopped = lease.lost.then(async () => {
+      telemetry.logger.error({}, 'gate lost its instance lease: stopping');
+      await close();
+      return 'the instance lease was lost' as const;
+    });
     return {
       url: server.url,
       config,
+      instance: lease.instance,
+      stopped,
       ...(metricsServer === undefined ? {} : { metricsUrl: metricsServer.url }),
       async reloadTls() {
         const results = await Promise.allSettled([cpAgent.reload(), elAgent.reload()]);
         const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (failed !== undefined) throw failed.reason;
       },
-      close: () => (closed ??= closeAll()),
+      close,
     };
   } catch (err) {
     await closeAll();

@@ -104,7 +104,16 @@ export interface GateRoutes {
   readonly ledgerMs?: number;
   /** Most a decision may wait for approvals (ms); default 60000. */
   readonly maxWaitMs?: number;
+  /**
+   * True on a ledger whose open requests have owners (PostgreSQL): a Gate's `gateway.accepted`
+   * may then name the Gate instance that owns the request (`gate_instance`). Elsewhere that
+   * field is refused.
+   */
+  readonly gateOwners?: boolean;
 }
+
+/** A keyless Gate's instance id as its `gateway.accepted` may name it: `gate/` and printable ASCII. */
+const GATE_INSTANCE = /^gate\/[\x21-\x7e]{1,190}$/;
 
 /** An answer of one route. */
 export interface RouteAnswer {
@@ -544,6 +553,12 @@ export async function handleGateRoute(
         tenant === undefined ||
         identity === undefined ||
         !isObject(payload) ||
+        // Only a request's acceptance names its owner, and only where owners are kept.
+        (payload['gate_instance'] !== undefined &&
+          (type !== 'gateway.accepted' ||
+            routes.gateOwners !== true ||
+            typeof payload['gate_instance'] !== 'string' ||
+            !GATE_INSTANCE.test(payload['gate_instance']))) ||
         (closes !== undefined &&
           (!Number.isSafeInteger(closes) ||
             (closes as number) < 0 ||

@@ -21,6 +21,8 @@ export {
   createPostgresGateState,
   createPostgresOperatorStore,
   createPostgresWriteProbe,
+  acquireInstanceLease,
+  GATE_INSTANCE_PREFIX,
 } from './postgres/index.js';
 export type { PostgresBackendOptions, PostgresPool } from './postgres/index.js';
 export { createSqliteBreakerStore } from './sqlite/breaker-store.js';

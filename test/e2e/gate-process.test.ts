@@ -65,6 +65,7 @@ describe('a Gate as its own process, holding no key', () => {
     request_id: string;
     trace_id: string;
     actor: { id: string; role: string };
+    payload: Record<string, unknown>;
   };
   /** Every entry of the shared ledger, read from PostgreSQL (the source of truth). */
   const ledgerEntries = async (): Promise<Entry[]> => {
@@ -638,6 +639,75 @@ describe('a Gate as its own process, holding no key', () => {
     expect((await ledgerEntries()).length).toBe(before + 1);
   });
 
+  it('FC-INV-5: a request a keyless Gate accepted is owned by the instance it names; once no live Gate holds that instance, the running Control Plane process records it abandoned, and an outcome after that is refused ERR_LEDGER_REQUEST_CLOSED', async () => {
+    // A real signed request, stored as its evidence: the export verifies with it afterwards.
+    const signed = sign(demoKey(), { message: 'owned by a gone Gate' });
+    const bytes = Buffer.from(JSON.stringify(signed));
+    expect(
+      (
+        await asRole('gate', 'POST', '/v1/internal/gate/evidence', {
+          media_type: 'application/json',
+          body: bytes.toString('base64'),
+        })
+      ).status,
+    ).toBe(200);
+    const sha = sha256Hex(bytes);
+    const event = (over: JsonObject) => ({
+      type: 'gateway.accepted',
+      trace_id: traceIdOf(signed),
+      request_id: signed.request_id,
+      tenant: 'acme',
+      identity: 'demo-agent',
+      payload: {
+        tool: 'echo',
+        client: 'demo-agent',
+        session: null,
+        auth_method: 'signature',
+        request_sha256: sha,
+        gate_instance: 'gate/gone:1:ab',
+      },
+      ...over,
+    });
+    const malformed = { status: 400, body: { outcome: 'deny', code: 'ERR_REQUEST_MALFORMED' } };
+    // Only an acceptance names an owner, only a `gate/` one, and only an outcome closes an attempt.
+    expect(
+      await asRole('gate', 'POST', '/v1/internal/gate/event', event({ type: 'gateway.failed' })),
+    ).toMatchObject(malformed);
+    for (const gate_instance of ['cp-host:1:ab', 'gate/', 'gate/has space', 7])
+      expect(
+        await asRole(
+          'gate',
+          'POST',
+          '/v1/internal/gate/event',
+          event({ payload: { tool: 'echo', request_sha256: sha, gate_instance } }),
+        ),
+      ).toMatchObject(malformed);
+    expect(await asRole('gate', 'POST', '/v1/internal/gate/event', event({ closes: 1 }))).toMatchObject(
+      malformed,
+    );
+    const accepted = await asRole('gate', 'POST', '/v1/internal/gate/event', event({}));
+    expect(accepted.status).toBe(200);
+    const at = (accepted.body as { index: number }).index;
+    // Nobody holds `gate/gone:1:ab`: a sweep of the Control Plane process closes the request.
+    await until(
+      async () =>
+        (await ledgerEntries()).some(
+          (e) => e.request_id === signed.request_id && e.type === 'request.abandoned',
+        ),
+      "the gone Gate's request is recorded abandoned",
+      30_000,
+    );
+    const late = await asRole('gate', 'POST', '/v1/internal/gate/event', {
+      ...event({ type: 'gateway.completed' }),
+      payload: { outcome: 'executed', tool: 'echo', client: 'demo-agent', result_sha256: '0'.repeat(64) },
+      closes: at,
+    });
+    expect(late).toMatchObject({ status: 409, body: { code: 'ERR_LEDGER_REQUEST_CLOSED' } });
+    expect(
+      (await ledgerEntries()).filter((e) => e.request_id === signed.request_id).map((e) => e.type),
+    ).toEqual(['gateway.accepted', 'request.abandoned']);
+  });
+
   it('issues one envelope per request across Control Plane processes: the same claim asked of the primary and the standby at once is allowed once, every other ask ERR_REQUEST_REPLAYED', async () => {
     const demo = demoKey();
     for (let round = 0; round < 3; round++) {
@@ -901,7 +971,7 @@ describe('a Gate as its own process, holding no key', () => {
     expect(verified.code, verified.out + verified.err).toBe(0);
   }, 120_000);
 
-  it('kill -9 of a keyless Gate under load: no run without its records; restarted, it serves; once the Control Plane process restarts, every request it had open is recorded abandoned and verify holds', async () => {
+  it('kill -9 of a keyless Gate under load: no run without its records; restarted, it serves; every request it had open is recorded abandoned by the running Control Plane process, and verify holds', async () => {
     const answers: { outcome: string; request_id: string | null }[] = [];
     let loading = true;
     const load = Promise.all(
@@ -936,20 +1006,56 @@ describe('a Gate as its own process, holding no key', () => {
       expect(entries.some((e) => e.request_id === receipt.request_id && e.type === 'envelope.issued')).toBe(
         true,
       );
-    // The dead Gate's open requests belong to the Control Plane process's instance: its restart
-    // records them abandoned, truthfully (`envelope_consumed` says whether the tool may have run).
-    await stopProcess(cp);
-    cp = await startUp(at('cp'), 30);
+    // The dead Gate's open requests are its own (`gate_instance`): with its instance lease gone,
+    // the running Control Plane process's sweep records them abandoned, truthfully
+    // (`envelope_consumed` says whether the tool may have run), without any restart.
     await until(
-      async () => requestsWithoutOutcome((await ledgerEntries()) as never).length === 0,
+      async () => requestsWithoutOutcome(await ledgerEntries()).length === 0,
       'every accepted request has its outcome',
-      20_000,
+      30_000,
     );
     entries = await ledgerEntries();
-    expect(requestsWithoutOutcome(entries as never)).toEqual([]);
+    // Every request accepted through a keyless Gate names it; the restarted Gate is another instance.
+    const ownerOf = (requestId: string | null): string | undefined => {
+      const e = entries.find((x) => x.type === 'gateway.accepted' && x.request_id === requestId);
+      const o = e?.payload['gate_instance'];
+      return typeof o === 'string' ? o : undefined;
+    };
+    const killed = new Set(answers.map((a) => ownerOf(a.request_id)).filter((o) => o !== undefined));
+    expect(killed.size).toBe(1);
+    expect([...killed][0]).toMatch(/^gate\//);
+    const restarted = ownerOf(back.request_id) ?? '';
+    expect(restarted).toMatch(/^gate\//);
+    expect(killed.has(restarted)).toBe(false);
+    expect(requestsWithoutOutcome(entries)).toEqual([]);
     ok(runCli('ledger', 'export', '--out', at('after-gate-kill.jsonl'), '--data', at('cp')));
     ok(runCli('trust-roots', '--out', at('trust-3.json'), '--data', at('cp')));
     const verified = runCli('verify', at('after-gate-kill.jsonl'), '--trust', at('trust-3.json'));
     expect(verified.code, verified.out + verified.err).toBe(0);
   }, 120_000);
+
+  it('FC-INV-5: a keyless Gate whose instance lease is cut off stops (exit 1) rather than accept what it could no longer own; started again, it serves', async () => {
+    const before = await client.call('echo', { message: 'before the cut' });
+    expect(before.outcome).toBe('executed');
+    const exited = new Promise<number | null>((r) => gate.child.once('exit', (code) => r(code)));
+    // The session holding the Gate's instance lock (two-key advisory lock, first key "fcin").
+    const admin = new pg.Client({ connectionString: pgdb.url });
+    await admin.connect();
+    try {
+      const cut = await admin.query<{ n: number }>(
+        `SELECT count(pg_terminate_backend(l.pid))::int AS n FROM pg_locks l
+           JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid = $1::bigint::oid
+            AND a.application_name = 'failclosed-gate'`,
+        [0x6663696e],
+      );
+      expect(cut.rows[0]?.n).toBe(1);
+    } finally {
+      await admin.end();
+    }
+    expect(await exited).toBe(1);
+    expect(gate.out()).toContain('stopped: the instance lease was lost');
+    gate = await spawnServe('gate', at('gate.json'), { FAILCLOSED_LOG_LEVEL: 'silent' });
+    expect((await client.call('echo', { message: 'after the cut' })).outcome).toBe('executed');
+  }, 60_000);
 });

@@ -31,6 +31,9 @@ import { createPostgresNonceStore } from './nonce-store.js';
 import { openPostgresPool } from './pool.js';
 import { createPostgresWriteProbe } from './probe.js';
 
+/** The most owners whose requests one orphan sweep claims. */
+const OWNERS_PER_SWEEP = 64;
+
 /** Options of {@link openPostgresBackend}. */
 export interface PostgresBackendOptions {
   /** `postgres://…` of the database. */
@@ -105,7 +108,11 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
     async claimOrphanedRequests(): Promise<OrphanClaim> {
       const own = held();
       const open = (await ledger.openRequests?.()) ?? [];
-      const owners = [...new Set(open.map((r) => r.owner ?? ''))].filter((o) => o !== own.instance);
+      // At most a few owners' locks per pass (each is a session lock held until released): a Gate
+      // naming thousands of owners cannot fill the lock table; the next passes take the rest.
+      const owners = [...new Set(open.map((r) => r.owner ?? ''))]
+        .filter((o) => o !== own.instance)
+        .slice(0, OWNERS_PER_SWEEP);
       const claimed = new Set(await own.claimOwners(owners));
       try {
         // Read again now that their instances are held: what they closed before they went is gone.

@@ -10,7 +10,7 @@ export { createPostgresLedgerStore } from './ledger-store.js';
 export type { PostgresLedgerStoreOptions } from './ledger-store.js';
 export { createPostgresWriteProbe } from './probe.js';
 export { WRITER_LOCK_CLASS, writerSessionConfig } from './writer-lock.js';
-export { acquireInstanceLease } from './instance-lease.js';
+export { acquireInstanceLease, GATE_INSTANCE_PREFIX } from './instance-lease.js';
 export type { InstanceLease, InstanceLeaseOptions } from './instance-lease.js';
 export { createPostgresGateState } from './gate-state.js';
 export type { PostgresGateStateOptions } from './gate-state.js';

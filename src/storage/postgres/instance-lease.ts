@@ -26,6 +26,12 @@ import type { PostgresPool } from './pool.js';
 import { writerSessionConfig } from './writer-lock.js';
 import type { WriterLease } from '../writer-lock.js';
 
+/**
+ * The prefix of a keyless Gate's instance id (`failclosed serve gate`): the owner its
+ * `gateway.accepted` entries name (`gate_instance`), which no Control Plane process's id has.
+ */
+export const GATE_INSTANCE_PREFIX = 'gate/';
+
 /** First key of an instance's two-key advisory lock: "fcin" read as a 32-bit integer. */
 export const INSTANCE_LOCK_CLASS = 0x6663696e;
 

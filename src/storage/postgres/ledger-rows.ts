@@ -9,6 +9,7 @@
 import { FailclosedError, parseJson, sha256Hex } from '../../kernel/index.js';
 import { entryJson, parseStoredEntry, type LedgerEntry } from '../../ledger/index.js';
 import { REQUEST_OUTCOME_TYPES } from '../../ledger/index.js';
+import { GATE_INSTANCE_PREFIX } from './instance-lease.js';
 import type {
   EvidenceBlob,
   OpenRequest,
@@ -141,18 +142,30 @@ export function finalizedDecision(e: LedgerEntry): string | null {
  * index (null when no entries), the entry columns, the evidence columns, the (request, trace)
  * pairs whose stored open requests the batch closes, and the requests it leaves open.
  */
-export function batchParams(entries: readonly LedgerEntry[], evidence: readonly EvidenceBlob[]): unknown[] {
+export function batchParams(
+  entries: readonly LedgerEntry[],
+  evidence: readonly EvidenceBlob[],
+  owner: string,
+): unknown[] {
   const col = <T>(f: (e: LedgerEntry) => T): T[] => entries.map(f);
   // Entry by entry as derived.ts does: an outcome closes the stored requests of its (request,
   // trace) and those opened earlier in this batch; a request accepted after it stays open.
-  const opened = new Map<string, { idx: number; request_id: string; trace_id: string }[]>();
+  const opened = new Map<string, { idx: number; request_id: string; trace_id: string; owner: string }[]>();
   const closed = new Map<string, { request_id: string; trace_id: string }>();
   for (const e of entries) {
     if (e.request_id === '') continue;
     const key = JSON.stringify([e.request_id, e.trace_id]);
     if (e.type === 'gateway.accepted' && e.actor.role === 'gate') {
       const list = opened.get(key) ?? [];
-      list.push({ idx: e.index, request_id: e.request_id, trace_id: e.trace_id });
+      // A keyless Gate's request is that Gate's own (`gate_instance`, which the Control Plane
+      // admits only as a `gate/` id); any other is the appending instance's.
+      const gate = e.payload['gate_instance'];
+      list.push({
+        idx: e.index,
+        request_id: e.request_id,
+        trace_id: e.trace_id,
+        owner: typeof gate === 'string' && gate.startsWith(GATE_INSTANCE_PREFIX) ? gate : owner,
+      });
       opened.set(key, list);
     } else if (REQUEST_OUTCOME_TYPES.has(e.type)) {
       opened.delete(key);
@@ -180,5 +193,6 @@ export function batchParams(entries: readonly LedgerEntry[], evidence: readonly 
     open.map((o) => o.idx),
     open.map((o) => o.request_id),
     open.map((o) => o.trace_id),
+    open.map((o) => o.owner),
   ];
 }

@@ -52,7 +52,7 @@ export interface PostgresLedgerStoreOptions {
 }
 
 /**
- * One statement for a whole batch (see `batchParams` for $1–$18): the head check, the entries,
+ * One statement for a whole batch (see `batchParams` for $1–$19): the head check, the entries,
  * the evidence and the open-request changes, every part conditional on the head check, so a
  * refused batch writes nothing even outside an explicit transaction. A duplicate index conflicts
  * on the primary key and fails the statement as a whole.
@@ -76,7 +76,7 @@ WITH head AS (
     AND o.accepted_idx < $1::bigint
 ), opened AS (
   INSERT INTO ledger_open_requests (accepted_idx, request_id, trace_id, owner)
-  SELECT o.*, $19::text FROM unnest($16::bigint[], $17::text[], $18::text[]) AS o
+  SELECT * FROM unnest($16::bigint[], $17::text[], $18::text[], $19::text[])
   WHERE (SELECT ok FROM head)
   ON CONFLICT (accepted_idx) DO NOTHING
 )
@@ -186,7 +186,7 @@ export function createPostgresLedgerStore(
         const open = openRows.map(openRequestFromRow);
         const list = seal(committed, open);
         if (list.length > 0 || evidence.length > 0) {
-          const row = (await c.query<Row>(APPEND, [...batchParams(list, evidence), lease.instance])).rows[0];
+          const row = (await c.query<Row>(APPEND, batchParams(list, evidence, lease.instance))).rows[0];
           appended(row, list.length);
         }
         await c.query('COMMIT');
@@ -201,10 +201,7 @@ export function createPostgresLedgerStore(
   async function append(list: readonly LedgerEntry[], evidence: readonly EvidenceBlob[]): Promise<void> {
     writable();
     // The one statement is its own transaction: one round trip per batch.
-    appended(
-      (await db.pool.query<Row>(APPEND, [...batchParams(list, evidence), owner()])).rows[0],
-      list.length,
-    );
+    appended((await db.pool.query<Row>(APPEND, batchParams(list, evidence, owner()))).rows[0], list.length);
   }
 
   async function putSnapshot(snapshot: TreeSnapshot): Promise<void> {
