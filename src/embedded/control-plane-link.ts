@@ -236,6 +236,12 @@ function isSecretRefusal(v: JsonValue): boolean {
 /** The pause between two tries of an outcome whose answer was lost. */
 const OUTCOME_RETRY_MS = 100;
 
+/** The pause between two background rounds over outcomes not confirmed within their call. */
+const UNSETTLED_RETRY_MS = 1000;
+
+/** The most outcomes a Gate keeps trying in the background (beyond, swept when it stops). */
+const MAX_UNSETTLED = 10_000;
+
 /**
  * The Gate's ledger port over the Control Plane process's internal listener (the one ledger
  * writer). Rejects on anything but a well-formed confirmation; the Gate then denies
@@ -253,7 +259,12 @@ export function createRemoteGateLedger(
      */
     readonly owner?: () => string | undefined;
   } = {},
-): GateLedger {
+): GateLedger & {
+  /** Outcomes still being tried in the background (see `later`). */
+  unsettled(): number;
+  /** Stops trying them: the Gate is stopping. */
+  close(): void;
+} {
   const post = async (path: string, body: JsonValue): Promise<JsonValue> => {
     const r = await withDeadline(() => ask(link, 'POST', path, body), ledgerMs);
     if (r.status !== 'ok') throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'no answer');
@@ -298,9 +309,45 @@ export function createRemoteGateLedger(
         throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'refused');
       // No answer, or the writer did not confirm in time: the append may still have happened.
       unsure = true;
-      if (end - performance.now() <= OUTCOME_RETRY_MS)
+      if (end - performance.now() <= OUTCOME_RETRY_MS) {
+        later(body);
         throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'no answer');
+      }
       await new Promise((resolve) => setTimeout(resolve, OUTCOME_RETRY_MS));
+    }
+  };
+
+  /**
+   * Outcomes not confirmed within their call's deadline (every Control Plane process gone or
+   * failing for that long), tried again in the background every second until one answers: else
+   * their requests would stay open for as long as this Gate lives, since they are its own. Their
+   * calls were denied (`ERR_LEDGER_UNAVAILABLE`) and their envelopes voided, or reported consumed
+   * when the tool had run; an outcome recorded later says what happened, once. A Gate that stops
+   * with some left releases its lease, and a Control Plane process records those requests
+   * abandoned. Keyed by the attempt each closes; at most {@link MAX_UNSETTLED}.
+   */
+  const unsettled = new Map<number, JsonObject>();
+  let retrying: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const later = (body: JsonObject): void => {
+    const at = body['closes'];
+    if (stopped || typeof at !== 'number' || unsettled.size >= MAX_UNSETTLED) return;
+    unsettled.set(at, body);
+    retrying ??= setTimeout(() => void settleLater(), UNSETTLED_RETRY_MS);
+    retrying.unref();
+  };
+  const settleLater = async (): Promise<void> => {
+    for (const [at, body] of [...unsettled]) {
+      if (stopped) return;
+      const r = await withDeadline(() => ask(link, 'POST', '/v1/internal/gate/event', body), ledgerMs);
+      // Recorded, or closed by now (by this very outcome, or by another), or refused for good.
+      if (r.status === 'ok' && r.value.status < 500) unsettled.delete(at);
+      else break;
+    }
+    retrying = undefined;
+    if (!stopped && unsettled.size > 0) {
+      retrying = setTimeout(() => void settleLater(), UNSETTLED_RETRY_MS);
+      retrying.unref();
     }
   };
 
@@ -333,6 +380,11 @@ export function createRemoteGateLedger(
     return undefined;
   };
   return {
+    unsettled: () => unsettled.size,
+    close() {
+      stopped = true;
+      clearTimeout(retrying);
+    },
     async putEvidence(bytes, mediaType) {
       const sha = createHash('sha256').update(bytes).digest('hex');
       const r = await withDeadline(

@@ -339,14 +339,17 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
       agent: elAgent,
       timeoutMs: Math.max(1, Math.floor((config.execution_timeout_ms * 5) / 6)),
     });
+    const ledger = createRemoteGateLedger(link, config.control_plane_timeout_ms, {
+      owner: () => (lease.isHeld() ? lease.instance : undefined),
+    });
+    // Stopped before the lease is released: what it still holds is then swept.
+    closers.push(() => ledger.close());
     const gate = createGate({
       observer: guardObserver(telemetry.observer),
       clock,
       clients: state,
       replay: state,
-      ledger: createRemoteGateLedger(link, config.control_plane_timeout_ms, {
-        owner: () => (lease.isHeld() ? lease.instance : undefined),
-      }),
+      ledger,
       controlPlane: decorate.controlPlane?.(controlPlane) ?? controlPlane,
       executor: decorate.gateExecutor?.(executor) ?? executor,
       secretScanner: (params) => {

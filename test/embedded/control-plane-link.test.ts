@@ -261,13 +261,39 @@ describe('the Gate reads its Control Plane process as untrusted', () => {
       expect(seen).toHaveLength(1);
     });
 
-    it('gives up with ERR_LEDGER_UNAVAILABLE when no try is confirmed within its deadline', async () => {
+    it('gives up with ERR_LEDGER_UNAVAILABLE when no try is confirmed within its deadline, and tries it again in the background until one answers', async () => {
       queue = [];
       next = lost;
       const ledger = createRemoteGateLedger(link(), 700);
-      await expect(ledger.appendGatewayEvent(outcome)).rejects.toMatchObject({
-        code: 'ERR_LEDGER_UNAVAILABLE',
-      });
+      try {
+        await expect(ledger.appendGatewayEvent(outcome)).rejects.toMatchObject({
+          code: 'ERR_LEDGER_UNAVAILABLE',
+        });
+        expect(ledger.unsettled()).toBe(1);
+        seen = [];
+        next = { status: 200, body: JSON.stringify({ index: 9, entry_hash: HASH }) };
+        await expect.poll(() => ledger.unsettled(), { timeout: 5000 }).toBe(0);
+        expect(events().map((x) => (x.body as { closes?: unknown }).closes)).toEqual([4]);
+        // A request closed meanwhile (by the lost try itself, or a sweep) is settled too.
+        next = lost;
+        await expect(ledger.appendGatewayEvent({ ...outcome, closes: 5 })).rejects.toMatchObject({
+          code: 'ERR_LEDGER_UNAVAILABLE',
+        });
+        next = closed;
+        await expect.poll(() => ledger.unsettled(), { timeout: 5000 }).toBe(0);
+        // Stopped, it tries nothing more.
+        next = lost;
+        await expect(ledger.appendGatewayEvent({ ...outcome, closes: 6 })).rejects.toMatchObject({
+          code: 'ERR_LEDGER_UNAVAILABLE',
+        });
+        ledger.close();
+        seen = [];
+        await new Promise((r) => setTimeout(r, 1500));
+        expect(events()).toEqual([]);
+      } finally {
+        ledger.close();
+        next = { status: 200, body: '{}' };
+      }
     });
   });
 
