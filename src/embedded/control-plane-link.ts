@@ -265,8 +265,8 @@ export function createRemoteGateLedger(
   /** Stops trying them: the Gate is stopping. */
   close(): void;
 } {
-  const post = async (path: string, body: JsonValue): Promise<JsonValue> => {
-    const r = await withDeadline(() => ask(link, 'POST', path, body), ledgerMs);
+  const post = async (path: string, body: JsonValue, withinMs = ledgerMs): Promise<JsonValue> => {
+    const r = await withDeadline(() => ask(link, 'POST', path, body), withinMs);
     if (r.status !== 'ok') throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'no answer');
     if (r.value.status !== 200) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'refused');
     return r.value.value;
@@ -289,11 +289,14 @@ export function createRemoteGateLedger(
    */
   const closeOnce = async (e: GatewayEvent, body: JsonObject): Promise<LedgerRef> => {
     const end = performance.now() + ledgerMs;
+    // Tries stop this much before the end: a try found closed still has the time to read.
+    const tries = end - Math.min(1000, ledgerMs / 4);
     let unsure = false;
+    let pause = OUTCOME_RETRY_MS;
     for (;;) {
       const r = await withDeadline(
         () => ask(link, 'POST', '/v1/internal/gate/event', body),
-        Math.max(1, end - performance.now()),
+        Math.max(1, tries - performance.now()),
       );
       if (r.status === 'ok' && r.value.status === 200) return ref(r.value.value);
       if (
@@ -301,7 +304,7 @@ export function createRemoteGateLedger(
         r.value.status === 409 &&
         isRefusal(r.value.value, 'ERR_LEDGER_REQUEST_CLOSED')
       ) {
-        const own = unsure ? await recorded(e) : undefined;
+        const own = unsure ? await recorded(e, Math.max(1, end - performance.now())) : undefined;
         if (own !== undefined) return own;
         throw new FailclosedError('ERR_LEDGER_REQUEST_CLOSED', 'the request already has an outcome record');
       }
@@ -309,11 +312,13 @@ export function createRemoteGateLedger(
         throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'refused');
       // No answer, or the writer did not confirm in time: the append may still have happened.
       unsure = true;
-      if (end - performance.now() <= OUTCOME_RETRY_MS) {
+      if (tries - performance.now() <= pause) {
         later(body);
         throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'no answer');
       }
-      await new Promise((resolve) => setTimeout(resolve, OUTCOME_RETRY_MS));
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      // Backing off: a Control Plane process failing fast is not asked fifty times per call.
+      pause = Math.min(pause * 2, UNSETTLED_RETRY_MS);
     }
   };
 
@@ -340,9 +345,11 @@ export function createRemoteGateLedger(
     for (const [at, body] of [...unsettled]) {
       if (stopped) return;
       const r = await withDeadline(() => ask(link, 'POST', '/v1/internal/gate/event', body), ledgerMs);
-      // Recorded, or closed by now (by this very outcome, or by another), or refused for good.
-      if (r.status === 'ok' && r.value.status < 500) unsettled.delete(at);
-      else break;
+      // No answer: no Control Plane process is there; the next round tries again.
+      if (r.status !== 'ok') break;
+      // Recorded, or closed by now (by this very outcome, or by another), or refused for good;
+      // one its writer keeps failing does not hold up the others.
+      if (r.value.status < 500) unsettled.delete(at);
     }
     retrying = undefined;
     if (!stopped && unsettled.size > 0) {
@@ -352,9 +359,9 @@ export function createRemoteGateLedger(
   };
 
   /** The entry recording exactly `e` after the attempt it closes, if the ledger holds one. */
-  const recorded = async (e: GatewayEvent): Promise<LedgerRef | undefined> => {
+  const recorded = async (e: GatewayEvent, withinMs: number): Promise<LedgerRef | undefined> => {
     if (e.request_id === null || e.closes === undefined) return undefined;
-    const v = await post('/v1/internal/gate/entries', { request_id: e.request_id });
+    const v = await post('/v1/internal/gate/entries', { request_id: e.request_id }, withinMs);
     const list = isObject(v) ? v['entries'] : undefined;
     if (!Array.isArray(list)) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'garbage');
     const want = canonicalize(e.payload);

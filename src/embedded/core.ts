@@ -22,6 +22,7 @@ import { exportSigningKeyJwk, noteSignerFor } from '../kernel/signing/index.js';
 import { createLedger } from '../ledger/index.js';
 import type { Ledger } from '../ledger/index.js';
 import { createBundleCompiler, createBundleStore, createControlPlane } from '../control-plane/index.js';
+import type { DecisionClaimStore } from '../control-plane/index.js';
 import type {
   ApprovalNotice,
   BreakerConfig,
@@ -72,7 +73,7 @@ import { withScheduleActions } from './schedule-actions.js';
 import type { NatsWorkers } from './nats-queue.js';
 import type { GateJobQueue } from '../gate/index.js';
 import { createDiskSpaceProbe } from './readiness.js';
-import { openPostgresBackend, openSqliteBackend } from '../storage/index.js';
+import { GATE_INSTANCE_PREFIX, openPostgresBackend, openSqliteBackend } from '../storage/index.js';
 import type { StorageBackend, WriterLease } from '../storage/index.js';
 import { redactedBackend, resolveBackendSpec } from './backend-spec.js';
 import { assertIssuerKeysAgree, readLedgerAdminState, withholdStaleBundle } from './policy-guard.js';
@@ -775,12 +776,15 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       currentKid: issuerKey.kid,
       revoked: revokedKids(controlPlane.issuerJwks()),
     });
-    recovery = recoveryDeps(ledger, backend.nonces, {
-      // With a separate Execution Layer its nonce store is elsewhere: a void here cannot say "never ran".
-      voidIsAuthoritative: config.executor_url === undefined,
-      now: clock,
-      toleranceSec: config.clock_tolerance_sec,
-    });
+    recovery = {
+      ...recoveryDeps(ledger, backend.nonces, {
+        // With a separate Execution Layer its nonce store is elsewhere: a void here cannot say "never ran".
+        voidIsAuthoritative: config.executor_url === undefined,
+        now: clock,
+        toleranceSec: config.clock_tolerance_sec,
+      }),
+      mayStillIssue: keylessMayStillIssue(backend.decisionClaims, clock, config.timestamp_tolerance_ms),
+    };
     // Before anything serves: every request a crash or stop left open gets its outcome (FC-INV-5).
     recovered = await sweepOrphans();
     // Before anything serves: the interfaces that can execute are in the ledger (FC-INV-6). A
@@ -908,3 +912,33 @@ function keyChangesFollowed(
     },
   });
 }
+
+/**
+ * Whether a Control Plane process may still issue an envelope for a keyless Gate's open request
+ * (owner `gate/…`) that has none yet (see `RecoveryDeps.mayStillIssue`). A decision begins only
+ * for a claimed request (`decision_claims`, one per request across processes): with no decision
+ * recorded, the sweep claims the request itself, and once it holds the claim nothing can be
+ * decided for it. A request already claimed, or decided and not denied (an allow whose issuance
+ * is under way, an escalation that a long-poll may still approve), is left open until no decide
+ * can still be running for it: its signed timestamp is accepted at most the tolerance either way
+ * of the Control Plane's clock, and a decide waits at most 60 s for approvals.
+ */
+export function keylessMayStillIssue(
+  claims: Pick<DecisionClaimStore, 'claim'>,
+  clock: () => number,
+  toleranceMs: number,
+): NonNullable<RecoveryDeps['mayStillIssue']> {
+  const graceMs = 2 * toleranceMs + KEYLESS_DECIDE_MS;
+  return async (open, accepted, decision) => {
+    if (open.owner?.startsWith(GATE_INSTANCE_PREFIX) !== true) return false;
+    if (decision !== undefined && decision.payload['outcome'] === 'deny') return false;
+    if (decision === undefined) {
+      const key = { tenant: accepted.tenant, identity: accepted.actor.id, request_id: open.request_id };
+      if (await claims.claim(key, `sweep:${open.owner}`, clock())) return false;
+    }
+    return clock() - Date.parse(accepted.at) <= graceMs;
+  };
+}
+
+/** The longest a decide for a keyless Gate can run: its approval wait (60 s) and its deadlines. */
+const KEYLESS_DECIDE_MS = 90_000;

@@ -286,7 +286,9 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
     await assertGateRole(db);
     // This Gate's instance lease (a session lock, as each `up` holds one): the requests it accepts
     // are its own while it lives, and any Control Plane process records them abandoned once it is
-    // gone, killed or cut off (FC-INV-5). Released last, after the calls in flight drained.
+    // gone, killed or cut off (FC-INV-5). Released at close, after the listener and the
+    // background outcome retries stopped; an outcome still in flight then lands only while its
+    // request is open (a sweep may have closed it first).
     const lease = await acquireInstanceLease(db, {
       name: `${GATE_INSTANCE_PREFIX}${hostname()}:${process.pid}`,
       ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),

@@ -42,6 +42,19 @@ export interface RecoveryDeps {
    */
   readonly now?: () => number;
   readonly toleranceSec?: number;
+  /**
+   * For an open request with no envelope issued yet: true while a Control Plane process may still
+   * issue one for it. A keyless Gate's request is decided by a Control Plane process that the
+   * Gate's lease does not fence, so a Gate that stalled past its lease and resumes may still ask
+   * for a decision after a sweep read its request; abandoning it as "never ran" could then be
+   * false. The pass leaves such a request open (a later pass reads it again). Undefined: nothing
+   * can be issued for an open request but by its owner.
+   */
+  readonly mayStillIssue?: (
+    open: OpenRequest,
+    accepted: LedgerEntry,
+    decision: LedgerEntry | undefined,
+  ) => Promise<boolean>;
 }
 
 /** What a recovery pass recorded. */
@@ -77,6 +90,13 @@ async function abandonOne(
     const lastRunnableMs = (Math.max(0, ...exps) + (deps.toleranceSec ?? 0)) * 1000;
     if (deps.now === undefined || deps.now() <= lastRunnableMs) return undefined;
   }
+  if (
+    issued.length === 0 &&
+    receipt === undefined &&
+    deps.mayStillIssue !== undefined &&
+    (await deps.mayStillIssue(open, accepted, decision))
+  )
+    return undefined;
   let consumed = receipt !== undefined;
   let jti: string | undefined;
   for (const e of issued) {
@@ -149,7 +169,8 @@ export async function recordAbandonedRequests(
   let mayHaveRun = 0;
   for (const open of await deps.openRequests()) {
     const r = await abandonOne(deps, open, when);
-    // Left open: a broker's worker may still run it, and its answer is its outcome.
+    // Left open: a broker's worker may still run it, and its answer is its outcome; or a Control
+    // Plane process may still issue its envelope (read again on the next pass).
     if (r === undefined) continue;
     try {
       // Conditional: the request's own Gate may record its outcome while this pass voids and

@@ -141,6 +141,8 @@ export {
   ENTRY_TYPES,
   PAYLOAD_ALLOWLIST,
   GENESIS_PREV_HASH,
+  BEFORE_ACCEPTANCE_STATUSES,
+  settlesAttempt,
   isEntryType,
   disallowedPayloadFields,
   canonicalEntryBody,

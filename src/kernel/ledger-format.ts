@@ -326,6 +326,29 @@ export const PAYLOAD_ALLOWLIST = {
 /** `prev_hash` of entry 0: 64 zeros (OE-INV-016). */
 export const GENESIS_PREV_HASH = '0'.repeat(64);
 
+/**
+ * The `status` of a `gateway.failed` written before any attempt was accepted (an ingress refusal
+ * such as an identical replay, which shares the original's request id and trace; an exception
+ * caught at the Gate's edge). It settles no attempt.
+ */
+export const BEFORE_ACCEPTANCE_STATUSES: ReadonlySet<unknown> = new Set(['ingress', 'internal']);
+
+/**
+ * Whether `e` settles the attempts of its request and trace accepted before it (FC-INV-5): an
+ * outcome record (`gateway.completed`, `gateway.failed`, `request.abandoned`) of a request id, but
+ * not a refusal before acceptance. One rule for the ledger's open-request index, the writer's
+ * conditional appends and the verifier's one-outcome-per-attempt check.
+ */
+export function settlesAttempt(e: {
+  readonly type: string;
+  readonly request_id: string;
+  readonly payload: Readonly<Record<string, unknown>>;
+}): boolean {
+  if (e.request_id === '') return false;
+  if (e.type === 'gateway.failed') return !BEFORE_ACCEPTANCE_STATUSES.has(e.payload['status']);
+  return e.type === 'gateway.completed' || e.type === 'request.abandoned';
+}
+
 const TYPE_SET: ReadonlySet<string> = new Set(ENTRY_TYPES);
 const ALLOWED: ReadonlyMap<string, ReadonlySet<string>> = new Map(
   Object.entries(PAYLOAD_ALLOWLIST).map(([type, fields]) => [type, new Set<string>(fields)]),

@@ -16,7 +16,7 @@ import {
   type Observer,
 } from '../kernel/index.js';
 import { performance } from 'node:perf_hooks';
-import { createMerkleTree, type MerkleTree } from '../kernel/index.js';
+import { createMerkleTree, settlesAttempt, type MerkleTree } from '../kernel/index.js';
 import { GENESIS_PREV_HASH, entryLeafHash, parseEntryInput, sealEntry } from './entry.js';
 import type { EntryInput, EntryRef, LedgerEntry } from './entry.js';
 import type { EntryType } from './entry-types.js';
@@ -183,12 +183,12 @@ function admitConditional(
 ): readonly boolean[] {
   const stillOpen = new Map(open.map((o) => [o.accepted_index, o]));
   return appends.map((p) => {
-    const { type, request_id, trace_id } = p.input;
+    const { request_id, trace_id } = p.input;
     if (p.ifOpen !== undefined) {
       const o = stillOpen.get(p.ifOpen);
       if (o === undefined || o.request_id !== request_id || o.trace_id !== trace_id) return false;
     }
-    if (REQUEST_OUTCOME_TYPES.has(type) && request_id !== '')
+    if (settlesAttempt(p.input))
       for (const [i, o] of stillOpen)
         if (o.request_id === request_id && o.trace_id === trace_id) stillOpen.delete(i);
     return true;

@@ -703,6 +703,10 @@ describe('a Gate as its own process, holding no key', () => {
       closes: at,
     });
     expect(late).toMatchObject({ status: 409, body: { code: 'ERR_LEDGER_REQUEST_CLOSED' } });
+    // The sweep claimed the undecided request before recording that it never ran: a Gate that
+    // comes back and asks for its decision now is refused, so no envelope can follow the record.
+    const { answer } = await decideAsGate(signed);
+    expect(answer.body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
     expect(
       (await ledgerEntries()).filter((e) => e.request_id === signed.request_id).map((e) => e.type),
     ).toEqual(['gateway.accepted', 'request.abandoned']);

@@ -7,10 +7,12 @@
  * a call that ran and whose `gateway.completed` the ledger then held.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readOperatorToken } from '../../src/embedded/index.js';
+import { buildSignedRequest } from '../../src/client/index.js';
+import { DEMO_CLIENT, readClientFile, readOperatorToken } from '../../src/embedded/index.js';
 import { FailclosedError } from '../../src/kernel/index.js';
+import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
 import type { E2e } from './harness.js';
-import { session, startE2e } from './harness.js';
+import { ALL_TOPOLOGIES, session, startE2e } from './harness.js';
 import { exportAndVerify } from './topology.js';
 
 describe('keyless topology: an outcome whose answer was lost', () => {
@@ -52,5 +54,70 @@ describe('keyless topology: an outcome whose answer was lost', () => {
     const { code, report } = await exportAndVerify(e2e.instance.url, readOperatorToken(e2e.dir), e2e.dir);
     expect(report).not.toContain('OUTCOME_DUPLICATE');
     expect(code).toBe(0);
+  }, 30_000);
+});
+
+/**
+ * An identical replay of a request while the original's tool runs (FC-INV-5). The replay shares
+ * the original's request id and trace (the trace id is derived from the signed request) and is
+ * refused at ingress (`ERR_REQUEST_REPLAYED`, a `gateway.failed` of status `ingress`): that record
+ * settles no attempt, so the original's outcome still lands. Anyone holding the request's bytes
+ * could otherwise deny a call after its tool ran and leave it without its outcome.
+ */
+describe.each(ALL_TOPOLOGIES)('%s topology: a replay while the original runs', (topology) => {
+  let e2e: E2e;
+
+  beforeAll(async () => {
+    e2e = await startE2e({ topology });
+  }, 60_000);
+
+  afterAll(async () => {
+    await e2e?.close();
+  });
+
+  it('FC-INV-5: the replay is refused ERR_REQUEST_REPLAYED and the original still answers executed with its gateway.completed', async () => {
+    const demo = readClientFile(e2e.dir, DEMO_CLIENT.identity);
+    const signed = buildSignedRequest({
+      key: importSigningKeyJwk(demo.key),
+      identity: demo.identity,
+      tenant: demo.tenant,
+      action: 'echo',
+      parameters: { message: 'replayed while running' },
+      timestampMs: e2e.clock.now(),
+      session: session(),
+    });
+    const body = JSON.stringify(signed);
+    const post = async () => {
+      const r = await fetch(`${e2e.url}/v1/calls`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+    };
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((r) => (release = r));
+    let held = false;
+    e2e.port.around = async <T>(run: () => Promise<T>): Promise<T> => {
+      held = true;
+      await released;
+      return run();
+    };
+    const before = e2e.totalRuns();
+    let original: Promise<{ status: number; body: Record<string, unknown> }>;
+    try {
+      original = post();
+      await expect.poll(() => held, { timeout: 10_000 }).toBe(true);
+      const replay = await post();
+      expect(replay.body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
+    } finally {
+      e2e.port.around = undefined;
+      release();
+    }
+    expect((await original).body).toMatchObject({ outcome: 'executed' });
+    expect(e2e.totalRuns()).toBe(before + 1);
+    const view = await e2e.evidence(signed.request_id);
+    const types = (view.body['records'] as { entry: { type: string } }[]).map((r) => r.entry.type);
+    expect(types.filter((t) => t === 'gateway.completed')).toHaveLength(1);
   }, 30_000);
 });

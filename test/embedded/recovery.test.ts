@@ -10,6 +10,8 @@ import { createSqliteNonceStore } from '../../src/execution/index.js';
 import { createSqliteLedgerStore } from '../../src/ledger/index.js';
 import type { EntryInput, Ledger } from '../../src/ledger/index.js';
 import { recordAbandonedRequests, recoveryDeps } from '../../src/embedded/recovery.js';
+import { keylessMayStillIssue } from '../../src/embedded/core.js';
+import { createSqliteDecisionClaims } from '../../src/control-plane/index.js';
 import { openLedger, tempDir } from '../ledger/fixtures.js';
 
 const EXP = 2_000_000_000;
@@ -234,6 +236,65 @@ describe('recordAbandonedRequests (crash recovery)', () => {
       expect((await again.openRequests?.())?.map((r) => r.request_id)).toEqual(['old-open']);
       await again.close();
     } finally {
+      cleanup();
+    }
+  });
+});
+
+/**
+ * A keyless Gate's request is decided by a Control Plane process its lease does not fence: a
+ * sweep must not record "never ran" while a decision could still issue an envelope for it
+ * (FC-INV-5). Over the real SQLite decision-claim store and an injected clock.
+ */
+describe('keylessMayStillIssue (a keyless Gate gone mid-call)', () => {
+  const T0 = Date.UTC(2026, 0, 1);
+  const acceptedAt = new Date(T0).toISOString();
+  const open = (owner?: string) => ({
+    accepted_index: 0,
+    request_id: 'kg-1',
+    trace_id: 't-kg-1',
+    ...(owner === undefined ? {} : { owner }),
+  });
+  const acceptedEntry = {
+    ...entry('gateway.accepted', 'kg-1', { tool: 'echo', client: 'agent-1' }),
+    index: 0,
+    prev_hash: '0'.repeat(64),
+    at: acceptedAt,
+    entry_hash: 'a'.repeat(64),
+  };
+  const decisionOf = (outcome: string) => ({
+    ...acceptedEntry,
+    type: 'decision' as const,
+    index: 1,
+    actor: { id: 'control-plane', role: 'control-plane' },
+    payload: { decision_id: 'd-kg-1', outcome },
+  });
+
+  it('FC-INV-5: with no decision it claims the request, so none can begin, and lets the sweep record it; a request claimed before is left open until no decide can still run', async () => {
+    const { dir, cleanup } = tempDir();
+    const claims = createSqliteDecisionClaims(join(dir, 'claims.db'));
+    try {
+      let now = T0 + 1000;
+      const check = keylessMayStillIssue(claims, () => now, 120_000);
+      // Not a keyless Gate's request: nothing can be issued for it but by its owner.
+      expect(await check(open(), acceptedEntry, undefined)).toBe(false);
+      expect(await check(open('host:1:ab'), acceptedEntry, undefined)).toBe(false);
+      // A keyless Gate's, undecided: the sweep takes the claim; a Control Plane process asked to
+      // decide it now finds it taken (its decide route answers ERR_REQUEST_REPLAYED).
+      expect(await check(open('gate/gone:1'), acceptedEntry, undefined)).toBe(false);
+      const key = { tenant: 'acme', identity: 'agent-1', request_id: 'kg-1' };
+      expect(await claims.claim(key, 'a control plane', now)).toBe(false);
+      // Claimed already (a decide under way): left open within the grace, abandoned after it.
+      expect(await check(open('gate/gone:1'), acceptedEntry, undefined)).toBe(true);
+      now = T0 + 2 * 120_000 + 90_000 + 1;
+      expect(await check(open('gate/gone:1'), acceptedEntry, undefined)).toBe(false);
+      // Decided: a deny issues nothing; an allow or an escalation may still, within the grace.
+      now = T0 + 1000;
+      expect(await check(open('gate/gone:1'), acceptedEntry, decisionOf('deny'))).toBe(false);
+      expect(await check(open('gate/gone:1'), acceptedEntry, decisionOf('allow'))).toBe(true);
+      expect(await check(open('gate/gone:1'), acceptedEntry, decisionOf('pending'))).toBe(true);
+    } finally {
+      await claims.close();
       cleanup();
     }
   });

@@ -173,6 +173,18 @@ describe.each(Object.keys(SHAPES))('conditional outcome appends: %s (FC-INV-5)',
     expect(await outcomesOf(a, 'r5')).toEqual(['gateway.completed']);
   });
 
+  it('FC-INV-5: a refusal before acceptance in the same trace (an identical replay) settles no attempt: the outcome still lands', async () => {
+    const { a, b } = await open();
+    const acc = await a.append(acceptedOf('r6'));
+    for (const status of ['ingress', 'internal'])
+      await b.append(
+        entry('gateway.failed', 'r6', { outcome: 'deny', code: 'ERR_REQUEST_REPLAYED', status }),
+      );
+    expect(await a.store.openAmong!([acc.index])).toHaveLength(1);
+    await b.append(completedOf('r6'), undefined, { ifOpen: acc.index });
+    expect(await a.store.openAmong!([acc.index])).toEqual([]);
+  });
+
   it('only an outcome record is appended conditionally', async () => {
     const { a } = await open();
     const acc = await a.append(acceptedOf('r3'));

@@ -133,6 +133,40 @@ describe('gate replicas sharing one PostgreSQL ledger (SPEC §4 one writer per t
     await later.release();
   });
 
+  it("FC-INV-5: a keyless Gate's requests are the instance they name; a sweep claims at most 64 owners, and live ones never hide a gone one from the next sweeps", async () => {
+    const schema = nextSchema();
+    const a = await replica(schema);
+    const owned = (request: string, gate: string): EntryInput => ({
+      ...accepted(request),
+      payload: { tool: 'echo', gate_instance: gate },
+    });
+    // 64 Gates alive (their instance locks held on one session here), then one gone.
+    const live = Array.from({ length: 64 }, (_, i) => `gate/live:${i}`);
+    for (const [i, g] of live.entries()) await a.ledger.append(owned(`live-${i}`, g));
+    await a.ledger.append(owned('orphan', 'gate/gone:1'));
+    // A name outside `gate/` is not an owner: the appending instance owns that request.
+    await a.ledger.append(owned('not-a-gate', 'cp-host:1'));
+    const open = await a.backend.ledger.openRequests!();
+    expect(open.find((o) => o.request_id === 'orphan')?.owner).toBe('gate/gone:1');
+    expect(open.find((o) => o.request_id === 'not-a-gate')?.owner).toBe(a.backend.instance());
+    const holder = new pg.Client({ connectionString: pgdb.url });
+    await holder.connect();
+    try {
+      for (const g of live)
+        await holder.query('SELECT pg_advisory_lock($1::int4, hashtext($2))', [0x6663696e, `${schema}/${g}`]);
+      const b = await replica(schema);
+      const found: string[] = [];
+      for (let pass = 0; pass < 3 && found.length === 0; pass++) {
+        const claim = await b.backend.claimOrphanedRequests();
+        found.push(...claim.requests.map((o) => o.request_id));
+        await claim.release();
+      }
+      expect(found).toEqual(['orphan']);
+    } finally {
+      await holder.end();
+    }
+  });
+
   it('a standby is refused on PostgreSQL: every replica serves', async () => {
     const backend = await backendOn(nextSchema());
     await expect(backend.acquireWriter({ wait: true })).rejects.toThrow(/standby applies to SQLite only/);

@@ -6,7 +6,7 @@
  * against the signed checkpoint, and crash recovery reads each open request's entries.
  */
 import type Database from 'better-sqlite3';
-import { FailclosedError } from '../../kernel/index.js';
+import { FailclosedError, settlesAttempt } from '../../kernel/index.js';
 import type { LedgerEntry } from '../entry.js';
 import { REQUEST_OUTCOME_TYPES } from '../store.js';
 import type { OpenRequest, TreeChunk, TreeSnapshot } from '../store.js';
@@ -113,7 +113,7 @@ export function prepareDerived(db: Database.Database): DerivedTables {
         if (e.request_id === '') continue;
         if (e.type === 'gateway.accepted' && e.actor.role === 'gate')
           openOne.run(e.index, e.request_id, e.trace_id);
-        else if (REQUEST_OUTCOME_TYPES.has(e.type)) closeOne.run(e.request_id, e.trace_id, e.index);
+        else if (settlesAttempt(e)) closeOne.run(e.request_id, e.trace_id, e.index);
       }
     },
     openRequests: () => allOpen.all().map(openRow),

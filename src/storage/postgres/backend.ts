@@ -81,6 +81,8 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
     throw err;
   }
   let lease: InstanceLease | undefined;
+  /** Where the next orphan sweep's window of owners starts (see `claimOrphanedRequests`). */
+  let sweepFrom = 0;
   const ledger = createPostgresLedgerStore(db, { shared: () => lease });
   const nonces = createPostgresNonceStore(db, {
     now: options.clock,
@@ -109,10 +111,12 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
       const own = held();
       const open = (await ledger.openRequests?.()) ?? [];
       // At most a few owners' locks per pass (each is a session lock held until released): a Gate
-      // naming thousands of owners cannot fill the lock table; the next passes take the rest.
-      const owners = [...new Set(open.map((r) => r.owner ?? ''))]
-        .filter((o) => o !== own.instance)
-        .slice(0, OWNERS_PER_SWEEP);
+      // naming thousands of owners cannot fill the lock table. The window moves on each pass, so
+      // that as many live owners (whose locks are never taken) cannot hide the gone ones behind.
+      const all = [...new Set(open.map((r) => r.owner ?? ''))].filter((o) => o !== own.instance);
+      const from = all.length <= OWNERS_PER_SWEEP ? 0 : sweepFrom % all.length;
+      const owners = [...all, ...all].slice(from, from + Math.min(all.length, OWNERS_PER_SWEEP));
+      sweepFrom = from + owners.length;
       const claimed = new Set(await own.claimOwners(owners));
       try {
         // Read again now that their instances are held: what they closed before they went is gone.

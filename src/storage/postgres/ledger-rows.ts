@@ -6,9 +6,8 @@
  * becomes column arrays for one `unnest` statement, and the open-request changes of the batch are
  * folded in memory exactly as the SQLite store's `derived.ts` applies them entry by entry.
  */
-import { FailclosedError, parseJson, sha256Hex } from '../../kernel/index.js';
+import { FailclosedError, parseJson, settlesAttempt, sha256Hex } from '../../kernel/index.js';
 import { entryJson, parseStoredEntry, type LedgerEntry } from '../../ledger/index.js';
-import { REQUEST_OUTCOME_TYPES } from '../../ledger/index.js';
 import { GATE_INSTANCE_PREFIX } from './instance-lease.js';
 import type {
   EvidenceBlob,
@@ -167,7 +166,7 @@ export function batchParams(
         owner: typeof gate === 'string' && gate.startsWith(GATE_INSTANCE_PREFIX) ? gate : owner,
       });
       opened.set(key, list);
-    } else if (REQUEST_OUTCOME_TYPES.has(e.type)) {
+    } else if (settlesAttempt(e)) {
       opened.delete(key);
       closed.set(key, { request_id: e.request_id, trace_id: e.trace_id });
     }

@@ -14,7 +14,7 @@
  * client, the signature is undecided (never a pass). Only with `--trust-bundle-keys` may the
  * bundle's unsigned `jwks.clients` with `jwks.client_identities` stand in for a missing one.
  */
-import { verifyEd25519 } from '../../kernel/index.js';
+import { BEFORE_ACCEPTANCE_STATUSES, verifyEd25519 } from '../../kernel/index.js';
 import { linkageOf, type Linkage, type View } from '../linkage.js';
 import { requestSignatureBytes, requestSigningInput, requestTraceId } from '../request-evidence.js';
 import type { Finding, FindingCode, VerifyCheck } from '../types.js';
@@ -136,13 +136,11 @@ function checkRequest(l: Linkage, a: View, bad: Report): void {
     bad('REQUEST_SIGNATURE', `the request signature does not verify under a key of client ${r.identity}`);
 }
 
-/**
- * Statuses of `gateway.failed` records written before a request was accepted (an authentication
- * or replay denial, src/gate/gate.ts `INGRESS`; a throw caught there, src/gate/caught.ts): they
- * settle no attempt. An identical replay of a request is refused so, in the original's trace
- * (its trace id is derived from the request), after the original's own outcome.
- */
-const BEFORE_ACCEPTANCE: ReadonlySet<unknown> = new Set(['ingress', 'internal']);
+// `BEFORE_ACCEPTANCE_STATUSES`: statuses of `gateway.failed` records written before a request was
+// accepted (an authentication or replay denial, src/gate/gate.ts `INGRESS`; a throw caught there,
+// src/gate/caught.ts): they settle no attempt. An identical replay of a request is refused so, in
+// the original's trace (its trace id is derived from the request). The ledger's open-request
+// index follows the same rule (`settlesAttempt`).
 
 /**
  * Outcome records of the Gate past the attempts of their request: within one request and trace,
@@ -163,7 +161,7 @@ function duplicateOutcomes(l: Linkage): View[] {
         continue;
       }
       if (!OUTCOME_TYPES.has(e.type) || e.actor.role !== 'gate') continue;
-      if (e.type === 'gateway.failed' && BEFORE_ACCEPTANCE.has(e.payload['status'])) continue;
+      if (e.type === 'gateway.failed' && BEFORE_ACCEPTANCE_STATUSES.has(e.payload['status'])) continue;
       const s = open.get(e.request_id);
       if (s === undefined) continue;
       if (s.open > 0) open.set(e.request_id, { open: s.open - 1, settled: s.settled + 1 });
