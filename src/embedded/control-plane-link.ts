@@ -33,6 +33,7 @@ import type {
   GatewayEvent,
   LedgerEntryView,
 } from '../gate/index.js';
+import { settlesView } from '../gate/index.js';
 import { gateRequest } from './executor-node.js';
 import type { GateLink } from './executor-node.js';
 
@@ -221,6 +222,23 @@ function entryViewOf(v: JsonValue): LedgerEntryView | undefined {
   return v as unknown as LedgerEntryView;
 }
 
+/** Whether `entry` records exactly `e` (its type, request, trace, tenant, Gate actor and payload `want`, canonical). */
+function sameEntry(entry: LedgerEntryView, e: GatewayEvent, want: string): boolean {
+  const actor = entry['actor'];
+  const payload = entry['payload'];
+  return (
+    entry.type === e.type &&
+    entry['request_id'] === e.request_id &&
+    entry['trace_id'] === e.trace_id &&
+    entry['tenant'] === e.tenant &&
+    isObject(actor) &&
+    actor['id'] === e.identity &&
+    actor['role'] === 'gate' &&
+    isObject(payload) &&
+    canonicalize(payload) === want
+  );
+}
+
 /** Exactly a refusal of the writer with `code`. */
 function isRefusal(v: JsonValue, code: string): boolean {
   return (
@@ -238,6 +256,9 @@ const OUTCOME_RETRY_MS = 100;
 
 /** The pause between two background rounds over outcomes not confirmed within their call. */
 const UNSETTLED_RETRY_MS = 1000;
+
+/** When a `gateway.accepted` whose answer was lost is read back (ms after, then after that). */
+const ACCEPTED_CHECKS_MS: readonly number[] = [3000, 30_000];
 
 /** The most outcomes a Gate keeps trying in the background (beyond, swept when it stops). */
 const MAX_UNSETTLED = 10_000;
@@ -360,37 +381,87 @@ export function createRemoteGateLedger(
 
   /** The entry recording exactly `e` after the attempt it closes, if the ledger holds one. */
   const recorded = async (e: GatewayEvent, withinMs: number): Promise<LedgerRef | undefined> => {
-    if (e.request_id === null || e.closes === undefined) return undefined;
-    const v = await post('/v1/internal/gate/entries', { request_id: e.request_id }, withinMs);
+    const after = e.closes;
+    if (e.request_id === null || after === undefined) return undefined;
+    const want = canonicalize(e.payload);
+    const entry = (await entriesOf(e.request_id, withinMs)).find(
+      (x) => x.index > after && sameEntry(x, e, want),
+    );
+    return entry === undefined
+      ? undefined
+      : Object.freeze({ index: entry.index, entry_hash: entry.entry_hash });
+  };
+
+  /** The entries of one request as the writer holds them (the read is recorded as the Gate's). */
+  const entriesOf = async (requestId: string, withinMs: number): Promise<LedgerEntryView[]> => {
+    const v = await post('/v1/internal/gate/entries', { request_id: requestId }, withinMs);
     const list = isObject(v) ? v['entries'] : undefined;
     if (!Array.isArray(list)) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'garbage');
-    const want = canonicalize(e.payload);
-    for (const x of list as readonly JsonValue[]) {
+    return (list as readonly JsonValue[]).map((x) => {
       const entry = entryViewOf(x);
-      if (entry === undefined) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'garbage');
-      const actor = entry['actor'];
-      const payload = entry['payload'];
-      if (
-        entry.index > e.closes &&
-        entry.type === e.type &&
-        entry['request_id'] === e.request_id &&
-        entry['trace_id'] === e.trace_id &&
-        entry['tenant'] === e.tenant &&
-        isObject(actor) &&
-        actor['id'] === e.identity &&
-        actor['role'] === 'gate' &&
-        isObject(payload) &&
-        canonicalize(payload) === want
-      )
-        return Object.freeze({ index: entry.index, entry_hash: entry.entry_hash });
-    }
-    return undefined;
+      if (entry === undefined || entry['request_id'] !== requestId)
+        throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'garbage');
+      return entry;
+    });
   };
+  /**
+   * A `gateway.accepted` whose answer was lost: it may be in the ledger, or be appended later by a
+   * writer past its deadline, while the Gate denied the call. Read back a few seconds later and
+   * again later still: an attempt found with no outcome after it gets the Gate's denial, closing
+   * exactly it (tried like any unconfirmed outcome). Each read is recorded as the Gate's read.
+   */
+  const watches = new Set<NodeJS.Timeout>();
+  const watchAccepted = (e: GatewayEvent, payload: JsonObject): void => {
+    const check = async (rest: readonly number[]): Promise<void> => {
+      if (stopped || e.request_id === null) return;
+      try {
+        const list = await entriesOf(e.request_id, ledgerMs);
+        const want = canonicalize(payload);
+        const mine = list.find((x) => sameEntry(x, e, want));
+        if (mine !== undefined) {
+          if (!list.some((x) => x.index > mine.index && x['trace_id'] === e.trace_id && settlesView(x)))
+            later({
+              type: 'gateway.failed',
+              trace_id: e.trace_id,
+              request_id: e.request_id,
+              tenant: e.tenant,
+              identity: e.identity,
+              payload: {
+                code: 'ERR_LEDGER_UNAVAILABLE',
+                status: 'ledger',
+                outcome: 'deny',
+                ...(typeof payload['tool'] === 'string' ? { tool: payload['tool'] } : {}),
+                ...(typeof payload['client'] === 'string' ? { client: payload['client'] } : {}),
+              },
+              closes: mine.index,
+            });
+          return;
+        }
+      } catch {
+        // Not readable now: the next check reads again.
+      }
+      schedule(rest);
+    };
+    const schedule = (rest: readonly number[]): void => {
+      const [next, ...after] = rest;
+      if (next === undefined || stopped) return;
+      const t = setTimeout(() => {
+        watches.delete(t);
+        void check(after);
+      }, next);
+      t.unref();
+      watches.add(t);
+    };
+    schedule(ACCEPTED_CHECKS_MS);
+  };
+
   return {
     unsettled: () => unsettled.size,
     close() {
       stopped = true;
       clearTimeout(retrying);
+      for (const t of watches) clearTimeout(t);
+      watches.clear();
     },
     async putEvidence(bytes, mediaType) {
       const sha = createHash('sha256').update(bytes).digest('hex');
@@ -430,8 +501,14 @@ export function createRemoteGateLedger(
         identity: e.identity,
         payload,
       };
-      if (e.closes === undefined) return ref(await post('/v1/internal/gate/event', body));
-      return closeOnce(e, { ...body, closes: e.closes });
+      if (e.closes !== undefined) return closeOnce(e, { ...body, closes: e.closes });
+      if (e.type !== 'gateway.accepted') return ref(await post('/v1/internal/gate/event', body));
+      const r = await withDeadline(() => ask(link, 'POST', '/v1/internal/gate/event', body), ledgerMs);
+      if (r.status === 'ok' && r.value.status === 200) return ref(r.value.value);
+      // Unsure whether it is, or will be, in the ledger: the Gate denies the call; if it turns
+      // out to be there, nothing else would ever close it while this Gate lives.
+      if (r.status !== 'ok' || r.value.status >= 500) watchAccepted(e, payload);
+      throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', r.status === 'ok' ? 'refused' : 'no answer');
     },
     // Raw evidence is never served to a separate Gate (it reads only through the evidence view).
     getEvidence: () =>

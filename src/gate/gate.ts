@@ -45,7 +45,7 @@ import { CAUGHT_STATUS, failCaught } from './caught.js';
 import { voidEnvelope } from './void-envelope.js';
 import type { VoidReport } from './void-envelope.js';
 import { mintCall } from './principal.js';
-import { holdsJobToken, jobView } from './job-view.js';
+import { holdsJobToken, jobView, settlesView } from './job-view.js';
 import type { JobDelivery, QueuedJob } from './jobs.js';
 import type { AuthMethod, MintedCall, Principal, PrincipalCall } from './principal.js';
 import type { SignedRequest } from '../kernel/index.js';
@@ -239,6 +239,11 @@ export const OPERATOR_READER: EvidenceRead['reader'] = Object.freeze({
 const BOOTSTRAP: OperatorIdentity = Object.freeze({ name: BOOTSTRAP_OPERATOR, tenants: '*' });
 
 const INGRESS = 'ingress';
+/**
+ * The `status` of the `gateway.failed` of a call whose handling threw after its acceptance was
+ * confirmed: unlike `ingress` and `internal`, written before acceptance, it settles the attempt.
+ */
+const AFTER_ACCEPTANCE_STATUS = 'gate';
 
 /** Creates the Gate from its injected dependencies. See docs/request-format.md. */
 export function createGate(deps: GateDeps): Gate {
@@ -678,7 +683,9 @@ export function createGate(deps: GateDeps): Gate {
       // Not a job this deployment queued (a message someone else published): the executor has
       // recorded its own denial, and there is no call to close.
       if (queued === undefined) return;
-      if (mine.some((e) => TERMINAL.has(e.type))) return;
+      // Closed already: by an outcome of this attempt (a refusal of a replay of the request, in the
+      // same trace, settles nothing: FC-INV-5).
+      if (mine.some((e) => e.index > queued.index && settlesView(e))) return;
       // The answer must carry the very envelope issued for this decision: an answer naming this
       // job with another envelope (forged, or another job's) closes nothing and voids nothing.
       const issued = mine.find(
@@ -785,6 +792,43 @@ export function createGate(deps: GateDeps): Gate {
     background = false,
     relay?: CallRelay,
   ): Promise<GateAnswer<CallResponse>> => {
+    /** The index of this attempt's `gateway.accepted`, once confirmed: its outcome closes exactly it. */
+    const attempt: { accepted?: number } = {};
+    try {
+      return await governedSteps(a, attempt, waitMs, signal, background, relay);
+    } catch (err) {
+      // Before acceptance the edge records it (caught.ts, status `internal`: it settles nothing).
+      if (attempt.accepted === undefined) throw err;
+      // After: this attempt's outcome, which settles it (FC-INV-5), so that no stop or sweep
+      // records it abandoned as if it had none.
+      const d = denyFromError(err);
+      await record({
+        type: 'gateway.failed',
+        trace_id: a.p.trace_id,
+        request_id: a.request.request_id,
+        tenant: a.client.tenant,
+        identity: a.client.identity,
+        closes: attempt.accepted,
+        payload: {
+          code: d.code,
+          status: AFTER_ACCEPTANCE_STATUS,
+          outcome: 'deny',
+          tool: a.request.action,
+          client: a.client.identity,
+        },
+      });
+      return answer(deny(d.code, d.reason), a.request.request_id, a.p.trace_id);
+    }
+  };
+
+  const governedSteps = async (
+    a: Authenticated,
+    attempt: { accepted?: number },
+    waitMs: number,
+    signal?: AbortSignal,
+    background = false,
+    relay?: CallRelay,
+  ): Promise<GateAnswer<CallResponse>> => {
     const { body, rawSha, p, request, client, writes } = a;
     const base = {
       trace_id: p.trace_id,
@@ -792,8 +836,6 @@ export function createGate(deps: GateDeps): Gate {
       tenant: client.tenant,
       identity: client.identity,
     };
-    /** The index of this attempt's `gateway.accepted`, once confirmed: its outcome closes exactly it. */
-    const attempt: { accepted?: number } = {};
     const closing = (): { closes?: number } =>
       attempt.accepted === undefined ? {} : { closes: attempt.accepted };
     const failAccepted = async (
@@ -847,6 +889,8 @@ export function createGate(deps: GateDeps): Gate {
         writes,
       ),
     ]);
+    // Confirmed (or, over a shared commit, written): the denials below close this attempt.
+    if (typeof accepted === 'object') attempt.accepted = accepted.index;
     // A writer that knows secret values the Gate does not (a keyless Gate's) refuses evidence
     // holding one, and stores nothing (scenario 16).
     if (
@@ -854,12 +898,13 @@ export function createGate(deps: GateDeps): Gate {
       stored.error instanceof FailclosedError &&
       stored.error.code === 'ERR_PARAMS_SECRET'
     )
-      return failAccepted(deny('ERR_PARAMS_SECRET', 'parameters carry a secret value'), INGRESS);
+      // Refused by the writer after `gateway.accepted` was recorded with the evidence: an outcome
+      // of this attempt (status `ledger`), which settles it, unlike an ingress refusal.
+      return failAccepted(deny('ERR_PARAMS_SECRET', 'parameters carry a secret value'), 'ledger');
     if (stored.status !== 'ok' || stored.value !== rawSha)
       return failAccepted(deny('ERR_LEDGER_UNAVAILABLE', 'request evidence not confirmed'), 'ledger');
     if (typeof accepted !== 'object')
       return failAccepted(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.accepted not confirmed'), 'ledger');
-    attempt.accepted = accepted.index;
     let now = performance.now();
     obs.stage('ledger_accept', p.trace_id, t, now);
     t = now;
@@ -1401,9 +1446,6 @@ function waitOf(options: CallOptions | undefined): number {
   const w = options?.waitMs ?? 0;
   return Number.isSafeInteger(w) && w > 0 ? Math.min(w, MAX_CALL_WAIT_MS) : 0;
 }
-
-/** Records after which a request has its outcome (`request.abandoned` on restart or stop). */
-const TERMINAL: ReadonlySet<string> = new Set(['gateway.completed', 'gateway.failed', 'request.abandoned']);
 
 function payloadOf(e: { readonly [field: string]: JsonValue }): Readonly<Record<string, JsonValue>> {
   const p = e['payload'];

@@ -58,6 +58,7 @@ export type { CatalogListing, McpEntryInfo } from './types.js';
 export type { SqliteGateStateOptions } from './sqlite-state.js';
 export { buildEvidenceView, decodeEnvelopeClaims } from './evidence.js';
 export { parseQueuedJob } from './jobs.js';
+export { settlesView } from './job-view.js';
 export type { GateJobQueue, JobDelivery, QueuedJob } from './jobs.js';
 export type {
   CallResponse,

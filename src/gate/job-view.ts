@@ -5,7 +5,7 @@
  * keeps its SHA-256 only) or an operator of its tenant; anyone else, like an unknown id, gets
  * `404` (no oracle for which ids exist).
  */
-import { hexDigestEquals, parseJson, sha256Hex } from '../kernel/index.js';
+import { hexDigestEquals, parseJson, settlesAttempt, sha256Hex } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import { withDeadline } from './deadline.js';
 import type { LedgerEntryView, TenantScope } from './types.js';
@@ -66,6 +66,19 @@ function readerOf(queued: LedgerEntryView, o: JobViewOptions): 'token' | 'operat
     : undefined;
 }
 
+/** Whether an entry as read back settles its attempt (`settlesAttempt`, the ledger's one rule). */
+export function settlesView(e: LedgerEntryView): boolean {
+  const payload = e['payload'];
+  const requestId = e['request_id'];
+  return (
+    typeof requestId === 'string' &&
+    typeof payload === 'object' &&
+    payload !== null &&
+    !Array.isArray(payload) &&
+    settlesAttempt({ type: e.type, request_id: requestId, payload: payload as JsonObject })
+  );
+}
+
 /** Builds the answer for one request id's entries. */
 export async function jobView(entries: readonly LedgerEntryView[], o: JobViewOptions): Promise<Answer> {
   const queued = entries.filter((e) => e.type === 'gateway.queued').find((e) => readerOf(e, o) !== undefined);
@@ -86,9 +99,8 @@ export async function jobView(entries: readonly LedgerEntryView[], o: JobViewOpt
     queue: q['queue'] ?? null,
   };
   const receipt = mine.find((e) => e.type === 'execution.receipt');
-  const end = mine.find(
-    (e) => e.type === 'gateway.completed' || e.type === 'gateway.failed' || e.type === 'request.abandoned',
-  );
+  // The job's outcome: a refusal of a replay of its request (same trace) is not one (FC-INV-5).
+  const end = mine.find(settlesView);
   if (end === undefined) {
     const status: JobStatus = receipt === undefined ? 'queued' : 'running';
     return { status: 200, body: { ...base, outcome: 'queued', status } };

@@ -110,7 +110,8 @@ describe("the Gate's edge", () => {
       request_id: requestId,
       tenant: DEMO_CLIENT.tenant,
       actor: { id: DEMO_CLIENT.identity, role: 'gate' },
-      payload: { code: 'ERR_INTERNAL', status: 'internal', outcome: 'deny', tool: 'echo' },
+      // After acceptance: an outcome of the attempt, which settles it (status `gate`, FC-INV-5).
+      payload: { code: 'ERR_INTERNAL', status: 'gate', outcome: 'deny', tool: 'echo' },
     });
     expect(records[1]!.trace_id).toBe(records[0]!.trace_id);
     expect(executed.count).toBe(0);

@@ -120,4 +120,53 @@ describe.each(ALL_TOPOLOGIES)('%s topology: a replay while the original runs', (
     const types = (view.body['records'] as { entry: { type: string } }[]).map((r) => r.entry.type);
     expect(types.filter((t) => t === 'gateway.completed')).toHaveLength(1);
   }, 30_000);
+
+  it('FC-INV-5: a replay of a background call while its job runs leaves the job its own outcome: completed, its result readable', async () => {
+    // Background calls are not served by a keyless Gate.
+    if (e2e.topology === 'keyless') return;
+    const demo = readClientFile(e2e.dir, DEMO_CLIENT.identity);
+    const signed = buildSignedRequest({
+      key: importSigningKeyJwk(demo.key),
+      identity: demo.identity,
+      tenant: demo.tenant,
+      action: 'echo',
+      parameters: { message: 'a job replayed while running' },
+      timestampMs: e2e.clock.now(),
+      session: session(),
+    });
+    const post = async () => {
+      const r = await fetch(`${e2e.url}/v1/calls`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+        body: JSON.stringify(signed),
+      });
+      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+    };
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((r) => (release = r));
+    let held = false;
+    e2e.port.around = async <T>(run: () => Promise<T>): Promise<T> => {
+      held = true;
+      await released;
+      return run();
+    };
+    let queued: { status: number; body: Record<string, unknown> };
+    try {
+      queued = await post();
+      expect(queued.body).toMatchObject({ outcome: 'queued' });
+      await expect.poll(() => held, { timeout: 10_000 }).toBe(true);
+      expect((await post()).body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
+    } finally {
+      e2e.port.around = undefined;
+      release();
+    }
+    const job = queued.body['job'] as { id: string; token: string };
+    await expect
+      .poll(async () => (await e2e.client().job(job.id, job.token)).outcome, { timeout: 10_000 })
+      .toBe('executed');
+    expect(await e2e.client().job(job.id, job.token)).toMatchObject({
+      outcome: 'executed',
+      result: { message: 'a job replayed while running' },
+    });
+  }, 30_000);
 });

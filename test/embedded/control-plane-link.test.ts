@@ -179,6 +179,8 @@ describe('the Gate reads its Control Plane process as untrusted', () => {
     await expect(ledger.getEvidence(HASH)).rejects.toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
     next = 'hang';
     await expect(ledger.appendGatewayEvent(event)).rejects.toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE' });
+    // Its read-backs of the acceptances whose answer was lost are not this test's.
+    ledger.close();
   });
 
   describe('an outcome closing one attempt (FC-INV-5)', () => {
@@ -259,6 +261,41 @@ describe('the Gate reads its Control Plane process as untrusted', () => {
         code: 'ERR_LEDGER_UNAVAILABLE',
       });
       expect(seen).toHaveLength(1);
+    });
+
+    it('a gateway.accepted whose answer was lost is read back later: found without an outcome, its attempt gets the denial the Gate gave, closing exactly it', async () => {
+      const acceptedEvent = {
+        type: 'gateway.accepted' as const,
+        trace_id: 't',
+        request_id: 'r',
+        tenant: 'acme',
+        identity: 'demo-agent',
+        payload: { tool: 'echo', client: 'demo-agent', request_sha256: HASH },
+      };
+      seen = [];
+      queue = [
+        lost,
+        entries(stored({ type: 'gateway.accepted', index: 4, payload: acceptedEvent.payload })),
+        { status: 200, body: JSON.stringify({ index: 9, entry_hash: HASH }) },
+      ];
+      const ledger = createRemoteGateLedger(link(), 700);
+      try {
+        await expect(ledger.appendGatewayEvent(acceptedEvent)).rejects.toMatchObject({
+          code: 'ERR_LEDGER_UNAVAILABLE',
+        });
+        await expect
+          .poll(() => events().map((x) => x.body as { type?: unknown; closes?: unknown }), {
+            timeout: 8000,
+            message: JSON.stringify(seen),
+          })
+          .toContainEqual(expect.objectContaining({ type: 'gateway.failed', closes: 4 }));
+        expect(
+          seen.map((x) => x.url),
+          JSON.stringify(seen),
+        ).toEqual(['/v1/internal/gate/event', '/v1/internal/gate/entries', '/v1/internal/gate/event']);
+      } finally {
+        ledger.close();
+      }
     });
 
     it('gives up with ERR_LEDGER_UNAVAILABLE when no try is confirmed within its deadline, and tries it again in the background until one answers', async () => {

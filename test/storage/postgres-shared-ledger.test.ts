@@ -143,11 +143,11 @@ describe('gate replicas sharing one PostgreSQL ledger (SPEC §4 one writer per t
     // 64 Gates alive (their instance locks held on one session here), then one gone.
     const live = Array.from({ length: 64 }, (_, i) => `gate/live:${i}`);
     for (const [i, g] of live.entries()) await a.ledger.append(owned(`live-${i}`, g));
-    await a.ledger.append(owned('orphan', 'gate/gone:1'));
+    await a.ledger.append(owned('orphan', 'gate/zz-gone:1'));
     // A name outside `gate/` is not an owner: the appending instance owns that request.
     await a.ledger.append(owned('not-a-gate', 'cp-host:1'));
     const open = await a.backend.ledger.openRequests!();
-    expect(open.find((o) => o.request_id === 'orphan')?.owner).toBe('gate/gone:1');
+    expect(open.find((o) => o.request_id === 'orphan')?.owner).toBe('gate/zz-gone:1');
     expect(open.find((o) => o.request_id === 'not-a-gate')?.owner).toBe(a.backend.instance());
     const holder = new pg.Client({ connectionString: pgdb.url });
     await holder.connect();

@@ -6,7 +6,7 @@
  * against the signed checkpoint, and crash recovery reads each open request's entries.
  */
 import type Database from 'better-sqlite3';
-import { FailclosedError, settlesAttempt } from '../../kernel/index.js';
+import { BEFORE_ACCEPTANCE_STATUSES, FailclosedError, settlesAttempt } from '../../kernel/index.js';
 import type { LedgerEntry } from '../entry.js';
 import { REQUEST_OUTCOME_TYPES } from '../store.js';
 import type { OpenRequest, TreeChunk, TreeSnapshot } from '../store.js';
@@ -31,6 +31,8 @@ CREATE INDEX IF NOT EXISTS open_requests_request ON open_requests(request_id, tr
 `;
 
 const OUTCOMES = [...REQUEST_OUTCOME_TYPES].map((t) => `'${t}'`).join(', ');
+/** Statuses of refusals before acceptance, which settle no attempt (`settlesAttempt`). */
+const BEFORE_ACCEPTANCE = [...BEFORE_ACCEPTANCE_STATUSES].map((t) => `'${String(t)}'`).join(', ');
 
 /** The derived tables' statements over one connection. */
 export interface DerivedTables {
@@ -56,7 +58,9 @@ export function backfillOpenRequests(db: Database.Database): void {
     WHERE a.type = 'gateway.accepted' AND a.request_id <> ''
       AND json_extract(a.body, '$.actor.role') = 'gate'
       AND NOT EXISTS (SELECT 1 FROM entries o WHERE o.request_id = a.request_id
-        AND o.trace_id = a.trace_id AND o.idx > a.idx AND o.type IN (${OUTCOMES}))`);
+        AND o.trace_id = a.trace_id AND o.idx > a.idx AND o.type IN (${OUTCOMES})
+        AND NOT (o.type = 'gateway.failed'
+          AND coalesce(json_extract(o.body, '$.payload.status'), '') IN (${BEFORE_ACCEPTANCE})))`);
   db.prepare("INSERT INTO store_meta (key, value) VALUES ('open_requests', 1)").run();
 }
 

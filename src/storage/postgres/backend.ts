@@ -81,8 +81,8 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
     throw err;
   }
   let lease: InstanceLease | undefined;
-  /** Where the next orphan sweep's window of owners starts (see `claimOrphanedRequests`). */
-  let sweepFrom = 0;
+  /** The last owner the previous orphan sweep tried: the next window starts after it. */
+  let sweepAfter = '';
   const ledger = createPostgresLedgerStore(db, { shared: () => lease });
   const nonces = createPostgresNonceStore(db, {
     now: options.clock,
@@ -113,10 +113,12 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
       // At most a few owners' locks per pass (each is a session lock held until released): a Gate
       // naming thousands of owners cannot fill the lock table. The window moves on each pass, so
       // that as many live owners (whose locks are never taken) cannot hide the gone ones behind.
-      const all = [...new Set(open.map((r) => r.owner ?? ''))].filter((o) => o !== own.instance);
-      const from = all.length <= OWNERS_PER_SWEEP ? 0 : sweepFrom % all.length;
+      // Ordered by name, the window starting after the last owner the previous pass tried.
+      const all = [...new Set(open.map((r) => r.owner ?? ''))].filter((o) => o !== own.instance).sort();
+      const after = all.findIndex((o) => o > sweepAfter);
+      const from = all.length <= OWNERS_PER_SWEEP || after < 0 ? 0 : after;
       const owners = [...all, ...all].slice(from, from + Math.min(all.length, OWNERS_PER_SWEEP));
-      sweepFrom = from + owners.length;
+      sweepAfter = owners.length === all.length ? '' : (owners[owners.length - 1] ?? '');
       const claimed = new Set(await own.claimOwners(owners));
       try {
         // Read again now that their instances are held: what they closed before they went is gone.
