@@ -75,48 +75,66 @@ describe.each(ALL_TOPOLOGIES)('%s topology: a replay while the original runs', (
     await e2e?.close();
   });
 
-  it('FC-INV-5: the replay is refused ERR_REQUEST_REPLAYED and the original still answers executed with its gateway.completed', async () => {
+  type Posted = { status: number; body: Record<string, unknown> };
+
+  /** Signs one echo call as the demo client; `post` sends exactly its bytes, each time alike. */
+  function signedEcho(message: string, prefer?: 'respond-async') {
     const demo = readClientFile(e2e.dir, DEMO_CLIENT.identity);
     const signed = buildSignedRequest({
       key: importSigningKeyJwk(demo.key),
       identity: demo.identity,
       tenant: demo.tenant,
       action: 'echo',
-      parameters: { message: 'replayed while running' },
+      parameters: { message },
       timestampMs: e2e.clock.now(),
       session: session(),
     });
     const body = JSON.stringify(signed);
-    const post = async () => {
+    const post = async (): Promise<Posted> => {
       const r = await fetch(`${e2e.url}/v1/calls`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...(prefer === undefined ? {} : { prefer }) },
         body,
       });
       return { status: r.status, body: (await r.json()) as Record<string, unknown> };
     };
+    return { requestId: signed.request_id, post };
+  }
+
+  /**
+   * Runs `during` while the next execution is held at the Gate's port to the Execution Layer
+   * (once `start` reached it), then lets it run.
+   */
+  async function whileHeld<T>(start: () => Promise<T>, during: () => Promise<void>): Promise<T> {
     let release: () => void = () => undefined;
     const released = new Promise<void>((r) => (release = r));
     let held = false;
-    e2e.port.around = async <T>(run: () => Promise<T>): Promise<T> => {
+    e2e.port.around = async <R>(run: () => Promise<R>): Promise<R> => {
       held = true;
       await released;
       return run();
     };
-    const before = e2e.totalRuns();
-    let original: Promise<{ status: number; body: Record<string, unknown> }>;
     try {
-      original = post();
+      const started = start();
       await expect.poll(() => held, { timeout: 10_000 }).toBe(true);
-      const replay = await post();
-      expect(replay.body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
+      await during();
+      release();
+      return await started;
     } finally {
       e2e.port.around = undefined;
       release();
     }
-    expect((await original).body).toMatchObject({ outcome: 'executed' });
+  }
+
+  it('FC-INV-5: the replay is refused ERR_REQUEST_REPLAYED and the original still answers executed with its gateway.completed', async () => {
+    const call = signedEcho('replayed while running');
+    const before = e2e.totalRuns();
+    const original = await whileHeld(call.post, async () => {
+      expect((await call.post()).body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
+    });
+    expect(original.body).toMatchObject({ outcome: 'executed' });
     expect(e2e.totalRuns()).toBe(before + 1);
-    const view = await e2e.evidence(signed.request_id);
+    const view = await e2e.evidence(call.requestId);
     const types = (view.body['records'] as { entry: { type: string } }[]).map((r) => r.entry.type);
     expect(types.filter((t) => t === 'gateway.completed')).toHaveLength(1);
   }, 30_000);
@@ -124,42 +142,12 @@ describe.each(ALL_TOPOLOGIES)('%s topology: a replay while the original runs', (
   it('FC-INV-5: a replay of a background call while its job runs leaves the job its own outcome: completed, its result readable', async () => {
     // Background calls are not served by a keyless Gate.
     if (e2e.topology === 'keyless') return;
-    const demo = readClientFile(e2e.dir, DEMO_CLIENT.identity);
-    const signed = buildSignedRequest({
-      key: importSigningKeyJwk(demo.key),
-      identity: demo.identity,
-      tenant: demo.tenant,
-      action: 'echo',
-      parameters: { message: 'a job replayed while running' },
-      timestampMs: e2e.clock.now(),
-      session: session(),
+    const call = signedEcho('a job replayed while running', 'respond-async');
+    // The 202 comes before the job reaches the port: the replay is sent once it is held there.
+    const queued = await whileHeld(call.post, async () => {
+      expect((await call.post()).body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
     });
-    const post = async () => {
-      const r = await fetch(`${e2e.url}/v1/calls`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', prefer: 'respond-async' },
-        body: JSON.stringify(signed),
-      });
-      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-    };
-    let release: () => void = () => undefined;
-    const released = new Promise<void>((r) => (release = r));
-    let held = false;
-    e2e.port.around = async <T>(run: () => Promise<T>): Promise<T> => {
-      held = true;
-      await released;
-      return run();
-    };
-    let queued: { status: number; body: Record<string, unknown> };
-    try {
-      queued = await post();
-      expect(queued.body).toMatchObject({ outcome: 'queued' });
-      await expect.poll(() => held, { timeout: 10_000 }).toBe(true);
-      expect((await post()).body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
-    } finally {
-      e2e.port.around = undefined;
-      release();
-    }
+    expect(queued.body).toMatchObject({ outcome: 'queued' });
     const job = queued.body['job'] as { id: string; token: string };
     await expect
       .poll(async () => (await e2e.client().job(job.id, job.token)).outcome, { timeout: 10_000 })
