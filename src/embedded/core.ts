@@ -20,7 +20,7 @@ import type { LoadedBundle, ToolSpec } from '../policy/index.js';
 import type { Clock, JsonObject, Observer } from '../kernel/index.js';
 import { exportSigningKeyJwk, noteSignerFor } from '../kernel/signing/index.js';
 import { createLedger } from '../ledger/index.js';
-import type { Ledger } from '../ledger/index.js';
+import type { Ledger, LedgerEntry } from '../ledger/index.js';
 import { createBundleCompiler, createBundleStore, createControlPlane } from '../control-plane/index.js';
 import type { DecisionClaimStore } from '../control-plane/index.js';
 import type {
@@ -40,7 +40,7 @@ import {
   createUpstreamTokenCache,
 } from '../execution/index.js';
 import type { Executor, NonceStore, Sandbox } from '../execution/index.js';
-import { BOOTSTRAP_OPERATOR, createGate } from '../gate/index.js';
+import { BOOTSTRAP_OPERATOR, createGate, parseSignedRequest } from '../gate/index.js';
 import type {
   CatalogListing,
   Gate,
@@ -783,7 +783,17 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
         now: clock,
         toleranceSec: config.clock_tolerance_sec,
       }),
-      mayStillIssue: keylessMayStillIssue(backend.decisionClaims, clock, config.timestamp_tolerance_ms),
+      mayStillIssue: keylessMayStillIssue(
+        backend.decisionClaims,
+        clock,
+        config.timestamp_tolerance_ms,
+        async (accepted) => {
+          const sha = accepted.payload['request_sha256'];
+          const blob = typeof sha === 'string' ? await ledger.store.getEvidence(sha) : undefined;
+          const parsed = blob === undefined ? undefined : parseSignedRequest(blob.body);
+          return parsed === undefined || isDeny(parsed) ? undefined : parsed.timestampMs;
+        },
+      ),
     };
     // Before anything serves: every request a crash or stop left open gets its outcome (FC-INV-5).
     recovered = await sweepOrphans();
@@ -920,15 +930,19 @@ function keyChangesFollowed(
  * recorded, the sweep claims the request itself, and once it holds the claim nothing can be
  * decided for it. A request already claimed, or decided and not denied (an allow whose issuance
  * is under way, an escalation that a long-poll may still approve), is left open until no decide
- * can still be running for it: its signed timestamp is accepted at most the tolerance either way
- * of the Control Plane's clock, and a decide waits at most 60 s for approvals.
+ * can still be running for it. A Control Plane process starts a decide only while the request's
+ * signed timestamp `t` (read by `signedAt` from its evidence) is within its tolerance of its
+ * clock, and a decide waits at most 60 s for approvals: so until `t` + the tolerance + 90 s, with
+ * 30 s more for clocks apart between processes. Without the timestamp (its evidence not
+ * readable now) the bound is taken from the acceptance: `t` is then at most the acceptance time
+ * plus a Gate's tolerance, taken as twice the Control Plane's.
  */
 export function keylessMayStillIssue(
   claims: Pick<DecisionClaimStore, 'claim'>,
   clock: () => number,
   toleranceMs: number,
+  signedAt: (accepted: LedgerEntry) => Promise<number | undefined>,
 ): NonNullable<RecoveryDeps['mayStillIssue']> {
-  const graceMs = 2 * toleranceMs + KEYLESS_DECIDE_MS;
   return async (open, accepted, decision) => {
     if (open.owner?.startsWith(GATE_INSTANCE_PREFIX) !== true) return false;
     if (decision !== undefined && decision.payload['outcome'] === 'deny') return false;
@@ -936,9 +950,15 @@ export function keylessMayStillIssue(
       const key = { tenant: accepted.tenant, identity: accepted.actor.id, request_id: open.request_id };
       if (await claims.claim(key, `sweep:${open.owner}`, clock())) return false;
     }
-    return clock() - Date.parse(accepted.at) <= graceMs;
+    const t = await signedAt(accepted).catch(() => undefined);
+    const latestStart =
+      t !== undefined && Number.isFinite(t) ? t + toleranceMs : Date.parse(accepted.at) + 3 * toleranceMs;
+    return clock() <= latestStart + KEYLESS_DECIDE_MS + CLOCKS_APART_MS;
   };
 }
+
+/** How far apart the clocks of two processes are allowed for (the sweep's and a decide's). */
+const CLOCKS_APART_MS = 30_000;
 
 /** The longest a decide for a keyless Gate can run: its approval wait (60 s) and its deadlines. */
 const KEYLESS_DECIDE_MS = 90_000;

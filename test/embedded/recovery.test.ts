@@ -275,7 +275,14 @@ describe('keylessMayStillIssue (a keyless Gate gone mid-call)', () => {
     const claims = createSqliteDecisionClaims(join(dir, 'claims.db'));
     try {
       let now = T0 + 1000;
-      const check = keylessMayStillIssue(claims, () => now, 120_000);
+      // The request was signed 100 s before its acceptance (a Gate with a wider tolerance).
+      let signed: number | undefined = T0 - 100_000;
+      const check = keylessMayStillIssue(
+        claims,
+        () => now,
+        120_000,
+        () => Promise.resolve(signed),
+      );
       // Not a keyless Gate's request: nothing can be issued for it but by its owner.
       expect(await check(open(), acceptedEntry, undefined)).toBe(false);
       expect(await check(open('host:1:ab'), acceptedEntry, undefined)).toBe(false);
@@ -284,10 +291,21 @@ describe('keylessMayStillIssue (a keyless Gate gone mid-call)', () => {
       expect(await check(open('gate/gone:1'), acceptedEntry, undefined)).toBe(false);
       const key = { tenant: 'acme', identity: 'agent-1', request_id: 'kg-1' };
       expect(await claims.claim(key, 'a control plane', now)).toBe(false);
-      // Claimed already (a decide under way): left open within the grace, abandoned after it.
+      // Claimed already (a decide under way): left open while a decide could still start (the
+      // signed timestamp within the tolerance) and run (90 s), with 30 s for clocks apart.
       expect(await check(open('gate/gone:1'), acceptedEntry, undefined)).toBe(true);
-      now = T0 + 2 * 120_000 + 90_000 + 1;
+      now = T0 - 100_000 + 120_000 + 90_000 + 30_000;
+      expect(await check(open('gate/gone:1'), acceptedEntry, undefined)).toBe(true);
+      now += 1;
       expect(await check(open('gate/gone:1'), acceptedEntry, undefined)).toBe(false);
+      // Its evidence not readable now: bounded from the acceptance, as if signed a Gate's
+      // tolerance (taken as twice the Control Plane's) after it.
+      signed = undefined;
+      now = T0 + 3 * 120_000 + 90_000 + 30_000;
+      expect(await check(open('gate/gone:1'), acceptedEntry, undefined)).toBe(true);
+      now += 1;
+      expect(await check(open('gate/gone:1'), acceptedEntry, undefined)).toBe(false);
+      signed = T0 - 100_000;
       // Decided: a deny issues nothing; an allow or an escalation may still, within the grace.
       now = T0 + 1000;
       expect(await check(open('gate/gone:1'), acceptedEntry, decisionOf('deny'))).toBe(false);
