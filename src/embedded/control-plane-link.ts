@@ -513,19 +513,7 @@ export function createRemoteGateLedger(
     // Raw evidence is never served to a separate Gate (it reads only through the evidence view).
     getEvidence: () =>
       Promise.reject(new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'raw evidence is not served to a Gate')),
-    async entriesForRequest(requestId) {
-      const v = await post('/v1/internal/gate/entries', { request_id: requestId });
-      const list = isObject(v) ? v['entries'] : undefined;
-      if (!Array.isArray(list)) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'garbage');
-      const out: LedgerEntryView[] = [];
-      for (const x of list as readonly JsonValue[]) {
-        const e = entryViewOf(x);
-        if (e === undefined || e['request_id'] !== requestId)
-          throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'garbage');
-        out.push(e);
-      }
-      return out;
-    },
+    entriesForRequest: (requestId) => entriesOf(requestId, ledgerMs),
     async latestCheckpoint() {
       const v = await post('/v1/internal/gate/checkpoint', {});
       const c = isObject(v) ? v['checkpoint'] : undefined;

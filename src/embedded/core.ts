@@ -948,7 +948,10 @@ export function keylessMayStillIssue(
     if (decision !== undefined && decision.payload['outcome'] === 'deny') return false;
     if (decision === undefined) {
       const key = { tenant: accepted.tenant, identity: accepted.actor.id, request_id: open.request_id };
-      if (await claims.claim(key, `sweep:${open.owner}`, clock())) return false;
+      // A claim store that cannot answer leaves the request open for a later pass, as a taken
+      // claim does: never "never ran" on a doubt, and no start refused for it.
+      const claimed = await claims.claim(key, `sweep:${open.owner}`, clock()).catch(() => false);
+      if (claimed) return false;
     }
     const t = await signedAt(accepted).catch(() => undefined);
     const latestStart =

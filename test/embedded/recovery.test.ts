@@ -311,6 +311,16 @@ describe('keylessMayStillIssue (a keyless Gate gone mid-call)', () => {
       expect(await check(open('gate/gone:1'), acceptedEntry, decisionOf('deny'))).toBe(false);
       expect(await check(open('gate/gone:1'), acceptedEntry, decisionOf('allow'))).toBe(true);
       expect(await check(open('gate/gone:1'), acceptedEntry, decisionOf('pending'))).toBe(true);
+      // A claim store that cannot answer (fault injected around the real one) leaves it open.
+      const failing = keylessMayStillIssue(
+        { claim: () => Promise.reject(new Error('claim store unavailable (fault injected)')) },
+        () => now,
+        120_000,
+        () => Promise.resolve(signed),
+      );
+      expect(await failing(open('gate/other:2'), { ...acceptedEntry, request_id: 'kg-2' }, undefined)).toBe(
+        true,
+      );
     } finally {
       await claims.close();
       cleanup();
