@@ -21,13 +21,18 @@ import {
   startEmbedded,
   startExecutorNode,
   startGateNode,
+  startLedgerNode,
+  lockDataDir,
+  readConfig,
+  readSigningKey,
+  writeSecret,
   withdrawServer,
   writeClientFile,
   DEMO_CLIENT,
 } from '../embedded/index.js';
-import type { Connection, EmbeddedInstance, GateNode, HttpAnswer } from '../embedded/index.js';
+import type { Connection, EmbeddedInstance, GateNode, HttpAnswer, LedgerNode } from '../embedded/index.js';
 import { WriterLockBusy } from '../storage/index.js';
-import { parseJson } from '../kernel/index.js';
+import { parseJson, vkeyFor } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import { exportSigningKeyJwk, generateSigningKey } from '../kernel/signing/index.js';
 import { runVerifyCli } from '../verify/index.js';
@@ -67,6 +72,8 @@ export const USAGE = `usage: failclosed <command> [options]
                                               TLS to the Gate process's internal listener (docs/deployment.md)
   serve gate --config FILE                    a Gate as its own process (no key at all): signed calls, decided by
                                               the Control Plane process over mutual TLS (docs/deployment.md)
+  serve ledger --config FILE                  the ledger process (the checkpoint key only): verifies the shared
+                                              ledger's chain and signs its checkpoints (docs/deployment.md)
   call TOOL --params JSON [--session S] [--client NAME] [--wait SEC] [--request-id ID] [--gate URL]
                                               --gate: send it to that Gate (\`serve gate\`) instead of --data's
   call TOOL --params JSON --background [...]  a background call: queued once decided, prints its job id
@@ -86,6 +93,8 @@ export const USAGE = `usage: failclosed <command> [options]
   clients list
 ${APPROVAL_USAGE.trimEnd()}
   ledger export --out FILE [--trace ID] [--from N --to M]
+  ledger move-key --out FILE                  moves the checkpoint key out of the data directory, for the ledger
+                                              process (serve ledger); prints the vkey to pin in "checkpoints"
   schedules list                              the schedules an operator may see: call, timing, next run, last run
   schedules pause|resume|remove ID [--reason TEXT]
                                               stop, restart (from the next slot) or end a schedule (ledgered);
@@ -437,15 +446,52 @@ async function rotateClient(
 }
 
 /**
- * `serve executor` and `serve gate`: a role as its own process until SIGTERM/SIGINT; SIGHUP
- * reloads its TLS files.
+ * `ledger move-key --out FILE`: the checkpoint key leaves the data directory for the ledger
+ * process (`serve ledger`, its `key`). Written to FILE (0600, never over an existing file) before
+ * the data directory's copy is removed; prints the origin and the vkey the data directory's
+ * `checkpoints` pins. Refused while a server holds the data directory.
  */
-async function serveRole(io: CliIo, role: 'executor' | 'gate', config: string): Promise<number> {
-  const node = role === 'executor' ? await startExecutorNode(config) : await startGateNode(config);
+function moveLedgerKey(io: CliIo, dir: string, out: string): number {
+  const p = dataPaths(dir);
+  const config = readConfig(dir);
+  if (!existsSync(p.ledgerKey)) {
+    io.err(`${p.ledgerKey} does not exist: the key has been moved already\n`);
+    return EXIT.failed;
+  }
+  if (existsSync(out)) {
+    io.err(`${out} exists: refusing to overwrite a key\n`);
+    return EXIT.failed;
+  }
+  const unlock = lockDataDir(p.root);
+  try {
+    const key = readSigningKey(p.ledgerKey);
+    writeSecret(out, readFileSync(p.ledgerKey, 'utf8'));
+    const vkey = vkeyFor(config.origin, key.publicKey);
+    rmSync(p.ledgerKey);
+    print(io, { origin: config.origin, vkey, key_file: out });
+    return EXIT.ok;
+  } finally {
+    unlock();
+  }
+}
+
+/**
+ * `serve executor`, `serve gate` and `serve ledger`: a role as its own process until
+ * SIGTERM/SIGINT; SIGHUP reloads its TLS files.
+ */
+async function serveRole(io: CliIo, role: 'executor' | 'gate' | 'ledger', config: string): Promise<number> {
+  const node =
+    role === 'executor'
+      ? await startExecutorNode(config)
+      : role === 'gate'
+        ? await startGateNode(config)
+        : await startLedgerNode(config);
   io.out(
     role === 'executor'
       ? `execution layer listening on ${node.url} (mutual TLS, gate role only)\n`
-      : `gate listening on ${node.url} (control plane ${(node as GateNode).config.control_plane_url})\n`,
+      : role === 'gate'
+        ? `gate listening on ${node.url} (control plane ${(node as GateNode).config.control_plane_url})\n`
+        : `ledger listening on ${node.url} (mutual TLS, control-plane role only), ${(node as LedgerNode).size()} entries verified, key ${(node as LedgerNode).vkey}\n`,
   );
   const unsubscribe = io.onReload?.(() => {
     node.reloadTls().then(
@@ -555,8 +601,12 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
     case 'up':
       return up(io, dir, intOption(v.port, 'port'), intOption(v.grace, 'grace'), v.standby === true);
     case 'serve':
-      if ((sub !== 'executor' && sub !== 'gate') || v.config === undefined || arg1 !== undefined)
-        throw new UsageError('serve executor|gate --config FILE');
+      if (
+        (sub !== 'executor' && sub !== 'gate' && sub !== 'ledger') ||
+        v.config === undefined ||
+        arg1 !== undefined
+      )
+        throw new UsageError('serve executor|gate|ledger --config FILE');
       return serveRole(io, sub, v.config);
     case 'call':
       if (sub === undefined) throw new UsageError('call TOOL --params JSON');
@@ -596,8 +646,12 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
         'clients add NAME --tenant T [--role R]... | clients rotate NAME [--public-key FILE] | clients revoke NAME | clients list',
       );
     case 'ledger': {
+      if (sub === 'move-key' && v.out !== undefined && arg1 === undefined)
+        return moveLedgerKey(io, dir, resolve(v.out));
       if (sub !== 'export' || v.out === undefined)
-        throw new UsageError('ledger export --out FILE [--trace ID] [--from N --to M]');
+        throw new UsageError(
+          'ledger export --out FILE [--trace ID] [--from N --to M] | ledger move-key --out FILE',
+        );
       const from = intOption(v.from, 'from');
       const to = intOption(v.to, 'to');
       const body: JsonObject = {

@@ -86,6 +86,7 @@ import { createMtlsAgent } from '../transport/index.js';
 import type { MtlsAgent } from '../transport/index.js';
 import { createRemoteExecutor } from './remote-executor.js';
 import { tlsFilesFor } from './tls-config.js';
+import { createLedgerWitness } from './ledger-link.js';
 
 /** `/readyz` fails its `disk` check below this much free space (MiB) unless `min_free_disk_mb` says otherwise. */
 export const DEFAULT_MIN_FREE_DISK_MB = 64;
@@ -402,7 +403,33 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const config = readConfig(dir);
   const clock = options.clock ?? systemClock;
   const decorate = options.decorate ?? {};
-  const ledgerKey = readSigningKey(p.ledgerKey);
+  // The checkpoint key: here, or only in the ledger process that signs for this one (ledger-node.ts).
+  const witnessed = config.checkpoints;
+  if (witnessed !== undefined && existsSync(p.ledgerKey))
+    throw new TypeError(
+      `checkpoints names a ledger process, yet ${p.ledgerKey} still holds the checkpoint key: move it to the ledger process (its "key"), so that only that process can sign checkpoints`,
+    );
+  const ledgerKey = witnessed === undefined ? readSigningKey(p.ledgerKey) : undefined;
+  const ledgerAgent =
+    witnessed === undefined || config.tls?.control_plane === undefined
+      ? undefined
+      : await createMtlsAgent({
+          files: tlsFilesFor(p.root, config.tls, config.tls.control_plane),
+          expect: ['ledger'],
+          now: clock,
+        });
+  const checkpointSigner =
+    witnessed === undefined || ledgerAgent === undefined
+      ? noteSignerFor(config.origin, (ledgerKey ?? readSigningKey(p.ledgerKey)).privateKey)
+      : createLedgerWitness(
+          {
+            url: witnessed.url,
+            ...(witnessed.standby_urls === undefined ? {} : { standby: witnessed.standby_urls }),
+            agent: ledgerAgent,
+            timeoutMs: witnessed.timeout_ms,
+          },
+          witnessed.vkey,
+        );
   // A remote Execution Layer is reached over mutual TLS only; its files are checked before anything opens.
   const gateTls = config.executor_url === undefined ? undefined : config.tls?.gate;
   const executorAgent =
@@ -412,6 +439,12 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const spec: BackendSpec = resolveBackendSpec(options.backend, process.env, config.backend);
   if (options.standby === true && spec.kind === 'postgres')
     throw new TypeError('every gate on PostgreSQL serves at once: a standby applies to SQLite only');
+  if (witnessed !== undefined && spec.kind !== 'postgres') {
+    ledgerAgent?.close();
+    throw new TypeError(
+      'checkpoints needs the PostgreSQL backend: the ledger process reads the shared ledger',
+    );
+  }
   // A standby waits for the data directory's writer lock: it serves once its holder is gone.
   const unlock =
     options.standby === true
@@ -438,7 +471,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ledger = await createLedger({
       store: backend.ledger,
       clock,
-      checkpointSigner: noteSignerFor(config.origin, ledgerKey.privateKey),
+      checkpointSigner,
       origin: config.origin,
       checkpointEvery: { entries: 256, ms: 10_000 },
       ...(options.observer === undefined ? {} : { observer: options.observer }),
@@ -749,6 +782,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     await ledger.close();
     await backend.close();
     executorAgent?.close();
+    ledgerAgent?.close();
     unlock();
   };
   let recovery: RecoveryDeps;

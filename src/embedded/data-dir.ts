@@ -24,6 +24,7 @@ import { parseExecutorUrl, parseTlsConfig } from './tls-config.js';
 import type { TlsConfig } from './tls-config.js';
 import { parseJobsConfig } from './jobs-config.js';
 import type { JobsConfig } from './jobs-config.js';
+import { parseCheckpointsConfig, type CheckpointsConfig } from './checkpoints-config.js';
 
 /** `failclosed.json`: the deployment's settings. */
 export interface EmbeddedConfig {
@@ -98,6 +99,12 @@ export interface EmbeddedConfig {
   readonly internal_gates?: boolean;
   /** The queue of background calls: `local` (default) or NATS JetStream (docs/jobs.md). Optional. */
   readonly jobs?: JobsConfig;
+  /**
+   * The ledger process that signs the checkpoints (`failclosed serve ledger`): its URL and the
+   * public checkpoint key. With it this data directory must hold no `keys/ledger.jwk`, the backend
+   * must be PostgreSQL and `tls.control_plane` is the certificate presented to it. Optional.
+   */
+  readonly checkpoints?: CheckpointsConfig;
 }
 
 /** Optional settings: absent in data directories made before they existed. */
@@ -118,6 +125,7 @@ const OPTIONAL_FIELDS: readonly string[] = [
   'internal_host',
   'internal_gates',
   'jobs',
+  'checkpoints',
 ];
 /** Optional settings that are positive integers. */
 const OPTIONAL_INTEGERS: readonly string[] = ['max_inflight', 'min_free_disk_mb', 'follow_ms'];
@@ -273,8 +281,17 @@ export function parseConfig(bytes: Uint8Array): EmbeddedConfig {
     if (typeof o.internal_gates !== 'boolean') throw bad('internal_gates must be true or false');
     if (o.internal_port === undefined) throw bad('internal_gates needs internal_port');
   }
+  let checkpoints = {};
+  if (o.checkpoints !== undefined) {
+    checkpoints = { checkpoints: parseCheckpointsConfig(o.checkpoints, o.origin as string, bad) };
+    if (tls.tls?.control_plane === undefined)
+      throw bad(
+        'checkpoints needs tls.control_plane: the certificate, naming the control-plane role, this process presents to the ledger process',
+      );
+  }
   return Object.freeze({
     ...(o as unknown as EmbeddedConfig),
+    ...checkpoints,
     ...mcp,
     ...webhooks,
     ...consoleConfig,

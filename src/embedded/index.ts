@@ -19,6 +19,8 @@ export type { RemoteExecutorOptions } from './remote-executor.js';
 export { parseTlsConfig, parseExecutorUrl, tlsFilesFor } from './tls-config.js';
 export { startGateNode, parseGateConfig, readGateConfig } from './gate-node.js';
 export type { GateNode, GateNodeConfig, GateNodeOptions } from './gate-node.js';
+export { startLedgerNode, parseLedgerConfig, readLedgerConfig } from './ledger-node.js';
+export type { LedgerNode, LedgerNodeConfig, LedgerNodeOptions } from './ledger-node.js';
 export { createRemoteControlPlane, createRemoteGateLedger, decisionOf } from './control-plane-link.js';
 export {
   startExecutorNode,
@@ -68,9 +70,11 @@ export {
   writeClientFile,
   readOperatorToken,
   readSigningKey,
+  writeSecret,
   demoPolicyDir,
 } from './data-dir.js';
 export type { ClientFile, EmbeddedConfig } from './data-dir.js';
+export { lockDataDir } from './instance-lock.js';
 export {
   announceServer,
   withdrawServer,

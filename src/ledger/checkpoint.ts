@@ -8,7 +8,11 @@ import { createPublicKey } from 'node:crypto';
 import {
   FailclosedError,
   formatCheckpoint,
+  hexDigestEquals,
+  noteVerifierFromVkey,
   publicKeyFromKeyObject,
+  publicKeyFromRaw,
+  verifyCheckpoint,
   vkeyFor,
   type Clock,
   type Ed25519PublicJwk,
@@ -31,6 +35,21 @@ export interface LedgerKey {
   readonly jwk: Ed25519PublicJwk;
 }
 
+/**
+ * Checkpoints signed elsewhere: by the ledger process (`failclosed serve ledger`), the only
+ * holder of the checkpoint key, which reads the shared store, verifies the hash chain itself and
+ * signs (docs/deployment.md "The ledger process"). A writer given one holds only the public key.
+ */
+export interface CheckpointWitness {
+  /** The ledger's public checkpoint key, pinned in the writer's configuration. */
+  readonly ledgerKey: LedgerKey;
+  /**
+   * Asks for the checkpoint at exactly `size` entries, signed and stored; rejects when it cannot
+   * be had. Its answer is untrusted: the checkpointer verifies it against `ledgerKey` and its own tree.
+   */
+  sign(size: number): Promise<StoredCheckpoint>;
+}
+
 /** Internal: the writer's checkpoint scheduler. */
 export interface Checkpointer {
   readonly ledgerKey: LedgerKey;
@@ -44,7 +63,8 @@ interface CheckpointerOptions {
   readonly store: LedgerStore;
   readonly clock: Clock;
   readonly tree: MerkleTree;
-  readonly signer: CheckpointSigner;
+  /** Signs here; or {@link CheckpointWitness}: asks the ledger process, and signs nothing here. */
+  readonly signer: CheckpointSigner | CheckpointWitness;
   readonly origin: string;
   readonly every: { readonly entries?: number; readonly ms?: number } | undefined;
   /** Runs after each new checkpoint is stored (the writer persists its tree snapshot); never fails it. */
@@ -65,6 +85,24 @@ export function ledgerKeyOf(signer: CheckpointSigner): LedgerKey {
   });
 }
 
+/** The public checkpoint key named by a C2SP vkey; throws `ERR_KEY_INVALID` for a malformed one. */
+export function ledgerKeyFromVkey(vkey: string): LedgerKey {
+  const verifier = noteVerifierFromVkey(vkey);
+  const raw = Buffer.from(vkey.slice(vkey.indexOf('+', vkey.indexOf('+') + 1) + 1), 'base64').subarray(1);
+  const key = publicKeyFromRaw(raw);
+  // The same name, key id and key, spelled back: the vkey names exactly this key.
+  if (vkeyFor(verifier.name, key.keyObject) !== vkey)
+    throw new FailclosedError('ERR_KEY_INVALID', 'the vkey is not canonical');
+  return Object.freeze({ vkey, jwk: key.jwk });
+}
+
+const isWitness = (s: CheckpointSigner | CheckpointWitness): s is CheckpointWitness => 'sign' in s;
+
+/** The public checkpoint key of a signer, or the one a witness pins. */
+export function ledgerKeyFor(s: CheckpointSigner | CheckpointWitness): LedgerKey {
+  return isWitness(s) ? s.ledgerKey : ledgerKeyOf(s);
+}
+
 const ORIGIN = /^[\x21-\x7e]{1,255}$/;
 
 /**
@@ -76,7 +114,9 @@ const ORIGIN = /^[\x21-\x7e]{1,255}$/;
  */
 export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkpointer> {
   if (!ORIGIN.test(o.origin)) throw new TypeError('origin must be printable ASCII without spaces');
-  const ledgerKey = ledgerKeyOf(o.signer);
+  const witness = isWitness(o.signer) ? o.signer : undefined;
+  const ledgerKey = ledgerKeyFor(o.signer);
+  const verifier = noteVerifierFromVkey(ledgerKey.vkey);
   let latest: StoredCheckpoint | undefined;
   try {
     latest = await o.store.latestCheckpoint();
@@ -97,10 +137,49 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
   const everyEntries = o.every?.entries;
   const everyMs = o.every?.ms;
 
+  /**
+   * The witness's checkpoint at `size`, accepted only when it verifies under the pinned key, names
+   * this ledger's origin and `size`, and its root is this writer's own root at `size`: a ledger
+   * process that read other entries (a rewritten store) signs a checkpoint this writer refuses.
+   */
+  async function witnessed(w: CheckpointWitness, size: number): Promise<StoredCheckpoint> {
+    let cp: StoredCheckpoint;
+    try {
+      cp = await w.sign(size);
+    } catch (err) {
+      throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'the ledger process signed no checkpoint', {
+        cause: err,
+      });
+    }
+    const root = o.tree.root(size);
+    const v = verifyCheckpoint(cp.note, [verifier], { origin: o.origin });
+    if (
+      v.outcome !== 'verified' ||
+      v.checkpoint.size !== size ||
+      !v.checkpoint.rootHash.equals(root) ||
+      cp.size !== size ||
+      typeof cp.root_hash !== 'string' ||
+      !hexDigestEquals(cp.root_hash, root.toString('hex'))
+    )
+      throw new FailclosedError(
+        'ERR_LEDGER_UNAVAILABLE',
+        `the ledger process's checkpoint at size ${size} is not this ledger's`,
+      );
+    return Object.freeze({ size, root_hash: root.toString('hex'), note: cp.note, at: String(cp.at) });
+  }
+
   async function checkpoint(size: number): Promise<StoredCheckpoint> {
     if (latest !== undefined && latest.size === size) return latest;
+    if (witness !== undefined) {
+      const cp = await witnessed(witness, size);
+      if (latest === undefined || size > latest.size) latest = cp;
+      return cp;
+    }
     const root = o.tree.root(size);
-    const note = signNote(formatCheckpoint({ origin: o.origin, size, rootHash: root }), o.signer);
+    const note = signNote(
+      formatCheckpoint({ origin: o.origin, size, rootHash: root }),
+      o.signer as CheckpointSigner,
+    );
     const cp: StoredCheckpoint = Object.freeze({
       size,
       root_hash: root.toString('hex'),
@@ -123,7 +202,8 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
     ledgerKey,
     checkpoint,
     async afterCommit(size) {
-      if (size <= lastSize) return;
+      // The ledger process keeps the cadence itself, following the store (serve ledger).
+      if (witness !== undefined || size <= lastSize) return;
       const dueByCount = everyEntries !== undefined && size - lastSize >= everyEntries;
       const dueByTime = everyMs !== undefined && o.clock() - lastAt >= everyMs;
       if (!dueByCount && !dueByTime) return;

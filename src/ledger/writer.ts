@@ -23,8 +23,9 @@ import type { EntryType } from './entry-types.js';
 import type { LedgerStore } from './store.js';
 import {
   createCheckpointer,
-  ledgerKeyOf,
+  ledgerKeyFor,
   type CheckpointSigner,
+  type CheckpointWitness,
   type Checkpointer,
   type LedgerKey,
 } from './checkpoint.js';
@@ -36,8 +37,13 @@ import { restoreTree, snapshotChunks } from './open.js';
 export interface LedgerOptions {
   readonly store: LedgerStore;
   readonly clock: Clock;
-  /** Signs checkpoints; its key name is the checkpoint origin's signer. */
-  readonly checkpointSigner: CheckpointSigner;
+  /**
+   * Signs checkpoints; its key name is the checkpoint origin's signer. Or a
+   * {@link CheckpointWitness}: the ledger process signs, this writer holds the public key only
+   * and verifies each checkpoint it is given against its own tree (docs/deployment.md "The ledger
+   * process").
+   */
+  readonly checkpointSigner: CheckpointSigner | CheckpointWitness;
   /** The checkpoint origin line, naming this ledger, e.g. `failclosed.local/<ledger id>`. */
   readonly origin: string;
   /** Sign a checkpoint after this many new entries or this much time with new entries (checked on commit). */
@@ -119,8 +125,20 @@ export interface Ledger {
   }): Promise<EnvelopeContext>;
   /** Number of committed entries. */
   size(): number;
-  /** Signs (or returns the existing) checkpoint at the committed size and stores it (SPEC §4). */
-  checkpoint(): Promise<StoredCheckpoint>;
+  /**
+   * Reads the entries other writers committed to a shared store since, verifies that they
+   * continue the confirmed chain and applies them (serialized with commits), then signs a
+   * checkpoint when the cadence says so; resolves with the committed size. The ledger process
+   * (`serve ledger`), which appends nothing, follows the store this way. Over a store this writer
+   * stages into (the embedded SQLite connection) it reads nothing: it owns that store. Rejects
+   * with `ERR_LEDGER_UNAVAILABLE` when the store cannot be read or does not continue the chain.
+   */
+  follow(): Promise<number>;
+  /**
+   * Signs (or returns the existing) checkpoint at `size` (default: the committed size; at most
+   * it) and stores it (SPEC §4); with a {@link CheckpointWitness} the ledger process signs it.
+   */
+  checkpoint(size?: number): Promise<StoredCheckpoint>;
   /** Inclusion proof (hex hashes, leaf level first) for `index` in the tree of `size` entries (default: committed size). */
   proveInclusion(index: number, size?: number): string[];
   /** Consistency proof (hex hashes) from `size1` to `size2` entries (default: committed size). */
@@ -152,7 +170,14 @@ interface PendingEvidence {
   readonly reject: (e: unknown) => void;
 }
 
-type Pending = PendingEntry | PendingEvidence;
+/** A queued {@link Ledger.follow}: served between commits, never during one. */
+interface PendingFollow {
+  readonly kind: 'follow';
+  readonly resolve: (size: number) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+type Pending = PendingEntry | PendingEvidence | PendingFollow;
 
 const RECOVERY_PAGE = 10_000;
 
@@ -226,7 +251,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
   let tree: MerkleTree = createMerkleTree();
   let size = 0;
   let lastHash = GENESIS_PREV_HASH;
-  const ledgerKey = ledgerKeyOf(opts.checkpointSigner);
+  const ledgerKey = ledgerKeyFor(opts.checkpointSigner);
   let restoredSize = 0;
 
   /**
@@ -403,6 +428,20 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     const appends = batch.filter((p): p is PendingEntry => p.kind === 'entry');
     const blobs = batch.flatMap((p) => (p.kind === 'evidence' ? [p.blob] : []));
     const conditional = appends.flatMap((p) => (p.ifOpen === undefined ? [] : [p.ifOpen]));
+    if (appends.length + blobs.length === 0) {
+      // Only follows: read what the other writers committed, verified, then the cadence.
+      try {
+        await catchUpToHead();
+      } catch (err) {
+        const e = err instanceof FailclosedError ? err : unavailable('ledger store cannot be read', err);
+        for (const p of batch) p.reject(e);
+        return;
+      }
+      // The cadence before the answer: following and signing is the ledger process's whole job.
+      await checkpointer.afterCommit(size);
+      for (const p of batch) if (p.kind === 'follow') p.resolve(size);
+      return;
+    }
     let entries: LedgerEntry[] = [];
     let others: readonly LedgerEntry[] = [];
     /** The appends sealed into `entries`, in order; the others were refused (request closed). */
@@ -482,7 +521,10 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
       const sealed = new Set(kept);
       for (const p of appends) if (!sealed.has(p)) p.reject(requestClosed());
     }
-    for (const p of batch) if (p.kind === 'evidence') p.resolve(p.blob.sha256);
+    for (const p of batch) {
+      if (p.kind === 'evidence') p.resolve(p.blob.sha256);
+      else if (p.kind === 'follow') p.resolve(size);
+    }
     if (entries.length + others.length > 0) await checkpointer.afterCommit(size);
   }
 
@@ -590,7 +632,21 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
       }
     },
     size: () => size,
-    checkpoint: () => checkpointer.checkpoint(size),
+    follow() {
+      // This writer owns a store it stages into: nothing to read there.
+      if (stage !== undefined) return Promise.resolve(size);
+      return new Promise<number>((resolve, reject) => {
+        queue.push({ kind: 'follow', resolve, reject });
+        schedule();
+      });
+    },
+    checkpoint(at = size) {
+      if (!Number.isSafeInteger(at) || at < 0 || at > size)
+        return Promise.reject(
+          new RangeError(`no checkpoint at size ${String(at)}: the ledger holds ${size}`),
+        );
+      return checkpointer.checkpoint(at);
+    },
     proveInclusion: (index, at = size) => tree.inclusionProof(index, at).map((h) => h.toString('hex')),
     proveConsistency: (size1, size2 = size) =>
       tree.consistencyProof(size1, size2).map((h) => h.toString('hex')),

@@ -18,6 +18,7 @@ export {
   migrate,
   assertSchemaCurrent,
   createPostgresNonceStore,
+  createPostgresLedgerStore,
   createPostgresGateState,
   createPostgresOperatorStore,
   createPostgresWriteProbe,

@@ -1,0 +1,322 @@
+/**
+ * The ledger process (`failclosed serve ledger`, docs/deployment.md "The ledger process"): the
+ * only holder of the checkpoint key (SPEC §1 separation of powers, §4 checkpoints; L7 ledger
+ * protection). It follows the shared PostgreSQL ledger the Control Plane processes append to,
+ * reads every new entry, verifies that it continues the hash chain it verified before (from the
+ * snapshot and checkpoint it last signed), and signs C2SP checkpoints of what it verified: on a
+ * cadence (`checkpoint_entries`, `checkpoint_ms`) and when a Control Plane process asks for one at
+ * an exact size (an export, a request's evidence). It appends nothing.
+ *
+ * A writer that rewrote or dropped entries in the database gets no further checkpoint: the
+ * follow fails (`ERR_LEDGER_UNAVAILABLE`), the process logs it and refuses every checkpoint until
+ * the store continues the verified chain again. The Control Plane holds only the public key and
+ * checks each checkpoint it is handed against its own tree (`CheckpointWitness` in
+ * `ledger/checkpoint.ts`), so neither side alone can sign a history the other did not verify.
+ *
+ * Its listener serves mutual TLS with a certificate naming the `ledger` role and admits only peers
+ * whose certificate names the `control-plane` role (FC-INV-6, L7 mutual TLS between roles); every
+ * other peer is refused at or right after the handshake, counted and logged (this process cannot
+ * append, so its refusals are in its log and metrics, not the ledger). Several may run on one
+ * schema (a standby): they sign the same roots with the same key, and the store keeps the first
+ * checkpoint at each size.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { FailclosedError, parseJson, statusOf, systemClock, withDeadline } from '../kernel/index.js';
+import type { Clock, DenialCode, JsonValue } from '../kernel/index.js';
+import { noteSignerFor } from '../kernel/signing/index.js';
+import { createLedger, type Ledger } from '../ledger/index.js';
+import { assertSchemaCurrent, createPostgresLedgerStore, openPostgresPool } from '../storage/index.js';
+import { createMtlsServer, readCapped } from '../transport/index.js';
+import type { MtlsServer, TlsFiles } from '../transport/index.js';
+import { parseBackendSpec } from './backend-spec.js';
+import { readSigningKey } from './data-dir.js';
+import {
+  configListen,
+  configObservability,
+  configPositive,
+  configText,
+  configTls,
+  isConfigObject,
+} from './node-config.js';
+import { createTelemetry, resolveTelemetrySettings, serveMetrics } from './telemetry/index.js';
+import type { LogConfig, LogDestination, LogLevel, MetricsConfig, MetricsServer } from './telemetry/index.js';
+
+/** The ledger process's configuration file (JSON). */
+export interface LedgerNodeConfig {
+  /** Where the mTLS listener is (IP literal, port; 0 = any free port). */
+  readonly listen: { readonly host: string; readonly port: number };
+  /** The ledger's origin, exactly the Control Plane's `origin` (`failclosed.json`). */
+  readonly origin: string;
+  /** The checkpoint private key (a JWK file, mode 0600), moved here from the Control Plane's `keys/ledger.jwk`. */
+  readonly key: string;
+  /** The shared ledger: a `postgres://` URL (`?schema=` names the schema), on the ledger's own role. */
+  readonly state: string;
+  /** This process's mutual TLS: CA, its `ledger` certificate and key, optional CRL and revoked serials. */
+  readonly tls: TlsFiles;
+  /** Period (ms) of reading and verifying new entries; default 1000. */
+  readonly follow_ms: number;
+  /** Sign a checkpoint after this many new entries (default 256) or this long with new ones (ms, default 10000). */
+  readonly checkpoint_entries: number;
+  readonly checkpoint_ms: number;
+  readonly log?: LogConfig;
+  readonly metrics?: MetricsConfig;
+}
+
+const FIELDS = [
+  'listen',
+  'origin',
+  'key',
+  'state',
+  'tls',
+  'follow_ms',
+  'checkpoint_entries',
+  'checkpoint_ms',
+  'log',
+  'metrics',
+];
+const bad = (m: string): TypeError => new TypeError(`ledger config: ${m}`);
+
+/** Parses the configuration strictly; relative paths are resolved against `base` (its directory). */
+export function parseLedgerConfig(bytes: Uint8Array, base: string): LedgerNodeConfig {
+  const v = parseJson(bytes, { maxBytes: 64 * 1024, maxDepth: 6 });
+  if (!isConfigObject(v)) throw bad('not an object');
+  for (const k of Object.keys(v)) if (!FIELDS.includes(k)) throw bad(`unknown field ${k}`);
+  const state = configText(v, 'state', bad);
+  let spec: ReturnType<typeof parseBackendSpec>;
+  try {
+    spec = parseBackendSpec(state);
+  } catch {
+    throw bad('state must be a postgres:// URL');
+  }
+  if (spec.kind !== 'postgres') throw bad('state must be a postgres:// URL (the shared ledger)');
+  const key = configText(v, 'key', bad);
+  return Object.freeze({
+    listen: configListen(v['listen'], bad),
+    origin: configText(v, 'origin', bad, 255),
+    key: isAbsolute(key) ? key : join(base, key),
+    state,
+    tls: configTls(v['tls'], base, bad),
+    follow_ms: configPositive(v, 'follow_ms', 1000, bad),
+    checkpoint_entries: configPositive(v, 'checkpoint_entries', 256, bad),
+    checkpoint_ms: configPositive(v, 'checkpoint_ms', 10_000, bad),
+    ...configObservability(v, bad),
+  });
+}
+
+/** Reads and parses the configuration file at `path`. */
+export function readLedgerConfig(path: string): LedgerNodeConfig {
+  const file = resolve(path);
+  return parseLedgerConfig(readFileSync(file), dirname(file));
+}
+
+/** Options of {@link startLedgerNode}. */
+export interface LedgerNodeOptions {
+  readonly clock?: Clock;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly logDestination?: LogDestination;
+  readonly defaultLogLevel?: LogLevel;
+}
+
+/** A running ledger process. */
+export interface LedgerNode {
+  /** `https://HOST:PORT` of its listener. */
+  readonly url: string;
+  readonly config: LedgerNodeConfig;
+  /** The public checkpoint key (C2SP vkey): pin it in the Control Plane's `checkpoints.vkey`. */
+  readonly vkey: string;
+  readonly metricsUrl?: string;
+  /** The entries verified so far. */
+  size(): number;
+  /** Reads and verifies the new entries now (as every `follow_ms`); resolves with the verified size. */
+  follow(): Promise<number>;
+  reloadTls(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const MAX_BODY = 4096;
+/** Deadline (ms) of catching up and signing one asked-for checkpoint. */
+const SIGN_MS = 5000;
+
+/** The asked-for size from an untrusted body, or undefined. */
+function sizeOf(v: JsonValue): number | undefined {
+  if (!isConfigObject(v)) return undefined;
+  for (const k of Object.keys(v)) if (k !== 'size') return undefined;
+  const size = (v)['size'];
+  return typeof size === 'number' && Number.isSafeInteger(size) && size >= 1 ? size : undefined;
+}
+
+/** Starts the ledger process from its configuration file. */
+export async function startLedgerNode(
+  configPath: string,
+  options: LedgerNodeOptions = {},
+): Promise<LedgerNode> {
+  const config = readLedgerConfig(configPath);
+  const clock = options.clock ?? systemClock;
+  const env = options.env ?? process.env;
+  const settings = resolveTelemetrySettings(config, env, options.defaultLogLevel ?? 'info');
+  const signer = noteSignerFor(config.origin, readSigningKey(config.key).privateKey);
+  const spec = parseBackendSpec(config.state);
+  if (spec.kind !== 'postgres') throw bad('state must be a postgres:// URL');
+  const db = openPostgresPool({
+    url: spec.url,
+    ...(spec.schema === undefined ? {} : { schema: spec.schema }),
+    max: 4,
+    applicationName: 'failclosed-ledger',
+  });
+  const closers: (() => Promise<void> | void)[] = [() => db.close()];
+  const closeAll = async (): Promise<void> => {
+    for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  };
+  let ledger: Ledger;
+  try {
+    // The Control Plane process migrates the schema; the ledger process reads it at its own version.
+    await assertSchemaCurrent(db);
+    // Opening reads and verifies every entry after the last snapshot this key signed, and the
+    // latest stored checkpoint against them: a rewritten store refuses to open (fail closed).
+    ledger = await createLedger({
+      store: createPostgresLedgerStore(db),
+      clock,
+      checkpointSigner: signer,
+      origin: config.origin,
+      checkpointEvery: { entries: config.checkpoint_entries, ms: config.checkpoint_ms },
+    });
+    closers.push(() => ledger.close());
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+  const telemetry = createTelemetry({
+    logLevel: settings.logLevel,
+    role: 'ledger',
+    env,
+    ...(options.logDestination === undefined ? {} : { logDestination: options.logDestination }),
+  });
+  closers.push(() => telemetry.close());
+  const log = telemetry.logger;
+
+  // Follows: serialized by the writer; a failure is logged once when it starts and once when it ends.
+  let failing: string | undefined;
+  const follow = async (): Promise<number> => {
+    try {
+      const size = await ledger.follow();
+      if (failing !== undefined) log.info({ size }, 'the ledger continues the verified chain again');
+      failing = undefined;
+      return size;
+    } catch (err) {
+      const why = err instanceof Error ? err.message : 'failed';
+      if (failing !== why)
+        log.error({ reason: why }, 'the ledger cannot be followed: no checkpoint is signed until it can');
+      failing = why;
+      throw err;
+    }
+  };
+
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const send = (status: number, body: JsonValue): void => {
+      const bytes = Buffer.from(JSON.stringify(body));
+      res.writeHead(status, {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': bytes.length,
+        'cache-control': 'no-store',
+      });
+      res.end(bytes);
+    };
+    const refuse = (code: DenialCode, reason: string): void =>
+      send(statusOf(code), { outcome: 'deny', code, reason });
+    const handle = async (): Promise<void> => {
+      if (req.method !== 'POST' || req.url !== '/v1/ledger/checkpoint') {
+        req.resume();
+        return send(404, { error: 'not_found' });
+      }
+      const body = await readCapped(req, MAX_BODY);
+      if (body === null) return refuse('ERR_REQUEST_TOO_LARGE', 'too large');
+      let v: JsonValue;
+      try {
+        v = parseJson(body, { maxBytes: MAX_BODY, maxDepth: 4 });
+      } catch (err) {
+        return refuse(err instanceof FailclosedError ? err.code : 'ERR_REQUEST_MALFORMED', 'malformed JSON');
+      }
+      const size = sizeOf(v);
+      if (size === undefined) return refuse('ERR_REQUEST_MALFORMED', 'size: a positive integer');
+      const r = await withDeadline(async () => {
+        // Everything up to the store's head, verified, before signing at `size`.
+        const verified = await follow();
+        if (size > verified) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'beyond the ledger');
+        return ledger.checkpoint(size);
+      }, SIGN_MS);
+      if (r.status !== 'ok') return refuse('ERR_LEDGER_UNAVAILABLE', 'no checkpoint at that size');
+      const cp = r.value;
+      return send(200, { size: cp.size, root_hash: cp.root_hash, note: cp.note, at: cp.at });
+    };
+    handle().catch(() => {
+      if (!res.headersSent) refuse('ERR_LEDGER_UNAVAILABLE', 'failed');
+      else res.destroy();
+    });
+  };
+
+  let server: MtlsServer;
+  try {
+    server = await createMtlsServer(handler, {
+      files: config.tls,
+      allow: ['control-plane'],
+      host: config.listen.host,
+      port: config.listen.port,
+      now: clock,
+      serves: { role: 'ledger', fix: 'issue it with `failclosed certs issue ledger`' },
+      onRefused: (r) => log.warn({ reason: r.reason, peer_role: r.peer_role ?? null }, 'peer refused'),
+    });
+    closers.push(() => server.close());
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+  let metricsServer: MetricsServer | undefined;
+  try {
+    if (settings.metricsListen !== undefined) {
+      metricsServer = await serveMetrics(
+        telemetry.metrics,
+        settings.metricsListen.host,
+        settings.metricsListen.port,
+      );
+      const m = metricsServer;
+      closers.push(() => m.close());
+    }
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+  let stopped = false;
+  let round: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    if (stopped) return;
+    round = follow().catch(() => undefined);
+  }, config.follow_ms);
+  timer.unref();
+  log.info(
+    {
+      url: server.url,
+      size: ledger.size(),
+      vkey: ledger.ledgerKey.vkey,
+      metrics: metricsServer?.url ?? null,
+    },
+    'ledger listening',
+  );
+  return {
+    url: server.url,
+    config,
+    vkey: ledger.ledgerKey.vkey,
+    ...(metricsServer === undefined ? {} : { metricsUrl: metricsServer.url }),
+    size: () => ledger.size(),
+    follow,
+    reloadTls: () => server.reload(),
+    async close() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      await round;
+      await closeAll();
+    },
+  };
+}

@@ -1,0 +1,190 @@
+/**
+ * Checkpoints signed by the ledger process, the only holder of the checkpoint key (SPEC §1
+ * separation of powers, §4 checkpoints; L7 ledger protection; docs/deployment.md "The ledger
+ * process"). A writer with a `CheckpointWitness` holds the public key only: it asks for the
+ * checkpoint at its committed size and accepts it only when it verifies under the pinned key and
+ * names its own root. The witness here is a real ledger over the same PostgreSQL schema, opened with
+ * the signer and appending nothing, serving exactly what `serve ledger` serves (follow, then sign
+ * at the asked size); `test/e2e/distributed-one-machine.test.ts` runs the process itself.
+ */
+import { describe, expect, it } from 'vitest';
+import { FailclosedError, formatCheckpoint } from '../../src/kernel/index.js';
+import { signNote } from '../../src/kernel/signing/index.js';
+import {
+  createLedger,
+  ledgerKeyFromVkey,
+  type CheckpointWitness,
+  type Ledger,
+  type StoredCheckpoint,
+} from '../../src/ledger/index.js';
+import { openPostgresPool } from '../../src/storage/postgres/index.js';
+import { nextSchema, useTestDatabase } from '../support/postgres.js';
+import { note, useSharedBackends } from '../storage/shared-backends.js';
+import { ORIGIN, steppingClock, testSigner } from './fixtures.js';
+
+const pgdb = useTestDatabase();
+const { backendOn, track } = useSharedBackends(pgdb);
+
+/** The ledger process's ledger over `schema`: the signer, following, never appending. */
+async function witnessLedger(schema: string, every = 4): Promise<Ledger> {
+  const backend = await backendOn(schema);
+  return track(
+    await createLedger({
+      store: backend.ledger,
+      clock: steppingClock(),
+      checkpointSigner: testSigner(),
+      origin: ORIGIN,
+      checkpointEvery: { entries: every },
+    }),
+  );
+}
+
+/** What `serve ledger` answers to a request for the checkpoint at `size`. */
+const servedBy = (w: Ledger): CheckpointWitness => ({
+  ledgerKey: ledgerKeyFromVkey(w.ledgerKey.vkey),
+  async sign(size) {
+    const verified = await w.follow();
+    if (size > verified) throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'beyond the ledger');
+    return w.checkpoint(size);
+  },
+});
+
+/** A Control Plane's writer over `schema` whose checkpoints `witness` signs. */
+async function writerOn(schema: string, witness: CheckpointWitness): Promise<Ledger> {
+  const backend = await backendOn(schema);
+  await backend.acquireWriter({ wait: false });
+  return track(
+    await createLedger({
+      store: backend.ledger,
+      clock: steppingClock(),
+      checkpointSigner: witness,
+      origin: ORIGIN,
+      checkpointEvery: { entries: 4 },
+    }),
+  );
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(FailclosedError);
+  return (err as FailclosedError).code;
+}
+
+/** Rewrites entry `index`'s stored body in place, as a writer with database access could. */
+async function rewrite(schema: string, index: number, from: string, to: string): Promise<void> {
+  const db = openPostgresPool({ url: pgdb.url, schema, max: 1 });
+  try {
+    const c = await db.pool.connect();
+    try {
+      // Past the append-only trigger, as the database's superuser can.
+      await c.query('ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_no_update');
+      const r = await c.query('UPDATE ledger_entries SET body = replace(body, $2, $3) WHERE idx = $1', [
+        index,
+        from,
+        to,
+      ]);
+      expect(r.rowCount).toBe(1);
+      await c.query('ALTER TABLE ledger_entries ENABLE TRIGGER ledger_entries_no_update');
+    } finally {
+      c.release();
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+describe('checkpoints signed by the ledger process (SPEC §4, L7 ledger protection)', () => {
+  it('the writer holds the public key only; its checkpoint at the committed size is the ledger process’s, and verifies', async () => {
+    const schema = nextSchema();
+    const cp = await writerOn(schema, {
+      ledgerKey: ledgerKeyFromVkey((await witnessLedger(schema)).ledgerKey.vkey),
+      sign: () => Promise.reject(new Error('not yet')),
+    });
+    const w = await witnessLedger(schema);
+    const writer = await writerOn(schema, servedBy(w));
+    for (let i = 0; i < 6; i++) await writer.append(note(i));
+    const c = await writer.checkpoint();
+    expect(c.size).toBe(6);
+    expect(c.root_hash).toBe(writer.rootHash(6));
+    expect(writer.ledgerKey.vkey).toBe(w.ledgerKey.vkey);
+    // Stored by the ledger process: every replica's export carries it.
+    expect((await w.store.latestCheckpoint())?.size).toBe(6);
+    // The ledger process keeps the cadence itself by following (every 4 entries here).
+    for (let i = 6; i < 11; i++) await writer.append(note(i));
+    expect(await w.follow()).toBe(11);
+    expect((await w.store.latestCheckpoint())?.size).toBe(11);
+    // A writer without the key never signs: one whose ledger process does not answer has no checkpoint.
+    expect(await codeOf(cp.checkpoint())).toBe('ERR_LEDGER_UNAVAILABLE');
+  });
+
+  it('L7: a rewritten entry stops the ledger process from signing, and the writer from getting a checkpoint; appends go on', async () => {
+    const schema = nextSchema();
+    const w = await witnessLedger(schema);
+    const writer = await writerOn(schema, servedBy(w));
+    for (let i = 0; i < 3; i++) await writer.append(note(i));
+    await writer.checkpoint();
+    await writer.append(note(3));
+    // Someone with the database's rights rewrites entry 3 after its commit.
+    await rewrite(schema, 3, '"d-3"', '"d-X"');
+    expect(await codeOf(w.follow())).toBe('ERR_LEDGER_UNAVAILABLE');
+    expect(await codeOf(writer.checkpoint())).toBe('ERR_LEDGER_UNAVAILABLE');
+    expect((await w.store.latestCheckpoint())?.size).toBe(3);
+    // Entries are still recorded durably meanwhile (the calls they record are not held up).
+    expect((await writer.append(note(4))).index).toBe(4);
+    // Restored, the chain continues and checkpoints are signed again.
+    await rewrite(schema, 3, '"d-X"', '"d-3"');
+    expect((await writer.checkpoint()).size).toBe(5);
+  });
+
+  it('L7: a checkpoint under another key, over another root or at another size is refused by the writer', async () => {
+    const schema = nextSchema();
+    const w = await witnessLedger(schema);
+    const honest = servedBy(w);
+    const noteOver = (size: number, root: Buffer, seed = 7): string =>
+      signNote(formatCheckpoint({ origin: ORIGIN, size, rootHash: root }), testSigner(seed));
+    const forgeries: Record<string, (size: number) => Promise<StoredCheckpoint>> = {
+      'another key': async (size) => {
+        const real = await honest.sign(size);
+        return { ...real, note: noteOver(size, Buffer.from(real.root_hash, 'hex'), 9) };
+      },
+      'another root': async (size) => ({
+        ...(await honest.sign(size)),
+        root_hash: 'ab'.repeat(32),
+        note: noteOver(size, Buffer.alloc(32, 0xab)),
+      }),
+      // A genuine checkpoint, of fewer entries.
+      'another size': async (size) => honest.sign(size - 1),
+    };
+    const writer = await writerOn(schema, honest);
+    for (let i = 0; i < 3; i++) await writer.append(note(i));
+    for (const [name, sign] of Object.entries(forgeries)) {
+      const liar = await writerOn(schema, { ledgerKey: honest.ledgerKey, sign });
+      await liar.append(note(100 + liar.size()));
+      expect(await codeOf(liar.checkpoint()), name).toBe('ERR_LEDGER_UNAVAILABLE');
+    }
+    // The honest one still works.
+    await writer.follow();
+    expect((await writer.checkpoint()).size).toBe(6);
+  });
+
+  it('a writer whose ledger process is down still appends durably; it opens again from the snapshots the ledger process stored', async () => {
+    const schema = nextSchema();
+    const w = await witnessLedger(schema, 2);
+    const down: CheckpointWitness = {
+      ledgerKey: ledgerKeyFromVkey(w.ledgerKey.vkey),
+      sign: () => Promise.reject(new Error('ECONNREFUSED')),
+    };
+    const writer = await writerOn(schema, down);
+    for (let i = 0; i < 5; i++) await writer.append(note(i));
+    expect(await codeOf(writer.checkpoint())).toBe('ERR_LEDGER_UNAVAILABLE');
+    expect(await w.follow()).toBe(5);
+    expect((await w.store.latestCheckpoint())?.size).toBe(5);
+    // A new writer restores the tree from the ledger process's snapshot, checked under the pinned key.
+    const again = await writerOn(schema, servedBy(w));
+    expect(again.size()).toBe(5);
+    expect(again.rootHash()).toBe(writer.rootHash());
+  });
+});
