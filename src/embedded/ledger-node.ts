@@ -28,9 +28,11 @@ import type { Clock, DenialCode, JsonValue } from '../kernel/index.js';
 import { noteSignerFor } from '../kernel/signing/index.js';
 import { createLedger, type Ledger } from '../ledger/index.js';
 import { assertSchemaCurrent, createPostgresLedgerStore, openPostgresPool } from '../storage/index.js';
+import type { PostgresPool } from '../storage/index.js';
 import { createMtlsServer, readCapped } from '../transport/index.js';
 import type { MtlsServer, TlsFiles } from '../transport/index.js';
 import { parseBackendSpec } from './backend-spec.js';
+import { assertDatabaseRole } from './db-role.js';
 import { readSigningKey } from './data-dir.js';
 import {
   configListen,
@@ -111,6 +113,29 @@ export function readLedgerConfig(path: string): LedgerNodeConfig {
   return parseLedgerConfig(readFileSync(file), dirname(file));
 }
 
+/**
+ * What the ledger process's role may hold in the schema, exactly (`deploy/postgres/ledger-role.sql`):
+ * the schema version and the entries read-only, the checkpoints it adds, and the tree snapshot it
+ * keeps. It can neither write nor change an entry, so the holder of the checkpoint key cannot also
+ * rewrite the history it signs (SPEC §1 separation of powers, L7 ledger protection).
+ */
+const LEDGER_GRANTS: Readonly<Record<string, readonly string[]>> = {
+  failclosed_schema: ['SELECT'],
+  ledger_entries: ['SELECT'],
+  ledger_checkpoints: ['SELECT', 'INSERT'],
+  ledger_meta: ['SELECT', 'INSERT', 'UPDATE'],
+  ledger_tree_chunks: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
+};
+
+/** Refuses a database role that can do more than the ledger process needs (`assertDatabaseRole`). */
+export function assertLedgerRole(db: PostgresPool): Promise<void> {
+  return assertDatabaseRole(db, LEDGER_GRANTS, {
+    role: 'ledger',
+    what: 'the ledger process',
+    script: 'ledger-role.sql',
+  });
+}
+
 /** Options of {@link startLedgerNode}. */
 export interface LedgerNodeOptions {
   readonly clock?: Clock;
@@ -143,7 +168,7 @@ const SIGN_MS = 5000;
 function sizeOf(v: JsonValue): number | undefined {
   if (!isConfigObject(v)) return undefined;
   for (const k of Object.keys(v)) if (k !== 'size') return undefined;
-  const size = (v)['size'];
+  const size = v['size'];
   return typeof size === 'number' && Number.isSafeInteger(size) && size >= 1 ? size : undefined;
 }
 
@@ -173,10 +198,13 @@ export async function startLedgerNode(
   try {
     // The Control Plane process migrates the schema; the ledger process reads it at its own version.
     await assertSchemaCurrent(db);
+    await assertLedgerRole(db);
     // Opening reads and verifies every entry after the last snapshot this key signed, and the
     // latest stored checkpoint against them: a rewritten store refuses to open (fail closed).
     ledger = await createLedger({
-      store: createPostgresLedgerStore(db),
+      // Shared, without an instance lease: every append is refused, and a tree snapshot only
+      // ever replaces a smaller one (a standby writes them too).
+      store: createPostgresLedgerStore(db, { shared: () => undefined }),
       clock,
       checkpointSigner: signer,
       origin: config.origin,
