@@ -68,4 +68,3 @@ export async function assertDatabaseRole(
       `${use.role}: the database role can do more than ${use.what} needs (${held.join('; ')}): give it the role of deploy/postgres/${use.script}`,
     );
 }
-

@@ -4,17 +4,22 @@
  * FC-INV-6, SPEC §1): a development CA from `failclosed certs init` with a client-only certificate
  * per Gate, the Control Plane process and its standby (`failclosed up` with `internal_gates`, one
  * data directory on PostgreSQL copied), the Gates' and the Execution Layers' database roles made by
- * the shipped role scripts with `password_env`, two `failclosed serve executor` and two keyless
+ * the shipped role scripts with `password_env`, the ledger process and its standby (`failclosed
+ * serve ledger`, the only holders of the checkpoint key, moved out of the Control Plane's data
+ * directory by `failclosed ledger move-key`), two `failclosed serve executor` and two keyless
  * `failclosed serve gate` replicas, every process with its own metrics listener.
  *
  * A call through each Gate executes in its own Execution Layer process; every process serves its
  * metrics; with the Control Plane process killed, a call through a Gate is decided by the standby
- * and runs; one export of the one ledger verifies under the pinned trust roots, with every call's
- * decision written by the Control Plane and its receipt by the Execution Layer. Then the SPEC §7
+ * and runs; with the ledger process killed, its standby signs the checkpoint of the export; one
+ * export of the one ledger verifies under the pinned trust roots, with every call's decision
+ * written by the Control Plane and its receipt by the Execution Layer. The ledger process admits
+ * the Control Plane's certificate only (a Gate's is refused). Then the SPEC §7
  * walkthrough runs through a keyless Gate (`failclosed demo --gate`, docs/demo.md "Through a
  * deployed topology"; FC-INV-6: the Execution Layer refuses a client without a certificate at TLS).
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,6 +40,7 @@ describe('the separated shape on one machine, as documented', () => {
   let standby: UpProcess;
   const executors: ExecutorProcess[] = [];
   const gates: ExecutorProcess[] = [];
+  const ledgers: ExecutorProcess[] = [];
   const metrics: Record<string, string> = {};
   const roles: string[] = [];
   const at = (...p: string[]): string => join(work, ...p);
@@ -62,10 +68,15 @@ describe('the separated shape on one machine, as documented', () => {
         'gate-2',
       ),
     );
-    // 2. The Control Plane's data directory on PostgreSQL, copied for its standby.
+    // 2. The Control Plane's data directory on PostgreSQL; its checkpoint key moved out, for the
+    // ledger process; then copied for its standby.
     ok(runCli('init', at('cp'), '--backend', backend));
+    const moved = JSON.parse(
+      ok(runCli('ledger', 'move-key', '--out', at('ledger', 'ledger.jwk'), '--data', at('cp'))),
+    ) as { origin: string; vkey: string };
     cpSync(at('cp'), at('cp-standby'), { recursive: true });
     const internal = { cp: await freePort(), standby: await freePort() };
+    const ledgerPorts = [await freePort(), await freePort()];
     const exec = [await freePort(), await freePort()];
     const listen = [await freePort(), await freePort()];
     /** Each process's own metrics listener. */
@@ -89,6 +100,11 @@ describe('the separated shape on one machine, as documented', () => {
           executor_url: `https://127.0.0.1:${exec[0]}`,
           internal_port: internalPort,
           internal_gates: true,
+          checkpoints: {
+            url: `https://127.0.0.1:${ledgerPorts[0]}`,
+            standby_urls: [`https://127.0.0.1:${ledgerPorts[1]}`],
+            vkey: moved.vkey,
+          },
           tls: {
             ca: '../certs/ca.pem',
             crl: '../certs/crl.pem',
@@ -150,6 +166,26 @@ describe('the separated shape on one machine, as documented', () => {
         }),
       );
     }
+    for (const [i, name] of ['ledger-a', 'ledger-b'].entries()) {
+      // 5b. The ledger process and its standby: the checkpoint key, the shared ledger as the
+      // ledger's database role (entries read-only), the ledger certificate.
+      writeFileSync(
+        at(`${name}.json`),
+        JSON.stringify({
+          listen: { host: '127.0.0.1', port: ledgerPorts[i] },
+          origin: moved.origin,
+          key: 'ledger/ledger.jwk',
+          state: `${asRole('failclosed_ledger')}?schema=${schema}`,
+          tls: {
+            ca: 'certs/ca.pem',
+            crl: 'certs/crl.pem',
+            cert: 'certs/ledger.pem',
+            key: 'certs/ledger.key',
+          },
+          metrics: await metricsAt(name),
+        }),
+      );
+    }
     // 6. The Control Plane processes first (the first start migrates the schema).
     cp = await startUp(at('cp'), 30);
     standby = await startUp(at('cp-standby'), 30);
@@ -158,6 +194,7 @@ describe('the separated shape on one machine, as documented', () => {
     for (const [role, script] of [
       ['failclosed_gate', 'gate-role.sql'],
       ['failclosed_executor', 'executor-role.sql'],
+      ['failclosed_ledger', 'ledger-role.sql'],
     ] as const) {
       const r = applyRoleSql(join(REPO_ROOT, 'deploy/postgres', script), database, {
         schema,
@@ -168,7 +205,7 @@ describe('the separated shape on one machine, as documented', () => {
       expect(r.status, r.stderr).toBe(0);
       roles.push(roleName(role));
     }
-    // 8. The Execution Layers, then the Gates.
+    // 8. The ledger processes, the Execution Layers, then the Gates.
     const started = async (into: ExecutorProcess[], starts: Promise<ExecutorProcess>[]): Promise<void> => {
       // Every process that started is stopped in afterAll, also when another one did not start.
       const all = await Promise.allSettled(starts);
@@ -180,6 +217,10 @@ describe('the separated shape on one machine, as documented', () => {
       PGPASSWORD: `pw-${role}-${process.pid}`,
     });
     await started(
+      ledgers,
+      ['ledger-a', 'ledger-b'].map((n) => spawnServe('ledger', at(`${n}.json`), env('failclosed_ledger'))),
+    );
+    await started(
       executors,
       ['executor-a', 'executor-b'].map((n) => spawnExecutor(at(`${n}.json`), env('failclosed_executor'))),
     );
@@ -190,7 +231,7 @@ describe('the separated shape on one machine, as documented', () => {
   }, 180_000);
 
   afterAll(async () => {
-    for (const p of [...gates, ...executors]) await stopProcess(p);
+    for (const p of [...gates, ...executors, ...ledgers]) await stopProcess(p);
     await stopProcess(standby);
     await stopProcess(cp);
     // The roles are the cluster's: dropped once the database holding their grants is gone.
@@ -221,7 +262,30 @@ describe('the separated shape on one machine, as documented', () => {
       expect(await text(g)).toMatch(/failclosed_calls_total\{[^}]*outcome="executed"[^}]*\} 1/);
     for (const e of ['executor-a', 'executor-b'])
       expect(await text(e)).toMatch(/failclosed_stage_duration_seconds_count\{[^}]*\} 1/);
-    for (const c of ['cp', 'cp-standby']) expect(await text(c)).toMatch(/^failclosed_/m);
+    for (const c of ['cp', 'cp-standby', 'ledger-a', 'ledger-b'])
+      expect(await text(c)).toMatch(/^failclosed_/m);
+    // The checkpoint key is in the ledger processes only.
+    expect(existsSync(at('cp', 'keys', 'ledger.jwk'))).toBe(false);
+    expect(existsSync(at('cp-standby', 'keys', 'ledger.jwk'))).toBe(false);
+    // The ledger process admits the Control Plane's certificate only: a Gate's is refused.
+    const asGate = await new Promise<string>((done) => {
+      const req = request(`${ledgers[0]!.url}/v1/ledger/checkpoint`, {
+        method: 'POST',
+        ca: readFileSync(at('certs', 'ca.pem')),
+        cert: readFileSync(at('certs', 'gate-1.pem')),
+        key: readFileSync(at('certs', 'gate-1.key')),
+        headers: { 'content-type': 'application/json' },
+      });
+      req.once('response', (res) => {
+        res.resume();
+        done(`HTTP ${res.statusCode ?? 0}`);
+      });
+      req.once('error', (err: NodeJS.ErrnoException) => done(`refused: ${err.code ?? err.message}`));
+      req.end('{"size":1}');
+    });
+    expect(asGate).toMatch(/^refused/);
+    // The ledger process goes (kill -9): its standby signs the export's checkpoint.
+    await stopProcess(ledgers[0], 'SIGKILL');
     // The Control Plane process goes (kill -9): the Gates and the Execution Layers turn to the
     // standby, which decides, records and serves the issuer keys; a call runs.
     await stopProcess(cp, 'SIGKILL');

@@ -49,7 +49,7 @@ export function spawnExecutor(
 
 /** Spawns `failclosed serve ROLE --config FILE` and resolves once it listens. */
 export async function spawnServe(
-  role: 'executor' | 'gate',
+  role: 'executor' | 'gate' | 'ledger',
   config: string,
   env: Readonly<Record<string, string>> = {},
 ): Promise<ExecutorProcess> {
