@@ -409,6 +409,9 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     throw new TypeError(
       `checkpoints names a ledger process, yet ${p.ledgerKey} still holds the checkpoint key: move it to the ledger process (its "key"), so that only that process can sign checkpoints`,
     );
+  const spec: BackendSpec = resolveBackendSpec(options.backend, process.env, config.backend);
+  if (witnessed !== undefined && spec.kind !== 'postgres')
+    throw new TypeError('checkpoints needs the PostgreSQL backend: the ledger process reads the shared ledger');
   const ledgerKey = witnessed === undefined ? readSigningKey(p.ledgerKey) : undefined;
   const ledgerAgent =
     witnessed === undefined || config.tls?.control_plane === undefined
@@ -436,7 +439,6 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     gateTls === undefined || config.tls === undefined
       ? undefined
       : await createMtlsAgent({ files: tlsFilesFor(p.root, config.tls, gateTls), expect: ['executor'] });
-  const spec: BackendSpec = resolveBackendSpec(options.backend, process.env, config.backend);
   if (options.standby === true && spec.kind === 'postgres')
     throw new TypeError('every gate on PostgreSQL serves at once: a standby applies to SQLite only');
   if (witnessed !== undefined && spec.kind !== 'postgres') {
