@@ -411,7 +411,9 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     );
   const spec: BackendSpec = resolveBackendSpec(options.backend, process.env, config.backend);
   if (witnessed !== undefined && spec.kind !== 'postgres')
-    throw new TypeError('checkpoints needs the PostgreSQL backend: the ledger process reads the shared ledger');
+    throw new TypeError(
+      'checkpoints needs the PostgreSQL backend: the ledger process reads the shared ledger',
+    );
   const ledgerKey = witnessed === undefined ? readSigningKey(p.ledgerKey) : undefined;
   const ledgerAgent =
     witnessed === undefined || config.tls?.control_plane === undefined
