@@ -42,7 +42,12 @@ import {
   configTls,
   isConfigObject,
 } from './node-config.js';
-import { createTelemetry, resolveTelemetrySettings, serveMetrics } from './telemetry/index.js';
+import {
+  createTelemetry,
+  ledgerProcessMetrics,
+  resolveTelemetrySettings,
+  serveMetrics,
+} from './telemetry/index.js';
 import type { LogConfig, LogDestination, LogLevel, MetricsConfig, MetricsServer } from './telemetry/index.js';
 
 /** The ledger process's configuration file (JSON). */
@@ -223,6 +228,7 @@ export async function startLedgerNode(
   });
   closers.push(() => telemetry.close());
   const log = telemetry.logger;
+  const instruments = ledgerProcessMetrics(telemetry.metrics, () => ledger.size());
 
   // Follows: serialized by the writer; a failure is logged once when it starts and once when it ends.
   let failing: string | undefined;
@@ -237,6 +243,7 @@ export async function startLedgerNode(
       if (failing !== why)
         log.error({ reason: why }, 'the ledger cannot be followed: no checkpoint is signed until it can');
       failing = why;
+      instruments.followFailed();
       throw err;
     }
   };
@@ -293,7 +300,10 @@ export async function startLedgerNode(
       port: config.listen.port,
       now: clock,
       serves: { role: 'ledger', fix: 'issue it with `failclosed certs issue ledger`' },
-      onRefused: (r) => log.warn({ reason: r.reason, peer_role: r.peer_role ?? null }, 'peer refused'),
+      onRefused: (r) => {
+        instruments.refused(r.reason);
+        log.warn({ reason: r.reason, peer_role: r.peer_role ?? null }, 'peer refused');
+      },
     });
     closers.push(() => server.close());
   } catch (err) {

@@ -284,6 +284,11 @@ describe('the separated shape on one machine, as documented', () => {
       req.end('{"size":1}');
     });
     expect(asGate).toMatch(/^refused/);
+    // Counted by the ledger process, which has verified every entry so far.
+    const ledgerMetrics = await text('ledger-a');
+    expect(ledgerMetrics).toMatch(/failclosed_transport_refusals_total\{reason="wrong_role"\} 1/);
+    expect(ledgerMetrics).toMatch(/failclosed_ledger_follow_failures_total 0/);
+    expect(Number(/failclosed_ledger_verified_entries (\d+)/.exec(ledgerMetrics)?.[1])).toBeGreaterThan(0);
     // The ledger process goes (kill -9): its standby signs the export's checkpoint.
     await stopProcess(ledgers[0], 'SIGKILL');
     // The Control Plane process goes (kill -9): the Gates and the Execution Layers turn to the

@@ -5,7 +5,7 @@
  * No tenant, identity, tool or request label: tool names come from the caller before they are
  * checked, and tenants are unbounded.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CallEnd, CallStage } from '../../kernel/index.js';
 
 /** Seconds buckets from 0.25 ms to 30 s: a governed call is milliseconds, an approval wait minutes. */
@@ -107,5 +107,41 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
       trips.inc({ breaker });
     },
     text: () => registry.metrics(),
+  };
+}
+
+/** The ledger process's own instruments (`serve ledger`, docs/deployment.md "The ledger process"). */
+export interface LedgerProcessMetrics {
+  /** A follow of the shared ledger failed (unreadable, or no longer the verified chain). */
+  followFailed(): void;
+  /** A peer was refused at or after the TLS handshake, by reason (a bounded set). */
+  refused(reason: string): void;
+}
+
+/** Registers the ledger process's instruments in `metrics`' registry; `verified` is read at each scrape. */
+export function ledgerProcessMetrics(metrics: Metrics, verified: () => number): LedgerProcessMetrics {
+  const registers = [metrics.registry];
+  new Gauge({
+    name: 'failclosed_ledger_verified_entries',
+    help: 'Entries of the shared ledger this ledger process has read and verified (its checkpoints cover at most these).',
+    registers,
+    collect() {
+      this.set(verified());
+    },
+  });
+  const failures = new Counter({
+    name: 'failclosed_ledger_follow_failures_total',
+    help: 'Follows of the shared ledger that failed: unreadable, or no longer the verified chain (no checkpoint is signed meanwhile).',
+    registers,
+  });
+  const refusals = new Counter({
+    name: 'failclosed_transport_refusals_total',
+    help: 'Peers refused at or right after the mutual-TLS handshake, by reason.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  return {
+    followFailed: () => failures.inc(),
+    refused: (reason) => refusals.inc({ reason }),
   };
 }
