@@ -4,8 +4,20 @@
  * server, or of an in-process instance when none runs (see `src/embedded/connect.ts`).
  * See docs/cli.md.
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import {
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  fchmodSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runMcpStdio } from './mcp.js';
 import { createClient, readJob } from '../client/index.js';
@@ -25,7 +37,6 @@ import {
   lockDataDir,
   readConfig,
   readSigningKey,
-  writeSecret,
   withdrawServer,
   writeClientFile,
   DEMO_CLIENT,
@@ -447,31 +458,66 @@ async function rotateClient(
 
 /**
  * `ledger move-key --out FILE`: the checkpoint key leaves the data directory for the ledger
- * process (`serve ledger`, its `key`). Written to FILE (0600, never over an existing file) before
- * the data directory's copy is removed; prints the origin and the vkey the data directory's
- * `checkpoints` pins. Refused while a server holds the data directory.
+ * process (`serve ledger`, its `key`). Under the data directory's lock: FILE is created anew
+ * (exclusively, mode 0600, never through a symbolic link), written, flushed to disk with its
+ * directory and read back; only then is the data directory's copy removed and that removal
+ * flushed. A failure before the removal leaves the key where it was. Prints the origin and the
+ * vkey the data directory's `checkpoints` pins. Refused while a server holds the data directory.
  */
 function moveLedgerKey(io: CliIo, dir: string, out: string): number {
   const p = dataPaths(dir);
   const config = readConfig(dir);
-  if (!existsSync(p.ledgerKey)) {
-    io.err(`${p.ledgerKey} does not exist: the key has been moved already\n`);
-    return EXIT.failed;
-  }
-  if (existsSync(out)) {
-    io.err(`${out} exists: refusing to overwrite a key\n`);
-    return EXIT.failed;
-  }
   const unlock = lockDataDir(p.root);
   try {
+    if (!existsSync(p.ledgerKey)) {
+      io.err(`${p.ledgerKey} does not exist: the key has been moved already\n`);
+      return EXIT.failed;
+    }
+    const bytes = readFileSync(p.ledgerKey);
     const key = readSigningKey(p.ledgerKey);
-    writeSecret(out, readFileSync(p.ledgerKey, 'utf8'));
-    const vkey = vkeyFor(config.origin, key.publicKey);
+    mkdirSync(dirname(out), { recursive: true, mode: 0o700 });
+    let fd: number;
+    try {
+      fd = openSync(
+        out,
+        fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW,
+        0o600,
+      );
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        io.err(`${out} exists: refusing to overwrite a key\n`);
+        return EXIT.failed;
+      }
+      throw err;
+    }
+    try {
+      fchmodSync(fd, 0o600);
+      writeSync(fd, bytes);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    syncDirectory(dirname(out));
+    if (!readFileSync(out).equals(bytes)) {
+      io.err(`${out} does not read back as written: the key stays in ${p.ledgerKey}\n`);
+      return EXIT.failed;
+    }
     rmSync(p.ledgerKey);
-    print(io, { origin: config.origin, vkey, key_file: out });
+    syncDirectory(dirname(p.ledgerKey));
+    print(io, { origin: config.origin, vkey: vkeyFor(config.origin, key.publicKey), key_file: out });
     return EXIT.ok;
   } finally {
     unlock();
+  }
+}
+
+/** Flushes a directory's entries (a file created or removed in it) to disk. */
+function syncDirectory(path: string): void {
+  const fd = openSync(path, fsConstants.O_RDONLY);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -423,6 +423,10 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
           expect: ['ledger'],
           now: clock,
         });
+  if (witnessed !== undefined && ledgerAgent === undefined)
+    throw new TypeError(
+      'checkpoints needs tls.control_plane: the certificate presented to the ledger process',
+    );
   const checkpointSigner =
     witnessed === undefined || ledgerAgent === undefined
       ? noteSignerFor(config.origin, (ledgerKey ?? readSigningKey(p.ledgerKey)).privateKey)

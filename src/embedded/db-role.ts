@@ -36,7 +36,8 @@ export async function assertDatabaseRole(
     `SELECT r.rolsuper, r.rolcreaterole, r.rolbypassrls,
             (SELECT count(*) FROM pg_catalog.pg_auth_members m WHERE m.member = r.oid)::int AS memberships,
             (SELECT n.nspowner = r.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = $1) AS owner,
-            has_schema_privilege(r.oid, $1, 'CREATE') AS can_create
+            has_schema_privilege(r.oid, $1, 'CREATE') AS can_create,
+            session_user = current_user AS logged_in_as_itself
        FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`,
     [db.schema],
   );
@@ -47,6 +48,10 @@ export async function assertDatabaseRole(
   if (r['memberships'] !== 0) held.push('membership in another role');
   if (r['owner'] !== false) held.push(`owner of schema ${db.schema}`);
   if (r['can_create'] !== false) held.push(`CREATE on schema ${db.schema}`);
+  // A login whose session switched to the role (`ALTER ROLE … SET role`) keeps its own rights: it
+  // can `SET ROLE NONE` at any time. Only the role logged in as itself is the role checked here.
+  if (r['logged_in_as_itself'] !== true)
+    held.push('a login that is another role (its session switched to this one)');
   const tables = await db.pool.query<{ name: string; owned: boolean; privileges: string[] | null }>(
     `SELECT c.relname AS name, c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) AS owned,
             ARRAY(SELECT p FROM unnest($2::text[]) AS p WHERE has_table_privilege(current_user, c.oid, p)

@@ -70,7 +70,6 @@ export {
   writeClientFile,
   readOperatorToken,
   readSigningKey,
-  writeSecret,
   demoPolicyDir,
 } from './data-dir.js';
 export type { ClientFile, EmbeddedConfig } from './data-dir.js';

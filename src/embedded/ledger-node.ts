@@ -204,7 +204,7 @@ export async function startLedgerNode(
     // The Control Plane process migrates the schema; the ledger process reads it at its own version.
     await assertSchemaCurrent(db);
     await assertLedgerRole(db);
-    // Opening reads and verifies every entry after the last snapshot this key signed, and the
+    // Opening reads and verifies every entry (the stored tree snapshot is not trusted), and the
     // latest stored checkpoint against them: a rewritten store refuses to open (fail closed).
     ledger = await createLedger({
       // Shared, without an instance lease: every append is refused, and a tree snapshot only
@@ -214,6 +214,8 @@ export async function startLedgerNode(
       checkpointSigner: signer,
       origin: config.origin,
       checkpointEvery: { entries: config.checkpoint_entries, ms: config.checkpoint_ms },
+      // Every entry hashed here at start: no root it signs comes from nodes it did not compute.
+      rehash: true,
     });
     closers.push(() => ledger.close());
   } catch (err) {

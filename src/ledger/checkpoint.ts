@@ -131,6 +131,17 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
         'ERR_LEDGER_UNAVAILABLE',
         `ledger does not match its checkpoint at size ${latest.size}`,
       );
+    // Handed out as is when asked for its size: its note must be this ledger's, under its key.
+    const v = verifyCheckpoint(latest.note, [verifier], { origin: o.origin });
+    if (
+      v.outcome !== 'verified' ||
+      v.checkpoint.size !== latest.size ||
+      !v.checkpoint.rootHash.equals(o.tree.root(latest.size))
+    )
+      throw new FailclosedError(
+        'ERR_LEDGER_UNAVAILABLE',
+        `the stored checkpoint at size ${latest.size} is not signed by this ledger's key`,
+      );
   }
   let lastSize = latest?.size ?? 0;
   let lastAt = o.clock();

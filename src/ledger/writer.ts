@@ -52,6 +52,14 @@ export interface LedgerOptions {
   readonly maxBatch?: number;
   /** Told each batch's size and write time (metrics; docs/deployment.md "Observability"). */
   readonly observer?: Pick<Observer, 'ledgerBatch'>;
+  /**
+   * Re-hash every entry when opening; never restore the tree from the stored snapshot. The
+   * snapshot's inner nodes are checked only through the root and the last leaf at its size, so
+   * whoever can write the store could plant nodes that give other roots at smaller sizes: the
+   * ledger process (`serve ledger`), which signs roots at any size it is asked for, trusts only
+   * what it hashed itself (it still writes snapshots for the others).
+   */
+  readonly rehash?: boolean;
 }
 
 /** Options of one {@link Ledger.append}. */
@@ -284,7 +292,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
   try {
     // The snapshot BEFORE the head: other replicas write snapshots only of committed entries, so
     // an intact store's head read after it is at least its size (restoreTree refuses otherwise).
-    const snapshot = await store.treeSnapshot?.();
+    const snapshot = opts.rehash === true ? undefined : await store.treeSnapshot?.();
     const head = await store.head();
     // From the snapshot verified against its signed checkpoint when there is one, else from genesis.
     const restored = await restoreTree(store, snapshot, head.size, {
@@ -429,9 +437,13 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     const blobs = batch.flatMap((p) => (p.kind === 'evidence' ? [p.blob] : []));
     const conditional = appends.flatMap((p) => (p.ifOpen === undefined ? [] : [p.ifOpen]));
     if (appends.length + blobs.length === 0) {
-      // Only follows: read what the other writers committed, verified, then the cadence.
+      // Only follows: read what the other writers committed, verified, then the cadence. The tip
+      // is one indexed read (head() counts every entry); fewer entries than verified, a gap or a
+      // page that does not continue the chain all reject.
       try {
-        await catchUpToHead();
+        const tip = (await store.tipSize?.()) ?? (await store.head()).size;
+        if (tip < size) throw unavailable('ledger store lost committed entries');
+        if (tip > size) await catchUp(tip);
       } catch (err) {
         const e = err instanceof FailclosedError ? err : unavailable('ledger store cannot be read', err);
         for (const p of batch) p.reject(e);

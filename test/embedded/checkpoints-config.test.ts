@@ -6,7 +6,7 @@
  * private key, or on a backend the ledger process cannot read. The running topology is in
  * test/e2e/distributed-one-machine.test.ts.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,6 +38,12 @@ describe('checkpoints signed by the ledger process: the data directory side', ()
     const refused = runCli('ledger', 'move-key', '--out', join(work, 'taken.jwk'), '--data', dir);
     expect(refused.code).toBe(1);
     expect(refused.err).toMatch(/refusing to overwrite/);
+    expect(existsSync(dataPaths(dir).ledgerKey)).toBe(true);
+    // Nor through a symbolic link, dangling or not: the key would land where the link points.
+    symlinkSync(join(work, 'elsewhere.jwk'), join(work, 'link.jwk'));
+    const linked = runCli('ledger', 'move-key', '--out', join(work, 'link.jwk'), '--data', dir);
+    expect(linked.code).toBe(1);
+    expect(existsSync(join(work, 'elsewhere.jwk'))).toBe(false);
     expect(existsSync(dataPaths(dir).ledgerKey)).toBe(true);
     const r = runCli('ledger', 'move-key', '--out', out, '--data', dir);
     expect(r.code, r.err).toBe(0);

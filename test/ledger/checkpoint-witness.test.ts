@@ -8,7 +8,15 @@
  * at the asked size); `test/e2e/distributed-one-machine.test.ts` runs the process itself.
  */
 import { describe, expect, it } from 'vitest';
-import { FailclosedError, formatCheckpoint } from '../../src/kernel/index.js';
+import { randomBytes } from 'node:crypto';
+import {
+  FailclosedError,
+  formatCheckpoint,
+  leafHash,
+  nodeHash,
+  noteVerifierFromVkey,
+  verifyCheckpoint,
+} from '../../src/kernel/index.js';
 import { signNote } from '../../src/kernel/signing/index.js';
 import {
   createLedger,
@@ -17,7 +25,7 @@ import {
   type Ledger,
   type StoredCheckpoint,
 } from '../../src/ledger/index.js';
-import { openPostgresPool } from '../../src/storage/postgres/index.js';
+import { createPostgresLedgerStore, openPostgresPool } from '../../src/storage/postgres/index.js';
 import { nextSchema, useTestDatabase } from '../support/postgres.js';
 import { note, useSharedBackends } from '../storage/shared-backends.js';
 import { ORIGIN, steppingClock, testSigner } from './fixtures.js';
@@ -25,16 +33,22 @@ import { ORIGIN, steppingClock, testSigner } from './fixtures.js';
 const pgdb = useTestDatabase();
 const { backendOn, track } = useSharedBackends(pgdb);
 
-/** The ledger process's ledger over `schema`: the signer, following, never appending. */
+/**
+ * The ledger process's ledger over `schema`, opened as `startLedgerNode` opens it: a shared store
+ * without a lease (it can append nothing), the signer, every entry re-hashed at open.
+ */
 async function witnessLedger(schema: string, every = 4): Promise<Ledger> {
-  const backend = await backendOn(schema);
+  await backendOn(schema); // migrated
+  const db = openPostgresPool({ url: pgdb.url, schema, max: 4 });
+  track({ close: () => db.close() });
   return track(
     await createLedger({
-      store: backend.ledger,
+      store: createPostgresLedgerStore(db, { shared: () => undefined }),
       clock: steppingClock(),
       checkpointSigner: testSigner(),
       origin: ORIGIN,
       checkpointEvery: { entries: every },
+      rehash: true,
     }),
   );
 }
@@ -71,6 +85,20 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
   );
   expect(err).toBeInstanceOf(FailclosedError);
   return (err as FailclosedError).code;
+}
+
+/** One statement as the schema's owner (the Control Plane's role). */
+async function asOwner(
+  schema: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<Record<string, unknown>[]> {
+  const db = openPostgresPool({ url: pgdb.url, schema, max: 1 });
+  try {
+    return (await db.pool.query<Record<string, unknown>>(sql, params)).rows;
+  } finally {
+    await db.close();
+  }
 }
 
 /** Rewrites entry `index`'s stored body in place, as a writer with database access could. */
@@ -186,5 +214,81 @@ describe('checkpoints signed by the ledger process (SPEC §4, L7 ledger protecti
     const again = await writerOn(schema, servedBy(w));
     expect(again.size()).toBe(5);
     expect(again.rootHash()).toBe(writer.rootHash());
+  });
+
+  it('L7: nodes planted in the stored tree snapshot give no checkpoint of another history: the ledger process hashes every entry itself', async () => {
+    const schema = nextSchema();
+    let w = await witnessLedger(schema, 8);
+    const writer = await writerOn(schema, servedBy(w));
+    for (let i = 0; i < 5; i++) await writer.append(note(i));
+    const genuine5 = await writer.checkpoint();
+    for (let i = 5; i < 8; i++) await writer.append(note(i));
+    expect((await writer.checkpoint()).size).toBe(8);
+    await w.close(); // its snapshot at 8 is written
+    const rows = (await asOwner(
+      schema,
+      'SELECT level, hashes FROM ledger_tree_chunks WHERE chunk = 0 ORDER BY level',
+    )) as { level: number; hashes: Buffer }[];
+    expect(rows.map((r) => r.level)).toEqual([0, 1, 2, 3]);
+    // The owner rewrites the nodes below the snapshot's top: a 5-entry history of its own, the
+    // root at 8 and the last leaf left as they were (all that opening from a snapshot checks).
+    const fake = Array.from({ length: 5 }, () => leafHash(randomBytes(64)));
+    const l0 = Buffer.from(rows[0]!.hashes);
+    fake.forEach((h, i) => h.copy(l0, i * 32));
+    const l1 = Buffer.from(rows[1]!.hashes);
+    nodeHash(fake[0]!, fake[1]!).copy(l1, 0);
+    nodeHash(fake[2]!, fake[3]!).copy(l1, 32);
+    const l2 = Buffer.from(rows[2]!.hashes);
+    nodeHash(l1.subarray(0, 32), l1.subarray(32, 64)).copy(l2, 0);
+    for (const [level, h] of [
+      [0, l0],
+      [1, l1],
+      [2, l2],
+    ] as const)
+      await asOwner(schema, 'UPDATE ledger_tree_chunks SET hashes = $2 WHERE level = $1 AND chunk = 0', [
+        level,
+        h,
+      ]);
+    // The ledger process restarts and is asked for the checkpoint at 5: the genuine root.
+    w = await witnessLedger(schema, 8);
+    const at5 = await servedBy(w).sign(5);
+    expect(at5.root_hash).toBe(genuine5.root_hash);
+  });
+
+  it('L7: an entry rewritten below what the ledger process verified changes nothing it signs: the checkpoints cover the history it hashed', async () => {
+    const schema = nextSchema();
+    const w = await witnessLedger(schema);
+    const writer = await writerOn(schema, servedBy(w));
+    for (let i = 0; i < 6; i++) await writer.append(note(i));
+    expect((await writer.checkpoint()).size).toBe(6);
+    await rewrite(schema, 2, '"d-2"', '"d-X"');
+    await writer.append(note(6));
+    const cp = await writer.checkpoint();
+    // The writer's own tree (hashed before the rewrite) and the ledger process agree: the
+    // original entry 2. An export reads the rewritten row, and verify refuses it against this.
+    expect(cp.root_hash).toBe(writer.rootHash(7));
+    const [row] = await asOwner(schema, 'SELECT body FROM ledger_entries WHERE idx = 2');
+    expect(String(row?.['body'])).toContain('"d-X"');
+  });
+
+  it('L7: a stored checkpoint whose note is not this ledger’s refuses every opener, writer and ledger process alike', async () => {
+    const schema = nextSchema();
+    const w = await witnessLedger(schema);
+    const a = await writerOn(schema, servedBy(w));
+    for (let i = 0; i < 4; i++) await a.append(note(i));
+    expect((await a.checkpoint()).size).toBe(4);
+    // The root column left right, the note replaced: by the owner, or planted by the ledger role.
+    const other = signNote(
+      formatCheckpoint({ origin: ORIGIN, size: 4, rootHash: Buffer.from(a.rootHash(4), 'hex') }),
+      testSigner(9),
+    );
+    await asOwner(schema, 'UPDATE ledger_checkpoints SET note = $1 WHERE size = 4', [other]);
+    expect(await codeOf(writerOn(schema, servedBy(w)))).toBe('ERR_LEDGER_UNAVAILABLE');
+    expect(await codeOf(witnessLedger(schema))).toBe('ERR_LEDGER_UNAVAILABLE');
+    // Not handed out by a writer opened before either.
+    const v = verifyCheckpoint((await a.checkpoint()).note, [noteVerifierFromVkey(a.ledgerKey.vkey)], {
+      origin: ORIGIN,
+    });
+    expect(v.outcome).toBe('verified');
   });
 });
