@@ -7,10 +7,14 @@
  * the gates' units do not see the executor's. failclosed-gate.service (the keyless Gate, `serve
  * gate`) has every sandboxing option of failclosed.service with the same value or a stricter one
  * (it runs no tool), a user of its own, nothing writable, and sees neither the Control Plane's nor
- * the executor's files (FC-INV-6, SPEC §1 separation of powers). failclosed-executor-role.service
- * and failclosed-gate-role.service apply the shipped deploy/postgres/executor-role.sql and
- * gate-role.sql (each role's own database role, FC-INV-6 least privilege) after the Control Plane
- * migrated the schema and before the unit that connects as it, which then requires it.
+ * the executor's files (FC-INV-6, SPEC §1 separation of powers). failclosed-ledger.service (the
+ * ledger process, `serve ledger`: the checkpoint key) has the same sandboxing as the keyless
+ * Gate's, a user of its own, nothing writable, its own directory that no other unit sees, and sees
+ * no other unit's files (L7 ledger protection). failclosed-executor-role.service,
+ * failclosed-gate-role.service and failclosed-ledger-role.service apply the shipped
+ * deploy/postgres/executor-role.sql, gate-role.sql and ledger-role.sql (each role's own database
+ * role, FC-INV-6 least privilege) after the Control Plane migrated the schema and before the unit
+ * that connects as it, which then requires it.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,8 +33,11 @@ const UNITS = [...GATE_UNITS, EXECUTOR_UNIT];
 const TOOL_UNITS = ['failclosed.service', EXECUTOR_UNIT];
 const ROLE_UNIT = 'failclosed-executor-role.service';
 const GATE_ROLE_UNIT = 'failclosed-gate-role.service';
+const LEDGER_ROLE_UNIT = 'failclosed-ledger-role.service';
 /** The keyless Gate (`serve gate`): no tool, no bubblewrap. */
 const KEYLESS_UNIT = 'failclosed-gate.service';
+/** The ledger process (`serve ledger`): the checkpoint key; no tool, no bubblewrap. */
+const LEDGER_UNIT = 'failclosed-ledger.service';
 const units = new Map(UNITS.map((f) => [f, parseUnit(readFileSync(join(DEPLOY_DIR, 'systemd', f), 'utf8'))]));
 const executorUnit = units.get(EXECUTOR_UNIT)!;
 /** The unit's writable directory: the gates' data directory, or the executor's state. */
@@ -76,7 +83,7 @@ describe('deploy/systemd units', () => {
       readdirSync(join(DEPLOY_DIR, 'systemd'))
         .filter((f) => f.endsWith('.service'))
         .sort(),
-    ).toEqual([...UNITS, ROLE_UNIT, GATE_ROLE_UNIT, KEYLESS_UNIT].sort());
+    ).toEqual([...UNITS, ROLE_UNIT, GATE_ROLE_UNIT, LEDGER_ROLE_UNIT, KEYLESS_UNIT, LEDGER_UNIT].sort());
   });
 
   for (const file of GATE_UNITS) {
@@ -231,12 +238,14 @@ describe('deploy/systemd units', () => {
       expect(words(executorUnit, 'InaccessiblePaths').sort()).toEqual([
         '-/etc/failclosed',
         '-/etc/failclosed-gate',
+        '-/etc/failclosed-ledger',
         '-/var/lib/failclosed',
       ]);
       for (const f of GATE_UNITS)
         expect(words(units.get(f)!, 'InaccessiblePaths').sort(), f).toEqual([
           '-/etc/failclosed-executor',
           '-/etc/failclosed-gate',
+          '-/etc/failclosed-ledger',
           '-/var/lib/failclosed-executor',
         ]);
       // Its configuration, certificate and secrets live under /etc/failclosed-executor, which it reads.
@@ -268,6 +277,15 @@ const ROLE_UNITS = [
     envFile: '/etc/failclosed/gate-role.env',
     before: KEYLESS_UNIT,
     table: 'gate_request_nonces',
+  },
+  {
+    file: LEDGER_ROLE_UNIT,
+    sql: 'ledger-role.sql',
+    role: 'failclosed_ledger',
+    env: 'FAILCLOSED_LEDGER_DB_PASSWORD',
+    envFile: '/etc/failclosed/ledger-role.env',
+    before: LEDGER_UNIT,
+    table: 'ledger_tree_chunks',
   },
 ];
 for (const r of ROLE_UNITS)
@@ -324,7 +342,7 @@ for (const r of ROLE_UNITS)
       expect(unitValue(unit, 'Install', 'WantedBy')).toBeUndefined();
     });
 
-    it('is sandboxed for psql alone: a dynamic user, no capability, nothing writable, neither role’s data visible', () => {
+    it('is sandboxed for psql alone: a dynamic user, no capability, nothing writable, no role’s data visible', () => {
       const expected: Record<string, string> = {
         DynamicUser: 'yes',
         NoNewPrivileges: 'yes',
@@ -346,6 +364,7 @@ for (const r of ROLE_UNITS)
       expect(words(unit, 'InaccessiblePaths').sort()).toEqual([
         '-/etc/failclosed-executor',
         '-/etc/failclosed-gate',
+        '-/etc/failclosed-ledger',
         '-/var/lib/failclosed',
         '-/var/lib/failclosed-executor',
       ]);
@@ -380,6 +399,7 @@ describe(KEYLESS_UNIT, () => {
     expect(words(unit, 'InaccessiblePaths').sort()).toEqual([
       '-/etc/failclosed',
       '-/etc/failclosed-executor',
+      '-/etc/failclosed-ledger',
       '-/var/lib/failclosed',
       '-/var/lib/failclosed-executor',
     ]);
@@ -390,6 +410,73 @@ describe(KEYLESS_UNIT, () => {
 
   it('has every sandboxing option of failclosed.service, with the same value or a stricter one', () => {
     expectNoToolSandboxing(unit, units.get('failclosed.service')!);
+  });
+});
+
+describe(LEDGER_UNIT, () => {
+  const unit = parseUnit(readFileSync(join(DEPLOY_DIR, 'systemd', LEDGER_UNIT), 'utf8'));
+  const own = unit.get('Service')!;
+  const inUnit = (key: string) => (unitValue(unit, 'Unit', key) ?? '').split(/\s+/).filter(Boolean);
+  const keyless = parseUnit(readFileSync(join(DEPLOY_DIR, 'systemd', KEYLESS_UNIT), 'utf8'));
+
+  it('runs serve ledger with its own configuration, as a user of its own, after its role step, which it requires', () => {
+    expect(unitValue(unit, 'Service', 'ExecStart')).toBe(
+      '/usr/bin/node /opt/failclosed/dist/src/cli/main.js serve ledger --config /etc/failclosed-ledger/ledger.json',
+    );
+    const user = unitValue(unit, 'Service', 'User')!;
+    expect(user).toBe('failclosed-ledger');
+    expect(unitValue(unit, 'Service', 'Group')).toBe('failclosed-ledger');
+    for (const u of [...units.values(), keyless]) expect(unitValue(u, 'Service', 'User')).not.toBe(user);
+    expect(inUnit('Requires')).toEqual([LEDGER_ROLE_UNIT]);
+    expect(inUnit('After')).toContain(LEDGER_ROLE_UNIT);
+    expect(inUnit('After')).toContain('failclosed-postgres.service');
+    expect(unitValue(unit, 'Service', 'ExecReload')).toBe('/bin/kill -HUP $MAINPID');
+    expect(unitValue(unit, 'Service', 'KillMode')).toBe('mixed');
+    expect(unitValue(unit, 'Service', 'Restart')).toBe('on-failure');
+    expect(unitValue(unit, 'Install', 'WantedBy')).toBe('multi-user.target');
+    // Calls never wait for it: the Control Plane unit neither requires nor wants it.
+    const cp = units.get(CP_UNIT)!;
+    for (const k of ['Requires', 'Wants', 'BindsTo', 'Requisite'])
+      expect(unitValue(cp, 'Unit', k) ?? '', k).not.toContain(LEDGER_UNIT);
+  });
+
+  it('holds only its own files: no state directory, nothing writable, no other unit’s directory visible (the Control Plane’s data directory, the Gate’s, the executor’s)', () => {
+    expect(unitValue(unit, 'Service', 'StateDirectory')).toBeUndefined();
+    expect(unitValue(unit, 'Service', 'ReadWritePaths')).toBeUndefined();
+    expect(words(unit, 'InaccessiblePaths').sort()).toEqual([
+      '-/etc/failclosed',
+      '-/etc/failclosed-executor',
+      '-/etc/failclosed-gate',
+      '-/var/lib/failclosed',
+      '-/var/lib/failclosed-executor',
+    ]);
+    // Its database password (its own role's) from a root-owned file in its own directory.
+    expect(unitValue(unit, 'Service', 'EnvironmentFile')).toBe('/etc/failclosed-ledger/ledger.env');
+    expect(own.get('Environment')!.join(' ')).not.toMatch(/PGPASSWORD|FAILCLOSED_BACKEND|postgres:\/\//);
+  });
+
+  it('has every sandboxing option of failclosed.service, with the same value or a stricter one, key for key as the keyless Gate', () => {
+    expectNoToolSandboxing(unit, units.get('failclosed.service')!);
+    const gate = keyless.get('Service')!;
+    const START = ['ExecStart', 'User', 'Group', 'EnvironmentFile', 'InaccessiblePaths', 'TimeoutStopSec'];
+    expect([...own.keys()].filter((k) => !START.includes(k)).sort()).toEqual(
+      [...gate.keys()].filter((k) => !START.includes(k)).sort(),
+    );
+    for (const k of own.keys()) if (!START.includes(k)) expect(own.get(k), k).toEqual(gate.get(k));
+  });
+});
+
+describe('the ledger process’s directory', () => {
+  it('(the checkpoint key, its certificate, its password) is inaccessible to every other unit', () => {
+    const files = readdirSync(join(DEPLOY_DIR, 'systemd')).filter((f) => f.endsWith('.service'));
+    expect(files).toContain(LEDGER_UNIT);
+    for (const f of files) {
+      const hidden = words(
+        parseUnit(readFileSync(join(DEPLOY_DIR, 'systemd', f), 'utf8')),
+        'InaccessiblePaths',
+      );
+      expect(hidden.includes('-/etc/failclosed-ledger'), f).toBe(f !== LEDGER_UNIT);
+    }
   });
 });
 
