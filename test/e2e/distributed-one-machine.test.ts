@@ -323,6 +323,20 @@ describe('the separated shape on one machine, as documented', () => {
       expect(of('execution.receipt')?.actor.role).toBe('executor');
       expect(of('execution.receipt')?.payload['status']).toBe('succeeded');
     }
+    // No ledger process at all: calls go on (nothing waits for a checkpoint), an export cannot be
+    // had. The killed one restarted hashes every entry again, and signs the next export.
+    await stopProcess(ledgers[1], 'SIGKILL');
+    expect(call(gates[0]!, 'no ledger process')).toContain('no ledger process');
+    const without = runCli('ledger', 'export', '--out', at('none.jsonl'), '--data', at('cp-standby'));
+    expect(without.code, without.out).not.toBe(0);
+    expect(without.out + without.err).toMatch(/ERR_LEDGER_UNAVAILABLE/);
+    ledgers[0] = await spawnServe('ledger', at('ledger-a.json'), {
+      FAILCLOSED_LOG_LEVEL: 'silent',
+      PGPASSWORD: `pw-failclosed_ledger-${process.pid}`,
+    });
+    ok(runCli('ledger', 'export', '--out', at('again.jsonl'), '--data', at('cp-standby')));
+    const again = runCli('verify', at('again.jsonl'), '--trust', at('trust.json'));
+    expect(again.code, again.out + again.err).toBe(0);
   }, 120_000);
 
   it('runs the SPEC §7 walkthrough through a keyless Gate (failclosed demo --gate): every step it can run there passes', () => {
