@@ -6,10 +6,13 @@
  * process (`up` with `internal_gates`) publishing its port for operators only, on a network of
  * its own; PostgreSQL only on internal networks; the separate Execution Layer (`serve executor`)
  * publishing nothing and sharing its listener's network with the gates and the Control Plane
- * alone (FC-INV-6 "only the Gate reaches execution"); each service mounting only its own key,
- * read-only root filesystems, every capability dropped; the gates and the executors each on a
- * database role of their own, which the one-shots `gate-role` and `executor-role` apply from the
- * shipped SQL before they start, with a password of their own, never the owner's.
+ * alone (FC-INV-6 "only the Gate reaches execution"); the ledger process (`serve ledger`), the
+ * only holder of the checkpoint key, publishing nothing and sharing its listener's network with
+ * the Control Plane alone (SPEC §1 separation of powers, L7 ledger protection), the Control Plane
+ * holding no checkpoint key; each service mounting only its own key, read-only root filesystems,
+ * every capability dropped; the gates, the executors and the ledger process each on a database
+ * role of their own, which the one-shots `gate-role`, `executor-role` and `ledger-role` apply from
+ * the shipped SQL before they start, with a password of their own, never the owner's.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -28,10 +31,12 @@ const service = (name: string) => services[name] as YamlObject;
 const GATES = ['gate-a', 'gate-b'];
 /** The Control Plane process (`up` with `internal_gates`): keys, decisions, the ledger writer. */
 const CP = 'control-plane';
+/** The ledger process (`serve ledger`): the checkpoint key, nothing else. */
+const LEDGER = 'ledger';
 /** Services `docker compose up` starts (no profile); `certs` and `nats` run only when asked for. */
-const RUNTIME = [...GATES, CP, 'executor', 'executor-role', 'gate-role', 'postgresql'];
+const RUNTIME = [...GATES, CP, LEDGER, 'executor', 'executor-role', 'gate-role', 'ledger-role', 'postgresql'];
 /** The one-shot services: they exit, so they have no healthcheck and do not restart. */
-const ONE_SHOT = ['certs', 'executor-role', 'gate-role'];
+const ONE_SHOT = ['certs', 'executor-role', 'gate-role', 'ledger-role'];
 const networks = compose.networks as YamlObject;
 
 /** The Compose schema compiled strictly, its draft-07 meta-schema registered under the `$schema` it names. */
@@ -97,7 +102,7 @@ describe('deploy/compose/compose.yaml', () => {
     expect(validate(bad2)).toBe(false);
   });
 
-  it('runs two keyless gates, the Control Plane, the Execution Layer, the two role steps and PostgreSQL; the certificate step and NATS only by profile', () => {
+  it('runs two keyless gates, the Control Plane, the ledger process, the Execution Layer, the three role steps and PostgreSQL; the certificate step and NATS only by profile', () => {
     expect(Object.keys(services).sort()).toEqual([...RUNTIME, 'certs', 'nats'].sort());
     expect(Object.keys(services).filter((n) => service(n).profiles === undefined)).toEqual(
       expect.arrayContaining(RUNTIME),
@@ -116,15 +121,29 @@ describe('deploy/compose/compose.yaml', () => {
       .sort();
 
   it('every network but the clients and the operators one is internal, and each is shared by exactly the services that talk on it', () => {
-    expect(Object.keys(networks).sort()).toEqual(['db', 'exec', 'front', 'nonces', 'ops', 'queue']);
-    for (const n of ['db', 'exec', 'nonces', 'queue']) expect(at(networks, n, 'internal'), n).toBe(true);
+    expect(Object.keys(networks).sort()).toEqual([
+      'db',
+      'exec',
+      'front',
+      'ledger',
+      'ledger-db',
+      'nonces',
+      'ops',
+      'queue',
+    ]);
+    for (const n of ['db', 'exec', 'ledger', 'ledger-db', 'nonces', 'queue'])
+      expect(at(networks, n, 'internal'), n).toBe(true);
     expect(at(networks, 'front', 'internal')).toBeUndefined();
     expect(at(networks, 'ops', 'internal')).toBeUndefined();
     // Clients share a network with the keyless gates alone: not the Control Plane, not an executor.
     expect(on('front')).toEqual([...GATES].sort());
     expect(on('ops')).toEqual([CP]);
-    expect(on('db')).toEqual([...GATES, CP, 'executor-role', 'gate-role', 'postgresql'].sort());
+    expect(on('db')).toEqual(
+      [...GATES, CP, 'executor-role', 'gate-role', 'ledger-role', 'postgresql'].sort(),
+    );
     expect(on('exec')).toEqual([...GATES, CP, 'executor'].sort());
+    expect(on('ledger')).toEqual([CP, LEDGER].sort());
+    expect(on('ledger-db')).toEqual([LEDGER, 'postgresql']);
     expect(on('nonces')).toEqual(['executor', 'postgresql']);
     expect(on('queue')).toEqual([CP, 'executor', 'nats'].sort());
   });
@@ -142,12 +161,12 @@ describe('deploy/compose/compose.yaml', () => {
   it('the Control Plane: up on its data directory, never on the clients network', () => {
     const cp = service(CP);
     expect((cp.command as string[]).slice(0, 3)).toEqual(['up', '--data', '/var/lib/failclosed']);
-    expect(networksOf(cp).sort()).toEqual(['db', 'exec', 'ops', 'queue']);
+    expect(networksOf(cp).sort()).toEqual(['db', 'exec', 'ledger', 'ops', 'queue']);
     expect(networksOf(cp)).not.toContain('front');
   });
 
-  it('puts PostgreSQL on internal networks only: the gates (db) and the executors (nonces), publishing nothing', () => {
-    expect(networksOf(service('postgresql')).sort()).toEqual(['db', 'nonces']);
+  it('puts PostgreSQL on internal networks only: the gates (db), the ledger process (ledger-db) and the executors (nonces), publishing nothing', () => {
+    expect(networksOf(service('postgresql')).sort()).toEqual(['db', 'ledger-db', 'nonces']);
     expect(service('postgresql').ports).toBeUndefined();
     expect(service('postgresql').expose).toBeUndefined();
   });
@@ -172,6 +191,36 @@ describe('deploy/compose/compose.yaml', () => {
     expect(e.command).toEqual(['serve', 'executor', '--config', '/etc/failclosed/executor.json']);
   });
 
+  it('the ledger process publishes no port and shares its listener network with the Control Plane alone (only roles reach the ledger)', () => {
+    const l = service(LEDGER);
+    expect(l.ports).toBeUndefined();
+    expect(l.expose).toBeUndefined();
+    expect(l.network_mode).toBeUndefined();
+    expect(networksOf(l).sort()).toEqual(['ledger', 'ledger-db']);
+    for (const n of networksOf(l)) {
+      expect(at(networks, n, 'internal'), n).toBe(true);
+      // Every service it shares a network with is the Control Plane or PostgreSQL (which dials
+      // nothing): never a gate, an executor, a role step or a client.
+      for (const other of on(n)) expect([CP, LEDGER, 'postgresql'], n).toContain(other);
+    }
+    // Of the services that dial out, only the Control Plane shares a network with it.
+    expect(
+      Object.keys(services).filter(
+        (name) =>
+          name !== LEDGER &&
+          name !== 'postgresql' &&
+          networksOf(service(name)).some((n) => networksOf(l).includes(n)),
+      ),
+    ).toEqual([CP]);
+    expect(at(l, 'deploy', 'replicas')).toBe(2);
+    expect(l.container_name).toBeUndefined();
+    expect(l.command).toEqual(['serve', 'ledger', '--config', '/etc/failclosed/ledger.json']);
+    expect(l.build).toBeUndefined();
+    expect(l.image).toBe(service(CP).image);
+    // Calls never wait for it: the Control Plane does not depend on it.
+    expect(at(service(CP), 'depends_on', LEDGER)).toBeUndefined();
+  });
+
   it('no service answers another name than its own: peers dial the service names the certificates carry', () => {
     for (const name of Object.keys(services)) {
       const n = service(name).networks;
@@ -190,9 +239,10 @@ describe('deploy/compose/compose.yaml', () => {
   it('each service mounts only its own certificate key, read-only; the CA key is mounted by no running service', () => {
     // The Control Plane serves its internal listener with the `control-plane` certificate and
     // calls the executors with the `gate` one; only it mounts those keys (FC-INV-6). Each keyless
-    // gate has a key of its own, never one of those, and no two gates share one.
+    // gate has a key of its own, never one of those, and no two gates share one. The ledger
+    // process serves its `ledger` one.
     const keyOf = new Map<string, readonly string[]>();
-    for (const name of [...GATES, CP]) {
+    for (const name of [...GATES, CP, LEDGER]) {
       const b = binds(name);
       const certs = [...b.keys()].filter((s) => s.startsWith('./certs/')).sort();
       const own = name === CP ? ['control-plane', 'gate'] : [name];
@@ -261,6 +311,33 @@ describe('deploy/compose/compose.yaml', () => {
       ).toBe(name === CP);
   });
 
+  it('the checkpoint key: mounted read-only into the ledger process alone, which mounts its configuration, that key and its own certificate, nothing else', () => {
+    const l = binds(LEDGER);
+    expect([...l.keys()].sort()).toEqual([
+      './certs/ca.pem',
+      './certs/crl.pem',
+      './certs/ledger.key',
+      './certs/ledger.pem',
+      './config/ledger.json',
+      './ledger/ledger.jwk',
+    ]);
+    for (const [source, [, ro]] of l) expect(ro, source).toBe(true);
+    // No data directory, no volume but these binds.
+    expect(((service(LEDGER).volumes ?? []) as YamlObject[]).every((v) => v.type === 'bind')).toBe(true);
+    // No other service mounts the checkpoint key or anything of ./ledger, nor names a .jwk; the
+    // Control Plane's data directory holds none (`up` refuses to open with `checkpoints` while
+    // keys/ledger.jwk is there), and nothing mounts the ledger process's TLS key but itself.
+    for (const name of Object.keys(services)) {
+      if (name === LEDGER) continue;
+      const sources = [...binds(name).keys()];
+      expect(
+        sources.filter((s) => s.startsWith('./ledger') || s === './certs/ledger.key'),
+        name,
+      ).toEqual([]);
+      expect(JSON.stringify(service(name)), name).not.toMatch(/\.jwk/);
+    }
+  });
+
   it('the certificate step runs without a network and writes only ./certs, naming the hosts the peers dial, and a host-less certificate per gate', () => {
     const c = service('certs');
     expect(c.network_mode).toBe('none');
@@ -269,7 +346,7 @@ describe('deploy/compose/compose.yaml', () => {
     const command = c.command as string[];
     expect(command.slice(0, 4)).toEqual(['certs', 'init', '--dir', '/certs']);
     const hosts = command.flatMap((w, i) => (command[i - 1] === '--host' ? [w] : []));
-    expect(hosts.sort()).toEqual([CP, 'executor'].sort());
+    expect(hosts.sort()).toEqual([CP, 'executor', LEDGER].sort());
     // Each keyless gate's certificate, naming no host (`serve gate` refuses one that names any).
     const gates = command.flatMap((w, i) => (command[i - 1] === '--keyless-gate' ? [w] : []));
     expect(gates.sort()).toEqual([...GATES].sort());
@@ -288,7 +365,8 @@ describe('deploy/compose/compose.yaml', () => {
       expect(m, ports[0]).not.toBeNull();
       published.add(m![1]!);
     }
-    // The Control Plane's internal listener (7444) and the executors' (7443) are published nowhere.
+    // The Control Plane's internal listener (7444), the executors' (7443) and the ledger
+    // process's (7460) are published nowhere.
     expect(published.size).toBe(GATES.length + 1);
   });
 
@@ -301,9 +379,10 @@ describe('deploy/compose/compose.yaml', () => {
       expect(s.privileged, name).toBeUndefined();
       expect(s.security_opt, name).toContain('no-new-privileges:true');
       expect(s.user, name).toMatch(/^[1-9]\d*:[1-9]\d*$/);
-      // The executor's only port is mutual TLS for the gate role: a probe would be a refused,
-      // recorded handshake, so it has none; the one-shot certificate step has none either.
-      if (name === 'executor' || ONE_SHOT.includes(name))
+      // The executor's only port is mutual TLS for the gate role, the ledger process's for the
+      // control-plane role: a probe would be a refused handshake, so they have none; the one-shot
+      // steps have none either.
+      if (name === 'executor' || name === LEDGER || ONE_SHOT.includes(name))
         expect(at(s, 'healthcheck', 'disable'), name).toBe(true);
       else expect(at(s, 'healthcheck', 'test', 0), name).toBe('CMD');
       if (name !== 'certs') expect(s.network_mode, name).toBeUndefined();
@@ -341,9 +420,9 @@ describe('deploy/compose/compose.yaml', () => {
     expect((service('executor').security_opt as string[]).sort()).toEqual(
       ['no-new-privileges:true', ...needed].sort(),
     );
-    // The keyless gates and the Control Plane (`executor_url`, no `tls.executor`) run no tool:
-    // the runtime's defaults.
-    for (const name of ['postgresql', 'nats', CP, ...GATES, ...ONE_SHOT])
+    // The keyless gates, the Control Plane (`executor_url`, no `tls.executor`) and the ledger
+    // process run no tool: the runtime's defaults.
+    for (const name of ['postgresql', 'nats', CP, LEDGER, ...GATES, ...ONE_SHOT])
       expect(service(name).security_opt, name).toEqual(['no-new-privileges:true']);
   });
 
@@ -364,6 +443,12 @@ describe('deploy/compose/compose.yaml', () => {
       users: ['executor'],
     },
     { job: 'gate-role', sql: 'gate-role.sql', env: 'FAILCLOSED_GATE_DB_PASSWORD', users: GATES },
+    {
+      job: 'ledger-role',
+      sql: 'ledger-role.sql',
+      env: 'FAILCLOSED_LEDGER_DB_PASSWORD',
+      users: [LEDGER],
+    },
   ];
   for (const step of ROLE_STEPS)
     describe(`${step.job}: the database role of ${step.users.join(', ')} (FC-INV-6 least privilege)`, () => {
@@ -424,15 +509,17 @@ describe('deploy/compose/compose.yaml', () => {
       });
     });
 
-  it('the two role steps name two different roles with two different passwords', () => {
+  it('the three role steps name three different roles with three different passwords', () => {
     const vars = (job: string) => {
       const c = service(job).command as string[];
       return Object.fromEntries(
         c.flatMap((w, i) => (c[i - 1] === '-v' ? [w.split('=', 2) as [string, string]] : [])),
       );
     };
-    expect(vars('gate-role').role).not.toBe(vars('executor-role').role);
-    expect(vars('gate-role').password_env).not.toBe(vars('executor-role').password_env);
+    const jobs = ROLE_STEPS.map((r) => r.job);
+    expect(jobs.sort()).toEqual(ONE_SHOT.filter((n) => n !== 'certs').sort());
+    expect(new Set(jobs.map((j) => vars(j).role)).size).toBe(jobs.length);
+    expect(new Set(jobs.map((j) => vars(j).password_env)).size).toBe(jobs.length);
   });
 
   it('holds no secret: the database password comes from the environment, required', () => {
@@ -443,6 +530,10 @@ describe('deploy/compose/compose.yaml', () => {
         if (/PASSWORD|SECRET|TOKEN/.test(k)) expect(v, `${name} ${k}`).toMatch(/^\$\{[A-Z_]+:\?[^}]+\}$/);
       expect(JSON.stringify(env.FAILCLOSED_BACKEND ?? '')).not.toMatch(/:\/\/[^@/]*:[^@/]*@/);
     }
-    expect(text).not.toMatch(/\.jwk|operator\.token/);
+    // No key but the checkpoint key is named (as a file the ledger process mounts), no token.
+    expect(text).not.toMatch(/issuer\.jwk|operator\.token/);
+    expect(new Set(text.match(/[\w./-]*\.jwk/g))).toEqual(
+      new Set(['./ledger/ledger.jwk', '/etc/failclosed/ledger.jwk', 'keys/ledger.jwk']),
+    );
   });
 });

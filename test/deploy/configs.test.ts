@@ -1,15 +1,18 @@
 /**
  * The configuration files the deployment artefacts ship for the separated shape (FC-INV-6, SPEC
  * §1 separation of powers, L7 mutual TLS between roles): the keyless Gates (`failclosed serve
- * gate`), the Control Plane process (`failclosed up` with `internal_gates`) and the Execution
- * Layer (`failclosed serve executor`), parsed with the real parsers (`parseGateConfig`,
+ * gate`), the Control Plane process (`failclosed up` with `internal_gates`), the ledger process
+ * (`failclosed serve ledger`, the checkpoint key) and the Execution Layer (`failclosed serve
+ * executor`), parsed with the real parsers (`parseGateConfig`, `parseLedgerConfig`,
  * `parseExecutorConfig`, and the data directory's `parseConfig` over a fresh `failclosed.json`
  * with the shipped settings merged in), and checked against the artefacts that use them: the
  * names and ports dialled are those the services and listeners define, the certificate paths are
- * those mounted, the gates and the executors reach the Control Plane's schema each on a database
- * role of their own, the one the shipped role step grants, never the owner's (FC-INV-6 least
- * privilege), the executors share the Control Plane's nonce table (its recovery voids what an
- * executor has not consumed), and the queue settings agree.
+ * those mounted, the gates, the executors and the ledger process reach the Control Plane's schema
+ * each on a database role of their own, the one the shipped role step grants, never the owner's
+ * (FC-INV-6 least privilege), the executors share the Control Plane's nonce table (its recovery
+ * voids what an executor has not consumed), the Control Plane's `checkpoints` name the ledger
+ * process's listener and, once the operator has put in the values `failclosed ledger move-key`
+ * printed, the key the ledger process signs with, and the queue settings agree.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,19 +20,53 @@ import { describe, expect, it } from 'vitest';
 import { defaultConfig, parseConfig } from '../../src/embedded/data-dir.js';
 import { parseExecutorConfig } from '../../src/embedded/executor-node.js';
 import { parseGateConfig } from '../../src/embedded/gate-node.js';
+import { parseLedgerConfig } from '../../src/embedded/ledger-node.js';
 import type { EmbeddedConfig } from '../../src/embedded/data-dir.js';
 import type { ExecutorNodeConfig } from '../../src/embedded/executor-node.js';
 import type { GateNodeConfig } from '../../src/embedded/gate-node.js';
+import type { LedgerNodeConfig } from '../../src/embedded/ledger-node.js';
+import { vkeyFor } from '../../src/kernel/index.js';
+import { generateSigningKey, noteSignerFor } from '../../src/kernel/signing/index.js';
 import { DEPLOY_DIR, at, parseUnit, readYaml, unitValue } from './support.js';
 import type { YamlObject } from './support.js';
 
 const read = (...p: string[]) => readFileSync(join(DEPLOY_DIR, ...p));
 const json = (...p: string[]) => JSON.parse(read(...p).toString('utf8')) as Record<string, unknown>;
 
+/**
+ * The deployment-specific values the shipped files leave to the operator, as `failclosed ledger
+ * move-key` prints them: the data directory's origin and the vkey of its checkpoint key. The files
+ * hold these placeholders instead; neither is a valid key name or vkey, so a process given one
+ * unreplaced refuses to start.
+ */
+const ORIGIN_PLACEHOLDER = '<the origin failclosed ledger move-key printed>';
+const VKEY_PLACEHOLDER = '<the vkey failclosed ledger move-key printed>';
+const CHECKPOINT_KEY = generateSigningKey();
+const ORIGIN = defaultConfig().origin;
+const VKEY = vkeyFor(ORIGIN, CHECKPOINT_KEY.publicKey);
+
 /** A fresh `failclosed.json` (as `init` writes it) with `fragments` merged in, parsed strictly. */
 function cpConfig(...fragments: Record<string, unknown>[]): EmbeddedConfig {
-  const merged = Object.assign({}, defaultConfig(), ...fragments) as Record<string, unknown>;
+  const merged = Object.assign({}, defaultConfig(), { origin: ORIGIN }, ...fragments) as Record<
+    string,
+    unknown
+  >;
   return parseConfig(Buffer.from(JSON.stringify(merged)));
+}
+
+/** A shipped Control Plane fragment, its `checkpoints.vkey` placeholder replaced as the operator does. */
+function pinned(fragment: Record<string, unknown>): Record<string, unknown> {
+  const checkpoints = fragment.checkpoints as Record<string, unknown> | undefined;
+  if (checkpoints === undefined) return fragment;
+  expect(checkpoints.vkey).toBe(VKEY_PLACEHOLDER);
+  return { ...fragment, checkpoints: { ...checkpoints, vkey: VKEY } };
+}
+
+/** A shipped ledger configuration, its `origin` placeholder replaced as the operator does, parsed strictly. */
+function ledgerConfig(bytes: Uint8Array, base: string): LedgerNodeConfig {
+  const shipped = JSON.parse(Buffer.from(bytes).toString('utf8')) as Record<string, unknown>;
+  expect(shipped.origin).toBe(ORIGIN_PLACEHOLDER);
+  return parseLedgerConfig(Buffer.from(JSON.stringify({ ...shipped, origin: ORIGIN })), base);
 }
 
 const hostPort = (url: string) => {
@@ -53,8 +90,8 @@ function psqlVars(argv: readonly string[]): Record<string, string> {
     argv.flatMap((w, i) => (argv[i - 1] === '-v' ? [w.split('=', 2) as [string, string]] : [])),
   );
 }
-/** The keyless gate's shared state: its schema, database address and role (no password). */
-function gateState(c: GateNodeConfig) {
+/** A keyless gate's or the ledger process's shared state: its schema, database address and role (no password). */
+function gateState(c: Pick<GateNodeConfig, 'state'>) {
   const u = new URL(c.state);
   expect(u.password).toBe('');
   return { schema: u.searchParams.get('schema'), where: `${u.host}${u.pathname}`, role: u.username };
@@ -78,7 +115,7 @@ function expectOwnRole(
 
 describe('the parsers are the real ones and refuse what is wrong', () => {
   it('a Control Plane fragment without tls.gate or tls.control_plane, an executor config with an unknown field and a gate config naming a key are refused', () => {
-    const fragment = json('compose/config/control-plane.json');
+    const fragment = pinned(json('compose/config/control-plane.json'));
     const { tls: _tls, ...noTls } = fragment;
     expect(() => cpConfig(noTls)).toThrow(/executor_url needs tls\.gate/);
     // The internal listener is never served with the gate certificate in its place.
@@ -96,8 +133,68 @@ describe('the parsers are the real ones and refuse what is wrong', () => {
     );
     const sqlite = { ...json('compose/config/gate.json'), state: '/var/lib/failclosed/state.db' };
     expect(() => parseGateConfig(Buffer.from(JSON.stringify(sqlite)), '/x')).toThrow(/postgres:\/\//);
+    const ledger = { ...json('compose/config/ledger.json'), origin: ORIGIN };
+    expect(() =>
+      parseLedgerConfig(
+        Buffer.from(JSON.stringify({ ...ledger, state: '/var/lib/failclosed/ledger.db' })),
+        '/x',
+      ),
+    ).toThrow(/postgres:\/\//);
+    expect(() =>
+      parseLedgerConfig(
+        Buffer.from(JSON.stringify({ ...ledger, issuer_key: '/etc/failclosed/issuer.jwk' })),
+        '/x',
+      ),
+    ).toThrow(/unknown field issuer_key/);
+    // The Control Plane's checkpoints need the certificate it presents to the ledger process.
+    const { internal_port: _p, internal_host: _h, internal_gates: _g, ...noInternal } = fragment;
+    expect(() => cpConfig({ ...noInternal, tls: gateOnly })).toThrow(/checkpoints needs tls\.control_plane/);
+  });
+
+  it('the shipped placeholders are refused as they are: the Control Plane does not open on them, the ledger process does not sign under them', () => {
+    for (const f of ['compose/config/control-plane.json', 'kubernetes/fragments/control-plane.json']) {
+      expect(at(json(f) as YamlObject, 'checkpoints', 'vkey'), f).toBe(VKEY_PLACEHOLDER);
+      expect(() => cpConfig(json(f)), f).toThrow(/checkpoints\.vkey is not a valid/);
+    }
+    expect(at(json('systemd/control-plane.ledger.json') as YamlObject, 'checkpoints', 'vkey')).toBe(
+      VKEY_PLACEHOLDER,
+    );
+    // `serve ledger` signs under its origin (noteSignerFor, before it connects to anything).
+    expect(json('compose/config/ledger.json').origin).toBe(ORIGIN_PLACEHOLDER);
+    expect(json('systemd/ledger.json').origin).toBe(ORIGIN_PLACEHOLDER);
+    expect(() => noteSignerFor(ORIGIN_PLACEHOLDER, CHECKPOINT_KEY.privateKey)).toThrow(
+      /invalid note key name/,
+    );
+    // The values move-key prints are accepted, and the vkey must be named after the origin.
+    expect(noteSignerFor(ORIGIN, CHECKPOINT_KEY.privateKey).name).toBe(ORIGIN);
+    const other = vkeyFor('failclosed.local/another', CHECKPOINT_KEY.publicKey);
+    const fragment = json('compose/config/control-plane.json');
+    expect(() =>
+      cpConfig({ ...fragment, checkpoints: { ...(fragment.checkpoints as object), vkey: other } }),
+    ).toThrow(/named after this ledger's origin/);
   });
 });
+
+/**
+ * The Control Plane's `checkpoints` and the ledger process's configuration agree: the URL is the
+ * ledger's listener (`host` the name its certificate carries), the vkey is the key named after the
+ * origin the ledger process signs under, and each side presents the certificate of its role.
+ */
+function expectLedgerLink(cp: EmbeddedConfig, ledger: LedgerNodeConfig) {
+  const checkpoints = cp.checkpoints!;
+  expect(checkpoints).toBeDefined();
+  expect(new URL(checkpoints.url).protocol).toBe('https:');
+  expect(hostPort(checkpoints.url).port).toBe(ledger.listen.port);
+  expect(checkpoints.standby_urls).toBeUndefined();
+  expect(ledger.origin).toBe(cp.origin);
+  expect(checkpoints.vkey).toBe(vkeyFor(ledger.origin, CHECKPOINT_KEY.publicKey));
+  const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
+  expect(base(ledger.tls.cert)).toBe('ledger.pem');
+  expect(base(ledger.tls.key)).toBe('ledger.key');
+  expect(base(ledger.key)).toBe('ledger.jwk');
+  // The Control Plane presents its `control-plane` certificate (the only role the ledger admits).
+  expect(base(cp.tls!.control_plane!.cert)).toBe('control-plane.pem');
+}
 
 /** What every shipped triple of configurations must agree on, whatever the orchestrator. */
 function expectSeparatedShape(cp: EmbeddedConfig, gate: GateNodeConfig, exec: ExecutorNodeConfig) {
@@ -133,8 +230,9 @@ describe('compose (deploy/compose/config)', () => {
   const mounts = (name: string) =>
     (at(services, name, 'volumes') as YamlObject[]).map((v) => v.target as string);
   const exec = parseExecutorConfig(read('compose/config/executor.json'), '/etc/failclosed');
-  const cp = cpConfig(json('compose/config/control-plane.json'));
+  const cp = cpConfig(pinned(json('compose/config/control-plane.json')));
   const gate = parseGateConfig(read('compose/config/gate.json'), '/etc/failclosed');
+  const ledger = ledgerConfig(read('compose/config/ledger.json'), '/etc/failclosed');
   const ownerBackend = at(services, 'control-plane', 'environment', 'FAILCLOSED_BACKEND') as string;
 
   it('the three configurations parse and agree: gates and executors dial the Control Plane internal listener, gates and Control Plane the executors', () => {
@@ -166,6 +264,39 @@ describe('compose (deploy/compose/config)', () => {
     expect(hosts).toContain(hostPort(gate.executor_url).host);
     expect(hosts).toContain(hostPort(gate.control_plane_url).host);
     expect(hosts).toContain(hostPort(exec.gate_url).host);
+    expect(hosts).toContain(hostPort(cp.checkpoints!.url).host);
+  });
+
+  it('the Control Plane’s checkpoints name the ledger service’s listener, and the two agree on the origin and the key', () => {
+    expectLedgerLink(cp, ledger);
+    expect(hostPort(cp.checkpoints!.url).host).toBe('ledger');
+    expect(ledger.listen).toEqual({ host: '0.0.0.0', port: 7460 });
+    expect(at(services, 'ledger', 'command')).toEqual([
+      'serve',
+      'ledger',
+      '--config',
+      '/etc/failclosed/ledger.json',
+    ]);
+    expect(mounts('ledger')).toContain('/etc/failclosed/ledger.json');
+  });
+
+  it('the ledger process names exactly the certificate and key files mounted into it', () => {
+    const { ca, crl, cert, key } = ledger.tls;
+    for (const f of [ca, crl!, cert, key, ledger.key]) expect(mounts('ledger'), f).toContain(f);
+    // The checkpoint key it names is the one move-key wrote into ./ledger, mounted into it alone.
+    const source = (at(services, 'ledger', 'volumes') as YamlObject[]).find((v) => v.target === ledger.key)!
+      .source as string;
+    expect(source).toBe('./ledger/ledger.jwk');
+    for (const name of Object.keys(services))
+      if (name !== 'ledger')
+        expect(
+          ((at(services, name, 'volumes') ?? []) as YamlObject[]).map((v) => v.source),
+          name,
+        ).not.toContain(source);
+  });
+
+  it('the ledger process’s state is the Control Plane schema on the same database, on the role ledger-role grants (not the owner), without a password in the file', () => {
+    expectOwnRole(gateState(ledger), ownerBackend, at(services, 'ledger-role', 'command') as string[]);
   });
 
   it('each names exactly the certificate files mounted into it', () => {
@@ -174,6 +305,7 @@ describe('compose (deploy/compose/config)', () => {
     const t = cp.tls!;
     for (const f of [t.ca, t.crl!, t.gate!.cert, t.gate!.key, t.control_plane!.cert, t.control_plane!.key])
       expect(mounts('control-plane'), f).toContain(f);
+    expect(mounts('control-plane').filter((m) => /\.jwk$/.test(m))).toEqual([]);
     for (const g of ['gate-a', 'gate-b'])
       for (const f of [gate.tls.ca, gate.tls.crl!, gate.tls.cert, gate.tls.key])
         expect(mounts(g), f).toContain(f);
@@ -191,7 +323,7 @@ describe('compose (deploy/compose/config)', () => {
 
   it('the queue fragments parse, on both sides, and agree: the Control Plane publishes, the executors work', () => {
     const cpJobs = cpConfig(
-      json('compose/config/control-plane.json'),
+      pinned(json('compose/config/control-plane.json')),
       json('compose/config/control-plane.jobs.json'),
     ).jobs!;
     const merged = { ...json('compose/config/executor.json'), ...json('compose/config/executor.jobs.json') };
@@ -208,12 +340,14 @@ describe('compose (deploy/compose/config)', () => {
   });
 });
 
-describe('kubernetes (the gate and executor ConfigMaps, fragments/control-plane.json)', () => {
+describe('kubernetes (the gate, ledger and executor ConfigMaps, fragments/control-plane.json)', () => {
   const docs = [
     '20-control-plane.yaml',
     '25-executor-role.yaml',
     '26-gate-role.yaml',
+    '27-ledger-role.yaml',
     '28-gate.yaml',
+    '29-ledger.yaml',
     '30-executor.yaml',
     '35-nats.yaml',
     '10-postgresql.yaml',
@@ -230,8 +364,10 @@ describe('kubernetes (the gate and executor ConfigMaps, fragments/control-plane.
   const executorContainer = container('failclosed-executor');
   const gateContainer = container('failclosed-gate');
   const cpContainer = container('failclosed-control-plane');
+  const ledgerContainer = container('failclosed-ledger');
   const execDir = mountOf(executorContainer, 'config');
   const gateDir = mountOf(gateContainer, 'config');
+  const ledgerDir = mountOf(ledgerContainer, 'config');
   const exec = parseExecutorConfig(
     Buffer.from(at(find('ConfigMap', 'failclosed-executor'), 'data', 'executor.json') as string),
     execDir,
@@ -240,14 +376,54 @@ describe('kubernetes (the gate and executor ConfigMaps, fragments/control-plane.
     Buffer.from(at(find('ConfigMap', 'failclosed-gate'), 'data', 'gate.json') as string),
     gateDir,
   );
-  const cp = cpConfig(json('kubernetes/fragments/control-plane.json'));
+  const ledger = ledgerConfig(
+    Buffer.from(at(find('ConfigMap', 'failclosed-ledger'), 'data', 'ledger.json') as string),
+    ledgerDir,
+  );
+  const cp = cpConfig(pinned(json('kubernetes/fragments/control-plane.json')));
   const ownerBackend = (cpContainer.env as YamlObject[]).find((e) => e.name === 'FAILCLOSED_BACKEND')!
     .value as string;
 
   it('the ConfigMaps parse, and the containers are started with them', () => {
     expect(executorContainer.args).toEqual(['serve', 'executor', '--config', `${execDir}/executor.json`]);
     expect(gateContainer.args).toEqual(['serve', 'gate', '--config', `${gateDir}/gate.json`]);
+    expect(ledgerContainer.args).toEqual(['serve', 'ledger', '--config', `${ledgerDir}/ledger.json`]);
     expectSeparatedShape(cp, gate, exec);
+  });
+
+  it('the Control Plane’s checkpoints dial the ledger Service, whose port is the ledger container’s listener, and the two agree on the origin and the key', () => {
+    expectLedgerLink(cp, ledger);
+    expect(hostPort(cp.checkpoints!.url)).toEqual({
+      host: svcHost('failclosed-ledger'),
+      port: svcPort('failclosed-ledger'),
+    });
+    expect(ledger.listen).toEqual({
+      host: '0.0.0.0',
+      port: at(ledgerContainer, 'ports', 0, 'containerPort') as number,
+    });
+  });
+
+  it('the ledger process’s key and certificate paths lie in its own Secret volumes', () => {
+    const tls = mountOf(ledgerContainer, 'tls');
+    for (const f of [ledger.tls.ca, ledger.tls.crl!, ledger.tls.cert, ledger.tls.key])
+      expect(f.startsWith(`${tls}/`), f).toBe(true);
+    expect(ledger.key.startsWith(`${mountOf(ledgerContainer, 'key')}/`)).toBe(true);
+    const secretOf = (volume: string) =>
+      at(
+        (
+          at(find('Deployment', 'failclosed-ledger'), 'spec', 'template', 'spec', 'volumes') as YamlObject[]
+        ).find((v) => v.name === volume),
+        'secret',
+        'secretName',
+      );
+    expect(secretOf('key')).toBe('failclosed-ledger-key');
+    expect(secretOf('tls')).toBe('failclosed-ledger-tls');
+  });
+
+  it('the ledger process’s state is the Control Plane schema on the same database, on the role the ledger Job grants, not the owner', () => {
+    const job = at(find('Job', 'failclosed-ledger-role'), 'spec', 'template', 'spec', 'containers', 0);
+    expectOwnRole(gateState(ledger), ownerBackend, at(job, 'command') as string[]);
+    expect(new URL(ledger.state).host).toBe(`${svcHost('postgresql')}:${svcPort('postgresql')}`);
   });
 
   it('gates and executors dial the Control Plane internal Service; gates and Control Plane the executor Service; ports are the containers', () => {
@@ -269,7 +445,7 @@ describe('kubernetes (the gate and executor ConfigMaps, fragments/control-plane.
     expect(gate.listen.port).toBe(svcPort('failclosed-gate'));
   });
 
-  it('the documented Secret commands give the gates their own host-less certificate, never the Control Plane’s', () => {
+  it('the documented Secret commands give the gates their own host-less certificate, never the Control Plane’s, and the checkpoint key and the ledger certificate to the ledger process alone', () => {
     // docs/deployment.md "Deployment artefacts": the `certs init` and `create secret` lines.
     const text = readFileSync(join(DEPLOY_DIR, '../docs/deployment.md'), 'utf8').replace(/\\\n\s*/g, ' ');
     const secretFiles = (name: string) => {
@@ -301,6 +477,24 @@ describe('kubernetes (the gate and executor ConfigMaps, fragments/control-plane.
       .split('\n')
       .find((l) => l.startsWith('failclosed certs init --dir certs') && l.includes('.svc'));
     expect(init).toContain(`--keyless-gate ${base(gate.tls.cert).replace(/\.pem$/, '')}`);
+    // The ledger certificate names the Service the Control Plane dials; only its Secret holds it.
+    expect(init).toContain(`--host ${hostPort(cp.checkpoints!.url).host}`);
+    expect(secretFiles('failclosed-ledger-tls')).toEqual(
+      ['ca.pem', 'crl.pem', base(ledger.tls.cert), base(ledger.tls.key)].sort(),
+    );
+    for (const name of ['failclosed-gate-tls', 'failclosed-executor-tls', 'failclosed-control-plane-tls'])
+      expect(secretFiles(name), name).not.toContain(base(ledger.tls.key));
+    // The checkpoint key: moved out of the seed data directory, into the ledger's Secret only.
+    const secretLine = (name: string) =>
+      text.split('\n').find((l) => l.includes(`create secret generic ${name} `))!;
+    expect(secretLine('failclosed-data')).not.toMatch(/ledger\.jwk/);
+    expect(secretLine('failclosed-ledger-key')).toContain(`--from-file=${base(ledger.key)}=`);
+    const moveKey = text
+      .split('\n')
+      .find((l) => l.startsWith('failclosed ledger move-key') && /--data seed\b/.test(l));
+    expect(moveKey).toBeDefined();
+    const out = /--out (\S+)/.exec(moveKey!)![1]!;
+    expect(secretLine('failclosed-ledger-key')).toContain(`--from-file=${base(ledger.key)}=${out}`);
   });
 
   it('certificate paths lie in each side’s own TLS Secret volume', () => {
@@ -340,7 +534,7 @@ describe('kubernetes (the gate and executor ConfigMaps, fragments/control-plane.
   });
 });
 
-describe('systemd (deploy/systemd/executor.json, executor.postgres.json, control-plane.json, gate.json)', () => {
+describe('systemd (deploy/systemd/executor.json, executor.postgres.json, control-plane.json, control-plane.ledger.json, gate.json, ledger.json)', () => {
   const unit = parseUnit(read('systemd/failclosed-executor.service').toString('utf8'));
   const configPath = /--config (\S+)$/.exec(unitValue(unit, 'Service', 'ExecStart')!)![1]!;
   const configDir = configPath.slice(0, configPath.lastIndexOf('/'));
@@ -350,6 +544,10 @@ describe('systemd (deploy/systemd/executor.json, executor.postgres.json, control
   const gatePath = /--config (\S+)$/.exec(unitValue(gateUnit, 'Service', 'ExecStart')!)![1]!;
   const gateDir = gatePath.slice(0, gatePath.lastIndexOf('/'));
   const gate = parseGateConfig(read('systemd/gate.json'), gateDir);
+  const ledgerUnit = parseUnit(read('systemd/failclosed-ledger.service').toString('utf8'));
+  const ledgerPath = /--config (\S+)$/.exec(unitValue(ledgerUnit, 'Service', 'ExecStart')!)![1]!;
+  const ledgerDir = ledgerPath.slice(0, ledgerPath.lastIndexOf('/'));
+  const ledger = ledgerConfig(read('systemd/ledger.json'), ledgerDir);
   const roleArgv = (file: string) =>
     unitValue(parseUnit(read('systemd', file).toString('utf8')), 'Service', 'ExecStart')!.split(/\s+/);
 
@@ -397,5 +595,48 @@ describe('systemd (deploy/systemd/executor.json, executor.postgres.json, control
     // The gate's client port is not the Control Plane's (both on one host).
     expect(gate.listen.port).not.toBe(cp.port);
     for (const f of [cp.tls!.ca, cp.tls!.gate!.key]) expect(f.startsWith('/etc/failclosed/'), f).toBe(true);
+  });
+
+  it('ledger.json parses; its key and certificate are under the ledger unit’s own directory, which the other units cannot see', () => {
+    expect(ledgerPath).toBe('/etc/failclosed-ledger/ledger.json');
+    for (const f of [ledger.key, ledger.tls.ca, ledger.tls.crl!, ledger.tls.cert, ledger.tls.key])
+      expect(f.startsWith('/etc/failclosed-ledger/'), f).toBe(true);
+    for (const f of ['failclosed-postgres.service', 'failclosed-gate.service', 'failclosed-executor.service'])
+      expect(
+        unitValue(parseUnit(read('systemd', f).toString('utf8')), 'Service', 'InaccessiblePaths'),
+        f,
+      ).toContain('-/etc/failclosed-ledger');
+  });
+
+  it('control-plane.json stays usable on SQLite (failclosed.service); control-plane.ledger.json, merged in on PostgreSQL, names the ledger process, and the two agree', () => {
+    // `checkpoints` needs the PostgreSQL backend, so it is a fragment of its own, as
+    // executor.postgres.json is the executor's: control-plane.json alone holds none.
+    expect(cp.checkpoints).toBeUndefined();
+    expect(Object.keys(json('systemd/control-plane.ledger.json'))).toEqual(['checkpoints']);
+    const withLedger = cpConfig(
+      json('systemd/control-plane.json'),
+      pinned(json('systemd/control-plane.ledger.json')),
+    );
+    expectLedgerLink(withLedger, ledger);
+    expect(ledger.listen.host).toBe('127.0.0.1');
+    expect(hostPort(withLedger.checkpoints!.url)).toEqual({ host: '127.0.0.1', port: ledger.listen.port });
+    // On one host each listener has a port of its own.
+    expect(
+      new Set([
+        withLedger.port,
+        withLedger.internal_port,
+        exec.listen.port,
+        gate.listen.port,
+        ledger.listen.port,
+      ]).size,
+    ).toBe(5);
+  });
+
+  it('the ledger process’s state is the owner’s schema on the role its role unit grants, not the owner', () => {
+    const argv = roleArgv('failclosed-ledger-role.service');
+    const owner = new URL(argv[1]!);
+    const ownerBackend = `${owner.toString()}?schema=${psqlVars(argv).schema}`;
+    expectOwnRole(gateState(ledger), ownerBackend, argv);
+    expect(argv[1]).toBe(roleArgv('failclosed-gate-role.service')[1]);
   });
 });

@@ -1,11 +1,13 @@
 /**
  * deploy/kubernetes/: every manifest validated against the Kubernetes v1.33.0 OpenAPI schema
  * (the pinned `kubernetes-models` validators), and the pod security of the keyless Gates
- * (`serve gate`), the Control Plane process (`up` with `internal_gates`), the separate Execution
- * Layer (`serve executor`), NATS, PostgreSQL and the two Jobs that grant the gates and the
- * executors their own database roles asserted key by key (the OpenAPI schema does not refuse
- * unknown keys, so a misspelt one would pass it; these checks name each key). FC-INV-6, SPEC §1
- * separation of powers: the gates hold no key and no owner's password.
+ * (`serve gate`), the Control Plane process (`up` with `internal_gates`), the ledger process
+ * (`serve ledger`), the separate Execution Layer (`serve executor`), NATS, PostgreSQL and the
+ * three Jobs that grant the gates, the executors and the ledger process their own database roles
+ * asserted key by key (the OpenAPI schema does not refuse unknown keys, so a misspelt one would
+ * pass it; these checks name each key). FC-INV-6, SPEC §1 separation of powers: the gates hold no
+ * key and no owner's password; the checkpoint key is the ledger process's alone, never the
+ * Control Plane's.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -65,9 +67,11 @@ const cp = find('Deployment', 'failclosed-control-plane');
 const executor = find('Deployment', 'failclosed-executor');
 const nats = find('Deployment', 'failclosed-nats');
 const postgresql = find('StatefulSet', 'postgresql');
+const ledger = find('Deployment', 'failclosed-ledger');
 const roleJob = find('Job', 'failclosed-executor-role');
 const gateRoleJob = find('Job', 'failclosed-gate-role');
-const WORKLOADS = [gate, cp, executor, nats, postgresql, roleJob, gateRoleJob];
+const ledgerRoleJob = find('Job', 'failclosed-ledger-role');
+const WORKLOADS = [gate, cp, ledger, executor, nats, postgresql, roleJob, gateRoleJob, ledgerRoleJob];
 const podSpec = (w: YamlObject) => at(w, 'spec', 'template', 'spec') as YamlObject;
 const containers = (w: YamlObject) => [
   ...((podSpec(w).initContainers ?? []) as YamlObject[]),
@@ -218,7 +222,7 @@ describe('deploy/kubernetes manifests', () => {
     }
     // The keyless gates and the Control Plane (`executor_url`, no `tls.executor`: its /readyz does
     // not probe the sandbox) run no tool: the runtime's defaults, no pod user namespace needed.
-    for (const w of [gate, cp, nats, postgresql, roleJob, gateRoleJob]) {
+    for (const w of [gate, cp, ledger, nats, postgresql, roleJob, gateRoleJob, ledgerRoleJob]) {
       expect(podSpec(w).hostUsers ?? true).toBe(true);
       expect(at(podSpec(w), 'securityContext', 'seccompProfile', 'type')).toBe('RuntimeDefault');
       for (const c of containers(w)) {
@@ -258,6 +262,91 @@ describe('deploy/kubernetes manifests', () => {
     expect(backend).toMatch(/^postgres:\/\/[^:@/]+@/);
   });
 
+  it('the Control Plane holds no checkpoint key: its data directory is made without ledger.jwk, and it references no ledger Secret', () => {
+    // `up` with `checkpoints` refuses to open while keys/ledger.jwk is in its data directory.
+    const [dataDir] = podSpec(cp).initContainers as YamlObject[];
+    const script = (dataDir!.command as string[]).join(' ');
+    expect(script).toContain('issuer.jwk');
+    expect(script).not.toMatch(/ledger\.jwk/);
+    expect(JSON.stringify(cp)).not.toMatch(/ledger\.jwk|failclosed-ledger-key|failclosed-ledger-tls/);
+    // Only the ledger Deployment references the checkpoint key's Secret.
+    for (const w of WORKLOADS)
+      expect(JSON.stringify(w).includes('failclosed-ledger-key'), at(w, 'metadata', 'name') as string).toBe(
+        w === ledger,
+      );
+  });
+
+  it('the ledger process: serve ledger, two replicas, one container port (its mutual-TLS listener) and its Service, no probe, grace outlasts the preStop pause', () => {
+    expect(at(ledger, 'spec', 'replicas')).toBe(2);
+    expect(podSpec(ledger).containers).toHaveLength(1);
+    expect((podSpec(ledger).initContainers as YamlObject[]).map((c) => c.name)).toEqual(['wait-for-role']);
+    const c = (podSpec(ledger).containers as YamlObject[])[0]!;
+    expect(c.args).toEqual(['serve', 'ledger', '--config', '/etc/failclosed/ledger/ledger.json']);
+    expect(c.ports).toEqual([{ name: 'ledger', containerPort: 7460, protocol: 'TCP' }]);
+    const service = find('Service', 'failclosed-ledger');
+    expect(at(service, 'spec', 'type')).toBe('ClusterIP');
+    expect(at(service, 'spec', 'ports')).toEqual([
+      { name: 'ledger', port: 7460, targetPort: 'ledger', protocol: 'TCP' },
+    ]);
+    expect(at(service, 'spec', 'selector')).toEqual(at(ledger, 'spec', 'template', 'metadata', 'labels'));
+    expect(at(ledger, 'spec', 'template', 'metadata', 'labels', 'app.kubernetes.io/component')).toBe(
+      'ledger',
+    );
+    // Mutual TLS for the control-plane role only and no HTTP health endpoint: a kubelet probe
+    // would be a refused peer.
+    for (const probe of ['livenessProbe', 'readinessProbe', 'startupProbe'])
+      expect(c[probe], probe).toBeUndefined();
+    const pause = Number((at(c, 'lifecycle', 'preStop', 'exec', 'command') as string[])[1]);
+    expect(podSpec(ledger).terminationGracePeriodSeconds as number).toBeGreaterThan(pause);
+  });
+
+  it('the ledger process mounts only its own key and certificate: its config a ConfigMap, the checkpoint key and its TLS files each a Secret of its own, no data directory, its own database role', () => {
+    const pod = podSpec(ledger);
+    expect(pod.serviceAccountName).toBe('failclosed-ledger');
+    expect(at(find('ServiceAccount', 'failclosed-ledger'), 'automountServiceAccountToken')).toBe(false);
+    const c = (pod.containers as YamlObject[])[0]!;
+    const mounts = Object.fromEntries(
+      (c.volumeMounts as YamlObject[]).map((m) => [m.mountPath as string, m.name as string]),
+    );
+    expect(mounts).toEqual({
+      '/etc/failclosed/ledger': 'config',
+      '/etc/failclosed/key': 'key',
+      '/etc/failclosed/tls': 'tls',
+      '/tmp': 'tmp',
+    });
+    for (const m of c.volumeMounts as YamlObject[])
+      if (m.name !== 'tmp') expect(m.readOnly, m.name as string).toBe(true);
+    const volumes = Object.fromEntries((pod.volumes as YamlObject[]).map((v) => [v.name as string, v]));
+    expect(Object.keys(volumes).sort()).toEqual(['config', 'key', 'tls', 'tmp']);
+    expect(at(volumes, 'config', 'configMap', 'name')).toBe('failclosed-ledger');
+    expect(at(volumes, 'key', 'secret', 'secretName')).toBe('failclosed-ledger-key');
+    expect(at(volumes, 'tls', 'secret', 'secretName')).toBe('failclosed-ledger-tls');
+    expect(at(volumes, 'tmp', 'emptyDir')).toBeDefined();
+    // Not the Control Plane's data Secret (issuer key, operator token) nor its certificate, not
+    // the owner's database password, not another role's certificate.
+    expect(JSON.stringify(ledger)).not.toMatch(
+      /failclosed-data|failclosed-control-plane-tls|failclosed-gate-tls|failclosed-executor-tls|failclosed-postgresql"|issuer\.jwk|operator\.token|FAILCLOSED_BACKEND/,
+    );
+    const env = (c.env ?? []) as YamlObject[];
+    expect(env.map((e) => e.name)).toEqual(['PGPASSWORD']);
+    expect(at(env[0], 'valueFrom', 'secretKeyRef', 'name')).toBe('failclosed-ledger-postgresql');
+    const data = at(find('ConfigMap', 'failclosed-ledger'), 'data') as Record<string, string>;
+    expect(Object.keys(data)).toEqual(['ledger.json']);
+    expect(data['ledger.json']).not.toMatch(/PRIVATE KEY|"d"\s*:|:\/\/[^@/]*:[^@/]*@|password/i);
+    // The key file it names lies in the checkpoint key's Secret volume; its TLS files in its own.
+    const config = JSON.parse(data['ledger.json']!) as { key: string; tls: Record<string, string> };
+    expect(config.key).toBe('/etc/failclosed/key/ledger.jwk');
+    for (const f of Object.values(config.tls)) expect(f.startsWith('/etc/failclosed/tls/'), f).toBe(true);
+    // No other workload mounts the ledger process's key or certificate; its database password is
+    // known to its role Job alone besides it (which sets it).
+    for (const w of WORKLOADS) {
+      if (w === ledger) continue;
+      const name = at(w, 'metadata', 'name') as string;
+      expect(JSON.stringify(w), name).not.toMatch(/failclosed-ledger-(key|tls)/);
+      expect(JSON.stringify(w).includes('failclosed-ledger-postgresql'), name).toBe(w === ledgerRoleJob);
+    }
+  });
+
   it('executors: serve executor, two replicas, one container port (the execution listener), its own Service', () => {
     expect(at(executor, 'spec', 'replicas')).toBe(2);
     expect(podSpec(executor).containers).toHaveLength(1);
@@ -287,6 +376,7 @@ describe('deploy/kubernetes manifests', () => {
       'failclosed-gate': gate,
       'failclosed-control-plane': cp,
       'failclosed-control-plane-internal': cp,
+      'failclosed-ledger': ledger,
       'failclosed-executor': executor,
       'failclosed-nats': nats,
       postgresql,
@@ -326,11 +416,12 @@ describe('deploy/kubernetes manifests', () => {
     const volumes = Object.fromEntries((pod.volumes as YamlObject[]).map((v) => [v.name as string, v]));
     expect(at(volumes, 'config', 'configMap', 'name')).toBe('failclosed-executor');
     expect(at(volumes, 'tls', 'secret', 'secretName')).toBe('failclosed-executor-tls');
-    // Neither the gates' data Secret (issuer and ledger keys, operator token) nor their certificate.
+    // Neither the Control Plane's data Secret (issuer key, operator token), the checkpoint key, nor
+    // another role's certificate.
     const text = JSON.stringify(executor);
     // Nor the gates' database password (the Secret failclosed-postgresql): a role of its own.
     expect(text).not.toMatch(
-      /failclosed-data|failclosed-gate-tls|failclosed-control-plane-tls|failclosed-postgresql|failclosed-gate-postgresql|gate\.key|\.jwk|operator\.token/,
+      /failclosed-data|failclosed-gate-tls|failclosed-control-plane-tls|failclosed-ledger-tls|failclosed-ledger-key|failclosed-postgresql|failclosed-gate-postgresql|failclosed-ledger-postgresql|gate\.key|\.jwk|operator\.token/,
     );
     const configMaps = manifests.filter(({ doc }) => doc.kind === 'ConfigMap');
     expect(configMaps.map(({ doc }) => at(doc, 'metadata', 'name')).sort()).toEqual([
@@ -338,6 +429,8 @@ describe('deploy/kubernetes manifests', () => {
       'failclosed-executor-role',
       'failclosed-gate',
       'failclosed-gate-role',
+      'failclosed-ledger',
+      'failclosed-ledger-role',
     ]);
     const data = at(find('ConfigMap', 'failclosed-executor'), 'data') as Record<string, string>;
     expect(Object.keys(data)).toEqual(['executor.json']);
@@ -347,7 +440,7 @@ describe('deploy/kubernetes manifests', () => {
     expect(at(env[0], 'valueFrom', 'secretKeyRef', 'name')).toBe('failclosed-executor-postgresql');
   });
 
-  /** The two role Jobs, and the workload that connects as the role each grants. */
+  /** The three role Jobs, and the workload that connects as the role each grants. */
   const ROLE_JOBS = [
     {
       file: '25-executor-role.yaml',
@@ -376,6 +469,21 @@ describe('deploy/kubernetes manifests', () => {
       user: gate,
       store: () => {
         const c = JSON.parse(at(find('ConfigMap', 'failclosed-gate'), 'data', 'gate.json') as string) as {
+          state: string;
+        };
+        const url = new URL(c.state);
+        return { url, schema: url.searchParams.get('schema') ?? '' };
+      },
+    },
+    {
+      file: '27-ledger-role.yaml',
+      name: 'failclosed-ledger-role',
+      sql: 'ledger-role.sql',
+      env: 'FAILCLOSED_LEDGER_DB_PASSWORD',
+      secret: 'failclosed-ledger-postgresql',
+      user: ledger,
+      store: () => {
+        const c = JSON.parse(at(find('ConfigMap', 'failclosed-ledger'), 'data', 'ledger.json') as string) as {
           state: string;
         };
         const url = new URL(c.state);
@@ -468,15 +576,20 @@ describe('deploy/kubernetes manifests', () => {
       });
     });
 
-  it('the two role Jobs grant two different roles, from two different Secrets', () => {
+  it('the three role Jobs grant three different roles, from three different Secrets', () => {
     const vars = (name: string) => {
       const c = at(podSpec(find('Job', name)), 'containers', 0, 'command') as string[];
       return Object.fromEntries(
         c.flatMap((w, i) => (c[i - 1] === '-v' ? [w.split('=', 2) as [string, string]] : [])),
       );
     };
-    expect(vars('failclosed-gate-role').role).not.toBe(vars('failclosed-executor-role').role);
-    expect(ROLE_JOBS[0]!.secret).not.toBe(ROLE_JOBS[1]!.secret);
+    const jobs = manifests
+      .filter(({ doc }) => doc.kind === 'Job')
+      .map(({ doc }) => at(doc, 'metadata', 'name'));
+    expect(jobs.sort()).toEqual(ROLE_JOBS.map((r) => r.name).sort());
+    expect(new Set(ROLE_JOBS.map((r) => vars(r.name).role)).size).toBe(ROLE_JOBS.length);
+    expect(new Set(ROLE_JOBS.map((r) => vars(r.name).password_env)).size).toBe(ROLE_JOBS.length);
+    expect(new Set(ROLE_JOBS.map((r) => r.secret)).size).toBe(ROLE_JOBS.length);
   });
 
   it('NATS: JetStream on, only its client and monitoring ports, the stream in a volume', () => {

@@ -5,10 +5,11 @@
  * (FC-INV-6 "only the Gate reaches execution", SPEC §1 separation of powers, L7 mutual TLS
  * between roles): clients reach the keyless Gates only; the Gates reach the Control Plane's
  * internal port and the executors; the executors the Control Plane's internal port and
- * PostgreSQL; the Control Plane PostgreSQL and the executors; PostgreSQL admits only the roles
- * that use it. The labels of the Gates (`serve gate`), the Control Plane (`up`), the executors
- * (`serve executor`), NATS, PostgreSQL and the two role Jobs are read from their workloads, not
- * restated here.
+ * PostgreSQL; the Control Plane PostgreSQL, the executors and the ledger process; only the Control
+ * Plane reaches the ledger process (the checkpoint key), which reaches PostgreSQL alone;
+ * PostgreSQL admits only the roles that use it. The labels of the Gates (`serve gate`), the
+ * Control Plane (`up`), the ledger process (`serve ledger`), the executors (`serve executor`),
+ * NATS, PostgreSQL and the three role Jobs are read from their workloads, not restated here.
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -22,7 +23,9 @@ const docs = [
   '20-control-plane.yaml',
   '25-executor-role.yaml',
   '26-gate-role.yaml',
+  '27-ledger-role.yaml',
   '28-gate.yaml',
+  '29-ledger.yaml',
   '30-executor.yaml',
   '35-nats.yaml',
   '40-network-policies.yaml',
@@ -58,7 +61,9 @@ const executorLabels = templateLabels('Deployment', 'failclosed-executor');
 const natsLabels = templateLabels('Deployment', 'failclosed-nats');
 const roleJobLabels = templateLabels('Job', 'failclosed-executor-role');
 const gateRoleJobLabels = templateLabels('Job', 'failclosed-gate-role');
+const ledgerRoleJobLabels = templateLabels('Job', 'failclosed-ledger-role');
 const cpLabels = templateLabels('Deployment', 'failclosed-control-plane');
+const ledgerLabels = templateLabels('Deployment', 'failclosed-ledger');
 const OPERATOR = { 'failclosed.dev/access': 'operator' };
 
 const gate = pod('gate', NS, gateLabels);
@@ -69,7 +74,11 @@ const otherExecutor = pod('executor-2', NS, executorLabels);
 const nats = pod('nats', NS, natsLabels);
 const roleJob = pod('executor-role', NS, roleJobLabels);
 const gateRoleJob = pod('gate-role', NS, gateRoleJobLabels);
+const ledgerRoleJob = pod('ledger-role', NS, ledgerRoleJobLabels);
 const cp = pod('control-plane', NS, cpLabels);
+const ledger = pod('ledger', NS, ledgerLabels);
+const otherLedger = pod('ledger-2', NS, ledgerLabels);
+const impostorLedger = pod('impostor-ledger', 'clients', ledgerLabels);
 const otherCp = pod('control-plane-2', NS, cpLabels);
 const impostorCp = pod('impostor-control-plane', 'clients', cpLabels);
 const operator = pod('operator', 'operators', OPERATOR);
@@ -91,10 +100,12 @@ const udp = (port: number): Connection => ({ port, protocol: 'UDP' });
 const can = (src: Endpoint, dst: Endpoint, c: Connection) => reachable(src, dst, c, policies, namespaces);
 
 /** Ports a probe tries besides the allowed ones. */
-const OTHER_PORTS = [22, 80, 443, 4222, 5432, 7071, 7443, 7444, 8080, 8222, 9090, 9464];
+const OTHER_PORTS = [22, 80, 443, 4222, 5432, 7071, 7443, 7444, 7460, 8080, 8222, 9090, 9107, 9464];
 const CLIENT_PORT = tcp(7070);
 const EXECUTION = tcp(7443);
 const INTERNAL = tcp(7444);
+/** The ledger process's listener (checkpoints). */
+const LEDGER = tcp(7460);
 /** Every endpoint the tests know, inside the namespace and out. */
 const EVERYONE: readonly Endpoint[] = [
   gate,
@@ -105,9 +116,13 @@ const EVERYONE: readonly Endpoint[] = [
   nats,
   roleJob,
   gateRoleJob,
+  ledgerRoleJob,
   cp,
   otherCp,
   impostorCp,
+  ledger,
+  otherLedger,
+  impostorLedger,
   operator,
   clientAsOperator,
   operatorNsStranger,
@@ -126,6 +141,7 @@ describe('NetworkPolicies of the failclosed namespace', () => {
   const gates = [gate, otherGate];
   const executors = [executor, otherExecutor];
   const cps = [cp, otherCp];
+  const ledgers = [ledger, otherLedger];
   /** Exactly `allowed` of every endpoint known may open `c` to each of `dsts`. */
   const exactly = (dsts: readonly Endpoint[], c: Connection, allowed: readonly Endpoint[]) => {
     for (const dst of dsts)
@@ -144,15 +160,19 @@ describe('NetworkPolicies of the failclosed namespace', () => {
     expect(policies.every((p) => p.metadata.namespace === NS)).toBe(true);
   });
 
-  it('the roles are told apart by their labels: gate, control-plane, executor, the two role Jobs', () => {
+  it('the roles are told apart by their labels: gate, control-plane, ledger, executor, the three role Jobs', () => {
     const component = (l: Labels) => l['app.kubernetes.io/component'];
-    expect([gateLabels, cpLabels, executorLabels, roleJobLabels, gateRoleJobLabels].map(component)).toEqual([
-      'gate',
-      'control-plane',
-      'executor',
-      'executor-role',
-      'gate-role',
-    ]);
+    expect(
+      [
+        gateLabels,
+        cpLabels,
+        ledgerLabels,
+        executorLabels,
+        roleJobLabels,
+        gateRoleJobLabels,
+        ledgerRoleJobLabels,
+      ].map(component),
+    ).toEqual(['gate', 'control-plane', 'ledger', 'executor', 'executor-role', 'gate-role', 'ledger-role']);
   });
 
   it('clients reach the keyless gates on TCP 7070, from any namespace or outside the cluster', () => {
@@ -160,10 +180,27 @@ describe('NetworkPolicies of the failclosed namespace', () => {
       for (const dst of gates) expect(can(src, dst, CLIENT_PORT), `${src.name} -> ${dst.name}`).toBe(true);
   });
 
-  it('clients reach nothing but the gates client port: not the Control Plane, not an executor, not PostgreSQL, on any port', () => {
-    for (const src of [client, internet, impostorGate, impostorExecutor, impostorCp, clientAsOperator]) {
+  it('clients reach nothing but the gates client port: not the Control Plane, not the ledger process, not an executor, not PostgreSQL, on any port', () => {
+    for (const src of [
+      client,
+      internet,
+      impostorGate,
+      impostorExecutor,
+      impostorCp,
+      impostorLedger,
+      clientAsOperator,
+    ]) {
       for (const port of [...OTHER_PORTS, 7070]) {
-        for (const dst of [...cps, ...executors, postgresql, nats, roleJob, gateRoleJob])
+        for (const dst of [
+          ...cps,
+          ...ledgers,
+          ...executors,
+          postgresql,
+          nats,
+          roleJob,
+          gateRoleJob,
+          ledgerRoleJob,
+        ])
           expect(can(src, dst, tcp(port)), `${src.name} -> ${dst.name}:${port}`).toBe(false);
         if (port !== 7070) expect(can(src, gate, tcp(port)), `${src.name} -> gate:${port}`).toBe(false);
       }
@@ -185,8 +222,26 @@ describe('NetworkPolicies of the failclosed namespace', () => {
     exactly(executors, EXECUTION, [...gates, ...cps]);
   });
 
-  it('PostgreSQL: of every endpoint known, exactly the Control Plane, the gates, the executors and the two role Jobs', () => {
-    exactly([postgresql], tcp(5432), [...cps, ...gates, ...executors, roleJob, gateRoleJob]);
+  it('the ledger process listener (only roles reach the ledger): of every endpoint known, exactly the Control Plane pods', () => {
+    exactly(ledgers, LEDGER, cps);
+    // On no other port, not even for the Control Plane; never a gate, an executor or another
+    // ledger process, on any port.
+    for (const port of [...OTHER_PORTS, 7070].filter((p) => p !== 7460))
+      for (const src of EVERYONE)
+        expect(can(src, ledger, tcp(port)), `${src.name} -> ledger:${port}`).toBe(false);
+    expect(can(cp, ledger, udp(7460))).toBe(false);
+  });
+
+  it('PostgreSQL: of every endpoint known, exactly the Control Plane, the gates, the executors, the ledger process and the three role Jobs', () => {
+    exactly([postgresql], tcp(5432), [
+      ...cps,
+      ...gates,
+      ...executors,
+      ...ledgers,
+      roleJob,
+      gateRoleJob,
+      ledgerRoleJob,
+    ]);
     expect(can(gate, postgresql, udp(5432))).toBe(false);
     for (const port of OTHER_PORTS.filter((p) => p !== 5432))
       for (const src of [cp, gate, executor])
@@ -207,10 +262,12 @@ describe('NetworkPolicies of the failclosed namespace', () => {
         internet,
         client,
         otherGate,
+        ...ledgers,
         stranger,
         impostorDb,
         impostorCp,
         impostorExecutor,
+        impostorLedger,
         fakeDns,
       ])
         expect(can(gate, dst, tcp(port)), `${dst.name} ${port}`).toBe(false);
@@ -232,31 +289,69 @@ describe('NetworkPolicies of the failclosed namespace', () => {
       expect(can(executor, gate, tcp(port)), `gate ${port}`).toBe(false);
     expect(can(executor, cp, CLIENT_PORT)).toBe(false);
     expect(can(executor, otherExecutor, EXECUTION)).toBe(false);
-    for (const dst of [internet, client, stranger, impostorDb, fakeDns, impostorGate, impostorCp])
+    for (const dst of [
+      internet,
+      client,
+      ...ledgers,
+      stranger,
+      impostorDb,
+      fakeDns,
+      impostorGate,
+      impostorCp,
+      impostorLedger,
+    ])
       for (const port of [...OTHER_PORTS, 53, 7070])
         expect(can(executor, dst, tcp(port)), `${dst.name} ${port}`).toBe(false);
   });
 
-  it('the Control Plane reaches PostgreSQL, the executors (voids), NATS and DNS, and nothing else', () => {
+  it('the Control Plane reaches PostgreSQL, the executors (voids), the ledger process (checkpoints), NATS and DNS, and nothing else', () => {
     expect(can(cp, postgresql, tcp(5432))).toBe(true);
     expect(can(cp, executor, EXECUTION)).toBe(true);
+    for (const l of ledgers) expect(can(cp, l, LEDGER), l.name).toBe(true);
     expect(can(cp, nats, tcp(4222))).toBe(true);
     expect(can(cp, dns, udp(53))).toBe(true);
     // Not the gates (it answers them, it does not call them), not another Control Plane's listener.
     for (const port of [...OTHER_PORTS, 7070]) expect(can(cp, gate, tcp(port)), `gate ${port}`).toBe(false);
     expect(can(cp, otherCp, INTERNAL)).toBe(false);
-    for (const dst of [internet, client, stranger, impostorDb, impostorExecutor, fakeDns])
+    for (const dst of [internet, client, stranger, impostorDb, impostorExecutor, impostorLedger, fakeDns])
       for (const port of [...OTHER_PORTS, 53, 7070])
         expect(can(cp, dst, tcp(port)), `${dst.name} ${port}`).toBe(false);
   });
 
+  it('the ledger process reaches PostgreSQL and DNS, and nothing else: no other role, no address', () => {
+    expect(can(ledger, postgresql, tcp(5432))).toBe(true);
+    expect(can(ledger, dns, udp(53))).toBe(true);
+    expect(can(ledger, dns, tcp(53))).toBe(true);
+    expect(can(ledger, postgresql, udp(5432))).toBe(false);
+    for (const dst of [
+      ...gates,
+      ...cps,
+      ...executors,
+      otherLedger,
+      nats,
+      roleJob,
+      gateRoleJob,
+      ledgerRoleJob,
+      internet,
+      client,
+      stranger,
+      impostorDb,
+      impostorCp,
+      fakeDns,
+    ])
+      for (const port of [...OTHER_PORTS, 53, 7070])
+        expect(can(ledger, dst, tcp(port)), `${dst.name} ${port}`).toBe(false);
+    for (const port of OTHER_PORTS.filter((p) => p !== 5432))
+      expect(can(ledger, postgresql, tcp(port)), `postgresql ${port}`).toBe(false);
+  });
+
   it('the role Jobs reach PostgreSQL and DNS only, and nothing reaches them', () => {
-    for (const job of [roleJob, gateRoleJob]) {
+    for (const job of [roleJob, gateRoleJob, ledgerRoleJob]) {
       expect(can(job, postgresql, tcp(5432)), job.name).toBe(true);
       expect(can(job, dns, udp(53)), job.name).toBe(true);
       expect(can(job, dns, tcp(53)), job.name).toBe(true);
       expect(can(job, postgresql, udp(5432)), job.name).toBe(false);
-      for (const dst of [gate, cp, executor, nats, internet, client, stranger, impostorDb, fakeDns])
+      for (const dst of [gate, cp, ledger, executor, nats, internet, client, stranger, impostorDb, fakeDns])
         for (const port of [...OTHER_PORTS, 53, 7070])
           expect(can(job, dst, tcp(port)), `${job.name} -> ${dst.name} ${port}`).toBe(false);
       for (const src of EVERYONE)
@@ -268,7 +363,7 @@ describe('NetworkPolicies of the failclosed namespace', () => {
   it('NATS accepts the Control Plane and the executors on 4222 only, and reaches nothing', () => {
     exactly([nats], tcp(4222), [...cps, ...executors]);
     expect(can(cp, nats, tcp(8222))).toBe(false);
-    for (const dst of [internet, dns, gate, cp, executor, postgresql]) {
+    for (const dst of [internet, dns, gate, cp, ledger, executor, postgresql]) {
       expect(can(nats, dst, tcp(443)), dst.name).toBe(false);
       expect(can(nats, dst, udp(53)), dst.name).toBe(false);
       expect(can(nats, dst, INTERNAL), dst.name).toBe(false);
@@ -276,16 +371,17 @@ describe('NetworkPolicies of the failclosed namespace', () => {
   });
 
   it('PostgreSQL reaches nothing, not even DNS', () => {
-    for (const dst of [internet, dns, gate, cp, client]) {
+    for (const dst of [internet, dns, gate, cp, ledger, client]) {
       expect(can(postgresql, dst, tcp(443)), dst.name).toBe(false);
       expect(can(postgresql, dst, udp(53)), dst.name).toBe(false);
       expect(can(postgresql, dst, tcp(7070)), dst.name).toBe(false);
     }
+    expect(can(postgresql, ledger, LEDGER)).toBe(false);
   });
 
   it('any other pod in the namespace is isolated both ways', () => {
-    for (const dst of [gate, cp, executor, nats, postgresql, internet, dns]) {
-      for (const port of [7070, 7443, 7444, 5432])
+    for (const dst of [gate, cp, ledger, executor, nats, postgresql, internet, dns]) {
+      for (const port of [7070, 7443, 7444, 7460, 5432])
         expect(can(stranger, dst, tcp(port)), `${dst.name} ${port}`).toBe(false);
       expect(can(stranger, dst, udp(53)), dst.name).toBe(false);
     }
@@ -309,6 +405,11 @@ describe('NetworkPolicies of the failclosed namespace', () => {
     );
     expect(reachable(gate, cp, INTERNAL, without('gate-egress'), namespaces)).toBe(false);
     expect(reachable(cp, executor, EXECUTION, without('control-plane-egress'), namespaces)).toBe(false);
+    expect(none(gate, ledger, LEDGER)).toBe(true);
+    expect(reachable(cp, ledger, LEDGER, without('ledger-ingress'), namespaces)).toBe(false);
+    expect(reachable(cp, ledger, LEDGER, without('control-plane-egress'), namespaces)).toBe(false);
+    expect(reachable(ledger, postgresql, tcp(5432), without('ledger-egress'), namespaces)).toBe(false);
+    expect(reachable(ledger, postgresql, tcp(5432), without('postgresql-ingress'), namespaces)).toBe(false);
     expect(reachable(gateRoleJob, postgresql, tcp(5432), without('role-jobs-egress'), namespaces)).toBe(
       false,
     );
