@@ -1,27 +1,39 @@
 /**
  * The separated shape as deploy/systemd ships it on PostgreSQL (FC-INV-6, SPEC §1 separation of
- * powers, L7 mutual TLS between roles), run rather than read: `control-plane.json` merged into a
- * data directory initialised on the database (the Control Plane process, `failclosed up`),
- * `executor.json` with `executor.postgres.json` merged in (`failclosed serve executor` on the
- * shared nonce schema) and `gate.json` (`failclosed serve gate`, holding no key), with only their
- * directory prefixes, ports and PostgreSQL roles and database rewritten to the test's own (a fresh
- * database; the roles' names are cluster-wide, so each gets a name of its own). The Gate's and the
- * executor's database roles are made as failclosed-gate-role.service and
- * failclosed-executor-role.service make them: their ExecStartPre probe and ExecStart `psql` line,
- * run as written with the owner's and the role's passwords in the environment only. The three
- * roles run as the real components in this process (`startEmbedded`, `startExecutorNode`,
- * `startGateNode`).
+ * powers, L7 mutual TLS between roles), run rather than read: `control-plane.json` and
+ * `control-plane.ledger.json` merged into a data directory initialised on the database, its
+ * checkpoint key moved out by `failclosed ledger move-key` (the Control Plane process, `failclosed
+ * up`), `ledger.json` (`failclosed serve ledger`, the checkpoint key alone), `executor.json` with
+ * `executor.postgres.json` merged in (`failclosed serve executor` on the shared nonce schema) and
+ * `gate.json` (`failclosed serve gate`, holding no key), with only their directory prefixes,
+ * ports and PostgreSQL roles and database rewritten to the test's own (a fresh database; the
+ * roles' names are cluster-wide, so each gets a name of its own), and the origin and vkey
+ * placeholders replaced by what move-key printed. The Gate's, the executor's and the ledger
+ * process's database roles are made as failclosed-gate-role.service,
+ * failclosed-executor-role.service and failclosed-ledger-role.service make them: their
+ * ExecStartPre probe and ExecStart `psql` line, run as written with the owner's and the role's
+ * passwords in the environment only. The four roles run as the real components in this process
+ * (`startEmbedded`, `startLedgerNode`, `startExecutorNode`, `startGateNode`).
  *
  * - A signed call to the keyless Gate runs once in the Execution Layer: `gateway.*` by the role
  *   `gate`, `decision` and `envelope.issued` by `control-plane`, `execution.receipt` by
  *   `executor`; its envelope's nonce is consumed in the shared schema.
  * - A policy deny issues nothing and runs nothing.
  * - The Control Plane's internal listener refuses a client certificate.
- * - The exported ledger verifies against the deployment's trust roots.
+ * - The exported ledger, its checkpoint signed by the ledger process, verifies against the
+ *   deployment's trust roots; the Control Plane's data directory holds no checkpoint key.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -41,8 +53,9 @@ import {
   startEmbedded,
   startExecutorNode,
   startGateNode,
+  startLedgerNode,
 } from '../../src/embedded/index.js';
-import type { EmbeddedInstance, ExecutorNode, GateNode } from '../../src/embedded/index.js';
+import type { EmbeddedInstance, ExecutorNode, GateNode, LedgerNode } from '../../src/embedded/index.js';
 import { gateRequest } from '../../src/embedded/executor-node.js';
 import type { LedgerEntry } from '../../src/ledger/index.js';
 import { createDevCa, createMtlsAgent, issueCert, pkiPaths, writeCrl } from '../../src/transport/index.js';
@@ -88,6 +101,7 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
     owner: `fc_owner_${suffix}`,
     gate: `fc_gate_${suffix}`,
     executor: `fc_executor_${suffix}`,
+    ledger: `fc_ledger_${suffix}`,
   };
   let work: string;
   let cpDir: string;
@@ -95,6 +109,9 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
   let cp: EmbeddedInstance | undefined;
   let executor: ExecutorNode | undefined;
   let gate: GateNode | undefined;
+  let ledger: LedgerNode | undefined;
+  /** What `failclosed ledger move-key` printed: the origin and the vkey the shipped files leave to the operator. */
+  let moved: { origin: string; vkey: string; key_file: string };
   let client: FailclosedClient;
   let internalPort: number;
   const runs: string[] = [];
@@ -107,8 +124,11 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
   const onTestDatabase = (text: string): string => {
     const server = new URL(pgdb.url);
     let t = rewrite(text, '127.0.0.1:5432/failclosed', `${server.host}${server.pathname}`);
-    // The two roles' names first; what is then left as `failclosed@` is the owner in a URL.
-    t = t.replaceAll('failclosed_gate', roles.gate).replaceAll('failclosed_executor', roles.executor);
+    // The roles' names first; what is then left as `failclosed@` is the owner in a URL.
+    t = t
+      .replaceAll('failclosed_gate', roles.gate)
+      .replaceAll('failclosed_executor', roles.executor)
+      .replaceAll('failclosed_ledger', roles.ledger);
     return t.replaceAll('failclosed@', `${roles.owner}@`);
   };
 
@@ -141,12 +161,12 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
     work = mkdtempSync(join(tmpdir(), 'fc-deploy-keyless-'));
     pki = join(work, 'certs');
     await createDevCa(pki);
-    for (const role of ['gate', 'control-plane', 'executor', 'client'] as const)
+    for (const role of ['gate', 'control-plane', 'executor', 'ledger', 'client'] as const)
       await issueCert(pki, { role });
     // The keyless Gate's own certificate, naming no host (`certs issue --role gate --no-host`).
     await issueCert(pki, { role: 'gate', name: 'gate-client', clientOnly: true });
     await writeCrl(pki);
-    const [execPort, gatePort] = [await freePort(), await freePort()];
+    const [execPort, gatePort, ledgerPort] = [await freePort(), await freePort(), await freePort()];
     internalPort = await freePort();
 
     // The Control Plane's role: the schema's owner, not a superuser. It creates the other two
@@ -168,19 +188,40 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
     // What the Control Plane's unit is given: the CA, the CRL and its own two certificates.
     for (const f of ['ca.pem', 'crl.pem', 'gate.pem', 'gate.key', 'control-plane.pem', 'control-plane.key'])
       copyFileSync(join(pki, f), join(etcCp, 'tls', f));
+    // The checkpoint key leaves the data directory for the ledger process's own directory.
+    const etcLedger = join(work, 'etc-failclosed-ledger');
+    mkdirSync(join(etcLedger, 'tls'), { recursive: true });
+    const said: string[] = [];
+    const io = { out: (t: string) => void said.push(t), err: (t: string) => void said.push(t), env: {} };
+    const ledgerKey = join(etcLedger, 'ledger.jwk');
+    expect(await runCli(['ledger', 'move-key', '--out', ledgerKey, '--data', cpDir], io), said.join('')).toBe(
+      0,
+    );
+    moved = JSON.parse(said.join('')) as typeof moved;
     let cpText = readFileSync(join(SYSTEMD, 'control-plane.json'), 'utf8');
     cpText = rewrite(cpText, '/etc/failclosed/', `${etcCp}/`);
     cpText = rewrite(cpText, '127.0.0.1:7443', `127.0.0.1:${execPort}`);
     cpText = rewrite(cpText, '"internal_port": 7444', `"internal_port": ${internalPort}`);
+    let cpLedgerText = readFileSync(join(SYSTEMD, 'control-plane.ledger.json'), 'utf8');
+    cpLedgerText = rewrite(cpLedgerText, '127.0.0.1:7460', `127.0.0.1:${ledgerPort}`);
+    cpLedgerText = rewrite(cpLedgerText, '<the vkey failclosed ledger move-key printed>', moved.vkey);
     const config = JSON.parse(readFileSync(dataPaths(cpDir).config, 'utf8')) as Record<string, unknown>;
     writeFileSync(
       dataPaths(cpDir).config,
-      JSON.stringify({ ...config, ...(JSON.parse(cpText) as Record<string, unknown>) }),
+      JSON.stringify({
+        ...config,
+        ...(JSON.parse(cpText) as Record<string, unknown>),
+        ...(JSON.parse(cpLedgerText) as Record<string, unknown>),
+      }),
     );
     cp = await startEmbedded(cpDir, { port: 0, defaultLogLevel: 'silent' });
 
     // Once the Control Plane migrated the schema: the two role units, as systemd runs them.
-    const passwords = { gate: randomBytes(12).toString('hex'), executor: randomBytes(12).toString('hex') };
+    const passwords = {
+      gate: randomBytes(12).toString('hex'),
+      executor: randomBytes(12).toString('hex'),
+      ledger: randomBytes(12).toString('hex'),
+    };
     runRoleUnit('failclosed-gate-role.service', {
       PGPASSWORD: ownerPassword,
       FAILCLOSED_GATE_DB_PASSWORD: passwords.gate,
@@ -189,6 +230,22 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
       PGPASSWORD: ownerPassword,
       FAILCLOSED_EXECUTOR_DB_PASSWORD: passwords.executor,
     });
+    runRoleUnit('failclosed-ledger-role.service', {
+      PGPASSWORD: ownerPassword,
+      FAILCLOSED_LEDGER_DB_PASSWORD: passwords.ledger,
+    });
+
+    // The ledger process: ledger.json in its own directory, the key move-key wrote and its
+    // certificate beside it, the origin move-key printed in place of the placeholder.
+    for (const f of ['ca.pem', 'crl.pem', 'ledger.pem', 'ledger.key'])
+      copyFileSync(join(pki, f), join(etcLedger, 'tls', f));
+    let ledgerText = readFileSync(join(SYSTEMD, 'ledger.json'), 'utf8');
+    ledgerText = rewrite(ledgerText, '"port": 7460', `"port": ${ledgerPort}`);
+    ledgerText = rewrite(ledgerText, '<the origin failclosed ledger move-key printed>', moved.origin);
+    ledgerText = onTestDatabase(ledgerText);
+    const ledgerConfig = join(etcLedger, 'ledger.json');
+    writeFileSync(ledgerConfig, ledgerText);
+    ledger = await startLedgerNode(ledgerConfig, { env: {}, defaultLogLevel: 'silent' });
 
     // The executor: executor.json with executor.postgres.json merged in, its certificate beside it.
     const etcExec = join(work, 'etc-failclosed-executor');
@@ -239,11 +296,12 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
   afterAll(async () => {
     await gate?.close();
     await executor?.close();
+    await ledger?.close();
     await cp?.close();
     // The roles are the cluster's: dropped once the database holding their grants is gone.
     await pgdb.db.drop();
     await admin(PG_ADMIN_URL, async (c) => {
-      for (const name of [roles.gate, roles.executor, roles.owner])
+      for (const name of [roles.gate, roles.executor, roles.ledger, roles.owner])
         await c.query(`DROP ROLE IF EXISTS ${name}`);
     });
     rmSync(work, { recursive: true, force: true });
@@ -307,7 +365,11 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
     expect(runs).toEqual(['echo']);
   }, 30_000);
 
-  it('the exported ledger verifies against the deployment’s trust roots', async () => {
+  it('the exported ledger, its checkpoint signed by the ledger process, verifies against the deployment’s trust roots', async () => {
+    // The Control Plane holds the vkey alone; the ledger process signs under the key move-key moved.
+    expect(existsSync(join(cpDir, 'keys', 'ledger.jwk'))).toBe(false);
+    expect(cp!.core.config.checkpoints?.vkey).toBe(moved.vkey);
+    expect(ledger!.vkey).toBe(moved.vkey);
     const res = await fetch(`${cp!.url}/v1/admin/ledger-export`, {
       method: 'POST',
       headers: { authorization: `Bearer ${readOperatorToken(cpDir)}`, 'content-type': 'application/json' },
