@@ -236,6 +236,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     type: 'decision' | 'denial' | 'envelope.issued',
     payload: DecisionFacts | Record<string, JsonValue>,
     deferred = false,
+    ifOpen?: number,
   ) {
     const body =
       // Stryker disable next-line ConditionalExpression: equivalent, DecisionFacts has exactly the decision payload's members and values
@@ -248,6 +249,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       { type, trace_id, request_id, tenant, actor: CONTROL_PLANE_ACTOR, payload: body },
       deadlines.ledgerMs,
       deferred ? ctx.writes : undefined,
+      ifOpen,
     );
   }
 
@@ -619,11 +621,13 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       return abandon(ctx, 'issue', deny('ERR_INTERNAL', 'the envelope could not be signed'));
     }
     // Claims and digest only: the JWS itself is never at rest until it is consumed (SPEC §3).
+    // Only while the attempt is open, when another process may close it (`GovernedRequest.attempt`).
     const confirmed = await append(
       ctx,
       'envelope.issued',
       issuedPayload(issued.claims, issued.kid, envelopeSha256(issued.envelope)),
       true,
+      req.attempt,
     );
     if (isDeny(confirmed)) {
       release();

@@ -55,8 +55,16 @@ export interface LedgerRef {
 
 /** The ledger as the Control Plane needs it: a durable, acknowledged append. */
 export interface LedgerAppender {
-  /** With `writes`, may resolve before the commit, which it registers there (`durability.ts`). */
-  append(entry: LedgerAppend, writes?: DurableWrites): Promise<LedgerRef>;
+  /**
+   * With `writes`, may resolve before the commit, which it registers there (`durability.ts`).
+   * With `ifOpen`, the entry lands only while the attempt whose `gateway.accepted` is at that
+   * index is open; otherwise it rejects `ERR_LEDGER_REQUEST_CLOSED` (the ledger's `AppendOptions`).
+   */
+  append(
+    entry: LedgerAppend,
+    writes?: DurableWrites,
+    options?: { readonly ifOpen?: number },
+  ): Promise<LedgerRef>;
 }
 
 /** The tenant recorded on entries that concern the whole deployment (kill switch, keys, policy). */
@@ -77,11 +85,22 @@ export async function appendConfirmed(
   entry: LedgerAppend,
   timeoutMs: number,
   writes?: DurableWrites,
+  ifOpen?: number,
 ): Promise<LedgerRef | Deny> {
-  const settled = await withDeadline(() => ledger.append(entry, writes), timeoutMs);
+  const settled = await withDeadline(
+    () => ledger.append(entry, writes, ifOpen === undefined ? undefined : { ifOpen }),
+    timeoutMs,
+  );
   if (settled.status === 'ok' && isLedgerRef(settled.value)) {
     return Object.freeze({ index: settled.value.index, entry_hash: settled.value.entry_hash });
   }
+  // A conditional append refused: the attempt was closed (recorded abandoned) meanwhile.
+  if (
+    ifOpen !== undefined &&
+    settled.status === 'error' &&
+    (settled.error as { code?: unknown } | undefined)?.code === 'ERR_LEDGER_REQUEST_CLOSED'
+  )
+    return deny('ERR_LEDGER_REQUEST_CLOSED', 'the request was closed before its envelope was issued');
   return deny('ERR_LEDGER_UNAVAILABLE', 'the ledger did not confirm the write');
 }
 

@@ -42,6 +42,14 @@ export interface GovernedRequest {
    * tool's policy-set limits applies.
    */
   readonly background?: boolean;
+  /**
+   * The index of this attempt's `gateway.accepted` entry, when another process may close the
+   * attempt meanwhile (a keyless Gate's request, which a sweep records abandoned once its Gate is
+   * gone): the `envelope.issued` is then appended only while that attempt is open, else the call
+   * is denied `ERR_LEDGER_REQUEST_CLOSED` and no envelope leaves (FC-INV-5). Set by the Control
+   * Plane process from its own ledger, never taken from a Gate.
+   */
+  readonly attempt?: number;
 }
 
 /** A scheduled run as the Gate's scheduler submits it (docs/schedules.md, FC-INV-6). */

@@ -353,6 +353,25 @@ async function decideFor(
       decision_id: null,
     });
     if (issuedBefore) return replayed;
+    // The attempt this decision is for: the request's last `gateway.accepted` of this trace, as
+    // the Gate recorded it before asking. Its envelope is issued only while that attempt is open,
+    // so one a sweep recorded abandoned (its Gate gone, or stalled past its lease) never gets one.
+    const attempt = entries.value.reduce<number | undefined>(
+      (last, e) =>
+        e.type === 'gateway.accepted' &&
+        e['trace_id'] === claim.trace_id &&
+        e['tenant'] === claim.tenant &&
+        typeof e['index'] === 'number' &&
+        (last === undefined || e['index'] > last)
+          ? e['index']
+          : last,
+      undefined,
+    );
+    if (attempt === undefined)
+      return wireOf({
+        ...deny('ERR_LEDGER_UNAVAILABLE', 'the ledger holds no accepted attempt of this request'),
+        decision_id: null,
+      });
     if (gone.aborted)
       return wireOf({ ...deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the Gate went away'), decision_id: null });
     const request: DecisionClaimKey = {
@@ -384,7 +403,7 @@ async function decideFor(
     const waitMs = Math.min(claim.wait_ms, routes.maxWaitMs ?? 60_000);
     const { wait_ms: _w, ...governed } = signed as GovernedRequest & { wait_ms?: number };
     // A Gate that goes away ends a long-poll: the call is then not issued (approval-step.ts).
-    return wireOf(await routes.controlPlane.decide(governed, { waitMs, signal: gone }));
+    return wireOf(await routes.controlPlane.decide({ ...governed, attempt }, { waitMs, signal: gone }));
   });
   const settled = run.catch(() => undefined);
   deciding.set(key, settled);

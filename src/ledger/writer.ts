@@ -66,7 +66,9 @@ export interface LedgerOptions {
 export interface AppendOptions {
   /**
    * A conditional append of an outcome record (`gateway.completed`, `gateway.failed`,
-   * `request.abandoned`): the index of the `gateway.accepted` entry of the request it closes. The
+   * `request.abandoned`), or of the `envelope.issued` of a keyless Gate's request (which closes
+   * nothing: an envelope is never issued for an attempt a sweep recorded abandoned): the index of
+   * the `gateway.accepted` entry of the request it closes or continues. The
    * entry is appended only if that entry is an open request of the same request id and trace
    * when its batch is sealed (read under
    * the shared store's append lock, or in the staging transaction); otherwise nothing is written
@@ -563,8 +565,12 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
         checked = parseEntryInput(input);
         if (ifOpen !== undefined && (!Number.isSafeInteger(ifOpen) || ifOpen < 0))
           throw new TypeError('ifOpen must be the index of a gateway.accepted entry');
-        if (ifOpen !== undefined && !REQUEST_OUTCOME_TYPES.has(checked.type))
-          throw new TypeError('only an outcome record is appended conditionally');
+        if (
+          ifOpen !== undefined &&
+          !REQUEST_OUTCOME_TYPES.has(checked.type) &&
+          checked.type !== 'envelope.issued'
+        )
+          throw new TypeError('only an outcome record or an envelope.issued is appended conditionally');
       } catch (err) {
         return Promise.reject(err instanceof Error ? err : new TypeError('invalid entry input'));
       }

@@ -134,14 +134,46 @@ describe('a Gate as its own process, holding no key', () => {
       timestampMs,
       session: null,
     });
-  /** As a compromised Gate: stores `signed` as evidence; the claim of a decision of exactly it. */
-  const claimOf = async (signed: ReturnType<typeof buildSignedRequest>): Promise<JsonObject> => {
+  /**
+   * As a Gate before it asks for a decision: records the attempt's `gateway.accepted` (the
+   * Control Plane issues an envelope only while that attempt is open); resolves with its index.
+   */
+  const acceptAsGate = async (
+    signed: ReturnType<typeof buildSignedRequest>,
+    sha: string,
+  ): Promise<number> => {
+    const a = await asRole('gate', 'POST', '/v1/internal/gate/event', {
+      type: 'gateway.accepted',
+      trace_id: traceIdOf(signed),
+      request_id: signed.request_id,
+      tenant: signed.tenant,
+      identity: signed.identity,
+      payload: {
+        tool: signed.action,
+        client: signed.identity,
+        session: null,
+        auth_method: 'signature',
+        request_sha256: sha,
+      },
+    });
+    expect(a.status).toBe(200);
+    return (a.body as { index: number }).index;
+  };
+  /**
+   * As a compromised Gate: stores `signed` as evidence and (unless `accept` is false) records its
+   * acceptance; the claim of a decision of exactly it.
+   */
+  const claimOf = async (
+    signed: ReturnType<typeof buildSignedRequest>,
+    accept = true,
+  ): Promise<JsonObject> => {
     const bytes = Buffer.from(JSON.stringify(signed));
     const stored = await asRole('gate', 'POST', '/v1/internal/gate/evidence', {
       media_type: 'application/json',
       body: bytes.toString('base64'),
     });
     expect(stored.status).toBe(200);
+    if (accept) await acceptAsGate(signed, sha256Hex(bytes));
     const claim: JsonObject = {
       request_id: signed.request_id,
       trace_id: traceIdOf(signed),
@@ -158,8 +190,8 @@ describe('a Gate as its own process, holding no key', () => {
     return claim;
   };
   /** As a compromised Gate: stores `signed` as evidence and asks for a decision of exactly it. */
-  const decideAsGate = async (signed: ReturnType<typeof buildSignedRequest>) => {
-    const claim = await claimOf(signed);
+  const decideAsGate = async (signed: ReturnType<typeof buildSignedRequest>, accept = true) => {
+    const claim = await claimOf(signed, accept);
     return { claim, answer: await asRole('gate', 'POST', '/v1/internal/cp/decide', claim) };
   };
 
@@ -488,12 +520,14 @@ describe('a Gate as its own process, holding no key', () => {
       session: null,
     });
     const bytes = Buffer.from(JSON.stringify(signed));
-    // A gate stores the signed request as evidence, as it does before asking for a decision.
+    // A gate stores the signed request as evidence and records its acceptance, as it does
+    // before asking for a decision.
     const stored = await asRole('gate', 'POST', '/v1/internal/gate/evidence', {
       media_type: 'application/json',
       body: bytes.toString('base64'),
     });
     expect(stored.status).toBe(200);
+    await acceptAsGate(signed, sha256Hex(bytes));
     const claim = {
       request_id: signed.request_id,
       trace_id: traceIdOf(signed),
@@ -557,13 +591,16 @@ describe('a Gate as its own process, holding no key', () => {
 
   it('takes no Gate word for freshness or single issuance either: a day-old signed request, bytes edited after signing, another tenant, a second decision of an issued request are denied', async () => {
     const demo = demoKey();
-    const stale = await decideAsGate(sign(demo, { message: 'signed yesterday' }, Date.now() - 86_400_000));
+    const stale = await decideAsGate(
+      sign(demo, { message: 'signed yesterday' }, Date.now() - 86_400_000),
+      false,
+    );
     expect(stale.answer.body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_TIMESTAMP' });
     // Parameters edited after signing, the claim matching the edited bytes: the signature decides.
     const signed = sign(demo, { message: 'original' });
-    const edited = await decideAsGate({ ...signed, parameters: { message: 'edited by the gate' } });
+    const edited = await decideAsGate({ ...signed, parameters: { message: 'edited by the gate' } }, false);
     expect(edited.answer.body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_SIGNATURE' });
-    const otherTenant = await decideAsGate(sign({ ...demo, tenant: 'globex' }, { message: 'x' }));
+    const otherTenant = await decideAsGate(sign({ ...demo, tenant: 'globex' }, { message: 'x' }), false);
     expect(otherTenant.answer.body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_SIGNATURE' });
     // Allowed once; asked again (a lost answer, or a Gate replaying), nothing more is issued.
     const once = await decideAsGate(sign(demo, { message: 'decided once' }));
@@ -705,11 +742,35 @@ describe('a Gate as its own process, holding no key', () => {
     expect(late).toMatchObject({ status: 409, body: { code: 'ERR_LEDGER_REQUEST_CLOSED' } });
     // The sweep claimed the undecided request before recording that it never ran: a Gate that
     // comes back and asks for its decision now is refused, so no envelope can follow the record.
-    const { answer } = await decideAsGate(signed);
+    const { answer } = await decideAsGate(signed, false);
     expect(answer.body).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
     expect(
       (await ledgerEntries()).filter((e) => e.request_id === signed.request_id).map((e) => e.type),
     ).toEqual(['gateway.accepted', 'request.abandoned']);
+  });
+
+  it('FC-INV-5: no envelope is issued for an attempt closed before its decision (a Gate that stalled past the sweep of its requests, then asks): ERR_LEDGER_REQUEST_CLOSED', async () => {
+    const signed = sign(demoKey(), { message: 'closed before its decision' });
+    const claim = await claimOf(signed, false);
+    const at = await acceptAsGate(signed, claim['request_sha256'] as string);
+    // Closed meanwhile, as a sweep records a gone Gate's attempt abandoned; here by an outcome.
+    const closed = await asRole('gate', 'POST', '/v1/internal/gate/event', {
+      type: 'gateway.failed',
+      trace_id: traceIdOf(signed),
+      request_id: signed.request_id,
+      tenant: 'acme',
+      identity: 'demo-agent',
+      payload: { outcome: 'deny', code: 'ERR_CONTROL_PLANE_UNAVAILABLE', status: 'gate' },
+      closes: at,
+    });
+    expect(closed.status).toBe(200);
+    // The decision slot is free (nobody decided it), the call is allowed by policy, and yet no
+    // envelope leaves: its issuance lands only while the attempt is open.
+    const answer = await asRole('gate', 'POST', '/v1/internal/cp/decide', claim);
+    expect(answer.body).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_REQUEST_CLOSED' });
+    const mine = (await ledgerEntries()).filter((e) => e.request_id === signed.request_id).map((e) => e.type);
+    expect(mine).not.toContain('envelope.issued');
+    expect(mine).toContain('decision');
   });
 
   it('issues one envelope per request across Control Plane processes: the same claim asked of the primary and the standby at once is allowed once, every other ask ERR_REQUEST_REPLAYED', async () => {
@@ -815,7 +876,7 @@ describe('a Gate as its own process, holding no key', () => {
       await c.end();
     }
     const signed = sign({ identity: 'mallory', tenant: 'acme', key }, { message: 'nobody registered me' });
-    expect((await decideAsGate(signed)).answer.body).toMatchObject({
+    expect((await decideAsGate(signed, false)).answer.body).toMatchObject({
       outcome: 'deny',
       code: 'ERR_REQUEST_SIGNATURE',
     });
@@ -848,6 +909,7 @@ describe('a Gate as its own process, holding no key', () => {
       media_type: 'application/json',
       body: bytes.toString('base64'),
     });
+    await acceptAsGate(signed, sha256Hex(bytes));
     const claim = JSON.stringify({
       request_id: signed.request_id,
       trace_id: traceIdOf(signed),
@@ -916,7 +978,7 @@ describe('a Gate as its own process, holding no key', () => {
     );
     const mine = (await ledgerEntries()).filter((e) => e.request_id === signed.request_id);
     expect(mine.filter((e) => e.type === 'envelope.issued')).toHaveLength(1);
-    expect((await decideAsGate(signed)).answer.body).toMatchObject({
+    expect((await decideAsGate(signed, false)).answer.body).toMatchObject({
       outcome: 'deny',
       code: 'ERR_REQUEST_REPLAYED',
     });
@@ -1040,7 +1102,7 @@ describe('a Gate as its own process, holding no key', () => {
 
   it('FC-INV-5: a keyless Gate whose instance lease is cut off stops (exit 1) rather than accept what it could no longer own; started again, it serves', async () => {
     const before = await client.call('echo', { message: 'before the cut' });
-    expect(before.outcome).toBe('executed');
+    expect(before.outcome, JSON.stringify(before)).toBe('executed');
     const exited = new Promise<number | null>((r) => gate.child.once('exit', (code) => r(code)));
     // The session holding the Gate's instance lock (two-key advisory lock, first key "fcin").
     const admin = new pg.Client({ connectionString: pgdb.url });

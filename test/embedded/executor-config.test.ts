@@ -144,16 +144,16 @@ describe('failclosed serve', () => {
     return { code, err };
   };
 
-  it('knows only `serve executor|gate --config FILE`', async () => {
+  it('knows only `serve executor|gate|ledger --config FILE`', async () => {
     for (const argv of [['serve', 'executor'], ['serve', 'control-plane', '--config', 'x.json'], ['serve']]) {
       const r = await run(argv);
       expect(r.code, argv.join(' ')).toBe(2);
-      expect(r.err).toContain('serve executor|gate --config FILE');
+      expect(r.err).toContain('serve executor|gate|ledger --config FILE');
     }
   });
 
   it('refuses to start over a configuration that does not parse', async () => {
-    for (const role of ['executor', 'gate']) {
+    for (const role of ['executor', 'gate', 'ledger']) {
       const r = await run(['serve', role, '--config', `/nonexistent/${role}.json`]);
       expect(r.code).toBe(1);
       expect(r.err).toContain('ENOENT');

@@ -185,12 +185,20 @@ describe.each(Object.keys(SHAPES))('conditional outcome appends: %s (FC-INV-5)',
     expect(await a.store.openAmong!([acc.index])).toEqual([]);
   });
 
-  it('only an outcome record is appended conditionally', async () => {
-    const { a } = await open();
+  it('only an outcome record or an envelope.issued is appended conditionally; the issuance lands only while the attempt is open, and closes nothing', async () => {
+    const { a, b } = await open();
     const acc = await a.append(acceptedOf('r3'));
     await expect(a.append(noteOf(9), undefined, { ifOpen: acc.index })).rejects.toThrow(
-      'only an outcome record is appended conditionally',
+      'only an outcome record or an envelope.issued is appended conditionally',
     );
+    const issuedOf = (id: string) => entry('envelope.issued', id, { jti: `j-${id}`, decision_id: `d-${id}` });
+    await a.append(issuedOf('r3'), undefined, { ifOpen: acc.index });
+    // Still open: its outcome lands after it; then a late issuance is refused, nothing written.
+    await b.append(completedOf('r3'), undefined, { ifOpen: acc.index });
+    expect(await codeOf(b.append(issuedOf('r3'), undefined, { ifOpen: acc.index }))).toBe(
+      'ERR_LEDGER_REQUEST_CLOSED',
+    );
+    expect((await a.store.readByRequest('r3')).filter((e) => e.type === 'envelope.issued')).toHaveLength(1);
     await expect(a.append(failedOf('r3'), undefined, { ifOpen: -1 })).rejects.toThrow(
       'ifOpen must be the index of a gateway.accepted entry',
     );

@@ -228,12 +228,12 @@ export function createSqliteLedgerStore(opts: SqliteLedgerStoreOptions): SqliteL
 
   const appendTx = db.transaction(
     (entries: readonly LedgerEntry[], evidence: readonly EvidenceBlob[], ifOpen?: number) => {
-      // A conditional append (one outcome record): only while its request is open, in this transaction.
+      // A conditional append (one outcome record, or an issuance): only while its request is open, in this transaction.
       if (ifOpen !== undefined) {
         const o = derived?.openAmong([ifOpen])[0];
         const e = entries[0];
         if (o === undefined || e === undefined || o.request_id !== e.request_id || o.trace_id !== e.trace_id)
-          throw new FailclosedError('ERR_LEDGER_REQUEST_CLOSED', 'the request already has an outcome record');
+          throw new FailclosedError('ERR_LEDGER_REQUEST_CLOSED', 'the request is no longer open');
       }
       for (const b of evidence) putEv.run(b.sha256, b.media_type, b.body);
       if (entries.length === 0) return;
