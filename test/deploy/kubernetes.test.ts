@@ -9,7 +9,9 @@
  * key and no owner's password; the checkpoint key is the ledger process's alone, never the
  * Control Plane's.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
@@ -267,13 +269,56 @@ describe('deploy/kubernetes manifests', () => {
     const [dataDir] = podSpec(cp).initContainers as YamlObject[];
     const script = (dataDir!.command as string[]).join(' ');
     expect(script).toContain('issuer.jwk');
-    expect(script).not.toMatch(/ledger\.jwk/);
-    expect(JSON.stringify(cp)).not.toMatch(/ledger\.jwk|failclosed-ledger-key|failclosed-ledger-tls/);
+    // ledger.jwk is named only by the refusal below, never copied.
+    expect(script).not.toMatch(/install[^\n]*ledger\.jwk/);
+    const withoutScript = structuredClone(cp);
+    delete (at(withoutScript, 'spec', 'template', 'spec', 'initContainers', 0) as YamlObject).command;
+    expect(JSON.stringify(withoutScript)).not.toMatch(
+      /ledger\.jwk|failclosed-ledger-key|failclosed-ledger-tls/,
+    );
     // Only the ledger Deployment references the checkpoint key's Secret.
     for (const w of WORKLOADS)
       expect(JSON.stringify(w).includes('failclosed-ledger-key'), at(w, 'metadata', 'name') as string).toBe(
         w === ledger,
       );
+  });
+
+  describe('the data directory init container, run on a seed like the Secret failclosed-data', () => {
+    const [dataDir] = podSpec(cp).initContainers as YamlObject[];
+    const [shell, flag, script] = dataDir!.command as [string, string, string];
+    /** Runs the script with the seed and data paths moved under a temporary directory. */
+    const run = (seedFiles: readonly string[]) => {
+      const root = mkdtempSync(join(tmpdir(), 'fc-k8s-seed-'));
+      try {
+        const [seed, data] = [join(root, 'seed'), join(root, 'data')];
+        mkdirSync(seed);
+        mkdirSync(data);
+        for (const f of seedFiles) writeFileSync(join(seed, f), f);
+        const moved = script.replaceAll('/etc/failclosed/seed', seed).replaceAll('/var/lib/failclosed', data);
+        const r = spawnSync(shell, [flag, moved], { encoding: 'utf8' });
+        const files = readdirSync(data, { recursive: true, encoding: 'utf8' }).sort();
+        return { status: r.status, stderr: r.stderr, files };
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    };
+    const SEED = ['failclosed.json', 'operator.token', 'issuer.jwk', 'derivation.key'];
+
+    it('copies the seed into the layout up reads', () => {
+      const r = run(SEED);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.files).toEqual(
+        ['failclosed.json', 'keys', 'keys/derivation.key', 'keys/issuer.jwk', 'operator.token'].sort(),
+      );
+    });
+
+    it('refuses a Secret that still holds ledger.jwk, copying nothing and saying how to make it again', () => {
+      const r = run([...SEED, 'ledger.jwk']);
+      expect(r.status).not.toBe(0);
+      expect(r.files).toEqual([]);
+      expect(r.stderr).toContain('ledger.jwk');
+      expect(r.stderr).toContain('kubectl -n failclosed delete secret failclosed-data');
+    });
   });
 
   it('the ledger process: serve ledger, two replicas, one container port (its mutual-TLS listener) and its Service, no probe, grace outlasts the preStop pause', () => {
