@@ -174,6 +174,19 @@ describe('deploy/systemd units', () => {
     expect(unitValue(units.get('failclosed.service')!, 'Service', 'EnvironmentFile')).toBeUndefined();
   });
 
+  it('the Control Plane process refuses to start while its data directory holds the checkpoint key (an assertion: a failed start, not a skipped one)', () => {
+    const cp = units.get(CP_UNIT)!;
+    // systemd.unit(5): "!" negates; an Assert*= that fails fails the start job, a Condition*=
+    // would skip the unit silently.
+    expect(cp.get('Unit')!.get('AssertPathExists')).toEqual(['!/var/lib/failclosed/keys/ledger.jwk']);
+    for (const k of ['ConditionPathExists', 'ConditionFileNotEmpty'])
+      expect(unitValue(cp, 'Unit', k), k).toBeUndefined();
+    // The path is the key `failclosed init` writes under the unit's data directory.
+    expect(unitValue(cp, 'Service', 'ExecStart')).toContain('--data /var/lib/failclosed ');
+    // failclosed.service (SQLite, no ledger process) keeps its checkpoint key.
+    expect(unitValue(units.get('failclosed.service')!, 'Unit', 'AssertPathExists')).toBeUndefined();
+  });
+
   it('the Control Plane process runs no tool (executor_url, no tls.executor): none of the relaxations for bubblewrap, every other option of failclosed.service', () => {
     expectNoToolSandboxing(units.get(CP_UNIT)!, units.get('failclosed.service')!);
   });
@@ -455,10 +468,33 @@ describe(LEDGER_UNIT, () => {
     expect(own.get('Environment')!.join(' ')).not.toMatch(/PGPASSWORD|FAILCLOSED_BACKEND|postgres:\/\//);
   });
 
+  it('reaches and is reached on loopback only: every other address denied in and out', () => {
+    // systemd.resource-control(5): the allow list wins over the deny list; `localhost` is
+    // 127.0.0.0/8 and ::1. ledger.json names PostgreSQL and its listener by IP literals.
+    expect(own.get('IPAddressDeny')).toEqual(['any']);
+    expect(own.get('IPAddressAllow')).toEqual(['localhost']);
+    const config = JSON.parse(readFileSync(join(DEPLOY_DIR, 'systemd', 'ledger.json'), 'utf8')) as {
+      listen: { host: string };
+      state: string;
+    };
+    expect(config.listen.host).toBe('127.0.0.1');
+    expect(new URL(config.state).hostname).toBe('127.0.0.1');
+  });
+
   it('has every sandboxing option of failclosed.service, with the same value or a stricter one, key for key as the keyless Gate', () => {
     expectNoToolSandboxing(unit, units.get('failclosed.service')!);
     const gate = keyless.get('Service')!;
-    const START = ['ExecStart', 'User', 'Group', 'EnvironmentFile', 'InaccessiblePaths', 'TimeoutStopSec'];
+    // Its own: what starts it, and its network allow list (the Gate's clients are not on loopback).
+    const START = [
+      'ExecStart',
+      'User',
+      'Group',
+      'EnvironmentFile',
+      'InaccessiblePaths',
+      'TimeoutStopSec',
+      'IPAddressDeny',
+      'IPAddressAllow',
+    ];
     expect([...own.keys()].filter((k) => !START.includes(k)).sort()).toEqual(
       [...gate.keys()].filter((k) => !START.includes(k)).sort(),
     );
