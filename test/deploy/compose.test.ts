@@ -53,6 +53,20 @@ function composeValidator() {
   return ajv.compile(schema);
 }
 
+/**
+ * A service's volumes, each in the long syntax (an object with a `type`). A short-syntax string
+ * (`./ledger:/x:ro`) would escape every check made on `source`, so it is refused.
+ */
+function longVolumes(s: YamlObject, name: string): YamlObject[] {
+  return ((s.volumes ?? []) as Yaml[]).map((v) => {
+    if (!isObject(v) || typeof v.type !== 'string')
+      throw new Error(
+        `${name}: volume ${JSON.stringify(v)} in the short syntax; write it in the long syntax`,
+      );
+    return v;
+  });
+}
+
 function networksOf(s: YamlObject): string[] {
   const n = s.networks;
   if (Array.isArray(n)) return n as string[];
@@ -228,13 +242,87 @@ describe('deploy/compose/compose.yaml', () => {
     }
   });
 
-  /** A service's bind mounts: source -> [target, read-only]. */
+  /** A service's bind mounts: source -> [target, read-only]. Refuses a short-syntax volume. */
   const binds = (name: string) =>
     new Map(
-      ((service(name).volumes ?? []) as YamlObject[])
+      longVolumes(service(name), name)
         .filter((v) => v.type === 'bind')
         .map((v) => [v.source as string, [v.target as string, v.read_only === true] as const]),
     );
+
+  it('every volume is in the long syntax, so that no mount escapes the checks below; a short one is refused', () => {
+    for (const name of Object.keys(services))
+      expect(() => longVolumes(service(name), name), name).not.toThrow();
+    for (const short of ['./ledger:/x:ro', './certs:/x'])
+      expect(() => longVolumes({ volumes: [short] }, 'gate-a')).toThrow(/short syntax/);
+    expect(() => longVolumes({ volumes: [{ source: './certs', target: '/x' }] }, 'gate-a')).toThrow(
+      /short syntax|type/,
+    );
+  });
+
+  it('no service but the ledger process mounts ./ledger or anything in it or above it, and no service but the certificate step mounts ./certs itself or above it', () => {
+    const compose = join(DEPLOY_DIR, 'compose');
+    /** Whether a mount of `source` exposes the host path `dir` (is it, is in it, or holds it). */
+    const exposes = (source: string, dir: string) => {
+      const [s, d] = [resolve(compose, source), resolve(compose, dir)];
+      return s === d || s.startsWith(`${d}/`) || d.startsWith(`${s}/`);
+    };
+    /** What a mount of `source` exposes of the host path `dir` when `dir` is a directory in it. */
+    const holds = (source: string, dir: string) => {
+      const [s, d] = [resolve(compose, source), resolve(compose, dir)];
+      return s === d || d.startsWith(`${s}/`);
+    };
+    for (const name of Object.keys(services)) {
+      const sources = longVolumes(service(name), name)
+        .filter((v) => v.type === 'bind')
+        .map((v) => v.source as string);
+      if (name !== LEDGER)
+        expect(
+          sources.filter((s) => exposes(s, './ledger')),
+          name,
+        ).toEqual([]);
+      expect(
+        sources.filter((s) => holds(s, './certs')),
+        name,
+      ).toEqual(name === 'certs' ? ['./certs'] : []);
+    }
+    // The checks see through spellings of the same path.
+    expect(exposes('ledger/', './ledger')).toBe(true);
+    expect(exposes('./x/../ledger/ledger.jwk', './ledger')).toBe(true);
+    expect(exposes('.', './ledger')).toBe(true);
+    expect(holds('./certs/', './certs')).toBe(true);
+    expect(holds('../compose', './certs')).toBe(true);
+    expect(holds('./certs/ca.pem', './certs')).toBe(false);
+  });
+
+  it('no service of the failclosed image gets an anonymous volume from the image VOLUMEs: each such path is its bind mount or a tmpfs; the role steps likewise for the PostgreSQL image', () => {
+    const dockerfile = readFileSync(join(DEPLOY_DIR, 'container/Dockerfile'), 'utf8');
+    const imageVolumes = [...dockerfile.matchAll(/^VOLUME (\[.*\])$/gm)].flatMap(
+      (m) => JSON.parse(m[1]!) as string[],
+    );
+    expect(imageVolumes.sort()).toEqual(['/tmp', '/var/lib/failclosed']);
+    /** The paths a service mounts something on: its volumes' targets and its tmpfs paths. */
+    const mounted = (name: string) => [
+      ...longVolumes(service(name), name).map((v) => v.target as string),
+      ...((service(name).tmpfs ?? []) as string[]).map((t) => t.split(':')[0]!),
+    ];
+    const ours = Object.keys(services).filter((n) => service(n).image === service(CP).image);
+    expect(ours.sort()).toEqual([...GATES, CP, LEDGER, 'executor', 'certs'].sort());
+    for (const name of ours)
+      for (const path of imageVolumes) expect(mounted(name), `${name} ${path}`).toContain(path);
+    // Those without a data directory: a small tmpfs they cannot write to, never a volume.
+    for (const name of ours.filter((n) => n !== CP)) {
+      const tmpfs = ((service(name).tmpfs ?? []) as string[]).find((t) =>
+        t.startsWith('/var/lib/failclosed:'),
+      );
+      expect(tmpfs, name).toMatch(/^\/var\/lib\/failclosed:size=\d+k,mode=0500$/);
+    }
+    // postgres:17's VOLUME; psql in the role steps writes nothing there.
+    for (const name of ONE_SHOT.filter((n) => n !== 'certs'))
+      expect(service(name).tmpfs, name).toEqual([
+        expect.stringMatching(/^\/var\/lib\/postgresql\/data:size=\d+k,mode=0500$/),
+      ]);
+  });
 
   it('each service mounts only its own certificate key, read-only; the CA key is mounted by no running service', () => {
     // The Control Plane serves its internal listener with the `control-plane` certificate and
@@ -397,7 +485,10 @@ describe('deploy/compose/compose.yaml', () => {
       expect((at(s, 'healthcheck', 'test') as string[]).join(' ')).toContain('http://127.0.0.1:7070/readyz');
       expect(at(s, 'depends_on', CP, 'condition')).toBe('service_healthy');
       expect(at(s, 'depends_on', 'gate-role', 'condition')).toBe('service_completed_successfully');
-      expect(s.tmpfs as string[]).toEqual([expect.stringMatching(/^\/tmp:/)]);
+      expect(s.tmpfs as string[]).toEqual([
+        expect.stringMatching(/^\/tmp:/),
+        expect.stringMatching(/^\/var\/lib\/failclosed:/),
+      ]);
     }
   });
 
