@@ -54,10 +54,25 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** As a Gate: stores `signed` as evidence and asks the Control Plane for its decision. */
+/**
+ * As a Gate: stores `signed` as evidence, records its acceptance (once: a Gate asking again for
+ * the same attempt records none) and asks the Control Plane for its decision.
+ */
+const accepted = new Set<string>();
 async function decide(signed: ReturnType<typeof buildSignedRequest>): Promise<JsonObject> {
   const bytes = Buffer.from(JSON.stringify(signed));
   const sha = await core.ledgerPort.putEvidence(bytes, 'application/json');
+  if (!accepted.has(signed.request_id)) {
+    accepted.add(signed.request_id);
+    await core.ledgerPort.append({
+      type: 'gateway.accepted',
+      trace_id: traceIdOf(signed),
+      request_id: signed.request_id,
+      tenant: signed.tenant,
+      actor: { id: signed.identity, role: 'gate' },
+      payload: { tool: signed.action, client: signed.identity, session: null, request_sha256: sha },
+    });
+  }
   const claim = {
     request_id: signed.request_id,
     trace_id: traceIdOf(signed),
