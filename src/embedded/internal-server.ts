@@ -22,11 +22,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { FailclosedError, isDeny, parseJson, statusOf, withDeadline } from '../kernel/index.js';
+import { FailclosedError, isDeny, parseJson, withDeadline } from '../kernel/index.js';
 import type { DenialCode, JsonObject, JsonValue } from '../kernel/index.js';
 import type { BundleStore } from '../control-plane/index.js';
 import type { EntryType } from '../ledger/index.js';
 import { createMtlsServer, readCapped } from '../transport/index.js';
+import { answerDeny, answerJson } from './json-answer.js';
 import type { MtlsServer, PeerIdentity, Refusal, TlsFiles } from '../transport/index.js';
 import type { LedgerPort } from './ports.js';
 import { handleGateRoute, type GateRoutes } from './gate-routes.js';
@@ -112,17 +113,8 @@ function contextQueryOf(v: JsonValue) {
 export async function createInternalServer(options: InternalServerOptions): Promise<MtlsServer> {
   const ledgerMs = options.ledgerMs ?? 2000;
   const handler = (req: IncomingMessage, res: ServerResponse, peer: PeerIdentity): void => {
-    const send = (status: number, body: JsonValue | Buffer): void => {
-      const bytes = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
-      res.writeHead(status, {
-        'content-type': 'application/json; charset=utf-8',
-        'content-length': bytes.length,
-        'cache-control': 'no-store',
-      });
-      res.end(bytes);
-    };
-    const refuse = (code: DenialCode, reason: string): void =>
-      send(statusOf(code), { outcome: 'deny', code, reason });
+    const send = (status: number, body: JsonValue | Buffer): void => answerJson(res, status, body);
+    const refuse = (code: DenialCode, reason: string): void => answerDeny(res, code, reason);
     const handle = async (): Promise<void> => {
       const url = req.url ?? '';
       // Each role reaches its own routes only: a Gate never appends an Execution Layer's entries.

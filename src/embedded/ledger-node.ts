@@ -23,13 +23,14 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { FailclosedError, parseJson, statusOf, systemClock, withDeadline } from '../kernel/index.js';
+import { FailclosedError, parseJson, systemClock, withDeadline } from '../kernel/index.js';
 import type { Clock, DenialCode, JsonValue } from '../kernel/index.js';
 import { noteSignerFor } from '../kernel/signing/index.js';
 import { createLedger, type Ledger } from '../ledger/index.js';
 import { assertSchemaCurrent, createPostgresLedgerStore, openPostgresPool } from '../storage/index.js';
 import type { PostgresPool } from '../storage/index.js';
 import { createMtlsServer, readCapped } from '../transport/index.js';
+import { answerDeny, answerJson } from './json-answer.js';
 import type { MtlsServer, TlsFiles } from '../transport/index.js';
 import { parseBackendSpec } from './backend-spec.js';
 import { assertDatabaseRole } from './db-role.js';
@@ -251,17 +252,8 @@ export async function startLedgerNode(
   };
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
-    const send = (status: number, body: JsonValue): void => {
-      const bytes = Buffer.from(JSON.stringify(body));
-      res.writeHead(status, {
-        'content-type': 'application/json; charset=utf-8',
-        'content-length': bytes.length,
-        'cache-control': 'no-store',
-      });
-      res.end(bytes);
-    };
-    const refuse = (code: DenialCode, reason: string): void =>
-      send(statusOf(code), { outcome: 'deny', code, reason });
+    const send = (status: number, body: JsonValue): void => answerJson(res, status, body);
+    const refuse = (code: DenialCode, reason: string): void => answerDeny(res, code, reason);
     const handle = async (): Promise<void> => {
       if (req.method !== 'POST' || req.url !== '/v1/ledger/checkpoint') {
         req.resume();
