@@ -21,6 +21,7 @@ import { defaultConfig, parseConfig } from '../../src/embedded/data-dir.js';
 import { parseExecutorConfig } from '../../src/embedded/executor-node.js';
 import { parseGateConfig } from '../../src/embedded/gate-node.js';
 import { parseLedgerConfig } from '../../src/embedded/ledger-node.js';
+import { parseListen } from '../../src/embedded/telemetry/config.js';
 import type { EmbeddedConfig } from '../../src/embedded/data-dir.js';
 import type { ExecutorNodeConfig } from '../../src/embedded/executor-node.js';
 import type { GateNodeConfig } from '../../src/embedded/gate-node.js';
@@ -149,6 +150,29 @@ describe('the parsers are the real ones and refuse what is wrong', () => {
     // The Control Plane's checkpoints need the certificate it presents to the ledger process.
     const { internal_port: _p, internal_host: _h, internal_gates: _g, ...noInternal } = fragment;
     expect(() => cpConfig({ ...noInternal, tls: gateOnly })).toThrow(/checkpoints needs tls\.control_plane/);
+  });
+
+  it('every shipped ledger configuration serves its metrics on a listener of its own, kept private: loopback under systemd, a port compose publishes nowhere, one only the monitoring namespace reaches in Kubernetes', () => {
+    const metricsOf = (bytes: Uint8Array) => parseListen(ledgerConfig(bytes, '/').metrics?.listen ?? '');
+    const systemd = metricsOf(read('systemd/ledger.json'));
+    expect(systemd?.host).toBe('127.0.0.1');
+    const compose = metricsOf(read('compose/config/ledger.json'));
+    expect(compose?.port).toBeGreaterThan(0);
+    const [composeFile] = readYaml(join(DEPLOY_DIR, 'compose/compose.yaml')) as [YamlObject];
+    expect(at(composeFile, 'services', 'ledger', 'ports')).toBeUndefined();
+    expect(at(composeFile, 'services', 'ledger', 'expose')).toBeUndefined();
+    const k8s = readYaml(join(DEPLOY_DIR, 'kubernetes/29-ledger.yaml')) as YamlObject[];
+    const configMap = k8s.find((d) => d.kind === 'ConfigMap')!;
+    const kube = metricsOf(Buffer.from(at(configMap, 'data', 'ledger.json') as string));
+    const policies = readYaml(join(DEPLOY_DIR, 'kubernetes/40-network-policies.yaml')) as YamlObject[];
+    const metricsPolicy = policies.find((p) => at(p, 'metadata', 'name') === 'ledger-ingress-metrics')!;
+    expect(at(metricsPolicy, 'spec', 'ingress', 0, 'ports')).toEqual([{ protocol: 'TCP', port: kube?.port }]);
+    // The listeners never share the checkpoint listener's port.
+    for (const [f, m] of [
+      ['systemd/ledger.json', systemd],
+      ['compose/config/ledger.json', compose],
+    ] as const)
+      expect(m?.port, f).not.toBe((json(f).listen as { port: number }).port);
   });
 
   it('the shipped placeholders are refused as they are: the Control Plane does not open on them, the ledger process does not sign under them', () => {

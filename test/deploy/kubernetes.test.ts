@@ -321,13 +321,21 @@ describe('deploy/kubernetes manifests', () => {
     });
   });
 
-  it('the ledger process: serve ledger, two replicas, one container port (its mutual-TLS listener) and its Service, no probe, grace outlasts the preStop pause', () => {
+  it('the ledger process: serve ledger, two replicas, two container ports (its mutual-TLS listener, its metrics) and a Service for the first alone, no probe, grace outlasts the preStop pause', () => {
     expect(at(ledger, 'spec', 'replicas')).toBe(2);
     expect(podSpec(ledger).containers).toHaveLength(1);
     expect((podSpec(ledger).initContainers as YamlObject[]).map((c) => c.name)).toEqual(['wait-for-role']);
     const c = (podSpec(ledger).containers as YamlObject[])[0]!;
     expect(c.args).toEqual(['serve', 'ledger', '--config', '/etc/failclosed/ledger/ledger.json']);
-    expect(c.ports).toEqual([{ name: 'ledger', containerPort: 7460, protocol: 'TCP' }]);
+    expect(c.ports).toEqual([
+      { name: 'ledger', containerPort: 7460, protocol: 'TCP' },
+      { name: 'metrics', containerPort: 9464, protocol: 'TCP' },
+    ]);
+    // The metrics port is the one its configuration serves them on.
+    const config = JSON.parse(
+      at(find('ConfigMap', 'failclosed-ledger'), 'data', 'ledger.json') as string,
+    ) as { metrics?: { listen?: string } };
+    expect(config.metrics?.listen).toBe('0.0.0.0:9464');
     const service = find('Service', 'failclosed-ledger');
     expect(at(service, 'spec', 'type')).toBe('ClusterIP');
     expect(at(service, 'spec', 'ports')).toEqual([

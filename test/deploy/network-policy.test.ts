@@ -47,6 +47,7 @@ const namespaces = new Map<string, Labels>([
   ['kube-system', { 'kubernetes.io/metadata.name': 'kube-system' }],
   ['clients', { 'kubernetes.io/metadata.name': 'clients' }],
   ['operators', { 'kubernetes.io/metadata.name': 'operators', 'failclosed.dev/operators': 'true' }],
+  ['monitoring', { 'kubernetes.io/metadata.name': 'monitoring', 'failclosed.dev/monitoring': 'true' }],
 ]);
 
 const pod = (name: string, namespace: string, labels: Labels): Endpoint => ({
@@ -94,6 +95,8 @@ const impostorDb = pod('impostor-db', 'clients', postgresqlLabels);
 const dns = pod('coredns', 'kube-system', { 'k8s-app': 'kube-dns' });
 const fakeDns = pod('fake-dns', 'clients', { 'k8s-app': 'kube-dns' });
 const internet = { kind: 'external', name: 'internet', ip: '203.0.113.7' } as const;
+/** A scraper in a namespace labelled for monitoring. */
+const scraper = pod('prometheus', 'monitoring', { app: 'prometheus' });
 
 const tcp = (port: number): Connection => ({ port, protocol: 'TCP' });
 const udp = (port: number): Connection => ({ port, protocol: 'UDP' });
@@ -106,6 +109,8 @@ const EXECUTION = tcp(7443);
 const INTERNAL = tcp(7444);
 /** The ledger process's listener (checkpoints). */
 const LEDGER = tcp(7460);
+/** The ledger process's metrics listener. */
+const LEDGER_METRICS = tcp(9464);
 /** Every endpoint the tests know, inside the namespace and out. */
 const EVERYONE: readonly Endpoint[] = [
   gate,
@@ -135,6 +140,7 @@ const EVERYONE: readonly Endpoint[] = [
   dns,
   fakeDns,
   internet,
+  scraper,
 ];
 
 describe('NetworkPolicies of the failclosed namespace', () => {
@@ -226,10 +232,22 @@ describe('NetworkPolicies of the failclosed namespace', () => {
     exactly(ledgers, LEDGER, cps);
     // On no other port, not even for the Control Plane; never a gate, an executor or another
     // ledger process, on any port.
-    for (const port of [...OTHER_PORTS, 7070].filter((p) => p !== 7460))
+    for (const port of [...OTHER_PORTS, 7070].filter((p) => p !== 7460 && p !== 9464))
       for (const src of EVERYONE)
         expect(can(src, ledger, tcp(port)), `${src.name} -> ledger:${port}`).toBe(false);
     expect(can(cp, ledger, udp(7460))).toBe(false);
+  });
+
+  it('the ledger process metrics: of every endpoint known, exactly the pods of a namespace labelled for monitoring, which reach nothing else of the namespace but what any client reaches', () => {
+    exactly(ledgers, LEDGER_METRICS, [scraper]);
+    expect(can(scraper, ledger, LEDGER)).toBe(false);
+    const ledgerMetrics = (dst: Endpoint, port: number) => ledgers.includes(dst) && port === 9464;
+    const gateClientPort = (dst: Endpoint, port: number) => gates.includes(dst) && port === 7070;
+    for (const dst of EVERYONE.filter((e) => e.kind === 'pod' && e.namespace === NS))
+      for (const port of [...OTHER_PORTS, 7070])
+        expect(can(scraper, dst, tcp(port)), `prometheus -> ${dst.name}:${port}`).toBe(
+          ledgerMetrics(dst, port) || gateClientPort(dst, port),
+        );
   });
 
   it('PostgreSQL: of every endpoint known, exactly the Control Plane, the gates, the executors, the ledger process and the three role Jobs', () => {

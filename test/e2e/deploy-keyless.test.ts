@@ -241,6 +241,8 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
       copyFileSync(join(pki, f), join(etcLedger, 'tls', f));
     let ledgerText = readFileSync(join(SYSTEMD, 'ledger.json'), 'utf8');
     ledgerText = rewrite(ledgerText, '"port": 7460', `"port": ${ledgerPort}`);
+    // Its metrics on loopback, on any free port.
+    ledgerText = rewrite(ledgerText, '"listen": "127.0.0.1:9464"', '"listen": "127.0.0.1:0"');
     ledgerText = rewrite(ledgerText, '<the origin failclosed ledger move-key printed>', moved.origin);
     ledgerText = onTestDatabase(ledgerText);
     const ledgerConfig = join(etcLedger, 'ledger.json');
