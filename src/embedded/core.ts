@@ -447,12 +447,6 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       : await createMtlsAgent({ files: tlsFilesFor(p.root, config.tls, gateTls), expect: ['executor'] });
   if (options.standby === true && spec.kind === 'postgres')
     throw new TypeError('every gate on PostgreSQL serves at once: a standby applies to SQLite only');
-  if (witnessed !== undefined && spec.kind !== 'postgres') {
-    ledgerAgent?.close();
-    throw new TypeError(
-      'checkpoints needs the PostgreSQL backend: the ledger process reads the shared ledger',
-    );
-  }
   // A standby waits for the data directory's writer lock: it serves once its holder is gone.
   const unlock =
     options.standby === true

@@ -185,7 +185,8 @@ export const DENIAL_CODES = {
   ERR_LEDGER_PAYLOAD_FIELD: { status: 500, meaning: 'a ledger payload holds a field not on its allowlist' },
   ERR_LEDGER_REQUEST_CLOSED: {
     status: 409,
-    meaning: 'the request already has an outcome record: a second one is not appended',
+    meaning:
+      "the request already has an outcome record: a second one is not appended; or a keyless Gate's attempt was closed (recorded abandoned) before its envelope was issued: none is",
   },
   ERR_CHECKPOINT_MALFORMED: {
     status: 400,
