@@ -414,7 +414,6 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     throw new TypeError(
       'checkpoints needs the PostgreSQL backend: the ledger process reads the shared ledger',
     );
-  const ledgerKey = witnessed === undefined ? readSigningKey(p.ledgerKey) : undefined;
   const ledgerAgent =
     witnessed === undefined || config.tls?.control_plane === undefined
       ? undefined
@@ -429,7 +428,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     );
   const checkpointSigner =
     witnessed === undefined || ledgerAgent === undefined
-      ? noteSignerFor(config.origin, (ledgerKey ?? readSigningKey(p.ledgerKey)).privateKey)
+      ? noteSignerFor(config.origin, readSigningKey(p.ledgerKey).privateKey)
       : createLedgerWitness(
           {
             url: witnessed.url,

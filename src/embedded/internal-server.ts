@@ -22,12 +22,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { FailclosedError, isDeny, parseJson, withDeadline } from '../kernel/index.js';
+import { FailclosedError, isDeny, withDeadline } from '../kernel/index.js';
 import type { DenialCode, JsonObject, JsonValue } from '../kernel/index.js';
 import type { BundleStore } from '../control-plane/index.js';
 import type { EntryType } from '../ledger/index.js';
-import { createMtlsServer, readCapped } from '../transport/index.js';
-import { answerDeny, answerJson } from './json-answer.js';
+import { createMtlsServer } from '../transport/index.js';
+import { answerDeny, answerJson, readJsonBody } from './json-answer.js';
 import type { MtlsServer, PeerIdentity, Refusal, TlsFiles } from '../transport/index.js';
 import type { LedgerPort } from './ports.js';
 import { handleGateRoute, type GateRoutes } from './gate-routes.js';
@@ -170,14 +170,8 @@ export async function createInternalServer(options: InternalServerOptions): Prom
         req.resume();
         return send(404, { error: 'not_found' });
       }
-      const body = await readCapped(req, MAX_BODY);
-      if (body === null) return refuse('ERR_REQUEST_TOO_LARGE', 'too large');
-      let v: JsonValue;
-      try {
-        v = parseJson(body, { maxBytes: MAX_BODY, maxDepth: 32 });
-      } catch (err) {
-        return refuse(err instanceof FailclosedError ? err.code : 'ERR_REQUEST_MALFORMED', 'malformed JSON');
-      }
+      const v = await readJsonBody(req, res, MAX_BODY, 32);
+      if (v === undefined) return;
       if (route === 'context') {
         const q = contextQueryOf(v);
         if (q === undefined) return refuse('ERR_REQUEST_MALFORMED', 'index, jti and decision_id');

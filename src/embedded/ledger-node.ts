@@ -29,8 +29,8 @@ import { noteSignerFor } from '../kernel/signing/index.js';
 import { createLedger, type Ledger } from '../ledger/index.js';
 import { assertSchemaCurrent, createPostgresLedgerStore, openPostgresPool } from '../storage/index.js';
 import type { PostgresPool } from '../storage/index.js';
-import { createMtlsServer, readCapped } from '../transport/index.js';
-import { answerDeny, answerJson } from './json-answer.js';
+import { createMtlsServer } from '../transport/index.js';
+import { answerDeny, answerJson, readJsonBody } from './json-answer.js';
 import type { MtlsServer, TlsFiles } from '../transport/index.js';
 import { parseBackendSpec } from './backend-spec.js';
 import { assertDatabaseRole } from './db-role.js';
@@ -259,14 +259,8 @@ export async function startLedgerNode(
         req.resume();
         return send(404, { error: 'not_found' });
       }
-      const body = await readCapped(req, MAX_BODY);
-      if (body === null) return refuse('ERR_REQUEST_TOO_LARGE', 'too large');
-      let v: JsonValue;
-      try {
-        v = parseJson(body, { maxBytes: MAX_BODY, maxDepth: 4 });
-      } catch (err) {
-        return refuse(err instanceof FailclosedError ? err.code : 'ERR_REQUEST_MALFORMED', 'malformed JSON');
-      }
+      const v = await readJsonBody(req, res, MAX_BODY, 4);
+      if (v === undefined) return;
       const size = sizeOf(v);
       if (size === undefined) return refuse('ERR_REQUEST_MALFORMED', 'size: a positive integer');
       const r = await withDeadline(async () => {
