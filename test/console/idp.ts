@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import Provider from 'oidc-provider';
 import type { Page } from 'playwright-core';
+export { freePort } from '../support/ports.js';
 
 /** A running identity provider. */
 export interface Idp {
@@ -45,15 +46,6 @@ export async function startIdp(
     key: pair.privateKey,
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
-}
-
-/** A free TCP port on loopback (for a console URL known before its gate starts). */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /**

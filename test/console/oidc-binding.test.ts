@@ -26,6 +26,7 @@ import { generateSigningKey, importSigningKeyJwk, signEd25519 } from '../../src/
 import type { SigningKey } from '../../src/kernel/signing/index.js';
 import { verifyBundle } from '../../src/verify/index.js';
 import { cliApproverKey, startRig, type Rig } from '../approvals/support.js';
+import { freePort } from '../support/ports.js';
 
 const CLIENT = 'failclosed-console';
 const transfer = (amount: number) => ({
@@ -43,14 +44,6 @@ let nonce = '';
 let idpEnabled = true;
 let erinKey: SigningKey;
 let dave: SigningKey;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 const jar: Record<string, string> = {};
 async function con(

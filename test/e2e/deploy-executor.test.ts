@@ -12,8 +12,7 @@
  * - With the executor stopped, a call is denied `ERR_EXECUTION_UNAVAILABLE` and no tool runs.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -31,19 +30,9 @@ import {
 import type { EmbeddedInstance, ExecutorNode } from '../../src/embedded/index.js';
 import { createDevCa, issueCert, writeCrl } from '../../src/transport/index.js';
 import { REPO_ROOT } from '../support/paths.js';
+import { freePort } from '../support/ports.js';
 
 const SYSTEMD = join(REPO_ROOT, 'deploy/systemd');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function consumed(path: string): number {
   const db = new Database(path, { readonly: true, fileMustExist: true });

@@ -34,8 +34,6 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -62,21 +60,11 @@ import { createDevCa, createMtlsAgent, issueCert, pkiPaths, writeCrl } from '../
 import { parseUnit, unitValue } from '../deploy/support.js';
 import { PG_ADMIN_URL, useTestDatabase } from '../support/postgres.js';
 import { REPO_ROOT } from '../support/paths.js';
+import { freePort } from '../support/ports.js';
 
 const SYSTEMD = join(REPO_ROOT, 'deploy/systemd');
 
 const pgdb = useTestDatabase('fc_e2e_deploy_keyless');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** `text` with every `from` replaced by `to`; refuses when `from` is absent (the file changed). */
 function rewrite(text: string, from: string, to: string): string {

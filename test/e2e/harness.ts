@@ -26,8 +26,6 @@
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { createServer as createNetServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
@@ -58,6 +56,7 @@ import type { InjectedFaults } from '../support/faults.js';
 import { REPO_ROOT } from '../support/paths.js';
 import { createRoleWith, createTestDatabase, nextSchema } from '../support/postgres.js';
 import type { TestDatabase, TestRole } from '../support/postgres.js';
+import { freePort } from '../support/ports.js';
 
 /** A clock the test moves: real time plus an offset. */
 export interface TestClock {
@@ -210,17 +209,6 @@ function capturingPort(): { port: CapturingPort; wrap: (inner: GateExecutor) => 
   return { port, wrap };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** The issuer keys' age bound of the distributed topology's Execution Layer (its default). */
 const KEYS_MAX_AGE_MS = 5000;
 
@@ -366,26 +354,51 @@ function postOverMtls(url: string, agent: MtlsAgent, body: string): Promise<Answ
   });
 }
 
-/** Starts a deployment over a fresh data directory (built from `policyDir` when given). */
-export async function startE2e(
-  options: {
-    policyDir?: string;
-    /**
-     * Default `embedded`. In `distributed`, `embedded` options configure the Gate process only
-     * (its `deadlines.executor` do not reach the separate Execution Layer: see `executor`); in
-     * `keyless`, the Control Plane process only.
-     */
-    topology?: Topology;
-    embedded?: Omit<EmbeddedOptions, 'clock' | 'onToolRun' | 'port' | 'executionPort' | 'decorate'>;
-    /**
-     * Fields of the separate Execution Layer's configuration file (`distributed`, `keyless`), over
-     * the harness's.
-     */
-    executor?: JsonObject;
-    /** Fields of the keyless Gate's configuration file (`keyless`), over the harness's. */
-    gate?: JsonObject;
-  } = {},
-): Promise<E2e> {
+/**
+ * Starts a deployment over a fresh data directory (built from `policyDir` when given).
+ *
+ * The separate topologies' listeners name each other in their configuration files, so their
+ * ports are picked before anything binds (`freePort`); another test file running in parallel can
+ * take one in between. That start, and only that, is tried again on fresh ports (at most three
+ * tries): every try has its own directory, and a failed try is stopped and removed.
+ */
+export async function startE2e(options: E2eOptions = {}): Promise<E2e> {
+  for (let tries = 1; ; tries += 1) {
+    try {
+      return await startE2eOnce(options);
+    } catch (err) {
+      if (tries >= 3 || !addressInUse(err)) throw err;
+    }
+  }
+}
+
+function addressInUse(err: unknown): boolean {
+  return (
+    err instanceof Error &&
+    ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' || err.message.includes('EADDRINUSE'))
+  );
+}
+
+/** What `startE2e` is started with. */
+export interface E2eOptions {
+  policyDir?: string;
+  /**
+   * Default `embedded`. In `distributed`, `embedded` options configure the Gate process only
+   * (its `deadlines.executor` do not reach the separate Execution Layer: see `executor`); in
+   * `keyless`, the Control Plane process only.
+   */
+  topology?: Topology;
+  embedded?: Omit<EmbeddedOptions, 'clock' | 'onToolRun' | 'port' | 'executionPort' | 'decorate'>;
+  /**
+   * Fields of the separate Execution Layer's configuration file (`distributed`, `keyless`), over
+   * the harness's.
+   */
+  executor?: JsonObject;
+  /** Fields of the keyless Gate's configuration file (`keyless`), over the harness's. */
+  gate?: JsonObject;
+}
+
+async function startE2eOnce(options: E2eOptions): Promise<E2e> {
   const topology = options.topology ?? 'embedded';
   const work = mkdtempSync(join(tmpdir(), 'fc-e2e-'));
   const dir = topology === 'embedded' ? work : join(work, 'gate');

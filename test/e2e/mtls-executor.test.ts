@@ -8,8 +8,6 @@
  * wire as untrusted input: a garbage answer or a server of the wrong role is a deny.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,19 +36,9 @@ import {
   revokeCert,
 } from '../../src/transport/index.js';
 import type { MtlsServer } from '../../src/transport/index.js';
+import { freePort } from '../support/ports.js';
 
 const DAY = 86_400_000;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** `POST /v1/execute` to `url` with the given client credentials; `error` when the connection is refused or cut. */
 function postExecute(

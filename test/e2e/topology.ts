@@ -6,8 +6,6 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { runCli } from '../../src/cli/run.js';
 import { saveTrustRoots } from '../../src/cli/trust-file.js';
@@ -15,20 +13,11 @@ import { dataPaths } from '../../src/embedded/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
 import { createDevCa, issueCert, pkiPaths } from '../../src/transport/index.js';
 import { REPO_ROOT } from '../support/paths.js';
+import { freePort } from '../support/ports.js';
+
+export { freePort };
 
 const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
-
-/** A loopback port free when asked (the caller binds it next). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A running `failclosed serve executor` (or `serve gate`). */
 export interface ExecutorProcess {

@@ -11,6 +11,7 @@ import type { IncomingHttpHeaders, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { REPO_ROOT } from './paths.js';
+import { freePort } from './ports.js';
 
 const EVERYTHING = join(
   REPO_ROOT,
@@ -20,15 +21,6 @@ const EVERYTHING = join(
   'dist',
   'index.js',
 );
-
-/** A free loopback port (the server is told it; it cannot report a port 0 choice). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** A running server-everything: its MCP endpoint and how to stop it. */
 export interface RunningEverything {
