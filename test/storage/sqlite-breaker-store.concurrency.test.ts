@@ -104,22 +104,42 @@ type Round = [number, number, number, number, boolean];
 async function race(path: string, limit: number): Promise<Round[][]> {
   const gate = new SharedArrayBuffer(8);
   const flags = new Int32Array(gate);
-  const results: Promise<Round[][][number]>[] = [];
+  const workers: Worker[] = [];
+  const results: Promise<Round[]>[] = [];
+  // A worker that fails before it counts itself in (its store did not open) ends the wait below
+  // with its error, instead of leaving it waiting for a count that never comes.
+  let failed: Error | undefined;
   for (let i = 0; i < WORKERS; i++) {
     const w = new Worker(workerFile, { workerData: { path, gate, rounds: ROUNDS, limit } });
+    workers.push(w);
     results.push(
       new Promise((res, rej) => {
+        const fail = (err: Error): void => {
+          failed ??= err;
+          rej(err);
+        };
+        let answered = false;
         w.once('message', (m: Round[] | string) => {
-          if (typeof m === 'string') rej(new Error(m));
+          answered = true;
+          if (typeof m === 'string') fail(new Error(m));
           else res(m);
         });
-        w.once('error', rej);
+        w.once('error', fail);
+        w.once('exit', (code) => {
+          if (!answered) fail(new Error(`worker exited (${code}) without an answer`));
+        });
       }),
     );
   }
+  // Settled promises ignore later calls; none is left unhandled while the loop below runs.
+  for (const r of results) r.catch(() => undefined);
   // Release every worker at once after all have opened their own connection.
-  while (Atomics.load(flags, 1) < WORKERS) {
+  while (Atomics.load(flags, 1) < WORKERS && failed === undefined) {
     await new Promise<void>((r) => setImmediate(r));
+  }
+  if (failed !== undefined) {
+    await Promise.all(workers.map((w) => w.terminate()));
+    throw failed;
   }
   Atomics.store(flags, 0, 1);
   Atomics.notify(flags, 0);
