@@ -213,13 +213,12 @@ function mcpEndpointFor(core: Core, url: string): McpEndpoint {
 
 /** Starts all four roles over an initialised data directory, on 127.0.0.1 (or the configured host). */
 export async function startEmbedded(dir: string, options: EmbeddedOptions = {}): Promise<EmbeddedInstance> {
-  const settings = resolveTelemetrySettings(
-    readConfig(dir),
-    process.env,
-    options.defaultLogLevel ?? 'silent',
-  );
-  // Built here, closed here; a telemetry passed in belongs to the caller.
-  const telemetry = options.telemetry ?? createTelemetry({ logLevel: settings.logLevel, role: 'embedded' });
+  const config = readConfig(dir);
+  const settings = resolveTelemetrySettings(config, process.env, options.defaultLogLevel ?? 'silent');
+  // Built here, closed here; a telemetry passed in belongs to the caller. Serving keyless Gates
+  // (`internal_gates`), this process is their Control Plane: its logs and spans say so.
+  const role = config.internal_gates === true ? 'control-plane' : 'embedded';
+  const telemetry = options.telemetry ?? createTelemetry({ logLevel: settings.logLevel, role });
   const ownTelemetry = options.telemetry === undefined;
   let core: Core;
   try {

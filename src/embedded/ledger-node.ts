@@ -196,7 +196,14 @@ export async function startLedgerNode(
     max: 4,
     applicationName: 'failclosed-ledger',
   });
-  const closers: (() => Promise<void> | void)[] = [() => db.close()];
+  const telemetry = createTelemetry({
+    logLevel: settings.logLevel,
+    role: 'ledger',
+    env,
+    ...(options.logDestination === undefined ? {} : { logDestination: options.logDestination }),
+  });
+  // Closed last: the ledger's and the pool's closing may still log.
+  const closers: (() => Promise<void> | void)[] = [() => telemetry.close(), () => db.close()];
   const closeAll = async (): Promise<void> => {
     for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
   };
@@ -215,6 +222,8 @@ export async function startLedgerNode(
       checkpointSigner: signer,
       origin: config.origin,
       checkpointEvery: { entries: config.checkpoint_entries, ms: config.checkpoint_ms },
+      // Batch metrics, and a `ledger_verify` span in the trace of every call it follows.
+      observer: telemetry.observer,
       // Every entry hashed here at start: no root it signs comes from nodes it did not compute.
       rehash: true,
     });
@@ -223,13 +232,6 @@ export async function startLedgerNode(
     await closeAll();
     throw err;
   }
-  const telemetry = createTelemetry({
-    logLevel: settings.logLevel,
-    role: 'ledger',
-    env,
-    ...(options.logDestination === undefined ? {} : { logDestination: options.logDestination }),
-  });
-  closers.push(() => telemetry.close());
   const log = telemetry.logger;
   const instruments = ledgerProcessMetrics(telemetry.metrics, () => ledger.size());
 

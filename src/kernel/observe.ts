@@ -34,7 +34,13 @@ export type CallStage =
   | 'nonce'
   | 'tool'
   | 'ledger_receipt'
-  | 'ledger_complete';
+  | 'ledger_complete'
+  /**
+   * The ledger process (`serve ledger`) read the call's new entries and verified them (each
+   * unaltered, continuing the chain) before it signs a checkpoint over them. Off the call path:
+   * it follows the shared ledger, so the span ends after the call's answer.
+   */
+  | 'ledger_verify';
 
 /** How a governed call ended at the Gate, as its answer says. */
 export interface CallEnd {

@@ -50,8 +50,12 @@ export interface LedgerOptions {
   readonly checkpointEvery?: { readonly entries?: number; readonly ms?: number };
   /** Largest batch per transaction. Default 1024. */
   readonly maxBatch?: number;
-  /** Told each batch's size and write time (metrics; docs/deployment.md "Observability"). */
-  readonly observer?: Pick<Observer, 'ledgerBatch'>;
+  /**
+   * Told each batch's size and write time (metrics; docs/deployment.md "Observability"), and,
+   * for {@link Ledger.follow} only, the `ledger_verify` stage of every trace among the entries
+   * it read and verified (each page once, timed from its read to its last check).
+   */
+  readonly observer?: Pick<Observer, 'ledgerBatch' | 'stage'>;
   /**
    * Re-hash every entry when opening; never restore the tree from the stored snapshot. The
    * snapshot's inner nodes are checked only through the root and the last leaf at its size, so
@@ -270,15 +274,21 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
    * consistent at a verified page boundary. Runs only while opening or inside a commit, so it
    * is serialized with commits (SPEC §4, L7 ledger protection).
    */
-  async function catchUp(to: number): Promise<void> {
+  async function catchUp(to: number, traced = false): Promise<void> {
     while (size < to) {
       const start = size;
       const end = Math.min(to, start + RECOVERY_PAGE);
+      const t0 = traced ? performance.now() : 0;
       const page = await store.readRange(start, end);
       const last = verifyPage(page, start, end, lastHash);
       for (const e of page) tree.append(entryLeafHash(e.entry_hash));
       size = end;
       lastHash = last;
+      if (traced && observer !== undefined) {
+        const t1 = performance.now();
+        for (const traceId of new Set(page.map((e) => e.trace_id)))
+          if (traceId !== '') observer.stage('ledger_verify', traceId, t0, t1);
+      }
     }
   }
 
@@ -445,7 +455,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
       try {
         const tip = (await store.tipSize?.()) ?? (await store.head()).size;
         if (tip < size) throw unavailable('ledger store lost committed entries');
-        if (tip > size) await catchUp(tip);
+        if (tip > size) await catchUp(tip, true);
       } catch (err) {
         const e = err instanceof FailclosedError ? err : unavailable('ledger store cannot be read', err);
         for (const p of batch) p.reject(e);

@@ -14,7 +14,10 @@
  * and runs; with the ledger process killed, its standby signs the checkpoint of the export; one
  * export of the one ledger verifies under the pinned trust roots, with every call's decision
  * written by the Control Plane and its receipt by the Execution Layer. The ledger process admits
- * the Control Plane's certificate only (a Gate's is refused). Then the SPEC §7
+ * the Control Plane's certificate only (a Gate's is refused). With `OTEL_EXPORTER_OTLP_ENDPOINT`
+ * set for every process, a call is one trace (its id the ledger's `trace_id`) with spans from all
+ * four roles: the Gate's root span, the Control Plane's decision, the Execution Layer's stages
+ * and the ledger processes' verification of its entries. Then the SPEC §7
  * walkthrough runs through a keyless Gate (`failclosed demo --gate`, docs/demo.md "Through a
  * deployed topology"; FC-INV-6: the Execution Layer refuses a client without a certificate at TLS).
  */
@@ -28,7 +31,9 @@ import { applyRoleSql, nextSchema, PG_ADMIN_URL, useTestDatabase } from '../supp
 import { REPO_ROOT } from '../support/paths.js';
 import { runDemoThrough } from '../../src/cli/demo.js';
 import { misreportingStep } from '../support/demo-steps.js';
-import { runCli, startUp, type UpProcess } from './processes.js';
+import { rootSpanIdOf } from '../../src/embedded/telemetry/index.js';
+import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver.js';
+import { runCli, startUp, until, type UpProcess } from './processes.js';
 import { freePort, spawnExecutor, spawnServe, stopProcess, type ExecutorProcess } from './topology.js';
 
 const pgdb = useTestDatabase('fc_e2e_one_machine');
@@ -38,6 +43,12 @@ describe('the separated shape on one machine, as documented', () => {
   let backend: string;
   let cp: UpProcess;
   let standby: UpProcess;
+  let receiver: OtlpReceiver;
+  /** Every process exports its spans here, within 100 ms of their end. */
+  const otel = (): Record<string, string> => ({
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+    OTEL_BSP_SCHEDULE_DELAY: '100',
+  });
   const executors: ExecutorProcess[] = [];
   const gates: ExecutorProcess[] = [];
   const ledgers: ExecutorProcess[] = [];
@@ -51,6 +62,7 @@ describe('the separated shape on one machine, as documented', () => {
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'fc-one-machine-'));
+    receiver = await startOtlpReceiver();
     const schema = nextSchema();
     backend = `${pgdb.url}?schema=${schema}`;
     // 1. A development CA, a certificate per role served under 127.0.0.1, one per Gate naming no host.
@@ -187,8 +199,8 @@ describe('the separated shape on one machine, as documented', () => {
       );
     }
     // 6. The Control Plane processes first (the first start migrates the schema).
-    cp = await startUp(at('cp'), 30);
-    standby = await startUp(at('cp-standby'), 30);
+    cp = await startUp(at('cp'), 30, [], otel());
+    standby = await startUp(at('cp-standby'), 30, [], otel());
     // 7. The Gates' and the Execution Layers' database roles, made by the shipped scripts as the
     // schema's owner, each with a password of its own from the environment.
     for (const [role, script] of [
@@ -213,6 +225,7 @@ describe('the separated shape on one machine, as documented', () => {
       for (const r of all) if (r.status === 'rejected') throw r.reason;
     };
     const env = (role: string) => ({
+      ...otel(),
       FAILCLOSED_LOG_LEVEL: 'silent',
       PGPASSWORD: `pw-${role}-${process.pid}`,
     });
@@ -234,6 +247,7 @@ describe('the separated shape on one machine, as documented', () => {
     for (const p of [...gates, ...executors, ...ledgers]) await stopProcess(p);
     await stopProcess(standby);
     await stopProcess(cp);
+    await receiver?.close();
     // The roles are the cluster's: dropped once the database holding their grants is gone.
     await pgdb.db.drop();
     const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
@@ -253,8 +267,37 @@ describe('the separated shape on one machine, as documented', () => {
 
   it('runs a call through each Gate in its own Execution Layer, serves metrics per process, runs on with the standby, and one export verifies', async () => {
     // 9. A call through each Gate, signed with the Control Plane's demo client.
-    expect(call(gates[0]!, 'via gate-1')).toContain('via gate-1');
+    const first = call(gates[0]!, 'via gate-1');
+    expect(first).toContain('via gate-1');
     expect(call(gates[1]!, 'via gate-2')).toContain('via gate-2');
+    // One trace per call, its id the ledger's trace_id, with spans from all four roles: the
+    // Gate's root span (GenAI conventions), the Control Plane's decision, the Execution Layer's
+    // stages, and the ledger processes' verification of its entries (they follow every second).
+    const traceId = /"trace_id":\s*"([0-9a-f]{32})"/.exec(first)?.[1];
+    expect(traceId, first).toBeDefined();
+    const spans = () => receiver.spans.filter((x) => x.traceId === traceId);
+    const FOUR = ['gate', 'control-plane', 'executor', 'ledger'];
+    await until(
+      () =>
+        FOUR.every((r) => spans().some((x) => x.role === r)) &&
+        spans().some((x) => x.name === 'execute_tool echo'),
+      'spans of the four roles',
+      20_000,
+    );
+    const named = (role: string): string[] =>
+      spans()
+        .filter((x) => x.role === role)
+        .map((x) => x.name);
+    expect(named('gate')).toContain('execute_tool echo');
+    expect(named('control-plane')).toEqual(
+      expect.arrayContaining(['failclosed.policy', 'failclosed.ledger_decision']),
+    );
+    expect(named('executor')).toEqual(
+      expect.arrayContaining(['failclosed.envelope_verify', 'failclosed.tool']),
+    );
+    expect(named('ledger')).toContain('failclosed.ledger_verify');
+    for (const x of spans().filter((y) => y.name !== 'execute_tool echo'))
+      expect(x.parentSpanId).toBe(rootSpanIdOf(traceId!));
     // 10. Metrics of every process: each Gate answered one executed call, each Execution Layer
     // ran one (its stages timed once each), each Control Plane process serves its own.
     const text = async (name: string): Promise<string> => (await fetch(metrics[name]!)).text();

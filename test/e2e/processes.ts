@@ -38,11 +38,16 @@ export interface SpawnedUp {
  * Spawns `failclosed up --port 0 --grace SEC` over `dir`, with `extraArgs` after (e.g.
  * `--standby`), without waiting for it to listen.
  */
-export function spawnUp(dir: string, graceSec: number, extraArgs: readonly string[] = []): SpawnedUp {
+export function spawnUp(
+  dir: string,
+  graceSec: number,
+  extraArgs: readonly string[] = [],
+  env: Readonly<Record<string, string>> = {},
+): SpawnedUp {
   const child = spawn(
     process.execPath,
     [CLI, 'up', '--data', dir, '--port', '0', '--grace', String(graceSec), ...extraArgs],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
   );
   let out = '';
   let err = '';
@@ -69,8 +74,9 @@ export async function startUp(
   dir: string,
   graceSec: number,
   extraArgs: readonly string[] = [],
+  env: Readonly<Record<string, string>> = {},
 ): Promise<UpProcess> {
-  const up = spawnUp(dir, graceSec, extraArgs);
+  const up = spawnUp(dir, graceSec, extraArgs, env);
   return { url: await up.listening, child: up.child, out: () => up.out(), exited: up.exited };
 }
 

@@ -17,6 +17,7 @@ import {
   noteVerifierFromVkey,
   verifyCheckpoint,
 } from '../../src/kernel/index.js';
+import type { Observer } from '../../src/kernel/index.js';
 import { signNote } from '../../src/kernel/signing/index.js';
 import {
   createLedger,
@@ -37,7 +38,11 @@ const { backendOn, track } = useSharedBackends(pgdb);
  * The ledger process's ledger over `schema`, opened as `startLedgerNode` opens it: a shared store
  * without a lease (it can append nothing), the signer, every entry re-hashed at open.
  */
-async function witnessLedger(schema: string, every = 4): Promise<Ledger> {
+async function witnessLedger(
+  schema: string,
+  every = 4,
+  observer?: Pick<Observer, 'ledgerBatch' | 'stage'>,
+): Promise<Ledger> {
   await backendOn(schema); // migrated
   const db = openPostgresPool({ url: pgdb.url, schema, max: 4 });
   track({ close: () => db.close() });
@@ -49,6 +54,7 @@ async function witnessLedger(schema: string, every = 4): Promise<Ledger> {
       origin: ORIGIN,
       checkpointEvery: { entries: every },
       rehash: true,
+      ...(observer === undefined ? {} : { observer }),
     }),
   );
 }
@@ -146,6 +152,32 @@ describe('checkpoints signed by the ledger process (SPEC §4, L7 ledger protecti
     expect((await w.store.latestCheckpoint())?.size).toBe(11);
     // A writer without the key never signs: one whose ledger process does not answer has no checkpoint.
     expect(await codeOf(cp.checkpoint())).toBe('ERR_LEDGER_UNAVAILABLE');
+  });
+
+  it('tells its observer the ledger_verify stage of each trace among the entries it followed, once, and nothing of those it read at open', async () => {
+    const schema = nextSchema();
+    const stages: { stage: string; trace: string; ms: number }[] = [];
+    const observer: Pick<Observer, 'ledgerBatch' | 'stage'> = {
+      ledgerBatch: () => undefined,
+      stage: (stage, trace, start, end) => void stages.push({ stage, trace, ms: end - start }),
+    };
+    const writer = await writerOn(schema, {
+      ledgerKey: ledgerKeyFromVkey((await witnessLedger(schema)).ledgerKey.vkey),
+      sign: () => Promise.reject(new Error('not asked')),
+    });
+    for (let i = 0; i < 3; i++) await writer.append(note(i));
+    const w = await witnessLedger(schema, 100, observer);
+    // Read and hashed at open: not the calls' verification, no span.
+    expect(stages).toEqual([]);
+    await writer.append(note(3));
+    await writer.append({ ...note(4), trace_id: 't-3' });
+    await writer.append({ ...note(5), trace_id: '' });
+    expect(await w.follow()).toBe(6);
+    expect(stages.map((x) => `${x.stage} ${x.trace}`)).toEqual(['ledger_verify t-3']);
+    expect(stages[0]!.ms).toBeGreaterThanOrEqual(0);
+    // Nothing new: nothing told.
+    expect(await w.follow()).toBe(6);
+    expect(stages).toHaveLength(1);
   });
 
   it('L7: a rewritten entry stops the ledger process from signing, and the writer from getting a checkpoint; appends go on', async () => {
