@@ -207,9 +207,18 @@ async function up(
   port: number | undefined,
   graceSec = 30,
   standby = false,
+  role?: 'control-plane',
 ): Promise<number> {
-  const init = await initDataDir(dir);
-  if (init.created) io.out(`initialised ${init.dir}\n`);
+  if (role === 'control-plane') {
+    // Never a fresh data directory: a Control Plane process serves the deployment's own keys.
+    if (!existsSync(dataPaths(dir).config))
+      throw new UsageError(
+        `no data directory at ${dir}: make it with \`failclosed init --backend postgres://…\` (docs/deployment.md)`,
+      );
+  } else {
+    const init = await initDataDir(dir);
+    if (init.created) io.out(`initialised ${init.dir}\n`);
+  }
   // Stops serving when the writer lease is lost: a standby elsewhere takes over.
   const lost = new AbortController();
   let instance: EmbeddedInstance;
@@ -222,6 +231,7 @@ async function up(
       onWriterLost: () => lost.abort(),
       // JSON lines on standard output (docs/deployment.md "Observability").
       defaultLogLevel: 'info',
+      ...(role === undefined ? {} : { role }),
     });
   } catch (err) {
     if (err instanceof WriterLockBusy) {
@@ -239,7 +249,11 @@ async function up(
       `recovered: ${r.abandoned} request(s) recorded as abandoned, ${r.mayHaveRun} of them may have run\n`,
     );
   announceServer(dir, instance.url);
-  io.out(`failclosed gate listening on ${instance.url} (storage: ${instance.core.storage})\n`);
+  io.out(
+    role === 'control-plane'
+      ? `failclosed control plane listening on ${instance.url} (operators, approvers and the console; no calls: clients call a Gate) (storage: ${instance.core.storage})\n`
+      : `failclosed gate listening on ${instance.url} (storage: ${instance.core.storage})\n`,
+  );
   if (instance.core.config.tls?.executor !== undefined)
     io.out(`execution layer listening on ${instance.executionUrl} (mutual TLS, gate role only)\n`);
   else if (instance.core.config.executor_url !== undefined)
@@ -647,12 +661,23 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
     case 'up':
       return up(io, dir, intOption(v.port, 'port'), intOption(v.grace, 'grace'), v.standby === true);
     case 'serve':
+      // The Control Plane process runs over its data directory (its keys are there), the other
+      // roles over a configuration file of their own.
+      if (sub === 'control-plane' && v.config === undefined && arg1 === undefined)
+        return up(
+          io,
+          dir,
+          intOption(v.port, 'port'),
+          intOption(v.grace, 'grace'),
+          v.standby === true,
+          'control-plane',
+        );
       if (
         (sub !== 'executor' && sub !== 'gate' && sub !== 'ledger') ||
         v.config === undefined ||
         arg1 !== undefined
       )
-        throw new UsageError('serve executor|gate|ledger --config FILE');
+        throw new UsageError('serve executor|gate|ledger --config FILE | serve control-plane [--data DIR]');
       return serveRole(io, sub, v.config);
     case 'call':
       if (sub === undefined) throw new UsageError('call TOOL --params JSON');

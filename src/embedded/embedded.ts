@@ -24,6 +24,7 @@ import {
   dataPaths,
   readConfig,
 } from './data-dir.js';
+import type { EmbeddedConfig } from './data-dir.js';
 import { createExecutionServer } from './execution-server.js';
 import { createTelemetry, resolveTelemetrySettings, serveMetrics } from './telemetry/index.js';
 import type { LogLevel, MetricsServer, Telemetry } from './telemetry/index.js';
@@ -147,6 +148,37 @@ export interface EmbeddedOptions {
   readonly telemetry?: Telemetry;
   /** Log level when neither `FAILCLOSED_LOG_LEVEL` nor `log.level` sets one (default `silent`; `failclosed up`: `info`). */
   readonly defaultLogLevel?: LogLevel;
+  /**
+   * `control-plane`: the Control Plane process of the separated shape (`failclosed serve
+   * control-plane`, docs/deployment.md), holding no key but its own. Refused unless
+   * `failclosed.json` has {@link assertControlPlaneConfig}'s settings; its client listener serves
+   * operators, approvers, the console and evidence, never a call (`POST /v1/calls` and the MCP
+   * endpoint are 404: clients call a Gate); its telemetry names the role `control-plane`.
+   */
+  readonly role?: 'control-plane';
+}
+
+/**
+ * What a data directory needs to run as the Control Plane process alone (`serve
+ * control-plane`): keyless Gates served on the internal listener (`internal_gates`, so
+ * `internal_port` and `tls.control_plane`), the Execution Layer in a process of its own
+ * (`executor_url`, no `tls.executor`: no tool runs here), and the checkpoint key in the ledger
+ * process (`checkpoints`, which needs PostgreSQL and a data directory without `keys/ledger.jwk`,
+ * checked when the ledger opens). Throws a usage error naming what is missing.
+ */
+export function assertControlPlaneConfig(config: EmbeddedConfig): void {
+  const missing: string[] = [];
+  if (config.internal_gates !== true) missing.push('`internal_gates: true` (with `internal_port`)');
+  if (config.executor_url === undefined || config.tls?.executor !== undefined)
+    missing.push('`executor_url` naming a separate Execution Layer, without `tls.executor`');
+  if (config.checkpoints === undefined)
+    missing.push(
+      '`checkpoints` naming the ledger process (the checkpoint key moved there: `failclosed ledger move-key`)',
+    );
+  if (missing.length > 0)
+    throw new TypeError(
+      `serve control-plane: failclosed.json needs ${missing.join('; ')}; \`failclosed up\` runs every role in one process`,
+    );
 }
 
 /** A running embedded deployment. */
@@ -214,10 +246,11 @@ function mcpEndpointFor(core: Core, url: string): McpEndpoint {
 /** Starts all four roles over an initialised data directory, on 127.0.0.1 (or the configured host). */
 export async function startEmbedded(dir: string, options: EmbeddedOptions = {}): Promise<EmbeddedInstance> {
   const config = readConfig(dir);
+  if (options.role === 'control-plane') assertControlPlaneConfig(config);
   const settings = resolveTelemetrySettings(config, process.env, options.defaultLogLevel ?? 'silent');
   // Built here, closed here; a telemetry passed in belongs to the caller. Serving keyless Gates
   // (`internal_gates`), this process is their Control Plane: its logs and spans say so.
-  const role = config.internal_gates === true ? 'control-plane' : 'embedded';
+  const role = options.role ?? (config.internal_gates === true ? 'control-plane' : 'embedded');
   const telemetry = options.telemetry ?? createTelemetry({ logLevel: settings.logLevel, role });
   const ownTelemetry = options.telemetry === undefined;
   let core: Core;
@@ -316,10 +349,12 @@ async function listen(
   let internalServer;
   try {
     const execTls = executionTls(core);
+    const controlPlane = options.role === 'control-plane';
     gateServer = await createGateServer(core.gate, {
       host: core.config.host,
       port: options.port ?? core.config.port,
-      mcp: (url) => mcpEndpointFor(core, url),
+      // The Control Plane process takes no call: its clients are operators and approvers.
+      ...(controlPlane ? { calls: false } : { mcp: (url: string) => mcpEndpointFor(core, url) }),
       console: (url) =>
         consoleEndpointFor(
           {

@@ -7,8 +7,9 @@
  * registry and the request nonces are the shared PostgreSQL state every Gate uses, so a request
  * id or nonce is single-use across all of them, FC-INV-3), then, over mutual TLS with its `gate`
  * certificate:
- * - asks the Control Plane process (`failclosed up` with `internal_port` and `internal_gates`,
- *   accepted only by its `control-plane` certificate and the host it names) for the decision,
+ * - asks the Control Plane process (`failclosed serve control-plane`, or `failclosed up` with
+ *   `internal_port` and `internal_gates`), accepted only by its `control-plane` certificate and
+ *   the host it names, for the decision,
  *   which checks the client's signature again against its own registry and signs the envelope
  *   (`gate-routes.ts`), and writes its evidence and records through that process's one ledger
  *   writer (`control-plane-link.ts`);

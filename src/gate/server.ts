@@ -55,6 +55,11 @@ export interface GateServerOptions {
   readonly mcp?: (url: string) => McpEndpoint;
   /** The browser console under `/console/` (docs/console.md), built once the URL is known; absent: not served. */
   readonly console?: (url: string) => PathEndpoint;
+  /**
+   * Whether `POST /v1/calls` is served (default true). False on the Control Plane process's
+   * client listener (`serve control-plane`): a call there is 404, never run or recorded.
+   */
+  readonly calls?: boolean;
 }
 
 /** An endpoint that answers the paths it matches on its own (the console). */
@@ -195,12 +200,13 @@ async function route(
   res: ServerResponse,
   mcp: McpEndpoint | undefined,
   consoleEndpoint: PathEndpoint | undefined,
+  calls: boolean,
 ): Promise<void> {
   const path = (req.url ?? '/').split('?')[0] ?? '/';
   const method = req.method ?? 'GET';
   if (mcp?.matches(path) === true) return mcp.handle(req, res, path);
   if (consoleEndpoint?.matches(path) === true) return consoleEndpoint.handle(req, res, path);
-  if (method === 'POST' && path === '/v1/calls') {
+  if (calls && method === 'POST' && path === '/v1/calls') {
     const body = await readBody(req, MAX_REQUEST_BYTES);
     const waitMs = preferWaitMs(req.headers.prefer);
     // A client that goes away while its call waits for approvals stops the wait: the call does
@@ -313,7 +319,7 @@ export async function createGateServer(gate: Gate, options: GateServerOptions): 
       }
       // In flight until its handler settles (not the socket's 'close': a client may half-close early).
       inflight.add(res);
-      route(gate, req, res, mcp.endpoint, mcp.console)
+      route(gate, req, res, mcp.endpoint, mcp.console, options.calls !== false)
         .catch(() => {
           if (!res.headersSent)
             send(res, 500, { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'internal failure' }, true);

@@ -2,7 +2,7 @@
  * The separated shape on one machine, exactly as docs/deployment.md "Distributed on one machine"
  * tells a new user to bring it up (issue "the four roles as separate processes", Done when;
  * FC-INV-6, SPEC §1): a development CA from `failclosed certs init` with a client-only certificate
- * per Gate, the Control Plane process and its standby (`failclosed up` with `internal_gates`, one
+ * per Gate, the Control Plane process and its standby (`failclosed serve control-plane`, one
  * data directory on PostgreSQL copied), the Gates' and the Execution Layers' database roles made by
  * the shipped role scripts with `password_env`, the ledger process and its standby (`failclosed
  * serve ledger`, the only holders of the checkpoint key, moved out of the Control Plane's data
@@ -199,8 +199,9 @@ describe('the separated shape on one machine, as documented', () => {
       );
     }
     // 6. The Control Plane processes first (the first start migrates the schema).
-    cp = await startUp(at('cp'), 30, [], otel());
-    standby = await startUp(at('cp-standby'), 30, [], otel());
+    const controlPlane = ['serve', 'control-plane'];
+    cp = await startUp(at('cp'), 30, [], otel(), controlPlane);
+    standby = await startUp(at('cp-standby'), 30, [], otel(), controlPlane);
     // 7. The Gates' and the Execution Layers' database roles, made by the shipped scripts as the
     // schema's owner, each with a password of its own from the environment.
     for (const [role, script] of [
@@ -270,6 +271,23 @@ describe('the separated shape on one machine, as documented', () => {
     const first = call(gates[0]!, 'via gate-1');
     expect(first).toContain('via gate-1');
     expect(call(gates[1]!, 'via gate-2')).toContain('via gate-2');
+    // The Control Plane process takes no call (`serve control-plane`): a signed call sent to its
+    // client port, or to where an MCP endpoint would be, is not found; nothing is accepted or run.
+    expect(cp.out()).toContain('failclosed control plane listening on');
+    const atCp = runCli(
+      'call',
+      'echo',
+      '--params',
+      JSON.stringify({ message: 'to the control plane' }),
+      '--gate',
+      cp.url,
+      '--data',
+      at('cp'),
+    );
+    expect(atCp.code, atCp.out).not.toBe(0);
+    expect(atCp.out + atCp.err).toMatch(/404/);
+    const mcpAtCp = await fetch(`${cp.url}/mcp`, { method: 'POST', body: '{}' });
+    expect(mcpAtCp.status).toBe(404);
     // One trace per call, its id the ledger's trace_id, with spans from all four roles: the
     // Gate's root span (GenAI conventions), the Control Plane's decision, the Execution Layer's
     // stages, and the ledger processes' verification of its entries (they follow every second).
@@ -358,6 +376,8 @@ describe('the separated shape on one machine, as documented', () => {
       .map((r) => r.entry!);
     const echoes = entries.filter((e) => e.type === 'gateway.completed' && e.payload['tool'] === 'echo');
     expect(echoes).toHaveLength(3);
+    // Only the three calls through Gates were accepted: the one sent to the Control Plane never was.
+    expect(entries.filter((e) => e.type === 'gateway.accepted')).toHaveLength(3);
     for (const done of echoes) {
       const of = (type: string): Entry | undefined =>
         entries.find((e) => e.type === type && e.request_id === done.request_id);

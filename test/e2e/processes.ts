@@ -35,18 +35,20 @@ export interface SpawnedUp {
 }
 
 /**
- * Spawns `failclosed up --port 0 --grace SEC` over `dir`, with `extraArgs` after (e.g.
- * `--standby`), without waiting for it to listen.
+ * Spawns `failclosed up --port 0 --grace SEC` over `dir` (or `command` in place of `up`, e.g.
+ * `serve control-plane`), with `extraArgs` after (e.g. `--standby`) and `env` over this process's
+ * environment, without waiting for it to listen.
  */
 export function spawnUp(
   dir: string,
   graceSec: number,
   extraArgs: readonly string[] = [],
   env: Readonly<Record<string, string>> = {},
+  command: readonly string[] = ['up'],
 ): SpawnedUp {
   const child = spawn(
     process.execPath,
-    [CLI, 'up', '--data', dir, '--port', '0', '--grace', String(graceSec), ...extraArgs],
+    [CLI, ...command, '--data', dir, '--port', '0', '--grace', String(graceSec), ...extraArgs],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
   );
   let out = '';
@@ -75,8 +77,9 @@ export async function startUp(
   graceSec: number,
   extraArgs: readonly string[] = [],
   env: Readonly<Record<string, string>> = {},
+  command: readonly string[] = ['up'],
 ): Promise<UpProcess> {
-  const up = spawnUp(dir, graceSec, extraArgs, env);
+  const up = spawnUp(dir, graceSec, extraArgs, env, command);
   return { url: await up.listening, child: up.child, out: () => up.out(), exited: up.exited };
 }
 

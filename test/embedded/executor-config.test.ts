@@ -3,9 +3,13 @@
  * the Control Plane's `internal_port` (and its `tls.control_plane`): parsed strictly at the edge; anything malformed refuses the start
  * (FC-INV-6, L7 mutual TLS between roles).
  */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   defaultConfig,
+  initDataDir,
   parseConfig,
   parseExecutorConfig,
   policyBundleNamed,
@@ -144,11 +148,35 @@ describe('failclosed serve', () => {
     return { code, err };
   };
 
-  it('knows only `serve executor|gate|ledger --config FILE`', async () => {
-    for (const argv of [['serve', 'executor'], ['serve', 'control-plane', '--config', 'x.json'], ['serve']]) {
+  it('knows only `serve executor|gate|ledger --config FILE` and `serve control-plane [--data DIR]`', async () => {
+    for (const argv of [
+      ['serve', 'executor'],
+      ['serve', 'control-plane', '--config', 'x.json'],
+      ['serve', 'control-plane', 'extra'],
+      ['serve'],
+    ]) {
       const r = await run(argv);
       expect(r.code, argv.join(' ')).toBe(2);
-      expect(r.err).toContain('serve executor|gate|ledger --config FILE');
+      expect(r.err).toContain('serve executor|gate|ledger --config FILE | serve control-plane [--data DIR]');
+    }
+  });
+
+  it('serve control-plane never makes a data directory, and refuses one that is not set up as the Control Plane alone', async () => {
+    const missing = await run(['serve', 'control-plane', '--data', '/nonexistent/cp']);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain('no data directory at /nonexistent/cp');
+    expect(existsSync('/nonexistent/cp')).toBe(false);
+    // The embedded default (SQLite, every role in one process, the checkpoint key here).
+    const dir = mkdtempSync(join(tmpdir(), 'fc-serve-cp-'));
+    try {
+      await initDataDir(dir);
+      const r = await run(['serve', 'control-plane', '--data', dir]);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain('`internal_gates: true`');
+      expect(r.err).toContain('`executor_url` naming a separate Execution Layer');
+      expect(r.err).toContain('`checkpoints` naming the ledger process');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
