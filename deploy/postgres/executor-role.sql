@@ -4,8 +4,8 @@
 -- policy bundles, governance state or the gates' request nonces, and cannot change the schema.
 --
 -- Run it as the schema's owner (the Control Plane's role) or a superuser, after the Control Plane
--- process has migrated the schema (`failclosed up` with a postgres:// backend does), and again
--- after an upgrade:
+-- process has migrated the schema (`failclosed serve control-plane` does at start, as does
+-- `failclosed up` with a postgres:// backend), and again after an upgrade:
 --
 --   psql "postgres://OWNER@HOST:5432/DB" -v schema=failclosed -v role=failclosed_executor \
 --        -v ON_ERROR_STOP=1 -f deploy/postgres/executor-role.sql

@@ -3,7 +3,7 @@
  * (test/fixtures/schemas, checked byte for byte) and checked for the separated shape (FC-INV-6,
  * SPEC §1 separation of powers) and its hardening: two keyless Gates (`serve gate`) the only
  * services on the clients' network, holding no data directory and no key; the Control Plane
- * process (`up` with `internal_gates`) publishing its port for operators only, on a network of
+ * process (`serve control-plane`) publishing its port for operators only, on a network of
  * its own; PostgreSQL only on internal networks; the separate Execution Layer (`serve executor`)
  * publishing nothing and sharing its listener's network with the gates and the Control Plane
  * alone (FC-INV-6 "only the Gate reaches execution"); the ledger process (`serve ledger`), the
@@ -29,7 +29,7 @@ const services = compose.services as YamlObject;
 const service = (name: string) => services[name] as YamlObject;
 /** The keyless Gates (`serve gate`), the only services clients reach. */
 const GATES = ['gate-a', 'gate-b'];
-/** The Control Plane process (`up` with `internal_gates`): keys, decisions, the ledger writer. */
+/** The Control Plane process (`serve control-plane`): keys, decisions, the ledger writer. */
 const CP = 'control-plane';
 /** The ledger process (`serve ledger`): the checkpoint key, nothing else. */
 const LEDGER = 'ledger';
@@ -172,9 +172,14 @@ describe('deploy/compose/compose.yaml', () => {
     }
   });
 
-  it('the Control Plane: up on its data directory, never on the clients network', () => {
+  it('the Control Plane: serve control-plane on its data directory, never on the clients network', () => {
     const cp = service(CP);
-    expect((cp.command as string[]).slice(0, 3)).toEqual(['up', '--data', '/var/lib/failclosed']);
+    expect((cp.command as string[]).slice(0, 4)).toEqual([
+      'serve',
+      'control-plane',
+      '--data',
+      '/var/lib/failclosed',
+    ]);
     expect(networksOf(cp).sort()).toEqual(['db', 'exec', 'ledger', 'ops', 'queue']);
     expect(networksOf(cp)).not.toContain('front');
   });
@@ -413,7 +418,7 @@ describe('deploy/compose/compose.yaml', () => {
     // No data directory, no volume but these binds.
     expect(((service(LEDGER).volumes ?? []) as YamlObject[]).every((v) => v.type === 'bind')).toBe(true);
     // No other service mounts the checkpoint key or anything of ./ledger, nor names a .jwk; the
-    // Control Plane's data directory holds none (`up` refuses to open with `checkpoints` while
+    // Control Plane's data directory holds none (`serve control-plane` refuses to start while
     // keys/ledger.jwk is there), and nothing mounts the ledger process's TLS key but itself.
     for (const name of Object.keys(services)) {
       if (name === LEDGER) continue;
@@ -554,7 +559,7 @@ describe('deploy/compose/compose.yaml', () => {
 
       it('runs the shipped SQL file with psql, mounted read-only, from the PostgreSQL image', () => {
         expect(job.image).toBe(service('postgresql').image);
-        expect(job.profiles).toBeUndefined(); // `up` runs it
+        expect(job.profiles).toBeUndefined(); // `docker compose up` runs it
         expect(job.restart).toBe('no');
         expect(command[0]).toBe('psql');
         const sql = command[command.indexOf('-f') + 1]!;

@@ -1,7 +1,7 @@
 /**
  * The configuration files the deployment artefacts ship for the separated shape (FC-INV-6, SPEC
  * §1 separation of powers, L7 mutual TLS between roles): the keyless Gates (`failclosed serve
- * gate`), the Control Plane process (`failclosed up` with `internal_gates`), the ledger process
+ * gate`), the Control Plane process (`failclosed serve control-plane`), the ledger process
  * (`failclosed serve ledger`, the checkpoint key) and the Execution Layer (`failclosed serve
  * executor`), parsed with the real parsers (`parseGateConfig`, `parseLedgerConfig`,
  * `parseExecutorConfig`, and the data directory's `parseConfig` over a fresh `failclosed.json`
@@ -220,6 +220,24 @@ function expectLedgerLink(cp: EmbeddedConfig, ledger: LedgerNodeConfig) {
   expect(base(cp.tls!.control_plane!.cert)).toBe('control-plane.pem');
 }
 
+/**
+ * The Control Plane process is started as `failclosed serve control-plane` over its data directory,
+ * never as the embedded `up`, and its configuration is one that command starts on: keyless Gates
+ * on its internal listener (`internal_gates`, `internal_port`, `tls.control_plane`), the Execution
+ * Layer in a process of its own (`executor_url`, no `tls.executor`), the checkpoint key in the
+ * ledger process (`checkpoints`), and a `postgres://` backend.
+ */
+function expectControlPlaneProcess(argv: readonly string[], cp: EmbeddedConfig, ownerBackend: string) {
+  expect(argv.slice(0, 4)).toEqual(['serve', 'control-plane', '--data', '/var/lib/failclosed']);
+  expect(cp.internal_gates).toBe(true);
+  expect(cp.internal_port).toBeDefined();
+  expect(cp.tls?.control_plane).toBeDefined();
+  expect(cp.executor_url).toBeDefined();
+  expect(cp.tls?.executor).toBeUndefined();
+  expect(cp.checkpoints).toBeDefined();
+  expect(new URL(ownerBackend).protocol).toBe('postgres:');
+}
+
 /** What every shipped triple of configurations must agree on, whatever the orchestrator. */
 function expectSeparatedShape(cp: EmbeddedConfig, gate: GateNodeConfig, exec: ExecutorNodeConfig) {
   // The Control Plane admits keyless Gates on its internal listener and runs no execution
@@ -268,6 +286,10 @@ describe('compose (deploy/compose/config)', () => {
     );
     expect(exec.listen).toEqual({ host: '0.0.0.0', port: 7443 });
     expect(cp.internal_host).toBe('0.0.0.0');
+  });
+
+  it('the Control Plane is started as serve control-plane, on a configuration and a backend it starts on', () => {
+    expectControlPlaneProcess(at(services, 'control-plane', 'command') as string[], cp, ownerBackend);
   });
 
   it('the gates listen on the port published and probed, and are started with the configuration mounted', () => {
@@ -413,6 +435,7 @@ describe('kubernetes (the gate, ledger and executor ConfigMaps, fragments/contro
     expect(gateContainer.args).toEqual(['serve', 'gate', '--config', `${gateDir}/gate.json`]);
     expect(ledgerContainer.args).toEqual(['serve', 'ledger', '--config', `${ledgerDir}/ledger.json`]);
     expectSeparatedShape(cp, gate, exec);
+    expectControlPlaneProcess(cpContainer.args as string[], cp, ownerBackend);
   });
 
   it('the Control Plane’s checkpoints dial the ledger Service, whose port is the ledger container’s listener, and the two agree on the origin and the key', () => {
@@ -572,7 +595,8 @@ describe('systemd (deploy/systemd/executor.json, executor.postgres.json, control
   const ledgerPath = /--config (\S+)$/.exec(unitValue(ledgerUnit, 'Service', 'ExecStart')!)![1]!;
   const ledgerDir = ledgerPath.slice(0, ledgerPath.lastIndexOf('/'));
   const ledger = ledgerConfig(read('systemd/ledger.json'), ledgerDir);
-  const roleArgv = (file: string) =>
+  /** A unit's ExecStart, split into words. */
+  const execArgv = (file: string) =>
     unitValue(parseUnit(read('systemd', file).toString('utf8')), 'Service', 'ExecStart')!.split(/\s+/);
 
   it('executor.json parses; its files are under the unit’s own directories', () => {
@@ -598,14 +622,14 @@ describe('systemd (deploy/systemd/executor.json, executor.postgres.json, control
     const merged = { ...json('systemd/executor.json'), ...json('systemd/executor.postgres.json') };
     const pgExec = parseExecutorConfig(Buffer.from(JSON.stringify(merged)), configDir);
     expectSeparatedShape(cp, gate, pgExec);
-    const argv = roleArgv('failclosed-executor-role.service');
+    const argv = execArgv('failclosed-executor-role.service');
     // The role step connects as the owner to the database the executor's URL names.
     const owner = new URL(argv[1]!);
     const ownerBackend = `${owner.toString()}?schema=${psqlVars(argv).schema}`;
     expectOwnRole(nonceStore(pgExec), ownerBackend, argv);
     expect(nonceStore(pgExec).role).not.toBe(owner.username);
     expect(Object.keys(json('systemd/executor.postgres.json')).sort()).toEqual(['nonces', 'nonces_schema']);
-    const gateArgv = roleArgv('failclosed-gate-role.service');
+    const gateArgv = execArgv('failclosed-gate-role.service');
     expect(gateArgv[1]).toBe(argv[1]);
     expectOwnRole(gateState(gate), ownerBackend, gateArgv);
   });
@@ -642,6 +666,13 @@ describe('systemd (deploy/systemd/executor.json, executor.postgres.json, control
       pinned(json('systemd/control-plane.ledger.json')),
     );
     expectLedgerLink(withLedger, ledger);
+    // With both merged in, failclosed-postgres.service starts it as `serve control-plane`, on the
+    // owner's database its role units name (FAILCLOSED_BACKEND is in postgres.env, not shipped).
+    expectControlPlaneProcess(
+      execArgv('failclosed-postgres.service').slice(2),
+      withLedger,
+      execArgv('failclosed-executor-role.service')[1]!,
+    );
     expect(ledger.listen.host).toBe('127.0.0.1');
     expect(hostPort(withLedger.checkpoints!.url)).toEqual({ host: '127.0.0.1', port: ledger.listen.port });
     // On one host each listener has a port of its own.
@@ -657,10 +688,10 @@ describe('systemd (deploy/systemd/executor.json, executor.postgres.json, control
   });
 
   it('the ledger process’s state is the owner’s schema on the role its role unit grants, not the owner', () => {
-    const argv = roleArgv('failclosed-ledger-role.service');
+    const argv = execArgv('failclosed-ledger-role.service');
     const owner = new URL(argv[1]!);
     const ownerBackend = `${owner.toString()}?schema=${psqlVars(argv).schema}`;
     expectOwnRole(gateState(ledger), ownerBackend, argv);
-    expect(argv[1]).toBe(roleArgv('failclosed-gate-role.service')[1]);
+    expect(argv[1]).toBe(execArgv('failclosed-gate-role.service')[1]);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * deploy/kubernetes/: every manifest validated against the Kubernetes v1.33.0 OpenAPI schema
  * (the pinned `kubernetes-models` validators), and the pod security of the keyless Gates
- * (`serve gate`), the Control Plane process (`up` with `internal_gates`), the ledger process
+ * (`serve gate`), the Control Plane process (`serve control-plane`), the ledger process
  * (`serve ledger`), the separate Execution Layer (`serve executor`), NATS, PostgreSQL and the
  * three Jobs that grant the gates, the executors and the ledger process their own database roles
  * asserted key by key (the OpenAPI schema does not refuse unknown keys, so a misspelt one would
@@ -150,11 +150,18 @@ describe('deploy/kubernetes manifests', () => {
     expect(data['gate.json']).not.toMatch(/PRIVATE KEY|:\/\/[^@/]*:[^@/]*@|password/i);
   });
 
-  it('the Control Plane: up, two replicas, probes, its operators port and its internal port (each its own Service)', () => {
+  it('the Control Plane: serve control-plane, two replicas, probes, its operators port and its internal port (each its own Service)', () => {
     expect(at(cp, 'spec', 'replicas')).toBe(2);
     const c = (podSpec(cp).containers as YamlObject[])[0]!;
     expect(podSpec(cp).containers).toHaveLength(1);
-    expect((c.args as string[]).slice(0, 3)).toEqual(['up', '--data', '/var/lib/failclosed']);
+    // `args` replace the image's default command (`up`); its entrypoint, the CLI, stays.
+    expect(c.command).toBeUndefined();
+    expect((c.args as string[]).slice(0, 4)).toEqual([
+      'serve',
+      'control-plane',
+      '--data',
+      '/var/lib/failclosed',
+    ]);
     expect(c.ports).toEqual([
       { name: 'cp-http', containerPort: 7070, protocol: 'TCP' },
       { name: 'cp-internal', containerPort: 7444, protocol: 'TCP' },
@@ -265,7 +272,7 @@ describe('deploy/kubernetes manifests', () => {
   });
 
   it('the Control Plane holds no checkpoint key: its data directory is made without ledger.jwk, and it references no ledger Secret', () => {
-    // `up` with `checkpoints` refuses to open while keys/ledger.jwk is in its data directory.
+    // `serve control-plane` refuses to start while keys/ledger.jwk is in its data directory.
     const [dataDir] = podSpec(cp).initContainers as YamlObject[];
     const script = (dataDir!.command as string[]).join(' ');
     expect(script).toContain('issuer.jwk');
@@ -304,7 +311,7 @@ describe('deploy/kubernetes manifests', () => {
     };
     const SEED = ['failclosed.json', 'operator.token', 'issuer.jwk', 'derivation.key'];
 
-    it('copies the seed into the layout up reads', () => {
+    it('copies the seed into the layout serve control-plane reads', () => {
       const r = run(SEED);
       expect(r.status, r.stderr).toBe(0);
       expect(r.files).toEqual(

@@ -8,8 +8,9 @@
  * PostgreSQL; the Control Plane PostgreSQL, the executors and the ledger process; only the Control
  * Plane reaches the ledger process (the checkpoint key), which reaches PostgreSQL alone;
  * PostgreSQL admits only the roles that use it. The labels of the Gates (`serve gate`), the
- * Control Plane (`up`), the ledger process (`serve ledger`), the executors (`serve executor`),
- * NATS, PostgreSQL and the three role Jobs are read from their workloads, not restated here.
+ * Control Plane (`serve control-plane`), the ledger process (`serve ledger`), the executors
+ * (`serve executor`), NATS, PostgreSQL and the three role Jobs are read from their workloads, not
+ * restated here.
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';

@@ -1,7 +1,9 @@
 /**
  * deploy/systemd/*.service, parsed and checked for the sandboxing options (static: no systemd runs
- * here). The namespaces a unit must let through are derived from the sandbox's own argv
- * (`buildSandboxArgv`), so a change of the bubblewrap profile that the unit would refuse fails here.
+ * here). failclosed.service runs the embedded default (`up`), failclosed-postgres.service the
+ * Control Plane process of the separated shape (`serve control-plane`). The namespaces a unit must
+ * let through are derived from the sandbox's own argv (`buildSandboxArgv`), so a change of the
+ * bubblewrap profile that the unit would refuse fails here.
  * failclosed-executor.service (the Execution Layer as its own process) has the same sandboxing as
  * the gates' units, its own user, and sees neither the Gate's data directory nor its configuration;
  * the gates' units do not see the executor's. failclosed-gate.service (the keyless Gate, `serve
@@ -24,10 +26,12 @@ import { DEPLOY_DIR, parseUnit, unitValue } from './support.js';
 import type { Unit } from './support.js';
 
 const GATE_UNITS = ['failclosed.service', 'failclosed-postgres.service'];
-/** The Control Plane process of the separated shape: `up` with `executor_url`, no tool runs there. */
+/** The Control Plane process of the separated shape: `serve control-plane`, no tool runs there. */
 const CP_UNIT = 'failclosed-postgres.service';
+/** What each data-directory unit runs: the embedded default `up`, or the Control Plane process alone. */
+const COMMAND: Record<string, string> = { 'failclosed.service': 'up', [CP_UNIT]: 'serve control-plane' };
 const EXECUTOR_UNIT = 'failclosed-executor.service';
-/** The units that run `up` or `serve executor`. */
+/** The units that run `up`, `serve control-plane` or `serve executor`. */
 const UNITS = [...GATE_UNITS, EXECUTOR_UNIT];
 /** The units that run tools, in bubblewrap: the embedded `up` and the Execution Layer. */
 const TOOL_UNITS = ['failclosed.service', EXECUTOR_UNIT];
@@ -89,14 +93,16 @@ describe('deploy/systemd units', () => {
   for (const file of GATE_UNITS) {
     const unit = units.get(file)!;
     describe(file, () => {
-      it('runs failclosed up as an unprivileged user on the data directory', () => {
+      it(`runs failclosed ${COMMAND[file]} as an unprivileged user on the data directory`, () => {
         const user = unitValue(unit, 'Service', 'User');
         expect(user).toBeDefined();
         expect(user).not.toMatch(/^(root|0)$/);
-        const exec = unitValue(unit, 'Service', 'ExecStart')!;
-        expect(exec).toMatch(
-          /^\/usr\/bin\/node \/opt\/failclosed\/dist\/src\/cli\/main\.js up --data \/var\/lib\/failclosed --grace \d+$/,
+        const [command, grace, ...rest] = unitValue(unit, 'Service', 'ExecStart')!.split(' --grace ');
+        expect(command).toBe(
+          `/usr/bin/node /opt/failclosed/dist/src/cli/main.js ${COMMAND[file]} --data /var/lib/failclosed`,
         );
+        expect(grace).toMatch(/^\d+$/);
+        expect(rest).toEqual([]);
       });
 
       it('stops by SIGTERM to failclosed alone and waits longer than the drain', () => {

@@ -1,9 +1,11 @@
 /**
  * The separate Execution Layer as deploy/systemd ships it (FC-INV-6 "only the Gate reaches
- * execution", L7 mutual TLS): the `failclosed up` settings of `deploy/systemd/control-plane.json`
- * merged into a fresh data directory and `deploy/systemd/executor.json`, with only their directory prefixes and
- * ports rewritten to the test's own, run as the real components (`startEmbedded`,
- * `startExecutorNode`, no in-process execution listener in the Gate).
+ * execution", L7 mutual TLS): `deploy/systemd/control-plane.json` merged into a fresh data
+ * directory as `failclosed up` runs it on SQLite (failclosed.service; on PostgreSQL,
+ * failclosed-postgres.service runs it as `serve control-plane`, whose port takes no call) and
+ * `deploy/systemd/executor.json`, with only their directory prefixes and ports rewritten to the
+ * test's own, run as the real components (`startEmbedded`, `startExecutorNode`, no in-process
+ * execution listener in the Gate).
  *
  * - A governed call runs in the executor; its nonce is consumed in the executor's own store.
  * - A TCP connection to the execution port without the Gate's certificate (what a TCP or HTTP

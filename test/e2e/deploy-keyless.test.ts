@@ -2,13 +2,14 @@
  * The separated shape as deploy/systemd ships it on PostgreSQL (FC-INV-6, SPEC §1 separation of
  * powers, L7 mutual TLS between roles), run rather than read: `control-plane.json` and
  * `control-plane.ledger.json` merged into a data directory initialised on the database, its
- * checkpoint key moved out by `failclosed ledger move-key` (the Control Plane process, `failclosed
- * up`), `ledger.json` (`failclosed serve ledger`, the checkpoint key alone), `executor.json` with
- * `executor.postgres.json` merged in (`failclosed serve executor` on the shared nonce schema) and
- * `gate.json` (`failclosed serve gate`, holding no key), with only their directory prefixes,
- * ports and PostgreSQL roles and database rewritten to the test's own (a fresh database; the
- * roles' names are cluster-wide, so each gets a name of its own), and the origin and vkey
- * placeholders replaced by what move-key printed. The Gate's, the executor's and the ledger
+ * checkpoint key moved out by `failclosed ledger move-key` (the Control Plane process, which
+ * failclosed-postgres.service runs as `failclosed serve control-plane`; here `startEmbedded` opens
+ * the same composition over it), `ledger.json` (`failclosed serve ledger`, the checkpoint key
+ * alone), `executor.json` with `executor.postgres.json` merged in (`failclosed serve executor` on
+ * the shared nonce schema) and `gate.json` (`failclosed serve gate`, holding no key), with only
+ * their directory prefixes, ports and PostgreSQL roles and database rewritten to the test's own (a
+ * fresh database; the roles' names are cluster-wide, so each gets a name of its own), and the
+ * origin and vkey placeholders replaced by what move-key printed. The Gate's, the executor's and the ledger
  * process's database roles are made as failclosed-gate-role.service,
  * failclosed-executor-role.service and failclosed-ledger-role.service make them: their
  * ExecStartPre probe and ExecStart `psql` line, run as written with the owner's and the role's
@@ -165,8 +166,9 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
       await c.query(`GRANT CREATE ON DATABASE ${pgdb.db.name} TO ${roles.owner}`);
     });
 
-    // The Control Plane (`up`): a data directory on the database the role units name (as
-    // FAILCLOSED_BACKEND would), with deploy/systemd/control-plane.json merged in.
+    // The Control Plane (its unit runs `serve control-plane`): a data directory on the database
+    // the role units name (as FAILCLOSED_BACKEND would), with deploy/systemd/control-plane.json
+    // merged in.
     const roleUnit = parseUnit(readFileSync(join(SYSTEMD, 'failclosed-gate-role.service'), 'utf8'));
     const ownerUrl = onTestDatabase(unitValue(roleUnit, 'Service', 'ExecStart')!.split(/\s+/)[1]!);
     cpDir = join(work, 'var-lib-failclosed');
@@ -368,7 +370,7 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
     expect(res.status).toBe(200);
     const bundle = join(work, 'ledger.jsonl');
     writeFileSync(bundle, await res.text());
-    // The operator's CLI reaches the running process as it would `up`'s: through the server it
+    // The operator's CLI reaches the running process as it would the unit's: through the server it
     // announced in the data directory.
     announceServer(cpDir, cp!.url);
     const trust = join(work, 'trust-roots.json');
