@@ -1109,7 +1109,8 @@ describe('a Gate as its own process, holding no key', () => {
       'a call executes before the cut',
     );
     const exited = new Promise<number | null>((r) => gate.child.once('exit', (code) => r(code)));
-    // The session holding the Gate's instance lock (two-key advisory lock, first key "fcin").
+    // The session holding the Gate's instance lock (two-key advisory lock, first key "fcin"), in
+    // this file's own database: keyless Gates of other test files run on the same server.
     const admin = new pg.Client({ connectionString: pgdb.url });
     await admin.connect();
     try {
@@ -1117,7 +1118,8 @@ describe('a Gate as its own process, holding no key', () => {
         `SELECT count(pg_terminate_backend(l.pid))::int AS n FROM pg_locks l
            JOIN pg_stat_activity a ON a.pid = l.pid
           WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid = $1::bigint::oid
-            AND a.application_name = 'failclosed-gate'`,
+            AND a.application_name = 'failclosed-gate' AND a.datname = current_database()
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
         [0x6663696e],
       );
       expect(cut.rows[0]?.n).toBe(1);
