@@ -23,7 +23,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { FailclosedError, parseJson, systemClock, withDeadline } from '../kernel/index.js';
+import { FailclosedError, guardObserver, parseJson, systemClock, withDeadline } from '../kernel/index.js';
 import type { Clock, DenialCode, JsonValue } from '../kernel/index.js';
 import { noteSignerFor } from '../kernel/signing/index.js';
 import { createLedger, type Ledger } from '../ledger/index.js';
@@ -222,8 +222,9 @@ export async function startLedgerNode(
       checkpointSigner: signer,
       origin: config.origin,
       checkpointEvery: { entries: config.checkpoint_entries, ms: config.checkpoint_ms },
-      // Batch metrics, and a `ledger_verify` span in the trace of every call it follows.
-      observer: telemetry.observer,
+      // A `ledger_verify` span in the trace of every call it follows; guarded, so telemetry
+      // never fails a follow (and so never holds a checkpoint back).
+      observer: guardObserver(telemetry.observer),
       // Every entry hashed here at start: no root it signs comes from nodes it did not compute.
       rehash: true,
     });
