@@ -663,21 +663,17 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
     case 'serve':
       // The Control Plane process runs over its data directory (its keys are there), the other
       // roles over a configuration file of their own.
-      if (sub === 'control-plane' && v.config === undefined && arg1 === undefined)
-        return up(
-          io,
-          dir,
-          intOption(v.port, 'port'),
-          intOption(v.grace, 'grace'),
-          v.standby === true,
-          'control-plane',
-        );
+      // No `--standby`: on PostgreSQL, which it requires, every Control Plane process serves at once.
+      if (sub === 'control-plane' && v.config === undefined && arg1 === undefined && v.standby !== true)
+        return up(io, dir, intOption(v.port, 'port'), intOption(v.grace, 'grace'), false, 'control-plane');
       if (
         (sub !== 'executor' && sub !== 'gate' && sub !== 'ledger') ||
         v.config === undefined ||
         arg1 !== undefined
       )
-        throw new UsageError('serve executor|gate|ledger --config FILE | serve control-plane [--data DIR]');
+        throw new UsageError(
+          'serve executor|gate|ledger --config FILE | serve control-plane [--data DIR] [--port N] [--grace SEC]',
+        );
       return serveRole(io, sub, v.config);
     case 'call':
       if (sub === undefined) throw new UsageError('call TOOL --params JSON');

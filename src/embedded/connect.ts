@@ -9,8 +9,8 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseJson } from '../kernel/index.js';
 import type { JsonValue } from '../kernel/index.js';
-import { dataPaths, readOperatorToken } from './data-dir.js';
-import { startEmbedded } from './embedded.js';
+import { dataPaths, readConfig, readOperatorToken } from './data-dir.js';
+import { controlPlaneConfigGaps, startEmbedded } from './embedded.js';
 
 /** A reachable Gate and the operator token for it. */
 export interface Connection {
@@ -73,7 +73,13 @@ export async function connect(dir: string, options: ConnectOptions = {}): Promis
   const token = options.token ?? readOperatorToken(dir);
   const url = await runningServer(dir);
   if (url !== undefined) return { url, token, inProcess: false, close: () => Promise.resolve() };
-  const instance = await startEmbedded(dir, { port: 0, executionPort: 0 });
+  // A Control Plane process's data directory takes no call in-process either (`serve control-plane`).
+  const controlPlane = controlPlaneConfigGaps(readConfig(dir)).length === 0;
+  const instance = await startEmbedded(dir, {
+    port: 0,
+    executionPort: 0,
+    ...(controlPlane ? { role: 'control-plane' as const } : {}),
+  });
   return { url: instance.url, token, inProcess: true, close: () => instance.close() };
 }
 

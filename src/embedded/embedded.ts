@@ -164,9 +164,9 @@ export interface EmbeddedOptions {
  * `internal_port` and `tls.control_plane`), the Execution Layer in a process of its own
  * (`executor_url`, no `tls.executor`: no tool runs here), and the checkpoint key in the ledger
  * process (`checkpoints`, which needs PostgreSQL and a data directory without `keys/ledger.jwk`,
- * checked when the ledger opens). Throws a usage error naming what is missing.
+ * checked when the ledger opens). Returns what is missing (none: such a data directory).
  */
-export function assertControlPlaneConfig(config: EmbeddedConfig): void {
+export function controlPlaneConfigGaps(config: EmbeddedConfig): string[] {
   const missing: string[] = [];
   if (config.internal_gates !== true) missing.push('`internal_gates: true` (with `internal_port`)');
   if (config.executor_url === undefined || config.tls?.executor !== undefined)
@@ -175,6 +175,12 @@ export function assertControlPlaneConfig(config: EmbeddedConfig): void {
     missing.push(
       '`checkpoints` naming the ledger process (the checkpoint key moved there: `failclosed ledger move-key`)',
     );
+  return missing;
+}
+
+/** Throws a usage error naming what {@link controlPlaneConfigGaps} finds missing. */
+export function assertControlPlaneConfig(config: EmbeddedConfig): void {
+  const missing = controlPlaneConfigGaps(config);
   if (missing.length > 0)
     throw new TypeError(
       `serve control-plane: failclosed.json needs ${missing.join('; ')}; \`failclosed up\` runs every role in one process`,
@@ -291,7 +297,7 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
       storage: core.storage,
       tracing: telemetry.tracing !== undefined,
     },
-    'gate listening',
+    options.role === 'control-plane' ? 'control plane listening' : 'gate listening',
   );
   return {
     ...instance,

@@ -2,7 +2,13 @@
  * The embedded deployment: all four roles in one process over SQLite files in a data directory
  * (SPEC §1). The composition root: it may import every role.
  */
-export { initDataDir, startEmbedded, DEFAULT_GRACE_MS } from './embedded.js';
+export {
+  assertControlPlaneConfig,
+  controlPlaneConfigGaps,
+  initDataDir,
+  startEmbedded,
+  DEFAULT_GRACE_MS,
+} from './embedded.js';
 export type { EmbeddedInstance, EmbeddedOptions, InitResult, StopReport } from './embedded.js';
 export { gateLedgerOver, openCore } from './core.js';
 export { buildTrustRoots } from './trust-roots.js';

@@ -286,8 +286,12 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
       lastHash = last;
       if (traced && observer !== undefined) {
         const t1 = performance.now();
-        for (const traceId of new Set(page.map((e) => e.trace_id)))
-          if (traceId !== '') observer.stage('ledger_verify', traceId, t0, t1);
+        try {
+          for (const traceId of new Set(page.map((e) => e.trace_id)))
+            if (traceId !== '') observer.stage('ledger_verify', traceId, t0, t1);
+        } catch {
+          // Telemetry never fails a follow: the page is verified, and signing must not wait on it.
+        }
       }
     }
   }

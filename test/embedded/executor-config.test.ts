@@ -8,12 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  assertControlPlaneConfig,
+  controlPlaneConfigGaps,
   defaultConfig,
   initDataDir,
   parseConfig,
   parseExecutorConfig,
   policyBundleNamed,
 } from '../../src/embedded/index.js';
+import type { EmbeddedConfig } from '../../src/embedded/data-dir.js';
 import { encodeBase64url } from '../../src/kernel/index.js';
 import { runCli } from '../../src/cli/run.js';
 
@@ -159,6 +162,38 @@ describe('failclosed serve', () => {
       expect(r.code, argv.join(' ')).toBe(2);
       expect(r.err).toContain('serve executor|gate|ledger --config FILE | serve control-plane [--data DIR]');
     }
+  });
+
+  it('serve control-plane: each start condition refused on its own (internal_gates, a separate Execution Layer, the checkpoint key moved out)', () => {
+    const full = {
+      ...defaultConfig(),
+      internal_port: 7444,
+      internal_gates: true,
+      executor_url: 'https://127.0.0.1:7443',
+      checkpoints: { url: 'https://127.0.0.1:7460', vkey: 'x', timeout_ms: 5000 },
+    } as unknown as EmbeddedConfig;
+    expect(controlPlaneConfigGaps(full)).toEqual([]);
+    expect(() => assertControlPlaneConfig(full)).not.toThrow();
+    const gaps = (c: object) => controlPlaneConfigGaps(c as EmbeddedConfig).join('; ');
+    expect(gaps({ ...full, internal_gates: undefined })).toMatch(/^`internal_gates: true`/);
+    expect(gaps({ ...full, internal_gates: false })).toMatch(/^`internal_gates: true`/);
+    expect(gaps({ ...full, executor_url: undefined })).toMatch(/^`executor_url` naming a separate/);
+    // An Execution Layer listener of its own here (`tls.executor`) runs tools in this process.
+    expect(gaps({ ...full, tls: { executor: { cert: 'c', key: 'k' } } })).toMatch(/^`executor_url` naming/);
+    expect(gaps({ ...full, checkpoints: undefined })).toMatch(/^`checkpoints` naming the ledger process/);
+    for (const c of [
+      { ...full, checkpoints: undefined },
+      { ...full, internal_gates: undefined },
+    ])
+      expect(() => assertControlPlaneConfig(c as unknown as EmbeddedConfig)).toThrow(
+        /^serve control-plane: failclosed.json needs/,
+      );
+  });
+
+  it('serve control-plane has no --standby (every Control Plane process on PostgreSQL serves at once)', async () => {
+    const r = await run(['serve', 'control-plane', '--standby', '--data', '/nonexistent/cp']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('serve control-plane [--data DIR] [--port N] [--grace SEC]');
   });
 
   it('serve control-plane never makes a data directory, and refuses one that is not set up as the Control Plane alone', async () => {

@@ -49,6 +49,37 @@ describe('Gate: a governed call (SPEC §2, FC-INV-6)', () => {
     });
   });
 
+  it('FC-INV-6: a listener without calls (the Control Plane process’s client port) takes none, by any spelling of the path or method', async () => {
+    h = await startHarness({ calls: false });
+    const body = JSON.stringify(h.request());
+    const at = (path: string, init: RequestInit = {}) =>
+      fetch(`${h!.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+        ...init,
+      });
+    for (const path of [
+      '/v1/calls',
+      '/v1/calls?x=1',
+      '/v1/calls/',
+      '//v1/calls',
+      '/v1/%63alls',
+      '/V1/calls',
+      '/mcp',
+    ])
+      expect((await at(path)).status, path).toBe(404);
+    for (const method of ['PUT', 'PATCH'])
+      expect((await at('/v1/calls', { method })).status, method).toBe(404);
+    expect((await fetch(`${h.url}/v1/calls`, { method: 'HEAD' })).status).toBe(404);
+    // Nothing accepted, decided, run or recorded.
+    expect(h.cpCalls).toHaveLength(0);
+    expect(h.execCalls).toHaveLength(0);
+    expect(h.ledger.events).toHaveLength(0);
+    // The rest of the listener serves as before.
+    expect((await fetch(`${h.url}/healthz`)).status).toBe(200);
+  });
+
   it('serves 32 concurrent clients', async () => {
     h = await startHarness();
     const harness = h;

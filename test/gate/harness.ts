@@ -118,6 +118,8 @@ export interface HarnessOptions {
   readonly execute?: GateDeps['executor']['execute'];
   readonly void?: GateDeps['executor']['void'];
   readonly extra?: Partial<GateDeps>;
+  /** `POST /v1/calls` served (default true; false as on the Control Plane process's client port). */
+  readonly calls?: boolean;
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
@@ -170,7 +172,11 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     timeouts: { controlPlaneMs: 200, executionMs: 200, ledgerMs: 200 },
     ...opts.extra,
   });
-  const server = await createGateServer(gate, { host: '127.0.0.1', port: 0 });
+  const server = await createGateServer(gate, {
+    host: '127.0.0.1',
+    port: 0,
+    ...(opts.calls === undefined ? {} : { calls: opts.calls }),
+  });
   const postRaw = async (text: string | Buffer) => {
     const res = await fetch(`${server.url}/v1/calls`, {
       method: 'POST',

@@ -180,6 +180,29 @@ describe('checkpoints signed by the ledger process (SPEC §4, L7 ledger protecti
     expect(stages).toHaveLength(1);
   });
 
+  it('an observer that throws changes nothing it follows or signs', async () => {
+    const schema = nextSchema();
+    const w0 = await witnessLedger(schema);
+    const writer = await writerOn(schema, {
+      ledgerKey: ledgerKeyFromVkey(w0.ledgerKey.vkey),
+      sign: () => Promise.reject(new Error('not asked')),
+    });
+    const w = await witnessLedger(schema, 2, {
+      ledgerBatch: () => undefined,
+      stage: () => {
+        throw new Error('exporter down');
+      },
+    });
+    for (let i = 0; i < 3; i++) await writer.append(note(i));
+    // Followed and signed on the cadence (every 2 entries) as if the observer were not there.
+    expect(await w.follow()).toBe(3);
+    expect((await w.store.latestCheckpoint())?.size).toBe(3);
+    await writer.append(note(3));
+    await writer.append(note(4));
+    expect(await w.follow()).toBe(5);
+    expect((await w.store.latestCheckpoint())?.size).toBe(5);
+  });
+
   it('L7: a rewritten entry stops the ledger process from signing, and the writer from getting a checkpoint; appends go on', async () => {
     const schema = nextSchema();
     const w = await witnessLedger(schema);
