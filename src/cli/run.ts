@@ -364,6 +364,11 @@ async function call(
       ...(wait === undefined ? {} : { waitSec: wait }),
     });
     print(io, r);
+    // A listener that serves no call (a Control Plane process, `serve control-plane`).
+    if (r.outcome === 'deny' && r.status === 404)
+      io.err(
+        `${conn.url} takes no calls (a Control Plane process?): send the call to a Gate with --gate URL\n`,
+      );
     return r.outcome === 'executed' ? EXIT.ok : EXIT.failed;
   });
 }

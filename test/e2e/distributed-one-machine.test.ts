@@ -286,6 +286,9 @@ describe('the separated shape on one machine, as documented', () => {
     );
     expect(atCp.code, atCp.out).not.toBe(0);
     expect(atCp.out + atCp.err).toMatch(/404/);
+    expect(atCp.err).toContain(
+      'takes no calls (a Control Plane process?): send the call to a Gate with --gate URL',
+    );
     const mcpAtCp = await fetch(`${cp.url}/mcp`, { method: 'POST', body: '{}' });
     expect(mcpAtCp.status).toBe(404);
     // One trace per call, its id the ledger's trace_id, with spans from all four roles: the
