@@ -53,7 +53,8 @@ export interface LedgerOptions {
   /**
    * Told each batch's size and write time (metrics; docs/deployment.md "Observability"), and,
    * for {@link Ledger.follow} only, the `ledger_verify` stage of every trace among the entries
-   * it read and verified (each page once, timed from its read to its last check).
+   * of the last five minutes it read and verified (each page once, timed from its read to its
+   * last check).
    */
   readonly observer?: Pick<Observer, 'ledgerBatch' | 'stage'>;
   /**
@@ -184,6 +185,9 @@ interface PendingEvidence {
   readonly reject: (e: unknown) => void;
 }
 
+/** How recent an entry must be for {@link Ledger.follow} to tell the observer of its trace. */
+const VERIFY_TRACE_WINDOW_MS = 5 * 60_000;
+
 /** A queued {@link Ledger.follow}: served between commits, never during one. */
 interface PendingFollow {
   readonly kind: 'follow';
@@ -286,9 +290,13 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
       lastHash = last;
       if (traced && observer !== undefined) {
         const t1 = performance.now();
+        // Only calls of the last few minutes: catching up after an outage adds no span or sample
+        // for each old call (whose trace has long ended), so it costs no telemetry work per entry.
+        const since = clock() - VERIFY_TRACE_WINDOW_MS;
         try {
-          for (const traceId of new Set(page.map((e) => e.trace_id)))
-            if (traceId !== '') observer.stage('ledger_verify', traceId, t0, t1);
+          const traces = new Set<string>();
+          for (const e of page) if (e.trace_id !== '' && Date.parse(e.at) >= since) traces.add(e.trace_id);
+          for (const traceId of traces) observer.stage('ledger_verify', traceId, t0, t1);
         } catch {
           // Telemetry never fails a follow: the page is verified, and signing must not wait on it.
         }

@@ -42,6 +42,7 @@ async function witnessLedger(
   schema: string,
   every = 4,
   observer?: Pick<Observer, 'ledgerBatch' | 'stage'>,
+  clock = steppingClock(),
 ): Promise<Ledger> {
   await backendOn(schema); // migrated
   const db = openPostgresPool({ url: pgdb.url, schema, max: 4 });
@@ -49,7 +50,7 @@ async function witnessLedger(
   return track(
     await createLedger({
       store: createPostgresLedgerStore(db, { shared: () => undefined }),
-      clock: steppingClock(),
+      clock,
       checkpointSigner: testSigner(),
       origin: ORIGIN,
       checkpointEvery: { entries: every },
@@ -177,6 +178,11 @@ describe('checkpoints signed by the ledger process (SPEC §4, L7 ledger protecti
     expect(stages[0]!.ms).toBeGreaterThanOrEqual(0);
     // Nothing new: nothing told.
     expect(await w.follow()).toBe(6);
+    expect(stages).toHaveLength(1);
+    // A ledger process catching up on calls more than five minutes old tells nothing of them.
+    const late = await witnessLedger(schema, 100, observer, steppingClock(Date.UTC(2025, 0, 1) + 6 * 60_000));
+    await writer.append({ ...note(6), trace_id: 't-6' });
+    expect(await late.follow()).toBe(7);
     expect(stages).toHaveLength(1);
   });
 
