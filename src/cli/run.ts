@@ -79,6 +79,10 @@ export const USAGE = `usage: failclosed <command> [options]
                                               SIGTERM/SIGINT drain calls for up to SEC (default 30) seconds;
                                               --standby (SQLite) waits while another gate holds the data
                                               directory's writer lock; on PostgreSQL every gate serves
+  serve control-plane [--port N] [--grace SEC]
+                                              the Control Plane process alone over --data (keyless Gates, a
+                                              separate Execution Layer, the checkpoint key in the ledger
+                                              process): takes no call itself (docs/deployment.md)
   serve executor --config FILE                the Execution Layer as its own process (public keys only): mutual
                                               TLS to the Gate process's internal listener (docs/deployment.md)
   serve gate --config FILE                    a Gate as its own process (no key at all): signed calls, decided by
