@@ -359,6 +359,18 @@ describe('the separated shape on one machine, as documented', () => {
     // standby, which decides, records and serves the issuer keys; a call runs.
     await stopProcess(cp, 'SIGKILL');
     expect(call(gates[1]!, 'via the standby')).toContain('via the standby');
+    // With its process gone, an operator command on the Control Plane's data directory starts the
+    // composition in-process as the Control Plane too: a call sent there is not taken either.
+    const inProcess = runCli(
+      'call',
+      'echo',
+      '--params',
+      JSON.stringify({ message: 'in process' }),
+      '--data',
+      at('cp'),
+    );
+    expect(inProcess.code, inProcess.out + inProcess.err).not.toBe(0);
+    expect(inProcess.err).toContain('takes no calls (a Control Plane process?)');
     // 11. One ledger: export it through the standby, pin the trust roots, verify.
     ok(runCli('ledger', 'export', '--out', at('ledger.jsonl'), '--data', at('cp-standby')));
     ok(runCli('trust-roots', '--out', at('trust.json'), '--data', at('cp-standby')));
