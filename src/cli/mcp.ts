@@ -1,5 +1,5 @@
 /**
- * `failclosed mcp [--client NAME]`: MCP over stdio for local clients (docs/mcp.md "stdio"). A
+ * `failclosed mcp [--client NAME] [--gate URL]`: MCP over stdio for local clients (docs/mcp.md "stdio"). A
  * relay, not a second gate: every JSON-RPC message read from stdin is posted to the Gate's MCP
  * endpoint (the running server, or an instance started for the session) with a fresh token signed
  * by the client's key, and the answer is written back to stdout. The Gate authenticates, lists,
@@ -102,6 +102,8 @@ export async function runMcpStdio(
   streams: StdioStreams,
   err: (text: string) => void,
   signal?: AbortSignal,
+  /** A Gate of its own (`failclosed serve gate` with `mcp`) instead of `dir`'s: only the client key is `dir`'s. */
+  gateUrl?: string,
 ): Promise<number> {
   const file = readClientFile(dir, clientName);
   const key = importSigningKeyJwk(file.key);
@@ -111,7 +113,10 @@ export async function runMcpStdio(
   const restore = routeConsole((text) => err(text));
   let conn: Awaited<ReturnType<typeof connect>>;
   try {
-    conn = await connect(dir);
+    conn =
+      gateUrl === undefined
+        ? await connect(dir)
+        : { url: gateUrl, token: '', inProcess: false, close: () => Promise.resolve() };
   } catch (e) {
     restore();
     throw e;

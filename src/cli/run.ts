@@ -95,8 +95,9 @@ export const USAGE = `usage: failclosed <command> [options]
                                               and token (docs/jobs.md)
   jobs show ID --token TOKEN [--wait SEC]     a background call's state and result (exit 0 executed);
                                               FAILCLOSED_JOB_TOKEN instead of --token keeps it out of ps
-  mcp [--client NAME]                         MCP over stdio as client NAME (default demo-agent),
-                                              relayed to the Gate's /mcp endpoint (docs/mcp.md)
+  mcp [--client NAME] [--gate URL]            MCP over stdio as client NAME (default demo-agent),
+                                              relayed to the Gate's /mcp endpoint (docs/mcp.md);
+                                              --gate: that Gate's (\`serve gate\` with mcp) instead of --data's
   requests show ID                            the evidence view of one request
   clients add NAME --tenant T [--owner HUMAN] [--role R]...
                                               register a client; writes its private key (0600);
@@ -688,13 +689,14 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
       if (sub === undefined) throw new UsageError('call TOOL --params JSON');
       return call(io, dir, sub, v);
     case 'mcp':
-      if (sub !== undefined) throw new UsageError('mcp [--client NAME]');
+      if (sub !== undefined) throw new UsageError('mcp [--client NAME] [--gate URL]');
       return runMcpStdio(
         dir,
         v.client ?? DEMO_CLIENT.identity,
         { stdin: process.stdin, stdout: process.stdout },
         io.err,
         io.signal,
+        v.gate === undefined ? undefined : gateUrlOf(v.gate),
       );
     case 'jobs': {
       // The token from FAILCLOSED_JOB_TOKEN keeps it out of the process list and shell history.

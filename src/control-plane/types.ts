@@ -101,6 +101,12 @@ export interface DecideOptions {
    * not issued even if its approvals arrive (`approval-step.ts`).
    */
   readonly signal?: AbortSignal;
+  /**
+   * The bearer token an MCP call was authenticated with (`Principal.credential`): only a Control
+   * Plane in another process uses it, to authenticate the call again (`gate-routes.ts`). Never
+   * recorded or stored.
+   */
+  readonly credential?: string;
 }
 
 /** The Control Plane as the Gate sees it (SPEC §1, §2). */

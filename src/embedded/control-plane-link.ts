@@ -22,13 +22,16 @@ import {
   isDenialCode,
   isLedgerRef,
   parseJson,
+  uriTemplatePattern,
   withDeadline,
 } from '../kernel/index.js';
 import type { Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import type { ControlPlaneResult, LedgerRef } from '../control-plane/index.js';
 import type {
+  CatalogListing,
   CheckpointView,
   GateControlPlane,
+  McpEntryInfo,
   GateLedger,
   GatewayEvent,
   LedgerEntryView,
@@ -137,10 +140,13 @@ export function createRemoteControlPlane(options: RemoteControlPlaneOptions): Ga
         session: req.session,
         request_sha256: req.request_sha256,
         wait_ms: waitMs,
+        // An MCP call goes with the token it was authenticated with: the Control Plane
+        // authenticates it again and takes the owner from that token, never from the Gate.
+        ...(decideOptions?.credential === undefined ? {} : { credential: decideOptions.credential }),
       };
-      // A schedule's run or an OAuth owner never comes through a separate Gate (it serves signed calls only).
-      if (req.schedule !== undefined || req.owner !== undefined)
-        return unavailable('a separate Gate submits signed calls only');
+      // A schedule's run never comes through a separate Gate, nor an owner without its token.
+      if (req.schedule !== undefined || (req.owner !== undefined && decideOptions?.credential === undefined))
+        return unavailable('a separate Gate submits signed calls and authenticated MCP calls only');
       // Nor a background call: it has no queue, so nothing is decided for one.
       if (req.background === true)
         return Object.freeze({
@@ -183,8 +189,8 @@ export function createRemoteControlPlane(options: RemoteControlPlaneOptions): Ga
       return a.value['jwks'];
     },
     async isRetry(r) {
-      // Only signed clients come through a separate Gate: no owner claim to carry.
-      if (r.owner !== undefined) return false;
+      // The owner an MCP retry's token named: a question only. The decision that follows takes
+      // the owner from the token itself (`gate-routes.ts`).
       const a = await ask(link, 'POST', '/v1/internal/cp/is-retry', {
         request_id: r.request_id,
         identity: r.identity,
@@ -192,11 +198,85 @@ export function createRemoteControlPlane(options: RemoteControlPlaneOptions): Ga
         tool: r.tool,
         params: r.params,
         session: r.session,
+        ...(r.owner === undefined ? {} : { owner: r.owner }),
       });
       if (a.status !== 200 || !isObject(a.value) || typeof a.value['retry'] !== 'boolean')
         throw new Error('the Control Plane answered garbage');
       return a.value['retry'];
     },
+    async callableTools(principal) {
+      const a = await ask(link, 'POST', '/v1/internal/cp/tools', {
+        identity: principal.identity,
+        tenant: principal.tenant,
+        roles: [...principal.roles],
+      });
+      return listingsOf(a, 'tools');
+    },
+    async mcpEntries() {
+      return listingsOf(await ask(link, 'GET', '/v1/internal/cp/mcp-entries', undefined), 'entries');
+    },
+  };
+}
+
+/** Most bundle entries one listing answer may hold. */
+const MAX_LISTINGS = 10_000;
+const ENTRY_KINDS: readonly McpEntryInfo['kind'][] = ['prompt', 'resource', 'template', 'completion'];
+
+/** One listed bundle entry as the wire carries it, or undefined when it is not exactly one. */
+export function listingOf(v: JsonValue): CatalogListing | undefined {
+  if (!isObject(v) || !onlyKeys(v, ['name', 'description', 'inputSchema', 'mcp'])) return undefined;
+  const { name, description, inputSchema, mcp } = v;
+  if (typeof name !== 'string' || name.length === 0 || name.length > 256) return undefined;
+  if (typeof description !== 'string' || description.length > 64 * 1024) return undefined;
+  if (!isObject(inputSchema)) return undefined;
+  if (mcp === undefined) return Object.freeze({ name, description, inputSchema });
+  if (!isObject(mcp) || !onlyKeys(mcp, ['kind', 'upstream', 'definition'])) return undefined;
+  const { kind, upstream, definition } = mcp;
+  if (typeof kind !== 'string' || !(ENTRY_KINDS as readonly string[]).includes(kind)) return undefined;
+  if (typeof upstream !== 'string' || upstream.length > 8192 || !isObject(definition)) return undefined;
+  // A template's URIs are matched by the pattern its template gives, derived here again: a
+  // pattern is never taken from the wire.
+  const pattern = kind === 'template' ? uriTemplatePattern(upstream) : undefined;
+  if (kind === 'template' && pattern === undefined) return undefined;
+  return Object.freeze({
+    name,
+    description,
+    inputSchema,
+    mcp: Object.freeze({
+      kind: kind as McpEntryInfo['kind'],
+      upstream,
+      definition,
+      ...(pattern === undefined ? {} : { pattern: new RegExp(pattern) }),
+    }),
+  });
+}
+
+/** A listing answer (`{[field]: CatalogListing[]}`), or a rejection when it is not exactly one. */
+function listingsOf(
+  a: { readonly status: number; readonly value: JsonValue },
+  field: 'tools' | 'entries',
+): readonly CatalogListing[] {
+  const list = isObject(a.value) && onlyKeys(a.value, [field]) ? a.value[field] : undefined;
+  if (a.status !== 200 || !Array.isArray(list) || list.length > MAX_LISTINGS)
+    throw new Error('the Control Plane answered garbage');
+  const out: CatalogListing[] = [];
+  for (const item of list as readonly JsonValue[]) {
+    const l = listingOf(item);
+    if (l === undefined) throw new Error('the Control Plane answered garbage');
+    out.push(l);
+  }
+  return Object.freeze(out);
+}
+
+/** A listed bundle entry as it goes on the wire (a template's pattern is derived again there). */
+export function wireListing(l: CatalogListing): JsonObject {
+  return {
+    name: l.name,
+    description: l.description,
+    inputSchema: l.inputSchema,
+    ...(l.mcp === undefined
+      ? {}
+      : { mcp: { kind: l.mcp.kind, upstream: l.mcp.upstream, definition: l.mcp.definition } }),
   };
 }
 

@@ -10,6 +10,7 @@ import { guardObserver, isDeny } from '../kernel/index.js';
 import type { Clock } from '../kernel/index.js';
 import { importSigningKeyJwk } from '../kernel/signing/index.js';
 import { createGateServer, createMcpAuthenticator, createMcpEndpoint } from '../gate/index.js';
+import type { McpAuthenticator } from '../gate/index.js';
 import type { McpEndpoint } from '../gate/index.js';
 import { resolveMcpSettings } from './mcp-config.js';
 import { gateLedgerOver, openCore, runsToolsLocally } from './core.js';
@@ -247,6 +248,28 @@ function mcpEndpointFor(core: Core, url: string): McpEndpoint {
     clockToleranceSec: core.config.clock_tolerance_sec,
   });
   return createMcpEndpoint(core.gate, settings, authenticate, (d, sha) => core.gate.refuse(d, sha));
+}
+
+/**
+ * The authenticator of the bearer tokens keyless Gates forward with MCP calls (docs/mcp.md
+ * "Through keyless Gates"): the MCP endpoint's, for `resource` (`mcp.resource`, the one the Gates
+ * serve) and the configured issuer, over this process's registry. A client-key token's `jti` is
+ * claimed again under `decided:`: the Gate claimed it as it authenticated the request, and a
+ * token may have one call decided here, whichever Gate forwards it.
+ */
+function gateBearerFor(core: Core, resource: string): McpAuthenticator {
+  const { oauth } = resolveMcpSettings(core.config.mcp, resource);
+  const claimNonce = core.state.claimNonce?.bind(core.state);
+  return createMcpAuthenticator({
+    resource,
+    ...(oauth === undefined ? {} : { oauth }),
+    clients: core.state,
+    ...(claimNonce === undefined
+      ? {}
+      : { replay: { claimNonce: (c) => claimNonce({ ...c, nonce: `decided:${c.nonce}` }) } }),
+    clock: core.clock,
+    clockToleranceSec: core.config.clock_tolerance_sec,
+  });
 }
 
 /** Starts all four roles over an initialised data directory, on 127.0.0.1 (or the configured host). */
@@ -503,6 +526,9 @@ async function startInternal(core: Core): Promise<MtlsServer | undefined> {
             timestampToleranceMs: core.config.timestamp_tolerance_ms,
             // Keyless Gates own their requests where the ledger keeps owners (PostgreSQL).
             gateOwners: core.backend.shared,
+            ...(core.config.mcp?.resource === undefined
+              ? {}
+              : { bearer: gateBearerFor(core, core.config.mcp.resource) }),
           },
         }
       : {}),

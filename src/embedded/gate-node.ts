@@ -25,7 +25,7 @@ import { dirname, resolve } from 'node:path';
 import { canonicalize, guardObserver, parseJson, systemClock } from '../kernel/index.js';
 import type { Clock } from '../kernel/index.js';
 import { createRedactor } from '../execution/index.js';
-import { createGate, createGateServer } from '../gate/index.js';
+import { createGate, createGateServer, createMcpAuthenticator, createMcpEndpoint } from '../gate/index.js';
 import type { GateServer } from '../gate/index.js';
 import {
   GATE_INSTANCE_PREFIX,
@@ -40,6 +40,8 @@ import type { PostgresPool } from '../storage/index.js';
 import { assertNamesNoHost, createMtlsAgent } from '../transport/index.js';
 import type { TlsFiles } from '../transport/index.js';
 import { parseBackendSpec } from './backend-spec.js';
+import { parseMcpConfig, resolveMcpSettings } from './mcp-config.js';
+import type { McpConfig } from './mcp-config.js';
 import { assertDatabaseRole } from './db-role.js';
 import type { CoreDecorators } from './ports.js';
 import {
@@ -86,6 +88,14 @@ export interface GateNodeConfig {
   readonly control_plane_timeout_ms: number;
   /** Deadline (ms) of one tool call at the Execution Layer; default 30000. */
   readonly execution_timeout_ms: number;
+  /**
+   * The MCP endpoint (docs/mcp.md "Through keyless Gates"), as `failclosed.json` `mcp`, with
+   * `resource` required: the resource every Gate serves and the Control Plane process names in
+   * its own `mcp.resource`. Absent: no MCP endpoint.
+   */
+  readonly mcp?: McpConfig & { readonly resource: string };
+  /** Accepted clock skew (s) of a bearer token's `exp`, `iat` and `nbf`; default 30, as `failclosed up`. */
+  readonly clock_tolerance_sec: number;
   readonly log?: LogConfig;
   readonly metrics?: MetricsConfig;
 }
@@ -101,6 +111,8 @@ const FIELDS = [
   'max_inflight',
   'control_plane_timeout_ms',
   'execution_timeout_ms',
+  'mcp',
+  'clock_tolerance_sec',
   'log',
   'metrics',
 ];
@@ -139,8 +151,25 @@ export function parseGateConfig(bytes: Uint8Array, base: string): GateNodeConfig
     ...(v['max_inflight'] === undefined ? {} : { max_inflight: configPositive(v, 'max_inflight', 64, bad) }),
     control_plane_timeout_ms: configPositive(v, 'control_plane_timeout_ms', 5000, bad),
     execution_timeout_ms: configPositive(v, 'execution_timeout_ms', 30_000, bad),
+    ...(v['mcp'] === undefined ? {} : { mcp: gateMcpConfig(v['mcp']) }),
+    clock_tolerance_sec: configPositive(v, 'clock_tolerance_sec', 30, bad),
     ...configObservability(v, bad),
   });
+}
+
+/** The Gate's `mcp`: as `failclosed.json`'s, with `resource` required. */
+function gateMcpConfig(v: unknown): McpConfig & { readonly resource: string } {
+  let c: McpConfig;
+  try {
+    c = parseMcpConfig(v);
+  } catch (err) {
+    throw bad((err as Error).message.replace(/^failclosed\.json: /, ''));
+  }
+  if (c.resource === undefined)
+    throw bad(
+      'mcp.resource is required: the URL clients reach the Gates at, as the Control Plane names it in its own mcp.resource',
+    );
+  return c as McpConfig & { readonly resource: string };
 }
 
 /** Reads and parses the configuration file at `path`. */
@@ -332,9 +361,33 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
       operators,
       readiness: [createPostgresWriteProbe('database', db)],
     });
+    const mcp = config.mcp;
     const server: GateServer = await createGateServer(gate, {
       host: config.listen.host,
       port: config.listen.port,
+      ...(mcp === undefined
+        ? {}
+        : {
+            mcp: (url: string) => {
+              const { settings, oauth } = resolveMcpSettings(mcp, url);
+              const authenticate = createMcpAuthenticator({
+                resource: settings.resource,
+                ...(oauth === undefined ? {} : { oauth }),
+                clients: state,
+                replay: state,
+                clock,
+                clockToleranceSec: config.clock_tolerance_sec,
+              });
+              // The token goes on with the principal to the Control Plane process, which
+              // authenticates each call again from it (gate-routes.ts); nothing here keeps it.
+              const withCredential = async (authorization: string | undefined) => {
+                const p = await authenticate(authorization);
+                const token = authorization?.replace(/^Bearer +/i, '');
+                return 'outcome' in p || token === undefined ? p : Object.freeze({ ...p, credential: token });
+              };
+              return createMcpEndpoint(gate, settings, withCredential, (d, sha) => gate.refuse(d, sha));
+            },
+          }),
     });
     closers.push(() => server.close());
     let metricsServer: MetricsServer | undefined;

@@ -48,6 +48,10 @@ import {
 } from '../kernel/index.js';
 import type { DenialCode, JsonObject, JsonValue } from '../kernel/index.js';
 import { parseSignedRequest } from '../gate/index.js';
+import type { McpAuthenticator } from '../gate/index.js';
+import { parseMintedEvidence } from '../verify/index.js';
+import type { MintedEvidence } from '../verify/index.js';
+import { wireListing } from './control-plane-link.js';
 import type {
   ControlPlaneResult,
   DecisionClaimKey,
@@ -110,6 +114,13 @@ export interface GateRoutes {
    * field is refused.
    */
   readonly gateOwners?: boolean;
+  /**
+   * Authenticates the bearer token a keyless Gate forwards with an MCP call (the same
+   * authenticator as an MCP endpoint's, over this process's client registry and `mcp` issuer,
+   * for the resource the Gates serve; docs/mcp.md "Through keyless Gates"). Absent: no MCP call
+   * of a Gate is decided (`ERR_REQUEST_SIGNATURE`).
+   */
+  readonly bearer?: McpAuthenticator;
 }
 
 /** A keyless Gate's instance id as its `gateway.accepted` may name it: `gate/` and printable ASCII. */
@@ -191,8 +202,17 @@ function wireOf(r: ControlPlaneResult): RouteAnswer {
   };
 }
 
+/** Longest bearer token a Gate may forward (as the MCP endpoint accepts, `mcp/auth.ts`). */
+const MAX_CREDENTIAL = 8192;
+
+/**
+ * What a Gate asks a decision for: the call as it claims it, how long it may wait for approvals,
+ * and for an MCP call the bearer token it was authenticated with.
+ */
+type Claim = GovernedRequest & { readonly wait_ms: number; readonly credential?: string };
+
 /** The claim a Gate sends with `decide`, shape-checked; undefined when malformed. */
-function claimOf(v: JsonValue): (GovernedRequest & { readonly wait_ms: number }) | undefined {
+function claimOf(v: JsonValue): Claim | undefined {
   if (!isObject(v)) return undefined;
   const allowed = [
     'request_id',
@@ -206,6 +226,7 @@ function claimOf(v: JsonValue): (GovernedRequest & { readonly wait_ms: number })
     'session',
     'request_sha256',
     'wait_ms',
+    'credential',
   ];
   if (!Object.keys(v).every((k) => allowed.includes(k))) return undefined;
   const request_id = str(v['request_id']);
@@ -217,7 +238,9 @@ function claimOf(v: JsonValue): (GovernedRequest & { readonly wait_ms: number })
   const session = v['session'];
   const timestamp = v['timestamp'];
   const waitMs = v['wait_ms'];
+  const credential = v['credential'];
   if (
+    (credential !== undefined && str(credential, MAX_CREDENTIAL) === undefined) ||
     request_id === undefined ||
     trace_id === undefined ||
     identity === undefined ||
@@ -243,6 +266,7 @@ function claimOf(v: JsonValue): (GovernedRequest & { readonly wait_ms: number })
     session: session as string | null,
     request_sha256: sha,
     wait_ms: waitMs as number,
+    ...(credential === undefined ? {} : { credential: credential as string }),
   };
 }
 
@@ -253,7 +277,7 @@ function claimOf(v: JsonValue): (GovernedRequest & { readonly wait_ms: number })
  */
 async function signedRequestOf(
   routes: GateRoutes,
-  claim: GovernedRequest,
+  claim: Claim,
   ledgerMs: number,
 ): Promise<GovernedRequest | { readonly deny: DenialCode; readonly reason: string }> {
   const bytes = await withDeadline(() => routes.ledger.getEvidence(claim.request_sha256), ledgerMs);
@@ -261,7 +285,15 @@ async function signedRequestOf(
   if (bytes.value === undefined)
     return { deny: 'ERR_REQUEST_SIGNATURE', reason: 'no signed request has that hash' };
   const parsed = parseSignedRequest(bytes.value);
-  if ('outcome' in parsed) return { deny: 'ERR_REQUEST_SIGNATURE', reason: 'not a signed request' };
+  if ('outcome' in parsed) {
+    const minted = parseMintedEvidence(Buffer.from(bytes.value));
+    if (minted === undefined || typeof minted === 'string')
+      return { deny: 'ERR_REQUEST_SIGNATURE', reason: 'not a signed request' };
+    return mintedRequestOf(routes, claim, minted, ledgerMs);
+  }
+  // A signed call is its own proof: a token sent with one is not what it was authenticated by.
+  if (claim.credential !== undefined)
+    return { deny: 'ERR_REQUEST_SIGNATURE', reason: 'a signed call comes without a bearer token' };
   const r = parsed.request;
   const found = await withDeadline(() => routes.clients.lookup(r.identity), ledgerMs);
   if (found.status !== 'ok')
@@ -289,6 +321,63 @@ async function signedRequestOf(
     params: r.parameters,
     // From the registry, never from the Gate: what Cedar sees as principal.roles.
     roles: [...(client.roles ?? [])],
+  };
+}
+
+/**
+ * An MCP call a keyless Gate minted, as the Control Plane decides it (docs/mcp.md "Through
+ * keyless Gates"; FC-INV-3, FC-INV-6): the bearer token the Gate forwards is authenticated here
+ * again, as the MCP endpoint does (issuer, audience, expiry and signature of an OAuth token; a
+ * client-key token against this registry, and its `jti` claimed once more, under `decided:`, so
+ * one such token has at most one call decided), and the principal it gives must be exactly the
+ * one the minted evidence names (identity, tenant, roles, how and by whom authenticated, owner),
+ * as must every field of the Gate's claim. Tenant, roles and owner are then the token's (or the
+ * registration's), never the Gate's. A deny when anything differs or cannot be checked.
+ */
+async function mintedRequestOf(
+  routes: GateRoutes,
+  claim: Claim,
+  minted: MintedEvidence,
+  ledgerMs: number,
+): Promise<GovernedRequest | { readonly deny: DenialCode; readonly reason: string }> {
+  const bearer = routes.bearer;
+  if (bearer === undefined)
+    return { deny: 'ERR_REQUEST_SIGNATURE', reason: 'this Control Plane decides no MCP call of a Gate' };
+  if (claim.credential === undefined)
+    return { deny: 'ERR_REQUEST_SIGNATURE', reason: 'an MCP call comes with its bearer token' };
+  const credential = claim.credential;
+  const authenticated = await withDeadline(() => bearer(`Bearer ${credential}`), ledgerMs);
+  if (authenticated.status !== 'ok')
+    return { deny: 'ERR_CONTROL_PLANE_UNAVAILABLE', reason: 'the bearer token could not be checked in time' };
+  const principal = authenticated.value;
+  if ('outcome' in principal) return { deny: principal.code, reason: principal.reason };
+  const r = minted.request;
+  const sameRoles = canonicalize([...minted.roles].sort()) === canonicalize([...principal.roles].sort());
+  const same =
+    minted.auth_method === principal.auth_method &&
+    minted.issuer === principal.issuer &&
+    minted.owner === principal.owner &&
+    r.identity === principal.identity &&
+    r.tenant === principal.tenant &&
+    sameRoles &&
+    r.request_id === claim.request_id &&
+    minted.trace_id === claim.trace_id &&
+    r.identity === claim.identity &&
+    r.tenant === claim.tenant &&
+    r.action === claim.tool &&
+    r.session === claim.session &&
+    Date.parse(r.timestamp) === claim.timestamp &&
+    canonicalize(r.parameters) === canonicalize(claim.params);
+  if (!same)
+    return { deny: 'ERR_REQUEST_SIGNATURE', reason: 'the call is not what its bearer token authenticated' };
+  const { credential: _c, wait_ms: _w, ...governed } = claim;
+  return {
+    ...governed,
+    params: r.parameters,
+    // The token's (or the client's registration's), never the Gate's.
+    roles: [...principal.roles],
+    // An OAuth principal's owner is its token's, or nobody (docs/mcp.md "Approvals").
+    ...(principal.auth_method === 'oauth' ? { owner: principal.owner ?? null } : {}),
   };
 }
 
@@ -321,7 +410,7 @@ const deciding = new Map<string, Promise<unknown>>();
  */
 async function decideFor(
   routes: GateRoutes,
-  claim: GovernedRequest & { readonly wait_ms: number },
+  claim: Claim,
   gone: AbortSignal,
   ledgerMs: number,
 ): Promise<RouteAnswer> {
@@ -401,7 +490,7 @@ async function decideFor(
         });
     }
     const waitMs = Math.min(claim.wait_ms, routes.maxWaitMs ?? 60_000);
-    const { wait_ms: _w, ...governed } = signed as GovernedRequest & { wait_ms?: number };
+    const { wait_ms: _w, credential: _c, ...governed } = signed as Partial<Claim> & GovernedRequest;
     // A Gate that goes away ends a long-poll: the call is then not issued (approval-step.ts).
     return wireOf(await routes.controlPlane.decide({ ...governed, attempt }, { waitMs, signal: gone }));
   });
@@ -430,6 +519,13 @@ export async function handleGateRoute(
       return r.status === 'ok'
         ? { status: 200, body: { jwks: r.value } }
         : refuse('ERR_CONTROL_PLANE_UNAVAILABLE', 'no keys', 503);
+    }
+    if (url === '/v1/internal/cp/mcp-entries') {
+      const entries = routes.controlPlane.mcpEntries?.bind(routes.controlPlane);
+      const r = await withDeadline(async () => (entries === undefined ? [] : await entries()), ledgerMs);
+      return r.status === 'ok'
+        ? { status: 200, body: { entries: r.value.map(wireListing) } }
+        : refuse('ERR_CONTROL_PLANE_UNAVAILABLE', 'no answer', 503);
     }
     if (url === '/v1/internal/cp/ready') {
       const r = await withDeadline(() => routes.controlPlane.ready(), ledgerMs);
@@ -519,12 +615,14 @@ export async function handleGateRoute(
       const tenant = str(o['tenant']);
       const tool = str(o['tool']);
       const session = o['session'];
+      const owner = o['owner'];
       if (
         request_id === undefined ||
         identity === undefined ||
         tenant === undefined ||
         tool === undefined ||
         (session !== null && str(session) === undefined) ||
+        (owner !== undefined && owner !== null && str(owner) === undefined) ||
         !('params' in o) ||
         routes.controlPlane.isRetry === undefined
       )
@@ -539,7 +637,30 @@ export async function handleGateRoute(
           tool,
           params,
           session: session as string | null,
+          // A question only: the decision takes an MCP call's owner from its token.
+          ...(owner === undefined ? {} : { owner: owner as string | null }),
         }),
+      }));
+    }
+    case '/v1/internal/cp/tools': {
+      // What MCP `tools/list` shows a principal: the bundle's tools its roles could be allowed to
+      // call. The principal is the Gate's word here, and a listing decides nothing: every call
+      // of a listed tool is authenticated and decided in full.
+      const identity = str(o['identity']);
+      const tenant = str(o['tenant']);
+      const roles = o['roles'];
+      if (
+        identity === undefined ||
+        tenant === undefined ||
+        !Array.isArray(roles) ||
+        roles.length > 64 ||
+        !(roles as readonly JsonValue[]).every((r) => str(r) !== undefined) ||
+        routes.controlPlane.callableTools === undefined
+      )
+        return refuse('ERR_REQUEST_MALFORMED', 'not a listing question');
+      const list = routes.controlPlane.callableTools.bind(routes.controlPlane);
+      return write(async () => ({
+        tools: (await list({ identity, tenant, roles: roles as string[] })).map(wireListing),
       }));
     }
     case '/v1/internal/gate/evidence': {

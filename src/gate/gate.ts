@@ -182,6 +182,8 @@ interface Authenticated {
   readonly writes: DurableWrites;
   /** A scheduled run: its schedule and slot, checked by the Control Plane (docs/schedules.md). */
   readonly schedule?: ScheduledRun;
+  /** The MCP principal's bearer token, for a Control Plane in another process (`Principal.credential`). */
+  readonly credential?: string;
 }
 
 /** Options of one call. */
@@ -929,7 +931,11 @@ export function createGate(deps: GateDeps): Gate {
             ...(a.schedule === undefined ? {} : { schedule: a.schedule }),
             ...(background ? { background: true } : {}),
           },
-          waitMs > 0 ? { waitMs, writes, ...(signal === undefined ? {} : { signal }) } : { writes },
+          {
+            writes,
+            ...(waitMs > 0 ? { waitMs, ...(signal === undefined ? {} : { signal }) } : {}),
+            ...(a.credential === undefined ? {} : { credential: a.credential }),
+          },
         ),
       cpMs + waitMs,
     );
@@ -1145,6 +1151,7 @@ export function createGate(deps: GateDeps): Gate {
           auth,
           // An OAuth principal's owner is its token's, or nobody: never a registered client's.
           ...(principal.auth_method === 'oauth' ? { owner: principal.owner ?? null } : {}),
+          ...(principal.credential === undefined ? {} : { credential: principal.credential }),
           ...(options?.schedule === undefined ? {} : { schedule: options.schedule }),
           writes,
         },

@@ -36,6 +36,13 @@ export interface Principal {
    * from its registration instead.
    */
   readonly owner?: string;
+  /**
+   * The bearer token as presented, kept only by a keyless Gate (`failclosed serve gate`) to hand
+   * to its Control Plane process with the call, which authenticates the call again from it and
+   * never takes the Gate's word for the principal (docs/mcp.md "Through keyless Gates", FC-INV-3,
+   * FC-INV-6). Never stored, logged or recorded: it is not part of the minted evidence.
+   */
+  readonly credential?: string;
 }
 
 /** One tool call of an authenticated principal, as the MCP ingress parsed it. */

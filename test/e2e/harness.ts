@@ -44,7 +44,7 @@ import {
 } from '../../src/embedded/index.js';
 import { startGateNode } from '../../src/embedded/index.js';
 import type { EmbeddedInstance, EmbeddedOptions, ExecutorNode, GateNode } from '../../src/embedded/index.js';
-import type { GateExecutor } from '../../src/gate/index.js';
+import type { GateControlPlane, GateExecutor } from '../../src/gate/index.js';
 import { parseJson } from '../../src/kernel/index.js';
 import type { JsonObject, JsonValue } from '../../src/kernel/index.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
@@ -396,6 +396,13 @@ export interface E2eOptions {
   executor?: JsonObject;
   /** Fields of the keyless Gate's configuration file (`keyless`), over the harness's. */
   gate?: JsonObject;
+  /** Fields of `failclosed.json` of the data directory (the Control Plane's in `keyless`), over `init`'s. */
+  config?: JsonObject;
+  /**
+   * Wraps the keyless Gate's port to the Control Plane process inside the fault wrapper
+   * (`keyless` only): a test that plays a compromised Gate alters what it asks.
+   */
+  gateControlPlane?: (port: GateControlPlane) => GateControlPlane;
 }
 
 async function startE2eOnce(options: E2eOptions): Promise<E2e> {
@@ -433,6 +440,11 @@ async function startE2eOnce(options: E2eOptions): Promise<E2e> {
       ...(options.policyDir === undefined ? {} : { policyDir: options.policyDir }),
       ...(backend === undefined ? {} : { backend: backend.url }),
     });
+    if (options.config !== undefined) {
+      const file = dataPaths(dir).config;
+      const current = parseJson(readFileSync(file)) as JsonObject;
+      writeFileSync(file, JSON.stringify({ ...current, ...options.config }, null, 2));
+    }
     const separate =
       topology === 'embedded'
         ? undefined
@@ -472,7 +484,7 @@ async function startE2eOnce(options: E2eOptions): Promise<E2e> {
           env: {},
           defaultLogLevel: 'silent',
           decorate: {
-            controlPlane: (port) => faultyControlPlane(port, faults),
+            controlPlane: (port) => faultyControlPlane(options.gateControlPlane?.(port) ?? port, faults),
             gateExecutor: capture.wrap,
           },
         },
