@@ -15,9 +15,12 @@
  *   writer (`control-plane-link.ts`);
  * - hands the envelope to an Execution Layer (`failclosed serve executor`), expecting its
  *   `executor` certificate (`remote-executor.ts`).
- * Several such Gates scale horizontally behind one load balancer. What they do not serve: MCP,
- * the console, approvals and operator actions (the Control Plane process serves those to
- * operators and approvers), background calls (`ERR_QUEUE_UNAVAILABLE`) and schedules.
+ * Several such Gates scale horizontally behind one load balancer. With `mcp` it serves the MCP
+ * endpoint too: it authenticates the bearer token as an embedded Gate does and forwards it with
+ * each call, and the Control Plane process authenticates the call again from it (docs/mcp.md
+ * "Through keyless Gates"). What they do not serve: the console, approvals and operator actions
+ * (the Control Plane process serves those to operators and approvers), background calls
+ * (`ERR_QUEUE_UNAVAILABLE`) and schedules.
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';

@@ -141,13 +141,76 @@ describe('the Gate reads its Control Plane process as untrusted', () => {
     expect(d).toMatchObject({ outcome: 'deny', code: 'ERR_CONTROL_PLANE_UNAVAILABLE' });
   });
 
-  it('sends no schedule run and no OAuth owner: those never come through a separate Gate', async () => {
+  it('sends no OAuth owner without its token: the Control Plane takes the owner from the token alone', async () => {
     next = { status: 200, body: JSON.stringify(ALLOW) };
     const cp = createRemoteControlPlane({ link: link() });
+    seen = [];
     expect(await cp.decide({ ...REQ, owner: 'alice' })).toMatchObject({
       outcome: 'deny',
       code: 'ERR_CONTROL_PLANE_UNAVAILABLE',
     });
+    expect(seen).toEqual([]);
+    // With the token: sent with it, and never the owner itself.
+    expect(await cp.decide({ ...REQ, owner: 'alice' }, { credential: 'tok.en.sig' })).toEqual(ALLOW);
+    expect(seen[0]!.body).toMatchObject({ credential: 'tok.en.sig' });
+    expect(seen[0]!.body).not.toHaveProperty('owner');
+  });
+
+  it('takes a listing of exactly the listing shape; a template pattern is derived, never read from the wire', async () => {
+    const cp = createRemoteControlPlane({ link: link() });
+    const tool = { name: 'echo', description: 'd', inputSchema: { type: 'object' } };
+    const template = {
+      name: 'files.read',
+      description: 'd',
+      inputSchema: { type: 'object' },
+      mcp: { kind: 'template', upstream: 'file:///{path}', definition: { uriTemplate: 'file:///{path}' } },
+    };
+    next = { status: 200, body: JSON.stringify({ tools: [tool] }) };
+    expect(await cp.callableTools!({ identity: 'a', tenant: 't', roles: [] })).toEqual([tool]);
+    next = { status: 200, body: JSON.stringify({ entries: [{ ...template, pattern: '.*' }] }) };
+    await expect(cp.mcpEntries!()).rejects.toThrow('garbage');
+    next = {
+      status: 200,
+      body: JSON.stringify({ entries: [{ ...template, mcp: { ...template.mcp, pattern: '.*' } }] }),
+    };
+    await expect(cp.mcpEntries!()).rejects.toThrow('garbage');
+    next = { status: 200, body: JSON.stringify({ entries: [template] }) };
+    const [entry] = await cp.mcpEntries!();
+    expect(entry!.mcp!.pattern!.test('file:///notes.txt')).toBe(true);
+    expect(entry!.mcp!.pattern!.test('http://elsewhere/x')).toBe(false);
+  });
+
+  it.each([
+    ['a field more', { tools: [{ name: 'e', description: '', inputSchema: {}, run: true }] }],
+    ['no input schema', { tools: [{ name: 'e', description: '' }] }],
+    [
+      'an unknown entry kind',
+      {
+        tools: [
+          { name: 'e', description: '', inputSchema: {}, mcp: { kind: 'x', upstream: 'u', definition: {} } },
+        ],
+      },
+    ],
+    [
+      'a template that is not one',
+      {
+        tools: [
+          {
+            name: 'e',
+            description: '',
+            inputSchema: {},
+            mcp: { kind: 'template', upstream: '', definition: {} },
+          },
+        ],
+      },
+    ],
+    ['not a list', { tools: {} }],
+    ['another field', { tools: [], more: 1 }],
+  ])('rejects a listing with %s (the Gate then lists nothing)', async (_what, body) => {
+    next = { status: 200, body: JSON.stringify(body) };
+    await expect(
+      createRemoteControlPlane({ link: link() }).callableTools!({ identity: 'a', tenant: 't', roles: [] }),
+    ).rejects.toThrow('garbage');
   });
 
   it('rejects a ledger confirmation that is not one and evidence stored under another hash, and reads no raw evidence', async () => {
@@ -380,6 +443,23 @@ describe('serve gate configuration', () => {
     ['SQLite state (not shared)', { ...base, state: 'sqlite' }, 'postgres:// URL'],
     ['a host name to listen on', { ...base, listen: { host: 'localhost', port: 1 } }, 'IP address'],
     ['an unknown TLS field', { ...base, tls: { ...base.tls, pass: 'x' } }, 'tls: unknown field pass'],
+    ['mcp without its resource', { ...base, mcp: {} }, 'mcp.resource is required'],
+    [
+      'an mcp issuer on plain HTTP off loopback',
+      {
+        ...base,
+        mcp: {
+          resource: 'https://mcp.example/mcp',
+          oauth: { issuer: 'i', jwks_uri: 'http://idp.example/jwks' },
+        },
+      },
+      'oauth.jwks_uri must be https',
+    ],
+    [
+      'an unknown mcp field',
+      { ...base, mcp: { resource: 'https://mcp.example/mcp', token: 'x' } },
+      'unknown field',
+    ],
   ])('refuses %s', (_what, config, message) => {
     expect(() => parse(config)).toThrow(message);
   });
