@@ -10,7 +10,7 @@
  * `failclosed serve gate` replicas, every process with its own metrics listener.
  *
  * A call through each Gate executes in its own Execution Layer process; every process serves its
- * metrics; with the Control Plane process killed, a call through a Gate is decided by the standby
+ * metrics; an MCP client over `failclosed mcp --gate` lists and calls a tool through a Gate; with the Control Plane process killed, a call through a Gate is decided by the standby
  * and runs; with the ledger process killed, its standby signs the checkpoint of the export; one
  * export of the one ledger verifies under the pinned trust roots, with every call's decision
  * written by the Control Plane and its receipt by the Execution Layer. The ledger process admits
@@ -33,10 +33,13 @@ import { runDemoThrough } from '../../src/cli/demo.js';
 import { misreportingStep } from '../support/demo-steps.js';
 import { rootSpanIdOf } from '../../src/embedded/telemetry/index.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver.js';
+import { Client } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { runCli, startUp, until, type UpProcess } from './processes.js';
 import { freePort, spawnExecutor, spawnServe, stopProcess, type ExecutorProcess } from './topology.js';
 
 const pgdb = useTestDatabase('fc_e2e_one_machine');
+const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 
 describe('the separated shape on one machine, as documented', () => {
   let work: string;
@@ -91,6 +94,9 @@ describe('the separated shape on one machine, as documented', () => {
     const ledgerPorts = [await freePort(), await freePort()];
     const exec = [await freePort(), await freePort()];
     const listen = [await freePort(), await freePort()];
+    // The MCP resource every Gate serves and the Control Plane names (the first Gate's address
+    // stands for the load balancer's).
+    const mcp = { resource: `http://127.0.0.1:${listen[0]}/mcp` };
     /** Each process's own metrics listener. */
     const metricsAt = async (name: string): Promise<{ listen: string }> => {
       const host = `127.0.0.1:${await freePort()}`;
@@ -112,6 +118,7 @@ describe('the separated shape on one machine, as documented', () => {
           executor_url: `https://127.0.0.1:${exec[0]}`,
           internal_port: internalPort,
           internal_gates: true,
+          mcp,
           checkpoints: {
             url: `https://127.0.0.1:${ledgerPorts[0]}`,
             standby_urls: [`https://127.0.0.1:${ledgerPorts[1]}`],
@@ -174,6 +181,7 @@ describe('the separated shape on one machine, as documented', () => {
             key: `certs/${name}.key`,
           },
           state: `${asRole('failclosed_gate')}?schema=${schema}`,
+          mcp,
           metrics: await metricsAt(name),
         }),
       );
@@ -328,6 +336,24 @@ describe('the separated shape on one machine, as documented', () => {
       expect(await text(e)).toMatch(/failclosed_stage_duration_seconds_count\{[^}]*\} 1/);
     for (const c of ['cp', 'cp-standby', 'ledger-a', 'ledger-b'])
       expect(await text(c)).toMatch(/^failclosed_/m);
+    // 10b. (After the metrics, which count one call per Gate.) MCP through the second Gate, over `failclosed mcp --gate` with the demo client's key:
+    // listed and decided by the Control Plane process, run in that Gate's Execution Layer.
+    const agent = new Client({ name: 'fc-one-machine', version: '1.0.0' });
+    await agent.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [CLI, 'mcp', '--gate', gates[1]!.url, '--data', at('cp')],
+        stderr: 'pipe',
+      }),
+    );
+    try {
+      expect((await agent.listTools()).tools.map((t) => t.name)).toContain('echo');
+      const viaMcp = await agent.callTool({ name: 'echo', arguments: { message: 'mcp via gate-2' } });
+      expect(viaMcp.isError, JSON.stringify(viaMcp)).toBeFalsy();
+      expect(JSON.stringify(viaMcp.content)).toContain('mcp via gate-2');
+    } finally {
+      await agent.close();
+    }
     // The checkpoint key is in the ledger processes only.
     expect(existsSync(at('cp', 'keys', 'ledger.jwk'))).toBe(false);
     expect(existsSync(at('cp-standby', 'keys', 'ledger.jwk'))).toBe(false);
@@ -390,9 +416,13 @@ describe('the separated shape on one machine, as documented', () => {
       .filter((r) => r.record === 'entry')
       .map((r) => r.entry!);
     const echoes = entries.filter((e) => e.type === 'gateway.completed' && e.payload['tool'] === 'echo');
-    expect(echoes).toHaveLength(3);
-    // Only the three calls through Gates were accepted: the one sent to the Control Plane never was.
-    expect(entries.filter((e) => e.type === 'gateway.accepted')).toHaveLength(3);
+    expect(echoes).toHaveLength(4);
+    // Only the four calls through Gates (three signed, one MCP) were accepted: the one sent to
+    // the Control Plane never was.
+    expect(entries.filter((e) => e.type === 'gateway.accepted')).toHaveLength(4);
+    expect(
+      entries.filter((e) => e.type === 'gateway.accepted' && e.payload['auth_method'] === 'client_key'),
+    ).toHaveLength(1);
     for (const done of echoes) {
       const of = (type: string): Entry | undefined =>
         entries.find((e) => e.type === type && e.request_id === done.request_id);
