@@ -3,6 +3,7 @@
  * roles in one process, listening on loopback: the Gate for clients and operators, and the
  * Execution Layer's own endpoint (reachable only to show that a direct call is denied).
  */
+import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildBundleFromDir } from '../policy/index.js';
@@ -10,7 +11,7 @@ import { guardObserver, isDeny } from '../kernel/index.js';
 import type { Clock } from '../kernel/index.js';
 import { importSigningKeyJwk } from '../kernel/signing/index.js';
 import { createGateServer, createMcpAuthenticator, createMcpEndpoint } from '../gate/index.js';
-import type { McpAuthenticator } from '../gate/index.js';
+import type { McpAuthenticator, RequestReplayStore } from '../gate/index.js';
 import type { McpEndpoint } from '../gate/index.js';
 import { resolveMcpSettings } from './mcp-config.js';
 import { gateLedgerOver, openCore, runsToolsLocally } from './core.js';
@@ -239,11 +240,24 @@ export const DEFAULT_GRACE_MS = 30_000;
 /** The MCP endpoint of the Gate listening at `url` (docs/mcp.md): settings from `failclosed.json` `mcp`. */
 function mcpEndpointFor(core: Core, url: string): McpEndpoint {
   const { settings, oauth } = resolveMcpSettings(core.config.mcp, url);
+  const claimNonce = core.state.claimNonce?.bind(core.state);
+  const spent = tokenClaims(core);
   const authenticate = createMcpAuthenticator({
     resource: settings.resource,
     ...(oauth === undefined ? {} : { oauth }),
     clients: core.state,
-    replay: core.state,
+    // Serving keyless Gates, a token is also spent where only this process writes (see
+    // `tokenClaims`): one a Gate decided a call with is refused here, whatever it did to its own
+    // replay memory.
+    replay:
+      core.config.internal_gates === true && claimNonce !== undefined
+        ? {
+            claimNonce: async (c) => {
+              const own = await claimNonce(c);
+              return own === 'fresh' ? await spent.claimNonce(c) : own;
+            },
+          }
+        : core.state,
     clock: core.clock,
     clockToleranceSec: core.config.clock_tolerance_sec,
   });
@@ -259,17 +273,41 @@ function mcpEndpointFor(core: Core, url: string): McpEndpoint {
  */
 function gateBearerFor(core: Core, resource: string): McpAuthenticator {
   const { oauth } = resolveMcpSettings(core.config.mcp, resource);
-  const claimNonce = core.state.claimNonce?.bind(core.state);
   return createMcpAuthenticator({
     resource,
     ...(oauth === undefined ? {} : { oauth }),
     clients: core.state,
-    ...(claimNonce === undefined
-      ? {}
-      : { replay: { claimNonce: (c) => claimNonce({ ...c, nonce: `decided:${c.nonce}` }) } }),
+    replay: tokenClaims(core),
     clock: core.clock,
     clockToleranceSec: core.config.clock_tolerance_sec,
+    // Within the decision route's own deadline (2 s), so that a registry or an issuer's keys that
+    // cannot be had in time give their own code rather than the route's.
+    lookupMs: 1500,
+    jwksTimeoutMs: 1500,
   });
+}
+
+/**
+ * The tenant under which client-key tokens' ids are claimed among the decision claims: no tenant
+ * can be named so (tenants are `[A-Za-z0-9._:-]`), so no request's claim is ever one of them.
+ */
+const TOKEN_CLAIMS_TENANT = '#mcp-token';
+
+/**
+ * Client-key token ids claimed where only the Control Plane process writes: its decision claims,
+ * which no Gate's or Execution Layer's database role can touch (`deploy/postgres/gate-role.sql`),
+ * unlike the Gates' replay memory, which a Gate can insert into and delete from. So a token is
+ * spent once for every Control Plane process on the store, whichever way it came (forwarded by a
+ * Gate, or to this process's own MCP endpoint), whatever a Gate does to its own table.
+ */
+function tokenClaims(core: Core): { readonly claimNonce: NonNullable<RequestReplayStore['claimNonce']> } {
+  const claims = core.backend.decisionClaims;
+  return {
+    claimNonce: async ({ identity, nonce, atMs }) =>
+      (await claims.claim({ tenant: TOKEN_CLAIMS_TENANT, identity, request_id: nonce }, randomUUID(), atMs))
+        ? 'fresh'
+        : 'replayed',
+  };
 }
 
 /** Starts all four roles over an initialised data directory, on 127.0.0.1 (or the configured host). */

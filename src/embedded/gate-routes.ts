@@ -6,6 +6,8 @@
  *
  * - `POST /v1/internal/cp/decide`: one decision (SPEC §2 steps 3–5) of a signed call;
  * - `POST /v1/internal/cp/is-retry`, `GET /v1/internal/cp/ready`;
+ * - `POST /v1/internal/cp/tools`, `GET /v1/internal/cp/mcp-entries`: what MCP lists (a listing
+ *   decides nothing);
  * - `POST /v1/internal/gate/{evidence, event, entries, checkpoint, prove, read}`: the Gate's
  *   evidence, its own entries (`gateway.*`, `audit.read`, actor role pinned to `gate`), and the
  *   reads of the evidence view. Raw evidence is never served back to a Gate, and every read of a
@@ -17,7 +19,8 @@
  * against its own client registry, and decides on what the client signed, with the roles and
  * tenant of the registry. A claim that differs from the signed request in any field, or names
  * bytes that are not a validly signed request of an active client, is denied
- * `ERR_REQUEST_SIGNATURE`. A request signed outside the timestamp tolerance is denied
+ * `ERR_REQUEST_SIGNATURE`. An MCP call a Gate minted comes with the bearer token it was
+ * authenticated by, and is authenticated again from it here (`mintedRequestOf`). A request signed outside the timestamp tolerance is denied
  * `ERR_REQUEST_TIMESTAMP` here too, and a request whose envelope was already issued is never
  * issued another (`ERR_REQUEST_REPLAYED`): the Gates' shared replay table is their own check,
  * this one is the Control Plane's, made by construction: the request is claimed in the shared
@@ -48,6 +51,7 @@ import {
 } from '../kernel/index.js';
 import type { DenialCode, JsonObject, JsonValue } from '../kernel/index.js';
 import { parseSignedRequest } from '../gate/index.js';
+import { CLIENT_ROLE_RE, MAX_CLIENT_ROLES } from '../gate/index.js';
 import type { McpAuthenticator } from '../gate/index.js';
 import { parseMintedEvidence } from '../verify/index.js';
 import type { MintedEvidence } from '../verify/index.js';
@@ -346,6 +350,8 @@ async function mintedRequestOf(
   if (claim.credential === undefined)
     return { deny: 'ERR_REQUEST_SIGNATURE', reason: 'an MCP call comes with its bearer token' };
   const credential = claim.credential;
+  // A client-key token is spent here before the comparisons below: a Gate that sends it with
+  // another call than its own loses it, and the client's call is then refused too (fail closed).
   const authenticated = await withDeadline(() => bearer(`Bearer ${credential}`), ledgerMs);
   if (authenticated.status !== 'ok')
     return { deny: 'ERR_CONTROL_PLANE_UNAVAILABLE', reason: 'the bearer token could not be checked in time' };
@@ -422,9 +428,12 @@ async function decideFor(
         ...deny('ERR_REQUEST_TIMESTAMP', 'request timestamp outside tolerance'),
         decision_id: null,
       });
-    const signed = await signedRequestOf(routes, claim, ledgerMs);
+    // Both reads at once (one round trip less on the call's path); neither decides alone.
+    const [signed, entries] = await Promise.all([
+      signedRequestOf(routes, claim, ledgerMs),
+      withDeadline(() => routes.ledger.entriesForRequest(claim.request_id), ledgerMs),
+    ]);
     if ('deny' in signed) return wireOf({ ...deny(signed.deny, signed.reason), decision_id: null });
-    const entries = await withDeadline(() => routes.ledger.entriesForRequest(claim.request_id), ledgerMs);
     if (entries.status !== 'ok')
       return wireOf({ ...deny('ERR_LEDGER_UNAVAILABLE', 'the ledger could not answer'), decision_id: null });
     // Request ids are the client's own: another client's request of the same id is not this one.
@@ -617,6 +626,9 @@ export async function handleGateRoute(
       const session = o['session'];
       const owner = o['owner'];
       if (
+        !Object.keys(o).every((k) =>
+          ['request_id', 'identity', 'tenant', 'tool', 'params', 'session', 'owner'].includes(k),
+        ) ||
         request_id === undefined ||
         identity === undefined ||
         tenant === undefined ||
@@ -650,11 +662,12 @@ export async function handleGateRoute(
       const tenant = str(o['tenant']);
       const roles = o['roles'];
       if (
+        !Object.keys(o).every((k) => ['identity', 'tenant', 'roles'].includes(k)) ||
         identity === undefined ||
         tenant === undefined ||
         !Array.isArray(roles) ||
-        roles.length > 64 ||
-        !(roles as readonly JsonValue[]).every((r) => str(r) !== undefined) ||
+        roles.length > MAX_CLIENT_ROLES ||
+        !(roles as readonly JsonValue[]).every((r) => typeof r === 'string' && CLIENT_ROLE_RE.test(r)) ||
         routes.controlPlane.callableTools === undefined
       )
         return refuse('ERR_REQUEST_MALFORMED', 'not a listing question');

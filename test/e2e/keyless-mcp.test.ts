@@ -22,7 +22,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { createApproverClient, signClientToken } from '../../src/client/index.js';
+import pg from 'pg';
 import { DEMO_CLIENT, readClientFile, readOperatorToken } from '../../src/embedded/index.js';
+import { parseBackendSpec } from '../../src/embedded/backend-spec.js';
 import { oauthIdentity } from '../../src/gate/index.js';
 import type { GateControlPlane } from '../../src/gate/index.js';
 import type { DecideOptions, GovernedRequest } from '../../src/control-plane/index.js';
@@ -275,6 +277,43 @@ describe('a compromised keyless Gate cannot have an MCP call decided on its word
     const used = forwarded.at(-1)!;
     const d = await tampered((req, o) => [req, { ...o, credential: used }]);
     expect(d.code).toBe('ERR_TOKEN_INVALID');
+  });
+
+  it('a client-key token a Gate decided a call with stays spent, whatever the Gate does to its own replay memory', async () => {
+    const c = await httpClient(clientToken);
+    expect((await c.callTool({ name: 'echo', arguments: { message: 'spent once' } })).isError).toBeFalsy();
+    await c.close();
+    const used = forwarded.at(-1)!;
+    // The Gate's database role may delete from its replay memory (gate-role.sql): it clears it.
+    const spec = parseBackendSpec(e2e.gate!.config.state);
+    if (spec.kind !== 'postgres') throw new Error('keyless state is PostgreSQL');
+    const db = new pg.Client({ connectionString: spec.url });
+    await db.connect();
+    try {
+      const r = await db.query(`DELETE FROM ${spec.schema}.gate_request_nonces`);
+      expect(r.rowCount).toBeGreaterThan(0);
+    } finally {
+      await db.end();
+    }
+    const d = await tampered((req, o) => [req, { ...o, credential: used }]);
+    expect(d.code).toBe('ERR_TOKEN_INVALID');
+    // Nor is it taken at the Control Plane process's own MCP endpoint (`up` serves one).
+    const direct = await fetch(new URL('/mcp', e2e.instance.url), {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${used}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+      }),
+    });
+    await direct.arrayBuffer();
+    expect(direct.status).toBe(401);
   });
 
   it('other parameters than the evidence holds: ERR_REQUEST_SIGNATURE', async () => {

@@ -73,6 +73,8 @@ export interface McpAuthOptions {
    * seen before is refused. Required for client-key tokens: without it they are refused.
    */
   readonly replay?: Pick<RequestReplayStore, 'claimNonce'>;
+  /** Deadline (ms) of a fetch of the OAuth issuer's keys. Default 5000. */
+  readonly jwksTimeoutMs?: number;
 }
 
 /**
@@ -121,7 +123,10 @@ export function createMcpAuthenticator(options: McpAuthOptions): McpAuthenticato
   const jwks: JWTVerifyGetKey | undefined =
     oauth === undefined
       ? undefined
-      : createRemoteJWKSet(new URL(oauth.jwks_uri), { timeoutDuration: 5_000, cooldownDuration: 30_000 });
+      : createRemoteJWKSet(new URL(oauth.jwks_uri), {
+          timeoutDuration: options.jwksTimeoutMs ?? 5_000,
+          cooldownDuration: 30_000,
+        });
 
   const verifyOAuth = async (token: string): Promise<Principal | Deny> => {
     if (oauth === undefined || jwks === undefined) return invalid();
