@@ -162,6 +162,8 @@ export async function runMcpStdio(
       const exchange = new AbortController();
       if (id !== undefined) underWay.set(id, exchange);
       let answer: JSONRPCMessage | undefined;
+      // The token is bound to these exact bytes (`body_sha256`): the call is the client's.
+      const body = Buffer.from(JSON.stringify(m), 'utf8');
       try {
         const res = await fetch(endpoint, {
           signal: exchange.signal,
@@ -169,11 +171,11 @@ export async function runMcpStdio(
           headers: {
             'content-type': 'application/json',
             accept: 'application/json, text/event-stream',
-            authorization: `Bearer ${signClientToken(key, file.identity, resource, Date.now())}`,
+            authorization: `Bearer ${signClientToken(key, file.identity, resource, Date.now(), 60, body)}`,
             ...(version === undefined ? {} : { 'mcp-protocol-version': version }),
             ...routing,
           },
-          body: JSON.stringify(m),
+          body,
         });
         await readAnswer(res, async (v) => {
           // A notification or a response is no request: what the Gate answers to one (`202`, or a

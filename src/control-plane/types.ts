@@ -107,6 +107,8 @@ export interface DecideOptions {
    * recorded or stored.
    */
   readonly credential?: string;
+  /** The message a client-key `credential` is bound to, base64 (`Principal.message`). */
+  readonly message?: string;
 }
 
 /** The Control Plane as the Gate sees it (SPEC §1, §2). */

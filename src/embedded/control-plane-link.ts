@@ -143,6 +143,9 @@ export function createRemoteControlPlane(options: RemoteControlPlaneOptions): Ga
         // An MCP call goes with the token it was authenticated with: the Control Plane
         // authenticates it again and takes the owner from that token, never from the Gate.
         ...(decideOptions?.credential === undefined ? {} : { credential: decideOptions.credential }),
+        ...(decideOptions?.credential === undefined || decideOptions.message === undefined
+          ? {}
+          : { message: decideOptions.message }),
       };
       // A schedule's run never comes through a separate Gate, nor an owner without its token.
       if (req.schedule !== undefined || (req.owner !== undefined && decideOptions?.credential === undefined))

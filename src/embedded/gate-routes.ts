@@ -46,13 +46,14 @@ import {
   deny,
   parseJson,
   requestSigningInput,
+  sha256Hex,
   verifyEd25519,
   withDeadline,
 } from '../kernel/index.js';
 import type { DenialCode, JsonObject, JsonValue } from '../kernel/index.js';
 import { parseSignedRequest } from '../gate/index.js';
-import { CLIENT_ROLE_RE, MAX_CLIENT_ROLES } from '../gate/index.js';
-import type { McpAuthenticator } from '../gate/index.js';
+import { boundCallOf, CLIENT_ROLE_RE, MAX_CLIENT_ROLES } from '../gate/index.js';
+import type { BoundCall, McpAuthenticator } from '../gate/index.js';
 import { parseMintedEvidence } from '../verify/index.js';
 import type { MintedEvidence } from '../verify/index.js';
 import { wireListing } from './control-plane-link.js';
@@ -73,8 +74,14 @@ import { readCapped } from '../transport/index.js';
 import type { PeerIdentity } from '../transport/index.js';
 import type { LedgerPort } from './ports.js';
 
-/** Largest body a Gate sends (a signed request's evidence is at most 256 KiB, base64 a third more). */
-const MAX_BODY = 512 * 1024;
+/**
+ * Largest body a Gate sends: a signed request's evidence is at most 256 KiB, base64 a third more;
+ * an MCP call's decision carries its parameters and, base64, the message its token is bound to.
+ */
+const MAX_BODY = 1024 * 1024;
+/** Longest message, base64, a decision may carry (an MCP request is at most 256 KiB). */
+const MAX_MESSAGE = Math.ceil((256 * 1024) / 3) * 4;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 const GATEWAY_TYPES: readonly GatewayEvent['type'][] = [
   'gateway.accepted',
@@ -213,7 +220,12 @@ const MAX_CREDENTIAL = 8192;
  * What a Gate asks a decision for: the call as it claims it, how long it may wait for approvals,
  * and for an MCP call the bearer token it was authenticated with.
  */
-type Claim = GovernedRequest & { readonly wait_ms: number; readonly credential?: string };
+type Claim = GovernedRequest & {
+  readonly wait_ms: number;
+  readonly credential?: string;
+  /** The message a client-key `credential` is bound to, base64. */
+  readonly message?: string;
+};
 
 /** The claim a Gate sends with `decide`, shape-checked; undefined when malformed. */
 function claimOf(v: JsonValue): Claim | undefined {
@@ -231,6 +243,7 @@ function claimOf(v: JsonValue): Claim | undefined {
     'request_sha256',
     'wait_ms',
     'credential',
+    'message',
   ];
   if (!Object.keys(v).every((k) => allowed.includes(k))) return undefined;
   const request_id = str(v['request_id']);
@@ -243,8 +256,13 @@ function claimOf(v: JsonValue): Claim | undefined {
   const timestamp = v['timestamp'];
   const waitMs = v['wait_ms'];
   const credential = v['credential'];
+  const message = v['message'];
   if (
     (credential !== undefined && str(credential, MAX_CREDENTIAL) === undefined) ||
+    (message !== undefined &&
+      (credential === undefined ||
+        str(message, MAX_MESSAGE) === undefined ||
+        !BASE64.test(message as string))) ||
     request_id === undefined ||
     trace_id === undefined ||
     identity === undefined ||
@@ -271,6 +289,7 @@ function claimOf(v: JsonValue): Claim | undefined {
     request_sha256: sha,
     wait_ms: waitMs as number,
     ...(credential === undefined ? {} : { credential: credential as string }),
+    ...(message === undefined ? {} : { message: message as string }),
   };
 }
 
@@ -283,7 +302,7 @@ async function signedRequestOf(
   routes: GateRoutes,
   claim: Claim,
   ledgerMs: number,
-): Promise<GovernedRequest | { readonly deny: DenialCode; readonly reason: string }> {
+): Promise<Decidable | { readonly deny: DenialCode; readonly reason: string }> {
   const bytes = await withDeadline(() => routes.ledger.getEvidence(claim.request_sha256), ledgerMs);
   if (bytes.status !== 'ok') return { deny: 'ERR_LEDGER_UNAVAILABLE', reason: 'evidence unreadable' };
   if (bytes.value === undefined)
@@ -343,7 +362,7 @@ async function mintedRequestOf(
   claim: Claim,
   minted: MintedEvidence,
   ledgerMs: number,
-): Promise<GovernedRequest | { readonly deny: DenialCode; readonly reason: string }> {
+): Promise<Decidable | { readonly deny: DenialCode; readonly reason: string }> {
   const bearer = routes.bearer;
   if (bearer === undefined)
     return { deny: 'ERR_REQUEST_SIGNATURE', reason: 'this Control Plane decides no MCP call of a Gate' };
@@ -376,9 +395,24 @@ async function mintedRequestOf(
     canonicalize(r.parameters) === canonicalize(claim.params);
   if (!same)
     return { deny: 'ERR_REQUEST_SIGNATURE', reason: 'the call is not what its bearer token authenticated' };
-  const { credential: _c, wait_ms: _w, ...governed } = claim;
+  // A token bound to one message (`body_sha256`): the call must be exactly what that message asks.
+  let fresh = false;
+  if (principal.body_sha256 !== undefined) {
+    const bytes = claim.message === undefined ? undefined : Buffer.from(claim.message, 'base64');
+    const bound =
+      bytes === undefined || sha256Hex(bytes) !== principal.body_sha256 ? undefined : boundCallOf(bytes);
+    if (bound === undefined || !(await asksFor(routes, bound, minted, ledgerMs)))
+      return {
+        deny: 'ERR_REQUEST_SIGNATURE',
+        reason: 'the call is not the message its token was signed for',
+      };
+    // A message that names no retry asks for a new call: never a retry of an earlier one.
+    fresh = bound.retry === null;
+  }
+  const { credential: _c, wait_ms: _w, message: _m, ...governed } = claim;
   return {
     ...governed,
+    ...(fresh ? { fresh_only: true as const } : {}),
     params: r.parameters,
     // The token's (or the client's registration's), never the Gate's.
     roles: [...principal.roles],
@@ -386,6 +420,55 @@ async function mintedRequestOf(
     ...(principal.auth_method === 'oauth' ? { owner: principal.owner ?? null } : {}),
   };
 }
+
+/**
+ * Whether the minted call is exactly what the bound message asks for, as the ingress would mint
+ * it (`tools.ts`, `entries.ts`): the session; the retried request id, if it names one; for
+ * `tools/call` the tool and its arguments; for `prompts/get` the prompt's entry and its
+ * arguments; for `resources/read` the URI and the entry that pins it (the resource, or the one
+ * template it is an expansion of); for `completion/complete` a completion entry.
+ */
+async function asksFor(
+  routes: GateRoutes,
+  bound: BoundCall,
+  minted: MintedEvidence,
+  ledgerMs: number,
+): Promise<boolean> {
+  const r = minted.request;
+  if (r.session !== bound.session) return false;
+  if (bound.retry !== null && r.request_id !== bound.retry) return false;
+  const params = canonicalize(r.parameters);
+  if (bound.method === 'tools/call') return r.action === bound.tool && params === bound.params;
+  const list = routes.controlPlane.mcpEntries?.bind(routes.controlPlane);
+  const got = await withDeadline(async () => (list === undefined ? [] : await list()), ledgerMs);
+  if (got.status !== 'ok') return false;
+  const entry = got.value.find((e) => e.name === r.action);
+  switch (bound.method) {
+    case 'prompts/get':
+      return entry?.mcp?.kind === 'prompt' && r.action === bound.target && params === bound.params;
+    case 'resources/read': {
+      const uri = bound.target ?? '';
+      if (params !== canonicalize({ uri }) || entry?.mcp === undefined) return false;
+      if (entry.mcp.kind === 'resource') return entry.mcp.upstream === uri;
+      if (entry.mcp.kind !== 'template') return false;
+      // The one template the URI is an expansion of, and no pinned resource of that URI.
+      const resources = got.value.filter((e) => e.mcp?.kind === 'resource' && e.mcp.upstream === uri);
+      const templates = got.value.filter(
+        (e) => e.mcp?.kind === 'template' && e.mcp.pattern?.test(uri) === true,
+      );
+      return resources.length === 0 && templates.length === 1 && templates[0] === entry;
+    }
+    case 'completion/complete':
+      return entry?.mcp?.kind === 'completion';
+  }
+}
+
+/**
+ * A request as the Control Plane decides it for a Gate. `fresh_only`: its client's bound message
+ * names no retry, so it is decided only when its claim is fresh, never as the retry of an earlier
+ * call of the same id (the Gate mints the id).
+ */
+type Decidable = GovernedRequest & { readonly fresh_only?: true };
 
 /** How a Gate's own reads are recorded: the reading role, no person. */
 const GATE_READER = Object.freeze({ id: 'gate', role: 'gate' });
@@ -488,18 +571,24 @@ async function decideFor(
     if (!claimed.value) {
       // Taken: decided, or being decided, for another ask, unless this is a retry of an escalated
       // call (its approval record exists and is not issued; a record that cannot be read is not).
-      const retry = await withDeadline(
-        async () => (await routes.controlPlane.isRetry?.(signed)) === true,
-        ledgerMs,
-      );
-      if (retry.status !== 'ok' || !retry.value)
+      const retry =
+        signed.fresh_only === true
+          ? undefined
+          : await withDeadline(async () => (await routes.controlPlane.isRetry?.(signed)) === true, ledgerMs);
+      if (retry === undefined || retry.status !== 'ok' || !retry.value)
         return wireOf({
           ...deny('ERR_REQUEST_REPLAYED', 'this request is decided, or being decided, for another ask'),
           decision_id: null,
         });
     }
     const waitMs = Math.min(claim.wait_ms, routes.maxWaitMs ?? 60_000);
-    const { wait_ms: _w, credential: _c, ...governed } = signed as Partial<Claim> & GovernedRequest;
+    const {
+      wait_ms: _w,
+      credential: _c,
+      message: _m,
+      fresh_only: _f,
+      ...governed
+    } = signed as Partial<Claim> & Decidable;
     // A Gate that goes away ends a long-poll: the call is then not issued (approval-step.ts).
     return wireOf(await routes.controlPlane.decide({ ...governed, attempt }, { waitMs, signal: gone }));
   });

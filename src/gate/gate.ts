@@ -184,6 +184,8 @@ interface Authenticated {
   readonly schedule?: ScheduledRun;
   /** The MCP principal's bearer token, for a Control Plane in another process (`Principal.credential`). */
   readonly credential?: string;
+  /** The message that token is bound to, base64 (`Principal.message`). */
+  readonly message?: string;
 }
 
 /** Options of one call. */
@@ -935,6 +937,7 @@ export function createGate(deps: GateDeps): Gate {
             writes,
             ...(waitMs > 0 ? { waitMs, ...(signal === undefined ? {} : { signal }) } : {}),
             ...(a.credential === undefined ? {} : { credential: a.credential }),
+            ...(a.message === undefined ? {} : { message: a.message }),
           },
         ),
       cpMs + waitMs,
@@ -1152,6 +1155,7 @@ export function createGate(deps: GateDeps): Gate {
           // An OAuth principal's owner is its token's, or nobody: never a registered client's.
           ...(principal.auth_method === 'oauth' ? { owner: principal.owner ?? null } : {}),
           ...(principal.credential === undefined ? {} : { credential: principal.credential }),
+          ...(principal.message === undefined ? {} : { message: principal.message }),
           ...(options?.schedule === undefined ? {} : { schedule: options.schedule }),
           writes,
         },

@@ -18,6 +18,8 @@ export type { McpAuthenticator, McpAuthOptions, OAuthIssuerConfig } from './mcp/
 export { createMcpEndpoint, PROTECTED_RESOURCE_PATH, resourceMetadataUrl } from './mcp/endpoint.js';
 export type { McpEndpoint, McpEndpointSettings } from './mcp/endpoint.js';
 export { CALL_META_KEY, toolResultOf } from './mcp/tools.js';
+export { boundCallOf } from './mcp/bound.js';
+export type { BoundCall } from './mcp/bound.js';
 export { MAX_CALL_WAIT_MS, OPERATOR_READER, redactedId } from './gate.js';
 export { isApprovalPath, routeApprovals } from './approval-routes.js';
 export { createGateServer, MAX_HEADER_BYTES } from './server.js';

@@ -43,6 +43,16 @@ export interface Principal {
    * FC-INV-6). Never stored, logged or recorded: it is not part of the minted evidence.
    */
   readonly credential?: string;
+  /**
+   * The SHA-256 (hex) of the one message a client-key token was signed for (its `body_sha256`
+   * claim): the ingress serves only that message with it (docs/mcp.md "Through keyless Gates").
+   */
+  readonly body_sha256?: string;
+  /**
+   * With `credential`: the message the token is bound to, base64, as received, passed with it to
+   * the Control Plane process, which reads the call from it again. Never stored or recorded.
+   */
+  readonly message?: string;
 }
 
 /** One tool call of an authenticated principal, as the MCP ingress parsed it. */

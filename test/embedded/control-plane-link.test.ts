@@ -143,7 +143,8 @@ describe('the Gate reads its Control Plane process as untrusted', () => {
 
   it('sends no OAuth owner without its token: the Control Plane takes the owner from the token alone', async () => {
     next = { status: 200, body: JSON.stringify(ALLOW) };
-    const cp = createRemoteControlPlane({ link: link() });
+    // A deadline no loaded machine misses: an allow is expected.
+    const cp = createRemoteControlPlane({ link: { ...link(), timeoutMs: 10_000 } });
     seen = [];
     expect(await cp.decide({ ...REQ, owner: 'alice' })).toMatchObject({
       outcome: 'deny',
@@ -157,7 +158,7 @@ describe('the Gate reads its Control Plane process as untrusted', () => {
   });
 
   it('takes a listing of exactly the listing shape; a template pattern is derived, never read from the wire', async () => {
-    const cp = createRemoteControlPlane({ link: link() });
+    const cp = createRemoteControlPlane({ link: { ...link(), timeoutMs: 10_000 } });
     const tool = { name: 'echo', description: 'd', inputSchema: { type: 'object' } };
     const template = {
       name: 'files.read',

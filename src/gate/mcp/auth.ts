@@ -187,6 +187,9 @@ export function createMcpAuthenticator(options: McpAuthOptions): McpAuthenticato
     } catch {
       return invalid();
     }
+    // Bound to one message (`signClientToken`'s `body`): checked by the ingress against the bytes.
+    const bound = payload['body_sha256'];
+    if (bound !== undefined && (typeof bound !== 'string' || !/^[0-9a-f]{64}$/.test(bound))) return invalid();
     const nowSec = Math.floor(options.clock() / 1000);
     if ((payload.exp ?? 0) - (payload.iat ?? 0) > MAX_CLIENT_TOKEN_SEC) return invalid();
     if ((payload.iat ?? Infinity) > nowSec + options.clockToleranceSec) return invalid();
@@ -212,6 +215,7 @@ export function createMcpAuthenticator(options: McpAuthOptions): McpAuthenticato
       roles: Object.freeze([...(client.roles ?? [])]),
       auth_method: 'client_key',
       issuer: client.identity,
+      ...(bound === undefined ? {} : { body_sha256: bound }),
     });
   };
 

@@ -15,6 +15,7 @@ import type { Deny, JsonObject, JsonValue } from '../../kernel/index.js';
 import type { Gate } from '../gate.js';
 import { MAX_REQUEST_BYTES, MAX_REQUEST_DEPTH } from '../request.js';
 import type { McpAuthenticator } from './auth.js';
+import type { Principal } from '../principal.js';
 import { createPrincipalServer, ownerOf } from './tools.js';
 import type { ClientAnswers } from './tools.js';
 import { createInputRounds } from './rounds.js';
@@ -241,10 +242,10 @@ export function createMcpEndpoint(
   };
 
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const principal = await authenticate(single(req.headers.authorization));
-    if ('outcome' in principal) {
+    const authenticated = await authenticate(single(req.headers.authorization));
+    if ('outcome' in authenticated) {
       req.resume();
-      return write(res, await denyUnauthenticated(principal));
+      return write(res, await denyUnauthenticated(authenticated));
     }
     if (req.method !== 'POST') {
       req.resume();
@@ -276,6 +277,17 @@ export function createMcpEndpoint(
         undefined,
         true,
       );
+    // A token bound to one message (`body_sha256`) serves that message only. Behind a keyless
+    // Gate (`credential`) the message goes on with the token, for the Control Plane to read again.
+    if (authenticated.body_sha256 !== undefined && sha256Hex(bytes) !== authenticated.body_sha256)
+      return write(
+        res,
+        await denyUnauthenticated(deny('ERR_TOKEN_INVALID', 'the token was signed for another message')),
+      );
+    const principal: Principal =
+      authenticated.credential === undefined
+        ? authenticated
+        : Object.freeze({ ...authenticated, message: Buffer.from(bytes).toString('base64') });
     let value: JsonValue;
     try {
       // Untrusted bytes: strict JSON (no duplicate keys, bounded depth) before the SDK sees them.
