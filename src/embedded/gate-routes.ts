@@ -42,6 +42,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import {
   FailclosedError,
+  MAX_TEMPLATE_URI_LENGTH,
   canonicalize,
   deny,
   parseJson,
@@ -438,28 +439,46 @@ async function asksFor(
   if (r.session !== bound.session) return false;
   if (bound.retry !== null && r.request_id !== bound.retry) return false;
   const params = canonicalize(r.parameters);
-  if (bound.method === 'tools/call') return r.action === bound.tool && params === bound.params;
   const list = routes.controlPlane.mcpEntries?.bind(routes.controlPlane);
   const got = await withDeadline(async () => (list === undefined ? [] : await list()), ledgerMs);
   if (got.status !== 'ok') return false;
-  const entry = got.value.find((e) => e.name === r.action);
+  const entries = got.value;
+  const entry = entries.find((e) => e.name === r.action);
   switch (bound.method) {
+    case 'tools/call':
+      // A prompt's, resource's or completion's entry is never reached by tools/call (tools.ts).
+      return entry === undefined && r.action === bound.tool && params === bound.params;
     case 'prompts/get':
       return entry?.mcp?.kind === 'prompt' && r.action === bound.target && params === bound.params;
     case 'resources/read': {
-      const uri = bound.target ?? '';
+      const uri = bound.uri;
       if (params !== canonicalize({ uri }) || entry?.mcp === undefined) return false;
-      if (entry.mcp.kind === 'resource') return entry.mcp.upstream === uri;
-      if (entry.mcp.kind !== 'template') return false;
-      // The one template the URI is an expansion of, and no pinned resource of that URI.
-      const resources = got.value.filter((e) => e.mcp?.kind === 'resource' && e.mcp.upstream === uri);
-      const templates = got.value.filter(
-        (e) => e.mcp?.kind === 'template' && e.mcp.pattern?.test(uri) === true,
-      );
-      return resources.length === 0 && templates.length === 1 && templates[0] === entry;
+      // As the ingress chooses: the resource pinned by that URI, else the one template it is an
+      // expansion of (matched only within the ingress's bound).
+      const exact = entries.find((e) => e.mcp?.kind === 'resource' && e.mcp.upstream === uri);
+      if (exact !== undefined) return exact === entry;
+      const templates =
+        uri.length > MAX_TEMPLATE_URI_LENGTH
+          ? []
+          : entries.filter((e) => e.mcp?.kind === 'template' && e.mcp.pattern?.test(uri) === true);
+      return templates.length === 1 && templates[0] === entry;
     }
-    case 'completion/complete':
-      return entry?.mcp?.kind === 'completion';
+    case 'completion/complete': {
+      // As the ingress chooses: the prompt by its bundle name or the template by its URI
+      // template, then its completion entry, `NAME.complete`.
+      const ref = bound.ref;
+      const target =
+        ref.type === 'ref/prompt'
+          ? entries.find((e) => e.mcp?.kind === 'prompt' && e.name === ref.name)
+          : entries.find((e) => e.mcp?.kind === 'template' && e.mcp.upstream === ref.uri);
+      return (
+        target !== undefined &&
+        entry?.mcp?.kind === 'completion' &&
+        entry.name === `${target.name}.complete` &&
+        entry.mcp.upstream === target.mcp?.upstream &&
+        params === bound.params
+      );
+    }
   }
 }
 

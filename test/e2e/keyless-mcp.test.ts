@@ -370,13 +370,17 @@ describe('a client-key token of the relay is bound to its message (`body_sha256`
   };
 
   /** A tools/call message as the relay posts it, and a token signed for exactly its bytes. */
-  const message = (tool: string, args: JsonObject): { bytes: Buffer; token: string } => {
+  const message = (
+    tool: string,
+    args: JsonObject,
+    more: JsonObject = {},
+  ): { bytes: Buffer; token: string } => {
     const bytes = Buffer.from(
       JSON.stringify({
         jsonrpc: '2.0',
         id: 7,
         method: 'tools/call',
-        params: { name: tool, arguments: args },
+        params: { name: tool, arguments: args, ...more },
       }),
     );
     return {
@@ -461,6 +465,14 @@ describe('a client-key token of the relay is bound to its message (`body_sha256`
     const { token } = message('echo', { message: 'signed' });
     const other = message('echo', { message: 'sent' }).bytes;
     expect(await decideAs('echo', { message: 'sent' }, token, other)).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_REQUEST_SIGNATURE',
+    });
+  });
+
+  it('the continuation of a call waiting for input (decided by nothing at the ingress): ERR_REQUEST_SIGNATURE', async () => {
+    const { bytes, token } = message('echo', { message: 'round 2' }, { requestState: 'state-1' });
+    expect(await decideAs('echo', { message: 'round 2' }, token, bytes)).toMatchObject({
       outcome: 'deny',
       code: 'ERR_REQUEST_SIGNATURE',
     });

@@ -44,13 +44,23 @@ describe('boundCallOf', () => {
     });
     expect(boundCallOf(rpc('resources/read', { uri: 'demo://a' }))).toMatchObject({
       method: 'resources/read',
-      target: 'demo://a',
+      uri: 'demo://a',
     });
-    expect(boundCallOf(rpc('completion/complete', { ref: { type: 'ref/prompt', name: 'p' } }))).toMatchObject(
-      {
-        method: 'completion/complete',
-      },
-    );
+    expect(
+      boundCallOf(
+        rpc('completion/complete', {
+          ref: { type: 'ref/prompt', name: 'p' },
+          argument: { name: 'city', value: 'Ber' },
+          context: { arguments: { country: 'DE' } },
+        }),
+      ),
+    ).toEqual({
+      method: 'completion/complete',
+      ref: { type: 'ref/prompt', name: 'p' },
+      params: '{"argument":"city","context":{"country":"DE"},"value":"Ber"}',
+      session: null,
+      retry: null,
+    });
   });
 
   it.each([
@@ -67,6 +77,28 @@ describe('boundCallOf', () => {
       Buffer.from('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}'),
     ],
     ['a resources/read without a URI', rpc('resources/read', {})],
+    [
+      'a notification (no id: the SDK runs nothing)',
+      bytes({ jsonrpc: '2.0', method: 'tools/call', params: { name: 'e' } }),
+    ],
+    ['null arguments (the SDK refuses them)', rpc('tools/call', { name: 'e', arguments: null })],
+    ['prompt arguments that are no strings', rpc('prompts/get', { name: 'p', arguments: { n: 1 } })],
+    [
+      'a __proto__ member (the SDK drops it)',
+      Buffer.from(
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","arguments":{"__proto__":{"x":1},"b":2}}}',
+      ),
+    ],
+    ['the continuation of a call waiting for input', rpc('tools/call', { name: 'e', requestState: 'abc' })],
+    ['input responses', rpc('tools/call', { name: 'e', inputResponses: {} })],
+    [
+      'a completion without its argument',
+      rpc('completion/complete', { ref: { type: 'ref/prompt', name: 'p' } }),
+    ],
+    [
+      'a completion of an unknown ref',
+      rpc('completion/complete', { ref: { type: 'ref/x' }, argument: { name: 'a', value: 'b' } }),
+    ],
   ])('is no call: %s', (_what, b) => {
     expect(boundCallOf(b)).toBeUndefined();
   });

@@ -278,14 +278,15 @@ export function createMcpEndpoint(
         true,
       );
     // A token bound to one message (`body_sha256`) serves that message only. Behind a keyless
-    // Gate (`credential`) the message goes on with the token, for the Control Plane to read again.
+    // Gate (`credential`) the message goes on with such a token, for the Control Plane to read
+    // the call from again.
     if (authenticated.body_sha256 !== undefined && sha256Hex(bytes) !== authenticated.body_sha256)
       return write(
         res,
         await denyUnauthenticated(deny('ERR_TOKEN_INVALID', 'the token was signed for another message')),
       );
     const principal: Principal =
-      authenticated.credential === undefined
+      authenticated.credential === undefined || authenticated.body_sha256 === undefined
         ? authenticated
         : Object.freeze({ ...authenticated, message: Buffer.from(bytes).toString('base64') });
     let value: JsonValue;
