@@ -29,15 +29,12 @@ import { oauthIdentity } from '../../src/gate/index.js';
 import type { GateControlPlane } from '../../src/gate/index.js';
 import type { DecideOptions, GovernedRequest } from '../../src/control-plane/index.js';
 import { generateSigningKey, importSigningKeyJwk } from '../../src/kernel/signing/index.js';
-import { mintCall } from '../../src/gate/principal.js';
-import { gateRequest } from '../../src/embedded/executor-node.js';
-import { createMtlsAgent } from '../../src/transport/index.js';
-import type { MtlsAgent } from '../../src/transport/index.js';
-import { parseJson } from '../../src/kernel/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
 import { REPO_ROOT } from '../support/paths.js';
 import { startE2e } from './harness.js';
 import type { E2e } from './harness.js';
+import { forgingGate } from './keyless-forge.js';
+import type { ForgingGate } from './keyless-forge.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 /** The resource every Gate serves and the Control Plane names: the tokens' audience. */
@@ -347,106 +344,18 @@ describe('a compromised keyless Gate cannot have an MCP call decided on its word
 });
 
 describe('a client-key token of the relay is bound to its message (`body_sha256`)', () => {
-  let agent: MtlsAgent;
+  let forge: ForgingGate;
   beforeAll(async () => {
     // A compromised Gate: its own certificate, speaking to the Control Plane's routes itself.
-    agent = await createMtlsAgent({
-      files: e2e.gate!.config.tls,
-      expect: ['control-plane'],
-      clientOnly: true,
-    });
+    forge = await forgingGate(e2e, RESOURCE);
   });
-  afterAll(() => agent?.close());
-
-  const ask = async (path: string, body: JsonObject): Promise<{ status: number; value: JsonObject }> => {
-    const a = await gateRequest(
-      { url: e2e.gate!.config.control_plane_url, agent, timeoutMs: 10_000 },
-      'POST',
-      path,
-      body,
-      1024 * 1024,
-    );
-    return { status: a.status, value: parseJson(a.body) as JsonObject };
-  };
+  afterAll(() => forge?.close());
 
   /** A tools/call message as the relay posts it, and a token signed for exactly its bytes. */
-  const message = (
-    tool: string,
-    args: JsonObject,
-    more: JsonObject = {},
-  ): { bytes: Buffer; token: string } => {
-    const bytes = Buffer.from(
-      JSON.stringify({
-        jsonrpc: '2.0',
-        id: 7,
-        method: 'tools/call',
-        params: { name: tool, arguments: args, ...more },
-      }),
-    );
-    return {
-      bytes,
-      token: signClientToken(demoKey(), DEMO_CLIENT.identity, RESOURCE, e2e.clock.now(), 60, bytes),
-    };
-  };
-
-  /**
-   * Does what a compromised Gate would: mints the call `tool`/`params` for the demo client, stores
-   * its evidence and `gateway.accepted`, and asks the decision with the token and message given.
-   */
-  async function decideAs(
-    tool: string,
-    params: JsonObject,
-    token: string,
-    bytes: Buffer,
-  ): Promise<JsonObject> {
-    const file = readClientFile(e2e.dir, DEMO_CLIENT.identity);
-    const principal = {
-      identity: file.identity,
-      tenant: file.tenant,
-      roles: [] as string[],
-      auth_method: 'client_key' as const,
-      issuer: file.identity,
-    };
-    const m = mintCall(principal, { tool, params, session: null }, e2e.clock.now());
-    const stored = await ask('/v1/internal/gate/evidence', {
-      media_type: 'application/json',
-      body: Buffer.from(m.evidence).toString('base64'),
-    });
-    expect(stored.status).toBe(200);
-    const accepted = await ask('/v1/internal/gate/event', {
-      type: 'gateway.accepted',
-      trace_id: m.trace_id,
-      request_id: m.request_id,
-      tenant: file.tenant,
-      identity: file.identity,
-      payload: {
-        request_sha256: m.rawSha,
-        tool,
-        session: null,
-        client: file.identity,
-        auth_method: 'client_key',
-        issuer: file.identity,
-      },
-    });
-    expect(accepted.status).toBe(200);
-    const decided = await ask('/v1/internal/cp/decide', {
-      request_id: m.request_id,
-      trace_id: m.trace_id,
-      identity: file.identity,
-      tenant: file.tenant,
-      roles: [],
-      tool,
-      params,
-      timestamp: m.timestampMs,
-      session: null,
-      request_sha256: m.rawSha,
-      wait_ms: 0,
-      credential: token,
-      message: bytes.toString('base64'),
-    });
-    expect(decided.status).toBe(200);
-    return decided.value;
-  }
+  const message = (tool: string, args: JsonObject, more: JsonObject = {}): { bytes: Buffer; token: string } =>
+    forge.message('tools/call', { name: tool, arguments: args, ...more });
+  const decideAs = (tool: string, params: JsonObject, token: string, bytes: Buffer): Promise<JsonObject> =>
+    forge.decideAs(tool, params, token, bytes);
 
   it('the call the message asks for is decided (the route a Gate uses works as the attack below uses it)', async () => {
     const { bytes, token } = message('echo', { message: 'as asked' });
