@@ -110,6 +110,8 @@ export interface RemoteControlPlaneOptions {
   readonly link: GateLink;
   /** Most a decision may wait for approvals (`waitMs`, long-poll) beyond the link's deadline. */
   readonly maxWaitMs?: number;
+  /** True when the Gate has a queue for background calls: only then is one asked to be decided. */
+  readonly background?: boolean;
 }
 
 /**
@@ -142,6 +144,7 @@ export function createRemoteControlPlane(options: RemoteControlPlaneOptions): Ga
         wait_ms: waitMs,
         // An MCP call goes with the token it was authenticated with: the Control Plane
         // authenticates it again and takes the owner from that token, never from the Gate.
+        ...(req.background === true ? { background: true } : {}),
         ...(decideOptions?.credential === undefined ? {} : { credential: decideOptions.credential }),
         ...(decideOptions?.credential === undefined || decideOptions.message === undefined
           ? {}
@@ -150,8 +153,8 @@ export function createRemoteControlPlane(options: RemoteControlPlaneOptions): Ga
       // A schedule's run never comes through a separate Gate, nor an owner without its token.
       if (req.schedule !== undefined || (req.owner !== undefined && decideOptions?.credential === undefined))
         return unavailable('a separate Gate submits signed calls and authenticated MCP calls only');
-      // Nor a background call: it has no queue, so nothing is decided for one.
-      if (req.background === true)
+      // Nor a background call of a Gate without a queue: nothing is decided for one.
+      if (req.background === true && options.background !== true)
         return Object.freeze({
           ...deny('ERR_QUEUE_UNAVAILABLE', 'a separate Gate takes no background calls'),
           decision_id: null,
@@ -596,6 +599,14 @@ export function createRemoteGateLedger(
     // Raw evidence is never served to a separate Gate (it reads only through the evidence view).
     getEvidence: () =>
       Promise.reject(new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'raw evidence is not served to a Gate')),
+    async jobResult(requestId, token) {
+      const v = await post('/v1/internal/gate/job-result', { request_id: requestId, token });
+      const body = isObject(v) && onlyKeys(v, ['body']) ? v['body'] : undefined;
+      if (body === null) return undefined;
+      if (typeof body !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(body))
+        throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'the ledger writer answered garbage');
+      return new Uint8Array(Buffer.from(body, 'base64'));
+    },
     entriesForRequest: (requestId) => entriesOf(requestId, ledgerMs),
     async latestCheckpoint() {
       const v = await post('/v1/internal/gate/checkpoint', {});

@@ -18,9 +18,9 @@
  * Several such Gates scale horizontally behind one load balancer. With `mcp` it serves the MCP
  * endpoint too: it authenticates the bearer token as an embedded Gate does and forwards it with
  * each call, and the Control Plane process authenticates the call again from it (docs/mcp.md
- * "Through keyless Gates"). What they do not serve: the console, approvals and operator actions
- * (the Control Plane process serves those to operators and approvers), background calls
- * (`ERR_QUEUE_UNAVAILABLE`) and schedules.
+ * "Through keyless Gates"). With `jobs` it takes background calls over NATS JetStream. What they
+ * do not serve: the console, approvals and operator actions (the Control Plane process serves
+ * those to operators and approvers), and schedules.
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -44,6 +44,9 @@ import { assertNamesNoHost, createMtlsAgent } from '../transport/index.js';
 import type { TlsFiles } from '../transport/index.js';
 import { parseBackendSpec } from './backend-spec.js';
 import { parseMcpConfig, resolveMcpSettings } from './mcp-config.js';
+import { natsOptionsOf, parseJobsConfig } from './jobs-config.js';
+import type { JobsConfig } from './jobs-config.js';
+import { createNatsJobQueue } from './nats-queue.js';
 import type { McpConfig } from './mcp-config.js';
 import { assertDatabaseRole } from './db-role.js';
 import type { CoreDecorators } from './ports.js';
@@ -99,6 +102,17 @@ export interface GateNodeConfig {
   readonly mcp?: McpConfig & { readonly resource: string };
   /** Accepted clock skew (s) of a bearer token's `exp`, `iat` and `nbf`; default 30, as `failclosed up`. */
   readonly clock_tolerance_sec: number;
+  /**
+   * Background calls (docs/jobs.md): the NATS JetStream queue the Execution Layers' workers take
+   * jobs from (`failclosed.json`'s `jobs` with `queue: "nats"`, no `workers`: no tool runs here).
+   * Absent: `Prefer: respond-async` is denied `ERR_QUEUE_UNAVAILABLE`, nothing decided.
+   */
+  readonly jobs?: {
+    readonly queue: 'nats';
+    readonly url: string;
+    readonly stream?: string;
+    readonly ack_wait_ms?: number;
+  };
   readonly log?: LogConfig;
   readonly metrics?: MetricsConfig;
 }
@@ -116,6 +130,7 @@ const FIELDS = [
   'execution_timeout_ms',
   'mcp',
   'clock_tolerance_sec',
+  'jobs',
   'log',
   'metrics',
 ];
@@ -156,6 +171,7 @@ export function parseGateConfig(bytes: Uint8Array, base: string): GateNodeConfig
     execution_timeout_ms: configPositive(v, 'execution_timeout_ms', 30_000, bad),
     ...(v['mcp'] === undefined ? {} : { mcp: gateMcpConfig(v['mcp']) }),
     clock_tolerance_sec: configPositive(v, 'clock_tolerance_sec', 30, bad),
+    ...(v['jobs'] === undefined ? {} : { jobs: gateJobsConfig(v['jobs']) }),
     ...configObservability(v, bad),
   });
 }
@@ -173,6 +189,25 @@ function gateMcpConfig(v: unknown): McpConfig & { readonly resource: string } {
       'mcp.resource is required: the URL clients reach the Gates at, as the Control Plane names it in its own mcp.resource',
     );
   return c as McpConfig & { readonly resource: string };
+}
+
+/** The Gate's `jobs`: a NATS queue only (a local one would die with it), and no workers here. */
+function gateJobsConfig(v: unknown): NonNullable<GateNodeConfig['jobs']> {
+  let c: JobsConfig;
+  try {
+    c = parseJobsConfig(v);
+  } catch (err) {
+    throw bad((err as Error).message);
+  }
+  if (c.queue !== 'nats') throw bad('jobs.queue must be "nats": a Gate holds no queue of its own');
+  if (c.workers !== undefined && c.workers !== 0)
+    throw bad("jobs.workers: a Gate runs no tool (the Execution Layers' workers take the jobs)");
+  return Object.freeze({
+    queue: 'nats',
+    url: c.url,
+    ...(c.stream === undefined ? {} : { stream: c.stream }),
+    ...(c.ack_wait_ms === undefined ? {} : { ack_wait_ms: c.ack_wait_ms }),
+  });
 }
 
 /** Reads and parses the configuration file at `path`. */
@@ -327,7 +362,7 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
     // No secret values here: only the secret patterns are caught at this Gate (docs/deployment.md).
     const redactor = createRedactor({ secrets: () => [] });
     const decorate = options.decorate ?? {};
-    const controlPlane = createRemoteControlPlane({ link });
+    const controlPlane = createRemoteControlPlane({ link, background: config.jobs !== undefined });
     const executor = createRemoteExecutor({
       url: config.executor_url,
       agent: elAgent,
@@ -338,6 +373,11 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
     });
     // Stopped before the lease is released: what it still holds is then swept.
     closers.push(() => ledger.close());
+    // Background calls over the broker the Execution Layers' workers take jobs from; their
+    // answers come back to any Gate (or Control Plane process) on the stream. Closed after the
+    // listener and before the ledger port: an answer not recorded waits in the stream.
+    const jobs = config.jobs === undefined ? undefined : createNatsJobQueue(natsOptionsOf(config.jobs));
+    if (jobs !== undefined) closers.push(() => jobs.close());
     const gate = createGate({
       observer: guardObserver(telemetry.observer),
       clock,
@@ -363,7 +403,9 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
       operatorTokenSha256: '0'.repeat(64),
       operators,
       readiness: [createPostgresWriteProbe('database', db)],
+      ...(jobs === undefined ? {} : { jobs }),
     });
+    await jobs?.start((d) => gate.finishJob(d));
     const mcp = config.mcp;
     const server: GateServer = await createGateServer(gate, {
       host: config.listen.host,

@@ -48,6 +48,7 @@ import {
   parseJson,
   requestSigningInput,
   sha256Hex,
+  hexDigestEquals,
   verifyEd25519,
   withDeadline,
 } from '../kernel/index.js';
@@ -245,6 +246,7 @@ function claimOf(v: JsonValue): Claim | undefined {
     'wait_ms',
     'credential',
     'message',
+    'background',
   ];
   if (!Object.keys(v).every((k) => allowed.includes(k))) return undefined;
   const request_id = str(v['request_id']);
@@ -258,7 +260,9 @@ function claimOf(v: JsonValue): Claim | undefined {
   const waitMs = v['wait_ms'];
   const credential = v['credential'];
   const message = v['message'];
+  const background = v['background'];
   if (
+    (background !== undefined && background !== true) ||
     (credential !== undefined && str(credential, MAX_CREDENTIAL) === undefined) ||
     (message !== undefined &&
       (credential === undefined ||
@@ -291,6 +295,9 @@ function claimOf(v: JsonValue): Claim | undefined {
     wait_ms: waitMs as number,
     ...(credential === undefined ? {} : { credential: credential as string }),
     ...(message === undefined ? {} : { message: message as string }),
+    // Unsigned, as the `Prefer` header it comes from: it only chooses which of the tool's
+    // policy-set time limits the envelope grants (docs/jobs.md).
+    ...(background === true ? { background: true } : {}),
   };
 }
 
@@ -852,6 +859,45 @@ export async function handleGateRoute(
       return write(async () => {
         await routes.ledger.recordRead({ reader: GATE_READER, request_id: id, scope: 'request' });
         return { entries: (await routes.ledger.entriesForRequest(id)) as unknown as JsonValue };
+      });
+    }
+    case '/v1/internal/gate/job-result': {
+      // The result of a background call (docs/jobs.md), for the holder of its job token only:
+      // the token's digest must be the one its `gateway.queued` records, and the blob the one its
+      // `gateway.completed` names. No other raw evidence is served to a Gate.
+      const id = str(o['request_id']);
+      const token = str(o['token']);
+      if (
+        id === undefined ||
+        token === undefined ||
+        !Object.keys(o).every((k) => k === 'request_id' || k === 'token')
+      )
+        return refuse('ERR_REQUEST_MALFORMED', 'not a job result question');
+      return write(async () => {
+        const entries = await routes.ledger.entriesForRequest(id);
+        const digest = sha256Hex(token);
+        const queued = entries.find((e) => {
+          const p = e['payload'];
+          return (
+            e.type === 'gateway.queued' &&
+            isObject(p) &&
+            typeof p['job_token_sha256'] === 'string' &&
+            hexDigestEquals(digest, p['job_token_sha256'])
+          );
+        });
+        const completed =
+          queued === undefined
+            ? undefined
+            : entries.find(
+                (e) =>
+                  e.type === 'gateway.completed' &&
+                  e['trace_id'] === queued['trace_id'] &&
+                  e.index > queued.index,
+              );
+        const p = completed?.['payload'];
+        const sha = isObject(p) && typeof p['result_sha256'] === 'string' ? p['result_sha256'] : undefined;
+        const blob = sha === undefined ? undefined : await routes.ledger.getEvidence(sha);
+        return { body: blob === undefined ? null : Buffer.from(blob).toString('base64') };
       });
     }
     case '/v1/internal/gate/checkpoint':

@@ -1348,7 +1348,14 @@ export function createGate(deps: GateDeps): Gate {
         token: bearerOf(authorization),
         operator: who === undefined ? undefined : who.tenants,
         covers: operatorCovers,
-        result: (sha) => deps.ledger.getEvidence(sha),
+        result: (sha) => {
+          const token = bearerOf(authorization);
+          const viaToken = deps.ledger.jobResult?.bind(deps.ledger);
+          // The job view checks the blob against `sha` whichever way it came.
+          return viaToken === undefined || token === undefined
+            ? deps.ledger.getEvidence(sha)
+            : viaToken(requestId, token);
+        },
         ledgerMs,
         recordOperatorRead: () =>
           who === undefined

@@ -197,6 +197,12 @@ export interface GateLedger {
   appendGatewayEvent(event: GatewayEvent, writes?: DurableWrites): Promise<LedgerRef>;
   /** The evidence blob with this lower-case hex SHA-256 (a background call's result), or undefined. */
   getEvidence(sha256: string): Promise<Uint8Array | undefined>;
+  /**
+   * The recorded result of the background call `requestId`, for the holder of its job token
+   * only, or undefined. A ledger in another process, which serves a Gate no raw evidence, serves
+   * it this one (`control-plane-link.ts`). Absent: the result is read by `getEvidence`.
+   */
+  jobResult?(requestId: string, token: string): Promise<Uint8Array | undefined>;
   /** Every entry whose `request_id` is `requestId`, in index order. */
   entriesForRequest(requestId: string): Promise<readonly LedgerEntryView[]>;
   /** The latest signed checkpoint, or null before the first. */

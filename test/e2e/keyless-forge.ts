@@ -24,6 +24,8 @@ export interface ForgingGate {
    * with `token` and `bytes` (the message it is bound to). The decision's JSON answer.
    */
   decideAs(tool: string, params: JsonObject, token: string, bytes: Buffer): Promise<JsonObject>;
+  /** POSTs `body` to one of the Control Plane process's internal routes, as the Gate. */
+  ask(path: string, body: JsonObject): Promise<{ status: number; value: JsonObject }>;
   close(): void;
 }
 
@@ -100,6 +102,7 @@ export async function forgingGate(e2e: E2e, resource: string): Promise<ForgingGa
       expect(decided.status).toBe(200);
       return decided.value;
     },
+    ask,
     close: () => agent.close(),
   };
 }

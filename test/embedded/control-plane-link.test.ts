@@ -446,6 +446,16 @@ describe('serve gate configuration', () => {
     ['an unknown TLS field', { ...base, tls: { ...base.tls, pass: 'x' } }, 'tls: unknown field pass'],
     ['mcp without its resource', { ...base, mcp: {} }, 'mcp.resource is required'],
     [
+      'a local job queue (it would die with the Gate)',
+      { ...base, jobs: { queue: 'local' } },
+      'jobs.queue must be "nats"',
+    ],
+    [
+      'queue workers (a Gate runs no tool)',
+      { ...base, jobs: { queue: 'nats', url: 'nats://127.0.0.1:4222', workers: 2 } },
+      'a Gate runs no tool',
+    ],
+    [
       'an mcp issuer on plain HTTP off loopback',
       {
         ...base,
