@@ -496,6 +496,53 @@ async function asksFor(
  */
 type Decidable = GovernedRequest & { readonly fresh_only?: true };
 
+/**
+ * The recorded result of the background call `requestId` for the holder of `token`, or undefined
+ * (docs/jobs.md; `/v1/internal/gate/job-result`). Gates append `gateway.*` entries themselves, so
+ * none of theirs alone names what is served: the blob is the one the Execution Layer's own
+ * `execution.receipt` (actor role `executor`) names as its result, for the decision of the one
+ * `gateway.queued` of that trace recorded before the receipt, whose token digest must be the
+ * token's, and the trace's `gateway.completed` after the receipt must name the same result. A
+ * Gate can thus read only what an execution of that very job produced, with that job's token; a
+ * second `gateway.queued` slipped in before the receipt (another Gate's word) serves nothing.
+ */
+async function jobResultFor(
+  routes: GateRoutes,
+  requestId: string,
+  token: string,
+): Promise<Uint8Array | undefined> {
+  const entries = await routes.ledger.entriesForRequest(requestId);
+  const digest = sha256Hex(token);
+  const payloadOf = (e: (typeof entries)[number]): JsonObject => {
+    const p = e['payload'];
+    return isObject(p) ? p : {};
+  };
+  const roleOf = (e: (typeof entries)[number]): unknown => {
+    const a = e['actor'];
+    return isObject(a) ? a['role'] : undefined;
+  };
+  for (const receipt of entries) {
+    if (receipt.type !== 'execution.receipt' || roleOf(receipt) !== 'executor') continue;
+    const r = payloadOf(receipt);
+    const sha = r['result_sha256'];
+    if (r['status'] !== 'succeeded' || typeof sha !== 'string' || !HEX64.test(sha)) continue;
+    const trace = receipt['trace_id'];
+    const queued = entries.filter(
+      (e) => e.type === 'gateway.queued' && e['trace_id'] === trace && e.index < receipt.index,
+    );
+    const q = queued.length === 1 ? payloadOf(queued[0]!) : undefined;
+    const qDigest = q?.['job_token_sha256'];
+    if (q === undefined || typeof qDigest !== 'string' || !hexDigestEquals(digest, qDigest)) continue;
+    if (q['decision_id'] !== r['decision_id']) continue;
+    const completed = entries.find(
+      (e) => e.type === 'gateway.completed' && e['trace_id'] === trace && e.index > receipt.index,
+    );
+    if (completed === undefined || payloadOf(completed)['result_sha256'] !== sha) continue;
+    return await routes.ledger.getEvidence(sha);
+  }
+  return undefined;
+}
+
 /** How a Gate's own reads are recorded: the reading role, no person. */
 const GATE_READER = Object.freeze({ id: 'gate', role: 'gate' });
 
@@ -862,9 +909,6 @@ export async function handleGateRoute(
       });
     }
     case '/v1/internal/gate/job-result': {
-      // The result of a background call (docs/jobs.md), for the holder of its job token only:
-      // the token's digest must be the one its `gateway.queued` records, and the blob the one its
-      // `gateway.completed` names. No other raw evidence is served to a Gate.
       const id = str(o['request_id']);
       const token = str(o['token']);
       if (
@@ -874,29 +918,7 @@ export async function handleGateRoute(
       )
         return refuse('ERR_REQUEST_MALFORMED', 'not a job result question');
       return write(async () => {
-        const entries = await routes.ledger.entriesForRequest(id);
-        const digest = sha256Hex(token);
-        const queued = entries.find((e) => {
-          const p = e['payload'];
-          return (
-            e.type === 'gateway.queued' &&
-            isObject(p) &&
-            typeof p['job_token_sha256'] === 'string' &&
-            hexDigestEquals(digest, p['job_token_sha256'])
-          );
-        });
-        const completed =
-          queued === undefined
-            ? undefined
-            : entries.find(
-                (e) =>
-                  e.type === 'gateway.completed' &&
-                  e['trace_id'] === queued['trace_id'] &&
-                  e.index > queued.index,
-              );
-        const p = completed?.['payload'];
-        const sha = isObject(p) && typeof p['result_sha256'] === 'string' ? p['result_sha256'] : undefined;
-        const blob = sha === undefined ? undefined : await routes.ledger.getEvidence(sha);
+        const blob = await jobResultFor(routes, id, token);
         return { body: blob === undefined ? null : Buffer.from(blob).toString('base64') };
       });
     }

@@ -12,6 +12,7 @@ import type { JobState, QueuedCall, SubmitResult } from '../../src/client/index.
 import { startE2e } from './harness.js';
 import type { E2e } from './harness.js';
 import { until } from './processes.js';
+import { sha256Hex } from '../../src/kernel/index.js';
 import { forgingGate } from './keyless-forge.js';
 
 const NATS_URL = 'nats://127.0.0.1:4222';
@@ -81,6 +82,74 @@ describe('background calls through a keyless Gate', () => {
         token: q.job.token,
       });
       expect(Buffer.from(right.value['body'] as string, 'base64').toString()).toContain('in the background');
+      // A Gate's own word never names what is served: a request of its own whose
+      // `gateway.queued` (its token) and `gateway.completed` name the job's result reads nothing,
+      // for no execution of that request produced it.
+      const mine = 'm'.repeat(43);
+      const records = (await e2e.evidence(q.request_id)).body['records'] as {
+        entry: { type: string; payload: Record<string, unknown> };
+      }[];
+      const resultSha = records.find((r) => r.entry.type === 'gateway.completed')!.entry.payload[
+        'result_sha256'
+      ];
+      const own = {
+        request_id: `forged-${Date.now()}`,
+        trace_id: 'f'.repeat(32),
+        tenant: 'acme',
+        identity: 'demo-agent',
+      };
+      const event = async (type: string, payload: Record<string, unknown>, closes?: number) =>
+        forge.ask('/v1/internal/gate/event', {
+          type,
+          ...own,
+          payload: payload as never,
+          ...(closes === undefined ? {} : { closes }),
+        });
+      const accepted = await event('gateway.accepted', {
+        request_sha256: 'a'.repeat(64),
+        tool: 'echo',
+        session: null,
+        client: 'demo-agent',
+        auth_method: 'signature',
+      });
+      expect(accepted.status).toBe(200);
+      expect(
+        (
+          await event('gateway.queued', {
+            decision_id: q.decision_id,
+            tool: 'echo',
+            client: 'demo-agent',
+            job_token_sha256: sha256Hex(mine),
+            queue: 'nats:forged',
+          })
+        ).status,
+      ).toBe(200);
+      expect(
+        (
+          await event(
+            'gateway.completed',
+            {
+              decision_id: q.decision_id,
+              tool: 'echo',
+              client: 'demo-agent',
+              outcome: 'executed',
+              result_sha256: resultSha,
+            },
+            accepted.value['index'] as number,
+          )
+        ).status,
+      ).toBe(200);
+      expect(
+        await forge.ask('/v1/internal/gate/job-result', { request_id: own.request_id, token: mine }),
+      ).toEqual({
+        status: 200,
+        value: { body: null },
+      });
+      // The job's own token still reads it: one queued record before the receipt is the job's.
+      expect(
+        (await forge.ask('/v1/internal/gate/job-result', { request_id: q.request_id, token: q.job.token }))
+          .value['body'],
+      ).not.toBeNull();
     } finally {
       forge.close();
     }
