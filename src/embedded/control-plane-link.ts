@@ -142,9 +142,10 @@ export function createRemoteControlPlane(options: RemoteControlPlaneOptions): Ga
         session: req.session,
         request_sha256: req.request_sha256,
         wait_ms: waitMs,
-        // An MCP call goes with the token it was authenticated with: the Control Plane
-        // authenticates it again and takes the owner from that token, never from the Gate.
         ...(req.background === true ? { background: true } : {}),
+        // An MCP call goes with the token it was authenticated with (and a bound token with its
+        // message): the Control Plane authenticates it again and takes the owner from that
+        // token, never from the Gate.
         ...(decideOptions?.credential === undefined ? {} : { credential: decideOptions.credential }),
         ...(decideOptions?.credential === undefined || decideOptions.message === undefined
           ? {}

@@ -268,8 +268,9 @@ function mcpEndpointFor(core: Core, url: string): McpEndpoint {
  * The authenticator of the bearer tokens keyless Gates forward with MCP calls (docs/mcp.md
  * "Through keyless Gates"): the MCP endpoint's, for `resource` (`mcp.resource`, the one the Gates
  * serve) and the configured issuer, over this process's registry. A client-key token's `jti` is
- * claimed again under `decided:`: the Gate claimed it as it authenticated the request, and a
- * token may have one call decided here, whichever Gate forwards it.
+ * claimed again among the decision claims (`tokenClaims`): the Gate claimed it in its own replay
+ * memory as it authenticated the request, and a token may have one call decided here, whichever
+ * Gate forwards it.
  */
 function gateBearerFor(core: Core, resource: string): McpAuthenticator {
   const { oauth } = resolveMcpSettings(core.config.mcp, resource);

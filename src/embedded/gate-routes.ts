@@ -10,8 +10,10 @@
  *   decides nothing);
  * - `POST /v1/internal/gate/{evidence, event, entries, checkpoint, prove, read}`: the Gate's
  *   evidence, its own entries (`gateway.*`, `audit.read`, actor role pinned to `gate`), and the
- *   reads of the evidence view. Raw evidence is never served back to a Gate, and every read of a
- *   request's entries is itself recorded (`audit.read` by the `gate` role), whoever asked for it.
+ *   reads of the evidence view. Raw evidence is never served back to a Gate (but a background
+ *   call's result, to the holder of its job token: `POST /v1/internal/gate/job-result`), and every
+ *   read of a request's entries is itself recorded (`audit.read` by the `gate` role), whoever
+ *   asked for it.
  *
  * **The Control Plane takes no Gate's word for who asked** (FC-INV-3, FC-INV-6). A decision names
  * the SHA-256 of the raw signed request, which the Gate stored as evidence first; the Control
@@ -20,9 +22,9 @@
  * tenant of the registry. A claim that differs from the signed request in any field, or names
  * bytes that are not a validly signed request of an active client, is denied
  * `ERR_REQUEST_SIGNATURE`. An MCP call a Gate minted comes with the bearer token it was
- * authenticated by, and is authenticated again from it here (`mintedRequestOf`). A request signed outside the timestamp tolerance is denied
- * `ERR_REQUEST_TIMESTAMP` here too, and a request whose envelope was already issued is never
- * issued another (`ERR_REQUEST_REPLAYED`): the Gates' shared replay table is their own check,
+ * authenticated by, and is authenticated again from it here (`mintedRequestOf`). A request
+ * signed outside the timestamp tolerance is denied `ERR_REQUEST_TIMESTAMP` here too, and a
+ * request whose envelope was already issued is never issued another (`ERR_REQUEST_REPLAYED`): the Gates' shared replay table is their own check,
  * this one is the Control Plane's, made by construction: the request is claimed in the shared
  * store by one atomic insert before it is decided (`decision-claims.ts`), so of any number of
  * asks in any number of Control Plane processes on that store one decides and the others are
@@ -359,8 +361,10 @@ async function signedRequestOf(
  * An MCP call a keyless Gate minted, as the Control Plane decides it (docs/mcp.md "Through
  * keyless Gates"; FC-INV-3, FC-INV-6): the bearer token the Gate forwards is authenticated here
  * again, as the MCP endpoint does (issuer, audience, expiry and signature of an OAuth token; a
- * client-key token against this registry, and its `jti` claimed once more, under `decided:`, so
- * one such token has at most one call decided), and the principal it gives must be exactly the
+ * client-key token against this registry, and its `jti` claimed once more among the decision
+ * claims, which no Gate can write, so one such token has at most one call decided; one bound to
+ * its message (`body_sha256`) only the call that message asks for, `asksFor`), and the principal
+ * it gives must be exactly the
  * one the minted evidence names (identity, tenant, roles, how and by whom authenticated, owner),
  * as must every field of the Gate's claim. Tenant, roles and owner are then the token's (or the
  * registration's), never the Gate's. A deny when anything differs or cannot be checked.
@@ -434,7 +438,8 @@ async function mintedRequestOf(
  * it (`tools.ts`, `entries.ts`): the session; the retried request id, if it names one; for
  * `tools/call` the tool and its arguments; for `prompts/get` the prompt's entry and its
  * arguments; for `resources/read` the URI and the entry that pins it (the resource, or the one
- * template it is an expansion of); for `completion/complete` a completion entry.
+ * template it is an expansion of); for `completion/complete` the completion entry of the prompt
+ * or template its `ref` names, with its argument, value and context.
  */
 async function asksFor(
   routes: GateRoutes,
