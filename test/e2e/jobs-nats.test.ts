@@ -26,7 +26,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
-import type { FailclosedClient, JobState, QueuedCall, SubmitResult } from '../../src/client/index.js';
+import type { FailclosedClient, QueuedCall } from '../../src/client/index.js';
 import {
   DEMO_CLIENT,
   dataPaths,
@@ -41,31 +41,13 @@ import { createDevCa, issueCert, pkiPaths } from '../../src/transport/index.js';
 import { nextSchema, useTestDatabase } from '../support/postgres.js';
 import { napPolicyDir, until } from './processes.js';
 import { exportAndVerify, freePort, spawnExecutor, stopProcess as stop } from './topology.js';
+import { queued, settled } from './jobs-support.js';
 import type { ExecutorProcess } from './topology.js';
 
 const NATS_URL = 'nats://127.0.0.1:4222';
 const NATS_SERVER = '/usr/sbin/nats-server';
 
 type Proc = ExecutorProcess;
-
-function queued(r: SubmitResult): QueuedCall {
-  expect(r).toMatchObject({ outcome: 'queued', status: 202 });
-  if (r.outcome !== 'queued') throw new Error(`not queued: ${JSON.stringify(r)}`);
-  return r;
-}
-
-async function settled(client: FailclosedClient, q: QueuedCall, limitMs = 30_000): Promise<JobState> {
-  let s: JobState = { outcome: 'unknown', status: 0 };
-  await until(
-    async () => {
-      s = await client.job(q.job.id, q.job.token);
-      return s.outcome !== 'queued' && s.outcome !== 'unknown';
-    },
-    `job ${q.job.id}`,
-    limitMs,
-  );
-  return s;
-}
 
 /** The ledger entries of a request, through the operator's evidence view. */
 async function entriesOf(

@@ -10,19 +10,14 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobState, QueuedCall, SubmitResult } from '../../src/client/index.js';
+import type { JobState, QueuedCall } from '../../src/client/index.js';
 import { readOperatorToken } from '../../src/embedded/index.js';
 import { expectDenied, session, startE2e } from './harness.js';
 import { exportAndVerify } from './topology.js';
 import { napPolicyDir } from './processes.js';
 import { runCli } from '../../src/cli/run.js';
 import type { E2e } from './harness.js';
-
-function queued(r: SubmitResult): QueuedCall {
-  expect(r).toMatchObject({ outcome: 'queued', status: 202 });
-  if (r.outcome !== 'queued') throw new Error(`not queued: ${JSON.stringify(r)}`);
-  return r;
-}
+import { queued } from './jobs-support.js';
 
 /** Reads the job until it is no longer queued or running. */
 async function settled(e2e: E2e, q: QueuedCall, token = q.job.token): Promise<JobState> {

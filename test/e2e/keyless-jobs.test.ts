@@ -8,22 +8,15 @@
  * still denies `ERR_QUEUE_UNAVAILABLE` and has nothing decided.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobState, QueuedCall, SubmitResult } from '../../src/client/index.js';
 import { startE2e } from './harness.js';
 import type { E2e } from './harness.js';
-import { until } from './processes.js';
+import { queued, settled } from './jobs-support.js';
 import { sha256Hex } from '../../src/kernel/index.js';
 import { forgingGate } from './keyless-forge.js';
 
 const NATS_URL = 'nats://127.0.0.1:4222';
 
 let e2e: E2e;
-
-function queued(r: SubmitResult): QueuedCall {
-  expect(r).toMatchObject({ outcome: 'queued', status: 202 });
-  if (r.outcome !== 'queued') throw new Error(`not queued: ${JSON.stringify(r)}`);
-  return r;
-}
 
 beforeAll(async () => {
   const stream = `FCKEYLESS_${process.pid}_${Date.now()}`;
@@ -46,15 +39,7 @@ describe('background calls through a keyless Gate', () => {
     const q = queued(
       await client.submit('echo', { message: 'in the background' }, { session: 'keyless-jobs' }),
     );
-    let s: JobState = { outcome: 'unknown', status: 0 };
-    await until(
-      async () => {
-        s = await client.job(q.job.id, q.job.token);
-        return s.outcome !== 'queued' && s.outcome !== 'unknown';
-      },
-      `job ${q.job.id}`,
-      30_000,
-    );
+    const s = await settled(client, q);
     expect(s).toMatchObject({ outcome: 'executed' });
     expect(JSON.stringify(s)).toContain('in the background');
     expect(e2e.runs.get('echo')).toBe(before + 1);
