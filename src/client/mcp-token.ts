@@ -1,8 +1,9 @@
 /**
  * The bearer token a registered client presents to the Gate's MCP endpoint instead of an OAuth
  * access token (docs/mcp.md "stdio"): a compact JWS (RFC 7515) over `{iss, sub, aud, iat, exp,
- * jti}`, `typ: failclosed-client+jwt`, signed EdDSA with the client's own key. Short-lived; the
- * Gate checks it against the client registry (FC-INV-3).
+ * jti}` (and `body_sha256` when bound to one message), `typ: failclosed-client+jwt`, signed
+ * EdDSA with the client's own key. Short-lived; the Gate checks it against the client registry
+ * (FC-INV-3).
  */
 import { createHash, randomUUID, sign } from 'node:crypto';
 import { encodeBase64url } from '../kernel/index.js';
