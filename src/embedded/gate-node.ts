@@ -107,12 +107,7 @@ export interface GateNodeConfig {
    * jobs from (`failclosed.json`'s `jobs` with `queue: "nats"`, no `workers`: no tool runs here).
    * Absent: `Prefer: respond-async` is denied `ERR_QUEUE_UNAVAILABLE`, nothing decided.
    */
-  readonly jobs?: {
-    readonly queue: 'nats';
-    readonly url: string;
-    readonly stream?: string;
-    readonly ack_wait_ms?: number;
-  };
+  readonly jobs?: Extract<JobsConfig, { queue: 'nats' }>;
   readonly log?: LogConfig;
   readonly metrics?: MetricsConfig;
 }
@@ -192,7 +187,7 @@ function gateMcpConfig(v: unknown): McpConfig & { readonly resource: string } {
 }
 
 /** The Gate's `jobs`: a NATS queue only (a local one would die with it), and no workers here. */
-function gateJobsConfig(v: unknown): NonNullable<GateNodeConfig['jobs']> {
+function gateJobsConfig(v: unknown): Extract<JobsConfig, { queue: 'nats' }> {
   let c: JobsConfig;
   try {
     c = parseJobsConfig(v);
@@ -202,12 +197,7 @@ function gateJobsConfig(v: unknown): NonNullable<GateNodeConfig['jobs']> {
   if (c.queue !== 'nats') throw bad('jobs.queue must be "nats": a Gate holds no queue of its own');
   if (c.workers !== undefined && c.workers !== 0)
     throw bad("jobs.workers: a Gate runs no tool (the Execution Layers' workers take the jobs)");
-  return Object.freeze({
-    queue: 'nats',
-    url: c.url,
-    ...(c.stream === undefined ? {} : { stream: c.stream }),
-    ...(c.ack_wait_ms === undefined ? {} : { ack_wait_ms: c.ack_wait_ms }),
-  });
+  return c;
 }
 
 /** Reads and parses the configuration file at `path`. */
@@ -415,6 +405,8 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
         : {
             mcp: (url: string) => {
               const { settings, oauth } = resolveMcpSettings(mcp, url);
+              // The token goes on with the principal to the Control Plane process, which
+              // authenticates each call again from it (gate-routes.ts); nothing here keeps it.
               const authenticate = createMcpAuthenticator({
                 resource: settings.resource,
                 ...(oauth === undefined ? {} : { oauth }),
@@ -422,15 +414,9 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
                 replay: state,
                 clock,
                 clockToleranceSec: config.clock_tolerance_sec,
+                forwardCredential: true,
               });
-              // The token goes on with the principal to the Control Plane process, which
-              // authenticates each call again from it (gate-routes.ts); nothing here keeps it.
-              const withCredential = async (authorization: string | undefined) => {
-                const p = await authenticate(authorization);
-                const token = authorization?.replace(/^Bearer +/i, '');
-                return 'outcome' in p || token === undefined ? p : Object.freeze({ ...p, credential: token });
-              };
-              return createMcpEndpoint(gate, settings, withCredential, (d, sha) => gate.refuse(d, sha));
+              return createMcpEndpoint(gate, settings, authenticate, (d, sha) => gate.refuse(d, sha));
             },
           }),
     });

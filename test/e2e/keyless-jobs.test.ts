@@ -145,6 +145,13 @@ describe('background calls through a keyless Gate', () => {
     const r = await e2e.client().submit('delete_records', { table: 'orders', ids: ['1'] });
     expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_POLICY_DENY' });
     expect(e2e.totalRuns()).toBe(before);
+    if (r.outcome !== 'deny') return;
+    const types = (
+      (await e2e.evidence(r.request_id ?? '')).body['records'] as { entry: { type: string } }[]
+    ).map((x) => x.entry.type);
+    expect(types).toContain('decision');
+    expect(types).not.toContain('gateway.queued');
+    expect(types).not.toContain('envelope.issued');
   });
 });
 

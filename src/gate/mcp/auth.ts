@@ -9,7 +9,8 @@
  *   signs with its own key (the stdio bridge, `failclosed mcp`); tenant and roles come from the
  *   client's registration.
  *
- * The token is never stored, logged or passed on: only the principal leaves this module.
+ * The token is never stored or logged, and passed on only where asked (`forwardCredential`: a
+ * keyless Gate's, to its Control Plane process): otherwise only the principal leaves this module.
  */
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
@@ -75,6 +76,11 @@ export interface McpAuthOptions {
   readonly replay?: Pick<RequestReplayStore, 'claimNonce'>;
   /** Deadline (ms) of a fetch of the OAuth issuer's keys. Default 5000. */
   readonly jwksTimeoutMs?: number;
+  /**
+   * Keep the token on the principal it authenticates (`Principal.credential`): a keyless Gate's,
+   * which forwards it to its Control Plane process to be authenticated again. Default false.
+   */
+  readonly forwardCredential?: boolean;
 }
 
 /**
@@ -230,8 +236,13 @@ export function createMcpAuthenticator(options: McpAuthOptions): McpAuthenticato
       // Routing only: nothing read here is trusted until the signature verifies below.
       const header = decodeProtectedHeader(token);
       const claims = decodeJwt(token);
-      if (header.typ === CLIENT_TOKEN_TYPE) return await verifyClientKey(token, claims.iss);
-      return await verifyOAuth(token);
+      const p =
+        header.typ === CLIENT_TOKEN_TYPE
+          ? await verifyClientKey(token, claims.iss)
+          : await verifyOAuth(token);
+      return 'outcome' in p || options.forwardCredential !== true
+        ? p
+        : Object.freeze({ ...p, credential: token });
     } catch {
       return invalid();
     }
