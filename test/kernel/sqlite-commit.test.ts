@@ -30,7 +30,11 @@ function open(files?: FileSync): { unit: SqliteCommitUnit; path: string } {
   db.exec(`CREATE TABLE t (k TEXT PRIMARY KEY);
     CREATE TABLE p (id INTEGER PRIMARY KEY);
     CREATE TABLE c (parent INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED);`);
-  const unit = createSqliteCommitUnit(db, files === undefined ? {} : { fileSync: files });
+  // SQLite's default threshold keeps the log-size tests small (the unit's default is 32 MiB).
+  const unit = createSqliteCommitUnit(db, {
+    checkpointBytes: 4 * 1024 * 1024,
+    ...(files === undefined ? {} : { fileSync: files }),
+  });
   cleanups.push(() => {
     unit.close();
     rmSync(dir, { recursive: true, force: true });
@@ -335,6 +339,30 @@ describe('SqliteCommitUnit', () => {
     expect(() => unit.writeNow(() => ins.run('now'))).toThrow(/could not be made durable \(EIO/);
     await expect(staged.durable).rejects.toThrow(/could not be made durable/);
     expect(() => unit.stage(() => ins.run('b'))).toThrow(/could not be made durable/);
+  });
+
+  it('by default lets the log grow to 32 MiB before a checkpoint, and refuses a threshold under 64 KiB', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-commit-unit-'));
+    const path = join(dir, 'x.db');
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    expect(() => createSqliteCommitUnit(db, { checkpointBytes: 4096 })).toThrow(RangeError);
+    const unit = createSqliteCommitUnit(db);
+    cleanups.push(() => {
+      unit.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    expect(unit.db.pragma('journal_size_limit', { simple: true })).toBe(32 * 1024 * 1024);
+    unit.db.exec('CREATE TABLE blob (v BLOB)');
+    const ins = unit.db.prepare('INSERT INTO blob (v) VALUES (?)');
+    const page = Buffer.alloc(3000, 1);
+    // About 14 MiB of log: SQLite's default would have checkpointed three times.
+    for (let i = 0; i < 80; i++)
+      await unit.write(() => {
+        for (let j = 0; j < 60; j++) ins.run(page);
+      });
+    expect(statSync(`${path}-wal`).size).toBeGreaterThan(12 * 1024 * 1024);
+    expect(unit.checkpoints).toBe(0);
   });
 
   it('refuses a connection that is not in WAL mode', () => {
