@@ -75,11 +75,13 @@ export const USAGE = `usage: failclosed <command> [options]
 
   init [DIR] [--backend sqlite|postgres://…]  create a data directory (default ./.failclosed or $FAILCLOSED_HOME);
                                               --backend (or $FAILCLOSED_BACKEND) picks the storage
-  up [--port N] [--grace SEC] [--standby]     run all four roles on 127.0.0.1 (initialises on first run);
+  up [--port N] [--grace SEC] [--standby] [--backend sqlite|postgres://…]
+                                              run all four roles on 127.0.0.1 (initialises on first run,
+                                              recording --backend; later --backend overrides it for the run);
                                               SIGTERM/SIGINT drain calls for up to SEC (default 30) seconds;
                                               --standby (SQLite) waits while another gate holds the data
                                               directory's writer lock; on PostgreSQL every gate serves
-  serve control-plane [--port N] [--grace SEC]
+  serve control-plane [--port N] [--grace SEC] [--backend postgres://…]
                                               the Control Plane process alone over --data (keyless Gates, a
                                               separate Execution Layer, the checkpoint key in the ledger
                                               process): takes no call itself (docs/deployment.md)
@@ -213,6 +215,7 @@ async function up(
   graceSec = 30,
   standby = false,
   role?: 'control-plane',
+  backend?: string,
 ): Promise<number> {
   if (role === 'control-plane') {
     // Never a fresh data directory: a Control Plane process serves the deployment's own keys.
@@ -221,7 +224,9 @@ async function up(
         `no data directory at ${dir}: make it with \`failclosed init --backend postgres://…\` (docs/deployment.md)`,
       );
   } else {
-    const init = await initDataDir(dir);
+    // `--backend` on the first run is recorded, as `init --backend` does; later it overrides the
+    // recorded one for this run, as FAILCLOSED_BACKEND does.
+    const init = await initDataDir(dir, backend === undefined ? {} : { backend });
     if (init.created) io.out(`initialised ${init.dir}\n`);
   }
   // Stops serving when the writer lease is lost: a standby elsewhere takes over.
@@ -237,6 +242,7 @@ async function up(
       // JSON lines on standard output (docs/deployment.md "Observability").
       defaultLogLevel: 'info',
       ...(role === undefined ? {} : { role }),
+      ...(backend === undefined ? {} : { backend }),
     });
   } catch (err) {
     if (err instanceof WriterLockBusy) {
@@ -632,6 +638,21 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
   const dir = resolve(
     v.data ?? (cmd === 'init' ? sub : undefined) ?? io.env['FAILCLOSED_HOME'] ?? '.failclosed',
   );
+  // Options that say what a server is or where its state lives are refused where nothing reads
+  // them: `call --backend postgres://…` must not look like a call made against PostgreSQL.
+  // (`serve executor|gate|ledger` read theirs from --config.)
+  const serving = cmd === 'up' || (cmd === 'serve' && sub === 'control-plane');
+  const servingOnly: readonly [keyof typeof v, boolean][] = [
+    ['backend', serving || cmd === 'init'],
+    ['standby', cmd === 'up'],
+    ['port', serving],
+    ['grace', serving],
+  ];
+  for (const [name, takes] of servingOnly)
+    if (v[name] !== undefined && !takes)
+      throw new UsageError(
+        `${[cmd, cmd === 'serve' ? sub : undefined].filter(Boolean).join(' ')} takes no --${name}`,
+      );
   // The operator acting (OE-INV-025): `--operator NAME` or $FAILCLOSED_OPERATOR, else the bootstrap.
   const as = (): ConnectOptions => operatorConnection(dir, io.env, v.operator);
   const op = (fn: (c: Connection) => Promise<HttpAnswer>): Promise<number> =>
@@ -669,20 +690,36 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
       return EXIT.ok;
     }
     case 'up':
-      return up(io, dir, intOption(v.port, 'port'), intOption(v.grace, 'grace'), v.standby === true);
+      return up(
+        io,
+        dir,
+        intOption(v.port, 'port'),
+        intOption(v.grace, 'grace'),
+        v.standby === true,
+        undefined,
+        v.backend,
+      );
     case 'serve':
       // The Control Plane process runs over its data directory (its keys are there), the other
       // roles over a configuration file of their own.
       // No `--standby`: on PostgreSQL, which it requires, every Control Plane process serves at once.
-      if (sub === 'control-plane' && v.config === undefined && arg1 === undefined && v.standby !== true)
-        return up(io, dir, intOption(v.port, 'port'), intOption(v.grace, 'grace'), false, 'control-plane');
+      if (sub === 'control-plane' && v.config === undefined && arg1 === undefined)
+        return up(
+          io,
+          dir,
+          intOption(v.port, 'port'),
+          intOption(v.grace, 'grace'),
+          false,
+          'control-plane',
+          v.backend,
+        );
       if (
         (sub !== 'executor' && sub !== 'gate' && sub !== 'ledger') ||
         v.config === undefined ||
         arg1 !== undefined
       )
         throw new UsageError(
-          'serve executor|gate|ledger --config FILE | serve control-plane [--data DIR] [--port N] [--grace SEC]',
+          'serve executor|gate|ledger --config FILE | serve control-plane [--data DIR] [--port N] [--grace SEC] [--backend postgres://…]',
         );
       return serveRole(io, sub, v.config);
     case 'call':

@@ -193,7 +193,7 @@ describe('failclosed serve', () => {
   it('serve control-plane has no --standby (every Control Plane process on PostgreSQL serves at once)', async () => {
     const r = await run(['serve', 'control-plane', '--standby', '--data', '/nonexistent/cp']);
     expect(r.code).toBe(2);
-    expect(r.err).toContain('serve control-plane [--data DIR] [--port N] [--grace SEC]');
+    expect(r.err).toContain('serve control-plane takes no --standby');
   });
 
   it('serve control-plane never makes a data directory, and refuses one that is not set up as the Control Plane alone', async () => {
