@@ -35,7 +35,9 @@ import {
   startGateNode,
   startLedgerNode,
   lockDataDir,
+  parseBackendSpec,
   readConfig,
+  redactedBackend,
   readSigningKey,
   withdrawServer,
   writeClientFile,
@@ -77,11 +79,11 @@ export const USAGE = `usage: failclosed <command> [options]
                                               --backend (or $FAILCLOSED_BACKEND) picks the storage
   up [--port N] [--grace SEC] [--standby] [--backend sqlite|postgres://…]
                                               run all four roles on 127.0.0.1 (initialises on first run,
-                                              recording --backend; later --backend overrides it for the run);
+                                              recording --backend; later it must name the recorded one);
                                               SIGTERM/SIGINT drain calls for up to SEC (default 30) seconds;
                                               --standby (SQLite) waits while another gate holds the data
                                               directory's writer lock; on PostgreSQL every gate serves
-  serve control-plane [--port N] [--grace SEC] [--backend postgres://…]
+  serve control-plane [--port N] [--grace SEC]
                                               the Control Plane process alone over --data (keyless Gates, a
                                               separate Execution Layer, the checkpoint key in the ledger
                                               process): takes no call itself (docs/deployment.md)
@@ -224,8 +226,17 @@ async function up(
         `no data directory at ${dir}: make it with \`failclosed init --backend postgres://…\` (docs/deployment.md)`,
       );
   } else {
-    // `--backend` on the first run is recorded, as `init --backend` does; later it overrides the
-    // recorded one for this run, as FAILCLOSED_BACKEND does.
+    // `--backend` on the first run is recorded, as `init --backend` does. Later it must name the
+    // recorded backend: the same keys over another store would be a second ledger, its
+    // checkpoints signed under the same origin and key as the first one's (a fork).
+    if (backend !== undefined && existsSync(dataPaths(dir).config)) {
+      const given = parseBackendSpec(backend);
+      const recorded = parseBackendSpec(readConfig(dir).backend ?? 'sqlite');
+      if (JSON.stringify(given) !== JSON.stringify(recorded))
+        throw new UsageError(
+          `--backend ${redactedBackend(given)} is not the backend ${dir} records (${redactedBackend(recorded)}): the same keys over another store would be a second ledger under the same checkpoint key; make a data directory for it (failclosed init --backend …)`,
+        );
+    }
     const init = await initDataDir(dir, backend === undefined ? {} : { backend });
     if (init.created) io.out(`initialised ${init.dir}\n`);
   }
@@ -242,6 +253,7 @@ async function up(
       // JSON lines on standard output (docs/deployment.md "Observability").
       defaultLogLevel: 'info',
       ...(role === undefined ? {} : { role }),
+      // Over FAILCLOSED_BACKEND: the flag says where this run's state lives.
       ...(backend === undefined ? {} : { backend }),
     });
   } catch (err) {
@@ -643,7 +655,7 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
   // (`serve executor|gate|ledger` read theirs from --config.)
   const serving = cmd === 'up' || (cmd === 'serve' && sub === 'control-plane');
   const servingOnly: readonly [keyof typeof v, boolean][] = [
-    ['backend', serving || cmd === 'init'],
+    ['backend', cmd === 'up' || cmd === 'init'],
     ['standby', cmd === 'up'],
     ['port', serving],
     ['grace', serving],
@@ -704,22 +716,14 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
       // roles over a configuration file of their own.
       // No `--standby`: on PostgreSQL, which it requires, every Control Plane process serves at once.
       if (sub === 'control-plane' && v.config === undefined && arg1 === undefined)
-        return up(
-          io,
-          dir,
-          intOption(v.port, 'port'),
-          intOption(v.grace, 'grace'),
-          false,
-          'control-plane',
-          v.backend,
-        );
+        return up(io, dir, intOption(v.port, 'port'), intOption(v.grace, 'grace'), false, 'control-plane');
       if (
         (sub !== 'executor' && sub !== 'gate' && sub !== 'ledger') ||
         v.config === undefined ||
         arg1 !== undefined
       )
         throw new UsageError(
-          'serve executor|gate|ledger --config FILE | serve control-plane [--data DIR] [--port N] [--grace SEC] [--backend postgres://…]',
+          'serve executor|gate|ledger --config FILE | serve control-plane [--data DIR] [--port N] [--grace SEC]',
         );
       return serveRole(io, sub, v.config);
     case 'call':

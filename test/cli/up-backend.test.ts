@@ -1,9 +1,11 @@
 /**
  * `failclosed up --backend postgres://…` runs the embedded composition on PostgreSQL, recording the
- * backend on the first run (issue "one storage seam": `up --backend … (or config)`); options that
- * say where a server's state lives are refused by commands that would ignore them (docs/cli.md).
+ * backend on the first run (issue "one storage seam": `up --backend … (or config)`), and refuses a
+ * backend other than the recorded one (the same keys over a second store would fork the ledger);
+ * options that say where a server's state lives are refused by commands that would ignore them
+ * (docs/cli.md).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -51,14 +53,39 @@ describe('failclosed up --backend', () => {
     expect(again.out).toContain('(schema up_backend))');
   }, 120_000);
 
-  it('overrides the recorded backend for one run, as FAILCLOSED_BACKEND does', async () => {
+  it('refuses a --backend other than the one an existing data directory records, and starts nothing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fc-up-backend-'));
     dirs.push(dir);
     const init = await runCli(['init', dir], { out: () => undefined, err: () => undefined, env: {} });
     expect(init).toBe(EXIT.ok);
-    const r = await upOnce(['--data', dir, '--backend', `${pg.url}?schema=up_override`]);
-    expect(r.code).toBe(EXIT.ok);
-    expect(r.out).toContain('(schema up_override))');
+    let err = '';
+    const code = await runCli(
+      [
+        'up',
+        '--data',
+        dir,
+        '--port',
+        '0',
+        '--backend',
+        `${pg.url.replace('postgres://', 'postgres://u:pw-Zq81x@')}?schema=up_other`,
+      ],
+      { out: () => undefined, err: (t) => (err += t), env: {} },
+    );
+    expect(code).toBe(EXIT.usage);
+    expect(err).toContain('is not the backend');
+    expect(err).toContain('(sqlite)');
+    // The password is never printed.
+    expect(err).not.toContain('pw-Zq81x');
+    expect(existsSync(join(dir, 'server.json'))).toBe(false);
+    // The same backend, named again, is no refusal, and the flag wins over FAILCLOSED_BACKEND.
+    process.env['FAILCLOSED_BACKEND'] = `${pg.url}?schema=up_env`;
+    try {
+      const same = await upOnce(['--data', dir, '--backend', 'sqlite']);
+      expect(same.code).toBe(EXIT.ok);
+      expect(same.out).toContain('(storage: sqlite)');
+    } finally {
+      delete process.env['FAILCLOSED_BACKEND'];
+    }
   }, 120_000);
 
   it('commands that would ignore --backend, --port, --grace or --standby refuse them (exit 2)', async () => {
@@ -79,5 +106,8 @@ describe('failclosed up --backend', () => {
       'serve gate takes no --grace',
     );
     expect(await usage('init', dir, '--standby')).toContain('init takes no --standby');
+    expect(await usage('serve', 'control-plane', '--data', dir, '--backend', pg.url)).toContain(
+      'serve control-plane takes no --backend',
+    );
   });
 });
