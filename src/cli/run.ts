@@ -234,7 +234,7 @@ async function up(
       const recorded = parseBackendSpec(readConfig(dir).backend ?? 'sqlite');
       if (JSON.stringify(given) !== JSON.stringify(recorded))
         throw new UsageError(
-          `--backend ${redactedBackend(given)} is not the backend ${dir} records (${redactedBackend(recorded)}): the same keys over another store would be a second ledger under the same checkpoint key; make a data directory for it (failclosed init --backend …)`,
+          `--backend ${redactedBackend(given)} is not the backend ${dir} records (${redactedBackend(recorded)}): the same keys over another store would be a second ledger under the same checkpoint key; make a data directory for it (failclosed init --backend …), or reach the recorded store by another URL through FAILCLOSED_BACKEND`,
         );
     }
     const init = await initDataDir(dir, backend === undefined ? {} : { backend });
