@@ -38,6 +38,7 @@ import {
   parseBackendSpec,
   readConfig,
   redactedBackend,
+  resolveBackendSpec,
   readSigningKey,
   withdrawServer,
   writeClientFile,
@@ -79,7 +80,7 @@ export const USAGE = `usage: failclosed <command> [options]
                                               --backend (or $FAILCLOSED_BACKEND) picks the storage
   up [--port N] [--grace SEC] [--standby] [--backend sqlite|postgres://…]
                                               run all four roles on 127.0.0.1 (initialises on first run,
-                                              recording --backend; later it must name the recorded one);
+                                              recording --backend; later it must name the one in use);
                                               SIGTERM/SIGINT drain calls for up to SEC (default 30) seconds;
                                               --standby (SQLite) waits while another gate holds the data
                                               directory's writer lock; on PostgreSQL every gate serves
@@ -226,16 +227,36 @@ async function up(
         `no data directory at ${dir}: make it with \`failclosed init --backend postgres://…\` (docs/deployment.md)`,
       );
   } else {
-    // `--backend` on the first run is recorded, as `init --backend` does. Later it must name the
-    // recorded backend: the same keys over another store would be a second ledger, its
-    // checkpoints signed under the same origin and key as the first one's (a fork).
-    if (backend !== undefined && existsSync(dataPaths(dir).config)) {
+    // `--backend` on the first run is recorded, as `init --backend` does. Otherwise it must name
+    // the backend the run would use anyway (FAILCLOSED_BACKEND, else the recorded one): the same
+    // keys over another store would be a second ledger, its checkpoints signed under the same
+    // origin and key as the first one's (a fork).
+    if (backend !== undefined) {
       const given = parseBackendSpec(backend);
-      const recorded = parseBackendSpec(readConfig(dir).backend ?? 'sqlite');
-      if (JSON.stringify(given) !== JSON.stringify(recorded))
+      if (given.kind === 'postgres' && new URL(given.url).password !== '')
         throw new UsageError(
-          `--backend ${redactedBackend(given)} is not the backend ${dir} records (${redactedBackend(recorded)}): the same keys over another store would be a second ledger under the same checkpoint key; make a data directory for it (failclosed init --backend …), or reach the recorded store by another URL through FAILCLOSED_BACKEND`,
+          '--backend carries a password, which a running server would show in its command line: give it through PGPASSWORD or ~/.pgpass',
         );
+      const env = process.env['FAILCLOSED_BACKEND'];
+      const exists = existsSync(dataPaths(dir).config);
+      const current =
+        env !== undefined || exists
+          ? resolveBackendSpec(undefined, process.env, exists ? readConfig(dir).backend : undefined)
+          : undefined;
+      if (current !== undefined && JSON.stringify(given) !== JSON.stringify(current))
+        throw new UsageError(
+          `--backend ${redactedBackend(given)} is not the backend ${dir} runs on (${redactedBackend(current)}${env === undefined ? '' : ', from FAILCLOSED_BACKEND'}): the same keys over another store would be a second ledger under the same checkpoint key; make a data directory for it (failclosed init --backend …)`,
+        );
+    }
+    // Refused before anything is made: on PostgreSQL every gate serves at once.
+    if (standby) {
+      const spec = resolveBackendSpec(
+        backend,
+        process.env,
+        existsSync(dataPaths(dir).config) ? readConfig(dir).backend : undefined,
+      );
+      if (spec.kind === 'postgres')
+        throw new TypeError('every gate on PostgreSQL serves at once: a standby applies to SQLite only');
     }
     const init = await initDataDir(dir, backend === undefined ? {} : { backend });
     if (init.created) io.out(`initialised ${init.dir}\n`);

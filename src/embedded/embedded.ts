@@ -71,7 +71,12 @@ export async function initDataDir(
   };
   let core: Core;
   try {
-    core = await openCore(dir, options.clock === undefined ? {} : { clock: options.clock });
+    // The store it records, whatever FAILCLOSED_BACKEND says: the demo policy and client go where
+    // the data directory says its ledger is.
+    core = await openCore(dir, {
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+      ...(options.backend === undefined ? {} : { backend: options.backend }),
+    });
   } catch (err) {
     undo();
     throw err;

@@ -10,7 +10,7 @@ export {
   DEFAULT_GRACE_MS,
 } from './embedded.js';
 export type { EmbeddedInstance, EmbeddedOptions, InitResult, StopReport } from './embedded.js';
-export { parseBackendSpec, redactedBackend } from './backend-spec.js';
+export { parseBackendSpec, redactedBackend, resolveBackendSpec } from './backend-spec.js';
 export { gateLedgerOver, openCore } from './core.js';
 export { buildTrustRoots } from './trust-roots.js';
 export type { TrustRootSources } from './trust-roots.js';

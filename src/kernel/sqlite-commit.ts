@@ -25,13 +25,15 @@
  * SQLite reuses the log from its start after a complete checkpoint without shrinking the file, so
  * the file's size alone says nothing of what the log holds: `journal_size_limit` truncates the
  * file to the threshold when the log restarts, and a checkpoint runs when the file grows past that
- * (measured here: with the size alone, every commit after the log's first threshold
- * checkpointed, an `fsync` of the database on the event loop each time, 15% of the gate's time).
- * A checkpoint copies each page once whatever number of commits rewrote it, so a larger log does
- * less work in all: a governed load rewrites the same index leaves and counters at every commit
- * (measured here at 32 governed clients: at SQLite's default of 4 MiB checkpoints took 6% of the
- * event loop; at 32 MiB, 3%, and in three alternating pairs of 20 s runs the gate served 6–15%
- * more calls per second, at 2–9% less CPU per call).
+ * (measured here at a 4 MiB threshold: with the size alone, every commit after the log's first
+ * 4 MiB checkpointed, an `fsync` of the database on the event loop each time, 15% of the gate's
+ * time). A checkpoint copies each page once whatever number of commits rewrote it, so a larger
+ * log does less work in all: a governed load rewrites the same index leaves and counters at every
+ * commit (measured here at 32 governed clients: at SQLite's default of 4 MiB checkpoints took 6%
+ * of the event loop; at 32 MiB, 3%, and in three alternating pairs of 20 s runs the gate served
+ * 6–15% more calls per second, at 2–9% less CPU per call). The price is fewer, longer pauses of
+ * the event loop: on a load of appends and hot counters, a median of 17–19 ms per checkpoint at
+ * 32 MiB against 6–8 ms at 4 MiB (the longest 26–28 ms against 10–30 ms); 17–46 ms in the bench.
  * Before, `COMMIT` with `synchronous=FULL` held the event loop for the whole `fsync` (measured
  * here: 0.25–0.29 ms per commit against 0.05 ms, three commits per governed call, and several
  * milliseconds each while the disk is busy).
@@ -139,8 +141,8 @@ export const fileSync: FileSync = Object.freeze({
  * (index leaves, counters) into the database and syncing it each time (module doc).
  */
 export const DEFAULT_CHECKPOINT_BYTES = 32 * 1024 * 1024;
-/** Past this many thresholds of log file size, every commit checkpoints. */
-const MAX_CHECKPOINT_FACTOR = 16;
+/** Log file size past which every commit checkpoints: this, or twice the threshold if larger. */
+const MAX_CHECKPOINT_AT = 64 * 1024 * 1024;
 
 /** SQLite errors after which what a commit left on disk is unknown. */
 const AMBIGUOUS = /^SQLITE_(IOERR|CORRUPT|NOTADB)/;
@@ -177,7 +179,7 @@ export function createSqliteCommitUnit(
   const CHECKPOINT_BYTES = options.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES;
   if (!Number.isSafeInteger(CHECKPOINT_BYTES) || CHECKPOINT_BYTES < 64 * 1024)
     throw new RangeError('checkpointBytes must be an integer of at least 64 KiB');
-  const MAX_CHECKPOINT_AT = CHECKPOINT_BYTES * MAX_CHECKPOINT_FACTOR;
+  const checkpointCap = Math.max(MAX_CHECKPOINT_AT, 2 * CHECKPOINT_BYTES);
   db.pragma('synchronous = NORMAL');
   // Checkpoints run where their failure is seen (`finish`): SQLite's automatic one ignores errors.
   db.pragma('wal_autocheckpoint = 0');
@@ -313,7 +315,7 @@ export function createSqliteCommitUnit(
     if (size < lastLogSize) checkpointAt = CHECKPOINT_BYTES;
     lastLogSize = size;
     // Past the cap (readers holding the log back for long), every commit checkpoints.
-    if (size <= Math.min(checkpointAt, MAX_CHECKPOINT_AT)) return;
+    if (size <= Math.min(checkpointAt, checkpointCap)) return;
     const [r] = db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
     checkpoints += 1;
     // Complete: the log restarts at the next commit, from its beginning, whether or not the file

@@ -356,7 +356,7 @@ describe('SqliteCommitUnit', () => {
     unit.db.exec('CREATE TABLE blob (v BLOB)');
     const ins = unit.db.prepare('INSERT INTO blob (v) VALUES (?)');
     const page = Buffer.alloc(3000, 1);
-    // About 14 MiB of log: SQLite's default would have checkpointed three times.
+    // About 20 MiB of log: at SQLite's default of 4 MiB it would have checkpointed four times.
     for (let i = 0; i < 80; i++)
       await unit.write(() => {
         for (let j = 0; j < 60; j++) ins.run(page);
