@@ -47,7 +47,7 @@ import type {
   KeyLookup,
   KeyRing,
 } from '../kernel/index.js';
-import { MAX_BUNDLE_BYTES, MAX_TOOL_TIMEOUT_MS } from '../policy/index.js';
+import { MAX_BUNDLE_BYTES } from '../policy/index.js';
 import { createBundleCompiler } from '../control-plane/index.js';
 import type { PolicyRuntime } from '../control-plane/index.js';
 import {
@@ -66,7 +66,6 @@ import type {
   ExecutionInput,
   ExecutionLedger,
   Executor,
-  ExecutorDeps,
   LedgerRecord,
   LedgerRef,
   NonceStore,
@@ -696,18 +695,6 @@ export interface ExecutorNode {
   close(): Promise<void>;
 }
 
-/**
- * The longest time limit `POST /v1/execute` runs for an Execution Layer with `config`: with queue
- * workers here (`jobs`), every background call runs through them, so the route runs nothing
- * granted more than a synchronous call's limit (`MAX_TOOL_TIMEOUT_MS`; a Gate's `background` flag
- * is unsigned, and an envelope granted `background_timeout_ms` is refused there,
- * `ERR_ENVELOPE_CLAIMS`). Without `jobs`, no cap: a Gate whose own local queue sends its
- * background calls over the route needs an Execution Layer without `jobs`.
- */
-export function synchronousLimitOf(config: Pick<ExecutorNodeConfig, 'jobs'>): number | undefined {
-  return config.jobs === undefined ? undefined : MAX_TOOL_TIMEOUT_MS;
-}
-
 /** Starts the separate Execution Layer from its configuration file. */
 export async function startExecutorNode(
   configPath: string,
@@ -753,7 +740,7 @@ export async function startExecutorNode(
   const redactor = createRedactor({ secrets: () => [...secrets.knownValues(), ...tokens.knownValues()] });
   const sandbox = createBwrapSandbox();
   const ledgerMs = config.gate_timeout_ms + 500;
-  const deps: ExecutorDeps = {
+  const inner = createExecutor({
     // Guarded: telemetry never decides a call's outcome.
     observer: guardObserver(telemetry.observer),
     audience: config.audience,
@@ -776,16 +763,14 @@ export async function startExecutorNode(
     redactor,
     secrets,
     timeouts: { ledgerMs, nonceMs: 1000 },
-  };
-  const executorOf = (inner: Executor): Executor =>
-    loggedExecutor(trustedExecutor(inner, trust, ledger, config.audience, ledgerMs), telemetry.logger);
-  // Queue workers run background calls under their longer limit.
-  const executor = executorOf(createExecutor(deps));
-  const cap = synchronousLimitOf(config);
-  const callable = cap === undefined ? executor : executorOf(createExecutor({ ...deps, maxTimeoutMs: cap }));
+  });
+  const executor = loggedExecutor(
+    trustedExecutor(inner, trust, ledger, config.audience, ledgerMs),
+    telemetry.logger,
+  );
   let server: ExecutionServer;
   try {
-    server = await createExecutionServer(callable, {
+    server = await createExecutionServer(executor, {
       host: config.listen.host,
       port: config.listen.port,
       ledger,

@@ -57,15 +57,6 @@ export type { VoidInput, VoidOutcome } from './void-envelope.js';
 export interface ExecutorDeps {
   /** Told the stages' durations and the nonce store's (docs/deployment.md "Observability"). Default: none. */
   readonly observer?: Observer;
-  /**
-   * The longest `constraints.timeout_ms` this executor runs; default: whatever the envelope
-   * grants. An Execution Layer that takes background calls from its own job queue gives its
-   * synchronous route the synchronous limit (`MAX_TOOL_TIMEOUT_MS`): an envelope granted a
-   * background call's longer limit (`background_timeout_ms`, which a Gate asks for with an
-   * unsigned flag) is then refused there, `ERR_ENVELOPE_CLAIMS` before anything is consumed, so a
-   * compromised Gate cannot run a tool synchronously for longer than any synchronous call.
-   */
-  readonly maxTimeoutMs?: number;
   /** This executor's identity: the envelopes' `aud`, and the actor of its ledger entries. */
   readonly audience: string;
   /** Pinned issuer public keys with revocations. */
@@ -279,11 +270,6 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     if (!hexDigestEquals(sha256Hex(text), c.params_sha256)) {
       return deny('ERR_ENVELOPE_PARAMS_MISMATCH', 'parameters differ from the approved ones');
     }
-    if (deps.maxTimeoutMs !== undefined && !(c.constraints.timeout_ms <= deps.maxTimeoutMs))
-      return deny(
-        'ERR_ENVELOPE_CLAIMS',
-        "the envelope grants a background call's time limit: it runs from the job queue only",
-      );
 
     // 2-3. The ledger decision matches, then the issuance of exactly this JWS was recorded
     // (L7 Boundary B): indexed lookups in one snapshot.

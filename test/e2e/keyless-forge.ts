@@ -5,12 +5,11 @@
  * and asking the decision with a client's bearer token and the message that token is bound to.
  */
 import { expect } from 'vitest';
-import { buildSignedRequest, signClientToken } from '../../src/client/index.js';
+import { signClientToken } from '../../src/client/index.js';
 import { DEMO_CLIENT, readClientFile } from '../../src/embedded/index.js';
 import { gateRequest } from '../../src/embedded/executor-node.js';
-import { parseSignedRequest } from '../../src/gate/index.js';
 import { mintCall } from '../../src/gate/principal.js';
-import { isDeny, parseJson, sha256Hex } from '../../src/kernel/index.js';
+import { parseJson } from '../../src/kernel/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
 import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
 import { createMtlsAgent } from '../../src/transport/index.js';
@@ -25,16 +24,6 @@ export interface ForgingGate {
    * with `token` and `bytes` (the message it is bound to). The decision's JSON answer.
    */
   decideAs(tool: string, params: JsonObject, token: string, bytes: Buffer): Promise<JsonObject>;
-  /**
-   * Relays a call the demo client signed (`tool`/`params`, now) as a Gate does, and asks its
-   * decision, with the unsigned `background` flag when asked. The request id, trace id and the
-   * decision's JSON answer.
-   */
-  decideSigned(
-    tool: string,
-    params: JsonObject,
-    options?: { readonly background?: true },
-  ): Promise<{ request_id: string; trace_id: string; decision: JsonObject }>;
   /** POSTs `body` to one of the Control Plane process's internal routes, as the Gate. */
   ask(path: string, body: JsonObject): Promise<{ status: number; value: JsonObject }>;
   close(): void;
@@ -112,56 +101,6 @@ export async function forgingGate(e2e: E2e, resource: string): Promise<ForgingGa
       });
       expect(decided.status).toBe(200);
       return decided.value;
-    },
-    async decideSigned(tool, params, options = {}) {
-      const signed = buildSignedRequest({
-        identity: file.identity,
-        tenant: file.tenant,
-        action: tool,
-        parameters: params,
-        timestampMs: e2e.clock.now(),
-        key,
-      });
-      const bytes = Buffer.from(JSON.stringify(signed));
-      const parsed = parseSignedRequest(bytes);
-      if (isDeny(parsed)) throw new Error(`unparsable signed request: ${parsed.code}`);
-      const rawSha = sha256Hex(bytes);
-      const stored = await ask('/v1/internal/gate/evidence', {
-        media_type: 'application/json',
-        body: bytes.toString('base64'),
-      });
-      expect(stored.status).toBe(200);
-      const accepted = await ask('/v1/internal/gate/event', {
-        type: 'gateway.accepted',
-        trace_id: parsed.trace_id,
-        request_id: signed.request_id,
-        tenant: file.tenant,
-        identity: file.identity,
-        payload: {
-          request_sha256: rawSha,
-          tool,
-          session: null,
-          client: file.identity,
-          auth_method: 'signature',
-        },
-      });
-      expect(accepted.status).toBe(200);
-      const decided = await ask('/v1/internal/cp/decide', {
-        request_id: signed.request_id,
-        trace_id: parsed.trace_id,
-        identity: file.identity,
-        tenant: file.tenant,
-        roles: [],
-        tool,
-        params,
-        timestamp: parsed.timestampMs,
-        session: null,
-        request_sha256: rawSha,
-        wait_ms: 0,
-        ...(options.background === true ? { background: true } : {}),
-      });
-      expect(decided.status).toBe(200);
-      return { request_id: signed.request_id, trace_id: parsed.trace_id, decision: decided.value };
     },
     ask,
     close: () => agent.close(),

@@ -17,7 +17,6 @@ import {
   policyBundleNamed,
 } from '../../src/embedded/index.js';
 import type { EmbeddedConfig } from '../../src/embedded/data-dir.js';
-import { synchronousLimitOf } from '../../src/embedded/executor-node.js';
 import { encodeBase64url } from '../../src/kernel/index.js';
 import { runCli } from '../../src/cli/run.js';
 
@@ -222,13 +221,5 @@ describe('failclosed serve', () => {
       expect(r.code).toBe(1);
       expect(r.err).toContain('ENOENT');
     }
-  });
-});
-
-describe('the synchronous route of an Execution Layer with queue workers (docs/jobs.md "Time limits")', () => {
-  it('runs nothing granted more than a synchronous call’s 25 s when the layer has jobs, and is uncapped without', () => {
-    const jobs = { queue: 'nats', url: 'nats://127.0.0.1:4222', stream: 'S' } as const;
-    expect(synchronousLimitOf({ jobs })).toBe(25_000);
-    expect(synchronousLimitOf({})).toBeUndefined();
   });
 });

@@ -189,22 +189,6 @@ describe('SPEC §2 step 7: the adapter runs with the envelope’s grant, or not 
     expect(w.ledger.ofType('execution.receipt').map((e) => e.payload.code)).toEqual(['ERR_TOOL_TIMEOUT']);
   });
 
-  it('an executor capped at a synchronous call’s limit refuses an envelope granting a background call’s → ERR_ENVELOPE_CLAIMS, nothing consumed', async () => {
-    const w = world();
-    const capped = createExecutor({ ...w.deps, maxTimeoutMs: 25_000 });
-    // What a compromised Gate gets by asking for a background call it then sends synchronously.
-    const long = w.envelope({ constraints: constraints({ timeout_ms: 600_000 }) });
-    expect(await capped.execute(call(long))).toMatchObject({ outcome: 'deny', code: 'ERR_ENVELOPE_CLAIMS' });
-    expect(w.spy.calls).toHaveLength(0);
-    expect(w.ledger.ofType('execution.receipt')).toHaveLength(0);
-    expect(w.ledger.ofType('denial').map((e) => e.payload.code)).toEqual(['ERR_ENVELOPE_CLAIMS']);
-    // Not consumed: the job queue's executor, uncapped, still runs it once.
-    expect(await createExecutor(w.deps).execute(call(long))).toMatchObject({ outcome: 'executed' });
-    // The synchronous limit itself is no refusal.
-    const atLimit = w.envelope({ constraints: constraints({ timeout_ms: 25_000 }) });
-    expect(await capped.execute(call(atLimit))).toMatchObject({ outcome: 'executed' });
-  });
-
   it('the adapter gets the grant plus the grace: a 1 ms grant still runs', async () => {
     const w = world();
     const env = w.envelope({ constraints: constraints({ timeout_ms: 1 }) });
