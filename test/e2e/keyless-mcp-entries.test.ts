@@ -17,7 +17,7 @@ import { runCli } from '../../src/cli/run.js';
 import { DEMO_CLIENT, readClientFile } from '../../src/embedded/index.js';
 import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
 import { REPO_ROOT } from '../support/paths.js';
-import { startHostileUpstream } from '../support/mcp-http-upstream.js';
+import { pinHostileArgs, startHostileUpstream } from '../support/mcp-http-upstream.js';
 import type { HostileUpstream } from '../support/mcp-http-upstream.js';
 import { startE2e } from './harness.js';
 import type { E2e } from './harness.js';
@@ -40,28 +40,11 @@ beforeAll(async () => {
   hostile = await startHostileUpstream();
   cpSync(join(REPO_ROOT, 'examples', 'demo-policy'), src, { recursive: true });
   const out: string[] = [];
-  const code = await runCli(
-    [
-      'policy',
-      'pin-mcp',
-      src,
-      '--server',
-      'hostile',
-      '--url',
-      hostile.url,
-      '--only',
-      'echo',
-      '--prompt',
-      'greet',
-      '--resource',
-      'hostile://notes/1',
-      '--resource',
-      'hostile://secret/1',
-      '--completions',
-      '--allow-loopback',
-    ],
-    { out: (t) => out.push(t), err: (t) => out.push(t), env: {} },
-  );
+  const code = await runCli(pinHostileArgs(src, hostile.url), {
+    out: (t) => out.push(t),
+    err: (t) => out.push(t),
+    env: {},
+  });
   expect(code, out.join('')).toBe(0);
   writeFileSync(
     join(src, 'policies', 'keyless-entries.cedar'),

@@ -23,7 +23,7 @@ import { announceServer, initDataDir, readOperatorToken, startEmbedded } from '.
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
 import type { VerifyReport } from '../../src/verify/index.js';
 import { REPO_ROOT } from '../support/paths.js';
-import { startHostileUpstream, startServerEverything } from '../support/mcp-http-upstream.js';
+import { pinHostileArgs, startHostileUpstream, startServerEverything } from '../support/mcp-http-upstream.js';
 import type { HostileUpstream, RunningEverything } from '../support/mcp-http-upstream.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -138,25 +138,7 @@ beforeAll(async () => {
   ]);
   expect(pinned.err).toBe('');
   expect(pinned.code).toBe(0);
-  const pinnedHostile = await cli([
-    'policy',
-    'pin-mcp',
-    src,
-    '--server',
-    'hostile',
-    '--url',
-    hostile.url,
-    '--only',
-    'echo',
-    '--prompt',
-    'greet',
-    '--resource',
-    'hostile://notes/1',
-    '--resource',
-    'hostile://secret/1',
-    '--completions',
-    '--allow-loopback',
-  ]);
+  const pinnedHostile = await cli(pinHostileArgs(src, hostile.url));
   expect(pinnedHostile.err).toBe('');
   expect(pinnedHostile.code).toBe(0);
   // The same server over stdio, launched in the sandbox with only its package readable.

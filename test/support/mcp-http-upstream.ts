@@ -133,6 +133,32 @@ export const HOSTILE_RESOURCES = [
   { uri: 'hostile://secret/1', name: 'secret', mimeType: 'text/plain' },
 ];
 
+/**
+ * The arguments of `failclosed policy pin-mcp` that pin the hostile upstream at `url` into the
+ * policy source `dir`: its `echo` tool, the `greet` prompt, both resources and completions.
+ */
+export function pinHostileArgs(dir: string, url: string): string[] {
+  return [
+    'policy',
+    'pin-mcp',
+    dir,
+    '--server',
+    'hostile',
+    '--url',
+    url,
+    '--only',
+    'echo',
+    '--prompt',
+    'greet',
+    '--resource',
+    'hostile://notes/1',
+    '--resource',
+    'hostile://secret/1',
+    '--completions',
+    '--allow-loopback',
+  ];
+}
+
 /** Starts the hostile server on 127.0.0.1. */
 export async function startHostileUpstream(): Promise<HostileUpstream> {
   const state: HostileState = {};
