@@ -363,6 +363,13 @@ describe('SqliteCommitUnit', () => {
       });
     expect(statSync(`${path}-wal`).size).toBeGreaterThan(12 * 1024 * 1024);
     expect(unit.checkpoints).toBe(0);
+    // Past 32 MiB it checkpoints, and the file never grows far beyond the threshold.
+    for (let i = 0; i < 80 && unit.checkpoints === 0; i++)
+      await unit.write(() => {
+        for (let j = 0; j < 60; j++) ins.run(page);
+      });
+    expect(unit.checkpoints).toBe(1);
+    expect(statSync(`${path}-wal`).size).toBeLessThan(34 * 1024 * 1024);
   });
 
   it('refuses a connection that is not in WAL mode', () => {
