@@ -9,7 +9,7 @@ import { computeParamsSha256, deny, isDeny } from '../kernel/index.js';
 import type { Deny, EnvelopeConstraints, JsonValue } from '../kernel/index.js';
 import type { PolicyDecision } from '../policy/index.js';
 import type { ApprovalService, PendingRecord, Preview } from './approvals/index.js';
-import { approvalsRequired } from './decision-record.js';
+import { approvalsRequired, issuedConstraints } from './decision-record.js';
 import type { ActivationApproval, ActivationResult, BundleStore } from './bundle-store.js';
 import type { Ctx } from './control-plane.js';
 import { deriveId } from './derive.js';
@@ -147,7 +147,14 @@ export async function issueApproved(
   const active = hooks.active();
   if (isDeny(active) || active.hash !== p.policy_bundle)
     return hooks.abandon(deny('ERR_POLICY_UNAVAILABLE', 'the active policy changed since the decision'));
-  const constraints = p.constraints as unknown as EnvelopeConstraints;
+  // The limits granted at the decision, with the time limit of this call: a synchronous retry of
+  // a call asked in the background gets the tool's synchronous limit (docs/jobs.md "Time limits").
+  const tool = active.getTool(p.tool);
+  const constraints =
+    tool === undefined
+      ? deny('ERR_TOOL_UNKNOWN', 'the approved tool is not in the active catalog')
+      : issuedConstraints(p.constraints as unknown as EnvelopeConstraints, tool, ctx.req.background === true);
+  if (isDeny(constraints)) return hooks.abandon(constraints);
   const cost = hooks.costOf(ctx.req.params);
   if (cost !== null && Number.isNaN(cost))
     return hooks.abandon(deny('ERR_PARAMS_INVALID', 'the declared cost is not an amount'));

@@ -3,7 +3,7 @@
  * (SPEC §3, OE-INV-006/007/024). Both are pure functions of the request, the bundle and the
  * policy decision, so equal inputs give byte-identical ledger payloads (GEI Determinism).
  */
-import { deny } from '../kernel/index.js';
+import { deny, isDeny } from '../kernel/index.js';
 import type { DenialCode, Deny, EnvelopeConstraints, JsonObject, JsonValue } from '../kernel/index.js';
 import { MAX_BACKGROUND_TIMEOUT_MS, MAX_TOOL_TIMEOUT_MS } from '../policy/index.js';
 import type { Obligations, RiskClass, ToolSpec } from '../policy/index.js';
@@ -120,6 +120,27 @@ export function constraintsFor(
   const limits: JsonValue | undefined = tool.adapter['limits'];
   if (limits === undefined) return Object.freeze({ ...DEFAULT_CONSTRAINTS, max_cost_cents: maxCost });
   return parseLimits(limits, maxCost, options.background === true);
+}
+
+/**
+ * The constraints an approved escalation is issued with: those granted at its decision, with the
+ * time limit of the call that issues it. The decision may have been asked in the background and
+ * retried synchronously once approved, or the reverse; the caller of a synchronous retry waits at
+ * the Gate, so its envelope must grant the tool's synchronous `timeout_ms`, never the background
+ * limit (docs/jobs.md "Time limits"). Shared with the forensic replay, which derives it from
+ * whether the issuing trace was queued. A tool whose limits the bundle cannot grant is
+ * `ERR_POLICY_BUNDLE_INVALID`. (SPEC §3, OE-INV-006)
+ */
+export function issuedConstraints(
+  granted: EnvelopeConstraints,
+  tool: ToolSpec,
+  background: boolean,
+): EnvelopeConstraints | Deny {
+  const limits: JsonValue | undefined = tool.adapter['limits'];
+  const own =
+    limits === undefined ? DEFAULT_CONSTRAINTS : parseLimits(limits, granted.max_cost_cents, background);
+  if (isDeny(own)) return own;
+  return Object.freeze({ ...granted, timeout_ms: own.timeout_ms });
 }
 
 function parseLimits(

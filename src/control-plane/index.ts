@@ -81,6 +81,7 @@ export {
   constraintsFor,
   decisionPayload,
   DEFAULT_CONSTRAINTS,
+  issuedConstraints,
 } from './decision-record.js';
 export type { DecisionFacts, RecordedOutcome } from './decision-record.js';
 export { deriveDecisionId, deriveId, deriveJti, MIN_DERIVATION_KEY_BYTES } from './derive.js';

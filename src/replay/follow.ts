@@ -5,9 +5,9 @@
  * `approvalsRequired`, the intent `intentSha256`, the claims' shape `issuedPayload`, as the
  * Control Plane records them. (GEI Determinism "forensic replay")
  */
-import { intentSha256, issuedPayload } from '../kernel/index.js';
+import { intentSha256, isDeny, issuedPayload } from '../kernel/index.js';
 import type { EnvelopeClaims, JsonObject, JsonValue } from '../kernel/index.js';
-import { approvalsRequired } from '../control-plane/index.js';
+import { approvalsRequired, issuedConstraints } from '../control-plane/index.js';
 import { diffFields } from './diff.js';
 import type { ReplayEntry } from './read-bundle.js';
 import type { Rederived } from './rederive.js';
@@ -81,6 +81,7 @@ export function rederiveRecords(
   d: ReplayEntry,
   r: Rederived,
   records: readonly ReplayEntry[],
+  queued: ReadonlySet<string>,
 ): ReplayFinding[] {
   const outcome = r.outcome;
   const req = r.request;
@@ -137,7 +138,7 @@ export function rederiveRecords(
           findings.push(unexpected(e, 'escalate without a finalised approval'));
           break;
         }
-        findings.push(...compareIssued(e, d, r, granted));
+        findings.push(...compareIssued(e, d, r, granted, queued.has(e.trace_id)));
         break;
       }
     }
@@ -150,11 +151,15 @@ function compareIssued(
   d: ReplayEntry,
   r: Rederived,
   approvals: JsonValue[],
+  background: boolean,
 ): ReplayFinding[] {
   const evaluation = r.evaluation;
   const req = r.request;
   if (evaluation === undefined || evaluation.outcome === 'deny' || req === undefined) return [];
   const p = e.payload;
+  // The time limit is that of the call that issued the envelope: a retry of an approved
+  // escalation may run in the background or not, whatever its first ask was (docs/jobs.md).
+  const constraints = issuedConstraints(evaluation.constraints, evaluation.tool, background);
   // Members replay cannot derive are taken as recorded (time, keyed nonce, configured issuer).
   const claims = {
     sub: req.identity,
@@ -168,7 +173,7 @@ function compareIssued(
     policy_bundle: d.payload['policy_bundle'],
     ledger: { index: d.index, entry_hash: d.entry_hash },
     approvals,
-    constraints: evaluation.constraints,
+    constraints: isDeny(constraints) ? null : constraints,
     iss: p['iss'],
     aud: p['aud'],
     iat: p['iat'],

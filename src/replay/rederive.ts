@@ -101,6 +101,11 @@ function recordsFor(input: ReplayInput): InputRecords {
   return r;
 }
 
+/** The traces the Gate queued as background calls (`gateway.queued`) in `input`. */
+export function queuedTraces(input: ReplayInput): ReadonlySet<string> {
+  return recordsFor(input).queued;
+}
+
 /** The client's roles from its latest `admin.client_registered` (request key) before `at`. */
 function rolesOf(input: ReplayInput, identity: string, tenant: string, at: number): string[] | undefined {
   let roles: string[] | undefined;

@@ -16,6 +16,8 @@ import { expectDenied, session, startE2e } from './harness.js';
 import { exportAndVerify } from './topology.js';
 import { napPolicyDir } from './processes.js';
 import { runCli } from '../../src/cli/run.js';
+import { createApproverClient } from '../../src/client/index.js';
+import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import type { E2e } from './harness.js';
 import { queued } from './jobs-support.js';
 
@@ -279,6 +281,12 @@ describe('background calls get the time limit their policy sets for them (docs/j
     const spec = JSON.parse(readFileSync(nap, 'utf8')) as { adapter: { limits: Record<string, unknown> } };
     spec.adapter.limits['background_timeout_ms'] = 1_800_000;
     writeFileSync(nap, JSON.stringify(spec));
+    // A nap of one second needs one treasury approver: an escalation (docs/approvals.md).
+    writeFileSync(
+      join(policy, 'policies', 'approve-nap.cedar'),
+      '@reason("a longer nap waits for a person")\n@approvals("1")\n' +
+        'permit (principal, action == Action::"nap", resource) when { context.params.seconds == "1" };\n',
+    );
     e2e = await startE2e({ policyDir: policy });
   });
   afterAll(async () => {
@@ -316,6 +324,62 @@ describe('background calls get the time limit their policy sets for them (docs/j
         err: (t) => void (report += t),
         env: {},
       },
+    );
+    expect(report).not.toMatch(/REPLAY_MISMATCH/);
+    expect(code).toBe(0);
+  }, 60_000);
+
+  /** Approves decision `id` as a treasury approver of acme registered for it. */
+  const approve = async (id: string): Promise<void> => {
+    const key = generateSigningKey();
+    const name = `approver-${id.slice(0, 12)}`;
+    const authorization = `Bearer ${readOperatorToken(e2e.dir)}`;
+    const added = await e2e.instance.core.gate.admin(
+      'approvers-add',
+      { name, roles: ['treasury'], tenants: ['acme'], public_jwk: { ...key.publicJwk } },
+      authorization,
+    );
+    expect(added.status).toBe(201);
+    const approver = createApproverClient({ url: e2e.instance.url, name, key, authorization });
+    expect(await approver.decide(id, 'approve', 'nap approved')).toMatchObject({ status: 200 });
+  };
+
+  it('issues an approved escalation with the limit of the call that issues it: a synchronous retry of a background ask gets timeout_ms, and replay agrees', async () => {
+    // Asked in the background, approved, retried synchronously: the caller waits at the Gate
+    // (30 s), so the envelope must grant the synchronous limit, never the background one.
+    const s1 = session();
+    const asked = await e2e.client().submit('nap', { seconds: '1' }, { session: s1 });
+    expect(asked).toMatchObject({ outcome: 'pending', code: 'ERR_APPROVAL_PENDING' });
+    if (asked.outcome !== 'pending') throw new Error('not pending');
+    await approve(asked.decision_id);
+    const retried = await e2e
+      .client()
+      .call('nap', { seconds: '1' }, { session: s1, requestId: asked.request_id });
+    expect(retried).toMatchObject({ outcome: 'executed', decision_id: asked.decision_id });
+    expect(await granted(asked.request_id)).toBe(15_000);
+
+    // Asked synchronously, approved, retried in the background: the background limit.
+    const s2 = session();
+    const sync = await e2e.client().call('nap', { seconds: '1' }, { session: s2 });
+    expect(sync).toMatchObject({ outcome: 'pending', code: 'ERR_APPROVAL_PENDING' });
+    if (sync.outcome !== 'pending') throw new Error('not pending');
+    await approve(sync.decision_id);
+    const q = queued(
+      await e2e.client().submit('nap', { seconds: '1' }, { session: s2, requestId: sync.request_id }),
+    );
+    expect(await settled(e2e, q)).toMatchObject({ outcome: 'executed' });
+    expect(await granted(sync.request_id)).toBe(1_800_000);
+
+    // The forensic replay derives each envelope's limit from the trace that issued it.
+    const out = mkdtempSync(join(work, 'replay-'));
+    const v = await exportAndVerify(e2e.instance.url, readOperatorToken(e2e.dir), out);
+    expect(v.code).toBe(0);
+    const bundle = readdirSync(out).find((f) => f.startsWith('export-'));
+    const trust = readdirSync(out).find((f) => f.startsWith('trust-'));
+    let report = '';
+    const code = await runCli(
+      ['replay', '--bundle', join(out, bundle ?? ''), '--trust', join(out, trust ?? '')],
+      { out: (t) => void (report += t), err: (t) => void (report += t), env: {} },
     );
     expect(report).not.toMatch(/REPLAY_MISMATCH/);
     expect(code).toBe(0);

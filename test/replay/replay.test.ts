@@ -23,7 +23,7 @@ import { diffJson } from '../../src/replay/index.js';
 import { rederiveRecords, recordsOf } from '../../src/replay/follow.js';
 import { readReplayInput } from '../../src/replay/read-bundle.js';
 import type { ReplayEntry, ReplayInput } from '../../src/replay/read-bundle.js';
-import { rederiveDecision } from '../../src/replay/rederive.js';
+import { queuedTraces, rederiveDecision } from '../../src/replay/rederive.js';
 import { REPO_ROOT } from '../support/paths.js';
 
 let runtime: PolicyRuntime;
@@ -270,7 +270,7 @@ describe('re-deriving the records that follow a decision', () => {
     const requested = entry('approval.requested', { decision_id: 'dec_1', required: 1, roles: ['treasury'] });
     const input = inputOf(raw, [registration(), d, requested]);
     const r = await rederiveDecision(input, new Map(), d);
-    const findings = rederiveRecords(d, r, recordsOf(input.entries, d));
+    const findings = rederiveRecords(d, r, recordsOf(input.entries, d), queuedTraces(input));
     expect(findings.map((f) => [f.index, f.field, f.recorded, f.rederived])).toContainEqual([
       requested.index,
       'required',
@@ -278,7 +278,7 @@ describe('re-deriving the records that follow a decision', () => {
       2,
     ]);
     const envelopeWithoutApproval = entry('envelope.issued', { decision_id: 'dec_1' });
-    expect(rederiveRecords(d, r, [envelopeWithoutApproval])[0]).toMatchObject({
+    expect(rederiveRecords(d, r, [envelopeWithoutApproval], new Set())[0]).toMatchObject({
       code: 'REPLAY_UNEXPECTED_RECORD',
       index: envelopeWithoutApproval.index,
     });
@@ -286,9 +286,9 @@ describe('re-deriving the records that follow a decision', () => {
     const denyRaw = rawRequest('transfer_funds', transfer(60000));
     const denied = entry('decision', (await honest(denyRaw)).payload);
     const dr = await rederiveDecision(inputOf(denyRaw, [registration(), denied]), new Map(), denied);
-    expect(rederiveRecords(denied, dr, [entry('envelope.issued', { decision_id: 'dec_1' })])[0]?.code).toBe(
-      'REPLAY_UNEXPECTED_RECORD',
-    );
+    expect(
+      rederiveRecords(denied, dr, [entry('envelope.issued', { decision_id: 'dec_1' })], new Set())[0]?.code,
+    ).toBe('REPLAY_UNEXPECTED_RECORD');
   });
 });
 
