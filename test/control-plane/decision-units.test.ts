@@ -4,7 +4,12 @@
  * `constraints` claim (SPEC §3, OE-INV-006/007).
  */
 import { describe, expect, it } from 'vitest';
-import { constraintsFor, decisionPayload, DEFAULT_CONSTRAINTS } from '../../src/control-plane/index.js';
+import {
+  constraintsFor,
+  decisionPayload,
+  DEFAULT_CONSTRAINTS,
+  issuedConstraints,
+} from '../../src/control-plane/index.js';
 import type { DecisionFacts } from '../../src/control-plane/decision-record.js';
 import { MAX_TOOL_TIMEOUT_MS } from '../../src/control-plane/decision-record.js';
 import { parsePolicyAnswer } from '../../src/control-plane/policy-decision.js';
@@ -223,6 +228,24 @@ describe('SPEC §3 / OE-INV-006: the constraints claim', () => {
       expect(
         code(constraintsFor(tool({ background_timeout_ms: bad }), obligations(), { background: true })),
       ).toBe('ERR_POLICY_BUNDLE_INVALID');
+  });
+
+  it('an approved escalation is issued with the limit of the call that issues it, the rest as decided (docs/jobs.md)', () => {
+    const limits = { timeout_ms: 20_000, background_timeout_ms: 1_800_000, network: true };
+    const decided = constraintsFor(tool(limits), obligations('5.00'), { background: true });
+    if ('code' in decided) throw new Error('not granted');
+    // A synchronous retry of a call decided in the background: the synchronous limit, never more.
+    expect(issuedConstraints(decided, tool(limits), false)).toEqual({ ...decided, timeout_ms: 20_000 });
+    const sync = constraintsFor(tool(limits), obligations('5.00'));
+    if ('code' in sync) throw new Error('not granted');
+    expect(issuedConstraints(sync, tool(limits), true)).toEqual({ ...sync, timeout_ms: 1_800_000 });
+    // A tool without limits: the default limit either way.
+    expect(issuedConstraints(decided, tool(), false)).toMatchObject({
+      timeout_ms: DEFAULT_CONSTRAINTS.timeout_ms,
+    });
+    expect(code(issuedConstraints(sync, tool({ background_timeout_ms: 0 }), true))).toBe(
+      'ERR_POLICY_BUNDLE_INVALID',
+    );
   });
 
   it('every declared limit is granted as declared', () => {
