@@ -15,6 +15,7 @@ import type { Ctx } from './control-plane.js';
 import { deriveId } from './derive.js';
 import { GLOBAL_TENANT, type Actor, type LedgerRef } from './ledger-port.js';
 import type { PolicyRuntime } from './ports.js';
+import { creationSpec } from './schedule-step.js';
 import type { ControlPlaneResult } from './types.js';
 
 const withId = (d: Deny, decision_id: string): Deny & { readonly decision_id: string } =>
@@ -149,7 +150,12 @@ export async function issueApproved(
     return hooks.abandon(deny('ERR_POLICY_UNAVAILABLE', 'the active policy changed since the decision'));
   // The limits granted at the decision, with the time limit of this call: a synchronous retry of
   // a call asked in the background gets the tool's synchronous limit (docs/jobs.md "Time limits").
-  const tool = active.getTool(p.tool);
+  // The tool is the one policy decided: for a schedule's creation, the call it schedules (the
+  // request's own parameters: the pending record keeps a redacted view; the decision id binds
+  // them).
+  const spec = creationSpec(ctx.req);
+  const tool =
+    spec === undefined ? active.getTool(p.tool) : isDeny(spec) ? undefined : active.getTool(spec.tool);
   const constraints =
     tool === undefined
       ? deny('ERR_TOOL_UNKNOWN', 'the approved tool is not in the active catalog')
