@@ -145,6 +145,20 @@ export interface LedgerStore {
     ifOpen?: readonly number[],
   ): Promise<readonly LedgerEntry[]>;
   /**
+   * Optional, with {@link appendShared}: the same append in one round trip, for a writer that
+   * believes no other writer appended since its own last commit (so `entries`, non-empty, are
+   * sealed after its own head). Writes `entries` and `evidence`, in one transaction, only if the
+   * append lock is free at once, `entries` continue the stored head, and each of `open` (accepted
+   * index, request and trace) is still an open request. Resolves true once durable; false when a
+   * condition does not hold, having stored nothing (the writer then takes `appendShared`, which
+   * reads what the others committed). Rejects on any other failure, as `appendShared` does.
+   */
+  appendIfHead?(
+    entries: readonly LedgerEntry[],
+    evidence: readonly EvidenceBlob[],
+    open: readonly OpenRequest[],
+  ): Promise<boolean>;
+  /**
    * Of `accepted` (indices of `gateway.accepted` entries), the requests still open, as the next
    * append of a store one writer owns would find them. Conditional appends (an outcome recorded
    * only while its request is open: the writer's `append(…, { ifOpen })`) read it before they are

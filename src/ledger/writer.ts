@@ -220,6 +220,24 @@ function requestClosed(): FailclosedError {
  * batch (an outcome closes every open attempt of its request and trace accepted before it, as
  * the stores' open-request index does).
  */
+/**
+ * The open requests a batch's conditional appends name, assumed still open (`appendIfHead`
+ * checks them): undefined when two name one accepted index for different requests.
+ */
+function assumedOpen(appends: readonly PendingEntry[]): OpenRequest[] | undefined {
+  const open = new Map<number, OpenRequest>();
+  for (const p of appends) {
+    if (p.ifOpen === undefined) continue;
+    const { request_id, trace_id } = p.input;
+    if (typeof request_id !== 'string' || typeof trace_id !== 'string') return undefined;
+    const known = open.get(p.ifOpen);
+    if (known !== undefined && (known.request_id !== request_id || known.trace_id !== trace_id))
+      return undefined;
+    open.set(p.ifOpen, { accepted_index: p.ifOpen, request_id, trace_id });
+  }
+  return [...open.values()];
+}
+
 function admitConditional(
   appends: readonly PendingEntry[],
   open: readonly OpenRequest[],
@@ -448,6 +466,14 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
   const queue: Pending[] = [];
   let flushing = false;
   let needsResync = false;
+  /**
+   * Shared store: how many commits in a row found no entry of another writer before them, and how
+   * many such commits the next one-round-trip try (`appendIfHead`) waits for: 1 while tries land,
+   * doubled (up to 64) by each refused one, so that with other writers active the tries, mostly
+   * refused, do not cost a round trip more per batch.
+   */
+  let aloneStreak = 0;
+  let aloneNeeded = 1;
   let idle: Promise<void> = Promise.resolve();
 
   /** After a failed commit the store may hold more than memory knows (an ambiguous commit): re-read it. */
@@ -517,25 +543,45 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
         // Entries and evidence of the batch: one transaction, one durable commit.
         await store.appendBatch(entries, blobs);
       } else {
-        // Far behind the other writers (idle while they appended): read and verify their entries
-        // BEFORE taking the append lock, which every writer waits for, so that under it only
-        // what they commit meanwhile is read. The tip is one indexed read, not head()'s count.
-        const tip = (await store.tipSize?.()) ?? size;
-        if (tip < size) throw unavailable('ledger store lost committed entries');
-        if (tip - size > SHARED_BEHIND_UNDER_LOCK) await catchUp(tip);
-        // Writers share the store: under its append lock, continue after what the others committed.
-        others = await store.appendShared(
-          size,
-          (committed, open) => {
-            entries = seal(committed, open);
-            return entries;
-          },
-          blobs,
-          conditional,
-        );
+        // While no other writer appended since this one's last commit, one round trip: the batch
+        // sealed after this writer's own head, stored only if that is still the stored head and
+        // every request it is conditional on is still open; else nothing is stored and the batch
+        // is sealed again below, after what the others committed.
+        let stored = false;
+        if (aloneStreak >= aloneNeeded && store.appendIfHead !== undefined && appends.length > 0) {
+          const assumed = assumedOpen(appends);
+          if (assumed !== undefined) {
+            entries = seal([], assumed);
+            if (kept.length === appends.length) {
+              stored = await store.appendIfHead(entries, blobs, assumed);
+              aloneNeeded = stored ? 1 : Math.min(aloneNeeded * 2, 64);
+              if (!stored) aloneStreak = 0;
+            }
+          }
+        }
+        if (!stored) {
+          // Far behind the other writers (idle while they appended): read and verify their
+          // entries BEFORE taking the append lock, which every writer waits for, so that under it
+          // only what they commit meanwhile is read. The tip is one indexed read, not head()'s count.
+          const tip = (await store.tipSize?.()) ?? size;
+          if (tip < size) throw unavailable('ledger store lost committed entries');
+          if (tip - size > SHARED_BEHIND_UNDER_LOCK) await catchUp(tip);
+          // Writers share the store: under its append lock, continue after what the others committed.
+          others = await store.appendShared(
+            size,
+            (committed, open) => {
+              entries = seal(committed, open);
+              return entries;
+            },
+            blobs,
+            conditional,
+          );
+        }
+        aloneStreak = others.length === 0 ? aloneStreak + 1 : 0;
       }
     } catch (err) {
       needsResync = true;
+      aloneStreak = 0;
       observer?.ledgerBatch(batch.length, (performance.now() - t0) / 1000, true);
       const e = unavailable('ledger write not confirmed', err);
       for (const p of batch) p.reject(e);

@@ -82,6 +82,31 @@ WITH head AS (
 )
 SELECT (SELECT ok FROM head) AS ok, (SELECT count(*) FROM ins) AS inserted`;
 
+/**
+ * {@link APPEND} for a writer that believes it holds the head ($20–$24, `appendIfHead`): the
+ * batch is written only if the append lock is free at once (taken for this statement's
+ * transaction), the batch continues the stored head, and every request it is conditional on is
+ * still open. The statement's snapshot precedes the lock: a writer that committed in between
+ * wrote the index this batch starts at, so the primary key refuses it (unique violation).
+ */
+const APPEND_IF_HEAD = APPEND.replace(
+  /^WITH head AS \(\n.*\n\),/m,
+  `WITH lock AS (
+  SELECT pg_try_advisory_xact_lock($20::integer, hashtext($21::text)) AS got
+), head AS (
+  SELECT (SELECT got FROM lock) AND $1::bigint IS NOT NULL AND coalesce(max(idx) + 1, 0) = $1::bigint
+    AND (SELECT count(*) FROM ledger_open_requests o
+         JOIN unnest($22::bigint[], $23::text[], $24::text[]) AS c(accepted_idx, request_id, trace_id)
+           ON o.accepted_idx = c.accepted_idx AND o.request_id = c.request_id AND o.trace_id = c.trace_id
+        ) = cardinality($22::bigint[]) AS ok
+  FROM ledger_entries
+),`,
+);
+if (APPEND_IF_HEAD === APPEND) throw new Error('APPEND_IF_HEAD did not replace the head check');
+
+/** SQLSTATE of a unique violation: another writer stored that index first. */
+const UNIQUE_VIOLATION = '23505';
+
 /** The envelope context in one statement: one round trip, one snapshot. */
 const ENVELOPE_CONTEXT = `
 SELECT 0 AS part, idx, body FROM ledger_entries WHERE idx = $1
@@ -198,6 +223,40 @@ export function createPostgresLedgerStore(
     });
   }
 
+  async function appendIfHead(
+    list: readonly LedgerEntry[],
+    evidence: readonly EvidenceBlob[],
+    open: readonly OpenRequest[],
+  ): Promise<boolean> {
+    writable();
+    const lease = shared?.();
+    if (lease === undefined || !lease.isHeld())
+      throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'this gate instance holds no lease');
+    if (list.length === 0) throw new TypeError('appendIfHead needs entries');
+    const params = [
+      ...batchParams(list, evidence, lease.instance),
+      WRITER_LOCK_CLASS,
+      db.schema,
+      open.map((o) => o.accepted_index),
+      open.map((o) => o.request_id),
+      open.map((o) => o.trace_id),
+    ];
+    // On the lease's own session, as appendShared: one statement, its own transaction.
+    return lease.run(async (c) => {
+      let row: Row | undefined;
+      try {
+        row = (await c.query<Row>(APPEND_IF_HEAD, params)).rows[0];
+      } catch (err) {
+        // Refused by the primary key: nothing of the statement was stored.
+        if ((err as { code?: unknown } | null)?.code === UNIQUE_VIOLATION) return false;
+        throw err;
+      }
+      if (row?.['ok'] === false && rowInt(row['inserted'], 'inserted') === 0) return false;
+      appended(row, list.length);
+      return true;
+    });
+  }
+
   async function append(list: readonly LedgerEntry[], evidence: readonly EvidenceBlob[]): Promise<void> {
     writable();
     // The one statement is its own transaction: one round trip per batch.
@@ -258,6 +317,11 @@ export function createPostgresLedgerStore(
             ev: readonly EvidenceBlob[] = [],
             ifOpen: readonly number[] = [],
           ) => guard(() => appendShared(from, seal, ev, ifOpen)),
+          appendIfHead: (
+            list: readonly LedgerEntry[],
+            ev: readonly EvidenceBlob[],
+            open: readonly OpenRequest[],
+          ) => guard(() => appendIfHead(list, ev, open)),
         }),
     openAmong: (accepted) =>
       guard(async () => {

@@ -5,7 +5,8 @@
  * Every append takes a transaction-scoped advisory lock keyed by the schema (so that deployments
  * sharing a database in different schemas do not exclude each other): one writer at a time per
  * transaction, whichever gate replica it runs in (see `LedgerStore.appendShared` and
- * `instance-lease.ts`).
+ * `instance-lease.ts`); a replica that was alone at its last commit tries it without waiting, in
+ * the one statement of its next append (`LedgerStore.appendIfHead`).
  */
 import type pg from 'pg';
 import type { PostgresPool } from './pool.js';
