@@ -214,13 +214,6 @@ function requestClosed(): FailclosedError {
 }
 
 /**
- * Which conditional appends of a batch may be sealed, in order: each needs the attempt it names
- * (its request and trace, accepted at its `ifOpen` index) open,
- * given the requests `open` before the batch and the outcome records sealed before it in the
- * batch (an outcome closes every open attempt of its request and trace accepted before it, as
- * the stores' open-request index does).
- */
-/**
  * The open requests a batch's conditional appends name, assumed still open (`appendIfHead`
  * checks them): undefined when two name one accepted index for different requests.
  */
@@ -238,6 +231,13 @@ function assumedOpen(appends: readonly PendingEntry[]): OpenRequest[] | undefine
   return [...open.values()];
 }
 
+/**
+ * Which conditional appends of a batch may be sealed, in order: each needs the attempt it names
+ * (its request and trace, accepted at its `ifOpen` index) open,
+ * given the requests `open` before the batch and the outcome records sealed before it in the
+ * batch (an outcome closes every open attempt of its request and trace accepted before it, as
+ * the stores' open-request index does).
+ */
 function admitConditional(
   appends: readonly PendingEntry[],
   open: readonly OpenRequest[],

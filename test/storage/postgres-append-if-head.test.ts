@@ -43,14 +43,17 @@ const insertRow = (schema: string, e: LedgerEntry): [string, unknown[]] => [
 ];
 
 describe('appendIfHead: one statement, only at the head (SPEC §4, L7 ledger protection)', () => {
-  it('L7-ledger-protection: stores a batch that continues the head; refuses, storing nothing, one that repeats or skips an index', async () => {
+  it('L7-ledger-protection: stores a batch that continues the head; refuses, storing nothing, one that repeats an index, and one past the head', async () => {
     const store = await sharedStore(nextSchema());
     const entries = chain(4);
     expect(await store.appendIfHead!(entries.slice(0, 2), [], [])).toBe(true);
     expect((await store.head()).size).toBe(2);
     // Another writer's view of the head: indices already stored, or past the head.
     expect(await store.appendIfHead!(entries.slice(1, 3), [], [])).toBe(false);
-    expect(await store.appendIfHead!(entries.slice(3, 4), [], [])).toBe(false);
+    // Past the stored head: entries this writer holds are not stored (lost): refused outright.
+    await expect(store.appendIfHead!(entries.slice(3, 4), [], [])).rejects.toMatchObject({
+      code: 'ERR_LEDGER_UNAVAILABLE',
+    });
     expect((await store.head()).size).toBe(2);
     expect(await store.appendIfHead!(entries.slice(2, 4), [], [])).toBe(true);
     expect((await store.head()).size).toBe(4);
@@ -121,23 +124,54 @@ describe('appendIfHead: one statement, only at the head (SPEC §4, L7 ledger pro
     });
     const head = await store.head();
     const next = chain(1, head.size, head.last!.entry_hash);
-    const other = { accepted_index: accepted.index, request_id: 'r1', trace_id: 't-other' };
-    expect(await store.appendIfHead!(next, [], [other])).toBe(false);
-    expect(await store.appendIfHead!(next, [], [{ ...other, accepted_index: accepted.index + 7 }])).toBe(
+    const open = { accepted_index: accepted.index, request_id: 'r1', trace_id: 't-r1' };
+    // Another trace of the request, another accepted index: not the open attempt.
+    expect(await store.appendIfHead!(next, [], [{ ...open, trace_id: 't-other' }])).toBe(false);
+    expect(await store.appendIfHead!(next, [], [{ ...open, accepted_index: accepted.index + 7 }])).toBe(
       false,
     );
     expect((await store.head()).size).toBe(head.size);
-    expect(await store.appendIfHead!(next, [], [{ ...other, trace_id: 't-r1' }])).toBe(true);
+    expect(await store.appendIfHead!(next, [], [open])).toBe(true);
+    // Closed by its outcome: a batch conditional on it is refused, nothing stored.
+    await ledger.follow();
+    await ledger.append({
+      type: 'gateway.failed',
+      trace_id: 't-r1',
+      request_id: 'r1',
+      tenant: 'acme',
+      actor: { id: 'agent-1', role: 'gate' },
+      payload: { outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' },
+    });
+    const closed = await store.head();
+    expect(await store.openAmong!([accepted.index])).toEqual([]);
+    const after = chain(1, closed.size, closed.last!.entry_hash);
+    expect(await store.appendIfHead!(after, [], [open])).toBe(false);
+    expect((await store.head()).size).toBe(closed.size);
+  });
+
+  it('L7-ledger-protection: a batch that does not link to the stored entry before it (another history) is refused, never retried: ERR_LEDGER_UNAVAILABLE', async () => {
+    const store = await sharedStore(nextSchema());
+    const entries = chain(3);
+    expect(await store.appendIfHead!(entries.slice(0, 2), [], [])).toBe(true);
+    // The next index, after another entry than the one stored there.
+    const forked = chain(1, 2, 'cd'.repeat(32));
+    await expect(store.appendIfHead!(forked, [], [])).rejects.toMatchObject({
+      code: 'ERR_LEDGER_UNAVAILABLE',
+    });
+    expect((await store.head()).size).toBe(2);
+    expect(await store.appendIfHead!(entries.slice(2, 3), [], [])).toBe(true);
   });
 
   it('SPEC §4: a lone replica appends in one statement; two replicas appending at once fall back to the lock and keep one chain', async () => {
     const schema = nextSchema();
-    const calls = { a: { ifHead: 0, shared: 0 }, b: { ifHead: 0, shared: 0 } };
-    const counted = (c: { ifHead: number; shared: number }) => (s: LedgerStore) =>
+    const calls = { a: { ifHead: 0, refused: 0, shared: 0 }, b: { ifHead: 0, refused: 0, shared: 0 } };
+    const counted = (c: { ifHead: number; refused: number; shared: number }) => (s: LedgerStore) =>
       wrapStore(s, {
-        appendIfHead: (...args) => {
+        appendIfHead: async (...args) => {
           c.ifHead += 1;
-          return s.appendIfHead!(...args);
+          const stored = await s.appendIfHead!(...args);
+          if (!stored) c.refused += 1;
+          return stored;
         },
         appendShared: (...args) => {
           c.shared += 1;
@@ -147,11 +181,12 @@ describe('appendIfHead: one statement, only at the head (SPEC §4, L7 ledger pro
     const a = await replica(schema, counted(calls.a));
     // Alone: the first batch reads under the lock, every later one is one statement.
     for (let i = 0; i < 10; i += 1) await a.ledger.append(note(i));
-    expect(calls.a).toEqual({ ifHead: 9, shared: 1 });
+    expect(calls.a).toEqual({ ifHead: 9, refused: 0, shared: 1 });
     const b = await replica(schema, counted(calls.b));
     for (let i = 10; i < 110; i += 2)
       await Promise.all([a.ledger.append(note(i)), b.ledger.append(note(i + 1))]);
-    // Some tries were refused (the other replica had appended) and went through the lock.
+    // Tries were refused (the other replica had appended in between) and went through the lock.
+    expect(calls.a.refused + calls.b.refused).toBeGreaterThan(0);
     expect(calls.a.shared + calls.b.shared).toBeGreaterThan(2);
     const head = await a.backend.ledger.head();
     expect(head.size).toBe(110);

@@ -83,9 +83,10 @@ WITH head AS (
 SELECT (SELECT ok FROM head) AS ok, (SELECT count(*) FROM ins) AS inserted`;
 
 /**
- * {@link APPEND} for a writer that believes it holds the head ($20–$24, `appendIfHead`): the
+ * {@link APPEND} for a writer that believes it holds the head ($20–$25, `appendIfHead`): the
  * batch is written only if the append lock is free at once (taken for this statement's
- * transaction), the batch continues the stored head, and every request it is conditional on is
+ * transaction), the batch continues the stored head and links to the stored entry before it
+ * (`linked`: $25, its `prev_hash`, null at index 0), and every request it is conditional on is
  * still open. The statement's snapshot precedes the lock: a writer that committed in between
  * wrote the index this batch starts at, so the primary key refuses it (unique violation).
  */
@@ -93,16 +94,24 @@ const APPEND_IF_HEAD = APPEND.replace(
   /^WITH head AS \(\n.*\n\),/m,
   `WITH lock AS (
   SELECT pg_try_advisory_xact_lock($20::integer, hashtext($21::text)) AS got
+), link AS (
+  SELECT $25::text IS NOT DISTINCT FROM (SELECT entry_hash FROM ledger_entries WHERE idx = $1::bigint - 1)
+    AS linked
 ), head AS (
-  SELECT (SELECT got FROM lock) AND $1::bigint IS NOT NULL AND coalesce(max(idx) + 1, 0) = $1::bigint
+  SELECT (SELECT got FROM lock) AND (SELECT linked FROM link)
+    AND $1::bigint IS NOT NULL AND coalesce(max(idx) + 1, 0) = $1::bigint
     AND (SELECT count(*) FROM ledger_open_requests o
          JOIN unnest($22::bigint[], $23::text[], $24::text[]) AS c(accepted_idx, request_id, trace_id)
            ON o.accepted_idx = c.accepted_idx AND o.request_id = c.request_id AND o.trace_id = c.trace_id
         ) = cardinality($22::bigint[]) AS ok
   FROM ledger_entries
 ),`,
+).replace(
+  'SELECT (SELECT ok FROM head) AS ok,',
+  'SELECT (SELECT ok FROM head) AS ok, (SELECT linked FROM link) AS linked,',
 );
-if (APPEND_IF_HEAD === APPEND) throw new Error('APPEND_IF_HEAD did not replace the head check');
+if (!APPEND_IF_HEAD.includes('AS linked,') || !APPEND_IF_HEAD.includes('pg_try_advisory_xact_lock'))
+  throw new Error('APPEND_IF_HEAD did not replace the head check');
 
 /** SQLSTATE of a unique violation: another writer stored that index first. */
 const UNIQUE_VIOLATION = '23505';
@@ -240,6 +249,7 @@ export function createPostgresLedgerStore(
       open.map((o) => o.accepted_index),
       open.map((o) => o.request_id),
       open.map((o) => o.trace_id),
+      list[0]!.index === 0 ? null : list[0]!.prev_hash,
     ];
     // On the lease's own session, as appendShared: one statement, its own transaction.
     return lease.run(async (c) => {
@@ -251,6 +261,10 @@ export function createPostgresLedgerStore(
         if ((err as { code?: unknown } | null)?.code === UNIQUE_VIOLATION) return false;
         throw err;
       }
+      // The entry before the batch is not the one this writer sealed after: the stored ledger is
+      // not the chain it holds (rewritten or restored). Never a fallback: a refusal.
+      if (row?.['linked'] === false)
+        throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'batch does not link to the stored chain');
       if (row?.['ok'] === false && rowInt(row['inserted'], 'inserted') === 0) return false;
       appended(row, list.length);
       return true;
