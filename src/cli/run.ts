@@ -681,7 +681,19 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
     ['port', serving],
     ['grace', serving],
   ];
-  for (const [name, takes] of servingOnly)
+  // And the options of a call where no call is made: `requests show ID --gate URL` must not look
+  // like a read from that Gate, nor `--wait` like a wait.
+  const calling = cmd === 'call';
+  const jobShow = cmd === 'jobs' && sub === 'show';
+  const callOnly: readonly [keyof typeof v, boolean][] = [
+    ['gate', calling || jobShow || cmd === 'mcp' || cmd === 'demo'],
+    ['wait', calling || jobShow],
+    ['request-id', calling],
+    ['background', calling],
+    ['token', jobShow],
+    ['session', calling || cmd === 'policy' || (cmd === 'admin' && sub === 'reset-breaker')],
+  ];
+  for (const [name, takes] of [...servingOnly, ...callOnly])
     if (v[name] !== undefined && !takes)
       throw new UsageError(
         `${[cmd, cmd === 'serve' ? sub : undefined].filter(Boolean).join(' ')} takes no --${name}`,

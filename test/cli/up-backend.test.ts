@@ -167,4 +167,28 @@ describe('failclosed up --backend', () => {
     );
     expect(existsSync(dir)).toBe(false);
   });
+
+  it("commands that make no call refuse a call's options (exit 2): --gate, --wait, --request-id, --background, --token, --session", async () => {
+    const dir = freshDir();
+    const usage = async (...argv: string[]): Promise<string> => {
+      const r = await refused(...argv, '--data', dir);
+      expect(r.code).toBe(EXIT.usage);
+      return r.err;
+    };
+    // `requests show --gate` would read --data's gate, not that one.
+    expect(await usage('requests', 'show', 'r1', '--gate', 'https://127.0.0.1:1')).toContain(
+      'requests takes no --gate',
+    );
+    expect(await usage('clients', 'list', '--wait', '5')).toContain('clients takes no --wait');
+    expect(await usage('jobs', 'show', 'j1', '--request-id', 'r1')).toContain('jobs takes no --request-id');
+    expect(await usage('mcp', '--background')).toContain('mcp takes no --background');
+    expect(await usage('ledger', 'export', '--out', join(dir, 'x'), '--token', 't')).toContain(
+      'ledger takes no --token',
+    );
+    expect(await usage('requests', 'show', 'r1', '--session', 's1')).toContain('requests takes no --session');
+    expect(await usage('admin', 'kill-switch', 'on', '--session', 's1')).toContain(
+      'admin takes no --session',
+    );
+    expect(existsSync(dir)).toBe(false);
+  });
 });
