@@ -294,6 +294,21 @@ describe('background calls get the time limit their policy sets for them (docs/j
     rmSync(work, { recursive: true, force: true });
   });
 
+  /** Exports the ledger into `out`, verifies it, and replays it: every decision matches (exit 0). */
+  const expectReplayClean = async (out: string): Promise<void> => {
+    const v = await exportAndVerify(e2e.instance.url, readOperatorToken(e2e.dir), out);
+    expect(v.code).toBe(0);
+    const bundle = readdirSync(out).find((f) => f.startsWith('export-'));
+    const trust = readdirSync(out).find((f) => f.startsWith('trust-'));
+    let report = '';
+    const code = await runCli(
+      ['replay', '--bundle', join(out, bundle ?? ''), '--trust', join(out, trust ?? '')],
+      { out: (t) => void (report += t), err: (t) => void (report += t), env: {} },
+    );
+    expect(report).not.toMatch(/REPLAY_MISMATCH/);
+    expect(code).toBe(0);
+  };
+
   /** The `constraints.timeout_ms` of the envelope issued for `requestId`. */
   const granted = async (requestId: string): Promise<unknown> => {
     const view = await e2e.evidence(requestId);
@@ -312,21 +327,7 @@ describe('background calls get the time limit their policy sets for them (docs/j
 
     // The forensic replay re-derives both envelopes' constraints, the background one from its
     // trace's gateway.queued.
-    const v = await exportAndVerify(e2e.instance.url, readOperatorToken(e2e.dir), work);
-    expect(v.code).toBe(0);
-    const bundle = readdirSync(work).find((f) => f.startsWith('export-'));
-    const trust = readdirSync(work).find((f) => f.startsWith('trust-'));
-    let report = '';
-    const code = await runCli(
-      ['replay', '--bundle', join(work, bundle ?? ''), '--trust', join(work, trust ?? '')],
-      {
-        out: (t) => void (report += t),
-        err: (t) => void (report += t),
-        env: {},
-      },
-    );
-    expect(report).not.toMatch(/REPLAY_MISMATCH/);
-    expect(code).toBe(0);
+    await expectReplayClean(work);
   }, 60_000);
 
   /** Approves decision `id` as a treasury approver of acme registered for it. */
@@ -371,17 +372,6 @@ describe('background calls get the time limit their policy sets for them (docs/j
     expect(await granted(sync.request_id)).toBe(1_800_000);
 
     // The forensic replay derives each envelope's limit from the trace that issued it.
-    const out = mkdtempSync(join(work, 'replay-'));
-    const v = await exportAndVerify(e2e.instance.url, readOperatorToken(e2e.dir), out);
-    expect(v.code).toBe(0);
-    const bundle = readdirSync(out).find((f) => f.startsWith('export-'));
-    const trust = readdirSync(out).find((f) => f.startsWith('trust-'));
-    let report = '';
-    const code = await runCli(
-      ['replay', '--bundle', join(out, bundle ?? ''), '--trust', join(out, trust ?? '')],
-      { out: (t) => void (report += t), err: (t) => void (report += t), env: {} },
-    );
-    expect(report).not.toMatch(/REPLAY_MISMATCH/);
-    expect(code).toBe(0);
+    await expectReplayClean(mkdtempSync(join(work, 'replay-')));
   }, 60_000);
 });
