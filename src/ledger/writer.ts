@@ -548,6 +548,8 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
         // every request it is conditional on is still open; else nothing is stored and the batch
         // is sealed again below, after what the others committed.
         let stored = false;
+        /** Whether another writer's entries were seen before this commit (read before the lock or under it). */
+        let sawOthers = false;
         if (aloneStreak >= aloneNeeded && store.appendIfHead !== undefined && appends.length > 0) {
           const assumed = assumedOpen(appends);
           if (assumed !== undefined) {
@@ -565,6 +567,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
           // only what they commit meanwhile is read. The tip is one indexed read, not head()'s count.
           const tip = (await store.tipSize?.()) ?? size;
           if (tip < size) throw unavailable('ledger store lost committed entries');
+          sawOthers = tip > size;
           if (tip - size > SHARED_BEHIND_UNDER_LOCK) await catchUp(tip);
           // Writers share the store: under its append lock, continue after what the others committed.
           others = await store.appendShared(
@@ -577,7 +580,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
             conditional,
           );
         }
-        aloneStreak = others.length === 0 ? aloneStreak + 1 : 0;
+        aloneStreak = others.length === 0 && !sawOthers ? aloneStreak + 1 : 0;
       }
     } catch (err) {
       needsResync = true;
