@@ -231,6 +231,8 @@ async function up(
     // the backend the run would use anyway (FAILCLOSED_BACKEND, else the recorded one): the same
     // keys over another store would be a second ledger, its checkpoints signed under the same
     // origin and key as the first one's (a fork).
+    const exists = existsSync(dataPaths(dir).config);
+    const recorded = exists ? readConfig(dir).backend : undefined;
     if (backend !== undefined) {
       const given = parseBackendSpec(backend);
       if (given.kind === 'postgres' && new URL(given.url).password !== '')
@@ -238,11 +240,8 @@ async function up(
           '--backend carries a password, which a running server would show in its command line: give it through PGPASSWORD or ~/.pgpass',
         );
       const env = process.env['FAILCLOSED_BACKEND'];
-      const exists = existsSync(dataPaths(dir).config);
       const current =
-        env !== undefined || exists
-          ? resolveBackendSpec(undefined, process.env, exists ? readConfig(dir).backend : undefined)
-          : undefined;
+        env !== undefined || exists ? resolveBackendSpec(undefined, process.env, recorded) : undefined;
       if (current !== undefined && JSON.stringify(given) !== JSON.stringify(current))
         throw new UsageError(
           `--backend ${redactedBackend(given)} is not the backend ${dir} runs on (${redactedBackend(current)}${env === undefined ? '' : ', from FAILCLOSED_BACKEND'}): the same keys over another store would be a second ledger under the same checkpoint key; make a data directory for it (failclosed init --backend …)`,
@@ -250,11 +249,7 @@ async function up(
     }
     // Refused before anything is made: on PostgreSQL every gate serves at once.
     if (standby) {
-      const spec = resolveBackendSpec(
-        backend,
-        process.env,
-        existsSync(dataPaths(dir).config) ? readConfig(dir).backend : undefined,
-      );
+      const spec = resolveBackendSpec(backend, process.env, recorded);
       if (spec.kind === 'postgres')
         throw new TypeError('every gate on PostgreSQL serves at once: a standby applies to SQLite only');
     }
