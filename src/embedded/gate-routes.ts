@@ -298,7 +298,8 @@ function claimOf(v: JsonValue): Claim | undefined {
     ...(credential === undefined ? {} : { credential: credential as string }),
     ...(message === undefined ? {} : { message: message as string }),
     // Unsigned, as the `Prefer` header it comes from: it only chooses which of the tool's
-    // policy-set time limits the envelope grants (docs/jobs.md).
+    // policy-set time limits the envelope grants (docs/jobs.md), and must be what the attempt's
+    // `gateway.accepted` recorded.
     ...(background === true ? { background: true } : {}),
   };
 }
@@ -615,20 +616,31 @@ async function decideFor(
     // The attempt this decision is for: the request's last `gateway.accepted` of this trace, as
     // the Gate recorded it before asking. Its envelope is issued only while that attempt is open,
     // so one a sweep recorded abandoned (its Gate gone, or stalled past its lease) never gets one.
-    const attempt = entries.value.reduce<number | undefined>(
+    const accepted = entries.value.reduce<(typeof entries.value)[number] | undefined>(
       (last, e) =>
         e.type === 'gateway.accepted' &&
         e['trace_id'] === claim.trace_id &&
         e['tenant'] === claim.tenant &&
         typeof e['index'] === 'number' &&
-        (last === undefined || e['index'] > last)
-          ? e['index']
+        (last === undefined || e['index'] > last['index'])
+          ? e
           : last,
       undefined,
     );
-    if (attempt === undefined)
+    if (accepted === undefined)
       return wireOf({
         ...deny('ERR_LEDGER_UNAVAILABLE', 'the ledger holds no accepted attempt of this request'),
+        decision_id: null,
+      });
+    const attempt = accepted['index'];
+    // The time limit asked for is the one the attempt recorded before asking (docs/jobs.md): a
+    // Gate cannot have an attempt it accepted as synchronous granted the background limit, or
+    // the reverse, and the ledger always says which was granted.
+    const acceptedPayload = accepted['payload'];
+    const recordedBackground = isObject(acceptedPayload) && acceptedPayload['background'] === true;
+    if (recordedBackground !== (claim.background === true))
+      return wireOf({
+        ...deny('ERR_REQUEST_MALFORMED', 'the ask is not the mode its acceptance recorded'),
         decision_id: null,
       });
     if (gone.aborted)
@@ -879,6 +891,9 @@ export async function handleGateRoute(
             routes.gateOwners !== true ||
             typeof payload['gate_instance'] !== 'string' ||
             !GATE_INSTANCE.test(payload['gate_instance']))) ||
+        // Only an acceptance says it was asked in the background, and only as `true`.
+        (payload['background'] !== undefined &&
+          (type !== 'gateway.accepted' || payload['background'] !== true)) ||
         (closes !== undefined &&
           (!Number.isSafeInteger(closes) ||
             (closes as number) < 0 ||

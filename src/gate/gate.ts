@@ -637,7 +637,9 @@ export function createGate(deps: GateDeps): Gate {
       },
       writes,
     );
-    if (!queued) return failIssued(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.queued not confirmed'), false);
+    // Its outcome is recorded all the same: the attempt is closed by its denial, not left open
+    // for a sweep to record abandoned (FC-INV-5).
+    if (!queued) return failIssued(deny('ERR_LEDGER_UNAVAILABLE', 'gateway.queued not confirmed'), true);
     const durable = await writes.sync().then(
       () => true,
       () => false,
@@ -888,6 +890,10 @@ export function createGate(deps: GateDeps): Gate {
             session: request.session,
             client: client.identity,
             ...a.auth,
+            // Asked in the background (docs/jobs.md): recorded before the decision, so the
+            // ledger says which of the tool's time limits the envelope was granted even when
+            // no `gateway.queued` follows (replay derives it from here).
+            ...(background ? { background: true } : {}),
           },
         },
         writes,

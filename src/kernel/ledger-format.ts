@@ -82,6 +82,9 @@ const GATEWAY = [
   // the queue that carries it (`local`, `nats:<stream>`).
   'job_token_sha256',
   'queue',
+  // gateway.accepted of a call asked in the background (`true`, absent otherwise): the envelope
+  // is granted the tool's background time limit (docs/jobs.md "Time limits").
+  'background',
   // gateway.accepted by a keyless Gate (`serve gate`): the Gate instance that owns the request
   // until its outcome, whose requests are recorded abandoned once it is gone (docs/ledger.md).
   'gate_instance',

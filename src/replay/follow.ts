@@ -75,13 +75,14 @@ function unexpected(e: ReplayEntry, outcome: string): ReplayFinding {
  * Compares the records that follow decision `d` with what its re-derived outcome implies. Only
  * for a re-derived decision (`r.outcome` set); the time-dependent members (`expires_at`, `iat`,
  * `exp`), the keyed ones (`jti`, `decision_id`) and the signing key (`kid`, `envelope_sha256`)
- * are not re-derivable and are left as recorded.
+ * are not re-derivable and are left as recorded. `background` holds the traces of calls asked in
+ * the background: an envelope issued in one grants the tool's background time limit.
  */
 export function rederiveRecords(
   d: ReplayEntry,
   r: Rederived,
   records: readonly ReplayEntry[],
-  queued: ReadonlySet<string>,
+  background: ReadonlySet<string>,
 ): ReplayFinding[] {
   const outcome = r.outcome;
   const req = r.request;
@@ -138,7 +139,7 @@ export function rederiveRecords(
           findings.push(unexpected(e, 'escalate without a finalised approval'));
           break;
         }
-        findings.push(...compareIssued(e, d, r, granted, queued.has(e.trace_id)));
+        findings.push(...compareIssued(e, d, r, granted, background.has(e.trace_id)));
         break;
       }
     }

@@ -45,7 +45,9 @@ const KEPT: ReadonlySet<string> = new Set([
   'envelope.issued',
   'admin.client_registered',
   'session.tainted',
-  // A background call's envelope grants the tool's background time limit (docs/jobs.md).
+  // A background call's envelope grants the tool's background time limit (docs/jobs.md): its
+  // acceptance says it was asked so (older ledgers: only its `gateway.queued` does).
+  'gateway.accepted',
   'gateway.queued',
 ]);
 

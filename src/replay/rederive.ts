@@ -82,8 +82,11 @@ function runtimeFor(input: ReplayInput, cache: RuntimeCache, hash: string): Poli
 interface InputRecords {
   registrations: ReplayEntry[];
   taints: ReplayEntry[];
-  /** Traces the Gate queued as background calls (`gateway.queued`). */
-  queued: ReadonlySet<string>;
+  /**
+   * Traces of calls asked in the background: their `gateway.accepted` says so, or (in a ledger
+   * written before acceptances recorded it) the Gate queued them (`gateway.queued`).
+   */
+  background: ReadonlySet<string>;
 }
 
 const inputRecords = new WeakMap<ReplayInput, InputRecords>();
@@ -94,16 +97,24 @@ function recordsFor(input: ReplayInput): InputRecords {
     r = {
       registrations: input.entries.filter((e) => e.type === 'admin.client_registered'),
       taints: input.entries.filter((e) => e.type === 'session.tainted'),
-      queued: new Set(input.entries.filter((e) => e.type === 'gateway.queued').map((e) => e.trace_id)),
+      background: new Set(
+        input.entries
+          .filter(
+            (e) =>
+              e.type === 'gateway.queued' ||
+              (e.type === 'gateway.accepted' && e.payload['background'] === true),
+          )
+          .map((e) => e.trace_id),
+      ),
     };
     inputRecords.set(input, r);
   }
   return r;
 }
 
-/** The traces the Gate queued as background calls (`gateway.queued`) in `input`. */
-export function queuedTraces(input: ReplayInput): ReadonlySet<string> {
-  return recordsFor(input).queued;
+/** The traces of calls asked in the background in `input` (see {@link InputRecords.background}). */
+export function backgroundTraces(input: ReplayInput): ReadonlySet<string> {
+  return recordsFor(input).background;
 }
 
 /** The client's roles from its latest `admin.client_registered` (request key) before `at`. */
@@ -256,8 +267,8 @@ export async function rederiveDecision(
     };
   }
   // A schedule.create is evaluated as the call it schedules, exactly as the Control Plane does.
-  // A background call was granted the tool's background time limit: its trace queued it.
-  const background = recordsFor(input).queued.has(d.trace_id);
+  // A background call was granted the tool's background time limit: its trace asked for it.
+  const background = recordsFor(input).background.has(d.trace_id);
   const evaluate = (tainted: boolean) =>
     evaluateGoverned(
       runtime,

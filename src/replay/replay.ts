@@ -11,7 +11,7 @@ import type { VerifyOptions, VerifyReport } from '../verify/index.js';
 import type { JsonValue } from '../kernel/index.js';
 import { readReplayInput } from './read-bundle.js';
 import type { ReplayEntry } from './read-bundle.js';
-import { queuedTraces, rederiveDecision } from './rederive.js';
+import { backgroundTraces, rederiveDecision } from './rederive.js';
 import type { RuntimeCache } from './rederive.js';
 import { recordsOf, rederiveRecords } from './follow.js';
 import type { DecisionReplay, ReplayExitCode, ReplayFinding, ReplayReport } from './types.js';
@@ -92,7 +92,7 @@ export async function replayBundleFile(path: string, opts: ReplayOptions): Promi
   for (const d of targets) {
     const r = await rederiveDecision(input, cache, d);
     const records = recordsOf(byDecision.get(d.payload['decision_id'] ?? null) ?? [], d);
-    const follow = rederiveRecords(d, r, records, queuedTraces(input));
+    const follow = rederiveRecords(d, r, records, backgroundTraces(input));
     const all = [...r.findings, ...follow];
     findings.push(...all);
     decisions.push({

@@ -19,6 +19,7 @@ import { runCli } from '../../src/cli/run.js';
 import { createApproverClient } from '../../src/client/index.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import type { E2e } from './harness.js';
+import type { JsonObject } from '../../src/kernel/index.js';
 import { queued } from './jobs-support.js';
 
 /** Reads the job until it is no longer queued or running. */
@@ -328,6 +329,32 @@ describe('background calls get the time limit their policy sets for them (docs/j
     // The forensic replay re-derives both envelopes' constraints, the background one from its
     // trace's gateway.queued.
     await expectReplayClean(work);
+  }, 60_000);
+
+  it('replays a background call whose queue record failed: its gateway.accepted says it was asked in the background', async () => {
+    // The envelope was issued with the background limit, then voided when `gateway.queued` could
+    // not be recorded: nothing ran, and the trace holds no `gateway.queued` to say so.
+    const ran = e2e.totalRuns();
+    e2e.faults.ledger = 'throw';
+    e2e.faults.ledgerTypes = ['gateway.queued'];
+    let asked;
+    try {
+      asked = await e2e.client().submit('nap', { seconds: '0' }, { session: session() });
+    } finally {
+      e2e.faults.ledger = 'off';
+      e2e.faults.ledgerTypes = null;
+    }
+    expect(asked).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE', envelope_voided: true });
+    expect(e2e.totalRuns()).toBe(ran);
+    expect(await granted(asked.request_id ?? '')).toBe(1_800_000);
+    const view = await e2e.evidence(asked.request_id ?? '');
+    const types = (view.body['records'] as { entry: { type: string; payload: JsonObject } }[]).map(
+      (r) => r.entry,
+    );
+    expect(types.map((e) => e.type)).not.toContain('gateway.queued');
+    expect(types.find((e) => e.type === 'gateway.accepted')?.payload['background']).toBe(true);
+
+    await expectReplayClean(mkdtempSync(join(work, 'replay-')));
   }, 60_000);
 
   /** Approves decision `id` as a treasury approver of acme registered for it. */

@@ -23,7 +23,13 @@ export interface ForgingGate {
    * Mints `tool`/`params` for the demo client, records it as a Gate does, and asks the decision
    * with `token` and `bytes` (the message it is bound to). The decision's JSON answer.
    */
-  decideAs(tool: string, params: JsonObject, token: string, bytes: Buffer): Promise<JsonObject>;
+  decideAs(
+    tool: string,
+    params: JsonObject,
+    token: string,
+    bytes: Buffer,
+    background?: { readonly accepted: boolean; readonly asked: boolean },
+  ): Promise<JsonObject>;
   /** POSTs `body` to one of the Control Plane process's internal routes, as the Gate. */
   ask(path: string, body: JsonObject): Promise<{ status: number; value: JsonObject }>;
   close(): void;
@@ -54,7 +60,7 @@ export async function forgingGate(e2e: E2e, resource: string): Promise<ForgingGa
       const bytes = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 7, method, params }));
       return { bytes, token: signClientToken(key, file.identity, resource, e2e.clock.now(), 60, bytes) };
     },
-    async decideAs(tool, params, token, bytes) {
+    async decideAs(tool, params, token, bytes, background) {
       const principal = {
         identity: file.identity,
         tenant: file.tenant,
@@ -81,6 +87,7 @@ export async function forgingGate(e2e: E2e, resource: string): Promise<ForgingGa
           client: file.identity,
           auth_method: 'client_key',
           issuer: file.identity,
+          ...(background?.accepted === true ? { background: true } : {}),
         },
       });
       expect(accepted.status).toBe(200);
@@ -98,6 +105,7 @@ export async function forgingGate(e2e: E2e, resource: string): Promise<ForgingGa
         wait_ms: 0,
         credential: token,
         message: bytes.toString('base64'),
+        ...(background?.asked === true ? { background: true } : {}),
       });
       expect(decided.status).toBe(200);
       return decided.value;

@@ -362,6 +362,40 @@ describe('a client-key token of the relay is bound to its message (`body_sha256`
     expect(await decideAs('echo', { message: 'as asked' }, token, bytes)).toMatchObject({ outcome: 'allow' });
   });
 
+  it('a time limit other than its acceptance recorded (docs/jobs.md): ERR_REQUEST_MALFORMED, no envelope', async () => {
+    const ask = async (accepted: boolean, asked: boolean): Promise<JsonObject> => {
+      const { bytes, token } = message('echo', { message: `mode ${accepted} ${asked}` });
+      return forge.decideAs('echo', { message: `mode ${accepted} ${asked}` }, token, bytes, {
+        accepted,
+        asked,
+      });
+    };
+    const malformed = { outcome: 'deny', code: 'ERR_REQUEST_MALFORMED', decision_id: null };
+    // Accepted as synchronous, asked with the background limit; and the reverse.
+    expect(await ask(false, true)).toMatchObject(malformed);
+    expect(await ask(true, false)).toMatchObject(malformed);
+    // Accepted and asked in the background: decided.
+    expect(await ask(true, true)).toMatchObject({ outcome: 'allow' });
+    // Only an acceptance says it was asked in the background, and only as `true`.
+    const event = (type: string, background: unknown) =>
+      forge.ask('/v1/internal/gate/event', {
+        type,
+        trace_id: 'b'.repeat(32),
+        request_id: `bg-${Date.now()}-${type}`,
+        tenant: 'acme',
+        identity: 'demo-agent',
+        payload: { tool: 'echo', client: 'demo-agent', background } as JsonObject,
+      });
+    expect(await event('gateway.accepted', false)).toMatchObject({
+      status: 400,
+      value: { code: 'ERR_REQUEST_MALFORMED' },
+    });
+    expect(await event('gateway.failed', true)).toMatchObject({
+      status: 400,
+      value: { code: 'ERR_REQUEST_MALFORMED' },
+    });
+  });
+
   it('another call than the message asks for: ERR_REQUEST_SIGNATURE, no envelope', async () => {
     const { bytes, token } = message('echo', { message: 'what the client asked' });
     expect(await decideAs('echo', { message: 'what the Gate wants' }, token, bytes)).toMatchObject({

@@ -23,7 +23,7 @@ import { diffJson } from '../../src/replay/index.js';
 import { rederiveRecords, recordsOf } from '../../src/replay/follow.js';
 import { readReplayInput } from '../../src/replay/read-bundle.js';
 import type { ReplayEntry, ReplayInput } from '../../src/replay/read-bundle.js';
-import { queuedTraces, rederiveDecision } from '../../src/replay/rederive.js';
+import { backgroundTraces, rederiveDecision } from '../../src/replay/rederive.js';
 import { REPO_ROOT } from '../support/paths.js';
 
 let runtime: PolicyRuntime;
@@ -270,7 +270,7 @@ describe('re-deriving the records that follow a decision', () => {
     const requested = entry('approval.requested', { decision_id: 'dec_1', required: 1, roles: ['treasury'] });
     const input = inputOf(raw, [registration(), d, requested]);
     const r = await rederiveDecision(input, new Map(), d);
-    const findings = rederiveRecords(d, r, recordsOf(input.entries, d), queuedTraces(input));
+    const findings = rederiveRecords(d, r, recordsOf(input.entries, d), backgroundTraces(input));
     expect(findings.map((f) => [f.index, f.field, f.recorded, f.rederived])).toContainEqual([
       requested.index,
       'required',
