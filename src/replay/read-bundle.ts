@@ -46,7 +46,8 @@ const KEPT: ReadonlySet<string> = new Set([
   'admin.client_registered',
   'session.tainted',
   // A background call's envelope grants the tool's background time limit (docs/jobs.md): its
-  // acceptance says it was asked so (older ledgers: only its `gateway.queued` does).
+  // acceptance says it was asked so (older ledgers: only its `gateway.queued` does). Only those
+  // acceptances are kept.
   'gateway.accepted',
   'gateway.queued',
 ]);
@@ -115,6 +116,8 @@ export async function readReplayInput(path: string): Promise<ReplayInput | strin
         const e = entryOf(rec['entry']);
         if (e === undefined) return 'an entry record is malformed';
         if (!KEPT.has(e.type)) continue;
+        // Of the acceptances, only those of background asks are an input (one per call otherwise).
+        if (e.type === 'gateway.accepted' && e.payload['background'] !== true) continue;
         if (e.type === 'decision') {
           const sha = e.payload['request_sha256'];
           const body = typeof sha === 'string' ? chunk.get(sha) : undefined;

@@ -65,6 +65,7 @@ export type FindingCode =
   | 'TRACE_CONTROL_PLANE_MISSING'
   | 'TRACE_COMPLETION_MISSING'
   | 'TRACE_RESULT_MISMATCH'
+  | 'TRACE_QUEUE_MISSING'
   | 'TRACE_ROLE'
   /** Attributable outcomes (checks/attributable-outcome.ts, FC-INV-5, FC-INV-3). */
   | 'OUTCOME_MISSING'

@@ -326,6 +326,38 @@ describe('FC-INV-6: every execution trace holds Gate, Control Plane and Executio
     ]);
   });
 
+  it('a call accepted in the background ran without being queued: TRACE_QUEUE_MISSING (docs/jobs.md "Time limits")', () => {
+    const background = (b: MutableBundle): void => {
+      entryAt(b, 'gateway.accepted')['payload']['background'] = true;
+    };
+    // Queued after its envelope, as the Gate does: holds.
+    const ok = forge(base, (b) => {
+      background(b);
+      queued('gate', 'after-envelope')(b);
+    });
+    expect(findingsOf(ok.report, TRACE)).toEqual([]);
+    // Run as a synchronous call under the background ask (a compromised Gate): named.
+    const sync = forge(base, background);
+    expect(findingsOf(sync.report, TRACE)).toEqual([
+      expect.objectContaining({ code: 'TRACE_QUEUE_MISSING', index: at(sync.bundle, 'execution.receipt') }),
+    ]);
+    expect(undecidedOf(sync.report, TRACE)).toEqual([]);
+    // A queue record of another decision, or by another role, does not stand for it.
+    const other = forge(base, (b) => {
+      background(b);
+      queued('gate', 'after-envelope')(b);
+      entryAt(b, 'gateway.queued')['payload']['decision_id'] = 'dec_other';
+    });
+    expect(codesOf(other.report, TRACE)).toContain('TRACE_QUEUE_MISSING');
+    const role = forge(base, (b) => {
+      background(b);
+      queued('executor', 'after-envelope')(b);
+    });
+    expect(codesOf(role.report, TRACE)).toEqual(
+      expect.arrayContaining(['TRACE_ROLE', 'TRACE_QUEUE_MISSING']),
+    );
+  });
+
   it('a completion naming another result than the receipt: TRACE_RESULT_MISMATCH', () => {
     const { report, bundle } = forge(base, (b) => {
       const done = entryAt(b, 'gateway.completed');

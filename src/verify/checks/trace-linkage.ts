@@ -11,7 +11,10 @@
  *
  * A background call's `gateway.queued` (docs/jobs.md) is the Gate's (role `gate`) and follows the
  * Control Plane's `envelope.issued` of the same decision in its trace: a job handed to a queue
- * without an issued envelope, or by another role, is named.
+ * without an issued envelope, or by another role, is named. A call the Gate accepted as a
+ * background call (`background: true` in its `gateway.accepted`; its envelope grants the
+ * background time limit) runs only from the queue: a receipt of its decision with no
+ * `gateway.queued` of that decision before it in the trace is named (`TRACE_QUEUE_MISSING`).
  */
 import { linkageOf, type View } from '../linkage.js';
 import type { Finding, FindingCode, VerifyCheck } from '../types.js';
@@ -79,8 +82,26 @@ export const traceLinkageCheck: VerifyCheck = {
           `no Control Plane record (decision or envelope.issued) between the Gate record at entry ${gate.entry.index} and the execution`,
         );
       }
-      // The result the Gate let out is the one the Execution Layer produced and receipted.
       const decision = r.entry.payload['decision_id'];
+      // A background ask ran only as a queued job: its longer time limit never serves a call run
+      // while its caller waits (docs/jobs.md "Time limits").
+      const attempt = before.findLast((v) => v.entry.type === 'gateway.accepted' && by('gate')(v));
+      if (
+        attempt?.entry.payload['background'] === true &&
+        !before.some(
+          (v) =>
+            v.entry.index > attempt.entry.index &&
+            v.entry.type === 'gateway.queued' &&
+            by('gate')(v) &&
+            v.entry.payload['decision_id'] === decision,
+        )
+      )
+        bad(
+          'TRACE_QUEUE_MISSING',
+          `the Gate accepted the call at entry ${attempt.entry.index} as a background call, and it ran without being queued`,
+          false,
+        );
+      // The result the Gate let out is the one the Execution Layer produced and receipted.
       for (const done of trace) {
         if (done.entry.type !== 'gateway.completed' || done.entry.index < r.entry.index) continue;
         if (done.entry.payload['decision_id'] !== decision) continue;
