@@ -303,7 +303,8 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     return refuse(ctx, deny('ERR_CIRCUIT_OPEN', `circuit breaker ${breaker} is open`));
   }
 
-  async function governance(ctx: Ctx): Promise<Deny | undefined> {
+  /** Reads the incident-response state for the call: a deny, or whether its session is tainted. */
+  async function readGovernance(ctx: Ctx): Promise<Deny | { readonly tainted: boolean }> {
     const g = await withDeadline(
       () => state.check(ctx.req.tenant, taintKey(ctx.req), taintKey(ctx.req)),
       deadlines.stateMs,
@@ -319,8 +320,18 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     if (v.session_quarantined !== false)
       return deny('ERR_SESSION_QUARANTINED', 'the agent session is quarantined');
     // Anything but an explicit false counts as tainted: more scrutiny, never less.
-    ctx.tainted = v.session_tainted !== false;
+    return { tainted: v.session_tainted !== false };
+  }
+
+  /** The incident-response checks of step 1 (OE-INV-025): a deny, or none with `ctx.tainted` set. */
+  function applyGovernance(ctx: Ctx, g: Deny | { readonly tainted: boolean }): Deny | undefined {
+    if (isDeny(g)) return g;
+    ctx.tainted = g.tainted;
     return undefined;
+  }
+
+  async function governance(ctx: Ctx): Promise<Deny | undefined> {
+    return applyGovernance(ctx, await readGovernance(ctx));
   }
 
   async function pipeline(
@@ -355,12 +366,18 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       decisionId: deriveDecisionId(derivationKey, req, paramsSha256),
       ...(writes === undefined ? {} : { writes }),
     };
+    // The retry lookup and the governance read are independent reads: asked together, they cost
+    // a shared database one round trip instead of two. A retry does not use this read: its
+    // resumption reads the state again, after the lookup (approval-step.ts).
+    const reading = readGovernance(ctx);
+    // Stryker disable next-line ArrowFunction: equivalent, readGovernance settles every failure as a deny
+    reading.catch(() => undefined);
     // A retry of an escalated call resumes its decision instead of deciding again.
     const existing = await deps.approvals?.get(ctx.decisionId);
     if (existing !== undefined) return resume(ctx, existing, waitMs, signal);
 
     // 1. Incident response: kill switch → tenant lockdown → session quarantine (OE-INV-025).
-    const halted = await governance(ctx);
+    const halted = applyGovernance(ctx, await reading);
     if (halted !== undefined) return refuse(ctx, halted);
 
     // 1b. A scheduled run: the call its schedule names, decided within its slot (docs/schedules.md).
