@@ -357,6 +357,34 @@ describe('background calls get the time limit their policy sets for them (docs/j
     await expectReplayClean(mkdtempSync(join(work, 'replay-')));
   }, 60_000);
 
+  it('shows the denial of a background call whose queue record landed after it (its answer lost): never "queued" for ever', async () => {
+    // `gateway.queued` reaches the ledger only after the Gate gave up waiting for it (5 s) and
+    // recorded its denial: the job was never handed to the queue, and nothing runs.
+    let late: Promise<unknown> | undefined;
+    e2e.faults.ledgerLate = { type: 'gateway.queued', ms: 5500, made: (p) => void (late = p) };
+    const ran = e2e.totalRuns();
+    const asked = await e2e.client().submit('nap', { seconds: '0' }, { session: session() });
+    expect(asked).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE', envelope_voided: true });
+    await expect.poll(() => late !== undefined, { timeout: 10_000 }).toBe(true);
+    await late;
+    const id = asked.request_id ?? '';
+    const view = await e2e.evidence(id);
+    const types = (view.body['records'] as { entry: { type: string } }[]).map((r) => r.entry.type);
+    expect(types.indexOf('gateway.queued')).toBeGreaterThan(types.indexOf('gateway.failed'));
+    const res = await fetch(`${e2e.instance.url}/v1/jobs/${encodeURIComponent(id)}`, {
+      headers: { authorization: `Bearer ${readOperatorToken(e2e.dir)}` },
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({
+      outcome: 'deny',
+      status: 'failed',
+      code: 'ERR_LEDGER_UNAVAILABLE',
+      envelope_voided: true,
+    });
+    expect(e2e.totalRuns()).toBe(ran);
+    await expectReplayClean(mkdtempSync(join(work, 'replay-')));
+  }, 60_000);
+
   /** Approves decision `id` as a treasury approver of acme registered for it. */
   const approve = async (id: string): Promise<void> => {
     const key = generateSigningKey();
