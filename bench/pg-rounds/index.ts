@@ -20,7 +20,7 @@ import { DEMO_CLIENT, initDataDir, readClientFile, startEmbedded } from '../../s
 import { BENCH_BREAKERS } from '../load.js';
 
 const PG_URL = process.env['BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const CALLS = Math.max(1, Number(process.env['BENCH_CALLS'] ?? 60));
+const CALLS = Math.max(1, Math.trunc(Number(process.env['BENCH_CALLS'] ?? 60)) || 60);
 
 interface Sent {
   readonly start: number;
@@ -121,7 +121,9 @@ async function main(): Promise<void> {
       await instance.close();
     }
   } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+    await admin
+      .query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      .catch((err: unknown) => console.error(`database ${name} was not dropped: ${String(err)}`));
     await admin.end();
     rmSync(work, { recursive: true, force: true });
   }

@@ -368,13 +368,23 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     };
     // The retry lookup and the governance read are independent reads: asked together, they cost
     // a shared database one round trip instead of two. A retry does not use this read: its
-    // resumption reads the state again, after the lookup (approval-step.ts).
+    // resumption reads the state again, after the lookup (approval-step.ts). The lookup has the
+    // state deadline too, so the read it waits beside is at most that old when applied.
     const reading = readGovernance(ctx);
     // Stryker disable next-line ArrowFunction: equivalent, readGovernance settles every failure as a deny
     reading.catch(() => undefined);
     // A retry of an escalated call resumes its decision instead of deciding again.
-    const existing = await deps.approvals?.get(ctx.decisionId);
-    if (existing !== undefined) return resume(ctx, existing, waitMs, signal);
+    const approvals = deps.approvals;
+    if (approvals !== undefined) {
+      const found = await withDeadline(() => approvals.get(ctx.decisionId), deadlines.stateMs);
+      if (found.status !== 'ok') {
+        // Not knowing whether this is a retry, nothing is decided: recorded as at the role's edge.
+        const d = deny('ERR_CONTROL_PLANE_UNAVAILABLE', 'the approval state did not answer');
+        await recordCaught(ledger, req, d, deadlines.ledgerMs);
+        return withId(d, null);
+      }
+      if (found.value !== undefined) return resume(ctx, found.value, waitMs, signal);
+    }
 
     // 1. Incident response: kill switch → tenant lockdown → session quarantine (OE-INV-025).
     const halted = applyGovernance(ctx, await reading);

@@ -689,9 +689,10 @@ export function createGate(deps: GateDeps): Gate {
       // Not a job this deployment queued (a message someone else published): the executor has
       // recorded its own denial, and there is no call to close.
       if (queued === undefined) return;
-      // Closed already: by an outcome of this attempt (a refusal of a replay of the request, in the
+      // Closed already: by an outcome of this attempt, wherever it lies (one recorded before a
+      // late queue record, as the job view reads it; a refusal of a replay of the request, in the
       // same trace, settles nothing: FC-INV-5).
-      if (mine.some((e) => e.index > queued.index && settlesView(e))) return;
+      if (mine.some(settlesView)) return;
       // The answer must carry the very envelope issued for this decision: an answer naming this
       // job with another envelope (forged, or another job's) closes nothing and voids nothing.
       const issued = mine.find(

@@ -203,8 +203,11 @@ describe('two Control Plane replicas over one PostgreSQL approval state (OE-INV-
         outcome: 'ok',
       });
     await b.pool.close();
-    // The retry on B: the approval state does not answer, so no envelope (the edge's deny).
-    expect(await b.cp.decide(wire(0, true))).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL' });
+    // The retry on B: the approval state does not answer, so nothing is decided and no envelope.
+    expect(await b.cp.decide(wire(0, true))).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_CONTROL_PLANE_UNAVAILABLE',
+    });
     // B's approval routes answer the Control Plane's unavailability, never an acceptance.
     const routed = await routeApprovals(
       { approvals: createApprovalApi(b.approvals), isOperator: () => true, timeoutMs: 2000 },

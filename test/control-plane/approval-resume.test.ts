@@ -39,9 +39,22 @@ afterEach(async () => {
   for (const r of opened.splice(0)) await r.close();
 });
 
+/** Fault injection around the real service: the retry lookup (`get`) hangs or rejects while set. */
+function faultyLookup(service: ApprovalService, faults: { lookup?: 'hang' | 'throw' }): ApprovalService {
+  return {
+    ...service,
+    get: (id: string) =>
+      faults.lookup === 'hang'
+        ? new Promise<never>(() => undefined)
+        : faults.lookup === 'throw'
+          ? Promise.reject(new Error('approval state down'))
+          : service.get(id),
+  };
+}
+
 async function setup(
   over: Partial<ControlPlaneDeps> = {},
-  faults: { bundleGet?: boolean; markIssued?: boolean } = {},
+  faults: { bundleGet?: boolean; markIssued?: boolean; lookup?: 'hang' | 'throw' } = {},
 ) {
   let approvals!: ApprovalService;
   const r = await rig((deps) => {
@@ -61,7 +74,8 @@ async function setup(
       isClient: (n) => n === 'agent-1',
       settings: {},
     });
-    return { approvals, bundles, ...over };
+    // The lookup wrapped only where a test injects its faults (others compare the service itself).
+    return { approvals: 'lookup' in faults ? faultyLookup(approvals, faults) : approvals, bundles, ...over };
   });
   opened.push(r);
   await approvals.setOwner('agent-1', 'olga');
@@ -104,6 +118,32 @@ const retry = (params: JsonValue, over: Partial<GovernedRequest> = {}): Governed
     request_sha256: 'b'.repeat(64),
     ...over,
   });
+
+describe('the retry lookup: bounded like every state read (fail closed)', () => {
+  it.each(['hang', 'throw'] as const)(
+    'an approval lookup that %ss → ERR_CONTROL_PLANE_UNAVAILABLE, recorded, nothing decided or issued',
+    async (mode) => {
+      const { r, faults } = await setup({}, { lookup: mode });
+      const res = await r.cp.decide(request('echo', { message: 'hi' }));
+      expect(res).toMatchObject({
+        outcome: 'deny',
+        code: 'ERR_CONTROL_PLANE_UNAVAILABLE',
+        decision_id: null,
+      });
+      const entries = await entriesOf(r.ledger);
+      expect(entries.map((e) => e.type)).not.toContain('decision');
+      expect(entries.map((e) => e.type)).not.toContain('envelope.issued');
+      expect(entries.find((e) => e.type === 'denial')?.payload).toMatchObject({
+        code: 'ERR_CONTROL_PLANE_UNAVAILABLE',
+        stage: 'control-plane',
+      });
+      delete faults.lookup;
+      expect(await r.cp.decide(request('echo', { message: 'hi' }, { request_id: 'req-2' }))).toMatchObject({
+        outcome: 'allow',
+      });
+    },
+  );
+});
 
 describe('SPEC §2 step 5: issuance once approvals are complete', () => {
   it('the envelope points at the decision recorded at the escalation, under its bundle', async () => {
