@@ -12,6 +12,8 @@ import type { JsonValue } from '../../src/kernel/index.js';
 import type { SignedRequestBody } from '../../src/client/index.js';
 import { OPERATOR_TOKEN, startHarness, T0 } from './harness.js';
 import type { Harness, HarnessOptions } from './harness.js';
+import { createLocalJobQueue } from '../../src/embedded/local-queue.js';
+import type { GateExecutor } from '../../src/gate/index.js';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -1113,6 +1115,32 @@ describe('SPEC §2 steps 2 and 8: evidence and the last records', () => {
     x.ledger.failTypes = ['gateway.accepted'];
     await send(x, x.request());
     expect(failed(x)[0]!.payload).toMatchObject({ code: 'ERR_LEDGER_UNAVAILABLE', status: 'ledger' });
+  });
+
+  it('a background ask is recorded in its gateway.accepted (docs/jobs.md "Time limits"); a synchronous one is not', async () => {
+    const x = await start();
+    await x.gate.call(bytesOf(x.request()), { background: true });
+    const sync = x.request({ requestId: 'req-sync' });
+    await send(x, sync);
+    const accepted = x.ledger.events.filter((e) => e.type === 'gateway.accepted');
+    expect(accepted).toHaveLength(2);
+    expect(accepted[0]!.payload['background']).toBe(true);
+    expect(accepted[1]!.request_id).toBe('req-sync');
+    expect(accepted[1]!.payload).not.toHaveProperty('background');
+  });
+
+  it('gateway.queued not confirmed: the denial is recorded after the void (FC-INV-5), nothing queued', async () => {
+    const x = await start({
+      // Never started: a job it held would not run; none must reach it.
+      extra: { jobs: createLocalJobQueue({} as GateExecutor) },
+    });
+    x.ledger.failTypes = ['gateway.queued'];
+    const res = await x.gate.call(bytesOf(x.request()), { background: true });
+    expect(res.body).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' });
+    expect(x.voidCalls).toHaveLength(1);
+    expect(failed(x).map((e) => e.payload)).toEqual([
+      expect.objectContaining({ code: 'ERR_LEDGER_UNAVAILABLE', status: 'execution' }),
+    ]);
   });
 
   it('gateway.completed not confirmed: no further record is attempted, the result withheld', async () => {
