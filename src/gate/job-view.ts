@@ -89,11 +89,7 @@ export async function jobView(entries: readonly LedgerEntryView[], o: JobViewOpt
       body: { outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE', reason: 'the read could not be recorded' },
     };
   const trace = queued['trace_id'];
-  const mine = entries.filter((e) => e['trace_id'] === trace && e.index >= queued.index);
-  // The attempt's outcome may precede its queue record: a `gateway.queued` whose answer was lost
-  // lands after the Gate recorded its denial (the job was then never handed to the queue). A
-  // trace is one attempt, and only its outcome settles it.
-  const settled = entries.filter((e) => e['trace_id'] === trace && e.index < queued.index).find(settlesView);
+  const mine = entries.filter((e) => e['trace_id'] === trace);
   const q = payloadOf(queued);
   const base = {
     request_id: queued['request_id'] ?? null,
@@ -102,9 +98,12 @@ export async function jobView(entries: readonly LedgerEntryView[], o: JobViewOpt
     tool: q['tool'] ?? null,
     queue: q['queue'] ?? null,
   };
-  const receipt = mine.find((e) => e.type === 'execution.receipt');
-  // The job's outcome: a refusal of a replay of its request (same trace) is not one (FC-INV-5).
-  const end = settled ?? mine.find(settlesView);
+  const receipt = mine.find((e) => e.type === 'execution.receipt' && e.index > queued.index);
+  // The job's outcome: the trace's one settling record (a trace is one attempt), wherever it lies.
+  // It may precede the queue record: a `gateway.queued` whose answer was lost lands after the
+  // Gate recorded its denial (the job never reached the queue). A refusal of a replay of its
+  // request (same trace) settles nothing (FC-INV-5).
+  const end = mine.find(settlesView);
   if (end === undefined) {
     const status: JobStatus = receipt === undefined ? 'queued' : 'running';
     return { status: 200, body: { ...base, outcome: 'queued', status } };
