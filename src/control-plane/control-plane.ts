@@ -34,11 +34,13 @@ import { deriveDecisionId, deriveJti, MIN_DERIVATION_KEY_BYTES } from './derive.
 import { createGovernanceAdmin, type GovernanceAdmin } from './governance-admin.js';
 import type { GovernanceState } from './governance-state.js';
 import type { BreakerStore } from './breaker-store.js';
-import { createIssuer, type IssuerConfig, type KeyChangeResult } from './issuer.js';
+import { createIssuer, type IssuedEnvelope, type IssuerConfig, type KeyChangeResult } from './issuer.js';
 import {
   appendConfirmed,
+  appendThenConfirmed,
   CONTROL_PLANE_ACTOR,
   type Actor,
+  type LedgerAppend,
   type LedgerAppender,
   type LedgerRef,
 } from './ledger-port.js';
@@ -143,6 +145,15 @@ export interface Ctx {
   notAfterMs?: number;
 }
 
+/** What an allowed call's envelope is issued under: its bundle, approvals, constraints and spend. */
+interface Grant {
+  readonly bundleHash: string;
+  readonly approvals: readonly string[];
+  readonly constraints: Exclude<ReturnType<typeof constraintsFor>, Deny>;
+  /** Gives back the spend reserved for the call when no envelope leaves. */
+  readonly release: () => void;
+}
+
 /**
  * The principal a call's breakers, quarantine and taint apply to: its session, or `client:NAME`
  * when it names none (sessions may not use that prefix, so the two forms never collide).
@@ -238,19 +249,28 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     deferred = false,
     ifOpen?: number,
   ) {
+    return appendConfirmed(
+      ledger,
+      entryOf(ctx, type, payload),
+      deadlines.ledgerMs,
+      deferred ? ctx.writes : undefined,
+      ifOpen,
+    );
+  }
+
+  /** One of the request's entries, as the Control Plane records it. */
+  function entryOf(
+    ctx: Ctx,
+    type: 'decision' | 'denial' | 'envelope.issued',
+    payload: DecisionFacts | Record<string, JsonValue>,
+  ): LedgerAppend {
     const body =
       // Stryker disable next-line ConditionalExpression: equivalent, DecisionFacts has exactly the decision payload's members and values
       type === 'decision'
         ? decisionPayload(payload as DecisionFacts)
         : (payload as Record<string, JsonValue>);
     const { trace_id, request_id, tenant } = ctx.req;
-    return appendConfirmed(
-      ledger,
-      { type, trace_id, request_id, tenant, actor: CONTROL_PLANE_ACTOR, payload: body },
-      deadlines.ledgerMs,
-      deferred ? ctx.writes : undefined,
-      ifOpen,
-    );
+    return { type, trace_id, request_id, tenant, actor: CONTROL_PLANE_ACTOR, payload: body };
   }
 
   /** Records a deny as the request's decision (FC-INV-5); a ledger failure still denies. */
@@ -508,6 +528,16 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     // 8. The decision record, confirmed before anything else happens (GEI, SPEC §2 step 4). An
     // allow may share its commit with the issuance: the envelope is signed over the decision's
     // sealed index and hash, and leaves only once both are durable (`issue`).
+    // Stryker disable next-line OptionalChaining: equivalent, the decided tool is in its decision's bundle (checked at evaluation)
+    const tainting = runtime.getTool(req.tool)?.untrusted_output === true;
+    if (!escalate && !tainting && ledger.appendThen !== undefined)
+      // 8, 10 and 11 in one commit (`decideAndIssue`).
+      return decideAndIssue(ctx, facts(ctx, evaluatedFields(evaluation)), {
+        bundleHash: runtime.hash,
+        approvals: standing,
+        constraints,
+        release,
+      });
     t = performance.now();
     const recorded = await append(ctx, 'decision', facts(ctx, evaluatedFields(evaluation)), !escalate);
     obs.stage('ledger_decision', req.trace_id, t, performance.now());
@@ -535,7 +565,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     }
 
     // 10. Sign, 11. record the issuance and wait, 12. allow (SPEC §2 step 5).
-    return issue(ctx, runtime.hash, recorded, standing, constraints, release);
+    return issue(ctx, recorded, { bundleHash: runtime.hash, approvals: standing, constraints, release });
   }
 
   /** Resumes an escalated decision: break-glass, long-poll, then issuance once approved. */
@@ -582,25 +612,50 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
         },
         costOf: (params) => declaredCostCents(params, breakerConfig.costParam),
         issue: (bundleHash, ref, refs, constraints, release) =>
-          issue(ctx, bundleHash, ref, refs, constraints, release),
+          issue(ctx, ref, { bundleHash, approvals: refs, constraints, release }),
       },
       signal,
     );
   }
 
-  async function issue(
-    ctx: Ctx,
-    bundleHash: string,
-    decisionRef: LedgerRef,
-    approvals: readonly string[],
-    constraints: Exclude<ReturnType<typeof constraintsFor>, Deny>,
-    release: () => void,
-  ): Promise<ControlPlaneResult> {
+  /** Signs the call's envelope over its decision's sealed index and hash; throws when it cannot. */
+  function sign(ctx: Ctx, decisionRef: LedgerRef, grant: Grant): IssuedEnvelope {
     const { req } = ctx;
+    return issuer.issue(
+      {
+        sub: req.identity,
+        tenant: req.tenant,
+        tool: req.tool,
+        params_sha256: ctx.paramsSha256,
+        jti: deriveJti(derivationKey, req, ctx.paramsSha256),
+        decision_id: ctx.decisionId,
+        request_id: req.request_id,
+        trace_id: req.trace_id,
+        policy_bundle: grant.bundleHash,
+        ledger: { index: decisionRef.index, entry_hash: decisionRef.entry_hash },
+        approvals: [...grant.approvals],
+        constraints: grant.constraints,
+      },
+      ctx.at,
+      ctx.notAfterMs,
+    );
+  }
+
+  /** The `envelope.issued` entry: claims and digest only, the JWS itself is never at rest until it is consumed (SPEC §3). */
+  function issuedEntry(ctx: Ctx, issued: IssuedEnvelope): LedgerAppend {
+    return entryOf(
+      ctx,
+      'envelope.issued',
+      issuedPayload(issued.claims, issued.kid, envelopeSha256(issued.envelope)),
+    );
+  }
+
+  async function issue(ctx: Ctx, decisionRef: LedgerRef, grant: Grant): Promise<ControlPlaneResult> {
+    const { req } = ctx;
+    const { release } = grant;
     const t = performance.now();
-    const jti = deriveJti(derivationKey, req, ctx.paramsSha256);
     // Untrusted output is about to reach this session: taint it first, confirmed, or issue nothing.
-    const runtime = ctx.runtime ?? bundles.get(bundleHash);
+    const runtime = ctx.runtime ?? bundles.get(grant.bundleHash);
     if (isDeny(runtime)) {
       release();
       return withId(
@@ -625,39 +680,75 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     }
     let issued;
     try {
-      issued = issuer.issue(
-        {
-          sub: req.identity,
-          tenant: req.tenant,
-          tool: req.tool,
-          params_sha256: ctx.paramsSha256,
-          jti,
-          decision_id: ctx.decisionId,
-          request_id: req.request_id,
-          trace_id: req.trace_id,
-          policy_bundle: bundleHash,
-          ledger: { index: decisionRef.index, entry_hash: decisionRef.entry_hash },
-          approvals: [...approvals],
-          constraints,
-        },
-        ctx.at,
-        ctx.notAfterMs,
-      );
+      issued = sign(ctx, decisionRef, grant);
     } catch {
       release();
       return abandon(ctx, 'issue', deny('ERR_INTERNAL', 'the envelope could not be signed'));
     }
-    // Claims and digest only: the JWS itself is never at rest until it is consumed (SPEC §3).
     // Only while the attempt is open, when another process may close it (`GovernedRequest.attempt`).
-    const confirmed = await append(
-      ctx,
-      'envelope.issued',
-      issuedPayload(issued.claims, issued.kid, envelopeSha256(issued.envelope)),
-      true,
+    const confirmed = await appendConfirmed(
+      ledger,
+      issuedEntry(ctx, issued),
+      deadlines.ledgerMs,
+      ctx.writes,
       req.attempt,
     );
+    return deliver(ctx, decisionRef, grant, issued, confirmed, t);
+  }
+
+  /**
+   * Steps 8, 10 and 11 of an allow in one commit: the decision, and the `envelope.issued` of the
+   * envelope signed over its sealed index and hash, appended together (`LedgerAppender.appendThen`):
+   * both durable or neither, one round trip to a shared ledger instead of two. Only for a tool
+   * without untrusted output: that session taint must be confirmed between the two (`issue`).
+   */
+  async function decideAndIssue(ctx: Ctx, decided: DecisionFacts, grant: Grant): Promise<ControlPlaneResult> {
+    const { req } = ctx;
+    const t = performance.now();
+    // The envelope of the last sealing: the one whose issuance the ledger stores.
+    let issued: IssuedEnvelope | undefined;
+    const both = await appendThenConfirmed(
+      ledger,
+      entryOf(ctx, 'decision', decided),
+      {
+        type: 'envelope.issued',
+        ...(req.attempt === undefined ? {} : { ifOpen: req.attempt }),
+        build: (ref) => {
+          issued = undefined;
+          try {
+            issued = sign(ctx, ref, grant);
+          } catch {
+            return undefined;
+          }
+          return issuedEntry(ctx, issued);
+        },
+      },
+      deadlines.ledgerMs,
+      ctx.writes,
+    );
+    obs.stage('ledger_decision', req.trace_id, t, performance.now());
+    if (isDeny(both)) {
+      grant.release();
+      return withId(both, ctx.decisionId);
+    }
+    if (issued === undefined || both.next === undefined) {
+      grant.release();
+      return abandon(ctx, 'issue', deny('ERR_INTERNAL', 'the envelope could not be signed'));
+    }
+    return deliver(ctx, both.first, grant, issued, both.next, performance.now());
+  }
+
+  /** 12. Allow, once the issuance is confirmed and the call's writes are durable (SPEC §2 step 5). */
+  async function deliver(
+    ctx: Ctx,
+    decisionRef: LedgerRef,
+    grant: Grant,
+    issued: IssuedEnvelope,
+    confirmed: LedgerRef | Deny,
+    t: number,
+  ): Promise<ControlPlaneResult> {
     if (isDeny(confirmed)) {
-      release();
+      grant.release();
       return withId(confirmed, ctx.decisionId);
     }
     // The envelope leaves only once the call's writes are durable: the request nonce, the
@@ -667,17 +758,17 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
       try {
         await ctx.writes.sync();
       } catch {
-        release();
+        grant.release();
         return withId(deny('ERR_LEDGER_UNAVAILABLE', 'the decision was not confirmed'), ctx.decisionId);
       }
     }
-    obs.stage('envelope_issue', req.trace_id, t, performance.now());
+    obs.stage('envelope_issue', ctx.req.trace_id, t, performance.now());
     return Object.freeze({
       outcome: 'allow',
       decision_id: ctx.decisionId,
       envelope: issued.envelope,
       decision_ref: Object.freeze({ index: decisionRef.index, entry_hash: decisionRef.entry_hash }),
-      policy_bundle: bundleHash,
+      policy_bundle: grant.bundleHash,
     });
   }
 

@@ -65,6 +65,30 @@ export interface LedgerAppender {
     writes?: DurableWrites,
     options?: { readonly ifOpen?: number },
   ): Promise<LedgerRef>;
+  /**
+   * Appends `entry`, then the entry `next` builds from its index and hash, in the same commit: both
+   * durable or neither (the ledger's `appendThen`). The continued entry's own refusal (its attempt
+   * closed, a malformed entry) is in `next`; undefined when `build` returned undefined. Where the
+   * ledger cannot (a ledger in another process), the port has no such method and the Control Plane
+   * appends the two one after the other.
+   */
+  appendThen?(
+    entry: LedgerAppend,
+    next: LedgerContinuation,
+    writes?: DurableWrites,
+  ): Promise<{ readonly first: LedgerRef; readonly next: LedgerRef | Error | undefined }>;
+}
+
+/** The entry {@link LedgerAppender.appendThen} appends after the first, built from its index and hash. */
+export interface LedgerContinuation {
+  readonly type: ControlPlaneEntryType;
+  /** Appended only while the attempt whose `gateway.accepted` is at this index is open. */
+  readonly ifOpen?: number;
+  /**
+   * Called synchronously when the first entry is sealed, again each time it is sealed again (only
+   * the last call's entry is stored). Never throws: undefined appends nothing after the first.
+   */
+  build(first: LedgerRef): LedgerAppend | undefined;
 }
 
 /** The tenant recorded on entries that concern the whole deployment (kill switch, keys, policy). */
@@ -102,6 +126,49 @@ export async function appendConfirmed(
   )
     return deny('ERR_LEDGER_REQUEST_CLOSED', 'the request was closed before its envelope was issued');
   return deny('ERR_LEDGER_UNAVAILABLE', 'the ledger did not confirm the write');
+}
+
+/**
+ * {@link LedgerAppender.appendThen} with a deadline, as {@link appendConfirmed}: resolves to both
+ * confirmed references, or to a deny `ERR_LEDGER_UNAVAILABLE` when the first is not confirmed.
+ * The continued entry's refusal becomes a deny: `ERR_LEDGER_REQUEST_CLOSED` when its attempt was
+ * closed, else `ERR_LEDGER_UNAVAILABLE`. Never rejects. (GEI, SPEC §2 steps 4–5)
+ */
+export async function appendThenConfirmed(
+  ledger: LedgerAppender,
+  entry: LedgerAppend,
+  next: LedgerContinuation,
+  timeoutMs: number,
+  writes?: DurableWrites,
+): Promise<{ readonly first: LedgerRef; readonly next: LedgerRef | Deny | undefined } | Deny> {
+  const settled = await withDeadline(
+    () =>
+      ledger.appendThen === undefined
+        ? Promise.reject(new TypeError('the ledger cannot append two entries in one commit'))
+        : ledger.appendThen(entry, next, writes),
+    timeoutMs,
+  );
+  if (settled.status !== 'ok' || typeof settled.value !== 'object' || settled.value === null)
+    return deny('ERR_LEDGER_UNAVAILABLE', 'the ledger did not confirm the write');
+  const { first, next: continued } = settled.value;
+  if (!isLedgerRef(first)) return deny('ERR_LEDGER_UNAVAILABLE', 'the ledger did not confirm the write');
+  const ref = Object.freeze({ index: first.index, entry_hash: first.entry_hash });
+  if (continued === undefined) return { first: ref, next: undefined };
+  if (isLedgerRef(continued))
+    return {
+      first: ref,
+      next: Object.freeze({ index: continued.index, entry_hash: continued.entry_hash }),
+    };
+  if (
+    next.ifOpen !== undefined &&
+    continued instanceof Error &&
+    (continued as { code?: unknown }).code === 'ERR_LEDGER_REQUEST_CLOSED'
+  )
+    return {
+      first: ref,
+      next: deny('ERR_LEDGER_REQUEST_CLOSED', 'the request was closed before its envelope was issued'),
+    };
+  return { first: ref, next: deny('ERR_LEDGER_UNAVAILABLE', 'the ledger did not confirm the write') };
 }
 
 /** True when `ref` is a confirmed {@link LedgerRef}. */

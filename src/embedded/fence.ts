@@ -5,7 +5,7 @@
  * outcome or receipt can follow them). Only the recovery pass writes past the fence.
  */
 import { FailclosedError, deny } from '../kernel/index.js';
-import type { Ledger } from '../ledger/index.js';
+import type { LedgerPort } from './ports.js';
 import type { Executor } from '../execution/index.js';
 
 /** A one-way switch. */
@@ -28,13 +28,18 @@ export function createFence(): Fence {
 const stopped = (): FailclosedError => new FailclosedError('ERR_SHUTTING_DOWN', 'the deployment is stopping');
 
 /** The roles' ledger port, refusing every write once the fence is raised (callers deny). */
-export function fencedLedgerPort<P extends Pick<Ledger, 'append' | 'putEvidence' | 'readEnvelopeContext'>>(
-  port: P,
-  fence: Fence,
-): Pick<Ledger, 'append' | 'putEvidence' | 'readEnvelopeContext'> {
+export function fencedLedgerPort(port: LedgerPort, fence: Fence): LedgerPort {
   return {
     append: (input, writes, options) =>
       fence.raised ? Promise.reject(stopped()) : port.append(input, writes, options),
+    ...(port.appendThen === undefined
+      ? {}
+      : {
+          appendThen: (input, next, writes, options) =>
+            fence.raised || port.appendThen === undefined
+              ? Promise.reject(stopped())
+              : port.appendThen(input, next, writes, options),
+        }),
     putEvidence: (body, mediaType, writes) =>
       fence.raised ? Promise.reject(stopped()) : port.putEvidence(body, mediaType, writes),
     readEnvelopeContext: (query) => port.readEnvelopeContext(query),

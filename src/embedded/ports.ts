@@ -12,7 +12,8 @@ import type { GateControlPlane, GateExecutor } from '../gate/index.js';
 import type { PolicyBundleMirror } from '../storage/index.js';
 
 /** The ledger as every role writes to it. */
-export type LedgerPort = Pick<Ledger, 'append' | 'putEvidence' | 'readEnvelopeContext'>;
+export type LedgerPort = Pick<Ledger, 'append' | 'putEvidence' | 'readEnvelopeContext'> &
+  Partial<Pick<Ledger, 'appendThen'>>;
 
 /**
  * Decorators applied to the roles' ports as the composition wires them. Tests wrap them to

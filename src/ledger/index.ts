@@ -26,7 +26,14 @@ export type {
 } from './store.js';
 export { REQUEST_OUTCOME_TYPES, TREE_CHUNK_HASHES } from './store.js';
 export { createLedger } from './writer.js';
-export type { Ledger, LedgerOptions, AppendOptions, AppendReceipt } from './writer.js';
+export type {
+  Ledger,
+  LedgerOptions,
+  AppendOptions,
+  AppendReceipt,
+  Continuation,
+  ContinuedReceipt,
+} from './writer.js';
 export type { CheckpointSigner, CheckpointWitness, LedgerKey } from './checkpoint.js';
 export { ledgerKeyFromVkey } from './checkpoint.js';
 export { exportBundle, AUDIT_BUNDLE_FORMAT } from './export.js';

@@ -89,6 +89,36 @@ export interface AppendOptions {
 export type AppendReceipt = EntryRef;
 
 /**
+ * The entry {@link Ledger.appendThen} seals right after another, in the same batch and commit: an
+ * entry that must name the one before it (the `envelope.issued` whose envelope is signed over
+ * its decision's index and hash, SPEC §2 steps 4–5), so that both land or neither does.
+ */
+export interface Continuation {
+  /** The continued entry's type: `build` must return an entry of it. */
+  readonly type: EntryType;
+  /** {@link AppendOptions.ifOpen} of the continued entry (it needs the same request and trace as the first). */
+  readonly ifOpen?: number;
+  /**
+   * Builds the continued entry from the first entry's index and hash, synchronously, when the
+   * batch is sealed. It is called again each time the batch is sealed again (after another writer
+   * committed first, on a shared store); only the entry of its last call is stored. Undefined,
+   * or a throw: no continued entry (the first is still appended).
+   */
+  build(first: EntryRef): EntryInput | undefined;
+}
+
+/** What {@link Ledger.appendThen} resolves with once both entries are durable. */
+export interface ContinuedReceipt {
+  readonly first: AppendReceipt;
+  /**
+   * The continued entry's receipt; or why it was not appended: `ERR_LEDGER_REQUEST_CLOSED` (its
+   * attempt was not open), the error its `build` threw, or the refusal of what it built (a
+   * `TypeError`, `ERR_LEDGER_PAYLOAD_FIELD`); undefined when `build` returned undefined.
+   */
+  readonly next: AppendReceipt | Error | undefined;
+}
+
+/**
  * The ledger: append (group commit), evidence, confirmation lookups, checkpoints and proofs.
  * It satisfies the Execution Layer's `ExecutionLedger` (`readEnvelopeContext`, `append`) structurally;
  * `hasEntry` confirms one committed entry (tests and tools; the hot path reads the context).
@@ -110,6 +140,18 @@ export interface Ledger {
    * commit, as without `writes`.
    */
   append(input: EntryInput, writes?: DurableWrites, options?: AppendOptions): Promise<AppendReceipt>;
+  /**
+   * Appends `input` as {@link append} does, and the entry `next` builds from its index and hash
+   * right after it, in the same batch and the same commit: both are durable or neither is. Rejects
+   * as {@link append} does when the first is not appended; the continued entry's own refusal is
+   * in the receipt.
+   */
+  appendThen(
+    input: EntryInput,
+    next: Continuation,
+    writes?: DurableWrites,
+    options?: AppendOptions,
+  ): Promise<ContinuedReceipt>;
   /**
    * Stores an evidence blob and resolves with its lower-hex SHA-256 once durable: the blob joins
    * the writer's next batch and commits in the same transaction as that batch's entries (SPEC §8
@@ -173,6 +215,8 @@ interface PendingEntry {
   readonly atMs: number;
   /** {@link AppendOptions.ifOpen}. */
   readonly ifOpen: number | undefined;
+  /** {@link Ledger.appendThen}: the continuation, and what became of it at the last sealing. */
+  readonly next?: { readonly continuation: Continuation; outcome: AppendReceipt | Error | undefined };
   readonly resolve: (r: AppendReceipt) => void;
   readonly reject: (e: unknown) => void;
 }
@@ -213,47 +257,83 @@ function requestClosed(): FailclosedError {
   return new FailclosedError('ERR_LEDGER_REQUEST_CLOSED', 'the request already has an outcome record');
 }
 
+/** The conditions of a queued append: its own `ifOpen`, then its continuation's. */
+function conditionsOf(p: PendingEntry): number[] {
+  const own = p.ifOpen === undefined ? [] : [p.ifOpen];
+  const next = p.next?.continuation.ifOpen;
+  return next === undefined ? own : [...own, next];
+}
+
 /**
  * The open requests a batch's conditional appends name, assumed still open (`appendIfHead`
- * checks them): undefined when two name one accepted index for different requests.
+ * checks them): undefined when two name one accepted index for different requests. A continued
+ * entry names the request and trace of the entry before it.
  */
 function assumedOpen(appends: readonly PendingEntry[]): OpenRequest[] | undefined {
   const open = new Map<number, OpenRequest>();
   for (const p of appends) {
-    if (p.ifOpen === undefined) continue;
     const { request_id, trace_id } = p.input;
-    if (typeof request_id !== 'string' || typeof trace_id !== 'string') return undefined;
-    const known = open.get(p.ifOpen);
-    if (known !== undefined && (known.request_id !== request_id || known.trace_id !== trace_id))
-      return undefined;
-    open.set(p.ifOpen, { accepted_index: p.ifOpen, request_id, trace_id });
+    for (const ifOpen of conditionsOf(p)) {
+      if (typeof request_id !== 'string' || typeof trace_id !== 'string') return undefined;
+      const known = open.get(ifOpen);
+      if (known !== undefined && (known.request_id !== request_id || known.trace_id !== trace_id))
+        return undefined;
+      open.set(ifOpen, { accepted_index: ifOpen, request_id, trace_id });
+    }
   }
   return [...open.values()];
 }
 
 /**
- * Which conditional appends of a batch may be sealed, in order: each needs the attempt it names
- * (its request and trace, accepted at its `ifOpen` index) open,
- * given the requests `open` before the batch and the outcome records sealed before it in the
- * batch (an outcome closes every open attempt of its request and trace accepted before it, as
- * the stores' open-request index does).
+ * Admits the appends of a batch, in the order they are sealed: a conditional one needs the
+ * attempt it names (its request and trace, accepted at its `ifOpen` index) open, given the
+ * requests `open` before the batch and the outcome records sealed before it in the batch (an
+ * outcome closes every open attempt of its request and trace accepted before it, as the stores'
+ * open-request index does).
  */
-function admitConditional(
-  appends: readonly PendingEntry[],
+function openTracker(
   open: readonly OpenRequest[],
-): readonly boolean[] {
+): (input: EntryInput, ifOpen: number | undefined) => boolean {
   const stillOpen = new Map(open.map((o) => [o.accepted_index, o]));
-  return appends.map((p) => {
-    const { request_id, trace_id } = p.input;
-    if (p.ifOpen !== undefined) {
-      const o = stillOpen.get(p.ifOpen);
+  return (input, ifOpen) => {
+    const { request_id, trace_id } = input;
+    if (ifOpen !== undefined) {
+      const o = stillOpen.get(ifOpen);
       if (o === undefined || o.request_id !== request_id || o.trace_id !== trace_id) return false;
     }
-    if (settlesAttempt(p.input))
+    if (settlesAttempt(input))
       for (const [i, o] of stillOpen)
         if (o.request_id === request_id && o.trace_id === trace_id) stillOpen.delete(i);
     return true;
-  });
+  };
+}
+
+/**
+ * The entry `continuation` builds after the sealed `first` (appended from `firstInput`),
+ * checked: strict, of its declared type, of the same request and trace. Throws what refuses it.
+ */
+function continuedInput(
+  firstInput: EntryInput,
+  continuation: Continuation,
+  first: EntryRef,
+): EntryInput | undefined {
+  const built = continuation.build({ index: first.index, entry_hash: first.entry_hash });
+  if (built === undefined) return undefined;
+  const checked = parseEntryInput(built);
+  if (checked.type !== continuation.type)
+    throw new TypeError('the continuation built an entry of another type');
+  if (checked.request_id !== firstInput.request_id || checked.trace_id !== firstInput.trace_id)
+    throw new TypeError('a continued entry belongs to the request and trace of the entry before it');
+  return checked;
+}
+
+/** Checks an append's `ifOpen` for an entry of `type` (conditional: outcomes and issuances only). */
+function checkIfOpen(type: EntryType, ifOpen: number | undefined): void {
+  if (ifOpen === undefined) return;
+  if (!Number.isSafeInteger(ifOpen) || ifOpen < 0)
+    throw new TypeError('ifOpen must be the index of a gateway.accepted entry');
+  if (!REQUEST_OUTCOME_TYPES.has(type) && type !== 'envelope.issued')
+    throw new TypeError('only an outcome record or an envelope.issued is appended conditionally');
 }
 
 /**
@@ -485,7 +565,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
   async function commitOne(batch: Pending[]): Promise<void> {
     const appends = batch.filter((p): p is PendingEntry => p.kind === 'entry');
     const blobs = batch.flatMap((p) => (p.kind === 'evidence' ? [p.blob] : []));
-    const conditional = appends.flatMap((p) => (p.ifOpen === undefined ? [] : [p.ifOpen]));
+    const conditional = appends.flatMap(conditionsOf);
     if (appends.length + blobs.length === 0) {
       // Only follows: read what the other writers committed, verified, then the cadence. The tip
       // is one indexed read (head() counts every entry); fewer entries than verified, a gap or a
@@ -506,11 +586,15 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     }
     let entries: LedgerEntry[] = [];
     let others: readonly LedgerEntry[] = [];
-    /** The appends sealed into `entries`, in order; the others were refused (request closed). */
+    /** The appends whose entry was sealed into `entries`, in order, and that entry; the others were refused (request closed). */
     let kept: readonly PendingEntry[] = appends;
+    let keptEntries: readonly LedgerEntry[] = [];
+    /** Whether the last sealing refused a conditional entry (a first one or a continued one). */
+    let refused = false;
     /**
      * Seals the batch to follow `after` (verified to continue the confirmed head), leaving out
-     * each conditional append whose request is not among `open` (read in the same transaction).
+     * each conditional append whose request is not among `open` (read in the same transaction),
+     * each continued entry right after the one it continues.
      */
     const seal = (after: readonly LedgerEntry[], open: readonly OpenRequest[]): LedgerEntry[] => {
       let prev = lastHash;
@@ -519,14 +603,44 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
           throw unavailable(`ledger chain is broken at entry ${size + i}`);
         prev = e.entry_hash;
       }
-      const admitted = conditional.length === 0 ? undefined : admitConditional(appends, open);
-      kept = admitted === undefined ? appends : appends.filter((_, i) => admitted[i] === true);
+      const admit = conditional.length === 0 ? undefined : openTracker(open);
       const sealed: LedgerEntry[] = [];
-      for (const [i, p] of kept.entries()) {
-        const e = sealEntry(p.input, size + after.length + i, prev, p.atMs);
+      const keptNow: PendingEntry[] = [];
+      const firsts: LedgerEntry[] = [];
+      refused = false;
+      const push = (input: EntryInput, atMs: number): LedgerEntry => {
+        const e = sealEntry(input, size + after.length + sealed.length, prev, atMs);
         sealed.push(e);
         prev = e.entry_hash;
+        return e;
+      };
+      for (const p of appends) {
+        if (admit !== undefined && !admit(p.input, p.ifOpen)) {
+          refused = true;
+          continue;
+        }
+        const first = push(p.input, p.atMs);
+        keptNow.push(p);
+        firsts.push(first);
+        if (p.next === undefined) continue;
+        let input: EntryInput | undefined;
+        try {
+          input = continuedInput(p.input, p.next.continuation, first);
+        } catch (err) {
+          p.next.outcome = err instanceof Error ? err : new TypeError('the continuation failed');
+          continue;
+        }
+        if (input === undefined) p.next.outcome = undefined;
+        else if (admit !== undefined && !admit(input, p.next.continuation.ifOpen)) {
+          refused = true;
+          p.next.outcome = requestClosed();
+        } else {
+          const e = push(input, clock());
+          p.next.outcome = { index: e.index, entry_hash: e.entry_hash };
+        }
       }
+      kept = keptNow;
+      keptEntries = firsts;
       return sealed;
     };
     const t0 = observer === undefined ? 0 : performance.now();
@@ -554,7 +668,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
           const assumed = assumedOpen(appends);
           if (assumed !== undefined) {
             entries = seal([], assumed);
-            if (kept.length === appends.length) {
+            if (!refused) {
               stored = await store.appendIfHead(entries, blobs, assumed);
               aloneNeeded = stored ? 1 : Math.min(aloneNeeded * 2, 64);
               if (!stored) aloneStreak = 0;
@@ -599,7 +713,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     size += entries.length;
     lastHash = entries[entries.length - 1]?.entry_hash ?? lastHash;
     for (const [i, p] of kept.entries()) {
-      const e = entries[i] as LedgerEntry;
+      const e = keptEntries[i] as LedgerEntry;
       p.resolve({ index: e.index, entry_hash: e.entry_hash });
     }
     if (kept.length !== appends.length) {
@@ -634,14 +748,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
       const ifOpen = options?.ifOpen;
       try {
         checked = parseEntryInput(input);
-        if (ifOpen !== undefined && (!Number.isSafeInteger(ifOpen) || ifOpen < 0))
-          throw new TypeError('ifOpen must be the index of a gateway.accepted entry');
-        if (
-          ifOpen !== undefined &&
-          !REQUEST_OUTCOME_TYPES.has(checked.type) &&
-          checked.type !== 'envelope.issued'
-        )
-          throw new TypeError('only an outcome record or an envelope.issued is appended conditionally');
+        checkIfOpen(checked.type, ifOpen);
       } catch (err) {
         return Promise.reject(err instanceof Error ? err : new TypeError('invalid entry input'));
       }
@@ -662,6 +769,64 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
         });
       return new Promise<AppendReceipt>((resolve, reject) => {
         queue.push({ kind: 'entry', input: checked, atMs, ifOpen, resolve, reject });
+        schedule();
+      });
+    },
+    appendThen(input, continuation, writes, options) {
+      let checked: EntryInput;
+      const ifOpen = options?.ifOpen;
+      try {
+        checked = parseEntryInput(input);
+        checkIfOpen(checked.type, ifOpen);
+        checkIfOpen(continuation.type, continuation.ifOpen);
+        if (typeof continuation.build !== 'function') throw new TypeError('a continuation builds its entry');
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new TypeError('invalid entry input'));
+      }
+      const atMs = clock();
+      if (stage !== undefined)
+        return afterResync(() => {
+          // Staged one after the other into the open transaction: one commit holds both.
+          let staged: ReturnType<typeof stageNow>;
+          try {
+            staged = stageNow([{ input: checked, atMs }], [], ifOpen);
+          } catch (err) {
+            return Promise.reject(err instanceof Error ? err : unavailable('ledger write not confirmed'));
+          }
+          const e = staged.entries[0] as LedgerEntry;
+          const first: AppendReceipt = { index: e.index, entry_hash: e.entry_hash };
+          let next: AppendReceipt | Error | undefined;
+          let durable = staged.durable;
+          try {
+            const built = continuedInput(checked, continuation, first);
+            if (built !== undefined) {
+              const more = stageNow([{ input: built, atMs: clock() }], [], continuation.ifOpen);
+              const n = more.entries[0] as LedgerEntry;
+              next = { index: n.index, entry_hash: n.entry_hash };
+              durable = Promise.all([durable, more.durable]).then(() => undefined);
+            }
+          } catch (err) {
+            next = err instanceof Error ? err : new TypeError('the continuation failed');
+          }
+          const receipt: ContinuedReceipt = { first, next };
+          if (writes === undefined) return durable.then(() => receipt);
+          writes.add(durable);
+          return Promise.resolve(receipt);
+        });
+      return new Promise<ContinuedReceipt>((resolve, reject) => {
+        const next: { continuation: Continuation; outcome: AppendReceipt | Error | undefined } = {
+          continuation,
+          outcome: undefined,
+        };
+        queue.push({
+          kind: 'entry',
+          input: checked,
+          atMs,
+          ifOpen,
+          next,
+          resolve: (first) => resolve({ first, next: next.outcome }),
+          reject,
+        });
         schedule();
       });
     },

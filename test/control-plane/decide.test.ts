@@ -2,7 +2,7 @@
  * The decision pipeline (SPEC §2 steps 3–5, GEI "If the ledger write fails, the tool does not
  * run", FC-INV-4/5, OE-INV-004/005/014, SPEC §7 scenarios 5, 9, 15).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { envelopeSha256, keyRingFromJwks, verifyEnvelope, type JsonValue } from '../../src/kernel/index.js';
 import type {
   BundleStore,
@@ -77,6 +77,65 @@ describe('allow path (SPEC §2 steps 3–5)', () => {
       code: 'ERR_ENVELOPE_PARAMS_MISMATCH',
     });
   });
+
+  it.each([true, false])(
+    'GEI: the decision and its envelope.issued are appended together where the ledger can (%s), else one after the other: the same entries',
+    async (joined) => {
+      const r = await open({}, { joined });
+      const together = joined ? vi.spyOn(r.faulty as Required<typeof r.faulty>, 'appendThen') : undefined;
+      const res = await r.cp.decide(request('echo', { message: 'hi' }));
+      if (res.outcome !== 'allow') throw new Error('expected allow');
+      expect(together?.mock.calls.length).toBe(joined ? 1 : undefined);
+      expect(r.faulty.attempts.map((a) => a.type)).toEqual([
+        'admin.policy_activated',
+        'decision',
+        'envelope.issued',
+      ]);
+      const [, decision, issued] = await entriesOf(r.ledger);
+      expect(issued).toMatchObject({ index: decision!.index + 1, prev_hash: decision!.entry_hash });
+      expect(issued!.payload).toMatchObject({
+        ledger_ref: res.decision_ref,
+        envelope_sha256: envelopeSha256(res.envelope),
+      });
+      expect(res.decision_ref).toEqual({ index: decision!.index, entry_hash: decision!.entry_hash });
+    },
+  );
+
+  it.each([true, false])(
+    'FC-INV-5: an attempt closed before its decision is sealed gets no envelope: the decision lands, the issuance is refused (ERR_LEDGER_REQUEST_CLOSED) (appended together: %s)',
+    async (joined) => {
+      const r = await open({}, { joined });
+      const accepted = await r.ledger.append({
+        type: 'gateway.accepted',
+        trace_id: 'trace-closed',
+        request_id: 'req-closed',
+        tenant: 'acme',
+        actor: { id: 'gate', role: 'gate' },
+        payload: { tool: 'echo', client: 'agent-1', request_sha256: 'a'.repeat(64) },
+      });
+      await r.ledger.append({
+        type: 'request.abandoned',
+        trace_id: 'trace-closed',
+        request_id: 'req-closed',
+        tenant: 'acme',
+        actor: { id: 'gate', role: 'gate' },
+        payload: { reason: 'swept' },
+      });
+      const res = await r.cp.decide(
+        request(
+          'echo',
+          { message: 'hi' },
+          { request_id: 'req-closed', trace_id: 'trace-closed', attempt: accepted.index },
+        ),
+      );
+      expect(denyCode(res)).toBe('ERR_LEDGER_REQUEST_CLOSED');
+      expect(res).not.toHaveProperty('envelope');
+      expect((await entriesOf(r.ledger)).map((e) => e.type).slice(-2)).toEqual([
+        'request.abandoned',
+        'decision',
+      ]);
+    },
+  );
 
   it('appends the decision, confirmed, before the envelope (ledger order, OE-INV-014)', async () => {
     const r = await open();

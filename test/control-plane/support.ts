@@ -119,8 +119,15 @@ export function settableClock(start = T0): Clock & { set(ms: number): void; adva
 /** Fault modes of {@link faultyLedger}. */
 export type LedgerMode = 'ok' | 'fail' | 'hang' | 'garbage';
 
-/** Wraps a ledger: records every attempted append, and fails, hangs or answers garbage on demand. */
-export function faultyLedger(inner: LedgerAppender): LedgerAppender & {
+/**
+ * Wraps a ledger: records every attempted append, and fails, hangs or answers garbage on demand.
+ * Its `appendThen` (the inner ledger's, unless `joined` is false) records the first entry and each
+ * continued entry built; a fault of either type fails the pair, as a failed commit fails both.
+ */
+export function faultyLedger(
+  inner: LedgerAppender,
+  joined = true,
+): LedgerAppender & {
   mode: LedgerMode;
   /** Fail only appends of this type (with `mode`), others pass. */
   onlyType: string | undefined;
@@ -130,16 +137,38 @@ export function faultyLedger(inner: LedgerAppender): LedgerAppender & {
     mode: 'ok' as LedgerMode,
     onlyType: undefined as string | undefined,
     attempts: [] as LedgerAppend[],
-    append(entry: LedgerAppend): Promise<LedgerRef> {
+    append(
+      entry: LedgerAppend,
+      _writes?: unknown,
+      options?: { readonly ifOpen?: number },
+    ): Promise<LedgerRef> {
       wrapper.attempts.push(entry);
       const hit = wrapper.onlyType === undefined || wrapper.onlyType === entry.type;
-      if (!hit || wrapper.mode === 'ok') return inner.append(entry);
+      // The condition passes through (the own-connection store commits each batch itself).
+      if (!hit || wrapper.mode === 'ok') return inner.append(entry, undefined, options);
       if (wrapper.mode === 'fail') return Promise.reject(new Error('disk full'));
       if (wrapper.mode === 'hang') return new Promise<LedgerRef>(() => undefined);
       return Promise.resolve({ index: -1, entry_hash: 'nope' } as LedgerRef);
     },
   };
-  return wrapper;
+  if (!joined || inner.appendThen === undefined) return wrapper;
+  const appendThen: NonNullable<LedgerAppender['appendThen']> = (entry, next) => {
+    wrapper.attempts.push(entry);
+    const hit = wrapper.onlyType === undefined || [entry.type, next.type].includes(wrapper.onlyType as never);
+    if (!hit || wrapper.mode === 'ok')
+      return (inner.appendThen ?? (() => Promise.reject(new Error('no appendThen'))))(entry, {
+        ...next,
+        build: (ref) => {
+          const built = next.build(ref);
+          if (built !== undefined) wrapper.attempts.push(built);
+          return built;
+        },
+      });
+    if (wrapper.mode === 'fail') return Promise.reject(new Error('disk full'));
+    if (wrapper.mode === 'hang') return new Promise(() => undefined);
+    return Promise.resolve({ first: { index: -1, entry_hash: 'nope' }, next: undefined });
+  };
+  return Object.assign(wrapper, { appendThen });
 }
 
 /** A real SQLite ledger in `dir`. */
@@ -198,15 +227,18 @@ export interface Rig {
   close(): Promise<void>;
 }
 
-/** Builds a {@link Rig}; `over` replaces dependencies. */
+/**
+ * Builds a {@link Rig}; `over` replaces dependencies. `joined: false` gives the Control Plane a
+ * ledger port without `appendThen` (a ledger that cannot append two entries in one commit).
+ */
 export async function rig(
   over: Partial<ControlPlaneDeps> = {},
-  opts: { activate?: boolean } = {},
+  opts: { activate?: boolean; joined?: boolean } = {},
 ): Promise<Rig> {
   const { dir, cleanup } = tempDir();
   const clock = settableClock();
   const ledger = await openLedger(dir, clock);
-  const faulty = faultyLedger(ledger);
+  const faulty = faultyLedger(ledger, opts.joined ?? true);
   const bundles = createBundleStore({
     dir: join(dir, 'bundles'),
     compile: compilePolicyBundle,

@@ -11,7 +11,13 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FailclosedError, createSqliteCommitUnit } from '../../src/kernel/index.js';
-import { createSqliteLedgerStore, type EntryInput, type Ledger } from '../../src/ledger/index.js';
+import {
+  createSqliteLedgerStore,
+  type EntryInput,
+  type EntryRef,
+  type Ledger,
+  type LedgerEntry,
+} from '../../src/ledger/index.js';
 import { nextSchema, useTestDatabase } from '../support/postgres.js';
 import { useSharedBackends } from '../storage/shared-backends.js';
 import { openLedger, tempDir } from './fixtures.js';
@@ -202,5 +208,112 @@ describe.each(Object.keys(SHAPES))('conditional outcome appends: %s (FC-INV-5)',
     await expect(a.append(failedOf('r3'), undefined, { ifOpen: -1 })).rejects.toThrow(
       'ifOpen must be the index of a gateway.accepted entry',
     );
+  });
+});
+
+/** An `envelope.issued` of `id` naming the entry it was built after, as its decision. */
+const issuedAfter = (id: string, first: EntryRef) =>
+  entry('envelope.issued', id, { jti: `j-${id}`, decision_id: `${first.index}:${first.entry_hash}` });
+const decisionOf = (id: string) =>
+  entry('decision', id, { outcome: 'allow', decision_id: `d-${id}`, tool: 'echo' });
+
+describe.each(Object.keys(SHAPES))('continued appends: %s (GEI decision before execution)', (shape) => {
+  const open = SHAPES[shape] as () => Promise<Writers>;
+
+  it('GEI: the continued entry is built from the sealed first one and lands right after it, in the same commit', async () => {
+    const { a } = await open();
+    const acc = await a.append(acceptedOf('c1'));
+    const seen: EntryRef[] = [];
+    const r = await a.appendThen(decisionOf('c1'), {
+      type: 'envelope.issued',
+      ifOpen: acc.index,
+      build: (first) => {
+        seen.push(first);
+        return issuedAfter('c1', first);
+      },
+    });
+    expect(seen.at(-1)).toEqual(r.first);
+    expect(r.next).toEqual({ index: r.first.index + 1, entry_hash: expect.any(String) });
+    const [decision, issued] = await a.store.readRange(r.first.index, r.first.index + 2);
+    expect(decision).toMatchObject({ type: 'decision', entry_hash: r.first.entry_hash });
+    expect(issued).toMatchObject({
+      type: 'envelope.issued',
+      prev_hash: r.first.entry_hash,
+      entry_hash: (r.next as EntryRef).entry_hash,
+      payload: { decision_id: `${r.first.index}:${r.first.entry_hash}` },
+    });
+  });
+
+  it('FC-INV-5: a continued entry whose attempt is closed is refused (ERR_LEDGER_REQUEST_CLOSED); the first still lands', async () => {
+    const { a, b } = await open();
+    const acc = await a.append(acceptedOf('c2'));
+    await b.append(failedOf('c2'), undefined, { ifOpen: acc.index });
+    const r = await b.appendThen(decisionOf('c2'), {
+      type: 'envelope.issued',
+      ifOpen: acc.index,
+      build: (first) => issuedAfter('c2', first),
+    });
+    expect(r.next).toBeInstanceOf(FailclosedError);
+    expect((r.next as FailclosedError).code).toBe('ERR_LEDGER_REQUEST_CLOSED');
+    const types = (await a.store.readByRequest('c2')).map((e) => e.type);
+    expect(types).toEqual(['gateway.accepted', 'gateway.failed', 'decision']);
+    expect((await a.store.head()).size).toBe(r.first.index + 1);
+  });
+
+  it('a continuation that builds nothing, throws, or builds an entry of another type or request appends the first only', async () => {
+    const { a } = await open();
+    const cases: [string, (first: EntryRef) => EntryInput | undefined, string | undefined][] = [
+      ['none', () => undefined, undefined],
+      [
+        'throws',
+        () => {
+          throw new Error('cannot sign');
+        },
+        'cannot sign',
+      ],
+      ['type', () => decisionOf('type'), 'another type'],
+      ['request', (first) => issuedAfter('someone-else', first), 'request and trace'],
+      [
+        'field',
+        (first) => entry('envelope.issued', 'field', { jti: 'j', secret: `${first.index}` }),
+        undefined,
+      ],
+    ];
+    for (const [id, build, message] of cases) {
+      const before = (await a.store.head()).size;
+      const r = await a.appendThen(decisionOf(id), { type: 'envelope.issued', build });
+      expect(r.first.index).toBe(before);
+      if (id === 'none') expect(r.next).toBeUndefined();
+      else expect(r.next).toBeInstanceOf(Error);
+      if (message !== undefined) expect((r.next as Error).message).toContain(message);
+      expect((await a.store.head()).size).toBe(before + 1);
+      expect((await a.store.readByRequest(id)).map((e) => e.type)).toEqual(['decision']);
+    }
+    await expect(
+      a.appendThen(decisionOf('bad'), { type: 'decision', ifOpen: 0, build: () => undefined }),
+    ).rejects.toThrow('only an outcome record or an envelope.issued is appended conditionally');
+  });
+
+  it('GEI: pairs appended at once by two writers each land together, the continued entry built after the first as stored', async () => {
+    const { a, b } = await open();
+    const pairs: Promise<unknown>[] = [];
+    for (let i = 0; i < 40; i += 1) {
+      const w = i % 2 === 0 ? a : b;
+      const id = `p-${i}`;
+      pairs.push(w.appendThen(decisionOf(id), { type: 'envelope.issued', build: (f) => issuedAfter(id, f) }));
+      if (i % 5 === 0) pairs.push(w.append(noteOf(100 + i)));
+    }
+    await Promise.all(pairs);
+    const head = await a.store.head();
+    const all = await a.store.readRange(0, head.size);
+    let issued = 0;
+    for (const [i, e] of all.entries()) {
+      if (e.type !== 'envelope.issued') continue;
+      issued += 1;
+      const before = all[i - 1] as LedgerEntry;
+      expect(before).toMatchObject({ type: 'decision', request_id: e.request_id });
+      expect(e.payload['decision_id']).toBe(`${before.index}:${before.entry_hash}`);
+    }
+    expect(issued).toBe(40);
   });
 });

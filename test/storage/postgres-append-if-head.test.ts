@@ -198,4 +198,46 @@ describe('appendIfHead: one statement, only at the head (SPEC §4, L7 ledger pro
     await b.ledger.append(note(111));
     expect(b.ledger.rootHash(111)).toBe(a.ledger.rootHash(111));
   });
+
+  it('GEI: a continued entry is built again when the one-statement try is refused: the stored one names the decision as stored', async () => {
+    const schema = nextSchema();
+    const tries = { ifHead: 0, refused: 0 };
+    const a = await replica(schema, (s: LedgerStore) =>
+      wrapStore(s, {
+        appendIfHead: async (...args) => {
+          tries.ifHead += 1;
+          const stored = await s.appendIfHead!(...args);
+          if (!stored) tries.refused += 1;
+          return stored;
+        },
+      }),
+    );
+    await a.ledger.append(note(0));
+    const b = await replica(schema);
+    // Another replica appends: a's next try, sealed after its own head, is refused.
+    await b.ledger.append(note(1));
+    const built: { index: number; entry_hash: string }[] = [];
+    const r = await a.ledger.appendThen(
+      { ...note(2), type: 'decision', payload: { outcome: 'allow', decision_id: 'd-2' } },
+      {
+        type: 'decision',
+        build: (first) => {
+          built.push(first);
+          return {
+            ...note(2),
+            type: 'decision',
+            payload: { outcome: 'allow', decision_id: `${first.index}:${first.entry_hash}` },
+          };
+        },
+      },
+    );
+    expect(tries).toEqual({ ifHead: 1, refused: 1 });
+    expect(built).toHaveLength(2);
+    expect(built[0]!.index).toBe(1);
+    expect(built[1]).toEqual(r.first);
+    expect(r.first.index).toBe(2);
+    const [, stored] = await a.backend.ledger.readRange(2, 4);
+    expect(stored).toMatchObject({ index: 3, entry_hash: (r.next as { entry_hash: string }).entry_hash });
+    expect(stored!.payload['decision_id']).toBe(`2:${r.first.entry_hash}`);
+  });
 });

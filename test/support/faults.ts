@@ -85,6 +85,22 @@ export function faultyLedgerPort(ledger: LedgerPort, faults: InjectedFaults): Le
       if (late?.type === e.type) late.made?.(made);
       return made;
     },
+    // Two entries of one commit: a fault of either fails both, as a failed commit does.
+    ...(ledger.appendThen === undefined
+      ? {}
+      : {
+          appendThen: async (e, next, _writes, options) => {
+            const late = faults.ledgerLate;
+            if (late !== null && late.type === e.type) {
+              faults.ledgerLate = null;
+              await new Promise((resolve) => setTimeout(resolve, late.ms));
+            }
+            const m = mode(e.type) === 'off' ? mode(next.type) : mode(e.type);
+            if (m !== 'off' || ledger.appendThen === undefined)
+              return misbehave(m === 'off' ? 'throw' : m, 'ledger', { first: { index: 'garbage' } });
+            return ledger.appendThen(e, next, undefined, options);
+          },
+        }),
     putEvidence: (b, t) => {
       const m = mode(null);
       return m === 'off' ? ledger.putEvidence(b, t) : misbehave(m, 'ledger', 42);
