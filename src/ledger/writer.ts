@@ -739,64 +739,43 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     idle = new Promise<void>((resolve) => setImmediate(resolve)).then(flush);
   }
 
-  const ledger: Ledger = {
-    origin: opts.origin,
-    store,
-    ledgerKey: checkpointer.ledgerKey,
-    append(input, writes, options) {
-      let checked: EntryInput;
-      const ifOpen = options?.ifOpen;
-      try {
-        checked = parseEntryInput(input);
-        checkIfOpen(checked.type, ifOpen);
-      } catch (err) {
-        return Promise.reject(err instanceof Error ? err : new TypeError('invalid entry input'));
-      }
-      const atMs = clock();
-      if (stage !== undefined)
-        return afterResync(() => {
-          let staged: ReturnType<typeof stageNow>;
-          try {
-            staged = stageNow([{ input: checked, atMs }], [], ifOpen);
-          } catch (err) {
-            return Promise.reject(err instanceof Error ? err : unavailable('ledger write not confirmed'));
-          }
-          const e = staged.entries[0] as LedgerEntry;
-          const ref: AppendReceipt = { index: e.index, entry_hash: e.entry_hash };
-          if (writes === undefined) return staged.durable.then(() => ref);
-          writes.add(staged.durable);
-          return Promise.resolve(ref);
-        });
-      return new Promise<AppendReceipt>((resolve, reject) => {
-        queue.push({ kind: 'entry', input: checked, atMs, ifOpen, resolve, reject });
-        schedule();
-      });
-    },
-    appendThen(input, continuation, writes, options) {
-      let checked: EntryInput;
-      const ifOpen = options?.ifOpen;
-      try {
-        checked = parseEntryInput(input);
-        checkIfOpen(checked.type, ifOpen);
+  /**
+   * {@link Ledger.append} and {@link Ledger.appendThen}: the entry checked, then staged into the
+   * open transaction or queued for the next batch; with a continuation, the entry it builds is
+   * sealed right after it.
+   */
+  function appendEntry(
+    input: EntryInput,
+    continuation: Continuation | undefined,
+    writes: DurableWrites | undefined,
+    ifOpen: number | undefined,
+  ): Promise<ContinuedReceipt> {
+    let checked: EntryInput;
+    try {
+      checked = parseEntryInput(input);
+      checkIfOpen(checked.type, ifOpen);
+      if (continuation !== undefined) {
         checkIfOpen(continuation.type, continuation.ifOpen);
         if (typeof continuation.build !== 'function') throw new TypeError('a continuation builds its entry');
-      } catch (err) {
-        return Promise.reject(err instanceof Error ? err : new TypeError('invalid entry input'));
       }
-      const atMs = clock();
-      if (stage !== undefined)
-        return afterResync(() => {
-          // Staged one after the other into the open transaction: one commit holds both.
-          let staged: ReturnType<typeof stageNow>;
-          try {
-            staged = stageNow([{ input: checked, atMs }], [], ifOpen);
-          } catch (err) {
-            return Promise.reject(err instanceof Error ? err : unavailable('ledger write not confirmed'));
-          }
-          const e = staged.entries[0] as LedgerEntry;
-          const first: AppendReceipt = { index: e.index, entry_hash: e.entry_hash };
-          let next: AppendReceipt | Error | undefined;
-          let durable = staged.durable;
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new TypeError('invalid entry input'));
+    }
+    const atMs = clock();
+    if (stage !== undefined)
+      return afterResync(() => {
+        let staged: ReturnType<typeof stageNow>;
+        try {
+          staged = stageNow([{ input: checked, atMs }], [], ifOpen);
+        } catch (err) {
+          return Promise.reject(err instanceof Error ? err : unavailable('ledger write not confirmed'));
+        }
+        const e = staged.entries[0] as LedgerEntry;
+        const first: AppendReceipt = { index: e.index, entry_hash: e.entry_hash };
+        let next: AppendReceipt | Error | undefined;
+        let durable = staged.durable;
+        // Staged right after the first, into the same open transaction: one commit holds both.
+        if (continuation !== undefined)
           try {
             const built = continuedInput(checked, continuation, first);
             if (built !== undefined) {
@@ -808,28 +787,37 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
           } catch (err) {
             next = err instanceof Error ? err : new TypeError('the continuation failed');
           }
-          const receipt: ContinuedReceipt = { first, next };
-          if (writes === undefined) return durable.then(() => receipt);
-          writes.add(durable);
-          return Promise.resolve(receipt);
-        });
-      return new Promise<ContinuedReceipt>((resolve, reject) => {
-        const next: { continuation: Continuation; outcome: AppendReceipt | Error | undefined } = {
-          continuation,
-          outcome: undefined,
-        };
-        queue.push({
-          kind: 'entry',
-          input: checked,
-          atMs,
-          ifOpen,
-          next,
-          resolve: (first) => resolve({ first, next: next.outcome }),
-          reject,
-        });
-        schedule();
+        const receipt: ContinuedReceipt = { first, next };
+        if (writes === undefined) return durable.then(() => receipt);
+        writes.add(durable);
+        return Promise.resolve(receipt);
       });
-    },
+    return new Promise<ContinuedReceipt>((resolve, reject) => {
+      const next =
+        continuation === undefined
+          ? undefined
+          : { continuation, outcome: undefined as AppendReceipt | Error | undefined };
+      queue.push({
+        kind: 'entry',
+        input: checked,
+        atMs,
+        ifOpen,
+        ...(next === undefined ? {} : { next }),
+        resolve: (first) => resolve({ first, next: next?.outcome }),
+        reject,
+      });
+      schedule();
+    });
+  }
+
+  const ledger: Ledger = {
+    origin: opts.origin,
+    store,
+    ledgerKey: checkpointer.ledgerKey,
+    append: (input, writes, options) =>
+      appendEntry(input, undefined, writes, options?.ifOpen).then((r) => r.first),
+    appendThen: (input, continuation, writes, options) =>
+      appendEntry(input, continuation, writes, options?.ifOpen),
     putEvidence(body, mediaType, writes) {
       if (!(body instanceof Uint8Array)) return Promise.reject(new TypeError('evidence body must be bytes'));
       if (typeof mediaType !== 'string' || mediaType.length === 0 || mediaType.length > 128)
