@@ -705,8 +705,9 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
   async function decideAndIssue(ctx: Ctx, decided: DecisionFacts, grant: Grant): Promise<ControlPlaneResult> {
     const { req } = ctx;
     const t = performance.now();
-    // The envelope of the last sealing: the one whose issuance the ledger stores.
+    // The envelope of the last sealing, and the decision it names: the ones the ledger stores.
     let issued: IssuedEnvelope | undefined;
+    let signedOver: LedgerRef | undefined;
     const both = await appendThenConfirmed(
       ledger,
       entryOf(ctx, 'decision', decided),
@@ -715,6 +716,7 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
         ...(req.attempt === undefined ? {} : { ifOpen: req.attempt }),
         build: (ref) => {
           issued = undefined;
+          signedOver = ref;
           try {
             issued = sign(ctx, ref, grant);
           } catch {
@@ -730,6 +732,15 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     if (isDeny(both)) {
       grant.release();
       return withId(both, ctx.decisionId);
+    }
+    // A ledger that confirms another decision than the one the envelope names: nothing leaves.
+    if (
+      signedOver === undefined ||
+      signedOver.index !== both.first.index ||
+      signedOver.entry_hash !== both.first.entry_hash
+    ) {
+      grant.release();
+      return withId(deny('ERR_LEDGER_UNAVAILABLE', 'the decision was not confirmed'), ctx.decisionId);
     }
     if (issued === undefined || both.next === undefined) {
       grant.release();

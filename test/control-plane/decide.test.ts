@@ -137,6 +137,18 @@ describe('allow path (SPEC §2 steps 3–5)', () => {
     },
   );
 
+  it('GEI: a ledger that confirms another decision than the one the envelope was signed over → ERR_LEDGER_UNAVAILABLE, no envelope', async () => {
+    const r = await open();
+    const real = r.faulty.appendThen!;
+    r.faulty.appendThen = async (entry, next, writes) => {
+      const got = await real(entry, next, writes);
+      return { ...got, first: { index: got.first.index, entry_hash: 'e'.repeat(64) } };
+    };
+    const res = await r.cp.decide(request('echo', { message: 'hi' }));
+    expect(denyCode(res)).toBe('ERR_LEDGER_UNAVAILABLE');
+    expect(res).not.toHaveProperty('envelope');
+  });
+
   it('appends the decision, confirmed, before the envelope (ledger order, OE-INV-014)', async () => {
     const r = await open();
     const res = await r.cp.decide(request('echo', { message: 'hi' }));
