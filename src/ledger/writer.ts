@@ -566,6 +566,8 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     const appends = batch.filter((p): p is PendingEntry => p.kind === 'entry');
     const blobs = batch.flatMap((p) => (p.kind === 'evidence' ? [p.blob] : []));
     const conditional = appends.flatMap(conditionsOf);
+    /** The appends that continue with a second entry (`appendThen`). */
+    const continued = appends.filter((p) => p.next !== undefined).length;
     if (appends.length + blobs.length === 0) {
       // Only follows: read what the other writers committed, verified, then the cadence. The tip
       // is one indexed read (head() counts every entry); fewer entries than verified, a gap or a
@@ -699,12 +701,12 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     } catch (err) {
       needsResync = true;
       aloneStreak = 0;
-      observer?.ledgerBatch(batch.length, (performance.now() - t0) / 1000, true);
+      observer?.ledgerBatch(appends.length + continued + blobs.length, (performance.now() - t0) / 1000, true);
       const e = unavailable('ledger write not confirmed', err);
       for (const p of batch) p.reject(e);
       return;
     }
-    observer?.ledgerBatch(batch.length, (performance.now() - t0) / 1000, false);
+    observer?.ledgerBatch(entries.length + blobs.length, (performance.now() - t0) / 1000, false);
     // Confirmed: only now does the in-memory head advance and do callers hear success.
     for (const e of others) tree.append(entryLeafHash(e.entry_hash));
     size += others.length;

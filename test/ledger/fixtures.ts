@@ -10,6 +10,7 @@ import {
   type EntryInput,
   type EntryType,
   type Ledger,
+  type LedgerOptions,
   type LedgerStore,
   type SqliteLedgerStore,
 } from '../../src/ledger/index.js';
@@ -55,7 +56,11 @@ export function tempSqliteStore(opts: { busyTimeoutMs?: number } = {}): {
 /** Opens a ledger over `store` with the test signer and a stepping clock. */
 export function openLedger(
   store: LedgerStore,
-  extra: { checkpointEvery?: { entries?: number; ms?: number }; clock?: Clock } = {},
+  extra: {
+    checkpointEvery?: { entries?: number; ms?: number };
+    clock?: Clock;
+    observer?: LedgerOptions['observer'];
+  } = {},
 ): Promise<Ledger> {
   return createLedger({
     store,
@@ -63,6 +68,7 @@ export function openLedger(
     checkpointSigner: testSigner(),
     origin: ORIGIN,
     ...(extra.checkpointEvery !== undefined ? { checkpointEvery: extra.checkpointEvery } : {}),
+    ...(extra.observer !== undefined ? { observer: extra.observer } : {}),
   });
 }
 

@@ -53,6 +53,28 @@ describe('group commit (SPEC §8 durable writes)', () => {
     }
   });
 
+  it('a continued append joins its first entry in one commit, and the batch size told counts both', async () => {
+    const { store, cleanup } = tempSqliteStore();
+    try {
+      const counting = countingStore(store);
+      const sizes: number[] = [];
+      const ledger = await openLedger(counting, {
+        observer: { ledgerBatch: (n) => void sizes.push(n), stage: () => undefined },
+      });
+      const first = sampleInput(0);
+      const r = await ledger.appendThen(first, {
+        type: first.type,
+        build: () => ({ ...first, payload: { ...first.payload } }),
+      });
+      expect(r.next).toEqual({ index: r.first.index + 1, entry_hash: expect.any(String) });
+      expect(counting.commits).toEqual([2]);
+      expect(sizes).toEqual([2]);
+      await ledger.close();
+    } finally {
+      cleanup();
+    }
+  });
+
   it('resolves each caller only after its batch is committed', async () => {
     const { store, cleanup } = tempSqliteStore();
     try {
