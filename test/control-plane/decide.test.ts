@@ -139,7 +139,7 @@ describe('allow path (SPEC §2 steps 3–5)', () => {
 
   it('GEI: a ledger that confirms another decision than the one the envelope was signed over → ERR_LEDGER_UNAVAILABLE, no envelope', async () => {
     const r = await open();
-    const real = r.faulty.appendThen!;
+    const real = r.faulty.appendThen!.bind(r.faulty);
     r.faulty.appendThen = async (entry, next, writes) => {
       const got = await real(entry, next, writes);
       return { ...got, first: { index: got.first.index, entry_hash: 'e'.repeat(64) } };
