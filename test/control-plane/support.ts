@@ -152,11 +152,12 @@ export function faultyLedger(
     },
   };
   if (!joined || inner.appendThen === undefined) return wrapper;
+  const innerThen = inner.appendThen.bind(inner);
   const appendThen: NonNullable<LedgerAppender['appendThen']> = (entry, next) => {
     wrapper.attempts.push(entry);
     const hit = wrapper.onlyType === undefined || [entry.type, next.type].includes(wrapper.onlyType as never);
     if (!hit || wrapper.mode === 'ok')
-      return (inner.appendThen ?? (() => Promise.reject(new Error('no appendThen'))))(entry, {
+      return innerThen(entry, {
         ...next,
         build: (ref) => {
           const built = next.build(ref);

@@ -69,6 +69,18 @@ export function faultyLedgerPort(ledger: LedgerPort, faults: InjectedFaults): Le
     if (m === 'off' || faults.ledgerTypes === null) return m;
     return type !== null && faults.ledgerTypes.includes(type) ? m : 'off';
   };
+  const faultyThen =
+    (appendThen: NonNullable<LedgerPort['appendThen']>): NonNullable<LedgerPort['appendThen']> =>
+    async (e, next, _writes, options) => {
+      const late = faults.ledgerLate;
+      if (late !== null && late.type === e.type) {
+        faults.ledgerLate = null;
+        await new Promise((resolve) => setTimeout(resolve, late.ms));
+      }
+      const m = mode(e.type) === 'off' ? mode(next.type) : mode(e.type);
+      if (m !== 'off') return misbehave(m, 'ledger', { first: { index: 'garbage' } });
+      return appendThen(e, next, undefined, options);
+    };
   return {
     append: async (e, _writes, options) => {
       const late = faults.ledgerLate;
@@ -86,21 +98,7 @@ export function faultyLedgerPort(ledger: LedgerPort, faults: InjectedFaults): Le
       return made;
     },
     // Two entries of one commit: a fault of either fails both, as a failed commit does.
-    ...(ledger.appendThen === undefined
-      ? {}
-      : {
-          appendThen: async (e, next, _writes, options) => {
-            const late = faults.ledgerLate;
-            if (late !== null && late.type === e.type) {
-              faults.ledgerLate = null;
-              await new Promise((resolve) => setTimeout(resolve, late.ms));
-            }
-            const m = mode(e.type) === 'off' ? mode(next.type) : mode(e.type);
-            if (m !== 'off' || ledger.appendThen === undefined)
-              return misbehave(m === 'off' ? 'throw' : m, 'ledger', { first: { index: 'garbage' } });
-            return ledger.appendThen(e, next, undefined, options);
-          },
-        }),
+    ...(ledger.appendThen === undefined ? {} : { appendThen: faultyThen(ledger.appendThen.bind(ledger)) }),
     putEvidence: (b, t) => {
       const m = mode(null);
       return m === 'off' ? ledger.putEvidence(b, t) : misbehave(m, 'ledger', 42);
