@@ -16,7 +16,9 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readOperatorToken } from '../../src/embedded/index.js';
 import { noFaults } from '../support/faults.js';
+import { exportAndVerify } from './topology.js';
 import type { FaultMode } from '../support/faults.js';
 import type { E2e } from './harness.js';
 import { ALL_TOPOLOGIES, expectDenied, session, startE2e } from './harness.js';
@@ -168,6 +170,38 @@ describe.each(ALL_TOPOLOGIES)('%s topology', (topology) => {
       await expectDenied(e2e, 'ERR_LEDGER_UNAVAILABLE', () =>
         e2e.execute({ envelope, tool: 'echo', tenant: 'acme', params }),
       );
+    });
+
+    // The decision and its envelope.issued share one commit (the Control Plane's `appendThen`).
+    // Keyless: the Control Plane process keeps its own deadlines, out of this suite's reach.
+    (topology === 'keyless' ? notInThisTopology : describe)('a late joint append', () => {
+      it('scenario 9: the decision and its issuance commit only after the Control Plane gave up → ERR_LEDGER_UNAVAILABLE, the tool never runs, not even once the late commit lands', async () => {
+        let late: Promise<unknown> | undefined;
+        // Past the Control Plane's 200 ms ledger deadline, well inside the Gate's 800 ms.
+        e2e.faults.ledgerLate = { type: 'decision', ms: 500, made: (p) => void (late = p) };
+        const before = e2e.totalRuns();
+        const r = await expectDenied(e2e, 'ERR_LEDGER_UNAVAILABLE', echo);
+        // The late append is made after the deny, as asked; whatever it commits, the envelope it
+        // names never left the Control Plane.
+        await expect.poll(() => late !== undefined, { timeout: 5_000 }).toBe(true);
+        await (late as Promise<unknown>).then(
+          () => undefined,
+          () => undefined,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(e2e.totalRuns()).toBe(before);
+        const view = await e2e.evidence(r.request_id ?? '');
+        expect(view.status).toBe(200);
+        const types = (view.body['records'] as { entry: { type: string } }[]).map((x) => x.entry.type);
+        // The Gate recorded the deny; the late commit may add the decision and the issuance after
+        // it (docs/control-plane.md), never a consumption or an outcome, and the ledger verifies.
+        expect(types.slice(0, 2)).toEqual(['gateway.accepted', 'gateway.failed']);
+        expect(types).not.toContain('execution.receipt');
+        expect(types).not.toContain('gateway.completed');
+        const { code } = await exportAndVerify(e2e.instance.url, readOperatorToken(e2e.dir), e2e.dir);
+        expect(code).toBe(0);
+        await recovers();
+      }, 20_000);
     });
 
     it('the execution receipt cannot be written → the result is withheld (ERR_LEDGER_UNAVAILABLE)', async () => {

@@ -72,14 +72,20 @@ export function faultyLedgerPort(ledger: LedgerPort, faults: InjectedFaults): Le
   const faultyThen =
     (appendThen: NonNullable<LedgerPort['appendThen']>): NonNullable<LedgerPort['appendThen']> =>
     async (e, next, _writes, options) => {
+      // Either entry's type makes the joint append late: one commit holds both.
       const late = faults.ledgerLate;
-      if (late !== null && late.type === e.type) {
+      const isLate = late !== null && (late.type === e.type || late.type === next.type);
+      if (isLate) {
         faults.ledgerLate = null;
         await new Promise((resolve) => setTimeout(resolve, late.ms));
       }
       const m = mode(e.type) === 'off' ? mode(next.type) : mode(e.type);
-      if (m !== 'off') return misbehave(m, 'ledger', { first: { index: 'garbage' } });
-      return appendThen(e, next, undefined, options);
+      const made =
+        m === 'off'
+          ? appendThen(e, next, undefined, options)
+          : misbehave<Awaited<ReturnType<typeof appendThen>>>(m, 'ledger', { first: { index: 'garbage' } });
+      if (isLate) late.made?.(made);
+      return made;
     };
   return {
     append: async (e, _writes, options) => {
