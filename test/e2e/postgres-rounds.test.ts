@@ -7,7 +7,10 @@
  * the approval lookup (together), the breaker admission, the decision with its issuance, the
  * Execution Layer's read of them, the nonce, the receipt and `gateway.completed`. A count, not a
  * speed: a composition that silently fell back to two appends (a port wrapper without
- * `appendThen`) fails here. `npm run bench:pg-rounds` prints the same counts and the statements.
+ * `appendThen`) fails here. Once warm, a call sends no statement text to be parsed: each
+ * connection prepared its statements once (`prepared.ts`; before, the server parsed and planned
+ * all eleven at every call, most of its CPU). `npm run bench:pg-rounds` prints the same counts,
+ * the statements and the server's CPU per call.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +25,8 @@ const db = useTestDatabase('fc_e2e_rounds');
 let work: string;
 /** The statement texts sent while a call is recorded; undefined while none is. */
 let recording: string[] | undefined;
+/** The Parse messages sent while a call is recorded (a statement text the server must parse). */
+let parsing: { n: number } | undefined;
 let restore: (() => void) | undefined;
 
 beforeAll(() => {
@@ -34,7 +39,16 @@ beforeAll(() => {
     recording?.push(typeof text === 'string' ? text.replace(/\s+/g, ' ').trim() : '');
     return query.apply(this, args);
   };
-  restore = () => void (proto.query = query);
+  const conn = pg.Connection.prototype as unknown as { parse: (...args: unknown[]) => unknown };
+  const parse = conn.parse;
+  conn.parse = function (this: unknown, ...args: unknown[]): unknown {
+    if (parsing !== undefined) parsing.n += 1;
+    return parse.apply(this, args);
+  };
+  restore = () => {
+    proto.query = query;
+    conn.parse = parse;
+  };
 });
 afterAll(() => {
   restore?.();
@@ -53,13 +67,18 @@ describe('the statements of a governed call on PostgreSQL (SPEC §2, docs/storag
       for (let i = 0; i < 3; i += 1) await client.call('echo', { message: 'warm-up' });
       const counts: number[] = [];
       const appends: number[] = [];
+      const parses: number[] = [];
       for (let i = 0; i < 9; i += 1) {
         const log: string[] = [];
+        const parsed = { n: 0 };
         recording = log;
+        parsing = parsed;
         const r = await client.call('echo', { message: `call ${i}` });
         recording = undefined;
+        parsing = undefined;
         expect(r.outcome).toBe('executed');
         counts.push(log.length);
+        parses.push(parsed.n);
         // The ledger's one-statement appends and locked appends (each takes the append lock).
         appends.push(
           log.filter((t) => t.includes('pg_try_advisory_xact_lock') || t.includes('pg_advisory_xact_lock'))
@@ -70,6 +89,8 @@ describe('the statements of a governed call on PostgreSQL (SPEC §2, docs/storag
       expect(median(counts)).toBe(11);
       // gateway.accepted, the decision with its issuance, the receipt, gateway.completed.
       expect(median(appends)).toBe(4);
+      // Every statement prepared by the warm-up calls: none parsed again.
+      expect(median(parses)).toBe(0);
     } finally {
       await instance.close();
     }

@@ -23,6 +23,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { PostgresPool } from './pool.js';
+import { prepareStatements } from './prepared.js';
 import { writerSessionConfig } from './writer-lock.js';
 import type { WriterLease } from '../writer-lock.js';
 
@@ -115,6 +116,8 @@ export async function acquireInstanceLease(
   // A connection that fails while idle is seen by the next query; without a listener its
   // 'error' event would end the process.
   client.on('error', () => undefined);
+  // The ledger's appends run on this session: each parsed once, not at every batch (prepared.ts).
+  prepareStatements(client);
   let instance: string | undefined;
   try {
     await client.connect();

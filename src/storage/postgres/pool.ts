@@ -9,6 +9,7 @@
  * by the pool (the next query opens a new connection); they never crash the process.
  */
 import pg from 'pg';
+import { prepareStatements } from './prepared.js';
 
 /** Options of {@link openPostgresPool}. */
 export interface PostgresPoolOptions {
@@ -77,6 +78,8 @@ export function openPostgresPool(options: PostgresPoolOptions): PostgresPool {
   // and its caller denies, instead of the process ending on an unhandled 'error' event.
   pool.on('connect', (client) => {
     client.on('error', () => undefined);
+    // Each statement parsed once per connection, not at every call (prepared.ts).
+    prepareStatements(client);
   });
   let ended: Promise<void> | undefined;
   return {

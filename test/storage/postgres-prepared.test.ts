@@ -1,0 +1,111 @@
+/**
+ * Named prepared statements on the PostgreSQL backend's connections (`prepared.ts`, docs/storage.md
+ * "Prepared statements"): a statement with parameters is parsed once per connection, a statement
+ * without runs as before, a connection prepares a bounded number of texts, and a statement the
+ * server can no longer run (a schema change under it, a reset connection) fails that call only:
+ * the next one prepares it again (fail closed, then recover).
+ */
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openPostgresPool, type PostgresPool } from '../../src/storage/postgres/index.js';
+import { prepareStatements } from '../../src/storage/postgres/prepared.js';
+import { nextSchema, useTestDatabase } from '../support/postgres.js';
+
+const pgdb = useTestDatabase();
+const clients: pg.Client[] = [];
+const pools: PostgresPool[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.end();
+  for (const p of pools.splice(0)) await p.close();
+});
+
+/** A connection with its statements prepared, and the names its server session holds. */
+async function connection(max?: number): Promise<{ c: pg.Client; held: () => Promise<string[]> }> {
+  const c = new pg.Client({ connectionString: pgdb.url });
+  await c.connect();
+  clients.push(c);
+  prepareStatements(c, max);
+  const held = async (): Promise<string[]> =>
+    (await c.query<{ name: string }>('SELECT name FROM pg_prepared_statements ORDER BY name')).rows.map(
+      (r) => r.name,
+    );
+  return { c, held };
+}
+
+/** Counts the Parse messages `c` sends while `fn` runs. */
+async function parses(c: pg.Client, fn: () => Promise<unknown>): Promise<number> {
+  const conn = (c as unknown as { connection: { parse: (...a: unknown[]) => unknown } }).connection;
+  const parse = conn.parse;
+  let n = 0;
+  conn.parse = (...a: unknown[]) => {
+    n += 1;
+    return parse.apply(conn, a);
+  };
+  try {
+    await fn();
+  } finally {
+    conn.parse = parse;
+  }
+  return n;
+}
+
+describe('prepared statements on PostgreSQL connections (SPEC §8, docs/storage.md)', () => {
+  it('parses a statement with parameters once per connection, under a name of failclosed; one without is not prepared', async () => {
+    const { c, held } = await connection();
+    const sent = await parses(c, async () => {
+      for (let i = 0; i < 5; i += 1) {
+        const r = await c.query<{ v: number }>('SELECT $1::int + 1 AS v', [i]);
+        expect(r.rows[0]!.v).toBe(i + 1);
+      }
+    });
+    expect(sent).toBe(1);
+    const names = await held();
+    expect(names).toHaveLength(1);
+    expect(names[0]).toMatch(/^failclosed_0_[0-9a-f]{24}$/);
+    await c.query('SELECT 42 AS v');
+    expect(await held()).toEqual(names);
+  });
+
+  it('a connection prepares at most its bound of texts; past it, statements still answer, unnamed', async () => {
+    const { c, held } = await connection(2);
+    for (let i = 0; i < 4; i += 1) {
+      const r = await c.query<{ v: number }>(`SELECT $1::int + ${i} AS v`, [10]);
+      expect(r.rows[0]!.v).toBe(10 + i);
+    }
+    expect(await held()).toHaveLength(2);
+  });
+
+  it('FC-INV-4: a schema change under a prepared statement fails that call only; the next prepares it again', async () => {
+    const { c } = await connection();
+    const table = nextSchema();
+    await c.query(`CREATE TABLE ${table} (a int)`);
+    await c.query(`INSERT INTO ${table} VALUES (1)`);
+    const read = `SELECT * FROM ${table} WHERE a = $1`;
+    expect((await c.query(read, [1])).rows).toEqual([{ a: 1 }]);
+    await c.query(`ALTER TABLE ${table} ADD COLUMN b int`);
+    await expect(c.query(read, [1])).rejects.toMatchObject({ code: '0A000' });
+    expect((await c.query(read, [1])).rows).toEqual([{ a: 1, b: null }]);
+  });
+
+  it('FC-INV-4: a connection that lost its statements (DEALLOCATE, a pooler reset) fails one call, then prepares again', async () => {
+    const { c } = await connection();
+    expect((await c.query('SELECT $1::text AS v', ['x'])).rows).toEqual([{ v: 'x' }]);
+    await c.query('DEALLOCATE ALL');
+    await expect(c.query('SELECT $1::text AS v', ['y'])).rejects.toMatchObject({ code: '26000' });
+    expect((await c.query('SELECT $1::text AS v', ['z'])).rows).toEqual([{ v: 'z' }]);
+  });
+
+  it("every connection of the backend's pool prepares its statements (pool.query's callback form included)", async () => {
+    const db = openPostgresPool({ url: pgdb.url, schema: nextSchema(), max: 1 });
+    pools.push(db);
+    for (let i = 0; i < 3; i += 1)
+      expect((await db.pool.query('SELECT $1::int AS v', [i])).rows).toEqual([{ v: i }]);
+    const c = await db.pool.connect();
+    try {
+      const names = (await c.query<{ name: string }>('SELECT name FROM pg_prepared_statements')).rows;
+      expect(names.map((r) => r.name)).toEqual([expect.stringMatching(/^failclosed_/)]);
+    } finally {
+      c.release();
+    }
+  });
+});
