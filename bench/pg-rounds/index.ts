@@ -163,9 +163,9 @@ async function main(): Promise<void> {
         rounds.push(roundsOf(log));
         last = log;
       }
+      const cpuAfter = serverCpuSeconds();
       console.log(`failclosed PostgreSQL round trips: ${CALLS} sequential governed calls (echo), one gate`);
       console.log(`statements per call (median)        ${median(statements)}`);
-      const cpuAfter = serverCpuSeconds();
       console.log(`sequential rounds per call (median) ${median(rounds)}`);
       console.log(`statements parsed per call (median) ${median(parses)}`);
       console.log(

@@ -34,7 +34,10 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 
-/** Distinct statement texts one connection prepares at most; further ones run unnamed. */
+/**
+ * Statements the server holds for one connection at most, those dropped and not yet deallocated
+ * included; further texts run unnamed.
+ */
 export const MAX_PREPARED = 256;
 
 /**
