@@ -91,7 +91,7 @@ describe('two replicas on one PostgreSQL database (OE-INV-017, FC-INV-4)', () =>
         Array.from({ length: PRESENTATIONS }, (_, i) => present(urls[i % 2]!, envelope, message)),
       );
       const executed = answers.filter((x) => x['outcome'] === 'executed');
-      expect(executed, `trial ${t}`).toHaveLength(1);
+      expect(executed, `trial ${t}: ${JSON.stringify(answers)}`).toHaveLength(1);
       for (const x of answers.filter((y) => y['outcome'] !== 'executed'))
         expect(x, `trial ${t}`).toMatchObject({ outcome: 'deny', code: 'ERR_NONCE_REPLAYED' });
     };
