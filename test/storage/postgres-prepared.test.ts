@@ -50,6 +50,20 @@ async function parses(c: pg.Client, fn: () => Promise<unknown>): Promise<number>
   return n;
 }
 
+/**
+ * A table of one row, read once through `c` (so the read is prepared), then given a column: the
+ * prepared read's result shape no longer holds. Returns the read's text.
+ */
+async function readPreparedThenAltered(c: pg.Client): Promise<string> {
+  const table = nextSchema();
+  await c.query(`CREATE TABLE ${table} (a int)`);
+  await c.query(`INSERT INTO ${table} VALUES (1)`);
+  const read = `SELECT * FROM ${table} WHERE a = $1`;
+  expect((await c.query(read, [1])).rows).toEqual([{ a: 1 }]);
+  await c.query(`ALTER TABLE ${table} ADD COLUMN b int`);
+  return read;
+}
+
 describe('prepared statements on PostgreSQL connections (SPEC §8, docs/storage.md)', () => {
   it('parses a statement with parameters once per connection, under a name of failclosed; one without is not prepared', async () => {
     const { c, held } = await connection();
@@ -78,12 +92,7 @@ describe('prepared statements on PostgreSQL connections (SPEC §8, docs/storage.
 
   it('a schema change under a prepared statement, outside a transaction: the call is parsed afresh and answers', async () => {
     const { c, held } = await connection();
-    const table = nextSchema();
-    await c.query(`CREATE TABLE ${table} (a int)`);
-    await c.query(`INSERT INTO ${table} VALUES (1)`);
-    const read = `SELECT * FROM ${table} WHERE a = $1`;
-    expect((await c.query(read, [1])).rows).toEqual([{ a: 1 }]);
-    await c.query(`ALTER TABLE ${table} ADD COLUMN b int`);
+    const read = await readPreparedThenAltered(c);
     // Refused by the server before it ran (0A000), then sent once more under a new name.
     expect((await c.query(read, [1])).rows).toEqual([{ a: 1, b: null }]);
     // The refused statement was let go: the server holds the new one only.
@@ -92,12 +101,7 @@ describe('prepared statements on PostgreSQL connections (SPEC §8, docs/storage.
 
   it('FC-INV-4: the same inside a transaction fails that call (the caller denies); the next one is parsed afresh', async () => {
     const { c } = await connection();
-    const table = nextSchema();
-    await c.query(`CREATE TABLE ${table} (a int)`);
-    await c.query(`INSERT INTO ${table} VALUES (1)`);
-    const read = `SELECT * FROM ${table} WHERE a = $1`;
-    expect((await c.query(read, [1])).rows).toEqual([{ a: 1 }]);
-    await c.query(`ALTER TABLE ${table} ADD COLUMN b int`);
+    const read = await readPreparedThenAltered(c);
     await c.query('BEGIN');
     await expect(c.query(read, [1])).rejects.toMatchObject({ code: '0A000' });
     await c.query('ROLLBACK');
