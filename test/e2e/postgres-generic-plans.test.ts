@@ -18,30 +18,20 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initDataDir, startEmbedded } from '../../src/embedded/index.js';
 import { nextSchema, useTestDatabase } from '../support/postgres.js';
-import { clientOf } from './postgres-support.js';
+import { clientOf, watchStatements } from './postgres-support.js';
+import type { SentStatement } from './postgres-support.js';
 
 const db = useTestDatabase('fc_e2e_plans');
 let work: string;
 /** The statements sent while a call is recorded, with their parameters; undefined while none is. */
-let recording: { text: string; values: readonly unknown[] }[] | undefined;
+let recording: SentStatement[] | undefined;
 let restore: (() => void) | undefined;
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'fc-e2e-plans-'));
-  const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
-  const query = proto.query;
-  proto.query = function (this: unknown, ...args: unknown[]): unknown {
-    const first = args[0] as
-      string | { readonly text?: unknown; readonly values?: unknown } | null | undefined;
-    const text = typeof first === 'string' ? first : first?.text;
-    const values = Array.isArray(args[1]) ? args[1] : typeof first === 'object' ? first?.values : undefined;
-    if (typeof text === 'string' && Array.isArray(values) && values.length > 0)
-      recording?.push({ text, values: values as unknown[] });
-    return query.apply(this, args);
-  };
-  restore = () => {
-    proto.query = query;
-  };
+  restore = watchStatements((sent) => {
+    if (sent.text !== '' && sent.values.length > 0) recording?.push(sent);
+  });
 });
 afterAll(() => {
   restore?.();
@@ -126,7 +116,7 @@ describe('generic plans of a governed call on grown tables (docs/storage.md "Pre
     const dir = join(work, 'data');
     await initDataDir(dir, { backend: `${db.url}?schema=${schema}` });
     const instance = await startEmbedded(dir, { port: 0, executionPort: 0 });
-    const recorded: { text: string; values: readonly unknown[] }[] = [];
+    const recorded: SentStatement[] = [];
     try {
       const client = clientOf(dir, instance);
       expect((await client.call('echo', { message: 'warm-up' })).outcome).toBe('executed');

@@ -19,7 +19,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initDataDir, startEmbedded } from '../../src/embedded/index.js';
 import { nextSchema, useTestDatabase } from '../support/postgres.js';
-import { clientOf } from './postgres-support.js';
+import { clientOf, watchStatements } from './postgres-support.js';
 
 const db = useTestDatabase('fc_e2e_rounds');
 let work: string;
@@ -31,14 +31,7 @@ let restore: (() => void) | undefined;
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'fc-e2e-rounds-'));
-  const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
-  const query = proto.query;
-  proto.query = function (this: unknown, ...args: unknown[]): unknown {
-    const first = args[0] as string | { readonly text?: unknown } | null | undefined;
-    const text = typeof first === 'string' ? first : first?.text;
-    recording?.push(typeof text === 'string' ? text.replace(/\s+/g, ' ').trim() : '');
-    return query.apply(this, args);
-  };
+  const unwatch = watchStatements((sent) => recording?.push(sent.text.replace(/\s+/g, ' ').trim()));
   const conn = pg.Connection.prototype as unknown as { parse: (...args: unknown[]) => unknown };
   const parse = conn.parse;
   conn.parse = function (this: unknown, ...args: unknown[]): unknown {
@@ -46,7 +39,7 @@ beforeAll(() => {
     return parse.apply(this, args);
   };
   restore = () => {
-    proto.query = query;
+    unwatch();
     conn.parse = parse;
   };
 });

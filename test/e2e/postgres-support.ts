@@ -3,6 +3,7 @@
  * directory, a revised demo policy (another bundle hash, the same rules) and its activation
  * through the operator endpoint.
  */
+import pg from 'pg';
 import { createClient } from '../../src/client/index.js';
 import type { FailclosedClient } from '../../src/client/index.js';
 import { DEMO_CLIENT, demoPolicyDir, readClientFile, readOperatorToken } from '../../src/embedded/index.js';
@@ -33,4 +34,34 @@ export function activate(dir: string, instance: EmbeddedInstance, bundle: string
     headers: { authorization: `Bearer ${readOperatorToken(dir)}`, 'content-type': 'application/json' },
     body: JSON.stringify({ bundle, reason: 'revised policy' }),
   });
+}
+
+/** One statement as the `pg` driver was asked to send it: its text and its parameters. */
+export interface SentStatement {
+  readonly text: string;
+  readonly values: readonly unknown[];
+}
+
+/**
+ * Tells `seen` every statement any `pg` client is asked to send from now on (the prototype's
+ * `query`, so connections opened later too, under the prepared-statement wrapper); returns the
+ * function that restores the driver.
+ */
+export function watchStatements(seen: (s: SentStatement) => void): () => void {
+  const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+  const query = proto.query;
+  proto.query = function (this: unknown, ...args: unknown[]): unknown {
+    const first = args[0] as
+      string | { readonly text?: unknown; readonly values?: unknown } | null | undefined;
+    const text = typeof first === 'string' ? first : first?.text;
+    const values = Array.isArray(args[1]) ? args[1] : typeof first === 'object' ? first?.values : undefined;
+    seen({
+      text: typeof text === 'string' ? text : '',
+      values: Array.isArray(values) ? (values as unknown[]) : [],
+    });
+    return query.apply(this, args);
+  };
+  return () => {
+    proto.query = query;
+  };
 }
