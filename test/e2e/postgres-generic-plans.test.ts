@@ -4,11 +4,12 @@
  * once, and after five executions PostgreSQL may run a prepared statement under a generic plan,
  * chosen without the parameters' values. A generic plan that read a growing table whole (a
  * sequential scan of the ledger, the nonces, the breakers' buckets) would make every call slower
- * as the deployment ages, on every replica. Here one gate on its own schema serves a call while
- * every statement and its parameters are recorded; the tables that grow with calls are then grown
- * to 50,000 rows each and analysed, and every recorded statement runs again under generic plans
- * (`plan_cache_mode = force_generic_plan`) in a transaction that is rolled back, while
- * `auto_explain` reports its plan and those of the statements of the functions it calls (the
+ * as the deployment ages, on every replica. Here one gate on its own schema serves an allowed call
+ * and an escalated one (asked, approved by two approvers, retried and run) while every statement
+ * and its parameters are recorded; the tables that grow with calls, sessions and approvals are
+ * then grown to 50,000 rows each and analysed, and every recorded statement runs again under
+ * generic plans (`plan_cache_mode = force_generic_plan`) in a transaction that is rolled back,
+ * while `auto_explain` reports its plan and those of the statements of the functions it calls (the
  * request claim, the breaker admission): none may scan a grown table sequentially.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +17,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initDataDir, startEmbedded } from '../../src/embedded/index.js';
+import { createApproverClient } from '../../src/client/index.js';
+import { initDataDir, readOperatorToken, startEmbedded } from '../../src/embedded/index.js';
+import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import { nextSchema, useTestDatabase } from '../support/postgres.js';
 import { clientOf, watchStatements } from './postgres-support.js';
 import type { SentStatement } from './postgres-support.js';
@@ -72,6 +75,24 @@ const GROW = [
    FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO governance_session_taint (session) SELECT 'session-' || g FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO governance_session_quarantine (session) SELECT 'session-' || g FROM generate_series(1, ${ROWS}) g`,
+  `INSERT INTO approval_pending (decision_id, body, status, approvals, expires_at, created_at)
+   SELECT 'dec-' || g, '{}', (ARRAY['pending','approved','rejected','expired','issued'])[1 + g % 5], '[]',
+          1700000000000 + g, 1700000000000 + g
+   FROM generate_series(1, ${ROWS}) g`,
+  `INSERT INTO approval_votes (decision_id, approver, verdict, role, method, approval_sha256, at, ledger_index, candidate)
+   SELECT 'dec-' || g, 'approver-' || g % 20, 'approve', 'treasury', 'key', md5('v' || g), 1700000000000 + g, g, ''
+   FROM generate_series(1, ${ROWS}) g`,
+  `INSERT INTO approval_used (approval_sha256, at) SELECT md5('u' || g), 1700000000000 + g FROM generate_series(1, ${ROWS}) g`,
+  `INSERT INTO approval_views (decision_id, approver, at)
+   SELECT 'dec-' || g, 'approver-' || g % 20, 1700000000000 + g FROM generate_series(1, ${ROWS}) g`,
+  `INSERT INTO approval_activity (decision_id, approver, tenant, hour, at, flags, extra)
+   SELECT 'dec-' || g, 'approver-' || g % 20, 'tenant-' || g % 50, g % 24, 1700000000000 + g, '[]', 0
+   FROM generate_series(1, ${ROWS}) g`,
+  `INSERT INTO approval_flags (decision_id, approver, tenant, at, flags, extra)
+   SELECT 'dec-' || g, 'approver-' || g % 20, 'tenant-' || g % 50, 1700000000000 + g, '[]', 0
+   FROM generate_series(1, ${ROWS}) g`,
+  `INSERT INTO approval_rate (approver, window_start, count)
+   SELECT 'approver-' || g % 20, g, 1 FROM generate_series(1, ${ROWS}) g`,
 ];
 
 /** The grown tables, as plans name them. */
@@ -111,7 +132,7 @@ function seqScans(node: PlanNode): string[] {
 }
 
 describe('generic plans of a governed call on grown tables (docs/storage.md "Prepared statements")', () => {
-  it('no statement of an allowed call scans a grown table sequentially under a generic plan', async () => {
+  it('no statement of an allowed or an approved call scans a grown table sequentially under a generic plan', async () => {
     const schema = nextSchema();
     const dir = join(work, 'data');
     await initDataDir(dir, { backend: `${db.url}?schema=${schema}` });
@@ -121,9 +142,25 @@ describe('generic plans of a governed call on grown tables (docs/storage.md "Pre
       const client = clientOf(dir, instance);
       expect((await client.call('echo', { message: 'warm-up' })).outcome).toBe('executed');
       recording = recorded;
-      const r = await client.call('echo', { message: 'recorded' });
-      recording = undefined;
-      expect(r.outcome).toBe('executed');
+      expect((await client.call('echo', { message: 'recorded' })).outcome).toBe('executed');
+      // An escalation: asked, approved by two treasury approvers, retried and run.
+      const transfer = { from_account: 'acct_a', to_account: 'acct_b', amount: 5000, currency: 'USD' };
+      const asked = await client.call('transfer_funds', transfer);
+      if (asked.outcome !== 'pending') throw new Error(`not pending: ${JSON.stringify(asked)}`);
+      const authorization = `Bearer ${readOperatorToken(dir)}`;
+      for (const name of ['treasurer-1', 'treasurer-2']) {
+        const key = generateSigningKey();
+        const added = await instance.core.gate.admin(
+          'approvers-add',
+          { name, roles: ['treasury'], tenants: ['acme'], public_jwk: { ...key.publicJwk } },
+          authorization,
+        );
+        expect(added.status).toBe(201);
+        const approver = createApproverClient({ url: instance.url, name, key, authorization });
+        expect(await approver.decide(asked.decision_id, 'approve', 'checked')).toMatchObject({ status: 200 });
+      }
+      const retried = await client.call('transfer_funds', transfer, { requestId: asked.request_id });
+      expect(retried.outcome).toBe('executed');
     } finally {
       recording = undefined;
       await instance.close();
