@@ -91,6 +91,8 @@ const GROW = [
   `INSERT INTO approval_flags (decision_id, approver, tenant, at, flags, extra)
    SELECT 'dec-' || g, 'approver-' || g % 20, 'tenant-' || g % 50, 1700000000000 + g, '[]', 0
    FROM generate_series(1, ${ROWS}) g`,
+  `INSERT INTO approval_grants (grant_id, body, tenant, tool, expires_at)
+   SELECT 'grant-' || g, '{}', 'tenant-' || g % 50, 'tool-' || g % 20, 1700000000000 + g FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO approval_rate (approver, window_start, count)
    SELECT 'approver-' || g % 20, g, 1 FROM generate_series(1, ${ROWS}) g`,
 ];

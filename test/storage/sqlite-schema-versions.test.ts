@@ -72,7 +72,7 @@ const STORES: readonly VersionedStore[] = [
   },
   {
     store: 'approvals',
-    version: 4,
+    version: 5,
     open: (path) => {
       const s = createSqliteApprovalStore(path);
       return () => Promise.resolve(s.close());
@@ -174,6 +174,7 @@ describe('SQLite schema versions of a shared file and of read-only opens (SPEC Â
       ['approvals', 2],
       ['approvals', 3],
       ['approvals', 4],
+      ['approvals', 5],
       ['breakers', 1],
       ['breakers', 2],
       ['breakers', 3],

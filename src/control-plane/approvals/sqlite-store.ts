@@ -111,6 +111,14 @@ UPDATE approval_approvers SET tenants = '"*"';`,
     name: 'approvals watched: flags recorded before they are ledgered, rate-limit refusals recorded once',
     up: FLAGS_SCHEMA,
   },
+  {
+    version: 5,
+    // Every escalated call looks for an active break-glass grant of its tenant and tool; grants
+    // are never deleted, so without it each escalation read the table whole (PostgreSQL has had
+    // the same index since its schema version 4).
+    name: 'break-glass grants by tenant, tool and expiry',
+    up: 'CREATE INDEX IF NOT EXISTS approval_grants_scope ON approval_grants (tenant, tool, expires_at);',
+  },
 ];
 
 type Row = Record<string, unknown>;
