@@ -6,11 +6,12 @@
  * sequential scan of the ledger, the nonces, the breakers' buckets) would make every call slower
  * as the deployment ages, on every replica. Here one gate on its own schema serves an allowed call
  * and an escalated one (asked, approved by two approvers, retried and run) while every statement
- * and its parameters are recorded; the tables that grow with calls, sessions and approvals are
+ * with parameters (those the connections prepare) is recorded with them; the tables that grow with calls, sessions and approvals are
  * then grown to 50,000 rows each and analysed, and every recorded statement runs again under
  * generic plans (`plan_cache_mode = force_generic_plan`) in a transaction that is rolled back,
  * while `auto_explain` reports its plan and those of the statements of the functions it calls (the
- * request claim, the breaker admission): none may scan a grown table sequentially.
+ * request claim, the breaker admission): none may read a grown table whole (a sequential scan,
+ * or an index scan without an index condition).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,9 +65,6 @@ const GROW = [
   `INSERT INTO gate_request_nonces (identity, kind, value, seen_at)
    SELECT 'client-' || g % 100, (ARRAY['nonce','request_id'])[1 + g % 2], md5('n' || g), 1700000000000 + g
    FROM generate_series(1, ${ROWS}) g`,
-  `INSERT INTO decision_claims (tenant, identity, request_id, holder, claimed_at)
-   SELECT 'tenant-' || g % 50, 'client-' || g % 100, 'req_' || md5('c' || g), 'cp', 1700000000000 + g
-   FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO breaker_totals (principal, total)
    SELECT decode(md5('p' || g), 'hex'), 1 + g % 7 FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO breaker_buckets (kind, key, sub, bucket, until, hits, last_at)
@@ -80,21 +78,21 @@ const GROW = [
           1700000000000 + g, 1700000000000 + g
    FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO approval_votes (decision_id, approver, verdict, role, method, approval_sha256, at, ledger_index, candidate)
-   SELECT 'dec-' || g, 'approver-' || g % 20, 'approve', 'treasury', 'key', md5('v' || g), 1700000000000 + g, g, ''
+   SELECT 'dec-' || g, 'approver-' || g % 2, 'approve', 'treasury', 'key', md5('v' || g), 1700000000000 + g, g, ''
    FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO approval_used (approval_sha256, at) SELECT md5('u' || g), 1700000000000 + g FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO approval_views (decision_id, approver, at)
-   SELECT 'dec-' || g, 'approver-' || g % 20, 1700000000000 + g FROM generate_series(1, ${ROWS}) g`,
+   SELECT 'dec-' || g, 'approver-' || g % 2, 1700000000000 + g FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO approval_activity (decision_id, approver, tenant, hour, at, flags, extra)
-   SELECT 'dec-' || g, 'approver-' || g % 20, 'tenant-' || g % 50, g % 24, 1700000000000 + g, '[]', 0
+   SELECT 'dec-' || g, 'approver-' || g % 2, 'tenant-' || g % 50, g % 24, 1700000000000 + g, '[]', 0
    FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO approval_flags (decision_id, approver, tenant, at, flags, extra)
-   SELECT 'dec-' || g, 'approver-' || g % 20, 'tenant-' || g % 50, 1700000000000 + g, '[]', 0
+   SELECT 'dec-' || g, 'approver-' || g % 2, 'tenant-' || g % 50, 1700000000000 + g, '[]', 0
    FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO approval_grants (grant_id, body, tenant, tool, expires_at)
    SELECT 'grant-' || g, '{}', 'tenant-' || g % 50, 'tool-' || g % 20, 1700000000000 + g FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO approval_rate (approver, window_start, count)
-   SELECT 'approver-' || g % 20, g, 1 FROM generate_series(1, ${ROWS}) g`,
+   SELECT 'approver-' || g % 2, g, 1 FROM generate_series(1, ${ROWS}) g`,
 ];
 
 /** The grown tables, as plans name them. */
@@ -119,22 +117,37 @@ function literal(c: pg.Client, v: unknown): string {
 interface PlanNode {
   readonly 'Node Type': string;
   readonly 'Relation Name'?: string;
+  readonly 'Index Cond'?: string;
   readonly Plans?: readonly PlanNode[];
 }
 
-/** The grown tables `node` reads sequentially. */
-function seqScans(node: PlanNode): string[] {
-  const own =
-    node['Node Type'] === 'Seq Scan' &&
-    node['Relation Name'] !== undefined &&
-    GROWN.has(node['Relation Name'])
-      ? [node['Relation Name']]
-      : [];
-  return [...own, ...(node.Plans ?? []).flatMap(seqScans)];
+/**
+ * The grown tables `node` reads whole: a sequential scan, or an index scan with no index
+ * condition (the whole index, in its order). An index range with a filter on top is not caught:
+ * what it reads depends on the values, which a generic plan does not know.
+ */
+function wholeReads(node: PlanNode): string[] {
+  const table = node['Relation Name'];
+  const whole =
+    table !== undefined &&
+    GROWN.has(table) &&
+    (node['Node Type'] === 'Seq Scan' ||
+      (/^Index (Only )?Scan$/.test(node['Node Type']) && node['Index Cond'] === undefined));
+  return [...(whole ? [`${node['Node Type']} on ${table}`] : []), ...(node.Plans ?? []).flatMap(wholeReads)];
 }
 
+/**
+ * Reads that are whole by design, each bounded by one key rather than the table: the anomaly
+ * checks of a vote read the voting approver's whole history (count, tenants, hours), which grows
+ * with their approvals and is not pruned yet (docs/approvals.md "Limits"). With two approvers in
+ * the grown table each holds half of it, and PostgreSQL rightly scans it.
+ */
+const BY_DESIGN = [
+  /^PREPARE fc_plan_\d+ AS SELECT .* FROM approval_activity WHERE approver = \$1( ORDER BY \w+)?$/,
+];
+
 describe('generic plans of a governed call on grown tables (docs/storage.md "Prepared statements")', () => {
-  it('no statement of an allowed or an approved call scans a grown table sequentially under a generic plan', async () => {
+  it('no statement of an allowed or an approved call reads a grown table whole under a generic plan', async () => {
     const schema = nextSchema();
     const dir = join(work, 'data');
     await initDataDir(dir, { backend: `${db.url}?schema=${schema}` });
@@ -202,7 +215,12 @@ describe('generic plans of a governed call on grown tables (docs/storage.md "Pre
       for (const { text, values } of recorded) {
         n += 1;
         await c.query(`PREPARE fc_plan_${n} AS ${text}`);
-        const args = values.map((v) => literal(c, v)).join(', ');
+        // The request claim with a fresh nonce and request id runs its every statement; with the
+        // recorded ones it would stop at its first (the call's own rows are there).
+        const fresh = text.includes('gate_claim_request(')
+          ? values.map((v, i) => (i === 1 || i === 2 ? `fresh-${n}-${i}` : v))
+          : values;
+        const args = fresh.map((v) => literal(c, v)).join(', ');
         // Run for its plans, then undone: the recorded call's own rows are already there, so its
         // claims answer "replayed" and its appends "not at the head", as a retry's would.
         await c.query('BEGIN');
@@ -212,12 +230,16 @@ describe('generic plans of a governed call on grown tables (docs/storage.md "Pre
           await c.query('ROLLBACK');
         }
       }
-      const found = plans.flatMap(({ query, plan }) =>
-        seqScans(plan).map((t) => `${t}: ${query.replace(/\s+/g, ' ').trim().slice(0, 200)}`),
-      );
+      const found = plans
+        .filter(({ query }) => !BY_DESIGN.some((re) => re.test(query.replace(/\s+/g, ' ').trim())))
+        .flatMap(({ query, plan }) =>
+          wholeReads(plan).map((t) => `${t}: ${query.replace(/\s+/g, ' ').trim().slice(0, 200)}`),
+        );
       // Every statement was planned, and both functions a call runs: the request claim and the breaker admission.
       expect(plans.filter((p) => p.query.startsWith('PREPARE fc_plan_')).length).toBe(recorded.length);
-      expect(plans.some((p) => p.query.includes('INSERT INTO gate_request_nonces'))).toBe(true);
+      expect(plans.some((p) => /INSERT INTO gate_request_nonces[\s\S]*'request_id'/.test(p.query))).toBe(
+        true,
+      );
       expect(plans.some((p) => p.query.includes('INSERT INTO breaker_buckets'))).toBe(true);
       expect(found).toEqual([]);
     } finally {
