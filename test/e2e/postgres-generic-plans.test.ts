@@ -47,6 +47,10 @@ const ROWS = 50_000;
 /**
  * Rows for every table that grows with calls (or with sessions, clients and approvals), in the
  * shapes the stores write. Keys are distinct from the call's own, so its statements find theirs.
+ * Approvals are spread over ten approvers: a read of one approver's recent rows (a vote's burst
+ * check) is then estimated at a small part of its table, as it is in use. Reads of an approver's
+ * whole history would be caught only while they are a large part of a table: a vote reads the
+ * approver's summary instead (docs/approvals.md "Limits").
  */
 const GROW = [
   `INSERT INTO ledger_entries (idx, entry_hash, type, trace_id, request_id, tenant, jti, decision_id, body)
@@ -78,21 +82,21 @@ const GROW = [
           1700000000000 + g, 1700000000000 + g
    FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO approval_votes (decision_id, approver, verdict, role, method, approval_sha256, at, ledger_index, candidate)
-   SELECT 'dec-' || g, 'approver-' || g % 2, 'approve', 'treasury', 'key', md5('v' || g), 1700000000000 + g, g, ''
+   SELECT 'dec-' || g, 'approver-' || g % 10, 'approve', 'treasury', 'key', md5('v' || g), 1700000000000 + g, g, ''
    FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO approval_used (approval_sha256, at) SELECT md5('u' || g), 1700000000000 + g FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO approval_views (decision_id, approver, at)
-   SELECT 'dec-' || g, 'approver-' || g % 2, 1700000000000 + g FROM generate_series(1, ${ROWS}) g`,
+   SELECT 'dec-' || g, 'approver-' || g % 10, 1700000000000 + g FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO approval_activity (decision_id, approver, tenant, hour, at, flags, extra)
-   SELECT 'dec-' || g, 'approver-' || g % 2, 'tenant-' || g % 50, g % 24, 1700000000000 + g, '[]', 0
+   SELECT 'dec-' || g, 'approver-' || g % 10, 'tenant-' || g % 50, g % 24, 1700000000000 + g, '[]', 0
    FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO approval_flags (decision_id, approver, tenant, at, flags, extra)
-   SELECT 'dec-' || g, 'approver-' || g % 2, 'tenant-' || g % 50, 1700000000000 + g, '[]', 0
+   SELECT 'dec-' || g, 'approver-' || g % 10, 'tenant-' || g % 50, 1700000000000 + g, '[]', 0
    FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO approval_grants (grant_id, body, tenant, tool, expires_at)
    SELECT 'grant-' || g, '{}', 'tenant-' || g % 50, 'tool-' || g % 20, 1700000000000 + g FROM generate_series(1, ${ROWS}) g`,
   `INSERT INTO approval_rate (approver, window_start, count)
-   SELECT 'approver-' || g % 2, g, 1 FROM generate_series(1, ${ROWS}) g`,
+   SELECT 'approver-' || g % 10, g, 1 FROM generate_series(1, ${ROWS}) g`,
 ];
 
 /** The grown tables, as plans name them. */
@@ -135,16 +139,6 @@ function wholeReads(node: PlanNode): string[] {
       (/^Index (Only )?Scan$/.test(node['Node Type']) && node['Index Cond'] === undefined));
   return [...(whole ? [`${node['Node Type']} on ${table}`] : []), ...(node.Plans ?? []).flatMap(wholeReads)];
 }
-
-/**
- * Reads that are whole by design, each bounded by one key rather than the table: the anomaly
- * checks of a vote read the voting approver's whole history (count, tenants, hours), which grows
- * with their approvals and is not pruned yet (docs/approvals.md "Limits"). With two approvers in
- * the grown table each holds half of it, and PostgreSQL rightly scans it.
- */
-const BY_DESIGN = [
-  /^PREPARE fc_plan_\d+ AS SELECT .* FROM approval_activity WHERE approver = \$1( ORDER BY \w+)?$/,
-];
 
 describe('generic plans of a governed call on grown tables (docs/storage.md "Prepared statements")', () => {
   it('no statement of an allowed or an approved call reads a grown table whole under a generic plan', async () => {
@@ -230,11 +224,9 @@ describe('generic plans of a governed call on grown tables (docs/storage.md "Pre
           await c.query('ROLLBACK');
         }
       }
-      const found = plans
-        .filter(({ query }) => !BY_DESIGN.some((re) => re.test(query.replace(/\s+/g, ' ').trim())))
-        .flatMap(({ query, plan }) =>
-          wholeReads(plan).map((t) => `${t}: ${query.replace(/\s+/g, ' ').trim().slice(0, 200)}`),
-        );
+      const found = plans.flatMap(({ query, plan }) =>
+        wholeReads(plan).map((t) => `${t}: ${query.replace(/\s+/g, ' ').trim().slice(0, 200)}`),
+      );
       // Every statement was planned, and both functions a call runs: the request claim and the breaker admission.
       expect(plans.filter((p) => p.query.startsWith('PREPARE fc_plan_')).length).toBe(recorded.length);
       expect(plans.some((p) => /INSERT INTO gate_request_nonces[\s\S]*'request_id'/.test(p.query))).toBe(

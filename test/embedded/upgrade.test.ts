@@ -154,6 +154,7 @@ describe('upgrade of a data directory made by the previous release (SPEC §4, L7
       ['approvals', 3],
       ['approvals', 4],
       ['approvals', 5],
+      ['approvals', 6],
       ['breakers', 1],
       ['breakers', 2],
       ['breakers', 3],

@@ -14,6 +14,7 @@ import type { ApprovalStore } from '../../src/control-plane/index.js';
 import { openSqliteBackend } from '../../src/storage/index.js';
 import {
   createPostgresApprovalStore,
+  migrate,
   openPostgresBackend,
   openPostgresPool,
 } from '../../src/storage/postgres/index.js';
@@ -107,5 +108,146 @@ describe('the storage backends hand out the approval store (OE-INV-019/020)', ()
       await b.close();
     }
     await expect(a.approvals.pending('d-1')).rejects.toThrow(Error);
+  });
+});
+
+describe('each approver\'s history in summary (docs/approvals.md "Approvals watched")', () => {
+  const T = 1_750_000_000_000;
+  const hour = 3_600_000;
+  /** Three counted approvals of ann (two tenants, two hours) and one of bob, and a repeat. */
+  const record = async (store: ApprovalStore): Promise<void> => {
+    const a = { approver: 'ann', flags: [], extra: false } as const;
+    await store.recordActivity({ ...a, decision_id: 'd-1', tenant: 'acme', at: T });
+    await store.recordActivity({ ...a, decision_id: 'd-2', tenant: 'globex', at: T + hour });
+    await store.recordActivity({ ...a, decision_id: 'd-3', tenant: 'acme', at: T + hour });
+    await store.recordActivity({ ...a, decision_id: 'd-3', tenant: 'initech', at: T + 5 * hour });
+    await store.recordActivity({ ...a, approver: 'bob', decision_id: 'd-1', tenant: 'acme', at: T });
+  };
+  const expected = {
+    total: 3,
+    recent: 2,
+    tenants: ['acme', 'globex'],
+    hours: [new Date(T).getUTCHours(), new Date(T + hour).getUTCHours()].sort((x, y) => x - y),
+  };
+  const SUMMARY_TABLES = ['approval_activity_totals', 'approval_activity_tenants', 'approval_activity_hours'];
+
+  it('SQLite: a history recorded before the summaries (approvals version 5) is summarised on upgrade', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-approvals-summary-'));
+    const path = join(dir, 'state.db');
+    try {
+      const store = createSqliteApprovalStore(path);
+      await record(store);
+      expect(await store.activity('ann', T + 1)).toEqual(expected);
+      await store.close();
+      // Back to version 5: the rows without their summaries.
+      const db = new Database(path);
+      for (const t of SUMMARY_TABLES) db.exec(`DROP TABLE ${t}`);
+      db.prepare("DELETE FROM failclosed_schema WHERE store = 'approvals' AND version = 6").run();
+      db.close();
+      const upgraded = createSqliteApprovalStore(path);
+      expect(await upgraded.activity('ann', T + 1)).toEqual(expected);
+      expect((await upgraded.activity('bob', T)).total).toBe(1);
+      await upgraded.recordActivity({
+        approver: 'ann',
+        decision_id: 'd-4',
+        tenant: 'umbrella',
+        at: T + 2 * hour,
+        flags: [],
+        extra: false,
+      });
+      expect(await upgraded.activity('ann', T + 1)).toMatchObject({
+        total: 4,
+        recent: 3,
+        tenants: ['acme', 'globex', 'umbrella'],
+      });
+      await upgraded.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('PostgreSQL: a history recorded before the summaries (schema version 16) is summarised on upgrade', async () => {
+    const db = await openMigratedPool(pg.url);
+    try {
+      const store = createPostgresApprovalStore(db);
+      await record(store);
+      expect(await store.activity('ann', T + 1)).toEqual(expected);
+      for (const t of SUMMARY_TABLES) await db.pool.query(`DROP TABLE ${t}`);
+      await db.pool.query('DELETE FROM failclosed_schema WHERE version = 17');
+      expect((await migrate(db)).applied).toEqual([17]);
+      expect(await store.activity('ann', T + 1)).toEqual(expected);
+      expect((await store.activity('bob', T)).total).toBe(1);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe('a vote\'s anomaly checks and the approver\'s history (docs/approvals.md "Limits")', () => {
+  interface PlanNode {
+    readonly 'Relation Name'?: string;
+    readonly 'Actual Rows'?: number;
+    readonly 'Actual Loops'?: number;
+    readonly 'Rows Removed by Filter'?: number;
+    readonly Plans?: readonly PlanNode[];
+  }
+  /** Rows of `table` the plan's nodes read (returned or filtered out). */
+  const rowsRead = (node: PlanNode, table: string): number =>
+    (node['Relation Name'] === table
+      ? (node['Actual Rows'] ?? 0) * (node['Actual Loops'] ?? 1) + (node['Rows Removed by Filter'] ?? 0)
+      : 0) + (node.Plans ?? []).reduce((n, p) => n + rowsRead(p, table), 0);
+
+  it('PostgreSQL: reading an approver with 20,000 counted approvals reads only those of the burst window', async () => {
+    const T = 1_750_000_000_000;
+    const db = await openMigratedPool(pg.url);
+    try {
+      // A long history, all of it long before the burst window, and two approvals within it.
+      await db.pool.query(
+        `INSERT INTO approval_activity (decision_id, approver, tenant, hour, at, flags, extra)
+         SELECT 'old-' || g, 'ann', 'tenant-' || g % 7, g % 24, $1::bigint - 86400000 - g, '[]', 0
+         FROM generate_series(1, 20000) g`,
+        [T],
+      );
+      await db.pool.query('ANALYZE approval_activity');
+      const store = createPostgresApprovalStore(db);
+      for (const d of ['d-1', 'd-2'])
+        await store.recordActivity({
+          decision_id: d,
+          approver: 'ann',
+          tenant: 'acme',
+          at: T,
+          flags: [],
+          extra: false,
+        });
+      // The statements of one read, each explained with its own parameters. The pool's `query` is
+      // its prototype's: an own property shadows it while the read runs.
+      const sent: { text: string; values: unknown[] }[] = [];
+      const query = db.pool.query.bind(db.pool);
+      const watched = db.pool as unknown as { query: (text: string, values?: unknown[]) => Promise<unknown> };
+      watched.query = (text, values) => {
+        sent.push({ text, values: values ?? [] });
+        return query(text, values);
+      };
+      try {
+        await store.activity('ann', T - 60_000);
+      } finally {
+        delete (watched as { query?: unknown }).query;
+      }
+      let read = 0;
+      for (const { text, values } of sent) {
+        const r = await db.pool.query<{ 'QUERY PLAN': { Plan: PlanNode }[] }>(
+          `EXPLAIN (ANALYZE, FORMAT JSON) ${text}`,
+          values,
+        );
+        const plan = r.rows[0]?.['QUERY PLAN'][0]?.Plan;
+        if (plan === undefined) throw new Error('no plan');
+        read += rowsRead(plan, 'approval_activity');
+      }
+      expect(sent.length).toBeGreaterThan(0);
+      // Before the summaries: the whole history, once per check (about 60,000 rows).
+      expect(read).toBeLessThanOrEqual(2);
+    } finally {
+      await db.close();
+    }
   });
 });

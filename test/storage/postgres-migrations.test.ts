@@ -64,6 +64,9 @@ describe('PostgreSQL schema migrations', () => {
       );
       expect(tables.rows.map((r) => r.t)).toEqual([
         'approval_activity',
+        'approval_activity_hours',
+        'approval_activity_tenants',
+        'approval_activity_totals',
         'approval_approvers',
         'approval_client_owners',
         'approval_flags',

@@ -72,7 +72,7 @@ const STORES: readonly VersionedStore[] = [
   },
   {
     store: 'approvals',
-    version: 5,
+    version: 6,
     open: (path) => {
       const s = createSqliteApprovalStore(path);
       return () => Promise.resolve(s.close());
@@ -175,6 +175,7 @@ describe('SQLite schema versions of a shared file and of read-only opens (SPEC Â
       ['approvals', 3],
       ['approvals', 4],
       ['approvals', 5],
+      ['approvals', 6],
       ['breakers', 1],
       ['breakers', 2],
       ['breakers', 3],

@@ -85,6 +85,25 @@ CREATE TABLE approval_flags (
 ALTER TABLE approval_rate ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
 `;
 
+/**
+ * Each approver's history in summary: the count of counted approvals, and the tenants and UTC
+ * hours seen. A vote's anomaly checks read these instead of the approver's every row, which grow
+ * with their approvals; the summaries are filled from the rows already there.
+ */
+const ACTIVITY_SUMMARY_SCHEMA = `
+CREATE TABLE approval_activity_totals (approver TEXT PRIMARY KEY NOT NULL, total INTEGER NOT NULL) STRICT;
+CREATE TABLE approval_activity_tenants (
+  approver TEXT NOT NULL, tenant TEXT NOT NULL, PRIMARY KEY (approver, tenant)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE approval_activity_hours (
+  approver TEXT NOT NULL, hour INTEGER NOT NULL, PRIMARY KEY (approver, hour)
+) STRICT, WITHOUT ROWID;
+INSERT INTO approval_activity_totals (approver, total)
+  SELECT approver, count(*) FROM approval_activity GROUP BY approver;
+INSERT INTO approval_activity_tenants (approver, tenant) SELECT DISTINCT approver, tenant FROM approval_activity;
+INSERT INTO approval_activity_hours (approver, hour) SELECT DISTINCT approver, hour FROM approval_activity;
+`;
+
 /** Schema versions of the approval state (store `approvals`; append-only): 1 is the pre-versioning schema. */
 const MIGRATIONS: readonly SchemaMigration[] = [
   {
@@ -118,6 +137,11 @@ UPDATE approval_approvers SET tenants = '"*"';`,
     // the same index since its schema version 4).
     name: 'break-glass grants by tenant, tool and expiry',
     up: 'CREATE INDEX IF NOT EXISTS approval_grants_scope ON approval_grants (tenant, tool, expires_at);',
+  },
+  {
+    version: 6,
+    name: "approvals watched: each approver's history in summary (count, tenants, hours)",
+    up: ACTIVITY_SUMMARY_SCHEMA,
   },
 ];
 
@@ -213,17 +237,22 @@ export function createSqliteApprovalStore(
     addActivity: db.prepare(
       'INSERT OR IGNORE INTO approval_activity (decision_id, approver, tenant, hour, at, flags, extra) VALUES (?, ?, ?, ?, ?, ?, ?)',
     ),
+    addTotal: db.prepare(
+      'INSERT INTO approval_activity_totals (approver, total) VALUES (?, 1) ON CONFLICT (approver) DO UPDATE SET total = total + 1',
+    ),
+    addTenant: db.prepare('INSERT OR IGNORE INTO approval_activity_tenants (approver, tenant) VALUES (?, ?)'),
+    addHour: db.prepare('INSERT OR IGNORE INTO approval_activity_hours (approver, hour) VALUES (?, ?)'),
     activityTotal: db.prepare<[string], Row>(
-      'SELECT count(*) AS n FROM approval_activity WHERE approver = ?',
+      'SELECT coalesce((SELECT total FROM approval_activity_totals WHERE approver = ?), 0) AS n',
     ),
     activityRecent: db.prepare<[string, number], Row>(
       'SELECT count(*) AS n FROM approval_activity WHERE approver = ? AND at >= ?',
     ),
     activityTenants: db.prepare<[string], Row>(
-      'SELECT DISTINCT tenant FROM approval_activity WHERE approver = ? ORDER BY tenant',
+      'SELECT tenant FROM approval_activity_tenants WHERE approver = ? ORDER BY tenant',
     ),
     activityHours: db.prepare<[string], Row>(
-      'SELECT DISTINCT hour FROM approval_activity WHERE approver = ? ORDER BY hour',
+      'SELECT hour FROM approval_activity_hours WHERE approver = ? ORDER BY hour',
     ),
     // A repeat keeps the first flags; `extra` only rises (any require_extra flag raises).
     addFlag: db.prepare(
@@ -235,6 +264,23 @@ export function createSqliteApprovalStore(
   };
 
   // One transaction: of two identical votes only one finds neither its approver nor its hash.
+  // A counted approval and its summary together; a repeat (same decision and human) neither.
+  const recordActivityTx = db.transaction((a: ActivityRecord): void => {
+    const hour = utcHour(a.at);
+    const added = q.addActivity.run(
+      a.decision_id,
+      a.approver,
+      a.tenant,
+      hour,
+      Math.trunc(a.at),
+      JSON.stringify(a.flags),
+      a.extra ? 1 : 0,
+    ).changes;
+    if (added !== 1) return;
+    q.addTotal.run(a.approver);
+    q.addTenant.run(a.approver, a.tenant);
+    q.addHour.run(a.approver, hour);
+  });
   const voteTx = db.transaction((v: VoteRecord): 'ok' | 'duplicate' | 'replayed' => {
     if (q.voted.get(v.decision_id, v.approver) !== undefined) return 'duplicate';
     if (q.use.run(v.approval_sha256, v.at).changes !== 1) return 'replayed';
@@ -447,15 +493,7 @@ export function createSqliteApprovalStore(
     },
     recordActivity(a: ActivityRecord) {
       open();
-      q.addActivity.run(
-        a.decision_id,
-        a.approver,
-        a.tenant,
-        utcHour(a.at),
-        Math.trunc(a.at),
-        JSON.stringify(a.flags),
-        a.extra ? 1 : 0,
-      );
+      recordActivityTx(a);
     },
     activity(approver: string, recentSince: number) {
       open();

@@ -395,9 +395,22 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
       return r === undefined ? undefined : rowInt(r['at'], 'approval_views.at');
     },
     async recordActivity(a: ActivityRecord) {
+      // The counted approval and its summary in one statement; a repeat (same decision and human,
+      // from any replica) inserts no row, so its summary is left as it is.
       await rows(
-        `INSERT INTO approval_activity (decision_id, approver, tenant, hour, at, flags, extra)
-          VALUES ($1, $2, $3, $4::int, $5::bigint, $6, $7::int) ON CONFLICT DO NOTHING`,
+        `WITH added AS (
+           INSERT INTO approval_activity (decision_id, approver, tenant, hour, at, flags, extra)
+             VALUES ($1, $2, $3, $4::int, $5::bigint, $6, $7::int) ON CONFLICT DO NOTHING
+             RETURNING approver, tenant, hour
+         ), total AS (
+           INSERT INTO approval_activity_totals AS t (approver, total) SELECT approver, 1 FROM added
+             ON CONFLICT (approver) DO UPDATE SET total = t.total + 1
+         ), tenant AS (
+           INSERT INTO approval_activity_tenants (approver, tenant) SELECT approver, tenant FROM added
+             ON CONFLICT DO NOTHING
+         )
+         INSERT INTO approval_activity_hours (approver, hour) SELECT approver, hour FROM added
+           ON CONFLICT DO NOTHING`,
         [
           a.decision_id,
           a.approver,
@@ -412,19 +425,18 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
     async activity(approver: string, recentSince: number) {
       const counts = (
         await rows(
-          `SELECT count(*) AS total, count(*) FILTER (WHERE at >= $2::bigint) AS recent
-            FROM approval_activity WHERE approver = $1`,
+          `SELECT coalesce((SELECT total FROM approval_activity_totals WHERE approver = $1), 0) AS total,
+             (SELECT count(*) FROM approval_activity WHERE approver = $1 AND at >= $2::bigint) AS recent`,
           [approver, ms(recentSince, 'recentSince')],
         )
       )[0];
       const tenants = await rows(
-        'SELECT DISTINCT tenant FROM approval_activity WHERE approver = $1 ORDER BY tenant',
+        'SELECT tenant FROM approval_activity_tenants WHERE approver = $1 ORDER BY tenant',
         [approver],
       );
-      const hours = await rows(
-        'SELECT DISTINCT hour FROM approval_activity WHERE approver = $1 ORDER BY hour',
-        [approver],
-      );
+      const hours = await rows('SELECT hour FROM approval_activity_hours WHERE approver = $1 ORDER BY hour', [
+        approver,
+      ]);
       return parseActivity(
         counts?.['total'],
         counts?.['recent'],

@@ -655,6 +655,25 @@ CREATE INDEX decision_claims_client_seq ON decision_claims (tenant, identity, se
 CREATE INDEX decision_claims_at ON decision_claims (claimed_at);
 `;
 
+/**
+ * Version 17: each approver's history in summary (docs/approvals.md "Approvals watched"): the
+ * count of counted approvals, and the tenants and UTC hours seen, which a vote's anomaly checks
+ * read instead of the approver's every row; filled from the rows already there.
+ */
+const V_ACTIVITY_SUMMARY = `
+CREATE TABLE approval_activity_totals (approver text PRIMARY KEY, total bigint NOT NULL CHECK (total > 0));
+CREATE TABLE approval_activity_tenants (approver text NOT NULL, tenant text NOT NULL, PRIMARY KEY (approver, tenant));
+CREATE TABLE approval_activity_hours (
+  approver text NOT NULL,
+  hour integer NOT NULL CHECK (hour BETWEEN 0 AND 23),
+  PRIMARY KEY (approver, hour)
+);
+INSERT INTO approval_activity_totals (approver, total)
+  SELECT approver, count(*) FROM approval_activity GROUP BY approver;
+INSERT INTO approval_activity_tenants (approver, tenant) SELECT DISTINCT approver, tenant FROM approval_activity;
+INSERT INTO approval_activity_hours (approver, hour) SELECT DISTINCT approver, hour FROM approval_activity;
+`;
+
 /** Every migration of this build, ascending by version. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'ledger, envelope nonces, governance state', sql: V1 },
@@ -673,6 +692,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 14, name: 'schedules with their next slot', sql: V_SCHEDULES },
   { version: 15, name: 'requests claimed before they are decided', sql: V_DECISION_CLAIMS },
   { version: 16, name: 'decision claims in insertion order, pruned', sql: V_DECISION_CLAIMS_PRUNE },
+  { version: 17, name: "each approver's history in summary", sql: V_ACTIVITY_SUMMARY },
 ]);
 
 /** The newest schema version this build knows. */
