@@ -18,11 +18,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApproverClient } from '../../src/client/index.js';
-import { initDataDir, readOperatorToken, startEmbedded } from '../../src/embedded/index.js';
-import { generateSigningKey } from '../../src/kernel/signing/index.js';
+import { initDataDir, startEmbedded } from '../../src/embedded/index.js';
 import { nextSchema, useTestDatabase } from '../support/postgres.js';
-import { clientOf, watchStatements } from './postgres-support.js';
+import { allowedAndApprovedCalls, watchStatements } from './postgres-support.js';
 import type { SentStatement } from './postgres-support.js';
 
 const db = useTestDatabase('fc_e2e_plans');
@@ -148,28 +146,9 @@ describe('generic plans of a governed call on grown tables (docs/storage.md "Pre
     const instance = await startEmbedded(dir, { port: 0, executionPort: 0 });
     const recorded: SentStatement[] = [];
     try {
-      const client = clientOf(dir, instance);
-      expect((await client.call('echo', { message: 'warm-up' })).outcome).toBe('executed');
-      recording = recorded;
-      expect((await client.call('echo', { message: 'recorded' })).outcome).toBe('executed');
-      // An escalation: asked, approved by two treasury approvers, retried and run.
-      const transfer = { from_account: 'acct_a', to_account: 'acct_b', amount: 5000, currency: 'USD' };
-      const asked = await client.call('transfer_funds', transfer);
-      if (asked.outcome !== 'pending') throw new Error(`not pending: ${JSON.stringify(asked)}`);
-      const authorization = `Bearer ${readOperatorToken(dir)}`;
-      for (const name of ['treasurer-1', 'treasurer-2']) {
-        const key = generateSigningKey();
-        const added = await instance.core.gate.admin(
-          'approvers-add',
-          { name, roles: ['treasury'], tenants: ['acme'], public_jwk: { ...key.publicJwk } },
-          authorization,
-        );
-        expect(added.status).toBe(201);
-        const approver = createApproverClient({ url: instance.url, name, key, authorization });
-        expect(await approver.decide(asked.decision_id, 'approve', 'checked')).toMatchObject({ status: 200 });
-      }
-      const retried = await client.call('transfer_funds', transfer, { requestId: asked.request_id });
-      expect(retried.outcome).toBe('executed');
+      await allowedAndApprovedCalls(dir, instance, () => {
+        recording = recorded;
+      });
     } finally {
       recording = undefined;
       await instance.close();

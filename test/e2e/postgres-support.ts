@@ -4,11 +4,12 @@
  * through the operator endpoint.
  */
 import pg from 'pg';
-import { createClient } from '../../src/client/index.js';
+import { createApproverClient, createClient } from '../../src/client/index.js';
 import type { FailclosedClient } from '../../src/client/index.js';
 import { DEMO_CLIENT, demoPolicyDir, readClientFile, readOperatorToken } from '../../src/embedded/index.js';
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
 import { canonicalBytes, isDeny, parseJson, sha256Hex } from '../../src/kernel/index.js';
+import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import { buildBundleFromDir } from '../../src/policy/index.js';
 
 /** The demo client of `dir`, calling `instance`. */
@@ -64,4 +65,40 @@ export function watchStatements(seen: (s: SentStatement) => void): () => void {
   return () => {
     proto.query = query;
   };
+}
+
+/**
+ * On `instance`, a warm-up call, then (calling `record` first) an allowed `echo` and an escalated
+ * transfer: asked, approved by two treasury approvers registered for it, retried and run. Throws
+ * unless each ends as it should.
+ */
+export async function allowedAndApprovedCalls(
+  dir: string,
+  instance: EmbeddedInstance,
+  record: () => void,
+): Promise<void> {
+  const client = clientOf(dir, instance);
+  const executed = (r: { outcome: string }, what: string): void => {
+    if (r.outcome !== 'executed') throw new Error(`${what} did not run: ${JSON.stringify(r)}`);
+  };
+  executed(await client.call('echo', { message: 'warm-up' }), 'the warm-up');
+  record();
+  executed(await client.call('echo', { message: 'recorded' }), 'the allowed call');
+  const transfer = { from_account: 'acct_a', to_account: 'acct_b', amount: 5000, currency: 'USD' };
+  const asked = await client.call('transfer_funds', transfer);
+  if (asked.outcome !== 'pending') throw new Error(`not pending: ${JSON.stringify(asked)}`);
+  const authorization = `Bearer ${readOperatorToken(dir)}`;
+  for (const name of ['treasurer-1', 'treasurer-2']) {
+    const key = generateSigningKey();
+    const added = await instance.core.gate.admin(
+      'approvers-add',
+      { name, roles: ['treasury'], tenants: ['acme'], public_jwk: { ...key.publicJwk } },
+      authorization,
+    );
+    if (added.status !== 201) throw new Error(`approver not added: ${added.status}`);
+    const approver = createApproverClient({ url: instance.url, name, key, authorization });
+    const voted = await approver.decide(asked.decision_id, 'approve', 'checked');
+    if (voted.status !== 200) throw new Error(`vote refused: ${voted.status}`);
+  }
+  executed(await client.call('transfer_funds', transfer, { requestId: asked.request_id }), 'the retry');
 }

@@ -88,7 +88,9 @@ ALTER TABLE approval_rate ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
 /**
  * Each approver's history in summary: the count of counted approvals, and the tenants and UTC
  * hours seen. A vote's anomaly checks read these instead of the approver's every row, which grow
- * with their approvals; the summaries are filled from the rows already there.
+ * with their approvals. A trigger keeps them with every row inserted, whoever inserts it (a
+ * repeat that `INSERT OR IGNORE` skips fires nothing); the summaries are filled from the rows
+ * already there.
  */
 const ACTIVITY_SUMMARY_SCHEMA = `
 CREATE TABLE approval_activity_totals (approver TEXT PRIMARY KEY NOT NULL, total INTEGER NOT NULL) STRICT;
@@ -98,6 +100,12 @@ CREATE TABLE approval_activity_tenants (
 CREATE TABLE approval_activity_hours (
   approver TEXT NOT NULL, hour INTEGER NOT NULL, PRIMARY KEY (approver, hour)
 ) STRICT, WITHOUT ROWID;
+CREATE TRIGGER approval_activity_summary AFTER INSERT ON approval_activity BEGIN
+  INSERT INTO approval_activity_totals (approver, total) VALUES (NEW.approver, 1)
+    ON CONFLICT (approver) DO UPDATE SET total = total + 1;
+  INSERT OR IGNORE INTO approval_activity_tenants (approver, tenant) VALUES (NEW.approver, NEW.tenant);
+  INSERT OR IGNORE INTO approval_activity_hours (approver, hour) VALUES (NEW.approver, NEW.hour);
+END;
 INSERT INTO approval_activity_totals (approver, total)
   SELECT approver, count(*) FROM approval_activity GROUP BY approver;
 INSERT INTO approval_activity_tenants (approver, tenant) SELECT DISTINCT approver, tenant FROM approval_activity;
@@ -237,11 +245,6 @@ export function createSqliteApprovalStore(
     addActivity: db.prepare(
       'INSERT OR IGNORE INTO approval_activity (decision_id, approver, tenant, hour, at, flags, extra) VALUES (?, ?, ?, ?, ?, ?, ?)',
     ),
-    addTotal: db.prepare(
-      'INSERT INTO approval_activity_totals (approver, total) VALUES (?, 1) ON CONFLICT (approver) DO UPDATE SET total = total + 1',
-    ),
-    addTenant: db.prepare('INSERT OR IGNORE INTO approval_activity_tenants (approver, tenant) VALUES (?, ?)'),
-    addHour: db.prepare('INSERT OR IGNORE INTO approval_activity_hours (approver, hour) VALUES (?, ?)'),
     activityTotal: db.prepare<[string], Row>(
       'SELECT coalesce((SELECT total FROM approval_activity_totals WHERE approver = ?), 0) AS n',
     ),
@@ -264,23 +267,6 @@ export function createSqliteApprovalStore(
   };
 
   // One transaction: of two identical votes only one finds neither its approver nor its hash.
-  // A counted approval and its summary together; a repeat (same decision and human) neither.
-  const recordActivityTx = db.transaction((a: ActivityRecord): void => {
-    const hour = utcHour(a.at);
-    const added = q.addActivity.run(
-      a.decision_id,
-      a.approver,
-      a.tenant,
-      hour,
-      Math.trunc(a.at),
-      JSON.stringify(a.flags),
-      a.extra ? 1 : 0,
-    ).changes;
-    if (added !== 1) return;
-    q.addTotal.run(a.approver);
-    q.addTenant.run(a.approver, a.tenant);
-    q.addHour.run(a.approver, hour);
-  });
   const voteTx = db.transaction((v: VoteRecord): 'ok' | 'duplicate' | 'replayed' => {
     if (q.voted.get(v.decision_id, v.approver) !== undefined) return 'duplicate';
     if (q.use.run(v.approval_sha256, v.at).changes !== 1) return 'replayed';
@@ -493,7 +479,16 @@ export function createSqliteApprovalStore(
     },
     recordActivity(a: ActivityRecord) {
       open();
-      recordActivityTx(a);
+      // Its summary is kept by the table's trigger (ACTIVITY_SUMMARY_SCHEMA).
+      q.addActivity.run(
+        a.decision_id,
+        a.approver,
+        a.tenant,
+        utcHour(a.at),
+        Math.trunc(a.at),
+        JSON.stringify(a.flags),
+        a.extra ? 1 : 0,
+      );
     },
     activity(approver: string, recentSince: number) {
       open();

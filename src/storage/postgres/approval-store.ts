@@ -395,22 +395,10 @@ export function createPostgresApprovalStore(db: PostgresPool): ApprovalStore {
       return r === undefined ? undefined : rowInt(r['at'], 'approval_views.at');
     },
     async recordActivity(a: ActivityRecord) {
-      // The counted approval and its summary in one statement; a repeat (same decision and human,
-      // from any replica) inserts no row, so its summary is left as it is.
+      // Its summary is kept by the table's trigger (migration version 17).
       await rows(
-        `WITH added AS (
-           INSERT INTO approval_activity (decision_id, approver, tenant, hour, at, flags, extra)
-             VALUES ($1, $2, $3, $4::int, $5::bigint, $6, $7::int) ON CONFLICT DO NOTHING
-             RETURNING approver, tenant, hour
-         ), total AS (
-           INSERT INTO approval_activity_totals AS t (approver, total) SELECT approver, 1 FROM added
-             ON CONFLICT (approver) DO UPDATE SET total = t.total + 1
-         ), tenant AS (
-           INSERT INTO approval_activity_tenants (approver, tenant) SELECT approver, tenant FROM added
-             ON CONFLICT DO NOTHING
-         )
-         INSERT INTO approval_activity_hours (approver, hour) SELECT approver, hour FROM added
-           ON CONFLICT DO NOTHING`,
+        `INSERT INTO approval_activity (decision_id, approver, tenant, hour, at, flags, extra)
+          VALUES ($1, $2, $3, $4::int, $5::bigint, $6, $7::int) ON CONFLICT DO NOTHING`,
         [
           a.decision_id,
           a.approver,

@@ -658,7 +658,10 @@ CREATE INDEX decision_claims_at ON decision_claims (claimed_at);
 /**
  * Version 17: each approver's history in summary (docs/approvals.md "Approvals watched"): the
  * count of counted approvals, and the tenants and UTC hours seen, which a vote's anomaly checks
- * read instead of the approver's every row; filled from the rows already there.
+ * read instead of the approver's every row. A trigger keeps them with every row inserted,
+ * whoever inserts it (a repeat that `ON CONFLICT DO NOTHING` skips fires nothing). Creating it
+ * locks the history against inserts until this migration commits, so the summaries filled here
+ * from the rows already there miss none inserted meanwhile.
  */
 const V_ACTIVITY_SUMMARY = `
 CREATE TABLE approval_activity_totals (approver text PRIMARY KEY, total bigint NOT NULL CHECK (total > 0));
@@ -668,6 +671,19 @@ CREATE TABLE approval_activity_hours (
   hour integer NOT NULL CHECK (hour BETWEEN 0 AND 23),
   PRIMARY KEY (approver, hour)
 );
+CREATE FUNCTION failclosed_approval_activity_summary() RETURNS trigger
+  LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  INSERT INTO approval_activity_totals AS t (approver, total) VALUES (NEW.approver, 1)
+    ON CONFLICT (approver) DO UPDATE SET total = t.total + 1;
+  INSERT INTO approval_activity_tenants (approver, tenant) VALUES (NEW.approver, NEW.tenant)
+    ON CONFLICT DO NOTHING;
+  INSERT INTO approval_activity_hours (approver, hour) VALUES (NEW.approver, NEW.hour)
+    ON CONFLICT DO NOTHING;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER approval_activity_summary AFTER INSERT ON approval_activity
+  FOR EACH ROW EXECUTE FUNCTION failclosed_approval_activity_summary();
 INSERT INTO approval_activity_totals (approver, total)
   SELECT approver, count(*) FROM approval_activity GROUP BY approver;
 INSERT INTO approval_activity_tenants (approver, tenant) SELECT DISTINCT approver, tenant FROM approval_activity;
