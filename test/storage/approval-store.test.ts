@@ -167,6 +167,31 @@ describe('each approver\'s history in summary (docs/approvals.md "Approvals watc
     }
   });
 
+  it("SQLite: a history in an old layout's state.db is summarised once when merged into ledger.db", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-approvals-merge-'));
+    try {
+      const legacy = createSqliteApprovalStore(join(dir, 'state.db'));
+      await record(legacy);
+      await legacy.close();
+      const backend = await openSqliteBackend({
+        ledgerPath: join(dir, 'ledger.db'),
+        statePath: join(dir, 'state.db'),
+        noncesPath: join(dir, 'nonces.db'),
+        clock: () => T,
+        retainAfterExpSec: 60,
+        replayRetentionMs: 60_000,
+      });
+      try {
+        expect(await backend.approvals.activity('ann', T + 1)).toEqual(expected);
+        expect((await backend.approvals.activity('bob', T)).total).toBe(1);
+      } finally {
+        await backend.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('PostgreSQL: a history recorded before the summaries (schema version 16) is summarised on upgrade', async () => {
     const db = await openMigratedPool(pg.url);
     try {

@@ -16,6 +16,17 @@ import type { SqliteCommitUnit } from '../../kernel/index.js';
 const LOCAL_TABLES = new Set(['readiness_probe', 'writer_epoch']);
 
 /**
+ * Tables a trigger of this file fills from another as its rows are copied: each approver's
+ * summary of their counted approvals (approvals version 6). Copied as well, they would be counted
+ * twice whenever they came before the history.
+ */
+const DERIVED_TABLES = new Set([
+  'approval_activity_totals',
+  'approval_activity_tenants',
+  'approval_activity_hours',
+]);
+
+/**
  * One-row tables whose row the stores create with a default: the merged row is the stricter of
  * the two (an engaged kill switch, the higher nonce prune horizon), never a laxer one.
  */
@@ -58,7 +69,7 @@ export async function mergeLegacyFile(
           )
           .all();
         for (const { name, sql } of tables) {
-          if (LOCAL_TABLES.has(name)) continue;
+          if (LOCAL_TABLES.has(name) || DERIVED_TABLES.has(name)) continue;
           const mainCols = new Set(
             db
               .prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${name}', 'main')`)
