@@ -74,6 +74,7 @@ import type { NatsWorkers } from './nats-queue.js';
 import type { GateJobQueue } from '../gate/index.js';
 import { createDiskSpaceProbe } from './readiness.js';
 import { GATE_INSTANCE_PREFIX, openPostgresBackend, openSqliteBackend } from '../storage/index.js';
+import { checkLedgerBinding } from './ledger-binding.js';
 import type { StorageBackend, WriterLease } from '../storage/index.js';
 import { redactedBackend, resolveBackendSpec } from './backend-spec.js';
 import { assertIssuerKeysAgree, readLedgerAdminState, withholdStaleBundle } from './policy-guard.js';
@@ -204,6 +205,12 @@ export interface CoreOptions {
   readonly decorate?: CoreDecorators;
   /** Storage backend over `FAILCLOSED_BACKEND` and `failclosed.json` (`sqlite` or a `postgres://` URL). */
   readonly backend?: string;
+  /**
+   * Set by `initDataDir` only, which writes a new ledger's first entries and then binds the data
+   * directory to it (`bindLedger`): an unbound directory may open an empty store. Any other open
+   * of an unbound directory over an empty store is refused (ledger-binding.ts).
+   */
+  readonly initialising?: boolean;
   /**
    * SQLite: when another process holds the data directory's writer lock, wait as a standby until
    * it is gone (true), or refuse at once (false, default). PostgreSQL: refused, every gate serves.
@@ -469,6 +476,14 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       wait: options.standby ?? false,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
+    // The ledger these keys sign, before anything is read as its head, signed or appended: the
+    // same keys over another store would fork the evidence (ledger-binding.ts).
+    await checkLedgerBinding(
+      p.root,
+      backend.ledger,
+      redactedBackend(spec),
+      options.initialising === true ? 'init' : 'open',
+    );
     ledger = await createLedger({
       store: backend.ledger,
       clock,

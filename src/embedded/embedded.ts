@@ -35,6 +35,7 @@ import { createRefusalRecorder } from '../transport/index.js';
 import type { MtlsServer } from '../transport/index.js';
 import { createInternalServer } from './internal-server.js';
 import { tlsFilesFor } from './tls-config.js';
+import { bindLedger } from './ledger-binding.js';
 
 /** What {@link initDataDir} did. */
 export interface InitResult {
@@ -76,6 +77,7 @@ export async function initDataDir(
     core = await openCore(dir, {
       ...(options.clock === undefined ? {} : { clock: options.clock }),
       ...(options.backend === undefined ? {} : { backend: options.backend }),
+      initialising: true,
     });
   } catch (err) {
     undo();
@@ -110,6 +112,8 @@ export async function initDataDir(
     );
     if (added.status !== 201)
       throw new Error(`demo client registration failed: ${JSON.stringify(added.body)}`);
+    // Its entries are durable: from now on this directory's keys sign this ledger only.
+    await bindLedger(root, core.backend.ledger, core.storage);
   } finally {
     await core.close();
   }

@@ -2,7 +2,9 @@
  * `failclosed up --backend postgres://…` runs the embedded composition on PostgreSQL, recording the
  * backend on the first run (issue "one storage seam": `up --backend … (or config)`). It refuses a
  * backend other than the one the data directory runs on (`FAILCLOSED_BACKEND`, else the recorded
- * one): the same keys over a second store would fork the ledger. Options that say where a
+ * one): the same keys over a second store would fork the ledger; a `FAILCLOSED_BACKEND` naming
+ * another store is refused by the ledger binding (docs/storage.md "One ledger per data
+ * directory"). Options that say where a
  * server's state lives are refused by commands that would ignore them (docs/cli.md).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -119,6 +121,22 @@ describe('failclosed up --backend', () => {
     const same = await upOnce(['--data', dir, '--backend', url]);
     expect(same.code).toBe(EXIT.ok);
     expect(same.out).toContain('(schema up_env))');
+  }, 120_000);
+
+  it('refuses FAILCLOSED_BACKEND naming another store than the ledger the directory signs (exit 1): no second ledger under its keys', async () => {
+    const dir = freshDir();
+    expect((await refused('init', dir)).code).toBe(EXIT.ok);
+    // The variable is no flag: `up` cannot compare it with anything but the ledger itself.
+    vi.stubEnv('FAILCLOSED_BACKEND', `${pg.url}?schema=up_fork`);
+    const fork = await refused('up', '--data', dir, '--port', '0');
+    expect(fork.code).toBe(EXIT.failed);
+    expect(fork.err).toContain('holds no ledger, but the keys of');
+    expect(fork.err).toContain('ledger-binding.json');
+    expect(existsSync(join(dir, 'server.json'))).toBe(false);
+    vi.stubEnv('FAILCLOSED_BACKEND', undefined);
+    const own = await upOnce(['--data', dir]);
+    expect(own.code).toBe(EXIT.ok);
+    expect(own.out).toContain('(storage: sqlite)');
   }, 120_000);
 
   it('init --backend puts the first entries where it records the ledger, whatever FAILCLOSED_BACKEND says', async () => {

@@ -319,6 +319,12 @@ describe('deploy/kubernetes manifests', () => {
       );
     });
 
+    it('copies the ledger binding with the seed (docs/storage.md "One ledger per data directory")', () => {
+      const r = run([...SEED, 'ledger-binding.json']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.files).toContain('ledger-binding.json');
+    });
+
     it('refuses a Secret that still holds ledger.jwk, copying nothing and saying how to make it again', () => {
       const r = run([...SEED, 'ledger.jwk']);
       expect(r.status).not.toBe(0);

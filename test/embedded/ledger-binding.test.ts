@@ -1,0 +1,162 @@
+/**
+ * One ledger per data directory (src/embedded/ledger-binding.ts, docs/storage.md "One ledger per
+ * data directory"; SPEC §4, L7 ledger protection). A data directory's checkpoint key and origin
+ * sign one ledger; before this binding, the same directory opened over another store (another
+ * `FAILCLOSED_BACKEND`, a recreated database, a deleted `ledger.db`) served and would sign a
+ * second history under the same key, which `verify` with the pinned key accepts just the same.
+ * Every such open is refused before anything is written to that store; the directory's own store,
+ * a copy of the directory (a replica) and a directory made before the binding still open.
+ */
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initDataDir, startEmbedded } from '../../src/embedded/index.js';
+import { LEDGER_BINDING_FILE, LedgerBindingError } from '../../src/embedded/ledger-binding.js';
+import { useTestDatabase } from '../support/postgres.js';
+
+const pgdb = useTestDatabase('fc_ledger_binding');
+let work: string;
+/** A data directory made by `init` on SQLite, copied by each case. */
+let template: string;
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'fc-ledger-binding-'));
+  template = join(work, 'template');
+  await initDataDir(template);
+}, 60_000);
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+});
+
+let seq = 0;
+function copyOf(source: string): string {
+  seq += 1;
+  const d = join(work, `d${seq}`);
+  cpSync(source, d, { recursive: true });
+  return d;
+}
+
+/** entry 0's hash in a data directory's SQLite ledger. */
+function firstEntryHash(dir: string): string {
+  const db = new Database(join(dir, 'ledger.db'), { readonly: true, fileMustExist: true });
+  try {
+    return (db.prepare('SELECT entry_hash FROM entries WHERE idx = 0').get() as { entry_hash: string })
+      .entry_hash;
+  } finally {
+    db.close();
+  }
+}
+
+function ledgerRows(dir: string): number {
+  const db = new Database(join(dir, 'ledger.db'), { readonly: true, fileMustExist: true });
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM entries').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+function binding(dir: string): unknown {
+  return JSON.parse(readFileSync(join(dir, LEDGER_BINDING_FILE), 'utf8'));
+}
+
+/** Opens and closes the deployment; the refusal when it does not open. */
+async function open(dir: string, backend?: string): Promise<Error | undefined> {
+  try {
+    const instance = await startEmbedded(dir, { port: 0, ...(backend === undefined ? {} : { backend }) });
+    await instance.close();
+    return undefined;
+  } catch (err) {
+    return err as Error;
+  }
+}
+
+describe('one ledger per data directory', () => {
+  it('init binds the directory to the first entry of the ledger it made; that store opens', async () => {
+    expect(binding(template)).toEqual({ version: 1, first_entry_hash: firstEntryHash(template) });
+    expect(await open(copyOf(template))).toBeUndefined();
+  });
+
+  it('refuses the keys over a fresh PostgreSQL database (FAILCLOSED_BACKEND pointed elsewhere): nothing is written there', async () => {
+    const dir = copyOf(template);
+    const url = `${pgdb.url}?schema=fork`;
+    const err = await open(dir, url);
+    expect(err).toBeInstanceOf(LedgerBindingError);
+    expect(err?.message).toMatch(
+      /holds no ledger, but the keys of .* sign the ledger whose first entry is [0-9a-f]{64}/,
+    );
+    expect(err?.message).toContain('fork');
+    const c = new pg.Client({ connectionString: pgdb.url });
+    await c.connect();
+    try {
+      const { rows } = await c.query<{ n: string }>('SELECT count(*) AS n FROM fork.ledger_entries');
+      expect(Number(rows[0]?.n)).toBe(0);
+    } finally {
+      await c.end();
+    }
+    // Its own store still opens.
+    expect(await open(dir)).toBeUndefined();
+  }, 60_000);
+
+  it('refuses a deleted ledger.db (a "fresh start" under the same keys) and writes no entry', async () => {
+    const dir = copyOf(template);
+    for (const f of ['ledger.db', 'ledger.db-wal', 'ledger.db-shm']) rmSync(join(dir, f), { force: true });
+    const err = await open(dir);
+    expect(err).toBeInstanceOf(LedgerBindingError);
+    expect(err?.message).toContain('holds no ledger');
+    expect(ledgerRows(dir)).toBe(0);
+  });
+
+  it("refuses another deployment's ledger", async () => {
+    const other = join(work, 'other');
+    await initDataDir(other);
+    const dir = copyOf(template);
+    cpSync(join(other, 'ledger.db'), join(dir, 'ledger.db'));
+    const before = ledgerRows(dir);
+    const err = await open(dir);
+    expect(err).toBeInstanceOf(LedgerBindingError);
+    expect(err?.message).toContain(`holds another ledger (first entry ${firstEntryHash(other)})`);
+    expect(ledgerRows(dir)).toBe(before);
+  }, 60_000);
+
+  it('a directory made before the binding is bound to its store at its first open', async () => {
+    const dir = copyOf(template);
+    unlinkSync(join(dir, LEDGER_BINDING_FILE));
+    expect(await open(dir)).toBeUndefined();
+    expect(binding(dir)).toEqual({ version: 1, first_entry_hash: firstEntryHash(dir) });
+  });
+
+  it('refuses an unbound directory over an empty store: every init left entries behind', async () => {
+    const dir = copyOf(template);
+    unlinkSync(join(dir, LEDGER_BINDING_FILE));
+    for (const f of ['ledger.db', 'ledger.db-wal', 'ledger.db-shm']) rmSync(join(dir, f), { force: true });
+    const err = await open(dir);
+    expect(err).toBeInstanceOf(LedgerBindingError);
+    expect(err?.message).toContain('names none it signs');
+    expect(existsSync(join(dir, LEDGER_BINDING_FILE))).toBe(false);
+  });
+
+  it('refuses a binding file it cannot read, whatever the store', async () => {
+    for (const text of ['{', '{"version":1}', `{"version":2,"first_entry_hash":"${'0'.repeat(64)}"}`]) {
+      const dir = copyOf(template);
+      writeFileSync(join(dir, LEDGER_BINDING_FILE), text);
+      const err = await open(dir);
+      expect(err).toBeInstanceOf(LedgerBindingError);
+      expect(err?.message).toMatch(/cannot be read|is malformed/);
+    }
+  });
+
+  it('on PostgreSQL: init binds, a copy of the directory (a replica) opens, the SQLite default is refused', async () => {
+    const dir = join(work, 'on-pg');
+    const url = `${pgdb.url}?schema=bound`;
+    await initDataDir(dir, { backend: url });
+    expect(binding(dir)).toMatchObject({ version: 1 });
+    expect(await open(copyOf(dir))).toBeUndefined();
+    const err = await open(dir, 'sqlite');
+    expect(err).toBeInstanceOf(LedgerBindingError);
+    expect(err?.message).toContain('the storage (sqlite) holds no ledger');
+  }, 60_000);
+});
