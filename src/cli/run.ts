@@ -37,6 +37,7 @@ import {
   lockDataDir,
   parseBackendSpec,
   readConfig,
+  readLedgerBinding,
   redactedBackend,
   resolveBackendSpec,
   readSigningKey,
@@ -533,6 +534,8 @@ function moveLedgerKey(io: CliIo, dir: string, out: string): number {
     }
     const bytes = readFileSync(p.ledgerKey);
     const key = readSigningKey(p.ledgerKey);
+    // The ledger the key signs, for the ledger process's `first_entry_hash` (ledger-binding.ts).
+    const binding = readLedgerBinding(p.root);
     mkdirSync(dirname(out), { recursive: true, mode: 0o700 });
     let fd: number;
     try {
@@ -562,7 +565,12 @@ function moveLedgerKey(io: CliIo, dir: string, out: string): number {
     }
     rmSync(p.ledgerKey);
     syncDirectory(dirname(p.ledgerKey));
-    print(io, { origin: config.origin, vkey: vkeyFor(config.origin, key.publicKey), key_file: out });
+    print(io, {
+      origin: config.origin,
+      vkey: vkeyFor(config.origin, key.publicKey),
+      ...(binding === undefined ? {} : { first_entry_hash: binding.first_entry_hash }),
+      key_file: out,
+    });
     return EXIT.ok;
   } finally {
     unlock();

@@ -74,7 +74,15 @@ import type { NatsWorkers } from './nats-queue.js';
 import type { GateJobQueue } from '../gate/index.js';
 import { createDiskSpaceProbe } from './readiness.js';
 import { GATE_INSTANCE_PREFIX, openPostgresBackend, openSqliteBackend } from '../storage/index.js';
-import { checkLedgerBinding } from './ledger-binding.js';
+import {
+  LEDGER_BINDING_FILE,
+  bindOpenedLedger,
+  checkLedgerBinding,
+  checkLocalLedgerFile,
+  checkSignedCheckpoint,
+  createCheckpointMemory,
+  type CheckpointMemory,
+} from './ledger-binding.js';
 import type { StorageBackend, WriterLease } from '../storage/index.js';
 import { redactedBackend, resolveBackendSpec } from './backend-spec.js';
 import { assertIssuerKeysAgree, readLedgerAdminState, withholdStaleBundle } from './policy-guard.js';
@@ -454,6 +462,8 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   if (options.standby === true && spec.kind === 'postgres')
     throw new TypeError('every gate on PostgreSQL serves at once: a standby applies to SQLite only');
   // A standby waits for the data directory's writer lock: it serves once its holder is gone.
+  // A missing ledger.db is refused before the backend creates one (ledger-binding.ts).
+  if (spec.kind === 'sqlite' && options.initialising !== true) checkLocalLedgerFile(p.root, p.ledgerDb);
   const unlock =
     options.standby === true
       ? await waitForDataDir(p.root, options.signal === undefined ? {} : { signal: options.signal })
@@ -467,6 +477,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     throw err;
   }
   let lease: WriterLease;
+  let checkpointMemory: CheckpointMemory | undefined;
   let ledgerActive: string | null;
   let ledgerAdmin: LedgerAdminState;
   let ledgerAdminReadAt: number;
@@ -478,12 +489,20 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     });
     // The ledger these keys sign, before anything is read as its head, signed or appended: the
     // same keys over another store would fork the evidence (ledger-binding.ts).
-    await checkLedgerBinding(
+    const storeName = redactedBackend(spec);
+    const found = await checkLedgerBinding(
       p.root,
       backend.ledger,
-      redactedBackend(spec),
+      storeName,
       options.initialising === true ? 'init' : 'open',
     );
+    const binding = 'bound' in found ? found.bound : undefined;
+    checkpointMemory = createCheckpointMemory(p.root, binding, (err) =>
+      process.stderr.write(
+        `failclosed: the latest checkpoint could not be recorded in ${LEDGER_BINDING_FILE} (${err instanceof Error ? err.message : 'write failed'}); the next start checks the one before\n`,
+      ),
+    );
+    const memory = checkpointMemory;
     ledger = await createLedger({
       store: backend.ledger,
       clock,
@@ -491,7 +510,22 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       origin: config.origin,
       checkpointEvery: { entries: 256, ms: 10_000 },
       ...(options.observer === undefined ? {} : { observer: options.observer }),
+      onCheckpoint: (cp) => memory.remember(cp),
     });
+    // Not behind (nor beside) a checkpoint this directory signed, before anything is signed or appended.
+    checkSignedCheckpoint(p.root, binding, ledger, storeName);
+    // A directory made before the binding, over a store with entries: bound once the open proved
+    // the store is its ledger (its latest checkpoint, verified by createLedger under this key and
+    // origin), or the store is its own SQLite file.
+    if ('unbound' in found && found.unbound !== undefined) {
+      const proof =
+        (await backend.ledger.latestCheckpoint()) !== undefined
+          ? 'checkpoint'
+          : spec.kind === 'sqlite'
+            ? 'local'
+            : 'none';
+      memory.bound(bindOpenedLedger(p.root, found.unbound, proof, storeName));
+    }
     ledgerAdminReadAt = clock();
     ledgerAdmin = await readLedgerAdminState(backend.ledger);
     ledgerActive = ledgerAdmin.activeBundle;
@@ -796,6 +830,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     await follower?.stop();
     await notifications?.close();
     await ledger.close();
+    await checkpointMemory?.settled();
     await backend.close();
     executorAgent?.close();
     ledgerAgent?.close();

@@ -28,6 +28,8 @@ export { startGateNode, parseGateConfig, readGateConfig } from './gate-node.js';
 export type { GateNode, GateNodeConfig, GateNodeOptions } from './gate-node.js';
 export { startLedgerNode, parseLedgerConfig, readLedgerConfig } from './ledger-node.js';
 export type { LedgerNode, LedgerNodeConfig, LedgerNodeOptions } from './ledger-node.js';
+export { LEDGER_BINDING_FILE, LedgerBindingError, readLedgerBinding } from './ledger-binding.js';
+export type { LedgerBinding } from './ledger-binding.js';
 export { createRemoteControlPlane, createRemoteGateLedger, decisionOf } from './control-plane-link.js';
 export {
   startExecutorNode,

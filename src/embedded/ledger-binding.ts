@@ -9,17 +9,24 @@
  * ledger.
  *
  * So the data directory records which ledger it writes: the hash of that ledger's first entry
- * (`ledger-binding.json`), written by `init` once its first entries are durable, or at the first
- * open of a directory made before the file existed. Every open compares it with the store's first
- * entry before anything is read as the head or appended; a store without that entry (empty, or
- * another ledger) is refused, and so is a bound directory whose file cannot be read. An unbound
- * directory meeting an empty store is refused as well outside `init`: every `init` leaves entries
- * behind, so that store is not the one the directory was made with.
+ * (`ledger-binding.json`), written by `init` once its first entries are durable. Every open
+ * compares it with the store's first entry before anything is read as the head or appended; a
+ * store without that entry (empty, or another ledger) is refused, and so is a bound directory
+ * whose file cannot be read. An unbound directory meeting an empty store is refused as well
+ * outside `init`: every `init` leaves entries behind, so that store is not the one the directory
+ * was made with. A directory made before the file existed is bound once its ledger opened, and
+ * only with a proof that the store is its ledger ({@link bindOpenedLedger}).
  *
- * It does not see a store rolled back to an older copy of the same ledger (its first entry is the
- * same): restoring a backup is a documented step of its own (docs/storage.md).
+ * A store rolled back to an older copy of the same ledger has the same first entry: a backup
+ * restored, a database restored to an earlier point in time. Continuing it would sign other roots
+ * at sizes already signed, a fork of checkpoints auditors may hold. So the file also remembers
+ * the largest checkpoint the deployment signed, or accepted from its ledger process, once it is
+ * durable in the store (written in the background, one at a time, the latest only), and an open
+ * whose ledger is shorter than it, or has another root at its size, is refused. A write of the
+ * memory that fails leaves the one before, which still catches a rollback behind it.
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseJson } from '../kernel/index.js';
 import type { LedgerStore } from '../ledger/index.js';
@@ -32,6 +39,8 @@ export interface LedgerBinding {
   readonly version: 1;
   /** `entry_hash` of the ledger's entry 0 (lowercase hex SHA-256). */
   readonly first_entry_hash: string;
+  /** The largest checkpoint this directory's deployment signed (or accepted from its ledger process). */
+  readonly checkpoint?: { readonly size: number; readonly root_hash: string };
 }
 
 const HASH = /^[0-9a-f]{64}$/;
@@ -53,19 +62,38 @@ export function readLedgerBinding(root: string): LedgerBinding | undefined {
       `${path} cannot be read (${err instanceof Error ? err.message : 'unreadable'}): it names the ledger this data directory signs, so nothing is opened without it`,
     );
   }
+  const malformed = (): LedgerBindingError =>
+    new LedgerBindingError(
+      `${path} is malformed: it names the ledger this data directory signs, so nothing is opened without it`,
+    );
   const v = value as Record<string, unknown> | null;
   if (
     typeof v !== 'object' ||
     v === null ||
-    Object.keys(v).length !== 2 ||
+    Array.isArray(v) ||
     v['version'] !== 1 ||
     typeof v['first_entry_hash'] !== 'string' ||
     !HASH.test(v['first_entry_hash'])
   )
-    throw new LedgerBindingError(
-      `${path} is malformed: it names the ledger this data directory signs, so nothing is opened without it`,
-    );
-  return { version: 1, first_entry_hash: v['first_entry_hash'] };
+    throw malformed();
+  for (const key of Object.keys(v))
+    if (key !== 'version' && key !== 'first_entry_hash' && key !== 'checkpoint') throw malformed();
+  const first_entry_hash = v['first_entry_hash'];
+  const cp = v['checkpoint'] as Record<string, unknown> | null | undefined;
+  if (cp === undefined) return { version: 1, first_entry_hash };
+  if (
+    typeof cp !== 'object' ||
+    cp === null ||
+    Array.isArray(cp) ||
+    Object.keys(cp).length !== 2 ||
+    typeof cp['size'] !== 'number' ||
+    !Number.isSafeInteger(cp['size']) ||
+    cp['size'] < 1 ||
+    typeof cp['root_hash'] !== 'string' ||
+    !HASH.test(cp['root_hash'])
+  )
+    throw malformed();
+  return { version: 1, first_entry_hash, checkpoint: { size: cp['size'], root_hash: cp['root_hash'] } };
 }
 
 /** Records `binding` in `root`, durably (a new file renamed over the old, then the directory synced). */
@@ -88,6 +116,26 @@ export function writeLedgerBinding(root: string, binding: LedgerBinding): void {
   }
 }
 
+/** Like {@link writeLedgerBinding}, off the event loop (the thread pool's file calls). */
+async function writeLedgerBindingAsync(root: string, binding: LedgerBinding): Promise<void> {
+  const path = join(root, LEDGER_BINDING_FILE);
+  const tmp = `${path}.${process.pid}.tmp`;
+  const file = await open(tmp, 'w', 0o644);
+  try {
+    await file.writeFile(`${JSON.stringify(binding, null, 2)}\n`);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(tmp, path);
+  const dir = await open(root, 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
 /** How {@link checkLedgerBinding} treats an unbound data directory over an empty store. */
 export type BindingMode =
   /** `init`: it writes the ledger's first entries, then calls {@link bindLedger}. */
@@ -95,38 +143,164 @@ export type BindingMode =
   /** Any other open: refused (every `init` left entries behind). */
   | 'open';
 
+/** What {@link checkLedgerBinding} found: the directory's binding, or the entry 0 to bind it to once proved. */
+export type BindingCheck = { readonly bound: LedgerBinding } | { readonly unbound: string | undefined };
+
 /**
- * Before a data directory's roles touch `store` (named `storeName` in messages): refuses a store
- * whose entry 0 is not the one the directory is bound to, and binds an unbound directory to a
- * store that has entries. Throws {@link LedgerBindingError} when refused.
+ * Before a data directory's roles touch `store` (named `storeName` in messages), writing nothing:
+ * refuses a store whose entry 0 is not the one the directory is bound to, and an unbound
+ * directory over an empty store outside `init`. An unbound directory over a store with entries is
+ * bound only once the ledger opened (see {@link bindOpenedLedger}). Throws
+ * {@link LedgerBindingError} when refused.
  */
 export async function checkLedgerBinding(
   root: string,
   store: LedgerStore,
   storeName: string,
   mode: BindingMode,
-): Promise<void> {
+): Promise<BindingCheck> {
   const binding = readLedgerBinding(root);
   const first = await store.entry(0);
-  if (binding !== undefined) {
-    if (first === undefined)
-      throw new LedgerBindingError(
-        `the storage (${storeName}) holds no ledger, but the keys of ${root} sign the ledger whose first entry is ${binding.first_entry_hash} (${LEDGER_BINDING_FILE}): another ledger under the same checkpoint key would be a fork of its evidence. Point the data directory at its own storage, or make a new data directory (failclosed init) for a new ledger`,
-      );
+  if (first === undefined && (binding !== undefined || mode === 'open'))
+    throw noLedger(root, storeName, binding);
+  if (binding !== undefined && first !== undefined) {
     if (first.entry_hash !== binding.first_entry_hash)
       throw new LedgerBindingError(
         `the storage (${storeName}) holds another ledger (first entry ${first.entry_hash}) than the one the keys of ${root} sign (first entry ${binding.first_entry_hash}, ${LEDGER_BINDING_FILE}): another ledger under the same checkpoint key would be a fork of its evidence. Point the data directory at its own storage, or make a new data directory (failclosed init) for that one`,
       );
-    return;
+    return { bound: binding };
   }
-  if (first !== undefined) {
-    writeLedgerBinding(root, { version: 1, first_entry_hash: first.entry_hash });
-    return;
-  }
-  if (mode === 'open')
+  return { unbound: first?.entry_hash };
+}
+
+/** The refusal of a store that holds no ledger, for a directory bound (`binding`) or not. */
+function noLedger(root: string, storeName: string, binding: LedgerBinding | undefined): LedgerBindingError {
+  return new LedgerBindingError(
+    binding !== undefined
+      ? `the storage (${storeName}) holds no ledger, but the keys of ${root} sign the ledger whose first entry is ${binding.first_entry_hash} (${LEDGER_BINDING_FILE}): another ledger under the same checkpoint key would be a fork of its evidence. Point the data directory at its own storage, or make a new data directory (failclosed init) for a new ledger`
+      : `the storage (${storeName}) holds no ledger, and ${root} names none it signs (no ${LEDGER_BINDING_FILE}): every init leaves entries behind, so this is not the storage the directory was made with. Point it at that storage; a directory whose init never finished is removed and made again (failclosed init)`,
+  );
+}
+
+/**
+ * The SQLite default, before its file is opened (opening creates it, and merges the files of the
+ * layout before the one-file layout into it): an initialised directory without its `ledger.db`
+ * has lost its ledger, whatever else is there. Refused as an empty store is, creating nothing.
+ */
+export function checkLocalLedgerFile(root: string, ledgerDb: string): void {
+  if (!existsSync(ledgerDb)) throw noLedger(root, 'sqlite', readLedgerBinding(root));
+}
+
+/**
+ * A directory made before {@link LEDGER_BINDING_FILE} existed, over a store with entries, once its
+ * ledger opened (createLedger verified the store's latest checkpoint under this directory's key or
+ * pinned vkey, and origin, or refused): bound when that proves the store is this directory's
+ * ledger, a checkpoint of it signed under its key and origin; or, with no checkpoint yet, when
+ * the store is the directory's own SQLite file (`local`). A shared store without a checkpoint
+ * proves nothing: refused, naming the file an operator who knows better may write.
+ */
+export function bindOpenedLedger(
+  root: string,
+  firstEntryHash: string,
+  proof: 'checkpoint' | 'local' | 'none',
+  storeName: string,
+): LedgerBinding {
+  const made: LedgerBinding = { version: 1, first_entry_hash: firstEntryHash };
+  if (proof === 'none')
     throw new LedgerBindingError(
-      `the storage (${storeName}) holds no ledger, and ${root} names none it signs (no ${LEDGER_BINDING_FILE}): every init leaves entries behind, so this is not the storage the directory was made with. Point it at that storage; a directory whose init never finished is removed and made again (failclosed init)`,
+      `${root} names no ledger it signs (no ${LEDGER_BINDING_FILE}), and the storage (${storeName}) holds no checkpoint that would show its ledger is this directory's: it may be another deployment's. If it is this directory's ledger, record it by writing ${JSON.stringify(made)} to ${join(root, LEDGER_BINDING_FILE)}`,
     );
+  writeLedgerBinding(root, made);
+  return made;
+}
+
+/** What {@link checkSignedCheckpoint} needs of the opened ledger. */
+export interface OpenedLedger {
+  size(): number;
+  rootHash(size: number): string;
+}
+
+/**
+ * Once the ledger is open (its tree read and verified, nothing signed or appended yet): refuses
+ * a store behind the largest checkpoint the data directory remembers, or holding other entries
+ * up to it. A store restored from an older copy, or a database restored to an earlier point in
+ * time, would have the gate sign other roots at sizes it signed before: a fork, under the
+ * pinned key, of checkpoints auditors may already hold.
+ */
+export function checkSignedCheckpoint(
+  root: string,
+  binding: LedgerBinding | undefined,
+  ledger: OpenedLedger,
+  storeName: string,
+): void {
+  const cp = binding?.checkpoint;
+  if (cp === undefined) return;
+  const size = ledger.size();
+  if (size < cp.size || ledger.rootHash(cp.size) !== cp.root_hash)
+    throw new LedgerBindingError(
+      size < cp.size
+        ? `the storage (${storeName}) holds ${size} entries, but ${root} signed a checkpoint of this ledger at size ${cp.size} (${LEDGER_BINDING_FILE}): the store was rolled back (restored from an older copy?) and has lost entries auditors may hold a checkpoint over; continuing it would sign other roots at sizes already signed (a fork). Restore a copy holding at least ${cp.size} entries, or keep its export and make a new data directory (failclosed init) for a new ledger`
+        : `the storage (${storeName}) holds other entries up to size ${cp.size} than the checkpoint ${root} signed there (${LEDGER_BINDING_FILE}): continuing it would sign a fork of that checkpoint. Restore the store the checkpoint was signed over, or keep its export and make a new data directory (failclosed init)`,
+    );
+}
+
+/** Remembers, in the data directory, the largest checkpoint the open deployment signed or accepted. */
+export interface CheckpointMemory {
+  /** The directory is bound now (an unbound one, once its ledger opened): checkpoints are recorded from here on. */
+  bound(binding: LedgerBinding): void;
+  /** A checkpoint now durable in the store: recorded in the background when larger than the last. */
+  remember(cp: { readonly size: number; readonly root_hash: string }): void;
+  /** Resolves once the last recorded checkpoint is written (or its write failed). */
+  settled(): Promise<void>;
+}
+
+/**
+ * The memory {@link checkSignedCheckpoint} reads at the next open, over `binding` (undefined: not
+ * bound yet, nothing is recorded). Writes one at a time, the latest checkpoint only; a failed
+ * write is told to `onError` and leaves the memory at the previous checkpoint, which the next
+ * open still checks (it catches a rollback behind that one).
+ */
+export function createCheckpointMemory(
+  root: string,
+  binding: LedgerBinding | undefined,
+  onError: (err: unknown) => void,
+): CheckpointMemory {
+  let current = binding;
+  /** The largest checkpoint handed over so far: a smaller one never replaces it. */
+  let highest = binding?.checkpoint?.size ?? 0;
+  let pending: { readonly size: number; readonly root_hash: string } | undefined;
+  let writing: Promise<void> = Promise.resolve();
+  let busy = false;
+  const drain = async (): Promise<void> => {
+    busy = true;
+    try {
+      while (pending !== undefined && current !== undefined) {
+        const next: LedgerBinding = { ...current, checkpoint: pending };
+        pending = undefined;
+        try {
+          await writeLedgerBindingAsync(root, next);
+          current = next;
+        } catch (err) {
+          onError(err);
+        }
+      }
+    } finally {
+      busy = false;
+    }
+  };
+  return {
+    bound(b) {
+      current = b;
+      highest = Math.max(highest, b.checkpoint?.size ?? 0);
+    },
+    remember(cp) {
+      if (current === undefined || cp.size <= highest) return;
+      highest = cp.size;
+      pending = { size: cp.size, root_hash: cp.root_hash };
+      if (!busy) writing = drain();
+    },
+    settled: () => writing,
+  };
 }
 
 /** After `init` wrote the first entries of a new ledger: binds `root` to it. */

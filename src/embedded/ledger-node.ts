@@ -35,6 +35,7 @@ import type { MtlsServer, TlsFiles } from '../transport/index.js';
 import { parseBackendSpec } from './backend-spec.js';
 import { assertDatabaseRole } from './db-role.js';
 import { readSigningKey } from './data-dir.js';
+import { LedgerBindingError } from './ledger-binding.js';
 import {
   configListen,
   configObservability,
@@ -59,6 +60,14 @@ export interface LedgerNodeConfig {
   readonly origin: string;
   /** The checkpoint private key (a JWK file, mode 0600), moved here from the Control Plane's `keys/ledger.jwk`. */
   readonly key: string;
+  /**
+   * The hash of entry 0 of the ledger this key signs, as `ledger move-key` printed it (the Control
+   * Plane's `ledger-binding.json`): the process refuses to start over a store whose entry 0 is
+   * another or that is empty, so its key signs no second ledger (docs/storage.md "One ledger per
+   * data directory"). Optional for configurations written before it; the shipped ones hold a
+   * placeholder that is refused until replaced.
+   */
+  readonly first_entry_hash?: string;
   /** The shared ledger: a `postgres://` URL (`?schema=` names the schema), on the ledger's own role. */
   readonly state: string;
   /** This process's mutual TLS: CA, its `ledger` certificate and key, optional CRL and revoked serials. */
@@ -76,6 +85,7 @@ const FIELDS = [
   'listen',
   'origin',
   'key',
+  'first_entry_hash',
   'state',
   'tls',
   'follow_ms',
@@ -100,10 +110,16 @@ export function parseLedgerConfig(bytes: Uint8Array, base: string): LedgerNodeCo
   }
   if (spec.kind !== 'postgres') throw bad('state must be a postgres:// URL (the shared ledger)');
   const key = configText(v, 'key', bad);
+  const first = v['first_entry_hash'];
+  if (first !== undefined && (typeof first !== 'string' || !/^[0-9a-f]{64}$/.test(first)))
+    throw bad(
+      'first_entry_hash must be the 64 lowercase hex digits `failclosed ledger move-key` printed (the Control Plane data directory’s ledger-binding.json)',
+    );
   return Object.freeze({
     listen: configListen(v['listen'], bad),
     origin: configText(v, 'origin', bad, 255),
     key: isAbsolute(key) ? key : join(base, key),
+    ...(first === undefined ? {} : { first_entry_hash: first }),
     state,
     tls: configTls(v['tls'], base, bad),
     follow_ms: configPositive(v, 'follow_ms', 1000, bad),
@@ -212,12 +228,24 @@ export async function startLedgerNode(
     // The Control Plane process migrates the schema; the ledger process reads it at its own version.
     await assertSchemaCurrent(db);
     await assertLedgerRole(db);
+    // Shared, without an instance lease: every append is refused, and a tree snapshot only
+    // ever replaces a smaller one (a standby writes them too).
+    const store = createPostgresLedgerStore(db, { shared: () => undefined });
+    // The ledger this key signs, before anything is read or signed: over another store its
+    // checkpoints would fork the evidence (ledger-binding.ts).
+    if (config.first_entry_hash !== undefined) {
+      const first = await store.entry(0);
+      if (first?.entry_hash !== config.first_entry_hash)
+        throw new LedgerBindingError(
+          first === undefined
+            ? `the shared ledger (state) holds no entry, but this key signs the ledger whose first entry is ${config.first_entry_hash} (first_entry_hash): signing another would fork its checkpoints`
+            : `the shared ledger (state) holds another ledger (first entry ${first.entry_hash}) than the one this key signs (first_entry_hash ${config.first_entry_hash}): signing it would fork its checkpoints`,
+        );
+    }
     // Opening reads and verifies every entry (the stored tree snapshot is not trusted), and the
     // latest stored checkpoint against them: a rewritten store refuses to open (fail closed).
     ledger = await createLedger({
-      // Shared, without an instance lease: every append is refused, and a tree snapshot only
-      // ever replaces a smaller one (a standby writes them too).
-      store: createPostgresLedgerStore(db, { shared: () => undefined }),
+      store,
       clock,
       checkpointSigner: signer,
       origin: config.origin,

@@ -69,6 +69,8 @@ interface CheckpointerOptions {
   readonly every: { readonly entries?: number; readonly ms?: number } | undefined;
   /** Runs after each new checkpoint is stored (the writer persists its tree snapshot); never fails it. */
   readonly afterStore?: (cp: StoredCheckpoint) => Promise<void>;
+  /** {@link LedgerOptions.onCheckpoint}. */
+  readonly onCheckpoint?: (cp: StoredCheckpoint) => void;
   /**
    * Reads and verifies the entries up to the store's head into `tree` (as the open does);
    * rejects with `ERR_LEDGER_UNAVAILABLE` when they do not continue it or the store lost some.
@@ -184,6 +186,7 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
     if (witness !== undefined) {
       const cp = await witnessed(witness, size);
       if (latest === undefined || size > latest.size) latest = cp;
+      o.onCheckpoint?.(cp);
       return cp;
     }
     const root = o.tree.root(size);
@@ -205,6 +208,7 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
     if (latest === undefined || size > latest.size) latest = cp;
     lastSize = Math.max(lastSize, size);
     lastAt = o.clock();
+    o.onCheckpoint?.(cp);
     await o.afterStore?.(cp);
     return cp;
   }

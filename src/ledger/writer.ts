@@ -65,6 +65,12 @@ export interface LedgerOptions {
    * what it hashed itself (it still writes snapshots for the others).
    */
   readonly rehash?: boolean;
+  /**
+   * Told of every checkpoint this writer signed and stored, or accepted from the ledger process,
+   * once it is durable in the store (the data directory remembers the latest: ledger-binding.ts
+   * in `src/embedded/`). Called synchronously; it must not throw.
+   */
+  readonly onCheckpoint?: (cp: StoredCheckpoint) => void;
 }
 
 /** Options of one {@link Ledger.append}. */
@@ -455,6 +461,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     origin: opts.origin,
     every: opts.checkpointEvery,
     afterStore: (cp) => persistTree(cp.size),
+    ...(opts.onCheckpoint === undefined ? {} : { onCheckpoint: opts.onCheckpoint }),
     // A checkpoint another replica stored after this open read its head: read up to it first.
     catchUp: async () => {
       try {

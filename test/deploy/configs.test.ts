@@ -42,6 +42,8 @@ const json = (...p: string[]) => JSON.parse(read(...p).toString('utf8')) as Reco
  */
 const ORIGIN_PLACEHOLDER = '<the origin failclosed ledger move-key printed>';
 const VKEY_PLACEHOLDER = '<the vkey failclosed ledger move-key printed>';
+const FIRST_ENTRY_PLACEHOLDER = '<the first_entry_hash failclosed ledger move-key printed>';
+const FIRST_ENTRY = 'c0'.repeat(32);
 const CHECKPOINT_KEY = generateSigningKey();
 const ORIGIN = defaultConfig().origin;
 const VKEY = vkeyFor(ORIGIN, CHECKPOINT_KEY.publicKey);
@@ -63,11 +65,19 @@ function pinned(fragment: Record<string, unknown>): Record<string, unknown> {
   return { ...fragment, checkpoints: { ...checkpoints, vkey: VKEY } };
 }
 
-/** A shipped ledger configuration, its `origin` placeholder replaced as the operator does, parsed strictly. */
+/** A shipped ledger configuration, its `origin` and `first_entry_hash` placeholders replaced as the operator does, parsed strictly. */
 function ledgerConfig(bytes: Uint8Array, base: string): LedgerNodeConfig {
   const shipped = JSON.parse(Buffer.from(bytes).toString('utf8')) as Record<string, unknown>;
   expect(shipped.origin).toBe(ORIGIN_PLACEHOLDER);
-  return parseLedgerConfig(Buffer.from(JSON.stringify({ ...shipped, origin: ORIGIN })), base);
+  expect(shipped.first_entry_hash).toBe(FIRST_ENTRY_PLACEHOLDER);
+  // Left in place, the placeholder hash is refused.
+  expect(() => parseLedgerConfig(Buffer.from(JSON.stringify({ ...shipped, origin: ORIGIN })), base)).toThrow(
+    /first_entry_hash must be/,
+  );
+  return parseLedgerConfig(
+    Buffer.from(JSON.stringify({ ...shipped, origin: ORIGIN, first_entry_hash: FIRST_ENTRY })),
+    base,
+  );
 }
 
 const hostPort = (url: string) => {

@@ -36,7 +36,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/run.js';
@@ -100,7 +100,8 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
   let gate: GateNode | undefined;
   let ledger: LedgerNode | undefined;
   /** What `failclosed ledger move-key` printed: the origin and the vkey the shipped files leave to the operator. */
-  let moved: { origin: string; vkey: string; key_file: string };
+  let moved: { origin: string; vkey: string; first_entry_hash: string; key_file: string };
+  let ledgerConfigPath: string;
   let client: FailclosedClient;
   let internalPort: number;
   const runs: string[] = [];
@@ -234,10 +235,15 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
     // Its metrics on loopback, on any free port.
     ledgerText = rewrite(ledgerText, '"listen": "127.0.0.1:9464"', '"listen": "127.0.0.1:0"');
     ledgerText = rewrite(ledgerText, '<the origin failclosed ledger move-key printed>', moved.origin);
+    ledgerText = rewrite(
+      ledgerText,
+      '<the first_entry_hash failclosed ledger move-key printed>',
+      moved.first_entry_hash,
+    );
     ledgerText = onTestDatabase(ledgerText);
-    const ledgerConfig = join(etcLedger, 'ledger.json');
-    writeFileSync(ledgerConfig, ledgerText);
-    ledger = await startLedgerNode(ledgerConfig, { env: {}, defaultLogLevel: 'silent' });
+    ledgerConfigPath = join(etcLedger, 'ledger.json');
+    writeFileSync(ledgerConfigPath, ledgerText);
+    ledger = await startLedgerNode(ledgerConfigPath, { env: {}, defaultLogLevel: 'silent' });
 
     // The executor: executor.json with executor.postgres.json merged in, its certificate beside it.
     const etcExec = join(work, 'etc-failclosed-executor');
@@ -356,6 +362,16 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
     }
     expect(runs).toEqual(['echo']);
   }, 30_000);
+
+  it('a ledger process whose first_entry_hash names another ledger refuses to start: its key signs no second ledger (docs/storage.md)', async () => {
+    expect(moved.first_entry_hash).toMatch(/^[0-9a-f]{64}$/);
+    const other = join(dirname(ledgerConfigPath), 'other-ledger.json');
+    const text = readFileSync(ledgerConfigPath, 'utf8');
+    writeFileSync(other, rewrite(text, moved.first_entry_hash, 'ab'.repeat(32)));
+    await expect(startLedgerNode(other, { env: {}, defaultLogLevel: 'silent' })).rejects.toThrow(
+      /holds another ledger \(first entry [0-9a-f]{64}\) than the one this key signs/,
+    );
+  });
 
   it('the exported ledger, its checkpoint signed by the ledger process, verifies against the deployment’s trust roots', async () => {
     // The Control Plane holds the vkey alone; the ledger process signs under the key move-key moved.

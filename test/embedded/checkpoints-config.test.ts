@@ -32,7 +32,7 @@ describe('checkpoints signed by the ledger process: the data directory side', ()
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('ledger move-key moves the key out (0600, never over a file), prints the vkey, and refuses a second move', () => {
+  it('ledger move-key moves the key out (0600, never over a file), prints the vkey and the first entry, and refuses a second move', () => {
     const out = join(work, 'ledger', 'ledger.jwk');
     writeFileSync(join(work, 'taken.jwk'), 'x');
     const refused = runCli('ledger', 'move-key', '--out', join(work, 'taken.jwk'), '--data', dir);
@@ -47,9 +47,19 @@ describe('checkpoints signed by the ledger process: the data directory side', ()
     expect(existsSync(dataPaths(dir).ledgerKey)).toBe(true);
     const r = runCli('ledger', 'move-key', '--out', out, '--data', dir);
     expect(r.code, r.err).toBe(0);
-    const printed = JSON.parse(r.out) as { origin: string; vkey: string; key_file: string };
+    const printed = JSON.parse(r.out) as {
+      origin: string;
+      vkey: string;
+      first_entry_hash: string;
+      key_file: string;
+    };
     ({ vkey, origin } = printed);
     expect(vkey.startsWith(`${origin}+`)).toBe(true);
+    // The ledger the key signs, for the ledger process's first_entry_hash (ledger-binding.json).
+    expect(printed.first_entry_hash).toBe(
+      (JSON.parse(readFileSync(join(dir, 'ledger-binding.json'), 'utf8')) as { first_entry_hash: string })
+        .first_entry_hash,
+    );
     expect(existsSync(dataPaths(dir).ledgerKey)).toBe(false);
     expect(statSync(out).mode & 0o777).toBe(0o600);
     const again = runCli('ledger', 'move-key', '--out', join(work, 'again.jwk'), '--data', dir);

@@ -5,7 +5,8 @@
  * `FAILCLOSED_BACKEND`, a recreated database, a deleted `ledger.db`) served and would sign a
  * second history under the same key, which `verify` with the pinned key accepts just the same.
  * Every such open is refused before anything is written to that store; the directory's own store,
- * a copy of the directory (a replica) and a directory made before the binding still open.
+ * a copy of the directory (a replica) and a directory made before the binding still open. So is a
+ * store rolled back behind the largest checkpoint the directory signed (a restored backup).
  */
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initDataDir, startEmbedded } from '../../src/embedded/index.js';
+import { createClient } from '../../src/client/index.js';
+import { DEMO_CLIENT, initDataDir, readClientFile, startEmbedded } from '../../src/embedded/index.js';
 import { LEDGER_BINDING_FILE, LedgerBindingError } from '../../src/embedded/ledger-binding.js';
 import { useTestDatabase } from '../support/postgres.js';
 
@@ -101,13 +103,24 @@ describe('one ledger per data directory', () => {
     expect(await open(dir)).toBeUndefined();
   }, 60_000);
 
-  it('refuses a deleted ledger.db (a "fresh start" under the same keys) and writes no entry', async () => {
+  it('refuses a deleted ledger.db (a "fresh start" under the same keys) before creating one', async () => {
     const dir = copyOf(template);
     for (const f of ['ledger.db', 'ledger.db-wal', 'ledger.db-shm']) rmSync(join(dir, f), { force: true });
     const err = await open(dir);
     expect(err).toBeInstanceOf(LedgerBindingError);
     expect(err?.message).toContain('holds no ledger');
-    expect(ledgerRows(dir)).toBe(0);
+    expect(existsSync(join(dir, 'ledger.db'))).toBe(false);
+  });
+
+  it('a directory of the layout before one file, without its ledger.db: refused, its other files neither merged nor renamed', async () => {
+    const dir = copyOf(template);
+    unlinkSync(join(dir, LEDGER_BINDING_FILE));
+    for (const f of ['ledger.db', 'ledger.db-wal', 'ledger.db-shm']) rmSync(join(dir, f), { force: true });
+    writeFileSync(join(dir, 'state.db'), 'the old layout');
+    const err = await open(dir);
+    expect(err).toBeInstanceOf(LedgerBindingError);
+    expect(existsSync(join(dir, 'ledger.db'))).toBe(false);
+    expect(readFileSync(join(dir, 'state.db'), 'utf8')).toBe('the old layout');
   });
 
   it("refuses another deployment's ledger", async () => {
@@ -132,15 +145,22 @@ describe('one ledger per data directory', () => {
   it('refuses an unbound directory over an empty store: every init left entries behind', async () => {
     const dir = copyOf(template);
     unlinkSync(join(dir, LEDGER_BINDING_FILE));
-    for (const f of ['ledger.db', 'ledger.db-wal', 'ledger.db-shm']) rmSync(join(dir, f), { force: true });
-    const err = await open(dir);
+    const err = await open(dir, `${pgdb.url}?schema=unbound_empty`);
     expect(err).toBeInstanceOf(LedgerBindingError);
     expect(err?.message).toContain('names none it signs');
     expect(existsSync(join(dir, LEDGER_BINDING_FILE))).toBe(false);
   });
 
   it('refuses a binding file it cannot read, whatever the store', async () => {
-    for (const text of ['{', '{"version":1}', `{"version":2,"first_entry_hash":"${'0'.repeat(64)}"}`]) {
+    const h = '0'.repeat(64);
+    for (const text of [
+      '{',
+      '{"version":1}',
+      `{"version":2,"first_entry_hash":"${h}"}`,
+      `{"version":1,"first_entry_hash":"${h}","other":1}`,
+      `{"version":1,"first_entry_hash":"${h}","checkpoint":{"size":0,"root_hash":"${h}"}}`,
+      `{"version":1,"first_entry_hash":"${h}","checkpoint":{"size":2,"root_hash":"xyz"}}`,
+    ]) {
       const dir = copyOf(template);
       writeFileSync(join(dir, LEDGER_BINDING_FILE), text);
       const err = await open(dir);
@@ -148,6 +168,94 @@ describe('one ledger per data directory', () => {
       expect(err?.message).toMatch(/cannot be read|is malformed/);
     }
   });
+
+  it('refuses a store rolled back behind the largest checkpoint the directory signed (a restored backup): no second root at that size', async () => {
+    const dir = copyOf(template);
+    const files = ['ledger.db', 'ledger.db-wal', 'ledger.db-shm'];
+    const backup = join(work, `backup-${seq}`);
+    cpSync(dir, backup, { recursive: true });
+    const instance = await startEmbedded(dir, { port: 0 });
+    let signed: { size: number; root_hash: string };
+    try {
+      const file = readClientFile(dir, DEMO_CLIENT.identity);
+      const client = createClient({
+        url: instance.url,
+        identity: file.identity,
+        tenant: file.tenant,
+        key: file.key,
+      });
+      for (let i = 0; i < 2; i += 1)
+        expect((await client.call('echo', { message: `m${i}` })).outcome).toBe('executed');
+      const cp = await instance.core.ledger.checkpoint();
+      signed = { size: cp.size, root_hash: cp.root_hash };
+      // An export's smaller checkpoint never lowers what is remembered.
+      await instance.core.ledger.checkpoint(cp.size - 1);
+    } finally {
+      await instance.close();
+    }
+    expect(binding(dir)).toEqual({ version: 1, first_entry_hash: firstEntryHash(dir), checkpoint: signed });
+    // The directory's own store, as it was left, opens.
+    expect(await open(dir)).toBeUndefined();
+    const before = ledgerRows(backup);
+    for (const f of files) {
+      rmSync(join(dir, f), { force: true });
+      if (existsSync(join(backup, f))) cpSync(join(backup, f), join(dir, f));
+    }
+    const err = await open(dir);
+    expect(err).toBeInstanceOf(LedgerBindingError);
+    expect(err?.message).toContain(`holds ${before} entries, but`);
+    expect(err?.message).toContain(`signed a checkpoint of this ledger at size ${signed.size}`);
+    expect(ledgerRows(dir)).toBe(before);
+    // Other entries up to the remembered size (a rewritten store) are refused too.
+    const other = copyOf(dir);
+    writeFileSync(
+      join(other, LEDGER_BINDING_FILE),
+      JSON.stringify({
+        version: 1,
+        first_entry_hash: firstEntryHash(other),
+        checkpoint: { size: 1, root_hash: 'ab'.repeat(32) },
+      }),
+    );
+    const rewritten = await open(other);
+    expect(rewritten).toBeInstanceOf(LedgerBindingError);
+    expect(rewritten?.message).toContain('holds other entries up to size 1');
+  }, 60_000);
+
+  it("an unbound directory over another deployment's PostgreSQL ledger: refused without a checkpoint proving it, refused by the checkpoint's key with one; never bound, nothing signed", async () => {
+    // B: another deployment's ledger, no checkpoint yet (a few entries within 10 s).
+    const b = join(work, 'b-on-pg');
+    const url = `${pgdb.url}?schema=b_ledger`;
+    await initDataDir(b, { backend: url });
+    const a = copyOf(template);
+    unlinkSync(join(a, LEDGER_BINDING_FILE));
+    const err = await open(a, url);
+    expect(err).toBeInstanceOf(LedgerBindingError);
+    expect(err?.message).toContain('holds no checkpoint that would show its ledger is this directory');
+    expect(err?.message).toContain('"first_entry_hash"');
+    expect(existsSync(join(a, LEDGER_BINDING_FILE))).toBe(false);
+    const c = new pg.Client({ connectionString: pgdb.url });
+    await c.connect();
+    try {
+      const { rows } = await c.query<{ n: string }>('SELECT count(*) AS n FROM b_ledger.ledger_checkpoints');
+      expect(Number(rows[0]?.n)).toBe(0);
+    } finally {
+      await c.end();
+    }
+    // B signs a checkpoint: A's open is refused by its key, and still binds nothing.
+    const instance = await startEmbedded(b, { port: 0 });
+    try {
+      await instance.core.ledger.checkpoint();
+    } finally {
+      await instance.close();
+    }
+    const signed = await open(a, url);
+    expect(signed?.message).toContain("not signed by this ledger's key");
+    expect(existsSync(join(a, LEDGER_BINDING_FILE))).toBe(false);
+    // B, unbound too, is bound by its own checkpoint.
+    unlinkSync(join(b, LEDGER_BINDING_FILE));
+    expect(await open(b)).toBeUndefined();
+    expect(binding(b)).toMatchObject({ version: 1 });
+  }, 60_000);
 
   it('on PostgreSQL: init binds, a copy of the directory (a replica) opens, the SQLite default is refused', async () => {
     const dir = join(work, 'on-pg');
