@@ -497,12 +497,14 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       options.initialising === true ? 'init' : 'open',
     );
     const binding = 'bound' in found ? found.bound : undefined;
-    checkpointMemory = createCheckpointMemory(p.root, binding, (err) =>
+    checkpointMemory = createCheckpointMemory(p.root, (err) =>
       process.stderr.write(
         `failclosed: the latest checkpoint could not be recorded in ${LEDGER_BINDING_FILE} (${err instanceof Error ? err.message : 'write failed'}); the next start checks the one before\n`,
       ),
     );
     const memory = checkpointMemory;
+    /** The store's latest checkpoint, as the open verified it under this key (or vkey) and origin. */
+    let verifiedAtOpen = false;
     ledger = await createLedger({
       store: backend.ledger,
       clock,
@@ -510,20 +512,20 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       origin: config.origin,
       checkpointEvery: { entries: 256, ms: 10_000 },
       ...(options.observer === undefined ? {} : { observer: options.observer }),
-      onCheckpoint: (cp) => memory.remember(cp),
+      onCheckpoint: (cp) => {
+        verifiedAtOpen = true;
+        memory.remember(cp);
+      },
     });
     // Not behind (nor beside) a checkpoint this directory signed, before anything is signed or appended.
     checkSignedCheckpoint(p.root, binding, ledger, storeName);
+    if (binding !== undefined) memory.bound(binding);
     // A directory made before the binding, over a store with entries: bound once the open proved
     // the store is its ledger (its latest checkpoint, verified by createLedger under this key and
-    // origin), or the store is its own SQLite file.
-    if ('unbound' in found && found.unbound !== undefined) {
-      const proof =
-        (await backend.ledger.latestCheckpoint()) !== undefined
-          ? 'checkpoint'
-          : spec.kind === 'sqlite'
-            ? 'local'
-            : 'none';
+    // origin), or the store is its own SQLite file. (`init` over a store with entries refuses
+    // below: its fresh keys are no one's ledger.)
+    if ('unbound' in found && found.unbound !== undefined && options.initialising !== true) {
+      const proof = verifiedAtOpen ? 'checkpoint' : spec.kind === 'sqlite' ? 'local' : 'none';
       memory.bound(bindOpenedLedger(p.root, found.unbound, proof, storeName));
     }
     ledgerAdminReadAt = clock();

@@ -20,13 +20,16 @@
  * A store rolled back to an older copy of the same ledger has the same first entry: a backup
  * restored, a database restored to an earlier point in time. Continuing it would sign other roots
  * at sizes already signed, a fork of checkpoints auditors may hold. So the file also remembers
- * the largest checkpoint the deployment signed, or accepted from its ledger process, once it is
- * durable in the store (written in the background, one at a time, the latest only), and an open
- * whose ledger is shorter than it, or has another root at its size, is refused. A write of the
- * memory that fails leaves the one before, which still catches a rollback behind it.
+ * the largest checkpoint of the ledger the deployment has seen: the store's latest once an open
+ * verified it, and each one it signs or accepts from its ledger process once durable (written in
+ * the background, one at a time, the largest only, never before the open's checks passed), and an
+ * open whose ledger is shorter than it, or has another root at its size, is refused. A write of
+ * the memory that fails leaves the one before, which still catches a rollback behind it. What is
+ * remembered depends on the shape (docs/storage.md "One ledger per data directory").
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { parseJson } from '../kernel/index.js';
 import type { LedgerStore } from '../ledger/index.js';
@@ -99,7 +102,7 @@ export function readLedgerBinding(root: string): LedgerBinding | undefined {
 /** Records `binding` in `root`, durably (a new file renamed over the old, then the directory synced). */
 export function writeLedgerBinding(root: string, binding: LedgerBinding): void {
   const path = join(root, LEDGER_BINDING_FILE);
-  const tmp = `${path}.${process.pid}.tmp`;
+  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   const fd = openSync(tmp, 'w', 0o644);
   try {
     writeSync(fd, `${JSON.stringify(binding, null, 2)}\n`);
@@ -119,7 +122,7 @@ export function writeLedgerBinding(root: string, binding: LedgerBinding): void {
 /** Like {@link writeLedgerBinding}, off the event loop (the thread pool's file calls). */
 async function writeLedgerBindingAsync(root: string, binding: LedgerBinding): Promise<void> {
   const path = join(root, LEDGER_BINDING_FILE);
-  const tmp = `${path}.${process.pid}.tmp`;
+  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   const file = await open(tmp, 'w', 0o644);
   try {
     await file.writeFile(`${JSON.stringify(binding, null, 2)}\n`);
@@ -244,30 +247,30 @@ export function checkSignedCheckpoint(
     );
 }
 
-/** Remembers, in the data directory, the largest checkpoint the open deployment signed or accepted. */
+/** Remembers, in the data directory, the largest checkpoint the open deployment verified, signed or accepted. */
 export interface CheckpointMemory {
-  /** The directory is bound now (an unbound one, once its ledger opened): checkpoints are recorded from here on. */
+  /**
+   * The directory's binding, once the open checked the ledger against it (or bound an unbound
+   * directory): from here on checkpoints are written, starting with the largest told so far.
+   */
   bound(binding: LedgerBinding): void;
-  /** A checkpoint now durable in the store: recorded in the background when larger than the last. */
+  /** A checkpoint of this ledger, durable in the store: recorded when larger than every one before. */
   remember(cp: { readonly size: number; readonly root_hash: string }): void;
   /** Resolves once the last recorded checkpoint is written (or its write failed). */
   settled(): Promise<void>;
 }
 
 /**
- * The memory {@link checkSignedCheckpoint} reads at the next open, over `binding` (undefined: not
- * bound yet, nothing is recorded). Writes one at a time, the latest checkpoint only; a failed
- * write is told to `onError` and leaves the memory at the previous checkpoint, which the next
- * open still checks (it catches a rollback behind that one).
+ * The memory {@link checkSignedCheckpoint} reads at the next open. Nothing is written before
+ * {@link CheckpointMemory.bound}: the checkpoint the open verified is only recorded once the
+ * store passed the checks against the file. Writes one at a time, the largest checkpoint only; a
+ * failed write is told to `onError` and leaves the memory at the previous checkpoint, which the
+ * next open still checks (it catches a rollback behind that one).
  */
-export function createCheckpointMemory(
-  root: string,
-  binding: LedgerBinding | undefined,
-  onError: (err: unknown) => void,
-): CheckpointMemory {
-  let current = binding;
-  /** The largest checkpoint handed over so far: a smaller one never replaces it. */
-  let highest = binding?.checkpoint?.size ?? 0;
+export function createCheckpointMemory(root: string, onError: (err: unknown) => void): CheckpointMemory {
+  let current: LedgerBinding | undefined;
+  /** The largest checkpoint told or remembered: a smaller one never replaces it. */
+  let highest = 0;
   let pending: { readonly size: number; readonly root_hash: string } | undefined;
   let writing: Promise<void> = Promise.resolve();
   let busy = false;
@@ -288,16 +291,22 @@ export function createCheckpointMemory(
       busy = false;
     }
   };
+  const start = (): void => {
+    if (!busy && current !== undefined && pending !== undefined) writing = drain();
+  };
   return {
     bound(b) {
       current = b;
-      highest = Math.max(highest, b.checkpoint?.size ?? 0);
+      const known = b.checkpoint?.size ?? 0;
+      if (pending !== undefined && pending.size <= known) pending = undefined;
+      highest = Math.max(highest, known);
+      start();
     },
     remember(cp) {
-      if (current === undefined || cp.size <= highest) return;
+      if (cp.size <= highest) return;
       highest = cp.size;
       pending = { size: cp.size, root_hash: cp.root_hash };
-      if (!busy) writing = drain();
+      start();
     },
     settled: () => writing,
   };

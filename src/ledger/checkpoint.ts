@@ -145,6 +145,8 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
         `the stored checkpoint at size ${latest.size} is not signed by this ledger's key`,
       );
   }
+  // Verified: told as a checkpoint of this ledger (the data directory remembers the largest).
+  if (latest !== undefined) o.onCheckpoint?.(latest);
   let lastSize = latest?.size ?? 0;
   let lastAt = o.clock();
   const everyEntries = o.every?.entries;

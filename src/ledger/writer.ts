@@ -66,9 +66,10 @@ export interface LedgerOptions {
    */
   readonly rehash?: boolean;
   /**
-   * Told of every checkpoint this writer signed and stored, or accepted from the ledger process,
-   * once it is durable in the store (the data directory remembers the latest: ledger-binding.ts
-   * in `src/embedded/`). Called synchronously; it must not throw.
+   * Told of the store's latest checkpoint once the open verified it, then of every checkpoint
+   * this writer signed and stored, or accepted from the ledger process, once it is durable in
+   * the store (the data directory remembers the largest: ledger-binding.ts in `src/embedded/`).
+   * Called synchronously; it must not throw.
    */
   readonly onCheckpoint?: (cp: StoredCheckpoint) => void;
 }

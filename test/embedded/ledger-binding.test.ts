@@ -194,8 +194,14 @@ describe('one ledger per data directory', () => {
       await instance.close();
     }
     expect(binding(dir)).toEqual({ version: 1, first_entry_hash: firstEntryHash(dir), checkpoint: signed });
-    // The directory's own store, as it was left, opens.
+    // The directory's own store, as it was left, opens. A file that remembers no checkpoint yet (one
+    // written before the memory, or whose write was lost) remembers the one the open verified.
+    writeFileSync(
+      join(dir, LEDGER_BINDING_FILE),
+      JSON.stringify({ version: 1, first_entry_hash: firstEntryHash(dir) }),
+    );
     expect(await open(dir)).toBeUndefined();
+    expect(binding(dir)).toEqual({ version: 1, first_entry_hash: firstEntryHash(dir), checkpoint: signed });
     const before = ledgerRows(backup);
     for (const f of files) {
       rmSync(join(dir, f), { force: true });
