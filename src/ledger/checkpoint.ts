@@ -215,12 +215,50 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
     return cp;
   }
 
+  /**
+   * With a witness: the ledger process signs on its own cadence and stores its checkpoints. At
+   * most once per cadence period, the store's latest is read and, once it verifies under the
+   * pinned key over this writer's own root at its size, told as a checkpoint of this ledger (the
+   * data directory remembers the largest). In the background: appends never wait for it, and a
+   * failure only leaves the previous one remembered.
+   */
+  let polledAt = o.clock();
+  let polling = false;
+  const rememberStored = async (): Promise<void> => {
+    const cp = await o.store.latestCheckpoint();
+    if (cp === undefined || cp.size > o.tree.size || (latest !== undefined && cp.size <= latest.size)) return;
+    const root = o.tree.root(cp.size);
+    const v = verifyCheckpoint(cp.note, [verifier], { origin: o.origin });
+    if (
+      v.outcome !== 'verified' ||
+      v.checkpoint.size !== cp.size ||
+      !v.checkpoint.rootHash.equals(root) ||
+      typeof cp.root_hash !== 'string' ||
+      !hexDigestEquals(cp.root_hash, root.toString('hex'))
+    )
+      return;
+    latest = cp;
+    o.onCheckpoint?.(cp);
+  };
+
   return {
     ledgerKey,
     checkpoint,
     async afterCommit(size) {
-      // The ledger process keeps the cadence itself, following the store (serve ledger).
-      if (witness !== undefined || size <= lastSize) return;
+      if (witness !== undefined) {
+        // The ledger process keeps the cadence itself, following the store (serve ledger).
+        if (o.onCheckpoint === undefined || everyMs === undefined || polling) return;
+        if (o.clock() - polledAt < everyMs) return;
+        polledAt = o.clock();
+        polling = true;
+        void rememberStored()
+          .catch(() => undefined)
+          .finally(() => {
+            polling = false;
+          });
+        return;
+      }
+      if (size <= lastSize) return;
       const dueByCount = everyEntries !== undefined && size - lastSize >= everyEntries;
       const dueByTime = everyMs !== undefined && o.clock() - lastAt >= everyMs;
       if (!dueByCount && !dueByTime) return;

@@ -7,7 +7,7 @@
  * the signer and appending nothing, serving exactly what `serve ledger` serves (follow, then sign
  * at the asked size); `test/e2e/distributed-one-machine.test.ts` runs the process itself.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import {
   FailclosedError,
@@ -153,6 +153,47 @@ describe('checkpoints signed by the ledger process (SPEC §4, L7 ledger protecti
     expect((await w.store.latestCheckpoint())?.size).toBe(11);
     // A writer without the key never signs: one whose ledger process does not answer has no checkpoint.
     expect(await codeOf(cp.checkpoint())).toBe('ERR_LEDGER_UNAVAILABLE');
+  });
+
+  it('the writer tells the ledger process’s stored checkpoints it verified, once per cadence period, never a forged one (the data directory remembers them: docs/storage.md)', async () => {
+    const schema = nextSchema();
+    const w = await witnessLedger(schema);
+    const backend = await backendOn(schema);
+    await backend.acquireWriter({ wait: false });
+    let now = Date.UTC(2025, 0, 1);
+    const told: StoredCheckpoint[] = [];
+    const writer = track(
+      await createLedger({
+        store: backend.ledger,
+        clock: () => now,
+        checkpointSigner: servedBy(w),
+        origin: ORIGIN,
+        checkpointEvery: { entries: 4, ms: 1000 },
+        onCheckpoint: (cp) => told.push(cp),
+      }),
+    );
+    for (let i = 0; i < 8; i++) await writer.append(note(i));
+    // The ledger process follows and signs on its own cadence; the writer asked for nothing.
+    expect(await w.follow()).toBe(8);
+    const stored = await w.store.latestCheckpoint();
+    expect(stored?.size).toBe(8);
+    await writer.append(note(8));
+    expect(told).toEqual([]);
+    // A cadence period later, the next commit reads the stored checkpoint and tells it once verified.
+    now += 1000;
+    await writer.append(note(9));
+    await vi.waitFor(() => expect(told.map((c) => c.size)).toEqual([8]));
+    expect(told[0]?.root_hash).toBe(writer.rootHash(8));
+    // A stored row that does not verify under the pinned key is never told.
+    await asOwner(
+      schema,
+      'INSERT INTO ledger_checkpoints (size, root_hash, note, at) VALUES ($1, $2, $3, $4)',
+      [10, writer.rootHash(10), 'forged\n', new Date(now).toISOString()],
+    );
+    now += 1000;
+    await writer.append(note(10));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(told.map((c) => c.size)).toEqual([8]);
   });
 
   it('tells its observer the ledger_verify stage of each trace among the entries it followed, once, and nothing of those it read at open', async () => {
