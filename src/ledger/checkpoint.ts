@@ -166,21 +166,31 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
         cause: err,
       });
     }
-    const root = o.tree.root(size);
-    const v = verifyCheckpoint(cp.note, [verifier], { origin: o.origin });
-    if (
-      v.outcome !== 'verified' ||
-      v.checkpoint.size !== size ||
-      !v.checkpoint.rootHash.equals(root) ||
-      cp.size !== size ||
-      typeof cp.root_hash !== 'string' ||
-      !hexDigestEquals(cp.root_hash, root.toString('hex'))
-    )
+    if (!isOurs(cp, size))
       throw new FailclosedError(
         'ERR_LEDGER_UNAVAILABLE',
         `the ledger process's checkpoint at size ${size} is not this ledger's`,
       );
-    return Object.freeze({ size, root_hash: root.toString('hex'), note: cp.note, at: String(cp.at) });
+    return Object.freeze({
+      size,
+      root_hash: o.tree.root(size).toString('hex'),
+      note: cp.note,
+      at: String(cp.at),
+    });
+  }
+
+  /** `cp` is a checkpoint at `size` signed under the pinned key and origin over this writer's own root. */
+  function isOurs(cp: StoredCheckpoint, size: number): boolean {
+    const root = o.tree.root(size);
+    const v = verifyCheckpoint(cp.note, [verifier], { origin: o.origin });
+    return (
+      v.outcome === 'verified' &&
+      v.checkpoint.size === size &&
+      v.checkpoint.rootHash.equals(root) &&
+      cp.size === size &&
+      typeof cp.root_hash === 'string' &&
+      hexDigestEquals(cp.root_hash, root.toString('hex'))
+    );
   }
 
   async function checkpoint(size: number): Promise<StoredCheckpoint> {
@@ -227,16 +237,7 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
   const rememberStored = async (): Promise<void> => {
     const cp = await o.store.latestCheckpoint();
     if (cp === undefined || cp.size > o.tree.size || (latest !== undefined && cp.size <= latest.size)) return;
-    const root = o.tree.root(cp.size);
-    const v = verifyCheckpoint(cp.note, [verifier], { origin: o.origin });
-    if (
-      v.outcome !== 'verified' ||
-      v.checkpoint.size !== cp.size ||
-      !v.checkpoint.rootHash.equals(root) ||
-      typeof cp.root_hash !== 'string' ||
-      !hexDigestEquals(cp.root_hash, root.toString('hex'))
-    )
-      return;
+    if (!isOurs(cp, cp.size)) return;
     latest = cp;
     o.onCheckpoint?.(cp);
   };
