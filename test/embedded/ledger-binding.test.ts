@@ -14,10 +14,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient } from '../../src/client/index.js';
-import { DEMO_CLIENT, initDataDir, readClientFile, startEmbedded } from '../../src/embedded/index.js';
+import { initDataDir, startEmbedded } from '../../src/embedded/index.js';
 import { LEDGER_BINDING_FILE, LedgerBindingError } from '../../src/embedded/ledger-binding.js';
 import { useTestDatabase } from '../support/postgres.js';
+import { clientOf } from '../e2e/postgres-support.js';
 
 const pgdb = useTestDatabase('fc_ledger_binding');
 let work: string;
@@ -177,13 +177,7 @@ describe('one ledger per data directory', () => {
     const instance = await startEmbedded(dir, { port: 0 });
     let signed: { size: number; root_hash: string };
     try {
-      const file = readClientFile(dir, DEMO_CLIENT.identity);
-      const client = createClient({
-        url: instance.url,
-        identity: file.identity,
-        tenant: file.tenant,
-        key: file.key,
-      });
+      const client = clientOf(dir, instance);
       for (let i = 0; i < 2; i += 1)
         expect((await client.call('echo', { message: `m${i}` })).outcome).toBe('executed');
       const cp = await instance.core.ledger.checkpoint();
