@@ -520,8 +520,10 @@ async function rotateClient(
  * process (`serve ledger`, its `key`). Under the data directory's lock: FILE is created anew
  * (exclusively, mode 0600, never through a symbolic link), written, flushed to disk with its
  * directory and read back; only then is the data directory's copy removed and that removal
- * flushed. A failure before the removal leaves the key where it was. Prints the origin and the
- * vkey the data directory's `checkpoints` pins. Refused while a server holds the data directory.
+ * flushed. A failure before the removal leaves the key where it was. Prints the origin, the vkey
+ * the data directory's `checkpoints` pins, and the first entry's hash of the ledger the key signs
+ * (`ledger-binding.json`, when the directory has one) for the ledger process's
+ * `first_entry_hash`. Refused while a server holds the data directory.
  */
 function moveLedgerKey(io: CliIo, dir: string, out: string): number {
   const p = dataPaths(dir);

@@ -20,7 +20,7 @@ import type { LoadedBundle, ToolSpec } from '../policy/index.js';
 import type { Clock, JsonObject, Observer } from '../kernel/index.js';
 import { exportSigningKeyJwk, noteSignerFor } from '../kernel/signing/index.js';
 import { createLedger } from '../ledger/index.js';
-import type { Ledger, LedgerEntry } from '../ledger/index.js';
+import type { Ledger, LedgerEntry, StoredCheckpoint } from '../ledger/index.js';
 import { createBundleCompiler, createBundleStore, createControlPlane } from '../control-plane/index.js';
 import type { DecisionClaimStore } from '../control-plane/index.js';
 import type {
@@ -76,12 +76,14 @@ import { createDiskSpaceProbe } from './readiness.js';
 import { GATE_INSTANCE_PREFIX, openPostgresBackend, openSqliteBackend } from '../storage/index.js';
 import {
   LEDGER_BINDING_FILE,
-  bindOpenedLedger,
   checkLedgerBinding,
   checkLocalLedgerFile,
   checkSignedCheckpoint,
   createCheckpointMemory,
+  proveOpenedLedger,
+  writeLedgerBinding,
   type CheckpointMemory,
+  type LedgerBinding,
 } from './ledger-binding.js';
 import type { StorageBackend, WriterLease } from '../storage/index.js';
 import { redactedBackend, resolveBackendSpec } from './backend-spec.js';
@@ -478,6 +480,9 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   }
   let lease: WriterLease;
   let checkpointMemory: CheckpointMemory | undefined;
+  /** The binding the open checked the store against; or the one to record once the open succeeded. */
+  let boundAtOpen: LedgerBinding | undefined;
+  let bindAfterOpen: LedgerBinding | undefined;
   let ledgerActive: string | null;
   let ledgerAdmin: LedgerAdminState;
   let ledgerAdminReadAt: number;
@@ -503,8 +508,9 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       ),
     );
     const memory = checkpointMemory;
-    /** The store's latest checkpoint, as the open verified it under this key (or vkey) and origin. */
-    let verifiedAtOpen = false;
+    /** The store's latest checkpoint, as createLedger verified it under this key (or vkey) and origin. */
+    let verifiedAtOpen: StoredCheckpoint | undefined;
+    let opening = true;
     ledger = await createLedger({
       store: backend.ledger,
       clock,
@@ -513,21 +519,24 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       checkpointEvery: { entries: 256, ms: 10_000 },
       ...(options.observer === undefined ? {} : { observer: options.observer }),
       onCheckpoint: (cp) => {
-        verifiedAtOpen = true;
+        if (opening) verifiedAtOpen = cp;
         memory.remember(cp);
       },
     });
+    opening = false;
     // Not behind (nor beside) a checkpoint this directory signed, before anything is signed or appended.
     checkSignedCheckpoint(p.root, binding, ledger, storeName);
-    if (binding !== undefined) memory.bound(binding);
-    // A directory made before the binding, over a store with entries: bound once the open proved
-    // the store is its ledger (its latest checkpoint, verified by createLedger under this key and
-    // origin), or the store is its own SQLite file. (`init` over a store with entries refuses
-    // below: its fresh keys are no one's ledger.)
-    if ('unbound' in found && found.unbound !== undefined && options.initialising !== true) {
-      const proof = verifiedAtOpen ? 'checkpoint' : spec.kind === 'sqlite' ? 'local' : 'none';
-      memory.bound(bindOpenedLedger(p.root, found.unbound, proof, storeName));
-    }
+    // A directory without the file, over a store with entries: the store must prove it is this
+    // directory's ledger now; the file is written once the whole open succeeded (below). `init`
+    // over a store with entries is refused by init itself: its fresh keys are no one's ledger.
+    if ('unbound' in found && found.unbound !== undefined && options.initialising !== true)
+      bindAfterOpen = proveOpenedLedger(
+        p.root,
+        found.unbound,
+        verifiedAtOpen !== undefined ? 'checkpoint' : spec.kind === 'sqlite' ? 'local' : 'none',
+        storeName,
+      );
+    else boundAtOpen = binding;
     ledgerAdminReadAt = clock();
     ledgerAdmin = await readLedgerAdminState(backend.ledger);
     ledgerActive = ledgerAdmin.activeBundle;
@@ -832,6 +841,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     await follower?.stop();
     await notifications?.close();
     await ledger.close();
+    checkpointMemory?.close();
     await checkpointMemory?.settled();
     await backend.close();
     executorAgent?.close();
@@ -889,6 +899,11 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     if (ledger.size() > 0)
       await recordStartInventory(inventory, bundles, config, { id: config.issuer, role: 'gate' });
     else await inventory.load();
+    // The open succeeded: a directory that had no binding is bound to this ledger now, and the
+    // checkpoints seen so far are remembered from here on (ledger-binding.ts).
+    if (bindAfterOpen !== undefined) await writeLedgerBinding(p.root, bindAfterOpen);
+    const bound = bindAfterOpen ?? boundAtOpen;
+    if (bound !== undefined) checkpointMemory?.bound(bound);
   } catch (err) {
     await close();
     throw err;

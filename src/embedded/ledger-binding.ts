@@ -15,7 +15,7 @@
  * whose file cannot be read. An unbound directory meeting an empty store is refused as well
  * outside `init`: every `init` leaves entries behind, so that store is not the one the directory
  * was made with. A directory made before the file existed is bound once its ledger opened, and
- * only with a proof that the store is its ledger ({@link bindOpenedLedger}).
+ * only with a proof that the store is its ledger ({@link proveOpenedLedger}).
  *
  * A store rolled back to an older copy of the same ledger has the same first entry: a backup
  * restored, a database restored to an earlier point in time. Continuing it would sign other roots
@@ -27,7 +27,7 @@
  * the memory that fails leaves the one before, which still catches a rollback behind it. What is
  * remembered depends on the shape (docs/storage.md "One ledger per data directory").
  */
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -99,31 +99,15 @@ export function readLedgerBinding(root: string): LedgerBinding | undefined {
   return { version: 1, first_entry_hash, checkpoint: { size: cp['size'], root_hash: cp['root_hash'] } };
 }
 
-/** Records `binding` in `root`, durably (a new file renamed over the old, then the directory synced). */
-export function writeLedgerBinding(root: string, binding: LedgerBinding): void {
+/**
+ * Records `binding` in `root`, durably: a new file (mode 0600, as the directory's other files)
+ * renamed over the old, then the directory synced. Off the event loop (the thread pool's file
+ * calls); a temporary name of its own, so processes sharing a volume never write one file.
+ */
+export async function writeLedgerBinding(root: string, binding: LedgerBinding): Promise<void> {
   const path = join(root, LEDGER_BINDING_FILE);
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  const fd = openSync(tmp, 'w', 0o644);
-  try {
-    writeSync(fd, `${JSON.stringify(binding, null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  const dir = openSync(root, 'r');
-  try {
-    fsyncSync(dir);
-  } finally {
-    closeSync(dir);
-  }
-}
-
-/** Like {@link writeLedgerBinding}, off the event loop (the thread pool's file calls). */
-async function writeLedgerBindingAsync(root: string, binding: LedgerBinding): Promise<void> {
-  const path = join(root, LEDGER_BINDING_FILE);
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  const file = await open(tmp, 'w', 0o644);
+  const file = await open(tmp, 'w', 0o600);
   try {
     await file.writeFile(`${JSON.stringify(binding, null, 2)}\n`);
     await file.sync();
@@ -153,7 +137,7 @@ export type BindingCheck = { readonly bound: LedgerBinding } | { readonly unboun
  * Before a data directory's roles touch `store` (named `storeName` in messages), writing nothing:
  * refuses a store whose entry 0 is not the one the directory is bound to, and an unbound
  * directory over an empty store outside `init`. An unbound directory over a store with entries is
- * bound only once the ledger opened (see {@link bindOpenedLedger}). Throws
+ * bound only once the ledger opened (see {@link proveOpenedLedger}). Throws
  * {@link LedgerBindingError} when refused.
  */
 export async function checkLedgerBinding(
@@ -195,14 +179,15 @@ export function checkLocalLedgerFile(root: string, ledgerDb: string): void {
 }
 
 /**
- * A directory made before {@link LEDGER_BINDING_FILE} existed, over a store with entries, once its
- * ledger opened (createLedger verified the store's latest checkpoint under this directory's key or
- * pinned vkey, and origin, or refused): bound when that proves the store is this directory's
- * ledger, a checkpoint of it signed under its key and origin; or, with no checkpoint yet, when
- * the store is the directory's own SQLite file (`local`). A shared store without a checkpoint
- * proves nothing: refused, naming the file an operator who knows better may write.
+ * The binding of a directory that has none yet (made before {@link LEDGER_BINDING_FILE}
+ * existed), over a store with entries, once its ledger opened: createLedger verified the store's
+ * latest checkpoint under this directory's key (or pinned vkey) and origin, or refused. That
+ * checkpoint proves the store is this directory's ledger (`checkpoint`); with no checkpoint, so
+ * does the store being the directory's own SQLite file (`local`). A shared store without a
+ * checkpoint proves nothing: refused, naming the file an operator who knows better may write.
+ * The caller writes it once the whole open succeeded.
  */
-export function bindOpenedLedger(
+export function proveOpenedLedger(
   root: string,
   firstEntryHash: string,
   proof: 'checkpoint' | 'local' | 'none',
@@ -213,7 +198,6 @@ export function bindOpenedLedger(
     throw new LedgerBindingError(
       `${root} names no ledger it signs (no ${LEDGER_BINDING_FILE}), and the storage (${storeName}) holds no checkpoint that would show its ledger is this directory's: it may be another deployment's. If it is this directory's ledger, record it by writing ${JSON.stringify(made)} to ${join(root, LEDGER_BINDING_FILE)}`,
     );
-  writeLedgerBinding(root, made);
   return made;
 }
 
@@ -256,6 +240,8 @@ export interface CheckpointMemory {
   bound(binding: LedgerBinding): void;
   /** A checkpoint of this ledger, durable in the store: recorded when larger than every one before. */
   remember(cp: { readonly size: number; readonly root_hash: string }): void;
+  /** Records nothing more (the ledger closed): a checkpoint told later is ignored. */
+  close(): void;
   /** Resolves once the last recorded checkpoint is written (or its write failed). */
   settled(): Promise<void>;
 }
@@ -274,6 +260,7 @@ export function createCheckpointMemory(root: string, onError: (err: unknown) => 
   let pending: { readonly size: number; readonly root_hash: string } | undefined;
   let writing: Promise<void> = Promise.resolve();
   let busy = false;
+  let closed = false;
   const drain = async (): Promise<void> => {
     busy = true;
     try {
@@ -281,7 +268,7 @@ export function createCheckpointMemory(root: string, onError: (err: unknown) => 
         const next: LedgerBinding = { ...current, checkpoint: pending };
         pending = undefined;
         try {
-          await writeLedgerBindingAsync(root, next);
+          await writeLedgerBinding(root, next);
           current = next;
         } catch (err) {
           onError(err);
@@ -303,10 +290,13 @@ export function createCheckpointMemory(root: string, onError: (err: unknown) => 
       start();
     },
     remember(cp) {
-      if (cp.size <= highest) return;
+      if (closed || cp.size <= highest) return;
       highest = cp.size;
       pending = { size: cp.size, root_hash: cp.root_hash };
       start();
+    },
+    close() {
+      closed = true;
     },
     settled: () => writing,
   };
@@ -317,5 +307,5 @@ export async function bindLedger(root: string, store: LedgerStore, storeName: st
   const first = await store.entry(0);
   if (first === undefined)
     throw new LedgerBindingError(`the storage (${storeName}) holds no ledger after init`);
-  writeLedgerBinding(root, { version: 1, first_entry_hash: first.entry_hash });
+  await writeLedgerBinding(root, { version: 1, first_entry_hash: first.entry_hash });
 }

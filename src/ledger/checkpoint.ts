@@ -69,7 +69,7 @@ interface CheckpointerOptions {
   readonly every: { readonly entries?: number; readonly ms?: number } | undefined;
   /** Runs after each new checkpoint is stored (the writer persists its tree snapshot); never fails it. */
   readonly afterStore?: (cp: StoredCheckpoint) => Promise<void>;
-  /** {@link LedgerOptions.onCheckpoint}. */
+  /** `LedgerOptions.onCheckpoint` (writer.ts). */
   readonly onCheckpoint?: (cp: StoredCheckpoint) => void;
   /**
    * Reads and verifies the entries up to the store's head into `tree` (as the open does);
@@ -225,15 +225,15 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
     return cp;
   }
 
-  /**
-   * With a witness: the ledger process signs on its own cadence and stores its checkpoints. At
-   * most once per cadence period, the store's latest is read and, once it verifies under the
-   * pinned key over this writer's own root at its size, told as a checkpoint of this ledger (the
-   * data directory remembers the largest). In the background: appends never wait for it, and a
-   * failure only leaves the previous one remembered.
-   */
   let polledAt = o.clock();
   let polling = false;
+  /**
+   * With a witness: the ledger process signs on its own cadence and stores its checkpoints. At
+   * most once per cadence period (`afterCommit`), the store's latest is read and, once it verifies
+   * under the pinned key over this writer's own root at its size, told as a checkpoint of this
+   * ledger (the data directory remembers the largest). In the background: appends never wait for
+   * it, and a failure only leaves the previous one remembered.
+   */
   const rememberStored = async (): Promise<void> => {
     const cp = await o.store.latestCheckpoint();
     if (cp === undefined || cp.size > o.tree.size || (latest !== undefined && cp.size <= latest.size)) return;

@@ -67,8 +67,9 @@ export interface LedgerOptions {
   readonly rehash?: boolean;
   /**
    * Told of the store's latest checkpoint once the open verified it, then of every checkpoint
-   * this writer signed and stored, or accepted from the ledger process, once it is durable in
-   * the store (the data directory remembers the largest: ledger-binding.ts in `src/embedded/`).
+   * this writer signed, once durable in the store, or accepted from the ledger process, once
+   * verified over its own root (the data directory remembers the largest: ledger-binding.ts in
+   * `src/embedded/`).
    * Called synchronously; it must not throw.
    */
   readonly onCheckpoint?: (cp: StoredCheckpoint) => void;

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initDataDir, startEmbedded } from '../../src/embedded/index.js';
+import { initDataDir, readOperatorToken, startEmbedded } from '../../src/embedded/index.js';
 import { LEDGER_BINDING_FILE, LedgerBindingError } from '../../src/embedded/ledger-binding.js';
 import { useTestDatabase } from '../support/postgres.js';
 import { clientOf } from '../e2e/postgres-support.js';
@@ -133,6 +133,35 @@ describe('one ledger per data directory', () => {
     expect(err).toBeInstanceOf(LedgerBindingError);
     expect(err?.message).toContain(`holds another ledger (first entry ${firstEntryHash(other)})`);
     expect(ledgerRows(dir)).toBe(before);
+  }, 60_000);
+
+  it('an unbound directory is bound only once its whole open succeeded: a ledger.db refused after the proof (its issuer keys) binds nothing', async () => {
+    // Another deployment whose ledger records an issuer key rotation: no checkpoint yet.
+    const other = join(work, 'other-unbound');
+    await initDataDir(other);
+    const running = await startEmbedded(other, { port: 0 });
+    try {
+      const rotated = await fetch(`${running.url}/v1/admin/issuer-rotate`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${readOperatorToken(other)}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ reason: 'scheduled' }),
+      });
+      expect(rotated.status).toBe(200);
+    } finally {
+      await running.close();
+    }
+    const dir = copyOf(template);
+    unlinkSync(join(dir, LEDGER_BINDING_FILE));
+    const own = join(work, `own-${seq}.db`);
+    cpSync(join(dir, 'ledger.db'), own);
+    cpSync(join(other, 'ledger.db'), join(dir, 'ledger.db'));
+    const err = await open(dir);
+    expect(err?.message).toMatch(/issuer key/);
+    expect(existsSync(join(dir, LEDGER_BINDING_FILE))).toBe(false);
+    // Its own ledger put back, it opens and is bound to it.
+    cpSync(own, join(dir, 'ledger.db'));
+    expect(await open(dir)).toBeUndefined();
+    expect(binding(dir)).toEqual({ version: 1, first_entry_hash: firstEntryHash(dir) });
   }, 60_000);
 
   it('a directory made before the binding is bound to its store at its first open', async () => {
