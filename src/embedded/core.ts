@@ -480,9 +480,8 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   }
   let lease: WriterLease;
   let checkpointMemory: CheckpointMemory | undefined;
-  /** The binding the open checked the store against; or the one to record once the open succeeded. */
-  let boundAtOpen: LedgerBinding | undefined;
-  let bindAfterOpen: LedgerBinding | undefined;
+  /** The binding the open checked the store against (`write`: a new one, recorded once the open succeeded). */
+  let bindingAtOpen: { readonly binding: LedgerBinding; readonly write: boolean } | undefined;
   let ledgerActive: string | null;
   let ledgerAdmin: LedgerAdminState;
   let ledgerAdminReadAt: number;
@@ -495,12 +494,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     // The ledger these keys sign, before anything is read as its head, signed or appended: the
     // same keys over another store would fork the evidence (ledger-binding.ts).
     const storeName = redactedBackend(spec);
-    const found = await checkLedgerBinding(
-      p.root,
-      backend.ledger,
-      storeName,
-      options.initialising === true ? 'init' : 'open',
-    );
+    const found = await checkLedgerBinding(p.root, backend.ledger, storeName, options.initialising === true);
     const binding = 'bound' in found ? found.bound : undefined;
     checkpointMemory = createCheckpointMemory(p.root, (err) =>
       process.stderr.write(
@@ -529,14 +523,10 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     // A directory without the file, over a store with entries: the store must prove it is this
     // directory's ledger now; the file is written once the whole open succeeded (below). `init`
     // over a store with entries is refused by init itself: its fresh keys are no one's ledger.
-    if ('unbound' in found && found.unbound !== undefined && options.initialising !== true)
-      bindAfterOpen = proveOpenedLedger(
-        p.root,
-        found.unbound,
-        verifiedAtOpen !== undefined ? 'checkpoint' : spec.kind === 'sqlite' ? 'local' : 'none',
-        storeName,
-      );
-    else boundAtOpen = binding;
+    if ('unbound' in found && found.unbound !== undefined && options.initialising !== true) {
+      const proof = verifiedAtOpen !== undefined ? 'checkpoint' : spec.kind === 'sqlite' ? 'local' : 'none';
+      bindingAtOpen = { binding: proveOpenedLedger(p.root, found.unbound, proof, storeName), write: true };
+    } else if (binding !== undefined) bindingAtOpen = { binding, write: false };
     ledgerAdminReadAt = clock();
     ledgerAdmin = await readLedgerAdminState(backend.ledger);
     ledgerActive = ledgerAdmin.activeBundle;
@@ -901,9 +891,8 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     else await inventory.load();
     // The open succeeded: a directory that had no binding is bound to this ledger now, and the
     // checkpoints seen so far are remembered from here on (ledger-binding.ts).
-    if (bindAfterOpen !== undefined) await writeLedgerBinding(p.root, bindAfterOpen);
-    const bound = bindAfterOpen ?? boundAtOpen;
-    if (bound !== undefined) checkpointMemory?.bound(bound);
+    if (bindingAtOpen?.write === true) await writeLedgerBinding(p.root, bindingAtOpen.binding);
+    if (bindingAtOpen !== undefined) checkpointMemory?.bound(bindingAtOpen.binding);
   } catch (err) {
     await close();
     throw err;

@@ -123,20 +123,14 @@ export async function writeLedgerBinding(root: string, binding: LedgerBinding): 
   }
 }
 
-/** How {@link checkLedgerBinding} treats an unbound data directory over an empty store. */
-export type BindingMode =
-  /** `init`: it writes the ledger's first entries, then calls {@link bindLedger}. */
-  | 'init'
-  /** Any other open: refused (every `init` left entries behind). */
-  | 'open';
-
 /** What {@link checkLedgerBinding} found: the directory's binding, or the entry 0 to bind it to once proved. */
 export type BindingCheck = { readonly bound: LedgerBinding } | { readonly unbound: string | undefined };
 
 /**
  * Before a data directory's roles touch `store` (named `storeName` in messages), writing nothing:
  * refuses a store whose entry 0 is not the one the directory is bound to, and an unbound
- * directory over an empty store outside `init`. An unbound directory over a store with entries is
+ * directory over an empty store unless `initialising` (`init`, which writes the ledger's first
+ * entries, then calls {@link bindLedger}; every `init` leaves entries behind). An unbound directory over a store with entries is
  * bound only once the ledger opened (see {@link proveOpenedLedger}). Throws
  * {@link LedgerBindingError} when refused.
  */
@@ -144,11 +138,11 @@ export async function checkLedgerBinding(
   root: string,
   store: LedgerStore,
   storeName: string,
-  mode: BindingMode,
+  initialising: boolean,
 ): Promise<BindingCheck> {
   const binding = readLedgerBinding(root);
   const first = await store.entry(0);
-  if (first === undefined && (binding !== undefined || mode === 'open'))
+  if (first === undefined && (binding !== undefined || !initialising))
     throw noLedger(root, storeName, binding);
   if (binding !== undefined && first !== undefined) {
     if (first.entry_hash !== binding.first_entry_hash)

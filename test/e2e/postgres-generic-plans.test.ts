@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initDataDir, startEmbedded } from '../../src/embedded/index.js';
+import { initDataDir } from '../../src/embedded/index.js';
 import { nextSchema, useTestDatabase } from '../support/postgres.js';
 import { allowedAndApprovedCalls, watchStatements } from './postgres-support.js';
 import type { SentStatement } from './postgres-support.js';
@@ -143,16 +143,10 @@ describe('generic plans of a governed call on grown tables (docs/storage.md "Pre
     const schema = nextSchema();
     const dir = join(work, 'data');
     await initDataDir(dir, { backend: `${db.url}?schema=${schema}` });
-    const instance = await startEmbedded(dir, { port: 0, executionPort: 0 });
     const recorded: SentStatement[] = [];
-    try {
-      await allowedAndApprovedCalls(dir, instance, () => {
-        recording = recorded;
-      });
-    } finally {
-      recording = undefined;
-      await instance.close();
-    }
+    await allowedAndApprovedCalls(dir, { port: 0, executionPort: 0 }, (on) => {
+      recording = on ? recorded : undefined;
+    });
     const texts = new Set(recorded.map((s) => s.text));
     // The client's key, the request claim, the appends, the governance and approval reads, the
     // breaker admission, the Execution Layer's read and its nonce (postgres-rounds.test.ts).

@@ -6,8 +6,14 @@
 import pg from 'pg';
 import { createApproverClient, createClient } from '../../src/client/index.js';
 import type { FailclosedClient } from '../../src/client/index.js';
-import { DEMO_CLIENT, demoPolicyDir, readClientFile, readOperatorToken } from '../../src/embedded/index.js';
-import type { EmbeddedInstance } from '../../src/embedded/index.js';
+import {
+  DEMO_CLIENT,
+  demoPolicyDir,
+  readClientFile,
+  readOperatorToken,
+  startEmbedded,
+} from '../../src/embedded/index.js';
+import type { EmbeddedInstance, EmbeddedOptions } from '../../src/embedded/index.js';
 import { canonicalBytes, isDeny, parseJson, sha256Hex } from '../../src/kernel/index.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import { buildBundleFromDir } from '../../src/policy/index.js';
@@ -68,15 +74,26 @@ export function watchStatements(seen: (s: SentStatement) => void): () => void {
 }
 
 /**
- * On `instance`, a warm-up call, then (calling `record` first) an allowed `echo` and an escalated
- * transfer: asked, approved by two treasury approvers registered for it, retried and run. Throws
- * unless each ends as it should.
+ * Starts the deployment of `dir` (`options`), makes a warm-up call, then, between `record(true)`
+ * and `record(false)`, an allowed `echo` and an escalated transfer: asked, approved by two
+ * treasury approvers registered for it, retried and run; then closes it. Throws unless each
+ * ends as it should.
  */
 export async function allowedAndApprovedCalls(
   dir: string,
-  instance: EmbeddedInstance,
-  record: () => void,
+  options: EmbeddedOptions,
+  record: (on: boolean) => void,
 ): Promise<void> {
+  const instance = await startEmbedded(dir, options);
+  try {
+    await callsOn(dir, instance, () => record(true));
+  } finally {
+    record(false);
+    await instance.close();
+  }
+}
+
+async function callsOn(dir: string, instance: EmbeddedInstance, record: () => void): Promise<void> {
   const client = clientOf(dir, instance);
   const executed = (r: { outcome: string }, what: string): void => {
     if (r.outcome !== 'executed') throw new Error(`${what} did not run: ${JSON.stringify(r)}`);

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initDataDir, startEmbedded } from '../../src/embedded/index.js';
+import { initDataDir } from '../../src/embedded/index.js';
 import { allowedAndApprovedCalls } from './postgres-support.js';
 
 /** A statement as run: its database file, its text and its parameters. */
@@ -65,16 +65,10 @@ describe('SQLite plans of a governed call (docs/storage.md)', () => {
   it('no statement of an allowed or an approved call scans a growing table', async () => {
     const dir = join(work, 'data');
     await initDataDir(dir);
-    const instance = await startEmbedded(dir, { port: 0 });
     const recorded: RunStatement[] = [];
-    try {
-      await allowedAndApprovedCalls(dir, instance, () => {
-        recording = recorded;
-      });
-    } finally {
-      recording = undefined;
-      await instance.close();
-    }
+    await allowedAndApprovedCalls(dir, { port: 0 }, (on) => {
+      recording = on ? recorded : undefined;
+    });
 
     const unique = new Map<string, RunStatement>();
     for (const s of recorded) unique.set(`${s.file}\u0000${s.source}`, s);

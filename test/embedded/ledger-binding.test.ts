@@ -61,6 +61,18 @@ function ledgerRows(dir: string): number {
   }
 }
 
+/** Rows of `table` (schema-qualified) in the test database. */
+async function pgRows(table: string): Promise<number> {
+  const c = new pg.Client({ connectionString: pgdb.url });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`);
+    return Number(rows[0]?.n);
+  } finally {
+    await c.end();
+  }
+}
+
 function binding(dir: string): unknown {
   return JSON.parse(readFileSync(join(dir, LEDGER_BINDING_FILE), 'utf8'));
 }
@@ -91,14 +103,7 @@ describe('one ledger per data directory', () => {
       /holds no ledger, but the keys of .* sign the ledger whose first entry is [0-9a-f]{64}/,
     );
     expect(err?.message).toContain('fork');
-    const c = new pg.Client({ connectionString: pgdb.url });
-    await c.connect();
-    try {
-      const { rows } = await c.query<{ n: string }>('SELECT count(*) AS n FROM fork.ledger_entries');
-      expect(Number(rows[0]?.n)).toBe(0);
-    } finally {
-      await c.end();
-    }
+    expect(await pgRows('fork.ledger_entries')).toBe(0);
     // Its own store still opens.
     expect(await open(dir)).toBeUndefined();
   }, 60_000);
@@ -262,14 +267,7 @@ describe('one ledger per data directory', () => {
     expect(err?.message).toContain('holds no checkpoint that would show its ledger is this directory');
     expect(err?.message).toContain('"first_entry_hash"');
     expect(existsSync(join(a, LEDGER_BINDING_FILE))).toBe(false);
-    const c = new pg.Client({ connectionString: pgdb.url });
-    await c.connect();
-    try {
-      const { rows } = await c.query<{ n: string }>('SELECT count(*) AS n FROM b_ledger.ledger_checkpoints');
-      expect(Number(rows[0]?.n)).toBe(0);
-    } finally {
-      await c.end();
-    }
+    expect(await pgRows('b_ledger.ledger_checkpoints')).toBe(0);
     // B signs a checkpoint: A's open is refused by its key, and still binds nothing.
     const instance = await startEmbedded(b, { port: 0 });
     try {

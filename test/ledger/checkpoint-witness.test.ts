@@ -162,9 +162,20 @@ describe('checkpoints signed by the ledger process (SPEC §4, L7 ledger protecti
     await backend.acquireWriter({ wait: false });
     let now = Date.UTC(2025, 0, 1);
     const told: StoredCheckpoint[] = [];
+    // The store's latest checkpoint reads that have answered (the open's, then each poll's).
+    let reads = 0;
+    const store = backend.ledger;
+    const counted = {
+      ...store,
+      latestCheckpoint: async () => {
+        const cp = await store.latestCheckpoint();
+        reads += 1;
+        return cp;
+      },
+    };
     const writer = track(
       await createLedger({
-        store: backend.ledger,
+        store: counted,
         clock: () => now,
         checkpointSigner: servedBy(w),
         origin: ORIGIN,
@@ -190,9 +201,12 @@ describe('checkpoints signed by the ledger process (SPEC §4, L7 ledger protecti
       'INSERT INTO ledger_checkpoints (size, root_hash, note, at) VALUES ($1, $2, $3, $4)',
       [10, writer.rootHash(10), 'forged\n', new Date(now).toISOString()],
     );
+    const before = reads;
     now += 1000;
     await writer.append(note(10));
-    await new Promise((r) => setTimeout(r, 200));
+    // That poll answered and was checked: nothing more told.
+    await vi.waitFor(() => expect(reads).toBe(before + 1));
+    await new Promise((r) => setImmediate(r));
     expect(told.map((c) => c.size)).toEqual([8]);
   });
 
