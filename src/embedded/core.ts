@@ -496,7 +496,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     const storeName = redactedBackend(spec);
     const found = await checkLedgerBinding(p.root, backend.ledger, storeName, options.initialising === true);
     const binding = 'bound' in found ? found.bound : undefined;
-    checkpointMemory = createCheckpointMemory(p.root, (err) =>
+    checkpointMemory = createCheckpointMemory(join(p.root, LEDGER_BINDING_FILE), (err) =>
       process.stderr.write(
         `failclosed: the latest checkpoint could not be recorded in ${LEDGER_BINDING_FILE} (${err instanceof Error ? err.message : 'write failed'}); the next start checks the one before\n`,
       ),

@@ -30,7 +30,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseJson } from '../kernel/index.js';
 import type { LedgerStore } from '../ledger/index.js';
 
@@ -55,19 +55,27 @@ export class LedgerBindingError extends Error {
 
 /** The binding recorded in `root`; undefined when there is none. Throws when the file is unreadable or malformed. */
 export function readLedgerBinding(root: string): LedgerBinding | undefined {
-  const path = join(root, LEDGER_BINDING_FILE);
+  return readLedgerBindingFile(join(root, LEDGER_BINDING_FILE), 'this data directory');
+}
+
+/**
+ * The binding recorded at `path` (the format of {@link LEDGER_BINDING_FILE}, kept by `whose`: "this
+ * data directory", "this ledger process"); undefined when there is no file. Throws when the file
+ * is unreadable or malformed.
+ */
+export function readLedgerBindingFile(path: string, whose: string): LedgerBinding | undefined {
   if (!existsSync(path)) return undefined;
   let value: unknown;
   try {
     value = parseJson(readFileSync(path), { maxBytes: 4096 });
   } catch (err) {
     throw new LedgerBindingError(
-      `${path} cannot be read (${err instanceof Error ? err.message : 'unreadable'}): it names the ledger this data directory signs, so nothing is opened without it`,
+      `${path} cannot be read (${err instanceof Error ? err.message : 'unreadable'}): it names the ledger ${whose} signs, so nothing is opened without it`,
     );
   }
   const malformed = (): LedgerBindingError =>
     new LedgerBindingError(
-      `${path} is malformed: it names the ledger this data directory signs, so nothing is opened without it`,
+      `${path} is malformed: it names the ledger ${whose} signs, so nothing is opened without it`,
     );
   const v = value as Record<string, unknown> | null;
   if (
@@ -104,8 +112,12 @@ export function readLedgerBinding(root: string): LedgerBinding | undefined {
  * renamed over the old, then the directory synced. Off the event loop (the thread pool's file
  * calls); a temporary name of its own, so processes sharing a volume never write one file.
  */
-export async function writeLedgerBinding(root: string, binding: LedgerBinding): Promise<void> {
-  const path = join(root, LEDGER_BINDING_FILE);
+export function writeLedgerBinding(root: string, binding: LedgerBinding): Promise<void> {
+  return writeLedgerBindingFile(join(root, LEDGER_BINDING_FILE), binding);
+}
+
+/** {@link writeLedgerBinding} at `path`, its directory synced. */
+export async function writeLedgerBindingFile(path: string, binding: LedgerBinding): Promise<void> {
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   const file = await open(tmp, 'w', 0o600);
   try {
@@ -115,7 +127,7 @@ export async function writeLedgerBinding(root: string, binding: LedgerBinding): 
     await file.close();
   }
   await rename(tmp, path);
-  const dir = await open(root, 'r');
+  const dir = await open(dirname(path), 'r');
   try {
     await dir.sync();
   } finally {
@@ -215,17 +227,33 @@ export function checkSignedCheckpoint(
   storeName: string,
 ): void {
   const cp = binding?.checkpoint;
-  if (cp === undefined) return;
+  const mismatch = rolledBack(cp, ledger);
+  if (cp === undefined || mismatch === undefined) return;
   const size = ledger.size();
-  if (size < cp.size || ledger.rootHash(cp.size) !== cp.root_hash)
-    throw new LedgerBindingError(
-      size < cp.size
-        ? `the storage (${storeName}) holds ${size} entries, but ${root} signed a checkpoint of this ledger at size ${cp.size} (${LEDGER_BINDING_FILE}): the store was rolled back (restored from an older copy?) and has lost entries auditors may hold a checkpoint over; continuing it would sign other roots at sizes already signed (a fork). Restore a copy holding at least ${cp.size} entries, or keep its export and make a new data directory (failclosed init) for a new ledger`
-        : `the storage (${storeName}) holds other entries up to size ${cp.size} than the checkpoint ${root} signed there (${LEDGER_BINDING_FILE}): continuing it would sign a fork of that checkpoint. Restore the store the checkpoint was signed over, or keep its export and make a new data directory (failclosed init)`,
-    );
+  throw new LedgerBindingError(
+    mismatch === 'behind'
+      ? `the storage (${storeName}) holds ${size} entries, but ${root} signed a checkpoint of this ledger at size ${cp.size} (${LEDGER_BINDING_FILE}): the store was rolled back (restored from an older copy?) and has lost entries auditors may hold a checkpoint over; continuing it would sign other roots at sizes already signed (a fork). Restore a copy holding at least ${cp.size} entries, or keep its export and make a new data directory (failclosed init) for a new ledger`
+      : `the storage (${storeName}) holds other entries up to size ${cp.size} than the checkpoint ${root} signed there (${LEDGER_BINDING_FILE}): continuing it would sign a fork of that checkpoint. Restore the store the checkpoint was signed over, or keep its export and make a new data directory (failclosed init)`,
+  );
 }
 
-/** Remembers, in the data directory, the largest checkpoint the open deployment verified, signed or accepted. */
+/**
+ * How the opened `ledger` departs from the remembered checkpoint `cp`: `behind` (shorter than it),
+ * `other` (another root at its size), or undefined (it continues it, or nothing is remembered).
+ */
+export function rolledBack(
+  cp: LedgerBinding['checkpoint'],
+  ledger: OpenedLedger,
+): 'behind' | 'other' | undefined {
+  if (cp === undefined) return undefined;
+  if (ledger.size() < cp.size) return 'behind';
+  return ledger.rootHash(cp.size) === cp.root_hash ? undefined : 'other';
+}
+
+/**
+ * Remembers, in a binding file (the data directory's, or the ledger process's `binding`), the
+ * largest checkpoint the open deployment verified, signed or accepted.
+ */
 export interface CheckpointMemory {
   /**
    * The directory's binding, once the open checked the ledger against it (or bound an unbound
@@ -247,7 +275,7 @@ export interface CheckpointMemory {
  * failed write is told to `onError` and leaves the memory at the previous checkpoint, which the
  * next open still checks (it catches a rollback behind that one).
  */
-export function createCheckpointMemory(root: string, onError: (err: unknown) => void): CheckpointMemory {
+export function createCheckpointMemory(path: string, onError: (err: unknown) => void): CheckpointMemory {
   let current: LedgerBinding | undefined;
   /** The largest checkpoint told or remembered: a smaller one never replaces it. */
   let highest = 0;
@@ -262,7 +290,7 @@ export function createCheckpointMemory(root: string, onError: (err: unknown) => 
         const next: LedgerBinding = { ...current, checkpoint: pending };
         pending = undefined;
         try {
-          await writeLedgerBinding(root, next);
+          await writeLedgerBindingFile(path, next);
           current = next;
         } catch (err) {
           onError(err);

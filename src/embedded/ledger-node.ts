@@ -26,7 +26,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FailclosedError, guardObserver, parseJson, systemClock, withDeadline } from '../kernel/index.js';
 import type { Clock, DenialCode, JsonValue } from '../kernel/index.js';
 import { noteSignerFor } from '../kernel/signing/index.js';
-import { createLedger, type Ledger } from '../ledger/index.js';
+import { createLedger, type Ledger, type LedgerStore, type StoredCheckpoint } from '../ledger/index.js';
 import { assertSchemaCurrent, createPostgresLedgerStore, openPostgresPool } from '../storage/index.js';
 import type { PostgresPool } from '../storage/index.js';
 import { createMtlsServer } from '../transport/index.js';
@@ -35,7 +35,14 @@ import type { MtlsServer, TlsFiles } from '../transport/index.js';
 import { parseBackendSpec } from './backend-spec.js';
 import { assertDatabaseRole } from './db-role.js';
 import { readSigningKey } from './data-dir.js';
-import { LedgerBindingError } from './ledger-binding.js';
+import {
+  LedgerBindingError,
+  createCheckpointMemory,
+  readLedgerBindingFile,
+  rolledBack,
+  writeLedgerBindingFile,
+} from './ledger-binding.js';
+import type { LedgerBinding } from './ledger-binding.js';
 import {
   configListen,
   configObservability,
@@ -68,6 +75,16 @@ export interface LedgerNodeConfig {
    * placeholder that is refused until replaced.
    */
   readonly first_entry_hash?: string;
+  /**
+   * A file this process keeps (the format of the Control Plane's `ledger-binding.json`, in a
+   * directory of its own that survives restarts, never in the database): the ledger its key signs
+   * and the largest checkpoint it signed or verified. A store behind that checkpoint, or holding
+   * other entries up to it (a database restored to an earlier point, a failover that lost commits),
+   * is refused at start: signing it would fork checkpoints already handed out (docs/storage.md
+   * "One ledger per data directory"). Written at the first start that verified a checkpoint of the
+   * ledger (or matched `first_entry_hash`). Optional for configurations written before it.
+   */
+  readonly binding?: string;
   /** The shared ledger: a `postgres://` URL (`?schema=` names the schema), on the ledger's own role. */
   readonly state: string;
   /** This process's mutual TLS: CA, its `ledger` certificate and key, optional CRL and revoked serials. */
@@ -86,6 +103,7 @@ const FIELDS = [
   'origin',
   'key',
   'first_entry_hash',
+  'binding',
   'state',
   'tls',
   'follow_ms',
@@ -115,11 +133,13 @@ export function parseLedgerConfig(bytes: Uint8Array, base: string): LedgerNodeCo
     throw bad(
       'first_entry_hash must be the 64 lowercase hex digits `failclosed ledger move-key` printed (the Control Plane data directory’s ledger-binding.json)',
     );
+  const binding = v['binding'] === undefined ? undefined : configText(v, 'binding', bad);
   return Object.freeze({
     listen: configListen(v['listen'], bad),
     origin: configText(v, 'origin', bad, 255),
     key: isAbsolute(key) ? key : join(base, key),
     ...(first === undefined ? {} : { first_entry_hash: first }),
+    ...(binding === undefined ? {} : { binding: isAbsolute(binding) ? binding : join(base, binding) }),
     state,
     tls: configTls(v['tls'], base, bad),
     follow_ms: configPositive(v, 'follow_ms', 1000, bad),
@@ -194,6 +214,70 @@ function sizeOf(v: JsonValue): number | undefined {
   return typeof size === 'number' && Number.isSafeInteger(size) && size >= 1 ? size : undefined;
 }
 
+/** The process's `binding` file, checked against the store's entry 0 (`first`: that entry's hash). */
+async function openBinding(
+  config: LedgerNodeConfig,
+  store: LedgerStore,
+): Promise<{ readonly binding: LedgerBinding | undefined; readonly first: string | undefined }> {
+  if (config.binding === undefined) return { binding: undefined, first: undefined };
+  const binding = readLedgerBindingFile(config.binding, 'this ledger process');
+  const first = (await store.entry(0))?.entry_hash;
+  if (
+    binding !== undefined &&
+    config.first_entry_hash !== undefined &&
+    binding.first_entry_hash !== config.first_entry_hash
+  )
+    throw new LedgerBindingError(
+      `${config.binding} names another ledger (first entry ${binding.first_entry_hash}) than first_entry_hash (${config.first_entry_hash}): one of the two is not this key's`,
+    );
+  if (binding !== undefined && first !== binding.first_entry_hash)
+    throw new LedgerBindingError(
+      first === undefined
+        ? `the shared ledger (state) holds no entry, but this key signs the ledger whose first entry is ${binding.first_entry_hash} (${config.binding}): signing another would fork its checkpoints`
+        : `the shared ledger (state) holds another ledger (first entry ${first}) than the one this key signs (first entry ${binding.first_entry_hash}, ${config.binding}): signing it would fork its checkpoints`,
+    );
+  return { binding, first };
+}
+
+/**
+ * The binding a first start records: only with a proof that the store is this key's ledger (its
+ * latest checkpoint verified under this key and origin at open, or `first_entry_hash` matched).
+ */
+function bindingOf(
+  config: LedgerNodeConfig,
+  first: string | undefined,
+  verified: StoredCheckpoint | undefined,
+): LedgerBinding {
+  if (first === undefined)
+    throw new LedgerBindingError(
+      `the shared ledger (state) holds no entry: the Control Plane writes its first entries (failclosed init) before the ledger process starts`,
+    );
+  if (verified === undefined && config.first_entry_hash === undefined)
+    throw new LedgerBindingError(
+      `${config.binding} does not exist yet, and the shared ledger (state) holds no checkpoint of this key that would show it is this key's ledger: set first_entry_hash to what \`failclosed ledger move-key\` printed`,
+    );
+  return {
+    version: 1,
+    first_entry_hash: first,
+    ...(verified === undefined ? {} : { checkpoint: { size: verified.size, root_hash: verified.root_hash } }),
+  };
+}
+
+/** The refusal of a store rolled back behind (or forked beside) the checkpoint `binding` remembers. */
+function rollbackRefusal(
+  file: string,
+  binding: LedgerBinding,
+  ledger: Ledger,
+  mismatch: 'behind' | 'other',
+): LedgerBindingError {
+  const cp = binding.checkpoint!;
+  return new LedgerBindingError(
+    mismatch === 'behind'
+      ? `the shared ledger (state) holds ${ledger.size()} entries, but this key signed a checkpoint of it at size ${cp.size} (${file}): the database was rolled back (restored to an earlier point, or a failover lost commits) and has lost entries auditors may hold a checkpoint over; signing it would sign other roots at sizes already signed (a fork). Restore the database to hold at least ${cp.size} entries`
+      : `the shared ledger (state) holds other entries up to size ${cp.size} than the checkpoint this key signed there (${file}): signing it would fork that checkpoint. Restore the database the checkpoint was signed over`,
+  );
+}
+
 /** Starts the ledger process from its configuration file. */
 export async function startLedgerNode(
   configPath: string,
@@ -242,6 +326,21 @@ export async function startLedgerNode(
             : `the shared ledger (state) holds another ledger (first entry ${first.entry_hash}) than the one this key signs (first_entry_hash ${config.first_entry_hash}): signing it would fork its checkpoints`,
         );
     }
+    // What this process remembers of the ledger its key signs (`binding`), checked against the
+    // store's entry 0 before anything is read as its head or signed.
+    const remembered = await openBinding(config, store);
+    const memory =
+      config.binding === undefined
+        ? undefined
+        : createCheckpointMemory(config.binding, (err) =>
+            telemetry.logger.error(
+              { reason: err instanceof Error ? err.message : 'write failed', file: config.binding },
+              'the latest checkpoint could not be recorded in the binding file; the next start checks the one before',
+            ),
+          );
+    /** The store's latest checkpoint, as createLedger verified it under this key and origin. */
+    let verifiedAtOpen: StoredCheckpoint | undefined;
+    let opening = true;
     // Opening reads and verifies every entry (the stored tree snapshot is not trusted), and the
     // latest stored checkpoint against them: a rewritten store refuses to open (fail closed).
     ledger = await createLedger({
@@ -255,8 +354,28 @@ export async function startLedgerNode(
       observer: guardObserver(telemetry.observer),
       // Every entry hashed here at start: no root it signs comes from nodes it did not compute.
       rehash: true,
+      onCheckpoint: (cp) => {
+        if (opening) verifiedAtOpen = cp;
+        memory?.remember(cp);
+      },
     });
-    closers.push(() => ledger.close());
+    opening = false;
+    const opened = ledger;
+    closers.push(async () => {
+      await opened.close();
+      memory?.close();
+      await memory?.settled();
+    });
+    if (config.binding !== undefined && memory !== undefined) {
+      // Not behind (nor beside) a checkpoint this process signed or verified, before it signs.
+      const mismatch = rolledBack(remembered.binding?.checkpoint, ledger);
+      if (mismatch !== undefined)
+        throw rollbackRefusal(config.binding, remembered.binding!, ledger, mismatch);
+      const binding = remembered.binding ?? bindingOf(config, remembered.first, verifiedAtOpen);
+      // The first start that proved the ledger: recorded before anything is served.
+      if (remembered.binding === undefined) await writeLedgerBindingFile(config.binding, binding);
+      memory.bound(binding);
+    }
   } catch (err) {
     await closeAll();
     throw err;

@@ -283,7 +283,7 @@ describe('deploy/compose/compose.yaml', () => {
         .map((v) => v.source as string);
       if (name !== LEDGER)
         expect(
-          sources.filter((s) => exposes(s, './ledger')),
+          sources.filter((s) => exposes(s, './ledger') || exposes(s, './ledger-state')),
           name,
         ).toEqual([]);
       expect(
@@ -315,8 +315,9 @@ describe('deploy/compose/compose.yaml', () => {
     expect(ours.sort()).toEqual([...GATES, CP, LEDGER, 'executor', 'certs'].sort());
     for (const name of ours)
       for (const path of imageVolumes) expect(mounted(name), `${name} ${path}`).toContain(path);
-    // Those without a data directory: a small tmpfs they cannot write to, never a volume.
-    for (const name of ours.filter((n) => n !== CP)) {
+    // Those without a data directory: a small tmpfs they cannot write to, never a volume. The
+    // ledger process mounts its state directory there (its binding file), a bind, never a volume.
+    for (const name of ours.filter((n) => n !== CP && n !== LEDGER)) {
       const tmpfs = ((service(name).tmpfs ?? []) as string[]).find((t) =>
         t.startsWith('/var/lib/failclosed:'),
       );
@@ -412,9 +413,16 @@ describe('deploy/compose/compose.yaml', () => {
       './certs/ledger.key',
       './certs/ledger.pem',
       './config/ledger.json',
+      './ledger-state',
       './ledger/ledger.jwk',
     ]);
-    for (const [source, [, ro]] of l) expect(ro, source).toBe(true);
+    // Read-only, all but its state directory: the binding file (config/ledger.json `binding`).
+    for (const [source, [, ro]] of l) expect(ro, source).toBe(source !== './ledger-state');
+    expect(l.get('./ledger-state')![0]).toBe('/var/lib/failclosed');
+    const config = JSON.parse(readFileSync(join(DEPLOY_DIR, 'compose/config/ledger.json'), 'utf8')) as {
+      binding?: string;
+    };
+    expect(config.binding).toBe('/var/lib/failclosed/ledger-binding.json');
     // No data directory, no volume but these binds.
     expect(((service(LEDGER).volumes ?? []) as YamlObject[]).every((v) => v.type === 'bind')).toBe(true);
     // No other service mounts the checkpoint key or anything of ./ledger, nor names a .jwk; the

@@ -413,8 +413,10 @@ describe('kubernetes (the gate, ledger and executor ConfigMaps, fragments/contro
   const svcHost = (name: string) =>
     `${name}.${at(find('Service', name), 'metadata', 'namespace') as string}.svc`;
   const svcPort = (name: string) => at(find('Service', name), 'spec', 'ports', 0, 'port') as number;
+  /** The ledger process is a StatefulSet (a claim of its own per replica), the rest Deployments. */
+  const workload = (name: string) => find(name === 'failclosed-ledger' ? 'StatefulSet' : 'Deployment', name);
   const container = (name: string) =>
-    at(find('Deployment', name), 'spec', 'template', 'spec', 'containers', 0) as YamlObject;
+    at(workload(name), 'spec', 'template', 'spec', 'containers', 0) as YamlObject;
   const mountOf = (c: YamlObject, volume: string) =>
     (c.volumeMounts as YamlObject[]).find((m) => m.name === volume)!.mountPath as string;
   const executorContainer = container('failclosed-executor');
@@ -467,14 +469,16 @@ describe('kubernetes (the gate, ledger and executor ConfigMaps, fragments/contro
     expect(ledger.key.startsWith(`${mountOf(ledgerContainer, 'key')}/`)).toBe(true);
     const secretOf = (volume: string) =>
       at(
-        (
-          at(find('Deployment', 'failclosed-ledger'), 'spec', 'template', 'spec', 'volumes') as YamlObject[]
-        ).find((v) => v.name === volume),
+        (at(workload('failclosed-ledger'), 'spec', 'template', 'spec', 'volumes') as YamlObject[]).find(
+          (v) => v.name === volume,
+        ),
         'secret',
         'secretName',
       );
     expect(secretOf('key')).toBe('failclosed-ledger-key');
     expect(secretOf('tls')).toBe('failclosed-ledger-tls');
+    // Its binding file on the replica's own claim.
+    expect(ledger.binding).toBe(`${mountOf(ledgerContainer, 'state')}/ledger-binding.json`);
   });
 
   it('the ledger process’s state is the Control Plane schema on the same database, on the role the ledger Job grants, not the owner', () => {

@@ -69,7 +69,7 @@ const cp = find('Deployment', 'failclosed-control-plane');
 const executor = find('Deployment', 'failclosed-executor');
 const nats = find('Deployment', 'failclosed-nats');
 const postgresql = find('StatefulSet', 'postgresql');
-const ledger = find('Deployment', 'failclosed-ledger');
+const ledger = find('StatefulSet', 'failclosed-ledger');
 const roleJob = find('Job', 'failclosed-executor-role');
 const gateRoleJob = find('Job', 'failclosed-gate-role');
 const ledgerRoleJob = find('Job', 'failclosed-ledger-role');
@@ -366,7 +366,7 @@ describe('deploy/kubernetes manifests', () => {
     expect(podSpec(ledger).terminationGracePeriodSeconds as number).toBeGreaterThan(pause);
   });
 
-  it('the ledger process mounts only its own key and certificate: its config a ConfigMap, the checkpoint key and its TLS files each a Secret of its own, no data directory, its own database role', () => {
+  it('the ledger process mounts only its own key and certificate: its config a ConfigMap, the checkpoint key and its TLS files each a Secret of its own, its binding file on a claim of its own, no data directory, its own database role', () => {
     const pod = podSpec(ledger);
     expect(pod.serviceAccountName).toBe('failclosed-ledger');
     expect(at(find('ServiceAccount', 'failclosed-ledger'), 'automountServiceAccountToken')).toBe(false);
@@ -379,9 +379,23 @@ describe('deploy/kubernetes manifests', () => {
       '/etc/failclosed/key': 'key',
       '/etc/failclosed/tls': 'tls',
       '/tmp': 'tmp',
+      '/var/lib/failclosed-ledger': 'state',
     });
     for (const m of c.volumeMounts as YamlObject[])
-      if (m.name !== 'tmp') expect(m.readOnly, m.name as string).toBe(true);
+      if (m.name !== 'tmp' && m.name !== 'state') expect(m.readOnly, m.name as string).toBe(true);
+    // Each replica's own claim, kept across restarts: the binding file ledger.json names, where it
+    // remembers the largest checkpoint it signed (a database restored behind it is refused).
+    const claims = at(ledger, 'spec', 'volumeClaimTemplates') as YamlObject[];
+    expect(claims.map((t) => at(t, 'metadata', 'name'))).toEqual(['state']);
+    expect(at(claims[0], 'spec', 'accessModes')).toEqual(['ReadWriteOnce']);
+    expect(
+      (
+        JSON.parse(at(find('ConfigMap', 'failclosed-ledger'), 'data', 'ledger.json') as string) as {
+          binding?: string;
+        }
+      ).binding,
+    ).toBe('/var/lib/failclosed-ledger/ledger-binding.json');
+    expect(at(ledger, 'spec', 'podManagementPolicy')).toBe('Parallel');
     const volumes = Object.fromEntries((pod.volumes as YamlObject[]).map((v) => [v.name as string, v]));
     expect(Object.keys(volumes).sort()).toEqual(['config', 'key', 'tls', 'tmp']);
     expect(at(volumes, 'config', 'configMap', 'name')).toBe('failclosed-ledger');

@@ -65,7 +65,7 @@ const roleJobLabels = templateLabels('Job', 'failclosed-executor-role');
 const gateRoleJobLabels = templateLabels('Job', 'failclosed-gate-role');
 const ledgerRoleJobLabels = templateLabels('Job', 'failclosed-ledger-role');
 const cpLabels = templateLabels('Deployment', 'failclosed-control-plane');
-const ledgerLabels = templateLabels('Deployment', 'failclosed-ledger');
+const ledgerLabels = templateLabels('StatefulSet', 'failclosed-ledger');
 const OPERATOR = { 'failclosed.dev/access': 'operator' };
 
 const gate = pod('gate', NS, gateLabels);

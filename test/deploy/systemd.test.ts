@@ -259,6 +259,7 @@ describe('deploy/systemd units', () => {
         '-/etc/failclosed-gate',
         '-/etc/failclosed-ledger',
         '-/var/lib/failclosed',
+        '-/var/lib/failclosed-ledger',
       ]);
       for (const f of GATE_UNITS)
         expect(words(units.get(f)!, 'InaccessiblePaths').sort(), f).toEqual([
@@ -266,6 +267,7 @@ describe('deploy/systemd units', () => {
           '-/etc/failclosed-gate',
           '-/etc/failclosed-ledger',
           '-/var/lib/failclosed-executor',
+          '-/var/lib/failclosed-ledger',
         ]);
       // Its configuration, certificate and secrets live under /etc/failclosed-executor, which it reads.
       expect(unitValue(executorUnit, 'Service', 'EnvironmentFile')).toBe(
@@ -386,6 +388,7 @@ for (const r of ROLE_UNITS)
         '-/etc/failclosed-ledger',
         '-/var/lib/failclosed',
         '-/var/lib/failclosed-executor',
+        '-/var/lib/failclosed-ledger',
       ]);
       expect(words(unit, 'RestrictAddressFamilies').sort()).toEqual(['AF_INET', 'AF_INET6', 'AF_UNIX']);
     });
@@ -421,6 +424,7 @@ describe(KEYLESS_UNIT, () => {
       '-/etc/failclosed-ledger',
       '-/var/lib/failclosed',
       '-/var/lib/failclosed-executor',
+      '-/var/lib/failclosed-ledger',
     ]);
     // Its database password (its own role's) from a root-owned file, never in the unit.
     expect(unitValue(unit, 'Service', 'EnvironmentFile')).toBe('/etc/failclosed-gate/gate.env');
@@ -459,9 +463,14 @@ describe(LEDGER_UNIT, () => {
       expect(unitValue(cp, 'Unit', k) ?? '', k).not.toContain(LEDGER_UNIT);
   });
 
-  it('holds only its own files: no state directory, nothing writable, no other unit’s directory visible (the Control Plane’s data directory, the Gate’s, the executor’s)', () => {
-    expect(unitValue(unit, 'Service', 'StateDirectory')).toBeUndefined();
-    expect(unitValue(unit, 'Service', 'ReadWritePaths')).toBeUndefined();
+  it('holds only its own files: its state directory (the binding file ledger.json names) the only thing writable, no other unit’s directory visible (the Control Plane’s data directory, the Gate’s, the executor’s)', () => {
+    expect(unitValue(unit, 'Service', 'StateDirectory')).toBe('failclosed-ledger');
+    expect(unitValue(unit, 'Service', 'StateDirectoryMode')).toBe('0700');
+    expect(unitValue(unit, 'Service', 'ReadWritePaths')).toBe('/var/lib/failclosed-ledger');
+    const config = JSON.parse(readFileSync(join(DEPLOY_DIR, 'systemd', 'ledger.json'), 'utf8')) as {
+      binding?: string;
+    };
+    expect(config.binding).toBe('/var/lib/failclosed-ledger/ledger-binding.json');
     expect(words(unit, 'InaccessiblePaths').sort()).toEqual([
       '-/etc/failclosed',
       '-/etc/failclosed-executor',
@@ -490,12 +499,16 @@ describe(LEDGER_UNIT, () => {
   it('has every sandboxing option of failclosed.service, with the same value or a stricter one, key for key as the keyless Gate', () => {
     expectNoToolSandboxing(unit, units.get('failclosed.service')!);
     const gate = keyless.get('Service')!;
-    // Its own: what starts it, and its network allow list (the Gate's clients are not on loopback).
+    // Its own: what starts it, its state directory (the binding file), and its network allow list
+    // (the Gate's clients are not on loopback).
     const START = [
       'ExecStart',
       'User',
       'Group',
       'EnvironmentFile',
+      'StateDirectory',
+      'StateDirectoryMode',
+      'ReadWritePaths',
       'InaccessiblePaths',
       'TimeoutStopSec',
       'IPAddressDeny',
@@ -509,7 +522,7 @@ describe(LEDGER_UNIT, () => {
 });
 
 describe('the ledger process’s directory', () => {
-  it('(the checkpoint key, its certificate, its password) is inaccessible to every other unit', () => {
+  it('(the checkpoint key, its certificate, its password) and its state directory are inaccessible to every other unit', () => {
     const files = readdirSync(join(DEPLOY_DIR, 'systemd')).filter((f) => f.endsWith('.service'));
     expect(files).toContain(LEDGER_UNIT);
     for (const f of files) {
@@ -518,6 +531,8 @@ describe('the ledger process’s directory', () => {
         'InaccessiblePaths',
       );
       expect(hidden.includes('-/etc/failclosed-ledger'), f).toBe(f !== LEDGER_UNIT);
+      // Nor what it remembers of the ledger (its binding file): no other unit can lower or forge it.
+      expect(hidden.includes('-/var/lib/failclosed-ledger'), f).toBe(f !== LEDGER_UNIT);
     }
   });
 });

@@ -33,6 +33,7 @@ import {
   mkdtempSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -102,6 +103,13 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
   /** What `failclosed ledger move-key` printed: the origin and the vkey the shipped files leave to the operator. */
   let moved: { origin: string; vkey: string; first_entry_hash: string; key_file: string };
   let ledgerConfigPath: string;
+  /** The ledger process's binding file (ledger.json `binding`). */
+  let bindingPath: string;
+  const readBinding = (): {
+    version: number;
+    first_entry_hash: string;
+    checkpoint?: { size: number; root_hash: string };
+  } => JSON.parse(readFileSync(bindingPath, 'utf8')) as ReturnType<typeof readBinding>;
   let client: FailclosedClient;
   let internalPort: number;
   const runs: string[] = [];
@@ -240,6 +248,11 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
       '<the first_entry_hash failclosed ledger move-key printed>',
       moved.first_entry_hash,
     );
+    // Its state directory (the unit's StateDirectory), where it keeps its binding file.
+    const varLedger = join(work, 'var-lib-failclosed-ledger');
+    mkdirSync(varLedger, { mode: 0o700 });
+    ledgerText = rewrite(ledgerText, '/var/lib/failclosed-ledger/', `${varLedger}/`);
+    bindingPath = join(varLedger, 'ledger-binding.json');
     ledgerText = onTestDatabase(ledgerText);
     ledgerConfigPath = join(etcLedger, 'ledger.json');
     writeFileSync(ledgerConfigPath, ledgerText);
@@ -373,6 +386,31 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
     );
   });
 
+  it('a ledger process whose binding file names another ledger, or cannot be read, refuses to start', async () => {
+    const other = join(dirname(ledgerConfigPath), 'other-binding.json');
+    const config = JSON.parse(readFileSync(ledgerConfigPath, 'utf8')) as Record<string, unknown>;
+    const otherBinding = join(dirname(bindingPath), 'other-ledger-binding.json');
+    writeFileSync(other, JSON.stringify({ ...config, binding: otherBinding }));
+    const start = () => startLedgerNode(other, { env: {}, defaultLogLevel: 'silent' });
+    writeFileSync(otherBinding, JSON.stringify({ version: 1, first_entry_hash: 'cd'.repeat(32) }));
+    await expect(start()).rejects.toThrow(
+      /names another ledger \(first entry (cd){32}\) than first_entry_hash/,
+    );
+    // Without first_entry_hash in the configuration, the file alone refuses the other store.
+    delete config['first_entry_hash'];
+    writeFileSync(other, JSON.stringify({ ...config, binding: otherBinding }));
+    await expect(start()).rejects.toThrow(
+      /holds another ledger \(first entry [0-9a-f]{64}\) than the one this key signs \(first entry (cd){32}/,
+    );
+    writeFileSync(otherBinding, '{"version":1,');
+    await expect(start()).rejects.toThrow(/cannot be read .* names the ledger this ledger process signs/);
+    writeFileSync(
+      otherBinding,
+      JSON.stringify({ version: 1, first_entry_hash: moved.first_entry_hash, extra: 1 }),
+    );
+    await expect(start()).rejects.toThrow(/is malformed: it names the ledger this ledger process signs/);
+  });
+
   it('the exported ledger, its checkpoint signed by the ledger process, verifies against the deployment’s trust roots', async () => {
     // The Control Plane holds the vkey alone; the ledger process signs under the key move-key moved.
     expect(existsSync(join(cpDir, 'keys', 'ledger.jwk'))).toBe(false);
@@ -394,5 +432,59 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
     const io = { out: (t: string) => void said.push(t), err: (t: string) => void said.push(t), env: {} };
     expect(await runCli(['--data', cpDir, 'trust-roots', '--out', trust], io), said.join('')).toBe(0);
     expect(await runCli(['verify', bundle, '--trust', trust], io), said.join('')).toBe(0);
+  }, 60_000);
+
+  it('the ledger process remembers the ledger its key signs and the largest checkpoint it signed, in its own binding file', async () => {
+    const latest = await cp!.core.ledger.store.latestCheckpoint();
+    expect(latest).toBeDefined();
+    // Written in the background once signed: wait for it, without a fixed sleep.
+    let binding = readBinding();
+    for (let i = 0; i < 100 && (binding.checkpoint?.size ?? 0) < latest!.size; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      binding = readBinding();
+    }
+    expect(binding).toEqual({
+      version: 1,
+      first_entry_hash: moved.first_entry_hash,
+      checkpoint: { size: latest!.size, root_hash: latest!.root_hash },
+    });
+    expect(statSync(bindingPath).mode & 0o777).toBe(0o600);
+  });
+
+  it('L7: a database restored to an earlier point is refused by the ledger process that signed past it, instead of signed again (a fork)', async () => {
+    // Every role stops, as for a restore.
+    for (const node of [gate, executor, cp, ledger]) await node?.close();
+    [gate, executor, cp, ledger] = [undefined, undefined, undefined, undefined];
+    const signed = readBinding().checkpoint!;
+    // The database as it was before the last checkpoint: entries and checkpoints past an earlier
+    // size gone, as a point-in-time restore (or a failover that lost commits) leaves it.
+    const cut = signed.size - 3;
+    await admin(pgdb.url, async (c) => {
+      await c.query('SET search_path TO failclosed');
+      await c.query('BEGIN');
+      await c.query('ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_no_update');
+      await c.query('DELETE FROM ledger_entries WHERE idx >= $1', [cut]);
+      await c.query('ALTER TABLE ledger_entries ENABLE TRIGGER ledger_entries_no_update');
+      await c.query('DELETE FROM ledger_checkpoints WHERE size > $1', [cut]);
+      await c.query('DELETE FROM ledger_tree_chunks');
+      await c.query("DELETE FROM ledger_meta WHERE key = 'tree_size'");
+      await c.query('COMMIT');
+    });
+    await expect(startLedgerNode(ledgerConfigPath, { env: {}, defaultLogLevel: 'silent' })).rejects.toThrow(
+      `the shared ledger (state) holds ${cut} entries, but this key signed a checkpoint of it at size ${signed.size}`,
+    );
+    // The memory is what refused it: the same process without its binding file signs the
+    // restored ledger, and would sign other roots at the sizes it signed before.
+    const forgetful = join(dirname(ledgerConfigPath), 'forgetful-ledger.json');
+    const config = JSON.parse(readFileSync(ledgerConfigPath, 'utf8')) as Record<string, unknown>;
+    delete config['binding'];
+    writeFileSync(forgetful, JSON.stringify(config));
+    const unchecked = await startLedgerNode(forgetful, { env: {}, defaultLogLevel: 'silent' });
+    try {
+      expect(unchecked.size()).toBe(cut);
+    } finally {
+      await unchecked.close();
+    }
+    expect(readBinding().checkpoint).toEqual(signed);
   }, 60_000);
 });
