@@ -28,7 +28,7 @@
  * remembered depends on the shape (docs/storage.md "One ledger per data directory").
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
+import { open, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { parseJson } from '../kernel/index.js';
@@ -121,12 +121,18 @@ export async function writeLedgerBindingFile(path: string, binding: LedgerBindin
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   const file = await open(tmp, 'w', 0o600);
   try {
-    await file.writeFile(`${JSON.stringify(binding, null, 2)}\n`);
-    await file.sync();
-  } finally {
-    await file.close();
+    try {
+      await file.writeFile(`${JSON.stringify(binding, null, 2)}\n`);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    // Not left behind: the next write makes a file of its own.
+    await unlink(tmp).catch(() => undefined);
+    throw err;
   }
-  await rename(tmp, path);
   const dir = await open(dirname(path), 'r');
   try {
     await dir.sync();
@@ -262,6 +268,12 @@ export interface CheckpointMemory {
   bound(binding: LedgerBinding): void;
   /** A checkpoint of this ledger, durable in the store: recorded when larger than every one before. */
   remember(cp: { readonly size: number; readonly root_hash: string }): void;
+  /**
+   * `remember`, resolving once the file durably holds `cp` or a larger checkpoint; rejecting when
+   * that write failed, or before {@link CheckpointMemory.bound} and after close (the ledger
+   * process signs nothing it has not recorded).
+   */
+  record(cp: { readonly size: number; readonly root_hash: string }): Promise<void>;
   /** Records nothing more (the ledger closed): a checkpoint told later is ignored. */
   close(): void;
   /** Resolves once the last recorded checkpoint is written (or its write failed). */
@@ -280,20 +292,52 @@ export function createCheckpointMemory(path: string, onError: (err: unknown) => 
   /** The largest checkpoint told or remembered: a smaller one never replaces it. */
   let highest = 0;
   let pending: { readonly size: number; readonly root_hash: string } | undefined;
+  /** Callers of `record`, each settled by the first write covering its size (or its failure). */
+  let waiters: { size: number; resolve: () => void; reject: (err: unknown) => void }[] = [];
   let writing: Promise<void> = Promise.resolve();
   let busy = false;
   let closed = false;
+  const settle = (size: number, err?: unknown): void => {
+    const done = waiters.filter((w) => w.size <= size);
+    waiters = waiters.filter((w) => w.size > size);
+    for (const w of done)
+      if (err === undefined) w.resolve();
+      else w.reject(err);
+  };
+  /**
+   * The file as another process sharing it (a replica) may have left it: a larger checkpoint of the
+   * same ledger there is kept, never replaced by a smaller one. Unreadable: ours is written.
+   */
+  const larger = (size: number): LedgerBinding['checkpoint'] => {
+    try {
+      const there = readLedgerBindingFile(path, 'this deployment');
+      if (there?.first_entry_hash !== current?.first_entry_hash) return undefined;
+      return there?.checkpoint !== undefined && there.checkpoint.size >= size ? there.checkpoint : undefined;
+    } catch {
+      return undefined;
+    }
+  };
   const drain = async (): Promise<void> => {
     busy = true;
     try {
       while (pending !== undefined && current !== undefined) {
-        const next: LedgerBinding = { ...current, checkpoint: pending };
+        const cp = pending;
         pending = undefined;
+        const kept = larger(cp.size);
+        if (kept !== undefined) {
+          current = { ...current, checkpoint: kept };
+          highest = Math.max(highest, kept.size);
+          settle(kept.size);
+          continue;
+        }
+        const next: LedgerBinding = { ...current, checkpoint: cp };
         try {
           await writeLedgerBindingFile(path, next);
           current = next;
+          settle(cp.size);
         } catch (err) {
           onError(err);
+          settle(cp.size, err);
         }
       }
     } finally {
@@ -303,22 +347,40 @@ export function createCheckpointMemory(path: string, onError: (err: unknown) => 
   const start = (): void => {
     if (!busy && current !== undefined && pending !== undefined) writing = drain();
   };
+  const remember = (cp: { readonly size: number; readonly root_hash: string }): void => {
+    if (closed || cp.size <= highest) return;
+    highest = cp.size;
+    pending = { size: cp.size, root_hash: cp.root_hash };
+    start();
+  };
   return {
     bound(b) {
       current = b;
       const known = b.checkpoint?.size ?? 0;
       if (pending !== undefined && pending.size <= known) pending = undefined;
       highest = Math.max(highest, known);
+      settle(known);
       start();
     },
-    remember(cp) {
-      if (closed || cp.size <= highest) return;
-      highest = cp.size;
-      pending = { size: cp.size, root_hash: cp.root_hash };
+    remember,
+    record(cp) {
+      if (closed || current === undefined)
+        return Promise.reject(new Error('the checkpoint memory is not open: nothing can be recorded'));
+      if (cp.size <= (current.checkpoint?.size ?? 0)) return Promise.resolve();
+      const recorded = new Promise<void>((resolve, reject) => {
+        waiters.push({ size: cp.size, resolve, reject });
+      });
+      // Written even when a larger one was told before (its write may have failed): the waiter is
+      // settled by this write, or by a larger one already in the file.
+      highest = Math.max(highest, cp.size);
+      if (pending === undefined || pending.size < cp.size)
+        pending = { size: cp.size, root_hash: cp.root_hash };
       start();
+      return recorded;
     },
     close() {
       closed = true;
+      settle(Number.MAX_SAFE_INTEGER, new Error('the checkpoint memory closed'));
     },
     settled: () => writing,
   };

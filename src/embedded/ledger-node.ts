@@ -20,10 +20,18 @@
  * schema (a standby): they sign the same roots with the same key, and the store keeps the first
  * checkpoint at each size.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { FailclosedError, guardObserver, parseJson, systemClock, withDeadline } from '../kernel/index.js';
+import {
+  FailclosedError,
+  guardObserver,
+  noteVerifierFromVkey,
+  parseJson,
+  systemClock,
+  verifyCheckpoint,
+  withDeadline,
+} from '../kernel/index.js';
 import type { Clock, DenialCode, JsonValue } from '../kernel/index.js';
 import { noteSignerFor } from '../kernel/signing/index.js';
 import { createLedger, type Ledger, type LedgerStore, type StoredCheckpoint } from '../ledger/index.js';
@@ -42,7 +50,7 @@ import {
   rolledBack,
   writeLedgerBindingFile,
 } from './ledger-binding.js';
-import type { LedgerBinding } from './ledger-binding.js';
+import type { CheckpointMemory, LedgerBinding } from './ledger-binding.js';
 import {
   configListen,
   configObservability,
@@ -220,6 +228,11 @@ async function openBinding(
   store: LedgerStore,
 ): Promise<{ readonly binding: LedgerBinding | undefined; readonly first: string | undefined }> {
   if (config.binding === undefined) return { binding: undefined, first: undefined };
+  // Before the whole ledger is read: a missing directory is a configuration error.
+  if (!existsSync(dirname(config.binding)))
+    throw new LedgerBindingError(
+      `binding: the directory of ${config.binding} does not exist: make it, writable by this process only (the shipped files: systemd's StateDirectory, compose's ./ledger-state, a Kubernetes claim)`,
+    );
   const binding = readLedgerBindingFile(config.binding, 'this ledger process');
   const first = (await store.entry(0))?.entry_hash;
   if (
@@ -308,6 +321,8 @@ export async function startLedgerNode(
     for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
   };
   let ledger: Ledger;
+  /** What the process remembers in its `binding` file (none without one). */
+  let memory: CheckpointMemory | undefined;
   try {
     // The Control Plane process migrates the schema; the ledger process reads it at its own version.
     await assertSchemaCurrent(db);
@@ -329,7 +344,7 @@ export async function startLedgerNode(
     // What this process remembers of the ledger its key signs (`binding`), checked against the
     // store's entry 0 before anything is read as its head or signed.
     const remembered = await openBinding(config, store);
-    const memory =
+    const mem =
       config.binding === undefined
         ? undefined
         : createCheckpointMemory(config.binding, (err) =>
@@ -338,6 +353,7 @@ export async function startLedgerNode(
               'the latest checkpoint could not be recorded in the binding file; the next start checks the one before',
             ),
           );
+    memory = mem;
     /** The store's latest checkpoint, as createLedger verified it under this key and origin. */
     let verifiedAtOpen: StoredCheckpoint | undefined;
     let opening = true;
@@ -356,25 +372,39 @@ export async function startLedgerNode(
       rehash: true,
       onCheckpoint: (cp) => {
         if (opening) verifiedAtOpen = cp;
-        memory?.remember(cp);
+        mem?.remember(cp);
       },
+      // Each checkpoint it signs is in its binding file before it is stored or handed out.
+      ...(mem === undefined ? {} : { beforeCheckpointStored: (cp) => mem.record(cp) }),
     });
     opening = false;
     const opened = ledger;
     closers.push(async () => {
       await opened.close();
-      memory?.close();
-      await memory?.settled();
+      mem?.close();
+      await mem?.settled();
     });
-    if (config.binding !== undefined && memory !== undefined) {
+    if (config.binding !== undefined && mem !== undefined) {
       // Not behind (nor beside) a checkpoint this process signed or verified, before it signs.
       const mismatch = rolledBack(remembered.binding?.checkpoint, ledger);
       if (mismatch !== undefined)
         throw rollbackRefusal(config.binding, remembered.binding!, ledger, mismatch);
-      const binding = remembered.binding ?? bindingOf(config, remembered.first, verifiedAtOpen);
-      // The first start that proved the ledger: recorded before anything is served.
-      if (remembered.binding === undefined) await writeLedgerBindingFile(config.binding, binding);
-      memory.bound(binding);
+      const found = remembered.binding ?? bindingOf(config, remembered.first, verifiedAtOpen);
+      // Written at every start, before anything is signed or served, with the larger of the
+      // checkpoint remembered and the one the open verified: a file that cannot be written stops
+      // the start here rather than leaving signatures unremembered.
+      const binding: LedgerBinding =
+        verifiedAtOpen !== undefined && verifiedAtOpen.size > (found.checkpoint?.size ?? 0)
+          ? { ...found, checkpoint: { size: verifiedAtOpen.size, root_hash: verifiedAtOpen.root_hash } }
+          : found;
+      try {
+        await writeLedgerBindingFile(config.binding, binding);
+      } catch (err) {
+        throw new LedgerBindingError(
+          `binding: ${config.binding} cannot be written (${err instanceof Error ? err.message : 'write failed'}): the ledger process records there every checkpoint it signs, so it does not start without it. Make its directory, writable by this process only`,
+        );
+      }
+      mem.bound(binding);
     }
   } catch (err) {
     await closeAll();
@@ -383,6 +413,30 @@ export async function startLedgerNode(
   const log = telemetry.logger;
   const instruments = ledgerProcessMetrics(telemetry.metrics, () => ledger.size());
 
+  // Another replica's checkpoints: at most once per `checkpoint_ms`, after a follow, the store's
+  // latest is read and remembered once it verifies under this key and origin over this process's
+  // own root (in the background; a failure only leaves the previous one remembered).
+  const verifier = noteVerifierFromVkey(ledger.ledgerKey.vkey);
+  let readStoredAt = Number.NEGATIVE_INFINITY;
+  const rememberStored = (verified: number): void => {
+    const m = memory;
+    if (m === undefined || clock() - readStoredAt < config.checkpoint_ms) return;
+    readStoredAt = clock();
+    void ledger.store.latestCheckpoint().then(
+      (cp) => {
+        if (cp === undefined || cp.size > verified || cp.root_hash !== ledger.rootHash(cp.size)) return;
+        const v = verifyCheckpoint(cp.note, [verifier], { origin: config.origin });
+        if (
+          v.outcome === 'verified' &&
+          v.checkpoint.size === cp.size &&
+          v.checkpoint.rootHash.toString('hex') === cp.root_hash
+        )
+          m.remember(cp);
+      },
+      () => undefined,
+    );
+  };
+
   // Follows: serialized by the writer; a failure is logged once when it starts and once when it ends.
   let failing: string | undefined;
   const follow = async (): Promise<number> => {
@@ -390,6 +444,7 @@ export async function startLedgerNode(
       const size = await ledger.follow();
       if (failing !== undefined) log.info({ size }, 'the ledger continues the verified chain again');
       failing = undefined;
+      rememberStored(size);
       return size;
     } catch (err) {
       const why = err instanceof Error ? err.message : 'failed';

@@ -71,6 +71,8 @@ interface CheckpointerOptions {
   readonly afterStore?: (cp: StoredCheckpoint) => Promise<void>;
   /** `LedgerOptions.onCheckpoint` (writer.ts). */
   readonly onCheckpoint?: (cp: StoredCheckpoint) => void;
+  /** `LedgerOptions.beforeCheckpointStored` (writer.ts): a rejection refuses the checkpoint. */
+  readonly beforeStore?: (cp: StoredCheckpoint) => Promise<void>;
   /**
    * Reads and verifies the entries up to the store's head into `tree` (as the open does);
    * rejects with `ERR_LEDGER_UNAVAILABLE` when they do not continue it or the store lost some.
@@ -212,6 +214,14 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
       note,
       at: new Date(o.clock()).toISOString(),
     });
+    if (o.beforeStore !== undefined)
+      try {
+        await o.beforeStore(cp);
+      } catch (err) {
+        throw new FailclosedError('ERR_LEDGER_UNAVAILABLE', 'the checkpoint could not be recorded', {
+          cause: err,
+        });
+      }
     try {
       await o.store.putCheckpoint(cp);
     } catch (err) {

@@ -73,6 +73,12 @@ export interface LedgerOptions {
    * Called synchronously; it must not throw.
    */
   readonly onCheckpoint?: (cp: StoredCheckpoint) => void;
+  /**
+   * Awaited after a checkpoint this writer signed and before it is stored or handed out: a
+   * rejection refuses the checkpoint (`ERR_LEDGER_UNAVAILABLE`, nothing stored). The ledger
+   * process records it in its binding file there, so no checkpoint leaves it unremembered.
+   */
+  readonly beforeCheckpointStored?: (cp: StoredCheckpoint) => Promise<void>;
 }
 
 /** Options of one {@link Ledger.append}. */
@@ -464,6 +470,7 @@ export async function createLedger(opts: LedgerOptions): Promise<Ledger> {
     every: opts.checkpointEvery,
     afterStore: (cp) => persistTree(cp.size),
     ...(opts.onCheckpoint === undefined ? {} : { onCheckpoint: opts.onCheckpoint }),
+    ...(opts.beforeCheckpointStored === undefined ? {} : { beforeStore: opts.beforeCheckpointStored }),
     // A checkpoint another replica stored after this open read its head: read up to it first.
     catchUp: async () => {
       try {

@@ -15,7 +15,13 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initDataDir, readOperatorToken, startEmbedded } from '../../src/embedded/index.js';
-import { LEDGER_BINDING_FILE, LedgerBindingError } from '../../src/embedded/ledger-binding.js';
+import {
+  LEDGER_BINDING_FILE,
+  LedgerBindingError,
+  createCheckpointMemory,
+  readLedgerBindingFile,
+  writeLedgerBindingFile,
+} from '../../src/embedded/ledger-binding.js';
 import { useTestDatabase } from '../support/postgres.js';
 import { clientOf } from '../e2e/postgres-support.js';
 
@@ -294,4 +300,62 @@ describe('one ledger per data directory', () => {
     expect(err).toBeInstanceOf(LedgerBindingError);
     expect(err?.message).toContain('the storage (sqlite) holds no ledger');
   }, 60_000);
+
+  describe('the checkpoint memory (the binding file a deployment or ledger process keeps)', () => {
+    const FIRST = 'ef'.repeat(32);
+    const cp = (size: number) => ({ size, root_hash: size.toString(16).padStart(64, '0') });
+    const bindingIn = async (): Promise<string> => {
+      const path = join(mkdtempSync(join(tmpdir(), 'fc-memory-')), LEDGER_BINDING_FILE);
+      await writeLedgerBindingFile(path, { version: 1, first_entry_hash: FIRST });
+      return path;
+    };
+
+    it('record resolves once the file holds the checkpoint; nothing is recorded before bound or after close', async () => {
+      const path = await bindingIn();
+      const errors: unknown[] = [];
+      const memory = createCheckpointMemory(path, (e) => errors.push(e));
+      await expect(memory.record(cp(4))).rejects.toThrow(/not open/);
+      memory.bound({ version: 1, first_entry_hash: FIRST });
+      await memory.record(cp(8));
+      expect(readLedgerBindingFile(path, 'this test')?.checkpoint).toEqual(cp(8));
+      // Already held: resolves at once.
+      await memory.record(cp(6));
+      memory.close();
+      await expect(memory.record(cp(12))).rejects.toThrow(/not open/);
+      expect(readLedgerBindingFile(path, 'this test')?.checkpoint).toEqual(cp(8));
+      expect(errors).toEqual([]);
+    });
+
+    it('two processes sharing one file (replicas): a smaller checkpoint never replaces a larger one there', async () => {
+      const path = await bindingIn();
+      const a = createCheckpointMemory(path, () => undefined);
+      const b = createCheckpointMemory(path, () => undefined);
+      a.bound({ version: 1, first_entry_hash: FIRST });
+      b.bound({ version: 1, first_entry_hash: FIRST });
+      await a.record(cp(200));
+      // b, behind, records what it signed: the file keeps a's, and b's record still resolves.
+      await b.record(cp(150));
+      expect(readLedgerBindingFile(path, 'this test')?.checkpoint).toEqual(cp(200));
+      b.remember(cp(180));
+      await b.settled();
+      expect(readLedgerBindingFile(path, 'this test')?.checkpoint).toEqual(cp(200));
+      await b.record(cp(250));
+      expect(readLedgerBindingFile(path, 'this test')?.checkpoint).toEqual(cp(250));
+    });
+
+    it('a write that fails rejects its record, is reported, and leaves the checkpoint before it', async () => {
+      const path = await bindingIn();
+      const errors: unknown[] = [];
+      const memory = createCheckpointMemory(path, (e) => errors.push(e));
+      memory.bound({ version: 1, first_entry_hash: FIRST });
+      await memory.record(cp(10));
+      // The directory is gone (a volume lost): the next record cannot be written.
+      rmSync(join(path, '..'), { recursive: true, force: true });
+      await expect(memory.record(cp(20))).rejects.toThrow(/ENOENT/);
+      expect(errors).toHaveLength(1);
+      // A later record is tried again, not taken as covered by the one that failed.
+      await expect(memory.record(cp(15))).rejects.toThrow(/ENOENT/);
+      expect(errors).toHaveLength(2);
+    });
+  });
 });

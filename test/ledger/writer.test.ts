@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  FailclosedError,
   verifyCheckpoint,
   noteVerifierFromVkey,
   verifyInclusion,
@@ -12,12 +13,21 @@ import {
 } from '../../src/kernel/index.js';
 import {
   GENESIS_PREV_HASH,
+  createLedger,
   entryLeafHash,
   type EvidenceBlob,
   type LedgerEntry,
   type LedgerStore,
 } from '../../src/ledger/index.js';
-import { ORIGIN, openLedger, sampleInput, steppingClock, tempSqliteStore, wrapStore } from './fixtures.js';
+import {
+  ORIGIN,
+  openLedger,
+  sampleInput,
+  steppingClock,
+  tempSqliteStore,
+  testSigner,
+  wrapStore,
+} from './fixtures.js';
 
 /** Wraps a store, recording the size of every committed batch. */
 function countingStore(inner: LedgerStore): LedgerStore & { commits: number[] } {
@@ -241,6 +251,39 @@ describe('checkpoints and proofs (SPEC §4, C2SP tlog-checkpoint)', () => {
       const v = verifyCheckpoint(cp.note, [noteVerifierFromVkey(ledger.ledgerKey.vkey)], { origin: ORIGIN });
       expect(v.outcome).toBe('verified');
       if (v.outcome === 'verified') expect(v.checkpoint.rootHash.toString('hex')).toBe(ledger.rootHash(35));
+      await ledger.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('awaits beforeCheckpointStored before storing a checkpoint it signs: a rejection stores and hands out nothing (the ledger process records each one first)', async () => {
+    const { store, cleanup } = tempSqliteStore();
+    try {
+      const seen: number[] = [];
+      let refuse = true;
+      const ledger = await createLedger({
+        store,
+        clock: steppingClock(),
+        checkpointSigner: testSigner(),
+        origin: ORIGIN,
+        beforeCheckpointStored: async (cp) => {
+          // Nothing stored yet at this size when it is asked.
+          expect((await store.checkpoints()).map((c) => c.size)).not.toContain(cp.size);
+          seen.push(cp.size);
+          if (refuse) throw new Error('the binding file cannot be written');
+        },
+      });
+      for (let i = 0; i < 3; i++) await ledger.append(sampleInput(i));
+      const err = await ledger.checkpoint().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(FailclosedError);
+      expect((err as FailclosedError).code).toBe('ERR_LEDGER_UNAVAILABLE');
+      expect(await store.checkpoints()).toEqual([]);
+      refuse = false;
+      const cp = await ledger.checkpoint();
+      expect((await store.checkpoints()).map((c) => c.size)).toEqual([3]);
+      expect(cp.size).toBe(3);
+      expect(seen).toEqual([3, 3]);
       await ledger.close();
     } finally {
       cleanup();
