@@ -297,39 +297,22 @@ export function createCheckpointMemory(path: string, onError: (err: unknown) => 
   let writing: Promise<void> = Promise.resolve();
   let busy = false;
   let closed = false;
-  const settle = (size: number, err?: unknown): void => {
-    const done = waiters.filter((w) => w.size <= size);
-    waiters = waiters.filter((w) => w.size > size);
+  /** Settles the waiters of sizes in (`above`, `size`]: resolved, or rejected with `err`. */
+  const settle = (size: number, err?: unknown, above = 0): void => {
+    const done = waiters.filter((w) => w.size <= size && w.size > above);
+    waiters = waiters.filter((w) => w.size > size || w.size <= above);
     for (const w of done)
       if (err === undefined) w.resolve();
       else w.reject(err);
   };
-  /**
-   * The file as another process sharing it (a replica) may have left it: a larger checkpoint of the
-   * same ledger there is kept, never replaced by a smaller one. Unreadable: ours is written.
-   */
-  const larger = (size: number): LedgerBinding['checkpoint'] => {
-    try {
-      const there = readLedgerBindingFile(path, 'this deployment');
-      if (there?.first_entry_hash !== current?.first_entry_hash) return undefined;
-      return there?.checkpoint !== undefined && there.checkpoint.size >= size ? there.checkpoint : undefined;
-    } catch {
-      return undefined;
-    }
-  };
+  /** What is queued for the next write (set by remember and record while a write is under way). */
+  const pendingSize = (): number => pending?.size ?? 0;
   const drain = async (): Promise<void> => {
     busy = true;
     try {
       while (pending !== undefined && current !== undefined) {
         const cp = pending;
         pending = undefined;
-        const kept = larger(cp.size);
-        if (kept !== undefined) {
-          current = { ...current, checkpoint: kept };
-          highest = Math.max(highest, kept.size);
-          settle(kept.size);
-          continue;
-        }
         const next: LedgerBinding = { ...current, checkpoint: cp };
         try {
           await writeLedgerBindingFile(path, next);
@@ -337,7 +320,10 @@ export function createCheckpointMemory(path: string, onError: (err: unknown) => 
           settle(cp.size);
         } catch (err) {
           onError(err);
-          settle(cp.size, err);
+          // Rejected: the callers whose checkpoint this write held, not those of the next one
+          // (already pending). What was told since stays to be written by a later remember.
+          settle(cp.size, err, pendingSize());
+          highest = Math.max(current.checkpoint?.size ?? 0, pendingSize());
         }
       }
     } finally {
@@ -371,7 +357,7 @@ export function createCheckpointMemory(path: string, onError: (err: unknown) => 
         waiters.push({ size: cp.size, resolve, reject });
       });
       // Written even when a larger one was told before (its write may have failed): the waiter is
-      // settled by this write, or by a larger one already in the file.
+      // settled by this write, or by a larger one under way.
       highest = Math.max(highest, cp.size);
       if (pending === undefined || pending.size < cp.size)
         pending = { size: cp.size, root_hash: cp.root_hash };

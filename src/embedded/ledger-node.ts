@@ -323,6 +323,7 @@ export async function startLedgerNode(
   let ledger: Ledger;
   /** What the process remembers in its `binding` file (none without one). */
   let memory: CheckpointMemory | undefined;
+  let lastMemoryError: string | undefined;
   try {
     // The Control Plane process migrates the schema; the ledger process reads it at its own version.
     await assertSchemaCurrent(db);
@@ -347,12 +348,16 @@ export async function startLedgerNode(
     const mem =
       config.binding === undefined
         ? undefined
-        : createCheckpointMemory(config.binding, (err) =>
+        : createCheckpointMemory(config.binding, (err) => {
+            // Once per distinct failure: the cadence retries at every follow.
+            const reason = err instanceof Error ? err.message : 'write failed';
+            if (reason === lastMemoryError) return;
+            lastMemoryError = reason;
             telemetry.logger.error(
-              { reason: err instanceof Error ? err.message : 'write failed', file: config.binding },
-              'the latest checkpoint could not be recorded in the binding file; the next start checks the one before',
-            ),
-          );
+              { reason, file: config.binding },
+              'a checkpoint could not be recorded in the binding file: none is signed until one can be',
+            );
+          });
     memory = mem;
     /** The store's latest checkpoint, as createLedger verified it under this key and origin. */
     let verifiedAtOpen: StoredCheckpoint | undefined;

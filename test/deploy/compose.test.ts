@@ -231,7 +231,8 @@ describe('deploy/compose/compose.yaml', () => {
           networksOf(service(name)).some((n) => networksOf(l).includes(n)),
       ),
     ).toEqual([CP]);
-    expect(at(l, 'deploy', 'replicas')).toBe(2);
+    // One: its binding file is its own (docs/deployment.md "The ledger process").
+    expect(at(l, 'deploy', 'replicas')).toBe(1);
     expect(l.container_name).toBeUndefined();
     expect(l.command).toEqual(['serve', 'ledger', '--config', '/etc/failclosed/ledger.json']);
     expect(l.build).toBeUndefined();

@@ -464,6 +464,64 @@ describe('the separated shape from the shipped systemd configuration, on Postgre
     expect(statSync(bindingPath).mode & 0o777).toBe(0o600);
   });
 
+  it('a standby ledger process with a file of its own raises a stale one at its start, and signs nothing it cannot record there: refused ERR_LEDGER_UNAVAILABLE, nothing stored', async () => {
+    // The first ledger process stops, so that no checkpoint is signed but the standby's.
+    await ledger?.close();
+    ledger = undefined;
+    const latest = (await cp!.core.ledger.store.latestCheckpoint())!;
+    const dir = join(work, 'var-lib-failclosed-ledger-standby');
+    mkdirSync(dir, { mode: 0o700 });
+    const file = join(dir, 'ledger-binding.json');
+    // Stale: a checkpoint of this ledger at size 1.
+    writeFileSync(
+      file,
+      JSON.stringify({
+        version: 1,
+        first_entry_hash: moved.first_entry_hash,
+        checkpoint: { size: 1, root_hash: cp!.core.ledger.rootHash(1) },
+      }),
+    );
+    const config = JSON.parse(readFileSync(ledgerConfigPath, 'utf8')) as Record<string, unknown>;
+    const standbyConfig = join(dirname(ledgerConfigPath), 'standby-ledger.json');
+    writeFileSync(
+      standbyConfig,
+      JSON.stringify({ ...config, listen: { host: '127.0.0.1', port: 0 }, binding: file }),
+    );
+    const standby = await startLedgerNode(standbyConfig, { env: {}, defaultLogLevel: 'silent' });
+    const p = pkiPaths(pki);
+    const agent = await createMtlsAgent({
+      files: { ca: p.caCert, cert: p.cert('control-plane'), key: p.key('control-plane') },
+      expect: ['ledger'],
+    });
+    try {
+      // Written at its start, before it listened: the store's latest, verified.
+      const started = JSON.parse(readFileSync(file, 'utf8')) as { checkpoint: { size: number } };
+      expect(started.checkpoint.size).toBeGreaterThanOrEqual(latest.size);
+      // New entries, then its directory gone (a volume lost): the checkpoint over them cannot be
+      // recorded, so it is neither stored nor handed out.
+      const r = await client.call('echo', { message: 'past the standby' }, { session: 'deploy-keyless' });
+      expect(r.outcome).toBe('executed');
+      const size = await standby.follow();
+      expect(size).toBeGreaterThan(started.checkpoint.size);
+      rmSync(dir, { recursive: true, force: true });
+      const answer = await gateRequest(
+        { url: standby.url, agent, timeoutMs: 10_000 },
+        'POST',
+        '/v1/ledger/checkpoint',
+        { size },
+        1 << 16,
+      );
+      expect(answer.status, answer.body.toString()).toBeGreaterThanOrEqual(400);
+      expect(JSON.parse(answer.body.toString()) as { code: string }).toMatchObject({
+        code: 'ERR_LEDGER_UNAVAILABLE',
+      });
+      expect((await cp!.core.ledger.store.checkpoints()).map((c) => c.size)).not.toContain(size);
+    } finally {
+      agent.close();
+      await standby.close();
+    }
+  }, 60_000);
+
   it('L7: a database restored to an earlier point is refused by the ledger process that signed past it, instead of signed again (a fork)', async () => {
     // Every role stops, as for a restore.
     for (const node of [gate, executor, cp, ledger]) await node?.close();
