@@ -26,6 +26,11 @@
  * open whose ledger is shorter than it, or has another root at its size, is refused. A write of
  * the memory that fails leaves the one before, which still catches a rollback behind it. What is
  * remembered depends on the shape (docs/storage.md "One ledger per data directory").
+ *
+ * The ledger process, the key's holder in the separated shape, keeps a file of the same format
+ * (its `binding`, `ledger-node.ts`): written at every start, and each checkpoint it signs recorded
+ * there before it is stored ({@link CheckpointMemory.record}). A file is one process's: two
+ * writers could leave the smaller of their checkpoints.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
