@@ -21,7 +21,7 @@
  * walkthrough runs through a keyless Gate (`failclosed demo --gate`, docs/demo.md "Through a
  * deployed topology"; FC-INV-6: the Execution Layer refuses a client without a certificate at TLS).
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,7 +88,7 @@ describe('the separated shape on one machine, as documented', () => {
     ok(runCli('init', at('cp'), '--backend', backend));
     const moved = JSON.parse(
       ok(runCli('ledger', 'move-key', '--out', at('ledger', 'ledger.jwk'), '--data', at('cp'))),
-    ) as { origin: string; vkey: string };
+    ) as { origin: string; vkey: string; first_entry_hash: string };
     cpSync(at('cp'), at('cp-standby'), { recursive: true });
     const internal = { cp: await freePort(), standby: await freePort() };
     const ledgerPorts = [await freePort(), await freePort()];
@@ -188,13 +188,16 @@ describe('the separated shape on one machine, as documented', () => {
     }
     for (const [i, name] of ['ledger-a', 'ledger-b'].entries()) {
       // 5b. The ledger process and its standby: the checkpoint key, the shared ledger as the
-      // ledger's database role (entries read-only), the ledger certificate.
+      // ledger's database role (entries read-only), the ledger certificate, a binding file each.
+      mkdirSync(at(`state-${name.slice(-1)}`), { mode: 0o700 });
       writeFileSync(
         at(`${name}.json`),
         JSON.stringify({
           listen: { host: '127.0.0.1', port: ledgerPorts[i] },
           origin: moved.origin,
+          first_entry_hash: moved.first_entry_hash,
           key: 'ledger/ledger.jwk',
+          binding: `state-${name.slice(-1)}/ledger-binding.json`,
           state: `${asRole('failclosed_ledger')}?schema=${schema}`,
           tls: {
             ca: 'certs/ca.pem',
@@ -445,6 +448,18 @@ describe('the separated shape on one machine, as documented', () => {
     ok(runCli('ledger', 'export', '--out', at('again.jsonl'), '--data', at('cp-standby')));
     const again = runCli('verify', at('again.jsonl'), '--trust', at('trust.json'));
     expect(again.code, again.out + again.err).toBe(0);
+    // Each ledger process keeps its own binding file: the same ledger, and for the restarted one
+    // the checkpoint its start verified (the export's, at least one).
+    const bindings = ['a', 'b'].map(
+      (n) =>
+        JSON.parse(readFileSync(at(`state-${n}`, 'ledger-binding.json'), 'utf8')) as {
+          first_entry_hash: string;
+          checkpoint?: { size: number };
+        },
+    );
+    expect(bindings[0]!.first_entry_hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(bindings[1]!.first_entry_hash).toBe(bindings[0]!.first_entry_hash);
+    expect(bindings[0]!.checkpoint!.size).toBeGreaterThan(0);
   }, 120_000);
 
   it('runs the SPEC §7 walkthrough through a keyless Gate (failclosed demo --gate): every step it can run there passes', () => {
