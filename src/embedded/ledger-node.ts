@@ -23,15 +23,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import {
-  FailclosedError,
-  guardObserver,
-  noteVerifierFromVkey,
-  parseJson,
-  systemClock,
-  verifyCheckpoint,
-  withDeadline,
-} from '../kernel/index.js';
+import { FailclosedError, guardObserver, parseJson, systemClock, withDeadline } from '../kernel/index.js';
 import type { Clock, DenialCode, JsonValue } from '../kernel/index.js';
 import { noteSignerFor } from '../kernel/signing/index.js';
 import { createLedger, type Ledger, type LedgerStore, type StoredCheckpoint } from '../ledger/index.js';
@@ -50,7 +42,7 @@ import {
   rolledBack,
   writeLedgerBindingFile,
 } from './ledger-binding.js';
-import type { CheckpointMemory, LedgerBinding } from './ledger-binding.js';
+import type { LedgerBinding } from './ledger-binding.js';
 import {
   configListen,
   configObservability,
@@ -244,12 +236,17 @@ async function openBinding(
       `${config.binding} names another ledger (first entry ${binding.first_entry_hash}) than first_entry_hash (${config.first_entry_hash}): one of the two is not this key's`,
     );
   if (binding !== undefined && first !== binding.first_entry_hash)
-    throw new LedgerBindingError(
-      first === undefined
-        ? `the shared ledger (state) holds no entry, but this key signs the ledger whose first entry is ${binding.first_entry_hash} (${config.binding}): signing another would fork its checkpoints`
-        : `the shared ledger (state) holds another ledger (first entry ${first}) than the one this key signs (first entry ${binding.first_entry_hash}, ${config.binding}): signing it would fork its checkpoints`,
-    );
+    throw otherLedger(first, `first entry ${binding.first_entry_hash}, ${config.binding}`);
   return { binding, first };
+}
+
+/** The refusal of a store whose entry 0 (`first`) is not the one this key signs (`signs`, where it is named). */
+function otherLedger(first: string | undefined, signs: string): LedgerBindingError {
+  return new LedgerBindingError(
+    first === undefined
+      ? `the shared ledger (state) holds no entry, but this key signs another ledger (${signs}): signing another would fork its checkpoints`
+      : `the shared ledger (state) holds another ledger (first entry ${first}) than the one this key signs (${signs}): signing it would fork its checkpoints`,
+  );
 }
 
 /**
@@ -321,8 +318,6 @@ export async function startLedgerNode(
     for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
   };
   let ledger: Ledger;
-  /** What the process remembers in its `binding` file (none without one). */
-  let memory: CheckpointMemory | undefined;
   let lastMemoryError: string | undefined;
   try {
     // The Control Plane process migrates the schema; the ledger process reads it at its own version.
@@ -334,17 +329,14 @@ export async function startLedgerNode(
     // The ledger this key signs, before anything is read or signed: over another store its
     // checkpoints would fork the evidence (ledger-binding.ts).
     if (config.first_entry_hash !== undefined) {
-      const first = await store.entry(0);
-      if (first?.entry_hash !== config.first_entry_hash)
-        throw new LedgerBindingError(
-          first === undefined
-            ? `the shared ledger (state) holds no entry, but this key signs the ledger whose first entry is ${config.first_entry_hash} (first_entry_hash): signing another would fork its checkpoints`
-            : `the shared ledger (state) holds another ledger (first entry ${first.entry_hash}) than the one this key signs (first_entry_hash ${config.first_entry_hash}): signing it would fork its checkpoints`,
-        );
+      const first = (await store.entry(0))?.entry_hash;
+      if (first !== config.first_entry_hash)
+        throw otherLedger(first, `first_entry_hash ${config.first_entry_hash}`);
     }
     // What this process remembers of the ledger its key signs (`binding`), checked against the
     // store's entry 0 before anything is read as its head or signed.
     const remembered = await openBinding(config, store);
+    /** What the process remembers in its `binding` file (none without one). */
     const mem =
       config.binding === undefined
         ? undefined
@@ -358,7 +350,6 @@ export async function startLedgerNode(
               'a checkpoint could not be recorded in the binding file: none is signed until one can be',
             );
           });
-    memory = mem;
     /** The store's latest checkpoint, as createLedger verified it under this key and origin. */
     let verifiedAtOpen: StoredCheckpoint | undefined;
     let opening = true;
@@ -418,30 +409,6 @@ export async function startLedgerNode(
   const log = telemetry.logger;
   const instruments = ledgerProcessMetrics(telemetry.metrics, () => ledger.size());
 
-  // Another replica's checkpoints: at most once per `checkpoint_ms`, after a follow, the store's
-  // latest is read and remembered once it verifies under this key and origin over this process's
-  // own root (in the background; a failure only leaves the previous one remembered).
-  const verifier = noteVerifierFromVkey(ledger.ledgerKey.vkey);
-  let readStoredAt = Number.NEGATIVE_INFINITY;
-  const rememberStored = (verified: number): void => {
-    const m = memory;
-    if (m === undefined || clock() - readStoredAt < config.checkpoint_ms) return;
-    readStoredAt = clock();
-    void ledger.store.latestCheckpoint().then(
-      (cp) => {
-        if (cp === undefined || cp.size > verified || cp.root_hash !== ledger.rootHash(cp.size)) return;
-        const v = verifyCheckpoint(cp.note, [verifier], { origin: config.origin });
-        if (
-          v.outcome === 'verified' &&
-          v.checkpoint.size === cp.size &&
-          v.checkpoint.rootHash.toString('hex') === cp.root_hash
-        )
-          m.remember(cp);
-      },
-      () => undefined,
-    );
-  };
-
   // Follows: serialized by the writer; a failure is logged once when it starts and once when it ends.
   let failing: string | undefined;
   const follow = async (): Promise<number> => {
@@ -449,7 +416,6 @@ export async function startLedgerNode(
       const size = await ledger.follow();
       if (failing !== undefined) log.info({ size }, 'the ledger continues the verified chain again');
       failing = undefined;
-      rememberStored(size);
       return size;
     } catch (err) {
       const why = err instanceof Error ? err.message : 'failed';

@@ -238,11 +238,12 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
   let polledAt = o.clock();
   let polling = false;
   /**
-   * With a witness: the ledger process signs on its own cadence and stores its checkpoints. At
-   * most once per cadence period (`afterCommit`), the store's latest is read and, once it verifies
-   * under the pinned key over this writer's own root at its size, told as a checkpoint of this
-   * ledger (the data directory remembers the largest). In the background: appends never wait for
-   * it, and a failure only leaves the previous one remembered.
+   * Checkpoints others stored: with a witness, the ledger process's (it signs on its own cadence);
+   * without, another replica's on one key (another ledger process, or a replica on a shared
+   * store). At most once per cadence period (`afterCommit`), the store's latest is read and, once
+   * it verifies under the key over this writer's own root at its size, told as a checkpoint of
+   * this ledger (the binding file remembers the largest). In the background: appends and follows
+   * never wait for it, and a failure only leaves the previous one remembered.
    */
   const rememberStored = async (): Promise<void> => {
     const cp = await o.store.latestCheckpoint();
@@ -251,24 +252,25 @@ export async function createCheckpointer(o: CheckpointerOptions): Promise<Checkp
     latest = cp;
     o.onCheckpoint?.(cp);
   };
+  const pollStored = (): void => {
+    if (o.onCheckpoint === undefined || everyMs === undefined || polling) return;
+    if (o.clock() - polledAt < everyMs) return;
+    polledAt = o.clock();
+    polling = true;
+    void rememberStored()
+      .catch(() => undefined)
+      .finally(() => {
+        polling = false;
+      });
+  };
 
   return {
     ledgerKey,
     checkpoint,
     async afterCommit(size) {
-      if (witness !== undefined) {
-        // The ledger process keeps the cadence itself, following the store (serve ledger).
-        if (o.onCheckpoint === undefined || everyMs === undefined || polling) return;
-        if (o.clock() - polledAt < everyMs) return;
-        polledAt = o.clock();
-        polling = true;
-        void rememberStored()
-          .catch(() => undefined)
-          .finally(() => {
-            polling = false;
-          });
-        return;
-      }
+      pollStored();
+      // The ledger process keeps the cadence itself, following the store (serve ledger).
+      if (witness !== undefined) return;
       if (size <= lastSize) return;
       const dueByCount = everyEntries !== undefined && size - lastSize >= everyEntries;
       const dueByTime = everyMs !== undefined && o.clock() - lastAt >= everyMs;

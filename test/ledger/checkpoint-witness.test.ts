@@ -210,6 +210,42 @@ describe('checkpoints signed by the ledger process (SPEC §4, L7 ledger protecti
     expect(told.map((c) => c.size)).toEqual([8]);
   });
 
+  it('a second ledger process on the key is told the first one’s stored checkpoints it verified over its own root, once per cadence period (its binding file remembers them)', async () => {
+    const schema = nextSchema();
+    const first = await witnessLedger(schema);
+    const writer = await writerOn(schema, servedBy(first));
+    for (let i = 0; i < 3; i++) await writer.append(note(i));
+    let now = Date.UTC(2025, 0, 1);
+    const told: number[] = [];
+    const db = openPostgresPool({ url: pgdb.url, schema, max: 4 });
+    track({ close: () => db.close() });
+    const second = track(
+      await createLedger({
+        store: createPostgresLedgerStore(db, { shared: () => undefined }),
+        clock: () => now,
+        checkpointSigner: testSigner(),
+        origin: ORIGIN,
+        checkpointEvery: { entries: 1000, ms: 1000 },
+        rehash: true,
+        onCheckpoint: (cp) => told.push(cp.size),
+      }),
+    );
+    // The first signs at 4 (its cadence); the second, following, signs nothing of its own.
+    await writer.append(note(3));
+    expect(await first.follow()).toBe(4);
+    expect((await first.store.latestCheckpoint())?.size).toBe(4);
+    await writer.append(note(4));
+    expect(await second.follow()).toBe(5);
+    expect(told).toEqual([]);
+    // A cadence period later, its next follow reads the stored checkpoint and tells it (beside
+    // the one it now signs itself on its time cadence).
+    now += 1000;
+    await writer.append(note(5));
+    expect(await second.follow()).toBe(6);
+    await vi.waitFor(() => expect(told).toContain(4));
+    expect(told.filter((n) => n !== 4)).toEqual([6]);
+  });
+
   it('tells its observer the ledger_verify stage of each trace among the entries it followed, once, and nothing of those it read at open', async () => {
     const schema = nextSchema();
     const stages: { stage: string; trace: string; ms: number }[] = [];
