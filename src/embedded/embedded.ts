@@ -328,7 +328,7 @@ export async function startEmbedded(dir: string, options: EmbeddedOptions = {}):
   // Built here, closed here; a telemetry passed in belongs to the caller. Serving keyless Gates
   // (`internal_gates`), this process is their Control Plane: its logs and spans say so.
   const role = options.role ?? (config.internal_gates === true ? 'control-plane' : 'embedded');
-  const telemetry = options.telemetry ?? createTelemetry({ logLevel: settings.logLevel, role });
+  const telemetry = options.telemetry ?? (await createTelemetry({ logLevel: settings.logLevel, role }));
   const ownTelemetry = options.telemetry === undefined;
   let core: Core;
   try {

@@ -706,7 +706,7 @@ export async function startExecutorNode(
   // Its own logs, metrics and traces (role `executor`): its stage spans join each call's trace,
   // whose root span id every role derives from the ledger's trace id (telemetry/tracing.ts).
   const settings = resolveTelemetrySettings(config, env, options.defaultLogLevel ?? 'info');
-  const telemetry = createTelemetry({
+  const telemetry = await createTelemetry({
     logLevel: settings.logLevel,
     role: 'executor',
     env,

@@ -311,7 +311,7 @@ export async function startGateNode(configPath: string, options: GateNodeOptions
       ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
     });
     closers.push(() => lease.release());
-    const telemetry = createTelemetry({
+    const telemetry = await createTelemetry({
       logLevel: settings.logLevel,
       role: 'gate',
       env,

@@ -306,7 +306,7 @@ export async function startLedgerNode(
     max: 4,
     applicationName: 'failclosed-ledger',
   });
-  const telemetry = createTelemetry({
+  const telemetry = await createTelemetry({
     logLevel: settings.logLevel,
     role: 'ledger',
     env,

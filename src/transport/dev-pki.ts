@@ -13,21 +13,8 @@
 import { webcrypto, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  AuthorityKeyIdentifierExtension,
-  BasicConstraintsExtension,
-  ExtendedKeyUsage,
-  ExtendedKeyUsageExtension,
-  KeyUsageFlags,
-  KeyUsagesExtension,
-  PemConverter,
-  SubjectAlternativeNameExtension,
-  SubjectKeyIdentifierExtension,
-  X509Certificate,
-  X509CertificateGenerator,
-  X509CrlGenerator,
-} from './x509.js';
-import type { JsonGeneralName, X509Crl } from './x509.js';
+import type { JsonGeneralName, X509Certificate, X509Crl } from './x509.js';
+import { x509 } from './x509-load.js';
 import { isIP } from 'node:net';
 import { normalizeSerial, roleUri } from './identity.js';
 import type { Role } from './identity.js';
@@ -67,6 +54,7 @@ async function newKeyPair(): Promise<CryptoKeyPair> {
 }
 
 async function privateKeyPem(key: CryptoKey): Promise<string> {
+  const { PemConverter } = x509();
   return `${PemConverter.encode(await crypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY')}\n`;
 }
 
@@ -95,6 +83,13 @@ export interface DevCaResult {
  * (`created: false`), so certificates issued under it stay valid.
  */
 export async function createDevCa(dir: string, options: DevCaOptions = {}): Promise<DevCaResult> {
+  const {
+    BasicConstraintsExtension,
+    KeyUsageFlags,
+    KeyUsagesExtension,
+    SubjectKeyIdentifierExtension,
+    X509CertificateGenerator,
+  } = x509();
   const p = pkiPaths(dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (existsSync(p.caCert) || existsSync(p.caKey)) return { created: false, caCert: p.caCert };
@@ -122,6 +117,7 @@ export async function createDevCa(dir: string, options: DevCaOptions = {}): Prom
 }
 
 async function readCa(dir: string): Promise<{ cert: X509Certificate; key: CryptoKey }> {
+  const { PemConverter, X509Certificate } = x509();
   const p = pkiPaths(dir);
   if (!existsSync(p.caCert) || !existsSync(p.caKey))
     throw new TypeError(`${dir} holds no development CA (run: failclosed certs init --dir ${dir})`);
@@ -165,6 +161,17 @@ export interface IssueResult {
  * until it expires or is revoked).
  */
 export async function issueCert(dir: string, options: IssueOptions): Promise<IssueResult> {
+  const {
+    AuthorityKeyIdentifierExtension,
+    BasicConstraintsExtension,
+    ExtendedKeyUsage,
+    ExtendedKeyUsageExtension,
+    KeyUsageFlags,
+    KeyUsagesExtension,
+    SubjectAlternativeNameExtension,
+    SubjectKeyIdentifierExtension,
+    X509CertificateGenerator,
+  } = x509();
   const name = options.name ?? options.role;
   if (!FILE_NAME.test(name)) throw new TypeError('certificate name must match [a-z0-9][a-z0-9._-]*');
   if (['ca', 'crl', 'revoked'].includes(name)) throw new TypeError(`certificate name ${name} is reserved`);
@@ -241,6 +248,7 @@ export async function revokeCert(dir: string, serial: string, options: CrlOption
 
 /** Rewrites `crl.pem` over `revoked.json` (also to move its `nextUpdate` on). */
 export async function writeCrl(dir: string, options: CrlOptions = {}): Promise<string> {
+  const { PemConverter, X509CrlGenerator } = x509();
   const ca = await readCa(dir);
   const now = options.now?.() ?? Date.now();
   const revoked = readRevoked(dir);

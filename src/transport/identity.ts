@@ -5,7 +5,7 @@
  * docs/deployment.md "Mutual TLS" says what an operator's own CA must put in a certificate.
  */
 import { X509Certificate as NodeX509Certificate } from 'node:crypto';
-import { SubjectAlternativeNameExtension, X509Certificate } from './x509.js';
+import { x509 } from './x509-load.js';
 
 /** The roles a certificate can name: the four roles of SPEC §1, and clients of the Gate. */
 export const ROLES = ['gate', 'control-plane', 'executor', 'ledger', 'client'] as const;
@@ -47,6 +47,7 @@ export function normalizeSerial(serial: string): string {
  * already chain-verified by the TLS stack before this is called). Throws on a malformed one.
  */
 export function identityOf(der: Uint8Array, fingerprint: string): PeerIdentity {
+  const { SubjectAlternativeNameExtension, X509Certificate } = x509();
   const cert = new X509Certificate(der);
   const san = cert.getExtension(SubjectAlternativeNameExtension);
   // The URN scheme and namespace are case-insensitive (RFC 8141 §3.1): every spelling of the
@@ -70,6 +71,7 @@ export function identityOf(der: Uint8Array, fingerprint: string): PeerIdentity {
  * not parse, or whose subject alternative names do not: what it names is then unknown.
  */
 export function serverNamesOf(cert: string | Uint8Array): string[] {
+  const { SubjectAlternativeNameExtension, X509Certificate } = x509();
   const c = new X509Certificate(cert);
   const san = c.getExtension(SubjectAlternativeNameExtension);
   return (san?.names.toJSON() ?? [])

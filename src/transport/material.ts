@@ -7,7 +7,8 @@
 import { X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import { PemConverter, X509Certificate, X509Crl } from './x509.js';
+import type { X509Certificate, X509Crl } from './x509.js';
+import { x509 } from './x509-load.js';
 import { normalizeSerial } from './identity.js';
 
 const crypto = webcrypto;
@@ -83,6 +84,7 @@ export function revocationOf(m: TlsMaterial, chain: readonly ChainLink[], now: n
 
 /** The CRLs of the file at `path`: one DER CRL, or PEM blocks of one or more. */
 function readCrls(path: string): X509Crl[] {
+  const { PemConverter, X509Crl } = x509();
   const bytes = readFileSync(path);
   const text = bytes.toString('latin1');
   if (!PemConverter.isPem(text)) return [new X509Crl(new Uint8Array(bytes))];
@@ -154,6 +156,7 @@ export async function loadTlsMaterial(
   const ca = readFileSync(files.ca);
   const cert = readFileSync(files.cert);
   const key = readFileSync(files.key);
+  const { PemConverter, X509Certificate } = x509();
   const cas = PemConverter.decode(ca.toString('latin1')).map((der) => new X509Certificate(der));
   if (cas.length === 0) throw new TypeError(`${files.ca} holds no CA certificate`);
   // Throws when the key does not match the certificate, or either is malformed.

@@ -7,7 +7,7 @@
  */
 import { X509Certificate as NodeX509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
-import { X509Certificate } from './x509.js';
+import { x509 } from './x509-load.js';
 import { identityOf, normalizeSerial } from './identity.js';
 import type { PeerIdentity, Role } from './identity.js';
 import { revocationOf } from './material.js';
@@ -82,7 +82,7 @@ function presentedOf(cert: DetailedPeerCertificate): NodeX509Certificate[] {
 
 /** Revocation's view of one certificate: its serial and its issuer as CRLs name it. */
 function linkOf(c: NodeX509Certificate): ChainLink {
-  const x = new X509Certificate(c.raw);
+  const x = new (x509().X509Certificate)(c.raw);
   return { serial: normalizeSerial(x.serialNumber), issuer: x.issuer };
 }
 
@@ -137,7 +137,7 @@ export function parsePeer(
   try {
     // Attacker-chosen bytes, but chain-verified by the TLS stack before this runs.
     const id = identityOf(cert.raw, cert.fingerprint256);
-    const x = new X509Certificate(cert.raw);
+    const x = new (x509().X509Certificate)(cert.raw);
     return {
       ok: true,
       parsed: {

@@ -43,7 +43,7 @@ describe('a separate Execution Layer joins the call trace and reports its own lo
     const dir = join(work, 'gate');
     await initDataDir(dir);
     const layout = await separateExecutorLayout(work, dir);
-    gateTelemetry = createTelemetry({
+    gateTelemetry = await createTelemetry({
       logLevel: 'silent',
       role: 'gate',
       env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint },

@@ -57,7 +57,7 @@ describe('a call through a keyless Gate is one trace across the Gate, Control Pl
     const state = `${pgdb.url}?schema=${schema}`;
     await initDataDir(dir, { backend: state });
     const layout = await separateExecutorLayout(work, dir, { internal_gates: true });
-    cpTelemetry = createTelemetry({ logLevel: 'silent', role: 'control-plane', env });
+    cpTelemetry = await createTelemetry({ logLevel: 'silent', role: 'control-plane', env });
     cp = await startEmbedded(dir, { port: 0, telemetry: cpTelemetry });
     executor = await startExecutorNode(layout.executorConfig(join(work, 'executor')), {
       env,

@@ -65,7 +65,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   const port = (receiver.address() as AddressInfo).port;
-  telemetry = createTelemetry({
+  telemetry = await createTelemetry({
     logLevel: 'info',
     logDestination: { write: (line: string) => logLines.push(line) },
     env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_SERVICE_NAME: 'fc-test' },
@@ -272,7 +272,7 @@ describe('tool names in logs and traces', () => {
   it('a tool name outside the request name syntax is logged and traced as invalid', async () => {
     const lines: string[] = [];
     const port = (receiver.address() as AddressInfo).port;
-    const t = createTelemetry({
+    const t = await createTelemetry({
       logLevel: 'info',
       logDestination: { write: (line: string) => lines.push(line) },
       env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_SERVICE_NAME: 'fc-test' },
@@ -303,7 +303,7 @@ describe('tool names in logs and traces', () => {
 
 describe('a failing observer', () => {
   it('never changes a call: a telemetry whose every method throws leaves the call executed, once', async () => {
-    const base = createTelemetry({ logLevel: 'silent' });
+    const base = await createTelemetry({ logLevel: 'silent' });
     const boom = (): never => {
       throw new Error('telemetry down');
     };

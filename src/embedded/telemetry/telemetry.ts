@@ -39,12 +39,12 @@ export interface Telemetry {
   close(): Promise<void>;
 }
 
-/** Builds the telemetry of one composition. */
-export function createTelemetry(options: TelemetryOptions = {}): Telemetry {
+/** Builds the telemetry of one composition (loading the tracing SDK only when traces are exported). */
+export async function createTelemetry(options: TelemetryOptions = {}): Promise<Telemetry> {
   const role = options.role ?? 'embedded';
   const logger = createLogger(options.logLevel ?? 'info', options.logDestination).child({ role });
   const metrics = createMetrics(options.processMetrics === true ? { processMetrics: true } : {});
-  const tracing = createTracing(options.env ?? process.env, { serviceName: 'failclosed', role });
+  const tracing = await createTracing(options.env ?? process.env, { serviceName: 'failclosed', role });
   const logCalls = logger.isLevelEnabled('info');
   const observer: Observer = Object.freeze({
     stage(stage: CallStage, traceId: string, startMs: number, endMs: number) {

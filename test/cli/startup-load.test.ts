@@ -1,0 +1,55 @@
+/**
+ * What a process loads before it needs it: the CLI (every command, `up` and each `serve`
+ * included) imports the whole composition, and every start paid for libraries most runs never
+ * use (measured: about 1.5 s of CPU for `failclosed --help`, 0.3 s of it the OpenTelemetry SDK
+ * and exporter, 0.25 s `@peculiar/x509` with its Reflect polyfill). Both now load on first use:
+ * tracing only when the `OTEL_*` variables ask for export, X.509 at the first certificate read.
+ * Runs the built CLI module in a process of its own (this worker has loaded everything already).
+ */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../support/paths.js';
+
+const RUN = pathToFileURL(join(REPO_ROOT, 'dist', 'src', 'cli', 'run.js')).href;
+
+/** The CommonJS modules loaded once `code` ran after importing the CLI (ES imports of CommonJS included). */
+function loadedAfter(code: string): string[] {
+  const script = `
+    import { createRequire } from 'node:module';
+    const { runCli } = await import(${JSON.stringify(RUN)});
+    ${code}
+    const require = createRequire(import.meta.url);
+    process.stdout.write(JSON.stringify(Object.keys(require.cache)));
+  `;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    env: { PATH: process.env['PATH'] ?? '' },
+  });
+  return JSON.parse(out) as string[];
+}
+
+const TRACING = /@opentelemetry[\\/](sdk-trace-node|sdk-trace-base|exporter-trace-otlp-http|resources)[\\/]/;
+const X509 = /@peculiar[\\/]x509[\\/]|reflect-metadata[\\/]/;
+
+describe('libraries loaded on first use', () => {
+  it('importing the CLI loads neither the tracing SDK nor X.509', () => {
+    const loaded = loadedAfter('void runCli;');
+    expect(loaded.length).toBeGreaterThan(0);
+    expect(loaded.filter((p) => TRACING.test(p))).toEqual([]);
+    expect(loaded.filter((p) => X509.test(p))).toEqual([]);
+  });
+
+  it('a certificate read loads X.509 (the development CA is made with it)', () => {
+    const loaded = loadedAfter(`
+      const { mkdtempSync, rmSync } = await import('node:fs');
+      const dir = mkdtempSync((await import('node:os')).tmpdir() + '/fc-load-');
+      const io = { out: () => {}, err: (t) => process.stderr.write(t), env: {} };
+      const code = await runCli(['certs', 'init', '--dir', dir], io);
+      rmSync(dir, { recursive: true, force: true });
+      if (code !== 0) throw new Error('certs init exited ' + code);
+    `);
+    expect(loaded.some((p) => /@peculiar[\\/]x509[\\/]/.test(p))).toBe(true);
+  });
+});
