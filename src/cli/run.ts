@@ -20,6 +20,7 @@ import {
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runMcpStdio } from './mcp.js';
+import { commandIndex } from './command-word.js';
 import { createClient, readJob } from '../client/index.js';
 import {
   announceServer,
@@ -635,13 +636,6 @@ async function serveRole(io: CliIo, role: 'executor' | 'gate' | 'ledger', config
   }
   io.out('stopped\n');
   return EXIT.ok;
-}
-
-/** Index of the command word: the first argument that is neither an option nor `--data`'s value. */
-function commandIndex(argv: readonly string[]): number {
-  let i = 0;
-  while (i < argv.length && argv[i]!.startsWith('-')) i += argv[i] === '--data' ? 2 : 1;
-  return i;
 }
 
 async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {

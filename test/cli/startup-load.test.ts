@@ -3,16 +3,22 @@
  * included) imports the whole composition, and every start paid for libraries most runs never
  * use (measured: about 1.5 s of CPU for `failclosed --help`, 0.3 s of it the OpenTelemetry SDK
  * and exporter, 0.25 s `@peculiar/x509` with its Reflect polyfill). Both now load on first use:
- * tracing only when the `OTEL_*` variables ask for export, X.509 at the first certificate read.
- * Runs the built CLI module in a process of its own (this worker has loaded everything already).
+ * tracing only when the `OTEL_*` variables ask for export, X.509 at the first certificate read,
+ * the PostgreSQL driver with the first pool, the NATS client with the first connection.
+ * `failclosed verify`, the auditor's offline command, loads the verifier alone (it loaded the whole
+ * composition, over 1 s of CPU, to check a bundle offline).
+ * Runs the built CLI in a process of its own (this worker has loaded everything already).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../support/paths.js';
 
 const RUN = pathToFileURL(join(REPO_ROOT, 'dist', 'src', 'cli', 'run.js')).href;
+const MAIN = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 
 /** The CommonJS modules loaded once `code` ran after importing the CLI (ES imports of CommonJS included). */
 function loadedAfter(code: string): string[] {
@@ -32,13 +38,15 @@ function loadedAfter(code: string): string[] {
 
 const TRACING = /@opentelemetry[\\/](sdk-trace-node|sdk-trace-base|exporter-trace-otlp-http|resources)[\\/]/;
 const X509 = /@peculiar[\\/]x509[\\/]|reflect-metadata[\\/]/;
+const PG = /node_modules[\\/](pg|pg-pool|pg-protocol)[\\/]/;
 
 describe('libraries loaded on first use', () => {
-  it('importing the CLI loads neither the tracing SDK nor X.509', () => {
+  it('importing the CLI loads neither the tracing SDK, X.509 nor the PostgreSQL driver', () => {
     const loaded = loadedAfter('void runCli;');
     expect(loaded.length).toBeGreaterThan(0);
     expect(loaded.filter((p) => TRACING.test(p))).toEqual([]);
     expect(loaded.filter((p) => X509.test(p))).toEqual([]);
+    expect(loaded.filter((p) => PG.test(p))).toEqual([]);
   });
 
   it('a certificate read loads X.509 (the development CA is made with it)', () => {
@@ -51,5 +59,27 @@ describe('libraries loaded on first use', () => {
       if (code !== 0) throw new Error('certs init exited ' + code);
     `);
     expect(loaded.some((p) => /@peculiar[\\/]x509[\\/]/.test(p))).toBe(true);
+  });
+
+  it('verify loads the verifier, not the composition (no SQLite, no Cedar, no logger)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-load-'));
+    // The CommonJS modules the process holds as it exits, on stderr after a marker.
+    const report = join(dir, 'report.cjs');
+    writeFileSync(
+      report,
+      `process.on('exit', () => process.stderr.write('\\nLOADED' + JSON.stringify(Object.keys(require.cache))));`,
+    );
+    const r = spawnSync(
+      process.execPath,
+      ['--require', report, MAIN, 'verify', join(dir, 'none.jsonl'), '--trust', join(dir, 'none.json')],
+      { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' } },
+    );
+    rmSync(dir, { recursive: true, force: true });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('cannot read the bundle');
+    const loaded = JSON.parse(r.stderr.slice(r.stderr.indexOf('LOADED') + 'LOADED'.length)) as string[];
+    expect(loaded.filter((p) => /better-sqlite3|@cedar-policy|[\\/]pino[\\/]|prom-client/.test(p))).toEqual(
+      [],
+    );
   });
 });

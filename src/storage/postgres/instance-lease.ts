@@ -21,7 +21,8 @@
  * hangs while its host still answers TCP is treated as gone, not alive forever.
  */
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
+import { pgDriver } from './driver.js';
 import type { PostgresPool } from './pool.js';
 import { prepareStatements } from './prepared.js';
 import { writerSessionConfig } from './writer-lock.js';
@@ -108,7 +109,7 @@ export async function acquireInstanceLease(
   // host still answers TCP is gone too: the server ends its session after ten missed beats, so
   // another gate can claim its requests; and a transaction it left open frees the append lock.
   const idleMs = 10 * heartbeatMs;
-  const client = new pg.Client({
+  const client = new (pgDriver().Client)({
     ...session,
     idle_in_transaction_session_timeout: idleMs,
     options: `${session.options ?? ''} -c idle_session_timeout=${idleMs}`,

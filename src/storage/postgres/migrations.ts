@@ -7,7 +7,8 @@
  *
  * Migrations are append-only: a released migration is never edited, a change is a new version.
  */
-import pg from 'pg';
+import type pg from 'pg';
+import { pgDriver } from './driver.js';
 import { inTransaction } from './pool.js';
 import type { PostgresPool } from './pool.js';
 import { rowInt } from './rows.js';
@@ -744,7 +745,7 @@ export async function migrate(
   db: PostgresPool,
   migrations: readonly Migration[] = MIGRATIONS,
 ): Promise<MigrationReport> {
-  const own = new pg.Pool({
+  const own = new (pgDriver().Pool)({
     ...db.clientConfig,
     statement_timeout: MIGRATION_STATEMENT_TIMEOUT_MS,
     query_timeout: MIGRATION_STATEMENT_TIMEOUT_MS + 500,

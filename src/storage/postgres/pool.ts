@@ -8,7 +8,8 @@
  * `*_UNAVAILABLE` denial (fail closed, L7 degraded mode). Errors of idle connections are absorbed
  * by the pool (the next query opens a new connection); they never crash the process.
  */
-import pg from 'pg';
+import type pg from 'pg';
+import { pgDriver } from './driver.js';
 import { prepareStatements } from './prepared.js';
 
 /** Options of {@link openPostgresPool}. */
@@ -69,7 +70,7 @@ export function openPostgresPool(options: PostgresPoolOptions): PostgresPool {
     options: `-c search_path=${schema}`,
     keepAlive: true,
   };
-  const pool = new pg.Pool({ ...clientConfig, max: options.max ?? 10, idleTimeoutMillis: 30_000 });
+  const pool = new (pgDriver().Pool)({ ...clientConfig, max: options.max ?? 10, idleTimeoutMillis: 30_000 });
   // An idle connection's error (server restart, network cut) must not crash the process; the pool
   // drops that connection and the next query reconnects or rejects.
   pool.on('error', () => undefined);
