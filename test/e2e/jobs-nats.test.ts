@@ -284,11 +284,11 @@ describe('background calls over NATS JetStream with separate queue workers', () 
   it('denies a job whose envelope expired while it waited in the queue, and records it', async () => {
     await Promise.all(workers.splice(0).map((p) => stop(p)));
     // Short-lived envelopes, so one can expire in the queue within the test.
-    await restartGate(12);
+    await restartGate(4);
     const before = await consumptions();
     const q = queued(await client.submit('echo', { message: 'too late' }, { session: 'nats-jobs' }));
-    // Longer than the envelope's 12 s TTL and the workers' 1 s tolerance, with no worker running.
-    await new Promise((r) => setTimeout(r, 14_000));
+    // Longer than the envelope's 4 s TTL and the workers' 1 s tolerance, with no worker running.
+    await new Promise((r) => setTimeout(r, 6_000));
     workers.push(await worker('worker-4'));
     const s = await settled(client, q);
     expect(s).toMatchObject({ outcome: 'deny', status: 'failed', code: 'ERR_ENVELOPE_EXPIRED' });
