@@ -6,22 +6,28 @@
  */
 import { commandIndex } from './command-word.js';
 
-const controller = new AbortController();
-process.once('SIGINT', () => controller.abort());
-process.once('SIGTERM', () => controller.abort());
-
 const argv = process.argv.slice(2);
 const out = (t: string): void => void process.stdout.write(t);
 const err = (t: string): void => void process.stderr.write(t);
 const at = commandIndex(argv);
-let code: number;
-if (argv[at] === 'verify') {
-  // As `runCli` does: everything after the word, `--data` ignored; it never rejects.
-  const { runVerifyCli } = await import('../verify/index.js');
-  code = await runVerifyCli(argv.slice(at + 1), { out, err });
-} else {
+
+async function run(): Promise<number> {
+  if (argv[at] === 'verify') {
+    // As `runCli` does: everything after the word, `--data` ignored. No signal handler: Ctrl-C
+    // stops a long verification at once.
+    try {
+      const { runVerifyCli } = await import('../verify/index.js');
+      return await runVerifyCli(argv.slice(at + 1), { out, err });
+    } catch (e) {
+      err(`failclosed: ${e instanceof Error ? e.message : 'failed'}\n`);
+      return 1;
+    }
+  }
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  process.once('SIGTERM', () => controller.abort());
   const { runCli } = await import('./run.js');
-  code = await runCli(argv, {
+  return runCli(argv, {
     out,
     err,
     env: process.env,
@@ -32,6 +38,8 @@ if (argv[at] === 'verify') {
     },
   });
 }
+
+const code = await run();
 process.exitCode = code;
 // Signal listeners would keep nothing alive, but open handles of a failed start might: exit explicitly.
 process.exit(code);

@@ -300,17 +300,18 @@ export async function startLedgerNode(
   const signer = noteSignerFor(config.origin, readSigningKey(config.key).privateKey);
   const spec = parseBackendSpec(config.state);
   if (spec.kind !== 'postgres') throw bad('state must be a postgres:// URL');
-  const db = openPostgresPool({
-    url: spec.url,
-    ...(spec.schema === undefined ? {} : { schema: spec.schema }),
-    max: 4,
-    applicationName: 'failclosed-ledger',
-  });
+  // Before the pool: a telemetry that cannot be built (its tracing SDK not loading) leaves nothing open.
   const telemetry = await createTelemetry({
     logLevel: settings.logLevel,
     role: 'ledger',
     env,
     ...(options.logDestination === undefined ? {} : { logDestination: options.logDestination }),
+  });
+  const db = openPostgresPool({
+    url: spec.url,
+    ...(spec.schema === undefined ? {} : { schema: spec.schema }),
+    max: 4,
+    applicationName: 'failclosed-ledger',
   });
   // Closed last: the ledger's and the pool's closing may still log.
   const closers: (() => Promise<void> | void)[] = [() => telemetry.close(), () => db.close()];

@@ -1,7 +1,8 @@
 /**
  * `@peculiar/x509`, loaded after the Reflect metadata polyfill its dependency injection
- * container (tsyringe) requires. Every module here imports X.509 through this file, so the
- * polyfill is always in place first (ES modules evaluate imports in order).
+ * container (tsyringe) requires (ES modules evaluate imports in order): the eager face, for tests
+ * and for the types. The product loads it on first use through `x509-load.ts` (the same
+ * CommonJS module, so one instance).
  */
 import 'reflect-metadata';
 

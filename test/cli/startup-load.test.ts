@@ -7,7 +7,8 @@
  * the PostgreSQL driver with the first pool, the NATS client with the first connection.
  * `failclosed verify`, the auditor's offline command, loads the verifier alone (it loaded the whole
  * composition, over 1 s of CPU, to check a bundle offline).
- * Runs the built CLI in a process of its own (this worker has loaded everything already).
+ * Runs the built CLI (`dist/`, which the test command builds first) in a process of its own: this
+ * worker has loaded everything already.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,22 +32,26 @@ function loadedAfter(code: string): string[] {
   `;
   const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
     encoding: 'utf8',
-    env: { PATH: process.env['PATH'] ?? '' },
+    env: CHILD_ENV,
   });
   return JSON.parse(out) as string[];
 }
 
 const TRACING = /@opentelemetry[\\/](sdk-trace-node|sdk-trace-base|exporter-trace-otlp-http|resources)[\\/]/;
 const X509 = /@peculiar[\\/]x509[\\/]|reflect-metadata[\\/]/;
+/** The worker's environment without the variables that would turn tracing on. */
+const CHILD_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')));
+const NATS = /@nats-io[\\/]/;
 const PG = /node_modules[\\/](pg|pg-pool|pg-protocol)[\\/]/;
 
 describe('libraries loaded on first use', () => {
-  it('importing the CLI loads neither the tracing SDK, X.509 nor the PostgreSQL driver', () => {
+  it('importing the CLI loads neither the tracing SDK, X.509, the PostgreSQL driver nor the NATS client', () => {
     const loaded = loadedAfter('void runCli;');
     expect(loaded.length).toBeGreaterThan(0);
     expect(loaded.filter((p) => TRACING.test(p))).toEqual([]);
     expect(loaded.filter((p) => X509.test(p))).toEqual([]);
     expect(loaded.filter((p) => PG.test(p))).toEqual([]);
+    expect(loaded.filter((p) => NATS.test(p))).toEqual([]);
   });
 
   it('a certificate read loads X.509 (the development CA is made with it)', () => {
@@ -72,7 +77,7 @@ describe('libraries loaded on first use', () => {
     const r = spawnSync(
       process.execPath,
       ['--require', report, MAIN, 'verify', join(dir, 'none.jsonl'), '--trust', join(dir, 'none.json')],
-      { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' } },
+      { encoding: 'utf8', env: CHILD_ENV },
     );
     rmSync(dir, { recursive: true, force: true });
     expect(r.status).toBe(2);
