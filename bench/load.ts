@@ -51,6 +51,11 @@ export interface LoadResult {
   readonly seconds: number;
   readonly latenciesMs: number[];
   readonly codes: Record<string, number>;
+  /**
+   * CPU time (user + system, µs) of the process that ran the load, over every call made: the
+   * load generator's own cost, which shares the machine's cores with the server.
+   */
+  readonly loadCpuUs: number;
 }
 
 /**
@@ -73,6 +78,7 @@ export async function runLoad(
   let warmEnd = ended ? Infinity : start + shape.warmupMs;
   let end = warmEnd + shape.ms;
   let firstCalls = 0;
+  const cpu0 = process.cpuUsage();
   await Promise.all(
     Array.from({ length: shape.clients }, async (_, w) => {
       for (let n = 0; performance.now() < end || count < minCalls; n++) {
@@ -99,7 +105,16 @@ export async function runLoad(
       }
     }),
   );
-  return { count, total, failures, seconds: (end - warmEnd) / 1000, latenciesMs, codes };
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    count,
+    total,
+    failures,
+    seconds: (end - warmEnd) / 1000,
+    latenciesMs,
+    codes,
+    loadCpuUs: cpu.user + cpu.system,
+  };
 }
 
 /**
@@ -145,6 +160,8 @@ export interface Summary {
    * whatever else the shared machine runs meanwhile (not its child processes').
    */
   readonly cpuUs: number;
+  /** CPU time of the load generator's process per call (its signing, HTTP client and parsing). */
+  readonly loadCpuUs: number;
   /** Calls that did not answer `'ok'`, summed over the runs, by code. */
   readonly failures: number;
   readonly codes: Record<string, number>;
@@ -166,6 +183,7 @@ function summaryOf(r: LoadResult, cpuUs: number): RunSummary {
     p50: pct(sorted, 50),
     p99: pct(sorted, 99),
     cpuUs: cpuUs / Math.max(1, r.total),
+    loadCpuUs: r.loadCpuUs / Math.max(1, r.total),
     failures: r.failures,
     count: r.count,
     codes: r.codes,
@@ -204,12 +222,16 @@ export async function measure(
     p50: median(done.map((r) => r.p50)),
     p99: median(done.map((r) => r.p99)),
     cpuUs: median(done.map((r) => r.cpuUs)),
+    loadCpuUs: median(done.map((r) => r.loadCpuUs)),
     failures: done.reduce((a, r) => a + r.failures, 0),
     codes,
     calls: done.reduce((a, r) => a + r.count, 0),
   };
   const label = options.cpuLabel ?? 'server CPU';
-  const cpu = label === false ? '' : `   ${label} ${m.cpuUs.toFixed(0)} µs/call`;
+  const cpu =
+    label === false
+      ? ''
+      : `   ${label} ${m.cpuUs.toFixed(0)} µs/call, load generator ${m.loadCpuUs.toFixed(0)} µs/call`;
   const digits = options.rateDigits ?? 0;
   console.log(
     `${name.padEnd(options.nameWidth ?? 34)} ${m.rate.toFixed(digits).padStart(7)} /s   p50 ${m.p50.toFixed(2)} ms   p99 ${m.p99.toFixed(2)} ms${cpu}   (median of ${runs}: ${done.map((r) => r.rate.toFixed(digits)).join(', ')} /s; last ${done[done.length - 1]?.note ?? ''})`,

@@ -16,7 +16,9 @@
  * separate Execution Layer (`failclosed serve executor`'s entry point in a process of its own),
  * reached over mutual TLS, its ledger writes and keys over the gate's internal listener.
  * Each phase also prints the server process's CPU time (user + system) per call: on a shared,
- * noisy machine it moves less than the rate does, and it is what a faster call must cut.
+ * noisy machine it moves less than the rate does, and it is what a faster call must cut. Beside
+ * it, the load generator's own CPU per call (signing, the client library's HTTP): both share the
+ * machine's cores, so the ratios end with the rate the machine allows at the two together.
  * The load generator runs in its own process (a child of this one) so that the server keeps its
  * own core; each load phase runs `BENCH_RUNS` times (default 3) and the median is reported, the
  * machine being shared and noisy. Loopback only; every phase is bounded (`BENCH_PHASE_MS`,
@@ -27,7 +29,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { createServer as createNetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import Database from 'better-sqlite3';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execFileSync, fork } from 'node:child_process';
@@ -708,6 +710,16 @@ async function main(): Promise<void> {
       );
       console.log(
         `  keyless Gate / embedded p50 (1 client)   ${(keyless.solo.p50 / sqlite.solo.p50).toFixed(2)}×  (${keyless.solo.p50.toFixed(2)} ms)`,
+      );
+    }
+    if (sqlite !== undefined) {
+      // Every core of the machine busy with nothing but the gate and its load generator, at the
+      // CPU each spends per call: the rate this machine allows that shape, however the cores are
+      // shared between the two processes.
+      const cores = availableParallelism();
+      const both = sqlite.gov.cpuUs + sqlite.gov.loadCpuUs;
+      console.log(
+        `  machine ceiling at this CPU per call     ${((cores * 1e6) / both).toFixed(0)} calls/s  (${cores} cores / ${both.toFixed(0)} µs: server ${sqlite.gov.cpuUs.toFixed(0)} + load generator ${sqlite.gov.loadCpuUs.toFixed(0)})`,
       );
     }
     if (sqlite !== undefined) {
