@@ -4,7 +4,7 @@
  * Every change is ledgered by the Gate before it applies. Never rejects: a transport failure is
  * status 0 with `ERR_INTERNAL`, an answer that is not JSON keeps its status with `ERR_INTERNAL`.
  */
-import { sendJson } from './http.js';
+import { exchangeOf, sendJson } from './http.js';
 import type { Ed25519PublicJwk, JsonObject, JsonValue } from '../kernel/index.js';
 
 /** Options of {@link createAdminClient}. */
@@ -13,7 +13,10 @@ export interface AdminClientOptions {
   readonly url: string;
   /** An operator token: the bootstrap `<data>/operator.token`, or a person's own. A secret. */
   readonly token: string;
-  /** `fetch` implementation; default the global one. */
+  /**
+   * A `fetch` to send with (a custom dispatcher or TLS setup); default `node:http` / `node:https`
+   * over their global keep-alive agents (`http.ts`).
+   */
   readonly fetch?: typeof fetch;
 }
 
@@ -120,11 +123,11 @@ const reasonOf = (reason: string | undefined): JsonObject => (reason === undefin
 
 /** Creates an operator client for the Gate at `options.url`. */
 export function createAdminClient(options: AdminClientOptions): AdminClient {
-  const doFetch = options.fetch ?? fetch;
+  const exchange = exchangeOf(options.fetch);
   const authorization = `Bearer ${options.token}`;
 
   const send = (method: 'GET' | 'POST', path: string, body?: JsonObject): Promise<AdminAnswer> =>
-    sendJson(doFetch, options.url, method, path, authorization, body);
+    sendJson(exchange, options.url, method, path, authorization, body);
 
   const enc = encodeURIComponent;
   const action = (name: string, body: JsonObject = {}): Promise<AdminAnswer> =>

@@ -5,7 +5,7 @@
  * are separate identities (OE-INV-002). Transport failures and uninterpretable answers are
  * reported as denies.
  */
-import { sendJson } from './http.js';
+import { exchangeOf, sendJson } from './http.js';
 import {
   approvalSigningInput,
   breakGlassSigningInput,
@@ -50,6 +50,7 @@ export interface ApproverClientOptions {
   /** `Authorization` header for reading the approval API (operator or approver bearer token). */
   readonly authorization?: string;
   readonly now?: Clock;
+  /** A `fetch` to send with; default `node:http` / `node:https` over their keep-alive agents. */
   readonly fetch?: typeof fetch;
 }
 
@@ -87,11 +88,11 @@ function isSigningKey(k: unknown): k is SigningKey {
 export function createApproverClient(options: ApproverClientOptions): ApproverClient {
   const key = isSigningKey(options.key) ? options.key : importSigningKeyJwk(options.key);
   const now = options.now ?? (() => Date.now());
-  const doFetch = options.fetch ?? fetch;
+  const exchange = exchangeOf(options.fetch);
   const stamp = (): string => new Date(now()).toISOString();
 
   const send = (method: 'GET' | 'POST', path: string, body?: JsonValue): Promise<ApproverAnswer> =>
-    sendJson(doFetch, options.url, method, path, options.authorization, body);
+    sendJson(exchange, options.url, method, path, options.authorization, body);
 
   const enc = encodeURIComponent;
   return Object.freeze({

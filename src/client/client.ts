@@ -8,6 +8,8 @@ import type { Clock, DenialCode, JsonObject, JsonValue } from '../kernel/index.j
 import { importSigningKeyJwk } from '../kernel/signing/index.js';
 import type { SigningKey } from '../kernel/signing/index.js';
 import { buildSignedRequest } from './request.js';
+import { exchangeOf } from './http.js';
+import type { HttpExchange, HttpResponse } from './http.js';
 
 /** Options of {@link createClient}. */
 export interface ClientOptions {
@@ -19,7 +21,10 @@ export interface ClientOptions {
   readonly key: SigningKey | Readonly<Record<string, unknown>>;
   /** Clock for request timestamps; default `Date.now`. */
   readonly now?: Clock;
-  /** `fetch` implementation; default the global one. */
+  /**
+   * A `fetch` to send with (a custom dispatcher or TLS setup); default `node:http` / `node:https`
+   * over their global keep-alive agents (`http.ts`).
+   */
   readonly fetch?: typeof fetch;
 }
 
@@ -278,8 +283,8 @@ function parseAnswer(status: number, body: unknown, requestId: string): CallResu
 export function createClient(options: ClientOptions): FailclosedClient {
   const key = isSigningKey(options.key) ? options.key : importSigningKeyJwk(options.key);
   const now = options.now ?? (() => Date.now());
-  const doFetch = options.fetch ?? fetch;
-  const endpoint = new URL('/v1/calls', options.url).toString();
+  const exchange = exchangeOf(options.fetch);
+  const endpoint = new URL('/v1/calls', options.url);
   /** Signs and posts one call; the raw answer, or undefined when the Gate could not be reached or read. */
   const post = async (
     tool: string,
@@ -297,9 +302,9 @@ export function createClient(options: ClientOptions): FailclosedClient {
       session: callOptions?.session ?? null,
       ...(callOptions?.requestId === undefined ? {} : { requestId: callOptions.requestId }),
     });
-    let res: Response;
+    let res: HttpResponse;
     try {
-      res = await doFetch(endpoint, {
+      res = await exchange(endpoint, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...(prefer === undefined ? {} : { prefer }) },
         body: JSON.stringify(body),
@@ -313,7 +318,7 @@ export function createClient(options: ClientOptions): FailclosedClient {
       return {
         requestId: body.request_id,
         status: res.status,
-        body: parseJson(new Uint8Array(await res.arrayBuffer())),
+        body: parseJson(await res.bytes()),
       };
     } catch (err) {
       if (callOptions?.signal?.aborted === true) throw err;
@@ -335,7 +340,7 @@ export function createClient(options: ClientOptions): FailclosedClient {
       return parseSubmitResult(a.status, a.body, a.requestId);
     },
     job: (id: string, token: string, jobOptions?: { readonly signal?: AbortSignal }) =>
-      readJob(options.url, id, token, { fetch: doFetch, ...jobOptions }),
+      readJobWith(exchange, options.url, id, token, jobOptions?.signal),
   });
 }
 
@@ -350,15 +355,25 @@ export async function readJob(
   token: string,
   options: { readonly fetch?: typeof fetch; readonly signal?: AbortSignal } = {},
 ): Promise<JobState> {
-  const doFetch = options.fetch ?? fetch;
+  return readJobWith(exchangeOf(options.fetch), url, id, token, options.signal);
+}
+
+async function readJobWith(
+  exchange: HttpExchange,
+  url: string,
+  id: string,
+  token: string,
+  signal: AbortSignal | undefined,
+): Promise<JobState> {
   try {
-    const res = await doFetch(new URL(`/v1/jobs/${encodeURIComponent(id)}`, url), {
+    const res = await exchange(new URL(`/v1/jobs/${encodeURIComponent(id)}`, url), {
+      method: 'GET',
       headers: { authorization: `Bearer ${token}` },
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      ...(signal === undefined ? {} : { signal }),
     });
-    return parseJobState(res.status, parseJson(new Uint8Array(await res.arrayBuffer())));
+    return parseJobState(res.status, parseJson(await res.bytes()));
   } catch (err) {
-    if (options.signal?.aborted === true) throw err;
+    if (signal?.aborted === true) throw err;
     return { outcome: 'unknown', status: 0 };
   }
 }

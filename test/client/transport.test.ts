@@ -1,0 +1,208 @@
+/**
+ * The client library's own HTTP transport (`src/client/http.ts`): calls go through `node:http` /
+ * `node:https` and their keep-alive agents, not the global `fetch` (which cost the load generator
+ * about 1.26 ms of CPU per governed call in `bench:e2e`, against 0.46–0.56 ms after). Whatever the
+ * transport, a Gate that cannot be reached or read is a deny, never a success (FC-INV-3 client
+ * side, docs/client.md), and an aborted call rejects with its signal's reason.
+ *
+ * The misbehaving servers here are plain `node:http` servers standing in for a network that cuts
+ * an answer or a Gate that never answers: they exercise the transport, not the Gate.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createAdminClient, createClient, readJob } from '../../src/client/index.js';
+import {
+  DEMO_CLIENT,
+  initDataDir,
+  readClientFile,
+  readOperatorToken,
+  startEmbedded,
+} from '../../src/embedded/index.js';
+import type { EmbeddedInstance } from '../../src/embedded/index.js';
+import { createDevCa, issueCert, pkiPaths } from '../../src/transport/index.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+let work: string;
+let dir: string;
+let instance: EmbeddedInstance;
+const servers: Server[] = [];
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'fc-client-transport-'));
+  dir = join(work, 'data');
+  await initDataDir(dir);
+  instance = await startEmbedded(dir, { port: 0, executionPort: 0 });
+}, 60_000);
+
+afterEach(async () => {
+  await Promise.all(
+    servers.splice(0).map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          s.closeAllConnections();
+          s.close(() => resolve());
+        }),
+    ),
+  );
+});
+
+afterAll(async () => {
+  await instance?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+/** A local server answering with `handle`; its URL and the connections it accepted. */
+async function serve(
+  handle: (res: ServerResponse) => void,
+): Promise<{ url: string; connections: () => number }> {
+  let connections = 0;
+  const s = createServer((req, res) => {
+    req.resume();
+    req.once('end', () => handle(res));
+  });
+  s.on('connection', () => (connections += 1));
+  servers.push(s);
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, connections: () => connections };
+}
+
+function demoClient(url = instance.url) {
+  const file = readClientFile(dir, DEMO_CLIENT.identity);
+  return createClient({ url, identity: file.identity, tenant: file.tenant, key: file.key });
+}
+
+describe('the client transport', () => {
+  it('does not go through the global fetch: calls and admin reads work with it unusable', async () => {
+    const saved = globalThis.fetch;
+    globalThis.fetch = () => Promise.reject(new Error('the global fetch must not be used'));
+    try {
+      const r = await demoClient().call('echo', { message: 'no fetch' });
+      expect(r).toMatchObject({ outcome: 'executed', result: { message: 'no fetch' } });
+      const ready = await createAdminClient({ url: instance.url, token: readOperatorToken(dir) }).ready();
+      expect(ready.status).toBe(200);
+    } finally {
+      globalThis.fetch = saved;
+    }
+  });
+
+  it('a fetch passed by the caller is used as given', async () => {
+    const seen: string[] = [];
+    const file = readClientFile(dir, DEMO_CLIENT.identity);
+    const client = createClient({
+      url: instance.url,
+      identity: file.identity,
+      tenant: file.tenant,
+      key: file.key,
+      fetch: (input, init) => {
+        seen.push(input instanceof URL ? input.href : typeof input === 'string' ? input : input.url);
+        return fetch(input, init);
+      },
+    });
+    expect(await client.call('echo', { message: 'own fetch' })).toMatchObject({ outcome: 'executed' });
+    expect(seen).toEqual([`${instance.url}/v1/calls`]);
+  });
+
+  it('keeps one connection for calls in sequence', async () => {
+    const gate = await serve((res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end('{"outcome":"deny","code":"ERR_POLICY_DENY","reason":"no"}');
+    });
+    const client = demoClient(gate.url);
+    for (let i = 0; i < 5; i += 1)
+      expect(await client.call('echo', { message: `${i}` })).toMatchObject({ code: 'ERR_POLICY_DENY' });
+    expect(gate.connections()).toBe(1);
+  });
+
+  it('an answer cut off mid-body is a deny with its status, never a success', async () => {
+    const gate = await serve((res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
+      res.write('{"outcome":"executed","result":');
+      setTimeout(() => res.destroy(), 20);
+    });
+    const r = await demoClient(gate.url).call('echo', { message: 'cut' });
+    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL', status: 200 });
+    const job = await readJob(gate.url, 'req_x', 'token');
+    expect(job).toMatchObject({ outcome: 'unknown', status: 0 });
+  });
+
+  it('an aborted call rejects with the signal reason and closes the connection', async () => {
+    let closed = false;
+    const gate = await serve((res) => {
+      res.once('close', () => (closed = true));
+    });
+    const ac = new AbortController();
+    const reason = new Error('the agent gave up');
+    setTimeout(() => ac.abort(reason), 50);
+    await expect(demoClient(gate.url).call('echo', { message: 'held' }, { signal: ac.signal })).rejects.toBe(
+      reason,
+    );
+    await expect.poll(() => closed).toBe(true);
+    // Aborted before it is sent: nothing is sent at all.
+    const before = gate.connections();
+    await expect(
+      demoClient(gate.url).call('echo', { message: 'never' }, { signal: AbortSignal.abort(reason) }),
+    ).rejects.toBe(reason);
+    expect(gate.connections()).toBe(before);
+  });
+
+  it('an unsupported scheme or a closed port is unreachable: status 0', async () => {
+    expect(await demoClient('ftp://127.0.0.1:1').call('echo', { message: 'x' })).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_INTERNAL',
+      status: 0,
+    });
+    const admin = createAdminClient({ url: 'http://127.0.0.1:1', token: 'x' });
+    expect(await admin.ready()).toMatchObject({ status: 0, body: { code: 'ERR_INTERNAL' } });
+  });
+
+  it('speaks HTTPS to a Gate whose CA the process trusts (NODE_EXTRA_CA_CERTS)', async () => {
+    const pki = join(work, 'pki');
+    await createDevCa(pki);
+    await issueCert(pki, { role: 'gate' });
+    const s = createHttpsServer(
+      { cert: readFileSync(pkiPaths(pki).cert('gate')), key: readFileSync(pkiPaths(pki).key('gate')) },
+      (req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ outcome: 'queued', status: 'running', request_id: req.url }));
+      },
+    );
+    servers.push(s);
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    const url = `https://127.0.0.1:${(s.address() as AddressInfo).port}`;
+    // The CA is read at process start: a process of its own, with the built client (not a
+    // synchronous one: the server answers from this process).
+    const read = async (env: NodeJS.ProcessEnv): Promise<string> =>
+      (
+        await promisify(execFile)(
+          process.execPath,
+          [
+            '--input-type=module',
+            '-e',
+            `import { readJob } from './dist/src/client/index.js';
+           console.log(JSON.stringify(await readJob(${JSON.stringify(url)}, 'req_1', 'tok')));`,
+          ],
+          { cwd: ROOT, env, encoding: 'utf8' },
+        )
+      ).stdout;
+    expect(
+      JSON.parse(await read({ ...process.env, NODE_EXTRA_CA_CERTS: pkiPaths(pki).caCert })),
+    ).toMatchObject({
+      outcome: 'queued',
+      status: 'running',
+      request_id: '/v1/jobs/req_1',
+    });
+    const { NODE_EXTRA_CA_CERTS: _unused, ...without } = process.env;
+    // Without the CA, the certificate is refused: unreachable, never read.
+    expect(JSON.parse(await read(without))).toEqual({ outcome: 'unknown', status: 0 });
+  });
+});
