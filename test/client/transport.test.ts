@@ -155,6 +155,21 @@ describe('the client transport', () => {
     expect(gate.connections()).toBe(before);
   });
 
+  it('follows no redirect: a 3xx is a deny with its status, and the target hears nothing', async () => {
+    let asked = 0;
+    const target = await serve((res) => {
+      asked += 1;
+      res.end('{}');
+    });
+    const gate = await serve((res) => {
+      res.writeHead(307, { location: `${target.url}/v1/calls` });
+      res.end();
+    });
+    const r = await demoClient(gate.url).call('echo', { message: 'moved' });
+    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL', status: 307 });
+    expect(asked).toBe(0);
+  });
+
   it('an unsupported scheme or a closed port is unreachable: status 0', async () => {
     expect(await demoClient('ftp://127.0.0.1:1').call('echo', { message: 'x' })).toMatchObject({
       outcome: 'deny',
