@@ -16,6 +16,7 @@
 import { request as httpRequest } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { performance } from 'node:perf_hooks';
 import { parseJson } from '../kernel/index.js';
 import type { JsonValue } from '../kernel/index.js';
 
@@ -49,14 +50,62 @@ export type HttpExchange = (url: URL, init: HttpRequestInit) => Promise<HttpResp
  */
 const IDLE_TIMEOUT_MS = 300_000;
 
+/**
+ * After this long without an answer from an origin, a request waits one timer turn before it is
+ * sent. The agent hands out a kept-alive connection synchronously, so a process whose event loop
+ * was blocked past the Gate's keep-alive timeout (a synchronous child process, a suspended
+ * machine) would otherwise write its call on a connection the Gate closed meanwhile: its idle
+ * timer and the Gate's FIN are only seen on the next turn. One turn drops such a connection first.
+ */
+const STALE_AFTER_MS = 1000;
+/** When each origin last answered (bounded: cleared when it grows past this many origins). */
+const lastAnswer = new Map<string, number>();
+const MAX_ORIGINS = 256;
+
+function answered(origin: string): void {
+  if (lastAnswer.size >= MAX_ORIGINS && !lastAnswer.has(origin)) lastAnswer.clear();
+  lastAnswer.set(origin, performance.now());
+}
+
+/**
+ * Aborts are heard through one listener per signal, however many calls share it (a listener per
+ * call warned past ten concurrent calls on one signal).
+ */
+const aborting = new WeakMap<AbortSignal, Set<() => void>>();
+
+function onAbort(signal: AbortSignal, f: () => void): () => void {
+  let waiting = aborting.get(signal);
+  if (waiting === undefined) {
+    const set = new Set<() => void>();
+    waiting = set;
+    aborting.set(signal, set);
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const g of [...set]) g();
+        set.clear();
+      },
+      { once: true },
+    );
+  }
+  const w = waiting;
+  w.add(f);
+  return () => w.delete(f);
+}
+
 /** Reads a response's body as it arrives; settles once, on its end or its failure. */
 function collect(res: IncomingMessage): Promise<Uint8Array> {
   return new Promise<Uint8Array>((resolve, reject) => {
     const chunks: Buffer[] = [];
     res.on('data', (c: Buffer) => chunks.push(c));
     res.once('end', () => {
-      const b = Buffer.concat(chunks);
-      resolve(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+      // A body too large to join (past the largest Buffer) is an unreadable answer, not a crash.
+      try {
+        const b = Buffer.concat(chunks);
+        resolve(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+      } catch (err) {
+        reject(err instanceof Error ? err : new Error('the answer could not be read'));
+      }
     });
     res.once('error', reject);
     // Closed before its end: the connection was cut (or destroyed by an abort, whose reason the
@@ -67,9 +116,9 @@ function collect(res: IncomingMessage): Promise<Uint8Array> {
   });
 }
 
-/** The default exchange: `node:http` or `node:https`, by the URL's scheme, over the global agents. */
-export const nodeExchange: HttpExchange = (url, init) =>
-  new Promise<HttpResponse>((resolve, reject) => {
+/** Sends one request now (see {@link nodeExchange}). */
+function sendNow(url: URL, init: HttpRequestInit): Promise<HttpResponse> {
+  return new Promise<HttpResponse>((resolve, reject) => {
     const { signal } = init;
     if (signal?.aborted === true) {
       // The signal's own reason, whatever it is, as `fetch` rejects with it.
@@ -83,26 +132,43 @@ export const nodeExchange: HttpExchange = (url, init) =>
       reject(new TypeError(`unsupported URL scheme ${url.protocol}`));
       return;
     }
+    // As `fetch` refuses them: credentials in the Gate's address are never sent.
+    if (url.username !== '' || url.password !== '') {
+      reject(new TypeError('the Gate URL must not carry credentials'));
+      return;
+    }
     const headers: Record<string, string | number> = { ...init.headers };
     if (init.body !== undefined) headers['content-length'] = Buffer.byteLength(init.body);
     const req = send(url, { method: init.method, headers });
-    let failed: unknown;
-    const fail = (err: unknown): void => {
-      failed ??= err;
+    /** Why the exchange failed, once it did (an abort's reason may be any value, even null). */
+    let failure: { readonly reason: unknown } | undefined;
+    let responded = false;
+    const fail = (reason: unknown): void => {
+      failure ??= { reason };
       req.destroy();
       // An abort's reason as given (above); otherwise an Error of the socket or the timeout.
       // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
-      reject(failed);
+      reject(failure.reason);
     };
-    const onAbort = (): void => fail(signal?.reason);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const done = (): void => signal?.removeEventListener('abort', onAbort);
+    const stopListening = signal === undefined ? () => true : onAbort(signal, () => fail(signal.reason));
+    const done = (): void => {
+      stopListening();
+      answered(url.origin);
+    };
     req.setTimeout(IDLE_TIMEOUT_MS, () => fail(new Error('the Gate did not answer in time')));
     req.once('error', (err) => {
       done();
       fail(err);
     });
+    // Closed with neither an answer nor an error: a `101` (no upgrade is taken, so Node drops the
+    // socket and emits only this). Without it the exchange would wait for ever.
+    req.once('close', () => {
+      if (responded) return;
+      done();
+      fail(new Error('the connection closed without an answer'));
+    });
     req.once('response', (res) => {
+      responded = true;
       // Read whether or not the caller asks for it: an unread body would hold the connection.
       const body = collect(res).then(
         (b) => {
@@ -112,7 +178,7 @@ export const nodeExchange: HttpExchange = (url, init) =>
         (err: unknown) => {
           done();
           // An abort or timeout is the reason the body ended early.
-          throw failed ?? err;
+          throw failure === undefined ? err : failure.reason;
         },
       );
       body.catch(() => undefined);
@@ -120,13 +186,26 @@ export const nodeExchange: HttpExchange = (url, init) =>
     });
     req.end(init.body);
   });
+}
 
-/** A caller's `fetch` as an exchange. */
+/**
+ * The default exchange: `node:http` or `node:https`, by the URL's scheme, over the global agents;
+ * after a pause of the origin, one timer turn first ({@link STALE_AFTER_MS}).
+ */
+export const nodeExchange: HttpExchange = async (url, init) => {
+  const last = lastAnswer.get(url.origin);
+  if (last !== undefined && performance.now() - last >= STALE_AFTER_MS)
+    await new Promise<void>((resolve) => setTimeout(resolve, 0));
+  return sendNow(url, init);
+};
+
+/** A caller's `fetch` as an exchange; it follows no redirect either (a `3xx` is the answer). */
 export function fetchExchange(doFetch: typeof fetch): HttpExchange {
   return async (url, init) => {
-    const res = await doFetch(url, {
+    const res = await doFetch(url.href, {
       method: init.method,
       headers: init.headers,
+      redirect: 'manual',
       ...(init.body === undefined ? {} : { body: init.body }),
       ...(init.signal === undefined ? {} : { signal: init.signal }),
     });

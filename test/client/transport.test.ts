@@ -8,11 +8,13 @@
  * The misbehaving servers here are plain `node:http` servers standing in for a network that cuts
  * an answer or a Gate that never answers: they exercise the transport, not the Gate.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { getEventListeners } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createNetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -168,6 +170,131 @@ describe('the client transport', () => {
     const r = await demoClient(gate.url).call('echo', { message: 'moved' });
     expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL', status: 307 });
     expect(asked).toBe(0);
+  });
+
+  it("a caller's own fetch follows no redirect either", async () => {
+    let asked = 0;
+    const target = await serve((res) => {
+      asked += 1;
+      res.setHeader('content-type', 'application/json');
+      res.end('{"outcome":"executed"}');
+    });
+    const gate = await serve((res) => {
+      res.writeHead(307, { location: `${target.url}/v1/calls` });
+      res.end();
+    });
+    const file = readClientFile(dir, DEMO_CLIENT.identity);
+    const client = createClient({
+      url: gate.url,
+      identity: file.identity,
+      tenant: file.tenant,
+      key: file.key,
+      fetch,
+    });
+    expect(await client.call('echo', { message: 'moved' })).toMatchObject({ outcome: 'deny', status: 307 });
+    expect(asked).toBe(0);
+  });
+
+  it('a 101 answer (an upgrade nobody asked for) is unreachable, not a wait for ever', async () => {
+    const s = createNetServer((socket) => {
+      socket.once('data', () =>
+        socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n'),
+      );
+    });
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+      expect(await demoClient(url).call('echo', { message: 'up' })).toMatchObject({
+        outcome: 'deny',
+        code: 'ERR_INTERNAL',
+        status: 0,
+      });
+      expect(await readJob(url, 'req_1', 'tok')).toEqual({ outcome: 'unknown', status: 0 });
+    } finally {
+      await new Promise<void>((resolve) => {
+        s.close(() => resolve());
+      });
+    }
+  });
+
+  it('an abort while the body arrives rejects with its reason, whatever the reason', async () => {
+    const gate = await serve((res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
+      res.write('{"outcome":');
+    });
+    for (const reason of [new Error('enough'), null]) {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(reason), 50);
+      await expect(
+        demoClient(gate.url).call('echo', { message: 'slow' }, { signal: ac.signal }),
+      ).rejects.toBe(reason);
+    }
+  });
+
+  it('one signal shared by many calls: one listener, no warning, none left behind', async () => {
+    const gate = await serve((res) => {
+      res.setHeader('content-type', 'application/json');
+      setTimeout(() => res.end('{"outcome":"deny","code":"ERR_POLICY_DENY","reason":"no"}'), 20);
+    });
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(w.name);
+    };
+    process.on('warning', onWarning);
+    try {
+      const ac = new AbortController();
+      const client = demoClient(gate.url);
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => client.call('echo', { message: `${i}` }, { signal: ac.signal })),
+      );
+      expect(answers.every((a) => a.outcome === 'deny' && a.code === 'ERR_POLICY_DENY')).toBe(true);
+      expect(getEventListeners(ac.signal, 'abort').length).toBeLessThanOrEqual(1);
+      // Aborting now reaches no finished call.
+      ac.abort(new Error('late'));
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
+  it('a call after the event loop was blocked past the keep-alive timeout opens a new connection', async () => {
+    // The server in a process of its own, closing idle connections after 2 s (it announces
+    // `Keep-Alive: timeout=2`): blocking this process blocks neither its timer nor its FIN.
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const s = require('node:http').createServer((q, r) => { q.resume(); q.on('end', () => {
+           r.setHeader('content-type', 'application/json');
+           r.end('{"outcome":"deny","code":"ERR_POLICY_DENY","reason":"no"}'); }); });
+         s.keepAliveTimeout = 2000;
+         s.listen(0, '127.0.0.1', () => console.log(s.address().port));`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      const port = await new Promise<string>((resolve) =>
+        child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim())),
+      );
+      const client = demoClient(`http://127.0.0.1:${port}`);
+      expect(await client.call('echo', { message: 'first' })).toMatchObject({ code: 'ERR_POLICY_DENY' });
+      // Blocked (a synchronous child process, a suspended machine) past the server's timeout.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3_600);
+      expect(await client.call('echo', { message: 'second' })).toMatchObject({ code: 'ERR_POLICY_DENY' });
+    } finally {
+      child.kill();
+    }
+  });
+
+  it('a Gate URL carrying credentials is refused before anything is sent', async () => {
+    const gate = await serve((res) => res.end('{}'));
+    const url = gate.url.replace('http://', 'http://user:secret@');
+    expect(await demoClient(url).call('echo', { message: 'x' })).toMatchObject({
+      code: 'ERR_INTERNAL',
+      status: 0,
+    });
+    expect(gate.connections()).toBe(0);
   });
 
   it('an unsupported scheme or a closed port is unreachable: status 0', async () => {
