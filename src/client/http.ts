@@ -9,7 +9,7 @@
  * announces). The global `fetch` did the same work at several times the CPU (its web streams, a
  * clone of each request): measured here on a JSON round trip over loopback, with a bare server
  * in the same process, 0.33–0.47 ms of CPU per exchange against 0.08 ms; in `bench:e2e`, the
- * load generator's CPU per governed call went from 1.26 ms to 0.46–0.56 ms. A caller may still
+ * load generator's CPU per governed call went from 1.26 ms to 0.46–0.60 ms. A caller may still
  * pass a `fetch` of its own (a custom dispatcher or TLS setup, a test's fault injection): it is
  * then used as given.
  */

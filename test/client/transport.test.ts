@@ -1,7 +1,7 @@
 /**
  * The client library's own HTTP transport (`src/client/http.ts`): calls go through `node:http` /
  * `node:https` and their keep-alive agents, not the global `fetch` (which cost the load generator
- * about 1.26 ms of CPU per governed call in `bench:e2e`, against 0.46–0.56 ms after). Whatever the
+ * about 1.26 ms of CPU per governed call in `bench:e2e`, against 0.46–0.60 ms after). Whatever the
  * transport, a Gate that cannot be reached or read is a deny, never a success (FC-INV-3 client
  * side, docs/client.md), and an aborted call rejects with its signal's reason.
  *
@@ -78,9 +78,15 @@ async function serve(
   return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, connections: () => connections };
 }
 
-function demoClient(url = instance.url) {
+function demoClient(url = instance.url, ownFetch?: typeof fetch) {
   const file = readClientFile(dir, DEMO_CLIENT.identity);
-  return createClient({ url, identity: file.identity, tenant: file.tenant, key: file.key });
+  return createClient({
+    url,
+    identity: file.identity,
+    tenant: file.tenant,
+    key: file.key,
+    ...(ownFetch === undefined ? {} : { fetch: ownFetch }),
+  });
 }
 
 describe('the client transport', () => {
@@ -99,16 +105,9 @@ describe('the client transport', () => {
 
   it('a fetch passed by the caller is used as given', async () => {
     const seen: string[] = [];
-    const file = readClientFile(dir, DEMO_CLIENT.identity);
-    const client = createClient({
-      url: instance.url,
-      identity: file.identity,
-      tenant: file.tenant,
-      key: file.key,
-      fetch: (input, init) => {
-        seen.push(input instanceof URL ? input.href : typeof input === 'string' ? input : input.url);
-        return fetch(input, init);
-      },
+    const client = demoClient(instance.url, (input, init) => {
+      seen.push(input instanceof URL ? input.href : typeof input === 'string' ? input : input.url);
+      return fetch(input, init);
     });
     expect(await client.call('echo', { message: 'own fetch' })).toMatchObject({ outcome: 'executed' });
     expect(seen).toEqual([`${instance.url}/v1/calls`]);
@@ -183,14 +182,7 @@ describe('the client transport', () => {
       res.writeHead(307, { location: `${target.url}/v1/calls` });
       res.end();
     });
-    const file = readClientFile(dir, DEMO_CLIENT.identity);
-    const client = createClient({
-      url: gate.url,
-      identity: file.identity,
-      tenant: file.tenant,
-      key: file.key,
-      fetch,
-    });
+    const client = demoClient(gate.url, fetch);
     expect(await client.call('echo', { message: 'moved' })).toMatchObject({ outcome: 'deny', status: 307 });
     expect(asked).toBe(0);
   });
