@@ -23,6 +23,7 @@ import {
   hexDigestEquals,
   sha256Hex,
   verifyEnvelope,
+  verifyEnvelopeAsync,
 } from '../kernel/index.js';
 import type {
   Clock,
@@ -32,6 +33,7 @@ import type {
   JsonValue,
   KeyRing,
   Observer,
+  VerifyEnvelopeContext,
 } from '../kernel/index.js';
 import type { ToolAdapter, ToolExecutionSpec, ToolOutput } from './adapters/types.js';
 import { checkEnvelopeLedger, parseEnvelopeContext, standingDecisionOf } from './ledger-checks.js';
@@ -227,16 +229,16 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     );
   };
 
-  const verifyFor = (input: ExecutionInput) =>
-    verifyEnvelope(input.envelope, {
-      keys: deps.keys,
-      audience: deps.audience,
-      now: deps.now,
-      clockToleranceSec: deps.clockToleranceSec,
-      maxLifetimeSec: deps.maxLifetimeSec,
-      call: { tool: input.tool, tenant: input.tenant, params: input.params },
-      isKnownPolicyBundle: deps.isKnownPolicyBundle,
-    });
+  const contextFor = (input: ExecutionInput): VerifyEnvelopeContext => ({
+    keys: deps.keys,
+    audience: deps.audience,
+    now: deps.now,
+    clockToleranceSec: deps.clockToleranceSec,
+    maxLifetimeSec: deps.maxLifetimeSec,
+    call: { tool: input.tool, tenant: input.tenant, params: input.params },
+    isKnownPolicyBundle: deps.isKnownPolicyBundle,
+  });
+  const verifyFor = (input: ExecutionInput) => verifyEnvelope(input.envelope, contextFor(input));
 
   const pipeline = async (
     input: ExecutionInput,
@@ -250,7 +252,8 @@ export function createExecutor(deps: ExecutorDeps): Executor {
 
     // 1. The envelope, in SPEC §3 order up to the policy bundle (public keys only).
     let t = performance.now();
-    const verified = verifyFor(input);
+    // The signature is checked off the event loop, which serves every other call meanwhile.
+    const verified = await verifyEnvelopeAsync(input.envelope, contextFor(input));
     obs.stage('envelope_verify', traceId, t, performance.now());
     if (verified.outcome !== 'allow') return verified;
     const c = verified.claims;

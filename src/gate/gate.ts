@@ -19,7 +19,7 @@ import {
   sha256Hex,
   statusOf,
   canonicalize,
-  verifyEd25519,
+  verifyEd25519Async,
   observedToolName,
 } from '../kernel/index.js';
 import type { DenialCode, Deny, DurableWrites, JsonObject, JsonValue } from '../kernel/index.js';
@@ -508,7 +508,8 @@ export function createGate(deps: GateDeps): Gate {
       return failUnauthenticated(deny('ERR_CLIENT_UNKNOWN', 'unknown client'), rawSha, p);
     if (client.status !== 'active')
       return failUnauthenticated(deny('ERR_CLIENT_REVOKED', 'client revoked'), rawSha, p);
-    if (!verifyEd25519(client.publicKey, requestSigningInput(request), p.signatureBytes))
+    // Off the event loop (libuv's thread pool), which serves every other call meanwhile.
+    if (!(await verifyEd25519Async(client.publicKey, requestSigningInput(request), p.signatureBytes)))
       return failUnauthenticated(
         deny('ERR_REQUEST_SIGNATURE', 'request signature does not verify'),
         rawSha,

@@ -57,6 +57,7 @@ export {
   publicKeyFromRaw,
   publicKeyFromKeyObject,
   verifyEd25519,
+  verifyEd25519Async,
   createKeyRing,
   keyRingFromJwks,
 } from './keys.js';
@@ -79,7 +80,7 @@ export type {
   EnvelopeHeader,
   EnvelopeLedgerRef,
 } from './envelope/claims.js';
-export { verifyEnvelope } from './envelope/verify.js';
+export { verifyEnvelope, verifyEnvelopeAsync } from './envelope/verify.js';
 export { claimsOfIssued, envelopeSha256, issuedPayload } from './envelope/issued-record.js';
 export type { IssuedEntryLike } from './envelope/issued-record.js';
 export type { VerifyEnvelopeContext, VerifiedEnvelope } from './envelope/verify.js';

@@ -178,6 +178,29 @@ export function verifyEd25519(publicKey: KeyObject, data: Uint8Array, signature:
   }
 }
 
+/**
+ * {@link verifyEd25519} with the same checks, the curve arithmetic on libuv's thread pool (Node's
+ * `crypto.verify` with a callback): the hot path's two verifications (the request's signature at
+ * the Gate, the envelope's at the executor) leave the event loop, which serves every call. Resolves
+ * false, never rejects, on every failure.
+ */
+export function verifyEd25519Async(
+  publicKey: KeyObject,
+  data: Uint8Array,
+  signature: Uint8Array,
+): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    try {
+      if (signature.length !== SIGNATURE_LENGTH) return resolve(false);
+      if (!keyObjectIsChecked(publicKey)) return resolve(false);
+      if (isSmallOrderEncoding(signature.subarray(0, KEY_LENGTH))) return resolve(false);
+      cryptoVerify(null, data, publicKey, signature, (err, ok) => resolve(err === null && ok === true));
+    } catch {
+      resolve(false);
+    }
+  });
+}
+
 /** Creates an empty {@link KeyRing}. */
 export function createKeyRing(): KeyRing {
   const keys = new Map<string, PublicKey>();

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isDenialCode, verifyEnvelope } from '../../src/kernel/index.js';
+import { isDenialCode, verifyEnvelope, verifyEnvelopeAsync } from '../../src/kernel/index.js';
 import {
   buildEnvelopeCorpus,
   committedFixtureFiles,
@@ -65,4 +65,13 @@ describe('envelope reject corpus (SPEC §3 verification order, §7 scenarios 1 a
       expect(result).toMatchObject({ outcome: 'deny', code: f.expected });
     }
   });
+
+  it.each(committedFixtureFiles())(
+    'replays %s through verifyEnvelopeAsync, the same answer',
+    async (file) => {
+      const f = JSON.parse(readFileSync(join(FIXTURE_DIR, file), 'utf8')) as EnvelopeFixture;
+      const ctx = toVerifyContext(f.context);
+      expect(await verifyEnvelopeAsync(f.token, ctx)).toEqual(verifyEnvelope(f.token, ctx));
+    },
+  );
 });

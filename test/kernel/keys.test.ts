@@ -12,6 +12,7 @@ import {
   publicKeyFromKeyObject,
   publicKeyFromRaw,
   verifyEd25519,
+  verifyEd25519Async,
 } from '../../src/kernel/index.js';
 import {
   exportSigningKeyJwk,
@@ -124,6 +125,21 @@ describe('verifyEd25519 against CCTV (strict policy, SPEC §8)', () => {
     expect(accepted).toHaveLength(43);
   });
 
+  it('verifyEd25519Async (the hot path, off the event loop) gives every record the same answer', async () => {
+    for (const r of cctv) {
+      let key: ReturnType<typeof publicKeyFromRaw> | undefined;
+      try {
+        key = publicKeyFromRaw(Buffer.from(r.key, 'hex'));
+      } catch {
+        continue;
+      }
+      const msg = Buffer.from(r.msg, 'utf8');
+      const sig = Buffer.from(r.sig, 'hex');
+      const ok = await verifyEd25519Async(key.keyObject, msg, sig);
+      expect({ n: r.number, ok }).toEqual({ n: r.number, ok: verifyEd25519(key.keyObject, msg, sig) });
+    }
+  });
+
   it('refuses a small-order KeyObject built around the registry checks', () => {
     const r = cctv.find((v) => v.flags?.includes('low_order_A') && !v.flags.includes('low_order_R'))!;
     const raw = createPublicKey({
@@ -142,6 +158,24 @@ describe('verifyEd25519 against CCTV (strict policy, SPEC §8)', () => {
     expect(verifyEd25519(generateKeyPairSync('ed448').publicKey, data, sig)).toBe(false);
     expect(verifyEd25519(k.publicKey, data, sig.subarray(0, 63))).toBe(false);
     expect(verifyEd25519(k.publicKey, data, Buffer.concat([sig, Buffer.alloc(1)]))).toBe(false);
+    const small = cctv.find((v) => v.flags?.includes('low_order_A') && !v.flags.includes('low_order_R'))!;
+    const smallKey = createPublicKey({
+      key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(small.key, 'hex').toString('base64url') },
+      format: 'jwk',
+    });
+    // The same refusals without the event loop's verification; never a rejection.
+    return expect(
+      Promise.all([
+        verifyEd25519Async(k.publicKey, data, sig),
+        verifyEd25519Async(k.privateKey, data, sig),
+        verifyEd25519Async(generateKeyPairSync('ed448').publicKey, data, sig),
+        verifyEd25519Async(k.publicKey, data, sig.subarray(0, 63)),
+        verifyEd25519Async(k.publicKey, data, Buffer.concat([sig, Buffer.alloc(1)])),
+        verifyEd25519Async(smallKey, Buffer.from(small.msg, 'utf8'), Buffer.from(small.sig, 'hex')),
+        verifyEd25519Async(k.publicKey, Buffer.from('other data'), sig),
+        verifyEd25519Async(undefined as never, data, sig),
+      ]),
+    ).resolves.toEqual([true, false, false, false, false, false, false, false]);
   });
 });
 
@@ -165,6 +199,20 @@ describe('verifyEd25519 against Wycheproof ed25519_test.json', () => {
       }
     }
     expect(n).toBe(151);
+  });
+
+  it('verifyEd25519Async matches every result too', async () => {
+    for (const g of w.testGroups) {
+      const key = publicKeyFromRaw(Buffer.from(g.publicKey.pk, 'hex'));
+      const oks = await Promise.all(
+        g.tests.map((t) =>
+          verifyEd25519Async(key.keyObject, Buffer.from(t.msg, 'hex'), Buffer.from(t.sig, 'hex')),
+        ),
+      );
+      expect(g.tests.map((t, i) => ({ tcId: t.tcId, ok: oks[i] }))).toEqual(
+        g.tests.map((t) => ({ tcId: t.tcId, ok: t.result === 'valid' })),
+      );
+    }
   });
 });
 

@@ -3,13 +3,14 @@
  * bundle check. Ledger confirmation and nonce consumption follow in the Execution Layer.
  * Needs public keys only; imports nothing that signs (SPEC §1, GEI).
  */
+import type { KeyObject } from 'node:crypto';
 import { canonicalize } from '../canonical.js';
 import type { Clock } from '../clock.js';
 import { deny, FailclosedError, type Deny } from '../errors.js';
 import { decodeBase64url } from '../base64url.js';
 import { hexDigestEquals } from '../hash.js';
 import { parseJson, type JsonValue } from '../json.js';
-import { verifyEd25519, type KeyRing } from '../keys.js';
+import { verifyEd25519, verifyEd25519Async, type KeyRing } from '../keys.js';
 import {
   computeParamsSha256,
   encodeEnvelopeClaims,
@@ -199,7 +200,15 @@ function checkBinding(claims: EnvelopeClaims, ctx: VerifyEnvelopeContext): Deny 
   return undefined;
 }
 
-function verifySteps(token: unknown, ctx: VerifyEnvelopeContext): VerifiedEnvelope | Deny {
+/** What the steps before the signature found: the parts, the header and the pinned key. */
+interface Signed {
+  readonly parts: CompactParts;
+  readonly header: EnvelopeHeader;
+  readonly key: KeyObject;
+}
+
+/** Steps 1-3: the context, the compact form, the header, the pinned and unrevoked key. */
+function beforeSignature(token: unknown, ctx: VerifyEnvelopeContext): Signed | Deny {
   if (!checkContext(ctx)) return deny('ERR_INTERNAL', 'verifier is misconfigured');
   const parts = splitCompact(token);
   if ('outcome' in parts) return parts;
@@ -208,14 +217,25 @@ function verifySteps(token: unknown, ctx: VerifyEnvelopeContext): VerifiedEnvelo
   const found = ctx.keys.lookup(header.kid);
   if (found.status === 'revoked') return deny('ERR_ENVELOPE_KID_REVOKED', 'issuer key is revoked');
   if (found.status !== 'active') return deny('ERR_ENVELOPE_KID_UNKNOWN', 'issuer key is not pinned');
-  if (!verifyEd25519(found.key, parts.signingInput, parts.signature)) {
-    return deny('ERR_ENVELOPE_SIGNATURE', 'signature does not verify');
-  }
-  const payload = parsePayload(parts.payloadBytes);
+  return { parts, header, key: found.key };
+}
+
+/** The steps after a verified signature: payload, claims, binding. */
+function afterSignature(s: Signed, ctx: VerifyEnvelopeContext): VerifiedEnvelope | Deny {
+  const payload = parsePayload(s.parts.payloadBytes);
   if ('outcome' in payload) return payload;
   const failed = checkBinding(payload, ctx);
   if (failed !== undefined) return failed;
-  return Object.freeze({ outcome: 'allow', header, claims: freezeClaims(payload) });
+  return Object.freeze({ outcome: 'allow', header: s.header, claims: freezeClaims(payload) });
+}
+
+const BAD_SIGNATURE = (): Deny => deny('ERR_ENVELOPE_SIGNATURE', 'signature does not verify');
+
+function verifySteps(token: unknown, ctx: VerifyEnvelopeContext): VerifiedEnvelope | Deny {
+  const s = beforeSignature(token, ctx);
+  if ('outcome' in s) return s;
+  if (!verifyEd25519(s.key, s.parts.signingInput, s.parts.signature)) return BAD_SIGNATURE();
+  return afterSignature(s, ctx);
 }
 
 /**
@@ -234,6 +254,25 @@ function verifySteps(token: unknown, ctx: VerifyEnvelopeContext): VerifiedEnvelo
 export function verifyEnvelope(token: unknown, ctx: VerifyEnvelopeContext): VerifiedEnvelope | Deny {
   try {
     return verifySteps(token, ctx);
+  } catch {
+    return deny('ERR_INTERNAL', 'envelope verification failed unexpectedly');
+  }
+}
+
+/**
+ * {@link verifyEnvelope}, in the same order with the same codes, the signature checked on libuv's
+ * thread pool ({@link verifyEd25519Async}): the executor's hot path. The clock is read after the
+ * signature, as in the synchronous form. Never rejects: anything unexpected is `ERR_INTERNAL`.
+ */
+export async function verifyEnvelopeAsync(
+  token: unknown,
+  ctx: VerifyEnvelopeContext,
+): Promise<VerifiedEnvelope | Deny> {
+  try {
+    const s = beforeSignature(token, ctx);
+    if ('outcome' in s) return s;
+    if (!(await verifyEd25519Async(s.key, s.parts.signingInput, s.parts.signature))) return BAD_SIGNATURE();
+    return afterSignature(s, ctx);
   } catch {
     return deny('ERR_INTERNAL', 'envelope verification failed unexpectedly');
   }
