@@ -63,6 +63,7 @@ export {
 } from './bundle-store.js';
 export type { ActivationApproval, ActivationResult, BundleStore, BundleStoreDeps } from './bundle-store.js';
 export { compilePolicyBundle, createBundleCompiler } from './policy-runtime.js';
+export type { CompileRunOptions } from './policy-runtime.js';
 export { evaluateCall, evaluatedFields } from './evaluate-call.js';
 export { evaluateGoverned } from './schedule-step.js';
 export type { CallEvaluation, CallToEvaluate, EvaluatedFields, PolicyFacts } from './evaluate-call.js';

@@ -5,7 +5,7 @@
  */
 import { FailclosedError, isDeny } from '../kernel/index.js';
 import { createPolicyEngine, loadBundle } from '../policy/index.js';
-import type { LoadBundleOptions } from '../policy/index.js';
+import type { CedarThread, LoadBundleOptions } from '../policy/index.js';
 import type { CompileBundle, PolicyRuntime } from './ports.js';
 
 /**
@@ -21,12 +21,26 @@ export const compilePolicyBundle: CompileBundle = (bytes: Uint8Array, expectedHa
  * the deployment's Execution Layer offers, so a bundle naming a missing builtin never loads
  * (at activation or from the store). (OE-INV-005)
  */
-export function createBundleCompiler(options: LoadBundleOptions): CompileBundle {
+export function createBundleCompiler(options: LoadBundleOptions, run: CompileRunOptions = {}): CompileBundle {
   const frozen = Object.freeze({ ...options });
-  return (bytes, expectedHash) => compileWith(bytes, expectedHash, frozen);
+  return (bytes, expectedHash) => compileWith(bytes, expectedHash, frozen, run.cedarThread);
 }
 
-function compileWith(bytes: Uint8Array, expectedHash: string, options: LoadBundleOptions): PolicyRuntime {
+/** Where a compiled bundle's evaluations run. */
+export interface CompileRunOptions {
+  /**
+   * Cedar's evaluations on this thread (`createCedarThread`), off the caller's event loop; the
+   * runtime's `evaluate` then answers a promise. Default: in the calling thread.
+   */
+  readonly cedarThread?: CedarThread;
+}
+
+function compileWith(
+  bytes: Uint8Array,
+  expectedHash: string,
+  options: LoadBundleOptions,
+  thread?: CedarThread,
+): PolicyRuntime {
   const bundle = loadBundle(bytes, expectedHash, options);
   if (isDeny(bundle)) throw new FailclosedError('ERR_POLICY_BUNDLE_INVALID', bundle.reason);
   const engine = createPolicyEngine(bundle);
@@ -39,6 +53,9 @@ function compileWith(bytes: Uint8Array, expectedHash: string, options: LoadBundl
     getTool: (name: string) => catalog.getTool(name),
     validateParams: (tool: string, params: Parameters<typeof catalog.validateParams>[1]) =>
       catalog.validateParams(tool, params),
-    evaluate: (input: Parameters<typeof engine.evaluate>[0]) => engine.evaluate(input),
+    evaluate:
+      thread === undefined
+        ? (input: Parameters<typeof engine.evaluate>[0]) => engine.evaluate(input)
+        : (input: Parameters<typeof engine.evaluate>[0]) => engine.evaluateOn(thread, input),
   });
 }

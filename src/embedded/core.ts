@@ -15,7 +15,7 @@ import {
   systemClock,
   uriTemplatePattern,
 } from '../kernel/index.js';
-import { callableTools } from '../policy/index.js';
+import { callableTools, cedarThreadAvailable, createCedarThread } from '../policy/index.js';
 import type { LoadedBundle, ToolSpec } from '../policy/index.js';
 import type { Clock, JsonObject, Observer } from '../kernel/index.js';
 import { exportSigningKeyJwk, noteSignerFor } from '../kernel/signing/index.js';
@@ -560,7 +560,12 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const state = backend.gateState;
   const governance = backend.governance;
   // Bundles naming a builtin this Execution Layer lacks never load (OE-INV-005).
-  const compileBundle = createBundleCompiler({ builtins: Object.keys(createDefaultBuiltins()) });
+  // Cedar off the event loop, where the build ships its worker (docs/policy.md "Where Cedar runs").
+  const cedarThread = cedarThreadAvailable() ? createCedarThread() : undefined;
+  const compileBundle = createBundleCompiler(
+    { builtins: Object.keys(createDefaultBuiltins()) },
+    cedarThread === undefined ? {} : { cedarThread },
+  );
   const localBundles = createBundleStore({
     dir: p.bundles,
     compile: (bytes, hash) => {
@@ -834,6 +839,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     checkpointMemory?.close();
     await checkpointMemory?.settled();
     await backend.close();
+    await cedarThread?.close();
     executorAgent?.close();
     ledgerAgent?.close();
     unlock();

@@ -14,6 +14,7 @@ import { compiledOf } from './bundle.js';
 import { createToolCatalog } from './catalog.js';
 import type { ToolCatalog } from './catalog.js';
 import { preparseBundle, preparsedName } from './cedar.js';
+import type { CedarThread } from './cedar-thread.js';
 import { toCedarValue } from './cedar-values.js';
 import type {
   EvaluationInput,
@@ -21,6 +22,7 @@ import type {
   PolicyDecision,
   PolicyDecisionFields,
   RiskClass,
+  ToolSpec,
 } from './types.js';
 
 /** Evaluates calls against one bundle. (SPEC §2 step 3) */
@@ -34,6 +36,12 @@ export interface PolicyEngine {
    * anything thrown). Never throws.
    */
   evaluate(input: EvaluationInput): PolicyDecision | Deny;
+  /**
+   * {@link evaluate}, with Cedar's evaluation on `thread` (`cedar-thread.ts`); everything else,
+   * and every check of Cedar's answer, as in {@link evaluate}. A thread that fails is
+   * `ERR_POLICY_ERROR`. Never rejects.
+   */
+  evaluateOn(thread: CedarThread, input: EvaluationInput): Promise<PolicyDecision | Deny>;
 }
 
 const MAX_ID_LENGTH = 256;
@@ -49,6 +57,12 @@ function rationaleOf(
 ): string {
   const reasons = ids.map((id) => ann.get(id)?.reason ?? id);
   return reasons.length === 0 ? fallback : reasons.join('; ');
+}
+
+/** What an exception during evaluation is: a parameter that cannot be mapped, else a policy error. */
+function thrown(err: unknown): Deny {
+  if (err instanceof FailclosedError && err.code === 'ERR_PARAMS_INVALID') return deny(err.code, err.message);
+  return deny('ERR_POLICY_ERROR', 'policy evaluation failed');
 }
 
 /**
@@ -78,7 +92,8 @@ export function createPolicyEngine(bundle: LoadedBundle): PolicyEngine | Deny {
     };
   }
 
-  function decide(input: EvaluationInput): PolicyDecision | Deny {
+  /** Everything before Cedar: the input's shape, the tool, its parameters, Cedar's request. */
+  function prepare(input: EvaluationInput): Deny | { tool: ToolSpec; call: cedar.StatefulAuthorizationCall } {
     const { principal, tenant } = input;
     if (
       typeof principal !== 'object' ||
@@ -108,7 +123,7 @@ export function createPolicyEngine(bundle: LoadedBundle): PolicyEngine | Deny {
     ];
     if (tenant !== principal.tenant)
       entities.push({ uid: { type: 'Tenant', id: tenant }, attrs: {}, parents: [] });
-    const answer = cedar.statefulIsAuthorized({
+    const call: cedar.StatefulAuthorizationCall = {
       principal: { type: 'Agent', id: principal.id },
       action: { type: 'Action', id: tool.name },
       resource: { type: 'Tenant', id: tenant },
@@ -117,7 +132,12 @@ export function createPolicyEngine(bundle: LoadedBundle): PolicyEngine | Deny {
       validateRequest: true,
       preparsedPolicySetId: name,
       entities,
-    });
+    };
+    return { tool, call };
+  }
+
+  /** Cedar's answer for `tool`, checked, as a decision. */
+  function conclude(tool: ToolSpec, answer: cedar.AuthorizationAnswer): PolicyDecision | Deny {
     // A request that fails schema validation (e.g. a parameter typed differently in the Cedar schema).
     if (answer.type !== 'success')
       return deny('ERR_POLICY_ERROR', 'the request does not match the Cedar schema');
@@ -154,11 +174,20 @@ export function createPolicyEngine(bundle: LoadedBundle): PolicyEngine | Deny {
     catalog,
     evaluate(input: EvaluationInput): PolicyDecision | Deny {
       try {
-        return decide(input);
+        const p = prepare(input);
+        if ('outcome' in p) return p;
+        return conclude(p.tool, cedar.statefulIsAuthorized(p.call));
       } catch (err) {
-        if (err instanceof FailclosedError && err.code === 'ERR_PARAMS_INVALID')
-          return deny(err.code, err.message);
-        return deny('ERR_POLICY_ERROR', 'policy evaluation failed');
+        return thrown(err);
+      }
+    },
+    async evaluateOn(thread: CedarThread, input: EvaluationInput): Promise<PolicyDecision | Deny> {
+      try {
+        const p = prepare(input);
+        if ('outcome' in p) return p;
+        return conclude(p.tool, await thread.authorize(bundle.hash, bundle.document, p.call));
+      } catch (err) {
+        return thrown(err);
       }
     },
   });

@@ -1,0 +1,51 @@
+/**
+ * The Cedar thread's entry (`cedar-thread.ts`): Cedar's evaluator, and nothing else, in a worker
+ * thread, so that a governed call's policy evaluation leaves the event loop that serves every
+ * call. It pre-parses each bundle's schema and policy set once (as the main thread does, SPEC §8
+ * "Pre-parse per bundle") and answers each authorization request with Cedar's own answer, which
+ * the main thread turns into a decision exactly as it would an answer computed in-thread
+ * (`engine.ts`). A bundle that does not pre-parse here ends the thread: every call waiting on it
+ * is then refused (fail closed), and the next one starts a new thread.
+ */
+import './v8-flags.js';
+import { parentPort } from 'node:worker_threads';
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+
+/** Pre-parse a bundle's schema and policies under `name`. */
+export interface CedarLoad {
+  readonly kind: 'load';
+  readonly name: string;
+  readonly schema: cedar.Schema;
+  readonly policies: Readonly<Record<string, string>>;
+}
+
+/** Evaluate one call against a pre-parsed bundle. */
+export interface CedarAuthorize {
+  readonly kind: 'authorize';
+  readonly id: number;
+  readonly call: cedar.StatefulAuthorizationCall;
+}
+
+/** The thread's answer to a {@link CedarAuthorize}. */
+export interface CedarAnswer {
+  readonly id: number;
+  readonly answer: cedar.AuthorizationAnswer;
+}
+
+function firstMessage(errors: readonly cedar.DetailedError[]): string {
+  return errors[0]?.message ?? 'unknown Cedar error';
+}
+
+const port = parentPort;
+if (port !== null) {
+  port.on('message', (m: CedarLoad | CedarAuthorize) => {
+    if (m.kind === 'load') {
+      const s = cedar.preparseSchema(m.name, m.schema);
+      if (s.type !== 'success') throw new Error(`Cedar schema: ${firstMessage(s.errors)}`);
+      const p = cedar.preparsePolicySet(m.name, { staticPolicies: { ...m.policies } });
+      if (p.type !== 'success') throw new Error(`Cedar policies: ${firstMessage(p.errors)}`);
+      return;
+    }
+    port.postMessage({ id: m.id, answer: cedar.statefulIsAuthorized(m.call) } satisfies CedarAnswer);
+  });
+}

@@ -1,0 +1,162 @@
+/**
+ * Cedar off the event loop (`src/policy/cedar-thread.ts`, docs/policy.md "Where Cedar runs"):
+ * a bundle compiled with a Cedar thread decides every call exactly as one evaluated in-thread
+ * (SPEC §2 step 3, OE-INV-014, GEI Determinism), and every failure of the thread is a deny
+ * with its code, never an allow (FC-INV-4): a thread that dies refuses the calls waiting on it
+ * (`ERR_POLICY_ERROR`) and the next call starts a new one; a thread that hangs is past the
+ * pipeline's policy deadline (`ERR_POLICY_UNAVAILABLE`) and is replaced once it has held a call
+ * past its stall bound; a garbled answer is `ERR_POLICY_ERROR`; a closed thread refuses.
+ *
+ * The thread runs the built worker (`dist/`, `npm run build` as `npm test` does first). The
+ * faults wrap that real worker in a test entry (`fixtures/cedar-worker-faults.mjs`): it crashes,
+ * hangs or garbles only the calls whose principal asks for it.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBundleCompiler, evaluateCall } from '../../src/control-plane/index.js';
+import type { CallToEvaluate, PolicyRuntime } from '../../src/control-plane/index.js';
+import { buildBundleFromDir, createCedarThread } from '../../src/policy/index.js';
+import type { CedarThread } from '../../src/policy/index.js';
+import { REPO_ROOT } from '../support/paths.js';
+
+const BUILT_WORKER = join(REPO_ROOT, 'dist/src/policy/cedar-worker.js');
+const FAULTY_WORKER = pathToFileURL(join(REPO_ROOT, 'test/policy/fixtures/cedar-worker-faults.mjs'));
+const POLICY_MS = 2000;
+
+let bytes: Buffer;
+let hash: string;
+let inline: PolicyRuntime;
+const threads: CedarThread[] = [];
+
+/** The demo bundle, its evaluations on `thread`. */
+function onThread(thread: CedarThread): PolicyRuntime {
+  threads.push(thread);
+  return createBundleCompiler({}, { cedarThread: thread })(bytes, hash);
+}
+
+beforeAll(async () => {
+  expect(existsSync(BUILT_WORKER), 'run npm run build first').toBe(true);
+  const built = await buildBundleFromDir(join(REPO_ROOT, 'examples/demo-policy'));
+  if ('outcome' in built) throw new Error(built.reason);
+  bytes = Buffer.from(built.text);
+  hash = built.hash;
+  inline = createBundleCompiler({})(bytes, hash);
+});
+
+afterAll(async () => {
+  await Promise.all(threads.map((t) => t.close()));
+});
+
+const transfer = (amount: number | string): CallToEvaluate['params'] => ({
+  from_account: 'acct_a',
+  to_account: 'acct_b',
+  amount,
+  currency: 'USD',
+});
+
+function call(
+  tool: string,
+  params: CallToEvaluate['params'],
+  over: Partial<CallToEvaluate> = {},
+): CallToEvaluate {
+  return { identity: 'agent-1', tenant: 'acme', roles: [], tool, params, tainted: false, ...over };
+}
+
+/** Every outcome the demo bundle can give, and the refusals before and inside Cedar. */
+const CASES: readonly [string, CallToEvaluate][] = [
+  ['allow', call('echo', { message: 'hi' })],
+  ['allow within a limit', call('transfer_funds', transfer(500))],
+  ['escalate above a threshold', call('transfer_funds', transfer(60_00))],
+  ['escalate, tainted', call('transfer_funds', transfer(10), { tainted: true })],
+  ['deny by a forbid', call('transfer_funds', transfer(60_000))],
+  ['deny, another tenant', call('echo', { message: 'hi' }, { tenant: 'globex' })],
+  ['deny, no permit for the role', call('delete_records', { table: 'orders', ids: ['o1'] })],
+  [
+    'escalate for an operator',
+    call('delete_records', { table: 'orders', ids: ['o1'] }, { roles: ['operator'] }),
+  ],
+  ['unknown tool', call('format_disk', {})],
+  ['parameters against the schema', call('echo', { message: 7 })],
+  ['a number Cedar cannot hold', call('transfer_funds', transfer(1e300))],
+];
+
+describe('a bundle evaluated on the Cedar thread', () => {
+  it('decides every call exactly as in-thread', async () => {
+    const threaded = onThread(createCedarThread({ url: pathToFileURL(BUILT_WORKER) }));
+    for (const [name, c] of CASES) {
+      const want = await evaluateCall(inline, c, POLICY_MS);
+      const got = await evaluateCall(threaded, c, POLICY_MS);
+      expect(got, name).toEqual(want);
+    }
+    // Concurrent calls each get their own answer.
+    const all = await Promise.all(CASES.map(([, c]) => evaluateCall(threaded, c, POLICY_MS)));
+    const want = await Promise.all(CASES.map(([, c]) => evaluateCall(inline, c, POLICY_MS)));
+    expect(all).toEqual(want);
+    expect(new Set(want.map((w) => w.outcome))).toEqual(new Set(['allow', 'escalate', 'deny']));
+  });
+});
+
+describe('a Cedar thread that fails (FC-INV-4: every failure a deny)', () => {
+  it('dies: the calls waiting on it are refused ERR_POLICY_ERROR, the next call starts a new thread', async () => {
+    const threaded = onThread(createCedarThread({ url: FAULTY_WORKER }));
+    expect((await evaluateCall(threaded, call('echo', { message: 'warm' }), POLICY_MS)).outcome).toBe(
+      'allow',
+    );
+    const waiting = await Promise.all([
+      evaluateCall(threaded, call('echo', { message: 'a' }), POLICY_MS),
+      evaluateCall(threaded, call('echo', { message: 'b' }, { identity: 'crash' }), POLICY_MS),
+      evaluateCall(threaded, call('echo', { message: 'c' }), POLICY_MS),
+    ]);
+    // The first was answered before the crash; the crash and the call queued behind it are denied.
+    expect(waiting[0]?.outcome).toBe('allow');
+    for (const w of waiting.slice(1)) {
+      expect(w.outcome).toBe('deny');
+      expect(w.outcome === 'deny' && w.denial.code).toBe('ERR_POLICY_ERROR');
+    }
+    // A new thread, the bundle pre-parsed again.
+    expect((await evaluateCall(threaded, call('echo', { message: 'after' }), POLICY_MS)).outcome).toBe(
+      'allow',
+    );
+    const denied = await evaluateCall(threaded, call('transfer_funds', transfer(60_000)), POLICY_MS);
+    expect(denied.outcome === 'deny' && denied.denial.code).toBe('ERR_POLICY_DENY');
+  });
+
+  it('hangs: the call is past its deadline (ERR_POLICY_UNAVAILABLE); past the stall bound a new thread answers', async () => {
+    const threaded = onThread(createCedarThread({ url: FAULTY_WORKER, stallMs: 300 }));
+    const hung = await evaluateCall(threaded, call('echo', { message: 'x' }, { identity: 'hang' }), 200);
+    expect(hung.outcome === 'deny' && hung.denial.code).toBe('ERR_POLICY_UNAVAILABLE');
+    // Within the stall bound the thread is still the hung one: calls are refused at their deadline.
+    const queued = await evaluateCall(threaded, call('echo', { message: 'y' }), 50);
+    expect(queued.outcome === 'deny' && queued.denial.code).toBe('ERR_POLICY_UNAVAILABLE');
+    await new Promise((r) => setTimeout(r, 350));
+    expect((await evaluateCall(threaded, call('echo', { message: 'z' }), POLICY_MS)).outcome).toBe('allow');
+  });
+
+  it('answers garbage: ERR_POLICY_ERROR, never the garbled decision', async () => {
+    const threaded = onThread(createCedarThread({ url: FAULTY_WORKER }));
+    for (const identity of ['garble-allow-no-diagnostics', 'garble-not-an-object', 'garble-unknown-type']) {
+      const d = await evaluateCall(threaded, call('echo', { message: 'x' }, { identity }), POLICY_MS);
+      expect(d.outcome, identity).toBe('deny');
+      expect(d.outcome === 'deny' && d.denial.code, identity).toBe('ERR_POLICY_ERROR');
+    }
+  });
+
+  it('cannot start (no worker entry): ERR_POLICY_ERROR', async () => {
+    const threaded = onThread(
+      createCedarThread({ url: pathToFileURL(join(REPO_ROOT, 'test/policy/fixtures/no-such-worker.mjs')) }),
+    );
+    const d = await evaluateCall(threaded, call('echo', { message: 'x' }), POLICY_MS);
+    expect(d.outcome === 'deny' && d.denial.code).toBe('ERR_POLICY_ERROR');
+  });
+
+  it('is closed: every later call is refused ERR_POLICY_ERROR', async () => {
+    const thread = createCedarThread({ url: pathToFileURL(BUILT_WORKER) });
+    const threaded = onThread(thread);
+    expect((await evaluateCall(threaded, call('echo', { message: 'x' }), POLICY_MS)).outcome).toBe('allow');
+    await thread.close();
+    const d = await evaluateCall(threaded, call('echo', { message: 'x' }), POLICY_MS);
+    expect(d.outcome === 'deny' && d.denial.code).toBe('ERR_POLICY_ERROR');
+  });
+});
