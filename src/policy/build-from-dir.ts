@@ -19,6 +19,7 @@ import { canonicalize, deny, parseJson } from '../kernel/index.js';
 import type { Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import { loadBundle } from './bundle.js';
 import type { LoadBundleOptions } from './bundle.js';
+import { POLICY_ID_RE } from './bundle-shape.js';
 import { BUNDLE_FORMAT } from './types.js';
 import type { LoadedBundle } from './types.js';
 
@@ -105,8 +106,12 @@ export async function buildBundleFromDir(
       if (k !== 'name' && k !== 'settings') throw new Error(`bundle.json: unknown field "${k}"`);
     const policyFiles = await list(join(dir, 'policies'), '.cedar');
     const policies: Record<string, string> = {};
-    for (const f of policyFiles ?? [])
-      policies[f.slice(0, -'.cedar'.length)] = await readText(join(dir, 'policies', f));
+    for (const f of policyFiles ?? []) {
+      const id = f.slice(0, -'.cedar'.length);
+      // Before it is a member: a file `__proto__.cedar` would otherwise vanish from the bundle.
+      if (!POLICY_ID_RE.test(id)) throw new Error(`policies/${f}: "${id}" is not a policy id`);
+      policies[id] = await readText(join(dir, 'policies', f));
+    }
     const document: Record<string, JsonValue> = {
       format: BUNDLE_FORMAT,
       name: m['name'] ?? null,

@@ -112,6 +112,9 @@ function settings(v: JsonValue | undefined): BundleSettings {
   return out;
 }
 
+/** Policy ids: also file stems in a bundle source directory. */
+export const POLICY_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
 /**
  * Parses the members of a bundle document. Throws a plain `Error` with a reason on an unknown or
  * missing field, a wrong type, a duplicate tool name or an out-of-range value; the loader maps
@@ -127,7 +130,12 @@ export function parseBundleShape(value: JsonValue): PolicyBundleDocument {
   if (entries.length === 0 || entries.length > MAX_POLICIES)
     fail(`bundle.policies must hold 1..${MAX_POLICIES} policies`);
   const policies: Record<string, string> = {};
-  for (const [id, p] of entries) policies[id] = text(p, `policies.${id}`, 100_000);
+  for (const [id, p] of entries) {
+    // Checked before it is a member: `policies["__proto__"] = …` would set the object's prototype
+    // and drop the policy, which the bundle's hash still covers (a forbid never enforced).
+    if (!POLICY_ID_RE.test(id)) fail(`policy id "${id}" is not allowed`);
+    policies[id] = text(p, `policies.${id}`, 100_000);
+  }
   const schema = text(o['schema'], 'bundle.schema', 1_000_000);
   const toolsIn = o['tools'];
   if (!Array.isArray(toolsIn) || toolsIn.length > MAX_TOOLS)

@@ -12,9 +12,9 @@ import type { PolicyAnnotations } from './annotations.js';
 import { checkCedarModel } from './cedar-model.js';
 import type { CedarModel } from './cedar-model.js';
 import type { PolicyBundleDocument } from './types.js';
+import { POLICY_ID_RE } from './bundle-shape.js';
 
-/** Policy ids: also file stems in a bundle source directory. */
-export const POLICY_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+export { POLICY_ID_RE } from './bundle-shape.js';
 
 /** What loading checked and later steps reuse. */
 export interface CedarCompiled {

@@ -149,6 +149,19 @@ describe('loadBundle rejects (SPEC §6, OE-INV-005)', () => {
     });
   }
 
+  it('a policy with the id "__proto__": refused; its forbid is in the hashed text, so it must not vanish', () => {
+    const forbid = 'forbid (principal, action, resource);';
+    const text = JSON.stringify(baseDoc()).replace(
+      '"policies":{',
+      `"policies":{"__proto__":${JSON.stringify(forbid)},`,
+    );
+    expect(text).toContain('"__proto__"');
+    expect(loadBundle(text)).toMatchObject({
+      code: 'ERR_POLICY_BUNDLE_INVALID',
+      reason: expect.stringContaining('__proto__'),
+    });
+  });
+
   it('duplicate JSON keys and non-JSON input', () => {
     const text = JSON.stringify(baseDoc()).replace('"name":"test"', '"name":"test","name":"evil"');
     expect(loadBundle(text)).toMatchObject({ code: 'ERR_POLICY_BUNDLE_INVALID' });

@@ -152,6 +152,18 @@ describe('buildBundleFromDir rejects broken sources', () => {
     expect(await buildBundleFromDir(e)).toMatchObject({ code: 'ERR_POLICY_BUNDLE_INVALID' });
   });
 
+  it('a policy file named __proto__.cedar: refused, not left out of the bundle with its forbid unenforced', async () => {
+    const d = await copyDemo('proto');
+    await writeFile(
+      join(d, 'policies', '__proto__.cedar'),
+      'forbid (principal, action == Action::"echo", resource);',
+    );
+    expect(await buildBundleFromDir(d)).toMatchObject({
+      code: 'ERR_POLICY_BUNDLE_INVALID',
+      reason: expect.stringContaining('__proto__'),
+    });
+  });
+
   it('a policy file that is not valid UTF-8', async () => {
     const d = await copyDemo('utf8');
     await writeFile(join(d, 'policies', 'bad.cedar'), Buffer.from([0x70, 0xff, 0x3b]));
