@@ -179,10 +179,19 @@ export function verifyEd25519(publicKey: KeyObject, data: Uint8Array, signature:
 }
 
 /**
+ * How long {@link verifyEd25519Async} waits for libuv's thread pool before it verifies on the
+ * event loop instead (ms). The pool's four threads are shared with `fsync`, `dns.lookup` and the
+ * file system: a stuck disk or resolver fills it, and a signature check must not wait on that.
+ */
+export const VERIFY_POOL_WAIT_MS = 25;
+
+/**
  * {@link verifyEd25519} with the same checks, the curve arithmetic on libuv's thread pool (Node's
  * `crypto.verify` with a callback): the hot path's two verifications (the request's signature at
- * the Gate, the envelope's at the executor) leave the event loop, which serves every call. Resolves
- * false, never rejects, on every failure.
+ * the Gate, the envelope's at the executor) leave the event loop, which serves every call. A pool
+ * that has not answered within {@link VERIFY_POOL_WAIT_MS} is not waited for: the signature is
+ * verified on the event loop, with the same answer. Resolves false, never rejects, on every
+ * failure.
  */
 export function verifyEd25519Async(
   publicKey: KeyObject,
@@ -194,7 +203,18 @@ export function verifyEd25519Async(
       if (signature.length !== SIGNATURE_LENGTH) return resolve(false);
       if (!keyObjectIsChecked(publicKey)) return resolve(false);
       if (isSmallOrderEncoding(signature.subarray(0, KEY_LENGTH))) return resolve(false);
-      cryptoVerify(null, data, publicKey, signature, (err, ok) => resolve(err === null && ok === true));
+      let settled = false;
+      const inPlace = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        resolve(verifyEd25519(publicKey, data, signature));
+      }, VERIFY_POOL_WAIT_MS);
+      cryptoVerify(null, data, publicKey, signature, (err, ok) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(inPlace);
+        resolve(err === null && ok === true);
+      });
     } catch {
       resolve(false);
     }

@@ -1,4 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { open as openAsync } from 'node:fs/promises';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -176,6 +179,33 @@ describe('verifyEd25519 against CCTV (strict policy, SPEC §8)', () => {
         verifyEd25519Async(undefined as never, data, sig),
       ]),
     ).resolves.toEqual([true, false, false, false, false, false, false, false]);
+  });
+});
+
+describe("verifyEd25519Async with libuv's thread pool full", () => {
+  it('does not wait for the pool: the same answers, from the event loop', async () => {
+    // Every pool thread blocked in open(2) of a FIFO no one writes (a stuck disk or resolver).
+    const dir = mkdtempSync(join(tmpdir(), 'fc-pool-'));
+    const threads = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4);
+    const fifos = Array.from({ length: threads }, (_, i) => join(dir, `f${i}`));
+    for (const f of fifos) execFileSync('mkfifo', [f]);
+    const blocked = fifos.map((f) => openAsync(f, 'r'));
+    try {
+      const k = signingKeyFromSeed(Buffer.alloc(32, 2));
+      const data = Buffer.from('while the pool is full');
+      const sig = signEd25519(k, data);
+      // Resolved while every pool thread is still held: the FIFOs are released only after.
+      const answers = await Promise.all([
+        verifyEd25519Async(k.publicKey, data, sig),
+        verifyEd25519Async(k.publicKey, Buffer.from('other'), sig),
+      ]);
+      expect(answers).toEqual([true, false]);
+    } finally {
+      // A writer releases each blocked open; then everything is closed.
+      for (const f of fifos) closeSync(openSync(f, 'w'));
+      for (const h of await Promise.all(blocked)) await h.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
