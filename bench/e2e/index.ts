@@ -409,7 +409,12 @@ async function postgresPhase(work: string): Promise<PostgresResult | undefined> 
     await initDataDir(dir, { backend: url.toString() });
     const dirB = join(work, 'pg-data-b');
     cpSync(dir, dirB, { recursive: true });
-    const instance = await startEmbedded(dir, { port: 0, executionPort: 0, breakers: BENCH_BREAKERS });
+    const instance = await startEmbedded(dir, {
+      port: 0,
+      executionPort: 0,
+      breakers: BENCH_BREAKERS,
+      cedarThread: true,
+    });
     try {
       const file = readClientFile(dir, DEMO_CLIENT.identity);
       const client = { identity: file.identity, tenant: file.tenant, key: file.key };
@@ -521,7 +526,7 @@ async function distributedPhase(work: string): Promise<{ gov: Summary; solo: Sum
   const dir = join(work, 'dist-data');
   await initDataDir(dir);
   const { execConfig } = await separateExecutionLayer(work, 'dist', dir, { nonces: { nonces: 'nonces.db' } });
-  const instance = await startEmbedded(dir, { port: 0, breakers: BENCH_BREAKERS });
+  const instance = await startEmbedded(dir, { port: 0, breakers: BENCH_BREAKERS, cedarThread: true });
   try {
     const executor = await startReplica({ kind: 'executor', config: execConfig });
     try {
@@ -571,7 +576,7 @@ async function keylessPhase(work: string): Promise<{ gov: Summary; solo: Summary
       extra: [{ role: 'gate', name: 'gate-1', clientOnly: true }],
     });
     const gatePort = await freePort();
-    const instance = await startEmbedded(dir, { port: 0, breakers: BENCH_BREAKERS });
+    const instance = await startEmbedded(dir, { port: 0, breakers: BENCH_BREAKERS, cedarThread: true });
     try {
       execFileSync(
         'psql',
@@ -636,7 +641,12 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'fc-bench-e2e-'));
   const dir = join(work, 'data');
   await initDataDir(dir);
-  const instance = await startEmbedded(dir, { port: 0, executionPort: 0, breakers: BENCH_BREAKERS });
+  const instance = await startEmbedded(dir, {
+    port: 0,
+    executionPort: 0,
+    breakers: BENCH_BREAKERS,
+    cedarThread: true,
+  });
   let closed = false;
   try {
     const file = readClientFile(dir, DEMO_CLIENT.identity);
@@ -753,7 +763,12 @@ if (process.env[CHILD_ROLE] === '1') {
         return;
       }
       if (job.kind === 'replica') {
-        const replica = await startEmbedded(job.dir, { port: 0, executionPort: 0, breakers: BENCH_BREAKERS });
+        const replica = await startEmbedded(job.dir, {
+          port: 0,
+          executionPort: 0,
+          breakers: BENCH_BREAKERS,
+          cedarThread: true,
+        });
         process.once('message', () => {
           void replica.close().then(() => process.exit(0));
         });

@@ -270,6 +270,8 @@ async function up(
       onWriterLost: () => lost.abort(),
       // JSON lines on standard output (docs/deployment.md "Observability").
       defaultLogLevel: 'info',
+      // A serving process: Cedar off the event loop (docs/policy.md "Where Cedar runs").
+      cedarThread: true,
       ...(role === undefined ? {} : { role }),
       // Over FAILCLOSED_BACKEND: the flag says where this run's state lives.
       ...(backend === undefined ? {} : { backend }),

@@ -46,6 +46,8 @@ function compileWith(
   const engine = createPolicyEngine(bundle);
   if (isDeny(engine)) throw new FailclosedError(engine.code, engine.reason);
   const { catalog } = engine;
+  // Pre-parsed on the thread now (at start, at an activation), not within a call's deadline.
+  thread?.preload(bundle.hash, bundle.document);
   return Object.freeze({
     hash: bundle.hash,
     constitutionVersion: bundle.document.name,

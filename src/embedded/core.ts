@@ -14,6 +14,7 @@ import {
   fileSync,
   systemClock,
   uriTemplatePattern,
+  withDeadline,
 } from '../kernel/index.js';
 import { callableTools, cedarThreadAvailable, createCedarThread } from '../policy/index.js';
 import type { LoadedBundle, ToolSpec } from '../policy/index.js';
@@ -253,7 +254,17 @@ export interface CoreOptions {
    * (telemetry: logs, metrics, traces; docs/deployment.md "Observability"). Default: none.
    */
   readonly observer?: Observer;
+  /**
+   * Evaluate Cedar on a thread of its own (docs/policy.md "Where Cedar runs"), where the build
+   * ships its worker: the serving commands (`up`, `serve control-plane`) ask for it. The thread
+   * is up, with the active bundle pre-parsed, before the open returns. Default false: Cedar
+   * evaluates in the calling thread (an in-process CLI command makes one call).
+   */
+  readonly cedarThread?: boolean;
 }
+
+/** How long the open waits for the Cedar thread to be up (ms). */
+const CEDAR_THREAD_START_MS = 30_000;
 
 /** Opens the storage backend `spec` names for the data directory `p`. */
 async function openBackend(
@@ -561,7 +572,8 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const governance = backend.governance;
   // Bundles naming a builtin this Execution Layer lacks never load (OE-INV-005).
   // Cedar off the event loop, where the build ships its worker (docs/policy.md "Where Cedar runs").
-  const cedarThread = cedarThreadAvailable() ? createCedarThread() : undefined;
+  const cedarThread =
+    options.cedarThread === true && cedarThreadAvailable() ? createCedarThread() : undefined;
   const compileBundle = createBundleCompiler(
     { builtins: Object.keys(createDefaultBuiltins()) },
     cedarThread === undefined ? {} : { cedarThread },
@@ -813,7 +825,17 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     // Probes of the real dependencies, never fault flags (STYLE "Readiness asks the real dependency").
     readiness: [
       ...probes,
-      { name: 'policy', check: () => !isDeny(bundles.active()) },
+      {
+        name: 'policy',
+        // With the Cedar thread, it must answer too (a thread that failed is started again).
+        check: async () =>
+          !isDeny(bundles.active()) &&
+          (cedarThread === undefined ||
+            (await cedarThread.ready().then(
+              () => true,
+              () => false,
+            ))),
+      },
       // Only where a tool can run in this process: with a separate Execution Layer
       // (`executor_url`) and no execution listener of its own (`tls.executor`), calls go to it,
       // no queue worker runs here (see below), and the sandbox is that layer's readiness, not
@@ -828,6 +850,14 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   let sweeping: Promise<RecoveryReport> | undefined;
   let workers: NatsWorkers | undefined;
   const close = async (): Promise<void> => {
+    try {
+      await closeRoles();
+    } finally {
+      // Whatever failed before: a thread holding a call must not keep the process alive.
+      await cedarThread?.close();
+    }
+  };
+  const closeRoles = async (): Promise<void> => {
     await scheduler?.stop();
     await workers?.close();
     await jobs.queue.close();
@@ -839,7 +869,6 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     checkpointMemory?.close();
     await checkpointMemory?.settled();
     await backend.close();
-    await cedarThread?.close();
     executorAgent?.close();
     ledgerAgent?.close();
     unlock();
@@ -899,6 +928,14 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     // checkpoints seen so far are remembered from here on (ledger-binding.ts).
     if (bindingAtOpen?.write === true) await writeLedgerBinding(p.root, bindingAtOpen.binding);
     if (bindingAtOpen !== undefined) checkpointMemory?.bound(bindingAtOpen.binding);
+    // The Cedar thread up, its bundles pre-parsed, before any call's policy deadline runs.
+    if (cedarThread !== undefined) {
+      const up = await withDeadline(() => cedarThread.ready(), CEDAR_THREAD_START_MS);
+      if (up.status !== 'ok')
+        throw new Error(
+          `the Cedar thread did not start (${up.status === 'timeout' ? 'timed out' : 'failed'})`,
+        );
+    }
   } catch (err) {
     await close();
     throw err;

@@ -151,6 +151,8 @@ export interface EmbeddedOptions {
   readonly scheduleTickMs?: number;
   /** HTTP upstream MCP servers at a loopback address: tests and development only (see `CoreOptions`). */
   readonly allowLoopbackMcpUpstreams?: boolean;
+  /** Cedar on a thread of its own: the serving commands (see `CoreOptions`). Default false. */
+  readonly cedarThread?: boolean;
   /**
    * The deployment's logs, metrics and traces (docs/deployment.md "Observability"). Absent: built
    * from `failclosed.json` (`log`, `metrics`) and the environment (`FAILCLOSED_LOG_LEVEL`,
@@ -413,6 +415,7 @@ function openCoreWith(dir: string, options: EmbeddedOptions, telemetry: Telemetr
     ...(options.allowLoopbackMcpUpstreams === undefined
       ? {}
       : { allowLoopbackMcpUpstreams: options.allowLoopbackMcpUpstreams }),
+    ...(options.cedarThread === undefined ? {} : { cedarThread: options.cedarThread }),
   });
 }
 

@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import type { CedarAnswer, CedarAuthorize, CedarLoad } from './cedar-worker.js';
+import type { CedarAuthorize, CedarLoad, CedarPing } from './cedar-worker.js';
 import { preparsedName } from './cedar.js';
 import type { PolicyBundleDocument } from './types.js';
 
@@ -34,6 +34,13 @@ export interface CedarThread {
     doc: PolicyBundleDocument,
     call: cedar.StatefulAuthorizationCall,
   ): Promise<cedar.AuthorizationAnswer>;
+  /** Starts the thread if needed and pre-parses `doc` there, without waiting. */
+  preload(hash: string, doc: PolicyBundleDocument): void;
+  /**
+   * Resolves once the thread is up and has pre-parsed everything sent before (starting it if
+   * needed); rejects when it failed or was closed. Readiness asks it.
+   */
+  ready(): Promise<void>;
   /** Ends the thread; evaluations still waiting are refused, later ones reject. */
   close(): Promise<void>;
 }
@@ -53,39 +60,70 @@ export function cedarThreadAvailable(url: URL = CEDAR_WORKER_URL): boolean {
 
 interface Waiting {
   readonly at: number;
-  resolve(a: cedar.AuthorizationAnswer): void;
+  resolve(a: unknown): void;
   reject(e: Error): void;
 }
 
-/** Starts nothing yet: the thread starts with the first evaluation, and again after a failure. */
+interface Running {
+  readonly worker: Worker;
+  readonly loaded: Set<string>;
+}
+
+/** Starts nothing yet: the thread starts when first needed, and again after a failure. */
 export function createCedarThread(options: CedarThreadOptions = {}): CedarThread {
   const url = options.url ?? CEDAR_WORKER_URL;
   const stallMs = options.stallMs ?? 30_000;
-  let current: { worker: Worker; loaded: Set<string> } | undefined;
+  let current: Running | undefined;
   const waiting = new Map<number, Waiting>();
   let next = 1;
   let closed = false;
+  let watchdog: NodeJS.Timeout | undefined;
 
   /** Ends `worker` if it is still the current one, refusing everything waiting on it. */
   const fail = (worker: Worker, err: Error): void => {
     if (current?.worker !== worker) return;
     current = undefined;
+    clearTimeout(watchdog);
+    watchdog = undefined;
     const all = [...waiting.values()];
     waiting.clear();
     for (const w of all) w.reject(err);
     void worker.terminate().catch(() => undefined);
   };
 
-  const start = (): { worker: Worker; loaded: Set<string> } => {
+  /** While something waits: a thread that holds the oldest past `stallMs` is ended. */
+  const watch = (): void => {
+    if (watchdog !== undefined) return;
+    const oldest = waiting.values().next().value;
+    if (oldest === undefined) return;
+    const due = Math.max(0, oldest.at + stallMs - performance.now());
+    watchdog = setTimeout(() => {
+      watchdog = undefined;
+      const first = waiting.values().next().value;
+      if (current !== undefined && first !== undefined && performance.now() - first.at >= stallMs)
+        fail(current.worker, new Error('the Cedar thread stopped answering'));
+      else watch();
+    }, due);
+    // The thread itself keeps the process alive while it holds a call; the watchdog does not.
+    watchdog.unref();
+  };
+
+  const start = (): Running => {
     const worker = new Worker(url);
     // Idle, the thread keeps no process alive; while it holds an evaluation, it does.
     worker.unref();
-    worker.on('message', (m: CedarAnswer) => {
-      const w = waiting.get(m.id);
-      if (w === undefined) return;
-      waiting.delete(m.id);
-      if (waiting.size === 0) worker.unref();
-      w.resolve(m.answer);
+    worker.on('message', (m: unknown) => {
+      const id = typeof m === 'object' && m !== null ? (m as { id?: unknown }).id : undefined;
+      const w = typeof id === 'number' ? waiting.get(id) : undefined;
+      // Nothing this side asked for: the thread is not to be trusted with the next call.
+      if (w === undefined) return fail(worker, new Error('the Cedar thread sent an unexpected message'));
+      waiting.delete(id as number);
+      if (waiting.size === 0) {
+        worker.unref();
+        clearTimeout(watchdog);
+        watchdog = undefined;
+      }
+      w.resolve((m as { answer?: unknown }).answer);
     });
     worker.on('error', (err) => fail(worker, err));
     worker.on('messageerror', (err) => fail(worker, err));
@@ -93,34 +131,52 @@ export function createCedarThread(options: CedarThreadOptions = {}): CedarThread
     return { worker, loaded: new Set() };
   };
 
+  const load = (t: Running, hash: string, doc: PolicyBundleDocument): void => {
+    if (t.loaded.has(hash)) return;
+    t.worker.postMessage({
+      kind: 'load',
+      name: preparsedName(hash),
+      schema: doc.schema,
+      policies: { ...doc.policies },
+    } satisfies CedarLoad);
+    t.loaded.add(hash);
+  };
+
+  /** Sends `message(id)` to the (started) thread and waits for its answer. */
+  const ask = (send: (t: Running, id: number) => void): Promise<unknown> => {
+    if (closed) return Promise.reject(new Error('the Cedar thread is closed'));
+    return new Promise<unknown>((resolve, reject) => {
+      try {
+        const t = (current ??= start());
+        const id = next++;
+        send(t, id);
+        waiting.set(id, { at: performance.now(), resolve, reject });
+        if (waiting.size === 1) t.worker.ref();
+        watch();
+      } catch (err) {
+        reject(err instanceof Error ? err : new Error('the call could not be sent to the Cedar thread'));
+      }
+    });
+  };
+
   return {
-    authorize(hash, doc, call) {
-      if (closed) return Promise.reject(new Error('the Cedar thread is closed'));
-      // The oldest evaluation still unanswered past its bound: the thread is stuck; a new one.
-      const oldest = waiting.values().next().value;
-      if (current !== undefined && oldest !== undefined && performance.now() - oldest.at > stallMs)
-        fail(current.worker, new Error('the Cedar thread stopped answering'));
-      const t = (current ??= start());
-      return new Promise<cedar.AuthorizationAnswer>((resolve, reject) => {
-        try {
-          if (!t.loaded.has(hash)) {
-            const name = preparsedName(hash);
-            t.worker.postMessage({
-              kind: 'load',
-              name,
-              schema: doc.schema,
-              policies: { ...doc.policies },
-            } satisfies CedarLoad);
-            t.loaded.add(hash);
-          }
-          const id = next++;
-          t.worker.postMessage({ kind: 'authorize', id, call } satisfies CedarAuthorize);
-          waiting.set(id, { at: performance.now(), resolve, reject });
-          if (waiting.size === 1) t.worker.ref();
-        } catch (err) {
-          reject(err instanceof Error ? err : new Error('the call could not be sent to the Cedar thread'));
-        }
+    async authorize(hash, doc, call) {
+      const answer = await ask((t, id) => {
+        load(t, hash, doc);
+        t.worker.postMessage({ kind: 'authorize', id, call } satisfies CedarAuthorize);
       });
+      return answer as cedar.AuthorizationAnswer;
+    },
+    preload(hash, doc) {
+      if (closed) return;
+      try {
+        load((current ??= start()), hash, doc);
+      } catch {
+        // The next evaluation starts the thread again, or refuses.
+      }
+    },
+    async ready() {
+      await ask((t, id) => t.worker.postMessage({ kind: 'ping', id } satisfies CedarPing));
     },
     async close() {
       closed = true;

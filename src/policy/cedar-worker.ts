@@ -26,10 +26,16 @@ export interface CedarAuthorize {
   readonly call: cedar.StatefulAuthorizationCall;
 }
 
-/** The thread's answer to a {@link CedarAuthorize}. */
+/** Answer once everything sent before is done (the thread is up, its bundles pre-parsed). */
+export interface CedarPing {
+  readonly kind: 'ping';
+  readonly id: number;
+}
+
+/** The thread's answer to a {@link CedarAuthorize} (`answer`) or a {@link CedarPing} (none). */
 export interface CedarAnswer {
   readonly id: number;
-  readonly answer: cedar.AuthorizationAnswer;
+  readonly answer?: cedar.AuthorizationAnswer;
 }
 
 function firstMessage(errors: readonly cedar.DetailedError[]): string {
@@ -38,7 +44,8 @@ function firstMessage(errors: readonly cedar.DetailedError[]): string {
 
 const port = parentPort;
 if (port !== null) {
-  port.on('message', (m: CedarLoad | CedarAuthorize) => {
+  port.on('message', (m: CedarLoad | CedarAuthorize | CedarPing) => {
+    if (m.kind === 'ping') return port.postMessage({ id: m.id } satisfies CedarAnswer);
     if (m.kind === 'load') {
       const s = cedar.preparseSchema(m.name, m.schema);
       if (s.type !== 'success') throw new Error(`Cedar schema: ${firstMessage(s.errors)}`);

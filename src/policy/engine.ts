@@ -59,6 +59,19 @@ function rationaleOf(
   return reasons.length === 0 ? fallback : reasons.join('; ');
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+
+/** Cedar's `response`: a decision, the determining policy ids, the erroring policies. */
+function isCedarResponse(r: unknown): r is cedar.Response {
+  if (!isObject(r) || (r['decision'] !== 'allow' && r['decision'] !== 'deny')) return false;
+  const d = r['diagnostics'];
+  if (!isObject(d) || !Array.isArray(d['reason']) || !Array.isArray(d['errors'])) return false;
+  return (
+    (d['reason'] as unknown[]).every((id) => typeof id === 'string') &&
+    (d['errors'] as unknown[]).every((e) => isObject(e) && typeof e['policyId'] === 'string')
+  );
+}
+
 /** What an exception during evaluation is: a parameter that cannot be mapped, else a policy error. */
 function thrown(err: unknown): Deny {
   if (err instanceof FailclosedError && err.code === 'ERR_PARAMS_INVALID') return deny(err.code, err.message);
@@ -141,6 +154,9 @@ export function createPolicyEngine(bundle: LoadedBundle): PolicyEngine | Deny {
     // A request that fails schema validation (e.g. a parameter typed differently in the Cedar schema).
     if (answer.type !== 'success')
       return deny('ERR_POLICY_ERROR', 'the request does not match the Cedar schema');
+    // Read only what has the shape of Cedar's answer (it may have crossed from the Cedar thread).
+    if (!isCedarResponse(answer.response))
+      return deny('ERR_POLICY_ERROR', 'policy evaluation answered something that is not a decision');
     const { decision, diagnostics } = answer.response;
     // An erroring policy is skipped by Cedar and the answer can still be allow (SPEC §8): deny.
     if (diagnostics.errors.length > 0) {

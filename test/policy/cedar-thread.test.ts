@@ -5,7 +5,8 @@
  * with its code, never an allow (FC-INV-4): a thread that dies refuses the calls waiting on it
  * (`ERR_POLICY_ERROR`) and the next call starts a new one; a thread that hangs is past the
  * pipeline's policy deadline (`ERR_POLICY_UNAVAILABLE`) and is replaced once it has held a call
- * past its stall bound; a garbled answer is `ERR_POLICY_ERROR`; a closed thread refuses.
+ * past its stall bound, by its watchdog if no call comes; a message nobody asked for, or a
+ * garbled answer, is `ERR_POLICY_ERROR`; a thread that cannot start or was closed refuses.
  *
  * The thread runs the built worker (`dist/`, `npm run build` as `npm test` does first). The
  * faults wrap that real worker in a test entry (`fixtures/cedar-worker-faults.mjs`): it crashes,
@@ -84,7 +85,10 @@ const CASES: readonly [string, CallToEvaluate][] = [
 
 describe('a bundle evaluated on the Cedar thread', () => {
   it('decides every call exactly as in-thread', async () => {
-    const threaded = onThread(createCedarThread({ url: pathToFileURL(BUILT_WORKER) }));
+    const thread = createCedarThread({ url: pathToFileURL(BUILT_WORKER) });
+    const threaded = onThread(thread);
+    // Compiling pre-parsed the bundle on the thread already: ready once that is done.
+    await expect(thread.ready()).resolves.toBeUndefined();
     for (const [name, c] of CASES) {
       const want = await evaluateCall(inline, c, POLICY_MS);
       const got = await evaluateCall(threaded, c, POLICY_MS);
@@ -134,21 +138,49 @@ describe('a Cedar thread that fails (FC-INV-4: every failure a deny)', () => {
     expect((await evaluateCall(threaded, call('echo', { message: 'z' }), POLICY_MS)).outcome).toBe('allow');
   });
 
+  it('hangs with nothing more to do: its watchdog ends it, and a new thread answers', async () => {
+    const thread = createCedarThread({ url: FAULTY_WORKER, stallMs: 300 });
+    const threaded = onThread(thread);
+    const hung = await evaluateCall(threaded, call('echo', { message: 'x' }, { identity: 'hang' }), 200);
+    expect(hung.outcome === 'deny' && hung.denial.code).toBe('ERR_POLICY_UNAVAILABLE');
+    await new Promise((r) => setTimeout(r, 400));
+    // Asked after the bound: a hung thread would hold this too; a new one answers it.
+    await expect(thread.ready()).resolves.toBeUndefined();
+    expect((await evaluateCall(threaded, call('echo', { message: 'y' }), POLICY_MS)).outcome).toBe('allow');
+  });
+
+  it('sends a message nobody asked for: the call waiting is refused ERR_POLICY_ERROR at once', async () => {
+    const threaded = onThread(createCedarThread({ url: FAULTY_WORKER }));
+    // The policy deadline is long: the refusal comes from the stray message, not from waiting.
+    const d = await evaluateCall(threaded, call('echo', { message: 'x' }, { identity: 'stray' }), 60_000);
+    expect(d.outcome === 'deny' && d.denial.code).toBe('ERR_POLICY_ERROR');
+    expect((await evaluateCall(threaded, call('echo', { message: 'y' }), POLICY_MS)).outcome).toBe('allow');
+  });
+
   it('answers garbage: ERR_POLICY_ERROR, never the garbled decision', async () => {
     const threaded = onThread(createCedarThread({ url: FAULTY_WORKER }));
-    for (const identity of ['garble-allow-no-diagnostics', 'garble-not-an-object', 'garble-unknown-type']) {
+    for (const identity of [
+      'garble-allow-no-diagnostics',
+      'garble-not-an-object',
+      'garble-unknown-type',
+      'garble-errors-not-a-list',
+      'garble-errors-a-length',
+      'garble-decision-yes',
+    ]) {
       const d = await evaluateCall(threaded, call('echo', { message: 'x' }, { identity }), POLICY_MS);
       expect(d.outcome, identity).toBe('deny');
       expect(d.outcome === 'deny' && d.denial.code, identity).toBe('ERR_POLICY_ERROR');
     }
   });
 
-  it('cannot start (no worker entry): ERR_POLICY_ERROR', async () => {
-    const threaded = onThread(
-      createCedarThread({ url: pathToFileURL(join(REPO_ROOT, 'test/policy/fixtures/no-such-worker.mjs')) }),
-    );
+  it('cannot start (no worker entry): ERR_POLICY_ERROR, and it is not ready', async () => {
+    const thread = createCedarThread({
+      url: pathToFileURL(join(REPO_ROOT, 'test/policy/fixtures/no-such-worker.mjs')),
+    });
+    const threaded = onThread(thread);
     const d = await evaluateCall(threaded, call('echo', { message: 'x' }), POLICY_MS);
     expect(d.outcome === 'deny' && d.denial.code).toBe('ERR_POLICY_ERROR');
+    await expect(thread.ready()).rejects.toThrow();
   });
 
   it('is closed: every later call is refused ERR_POLICY_ERROR', async () => {
