@@ -161,8 +161,6 @@ export type { SchemaConnection, SchemaMigration, SchemaMigrationResult } from '.
 export { createDurableWrites } from './durability.js';
 export type { DurableWrites } from './durability.js';
 export { createSqliteCommitUnit, fileSync } from './sqlite-commit.js';
-export { CHECKPOINT_WORKER_URL, checkpointerAvailable, createCheckpointer } from './sqlite-checkpointer.js';
-export type { Checkpointer, CheckpointRow } from './sqlite-checkpointer.js';
 export { openStoreConnection } from './sqlite-store.js';
 export type { StoreConnectionOptions } from './sqlite-store.js';
 export { createRequestMemoryPruner } from './request-memory-prune.js';

@@ -34,14 +34,6 @@
  * 6–15% more calls per second, at 2–9% less CPU per call). The price is fewer, longer pauses of
  * the event loop: on a load of appends and hot counters, a median of 17–19 ms per checkpoint at
  * 32 MiB against 6–8 ms at 4 MiB (the longest 26–28 ms against 10–30 ms); 17–46 ms in the bench.
- * From a build, the embedded deployment runs them on a thread of their own instead
- * ({@link SqliteCommitOptions.checkpointer}, `sqlite-checkpointer.ts`), in rounds while commits
- * go on: each round copies the log as it was when the round began, until less than 256 KiB was
- * committed during the last; the next commit copies that tail on the event loop. SQLite restarts
- * the log only at a transaction that began with every frame copied, which a checkpoint beside a
- * steady stream of commits never gives (measured: the log grew past 24 MiB at a 4 MiB
- * threshold). At 32 governed clients the event loop spent 22 µs per call in the tails, about
- * 5 ms each, against 119 µs per call in checkpoints of about 24 ms each before.
  * Before, `COMMIT` with `synchronous=FULL` held the event loop for the whole `fsync` (measured
  * here: 0.25–0.29 ms per commit against 0.05 ms, three commits per governed call, and several
  * milliseconds each while the disk is busy).
@@ -73,7 +65,6 @@ import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import { performance } from 'node:perf_hooks';
 import type { DurableWrites } from './durability.js';
-import type { Checkpointer, CheckpointRow } from './sqlite-checkpointer.js';
 import type { Observer } from './observe.js';
 
 /** A write that ran in the open transaction: its result, and the commit that makes it durable. */
@@ -150,13 +141,6 @@ export const fileSync: FileSync = Object.freeze({
  * (index leaves, counters) into the database and syncing it each time (module doc).
  */
 export const DEFAULT_CHECKPOINT_BYTES = 32 * 1024 * 1024;
-/**
- * A checkpoint on its thread goes on in rounds until less than this was committed during the
- * last (about 64 pages): the next commit copies that tail on the event loop. At most
- * {@link MAX_ROUNDS} rounds.
- */
-const TAIL_BYTES = 256 * 1024;
-const MAX_ROUNDS = 8;
 /** Log file size past which every commit checkpoints: this, or twice the threshold if larger. */
 const MAX_CHECKPOINT_AT = 64 * 1024 * 1024;
 
@@ -178,13 +162,6 @@ export interface SqliteCommitOptions {
    * when it restarts; default {@link DEFAULT_CHECKPOINT_BYTES}. At least 64 KiB.
    */
   readonly checkpointBytes?: number;
-  /**
-   * Runs the checkpoints on a thread of their own (`sqlite-checkpointer.ts`): the unit asks for
-   * one when the log passes the threshold and goes on committing; its failure stops the unit as
-   * a failed checkpoint does. Called with the database's path once the unit is set up; the unit
-   * closes it. Default: on the event loop, in `finish`.
-   */
-  readonly checkpointer?: (path: string) => Checkpointer;
 }
 
 /**
@@ -220,11 +197,6 @@ export function createSqliteCommitUnit(
   let lastLogSize = 0;
   let closed = false;
   let scheduled = false;
-  const checkpointer = options.checkpointer?.(db.name);
-  /** A checkpoint on the checkpointer's thread is under way. */
-  let checkpointing = false;
-  /** The thread's checkpoint (of a log file of this size) left frames committed meanwhile. */
-  let tail: number | undefined;
   /** Set once the unit stopped: nothing is written any more (module doc). */
   let failed: Error | undefined;
   /** Committed transactions whose log `fsync` has not begun. */
@@ -335,70 +307,22 @@ export function createSqliteCommitUnit(
     for (const tx of waiting) tx.resolve();
   };
 
-  /** After a checkpoint of a log file of `size` bytes answered `r`: when the next one is due. */
-  const checkpointed = (size: number, r: CheckpointRow | undefined): void => {
-    checkpoints += 1;
-    // Complete: the log restarts at the next commit, from its beginning, whether or not the file
-    // shrinks; the next checkpoint is due once it has outgrown the file. Incomplete (a reader
-    // holds the log back): the next one waits for another quarter.
-    const complete = r !== undefined && r.busy === 0 && r.log === r.checkpointed;
-    checkpointAt = complete ? Math.max(CHECKPOINT_BYTES, size) : size + CHECKPOINT_BYTES / 4;
-  };
-
   /** Copies the log into the database once it is large, seeing any failure (module doc). */
   const checkpointIfLarge = (): void => {
     if (log === undefined) return;
-    if (tail !== undefined) {
-      // The thread copied the log up to where it began; what was committed meanwhile (little) is
-      // copied here, between commits, so that the log is complete and restarts: under a steady
-      // load a checkpoint beside the commits alone would never be (the log would only grow).
-      const bulk = tail;
-      tail = undefined;
-      checkpointed(bulk, (db.pragma('wal_checkpoint(PASSIVE)') as CheckpointRow[])[0]);
-      return;
-    }
     const size = fstatSync(log.fd).size;
     // Smaller than last seen: the log restarted after a complete checkpoint and was truncated.
     if (size < lastLogSize) checkpointAt = CHECKPOINT_BYTES;
     lastLogSize = size;
     // Past the cap (readers holding the log back for long), every commit checkpoints.
     if (size <= Math.min(checkpointAt, checkpointCap)) return;
-    if (checkpointer === undefined) {
-      checkpointed(size, (db.pragma('wal_checkpoint(PASSIVE)') as CheckpointRow[])[0]);
-      return;
-    }
-    // On its thread: one at a time; commits go on meanwhile, and its failure stops the unit.
-    if (checkpointing) return;
-    checkpointing = true;
-    round(size, size, 1);
-  };
-
-  /**
-   * One round of the thread's checkpoint, the log `from` bytes long when it began (`size` when
-   * the checkpoint was due). Each round copies what was committed during the one before; once
-   * that is little (or after {@link MAX_ROUNDS}), the next commit copies the rest on the event
-   * loop, between commits: only a log copied to its end while no transaction is open restarts
-   * (SQLite restarts it at a transaction that began with every frame copied).
-   */
-  const round = (size: number, from: number, n: number): void => {
-    checkpointer?.checkpoint().then(
-      (r) => {
-        if (closed || failed !== undefined || log === undefined) return void (checkpointing = false);
-        // Held back by a reader: as on the event loop.
-        if (r.busy !== 0) {
-          checkpointing = false;
-          return checkpointed(size, r);
-        }
-        const now = fstatSync(log.fd).size;
-        if (now - from > TAIL_BYTES && n < MAX_ROUNDS) return round(size, now, n + 1);
-        checkpointing = false;
-        tail = size;
-      },
-      (err: unknown) => {
-        checkpointing = false;
-        if (!closed) stop(err);
-      },
-    );
+    const [r] = db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
+    checkpoints += 1;
+    // Complete: the log restarts at the next commit, from its beginning, whether or not the file
+    // shrinks; the next checkpoint is due once it has outgrown the file. Incomplete (a reader
+    // holds the log back): the next one waits for another quarter.
+    const complete = r !== undefined && r.busy === 0 && r.log === r.checkpointed;
+    checkpointAt = complete ? Math.max(CHECKPOINT_BYTES, size) : size + CHECKPOINT_BYTES / 4;
   };
 
   /** Commits the open transaction; false when it failed (its writers are rejected). */
@@ -527,7 +451,6 @@ export function createSqliteCommitUnit(
         if (failed === undefined && commits > 0) syncNow();
       } finally {
         closed = true;
-        checkpointer?.close();
         if (log !== undefined) files.close(log.fd);
         log = undefined;
         db.close();

@@ -9,8 +9,6 @@
  */
 import Database from 'better-sqlite3';
 import {
-  checkpointerAvailable,
-  createCheckpointer,
   createSqliteCommitUnit,
   type Clock,
   type FileSync,
@@ -74,8 +72,6 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
     db.pragma('journal_mode = WAL');
     // The unit sets `synchronous=NORMAL` and syncs the log itself, off the event loop.
     unit = createSqliteCommitUnit(db, {
-      // Checkpoints off the event loop, where the build ships the thread's entry.
-      ...(checkpointerAvailable() ? { checkpointer: (path: string) => createCheckpointer(path) } : {}),
       ...(options.fileSync === undefined ? {} : { fileSync: options.fileSync }),
       ...(options.observer === undefined ? {} : { observer: options.observer }),
     });
