@@ -180,7 +180,7 @@ describe('a Cedar thread that fails (FC-INV-4: every failure a deny)', () => {
     const threaded = onThread(thread);
     const d = await evaluateCall(threaded, call('echo', { message: 'x' }), POLICY_MS);
     expect(d.outcome === 'deny' && d.denial.code).toBe('ERR_POLICY_ERROR');
-    await expect(thread.ready()).rejects.toThrow();
+    await expect(thread.ready()).rejects.toMatchObject({ code: 'MODULE_NOT_FOUND' });
   });
 
   it('is closed: every later call is refused ERR_POLICY_ERROR', async () => {
