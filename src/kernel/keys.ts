@@ -160,6 +160,15 @@ function keyObjectIsChecked(keyObject: KeyObject): boolean {
   return ok;
 }
 
+/** The checks before the curve: a 64-byte signature whose R is not small-order, a checked key. */
+function checkable(publicKey: KeyObject, signature: Uint8Array): boolean {
+  return (
+    signature.length === SIGNATURE_LENGTH &&
+    keyObjectIsChecked(publicKey) &&
+    !isSmallOrderEncoding(signature.subarray(0, KEY_LENGTH))
+  );
+}
+
 /**
  * Verifies an Ed25519 signature (RFC 8032) on `data`, for envelopes, signed requests, approvals
  * and notes. Returns false, never throws, when the key is not a checked Ed25519 public key
@@ -168,11 +177,8 @@ function keyObjectIsChecked(keyObject: KeyObject): boolean {
  */
 export function verifyEd25519(publicKey: KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
   try {
-    if (signature.length !== SIGNATURE_LENGTH) return false;
-    if (!keyObjectIsChecked(publicKey)) return false;
-    if (isSmallOrderEncoding(signature.subarray(0, KEY_LENGTH))) return false;
     // OpenSSL rejects S ≥ L and non-canonical R itself (Wycheproof, CCTV vectors).
-    return cryptoVerify(null, data, publicKey, signature);
+    return checkable(publicKey, signature) && cryptoVerify(null, data, publicKey, signature);
   } catch {
     return false;
   }
@@ -199,23 +205,20 @@ export function verifyEd25519Async(
   signature: Uint8Array,
 ): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
+    let inPlace: NodeJS.Timeout | undefined;
+    /** The first answer wins: the pool's, or the event loop's after the wait. */
+    const answer = (ok: boolean): void => {
+      if (inPlace === undefined) return;
+      clearTimeout(inPlace);
+      inPlace = undefined;
+      resolve(ok);
+    };
     try {
-      if (signature.length !== SIGNATURE_LENGTH) return resolve(false);
-      if (!keyObjectIsChecked(publicKey)) return resolve(false);
-      if (isSmallOrderEncoding(signature.subarray(0, KEY_LENGTH))) return resolve(false);
-      let settled = false;
-      const inPlace = setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        resolve(verifyEd25519(publicKey, data, signature));
-      }, VERIFY_POOL_WAIT_MS);
-      cryptoVerify(null, data, publicKey, signature, (err, ok) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(inPlace);
-        resolve(err === null && ok === true);
-      });
+      if (!checkable(publicKey, signature)) return resolve(false);
+      inPlace = setTimeout(() => answer(verifyEd25519(publicKey, data, signature)), VERIFY_POOL_WAIT_MS);
+      cryptoVerify(null, data, publicKey, signature, (err, ok) => answer(err === null && ok === true));
     } catch {
+      answer(false);
       resolve(false);
     }
   });

@@ -10,6 +10,7 @@
 import './v8-flags.js';
 import { parentPort } from 'node:worker_threads';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { preparse } from './cedar-preparse.js';
 
 /** Pre-parse a bundle's schema and policies under `name`. */
 export interface CedarLoad {
@@ -38,21 +39,12 @@ export interface CedarAnswer {
   readonly answer?: cedar.AuthorizationAnswer;
 }
 
-function firstMessage(errors: readonly cedar.DetailedError[]): string {
-  return errors[0]?.message ?? 'unknown Cedar error';
-}
-
 const port = parentPort;
 if (port !== null) {
   port.on('message', (m: CedarLoad | CedarAuthorize | CedarPing) => {
     if (m.kind === 'ping') return port.postMessage({ id: m.id } satisfies CedarAnswer);
-    if (m.kind === 'load') {
-      const s = cedar.preparseSchema(m.name, m.schema);
-      if (s.type !== 'success') throw new Error(`Cedar schema: ${firstMessage(s.errors)}`);
-      const p = cedar.preparsePolicySet(m.name, { staticPolicies: { ...m.policies } });
-      if (p.type !== 'success') throw new Error(`Cedar policies: ${firstMessage(p.errors)}`);
-      return;
-    }
+    // A bundle that does not pre-parse throws here: the thread ends (module doc).
+    if (m.kind === 'load') return preparse(m.name, m.schema, m.policies);
     port.postMessage({ id: m.id, answer: cedar.statefulIsAuthorized(m.call) } satisfies CedarAnswer);
   });
 }
