@@ -10,6 +10,15 @@
  * waiting on it, and the next evaluation starts a new thread, which pre-parses its bundles again.
  * A thread that has held an evaluation past {@link CedarThreadOptions.stallMs} is ended the same
  * way (the pipeline has long since denied that call: its policy deadline is far shorter).
+ *
+ * A thread is up once it has answered the ping it is sent first. A thread that ends before it is
+ * up (its module does not load, its WebAssembly does not instantiate, memory runs out) is not
+ * started again at once: for a back-off that doubles with each such thread in a row (from
+ * {@link CedarThreadOptions.startBackoffMs}, at most {@link CedarThreadOptions.maxStartBackoffMs})
+ * every evaluation and readiness check is refused without starting one, so a thread that cannot
+ * start costs one start per back-off, not one per call. A thread that was up and then failed (a
+ * call that crashed it) is replaced at the next call, as before: the back-off never lengthens a
+ * refusal a caller can cause.
  */
 import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -51,6 +60,12 @@ export interface CedarThreadOptions {
   readonly url?: URL;
   /** An evaluation unanswered for this long ends the thread (ms); default 30 000. */
   readonly stallMs?: number;
+  /** The back-off after a thread that ended before it was up (ms); default 100, doubled for each in a row. */
+  readonly startBackoffMs?: number;
+  /** The longest back-off (ms); default 10 000. */
+  readonly maxStartBackoffMs?: number;
+  /** The clock the back-off is measured on (ms); default `performance.now`. */
+  readonly now?: () => number;
 }
 
 /** True when the compiled worker entry is present (a build; not the TypeScript sources). */
@@ -67,13 +82,25 @@ interface Waiting {
 interface Running {
   readonly worker: Worker;
   readonly loaded: Set<string>;
+  /** It answered its start ping ({@link START_PING}). */
+  up: boolean;
 }
+
+/** The id of the ping each thread is sent first; callers' messages start at 1. */
+const START_PING = 0;
 
 /** Starts nothing yet: the thread starts when first needed, and again after a failure. */
 export function createCedarThread(options: CedarThreadOptions = {}): CedarThread {
   const url = options.url ?? CEDAR_WORKER_URL;
   const stallMs = options.stallMs ?? 30_000;
+  const backoffMs = options.startBackoffMs ?? 100;
+  const maxBackoffMs = options.maxStartBackoffMs ?? 10_000;
+  const now = options.now ?? (() => performance.now());
   let current: Running | undefined;
+  /** Threads in a row that ended before they were up, the last one's error, and when to try again. */
+  let failedStarts = 0;
+  let lastStartError: Error | undefined;
+  let retryAt = 0;
   const waiting = new Map<number, Waiting>();
   let next = 1;
   let closed = false;
@@ -82,6 +109,11 @@ export function createCedarThread(options: CedarThreadOptions = {}): CedarThread
   /** Ends `worker` if it is still the current one, refusing everything waiting on it. */
   const fail = (worker: Worker, err: Error): void => {
     if (current?.worker !== worker) return;
+    if (!current.up) {
+      failedStarts += 1;
+      lastStartError = err;
+      retryAt = now() + Math.min(maxBackoffMs, backoffMs * 2 ** Math.min(failedStarts - 1, 30));
+    }
     current = undefined;
     clearTimeout(watchdog);
     watchdog = undefined;
@@ -109,11 +141,23 @@ export function createCedarThread(options: CedarThreadOptions = {}): CedarThread
   };
 
   const start = (): Running => {
+    if (failedStarts > 0 && now() < retryAt)
+      throw new Error(
+        `the Cedar thread did not start (${failedStarts} in a row); the next start is due in ${Math.ceil(retryAt - now())} ms`,
+        { cause: lastStartError },
+      );
     const worker = new Worker(url);
+    const running: Running = { worker, loaded: new Set(), up: false };
     // Idle, the thread keeps no process alive; while it holds an evaluation, it does.
     worker.unref();
     worker.on('message', (m: unknown) => {
       const id = typeof m === 'object' && m !== null ? (m as { id?: unknown }).id : undefined;
+      if (id === START_PING && !running.up) {
+        running.up = true;
+        failedStarts = 0;
+        lastStartError = undefined;
+        return;
+      }
       const w = typeof id === 'number' ? waiting.get(id) : undefined;
       // Nothing this side asked for: the thread is not to be trusted with the next call.
       if (w === undefined) return fail(worker, new Error('the Cedar thread sent an unexpected message'));
@@ -128,7 +172,9 @@ export function createCedarThread(options: CedarThreadOptions = {}): CedarThread
     worker.on('error', (err) => fail(worker, err));
     worker.on('messageerror', (err) => fail(worker, err));
     worker.on('exit', () => fail(worker, new Error('the Cedar thread exited')));
-    return { worker, loaded: new Set() };
+    // First in its queue: answered once the thread runs, before anything sent after it.
+    worker.postMessage({ kind: 'ping', id: START_PING } satisfies CedarPing);
+    return running;
   };
 
   const load = (t: Running, hash: string, doc: PolicyBundleDocument): void => {

@@ -6,7 +6,8 @@
  * (`ERR_POLICY_ERROR`) and the next call starts a new one; a thread that hangs is past the
  * pipeline's policy deadline (`ERR_POLICY_UNAVAILABLE`) and is replaced once it has held a call
  * past its stall bound, by its watchdog if no call comes; a message nobody asked for, or a
- * garbled answer, is `ERR_POLICY_ERROR`; a thread that cannot start or was closed refuses.
+ * garbled answer, is `ERR_POLICY_ERROR`; a thread that cannot start or was closed refuses, and
+ * one that cannot start is tried again once per back-off, not at every call.
  *
  * The thread runs the built worker (`dist/`, `npm run build` as `npm test` does first). The
  * faults wrap that real worker in a test entry (`fixtures/cedar-worker-faults.mjs`): it crashes,
@@ -15,7 +16,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BroadcastChannel } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createBundleCompiler, evaluateCall } from '../../src/control-plane/index.js';
 import type { CallToEvaluate, PolicyRuntime } from '../../src/control-plane/index.js';
 import { buildBundleFromDir, createCedarThread } from '../../src/policy/index.js';
@@ -24,6 +26,9 @@ import { REPO_ROOT } from '../support/paths.js';
 
 const BUILT_WORKER = join(REPO_ROOT, 'dist/src/policy/cedar-worker.js');
 const FAULTY_WORKER = pathToFileURL(join(REPO_ROOT, 'test/policy/fixtures/cedar-worker-faults.mjs'));
+const START_FAULTY_WORKER = pathToFileURL(
+  join(REPO_ROOT, 'test/policy/fixtures/cedar-worker-start-faults.mjs'),
+);
 const POLICY_MS = 2000;
 
 let bytes: Buffer;
@@ -180,7 +185,67 @@ describe('a Cedar thread that fails (FC-INV-4: every failure a deny)', () => {
     const threaded = onThread(thread);
     const d = await evaluateCall(threaded, call('echo', { message: 'x' }), POLICY_MS);
     expect(d.outcome === 'deny' && d.denial.code).toBe('ERR_POLICY_ERROR');
-    await expect(thread.ready()).rejects.toMatchObject({ code: 'MODULE_NOT_FOUND' });
+    // Within the back-off: refused without a new start, the start's own error as its cause.
+    await expect(thread.ready()).rejects.toMatchObject({ cause: { code: 'MODULE_NOT_FOUND' } });
+  });
+
+  it('cannot start: one start per back-off, not one per call; a thread that starts resets it', async () => {
+    let clock = 0;
+    let starts = 0;
+    const channel = new BroadcastChannel('failclosed-test-cedar-starts');
+    channel.onmessage = () => void (starts += 1);
+    /** The starts the threads announced so far (their announcements are asynchronous). */
+    const started = async (n: number): Promise<void> => {
+      await vi.waitFor(() => expect(starts).toBe(n));
+      await new Promise((r) => setTimeout(r, 20));
+      expect(starts).toBe(n);
+    };
+    const refused = async (): Promise<void> => {
+      const d = await evaluateCall(threaded, call('echo', { message: 'x' }), POLICY_MS);
+      expect(d.outcome === 'deny' && d.denial.code).toBe('ERR_POLICY_ERROR');
+    };
+    process.env['FC_TEST_CEDAR_CANNOT_START'] = '1';
+    const thread = createCedarThread({
+      url: START_FAULTY_WORKER,
+      now: () => clock,
+      startBackoffMs: 100,
+      maxStartBackoffMs: 400,
+    });
+    const threaded = onThread(thread);
+    try {
+      // Compiling the bundle started the first thread (its pre-parse), which could not start.
+      await expect(thread.ready()).rejects.toThrow('this Cedar thread cannot start');
+      await started(1);
+      // Ten calls within the back-off: each refused, none starts a thread.
+      for (let i = 0; i < 10; i += 1) await refused();
+      await expect(thread.ready()).rejects.toThrow('the Cedar thread did not start (1 in a row)');
+      await started(1);
+      // Each back-off ended lets one start through; each start that fails doubles it, to its cap.
+      for (const [at, n] of [
+        [99, 1],
+        [100, 2],
+        [299, 2],
+        [300, 3],
+        [699, 3],
+        [700, 4],
+        [1099, 4],
+        [1100, 5],
+      ] as const) {
+        clock = at;
+        await refused();
+        await started(n);
+      }
+      await expect(thread.ready()).rejects.toThrow('the Cedar thread did not start (5 in a row)');
+      // It can start again: the next start after the back-off answers, and the count is reset.
+      delete process.env['FC_TEST_CEDAR_CANNOT_START'];
+      clock = 1500;
+      expect((await evaluateCall(threaded, call('echo', { message: 'y' }), POLICY_MS)).outcome).toBe('allow');
+      await started(6);
+      await expect(thread.ready()).resolves.toBeUndefined();
+    } finally {
+      delete process.env['FC_TEST_CEDAR_CANNOT_START'];
+      channel.close();
+    }
   });
 
   it('is closed: every later call is refused ERR_POLICY_ERROR', async () => {
