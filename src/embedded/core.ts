@@ -17,7 +17,7 @@ import {
   withDeadline,
 } from '../kernel/index.js';
 import { callableTools, cedarThreadAvailable, createCedarThread } from '../policy/index.js';
-import type { LoadedBundle, ToolSpec } from '../policy/index.js';
+import type { CedarThread, LoadedBundle, ToolSpec } from '../policy/index.js';
 import type { Clock, JsonObject, Observer } from '../kernel/index.js';
 import { exportSigningKeyJwk, noteSignerFor } from '../kernel/signing/index.js';
 import { createLedger } from '../ledger/index.js';
@@ -258,9 +258,11 @@ export interface CoreOptions {
    * Evaluate Cedar on a thread of its own (docs/policy.md "Where Cedar runs"), where the build
    * ships its worker: the serving commands (`up`, `serve control-plane`) ask for it. The thread
    * is up, with the active bundle pre-parsed, before the open returns. Default false: Cedar
-   * evaluates in the calling thread (an in-process CLI command makes one call).
+   * evaluates in the calling thread (an in-process CLI command makes one call). A thread given
+   * (`createCedarThread`) is used as it is, wherever the worker it runs comes from, and is closed
+   * with the deployment.
    */
-  readonly cedarThread?: boolean;
+  readonly cedarThread?: boolean | CedarThread;
 }
 
 /** How long the open waits for the Cedar thread to be up (ms). */
@@ -573,7 +575,11 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   // Bundles naming a builtin this Execution Layer lacks never load (OE-INV-005).
   // Cedar off the event loop, where the build ships its worker (docs/policy.md "Where Cedar runs").
   const cedarThread =
-    options.cedarThread === true && cedarThreadAvailable() ? createCedarThread() : undefined;
+    typeof options.cedarThread === 'object'
+      ? options.cedarThread
+      : options.cedarThread === true && cedarThreadAvailable()
+        ? createCedarThread()
+        : undefined;
   const compileBundle = createBundleCompiler(
     { builtins: Object.keys(createDefaultBuiltins()) },
     cedarThread === undefined ? {} : { cedarThread },

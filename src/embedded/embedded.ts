@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildBundleFromDir } from '../policy/index.js';
+import type { CedarThread } from '../policy/index.js';
 import { guardObserver, isDeny } from '../kernel/index.js';
 import type { Clock } from '../kernel/index.js';
 import { importSigningKeyJwk } from '../kernel/signing/index.js';
@@ -152,7 +153,7 @@ export interface EmbeddedOptions {
   /** HTTP upstream MCP servers at a loopback address: tests and development only (see `CoreOptions`). */
   readonly allowLoopbackMcpUpstreams?: boolean;
   /** Cedar on a thread of its own: the serving commands (see `CoreOptions`). Default false. */
-  readonly cedarThread?: boolean;
+  readonly cedarThread?: boolean | CedarThread;
   /**
    * The deployment's logs, metrics and traces (docs/deployment.md "Observability"). Absent: built
    * from `failclosed.json` (`log`, `metrics`) and the environment (`FAILCLOSED_LOG_LEVEL`,
