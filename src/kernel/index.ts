@@ -58,10 +58,13 @@ export {
   publicKeyFromKeyObject,
   verifyEd25519,
   verifyEd25519Async,
+  verifyCounts,
+  VERIFY_POOL_MAX_QUEUED,
+  VERIFY_POOL_WAIT_MS,
   createKeyRing,
   keyRingFromJwks,
 } from './keys.js';
-export type { Ed25519PublicJwk, Ed25519Jwks, PublicKey, KeyRing, KeyLookup } from './keys.js';
+export type { Ed25519PublicJwk, Ed25519Jwks, PublicKey, KeyRing, KeyLookup, VerifyCounts } from './keys.js';
 export {
   ENVELOPE_TYP,
   ENVELOPE_ALG,

@@ -191,13 +191,46 @@ export function verifyEd25519(publicKey: KeyObject, data: Uint8Array, signature:
  */
 export const VERIFY_POOL_WAIT_MS = 25;
 
+/** libuv's thread pool size (`UV_THREADPOOL_SIZE`, read once at its first use; default 4). */
+const POOL_THREADS = ((): number => {
+  const n = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4);
+  return Number.isSafeInteger(n) && n >= 1 && n <= 1024 ? n : 4;
+})();
+
+/**
+ * Verifications {@link verifyEd25519Async} leaves queued on the pool at most: twice its threads.
+ * Past it a signature is verified on the event loop at once. A deeper queue would only wait (the
+ * threads are busy), hold each queued call's data, and delay the log `fsync`s queued behind it;
+ * with the pool stuck, every call's job would stay queued until it frees.
+ */
+export const VERIFY_POOL_MAX_QUEUED = 2 * POOL_THREADS;
+
+/** How {@link verifyEd25519Async} answered, since the process started. */
+export interface VerifyCounts {
+  /** Queued on the pool, which answered first. */
+  readonly pool: number;
+  /** Queued on the pool, which had not answered within {@link VERIFY_POOL_WAIT_MS}: verified on the event loop. */
+  readonly waited: number;
+  /** Not queued: {@link VERIFY_POOL_MAX_QUEUED} were queued already; verified on the event loop. */
+  readonly overflow: number;
+}
+
+let queued = 0;
+const counts = { pool: 0, waited: 0, overflow: 0 };
+
+/** How {@link verifyEd25519Async} has answered so far (a snapshot). */
+export function verifyCounts(): VerifyCounts {
+  return { ...counts };
+}
+
 /**
  * {@link verifyEd25519} with the same checks, the curve arithmetic on libuv's thread pool (Node's
  * `crypto.verify` with a callback): the hot path's two verifications (the request's signature at
  * the Gate, the envelope's at the executor) leave the event loop, which serves every call. A pool
  * that has not answered within {@link VERIFY_POOL_WAIT_MS} is not waited for: the signature is
- * verified on the event loop, with the same answer. Resolves false, never rejects, on every
- * failure.
+ * verified on the event loop, with the same answer; so is one that finds
+ * {@link VERIFY_POOL_MAX_QUEUED} verifications queued already. Resolves false, never rejects, on
+ * every failure.
  */
 export function verifyEd25519Async(
   publicKey: KeyObject,
@@ -215,8 +248,28 @@ export function verifyEd25519Async(
     };
     try {
       if (!checkable(publicKey, signature)) return resolve(false);
-      inPlace = setTimeout(() => answer(verifyEd25519(publicKey, data, signature)), VERIFY_POOL_WAIT_MS);
-      cryptoVerify(null, data, publicKey, signature, (err, ok) => answer(err === null && ok === true));
+      if (queued >= VERIFY_POOL_MAX_QUEUED) {
+        counts.overflow += 1;
+        return resolve(verifyEd25519(publicKey, data, signature));
+      }
+      // Timers run before the pool's answers are delivered in a turn of the loop: after a turn
+      // that held the loop past the wait, every verification in flight would be done again in
+      // place. The check phase comes after their delivery, so the pool's answers win first.
+      inPlace = setTimeout(
+        () =>
+          setImmediate(() => {
+            if (inPlace === undefined) return;
+            counts.waited += 1;
+            answer(verifyEd25519(publicKey, data, signature));
+          }),
+        VERIFY_POOL_WAIT_MS,
+      );
+      cryptoVerify(null, data, publicKey, signature, (err, ok) => {
+        queued -= 1;
+        if (inPlace !== undefined) counts.pool += 1;
+        answer(err === null && ok === true);
+      });
+      queued += 1;
     } catch {
       answer(false);
       resolve(false);

@@ -4,7 +4,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   createKeyRing,
   encodeBase64url,
@@ -14,8 +14,11 @@ import {
   parsePublicJwk,
   publicKeyFromKeyObject,
   publicKeyFromRaw,
+  verifyCounts,
   verifyEd25519,
   verifyEd25519Async,
+  VERIFY_POOL_MAX_QUEUED,
+  VERIFY_POOL_WAIT_MS,
 } from '../../src/kernel/index.js';
 import {
   exportSigningKeyJwk,
@@ -183,7 +186,7 @@ describe('verifyEd25519 against CCTV (strict policy, SPEC §8)', () => {
 });
 
 describe("verifyEd25519Async with libuv's thread pool full", () => {
-  it('does not wait for the pool: the same answers, from the event loop', async () => {
+  it('does not wait for the pool, nor queue more on it: the same answers, from the event loop', async () => {
     // Every pool thread blocked in open(2) of a FIFO no one writes (a stuck disk or resolver).
     const dir = mkdtempSync(join(tmpdir(), 'fc-pool-'));
     const threads = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4);
@@ -194,18 +197,54 @@ describe("verifyEd25519Async with libuv's thread pool full", () => {
       const k = signingKeyFromSeed(Buffer.alloc(32, 2));
       const data = Buffer.from('while the pool is full');
       const sig = signEd25519(k, data);
+      const before = verifyCounts();
+      // Three times what may be queued: the first ones are queued and answered in place after the
+      // wait, the rest at once, none queued (a stuck pool holds no call's data beyond the bound).
+      const n = 3 * VERIFY_POOL_MAX_QUEUED;
       // Resolved while every pool thread is still held: the FIFOs are released only after.
-      const answers = await Promise.all([
-        verifyEd25519Async(k.publicKey, data, sig),
-        verifyEd25519Async(k.publicKey, Buffer.from('other'), sig),
-      ]);
-      expect(answers).toEqual([true, false]);
+      const answers = await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          verifyEd25519Async(k.publicKey, i % 2 === 0 ? data : Buffer.from('other'), sig),
+        ),
+      );
+      expect(answers).toEqual(Array.from({ length: n }, (_, i) => i % 2 === 0));
+      const after = verifyCounts();
+      expect(after.pool - before.pool).toBe(0);
+      expect(after.waited - before.waited).toBe(VERIFY_POOL_MAX_QUEUED);
+      expect(after.overflow - before.overflow).toBe(n - VERIFY_POOL_MAX_QUEUED);
     } finally {
       // A writer releases each blocked open; then everything is closed.
       for (const f of fifos) closeSync(openSync(f, 'w'));
       for (const h of await Promise.all(blocked)) await h.close();
       rmSync(dir, { recursive: true, force: true });
     }
+    // The queued jobs drained: the pool takes verifications again.
+    await vi.waitFor(async () => {
+      const before = verifyCounts();
+      const k = signingKeyFromSeed(Buffer.alloc(32, 3));
+      expect(await verifyEd25519Async(k.publicKey, Buffer.from('x'), signEd25519(k, Buffer.from('x')))).toBe(
+        true,
+      );
+      expect(verifyCounts().pool - before.pool).toBe(1);
+    });
+  });
+
+  it('a turn of the event loop held past the wait: the answers the pool has are taken, none done again', async () => {
+    const k = signingKeyFromSeed(Buffer.alloc(32, 4));
+    const data = Buffer.from('after a long turn');
+    const sig = signEd25519(k, data);
+    const before = verifyCounts();
+    const pending = Array.from({ length: VERIFY_POOL_MAX_QUEUED }, () =>
+      verifyEd25519Async(k.publicKey, data, sig),
+    );
+    // Hold the loop well past the wait (a checkpoint, a large answer): the pool answers meanwhile,
+    // and the waits' timers fire in the same turn as those answers are delivered.
+    const until = Date.now() + 4 * VERIFY_POOL_WAIT_MS;
+    while (Date.now() < until);
+    expect(await Promise.all(pending)).toEqual(Array.from({ length: VERIFY_POOL_MAX_QUEUED }, () => true));
+    const after = verifyCounts();
+    expect(after.pool - before.pool).toBe(VERIFY_POOL_MAX_QUEUED);
+    expect(after.waited - before.waited).toBe(0);
   });
 });
 
