@@ -96,6 +96,13 @@ export function createCedarThread(options: CedarThreadOptions = {}): CedarThread
   const backoffMs = options.startBackoffMs ?? 100;
   const maxBackoffMs = options.maxStartBackoffMs ?? 10_000;
   const now = options.now ?? (() => performance.now());
+  for (const [name, v] of [
+    ['stallMs', stallMs],
+    ['startBackoffMs', backoffMs],
+    ['maxStartBackoffMs', maxBackoffMs],
+  ] as const) {
+    if (!Number.isFinite(v) || v <= 0) throw new RangeError(`${name} must be a positive number of ms`);
+  }
   let current: Running | undefined;
   /** Threads in a row that ended before they were up, the last one's error, and when to try again. */
   let failedStarts = 0;
@@ -153,6 +160,8 @@ export function createCedarThread(options: CedarThreadOptions = {}): CedarThread
     worker.on('message', (m: unknown) => {
       const id = typeof m === 'object' && m !== null ? (m as { id?: unknown }).id : undefined;
       if (id === START_PING && !running.up) {
+        // A thread already failed and replaced says nothing about starts any more.
+        if (current !== running) return;
         running.up = true;
         failedStarts = 0;
         lastStartError = undefined;

@@ -164,18 +164,22 @@ describe('a Cedar thread that fails (FC-INV-4: every failure a deny)', () => {
 
   it('answers garbage: ERR_POLICY_ERROR, never the garbled decision', async () => {
     const threaded = onThread(createCedarThread({ url: FAULTY_WORKER }));
-    for (const identity of [
-      'garble-allow-no-diagnostics',
-      'garble-not-an-object',
-      'garble-unknown-type',
-      'garble-errors-not-a-list',
-      'garble-errors-a-length',
-      'garble-decision-yes',
-    ]) {
+    const notADecision = 'policy evaluation answered something that is not a decision';
+    const notASuccess = 'the request does not match the Cedar schema';
+    for (const [identity, reason] of [
+      ['garble-allow-no-diagnostics', notADecision],
+      ['garble-not-an-object', notASuccess],
+      ['garble-unknown-type', notASuccess],
+      ['garble-errors-not-a-list', notADecision],
+      ['garble-errors-a-length', notADecision],
+      ['garble-decision-yes', notADecision],
+    ] as const) {
       const d = await evaluateCall(threaded, call('echo', { message: 'x' }, { identity }), POLICY_MS);
       expect(d.outcome, identity).toBe('deny');
-      expect(d.outcome === 'deny' && d.denial.code, identity).toBe('ERR_POLICY_ERROR');
+      // Refused for its answer's shape, by a thread that is still up (not for a thread that died).
+      expect(d.outcome === 'deny' && d.denial, identity).toMatchObject({ code: 'ERR_POLICY_ERROR', reason });
     }
+    expect((await evaluateCall(threaded, call('echo', { message: 'y' }), POLICY_MS)).outcome).toBe('allow');
   });
 
   it('cannot start (no worker entry): ERR_POLICY_ERROR, and it is not ready', async () => {
@@ -245,6 +249,14 @@ describe('a Cedar thread that fails (FC-INV-4: every failure a deny)', () => {
     } finally {
       delete process.env['FC_TEST_CEDAR_CANNOT_START'];
       channel.close();
+    }
+  });
+
+  it('refuses bounds that would end the back-off or the watchdog', () => {
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => createCedarThread({ startBackoffMs: bad })).toThrow(RangeError);
+      expect(() => createCedarThread({ maxStartBackoffMs: bad })).toThrow(RangeError);
+      expect(() => createCedarThread({ stallMs: bad })).toThrow(RangeError);
     }
   });
 
