@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { createSqliteApprovalStore } from '../../src/control-plane/index.js';
 import type { ApprovalStore } from '../../src/control-plane/index.js';
+import { createSqliteCommitUnit } from '../../src/kernel/index.js';
 import { openSqliteBackend } from '../../src/storage/index.js';
 import {
   createPostgresApprovalStore,
@@ -292,6 +293,58 @@ describe('a vote\'s anomaly checks and the approver\'s history (docs/approvals.m
       expect(read).toBeLessThanOrEqual(2);
     } finally {
       await db.close();
+    }
+  });
+});
+
+describe('SQLite on the shared connection: every write commits before it answers (sqlite-commit.ts)', () => {
+  it('ending a break-glass grant answers done only once committed, never to be undone by another call', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-approvals-unit-'));
+    const path = join(dir, 'ledger.db');
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('foreign_keys = ON');
+    const unit = createSqliteCommitUnit(db);
+    const store = createSqliteApprovalStore(path, { unit });
+    try {
+      // Another call's write that fails only at COMMIT (a deferred foreign key), staged first: it
+      // opens the shared transaction, and its failure rolls back everything still in it.
+      db.exec(`CREATE TABLE p (id INTEGER PRIMARY KEY);
+        CREATE TABLE c (parent INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED);`);
+      const at = 1_750_000_000_000;
+      await store.insertGrant({
+        grant_id: 'g-1',
+        approver: 'alice',
+        role: 'incident-commander',
+        tenant: 'acme',
+        tool: 'transfer_funds',
+        reason_category: 'incident',
+        reason: 'payments down',
+        created_at: at,
+        expires_at: at + 3_600_000,
+        ledger_index: 0,
+        statement_sha256: '0'.repeat(64),
+      });
+      const other = unit.stage(() => db.prepare('INSERT INTO c (parent) VALUES (-1)').run());
+      const otherFailed = other.durable.then(
+        () => 'committed',
+        (err: unknown) => (err as { code?: string }).code,
+      );
+      // The revocation commits on its own, after what was staged: that commit fails, so the
+      // revocation is refused, never answered done and then undone with the other call's writes.
+      await expect(store.endGrant('g-1', at + 1000)).rejects.toThrow('the open transaction did not commit');
+      expect(await otherFailed).toBe('SQLITE_CONSTRAINT_FOREIGNKEY');
+      expect((await store.activeGrant('acme', 'transfer_funds', at + 2000))?.grant_id).toBe('g-1');
+      // Asked again, it is done, and committed when it answers: another connection sees it.
+      expect(await store.endGrant('g-1', at + 1000)).toBe(true);
+      const direct = createSqliteApprovalStore(path);
+      expect(await direct.activeGrant('acme', 'transfer_funds', at + 2000)).toBeUndefined();
+      await direct.close();
+    } finally {
+      await store.close();
+      await unit.close();
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -511,8 +511,11 @@ export function createSqliteApprovalStore(
       if (unit === undefined) db.close();
     },
   };
+  // Typed: a name in READS that is no method of the store does not compile.
+  const reads: ReadonlySet<string> = new Set<keyof typeof sync>(READS);
   if (unit !== undefined)
-    for (const name of DURABLE_WRITES) {
+    for (const name of Object.keys(sync) as (keyof typeof sync)[]) {
+      if (name === 'close' || reads.has(name)) continue;
       const write = sync[name] as (...args: never[]) => unknown;
       (sync as Record<string, unknown>)[name] = (...args: never[]) => unit.writeNow(() => write(...args));
     }
@@ -530,24 +533,26 @@ export function createSqliteApprovalStore(
   });
 }
 
-/** The methods that write: on the shared connection, each commits before it returns. */
-const DURABLE_WRITES = [
-  'registerApprover',
-  'revokeApprover',
-  'setOwner',
-  'insertPending',
-  'addVote',
-  'markUsed',
-  'finalize',
-  'markIssued',
-  'insertGrant',
-  'insertReview',
-  'closeReview',
-  'takeApprovalSlot',
-  'markRateRefusal',
-  'recordFlag',
-  'recordView',
-  'recordActivity',
+/**
+ * The methods that only read. On the shared connection every other method (but `close`) is a
+ * write that commits, and its log is synced, before it returns (`writeNow`): a method added
+ * later is durable unless it is named here, never the other way round.
+ */
+const READS = [
+  'approver',
+  'listApprovers',
+  'approverJwks',
+  'ownerOf',
+  'pending',
+  'listPending',
+  'votes',
+  'activeGrant',
+  'activeGrants',
+  'review',
+  'listReviews',
+  'viewedAt',
+  'activity',
+  'flagged',
 ] as const;
 
 /** The per-decision mutexes of each state file opened by this process (`:memory:`: its own). */
