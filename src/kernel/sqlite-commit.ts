@@ -201,14 +201,21 @@ export function createSqliteCommitUnit(
   let failed: Error | undefined;
   /** Committed transactions whose log `fsync` has not begun. */
   let unsynced: OpenTransaction[] = [];
-  /** Those whose `fsync` is under way. */
-  let syncing: OpenTransaction[] | undefined;
   /**
-   * A descriptor kept on the log for as long as it is the same file: an `fsync` error is reported
-   * once per descriptor, so one opened after an error elsewhere would not see it. `dirSynced`:
-   * the log's directory entry is known durable.
+   * The `fsync` under way in the pool (one at a time) and the transactions it makes durable,
+   * emptied when a synchronous one covered them first (it is still under way: no other starts).
    */
-  let log: { fd: number; ino: number; dirSynced: boolean } | undefined;
+  let syncing: { txs: OpenTransaction[] } | undefined;
+  /**
+   * Two descriptors kept on the log for as long as it is the same file, opened together: `fd`
+   * for the pool's `fsync`, `fdNow` for the synchronous one. Linux reports a writeback error once
+   * per open file: to the first `fsync` of that file to see it, whichever it is. One opened after
+   * an error elsewhere would not see it at all; two `fsync`s on one descriptor at once, the pool's
+   * and a synchronous one, would leave the second a success over lost pages while the first's
+   * failure is still on its way. Each of the two sees every error that comes after their opening,
+   * and neither runs two `fsync`s at once. `dirSynced`: the log's directory entry is known durable.
+   */
+  let log: { fd: number; fdNow: number; ino: number; dirSynced: boolean } | undefined;
   // better-sqlite3 turns a transaction function called inside a transaction into a savepoint.
   const savepoint = db.transaction((fn: () => unknown) => fn());
 
@@ -217,7 +224,7 @@ export function createSqliteCommitUnit(
     const stopped = (failed ??= new Error(
       `the write-ahead log could not be made durable (${err instanceof Error ? err.message : 'fsync failed'}); restart the deployment`,
     ));
-    const waiting = [...(syncing ?? []), ...unsynced];
+    const waiting = [...(syncing?.txs ?? []), ...unsynced];
     syncing = undefined;
     unsynced = [];
     for (const tx of waiting) observer?.ledgerBatch(tx.writes, 0, true);
@@ -225,18 +232,36 @@ export function createSqliteCommitUnit(
     return stopped;
   };
 
-  /** The descriptor on the current log file (reopened when SQLite replaced the file). */
-  const logFile = (): { fd: number; ino: number; dirSynced: boolean } => {
+  const closeLog = (): void => {
+    if (log === undefined) return;
+    const { fd, fdNow } = log;
+    log = undefined;
+    try {
+      files.close(fd);
+    } finally {
+      files.close(fdNow);
+    }
+  };
+
+  /** The descriptors on the current log file (reopened when SQLite replaced the file). */
+  const logFile = (): { fd: number; fdNow: number; ino: number; dirSynced: boolean } => {
     const ino = statSync(walPath).ino;
     if (log !== undefined && log.ino === ino) return log;
-    if (log !== undefined) files.close(log.fd);
-    log = undefined;
+    closeLog();
     const fd = files.open(walPath);
-    if (fstatSync(fd).ino !== ino) {
+    let fdNow: number;
+    try {
+      fdNow = files.open(walPath);
+    } catch (err) {
       files.close(fd);
+      throw err;
+    }
+    if (fstatSync(fd).ino !== ino || fstatSync(fdNow).ino !== ino) {
+      files.close(fd);
+      files.close(fdNow);
       throw new Error('the write-ahead log was replaced while it was opened');
     }
-    log = { fd, ino, dirSynced: false };
+    log = { fd, fdNow, ino, dirSynced: false };
     return log;
   };
 
@@ -265,7 +290,7 @@ export function createSqliteCommitUnit(
   /** Starts the next `fsync` of the log when none is under way. */
   const syncLater = (): void => {
     if (syncing !== undefined || unsynced.length === 0 || failed !== undefined) return;
-    const batch = unsynced;
+    const batch = { txs: unsynced };
     unsynced = [];
     syncing = batch;
     void (async () => {
@@ -278,9 +303,9 @@ export function createSqliteCommitUnit(
         syncing = undefined;
         if (observer !== undefined) {
           const now = performance.now();
-          for (const tx of batch) observer.ledgerBatch(tx.writes, (now - tx.committedAt) / 1000, false);
+          for (const tx of batch.txs) observer.ledgerBatch(tx.writes, (now - tx.committedAt) / 1000, false);
         }
-        for (const tx of batch) tx.resolve();
+        for (const tx of batch.txs) tx.resolve();
         syncLater();
       },
       // Whoever's batch it was: a failed fsync means pages may be lost (module doc).
@@ -293,16 +318,17 @@ export function createSqliteCommitUnit(
   /** Syncs the log now (a `writeNow`, a close): every commit so far is durable on return. */
   const syncNow = (): void => {
     if (failed !== undefined) throw failed;
-    const waiting = [...(syncing ?? []), ...unsynced];
+    const waiting = [...(syncing?.txs ?? []), ...unsynced];
     try {
       const f = logFile();
-      files.syncNow(f.fd);
+      files.syncNow(f.fdNow);
       syncDirNow(f);
     } catch (err) {
       throw stop(err);
     }
-    // A sync still under way covers only what this one covered: its end changes nothing.
-    syncing = undefined;
+    // The pool's fsync still under way made nothing more durable than this one did; it stays the
+    // one under way (no second starts beside it), and its failure still stops the unit.
+    if (syncing !== undefined) syncing.txs = [];
     unsynced = [];
     for (const tx of waiting) tx.resolve();
   };
@@ -431,7 +457,15 @@ export function createSqliteCommitUnit(
       if (failed !== undefined) throw failed;
       // The open transaction's failure surfaces here: a write after it does not pretend all is well.
       if (!finish()) throw new Error('the open transaction did not commit');
-      const value = db.transaction(fn).immediate();
+      let value: T;
+      try {
+        value = db.transaction(fn).immediate();
+      } catch (err) {
+        // As at a shared commit: after an I/O error what the log holds is unknown (module doc).
+        const code = (err as { code?: unknown }).code;
+        if (typeof code === 'string' && AMBIGUOUS.test(code)) throw stop(err);
+        throw err;
+      }
       syncNow();
       return value;
     },
@@ -451,9 +485,11 @@ export function createSqliteCommitUnit(
         if (failed === undefined && commits > 0) syncNow();
       } finally {
         closed = true;
-        if (log !== undefined) files.close(log.fd);
-        log = undefined;
-        db.close();
+        try {
+          closeLog();
+        } finally {
+          db.close();
+        }
       }
     },
   };

@@ -225,21 +225,141 @@ describe('SqliteCommitUnit', () => {
     expect(() => unit.stage(() => ins.run('b'))).toThrow(/could not be made durable/);
   });
 
-  it('every fsync of the log goes through one descriptor kept open on it', async () => {
-    const opened: string[] = [];
+  it("every fsync of the log goes through two descriptors opened together and kept: the pool's, and the synchronous one's", async () => {
+    const opened = new Map<number, string>();
+    const pool = new Set<number>();
+    const now = new Set<number>();
     const files: FileSync = {
       ...fileSync,
       open(path) {
-        opened.push(path);
-        return fileSync.open(path);
+        const fd = fileSync.open(path);
+        opened.set(fd, path);
+        return fd;
+      },
+      sync(fd) {
+        pool.add(fd);
+        return fileSync.sync(fd);
+      },
+      syncNow(fd) {
+        now.add(fd);
+        fileSync.syncNow(fd);
       },
     };
     const { unit, path } = open(files);
     const ins = unit.db.prepare('INSERT INTO t (k) VALUES (?)');
     for (const k of ['a', 'b', 'c']) await unit.write(() => ins.run(k));
     unit.writeNow(() => ins.run('d'));
-    expect(opened.filter((p) => p === `${path}-wal`)).toEqual([`${path}-wal`]);
+    await unit.write(() => ins.run('e'));
+    unit.writeNow(() => ins.run('f'));
+    const logFds = [...opened].filter(([, p]) => p === `${path}-wal`).map(([fd]) => fd);
+    expect(logFds).toHaveLength(2);
+    const ofLog = (fds: Set<number>): number[] => [...fds].filter((fd) => logFds.includes(fd));
+    expect(ofLog(pool)).toHaveLength(1);
+    expect(ofLog(now)).toHaveLength(1);
+    expect(ofLog(pool)[0]).not.toBe(ofLog(now)[0]);
     expect(unit.db.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
+  });
+
+  describe('an fsync error, reported once per open file as Linux does', () => {
+    /**
+     * The real fsync, with Linux's report of a writeback error (`errseq_t`): an error of the file
+     * is reported once to each open file that was open before it, by the first fsync through it
+     * that looks. The pool's fsyncs are held until released; a release looks at once (the pool's
+     * thread took the error) and its answer reaches the event loop later, as libuv delivers it.
+     */
+    function linuxSync(): { files: FileSync; fail(): void; release(): void; held(): number } {
+      let errors = 0;
+      const seen = new Map<number, number>();
+      const logs = new Set<number>();
+      const gates: (() => void)[] = [];
+      const look = (fd: number): void => {
+        if (!logs.has(fd)) return;
+        if ((seen.get(fd) ?? 0) < errors) {
+          seen.set(fd, errors);
+          throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+        }
+      };
+      return {
+        files: {
+          open(path) {
+            const fd = fileSync.open(path);
+            if (path.endsWith('-wal')) {
+              logs.add(fd);
+              seen.set(fd, errors);
+            }
+            return fd;
+          },
+          async sync(fd) {
+            let outcome: Error | undefined;
+            await new Promise<void>((resolve) =>
+              gates.push(() => {
+                try {
+                  look(fd);
+                } catch (err) {
+                  outcome = err as Error;
+                }
+                resolve();
+              }),
+            );
+            await new Promise((resolve) => setImmediate(resolve));
+            if (outcome !== undefined) throw outcome;
+            await fileSync.sync(fd);
+          },
+          syncNow(fd) {
+            look(fd);
+            fileSync.syncNow(fd);
+          },
+          close: (fd) => fileSync.close(fd),
+        },
+        fail: () => void (errors += 1),
+        release: () => gates.shift()?.(),
+        held: () => gates.length,
+      };
+    }
+
+    it("the pool's fsync took the error: writeNow's own fsync sees it too, and nothing waiting is acknowledged", async () => {
+      const linux = linuxSync();
+      const { unit } = open(linux.files);
+      const ins = unit.db.prepare('INSERT INTO t (k) VALUES (?)');
+      const a = unit.stage(() => ins.run('decision'));
+      const outcome = a.durable.then(
+        () => 'acknowledged',
+        () => 'rejected',
+      );
+      await turn();
+      expect(linux.held()).toBe(1);
+      // The log's pages were lost under the pool's fsync; its thread took the error, whose answer
+      // is still on its way when a writeNow (a taint, a vote) runs.
+      linux.fail();
+      linux.release();
+      expect(() => unit.writeNow(() => ins.run('now'))).toThrow(/could not be made durable \(EIO/);
+      expect(await outcome).toBe('rejected');
+      expect(unit.stopped).toBeDefined();
+    });
+
+    it('one fsync in the pool at a time: a commit after writeNow waits for the one under way, and its error', async () => {
+      const linux = linuxSync();
+      const { unit } = open(linux.files);
+      const ins = unit.db.prepare('INSERT INTO t (k) VALUES (?)');
+      const a = unit.stage(() => ins.run('a'));
+      await turn();
+      expect(linux.held()).toBe(1);
+      // Covers `a` at once; the pool's fsync is still under way.
+      unit.writeNow(() => ins.run('now'));
+      await a.durable;
+      const b = unit.stage(() => ins.run('b'));
+      const outcome = b.durable.then(
+        () => 'acknowledged',
+        () => 'rejected',
+      );
+      await turn();
+      // No second fsync beside the one under way: it would take no error the first one took.
+      expect(linux.held()).toBe(1);
+      linux.fail();
+      linux.release();
+      expect(await outcome).toBe('rejected');
+      expect(unit.stopped).toBeDefined();
+    });
   });
 
   it('checkpoints about once per 4 MiB of log, not at every commit once the log file reached it, and the log stays near 4 MiB', async () => {
@@ -339,6 +459,72 @@ describe('SqliteCommitUnit', () => {
     expect(() => unit.writeNow(() => ins.run('now'))).toThrow(/could not be made durable \(EIO/);
     await expect(staged.durable).rejects.toThrow(/could not be made durable/);
     expect(() => unit.stage(() => ins.run('b'))).toThrow(/could not be made durable/);
+  });
+
+  describe('an I/O error from SQLite itself stops the unit: what the log holds is unknown', () => {
+    const ioError = (): Error => Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR_WRITE' });
+
+    /**
+     * The real connection behind a proxy that, once armed, fails `COMMIT` (a shared commit) or a
+     * `writeNow` transaction with SQLite's I/O error.
+     */
+    function faultyConnection(): { unit: SqliteCommitUnit; arm(on: 'commit' | 'writeNow'): void } {
+      const { unit: plain, path } = open();
+      plain.close();
+      const db = new Database(path);
+      let armed: 'commit' | 'writeNow' | undefined;
+      const faulty = new Proxy(db, {
+        get(target, prop) {
+          if (prop === 'exec' && armed === 'commit')
+            return (sql: string) => {
+              if (sql === 'COMMIT') throw ioError();
+              return target.exec(sql);
+            };
+          if (prop === 'transaction' && armed === 'writeNow')
+            return () => ({
+              immediate: () => {
+                throw ioError();
+              },
+            });
+          const v: unknown = Reflect.get(target, prop, target);
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      const unit = createSqliteCommitUnit(faulty);
+      cleanups.unshift(() => unit.close());
+      return { unit, arm: (on) => void (armed = on) };
+    }
+
+    it('at a shared commit: its writes are rejected and every later write throws', async () => {
+      const { unit, arm } = faultyConnection();
+      const ins = unit.db.prepare('INSERT INTO t (k) VALUES (?)');
+      arm('commit');
+      const a = unit.stage(() => ins.run('a'));
+      await expect(a.durable).rejects.toThrow('disk I/O error');
+      expect(unit.stopped).toBeDefined();
+      expect(() => unit.stage(() => ins.run('b'))).toThrow(/could not be made durable \(disk I\/O error/);
+      expect(() => unit.writeNow(() => ins.run('c'))).toThrow(/could not be made durable/);
+    });
+
+    it('in writeNow: it throws, and every later write throws', () => {
+      const { unit, arm } = faultyConnection();
+      const ins = unit.db.prepare('INSERT INTO t (k) VALUES (?)');
+      arm('writeNow');
+      expect(() => unit.writeNow(() => ins.run('vote'))).toThrow(
+        /could not be made durable \(disk I\/O error/,
+      );
+      expect(unit.stopped).toBeDefined();
+      expect(() => unit.stage(() => ins.run('b'))).toThrow(/could not be made durable/);
+    });
+
+    it("a plain error in writeNow (a constraint) is its caller's only: the unit goes on", () => {
+      const { unit } = faultyConnection();
+      const ins = unit.db.prepare('INSERT INTO t (k) VALUES (?)');
+      unit.writeNow(() => ins.run('k'));
+      expect(() => unit.writeNow(() => ins.run('k'))).toThrow(/UNIQUE/);
+      expect(unit.stopped).toBeUndefined();
+      unit.writeNow(() => ins.run('l'));
+    });
   });
 
   it('by default lets the log grow to 32 MiB before a checkpoint, and refuses a threshold under 64 KiB', async () => {
