@@ -16,9 +16,10 @@
  * pool (and, once per log file, of its directory). A commit's promise resolves only once an
  * `fsync` that began after its `COMMIT` succeeded; meanwhile the event loop goes on serving the
  * calls in flight and staging the next transaction, and one `fsync` covers every commit before
- * it. The `fsync` goes through one descriptor kept on the log file for as long as it is the same
- * file: Linux reports an `fsync` error once per descriptor, so a descriptor opened afresh after an
- * error seen elsewhere would report success over lost pages. Checkpoints run from the unit once
+ * it. The `fsync`s go through descriptors kept on the log file for as long as it is the same
+ * file: Linux reports an `fsync` error once per open file, so a descriptor opened afresh after an
+ * error seen elsewhere would report success over lost pages (two of them, opened together: see
+ * `log` below). Checkpoints run from the unit once
  * the log passes a threshold, 32 MiB by default (`wal_autocheckpoint=0`: SQLite's automatic
  * checkpoint ignores its own errors); SQLite syncs the log before a checkpoint and the database
  * after it (`synchronous=NORMAL` in WAL mode), so the log never loses a frame the database lacks.
@@ -43,7 +44,14 @@
  * on disk is unknown (PostgreSQL's "fsyncgate" answer: stop). Every commit awaiting it is
  * rejected, every later write and `writeNow` throws, and the ledger refuses to read its head from
  * the connection ({@link SqliteCommitUnit.stopped}), so every call denies until the deployment is
- * restarted and SQLite recovers the log from what is on disk.
+ * restarted. A restart does not trust the log's pages as it finds them: after a failed `fsync`
+ * Linux keeps the pages it could not write in memory, marked clean, so the next process reads the
+ * rejected commits as part of the log, and its own `fsync`s never write those pages; once they
+ * are evicted, the log on disk has a hole, and a crash then loses every commit after it. So the
+ * unit, before anything is appended, copies the whole log into the database, syncs it and
+ * restarts the log empty (`wal_checkpoint(TRUNCATE)`), and refuses to start when another
+ * connection holds part of the log back. The rejected commits that were read become durable
+ * then, as commits nobody acknowledged (the ledger's recovery closes their requests).
  *
  * A committed transaction is visible to other connections (a separate export reader) before its
  * `fsync` ends. Nothing on this connection acts on it before: the ledger writer's committed head,
@@ -185,6 +193,17 @@ export function createSqliteCommitUnit(
   db.pragma('wal_autocheckpoint = 0');
   // The log restarts from its beginning after a complete checkpoint; the file shrinks back to this.
   db.pragma(`journal_size_limit = ${CHECKPOINT_BYTES}`);
+  // Before anything is appended: the log as found, copied into the database and synced, and
+  // restarted empty (module doc, a restart after a stop).
+  const [start] = db.pragma('wal_checkpoint(TRUNCATE)') as {
+    busy: number;
+    log: number;
+    checkpointed: number;
+  }[];
+  if (start === undefined || start.busy !== 0 || start.log !== start.checkpointed)
+    throw new Error(
+      'the write-ahead log could not be copied into the database at start (another connection holds it)',
+    );
   const files = options.fileSync ?? fileSync;
   const observer = options.observer;
   const walPath = `${db.name}-wal`;

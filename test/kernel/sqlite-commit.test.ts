@@ -527,6 +527,37 @@ describe('SqliteCommitUnit', () => {
     });
   });
 
+  it('starts by copying the log as found into the database, synced, the log restarted empty; refuses while a reader holds it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-commit-unit-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'x.db');
+    // A previous process's log, not copied yet (its connection still open: the log stays).
+    const before = new Database(path);
+    before.pragma('journal_mode = WAL');
+    before.pragma('wal_autocheckpoint = 0');
+    before.exec('CREATE TABLE t (k TEXT PRIMARY KEY)');
+    for (const k of ['a', 'b', 'c']) before.prepare('INSERT INTO t (k) VALUES (?)').run(k);
+    expect(statSync(`${path}-wal`).size).toBeGreaterThan(0);
+    // A reader holding a snapshot of the log: the copy cannot complete, and the unit refuses.
+    const reader = new Database(path, { readonly: true });
+    reader.exec('BEGIN');
+    reader.prepare('SELECT count(*) AS n FROM t').get();
+    const refused = new Database(path, { timeout: 50 });
+    refused.pragma('journal_mode = WAL');
+    expect(() => createSqliteCommitUnit(refused)).toThrow(/could not be copied into the database at start/);
+    refused.close();
+    reader.exec('COMMIT');
+    reader.close();
+    // Free: the log is copied, and restarts empty before the unit appends anything.
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    const unit = createSqliteCommitUnit(db);
+    cleanups.unshift(() => unit.close());
+    expect(statSync(`${path}-wal`).size).toBe(0);
+    before.close();
+    expect(committed(path)).toEqual(['a', 'b', 'c']);
+  });
+
   it('by default lets the log grow to 32 MiB before a checkpoint, and refuses a threshold under 64 KiB', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fc-commit-unit-'));
     const path = join(dir, 'x.db');
