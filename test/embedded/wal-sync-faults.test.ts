@@ -10,6 +10,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/client/index.js';
 import { DEMO_CLIENT, initDataDir, readClientFile, startEmbedded } from '../../src/embedded/index.js';
@@ -98,4 +99,122 @@ describe('a failed fsync of the log stops the deployment until restart', () => {
     expect((await client().call('echo', { message: 'restarted' })).outcome).toBe('executed');
     expect(runs).toBe(runsBefore + 1);
   });
+});
+
+/**
+ * The real fsync, failing once: the first fsync of the log that begins after `covers` (a query on
+ * a reader of the ledger file) sees the commit it waits for. So exactly the commit that holds
+ * that write is not made durable, whatever commits came before it in the call.
+ */
+function failTheSyncCovering(ledgerDb: string): {
+  decorate: (real: FileSync) => FileSync;
+  arm(covers: string): void;
+  failed(): boolean;
+} {
+  let covers: string | undefined;
+  let baseline = 0;
+  let failed = false;
+  const count = (sql: string): number => {
+    const r = new Database(ledgerDb, { readonly: true });
+    try {
+      return (r.prepare(sql).get() as { n: number }).n;
+    } finally {
+      r.close();
+    }
+  };
+  const due = (path: string): boolean => {
+    if (covers === undefined || !path.endsWith('-wal') || count(covers) <= baseline) return false;
+    covers = undefined;
+    failed = true;
+    return true;
+  };
+  const eio = (): Error => Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+  return {
+    decorate(real) {
+      const opened = new Map<number, string>();
+      return {
+        open(path) {
+          const fd = real.open(path);
+          opened.set(fd, path);
+          return fd;
+        },
+        sync: (fd) => (due(opened.get(fd) ?? '') ? Promise.reject(eio()) : real.sync(fd)),
+        syncNow(fd) {
+          if (due(opened.get(fd) ?? '')) throw eio();
+          real.syncNow(fd);
+        },
+        close: (fd) => real.close(fd),
+      };
+    },
+    arm(query) {
+      baseline = count(query);
+      covers = query;
+    },
+    failed: () => failed,
+  };
+}
+
+describe('a failed fsync of exactly the commit a governed call waits for', () => {
+  for (const [what, covers, consumed] of [
+    [
+      'the decision and its envelope issuance',
+      "SELECT count(*) AS n FROM entries WHERE type = 'envelope.issued'",
+      false,
+    ],
+    ['the envelope nonce consumed before the tool', 'SELECT count(*) AS n FROM envelope_nonces', true],
+  ] as const) {
+    it(`${what}: the call denies, its tool never runs, and a restart closes its request with no receipt`, async () => {
+      const root = mkdtempSync(join(tmpdir(), 'fc-wal-sync-one-'));
+      const data = join(root, 'data');
+      let ran = 0;
+      let requestId: string | null | undefined;
+      try {
+        await initDataDir(data);
+        const fault = failTheSyncCovering(join(data, 'ledger.db'));
+        let gate = await startEmbedded(data, {
+          port: 0,
+          executionPort: 0,
+          onToolRun: () => void (ran += 1),
+          decorate: { fileSync: fault.decorate },
+        });
+        const f = readClientFile(data, DEMO_CLIENT.identity);
+        const agent = (url: string) =>
+          createClient({ url, identity: f.identity, tenant: f.tenant, key: f.key });
+        try {
+          expect((await agent(gate.url).call('echo', { message: 'before' })).outcome).toBe('executed');
+          expect(ran).toBe(1);
+          fault.arm(covers);
+          const r = await agent(gate.url).call('echo', { message: 'not durable' });
+          expect(fault.failed()).toBe(true);
+          expect(r.outcome).toBe('deny');
+          expect(r.outcome === 'deny' && r.code).toMatch(/^ERR_(LEDGER|NONCE_STORE)_UNAVAILABLE$/);
+          expect(ran).toBe(1);
+          requestId = r.request_id;
+        } finally {
+          await gate.close();
+        }
+        // Restarted: whatever of that call the log held is made durable, and its request closed.
+        gate = await startEmbedded(data, { port: 0, executionPort: 0, onToolRun: () => void (ran += 1) });
+        try {
+          const entries = await gate.core.ledger.store.readRange(0, gate.core.ledger.size());
+          const mine = entries.filter((e) => e.request_id === requestId);
+          // Closed with no receipt: abandoned, with whether its envelope was consumed (the nonce
+          // row the restart found makes it "may have run", never "never ran").
+          expect(mine.map((e) => e.type)).toEqual([
+            'gateway.accepted',
+            'decision',
+            'envelope.issued',
+            'request.abandoned',
+          ]);
+          expect(mine.at(-1)?.payload['envelope_consumed']).toBe(consumed);
+          expect((await agent(gate.url).call('echo', { message: 'after' })).outcome).toBe('executed');
+          expect(ran).toBe(2);
+        } finally {
+          await gate.close();
+        }
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    });
+  }
 });
