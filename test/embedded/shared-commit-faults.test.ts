@@ -3,8 +3,10 @@
  * each of a governed call's three durable commits made to fail on the real SQLite file. The
  * fault is real SQLite: a test-only trigger adds, when armed, a row that violates a deferred
  * foreign key, so the COMMIT itself fails (SQLITE_CONSTRAINT) and rolls back everything in the
- * transaction. Each failure denies with its code, the tool never runs where the commit precedes
- * it, and the next call succeeds. (FC-INV-4, GEI "If the ledger write fails, the tool does not
+ * transaction. It fires once per arming, so what the gate does after the failure (voiding the
+ * envelope) commits as it would. Each failure denies with its code, the tool never runs where the
+ * commit precedes it, no envelope outlives a failed call in use (none issued, or voided), and the
+ * next call succeeds. (FC-INV-4, GEI "If the ledger write fails, the tool does not
  * run", OE-INV-015, OE-INV-017, L7 degraded mode)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -26,16 +28,23 @@ beforeAll(async () => {
   instance = await startEmbedded(dir, { port: 0, executionPort: 0, onToolRun: () => void (runs += 1) });
   const db = (instance.core.ledger.store as SqliteLedgerStore).database;
   db.pragma('foreign_keys = ON');
-  // Test-only schema: an armed trigger makes the transaction holding its row uncommittable.
+  // Fires once per arming: the state is the test's, not the transaction's, so the rollback of the
+  // failed commit does not re-arm it, and what the gate does next (voiding) commits as usual.
+  db.function('fault_fires', (target: unknown) => {
+    if (armed === undefined || target !== armed) return 0;
+    armed = undefined;
+    return 1;
+  });
+  // Test-only schema, of this connection only (TEMP): the armed trigger makes the transaction
+  // holding its row uncommittable.
   db.exec(`
-    CREATE TABLE fault_parent (id INTEGER PRIMARY KEY);
-    CREATE TABLE fault_child (parent INTEGER REFERENCES fault_parent (id) DEFERRABLE INITIALLY DEFERRED);
-    CREATE TABLE fault_armed (target TEXT PRIMARY KEY);
-    CREATE TRIGGER fault_on_entry AFTER INSERT ON entries
-      WHEN NEW.type IN (SELECT target FROM fault_armed)
+    CREATE TEMP TABLE fault_parent (id INTEGER PRIMARY KEY);
+    CREATE TEMP TABLE fault_child (parent INTEGER REFERENCES fault_parent (id) DEFERRABLE INITIALLY DEFERRED);
+    CREATE TEMP TRIGGER fault_on_entry AFTER INSERT ON main.entries
+      WHEN fault_fires(NEW.type) = 1
       BEGIN INSERT INTO fault_child (parent) VALUES (-1); END;
-    CREATE TRIGGER fault_on_nonce AFTER INSERT ON envelope_nonces
-      WHEN 'envelope_nonces' IN (SELECT target FROM fault_armed)
+    CREATE TEMP TRIGGER fault_on_nonce AFTER INSERT ON main.envelope_nonces
+      WHEN NEW.voided = 0 AND fault_fires('envelope_nonces') = 1
       BEGIN INSERT INTO fault_child (parent) VALUES (-1); END;
   `);
 });
@@ -45,10 +54,10 @@ afterAll(async () => {
   rmSync(join(dir, '..'), { recursive: true, force: true });
 });
 
+/** The write whose commit fails next (once). */
+let armed: string | undefined;
 function arm(target: string | undefined): void {
-  const db = (instance.core.ledger.store as SqliteLedgerStore).database;
-  db.exec('DELETE FROM fault_armed');
-  if (target !== undefined) db.prepare('INSERT INTO fault_armed (target) VALUES (?)').run(target);
+  armed = target;
 }
 
 function client() {
@@ -71,10 +80,29 @@ describe('a failed shared commit denies, and nothing leaves before its commit', 
     const runsBefore = runs;
     arm(target);
     const r = await agent.call('echo', { message: `fault ${target}` });
-    arm(undefined);
+    expect(armed).toBeUndefined();
     expect(r.outcome).toBe('deny');
     expect(r.outcome === 'deny' && r.code).toBe(code);
     expect(runs - runsBefore).toBe(ran ? 1 : 0);
+    // The envelope: none issued when the decision's commit failed; one whose consumption failed is
+    // voided (out of use for ever) before the answer says so; one consumed by the run is not.
+    const db0 = (instance.core.ledger.store as SqliteLedgerStore).database;
+    const issued = db0
+      .prepare<[string], { body: string }>(
+        "SELECT body FROM entries WHERE request_id = ? AND type = 'envelope.issued'",
+      )
+      .all(r.request_id ?? '');
+    const nonces = db0
+      .prepare<[string], { voided: number }>('SELECT voided FROM envelope_nonces WHERE decision_id = ?')
+      .all(r.outcome === 'deny' ? (r.decision_id ?? '') : '');
+    if (target === 'decision') {
+      expect(issued).toEqual([]);
+      expect(r.outcome === 'deny' && r.envelope_voided).toBeFalsy();
+    } else {
+      expect(issued).toHaveLength(1);
+      expect(nonces).toEqual([{ voided: target === 'envelope_nonces' ? 1 : 0 }]);
+      expect(r.outcome === 'deny' && r.envelope_voided).toBe(target === 'envelope_nonces');
+    }
     // The denial is recorded; a tool that ran keeps its receipt, written again on its own.
     await instance.core.ledger.settled();
     const db = (instance.core.ledger.store as SqliteLedgerStore).database;
