@@ -21,26 +21,29 @@ export interface DurableWrites {
 
 /** A fresh, empty {@link DurableWrites}. */
 export function createDurableWrites(): DurableWrites {
-  let pending: Promise<void>[] = [];
+  /** Registered commits not settled yet: every `sync` waits for all of them, however many ask. */
+  const pending = new Set<Promise<void>>();
   let failure: unknown;
   let failed = false;
   return {
     add(durable) {
+      pending.add(durable);
       // Observed at once: a commit that fails before sync() is never an unhandled rejection.
-      durable.catch((err: unknown) => {
-        if (!failed) {
-          failed = true;
-          failure = err;
-        }
-      });
-      pending.push(durable);
+      durable.then(
+        () => pending.delete(durable),
+        (err: unknown) => {
+          pending.delete(durable);
+          if (!failed) {
+            failed = true;
+            failure = err;
+          }
+        },
+      );
     },
     async sync() {
-      const waiting = pending;
-      pending = [];
-      if (waiting.length > 0) {
+      if (pending.size > 0) {
         try {
-          await Promise.all(waiting);
+          await Promise.all([...pending]);
         } catch (err) {
           if (!failed) {
             failed = true;
