@@ -468,7 +468,7 @@ describe('SqliteCommitUnit', () => {
      * The real connection behind a proxy that, once armed, fails `COMMIT` (a shared commit) or a
      * `writeNow` transaction with SQLite's I/O error.
      */
-    function faultyConnection(): { unit: SqliteCommitUnit; arm(on: 'commit' | 'writeNow'): void } {
+    function faultyConnection(): { unit: SqliteCommitUnit; arm: (on: 'commit' | 'writeNow') => void } {
       const { unit: plain, path } = open();
       plain.close();
       const db = new Database(path);

@@ -342,7 +342,7 @@ describe('SQLite on the shared connection: every write commits before it answers
       await direct.close();
     } finally {
       await store.close();
-      await unit.close();
+      unit.close();
       db.close();
       rmSync(dir, { recursive: true, force: true });
     }
