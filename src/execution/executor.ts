@@ -382,13 +382,9 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       ...notices,
     };
     const own = writes === undefined ? undefined : createDurableWrites();
-    let receipt = await appendReceipt(trail, c, jws, fields, own);
-    // The shared write itself failed (not only its commit): the receipt is owed all the same, in a
-    // write of its own, durable when it answers.
-    const alone = receipt === undefined && own !== undefined;
-    if (alone) receipt = await appendReceipt(trail, c, jws, fields);
+    const receipt = await appendReceipt(trail, c, jws, fields, own);
     obs.stage('ledger_receipt', traceId, t, performance.now());
-    if (writes !== undefined && own !== undefined && receipt !== undefined && !alone)
+    if (writes !== undefined && own !== undefined && receipt !== undefined)
       writes.add(
         own.sync().catch(async (err: unknown) => {
           await appendReceipt(trail, c, jws, fields);

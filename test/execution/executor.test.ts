@@ -14,14 +14,8 @@ import type {
   NonceStore,
   ToolAdapter,
 } from '../../src/execution/index.js';
-import {
-  canonicalize,
-  computeParamsSha256,
-  createDurableWrites,
-  envelopeSha256,
-  sha256Hex,
-} from '../../src/kernel/index.js';
-import type { DurableWrites, EnvelopeClaims } from '../../src/kernel/index.js';
+import { canonicalize, computeParamsSha256, envelopeSha256, sha256Hex } from '../../src/kernel/index.js';
+import type { EnvelopeClaims } from '../../src/kernel/index.js';
 import { generateSigningKey, signEnvelope } from '../../src/kernel/signing/index.js';
 import { call, keys, NOW, NOW_MS, removeScratch, scratchDir, SECRET, world } from './executor-world.js';
 import type { World } from './executor-world.js';
@@ -209,30 +203,6 @@ describe('executor: fault injection (scenarios 8, 9)', () => {
       expect(w.spy.calls).toHaveLength(1);
     });
   }
-
-  it('the tool ran and its receipt could not join the shared commit: it is written on its own, and the result leaves', async () => {
-    const w = world();
-    const receipts: ('shared' | 'alone')[] = [];
-    const ledger = {
-      readEnvelopeContext: w.ledger.readEnvelopeContext.bind(w.ledger),
-      append: (entry: Parameters<typeof w.ledger.append>[0], writes?: DurableWrites) => {
-        if (entry.type === 'execution.receipt') {
-          receipts.push(writes === undefined ? 'alone' : 'shared');
-          // The staged write fails at once (a stale tail after a rollback in the same turn).
-          if (writes !== undefined)
-            return Promise.reject(new Error('the batch does not continue the ledger head'));
-        }
-        return w.ledger.append(entry);
-      },
-    };
-    const writes = createDurableWrites();
-    const out = await createExecutor({ ...w.deps, ledger }).execute(call(w.envelope()), writes);
-    await writes.sync();
-    expect(receipts).toEqual(['shared', 'alone']);
-    expect(out).toMatchObject({ outcome: 'executed' });
-    expect(w.spy.calls).toHaveLength(1);
-    expect(w.ledger.ofType('execution.receipt').map((e) => e.payload.status)).toEqual(['succeeded']);
-  });
 
   const adapterFaults: [string, ToolAdapter['run'], string][] = [
     ['throws', () => Promise.reject(new Error('boom')), 'ERR_TOOL_FAILED'],
