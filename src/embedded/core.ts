@@ -575,7 +575,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   // Bundles naming a builtin this Execution Layer lacks never load (OE-INV-005).
   // Cedar off the event loop, where the build ships its worker (docs/policy.md "Where Cedar runs").
   const cedarThread =
-    typeof options.cedarThread === 'object'
+    typeof options.cedarThread === 'object' && options.cedarThread !== null
       ? options.cedarThread
       : options.cedarThread === true && cedarThreadAvailable()
         ? createCedarThread()

@@ -51,7 +51,8 @@
  * unit, before anything is appended, copies the whole log into the database, syncs it and
  * restarts the log empty (`wal_checkpoint(TRUNCATE)`), and refuses to start when another
  * connection holds part of the log back. The rejected commits that were read become durable
- * then, as commits nobody acknowledged (the ledger's recovery closes their requests).
+ * then, as commits nobody acknowledged (the ledger's recovery closes their requests; a synchronous
+ * write reported failed takes effect).
  *
  * A committed transaction is visible to other connections (a separate export reader) before its
  * `fsync` ends. Nothing on this connection acts on it before: the ledger writer's committed head,

@@ -193,7 +193,7 @@ describe('a failed fsync of exactly the commit a governed call waits for', () =>
         } finally {
           await gate.close();
         }
-        // Restarted: whatever of that call the log held is made durable, and its request closed.
+        // Restarted: the call's request is still open in the ledger, and the start closes it.
         gate = await startEmbedded(data, { port: 0, executionPort: 0, onToolRun: () => void (ran += 1) });
         try {
           const entries = await gate.core.ledger.store.readRange(0, gate.core.ledger.size());
