@@ -23,27 +23,41 @@ let runs = 0;
 let armed = false;
 const syncs: string[] = [];
 
-/** The real fsync, failing with EIO while armed. */
-const failWhenArmed = (real: FileSync): FileSync => {
+const eio = (): Error => Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+
+/** The real fsync, failing with EIO when `fails(path)` says so at its start (paths by descriptor). */
+function failing(
+  real: FileSync,
+  fails: (path: string) => boolean,
+  onSync?: (path: string) => void,
+): FileSync {
   const opened = new Map<number, string>();
+  const path = (fd: number): string => opened.get(fd) ?? '?';
   return {
-    open(path) {
-      const fd = real.open(path);
-      opened.set(fd, path);
+    open(p) {
+      const fd = real.open(p);
+      opened.set(fd, p);
       return fd;
     },
     sync(fd) {
-      syncs.push(opened.get(fd) ?? '?');
-      if (armed) return Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
-      return real.sync(fd);
+      onSync?.(path(fd));
+      return fails(path(fd)) ? Promise.reject(eio()) : real.sync(fd);
     },
     syncNow(fd) {
-      if (armed) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+      if (fails(path(fd))) throw eio();
       real.syncNow(fd);
     },
     close: (fd) => real.close(fd),
   };
-};
+}
+
+/** The real fsync, failing with EIO while armed. */
+const failWhenArmed = (real: FileSync): FileSync =>
+  failing(
+    real,
+    () => armed,
+    (p) => syncs.push(p),
+  );
 
 beforeAll(async () => {
   dir = join(mkdtempSync(join(tmpdir(), 'fc-wal-sync-')), 'data');
@@ -128,24 +142,8 @@ function failTheSyncCovering(ledgerDb: string): {
     failed = true;
     return true;
   };
-  const eio = (): Error => Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
   return {
-    decorate(real) {
-      const opened = new Map<number, string>();
-      return {
-        open(path) {
-          const fd = real.open(path);
-          opened.set(fd, path);
-          return fd;
-        },
-        sync: (fd) => (due(opened.get(fd) ?? '') ? Promise.reject(eio()) : real.sync(fd)),
-        syncNow(fd) {
-          if (due(opened.get(fd) ?? '')) throw eio();
-          real.syncNow(fd);
-        },
-        close: (fd) => real.close(fd),
-      };
-    },
+    decorate: (real) => failing(real, due),
     arm(query) {
       baseline = count(query);
       covers = query;

@@ -261,6 +261,13 @@ describe('SqliteCommitUnit', () => {
   });
 
   describe('an fsync error, reported once per open file as Linux does', () => {
+    /** How a commit's promise settles: acknowledged or rejected. */
+    const settledAs = (durable: Promise<void>): Promise<string> =>
+      durable.then(
+        () => 'acknowledged',
+        () => 'rejected',
+      );
+
     /**
      * The real fsync, with Linux's report of a writeback error (`errseq_t`): an error of the file
      * is reported once to each open file that was open before it, by the first fsync through it
@@ -322,10 +329,7 @@ describe('SqliteCommitUnit', () => {
       const { unit } = open(linux.files);
       const ins = unit.db.prepare('INSERT INTO t (k) VALUES (?)');
       const a = unit.stage(() => ins.run('decision'));
-      const outcome = a.durable.then(
-        () => 'acknowledged',
-        () => 'rejected',
-      );
+      const outcome = settledAs(a.durable);
       await turn();
       expect(linux.held()).toBe(1);
       // The log's pages were lost under the pool's fsync; its thread took the error, whose answer
@@ -348,10 +352,7 @@ describe('SqliteCommitUnit', () => {
       unit.writeNow(() => ins.run('now'));
       await a.durable;
       const b = unit.stage(() => ins.run('b'));
-      const outcome = b.durable.then(
-        () => 'acknowledged',
-        () => 'rejected',
-      );
+      const outcome = settledAs(b.durable);
       await turn();
       // No second fsync beside the one under way: it would take no error the first one took.
       expect(linux.held()).toBe(1);
