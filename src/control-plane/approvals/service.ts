@@ -316,7 +316,10 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
         );
         if (isDeny(ref)) return ref;
         // Ended meanwhile (expired, or revoked through another replica): the ledger says so twice.
-        await store.endGrant(g.grant_id, now);
+        // Ending is idempotent: once more after a refusal (on the shared SQLite connection, another
+        // call's failed commit refuses it before it runs), so the ledger's "revoked" is not left
+        // over a grant still in use; a second refusal reaches the operator.
+        await store.endGrant(g.grant_id, now).catch(() => store.endGrant(g.grant_id, now));
         return { outcome: 'ok' as const, grant: { ...g, expires_at: now }, ledger: ref };
       }),
     removeApprover: (name: string, reason: string, actor: Actor) =>

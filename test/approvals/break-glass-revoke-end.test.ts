@@ -1,0 +1,105 @@
+/**
+ * Revoking a break-glass grant (L7 Break-glass, under the operators' control) is ledgered first,
+ * then the grant is ended in the approval store. On the embedded deployment's shared SQLite
+ * connection that end refuses when another call's shared commit fails in the same turn (its
+ * write never ran: `sqlite-commit.ts` `writeNow`). The end is idempotent, so the revocation tries
+ * it once more: it answers ok only with the grant ended, and no call finds the grant after it,
+ * never a ledger that says revoked over a grant still in use.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { breakGlassSigningInput, encodeBase64url, isDeny } from '../../src/kernel/index.js';
+import type { BreakGlassStatement } from '../../src/kernel/index.js';
+import { generateSigningKey, signEd25519 } from '../../src/kernel/signing/index.js';
+import { createApprovalService, createSqliteApprovalStore } from '../../src/control-plane/index.js';
+import type { ApprovalService, ApprovalStore } from '../../src/control-plane/index.js';
+import { OPERATOR, request, rig, type Rig } from './cp-support.js';
+
+const opened: Rig[] = [];
+afterEach(async () => {
+  for (const r of opened.splice(0)) await r.close();
+});
+
+/** The SQLite store, its grant ends refused the first `refusals` times as a failed shared commit would. */
+function refusingEnds(
+  store: ApprovalStore,
+  refusals: number,
+): ApprovalStore & { readonly tried: () => number } {
+  let tried = 0;
+  return Object.freeze({
+    ...store,
+    endGrant: (grantId: string, atMs: number) => {
+      tried += 1;
+      return tried <= refusals
+        ? Promise.reject(new Error('the open transaction did not commit'))
+        : store.endGrant(grantId, atMs);
+    },
+    tried: () => tried,
+  });
+}
+
+async function withGrant(refusals: number): Promise<{
+  r: Rig;
+  approvals: ApprovalService;
+  store: ReturnType<typeof refusingEnds>;
+  grantId: string;
+}> {
+  let approvals!: ApprovalService;
+  const store = refusingEnds(createSqliteApprovalStore(':memory:'), refusals);
+  const r = await rig((deps) => {
+    approvals = createApprovalService({
+      store,
+      ledger: deps.ledger,
+      putEvidence: (bytes, media) => deps.rawLedger.putEvidence(bytes, media),
+      now: deps.now,
+      isClient: (n) => n === 'agent-1',
+    });
+    return { approvals };
+  });
+  opened.push(r);
+  await approvals.setOwner('agent-1', 'olga');
+  const key = generateSigningKey();
+  const added = await approvals.registerApprover(
+    { name: 'dave', roles: ['L4'], tenants: ['acme'], public_jwk: { ...key.publicJwk } },
+    OPERATOR,
+  );
+  expect(isDeny(added)).toBe(false);
+  const s: BreakGlassStatement = {
+    approver: 'dave',
+    tenant: 'acme',
+    tool: 'wire',
+    reason_category: 'incident',
+    reason: 'outage',
+    ttl_sec: 300,
+    timestamp: new Date(r.clock()).toISOString(),
+  };
+  const grant = await approvals.breakGlass({
+    statement: { ...s },
+    signature: encodeBase64url(signEd25519(key, breakGlassSigningInput(s))),
+  });
+  if (grant.outcome !== 'ok') throw new Error(`no grant: ${JSON.stringify(grant)}`);
+  // The grant stands in for the approvals: the call is allowed.
+  expect((await r.cp.decide(request('wire', { amount_cents: 7 }))).outcome).toBe('allow');
+  return { r, approvals, store, grantId: grant.grant.grant_id };
+}
+
+describe('revoking a break-glass grant whose end is refused once', () => {
+  it('is tried once more: revoked, ended, and no call finds the grant after it', async () => {
+    const { r, approvals, store, grantId } = await withGrant(1);
+    const revoked = await approvals.revokeGrant(grantId, 'incident over', OPERATOR);
+    expect(revoked).toMatchObject({ outcome: 'ok' });
+    expect(store.tried()).toBe(2);
+    expect(await approvals.activeGrants()).toEqual([]);
+    expect((await r.cp.decide(request('wire', { amount_cents: 7 }))).outcome).not.toBe('allow');
+  });
+
+  it('refused twice: the revocation fails, as the operator is told, and asking again ends it', async () => {
+    const { r, approvals, store, grantId } = await withGrant(2);
+    await expect(approvals.revokeGrant(grantId, 'incident over', OPERATOR)).rejects.toThrow(
+      'the open transaction did not commit',
+    );
+    expect(store.tried()).toBe(2);
+    expect(await approvals.revokeGrant(grantId, 'incident over', OPERATOR)).toMatchObject({ outcome: 'ok' });
+    expect(await approvals.activeGrants()).toEqual([]);
+    expect((await r.cp.decide(request('wire', { amount_cents: 7 }))).outcome).not.toBe('allow');
+  });
+});
