@@ -7,12 +7,11 @@
  * never a ledger that says revoked over a grant still in use.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { breakGlassSigningInput, encodeBase64url, isDeny } from '../../src/kernel/index.js';
-import type { BreakGlassStatement } from '../../src/kernel/index.js';
-import { generateSigningKey, signEd25519 } from '../../src/kernel/signing/index.js';
+import { isDeny } from '../../src/kernel/index.js';
+import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import { createApprovalService, createSqliteApprovalStore } from '../../src/control-plane/index.js';
 import type { ApprovalService, ApprovalStore } from '../../src/control-plane/index.js';
-import { OPERATOR, request, rig, type Rig } from './cp-support.js';
+import { daveBreakGlass, OPERATOR, request, rig, type Rig } from './cp-support.js';
 
 const opened: Rig[] = [];
 afterEach(async () => {
@@ -63,19 +62,7 @@ async function withGrant(refusals: number): Promise<{
     OPERATOR,
   );
   expect(isDeny(added)).toBe(false);
-  const s: BreakGlassStatement = {
-    approver: 'dave',
-    tenant: 'acme',
-    tool: 'wire',
-    reason_category: 'incident',
-    reason: 'outage',
-    ttl_sec: 300,
-    timestamp: new Date(r.clock()).toISOString(),
-  };
-  const grant = await approvals.breakGlass({
-    statement: { ...s },
-    signature: encodeBase64url(signEd25519(key, breakGlassSigningInput(s))),
-  });
+  const grant = await approvals.breakGlass(daveBreakGlass(key, r.clock));
   if (grant.outcome !== 'ok') throw new Error(`no grant: ${JSON.stringify(grant)}`);
   // The grant stands in for the approvals: the call is allowed.
   expect((await r.cp.decide(request('wire', { amount_cents: 7 }))).outcome).toBe('allow');

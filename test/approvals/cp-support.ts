@@ -4,7 +4,10 @@
  * (preview required, none declared). Reuses the Control Plane test fixtures.
  */
 import { join } from 'node:path';
-import type { JsonValue } from '../../src/kernel/index.js';
+import { breakGlassSigningInput, encodeBase64url } from '../../src/kernel/index.js';
+import type { BreakGlassStatement, JsonValue } from '../../src/kernel/index.js';
+import { signEd25519 } from '../../src/kernel/signing/index.js';
+import type { SigningKey } from '../../src/kernel/signing/index.js';
 import {
   compilePolicyBundle,
   createBundleStore,
@@ -141,4 +144,24 @@ export async function rig(
       cleanup();
     },
   };
+}
+
+/**
+ * dave's signed break-glass statement for `wire` in `acme` (an incident, 300 s), timed now by
+ * `clock`, as `ApprovalService.breakGlass` takes it.
+ */
+export function daveBreakGlass(
+  key: SigningKey,
+  clock: () => number,
+): { statement: BreakGlassStatement; signature: string } {
+  const s: BreakGlassStatement = {
+    approver: 'dave',
+    tenant: 'acme',
+    tool: 'wire',
+    reason_category: 'incident',
+    reason: 'outage',
+    ttl_sec: 300,
+    timestamp: new Date(clock()).toISOString(),
+  };
+  return { statement: { ...s }, signature: encodeBase64url(signEd25519(key, breakGlassSigningInput(s))) };
 }

@@ -5,12 +5,11 @@
  * approvals; never a parameter value; and a notifier that throws changes no decision.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { breakGlassSigningInput, encodeBase64url, isDeny } from '../../src/kernel/index.js';
-import type { BreakGlassStatement } from '../../src/kernel/index.js';
-import { generateSigningKey, signEd25519 } from '../../src/kernel/signing/index.js';
+import { isDeny } from '../../src/kernel/index.js';
+import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import { createApprovalService, createSqliteApprovalStore } from '../../src/control-plane/index.js';
 import type { ApprovalNotice, ApprovalService } from '../../src/control-plane/index.js';
-import { entriesOf, OPERATOR, request, rig, type Rig } from './cp-support.js';
+import { daveBreakGlass, entriesOf, OPERATOR, request, rig, type Rig } from './cp-support.js';
 
 const opened: Rig[] = [];
 afterEach(async () => {
@@ -71,19 +70,7 @@ describe('notices from the approval service (OE-INV-019, L7 break-glass)', () =>
         ),
       ),
     ).toBe(false);
-    const s: BreakGlassStatement = {
-      approver: 'dave',
-      tenant: 'acme',
-      tool: 'wire',
-      reason_category: 'incident',
-      reason: 'outage',
-      ttl_sec: 300,
-      timestamp: new Date(r.clock()).toISOString(),
-    };
-    const grant = await approvals.breakGlass({
-      statement: { ...s },
-      signature: encodeBase64url(signEd25519(key, breakGlassSigningInput(s))),
-    });
+    const grant = await approvals.breakGlass(daveBreakGlass(key, r.clock));
     expect(grant).toMatchObject({ outcome: 'ok' });
     expect(notices[1]).toMatchObject({
       event: 'break_glass.used',

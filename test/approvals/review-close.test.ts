@@ -9,18 +9,13 @@
  * provider's names to keys would).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  breakGlassSigningInput,
-  encodeBase64url,
-  isDeny,
-  reviewSigningInput,
-} from '../../src/kernel/index.js';
-import type { BreakGlassStatement, ReviewStatement } from '../../src/kernel/index.js';
+import { encodeBase64url, isDeny, reviewSigningInput } from '../../src/kernel/index.js';
+import type { ReviewStatement } from '../../src/kernel/index.js';
 import { generateSigningKey, signEd25519 } from '../../src/kernel/signing/index.js';
 import type { SigningKey } from '../../src/kernel/signing/index.js';
 import { createApprovalService, createSqliteApprovalStore } from '../../src/control-plane/index.js';
 import type { ApprovalService, ApprovalStore } from '../../src/control-plane/index.js';
-import { entriesOf, OPERATOR, request, rig, type Rig } from './cp-support.js';
+import { daveBreakGlass, entriesOf, OPERATOR, request, rig, type Rig } from './cp-support.js';
 
 const opened: Rig[] = [];
 afterEach(async () => {
@@ -71,19 +66,7 @@ async function setup(): Promise<{
     );
     expect(isDeny(added)).toBe(false);
   }
-  const s: BreakGlassStatement = {
-    approver: 'dave',
-    tenant: 'acme',
-    tool: 'wire',
-    reason_category: 'incident',
-    reason: 'outage',
-    ttl_sec: 300,
-    timestamp: new Date(r.clock()).toISOString(),
-  };
-  const grant = await approvals.breakGlass({
-    statement: { ...s },
-    signature: encodeBase64url(signEd25519(keys.get('dave')!, breakGlassSigningInput(s))),
-  });
+  const grant = await approvals.breakGlass(daveBreakGlass(keys.get('dave')!, r.clock));
   expect(grant).toMatchObject({ outcome: 'ok' });
   expect((await r.cp.decide(request('wire', { amount_cents: 7 }))).outcome).toBe('allow');
   const reviews = await approvals.listReviews();

@@ -55,7 +55,7 @@ describe('DurableWrites', () => {
     await expect(writes.sync()).rejects.toThrow('fsync failed');
   });
 
-  it('commits already durable are not waited for again', async () => {
+  it('a commit added after a sync that resolved is waited for by the next sync', async () => {
     const writes = createDurableWrites();
     const c = commit();
     writes.add(c.durable);
