@@ -9,9 +9,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { isDeny } from '../../src/kernel/index.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
-import { createApprovalService, createSqliteApprovalStore } from '../../src/control-plane/index.js';
+import { createSqliteApprovalStore } from '../../src/control-plane/index.js';
 import type { ApprovalService, ApprovalStore } from '../../src/control-plane/index.js';
-import { daveBreakGlass, OPERATOR, request, rig, type Rig } from './cp-support.js';
+import { daveBreakGlass, OPERATOR, request, rigWithApprovals, type Rig } from './cp-support.js';
 
 const opened: Rig[] = [];
 afterEach(async () => {
@@ -42,18 +42,8 @@ async function withGrant(refusals: number): Promise<{
   store: ReturnType<typeof refusingEnds>;
   grantId: string;
 }> {
-  let approvals!: ApprovalService;
   const store = refusingEnds(createSqliteApprovalStore(':memory:'), refusals);
-  const r = await rig((deps) => {
-    approvals = createApprovalService({
-      store,
-      ledger: deps.ledger,
-      putEvidence: (bytes, media) => deps.rawLedger.putEvidence(bytes, media),
-      now: deps.now,
-      isClient: (n) => n === 'agent-1',
-    });
-    return { approvals };
-  });
+  const { r, approvals } = await rigWithApprovals(store);
   opened.push(r);
   await approvals.setOwner('agent-1', 'olga');
   const key = generateSigningKey();

@@ -8,9 +8,17 @@ import { approvalSigningInput, encodeBase64url, isDeny } from '../../src/kernel/
 import type { ApprovalStatement, JsonValue } from '../../src/kernel/index.js';
 import { generateSigningKey, signEd25519 } from '../../src/kernel/signing/index.js';
 import type { SigningKey } from '../../src/kernel/signing/index.js';
-import { createApprovalService, createSqliteApprovalStore } from '../../src/control-plane/index.js';
+import { createSqliteApprovalStore } from '../../src/control-plane/index.js';
 import type { ApprovalService, ApprovalSettings } from '../../src/control-plane/index.js';
-import { bundleDoc, compile, entriesOf, OPERATOR, request, rig, type Rig } from './cp-support.js';
+import {
+  bundleDoc,
+  compile,
+  entriesOf,
+  OPERATOR,
+  request,
+  type Rig,
+  rigWithApprovals,
+} from './cp-support.js';
 
 const opened: Rig[] = [];
 afterEach(async () => {
@@ -32,17 +40,9 @@ async function setup(
   settings: Partial<ApprovalSettings> = {},
   isClient: (name: string) => boolean | Promise<boolean> = (n) => n === 'agent-1',
 ): Promise<Setup> {
-  let approvals!: ApprovalService;
-  const r = await rig((deps) => {
-    approvals = createApprovalService({
-      store: createSqliteApprovalStore(':memory:'),
-      ledger: deps.ledger,
-      putEvidence: (bytes, media) => deps.rawLedger.putEvidence(bytes, media),
-      now: deps.now,
-      isClient,
-      settings,
-    });
-    return { approvals };
+  const { r, approvals } = await rigWithApprovals(createSqliteApprovalStore(':memory:'), {
+    isClient,
+    settings,
   });
   opened.push(r);
   await approvals.setOwner('agent-1', 'olga');

@@ -14,7 +14,11 @@ import {
   createControlPlane,
   createMemoryGovernanceState,
 } from '../../src/control-plane/index.js';
+import { createApprovalService } from '../../src/control-plane/index.js';
 import type {
+  ApprovalService,
+  ApprovalServiceDeps,
+  ApprovalStore,
   BundleStore,
   ControlPlaneDeps,
   ControlPlaneService,
@@ -164,4 +168,27 @@ export function daveBreakGlass(
     timestamp: new Date(clock()).toISOString(),
   };
   return { statement: { ...s }, signature: encodeBase64url(signEd25519(key, breakGlassSigningInput(s))) };
+}
+
+/**
+ * A rig whose Control Plane asks the real approval service over `store`, which the rig's ledger,
+ * clock and evidence serve; `agent-1` is the only client unless `over` says otherwise.
+ */
+export async function rigWithApprovals(
+  store: ApprovalStore,
+  over: Partial<Omit<ApprovalServiceDeps, 'store' | 'ledger' | 'putEvidence' | 'now'>> = {},
+): Promise<{ r: Rig; approvals: ApprovalService }> {
+  let approvals!: ApprovalService;
+  const r = await rig((deps) => {
+    approvals = createApprovalService({
+      store,
+      ledger: deps.ledger,
+      putEvidence: (bytes, media) => deps.rawLedger.putEvidence(bytes, media),
+      now: deps.now,
+      isClient: (n) => n === 'agent-1',
+      ...over,
+    });
+    return { approvals };
+  });
+  return { r, approvals };
 }

@@ -5,9 +5,9 @@
  * write waiting on a busy file, for instance — ever holds a decision.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createApprovalService, createSqliteApprovalStore } from '../../src/control-plane/index.js';
-import type { ApprovalService, ApprovalStore } from '../../src/control-plane/index.js';
-import { request, rig, type Rig } from './cp-support.js';
+import { createSqliteApprovalStore } from '../../src/control-plane/index.js';
+import type { ApprovalStore } from '../../src/control-plane/index.js';
+import { request, type Rig, rigWithApprovals } from './cp-support.js';
 
 const opened: Rig[] = [];
 afterEach(async () => {
@@ -38,17 +38,8 @@ describe('approval notices are handed on outside the decision lock', () => {
   it('approval.requested reaches the notifier once the opening step left the lock', async () => {
     const counted = lockCounting(createSqliteApprovalStore(':memory:'));
     const seen: { event: string; held: number }[] = [];
-    let approvals!: ApprovalService;
-    const r = await rig((deps) => {
-      approvals = createApprovalService({
-        store: counted.store,
-        ledger: deps.ledger,
-        putEvidence: (bytes, media) => deps.rawLedger.putEvidence(bytes, media),
-        now: deps.now,
-        isClient: (n) => n === 'agent-1',
-        notify: (n) => seen.push({ event: n.event, held: counted.held() }),
-      });
-      return { approvals };
+    const { r, approvals } = await rigWithApprovals(counted.store, {
+      notify: (n) => seen.push({ event: n.event, held: counted.held() }),
     });
     opened.push(r);
     const first = await r.cp.decide(

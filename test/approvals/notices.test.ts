@@ -7,9 +7,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { isDeny } from '../../src/kernel/index.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
-import { createApprovalService, createSqliteApprovalStore } from '../../src/control-plane/index.js';
+import { createSqliteApprovalStore } from '../../src/control-plane/index.js';
 import type { ApprovalNotice, ApprovalService } from '../../src/control-plane/index.js';
-import { daveBreakGlass, entriesOf, OPERATOR, request, rig, type Rig } from './cp-support.js';
+import { daveBreakGlass, entriesOf, OPERATOR, request, type Rig, rigWithApprovals } from './cp-support.js';
 
 const opened: Rig[] = [];
 afterEach(async () => {
@@ -17,18 +17,7 @@ afterEach(async () => {
 });
 
 async function setup(notify: (n: ApprovalNotice) => void): Promise<{ r: Rig; approvals: ApprovalService }> {
-  let approvals!: ApprovalService;
-  const r = await rig((deps) => {
-    approvals = createApprovalService({
-      store: createSqliteApprovalStore(':memory:'),
-      ledger: deps.ledger,
-      putEvidence: (bytes, media) => deps.rawLedger.putEvidence(bytes, media),
-      now: deps.now,
-      isClient: (n) => n === 'agent-1',
-      notify,
-    });
-    return { approvals };
-  });
+  const { r, approvals } = await rigWithApprovals(createSqliteApprovalStore(':memory:'), { notify });
   opened.push(r);
   await approvals.setOwner('agent-1', 'olga');
   return { r, approvals };

@@ -13,9 +13,9 @@ import { encodeBase64url, isDeny, reviewSigningInput } from '../../src/kernel/in
 import type { ReviewStatement } from '../../src/kernel/index.js';
 import { generateSigningKey, signEd25519 } from '../../src/kernel/signing/index.js';
 import type { SigningKey } from '../../src/kernel/signing/index.js';
-import { createApprovalService, createSqliteApprovalStore } from '../../src/control-plane/index.js';
+import { createSqliteApprovalStore } from '../../src/control-plane/index.js';
 import type { ApprovalService, ApprovalStore } from '../../src/control-plane/index.js';
-import { daveBreakGlass, entriesOf, OPERATOR, request, rig, type Rig } from './cp-support.js';
+import { daveBreakGlass, entriesOf, OPERATOR, request, type Rig, rigWithApprovals } from './cp-support.js';
 
 const opened: Rig[] = [];
 afterEach(async () => {
@@ -39,17 +39,7 @@ async function setup(): Promise<{
   keys: Map<string, SigningKey>;
   reviewId: string;
 }> {
-  let approvals!: ApprovalService;
-  const r = await rig((deps) => {
-    approvals = createApprovalService({
-      store: withOidcAlias(createSqliteApprovalStore(':memory:')),
-      ledger: deps.ledger,
-      putEvidence: (bytes, media) => deps.rawLedger.putEvidence(bytes, media),
-      now: deps.now,
-      isClient: (n) => n === 'agent-1',
-    });
-    return { approvals };
-  });
+  const { r, approvals } = await rigWithApprovals(withOidcAlias(createSqliteApprovalStore(':memory:')));
   opened.push(r);
   await approvals.setOwner('agent-1', 'olga');
   const keys = new Map<string, SigningKey>();

@@ -14,14 +14,13 @@ import type { SigningKey } from '../../src/kernel/signing/index.js';
 import {
   DEFAULT_WATCH_SETTINGS,
   createApprovalApi,
-  createApprovalService,
   createSqliteApprovalStore,
   parseApprovalConfig,
 } from '../../src/control-plane/index.js';
 import type { ApprovalService, WatchSettings } from '../../src/control-plane/index.js';
 import { exportBundle } from '../../src/ledger/index.js';
 import { verifyBundle } from '../../src/verify/index.js';
-import { entriesOf, OPERATOR, request, rig, type Rig } from './cp-support.js';
+import { entriesOf, OPERATOR, request, type Rig, rigWithApprovals } from './cp-support.js';
 
 const opened: Rig[] = [];
 afterEach(async () => {
@@ -40,17 +39,8 @@ interface Setup {
 }
 
 async function setup(watch: Partial<WatchSettings>): Promise<Setup> {
-  let approvals!: ApprovalService;
-  const r = await rig((deps) => {
-    approvals = createApprovalService({
-      store: createSqliteApprovalStore(':memory:'),
-      ledger: deps.ledger,
-      putEvidence: (bytes, media) => deps.rawLedger.putEvidence(bytes, media),
-      now: deps.now,
-      isClient: (n) => n === 'agent-1',
-      settings: { watch: { ...DEFAULT_WATCH_SETTINGS, ...watch } },
-    });
-    return { approvals };
+  const { r, approvals } = await rigWithApprovals(createSqliteApprovalStore(':memory:'), {
+    settings: { watch: { ...DEFAULT_WATCH_SETTINGS, ...watch } },
   });
   opened.push(r);
   await approvals.setOwner('agent-1', 'olga');
