@@ -309,10 +309,20 @@ describe('the separated shape on one machine, as documented', () => {
     expect(traceId, first).toBeDefined();
     const spans = () => receiver.spans.filter((x) => x.traceId === traceId);
     const FOUR = ['gate', 'control-plane', 'executor', 'ledger'];
+    // Each process exports its spans in batches as they end: wait for every one named below,
+    // not for the first of each role (the executor's envelope check ends before its tool).
+    const WANTED = [
+      'execute_tool echo',
+      'failclosed.policy',
+      'failclosed.ledger_decision',
+      'failclosed.envelope_verify',
+      'failclosed.tool',
+      'failclosed.ledger_verify',
+    ];
     await until(
       () =>
         FOUR.every((r) => spans().some((x) => x.role === r)) &&
-        spans().some((x) => x.name === 'execute_tool echo'),
+        WANTED.every((n) => spans().some((x) => x.name === n)),
       'spans of the four roles',
       20_000,
     );
