@@ -62,11 +62,23 @@ describe.each(ALL_TOPOLOGIES)('%s topology', (topology) => {
   let n = 0;
   const echo = () => e2e.client().call('echo', { message: `fault ${(n += 1)}` }, { session: session() });
 
-  /** Clears the faults and shows the same kind of call runs again: the fault alone caused the deny. */
+  /**
+   * Clears the faults and shows the same kind of call runs again: the fault alone caused the deny.
+   * The deadlines above are short (a "hang" is seen quickly), so on a loaded machine a healthy
+   * PostgreSQL append can miss one (keyless: the ledger is PostgreSQL). A few tries then: each one
+   * denied ran nothing, and one executes.
+   */
   async function recovers(): Promise<void> {
     reset();
     const before = e2e.totalRuns();
-    expect(await echo()).toMatchObject({ outcome: 'executed' });
+    let r = await echo();
+    for (let tries = 1; r.outcome !== 'executed' && tries < 3; tries += 1) {
+      expect(r).toMatchObject({ outcome: 'deny' });
+      expect(e2e.totalRuns()).toBe(before);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      r = await echo();
+    }
+    expect(r).toMatchObject({ outcome: 'executed' });
     expect(e2e.totalRuns()).toBe(before + 1);
   }
 
