@@ -97,6 +97,13 @@ function isObject(v: JsonValue | undefined): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Whether `v` holds a `__proto__` member at any depth (an own member, as `JSON.parse` makes it). */
+function holdsProto(v: JsonValue | undefined): boolean {
+  if (Array.isArray(v)) return (v as readonly JsonValue[]).some(holdsProto);
+  if (!isObject(v)) return false;
+  return Object.keys(v).some((k) => k === '__proto__' || holdsProto(v[k]));
+}
+
 /**
  * Keywords whose meaning a Cedar record cannot carry: properties admitted by pattern or by what
  * another subschema evaluated, conditional subschemas, constraints on property names, schemas
@@ -314,6 +321,10 @@ export function pinMcpTools(
         throw new Error('a tool name beginning prompts. or resources. would shadow a prompt or resource');
       const { definition, sha256 } = pinMcpDefinition(tool);
       const input = definition['inputSchema'];
+      // Copied into a plain object, such a member would set the copy's prototype: the schema the
+      // parameters are checked against would silently differ from the one pinned.
+      if (holdsProto(input) || holdsProto(definition['outputSchema']))
+        throw new Error('the schema has a "__proto__" member, which failclosed refuses');
       const parameters = closeSchema(inlineLocalRefs(isObject(input) ? input : { type: 'object' }));
       if (!isObject(parameters) || parameters['type'] !== 'object')
         throw new Error('the input schema is not an object schema');

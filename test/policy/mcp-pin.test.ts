@@ -410,6 +410,27 @@ describe('pinMcpTools', () => {
   });
 
   it.each([
+    ['a keyword', '{"type":"object","properties":{"a":{"type":"string","__proto__":{"maxLength":1}}}}'],
+    ['a parameter', '{"type":"object","properties":{"__proto__":{"type":"string"}}}'],
+    ['a definition', '{"type":"object","$defs":{"__proto__":{"type":"string"}}}'],
+  ])(
+    'skips, with a reason, a schema with a __proto__ member as %s (it would not survive a copy)',
+    (_, text) => {
+      // As the MCP client parses a listing: JSON.parse keeps `__proto__` as an own member.
+      const inputSchema = JSON.parse(text) as JsonObject;
+      const { pinned, skipped } = pinMcpTools(SERVER, [
+        { name: 'odd', inputSchema },
+        { name: 'out', inputSchema: { type: 'object' }, outputSchema: inputSchema },
+      ]);
+      expect(pinned).toEqual([]);
+      expect(skipped.map((s) => [s.upstream, s.reason])).toEqual([
+        ['odd', 'the schema has a "__proto__" member, which failclosed refuses'],
+        ['out', 'the schema has a "__proto__" member, which failclosed refuses'],
+      ]);
+    },
+  );
+
+  it.each([
     [{ type: 'object', properties: { a: { $ref: 'https://example.com/s.json' } } }],
     [{ type: 'object', properties: { a: { $ref: '#/properties/b' }, b: { type: 'string' } } }],
     [{ type: 'object', properties: { a: { $ref: '#/$defs/missing' } }, $defs: {} }],
