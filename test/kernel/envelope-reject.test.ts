@@ -74,4 +74,18 @@ describe('envelope reject corpus (SPEC §3 verification order, §7 scenarios 1 a
       expect(await verifyEnvelopeAsync(f.token, ctx)).toEqual(verifyEnvelope(f.token, ctx));
     },
   );
+
+  it('verifyEnvelopeAsync: a kid revoked while its signature is checked off the loop → ERR_ENVELOPE_KID_REVOKED (OE-INV-003)', async () => {
+    const f = JSON.parse(readFileSync(join(FIXTURE_DIR, 'valid.json'), 'utf8')) as EnvelopeFixture;
+    const ctx = toVerifyContext(f.context);
+    expect(await verifyEnvelopeAsync(f.token, ctx)).toMatchObject({ outcome: 'allow' });
+    const kid = (
+      JSON.parse(Buffer.from(f.token.split('.')[0] ?? '', 'base64url').toString()) as { kid: string }
+    ).kid;
+    // The status was read before the signature; the revocation lands while it is on the pool.
+    const pending = verifyEnvelopeAsync(f.token, ctx);
+    ctx.keys.revoke(kid);
+    expect(await pending).toMatchObject({ outcome: 'deny', code: 'ERR_ENVELOPE_KID_REVOKED' });
+    expect(verifyEnvelope(f.token, ctx)).toMatchObject({ outcome: 'deny', code: 'ERR_ENVELOPE_KID_REVOKED' });
+  });
 });

@@ -262,7 +262,9 @@ export function verifyEnvelope(token: unknown, ctx: VerifyEnvelopeContext): Veri
 /**
  * {@link verifyEnvelope}, in the same order with the same codes, the signature checked on libuv's
  * thread pool ({@link verifyEd25519Async}): the executor's hot path. The clock is read after the
- * signature, as in the synchronous form. Never rejects: anything unexpected is `ERR_INTERNAL`.
+ * signature, as in the synchronous form, and so is the key's status once more: a kid revoked (or
+ * no longer known) while the signature was being checked denies, as it would have a moment later
+ * in the synchronous form. Never rejects: anything unexpected is `ERR_INTERNAL`.
  */
 export async function verifyEnvelopeAsync(
   token: unknown,
@@ -272,6 +274,9 @@ export async function verifyEnvelopeAsync(
     const s = beforeSignature(token, ctx);
     if ('outcome' in s) return s;
     if (!(await verifyEd25519Async(s.key, s.parts.signingInput, s.parts.signature))) return BAD_SIGNATURE();
+    const now = ctx.keys.lookup(s.header.kid);
+    if (now.status === 'revoked') return deny('ERR_ENVELOPE_KID_REVOKED', 'issuer key is revoked');
+    if (now.status !== 'active') return deny('ERR_ENVELOPE_KID_UNKNOWN', 'issuer key is not pinned');
     return afterSignature(s, ctx);
   } catch {
     return deny('ERR_INTERNAL', 'envelope verification failed unexpectedly');
