@@ -73,7 +73,8 @@ describe.each(ALL_TOPOLOGIES)('%s topology', (topology) => {
     const before = e2e.totalRuns();
     let r = await echo();
     for (let tries = 1; r.outcome !== 'executed' && tries < 3; tries += 1) {
-      expect(r).toMatchObject({ outcome: 'deny' });
+      // Only a dependency's deadline missed: a refusal of any other kind fails here.
+      expect(r.outcome === 'deny' ? r.code : r.outcome).toMatch(/^ERR_[A-Z_]+_UNAVAILABLE$/);
       expect(e2e.totalRuns()).toBe(before);
       await new Promise((resolve) => setTimeout(resolve, 250));
       r = await echo();
