@@ -190,18 +190,20 @@ export interface CapturingPort {
 function capturingPort(): { port: CapturingPort; wrap: (inner: GateExecutor) => GateExecutor } {
   const port: CapturingPort = { mode: 'pass', around: undefined, captured: [], voids: [] };
   const wrap = (inner: GateExecutor): GateExecutor => ({
-    execute: (call) => {
+    // Everything the Gate hands on goes on: its shared commit, its deadline, the caller's relay.
+    execute: (call, writes, signal, relay) => {
       port.captured.push(call.envelope);
       if (port.mode === 'capture')
         return Promise.resolve({ outcome: 'deny', code: 'ERR_EXECUTION_UNAVAILABLE', reason: 'captured' });
       if (port.mode === 'hang') return new Promise(() => undefined);
       const around = port.around;
-      return around === undefined ? inner.execute(call) : around(() => inner.execute(call));
+      const run = () => inner.execute(call, writes, signal, relay);
+      return around === undefined ? run() : around(run);
     },
-    void: async (call) => {
+    void: async (call, signal) => {
       if (port.mode === 'capture')
         return { outcome: 'deny', code: 'ERR_EXECUTION_UNAVAILABLE', reason: 'void dropped' };
-      const r = await inner.void(call);
+      const r = await inner.void(call, signal);
       port.voids.push(r);
       return r;
     },
