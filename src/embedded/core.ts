@@ -727,7 +727,9 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const directPort: GateExecutor =
     executorAgent === undefined || config.executor_url === undefined
       ? {
-          execute: (call, writes, _signal, relay) => executor.execute(call, writes, relay),
+          // The Gate's deadline: past it the call was answered deny, and the tool is not started
+          // (or is ended) as it would be by a separate Execution Layer whose connection closed.
+          execute: (call, writes, signal, relay) => executor.execute(call, writes, relay, signal),
           void: (input) => executor.void(input),
         }
       : createRemoteExecutor({

@@ -184,9 +184,15 @@ export async function createExecutionServer(
         done = streaming.done;
         finish = streaming.finish;
       }
+      // The caller gone before its answer (the Gate's deadline cancels its request): the call is
+      // not started, or is ended (Executor.execute's `signal`).
+      const gone = new AbortController();
+      res.once('close', () => {
+        if (!res.writableFinished) gone.abort();
+      });
       let r: Awaited<ReturnType<Executor['execute']>>;
       try {
-        r = await executor.execute(executionInputOf(o), undefined, relay);
+        r = await executor.execute(executionInputOf(o), undefined, relay, gone.signal);
       } finally {
         // The call has ended (its receipt written): nothing more is relayed or awaited.
         done();

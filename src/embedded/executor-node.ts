@@ -547,9 +547,9 @@ function loggedExecutor(inner: Executor, logger: Logger): Executor {
   if (!logger.isLevelEnabled('info')) return inner;
   return Object.freeze({
     ...inner,
-    async execute(input: ExecutionInput, writes?: DurableWrites, relay?: CallRelay) {
+    async execute(input: ExecutionInput, writes?: DurableWrites, relay?: CallRelay, signal?: AbortSignal) {
       const t = performance.now();
-      const r = await inner.execute(input, writes, relay);
+      const r = await inner.execute(input, writes, relay, signal);
       // A log line never changes the outcome: a logger that throws is ignored.
       try {
         logger.info(
@@ -605,10 +605,11 @@ export function trustedExecutor(
     );
   };
   return {
-    async execute(input, writes, relay) {
+    async execute(input, writes, relay, signal) {
       const d = await prepare(input);
-      // The relay (a Gate's, over the wire) reaches the executor's guard as in-process.
-      if (d === undefined) return inner.execute(input, writes, relay);
+      // The relay (a Gate's, over the wire) reaches the executor's guard as in-process, and so
+      // does the Gate's giving up (its connection closed).
+      if (d === undefined) return inner.execute(input, writes, relay, signal);
       await record(input, d);
       return d;
     },

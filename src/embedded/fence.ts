@@ -49,10 +49,10 @@ export function fencedLedgerPort(port: LedgerPort, fence: Fence): LedgerPort {
 /** The executor, denying `ERR_SHUTTING_DOWN` before any check once the fence is raised. */
 export function fencedExecutor(executor: Executor, fence: Fence): Executor {
   return {
-    execute: (call, writes, relay) =>
+    execute: (call, writes, relay, signal) =>
       fence.raised
         ? Promise.resolve(deny('ERR_SHUTTING_DOWN', 'the deployment is stopping'))
-        : executor.execute(call, writes, relay),
+        : executor.execute(call, writes, relay, signal),
     // Voiding only ever takes authority away: it stays open past the fence.
     void: (input) => executor.void(input),
   };

@@ -266,9 +266,10 @@ export function createReplicaFollower(deps: ReplicaFollowerDeps): ReplicaFollowe
           call: Parameters<Executor['execute']>[0],
           writes?: Parameters<Executor['execute']>[1],
           relay?: Parameters<Executor['execute']>[2],
+          signal?: Parameters<Executor['execute']>[3],
         ) => {
           const d = unsure();
-          return d === null ? executor.execute(call, writes, relay) : Promise.resolve(d);
+          return d === null ? executor.execute(call, writes, relay, signal) : Promise.resolve(d);
         },
         // Voiding only ever takes authority away: it stays open.
         void: (input: Parameters<Executor['void']>[0]) => executor.void(input),

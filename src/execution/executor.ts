@@ -130,8 +130,20 @@ export interface Executor {
    * about the call are relayed to it, guarded (parsed, redacted, bounded; counted in the
    * receipt's `notices`), and its `cancelled` signal ends the upstream call, which is then
    * denied `ERR_CALL_CANCELLED` (a receipt is written: the tool may have started).
+   *
+   * With `signal`: aborted when the caller gave up on the call (the Gate's execution deadline
+   * passed, or its connection to a separate Execution Layer closed), having answered it denied.
+   * Before the nonce is consumed the call is denied `ERR_CALL_CANCELLED` with nothing recorded
+   * as consumed; after it and before the tool starts, the tool never starts (a failed receipt
+   * `ERR_CALL_CANCELLED`); while the tool runs, it is ended as by its own time limit (a failed
+   * receipt `ERR_CALL_CANCELLED`: it may have done something already).
    */
-  execute(input: ExecutionInput, writes?: DurableWrites, relay?: CallRelay): Promise<ExecutionOutcome>;
+  execute(
+    input: ExecutionInput,
+    writes?: DurableWrites,
+    relay?: CallRelay,
+    signal?: AbortSignal,
+  ): Promise<ExecutionOutcome>;
   /**
    * Voids the envelope of `input` for ever (SPEC §3): it must verify as for `execute` (signature,
    * claims, time, call binding; else its deny), then its jti is recorded as voided in the nonce
@@ -142,6 +154,9 @@ export interface Executor {
    */
   void(input: VoidInput): Promise<VoidOutcome>;
 }
+
+/** The caller gave up on the call (see `Executor.execute`'s `signal`). */
+const GIVEN_UP = (): Deny => deny('ERR_CALL_CANCELLED', 'the caller gave up on the call');
 
 /** What is known about a call when it is denied, for its `denial` ledger entry. */
 interface Trail {
@@ -245,6 +260,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     trail: Trail,
     writes: DurableWrites | undefined,
     relay: CallRelay | undefined,
+    gone: AbortSignal | undefined,
   ): Promise<ExecutionOutcome> => {
     const started = deps.now();
     const obs = deps.observer ?? NO_OBSERVER;
@@ -318,6 +334,10 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       return deny('ERR_ADAPTER_UNAVAILABLE', 'no adapter for this tool');
     }
 
+    // The caller gave up meanwhile (it was answered deny): the envelope is not used.
+    // Read through a function: the signal changes across the awaits below.
+    const givenUp = (): boolean => gone?.aborted === true;
+    if (givenUp()) return GIVEN_UP();
     // 5. Single use: one atomic consumption (SPEC §8); a voided envelope never runs.
     t = performance.now();
     const consumed = await callWithTimeout(
@@ -345,8 +365,9 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     }
 
     // 6-7. Run with the envelope's constraints, then redact. From here on a receipt is owed.
+    // A caller that gave up while the consumption became durable: the tool never starts.
     t = performance.now();
-    const ran = await runAdapter(adapter, spec, c, params, relay);
+    const ran = givenUp() ? GIVEN_UP() : await runAdapter(adapter, spec, c, params, relay, gone);
     const notices = 'notices' in ran && ran.notices !== undefined ? { notices: { ...ran.notices } } : {};
     now = performance.now();
     obs.stage('tool', traceId, t, now);
@@ -413,6 +434,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     c: EnvelopeClaims,
     params: JsonValue,
     relay: CallRelay | undefined,
+    gone: AbortSignal | undefined,
   ): Promise<
     | { readonly result: JsonValue; readonly canonical: string; readonly notices?: RelayCounts }
     | (Deny & { readonly notices?: RelayCounts })
@@ -422,6 +444,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     const guard =
       relay === undefined ? undefined : guardRelay(relay, deps.redactor, k.max_output_bytes, c.tool);
     const cancelled = relay?.cancelled;
+    const stops = [cancelled, gone].filter((x): x is AbortSignal => x !== undefined);
     const ran = await callWithCancellableTimeout(
       (signal) =>
         adapter.run({
@@ -429,8 +452,8 @@ export function createExecutor(deps: ExecutorDeps): Executor {
           spec,
           params,
           constraints: k,
-          // The caller's cancellation ends the call as the time limit does.
-          signal: cancelled === undefined ? signal : AbortSignal.any([signal, cancelled]),
+          // The caller's cancellation, or its giving up, ends the call as the time limit does.
+          signal: stops.length === 0 ? signal : AbortSignal.any([signal, ...stops]),
           ...(deps.secrets === undefined ? {} : { secrets: deps.secrets }),
           ...(guard === undefined ? {} : { notices: guard.notices }),
         }),
@@ -445,10 +468,15 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     // TLS refusal) keeps its code and evidence.
     if (
       'outcome' in output &&
-      cancelled?.aborted === true &&
+      (cancelled?.aborted === true || gone?.aborted === true) &&
       (output.code === 'ERR_TOOL_TIMEOUT' || output.code === 'ERR_TOOL_FAILED')
     )
-      return { ...deny('ERR_CALL_CANCELLED', 'the caller cancelled the call'), ...counted };
+      return {
+        ...(cancelled?.aborted === true
+          ? deny('ERR_CALL_CANCELLED', 'the caller cancelled the call')
+          : GIVEN_UP()),
+        ...counted,
+      };
     return { ...output, ...counted };
   };
 
@@ -498,7 +526,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
         return deny('ERR_INTERNAL', 'voiding failed unexpectedly');
       }
     },
-    async execute(input, writes, relay) {
+    async execute(input, writes, relay, signal) {
       // Each field read on its own: a field that throws on read leaves the others for the record.
       const trail: Trail = {
         tenant: field(input, 'tenant'),
@@ -508,7 +536,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       };
       let outcome: ExecutionOutcome;
       try {
-        outcome = await pipeline(input, trail, writes, relay);
+        outcome = await pipeline(input, trail, writes, relay, signal);
       } catch {
         outcome = deny('ERR_INTERNAL', 'execution failed unexpectedly');
       }
