@@ -187,6 +187,7 @@ export async function createExecutionServer(
       // The caller gone before its answer (the Gate's deadline cancels its request): the call is
       // not started, or is ended (Executor.execute's `signal`).
       const gone = new AbortController();
+      if (res.destroyed || req.socket.destroyed) gone.abort();
       res.once('close', () => {
         if (!res.writableFinished) gone.abort();
       });

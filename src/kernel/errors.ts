@@ -252,7 +252,7 @@ export const DENIAL_CODES = {
   ERR_CALL_CANCELLED: {
     status: 499,
     meaning:
-      "the caller cancelled the call while it ran (an MCP client's notifications/cancelled, or its stream closed); the upstream call was ended",
+      "the caller cancelled the call while it ran (an MCP client's notifications/cancelled, or its stream closed), or gave up on it (the Gate's execution deadline passed, its connection to the Execution Layer closed): the call was not started, or was ended",
   },
   ERR_TOOL_DEFINITION_CHANGED: {
     status: 502,

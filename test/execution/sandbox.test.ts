@@ -231,6 +231,17 @@ describe('bwrap sandbox: limits', () => {
     expect(await pending).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_TIMEOUT' });
   });
 
+  it('an abort while the egress proxy is set up (before the tool is spawned) → killed, ERR_TOOL_TIMEOUT', async () => {
+    const controller = new AbortController();
+    const pending = run(['/usr/bin/bash', '-c', 'sleep 2; echo ran'], {
+      signal: controller.signal,
+      constraints: constraints({ network: true, egress: ['127.0.0.1:9'] }),
+    });
+    // The proxy's setup is real I/O: the abort lands before the spawn.
+    controller.abort();
+    expect(await pending).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_TIMEOUT' });
+  });
+
   it('kills past the output cap → ERR_TOOL_OUTPUT_LIMIT', async () => {
     const r = await run(['/usr/bin/yes'], { constraints: constraints({ max_output_bytes: 10_000 }) });
     expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_OUTPUT_LIMIT' });

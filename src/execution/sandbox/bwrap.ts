@@ -354,7 +354,9 @@ export function createBwrapSandbox(options: BwrapSandboxOptions = {}): Sandbox {
         finish(deny('ERR_TOOL_TIMEOUT', 'aborted'));
         kill();
       };
-      request.signal.addEventListener('abort', onAbort, { once: true });
+      // An abort while the egress proxy was being set up has fired already: it is heard now.
+      if (request.signal.aborted) onAbort();
+      else request.signal.addEventListener('abort', onAbort, { once: true });
       const collect = (stream: Readable | null, sink: Buffer[]): void => {
         stream?.on('data', (chunk: Buffer) => {
           if (settled !== undefined) return;
