@@ -539,6 +539,34 @@ export function policyBundleNamed(envelope: unknown): string | undefined {
 
 const bounded = (v: unknown): string => (typeof v === 'string' ? v.slice(0, 256) : '');
 
+/** How long a stop waits for the calls still running to write their receipts (ms). */
+const STOP_DRAIN_MS = 10_000;
+
+/** `inner`, counting the calls it holds: `settled` waits (at most `withinMs`) until none is. */
+function inFlight(inner: Executor): Executor & { settled(withinMs: number): Promise<void> } {
+  const running = new Set<Promise<unknown>>();
+  const held = <T>(p: Promise<T>): Promise<T> => {
+    running.add(p);
+    void p.finally(() => running.delete(p)).catch(() => undefined);
+    return p;
+  };
+  return Object.freeze({
+    execute: (...args: Parameters<Executor['execute']>) => held(inner.execute(...args)),
+    void: (input: Parameters<Executor['void']>[0]) => held(inner.void(input)),
+    async settled(withinMs: number) {
+      if (running.size === 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...running]),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, withinMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    },
+  });
+}
+
 /**
  * Logs each execution's outcome: identifiers, the tool's name and the code only, never
  * parameters, results or envelopes (OE-INV-009).
@@ -765,9 +793,8 @@ export async function startExecutorNode(
     secrets,
     timeouts: { ledgerMs, nonceMs: 1000 },
   });
-  const executor = loggedExecutor(
-    trustedExecutor(inner, trust, ledger, config.audience, ledgerMs),
-    telemetry.logger,
+  const executor = inFlight(
+    loggedExecutor(trustedExecutor(inner, trust, ledger, config.audience, ledgerMs), telemetry.logger),
   );
   let server: ExecutionServer;
   try {
@@ -819,6 +846,19 @@ export async function startExecutorNode(
       : startNatsWorkers({ ...natsOptionsOf(config.jobs), concurrency: config.jobs.workers ?? 2 }, (input) =>
           executor.execute(input),
         );
+  const stop = async (): Promise<void> => {
+    await workers?.close();
+    // Closing the listener closes the Gates' connections: the calls still running are given up
+    // on (their tools ended); their receipts are written before the ledger link and the nonce
+    // store close, so that no consumed envelope is left without one.
+    await server.close();
+    await executor.settled(STOP_DRAIN_MS);
+    agent.close();
+    await nonces.close();
+    await metricsServer?.close();
+    await telemetry.close();
+  };
+  let closing: Promise<void> | undefined;
   return {
     url: server.url,
     config,
@@ -828,13 +868,7 @@ export async function startExecutorNode(
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed !== undefined) throw failed.reason;
     },
-    async close() {
-      await workers?.close();
-      await server.close();
-      agent.close();
-      await nonces.close();
-      await metricsServer?.close();
-      await telemetry.close();
-    },
+    /** Stops it; asked again, the same stop. */
+    close: () => (closing ??= stop()),
   };
 }

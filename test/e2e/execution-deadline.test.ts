@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_TOPOLOGIES, session, startE2e } from './harness.js';
 import type { E2e } from './harness.js';
-import { napPolicyDir } from './processes.js';
+import { napPolicyDir, until } from './processes.js';
 
 /** The Gate's execution deadline here; the tool would take six seconds. */
 const DEADLINE_MS = 1500;
@@ -52,5 +52,35 @@ describe.each(ALL_TOPOLOGIES)('%s topology', (topology) => {
       )
       .toBe(true);
     expect(receipt).toMatchObject({ status: 'failed', code: 'ERR_CALL_CANCELLED' });
+  }, 30_000);
+});
+
+describe('a separate Execution Layer stopped while a tool runs', () => {
+  let e2e: E2e;
+  const work = mkdtempSync(join(tmpdir(), 'fc-deadline-stop-'));
+
+  beforeAll(async () => {
+    e2e = await startE2e({ topology: 'distributed', policyDir: napPolicyDir(work) });
+  }, 60_000);
+
+  afterAll(async () => {
+    await e2e?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('the tool is ended and its receipt written before the stop closes the ledger link: no consumed envelope without a receipt', async () => {
+    const pending = e2e.client().call('nap', { seconds: '6' }, { session: session() });
+    await until(() => (e2e.runs.get('nap') ?? 0) > 0, 'the nap started');
+    await e2e.node?.close();
+    const r = await pending;
+    // The Gate lost its Execution Layer: it cannot void there either (voiding not confirmed).
+    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_EXECUTION_UNAVAILABLE', envelope_voided: false });
+    const view = await e2e.evidence(r.request_id ?? '');
+    const records = view.body['records'] as { entry: { type: string; payload: Record<string, unknown> } }[];
+    expect(
+      records
+        .filter((x) => x.entry.type === 'execution.receipt')
+        .map((x) => [x.entry.payload['status'], x.entry.payload['code']]),
+    ).toEqual([['failed', 'ERR_CALL_CANCELLED']]);
   }, 30_000);
 });
