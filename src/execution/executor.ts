@@ -444,7 +444,6 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     const guard =
       relay === undefined ? undefined : guardRelay(relay, deps.redactor, k.max_output_bytes, c.tool);
     const cancelled = relay?.cancelled;
-    const stops = [cancelled, gone].filter((x): x is AbortSignal => x !== undefined);
     const ran = await callWithCancellableTimeout(
       (signal) =>
         adapter.run({
@@ -452,12 +451,13 @@ export function createExecutor(deps: ExecutorDeps): Executor {
           spec,
           params,
           constraints: k,
-          // The caller's cancellation, or its giving up, ends the call as the time limit does.
-          signal: stops.length === 0 ? signal : AbortSignal.any([signal, ...stops]),
+          signal,
           ...(deps.secrets === undefined ? {} : { secrets: deps.secrets }),
           ...(guard === undefined ? {} : { notices: guard.notices }),
         }),
       k.timeout_ms + graceMs,
+      // The caller's cancellation, or its giving up, ends the call as the time limit does.
+      [cancelled, gone],
     );
     // A notice arriving after the call ended is not relayed.
     guard?.close();

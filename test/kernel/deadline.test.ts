@@ -4,6 +4,7 @@
  * same and aborts its callee's signal when the deadline passes, whatever the callee's shape (a
  * callee that takes the signal through a rest parameter, or a default, still sees it aborted).
  */
+import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { withCancellableDeadline, withDeadline } from '../../src/kernel/deadline.js';
 
@@ -64,6 +65,34 @@ describe('withDeadline', () => {
     // Every callee of withCancellableDeadline sees its signal aborted at the deadline.
     expect(seen?.aborted).toBe(true);
     expect(signals.map((s) => s.aborted)).toEqual([true, true]);
+  });
+
+  it('a linked signal aborts the callee before the deadline; an aborted one at once; its listener goes once settled', async () => {
+    const caller = new AbortController();
+    let seen: AbortSignal | undefined;
+    const call = withCancellableDeadline(
+      (signal) => {
+        seen = signal;
+        return new Promise<string>((resolve) => signal.addEventListener('abort', () => resolve('stopped')));
+      },
+      1000,
+      [undefined, caller.signal],
+    );
+    expect(getEventListeners(caller.signal, 'abort')).toHaveLength(1);
+    caller.abort();
+    await expect(call).resolves.toEqual({ status: 'ok', value: 'stopped' });
+    expect(seen?.aborted).toBe(true);
+    const done = new AbortController();
+    await expect(withCancellableDeadline(() => 1, 1000, [done.signal])).resolves.toEqual({
+      status: 'ok',
+      value: 1,
+    });
+    expect(getEventListeners(done.signal, 'abort')).toHaveLength(0);
+    let early: boolean | undefined;
+    await withCancellableDeadline((signal) => (early = signal.aborted), 1000, [AbortSignal.abort()]);
+    expect(early).toBe(true);
+    expect(() => withCancellableDeadline(() => 1, 0, [done.signal])).toThrow('deadline must be');
+    expect(getEventListeners(done.signal, 'abort')).toHaveLength(0);
   });
 
   it('a late answer after the deadline changes nothing', async () => {

@@ -36,8 +36,8 @@ export function createBuiltinAdapter(
       const fn = registry.get(named ?? call.tool);
       if (fn === undefined) return deny('ERR_ADAPTER_UNAVAILABLE', 'no builtin function for this tool');
       const ran = await callWithCancellableTimeout(
-        async (timerSignal) => {
-          const signal = AbortSignal.any([call.signal, timerSignal]);
+        // Aborted at the time limit or with the call's own signal.
+        async (signal) => {
           const work = fn(call.params, {
             tool: call.tool,
             now: options.now,
@@ -49,6 +49,7 @@ export function createBuiltinAdapter(
           return Promise.race([work, aborted(call.signal)]);
         },
         Math.max(1, call.constraints.timeout_ms),
+        [call.signal],
       );
       if (ran.status === 'timeout' || call.signal.aborted)
         return deny('ERR_TOOL_TIMEOUT', 'builtin tool timed out');
