@@ -129,7 +129,9 @@ export interface Executor {
    * With `relay` (an in-process caller, relay.ts): an MCP upstream's progress and log messages
    * about the call are relayed to it, guarded (parsed, redacted, bounded; counted in the
    * receipt's `notices`), and its `cancelled` signal ends the upstream call, which is then
-   * denied `ERR_CALL_CANCELLED` (a receipt is written: the tool may have started).
+   * denied `ERR_CALL_CANCELLED` (a receipt is written: the tool may have started). Cancelled
+   * before the nonce is consumed, the call is denied with nothing used; after it and before the
+   * tool starts, the tool never starts (a failed receipt).
    *
    * With `signal`: aborted when the caller gave up on the call (the Gate's execution deadline
    * passed, or its connection to a separate Execution Layer closed), having answered it denied.
@@ -157,6 +159,8 @@ export interface Executor {
 
 /** The caller gave up on the call (see `Executor.execute`'s `signal`). */
 const GIVEN_UP = (): Deny => deny('ERR_CALL_CANCELLED', 'the caller gave up on the call');
+/** The caller cancelled the call (its relay's `cancelled`). */
+const CANCELLED = (): Deny => deny('ERR_CALL_CANCELLED', 'the caller cancelled the call');
 
 /** What is known about a call when it is denied, for its `denial` ledger entry. */
 interface Trail {
@@ -334,10 +338,12 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       return deny('ERR_ADAPTER_UNAVAILABLE', 'no adapter for this tool');
     }
 
-    // The caller gave up meanwhile (it was answered deny): the envelope is not used.
-    // Read through a function: the signal changes across the awaits below.
-    const givenUp = (): boolean => gone?.aborted === true;
-    if (givenUp()) return GIVEN_UP();
+    // The caller gave up meanwhile (it was answered deny), or cancelled the call: the envelope is
+    // not used. Read through a function: the signals change across the awaits below.
+    const stopped = (): Deny | undefined =>
+      relay?.cancelled?.aborted === true ? CANCELLED() : gone?.aborted === true ? GIVEN_UP() : undefined;
+    const before = stopped();
+    if (before !== undefined) return before;
     // 5. Single use: one atomic consumption (SPEC §8); a voided envelope never runs.
     t = performance.now();
     const consumed = await callWithTimeout(
@@ -365,9 +371,9 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     }
 
     // 6-7. Run with the envelope's constraints, then redact. From here on a receipt is owed.
-    // A caller that gave up while the consumption became durable: the tool never starts.
+    // A caller that gave up or cancelled while the consumption became durable: the tool never starts.
     t = performance.now();
-    const ran = givenUp() ? GIVEN_UP() : await runAdapter(adapter, spec, c, params, relay, gone);
+    const ran = stopped() ?? (await runAdapter(adapter, spec, c, params, relay, gone));
     const notices = 'notices' in ran && ran.notices !== undefined ? { notices: { ...ran.notices } } : {};
     now = performance.now();
     obs.stage('tool', traceId, t, now);
@@ -471,12 +477,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       (cancelled?.aborted === true || gone?.aborted === true) &&
       (output.code === 'ERR_TOOL_TIMEOUT' || output.code === 'ERR_TOOL_FAILED')
     )
-      return {
-        ...(cancelled?.aborted === true
-          ? deny('ERR_CALL_CANCELLED', 'the caller cancelled the call')
-          : GIVEN_UP()),
-        ...counted,
-      };
+      return { ...(cancelled?.aborted === true ? CANCELLED() : GIVEN_UP()), ...counted };
     return { ...output, ...counted };
   };
 

@@ -83,6 +83,23 @@ describe('executor with a relay', () => {
     ]);
   });
 
+  it('cancelled before the nonce is consumed: ERR_CALL_CANCELLED, nothing used, the tool never ran', async () => {
+    const r = relay();
+    const w = world();
+    const executor = createExecutor(w.deps);
+    const envelope = w.envelope();
+    r.cancel();
+    expect(await executor.execute(call(envelope), undefined, r.relay)).toEqual({
+      outcome: 'deny',
+      code: 'ERR_CALL_CANCELLED',
+      reason: 'the caller cancelled the call',
+    });
+    expect(w.spy.calls).toHaveLength(0);
+    expect(w.ledger.ofType('execution.receipt')).toEqual([]);
+    // Not consumed: presented again without the cancellation, it runs.
+    expect(await executor.execute(call(envelope))).toMatchObject({ outcome: 'executed' });
+  });
+
   it("a refusal of the adapter's own keeps its code though the caller cancelled meanwhile", async () => {
     const r = relay();
     const w = world(
