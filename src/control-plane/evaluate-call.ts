@@ -7,6 +7,7 @@
  */
 import { deny, isDeny } from '../kernel/index.js';
 import type { DenialCode, Deny, EnvelopeConstraints, JsonValue } from '../kernel/index.js';
+import { sharedNow } from '../policy/index.js';
 import type { Obligations, PolicyPermit, RiskClass, ToolSpec } from '../policy/index.js';
 import { withDeadline } from './deadline.js';
 import { constraintsFor } from './decision-record.js';
@@ -76,7 +77,9 @@ export async function evaluateCall(
   if (valid.outcome !== 'ok')
     return refused(deny('ERR_PARAMS_INVALID', 'the parameters fail the tool schema'));
 
-  // Policy evaluation, bounded and checked (SPEC §2 step 3).
+  // Policy evaluation, bounded and checked (SPEC §2 step 3). A Cedar thread that reaches the
+  // call past the deadline skips it.
+  const expiresAt = sharedNow() + policyMs;
   const evaluated = await withDeadline(
     () =>
       runtime.evaluate({
@@ -85,6 +88,7 @@ export async function evaluateCall(
         tool: call.tool,
         params: call.params,
         tainted: call.tainted,
+        expiresAt,
       }),
     policyMs,
   );

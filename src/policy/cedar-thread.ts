@@ -29,6 +29,12 @@ import type { CedarAuthorize, CedarLoad, CedarPing } from './cedar-worker.js';
 import { preparsedName } from './cedar.js';
 import type { PolicyBundleDocument } from './types.js';
 
+/**
+ * Milliseconds on a timeline every thread of the process shares (`performance.timeOrigin` +
+ * `performance.now()`: each thread's own `performance.now()` counts from when that thread began).
+ */
+export const sharedNow = (): number => performance.timeOrigin + performance.now();
+
 /** The compiled worker entry, beside this module. */
 export const CEDAR_WORKER_URL = new URL('./cedar-worker.js', import.meta.url);
 
@@ -36,12 +42,15 @@ export const CEDAR_WORKER_URL = new URL('./cedar-worker.js', import.meta.url);
 export interface CedarThread {
   /**
    * Cedar's answer to `call` for the bundle `hash` (`doc` is pre-parsed on the thread the first
-   * time). Rejects when the thread failed or was closed.
+   * time). Rejects when the thread failed or was closed, or reached the call only past
+   * `expiresAt` ({@link sharedNow} timeline; its caller has stopped waiting) and so did not
+   * evaluate it.
    */
   authorize(
     hash: string,
     doc: PolicyBundleDocument,
     call: cedar.StatefulAuthorizationCall,
+    expiresAt?: number,
   ): Promise<cedar.AuthorizationAnswer>;
   /** Starts the thread if needed and pre-parses `doc` there, without waiting. */
   preload(hash: string, doc: PolicyBundleDocument): void;
@@ -176,7 +185,9 @@ export function createCedarThread(options: CedarThreadOptions = {}): CedarThread
         clearTimeout(watchdog);
         watchdog = undefined;
       }
-      w.resolve((m as { answer?: unknown }).answer);
+      if ((m as { expired?: unknown }).expired === true)
+        w.reject(new Error('the Cedar thread reached the call after its caller stopped waiting'));
+      else w.resolve((m as { answer?: unknown }).answer);
     });
     worker.on('error', (err) => fail(worker, err));
     worker.on('messageerror', (err) => fail(worker, err));
@@ -215,10 +226,15 @@ export function createCedarThread(options: CedarThreadOptions = {}): CedarThread
   };
 
   return {
-    async authorize(hash, doc, call) {
+    async authorize(hash, doc, call, expiresAt) {
       const answer = await ask((t, id) => {
         load(t, hash, doc);
-        t.worker.postMessage({ kind: 'authorize', id, call } satisfies CedarAuthorize);
+        t.worker.postMessage({
+          kind: 'authorize',
+          id,
+          call,
+          ...(expiresAt === undefined ? {} : { expiresAt }),
+        } satisfies CedarAuthorize);
       });
       return answer as cedar.AuthorizationAnswer;
     },

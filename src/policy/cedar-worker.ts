@@ -25,6 +25,8 @@ export interface CedarAuthorize {
   readonly kind: 'authorize';
   readonly id: number;
   readonly call: cedar.StatefulAuthorizationCall;
+  /** Past this (`performance.timeOrigin + performance.now()`), answered `expired`, not evaluated. */
+  readonly expiresAt?: number;
 }
 
 /** Answer once everything sent before is done (the thread is up, its bundles pre-parsed). */
@@ -33,10 +35,14 @@ export interface CedarPing {
   readonly id: number;
 }
 
-/** The thread's answer to a {@link CedarAuthorize} (`answer`) or a {@link CedarPing} (none). */
+/**
+ * The thread's answer to a {@link CedarAuthorize} (`answer`, or `expired` when it was reached past
+ * its `expiresAt`) or a {@link CedarPing} (neither).
+ */
 export interface CedarAnswer {
   readonly id: number;
   readonly answer?: cedar.AuthorizationAnswer;
+  readonly expired?: true;
 }
 
 const port = parentPort;
@@ -45,6 +51,10 @@ if (port !== null) {
     if (m.kind === 'ping') return port.postMessage({ id: m.id } satisfies CedarAnswer);
     // A bundle that does not pre-parse throws here: the thread ends (module doc).
     if (m.kind === 'load') return preparse(m.name, m.schema, m.policies);
+    // Its caller stopped waiting (a thread behind on its queue): not evaluated, so the calls still
+    // waiting behind it are reached sooner.
+    if (m.expiresAt !== undefined && performance.timeOrigin + performance.now() > m.expiresAt)
+      return port.postMessage({ id: m.id, expired: true } satisfies CedarAnswer);
     port.postMessage({ id: m.id, answer: cedar.statefulIsAuthorized(m.call) } satisfies CedarAnswer);
   });
 }

@@ -201,7 +201,10 @@ export function createPolicyEngine(bundle: LoadedBundle): PolicyEngine | Deny {
       try {
         const p = prepare(input);
         if ('outcome' in p) return p;
-        return conclude(p.tool, await thread.authorize(bundle.hash, bundle.document, p.call));
+        return conclude(
+          p.tool,
+          await thread.authorize(bundle.hash, bundle.document, p.call, input.expiresAt),
+        );
       } catch (err) {
         return thrown(err);
       }

@@ -138,4 +138,10 @@ export interface EvaluationInput {
   readonly params: JsonValue;
   /** The session has seen untrusted tool output. (OE-INV-013) */
   readonly tainted: boolean;
+  /**
+   * When the caller stops waiting for the answer, on the `sharedNow` timeline (`cedar-thread.ts`): the Cedar
+   * thread does not evaluate a call it reaches after that (its caller has denied it already).
+   * Never part of what Cedar sees.
+   */
+  readonly expiresAt?: number;
 }

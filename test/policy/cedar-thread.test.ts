@@ -143,6 +143,43 @@ describe('a Cedar thread that fails (FC-INV-4: every failure a deny)', () => {
     expect((await evaluateCall(threaded, call('echo', { message: 'z' }), POLICY_MS)).outcome).toBe('allow');
   });
 
+  it('behind a slow call, the calls whose deadline passed meanwhile are answered without being evaluated', async () => {
+    const kinds: string[] = [];
+    const channel = new BroadcastChannel('failclosed-test-cedar-answers');
+    channel.onmessage = (m) => void kinds.push(String((m as { data: unknown }).data));
+    try {
+      const threaded = onThread(createCedarThread({ url: FAULTY_WORKER }));
+      expect((await evaluateCall(threaded, call('echo', { message: 'up' }), POLICY_MS)).outcome).toBe(
+        'allow',
+      );
+      await vi.waitFor(() => expect(kinds).toEqual(['evaluated']));
+      // The slow one holds the thread for 400 ms; five more are sent meanwhile, each denied at its
+      // 50 ms deadline: the thread reaches them dead.
+      const slow = evaluateCall(threaded, call('echo', { message: 'x' }, { identity: 'slow' }), POLICY_MS);
+      const dead = await Promise.all(
+        [1, 2, 3, 4, 5].map((i) => evaluateCall(threaded, call('echo', { message: `dead ${i}` }), 50)),
+      );
+      for (const d of dead) expect(d.outcome === 'deny' && d.denial.code).toBe('ERR_POLICY_UNAVAILABLE');
+      expect((await slow).outcome).toBe('allow');
+      await vi.waitFor(() => expect(kinds).toHaveLength(7));
+      expect(kinds).toEqual([
+        'evaluated',
+        'evaluated',
+        'expired',
+        'expired',
+        'expired',
+        'expired',
+        'expired',
+      ]);
+      // The thread stays up, and a live call is evaluated as ever.
+      expect((await evaluateCall(threaded, call('echo', { message: 'after' }), POLICY_MS)).outcome).toBe(
+        'allow',
+      );
+    } finally {
+      channel.close();
+    }
+  });
+
   it('hangs with nothing more to do: its watchdog ends it, and a new thread answers', async () => {
     const thread = createCedarThread({ url: FAULTY_WORKER, stallMs: 300 });
     const threaded = onThread(thread);
