@@ -791,7 +791,9 @@ export function promptParameters(args: JsonValue | undefined): JsonObject | unde
   const required: string[] = [];
   for (const a of list as readonly JsonValue[]) {
     if (!isObject(a) || typeof a['name'] !== 'string' || a['name'].length === 0) return undefined;
-    if (a['name'] in properties) return undefined;
+    // Own members only (an argument named `toString` is a name like any other); `__proto__` would
+    // set the object's prototype instead of naming a property, and no call may carry one.
+    if (a['name'] === '__proto__' || Object.hasOwn(properties, a['name'])) return undefined;
     const description = a['description'];
     properties[a['name']] = {
       type: 'string',

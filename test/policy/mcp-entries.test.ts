@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { PINNED_PROMPT_FIELDS, PINNED_RESOURCE_FIELDS, pinMcpDefinition } from '../../src/kernel/index.js';
+import type { JsonValue } from '../../src/kernel/index.js';
 import { loadBundle, pinMcpPrompts, pinMcpResources, pinMcpTools } from '../../src/policy/index.js';
 import { PAY_TOOL, baseDoc, mustLoad } from './fixtures.js';
 
@@ -124,6 +125,25 @@ describe('pin-mcp --prompt', () => {
     expect(adapterOf(p.spec)['tool']).toBeUndefined();
     expect(p.cedar).toContain('action "up.prompts.greet"');
     expect(p.cedar).toContain('params: { "who": String, "tone"?: String }');
+  });
+
+  it('an argument named like an Object member is a name like any other; one named __proto__ or listed twice is refused', () => {
+    const named = (args: JsonValue[]) =>
+      pinMcpPrompts(SERVER, [{ name: 'greet', arguments: args }], ['greet']);
+    const { pinned } = named([{ name: 'toString', required: true }, { name: 'constructor' }]);
+    expect(pinned[0]?.spec['parameters']).toMatchObject({
+      properties: { toString: { type: 'string' }, constructor: { type: 'string' } },
+      required: ['toString'],
+    });
+    // As the MCP client parses a listing: JSON.parse keeps `__proto__` as an own member.
+    for (const args of [
+      JSON.parse('[{"name":"__proto__"}]') as JsonValue[],
+      [{ name: 'who' }, { name: 'who' }],
+    ]) {
+      const { pinned: none, skipped } = named(args);
+      expect(none).toEqual([]);
+      expect(skipped[0]?.reason).toContain('malformed');
+    }
   });
 
   it('what it writes loads', () => {
