@@ -143,7 +143,7 @@ export const DENIAL_CODES = {
   ERR_POLICY_UNAVAILABLE: {
     status: 503,
     meaning:
-      'no verified active policy bundle is available, or this gate cannot confirm that it follows the policy activations and issuer keys ledgered through the other gates on its database',
+      'no verified active policy bundle is available, the policy evaluation did not answer within its deadline or its Cedar thread is down, or this gate cannot confirm that it follows the policy activations and issuer keys ledgered through the other gates on its database',
   },
   ERR_POLICY_BUNDLE_INVALID: { status: 403, meaning: 'a policy bundle is unknown, malformed or tampered' },
   ERR_APPROVAL_REQUIRED: { status: 403, meaning: 'the decision requires human approval' },

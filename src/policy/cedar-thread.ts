@@ -38,6 +38,15 @@ export const sharedNow = (): number => performance.timeOrigin + performance.now(
 /** The compiled worker entry, beside this module. */
 export const CEDAR_WORKER_URL = new URL('./cedar-worker.js', import.meta.url);
 
+/**
+ * Why an evaluation was refused when the thread was not there to answer it: not started (or
+ * within its start back-off), closed, exited, stopped answering, or reached the call only after
+ * its caller stopped waiting. The call is `ERR_POLICY_UNAVAILABLE` (503, worth asking again),
+ * not `ERR_POLICY_ERROR`: nothing was wrong with the call or the policy. A thread that sent
+ * something nobody asked for, or threw while it was up, is refused with a plain `Error`.
+ */
+export class CedarThreadUnavailable extends Error {}
+
 /** Evaluates Cedar calls on a thread of its own. */
 export interface CedarThread {
   /**
@@ -129,6 +138,8 @@ export function createCedarThread(options: CedarThreadOptions = {}): CedarThread
       failedStarts += 1;
       lastStartError = err;
       retryAt = now() + Math.min(maxBackoffMs, backoffMs * 2 ** Math.min(failedStarts - 1, 30));
+      if (!(err instanceof CedarThreadUnavailable))
+        err = new CedarThreadUnavailable(err.message, { cause: err });
     }
     current = undefined;
     clearTimeout(watchdog);
@@ -149,7 +160,7 @@ export function createCedarThread(options: CedarThreadOptions = {}): CedarThread
       watchdog = undefined;
       const first = waiting.values().next().value;
       if (current !== undefined && first !== undefined && performance.now() - first.at >= stallMs)
-        fail(current.worker, new Error('the Cedar thread stopped answering'));
+        fail(current.worker, new CedarThreadUnavailable('the Cedar thread stopped answering'));
       else watch();
     }, due);
     // The thread itself keeps the process alive while it holds a call; the watchdog does not.
@@ -158,7 +169,7 @@ export function createCedarThread(options: CedarThreadOptions = {}): CedarThread
 
   const start = (): Running => {
     if (failedStarts > 0 && now() < retryAt)
-      throw new Error(
+      throw new CedarThreadUnavailable(
         `the Cedar thread did not start (${failedStarts} in a row); the next start is due in ${Math.ceil(retryAt - now())} ms`,
         { cause: lastStartError },
       );
@@ -186,12 +197,14 @@ export function createCedarThread(options: CedarThreadOptions = {}): CedarThread
         watchdog = undefined;
       }
       if ((m as { expired?: unknown }).expired === true)
-        w.reject(new Error('the Cedar thread reached the call after its caller stopped waiting'));
+        w.reject(
+          new CedarThreadUnavailable('the Cedar thread reached the call after its caller stopped waiting'),
+        );
       else w.resolve((m as { answer?: unknown }).answer);
     });
     worker.on('error', (err) => fail(worker, err));
     worker.on('messageerror', (err) => fail(worker, err));
-    worker.on('exit', () => fail(worker, new Error('the Cedar thread exited')));
+    worker.on('exit', () => fail(worker, new CedarThreadUnavailable('the Cedar thread exited')));
     // First in its queue: answered once the thread runs, before anything sent after it.
     worker.postMessage({ kind: 'ping', id: START_PING } satisfies CedarPing);
     return running;
@@ -210,7 +223,7 @@ export function createCedarThread(options: CedarThreadOptions = {}): CedarThread
 
   /** Sends `message(id)` to the (started) thread and waits for its answer. */
   const ask = (send: (t: Running, id: number) => void): Promise<unknown> => {
-    if (closed) return Promise.reject(new Error('the Cedar thread is closed'));
+    if (closed) return Promise.reject(new CedarThreadUnavailable('the Cedar thread is closed'));
     return new Promise<unknown>((resolve, reject) => {
       try {
         const t = (current ??= start());
@@ -253,7 +266,7 @@ export function createCedarThread(options: CedarThreadOptions = {}): CedarThread
       closed = true;
       const c = current;
       if (c === undefined) return;
-      fail(c.worker, new Error('the Cedar thread is closed'));
+      fail(c.worker, new CedarThreadUnavailable('the Cedar thread is closed'));
       await c.worker.terminate().catch(() => undefined);
     },
   };

@@ -14,6 +14,7 @@ import { compiledOf } from './bundle.js';
 import { createToolCatalog } from './catalog.js';
 import type { ToolCatalog } from './catalog.js';
 import { preparseBundle, preparsedName } from './cedar.js';
+import { CedarThreadUnavailable } from './cedar-thread.js';
 import type { CedarThread } from './cedar-thread.js';
 import { toCedarValue } from './cedar-values.js';
 import type {
@@ -75,6 +76,8 @@ function isCedarResponse(r: unknown): r is cedar.Response {
 /** What an exception during evaluation is: a parameter that cannot be mapped, else a policy error. */
 function thrown(err: unknown): Deny {
   if (err instanceof FailclosedError && err.code === 'ERR_PARAMS_INVALID') return deny(err.code, err.message);
+  if (err instanceof CedarThreadUnavailable)
+    return deny('ERR_POLICY_UNAVAILABLE', 'the Cedar thread is not available');
   return deny('ERR_POLICY_ERROR', 'policy evaluation failed');
 }
 

@@ -36,7 +36,13 @@ export { createToolCatalog } from './catalog.js';
 export { callableTools, permitReach } from './reachable.js';
 export type { ToolCatalog } from './catalog.js';
 export { createPolicyEngine, isPermit } from './engine.js';
-export { CEDAR_WORKER_URL, cedarThreadAvailable, createCedarThread, sharedNow } from './cedar-thread.js';
+export {
+  CEDAR_WORKER_URL,
+  CedarThreadUnavailable,
+  cedarThreadAvailable,
+  createCedarThread,
+  sharedNow,
+} from './cedar-thread.js';
 export type { CedarThread, CedarThreadOptions } from './cedar-thread.js';
 export type { PolicyEngine } from './engine.js';
 export { ANNOTATION_KEYS, MAX_APPROVALS } from './annotations.js';
