@@ -59,8 +59,8 @@ export type CallEvaluation =
 
 /**
  * Evaluates `call` against `runtime`. Denies with `ERR_TOOL_UNKNOWN`, `ERR_PARAMS_INVALID`,
- * `ERR_POLICY_UNAVAILABLE` (evaluation past `policyMs`), `ERR_POLICY_ERROR` (evaluation threw or
- * answered garbage), `ERR_POLICY_DENY`, or `ERR_POLICY_BUNDLE_INVALID` (limits the tool cannot
+ * `ERR_POLICY_UNAVAILABLE` (evaluation past `policyMs`, or its Cedar thread not there to answer),
+ * `ERR_POLICY_ERROR` (evaluation threw or answered garbage), `ERR_POLICY_DENY`, or `ERR_POLICY_BUNDLE_INVALID` (limits the tool cannot
  * be granted). Never throws.
  */
 export async function evaluateCall(

@@ -539,21 +539,25 @@ export function policyBundleNamed(envelope: unknown): string | undefined {
 
 const bounded = (v: unknown): string => (typeof v === 'string' ? v.slice(0, 256) : '');
 
-/** How long a stop waits for the calls still running to write their receipts (ms). */
-const STOP_DRAIN_MS = 10_000;
+/** How long a stop gives the tools it ends to stop, before their receipts' ledger deadline (ms). */
+const STOP_TOOLS_END_MS = 5000;
 
-/** `inner`, counting the calls it holds: `settled` waits (at most `withinMs`) until none is. */
-function inFlight(inner: Executor): Executor & { settled(withinMs: number): Promise<void> } {
+/**
+ * What the node still has under way: executions, voids and the listener's own records. A stop
+ * waits for them (`settled`, bounded) before it closes the ledger link they write through.
+ */
+function createDrain(): {
+  held<T>(p: Promise<T>): Promise<T>;
+  settled(withinMs: number): Promise<void>;
+} {
   const running = new Set<Promise<unknown>>();
-  const held = <T>(p: Promise<T>): Promise<T> => {
-    running.add(p);
-    void p.finally(() => running.delete(p)).catch(() => undefined);
-    return p;
-  };
-  return Object.freeze({
-    execute: (...args: Parameters<Executor['execute']>) => held(inner.execute(...args)),
-    void: (input: Parameters<Executor['void']>[0]) => held(inner.void(input)),
-    async settled(withinMs: number) {
+  return {
+    held(p) {
+      running.add(p);
+      void p.finally(() => running.delete(p)).catch(() => undefined);
+      return p;
+    },
+    async settled(withinMs) {
       if (running.size === 0) return;
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -564,7 +568,7 @@ function inFlight(inner: Executor): Executor & { settled(withinMs: number): Prom
       ]);
       clearTimeout(timer);
     },
-  });
+  };
 }
 
 /**
@@ -793,22 +797,29 @@ export async function startExecutorNode(
     secrets,
     timeouts: { ledgerMs, nonceMs: 1000 },
   });
-  const executor = inFlight(
-    loggedExecutor(trustedExecutor(inner, trust, ledger, config.audience, ledgerMs), telemetry.logger),
+  const drain = createDrain();
+  const logged = loggedExecutor(
+    trustedExecutor(inner, trust, ledger, config.audience, ledgerMs),
+    telemetry.logger,
   );
+  const executor: Executor = Object.freeze({
+    execute: (...args: Parameters<Executor['execute']>) => drain.held(logged.execute(...args)),
+    void: (input: Parameters<Executor['void']>[0]) => drain.held(logged.void(input)),
+  });
   let server: ExecutionServer;
   try {
     server = await createExecutionServer(executor, {
       host: config.listen.host,
       port: config.listen.port,
-      ledger,
+      // The listener's own records (a result too large for an answer, an internal failure).
+      ledger: { append: (e) => drain.held(ledger.append(e)) },
       audience: config.audience,
       ledgerMs,
       tls: {
         files: config.tls,
         now: clock,
         onRefused: createRefusalRecorder({
-          append: (e) => ledger.appendRefusal(e),
+          append: (e) => drain.held(ledger.appendRefusal(e)),
           listener: 'execution',
           actor: { id: config.audience, role: 'executor' },
           now: clock,
@@ -847,16 +858,30 @@ export async function startExecutorNode(
           executor.execute(input),
         );
   const stop = async (): Promise<void> => {
-    await workers?.close();
-    // Closing the listener closes the Gates' connections: the calls still running are given up
-    // on (their tools ended); their receipts are written before the ledger link and the nonce
-    // store close, so that no consumed envelope is left without one.
-    await server.close();
-    await executor.settled(STOP_DRAIN_MS);
-    agent.close();
-    await nonces.close();
-    await metricsServer?.close();
-    await telemetry.close();
+    // Closing the listener first closes the Gates' connections: the calls still running are
+    // given up on (their tools ended, or never started); queue workers take no new job and
+    // finish the ones they hold, each within its own time limit. Their receipts and records are
+    // written before the ledger link and the nonce store close, so that no consumed envelope is
+    // left without one; a record still unwritten past the ledger deadline (and 5 s for the tools
+    // to end) is given up. Each step runs whatever the one before did.
+    const steps: (() => Promise<void> | undefined | void)[] = [
+      () => server.close(),
+      () => workers?.close(),
+      () => drain.settled(ledgerMs + STOP_TOOLS_END_MS),
+      () => agent.close(),
+      () => nonces.close(),
+      () => metricsServer?.close(),
+      () => telemetry.close(),
+    ];
+    let failed: { readonly err: unknown } | undefined;
+    for (const step of steps) {
+      try {
+        await step();
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+    if (failed !== undefined) throw failed.err;
   };
   let closing: Promise<void> | undefined;
   return {

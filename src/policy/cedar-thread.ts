@@ -31,7 +31,7 @@ import type { PolicyBundleDocument } from './types.js';
 
 /**
  * Milliseconds on a timeline every thread of the process shares (`performance.timeOrigin` +
- * `performance.now()`: each thread's own `performance.now()` counts from when that thread began).
+ * `performance.now()`, whichever origin a thread's `performance.now()` counts from).
  */
 export const sharedNow = (): number => performance.timeOrigin + performance.now();
 
@@ -46,6 +46,9 @@ export const CEDAR_WORKER_URL = new URL('./cedar-worker.js', import.meta.url);
  * something nobody asked for, or threw while it was up, is refused with a plain `Error`.
  */
 export class CedarThreadUnavailable extends Error {}
+
+/** The thread reached the call only after its caller stopped waiting (`expiresAt`), and skipped it. */
+export class CedarCallExpired extends CedarThreadUnavailable {}
 
 /** Evaluates Cedar calls on a thread of its own. */
 export interface CedarThread {
@@ -131,13 +134,18 @@ export function createCedarThread(options: CedarThreadOptions = {}): CedarThread
   let closed = false;
   let watchdog: NodeJS.Timeout | undefined;
 
+  /** One more thread in a row that did not start: the next start waits out the back-off. */
+  const startFailed = (err: Error): void => {
+    failedStarts += 1;
+    lastStartError = err;
+    retryAt = now() + Math.min(maxBackoffMs, backoffMs * 2 ** Math.min(failedStarts - 1, 30));
+  };
+
   /** Ends `worker` if it is still the current one, refusing everything waiting on it. */
   const fail = (worker: Worker, err: Error): void => {
     if (current?.worker !== worker) return;
     if (!current.up) {
-      failedStarts += 1;
-      lastStartError = err;
-      retryAt = now() + Math.min(maxBackoffMs, backoffMs * 2 ** Math.min(failedStarts - 1, 30));
+      startFailed(err);
       if (!(err instanceof CedarThreadUnavailable))
         err = new CedarThreadUnavailable(err.message, { cause: err });
     }
@@ -173,7 +181,15 @@ export function createCedarThread(options: CedarThreadOptions = {}): CedarThread
         `the Cedar thread did not start (${failedStarts} in a row); the next start is due in ${Math.ceil(retryAt - now())} ms`,
         { cause: lastStartError },
       );
-    const worker = new Worker(url);
+    let worker: Worker;
+    try {
+      worker = new Worker(url);
+    } catch (err) {
+      // Refused before it began (a path Node will not load a worker from): a start that failed.
+      const e = err instanceof Error ? err : new Error('the Cedar thread could not be created');
+      startFailed(e);
+      throw new CedarThreadUnavailable(e.message, { cause: e });
+    }
     const running: Running = { worker, loaded: new Set(), up: false };
     // Idle, the thread keeps no process alive; while it holds an evaluation, it does.
     worker.unref();
@@ -197,9 +213,7 @@ export function createCedarThread(options: CedarThreadOptions = {}): CedarThread
         watchdog = undefined;
       }
       if ((m as { expired?: unknown }).expired === true)
-        w.reject(
-          new CedarThreadUnavailable('the Cedar thread reached the call after its caller stopped waiting'),
-        );
+        w.reject(new CedarCallExpired('the Cedar thread reached the call after its caller stopped waiting'));
       else w.resolve((m as { answer?: unknown }).answer);
     });
     worker.on('error', (err) => fail(worker, err));

@@ -14,7 +14,7 @@ import { compiledOf } from './bundle.js';
 import { createToolCatalog } from './catalog.js';
 import type { ToolCatalog } from './catalog.js';
 import { preparseBundle, preparsedName } from './cedar.js';
-import { CedarThreadUnavailable } from './cedar-thread.js';
+import { CedarCallExpired, CedarThreadUnavailable } from './cedar-thread.js';
 import type { CedarThread } from './cedar-thread.js';
 import { toCedarValue } from './cedar-values.js';
 import type {
@@ -39,7 +39,9 @@ export interface PolicyEngine {
   evaluate(input: EvaluationInput): PolicyDecision | Deny;
   /**
    * {@link evaluate}, with Cedar's evaluation on `thread` (`cedar-thread.ts`); everything else,
-   * and every check of Cedar's answer, as in {@link evaluate}. A thread that fails is
+   * and every check of Cedar's answer, as in {@link evaluate}. A thread that is not there to
+   * answer (not started, closed, exited, stalled; or it reached the call past its `expiresAt`)
+   * is `ERR_POLICY_UNAVAILABLE`; one that throws or answers what nobody asked for is
    * `ERR_POLICY_ERROR`. Never rejects.
    */
   evaluateOn(thread: CedarThread, input: EvaluationInput): Promise<PolicyDecision | Deny>;
@@ -76,6 +78,8 @@ function isCedarResponse(r: unknown): r is cedar.Response {
 /** What an exception during evaluation is: a parameter that cannot be mapped, else a policy error. */
 function thrown(err: unknown): Deny {
   if (err instanceof FailclosedError && err.code === 'ERR_PARAMS_INVALID') return deny(err.code, err.message);
+  // The same reason as the pipeline's own deadline, whichever of the two is heard first.
+  if (err instanceof CedarCallExpired) return deny('ERR_POLICY_UNAVAILABLE', 'policy evaluation timed out');
   if (err instanceof CedarThreadUnavailable)
     return deny('ERR_POLICY_UNAVAILABLE', 'the Cedar thread is not available');
   return deny('ERR_POLICY_ERROR', 'policy evaluation failed');

@@ -38,6 +38,7 @@ export type { ToolCatalog } from './catalog.js';
 export { createPolicyEngine, isPermit } from './engine.js';
 export {
   CEDAR_WORKER_URL,
+  CedarCallExpired,
   CedarThreadUnavailable,
   cedarThreadAvailable,
   createCedarThread,

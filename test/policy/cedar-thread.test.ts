@@ -158,7 +158,7 @@ describe('a Cedar thread that fails (FC-INV-4: every failure a deny)', () => {
       expect((await evaluateCall(threaded, call('echo', { message: 'up' }), POLICY_MS)).outcome).toBe(
         'allow',
       );
-      await vi.waitFor(() => expect(kinds).toEqual(['evaluated']));
+      await vi.waitFor(() => expect(kinds).toEqual(['evaluated']), { timeout: 10_000 });
       // The slow one holds the thread for 400 ms; five more are sent meanwhile, each denied at its
       // 50 ms deadline: the thread reaches them dead.
       const slow = evaluateCall(threaded, call('echo', { message: 'x' }, { identity: 'slow' }), POLICY_MS);
@@ -167,7 +167,7 @@ describe('a Cedar thread that fails (FC-INV-4: every failure a deny)', () => {
       );
       for (const d of dead) expect(d.outcome === 'deny' && d.denial.code).toBe('ERR_POLICY_UNAVAILABLE');
       expect((await slow).outcome).toBe('allow');
-      await vi.waitFor(() => expect(kinds).toHaveLength(7));
+      await vi.waitFor(() => expect(kinds).toHaveLength(7), { timeout: 10_000 });
       expect(kinds).toEqual([
         'evaluated',
         'evaluated',
@@ -234,6 +234,21 @@ describe('a Cedar thread that fails (FC-INV-4: every failure a deny)', () => {
     expect(d.outcome === 'deny' && d.denial.code).toBe('ERR_POLICY_UNAVAILABLE');
     // Within the back-off: refused without a new start, the start's own error as its cause.
     await expect(thread.ready()).rejects.toMatchObject({ cause: { code: 'MODULE_NOT_FOUND' } });
+  });
+
+  it('refused before it begins (a URL Node will not load a worker from): ERR_POLICY_UNAVAILABLE, within the back-off', async () => {
+    let clock = 0;
+    const thread = createCedarThread({ url: new URL('http://127.0.0.1/cedar-worker.js'), now: () => clock });
+    const threaded = onThread(thread);
+    const d = await evaluateCall(threaded, call('echo', { message: 'x' }), POLICY_MS);
+    expect(d.outcome === 'deny' && d.denial).toMatchObject({
+      code: 'ERR_POLICY_UNAVAILABLE',
+      reason: 'the Cedar thread is not available',
+    });
+    // Counted as a start that failed: the next one waits out the back-off (its message says so).
+    await expect(thread.ready()).rejects.toThrow(/next start is due in 100 ms/);
+    clock += 100;
+    await expect(thread.ready()).rejects.toMatchObject({ cause: { code: 'ERR_INVALID_URL_SCHEME' } });
   });
 
   it('cannot start: one start per back-off, not one per call; a thread that starts resets it', async () => {
