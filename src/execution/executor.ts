@@ -157,10 +157,17 @@ export interface Executor {
   void(input: VoidInput): Promise<VoidOutcome>;
 }
 
-/** The caller gave up on the call (see `Executor.execute`'s `signal`). */
-const GIVEN_UP = (): Deny => deny('ERR_CALL_CANCELLED', 'the caller gave up on the call');
-/** The caller cancelled the call (its relay's `cancelled`). */
-const CANCELLED = (): Deny => deny('ERR_CALL_CANCELLED', 'the caller cancelled the call');
+/**
+ * The caller gave up on the call (`Executor.execute`'s `signal`) or cancelled it (its relay's
+ * `cancelled`): before the tool started, or while it ran. The reason goes into the receipt, so the
+ * evidence says whether the tool may have done anything.
+ */
+const GIVEN_UP = (): Deny => deny('ERR_CALL_CANCELLED', 'the caller gave up on the call while the tool ran');
+const CANCELLED = (): Deny => deny('ERR_CALL_CANCELLED', 'the caller cancelled the call while the tool ran');
+const GIVEN_UP_BEFORE = (): Deny =>
+  deny('ERR_CALL_CANCELLED', 'the caller gave up on the call before the tool started');
+const CANCELLED_BEFORE = (): Deny =>
+  deny('ERR_CALL_CANCELLED', 'the caller cancelled the call before the tool started');
 
 /** What is known about a call when it is denied, for its `denial` ledger entry. */
 interface Trail {
@@ -341,7 +348,11 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     // The caller gave up meanwhile (it was answered deny), or cancelled the call: the envelope is
     // not used. Read through a function: the signals change across the awaits below.
     const stopped = (): Deny | undefined =>
-      relay?.cancelled?.aborted === true ? CANCELLED() : gone?.aborted === true ? GIVEN_UP() : undefined;
+      relay?.cancelled?.aborted === true
+        ? CANCELLED_BEFORE()
+        : gone?.aborted === true
+          ? GIVEN_UP_BEFORE()
+          : undefined;
     const before = stopped();
     if (before !== undefined) return before;
     // 5. Single use: one atomic consumption (SPEC §8); a voided envelope never runs.
@@ -386,8 +397,9 @@ export function createExecutor(deps: ExecutorDeps): Executor {
         started,
         ...notices,
         // The egress proxy's refusal names the destination or limit, an upstream's TLS or token
-        // failure which check failed (characters failclosed vetted).
-        ...(hasEvidenceReason(ran.code) ? { reason: ran.reason } : {}),
+        // failure which check failed (characters failclosed vetted); a cancellation whether the
+        // tool had started (the executor's own words: no adapter answers that code).
+        ...(hasEvidenceReason(ran.code) || ran.code === 'ERR_CALL_CANCELLED' ? { reason: ran.reason } : {}),
       });
       return ref === undefined
         ? deny('ERR_LEDGER_UNAVAILABLE', 'execution receipt not confirmed')

@@ -51,7 +51,11 @@ describe.each(ALL_TOPOLOGIES)('%s topology', (topology) => {
         { timeout: 12_000, interval: 100 },
       )
       .toBe(true);
-    expect(receipt).toMatchObject({ status: 'failed', code: 'ERR_CALL_CANCELLED' });
+    expect(receipt).toMatchObject({
+      status: 'failed',
+      code: 'ERR_CALL_CANCELLED',
+      reason: 'the caller gave up on the call while the tool ran',
+    });
   }, 30_000);
 });
 
@@ -80,7 +84,7 @@ describe('a separate Execution Layer stopped while a tool runs', () => {
     expect(
       records
         .filter((x) => x.entry.type === 'execution.receipt')
-        .map((x) => [x.entry.payload['status'], x.entry.payload['code']]),
-    ).toEqual([['failed', 'ERR_CALL_CANCELLED']]);
+        .map((x) => [x.entry.payload['status'], x.entry.payload['code'], x.entry.payload['reason']]),
+    ).toEqual([['failed', 'ERR_CALL_CANCELLED', 'the caller gave up on the call while the tool ran']]);
   }, 30_000);
 });

@@ -13,7 +13,11 @@ import { spyAdapter } from './support.js';
 
 afterAll(removeScratch);
 
-const GIVEN_UP = { outcome: 'deny', code: 'ERR_CALL_CANCELLED', reason: 'the caller gave up on the call' };
+const given = (when: 'before the tool started' | 'while the tool ran') => ({
+  outcome: 'deny',
+  code: 'ERR_CALL_CANCELLED',
+  reason: `the caller gave up on the call ${when}`,
+});
 
 describe('executor: a call its caller gave up on', () => {
   it('given up before the nonce is consumed → ERR_CALL_CANCELLED, nothing consumed, the tool never ran', async () => {
@@ -21,7 +25,7 @@ describe('executor: a call its caller gave up on', () => {
     const executor = createExecutor(w.deps);
     const envelope = w.envelope();
     const out = await executor.execute(call(envelope), undefined, undefined, AbortSignal.abort());
-    expect(out).toEqual(GIVEN_UP);
+    expect(out).toEqual(given('before the tool started'));
     expect(w.spy.calls).toHaveLength(0);
     expect(w.ledger.ofType('execution.receipt')).toEqual([]);
     expect(w.ledger.ofType('denial').map((e) => e.payload['code'])).toEqual(['ERR_CALL_CANCELLED']);
@@ -44,11 +48,16 @@ describe('executor: a call its caller gave up on', () => {
     };
     const executor = createExecutor({ ...w.deps, nonces });
     const envelope = w.envelope();
-    expect(await executor.execute(call(envelope), undefined, undefined, ac.signal)).toEqual(GIVEN_UP);
+    expect(await executor.execute(call(envelope), undefined, undefined, ac.signal)).toEqual(
+      given('before the tool started'),
+    );
     expect(w.spy.calls).toHaveLength(0);
-    expect(w.ledger.ofType('execution.receipt').map((e) => [e.payload.status, e.payload.code])).toEqual([
-      ['failed', 'ERR_CALL_CANCELLED'],
-    ]);
+    // The receipt says the tool never started.
+    expect(
+      w.ledger
+        .ofType('execution.receipt')
+        .map((e) => [e.payload.status, e.payload.code, e.payload['reason']]),
+    ).toEqual([['failed', 'ERR_CALL_CANCELLED', 'the caller gave up on the call before the tool started']]);
     // Consumed: it never runs, now or later.
     expect(await executor.execute(call(envelope))).toMatchObject({ code: 'ERR_NONCE_REPLAYED' });
     expect(w.spy.calls).toHaveLength(0);
@@ -71,11 +80,14 @@ describe('executor: a call its caller gave up on', () => {
       ),
     );
     const out = await createExecutor(w.deps).execute(call(w.envelope()), undefined, undefined, ac.signal);
-    expect(out).toEqual(GIVEN_UP);
+    expect(out).toEqual(given('while the tool ran'));
     expect(abortedTool).toBe(true);
-    expect(w.ledger.ofType('execution.receipt').map((e) => [e.payload.status, e.payload.code])).toEqual([
-      ['failed', 'ERR_CALL_CANCELLED'],
-    ]);
+    // The receipt says the tool had started: it may have done something.
+    expect(
+      w.ledger
+        .ofType('execution.receipt')
+        .map((e) => [e.payload.status, e.payload.code, e.payload['reason']]),
+    ).toEqual([['failed', 'ERR_CALL_CANCELLED', 'the caller gave up on the call while the tool ran']]);
   });
 
   it('a tool that answered before the caller gave up keeps its outcome', async () => {

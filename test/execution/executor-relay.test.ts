@@ -76,11 +76,13 @@ describe('executor with a relay', () => {
     expect(out).toEqual({
       outcome: 'deny',
       code: 'ERR_CALL_CANCELLED',
-      reason: 'the caller cancelled the call',
+      reason: 'the caller cancelled the call while the tool ran',
     });
-    expect(w.ledger.ofType('execution.receipt').map((e) => [e.payload.status, e.payload.code])).toEqual([
-      ['failed', 'ERR_CALL_CANCELLED'],
-    ]);
+    expect(
+      w.ledger
+        .ofType('execution.receipt')
+        .map((e) => [e.payload.status, e.payload.code, e.payload['reason']]),
+    ).toEqual([['failed', 'ERR_CALL_CANCELLED', 'the caller cancelled the call while the tool ran']]);
   });
 
   it('cancelled before the nonce is consumed: ERR_CALL_CANCELLED, nothing used, the tool never ran', async () => {
@@ -92,7 +94,7 @@ describe('executor with a relay', () => {
     expect(await executor.execute(call(envelope), undefined, r.relay)).toEqual({
       outcome: 'deny',
       code: 'ERR_CALL_CANCELLED',
-      reason: 'the caller cancelled the call',
+      reason: 'the caller cancelled the call before the tool started',
     });
     expect(w.spy.calls).toHaveLength(0);
     expect(w.ledger.ofType('execution.receipt')).toEqual([]);
