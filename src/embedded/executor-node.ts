@@ -558,14 +558,16 @@ function createDrain(): {
       return p;
     },
     async settled(withinMs) {
-      if (running.size === 0) return;
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.allSettled([...running]),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, withinMs);
-        }),
-      ]);
+      let late = false;
+      const deadline = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          late = true;
+          resolve();
+        }, withinMs);
+      });
+      // Until none is left: what settles may start more (the listener's record after a call).
+      while (running.size > 0 && !late) await Promise.race([Promise.allSettled([...running]), deadline]);
       clearTimeout(timer);
     },
   };
@@ -858,15 +860,20 @@ export async function startExecutorNode(
           executor.execute(input),
         );
   const stop = async (): Promise<void> => {
-    // Closing the listener first closes the Gates' connections: the calls still running are
-    // given up on (their tools ended, or never started); queue workers take no new job and
-    // finish the ones they hold, each within its own time limit. Their receipts and records are
-    // written before the ledger link and the nonce store close, so that no consumed envelope is
-    // left without one; a record still unwritten past the ledger deadline (and 5 s for the tools
-    // to end) is given up. Each step runs whatever the one before did.
-    const steps: (() => Promise<void> | undefined | void)[] = [
-      () => server.close(),
-      () => workers?.close(),
+    // Closing the listener closes the Gates' connections: the calls still running are cut (their
+    // tools ended, or never started); at the same time queue workers stop asking for jobs (one
+    // already asked for may still arrive) and finish the ones they hold, each within its own time
+    // limit. Then their receipts and records are written before the ledger link and the nonce
+    // store close, so that no consumed envelope is left without one, unless the writes still
+    // pending outlast the ledger deadline and 5 s more (the tools' time to end): then they are
+    // given up. Each step runs whatever the one before did.
+    const steps: (() => Promise<unknown> | undefined | void)[] = [
+      // Together: the workers stop taking jobs while the listener waits on its connections.
+      async () => {
+        const closed = await Promise.allSettled([server.close(), workers?.close()]);
+        const failed = closed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed !== undefined) throw failed.reason;
+      },
       () => drain.settled(ledgerMs + STOP_TOOLS_END_MS),
       () => agent.close(),
       () => nonces.close(),

@@ -204,7 +204,8 @@ export const PAYLOAD_ALLOWLIST = {
     'redactions',
     'envelope',
     'envelope_sha256',
-    // Only on a call the egress proxy ended: which destination or limit (OE-INV-011).
+    // Only on a call the egress proxy ended (which destination or limit, OE-INV-011), an upstream's
+    // TLS or token check failed (which check), or a cancelled call (whether the tool had started).
     'reason',
     // Only on a call whose caller took its upstream's notices: how many were relayed and dropped.
     'notices',

@@ -314,7 +314,7 @@ export async function rederiveDecision(
       ...common,
       status: findings.length > 0 ? 'mismatch' : 'not-rederivable',
       reason:
-        'the policy evaluation timed out at the time (an environmental condition the ledger does not record)',
+        'the policy evaluation timed out, or found its Cedar thread down, at the time (an environmental condition the ledger does not record)',
       findings,
       outcome: 'deny',
     };
