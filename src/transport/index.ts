@@ -20,7 +20,7 @@ export { loadTlsMaterial, revocationOf } from './material.js';
 export type { TlsFiles, TlsMaterial, RevocationVerdict, ChainLink, LoadedCrl } from './material.js';
 export { authorizePeer, authorizeParsed, parsePeer, REFUSAL_REASONS } from './peer.js';
 export type { Refusal, RefusalReason, PeerVerdict, ParsedPeer } from './peer.js';
-export { createMtlsServer } from './server.js';
+export { createMtlsServer, MTLS_HANDSHAKE_TIMEOUT_MS } from './server.js';
 export type { MtlsServer, MtlsServerOptions, MtlsHandler } from './server.js';
 export { createMtlsAgent } from './client.js';
 export { readCapped } from './read-capped.js';

@@ -51,7 +51,17 @@ export interface MtlsServerOptions {
    * reload (which then fails, and the listener refuses every peer until one succeeds).
    */
   readonly serves?: { readonly role: Role; readonly fix: string };
+  /** Longest TLS handshake (ms); default {@link MTLS_HANDSHAKE_TIMEOUT_MS}. */
+  readonly handshakeTimeoutMs?: number;
 }
+
+/**
+ * A connection that has not finished its TLS handshake by then is closed (refused `handshake`,
+ * `ERR_TLS_HANDSHAKE_TIMEOUT`). Node's default is 120 s: a peer that connects and sends nothing
+ * held a socket that long, and held a stopping listener's close with it. Role peers on one
+ * network finish in milliseconds.
+ */
+export const MTLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** A listening mutual-TLS endpoint. */
 export interface MtlsServer {
@@ -125,18 +135,21 @@ export async function createMtlsServer(
     return undefined;
   };
   const admit = (socket: TLSSocket): boolean => authorize(socket) !== undefined;
-  const server = createServer(secureOptions(material), (req, res) => {
-    const socket = req.socket as TLSSocket;
-    // Only admitted sockets reach here; a request on any other is cut, never answered.
-    if (!open.has(socket)) {
-      socket.destroy();
-      return;
-    }
-    // Authorized again for every request: expiry, revocation and CRL freshness move on.
-    const peer = authorize(socket);
-    if (peer === undefined) return;
-    handler(req, res, peer);
-  });
+  const server = createServer(
+    { ...secureOptions(material), handshakeTimeout: options.handshakeTimeoutMs ?? MTLS_HANDSHAKE_TIMEOUT_MS },
+    (req, res) => {
+      const socket = req.socket as TLSSocket;
+      // Only admitted sockets reach here; a request on any other is cut, never answered.
+      if (!open.has(socket)) {
+        socket.destroy();
+        return;
+      }
+      // Authorized again for every request: expiry, revocation and CRL freshness move on.
+      const peer = authorize(socket);
+      if (peer === undefined) return;
+      handler(req, res, peer);
+    },
+  );
   server.on('secureConnection', (socket: TLSSocket) => {
     if (!admit(socket)) return;
     open.add(socket);

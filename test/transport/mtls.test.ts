@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, statSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:https';
+import { connect } from 'node:net';
 import type { Agent } from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -126,6 +127,28 @@ describe('mutual TLS listener admitting the gate role only', () => {
     const cert = new X509Certificate(readFileSync(pkiPaths(pki).cert('gate')));
     expect(cert.subjectAltName).toContain('URI:urn:failclosed:role:gate');
     expect(cert.checkIssued(new X509Certificate(readFileSync(pkiPaths(pki).caCert)))).toBe(true);
+  });
+
+  it('a peer that connects and never finishes its handshake is closed at the handshake bound and refused', async () => {
+    const s = await createMtlsServer(() => undefined, {
+      files: serverFiles,
+      allow: ['gate'],
+      host: '127.0.0.1',
+      port: 0,
+      handshakeTimeoutMs: 200,
+      onRefused: (r) => refused.push(r),
+    });
+    try {
+      const before = refused.length;
+      const socket = connect(Number(new URL(s.url).port), '127.0.0.1');
+      // Nothing is ever sent: the listener, not the peer, ends it.
+      await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      expect(refused.slice(before)).toEqual([
+        expect.objectContaining({ reason: 'handshake', detail: 'ERR_TLS_HANDSHAKE_TIMEOUT' }),
+      ]);
+    } finally {
+      await s.close();
+    }
   });
 
   it('admits the gate', async () => {
