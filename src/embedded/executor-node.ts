@@ -26,6 +26,7 @@ import { performance } from 'node:perf_hooks';
 import { request } from 'node:https';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import {
+  createInFlight,
   decodeBase64url,
   deny,
   guardObserver,
@@ -543,37 +544,6 @@ const bounded = (v: unknown): string => (typeof v === 'string' ? v.slice(0, 256)
 const STOP_TOOLS_END_MS = 5000;
 
 /**
- * What the node still has under way: executions, voids and the listener's own records. A stop
- * waits for them (`settled`, bounded) before it closes the ledger link they write through.
- */
-function createDrain(): {
-  held<T>(p: Promise<T>): Promise<T>;
-  settled(withinMs: number): Promise<void>;
-} {
-  const running = new Set<Promise<unknown>>();
-  return {
-    held(p) {
-      running.add(p);
-      void p.finally(() => running.delete(p)).catch(() => undefined);
-      return p;
-    },
-    async settled(withinMs) {
-      let timer: NodeJS.Timeout | undefined;
-      let late = false;
-      const deadline = new Promise<void>((resolve) => {
-        timer = setTimeout(() => {
-          late = true;
-          resolve();
-        }, withinMs);
-      });
-      // Until none is left: what settles may start more (the listener's record after a call).
-      while (running.size > 0 && !late) await Promise.race([Promise.allSettled([...running]), deadline]);
-      clearTimeout(timer);
-    },
-  };
-}
-
-/**
  * Logs each execution's outcome: identifiers, the tool's name and the code only, never
  * parameters, results or envelopes (OE-INV-009).
  */
@@ -799,14 +769,15 @@ export async function startExecutorNode(
     secrets,
     timeouts: { ledgerMs, nonceMs: 1000 },
   });
-  const drain = createDrain();
+  // What the node still has under way: executions, voids and the listener's own records.
+  const drain = createInFlight();
   const logged = loggedExecutor(
     trustedExecutor(inner, trust, ledger, config.audience, ledgerMs),
     telemetry.logger,
   );
   const executor: Executor = Object.freeze({
-    execute: (...args: Parameters<Executor['execute']>) => drain.held(logged.execute(...args)),
-    void: (input: Parameters<Executor['void']>[0]) => drain.held(logged.void(input)),
+    execute: (...args: Parameters<Executor['execute']>) => drain.track(logged.execute(...args)),
+    void: (input: Parameters<Executor['void']>[0]) => drain.track(logged.void(input)),
   });
   let server: ExecutionServer;
   try {
@@ -814,14 +785,14 @@ export async function startExecutorNode(
       host: config.listen.host,
       port: config.listen.port,
       // The listener's own records (a result too large for an answer, an internal failure).
-      ledger: { append: (e) => drain.held(ledger.append(e)) },
+      ledger: { append: (e) => drain.track(ledger.append(e)) },
       audience: config.audience,
       ledgerMs,
       tls: {
         files: config.tls,
         now: clock,
         onRefused: createRefusalRecorder({
-          append: (e) => drain.held(ledger.appendRefusal(e)),
+          append: (e) => drain.track(ledger.appendRefusal(e)),
           listener: 'execution',
           actor: { id: config.audience, role: 'executor' },
           now: clock,

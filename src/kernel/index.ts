@@ -162,6 +162,8 @@ export {
 } from './schema-migrations.js';
 export type { SchemaConnection, SchemaMigration, SchemaMigrationResult } from './schema-migrations.js';
 export { createDurableWrites } from './durability.js';
+export { createInFlight } from './in-flight.js';
+export type { InFlight } from './in-flight.js';
 export type { DurableWrites } from './durability.js';
 export { createSqliteCommitUnit, fileSync } from './sqlite-commit.js';
 export { openStoreConnection } from './sqlite-store.js';

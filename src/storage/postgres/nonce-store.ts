@@ -27,6 +27,7 @@
  */
 import type { NonceConsumption, NonceStore } from '../../execution/index.js';
 import { assertNonceConsumption } from '../../execution/index.js';
+import { createInFlight } from '../../kernel/index.js';
 import type { Clock } from '../../kernel/index.js';
 import type { PostgresPool } from './pool.js';
 import { rowBool } from './rows.js';
@@ -138,16 +139,8 @@ export function createPostgresNonceStore(db: PostgresPool, options: PostgresNonc
     throw new TypeError('retainAfterExpSec must be a non-negative integer');
   let closed = false;
   let sincePrune = 0;
-  const inFlight = new Set<Promise<unknown>>();
-
-  const track = <T>(p: Promise<T>): Promise<T> => {
-    inFlight.add(p);
-    const forget = (): void => {
-      inFlight.delete(p);
-    };
-    p.then(forget, forget);
-    return p;
-  };
+  const inFlight = createInFlight();
+  const track = <T>(p: Promise<T>): Promise<T> => inFlight.track(p);
 
   /** Raises the horizon: the only step that holds consumptions back, for one short statement. */
   const raise = async (nowSec: number, toleranceSec: number): Promise<void> => {
@@ -273,7 +266,7 @@ export function createPostgresNonceStore(db: PostgresPool, options: PostgresNonc
     async close() {
       closed = true;
       // Calls in flight settle (commit or reject) first; the pool belongs to its opener.
-      await Promise.allSettled([...inFlight]);
+      await inFlight.settled();
     },
   };
 }
