@@ -158,16 +158,15 @@ export interface Executor {
 }
 
 /**
- * The caller gave up on the call (`Executor.execute`'s `signal`) or cancelled it (its relay's
- * `cancelled`): before the tool started, or while it ran. The reason goes into the receipt, so the
+ * The caller cancelled the call (its relay's `cancelled`) or gave up on it (`Executor.execute`'s
+ * `signal`), before the tool started or while it ran. The reason goes into the receipt, so the
  * evidence says whether the tool may have done anything.
  */
-const GIVEN_UP = (): Deny => deny('ERR_CALL_CANCELLED', 'the caller gave up on the call while the tool ran');
-const CANCELLED = (): Deny => deny('ERR_CALL_CANCELLED', 'the caller cancelled the call while the tool ran');
-const GIVEN_UP_BEFORE = (): Deny =>
-  deny('ERR_CALL_CANCELLED', 'the caller gave up on the call before the tool started');
-const CANCELLED_BEFORE = (): Deny =>
-  deny('ERR_CALL_CANCELLED', 'the caller cancelled the call before the tool started');
+const stoppedBy = (cancelled: boolean, started: boolean): Deny =>
+  deny(
+    'ERR_CALL_CANCELLED',
+    `the caller ${cancelled ? 'cancelled' : 'gave up on'} the call ${started ? 'while the tool ran' : 'before the tool started'}`,
+  );
 
 /** What is known about a call when it is denied, for its `denial` ledger entry. */
 interface Trail {
@@ -348,11 +347,9 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     // The caller gave up meanwhile (it was answered deny), or cancelled the call: the envelope is
     // not used. Read through a function: the signals change across the awaits below.
     const stopped = (): Deny | undefined =>
-      relay?.cancelled?.aborted === true
-        ? CANCELLED_BEFORE()
-        : gone?.aborted === true
-          ? GIVEN_UP_BEFORE()
-          : undefined;
+      relay?.cancelled?.aborted === true || gone?.aborted === true
+        ? stoppedBy(relay?.cancelled?.aborted === true, false)
+        : undefined;
     const before = stopped();
     if (before !== undefined) return before;
     // 5. Single use: one atomic consumption (SPEC §8); a voided envelope never runs.
@@ -489,7 +486,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       (cancelled?.aborted === true || gone?.aborted === true) &&
       (output.code === 'ERR_TOOL_TIMEOUT' || output.code === 'ERR_TOOL_FAILED')
     )
-      return { ...(cancelled?.aborted === true ? CANCELLED() : GIVEN_UP()), ...counted };
+      return { ...stoppedBy(cancelled?.aborted === true, true), ...counted };
     return { ...output, ...counted };
   };
 

@@ -207,6 +207,14 @@ interface Signed {
   readonly key: KeyObject;
 }
 
+/** Step 3: the key `kid` names, pinned and unrevoked. */
+function pinnedKey(ctx: VerifyEnvelopeContext, kid: string): KeyObject | Deny {
+  const found = ctx.keys.lookup(kid);
+  if (found.status === 'revoked') return deny('ERR_ENVELOPE_KID_REVOKED', 'issuer key is revoked');
+  if (found.status !== 'active') return deny('ERR_ENVELOPE_KID_UNKNOWN', 'issuer key is not pinned');
+  return found.key;
+}
+
 /** Steps 1-3: the context, the compact form, the header, the pinned and unrevoked key. */
 function beforeSignature(token: unknown, ctx: VerifyEnvelopeContext): Signed | Deny {
   if (!checkContext(ctx)) return deny('ERR_INTERNAL', 'verifier is misconfigured');
@@ -214,10 +222,9 @@ function beforeSignature(token: unknown, ctx: VerifyEnvelopeContext): Signed | D
   if ('outcome' in parts) return parts;
   const header = checkHeader(parts.headerSegment, parts.headerBytes);
   if ('outcome' in header) return header;
-  const found = ctx.keys.lookup(header.kid);
-  if (found.status === 'revoked') return deny('ERR_ENVELOPE_KID_REVOKED', 'issuer key is revoked');
-  if (found.status !== 'active') return deny('ERR_ENVELOPE_KID_UNKNOWN', 'issuer key is not pinned');
-  return { parts, header, key: found.key };
+  const key = pinnedKey(ctx, header.kid);
+  if ('outcome' in key) return key;
+  return { parts, header, key };
 }
 
 /** The steps after a verified signature: payload, claims, binding. */
@@ -274,9 +281,9 @@ export async function verifyEnvelopeAsync(
     const s = beforeSignature(token, ctx);
     if ('outcome' in s) return s;
     if (!(await verifyEd25519Async(s.key, s.parts.signingInput, s.parts.signature))) return BAD_SIGNATURE();
-    const now = ctx.keys.lookup(s.header.kid);
-    if (now.status === 'revoked') return deny('ERR_ENVELOPE_KID_REVOKED', 'issuer key is revoked');
-    if (now.status !== 'active') return deny('ERR_ENVELOPE_KID_UNKNOWN', 'issuer key is not pinned');
+    // Step 3 again: the status may have changed while the signature was on the pool.
+    const still = pinnedKey(ctx, s.header.kid);
+    if ('outcome' in still) return still;
     return afterSignature(s, ctx);
   } catch {
     return deny('ERR_INTERNAL', 'envelope verification failed unexpectedly');
