@@ -7,12 +7,7 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import {
-  buildExecutorNodeInventory,
-  connect,
-  operatorAction,
-  readExecutorConfig,
-} from '../embedded/index.js';
+import { connect, operatorAction } from '../embedded/connect.js';
 import { inventoryJson, inventorySha256, parseInventory } from '../kernel/index.js';
 import type { InventoryDocument, JsonValue } from '../kernel/index.js';
 import { operatorConnection } from './operators.js';
@@ -82,6 +77,8 @@ export async function runInventoryCli(argv: readonly string[], io: InventoryIo):
   if (v.config !== undefined) {
     if (v.data !== undefined)
       throw new InventoryUsageError('inventory takes --data DIR or --config FILE, not both');
+    const { buildExecutorNodeInventory } = await import('../embedded/inventory.js');
+    const { readExecutorConfig } = await import('../embedded/executor-node.js');
     show(io, buildExecutorNodeInventory(readExecutorConfig(v.config)), json);
     return 0;
   }

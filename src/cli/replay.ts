@@ -8,8 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { connect, getJson, operatorDownload } from '../embedded/index.js';
-import { formatReplayReport, replayBundleFile } from '../replay/index.js';
+import { connect, getJson, operatorDownload } from '../embedded/connect.js';
 import type { ReplayReport } from '../replay/index.js';
 import type { VerifyOptions } from '../verify/index.js';
 import { operatorConnection } from './operators.js';
@@ -137,6 +136,8 @@ export async function runReplayCommand(argv: readonly string[], io: ReplayIo): P
     io.err('replay: cannot read the --trust file\n');
     return 2;
   }
+  // The replay engine (policy evaluation and the verifier) is loaded for a replay only.
+  const { formatReplayReport, replayBundleFile } = await import('../replay/index.js');
   let report: ReplayReport;
   if (args.bundle !== undefined) {
     report = await replayBundleFile(args.bundle, {

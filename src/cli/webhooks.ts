@@ -8,8 +8,9 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { parseJson } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
-import { createSqliteOutbox, generateWebhookSecret, parseReceiver } from '../control-plane/index.js';
-import { dataPaths, notificationsPath, readConfig } from '../embedded/index.js';
+import { parseReceiver } from '../control-plane/notify/config.js';
+import { generateWebhookSecret } from '../control-plane/notify/sign.js';
+import { dataPaths, readConfig } from '../embedded/data-dir.js';
 
 /** Options of the webhooks commands. */
 export const WEBHOOK_OPTIONS = {
@@ -60,14 +61,14 @@ function withReceivers(config: JsonObject, receivers: JsonValue[]): JsonObject {
   return { ...config, webhooks: { ...base, receivers } };
 }
 
-/** Runs `webhooks SUB [ID]`; resolves to the exit code. Throws {@link WebhookUsageError} for misuse. */
-export function runWebhookCommand(
+/** Runs `webhooks SUB [ID]`; resolves to the exit code. Rejects with {@link WebhookUsageError} for misuse. */
+export async function runWebhookCommand(
   io: Io,
   dir: string,
   sub: string | undefined,
   id: string | undefined,
   v: { url?: string; format?: string; event?: string[] },
-): number {
+): Promise<number> {
   if (sub === 'add' && id !== undefined) {
     if (v.url === undefined) throw new WebhookUsageError('webhooks add ID --url URL');
     const config = readRaw(dir);
@@ -119,9 +120,11 @@ export function runWebhookCommand(
       format: r.format,
       events: [...r.events],
     }));
+    const { notificationsPath } = await import('../embedded/notifications.js');
     const path = notificationsPath(dir);
     let deliveries: JsonValue[] = [];
     if (existsSync(path)) {
+      const { createSqliteOutbox } = await import('../control-plane/notify/outbox.js');
       // Read-only: never creates, migrates or write-locks the file a running gate writes.
       const outbox = createSqliteOutbox(path, { readOnly: true });
       try {

@@ -17,6 +17,9 @@ import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose';
 import type { JWTPayload } from 'jose';
 import { decodeBase64url, deny, encodeBase64url, isDeny } from '../kernel/index.js';
 import type { Clock, Deny } from '../kernel/index.js';
+import { isIssuerUrl } from './issuer-url.js';
+
+export { isIssuerUrl };
 
 /** `failclosed.json` `console.oidc`, parsed. */
 export interface OidcConfig {
@@ -103,23 +106,6 @@ interface Pending {
 
 const invalid = (reason: string): Deny => deny('ERR_OIDC_INVALID', reason);
 const unavailable = (reason: string): Deny => deny('ERR_OIDC_UNAVAILABLE', reason);
-
-/** True for an https URL, or an http URL on loopback (the only place plain HTTP is accepted). */
-export function isIssuerUrl(v: string): boolean {
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    return false;
-  }
-  const loopback = u.hostname === '127.0.0.1' || u.hostname === 'localhost' || u.hostname === '[::1]';
-  return (
-    (u.protocol === 'https:' || (u.protocol === 'http:' && loopback)) &&
-    u.hash === '' &&
-    u.username === '' &&
-    u.password === ''
-  );
-}
 
 const same = (a: string, b: string): boolean => {
   const h = (s: string) => createHash('sha256').update(s, 'utf8').digest();

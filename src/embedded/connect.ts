@@ -2,7 +2,9 @@
  * How operator tools reach a deployment: the running server announced in `server.json`, or, when
  * none answers, an in-process instance started for the duration of one command. Either way every
  * operator action takes the same path (the Gate's `/v1/admin/` routes behind the operator token),
- * so the ledger has exactly one writer at a time.
+ * so the ledger has exactly one writer at a time. The composition is loaded only when this command
+ * starts its own instance: a command that reaches a running server loads no store, policy engine or
+ * logger.
  */
 import { createWriteStream, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
@@ -10,7 +12,6 @@ import { pipeline } from 'node:stream/promises';
 import { parseJson } from '../kernel/index.js';
 import type { JsonValue } from '../kernel/index.js';
 import { dataPaths, readConfig, readOperatorToken } from './data-dir.js';
-import { controlPlaneConfigGaps, startEmbedded } from './embedded.js';
 
 /** A reachable Gate and the operator token for it. */
 export interface Connection {
@@ -73,6 +74,7 @@ export async function connect(dir: string, options: ConnectOptions = {}): Promis
   const token = options.token ?? readOperatorToken(dir);
   const url = await runningServer(dir);
   if (url !== undefined) return { url, token, inProcess: false, close: () => Promise.resolve() };
+  const { controlPlaneConfigGaps, startEmbedded } = await import('./embedded.js');
   // A Control Plane process's data directory takes no call in-process either (`serve control-plane`).
   const controlPlane = controlPlaneConfigGaps(readConfig(dir)).length === 0;
   const instance = await startEmbedded(dir, {

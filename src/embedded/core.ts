@@ -67,7 +67,7 @@ import type { EmbeddedConsole } from './console.js';
 import { followIssuerKeys } from './ports.js';
 import { executionAdapters } from './execution-adapters.js';
 import type { CoreDecorators, LedgerPort, ToolRunObserver } from './ports.js';
-import { openJobs } from './jobs-config.js';
+import { openJobs } from './jobs.js';
 import { createScheduler, withoutSchedules } from '../schedules/index.js';
 import type { Scheduler } from '../schedules/index.js';
 import { withScheduleActions } from './schedule-actions.js';

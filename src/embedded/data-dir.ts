@@ -13,7 +13,7 @@ import { exportSigningKeyJwk, generateSigningKey, importSigningKeyJwk } from '..
 import type { SigningKey } from '../kernel/signing/index.js';
 import { parseBackendSpec } from './backend-spec.js';
 import { parseMcpConfig } from './mcp-config.js';
-import { parseWebhookConfig, type WebhookConfig } from '../control-plane/index.js';
+import { parseWebhookConfig, type WebhookConfig } from '../control-plane/notify/config.js';
 import type { McpConfig } from './mcp-config.js';
 import { parseConsoleConfig } from './console-config.js';
 import { parseLogConfig, parseMetricsConfig } from './telemetry/config.js';

@@ -6,12 +6,10 @@
  * - `{"queue": "nats", "url": "nats://…", "stream": "FAILCLOSED", "workers": 2, "ack_wait_ms": 30000}`:
  *   NATS JetStream (`nats-queue.ts`). `workers` queue workers run in this process over its own
  *   Execution Layer (0: none; workers of `failclosed serve executor` take the jobs).
+ *
+ * Parsing only (reading `failclosed.json` loads no queue); `jobs.ts` opens the queue.
  */
-import type { GateJobQueue } from '../gate/index.js';
-import type { GateExecutor } from '../gate/index.js';
-import { createLocalJobQueue } from './local-queue.js';
-import { createNatsJobQueue, startNatsWorkers } from './nats-queue.js';
-import type { NatsQueueOptions, NatsWorkers, WorkerExecute } from './nats-queue.js';
+import type { NatsQueueOptions } from './nats-queue.js';
 
 /** The parsed `jobs` setting. */
 export type JobsConfig =
@@ -71,30 +69,5 @@ export function natsOptionsOf(c: Extract<JobsConfig, { queue: 'nats' }>): NatsQu
     url: c.url,
     ...(c.stream === undefined ? {} : { stream: c.stream }),
     ...(c.ack_wait_ms === undefined ? {} : { ackWaitMs: c.ack_wait_ms }),
-  };
-}
-
-/** The Gate's queue, and the in-process workers a `nats` setting asks for. */
-export interface OpenedJobs {
-  readonly queue: GateJobQueue;
-  /** Starts the in-process NATS workers, if any (after the executor is ready). */
-  startWorkers(execute: WorkerExecute): NatsWorkers | undefined;
-}
-
-/** Opens the queue `config` names over the Gate's Execution Layer port. */
-export function openJobs(config: JobsConfig | undefined, executor: GateExecutor): OpenedJobs {
-  const c = config ?? { queue: 'local' };
-  if (c.queue === 'local')
-    return {
-      queue: createLocalJobQueue(executor, c.concurrency === undefined ? {} : { concurrency: c.concurrency }),
-      startWorkers: () => undefined,
-    };
-  const options = natsOptionsOf(c);
-  return {
-    queue: createNatsJobQueue(options),
-    startWorkers: (execute) =>
-      (c.workers ?? 0) === 0
-        ? undefined
-        : startNatsWorkers({ ...options, concurrency: c.workers ?? 0 }, execute),
   };
 }

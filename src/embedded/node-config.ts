@@ -8,8 +8,8 @@ import { isAbsolute, join } from 'node:path';
 import { isIP } from 'node:net';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import type { TlsFiles } from '../transport/index.js';
-import { parseLogConfig, parseMetricsConfig } from './telemetry/index.js';
-import type { LogConfig, MetricsConfig } from './telemetry/index.js';
+import { parseLogConfig, parseMetricsConfig } from './telemetry/config.js';
+import type { LogConfig, MetricsConfig } from './telemetry/config.js';
 
 /** Makes the role's configuration error. */
 export type ConfigError = (message: string) => TypeError;

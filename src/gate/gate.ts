@@ -51,6 +51,9 @@ import type { AuthMethod, MintedCall, Principal, PrincipalCall } from './princip
 import type { SignedRequest } from '../kernel/index.js';
 import type { ScheduledRun } from '../control-plane/index.js';
 import type { CallRelay } from '../execution/index.js';
+import { MAX_CALL_WAIT_MS } from './bounds.js';
+
+export { MAX_CALL_WAIT_MS };
 
 /**
  * The request id a record names when the client's own holds a secret: `redacted-` and the first
@@ -229,9 +232,6 @@ interface CallNote {
   tool: string | null;
   requestId?: string | null;
 }
-
-/** Longest wait a client may ask for (ms); the Control Plane caps it further. */
-export const MAX_CALL_WAIT_MS = 120_000;
 
 /** Who reads behind the bootstrap operator token, as `audit.read` records it. */
 export const OPERATOR_READER: EvidenceRead['reader'] = Object.freeze({

@@ -16,15 +16,9 @@
 import Database from 'better-sqlite3';
 import { openStoreConnection } from '../kernel/index.js';
 import type { SchemaMigration, SqliteCommitUnit } from '../kernel/index.js';
+import { BOOTSTRAP_OPERATOR, OPERATOR_NAME, OPERATOR_TENANT } from './operator-names.js';
 
-/** The name of the bootstrap operator, the holder of the data directory's `operator.token`. */
-export const BOOTSTRAP_OPERATOR = 'operator';
-
-/** An operator's name: as a client's or approver's, without the `:` of principals. */
-export const OPERATOR_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
-
-/** A tenant name (as admin actions accept it). */
-export const OPERATOR_TENANT = /^[A-Za-z0-9._-]{1,128}$/;
+export { BOOTSTRAP_OPERATOR, OPERATOR_NAME, OPERATOR_TENANT };
 
 /** The tenants an operator acts for: a list, or `'*'` (every tenant, including global actions). */
 export type OperatorTenants = readonly string[] | '*';

@@ -3,8 +3,8 @@
  * "Observability"): `log.level` (`FAILCLOSED_LOG_LEVEL` over it) and `metrics.listen`
  * (`FAILCLOSED_METRICS_LISTEN` over it), `host:port` of the separate metrics listener.
  */
-import { isLogLevel, LOG_LEVELS } from './log.js';
-import type { LogLevel } from './log.js';
+import { isLogLevel, LOG_LEVELS } from './levels.js';
+import type { LogLevel } from './levels.js';
 
 /** `failclosed.json` `log`. */
 export interface LogConfig {

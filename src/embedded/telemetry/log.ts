@@ -6,17 +6,11 @@
  */
 import { pino } from 'pino';
 import type { Logger } from 'pino';
+import type { LogLevel } from './levels.js';
 
 export type { Logger } from 'pino';
-
-/** Log levels, `silent` turning logs off. */
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-
-/** True when `v` names a log level. */
-export function isLogLevel(v: unknown): v is LogLevel {
-  return typeof v === 'string' && (LOG_LEVELS as readonly string[]).includes(v);
-}
+export { isLogLevel, LOG_LEVELS } from './levels.js';
+export type { LogLevel } from './levels.js';
 
 /** Where lines go: standard output (default) or any writable stream (tests). */
 export interface LogDestination {

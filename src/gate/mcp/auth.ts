@@ -25,18 +25,7 @@ import { withDeadline } from '../deadline.js';
 export const CLIENT_TOKEN_TYPE = 'failclosed-client+jwt';
 /** Longest life (`exp - iat`) of a client-key token, in seconds. */
 export const MAX_CLIENT_TOKEN_SEC = 300;
-/** Asymmetric JWS algorithms an OAuth issuer may be pinned to (never `none`, never HMAC). */
-export const OAUTH_ALGORITHMS: readonly string[] = Object.freeze([
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'EdDSA',
-]);
+export { OAUTH_ALGORITHMS } from '../bounds.js';
 
 /** The OAuth authorization server this resource trusts (`failclosed.json` `mcp.oauth`). */
 export interface OAuthIssuerConfig {
