@@ -123,9 +123,13 @@ async function abandonOne(
           ? 'decided'
           : 'accepted';
   const who = when === 'restart' ? 'the process stopped' : 'the grace period of the stop ran out';
+  // A receipt says itself whether the tool ran: a failed one may be of a call ended before its
+  // tool started (its `reason` says so), which "the tool ran" would misstate.
   const ran =
     receipt !== undefined
-      ? 'the tool ran (receipt recorded)'
+      ? receipt.payload['status'] === 'succeeded'
+        ? 'the tool ran (receipt recorded: succeeded)'
+        : 'its receipt records a failed execution, and its reason whether the tool started'
       : unsure
         ? 'its envelope may have been consumed where the Execution Layer keeps its nonces: the tool may have run'
         : consumed

@@ -159,6 +159,55 @@ describe('recordAbandonedRequests (crash recovery)', () => {
     }
   });
 
+  it('a request with a receipt: the abandoned record says the tool ran only when the receipt succeeded', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const store = createSqliteLedgerStore({ path: join(dir, 'ledger.db') });
+      const ledger = await openLedger(store);
+      const nonces = createSqliteNonceStore({ path: join(dir, 'nonces.db'), now: () => 1_000 });
+      for (const [id, status] of [
+        ['ran', 'succeeded'],
+        ['ended-before-start', 'failed'],
+      ] as const) {
+        await accepted(ledger, id, 'issued');
+        await ledger.append(
+          entry(
+            'execution.receipt',
+            id,
+            {
+              decision_id: `d-${id}`,
+              jti: `j-${id}`,
+              status,
+              ...(status === 'failed'
+                ? {
+                    code: 'ERR_CALL_CANCELLED',
+                    reason: 'the caller gave up on the call before the tool started',
+                  }
+                : {}),
+            },
+            'executor',
+          ),
+        );
+      }
+      expect(await recordAbandonedRequests(recoveryDeps(ledger, nonces), 'restart')).toEqual({
+        abandoned: 2,
+        mayHaveRun: 2,
+      });
+      const reason = async (id: string) =>
+        (await store.readByRequest(id)).find((e) => e.type === 'request.abandoned')?.payload['reason'];
+      expect(await reason('ran')).toBe(
+        'the process stopped before the call had an outcome; the tool ran (receipt recorded: succeeded)',
+      );
+      expect(await reason('ended-before-start')).toBe(
+        'the process stopped before the call had an outcome; its receipt records a failed execution, and its reason whether the tool started',
+      );
+      await ledger.close();
+      await nonces.close();
+    } finally {
+      cleanup();
+    }
+  });
+
   it('leaves a job a broker holds open while a worker could still run it; with a separate Execution Layer, says "may have run"', async () => {
     const { dir, cleanup } = tempDir();
     try {
