@@ -4,6 +4,7 @@
  * Every change is ledgered by the Gate before it applies. Never rejects: a transport failure is
  * status 0 with `ERR_INTERNAL`, an answer that is not JSON keeps its status with `ERR_INTERNAL`.
  */
+import { downloadBundle } from './download.js';
 import { exchangeOf, sendJson } from './http.js';
 import type { Ed25519PublicJwk, JsonObject, JsonValue } from '../kernel/index.js';
 
@@ -46,8 +47,13 @@ export interface ApproverRegistration {
   readonly publicJwk: Ed25519PublicJwk;
 }
 
-/** Range or trace of a ledger export. */
+/** Where a ledger export goes, and its range or trace. */
 export interface ExportOptions {
+  /**
+   * The file the audit bundle is written to (through `out.partial`, renamed once the bundle's end
+   * record arrived). The bundle is streamed, never held in memory: it may be larger than memory.
+   */
+  readonly out: string;
   readonly traceId?: string;
   readonly from?: number;
   readonly to?: number;
@@ -103,8 +109,13 @@ export interface AdminClient {
   unbindOperator(name: string, reason?: string): Promise<AdminAnswer>;
   /** Every operator with its tenants and status (no tokens). */
   listOperators(): Promise<AdminAnswer>;
-  /** Exports an audit bundle for offline `failclosed verify`. */
-  exportLedger(options?: ExportOptions): Promise<AdminAnswer>;
+  /**
+   * Exports an audit bundle for offline `failclosed verify` into `options.out` (ledgered
+   * `audit.export` first): 200 with `{path, bytes}` once the whole bundle is written; a refusal
+   * with its status and denial; a transfer that fails or ends early leaves no file at `out` and
+   * answers status 0 (unreachable) or 200 with `ERR_INTERNAL`.
+   */
+  exportLedger(options: ExportOptions): Promise<AdminAnswer>;
   /** The evidence view of one request: its records with inclusion proofs. */
   evidence(requestId: string): Promise<AdminAnswer>;
   /** Pending and finalised approvals. */
@@ -132,6 +143,40 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
   const enc = encodeURIComponent;
   const action = (name: string, body: JsonObject = {}): Promise<AdminAnswer> =>
     send('POST', `/v1/admin/${enc(name)}`, body);
+  const exportTo = async (o: ExportOptions): Promise<AdminAnswer> => {
+    const body = {
+      ...(o.traceId === undefined ? {} : { trace_id: o.traceId }),
+      ...(o.from === undefined ? {} : { from: o.from }),
+      ...(o.to === undefined ? {} : { to: o.to }),
+    };
+    const url = new URL('/v1/admin/ledger-export', options.url);
+    // The status of the answer, once there is one (0: the Gate was not reached).
+    let status = 0;
+    const doFetch: typeof fetch = async (...args) => {
+      const res = await (options.fetch ?? fetch)(...args);
+      status = res.status;
+      return res;
+    };
+    try {
+      const a = await downloadBundle(doFetch, url, authorization, body, o.out);
+      return { status: a.status, body: a.body };
+    } catch (err) {
+      const why = err instanceof Error ? err.message : 'failed';
+      return {
+        status,
+        body: {
+          outcome: 'deny',
+          code: 'ERR_INTERNAL',
+          reason:
+            status === 0
+              ? 'the Gate could not be reached'
+              : status === 200
+                ? `the export could not be written: ${why}`
+                : 'the Gate answer could not be interpreted',
+        },
+      };
+    }
+  };
   return Object.freeze({
     action,
     killSwitch: (on: boolean, reason?: string) => action('kill-switch', { on, ...reasonOf(reason) }),
@@ -178,12 +223,7 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
     unbindOperator: (name: string, reason?: string) =>
       action('operators-unbind', { name, ...reasonOf(reason) }),
     listOperators: () => action('operators-list'),
-    exportLedger: (o: ExportOptions = {}) =>
-      action('ledger-export', {
-        ...(o.traceId === undefined ? {} : { trace_id: o.traceId }),
-        ...(o.from === undefined ? {} : { from: o.from }),
-        ...(o.to === undefined ? {} : { to: o.to }),
-      }),
+    exportLedger: (o: ExportOptions) => exportTo(o),
     evidence: (requestId: string) => send('GET', `/v1/requests/${enc(requestId)}`),
     approvals: () => send('GET', '/v1/approvals'),
     approval: (decisionId: string) => send('GET', `/v1/approvals/${enc(decisionId)}`),

@@ -17,7 +17,7 @@ import { request as httpRequest } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { performance } from 'node:perf_hooks';
-import { parseJson } from '../kernel/index.js';
+import { JSON_DEFAULT_MAX_BYTES, parseJson } from '../kernel/index.js';
 import type { JsonValue } from '../kernel/index.js';
 
 /** An HTTP answer from the Gate: its status (0: unreachable) and JSON body. */
@@ -34,6 +34,14 @@ export interface HttpRequestInit {
   /** Aborting closes the connection: the exchange (or the body's read) rejects with its reason. */
   readonly signal?: AbortSignal;
 }
+
+/**
+ * Largest answer body read: what `parseJson` takes by default (1 MiB), the largest answer the
+ * client can interpret. A Gate (or anything at its address) that sends more is cut off at that
+ * point instead of filling the agent's memory first. The audit-bundle export, which may be larger
+ * than memory, is streamed to a file instead (`download.ts`).
+ */
+export const MAX_ANSWER_BYTES = JSON_DEFAULT_MAX_BYTES;
 
 /** An answer whose head arrived; its body is read by `bytes`, which rejects when it cannot be. */
 export interface HttpResponse {
@@ -97,7 +105,16 @@ function onAbort(signal: AbortSignal, f: () => void): () => void {
 function collect(res: IncomingMessage): Promise<Uint8Array> {
   return new Promise<Uint8Array>((resolve, reject) => {
     const chunks: Buffer[] = [];
-    res.on('data', (c: Buffer) => chunks.push(c));
+    let total = 0;
+    res.on('data', (c: Buffer) => {
+      total += c.length;
+      if (total > MAX_ANSWER_BYTES) {
+        reject(new Error(`the answer is larger than ${MAX_ANSWER_BYTES} bytes`));
+        res.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
     res.once('end', () => {
       // A body too large to join (past the largest Buffer) is an unreadable answer, not a crash.
       try {
@@ -209,8 +226,27 @@ export function fetchExchange(doFetch: typeof fetch): HttpExchange {
       ...(init.body === undefined ? {} : { body: init.body }),
       ...(init.signal === undefined ? {} : { signal: init.signal }),
     });
-    return { status: res.status, bytes: async () => new Uint8Array(await res.arrayBuffer()) };
+    return { status: res.status, bytes: () => readCapped(res) };
   };
+}
+
+/** A `fetch` answer's body, refused past {@link MAX_ANSWER_BYTES} (the stream is cancelled there). */
+async function readCapped(res: Response): Promise<Uint8Array> {
+  if (res.body === null) return new Uint8Array(0);
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > MAX_ANSWER_BYTES) {
+      await reader.cancel().catch(() => undefined);
+      throw new Error(`the answer is larger than ${MAX_ANSWER_BYTES} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks);
 }
 
 /** The exchange of a client: its own `fetch` when given, else {@link nodeExchange}. */

@@ -6,9 +6,8 @@
  * starts its own instance: a command that reaches a running server loads no store, policy engine or
  * logger.
  */
-import { createWriteStream, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { downloadBundle } from '../client/download.js';
 import { parseJson } from '../kernel/index.js';
 import type { JsonValue } from '../kernel/index.js';
 import { dataPaths, readConfig, readOperatorToken } from './data-dir.js';
@@ -110,49 +109,17 @@ export async function operatorAction(conn: Connection, action: string, body: Jso
   return { status: res.status, body: parseJson(new Uint8Array(await res.arrayBuffer())) };
 }
 
-/** Largest JSON answer read when a download is refused (a denial, not a bundle). */
-const MAX_ANSWER_BYTES = 1024 * 1024;
-
 /**
  * `POST /v1/admin/{action}` whose success is a JSON Lines stream (the audit-bundle export): the
  * body is written to `path` as it arrives (through `path.partial`, renamed only when the last
  * line is the bundle's end record), never parsed in memory. A refusal comes back as its JSON
  * answer; a transfer cut short rejects and leaves no file at `path`.
  */
-export async function operatorDownload(
+export function operatorDownload(
   conn: Connection,
   action: string,
   body: JsonValue,
   path: string,
 ): Promise<HttpAnswer & { readonly bytes?: number }> {
-  const res = await fetch(new URL(`/v1/admin/${action}`, conn.url), {
-    method: 'POST',
-    headers: { authorization: `Bearer ${conn.token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const type = res.headers.get('content-type') ?? '';
-  if (res.status !== 200 || !type.startsWith('application/x-ndjson') || res.body === null) {
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    return { status: res.status, body: parseJson(bytes, { maxBytes: MAX_ANSWER_BYTES }) };
-  }
-  const partial = `${path}.partial`;
-  let tail = '';
-  let bytes = 0;
-  const track = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      bytes += chunk.length;
-      tail = (tail + chunk.toString('utf8')).slice(-256);
-      done(null, chunk);
-    },
-  });
-  try {
-    await pipeline(Readable.fromWeb(res.body as never), track, createWriteStream(partial, { mode: 0o600 }));
-    const last = tail.trimEnd().split('\n').pop() ?? '';
-    if (!last.startsWith('{"record":"end"')) throw new Error('the export ended before its end record');
-    renameSync(partial, path);
-  } catch (err) {
-    rmSync(partial, { force: true });
-    throw err;
-  }
-  return { status: 200, body: { path, bytes }, bytes };
+  return downloadBundle(fetch, new URL(`/v1/admin/${action}`, conn.url), `Bearer ${conn.token}`, body, path);
 }

@@ -5,7 +5,7 @@
  * the tool does not run), reads need the operator token, and a Gate that cannot be reached is a
  * deny, never a throw.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +21,7 @@ import {
 import { initDataDir, readOperatorToken, startEmbedded } from '../../src/embedded/index.js';
 import type { EmbeddedInstance } from '../../src/embedded/index.js';
 import { jwkThumbprint } from '../../src/kernel/index.js';
+import { verifyBundleFile } from '../../src/verify/index.js';
 
 let dir: string;
 let instance: EmbeddedInstance;
@@ -117,8 +118,41 @@ describe('the operator client (OE-INV-025)', () => {
     expect(await admin.listApprovers()).toMatchObject({ status: 200, body: { approvers: [] } });
     expect((await admin.jwks()).status).toBe(200);
     expect((await admin.ready()).body).toHaveProperty('checks');
-    const exported = await admin.exportLedger({ traceId: 'no-such-trace' });
-    expect(exported.status).toBe(200);
+    const empty = join(dir, 'no-such-trace.jsonl');
+    expect(await admin.exportLedger({ traceId: 'no-such-trace', out: empty })).toMatchObject({ status: 200 });
+    expect(existsSync(empty)).toBe(true);
+  });
+
+  it('exportLedger streams the audit bundle to a file that verify accepts under the pinned ledger key', async () => {
+    expect((await agent.call('echo', { message: 'exported' })).outcome).toBe('executed');
+    const out = join(dir, 'bundle.jsonl');
+    const a = await admin.exportLedger({ out });
+    // Before, the bundle (JSON Lines) was read as one JSON answer: status 200 with ERR_INTERNAL.
+    expect(a).toMatchObject({ status: 200, body: { path: out } });
+    const lines = readFileSync(out, 'utf8').trimEnd().split('\n');
+    expect(statSync(out).size).toBe((a.body as { bytes: number }).bytes);
+    expect(JSON.parse(lines[lines.length - 1]!)).toMatchObject({ record: 'end' });
+    expect(existsSync(`${out}.partial`)).toBe(false);
+    const r = await verifyBundleFile(out, { trustedKey: instance.core.ledger.ledgerKey.vkey });
+    expect(r.checks.filter((c) => c.status === 'fail').map((c) => c.id)).toEqual([]);
+    expect(r.exitCode).toBe(0);
+    // A refusal is the Gate's answer, and writes nothing.
+    const refused = join(dir, 'refused.jsonl');
+    const bad = await admin.exportLedger({ out: refused, from: 5, to: 2 });
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ outcome: 'deny', code: expect.stringMatching(/^ERR_/) });
+    expect(existsSync(refused)).toBe(false);
+    // A token the Gate does not know: refused, nothing written.
+    const stranger = createAdminClient({ url: instance.url, token: 'x'.repeat(43) });
+    expect((await stranger.exportLedger({ out: refused })).status).toBe(401);
+    expect(existsSync(refused)).toBe(false);
+    // A Gate that cannot be reached: status 0, nothing written.
+    const gone = createAdminClient({ url: 'http://127.0.0.1:9', token: 'x' });
+    expect(await gone.exportLedger({ out: refused })).toMatchObject({
+      status: 0,
+      body: { outcome: 'deny', code: 'ERR_INTERNAL' },
+    });
+    expect(existsSync(refused)).toBe(false);
   });
 
   it('a malformed action is refused with its code; an unknown one is 404', async () => {

@@ -136,6 +136,42 @@ describe('the client transport', () => {
     expect(job).toMatchObject({ outcome: 'unknown', status: 0 });
   });
 
+  it('an answer past 1 MiB is cut off where it passes the bound: a deny, not a read of everything sent', async () => {
+    // Something at the Gate's address sends an endless answer: before, the client buffered all of
+    // it (here 64 MiB, the server's whole supply) and only then refused to parse it.
+    const SUPPLY = 64 * 1024 * 1024;
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    let written = 0;
+    let closed!: () => void;
+    const gone = new Promise<void>((resolve) => (closed = resolve));
+    const flood = (res: ServerResponse): void => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.once('close', () => closed());
+      const more = (): void => {
+        while (written < SUPPLY && !res.destroyed) {
+          written += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        if (!res.destroyed) res.end();
+      };
+      more();
+    };
+    for (const ownFetch of [undefined, fetch]) {
+      written = 0;
+      const gate = await serve(flood);
+      const r = await demoClient(gate.url, ownFetch).call('echo', { message: 'flood' });
+      expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL', status: 200 });
+      await gone;
+      // Cut off near the bound (plus what the socket buffers held), far from the whole supply.
+      expect(written).toBeLessThan(SUPPLY / 4);
+    }
+    const admin = await serve(flood);
+    written = 0;
+    const a = await createAdminClient({ url: admin.url, token: 't' }).ready();
+    expect(a).toMatchObject({ status: 200, body: { outcome: 'deny', code: 'ERR_INTERNAL' } });
+    expect(written).toBeLessThan(SUPPLY / 4);
+  });
+
   it('an aborted call rejects with the signal reason and closes the connection', async () => {
     let closed = false;
     const gate = await serve((res) => {
