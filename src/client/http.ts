@@ -233,7 +233,7 @@ export function fetchExchange(doFetch: typeof fetch): HttpExchange {
 /** A `fetch` answer's body, refused past {@link MAX_ANSWER_BYTES} (the stream is cancelled there). */
 async function readCapped(res: Response): Promise<Uint8Array> {
   if (res.body === null) return new Uint8Array(0);
-  const reader = res.body.getReader();
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
