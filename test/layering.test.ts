@@ -41,7 +41,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   // Forensic replay: the verifier's reading plus the Control Plane's own evaluation (Cedar).
   replay: ['kernel', 'verify', 'policy', 'control-plane'],
   // The composition layers wire the roles together; they are the only ones above the roles.
+  // (`client`: the CLI's audit-bundle download is the client library's.)
   embedded: [
+    'client',
     'console',
     'kernel',
     'kernel/signing',
@@ -91,6 +93,8 @@ const NEVER_SIGNS = ['execution', 'verify', 'gate', 'schedules'];
 interface Import {
   readonly spec: string;
   readonly typeOnly: boolean;
+  /** `import(…)`: loaded when the code runs, not with the module. */
+  readonly dynamic: boolean;
 }
 
 function listTs(dir: string): string[] {
@@ -112,7 +116,7 @@ function importsOf(file: string): Import[] {
   for (const m of text.matchAll(IMPORT_RE)) {
     const spec = m[3] ?? m[4];
     if (spec === undefined) continue;
-    out.push({ spec, typeOnly: m[2] !== undefined });
+    out.push({ spec, typeOnly: m[2] !== undefined, dynamic: m[4] !== undefined });
   }
   return out;
 }
@@ -169,11 +173,34 @@ describe('import layering (SPEC §1, GEI, FC-INV-6)', () => {
         const to = layerOf(target);
         if (to === from || to === '(root)') continue;
         const face = to === 'kernel/signing' ? 'kernel/signing/index.ts' : `${to}/index.ts`;
-        if (relative(SRC, target).split('\\').join('/') !== face)
+        const rel = relative(SRC, target).split('\\').join('/');
+        if (rel !== face && rel !== `${to}/lean.ts`)
           violations.push(`${relative(SRC, file)} reaches into ${relative(SRC, target)}`);
       }
     }
     expect(violations).toEqual([]);
+  });
+
+  it('a lean face (`<layer>/lean.ts`) reaches no package, even transitively: importing it loads no dependency', () => {
+    const faces = files.filter((f) => relative(SRC, f).split('\\').join('/').endsWith('/lean.ts'));
+    expect(faces.length).toBeGreaterThan(0);
+    const reached: string[] = [];
+    for (const face of faces) {
+      const seen = new Set<string>();
+      const stack = [face];
+      while (stack.length > 0) {
+        const file = stack.pop()!;
+        if (seen.has(file)) continue;
+        seen.add(file);
+        for (const imp of importsOf(file)) {
+          // What the face's modules load later, where a command starts the composition, is not loaded with it.
+          if (imp.typeOnly || imp.dynamic || imp.spec.startsWith('node:')) continue;
+          if (imp.spec.startsWith('.')) stack.push(resolveLocal(file, imp.spec));
+          else reached.push(`${relative(SRC, face)} → ${relative(SRC, file)} imports ${imp.spec}`);
+        }
+      }
+    }
+    expect(reached).toEqual([]);
   });
 
   it.each(NEVER_SIGNS)('%s never reaches signing code or the Control Plane, even transitively', (layer) => {

@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createApproverClient } from '../client/index.js';
 import type { ApproverAnswer } from '../client/index.js';
-import { connect, operatorAction } from '../embedded/connect.js';
+import { connect, operatorAction } from '../embedded/lean.js';
 import type { ConnectOptions, Connection } from '../embedded/index.js';
 import { parseJson } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';

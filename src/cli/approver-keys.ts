@@ -11,7 +11,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseJson } from '../kernel/index.js';
 import type { JsonObject } from '../kernel/index.js';
-import { dataPaths } from '../embedded/data-dir.js';
+import { dataPaths } from '../embedded/lean.js';
 
 /** An approver name (as the approval service accepts it). */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

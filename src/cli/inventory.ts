@@ -7,7 +7,7 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { connect, operatorAction } from '../embedded/connect.js';
+import { connect, operatorAction } from '../embedded/lean.js';
 import { inventoryJson, inventorySha256, parseInventory } from '../kernel/index.js';
 import type { InventoryDocument, JsonValue } from '../kernel/index.js';
 import { operatorConnection } from './operators.js';
@@ -77,8 +77,7 @@ export async function runInventoryCli(argv: readonly string[], io: InventoryIo):
   if (v.config !== undefined) {
     if (v.data !== undefined)
       throw new InventoryUsageError('inventory takes --data DIR or --config FILE, not both');
-    const { buildExecutorNodeInventory } = await import('../embedded/inventory.js');
-    const { readExecutorConfig } = await import('../embedded/executor-node.js');
+    const { buildExecutorNodeInventory, readExecutorConfig } = await import('../embedded/index.js');
     show(io, buildExecutorNodeInventory(readExecutorConfig(v.config)), json);
     return 0;
   }

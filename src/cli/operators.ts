@@ -9,8 +9,8 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { BOOTSTRAP_OPERATOR, OPERATOR_NAME } from '../gate/operator-names.js';
-import { dataPaths } from '../embedded/data-dir.js';
+import { BOOTSTRAP_OPERATOR, OPERATOR_NAME } from '../gate/lean.js';
+import { dataPaths } from '../embedded/lean.js';
 import type { ConnectOptions } from '../embedded/index.js';
 import type { JsonObject } from '../kernel/index.js';
 

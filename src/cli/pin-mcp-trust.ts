@@ -7,8 +7,7 @@
  * credentials). docs/mcp.md "HTTP upstreams".
  */
 import { readFileSync } from 'node:fs';
-import { parseUpstreamOAuth } from '../execution/adapters/upstream-oauth.js';
-import { parseCaPem, parseUpstreamTls } from '../execution/adapters/upstream-tls.js';
+import { parseCaPem, parseUpstreamOAuth, parseUpstreamTls } from '../execution/lean.js';
 import type { UpstreamOAuthSpec, UpstreamTlsSpec } from '../execution/index.js';
 
 /** The CLI's option declarations for these flags (merged into `parseArgs`). */

@@ -8,7 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { connect, getJson, operatorDownload } from '../embedded/connect.js';
+import { connect, getJson, operatorDownload } from '../embedded/lean.js';
 import type { ReplayReport } from '../replay/index.js';
 import type { VerifyOptions } from '../verify/index.js';
 import { operatorConnection } from './operators.js';

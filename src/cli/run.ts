@@ -34,19 +34,19 @@ import {
   operatorAction,
   operatorDownload,
   withdrawServer,
-} from '../embedded/connect.js';
-import {
   dataPaths,
   readClientFile,
   readConfig,
   readSigningKey,
   writeClientFile,
   DEMO_CLIENT,
-} from '../embedded/data-dir.js';
-import { parseBackendSpec, redactedBackend, resolveBackendSpec } from '../embedded/backend-spec.js';
-import { readLedgerBinding } from '../embedded/ledger-binding.js';
+  parseBackendSpec,
+  redactedBackend,
+  resolveBackendSpec,
+  readLedgerBinding,
+} from '../embedded/lean.js';
 import type { Connection, EmbeddedInstance, GateNode, HttpAnswer, LedgerNode } from '../embedded/index.js';
-import { WriterLockBusy } from '../storage/writer-lock.js';
+import { WriterLockBusy } from '../storage/lean.js';
 import { parseJson, vkeyFor } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import { exportSigningKeyJwk, generateSigningKey } from '../kernel/signing/index.js';
@@ -253,14 +253,14 @@ async function up(
       if (spec.kind === 'postgres')
         throw new TypeError('every gate on PostgreSQL serves at once: a standby applies to SQLite only');
     }
-    const { initDataDir } = await import('../embedded/embedded.js');
+    const { initDataDir } = await import('../embedded/index.js');
     const init = await initDataDir(dir, backend === undefined ? {} : { backend });
     if (init.created) io.out(`initialised ${init.dir}\n`);
   }
   // Stops serving when the writer lease is lost: a standby elsewhere takes over.
   const lost = new AbortController();
   let instance: EmbeddedInstance;
-  const { startEmbedded } = await import('../embedded/embedded.js');
+  const { startEmbedded } = await import('../embedded/index.js');
   try {
     if (standby) io.out('standby: waiting for the data directory’s writer lock\n');
     instance = await startEmbedded(dir, {
@@ -531,7 +531,7 @@ async function rotateClient(
 async function moveLedgerKey(io: CliIo, dir: string, out: string): Promise<number> {
   const p = dataPaths(dir);
   const config = readConfig(dir);
-  const { lockDataDir } = await import('../embedded/instance-lock.js');
+  const { lockDataDir } = await import('../embedded/index.js');
   const unlock = lockDataDir(p.root);
   try {
     if (!existsSync(p.ledgerKey)) {
@@ -600,10 +600,10 @@ function syncDirectory(path: string): void {
 async function serveRole(io: CliIo, role: 'executor' | 'gate' | 'ledger', config: string): Promise<number> {
   const node =
     role === 'executor'
-      ? await (await import('../embedded/executor-node.js')).startExecutorNode(config)
+      ? await (await import('../embedded/index.js')).startExecutorNode(config)
       : role === 'gate'
-        ? await (await import('../embedded/gate-node.js')).startGateNode(config)
-        : await (await import('../embedded/ledger-node.js')).startLedgerNode(config);
+        ? await (await import('../embedded/index.js')).startGateNode(config)
+        : await (await import('../embedded/index.js')).startLedgerNode(config);
   io.out(
     role === 'executor'
       ? `execution layer listening on ${node.url} (mutual TLS, gate role only)\n`
@@ -733,7 +733,7 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
   if (cmd === 'webhooks') return runWebhookCommand(io, dir, sub, arg1, v);
   switch (cmd) {
     case 'init': {
-      const { initDataDir } = await import('../embedded/embedded.js');
+      const { initDataDir } = await import('../embedded/index.js');
       const r = await initDataDir(dir, v.backend === undefined ? {} : { backend: v.backend });
       io.out(r.created ? `initialised ${r.dir}\n` : `${r.dir} is already initialised\n`);
       return EXIT.ok;

@@ -8,9 +8,8 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { parseJson } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
-import { parseReceiver } from '../control-plane/notify/config.js';
-import { generateWebhookSecret } from '../control-plane/notify/sign.js';
-import { dataPaths, readConfig } from '../embedded/data-dir.js';
+import { generateWebhookSecret, parseReceiver } from '../control-plane/lean.js';
+import { dataPaths, notificationsPath, readConfig } from '../embedded/lean.js';
 
 /** Options of the webhooks commands. */
 export const WEBHOOK_OPTIONS = {
@@ -120,11 +119,10 @@ export async function runWebhookCommand(
       format: r.format,
       events: [...r.events],
     }));
-    const { notificationsPath } = await import('../embedded/notifications.js');
     const path = notificationsPath(dir);
     let deliveries: JsonValue[] = [];
     if (existsSync(path)) {
-      const { createSqliteOutbox } = await import('../control-plane/notify/outbox.js');
+      const { createSqliteOutbox } = await import('../control-plane/index.js');
       // Read-only: never creates, migrates or write-locks the file a running gate writes.
       const outbox = createSqliteOutbox(path, { readOnly: true });
       try {

@@ -21,6 +21,8 @@ export { generateClientKey, loadClientKey } from './keys.js';
 export { CLIENT_TOKEN_TYPE, signClientToken } from './mcp-token.js';
 export type { ClientKey } from './keys.js';
 export { createAdminClient } from './admin.js';
+export { downloadBundle } from './download.js';
+export type { DownloadAnswer } from './download.js';
 export type {
   AdminAnswer,
   AdminClient,

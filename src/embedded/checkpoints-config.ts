@@ -4,7 +4,7 @@
  * public checkpoint key pinned for it. See `ledger-link.ts`.
  */
 import type { JsonValue } from '../kernel/index.js';
-import { ledgerKeyFromVkey } from '../ledger/checkpoint.js';
+import { ledgerKeyFromVkey } from '../ledger/lean.js';
 import { configOrigin, configPositive, configText, isConfigObject, standbyUrls } from './node-config.js';
 import type { ConfigError } from './node-config.js';
 

@@ -7,7 +7,7 @@
  * logger.
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { downloadBundle } from '../client/download.js';
+import { downloadBundle } from '../client/index.js';
 import { parseJson } from '../kernel/index.js';
 import type { JsonValue } from '../kernel/index.js';
 import { dataPaths, readConfig, readOperatorToken } from './data-dir.js';

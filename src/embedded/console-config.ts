@@ -3,7 +3,7 @@
  * the rest of the file. Without it (or without `console.oidc`) the console signs in locally only:
  * the enrolment code, then the device key.
  */
-import { isIssuerUrl } from '../console/issuer-url.js';
+import { isIssuerUrl } from '../console/lean.js';
 import type { OidcConfig, SignInLimits } from '../console/index.js';
 
 /** `failclosed.json` `console`. */

@@ -13,7 +13,7 @@ import { exportSigningKeyJwk, generateSigningKey, importSigningKeyJwk } from '..
 import type { SigningKey } from '../kernel/signing/index.js';
 import { parseBackendSpec } from './backend-spec.js';
 import { parseMcpConfig } from './mcp-config.js';
-import { parseWebhookConfig, type WebhookConfig } from '../control-plane/notify/config.js';
+import { parseWebhookConfig, type WebhookConfig } from '../control-plane/lean.js';
 import type { McpConfig } from './mcp-config.js';
 import { parseConsoleConfig } from './console-config.js';
 import { parseLogConfig, parseMetricsConfig } from './telemetry/config.js';
@@ -398,4 +398,9 @@ export function demoPolicyDir(): string {
     d = dirname(d);
   }
   throw new TypeError('examples/demo-policy not found');
+}
+
+/** Path of the webhook outbox (`notifications.ts`). */
+export function notificationsPath(dir: string): string {
+  return join(dataPaths(dir).root, 'notifications.db');
 }

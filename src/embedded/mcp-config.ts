@@ -4,7 +4,7 @@
  * Every member is optional: without any, the endpoint serves loopback clients that authenticate
  * with a registered client's key (the stdio bridge), and no OAuth issuer is trusted.
  */
-import { MAX_CALL_WAIT_MS, OAUTH_ALGORITHMS } from '../gate/bounds.js';
+import { MAX_CALL_WAIT_MS, OAUTH_ALGORITHMS } from '../gate/lean.js';
 import type { McpEndpointSettings, OAuthIssuerConfig } from '../gate/index.js';
 
 /** `failclosed.json` `mcp`. */

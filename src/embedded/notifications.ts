@@ -4,11 +4,10 @@
  * storage backend) and the delivery loop, started once the Gate listens (its URL is the default
  * base of console links). Absent or without receivers: nothing is opened.
  */
-import { join } from 'node:path';
 import type { Clock } from '../kernel/index.js';
 import { createNotifier, createSqliteOutbox } from '../control-plane/index.js';
 import type { NotificationOutbox, Notifier, WebhookConfig } from '../control-plane/index.js';
-import { dataPaths } from './data-dir.js';
+import { notificationsPath } from './data-dir.js';
 
 /** The notifier of a running deployment and its outbox. */
 export interface EmbeddedNotifications {
@@ -19,10 +18,7 @@ export interface EmbeddedNotifications {
   close(): Promise<void>;
 }
 
-/** Path of the outbox. */
-export function notificationsPath(dir: string): string {
-  return join(dataPaths(dir).root, 'notifications.db');
-}
+export { notificationsPath };
 
 /** Opens the outbox and the notifier when `config` names at least one receiver. */
 export function openNotifications(

@@ -1,0 +1,8 @@
+/**
+ * The Control Plane layer's lean face: what a command line or a configuration parser needs from it
+ * without loading its run-time dependencies (no package is reached from here, transitively:
+ * `test/layering.test.ts`). Everything else is entered through `index.ts`.
+ */
+export { parseReceiver, parseWebhookConfig } from './notify/config.js';
+export type { WebhookConfig } from './notify/config.js';
+export { generateWebhookSecret } from './notify/sign.js';

@@ -1,0 +1,7 @@
+/**
+ * The Execution Layer layer's lean face: what a command line or a configuration parser needs from it
+ * without loading its run-time dependencies (no package is reached from here, transitively:
+ * `test/layering.test.ts`). Everything else is entered through `index.ts`.
+ */
+export { parseUpstreamOAuth } from './adapters/upstream-oauth.js';
+export { parseCaPem, parseUpstreamTls } from './adapters/upstream-tls.js';
