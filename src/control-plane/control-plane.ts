@@ -45,7 +45,13 @@ import {
   type LedgerRef,
 } from './ledger-port.js';
 import type { PolicyRuntime } from './ports.js';
-import type { ControlPlane, ControlPlaneResult, DecideOptions, GovernedRequest } from './types.js';
+import type {
+  ControlPlane,
+  ControlPlaneResult,
+  DecideOptions,
+  GovernedRequest,
+  ScheduledRun,
+} from './types.js';
 import type { ApprovalService, PendingRecord, PreviewProvider } from './approvals/index.js';
 import { describePreview } from './approvals/index.js';
 import { activateWithApprovals, issueApproved, openApproval } from './approval-step.js';
@@ -98,6 +104,12 @@ export interface ControlPlaneDeps {
   readonly preview?: PreviewProvider;
   /** Told the stages' durations and breaker trips (docs/deployment.md "Observability"). Default: none. */
   readonly observer?: Observer;
+  /**
+   * Whether a scheduled run's schedule still stands (`src/schedules/standing.ts`): its creation
+   * confirmed to its creator, not paused or removed, by the ledger and the store. Without it every
+   * scheduled run is refused `ERR_SCHEDULE_UNAVAILABLE`.
+   */
+  readonly scheduleStanding?: (run: ScheduledRun) => Promise<Deny | undefined>;
 }
 
 /** The Control Plane with its operator functions (SPEC §6, OE-INV-025). */
@@ -414,6 +426,11 @@ export function createControlPlane(deps: ControlPlaneDeps): ControlPlaneService 
     if (req.schedule !== undefined) {
       const run = checkRun(req, req.schedule, paramsSha256, at);
       if (isDeny(run)) return refuse(ctx, run);
+      const standing =
+        deps.scheduleStanding === undefined
+          ? deny('ERR_SCHEDULE_UNAVAILABLE', 'this Control Plane cannot read schedules')
+          : await deps.scheduleStanding(req.schedule);
+      if (standing !== undefined) return refuse(ctx, standing);
       ctx.notAfterMs = run.slot.end;
     }
 

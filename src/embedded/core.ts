@@ -68,7 +68,7 @@ import { followIssuerKeys } from './ports.js';
 import { executionAdapters } from './execution-adapters.js';
 import type { CoreDecorators, LedgerPort, ToolRunObserver } from './ports.js';
 import { openJobs } from './jobs.js';
-import { createScheduler, withoutSchedules } from '../schedules/index.js';
+import { createScheduleStanding, createScheduler, withoutSchedules } from '../schedules/index.js';
 import type { Scheduler } from '../schedules/index.js';
 import { withScheduleActions } from './schedule-actions.js';
 import type { NatsWorkers } from './nats-queue.js';
@@ -650,6 +650,19 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ...(config.console?.oidc === undefined ? {} : { oidc: config.console.oidc }),
   });
   const issuerKey = readSigningKey(p.issuerKey);
+  const schedules =
+    backend.schedules === undefined
+      ? undefined
+      : (decorate.scheduleStore?.(backend.schedules) ?? backend.schedules);
+  // A scheduled run's schedule must still stand: its creation confirmed, not paused or removed.
+  const scheduleStanding =
+    schedules === undefined
+      ? undefined
+      : createScheduleStanding({
+          store: schedules,
+          entriesOf: (id) => ledger.store.readByRequest(id),
+          ms: 5_000,
+        });
   const controlPlane = createControlPlane({
     ledger: ledgerPort,
     now: clock,
@@ -668,6 +681,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     breakerStore: backend.breakers,
     derivationKey: Buffer.from(readFileSync(p.derivationKey, 'utf8').trim(), 'hex'),
     approvals: approvals.service,
+    ...(scheduleStanding === undefined ? {} : { scheduleStanding }),
     ...(options.deadlines?.controlPlane === undefined ? {} : { deadlines: options.deadlines.controlPlane }),
     ...(options.breakers === undefined ? {} : { breakers: options.breakers }),
     ...(options.observer === undefined ? {} : { observer: options.observer }),
@@ -763,9 +777,9 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   // Schedules (docs/schedules.md): an allowed `schedule.create` becomes a schedule in place of a
   // tool run; each due slot is submitted back through the Gate as a background call.
   const scheduler =
-    backend.schedules === undefined
+    schedules === undefined
       ? undefined
-      : createScheduler({ store: backend.schedules, ledger: ledgerPort, clients: state, clock });
+      : createScheduler({ store: schedules, ledger: ledgerPort, clients: state, clock });
   const scheduledPort = scheduler?.executor(gateExecutorPort) ?? withoutSchedules(gateExecutorPort);
   // Whoever rotates or revokes an issuer key through this process (operator actions, the console,
   // an embedding program) gets its answer once this gate's follower agrees with the ledger.

@@ -10,6 +10,7 @@ import type { PolicyRuntime } from '../control-plane/index.js';
 import type { NonceStore, ToolAdapter } from '../execution/index.js';
 import type { GateControlPlane, GateExecutor } from '../gate/index.js';
 import type { PolicyBundleMirror } from '../storage/index.js';
+import type { ScheduleStore } from '../schedules/index.js';
 
 /** The ledger as every role writes to it. */
 export type LedgerPort = Pick<Ledger, 'append' | 'putEvidence' | 'readEnvelopeContext'> &
@@ -36,6 +37,8 @@ export interface CoreDecorators {
   readonly bundleMirror?: (mirror: PolicyBundleMirror) => PolicyBundleMirror;
   /** How the SQLite backend makes its write-ahead log durable (`src/kernel/sqlite-commit.ts`). */
   readonly fileSync?: (sync: FileSync) => FileSync;
+  /** The schedule store, as the scheduler and the Control Plane's check of a run read it. */
+  readonly scheduleStore?: (store: ScheduleStore) => ScheduleStore;
 }
 
 /** Called just before an adapter runs a tool: the only observable sign that a tool ran. */

@@ -7,6 +7,8 @@ export type { RunReport, Scheduler, SchedulerDeps } from './scheduler.js';
 export { scheduleIdOf } from './port.js';
 export type { Actor as ScheduleActor, ScheduleEntryType, ScheduleLedger } from './port.js';
 export { withoutSchedules } from './creation.js';
+export { createScheduleStanding } from './standing.js';
+export type { StandingDeps, StandingEntry, StandingRun } from './standing.js';
 export type { ScheduleChange, ScheduleView } from './changes.js';
 export { createSqliteScheduleStore } from './sqlite-store.js';
 export { parseScheduleRow } from './store.js';

@@ -19,7 +19,7 @@ import {
   startEmbedded,
   withdrawServer,
 } from '../../src/embedded/index.js';
-import type { EmbeddedInstance } from '../../src/embedded/index.js';
+import type { CoreDecorators, EmbeddedInstance, ToolRunObserver } from '../../src/embedded/index.js';
 import type { JsonValue } from '../../src/kernel/index.js';
 import { generateSigningKey } from '../../src/kernel/signing/index.js';
 import type { SigningKey } from '../../src/kernel/signing/index.js';
@@ -59,7 +59,14 @@ export interface Rig {
 export async function startRig(
   approvalsJson?: JsonValue,
   prepare?: (dir: string) => void | Promise<void>,
-  options: { readonly port?: number; readonly scheduleTickMs?: number } = {},
+  options: {
+    readonly port?: number;
+    readonly scheduleTickMs?: number;
+    /** Fault-injecting decorators around the real ports (`test/support/faults.ts`). */
+    readonly decorate?: CoreDecorators;
+    /** Told of every tool run. */
+    readonly onToolRun?: ToolRunObserver;
+  } = {},
 ): Promise<Rig> {
   const dir = mkdtempSync(join(tmpdir(), 'fc-approvals-'));
   let offset = 0;
@@ -72,6 +79,8 @@ export async function startRig(
     executionPort: 0,
     clock: now,
     ...(options.scheduleTickMs === undefined ? {} : { scheduleTickMs: options.scheduleTickMs }),
+    ...(options.decorate === undefined ? {} : { decorate: options.decorate }),
+    ...(options.onToolRun === undefined ? {} : { onToolRun: options.onToolRun }),
   });
   announceServer(dir, instance.url);
   const token = readOperatorToken(dir);

@@ -1,0 +1,166 @@
+/**
+ * A scheduled run stands on its schedule as the ledger shows it, not only as the store says
+ * (docs/schedules.md "Runs", FC-INV-6; SPEC §2 "a caller told deny never sees the effect"):
+ *
+ * - a creation whose `gateway.completed` was not confirmed is denied to its creator, and its
+ *   schedule is removed; when that removal fails too (on SQLite and PostgreSQL the ledger and the
+ *   schedule store are one database, so an outage takes both), the schedule stayed `active` and
+ *   its slots ran: now each run is denied `ERR_SCHEDULE_NOT_APPROVED` and the tool never runs;
+ * - a pause recorded in the ledger whose store update did not apply (changes are ledgered first)
+ *   stops the runs, and a resume recorded after it lets them go on;
+ * - a store that cannot be read denies `ERR_SCHEDULE_UNAVAILABLE`.
+ *
+ * Faults are decorators around the real ledger port and schedule store (`test/support/faults.ts`).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readOperatorToken } from '../../src/embedded/index.js';
+import type { ScheduleStore, Scheduler } from '../../src/schedules/index.js';
+import type { SigningKey } from '../../src/kernel/signing/index.js';
+import { startRig } from '../approvals/support.js';
+import type { Rig } from '../approvals/support.js';
+import { faultyLedgerPort, noFaults } from '../support/faults.js';
+
+const faults = noFaults();
+/** The status change the store refuses (as a database that went down just then does). */
+let refused: string | null = null;
+/** While true, the store refuses every read. */
+let readsDown = false;
+const runs: string[] = [];
+
+function faultyStore(store: ScheduleStore): ScheduleStore {
+  return {
+    ...store,
+    get: (id) => (readsDown ? Promise.reject(new Error('store down (fault injected)')) : store.get(id)),
+    setStatus: (...args) =>
+      args[2] === refused
+        ? Promise.reject(new Error('store down (fault injected)'))
+        : store.setStatus(...args),
+  };
+}
+
+let rig: Rig;
+let scheduler: Scheduler;
+let aliceKey: SigningKey;
+
+async function records(requestId: string): Promise<{ type: string; payload: Record<string, unknown> }[]> {
+  const a = await rig.instance.core.gate.evidence(requestId, `Bearer ${readOperatorToken(rig.dir)}`);
+  return (
+    (a.body as unknown as { records?: { entry: { type: string; payload: Record<string, unknown> } }[] })
+      .records ?? []
+  ).map((r) => r.entry);
+}
+
+/** Creates an approved schedule of `get_time` at `cron`; the creation's answer and request id. */
+async function create(cron: string) {
+  const agent = rig.agent();
+  const spec = { tool: 'get_time', params: {}, cron, window_seconds: 600 };
+  const first = await agent.call('schedule.create', spec);
+  if (first.outcome !== 'pending') throw new Error(`expected pending, got ${first.outcome}`);
+  expect((await rig.approver('alice', aliceKey).decide(first.decision_id, 'approve', 'ok')).status).toBe(200);
+  return {
+    answer: await agent.call('schedule.create', spec, { requestId: first.request_id }),
+    requestId: first.request_id,
+  };
+}
+
+/** The next slot of the schedule `id` as the store has it. */
+async function slotOf(id: string): Promise<number> {
+  const [s] = (await scheduler.list('*')).filter((x) => x.id === id);
+  if (s?.next_run === undefined || s.next_run === null) throw new Error(`no next run for ${id}`);
+  return Date.parse(s.next_run);
+}
+
+beforeAll(async () => {
+  rig = await startRig(undefined, undefined, {
+    scheduleTickMs: 0,
+    decorate: {
+      ledgerPort: (port) => faultyLedgerPort(port, faults),
+      scheduleStore: faultyStore,
+    },
+    onToolRun: ({ tool }) => runs.push(tool),
+  });
+  const s = rig.instance.core.scheduler;
+  if (s === undefined) throw new Error('no scheduler');
+  scheduler = s;
+  const a = await rig.addApprover('alice', ['treasury']);
+  expect(a.status).toBe(201);
+  aliceKey = a.key;
+}, 60_000);
+
+afterAll(async () => {
+  await rig?.close();
+});
+
+describe('a scheduled run stands on its schedule as the ledger shows it', () => {
+  it('a creation denied to its creator never runs, even when its removal failed', async () => {
+    // The completion is refused, and so is everything the Gate tries after it (an outage).
+    faults.ledger = 'throw';
+    faults.ledgerTypes = ['gateway.completed', 'gateway.failed', 'schedule.removed'];
+    refused = 'removed';
+    let made;
+    try {
+      made = await create('0 3 * * *');
+    } finally {
+      faults.ledger = 'off';
+      faults.ledgerTypes = null;
+      refused = null;
+    }
+    expect(made.answer).toMatchObject({ outcome: 'deny', code: 'ERR_LEDGER_UNAVAILABLE' });
+    // The store still holds the schedule active: its removal failed with the outage.
+    const [s] = (await scheduler.list('*')).filter((x) => x.status === 'active');
+    expect(s).toBeDefined();
+    const before = runs.length;
+    rig.advance((await slotOf(s!.id)) + 1000 - rig.now());
+    const reports = await scheduler.tick();
+    expect(reports).toEqual([
+      expect.objectContaining({ schedule_id: s!.id, outcome: 'deny', code: 'ERR_SCHEDULE_NOT_APPROVED' }),
+    ]);
+    const denied = (await records(reports[0]!.request_id!)).find((e) => e.type === 'decision');
+    expect(denied?.payload).toMatchObject({ outcome: 'deny', code: 'ERR_SCHEDULE_NOT_APPROVED' });
+    expect(runs.length).toBe(before);
+  }, 30_000);
+
+  it('a pause in the ledger stops the runs although the store missed it; a resume lets them go on', async () => {
+    const made = await create('0 4 * * *');
+    expect(made.answer).toMatchObject({ outcome: 'executed' });
+    const id = (made.answer as unknown as { result: { schedule_id: string } }).result.schedule_id;
+    // The pause is recorded, then its store update fails: the store still says active.
+    refused = 'paused';
+    const paused = await rig.operator('schedules-pause', { id, reason: 'maintenance' });
+    refused = null;
+    expect(paused).toMatchObject({ status: 503, body: { code: 'ERR_SCHEDULE_UNAVAILABLE' } });
+    expect((await scheduler.list('*')).find((x) => x.id === id)?.status).toBe('active');
+    const before = runs.length;
+    rig.advance((await slotOf(id)) + 1000 - rig.now());
+    expect((await scheduler.tick()).filter((r) => r.schedule_id === id)).toEqual([
+      expect.objectContaining({ schedule_id: id, outcome: 'deny', code: 'ERR_SCHEDULE_NOT_APPROVED' }),
+    ]);
+    expect(runs.length).toBe(before);
+    // Paused for real, then resumed: the next slot runs.
+    expect((await rig.operator('schedules-pause', { id, reason: 'again' })).status).toBe(200);
+    expect((await rig.operator('schedules-resume', { id, reason: 'done' })).status).toBe(200);
+    rig.advance((await slotOf(id)) + 1000 - rig.now());
+    const run = (await scheduler.tick()).find((r) => r.schedule_id === id);
+    expect(run).toMatchObject({ schedule_id: id, outcome: 'queued', code: null });
+  }, 30_000);
+
+  it('a schedule store that cannot be read denies the run ERR_SCHEDULE_UNAVAILABLE', async () => {
+    const made = await create('0 5 * * *');
+    expect(made.answer).toMatchObject({ outcome: 'executed' });
+    const id = (made.answer as unknown as { result: { schedule_id: string } }).result.schedule_id;
+    rig.advance((await slotOf(id)) + 1000 - rig.now());
+    const before = runs.length;
+    // The due list and the slot's claim are read; the Control Plane's read of the schedule fails.
+    readsDown = true;
+    let reports;
+    try {
+      reports = await scheduler.tick();
+    } finally {
+      readsDown = false;
+    }
+    expect(reports.filter((r) => r.schedule_id === id)).toEqual([
+      expect.objectContaining({ schedule_id: id, outcome: 'deny', code: 'ERR_SCHEDULE_UNAVAILABLE' }),
+    ]);
+    expect(runs.length).toBe(before);
+  }, 30_000);
+});
