@@ -60,6 +60,11 @@ export interface SegmentPlace {
   readonly entriesSeen: number;
   /** The Merkle summary (complete once every entry was read), or undefined when an entry is malformed. */
   readonly merkle: () => MerkleSummary | undefined;
+  /**
+   * Positions of the records seen by every request group (`schedule.created`) whose own request's
+   * group is in this segment (default: every position, a bundle taken whole).
+   */
+  readonly owned?: readonly number[];
 }
 
 /** Shared, lazily computed facts about one bundle segment. */
@@ -70,6 +75,11 @@ export interface VerifyContext {
   readonly views: readonly EntryView[];
   /** Which unit this segment is, and whether it is the last `entries` run. */
   readonly segment: { readonly unit: CheckUnit; readonly final: boolean };
+  /**
+   * True when the record at `position`, one every request group sees (`schedule.created`), is
+   * checked here with its own request's records: the segment where what it names must be found.
+   */
+  owns(position: number): boolean;
   /** Entries read so far (every entry in a `bundle` segment). */
   readonly entriesSeen: number;
   /** State a check carries from one segment to the next (created by `init` on first use). */
@@ -283,6 +293,7 @@ export function createContext(
   const views = parsed ?? viewsOf(bundle.entries, place?.positions);
   const shared = place?.shared ?? createSharedFacts(bundle, options, bundle.inclusion.length > 0);
   const hashes = new Map<number, string>();
+  const owned = place?.owned === undefined ? undefined : new Set(place.owned);
   return {
     bundle,
     options,
@@ -298,6 +309,7 @@ export function createContext(
       return shared.carried.get(name) as T;
     },
     merkle: place?.merkle ?? wholeMerkle(views),
+    owns: (position) => owned === undefined || owned.has(position),
     computedHash(view) {
       let h = hashes.get(view.position);
       if (h === undefined) {

@@ -39,6 +39,11 @@ const KEY_RECORD_TYPES: ReadonlySet<string> = new Set([
   'admin.key_revoked',
   'schedule.created',
 ]);
+/**
+ * Key records that also belong to their own request's group: a `schedule.created` names its
+ * creation's decision, which must be found with it (`checks/schedules.ts`).
+ */
+const GROUPED_KEY_RECORDS: ReadonlySet<string> = new Set(['schedule.created']);
 /** Records of reads and exports: no request check looks at them. */
 const UNGROUPED_PREFIX = 'audit.';
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -59,7 +64,13 @@ export interface CheckTally {
 
 /** Runs requests-unit checks on a group; the inline runner calls the checks in this thread. */
 export interface RequestRunner {
-  run(bundle: Bundle, views: readonly EntryView[], positions: readonly number[]): void;
+  /** `owned`: positions of records every group sees whose own request's group is in this batch. */
+  run(
+    bundle: Bundle,
+    views: readonly EntryView[],
+    positions: readonly number[],
+    owned: readonly number[],
+  ): void;
   /** Resolves once every group given to `run` has been checked. */
   drain(): Promise<void>;
 }
@@ -186,12 +197,13 @@ export function inlineRequestRunner(
   entriesSeen: () => number,
 ): RequestRunner {
   return {
-    run(bundle, views, positions) {
+    run(bundle, views, positions, owned) {
       const place: SegmentPlace = {
         shared,
         unit: 'requests',
         final: false,
         positions,
+        owned,
         entriesSeen: entriesSeen(),
         merkle: () => undefined,
       };
@@ -259,7 +271,13 @@ export function createVerifyEngine(setup: EngineSetup): VerifyEngine {
   const checkBatch = (): void => {
     if (batch.length === 0 && batchesSent > 0) return;
     batchesSent++;
-    const items: { view: EntryView; raw: JsonValue }[] = [...keyRecords];
+    const inGroups = new Set<number>();
+    for (const g of batch) for (const view of g.views) inGroups.add(view.position);
+    // A key record whose own group is in the batch comes once, with that group.
+    const owned = keyRecords.filter((k) => inGroups.has(k.view.position)).map((k) => k.view.position);
+    const items: { view: EntryView; raw: JsonValue }[] = keyRecords.filter(
+      (k) => !inGroups.has(k.view.position),
+    );
     const evidence: Record<string, JsonValue> = {};
     for (const g of batch) {
       g.views.forEach((view, i) => items.push({ view, raw: g.raws[i] ?? null }));
@@ -276,6 +294,7 @@ export function createVerifyEngine(setup: EngineSetup): VerifyEngine {
       b,
       items.map((x) => x.view),
       items.map((x) => x.view.position),
+      owned,
     );
     batch = [];
     batchSize = 0;
@@ -315,7 +334,7 @@ export function createVerifyEngine(setup: EngineSetup): VerifyEngine {
     if (e === undefined) return;
     if (KEY_RECORD_TYPES.has(e.type)) {
       keyRecords.push({ view, raw });
-      return;
+      if (!GROUPED_KEY_RECORDS.has(e.type)) return;
     }
     if (e.type.startsWith(UNGROUPED_PREFIX)) return;
     const keys = [

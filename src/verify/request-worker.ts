@@ -25,6 +25,8 @@ export type WorkerRequest =
       readonly kind: 'batch';
       readonly entries: readonly JsonValue[];
       readonly positions: readonly number[];
+      /** Positions of records every group sees whose own request is in this batch. */
+      readonly owned: readonly number[];
       readonly evidence: JsonObject;
       readonly policyBundles?: JsonObject;
       readonly entriesSeen: number;
@@ -77,6 +79,7 @@ function handle(m: WorkerRequest): WorkerAnswer {
       unit: 'requests' as const,
       final: false,
       positions: m.positions,
+      owned: m.owned,
       entriesSeen: m.entriesSeen,
       merkle: () => undefined,
     };

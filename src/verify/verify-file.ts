@@ -91,12 +91,13 @@ function workerRunner(
     });
     post({ kind: 'init', header, options: opts, checks: ts.map((t) => t.check.id), proofs });
     return {
-      run(bundle, _views, positions) {
+      run(bundle, _views, positions, owned) {
         const policies = Object.keys(bundle.policyBundles).length;
         post({
           kind: 'batch',
           entries: bundle.entries,
           positions,
+          owned,
           evidence: bundle.evidence,
           ...(policies !== sentPolicies ? { policyBundles: bundle.policyBundles } : {}),
           entriesSeen: 0,

@@ -344,6 +344,42 @@ describe('scheduled calls (embedded, demo policy)', () => {
         fin['payload']['decision_id'] = 'dec_other';
       }),
     ).toContain('SCHEDULE_UNAPPROVED');
+    // A schedule.created naming a decision that does not exist, and a run standing on it: before,
+    // a record whose decision was not found was skipped, and the run's escalation stood on it.
+    const created = (entries: Rec[]): Rec => {
+      const c = entries.find((e) => e['type'] === 'schedule.created');
+      if (c === undefined) throw new Error('no schedule.created');
+      return c;
+    };
+    expect(
+      findingsOf((entries) => {
+        const c = created(entries);
+        const was = c['payload']['decision_id'];
+        c['payload']['decision_id'] = 'dec_made_up';
+        for (const e of entries)
+          if (e['type'] === 'decision' && e['payload']['schedule_decision_id'] === was)
+            e['payload']['schedule_decision_id'] = 'dec_made_up';
+      }),
+    ).toEqual(['SCHEDULE_UNAPPROVED']);
+    // A schedule.created borrowing another call's approved decision.
+    expect(
+      findingsOf((entries) => {
+        const c = created(entries);
+        const other = entries.find(
+          (e) =>
+            e['type'] === 'approval.finalized' &&
+            e['payload']['verdict'] === 'approve' &&
+            e['payload']['decision_id'] !== c['payload']['decision_id'],
+        );
+        if (other === undefined) throw new Error('no other approved decision');
+        const id = other['payload']['decision_id'];
+        const was = c['payload']['decision_id'];
+        c['payload']['decision_id'] = id;
+        for (const e of entries)
+          if (e['type'] === 'decision' && e['payload']['schedule_decision_id'] === was)
+            e['payload']['schedule_decision_id'] = id;
+      }),
+    ).toEqual(['SCHEDULE_UNAPPROVED']);
   }, 60_000);
 
   it('a creator revoked since gets no more runs: the schedule is paused, ledgered', async () => {

@@ -7,6 +7,7 @@
  * its schedule's creation has a matching earlier `schedule.created` (`schedule-links.ts`). The
  * run's envelope window itself is checked by receipt linkage like any other.
  */
+import { SCHEDULE_CREATE_ACTION } from '../../kernel/index.js';
 import { linkageOf } from '../linkage.js';
 import { scheduleCreations, standingCreation } from '../schedule-links.js';
 import type { Finding, VerifyCheck } from '../types.js';
@@ -28,9 +29,38 @@ export const schedulesCheck: VerifyCheck = {
         out.push(entryFinding(s, 'SCHEDULE_UNAPPROVED', 'schedule.created names no decision'));
         continue;
       }
-      // Only where the creation's decision is among the entries checked together.
+      // Checked with its own request's records (`ctx.owns`), where its decision must be: a record
+      // naming a decision its request does not hold (made up) stands on nothing.
       const d = l.decisions.get(id);
-      if (d === undefined) continue;
+      if (d === undefined) {
+        if (ctx.owns(s.position))
+          out.push({
+            ...entryFinding(s, 'SCHEDULE_UNAPPROVED', `its request holds no decision ${id}`),
+            // The decision may lie before a range or trace export.
+            partial: true,
+          });
+        continue;
+      }
+      // The decision must be this schedule's creation: not another call's approved decision.
+      const dp = d.entry.payload;
+      const sp = s.entry.payload;
+      if (
+        dp['tool'] !== SCHEDULE_CREATE_ACTION ||
+        d.entry.request_id !== s.entry.request_id ||
+        d.entry.tenant !== s.entry.tenant ||
+        dp['client'] !== sp['client'] ||
+        typeof sp['spec_sha256'] !== 'string' ||
+        dp['params_sha256'] !== sp['spec_sha256']
+      ) {
+        out.push(
+          entryFinding(
+            s,
+            'SCHEDULE_UNAPPROVED',
+            `decision ${id} is not the creation of this schedule (another call, client, tenant or spec)`,
+          ),
+        );
+        continue;
+      }
       const approved = l
         .find('approval.finalized', id)
         .some((f) => f.entry.index < s.entry.index && f.entry.payload['verdict'] === 'approve');
