@@ -174,6 +174,12 @@ export interface Core {
   abandonInFlight(): Promise<RecoveryReport>;
   /** The queue of background calls (docs/jobs.md). */
   readonly jobs: GateJobQueue;
+  /**
+   * Stops this process's NATS queue workers taking jobs (`jobs.workers`), as a stop begins: the
+   * jobs they run finish (their receipts are written before the fence), the ones not taken stay in
+   * the stream for other workers. Resolves once the running ones are done. Idempotent.
+   */
+  stopWorkers(): Promise<void>;
   /** The scheduler (docs/schedules.md); undefined on a backend without a schedule store. */
   readonly scheduler?: Scheduler;
   /**
@@ -1003,6 +1009,9 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ...(notifications === undefined ? {} : { notifications }),
     recovered,
     inventory,
+    stopWorkers: async () => {
+      await workers?.close();
+    },
     async abandonInFlight() {
       fence.raise();
       clearInterval(sweepTimer);

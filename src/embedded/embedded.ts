@@ -505,14 +505,18 @@ async function listen(
       closed = true;
       gs.stopAccepting();
       es?.server.close();
+      // Queue workers take no new job from now on either: the jobs they have not taken stay in the
+      // broker's stream for other workers, instead of being taken here and refused past the fence.
+      const workersDone = core.stopWorkers().catch(() => undefined);
       const graceMs = stopOptions.graceMs ?? DEFAULT_GRACE_MS;
       const started = Date.now();
       const drained = await gs.drain(graceMs);
       // Background jobs running in this process finish within what is left of the grace period;
       // the rest, with the jobs not started, are recorded abandoned below (envelopes voided first).
+      const left = Math.max(0, graceMs - (Date.now() - started));
       const jobsDone = await settledWithin(
-        core.jobs.close({ waitMs: Math.max(0, graceMs - (Date.now() - started)) }),
-        Math.max(0, graceMs - (Date.now() - started)) + 1000,
+        Promise.all([core.jobs.close({ waitMs: left }), workersDone]),
+        left + 1000,
       );
       let report = { abandoned: 0, mayHaveRun: 0 };
       try {

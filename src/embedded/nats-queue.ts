@@ -67,8 +67,19 @@ async function natsClient() {
   return { connect: transport.connect, ...js };
 }
 
-/** Creates the stream and both durable consumers unless they exist (idempotent). */
-async function ensureStream(nc: NatsConnection, s: Subjects, ackWaitMs: number): Promise<void> {
+/** The acknowledgement wait of each durable consumer as the broker has it (ms). */
+interface AckWaits {
+  readonly workers: number;
+  readonly gates: number;
+}
+
+/**
+ * Creates the stream and both durable consumers unless they exist (idempotent), and answers their
+ * acknowledgement waits as the broker has them: a consumer keeps the `ack_wait` of whichever
+ * process created it, and a process configured otherwise must tell the broker it is still working
+ * within that wait, not its own (or the broker hands the job to another worker meanwhile).
+ */
+async function ensureStream(nc: NatsConnection, s: Subjects, ackWaitMs: number): Promise<AckWaits> {
   const { AckPolicy, jetstreamManager, RetentionPolicy, StorageType } = await natsClient();
   const jsm = await jetstreamManager(nc);
   try {
@@ -85,14 +96,16 @@ async function ensureStream(nc: NatsConnection, s: Subjects, ackWaitMs: number):
       duplicate_window: 10 * 60 * 1000 * NS,
     });
   }
+  const waits = { workers: ackWaitMs, gates: ackWaitMs };
   for (const [name, subject] of [
     ['workers', s.jobs],
     ['gates', s.answers],
   ] as const) {
+    let info;
     try {
-      await jsm.consumers.info(s.stream, name);
+      info = await jsm.consumers.info(s.stream, name);
     } catch {
-      await jsm.consumers.add(s.stream, {
+      info = await jsm.consumers.add(s.stream, {
         durable_name: name,
         filter_subject: subject,
         ack_policy: AckPolicy.Explicit,
@@ -100,10 +113,19 @@ async function ensureStream(nc: NatsConnection, s: Subjects, ackWaitMs: number):
         max_deliver: -1,
       });
     }
+    const wait = Number(info.config.ack_wait) / NS;
+    // A consumer without a usable wait (or the broker's default) is told at the shortest interval.
+    waits[name] = Number.isFinite(wait) && wait > 0 ? Math.min(wait, ackWaitMs) : 750;
   }
+  return waits;
 }
 
-async function open(o: NatsQueueOptions): Promise<{ nc: NatsConnection; js: JetStreamClient; s: Subjects }> {
+/** How often to tell the broker a message is still being worked on, within `ackWaitMs`. */
+const beatEvery = (ackWaitMs: number): number => Math.max(250, Math.floor(ackWaitMs / 3));
+
+async function open(
+  o: NatsQueueOptions,
+): Promise<{ nc: NatsConnection; js: JetStreamClient; s: Subjects; waits: AckWaits }> {
   const s = subjectsOf(o);
   const timeoutMs = o.timeoutMs ?? 5000;
   const { connect, jetstream } = await natsClient();
@@ -114,13 +136,14 @@ async function open(o: NatsQueueOptions): Promise<{ nc: NatsConnection; js: JetS
     reconnectTimeWait: 500,
     name: 'failclosed',
   });
+  let waits: AckWaits;
   try {
-    await ensureStream(nc, s, o.ackWaitMs ?? 30_000);
+    waits = await ensureStream(nc, s, o.ackWaitMs ?? 30_000);
   } catch (err) {
     await nc.close().catch(() => undefined);
     throw err;
   }
-  return { nc, js: jetstream(nc, { timeout: timeoutMs }), s };
+  return { nc, js: jetstream(nc, { timeout: timeoutMs }), s, waits };
 }
 
 function decode(m: JsMsg): JsonValue | undefined {
@@ -162,6 +185,11 @@ function consumeLoops(
         continue;
       }
       if (m === null) continue;
+      // Taken as the loop was told to stop: handed back at once, for another process to take.
+      if (isClosed()) {
+        m.nak();
+        break;
+      }
       await handle(m).catch(() => {
         m?.nak(1000);
       });
@@ -176,7 +204,7 @@ function consumeLoops(
  */
 export function createNatsJobQueue(o: NatsQueueOptions): GateJobQueue {
   const s = subjectsOf(o);
-  let conn: { nc: NatsConnection; js: JetStreamClient; s: Subjects } | undefined;
+  let conn: Awaited<ReturnType<typeof open>> | undefined;
   let closed = false;
   let loops: Promise<void>[] = [];
   let finish: ((d: JobDelivery) => Promise<void>) | undefined;
@@ -193,6 +221,7 @@ export function createNatsJobQueue(o: NatsQueueOptions): GateJobQueue {
   const startLoops = (): void => {
     if (conn === undefined || finish === undefined || loops.length > 0) return;
     const f = finish;
+    const every = beatEvery(conn.waits.gates);
     loops = consumeLoops(
       conn.js,
       s.stream,
@@ -205,7 +234,7 @@ export function createNatsJobQueue(o: NatsQueueOptions): GateJobQueue {
         // Not an answer of this protocol: dropped (the executor recorded whatever it denied).
         if (!isObject(v) || job === undefined || !('answer' in v)) return m.term();
         // Recording may take a few ledger rounds: the broker must not hand it to another Gate meanwhile.
-        const beat = setInterval(() => m.working(), Math.max(250, Math.floor((o.ackWaitMs ?? 30_000) / 3)));
+        const beat = setInterval(() => m.working(), every);
         try {
           await f({ job, answer: v['answer'] });
         } finally {
@@ -262,11 +291,10 @@ export function startNatsWorkers(
   o: NatsQueueOptions & { readonly concurrency?: number },
   execute: WorkerExecute,
 ): NatsWorkers {
-  const ackWaitMs = o.ackWaitMs ?? 30_000;
   let closed = false;
-  let conn: { nc: NatsConnection; js: JetStreamClient; s: Subjects } | undefined;
+  let conn: Awaited<ReturnType<typeof open>> | undefined;
   let loops: Promise<void>[] = [];
-  const handle = async (js: JetStreamClient, answers: string, m: JsMsg): Promise<void> => {
+  const handle = async (js: JetStreamClient, answers: string, every: number, m: JsMsg): Promise<void> => {
     const v = decode(m);
     // Only a message that is not even an object is dropped unread.
     if (!isObject(v)) return m.term();
@@ -278,7 +306,7 @@ export function startNatsWorkers(
       return m.term();
     }
     // A job goes to the executor, which verifies everything and records what it denies.
-    const beat = setInterval(() => m.working(), Math.max(250, Math.floor(ackWaitMs / 3)));
+    const beat = setInterval(() => m.working(), every);
     let answer: unknown;
     try {
       answer = await execute(executionInputOf(call));
@@ -306,7 +334,7 @@ export function startNatsWorkers(
       'workers',
       o.concurrency ?? 2,
       () => closed,
-      (m) => handle(c.js, c.s.answers, m),
+      (m) => handle(c.js, c.s.answers, beatEvery(c.waits.workers), m),
     );
   })();
   return {

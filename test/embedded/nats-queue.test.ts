@@ -1,0 +1,216 @@
+/**
+ * The NATS JetStream queue's own behaviour against a real broker (127.0.0.1:4222; docs/jobs.md):
+ *
+ * - a worker tells the broker it is still working within the acknowledgement wait the broker's
+ *   consumer has, not the one its own configuration names: a consumer keeps the `ack_wait` of the
+ *   process that created it, and a worker configured with 30 s beat every 10 s against a 1 s
+ *   consumer, so the broker handed a running job to a second worker (measured: the job ran twice
+ *   here; in a deployment the second run is denied by the consumed nonce, its denial answered
+ *   first, and the real result dropped as a duplicate: the caller saw "abandoned" for a job that
+ *   succeeded);
+ * - workers told to stop take no new job: one taken as they stop is handed back at once;
+ * - a stopping Gate's own queue workers (`jobs.workers`) stop taking jobs as its stop begins: they
+ *   went on taking them through the grace period and past the fence, where each was refused
+ *   `ERR_SHUTTING_DOWN` and removed from the stream, although another worker could have run it.
+ *
+ * The executor is a counting function here: the queue is under test, not the Execution Layer.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createNatsJobQueue, startNatsWorkers } from '../../src/embedded/nats-queue.js';
+import type { JobDelivery, QueuedJob } from '../../src/gate/index.js';
+import { createClient } from '../../src/client/index.js';
+import {
+  DEMO_CLIENT,
+  dataPaths,
+  initDataDir,
+  readClientFile,
+  startEmbedded,
+} from '../../src/embedded/index.js';
+import type { EmbeddedInstance } from '../../src/embedded/index.js';
+import { napPolicyDir } from '../e2e/processes.js';
+
+const NATS_URL = 'nats://127.0.0.1:4222';
+const streams: string[] = [];
+
+afterAll(async () => {
+  const nc = await connect({ servers: NATS_URL });
+  const jsm = await jetstreamManager(nc);
+  for (const s of streams) await jsm.streams.delete(s).catch(() => undefined);
+  await nc.close();
+});
+
+const streamName = (what: string): string => {
+  const s = `FCTEST_${what}_${process.pid}_${Date.now()}`;
+  streams.push(s);
+  return s;
+};
+
+function job(n: number): QueuedJob {
+  return {
+    call: {
+      envelope: 'aGVhZGVy.cGF5bG9hZA.c2ln',
+      tool: 'nap',
+      tenant: 'acme',
+      params: { n },
+      trace_id: n.toString(16).padStart(32, '0'),
+      request_id: `req_${n}`,
+    },
+    decision_id: `dec_${n}`,
+    client: 'demo-agent',
+    queued_at: Date.now(),
+  };
+}
+
+const until = async (ok: () => boolean, ms: number): Promise<void> => {
+  const end = Date.now() + ms;
+  while (!ok() && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
+};
+
+describe('the NATS job queue', () => {
+  it("a worker beats within the consumer's acknowledgement wait, not its own: a running job is not handed to another worker", async () => {
+    const stream = streamName('ACK');
+    // The Gate's queue creates the consumers first, with a 1 s acknowledgement wait.
+    const gate = createNatsJobQueue({ url: NATS_URL, stream, ackWaitMs: 1000 });
+    const delivered: JobDelivery[] = [];
+    await gate.start((d) => {
+      delivered.push(d);
+      return Promise.resolve();
+    });
+    for (let i = 0; i < 200 && !(await gate.ready()); i += 1) await new Promise((r) => setTimeout(r, 25));
+    expect(await gate.ready()).toBe(true);
+    // A worker configured with 30 s; two loops, so a redelivery would find a free one.
+    let runs = 0;
+    const workers = startNatsWorkers(
+      { url: NATS_URL, stream, ackWaitMs: 30_000, concurrency: 2 },
+      async () => {
+        runs += 1;
+        await new Promise((r) => setTimeout(r, 3500));
+        return { outcome: 'executed', run: runs };
+      },
+    );
+    try {
+      await gate.enqueue(job(1));
+      await until(() => delivered.length > 0, 15_000);
+      // Time for a duplicate answer to arrive, had the job run twice.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(runs).toBe(1);
+      expect(delivered.map((d) => d.answer)).toEqual([{ outcome: 'executed', run: 1 }]);
+    } finally {
+      await workers.close();
+      await gate.close();
+    }
+  }, 30_000);
+
+  it('workers told to stop take no new job: the queued ones stay in the stream for another worker', async () => {
+    const stream = streamName('STOP');
+    const gate = createNatsJobQueue({ url: NATS_URL, stream, ackWaitMs: 5000 });
+    const delivered: JobDelivery[] = [];
+    await gate.start((d) => {
+      delivered.push(d);
+      return Promise.resolve();
+    });
+    for (let i = 0; i < 200 && !(await gate.ready()); i += 1) await new Promise((r) => setTimeout(r, 25));
+    let started = 0;
+    const workers = startNatsWorkers({ url: NATS_URL, stream, ackWaitMs: 5000, concurrency: 1 }, async () => {
+      started += 1;
+      await new Promise((r) => setTimeout(r, 800));
+      return { outcome: 'executed' };
+    });
+    for (let n = 1; n <= 5; n += 1) await gate.enqueue(job(n));
+    await until(() => started === 1, 10_000);
+    // Stopped while the first job runs: it finishes, nothing else starts.
+    await workers.close();
+    expect(started).toBe(1);
+    // The other four wait in the stream: a new worker runs them.
+    const next = startNatsWorkers({ url: NATS_URL, stream, ackWaitMs: 5000, concurrency: 2 }, () =>
+      Promise.resolve({ outcome: 'executed' }),
+    );
+    try {
+      await until(() => delivered.length === 5, 15_000);
+      expect(delivered.map((d) => d.job.call.request_id).sort()).toEqual([
+        'req_1',
+        'req_2',
+        'req_3',
+        'req_4',
+        'req_5',
+      ]);
+      expect(started).toBe(1);
+    } finally {
+      await next.close();
+      await gate.close();
+    }
+  }, 40_000);
+
+  it("a stopping Gate's own queue workers take no new job: the jobs not taken stay in the stream", async () => {
+    const stream = streamName('GATE');
+    const work = mkdtempSync(join(tmpdir(), 'fc-nats-stop-'));
+    const dir = join(work, 'gate');
+    await initDataDir(dir, { policyDir: napPolicyDir(work) });
+    const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as Record<string, unknown>;
+    const withWorkers = (workers: number): void =>
+      writeFileSync(
+        dataPaths(dir).config,
+        JSON.stringify({
+          ...config,
+          jobs: { queue: 'nats', url: NATS_URL, stream, workers, ack_wait_ms: 5000 },
+        }),
+      );
+    const ready = async (g: EmbeddedInstance): Promise<void> => {
+      for (let i = 0; i < 200 && !(await g.core.jobs.ready()); i += 1)
+        await new Promise((r) => setTimeout(r, 25));
+    };
+    try {
+      // Four jobs queued by a Gate that runs no worker.
+      withWorkers(0);
+      const queuer = await startEmbedded(dir, { port: 0 });
+      try {
+        await ready(queuer);
+        const f = readClientFile(dir, DEMO_CLIENT.identity);
+        const client = createClient({ url: queuer.url, identity: f.identity, tenant: f.tenant, key: f.key });
+        for (let n = 0; n < 4; n += 1)
+          expect(await client.submit('nap', { seconds: '0' }, { session: `stop-${n}` })).toMatchObject({
+            outcome: 'queued',
+          });
+      } finally {
+        await queuer.stop({ graceMs: 1000 });
+      }
+      // A Gate with one worker takes the first; its stop begins as that job's tool starts.
+      withWorkers(1);
+      let runs = 0;
+      let stopping: Promise<unknown> | undefined;
+      // The worker may take the first job before startEmbedded has returned.
+      const self: { gate?: EmbeddedInstance } = {};
+      const gate = await startEmbedded(dir, {
+        port: 0,
+        onToolRun: () => {
+          runs += 1;
+          if (runs === 1 && self.gate !== undefined) stopping = self.gate.stop({ graceMs: 0 });
+        },
+      });
+      self.gate = gate;
+      if (runs > 0) stopping = gate.stop({ graceMs: 0 });
+      try {
+        await until(() => stopping !== undefined, 15_000);
+        await stopping;
+      } finally {
+        await gate.close();
+      }
+      expect(runs).toBe(1);
+      // The three jobs not taken wait in the stream for another worker.
+      const nc = await connect({ servers: NATS_URL });
+      try {
+        const info = await (await jetstreamManager(nc)).consumers.info(stream, 'workers');
+        expect(info.num_pending + info.num_ack_pending).toBe(3);
+      } finally {
+        await nc.close();
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
