@@ -184,7 +184,10 @@ describe('a deployment on PostgreSQL (SPEC §1, §4)', () => {
       const results = await Promise.all(
         Array.from({ length: 12 }, (_, i) => echo(i % 2 === 0 ? ca : cb, `call ${i}`)),
       );
-      for (const r of results) expect(r).toMatchObject({ outcome: 'executed' });
+      // Each outcome with its code: a denial says which dependency did not answer.
+      expect(results.map((r) => (r.outcome === 'executed' ? r.outcome : `${r.outcome} ${r.code}`))).toEqual(
+        Array.from({ length: 12 }, () => 'executed'),
+      );
       expect(runs.length).toBe(before + 12);
       // One request id sent through both replicas at once: accepted once, run once (FC-INV-3).
       for (let t = 0; t < 10; t++) {
