@@ -37,6 +37,8 @@ export interface NatsQueueOptions {
 
 /** The longest message the queue carries (a job's parameters, an answer's redacted result). */
 export const MAX_QUEUE_MESSAGE_BYTES = 1024 * 1024;
+/** Tries of a worker's answer publish before its job is handed back to the broker. */
+const ANSWER_PUBLISH_ATTEMPTS = 3;
 
 const STREAM = /^[A-Za-z0-9_-]{1,64}$/;
 const NS = 1_000_000;
@@ -313,8 +315,30 @@ export function startNatsWorkers(
     } finally {
       clearInterval(beat);
     }
-    const bytes = canonicalize({ job, answer } as unknown as JsonValue);
-    await js.publish(answers, bytes, { msgID: `answer:${job.call.request_id}:${job.call.trace_id}` });
+    let bytes = canonicalize({ job, answer } as unknown as JsonValue);
+    // The broker refuses a message past its limit: the job would be redelivered, meet its consumed
+    // nonce and be answered as a replay, its real outcome lost. The tool ran (its receipt is
+    // written); the Gate is told its result is withheld, as the execution listener tells it.
+    if (Buffer.byteLength(bytes, 'utf8') > MAX_QUEUE_MESSAGE_BYTES) {
+      const withheld = {
+        outcome: 'deny',
+        code: 'ERR_TOOL_OUTPUT_LIMIT',
+        reason: 'the result exceeds what the queue may carry; the tool ran',
+      };
+      bytes = canonicalize({ job, answer: withheld } as unknown as JsonValue);
+    }
+    // A publish the broker did not confirm is sent again with the same id (a duplicate is dropped):
+    // redelivering a job whose nonce is spent would only replace its outcome by a replay denial.
+    const msgID = `answer:${job.call.request_id}:${job.call.trace_id}`;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await js.publish(answers, bytes, { msgID });
+        break;
+      } catch (err) {
+        if (attempt >= ANSWER_PUBLISH_ATTEMPTS || closed) throw err;
+        await new Promise((r) => setTimeout(r, 500).unref());
+      }
+    }
     m.ack();
   };
   const opening = (async () => {

@@ -8,6 +8,9 @@
  *   here; in a deployment the second run is denied by the consumed nonce, its denial answered
  *   first, and the real result dropped as a duplicate: the caller saw "abandoned" for a job that
  *   succeeded);
+ * - an answer larger than the queue carries is answered as withheld (`ERR_TOOL_OUTPUT_LIMIT`, the
+ *   tool ran): the broker refused it, the job was redelivered, met its consumed nonce, and the
+ *   replay denial became its outcome (here: the job ran twice and no answer came back);
  * - workers told to stop take no new job: one taken as they stop is handed back at once;
  * - a stopping Gate's own queue workers (`jobs.workers`) stop taking jobs as its stop begins: they
  *   went on taking them through the grace period and past the fence, where each was refused
@@ -100,6 +103,38 @@ describe('the NATS job queue', () => {
       await new Promise((r) => setTimeout(r, 1500));
       expect(runs).toBe(1);
       expect(delivered.map((d) => d.answer)).toEqual([{ outcome: 'executed', run: 1 }]);
+    } finally {
+      await workers.close();
+      await gate.close();
+    }
+  }, 30_000);
+
+  it("an answer past the queue's message limit comes back as a withheld result, the job run once", async () => {
+    const stream = streamName('BIG');
+    const gate = createNatsJobQueue({ url: NATS_URL, stream, ackWaitMs: 2000 });
+    const delivered: JobDelivery[] = [];
+    await gate.start((d) => {
+      delivered.push(d);
+      return Promise.resolve();
+    });
+    for (let i = 0; i < 200 && !(await gate.ready()); i += 1) await new Promise((r) => setTimeout(r, 25));
+    let runs = 0;
+    const workers = startNatsWorkers({ url: NATS_URL, stream, ackWaitMs: 2000, concurrency: 2 }, () => {
+      runs += 1;
+      return Promise.resolve({ outcome: 'executed', result: { text: 'x'.repeat(1024 * 1024) }, receipt: {} });
+    });
+    try {
+      await gate.enqueue(job(7));
+      await until(() => delivered.length > 0, 15_000);
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(delivered.map((d) => d.answer)).toEqual([
+        {
+          outcome: 'deny',
+          code: 'ERR_TOOL_OUTPUT_LIMIT',
+          reason: 'the result exceeds what the queue may carry; the tool ran',
+        },
+      ]);
+      expect(runs).toBe(1);
     } finally {
       await workers.close();
       await gate.close();
