@@ -98,15 +98,25 @@ export function createChanges(deps: ChangeDeps) {
       },
     });
     if (ref === undefined) return deny('ERR_LEDGER_UNAVAILABLE', `${type} not confirmed`);
+    // The record rules from here on (a run's check reads it: `standing.ts`); the store follows.
     const applied = await within(() => deps.store.setStatus(s.id, from, to, nextSlotMs), ms).catch(
-      () => false,
+      () => undefined,
     );
-    if (!applied)
-      return deny('ERR_SCHEDULE_UNAVAILABLE', 'the schedule changed meanwhile or the store did not answer');
-    const after = await deps.store.get(s.id);
-    return after === undefined
-      ? deny('ERR_SCHEDULE_UNAVAILABLE', 'the schedule store did not answer')
-      : { outcome: 'ok', schedule: viewOf(after) };
+    // Read back: an update that timed out may have committed since, and the answer says so.
+    const after = await within(() => deps.store.get(s.id), ms).catch(() => undefined);
+    if (applied === true || after?.status === to)
+      return after === undefined
+        ? deny(
+            'ERR_SCHEDULE_UNAVAILABLE',
+            `${type} is recorded and applied; the store did not answer its read-back`,
+          )
+        : { outcome: 'ok', schedule: viewOf(after) };
+    return deny(
+      'ERR_SCHEDULE_UNAVAILABLE',
+      applied === false
+        ? `${type} is recorded, but the schedule changed meanwhile`
+        : `${type} is recorded, but the store did not confirm it: it may still apply`,
+    );
   }
 
   const mine = async (id: string, tenants: OperatorTenants): Promise<ScheduleRecord | Deny> => {

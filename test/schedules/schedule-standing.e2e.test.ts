@@ -23,6 +23,8 @@ import { faultyLedgerPort, noFaults } from '../support/faults.js';
 const faults = noFaults();
 /** The status change the store refuses (as a database that went down just then does). */
 let refused: string | null = null;
+/** The status change the store applies and then fails to confirm (an answer lost). */
+let unconfirmed: string | null = null;
 /** While true, the store refuses every read. */
 let readsDown = false;
 const runs: string[] = [];
@@ -31,10 +33,12 @@ function faultyStore(store: ScheduleStore): ScheduleStore {
   return {
     ...store,
     get: (id) => (readsDown ? Promise.reject(new Error('store down (fault injected)')) : store.get(id)),
-    setStatus: (...args) =>
-      args[2] === refused
-        ? Promise.reject(new Error('store down (fault injected)'))
-        : store.setStatus(...args),
+    setStatus: async (...args) => {
+      if (args[2] === refused) throw new Error('store down (fault injected)');
+      const applied = await store.setStatus(...args);
+      if (args[2] === unconfirmed) throw new Error('answer lost (fault injected)');
+      return applied;
+    },
   };
 }
 
@@ -136,9 +140,16 @@ describe('a scheduled run stands on its schedule as the ledger shows it', () => 
       expect.objectContaining({ schedule_id: id, outcome: 'deny', code: 'ERR_SCHEDULE_NOT_APPROVED' }),
     ]);
     expect(runs.length).toBe(before);
-    // Paused for real, then resumed: the next slot runs.
+    // Paused for real, then resumed, the store's confirmation of the resume lost: the answer reads
+    // the schedule back and says it applied (it said 503 before), and the next slot runs.
     expect((await rig.operator('schedules-pause', { id, reason: 'again' })).status).toBe(200);
-    expect((await rig.operator('schedules-resume', { id, reason: 'done' })).status).toBe(200);
+    unconfirmed = 'active';
+    const resumed = await rig.operator('schedules-resume', { id, reason: 'done' });
+    unconfirmed = null;
+    expect(resumed).toMatchObject({
+      status: 200,
+      body: { outcome: 'ok', schedule: { id, status: 'active' } },
+    });
     rig.advance((await slotOf(id)) + 1000 - rig.now());
     const run = (await scheduler.tick()).find((r) => r.schedule_id === id);
     expect(run).toMatchObject({ schedule_id: id, outcome: 'queued', code: null });
