@@ -11,5 +11,5 @@ export { createScheduleStanding } from './standing.js';
 export type { StandingDeps, StandingEntry, StandingRun } from './standing.js';
 export type { ScheduleChange, ScheduleView } from './changes.js';
 export { createSqliteScheduleStore } from './sqlite-store.js';
-export { parseScheduleRow } from './store.js';
+export { parseDueRows, parseScheduleRow } from './store.js';
 export type { ScheduleRecord, ScheduleRunNote, ScheduleStatus, ScheduleStore } from './store.js';

@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3';
 import { canonicalize, openStoreConnection } from '../kernel/index.js';
 import type { SchemaMigration, SqliteCommitUnit } from '../kernel/index.js';
-import { parseScheduleRow } from './store.js';
+import { parseDueRows, parseScheduleRow } from './store.js';
 import type { ScheduleRecord, ScheduleRunNote, ScheduleStatus, ScheduleStore } from './store.js';
 
 const SCHEMA = `
@@ -82,7 +82,7 @@ export function createSqliteScheduleStore(
       return Promise.resolve(r === undefined ? undefined : parseScheduleRow(r as Record<string, unknown>));
     },
     list: () => Promise.resolve(rows(q.list.all())),
-    due: (nowMs: number) => Promise.resolve(rows(q.due.all(nowMs))),
+    due: (nowMs: number) => Promise.resolve(parseDueRows(q.due.all(nowMs) as Record<string, unknown>[])),
     setStatus: (
       id: string,
       from: readonly ScheduleStatus[],

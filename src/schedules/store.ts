@@ -114,3 +114,20 @@ export function parseScheduleRow(r: Record<string, unknown>): ScheduleRecord {
           }),
   });
 }
+
+/**
+ * The due rows parsed one by one: a malformed row is left out (it never fires: nothing of it can
+ * be checked), and the others still fire. One bad row used to fail the whole list, and so every
+ * schedule of every gate. `list` still refuses it, so an operator sees it.
+ */
+export function parseDueRows(rows: readonly Record<string, unknown>[]): ScheduleRecord[] {
+  const out: ScheduleRecord[] = [];
+  for (const r of rows) {
+    try {
+      out.push(parseScheduleRow(r));
+    } catch {
+      // Malformed: never due.
+    }
+  }
+  return out;
+}

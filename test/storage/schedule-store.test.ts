@@ -148,3 +148,52 @@ describe('schedule rows are parsed, never trusted', () => {
     expect(() => parseScheduleRow({ ...row, ...over })).toThrow(/schedule row|JSON/);
   });
 });
+
+describe('a malformed schedule row (FC-INV-6)', () => {
+  // Each opener with a way to corrupt a stored row as a broken write or an intruder would.
+  const corruptible: Record<
+    string,
+    () => Promise<{ s: ScheduleStore; corrupt: (id: string) => Promise<void> }>
+  > = {
+    SQLite: () => {
+      const path = join(dir(), 'schedules.db');
+      const s = createSqliteScheduleStore(path);
+      cleanups.unshift(() => void s.close());
+      return Promise.resolve({
+        s,
+        corrupt: (id) => {
+          const db = new Database(path);
+          db.prepare("UPDATE schedules SET spec = 'not json' WHERE id = ?").run(id);
+          db.close();
+          return Promise.resolve();
+        },
+      });
+    },
+    PostgreSQL: async () => {
+      const db = await openMigratedPool(pg.url);
+      cleanups.unshift(() => void db.close());
+      await db.pool.query('DELETE FROM schedules');
+      return {
+        s: createPostgresScheduleStore(db),
+        corrupt: async (id) => {
+          await db.pool.query("UPDATE schedules SET tenant = '' WHERE id = $1", [id]);
+        },
+      };
+    },
+  };
+
+  it.each(Object.keys(corruptible))(
+    '%s: it is never due, and the other schedules still are (one bad row stopped them all)',
+    async (name) => {
+      const { s, corrupt } = await corruptible[name]!();
+      const bad = rec({ id: 'sch-000000000000000000000bad', decision_id: 'dec-bad', status: 'active' });
+      const good = rec({ id: 'sch-00000000000000000000good', decision_id: 'dec-good', status: 'active' });
+      await s.insert(bad);
+      await s.insert(good);
+      await corrupt(bad.id);
+      expect((await s.due(T)).map((r) => r.id)).toEqual([good.id]);
+      // The operator's list still refuses it: someone must look at it.
+      await expect(async () => s.list()).rejects.toThrow();
+    },
+  );
+});

@@ -6,7 +6,7 @@
  * nothing is scheduled or submitted. The store owns nothing: the backend closes the pool.
  */
 import { canonicalize } from '../../kernel/index.js';
-import { parseScheduleRow } from '../../schedules/index.js';
+import { parseDueRows, parseScheduleRow } from '../../schedules/index.js';
 import type {
   ScheduleRecord,
   ScheduleRunNote,
@@ -46,11 +46,15 @@ export function createPostgresScheduleStore(db: PostgresPool): ScheduleStore {
       ),
     get: async (id: string) => (await rows('SELECT * FROM schedules WHERE id = $1', [id]))[0],
     list: () => rows("SELECT * FROM schedules WHERE status <> 'removed' ORDER BY created_at, id", []),
-    due: (nowMs: number) =>
-      rows(
-        `SELECT * FROM schedules WHERE status = 'active' AND next_slot IS NOT NULL AND next_slot <= $1::bigint
+    due: async (nowMs: number) =>
+      parseDueRows(
+        (
+          await db.pool.query<Row>(
+            `SELECT * FROM schedules WHERE status = 'active' AND next_slot IS NOT NULL AND next_slot <= $1::bigint
          ORDER BY next_slot, id`,
-        [nowMs],
+            [nowMs],
+          )
+        ).rows,
       ),
     setStatus: (
       id: string,
