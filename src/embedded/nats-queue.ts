@@ -37,6 +37,8 @@ export interface NatsQueueOptions {
 
 /** The longest message the queue carries (a job's parameters, an answer's redacted result). */
 export const MAX_QUEUE_MESSAGE_BYTES = 1024 * 1024;
+/** Room kept below the stream's message limit for the headers the broker counts with it (`Nats-Msg-Id`). */
+const HEADERS_MARGIN_BYTES = 4096;
 /** Tries of a worker's answer publish before its job is handed back to the broker. */
 const ANSWER_PUBLISH_ATTEMPTS = 3;
 
@@ -319,7 +321,7 @@ export function startNatsWorkers(
     // The broker refuses a message past its limit: the job would be redelivered, meet its consumed
     // nonce and be answered as a replay, its real outcome lost. The tool ran (its receipt is
     // written); the Gate is told its result is withheld, as the execution listener tells it.
-    if (Buffer.byteLength(bytes, 'utf8') > MAX_QUEUE_MESSAGE_BYTES) {
+    if (Buffer.byteLength(bytes, 'utf8') > MAX_QUEUE_MESSAGE_BYTES - HEADERS_MARGIN_BYTES) {
       const withheld = {
         outcome: 'deny',
         code: 'ERR_TOOL_OUTPUT_LIMIT',
@@ -335,7 +337,8 @@ export function startNatsWorkers(
         await js.publish(answers, bytes, { msgID });
         break;
       } catch (err) {
-        if (attempt >= ANSWER_PUBLISH_ATTEMPTS || closed) throw err;
+        // A stop only stops taking jobs: the ones finishing still get their tries while connected.
+        if (attempt >= ANSWER_PUBLISH_ATTEMPTS || conn === undefined || conn.nc.isClosed()) throw err;
         await new Promise((r) => setTimeout(r, 500).unref());
       }
     }

@@ -146,23 +146,27 @@ export function createCreation(deps: CreationDeps): {
     const decisionId = claims?.['decision_id'];
     if (typeof decisionId !== 'string') return;
     const id = scheduleIdOf(decisionId);
-    const removed = await deps.store
-      .setStatus(id, ['pending', 'active', 'paused'], 'removed')
-      .catch(() => false);
-    if (removed)
-      await append({
-        type: 'schedule.removed',
-        trace_id: call.trace_id,
-        request_id: call.request_id,
-        tenant: call.tenant,
-        actor: GATE_ACTOR,
-        payload: {
-          schedule_id: id,
-          decision_id: decisionId,
-          status: 'removed',
-          reason: `creation denied: ${call.code}`,
-        },
-      });
+    const s = await within(() => deps.store.get(id), ms).catch(() => 'unknown' as const);
+    // Nothing was stored (the creation failed before it), or it is removed already: nothing to do.
+    if (s === undefined || (s !== 'unknown' && s.status === 'removed')) return;
+    // Recorded first: the record alone stops the runs (a run's check reads it, `standing.ts`),
+    // whether or not the store update below applies; either one is enough.
+    await append({
+      type: 'schedule.removed',
+      trace_id: call.trace_id,
+      request_id: call.request_id,
+      tenant: call.tenant,
+      actor: GATE_ACTOR,
+      payload: {
+        schedule_id: id,
+        decision_id: decisionId,
+        status: 'removed',
+        reason: `creation denied: ${call.code}`,
+      },
+    });
+    await within(() => deps.store.setStatus(id, ['pending', 'active', 'paused'], 'removed'), ms).catch(
+      () => false,
+    );
   };
 
   return { create, undoCreation };

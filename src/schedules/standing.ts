@@ -16,7 +16,7 @@
  *
  * Anything unreadable within the deadline denies (`ERR_SCHEDULE_UNAVAILABLE`).
  */
-import { deny } from '../kernel/index.js';
+import { deny, settlesAttempt } from '../kernel/index.js';
 import type { Deny, JsonObject } from '../kernel/index.js';
 import { within } from './port.js';
 import type { ScheduleStore } from './store.js';
@@ -25,6 +25,7 @@ import type { ScheduleStore } from './store.js';
 export interface StandingEntry {
   readonly index: number;
   readonly type: string;
+  readonly request_id: string;
   readonly trace_id: string;
   readonly payload: JsonObject;
 }
@@ -44,7 +45,14 @@ export interface StandingRun {
   readonly decision_id: string;
 }
 
-const UNDONE: ReadonlySet<string> = new Set(['gateway.failed', 'request.abandoned', 'schedule.removed']);
+/**
+ * A record undoing the creation: an outcome that settles its attempt (not a refusal before
+ * acceptance, such as a replay of the creation's bytes, which lands in the same trace), or the
+ * removal of its schedule.
+ */
+const undoes = (e: StandingEntry): boolean =>
+  e.type === 'schedule.removed' ||
+  ((e.type === 'gateway.failed' || e.type === 'request.abandoned') && settlesAttempt(e));
 const CHANGES: ReadonlySet<string> = new Set(['schedule.paused', 'schedule.resumed', 'schedule.removed']);
 
 /** The check: undefined when the schedule stands, else the deny its run gets. */
@@ -69,7 +77,7 @@ export function createScheduleStanding(deps: StandingDeps): (run: StandingRun) =
         e.payload['decision_id'] === s.decision_id &&
         e.payload['outcome'] === 'executed',
     );
-    if (!completed || after.some((e) => UNDONE.has(e.type)))
+    if (!completed || after.some(undoes))
       return refused('the schedule’s creation was not confirmed to its creator');
     const last = (await deps.entriesOf(s.id))
       .filter((e) => CHANGES.has(e.type) && e.payload['schedule_id'] === s.id)

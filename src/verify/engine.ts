@@ -341,6 +341,9 @@ export function createVerifyEngine(setup: EngineSetup): VerifyEngine {
       e.request_id !== '' ? `r:${e.request_id}` : '',
       e.trace_id !== '' ? `t:${e.trace_id}` : '',
     ].filter((k) => k !== '');
+    // A record that must be checked with its own request names none: it is a group of its own,
+    // where what it names is looked for (and not found), never a record no batch owns.
+    if (keys.length === 0 && GROUPED_KEY_RECORDS.has(e.type)) keys.push(`p:${view.position}`);
     if (keys.length === 0) return;
     let g: Group | undefined;
     for (const k of keys) {

@@ -13,7 +13,9 @@
  * Faults are decorators around the real ledger port and schedule store (`test/support/faults.ts`).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readOperatorToken } from '../../src/embedded/index.js';
+import { buildSignedRequest } from '../../src/client/index.js';
+import { DEMO_CLIENT, readClientFile, readOperatorToken } from '../../src/embedded/index.js';
+import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
 import type { ScheduleStore, Scheduler } from '../../src/schedules/index.js';
 import type { SigningKey } from '../../src/kernel/signing/index.js';
 import { startRig } from '../approvals/support.js';
@@ -173,5 +175,42 @@ describe('a scheduled run stands on its schedule as the ledger shows it', () => 
       expect.objectContaining({ schedule_id: id, outcome: 'deny', code: 'ERR_SCHEDULE_UNAVAILABLE' }),
     ]);
     expect(runs.length).toBe(before);
+  }, 30_000);
+
+  it("a replay of the creation's bytes, refused at ingress in its trace, does not stop the schedule", async () => {
+    const spec = { tool: 'get_time', params: {}, cron: '0 6 * * *', window_seconds: 600 };
+    const agent = rig.agent();
+    const first = await agent.call('schedule.create', spec);
+    if (first.outcome !== 'pending') throw new Error(`expected pending, got ${first.outcome}`);
+    expect((await rig.approver('alice', aliceKey).decide(first.decision_id, 'approve', 'ok')).status).toBe(
+      200,
+    );
+    // The approved retry, sent as bytes kept by the test, then sent again: a replay.
+    const f = readClientFile(rig.dir, DEMO_CLIENT.identity);
+    const body = JSON.stringify(
+      buildSignedRequest({
+        key: importSigningKeyJwk(f.key),
+        identity: f.identity,
+        tenant: f.tenant,
+        action: 'schedule.create',
+        parameters: spec,
+        timestampMs: rig.now(),
+        requestId: first.request_id,
+      }),
+    );
+    const send = async () =>
+      (await fetch(`${rig.instance.url}/v1/calls`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      }).then((r) => r.json())) as { outcome: string; code?: string; result?: { schedule_id: string } };
+    const made = await send();
+    expect(made).toMatchObject({ outcome: 'executed' });
+    expect(await send()).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
+    const id = made.result!.schedule_id;
+    rig.advance((await slotOf(id)) + 1000 - rig.now());
+    const run = (await scheduler.tick()).find((r) => r.schedule_id === id);
+    // Before, the replay's ingress record counted as undoing the creation: ERR_SCHEDULE_NOT_APPROVED.
+    expect(run).toMatchObject({ schedule_id: id, outcome: 'queued', code: null });
   }, 30_000);
 });

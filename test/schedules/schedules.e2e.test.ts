@@ -361,6 +361,19 @@ describe('scheduled calls (embedded, demo policy)', () => {
             e['payload']['schedule_decision_id'] = 'dec_made_up';
       }),
     ).toEqual(['SCHEDULE_UNAPPROVED']);
+    // The same, the record naming no request and no trace (so that it joined no request's group).
+    expect(
+      findingsOf((entries) => {
+        const c = created(entries);
+        const was = c['payload']['decision_id'];
+        c['payload']['decision_id'] = 'dec_made_up';
+        c['request_id'] = '';
+        c['trace_id'] = '';
+        for (const e of entries)
+          if (e['type'] === 'decision' && e['payload']['schedule_decision_id'] === was)
+            e['payload']['schedule_decision_id'] = 'dec_made_up';
+      }),
+    ).toContain('SCHEDULE_UNAPPROVED');
     // A schedule.created borrowing another call's approved decision.
     expect(
       findingsOf((entries) => {
