@@ -6,6 +6,7 @@
  * recorded and {@link REQUEST_LAG} more entries read); `bundle` checks run once at the end on the
  * Merkle summary. A bundle given whole (v1) is one run and one request group, exactly as before.
  */
+import { settlesAttempt } from '../kernel/index.js';
 import type { JsonObject, JsonValue } from '../kernel/index.js';
 import type { Bundle } from './bundle.js';
 import {
@@ -365,10 +366,20 @@ export function createVerifyEngine(setup: EngineSetup): VerifyEngine {
     for (const [k, v] of Object.entries(e.payload))
       if (k.endsWith('_sha256') && typeof v === 'string' && HEX64.test(v) && evidence[v] !== undefined)
         g.evidence[v] = evidence[v];
-    if (e.type === 'request.abandoned' || e.type === 'gateway.completed' || e.type === 'gateway.failed') {
+    if (settlesAttempt(e)) {
       g.outcomeAt = view.position;
       // A pending answer (approval awaited) is not the end: the retry joins the same request.
       g.settled = e.type === 'request.abandoned' || e.payload['outcome'] !== 'pending';
+    } else if (
+      e.type === 'gateway.failed' &&
+      g.outcomeAt === -1 &&
+      !g.views.some((v) => v.entry?.type === 'gateway.accepted')
+    ) {
+      // A refusal before acceptance (a replay, a bad signature) of a request nothing else was
+      // recorded for settles it; one in the trace of an attempt in flight or awaiting approval
+      // (a replay of its bytes) does not: that attempt's records must stay together.
+      g.outcomeAt = view.position;
+      g.settled = true;
     }
     settled.delete(g);
     if (g.settled) settled.add(g);

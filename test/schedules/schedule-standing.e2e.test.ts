@@ -12,7 +12,11 @@
  *
  * Faults are decorators around the real ledger port and schedule store (`test/support/faults.ts`).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyBundle } from '../../src/verify/index.js';
+import { TINY_LIMITS } from '../verify/v2.js';
 import { buildSignedRequest } from '../../src/client/index.js';
 import { DEMO_CLIENT, readClientFile, readOperatorToken } from '../../src/embedded/index.js';
 import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
@@ -212,5 +216,52 @@ describe('a scheduled run stands on its schedule as the ledger shows it', () => 
     const run = (await scheduler.tick()).find((r) => r.schedule_id === id);
     // Before, the replay's ingress record counted as undoing the creation: ERR_SCHEDULE_NOT_APPROVED.
     expect(run).toMatchObject({ schedule_id: id, outcome: 'queued', code: null });
+  }, 30_000);
+
+  it('verify, reading with its tiniest limits, keeps a creation whose first attempt was replayed together with its retry', async () => {
+    const spec = { tool: 'get_time', params: {}, cron: '0 7 * * *', window_seconds: 600 };
+    const f = readClientFile(rig.dir, DEMO_CLIENT.identity);
+    // The first attempt, sent as bytes the test keeps: pending; then replayed: refused at ingress.
+    const body = JSON.stringify(
+      buildSignedRequest({
+        key: importSigningKeyJwk(f.key),
+        identity: f.identity,
+        tenant: f.tenant,
+        action: 'schedule.create',
+        parameters: spec,
+        timestampMs: rig.now(),
+      }),
+    );
+    const send = async () =>
+      (await fetch(`${rig.instance.url}/v1/calls`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      }).then((r) => r.json())) as {
+        outcome: string;
+        code?: string;
+        request_id: string;
+        decision_id: string;
+      };
+    const first = await send();
+    expect(first).toMatchObject({ outcome: 'pending' });
+    expect(await send()).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
+    // Other requests' records in between, more than the reader's lag.
+    for (let i = 0; i < 4; i += 1)
+      expect((await rig.agent().call('echo', { message: `between ${i}` })).outcome).toBe('executed');
+    expect((await rig.approver('alice', aliceKey).decide(first.decision_id, 'approve', 'ok')).status).toBe(
+      200,
+    );
+    expect(await rig.agent().call('schedule.create', spec, { requestId: first.request_id })).toMatchObject({
+      outcome: 'executed',
+    });
+    const out = join(rig.dir, 'standing-audit.jsonl');
+    const trust = join(rig.dir, 'standing-trust.json');
+    expect((await rig.cli('ledger', 'export', '--out', out)).code).toBe(0);
+    expect((await rig.cli('trust-roots', '--out', trust)).code).toBe(0);
+    // The ingress refusal must not settle the request's group while its attempt awaits approval:
+    // the retry's schedule.created is checked with the decision of the first attempt.
+    const report = verifyBundle(readFileSync(out), { trust: readFileSync(trust), ...TINY_LIMITS });
+    expect(report.checks.find((c) => c.id === 'schedules')).toMatchObject({ status: 'pass' });
   }, 30_000);
 });

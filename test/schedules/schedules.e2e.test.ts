@@ -17,6 +17,7 @@ import type { RunReport, Scheduler } from '../../src/schedules/index.js';
 import type { SigningKey } from '../../src/kernel/signing/index.js';
 import { startRig } from '../approvals/support.js';
 import { openBundle, renderBundle, resignWithDeploymentKeys } from '../e2e/forge-ledger.js';
+import { TINY_LIMITS } from '../verify/v2.js';
 import type { Rec } from '../e2e/forge-ledger.js';
 import type { Rig } from '../approvals/support.js';
 
@@ -283,6 +284,13 @@ describe('scheduled calls (embedded, demo policy)', () => {
     ).toEqual([]);
     expect(report.exitCode).toBe(0);
     expect(report.checks.find((c) => c.id === 'schedules')?.status).toBe('pass');
+    // The same with the streaming reader's tiniest limits: a request's records may be checked in
+    // several groups (a creation's first attempt answered pending, then a replay of its bytes
+    // refused at ingress, its retry much later), and a schedule.created still finds its decision.
+    const tiny = verifyBundle(readFileSync(out), { trust: readFileSync(trust), ...TINY_LIMITS });
+    expect(
+      tiny.checks.filter((c) => c.status === 'fail').map((c) => [c.id, c.findings?.slice(0, 3)]),
+    ).toEqual([]);
     // Forensic replay re-derives the creations as the Control Plane decided them (a run, minted
     // by the Gate, is not re-derivable from a client signature and is listed as such).
     const replay = await rig.cli('replay', '--bundle', out, '--trust', trust, '--json');
