@@ -20,6 +20,7 @@ import { TINY_LIMITS } from '../verify/v2.js';
 import { buildSignedRequest } from '../../src/client/index.js';
 import { DEMO_CLIENT, readClientFile, readOperatorToken } from '../../src/embedded/index.js';
 import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
+import type { JsonObject } from '../../src/kernel/index.js';
 import type { ScheduleStore, Scheduler } from '../../src/schedules/index.js';
 import type { SigningKey } from '../../src/kernel/signing/index.js';
 import { startRig } from '../approvals/support.js';
@@ -71,6 +72,34 @@ async function create(cron: string) {
     answer: await agent.call('schedule.create', spec, { requestId: first.request_id }),
     requestId: first.request_id,
   };
+}
+
+/** A signed `schedule.create` of `spec`, kept as bytes, and a sender that posts those exact bytes. */
+function keptCreation(spec: Record<string, unknown>, requestId?: string) {
+  const f = readClientFile(rig.dir, DEMO_CLIENT.identity);
+  const body = JSON.stringify(
+    buildSignedRequest({
+      key: importSigningKeyJwk(f.key),
+      identity: f.identity,
+      tenant: f.tenant,
+      action: 'schedule.create',
+      parameters: spec as JsonObject,
+      timestampMs: rig.now(),
+      ...(requestId === undefined ? {} : { requestId }),
+    }),
+  );
+  return async () =>
+    (await fetch(`${rig.instance.url}/v1/calls`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    }).then((r) => r.json())) as {
+      outcome: string;
+      code?: string;
+      request_id: string;
+      decision_id: string;
+      result?: { schedule_id: string };
+    };
 }
 
 /** The next slot of the schedule `id` as the store has it. */
@@ -190,24 +219,7 @@ describe('a scheduled run stands on its schedule as the ledger shows it', () => 
       200,
     );
     // The approved retry, sent as bytes kept by the test, then sent again: a replay.
-    const f = readClientFile(rig.dir, DEMO_CLIENT.identity);
-    const body = JSON.stringify(
-      buildSignedRequest({
-        key: importSigningKeyJwk(f.key),
-        identity: f.identity,
-        tenant: f.tenant,
-        action: 'schedule.create',
-        parameters: spec,
-        timestampMs: rig.now(),
-        requestId: first.request_id,
-      }),
-    );
-    const send = async () =>
-      (await fetch(`${rig.instance.url}/v1/calls`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body,
-      }).then((r) => r.json())) as { outcome: string; code?: string; result?: { schedule_id: string } };
+    const send = keptCreation(spec, first.request_id);
     const made = await send();
     expect(made).toMatchObject({ outcome: 'executed' });
     expect(await send()).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
@@ -220,29 +232,8 @@ describe('a scheduled run stands on its schedule as the ledger shows it', () => 
 
   it('verify, reading with its tiniest limits, keeps a creation whose first attempt was replayed together with its retry', async () => {
     const spec = { tool: 'get_time', params: {}, cron: '0 7 * * *', window_seconds: 600 };
-    const f = readClientFile(rig.dir, DEMO_CLIENT.identity);
     // The first attempt, sent as bytes the test keeps: pending; then replayed: refused at ingress.
-    const body = JSON.stringify(
-      buildSignedRequest({
-        key: importSigningKeyJwk(f.key),
-        identity: f.identity,
-        tenant: f.tenant,
-        action: 'schedule.create',
-        parameters: spec,
-        timestampMs: rig.now(),
-      }),
-    );
-    const send = async () =>
-      (await fetch(`${rig.instance.url}/v1/calls`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body,
-      }).then((r) => r.json())) as {
-        outcome: string;
-        code?: string;
-        request_id: string;
-        decision_id: string;
-      };
+    const send = keptCreation(spec);
     const first = await send();
     expect(first).toMatchObject({ outcome: 'pending' });
     expect(await send()).toMatchObject({ outcome: 'deny', code: 'ERR_REQUEST_REPLAYED' });
