@@ -107,7 +107,7 @@ describe('background calls over NATS JetStream with separate queue workers', () 
   const worker = (name: string): Promise<Proc> =>
     spawnExecutor(
       executorConfig(name, internalPort, {
-        jobs: { queue: 'nats', url: NATS_URL, stream, workers: 1, ack_wait_ms: 2000 },
+        jobs: { queue: 'nats', url: NATS_URL, stream, workers: 1, ack_wait_ms: 5000 },
       }),
     );
   /**
@@ -167,7 +167,7 @@ describe('background calls over NATS JetStream with separate queue workers', () 
             key: pkiPaths(pki).key('control-plane'),
           },
         },
-        jobs: { queue: 'nats', url: NATS_URL, stream, workers: 0, ack_wait_ms: 2000 },
+        jobs: { queue: 'nats', url: NATS_URL, stream, workers: 0, ack_wait_ms: 5000 },
       }),
     );
     instance = await startEmbedded(dir, { port: 0 });
@@ -356,7 +356,7 @@ describe('background calls when the broker is down', () => {
           url: `nats://127.0.0.1:${port}`,
           stream: 'FCDOWN',
           workers: 1,
-          ack_wait_ms: 2000,
+          ack_wait_ms: 5000,
         },
       }),
     );
