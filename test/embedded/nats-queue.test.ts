@@ -11,7 +11,8 @@
  * - an answer larger than the queue carries is answered as withheld (`ERR_TOOL_OUTPUT_LIMIT`, the
  *   tool ran): the broker refused it, the job was redelivered, met its consumed nonce, and the
  *   replay denial became its outcome (here: the job ran twice and no answer came back);
- * - workers told to stop take no new job: one taken as they stop is handed back at once;
+ * - workers told to stop take no new job, and the queued ones stay in the stream (this case held
+ *   before too; the hand-back of a message taken in the instant a loop stops is not reproduced here);
  * - a stopping Gate's own queue workers (`jobs.workers`) stop taking jobs as its stop begins: they
  *   went on taking them through the grace period and past the fence, where each was refused
  *   `ERR_SHUTTING_DOWN` and removed from the stream, although another worker could have run it.
