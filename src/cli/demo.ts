@@ -190,18 +190,36 @@ async function withFault(
   }
 }
 
+/** One evidence view's records, as the demo reads them. */
+type ViewRecords = { entry?: { type?: unknown; payload?: { envelope?: unknown } } }[];
+
+/**
+ * Reads the operator evidence view of `requestId` (`null` when the ledger knows no such request).
+ * The demo only narrates: an answer of 503 (the Gate could not confirm the `audit.read` record or
+ * read the ledger in time, as on a loaded machine) is asked again, at most three times in all;
+ * any other answer, or a third 503, throws, and the step that needed it fails naming it.
+ */
+async function evidenceRecords(url: string, token: string, requestId: string): Promise<ViewRecords | null> {
+  for (let attempt = 1; ; attempt += 1) {
+    const res = await fetch(new URL(`/v1/requests/${encodeURIComponent(requestId)}`, url), {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    if (res.status === 404) return null;
+    if (res.status === 200) return (parseJson(bytes) as { records?: ViewRecords }).records ?? [];
+    if (res.status !== 503 || attempt === 3)
+      throw new Error(`the evidence view of ${requestId} answered HTTP ${res.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+  }
+}
+
 /**
  * Reads the consumed envelope of `requestId` from its execution receipt in the operator evidence
  * view (SPEC §5): the only place a JWS is ever recorded, once it can no longer be used.
  */
 async function envelopeOf(ctx: DemoContext, requestId: string): Promise<string | undefined> {
-  const res = await fetch(new URL(`/v1/requests/${encodeURIComponent(requestId)}`, ctx.url), {
-    headers: { authorization: `Bearer ${readOperatorToken(ctx.dir)}` },
-  });
-  const view = parseJson(new Uint8Array(await res.arrayBuffer())) as {
-    records?: { entry?: { type?: unknown; payload?: { envelope?: unknown } } }[];
-  };
-  const token = view.records?.find((r) => r.entry?.type === 'execution.receipt')?.entry?.payload?.envelope;
+  const records = await evidenceRecords(ctx.url, readOperatorToken(ctx.dir), requestId);
+  const token = records?.find((r) => r.entry?.type === 'execution.receipt')?.entry?.payload?.envelope;
   return typeof token === 'string' ? token : undefined;
 }
 
@@ -491,8 +509,8 @@ export interface DemoThroughOptions {
  * over mutual TLS. Steps that need the demo's own instance are skipped and say so. A tool run is
  * counted from the ledger: the `execution.receipt` records of the requests the step made (and of
  * the allowed call's request, whose envelope the direct attempts present), read through the
- * operator evidence view (each read is itself recorded, `evidence.read`). Resolves 0 when every
- * step that ran passed, 1 otherwise.
+ * operator evidence view (each read is itself recorded, `audit.read`; a 503 is asked again, three
+ * times in all). Resolves 0 when every step that ran passed, 1 otherwise.
  */
 export async function runDemoThrough(
   out: (text: string) => void,
@@ -568,14 +586,8 @@ export async function runDemoThrough(
 
 /** The `execution.receipt` records of one request, from the operator evidence view (0 when unknown). */
 async function receiptsOf(url: string, token: string, requestId: string): Promise<number> {
-  const res = await fetch(new URL(`/v1/requests/${encodeURIComponent(requestId)}`, url), {
-    headers: { authorization: `Bearer ${token}` },
-  });
-  const bytes = new Uint8Array(await res.arrayBuffer());
-  if (res.status === 404) return 0;
-  if (res.status !== 200) throw new Error(`the evidence view of ${requestId} answered HTTP ${res.status}`);
-  const view = parseJson(bytes) as { records?: { entry?: { type?: unknown } }[] };
-  return (view.records ?? []).filter((r) => r.entry?.type === 'execution.receipt').length;
+  const records = await evidenceRecords(url, token, requestId);
+  return (records ?? []).filter((r) => r.entry?.type === 'execution.receipt').length;
 }
 
 async function runSteps(

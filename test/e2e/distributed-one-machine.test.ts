@@ -476,7 +476,9 @@ describe('the separated shape on one machine, as documented', () => {
     // After the kill above: the standby serves the data directory, the Gates turned to it.
     const r = runCli('demo', '--gate', gates[0]!.url, '--data', at('cp-standby'));
     const lines = r.out.split('\n');
-    expect(r.code, r.out + r.err).toBe(0);
+    // The steps that did not behave come last in the message: a long output is cut in the middle.
+    const failed = lines.filter((l) => l.startsWith('FAIL')).join('\n');
+    expect(r.code, `${r.out}${r.err}\n${failed}`).toBe(0);
     expect(lines.some((l) => l.startsWith('FAIL'))).toBe(false);
     // The client cannot reach the Execution Layer at all; holding the Gate's certificate, it is
     // refused by the envelope check; the approvals, break-glass and evidence run through the Gate.
