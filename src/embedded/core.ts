@@ -785,7 +785,12 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   const scheduler =
     schedules === undefined
       ? undefined
-      : createScheduler({ store: schedules, ledger: ledgerPort, clients: state, clock });
+      : createScheduler({
+          store: schedules,
+          ledger: ledgerPort,
+          clients: decorate.scheduleClients?.(state) ?? state,
+          clock,
+        });
   const scheduledPort = scheduler?.executor(gateExecutorPort) ?? withoutSchedules(gateExecutorPort);
   // Whoever rotates or revokes an issuer key through this process (operator actions, the console,
   // an embedding program) gets its answer once this gate's follower agrees with the ledger.

@@ -8,7 +8,7 @@ import { keyRingFromJwks } from '../kernel/index.js';
 import type { Ledger } from '../ledger/index.js';
 import type { PolicyRuntime } from '../control-plane/index.js';
 import type { NonceStore, ToolAdapter } from '../execution/index.js';
-import type { GateControlPlane, GateExecutor } from '../gate/index.js';
+import type { ClientRegistry, GateControlPlane, GateExecutor } from '../gate/index.js';
 import type { PolicyBundleMirror } from '../storage/index.js';
 import type { ScheduleStore } from '../schedules/index.js';
 
@@ -39,6 +39,8 @@ export interface CoreDecorators {
   readonly fileSync?: (sync: FileSync) => FileSync;
   /** The schedule store, as the scheduler and the Control Plane's check of a run read it. */
   readonly scheduleStore?: (store: ScheduleStore) => ScheduleStore;
+  /** The client registry as the scheduler reads a schedule creator's registration. */
+  readonly scheduleClients?: (registry: ClientRegistry) => ClientRegistry;
 }
 
 /** Called just before an adapter runs a tool: the only observable sign that a tool ran. */

@@ -6,7 +6,9 @@
  *   under policy, with its approvals): the Gate hands the allowed call to this module in place of
  *   a tool run, which stores the schedule, ledgers `schedule.created` in the creation's request,
  *   and answers with the schedule as the call's result.
- * - Each due slot is taken by one process (a compare-and-set on the stored next slot) and
+ * - Each due slot is taken by one process (a compare-and-set on the stored next slot), once its
+ *   creator's registration has been read (a registry that does not answer within the deadline
+ *   leaves the slot due: nothing is taken that would not be submitted and so recorded), and
  *   submitted through the Gate's own entry for authenticated principals (`callAs`) as a background
  *   call of the schedule's creator (`auth_method: schedule`): recorded, decided by the Control
  *   Plane against the schedule's approved creation and the slot (kill switch, lockdown,
@@ -88,31 +90,41 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   const changes = createChanges({ store: deps.store, append, clock: deps.clock, ms });
   const changeStatus = changes.changeStatus;
 
-  /** Submits one due slot of `s` (taken by this process) through the Gate. */
-  const fire = async (s: ScheduleRecord, spec: ScheduleSpec, slotStart: number): Promise<RunReport> => {
-    const report = (request_id: string | null, outcome: string, code: string | null): RunReport =>
-      Object.freeze({ schedule_id: s.id, slot_start: slotStart, request_id, outcome, code });
-    const g = gate;
-    if (g === undefined) return report(null, 'deny', 'ERR_SCHEDULE_UNAVAILABLE');
-    // The creator's roles as registered now; a client revoked since gets no more runs.
-    let roles: readonly string[] = [];
+  /**
+   * The creator's roles as registered now, read before its slot is taken: `undefined` when the
+   * registry did not answer within the deadline (the slot is left due: the next tick asks again,
+   * and a slot whose end passed meanwhile is taken then and denied `ERR_SCHEDULE_SLOT_MISSED`
+   * with its records), `'revoked'` for a creator revoked since (its schedule is paused, ledgered).
+   */
+  const creatorRoles = async (s: ScheduleRecord): Promise<readonly string[] | 'revoked' | undefined> => {
+    let c: Awaited<ReturnType<ClientRegistry['lookup']>>;
     try {
-      const c = await deps.clients.lookup(s.identity);
-      if (c !== undefined && c.status !== 'active') {
-        await changeStatus(
-          s,
-          ['active'],
-          'paused',
-          'schedule.paused',
-          GATE_ACTOR,
-          'the creator client is revoked',
-        );
-        return report(null, 'deny', 'ERR_CLIENT_REVOKED');
-      }
-      roles = c?.roles ?? [];
+      c = await within(async () => deps.clients.lookup(s.identity), ms);
     } catch {
-      return report(null, 'deny', 'ERR_CLIENT_REGISTRY_UNAVAILABLE');
+      return undefined;
     }
+    if (c !== undefined && c.status !== 'active') {
+      await changeStatus(
+        s,
+        ['active'],
+        'paused',
+        'schedule.paused',
+        GATE_ACTOR,
+        'the creator client is revoked',
+      );
+      return 'revoked';
+    }
+    return c?.roles ?? [];
+  };
+
+  /** Submits one due slot of `s` (taken by this process) through the Gate, as its creator. */
+  const fire = async (
+    g: Pick<Gate, 'callAs'>,
+    s: ScheduleRecord,
+    spec: ScheduleSpec,
+    roles: readonly string[],
+    slotStart: number,
+  ): Promise<RunReport> => {
     const answer = await g.callAs(
       { identity: s.identity, tenant: s.tenant, roles, auth_method: 'schedule', issuer: s.id },
       { tool: spec.tool, params: spec.params, session: null },
@@ -122,7 +134,13 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       },
     );
     const b = answer.body;
-    return report(b.request_id, b.outcome, b.outcome === 'deny' || b.outcome === 'pending' ? b.code : null);
+    return Object.freeze({
+      schedule_id: s.id,
+      slot_start: slotStart,
+      request_id: b.request_id,
+      outcome: b.outcome,
+      code: b.outcome === 'deny' || b.outcome === 'pending' ? b.code : null,
+    });
   };
 
   const tickOnce = async (): Promise<readonly RunReport[]> => {
@@ -154,12 +172,32 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         let following = nextSlot(spec.timing, slotStart + 1, spec.windowMs);
         if (following !== undefined && following.end <= now)
           following = nextSlot(spec.timing, now, spec.windowMs);
+        // Nothing is taken that could not be submitted, and so recorded: with no Gate to submit
+        // through, or the creator's registration unreadable, the slot stays due.
+        const g = gate;
+        if (g === undefined) continue;
+        const roles = await creatorRoles(s);
+        if (roles === undefined) continue;
+        if (roles === 'revoked') {
+          const r = Object.freeze({
+            schedule_id: s.id,
+            slot_start: slotStart,
+            request_id: null,
+            outcome: 'deny',
+            code: 'ERR_CLIENT_REVOKED',
+          });
+          out.push(r);
+          await deps.store
+            .noteRun(s.id, { request_id: null, slot_start: slotStart, outcome: 'deny', code: r.code })
+            .catch(() => undefined);
+          continue;
+        }
         const claimed = await within(
           () => deps.store.claimSlot(s.id, slotStart, following?.start ?? null),
           ms,
         );
         if (!claimed) continue;
-        const r = await fire(s, spec, slotStart);
+        const r = await fire(g, s, spec, roles, slotStart);
         out.push(r);
         await deps.store
           .noteRun(s.id, {

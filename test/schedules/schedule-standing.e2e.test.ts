@@ -8,7 +8,10 @@
  *   its slots ran: now each run is denied `ERR_SCHEDULE_NOT_APPROVED` and the tool never runs;
  * - a pause recorded in the ledger whose store update did not apply (changes are ledgered first)
  *   stops the runs, and a resume recorded after it lets them go on;
- * - a store that cannot be read denies `ERR_SCHEDULE_UNAVAILABLE`.
+ * - a store that cannot be read denies `ERR_SCHEDULE_UNAVAILABLE`;
+ * - a creator's registration that cannot be read leaves the slot due (before, the slot was taken
+ *   and dropped with no ledger record, and a registry that never answered stopped every schedule):
+ *   it runs once the registry answers, or, after the slot's end, is denied with its records.
  *
  * Faults are decorators around the real ledger port and schedule store (`test/support/faults.ts`).
  */
@@ -22,6 +25,7 @@ import { DEMO_CLIENT, readClientFile, readOperatorToken } from '../../src/embedd
 import { importSigningKeyJwk } from '../../src/kernel/signing/index.js';
 import type { JsonObject } from '../../src/kernel/index.js';
 import type { ScheduleStore, Scheduler } from '../../src/schedules/index.js';
+import type { ClientRegistry } from '../../src/gate/index.js';
 import type { SigningKey } from '../../src/kernel/signing/index.js';
 import { startRig } from '../approvals/support.js';
 import type { Rig } from '../approvals/support.js';
@@ -35,6 +39,21 @@ let unconfirmed: string | null = null;
 /** While true, the store refuses every read. */
 let readsDown = false;
 const runs: string[] = [];
+/** How the client registry answers the scheduler: as it is, failing, or not at all the first time. */
+let registry: 'off' | 'throw' | 'hang-once' = 'off';
+
+function faultyClients(clients: ClientRegistry): ClientRegistry {
+  return {
+    lookup: (identity) => {
+      if (registry === 'hang-once') {
+        registry = 'throw';
+        return new Promise<never>(() => undefined);
+      }
+      if (registry === 'throw') return Promise.reject(new Error('registry down (fault injected)'));
+      return clients.lookup(identity);
+    },
+  };
+}
 
 function faultyStore(store: ScheduleStore): ScheduleStore {
   return {
@@ -115,6 +134,7 @@ beforeAll(async () => {
     decorate: {
       ledgerPort: (port) => faultyLedgerPort(port, faults),
       scheduleStore: faultyStore,
+      scheduleClients: faultyClients,
     },
     onToolRun: ({ tool }) => runs.push(tool),
   });
@@ -207,6 +227,45 @@ describe('a scheduled run stands on its schedule as the ledger shows it', () => 
     expect(reports.filter((r) => r.schedule_id === id)).toEqual([
       expect.objectContaining({ schedule_id: id, outcome: 'deny', code: 'ERR_SCHEDULE_UNAVAILABLE' }),
     ]);
+    expect(runs.length).toBe(before);
+  }, 30_000);
+
+  it("a creator's registration that cannot be read leaves the slot due: it runs once read, or is denied ERR_SCHEDULE_SLOT_MISSED with its records after its end", async () => {
+    const made = await create('0 8 * * *');
+    expect(made.answer).toMatchObject({ outcome: 'executed' });
+    const id = (made.answer as unknown as { result: { schedule_id: string } }).result.schedule_id;
+    const slot = await slotOf(id);
+    rig.advance(slot + 1000 - rig.now());
+    const tickWith = async (mode: typeof registry) => {
+      registry = mode;
+      try {
+        return (await scheduler.tick()).filter((r) => r.schedule_id === id);
+      } finally {
+        registry = 'off';
+      }
+    };
+    // Before, the slot was taken and dropped: ERR_CLIENT_REGISTRY_UNAVAILABLE, no ledger record.
+    expect(await tickWith('throw')).toEqual([]);
+    expect(await slotOf(id)).toBe(slot);
+    expect(await tickWith('off')).toEqual([expect.objectContaining({ outcome: 'queued', code: null })]);
+    // A registry that never answers: the round ends at the scheduler's deadline (before, it never
+    // ended, and no schedule ran again), and the slot is still due.
+    const next = await slotOf(id);
+    expect(next).toBeGreaterThan(slot);
+    rig.advance(next + 1000 - rig.now());
+    expect(await tickWith('hang-once')).toEqual([]);
+    expect(await slotOf(id)).toBe(next);
+    // The outage outlasted the slot (window 600 s): taken now, denied with its records.
+    rig.advance(600_000);
+    const before = runs.length;
+    const [late] = await tickWith('off');
+    expect(late).toMatchObject({ outcome: 'deny', code: 'ERR_SCHEDULE_SLOT_MISSED' });
+    const recorded = await records(late!.request_id!);
+    expect(recorded.find((e) => e.type === 'decision')?.payload).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_SCHEDULE_SLOT_MISSED',
+    });
+    expect(recorded.map((e) => e.type)).toContain('gateway.failed');
     expect(runs.length).toBe(before);
   }, 30_000);
 
