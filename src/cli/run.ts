@@ -72,7 +72,8 @@ export interface CliIo {
 }
 
 /** Exit codes. */
-export const EXIT = Object.freeze({ ok: 0, failed: 1, usage: 2 });
+/** Exit codes; `unknown`: a call was sent and its answer lost (it may have run, docs/cli.md). */
+export const EXIT = Object.freeze({ ok: 0, failed: 1, usage: 2, unknown: 4 });
 
 export const USAGE = `usage: failclosed <command> [options]
 
@@ -388,6 +389,7 @@ async function call(
         ...(v['request-id'] === undefined ? {} : { requestId: v['request-id'] }),
       });
       print(io, q as unknown as JsonValue);
+      if (q.outcome === 'unknown') return answerLostExit(io, q.request_id);
       if (q.outcome !== 'queued') return EXIT.failed;
       if (!conn.inProcess) return EXIT.ok;
       // No gate was running: this command's own instance holds the job, and would record it
@@ -407,6 +409,7 @@ async function call(
       ...(wait === undefined ? {} : { waitSec: wait }),
     });
     print(io, r);
+    if (r.outcome === 'unknown') return answerLostExit(io, r.request_id);
     // A listener that serves no call (a Control Plane process, `serve control-plane`).
     if (r.outcome === 'deny' && r.status === 404)
       io.err(
@@ -414,6 +417,14 @@ async function call(
       );
     return r.outcome === 'executed' ? EXIT.ok : EXIT.failed;
   });
+}
+
+/** A call whose answer was lost: it may have run; says where to look, exits {@link EXIT.unknown}. */
+function answerLostExit(io: CliIo, requestId: string): number {
+  io.err(
+    `the answer to ${requestId} was lost or unreadable: the call may have run; \`failclosed requests show ${requestId}\` tells\n`,
+  );
+  return EXIT.unknown;
 }
 
 /**

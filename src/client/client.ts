@@ -1,7 +1,8 @@
 /**
- * The signing client (SPEC §2 step 1, FC-INV-3): signs each call and posts it to the Gate. A
- * transport failure or an answer the client cannot interpret is reported as a deny, never as a
- * success.
+ * The signing client (SPEC §2 step 1, FC-INV-3): signs each call and posts it to the Gate. A call
+ * that certainly never reached the Gate is a deny; one whose answer was lost or cannot be
+ * interpreted is `unknown` (the Gate may have run it), never a success and never a deny: a caller
+ * told deny must never see the effect happen later (docs/client.md "Outcomes").
  */
 import { deny, isDenialCode, parseJson } from '../kernel/index.js';
 import type { Clock, DenialCode, JsonObject, JsonValue } from '../kernel/index.js';
@@ -71,6 +72,21 @@ export type CallResult =
       readonly status: number;
     }
   | {
+      /**
+       * The call was sent, and its answer was lost (the connection cut, a timeout) or is not an
+       * answer of a Gate (not JSON, a redirect, a malformed outcome): it may have run, or not.
+       * Read its request (`GET /v1/requests/{request_id}`, `failclosed requests show`) before
+       * deciding anything; never take it for a deny.
+       */
+      readonly outcome: 'unknown';
+      readonly code: 'ERR_INTERNAL';
+      readonly reason: string;
+      readonly request_id: string;
+      readonly trace_id: null;
+      /** HTTP status of the answer (0 when none arrived). */
+      readonly status: number;
+    }
+  | {
       /** 202: nothing ran; approvals are pending. Retry with the same `request_id`. */
       readonly outcome: 'pending';
       readonly code: 'ERR_APPROVAL_PENDING';
@@ -122,11 +138,14 @@ export type JobState =
 
 /** A client bound to one identity. */
 export interface FailclosedClient {
-  /** Signs and sends one governed call (FC-INV-3). Never rejects: failures are denies. */
+  /**
+   * Signs and sends one governed call (FC-INV-3). Never rejects on a failure: a call that never
+   * left is a deny (`ERR_INTERNAL`, status 0), one whose answer was lost or unreadable `unknown`.
+   */
   call(tool: string, params: JsonObject, options?: CallOptions): Promise<CallResult>;
   /**
    * Signs and sends one background call (`Prefer: respond-async`, docs/jobs.md): `queued` once
-   * the decision and envelope exist and the queue holds the job. Never rejects.
+   * the decision and envelope exist and the queue holds the job. Never rejects (as `call`).
    */
   submit(tool: string, params: JsonObject, options?: Omit<CallOptions, 'waitSec'>): Promise<SubmitResult>;
   /** Reads a background call's state with its token. Never rejects: `unknown` when unreadable. */
@@ -137,29 +156,61 @@ function isSigningKey(k: unknown): k is SigningKey {
   return typeof k === 'object' && k !== null && 'privateKey' in k && 'publicJwk' in k && 'kid' in k;
 }
 
-function unreachable(
-  code: DenialCode,
-  status: number,
-  requestId: string,
-): Extract<CallResult, { outcome: 'deny' }> {
-  const d = deny(
-    code,
-    status === 0 ? 'the Gate could not be reached' : 'the Gate answer could not be interpreted',
-  );
-  return { ...d, request_id: requestId, trace_id: null, status };
+/** The call never reached the Gate (the connection or its TLS handshake failed): it cannot run. */
+function unreachable(requestId: string): Extract<CallResult, { outcome: 'deny' }> {
+  return {
+    ...deny('ERR_INTERNAL', 'the Gate could not be reached'),
+    request_id: requestId,
+    trace_id: null,
+    status: 0,
+  };
+}
+
+/** The call was sent and no answer of a Gate came back: it may have run. */
+function answerLost(status: number, requestId: string): Extract<CallResult, { outcome: 'unknown' }> {
+  return {
+    outcome: 'unknown',
+    code: 'ERR_INTERNAL',
+    reason:
+      status === 0
+        ? 'the call was sent and its answer was lost: it may have run; read its request before deciding'
+        : 'the answer could not be interpreted: the call may have run; read its request before deciding',
+    request_id: requestId,
+    trace_id: null,
+    status,
+  };
+}
+
+/**
+ * Errors after which the request certainly never left the client: no connection, or a TLS
+ * handshake that failed (no byte of the request is sent before it completes). Anything else (a
+ * reset, a timeout, an upgrade) may have come after the Gate read the call.
+ */
+const NOT_SENT =
+  /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EAI_NONAME|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL|ERR_INVALID_URL|ERR_TLS_CERT_ALTNAME_INVALID|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_[A-Z_]+|ERR_SSL_[A-Z0-9_]+)$/;
+
+/** True when `err` (a `node:http` error, or a `fetch` failure with its cause) says nothing was sent. */
+export function neverSent(err: unknown): boolean {
+  for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 4; depth += 1) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && NOT_SENT.test(code)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /** Interprets a Gate answer body; anything unexpected is a deny. */
 export function parseCallResult(status: number, body: unknown, requestId: string): CallResult {
   const r = parseAnswer(status, body, requestId);
   // A synchronous call is never queued: such an answer cannot be interpreted.
-  return r.outcome === 'queued' ? unreachable('ERR_INTERNAL', status, requestId) : r;
+  return r.outcome === 'queued' ? answerLost(status, requestId) : r;
 }
 
 /** Interprets a background call's answer; anything unexpected is a deny. */
 export function parseSubmitResult(status: number, body: unknown, requestId: string): SubmitResult {
   const r = parseAnswer(status, body, requestId);
-  return r.outcome === 'executed' ? unreachable('ERR_INTERNAL', status, requestId) : r;
+  // An executed answer to a background call cannot be interpreted, and says it may have run.
+  return r.outcome === 'executed' ? answerLost(status, requestId) : r;
 }
 
 /** Interprets a `GET /v1/jobs/{id}` answer; anything unexpected is `unknown`. */
@@ -200,7 +251,7 @@ export function parseJobState(status: number, body: unknown): JobState {
 }
 
 function parseAnswer(status: number, body: unknown, requestId: string): CallResult | QueuedCall {
-  if (typeof body !== 'object' || body === null) return unreachable('ERR_INTERNAL', status, requestId);
+  if (typeof body !== 'object' || body === null) return answerLost(status, requestId);
   const b = body as Record<string, unknown>;
   if (
     status === 200 &&
@@ -215,7 +266,7 @@ function parseAnswer(status: number, body: unknown, requestId: string): CallResu
       typeof receipt.index !== 'number' ||
       typeof receipt.entry_hash !== 'string'
     )
-      return unreachable('ERR_INTERNAL', status, requestId);
+      return answerLost(status, requestId);
     return {
       outcome: 'executed',
       request_id: requestId,
@@ -234,7 +285,7 @@ function parseAnswer(status: number, body: unknown, requestId: string): CallResu
       typeof j.token !== 'string' ||
       typeof j.href !== 'string'
     )
-      return unreachable('ERR_INTERNAL', status, requestId);
+      return answerLost(status, requestId);
     return {
       outcome: 'queued',
       request_id: requestId,
@@ -273,7 +324,7 @@ function parseAnswer(status: number, body: unknown, requestId: string): CallResu
       status,
     };
   }
-  return unreachable('ERR_INTERNAL', status, requestId);
+  return answerLost(status, requestId);
 }
 
 /**
@@ -285,13 +336,16 @@ export function createClient(options: ClientOptions): FailclosedClient {
   const now = options.now ?? (() => Date.now());
   const exchange = exchangeOf(options.fetch);
   const endpoint = new URL('/v1/calls', options.url);
-  /** Signs and posts one call; the raw answer, or undefined when the Gate could not be reached or read. */
+  /**
+   * Signs and posts one call: the raw answer (no `body` when none could be read), and whether the
+   * call may have left the client (`sent`: false only when it certainly did not).
+   */
   const post = async (
     tool: string,
     params: JsonObject,
     callOptions: CallOptions | undefined,
     prefer: string | undefined,
-  ): Promise<{ requestId: string; status: number; body?: unknown }> => {
+  ): Promise<{ requestId: string; status: number; sent: boolean; body?: unknown }> => {
     const body = buildSignedRequest({
       key,
       identity: options.identity,
@@ -312,31 +366,35 @@ export function createClient(options: ClientOptions): FailclosedClient {
       });
     } catch (err) {
       if (callOptions?.signal?.aborted === true) throw err;
-      return { requestId: body.request_id, status: 0 };
+      return { requestId: body.request_id, status: 0, sent: !neverSent(err) };
     }
     try {
       return {
         requestId: body.request_id,
         status: res.status,
+        sent: true,
         body: parseJson(await res.bytes()),
       };
     } catch (err) {
       if (callOptions?.signal?.aborted === true) throw err;
-      return { requestId: body.request_id, status: res.status };
+      return { requestId: body.request_id, status: res.status, sent: true };
     }
   };
+  /** No interpretable answer: a deny when the call never left, `unknown` when it may have run. */
+  const noAnswer = (a: { requestId: string; status: number; sent: boolean }) =>
+    a.sent ? answerLost(a.status, a.requestId) : unreachable(a.requestId);
   return Object.freeze({
     async call(tool: string, params: JsonObject, callOptions?: CallOptions): Promise<CallResult> {
       const wait = callOptions?.waitSec;
       const prefer =
         wait !== undefined && Number.isSafeInteger(wait) && wait > 0 ? `wait=${wait}` : undefined;
       const a = await post(tool, params, callOptions, prefer);
-      if (a.body === undefined) return unreachable('ERR_INTERNAL', a.status, a.requestId);
+      if (a.body === undefined) return noAnswer(a);
       return parseCallResult(a.status, a.body, a.requestId);
     },
     async submit(tool: string, params: JsonObject, callOptions?: CallOptions): Promise<SubmitResult> {
       const a = await post(tool, params, callOptions, 'respond-async');
-      if (a.body === undefined) return unreachable('ERR_INTERNAL', a.status, a.requestId);
+      if (a.body === undefined) return noAnswer(a);
       return parseSubmitResult(a.status, a.body, a.requestId);
     },
     job: (id: string, token: string, jobOptions?: { readonly signal?: AbortSignal }) =>

@@ -146,12 +146,17 @@ function sendNow(url: URL, init: HttpRequestInit): Promise<HttpResponse> {
     const send =
       url.protocol === 'http:' ? httpRequest : url.protocol === 'https:' ? httpsRequest : undefined;
     if (send === undefined) {
-      reject(new TypeError(`unsupported URL scheme ${url.protocol}`));
+      // Nothing is sent: the code says so (a caller tells a deny from a lost answer by it).
+      reject(
+        Object.assign(new TypeError(`unsupported URL scheme ${url.protocol}`), { code: 'ERR_INVALID_URL' }),
+      );
       return;
     }
     // As `fetch` refuses them: credentials in the Gate's address are never sent.
     if (url.username !== '' || url.password !== '') {
-      reject(new TypeError('the Gate URL must not carry credentials'));
+      reject(
+        Object.assign(new TypeError('the Gate URL must not carry credentials'), { code: 'ERR_INVALID_URL' }),
+      );
       return;
     }
     const headers: Record<string, string | number> = { ...init.headers };

@@ -3,6 +3,8 @@
  * through the running server, operator commands, usage errors (exit 2) and denials (exit 1).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer as createNetServer, connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,6 +85,37 @@ describe('failclosed CLI', () => {
     expect(wrong.code).toBe(EXIT.failed);
     expect(JSON.parse(wrong.out)).toMatchObject({ outcome: 'unknown', status: 404 });
     expect((await run('jobs', 'show', queued.job.id)).code).toBe(EXIT.usage);
+  });
+
+  it('a call whose answer is lost after the Gate ran it exits 4, never "denied", and requests show tells', async () => {
+    // A network that carries the call to the running Gate and loses its answer (a proxy that cuts
+    // the connection once the answer starts): the Gate runs the call; the client cannot know.
+    const gate = new URL((JSON.parse(readFileSync(join(dir, 'server.json'), 'utf8')) as { url: string }).url);
+    const proxy = createNetServer((inbound) => {
+      const outbound = connect(Number(gate.port), gate.hostname);
+      inbound.pipe(outbound);
+      outbound.once('data', () => {
+        inbound.destroy();
+        outbound.destroy();
+      });
+      inbound.once('error', () => outbound.destroy());
+      outbound.once('error', () => inbound.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const r = await run('call', 'echo', '--params', '{"message":"lost"}', '--gate', url);
+      // Before, exit 1 with a deny: the caller was told deny for a call that ran.
+      expect(r.code).toBe(EXIT.unknown);
+      const lost = JSON.parse(r.out) as { outcome: string; request_id: string };
+      expect(lost.outcome).toBe('unknown');
+      expect(r.err).toContain(`failclosed requests show ${lost.request_id}`);
+      const shown = await run('requests', 'show', lost.request_id);
+      expect(shown.code).toBe(EXIT.ok);
+      expect((JSON.parse(shown.out) as { outcome: string }).outcome).toBe('executed');
+    } finally {
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
   });
 
   it('a denied call exits 1', async () => {

@@ -165,6 +165,6 @@ describe('client → embedded deployment', () => {
   it('parseCallResult refuses an executed answer without a receipt', () => {
     expect(
       parseCallResult(200, { outcome: 'executed', trace_id: 't', decision_id: 'd', result: 1 }, 'r'),
-    ).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL', status: 200 });
+    ).toMatchObject({ outcome: 'unknown', code: 'ERR_INTERNAL', status: 200 });
   });
 });

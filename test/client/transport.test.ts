@@ -2,8 +2,10 @@
  * The client library's own HTTP transport (`src/client/http.ts`): calls go through `node:http` /
  * `node:https` and their keep-alive agents, not the global `fetch` (which cost the load generator
  * about 1.26 ms of CPU per governed call in `bench:e2e`, against 0.46–0.60 ms after). Whatever the
- * transport, a Gate that cannot be reached or read is a deny, never a success (FC-INV-3 client
- * side, docs/client.md), and an aborted call rejects with its signal's reason.
+ * transport, a call that never left is a deny, and one whose answer was lost or cannot be read is
+ * `unknown` (it may have run), never a success and never a deny (FC-INV-3 client side; a caller
+ * told deny never sees the effect: docs/client.md "Outcomes"); an aborted call rejects with its
+ * signal's reason.
  *
  * The misbehaving servers here are plain `node:http` servers standing in for a network that cuts
  * an answer or a Gate that never answers: they exercise the transport, not the Gate.
@@ -124,19 +126,20 @@ describe('the client transport', () => {
     expect(gate.connections()).toBe(1);
   });
 
-  it('an answer cut off mid-body is a deny with its status, never a success', async () => {
+  it('an answer cut off mid-body is unknown with its status, never a success nor a deny', async () => {
     const gate = await serve((res) => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
       res.write('{"outcome":"executed","result":');
       setTimeout(() => res.destroy(), 20);
     });
     const r = await demoClient(gate.url).call('echo', { message: 'cut' });
-    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL', status: 200 });
+    // Before, a deny: the answer had begun "executed".
+    expect(r).toMatchObject({ outcome: 'unknown', code: 'ERR_INTERNAL', status: 200 });
     const job = await readJob(gate.url, 'req_x', 'token');
     expect(job).toMatchObject({ outcome: 'unknown', status: 0 });
   });
 
-  it('an answer past 1 MiB is cut off where it passes the bound: a deny, not a read of everything sent', async () => {
+  it('an answer past 1 MiB is cut off where it passes the bound: unknown, not a read of everything sent', async () => {
     // Something at the Gate's address sends an endless answer: before, the client buffered all of
     // it (here 64 MiB, the server's whole supply) and only then refused to parse it.
     const SUPPLY = 64 * 1024 * 1024;
@@ -160,7 +163,7 @@ describe('the client transport', () => {
       written = 0;
       const gate = await serve(flood);
       const r = await demoClient(gate.url, ownFetch).call('echo', { message: 'flood' });
-      expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL', status: 200 });
+      expect(r).toMatchObject({ outcome: 'unknown', code: 'ERR_INTERNAL', status: 200 });
       await gone;
       // Cut off near the bound (plus what the socket buffers held), far from the whole supply.
       expect(written).toBeLessThan(SUPPLY / 4);
@@ -192,7 +195,7 @@ describe('the client transport', () => {
     expect(gate.connections()).toBe(before);
   });
 
-  it('follows no redirect: a 3xx is a deny with its status, and the target hears nothing', async () => {
+  it('follows no redirect: a 3xx is unknown with its status, and the target hears nothing', async () => {
     let asked = 0;
     const target = await serve((res) => {
       asked += 1;
@@ -203,7 +206,7 @@ describe('the client transport', () => {
       res.end();
     });
     const r = await demoClient(gate.url).call('echo', { message: 'moved' });
-    expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_INTERNAL', status: 307 });
+    expect(r).toMatchObject({ outcome: 'unknown', code: 'ERR_INTERNAL', status: 307 });
     expect(asked).toBe(0);
   });
 
@@ -219,11 +222,14 @@ describe('the client transport', () => {
       res.end();
     });
     const client = demoClient(gate.url, fetch);
-    expect(await client.call('echo', { message: 'moved' })).toMatchObject({ outcome: 'deny', status: 307 });
+    expect(await client.call('echo', { message: 'moved' })).toMatchObject({
+      outcome: 'unknown',
+      status: 307,
+    });
     expect(asked).toBe(0);
   });
 
-  it('a 101 answer (an upgrade nobody asked for) is unreachable, not a wait for ever', async () => {
+  it('a 101 answer (an upgrade nobody asked for) is unknown, not a wait for ever', async () => {
     const s = createNetServer((socket) => {
       socket.once('data', () =>
         socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n'),
@@ -233,7 +239,7 @@ describe('the client transport', () => {
     try {
       const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
       expect(await demoClient(url).call('echo', { message: 'up' })).toMatchObject({
-        outcome: 'deny',
+        outcome: 'unknown',
         code: 'ERR_INTERNAL',
         status: 0,
       });
@@ -319,13 +325,35 @@ describe('the client transport', () => {
     const gate = await serve((res) => res.end('{}'));
     const url = gate.url.replace('http://', 'http://user:secret@');
     expect(await demoClient(url).call('echo', { message: 'x' })).toMatchObject({
+      outcome: 'deny',
       code: 'ERR_INTERNAL',
       status: 0,
     });
     expect(gate.connections()).toBe(0);
   });
 
-  it('an unsupported scheme or a closed port is unreachable: status 0', async () => {
+  it('a connection cut after the Gate read the call is unknown (it may have run), for call and submit', async () => {
+    let read = 0;
+    const gate = await serve((res) => {
+      read += 1;
+      // The whole call arrived; the connection goes before any answer (a Gate killed mid-call).
+      res.socket?.destroy();
+    });
+    for (const ownFetch of [undefined, fetch]) {
+      const client = demoClient(gate.url, ownFetch);
+      const r = await client.call('echo', { message: 'lost' });
+      // Before, a deny: a caller told deny could see the effect happen.
+      expect(r).toMatchObject({ outcome: 'unknown', code: 'ERR_INTERNAL', status: 0 });
+      expect(r.request_id).toMatch(/\S/);
+      expect(await client.submit('echo', { message: 'lost' })).toMatchObject({
+        outcome: 'unknown',
+        status: 0,
+      });
+    }
+    expect(read).toBe(4);
+  });
+
+  it('an unsupported scheme or a closed port is unreachable: a deny, status 0', async () => {
     expect(await demoClient('ftp://127.0.0.1:1').call('echo', { message: 'x' })).toMatchObject({
       outcome: 'deny',
       code: 'ERR_INTERNAL',
