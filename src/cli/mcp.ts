@@ -10,7 +10,7 @@ import { format } from 'node:util';
 import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
 import type { JSONRPCMessage } from '@modelcontextprotocol/server';
 import { createParser } from 'eventsource-parser';
-import { signClientToken } from '../client/index.js';
+import { neverSent, signClientToken } from '../client/index.js';
 import { parseJson } from '../kernel/index.js';
 import { importSigningKeyJwk } from '../kernel/signing/index.js';
 import { connect, readClientFile } from '../embedded/index.js';
@@ -206,8 +206,19 @@ export async function runMcpStdio(
         // A cancelled request is not answered (MCP cancellation).
         if (exchange.signal.aborted) return;
         err(`mcp: ${e instanceof Error ? e.message : 'relay failed'}\n`);
+        // Never sent: it cannot have run. Sent, and no answer came back whole: it may have run
+        // (docs/client.md "Outcomes"). The message says which, since an agent reads it.
         if (id !== undefined)
-          answer = { jsonrpc: '2.0', id, error: { code: -32603, message: 'the Gate did not answer' } };
+          answer = {
+            jsonrpc: '2.0',
+            id,
+            error: {
+              code: -32603,
+              message: neverSent(e)
+                ? 'the Gate could not be reached: the call was not sent'
+                : 'the answer of the Gate was lost or unreadable: the call may have run',
+            },
+          };
       } finally {
         if (id !== undefined && underWay.get(id) === exchange) underWay.delete(id);
       }

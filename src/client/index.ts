@@ -3,7 +3,14 @@
  * (docs/request-format.md, FC-INV-3) and sends them to the Gate, client key generation, the
  * approver client and the operator (admin) client. Imports only the kernel and its signing face.
  */
-export { createClient, parseCallResult, parseJobState, parseSubmitResult, readJob } from './client.js';
+export {
+  createClient,
+  neverSent,
+  parseCallResult,
+  parseJobState,
+  parseSubmitResult,
+  readJob,
+} from './client.js';
 export type {
   CallOptions,
   CallResult,

@@ -216,7 +216,10 @@ describe('failclosed mcp: a call answered with an event stream', () => {
     expect(await relay.next()).toEqual({
       jsonrpc: '2.0',
       id: 3,
-      error: { code: -32603, message: 'the Gate did not answer' },
+      error: {
+        code: -32603,
+        message: 'the answer of the Gate was lost or unreadable: the call may have run',
+      },
     });
   });
 
@@ -232,7 +235,10 @@ describe('failclosed mcp: a call answered with an event stream', () => {
     expect(await relay.next()).toEqual({
       jsonrpc: '2.0',
       id: 5,
-      error: { code: -32603, message: 'the Gate did not answer' },
+      error: {
+        code: -32603,
+        message: 'the answer of the Gate was lost or unreadable: the call may have run',
+      },
     });
     expect(relay.err.join('')).toContain('answer too large');
   });
