@@ -155,7 +155,14 @@ async function approvalStep(ctx: DemoContext): Promise<DemoObservation> {
   const s = session();
   const first = await ctx.client.call('transfer_funds', TRANSFER, { session: s });
   if (first.outcome !== 'pending')
-    return { observed: first.outcome === 'deny' ? first.code : 'executed without approval' };
+    return {
+      observed:
+        first.outcome === 'executed'
+          ? 'executed without approval'
+          : first.outcome === 'unknown'
+            ? 'answer lost (may have run)'
+            : first.code,
+    };
   const id = first.decision_id;
   const agentCode = await forged(
     ctx,

@@ -166,6 +166,16 @@ function unreachable(requestId: string): Extract<CallResult, { outcome: 'deny' }
   };
 }
 
+/** A 404 that is no Gate's deny: nothing at this address takes calls, so nothing ran. */
+function notServed(requestId: string): Extract<CallResult, { outcome: 'deny' }> {
+  return {
+    ...deny('ERR_INTERNAL', 'nothing at this address takes calls (HTTP 404)'),
+    request_id: requestId,
+    trace_id: null,
+    status: 404,
+  };
+}
+
 /** The call was sent and no answer of a Gate came back: it may have run. */
 function answerLost(status: number, requestId: string): Extract<CallResult, { outcome: 'unknown' }> {
   return {
@@ -182,31 +192,44 @@ function answerLost(status: number, requestId: string): Extract<CallResult, { ou
 }
 
 /**
- * Errors after which the request certainly never left the client: no connection, or a TLS
- * handshake that failed (no byte of the request is sent before it completes). Anything else (a
- * reset, a timeout, an upgrade) may have come after the Gate read the call.
+ * Failures that can only come before a request is written: a connection that could not be made
+ * (the `connect` system call, or resolving the name), a certificate the TLS handshake refused
+ * (verification ends the handshake before any byte of the request is sent), and a URL the client
+ * refuses to use. Judged by where the error arose, not by its code alone: a refusal or an
+ * unreachable host reported on an established socket (`read`, `write`), any other TLS error (an
+ * alert or a bad record can come mid-answer) and any reset or timeout may come after the Gate read
+ * the call.
  */
-const NOT_SENT =
-  /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EAI_NONAME|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL|ERR_INVALID_URL|ERR_TLS_CERT_ALTNAME_INVALID|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_[A-Z_]+|ERR_SSL_[A-Z0-9_]+)$/;
+const CONNECT_CODES =
+  /^(ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL|ENOTFOUND|EAI_AGAIN|EAI_NONAME)$/;
+const CERTIFICATE_CODES =
+  /^(ERR_TLS_CERT_ALTNAME_INVALID|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|CERT_(HAS_EXPIRED|NOT_YET_VALID|REVOKED|UNTRUSTED|REJECTED|SIGNATURE_FAILURE))$/;
 
-/** True when `err` (a `node:http` error, or a `fetch` failure with its cause) says nothing was sent. */
+/**
+ * True when `err` (a `node:http` error, or a `fetch` failure and its causes) says the request was
+ * never sent, so the call cannot have run. A caller's own `fetch` must not retry a request on its
+ * own: a retry's failure would speak for an attempt that may have reached the Gate.
+ */
 export function neverSent(err: unknown): boolean {
   for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 4; depth += 1) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && NOT_SENT.test(code)) return true;
+    const { code, syscall } = e as { code?: unknown; syscall?: unknown };
+    if (typeof code === 'string') {
+      if (code === 'ERR_INVALID_URL' || CERTIFICATE_CODES.test(code)) return true;
+      if (CONNECT_CODES.test(code) && (syscall === 'connect' || syscall === 'getaddrinfo')) return true;
+    }
     e = (e as { cause?: unknown }).cause;
   }
   return false;
 }
 
-/** Interprets a Gate answer body; anything unexpected is a deny. */
+/** Interprets a Gate answer body; anything else is `unknown` (it may have run). */
 export function parseCallResult(status: number, body: unknown, requestId: string): CallResult {
   const r = parseAnswer(status, body, requestId);
   // A synchronous call is never queued: such an answer cannot be interpreted.
   return r.outcome === 'queued' ? answerLost(status, requestId) : r;
 }
 
-/** Interprets a background call's answer; anything unexpected is a deny. */
+/** Interprets a background call's answer; anything else is `unknown` (it may have run). */
 export function parseSubmitResult(status: number, body: unknown, requestId: string): SubmitResult {
   const r = parseAnswer(status, body, requestId);
   // An executed answer to a background call cannot be interpreted, and says it may have run.
@@ -251,6 +274,10 @@ export function parseJobState(status: number, body: unknown): JobState {
 }
 
 function parseAnswer(status: number, body: unknown, requestId: string): CallResult | QueuedCall {
+  // Nothing is served at this address for calls (a Control Plane process answers its
+  // `{ error: "not_found" }`): whoever answered 404 ran nothing.
+  if (status === 404 && (typeof body !== 'object' || body === null || !('outcome' in body)))
+    return notServed(requestId);
   if (typeof body !== 'object' || body === null) return answerLost(status, requestId);
   const b = body as Record<string, unknown>;
   if (
@@ -381,8 +408,16 @@ export function createClient(options: ClientOptions): FailclosedClient {
     }
   };
   /** No interpretable answer: a deny when the call never left, `unknown` when it may have run. */
-  const noAnswer = (a: { requestId: string; status: number; sent: boolean }) =>
-    a.sent ? answerLost(a.status, a.requestId) : unreachable(a.requestId);
+  const noAnswer = (a: {
+    requestId: string;
+    status: number;
+    sent: boolean;
+  }): Exclude<CallResult, { outcome: 'executed' | 'pending' }> =>
+    a.status === 404
+      ? notServed(a.requestId)
+      : a.sent
+        ? answerLost(a.status, a.requestId)
+        : unreachable(a.requestId);
   return Object.freeze({
     async call(tool: string, params: JsonObject, callOptions?: CallOptions): Promise<CallResult> {
       const wait = callOptions?.waitSec;

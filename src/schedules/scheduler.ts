@@ -8,7 +8,7 @@
  *   and answers with the schedule as the call's result.
  * - Each due slot is taken by one process (a compare-and-set on the stored next slot), once its
  *   creator's registration has been read (a registry that does not answer within the deadline
- *   leaves the slot due: nothing is taken that would not be submitted and so recorded), and
+ *   leaves the slot due rather than take a slot it could not submit), and
  *   submitted through the Gate's own entry for authenticated principals (`callAs`) as a background
  *   call of the schedule's creator (`auth_method: schedule`): recorded, decided by the Control
  *   Plane against the schedule's approved creation and the slot (kill switch, lockdown,
@@ -23,6 +23,7 @@ import type { Clock, ScheduleSpec } from '../kernel/index.js';
 import type {
   ClientRegistry,
   ExecutionCall,
+  RegisteredClient,
   Gate,
   GateExecutor,
   OperatorTenants,
@@ -91,30 +92,27 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   const changeStatus = changes.changeStatus;
 
   /**
-   * The creator's roles as registered now, read before its slot is taken: `undefined` when the
-   * registry did not answer within the deadline (the slot is left due: the next tick asks again,
-   * and a slot whose end passed meanwhile is taken then and denied `ERR_SCHEDULE_SLOT_MISSED`
-   * with its records), `'revoked'` for a creator revoked since (its schedule is paused, ledgered).
+   * The creator's registration as it is now, read before its slot is taken (`undefined`: the
+   * registry did not answer within the deadline). One round reads each creator once, and once
+   * the registry failed it is not asked again in that round: every slot left is left due, and
+   * the round ends within one deadline however many schedules are due.
    */
-  const creatorRoles = async (s: ScheduleRecord): Promise<readonly string[] | 'revoked' | undefined> => {
-    let c: Awaited<ReturnType<ClientRegistry['lookup']>>;
-    try {
-      c = await within(async () => deps.clients.lookup(s.identity), ms);
-    } catch {
-      return undefined;
-    }
-    if (c !== undefined && c.status !== 'active') {
-      await changeStatus(
-        s,
-        ['active'],
-        'paused',
-        'schedule.paused',
-        GATE_ACTOR,
-        'the creator client is revoked',
-      );
-      return 'revoked';
-    }
-    return c?.roles ?? [];
+  const registrations = () => {
+    const seen = new Map<string, RegisteredClient | null>();
+    let down = false;
+    return async (identity: string): Promise<RegisteredClient | null | undefined> => {
+      if (down) return undefined;
+      const known = seen.get(identity);
+      if (known !== undefined) return known;
+      try {
+        const c = (await within(async () => deps.clients.lookup(identity), ms)) ?? null;
+        seen.set(identity, c);
+        return c;
+      } catch {
+        down = true;
+        return undefined;
+      }
+    };
   };
 
   /** Submits one due slot of `s` (taken by this process) through the Gate, as its creator. */
@@ -152,6 +150,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     } catch {
       return out;
     }
+    const registration = registrations();
     for (const s of due) {
       try {
         const slotStart = s.next_slot;
@@ -172,43 +171,53 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         let following = nextSlot(spec.timing, slotStart + 1, spec.windowMs);
         if (following !== undefined && following.end <= now)
           following = nextSlot(spec.timing, now, spec.windowMs);
-        // Nothing is taken that could not be submitted, and so recorded: with no Gate to submit
-        // through, or the creator's registration unreadable, the slot stays due.
+        // A slot is taken only when it can be submitted, and so recorded: with no Gate to submit
+        // through, or the creator's registration unreadable, it stays due (docs/schedules.md).
         const g = gate;
         if (g === undefined) continue;
-        const roles = await creatorRoles(s);
-        if (roles === undefined) continue;
-        if (roles === 'revoked') {
-          const r = Object.freeze({
-            schedule_id: s.id,
-            slot_start: slotStart,
-            request_id: null,
-            outcome: 'deny',
-            code: 'ERR_CLIENT_REVOKED',
-          });
-          out.push(r);
-          await deps.store
-            .noteRun(s.id, { request_id: null, slot_start: slotStart, outcome: 'deny', code: r.code })
-            .catch(() => undefined);
-          continue;
-        }
+        const c = await registration(s.identity);
+        if (c === undefined) continue;
         const claimed = await within(
           () => deps.store.claimSlot(s.id, slotStart, following?.start ?? null),
           ms,
         );
         if (!claimed) continue;
-        const r = await fire(g, s, spec, roles, slotStart);
+        // A creator revoked since gets no more runs: the process that took the slot pauses the
+        // schedule (ledgered) and submits nothing.
+        const r =
+          c !== null && c.status !== 'active'
+            ? await changeStatus(
+                s,
+                ['active'],
+                'paused',
+                'schedule.paused',
+                GATE_ACTOR,
+                'the creator client is revoked',
+              ).then(() =>
+                Object.freeze({
+                  schedule_id: s.id,
+                  slot_start: slotStart,
+                  request_id: null,
+                  outcome: 'deny',
+                  code: 'ERR_CLIENT_REVOKED',
+                }),
+              )
+            : await fire(g, s, spec, c?.roles ?? [], slotStart);
         out.push(r);
-        await deps.store
-          .noteRun(s.id, {
-            request_id: r.request_id,
-            slot_start: slotStart,
-            outcome: r.outcome,
-            code: r.code,
-          })
-          .catch(() => undefined);
+        await within(
+          () =>
+            deps.store.noteRun(s.id, {
+              request_id: r.request_id,
+              slot_start: slotStart,
+              outcome: r.outcome,
+              code: r.code,
+            }),
+          ms,
+        ).catch(() => undefined);
       } catch {
-        // The next tick tries again: a slot not claimed is still due; one claimed was submitted.
+        // The next round tries again: a slot not taken is still due. A slot whose claim failed
+        // late (committed after its deadline) or whose submission failed is gone unsubmitted:
+        // docs/schedules.md says when that happens.
       }
     }
     return out;

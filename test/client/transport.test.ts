@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createAdminClient, createClient, readJob } from '../../src/client/index.js';
+import { createAdminClient, createClient, neverSent, readJob } from '../../src/client/index.js';
 import {
   DEMO_CLIENT,
   initDataDir,
@@ -351,6 +351,37 @@ describe('the client transport', () => {
       });
     }
     expect(read).toBe(4);
+  });
+
+  it('a failure counts as never sent only where it can come before the request is written', () => {
+    const err = (code: string, syscall?: string) =>
+      Object.assign(new Error(code), { code, ...(syscall === undefined ? {} : { syscall }) });
+    // Before the request: no connection, no name, a certificate the handshake refused.
+    expect(neverSent(err('ECONNREFUSED', 'connect'))).toBe(true);
+    expect(neverSent(err('ENOTFOUND', 'getaddrinfo'))).toBe(true);
+    expect(neverSent(err('DEPTH_ZERO_SELF_SIGNED_CERT'))).toBe(true);
+    expect(neverSent(new TypeError('fetch failed', { cause: err('ECONNREFUSED', 'connect') }))).toBe(true);
+    // Possibly after it: the same codes on an open connection, any other TLS error, resets, timeouts.
+    expect(neverSent(err('ECONNREFUSED', 'read'))).toBe(false);
+    expect(neverSent(err('EHOSTUNREACH', 'write'))).toBe(false);
+    expect(neverSent(err('ECONNREFUSED'))).toBe(false);
+    expect(neverSent(err('ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC'))).toBe(false);
+    expect(neverSent(err('ECONNRESET', 'read'))).toBe(false);
+    expect(neverSent(new Error('the Gate did not answer in time'))).toBe(false);
+  });
+
+  it('a 404 that is no Gate deny is a deny with its status: nothing at that address takes calls', async () => {
+    for (const body of ['{"error":"not_found"}', '<html>not found</html>']) {
+      const gate = await serve((res) => {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(body);
+      });
+      expect(await demoClient(gate.url).call('echo', { message: 'x' })).toMatchObject({
+        outcome: 'deny',
+        code: 'ERR_INTERNAL',
+        status: 404,
+      });
+    }
   });
 
   it('an unsupported scheme or a closed port is unreachable: a deny, status 0', async () => {
