@@ -667,9 +667,11 @@ async function dispatch(io: CliIo, argv: readonly string[]): Promise<number> {
   // `inventory` has options of its own (`--config`, `--json`); `--data` may come before the word.
   if (argv[verifyAt] === 'inventory')
     return runInventoryCli([...argv.slice(0, verifyAt), ...argv.slice(verifyAt + 1)], io);
-  // Identifiers (kids, ids) may start with '-': anything that is not one of our options is a value.
+  // Identifiers (kids, ids: base64url) may start with '-', even '-h…' or '--…': anything that
+  // cannot be one of our options (`-h`, `--`, or `--` and a lower-case name) is a value.
   const MARK = '\u0000';
-  const args = argv.map((a) => (/^-[^-h]/.test(a) ? `${MARK}${a}` : a));
+  const optionLike = (a: string): boolean => a === '-h' || a === '--' || /^--[a-z]/.test(a);
+  const args = argv.map((a) => (a.startsWith('-') && !optionLike(a) ? `${MARK}${a}` : a));
   const parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
   const unmark = (a: string): string => (a.startsWith(MARK) ? a.slice(1) : a);
   const pos = parsed.positionals.map(unmark);

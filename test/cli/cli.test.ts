@@ -128,6 +128,15 @@ describe('failclosed CLI', () => {
     const r = await run('requests', 'show', '-Zx9_unknown');
     expect(r.code).toBe(EXIT.failed);
     expect(r.err).not.toContain('usage');
+    // Also '-h…' and '--' with no lower-case name, as an option's value too (a kid did: before,
+    // "Option '--kid' argument is ambiguous", a usage error about one enrolment in a thousand).
+    for (const id of ['-hZx9_unknown', '--Zx9_unknown', '-_unknown']) {
+      const shown = await run('requests', 'show', id);
+      expect(shown.code, `${id}: ${shown.err}`).toBe(EXIT.failed);
+      const confirm = await run('approvers', 'confirm', 'nobody', '--kid', id);
+      expect(confirm.code, `${id}: ${confirm.err}`).toBe(EXIT.failed);
+      expect(confirm.err).not.toContain('ambiguous');
+    }
     expect((await run('requests', 'show', '--bogus')).code).toBe(EXIT.usage);
   });
 
