@@ -212,6 +212,10 @@ const CERTIFICATE_CODES =
  */
 export function neverSent(err: unknown): boolean {
   for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 4; depth += 1) {
+    // Every address of a name tried and failed (Node's `autoSelectFamily`): never sent only when
+    // none of the attempts can have carried the request.
+    const { errors } = e as { errors?: unknown };
+    if (Array.isArray(errors)) return errors.length > 0 && errors.every((x) => neverSent(x));
     const { code, syscall } = e as { code?: unknown; syscall?: unknown };
     if (typeof code === 'string') {
       if (code === 'ERR_INVALID_URL' || CERTIFICATE_CODES.test(code)) return true;

@@ -80,6 +80,9 @@ export interface Scheduler {
   remove(id: string, actor: Actor, tenants: OperatorTenants, reason: string): Promise<ScheduleChange>;
 }
 
+/** A registry lookup that did not answer within the deadline. */
+const TIMED_OUT = Symbol('timed out');
+
 /** Creates the scheduler over its store and ledger. */
 export function createScheduler(deps: SchedulerDeps): Scheduler {
   const ms = deps.timeoutMs ?? 5_000;
@@ -92,25 +95,33 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   const changeStatus = changes.changeStatus;
 
   /**
-   * The creator's registration as it is now, read before its slot is taken (`undefined`: the
-   * registry did not answer within the deadline). One round reads each creator once, and once
-   * the registry failed it is not asked again in that round: every slot left is left due, and
-   * the round ends within one deadline however many schedules are due.
+   * The creator's registration as it is now, read before its slot is taken, for one round:
+   * `undefined` when the registry failed or did not answer within the deadline (the slot stays
+   * due). A registry that did not answer in time is not asked again in that round (every slot
+   * left stays due, and the round waits for it once, however many schedules are due); one that
+   * failed for one creator is still asked for the next (a bad row stops only its own schedules).
    */
   const registrations = () => {
-    const seen = new Map<string, RegisteredClient | null>();
     let down = false;
     return async (identity: string): Promise<RegisteredClient | null | undefined> => {
       if (down) return undefined;
-      const known = seen.get(identity);
-      if (known !== undefined) return known;
+      let timer: NodeJS.Timeout | undefined;
       try {
-        const c = (await within(async () => deps.clients.lookup(identity), ms)) ?? null;
-        seen.set(identity, c);
-        return c;
+        const c = await Promise.race([
+          Promise.resolve().then(() => deps.clients.lookup(identity)),
+          new Promise<typeof TIMED_OUT>((resolve) => {
+            timer = setTimeout(() => resolve(TIMED_OUT), ms);
+          }),
+        ]);
+        if (c === TIMED_OUT) {
+          down = true;
+          return undefined;
+        }
+        return c ?? null;
       } catch {
-        down = true;
         return undefined;
+      } finally {
+        clearTimeout(timer);
       }
     };
   };
@@ -171,8 +182,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         let following = nextSlot(spec.timing, slotStart + 1, spec.windowMs);
         if (following !== undefined && following.end <= now)
           following = nextSlot(spec.timing, now, spec.windowMs);
-        // A slot is taken only when it can be submitted, and so recorded: with no Gate to submit
-        // through, or the creator's registration unreadable, it stays due (docs/schedules.md).
+        // A slot is taken only once it could be submitted: with no Gate to submit through, or
+        // the creator's registration unreadable, it stays due (docs/schedules.md).
         const g = gate;
         if (g === undefined) continue;
         const c = await registration(s.identity);
@@ -183,7 +194,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         );
         if (!claimed) continue;
         // A creator revoked since gets no more runs: the process that took the slot pauses the
-        // schedule (ledgered) and submits nothing.
+        // schedule (ledgered; when the ledger refuses the pause, the slot is spent unsubmitted
+        // and the next one meets the same check) and submits nothing.
         const r =
           c !== null && c.status !== 'active'
             ? await changeStatus(

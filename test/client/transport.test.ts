@@ -361,6 +361,16 @@ describe('the client transport', () => {
     expect(neverSent(err('ENOTFOUND', 'getaddrinfo'))).toBe(true);
     expect(neverSent(err('DEPTH_ZERO_SELF_SIGNED_CERT'))).toBe(true);
     expect(neverSent(new TypeError('fetch failed', { cause: err('ECONNREFUSED', 'connect') }))).toBe(true);
+    // Every address of a name (Node's autoSelectFamily): an AggregateError whose own code has no
+    // syscall; never sent only when every attempt failed to connect.
+    const all = (...errors: Error[]) =>
+      Object.assign(new AggregateError(errors, 'connect failed'), { code: 'ECONNREFUSED' });
+    expect(neverSent(all(err('ECONNREFUSED', 'connect'), err('ECONNREFUSED', 'connect')))).toBe(true);
+    expect(neverSent(new TypeError('fetch failed', { cause: all(err('ECONNREFUSED', 'connect')) }))).toBe(
+      true,
+    );
+    expect(neverSent(all(err('ECONNREFUSED', 'connect'), err('ECONNRESET', 'read')))).toBe(false);
+    expect(neverSent(all())).toBe(false);
     // Possibly after it: the same codes on an open connection, any other TLS error, resets, timeouts.
     expect(neverSent(err('ECONNREFUSED', 'read'))).toBe(false);
     expect(neverSent(err('EHOSTUNREACH', 'write'))).toBe(false);
