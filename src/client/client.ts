@@ -156,24 +156,15 @@ function isSigningKey(k: unknown): k is SigningKey {
   return typeof k === 'object' && k !== null && 'privateKey' in k && 'publicJwk' in k && 'kid' in k;
 }
 
-/** The call never reached the Gate (the connection or its TLS handshake failed): it cannot run. */
-function unreachable(requestId: string): Extract<CallResult, { outcome: 'deny' }> {
-  return {
-    ...deny('ERR_INTERNAL', 'the Gate could not be reached'),
-    request_id: requestId,
-    trace_id: null,
-    status: 0,
-  };
-}
-
-/** A 404 that is no Gate's deny: nothing at this address takes calls, so nothing ran. */
-function notServed(requestId: string): Extract<CallResult, { outcome: 'deny' }> {
-  return {
-    ...deny('ERR_INTERNAL', 'nothing at this address takes calls (HTTP 404)'),
-    request_id: requestId,
-    trace_id: null,
-    status: 404,
-  };
+/**
+ * A deny the client says without the Gate's word, for a call that cannot have run: it never left
+ * (`status` 0: the connection or the TLS handshake failed), or nothing at the address takes calls
+ * (a 404 that is no Gate's deny).
+ */
+function notRun(requestId: string, status: 0 | 404): Extract<CallResult, { outcome: 'deny' }> {
+  const reason =
+    status === 0 ? 'the Gate could not be reached' : 'nothing at this address takes calls (HTTP 404)';
+  return { ...deny('ERR_INTERNAL', reason), request_id: requestId, trace_id: null, status };
 }
 
 /** The call was sent and no answer of a Gate came back: it may have run. */
@@ -281,7 +272,7 @@ function parseAnswer(status: number, body: unknown, requestId: string): CallResu
   // Nothing is served at this address for calls (a Control Plane process answers its
   // `{ error: "not_found" }`): whoever answered 404 ran nothing.
   if (status === 404 && (typeof body !== 'object' || body === null || !('outcome' in body)))
-    return notServed(requestId);
+    return notRun(requestId, 404);
   if (typeof body !== 'object' || body === null) return answerLost(status, requestId);
   const b = body as Record<string, unknown>;
   if (
@@ -418,10 +409,10 @@ export function createClient(options: ClientOptions): FailclosedClient {
     sent: boolean;
   }): Exclude<CallResult, { outcome: 'executed' | 'pending' }> =>
     a.status === 404
-      ? notServed(a.requestId)
+      ? notRun(a.requestId, 404)
       : a.sent
         ? answerLost(a.status, a.requestId)
-        : unreachable(a.requestId);
+        : notRun(a.requestId, 0);
   return Object.freeze({
     async call(tool: string, params: JsonObject, callOptions?: CallOptions): Promise<CallResult> {
       const wait = callOptions?.waitSec;

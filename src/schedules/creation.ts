@@ -17,7 +17,7 @@ import type { Clock, JsonObject, JsonValue, ScheduleSpec } from '../kernel/index
 import type { ExecutionCall, ExecutionResult, GateExecutor, VoidCall } from '../gate/index.js';
 import { decodeEnvelopeClaims } from '../gate/index.js';
 import { GATE_ACTOR, scheduleIdOf, within } from './port.js';
-import type { Append } from './port.js';
+import type { Append, ScheduleEntryType } from './port.js';
 import type { ScheduleRecord, ScheduleStore } from './store.js';
 
 /** The payload naming what a schedule is (its spec's timing and the call it runs, by digest). */
@@ -66,6 +66,16 @@ export function createCreation(deps: CreationDeps): {
   readonly undoCreation: (call: VoidCall) => Promise<void>;
 } {
   const { append, ms } = deps;
+  /** Appends a Gate record of `type` in the trace and request of `call`. */
+  const recordIn = (call: ExecutionCall | VoidCall, type: ScheduleEntryType, payload: JsonObject) =>
+    append({
+      type,
+      trace_id: call.trace_id,
+      request_id: call.request_id,
+      tenant: call.tenant,
+      actor: GATE_ACTOR,
+      payload,
+    });
   /** Turns an allowed `schedule.create` call into a schedule (docs/schedules.md "Creating"). */
   const create = async (call: ExecutionCall): Promise<ExecutionResult> => {
     const claims = decodeEnvelopeClaims(call.envelope) as Record<string, unknown> | undefined;
@@ -107,23 +117,16 @@ export function createCreation(deps: CreationDeps): {
     }
     if (!inserted) return deny('ERR_REQUEST_REPLAYED', 'this creation already made its schedule');
     // Ledgered before it can fire: a pending row never fires, and stays pending if this fails.
-    const ref = await append({
-      type: 'schedule.created',
-      trace_id: call.trace_id,
-      request_id: call.request_id,
-      tenant: call.tenant,
-      actor: GATE_ACTOR,
-      payload: {
-        schedule_id: id,
-        client: sub,
-        decision_id: decisionId,
-        approvals: Array.isArray(approvals) ? (approvals as JsonValue[]) : [],
-        next_slot: new Date(first.start).toISOString(),
-        ...specPayload(call.params, spec),
-      },
+    const ref = await recordIn(call, 'schedule.created', {
+      schedule_id: id,
+      client: sub,
+      decision_id: decisionId,
+      approvals: Array.isArray(approvals) ? (approvals as JsonValue[]) : [],
+      next_slot: new Date(first.start).toISOString(),
+      ...specPayload(call.params, spec),
     });
     if (ref === undefined) {
-      await deps.store.setStatus(id, ['pending'], 'removed').catch(() => false);
+      await within(() => deps.store.setStatus(id, ['pending'], 'removed'), ms).catch(() => false);
       return deny('ERR_LEDGER_UNAVAILABLE', 'schedule.created not confirmed');
     }
     let activated = false;
@@ -151,18 +154,11 @@ export function createCreation(deps: CreationDeps): {
     if (s === undefined || (s !== 'unknown' && s.status === 'removed')) return;
     // Recorded first: the record alone stops the runs (a run's check reads it, `standing.ts`),
     // whether or not the store update below applies; either one is enough.
-    await append({
-      type: 'schedule.removed',
-      trace_id: call.trace_id,
-      request_id: call.request_id,
-      tenant: call.tenant,
-      actor: GATE_ACTOR,
-      payload: {
-        schedule_id: id,
-        decision_id: decisionId,
-        status: 'removed',
-        reason: `creation denied: ${call.code}`,
-      },
+    await recordIn(call, 'schedule.removed', {
+      schedule_id: id,
+      decision_id: decisionId,
+      status: 'removed',
+      reason: `creation denied: ${call.code}`,
     });
     await within(() => deps.store.setStatus(id, ['pending', 'active', 'paused'], 'removed'), ms).catch(
       () => false,
