@@ -666,6 +666,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       ? undefined
       : createScheduleStanding({
           store: schedules,
+          clients: state,
           entriesOf: (id) => ledger.store.readByRequest(id),
           ms: 5_000,
         });

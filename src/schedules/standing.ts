@@ -12,12 +12,16 @@
  * - the last operator change recorded for it (`schedule.paused`, `schedule.resumed`,
  *   `schedule.removed`, request id: the schedule's id) is not a pause or a removal: changes are
  *   ledgered before they are applied, so a slot taken in between would have run after the record;
- * - the store holds it `active`, for the same creation decision.
+ * - the store holds it `active`, for the same creation decision;
+ * - its creator, when a registered client, is not revoked (`ERR_CLIENT_REVOKED`): the scheduler reads
+ *   the registration before it takes a slot, and a revocation after that read would otherwise
+ *   get one more run, decided with the revoked client's roles.
  *
  * Anything unreadable within the deadline denies (`ERR_SCHEDULE_UNAVAILABLE`).
  */
 import { deny, settlesAttempt } from '../kernel/index.js';
 import type { Deny, JsonObject } from '../kernel/index.js';
+import type { ClientRegistry } from '../gate/index.js';
 import { within } from './port.js';
 import type { ScheduleStore } from './store.js';
 
@@ -33,6 +37,8 @@ export interface StandingEntry {
 /** What {@link createScheduleStanding} reads. */
 export interface StandingDeps {
   readonly store: ScheduleStore;
+  /** The registered clients: a schedule's creator revoked since runs nothing more. */
+  readonly clients: ClientRegistry;
   /** The ledger's entries of one request, ascending by index. */
   readonly entriesOf: (requestId: string) => Promise<readonly StandingEntry[]>;
   /** Deadline of the whole check (ms). */
@@ -62,6 +68,10 @@ export function createScheduleStanding(deps: StandingDeps): (run: StandingRun) =
     const s = await deps.store.get(run.id);
     if (s === undefined || s.decision_id !== run.decision_id) return refused('no such schedule');
     if (s.status !== 'active') return refused(`the schedule is ${s.status}`);
+    // A creator that is no registered client (an MCP OAuth principal) runs with no roles.
+    const creator = await deps.clients.lookup(s.identity);
+    if (creator !== undefined && creator.status !== 'active')
+      return deny('ERR_CLIENT_REVOKED', 'the schedule’s creator is revoked');
     const creation = await deps.entriesOf(s.request_id);
     const created = creation.find(
       (e) =>

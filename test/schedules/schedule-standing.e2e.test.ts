@@ -11,7 +11,9 @@
  * - a store that cannot be read denies `ERR_SCHEDULE_UNAVAILABLE`;
  * - a creator's registration that cannot be read leaves the slot due (before, the slot was taken
  *   and dropped with no ledger record, and a registry that never answered stopped every schedule):
- *   it runs once the registry answers, or, after the slot's end, is denied with its records.
+ *   it runs once the registry answers, or, after the slot's end, is denied with its records;
+ * - a creator revoked after the scheduler read its registration is denied `ERR_CLIENT_REVOKED` by
+ *   the Control Plane (before, that run was decided and ran with the revoked client's roles).
  *
  * Faults are decorators around the real ledger port and schedule store (`test/support/faults.ts`).
  */
@@ -39,8 +41,11 @@ let unconfirmed: string | null = null;
 /** While true, the store refuses every read. */
 let readsDown = false;
 const runs: string[] = [];
-/** How the client registry answers the scheduler: as it is, failing, or not at all the first time. */
-let registry: 'off' | 'throw' | 'hang-once' = 'off';
+/**
+ * How the client registry answers the scheduler: as it is, failing, not at all the first time, or
+ * as it was before a revocation (an answer read just before the creator was revoked).
+ */
+let registry: 'off' | 'throw' | 'hang-once' | 'stale' = 'off';
 
 function faultyClients(clients: ClientRegistry): ClientRegistry {
   return {
@@ -50,6 +55,10 @@ function faultyClients(clients: ClientRegistry): ClientRegistry {
         return new Promise<never>(() => undefined);
       }
       if (registry === 'throw') return Promise.reject(new Error('registry down (fault injected)'));
+      if (registry === 'stale')
+        return Promise.resolve(clients.lookup(identity)).then((c) =>
+          c === undefined ? c : { ...c, status: 'active' as const },
+        );
       return clients.lookup(identity);
     },
   };
@@ -313,5 +322,31 @@ describe('a scheduled run stands on its schedule as the ledger shows it', () => 
     // the retry's schedule.created is checked with the decision of the first attempt.
     const report = verifyBundle(readFileSync(out), { trust: readFileSync(trust), ...TINY_LIMITS });
     expect(report.checks.find((c) => c.id === 'schedules')).toMatchObject({ status: 'pass' });
+  }, 30_000);
+
+  // Last: it revokes the agent every test above calls as.
+  it('a creator revoked after the scheduler read its registration: the Control Plane denies the run ERR_CLIENT_REVOKED, nothing runs', async () => {
+    const made = await create('0 9 * * *');
+    expect(made.answer).toMatchObject({ outcome: 'executed' });
+    const id = (made.answer as unknown as { result: { schedule_id: string } }).result.schedule_id;
+    rig.advance((await slotOf(id)) + 1000 - rig.now());
+    expect(
+      (await rig.operator('clients-revoke', { name: DEMO_CLIENT.identity, reason: 'key leaked' })).status,
+    ).toBe(200);
+    const before = runs.length;
+    registry = 'stale';
+    let run;
+    try {
+      run = (await scheduler.tick()).find((r) => r.schedule_id === id);
+    } finally {
+      registry = 'off';
+    }
+    expect(run).toMatchObject({ outcome: 'deny', code: 'ERR_CLIENT_REVOKED' });
+    const recorded = await records(run.request_id!);
+    expect(recorded.find((e) => e.type === 'decision')?.payload).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_CLIENT_REVOKED',
+    });
+    expect(runs.length).toBe(before);
   }, 30_000);
 });
