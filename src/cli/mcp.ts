@@ -122,7 +122,10 @@ export async function runMcpStdio(
     throw e;
   }
   try {
-    const meta = await fetch(new URL('/.well-known/oauth-protected-resource', conn.url));
+    // Redirects are not followed, here or below: the signed call goes to the Gate named, or nowhere.
+    const meta = await fetch(new URL('/.well-known/oauth-protected-resource', conn.url), {
+      redirect: 'manual',
+    });
     const resource = (parseJson(new Uint8Array(await meta.arrayBuffer())) as { resource?: unknown }).resource;
     if (meta.status !== 200 || typeof resource !== 'string') {
       err('the Gate does not serve MCP\n');
@@ -167,6 +170,7 @@ export async function runMcpStdio(
       try {
         const res = await fetch(endpoint, {
           signal: exchange.signal,
+          redirect: 'manual',
           method: 'POST',
           headers: {
             'content-type': 'application/json',
@@ -177,6 +181,11 @@ export async function runMcpStdio(
           },
           body,
         });
+        // A redirect is no Gate's answer: the call was sent, so it may have run (as the client says).
+        if (res.status >= 300 && res.status < 400) {
+          await res.body?.cancel().catch(() => undefined);
+          throw new Error(`the Gate answered ${res.status} (a redirect, not followed)`);
+        }
         await readAnswer(res, async (v) => {
           // A notification or a response is no request: what the Gate answers to one (`202`, or a
           // refusal, the Gate's JSON-RPC error with `id: null` included) answers nothing the client

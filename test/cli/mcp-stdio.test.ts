@@ -33,6 +33,8 @@ let url: string;
 let handle: (msg: Message, res: ServerResponse) => void | Promise<void>;
 /** Every message posted to /mcp, in order. */
 let posted: Message[];
+/** Requests that reached /elsewhere, where a redirect points. */
+let elsewhere = 0;
 
 function readBody(req: IncomingMessage): Promise<Message> {
   return new Promise((resolve, reject) => {
@@ -76,6 +78,7 @@ beforeAll(async () => {
         posted.push(msg);
         await handle(msg, res);
       } else {
+        if (req.url === '/elsewhere') elsewhere += 1;
         res.writeHead(404).end();
       }
     })();
@@ -241,6 +244,24 @@ describe('failclosed mcp: a call answered with an event stream', () => {
       },
     });
     expect(relay.err.join('')).toContain('answer too large');
+  });
+
+  it('a redirect is not followed: the signed call goes nowhere else, and the client is told it may have run', async () => {
+    handle = (_msg, res) => {
+      res.writeHead(302, { location: `${url}/elsewhere` }).end();
+    };
+    relay.send({ jsonrpc: '2.0', id: 6, method: 'tools/call', params: { name: 'echo', arguments: {} } });
+    expect(await relay.next()).toEqual({
+      jsonrpc: '2.0',
+      id: 6,
+      error: {
+        code: -32603,
+        message: 'the answer of the Gate was lost or unreadable: the call may have run',
+      },
+    });
+    // Before, fetch followed the 302 to /elsewhere, with the call's token.
+    expect(elsewhere).toBe(0);
+    expect(relay.err.join('')).toContain('redirect');
   });
 
   it('a client response the Gate refuses writes nothing to stdout (it is nobody’s answer), only a diagnostic', async () => {
