@@ -335,14 +335,10 @@ describe('a scheduled run stands on its schedule as the ledger shows it', () => 
     ).toBe(200);
     const before = runs.length;
     registry = 'stale';
-    let run;
-    try {
-      run = (await scheduler.tick()).find((r) => r.schedule_id === id);
-    } finally {
-      registry = 'off';
-    }
+    const ran = await scheduler.tick().finally(() => (registry = 'off'));
+    const run = ran.find((r) => r.schedule_id === id);
     expect(run).toMatchObject({ outcome: 'deny', code: 'ERR_CLIENT_REVOKED' });
-    const recorded = await records(run.request_id!);
+    const recorded = await records(run?.request_id ?? '');
     expect(recorded.find((e) => e.type === 'decision')?.payload).toMatchObject({
       outcome: 'deny',
       code: 'ERR_CLIENT_REVOKED',
