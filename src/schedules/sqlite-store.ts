@@ -55,7 +55,9 @@ export function createSqliteScheduleStore(
     claim: db.prepare(
       "UPDATE schedules SET next_slot = ? WHERE id = ? AND status = 'active' AND next_slot = ?",
     ),
-    note: db.prepare('UPDATE schedules SET last_run = ? WHERE id = ?'),
+    note: db.prepare(
+      "UPDATE schedules SET last_run = ? WHERE id = ? AND (last_run IS NULL OR json_extract(last_run, '$.slot_start') <= ?)",
+    ),
   };
   const rows = (rs: unknown[]): ScheduleRecord[] =>
     rs.map((r) => parseScheduleRow(r as Record<string, unknown>));
@@ -101,7 +103,7 @@ export function createSqliteScheduleStore(
     claimSlot: (id: string, slot: number, next: number | null) =>
       Promise.resolve(write(() => q.claim.run(next, id, slot)).changes === 1),
     noteRun: (id: string, run: ScheduleRunNote) => {
-      write(() => q.note.run(canonicalize({ ...run }), id));
+      write(() => q.note.run(canonicalize({ ...run }), id, run.slot_start));
       return Promise.resolve();
     },
     close: () => {

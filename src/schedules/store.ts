@@ -58,7 +58,10 @@ export interface ScheduleStore {
   ): Promise<boolean>;
   /** Takes slot `slot` of active schedule `id`, moving it to `next`; false when another process took it. */
   claimSlot(id: string, slot: number, next: number | null): Promise<boolean>;
-  /** Records how the latest run's submission was answered. */
+  /**
+   * Records how the latest run's submission was answered; a note for an earlier slot than the one
+   * noted (a late answer, or another process's) leaves the later one in place.
+   */
   noteRun(id: string, run: ScheduleRunNote): Promise<void>;
   close(): Promise<void>;
 }

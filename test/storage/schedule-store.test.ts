@@ -121,6 +121,20 @@ describe.each(Object.keys(openers))('schedule store: %s (FC-INV-6)', (name) => {
     await s.noteRun(rec().id, run);
     expect((await s.get(rec().id))?.last_run).toEqual(run);
   });
+
+  it('a late note for an earlier slot does not overwrite a later one', async () => {
+    const s = await open();
+    await s.insert(rec({ status: 'active' }));
+    const later = { request_id: 'run-2', slot_start: T + 60_000, outcome: 'queued', code: null };
+    await s.noteRun(rec().id, later);
+    await s.noteRun(rec().id, {
+      request_id: 'run-1',
+      slot_start: T,
+      outcome: 'deny',
+      code: 'ERR_OVERLOADED',
+    });
+    expect((await s.get(rec().id))?.last_run).toEqual(later);
+  });
 });
 
 describe('schedule rows are parsed, never trusted', () => {

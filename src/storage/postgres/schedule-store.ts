@@ -80,7 +80,11 @@ export function createPostgresScheduleStore(db: PostgresPool): ScheduleStore {
         [next, id, slot],
       ),
     noteRun: async (id: string, run: ScheduleRunNote) => {
-      await db.pool.query('UPDATE schedules SET last_run = $1 WHERE id = $2', [canonicalize({ ...run }), id]);
+      // A note for an earlier slot than the one noted (a late answer) leaves the later one.
+      await db.pool.query(
+        "UPDATE schedules SET last_run = $1 WHERE id = $2 AND (last_run IS NULL OR (last_run::jsonb->>'slot_start')::bigint <= $3::bigint)",
+        [canonicalize({ ...run }), id, run.slot_start],
+      );
     },
     close: () => Promise.resolve(),
   });
