@@ -13,6 +13,28 @@ import type { JsonObject, JsonValue } from '../kernel/index.js';
 const DRAFT_2020 = 'https://json-schema.org/draft/2020-12/schema';
 const DRAFT_07 = 'http://json-schema.org/draft-07/schema#';
 
+/** How every parameter schema is compiled: strict, and validation never changes the value. */
+const AJV_OPTIONS = {
+  strict: true,
+  allErrors: false,
+  coerceTypes: false,
+  useDefaults: false,
+  removeAdditional: false,
+  validateFormats: true,
+} as const;
+
+const metaCheckers = new Map<'2020-12' | 'draft-07', Ajv>();
+
+/** The instance that checks schemas of `draft` against its meta-schema (nothing is compiled in it). */
+function metaChecker(draft: '2020-12' | 'draft-07'): Ajv {
+  let a = metaCheckers.get(draft);
+  if (a === undefined) {
+    a = draft === 'draft-07' ? new Ajv(AJV_OPTIONS) : new Ajv2020(AJV_OPTIONS);
+    metaCheckers.set(draft, a);
+  }
+  return a;
+}
+
 /** A compiled parameter validator; `explain` lists why parameters fail (for the dry run). */
 export type ParamsValidator = ((params: JsonValue) => boolean) & {
   readonly explain: (params: JsonValue) => readonly string[];
@@ -97,19 +119,18 @@ export function compileParamsSchema(schema: JsonObject): ParamsValidator {
   const open = findOpenObject(schema);
   if (open !== null) throw new Error(open);
   const draft = schema['$schema'];
-  const options = {
-    strict: true,
-    allErrors: false,
-    coerceTypes: false,
-    useDefaults: false,
-    removeAdditional: false,
-    validateFormats: true,
-  } as const;
-  let validate: ValidateFunction;
-  // A fresh instance per tool: no `$id` of one tool can collide with or be referenced by another.
-  if (draft === undefined || draft === DRAFT_2020) validate = new Ajv2020(options).compile(schema);
-  else if (draft === DRAFT_07) validate = new Ajv(options).compile(schema);
-  else throw new Error('unsupported $schema: use draft 2020-12 or draft-07');
+  if (draft !== undefined && draft !== DRAFT_2020 && draft !== DRAFT_07)
+    throw new Error('unsupported $schema: use draft 2020-12 or draft-07');
+  // Checked against its draft's meta-schema by one instance per draft, as ajv's own compile would
+  // (same check, same message): a fresh instance checking it compiled the meta-schema again for
+  // every tool, about nine tenths of a bundle's load.
+  const meta = metaChecker(draft === DRAFT_07 ? 'draft-07' : '2020-12');
+  if (!meta.validateSchema(schema)) throw new Error(`schema is invalid: ${meta.errorsText(meta.errors)}`);
+  // Compiled in a fresh instance per tool: no `$id` of one tool can collide with or be referenced
+  // by another.
+  const options = { ...AJV_OPTIONS, validateSchema: false } as const;
+  const validate: ValidateFunction =
+    draft === DRAFT_07 ? new Ajv(options).compile(schema) : new Ajv2020(options).compile(schema);
   const check = (params: JsonValue): boolean => validate(params) === true;
   const explain = (params: JsonValue): readonly string[] => {
     // A second instance reporting every error, compiled only when a dry run asks.

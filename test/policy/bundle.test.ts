@@ -208,6 +208,21 @@ describe('tool parameter schemas are closed JSON Schemas (OE-INV-004)', () => {
     const ref = { ...p, properties: { message: { $ref: 'https://example.com/x.json' } } };
     expect(withParams(ref)).toBe('ERR_POLICY_BUNDLE_INVALID');
   });
+  it('rejects a schema its draft’s meta-schema refuses, in either draft', () => {
+    const negative = { ...p, properties: { message: { type: 'string', maxLength: -1 } } };
+    for (const $schema of [
+      'http://json-schema.org/draft-07/schema#',
+      'https://json-schema.org/draft/2020-12/schema',
+    ]) {
+      const d = baseDoc();
+      d['tools'] = [{ ...ECHO_TOOL, parameters: { ...negative, $schema } }, PAY_TOOL];
+      expect(loadBundle(JSON.stringify(d))).toMatchObject({
+        code: 'ERR_POLICY_BUNDLE_INVALID',
+        reason: expect.stringContaining('schema is invalid'),
+      });
+    }
+    expect(withParams(negative)).toBe('ERR_POLICY_BUNDLE_INVALID');
+  });
   it('accepts draft-07 and draft 2020-12 explicitly', () => {
     expect(withParams(p, { $schema: 'http://json-schema.org/draft-07/schema#' })).toBeUndefined();
     expect(withParams(p, { $schema: 'https://json-schema.org/draft/2020-12/schema' })).toBeUndefined();
