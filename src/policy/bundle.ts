@@ -37,6 +37,20 @@ export interface CompiledBundle {
 
 const compiled = new WeakMap<LoadedBundle, CompiledBundle>();
 
+/**
+ * The bundles this process loaded last, by hash and options. Loading is a function of the
+ * document (which its hash names) and the options alone, so a bundle loaded again (at every
+ * start, activation and follower reload, by each composition in one process) is the one loaded
+ * before, not checked and compiled again. Only loads that succeeded are kept, a few at most.
+ */
+const recent = new Map<string, LoadedBundle>();
+const RECENT_MAX = 4;
+
+function recentKey(hash: string, options: LoadBundleOptions): string {
+  const builtins = options.builtins === undefined ? null : [...new Set(options.builtins)].sort();
+  return JSON.stringify([hash, builtins]);
+}
+
 /** Internal: the compiled parts of a bundle made by {@link loadBundle}; a `TypeError` for anything else. */
 export function compiledOf(bundle: LoadedBundle): CompiledBundle {
   const c = compiled.get(bundle);
@@ -78,6 +92,13 @@ export function loadBundle(
     const hash = hashBundle(value);
     if (expectedHash !== undefined && !hexDigestEquals(hash, expectedHash))
       return deny('ERR_POLICY_BUNDLE_INVALID', 'bundle hash does not match');
+    const key = recentKey(hash, options);
+    const loaded = recent.get(key);
+    if (loaded !== undefined) {
+      recent.delete(key);
+      recent.set(key, loaded);
+      return loaded;
+    }
     const document = deepFreeze(parseBundleShape(value));
     const validators = new Map<string, ParamsValidator>();
     for (const tool of document.tools) {
@@ -92,6 +113,8 @@ export function loadBundle(
     const cedar = compileCedar(document);
     const bundle: LoadedBundle = Object.freeze({ hash, document });
     compiled.set(bundle, { cedar, validators });
+    recent.set(key, bundle);
+    for (const k of recent.keys()) if (recent.size > RECENT_MAX) recent.delete(k);
     return bundle;
   } catch (err) {
     const reason = err instanceof FailclosedError || err instanceof Error ? err.message : 'bundle rejected';

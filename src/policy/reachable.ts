@@ -61,6 +61,21 @@ export function callableTools(bundle: LoadedBundle, principal: PrincipalInput): 
  * when evaluation fails (the engine then denies every call). Never throws.
  */
 export function permitReach(bundle: LoadedBundle, tool: ToolSpec): 'possible' | 'never' | 'unknown' {
+  // A function of the bundle alone: each loaded bundle's answers are kept beside it (the loader
+  // hands the same object for the same bundle), so every start and activation does not parse the
+  // whole policy set once per tool again. `unknown` is not kept.
+  let known = reaches.get(bundle);
+  if (known === undefined) reaches.set(bundle, (known = new Map<string, 'possible' | 'never'>()));
+  const kept = known.get(tool.name);
+  if (kept !== undefined) return kept;
+  const r = evaluateReach(bundle, tool);
+  if (r !== 'unknown') known.set(tool.name, r);
+  return r;
+}
+
+const reaches = new WeakMap<LoadedBundle, Map<string, 'possible' | 'never'>>();
+
+function evaluateReach(bundle: LoadedBundle, tool: ToolSpec): 'possible' | 'never' | 'unknown' {
   try {
     const answer = cedar.isAuthorizedPartial({
       principal: null,

@@ -47,6 +47,20 @@ describe('bundle hash (OE-INV-014, SPEC §6)', () => {
     expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_POLICY_BUNDLE_INVALID' });
   });
 
+  it('a bundle loaded again is the one loaded before, for the same options only; a wrong pinned hash still denies', () => {
+    const text = JSON.stringify(baseDoc());
+    const first = mustLoad(baseDoc());
+    expect(loadBundle(text)).toBe(first);
+    expect(loadBundle(text, first.hash)).toBe(first);
+    expect(loadBundle(text, '0'.repeat(64))).toMatchObject({ code: 'ERR_POLICY_BUNDLE_INVALID' });
+    // The options are part of what loading checks: the same bytes against other builtins.
+    expect(loadBundle(text, undefined, { builtins: ['pay', 'echo'] })).not.toBe(first);
+    expect(loadBundle(text, undefined, { builtins: ['echo'] })).toMatchObject({
+      code: 'ERR_POLICY_BUNDLE_INVALID',
+      reason: expect.stringContaining('pay'),
+    });
+  });
+
   it('denies a malformed expected hash', () => {
     expect(loadBundle(JSON.stringify(baseDoc()), 'ABC')).toMatchObject({ code: 'ERR_POLICY_BUNDLE_INVALID' });
   });
