@@ -390,7 +390,7 @@ async function call(
       });
       print(io, q as unknown as JsonValue);
       if (q.outcome === 'unknown') return answerLostExit(io, q.request_id);
-      if (q.outcome !== 'queued') return EXIT.failed;
+      if (q.outcome !== 'queued') return failedExit(io, conn.url, q);
       if (!conn.inProcess) return EXIT.ok;
       // No gate was running: this command's own instance holds the job, and would record it
       // abandoned if it stopped now. It stays until the job has its outcome, and exits with it.
@@ -410,16 +410,21 @@ async function call(
     });
     print(io, r);
     if (r.outcome === 'unknown') return answerLostExit(io, r.request_id);
-    // A listener that serves no call (a Control Plane process, `serve control-plane`).
-    if (r.outcome === 'deny' && r.status === 404)
-      io.err(
-        `${conn.url} takes no calls (a Control Plane process?): send the call to a Gate with --gate URL\n`,
-      );
-    return r.outcome === 'executed' ? EXIT.ok : EXIT.failed;
+    return r.outcome === 'executed' ? EXIT.ok : failedExit(io, conn.url, r);
   });
 }
 
 /** A call whose answer was lost: it may have run; says where to look, exits {@link EXIT.unknown}. */
+/**
+ * The exit of a call denied or pending; a deny that is a `404` from no Gate (a listener that serves
+ * no call: a Control Plane process, `serve control-plane`) says where calls go instead.
+ */
+function failedExit(io: CliIo, url: string, r: { outcome: string; status?: number }): number {
+  if (r.outcome === 'deny' && r.status === 404)
+    io.err(`${url} takes no calls (a Control Plane process?): send the call to a Gate with --gate URL\n`);
+  return EXIT.failed;
+}
+
 function answerLostExit(io: CliIo, requestId: string): number {
   io.err(
     `the answer to ${requestId} was lost or unreadable: the call may have run; \`failclosed requests show ${requestId}\` tells\n`,

@@ -3,6 +3,7 @@
  * through the running server, operator commands, usage errors (exit 2) and denials (exit 1).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer, connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -115,6 +116,24 @@ describe('failclosed CLI', () => {
       expect((JSON.parse(shown.out) as { outcome: string }).outcome).toBe('executed');
     } finally {
       await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
+  });
+
+  it('a call sent where no Gate serves calls (a 404, as from a Control Plane process) says so, --background too', async () => {
+    const server = createHttpServer((_req, res) => res.writeHead(404).end());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      for (const background of [[], ['--background']]) {
+        const r = await run('call', 'echo', '--params', '{"message":"x"}', '--gate', url, ...background);
+        expect(r.code, background.join(' ')).toBe(EXIT.failed);
+        // Before, the background call printed its deny with no word of where calls go.
+        expect(r.err, background.join(' ')).toContain(
+          'takes no calls (a Control Plane process?): send the call to a Gate with --gate URL',
+        );
+      }
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
 
