@@ -126,8 +126,10 @@ export async function runMcpStdio(
     const meta = await fetch(new URL('/.well-known/oauth-protected-resource', conn.url), {
       redirect: 'manual',
     });
-    const resource = (parseJson(new Uint8Array(await meta.arrayBuffer())) as { resource?: unknown }).resource;
-    if (meta.status !== 200 || typeof resource !== 'string') {
+    const body = new Uint8Array(await meta.arrayBuffer());
+    const resource =
+      meta.status === 200 ? (parseJson(body) as { resource?: unknown } | null)?.resource : undefined;
+    if (typeof resource !== 'string') {
       err('the Gate does not serve MCP\n');
       return 1;
     }

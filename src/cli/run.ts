@@ -414,17 +414,18 @@ async function call(
   });
 }
 
-/** A call whose answer was lost: it may have run; says where to look, exits {@link EXIT.unknown}. */
 /**
- * The exit of a call denied or pending; a deny that is a `404` from no Gate (a listener that serves
- * no call: a Control Plane process, `serve control-plane`) says where calls go instead.
+ * The exit of a call denied or pending; the client's own deny for a `404` that is no Gate's answer
+ * (a listener that serves no call: a Control Plane process, `serve control-plane`) says where calls
+ * go instead. A Gate's own `404` deny (`ERR_APPROVAL_UNKNOWN`) is not that.
  */
-function failedExit(io: CliIo, url: string, r: { outcome: string; status?: number }): number {
-  if (r.outcome === 'deny' && r.status === 404)
+function failedExit(io: CliIo, url: string, r: { outcome: string; code?: string; status?: number }): number {
+  if (r.outcome === 'deny' && r.status === 404 && r.code === 'ERR_INTERNAL')
     io.err(`${url} takes no calls (a Control Plane process?): send the call to a Gate with --gate URL\n`);
   return EXIT.failed;
 }
 
+/** A call whose answer was lost: it may have run; says where to look, exits {@link EXIT.unknown}. */
 function answerLostExit(io: CliIo, requestId: string): number {
   io.err(
     `the answer to ${requestId} was lost or unreadable: the call may have run; \`failclosed requests show ${requestId}\` tells\n`,

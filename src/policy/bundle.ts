@@ -46,6 +46,10 @@ const compiled = new WeakMap<LoadedBundle, CompiledBundle>();
 const recent = new Map<string, LoadedBundle>();
 const RECENT_MAX = 4;
 
+/** Every option is part of the key: a field added to the options fails to compile here until it is. */
+const KEYED: { readonly [K in keyof Required<LoadBundleOptions>]: true } = { builtins: true };
+void KEYED;
+
 function recentKey(hash: string, options: LoadBundleOptions): string {
   const builtins = options.builtins === undefined ? null : [...new Set(options.builtins)].sort();
   return JSON.stringify([hash, builtins]);
