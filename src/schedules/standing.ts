@@ -68,11 +68,14 @@ export function createScheduleStanding(deps: StandingDeps): (run: StandingRun) =
     const s = await deps.store.get(run.id);
     if (s === undefined || s.decision_id !== run.decision_id) return refused('no such schedule');
     if (s.status !== 'active') return refused(`the schedule is ${s.status}`);
+    // Read together: both within the one deadline of the check.
+    const [creator, creation] = await Promise.all([
+      deps.clients.lookup(s.identity),
+      deps.entriesOf(s.request_id),
+    ]);
     // A creator that is no registered client (an MCP OAuth principal) runs with no roles.
-    const creator = await deps.clients.lookup(s.identity);
     if (creator !== undefined && creator.status !== 'active')
       return deny('ERR_CLIENT_REVOKED', 'the schedule’s creator is revoked');
-    const creation = await deps.entriesOf(s.request_id);
     const created = creation.find(
       (e) =>
         e.type === 'schedule.created' &&
