@@ -118,7 +118,8 @@ export function loadBundle(
     const bundle: LoadedBundle = Object.freeze({ hash, document });
     compiled.set(bundle, { cedar, validators });
     recent.set(key, bundle);
-    for (const k of recent.keys()) if (recent.size > RECENT_MAX) recent.delete(k);
+    // The least recently loaded goes first (a hit moves its key to the end).
+    if (recent.size > RECENT_MAX) recent.delete(recent.keys().next().value as string);
     return bundle;
   } catch (err) {
     const reason = err instanceof FailclosedError || err instanceof Error ? err.message : 'bundle rejected';

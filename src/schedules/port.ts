@@ -32,14 +32,21 @@ export interface Actor {
 /** The actor of the Gate's own schedule records (`schedule.created`, a pause for a revoked creator). */
 export const GATE_ACTOR: Actor = Object.freeze({ id: 'scheduler', role: 'gate' });
 
-/** `fn`, rejected after `ms`. */
+/** What {@link within} rejects with when `fn` did not settle in time (its own failures pass through). */
+export class TimedOut extends Error {
+  constructor() {
+    super('timed out');
+  }
+}
+
+/** `fn`, rejected with {@link TimedOut} after `ms`. */
 export async function within<T>(fn: () => Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
       fn(),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('timed out')), ms);
+        timer = setTimeout(() => reject(new TimedOut()), ms);
       }),
     ]);
   } finally {

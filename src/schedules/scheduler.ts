@@ -33,7 +33,7 @@ import type {
 import { createChanges } from './changes.js';
 import type { ScheduleChange, ScheduleView } from './changes.js';
 import { createCreation } from './creation.js';
-import { confirmedAppend, GATE_ACTOR, within } from './port.js';
+import { confirmedAppend, GATE_ACTOR, TimedOut, within } from './port.js';
 import type { Actor, ScheduleLedger } from './port.js';
 import type { ScheduleRecord, ScheduleStore } from './store.js';
 
@@ -80,9 +80,6 @@ export interface Scheduler {
   remove(id: string, actor: Actor, tenants: OperatorTenants, reason: string): Promise<ScheduleChange>;
 }
 
-/** A registry lookup that did not answer within the deadline. */
-const TIMED_OUT = Symbol('timed out');
-
 /** Creates the scheduler over its store and ledger. */
 export function createScheduler(deps: SchedulerDeps): Scheduler {
   const ms = deps.timeoutMs ?? 5_000;
@@ -105,23 +102,11 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     let down = false;
     return async (identity: string): Promise<RegisteredClient | null | undefined> => {
       if (down) return undefined;
-      let timer: NodeJS.Timeout | undefined;
       try {
-        const c = await Promise.race([
-          Promise.resolve().then(() => deps.clients.lookup(identity)),
-          new Promise<typeof TIMED_OUT>((resolve) => {
-            timer = setTimeout(() => resolve(TIMED_OUT), ms);
-          }),
-        ]);
-        if (c === TIMED_OUT) {
-          down = true;
-          return undefined;
-        }
-        return c ?? null;
-      } catch {
+        return (await within(async () => deps.clients.lookup(identity), ms)) ?? null;
+      } catch (e) {
+        if (e instanceof TimedOut) down = true;
         return undefined;
-      } finally {
-        clearTimeout(timer);
       }
     };
   };

@@ -61,6 +61,15 @@ describe('bundle hash (OE-INV-014, SPEC §6)', () => {
     });
   });
 
+  it('keeps the four bundles loaded last: a fifth evicts the least recently loaded, not one used since', () => {
+    const texts = [0, 1, 2, 3, 4].map((i) => JSON.stringify({ ...baseDoc(), name: `cache-${i}` }));
+    const loaded = texts.slice(0, 4).map((t) => loadBundle(t));
+    expect(loadBundle(texts[0]!)).toBe(loaded[0]); // used again: now the most recent
+    loadBundle(texts[4]!); // evicts cache-1, the least recently loaded
+    expect(loadBundle(texts[0]!)).toBe(loaded[0]);
+    expect(loadBundle(texts[1]!)).not.toBe(loaded[1]);
+  });
+
   it('denies a malformed expected hash', () => {
     expect(loadBundle(JSON.stringify(baseDoc()), 'ABC')).toMatchObject({ code: 'ERR_POLICY_BUNDLE_INVALID' });
   });
