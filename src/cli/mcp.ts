@@ -11,12 +11,17 @@ import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
 import type { JSONRPCMessage } from '@modelcontextprotocol/server';
 import { createParser } from 'eventsource-parser';
 import { neverSent, signClientToken } from '../client/index.js';
-import { parseJson } from '../kernel/index.js';
+import { MAX_OUTPUT_BYTES, parseJson } from '../kernel/index.js';
 import { importSigningKeyJwk } from '../kernel/signing/index.js';
 import { connect, readClientFile } from '../embedded/index.js';
 
-/** Largest answer read from the Gate (bytes). */
-const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
+/**
+ * Largest answer read from the Gate (bytes): a tool's result (at most `MAX_OUTPUT_BYTES`, 1 MiB,
+ * `kernel/answer-limits.ts`) is answered both as JSON text, whose escapes can double it again
+ * inside the answer, and as `structuredContent`: at most three times the result, with room for
+ * the notices relayed before it.
+ */
+const MAX_ANSWER_BYTES = 4 * MAX_OUTPUT_BYTES;
 /** The 2026-07-28 per-request protocol version (`_meta`), and the 2025 header. */
 const PROTOCOL_META = 'io.modelcontextprotocol/protocolVersion';
 

@@ -39,7 +39,7 @@ import {
   parseHttpUrlTemplate,
 } from '../execution/index.js';
 import type { McpHeaderValue, McpListing, UpstreamOAuthSpec, UpstreamTlsSpec } from '../execution/index.js';
-import { isDeny } from '../kernel/index.js';
+import { isDeny, MAX_OUTPUT_BYTES } from '../kernel/index.js';
 import type { ClientRequestKind, Deny } from '../kernel/index.js';
 import {
   MAX_TOOL_TIMEOUT_MS,
@@ -114,7 +114,7 @@ export async function pinMcp(io: PinMcpIo, input: PinMcpInput): Promise<number> 
     input.command,
     {
       timeout_ms: MAX_TOOL_TIMEOUT_MS,
-      max_output_bytes: 1024 * 1024,
+      max_output_bytes: MAX_OUTPUT_BYTES,
       memory_bytes: PIN_MEMORY_BYTES,
       network: input.egress.length > 0,
       egress: [...input.egress],
@@ -204,7 +204,7 @@ export async function pinMcpHttp(io: PinMcpIo, input: PinMcpHttpInput): Promise<
     { url: input.url, headers, ...trust },
     {
       timeout_ms: MAX_TOOL_TIMEOUT_MS,
-      max_output_bytes: 1024 * 1024,
+      max_output_bytes: MAX_OUTPUT_BYTES,
       memory_bytes: PIN_MEMORY_BYTES,
       network: true,
       egress,

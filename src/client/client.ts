@@ -4,7 +4,7 @@
  * interpreted is `unknown` (the Gate may have run it), never a success and never a deny: a caller
  * told deny must never see the effect happen later (docs/client.md "Outcomes").
  */
-import { deny, isDenialCode, parseJson } from '../kernel/index.js';
+import { deny, isDenialCode, MAX_ANSWER_BYTES, parseJson } from '../kernel/index.js';
 import type { Clock, DenialCode, JsonObject, JsonValue } from '../kernel/index.js';
 import { importSigningKeyJwk } from '../kernel/signing/index.js';
 import type { SigningKey } from '../kernel/signing/index.js';
@@ -395,7 +395,7 @@ export function createClient(options: ClientOptions): FailclosedClient {
         requestId: body.request_id,
         status: res.status,
         sent: true,
-        body: parseJson(await res.bytes()),
+        body: parseJson(await res.bytes(), { maxBytes: MAX_ANSWER_BYTES }),
       };
     } catch (err) {
       if (callOptions?.signal?.aborted === true) throw err;
@@ -459,7 +459,7 @@ async function readJobWith(
       headers: { authorization: `Bearer ${token}` },
       ...(signal === undefined ? {} : { signal }),
     });
-    return parseJobState(res.status, parseJson(await res.bytes()));
+    return parseJobState(res.status, parseJson(await res.bytes(), { maxBytes: MAX_ANSWER_BYTES }));
   } catch (err) {
     if (signal?.aborted === true) throw err;
     return { outcome: 'unknown', status: 0 };

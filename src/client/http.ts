@@ -12,12 +12,19 @@
  * load generator's CPU per governed call went from 1.26 ms to 0.46–0.60 ms. A caller may still
  * pass a `fetch` of its own (a custom dispatcher or TLS setup, a test's fault injection): it is
  * then used as given.
+ *
+ * An answer body is read up to `MAX_ANSWER_BYTES` (`kernel/answer-limits.ts`): a result at the
+ * largest output limit a tool may be granted and what the answer carries beside it, so every
+ * result the executor lets through reaches the caller. A Gate (or anything at its address) that
+ * sends more is cut off there instead of filling the agent's memory first; the answer is then
+ * unreadable. The audit-bundle export, which may be larger than memory, is streamed to a file
+ * instead (`download.ts`).
  */
 import { request as httpRequest } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { performance } from 'node:perf_hooks';
-import { JSON_DEFAULT_MAX_BYTES, parseJson } from '../kernel/index.js';
+import { MAX_ANSWER_BYTES, parseJson } from '../kernel/index.js';
 import type { JsonValue } from '../kernel/index.js';
 
 /** An HTTP answer from the Gate: its status (0: unreachable) and JSON body. */
@@ -34,14 +41,6 @@ export interface HttpRequestInit {
   /** Aborting closes the connection: the exchange (or the body's read) rejects with its reason. */
   readonly signal?: AbortSignal;
 }
-
-/**
- * Largest answer body read: what `parseJson` takes by default (1 MiB), the largest answer the
- * client can interpret. A Gate (or anything at its address) that sends more is cut off at that
- * point instead of filling the agent's memory first. The audit-bundle export, which may be larger
- * than memory, is streamed to a file instead (`download.ts`).
- */
-export const MAX_ANSWER_BYTES = JSON_DEFAULT_MAX_BYTES;
 
 /** An answer whose head arrived; its body is read by `bytes`, which rejects when it cannot be. */
 export interface HttpResponse {
@@ -284,7 +283,7 @@ export async function sendJson(
     };
   }
   try {
-    return { status: res.status, body: parseJson(await res.bytes()) };
+    return { status: res.status, body: parseJson(await res.bytes(), { maxBytes: MAX_ANSWER_BYTES }) };
   } catch {
     return {
       status: res.status,

@@ -3,7 +3,7 @@
  * (SPEC §3, OE-INV-006/007/024). Both are pure functions of the request, the bundle and the
  * policy decision, so equal inputs give byte-identical ledger payloads (GEI Determinism).
  */
-import { deny, isDeny } from '../kernel/index.js';
+import { deny, isDeny, MAX_OUTPUT_BYTES } from '../kernel/index.js';
 import type { DenialCode, Deny, EnvelopeConstraints, JsonObject, JsonValue } from '../kernel/index.js';
 import { MAX_BACKGROUND_TIMEOUT_MS, MAX_TOOL_TIMEOUT_MS } from '../policy/index.js';
 import type { Obligations, RiskClass, ToolSpec } from '../policy/index.js';
@@ -12,7 +12,7 @@ import { usdToCents } from './breakers.js';
 /** Limits granted when a tool's adapter declares none (`adapter.limits`). */
 export const DEFAULT_CONSTRAINTS: EnvelopeConstraints = Object.freeze({
   timeout_ms: 10_000,
-  max_output_bytes: 1024 * 1024,
+  max_output_bytes: MAX_OUTPUT_BYTES,
   memory_bytes: 256 * 1024 * 1024,
   network: false,
   egress: Object.freeze([]),
@@ -102,7 +102,7 @@ const KNOWN_LIMITS: ReadonlySet<string> = new Set([
 
 /**
  * The `constraints` claim for a call: `adapter.limits` of the tool spec (any of `timeout_ms`,
- * `max_output_bytes`, `memory_bytes`: positive integers; `network`: boolean; `egress`,
+ * `max_output_bytes` (at most `MAX_OUTPUT_BYTES`), `memory_bytes`: positive integers; `network`: boolean; `egress`,
  * `fs_read`, `fs_write`: string lists) over {@link DEFAULT_CONSTRAINTS}, and `max_cost_cents`
  * from the obligations' `max_cost_usd`. A malformed or unknown limit is
  * `ERR_POLICY_BUNDLE_INVALID`; an unreadable cost cap `ERR_POLICY_ERROR`. (SPEC §3, OE-INV-006)
@@ -175,6 +175,8 @@ function parseLimits(
   // The Gate waits 30 s for the Execution Layer; a longer tool could finish after the caller was
   // told "denied". Tools are bounded well inside that window (docs/adapters.md).
   if (timeout_ms > MAX_TOOL_TIMEOUT_MS) return bad;
+  // No answer carries a larger result (kernel/answer-limits.ts): the executor withholds it anyway.
+  if (max_output_bytes > MAX_OUTPUT_BYTES) return bad;
   const long = l['background_timeout_ms'];
   if (long !== undefined && !(typeof long === 'number' && Number.isSafeInteger(long) && long > 0)) return bad;
   if (typeof long === 'number' && long > MAX_BACKGROUND_TIMEOUT_MS) return bad;

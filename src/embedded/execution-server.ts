@@ -25,7 +25,14 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FailclosedError, isDenialCode, parseJson, statusOf, withDeadline } from '../kernel/index.js';
+import {
+  FailclosedError,
+  isDenialCode,
+  MAX_ANSWER_BYTES,
+  parseJson,
+  statusOf,
+  withDeadline,
+} from '../kernel/index.js';
 import type { DenialCode, JsonObject, JsonValue } from '../kernel/index.js';
 import { AskNotSent } from '../execution/index.js';
 import type { CallRelay, ExecutionInput, ExecutionLedger, Executor } from '../execution/index.js';
@@ -37,8 +44,10 @@ const MAX_BODY = 256 * 1024;
 /**
  * The largest execution answer carried between the Execution Layer and the Gate's remote port
  * (bytes of its JSON, nesting depth): the listener refuses to send more, the port to read more.
+ * The same bound as the client's (`kernel/answer-limits.ts`): every result the executor lets
+ * through fits, so a withheld answer here means a listener or port configured below it.
  */
-export const EXECUTION_ANSWER_LIMITS = Object.freeze({ maxBytes: 1024 * 1024, maxDepth: 64 });
+export const EXECUTION_ANSWER_LIMITS = Object.freeze({ maxBytes: MAX_ANSWER_BYTES, maxDepth: 64 });
 
 /**
  * The relayed form of `POST /v1/execute` (docs/deployment.md "The relay between the Gate and the

@@ -4,8 +4,10 @@
  * bundle) → the ledger decision it points at matches (`ERR_ENVELOPE_LEDGER_UNCONFIRMED`,
  * `ERR_ENVELOPE_DECISION_MISMATCH`) → its issuance was recorded (`ERR_ENVELOPE_NOT_ISSUED`) →
  * the adapter exists → consume the nonce (`ERR_NONCE_REPLAYED`, `ERR_ENVELOPE_VOIDED`) → run the
- * adapter with the envelope's constraints → redact → append the receipt, which carries the
- * consumed JWS and its digest → return. Every failure, timeout or malformed answer is a deny,
+ * adapter with the envelope's constraints → bound the result (`max_output_bytes` of canonical JSON,
+ * never above `MAX_OUTPUT_BYTES`, before and after redaction, and `MAX_RESULT_DEPTH` levels:
+ * `ERR_TOOL_OUTPUT_LIMIT`, so no answer carrying it outgrows what its readers take) → redact →
+ * append the receipt, which carries the consumed JWS and its digest → return. Every failure, timeout or malformed answer is a deny,
  * ledgered as a `denial` entry (best effort), and the adapter is never called unless every check
  * before it passed (FC-INV-4, OE-INV-003, L7 Boundary B, SPEC §7 scenarios 3, 6, 8, 9).
  *
@@ -21,6 +23,8 @@ import {
   deny,
   envelopeSha256,
   hexDigestEquals,
+  MAX_OUTPUT_BYTES,
+  MAX_RESULT_DEPTH,
   sha256Hex,
   verifyEnvelope,
   verifyEnvelopeAsync,
@@ -43,6 +47,7 @@ import {
   countRedactions,
   deepFreeze,
   hasEvidenceReason,
+  nestedDeeperThan,
   parseAdapterOutput,
   parseLedgerRef,
 } from './outcome-checks.js';
@@ -504,16 +509,31 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     } catch {
       return deny('ERR_TOOL_FAILED', 'the tool returned a value that is not strict JSON');
     }
+    // Never more than any answer carries, whatever the envelope grants (`kernel/answer-limits.ts`).
+    const limit = Math.min(k.max_output_bytes, MAX_OUTPUT_BYTES);
     // Stryker disable next-line StringLiteral: equivalent, Buffer.byteLength reads an unknown encoding as UTF-8
-    if (Buffer.byteLength(raw, 'utf8') > k.max_output_bytes)
-      return deny('ERR_TOOL_OUTPUT_LIMIT', 'output limit exceeded');
-    // Redaction happens here, before anything (receipt hash included) sees the result (OE-INV-010).
+    if (Buffer.byteLength(raw, 'utf8') > limit) return deny('ERR_TOOL_OUTPUT_LIMIT', 'output limit exceeded');
+    let parsed: JsonValue;
     try {
-      const result = deps.redactor.redact(JSON.parse(raw) as JsonValue);
-      return { result, canonical: canonicalize(result) };
+      parsed = JSON.parse(raw) as JsonValue;
+    } catch {
+      return deny('ERR_TOOL_FAILED', 'the tool returned a value that is not strict JSON');
+    }
+    if (nestedDeeperThan(parsed, MAX_RESULT_DEPTH))
+      return deny('ERR_TOOL_OUTPUT_LIMIT', 'output nested too deeply');
+    // Redaction happens here, before anything (receipt hash included) sees the result (OE-INV-010).
+    let redacted: { result: JsonValue; canonical: string };
+    try {
+      const result = deps.redactor.redact(parsed);
+      redacted = { result, canonical: canonicalize(result) };
     } catch {
       return deny('ERR_INTERNAL', 'redaction failed; result withheld');
     }
+    // A redaction marker may be longer than what it replaced: the limit holds for what leaves.
+    // Stryker disable next-line StringLiteral: equivalent, as above
+    if (Buffer.byteLength(redacted.canonical, 'utf8') > limit)
+      return deny('ERR_TOOL_OUTPUT_LIMIT', 'output limit exceeded once redacted');
+    return redacted;
   };
 
   const voidEnvelope = createVoider({

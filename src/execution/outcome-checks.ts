@@ -4,7 +4,7 @@
  * that dependency (FC-INV-4, OE-INV-003).
  */
 import { deny } from '../kernel/index.js';
-import type { DenialCode, Deny, JsonValue } from '../kernel/index.js';
+import type { DenialCode, Deny, JsonObject, JsonValue } from '../kernel/index.js';
 import type { LedgerRef } from './ledger.js';
 
 /**
@@ -69,6 +69,18 @@ export function parseAdapterOutput(value: unknown): { readonly result: JsonValue
   }
   if (v.outcome !== 'ok' || !('result' in v)) return deny('ERR_TOOL_FAILED', 'adapter answered garbage');
   return { result: v.result as JsonValue };
+}
+
+/**
+ * Whether `value` nests arrays and objects more than `max` levels deep (a top-level array or
+ * object is one level); stops at the first level past `max`.
+ */
+export function nestedDeeperThan(value: JsonValue, max: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (max <= 0) return true;
+  const members: readonly JsonValue[] = Array.isArray(value) ? value : Object.values(value as JsonObject);
+  for (const v of members) if (nestedDeeperThan(v, max - 1)) return true;
+  return false;
 }
 
 /** Deep-freezes a JSON value parsed from our own canonical text. */

@@ -16,6 +16,7 @@ export {
 export type { DenialCode, Deny } from './errors.js';
 export { parseJson, JSON_DEFAULT_MAX_BYTES, JSON_DEFAULT_MAX_DEPTH, JSON_MAX_DEPTH_CEILING } from './json.js';
 export type { JsonValue, JsonObject, JsonLimits } from './json.js';
+export { MAX_ANSWER_BYTES, MAX_OUTPUT_BYTES, MAX_RESULT_DEPTH } from './answer-limits.js';
 export { canonicalize, canonicalBytes } from './canonical.js';
 export {
   OUTPUT_SCHEMA_AJV_OPTIONS,

@@ -19,6 +19,7 @@ import {
   mcpEntryKindOf,
   mcpPinnedKindOf,
   MAX_COMPLETION_VALUE_LENGTH,
+  MAX_OUTPUT_BYTES,
   uriTemplatePattern,
   uriTemplateVariables,
   uriTemplatePrefix,
@@ -63,7 +64,7 @@ const LIMITS = {
   properties: {
     timeout_ms: { type: 'integer', minimum: 1, maximum: MAX_TOOL_TIMEOUT_MS },
     background_timeout_ms: { type: 'integer', minimum: 1, maximum: MAX_BACKGROUND_TIMEOUT_MS },
-    max_output_bytes: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+    max_output_bytes: { type: 'integer', minimum: 1, maximum: MAX_OUTPUT_BYTES },
     memory_bytes: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
     network: { type: 'boolean' },
     egress: {

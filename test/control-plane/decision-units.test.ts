@@ -14,6 +14,7 @@ import type { DecisionFacts } from '../../src/control-plane/decision-record.js';
 import { MAX_TOOL_TIMEOUT_MS } from '../../src/control-plane/decision-record.js';
 import { parsePolicyAnswer } from '../../src/control-plane/policy-decision.js';
 import type { Obligations, ToolSpec } from '../../src/policy/index.js';
+import { MAX_OUTPUT_BYTES } from '../../src/kernel/index.js';
 
 const HASH = 'a'.repeat(64);
 const OBLIGATIONS = { approvals: 0, approver_roles: [], preview: false, max_cost_usd: null };
@@ -263,6 +264,9 @@ describe('SPEC §3 / OE-INV-006: the constraints claim', () => {
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen((c as { egress: unknown }).egress)).toBe(true);
     expect(constraintsFor(tool({ network: false }), obligations())).toEqual(DEFAULT_CONSTRAINTS);
+    expect(constraintsFor(tool({ max_output_bytes: MAX_OUTPUT_BYTES }), obligations())).toMatchObject({
+      max_output_bytes: MAX_OUTPUT_BYTES,
+    });
   });
 
   it.each<[string, unknown]>([
@@ -275,6 +279,7 @@ describe('SPEC §3 / OE-INV-006: the constraints claim', () => {
     ['a fractional memory cap', { memory_bytes: 1.5 }],
     ['a string timeout', { timeout_ms: '100' }],
     ['a timeout past the Gate window', { timeout_ms: MAX_TOOL_TIMEOUT_MS + 1 }],
+    ['an output cap past what an answer carries', { max_output_bytes: MAX_OUTPUT_BYTES + 1 }],
     ['egress not a list', { egress: 'a.example' }],
     ['an empty egress host', { egress: [''] }],
     ['an egress host inside a list', { egress: [['a.example']] }],

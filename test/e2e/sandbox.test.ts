@@ -6,7 +6,12 @@
  * the network probe (which reports instead of failing, to prove it ran) finds only an empty
  * loopback and no route, while the host's listener never sees a connection.
  *
- * In both topologies (harness.ts): `distributed` runs the tools in a separate Execution Layer
+ * Beside it, the output limit (OE-INV-006, docs/adapters.md "Output limits"): a command's result
+ * as large as the default `max_output_bytes` reaches the client whole (its answer was one the
+ * client could not read: `unknown` embedded, withheld by a separate Execution Layer), and one byte
+ * more is withheld `ERR_TOOL_OUTPUT_LIMIT`.
+ *
+ * In every topology (harness.ts): `distributed` runs the tools in a separate Execution Layer
  * (`startExecutorNode`), which compiles the bundle it fetched from the Gate process and starts
  * the same sandbox; there "the Gate itself" is the Gate process's public listener.
  */
@@ -34,6 +39,10 @@ const PROBE = [
   'except OSError as e:',
   '    print("blocked", type(e).__name__, e.errno)',
 ].join('\n');
+const FILL = "import sys; sys.stdout.write('a' * int(sys.argv[1]))";
+/** The default output limit (`max_output_bytes`), and the canonical result of `fill_output` around it. */
+const OUTPUT_LIMIT = 1024 * 1024;
+const FILL_OVERHEAD = JSON.stringify({ exit_code: 0, stderr: '', stdout: '' }).length;
 
 function sandboxPolicyDir(): string {
   const dir = join(work, 'policy');
@@ -54,6 +63,26 @@ function sandboxPolicyDir(): string {
       }),
     );
   tool('read_file', ['/usr/bin/cat', '--', '{path}'], { path: { type: 'string', maxLength: 256 } }, ['path']);
+  // Writes `n` bytes of `a` to stdout, under the default output limit (no `max_output_bytes`).
+  writeFileSync(
+    join(dir, 'tools', 'fill_output.json'),
+    JSON.stringify({
+      name: 'fill_output',
+      description: 'writes n bytes',
+      risk: 'low',
+      adapter: {
+        type: 'command',
+        argv: ['/usr/bin/python3', '-c', FILL, '{n}'],
+        limits: { timeout_ms: 10_000, network: false },
+      },
+      parameters: {
+        type: 'object',
+        properties: { n: { type: 'integer', minimum: 0, maximum: 4_000_000 } },
+        required: ['n'],
+        additionalProperties: false,
+      },
+    }),
+  );
   tool(
     'net_probe',
     ['/usr/bin/python3', '-c', PROBE, '{host}', '{port}'],
@@ -65,11 +94,12 @@ function sandboxPolicyDir(): string {
     `
 action "read_file" appliesTo { principal: Agent, resource: Tenant, context: { params: { path: String }, risk: String, tainted: Bool } };
 action "net_probe" appliesTo { principal: Agent, resource: Tenant, context: { params: { host: String, port: Long }, risk: String, tainted: Bool } };
+action "fill_output" appliesTo { principal: Agent, resource: Tenant, context: { params: { n: Long }, risk: String, tainted: Bool } };
 `,
   );
   writeFileSync(
     join(dir, 'policies', 'allow-sandbox-probes.cedar'),
-    '@reason("scenario 17 probes")\npermit (principal, action in [Action::"read_file", Action::"net_probe"], resource);\n',
+    '@reason("scenario 17 probes")\npermit (principal, action in [Action::"read_file", Action::"net_probe", Action::"fill_output"], resource);\n',
   );
   return dir;
 }
@@ -144,6 +174,21 @@ describe.each(ALL_TOPOLOGIES)(
       const seen = connections;
       expect(await probe('127.0.0.1', port)).toMatch(/^blocked ConnectionRefusedError/);
       expect(connections).toBe(seen);
+    });
+
+    it('a result as large as the default output limit reaches the client whole; one byte more is withheld', async () => {
+      // The whole limit is the result's: the answer around it (ids, receipt) never makes it one
+      // the client (or the Gate, from a separate Execution Layer) cannot read.
+      const n = OUTPUT_LIMIT - FILL_OVERHEAD;
+      const before = e2e.runs.get('fill_output') ?? 0;
+      const r = await call('fill_output', { n });
+      expect(r.outcome).toBe('executed');
+      const stdout = r.outcome === 'executed' ? (r.result as { stdout: string }).stdout : '';
+      expect(stdout).toBe('a'.repeat(n));
+      const over = await call('fill_output', { n: n + 1 });
+      expect(over).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_OUTPUT_LIMIT' });
+      expect(JSON.stringify(over)).not.toContain('aaaa');
+      expect(e2e.runs.get('fill_output')).toBe(before + 2);
     });
 
     it('scenario 17: a connection to the Gate itself or an outside address is blocked', async () => {

@@ -6,9 +6,15 @@
  * an in-memory ExecutionLedger.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { createExecutor } from '../../src/execution/index.js';
+import { createExecutor, createRedactor, REDACTED_SECRET } from '../../src/execution/index.js';
 import type { ExecutionInput, NonceStore } from '../../src/execution/index.js';
-import { computeParamsSha256, envelopeSha256, sha256Hex } from '../../src/kernel/index.js';
+import {
+  computeParamsSha256,
+  envelopeSha256,
+  MAX_OUTPUT_BYTES,
+  MAX_RESULT_DEPTH,
+  sha256Hex,
+} from '../../src/kernel/index.js';
 import type { EnvelopeClaims, JsonValue } from '../../src/kernel/index.js';
 import { BUNDLE, call, NOW_MS, removeScratch, world } from './executor-world.js';
 import { constraints, never, spyAdapter } from './support.js';
@@ -225,6 +231,57 @@ describe('SPEC §2 step 7: the adapter runs with the envelope’s grant, or not 
       outcome: 'executed',
     });
     const over = world({}, answer(`${text(64)}x`));
+    expect(await createExecutor(over.deps).execute(call(over.envelope({ constraints: k })))).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_TOOL_OUTPUT_LIMIT',
+    });
+  });
+
+  it('a result that redaction makes longer than max_output_bytes → ERR_TOOL_OUTPUT_LIMIT, nothing returned', async () => {
+    // A short secret's marker is longer than the secret: the limit holds for what leaves.
+    const k = constraints({ timeout_ms: 200, max_output_bytes: 64 });
+    const redactor = createRedactor({ secrets: () => ['xy'] });
+    const answer = (s: string) => spyAdapter(() => Promise.resolve({ outcome: 'ok', result: s }));
+    const fits = world({ redactor }, answer('xy'.repeat(2)));
+    expect(await createExecutor(fits.deps).execute(call(fits.envelope({ constraints: k })))).toMatchObject({
+      outcome: 'executed',
+      result: `${REDACTED_SECRET}${REDACTED_SECRET}`,
+    });
+    const w = world({ redactor }, answer('xy'.repeat(4)));
+    const out = await createExecutor(w.deps).execute(call(w.envelope({ constraints: k })));
+    expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_OUTPUT_LIMIT' });
+    expect(out).not.toHaveProperty('result');
+    expect(w.ledger.ofType('execution.receipt').map((e) => [e.payload.status, e.payload.code])).toEqual([
+      ['failed', 'ERR_TOOL_OUTPUT_LIMIT'],
+    ]);
+  });
+
+  it(`a result nested ${MAX_RESULT_DEPTH} levels deep passes; one level more → ERR_TOOL_OUTPUT_LIMIT`, async () => {
+    // Every answer carrying it (the client's, the Execution Layer's to a Gate) stays readable.
+    const nested = (levels: number): JsonValue => {
+      let v: JsonValue = 1;
+      for (let i = 0; i < levels; i += 1) v = i % 2 === 0 ? [v] : { v };
+      return v;
+    };
+    const answer = (v: JsonValue) => spyAdapter(() => Promise.resolve({ outcome: 'ok', result: v }));
+    const at = world({}, answer(nested(MAX_RESULT_DEPTH)));
+    expect(await createExecutor(at.deps).execute(call(at.envelope()))).toMatchObject({ outcome: 'executed' });
+    const deeper = world({}, answer(nested(MAX_RESULT_DEPTH + 1)));
+    const out = await createExecutor(deeper.deps).execute(call(deeper.envelope()));
+    expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_OUTPUT_LIMIT' });
+    expect(deeper.ledger.ofType('execution.receipt').map((e) => e.payload.code)).toEqual([
+      'ERR_TOOL_OUTPUT_LIMIT',
+    ]);
+  });
+
+  it('an envelope granting more than MAX_OUTPUT_BYTES still gets no larger result', async () => {
+    const k = constraints({ timeout_ms: 2000, max_output_bytes: 2 * MAX_OUTPUT_BYTES });
+    const answer = (s: string) => spyAdapter(() => Promise.resolve({ outcome: 'ok', result: s }));
+    const at = world({}, answer('a'.repeat(MAX_OUTPUT_BYTES - 2)));
+    expect(await createExecutor(at.deps).execute(call(at.envelope({ constraints: k })))).toMatchObject({
+      outcome: 'executed',
+    });
+    const over = world({}, answer('a'.repeat(MAX_OUTPUT_BYTES - 1)));
     expect(await createExecutor(over.deps).execute(call(over.envelope({ constraints: k })))).toMatchObject({
       outcome: 'deny',
       code: 'ERR_TOOL_OUTPUT_LIMIT',

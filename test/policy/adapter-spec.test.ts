@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkAdapterSpecs, loadBundle } from '../../src/policy/index.js';
 import type { ToolSpec } from '../../src/policy/index.js';
+import { MAX_OUTPUT_BYTES } from '../../src/kernel/index.js';
 import { ECHO_TOOL, PAY_TOOL, baseDoc, mustLoad } from './fixtures.js';
 
 const LS_TOOL = {
@@ -58,6 +59,11 @@ describe('checkAdapterSpecs', () => {
       'a timeout over 25 s',
       spec({ type: 'builtin', limits: { timeout_ms: 25_001 } }),
       'adapter.limits.timeout_ms',
+    ],
+    [
+      'an output cap past what an answer carries',
+      spec({ type: 'builtin', limits: { max_output_bytes: MAX_OUTPUT_BYTES + 1 } }),
+      'adapter.limits.max_output_bytes',
     ],
     [
       'a fractional timeout',
