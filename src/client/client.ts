@@ -9,8 +9,10 @@ import type { Clock, DenialCode, JsonObject, JsonValue } from '../kernel/index.j
 import { importSigningKeyJwk } from '../kernel/signing/index.js';
 import type { SigningKey } from '../kernel/signing/index.js';
 import { buildSignedRequest } from './request.js';
-import { exchangeOf } from './http.js';
+import { exchangeOf, neverSent } from './http.js';
 import type { HttpExchange, HttpResponse } from './http.js';
+
+export { neverSent };
 
 /** Options of {@link createClient}. */
 export interface ClientOptions {
@@ -180,41 +182,6 @@ function answerLost(status: number, requestId: string): Extract<CallResult, { ou
     trace_id: null,
     status,
   };
-}
-
-/**
- * Failures that can only come before a request is written: a connection that could not be made
- * (the `connect` system call, or resolving the name), a certificate the TLS handshake refused
- * (verification ends the handshake before any byte of the request is sent), and a URL the client
- * refuses to use. Judged by where the error arose, not by its code alone: a refusal or an
- * unreachable host reported on an established socket (`read`, `write`), any other TLS error (an
- * alert or a bad record can come mid-answer) and any reset or timeout may come after the Gate read
- * the call.
- */
-const CONNECT_CODES =
-  /^(ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL|ENOTFOUND|EAI_AGAIN|EAI_NONAME)$/;
-const CERTIFICATE_CODES =
-  /^(ERR_TLS_CERT_ALTNAME_INVALID|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|CERT_(HAS_EXPIRED|NOT_YET_VALID|REVOKED|UNTRUSTED|REJECTED|SIGNATURE_FAILURE))$/;
-
-/**
- * True when `err` (a `node:http` error, or a `fetch` failure and its causes) says the request was
- * never sent, so the call cannot have run. A caller's own `fetch` must not retry a request on its
- * own: a retry's failure would speak for an attempt that may have reached the Gate.
- */
-export function neverSent(err: unknown): boolean {
-  for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 4; depth += 1) {
-    // Every address of a name tried and failed (Node's `autoSelectFamily`): never sent only when
-    // none of the attempts can have carried the request.
-    const { errors } = e as { errors?: unknown };
-    if (Array.isArray(errors)) return errors.length > 0 && errors.every((x) => neverSent(x));
-    const { code, syscall } = e as { code?: unknown; syscall?: unknown };
-    if (typeof code === 'string') {
-      if (code === 'ERR_INVALID_URL' || CERTIFICATE_CODES.test(code)) return true;
-      if (CONNECT_CODES.test(code) && (syscall === 'connect' || syscall === 'getaddrinfo')) return true;
-    }
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
 }
 
 /** Interprets a Gate answer body; anything else is `unknown` (it may have run). */

@@ -27,6 +27,41 @@ import { performance } from 'node:perf_hooks';
 import { MAX_ANSWER_BYTES, parseJson } from '../kernel/index.js';
 import type { JsonValue } from '../kernel/index.js';
 
+/**
+ * Failures that can only come before a request is written: a connection that could not be made
+ * (the `connect` system call, or resolving the name), a certificate the TLS handshake refused
+ * (verification ends the handshake before any byte of the request is sent), and a URL the client
+ * refuses to use. Judged by where the error arose, not by its code alone: a refusal or an
+ * unreachable host reported on an established socket (`read`, `write`), any other TLS error (an
+ * alert or a bad record can come mid-answer) and any reset or timeout may come after the Gate read
+ * the call.
+ */
+const CONNECT_CODES =
+  /^(ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL|ENOTFOUND|EAI_AGAIN|EAI_NONAME)$/;
+const CERTIFICATE_CODES =
+  /^(ERR_TLS_CERT_ALTNAME_INVALID|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|CERT_(HAS_EXPIRED|NOT_YET_VALID|REVOKED|UNTRUSTED|REJECTED|SIGNATURE_FAILURE))$/;
+
+/**
+ * True when `err` (a `node:http` error, or a `fetch` failure and its causes) says the request was
+ * never sent, so the call cannot have run. A caller's own `fetch` must not retry a request on its
+ * own: a retry's failure would speak for an attempt that may have reached the Gate.
+ */
+export function neverSent(err: unknown): boolean {
+  for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 4; depth += 1) {
+    // Every address of a name tried and failed (Node's `autoSelectFamily`): never sent only when
+    // none of the attempts can have carried the request.
+    const { errors } = e as { errors?: unknown };
+    if (Array.isArray(errors)) return errors.length > 0 && errors.every((x) => neverSent(x));
+    const { code, syscall } = e as { code?: unknown; syscall?: unknown };
+    if (typeof code === 'string') {
+      if (code === 'ERR_INVALID_URL' || CERTIFICATE_CODES.test(code)) return true;
+      if (CONNECT_CODES.test(code) && (syscall === 'connect' || syscall === 'getaddrinfo')) return true;
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 /** An HTTP answer from the Gate: its status (0: unreachable) and JSON body. */
 export interface GateHttpAnswer {
   readonly status: number;
@@ -257,7 +292,11 @@ async function readCapped(res: Response): Promise<Uint8Array> {
 export const exchangeOf = (doFetch: typeof fetch | undefined): HttpExchange =>
   doFetch === undefined ? nodeExchange : fetchExchange(doFetch);
 
-/** Sends `body` (JSON) to `path` of the Gate at `url` and reads the JSON answer. */
+/**
+ * Sends `body` (JSON) to `path` of the Gate at `url` and reads the JSON answer. Never rejects: a
+ * failure is `ERR_INTERNAL` whose reason says whether the request was never sent (status 0,
+ * "could not be reached") or may have reached the Gate (a `POST`: "may have taken effect").
+ */
 export async function sendJson(
   exchange: HttpExchange,
   url: string,
@@ -276,10 +315,16 @@ export async function sendJson(
       },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
-  } catch {
+  } catch (err) {
     return {
       status: 0,
-      body: { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'the Gate could not be reached' },
+      body: {
+        outcome: 'deny',
+        code: 'ERR_INTERNAL',
+        reason: neverSent(err)
+          ? 'the Gate could not be reached: nothing was sent'
+          : lost(method, 'no answer came back'),
+      },
     };
   }
   try {
@@ -287,7 +332,22 @@ export async function sendJson(
   } catch {
     return {
       status: res.status,
-      body: { outcome: 'deny', code: 'ERR_INTERNAL', reason: 'the Gate answer could not be interpreted' },
+      body: {
+        outcome: 'deny',
+        code: 'ERR_INTERNAL',
+        reason: lost(method, 'the Gate answer could not be interpreted'),
+      },
     };
   }
+}
+
+/**
+ * The reason of a failure after the request may have reached the Gate: a `POST` (an operator's
+ * action, an approver's vote) may have taken effect, so the caller reads the state before sending
+ * it again; a `GET` changed nothing.
+ */
+function lost(method: 'GET' | 'POST', what: string): string {
+  return method === 'POST'
+    ? `${what}: the request may have taken effect; read its state before sending it again`
+    : what;
 }

@@ -13,7 +13,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { getEventListeners } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import type { Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer } from 'node:net';
@@ -351,6 +351,47 @@ describe('the client transport', () => {
       });
     }
     expect(read).toBe(4);
+  });
+
+  it("an operator's action whose answer was lost says it may have taken effect; one never sent says so", async () => {
+    // In front of the real Gate: the action goes through, its answer never comes back.
+    const proxy = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.once('end', () => {
+        const out = httpRequest(
+          new URL(req.url ?? '/', instance.url),
+          { method: req.method, headers: req.headers },
+          (up) => {
+            up.resume();
+            up.once('end', () => res.socket?.destroy());
+          },
+        );
+        out.end(Buffer.concat(chunks));
+      });
+    });
+    servers.push(proxy);
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const token = readOperatorToken(dir);
+    const lost = createAdminClient({
+      url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+      token,
+    });
+    const direct = createAdminClient({ url: instance.url, token });
+    try {
+      const a = await lost.killSwitch(true, 'answer lost on the way back');
+      // Before: "the Gate could not be reached", while the kill switch was on.
+      expect(a).toMatchObject({ status: 0, body: { outcome: 'deny', code: 'ERR_INTERNAL' } });
+      expect((a.body as { reason: string }).reason).toMatch(/may have taken effect/);
+      const calls = await demoClient(instance.url).call('echo', { message: 'stopped' });
+      expect(calls).toMatchObject({ outcome: 'deny', code: 'ERR_KILL_SWITCH' });
+    } finally {
+      expect((await direct.killSwitch(false)).status).toBe(200);
+    }
+    const closed = createAdminClient({ url: 'http://127.0.0.1:1', token });
+    const never = await closed.killSwitch(true);
+    expect(never).toMatchObject({ status: 0, body: { code: 'ERR_INTERNAL' } });
+    expect((never.body as { reason: string }).reason).toMatch(/nothing was sent/);
   });
 
   it('a failure counts as never sent only where it can come before the request is written', () => {
