@@ -193,18 +193,40 @@ async function withFault(
 /** One evidence view's records, as the demo reads them. */
 type ViewRecords = { entry?: { type?: unknown; payload?: { envelope?: unknown } } }[];
 
+/** How long one read of the evidence view may take, its answer's body included (ms). */
+export const EVIDENCE_READ_MS = 30_000;
+
 /**
  * Reads the operator evidence view of `requestId` (`null` when the ledger knows no such request).
  * The demo only narrates: an answer of 503 (the Gate could not confirm the `audit.read` record or
  * read the ledger in time, as on a loaded machine) is asked again, at most three times in all;
- * any other answer, or a third 503, throws, and the step that needed it fails naming it.
+ * any other answer, a third 503, or a read that takes longer than `timeoutMs` (a Gate that
+ * accepted the connection and never answered) throws, and the step that needed it fails naming it.
  */
-async function evidenceRecords(url: string, token: string, requestId: string): Promise<ViewRecords | null> {
+export async function evidenceRecords(
+  url: string,
+  token: string,
+  requestId: string,
+  timeoutMs = EVIDENCE_READ_MS,
+): Promise<ViewRecords | null> {
   for (let attempt = 1; ; attempt += 1) {
-    const res = await fetch(new URL(`/v1/requests/${encodeURIComponent(requestId)}`, url), {
-      headers: { authorization: `Bearer ${token}` },
-    });
-    const bytes = new Uint8Array(await res.arrayBuffer());
+    let res: Response;
+    let bytes: Uint8Array;
+    try {
+      res = await fetch(new URL(`/v1/requests/${encodeURIComponent(requestId)}`, url), {
+        headers: { authorization: `Bearer ${token}` },
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      bytes = new Uint8Array(await res.arrayBuffer());
+    } catch (err) {
+      const timedOut = err instanceof Error && err.name === 'TimeoutError';
+      throw new Error(
+        timedOut
+          ? `the evidence view of ${requestId} did not answer within ${timeoutMs} ms`
+          : `the evidence view of ${requestId} could not be read`,
+        { cause: err },
+      );
+    }
     if (res.status === 404) return null;
     if (res.status === 200) return (parseJson(bytes) as { records?: ViewRecords }).records ?? [];
     if (res.status !== 503 || attempt === 3)
