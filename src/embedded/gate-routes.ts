@@ -44,6 +44,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import {
   FailclosedError,
+  MAX_OUTPUT_BYTES,
   MAX_TEMPLATE_URI_LENGTH,
   canonicalize,
   deny,
@@ -79,10 +80,15 @@ import type { PeerIdentity } from '../transport/index.js';
 import type { LedgerPort } from './ports.js';
 
 /**
- * Largest body a Gate sends: a signed request's evidence is at most 256 KiB, base64 a third more;
- * an MCP call's decision carries its parameters and, base64, the message its token is bound to.
+ * Largest evidence a Gate stores, base64: a signed request (at most 256 KiB) or a background
+ * call's result, which the executor bounds by `MAX_OUTPUT_BYTES` (kernel/answer-limits.ts).
  */
-const MAX_BODY = 1024 * 1024;
+const MAX_EVIDENCE_BASE64 = Math.ceil(Math.max(256 * 1024, MAX_OUTPUT_BYTES) / 3) * 4;
+/**
+ * Largest body a Gate sends: evidence with its media type; an MCP call's decision carries its
+ * parameters and, base64, the message its token is bound to.
+ */
+const MAX_BODY = Math.max(1024 * 1024, MAX_EVIDENCE_BASE64 + 64 * 1024);
 /** Longest message, base64, a decision may carry (an MCP request is at most 256 KiB). */
 const MAX_MESSAGE = Math.ceil((256 * 1024) / 3) * 4;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -857,7 +863,7 @@ export async function handleGateRoute(
     }
     case '/v1/internal/gate/evidence': {
       const mediaType = str(o['media_type'], 128);
-      const body = str(o['body'], MAX_BODY);
+      const body = str(o['body'], MAX_EVIDENCE_BASE64);
       if (mediaType === undefined || body === undefined || !/^[A-Za-z0-9+/]*={0,2}$/.test(body))
         return refuse('ERR_REQUEST_MALFORMED', 'media_type and base64 body');
       const bytes = new Uint8Array(Buffer.from(body, 'base64'));

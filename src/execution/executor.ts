@@ -519,7 +519,8 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     } catch {
       return deny('ERR_TOOL_FAILED', 'the tool returned a value that is not strict JSON');
     }
-    if (nestedDeeperThan(parsed, MAX_RESULT_DEPTH))
+    // Nesting past the bound takes two brackets a level: a shorter text cannot (no walk per call).
+    if (raw.length > 2 * MAX_RESULT_DEPTH && nestedDeeperThan(parsed, MAX_RESULT_DEPTH))
       return deny('ERR_TOOL_OUTPUT_LIMIT', 'output nested too deeply');
     // Redaction happens here, before anything (receipt hash included) sees the result (OE-INV-010).
     let redacted: { result: JsonValue; canonical: string };

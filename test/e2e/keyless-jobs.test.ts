@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startE2e } from './harness.js';
 import type { E2e } from './harness.js';
 import { queued, settled } from './jobs-support.js';
-import { sha256Hex } from '../../src/kernel/index.js';
+import { MAX_OUTPUT_BYTES, sha256Hex } from '../../src/kernel/index.js';
 import { forgingGate } from './keyless-forge.js';
 
 const NATS_URL = 'nats://127.0.0.1:4222';
@@ -130,6 +130,15 @@ describe('background calls through a keyless Gate', () => {
         status: 200,
         value: { body: null },
       });
+      // A background result as large as a tool's output limit is stored as the job's evidence:
+      // the route takes it base64 (a third larger), as the Gate sends it (it answered 413 before).
+      const large = Buffer.from(JSON.stringify('a'.repeat(MAX_OUTPUT_BYTES - 2)));
+      expect(
+        await forge.ask('/v1/internal/gate/evidence', {
+          media_type: 'application/json',
+          body: large.toString('base64'),
+        }),
+      ).toEqual({ status: 200, value: { sha256: sha256Hex(large) } });
       // The job's own token still reads it: one queued record before the receipt is the job's.
       expect(
         (await forge.ask('/v1/internal/gate/job-result', { request_id: q.request_id, token: q.job.token }))
