@@ -5,7 +5,7 @@
  * status 0 with `ERR_INTERNAL`, an answer that is not JSON keeps its status with `ERR_INTERNAL`.
  */
 import { downloadBundle } from './download.js';
-import { exchangeOf, sendJson } from './http.js';
+import { exchangeOf, neverSent, sendJson } from './http.js';
 import type { Ed25519PublicJwk, JsonObject, JsonValue } from '../kernel/index.js';
 
 /** Options of {@link createAdminClient}. */
@@ -169,7 +169,9 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
           code: 'ERR_INTERNAL',
           reason:
             status === 0
-              ? 'the Gate could not be reached'
+              ? neverSent(err)
+                ? 'the Gate could not be reached: nothing was sent'
+                : 'no answer came back'
               : status === 200
                 ? `the export could not be written: ${why}`
                 : 'the Gate answer could not be interpreted',

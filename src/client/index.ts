@@ -29,6 +29,8 @@ export { CLIENT_TOKEN_TYPE, signClientToken } from './mcp-token.js';
 export type { ClientKey } from './keys.js';
 export { createAdminClient } from './admin.js';
 export { downloadBundle } from './download.js';
+export { nodeExchange, sendJson } from './http.js';
+export type { GateHttpAnswer } from './http.js';
 export type { DownloadAnswer } from './download.js';
 export type {
   AdminAnswer,

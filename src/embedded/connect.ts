@@ -7,7 +7,7 @@
  * logger.
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { downloadBundle } from '../client/index.js';
+import { downloadBundle, nodeExchange, sendJson } from '../client/index.js';
 import { parseJson } from '../kernel/index.js';
 import type { JsonValue } from '../kernel/index.js';
 import { dataPaths, readConfig, readOperatorToken } from './data-dir.js';
@@ -90,23 +90,22 @@ export interface HttpAnswer {
   readonly body: JsonValue;
 }
 
-/** `GET path` (with the operator token when given); transport failures reject. */
-export async function getJson(conn: Connection, path: string, withToken: boolean): Promise<HttpAnswer> {
-  const res = await fetch(
-    new URL(path, conn.url),
-    withToken ? { headers: { authorization: `Bearer ${conn.token}` } } : {},
-  );
-  return { status: res.status, body: parseJson(new Uint8Array(await res.arrayBuffer())) };
+/**
+ * `GET path` (with the operator token when given), through the client library's exchange: never
+ * rejects; no answer, or one that is not JSON, is `ERR_INTERNAL` whose reason says whether
+ * anything was sent (docs/client.md).
+ */
+export function getJson(conn: Connection, path: string, withToken: boolean): Promise<HttpAnswer> {
+  return sendJson(nodeExchange, conn.url, 'GET', path, withToken ? `Bearer ${conn.token}` : undefined);
 }
 
-/** `POST /v1/admin/{action}` with the operator token. */
-export async function operatorAction(conn: Connection, action: string, body: JsonValue): Promise<HttpAnswer> {
-  const res = await fetch(new URL(`/v1/admin/${action}`, conn.url), {
-    method: 'POST',
-    headers: { authorization: `Bearer ${conn.token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: parseJson(new Uint8Array(await res.arrayBuffer())) };
+/**
+ * `POST /v1/admin/{action}` with the operator token, as {@link getJson}: an action whose answer
+ * was lost or unreadable says it may have taken effect (a kill switch whose answer was cut on
+ * its way back is on), one never sent says so.
+ */
+export function operatorAction(conn: Connection, action: string, body: JsonValue): Promise<HttpAnswer> {
+  return sendJson(nodeExchange, conn.url, 'POST', `/v1/admin/${action}`, `Bearer ${conn.token}`, body);
 }
 
 /**

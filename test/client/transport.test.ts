@@ -27,6 +27,7 @@ import { createAdminClient, createClient, neverSent, readJob } from '../../src/c
 import {
   DEMO_CLIENT,
   initDataDir,
+  operatorAction,
   readClientFile,
   readOperatorToken,
   startEmbedded,
@@ -378,7 +379,18 @@ describe('the client transport', () => {
       token,
     });
     const direct = createAdminClient({ url: instance.url, token });
+    // The CLI's operator commands go through the same exchange.
+    const cli = {
+      url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+      token,
+      inProcess: false,
+      close: () => Promise.resolve(),
+    };
     try {
+      const viaCli = await operatorAction(cli, 'kill-switch', { on: true });
+      expect(viaCli).toMatchObject({ status: 0, body: { code: 'ERR_INTERNAL' } });
+      expect((viaCli.body as { reason: string }).reason).toMatch(/may have taken effect/);
+      expect((await direct.killSwitch(false)).status).toBe(200);
       const a = await lost.killSwitch(true, 'answer lost on the way back');
       // Before: "the Gate could not be reached", while the kill switch was on.
       expect(a).toMatchObject({ status: 0, body: { outcome: 'deny', code: 'ERR_INTERNAL' } });
@@ -392,6 +404,10 @@ describe('the client transport', () => {
     const never = await closed.killSwitch(true);
     expect(never).toMatchObject({ status: 0, body: { code: 'ERR_INTERNAL' } });
     expect((never.body as { reason: string }).reason).toMatch(/nothing was sent/);
+    const unreachable = await operatorAction({ ...cli, url: 'http://127.0.0.1:1' }, 'kill-switch', {
+      on: true,
+    });
+    expect((unreachable.body as { reason: string }).reason).toMatch(/nothing was sent/);
   });
 
   it('a failure counts as never sent only where it can come before the request is written', () => {
