@@ -294,8 +294,9 @@ export const exchangeOf = (doFetch: typeof fetch | undefined): HttpExchange =>
 
 /**
  * Sends `body` (JSON) to `path` of the Gate at `url` and reads the JSON answer. Never rejects: a
- * failure is `ERR_INTERNAL` whose reason says whether the request was never sent (status 0,
- * "could not be reached") or may have reached the Gate (a `POST`: "may have taken effect").
+ * failure is `ERR_INTERNAL` whose `sent` (and reason) says whether the request was never sent
+ * (`false`, status 0, "could not be reached") or may have reached the Gate (`true`; a `POST`:
+ * "may have taken effect").
  */
 export async function sendJson(
   exchange: HttpExchange,
@@ -316,14 +317,16 @@ export async function sendJson(
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
   } catch (err) {
+    const sent = !neverSent(err);
     return {
       status: 0,
       body: {
         outcome: 'deny',
         code: 'ERR_INTERNAL',
-        reason: neverSent(err)
-          ? 'the Gate could not be reached: nothing was sent'
-          : lost(method, 'no answer came back'),
+        reason: sent
+          ? lost(method, 'no answer came back')
+          : 'the Gate could not be reached: nothing was sent',
+        sent,
       },
     };
   }
@@ -336,6 +339,7 @@ export async function sendJson(
         outcome: 'deny',
         code: 'ERR_INTERNAL',
         reason: lost(method, 'the Gate answer could not be interpreted'),
+        sent: true,
       },
     };
   }

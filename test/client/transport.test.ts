@@ -388,12 +388,12 @@ describe('the client transport', () => {
     };
     try {
       const viaCli = await operatorAction(cli, 'kill-switch', { on: true });
-      expect(viaCli).toMatchObject({ status: 0, body: { code: 'ERR_INTERNAL' } });
+      expect(viaCli).toMatchObject({ status: 0, body: { code: 'ERR_INTERNAL', sent: true } });
       expect((viaCli.body as { reason: string }).reason).toMatch(/may have taken effect/);
       expect((await direct.killSwitch(false)).status).toBe(200);
       const a = await lost.killSwitch(true, 'answer lost on the way back');
       // Before: "the Gate could not be reached", while the kill switch was on.
-      expect(a).toMatchObject({ status: 0, body: { outcome: 'deny', code: 'ERR_INTERNAL' } });
+      expect(a).toMatchObject({ status: 0, body: { outcome: 'deny', code: 'ERR_INTERNAL', sent: true } });
       expect((a.body as { reason: string }).reason).toMatch(/may have taken effect/);
       const calls = await demoClient(instance.url).call('echo', { message: 'stopped' });
       expect(calls).toMatchObject({ outcome: 'deny', code: 'ERR_KILL_SWITCH' });
@@ -402,7 +402,7 @@ describe('the client transport', () => {
     }
     const closed = createAdminClient({ url: 'http://127.0.0.1:1', token });
     const never = await closed.killSwitch(true);
-    expect(never).toMatchObject({ status: 0, body: { code: 'ERR_INTERNAL' } });
+    expect(never).toMatchObject({ status: 0, body: { code: 'ERR_INTERNAL', sent: false } });
     expect((never.body as { reason: string }).reason).toMatch(/nothing was sent/);
     const unreachable = await operatorAction({ ...cli, url: 'http://127.0.0.1:1' }, 'kill-switch', {
       on: true,
