@@ -433,6 +433,11 @@ export function runsToolsLocally(config: Pick<EmbeddedConfig, 'executor_url' | '
   return config.executor_url === undefined || config.tls?.executor !== undefined;
 }
 
+/** Whether this process runs NATS queue workers over its own Execution Layer (`jobs.workers`). */
+function runsQueueWorkers(config: Pick<EmbeddedConfig, 'executor_url' | 'jobs'>): boolean {
+  return config.executor_url === undefined && config.jobs?.queue === 'nats' && (config.jobs.workers ?? 0) > 0;
+}
+
 /** Opens every role over an initialised data directory (see `initDataDir`). */
 export async function openCore(dir: string, options: CoreOptions = {}): Promise<Core> {
   const p = dataPaths(dir);
@@ -878,6 +883,10 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       ...(runsToolsLocally(config)
         ? [{ name: 'sandbox', check: async () => (await sandbox.probe()).outcome === 'ok' }]
         : []),
+      // Its queue workers take jobs only while bound to this backend's nonce store.
+      ...(runsQueueWorkers(config)
+        ? [{ name: 'queue_workers', check: () => Promise.resolve(workers?.refused() === undefined) }]
+        : []),
     ],
   });
   let sweepTimer: NodeJS.Timeout | undefined;
@@ -985,7 +994,17 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   follower?.start();
   await jobs.queue.start((d) => gate.finishJob(d));
   // In-process queue workers over this process's own Execution Layer, when `jobs.workers` asks.
-  if (config.executor_url === undefined) workers = jobs.startWorkers((input) => executor.execute(input));
+  // Bound to this backend's nonce store: workers of one stream must share one (docs/jobs.md).
+  if (config.executor_url === undefined)
+    workers = jobs.startWorkers(
+      (input) => executor.execute(input),
+      runsQueueWorkers(config)
+        ? {
+            nonceStore: await backend.nonceStoreIdentity(),
+            onRefused: (err) => process.stderr.write(`failclosed: ${err.message}\n`),
+          }
+        : undefined,
+    );
   scheduler?.attach(gate);
   const tickMs = options.scheduleTickMs ?? 1000;
   if (tickMs > 0) scheduler?.start(tickMs);

@@ -59,6 +59,7 @@ import {
   createRedactor,
   createUpstreamTokenCache,
   createSqliteNonceStore,
+  sqliteNonceStoreIdentity,
 } from '../execution/index.js';
 import type {
   CallRelay,
@@ -75,6 +76,7 @@ import type {
 import {
   assertSchemaCurrent,
   createPostgresNonceStore,
+  postgresNonceStoreIdentity,
   migrate,
   openPostgresPool,
 } from '../storage/index.js';
@@ -641,11 +643,16 @@ export async function openExecutorNonceStore(
     'nonces' | 'nonces_schema' | 'clock_tolerance_sec' | 'max_envelope_lifetime_sec'
   >,
   clock: Clock,
-): Promise<{ readonly store: NonceStore; close(): Promise<void> }> {
+): Promise<{ readonly store: NonceStore; readonly identity: () => Promise<string>; close(): Promise<void> }> {
   const retainAfterExpSec = config.clock_tolerance_sec + config.max_envelope_lifetime_sec;
   if (!/^postgres(ql)?:\/\//.test(config.nonces)) {
     const store = createSqliteNonceStore({ path: config.nonces, now: clock, retainAfterExpSec });
-    return { store, close: () => store.close() };
+    const path = config.nonces;
+    return {
+      store,
+      identity: () => Promise.resolve(sqliteNonceStoreIdentity(path)),
+      close: () => store.close(),
+    };
   }
   const db = openPostgresPool({
     url: config.nonces,
@@ -667,6 +674,7 @@ export async function openExecutorNonceStore(
   const store = createPostgresNonceStore(db, { now: clock, retainAfterExpSec });
   return {
     store,
+    identity: () => postgresNonceStoreIdentity(db),
     async close() {
       await store.close();
       await db.close();
@@ -730,8 +738,16 @@ export async function startExecutorNode(
   const compile = createBundleCompiler({ builtins: Object.keys(createDefaultBuiltins()) });
   const trust = createGateTrust({ link, now: clock, maxAgeMs: config.keys_max_age_ms, compile });
   let nonces: Awaited<ReturnType<typeof openExecutorNonceStore>>;
+  /** The store the queue workers bind their stream to (docs/jobs.md "Shared nonce store"). */
+  let nonceStore: string | undefined;
   try {
     nonces = await openExecutorNonceStore(config, clock);
+    try {
+      if (config.jobs !== undefined) nonceStore = await nonces.identity();
+    } catch (err) {
+      await nonces.close();
+      throw err;
+    }
   } catch (err) {
     agent.close();
     throw err;
@@ -827,8 +843,15 @@ export async function startExecutorNode(
   const workers =
     config.jobs === undefined
       ? undefined
-      : startNatsWorkers({ ...natsOptionsOf(config.jobs), concurrency: config.jobs.workers ?? 2 }, (input) =>
-          executor.execute(input),
+      : startNatsWorkers(
+          {
+            ...natsOptionsOf(config.jobs),
+            concurrency: config.jobs.workers ?? 2,
+            // Workers of one stream share one nonce store (docs/jobs.md): bound to this one.
+            ...(nonceStore === undefined ? {} : { nonceStore }),
+            onRefused: (err) => telemetry.logger.error({ err: err.message }, 'queue workers refused'),
+          },
+          (input) => executor.execute(input),
         );
   const stop = async (): Promise<void> => {
     // Closing the listener closes the Gates' connections: the calls still running are cut (their

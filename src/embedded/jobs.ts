@@ -8,13 +8,16 @@ import type { JobsConfig } from './jobs-config.js';
 import { natsOptionsOf } from './jobs-config.js';
 import { createLocalJobQueue } from './local-queue.js';
 import { createNatsJobQueue, startNatsWorkers } from './nats-queue.js';
-import type { NatsWorkers, WorkerExecute } from './nats-queue.js';
+import type { NatsWorkers, WorkerBinding, WorkerExecute } from './nats-queue.js';
 
 /** The Gate's queue, and the in-process workers a `nats` setting asks for. */
 export interface OpenedJobs {
   readonly queue: GateJobQueue;
-  /** Starts the in-process NATS workers, if any (after the executor is ready). */
-  startWorkers(execute: WorkerExecute): NatsWorkers | undefined;
+  /**
+   * Starts the in-process NATS workers, if any (after the executor is ready), bound to the nonce
+   * store `binding` names (`nats-queue.ts` `bindNonceStore`).
+   */
+  startWorkers(execute: WorkerExecute, binding?: WorkerBinding): NatsWorkers | undefined;
 }
 
 /** Opens the queue `config` names over the Gate's Execution Layer port. */
@@ -28,9 +31,9 @@ export function openJobs(config: JobsConfig | undefined, executor: GateExecutor)
   const options = natsOptionsOf(c);
   return {
     queue: createNatsJobQueue(options),
-    startWorkers: (execute) =>
+    startWorkers: (execute, binding) =>
       (c.workers ?? 0) === 0
         ? undefined
-        : startNatsWorkers({ ...options, concurrency: c.workers ?? 0 }, execute),
+        : startNatsWorkers({ ...options, ...binding, concurrency: c.workers ?? 0 }, execute),
   };
 }

@@ -49,13 +49,84 @@ interface Subjects {
   readonly stream: string;
   readonly jobs: string;
   readonly answers: string;
+  /** The stream holding the nonce store the workers of `stream` are bound to, and its subject. */
+  readonly binding: string;
+  readonly bindingSubject: string;
 }
 
 function subjectsOf(o: NatsQueueOptions): Subjects {
   const stream = o.stream ?? 'FAILCLOSED';
   if (!STREAM.test(stream)) throw new TypeError('stream must be 1-64 letters, digits, _ or -');
   const s = stream.toLowerCase();
-  return { stream, jobs: `failclosed.${s}.jobs`, answers: `failclosed.${s}.answers` };
+  return {
+    stream,
+    jobs: `failclosed.${s}.jobs`,
+    answers: `failclosed.${s}.answers`,
+    binding: `${stream}_NONCE_STORE`,
+    bindingSubject: `failclosed.${s}.nonce_store`,
+  };
+}
+
+/** Workers whose nonce store is not the one the stream's workers are bound to (docs/jobs.md). */
+export class NonceStoreMismatch extends Error {
+  override readonly name = 'NonceStoreMismatch';
+}
+
+/**
+ * Binds the stream's workers to the nonce store `identity` names, or checks they are bound to it
+ * (docs/jobs.md "Shared nonce store"): the first worker's store is recorded once, in a stream of
+ * its own, by a publish that succeeds only while the subject is empty; every later worker reads it
+ * back. Rejects {@link NonceStoreMismatch} when another store was recorded (a redelivered job
+ * would find its nonce fresh there and run again), and with the broker's error when it cannot
+ * answer.
+ */
+async function bindNonceStore(
+  nc: NatsConnection,
+  js: JetStreamClient,
+  s: Subjects,
+  identity: string,
+): Promise<void> {
+  const { jetstreamManager, RetentionPolicy, StorageType } = await natsClient();
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.streams.info(s.binding);
+  } catch {
+    await jsm.streams
+      .add({
+        name: s.binding,
+        subjects: [s.bindingSubject],
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        max_msgs_per_subject: 1,
+        max_msg_size: 4096,
+      })
+      .catch(async (err: unknown) => {
+        // Another worker created it meanwhile.
+        await jsm.streams.info(s.binding).catch(() => {
+          throw err;
+        });
+      });
+  }
+  const bound = async (): Promise<string | undefined> => {
+    const m = await jsm.streams.getMessage(s.binding, { last_by_subj: s.bindingSubject }).catch(() => null);
+    return m === null ? undefined : new TextDecoder().decode(m.data);
+  };
+  let recorded = await bound();
+  if (recorded === undefined) {
+    try {
+      await js.publish(s.bindingSubject, identity, { expect: { lastSubjectSequence: 0 } });
+      return;
+    } catch {
+      // Another worker recorded its store first (or the broker failed): read what is there.
+      recorded = await bound();
+      if (recorded === undefined) throw new Error('the broker did not record the nonce store');
+    }
+  }
+  if (recorded !== identity)
+    throw new NonceStoreMismatch(
+      `the workers of stream ${s.stream} use the nonce store ${recorded}, and this one ${identity}: ` +
+        'workers of one stream must share one nonce store (docs/jobs.md "Shared nonce store"); this worker takes no job',
+    );
 }
 
 /**
@@ -278,7 +349,20 @@ export function createNatsJobQueue(o: NatsQueueOptions): GateJobQueue {
 export interface NatsWorkers {
   /** True once connected to the broker and taking jobs. */
   readonly connected: () => boolean;
+  /** Set when the stream's workers use another nonce store: these take no job. */
+  readonly refused: () => Error | undefined;
   close(): Promise<void>;
+}
+
+/** The nonce store a process's workers consume envelopes in. */
+export interface WorkerBinding {
+  /**
+   * Its identity (`StorageBackend.nonceStoreIdentity`, `sqliteNonceStoreIdentity`,
+   * `postgresNonceStoreIdentity`): the workers bind the stream to it, or take no job when the
+   * stream's workers use another ({@link NonceStoreMismatch}, handed to `onRefused`).
+   */
+  readonly nonceStore?: string;
+  readonly onRefused?: (err: Error) => void;
 }
 
 /** What a worker runs each message through: the Execution Layer's entry point. */
@@ -292,7 +376,7 @@ export type WorkerExecute = (input: ExecutionInput) => Promise<unknown>;
  * denies it. It connects in the background and keeps trying while the broker is unreachable.
  */
 export function startNatsWorkers(
-  o: NatsQueueOptions & { readonly concurrency?: number },
+  o: NatsQueueOptions & WorkerBinding & { readonly concurrency?: number },
   execute: WorkerExecute,
 ): NatsWorkers {
   let closed = false;
@@ -344,6 +428,7 @@ export function startNatsWorkers(
     }
     m.ack();
   };
+  let refused: Error | undefined;
   const opening = (async () => {
     while (!closed) {
       try {
@@ -355,6 +440,21 @@ export function startNatsWorkers(
     }
     const c = conn;
     if (c === undefined || closed) return;
+    // Bound before any job is taken; a broker failure is asked again, another store refuses.
+    while (o.nonceStore !== undefined && !closed) {
+      try {
+        await bindNonceStore(c.nc, c.js, c.s, o.nonceStore);
+        break;
+      } catch (err) {
+        if (err instanceof NonceStoreMismatch) {
+          refused = err;
+          o.onRefused?.(err);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 500).unref());
+      }
+    }
+    if (closed) return;
     loops = consumeLoops(
       c.js,
       c.s.stream,
@@ -365,7 +465,8 @@ export function startNatsWorkers(
     );
   })();
   return {
-    connected: () => conn !== undefined && !conn.nc.isClosed(),
+    connected: () => loops.length > 0 && conn !== undefined && !conn.nc.isClosed(),
+    refused: () => refused,
     async close() {
       closed = true;
       await opening;

@@ -15,6 +15,8 @@
  * the kernel's import-free schema runner, so that the cross-process concurrency test can load
  * them on their own.
  */
+import { realpathSync } from 'node:fs';
+import { hostname } from 'node:os';
 import Database from 'better-sqlite3';
 import { openStoreConnection } from '../kernel/index.js';
 import type { Clock, DurableWrites, SchemaMigration, SqliteCommitUnit } from '../kernel/index.js';
@@ -244,4 +246,13 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
       if (unit === undefined) db.close();
     },
   };
+}
+
+/**
+ * The identity of the SQLite nonce store at `path` (docs/jobs.md "Shared nonce store"): the host
+ * and the file's real path. Queue workers of one stream must share one nonce store; a file is one
+ * store only for the processes of one host.
+ */
+export function sqliteNonceStoreIdentity(path: string): string {
+  return `sqlite:${hostname()}:${realpathSync(path)}`;
 }

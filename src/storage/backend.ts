@@ -67,6 +67,11 @@ export interface StorageBackend {
   openLedgerReader(): LedgerStore;
   /** Envelope nonces of the Execution Layer (OE-INV-017). */
   readonly nonces: NonceStore;
+  /**
+   * Which nonce store {@link nonces} is, the same from every process on it (docs/jobs.md "Shared
+   * nonce store"): queue workers bind their stream to it.
+   */
+  nonceStoreIdentity(): Promise<string>;
   /** Kill switch, lockdowns, quarantines and taint (OE-INV-025). */
   readonly governance: GovernanceState;
   /** The Gate's registered clients and its request nonces and ids (FC-INV-3). */

@@ -18,6 +18,7 @@ export {
   migrate,
   assertSchemaCurrent,
   createPostgresNonceStore,
+  postgresNonceStoreIdentity,
   createPostgresLedgerStore,
   createPostgresGateState,
   createPostgresOperatorStore,

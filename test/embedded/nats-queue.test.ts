@@ -142,6 +142,57 @@ describe('the NATS job queue', () => {
     }
   }, 30_000);
 
+  it('a worker on another nonce store than the stream is bound to takes no job; workers on the bound one run them all', async () => {
+    const stream = streamName('BIND');
+    streams.push(`${stream}_NONCE_STORE`);
+    const gate = createNatsJobQueue({ url: NATS_URL, stream, ackWaitMs: 5000 });
+    const delivered: JobDelivery[] = [];
+    await gate.start((d) => {
+      delivered.push(d);
+      return Promise.resolve();
+    });
+    for (let i = 0; i < 200 && !(await gate.ready()); i += 1) await new Promise((r) => setTimeout(r, 25));
+    const ran = { a: 0, b: 0, c: 0 };
+    const worker = (store: string, name: keyof typeof ran, refusals: Error[]) =>
+      startNatsWorkers(
+        {
+          url: NATS_URL,
+          stream,
+          ackWaitMs: 5000,
+          concurrency: 2,
+          nonceStore: store,
+          onRefused: (e) => refusals.push(e),
+        },
+        () => {
+          ran[name] += 1;
+          return Promise.resolve({ outcome: 'executed' });
+        },
+      );
+    const none: Error[] = [];
+    const refused: Error[] = [];
+    const a = worker('postgres:1/db/one', 'a', none);
+    await until(() => a.connected(), 10_000);
+    // Before, it took jobs: a redelivery there would find its nonce fresh and run again.
+    const b = worker('sqlite:elsewhere:/var/lib/nonces.db', 'b', refused);
+    const c = worker('postgres:1/db/one', 'c', none);
+    try {
+      await until(() => refused.length > 0 && c.connected(), 10_000);
+      expect(refused.map((e) => e.name)).toEqual(['NonceStoreMismatch']);
+      expect(refused[0]!.message).toContain('postgres:1/db/one');
+      expect(b.connected()).toBe(false);
+      expect(b.refused()).toBe(refused[0]);
+      for (let n = 1; n <= 8; n += 1) await gate.enqueue(job(n));
+      await until(() => delivered.length === 8, 15_000);
+      expect(delivered).toHaveLength(8);
+      expect(ran.b).toBe(0);
+      expect(ran.a + ran.c).toBe(8);
+      expect(none).toEqual([]);
+    } finally {
+      await Promise.all([a.close(), b.close(), c.close()]);
+      await gate.close();
+    }
+  }, 40_000);
+
   it('workers told to stop take no new job: the queued ones stay in the stream for another worker', async () => {
     const stream = streamName('STOP');
     const gate = createNatsJobQueue({ url: NATS_URL, stream, ackWaitMs: 5000 });
@@ -179,6 +230,54 @@ describe('the NATS job queue', () => {
     } finally {
       await next.close();
       await gate.close();
+    }
+  }, 40_000);
+
+  it("a Gate's own workers on another nonce store than its stream's take no job, and /readyz says so", async () => {
+    const stream = streamName('GATEBIND');
+    streams.push(`${stream}_NONCE_STORE`);
+    // Workers elsewhere bound the stream to their store first.
+    const elsewhere = startNatsWorkers(
+      { url: NATS_URL, stream, ackWaitMs: 5000, concurrency: 1, nonceStore: 'postgres:7/other/failclosed' },
+      () => Promise.resolve({ outcome: 'executed' }),
+    );
+    await until(() => elsewhere.connected(), 10_000);
+    await elsewhere.close();
+    const work = mkdtempSync(join(tmpdir(), 'fc-nats-bind-'));
+    const dir = join(work, 'gate');
+    try {
+      await initDataDir(dir, { policyDir: napPolicyDir(work) });
+      const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as Record<string, unknown>;
+      writeFileSync(
+        dataPaths(dir).config,
+        JSON.stringify({
+          ...config,
+          jobs: { queue: 'nats', url: NATS_URL, stream, workers: 1, ack_wait_ms: 5000 },
+        }),
+      );
+      let runs = 0;
+      const gate = await startEmbedded(dir, { port: 0, onToolRun: () => void (runs += 1) });
+      try {
+        const checks = async () =>
+          ((await (await fetch(`${gate.url}/readyz`)).json()) as { checks: Record<string, boolean> }).checks;
+        let last: Record<string, boolean> = {};
+        for (let i = 0; i < 200 && last['queue_workers'] !== false; i += 1) {
+          last = await checks();
+          await new Promise((r) => setTimeout(r, 25));
+        }
+        expect(last['queue_workers']).toBe(false);
+        const f = readClientFile(dir, DEMO_CLIENT.identity);
+        const client = createClient({ url: gate.url, identity: f.identity, tenant: f.tenant, key: f.key });
+        expect(await client.submit('nap', { seconds: '0' }, { session: 'bind' })).toMatchObject({
+          outcome: 'queued',
+        });
+        await new Promise((r) => setTimeout(r, 1500));
+        expect(runs).toBe(0);
+      } finally {
+        await gate.close();
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
     }
   }, 40_000);
 

@@ -1,8 +1,12 @@
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createMemoryNonceStore, createSqliteNonceStore } from '../../src/execution/index.js';
+import { mkdtempSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import {
+  createMemoryNonceStore,
+  createSqliteNonceStore,
+  sqliteNonceStoreIdentity,
+} from '../../src/execution/index.js';
 import type { NonceStore } from '../../src/execution/index.js';
 import { describe, expect, it } from 'vitest';
 import { runNonceStoreContract } from './nonce-store.contract.js';
@@ -99,6 +103,24 @@ describe('SQLite nonce store specifics (OE-INV-017, SPEC §8 nonce store row)', 
     }
   };
   const n = (jti: string, exp: number) => ({ jti, tenant: 'acme', exp, decision_id: 'd' });
+
+  it('names its store by host and real path: a link to the file is the same store, another file another (docs/jobs.md)', async () => {
+    const a = scratch();
+    const b = scratch();
+    try {
+      for (const path of [a.path, b.path])
+        await createSqliteNonceStore({ path, now: () => T * 1000 }).close();
+      const link = join(dirname(a.path), 'link.db');
+      symlinkSync(a.path, link);
+      const id = sqliteNonceStoreIdentity(a.path);
+      expect(id).toBe(`sqlite:${hostname()}:${realpathSync(a.path)}`);
+      expect(sqliteNonceStoreIdentity(link)).toBe(id);
+      expect(sqliteNonceStoreIdentity(b.path)).not.toBe(id);
+    } finally {
+      a.remove();
+      b.remove();
+    }
+  });
 
   it('records each consumption durably in WAL mode, with its time and whether it was a void', async () => {
     const s = scratch();

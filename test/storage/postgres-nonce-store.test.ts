@@ -7,7 +7,11 @@
 import pg from 'pg';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { NonceStore } from '../../src/execution/index.js';
-import { createPostgresNonceStore, openPostgresPool } from '../../src/storage/postgres/index.js';
+import {
+  createPostgresNonceStore,
+  openPostgresPool,
+  postgresNonceStoreIdentity,
+} from '../../src/storage/postgres/index.js';
 import type { PostgresPool } from '../../src/storage/postgres/index.js';
 import { runNonceStoreContract } from '../execution/nonce-store.contract.js';
 import { openMigratedPool, useTestDatabase, waitUntilBlocked } from '../support/postgres.js';
@@ -49,6 +53,22 @@ describe('PostgreSQL nonce store specifics (OE-INV-017, FC-INV-4)', () => {
     return { db, store };
   };
   const n = (jti: string, exp = T + 60) => ({ jti, tenant: 'acme', exp, decision_id: `d-${jti}` });
+
+  it('names its store the same from every pool on one schema, and another schema otherwise (docs/jobs.md)', async () => {
+    const { db } = await setup();
+    const sibling = openPostgresPool({
+      url: pgdb.url.replace('127.0.0.1', 'localhost'),
+      schema: db.schema,
+      max: 1,
+    });
+    const other = await openMigratedPool(pgdb.url);
+    pools.push(sibling, other);
+    const id = await postgresNonceStoreIdentity(db);
+    expect(id).toMatch(new RegExp(`^postgres:\\d+/[a-z0-9_]+/${db.schema}$`));
+    // Another URL to the same schema is the same store; another schema is another one.
+    expect(await postgresNonceStoreIdentity(sibling)).toBe(id);
+    expect(await postgresNonceStoreIdentity(other)).not.toBe(id);
+  });
   const rows = async (db: PostgresPool) =>
     (
       await db.pool.query(

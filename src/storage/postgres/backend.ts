@@ -27,7 +27,7 @@ import { createPostgresGateState } from './gate-state.js';
 import { createPostgresGovernanceState } from './governance-state.js';
 import { createPostgresLedgerStore } from './ledger-store.js';
 import { migrate } from './migrations.js';
-import { createPostgresNonceStore } from './nonce-store.js';
+import { createPostgresNonceStore, postgresNonceStoreIdentity } from './nonce-store.js';
 import { openPostgresPool } from './pool.js';
 import { createPostgresWriteProbe } from './probe.js';
 
@@ -103,6 +103,7 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
   return {
     name: 'postgres',
     ledger,
+    nonceStoreIdentity: () => postgresNonceStoreIdentity(db),
     // A reader never writes.
     openLedgerReader: () => createPostgresLedgerStore(db, { readonly: true }),
     shared: true,

@@ -14,7 +14,7 @@ export { acquireInstanceLease, GATE_INSTANCE_PREFIX } from './instance-lease.js'
 export type { InstanceLease, InstanceLeaseOptions } from './instance-lease.js';
 export { createPostgresGateState } from './gate-state.js';
 export type { PostgresGateStateOptions } from './gate-state.js';
-export { createPostgresNonceStore } from './nonce-store.js';
+export { createPostgresNonceStore, postgresNonceStoreIdentity } from './nonce-store.js';
 export type { PostgresNonceStoreOptions } from './nonce-store.js';
 export { createPostgresGovernanceState } from './governance-state.js';
 export type { PostgresGovernanceState } from './governance-state.js';

@@ -270,3 +270,23 @@ export function createPostgresNonceStore(db: PostgresPool, options: PostgresNonc
     },
   };
 }
+
+/**
+ * The identity of the nonce store `db` serves (docs/jobs.md "Shared nonce store"): the cluster's
+ * system identifier (set once when the cluster is created, readable by any role), the database
+ * and the schema. Every connection to that schema, from any host or URL, reads the same.
+ */
+export async function postgresNonceStoreIdentity(db: PostgresPool): Promise<string> {
+  const r = await db.pool.query<{ sys: unknown; db: unknown }>(
+    'SELECT system_identifier::text AS sys, current_database() AS db FROM pg_control_system()',
+  );
+  const row = r.rows.length === 1 ? r.rows[0] : undefined;
+  if (
+    row === undefined ||
+    typeof row.sys !== 'string' ||
+    typeof row.db !== 'string' ||
+    !/^\d+$/.test(row.sys)
+  )
+    throw new TypeError('the cluster identifier could not be read');
+  return `postgres:${row.sys}/${row.db}/${db.schema}`;
+}
