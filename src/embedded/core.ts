@@ -885,13 +885,14 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
         : []),
       // Its queue workers take jobs only while bound to this backend's nonce store.
       ...(runsQueueWorkers(config)
-        ? [{ name: 'queue_workers', check: () => Promise.resolve(workers?.refused() === undefined) }]
+        ? [{ name: 'queue_workers', check: () => Promise.resolve(workers?.bound() === true) }]
         : []),
     ],
   });
   let sweepTimer: NodeJS.Timeout | undefined;
   let sweeping: Promise<RecoveryReport> | undefined;
   let workers: NatsWorkers | undefined;
+  let nonceStore: string | undefined;
   const close = async (): Promise<void> => {
     try {
       await closeRoles();
@@ -979,6 +980,8 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
           `the Cedar thread did not start (${up.status === 'timeout' ? 'timed out' : 'failed'})`,
         );
     }
+    // The nonce store this process's queue workers bind their stream to (docs/jobs.md).
+    if (runsQueueWorkers(config)) nonceStore = await backend.nonceStoreIdentity();
   } catch (err) {
     await close();
     throw err;
@@ -995,16 +998,15 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   await jobs.queue.start((d) => gate.finishJob(d));
   // In-process queue workers over this process's own Execution Layer, when `jobs.workers` asks.
   // Bound to this backend's nonce store: workers of one stream must share one (docs/jobs.md).
-  if (config.executor_url === undefined)
-    workers = jobs.startWorkers(
-      (input) => executor.execute(input),
-      runsQueueWorkers(config)
-        ? {
-            nonceStore: await backend.nonceStoreIdentity(),
-            onRefused: (err) => process.stderr.write(`failclosed: ${err.message}\n`),
-          }
-        : undefined,
-    );
+  if (nonceStore !== undefined)
+    workers = jobs.startWorkers((input) => executor.execute(input), {
+      nonceStore,
+      onRefused: (err) => process.stderr.write(`failclosed: ${err.message}\n`),
+      onBindError: (err) =>
+        process.stderr.write(
+          `failclosed: queue workers: the nonce store binding could not be read (${err.message})\n`,
+        ),
+    });
   scheduler?.attach(gate);
   const tickMs = options.scheduleTickMs ?? 1000;
   if (tickMs > 0) scheduler?.start(tickMs);

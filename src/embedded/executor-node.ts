@@ -841,15 +841,20 @@ export async function startExecutorNode(
   );
   // Queue workers run each job through the same executor as `POST /v1/execute` (FC-INV-6).
   const workers =
-    config.jobs === undefined
+    config.jobs === undefined || nonceStore === undefined
       ? undefined
       : startNatsWorkers(
           {
             ...natsOptionsOf(config.jobs),
             concurrency: config.jobs.workers ?? 2,
             // Workers of one stream share one nonce store (docs/jobs.md): bound to this one.
-            ...(nonceStore === undefined ? {} : { nonceStore }),
+            nonceStore,
             onRefused: (err) => telemetry.logger.error({ err: err.message }, 'queue workers refused'),
+            onBindError: (err) =>
+              telemetry.logger.warn(
+                { err: err.message },
+                'queue workers: the nonce store binding could not be read',
+              ),
           },
           (input) => executor.execute(input),
         );

@@ -17,7 +17,7 @@ export interface OpenedJobs {
    * Starts the in-process NATS workers, if any (after the executor is ready), bound to the nonce
    * store `binding` names (`nats-queue.ts` `bindNonceStore`).
    */
-  startWorkers(execute: WorkerExecute, binding?: WorkerBinding): NatsWorkers | undefined;
+  startWorkers(execute: WorkerExecute, binding: WorkerBinding): NatsWorkers | undefined;
 }
 
 /** Opens the queue `config` names over the Gate's Execution Layer port. */

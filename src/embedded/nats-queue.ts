@@ -75,10 +75,11 @@ export class NonceStoreMismatch extends Error {
 /**
  * Binds the stream's workers to the nonce store `identity` names, or checks they are bound to it
  * (docs/jobs.md "Shared nonce store"): the first worker's store is recorded once, in a stream of
- * its own, by a publish that succeeds only while the subject is empty; every later worker reads it
- * back. Rejects {@link NonceStoreMismatch} when another store was recorded (a redelivered job
- * would find its nonce fresh there and run again), and with the broker's error when it cannot
- * answer.
+ * its own that keeps one message, refuses a second one on its subject and any delete or purge of
+ * it, by a publish that succeeds only while the subject is empty; every later worker, and every
+ * worker again before each job it runs, reads it back. Rejects {@link NonceStoreMismatch} when
+ * another store is recorded (a redelivered job would find its nonce fresh there and run again) or
+ * the binding stream is not one this code made, and with the broker's error when it cannot answer.
  */
 async function bindNonceStore(
   nc: NatsConnection,
@@ -86,35 +87,52 @@ async function bindNonceStore(
   s: Subjects,
   identity: string,
 ): Promise<void> {
-  const { jetstreamManager, RetentionPolicy, StorageType } = await natsClient();
-  const jsm = await jetstreamManager(nc);
-  try {
-    await jsm.streams.info(s.binding);
-  } catch {
-    await jsm.streams
-      .add({
-        name: s.binding,
-        subjects: [s.bindingSubject],
-        retention: RetentionPolicy.Limits,
-        storage: StorageType.File,
-        max_msgs_per_subject: 1,
-        max_msg_size: 4096,
-      })
-      .catch(async (err: unknown) => {
-        // Another worker created it meanwhile.
-        await jsm.streams.info(s.binding).catch(() => {
-          throw err;
-        });
-      });
-  }
+  const { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType } = await natsClient();
+  // Asked before every job: no account round trip first.
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
+  const config = {
+    name: s.binding,
+    subjects: [s.bindingSubject],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    max_msgs_per_subject: 1,
+    max_msg_size: 4096,
+    discard: DiscardPolicy.New,
+    discard_new_per_subject: true,
+    deny_delete: true,
+    deny_purge: true,
+  };
+  let info = await jsm.streams.info(s.binding).catch(() => undefined);
+  if (info === undefined)
+    info = await jsm.streams.add(config).catch(async (err: unknown) => {
+      // Another worker created it meanwhile.
+      const again = await jsm.streams.info(s.binding).catch(() => undefined);
+      if (again === undefined) throw err;
+      return again;
+    });
+  const c = info.config;
+  if (
+    c.subjects?.length !== 1 ||
+    c.subjects[0] !== s.bindingSubject ||
+    c.max_msgs_per_subject !== 1 ||
+    c.discard !== DiscardPolicy.New ||
+    c.discard_new_per_subject !== true ||
+    c.deny_delete !== true ||
+    c.deny_purge !== true
+  )
+    throw new NonceStoreMismatch(
+      `the stream ${s.binding} is not the nonce store binding of stream ${s.stream} (another configuration): this worker takes no job`,
+    );
   const bound = async (): Promise<string | undefined> => {
-    const m = await jsm.streams.getMessage(s.binding, { last_by_subj: s.bindingSubject }).catch(() => null);
+    const m = await jsm.streams.getMessage(s.binding, { last_by_subj: s.bindingSubject });
     return m === null ? undefined : new TextDecoder().decode(m.data);
   };
   let recorded = await bound();
   if (recorded === undefined) {
     try {
-      await js.publish(s.bindingSubject, identity, { expect: { lastSubjectSequence: 0 } });
+      await js.publish(s.bindingSubject, identity, {
+        expect: { lastSubjectSequence: 0, streamName: s.binding },
+      });
       return;
     } catch {
       // Another worker recorded its store first (or the broker failed): read what is there.
@@ -220,6 +238,8 @@ async function open(
   }
   return { nc, js: jetstream(nc, { timeout: timeoutMs }), s, waits };
 }
+
+type Opened = Awaited<ReturnType<typeof open>>;
 
 function decode(m: JsMsg): JsonValue | undefined {
   try {
@@ -351,6 +371,8 @@ export interface NatsWorkers {
   readonly connected: () => boolean;
   /** Set when the stream's workers use another nonce store: these take no job. */
   readonly refused: () => Error | undefined;
+  /** True while the stream is bound to this nonce store as last checked (at start, before each job). */
+  readonly bound: () => boolean;
   close(): Promise<void>;
 }
 
@@ -358,11 +380,14 @@ export interface NatsWorkers {
 export interface WorkerBinding {
   /**
    * Its identity (`StorageBackend.nonceStoreIdentity`, `sqliteNonceStoreIdentity`,
-   * `postgresNonceStoreIdentity`): the workers bind the stream to it, or take no job when the
-   * stream's workers use another ({@link NonceStoreMismatch}, handed to `onRefused`).
+   * `postgresNonceStoreIdentity`): the workers bind the stream to it and check it again before
+   * each job, and take no job when the stream's workers use another ({@link NonceStoreMismatch},
+   * handed to `onRefused`).
    */
-  readonly nonceStore?: string;
+  readonly nonceStore: string;
   readonly onRefused?: (err: Error) => void;
+  /** The binding could not be read or recorded (taking no job meanwhile): first, then once a minute. */
+  readonly onBindError?: (err: Error) => void;
 }
 
 /** What a worker runs each message through: the Execution Layer's entry point. */
@@ -382,7 +407,36 @@ export function startNatsWorkers(
   let closed = false;
   let conn: Awaited<ReturnType<typeof open>> | undefined;
   let loops: Promise<void>[] = [];
-  const handle = async (js: JetStreamClient, answers: string, every: number, m: JsMsg): Promise<void> => {
+  let refused: Error | undefined;
+  let isBound = false;
+  let lastBindError = 0;
+  const refuse = (err: NonceStoreMismatch): void => {
+    isBound = false;
+    if (refused !== undefined) return;
+    refused = err;
+    o.onRefused?.(err);
+  };
+  const bindError = (err: unknown): void => {
+    isBound = false;
+    const now = Date.now();
+    if (now - lastBindError < 60_000) return;
+    lastBindError = now;
+    o.onBindError?.(err instanceof Error ? err : new Error('the broker failed'));
+  };
+  /** Whether the stream is still bound to this store: recorded again when its record is gone. */
+  const checkBound = async (c: Opened): Promise<'bound' | 'unsure' | NonceStoreMismatch> => {
+    try {
+      await bindNonceStore(c.nc, c.js, c.s, o.nonceStore);
+      isBound = true;
+      return 'bound';
+    } catch (err) {
+      if (err instanceof NonceStoreMismatch) return err;
+      bindError(err);
+      return 'unsure';
+    }
+  };
+  const handle = async (c: Opened, answers: string, every: number, m: JsMsg): Promise<void> => {
+    const js = c.js;
     const v = decode(m);
     // Only a message that is not even an object is dropped unread.
     if (!isObject(v)) return m.term();
@@ -392,6 +446,14 @@ export function startNatsWorkers(
       // Not a job: the executor records its denial, without the envelope, so it can never run.
       await execute({ ...executionInputOf(call), envelope: undefined });
       return m.term();
+    }
+    // Still bound to this nonce store, checked before every job: a binding lost (a broker that lost
+    // its storage, a stream deleted) or taken by another store's workers runs nothing here.
+    const check = await checkBound(c);
+    if (check !== 'bound') {
+      if (check instanceof NonceStoreMismatch) refuse(check);
+      m.nak(1000);
+      return;
     }
     // A job goes to the executor, which verifies everything and records what it denies.
     const beat = setInterval(() => m.working(), every);
@@ -428,7 +490,6 @@ export function startNatsWorkers(
     }
     m.ack();
   };
-  let refused: Error | undefined;
   const opening = (async () => {
     while (!closed) {
       try {
@@ -441,18 +502,11 @@ export function startNatsWorkers(
     const c = conn;
     if (c === undefined || closed) return;
     // Bound before any job is taken; a broker failure is asked again, another store refuses.
-    while (o.nonceStore !== undefined && !closed) {
-      try {
-        await bindNonceStore(c.nc, c.js, c.s, o.nonceStore);
-        break;
-      } catch (err) {
-        if (err instanceof NonceStoreMismatch) {
-          refused = err;
-          o.onRefused?.(err);
-          return;
-        }
-        await new Promise((r) => setTimeout(r, 500).unref());
-      }
+    while (!closed) {
+      const check = await checkBound(c);
+      if (check === 'bound') break;
+      if (check instanceof NonceStoreMismatch) return refuse(check);
+      await new Promise((r) => setTimeout(r, 500).unref());
     }
     if (closed) return;
     loops = consumeLoops(
@@ -460,13 +514,15 @@ export function startNatsWorkers(
       c.s.stream,
       'workers',
       o.concurrency ?? 2,
-      () => closed,
-      (m) => handle(c.js, c.s.answers, beatEvery(c.waits.workers), m),
+      // A refused worker takes no more job.
+      () => closed || refused !== undefined,
+      (m) => handle(c, c.s.answers, beatEvery(c.waits.workers), m),
     );
   })();
   return {
     connected: () => loops.length > 0 && conn !== undefined && !conn.nc.isClosed(),
     refused: () => refused,
+    bound: () => isBound && refused === undefined,
     async close() {
       closed = true;
       await opening;

@@ -8,7 +8,11 @@ export { callWithTimeout } from './timeout.js';
 export type { Bounded } from './timeout.js';
 export { createMemoryNonceStore, assertNonceConsumption } from './nonce-store.js';
 export type { NonceStore, NonceConsumption, NonceVerdict, VoidVerdict } from './nonce-store.js';
-export { createSqliteNonceStore, sqliteNonceStoreIdentity } from './sqlite-nonce-store.js';
+export {
+  createSqliteNonceStore,
+  sqliteNonceStoreIdentity,
+  sqliteNonceStoreIdentityOn,
+} from './sqlite-nonce-store.js';
 export type { SqliteNonceStoreOptions } from './sqlite-nonce-store.js';
 export { createGroupCommit } from './group-commit.js';
 export type { GroupCommit, GroupCommitOptions } from './group-commit.js';

@@ -15,8 +15,7 @@
  * the kernel's import-free schema runner, so that the cross-process concurrency test can load
  * them on their own.
  */
-import { realpathSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { openStoreConnection } from '../kernel/index.js';
 import type { Clock, DurableWrites, SchemaMigration, SqliteCommitUnit } from '../kernel/index.js';
@@ -248,11 +247,37 @@ export function createSqliteNonceStore(options: SqliteNonceStoreOptions): NonceS
   };
 }
 
+/** The table holding a SQLite nonce store's identity: one random value, written once. */
+const IDENTITY_SQL = `CREATE TABLE IF NOT EXISTS nonce_store_identity (
+  id INTEGER PRIMARY KEY CHECK (id = 1), value TEXT NOT NULL)`;
+
 /**
- * The identity of the SQLite nonce store at `path` (docs/jobs.md "Shared nonce store"): the host
- * and the file's real path. Queue workers of one stream must share one nonce store; a file is one
- * store only for the processes of one host.
+ * The identity of the SQLite nonce store on `db` (docs/jobs.md "Shared nonce store"): a random
+ * value written in the file the first time it is asked (the caller makes the write durable), so
+ * two files are two stores whatever their host names and paths, a file deleted and made again is
+ * another store, and only a copy of the file is the same one.
+ */
+export function sqliteNonceStoreIdentityOn(db: Database.Database): string {
+  db.exec(IDENTITY_SQL);
+  db.prepare('INSERT OR IGNORE INTO nonce_store_identity (id, value) VALUES (1, ?)').run(
+    randomBytes(16).toString('hex'),
+  );
+  const row = db.prepare('SELECT value FROM nonce_store_identity WHERE id = 1').get() as
+    { value?: unknown } | undefined;
+  if (typeof row?.value !== 'string' || !/^[0-9a-f]{32}$/.test(row.value))
+    throw new TypeError('the nonce store identity is malformed');
+  return `sqlite:${row.value}`;
+}
+
+/**
+ * {@link sqliteNonceStoreIdentityOn} the file at `path`, through a connection of its own (before
+ * the store serves: the write waits at most 5 s for the file's lock).
  */
 export function sqliteNonceStoreIdentity(path: string): string {
-  return `sqlite:${hostname()}:${realpathSync(path)}`;
+  const db = new Database(path, { timeout: 5000 });
+  try {
+    return db.transaction(() => sqliteNonceStoreIdentityOn(db)).immediate();
+  } finally {
+    db.close();
+  }
 }

@@ -187,7 +187,9 @@ describe('background calls over NATS JetStream with separate queue workers', () 
     await instance?.close();
     const nc = await connect({ servers: NATS_URL }).catch(() => undefined);
     if (nc !== undefined) {
-      await (await jetstreamManager(nc)).streams.delete(stream).catch(() => false);
+      const jsm = await jetstreamManager(nc);
+      // The queue's stream, and the one binding its workers to their nonce store.
+      for (const s of [stream, `${stream}_NONCE_STORE`]) await jsm.streams.delete(s).catch(() => false);
       await nc.close();
     }
     rmSync(work, { recursive: true, force: true });

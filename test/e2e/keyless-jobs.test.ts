@@ -7,6 +7,8 @@
  * Execution Layer's queue worker verifies the envelope and runs it once. A Gate without `jobs`
  * still denies `ERR_QUEUE_UNAVAILABLE` and has nothing decided.
  */
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startE2e } from './harness.js';
 import type { E2e } from './harness.js';
@@ -18,8 +20,9 @@ const NATS_URL = 'nats://127.0.0.1:4222';
 
 let e2e: E2e;
 
+const stream = `FCKEYLESS_${process.pid}_${Date.now()}`;
+
 beforeAll(async () => {
-  const stream = `FCKEYLESS_${process.pid}_${Date.now()}`;
   const jobs = { queue: 'nats', url: NATS_URL, stream, ack_wait_ms: 2000 };
   e2e = await startE2e({
     topology: 'keyless',
@@ -30,6 +33,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await e2e?.close();
+  const nc = await connect({ servers: NATS_URL }).catch(() => undefined);
+  if (nc !== undefined) {
+    const jsm = await jetstreamManager(nc);
+    for (const s of [stream, `${stream}_NONCE_STORE`]) await jsm.streams.delete(s).catch(() => false);
+    await nc.close();
+  }
 });
 
 describe('background calls through a keyless Gate', () => {

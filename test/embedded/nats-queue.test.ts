@@ -50,9 +50,12 @@ afterAll(async () => {
 
 const streamName = (what: string): string => {
   const s = `FCTEST_${what}_${process.pid}_${Date.now()}`;
-  streams.push(s);
+  // The queue's stream, and the one binding its workers to their nonce store.
+  streams.push(s, `${s}_NONCE_STORE`);
   return s;
 };
+/** The nonce store the workers of these tests share, by its identity. */
+const ONE_STORE = 'postgres:1/db/one';
 
 function job(n: number): QueuedJob {
   return {
@@ -90,7 +93,7 @@ describe('the NATS job queue', () => {
     // A worker configured with 30 s; two loops, so a redelivery would find a free one.
     let runs = 0;
     const workers = startNatsWorkers(
-      { url: NATS_URL, stream, ackWaitMs: 30_000, concurrency: 2 },
+      { url: NATS_URL, stream, ackWaitMs: 30_000, concurrency: 2, nonceStore: ONE_STORE },
       async () => {
         runs += 1;
         await new Promise((r) => setTimeout(r, 3500));
@@ -120,10 +123,17 @@ describe('the NATS job queue', () => {
     });
     for (let i = 0; i < 200 && !(await gate.ready()); i += 1) await new Promise((r) => setTimeout(r, 25));
     let runs = 0;
-    const workers = startNatsWorkers({ url: NATS_URL, stream, ackWaitMs: 2000, concurrency: 2 }, () => {
-      runs += 1;
-      return Promise.resolve({ outcome: 'executed', result: { text: 'x'.repeat(1024 * 1024) }, receipt: {} });
-    });
+    const workers = startNatsWorkers(
+      { url: NATS_URL, stream, ackWaitMs: 2000, concurrency: 2, nonceStore: ONE_STORE },
+      () => {
+        runs += 1;
+        return Promise.resolve({
+          outcome: 'executed',
+          result: { text: 'x'.repeat(1024 * 1024) },
+          receipt: {},
+        });
+      },
+    );
     try {
       await gate.enqueue(job(7));
       await until(() => delivered.length > 0, 15_000);
@@ -144,7 +154,6 @@ describe('the NATS job queue', () => {
 
   it('a worker on another nonce store than the stream is bound to takes no job; workers on the bound one run them all', async () => {
     const stream = streamName('BIND');
-    streams.push(`${stream}_NONCE_STORE`);
     const gate = createNatsJobQueue({ url: NATS_URL, stream, ackWaitMs: 5000 });
     const delivered: JobDelivery[] = [];
     await gate.start((d) => {
@@ -193,6 +202,86 @@ describe('the NATS job queue', () => {
     }
   }, 40_000);
 
+  it('workers on different nonce stores starting at once: exactly one store is bound, the others take no job', async () => {
+    const stream = streamName('RACE');
+    const refused: Error[] = [];
+    const workers = ['a', 'b', 'c', 'd'].map((n) =>
+      startNatsWorkers(
+        {
+          url: NATS_URL,
+          stream,
+          ackWaitMs: 5000,
+          concurrency: 1,
+          nonceStore: `sqlite:host:/${n}`,
+          onRefused: (e) => refused.push(e),
+        },
+        () => Promise.resolve({ outcome: 'executed' }),
+      ),
+    );
+    try {
+      await until(() => refused.length === 3 && workers.some((w) => w.connected()), 15_000);
+      expect(refused).toHaveLength(3);
+      expect(workers.filter((w) => w.bound())).toHaveLength(1);
+      expect(workers.filter((w) => w.refused() !== undefined)).toHaveLength(3);
+    } finally {
+      await Promise.all(workers.map((w) => w.close()));
+    }
+  }, 30_000);
+
+  it('a binding lost while workers run (its stream deleted) and taken by another store: the old workers run no job', async () => {
+    const stream = streamName('LOST');
+    const gate = createNatsJobQueue({ url: NATS_URL, stream, ackWaitMs: 5000 });
+    const delivered: JobDelivery[] = [];
+    await gate.start((d) => {
+      delivered.push(d);
+      return Promise.resolve();
+    });
+    for (let i = 0; i < 200 && !(await gate.ready()); i += 1) await new Promise((r) => setTimeout(r, 25));
+    const ran = { a: 0, b: 0 };
+    const refused: Error[] = [];
+    const a = startNatsWorkers(
+      {
+        url: NATS_URL,
+        stream,
+        ackWaitMs: 5000,
+        concurrency: 2,
+        nonceStore: 'sqlite:host:/a',
+        onRefused: (e) => refused.push(e),
+      },
+      () => {
+        ran.a += 1;
+        return Promise.resolve({ outcome: 'executed' });
+      },
+    );
+    let b: ReturnType<typeof startNatsWorkers> | undefined;
+    try {
+      await until(() => a.connected(), 10_000);
+      // As a broker that lost its storage, or a binding removed while a worker still runs.
+      const nc = await connect({ servers: NATS_URL });
+      try {
+        await (await jetstreamManager(nc)).streams.delete(`${stream}_NONCE_STORE`);
+      } finally {
+        await nc.close();
+      }
+      b = startNatsWorkers(
+        { url: NATS_URL, stream, ackWaitMs: 5000, concurrency: 2, nonceStore: 'sqlite:host:/b' },
+        () => {
+          ran.b += 1;
+          return Promise.resolve({ outcome: 'executed' });
+        },
+      );
+      await until(() => b!.bound(), 10_000);
+      for (let n = 1; n <= 6; n += 1) await gate.enqueue(job(n));
+      await until(() => delivered.length === 6, 20_000);
+      // Before, the first workers kept taking jobs on their own store.
+      expect(ran).toEqual({ a: 0, b: 6 });
+      expect(refused.map((e) => e.name)).toEqual(['NonceStoreMismatch']);
+    } finally {
+      await Promise.all([a.close(), b?.close()]);
+      await gate.close();
+    }
+  }, 40_000);
+
   it('workers told to stop take no new job: the queued ones stay in the stream for another worker', async () => {
     const stream = streamName('STOP');
     const gate = createNatsJobQueue({ url: NATS_URL, stream, ackWaitMs: 5000 });
@@ -203,19 +292,23 @@ describe('the NATS job queue', () => {
     });
     for (let i = 0; i < 200 && !(await gate.ready()); i += 1) await new Promise((r) => setTimeout(r, 25));
     let started = 0;
-    const workers = startNatsWorkers({ url: NATS_URL, stream, ackWaitMs: 5000, concurrency: 1 }, async () => {
-      started += 1;
-      await new Promise((r) => setTimeout(r, 800));
-      return { outcome: 'executed' };
-    });
+    const workers = startNatsWorkers(
+      { url: NATS_URL, stream, ackWaitMs: 5000, concurrency: 1, nonceStore: ONE_STORE },
+      async () => {
+        started += 1;
+        await new Promise((r) => setTimeout(r, 800));
+        return { outcome: 'executed' };
+      },
+    );
     for (let n = 1; n <= 5; n += 1) await gate.enqueue(job(n));
     await until(() => started === 1, 10_000);
     // Stopped while the first job runs: it finishes, nothing else starts.
     await workers.close();
     expect(started).toBe(1);
     // The other four wait in the stream: a new worker runs them.
-    const next = startNatsWorkers({ url: NATS_URL, stream, ackWaitMs: 5000, concurrency: 2 }, () =>
-      Promise.resolve({ outcome: 'executed' }),
+    const next = startNatsWorkers(
+      { url: NATS_URL, stream, ackWaitMs: 5000, concurrency: 2, nonceStore: ONE_STORE },
+      () => Promise.resolve({ outcome: 'executed' }),
     );
     try {
       await until(() => delivered.length === 5, 15_000);
@@ -235,7 +328,6 @@ describe('the NATS job queue', () => {
 
   it("a Gate's own workers on another nonce store than its stream's take no job, and /readyz says so", async () => {
     const stream = streamName('GATEBIND');
-    streams.push(`${stream}_NONCE_STORE`);
     // Workers elsewhere bound the stream to their store first.
     const elsewhere = startNatsWorkers(
       { url: NATS_URL, stream, ackWaitMs: 5000, concurrency: 1, nonceStore: 'postgres:7/other/failclosed' },

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
-import { mkdtempSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
   createMemoryNonceStore,
@@ -104,7 +104,7 @@ describe('SQLite nonce store specifics (OE-INV-017, SPEC §8 nonce store row)', 
   };
   const n = (jti: string, exp: number) => ({ jti, tenant: 'acme', exp, decision_id: 'd' });
 
-  it('names its store by host and real path: a link to the file is the same store, another file another (docs/jobs.md)', async () => {
+  it('names its store by a random value kept in the file: the same through a link, another file or the file made again another (docs/jobs.md)', async () => {
     const a = scratch();
     const b = scratch();
     try {
@@ -113,9 +113,14 @@ describe('SQLite nonce store specifics (OE-INV-017, SPEC §8 nonce store row)', 
       const link = join(dirname(a.path), 'link.db');
       symlinkSync(a.path, link);
       const id = sqliteNonceStoreIdentity(a.path);
-      expect(id).toBe(`sqlite:${hostname()}:${realpathSync(a.path)}`);
+      expect(id).toMatch(/^sqlite:[0-9a-f]{32}$/);
+      expect(sqliteNonceStoreIdentity(a.path)).toBe(id);
       expect(sqliteNonceStoreIdentity(link)).toBe(id);
+      // No host or path in it: another file is another store wherever it lies.
       expect(sqliteNonceStoreIdentity(b.path)).not.toBe(id);
+      for (const f of [a.path, `${a.path}-wal`, `${a.path}-shm`]) rmSync(f, { force: true });
+      await createSqliteNonceStore({ path: a.path, now: () => T * 1000 }).close();
+      expect(sqliteNonceStoreIdentity(a.path)).not.toBe(id);
     } finally {
       a.remove();
       b.remove();

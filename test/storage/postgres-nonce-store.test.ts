@@ -56,11 +56,11 @@ describe('PostgreSQL nonce store specifics (OE-INV-017, FC-INV-4)', () => {
 
   it('names its store the same from every pool on one schema, and another schema otherwise (docs/jobs.md)', async () => {
     const { db } = await setup();
-    const sibling = openPostgresPool({
-      url: pgdb.url.replace('127.0.0.1', 'localhost'),
-      schema: db.schema,
-      max: 1,
-    });
+    // Another URL naming the same server, database and schema.
+    const url = new URL(pgdb.url);
+    url.hostname = { localhost: '127.0.0.1', '127.0.0.1': 'localhost' }[url.hostname] ?? url.hostname;
+    url.searchParams.set('application_name', 'fc-identity');
+    const sibling = openPostgresPool({ url: url.toString(), schema: db.schema, max: 1 });
     const other = await openMigratedPool(pgdb.url);
     pools.push(sibling, other);
     const id = await postgresNonceStoreIdentity(db);

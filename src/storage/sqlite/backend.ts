@@ -21,7 +21,7 @@ import {
   createSqliteGovernanceState,
 } from '../../control-plane/index.js';
 import { createSqliteConsoleStore } from '../../console/index.js';
-import { createSqliteNonceStore, sqliteNonceStoreIdentity } from '../../execution/index.js';
+import { createSqliteNonceStore, sqliteNonceStoreIdentityOn } from '../../execution/index.js';
 import { createSqliteGateState, createSqliteOperatorStore } from '../../gate/index.js';
 import { createSqliteScheduleStore } from '../../schedules/index.js';
 import type { StorageBackend } from '../backend.js';
@@ -133,8 +133,9 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
     let closing: Promise<void> | undefined;
     return {
       name: 'sqlite',
-      // The nonces live in the one file, with the ledger.
-      nonceStoreIdentity: () => Promise.resolve(sqliteNonceStoreIdentity(options.ledgerPath)),
+      // The nonces live in the one file, with the ledger: asked and written on its connection.
+      nonceStoreIdentity: () =>
+        Promise.resolve().then(() => unit.writeNow(() => sqliteNonceStoreIdentityOn(unit.db))),
       // The data directory's kernel-held writer lock (`lockDataDir`), taken by the composition
       // before it opens the backend, is this backend's lease: its files have no other writer. A
       // second lock object on the same file here would drop that lock (POSIX record locks).
