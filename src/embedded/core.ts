@@ -883,9 +883,11 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
       ...(runsToolsLocally(config)
         ? [{ name: 'sandbox', check: async () => (await sandbox.probe()).outcome === 'ok' }]
         : []),
-      // Its queue workers take jobs only while bound to this backend's nonce store.
+      // Its queue workers take jobs only while bound to this backend's nonce store: refused, or
+      // unable to read the binding from a broker that answers, is not ready (a broker that is
+      // down is the queue's matter: background calls are then refused, synchronous ones served).
       ...(runsQueueWorkers(config)
-        ? [{ name: 'queue_workers', check: () => Promise.resolve(workers?.bound() === true) }]
+        ? [{ name: 'queue_workers', check: () => Promise.resolve(workers?.stalled() !== true) }]
         : []),
     ],
   });

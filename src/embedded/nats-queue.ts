@@ -373,6 +373,11 @@ export interface NatsWorkers {
   readonly refused: () => Error | undefined;
   /** True while the stream is bound to this nonce store as last checked (at start, before each job). */
   readonly bound: () => boolean;
+  /**
+   * True when these workers take no job for their binding: refused, or connected and unable to
+   * read it at the last check (a broker that is down is not counted here).
+   */
+  readonly stalled: () => boolean;
   close(): Promise<void>;
 }
 
@@ -410,6 +415,7 @@ export function startNatsWorkers(
   let refused: Error | undefined;
   let isBound = false;
   let lastBindError = 0;
+  let bindFailing = false;
   const refuse = (err: NonceStoreMismatch): void => {
     isBound = false;
     if (refused !== undefined) return;
@@ -418,6 +424,7 @@ export function startNatsWorkers(
   };
   const bindError = (err: unknown): void => {
     isBound = false;
+    bindFailing = true;
     const now = Date.now();
     if (now - lastBindError < 60_000) return;
     lastBindError = now;
@@ -428,6 +435,7 @@ export function startNatsWorkers(
     try {
       await bindNonceStore(c.nc, c.js, c.s, o.nonceStore);
       isBound = true;
+      bindFailing = false;
       return 'bound';
     } catch (err) {
       if (err instanceof NonceStoreMismatch) return err;
@@ -520,9 +528,10 @@ export function startNatsWorkers(
     );
   })();
   return {
-    connected: () => loops.length > 0 && conn !== undefined && !conn.nc.isClosed(),
+    connected: () => refused === undefined && loops.length > 0 && conn !== undefined && !conn.nc.isClosed(),
     refused: () => refused,
     bound: () => isBound && refused === undefined,
+    stalled: () => refused !== undefined || (bindFailing && conn !== undefined && !conn.nc.isClosed()),
     async close() {
       closed = true;
       await opening;
