@@ -73,6 +73,21 @@ function job(n: number): QueuedJob {
   };
 }
 
+/** A Gate's side of the queue on `stream`, started and ready, and the answers it was handed. */
+async function gateQueue(
+  stream: string,
+  ackWaitMs: number,
+): Promise<{ gate: ReturnType<typeof createNatsJobQueue>; delivered: JobDelivery[] }> {
+  const gate = createNatsJobQueue({ url: NATS_URL, stream, ackWaitMs });
+  const delivered: JobDelivery[] = [];
+  await gate.start((d) => {
+    delivered.push(d);
+    return Promise.resolve();
+  });
+  for (let i = 0; i < 200 && !(await gate.ready()); i += 1) await new Promise((r) => setTimeout(r, 25));
+  return { gate, delivered };
+}
+
 const until = async (ok: () => boolean, ms: number): Promise<void> => {
   const end = Date.now() + ms;
   while (!ok() && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
@@ -82,13 +97,7 @@ describe('the NATS job queue', () => {
   it("a worker beats within the consumer's acknowledgement wait, not its own: a running job is not handed to another worker", async () => {
     const stream = streamName('ACK');
     // The Gate's queue creates the consumers first, with a 1 s acknowledgement wait.
-    const gate = createNatsJobQueue({ url: NATS_URL, stream, ackWaitMs: 1000 });
-    const delivered: JobDelivery[] = [];
-    await gate.start((d) => {
-      delivered.push(d);
-      return Promise.resolve();
-    });
-    for (let i = 0; i < 200 && !(await gate.ready()); i += 1) await new Promise((r) => setTimeout(r, 25));
+    const { gate, delivered } = await gateQueue(stream, 1000);
     expect(await gate.ready()).toBe(true);
     // A worker configured with 30 s; two loops, so a redelivery would find a free one.
     let runs = 0;
@@ -115,13 +124,7 @@ describe('the NATS job queue', () => {
 
   it("an answer past the queue's message limit comes back as a withheld result, the job run once", async () => {
     const stream = streamName('BIG');
-    const gate = createNatsJobQueue({ url: NATS_URL, stream, ackWaitMs: 2000 });
-    const delivered: JobDelivery[] = [];
-    await gate.start((d) => {
-      delivered.push(d);
-      return Promise.resolve();
-    });
-    for (let i = 0; i < 200 && !(await gate.ready()); i += 1) await new Promise((r) => setTimeout(r, 25));
+    const { gate, delivered } = await gateQueue(stream, 2000);
     let runs = 0;
     const workers = startNatsWorkers(
       { url: NATS_URL, stream, ackWaitMs: 2000, concurrency: 2, nonceStore: ONE_STORE },
@@ -154,13 +157,7 @@ describe('the NATS job queue', () => {
 
   it('a worker on another nonce store than the stream is bound to takes no job; workers on the bound one run them all', async () => {
     const stream = streamName('BIND');
-    const gate = createNatsJobQueue({ url: NATS_URL, stream, ackWaitMs: 5000 });
-    const delivered: JobDelivery[] = [];
-    await gate.start((d) => {
-      delivered.push(d);
-      return Promise.resolve();
-    });
-    for (let i = 0; i < 200 && !(await gate.ready()); i += 1) await new Promise((r) => setTimeout(r, 25));
+    const { gate, delivered } = await gateQueue(stream, 5000);
     const ran = { a: 0, b: 0, c: 0 };
     const worker = (store: string, name: keyof typeof ran, refusals: Error[]) =>
       startNatsWorkers(
@@ -230,13 +227,7 @@ describe('the NATS job queue', () => {
 
   it('a binding lost while workers run (its stream deleted) and taken by another store: the old workers run no job', async () => {
     const stream = streamName('LOST');
-    const gate = createNatsJobQueue({ url: NATS_URL, stream, ackWaitMs: 5000 });
-    const delivered: JobDelivery[] = [];
-    await gate.start((d) => {
-      delivered.push(d);
-      return Promise.resolve();
-    });
-    for (let i = 0; i < 200 && !(await gate.ready()); i += 1) await new Promise((r) => setTimeout(r, 25));
+    const { gate, delivered } = await gateQueue(stream, 5000);
     const ran = { a: 0, b: 0 };
     const refused: Error[] = [];
     const a = startNatsWorkers(
@@ -284,13 +275,7 @@ describe('the NATS job queue', () => {
 
   it('workers told to stop take no new job: the queued ones stay in the stream for another worker', async () => {
     const stream = streamName('STOP');
-    const gate = createNatsJobQueue({ url: NATS_URL, stream, ackWaitMs: 5000 });
-    const delivered: JobDelivery[] = [];
-    await gate.start((d) => {
-      delivered.push(d);
-      return Promise.resolve();
-    });
-    for (let i = 0; i < 200 && !(await gate.ready()); i += 1) await new Promise((r) => setTimeout(r, 25));
+    const { gate, delivered } = await gateQueue(stream, 5000);
     let started = 0;
     const workers = startNatsWorkers(
       { url: NATS_URL, stream, ackWaitMs: 5000, concurrency: 1, nonceStore: ONE_STORE },
