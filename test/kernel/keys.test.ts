@@ -240,8 +240,9 @@ describe("verifyEd25519Async with libuv's thread pool full", () => {
     // Hold the loop well past the wait (a checkpoint, a large answer): the pool answers meanwhile,
     // and the waits' timers fire in the same turn as those answers are delivered. The pool's four
     // threads need CPU for that: held for 4 × the wait (100 ms), a run of the whole suite on two
-    // busy cores once had one of the 64 unanswered, rightly verified in place; a second is ample.
-    const until = Date.now() + Math.max(4 * VERIFY_POOL_WAIT_MS, 1000);
+    // busy cores once had one of the 64 unanswered, rightly verified in place; so did a run held
+    // for a second on a machine running a second suite beside it. Three seconds.
+    const until = Date.now() + Math.max(4 * VERIFY_POOL_WAIT_MS, 3000);
     while (Date.now() < until);
     expect(await Promise.all(pending)).toEqual(Array.from({ length: VERIFY_POOL_MAX_QUEUED }, () => true));
     const after = verifyCounts();
