@@ -513,19 +513,13 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     const limit = Math.min(k.max_output_bytes, MAX_OUTPUT_BYTES);
     // Stryker disable next-line StringLiteral: equivalent, Buffer.byteLength reads an unknown encoding as UTF-8
     if (Buffer.byteLength(raw, 'utf8') > limit) return deny('ERR_TOOL_OUTPUT_LIMIT', 'output limit exceeded');
-    let parsed: JsonValue;
-    try {
-      parsed = JSON.parse(raw) as JsonValue;
-    } catch {
-      return deny('ERR_TOOL_FAILED', 'the tool returned a value that is not strict JSON');
-    }
     // Nesting past the bound takes two brackets a level: a shorter text cannot (no walk per call).
-    if (raw.length > 2 * MAX_RESULT_DEPTH && nestedDeeperThan(parsed, MAX_RESULT_DEPTH))
+    if (raw.length > 2 * MAX_RESULT_DEPTH && nestedDeeperThan(output.result, MAX_RESULT_DEPTH))
       return deny('ERR_TOOL_OUTPUT_LIMIT', 'output nested too deeply');
     // Redaction happens here, before anything (receipt hash included) sees the result (OE-INV-010).
     let redacted: { result: JsonValue; canonical: string };
     try {
-      const result = deps.redactor.redact(parsed);
+      const result = deps.redactor.redact(JSON.parse(raw) as JsonValue);
       redacted = { result, canonical: canonicalize(result) };
     } catch {
       return deny('ERR_INTERNAL', 'redaction failed; result withheld');
