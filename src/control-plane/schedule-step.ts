@@ -20,6 +20,7 @@ import {
   isDeny,
   nextSlot,
   parseScheduleSpec,
+  runRequestId,
   SCHEDULE_CREATE_ACTION,
 } from '../kernel/index.js';
 import type { Deny, JsonObject, ScheduleSpec, Slot } from '../kernel/index.js';
@@ -87,7 +88,8 @@ export function runSlot(run: ScheduledRun, spec: ScheduleSpec): Slot | Deny {
 
 /**
  * Parses a run's schedule against the run: the spec must schedule this tool with these
- * parameters, and `at` must lie within the slot. `ERR_SCHEDULE_NOT_APPROVED` /
+ * parameters, the request id must be the slot's ({@link runRequestId}), and `at` must lie within
+ * the slot. `ERR_SCHEDULE_NOT_APPROVED` /
  * `ERR_SCHEDULE_SLOT_MISSED` otherwise.
  */
 export function checkRun(
@@ -108,6 +110,10 @@ export function checkRun(
     return deny('ERR_SCHEDULE_NOT_APPROVED', 'the run is not the call its schedule names');
   const slot = runSlot(run, spec);
   if (isDeny(slot)) return slot;
+  // One request id per slot, so one decision id and one derived `jti`: whoever hands a slot out
+  // twice, its envelope runs at most once.
+  if (req.request_id !== runRequestId(run.id, slot.start))
+    return deny('ERR_SCHEDULE_NOT_APPROVED', 'the run’s request id is not its slot’s');
   if (at < slot.start || at >= slot.end)
     return deny('ERR_SCHEDULE_SLOT_MISSED', 'the run is outside its slot');
   return { spec, slot };

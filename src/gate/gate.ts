@@ -1069,7 +1069,7 @@ export function createGate(deps: GateDeps): Gate {
     const now = deps.clock();
     let m: MintedCall;
     try {
-      m = mintCall(principal, c, now);
+      m = mintCall(principal, c, now, options?.schedule);
     } catch {
       // Parameters without a canonical form (the ingress parses them strictly, so not expected).
       const d = deny('ERR_REQUEST_MALFORMED', 'the call has no canonical form');
@@ -1131,6 +1131,13 @@ export function createGate(deps: GateDeps): Gate {
       // a caller never chooses the id of a new call.
       if (c.retryOf !== undefined && claimed.value === 'fresh')
         return await fail(deny('ERR_REQUEST_REPLAYED', 'no earlier call has this request id'), INGRESS);
+      // A slot of a schedule is submitted once: its request id is the slot's, so a slot handed
+      // out again (a resume on a clock that lags, a replica whose clock differs) is a replay.
+      if (options?.schedule !== undefined && claimed.value === 'replayed')
+        return await fail(
+          deny('ERR_REQUEST_REPLAYED', 'this slot of the schedule was submitted already'),
+          INGRESS,
+        );
       // A minted pair is fresh by construction: only a retry reuses its request id, and only as
       // a retry of a decision the Control Plane holds for this principal (docs/approvals.md).
       const request = { request_id: m.request_id, action: c.tool, parameters: c.params, session: c.session };

@@ -6,7 +6,7 @@
  * (FC-INV-3, FC-INV-5).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { canonicalize, MINTED_CALL_FORMAT, sha256Hex } from '../kernel/index.js';
+import { canonicalize, MINTED_CALL_FORMAT, runRequestId, sha256Hex } from '../kernel/index.js';
 import type { JsonObject } from '../kernel/index.js';
 
 /**
@@ -81,14 +81,24 @@ export interface MintedCall {
 }
 
 /**
- * Mints the request id (`mcp-<uuid>`, or the retried call's) and a 128-bit nonce for one call, and its evidence: the
- * canonical call with principal, tool, parameters, session, time and how the principal
- * authenticated (the bearer token itself is never stored).
+ * Mints the request id (`mcp-<uuid>`; the retried call's; a schedule run's, named by its slot) and
+ * a 128-bit nonce for one call, and its evidence: the canonical call with principal, tool,
+ * parameters, session, time and how the principal authenticated (the bearer token itself is never
+ * stored).
  */
-export function mintCall(principal: Principal, call: PrincipalCall, nowMs: number): MintedCall {
-  // A retry keeps its request id (the decision is derived from it) and gets a fresh nonce.
+export function mintCall(
+  principal: Principal,
+  call: PrincipalCall,
+  nowMs: number,
+  run?: { readonly id: string; readonly slot_start: number },
+): MintedCall {
+  // A retry keeps its request id (the decision is derived from it) and gets a fresh nonce; a
+  // run's is its slot's, so a slot handed out twice is a replay (docs/schedules.md "Runs").
   const request_id =
-    call.retryOf ?? `${principal.auth_method === 'schedule' ? 'run' : 'mcp'}-${randomUUID()}`;
+    call.retryOf ??
+    (run === undefined
+      ? `${principal.auth_method === 'schedule' ? 'run' : 'mcp'}-${randomUUID()}`
+      : runRequestId(run.id, run.slot_start));
   const nonce = randomBytes(16).toString('base64url');
   const text = canonicalize({
     format: MINTED_CALL_FORMAT,

@@ -211,5 +211,6 @@ export {
   MIN_SLOT_SECONDS,
   SCHEDULE_CREATE_ACTION,
   parseScheduleSpec,
+  runRequestId,
 } from './schedule-spec.js';
 export type { ScheduleSpec } from './schedule-spec.js';

@@ -19,6 +19,18 @@ export const DEFAULT_SLOT_SECONDS = 300;
 export const MIN_SLOT_SECONDS = 10;
 export const MAX_SLOT_SECONDS = 3_600;
 
+/**
+ * The request id of a schedule's run at one slot (docs/schedules.md "Runs"): `run-<schedule id>-`
+ * and the slot's start in compact ISO 8601 (`20270105T023000.000Z`). One slot has one request id,
+ * so its decision id and envelope nonce (`jti`), derived from it, are one as well: a slot handed
+ * out twice (a resume on a clock that lags, a replica whose clock differs) is refused as a replay
+ * at the Gate, claimed once at a Control Plane process, and its envelope runs at most once
+ * (FC-INV-6, OE-INV-017).
+ */
+export function runRequestId(scheduleId: string, slotStartMs: number): string {
+  return `run-${scheduleId}-${new Date(slotStartMs).toISOString().replace(/[-:]/g, '')}`;
+}
+
 /** A parsed `schedule.create` request: the call to run, and when. */
 export interface ScheduleSpec {
   readonly tool: string;

@@ -13,14 +13,14 @@ import {
 } from '../../src/control-plane/schedule-step.js';
 import type { PendingRecord } from '../../src/control-plane/approvals/index.js';
 import type { GovernedRequest, ScheduledRun } from '../../src/control-plane/index.js';
-import { computeParamsSha256, isDeny, parseScheduleSpec } from '../../src/kernel/index.js';
+import { computeParamsSha256, isDeny, parseScheduleSpec, runRequestId } from '../../src/kernel/index.js';
 import type { JsonObject, ScheduleSpec } from '../../src/kernel/index.js';
 
 const SPEC: JsonObject = { tool: 'get_time', params: {}, cron: '30 2 * * *', window_seconds: 60 };
 const SLOT = Date.parse('2026-12-05T02:30:00Z');
 const run: ScheduledRun = { id: 'sch-1', decision_id: 'dec-create', spec: SPEC, slot_start: SLOT };
 const req: GovernedRequest = {
-  request_id: 'run-1',
+  request_id: 'run-sch-1-20261205T023000.000Z',
   trace_id: 't'.repeat(32),
   identity: 'demo-agent',
   tenant: 'acme',
@@ -77,6 +77,14 @@ describe('a run against its schedule and slot', () => {
     const odd = { ...run, slot_start: SLOT + 60_000 };
     expect(codeOf(runSlot(odd, parseScheduleSpec(SPEC) as ScheduleSpec))).toBe('ERR_SCHEDULE_SLOT_MISSED');
     expect(codeOf(checkRun(req, odd, PARAMS_SHA, SLOT + 61_000))).toBe('ERR_SCHEDULE_SLOT_MISSED');
+  });
+
+  it('a request id that is not the slot’s → ERR_SCHEDULE_NOT_APPROVED: one slot, one request id, one jti', () => {
+    expect(runRequestId('sch-1', SLOT)).toBe(req.request_id);
+    for (const request_id of ['run-1', runRequestId('sch-1', SLOT + 86_400_000), runRequestId('sch-2', SLOT)])
+      expect(codeOf(checkRun({ ...req, request_id }, run, PARAMS_SHA, SLOT))).toBe(
+        'ERR_SCHEDULE_NOT_APPROVED',
+      );
   });
 
   it('another tool, other parameters, a malformed spec → ERR_SCHEDULE_NOT_APPROVED', () => {

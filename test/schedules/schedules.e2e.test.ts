@@ -150,6 +150,52 @@ describe('scheduled calls (embedded, demo policy)', () => {
     expect(await scheduler.tick()).toEqual([]);
   }, 30_000);
 
+  it('a slot handed out again by a clock that lags (a resume) is refused ERR_REQUEST_REPLAYED: it runs once', async () => {
+    // A schedule of its own, run at its first slot.
+    const agent = rig.agent();
+    const spec = { tool: 'get_time', params: {}, cron: '45 3 * * *', window_seconds: 120 };
+    const first = await agent.call('schedule.create', spec);
+    if (first.outcome !== 'pending') throw new Error('expected pending');
+    const ok = await rig.approver('alice', aliceKey).decide(first.decision_id, 'approve', 'clock check');
+    expect(ok.status).toBe(200);
+    const made = await agent.call('schedule.create', spec, { requestId: first.request_id });
+    if (made.outcome !== 'executed') throw new Error(`expected executed: ${JSON.stringify(made)}`);
+    const { schedule_id: id, next_run } = made.result as { schedule_id: string; next_run: string };
+    const slot = Date.parse(next_run);
+    try {
+      const [run] = await tickAt(slot + 5_000);
+      expect(run).toMatchObject({ schedule_id: id, slot_start: slot, outcome: 'queued' });
+      const requestId = run?.request_id ?? '';
+      expect(await outcomeOf(requestId)).toMatchObject({ type: 'gateway.completed' });
+      // Paused, then resumed on a clock 20 s behind the slot's start (a clock stepped back, or a
+      // replica whose clock lags): "the next slot after now" is the slot that has just run.
+      expect((await rig.operator('schedules-pause', { id, reason: 'check' })).status).toBe(200);
+      setClock(slot - 20_000);
+      const resumed = await rig.operator('schedules-resume', { id, reason: 'resumed' });
+      expect(resumed).toMatchObject({ status: 200, body: { schedule: { status: 'active' } } });
+      // Within the slot again, the slot is due once more: submitted, and refused at the Gate.
+      const again = await tickAt(slot + 30_000);
+      expect(again).toEqual([
+        {
+          schedule_id: id,
+          slot_start: slot,
+          request_id: requestId,
+          outcome: 'deny',
+          code: 'ERR_REQUEST_REPLAYED',
+        },
+      ]);
+      const types = (await records(requestId)).map((e) => e.type);
+      expect(types.filter((t) => t === 'envelope.issued')).toHaveLength(1);
+      expect(types.filter((t) => t === 'execution.receipt')).toHaveLength(1);
+      expect(types.at(-1)).toBe('gateway.failed');
+      // The run's request id names its slot: one slot, one request id, one derived envelope nonce.
+      expect(requestId).toBe(`run-${id}-${new Date(slot).toISOString().replace(/[-:]/g, '')}`);
+    } finally {
+      expect((await rig.operator('schedules-remove', { id, reason: 'test over' })).status).toBe(200);
+      setClock(firstSlot + 5_000);
+    }
+  }, 30_000);
+
   it('a clock jump past a slot denies that run ERR_SCHEDULE_SLOT_MISSED and records it', async () => {
     // The next slot is the following night; the clock jumps past its end.
     const [run] = await tickAt(firstSlot + DAY + 10 * 60_000);
