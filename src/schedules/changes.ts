@@ -147,8 +147,15 @@ export function createChanges(deps: ChangeDeps) {
       if (isDeny(s)) return s;
       const spec = parseScheduleSpec(s.spec);
       if (isDeny(spec)) return spec;
-      // No catch-up: the slots that passed while paused are not run.
-      const next = nextSlot(spec.timing, deps.clock(), spec.windowMs);
+      // No catch-up: the slots that passed while paused are not run. Nor one taken before the
+      // pause, on a clock that lags (set back, or another replica's): never before the stored
+      // next slot, nor at or before the last slot run (a one-shot's next slot is none).
+      const from = Math.max(
+        deps.clock(),
+        s.next_slot ?? -Infinity,
+        (s.last_run?.slot_start ?? -Infinity) + 1,
+      );
+      const next = nextSlot(spec.timing, from, spec.windowMs);
       return changeStatus(s, ['paused'], 'active', 'schedule.resumed', actor, reason, next?.start ?? null);
     },
     async remove(id: string, actor: Actor, tenants: OperatorTenants, reason: string) {

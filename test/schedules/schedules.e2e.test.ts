@@ -150,7 +150,7 @@ describe('scheduled calls (embedded, demo policy)', () => {
     expect(await scheduler.tick()).toEqual([]);
   }, 30_000);
 
-  it('a slot handed out again by a clock that lags (a resume) is refused ERR_REQUEST_REPLAYED: it runs once', async () => {
+  it('a slot runs once: a resume on a clock that lags does not hand it out again, and a slot submitted twice is ERR_REQUEST_REPLAYED', async () => {
     // A schedule of its own, run at its first slot.
     const agent = rig.agent();
     const spec = { tool: 'get_time', params: {}, cron: '45 3 * * *', window_seconds: 120 };
@@ -168,22 +168,27 @@ describe('scheduled calls (embedded, demo policy)', () => {
       const requestId = run?.request_id ?? '';
       expect(await outcomeOf(requestId)).toMatchObject({ type: 'gateway.completed' });
       // Paused, then resumed on a clock 20 s behind the slot's start (a clock stepped back, or a
-      // replica whose clock lags): "the next slot after now" is the slot that has just run.
+      // replica whose clock lags): "the next slot after now" would be the slot that has just run.
       expect((await rig.operator('schedules-pause', { id, reason: 'check' })).status).toBe(200);
       setClock(slot - 20_000);
       const resumed = await rig.operator('schedules-resume', { id, reason: 'resumed' });
-      expect(resumed).toMatchObject({ status: 200, body: { schedule: { status: 'active' } } });
-      // Within the slot again, the slot is due once more: submitted, and refused at the Gate.
-      const again = await tickAt(slot + 30_000);
-      expect(again).toEqual([
-        {
-          schedule_id: id,
-          slot_start: slot,
-          request_id: requestId,
-          outcome: 'deny',
-          code: 'ERR_REQUEST_REPLAYED',
-        },
-      ]);
+      expect(resumed).toMatchObject({
+        status: 200,
+        body: { schedule: { status: 'active', next_run: new Date(slot + DAY).toISOString() } },
+      });
+      expect(await tickAt(slot + 30_000)).toEqual([]);
+      // The slot submitted again, as a scheduler over another store or with a stale view would:
+      // refused at the Gate under the slot's own request id, nothing issued or run again.
+      const again = await rig.instance.core.gate.callAs(
+        { identity: 'demo-agent', tenant: 'acme', roles: [], auth_method: 'schedule', issuer: id },
+        { tool: 'get_time', params: {}, session: null },
+        { background: true, schedule: { id, decision_id: first.decision_id, spec, slot_start: slot } },
+      );
+      expect(again.body).toMatchObject({
+        outcome: 'deny',
+        code: 'ERR_REQUEST_REPLAYED',
+        request_id: requestId,
+      });
       const types = (await records(requestId)).map((e) => e.type);
       expect(types.filter((t) => t === 'envelope.issued')).toHaveLength(1);
       expect(types.filter((t) => t === 'execution.receipt')).toHaveLength(1);
