@@ -222,7 +222,8 @@ describe('OIDC approvers', () => {
   });
 
   it('a key approver x then oidc:x flagged under require_extra: the flag on the human raises the threshold', async () => {
-    // Burst at the human's second approval: x's key vote is unflagged, oidc:x's is flagged.
+    // Burst at the human's second approval: x's key vote (on another call) is unflagged,
+    // oidc:x's is flagged.
     const watched = createApprovalService({
       store: createSqliteApprovalStore(':memory:'),
       ledger: {
@@ -257,10 +258,11 @@ describe('OIDC approvers', () => {
         { id: 'ops-1', role: 'operator' },
       ),
     ).toMatchObject({ name: 'alice' });
+    const earlier = await open('oidc-human-flag-earlier', watched);
     const p = await open('oidc-human-flag', watched);
-    const byKey = statement(p, 'alice');
+    const byKey = statement(earlier, 'alice');
     expect(
-      await watched.submit(p.decision_id, {
+      await watched.submit(earlier.decision_id, {
         statement: { ...byKey },
         signature: encodeBase64url(signEd25519(key, approvalSigningInput(byKey))),
       }),
@@ -276,7 +278,15 @@ describe('OIDC approvers', () => {
       entries.find((e) => e.type === 'approval.flagged' && e.payload['decision_id'] === p.decision_id)
         ?.payload,
     ).toMatchObject({ approver: 'oidc:alice', flags: ['burst'], policy: 'require_extra' });
-    // alice counts once; with bob two humans approve, short of the raised threshold.
+    // Her key approval here is the same human deciding again: refused, not counted twice.
+    const again = statement(p, 'alice');
+    expect(
+      await watched.submit(p.decision_id, {
+        statement: { ...again },
+        signature: encodeBase64url(signEd25519(key, approvalSigningInput(again))),
+      }),
+    ).toMatchObject({ outcome: 'deny', code: 'ERR_APPROVAL_DUPLICATE' });
+    // With bob two humans approve, short of the raised threshold.
     const b = statement(p, 'oidc:bob');
     expect(
       await watched.submit(p.decision_id, {
@@ -285,6 +295,38 @@ describe('OIDC approvers', () => {
       }),
     ).toMatchObject({ outcome: 'ok', status: 'pending', required: 3 });
     expect((await watched.get(p.decision_id))?.status).toBe('pending');
+  });
+
+  it('one human decides once: key alice approves, then oidc:alice’s rejection (or approval) is ERR_APPROVAL_DUPLICATE, never a vote the count drops', async () => {
+    const key = generateSigningKey();
+    expect(
+      await service.registerApprover(
+        { name: 'alice', roles: ['treasury'], tenants: '*', public_jwk: { ...key.publicJwk } },
+        { id: 'ops-1', role: 'operator' },
+      ),
+    ).toMatchObject({ name: 'alice' });
+    try {
+      const p = await open('oidc-one-human');
+      const byKey = statement(p, 'alice');
+      expect(
+        await service.submit(p.decision_id, {
+          statement: { ...byKey },
+          signature: encodeBase64url(signEd25519(key, approvalSigningInput(byKey))),
+        }),
+      ).toMatchObject({ outcome: 'ok', status: 'pending' });
+      for (const verdict of ['reject', 'approve'] as const) {
+        const byIdp = { ...statement(p, 'oidc:alice'), verdict };
+        expect(
+          await submit(p, byIdp, await token({ approval_sha256: bound(byIdp), groups: ['treasury'] })),
+        ).toMatchObject({ outcome: 'deny', code: 'ERR_APPROVAL_DUPLICATE' });
+      }
+      expect(
+        entries.filter((e) => e.type === 'approval.added' && e.payload['decision_id'] === p.decision_id),
+      ).toHaveLength(1);
+      expect((await service.get(p.decision_id))?.status).toBe('pending');
+    } finally {
+      await service.removeApprover('alice', 'test over', { id: 'ops-1', role: 'operator' });
+    }
   });
 
   it('an OIDC vote counts only for a tenant its token is scoped to (OE-INV-020): other, absent and malformed scopes are ERR_APPROVER_TENANT', async () => {

@@ -142,6 +142,25 @@ describe('tallyApprovals (property)', () => {
     );
   });
 
+  it('a rejection counts after the same approver approved first, and once older than the statements’ age', () => {
+    // The first decision of a human is the one counted for approvals; a valid rejection refuses
+    // whenever it is among the votes (a refusal is never outvoted by its own author's approval).
+    const t = tallyApprovals(rules(1), [candidate('valid', 'a1'), candidate('reject', 'a1')]);
+    expect(t).toMatchObject({ rejected: true, met: false });
+    // An hour on, the approvals have aged out of the count; the rejection has not.
+    const later = { ...rules(1), now: NOW + 3600_000, expires_at: NOW + 7200_000 };
+    const aged = tallyApprovals(later, [candidate('valid', 'a2'), candidate('reject', 'a1')]);
+    expect(aged).toMatchObject({ rejected: true, met: false, approvers: [] });
+    // An aged rejection that fails another check (another decision's intent) still does not count.
+    const foreign = { ...candidate('intent', 'a1') };
+    const st = { ...(foreign.statement as ApprovalStatement), verdict: 'reject' as const };
+    const forgedOld = {
+      statement: st,
+      signature: encodeBase64url(signEd25519(people.get('a1')!.key, approvalSigningInput(st))),
+    };
+    expect(tallyApprovals(later, [forgedOld])).toMatchObject({ rejected: false });
+  });
+
   it('each kind of invalid approval is refused with its code', () => {
     const code = (k: Kind): string | undefined => {
       const r = checkApproval(rules(1), candidate(k, 'a1'));

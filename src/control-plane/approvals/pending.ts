@@ -273,7 +273,10 @@ export function submitApproval(
       checked.method === 'key' ? await sessionCheck(ctx.deps.bindingOf, checked.approver, s.session) : {};
     if ('outcome' in bound) return refuse(ctx, p, claimed, bound, true);
     const votes = await store.votes(p.decision_id);
-    if (votes.some((v) => v.approver === checked.approver))
+    // One decision per human: a key approver `x` and `oidc:x` are one person (`humanOf`), so a
+    // second vote under the other name is a duplicate, never a vote the count then drops.
+    const human = humanOf(checked.approver);
+    if (votes.some((v) => humanOf(v.approver) === human))
       return refuse(ctx, p, claimed, deny('ERR_APPROVAL_DUPLICATE', 'this approver already decided'));
     const watched = checked.verdict === 'approve' ? await watchApproval(ctx, p, checked.approver) : [];
     if (isDeny(watched))

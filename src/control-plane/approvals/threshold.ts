@@ -185,24 +185,33 @@ export interface Tally {
  * Counts `candidates` under `rules`: each is checked by {@link checkApproval} and dropped when it
  * does not count; only the first approval of each approver counts (distinct humans). Any set
  * with fewer than `required` distinct valid approvals never meets the threshold, whatever
- * duplicates, self-approvals, agents, wrong roles or expired approvals it adds. A required
- * number below 1 is a caller error (`TypeError`): an escalation always needs a human.
+ * duplicates, self-approvals, agents, wrong roles or expired approvals it adds. A rejection
+ * counts whenever it is valid, whoever decided first under another of the same human's names,
+ * and however old it is (only approvals must be fresh): a refusal is never outvoted or outlived.
+ * A required number below 1 is a caller error (`TypeError`): an escalation always needs a human.
  */
 export function tallyApprovals(rules: ApprovalRules, candidates: readonly ApprovalCandidate[]): Tally {
   if (!Number.isSafeInteger(rules.required) || rules.required < 1)
     throw new TypeError('required must be a positive integer');
   const seen = new Set<string>();
   const counted: CountedApproval[] = [];
+  const ageless = { ...rules, maxAgeMs: Number.POSITIVE_INFINITY };
+  let rejected = false;
   for (const c of candidates) {
     const r = checkApproval(rules, c);
-    if ('outcome' in r) continue;
+    if ('outcome' in r) {
+      // A rejection past the statements' age still refuses (its other checks all hold).
+      const old = r.code === 'ERR_APPROVAL_EXPIRED' ? checkApproval(ageless, c) : r;
+      if (!('outcome' in old) && old.verdict === 'reject') rejected = true;
+      continue;
+    }
+    if (r.verdict === 'reject') rejected = true;
     // Distinct humans: a key and an OIDC identity of the same person count once.
     const human = humanOf(r.approver);
     if (seen.has(human)) continue;
     seen.add(human);
     counted.push(r);
   }
-  const rejected = counted.some((c) => c.verdict === 'reject');
   const approvers = counted.filter((c) => c.verdict === 'approve').map((c) => c.approver);
   return Object.freeze({
     met: !rejected && approvers.length >= rules.required,
