@@ -766,8 +766,17 @@ export function createGate(deps: GateDeps): Gate {
           payloadOf(e)['code'] === 'ERR_NONCE_REPLAYED' &&
           payloadOf(e)['decision_id'] === job.decision_id,
       );
+      // So is the Execution Layer's receipt for this decision: the tool ran (a long one that failed
+      // after its envelope expired, a result the queue withheld), whatever the worker answers now.
+      const receiptRecorded = mine.some(
+        (e) =>
+          e.type === 'execution.receipt' &&
+          (e['actor'] as { role?: unknown } | undefined)?.role === 'executor' &&
+          payloadOf(e)['decision_id'] === job.decision_id,
+      );
       const report =
-        outcome.code === 'ERR_NONCE_REPLAYED' && replayRecorded && !voided.envelope_voided
+        !voided.envelope_voided &&
+        (receiptRecorded || (outcome.code === 'ERR_NONCE_REPLAYED' && replayRecorded))
           ? { ...voided, envelope_consumed: true as const }
           : voided;
       await close({

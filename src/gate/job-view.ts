@@ -132,8 +132,9 @@ export async function jobView(entries: readonly LedgerEntryView[], o: JobViewOpt
       },
     };
   }
-  const consumed = p['envelope_consumed'] === true;
-  // A consumed envelope without a completion: the tool may have run, and never runs again.
+  // A consumed envelope without a completion: the tool may have run, and never runs again. The
+  // receipt says so too, whatever the outcome record says (one written before it could tell).
+  const consumed = p['envelope_consumed'] === true || receipt !== undefined;
   const status: JobStatus = end.type === 'request.abandoned' || consumed ? 'abandoned' : 'failed';
   return {
     status: 200,

@@ -186,7 +186,10 @@ describe('background calls (embedded, in-process queue)', () => {
    * worker run it and die before answering, so its redelivery meets the consumed nonce and the
    * Execution Layer records the replay denial.
    */
-  const replayAnswered = async (ranFirst: boolean): Promise<unknown> => {
+  const replayAnswered = async (
+    ranFirst: boolean,
+    answer: JsonObject = { outcome: 'deny', code: 'ERR_NONCE_REPLAYED', reason: 'envelope already used' },
+  ): Promise<unknown> => {
     // The job is held at the port (its envelope captured) until its answer is recorded here; then
     // the held run ends with a deny the Gate finds already closed, so the queue's slot is free.
     let letGo: (() => void) | undefined;
@@ -210,8 +213,10 @@ describe('background calls (embedded, in-process queue)', () => {
     if (ranFirst) {
       const ran = await e2e.execute({ envelope, tool: 'echo', tenant: 'acme', params });
       expect(ran.body['outcome']).toBe('executed');
-      const replay = await e2e.execute({ envelope, tool: 'echo', tenant: 'acme', params });
-      expect(replay.body['code']).toBe('ERR_NONCE_REPLAYED');
+      if (answer['code'] === 'ERR_NONCE_REPLAYED') {
+        const replay = await e2e.execute({ envelope, tool: 'echo', tenant: 'acme', params });
+        expect(replay.body['code']).toBe('ERR_NONCE_REPLAYED');
+      }
     }
     e2e.faults.nonceStore = 'throw';
     try {
@@ -229,7 +234,7 @@ describe('background calls (embedded, in-process queue)', () => {
           client: 'demo-agent',
           queued_at: Date.now(),
         },
-        answer: { outcome: 'deny', code: 'ERR_NONCE_REPLAYED', reason: 'envelope already used' },
+        answer,
       });
     } finally {
       e2e.faults.nonceStore = 'off';
@@ -255,6 +260,21 @@ describe('background calls (embedded, in-process queue)', () => {
       status: 'failed',
       code: 'ERR_NONCE_REPLAYED',
       envelope_consumed: false,
+    });
+    expect(e2e.totalRuns()).toBe(before + 1);
+  });
+
+  it('records a job whose tool ran (its receipt in the trace) and then failed, the void unconfirmed, as consumed (abandoned), never "failed" and unconsumed', async () => {
+    // As for a long tool that fails after its envelope expired, or a result the queue withheld:
+    // the worker answers a deny, the void can no longer tell, and the receipt says it ran.
+    const before = e2e.totalRuns();
+    expect(
+      await replayAnswered(true, { outcome: 'deny', code: 'ERR_TOOL_OUTPUT_LIMIT', reason: 'withheld' }),
+    ).toMatchObject({
+      outcome: 'deny',
+      status: 'abandoned',
+      code: 'ERR_TOOL_OUTPUT_LIMIT',
+      envelope_consumed: true,
     });
     expect(e2e.totalRuns()).toBe(before + 1);
   });
