@@ -3,14 +3,14 @@
  * §7 scenario 17): host files and the network are out of reach, limits hold, and a sandbox that
  * cannot be established is a deny, never a bare run.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Server } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildSandboxArgv, createBwrapSandbox } from '../../src/execution/index.js';
-import { egressRuntimeDir, startEgressProxy } from '../../src/execution/sandbox/egress.js';
+import { egressRuntimeDir, grantOverlaps, startEgressProxy } from '../../src/execution/sandbox/egress.js';
 import type { SandboxExit, SandboxRequest } from '../../src/execution/index.js';
 import type { Deny } from '../../src/kernel/index.js';
 import { REPO_ROOT } from '../support/paths.js';
@@ -208,6 +208,46 @@ describe('bwrap sandbox: isolation (scenario 17)', () => {
       await a.close();
       await new Promise<void>((r) => upstream.close(() => r()));
     }
+  });
+
+  it('refuses a granted path that is or passes through a symbolic link: a tool cannot plant one for the next call to bind the host', async () => {
+    // Tool W may write the shared directory; tool R may read a directory inside it.
+    const shared = join(dir, 'shared');
+    const sub = join(shared, 'sub');
+    mkdirSync(sub, { recursive: true });
+    writeFileSync(join(sub, 'ok'), 'inside');
+    const w = constraints({ fs_write: [shared] });
+    const r = constraints({ fs_read: [sub] });
+    expect(exited(await run(['/usr/bin/ls', sub], { constraints: r })).stdout.toString()).toBe('ok\n');
+    // W replaces `sub` with a link to the host's root (its write lands on the host).
+    expect(
+      exited(await run([BASH, '-c', `rm -r ${sub} && ln -s / ${sub}`], { constraints: w })).exit_code,
+    ).toBe(0);
+    const planted = await run(['/usr/bin/ls', sub], { constraints: r });
+    expect(planted).toMatchObject({ outcome: 'deny', code: 'ERR_SANDBOX_UNAVAILABLE' });
+    // A link further up the path is refused the same way, and so is a path that is missing.
+    const via = join(dir, 'via');
+    symlinkSync(shared, via);
+    expect(
+      await run(['/usr/bin/true'], { constraints: constraints({ fs_read: [join(via, 'x')] }) }),
+    ).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_SANDBOX_UNAVAILABLE',
+    });
+    expect(await run(['/usr/bin/true'], { constraints: constraints({ fs_write: [via] }) })).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_SANDBOX_UNAVAILABLE',
+    });
+    expect(
+      await run(['/usr/bin/true'], { constraints: constraints({ fs_read: [join(dir, 'missing')] }) }),
+    ).toMatchObject({ outcome: 'deny', code: 'ERR_SANDBOX_UNAVAILABLE' });
+    // The profile binds each grant by its descriptor, never by its name again.
+    rmSync(sub);
+    mkdirSync(sub);
+    const argv = buildSandboxArgv(['/usr/bin/true'], r, {}, undefined, [sub]);
+    expect(argv).toMatchObject({ outcome: 'ok' });
+    expect(argv.outcome === 'ok' && argv.argv.join(' ')).toContain(`--ro-bind-fd 4 ${sub}`);
+    expect(grantOverlaps('/', egressRuntimeDir())).toBe(true);
   });
 
   it('has a writable private /tmp work directory and a read-only /usr', async () => {

@@ -9,7 +9,12 @@
  * `/etc/alternatives` (plus resolver files when network is granted), `/tmp` is a private tmpfs,
  * and `/dev`, `/proc` are the sandbox's own. Host secrets (`/etc/shadow`, `/root`, `/home`,
  * the data directory, the repository) are simply absent. Granted paths are bound at the same
- * location: `fs_read` read-only, `fs_write` read-write. The network namespace is always private
+ * location: `fs_read` read-only, `fs_write` read-write. A granted path must be itself, no symbolic
+ * link on its way (a tool granted a parent directory could otherwise plant one there and have the
+ * next call bind whatever it points at, `/` included); it is opened (`O_PATH | O_NOFOLLOW`), the
+ * descriptor checked to name exactly that path, and bubblewrap binds the descriptor
+ * (`--ro-bind-fd`, `--bind-fd`), never the name again, so nothing swapped in between is bound.
+ * The network namespace is always private
  * (only `lo`). `constraints.network` with an egress allowlist reaches the outside only through
  * the call's egress proxy (`egress.ts`, OE-INV-011): its socket is bound in and a forwarder
  * inside exposes it on the sandbox's loopback before it starts the tool. `network` without an
@@ -24,7 +29,7 @@
  * (stdout + stderr over `max_output_bytes`; killed). Never runs anything outside the sandbox.
  */
 import { spawn } from 'node:child_process';
-import { realpathSync } from 'node:fs';
+import { closeSync, constants as fsConstants, openSync, readlinkSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -125,16 +130,66 @@ function isGrantablePath(p: string): boolean {
   );
 }
 
+/** Linux's `O_PATH` (not among Node's constants): a descriptor that names an object, opens nothing. */
+const O_PATH = 0o10000000;
+
+/** The first descriptor number a granted path has in bwrap (0-2 stdio, 3 the status pipe). */
+const FIRST_GRANT_FD = 4;
+
+/**
+ * Opens every granted path for binding by descriptor: each must exist and be itself (its real
+ * path, no symbolic link on the way), and the descriptor opened on it must name exactly it
+ * (`/proc/self/fd`), or `ERR_SANDBOX_UNAVAILABLE`. The descriptors, by path, for the caller to
+ * close once bwrap has started.
+ */
+export function openGrants(
+  c: ExecutionConstraints,
+): { readonly outcome: 'ok'; readonly fds: Map<string, number> } | Deny {
+  const fds = new Map<string, number>();
+  const refuse = (reason: string): Deny => {
+    for (const fd of fds.values()) closeSync(fd);
+    return deny('ERR_SANDBOX_UNAVAILABLE', reason);
+  };
+  for (const p of [...c.fs_read, ...c.fs_write]) {
+    if (fds.has(p)) continue;
+    let real: string;
+    try {
+      real = realpathSync(p);
+    } catch {
+      return refuse('a granted path cannot be opened');
+    }
+    if (real !== p) return refuse('a granted path is or passes through a symbolic link');
+    let fd: number;
+    try {
+      fd = openSync(p, O_PATH | fsConstants.O_NOFOLLOW);
+    } catch {
+      return refuse('a granted path cannot be opened');
+    }
+    fds.set(p, fd);
+    let named: string | undefined;
+    try {
+      named = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      named = undefined;
+    }
+    if (named !== p) return refuse('a granted path changed while it was opened');
+  }
+  return { outcome: 'ok', fds };
+}
+
 /**
  * The bwrap + prlimit argv for `constraints`, or a deny when the profile cannot be enforced.
  * Exported so the profile can be inspected and documented; {@link createBwrapSandbox} is the
- * only runner.
+ * only runner. With `grants` (the granted paths in the order bwrap receives their descriptors,
+ * from fd 4 on: {@link openGrants}), each is bound by its descriptor; without, by its name (the
+ * profile as documented).
  */
 export function buildSandboxArgv(
   command: readonly string[],
   constraints: ExecutionConstraints,
   options: BwrapSandboxOptions = {},
   egress?: SandboxEgress,
+  grants?: readonly string[],
 ): { readonly outcome: 'ok'; readonly argv: readonly string[] } | Deny {
   const c = constraints;
   const positive = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n > 0;
@@ -200,8 +255,17 @@ export function buildSandboxArgv(
       String(EGRESS_PORT),
     ];
   }
-  for (const p of c.fs_read) args.push('--ro-bind', p, p);
-  for (const p of c.fs_write) args.push('--bind', p, p);
+  const bind = (how: '--ro-bind' | '--bind', p: string): void => {
+    if (grants === undefined) {
+      args.push(how, p, p);
+      return;
+    }
+    const i = grants.indexOf(p);
+    if (i < 0) throw new TypeError('a granted path has no descriptor');
+    args.push(`${how}-fd`, String(FIRST_GRANT_FD + i), p);
+  };
+  for (const p of c.fs_read) bind('--ro-bind', p);
+  for (const p of c.fs_write) bind('--bind', p);
   args.push('--json-status-fd', '3');
   const limits = [
     `--as=${c.memory_bytes}`,
@@ -299,16 +363,33 @@ export function createBwrapSandbox(options: BwrapSandboxOptions = {}): Sandbox {
     const opened = await openEgress(request.constraints, options, (d) => onEgressDenial(d));
     if (opened.outcome === 'deny') return opened;
     const proxy = opened.proxy;
-    const built = buildSandboxArgv(
-      request.argv,
-      request.constraints,
-      options,
-      proxy === undefined ? undefined : { socketDir: proxy.socketDir },
-    );
+    const grants = openGrants(request.constraints);
+    if (grants.outcome === 'deny') {
+      await proxy?.close();
+      return grants;
+    }
+    const grantFds = [...grants.fds.values()];
+    const closeGrants = (): void => {
+      for (const fd of grantFds.splice(0)) closeSync(fd);
+    };
+    let built: ReturnType<typeof buildSandboxArgv>;
+    try {
+      built = buildSandboxArgv(
+        request.argv,
+        request.constraints,
+        options,
+        proxy === undefined ? undefined : { socketDir: proxy.socketDir },
+        [...grants.fds.keys()],
+      );
+    } catch {
+      built = deny('ERR_SANDBOX_UNAVAILABLE', 'the sandbox profile could not be built');
+    }
     if (built.outcome === 'deny') {
+      closeGrants();
       await proxy?.close();
       return built;
     }
+    const argv = built.argv;
     if (proxy !== undefined) Object.assign(env, EGRESS_ENV);
 
     const exit = await new Promise<SandboxExit | Deny>((resolve) => {
@@ -319,10 +400,17 @@ export function createBwrapSandbox(options: BwrapSandboxOptions = {}): Sandbox {
       const err: Buffer[] = [];
       let child: ReturnType<typeof spawn>;
       try {
-        child = spawn(bwrap, built.argv, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+        // The granted paths' descriptors follow the status pipe (fd 4 on); bwrap binds them.
+        child = spawn(bwrap, argv, {
+          env,
+          detached: true,
+          stdio: ['ignore', 'pipe', 'pipe', 'pipe', ...grantFds],
+        });
       } catch {
         resolve(deny('ERR_SANDBOX_UNAVAILABLE', 'bwrap could not be started'));
         return;
+      } finally {
+        closeGrants();
       }
       const kill = (): void => {
         try {

@@ -114,7 +114,9 @@ export function egressRuntimeDir(): string {
 
 /** Whether granting `path` would expose `dir` (the same, above it or inside it). */
 export function grantOverlaps(path: string, dir: string): boolean {
-  return path === dir || dir.startsWith(`${path}/`) || path.startsWith(`${dir}/`);
+  return (
+    path === '/' || dir === '/' || path === dir || dir.startsWith(`${path}/`) || path.startsWith(`${dir}/`)
+  );
 }
 
 /** Creates the runtime directory or checks it is ours alone; throws when it is not. */
