@@ -392,6 +392,15 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     obs.stage('tool', traceId, t, now);
     t = now;
     if ('outcome' in ran) {
+      // The adapter's words pass the redactor like a result does: an egress refusal names the
+      // destination the tool asked for, which the tool chose and may have spelled a secret into
+      // (scenario 16). A redactor that fails leaves the adapter's words out.
+      let said: string;
+      try {
+        said = deps.redactor.redactText(ran.reason);
+      } catch {
+        said = 'the tool adapter denied';
+      }
       const ref = await appendReceipt(trail, c, jws, {
         status: 'failed',
         code: ran.code,
@@ -401,11 +410,11 @@ export function createExecutor(deps: ExecutorDeps): Executor {
         // The egress proxy's refusal names the destination or limit, an upstream's TLS or token
         // failure which check failed (characters failclosed vetted); a cancellation whether the
         // tool had started (the executor's own words: no adapter answers that code).
-        ...(hasEvidenceReason(ran.code) || ran.code === 'ERR_CALL_CANCELLED' ? { reason: ran.reason } : {}),
+        ...(hasEvidenceReason(ran.code) || ran.code === 'ERR_CALL_CANCELLED' ? { reason: said } : {}),
       });
       return ref === undefined
         ? deny('ERR_LEDGER_UNAVAILABLE', 'execution receipt not confirmed')
-        : deny(ran.code, ran.reason);
+        : deny(ran.code, said);
     }
 
     // 8. The receipt is durable before the result leaves (OE-INV-015).
