@@ -150,7 +150,14 @@ export function createRedactor(options: RedactorOptions): Redactor {
         let k = redactWith(key, forms);
         for (let n = 2; Object.prototype.hasOwnProperty.call(out, k); n++)
           k = `${redactWith(key, forms)}#${n}`;
-        out[k] = walk(v, forms, depth + 1);
+        // Defined, not assigned: a member named `__proto__` (JSON.parse makes it an own member)
+        // is kept as one, never taken for the prototype's setter.
+        Object.defineProperty(out, k, {
+          value: walk(v, forms, depth + 1),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       }
       return Object.freeze(out);
     }

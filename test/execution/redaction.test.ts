@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createRedactor, REDACTED_SECRET, secretForms } from '../../src/execution/index.js';
+import { canonicalize } from '../../src/kernel/index.js';
 
 const SECRET = 'hunter2-Sup3r$ecret/value';
 
@@ -69,6 +70,15 @@ describe('createRedactor: known secret values', () => {
         },
       ),
     );
+  });
+
+  it('keeps a member named __proto__ as a member (an upstream may answer one): never dropped, never a prototype', () => {
+    for (const text of ['{"__proto__":"x","a":1}', '{"__proto__":{"b":2},"a":1}']) {
+      const out = r.redact(JSON.parse(text) as never) as Record<string, unknown>;
+      expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+      expect(Object.keys(out)).toEqual(['__proto__', 'a']);
+      expect(canonicalize(out as never)).toBe(canonicalize(JSON.parse(text) as never));
+    }
   });
 
   it('rejects values that are not plain JSON', () => {
