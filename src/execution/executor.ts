@@ -357,6 +357,10 @@ export function createExecutor(deps: ExecutorDeps): Executor {
         : undefined;
     const before = stopped();
     if (before !== undefined) return before;
+    // Still valid as its nonce is taken: the ledger reads since step 1 may have taken seconds, and
+    // a tool never starts under an envelope past `exp` and the tolerance (a run past its slot).
+    if (deps.now() >= c.exp * 1000 + deps.clockToleranceSec * 1000)
+      return deny('ERR_ENVELOPE_EXPIRED', 'the envelope expired before its nonce was taken');
     // 5. Single use: one atomic consumption (SPEC §8); a voided envelope never runs.
     t = performance.now();
     const consumed = await callWithTimeout(

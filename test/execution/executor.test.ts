@@ -235,6 +235,28 @@ describe('executor: fault injection (scenarios 8, 9)', () => {
     });
   }
 
+  it('an envelope that expires while its ledger context is read → ERR_ENVELOPE_EXPIRED, nonce not taken, adapter never called', async () => {
+    let now = NOW_MS;
+    const w = world({ now: () => now });
+    const env = w.envelope();
+    // The read answers once the envelope's exp and the 30 s tolerance have passed.
+    const ledger = {
+      readEnvelopeContext: async (q: Parameters<typeof w.ledger.readEnvelopeContext>[0]) => {
+        const r = await w.ledger.readEnvelopeContext(q);
+        now = NOW_MS + 90_000;
+        return r;
+      },
+      append: w.ledger.append.bind(w.ledger),
+    };
+    const out = await createExecutor({ ...w.deps, ledger }).execute(call(env));
+    expect(out).toMatchObject({ outcome: 'deny', code: 'ERR_ENVELOPE_EXPIRED' });
+    expect(w.spy.calls).toHaveLength(0);
+    expect(w.ledger.ofType('denial').map((e) => e.payload.code)).toEqual(['ERR_ENVELOPE_EXPIRED']);
+    // The nonce was not taken: within its validity the same envelope still runs.
+    now = NOW_MS;
+    expect(await createExecutor(w.deps).execute(call(env))).toMatchObject({ outcome: 'executed' });
+  });
+
   it('the deny stands when the denial write itself fails', async () => {
     const w = world();
     const ledger = {
