@@ -796,6 +796,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
           ledger: ledgerPort,
           clients: decorate.scheduleClients?.(state) ?? state,
           clock,
+          recorded: (id) => ledger.store.readByRequest(id),
         });
   const scheduledPort = scheduler?.executor(gateExecutorPort) ?? withoutSchedules(gateExecutorPort);
   // Whoever rotates or revokes an issuer key through this process (operator actions, the console,

@@ -63,6 +63,14 @@ export interface ChangeDeps {
   readonly append: Append;
   readonly clock: Clock;
   readonly ms: number;
+  /** The ledger's entries of one request id (a schedule's changes are recorded under its id). */
+  readonly recorded: (requestId: string) => Promise<readonly RecordedChange[]>;
+}
+
+/** A ledger entry as a change reads it. */
+export interface RecordedChange {
+  readonly type: string;
+  readonly payload: JsonObject;
 }
 
 /** The operator changes over `deps`; `changeStatus` also serves the scheduler's own pauses. */
@@ -145,6 +153,19 @@ export function createChanges(deps: ChangeDeps) {
     async resume(id: string, actor: Actor, tenants: OperatorTenants, reason: string) {
       const s = await mine(id, tenants);
       if (isDeny(s)) return s;
+      // A removal is final from the moment it is recorded, applied to the store or not (its
+      // update failed): a resume would otherwise bring back what an operator removed.
+      let changes: readonly RecordedChange[];
+      try {
+        changes = await within(() => deps.recorded(s.id), ms);
+      } catch {
+        return deny('ERR_SCHEDULE_UNAVAILABLE', 'the schedule’s records could not be read');
+      }
+      if (changes.some((e) => e.type === 'schedule.removed' && e.payload['schedule_id'] === s.id))
+        return deny(
+          'ERR_REQUEST_MALFORMED',
+          'the schedule is removed (recorded; remove it again to apply that to the store)',
+        );
       const spec = parseScheduleSpec(s.spec);
       if (isDeny(spec)) return spec;
       // No catch-up: the slots that passed while paused are not run. Nor one taken before the

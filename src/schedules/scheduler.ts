@@ -31,7 +31,7 @@ import type {
   VoidResult,
 } from '../gate/index.js';
 import { createChanges } from './changes.js';
-import type { ScheduleChange, ScheduleView } from './changes.js';
+import type { ChangeDeps, ScheduleChange, ScheduleView } from './changes.js';
 import { createCreation } from './creation.js';
 import { confirmedAppend, GATE_ACTOR, TimedOut, within } from './port.js';
 import type { Actor, ScheduleLedger } from './port.js';
@@ -44,6 +44,8 @@ export interface SchedulerDeps {
   /** The registered clients: a run's principal has its creator's roles as registered now. */
   readonly clients: ClientRegistry;
   readonly clock: Clock;
+  /** The ledger's entries of one request id: a resume reads the schedule's recorded changes. */
+  readonly recorded: ChangeDeps['recorded'];
   /** Deadline of one store or ledger step (ms, default 5,000). */
   readonly timeoutMs?: number;
 }
@@ -88,7 +90,13 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   let ticking: Promise<readonly RunReport[]> | undefined;
   const append = confirmedAppend(deps.ledger, ms);
   const { create, undoCreation } = createCreation({ store: deps.store, append, clock: deps.clock, ms });
-  const changes = createChanges({ store: deps.store, append, clock: deps.clock, ms });
+  const changes = createChanges({
+    store: deps.store,
+    append,
+    clock: deps.clock,
+    ms,
+    recorded: deps.recorded,
+  });
   const changeStatus = changes.changeStatus;
 
   /**

@@ -9,9 +9,10 @@
  *   (its completion not confirmed) removes its schedule, but that removal can fail with the same
  *   store (on SQLite and PostgreSQL the ledger and the schedule store are one database): its
  *   schedule stayed `active` and fired although its creator was told deny;
- * - the last operator change recorded for it (`schedule.paused`, `schedule.resumed`,
- *   `schedule.removed`, request id: the schedule's id) is not a pause or a removal: changes are
- *   ledgered before they are applied, so a slot taken in between would have run after the record;
+ * - no removal is recorded for it (final, whatever was recorded after it), and the last operator
+ *   change recorded for it (`schedule.paused`, `schedule.resumed`, `schedule.removed`, request
+ *   id: the schedule's id) is not a pause: changes are ledgered before they are applied, so a
+ *   slot taken in between would have run after the record;
  * - the store holds it `active`, for the same creation decision;
  * - its creator, when a registered client, is not revoked (`ERR_CLIENT_REVOKED`): the scheduler reads
  *   the registration before it takes a slot, and a revocation after that read would otherwise
@@ -92,9 +93,12 @@ export function createScheduleStanding(deps: StandingDeps): (run: StandingRun) =
     );
     if (!completed || after.some(undoes))
       return refused('the schedule’s creation was not confirmed to its creator');
-    const last = (await deps.entriesOf(s.id))
-      .filter((e) => CHANGES.has(e.type) && e.payload['schedule_id'] === s.id)
-      .at(-1);
+    const changes = (await deps.entriesOf(s.id)).filter(
+      (e) => CHANGES.has(e.type) && e.payload['schedule_id'] === s.id,
+    );
+    // A removal is final: no resume recorded after it brings the schedule back.
+    if (changes.some((e) => e.type === 'schedule.removed')) return refused('the schedule is removed');
+    const last = changes.at(-1);
     if (last !== undefined && last.type !== 'schedule.resumed')
       return refused(`the schedule is ${last.type === 'schedule.paused' ? 'paused' : 'removed'}`);
     return undefined;

@@ -64,7 +64,11 @@ function faultyClients(clients: ClientRegistry): ClientRegistry {
   };
 }
 
+/** The store under the faults, for a test that changes it behind the scheduler's back. */
+let rawStore: ScheduleStore | undefined;
+
 function faultyStore(store: ScheduleStore): ScheduleStore {
+  rawStore = store;
   return {
     ...store,
     get: (id) => (readsDown ? Promise.reject(new Error('store down (fault injected)')) : store.get(id)),
@@ -217,6 +221,36 @@ describe('a scheduled run stands on its schedule as the ledger shows it', () => 
     rig.advance((await slotOf(id)) + 1000 - rig.now());
     const run = (await scheduler.tick()).find((r) => r.schedule_id === id);
     expect(run).toMatchObject({ schedule_id: id, outcome: 'queued', code: null });
+  }, 30_000);
+
+  it('a removal in the ledger is final although the store missed it: a resume is refused and no run is decided', async () => {
+    const made = await create('30 4 * * *');
+    expect(made.answer).toMatchObject({ outcome: 'executed' });
+    const id = (made.answer as unknown as { result: { schedule_id: string } }).result.schedule_id;
+    const slot = await slotOf(id);
+    expect((await rig.operator('schedules-pause', { id, reason: 'maintenance' })).status).toBe(200);
+    // The removal is recorded, then its store update fails: the store still says paused.
+    refused = 'removed';
+    const removed = await rig.operator('schedules-remove', { id, reason: 'not needed' });
+    refused = null;
+    expect(removed).toMatchObject({ status: 503, body: { code: 'ERR_SCHEDULE_UNAVAILABLE' } });
+    expect((await scheduler.list('*')).find((x) => x.id === id)?.status).toBe('paused');
+    // Resumed by any operator of its tenant: refused, nothing recorded.
+    const resumed = await rig.operator('schedules-resume', { id, reason: 'back on' });
+    expect(resumed).toMatchObject({ status: 400, body: { code: 'ERR_REQUEST_MALFORMED' } });
+    expect((await records(id)).map((e) => e.type)).toEqual(['schedule.paused', 'schedule.removed']);
+    // Had a resume got through (an earlier version's, or the store set active by hand), the
+    // Control Plane would still refuse every run: the removal rules once recorded.
+    expect(await rawStore?.setStatus(id, ['paused'], 'active', slot)).toBe(true);
+    const before = runs.length;
+    rig.advance(slot + 1000 - rig.now());
+    expect((await scheduler.tick()).filter((r) => r.schedule_id === id)).toEqual([
+      expect.objectContaining({ schedule_id: id, outcome: 'deny', code: 'ERR_SCHEDULE_NOT_APPROVED' }),
+    ]);
+    expect(runs.length).toBe(before);
+    // Removed again, the store follows.
+    expect((await rig.operator('schedules-remove', { id, reason: 'again' })).status).toBe(200);
+    expect((await scheduler.list('*')).find((x) => x.id === id)).toBeUndefined();
   }, 30_000);
 
   it('a schedule store that cannot be read denies the run ERR_SCHEDULE_UNAVAILABLE', async () => {
