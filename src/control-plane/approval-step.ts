@@ -245,6 +245,12 @@ export async function activateWithApprovals(
     return withId(deny('ERR_APPROVAL_REJECTED', 'an approver rejected the activation'), decision_id);
   if (p.status === 'expired' || deps.now() >= p.expires_at)
     return withId(deny('ERR_APPROVAL_EXPIRED', 'the approval window expired'), decision_id);
+  // As for a call (OE-INV-020): an approver removed since the finalisation no longer stands behind it.
+  if (!(await approvals.stillApproved(p)))
+    return withId(
+      deny('ERR_APPROVER_UNKNOWN', 'an approver of this activation was removed since'),
+      decision_id,
+    );
   if (!(await approvals.markIssued(decision_id)))
     return withId(deny('ERR_REQUEST_REPLAYED', 'the activation was already carried out'), decision_id);
   return activate({ decision_id, approvals: p.approvals });

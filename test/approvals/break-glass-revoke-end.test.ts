@@ -41,6 +41,7 @@ async function withGrant(refusals: number): Promise<{
   approvals: ApprovalService;
   store: ReturnType<typeof refusingEnds>;
   grantId: string;
+  decisionId: string;
 }> {
   const store = refusingEnds(createSqliteApprovalStore(':memory:'), refusals);
   const { r, approvals } = await rigWithApprovals(store);
@@ -55,8 +56,15 @@ async function withGrant(refusals: number): Promise<{
   const grant = await approvals.breakGlass(daveBreakGlass(key, r.clock));
   if (grant.outcome !== 'ok') throw new Error(`no grant: ${JSON.stringify(grant)}`);
   // The grant stands in for the approvals: the call is allowed.
-  expect((await r.cp.decide(request('wire', { amount_cents: 7 }))).outcome).toBe('allow');
-  return { r, approvals, store, grantId: grant.grant.grant_id };
+  const allowed = await r.cp.decide(request('wire', { amount_cents: 7 }));
+  expect(allowed.outcome).toBe('allow');
+  return {
+    r,
+    approvals,
+    store,
+    grantId: grant.grant.grant_id,
+    decisionId: (allowed as { decision_id: string }).decision_id,
+  };
 }
 
 describe('revoking a break-glass grant whose end is refused once', () => {
@@ -79,4 +87,24 @@ describe('revoking a break-glass grant whose end is refused once', () => {
     expect(await approvals.activeGrants()).toEqual([]);
     expect((await r.cp.decide(request('wire', { amount_cents: 7 }))).outcome).not.toBe('allow');
   });
+});
+
+describe('a decision a break-glass grant finalised stands only while the grant does (L7 break-glass)', () => {
+  it.each(['revoked', 'expired', 'its grantor removed'] as const)(
+    'stillApproved is true with the grant and false once it is %s (a schedule created under it runs no more)',
+    async (end) => {
+      const { r, approvals, grantId, decisionId } = await withGrant(0);
+      const p = await approvals.get(decisionId);
+      expect(p).toMatchObject({ status: 'issued', grant_id: grantId });
+      if (p === undefined) throw new Error('no decision');
+      expect(await approvals.stillApproved(p)).toBe(true);
+      if (end === 'revoked')
+        expect(await approvals.revokeGrant(grantId, 'incident over', OPERATOR)).toMatchObject({
+          outcome: 'ok',
+        });
+      else if (end === 'expired') r.clock.advance(301_000);
+      else expect(isDeny(await approvals.removeApprover('dave', 'left', OPERATOR))).toBe(false);
+      expect(await approvals.stillApproved(p)).toBe(false);
+    },
+  );
 });

@@ -228,12 +228,44 @@ describe('Control Plane approval step', () => {
     });
   });
 
-  it('policy activation needs multi-party approval when configured (OE-INV-020)', async () => {
+  it('policy activation needs multi-party approval when configured; an approver removed before it is carried out refuses it (OE-INV-020)', async () => {
     const { r, approvals, keys } = await setup({ policyActivation: { approvals: 2, roles: ['ops'] } });
     const next = r.bundles.put(compile('cp-next'));
     if (next.outcome !== 'ok') throw new Error('bundle');
     const first = await r.cp.activateBundle(next.hash, OPERATOR, 'roll out');
     expect(first).toMatchObject({ outcome: 'deny', code: 'ERR_APPROVAL_PENDING' });
+    const id = (first as { decision_id: string }).decision_id;
+    for (const name of ['ann', 'ben']) {
+      const p = await approvals.get(id);
+      const s: ApprovalStatement = {
+        decision_id: id,
+        intent_sha256: p!.intent_sha256,
+        preview_sha256: null,
+        verdict: 'approve',
+        justification: 'reviewed',
+        timestamp: new Date(r.clock()).toISOString(),
+        approver: name,
+      };
+      await approvals.submit(id, {
+        statement: { ...s },
+        signature: encodeBase64url(signEd25519(keys.get(name)!, approvalSigningInput(s))),
+      });
+    }
+    // An approver removed after the finalisation no longer stands behind it (OE-INV-020): the
+    // activation is refused, as an approved call's issuance would be.
+    expect(isDeny(await approvals.removeApprover('ben', 'left the team', OPERATOR))).toBe(false);
+    expect(await r.cp.activateBundle(next.hash, OPERATOR, 'roll out')).toMatchObject({
+      outcome: 'deny',
+      code: 'ERR_APPROVER_UNKNOWN',
+    });
+    expect(r.bundles.active()).not.toMatchObject({ hash: next.hash });
+  });
+
+  it('an approved policy activation is carried out once its approvers stand (OE-INV-020)', async () => {
+    const { r, approvals, keys } = await setup({ policyActivation: { approvals: 2, roles: ['ops'] } });
+    const next = r.bundles.put(compile('cp-next'));
+    if (next.outcome !== 'ok') throw new Error('bundle');
+    const first = await r.cp.activateBundle(next.hash, OPERATOR, 'roll out');
     const id = (first as { decision_id: string }).decision_id;
     for (const name of ['ann', 'ben']) {
       const p = await approvals.get(id);

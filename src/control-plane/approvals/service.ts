@@ -68,7 +68,9 @@ export interface ApprovalService {
   /**
    * True when every key approver whose vote approved `p` is still registered, active and scoped
    * to its tenant: an approver removed (or re-scoped) after the finalisation, before the call was
-   * issued, no longer stands behind it (OE-INV-020).
+   * issued, no longer stands behind it (OE-INV-020). A decision a break-glass grant finalised
+   * stands only while that grant does: unexpired, not revoked, its grantor still registered and
+   * active (L7 break-glass): a schedule created under a grant runs no longer than the grant.
    */
   stillApproved(p: PendingRecord): Promise<boolean>;
   /** `approved` → `issued`, true exactly once across every replica sharing the store (single issuance). */
@@ -225,6 +227,12 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
     },
     submit: (id: string, submission: Submission) => submitApproval(ctx, id, submission),
     async stillApproved(p: PendingRecord): Promise<boolean> {
+      if (p.grant_id !== null) {
+        const g = (await store.activeGrants(deps.now())).find((x) => x.grant_id === p.grant_id);
+        if (g === undefined) return false;
+        const grantor = await store.approver(g.approver);
+        if (grantor === undefined || grantor.status !== 'active') return false;
+      }
       const counted = new Set(p.approvals);
       for (const v of await store.votes(p.decision_id)) {
         // The votes the finalisation counted (its references): a vote it discounted is not behind it.
