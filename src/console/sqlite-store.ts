@@ -80,6 +80,9 @@ export function createSqliteConsoleStore(
        WHERE console_people.confirmed_at IS NULL`,
     ),
     person: db.prepare('SELECT * FROM console_people WHERE name = ?'),
+    personBoundTo: db.prepare(
+      'SELECT * FROM console_people WHERE oidc_issuer = ? AND oidc_subject = ? ORDER BY name LIMIT 1',
+    ),
     useCode: db.prepare(
       'UPDATE console_people SET code_sha256 = NULL WHERE name = ? AND code_sha256 = ? AND code_expires_at > ?',
     ),
@@ -169,6 +172,10 @@ export function createSqliteConsoleStore(
       ),
     person: (name: string) => {
       const r = q.person.get(name) as Record<string, unknown> | undefined;
+      return Promise.resolve(r === undefined ? undefined : parsePersonRow(r));
+    },
+    personBoundTo: (issuer: string, subject: string) => {
+      const r = q.personBoundTo.get(issuer, subject) as Record<string, unknown> | undefined;
       return Promise.resolve(r === undefined ? undefined : parsePersonRow(r));
     },
     useCode: (name: string, codeSha256: string, atMs: number) =>

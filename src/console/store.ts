@@ -68,6 +68,8 @@ export interface ConsoleStore {
   /** Inserts or replaces the invitation of `name`; false when `name` is already confirmed. */
   putInvitation(p: InvitedPerson): Promise<boolean>;
   person(name: string): Promise<InvitedPerson | undefined>;
+  /** The person bound to `issuer` and `subject` (the first by name), undefined when none is. */
+  personBoundTo(issuer: string, subject: string): Promise<InvitedPerson | undefined>;
   /** Clears the code when it is `codeSha256` and unexpired at `atMs`; true exactly once. */
   useCode(name: string, codeSha256: string, atMs: number): Promise<boolean>;
   /** Records the device key when none is recorded yet; true exactly once. */

@@ -51,6 +51,8 @@ export function openApprovals(
     readonly notify?: (n: ApprovalNotice) => void;
     /** The identity-provider binding of an approver (the console's invitations; session.ts). */
     readonly bindingOf?: BindingOf;
+    /** The console approver bound to an issuer and subject (`ApprovalServiceDeps.boundPerson`). */
+    readonly boundPerson?: (issuer: string, subject: string) => Promise<string | undefined>;
   },
 ): EmbeddedApprovals {
   const configPath = approvalConfigPath(dir);
@@ -65,6 +67,7 @@ export function openApprovals(
     settings: config.settings,
     ...(deps.notify === undefined ? {} : { notify: deps.notify }),
     ...(deps.bindingOf === undefined ? {} : { bindingOf: deps.bindingOf }),
+    ...(deps.boundPerson === undefined ? {} : { boundPerson: deps.boundPerson }),
     ...(config.oidc === undefined ? {} : { oidc: createOidcVerifier(config.oidc) }),
   });
   return { service, api: createApprovalApi(service, deps.clock), store };

@@ -651,6 +651,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
         ? undefined
         : { issuer: p.oidc_issuer, subject: p.oidc_subject };
     },
+    boundPerson: async (issuer, subject) => (await backend.console.personBoundTo(issuer, subject))?.name,
   });
   const consoleState = openConsole({
     store: backend.console,

@@ -329,6 +329,46 @@ describe('OIDC approvers', () => {
     }
   });
 
+  it('a token of an identity the console bound to an approver is not a second name for them: refused ERR_APPROVER_SESSION_REQUIRED, no self-approval, no double count', async () => {
+    // owner is a console approver bound to the IdP's subject 00uA.
+    const svc = createApprovalService({
+      store: createSqliteApprovalStore(':memory:'),
+      ledger: {
+        append: (e) => (
+          entries.push(e),
+          Promise.resolve({ index: entries.length - 1, entry_hash: sha256Hex(String(entries.length)) })
+        ),
+      },
+      putEvidence: (bytes) => Promise.resolve(sha256Hex(bytes)),
+      now: () => Date.now(),
+      isClient: (name) => name === 'bot',
+      oidc: createOidcVerifier({
+        issuer: 'https://idp.example',
+        audience: 'failclosed',
+        jwksUri: jwksUrl,
+        rolesClaim: 'groups',
+      }),
+      boundPerson: (issuer, subject) =>
+        Promise.resolve(issuer === 'https://idp.example' && subject === '00uA' ? 'owner' : undefined),
+    });
+    const p = await open('oidc-bound-person', svc);
+    const own = statement(p, 'oidc:00uA');
+    expect(
+      await svc.submit(p.decision_id, {
+        statement: { ...own },
+        token: await token({ approval_sha256: bound(own), groups: ['treasury'] }, { sub: '00uA' }),
+      }),
+    ).toMatchObject({ outcome: 'deny', code: 'ERR_APPROVER_SESSION_REQUIRED' });
+    // Another subject of the same issuer is an approver of its own.
+    const other = statement(p, 'oidc:carol');
+    expect(
+      await svc.submit(p.decision_id, {
+        statement: { ...other },
+        token: await token({ approval_sha256: bound(other), groups: ['treasury'] }, { sub: 'carol' }),
+      }),
+    ).toMatchObject({ outcome: 'ok', status: 'pending' });
+  });
+
   it('an OIDC vote counts only for a tenant its token is scoped to (OE-INV-020): other, absent and malformed scopes are ERR_APPROVER_TENANT', async () => {
     const p = await open('oidc-tenant');
     const a = statement(p, 'oidc:alice');

@@ -133,9 +133,14 @@ describe.each(Object.entries(openers))('console store (%s)', (_name, open) => {
     await s.putInvitation(bound);
     const p = await s.person('eve');
     expect([p?.oidc_issuer, p?.oidc_subject]).toEqual(['https://idp.example', 'sub-1']);
+    // Found by its binding too (an approval token of that identity is eve's), by nothing else.
+    expect((await s.personBoundTo('https://idp.example', 'sub-1'))?.name).toBe('eve');
+    expect(await s.personBoundTo('https://idp.example', 'sub-2')).toBeUndefined();
+    expect(await s.personBoundTo('https://other.example', 'sub-1')).toBeUndefined();
     // A new invitation without a binding clears it.
     await s.putInvitation(person('eve', 1));
     expect((await s.person('eve'))?.oidc_subject).toBeNull();
+    expect(await s.personBoundTo('https://idp.example', 'sub-1')).toBeUndefined();
     const code = {
       id_sha256: '1'.repeat(64),
       name: 'eve',

@@ -83,6 +83,13 @@ export interface ApprovalServiceDeps {
    * proof of a live key+oidc session (session.ts); a rejection fails the operation.
    */
   readonly bindingOf?: BindingOf;
+  /**
+   * The approver bound to an identity provider's issuer and subject (the console's invitation),
+   * undefined when none is; absent: no approver is bound. An OIDC token of a bound person is not
+   * a second approver name for them: its votes are refused, the person approves in the console
+   * under their own name (one human, one name); a rejection fails the operation.
+   */
+  readonly boundPerson?: (issuer: string, subject: string) => Promise<string | undefined>;
   readonly settings?: Partial<ApprovalSettings>;
   readonly ledgerTimeoutMs?: number;
   /**

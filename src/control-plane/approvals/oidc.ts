@@ -36,6 +36,8 @@ export interface OidcConfig {
 
 /** A verified approver identity. */
 export interface OidcIdentity {
+  /** The token's issuer (the configured one: `iss` is verified against it). */
+  readonly issuer: string;
   readonly subject: string;
   readonly roles: readonly string[];
   /** The tenants the token scopes the approver to (`[]`: none; `'*'`: every tenant). */
@@ -105,6 +107,7 @@ export function createOidcVerifier(config: OidcConfig, getKey?: JWTVerifyGetKey)
           return refused;
         const bound = payload['approval_sha256'];
         return Object.freeze({
+          issuer: config.issuer,
           subject: payload.sub,
           roles,
           tenants: tenantsOf(payload, tenantsClaim),

@@ -209,6 +209,15 @@ async function candidateOf(ctx: ApprovalCtx, s: Submission): Promise<ApprovalCan
     if (id.approval_sha256 !== sha256Hex(approvalSigningInput(statement))) {
       return deny('ERR_APPROVAL_SIGNATURE', 'the token is not bound to this approval statement');
     }
+    // A person the console bound to this issuer and subject is one approver, under their own
+    // name: as `oidc:<sub>` they would count twice and pass for someone other than themselves
+    // (the owner check, distinct humans).
+    const person = await ctx.deps.boundPerson?.(id.issuer, id.subject);
+    if (person !== undefined)
+      return deny(
+        'ERR_APPROVER_SESSION_REQUIRED',
+        `this identity is the console approver ${person}: approve in the console, signed in with it`,
+      );
     return { statement: s.statement, oidc: { subject: id.subject, roles: id.roles, tenants: id.tenants } };
   }
   if (typeof s.signature === 'string' && s.token === undefined)

@@ -62,6 +62,13 @@ export function createPostgresConsoleStore(db: PostgresPool): ConsoleStore {
       const [r] = await rows('SELECT * FROM console_people WHERE name = $1', [name]);
       return r === undefined ? undefined : parsePersonRow(r);
     },
+    async personBoundTo(issuer: string, subject: string) {
+      const [r] = await rows(
+        'SELECT * FROM console_people WHERE oidc_issuer = $1 AND oidc_subject = $2 ORDER BY name LIMIT 1',
+        [issuer, subject],
+      );
+      return r === undefined ? undefined : parsePersonRow(r);
+    },
     useCode: (name: string, codeSha256: string, atMs: number) =>
       changed(
         'UPDATE console_people SET code_sha256 = NULL WHERE name = $1 AND code_sha256 = $2 AND code_expires_at > $3::bigint',
