@@ -9,6 +9,7 @@
 import { createServer } from 'node:http';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Server, ServerResponse } from 'node:http';
+import { connect as netConnect, createServer as createNetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -366,6 +367,36 @@ describe('https: the declarative http tool', () => {
     ).toMatchObject({
       outcome: 'ok',
     });
+  });
+
+  it('a TLS fault after the request reached the service is ERR_TOOL_FAILED, never ERR_UPSTREAM_TLS ("nothing was sent")', async () => {
+    // A relay in front of the service passes the handshake, then answers a corrupt record in
+    // place of the service's response once the request has reached it.
+    const base = good.requests.length;
+    const sockets: { destroy(): void }[] = [];
+    const relay = createNetServer((c) => {
+      const u = netConnect(good.port, '127.0.0.1');
+      sockets.push(c, u);
+      c.on('error', () => undefined);
+      u.on('error', () => undefined);
+      c.pipe(u);
+      u.on('data', (chunk: Buffer) => {
+        if (good.requests.length > base) {
+          c.end(Buffer.from([0x17, 0x03, 0x03, 0x00, 0x05, 1, 2, 3, 4, 5]));
+          u.destroy();
+        } else c.write(chunk);
+      });
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    try {
+      const port = (relay.address() as AddressInfo).port;
+      const r = await get({ ...good, port }, { ca: pki.ca });
+      expect(good.requests.length).toBe(base + 1);
+      expect(r).toMatchObject({ outcome: 'deny', code: 'ERR_TOOL_FAILED' });
+    } finally {
+      for (const x of sockets) x.destroy();
+      await new Promise<void>((r) => relay.close(() => r()));
+    }
   });
 
   it('another CA, no pinned CA, or no client certificate → ERR_UPSTREAM_TLS, nothing sent', async () => {

@@ -37,7 +37,12 @@ import type { SecretResolver } from '../secrets.js';
 import { checkNetworkGrant } from '../sandbox/bwrap.js';
 import { parseEgressAllowlist, resolveDestination } from '../sandbox/egress.js';
 import type { ExecutionConstraints, ToolAdapter } from './types.js';
-import { connectVerifiedTls, parseUpstreamTls, resolveTlsMaterial, tlsFailure } from './upstream-tls.js';
+import {
+  connectVerifiedTls,
+  parseUpstreamTls,
+  resolveTlsMaterial,
+  tlsFailureAfterHandshake,
+} from './upstream-tls.js';
 
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
 const PLACEHOLDER = /\{(?:secret:([A-Z][A-Z0-9_]{0,63})|([A-Za-z_][A-Za-z0-9_]{0,63}))\}/g;
@@ -297,7 +302,7 @@ export function createHttpAdapter(): ToolAdapter {
             call.signal.aborted
               ? deny('ERR_TOOL_TIMEOUT', 'aborted')
               : url.scheme === 'https'
-                ? tlsFailure(err, url.destination)
+                ? tlsFailureAfterHandshake(err, url.destination)
                 : deny('ERR_TOOL_FAILED', 'the request failed'),
           ),
         );

@@ -15,7 +15,7 @@ import type { FetchLike } from '@modelcontextprotocol/client';
 import { deny } from '../../kernel/index.js';
 import type { Deny } from '../../kernel/index.js';
 import type { HttpUrlTemplate } from './http.js';
-import { connectVerifiedTls, tlsFailure } from './upstream-tls.js';
+import { connectVerifiedTls, tlsFailureAfterHandshake } from './upstream-tls.js';
 import type { TlsMaterial } from './upstream-tls.js';
 
 /** HTTP statuses whose answer has no body (the Response constructor refuses one). */
@@ -165,7 +165,7 @@ export function createUpstreamFetch(o: UpstreamFetchOptions): FetchLike {
           if (init?.signal?.aborted !== true)
             fail(
               url.scheme === 'https'
-                ? tlsFailure(err, url.destination)
+                ? tlsFailureAfterHandshake(err, url.destination)
                 : deny('ERR_TOOL_FAILED', 'the connection to the upstream failed'),
             );
           reject(err);

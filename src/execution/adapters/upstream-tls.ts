@@ -140,6 +140,29 @@ export function tlsFailure(err: unknown, to: EgressDestination): Deny {
   return deny('ERR_TOOL_FAILED', 'the connection to the upstream failed');
 }
 
+/**
+ * The alerts a server sends when it refuses the client certificate. Under TLS 1.3 it judges the
+ * certificate after the client's side of the handshake ended, so its refusal arrives on a
+ * connection the client already wrote its request to (encrypted; the server's HTTP layer never
+ * saw it).
+ */
+const CLIENT_CERT_REFUSED =
+  /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_(?:CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REVOKED|CERTIFICATE_EXPIRED|CERTIFICATE_UNKNOWN|UNKNOWN_CA|ACCESS_DENIED|DECRYPT_ERROR)$/;
+
+/**
+ * The deny for a failure on a connection whose handshake verified (the request was written to
+ * it): the server refusing the client certificate is `ERR_UPSTREAM_TLS` (nothing reached its HTTP
+ * layer); anything else, a corrupt record included, is `ERR_TOOL_FAILED`: the request may have
+ * reached the upstream, and the receipt must not say that nothing was sent.
+ */
+export function tlsFailureAfterHandshake(err: unknown, to: EgressDestination): Deny {
+  const raw = (err as { code?: unknown } | null)?.code;
+  const code = typeof raw === 'string' && /^[A-Z0-9_]{1,64}$/.test(raw) ? raw : 'UNKNOWN';
+  if (CLIENT_CERT_REFUSED.test(code))
+    return deny('ERR_UPSTREAM_TLS', `tls to ${to.key}: the server refused the client certificate (${code})`);
+  return deny('ERR_TOOL_FAILED', 'the connection to the upstream failed after the request was written');
+}
+
 /** Where {@link connectVerifiedTls} connects. */
 export interface TlsTarget {
   /** The url's destination: its host is the name the certificate must carry (and the SNI). */
