@@ -239,7 +239,7 @@ export const DENIAL_CODES = {
   ERR_UPSTREAM_TLS: {
     status: 502,
     meaning:
-      'an https upstream (MCP server, HTTP tool, token endpoint) presented a certificate that does not verify: not issued by the trusted or pinned CA, not naming the host, expired or not yet valid, or the TLS handshake failed (a client certificate refused); nothing was sent',
+      'an https upstream (MCP server, HTTP tool, token endpoint) presented a certificate that does not verify: not issued by the trusted or pinned CA, not naming the host, expired or not yet valid, or the TLS handshake failed (a client certificate refused); nothing was sent (a failure after a verified handshake that may have let the request through is ERR_TOOL_FAILED)',
   },
   ERR_UPSTREAM_TOKEN: {
     status: 502,
