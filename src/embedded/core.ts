@@ -190,6 +190,14 @@ export interface Core {
    */
   sweepOrphans(): Promise<RecoveryReport>;
   /**
+   * Records the jobs this instance queued on a broker that no worker answered before their
+   * envelope expired (the broker lost them, no worker took them) as never run: each only once
+   * its envelope is voided unconsumed in this backend's nonce store, the Execution Layer's
+   * (docs/jobs.md "Failures"). Runs every `orphanSweepMs` with a NATS queue; rejects when a step
+   * cannot be confirmed (tried again at the next pass).
+   */
+  sweepLostJobs(): Promise<RecoveryReport>;
+  /**
    * With `executor_url`: the Gate's mutual-TLS Agent to the remote Execution Layer (reloaded by
    * `EmbeddedInstance.reloadTls`); undefined when the Gate calls the executor in-process.
    */
@@ -894,6 +902,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     ],
   });
   let sweepTimer: NodeJS.Timeout | undefined;
+  let lostTimer: NodeJS.Timeout | undefined;
   let sweeping: Promise<RecoveryReport> | undefined;
   let workers: NatsWorkers | undefined;
   let nonceStore: string | undefined;
@@ -910,6 +919,7 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     await workers?.close();
     await jobs.queue.close();
     clearInterval(sweepTimer);
+    clearInterval(lostTimer);
     await sweeping?.catch(() => undefined);
     await follower?.stop();
     await notifications?.close();
@@ -923,6 +933,18 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
   };
   let recovery: RecoveryDeps;
   let recovered: RecoveryReport;
+  /** This instance's open requests (shared storage: its own; an unowned one is a sweep's, under its lock). */
+  const ownOpenRequests = async () => {
+    const self = backend.instance();
+    return (await recovery.openRequests()).filter((r) =>
+      backend.shared ? r.owner === self : r.owner === undefined || r.owner === self,
+    );
+  };
+  let losing: Promise<RecoveryReport> | undefined;
+  const sweepLostJobs = (): Promise<RecoveryReport> =>
+    (losing ??= recordAbandonedRequests({ ...recovery, openRequests: ownOpenRequests }, 'lost').finally(
+      () => (losing = undefined),
+    ));
   /** Abandons the open requests the backend lets this instance claim (gone instances' requests). */
   const sweepOrphans = (): Promise<RecoveryReport> =>
     (sweeping ??= (async () => {
@@ -998,6 +1020,13 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     }, sweepMs);
     sweepTimer.unref();
   }
+  if (config.jobs?.queue === 'nats' && sweepMs > 0) {
+    // A job its broker lost, or no worker took, is recorded never run once its envelope expired.
+    lostTimer = setInterval(() => {
+      if (!fence.raised) sweepLostJobs().catch(() => undefined);
+    }, sweepMs);
+    lostTimer.unref();
+  }
   follower?.start();
   await jobs.queue.start((d) => gate.finishJob(d));
   // In-process queue workers over this process's own Execution Layer, when `jobs.workers` asks.
@@ -1046,23 +1075,15 @@ export async function openCore(dir: string, options: CoreOptions = {}): Promise<
     async abandonInFlight() {
       fence.raise();
       clearInterval(sweepTimer);
+      clearInterval(lostTimer);
       await sweeping?.catch(() => undefined);
+      await losing?.catch(() => undefined);
       await ledger.settled();
-      const self = backend.instance();
       // Only this instance's requests: on shared storage the others' are still being served.
-      return recordAbandonedRequests(
-        {
-          ...recovery,
-          openRequests: async () =>
-            (await recovery.openRequests()).filter((r) =>
-              // Shared storage: only this instance's own; an unowned request is a sweep's, under its lock.
-              backend.shared ? r.owner === self : r.owner === undefined || r.owner === self,
-            ),
-        },
-        'stop',
-      );
+      return recordAbandonedRequests({ ...recovery, openRequests: ownOpenRequests }, 'stop');
     },
     sweepOrphans,
+    sweepLostJobs,
     jobs: jobs.queue,
     ...(scheduler === undefined ? {} : { scheduler }),
     ...(executorAgent === undefined ? {} : { executorAgent }),

@@ -67,11 +67,23 @@ export interface RecoveryReport {
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
 
-/** The `request.abandoned` payload for one open request, voiding its envelope first. */
+/**
+ * How long after its envelope could last run (`exp` + tolerance) a brokered job no worker answered
+ * is taken for lost by a live Gate's pass (ms).
+ */
+export const LOST_JOB_GRACE_MS = 5_000;
+
+/**
+ * The `request.abandoned` payload for one open request, voiding its envelope first. `lost`: a
+ * live Gate's pass over jobs a broker holds (or lost): only a brokered job whose envelope could
+ * last run more than {@link LOST_JOB_GRACE_MS} ago, and only when the nonce store here is the
+ * Execution Layer's and says its envelope was never consumed: the job never ran and never can.
+ * Anything else is left open (its worker's answer, or a restart's recovery, closes it).
+ */
 async function abandonOne(
   deps: RecoveryDeps,
   open: OpenRequest,
-  when: 'restart' | 'stop',
+  when: 'restart' | 'stop' | 'lost',
 ): Promise<{ input: EntryInput; consumed: boolean } | undefined> {
   const entries = (await deps.entriesOf(open.request_id)).filter(
     (e) => e.trace_id === open.trace_id && e.index >= open.accepted_index,
@@ -84,10 +96,13 @@ async function abandonOne(
   const receipt = entries.find((e) => e.type === 'execution.receipt');
   const queue = entries.find((e) => e.type === 'gateway.queued')?.payload['queue'];
   const brokered = typeof queue === 'string' && queue.startsWith('nats:');
+  if (when === 'lost' && (!brokered || receipt !== undefined || issued.length === 0)) return undefined;
+  if (when === 'lost' && deps.voidIsAuthoritative === false) return undefined;
   if (brokered && receipt === undefined) {
     // A broker holds the job: a worker may still take it until its envelope expires.
     const exps = issued.map((e) => e.payload['exp']).filter((x): x is number => typeof x === 'number');
-    const lastRunnableMs = (Math.max(0, ...exps) + (deps.toleranceSec ?? 0)) * 1000;
+    const lastRunnableMs =
+      (Math.max(0, ...exps) + (deps.toleranceSec ?? 0)) * 1000 + (when === 'lost' ? LOST_JOB_GRACE_MS : 0);
     if (deps.now === undefined || deps.now() <= lastRunnableMs) return undefined;
   }
   if (
@@ -109,6 +124,8 @@ async function abandonOne(
     const verdict = await deps.voidEnvelope({ jti, tenant: e.tenant, exp, decision_id: decisionId });
     if (verdict === 'consumed') consumed = true;
   }
+  // A lost job's envelope that was consumed: a worker took it, and its answer closes the job.
+  if (when === 'lost' && consumed) return undefined;
   // Voided here, but consumed perhaps where the Execution Layer keeps its nonces.
   const unsure = !consumed && issued.length > 0 && deps.voidIsAuthoritative === false;
   if (unsure) consumed = true;
@@ -122,7 +139,12 @@ async function abandonOne(
         : decision
           ? 'decided'
           : 'accepted';
-  const who = when === 'restart' ? 'the process stopped' : 'the grace period of the stop ran out';
+  const who =
+    when === 'restart'
+      ? 'the process stopped before the call had an outcome'
+      : when === 'stop'
+        ? 'the grace period of the stop ran out before the call had an outcome'
+        : 'no worker answered the job before its envelope expired (its queue lost it, or no worker took it)';
   // A receipt says itself whether the tool ran: a failed one may be of a call ended before its
   // tool started (its `reason` says so), which "the tool ran" would misstate.
   const ran =
@@ -146,7 +168,7 @@ async function abandonOne(
     envelope_consumed: consumed,
     ...(str(accepted.payload['tool']) === undefined ? {} : { tool: accepted.payload['tool'] }),
     ...(str(accepted.payload['client']) === undefined ? {} : { client: accepted.payload['client'] }),
-    reason: `${who} before the call had an outcome; ${ran}`,
+    reason: `${who}; ${ran}`,
   };
   return {
     consumed,
@@ -167,7 +189,7 @@ async function abandonOne(
  */
 export async function recordAbandonedRequests(
   deps: RecoveryDeps,
-  when: 'restart' | 'stop',
+  when: 'restart' | 'stop' | 'lost',
 ): Promise<RecoveryReport> {
   let abandoned = 0;
   let mayHaveRun = 0;

@@ -135,7 +135,9 @@ export async function jobView(entries: readonly LedgerEntryView[], o: JobViewOpt
   // A consumed envelope without a completion: the tool may have run, and never runs again. The
   // receipt says so too, whatever the outcome record says (one written before it could tell).
   const consumed = p['envelope_consumed'] === true || receipt !== undefined;
-  const status: JobStatus = end.type === 'request.abandoned' || consumed ? 'abandoned' : 'failed';
+  // An abandoned request whose envelope was never consumed (voided unused, or never issued) never
+  // ran: failed, as its record says.
+  const status: JobStatus = consumed ? 'abandoned' : 'failed';
   return {
     status: 200,
     body: {

@@ -358,6 +358,73 @@ describe('the NATS job queue', () => {
     }
   }, 40_000);
 
+  it('a job its broker lost is recorded never run once its envelope expired: failed, not queued for ever', async () => {
+    const stream = streamName('LOST');
+    const work = mkdtempSync(join(tmpdir(), 'fc-nats-lost-'));
+    const dir = join(work, 'gate');
+    let offset = 0;
+    const clock = (): number => Date.now() + offset;
+    try {
+      await initDataDir(dir, { policyDir: napPolicyDir(work) });
+      const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as Record<string, unknown>;
+      writeFileSync(
+        dataPaths(dir).config,
+        JSON.stringify({
+          ...config,
+          jobs: { queue: 'nats', url: NATS_URL, stream, workers: 0, ack_wait_ms: 5000 },
+        }),
+      );
+      let runs = 0;
+      const gate = await startEmbedded(dir, {
+        port: 0,
+        clock,
+        orphanSweepMs: 0,
+        onToolRun: () => void (runs += 1),
+      });
+      try {
+        for (let i = 0; i < 200 && !(await gate.core.jobs.ready()); i += 1)
+          await new Promise((r) => setTimeout(r, 25));
+        const f = readClientFile(dir, DEMO_CLIENT.identity);
+        const client = createClient({
+          url: gate.url,
+          identity: f.identity,
+          tenant: f.tenant,
+          key: f.key,
+          now: clock,
+        });
+        const q = await client.submit('nap', { seconds: '0' }, { session: 'lost' });
+        if (q.outcome !== 'queued') throw new Error(`expected queued: ${JSON.stringify(q)}`);
+        // The broker loses it.
+        const nc = await connect({ servers: NATS_URL });
+        try {
+          await (await jetstreamManager(nc)).streams.purge(stream);
+        } finally {
+          await nc.close();
+        }
+        // While its envelope could still run somewhere, the job stays queued.
+        expect(await gate.core.sweepLostJobs()).toEqual({ abandoned: 0, mayHaveRun: 0 });
+        expect(await client.job(q.job.id, q.job.token)).toMatchObject({
+          outcome: 'queued',
+          status: 'queued',
+        });
+        // Past its expiry and the tolerance: voided unused here (the Execution Layer's store), failed.
+        offset += 15 * 60_000;
+        expect(await gate.core.sweepLostJobs()).toEqual({ abandoned: 1, mayHaveRun: 0 });
+        expect(await client.job(q.job.id, q.job.token)).toMatchObject({
+          outcome: 'abandoned',
+          status: 'failed',
+          envelope_consumed: false,
+        });
+        expect(await gate.core.sweepLostJobs()).toEqual({ abandoned: 0, mayHaveRun: 0 });
+        expect(runs).toBe(0);
+      } finally {
+        await gate.close();
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 40_000);
+
   it("a stopping Gate's own queue workers take no new job: the jobs not taken stay in the stream", async () => {
     const stream = streamName('GATE');
     const work = mkdtempSync(join(tmpdir(), 'fc-nats-stop-'));
