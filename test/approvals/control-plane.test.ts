@@ -228,14 +228,15 @@ describe('Control Plane approval step', () => {
     });
   });
 
-  it('policy activation needs multi-party approval when configured; an approver removed before it is carried out refuses it (OE-INV-020)', async () => {
-    const { r, approvals, keys } = await setup({ policyActivation: { approvals: 2, roles: ['ops'] } });
-    const next = r.bundles.put(compile('cp-next'));
-    if (next.outcome !== 'ok') throw new Error('bundle');
-    const first = await r.cp.activateBundle(next.hash, OPERATOR, 'roll out');
-    expect(first).toMatchObject({ outcome: 'deny', code: 'ERR_APPROVAL_PENDING' });
-    const id = (first as { decision_id: string }).decision_id;
-    for (const name of ['ann', 'ben']) {
+  /** Each of `names` approves the pending decision `id` with its key. */
+  const approveAs = async (
+    names: readonly string[],
+    id: string,
+    approvals: ApprovalService,
+    keys: ReadonlyMap<string, SigningKey>,
+    clock: () => number,
+  ): Promise<void> => {
+    for (const name of names) {
       const p = await approvals.get(id);
       const s: ApprovalStatement = {
         decision_id: id,
@@ -243,7 +244,7 @@ describe('Control Plane approval step', () => {
         preview_sha256: null,
         verdict: 'approve',
         justification: 'reviewed',
-        timestamp: new Date(r.clock()).toISOString(),
+        timestamp: new Date(clock()).toISOString(),
         approver: name,
       };
       await approvals.submit(id, {
@@ -251,6 +252,16 @@ describe('Control Plane approval step', () => {
         signature: encodeBase64url(signEd25519(keys.get(name)!, approvalSigningInput(s))),
       });
     }
+  };
+
+  it('policy activation needs multi-party approval when configured; an approver removed before it is carried out refuses it (OE-INV-020)', async () => {
+    const { r, approvals, keys } = await setup({ policyActivation: { approvals: 2, roles: ['ops'] } });
+    const next = r.bundles.put(compile('cp-next'));
+    if (next.outcome !== 'ok') throw new Error('bundle');
+    const first = await r.cp.activateBundle(next.hash, OPERATOR, 'roll out');
+    expect(first).toMatchObject({ outcome: 'deny', code: 'ERR_APPROVAL_PENDING' });
+    const id = (first as { decision_id: string }).decision_id;
+    await approveAs(['ann', 'ben'], id, approvals, keys, r.clock);
     // An approver removed after the finalisation no longer stands behind it (OE-INV-020): the
     // activation is refused, as an approved call's issuance would be.
     expect(isDeny(await approvals.removeApprover('ben', 'left the team', OPERATOR))).toBe(false);
@@ -267,22 +278,7 @@ describe('Control Plane approval step', () => {
     if (next.outcome !== 'ok') throw new Error('bundle');
     const first = await r.cp.activateBundle(next.hash, OPERATOR, 'roll out');
     const id = (first as { decision_id: string }).decision_id;
-    for (const name of ['ann', 'ben']) {
-      const p = await approvals.get(id);
-      const s: ApprovalStatement = {
-        decision_id: id,
-        intent_sha256: p!.intent_sha256,
-        preview_sha256: null,
-        verdict: 'approve',
-        justification: 'reviewed',
-        timestamp: new Date(r.clock()).toISOString(),
-        approver: name,
-      };
-      await approvals.submit(id, {
-        statement: { ...s },
-        signature: encodeBase64url(signEd25519(keys.get(name)!, approvalSigningInput(s))),
-      });
-    }
+    await approveAs(['ann', 'ben'], id, approvals, keys, r.clock);
     const done = await r.cp.activateBundle(next.hash, OPERATOR, 'roll out');
     expect(done).toMatchObject({ outcome: 'ok', hash: next.hash });
     const activated = (await entriesOf(r.ledger)).filter((e) => e.type === 'admin.policy_activated').at(-1);

@@ -18,7 +18,12 @@ import {
   createOidcVerifier,
   createSqliteApprovalStore,
 } from '../../src/control-plane/index.js';
-import type { ApprovalService, LedgerAppend, PendingRecord } from '../../src/control-plane/index.js';
+import type {
+  ApprovalService,
+  ApprovalStore,
+  LedgerAppend,
+  PendingRecord,
+} from '../../src/control-plane/index.js';
 import { routeApprovals } from '../../src/gate/index.js';
 
 type Key = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
@@ -41,8 +46,19 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
-  service = createApprovalService({
-    store,
+  service = serviceOver(store);
+});
+
+/**
+ * An approval service over `store` that ledgers into `entries` and trusts the test IdP's tokens;
+ * `over` replaces or adds dependencies.
+ */
+function serviceOver(
+  on: ApprovalStore,
+  over: Partial<Parameters<typeof createApprovalService>[0]> = {},
+): ApprovalService {
+  return createApprovalService({
+    store: on,
     ledger: {
       append: (e) => (
         entries.push(e),
@@ -58,8 +74,9 @@ beforeAll(async () => {
       jwksUri: jwksUrl,
       rolesClaim: 'groups',
     }),
+    ...over,
   });
-});
+}
 
 afterAll(async () => {
   await new Promise<void>((r) => server.close(() => r()));
@@ -224,23 +241,7 @@ describe('OIDC approvers', () => {
   it('a key approver x then oidc:x flagged under require_extra: the flag on the human raises the threshold', async () => {
     // Burst at the human's second approval: x's key vote (on another call) is unflagged,
     // oidc:x's is flagged.
-    const watched = createApprovalService({
-      store: createSqliteApprovalStore(':memory:'),
-      ledger: {
-        append: (e) => (
-          entries.push(e),
-          Promise.resolve({ index: entries.length - 1, entry_hash: sha256Hex(String(entries.length)) })
-        ),
-      },
-      putEvidence: (bytes) => Promise.resolve(sha256Hex(bytes)),
-      now: () => Date.now(),
-      isClient: (name) => name === 'bot' || name === 'oidc:bot',
-      oidc: createOidcVerifier({
-        issuer: 'https://idp.example',
-        audience: 'failclosed',
-        jwksUri: jwksUrl,
-        rolesClaim: 'groups',
-      }),
+    const watched = serviceOver(createSqliteApprovalStore(':memory:'), {
       settings: {
         watch: {
           ...DEFAULT_WATCH_SETTINGS,
@@ -331,23 +332,7 @@ describe('OIDC approvers', () => {
 
   it('a token of an identity the console bound to an approver is not a second name for them: refused ERR_APPROVER_SESSION_REQUIRED, no self-approval, no double count', async () => {
     // owner is a console approver bound to the IdP's subject 00uA.
-    const svc = createApprovalService({
-      store: createSqliteApprovalStore(':memory:'),
-      ledger: {
-        append: (e) => (
-          entries.push(e),
-          Promise.resolve({ index: entries.length - 1, entry_hash: sha256Hex(String(entries.length)) })
-        ),
-      },
-      putEvidence: (bytes) => Promise.resolve(sha256Hex(bytes)),
-      now: () => Date.now(),
-      isClient: (name) => name === 'bot',
-      oidc: createOidcVerifier({
-        issuer: 'https://idp.example',
-        audience: 'failclosed',
-        jwksUri: jwksUrl,
-        rolesClaim: 'groups',
-      }),
+    const svc = serviceOver(createSqliteApprovalStore(':memory:'), {
       boundPerson: (issuer, subject) =>
         Promise.resolve(issuer === 'https://idp.example' && subject === '00uA' ? 'owner' : undefined),
     });

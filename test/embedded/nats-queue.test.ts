@@ -88,6 +88,15 @@ async function gateQueue(
   return { gate, delivered };
 }
 
+/** Configures the data directory `dir` for background calls on the NATS `stream` with `workers` in process. */
+function withNatsJobs(dir: string, stream: string, workers: number): void {
+  const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as Record<string, unknown>;
+  writeFileSync(
+    dataPaths(dir).config,
+    JSON.stringify({ ...config, jobs: { queue: 'nats', url: NATS_URL, stream, workers, ack_wait_ms: 5000 } }),
+  );
+}
+
 const until = async (ok: () => boolean, ms: number): Promise<void> => {
   const end = Date.now() + ms;
   while (!ok() && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
@@ -324,14 +333,7 @@ describe('the NATS job queue', () => {
     const dir = join(work, 'gate');
     try {
       await initDataDir(dir, { policyDir: napPolicyDir(work) });
-      const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as Record<string, unknown>;
-      writeFileSync(
-        dataPaths(dir).config,
-        JSON.stringify({
-          ...config,
-          jobs: { queue: 'nats', url: NATS_URL, stream, workers: 1, ack_wait_ms: 5000 },
-        }),
-      );
+      withNatsJobs(dir, stream, 1);
       let runs = 0;
       const gate = await startEmbedded(dir, { port: 0, onToolRun: () => void (runs += 1) });
       try {
@@ -366,14 +368,7 @@ describe('the NATS job queue', () => {
     const clock = (): number => Date.now() + offset;
     try {
       await initDataDir(dir, { policyDir: napPolicyDir(work) });
-      const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as Record<string, unknown>;
-      writeFileSync(
-        dataPaths(dir).config,
-        JSON.stringify({
-          ...config,
-          jobs: { queue: 'nats', url: NATS_URL, stream, workers: 0, ack_wait_ms: 5000 },
-        }),
-      );
+      withNatsJobs(dir, stream, 0);
       let runs = 0;
       const gate = await startEmbedded(dir, {
         port: 0,
@@ -430,15 +425,7 @@ describe('the NATS job queue', () => {
     const work = mkdtempSync(join(tmpdir(), 'fc-nats-stop-'));
     const dir = join(work, 'gate');
     await initDataDir(dir, { policyDir: napPolicyDir(work) });
-    const config = JSON.parse(readFileSync(dataPaths(dir).config, 'utf8')) as Record<string, unknown>;
-    const withWorkers = (workers: number): void =>
-      writeFileSync(
-        dataPaths(dir).config,
-        JSON.stringify({
-          ...config,
-          jobs: { queue: 'nats', url: NATS_URL, stream, workers, ack_wait_ms: 5000 },
-        }),
-      );
+    const withWorkers = (workers: number): void => withNatsJobs(dir, stream, workers);
     const ready = async (g: EmbeddedInstance): Promise<void> => {
       for (let i = 0; i < 200 && !(await g.core.jobs.ready()); i += 1)
         await new Promise((r) => setTimeout(r, 25));
